@@ -1,0 +1,115 @@
+#include "arena.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_BLOCK 8192
+
+typedef struct block {
+  struct block *next; /* older block */
+  size_t size;        /* usable bytes in data */
+  size_t used;        /* bytes handed out */
+  _Alignas(16) unsigned char data[];
+} block;
+
+struct gm__arena {
+  block *head; /* newest block; the first block is the last in the list */
+};
+
+static block *block_new(size_t size) {
+  block *b = malloc(sizeof(block) + size);
+  if (!b) {
+    fprintf(stderr, "greenmarket: out of memory allocating %zu bytes\n", size);
+    abort();
+  }
+  b->next = NULL;
+  b->size = size;
+  b->used = 0;
+  return b;
+}
+
+gm__arena *gm__arena_new(void) {
+  gm__arena *a = calloc(1, sizeof *a);
+  if (!a) abort();
+  a->head = block_new(ARENA_BLOCK);
+  return a;
+}
+
+void gm__arena_destroy(gm__arena **ap) {
+  if (!ap || !*ap) return;
+  block *b = (*ap)->head;
+  while (b) {
+    block *next = b->next;
+    free(b);
+    b = next;
+  }
+  free(*ap);
+  *ap = NULL;
+}
+
+void gm__arena_reset(gm__arena *a) {
+  block *b = a->head;
+  while (b->next) {
+    block *next = b->next;
+    free(b);
+    b = next;
+  }
+  b->used = 0;
+  a->head = b;
+}
+
+void *gm__arena_alloc(gm__arena *a, size_t size) {
+  size_t need = (size + 15) & ~(size_t)15;
+  if (need < size) abort(); /* overflow */
+  block *b = a->head;
+  if (b->size - b->used < need) {
+    /* Big allocations get a block of their own behind the head, so the
+       head's free space is not wasted. */
+    block *nb = block_new(need > ARENA_BLOCK ? need : ARENA_BLOCK);
+    if (need > ARENA_BLOCK / 2) {
+      nb->next = b->next;
+      b->next = nb;
+      nb->used = need;
+      memset(nb->data, 0, size);
+      return nb->data;
+    }
+    nb->next = b;
+    a->head = b = nb;
+  }
+  void *p = b->data + b->used;
+  b->used += need;
+  memset(p, 0, size);
+  return p;
+}
+
+char *gm__arena_strndup(gm__arena *a, const char *s, size_t n) {
+  char *p = gm__arena_alloc(a, n + 1);
+  if (n) memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *gm__arena_strdup(gm__arena *a, const char *s) {
+  return gm__arena_strndup(a, s ? s : "", s ? strlen(s) : 0);
+}
+
+char *gm__arena_vsprintf(gm__arena *a, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0) return gm__arena_strdup(a, "");
+  char *p = gm__arena_alloc(a, (size_t)n + 1);
+  vsnprintf(p, (size_t)n + 1, fmt, ap);
+  return p;
+}
+
+char *gm__arena_sprintf(gm__arena *a, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *p = gm__arena_vsprintf(a, fmt, ap);
+  va_end(ap);
+  return p;
+}

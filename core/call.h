@@ -1,0 +1,38 @@
+/* One request (or timer tick) in flight: what a plugin's gm_call points to. */
+#ifndef GM_CORE_CALL_H
+#define GM_CORE_CALL_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "greenmarket/plugin.h"
+
+struct gm__redis;
+struct gm__ledger;
+
+struct gm_call {
+  gm__arena *arena;          /* freed after the reply is sent */
+  gm_market *market;         /* the plugin called; NULL for core methods */
+  const char *participant;   /* authenticated caller ("" for timers) */
+  const char *roles;         /* comma-separated roles of the caller */
+  const char *idem_key;      /* envelope idempotency key, "" if none */
+  struct gm__redis *redis;   /* this thread's Redis connection */
+  struct gm__ledger *reader; /* this thread's read-only ledger connection */
+  void *pub;                 /* this thread's PUSH socket to the publisher */
+  gm_status status;          /* set by gm__call_fail */
+  const char *message;       /* set by gm__call_fail, in the arena */
+};
+
+/* Records status and message (in the call's arena); returns status. */
+gm_status gm__call_fail(gm_call *call, gm_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+gm_status gm__call_vfail(gm_call *call, gm_status status, const char *fmt,
+                         va_list ap);
+/* Non-zero when `role` is in the call's roles (or the caller is admin). */
+int gm__call_has_role(const gm_call *call, const char *role);
+/* The name of a status as the wire spells it ("INVALID_ARGUMENT"). */
+const char *gm__status_name(gm_status status);
+/* Parses a status name; returns -1 when it is none of the set. */
+int gm__status_parse(const char *name, size_t len);
+
+#endif

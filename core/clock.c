@@ -1,0 +1,25 @@
+#include "clock.h"
+
+#include <stdatomic.h>
+#include <time.h>
+
+/* INT64_MIN: real time; else the manual clock's value. */
+static _Atomic int64_t manual_ms = INT64_MIN;
+
+int64_t gm__clock_now_ms(void) {
+  int64_t m = atomic_load(&manual_ms);
+  if (m != INT64_MIN) return m;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gm__clock_set_manual(int64_t ms) { atomic_store(&manual_ms, ms); }
+
+int gm__clock_is_manual(void) { return atomic_load(&manual_ms) != INT64_MIN; }
+
+uint64_t gm__clock_mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

@@ -1,0 +1,67 @@
+/*
+ * Redis service: connections, the registry of plugin scripts, and running
+ * them by EVALSHA with a reload on NOSCRIPT.
+ *
+ * Key layout (every key one script call touches shares one hash tag):
+ *   gm:{<market>:<tag>}:<key>      a plugin key
+ *   gm:{<market>:<tag>}:outbox     that tag's outbox stream
+ *   gm:{<market>:<tag>}:idem:<participant>:<script>:<idempotency key>
+ *   gm:outboxes                    set of every outbox stream (settler reads it)
+ *   gm:participant:<id>            hash: public_key, roles, name
+ *   gm:participant-key:<z85 key>   string: participant id
+ */
+#ifndef GM_CORE_REDIS_H
+#define GM_CORE_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "greenmarket/plugin.h"
+
+typedef struct gm__redis_addr {
+  const char *unix_path; /* used when non-NULL and non-empty */
+  const char *host;      /* else host:port */
+  int port;
+} gm__redis_addr;
+
+typedef struct gm__redis gm__redis;
+
+/* Connects (with a 5 s timeout); on failure NULL and err says why. */
+gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
+                             size_t errlen);
+/* Closes; nulls *r; idempotent. */
+void gm__redis_destroy(gm__redis **r);
+/* The hiredis context, for plain commands (core participants, settler). */
+redisContext *gm__redis_context(gm__redis *r);
+/* Reconnects after an I/O error; GM_OK or GM_UNAVAILABLE. */
+gm_status gm__redis_reconnect(gm__redis *r);
+
+/*
+ * Registers script `name` of `market` (single-threaded, during plugin init);
+ * wraps it with the gm prelude described in include/greenmarket/plugin.h and
+ * loads it with SCRIPT LOAD over `r` so syntax errors refuse the plugin.
+ */
+gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
+                          const char *lua, char *err, size_t errlen);
+/* Forgets every script of `market` (plugin unload). */
+void gm__scripts_remove(const char *market);
+/* How long an idempotent reply is kept (default 86400 s). */
+void gm__scripts_set_idem_ttl(long seconds);
+
+/*
+ * Runs `market`'s script `name` for `call` (see gm_host_api.script_run).
+ * Uses call->redis, call->arena, call->participant, call->idem_key (when the
+ * method is mutating), and the host clock.  Registers the tag's outbox stream
+ * in gm:outboxes before the first run per stream.  Reconnects and retries
+ * once on I/O error; reloads and retries on NOSCRIPT.
+ */
+gm_status gm__script_run(gm_call *call, const char *market, const char *name,
+                         const char *tag, size_t nkeys,
+                         const char *const *keys, size_t nargs,
+                         const char *const *args, const gm_value **reply);
+
+/* The full key "gm:{<market>:<tag>}:<key>" in the call's arena. */
+char *gm__redis_key(gm_call *call, const char *market, const char *tag,
+                    const char *key);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * greenmarket plugin SDK: the one header a market plugin includes.
+ *
+ * A plugin is a shared object that exports two functions, made by
+ * GM_PLUGIN_DEFINE():
+ *
+ *   gm_plugin_magic()  the ABI stamp, checked exactly before anything else;
+ *   gm_plugin_entry()  the plugin description: name, methods, callbacks.
+ *
+ * The host never links against the plugin and the plugin links no host
+ * symbol: everything the plugin may ask of the host comes through the
+ * gm_host_api table handed to init().  Structs that cross the boundary start
+ * with their size and only ever grow at their end, so a plugin built against
+ * an older SDK keeps loading into a newer host with the same ABI version.
+ *
+ * See docs/plugins.md for the worked example and the threading rules.
+ */
+#ifndef GREENMARKET_PLUGIN_H
+#define GREENMARKET_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any change that is not an append at the end of a struct. */
+#define GM_PLUGIN_ABI_VERSION 1u
+/* "GMPL": guards against loading a shared object that is no plugin at all. */
+#define GM_PLUGIN_MAGIC 0x474d504cu
+
+/* The reply status set, numbered as gRPC numbers them (proto/greenmarket.proto). */
+typedef enum gm_status {
+  GM_OK = 0,
+  GM_INVALID_ARGUMENT = 3,
+  GM_NOT_FOUND = 5,
+  GM_ALREADY_EXISTS = 6,
+  GM_PERMISSION_DENIED = 7,
+  GM_RESOURCE_EXHAUSTED = 8,
+  GM_FAILED_PRECONDITION = 9,
+  GM_UNIMPLEMENTED = 12,
+  GM_INTERNAL = 13,
+  GM_UNAVAILABLE = 14
+} gm_status;
+
+typedef enum gm_log_level {
+  GM_LOG_DEBUG = 0,
+  GM_LOG_INFO = 1,
+  GM_LOG_WARN = 2,
+  GM_LOG_ERROR = 3
+} gm_log_level;
+
+/* Opaque host objects. */
+typedef struct gm_market gm_market; /* one loaded plugin, as the host sees it */
+typedef struct gm_call gm_call;     /* one request (or timer tick) in flight */
+typedef struct gm_ledger gm_ledger; /* an open SQLite settlement transaction */
+
+/* A Redis script reply, converted from the wire; lives in the call's arena. */
+typedef enum gm_value_type {
+  GM_VALUE_NIL = 0,
+  GM_VALUE_INT = 1,
+  GM_VALUE_STR = 2, /* bulk or status string */
+  GM_VALUE_ARRAY = 3
+} gm_value_type;
+
+typedef struct gm_value {
+  gm_value_type type;
+  long long integer;            /* GM_VALUE_INT */
+  const char *str;              /* GM_VALUE_STR: NUL-terminated copy */
+  size_t len;                   /* GM_VALUE_STR: length without the NUL */
+  size_t n;                     /* GM_VALUE_ARRAY: number of items */
+  const struct gm_value *items; /* GM_VALUE_ARRAY: the items */
+} gm_value;
+
+/* A bound SQL parameter or a column read back from the ledger. */
+typedef enum gm_param_type {
+  GM_PARAM_NULL = 0,
+  GM_PARAM_INT = 1,
+  GM_PARAM_TEXT = 2
+} gm_param_type;
+
+typedef struct gm_param {
+  gm_param_type type;
+  int64_t i;
+  const char *s; /* GM_PARAM_TEXT, NUL-terminated */
+} gm_param;
+
+#define GM_INT(v) ((gm_param){GM_PARAM_INT, (int64_t)(v), NULL})
+#define GM_TEXT(v) ((gm_param){GM_PARAM_TEXT, 0, (v)})
+#define GM_NULL ((gm_param){GM_PARAM_NULL, 0, NULL})
+
+/* One row of a ledger query; return non-zero to stop early. */
+typedef int (*gm_row_fn)(void *arg, size_t ncols, const gm_param *cols);
+
+/* One ledger migration: applied once, in version order, in one transaction. */
+typedef struct gm_migration {
+  int version; /* 1, 2, 3 ... per market */
+  const char *sql;
+} gm_migration;
+
+/*
+ * One outbox entry handed to a plugin's settle callback.  The fields are the
+ * name/value pairs the plugin's script passed to gm.emit(kind, ...).
+ */
+typedef struct gm_outbox_entry {
+  const char *stream;  /* the outbox stream key */
+  const char *id;      /* the stream entry id: with stream, the event id */
+  const char *kind;    /* first argument of gm.emit */
+  size_t nfields;      /* number of name/value pairs after kind */
+  const char **names;  /* field names */
+  const char **values; /* field values, NUL-terminated */
+} gm_outbox_entry;
+
+/* The value of field `name` in an outbox entry, or NULL. */
+static inline const char *gm_entry_field(const gm_outbox_entry *e,
+                                         const char *name) {
+  for (size_t i = 0; i < e->nfields; i++) {
+    const char *a = e->names[i], *b = name;
+    while (*a && *a == *b) {
+      a++;
+      b++;
+    }
+    if (*a == *b) return e->values[i];
+  }
+  return NULL;
+}
+
+/* Method flags. */
+#define GM_METHOD_MUTATING 0x1u /* needs an idempotency key; may change state */
+
+/*
+ * A method handler.  `req` is the decoded request (of method->request type,
+ * already validated by protobuf-c); on GM_OK the handler sets *reply to a
+ * message of method->reply type allocated with host->alloc (or a static one).
+ * On failure it returns host->fail(call, status, "what was wrong; how to fix").
+ */
+typedef gm_status (*gm_handler_fn)(gm_call *call, const ProtobufCMessage *req,
+                                   ProtobufCMessage **reply);
+
+typedef struct gm_method {
+  const char *name;                            /* e.g. "order.place" */
+  const ProtobufCMessageDescriptor *request;   /* request body type */
+  const ProtobufCMessageDescriptor *reply;     /* reply body type */
+  gm_handler_fn handle;                        /* mandatory */
+  unsigned flags;                              /* GM_METHOD_* */
+  const char *roles;   /* "buyer,seller": caller needs one; NULL: any */
+  const char *summary; /* one line for `gm <market> --help` */
+} gm_method;
+
+/* A periodic timer callback; the call has a Redis connection of its own. */
+typedef void (*gm_timer_fn)(gm_call *call, void *arg);
+
+/*
+ * A settle callback: write the ledger rows for one outbox entry inside the
+ * writer's transaction.  The host has already made the entry idempotent on
+ * its event id; return non-GM_OK to roll the whole batch back and retry.
+ */
+typedef gm_status (*gm_settle_fn)(gm_market *m, gm_ledger *tx,
+                                  const gm_outbox_entry *entry);
+
+/*
+ * The host services.  Every function is safe to call from any thread the
+ * host calls the plugin on.  Functions taking a gm_call work only during that
+ * call; functions taking a gm_market work from init() until shutdown().
+ */
+typedef struct gm_host_api {
+  size_t size;          /* sizeof(gm_host_api) as the host was built */
+  unsigned abi_version; /* GM_PLUGIN_ABI_VERSION of the host */
+
+  /* -- log, config, clock -- */
+  void (*log)(gm_market *m, gm_log_level level, const char *fmt, ...)
+      __attribute__((format(printf, 3, 4)));
+  /* Value of `key` in the [market.<name>] config section, or `def`. */
+  const char *(*config)(gm_market *m, const char *key, const char *def);
+  /* Milliseconds since the epoch; injectable for tests ([testing] clock). */
+  int64_t (*now_ms)(gm_market *m);
+
+  /* -- the call in flight -- */
+  /* Zeroed memory freed after the reply is sent; never NULL. */
+  void *(*alloc)(gm_call *call, size_t size);
+  char *(*sprintf)(gm_call *call, const char *fmt, ...)
+      __attribute__((format(printf, 2, 3)));
+  /* Records the error message for the reply and returns `status`. */
+  gm_status (*fail)(gm_call *call, gm_status status, const char *fmt, ...)
+      __attribute__((format(printf, 3, 4)));
+  /* The authenticated participant id (never chosen by the request). */
+  const char *(*participant)(gm_call *call);
+  /* Non-zero when the caller holds `role` (admin holds every role). */
+  int (*has_role)(gm_call *call, const char *role);
+  /* The envelope's idempotency key ("" for reads). */
+  const char *(*idempotency_key)(gm_call *call);
+  gm_market *(*market)(gm_call *call);
+
+  /* -- Redis: live state, changed only by registered scripts -- */
+  /*
+   * Registers a Lua script under `name` (from init only).  The host wraps it
+   * so that, inside the script:
+   *   KEYS / ARGV      are the plugin's own keys and arguments;
+   *   gm.now           the host clock in ms (never use Redis TIME);
+   *   gm.participant   the caller;
+   *   gm.emit(kind, f1, v1, ...)  appends to this tag's outbox stream in the
+   *                    same atomic step (settled later by the settle callback);
+   *   gm.reject(status, msg)      returns an error reply "STATUS msg";
+   * and a mutating call's reply is stored under its idempotency key, so a
+   * retry returns the first reply and changes nothing.
+   */
+  gm_status (*script_register)(gm_market *m, const char *name,
+                               const char *lua);
+  /*
+   * Runs script `name` with keys "gm:{<market>:<tag>}:<key>", so every key
+   * shares one Redis Cluster hash tag.  A "STATUS message" error reply becomes
+   * that status with the message recorded by fail().  *reply lives in the call.
+   */
+  gm_status (*script_run)(gm_call *call, const char *name, const char *tag,
+                          size_t nkeys, const char *const *keys, size_t nargs,
+                          const char *const *args, const gm_value **reply);
+
+  /* -- ledger (SQLite): the book of record -- */
+  /* Applies the market's migrations not yet applied (from init only). */
+  gm_status (*ledger_migrate)(gm_market *m, const gm_migration *migrations,
+                              size_t n);
+  /* Registers the callback that settles this market's outbox entries. */
+  gm_status (*settle_register)(gm_market *m, gm_settle_fn fn);
+  /* Runs one statement inside a settle transaction. */
+  gm_status (*ledger_exec)(gm_ledger *tx, const char *sql,
+                           const gm_param *params, size_t nparams);
+  /* Reads settled records (read-only connection; strings live in the call). */
+  gm_status (*ledger_query)(gm_call *call, const char *sql,
+                            const gm_param *params, size_t nparams,
+                            gm_row_fn fn, void *arg);
+
+  /* -- events and timers -- */
+  /* Publishes `msg` on the feed with topic "<market>.<event>". */
+  gm_status (*publish)(gm_call *call, const char *event,
+                       const ProtobufCMessage *msg);
+  /* Calls fn every interval_ms on the host's timer thread (from init only). */
+  gm_status (*timer_add)(gm_market *m, const char *name, int64_t interval_ms,
+                         gm_timer_fn fn, void *arg);
+} gm_host_api;
+
+/* What gm_plugin_magic() returns: compared field by field at load. */
+typedef struct gm_plugin_magic_t {
+  size_t size;                 /* sizeof(gm_plugin_magic_t) */
+  uint32_t magic;              /* GM_PLUGIN_MAGIC */
+  uint32_t abi_version;        /* GM_PLUGIN_ABI_VERSION */
+  uint32_t protobuf_c_version; /* PROTOBUF_C_VERSION_NUMBER built against */
+} gm_plugin_magic_t;
+
+typedef struct gm_plugin {
+  size_t size;             /* sizeof(gm_plugin) as the plugin was built */
+  const char *name;        /* market name: [a-z][a-z0-9_]*, not "gm" */
+  const char *version;     /* the plugin's own version, e.g. "1.0.0" */
+  const char *description; /* one line */
+  const gm_method *methods;
+  size_t n_methods;
+  /* Mandatory: set up scripts, migrations, timers; non-GM_OK refuses load. */
+  gm_status (*init)(gm_market *m, const gm_host_api *host);
+  /* Mandatory: release what init took; called once, after the last call. */
+  void (*shutdown)(gm_market *m);
+} gm_plugin;
+
+#define GM_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* Defines the two exported entry points for plugin description `desc`. */
+#define GM_PLUGIN_DEFINE(desc)                                               \
+  GM_PLUGIN_EXPORT const gm_plugin_magic_t *gm_plugin_magic(void) {          \
+    static const gm_plugin_magic_t m = {sizeof(gm_plugin_magic_t),            \
+                                        GM_PLUGIN_MAGIC,                      \
+                                        GM_PLUGIN_ABI_VERSION,                \
+                                        PROTOBUF_C_VERSION_NUMBER};           \
+    return &m;                                                                \
+  }                                                                           \
+  GM_PLUGIN_EXPORT const gm_plugin *gm_plugin_entry(void) { return &(desc); }
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GREENMARKET_PLUGIN_H */
