@@ -1,4 +1,5 @@
-/* A bump allocator for one request: everything a call allocates is freed at once. */
+/* A bump allocator for one request: everything a call allocates is freed at
+ * once. */
 #ifndef GM_CORE_ARENA_H
 #define GM_CORE_ARENA_H
 
@@ -12,7 +13,8 @@ gm__arena *gm__arena_new(void);
 void gm__arena_destroy(gm__arena **a);
 /* Forgets every allocation but keeps the first block for reuse. */
 void gm__arena_reset(gm__arena *a);
-/* Zeroed, 16-byte aligned memory; aborts only when the machine is out of memory. */
+/* Zeroed, 16-byte aligned memory; aborts only when the machine is out of
+ * memory. */
 void *gm__arena_alloc(gm__arena *a, size_t size);
 char *gm__arena_strndup(gm__arena *a, const char *s, size_t n);
 char *gm__arena_strdup(gm__arena *a, const char *s);

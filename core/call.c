@@ -39,8 +39,7 @@ gm_status gm__call_vfail(gm_call *call, gm_status status, const char *fmt,
   return status;
 }
 
-gm_status gm__call_fail(gm_call *call, gm_status status, const char *fmt,
-                        ...) {
+gm_status gm__call_fail(gm_call *call, gm_status status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   gm__call_vfail(call, status, fmt, ap);

@@ -9,6 +9,7 @@
 
 struct gm__redis;
 struct gm__ledger;
+struct gm__broker;
 
 struct gm_call {
   gm__arena *arena;          /* freed after the reply is sent */
@@ -19,6 +20,7 @@ struct gm_call {
   struct gm__redis *redis;   /* this thread's Redis connection */
   struct gm__ledger *reader; /* this thread's read-only ledger connection */
   void *pub;                 /* this thread's PUSH socket to the publisher */
+  struct gm__broker *broker; /* the broker serving the call (core methods) */
   gm_status status;          /* set by gm__call_fail */
   const char *message;       /* set by gm__call_fail, in the arena */
 };

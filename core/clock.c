@@ -14,9 +14,13 @@ int64_t gm__clock_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void gm__clock_set_manual(int64_t ms) { atomic_store(&manual_ms, ms); }
+void gm__clock_set_manual(int64_t ms) {
+  atomic_store(&manual_ms, ms);
+}
 
-int gm__clock_is_manual(void) { return atomic_load(&manual_ms) != INT64_MIN; }
+int gm__clock_is_manual(void) {
+  return atomic_load(&manual_ms) != INT64_MIN;
+}
 
 uint64_t gm__clock_mono_us(void) {
   struct timespec ts;

@@ -1,4 +1,5 @@
-/* The host clock: real time, or a manual clock set by tests ([testing] clock). */
+/* The host clock: real time, or a manual clock set by tests ([testing] clock).
+ */
 #ifndef GM_CORE_CLOCK_H
 #define GM_CORE_CLOCK_H
 

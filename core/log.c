@@ -25,11 +25,10 @@ void gm__vlog(gm_log_level level, const char *who, const char *fmt,
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   char line[2048];
-  int n = snprintf(line, sizeof line,
-                   "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                   tags[level & 3], who ? who : "gmd");
+  int n = snprintf(
+      line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] ",
+      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+      tm.tm_sec, ts.tv_nsec / 1000000, tags[level & 3], who ? who : "gmd");
   if (n < 0 || (size_t)n >= sizeof line) n = 0;
   vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
   /* One fputs per line keeps lines from several threads whole. */

@@ -1,0 +1,301 @@
+#include "auth.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "call.h"
+#include "log.h"
+
+#define ID_KEY "gm:{participants}:id:"
+#define PUBKEY_KEY "gm:{participants}:key:"
+
+struct gm__auth {
+  void *ctx;        /* the broker's zmq context */
+  pthread_t thread; /* the ZAP handler */
+  gm__redis *redis; /* the handler's own connection */
+  void *rep;        /* REP bound to inproc://zeromq.zap.01 */
+};
+
+int gm__curve_key_valid(const char *z85) {
+  uint8_t bin[32];
+  return z85 && strlen(z85) == 40 && zmq_z85_decode(bin, z85) != NULL;
+}
+
+int gm__roles_valid(const char *roles) {
+  static const char *known[] = {"buyer",  "seller",   "bank",
+                                "agency", "supplier", "admin"};
+  if (!roles || !*roles) return 0;
+  const char *p = roles;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    int ok = 0;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+      if (strlen(known[i]) == len && memcmp(known[i], p, len) == 0) ok = 1;
+    if (!ok) return 0;
+    if (!end) break;
+    p = end + 1;
+  }
+  return 1;
+}
+
+static int valid_id(const char *id) {
+  size_t n = id ? strlen(id) : 0;
+  if (n == 0 || n > 64) return 0;
+  for (const char *p = id; *p; p++)
+    if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+        !(*p >= '0' && *p <= '9') && *p != '-' && *p != '_' && *p != '.')
+      return 0;
+  return 1;
+}
+
+/* Splits "a,b,c" into an arena array. */
+static char **split_roles(gm__arena *a, const char *roles, size_t *n) {
+  size_t count = 1;
+  for (const char *p = roles; *p; p++) count += *p == ',';
+  char **out = gm__arena_alloc(a, count * sizeof *out);
+  *n = 0;
+  const char *p = roles;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len) out[(*n)++] = gm__arena_strndup(a, p, len);
+    if (!end) break;
+    p = end + 1;
+  }
+  return out;
+}
+
+gm_status gm__participant_get(gm_call *call, const char *id,
+                              Gm__Participant **out) {
+  redisContext *rc = gm__redis_context(call->redis);
+  redisReply *r =
+      redisCommand(rc, "HMGET " ID_KEY "%s public_key roles name", id);
+  if (!r) {
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "Redis is not reachable; is redis-server running?");
+  }
+  gm_status st = GM_OK;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+      r->element[1]->type != REDIS_REPLY_STRING) {
+    st = gm__call_fail(call, GM_NOT_FOUND,
+                       "participant '%s' is not registered (an admin registers "
+                       "it with: gm admin register %s --roles ...)",
+                       id, id);
+    goto done;
+  }
+  Gm__Participant *p = gm__arena_alloc(call->arena, sizeof *p);
+  gm__participant__init(p);
+  p->id = gm__arena_strdup(call->arena, id);
+  p->public_key = gm__arena_strdup(
+      call->arena,
+      r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "");
+  p->roles = split_roles(call->arena, r->element[1]->str, &p->n_roles);
+  p->name = gm__arena_strdup(
+      call->arena,
+      r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "");
+  *out = p;
+done:
+  freeReplyObject(r);
+  return st;
+}
+
+/* Atomic: refuses a key owned by someone else, moves the key index on change.
+ */
+static const char register_lua[] =
+    "local owner = ARGV[2] ~= '' and redis.call('GET', KEYS[2])\n"
+    "if owner and owner ~= ARGV[1] then\n"
+    "  return redis.error_reply('ALREADY_EXISTS public key is registered to "
+    "participant ' .. owner)\n"
+    "end\n"
+    "local old = redis.call('HGET', KEYS[1], 'public_key')\n"
+    "if old and old ~= '' and old ~= ARGV[2] then\n"
+    "  redis.call('DEL', ARGV[5] .. old)\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'public_key', ARGV[2], 'roles', ARGV[3], "
+    "'name', ARGV[4])\n"
+    "if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1]) end\n"
+    "return 1\n";
+
+gm_status gm__participant_register(gm_call *call, const Gm__Participant *p) {
+  if (!valid_id(p->id))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "participant id '%s' must be 1-64 characters of "
+                         "letters, digits, '-', '_' or '.'",
+                         p->id ? p->id : "");
+  if (p->public_key && *p->public_key && !gm__curve_key_valid(p->public_key))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "public_key must be a 40-character Z85 CURVE key "
+                         "(make one with: gm keygen)");
+  size_t len = 0;
+  for (size_t i = 0; i < p->n_roles; i++) len += strlen(p->roles[i]) + 1;
+  char *roles = gm__arena_alloc(call->arena, len + 1);
+  for (size_t i = 0; i < p->n_roles; i++) {
+    if (i) strcat(roles, ",");
+    strcat(roles, p->roles[i]);
+  }
+  if (!gm__roles_valid(roles))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "roles '%s': give one or more of %s", roles,
+                         GM_ALL_ROLES);
+  const char *key = p->public_key ? p->public_key : "";
+  char *k1 = gm__arena_sprintf(call->arena, ID_KEY "%s", p->id);
+  char *k2 = gm__arena_sprintf(call->arena, PUBKEY_KEY "%s", *key ? key : "-");
+  redisReply *r =
+      redisCommand(gm__redis_context(call->redis),
+                   "EVAL %s 2 %s %s %s %s %s %s %s", register_lua, k1, k2,
+                   p->id, key, roles, p->name ? p->name : "", PUBKEY_KEY);
+  if (!r)
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "Redis is not reachable; is redis-server running?");
+  gm_status st = GM_OK;
+  if (r->type == REDIS_REPLY_ERROR) {
+    const char *sp = strchr(r->str, ' ');
+    int code = sp ? gm__status_parse(r->str, (size_t)(sp - r->str)) : -1;
+    if (code > 0)
+      st = gm__call_fail(call, (gm_status)code, "%s", sp + 1);
+    else {
+      gm__log(GM_LOG_ERROR, "auth", "register: %s", r->str);
+      st = gm__call_fail(call, GM_INTERNAL, "register failed; see the gmd log");
+    }
+  }
+  freeReplyObject(r);
+  return st;
+}
+
+/* ZMTP metadata: 1-byte name length, name, 4-byte big-endian value length,
+ * value. */
+static size_t put_property(uint8_t *out, const char *name, const char *value) {
+  size_t n = strlen(name), v = strlen(value);
+  out[0] = (uint8_t)n;
+  memcpy(out + 1, name, n);
+  out[1 + n] = (uint8_t)(v >> 24);
+  out[2 + n] = (uint8_t)(v >> 16);
+  out[3 + n] = (uint8_t)(v >> 8);
+  out[4 + n] = (uint8_t)v;
+  memcpy(out + 5 + n, value, v);
+  return 5 + n + v;
+}
+
+static void zap_reply(void *rep, const char *reqid, size_t reqid_len,
+                      const char *code, const char *text, const char *user,
+                      const char *roles) {
+  uint8_t meta[512];
+  size_t mlen = 0;
+  if (roles && strlen(roles) < 400) mlen = put_property(meta, "X-Roles", roles);
+  zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
+  zmq_send(rep, reqid, reqid_len, ZMQ_SNDMORE);
+  zmq_send(rep, code, strlen(code), ZMQ_SNDMORE);
+  zmq_send(rep, text, strlen(text), ZMQ_SNDMORE);
+  zmq_send(rep, user, strlen(user), ZMQ_SNDMORE);
+  zmq_send(rep, meta, mlen, 0);
+}
+
+/* Handles one ZAP request: version, id, domain, address, identity, mechanism,
+ * creds. */
+static void zap_handle(gm__auth *a) {
+  zmq_msg_t parts[8];
+  int n = 0, more = 1;
+  while (more) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, a->rep, 0) < 0) {
+      zmq_msg_close(&m);
+      for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);
+      return;
+    }
+    more = zmq_msg_more(&m);
+    if (n < 8)
+      parts[n++] = m;
+    else
+      zmq_msg_close(&m);
+  }
+  const char *reqid = n > 1 ? zmq_msg_data(&parts[1]) : "";
+  size_t reqid_len = n > 1 ? zmq_msg_size(&parts[1]) : 0;
+  if (n < 7 || zmq_msg_size(&parts[5]) != 5 ||
+      memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) != 0 ||
+      zmq_msg_size(&parts[6]) != 32) {
+    zap_reply(a->rep, reqid, reqid_len, "400", "CURVE required", "", NULL);
+    goto done;
+  }
+  char z85[41];
+  zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
+  redisContext *rc = gm__redis_context(a->redis);
+  redisReply *r = redisCommand(rc, "GET " PUBKEY_KEY "%s", z85);
+  if (!r) {
+    gm__redis_reconnect(a->redis);
+    zap_reply(a->rep, reqid, reqid_len, "300", "participant registry down", "",
+              NULL);
+    goto done;
+  }
+  if (r->type != REDIS_REPLY_STRING) {
+    gm__log(GM_LOG_WARN, "auth", "refused unregistered client key %s", z85);
+    zap_reply(a->rep, reqid, reqid_len, "400", "key not registered", "", NULL);
+    freeReplyObject(r);
+    goto done;
+  }
+  char id[80];
+  snprintf(id, sizeof id, "%s", r->str);
+  freeReplyObject(r);
+  r = redisCommand(rc, "HGET " ID_KEY "%s roles", id);
+  const char *roles = r && r->type == REDIS_REPLY_STRING ? r->str : "";
+  zap_reply(a->rep, reqid, reqid_len, "200", "OK", id, roles);
+  if (r) freeReplyObject(r);
+done:
+  for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);
+}
+
+static void *zap_run(void *arg) {
+  gm__auth *a = arg;
+  for (;;) {
+    zmq_pollitem_t item = {a->rep, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&item, 1, -1);
+    if (rc < 0) {
+      if (zmq_errno() == EINTR) continue;
+      break; /* ETERM: the context is shutting down */
+    }
+    zap_handle(a);
+  }
+  int linger = 0;
+  zmq_setsockopt(a->rep, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close(a->rep);
+  a->rep = NULL;
+  return NULL;
+}
+
+gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr, char *err,
+                         size_t errlen) {
+  gm__auth *a = calloc(1, sizeof *a);
+  if (!a) abort();
+  a->ctx = zmq_ctx;
+  a->redis = gm__redis_connect(addr, err, errlen);
+  if (!a->redis) goto fail;
+  a->rep = zmq_socket(zmq_ctx, ZMQ_REP);
+  if (!a->rep || zmq_bind(a->rep, "inproc://zeromq.zap.01") != 0) {
+    snprintf(err, errlen, "cannot bind the ZAP handler: %s",
+             zmq_strerror(zmq_errno()));
+    goto fail;
+  }
+  if (pthread_create(&a->thread, NULL, zap_run, a) != 0) {
+    snprintf(err, errlen, "cannot start the ZAP thread");
+    goto fail;
+  }
+  return a;
+fail:
+  if (a->rep) zmq_close(a->rep);
+  gm__redis_destroy(&a->redis);
+  free(a);
+  return NULL;
+}
+
+void gm__auth_stop(gm__auth **ap) {
+  if (!ap || !*ap) return;
+  gm__auth *a = *ap;
+  pthread_join(a->thread, NULL);
+  gm__redis_destroy(&a->redis);
+  free(a);
+  *ap = NULL;
+}

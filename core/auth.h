@@ -1,0 +1,39 @@
+/*
+ * Participants and CURVE authentication.
+ *
+ * Participants live in Redis under one hash tag:
+ *   gm:{participants}:id:<id>    hash: public_key, roles, name
+ *   gm:{participants}:key:<z85>  string: the participant id owning that key
+ * With CURVE on, a ZAP handler admits only registered keys and hands the
+ * broker the participant id (ZAP User-Id) and roles (metadata "X-Roles").
+ */
+#ifndef GM_CORE_AUTH_H
+#define GM_CORE_AUTH_H
+
+#include "greenmarket.pb-c.h"
+#include "greenmarket/plugin.h"
+#include "redis.h"
+
+/* Every role a participant may hold. */
+#define GM_ALL_ROLES "buyer,seller,bank,agency,supplier,admin"
+
+typedef struct gm__auth gm__auth;
+
+/* Starts the ZAP handler on zmq_ctx; must run before any CURVE socket binds. */
+gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr, char *err,
+                         size_t errlen);
+/* Stops the handler thread (the context must be shutting down); nulls *a. */
+void gm__auth_stop(gm__auth **a);
+
+/* Looks a participant up; GM_NOT_FOUND when unregistered. */
+gm_status gm__participant_get(gm_call *call, const char *id,
+                              Gm__Participant **out);
+/* Creates or updates a participant (validated); fails on a key owned by
+ * another. */
+gm_status gm__participant_register(gm_call *call, const Gm__Participant *p);
+/* Non-zero for a 40-character Z85 CURVE public key. */
+int gm__curve_key_valid(const char *z85);
+/* Non-zero when every comma-separated role is a known role. */
+int gm__roles_valid(const char *roles);
+
+#endif

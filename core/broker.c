@@ -1,0 +1,968 @@
+#include "broker.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "auth.h"
+#include "call.h"
+#include "clock.h"
+#include "greenmarket.pb-c.h"
+#include "host.h"
+#include "ledger.h"
+#include "loader.h"
+#include "log.h"
+#include "redis.h"
+#include "settle.h"
+#include "timers.h"
+
+#define PROTOCOL_VERSION 1
+#define WORKERS_ENDPOINT "inproc://gm-workers"
+#define EVENTS_ENDPOINT "inproc://gm-events"
+/* Routing frames a request may carry before its payload (ROUTER id, REQ
+   delimiter, proxies in between). */
+#define MAX_PREFIX_FRAMES 8
+#define MAX_IDEM_KEY 128
+
+typedef struct worker {
+  struct gm__broker *b; /* owner */
+  pthread_t thread;     /* this worker */
+  int started;          /* thread was created */
+  void *sock;           /* DEALER to the main thread */
+  void *pub;            /* PUSH to the publisher */
+  gm__redis *redis;     /* own Redis connection */
+  gm__ledger *reader;   /* own read-only ledger */
+  gm__arena *arena;     /* per-request memory, reset after each reply */
+} worker;
+
+struct gm__broker {
+  const gm__config *cfg;       /* not owned */
+  char name[128];              /* broker id in events and as settle consumer */
+  char *endpoint;              /* client ROUTER endpoint */
+  char *feed;                  /* PUB endpoint */
+  long n_workers;              /* worker threads */
+  long max_msg;                /* largest request accepted, bytes */
+  int dev_mode;                /* no CURVE: callers say who they are */
+  int settle_on;               /* this broker runs the settlement writer */
+  long settle_batch;           /* entries per settle transaction */
+  char server_secret[41];      /* CURVE secret key (Z85) in curve mode */
+  char *redis_unix;            /* [redis] unix, resolved */
+  char *redis_host;            /* [redis] host */
+  gm__redis_addr raddr;        /* the Redis address every thread uses */
+  char *ledger_path;           /* [ledger] path, resolved */
+  gm__host host;               /* what plugins see behind gm_host_api */
+  gm_market **markets;         /* loaded plugins */
+  size_t n_markets;            /* how many */
+  void *zctx;                  /* zmq context */
+  worker *workers;             /* n_workers of them */
+  gm__timers *timers;          /* plugin timers */
+  gm__settler *settler;        /* the outbox drain, when settle_on */
+  gm__auth *auth;              /* ZAP handler, in curve mode */
+  volatile sig_atomic_t stop;  /* set by gm__broker_stop */
+  int64_t started_ms;          /* for uptime */
+  gm__stats core_stats;        /* the "gm" market */
+  _Atomic uint64_t bad_frames; /* frames that were no Request */
+  uint64_t event_seq;          /* feed sequence (main thread only) */
+};
+
+/* ---- core methods (market "gm") ---- */
+
+static gm_status core_ping(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__PingRequest *in = (const Gm__PingRequest *)req;
+  Gm__PingReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__ping_reply__init(out);
+  out->echo = in->echo;
+  out->time_ms = gm__clock_now_ms();
+  out->broker = call->broker->name;
+  out->protocol_version = PROTOCOL_VERSION;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static Gm__MethodInfo *method_info(gm__arena *a, const gm_method *m) {
+  Gm__MethodInfo *mi = gm__arena_alloc(a, sizeof *mi);
+  gm__method_info__init(mi);
+  mi->name = (char *)m->name;
+  mi->request_type = (char *)m->request->name;
+  mi->reply_type = (char *)m->reply->name;
+  mi->mutating = (m->flags & GM_METHOD_MUTATING) != 0;
+  mi->roles = (char *)(m->roles ? m->roles : "");
+  mi->summary = (char *)(m->summary ? m->summary : "");
+  return mi;
+}
+
+static const gm_method core_methods[];
+static const size_t n_core_methods;
+
+static gm_status core_markets(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply) {
+  (void)req;
+  gm__broker *b = call->broker;
+  gm__arena *a = call->arena;
+  Gm__MarketsReply *out = gm__arena_alloc(a, sizeof *out);
+  gm__markets_reply__init(out);
+  out->n_markets = b->n_markets + 1;
+  out->markets = gm__arena_alloc(a, out->n_markets * sizeof *out->markets);
+  for (size_t i = 0; i < out->n_markets; i++) {
+    Gm__MarketInfo *mi = gm__arena_alloc(a, sizeof *mi);
+    gm__market_info__init(mi);
+    const gm_method *methods = core_methods;
+    size_t n = n_core_methods;
+    if (i == 0) {
+      mi->name = "gm";
+      mi->version = GM_VERSION;
+      mi->description = "the broker's own methods";
+    } else {
+      const gm_plugin *p = b->markets[i - 1]->plugin;
+      mi->name = (char *)p->name;
+      mi->version = (char *)(p->version ? p->version : "");
+      mi->description = (char *)(p->description ? p->description : "");
+      methods = p->methods;
+      n = p->n_methods;
+    }
+    mi->n_methods = n;
+    mi->methods = gm__arena_alloc(a, n * sizeof *mi->methods);
+    for (size_t j = 0; j < n; j++) mi->methods[j] = method_info(a, &methods[j]);
+    out->markets[i] = mi;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static Gm__MarketStats *market_stats(gm__arena *a, const char *name,
+                                     const gm__stats *s) {
+  Gm__MarketStats *ms = gm__arena_alloc(a, sizeof *ms);
+  gm__market_stats__init(ms);
+  ms->market = (char *)name;
+  ms->requests = atomic_load(&s->requests);
+  ms->errors = atomic_load(&s->errors);
+  ms->latency_p50_us = gm__stats_percentile_us(s, 50);
+  ms->latency_p99_us = gm__stats_percentile_us(s, 99);
+  ms->latency_max_us = atomic_load(&s->latency_max_us);
+  return ms;
+}
+
+static gm_status core_stats(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  (void)req;
+  gm__broker *b = call->broker;
+  Gm__StatsReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__stats_reply__init(out);
+  out->uptime_ms = gm__clock_now_ms() - b->started_ms;
+  out->bad_frames = atomic_load(&b->bad_frames);
+  out->n_markets = b->n_markets + 1;
+  out->markets =
+      gm__arena_alloc(call->arena, out->n_markets * sizeof *out->markets);
+  out->markets[0] = market_stats(call->arena, "gm", &b->core_stats);
+  for (size_t i = 0; i < b->n_markets; i++)
+    out->markets[i + 1] =
+        market_stats(call->arena, b->markets[i]->name, &b->markets[i]->stats);
+  for (size_t i = 0; i < out->n_markets; i++) {
+    out->requests += out->markets[i]->requests;
+    out->errors += out->markets[i]->errors;
+  }
+  out->settled = b->settler ? gm__settler_settled(b->settler) : 0;
+  out->broker = b->name;
+  out->dev_mode = b->dev_mode != 0;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status core_whoami(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply) {
+  (void)req;
+  Gm__WhoamiReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__whoami_reply__init(out);
+  Gm__Participant *p = NULL;
+  if (gm__participant_get(call, call->participant, &p) != GM_OK) {
+    if (call->status != GM_NOT_FOUND) return call->status;
+    /* Unregistered callers exist only in development mode. */
+    call->status = GM_OK;
+    call->message = NULL;
+    p = gm__arena_alloc(call->arena, sizeof *p);
+    gm__participant__init(p);
+    p->id = (char *)call->participant;
+    p->name = "(unregistered, development mode: every role)";
+  }
+  out->participant = p;
+  out->dev_mode = call->broker->dev_mode != 0;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status core_register(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply) {
+  const Gm__RegisterRequest *in = (const Gm__RegisterRequest *)req;
+  if (!in->participant)
+    return gm__call_fail(
+        call, GM_INVALID_ARGUMENT,
+        "register needs a participant (id, roles, public_key)");
+  if (!call->broker->dev_mode &&
+      (!in->participant->public_key || !*in->participant->public_key))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "this broker requires CURVE keys: give the "
+                         "participant's public_key (gm keygen makes one)");
+  gm_status st = gm__participant_register(call, in->participant);
+  if (st != GM_OK) return st;
+  Gm__RegisterReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__register_reply__init(out);
+  Gm__Participant *p = NULL;
+  st = gm__participant_get(call, in->participant->id, &p);
+  if (st != GM_OK) return st;
+  out->participant = p;
+  gm__log(GM_LOG_INFO, "auth", "%s registered participant %s",
+          call->participant, p->id);
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status core_clock_set(gm_call *call, const ProtobufCMessage *req,
+                                ProtobufCMessage **reply) {
+  const Gm__ClockSetRequest *in = (const Gm__ClockSetRequest *)req;
+  if (!gm__clock_is_manual())
+    return gm__call_fail(call, GM_FAILED_PRECONDITION,
+                         "the clock is real time; set [testing] clock = manual "
+                         "in the config to set it");
+  if (in->time_ms <= 0)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "time_ms must be milliseconds since 1970, > 0");
+  gm__clock_set_manual(in->time_ms);
+  Gm__ClockReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__clock_reply__init(out);
+  out->time_ms = gm__clock_now_ms();
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static const gm_method core_methods[] = {
+    {"ping", &gm__ping_request__descriptor, &gm__ping_reply__descriptor,
+     core_ping, 0, NULL, "round trip to the broker"},
+    {"markets", &gm__markets_request__descriptor,
+     &gm__markets_reply__descriptor, core_markets, 0, NULL,
+     "the loaded markets, their versions and methods"},
+    {"stats", &gm__stats_request__descriptor, &gm__stats_reply__descriptor,
+     core_stats, 0, NULL, "requests, errors and latency per market"},
+    {"whoami", &gm__whoami_request__descriptor, &gm__whoami_reply__descriptor,
+     core_whoami, 0, NULL, "the participant and roles the broker sees"},
+    {"register", &gm__register_request__descriptor,
+     &gm__register_reply__descriptor, core_register, GM_METHOD_MUTATING,
+     "admin", "register or update a participant: id, roles, public key"},
+    {"clock.set", &gm__clock_set_request__descriptor,
+     &gm__clock_reply__descriptor, core_clock_set, GM_METHOD_MUTATING, "admin",
+     "set the manual clock (only with [testing] clock = manual)"},
+};
+static const size_t n_core_methods = sizeof core_methods / sizeof *core_methods;
+
+/* ---- request dispatch (worker threads) ---- */
+
+static void *arena_alloc(void *data, size_t size) {
+  return gm__arena_alloc(data, size);
+}
+static void arena_free(void *data, void *p) {
+  (void)data;
+  (void)p;
+}
+
+static gm_market *find_market(gm__broker *b, const char *name) {
+  for (size_t i = 0; i < b->n_markets; i++)
+    if (strcmp(b->markets[i]->name, name) == 0) return b->markets[i];
+  return NULL;
+}
+
+static const char *list_markets(gm__broker *b, gm__arena *a) {
+  char *s = "gm";
+  for (size_t i = 0; i < b->n_markets; i++)
+    s = gm__arena_sprintf(a, "%s, %s", s, b->markets[i]->name);
+  return s;
+}
+
+static const char *list_methods(const gm_method *m, size_t n, gm__arena *a) {
+  char *s = "";
+  for (size_t i = 0; i < n; i++)
+    s = gm__arena_sprintf(a, "%s%s%s", s, i ? ", " : "", m[i].name);
+  return s;
+}
+
+static int idem_key_valid(const char *k) {
+  size_t n = strlen(k);
+  if (n == 0 || n > MAX_IDEM_KEY) return 0;
+  for (const char *p = k; *p; p++)
+    if (*p < '!' || *p > '~') return 0;
+  return 1;
+}
+
+/* Splits the broker's auth frame "participant\0roles". */
+static void read_auth(gm_call *call, zmq_msg_t *auth) {
+  size_t n = zmq_msg_size(auth);
+  const char *d = zmq_msg_data(auth);
+  const char *nul = n ? memchr(d, '\0', n) : NULL;
+  if (!nul) return;
+  call->participant = gm__arena_strndup(call->arena, d, (size_t)(nul - d));
+  call->roles =
+      gm__arena_strndup(call->arena, nul + 1, n - (size_t)(nul - d) - 1);
+}
+
+/* In development mode: the envelope names the caller; roles from the registry.
+ */
+static void dev_identity(gm_call *call, const Gm__Request *req) {
+  const char *who = req->dev_participant && *req->dev_participant
+                        ? req->dev_participant
+                        : "dev";
+  call->participant = who;
+  call->roles = NULL; /* looked up only when a method needs them */
+}
+
+/* Development mode: the caller's roles from the registry, or every role. */
+static void dev_roles(gm_call *call) {
+  const char *who = call->participant;
+  Gm__Participant *p = NULL;
+  if (gm__participant_get(call, who, &p) == GM_OK) {
+    char *roles = "";
+    for (size_t i = 0; i < p->n_roles; i++)
+      roles = gm__arena_sprintf(call->arena, "%s%s%s", roles, i ? "," : "",
+                                p->roles[i]);
+    call->roles = roles;
+  } else {
+    call->roles = GM_ALL_ROLES;
+  }
+  call->status = GM_OK;
+  call->message = NULL;
+}
+
+/* Decodes, authorizes and runs one request; fills *reply_out. */
+static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
+                     zmq_msg_t *payload, Gm__Reply *out, gm__stats **stats) {
+  gm__broker *b = w->b;
+  gm__arena *a = w->arena;
+  ProtobufCAllocator alloc = {arena_alloc, arena_free, a};
+  size_t size = zmq_msg_size(payload);
+  *stats = &b->core_stats;
+  if ((long)size > b->max_msg) {
+    gm__call_fail(call, GM_RESOURCE_EXHAUSTED,
+                  "request of %zu bytes is larger than the broker's limit of "
+                  "%ld bytes ([broker] max_message_bytes)",
+                  size, b->max_msg);
+    atomic_fetch_add(&b->bad_frames, 1);
+    return;
+  }
+  Gm__Request *req = gm__request__unpack(&alloc, size, zmq_msg_data(payload));
+  if (!req) {
+    gm__call_fail(call, GM_INVALID_ARGUMENT,
+                  "the frame (%zu bytes) is not a gm.Request protobuf: send "
+                  "one packed gm.Request per frame (docs/protocol.md)",
+                  size);
+    atomic_fetch_add(&b->bad_frames, 1);
+    gm__log(GM_LOG_WARN, "broker", "undecodable frame of %zu bytes", size);
+    return;
+  }
+  out->request_id = req->request_id;
+  if (req->version != PROTOCOL_VERSION) {
+    gm__call_fail(call, GM_INVALID_ARGUMENT,
+                  "protocol version %u is not supported: set Request.version "
+                  "= %d",
+                  req->version, PROTOCOL_VERSION);
+    return;
+  }
+  if (b->dev_mode)
+    dev_identity(call, req);
+  else
+    read_auth(call, auth);
+  if (!call->participant || !*call->participant) {
+    gm__call_fail(call, GM_PERMISSION_DENIED,
+                  "no authenticated participant: connect with a registered "
+                  "CURVE key");
+    return;
+  }
+
+  const gm_method *m = NULL;
+  const gm_method *methods = core_methods;
+  size_t n_methods = n_core_methods;
+  gm_market *market = NULL;
+  if (strcmp(req->market, "gm") != 0) {
+    market = find_market(b, req->market);
+    if (!market) {
+      gm__call_fail(call, GM_NOT_FOUND,
+                    "no market '%s' on this broker; markets: %s (gm markets "
+                    "lists them)",
+                    req->market, list_markets(b, a));
+      return;
+    }
+    methods = market->plugin->methods;
+    n_methods = market->plugin->n_methods;
+    *stats = &market->stats;
+  }
+  for (size_t i = 0; i < n_methods && !m; i++)
+    if (strcmp(methods[i].name, req->method) == 0) m = &methods[i];
+  if (!m) {
+    gm__call_fail(call, GM_UNIMPLEMENTED,
+                  "market '%s' has no method '%s'; its methods: %s",
+                  req->market, req->method,
+                  list_methods(methods, n_methods, a));
+    return;
+  }
+  call->market = market;
+  if (b->dev_mode && (market || (m->roles && *m->roles))) dev_roles(call);
+  if (m->roles && *m->roles) {
+    int ok = 0;
+    const char *p = m->roles;
+    while (*p && !ok) {
+      const char *end = strchr(p, ',');
+      size_t len = end ? (size_t)(end - p) : strlen(p);
+      ok = gm__call_has_role(call, gm__arena_strndup(a, p, len));
+      p = end ? end + 1 : p + len;
+    }
+    if (!ok) {
+      gm__call_fail(call, GM_PERMISSION_DENIED,
+                    "%s %s needs role %s; participant %s has roles '%s'",
+                    req->market, req->method, m->roles, call->participant,
+                    call->roles ? call->roles : "");
+      return;
+    }
+  }
+  if (m->flags & GM_METHOD_MUTATING) {
+    if (!idem_key_valid(req->idempotency_key)) {
+      gm__call_fail(call, GM_INVALID_ARGUMENT,
+                    "%s %s changes state and needs an idempotency_key of 1-%d "
+                    "printable characters; reuse the same key when you retry",
+                    req->market, req->method, MAX_IDEM_KEY);
+      return;
+    }
+    call->idem_key = req->idempotency_key;
+  }
+  ProtobufCMessage *body = protobuf_c_message_unpack(
+      m->request, &alloc, req->body.len, req->body.data);
+  if (!body) {
+    gm__call_fail(call, GM_INVALID_ARGUMENT,
+                  "the body of %s %s is not a valid %s", req->market,
+                  req->method, m->request->name);
+    return;
+  }
+  ProtobufCMessage *reply = NULL;
+  gm_status st = m->handle(call, body, &reply);
+  if (st != GM_OK) {
+    if (call->status == GM_OK || call->status != st) {
+      /* The handler returned a status without saying why. */
+      gm__call_fail(call, st, "%s %s failed (%s)", req->market, req->method,
+                    call->message ? call->message : "no reason given");
+    }
+    return;
+  }
+  if (!reply || reply->descriptor != m->reply) {
+    gm__log(GM_LOG_ERROR, req->market,
+            "method %s returned %s instead of a %s: plugin bug", req->method,
+            reply ? reply->descriptor->name : "no reply", m->reply->name);
+    gm__call_fail(call, GM_INTERNAL,
+                  "%s %s returned a malformed reply; see the gmd log",
+                  req->market, req->method);
+    return;
+  }
+  call->status = GM_OK;
+  out->body.len = protobuf_c_message_get_packed_size(reply);
+  out->body.data = gm__arena_alloc(a, out->body.len ? out->body.len : 1);
+  protobuf_c_message_pack(reply, out->body.data);
+}
+
+/* Receives one multipart message; -1 when the context is terminating. */
+static int recv_frames(void *sock, zmq_msg_t *frames, int max, int *n) {
+  int more = 1, got = 0, total = 0;
+  while (more) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, 0) < 0) {
+      int e = zmq_errno();
+      zmq_msg_close(&m);
+      for (int i = 0; i < got; i++) zmq_msg_close(&frames[i]);
+      if (e == EINTR && got == 0) {
+        *n = 0;
+        return 0;
+      }
+      return -1;
+    }
+    more = zmq_msg_more(&m);
+    total++;
+    if (got < max)
+      frames[got++] = m;
+    else
+      zmq_msg_close(&m);
+  }
+  *n = total > max ? -got : got;
+  return 0;
+}
+
+static void *worker_run(void *arg) {
+  worker *w = arg;
+  gm__broker *b = w->b;
+  zmq_msg_t f[MAX_PREFIX_FRAMES + 2];
+  for (;;) {
+    int n;
+    if (recv_frames(w->sock, f, MAX_PREFIX_FRAMES + 2, &n) < 0) break;
+    if (n == 0) continue;
+    if (n < 0) { /* more frames than any client sends: drop */
+      for (int i = 0; i < -n; i++) zmq_msg_close(&f[i]);
+      atomic_fetch_add(&b->bad_frames, 1);
+      continue;
+    }
+    /* [auth][routing prefix ...][payload] */
+    uint64_t t0 = gm__clock_mono_us();
+    gm_call call = {.arena = w->arena,
+                    .participant = "",
+                    .roles = "",
+                    .idem_key = "",
+                    .redis = w->redis,
+                    .reader = w->reader,
+                    .pub = w->pub,
+                    .broker = b};
+    Gm__Reply out = GM__REPLY__INIT;
+    out.version = PROTOCOL_VERSION;
+    gm__stats *stats = NULL;
+    dispatch(w, &call, &f[0], &f[n - 1], &out, &stats);
+    out.status = (Gm__Status)call.status;
+    if (call.status != GM_OK) {
+      out.message = (char *)(call.message ? call.message : "");
+      out.body.len = 0;
+      out.body.data = NULL;
+    }
+    size_t len = gm__reply__get_packed_size(&out);
+    uint8_t *buf = gm__arena_alloc(w->arena, len ? len : 1);
+    gm__reply__pack(&out, buf);
+    for (int i = 1; i < n - 1; i++) zmq_msg_send(&f[i], w->sock, ZMQ_SNDMORE);
+    zmq_send(w->sock, buf, len, 0);
+    zmq_msg_close(&f[0]);
+    zmq_msg_close(&f[n - 1]);
+    gm__stats_add(stats, call.status, gm__clock_mono_us() - t0);
+    gm__arena_reset(w->arena);
+  }
+  int linger = 0;
+  zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(w->pub, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close(w->sock);
+  zmq_close(w->pub);
+  return NULL;
+}
+
+/* ---- construction ---- */
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The plugin files to load: [plugins] load names, or every gm_*.so in dir. */
+static char **plugin_paths(const gm__config *cfg, const char *dir, size_t *n) {
+  const char *load = gm__config_get(cfg, "plugins", "load", "");
+  char **paths = NULL;
+  *n = 0;
+  if (*load) {
+    char *copy = strdup(load), *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+      paths = realloc(paths, (*n + 1) * sizeof *paths);
+      if (asprintf(&paths[*n], "%s/gm_%s.so", dir, tok) < 0) abort();
+      (*n)++;
+    }
+    free(copy);
+    return paths;
+  }
+  DIR *d = opendir(dir);
+  if (!d) return NULL;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (len > 6 && strncmp(e->d_name, "gm_", 3) == 0 &&
+        strcmp(e->d_name + len - 3, ".so") == 0) {
+      paths = realloc(paths, (*n + 1) * sizeof *paths);
+      if (asprintf(&paths[*n], "%s/%s", dir, e->d_name) < 0) abort();
+      (*n)++;
+    }
+  }
+  closedir(d);
+  if (*n) qsort(paths, *n, sizeof *paths, cmp_str);
+  return paths;
+}
+
+/* Reads "secret = <z85>" (gm keygen's file) into out. */
+static int read_secret_key(const char *path, char out[41], char *err,
+                           size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, errlen, "[security] secret_key_file %s: %s", path,
+             strerror(errno));
+    return -1;
+  }
+  char line[256];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    char key[32], val[64];
+    if (sscanf(line, " %31[a-z_] = %63s", key, val) == 2 &&
+        strcmp(key, "secret") == 0 && strlen(val) == 40) {
+      memcpy(out, val, 41);
+      found = 1;
+    }
+  }
+  fclose(f);
+  if (!found)
+    snprintf(err, errlen,
+             "%s has no line 'secret = <40-char Z85 key>' (make one with gm "
+             "keygen --out %s)",
+             path, path);
+  return found ? 0 : -1;
+}
+
+static gm_settle_fn settle_lookup(void *arg, const char *market,
+                                  gm_market **m) {
+  gm__broker *b = arg;
+  gm_market *found = find_market(b, market);
+  if (m) *m = found;
+  return found ? found->settle : NULL;
+}
+
+gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
+  gm__broker *b = calloc(1, sizeof *b);
+  if (!b) abort();
+  b->cfg = cfg;
+  b->started_ms = gm__clock_now_ms();
+  char host[64] = "localhost";
+  gethostname(host, sizeof host - 1);
+  snprintf(b->name, sizeof b->name, "%s",
+           gm__config_get(cfg, "broker", "name", ""));
+  if (!b->name[0]) snprintf(b->name, sizeof b->name, "%s:%d", host, getpid());
+  b->endpoint =
+      strdup(gm__config_get(cfg, "broker", "endpoint", "tcp://127.0.0.1:7470"));
+  b->feed =
+      strdup(gm__config_get(cfg, "broker", "feed", "tcp://127.0.0.1:7471"));
+  if (gm__config_int(cfg, "broker", "workers", 4, 1, 256, &b->n_workers, err,
+                     errlen) ||
+      gm__config_int(cfg, "broker", "max_message_bytes", 1 << 20, 256, 64 << 20,
+                     &b->max_msg, err, errlen) ||
+      gm__config_bool(cfg, "ledger", "settle", 1, &b->settle_on, err, errlen) ||
+      gm__config_int(cfg, "ledger", "batch", 512, 1, 100000, &b->settle_batch,
+                     err, errlen))
+    goto fail;
+  const char *level = gm__config_get(cfg, "log", "level", "info");
+  if (gm__log_set_level(level) != 0) {
+    snprintf(err, errlen, "[log] level = %s: use debug, info, warn or error",
+             level);
+    goto fail;
+  }
+  const char *mode = gm__config_get(cfg, "security", "mode", "");
+  if (strcmp(mode, "dev") == 0) {
+    b->dev_mode = 1;
+  } else if (strcmp(mode, "curve") == 0) {
+    char *path = gm__config_path(cfg, "security", "secret_key_file", NULL);
+    int rc = path ? read_secret_key(path, b->server_secret, err, errlen) : -1;
+    if (!path)
+      snprintf(err, errlen,
+               "[security] mode = curve needs secret_key_file (gm keygen "
+               "--out FILE makes one)");
+    free(path);
+    if (rc) goto fail;
+  } else {
+    snprintf(err, errlen,
+             "[security] mode must be 'curve' (with secret_key_file) or 'dev' "
+             "(no authentication: for development only)");
+    goto fail;
+  }
+  const char *clock = gm__config_get(cfg, "testing", "clock", "real");
+  if (strcmp(clock, "manual") == 0)
+    gm__clock_set_manual(gm__clock_now_ms());
+  else if (strcmp(clock, "real") != 0) {
+    snprintf(err, errlen, "[testing] clock = %s: use real or manual", clock);
+    goto fail;
+  }
+
+  b->redis_unix = gm__config_path(cfg, "redis", "unix", NULL);
+  b->redis_host = strdup(gm__config_get(cfg, "redis", "host", "127.0.0.1"));
+  long port;
+  if (gm__config_int(cfg, "redis", "port", 6379, 1, 65535, &port, err, errlen))
+    goto fail;
+  b->raddr = (gm__redis_addr){b->redis_unix, b->redis_host, (int)port};
+  b->ledger_path = gm__config_path(cfg, "ledger", "path", "ledger.sqlite");
+  long ttl;
+  if (gm__config_int(cfg, "redis", "idempotency_ttl", 86400, 60, 30 * 86400,
+                     &ttl, err, errlen))
+    goto fail;
+  gm__scripts_set_idem_ttl(ttl);
+
+  b->host.config = cfg;
+  b->host.broker_name = b->name;
+  b->host.redis = gm__redis_connect(&b->raddr, err, errlen);
+  if (!b->host.redis) goto fail;
+  b->host.ledger = gm__ledger_open(b->ledger_path, 0, err, errlen);
+  if (!b->host.ledger) goto fail;
+  b->timers = b->host.timers = gm__timers_new();
+
+  char *dir = gm__config_path(cfg, "plugins", "dir", NULL);
+  if (!dir) dir = strdup(GM_DEFAULT_PLUGIN_DIR);
+  size_t n = 0;
+  char **paths = plugin_paths(cfg, dir, &n);
+  if (n == 0) gm__log(GM_LOG_WARN, "loader", "no plugins found in %s", dir);
+  for (size_t i = 0; i < n; i++) {
+    char why[1024];
+    gm_market *m = gm__plugin_load(paths[i], &b->host, why, sizeof why);
+    if (m && find_market(b, m->name)) {
+      gm__log(GM_LOG_ERROR, "loader",
+              "%s: refused: market %s is loaded already", paths[i], m->name);
+      gm__plugin_unload(&m);
+    }
+    if (m) {
+      b->markets = realloc(b->markets, (b->n_markets + 1) * sizeof *b->markets);
+      b->markets[b->n_markets++] = m;
+    }
+    free(paths[i]);
+  }
+  free(paths);
+  free(dir);
+  /* Migrations are done; the settler owns the writer connection from now. */
+  gm__ledger_close(&b->host.ledger);
+  return b;
+fail:
+  gm__broker_destroy(&b);
+  return NULL;
+}
+
+size_t gm__broker_markets(const gm__broker *b) {
+  return b->n_markets;
+}
+
+void gm__broker_stop(gm__broker *b) {
+  b->stop = 1;
+}
+
+/* Forwards every frame of one message from `from` to `to`. */
+static void forward(void *from, void *to) {
+  int more = 1;
+  while (more) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, from, 0) < 0) {
+      zmq_msg_close(&m);
+      return;
+    }
+    more = zmq_msg_more(&m);
+    zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0);
+    zmq_msg_close(&m);
+  }
+}
+
+/* Client -> worker: adds the auth frame in front of the client's frames. */
+static void forward_request(gm__broker *b, void *front, void *back) {
+  zmq_msg_t f[MAX_PREFIX_FRAMES + 1];
+  int n;
+  if (recv_frames(front, f, MAX_PREFIX_FRAMES + 1, &n) < 0 || n == 0) return;
+  if (n < 0 || n < 2) { /* too many frames, or no payload after the id */
+    for (int i = 0; i < (n < 0 ? -n : n); i++) zmq_msg_close(&f[i]);
+    atomic_fetch_add(&b->bad_frames, 1);
+    gm__log(GM_LOG_WARN, "broker", "dropped a message with %s frames",
+            n < 0 ? "too many" : "no payload");
+    return;
+  }
+  char auth[512];
+  size_t alen = 0;
+  if (!b->dev_mode) {
+    const char *user = zmq_msg_gets(&f[n - 1], "User-Id");
+    const char *roles = zmq_msg_gets(&f[n - 1], "X-Roles");
+    int w = snprintf(auth, sizeof auth, "%s%c%s", user ? user : "", '\0',
+                     roles ? roles : "");
+    alen = w > 0 && (size_t)w < sizeof auth ? (size_t)w : 0;
+  }
+  zmq_send(back, auth, alen, ZMQ_SNDMORE);
+  for (int i = 0; i < n; i++) {
+    zmq_msg_send(&f[i], back, i + 1 < n ? ZMQ_SNDMORE : 0);
+    zmq_msg_close(&f[i]);
+  }
+}
+
+/* Worker/timer event -> feed, stamped with the broker's sequence number. */
+static void forward_event(gm__broker *b, void *pull, void *pub) {
+  zmq_msg_t f[2];
+  int n;
+  if (recv_frames(pull, f, 2, &n) < 0 || n == 0) return;
+  if (n != 2) {
+    for (int i = 0; i < (n < 0 ? -n : n); i++) zmq_msg_close(&f[i]);
+    return;
+  }
+  /* Appending field 7 (varint) to a packed Event sets its seq. */
+  uint8_t tail[11];
+  size_t t = 0;
+  uint64_t seq = ++b->event_seq;
+  tail[t++] = (7 << 3) | 0;
+  do {
+    tail[t++] = (uint8_t)((seq & 0x7f) | (seq > 0x7f ? 0x80 : 0));
+    seq >>= 7;
+  } while (seq);
+  size_t len = zmq_msg_size(&f[1]);
+  zmq_msg_t body;
+  zmq_msg_init_size(&body, len + t);
+  memcpy(zmq_msg_data(&body), zmq_msg_data(&f[1]), len);
+  memcpy((uint8_t *)zmq_msg_data(&body) + len, tail, t);
+  zmq_msg_send(&f[0], pub, ZMQ_SNDMORE);
+  zmq_msg_send(&body, pub, 0);
+  zmq_msg_close(&f[0]);
+  zmq_msg_close(&f[1]);
+  zmq_msg_close(&body);
+}
+
+static int worker_start(gm__broker *b, worker *w, char *err, size_t errlen) {
+  w->b = b;
+  w->arena = gm__arena_new();
+  w->redis = gm__redis_connect(&b->raddr, err, errlen);
+  if (!w->redis) return -1;
+  w->reader = gm__ledger_open(b->ledger_path, 1, err, errlen);
+  if (!w->reader) return -1;
+  w->sock = zmq_socket(b->zctx, ZMQ_DEALER);
+  w->pub = zmq_socket(b->zctx, ZMQ_PUSH);
+  if (zmq_connect(w->sock, WORKERS_ENDPOINT) ||
+      zmq_connect(w->pub, EVENTS_ENDPOINT)) {
+    snprintf(err, errlen, "worker sockets: %s", zmq_strerror(zmq_errno()));
+    return -1;
+  }
+  if (pthread_create(&w->thread, NULL, worker_run, w) != 0) {
+    snprintf(err, errlen, "cannot start a worker thread");
+    return -1;
+  }
+  w->started = 1;
+  return 0;
+}
+
+int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
+  int rc = -1;
+  void *front = NULL, *back = NULL, *pull = NULL, *pub = NULL;
+  b->zctx = zmq_ctx_new();
+  if (!b->dev_mode) {
+    b->auth = gm__auth_start(b->zctx, &b->raddr, err, errlen);
+    if (!b->auth) goto done;
+  }
+  front = zmq_socket(b->zctx, ZMQ_ROUTER);
+  back = zmq_socket(b->zctx, ZMQ_DEALER);
+  pull = zmq_socket(b->zctx, ZMQ_PULL);
+  pub = zmq_socket(b->zctx, ZMQ_PUB);
+  /* A hard cap well above the reply limit: a bigger frame drops the peer,
+     a merely large one gets a RESOURCE_EXHAUSTED reply. */
+  int64_t hard = (int64_t)b->max_msg * 4 + 4096;
+  zmq_setsockopt(front, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
+  if (!b->dev_mode) {
+    int one = 1;
+    zmq_setsockopt(front, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(front, ZMQ_CURVE_SECRETKEY, b->server_secret, 40);
+    zmq_setsockopt(front, ZMQ_ZAP_DOMAIN, "greenmarket", 11);
+    zmq_setsockopt(pub, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(pub, ZMQ_CURVE_SECRETKEY, b->server_secret, 40);
+    zmq_setsockopt(pub, ZMQ_ZAP_DOMAIN, "greenmarket", 11);
+  }
+  if (zmq_bind(back, WORKERS_ENDPOINT) || zmq_bind(pull, EVENTS_ENDPOINT)) {
+    snprintf(err, errlen, "inproc bind: %s", zmq_strerror(zmq_errno()));
+    goto done;
+  }
+  if (zmq_bind(front, b->endpoint)) {
+    snprintf(err, errlen,
+             "cannot bind %s: %s (is another gmd running? set "
+             "[broker] endpoint)",
+             b->endpoint, zmq_strerror(zmq_errno()));
+    goto done;
+  }
+  if (zmq_bind(pub, b->feed)) {
+    snprintf(err, errlen, "cannot bind the feed %s: %s (set [broker] feed)",
+             b->feed, zmq_strerror(zmq_errno()));
+    goto done;
+  }
+  b->workers = calloc((size_t)b->n_workers, sizeof *b->workers);
+  for (long i = 0; i < b->n_workers; i++)
+    if (worker_start(b, &b->workers[i], err, errlen)) goto done;
+  if (gm__timers_start(b->timers, &b->raddr, b->ledger_path, b->zctx,
+                       EVENTS_ENDPOINT, err, errlen))
+    goto done;
+  if (b->settle_on) {
+    gm__settle_config sc = {.redis = b->raddr,
+                            .ledger_path = b->ledger_path,
+                            .consumer = b->name,
+                            .batch_size = (int)b->settle_batch,
+                            .block_ms = 100,
+                            .claim_idle_ms = 30000,
+                            .lookup = settle_lookup,
+                            .lookup_arg = b};
+    b->settler = gm__settler_start(&sc, err, errlen);
+    if (!b->settler) goto done;
+  }
+  if (b->dev_mode)
+    gm__log(GM_LOG_WARN, "broker",
+            "DEVELOPMENT MODE: no CURVE keys, no authentication; any client "
+            "may act as any participant. Never expose %s beyond this machine.",
+            b->endpoint);
+  gm__log(GM_LOG_INFO, "broker",
+          "%s serving %zu market(s) on %s, feed %s, %ld workers, ledger %s",
+          b->name, b->n_markets, b->endpoint, b->feed, b->n_workers,
+          b->ledger_path);
+
+  zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0},
+                            {back, 0, ZMQ_POLLIN, 0},
+                            {pull, 0, ZMQ_POLLIN, 0}};
+  while (!b->stop) {
+    int n = zmq_poll(items, 3, 200);
+    if (n < 0) {
+      if (zmq_errno() == EINTR) continue;
+      snprintf(err, errlen, "poll: %s", zmq_strerror(zmq_errno()));
+      goto done;
+    }
+    /* Replies first: they free clients and workers. */
+    if (items[1].revents & ZMQ_POLLIN) forward(back, front);
+    if (items[0].revents & ZMQ_POLLIN) forward_request(b, front, back);
+    if (items[2].revents & ZMQ_POLLIN) forward_event(b, pull, pub);
+  }
+  rc = 0;
+  gm__log(GM_LOG_INFO, "broker", "stopping");
+done:
+  /* Timers and settler first: they finish what they hold. */
+  gm__timers_destroy(&b->timers);
+  b->host.timers = NULL;
+  gm__settler_stop(&b->settler);
+  int linger = 0;
+  void *socks[] = {front, back, pull, pub};
+  for (int i = 0; i < 4; i++)
+    if (socks[i]) {
+      zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
+      zmq_close(socks[i]);
+    }
+  zmq_ctx_shutdown(b->zctx);
+  for (long i = 0; b->workers && i < b->n_workers; i++) {
+    worker *w = &b->workers[i];
+    if (w->started)
+      pthread_join(w->thread, NULL);
+    else {
+      if (w->sock) zmq_close(w->sock);
+      if (w->pub) zmq_close(w->pub);
+    }
+    gm__redis_destroy(&w->redis);
+    gm__ledger_close(&w->reader);
+    gm__arena_destroy(&w->arena);
+  }
+  free(b->workers);
+  b->workers = NULL;
+  gm__auth_stop(&b->auth);
+  zmq_ctx_term(b->zctx);
+  b->zctx = NULL;
+  return rc;
+}
+
+void gm__broker_destroy(gm__broker **bp) {
+  if (!bp || !*bp) return;
+  gm__broker *b = *bp;
+  gm__timers_destroy(&b->timers);
+  for (size_t i = 0; i < b->n_markets; i++) gm__plugin_unload(&b->markets[i]);
+  free(b->markets);
+  gm__redis_destroy(&b->host.redis);
+  gm__ledger_close(&b->host.ledger);
+  free(b->endpoint);
+  free(b->feed);
+  free(b->redis_unix);
+  free(b->redis_host);
+  free(b->ledger_path);
+  free(b);
+  *bp = NULL;
+}

@@ -1,0 +1,38 @@
+/* gmd configuration: an INI file read with inih (see deploy/gmd.conf.example).
+ */
+#ifndef GM_CORE_CONFIG_H
+#define GM_CORE_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct gm__config gm__config;
+
+/* Reads `path`; NULL and err ("file:line: why") on a syntax error or I/O error.
+ */
+gm__config *gm__config_load(const char *path, char *err, size_t errlen);
+/* An empty configuration (every key at its default). */
+gm__config *gm__config_new(void);
+void gm__config_destroy(gm__config **c);
+/* Sets (or replaces) one value, as a command-line override would. */
+void gm__config_set(gm__config *c, const char *section, const char *key,
+                    const char *value);
+/* The value, or def when unset. */
+const char *gm__config_get(const gm__config *c, const char *section,
+                           const char *key, const char *def);
+/* An integer value; def when unset; -1 and err when not a number in [min,max].
+ */
+int gm__config_int(const gm__config *c, const char *section, const char *key,
+                   long def, long min, long max, long *out, char *err,
+                   size_t errlen);
+/* A boolean (on/off, true/false, yes/no, 1/0); -1 and err when none of those.
+ */
+int gm__config_bool(const gm__config *c, const char *section, const char *key,
+                    int def, int *out, char *err, size_t errlen);
+/*
+ * A path value resolved against the config file's folder when relative;
+ * returns a malloc'd string (or NULL when unset and def is NULL).
+ */
+char *gm__config_path(const gm__config *c, const char *section, const char *key,
+                      const char *def);
+
+#endif

@@ -1,0 +1,182 @@
+/* gm_host_api: each entry is a thin bridge to the service that does the work.
+ */
+#include "host.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "call.h"
+#include "clock.h"
+#include "greenmarket.pb-c.h"
+#include "ledger.h"
+#include "loader.h"
+#include "log.h"
+#include "redis.h"
+#include "timers.h"
+
+static void host_log(gm_market *m, gm_log_level level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  gm__vlog(level, m ? m->name : "plugin", fmt, ap);
+  va_end(ap);
+}
+
+static const char *host_config(gm_market *m, const char *key, const char *def) {
+  char section[64];
+  snprintf(section, sizeof section, "market.%s", m->name);
+  return gm__config_get(m->host->config, section, key, def);
+}
+
+static int64_t host_now_ms(gm_market *m) {
+  (void)m;
+  return gm__clock_now_ms();
+}
+
+static void *host_alloc(gm_call *call, size_t size) {
+  return gm__arena_alloc(call->arena, size);
+}
+
+static char *host_sprintf(gm_call *call, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = gm__arena_vsprintf(call->arena, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+static gm_status host_fail(gm_call *call, gm_status status, const char *fmt,
+                           ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  gm__call_vfail(call, status, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+static const char *host_participant(gm_call *call) {
+  return call->participant;
+}
+
+static int host_has_role(gm_call *call, const char *role) {
+  return gm__call_has_role(call, role);
+}
+
+static const char *host_idempotency_key(gm_call *call) {
+  return call->idem_key ? call->idem_key : "";
+}
+
+static gm_market *host_market(gm_call *call) {
+  return call->market;
+}
+
+static gm_status host_script_register(gm_market *m, const char *name,
+                                      const char *lua) {
+  char err[512];
+  if (!m->host->redis) {
+    gm__log(GM_LOG_ERROR, m->name, "script %s: no Redis connection during init",
+            name);
+    return GM_UNAVAILABLE;
+  }
+  gm_status st =
+      gm__scripts_add(m->host->redis, m->name, name, lua, err, sizeof err);
+  if (st != GM_OK)
+    gm__log(GM_LOG_ERROR, m->name, "script %s refused: %s", name, err);
+  return st;
+}
+
+static gm_status host_script_run(gm_call *call, const char *name,
+                                 const char *tag, size_t nkeys,
+                                 const char *const *keys, size_t nargs,
+                                 const char *const *args,
+                                 const gm_value **reply) {
+  if (!call->market)
+    return gm__call_fail(call, GM_INTERNAL, "script_run outside a market call");
+  return gm__script_run(call, call->market->name, name, tag, nkeys, keys, nargs,
+                        args, reply);
+}
+
+static gm_status host_ledger_migrate(gm_market *m,
+                                     const gm_migration *migrations, size_t n) {
+  char err[512];
+  if (!m->host->ledger) return GM_UNAVAILABLE;
+  gm_status st = gm__ledger_migrate(m->host->ledger, m->name, migrations, n,
+                                    err, sizeof err);
+  if (st != GM_OK) gm__log(GM_LOG_ERROR, m->name, "migration: %s", err);
+  return st;
+}
+
+static gm_status host_settle_register(gm_market *m, gm_settle_fn fn) {
+  if (!fn) return GM_INVALID_ARGUMENT;
+  m->settle = fn;
+  return GM_OK;
+}
+
+static gm_status host_publish(gm_call *call, const char *event,
+                              const ProtobufCMessage *msg) {
+  if (!call->market)
+    return gm__call_fail(call, GM_INTERNAL, "publish outside a market call");
+  return gm__publish(call, call->market->name, event, msg);
+}
+
+static gm_status host_timer_add(gm_market *m, const char *name,
+                                int64_t interval_ms, gm_timer_fn fn,
+                                void *arg) {
+  if (!m->host->timers) return GM_UNAVAILABLE;
+  return gm__timers_add(m->host->timers, m, name, interval_ms, fn, arg);
+}
+
+const gm_host_api gm__host_api = {
+    .size = sizeof(gm_host_api),
+    .abi_version = GM_PLUGIN_ABI_VERSION,
+    .log = host_log,
+    .config = host_config,
+    .now_ms = host_now_ms,
+    .alloc = host_alloc,
+    .sprintf = host_sprintf,
+    .fail = host_fail,
+    .participant = host_participant,
+    .has_role = host_has_role,
+    .idempotency_key = host_idempotency_key,
+    .market = host_market,
+    .script_register = host_script_register,
+    .script_run = host_script_run,
+    .ledger_migrate = host_ledger_migrate,
+    .settle_register = host_settle_register,
+    .ledger_exec = gm__ledger_exec,
+    .ledger_query = gm__ledger_query,
+    .publish = host_publish,
+    .timer_add = host_timer_add,
+};
+
+gm_status gm__publish(gm_call *call, const char *market, const char *event,
+                      const ProtobufCMessage *msg) {
+  if (!call->pub) return GM_OK; /* no feed in this context (tests) */
+  char topic[128];
+  int tn = snprintf(topic, sizeof topic, "%s.%s", market, event);
+  if (tn < 0 || (size_t)tn >= sizeof topic)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT, "event name too long");
+  size_t blen = protobuf_c_message_get_packed_size(msg);
+  uint8_t *body = gm__arena_alloc(call->arena, blen ? blen : 1);
+  protobuf_c_message_pack(msg, body);
+  Gm__Event ev = GM__EVENT__INIT;
+  ev.market = (char *)market;
+  ev.event = (char *)event;
+  ev.time_ms = gm__clock_now_ms();
+  ev.type = (char *)msg->descriptor->name;
+  ev.body.data = body;
+  ev.body.len = blen;
+  ev.broker = (char *)(call->market ? call->market->host->broker_name : "");
+  size_t elen = gm__event__get_packed_size(&ev);
+  uint8_t *packed = gm__arena_alloc(call->arena, elen ? elen : 1);
+  gm__event__pack(&ev, packed);
+  /* The publisher thread appends the sequence number (field 7). */
+  if (zmq_send(call->pub, topic, (size_t)tn, ZMQ_SNDMORE) < 0 ||
+      zmq_send(call->pub, packed, elen, 0) < 0) {
+    gm__log(GM_LOG_WARN, market, "event %s dropped: %s", topic,
+            zmq_strerror(zmq_errno()));
+    return GM_UNAVAILABLE;
+  }
+  return GM_OK;
+}

@@ -1,0 +1,27 @@
+/* The host side of gm_host_api: what plugins reach through the table. */
+#ifndef GM_CORE_HOST_H
+#define GM_CORE_HOST_H
+
+#include "config.h"
+#include "greenmarket/plugin.h"
+
+struct gm__redis;
+struct gm__ledger;
+struct gm__timers;
+
+typedef struct gm__host {
+  const gm__config *config;  /* the broker's configuration */
+  struct gm__redis *redis;   /* registration connection, for init only */
+  struct gm__ledger *ledger; /* migration connection, for init only */
+  struct gm__timers *timers; /* where timer_add registers */
+  const char *broker_name;   /* in every published event */
+} gm__host;
+
+/* The table handed to every plugin's init. */
+extern const gm_host_api gm__host_api;
+
+/* Queues one event for the feed through call->pub (also used by core). */
+gm_status gm__publish(gm_call *call, const char *market, const char *event,
+                      const ProtobufCMessage *msg);
+
+#endif

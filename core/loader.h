@@ -1,0 +1,49 @@
+/* The plugin loader: dlopen, ABI checks, mandatory callbacks, init. */
+#ifndef GM_CORE_LOADER_H
+#define GM_CORE_LOADER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "greenmarket/plugin.h"
+
+struct gm__host;
+
+/* Latency buckets: bucket i counts requests that took < 2^i microseconds. */
+#define GM_LATENCY_BUCKETS 32
+
+typedef struct gm__stats {
+  _Atomic uint64_t requests;                    /* replies sent */
+  _Atomic uint64_t errors;                      /* replies not OK */
+  _Atomic uint64_t latency[GM_LATENCY_BUCKETS]; /* log2 histogram, us */
+  _Atomic uint64_t latency_max_us;              /* slowest request */
+} gm__stats;
+
+/* Counts one request; status is its reply status. */
+void gm__stats_add(gm__stats *s, gm_status status, uint64_t us);
+/* The smallest bucket bound below which `pct` percent of requests took. */
+uint64_t gm__stats_percentile_us(const gm__stats *s, unsigned pct);
+
+struct gm_market {
+  char *name;              /* plugin->name, owned copy */
+  char *path;              /* the shared object's path */
+  void *dl;                /* dlopen handle */
+  const gm_plugin *plugin; /* the plugin's description (in the .so) */
+  gm_settle_fn settle;     /* from settle_register, or NULL */
+  struct gm__host *host;   /* the host services behind gm_host_api */
+  gm__stats stats;         /* this market's request counters */
+};
+
+/*
+ * Loads the plugin at `path`: checks the magic function, the ABI version, the
+ * description and every mandatory callback, then calls init.  On any refusal
+ * returns NULL, dlcloses, and err says which file and why.
+ */
+gm_market *gm__plugin_load(const char *path, struct gm__host *host, char *err,
+                           size_t errlen);
+/* Calls shutdown, forgets the plugin's scripts, dlcloses; nulls *m. */
+void gm__plugin_unload(gm_market **m);
+/* The method named `name`, or NULL. */
+const gm_method *gm__plugin_method(const gm_market *m, const char *name);
+
+#endif

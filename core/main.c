@@ -1,0 +1,104 @@
+/* gmd: the greenmarket broker daemon. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+
+static gm__broker *running;
+
+static void on_signal(int sig) {
+  (void)sig;
+  if (running) gm__broker_stop(running);
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: gmd -c FILE [--check]\n"
+          "       gmd --version\n"
+          "\n"
+          "Runs the greenmarket broker with the configuration in FILE\n"
+          "(see deploy/gmd.conf.example and docs/operations.md).\n"
+          "\n"
+          "  -c, --config FILE   the configuration file (required)\n"
+          "      --check         load the config and the plugins, then exit\n"
+          "  -l, --log-level L   debug, info, warn or error (overrides [log])\n"
+          "  -h, --help          this help\n"
+          "  -V, --version       the version\n");
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"check", no_argument, NULL, 'k'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+  const char *path = NULL, *level = NULL;
+  int check = 0, c;
+  while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
+    switch (c) {
+      case 'c':
+        path = optarg;
+        break;
+      case 'k':
+        check = 1;
+        break;
+      case 'l':
+        level = optarg;
+        break;
+      case 'h':
+        usage(stdout);
+        return 0;
+      case 'V':
+        printf("gmd %s\n", GM_VERSION);
+        return 0;
+      default:
+        usage(stderr);
+        return 2;
+    }
+  }
+  if (!path || optind != argc) {
+    usage(stderr);
+    return 2;
+  }
+  char err[1024] = "";
+  gm__config *cfg = gm__config_load(path, err, sizeof err);
+  if (!cfg) {
+    gm__log(GM_LOG_ERROR, "gmd", "%s", err);
+    return 1;
+  }
+  if (level) gm__config_set(cfg, "log", "level", level);
+  gm__broker *b = gm__broker_new(cfg, err, sizeof err);
+  if (!b) {
+    gm__log(GM_LOG_ERROR, "gmd", "cannot start: %s", err);
+    gm__config_destroy(&cfg);
+    return 1;
+  }
+  int rc = 0;
+  if (check) {
+    printf("gmd: %s is valid; %zu market(s) loaded\n", path,
+           gm__broker_markets(b));
+  } else {
+    running = b;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (gm__broker_run(b, err, sizeof err) != 0) {
+      gm__log(GM_LOG_ERROR, "gmd", "%s", err);
+      rc = 1;
+    }
+    running = NULL;
+  }
+  gm__broker_destroy(&b);
+  gm__config_destroy(&cfg);
+  return rc;
+}

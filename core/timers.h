@@ -1,0 +1,29 @@
+/*
+ * Plugin timers: one thread calls each registered callback every interval,
+ * serially, with a gm_call that has the thread's own Redis connection.
+ */
+#ifndef GM_CORE_TIMERS_H
+#define GM_CORE_TIMERS_H
+
+#include "greenmarket/plugin.h"
+#include "redis.h"
+
+struct gm__ledger;
+
+typedef struct gm__timers gm__timers;
+
+gm__timers *gm__timers_new(void);
+/* Registers before start; GM_INVALID_ARGUMENT for a non-positive interval. */
+gm_status gm__timers_add(gm__timers *t, gm_market *m, const char *name,
+                         int64_t interval_ms, gm_timer_fn fn, void *arg);
+/*
+ * Starts the thread: it connects to Redis at `addr`, opens the ledger
+ * read-only at ledger_path and a PUSH socket to pub_endpoint on zmq_ctx.
+ */
+int gm__timers_start(gm__timers *t, const gm__redis_addr *addr,
+                     const char *ledger_path, void *zmq_ctx,
+                     const char *pub_endpoint, char *err, size_t errlen);
+/* Stops the thread (after the callback in hand), frees, nulls *t. */
+void gm__timers_destroy(gm__timers **t);
+
+#endif
