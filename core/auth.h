@@ -19,9 +19,14 @@
 
 typedef struct gm__auth gm__auth;
 
-/* Starts the ZAP handler on zmq_ctx; must run before any CURVE socket binds. */
-gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr, char *err,
-                         size_t errlen);
+/*
+ * Starts the ZAP handler on zmq_ctx; must run before any CURVE socket binds.
+ * admin_keys: comma-separated Z85 public keys admitted as participant "admin"
+ * with role admin ([security] admin_keys), so the first admin can register
+ * everyone else.
+ */
+gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
+                         const char *admin_keys, char *err, size_t errlen);
 /* Stops the handler thread (the context must be shutting down); nulls *a. */
 void gm__auth_stop(gm__auth **a);
 

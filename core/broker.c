@@ -836,7 +836,9 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   void *front = NULL, *back = NULL, *pull = NULL, *pub = NULL;
   b->zctx = zmq_ctx_new();
   if (!b->dev_mode) {
-    b->auth = gm__auth_start(b->zctx, &b->raddr, err, errlen);
+    b->auth = gm__auth_start(
+        b->zctx, &b->raddr,
+        gm__config_get(b->cfg, "security", "admin_keys", ""), err, errlen);
     if (!b->auth) goto done;
   }
   front = zmq_socket(b->zctx, ZMQ_ROUTER);

@@ -1,0 +1,123 @@
+/*
+ * The test market: a real plugin built against the public SDK only, used by
+ * the broker's tests.  echo reads, bump runs a script that counts in Redis and
+ * emits an outbox entry, count reads the settled rows back from the ledger.
+ */
+#include <string.h>
+
+#include "greenmarket/plugin.h"
+#include "testmkt.pb-c.h"
+
+static const gm_host_api *host;
+
+static const char bump_lua[] =
+    "local seq = redis.call('INCR', KEYS[1])\n"
+    "gm.emit('bump', 'seq', seq, 'note', ARGV[1], 'who', gm.participant)\n"
+    "return seq\n";
+
+static const gm_migration migrations[] = {
+    {1,
+     "CREATE TABLE testmkt_bumps(seq INTEGER PRIMARY KEY, note TEXT NOT "
+     "NULL, who TEXT NOT NULL)"},
+};
+
+static gm_status settle(gm_market *m, gm_ledger *tx, const gm_outbox_entry *e) {
+  (void)m;
+  if (strcmp(e->kind, "bump") != 0) return GM_OK;
+  const char *seq = gm_entry_field(e, "seq");
+  const char *note = gm_entry_field(e, "note");
+  const char *who = gm_entry_field(e, "who");
+  if (!seq || !note || !who) return GM_INVALID_ARGUMENT;
+  /* A plain INSERT: a doubled entry would fail the batch, loudly. */
+  gm_param p[] = {GM_TEXT(seq), GM_TEXT(note), GM_TEXT(who)};
+  return host->ledger_exec(
+      tx, "INSERT INTO testmkt_bumps(seq, note, who) VALUES (?, ?, ?)", p, 3);
+}
+
+static gm_status echo(gm_call *call, const ProtobufCMessage *req,
+                      ProtobufCMessage **reply) {
+  const Gm__Testmkt__EchoRequest *in = (const void *)req;
+  if (strcmp(in->text, "fail") == 0)
+    return host->fail(call, GM_FAILED_PRECONDITION,
+                      "you asked me to fail; send another text");
+  Gm__Testmkt__EchoReply *out = host->alloc(call, sizeof *out);
+  gm__testmkt__echo_reply__init(out);
+  out->text = host->sprintf(call, "%s", in->text);
+  out->participant = (char *)host->participant(call);
+  out->config_value = (char *)host->config(host->market(call), "greeting", "");
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status bump(gm_call *call, const ProtobufCMessage *req,
+                      ProtobufCMessage **reply) {
+  const Gm__Testmkt__BumpRequest *in = (const void *)req;
+  const char *keys[] = {"counter"};
+  const char *args[] = {in->note};
+  const gm_value *v;
+  gm_status st = host->script_run(call, "bump", "all", 1, keys, 1, args, &v);
+  if (st != GM_OK) return st;
+  if (v->type != GM_VALUE_INT)
+    return host->fail(call, GM_INTERNAL, "bump script returned no number");
+  Gm__Testmkt__BumpReply *out = host->alloc(call, sizeof *out);
+  gm__testmkt__bump_reply__init(out);
+  out->seq = v->integer;
+  host->publish(call, "bumped", &out->base);
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static int count_row(void *arg, size_t ncols, const gm_param *cols) {
+  if (ncols == 1) *(int64_t *)arg = cols[0].i;
+  return 0;
+}
+
+static gm_status count(gm_call *call, const ProtobufCMessage *req,
+                       ProtobufCMessage **reply) {
+  (void)req;
+  int64_t n = 0;
+  gm_status st = host->ledger_query(call, "SELECT count(*) FROM testmkt_bumps",
+                                    NULL, 0, count_row, &n);
+  if (st != GM_OK) return st;
+  Gm__Testmkt__CountReply *out = host->alloc(call, sizeof *out);
+  gm__testmkt__count_reply__init(out);
+  out->settled = n;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status init(gm_market *m, const gm_host_api *api) {
+  host = api;
+  gm_status st = host->script_register(m, "bump", bump_lua);
+  if (st == GM_OK) st = host->ledger_migrate(m, migrations, 1);
+  if (st == GM_OK) st = host->settle_register(m, settle);
+  return st;
+}
+
+static void shutdown_plugin(gm_market *m) {
+  (void)m;
+}
+
+static const gm_method methods[] = {
+    {"echo", &gm__testmkt__echo_request__descriptor,
+     &gm__testmkt__echo_reply__descriptor, echo, 0, NULL, "echo a text"},
+    {"bump", &gm__testmkt__bump_request__descriptor,
+     &gm__testmkt__bump_reply__descriptor, bump, GM_METHOD_MUTATING,
+     "buyer,seller", "count one, settle one row"},
+    {"count", &gm__testmkt__count_request__descriptor,
+     &gm__testmkt__count_reply__descriptor, count, 0, NULL,
+     "rows settled so far"},
+};
+
+static const gm_plugin plugin = {
+    .size = sizeof(gm_plugin),
+    .name = "testmkt",
+    .version = "1.0.0",
+    .description = "the broker's test market",
+    .methods = methods,
+    .n_methods = sizeof methods / sizeof *methods,
+    .init = init,
+    .shutdown = shutdown_plugin,
+};
+
+GM_PLUGIN_DEFINE(plugin)

@@ -1,0 +1,407 @@
+/*
+ * gmd end to end: a real redis-server, a real gmd with the test market, and
+ * requests over ZeroMQ.  Checks replies, what Redis holds and what SQLite
+ * holds.
+ */
+#include <check.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "gmd_fixture.h"
+#include "greenmarket.pb-c.h"
+#include "redis_fixture.h"
+#include "testmkt.pb-c.h"
+
+static gm_test_redis *redis;
+static gm_test_gmd *gmd;
+static gm_test_conn *conn;
+
+static void start(const char *extra) {
+  redis = gm_test_redis_start();
+  gmd = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+}
+
+static void setup(void) {
+  start("[plugins]\nload = testmkt\n[market.testmkt]\ngreeting = hello\n");
+}
+
+static void teardown(void) {
+  gm_test_conn_destroy(&conn);
+  gm_test_gmd_stop(&gmd);
+  gm_test_redis_stop(&redis);
+}
+
+static void sleep_ms(int ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* Expects `status` and `text` in the reply message; frees the reply. */
+static void expect_error(Gm__Reply *r, Gm__Status status, const char *text) {
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == status, "status %d (%s), want %d", r->status,
+                r->message, status);
+  ck_assert_msg(strstr(r->message, text) != NULL, "'%s' not in '%s'", text,
+                r->message);
+  gm__reply__free_unpacked(r, NULL);
+}
+
+static Gm__StatsReply *stats(void) {
+  Gm__StatsRequest req = GM__STATS_REQUEST__INIT;
+  Gm__Reply *r = gm_test_call(conn, NULL, "gm", "stats", NULL, &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  Gm__StatsReply *s = gm__stats_reply__unpack(NULL, r->body.len, r->body.data);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_ptr_nonnull(s);
+  return s;
+}
+
+static int64_t bump(const char *as, const char *key, const char *note) {
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = (char *)note;
+  Gm__Reply *r = gm_test_call(conn, as, "testmkt", "bump", key, &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "bump: %s", r->message);
+  Gm__Testmkt__BumpReply *b =
+      gm__testmkt__bump_reply__unpack(NULL, r->body.len, r->body.data);
+  int64_t seq = b->seq;
+  gm__testmkt__bump_reply__free_unpacked(b, NULL);
+  gm__reply__free_unpacked(r, NULL);
+  return seq;
+}
+
+static long long ledger_count(const char *sql) {
+  sqlite3 *db;
+  ck_assert_int_eq(
+      sqlite3_open_v2(gm_test_gmd_ledger(gmd), &db, SQLITE_OPEN_READONLY, NULL),
+      SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st;
+  long long n = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+/* Waits (up to 15 s) until the ledger holds `want` bumps. */
+static long long wait_settled(long long want) {
+  long long n = -1;
+  for (int i = 0; i < 1500; i++) {
+    n = ledger_count("SELECT count(*) FROM testmkt_bumps");
+    if (n == want) break;
+    sleep_ms(10);
+  }
+  return n;
+}
+
+START_TEST(ping_and_markets) {
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  ping.echo = "hi";
+  Gm__Reply *r = gm_test_call(conn, NULL, "gm", "ping", NULL, &ping.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  Gm__PingReply *p = gm__ping_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_str_eq(p->echo, "hi");
+  ck_assert_int_eq(p->protocol_version, 1);
+  gm__ping_reply__free_unpacked(p, NULL);
+  gm__reply__free_unpacked(r, NULL);
+
+  Gm__MarketsRequest mreq = GM__MARKETS_REQUEST__INIT;
+  r = gm_test_call(conn, NULL, "gm", "markets", NULL, &mreq.base);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  Gm__MarketsReply *m =
+      gm__markets_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_uint_eq(m->n_markets, 2);
+  ck_assert_str_eq(m->markets[0]->name, "gm");
+  ck_assert_str_eq(m->markets[1]->name, "testmkt");
+  ck_assert_str_eq(m->markets[1]->version, "1.0.0");
+  int found = 0;
+  for (size_t i = 0; i < m->markets[1]->n_methods; i++) {
+    Gm__MethodInfo *mi = m->markets[1]->methods[i];
+    if (strcmp(mi->name, "bump") == 0) {
+      found = 1;
+      ck_assert(mi->mutating);
+      ck_assert_str_eq(mi->request_type, "gm.testmkt.BumpRequest");
+      ck_assert_str_eq(mi->roles, "buyer,seller");
+    }
+  }
+  ck_assert(found);
+  gm__markets_reply__free_unpacked(m, NULL);
+  gm__reply__free_unpacked(r, NULL);
+}
+END_TEST
+
+START_TEST(garbage_gets_clear_errors_and_the_broker_goes_on) {
+  /* Not a protobuf at all. */
+  const char junk[] = "\xff\xff\xff\xff garbage";
+  const void *d1[] = {junk};
+  size_t s1[] = {sizeof junk - 1};
+  gm_test_conn_send_raw(conn, 1, d1, s1);
+  expect_error(gm_test_conn_recv(conn, 5000), GM__STATUS__INVALID_ARGUMENT,
+               "is not a gm.Request");
+  /* An empty frame decodes as an empty Request: version 0. */
+  const void *d2[] = {""};
+  size_t s2[] = {0};
+  gm_test_conn_send_raw(conn, 1, d2, s2);
+  expect_error(gm_test_conn_recv(conn, 5000), GM__STATUS__INVALID_ARGUMENT,
+               "Request.version = 1");
+  /* Far too many frames: dropped without a reply. */
+  const void *d3[20];
+  size_t s3[20];
+  for (int i = 0; i < 20; i++) d3[i] = "x", s3[i] = 1;
+  gm_test_conn_send_raw(conn, 20, d3, s3);
+  ck_assert_ptr_null(gm_test_conn_recv(conn, 300));
+  /* Larger than max_message_bytes (1 MiB by default). */
+  size_t big = (1u << 20) + 100;
+  char *huge = calloc(1, big);
+  const void *d4[] = {huge};
+  size_t s4[] = {big};
+  gm_test_conn_send_raw(conn, 1, d4, s4);
+  free(huge);
+  expect_error(gm_test_conn_recv(conn, 5000), GM__STATUS__RESOURCE_EXHAUSTED,
+               "max_message_bytes");
+  /* A version the broker does not speak. */
+  Gm__Request req = GM__REQUEST__INIT;
+  req.version = 2;
+  req.market = "gm";
+  req.method = "ping";
+  uint8_t buf[64];
+  size_t n = gm__request__pack(&req, buf);
+  const void *d5[] = {buf};
+  size_t s5[] = {n};
+  gm_test_conn_send_raw(conn, 1, d5, s5);
+  expect_error(gm_test_conn_recv(conn, 5000), GM__STATUS__INVALID_ARGUMENT,
+               "protocol version 2");
+
+  Gm__StatsReply *s = stats();
+  ck_assert_uint_ge(s->bad_frames, 3);
+  gm__stats_reply__free_unpacked(s, NULL);
+  ck_assert(gm_test_gmd_log_has(gmd, "undecodable frame"));
+}
+END_TEST
+
+START_TEST(unknown_markets_methods_and_bodies) {
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  expect_error(gm_test_call(conn, NULL, "nosuch", "ping", NULL, &ping.base),
+               GM__STATUS__NOT_FOUND, "markets: gm, testmkt");
+  expect_error(gm_test_call(conn, NULL, "testmkt", "nosuch", NULL, NULL),
+               GM__STATUS__UNIMPLEMENTED, "its methods: echo, bump, count");
+  /* A body that is not an EchoRequest: field 1 as a varint. */
+  Gm__Request req = GM__REQUEST__INIT;
+  req.version = 1;
+  req.request_id = 77;
+  req.market = "testmkt";
+  req.method = "echo";
+  uint8_t body[] = {0x0a, 0x05, 'a'}; /* length 5, only 1 byte follows */
+  req.body.data = body;
+  req.body.len = sizeof body;
+  uint8_t buf[128];
+  size_t n = gm__request__pack(&req, buf);
+  const void *d[] = {buf};
+  size_t s[] = {n};
+  gm_test_conn_send_raw(conn, 1, d, s);
+  Gm__Reply *r = gm_test_conn_recv(conn, 5000);
+  ck_assert_uint_eq(r->request_id, 77);
+  expect_error(r, GM__STATUS__INVALID_ARGUMENT,
+               "not a valid gm.testmkt.EchoRequest");
+  /* A mutating method without an idempotency key. */
+  Gm__Testmkt__BumpRequest bump_req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  expect_error(
+      gm_test_call(conn, "alice", "testmkt", "bump", NULL, &bump_req.base),
+      GM__STATUS__INVALID_ARGUMENT, "needs an idempotency_key");
+  /* Nothing reached Redis. */
+  redisContext *rc = gm_test_redis_connect(redis);
+  ck_assert_int_eq(gm_test_redis_int(rc, "EXISTS gm:{testmkt:all}:counter"), 0);
+  redisFree(rc);
+}
+END_TEST
+
+START_TEST(plugin_errors_identity_and_config_reach_the_caller) {
+  Gm__Testmkt__EchoRequest e = GM__TESTMKT__ECHO_REQUEST__INIT;
+  e.text = "fail";
+  expect_error(gm_test_call(conn, "alice", "testmkt", "echo", NULL, &e.base),
+               GM__STATUS__FAILED_PRECONDITION, "you asked me to fail");
+  e.text = "hello there";
+  Gm__Reply *r = gm_test_call(conn, "alice", "testmkt", "echo", NULL, &e.base);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  Gm__Testmkt__EchoReply *out =
+      gm__testmkt__echo_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_str_eq(out->text, "hello there");
+  ck_assert_str_eq(out->participant, "alice");
+  ck_assert_str_eq(out->config_value, "hello");
+  gm__testmkt__echo_reply__free_unpacked(out, NULL);
+  gm__reply__free_unpacked(r, NULL);
+}
+END_TEST
+
+START_TEST(roles_are_enforced) {
+  /* In development mode an unregistered caller holds every role. */
+  Gm__Participant p = GM__PARTICIPANT__INIT;
+  p.id = "bob";
+  char *roles[] = {"agency"};
+  p.roles = roles;
+  p.n_roles = 1;
+  Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+  reg.participant = &p;
+  Gm__Reply *r =
+      gm_test_call(conn, "root", "gm", "register", "reg-1", &reg.base);
+  ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  expect_error(gm_test_call(conn, "bob", "testmkt", "bump", "k1", &b.base),
+               GM__STATUS__PERMISSION_DENIED, "needs role buyer,seller");
+  expect_error(gm_test_call(conn, "bob", "gm", "register", "reg-2", &reg.base),
+               GM__STATUS__PERMISSION_DENIED, "needs role admin");
+  char *bad[] = {"wizard"};
+  p.roles = bad;
+  expect_error(gm_test_call(conn, "root", "gm", "register", "reg-3", &reg.base),
+               GM__STATUS__INVALID_ARGUMENT, "roles 'wizard'");
+  ck_assert_int_eq(bump("alice", "k1", "ok"), 1);
+}
+END_TEST
+
+START_TEST(idempotent_retries_change_nothing) {
+  ck_assert_int_eq(bump("alice", "key-1", "first"), 1);
+  ck_assert_int_eq(bump("alice", "key-1", "first"), 1);
+  ck_assert_int_eq(bump("alice", "key-1", "different body, same key"), 1);
+  ck_assert_int_eq(bump("carol", "key-1", "another participant"), 2);
+  ck_assert_int_eq(bump("alice", "key-2", "second"), 3);
+  redisContext *rc = gm_test_redis_connect(redis);
+  ck_assert_int_eq(gm_test_redis_int(rc, "GET gm:{testmkt:all}:counter"), 3);
+  redisFree(rc);
+  ck_assert_int_eq(wait_settled(3), 3);
+  ck_assert_int_eq(
+      ledger_count("SELECT count(*) FROM testmkt_bumps WHERE who = 'carol'"),
+      1);
+}
+END_TEST
+
+START_TEST(events_reach_the_feed) {
+  void *ctx = zmq_ctx_new();
+  void *sub = zmq_socket(ctx, ZMQ_SUB);
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "testmkt.", 8);
+  int timeout = 5000;
+  zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
+  sleep_ms(200); /* the slow-joiner: let the subscription reach the PUB */
+  bump("alice", "ev-1", "a");
+  bump("alice", "ev-2", "b");
+  for (uint64_t want = 1; want <= 2; want++) {
+    char topic[64] = "";
+    int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
+    ck_assert_int_gt(n, 0);
+    topic[n] = 0;
+    ck_assert_str_eq(topic, "testmkt.bumped");
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    ck_assert_int_ge(zmq_msg_recv(&m, sub, 0), 0);
+    Gm__Event *ev = gm__event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_str_eq(ev->type, "gm.testmkt.BumpReply");
+    ck_assert_uint_eq(ev->seq, want);
+    Gm__Testmkt__BumpReply *b =
+        gm__testmkt__bump_reply__unpack(NULL, ev->body.len, ev->body.data);
+    ck_assert_int_eq(b->seq, (int64_t)want);
+    gm__testmkt__bump_reply__free_unpacked(b, NULL);
+    gm__event__free_unpacked(ev, NULL);
+    zmq_msg_close(&m);
+  }
+  zmq_close(sub);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+/*
+ * kill -9 while bumps stream in and settle: every acknowledged bump, and every
+ * retried one, lands in SQLite exactly once, matching the Redis counter.
+ */
+START_TEST(kill9_during_settlement_loses_nothing_doubles_nothing) {
+  enum { N = 600, WINDOW = 32 };
+  char keys[N][16];
+  int acked[N] = {0};
+  for (int i = 0; i < N; i++) snprintf(keys[i], sizeof keys[i], "kill-%d", i);
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  b.note = "load";
+  /* Pipelined: WINDOW requests in flight, kill -9 part way through. */
+  int sent = 0, got = 0;
+  uint8_t buf[256], body[64];
+  size_t blen = gm__testmkt__bump_request__pack(&b, body);
+  while (got < N / 2) {
+    while (sent < N && sent - got < WINDOW) {
+      Gm__Request req = GM__REQUEST__INIT;
+      req.version = 1;
+      req.request_id = (uint64_t)sent + 1;
+      req.market = "testmkt";
+      req.method = "bump";
+      req.idempotency_key = keys[sent];
+      req.dev_participant = "alice";
+      req.body.data = body;
+      req.body.len = blen;
+      size_t n = gm__request__pack(&req, buf);
+      const void *d[] = {buf};
+      size_t s[] = {n};
+      gm_test_conn_send_raw(conn, 1, d, s);
+      sent++;
+    }
+    Gm__Reply *r = gm_test_conn_recv(conn, 5000);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+    acked[r->request_id - 1] = 1;
+    got++;
+    gm__reply__free_unpacked(r, NULL);
+  }
+  gm_test_gmd_kill9(gmd);
+  gm_test_gmd_restart(gmd);
+  gm_test_conn_destroy(&conn);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  /* The client retries everything not acknowledged, with the same keys. */
+  int retried = 0;
+  for (int i = 0; i < N; i++)
+    if (!acked[i]) {
+      bump("alice", keys[i], "load");
+      retried++;
+    }
+  ck_assert_int_gt(retried, 0);
+  redisContext *rc = gm_test_redis_connect(redis);
+  ck_assert_int_eq(gm_test_redis_int(rc, "GET gm:{testmkt:all}:counter"), N);
+  redisFree(rc);
+  ck_assert_int_eq(wait_settled(N), N);
+  ck_assert_int_eq(ledger_count("SELECT count(DISTINCT seq) FROM testmkt_bumps"
+                                " WHERE seq BETWEEN 1 AND 600"),
+                   N);
+  ck_assert_int_eq(
+      ledger_count("SELECT count(*) FROM gm_settled WHERE kind = 'bump'"), N);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("gmd");
+  TCase *tc = tcase_create("dev mode");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, ping_and_markets);
+  tcase_add_test(tc, garbage_gets_clear_errors_and_the_broker_goes_on);
+  tcase_add_test(tc, unknown_markets_methods_and_bodies);
+  tcase_add_test(tc, plugin_errors_identity_and_config_reach_the_caller);
+  tcase_add_test(tc, roles_are_enforced);
+  tcase_add_test(tc, idempotent_retries_change_nothing);
+  tcase_add_test(tc, events_reach_the_feed);
+  tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,118 @@
+/* The plugin loader: every refusal is refused with its reason; a good plugin
+ * loads. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "host.h"
+#include "loader.h"
+#include "timers.h"
+
+static gm__config *cfg;
+static gm__host host;
+
+static void setup(void) {
+  cfg = gm__config_new();
+  gm__config_set(cfg, "market.testmkt", "greeting", "hi");
+  host = (gm__host){
+      .config = cfg, .timers = gm__timers_new(), .broker_name = "test"};
+}
+
+static void teardown(void) {
+  gm__timers_destroy(&host.timers);
+  gm__config_destroy(&cfg);
+}
+
+/* Loads `name` from the test plugin dir; expects refusal with `why` in err. */
+static void expect_refused(const char *name, const char *why) {
+  char path[512], err[1024] = "";
+  snprintf(path, sizeof path, "%s/%s", TEST_PLUGIN_DIR, name);
+  gm_market *m = gm__plugin_load(path, &host, err, sizeof err);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(err, path) != NULL, "err names no file: %s", err);
+  ck_assert_msg(strstr(err, why) != NULL, "expected '%s' in: %s", why, err);
+}
+
+START_TEST(refuses_wrong_abi) {
+  expect_refused("gm_broken_abi.so", "built for plugin ABI 999");
+}
+END_TEST
+
+START_TEST(refuses_missing_magic) {
+  expect_refused("gm_broken_no_magic.so", "no gm_plugin_magic symbol");
+}
+END_TEST
+
+START_TEST(refuses_missing_entry) {
+  expect_refused("gm_broken_no_entry.so", "no gm_plugin_entry symbol");
+}
+END_TEST
+
+START_TEST(refuses_missing_shutdown) {
+  expect_refused("gm_broken_no_shutdown.so", "mandatory callback shutdown");
+}
+END_TEST
+
+START_TEST(refuses_missing_handler) {
+  expect_refused("gm_broken_no_handler.so",
+                 "method x: mandatory callback handle");
+}
+END_TEST
+
+START_TEST(refuses_failing_init) {
+  expect_refused("gm_broken_init_fails.so",
+                 "init failed with FAILED_PRECONDITION");
+}
+END_TEST
+
+START_TEST(refuses_non_plugin_file) {
+  char path[] = "/tmp/gm-notaplugin-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, "not an ELF file\n", 16), 16);
+  close(fd);
+  char err[1024] = "";
+  gm_market *m = gm__plugin_load(path, &host, err, sizeof err);
+  unlink(path);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(err, "dlopen failed") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(refuses_missing_file) {
+  expect_refused("gm_nothere.so", "dlopen failed");
+}
+END_TEST
+
+/* testmkt's init needs Redis: without it, it is refused and says so; the
+   loader must still have unloaded cleanly (a second attempt behaves the same).
+ */
+START_TEST(good_plugin_without_redis_is_refused_cleanly) {
+  expect_refused("gm_testmkt.so", "init failed with UNAVAILABLE");
+  expect_refused("gm_testmkt.so", "init failed with UNAVAILABLE");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("loader");
+  TCase *tc = tcase_create("refusals");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, refuses_wrong_abi);
+  tcase_add_test(tc, refuses_missing_magic);
+  tcase_add_test(tc, refuses_missing_entry);
+  tcase_add_test(tc, refuses_missing_shutdown);
+  tcase_add_test(tc, refuses_missing_handler);
+  tcase_add_test(tc, refuses_failing_init);
+  tcase_add_test(tc, refuses_non_plugin_file);
+  tcase_add_test(tc, refuses_missing_file);
+  tcase_add_test(tc, good_plugin_without_redis_is_refused_cleanly);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

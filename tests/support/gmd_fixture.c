@@ -1,0 +1,230 @@
+#include "gmd_fixture.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+struct gm_test_gmd {
+  char conf[512];     /* the config file */
+  char log[512];      /* gmd's stdout+stderr */
+  char endpoint[600]; /* ipc:// request endpoint */
+  char feed[600];     /* ipc:// feed endpoint */
+  char ledger[512];   /* the SQLite file */
+  pid_t pid;          /* gmd, or -1 */
+};
+
+struct gm_test_conn {
+  void *ctx;        /* own zmq context */
+  void *sock;       /* DEALER */
+  uint64_t next_id; /* request ids */
+};
+
+static void spawn(gm_test_gmd *g) {
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = open(g->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    execl(GM_BUILD_DIR "/core/gmd", "gmd", "-c", g->conf, (char *)NULL);
+    _exit(127);
+  }
+  g->pid = pid;
+  gm_test_conn *c = gm_test_conn_new(g->endpoint, NULL, NULL, NULL);
+  for (int i = 0; i < 100; i++) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      g->pid = -1;
+      ck_abort_msg("gmd exited at start; see %s", g->log);
+    }
+    Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+    zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &(int){100}, sizeof(int));
+    Gm__Reply *r = gm_test_call(c, NULL, "gm", "ping", NULL, &ping.base);
+    if (r) {
+      gm__reply__free_unpacked(r, NULL);
+      gm_test_conn_destroy(&c);
+      return;
+    }
+  }
+  gm_test_conn_destroy(&c);
+  ck_abort_msg("gmd did not answer ping within 10 s; see %s", g->log);
+}
+
+gm_test_gmd *gm_test_gmd_start(gm_test_redis *r, const char *plugin_dir,
+                               const char *extra_conf) {
+  gm_test_gmd *g = calloc(1, sizeof *g);
+  const char *dir = gm_test_redis_dir(r);
+  snprintf(g->conf, sizeof g->conf, "%s/gmd.conf", dir);
+  snprintf(g->log, sizeof g->log, "%s/gmd.log", dir);
+  snprintf(g->endpoint, sizeof g->endpoint, "ipc://%s/gmd.sock", dir);
+  snprintf(g->feed, sizeof g->feed, "ipc://%s/feed.sock", dir);
+  snprintf(g->ledger, sizeof g->ledger, "%s/ledger.sqlite", dir);
+  FILE *f = fopen(g->conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[broker]\nendpoint = %s\nfeed = %s\nworkers = 2\n"
+          "[redis]\nunix = %s\n"
+          "[ledger]\npath = %s\n"
+          "[security]\nmode = dev\n"
+          "[plugins]\ndir = %s\n"
+          "[log]\nlevel = info\n%s\n",
+          g->endpoint, g->feed, gm_test_redis_socket(r), g->ledger, plugin_dir,
+          extra_conf ? extra_conf : "");
+  fclose(f);
+  spawn(g);
+  return g;
+}
+
+void gm_test_gmd_restart(gm_test_gmd *g) {
+  ck_assert_int_eq(g->pid, -1);
+  spawn(g);
+}
+
+void gm_test_gmd_kill9(gm_test_gmd *g) {
+  if (g->pid <= 0) return;
+  kill(g->pid, SIGKILL);
+  waitpid(g->pid, NULL, 0);
+  g->pid = -1;
+}
+
+void gm_test_gmd_stop(gm_test_gmd **gp) {
+  if (!gp || !*gp) return;
+  gm_test_gmd *g = *gp;
+  if (g->pid > 0) {
+    kill(g->pid, SIGTERM);
+    int status = 0;
+    /* A clean stop takes well under 10 s; past that it is a hang. */
+    for (int i = 0; i < 1000; i++) {
+      if (waitpid(g->pid, &status, WNOHANG) == g->pid) break;
+      if (i == 999) {
+        kill(g->pid, SIGKILL);
+        waitpid(g->pid, &status, 0);
+        ck_abort_msg("gmd did not stop within 10 s of SIGTERM; see %s", g->log);
+      }
+      nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "gmd did not exit cleanly (status %d); see %s", status,
+                  g->log);
+  }
+  free(g);
+  *gp = NULL;
+}
+
+const char *gm_test_gmd_endpoint(const gm_test_gmd *g) {
+  return g->endpoint;
+}
+const char *gm_test_gmd_feed(const gm_test_gmd *g) {
+  return g->feed;
+}
+const char *gm_test_gmd_ledger(const gm_test_gmd *g) {
+  return g->ledger;
+}
+const char *gm_test_gmd_log(const gm_test_gmd *g) {
+  return g->log;
+}
+pid_t gm_test_gmd_pid(const gm_test_gmd *g) {
+  return g->pid;
+}
+
+int gm_test_gmd_log_has(const gm_test_gmd *g, const char *text) {
+  FILE *f = fopen(g->log, "r");
+  if (!f) return 0;
+  char line[4096];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, text) != NULL;
+  fclose(f);
+  return found;
+}
+
+gm_test_conn *gm_test_conn_new(const char *endpoint, const char *server_key,
+                               const char *public_key, const char *secret_key) {
+  gm_test_conn *c = calloc(1, sizeof *c);
+  c->ctx = zmq_ctx_new();
+  c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+  int linger = 0, timeout = 5000;
+  zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  if (server_key) {
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_key, 40);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, public_key, 40);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret_key, 40);
+  }
+  ck_assert_int_eq(zmq_connect(c->sock, endpoint), 0);
+  c->next_id = 1;
+  return c;
+}
+
+void gm_test_conn_destroy(gm_test_conn **cp) {
+  if (!cp || !*cp) return;
+  zmq_close((*cp)->sock);
+  zmq_ctx_term((*cp)->ctx);
+  free(*cp);
+  *cp = NULL;
+}
+
+void gm_test_conn_send_raw(gm_test_conn *c, int n, const void *const *data,
+                           const size_t *sizes) {
+  for (int i = 0; i < n; i++)
+    ck_assert_int_ge(
+        zmq_send(c->sock, data[i], sizes[i], i + 1 < n ? ZMQ_SNDMORE : 0), 0);
+}
+
+Gm__Reply *gm_test_conn_recv(gm_test_conn *c, int timeout_ms) {
+  zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  if (zmq_msg_recv(&m, c->sock, 0) < 0) {
+    zmq_msg_close(&m);
+    return NULL;
+  }
+  Gm__Reply *r = gm__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+  zmq_msg_close(&m);
+  return r;
+}
+
+Gm__Reply *gm_test_call(gm_test_conn *c, const char *as, const char *market,
+                        const char *method, const char *idem,
+                        const ProtobufCMessage *body) {
+  Gm__Request req = GM__REQUEST__INIT;
+  req.version = 1;
+  req.request_id = c->next_id++;
+  req.market = (char *)market;
+  req.method = (char *)method;
+  req.idempotency_key = (char *)(idem ? idem : "");
+  req.dev_participant = (char *)(as ? as : "");
+  uint8_t *b = NULL;
+  if (body) {
+    req.body.len = protobuf_c_message_get_packed_size(body);
+    b = malloc(req.body.len + 1);
+    protobuf_c_message_pack(body, b);
+    req.body.data = b;
+  }
+  size_t len = gm__request__get_packed_size(&req);
+  uint8_t *buf = malloc(len + 1);
+  gm__request__pack(&req, buf);
+  zmq_send(c->sock, buf, len, 0);
+  free(buf);
+  free(b);
+  int timeout = 0;
+  size_t sz = sizeof timeout;
+  zmq_getsockopt(c->sock, ZMQ_RCVTIMEO, &timeout, &sz);
+  for (;;) {
+    Gm__Reply *r = gm_test_conn_recv(c, timeout);
+    if (!r || r->request_id == req.request_id) return r;
+    gm__reply__free_unpacked(r, NULL); /* a late reply to an earlier try */
+  }
+}
