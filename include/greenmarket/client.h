@@ -74,6 +74,9 @@ typedef struct gm_result {
   ProtobufCMessage *reply; /* decoded body when a reply type was given */
   uint8_t *body;           /* the raw reply body (always set on GM_OK) */
   size_t body_len;
+  /* Non-zero when the broker sent this reply; 0 when the library made the
+   * status itself (no reply in time, refused or undecodable frame). */
+  int answered;
 } gm_result;
 
 /* Frees what `r` holds and zeroes it; safe on a zeroed or cleared result. */
@@ -106,10 +109,10 @@ GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);
  * decode; otherwise the broker's status.  Replies to other request ids
  * (late replies to an earlier attempt, pipelined replies) are dropped.
  */
-GM_CLIENT_EXPORT gm_status gm_client_call(
-    gm_client *c, const char *market, const char *method,
-    const char *idempotency_key, const ProtobufCMessage *req,
-    const ProtobufCMessageDescriptor *reply_type, gm_result *out);
+GM_CLIENT_EXPORT gm_status
+gm_client_call(gm_client *c, const char *market, const char *method,
+               const char *idempotency_key, const ProtobufCMessage *req,
+               const ProtobufCMessageDescriptor *reply_type, gm_result *out);
 
 /* As gm_client_call() with an already packed request body. */
 GM_CLIENT_EXPORT gm_status gm_client_call_raw(
@@ -138,16 +141,15 @@ GM_CLIENT_EXPORT gm_status gm_client_send_msg(gm_client *c, const char *market,
  * waiting at most timeout_ms (<0: forever).  No resend: GM_UNAVAILABLE when
  * nothing arrived in time.
  */
-GM_CLIENT_EXPORT gm_status gm_client_recv(
-    gm_client *c, int timeout_ms, const ProtobufCMessageDescriptor *reply_type,
-    gm_result *out);
+GM_CLIENT_EXPORT gm_status
+gm_client_recv(gm_client *c, int timeout_ms,
+               const ProtobufCMessageDescriptor *reply_type, gm_result *out);
 
 /* A fresh idempotency key: 32 lowercase hex characters from getrandom(). */
 GM_CLIENT_EXPORT gm_status gm_client_new_idempotency_key(char out[33]);
 
 /* A new CURVE key pair, Z85 encoded (40 characters + NUL each). */
-GM_CLIENT_EXPORT gm_status gm_keypair(char public_key[41],
-                                      char secret_key[41]);
+GM_CLIENT_EXPORT gm_status gm_keypair(char public_key[41], char secret_key[41]);
 
 /* The status's name as in proto/greenmarket.proto, e.g. "NOT_FOUND". */
 GM_CLIENT_EXPORT const char *gm_status_name(gm_status s);

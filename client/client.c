@@ -1,0 +1,352 @@
+/*
+ * gm_client: request/reply to gmd over a DEALER socket, with lazy-pirate
+ * retries (close, reopen, resend the same frame) and pipelining.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "greenmarket.pb-c.h"
+#include "internal.h"
+
+#define GM__PROTOCOL_VERSION 1u
+
+struct gm_client {
+  void *ctx;           /* this client's own ZeroMQ context */
+  void *sock;          /* the DEALER; replaced after every timeout */
+  char *endpoint;      /* where the broker is */
+  gm_client_options o; /* defaults applied, strings owned */
+  uint64_t next_id;    /* request ids count up from 1 */
+};
+
+/* Sets out to `status` with a formatted message; returns status. */
+__attribute__((format(printf, 3, 4))) static gm_status gm__result_fail(
+    gm_result *out, gm_status status, const char *fmt, ...) {
+  va_list ap;
+  char *msg = NULL;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  va_end(ap);
+  free(out->message);
+  out->message = msg;
+  out->status = status;
+  return status;
+}
+
+void gm_result_clear(gm_result *r) {
+  if (!r) return;
+  free(r->message);
+  free(r->body);
+  if (r->reply) protobuf_c_message_free_unpacked(r->reply, NULL);
+  memset(r, 0, sizeof *r);
+}
+
+/* Opens and connects a fresh DEALER; 0 or -1 with errno set. */
+static int gm__open(gm_client *c) {
+  int linger = 0;
+  c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+  if (!c->sock) return -1;
+  /* A closed socket must not hold the process on unsent requests. */
+  if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) ||
+      gm__client_apply_curve(c->sock, &c->o) ||
+      zmq_connect(c->sock, c->endpoint)) {
+    int e = errno;
+    zmq_close(c->sock);
+    c->sock = NULL;
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+gm_client *gm_client_new(const char *endpoint, const gm_client_options *opts) {
+  gm_client *c = calloc(1, sizeof *c);
+  if (!c) {
+    gm__client_set_error("out of memory creating a client");
+    return NULL;
+  }
+  if (!endpoint || !*endpoint) {
+    gm__client_set_error(
+        "no broker endpoint given: pass one like tcp://127.0.0.1:7470");
+    goto fail;
+  }
+  if (gm__client_options_copy(&c->o, opts)) goto fail;
+  c->endpoint = strdup(endpoint);
+  c->ctx = zmq_ctx_new();
+  c->next_id = 1;
+  if (!c->endpoint || !c->ctx) {
+    gm__client_set_error("out of memory creating a client");
+    goto fail;
+  }
+  if (gm__open(c)) {
+    gm__client_set_error(
+        "cannot connect to \"%s\": %s; an endpoint looks like "
+        "tcp://127.0.0.1:7470",
+        endpoint, zmq_strerror(errno));
+    goto fail;
+  }
+  return c;
+fail:
+  gm_client_destroy(&c);
+  return NULL;
+}
+
+void gm_client_destroy(gm_client **cp) {
+  gm_client *c = cp ? *cp : NULL;
+  if (!c) return;
+  if (c->sock) zmq_close(c->sock);
+  if (c->ctx) zmq_ctx_term(c->ctx);
+  gm__client_options_free(&c->o);
+  free(c->endpoint);
+  free(c);
+  *cp = NULL;
+}
+
+const char *gm_client_endpoint(const gm_client *c) {
+  return c->endpoint;
+}
+
+/* Packs the envelope into a malloc()ed frame; NULL when out of memory. */
+static uint8_t *gm__pack_request(gm_client *c, const char *market,
+                                 const char *method, const char *idem,
+                                 const void *body, size_t body_len, uint64_t id,
+                                 size_t *len) {
+  Gm__Request r = GM__REQUEST__INIT;
+  r.version = GM__PROTOCOL_VERSION;
+  r.request_id = id;
+  r.market = (char *)market;
+  r.method = (char *)method;
+  r.idempotency_key = (char *)(idem ? idem : "");
+  r.body.data = (uint8_t *)body;
+  r.body.len = body ? body_len : 0;
+  r.dev_participant =
+      (char *)(c->o.dev_participant ? c->o.dev_participant : "");
+  *len = gm__request__get_packed_size(&r);
+  uint8_t *buf = malloc(*len ? *len : 1);
+  if (buf) gm__request__pack(&r, buf);
+  return buf;
+}
+
+/* Packs `msg` into a malloc()ed buffer (NULL msg: empty body). */
+static int gm__pack_msg(const ProtobufCMessage *msg, uint8_t **out,
+                        size_t *len) {
+  *out = NULL;
+  *len = 0;
+  if (!msg) return 0;
+  *len = protobuf_c_message_get_packed_size(msg);
+  *out = malloc(*len ? *len : 1);
+  if (!*out) return -1;
+  protobuf_c_message_pack(msg, *out);
+  return 0;
+}
+
+/*
+ * Receives one reply frame within `timeout_ms` (<0: forever) into `frame`.
+ * Returns 1 with a frame, 0 on timeout, -1 on a socket error.  A broker
+ * answering like a REQ peer may put an empty delimiter first: the last
+ * frame of the message is the reply.
+ */
+static int gm__recv_frame(gm_client *c, int timeout_ms, zmq_msg_t *frame) {
+  zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+  int rc = zmq_poll(&item, 1, timeout_ms);
+  if (rc <= 0) return rc < 0 && errno != EINTR ? -1 : 0;
+  for (;;) {
+    if (zmq_msg_recv(frame, c->sock, ZMQ_DONTWAIT) < 0)
+      return errno == EAGAIN ? 0 : -1;
+    if (!zmq_msg_more(frame)) return 1;
+  }
+}
+
+/*
+ * Decodes reply frame `frame` into `out` when it answers `want` (0: any).
+ * Returns 1 when `out` is filled, 0 for a reply to another request.
+ */
+static int gm__take_reply(gm_client *c, zmq_msg_t *frame, uint64_t want,
+                          const ProtobufCMessageDescriptor *reply_type,
+                          gm_result *out) {
+  size_t size = zmq_msg_size(frame);
+  if (size > c->o.max_reply) {
+    gm__result_fail(out, GM_RESOURCE_EXHAUSTED,
+                    "refused a reply of %zu bytes from %s: larger than the "
+                    "client's limit of %zu bytes; ask for less (a smaller "
+                    "page or depth) or raise max_reply",
+                    size, c->endpoint, c->o.max_reply);
+    return 1;
+  }
+  Gm__Reply *r = gm__reply__unpack(NULL, size, zmq_msg_data(frame));
+  if (!r) {
+    gm__result_fail(out, GM_INTERNAL,
+                    "a %zu-byte frame from %s is not a gm.Reply: is that "
+                    "endpoint a greenmarket broker (gmd)?",
+                    size, c->endpoint);
+    return 1;
+  }
+  if (want && r->request_id != want) {
+    gm__reply__free_unpacked(r, NULL);
+    return 0;
+  }
+  out->request_id = r->request_id;
+  out->status = (gm_status)r->status;
+  out->answered = 1;
+  free(out->message);
+  out->message = strdup(r->message ? r->message : "");
+  out->body_len = r->body.len;
+  out->body = malloc(r->body.len ? r->body.len : 1);
+  if (!out->message || !out->body) {
+    gm__reply__free_unpacked(r, NULL);
+    gm__result_fail(out, GM_INTERNAL, "out of memory reading a reply");
+    return 1;
+  }
+  if (r->body.len) memcpy(out->body, r->body.data, r->body.len);
+  gm__reply__free_unpacked(r, NULL);
+  if (out->status == GM_OK && reply_type) {
+    out->reply =
+        protobuf_c_message_unpack(reply_type, NULL, out->body_len, out->body);
+    if (!out->reply)
+      gm__result_fail(out, GM_INTERNAL,
+                      "the reply body (%zu bytes) does not decode as %s: the "
+                      "broker's plugin and this program disagree on the "
+                      "method's reply type; use matching versions",
+                      out->body_len, reply_type->name);
+  }
+  return 1;
+}
+
+gm_status gm_client_call_raw(gm_client *c, const char *market,
+                             const char *method, const char *idempotency_key,
+                             const void *body, size_t body_len,
+                             const ProtobufCMessageDescriptor *reply_type,
+                             gm_result *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t id = c->next_id++;
+  size_t len;
+  uint8_t *frame = gm__pack_request(c, market, method, idempotency_key, body,
+                                    body_len, id, &len);
+  if (!frame) return gm__result_fail(out, GM_INTERNAL, "out of memory");
+  out->request_id = id;
+
+  int attempts = c->o.timeout_ms < 0 ? 1 : 1 + c->o.retries;
+  for (int attempt = 0; attempt < attempts; attempt++) {
+    if (attempt > 0) {
+      /*
+       * Lazy pirate: the old socket may hold a half-sent request or a dead
+       * connection; a new one (new identity) cannot receive stale replies.
+       */
+      zmq_close(c->sock);
+      c->sock = NULL;
+      if (gm__open(c)) {
+        gm__result_fail(out, GM_UNAVAILABLE, "cannot reconnect to %s: %s",
+                        c->endpoint, zmq_strerror(errno));
+        goto done;
+      }
+    }
+    int snd_timeout = c->o.timeout_ms;
+    zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &snd_timeout, sizeof snd_timeout);
+    if (zmq_send(c->sock, frame, len, 0) < 0) {
+      if (errno == EAGAIN) continue; /* queue full for a whole timeout */
+      gm__result_fail(out, GM_UNAVAILABLE, "cannot send to %s: %s", c->endpoint,
+                      zmq_strerror(errno));
+      goto done;
+    }
+    int64_t deadline = gm__client_now_ms() + c->o.timeout_ms;
+    for (;;) {
+      int wait = -1;
+      if (c->o.timeout_ms >= 0) {
+        int64_t left = deadline - gm__client_now_ms();
+        if (left <= 0) break;
+        wait = (int)left;
+      }
+      zmq_msg_t msg;
+      zmq_msg_init(&msg);
+      int rc = gm__recv_frame(c, wait, &msg);
+      if (rc < 0) {
+        zmq_msg_close(&msg);
+        gm__result_fail(out, GM_UNAVAILABLE, "cannot receive from %s: %s",
+                        c->endpoint, zmq_strerror(errno));
+        goto done;
+      }
+      int taken = rc > 0 && gm__take_reply(c, &msg, id, reply_type, out);
+      zmq_msg_close(&msg);
+      if (taken) goto done;
+    }
+  }
+  gm__result_fail(out, GM_UNAVAILABLE,
+                  "no reply from %s after %d attempt%s of %d ms: is gmd "
+                  "running? start it with `gmd` (see the README), or point "
+                  "--endpoint / GM_ENDPOINT at the right broker",
+                  c->endpoint, attempts, attempts == 1 ? "" : "s",
+                  c->o.timeout_ms);
+done:
+  free(frame);
+  return out->status;
+}
+
+gm_status gm_client_call(gm_client *c, const char *market, const char *method,
+                         const char *idempotency_key,
+                         const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *reply_type,
+                         gm_result *out) {
+  uint8_t *body;
+  size_t len;
+  if (gm__pack_msg(req, &body, &len)) {
+    memset(out, 0, sizeof *out);
+    return gm__result_fail(out, GM_INTERNAL, "out of memory");
+  }
+  gm_status s = gm_client_call_raw(c, market, method, idempotency_key, body,
+                                   len, reply_type, out);
+  free(body);
+  return s;
+}
+
+gm_status gm_client_send(gm_client *c, const char *market, const char *method,
+                         const char *idempotency_key, const void *body,
+                         size_t body_len, uint64_t *request_id) {
+  uint64_t id = c->next_id;
+  size_t len;
+  uint8_t *frame = gm__pack_request(c, market, method, idempotency_key, body,
+                                    body_len, id, &len);
+  if (!frame) return GM_INTERNAL;
+  int rc = zmq_send(c->sock, frame, len, ZMQ_DONTWAIT);
+  free(frame);
+  if (rc < 0) return errno == EAGAIN ? GM_RESOURCE_EXHAUSTED : GM_UNAVAILABLE;
+  c->next_id++;
+  if (request_id) *request_id = id;
+  return GM_OK;
+}
+
+gm_status gm_client_send_msg(gm_client *c, const char *market,
+                             const char *method, const char *idempotency_key,
+                             const ProtobufCMessage *req,
+                             uint64_t *request_id) {
+  uint8_t *body;
+  size_t len;
+  if (gm__pack_msg(req, &body, &len)) return GM_INTERNAL;
+  gm_status s =
+      gm_client_send(c, market, method, idempotency_key, body, len, request_id);
+  free(body);
+  return s;
+}
+
+gm_status gm_client_recv(gm_client *c, int timeout_ms,
+                         const ProtobufCMessageDescriptor *reply_type,
+                         gm_result *out) {
+  memset(out, 0, sizeof *out);
+  zmq_msg_t msg;
+  zmq_msg_init(&msg);
+  int rc = gm__recv_frame(c, timeout_ms, &msg);
+  if (rc > 0)
+    gm__take_reply(c, &msg, 0, reply_type, out);
+  else if (rc == 0)
+    gm__result_fail(out, GM_UNAVAILABLE,
+                    "no reply from %s within %d ms: is gmd running?",
+                    c->endpoint, timeout_ms);
+  else
+    gm__result_fail(out, GM_UNAVAILABLE, "cannot receive from %s: %s",
+                    c->endpoint, zmq_strerror(errno));
+  zmq_msg_close(&msg);
+  return out->status;
+}

@@ -1,0 +1,28 @@
+/* Private to libgmclient: what client.c and feed.c share. */
+#ifndef GM_CLIENT_INTERNAL_H
+#define GM_CLIENT_INTERNAL_H
+
+#include <stdint.h>
+
+#include <greenmarket/client.h>
+
+/* Records why gm_client_new() / gm_feed_new() failed (thread-local). */
+void gm__client_set_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/*
+ * Copies `in` (NULL: defaults) into `out` with every default applied and
+ * every string duplicated; checks the CURVE keys.  Returns 0, or -1 after
+ * gm__client_set_error().  Release with gm__client_options_free().
+ */
+int gm__client_options_copy(gm_client_options *out,
+                            const gm_client_options *in);
+void gm__client_options_free(gm_client_options *o);
+
+/* Sets the CURVE client options on `sock` when o has a server key. */
+int gm__client_apply_curve(void *sock, const gm_client_options *o);
+
+/* Milliseconds on the monotonic clock, for deadlines. */
+int64_t gm__client_now_ms(void);
+
+#endif /* GM_CLIENT_INTERNAL_H */

@@ -1,0 +1,168 @@
+/*
+ * Options, keys and names shared by the client and the feed.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "internal.h"
+
+static _Thread_local char gm__last_error[512];
+
+void gm__client_set_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(gm__last_error, sizeof gm__last_error, fmt, ap);
+  va_end(ap);
+}
+
+const char *gm_client_last_error(void) {
+  return gm__last_error;
+}
+
+void gm_client_options_init(gm_client_options *o) {
+  memset(o, 0, sizeof *o);
+  o->size = sizeof *o;
+}
+
+int64_t gm__client_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A Z85 CURVE key is 40 characters that decode to 32 bytes. */
+static int gm__key_ok(const char *key) {
+  uint8_t raw[32];
+  return key && strlen(key) == 40 && zmq_z85_decode(raw, key) != NULL;
+}
+
+static char *gm__dup(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+int gm__client_options_copy(gm_client_options *out,
+                            const gm_client_options *in) {
+  gm_client_options_init(out);
+  if (in) {
+    /* An older caller's struct is shorter: its missing fields stay zero. */
+    size_t n = in->size < sizeof *out ? in->size : sizeof *out;
+    if (n < sizeof(size_t)) {
+      gm__client_set_error(
+          "gm_client_options.size is %zu: call gm_client_options_init() "
+          "before setting fields",
+          in->size);
+      return -1;
+    }
+    memcpy(out, in, n);
+    out->size = sizeof *out;
+  }
+  if (out->timeout_ms == 0) out->timeout_ms = GM_CLIENT_DEFAULT_TIMEOUT_MS;
+  if (out->retries == 0) out->retries = GM_CLIENT_DEFAULT_RETRIES;
+  if (out->retries < 0) out->retries = 0;
+  if (out->max_reply == 0) out->max_reply = GM_CLIENT_DEFAULT_MAX_REPLY;
+
+  if (out->server_public_key) {
+    if (!gm__key_ok(out->server_public_key)) {
+      gm__client_set_error(
+          "the server public key is not a 40-character Z85 CURVE key: copy "
+          "it from the broker's key file (public line)");
+      return -1;
+    }
+    if (!gm__key_ok(out->public_key) || !gm__key_ok(out->secret_key)) {
+      gm__client_set_error(
+          "a server key is set but this client has no valid CURVE key pair: "
+          "make one with `gm keygen --out FILE`, have an admin register its "
+          "public key, and pass --key-file FILE");
+      return -1;
+    }
+  }
+  out->server_public_key = gm__dup(out->server_public_key);
+  out->public_key = gm__dup(out->public_key);
+  out->secret_key = gm__dup(out->secret_key);
+  out->dev_participant = gm__dup(out->dev_participant);
+  return 0;
+}
+
+void gm__client_options_free(gm_client_options *o) {
+  free((char *)o->server_public_key);
+  free((char *)o->public_key);
+  if (o->secret_key) {
+    /* Do not leave the secret lying in freed heap memory. */
+    explicit_bzero((char *)o->secret_key, strlen(o->secret_key));
+    free((char *)o->secret_key);
+  }
+  free((char *)o->dev_participant);
+  gm_client_options_init(o);
+}
+
+int gm__client_apply_curve(void *sock, const gm_client_options *o) {
+  if (!o->server_public_key) return 0;
+  if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, o->server_public_key, 40) ||
+      zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, o->public_key, 40) ||
+      zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, o->secret_key, 40))
+    return -1;
+  return 0;
+}
+
+gm_status gm_client_new_idempotency_key(char out[33]) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t raw[16];
+  size_t got = 0;
+  while (got < sizeof raw) {
+    ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      out[0] = '\0';
+      return GM_INTERNAL;
+    }
+    got += (size_t)n;
+  }
+  for (size_t i = 0; i < sizeof raw; i++) {
+    out[2 * i] = hex[raw[i] >> 4];
+    out[2 * i + 1] = hex[raw[i] & 0xf];
+  }
+  out[32] = '\0';
+  return GM_OK;
+}
+
+gm_status gm_keypair(char public_key[41], char secret_key[41]) {
+  if (zmq_curve_keypair(public_key, secret_key) != 0) {
+    public_key[0] = secret_key[0] = '\0';
+    /* Only fails when libzmq was built without CURVE (libsodium). */
+    return GM_UNIMPLEMENTED;
+  }
+  return GM_OK;
+}
+
+const char *gm_status_name(gm_status s) {
+  switch (s) {
+    case GM_OK:
+      return "OK";
+    case GM_INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case GM_NOT_FOUND:
+      return "NOT_FOUND";
+    case GM_ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case GM_PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case GM_RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case GM_FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case GM_UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case GM_INTERNAL:
+      return "INTERNAL";
+    case GM_UNAVAILABLE:
+      return "UNAVAILABLE";
+  }
+  return "UNKNOWN_STATUS";
+}
