@@ -1,0 +1,591 @@
+/*
+ * Redis service: connections, the process-wide registry of plugin scripts,
+ * and the one way to run them (EVALSHA with the gm prelude, reload on
+ * NOSCRIPT, reconnect on I/O error, reply converted into the call's arena).
+ */
+#include "redis.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "call.h"
+#include "clock.h"
+#include "log.h"
+
+/* Bounds on one script call: a caller past them is a bug, not a user error. */
+#define GM__MAX_KEYS 64
+#define GM__MAX_ARGS 256
+/* Host keys before the plugin's: outbox stream, idempotency record. */
+#define GM__HOST_KEYS 2
+/* Host args before the plugin's: idem flag, now_ms, participant, idem ttl. */
+#define GM__HOST_ARGS 4
+/* A cache of registered outbox streams larger than this starts over. */
+#define GM__OUTBOX_CACHE_MAX 65536
+
+struct gm__redis {
+  redisContext
+      *c; /* the connection; keeps its error after a failed reconnect */
+  char *unix_path; /* socket path, or NULL for TCP */
+  char *host;      /* TCP host when unix_path is NULL */
+  int port;        /* TCP port */
+  char where[300]; /* "unix socket /x" or "host:port", for messages */
+};
+
+/* One registered script; immutable once in the registry. */
+typedef struct gm__script {
+  char *market; /* owning market */
+  char *name;   /* script name within the market */
+  char *source; /* the wrapped source, for SCRIPT LOAD after NOSCRIPT */
+  char sha[41]; /* SHA1 hex of source, as SCRIPT LOAD returned it */
+} gm__script;
+
+/* Written only during plugin init and unload; read by every worker. */
+static pthread_rwlock_t gm__scripts_lock = PTHREAD_RWLOCK_INITIALIZER;
+static gm__script **gm__scripts; /* the registry */
+static size_t gm__nscripts;      /* entries in use */
+static size_t gm__capscripts;    /* entries allocated */
+
+static _Atomic long gm__idem_ttl = 86400;
+
+/*
+ * Outbox streams this process has added to gm:outboxes: an open-addressing
+ * set so the common case (already registered) costs one read lock and a
+ * hash.  Cleared on any reconnect because a restarted Redis without
+ * persistence has lost gm:outboxes too.
+ */
+static pthread_rwlock_t gm__outbox_lock = PTHREAD_RWLOCK_INITIALIZER;
+static char **gm__outbox_slots; /* NULL or a stream key per slot */
+static size_t gm__outbox_cap;   /* slots allocated, a power of two */
+static size_t gm__outbox_n;     /* slots in use */
+
+/*
+ * The prelude, on one line so that line N of a plugin's script is line N of
+ * the wrapped source in Lua error messages.  It shadows KEYS and ARGV with
+ * the plugin's part, defines gm, and opens the body function.
+ *
+ * gm.emit formats integral numbers with %d: Lua would turn 123456789012345
+ * into "1.2345678901234e+14" (%.14g), which would corrupt money in minor
+ * units.  Doubles are exact only below 2^53, so amounts must stay below it
+ * (or be passed as strings).
+ */
+static const char gm__prelude[] =
+    "local gm__K, gm__A = KEYS, ARGV; "
+    "local gm__outbox, gm__idem = gm__K[1], gm__K[2]; "
+    "local gm = {now = tonumber(gm__A[2]), participant = gm__A[3]}; "
+    "gm.emit = function(kind, ...) "
+    "local f = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}; "
+    "for i = 1, select('#', ...) do local v = select(i, ...); "
+    "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
+    "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
+    "return redis.call(unpack(f)) end; "
+    "gm.reject = function(status, msg) return redis.error_reply("
+    "tostring(status) .. ' ' .. tostring(msg or '')) end; "
+    "local KEYS, ARGV = {unpack(gm__K, 3)}, {unpack(gm__A, 5)}; "
+    "local function gm__body() ";
+
+/*
+ * After the body: a mutating call (idem flag '1') returns the reply stored
+ * by its first run and runs nothing; otherwise the body runs and its reply,
+ * a gm.reject error table included, is stored with a TTL.  A Lua runtime
+ * error aborts the script before the SET, so it is never stored and a retry
+ * runs the body again.
+ */
+static const char gm__epilogue[] =
+    "\nend\n"
+    "if gm__A[1] == '1' then local s = redis.call('GET', gm__idem); "
+    "if s then return cmsgpack.unpack(s) end end\n"
+    "local r = gm__body()\n"
+    "if gm__A[1] == '1' then redis.call('SET', gm__idem, cmsgpack.pack(r), "
+    "'EX', gm__A[4]) end\n"
+    "return r\n";
+
+/* ---- connections ---- */
+
+static redisContext *gm__redis_open(const gm__redis *r) {
+  struct timeval tv = {5, 0};
+  redisContext *c = r->unix_path
+                        ? redisConnectUnixWithTimeout(r->unix_path, tv)
+                        : redisConnectWithTimeout(r->host, r->port, tv);
+  if (!c || c->err) return c;
+  /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
+     above any script Redis would let run (lua-time-limit is 5 s). */
+  struct timeval io = {30, 0};
+  redisSetTimeout(c, io);
+  if (!r->unix_path) redisEnableKeepAlive(c);
+  return c;
+}
+
+gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
+                             size_t errlen) {
+  gm__redis *r = calloc(1, sizeof *r);
+  if (!r) abort();
+  if (addr->unix_path && *addr->unix_path) {
+    r->unix_path = strdup(addr->unix_path);
+    snprintf(r->where, sizeof r->where, "unix socket %s", addr->unix_path);
+  } else {
+    r->host = strdup(addr->host && *addr->host ? addr->host : "127.0.0.1");
+    r->port = addr->port > 0 ? addr->port : 6379;
+    snprintf(r->where, sizeof r->where, "%s:%d", r->host, r->port);
+  }
+  r->c = gm__redis_open(r);
+  if (!r->c || r->c->err) {
+    snprintf(err, errlen,
+             "Redis is not reachable at %s (%s); is redis-server running?",
+             r->where, r->c ? r->c->errstr : "out of memory");
+    gm__redis_destroy(&r);
+    return NULL;
+  }
+  return r;
+}
+
+void gm__redis_destroy(gm__redis **rp) {
+  if (!rp || !*rp) return;
+  gm__redis *r = *rp;
+  if (r->c) redisFree(r->c);
+  free(r->unix_path);
+  free(r->host);
+  free(r);
+  *rp = NULL;
+}
+
+redisContext *gm__redis_context(gm__redis *r) {
+  return r->c;
+}
+
+static void gm__outbox_cache_clear_locked(void) {
+  for (size_t i = 0; i < gm__outbox_cap; i++) {
+    free(gm__outbox_slots[i]);
+    gm__outbox_slots[i] = NULL;
+  }
+  gm__outbox_n = 0;
+}
+
+gm_status gm__redis_reconnect(gm__redis *r) {
+  redisContext *c = gm__redis_open(r);
+  if (!c || c->err) {
+    /* Keep the old, failed context: callers then get NULL replies, never a
+       NULL context. */
+    if (c) redisFree(c);
+    return GM_UNAVAILABLE;
+  }
+  if (r->c) redisFree(r->c);
+  r->c = c;
+  pthread_rwlock_wrlock(&gm__outbox_lock);
+  gm__outbox_cache_clear_locked();
+  pthread_rwlock_unlock(&gm__outbox_lock);
+  return GM_OK;
+}
+
+/*
+ * Sends one command, reconnecting first when the connection is known broken
+ * and once more when the command itself fails on I/O.  A command may then
+ * run twice; every script call is safe to repeat: a mutating one returns
+ * its stored reply, a read changes nothing, and timer scripts already run in
+ * every broker sharing the Redis, so they are written to be repeatable.
+ * NULL when Redis stays unreachable or the reply broke the protocol (the
+ * context's err says which).
+ */
+static redisReply *gm__command(gm__redis *r, int argc, const char **argv,
+                               const size_t *lens) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (r->c->err && gm__redis_reconnect(r) != GM_OK) return NULL;
+    redisReply *reply = redisCommandArgv(r->c, argc, argv, lens);
+    if (reply) return reply;
+    /* A reply nested deeper than hiredis 0.14 reads (7 levels) is not an
+       outage: sending the command again would fail the same way. */
+    if (r->c->err == REDIS_ERR_PROTOCOL) return NULL;
+  }
+  return NULL;
+}
+
+/* ---- script registry ---- */
+
+static gm__script *gm__script_find_locked(const char *market,
+                                          const char *name) {
+  for (size_t i = 0; i < gm__nscripts; i++)
+    if (strcmp(gm__scripts[i]->name, name) == 0 &&
+        strcmp(gm__scripts[i]->market, market) == 0)
+      return gm__scripts[i];
+  return NULL;
+}
+
+static void gm__script_free(gm__script **sp) {
+  if (!*sp) return;
+  free((*sp)->market);
+  free((*sp)->name);
+  free((*sp)->source);
+  free(*sp);
+  *sp = NULL;
+}
+
+/* SCRIPT LOAD `source`; 0 and the sha, or -1 and err with Redis's text. */
+static int gm__script_load(gm__redis *r, const char *source, char sha[41],
+                           char *err, size_t errlen) {
+  const char *argv[] = {"SCRIPT", "LOAD", source};
+  size_t lens[] = {6, 4, strlen(source)};
+  redisReply *reply = gm__command(r, 3, argv, lens);
+  if (!reply) {
+    snprintf(err, errlen,
+             "Redis is not reachable at %s (%s); is redis-server running?",
+             r->where, r->c->errstr);
+    return -1;
+  }
+  int rc = -1;
+  if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+    memcpy(sha, reply->str, 41);
+    rc = 0;
+  } else if (reply->type == REDIS_REPLY_ERROR) {
+    snprintf(err, errlen, "%s", reply->str);
+  } else {
+    snprintf(err, errlen, "SCRIPT LOAD gave an unexpected reply type %d",
+             reply->type);
+  }
+  freeReplyObject(reply);
+  return rc;
+}
+
+gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
+                          const char *lua, char *err, size_t errlen) {
+  if (!market || !*market || !name || !*name || !lua) {
+    snprintf(err, errlen,
+             "script_register needs a market, a non-empty name and source");
+    return GM_INVALID_ARGUMENT;
+  }
+  size_t n = strlen(gm__prelude) + strlen(lua) + strlen(gm__epilogue) + 1;
+  gm__script *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->market = strdup(market);
+  s->name = strdup(name);
+  s->source = malloc(n);
+  if (!s->market || !s->name || !s->source) abort();
+  snprintf(s->source, n, "%s%s%s", gm__prelude, lua, gm__epilogue);
+
+  char why[512];
+  if (gm__script_load(r, s->source, s->sha, why, sizeof why) != 0) {
+    snprintf(err, errlen,
+             "script %s.%s refused by Redis: %s (line numbers are the "
+             "script's own)",
+             market, name, why);
+    gm__script_free(&s);
+    return GM_INVALID_ARGUMENT;
+  }
+
+  gm_status st = GM_OK;
+  pthread_rwlock_wrlock(&gm__scripts_lock);
+  if (gm__script_find_locked(market, name)) {
+    snprintf(err, errlen,
+             "script %s.%s is registered twice; give each script its own name",
+             market, name);
+    st = GM_ALREADY_EXISTS;
+  } else {
+    if (gm__nscripts == gm__capscripts) {
+      gm__capscripts = gm__capscripts ? gm__capscripts * 2 : 16;
+      gm__scripts = realloc(gm__scripts, gm__capscripts * sizeof *gm__scripts);
+      if (!gm__scripts) abort();
+    }
+    gm__scripts[gm__nscripts++] = s;
+    s = NULL;
+  }
+  pthread_rwlock_unlock(&gm__scripts_lock);
+  gm__script_free(&s);
+  return st;
+}
+
+void gm__scripts_remove(const char *market) {
+  pthread_rwlock_wrlock(&gm__scripts_lock);
+  size_t kept = 0;
+  for (size_t i = 0; i < gm__nscripts; i++) {
+    if (strcmp(gm__scripts[i]->market, market) == 0)
+      gm__script_free(&gm__scripts[i]);
+    else
+      gm__scripts[kept++] = gm__scripts[i];
+  }
+  gm__nscripts = kept;
+  if (kept == 0) {
+    free(gm__scripts);
+    gm__scripts = NULL;
+    gm__capscripts = 0;
+  }
+  pthread_rwlock_unlock(&gm__scripts_lock);
+}
+
+void gm__scripts_set_idem_ttl(long seconds) {
+  if (seconds > 0) atomic_store(&gm__idem_ttl, seconds);
+}
+
+/* Reloads script market.name after NOSCRIPT (Redis restarted or failed
+   over); 0 or -1 with err. */
+static int gm__script_reload(gm__redis *r, const char *market, const char *name,
+                             char *err, size_t errlen) {
+  int rc = -1;
+  pthread_rwlock_rdlock(&gm__scripts_lock);
+  gm__script *s = gm__script_find_locked(market, name);
+  if (s) {
+    char sha[41];
+    rc = gm__script_load(r, s->source, sha, err, errlen);
+  } else {
+    snprintf(err, errlen, "script %s.%s was unregistered", market, name);
+  }
+  pthread_rwlock_unlock(&gm__scripts_lock);
+  return rc;
+}
+
+/* ---- outbox registration ---- */
+
+static uint64_t gm__hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* Slot of `key` or of the empty slot where it would go; cap > n. */
+static size_t gm__outbox_slot(const char *key, uint64_t h) {
+  size_t mask = gm__outbox_cap - 1, i = (size_t)h & mask;
+  while (gm__outbox_slots[i] && strcmp(gm__outbox_slots[i], key) != 0)
+    i = (i + 1) & mask;
+  return i;
+}
+
+static int gm__outbox_known(const char *key) {
+  uint64_t h = gm__hash(key);
+  pthread_rwlock_rdlock(&gm__outbox_lock);
+  int known = gm__outbox_cap && gm__outbox_slots[gm__outbox_slot(key, h)];
+  pthread_rwlock_unlock(&gm__outbox_lock);
+  return known;
+}
+
+static void gm__outbox_remember(const char *key) {
+  uint64_t h = gm__hash(key);
+  pthread_rwlock_wrlock(&gm__outbox_lock);
+  if (gm__outbox_n >= GM__OUTBOX_CACHE_MAX) gm__outbox_cache_clear_locked();
+  if ((gm__outbox_n + 1) * 2 > gm__outbox_cap) {
+    char **old = gm__outbox_slots;
+    size_t oldcap = gm__outbox_cap;
+    gm__outbox_cap = oldcap ? oldcap * 2 : 64;
+    gm__outbox_slots = calloc(gm__outbox_cap, sizeof *gm__outbox_slots);
+    if (!gm__outbox_slots) abort();
+    for (size_t i = 0; i < oldcap; i++)
+      if (old[i])
+        gm__outbox_slots[gm__outbox_slot(old[i], gm__hash(old[i]))] = old[i];
+    free(old);
+  }
+  size_t i = gm__outbox_slot(key, h);
+  if (!gm__outbox_slots[i]) {
+    gm__outbox_slots[i] = strdup(key);
+    if (!gm__outbox_slots[i]) abort();
+    gm__outbox_n++;
+  }
+  pthread_rwlock_unlock(&gm__outbox_lock);
+}
+
+/*
+ * Adds the stream to gm:outboxes before the script may XADD to it, so a
+ * crash right after the script cannot leave entries the settler never sees.
+ */
+static gm_status gm__outbox_register(gm_call *call, const char *stream) {
+  if (gm__outbox_known(stream)) return GM_OK;
+  const char *argv[] = {"SADD", "gm:outboxes", stream};
+  size_t lens[] = {4, 11, strlen(stream)};
+  redisReply *reply = gm__command(call->redis, 3, argv, lens);
+  if (!reply)
+    return gm__call_fail(
+        call, GM_UNAVAILABLE,
+        "Redis is not reachable at %s (%s); is redis-server running?",
+        call->redis->where, call->redis->c->errstr);
+  int ok = reply->type == REDIS_REPLY_INTEGER;
+  if (!ok)
+    gm__log(GM_LOG_ERROR, "redis", "SADD gm:outboxes %s failed: %s", stream,
+            reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+  freeReplyObject(reply);
+  if (!ok)
+    return gm__call_fail(call, GM_INTERNAL,
+                         "registering the outbox stream failed inside Redis; "
+                         "check the gmd log");
+  gm__outbox_remember(stream);
+  return GM_OK;
+}
+
+/* ---- running ---- */
+
+char *gm__redis_key(gm_call *call, const char *market, const char *tag,
+                    const char *key) {
+  return gm__arena_sprintf(call->arena, "gm:{%s:%s}:%s", market, tag, key);
+}
+
+/* Copies a reply into the arena.  Nested error replies become strings. */
+static void gm__value_from_reply(gm__arena *a, const redisReply *r,
+                                 gm_value *v) {
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      v->type = GM_VALUE_INT;
+      v->integer = r->integer;
+      break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      v->type = GM_VALUE_STR;
+      v->str = gm__arena_strndup(a, r->str, r->len);
+      v->len = r->len;
+      break;
+    case REDIS_REPLY_ARRAY: {
+      v->type = GM_VALUE_ARRAY;
+      v->n = r->elements;
+      gm_value *items =
+          gm__arena_alloc(a, (r->elements ? r->elements : 1) * sizeof *items);
+      for (size_t i = 0; i < r->elements; i++)
+        gm__value_from_reply(a, r->element[i], &items[i]);
+      v->items = items;
+      break;
+    }
+    default:
+      v->type = GM_VALUE_NIL;
+      break;
+  }
+}
+
+/* An error reply: "STATUS message" from gm.reject, anything else a failure. */
+static gm_status gm__error_reply(gm_call *call, const char *market,
+                                 const char *name, const redisReply *reply) {
+  const char *sp = memchr(reply->str, ' ', reply->len);
+  size_t slen = sp ? (size_t)(sp - reply->str) : reply->len;
+  int status = gm__status_parse(reply->str, slen);
+  if (status > 0) {
+    const char *msg = sp ? sp + 1 : "";
+    return gm__call_fail(call, (gm_status)status, "%s", msg);
+  }
+  gm__log(GM_LOG_ERROR, market, "script %s failed in Redis: %s", name,
+          reply->str);
+  return gm__call_fail(call, GM_INTERNAL,
+                       "script %s.%s failed inside Redis; the gmd log has "
+                       "the Redis error",
+                       market, name);
+}
+
+/*
+ * Redis converts a Lua number reply to an integer by truncation (3.7 -> 3)
+ * and stops an array at its first nil: scripts return integers, strings
+ * (for anything exact beyond 2^53), and false for a nil hole.
+ */
+gm_status gm__script_run(gm_call *call, const char *market, const char *name,
+                         const char *tag, size_t nkeys, const char *const *keys,
+                         size_t nargs, const char *const *args,
+                         const gm_value **reply) {
+  *reply = NULL;
+  if (nkeys > GM__MAX_KEYS || nargs > GM__MAX_ARGS)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "script %s.%s called with %zu keys and %zu args; "
+                         "the host allows at most %d keys and %d args",
+                         market, name, nkeys, nargs, GM__MAX_KEYS,
+                         GM__MAX_ARGS);
+  if (!tag || !*tag || strpbrk(tag, "{}"))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "script %s.%s needs a non-empty tag without '{' or "
+                         "'}' (it is the Redis Cluster hash tag)",
+                         market, name);
+  if (!call->redis)
+    return gm__call_fail(call, GM_INTERNAL,
+                         "this call has no Redis connection (host bug)");
+
+  char sha[41];
+  pthread_rwlock_rdlock(&gm__scripts_lock);
+  gm__script *s = gm__script_find_locked(market, name);
+  if (s) memcpy(sha, s->sha, sizeof sha);
+  pthread_rwlock_unlock(&gm__scripts_lock);
+  if (!s)
+    return gm__call_fail(call, GM_INTERNAL,
+                         "script %s.%s is not registered; register it with "
+                         "script_register in init",
+                         market, name);
+
+  const char *idem = call->idem_key ? call->idem_key : "";
+  const char *participant = call->participant ? call->participant : "";
+  char *outbox = gm__redis_key(call, market, tag, "outbox");
+  char *idem_rec =
+      *idem ? gm__arena_sprintf(call->arena, "gm:{%s:%s}:idem:%s:%s:%s", market,
+                                tag, participant, name, idem)
+            : gm__redis_key(call, market, tag, "idem:-");
+
+  size_t nk = GM__HOST_KEYS + nkeys;
+  int argc = (int)(3 + nk + GM__HOST_ARGS + nargs);
+  const char **argv = gm__arena_alloc(call->arena, (size_t)argc * sizeof *argv);
+  size_t *lens = gm__arena_alloc(call->arena, (size_t)argc * sizeof *lens);
+  int i = 0;
+  argv[i++] = "EVALSHA";
+  argv[i++] = sha;
+  argv[i++] = gm__arena_sprintf(call->arena, "%zu", nk);
+  argv[i++] = outbox;
+  argv[i++] = idem_rec;
+  for (size_t k = 0; k < nkeys; k++)
+    argv[i++] = gm__redis_key(call, market, tag, keys[k]);
+  argv[i++] = *idem ? "1" : "0";
+  argv[i++] =
+      gm__arena_sprintf(call->arena, "%lld", (long long)gm__clock_now_ms());
+  argv[i++] = participant;
+  argv[i++] = gm__arena_sprintf(call->arena, "%ld", atomic_load(&gm__idem_ttl));
+  for (size_t k = 0; k < nargs; k++) argv[i++] = args[k] ? args[k] : "";
+  for (int k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
+
+  /*
+   * Each try registers the outbox first: a reconnect clears the cache, so
+   * after a Redis restart the stream is added to gm:outboxes again before
+   * the script can XADD to it.  One retry after an I/O error (see
+   * gm__command for why repeating is safe), one after NOSCRIPT.
+   */
+  redisReply *r = NULL;
+  gm_status st = GM_OK;
+  int io_retry = 1, noscript_retry = 1;
+  for (;;) {
+    st = gm__outbox_register(call, outbox);
+    if (st != GM_OK) return st;
+    r = redisCommandArgv(call->redis->c, argc, argv, lens);
+    if (!r) {
+      if (call->redis->c->err == REDIS_ERR_PROTOCOL || !io_retry--) break;
+      if (gm__redis_reconnect(call->redis) != GM_OK) break;
+      continue;
+    }
+    if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "NOSCRIPT", 8) != 0 ||
+        !noscript_retry--)
+      break;
+    freeReplyObject(r);
+    r = NULL;
+    char why[512];
+    if (gm__script_reload(call->redis, market, name, why, sizeof why) != 0) {
+      gm__log(GM_LOG_ERROR, market, "reloading script %s after NOSCRIPT: %s",
+              name, why);
+      return gm__call_fail(call, GM_UNAVAILABLE,
+                           "script %s.%s could not be reloaded into Redis at "
+                           "%s; the gmd log says why",
+                           market, name, call->redis->where);
+    }
+  }
+  if (!r) {
+    if (call->redis->c->err == REDIS_ERR_PROTOCOL) {
+      gm__log(GM_LOG_ERROR, market, "script %s reply unreadable: %s", name,
+              call->redis->c->errstr);
+      gm__redis_reconnect(call->redis);
+      return gm__call_fail(call, GM_INTERNAL,
+                           "script %s.%s returned a reply nested deeper than "
+                           "7 levels; flatten it",
+                           market, name);
+    }
+    return gm__call_fail(
+        call, GM_UNAVAILABLE,
+        "Redis is not reachable at %s (%s); is redis-server running?",
+        call->redis->where, call->redis->c->errstr);
+  }
+
+  if (r->type == REDIS_REPLY_ERROR) {
+    st = gm__error_reply(call, market, name, r);
+  } else {
+    gm_value *v = gm__arena_alloc(call->arena, sizeof *v);
+    gm__value_from_reply(call->arena, r, v);
+    *reply = v;
+    st = GM_OK;
+  }
+  freeReplyObject(r);
+  return st;
+}

@@ -1,0 +1,648 @@
+/*
+ * The settlement writer (see settle.h).  Why it loses nothing and doubles
+ * nothing under kill -9:
+ *   - an entry leaves the outbox only by XACK+XDEL, sent after the SQLite
+ *     COMMIT that recorded it, so a crash before COMMIT leaves it pending;
+ *   - gm_settled(stream, id) is written in the same transaction as the
+ *     market's rows, so an entry delivered again after a crash between
+ *     COMMIT and XACK is recognised (INSERT OR IGNORE changes nothing) and
+ *     its callback is not run twice;
+ *   - this consumer re-reads its own pending entries at start and after a
+ *     failed batch, and entries a dead consumer left pending are claimed
+ *     with XAUTOCLAIM once idle longer than claim_idle_ms.
+ * Entries of one stream are settled in stream order, except that entries
+ * claimed from a dead consumer arrive after newer ones already settled.
+ */
+#include "settle.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "clock.h"
+#include "ledger.h"
+#include "log.h"
+
+#define GM__GROUP "gm-settle"
+/* Streams per XREADGROUP / pipeline. */
+#define GM__CHUNK 128
+/* gm:outboxes is read again this often. */
+#define GM__REFRESH_US 1000000u
+/* Backoff after a failed batch or an unreachable Redis. */
+#define GM__BACKOFF_MIN_MS 100
+#define GM__BACKOFF_MAX_MS 5000
+/* XAUTOCLAIM pages per stream per sweep, COUNT per page. */
+#define GM__CLAIM_PAGES 8
+#define GM__CLAIM_COUNT "256"
+
+/* One entry read in this round. */
+typedef struct gm__item {
+  const char *market;    /* market part of the stream's tag ("" if none) */
+  int gone;              /* deleted from the stream while pending */
+  gm_outbox_entry entry; /* what the settle callback sees */
+} gm__item;
+
+struct gm__settler {
+  gm__settle_config cfg; /* copy; its strings point at the fields below */
+  char *unix_path;       /* owned cfg.redis.unix_path */
+  char *host;            /* owned cfg.redis.host */
+  char *ledger_path;     /* owned cfg.ledger_path */
+  char *consumer;        /* owned cfg.consumer */
+  gm__redis *redis;      /* the writer's own connection */
+  gm__ledger *ledger;    /* the writer connection to SQLite */
+  gm__arena *arena;      /* one round's entries; reset per round */
+  gm__item *items;       /* this round's entries */
+  size_t nitems, capitems;
+  char **streams; /* sorted outbox streams with our group */
+  size_t nstreams;
+  uint64_t refreshed_us;   /* last read of gm:outboxes; 0: never */
+  uint64_t claimed_us;     /* last XAUTOCLAIM sweep; 0: never */
+  uint64_t claim_every_us; /* sweep period */
+  int pending;             /* our own PEL may hold entries: read "0" */
+  int idle;                /* the last round read nothing: BLOCK */
+  int blocked;             /* this round waited in BLOCK */
+  int redis_down;          /* the outage is logged already */
+  char **quiet;            /* markets logged as having no callback */
+  size_t nquiet;
+  pthread_t thread;         /* the writer thread, when started */
+  int started;              /* the thread runs */
+  atomic_int stop;          /* asks the thread to end after its batch */
+  _Atomic uint64_t settled; /* entries written (not duplicates) */
+};
+
+static char *gm__dup(const char *s) {
+  if (!s) return NULL;
+  char *d = strdup(s);
+  if (!d) abort();
+  return d;
+}
+
+static void gm__sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static int gm__cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int gm__is_error(const redisReply *r, const char *prefix) {
+  return r && r->type == REDIS_REPLY_ERROR &&
+         strncmp(r->str, prefix, strlen(prefix)) == 0;
+}
+
+/* Notes a Redis failure (logged once per outage); returns -1. */
+static int gm__redis_failed(gm__settler *s, const char *what) {
+  redisContext *c = gm__redis_context(s->redis);
+  if (!s->redis_down)
+    gm__log(GM_LOG_WARN, "settle",
+            "Redis failed during %s (%s); settlement pauses and retries until "
+            "redis-server is back",
+            what, c->err ? c->errstr : "error reply");
+  s->redis_down = 1;
+  return -1;
+}
+
+/* The market in "gm:{<market>:<tag>}:outbox", in the arena. */
+static const char *gm__stream_market(gm__arena *a, const char *stream) {
+  if (strncmp(stream, "gm:{", 4) != 0) return "";
+  const char *p = stream + 4, *end = strpbrk(p, ":}");
+  if (!end || *end != ':') return "";
+  return gm__arena_strndup(a, p, (size_t)(end - p));
+}
+
+/* ---- the list of streams ---- */
+
+static void gm__streams_clear(gm__settler *s) {
+  for (size_t i = 0; i < s->nstreams; i++) free(s->streams[i]);
+  free(s->streams);
+  s->streams = NULL;
+  s->nstreams = 0;
+}
+
+static int gm__stream_known(const gm__settler *s, const char *key) {
+  return s->nstreams && bsearch(&key, s->streams, s->nstreams,
+                                sizeof *s->streams, gm__cmp_str) != NULL;
+}
+
+/*
+ * Reads gm:outboxes and creates our group on every stream not seen yet
+ * (from id 0, so entries added before the group existed are read too).
+ */
+static int gm__refresh(gm__settler *s) {
+  redisContext *c = gm__redis_context(s->redis);
+  redisReply *m = redisCommand(c, "SMEMBERS gm:outboxes");
+  if (!m || m->type != REDIS_REPLY_ARRAY) {
+    if (m) freeReplyObject(m);
+    return gm__redis_failed(s, "SMEMBERS gm:outboxes");
+  }
+  char **next = calloc(m->elements + 1, sizeof *next);
+  if (!next) abort();
+  size_t nnext = 0;
+  int rc = 0;
+  for (size_t i = 0; i < m->elements && rc == 0; i += GM__CHUNK) {
+    size_t end = i + GM__CHUNK < m->elements ? i + GM__CHUNK : m->elements;
+    size_t sent = 0;
+    for (size_t k = i; k < end; k++) {
+      const char *key = m->element[k]->str;
+      if (m->element[k]->type != REDIS_REPLY_STRING) continue;
+      if (gm__stream_known(s, key)) {
+        next[nnext++] = gm__dup(key);
+        continue;
+      }
+      redisAppendCommand(c, "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM", key);
+      sent++;
+    }
+    for (size_t k = i; k < end && sent; k++) {
+      const char *key = m->element[k]->str;
+      if (m->element[k]->type != REDIS_REPLY_STRING || gm__stream_known(s, key))
+        continue;
+      sent--;
+      redisReply *r = NULL;
+      if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+        rc = gm__redis_failed(s, "XGROUP CREATE");
+        break;
+      }
+      if (r->type != REDIS_REPLY_ERROR || gm__is_error(r, "BUSYGROUP"))
+        next[nnext++] = gm__dup(key);
+      else
+        gm__log(GM_LOG_ERROR, "settle",
+                "cannot read outbox %s (%s); delete the key if it is not a "
+                "stream",
+                key, r->str);
+      freeReplyObject(r);
+    }
+  }
+  freeReplyObject(m);
+  if (rc != 0) {
+    for (size_t i = 0; i < nnext; i++) free(next[i]);
+    free(next);
+    return rc;
+  }
+  qsort(next, nnext, sizeof *next, gm__cmp_str);
+  gm__streams_clear(s);
+  s->streams = next;
+  s->nstreams = nnext;
+  s->refreshed_us = gm__clock_mono_us();
+  return 0;
+}
+
+/* Claims entries idle longer than claim_idle_ms from any consumer. */
+static int gm__claim(gm__settler *s) {
+  redisContext *c = gm__redis_context(s->redis);
+  char idle[32];
+  snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.claim_idle_ms);
+  char(*cursor)[48] = calloc(s->nstreams + 1, sizeof *cursor);
+  if (!cursor) abort();
+  for (size_t i = 0; i < s->nstreams; i++) strcpy(cursor[i], "0-0");
+  int rc = 0;
+  long long claimed = 0;
+  for (int page = 0; page < GM__CLAIM_PAGES && rc == 0; page++) {
+    size_t sent = 0;
+    for (size_t i = 0; i < s->nstreams; i++) {
+      if (!cursor[i][0]) continue;
+      const char *argv[] = {
+          "XAUTOCLAIM", s->streams[i], GM__GROUP,       s->consumer, idle,
+          cursor[i],    "COUNT",       GM__CLAIM_COUNT, "JUSTID"};
+      redisAppendCommandArgv(c, 9, argv, NULL);
+      sent++;
+    }
+    if (!sent) break;
+    for (size_t i = 0; i < s->nstreams; i++) {
+      if (!cursor[i][0]) continue;
+      redisReply *r = NULL;
+      if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+        rc = gm__redis_failed(s, "XAUTOCLAIM");
+        break;
+      }
+      cursor[i][0] = '\0';
+      if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+          r->element[0]->type == REDIS_REPLY_STRING &&
+          r->element[1]->type == REDIS_REPLY_ARRAY) {
+        claimed += (long long)r->element[1]->elements;
+        if (strcmp(r->element[0]->str, "0-0") != 0)
+          snprintf(cursor[i], sizeof cursor[i], "%s", r->element[0]->str);
+      } else if (gm__is_error(r, "NOGROUP")) {
+        s->refreshed_us = 0; /* the stream went away: re-create the group */
+      }
+      freeReplyObject(r);
+    }
+  }
+  free(cursor);
+  if (claimed > 0) {
+    gm__log(GM_LOG_INFO, "settle",
+            "claimed %lld outbox entries left pending by another consumer",
+            claimed);
+    s->pending = 1;
+  }
+  s->claimed_us = gm__clock_mono_us();
+  return rc;
+}
+
+/* ---- reading ---- */
+
+static gm__item *gm__item_add(gm__settler *s) {
+  if (s->nitems == s->capitems) {
+    s->capitems = s->capitems ? s->capitems * 2 : 256;
+    s->items = realloc(s->items, s->capitems * sizeof *s->items);
+    if (!s->items) abort();
+  }
+  gm__item *it = &s->items[s->nitems++];
+  memset(it, 0, sizeof *it);
+  return it;
+}
+
+/* Copies an XREADGROUP reply into items. */
+static void gm__collect(gm__settler *s, const redisReply *r) {
+  if (r->type != REDIS_REPLY_ARRAY) return;
+  for (size_t i = 0; i < r->elements; i++) {
+    const redisReply *sr = r->element[i];
+    if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+        sr->element[0]->type != REDIS_REPLY_STRING ||
+        sr->element[1]->type != REDIS_REPLY_ARRAY)
+      continue;
+    const char *stream = gm__arena_strdup(s->arena, sr->element[0]->str);
+    const char *market = gm__stream_market(s->arena, stream);
+    const redisReply *list = sr->element[1];
+    for (size_t j = 0; j < list->elements; j++) {
+      const redisReply *er = list->element[j];
+      if (er->type != REDIS_REPLY_ARRAY || er->elements != 2 ||
+          er->element[0]->type != REDIS_REPLY_STRING)
+        continue;
+      gm__item *it = gm__item_add(s);
+      it->market = market;
+      it->entry.stream = stream;
+      it->entry.id = gm__arena_strdup(s->arena, er->element[0]->str);
+      it->entry.kind = "";
+      const redisReply *f = er->element[1];
+      if (f->type != REDIS_REPLY_ARRAY) {
+        it->gone = 1;
+        continue;
+      }
+      size_t npairs = f->elements / 2, first = 0;
+      if (npairs > 0 && strcmp(f->element[0]->str, "kind") == 0) {
+        it->entry.kind = gm__arena_strdup(s->arena, f->element[1]->str);
+        first = 1;
+      }
+      size_t n = npairs - first;
+      const char **names = gm__arena_alloc(s->arena, (n + 1) * sizeof *names);
+      const char **values = gm__arena_alloc(s->arena, (n + 1) * sizeof *values);
+      for (size_t k = 0; k < n; k++) {
+        const redisReply *nr = f->element[2 * (first + k)];
+        const redisReply *vr = f->element[2 * (first + k) + 1];
+        names[k] = gm__arena_strndup(s->arena, nr->str ? nr->str : "",
+                                     nr->str ? nr->len : 0);
+        values[k] = gm__arena_strndup(s->arena, vr->str ? vr->str : "",
+                                      vr->str ? vr->len : 0);
+      }
+      it->entry.nfields = n;
+      it->entry.names = names;
+      it->entry.values = values;
+    }
+  }
+}
+
+/*
+ * XREADGROUP over every stream, GM__CHUNK streams per command, from `id`
+ * ("0": our own pending entries; ">": new ones).  Stops reading further
+ * chunks once batch_size entries are in hand (one chunk may bring up to
+ * batch_size per stream).
+ */
+static int gm__read(gm__settler *s, const char *id, int block) {
+  redisContext *c = gm__redis_context(s->redis);
+  size_t nchunks = (s->nstreams + GM__CHUNK - 1) / GM__CHUNK;
+  /* BLOCK on one command only: with several chunks, blocking on each in
+     turn would delay the others' entries; the thread sleeps instead. */
+  block = block && nchunks == 1;
+  const char **argv = malloc((10 + 2 * GM__CHUNK) * sizeof *argv);
+  if (!argv) abort();
+  int rc = 0;
+  for (size_t i = 0; i < s->nstreams; i += GM__CHUNK) {
+    if (s->nitems >= (size_t)s->cfg.batch_size) break;
+    size_t end = i + GM__CHUNK < s->nstreams ? i + GM__CHUNK : s->nstreams;
+    char count[24], ms[24];
+    snprintf(count, sizeof count, "%zu", (size_t)s->cfg.batch_size - s->nitems);
+    snprintf(ms, sizeof ms, "%d", s->cfg.block_ms);
+    int argc = 0;
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = GM__GROUP;
+    argv[argc++] = s->consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = count;
+    if (block) {
+      argv[argc++] = "BLOCK";
+      argv[argc++] = ms;
+      s->blocked = 1;
+    }
+    argv[argc++] = "STREAMS";
+    for (size_t k = i; k < end; k++) argv[argc++] = s->streams[k];
+    for (size_t k = i; k < end; k++) argv[argc++] = id;
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (!r) {
+      rc = gm__redis_failed(s, "XREADGROUP");
+      break;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+      /* NOGROUP: a stream was deleted or Redis lost its data; make the
+         groups again on the next round. */
+      gm__log(GM_LOG_WARN, "settle",
+              "XREADGROUP: %s; reading the stream "
+              "list again",
+              r->str);
+      s->refreshed_us = 0;
+      freeReplyObject(r);
+      rc = -1;
+      break;
+    }
+    gm__collect(s, r);
+    freeReplyObject(r);
+  }
+  free(argv);
+  return rc;
+}
+
+/* ---- writing ---- */
+
+static void gm__log_quiet_market(gm__settler *s, const gm__item *it) {
+  for (size_t i = 0; i < s->nquiet; i++)
+    if (strcmp(s->quiet[i], it->market) == 0) return;
+  s->quiet = realloc(s->quiet, (s->nquiet + 1) * sizeof *s->quiet);
+  if (!s->quiet) abort();
+  s->quiet[s->nquiet++] = gm__dup(it->market);
+  gm__log(GM_LOG_WARN, "settle",
+          "outbox entries of market '%s' (e.g. %s %s kind %s) are recorded in "
+          "gm_settled without market rows: no loaded plugin settles them; "
+          "load the plugin with a settle callback to settle later entries",
+          it->market, it->entry.stream, it->entry.id, it->entry.kind);
+}
+
+static int gm__sql(gm__settler *s, const char *sql) {
+  char *msg = NULL;
+  int rc = sqlite3_exec(gm__ledger_db(s->ledger), sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) {
+    gm__log(GM_LOG_ERROR, "settle", "%s: %s", sql,
+            msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* One transaction for every item; the number written, or -1 (rolled back). */
+static int gm__write(gm__settler *s) {
+  sqlite3 *db = gm__ledger_db(s->ledger);
+  if (gm__sql(s, "BEGIN IMMEDIATE") != 0) return -1;
+  gm_ledger tx = {.ledger = s->ledger};
+  int written = 0;
+  int64_t now = gm__clock_now_ms();
+  for (size_t i = 0; i < s->nitems; i++) {
+    gm__item *it = &s->items[i];
+    if (it->gone) {
+      gm__log(GM_LOG_ERROR, "settle",
+              "outbox entry %s %s was deleted before it was settled (someone "
+              "ran XDEL or XTRIM on the stream); it cannot be settled",
+              it->entry.stream, it->entry.id);
+      continue;
+    }
+    gm_param p[] = {GM_TEXT(it->entry.stream), GM_TEXT(it->entry.id),
+                    GM_TEXT(it->entry.kind), GM_INT(now)};
+    tx.market = "gm";
+    tx.err[0] = '\0';
+    if (gm__ledger_exec(&tx,
+                        "INSERT OR IGNORE INTO gm_settled(stream, id, kind, "
+                        "settled_ms) VALUES(?1, ?2, ?3, ?4)",
+                        p, 4) != GM_OK) {
+      gm__log(GM_LOG_ERROR, "settle", "recording %s %s: %s", it->entry.stream,
+              it->entry.id, tx.err);
+      goto rollback;
+    }
+    if (sqlite3_changes(db) != 1) continue; /* settled before a crash */
+    written++;
+    gm_market *m = NULL;
+    gm_settle_fn fn = s->cfg.lookup && *it->market
+                          ? s->cfg.lookup(s->cfg.lookup_arg, it->market, &m)
+                          : NULL;
+    if (!fn) {
+      gm__log_quiet_market(s, it);
+      continue;
+    }
+    tx.market = it->market;
+    tx.err[0] = '\0';
+    gm_status st = fn(m, &tx, &it->entry);
+    if (st != GM_OK) {
+      gm__log(GM_LOG_ERROR, it->market,
+              "settle callback failed (status %d) on %s %s kind %s: %s; "
+              "the batch of %zu entries is rolled back and retried later",
+              (int)st, it->entry.stream, it->entry.id, it->entry.kind,
+              tx.err[0] ? tx.err : "no ledger error recorded", s->nitems);
+      goto rollback;
+    }
+  }
+  if (gm__sql(s, "COMMIT") != 0) goto rollback;
+  return written;
+rollback:
+  gm__sql(s, "ROLLBACK");
+  return -1;
+}
+
+/*
+ * XACK + XDEL per stream in MULTI/EXEC, so an entry never stays in a stream
+ * after leaving the group's pending list.  A failure here only means the
+ * entries come back and are recognised as settled.
+ */
+static void gm__ack(gm__settler *s) {
+  redisContext *c = gm__redis_context(s->redis);
+  const char **argv = malloc((s->nitems + 3) * sizeof *argv);
+  if (!argv) abort();
+  size_t sent = 0;
+  for (size_t i = 0; i < s->nitems;) {
+    const char *stream = s->items[i].entry.stream;
+    size_t j = i;
+    while (j < s->nitems && strcmp(s->items[j].entry.stream, stream) == 0) j++;
+    int argc = 0;
+    argv[argc++] = "XACK";
+    argv[argc++] = stream;
+    argv[argc++] = GM__GROUP;
+    for (size_t k = i; k < j; k++) argv[argc++] = s->items[k].entry.id;
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommandArgv(c, argc, argv, NULL);
+    argv[0] = "XDEL";
+    for (size_t k = i; k < j; k++) argv[k - i + 2] = s->items[k].entry.id;
+    redisAppendCommandArgv(c, argc - 1, argv, NULL);
+    redisAppendCommand(c, "EXEC");
+    sent += 4;
+    i = j;
+  }
+  free(argv);
+  int failed = 0;
+  for (size_t i = 0; i < sent; i++) {
+    redisReply *r = NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+      gm__redis_failed(s, "XACK");
+      failed = 1;
+      break;
+    }
+    if (r->type == REDIS_REPLY_ERROR) failed = 1;
+    freeReplyObject(r);
+  }
+  /* Unacked entries are ours and pending: read them again next round. */
+  if (failed) s->pending = 1;
+}
+
+/*
+ * One round: refresh, claim, read (own pending first, else new), write,
+ * ack.  Returns entries newly settled, or -1; *read says how many entries
+ * were read.
+ */
+static int gm__round(gm__settler *s, size_t *read) {
+  *read = 0;
+  s->blocked = 0;
+  s->nitems = 0;
+  gm__arena_reset(s->arena);
+  if (gm__redis_context(s->redis)->err &&
+      gm__redis_reconnect(s->redis) != GM_OK)
+    return gm__redis_failed(s, "reconnect");
+  uint64_t now = gm__clock_mono_us();
+  if (!s->refreshed_us || now - s->refreshed_us >= GM__REFRESH_US) {
+    if (gm__refresh(s) != 0) return -1;
+  }
+  if (!s->claimed_us || now - s->claimed_us >= s->claim_every_us) {
+    if (gm__claim(s) != 0) return -1;
+  }
+  if (s->pending) {
+    if (gm__read(s, "0", 0) != 0) return -1;
+    if (s->nitems == 0) s->pending = 0;
+  }
+  if (!s->pending && gm__read(s, ">", s->idle) != 0) return -1;
+  if (s->redis_down) {
+    gm__log(GM_LOG_INFO, "settle", "Redis is back; settlement resumes");
+    s->redis_down = 0;
+  }
+  *read = s->nitems;
+  s->idle = s->nitems == 0;
+  if (s->nitems == 0) return 0;
+  int written = gm__write(s);
+  if (written < 0) {
+    s->pending = 1;
+    return -1;
+  }
+  atomic_fetch_add(&s->settled, (uint64_t)written);
+  gm__ack(s);
+  return written;
+}
+
+static void *gm__run(void *arg) {
+  gm__settler *s = arg;
+  long backoff = GM__BACKOFF_MIN_MS;
+  while (!atomic_load(&s->stop)) {
+    size_t read;
+    long wait = 0;
+    if (gm__round(s, &read) < 0) {
+      wait = backoff;
+      backoff =
+          backoff * 2 > GM__BACKOFF_MAX_MS ? GM__BACKOFF_MAX_MS : backoff * 2;
+    } else {
+      backoff = GM__BACKOFF_MIN_MS;
+      if (read == 0 && !s->blocked) wait = s->cfg.block_ms;
+    }
+    /* Sleep in slices so stop is not delayed by a long backoff. */
+    while (wait > 0 && !atomic_load(&s->stop)) {
+      long slice = wait < 50 ? wait : 50;
+      gm__sleep_ms(slice);
+      wait -= slice;
+    }
+  }
+  return NULL;
+}
+
+gm__settler *gm__settler_start(const gm__settle_config *cfg, char *err,
+                               size_t errlen) {
+  gm__settler *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->cfg = *cfg;
+  s->unix_path = gm__dup(cfg->redis.unix_path);
+  s->host = gm__dup(cfg->redis.host);
+  s->ledger_path = gm__dup(cfg->ledger_path);
+  if (cfg->consumer && *cfg->consumer) {
+    s->consumer = gm__dup(cfg->consumer);
+  } else {
+    char host[256] = "gmd";
+    gethostname(host, sizeof host - 1);
+    char buf[300];
+    snprintf(buf, sizeof buf, "%s:%ld", host, (long)getpid());
+    s->consumer = gm__dup(buf);
+  }
+  s->cfg.redis.unix_path = s->unix_path;
+  s->cfg.redis.host = s->host;
+  s->cfg.ledger_path = s->ledger_path;
+  s->cfg.consumer = s->consumer;
+  if (s->cfg.batch_size <= 0) s->cfg.batch_size = 512;
+  if (s->cfg.block_ms <= 0) s->cfg.block_ms = 100;
+  if (s->cfg.claim_idle_ms <= 0) s->cfg.claim_idle_ms = 30000;
+  /* Sweep twice per idle period, at most every 5 s, at least every 10 ms. */
+  int64_t every = s->cfg.claim_idle_ms / 2;
+  every = every < 10 ? 10 : every > 5000 ? 5000 : every;
+  s->claim_every_us = (uint64_t)every * 1000u;
+  s->pending = 1; /* a restarted consumer of the same name resumes its PEL */
+  s->arena = gm__arena_new();
+  if (!s->ledger_path) {
+    snprintf(err, errlen, "the settlement writer needs [ledger] path");
+    goto fail;
+  }
+  s->redis = gm__redis_connect(&s->cfg.redis, err, errlen);
+  if (!s->redis) goto fail;
+  s->ledger = gm__ledger_open(s->ledger_path, 0, err, errlen);
+  if (!s->ledger) goto fail;
+  if (!cfg->no_thread) {
+    if (pthread_create(&s->thread, NULL, gm__run, s) != 0) {
+      snprintf(err, errlen, "cannot start the settlement thread: %s",
+               strerror(errno));
+      goto fail;
+    }
+    s->started = 1;
+  }
+  return s;
+fail:
+  gm__settler_stop(&s);
+  return NULL;
+}
+
+void gm__settler_stop(gm__settler **sp) {
+  if (!sp || !*sp) return;
+  gm__settler *s = *sp;
+  if (s->started) {
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+  }
+  gm__redis_destroy(&s->redis);
+  gm__ledger_close(&s->ledger);
+  gm__arena_destroy(&s->arena);
+  gm__streams_clear(s);
+  for (size_t i = 0; i < s->nquiet; i++) free(s->quiet[i]);
+  free(s->quiet);
+  free(s->items);
+  free(s->unix_path);
+  free(s->host);
+  free(s->ledger_path);
+  free(s->consumer);
+  free(s);
+  *sp = NULL;
+}
+
+uint64_t gm__settler_settled(const gm__settler *s) {
+  return atomic_load(&((gm__settler *)s)->settled);
+}
+
+int gm__settler_drain_once(gm__settler *s) {
+  if (s->started) return -1;
+  size_t read;
+  return gm__round(s, &read);
+}

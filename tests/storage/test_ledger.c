@@ -1,0 +1,285 @@
+/* The ledger service: migrations, exec, query, on a real SQLite file. */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "call.h"
+#include "ledger.h"
+#include "redis_fixture.h"
+
+static gm_test_redis *srv; /* for its temp folder and cleanup */
+static char *path;
+static gm__ledger *writer;
+
+static void setup(void) {
+  srv = gm_test_redis_start();
+  path = gm_test_redis_path(srv, "ledger.sqlite");
+  char err[512];
+  writer = gm__ledger_open(path, 0, err, sizeof err);
+  ck_assert_msg(writer != NULL, "%s", err);
+}
+
+static void teardown(void) {
+  gm__ledger_close(&writer);
+  free(path);
+  gm_test_redis_stop(&srv);
+}
+
+/* One integer from a SQL query on the writer connection. */
+static long long scalar(const char *sql) {
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(gm__ledger_db(writer), sql, -1, &st, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  long long v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static long long version_of(const char *market) {
+  char sql[128];
+  snprintf(sql, sizeof sql,
+           "SELECT coalesce((SELECT version FROM gm_schema WHERE market = "
+           "'%s'), 0)",
+           market);
+  return scalar(sql);
+}
+
+START_TEST(open_sets_wal_and_core_tables) {
+  sqlite3_stmt *st = NULL;
+  sqlite3_prepare_v2(gm__ledger_db(writer), "PRAGMA journal_mode", -1, &st,
+                     NULL);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+  sqlite3_finalize(st);
+  ck_assert_int_eq(scalar("PRAGMA foreign_keys"), 1);
+  ck_assert_int_eq(scalar("PRAGMA synchronous"), 1); /* NORMAL */
+  ck_assert_int_eq(scalar("SELECT count(*) FROM sqlite_master WHERE name IN "
+                          "('gm_schema', 'gm_settled')"),
+                   2);
+
+  char err[512];
+  gm__ledger *ro = gm__ledger_open(path, 1, err, sizeof err);
+  ck_assert_msg(ro != NULL, "%s", err);
+  ck_assert(sqlite3_db_readonly(gm__ledger_db(ro), "main") == 1);
+  gm__ledger_close(&ro);
+  ck_assert_ptr_null(ro);
+  gm__ledger_close(&ro); /* idempotent */
+
+  char *missing = gm_test_redis_path(srv, "missing.sqlite");
+  ck_assert_ptr_null(gm__ledger_open(missing, 1, err, sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "missing.sqlite"));
+  ck_assert_ptr_nonnull(strstr(err, "start it first"));
+  free(missing);
+}
+END_TEST
+
+static const gm_migration three[] = {
+    {1, "CREATE TABLE trade(id TEXT PRIMARY KEY, qty INTEGER NOT NULL);"},
+    {2,
+     "ALTER TABLE trade ADD COLUMN price INTEGER;"
+     "CREATE TABLE note(t TEXT);"},
+    {3, "INSERT INTO note VALUES('v3 ran');"},
+};
+
+START_TEST(migrations_apply_once_in_order) {
+  char err[512] = "";
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "carbon", three, 3, err, sizeof err), GM_OK);
+  ck_assert_int_eq(version_of("carbon"), 3);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 1);
+  /* Again: nothing runs (v3 would insert a second note). */
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "carbon", three, 3, err, sizeof err), GM_OK);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 1);
+  /* Another market has its own version. */
+  ck_assert_int_eq(version_of("other"), 0);
+  /* A later plugin version adds v4 only. */
+  const gm_migration four[] = {
+      three[0], three[1], three[2], {4, "INSERT INTO note VALUES('v4 ran');"}};
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "carbon", four, 4, err, sizeof err), GM_OK);
+  ck_assert_int_eq(version_of("carbon"), 4);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 2);
+  /* A fresh connection sees the same recorded state. */
+  gm__ledger_close(&writer);
+  writer = gm__ledger_open(path, 0, err, sizeof err);
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "carbon", four, 4, err, sizeof err), GM_OK);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 2);
+}
+END_TEST
+
+START_TEST(failing_migration_keeps_earlier_ones) {
+  const gm_migration bad[] = {
+      {1, "CREATE TABLE a(x INTEGER);"},
+      {2, "CREATE TABLE b(x INTEGER); INSERT INTO nope VALUES(1);"},
+      {3, "CREATE TABLE c(x INTEGER);"},
+  };
+  char err[512] = "";
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "procurement", bad, 3, err, sizeof err),
+      GM_INTERNAL);
+  ck_assert_msg(strstr(err, "procurement version 2") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "no such table: nope") != NULL, "%s", err);
+  ck_assert_int_eq(version_of("procurement"), 1);
+  ck_assert_int_eq(
+      scalar("SELECT count(*) FROM sqlite_master WHERE name = 'a'"), 1);
+  /* Version 2 is rolled back whole; version 3 never ran. */
+  ck_assert_int_eq(
+      scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('b', 'c')"), 0);
+  /* Not in a transaction any more: the connection is usable. */
+  ck_assert(sqlite3_get_autocommit(gm__ledger_db(writer)));
+
+  const gm_migration unordered[] = {{2, "SELECT 1;"}, {1, "SELECT 1;"}};
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "x", unordered, 2, err, sizeof err),
+      GM_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(err, "increasing order"));
+}
+END_TEST
+
+START_TEST(exec_binds_ints_text_null) {
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
+                                "CREATE TABLE t(i INTEGER, s TEXT, n TEXT)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  gm_ledger tx = {.ledger = writer, .market = "carbon"};
+  const char *ins = "INSERT INTO t(i, s, n) VALUES(?1, ?2, ?3)";
+  gm_param p[] = {GM_INT(INT64_MAX), GM_TEXT("héllo, 'world'"), GM_NULL};
+  ck_assert_int_eq(gm__ledger_exec(&tx, ins, p, 3), GM_OK);
+  gm_param q[] = {GM_INT(INT64_MIN), GM_TEXT(""), GM_TEXT("x")};
+  /* The same text again uses the cached statement with new bindings. */
+  for (int i = 0; i < 500; i++)
+    ck_assert_int_eq(gm__ledger_exec(&tx, ins, q, 3), GM_OK);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM t"), 501);
+  ck_assert_int_eq(scalar("SELECT i FROM t WHERE n IS NULL"), INT64_MAX);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM t WHERE s = 'héllo, "
+                          "''world''' AND n IS NULL"),
+                   1);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM t WHERE i = "
+                          "-9223372036854775807 - 1 AND s = '' AND n = 'x'"),
+                   500);
+
+  /* Wrong parameter count, bad SQL, constraint: err says why. */
+  ck_assert_int_eq(gm__ledger_exec(&tx, ins, p, 2), GM_INTERNAL);
+  ck_assert_msg(strstr(tx.err, "3 parameters but 2") != NULL, "%s", tx.err);
+  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO nope VALUES(1)", NULL, 0),
+                   GM_INTERNAL);
+  ck_assert_msg(strstr(tx.err, "no such table") != NULL, "%s", tx.err);
+  ck_assert_int_eq(
+      sqlite3_exec(gm__ledger_db(writer), "CREATE TABLE u(k TEXT PRIMARY KEY)",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  gm_param k[] = {GM_TEXT("dup")};
+  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO u VALUES(?1)", k, 1),
+                   GM_OK);
+  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO u VALUES(?1)", k, 1),
+                   GM_INTERNAL);
+  ck_assert_msg(strstr(tx.err, "UNIQUE") != NULL, "%s", tx.err);
+}
+END_TEST
+
+typedef struct rows {
+  int n;                 /* rows seen */
+  int stop_after;        /* 0: all */
+  int64_t sum;           /* of column 0 */
+  const char *last_text; /* column 1 of the last row */
+  int saw_null;          /* column 2 was NULL once */
+} rows;
+
+static int on_row(void *arg, size_t ncols, const gm_param *cols) {
+  rows *r = arg;
+  ck_assert_uint_eq(ncols, 3);
+  ck_assert_int_eq(cols[0].type, GM_PARAM_INT);
+  ck_assert_int_eq(cols[1].type, GM_PARAM_TEXT);
+  r->sum += cols[0].i;
+  r->last_text = cols[1].s;
+  if (cols[2].type == GM_PARAM_NULL) r->saw_null = 1;
+  r->n++;
+  return r->stop_after && r->n >= r->stop_after;
+}
+
+START_TEST(query_reads_and_refuses_writes) {
+  ck_assert_int_eq(
+      sqlite3_exec(gm__ledger_db(writer),
+                   "CREATE TABLE q(i INTEGER, s TEXT, n TEXT);"
+                   "INSERT INTO q VALUES(1, 'one', NULL), (2, 'two', 'x'),"
+                   " (3, 'three', 'y')",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  char err[512];
+  gm__ledger *reader = gm__ledger_open(path, 1, err, sizeof err);
+  ck_assert_msg(reader != NULL, "%s", err);
+  gm__arena *a = gm__arena_new();
+  gm_call call = {.arena = a, .participant = "p", .reader = reader};
+
+  rows r = {0};
+  gm_param min[] = {GM_INT(1)};
+  ck_assert_int_eq(gm__ledger_query(&call,
+                                    "SELECT i, s, n FROM q WHERE i >= ?1 "
+                                    "ORDER BY i",
+                                    min, 1, on_row, &r),
+                   GM_OK);
+  ck_assert_int_eq(r.n, 3);
+  ck_assert_int_eq(r.sum, 6);
+  ck_assert_str_eq(r.last_text, "three");
+  ck_assert(r.saw_null);
+
+  rows early = {.stop_after = 2};
+  ck_assert_int_eq(gm__ledger_query(&call,
+                                    "SELECT i, s, n FROM q WHERE i >= ?1 "
+                                    "ORDER BY i",
+                                    min, 1, on_row, &early),
+                   GM_OK);
+  ck_assert_int_eq(early.n, 2);
+  ck_assert_str_eq(early.last_text, "two"); /* copied: valid after the query */
+
+  gm_call wcall = {.arena = a, .reader = reader};
+  ck_assert_int_eq(
+      gm__ledger_query(&wcall, "DELETE FROM q", NULL, 0, on_row, &r),
+      GM_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(wcall.message, "read-only"));
+  ck_assert_int_eq(scalar("SELECT count(*) FROM q"), 3);
+
+  /* The reader sees what the writer commits later. */
+  ck_assert_int_eq(
+      sqlite3_exec(gm__ledger_db(writer),
+                   "INSERT INTO q VALUES(4, 'four', NULL)", NULL, NULL, NULL),
+      SQLITE_OK);
+  rows after = {0};
+  ck_assert_int_eq(gm__ledger_query(&call,
+                                    "SELECT i, s, n FROM q WHERE i >= ?1 "
+                                    "ORDER BY i",
+                                    min, 1, on_row, &after),
+                   GM_OK);
+  ck_assert_int_eq(after.n, 4);
+
+  gm_call bad = {.arena = a, .reader = reader};
+  ck_assert_int_eq(gm__ledger_query(&bad, "SELEC x", NULL, 0, on_row, &r),
+                   GM_INTERNAL);
+  ck_assert_ptr_nonnull(strstr(bad.message, "syntax error"));
+  gm__arena_destroy(&a);
+  gm__ledger_close(&reader);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("storage_ledger");
+  TCase *tc = tcase_create("ledger");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, open_sets_wal_and_core_tables);
+  tcase_add_test(tc, migrations_apply_once_in_order);
+  tcase_add_test(tc, failing_migration_keeps_earlier_ones);
+  tcase_add_test(tc, exec_binds_ints_text_null);
+  tcase_add_test(tc, query_reads_and_refuses_writes);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

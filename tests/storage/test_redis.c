@@ -1,0 +1,432 @@
+/* The Redis script service against a real redis-server. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "call.h"
+#include "clock.h"
+#include "redis.h"
+#include "redis_fixture.h"
+
+static gm_test_redis *srv;
+static gm__redis *conn;
+static redisContext *raw;
+static gm__arena *arena;
+
+static void setup(void) {
+  srv = gm_test_redis_start();
+  char err[512];
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
+  conn = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(conn != NULL, "%s", err);
+  raw = gm_test_redis_connect(srv);
+  arena = gm__arena_new();
+}
+
+static void teardown(void) {
+  gm__arena_destroy(&arena);
+  if (raw) redisFree(raw);
+  raw = NULL;
+  gm__redis_destroy(&conn);
+  gm__scripts_remove("mkt");
+  gm_test_redis_stop(&srv);
+}
+
+static gm_call call_as(const char *participant, const char *idem) {
+  return (gm_call){.arena = arena,
+                   .participant = participant,
+                   .roles = "",
+                   .idem_key = idem,
+                   .redis = conn};
+}
+
+static void add(const char *name, const char *lua) {
+  char err[1024];
+  gm_status st = gm__scripts_add(conn, "mkt", name, lua, err, sizeof err);
+  ck_assert_msg(st == GM_OK, "registering %s: %s", name, err);
+}
+
+/* Runs mkt.<name> on tag with up to 3 keys and args. */
+static gm_status run(gm_call *call, const char *name, const char *tag,
+                     size_t nkeys, const char *k0, size_t nargs, const char *a0,
+                     const gm_value **reply) {
+  const char *keys[] = {k0};
+  const char *args[] = {a0};
+  return gm__script_run(call, "mkt", name, tag, nkeys, keys, nargs, args,
+                        reply);
+}
+
+static const char counter_lua[] =
+    "local n = redis.call('INCR', KEYS[1])\n"
+    "gm.emit('tick', 'n', n, 'who', gm.participant)\n"
+    "return n\n";
+
+START_TEST(emit_reaches_outbox_and_registry) {
+  add("emit",
+      "gm.emit('fill', 'qty', ARGV[1], 'amount', 123456789012345, 'neg', -7)\n"
+      "return {#KEYS, #ARGV, KEYS[1], ARGV[1], gm.participant, gm.now}\n");
+  gm__clock_set_manual(1700000000123);
+  gm_call c = call_as("alice", "");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&c, "emit", "CEA", 1, "book", 1, "42", &v), GM_OK);
+  ck_assert_int_eq(v->type, GM_VALUE_ARRAY);
+  ck_assert_uint_eq(v->n, 6);
+  ck_assert_int_eq(v->items[0].integer, 1); /* only the plugin's keys */
+  ck_assert_int_eq(v->items[1].integer, 1); /* only the plugin's args */
+  ck_assert_str_eq(v->items[2].str, "gm:{mkt:CEA}:book");
+  ck_assert_str_eq(v->items[3].str, "42");
+  ck_assert_str_eq(v->items[4].str, "alice");
+  ck_assert_int_eq(v->items[5].integer, 1700000000123);
+
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "SISMEMBER gm:outboxes gm:{mkt:CEA}:outbox"), 1);
+  redisReply *r = gm_test_redis_cmd(raw, "XRANGE gm:{mkt:CEA}:outbox - +");
+  ck_assert_uint_eq(r->elements, 1);
+  redisReply *f = r->element[0]->element[1];
+  ck_assert_uint_eq(f->elements, 8);
+  ck_assert_str_eq(f->element[0]->str, "kind");
+  ck_assert_str_eq(f->element[1]->str, "fill");
+  ck_assert_str_eq(f->element[3]->str, "42");
+  /* An integral Lua number is written exactly, not as 1.2345678901234e+14. */
+  ck_assert_str_eq(f->element[5]->str, "123456789012345");
+  ck_assert_str_eq(f->element[7]->str, "-7");
+  freeReplyObject(r);
+}
+END_TEST
+
+START_TEST(reject_gives_status_and_message) {
+  add("reject",
+      "return gm.reject('FAILED_PRECONDITION', 'not enough cash: have ' .. "
+      "ARGV[1] .. ' fen')\n");
+  gm_call c = call_as("bob", "");
+  const gm_value *v = (const gm_value *)1;
+  ck_assert_int_eq(run(&c, "reject", "t", 0, NULL, 1, "500", &v),
+                   GM_FAILED_PRECONDITION);
+  ck_assert_ptr_null(v);
+  ck_assert_int_eq(c.status, GM_FAILED_PRECONDITION);
+  ck_assert_str_eq(c.message, "not enough cash: have 500 fen");
+}
+END_TEST
+
+START_TEST(idempotent_retry_returns_first_reply) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call c = call_as("alice", "order-1");
+  ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  /* The retry: same participant, script and key. */
+  gm_call c2 = call_as("alice", "order-1");
+  ck_assert_int_eq(run(&c2, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->type, GM_VALUE_INT);
+  ck_assert_int_eq(v->integer, 1);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 1);
+  redisReply *r = gm_test_redis_cmd(raw, "GET gm:{mkt:t}:n");
+  ck_assert_str_eq(r->str, "1");
+  freeReplyObject(r);
+  long long ttl =
+      gm_test_redis_int(raw, "TTL gm:{mkt:t}:idem:alice:counter:order-1");
+  ck_assert_msg(ttl > 86000 && ttl <= 86400, "idem ttl %lld", ttl);
+
+  /* Another key of the same participant runs again. */
+  gm_call c3 = call_as("alice", "order-2");
+  ck_assert_int_eq(run(&c3, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 2);
+  /* No key (a read or a timer): runs every time, stores nothing. */
+  gm_call c4 = call_as("alice", "");
+  ck_assert_int_eq(run(&c4, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 3);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:idem:-"), 0);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 3);
+}
+END_TEST
+
+START_TEST(idempotency_is_per_participant) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call a = call_as("alice", "same-key");
+  ck_assert_int_eq(run(&a, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  gm_call b = call_as("bob", "same-key");
+  ck_assert_int_eq(run(&b, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 2);
+  gm_call a2 = call_as("alice", "same-key");
+  ck_assert_int_eq(run(&a2, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 2);
+}
+END_TEST
+
+START_TEST(stored_reject_and_unstored_runtime_error) {
+  /* A reject is a reply like any other: the retry gets it again even after
+     the state changed. */
+  add("guarded",
+      "local v = redis.call('GET', KEYS[1])\n"
+      "if not v then return gm.reject('NOT_FOUND', 'no value') end\n"
+      "if v == 'boom' then error('value is boom') end\n"
+      "return v\n");
+  const gm_value *v;
+  gm_call c = call_as("carol", "k1");
+  ck_assert_int_eq(run(&c, "guarded", "t", 1, "v", 0, NULL, &v), GM_NOT_FOUND);
+  ck_assert_str_eq(c.message, "no value");
+  gm_test_redis_int(raw, "DEL gm:{mkt:t}:v");
+  freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{mkt:t}:v ready"));
+  gm_call c2 = call_as("carol", "k1");
+  ck_assert_int_eq(run(&c2, "guarded", "t", 1, "v", 0, NULL, &v), GM_NOT_FOUND);
+
+  /* A Lua runtime error is INTERNAL, and not stored: the retry runs again. */
+  freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{mkt:t}:v boom"));
+  gm_call c3 = call_as("carol", "k2");
+  ck_assert_int_eq(run(&c3, "guarded", "t", 1, "v", 0, NULL, &v), GM_INTERNAL);
+  ck_assert_ptr_nonnull(strstr(c3.message, "mkt.guarded"));
+  ck_assert_ptr_nonnull(strstr(c3.message, "gmd log"));
+  freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{mkt:t}:v fine"));
+  gm_call c4 = call_as("carol", "k2");
+  ck_assert_int_eq(run(&c4, "guarded", "t", 1, "v", 0, NULL, &v), GM_OK);
+  ck_assert_str_eq(v->str, "fine");
+}
+END_TEST
+
+START_TEST(reply_tree_converts) {
+  add("tree",
+      "return {1, 'two', {3, {'four', false}, -5}, false, 7.9, "
+      "redis.status_reply('FINE')}\n");
+  add("nil", "return nil\n");
+  add("empty", "return {}\n");
+  const gm_value *v;
+  gm_call c = call_as("dave", "");
+  ck_assert_int_eq(run(&c, "tree", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->type, GM_VALUE_ARRAY);
+  ck_assert_uint_eq(v->n, 6);
+  ck_assert_int_eq(v->items[0].type, GM_VALUE_INT);
+  ck_assert_int_eq(v->items[0].integer, 1);
+  ck_assert_int_eq(v->items[1].type, GM_VALUE_STR);
+  ck_assert_str_eq(v->items[1].str, "two");
+  ck_assert_uint_eq(v->items[1].len, 3);
+  const gm_value *inner = &v->items[2];
+  ck_assert_int_eq(inner->type, GM_VALUE_ARRAY);
+  ck_assert_uint_eq(inner->n, 3);
+  ck_assert_int_eq(inner->items[0].integer, 3);
+  ck_assert_int_eq(inner->items[1].type, GM_VALUE_ARRAY);
+  ck_assert_str_eq(inner->items[1].items[0].str, "four");
+  ck_assert_int_eq(inner->items[1].items[1].type, GM_VALUE_NIL);
+  ck_assert_int_eq(inner->items[2].integer, -5);
+  ck_assert_int_eq(v->items[3].type, GM_VALUE_NIL);
+  /* Redis truncates a Lua number to an integer. */
+  ck_assert_int_eq(v->items[4].type, GM_VALUE_INT);
+  ck_assert_int_eq(v->items[4].integer, 7);
+  ck_assert_int_eq(v->items[5].type, GM_VALUE_STR);
+  ck_assert_str_eq(v->items[5].str, "FINE");
+
+  gm_call c2 = call_as("dave", "");
+  ck_assert_int_eq(run(&c2, "nil", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->type, GM_VALUE_NIL);
+  gm_call c3 = call_as("dave", "");
+  ck_assert_int_eq(run(&c3, "empty", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->type, GM_VALUE_ARRAY);
+  ck_assert_uint_eq(v->n, 0);
+
+  /* The same tree comes back identical from the idempotency record. */
+  gm_call c4 = call_as("dave", "t1");
+  ck_assert_int_eq(run(&c4, "tree", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  gm_call c5 = call_as("dave", "t1");
+  ck_assert_int_eq(run(&c5, "tree", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_uint_eq(v->n, 6);
+  ck_assert_str_eq(v->items[2].items[1].items[0].str, "four");
+  ck_assert_int_eq(v->items[2].items[1].items[1].type, GM_VALUE_NIL);
+  ck_assert_int_eq(v->items[2].items[2].integer, -5);
+  ck_assert_int_eq(v->items[4].integer, 7);
+}
+END_TEST
+
+START_TEST(syntax_error_refused_with_lua_message) {
+  char err[1024];
+  gm_status st = gm__scripts_add(conn, "mkt", "bad",
+                                 "local a = 1\nlocal b = 2\nlocal c = = 3\nreturn a\n", err,
+                                 sizeof err);
+  ck_assert_int_eq(st, GM_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(err, "mkt.bad"));
+  /* The Lua message with the script's own line number. */
+  ck_assert_msg(strstr(err, "user_script:3:") != NULL, "err: %s", err);
+  ck_assert_msg(strstr(err, "unexpected symbol") != NULL, "err: %s", err);
+
+  /* Not registered: running it fails, and a fixed version registers. */
+  gm_call c = call_as("eve", "");
+  const gm_value *v;
+  ck_assert_int_eq(run(&c, "bad", "t", 0, NULL, 0, NULL, &v), GM_INTERNAL);
+  ck_assert_ptr_nonnull(strstr(c.message, "not registered"));
+  add("bad", "return 'ok'");
+  ck_assert_int_eq(
+      gm__scripts_add(conn, "mkt", "bad", "return 1", err, sizeof err),
+      GM_ALREADY_EXISTS);
+}
+END_TEST
+
+START_TEST(noscript_after_flush_is_recovered) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call c = call_as("frank", "");
+  ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  freeReplyObject(gm_test_redis_cmd(raw, "SCRIPT FLUSH"));
+  gm_call c2 = call_as("frank", "");
+  ck_assert_int_eq(run(&c2, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 2);
+}
+END_TEST
+
+START_TEST(restart_is_recovered) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call c = call_as("gina", "before");
+  ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  redisFree(raw);
+  raw = NULL;
+  /* A new server on the same socket: no scripts, no data, no gm:outboxes. */
+  gm_test_redis_restart(srv);
+  raw = gm_test_redis_connect(srv);
+  gm_call c2 = call_as("gina", "after");
+  ck_assert_int_eq(run(&c2, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  /* The reconnect forgot the outbox cache, so the stream is registered
+     again before the script wrote to it. */
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "SISMEMBER gm:outboxes gm:{mkt:t}:outbox"), 1);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 1);
+}
+END_TEST
+
+START_TEST(unreachable_is_unavailable) {
+  add("counter", counter_lua);
+  gm_test_redis_kill(srv);
+  const gm_value *v;
+  gm_call c = call_as("hank", "x");
+  ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v),
+                   GM_UNAVAILABLE);
+  ck_assert_msg(strstr(c.message, "is redis-server running?") != NULL, "%s",
+                c.message);
+  ck_assert_ptr_nonnull(strstr(c.message, gm_test_redis_socket(srv)));
+
+  char err[512];
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
+  ck_assert_ptr_null(gm__redis_connect(&addr, err, sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "is redis-server running?"));
+}
+END_TEST
+
+START_TEST(bounds_and_tags_refused) {
+  add("counter", counter_lua);
+  const char *keys[65], *args[257];
+  for (int i = 0; i < 65; i++) keys[i] = "k";
+  for (int i = 0; i < 257; i++) args[i] = "a";
+  const gm_value *v;
+  gm_call c = call_as("ivy", "");
+  ck_assert_int_eq(
+      gm__script_run(&c, "mkt", "counter", "t", 65, keys, 0, args, &v),
+      GM_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(c.message, "at most 64 keys"));
+  gm_call c2 = call_as("ivy", "");
+  ck_assert_int_eq(
+      gm__script_run(&c2, "mkt", "counter", "t", 1, keys, 257, args, &v),
+      GM_INVALID_ARGUMENT);
+  gm_call c3 = call_as("ivy", "");
+  ck_assert_int_eq(run(&c3, "counter", "a}b", 1, "n", 0, NULL, &v),
+                   GM_INVALID_ARGUMENT);
+  /* At the bounds it runs. */
+  add("count", "return {#KEYS, #ARGV}");
+  gm_call c4 = call_as("ivy", "");
+  ck_assert_int_eq(
+      gm__script_run(&c4, "mkt", "count", "t", 64, keys, 256, args, &v), GM_OK);
+  ck_assert_int_eq(v->items[0].integer, 64);
+  ck_assert_int_eq(v->items[1].integer, 256);
+}
+END_TEST
+
+/* Worker threads, each with its own connection, share the registry. */
+typedef struct worker {
+  int index; /* which thread */
+  int calls; /* calls to make */
+  int ok;    /* calls that returned GM_OK */
+} worker;
+
+static void *worker_run(void *arg) {
+  worker *w = arg;
+  char err[512];
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  if (!r) return NULL;
+  gm__arena *a = gm__arena_new();
+  for (int i = 0; i < w->calls; i++) {
+    char idem[32], tag[16];
+    snprintf(idem, sizeof idem, "w%d-%d", w->index, i);
+    snprintf(tag, sizeof tag, "tag%d", i % 5);
+    gm_call c = {.arena = a,
+                 .participant = "p",
+                 .roles = "",
+                 .idem_key = idem,
+                 .redis = r};
+    const char *keys[] = {"n"};
+    const gm_value *v;
+    /* Each call twice: the retry must not count. */
+    for (int k = 0; k < 2; k++)
+      if (gm__script_run(&c, "mkt", "counter", tag, 1, keys, 0, NULL, &v) ==
+              GM_OK &&
+          k == 1)
+        w->ok++;
+    gm__arena_reset(a);
+  }
+  gm__arena_destroy(&a);
+  gm__redis_destroy(&r);
+  return NULL;
+}
+
+START_TEST(threads_share_registry) {
+  add("counter", counter_lua);
+  enum { N = 4, CALLS = 200 };
+  pthread_t t[N];
+  worker w[N];
+  for (int i = 0; i < N; i++) {
+    w[i] = (worker){i, CALLS, 0};
+    pthread_create(&t[i], NULL, worker_run, &w[i]);
+  }
+  long long total = 0;
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(w[i].ok, CALLS);
+  }
+  for (int i = 0; i < 5; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "gm:{mkt:tag%d}:outbox", i);
+    total += gm_test_redis_int(raw, "XLEN %s", key);
+    ck_assert_int_eq(gm_test_redis_int(raw, "SISMEMBER gm:outboxes %s", key),
+                     1);
+  }
+  ck_assert_int_eq(total, N * CALLS);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("storage_redis");
+  TCase *tc = tcase_create("scripts");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, emit_reaches_outbox_and_registry);
+  tcase_add_test(tc, reject_gives_status_and_message);
+  tcase_add_test(tc, idempotent_retry_returns_first_reply);
+  tcase_add_test(tc, idempotency_is_per_participant);
+  tcase_add_test(tc, stored_reject_and_unstored_runtime_error);
+  tcase_add_test(tc, reply_tree_converts);
+  tcase_add_test(tc, syntax_error_refused_with_lua_message);
+  tcase_add_test(tc, noscript_after_flush_is_recovered);
+  tcase_add_test(tc, restart_is_recovered);
+  tcase_add_test(tc, unreachable_is_unavailable);
+  tcase_add_test(tc, bounds_and_tags_refused);
+  tcase_add_test(tc, threads_share_registry);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,407 @@
+/*
+ * The settlement writer against a real redis-server and SQLite file: every
+ * outbox entry settles exactly once through crashes, redeliveries, dead
+ * consumers and failing callbacks.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "call.h"
+#include "ledger.h"
+#include "redis.h"
+#include "redis_fixture.h"
+#include "settle.h"
+
+static gm_test_redis *srv;
+static redisContext *raw;
+static char *path;
+
+/* What the test callback does: counted, optionally failing, optionally
+   killing every other Redis client (to break the settler's connection). */
+static atomic_int calls;
+static atomic_int fail_on;      /* fail on the entry with this qty; 0: never */
+static atomic_int kill_clients; /* before returning, once */
+static long sleep_us;           /* per entry, to make a batch slow */
+
+static gm_status settle_row(gm_market *m, gm_ledger *tx,
+                            const gm_outbox_entry *e) {
+  (void)m;
+  atomic_fetch_add(&calls, 1);
+  const char *qty = gm_entry_field(e, "qty");
+  if (qty && atoi(qty) == atomic_load(&fail_on)) return GM_INTERNAL;
+  if (sleep_us) usleep((useconds_t)sleep_us);
+  gm_param p[] = {GM_TEXT(tx->market), GM_TEXT(e->stream), GM_TEXT(e->id),
+                  GM_TEXT(e->kind), qty ? GM_INT(atoll(qty)) : GM_NULL};
+  gm_status st = gm__ledger_exec(tx,
+                                 "INSERT INTO rows(market, stream, id, kind, "
+                                 "qty) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                 p, 5);
+  if (atomic_exchange(&kill_clients, 0)) {
+    /* The COMMIT that follows succeeds; the XACK after it cannot. */
+    redisContext *c = gm_test_redis_connect(srv);
+    freeReplyObject(redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes"));
+    redisFree(c);
+  }
+  return st;
+}
+
+/* Markets alpha and beta settle; ghost is not loaded. */
+static gm_settle_fn lookup(void *arg, const char *market, gm_market **m) {
+  (void)arg;
+  *m = NULL;
+  if (strcmp(market, "alpha") == 0 || strcmp(market, "beta") == 0)
+    return settle_row;
+  return NULL;
+}
+
+static void setup(void) {
+  srv = gm_test_redis_start();
+  raw = gm_test_redis_connect(srv);
+  path = gm_test_redis_path(srv, "ledger.sqlite");
+  atomic_store(&calls, 0);
+  atomic_store(&fail_on, 0);
+  atomic_store(&kill_clients, 0);
+  sleep_us = 0;
+  char err[512];
+  gm__ledger *l = gm__ledger_open(path, 0, err, sizeof err);
+  ck_assert_msg(l != NULL, "%s", err);
+  /* No unique key: a double settlement shows as a second row. */
+  const gm_migration mig[] = {
+      {1,
+       "CREATE TABLE rows(market TEXT, stream TEXT, id TEXT, kind TEXT, "
+       "qty INTEGER)"}};
+  ck_assert_int_eq(gm__ledger_migrate(l, "alpha", mig, 1, err, sizeof err),
+                   GM_OK);
+  gm__ledger_close(&l);
+}
+
+static void teardown(void) {
+  if (raw) redisFree(raw);
+  raw = NULL;
+  free(path);
+  path = NULL;
+  gm_test_redis_stop(&srv);
+}
+
+static gm__settler *start(const char *consumer, int batch, int64_t claim_ms,
+                          int no_thread) {
+  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                           .ledger_path = path,
+                           .consumer = consumer,
+                           .batch_size = batch,
+                           .block_ms = 10,
+                           .claim_idle_ms = claim_ms,
+                           .lookup = lookup,
+                           .no_thread = no_thread};
+  char err[512];
+  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  return s;
+}
+
+static long long count(const char *sql) {
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                   SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  long long v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+/* Appends n entries with qty first..first+n-1 to market:tag's outbox. */
+static void add_entries(const char *market, const char *tag, int first, int n) {
+  char stream[128];
+  snprintf(stream, sizeof stream, "gm:{%s:%s}:outbox", market, tag);
+  gm_test_redis_int(raw, "SADD gm:outboxes %s", stream);
+  for (int i = 0; i < n; i++)
+    redisAppendCommand(raw, "XADD %s * kind fill qty %d side buy", stream,
+                       first + i);
+  for (int i = 0; i < n; i++) {
+    redisReply *r = NULL;
+    ck_assert_int_eq(redisGetReply(raw, (void **)&r), REDIS_OK);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+  }
+}
+
+static long long outbox_total(const char *what) {
+  redisReply *m = gm_test_redis_cmd(raw, "SMEMBERS gm:outboxes");
+  long long total = 0;
+  for (size_t i = 0; i < m->elements; i++) {
+    if (strcmp(what, "XLEN") == 0) {
+      total += gm_test_redis_int(raw, "XLEN %s", m->element[i]->str);
+    } else {
+      redisReply *p =
+          gm_test_redis_cmd(raw, "XPENDING %s gm-settle", m->element[i]->str);
+      total += p->element[0]->integer;
+      freeReplyObject(p);
+    }
+  }
+  freeReplyObject(m);
+  return total;
+}
+
+/* Drains until `want` rows are settled or rounds run out. */
+static void drain_until(gm__settler *s, uint64_t want, int rounds) {
+  for (int i = 0; i < rounds && gm__settler_settled(s) < want; i++)
+    gm__settler_drain_once(s);
+}
+
+/* Every (stream, id) settled exactly once, and nothing left in Redis. */
+static void assert_exactly_once(long long n) {
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), n);
+  ck_assert_int_eq(
+      count("SELECT count(*) FROM (SELECT DISTINCT stream, id FROM rows)"), n);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), n);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  ck_assert_int_eq(outbox_total("XLEN"), 0);
+}
+
+START_TEST(many_streams_two_markets_settle_once) {
+  /* 300 streams: more than one XREADGROUP chunk of 128. */
+  long long n = 0;
+  for (int i = 0; i < 200; i++) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "i%d", i);
+    add_entries("alpha", tag, 1 + i * 10, 3);
+    n += 3;
+  }
+  for (int i = 0; i < 100; i++) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "t%d", i);
+    add_entries("beta", tag, 5000 + i * 10, 4);
+    n += 4;
+  }
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, (uint64_t)n, 200);
+  ck_assert_uint_eq(gm__settler_settled(s), (uint64_t)n);
+  assert_exactly_once(n);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE market = 'beta'"),
+                   400);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE kind = 'fill' AND "
+                         "qty IS NOT NULL"),
+                   n);
+  ck_assert_int_eq(atomic_load(&calls), n);
+  /* Nothing more: a round reads nothing and settles nothing. */
+  ck_assert_int_eq(gm__settler_drain_once(s), 0);
+  gm__settler_stop(&s);
+  ck_assert_ptr_null(s);
+  gm__settler_stop(&s); /* idempotent */
+}
+END_TEST
+
+START_TEST(redelivery_after_commit_settles_once) {
+  add_entries("alpha", "x", 1, 20);
+  gm__settler *s = start("c1", 100, 30000, 1);
+  /* The batch commits, then the connection dies before XACK: the entries
+     stay pending, exactly as after kill -9 between COMMIT and XACK. */
+  atomic_store(&kill_clients, 1);
+  ck_assert_int_eq(gm__settler_drain_once(s), 20);
+  redisFree(raw); /* killed with the settler's */
+  raw = gm_test_redis_connect(srv);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 20);
+  ck_assert_int_eq(outbox_total("XPENDING"), 20);
+  ck_assert_int_eq(outbox_total("XLEN"), 20);
+  /* Next round: reconnect, read our pending entries, recognise them. */
+  ck_assert_int_eq(gm__settler_drain_once(s), 0);
+  assert_exactly_once(20);
+  ck_assert_int_eq(atomic_load(&calls), 20); /* no callback ran twice */
+  ck_assert_uint_eq(gm__settler_settled(s), 20);
+  gm__settler_stop(&s);
+
+  /* A new settler under the same consumer name resumes its pending list. */
+  add_entries("alpha", "x", 100, 5);
+  redisReply *r = gm_test_redis_cmd(
+      raw, "XREADGROUP GROUP gm-settle c2 COUNT 100 STREAMS %s >",
+      "gm:{alpha:x}:outbox");
+  freeReplyObject(r);
+  ck_assert_int_eq(outbox_total("XPENDING"), 5);
+  s = start("c2", 100, 30000, 1);
+  ck_assert_int_eq(gm__settler_drain_once(s), 5);
+  assert_exactly_once(25);
+  gm__settler_stop(&s);
+}
+END_TEST
+
+START_TEST(dead_consumer_entries_are_claimed) {
+  add_entries("alpha", "a", 1, 10);
+  add_entries("beta", "b", 100, 10);
+  const char *streams[] = {"gm:{alpha:a}:outbox", "gm:{beta:b}:outbox"};
+  /* Consumer "dead" reads every entry and never acknowledges. */
+  for (int i = 0; i < 2; i++) {
+    freeReplyObject(
+        gm_test_redis_cmd(raw, "XGROUP CREATE %s gm-settle 0", streams[i]));
+    freeReplyObject(gm_test_redis_cmd(
+        raw, "XREADGROUP GROUP gm-settle dead COUNT 100 STREAMS %s >",
+        streams[i]));
+  }
+  ck_assert_int_eq(outbox_total("XPENDING"), 20);
+  gm__settler *s = start("live", 100, 300, 1);
+  /* Not idle for 300 ms yet: the entries are left to their consumer. */
+  ck_assert_int_eq(gm__settler_drain_once(s), 0);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 0);
+  usleep(400 * 1000);
+  drain_until(s, 20, 50);
+  assert_exactly_once(20);
+  ck_assert_int_eq(atomic_load(&calls), 20);
+  gm__settler_stop(&s);
+}
+END_TEST
+
+START_TEST(failing_callback_rolls_back_the_batch) {
+  add_entries("alpha", "f", 1, 10);
+  gm__settler *s = start("c1", 100, 30000, 1);
+  atomic_store(&fail_on, 5);
+  ck_assert_int_eq(gm__settler_drain_once(s), -1);
+  ck_assert_int_eq(atomic_load(&calls), 5); /* 1..4 wrote, 5 failed */
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 0);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 0);
+  ck_assert_int_eq(outbox_total("XPENDING"), 10); /* nothing acked */
+  ck_assert_int_eq(outbox_total("XLEN"), 10);
+  ck_assert_int_eq(gm__settler_drain_once(s), -1);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 0);
+  ck_assert_uint_eq(gm__settler_settled(s), 0);
+  /* The plugin is fixed: every entry settles once. */
+  atomic_store(&fail_on, 0);
+  ck_assert_int_eq(gm__settler_drain_once(s), 10);
+  assert_exactly_once(10);
+  ck_assert_uint_eq(gm__settler_settled(s), 10);
+  gm__settler_stop(&s);
+}
+END_TEST
+
+START_TEST(unknown_market_is_recorded_and_acked) {
+  add_entries("ghost", "g", 1, 3);
+  add_entries("alpha", "a", 10, 2);
+  gm__settler *s = start("c1", 100, 30000, 1);
+  drain_until(s, 5, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 5);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled WHERE kind = "
+                         "'fill' AND stream = 'gm:{ghost:g}:outbox'"),
+                   3);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 2);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  ck_assert_int_eq(outbox_total("XLEN"), 0);
+  gm__settler_stop(&s);
+}
+END_TEST
+
+static void wait_for(const char *sql, long long want, int seconds) {
+  long long have = -1;
+  for (int i = 0; i < seconds * 50; i++) {
+    have = count(sql);
+    if (have >= want) return;
+    usleep(20 * 1000);
+  }
+  ck_abort_msg("%s: %lld after %d s, want %lld", sql, have, seconds, want);
+}
+
+START_TEST(kill9_during_settlement_loses_and_doubles_nothing) {
+  enum { N = 3000 };
+  add_entries("alpha", "k1", 1, N / 3);
+  add_entries("alpha", "k2", 10001, N / 3);
+  add_entries("beta", "k3", 20001, N / 3);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    sleep_us = 300; /* slow enough to be killed mid-way */
+    gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                             .ledger_path = path,
+                             .consumer = "victim",
+                             .batch_size = 50,
+                             .block_ms = 10,
+                             .lookup = lookup};
+    char err[512];
+    if (!gm__settler_start(&cfg, err, sizeof err)) _exit(1);
+    for (;;) pause();
+  }
+  wait_for("SELECT count(*) FROM rows", 300, 20);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  long long before = count("SELECT count(*) FROM rows");
+  ck_assert_msg(before < N, "the victim finished before it was killed");
+  ck_assert_int_gt(outbox_total("XPENDING"), 0);
+
+  gm__settler *s = start("survivor", 256, 200, 0);
+  wait_for("SELECT count(*) FROM gm_settled", N, 30);
+  gm__settler_stop(&s);
+  assert_exactly_once(N);
+}
+END_TEST
+
+START_TEST(scripts_emit_and_thread_settles) {
+  char err[512];
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  ck_assert_int_eq(
+      gm__scripts_add(r, "alpha", "fill",
+                      "gm.emit('fill', 'qty', tonumber(ARGV[1]), 'buyer', "
+                      "gm.participant)\nreturn 1\n",
+                      err, sizeof err),
+      GM_OK);
+  gm__settler *s = start("c1", 32, 30000, 0);
+  gm__arena *a = gm__arena_new();
+  enum { N = 500 };
+  for (int i = 0; i < N; i++) {
+    char qty[16], idem[16];
+    snprintf(qty, sizeof qty, "%d", i + 1);
+    snprintf(idem, sizeof idem, "o%d", i);
+    gm_call c = {
+        .arena = a, .participant = "alice", .idem_key = idem, .redis = r};
+    const char *args[] = {qty};
+    const gm_value *v;
+    const char *tag = i % 2 ? "odd" : "even";
+    ck_assert_int_eq(
+        gm__script_run(&c, "alpha", "fill", tag, 0, NULL, 1, args, &v), GM_OK);
+    /* A retry of every tenth call emits nothing new. */
+    if (i % 10 == 0)
+      ck_assert_int_eq(
+          gm__script_run(&c, "alpha", "fill", tag, 0, NULL, 1, args, &v),
+          GM_OK);
+    gm__arena_reset(a);
+  }
+  wait_for("SELECT count(*) FROM gm_settled", N, 20);
+  gm__settler_stop(&s);
+  assert_exactly_once(N);
+  ck_assert_int_eq(count("SELECT sum(qty) FROM rows"), N * (N + 1) / 2);
+  gm__arena_destroy(&a);
+  gm__redis_destroy(&r);
+  gm__scripts_remove("alpha");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("storage_settle");
+  TCase *tc = tcase_create("settle");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, many_streams_two_markets_settle_once);
+  tcase_add_test(tc, redelivery_after_commit_settles_once);
+  tcase_add_test(tc, dead_consumer_entries_are_claimed);
+  tcase_add_test(tc, failing_callback_rolls_back_the_batch);
+  tcase_add_test(tc, unknown_market_is_recorded_and_acked);
+  tcase_add_test(tc, kill9_during_settlement_loses_and_doubles_nothing);
+  tcase_add_test(tc, scripts_emit_and_thread_settles);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

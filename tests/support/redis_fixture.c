@@ -1,0 +1,224 @@
+#include "redis_fixture.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct gm_test_redis {
+  char dir[64];    /* mkdtemp folder: redis.sock, redis.log, test files */
+  char socket[96]; /* dir/redis.sock */
+  char log[96];    /* dir/redis.log */
+  pid_t pid;       /* the server, or -1 */
+};
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* The last lines of the server log, to say why it did not start. */
+static void log_tail(const gm_test_redis *r, char *out, size_t outlen) {
+  out[0] = '\0';
+  FILE *f = fopen(r->log, "r");
+  if (!f) return;
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = n > 600 ? buf + n - 600 : buf;
+  size_t len = strlen(p);
+  if (len >= outlen) len = outlen - 1;
+  memcpy(out, p, len);
+  out[len] = '\0';
+}
+
+static void spawn(gm_test_redis *r) {
+  const char *bin = getenv("GM_REDIS_SERVER");
+  if (!bin || !*bin) bin = "redis-server";
+  unlink(r->socket);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  ck_assert_msg(pid >= 0, "fork for redis-server: %s", strerror(errno));
+  if (pid == 0) {
+    /* Dies with the test even when the test crashes before stop. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);
+    int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    execlp(bin, bin, "--port", "0", "--unixsocket", r->socket,
+           "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+           "--daemonize", "no", "--dir", r->dir, (char *)NULL);
+    fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
+    _exit(127);
+  }
+  r->pid = pid;
+
+  /* Up to 10 s for PING to answer PONG. */
+  for (int waited = 0; waited < 10000; waited += 20) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      r->pid = -1;
+      char tail[700];
+      log_tail(r, tail, sizeof tail);
+      ck_abort_msg(
+          "redis-server exited at start (is it installed? "
+          "apt-get install redis-server); its log: %s",
+          tail);
+    }
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectUnixWithTimeout(r->socket, tv);
+    if (c && !c->err) {
+      redisReply *reply = redisCommand(c, "PING");
+      int ok = reply && reply->type == REDIS_REPLY_STATUS &&
+               strcmp(reply->str, "PONG") == 0;
+      if (reply) freeReplyObject(reply);
+      redisFree(c);
+      if (ok) return;
+    } else if (c) {
+      redisFree(c);
+    }
+    sleep_ms(20);
+  }
+  char tail[700];
+  log_tail(r, tail, sizeof tail);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  r->pid = -1;
+  ck_abort_msg("redis-server did not answer PING within 10 s; its log: %s",
+               tail);
+}
+
+gm_test_redis *gm_test_redis_start(void) {
+  /* A write to a connection the server closed (restart, kill) must fail
+     with EPIPE, as in gmd, instead of killing the test. */
+  signal(SIGPIPE, SIG_IGN);
+  gm_test_redis *r = calloc(1, sizeof *r);
+  ck_assert_ptr_nonnull(r);
+  snprintf(r->dir, sizeof r->dir, "/tmp/gm-redis-XXXXXX");
+  ck_assert_msg(mkdtemp(r->dir) != NULL, "mkdtemp: %s", strerror(errno));
+  snprintf(r->socket, sizeof r->socket, "%s/redis.sock", r->dir);
+  snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
+  r->pid = -1;
+  spawn(r);
+  return r;
+}
+
+void gm_test_redis_kill(gm_test_redis *r) {
+  if (r->pid <= 0) return;
+  kill(r->pid, SIGKILL);
+  waitpid(r->pid, NULL, 0);
+  r->pid = -1;
+}
+
+static void stop_server(gm_test_redis *r) {
+  if (r->pid <= 0) return;
+  kill(r->pid, SIGTERM);
+  /* A clean shutdown is quick without persistence; do not hang a test. */
+  for (int waited = 0; waited < 5000; waited += 10) {
+    if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+      r->pid = -1;
+      return;
+    }
+    sleep_ms(10);
+  }
+  gm_test_redis_kill(r);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+void gm_test_redis_stop(gm_test_redis **rp) {
+  if (!rp || !*rp) return;
+  gm_test_redis *r = *rp;
+  stop_server(r);
+  nftw(r->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  free(r);
+  *rp = NULL;
+}
+
+void gm_test_redis_restart(gm_test_redis *r) {
+  stop_server(r);
+  spawn(r);
+}
+
+const char *gm_test_redis_socket(const gm_test_redis *r) {
+  return r->socket;
+}
+
+const char *gm_test_redis_dir(const gm_test_redis *r) {
+  return r->dir;
+}
+
+pid_t gm_test_redis_pid(const gm_test_redis *r) {
+  return r->pid;
+}
+
+char *gm_test_redis_path(const gm_test_redis *r, const char *name) {
+  size_t n = strlen(r->dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  ck_assert_ptr_nonnull(p);
+  snprintf(p, n, "%s/%s", r->dir, name);
+  return p;
+}
+
+redisContext *gm_test_redis_connect(const gm_test_redis *r) {
+  struct timeval tv = {5, 0};
+  redisContext *c = redisConnectUnixWithTimeout(r->socket, tv);
+  ck_assert_msg(c && !c->err, "connecting to the test redis at %s: %s",
+                r->socket, c ? c->errstr : "out of memory");
+  return c;
+}
+
+static redisReply *vcmd(redisContext *c, const char *fmt, va_list ap) {
+  redisReply *reply = redisvCommand(c, fmt, ap);
+  ck_assert_msg(reply != NULL, "redis command '%s': %s", fmt, c->errstr);
+  if (reply->type == REDIS_REPLY_ERROR) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "redis command '%s' failed: %s", fmt, reply->str);
+    freeReplyObject(reply);
+    ck_abort_msg("%s", msg);
+  }
+  return reply;
+}
+
+redisReply *gm_test_redis_cmd(redisContext *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *reply = vcmd(c, fmt, ap);
+  va_end(ap);
+  return reply;
+}
+
+long long gm_test_redis_int(redisContext *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *reply = vcmd(c, fmt, ap);
+  va_end(ap);
+  ck_assert_msg(reply->type == REDIS_REPLY_INTEGER,
+                "redis command '%s' answered type %d, not an integer", fmt,
+                reply->type);
+  long long v = reply->integer;
+  freeReplyObject(reply);
+  return v;
+}

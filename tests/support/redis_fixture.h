@@ -1,0 +1,56 @@
+/*
+ * A private redis-server for one test: its own temp folder and unix socket,
+ * no persistence, stopped by pid.  Usable from any test in tests/ and from
+ * plugins' tests (link gm_test_support).
+ *
+ *   gm_test_redis *r = gm_test_redis_start();     // aborts the test on failure
+ *   redisContext *c = gm_test_redis_connect(r);    // a plain hiredis client
+ *   ...
+ *   gm_test_redis_stop(&r);                        // SIGTERM, waitpid, rm -r
+ * dir
+ *
+ * The server gets PR_SET_PDEATHSIG, so it dies with the thread that started
+ * it even when the test crashes: start it from the test's main thread (a
+ * Check fixture or the test body both are).  Set GM_REDIS_SERVER to use
+ * another redis-server binary.  Starting a server sets SIGPIPE to SIG_IGN in
+ * the test process, as gmd does, so writes to a restarted server fail with
+ * EPIPE instead of killing the test.
+ */
+#ifndef GM_TEST_REDIS_FIXTURE_H
+#define GM_TEST_REDIS_FIXTURE_H
+
+#include <hiredis/hiredis.h>
+#include <sys/types.h>
+
+typedef struct gm_test_redis gm_test_redis;
+
+/* Starts a server and waits (up to 10 s) until it answers PING. */
+gm_test_redis *gm_test_redis_start(void);
+/* Stops the server (SIGTERM, waitpid), removes the temp folder, nulls *r. */
+void gm_test_redis_stop(gm_test_redis **r);
+/* Stops the server and starts a new one on the same socket (data is lost). */
+void gm_test_redis_restart(gm_test_redis *r);
+/* SIGKILLs the server and reaps it; the folder stays (restart or stop). */
+void gm_test_redis_kill(gm_test_redis *r);
+
+/* The server's unix socket path. */
+const char *gm_test_redis_socket(const gm_test_redis *r);
+/* The temp folder (socket, log); tests may put their own files here. */
+const char *gm_test_redis_dir(const gm_test_redis *r);
+/* The server's pid, or -1 after kill. */
+pid_t gm_test_redis_pid(const gm_test_redis *r);
+/* A malloc'd "<dir>/<name>" path inside the temp folder. */
+char *gm_test_redis_path(const gm_test_redis *r, const char *name);
+
+/* A new hiredis connection to the server; aborts the test on failure. */
+redisContext *gm_test_redis_connect(const gm_test_redis *r);
+/*
+ * Runs a command (printf-style, as redisCommand) on c and aborts the test
+ * when there is no reply or an error reply.  Free the reply with
+ * freeReplyObject.
+ */
+redisReply *gm_test_redis_cmd(redisContext *c, const char *fmt, ...);
+/* Runs a command that must answer an integer and returns it. */
+long long gm_test_redis_int(redisContext *c, const char *fmt, ...);
+
+#endif
