@@ -510,6 +510,15 @@ static int gm__fill(gm__arena *a, ProtobufCMessage *m, const json_t *obj,
     if (json_is_null(v)) continue; /* null: leave the field unset */
     if (gm__set_field(a, m, f, v, fpath, err)) return -1;
   }
+  /* protobuf-c packs an unset required string as "": check it here. */
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    const json_t *v = json_object_get(obj, f->name);
+    if (f->label == PROTOBUF_C_LABEL_REQUIRED && (!v || json_is_null(v)))
+      return gm__err(err, "%s needs field '%s%s%s' (%s): it is required",
+                     d->name, path, *path ? "." : "", f->name,
+                     gm__type_name(f));
+  }
   return 0;
 }
 
@@ -533,8 +542,7 @@ ProtobufCMessage *gm_codec_from_value(const ProtobufCMessageDescriptor *d,
   }
   protobuf_c_message_pack(m, buf);
   out = protobuf_c_message_unpack(d, NULL, len, buf);
-  if (!out)
-    gm__err(err, "%s is incomplete: a required field is missing", d->name);
+  if (!out) gm__err(err, "%s does not encode: a protobuf-c limit?", d->name);
 done:
   free(buf);
   gm__arena_free(&a);

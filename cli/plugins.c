@@ -42,7 +42,7 @@ static const gm_method gm__core_methods[] = {
      &gm__register_reply__descriptor, gm__unused, GM_METHOD_MUTATING, "admin",
      "register a participant with roles and a CURVE public key"},
     {"clock.set", &gm__clock_set_request__descriptor,
-     &gm__clock_reply__descriptor, gm__unused, GM_METHOD_MUTATING, NULL,
+     &gm__clock_reply__descriptor, gm__unused, GM_METHOD_MUTATING, "admin",
      "set the broker's manual test clock ([testing] clock = manual)"},
 };
 

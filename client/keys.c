@@ -54,6 +54,7 @@ int gm__client_options_copy(gm_client_options *out,
     /* An older caller's struct is shorter: its missing fields stay zero. */
     size_t n = in->size < sizeof *out ? in->size : sizeof *out;
     if (n < sizeof(size_t)) {
+      gm_client_options_init(out);
       gm__client_set_error(
           "gm_client_options.size is %zu: call gm_client_options_init() "
           "before setting fields",
@@ -68,14 +69,19 @@ int gm__client_options_copy(gm_client_options *out,
   if (out->retries < 0) out->retries = 0;
   if (out->max_reply == 0) out->max_reply = GM_CLIENT_DEFAULT_MAX_REPLY;
 
-  if (out->server_public_key) {
-    if (!gm__key_ok(out->server_public_key)) {
+  /* The caller's strings: never stored in `out` until copied. */
+  const char *server = out->server_public_key, *pub = out->public_key,
+             *sec = out->secret_key, *dev = out->dev_participant;
+  out->server_public_key = out->public_key = out->secret_key = NULL;
+  out->dev_participant = NULL;
+  if (server) {
+    if (!gm__key_ok(server)) {
       gm__client_set_error(
           "the server public key is not a 40-character Z85 CURVE key: copy "
           "it from the broker's key file (public line)");
       return -1;
     }
-    if (!gm__key_ok(out->public_key) || !gm__key_ok(out->secret_key)) {
+    if (!gm__key_ok(pub) || !gm__key_ok(sec)) {
       gm__client_set_error(
           "a server key is set but this client has no valid CURVE key pair: "
           "make one with `gm keygen --out FILE`, have an admin register its "
@@ -83,10 +89,10 @@ int gm__client_options_copy(gm_client_options *out,
       return -1;
     }
   }
-  out->server_public_key = gm__dup(out->server_public_key);
-  out->public_key = gm__dup(out->public_key);
-  out->secret_key = gm__dup(out->secret_key);
-  out->dev_participant = gm__dup(out->dev_participant);
+  out->server_public_key = gm__dup(server);
+  out->public_key = gm__dup(pub);
+  out->secret_key = gm__dup(sec);
+  out->dev_participant = gm__dup(dev);
   return 0;
 }
 

@@ -1,0 +1,164 @@
+/* The echo ROUTER of echo_server.h. */
+#include "echo_server.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "greenmarket.pb-c.h"
+
+#define GM_TEST_ECHO_MAX 4096
+
+struct gm_test_echo {
+  void *ctx;            /* the server's own context */
+  void *sock;           /* the ROUTER, used by the thread only */
+  char endpoint[64];    /* where it listens */
+  gm_test_echo_opts o;  /* behaviour */
+  pthread_t thread;     /* runs gm__serve */
+  atomic_int stop;      /* set to end the thread */
+  pthread_mutex_t lock; /* guards seen/nseen */
+  gm_test_echo_req seen[GM_TEST_ECHO_MAX];
+  size_t nseen;
+};
+
+static void gm__copy(char *dst, size_t cap, const char *src) {
+  snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static void gm__reply(gm_test_echo *e, zmq_msg_t *identity, uint64_t id,
+                      const uint8_t *body, size_t len) {
+  Gm__Reply r = GM__REPLY__INIT;
+  r.version = 1;
+  r.request_id = id;
+  r.status = (Gm__Status)e->o.status;
+  r.message = (char *)(e->o.message ? e->o.message : "");
+  r.body.data = (uint8_t *)body;
+  r.body.len = len;
+  size_t n = gm__reply__get_packed_size(&r);
+  uint8_t *buf = malloc(n ? n : 1);
+  gm__reply__pack(&r, buf);
+  zmq_send(e->sock, zmq_msg_data(identity), zmq_msg_size(identity),
+           ZMQ_SNDMORE);
+  zmq_send(e->sock, buf, n, 0);
+  free(buf);
+}
+
+static void *gm__serve(void *arg) {
+  gm_test_echo *e = arg;
+  while (!atomic_load(&e->stop)) {
+    zmq_pollitem_t item = {e->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, 20) <= 0) continue;
+    zmq_msg_t identity, payload;
+    zmq_msg_init(&identity);
+    zmq_msg_init(&payload);
+    zmq_msg_recv(&identity, e->sock, 0);
+    /* The last frame is the request (a REQ client puts an empty one first). */
+    while (zmq_msg_recv(&payload, e->sock, 0) >= 0 && zmq_msg_more(&payload)) {
+    }
+    Gm__Request *rq = gm__request__unpack(NULL, zmq_msg_size(&payload),
+                                          zmq_msg_data(&payload));
+    if (rq) {
+      pthread_mutex_lock(&e->lock);
+      if (e->nseen < GM_TEST_ECHO_MAX) {
+        gm_test_echo_req *s = &e->seen[e->nseen++];
+        s->request_id = rq->request_id;
+        s->version = rq->version;
+        gm__copy(s->market, sizeof s->market, rq->market);
+        gm__copy(s->method, sizeof s->method, rq->method);
+        gm__copy(s->idempotency_key, sizeof s->idempotency_key,
+                 rq->idempotency_key);
+        gm__copy(s->dev_participant, sizeof s->dev_participant,
+                 rq->dev_participant);
+        s->body_len = rq->body.len;
+      }
+      pthread_mutex_unlock(&e->lock);
+      if (e->o.drop_first > 0) {
+        e->o.drop_first--;
+      } else {
+        if (e->o.wrong_id_first)
+          gm__reply(e, &identity, rq->request_id + 1000,
+                    (const uint8_t *)"wrong", 5);
+        if (e->o.reply_body_size) {
+          uint8_t *big = calloc(1, e->o.reply_body_size);
+          gm__reply(e, &identity, rq->request_id, big, e->o.reply_body_size);
+          free(big);
+        } else {
+          gm__reply(e, &identity, rq->request_id, rq->body.data, rq->body.len);
+        }
+      }
+      gm__request__free_unpacked(rq, NULL);
+    }
+    zmq_msg_close(&identity);
+    zmq_msg_close(&payload);
+  }
+  return NULL;
+}
+
+gm_test_echo *gm_test_echo_start(const gm_test_echo_opts *o) {
+  gm_test_echo *e = calloc(1, sizeof *e);
+  ck_assert_ptr_nonnull(e);
+  if (o) e->o = *o;
+  pthread_mutex_init(&e->lock, NULL);
+  e->ctx = zmq_ctx_new();
+  e->sock = zmq_socket(e->ctx, ZMQ_ROUTER);
+  int linger = 0, one = 1;
+  zmq_setsockopt(e->sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (e->o.secret_key) {
+    ck_assert_int_eq(
+        zmq_setsockopt(e->sock, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+    ck_assert_int_eq(
+        zmq_setsockopt(e->sock, ZMQ_CURVE_SECRETKEY, e->o.secret_key, 40), 0);
+  }
+  ck_assert_int_eq(zmq_bind(e->sock, "tcp://127.0.0.1:*"), 0);
+  size_t len = sizeof e->endpoint;
+  zmq_getsockopt(e->sock, ZMQ_LAST_ENDPOINT, e->endpoint, &len);
+  ck_assert_int_eq(pthread_create(&e->thread, NULL, gm__serve, e), 0);
+  return e;
+}
+
+void gm_test_echo_stop(gm_test_echo **ep) {
+  gm_test_echo *e = *ep;
+  if (!e) return;
+  atomic_store(&e->stop, 1);
+  pthread_join(e->thread, NULL);
+  zmq_close(e->sock);
+  zmq_ctx_term(e->ctx);
+  pthread_mutex_destroy(&e->lock);
+  free(e);
+  *ep = NULL;
+}
+
+const char *gm_test_echo_endpoint(const gm_test_echo *e) {
+  return e->endpoint;
+}
+
+size_t gm_test_echo_count(gm_test_echo *e) {
+  pthread_mutex_lock(&e->lock);
+  size_t n = e->nseen;
+  pthread_mutex_unlock(&e->lock);
+  return n;
+}
+
+gm_test_echo_req gm_test_echo_get(gm_test_echo *e, size_t i) {
+  pthread_mutex_lock(&e->lock);
+  ck_assert_uint_lt(i, e->nseen);
+  gm_test_echo_req r = e->seen[i];
+  pthread_mutex_unlock(&e->lock);
+  return r;
+}
+
+void gm_test_dead_endpoint(char out[64]) {
+  void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_ROUTER);
+  int linger = 0;
+  size_t len = 64;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+  zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, out, &len);
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+}

@@ -1,0 +1,248 @@
+/*
+ * The gm program as a user runs it: help on every level, exit codes, the
+ * generic call path and its idempotency keys, keygen, against the echo
+ * ROUTER of echo_server.h.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "echo_server.h"
+
+typedef struct run_result {
+  int code;
+  char out[16384], err[16384];
+} run_result;
+
+static void slurp(int fd, char *buf, size_t cap) {
+  lseek(fd, 0, SEEK_SET);
+  ssize_t n = read(fd, buf, cap - 1);
+  buf[n > 0 ? n : 0] = '\0';
+  close(fd);
+}
+
+/* Runs gm with the NULL-terminated arguments; GM_* taken from `env`. */
+static run_result *run(const char *endpoint, ...) {
+  static run_result r;
+  char *argv[64];
+  int argc = 0;
+  va_list ap;
+  argv[argc++] = (char *)GM_CLI_PATH;
+  va_start(ap, endpoint);
+  for (char *a; (a = va_arg(ap, char *)) && argc < 63;) argv[argc++] = a;
+  va_end(ap);
+  argv[argc] = NULL;
+  char outp[] = "/tmp/gm-cli-out-XXXXXX", errp[] = "/tmp/gm-cli-err-XXXXXX";
+  int ofd = mkstemp(outp), efd = mkstemp(errp);
+  unlink(outp);
+  unlink(errp);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    dup2(ofd, 1);
+    dup2(efd, 2);
+    unsetenv("GM_AS");
+    unsetenv("GM_SERVER_KEY");
+    unsetenv("GM_KEY_FILE");
+    if (endpoint) setenv("GM_ENDPOINT", endpoint, 1);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  slurp(ofd, r.out, sizeof r.out);
+  slurp(efd, r.err, sizeof r.err);
+  return &r;
+}
+
+START_TEST(help_on_every_level) {
+  run_result *r = run(NULL, "--help", NULL);
+  ck_assert_int_eq(r->code, 0);
+  ck_assert_msg(strstr(r->out, "commands:") && strstr(r->out, "--endpoint"),
+                "%s", r->out);
+  r = run(NULL, "gm", "--help", NULL);
+  ck_assert_int_eq(r->code, 0);
+  ck_assert_msg(strstr(r->out, "register") && strstr(r->out, "[mutating]"),
+                "%s", r->out);
+  r = run(NULL, "gm", "register", "--help", NULL);
+  ck_assert_int_eq(r->code, 0);
+  ck_assert_msg(
+      strstr(r->out, "participant.roles") && strstr(r->out, "repeated string"),
+      "%s", r->out);
+  r = run(NULL, "admin", "register", "--help", NULL);
+  ck_assert_int_eq(r->code, 0);
+  ck_assert_msg(strstr(r->out, "--roles"), "%s", r->out);
+  r = run(NULL, "nosuchmarket", "--help", NULL);
+  ck_assert_msg(strstr(r->out, "no gm_nosuchmarket.so in"), "%s", r->out);
+  r = run(NULL, NULL);
+  ck_assert_int_eq(r->code, 1); /* no command: usage on stderr */
+  ck_assert_msg(strstr(r->err, "usage: gm"), "%s", r->err);
+}
+END_TEST
+
+START_TEST(unreachable_exits_2_with_a_hint) {
+  char dead[64];
+  gm_test_dead_endpoint(dead);
+  run_result *r = run(dead, "ping", "--timeout", "100", "--retries", "1", NULL);
+  ck_assert_int_eq(r->code, 2);
+  ck_assert_msg(strstr(r->err, "error: UNAVAILABLE: no reply from") &&
+                    strstr(r->err, dead) && strstr(r->err, "is gmd running?"),
+                "%s", r->err);
+}
+END_TEST
+
+START_TEST(broker_errors_exit_1) {
+  gm_test_echo_opts o = {0};
+  o.status = GM_PERMISSION_DENIED;
+  o.message = "gm.register needs the admin role";
+  gm_test_echo *e = gm_test_echo_start(&o);
+  run_result *r = run(gm_test_echo_endpoint(e), "admin", "register", "bob",
+                      "--roles", "buyer", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_str_eq(r->err,
+                   "error: PERMISSION_DENIED: gm.register needs the admin "
+                   "role\n");
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(generic_call_and_idempotency_keys) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  const char *ep = gm_test_echo_endpoint(e);
+  /* A read: no idempotency key; global options after the command. */
+  run_result *r =
+      run(ep, "gm", "ping", "echo=hi there", "--json", "--as", "carol", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(strstr(r->out, "\"echo\": \"hi there\""), "%s", r->out);
+  gm_test_echo_req s = gm_test_echo_get(e, 0);
+  ck_assert_str_eq(s.idempotency_key, "");
+  ck_assert_str_eq(s.dev_participant, "carol");
+
+  /* A mutating call: a fresh key each time, printed with -v. */
+  r = run(ep, "clock", "set", "2026-11-24T09:30:00+08:00", "-v", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(strstr(r->out, "1795483800000"), "%s", r->out);
+  s = gm_test_echo_get(e, 1);
+  ck_assert_str_eq(s.method, "clock.set");
+  ck_assert_uint_eq(strlen(s.idempotency_key), 32);
+  ck_assert_msg(strstr(r->err, s.idempotency_key), "%s", r->err);
+  r = run(ep, "gm", "clock.set", "time_ms=5", NULL);
+  ck_assert_str_ne(gm_test_echo_get(e, 2).idempotency_key, s.idempotency_key);
+
+  /* A given key is sent as is, so a retry by hand is safe. */
+  r = run(ep, "gm", "clock.set", "--data", "{\"time_ms\": 7}",
+          "--idempotency-key", "retry-me", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(strstr(r->out, "time_ms  7"), "%s", r->out);
+  ck_assert_str_eq(gm_test_echo_get(e, 3).idempotency_key, "retry-me");
+
+  /* Nested and repeated fields from the command line. */
+  r = run(ep, "gm", "register", "participant.id=acme",
+          "participant.roles=buyer", "participant.roles=seller", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(
+      strstr(r->out, "participant.roles") && strstr(r->out, "buyer, seller"),
+      "%s", r->out);
+  r = run(ep, "admin", "register", "acme", "--roles", "buyer,seller", "--name",
+          "ACME Steel", "--json", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(
+      strstr(r->out, "\"ACME Steel\"") && strstr(r->out, "\"seller\""), "%s",
+      r->out);
+  ck_assert_uint_eq(gm_test_echo_count(e), 6);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(bad_input_exits_1_before_sending) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  const char *ep = gm_test_echo_endpoint(e);
+  run_result *r = run(ep, "gm", "ping", "ech=hi", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(
+      strstr(r->err, "error: INVALID_ARGUMENT: unknown field 'ech'") &&
+          strstr(r->err, "valid fields: echo"),
+      "%s", r->err);
+  r = run(ep, "gm", "clock.set", "time_ms=12x", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "\"12x\" is not an integer"), "%s", r->err);
+  r = run(ep, "clock", "set", "2026-11-24 09:30", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "a zone is required"), "%s", r->err);
+  r = run(ep, "gm", "nosuch", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(
+      strstr(r->err, "no method \"nosuch\"") && strstr(r->err, "clock.set"),
+      "%s", r->err);
+  r = run(ep, "ping", "--timeout", "soon", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_uint_eq(gm_test_echo_count(e), 0);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(keygen_writes_a_private_file_once) {
+  char dir[] = "/tmp/gm-cli-keys-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/me.key", dir);
+  run_result *r = run(NULL, "keygen", "--out", path, NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+  char pub[64];
+  ck_assert_int_eq(sscanf(r->out, "public = %40s", pub), 1);
+  FILE *f = fopen(path, "r");
+  char text[512];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = '\0';
+  fclose(f);
+  ck_assert_msg(strstr(text, pub) && strstr(text, "secret = "), "%s", text);
+  r = run(NULL, "keygen", "--out", path, NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "never overwritten"), "%s", r->err);
+
+  /* The file works as --key-file with a CURVE broker. */
+  char spub[41], ssec[41];
+  gm_keypair(spub, ssec);
+  gm_test_echo_opts o = {0};
+  o.secret_key = ssec;
+  gm_test_echo *e = gm_test_echo_start(&o);
+  r = run(gm_test_echo_endpoint(e), "ping", "curve", "--server-key", spub,
+          "--key-file", path, NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(strstr(r->out, "curve"), "%s", r->out);
+  r = run(gm_test_echo_endpoint(e), "ping", "--key-file", path, NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "needs --server-key"), "%s", r->err);
+  gm_test_echo_stop(&e);
+  unlink(path);
+  rmdir(dir);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("cli");
+  TCase *tc = tcase_create("cli");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, help_on_every_level);
+  tcase_add_test(tc, unreachable_exits_2_with_a_hint);
+  tcase_add_test(tc, broker_errors_exit_1);
+  tcase_add_test(tc, generic_call_and_idempotency_keys);
+  tcase_add_test(tc, bad_input_exits_1_before_sending);
+  tcase_add_test(tc, keygen_writes_a_private_file_once);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,412 @@
+/*
+ * libgmclient against real ZeroMQ peers in the test: request/reply, id
+ * matching, lazy-pirate retries, unreachable brokers, oversized replies,
+ * pipelining, the feed, CURVE, keys.
+ */
+#include <check.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "echo_server.h"
+#include "greenmarket.pb-c.h"
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static gm_client *client(const char *endpoint, int timeout_ms, int retries) {
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.timeout_ms = timeout_ms;
+  o.retries = retries;
+  o.dev_participant = "alice";
+  gm_client *c = gm_client_new(endpoint, &o);
+  ck_assert_msg(c != NULL, "%s", gm_client_last_error());
+  return c;
+}
+
+/* gm.ping with `text`; returns the status, echo copied into result. */
+static gm_status ping(gm_client *c, const char *text, gm_result *r) {
+  Gm__PingRequest req = GM__PING_REQUEST__INIT;
+  req.echo = (char *)text;
+  return gm_client_call(c, "gm", "ping", NULL, &req.base,
+                        &gm__ping_reply__descriptor, r);
+}
+
+START_TEST(request_reply) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
+  gm_result r;
+  ck_assert_int_eq(ping(c, "hello", &r), GM_OK);
+  ck_assert(r.answered);
+  ck_assert_ptr_nonnull(r.reply);
+  ck_assert_str_eq(((Gm__PingReply *)r.reply)->echo, "hello");
+  gm_test_echo_req seen = gm_test_echo_get(e, 0);
+  ck_assert_uint_eq(seen.version, 1);
+  ck_assert_str_eq(seen.market, "gm");
+  ck_assert_str_eq(seen.method, "ping");
+  ck_assert_str_eq(seen.idempotency_key, "");
+  ck_assert_str_eq(seen.dev_participant, "alice");
+  ck_assert(seen.request_id == r.request_id);
+  gm_result_clear(&r);
+  ck_assert_ptr_null(r.reply);
+
+  /* Raw bodies, and a second call gets a new id. */
+  gm_client_call_raw(c, "carbon", "order.place", "key-1", "\x0a\x01x", 3, NULL,
+                     &r);
+  ck_assert_int_eq(r.status, GM_OK);
+  ck_assert_uint_eq(r.body_len, 3);
+  ck_assert_int_eq(memcmp(r.body, "\x0a\x01x", 3), 0);
+  seen = gm_test_echo_get(e, 1);
+  ck_assert_str_eq(seen.idempotency_key, "key-1");
+  ck_assert(seen.request_id == r.request_id);
+  ck_assert(seen.request_id != gm_test_echo_get(e, 0).request_id);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  ck_assert_ptr_null(c);
+  gm_client_destroy(&c); /* idempotent */
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(broker_errors_come_through) {
+  gm_test_echo_opts o = {0};
+  o.status = GM_FAILED_PRECONDITION;
+  o.message = "market closed; the next session opens 13:00";
+  gm_test_echo *e = gm_test_echo_start(&o);
+  gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
+  gm_result r;
+  ck_assert_int_eq(ping(c, "x", &r), GM_FAILED_PRECONDITION);
+  ck_assert(r.answered);
+  ck_assert_str_eq(r.message, o.message);
+  ck_assert_ptr_null(r.reply);
+  ck_assert_str_eq(gm_status_name(r.status), "FAILED_PRECONDITION");
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(replies_to_other_ids_are_ignored) {
+  gm_test_echo_opts o = {0};
+  o.wrong_id_first = 1;
+  gm_test_echo *e = gm_test_echo_start(&o);
+  gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
+  gm_result r;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(ping(c, "mine", &r), GM_OK);
+    ck_assert_str_eq(((Gm__PingReply *)r.reply)->echo, "mine");
+    ck_assert(r.request_id == gm_test_echo_get(e, (size_t)i).request_id);
+    gm_result_clear(&r);
+  }
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(timeout_resends_the_same_request) {
+  gm_test_echo_opts o = {0};
+  o.drop_first = 2;
+  gm_test_echo *e = gm_test_echo_start(&o);
+  gm_client *c = client(gm_test_echo_endpoint(e), 300, 2);
+  gm_result r;
+  Gm__ClockSetRequest req = GM__CLOCK_SET_REQUEST__INIT;
+  req.time_ms = 1795483800000;
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(gm_client_call(c, "gm", "clock.set", "idem-42", &req.base,
+                                  &gm__clock_reply__descriptor, &r),
+                   GM_OK);
+  int64_t took = now_ms() - t0;
+  ck_assert_msg(took >= 550 && took < 2000, "took %lld ms", (long long)took);
+  ck_assert(((Gm__ClockReply *)r.reply)->time_ms == 1795483800000);
+  ck_assert_uint_eq(gm_test_echo_count(e), 3);
+  for (size_t i = 0; i < 3; i++) {
+    gm_test_echo_req s = gm_test_echo_get(e, i);
+    ck_assert(s.request_id == r.request_id);
+    ck_assert_str_eq(s.idempotency_key, "idem-42");
+    ck_assert_str_eq(s.method, "clock.set");
+  }
+  gm_result_clear(&r);
+  /* The client still works after its socket was replaced. */
+  ck_assert_int_eq(ping(c, "after", &r), GM_OK);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(unreachable_is_unavailable_in_time) {
+  char dead[64];
+  gm_test_dead_endpoint(dead);
+  gm_client *c = client(dead, 200, 2);
+  gm_result r;
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(ping(c, "x", &r), GM_UNAVAILABLE);
+  int64_t took = now_ms() - t0;
+  /* timeout * (retries + 1), plus scheduling slack. */
+  ck_assert_msg(took >= 590 && took <= 900, "took %lld ms", (long long)took);
+  ck_assert(!r.answered);
+  ck_assert_msg(strstr(r.message, dead), "%s", r.message);
+  ck_assert_msg(strstr(r.message, "is gmd running?"), "%s", r.message);
+  ck_assert_msg(strstr(r.message, "3 attempts of 200 ms"), "%s", r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+}
+END_TEST
+
+START_TEST(oversized_reply_is_refused) {
+  gm_test_echo_opts o = {0};
+  o.reply_body_size = 64 * 1024;
+  gm_test_echo *e = gm_test_echo_start(&o);
+  gm_client_options opt;
+  gm_client_options_init(&opt);
+  opt.max_reply = 4096;
+  opt.timeout_ms = 2000;
+  gm_client *c = gm_client_new(gm_test_echo_endpoint(e), &opt);
+  ck_assert_ptr_nonnull(c);
+  gm_result r;
+  ck_assert_int_eq(ping(c, "x", &r), GM_RESOURCE_EXHAUSTED);
+  ck_assert_ptr_null(r.reply);
+  ck_assert_ptr_null(r.body);
+  ck_assert_msg(strstr(r.message, "limit of 4096 bytes"), "%s", r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(undecodable_reply_body_is_internal) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
+  gm_result r;
+  /* Echoed back, "\xff" is a truncated varint tag: no PingReply. */
+  gm_client_call_raw(c, "gm", "ping", NULL, "\xff", 1,
+                     &gm__ping_reply__descriptor, &r);
+  ck_assert_int_eq(r.status, GM_INTERNAL);
+  ck_assert_msg(strstr(r.message, "does not decode as gm.PingReply"), "%s",
+                r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(pipelining) {
+  enum { N = 500 };
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
+  static int got[N + 1];
+  uint64_t first = 0;
+  for (int i = 0; i < N; i++) {
+    uint64_t id;
+    ck_assert_int_eq(gm_client_send(c, "gm", "ping", NULL, NULL, 0, &id),
+                     GM_OK);
+    if (i == 0) first = id;
+    ck_assert(id == first + (uint64_t)i);
+  }
+  for (int i = 0; i < N; i++) {
+    gm_result r;
+    ck_assert_int_eq(gm_client_recv(c, 2000, &gm__ping_reply__descriptor, &r),
+                     GM_OK);
+    ck_assert(r.request_id >= first && r.request_id < first + N);
+    got[r.request_id - first]++;
+    gm_result_clear(&r);
+  }
+  for (int i = 0; i < N; i++) ck_assert_int_eq(got[i], 1);
+  gm_result r;
+  ck_assert_int_eq(gm_client_recv(c, 50, NULL, &r), GM_UNAVAILABLE);
+  ck_assert(!r.answered);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(feed_delivers_subscribed_events) {
+  void *ctx = zmq_ctx_new(), *pub = zmq_socket(ctx, ZMQ_PUB);
+  int linger = 0;
+  zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(pub, "tcp://127.0.0.1:*"), 0);
+  char ep[64];
+  size_t len = sizeof ep;
+  zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &len);
+  gm_feed *f = gm_feed_new(ep, NULL);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, "carbon."), GM_OK);
+
+  Gm__Event ev = GM__EVENT__INIT;
+  ev.market = "carbon";
+  ev.event = "trade";
+  ev.time_ms = 1795483800123;
+  ev.type = "gm.carbon.Trade";
+  ev.body.data = (uint8_t *)"\x08\x01";
+  ev.body.len = 2;
+  uint8_t buf[256];
+  size_t n = gm__event__pack(&ev, buf);
+  char *topic = NULL;
+  Gm__Event *got = NULL;
+  /* A SUB joins late (slow joiner): publish until it hears. */
+  for (int i = 0; i < 100 && !got; i++) {
+    zmq_send(pub, "other.thing", 11, ZMQ_SNDMORE);
+    zmq_send(pub, buf, n, 0);
+    ev.seq = (uint64_t)i;
+    n = gm__event__pack(&ev, buf);
+    zmq_send(pub, "carbon.trade", 12, ZMQ_SNDMORE);
+    zmq_send(pub, buf, n, 0);
+    gm_status s = gm_feed_recv(f, &topic, &got, 50);
+    ck_assert(s == GM_OK || s == GM_UNAVAILABLE);
+  }
+  ck_assert_ptr_nonnull(got);
+  ck_assert_str_eq(topic, "carbon.trade"); /* never other.thing */
+  ck_assert_str_eq(got->type, "gm.carbon.Trade");
+  ck_assert(got->time_ms == 1795483800123);
+  ck_assert_uint_eq(got->body.len, 2);
+  free(topic);
+  gm_feed_event_free(&got);
+  ck_assert_ptr_null(got);
+
+  /* A malformed message is reported and skipped, not fatal. */
+  for (;;) { /* drain what the loop above queued */
+    if (gm_feed_recv(f, &topic, &got, 100) == GM_UNAVAILABLE) break;
+    free(topic);
+    gm_feed_event_free(&got);
+  }
+  zmq_send(pub, "carbon.junk", 11, ZMQ_SNDMORE);
+  zmq_send(pub, "\xff\xff", 2, 0);
+  ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 2000), GM_INVALID_ARGUMENT);
+  ck_assert_str_eq(topic, "carbon.junk");
+  ck_assert_ptr_null(got);
+  free(topic);
+  ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 50), GM_UNAVAILABLE);
+  gm_feed_destroy(&f);
+  ck_assert_ptr_null(f);
+  zmq_close(pub);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+START_TEST(curve_with_keys_talks_without_is_refused) {
+  char spub[41], ssec[41], cpub[41], csec[41];
+  ck_assert_int_eq(gm_keypair(spub, ssec), GM_OK);
+  ck_assert_int_eq(gm_keypair(cpub, csec), GM_OK);
+  gm_test_echo_opts o = {0};
+  o.secret_key = ssec;
+  gm_test_echo *e = gm_test_echo_start(&o);
+
+  gm_client_options opt;
+  gm_client_options_init(&opt);
+  opt.timeout_ms = 2000;
+  opt.retries = -1;
+  opt.server_public_key = spub;
+  opt.public_key = cpub;
+  opt.secret_key = csec;
+  gm_client *c = gm_client_new(gm_test_echo_endpoint(e), &opt);
+  ck_assert_msg(c != NULL, "%s", gm_client_last_error());
+  gm_result r;
+  ck_assert_int_eq(ping(c, "secret", &r), GM_OK);
+  ck_assert_str_eq(((Gm__PingReply *)r.reply)->echo, "secret");
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+
+  /* Plain TCP to a CURVE server: the handshake fails, nothing arrives. */
+  c = client(gm_test_echo_endpoint(e), 300, -1);
+  ck_assert_int_eq(ping(c, "plain", &r), GM_UNAVAILABLE);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+
+  /* The wrong server key: refused the same way. */
+  opt.server_public_key = cpub;
+  opt.timeout_ms = 300;
+  c = gm_client_new(gm_test_echo_endpoint(e), &opt);
+  ck_assert_int_eq(ping(c, "wrong", &r), GM_UNAVAILABLE);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  ck_assert_uint_eq(gm_test_echo_count(e), 1);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(bad_options_are_explained) {
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.server_public_key = "too-short";
+  ck_assert_ptr_null(gm_client_new("tcp://127.0.0.1:7470", &o));
+  ck_assert_msg(strstr(gm_client_last_error(), "40-character Z85"), "%s",
+                gm_client_last_error());
+  char pub[41], sec[41];
+  gm_keypair(pub, sec);
+  o.server_public_key = pub;
+  ck_assert_ptr_null(gm_client_new("tcp://127.0.0.1:7470", &o));
+  ck_assert_msg(strstr(gm_client_last_error(), "gm keygen"), "%s",
+                gm_client_last_error());
+  ck_assert_ptr_null(gm_client_new("nonsense", NULL));
+  ck_assert_msg(strstr(gm_client_last_error(), "tcp://127.0.0.1:7470"), "%s",
+                gm_client_last_error());
+  ck_assert_ptr_null(gm_client_new("", NULL));
+  ck_assert_ptr_null(gm_feed_new("bogus://x", NULL));
+  /* An options struct from an older, shorter header still works. */
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  gm_client_options old;
+  gm_client_options_init(&old);
+  old.size = offsetof(gm_client_options, retries);
+  old.timeout_ms = 2000;
+  old.max_reply = 1; /* beyond old.size: must be ignored */
+  gm_client *c = gm_client_new(gm_test_echo_endpoint(e), &old);
+  ck_assert_ptr_nonnull(c);
+  gm_result r;
+  ck_assert_int_eq(ping(c, "old", &r), GM_OK);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(keys_are_random_and_well_formed) {
+  char a[33], b[33];
+  ck_assert_int_eq(gm_client_new_idempotency_key(a), GM_OK);
+  ck_assert_int_eq(gm_client_new_idempotency_key(b), GM_OK);
+  ck_assert_uint_eq(strlen(a), 32);
+  for (int i = 0; i < 32; i++)
+    ck_assert(isxdigit((unsigned char)a[i]) && !isupper((unsigned char)a[i]));
+  ck_assert_str_ne(a, b);
+  char pub[41], sec[41];
+  ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
+  ck_assert_uint_eq(strlen(pub), 40);
+  ck_assert_uint_eq(strlen(sec), 40);
+  uint8_t raw[32];
+  ck_assert_ptr_nonnull(zmq_z85_decode(raw, pub));
+  char derived[41];
+  ck_assert_int_eq(zmq_curve_public(derived, sec), 0);
+  ck_assert_str_eq(derived, pub);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("client");
+  TCase *tc = tcase_create("client");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, request_reply);
+  tcase_add_test(tc, broker_errors_come_through);
+  tcase_add_test(tc, replies_to_other_ids_are_ignored);
+  tcase_add_test(tc, timeout_resends_the_same_request);
+  tcase_add_test(tc, unreachable_is_unavailable_in_time);
+  tcase_add_test(tc, oversized_reply_is_refused);
+  tcase_add_test(tc, undecodable_reply_body_is_internal);
+  tcase_add_test(tc, pipelining);
+  tcase_add_test(tc, feed_delivers_subscribed_events);
+  tcase_add_test(tc, curve_with_keys_talks_without_is_refused);
+  tcase_add_test(tc, bad_options_are_explained);
+  tcase_add_test(tc, keys_are_random_and_well_formed);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
