@@ -35,7 +35,7 @@ typedef struct ping_opts {
 
 typedef struct ping_result {
   uint64_t done;   /* round trips completed */
-  uint64_t errors; /* replies with a status other than OK, or unexpected */
+  uint64_t errors; /* replies with a status other than OK */
   double seconds;  /* wall time of the measurement */
   uint64_t p50_us; /* median round trip */
   uint64_t p99_us; /* 99th percentile round trip */
@@ -137,7 +137,12 @@ static int ping__cmp_u64(const void *a, const void *b) {
  */
 static int ping__run(void *dealer, int k, double seconds, int gmd,
                      int timeout_ms, ping_result *r) {
+  /* Replies come back in any order (gmd has several workers), so each
+   * request takes a free slot and carries it in the low 16 bits of its id. */
   uint64_t *sent_at = calloc((size_t)k, sizeof *sent_at);
+  uint64_t *slot_id = calloc((size_t)k, sizeof *slot_id);
+  uint32_t *free_slots = malloc((size_t)k * sizeof *free_slots);
+  size_t nfree = (size_t)k;
   size_t lat_cap = 1u << 20, nlat = 0;
   uint64_t *lat = malloc(lat_cap * sizeof *lat);
   uint8_t frame[256], reply[PING_MAX_REPLY];
@@ -145,19 +150,23 @@ static int ping__run(void *dealer, int k, double seconds, int gmd,
   int rc = -1;
 
   memset(r, 0, sizeof *r);
-  if (!sent_at || !lat) goto out;
+  if (!sent_at || !slot_id || !free_slots || !lat) goto out;
+  for (size_t i = 0; i < nfree; i++) free_slots[i] = (uint32_t)i;
   start = ping__now_us();
   stop_at = start + (uint64_t)(seconds * 1e6);
   for (;;) {
     uint64_t now = ping__now_us();
-    /* Fill the window; request id n uses slot n % k, free by then. */
-    while (now < stop_at && inflight < (uint64_t)k) {
-      size_t len = ping__pack_request(next_id, frame, sizeof frame);
+    /* Fill the window. */
+    while (now < stop_at && nfree > 0) {
+      uint32_t slot = free_slots[--nfree];
+      uint64_t id = next_id << 16 | slot;
+      size_t len = ping__pack_request(id, frame, sizeof frame);
       if (zmq_send(dealer, frame, len, 0) != (int)len) {
         fprintf(stderr, "ping: send failed: %s\n", zmq_strerror(errno));
         goto out;
       }
-      sent_at[next_id % (uint64_t)k] = now;
+      sent_at[slot] = now;
+      slot_id[slot] = id;
       next_id++;
       inflight++;
     }
@@ -176,46 +185,43 @@ static int ping__run(void *dealer, int k, double seconds, int gmd,
     }
     int len = zmq_recv(dealer, reply, sizeof reply, 0);
     if (len < 0) goto out;
-    uint64_t id;
-    if (len > (int)sizeof reply) { /* truncated: not a ping reply */
-      r->errors++;
-      inflight--;
-      continue;
-    }
-    if (gmd) {
+    /* A reply that names no request in flight would leave its request
+     * waiting forever: the figures would mean nothing, so stop. */
+    uint64_t id = 0;
+    int ok = 0;
+    if (len <= (int)sizeof reply && gmd) {
       Gm__Reply *rep = gm__reply__unpack(NULL, (size_t)len, reply);
-      if (!rep) {
-        r->errors++;
-        inflight--;
-        continue;
-      }
-      id = rep->request_id;
-      if (rep->status != GM__STATUS__OK) {
-        if (r->errors == 0)
-          fprintf(stderr, "ping: gmd replied %d: %s\n", (int)rep->status,
+      if (rep) {
+        id = rep->request_id;
+        ok = rep->status == GM__STATUS__OK;
+        if (!ok && r->errors == 0)
+          fprintf(stderr, "ping: gmd replied status %d: %s\n", (int)rep->status,
                   rep->message);
-        r->errors++;
+        gm__reply__free_unpacked(rep, NULL);
       }
-      gm__reply__free_unpacked(rep, NULL);
-    } else {
+    } else if (len <= (int)sizeof reply) {
       Gm__Request *req = gm__request__unpack(NULL, (size_t)len, reply);
-      if (!req) {
-        r->errors++;
-        inflight--;
-        continue;
+      if (req) {
+        id = req->request_id;
+        ok = 1;
+        gm__request__free_unpacked(req, NULL);
       }
-      id = req->request_id;
-      gm__request__free_unpacked(req, NULL);
     }
-    if (id == 0 || id >= next_id || next_id - id > (uint64_t)k) {
-      r->errors++; /* not one of the requests in flight */
-      inflight--;
-      continue;
+    uint32_t slot = (uint32_t)(id & 0xffff);
+    if (id == 0 || slot >= (uint32_t)k || slot_id[slot] != id) {
+      fprintf(stderr,
+              "ping: a reply of %d bytes names no request in flight"
+              " (request id %" PRIu64 "); is %s a greenmarket broker?\n",
+              len, id, gmd ? "the endpoint" : "the echo");
+      goto out;
     }
+    if (!ok) r->errors++;
     now = ping__now_us();
-    if (nlat < lat_cap) lat[nlat++] = now - sent_at[id % (uint64_t)k];
+    if (nlat < lat_cap) lat[nlat++] = now - sent_at[slot];
+    slot_id[slot] = 0;
+    free_slots[nfree++] = slot;
     inflight--;
-    r->done++;
+    if (ok) r->done++;
   }
   r->seconds = (double)(ping__now_us() - start) / 1e6;
   if (nlat) {
@@ -226,6 +232,8 @@ static int ping__run(void *dealer, int k, double seconds, int gmd,
   rc = 0;
 out:
   free(sent_at);
+  free(slot_id);
+  free(free_slots);
   free(lat);
   return rc;
 }
