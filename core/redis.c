@@ -222,7 +222,8 @@ static void gm__script_free(gm__script **sp) {
   *sp = NULL;
 }
 
-/* SCRIPT LOAD `source`; 0 and the sha, or -1 and err with Redis's text. */
+/* SCRIPT LOAD `source`: 0 and the sha; -1 and err with Redis's text when
+   Redis refuses it; -2 and err when Redis is not reachable. */
 static int gm__script_load(gm__redis *r, const char *source, char sha[41],
                            char *err, size_t errlen) {
   const char *argv[] = {"SCRIPT", "LOAD", source};
@@ -232,7 +233,7 @@ static int gm__script_load(gm__redis *r, const char *source, char sha[41],
     snprintf(err, errlen,
              "Redis is not reachable at %s (%s); is redis-server running?",
              r->where, r->c->errstr);
-    return -1;
+    return -2;
   }
   int rc = -1;
   if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
@@ -265,13 +266,17 @@ gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
   snprintf(s->source, n, "%s%s%s", gm__prelude, lua, gm__epilogue);
 
   char why[512];
-  if (gm__script_load(r, s->source, s->sha, why, sizeof why) != 0) {
-    snprintf(err, errlen,
-             "script %s.%s refused by Redis: %s (line numbers are the "
-             "script's own)",
-             market, name, why);
+  int rc = gm__script_load(r, s->source, s->sha, why, sizeof why);
+  if (rc != 0) {
+    if (rc == -2)
+      snprintf(err, errlen, "script %s.%s: %s", market, name, why);
+    else
+      snprintf(err, errlen,
+               "script %s.%s refused by Redis: %s (line numbers are the "
+               "script's own)",
+               market, name, why);
     gm__script_free(&s);
-    return GM_INVALID_ARGUMENT;
+    return rc == -2 ? GM_UNAVAILABLE : GM_INVALID_ARGUMENT;
   }
 
   gm_status st = GM_OK;
@@ -457,6 +462,19 @@ static gm_status gm__error_reply(gm_call *call, const char *market,
     const char *msg = sp ? sp + 1 : "";
     return gm__call_fail(call, (gm_status)status, "%s", msg);
   }
+  /* A Redis that is loading its data, busy with a slow script or failing
+     over: the request may succeed when retried. */
+  static const char *const transient[] = {"LOADING", "BUSY", "MASTERDOWN",
+                                          "TRYAGAIN", "CLUSTERDOWN"};
+  for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+    if (slen == strlen(transient[i]) &&
+        memcmp(reply->str, transient[i], slen) == 0) {
+      gm__log(GM_LOG_WARN, market, "script %s: %s", name, reply->str);
+      return gm__call_fail(call, GM_UNAVAILABLE,
+                           "Redis cannot run scripts right now (%s); retry "
+                           "in a moment",
+                           transient[i]);
+    }
   gm__log(GM_LOG_ERROR, market, "script %s failed in Redis: %s", name,
           reply->str);
   return gm__call_fail(call, GM_INTERNAL,

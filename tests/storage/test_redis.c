@@ -243,9 +243,9 @@ END_TEST
 
 START_TEST(syntax_error_refused_with_lua_message) {
   char err[1024];
-  gm_status st = gm__scripts_add(conn, "mkt", "bad",
-                                 "local a = 1\nlocal b = 2\nlocal c = = 3\nreturn a\n", err,
-                                 sizeof err);
+  gm_status st = gm__scripts_add(
+      conn, "mkt", "bad", "local a = 1\nlocal b = 2\nlocal c = = 3\nreturn a\n",
+      err, sizeof err);
   ck_assert_int_eq(st, GM_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(err, "mkt.bad"));
   /* The Lua message with the script's own line number. */
@@ -311,6 +311,11 @@ START_TEST(unreachable_is_unavailable) {
   char err[512];
   gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
   ck_assert_ptr_null(gm__redis_connect(&addr, err, sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "is redis-server running?"));
+  /* Registration while Redis is down is an outage, not a bad script. */
+  ck_assert_int_eq(
+      gm__scripts_add(conn, "mkt", "late", "return 1", err, sizeof err),
+      GM_UNAVAILABLE);
   ck_assert_ptr_nonnull(strstr(err, "is redis-server running?"));
 }
 END_TEST

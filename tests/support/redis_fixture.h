@@ -50,7 +50,8 @@ redisContext *gm_test_redis_connect(const gm_test_redis *r);
  * freeReplyObject.
  */
 redisReply *gm_test_redis_cmd(redisContext *c, const char *fmt, ...);
-/* Runs a command that must answer an integer and returns it. */
+/* Runs a command that must answer an integer, or a string holding one (GET
+   of a counter), and returns it. */
 long long gm_test_redis_int(redisContext *c, const char *fmt, ...);
 
 #endif
