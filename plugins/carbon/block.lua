@@ -1,0 +1,138 @@
+-- block: block agreement trades, negotiated off the book.
+--   ARGV offer:  'offer', side b|s (the offerer's), counterparty, price, qty
+--   ARGV accept: 'accept', offer id     (the counterparty)
+--   ARGV reject: 'reject', offer id     (the counterparty rejects, or the
+--                                        offerer withdraws)
+-- An open offer holds the offerer's cash (price * qty) or allowances; it
+-- expires at the end of the day's block session (sweep.lua).
+-- Offer record in P.bk: "offerer|counterparty|side|price|qty|created".
+-- Reply: {'B', id, offerer, counterparty, side, price, qty, state, trade id,
+-- created} and, on accept, {'F', ...} as in place.lua.
+local op, who = ARGV[1], gm.participant
+local inst = inst_load()
+if not inst then return inst_missing() end
+local SYM = inst.sym
+local function offer_get(id)
+  local rec = redis.call('HGET', P .. 'bk', id)
+  if not rec then return nil end
+  local of, cp, s, px, q, t = string.match(rec,
+    '^(.*)|(.*)|(%a)|(%d+)|(%d+)|(%d+)$')
+  return {id = id, of = of, cp = cp, side = s, px = tonumber(px),
+    q = tonumber(q), t = tonumber(t)}
+end
+local function offer_rec(b, st, tid)
+  return {'B', b.id, b.of, b.cp, b.side, I(b.px), I(b.q), I(st), tid or '', I(b.t)}
+end
+local function offer_emit(b, st, tid)
+  gm.emit('offer', 'id', b.id, 'offerer', b.of, 'cp', b.cp, 'side', b.side,
+    'px', I(b.px), 'qty', I(b.q), 'st', I(st), 'trade', tid or '', 't', I(NOW))
+end
+local function window_check()
+  if inst.halt == '1' then
+    return rej('FAILED_PRECONDITION', SYM .. ' is halted (' ..
+      (inst.hreason or '') .. '); wait until an admin resumes it')
+  end
+  if not in_session(inst, inst.bsess, NOW) then
+    return rej('FAILED_PRECONDITION', SYM .. ' block trading is closed now' ..
+      ' (block sessions ' .. sess_text(inst.bsess) ..
+      ' Asia/Shanghai, Mon-Fri); next open ' .. next_open(inst, inst.bsess, NOW))
+  end
+  return nil
+end
+local function funds_check(a, side, px, q)
+  if side == 'b' and a.c < px * q then
+    return rej('FAILED_PRECONDITION', 'not enough cash: ' .. yuan(px * q) ..
+      ' yuan needed, ' .. yuan(a.c) .. ' available; deposit cash first')
+  elseif side == 's' and a.al < q then
+    return rej('FAILED_PRECONDITION', 'not enough allowances: ' .. I(q) ..
+      ' t needed, ' .. I(a.al) .. ' t available')
+  end
+  return nil
+end
+local function price_check(px)
+  local lo, hi = band(inst, inst.bband)
+  if px % inst.tick ~= 0 then
+    return rej('INVALID_ARGUMENT', 'price ' .. yuan(px) ..
+      ' is not on the tick of ' .. yuan(inst.tick) .. ' yuan')
+  end
+  if px < lo or px > hi then
+    return rej('INVALID_ARGUMENT', 'price ' .. yuan(px) ..
+      ' is outside the block band ' .. band_text(inst, inst.bband, lo, hi))
+  end
+  return nil
+end
+
+local out = {}
+if op == 'offer' then
+  local b = {of = who, side = ARGV[2], cp = ARGV[3], px = tonumber(ARGV[4]),
+    q = tonumber(ARGV[5]), t = NOW}
+  local e = window_check() or price_check(b.px)
+  if e then return e end
+  if b.q < inst.bmin or b.q % inst.lot ~= 0 then
+    return rej('INVALID_ARGUMENT', 'a block offer needs at least ' ..
+      I(inst.bmin) .. ' t in lots of ' .. I(inst.lot) .. ' t; ' .. I(b.q) ..
+      ' t given (smaller orders go to order.place)')
+  end
+  local a = acct(who)
+  e = funds_check(a, b.side, b.px, b.q)
+  if e then return e end
+  if b.side == 'b' then a.c, a.cf = a.c - b.px * b.q, a.cf + b.px * b.q
+  else a.al, a.af = a.al - b.q, a.af + b.q end
+  b.id = string.format('B%012x', redis.call('HINCRBY', KEYS[1], 'bseq', 1))
+  redis.call('HSET', P .. 'bk', b.id, b.of .. '|' .. b.cp .. '|' .. b.side ..
+    '|' .. I(b.px) .. '|' .. I(b.q) .. '|' .. I(b.t))
+  redis.call('ZADD', P .. 'x', close_ms(inst.bsess, TODAY), b.id)
+  offer_emit(b, 1)
+  out[#out + 1] = offer_rec(b, 1)
+else
+  local b = offer_get(ARGV[2])
+  if not b or (b.cp ~= who and b.of ~= who) then
+    return rej('NOT_FOUND', 'no open block offer ' .. SYM .. ':' .. ARGV[2] ..
+      ' to or from you (it may have been accepted, rejected or expired)')
+  end
+  local oa = acct(b.of)
+  if op == 'reject' then
+    if b.side == 'b' then oa.cf, oa.c = oa.cf - b.px * b.q, oa.c + b.px * b.q
+    else oa.af, oa.al = oa.af - b.q, oa.al + b.q end
+    local st = b.cp == who and 3 or 4
+    redis.call('HDEL', P .. 'bk', b.id)
+    redis.call('ZREM', P .. 'x', b.id)
+    offer_emit(b, st)
+    out[#out + 1] = offer_rec(b, st)
+  else
+    if b.cp ~= who then
+      return rej('PERMISSION_DENIED', 'only ' .. b.cp ..
+        ' may accept this offer; the offerer may reject (withdraw) it')
+    end
+    local e = window_check() or price_check(b.px)
+    if e then return e end
+    local ca = acct(who)
+    local cside = b.side == 'b' and 's' or 'b'
+    e = funds_check(ca, cside, b.px, b.q)
+    if e then return e end
+    local amt = b.px * b.q
+    local ba, sa = oa, ca
+    if b.side == 's' then ba, sa = ca, oa end
+    if sa.c + amt > MAXCASH then
+      return rej('RESOURCE_EXHAUSTED', 'the seller\'s cash would pass the limit of ' ..
+        yuan(MAXCASH) .. ' yuan; withdraw cash first')
+    end
+    if b.side == 'b' then ba.cf = ba.cf - amt else ba.c = ba.c - amt end
+    if b.side == 's' then sa.af = sa.af - b.q else sa.al = sa.al - b.q end
+    ba.lk, ba.ld = ba.lk + b.q, TODAY
+    sa.c = sa.c + amt
+    local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
+    gm.emit('trade', 'id', tid, 'buyer', ba.who, 'seller', sa.who,
+      'bo', b.id, 'so', b.id, 'px', I(b.px), 'qty', I(b.q), 'amt', I(amt),
+      'maker', b.side, 't', I(NOW), 'blk', '1', 'day', I(TODAY))
+    inst.bvol = inst.bvol + b.q
+    inst_save_stats(inst)
+    redis.call('HDEL', P .. 'bk', b.id)
+    redis.call('ZREM', P .. 'x', b.id)
+    offer_emit(b, 2, tid)
+    out[#out + 1] = offer_rec(b, 2, tid)
+    out[#out + 1] = {'F', tid, I(b.px), I(b.q), I(amt), b.id, I(NOW)}
+  end
+end
+acct_flush()
+return out

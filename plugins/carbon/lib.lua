@@ -1,0 +1,249 @@
+-- carbon lib: prepended by carbon.c to every carbon script (one source per
+-- registered script, so each call is one atomic step).
+--
+-- KEYS[1] is the instrument hash "gm:{carbon:<SYM>}:i"; every other key is
+-- derived from its prefix, so all keys of a call share the instrument's hash
+-- tag (one Redis Cluster slot).  Keys (P = "gm:{carbon:<SYM>}:"):
+--   P.i          HASH instrument rules, counters, day statistics
+--   P.o          HASH order id -> packed record (one hash for all resting
+--                orders: about 100 bytes per order instead of ~200 for a key
+--                per order)
+--   P.bz:b/s     ZSET resting order ids by price (bids -price, asks +price);
+--                equal prices sort by id = fixed-width sequence = time
+--   P.lv:b/s     ZSET price levels (same scores), P.lq:b/s HASH level -> qty
+--   P.x          ZSET expiring orders ('<id>') and offers ('B<id>') by ms
+--   P.a:<who>    HASH account: c cf al af lk ld stp
+--   P.accts      SET participants with an account here
+--   P.op:<who>   SET the participant's open order ids
+--   P.co:<who>   HASH client order id -> first reply (cjson)
+--   P.bk         HASH block offer id -> packed record
+--
+-- Lua numbers are doubles: every amount stays below 2^53 because price <=
+-- MAXP (1e8 fen) and quantity <= MAXQ (1e7 t), so price * quantity <= 1e15,
+-- and cash balances are capped at MAXCASH.  Numbers go into strings only
+-- through I() ('%d'), never tostring() (which prints 1e+15).
+local P = string.sub(KEYS[1], 1, -2)
+local NOW = tonumber(gm.now)
+local MAXP, MAXQ, MAXCASH = 100000000, 10000000, 4000000000000000
+local DAYMS, TZMS = 86400000, 28800000 -- Asia/Shanghai: UTC+8, no DST
+local floor = math.floor
+local function I(x) return string.format('%d', x) end
+local function rej(status, msg) return {err = status .. ' ' .. msg} end
+local function yuan(f) return string.format('%d.%02d', floor(f / 100), f % 100) end
+
+-- Time: trading day = days since the epoch in Asia/Shanghai.
+local function lday(ms) return floor((ms + TZMS) / DAYMS) end
+local function lmin(ms) return floor(((ms + TZMS) % DAYMS) / 60000) end
+local TODAY = lday(NOW)
+local function datestr(day) -- civil date from a day number (H. Hinnant)
+  local z = day + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) -
+    floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02d', y, m, d)
+end
+local function trading_day(inst, day)
+  local w = (day + 4) % 7 -- 1970-01-01 was a Thursday; 0 = Sunday
+  if w == 0 or w == 6 then return false end
+  return not string.find(inst.hol, ',' .. I(day) .. ',', 1, true)
+end
+-- spec: "570-690,780-900" minutes of the local day, sorted (checked in C).
+local function in_session(inst, spec, ms)
+  if not trading_day(inst, lday(ms)) then return false end
+  local m = lmin(ms)
+  for a, b in string.gmatch(spec, '(%d+)-(%d+)') do
+    if m >= tonumber(a) and m < tonumber(b) then return true end
+  end
+  return false
+end
+local function next_open(inst, spec, ms)
+  local day, m = lday(ms), lmin(ms)
+  for i = 0, 60 do
+    if trading_day(inst, day + i) then
+      for a in string.gmatch(spec, '(%d+)-%d+') do
+        a = tonumber(a)
+        if i > 0 or a > m then
+          return string.format('%s %02d:%02d Asia/Shanghai', datestr(day + i),
+            floor(a / 60), a % 60)
+        end
+      end
+    end
+  end
+  return 'not within 60 days'
+end
+local function sess_text(spec)
+  local t = {}
+  for a, b in string.gmatch(spec, '(%d+)-(%d+)') do
+    a, b = tonumber(a), tonumber(b)
+    t[#t + 1] = string.format('%02d:%02d-%02d:%02d', floor(a / 60), a % 60,
+      floor(b / 60), b % 60)
+  end
+  return table.concat(t, ',')
+end
+-- The ms at which `day`'s last session of spec ends (its close).
+local function close_ms(spec, day)
+  local last = 0
+  for b in string.gmatch(spec, '%d+-(%d+)') do last = tonumber(b) end
+  return day * DAYMS - TZMS + last * 60000
+end
+
+-- Instrument
+local INUM = {'tick', 'lot', 'ref', 'band', 'bband', 'bmin', 'maxf', 'seq',
+  'tseq', 'bseq', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr',
+  'bvol', 'cday', 'close', 'ct'}
+local function inst_load()
+  local flat = redis.call('HGETALL', KEYS[1])
+  if #flat == 0 then return nil end
+  local inst = {}
+  for i = 1, #flat, 2 do inst[flat[i]] = flat[i + 1] end
+  for _, f in ipairs(INUM) do inst[f] = tonumber(inst[f]) or 0 end
+  inst.hol = inst.hol or ','
+  if inst.sday ~= TODAY then -- day statistics belong to an earlier day
+    inst.sday, inst.last, inst.open, inst.high, inst.low = TODAY, 0, 0, 0, 0
+    inst.vol, inst.turn, inst.ntr, inst.bvol = 0, 0, 0, 0
+  end
+  return inst
+end
+local function inst_rec(inst)
+  return {'I', inst.sym, inst.kind, inst.cur, I(inst.tick), I(inst.lot),
+    I(inst.ref), I(inst.band), I(inst.bband), I(inst.bmin), inst.sess,
+    inst.bsess, inst.halt, inst.hol, I(inst.maxf), inst.name or '',
+    inst.hreason or '', I(inst.ct)}
+end
+local function inst_missing()
+  return rej('NOT_FOUND', 'no instrument ' .. string.match(P, '{carbon:(.*)}') ..
+    '; see instrument.list for the symbols')
+end
+local function inst_save_stats(inst)
+  redis.call('HSET', KEYS[1], 'sday', I(inst.sday), 'last', I(inst.last),
+    'open', I(inst.open), 'high', I(inst.high), 'low', I(inst.low),
+    'vol', I(inst.vol), 'turn', I(inst.turn), 'ntr', I(inst.ntr),
+    'bvol', I(inst.bvol))
+end
+-- Band [lo, hi] around the reference price, on the tick grid.
+local function band(inst, bp)
+  local lo = floor((inst.ref * (10000 - bp) + 9999) / 10000)
+  local hi = floor(inst.ref * (10000 + bp) / 10000)
+  lo = floor((lo + inst.tick - 1) / inst.tick) * inst.tick
+  hi = floor(hi / inst.tick) * inst.tick
+  if lo < inst.tick then lo = inst.tick end
+  if hi > MAXP then hi = MAXP end
+  return lo, hi
+end
+local function band_text(inst, bp, lo, hi)
+  return string.format('%s-%s yuan (reference %s +/-%d.%02d%%)', yuan(lo),
+    yuan(hi), yuan(inst.ref), floor(bp / 100), bp % 100)
+end
+
+-- Accounts: loaded once per call into a cache, written back by acct_flush.
+local ACC = {}
+local function acct(who)
+  local a = ACC[who]
+  if a then return a end
+  local k = P .. 'a:' .. who
+  local v = redis.call('HMGET', k, 'c', 'cf', 'al', 'af', 'lk', 'ld', 'stp')
+  a = {k = k, who = who, new = not v[1], c = tonumber(v[1]) or 0,
+    cf = tonumber(v[2]) or 0, al = tonumber(v[3]) or 0,
+    af = tonumber(v[4]) or 0, lk = tonumber(v[5]) or 0,
+    ld = tonumber(v[6]) or 0, stp = tonumber(v[7]) or 0}
+  -- Allowances bought on an earlier day became sellable at its end.
+  if a.lk > 0 and a.ld < TODAY then a.al, a.lk = a.al + a.lk, 0 end
+  ACC[who] = a
+  return a
+end
+local function acct_flush()
+  for who, a in pairs(ACC) do
+    redis.call('HSET', a.k, 'c', I(a.c), 'cf', I(a.cf), 'al', I(a.al),
+      'af', I(a.af), 'lk', I(a.lk), 'ld', I(a.ld), 'stp', I(a.stp))
+    if a.new then redis.call('SADD', P .. 'accts', who) end
+  end
+end
+local function acct_rec(a)
+  return {'A', a.who, I(a.c), I(a.cf), I(a.al), I(a.af), I(a.lk), I(a.stp)}
+end
+
+-- Orders: "who|side|price|remaining|filled|tif|expire|created"
+local function ord_get(id)
+  local rec = redis.call('HGET', P .. 'o', id)
+  if not rec then return nil end
+  local who, s, px, q, f, tif, exp, t = string.match(rec,
+    '^(.*)|(%a)|(%d+)|(%d+)|(%d+)|(%d)|(%d+)|(%d+)$')
+  return {id = id, who = who, side = s, px = tonumber(px), q = tonumber(q),
+    f = tonumber(f), tif = tonumber(tif), exp = tonumber(exp),
+    t = tonumber(t), typ = 'L'}
+end
+local function ord_pack(o)
+  return o.who .. '|' .. o.side .. '|' .. I(o.px) .. '|' .. I(o.q) .. '|' ..
+    I(o.f) .. '|' .. I(o.tif) .. '|' .. I(o.exp) .. '|' .. I(o.t)
+end
+-- State codes match gm.carbon.OrderState.
+local function ord_state(o, final)
+  if not final then return o.f > 0 and 2 or 1 end
+  return final
+end
+local function ord_rec(o, st, why)
+  return {'O', o.id, o.who, o.side, o.typ, I(o.tif), I(o.px), I(o.tot or o.q + o.f),
+    I(o.q), I(o.f), I(st), why or '', I(o.exp), I(o.t), o.coid or ''}
+end
+local function ord_emit(o, st, why)
+  gm.emit('order', 'id', o.id, 'who', o.who, 'side', o.side, 'px', I(o.px),
+    'qty', I(o.tot or o.q + o.f), 'left', I(o.q), 'filled', I(o.f), 'st', I(st),
+    'why', why or '', 'tif', I(o.tif), 't', I(NOW))
+end
+
+-- Book maintenance; LV collects the levels touched for the feed.
+local LV = {}
+local function level_add(side, px, dq)
+  local q = redis.call('HINCRBY', P .. 'lq:' .. side, I(px), dq)
+  if q <= 0 then
+    redis.call('HDEL', P .. 'lq:' .. side, I(px))
+    redis.call('ZREM', P .. 'lv:' .. side, I(px))
+  elseif q == dq then
+    redis.call('ZADD', P .. 'lv:' .. side, side == 'b' and -px or px, I(px))
+  end
+  LV[side .. I(px)] = {side, px}
+end
+local function levels_out(out)
+  for _, l in pairs(LV) do
+    local q = redis.call('HGET', P .. 'lq:' .. l[1], I(l[2])) or '0'
+    out[#out + 1] = {'L', l[1], I(l[2]), q}
+  end
+end
+local function book_add(o)
+  redis.call('ZADD', P .. 'bz:' .. o.side, o.side == 'b' and -o.px or o.px,
+    o.id)
+  redis.call('HSET', P .. 'o', o.id, ord_pack(o))
+  redis.call('SADD', P .. 'op:' .. o.who, o.id)
+  if o.exp > 0 then redis.call('ZADD', P .. 'x', o.exp, o.id) end
+  level_add(o.side, o.px, o.q)
+end
+local function book_remove(o)
+  redis.call('ZREM', P .. 'bz:' .. o.side, o.id)
+  redis.call('HDEL', P .. 'o', o.id)
+  redis.call('SREM', P .. 'op:' .. o.who, o.id)
+  if o.exp > 0 then redis.call('ZREM', P .. 'x', o.id) end
+end
+-- Releases what an order still holds: buys hold q * price fen, sells q t.
+local function release(o)
+  local a = acct(o.who)
+  if o.side == 'b' then
+    a.cf, a.c = a.cf - o.q * o.px, a.c + o.q * o.px
+  else
+    a.af, a.al = a.af - o.q, a.al + o.q
+  end
+end
+-- Takes a resting order off the book for good (cancel, expiry, STP).
+local function ord_end(o, st, why, out)
+  book_remove(o)
+  level_add(o.side, o.px, -o.q)
+  release(o)
+  o.tot, o.q = o.q + o.f, 0 -- nothing stays open
+  ord_emit(o, st, why)
+  out[#out + 1] = ord_rec(o, st, why)
+end

@@ -1,0 +1,144 @@
+/* The carbon rules that need no Redis (rules.h). */
+#include "rules.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int carbon__hhmm(const char **p, int *minutes) {
+  const char *s = *p;
+  if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] != ':' ||
+      s[3] < '0' || s[3] > '9' || s[4] < '0' || s[4] > '9')
+    return -1;
+  int h = (s[0] - '0') * 10 + (s[1] - '0');
+  int m = (s[3] - '0') * 10 + (s[4] - '0');
+  if (h > 24 || m > 59 || (h == 24 && m != 0)) return -1;
+  *minutes = h * 60 + m;
+  *p = s + 5;
+  return 0;
+}
+
+int gm__carbon_parse_sessions(const char *in, char *out, size_t outlen,
+                              char *err, size_t errlen) {
+  const char *p = in;
+  size_t used = 0;
+  int prev_end = -1, n = 0;
+
+  if (!in || !*in) {
+    snprintf(err, errlen,
+             "no session given; write e.g. 09:30-11:30,13:00-15:00");
+    return -1;
+  }
+  while (*p) {
+    int a, b;
+    if (carbon__hhmm(&p, &a) || *p++ != '-' || carbon__hhmm(&p, &b)) {
+      snprintf(err, errlen,
+               "session list \"%s\" is not HH:MM-HH:MM[,HH:MM-HH:MM...]", in);
+      return -1;
+    }
+    if (b <= a || a < prev_end) {
+      snprintf(err, errlen,
+               "sessions in \"%s\" must each end after they start and come "
+               "in order without overlapping",
+               in);
+      return -1;
+    }
+    if (*p == ',')
+      p++;
+    else if (*p) {
+      snprintf(err, errlen, "unexpected '%c' in session list \"%s\"", *p, in);
+      return -1;
+    }
+    int w = snprintf(out + used, outlen - used, "%s%d-%d", n ? "," : "", a, b);
+    if (w < 0 || (size_t)w >= outlen - used) {
+      snprintf(err, errlen, "too many sessions in \"%s\"", in);
+      return -1;
+    }
+    used += (size_t)w;
+    prev_end = b;
+    n++;
+  }
+  return 0;
+}
+
+void gm__carbon_format_sessions(const char *spec, char *out, size_t outlen) {
+  const char *p = spec;
+  size_t used = 0;
+  int a, b, k;
+  out[0] = '\0';
+  while (p && sscanf(p, "%d-%d%n", &a, &b, &k) == 2) {
+    int w = snprintf(out + used, outlen - used, "%s%02d:%02d-%02d:%02d",
+                     used ? "," : "", a / 60, a % 60, b / 60, b % 60);
+    if (w < 0 || (size_t)w >= outlen - used) return;
+    used += (size_t)w;
+    p += k;
+    if (*p != ',') break;
+    p++;
+  }
+}
+
+int64_t gm__carbon_day_of(int64_t ms) {
+  int64_t t = ms + GM_CARBON_TZ_MS;
+  return t >= 0 ? t / GM_CARBON_DAY_MS
+                : -((-t + GM_CARBON_DAY_MS - 1) / GM_CARBON_DAY_MS);
+}
+
+int64_t gm__carbon_day_start_ms(int64_t day) {
+  return day * GM_CARBON_DAY_MS - GM_CARBON_TZ_MS;
+}
+
+/* Days from civil (H. Hinnant's algorithm), proleptic Gregorian. */
+static int64_t carbon__days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+const char *gm__carbon_format_date(int64_t day, char out[16]) {
+  int64_t z = day + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  int64_t y = yoe + era * 400 + (m <= 2);
+  snprintf(out, 16, "%04d-%02d-%02d", (int)(y % 10000), (int)(m % 100),
+           (int)(d % 100));
+  return out;
+}
+
+int gm__carbon_parse_date(const char *s, int64_t *day) {
+  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int y, m, d, k = 0;
+  if (!s || strlen(s) != 10 ||
+      sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &k) != 3 || k != 10 ||
+      s[4] != '-' || s[7] != '-')
+    return -1;
+  if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1) return -1;
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > mdays[m - 1] + (m == 2 && leap)) return -1;
+  *day = carbon__days_from_civil(y, m, d);
+  return 0;
+}
+
+int gm__carbon_valid_symbol(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 24 || s[0] < 'A' || s[0] > 'Z') return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+int gm__carbon_valid_participant(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] == '|' || s[i] <= ' ' || s[i] == 127) return 0;
+  return 1;
+}

@@ -1,0 +1,41 @@
+/*
+ * The carbon rules that need no Redis: session specs, dates in
+ * Asia/Shanghai, names.  The scripts apply the rules that need live state
+ * (bands, funds, matching); this file validates what an admin or trader
+ * types before it reaches them.
+ */
+#ifndef GM_CARBON_RULES_H
+#define GM_CARBON_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Asia/Shanghai is UTC+8 all year (no daylight saving since 1991). */
+#define GM_CARBON_TZ_MS INT64_C(28800000)
+#define GM_CARBON_DAY_MS INT64_C(86400000)
+
+/*
+ * Parses "09:30-11:30,13:00-15:00" (local time, sorted, not overlapping)
+ * into the scripts' form "570-690,780-900" (minutes of the day).  Returns 0,
+ * or -1 with err saying what is wrong.
+ */
+int gm__carbon_parse_sessions(const char *in, char *out, size_t outlen,
+                              char *err, size_t errlen);
+/* The reverse: "570-690" -> "09:30-11:30". */
+void gm__carbon_format_sessions(const char *spec, char *out, size_t outlen);
+
+/* The trading day (days since 1970-01-01 in Asia/Shanghai) of `ms`. */
+int64_t gm__carbon_day_of(int64_t ms);
+/* Parses "YYYY-MM-DD" into a day number; -1 when it is no valid date. */
+int gm__carbon_parse_date(const char *s, int64_t *day);
+/* Writes a day number as "YYYY-MM-DD". */
+const char *gm__carbon_format_date(int64_t day, char out[16]);
+/* The first ms of `day` in Asia/Shanghai. */
+int64_t gm__carbon_day_start_ms(int64_t day);
+
+/* A symbol: 1-24 of [A-Z0-9-], starting with a letter ("CEA-2025"). */
+int gm__carbon_valid_symbol(const char *s);
+/* A participant id the scripts can store: 1-64 chars, no '|' or spaces. */
+int gm__carbon_valid_participant(const char *s);
+
+#endif
