@@ -77,6 +77,16 @@ static int64_t bump(const char *as, const char *key, const char *note) {
   return seq;
 }
 
+/* The test market's counter in Redis (a string holding a number). */
+static long long redis_counter(void) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *r = gm_test_redis_cmd(rc, "GET gm:{testmkt:all}:counter");
+  long long n = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+  freeReplyObject(r);
+  redisFree(rc);
+  return n;
+}
+
 static long long ledger_count(const char *sql) {
   sqlite3 *db;
   ck_assert_int_eq(
@@ -277,9 +287,7 @@ START_TEST(idempotent_retries_change_nothing) {
   ck_assert_int_eq(bump("alice", "key-1", "different body, same key"), 1);
   ck_assert_int_eq(bump("carol", "key-1", "another participant"), 2);
   ck_assert_int_eq(bump("alice", "key-2", "second"), 3);
-  redisContext *rc = gm_test_redis_connect(redis);
-  ck_assert_int_eq(gm_test_redis_int(rc, "GET gm:{testmkt:all}:counter"), 3);
-  redisFree(rc);
+  ck_assert_int_eq(redis_counter(), 3);
   ck_assert_int_eq(wait_settled(3), 3);
   ck_assert_int_eq(
       ledger_count("SELECT count(*) FROM testmkt_bumps WHERE who = 'carol'"),
@@ -373,15 +381,95 @@ START_TEST(kill9_during_settlement_loses_nothing_doubles_nothing) {
       retried++;
     }
   ck_assert_int_gt(retried, 0);
-  redisContext *rc = gm_test_redis_connect(redis);
-  ck_assert_int_eq(gm_test_redis_int(rc, "GET gm:{testmkt:all}:counter"), N);
-  redisFree(rc);
+  ck_assert_int_eq(redis_counter(), N);
   ck_assert_int_eq(wait_settled(N), N);
   ck_assert_int_eq(ledger_count("SELECT count(DISTINCT seq) FROM testmkt_bumps"
                                 " WHERE seq BETWEEN 1 AND 600"),
                    N);
   ck_assert_int_eq(
       ledger_count("SELECT count(*) FROM gm_settled WHERE kind = 'bump'"), N);
+}
+END_TEST
+
+/* ---- CURVE: identity comes from the key, never from the request ---- */
+
+static char server_pub[41], server_sec[41], admin_pub[41], admin_sec[41];
+
+static void curve_setup(void) {
+  ck_assert_int_eq(zmq_curve_keypair(server_pub, server_sec), 0);
+  ck_assert_int_eq(zmq_curve_keypair(admin_pub, admin_sec), 0);
+  redis = gm_test_redis_start();
+  char *keyfile = gm_test_redis_path(redis, "server.key");
+  FILE *f = fopen(keyfile, "w");
+  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
+  fclose(f);
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "[plugins]\nload = testmkt\n[security]\nmode = curve\n"
+           "secret_key_file = %s\nadmin_keys = %s\n",
+           keyfile, admin_pub);
+  free(keyfile);
+  gmd = gm_test_gmd_start_curve(redis, TEST_PLUGIN_DIR, extra, server_pub,
+                                admin_pub, admin_sec);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, admin_pub,
+                          admin_sec);
+}
+
+static Gm__WhoamiReply *whoami(gm_test_conn *c, const char *as) {
+  Gm__WhoamiRequest req = GM__WHOAMI_REQUEST__INIT;
+  Gm__Reply *r = gm_test_call(c, as, "gm", "whoami", NULL, &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+  Gm__WhoamiReply *w =
+      gm__whoami_reply__unpack(NULL, r->body.len, r->body.data);
+  gm__reply__free_unpacked(r, NULL);
+  return w;
+}
+
+START_TEST(curve_admits_registered_keys_only) {
+  char alice_pub[41], alice_sec[41], eve_pub[41], eve_sec[41];
+  zmq_curve_keypair(alice_pub, alice_sec);
+  zmq_curve_keypair(eve_pub, eve_sec);
+  Gm__Participant p = GM__PARTICIPANT__INIT;
+  p.id = "alice";
+  p.public_key = alice_pub;
+  char *roles[] = {"buyer"};
+  p.roles = roles;
+  p.n_roles = 1;
+  Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+  reg.participant = &p;
+  Gm__Reply *r = gm_test_call(conn, NULL, "gm", "register", "r1", &reg.base);
+  ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+
+  gm_test_conn *alice = gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub,
+                                         alice_pub, alice_sec);
+  /* dev_participant is ignored: the key says who this is. */
+  Gm__WhoamiReply *w = whoami(alice, "admin");
+  ck_assert_str_eq(w->participant->id, "alice");
+  ck_assert_uint_eq(w->participant->n_roles, 1);
+  ck_assert_str_eq(w->participant->roles[0], "buyer");
+  ck_assert(!w->dev_mode);
+  gm__whoami_reply__free_unpacked(w, NULL);
+  p.id = "alice2";
+  expect_error(gm_test_call(alice, "admin", "gm", "register", "r2", &reg.base),
+               GM__STATUS__PERMISSION_DENIED, "needs role admin");
+  /* Another participant cannot take alice's key. */
+  expect_error(gm_test_call(conn, NULL, "gm", "register", "r3", &reg.base),
+               GM__STATUS__ALREADY_EXISTS, "registered to participant alice");
+  gm_test_conn_destroy(&alice);
+
+  /* An unregistered key and a plain client get no answer at all. */
+  gm_test_conn *eve =
+      gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, eve_pub, eve_sec);
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  ck_assert_ptr_null(gm_test_call(eve, NULL, "gm", "ping", NULL, &ping.base));
+  gm_test_conn_destroy(&eve);
+  gm_test_conn *plain =
+      gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  ck_assert_ptr_null(gm_test_call(plain, NULL, "gm", "ping", NULL, &ping.base));
+  gm_test_conn_destroy(&plain);
+  ck_assert(gm_test_gmd_log_has(gmd, "refused unregistered client key"));
 }
 END_TEST
 
@@ -399,6 +487,11 @@ int main(void) {
   tcase_add_test(tc, events_reach_the_feed);
   tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
   suite_add_tcase(s, tc);
+  TCase *tc2 = tcase_create("curve");
+  tcase_add_checked_fixture(tc2, curve_setup, teardown);
+  tcase_set_timeout(tc2, 120);
+  tcase_add_test(tc2, curve_admits_registered_keys_only);
+  suite_add_tcase(s, tc2);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -20,6 +20,7 @@ struct gm_test_gmd {
   char feed[600];     /* ipc:// feed endpoint */
   char ledger[512];   /* the SQLite file */
   pid_t pid;          /* gmd, or -1 */
+  char keys[3][41];   /* CURVE server public, client public, client secret */
 };
 
 struct gm_test_conn {
@@ -42,7 +43,10 @@ static void spawn(gm_test_gmd *g) {
     _exit(127);
   }
   g->pid = pid;
-  gm_test_conn *c = gm_test_conn_new(g->endpoint, NULL, NULL, NULL);
+  gm_test_conn *c =
+      g->keys[0][0]
+          ? gm_test_conn_new(g->endpoint, g->keys[0], g->keys[1], g->keys[2])
+          : gm_test_conn_new(g->endpoint, NULL, NULL, NULL);
   for (int i = 0; i < 100; i++) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -64,7 +68,20 @@ static void spawn(gm_test_gmd *g) {
 
 gm_test_gmd *gm_test_gmd_start(gm_test_redis *r, const char *plugin_dir,
                                const char *extra_conf) {
+  return gm_test_gmd_start_curve(r, plugin_dir, extra_conf, NULL, NULL, NULL);
+}
+
+gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
+                                     const char *extra_conf,
+                                     const char *server_key,
+                                     const char *public_key,
+                                     const char *secret_key) {
   gm_test_gmd *g = calloc(1, sizeof *g);
+  if (server_key) {
+    snprintf(g->keys[0], 41, "%s", server_key);
+    snprintf(g->keys[1], 41, "%s", public_key);
+    snprintf(g->keys[2], 41, "%s", secret_key);
+  }
   const char *dir = gm_test_redis_dir(r);
   snprintf(g->conf, sizeof g->conf, "%s/gmd.conf", dir);
   snprintf(g->log, sizeof g->log, "%s/gmd.log", dir);

@@ -28,6 +28,15 @@ typedef struct gm_test_conn gm_test_conn;
  */
 gm_test_gmd *gm_test_gmd_start(gm_test_redis *r, const char *plugin_dir,
                                const char *extra_conf);
+/*
+ * The same for a CURVE broker: server_key is its public key, and the start-up
+ * ping uses the client key pair (public, secret), which must be admitted.
+ */
+gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
+                                     const char *extra_conf,
+                                     const char *server_key,
+                                     const char *public_key,
+                                     const char *secret_key);
 /* SIGTERM, waits for exit (asserting a clean exit), nulls *g. */
 void gm_test_gmd_stop(gm_test_gmd **g);
 /* SIGKILL now, reaped; restart with gm_test_gmd_restart. */

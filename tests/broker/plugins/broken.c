@@ -25,7 +25,7 @@ static gm_status init(gm_market *m, const gm_host_api *api) {
 #endif
 }
 
-static void shutdown_plugin(gm_market *m) {
+__attribute__((unused)) static void shutdown_plugin(gm_market *m) {
   (void)m;
 }
 
@@ -39,7 +39,7 @@ static const gm_method methods[] = {
      0, NULL, "x"},
 };
 
-static const gm_plugin plugin = {
+__attribute__((unused)) static const gm_plugin plugin = {
     .size = sizeof(gm_plugin),
     .name = "broken",
     .methods = methods,
