@@ -68,6 +68,7 @@ struct gm__settler {
   int idle;                /* the last round read nothing: BLOCK */
   int blocked;             /* this round waited in BLOCK */
   int redis_down;          /* the outage is logged already */
+  int regroup;             /* groups may be gone: create them all again */
   char **quiet;            /* markets logged as having no callback */
   size_t nquiet;
   pthread_t thread;         /* the writer thread, when started */
@@ -230,7 +231,7 @@ static int gm__claim(gm__settler *s) {
         if (strcmp(r->element[0]->str, "0-0") != 0)
           snprintf(cursor[i], sizeof cursor[i], "%s", r->element[0]->str);
       } else if (gm__is_error(r, "NOGROUP")) {
-        s->refreshed_us = 0; /* the stream went away: re-create the group */
+        s->regroup = 1; /* the stream went away: re-create the group */
       }
       freeReplyObject(r);
     }
@@ -354,10 +355,8 @@ static int gm__read(gm__settler *s, const char *id, int block) {
       /* NOGROUP: a stream was deleted or Redis lost its data; make the
          groups again on the next round. */
       gm__log(GM_LOG_WARN, "settle",
-              "XREADGROUP: %s; reading the stream "
-              "list again",
-              r->str);
-      s->refreshed_us = 0;
+              "XREADGROUP: %s; creating the groups again", r->str);
+      s->regroup = 1;
       freeReplyObject(r);
       rc = -1;
       break;
@@ -507,9 +506,17 @@ static int gm__round(gm__settler *s, size_t *read) {
   s->blocked = 0;
   s->nitems = 0;
   gm__arena_reset(s->arena);
-  if (gm__redis_context(s->redis)->err &&
-      gm__redis_reconnect(s->redis) != GM_OK)
-    return gm__redis_failed(s, "reconnect");
+  if (gm__redis_context(s->redis)->err) {
+    if (gm__redis_reconnect(s->redis) != GM_OK)
+      return gm__redis_failed(s, "reconnect");
+    /* Maybe a new server (restart, failover) without our groups. */
+    s->regroup = 1;
+  }
+  if (s->regroup) {
+    gm__streams_clear(s);
+    s->refreshed_us = 0;
+    s->regroup = 0;
+  }
   uint64_t now = gm__clock_mono_us();
   if (!s->refreshed_us || now - s->refreshed_us >= GM__REFRESH_US) {
     if (gm__refresh(s) != 0) return -1;

@@ -386,6 +386,36 @@ START_TEST(scripts_emit_and_thread_settles) {
 }
 END_TEST
 
+START_TEST(redis_restart_during_settlement) {
+  add_entries("alpha", "r", 1, 10);
+  gm__settler *s = start("c1", 100, 30000, 1);
+  drain_until(s, 10, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 10);
+  /* A new, empty server: no gm:outboxes, no streams, no groups. */
+  redisFree(raw);
+  gm_test_redis_restart(srv);
+  raw = gm_test_redis_connect(srv);
+  ck_assert_int_eq(gm__settler_drain_once(s), -1); /* the old connection */
+  add_entries("alpha", "r", 11, 10);
+  add_entries("beta", "r", 21, 5);
+  /* The known stream has no group any more: it is created again. */
+  drain_until(s, 25, 2000);
+  ck_assert_uint_eq(gm__settler_settled(s), 25);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 25);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  ck_assert_int_eq(outbox_total("XLEN"), 0);
+
+  /* A stream deleted and written again has no group: NOGROUP, then the
+     group is made again and the entries are read from the start. */
+  gm_test_redis_int(raw, "DEL gm:{alpha:r}:outbox");
+  add_entries("alpha", "r", 31, 4);
+  drain_until(s, 29, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 29);
+  assert_exactly_once(29);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_settle");
   TCase *tc = tcase_create("settle");
@@ -398,6 +428,7 @@ int main(void) {
   tcase_add_test(tc, unknown_market_is_recorded_and_acked);
   tcase_add_test(tc, kill9_during_settlement_loses_and_doubles_nothing);
   tcase_add_test(tc, scripts_emit_and_thread_settles);
+  tcase_add_test(tc, redis_restart_during_settlement);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
