@@ -116,7 +116,7 @@ fail:
 
 const gm_plugin *gm_cli_load_plugin(gm_cli *cli, const char *market,
                                     const char **why) {
-  static char reason[1024];
+  static char reason[3072];
   if (!strcmp(market, "gm")) return &gm__core;
   for (gm_cli_plugin *p = cli->plugins; p; p = p->next)
     if (!strcmp(p->market, market)) return p->entry;
@@ -128,10 +128,25 @@ const gm_plugin *gm_cli_load_plugin(gm_cli *cli, const char *market,
     *why = reason;
     return NULL;
   }
-  /* --plugin-dir or GM_PLUGIN_DIR, then this build tree, then the install. */
-  const char *dirs[] = {cli->plugin_dir, GM_BUILD_PLUGIN_DIR,
+  /*
+   * --plugin-dir or GM_PLUGIN_DIR, then this build tree, then the install
+   * beside this program (cmake --install --prefix elsewhere), then the
+   * configured install dir.
+   */
+  char beside[1024] = "";
+  ssize_t n = readlink("/proc/self/exe", beside, sizeof beside - 1);
+  if (n > 0) {
+    beside[n] = '\0';
+    char *slash = strrchr(beside, '/');
+    if (slash)
+      snprintf(slash + 1, sizeof beside - (size_t)(slash + 1 - beside), "%s",
+               GM_RELATIVE_PLUGIN_DIR);
+  } else {
+    beside[0] = '\0';
+  }
+  const char *dirs[] = {cli->plugin_dir, GM_BUILD_PLUGIN_DIR, beside,
                         GM_INSTALL_PLUGIN_DIR};
-  char searched[768] = "";
+  char searched[2048] = "";
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
     if (!dirs[i] || !*dirs[i]) continue;
     char path[1024];

@@ -277,9 +277,14 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
   gm__result_fail(out, GM_UNAVAILABLE,
                   "no reply from %s after %d attempt%s of %d ms: is gmd "
                   "running? start it with `gmd` (see the README), or point "
-                  "--endpoint / GM_ENDPOINT at the right broker",
+                  "--endpoint / GM_ENDPOINT at the right broker%s",
                   c->endpoint, attempts, attempts == 1 ? "" : "s",
-                  c->o.timeout_ms);
+                  c->o.timeout_ms,
+                  /* A CURVE refusal looks the same from here: no reply. */
+                  c->o.server_public_key
+                      ? "; with CURVE, also check the server key and that an "
+                        "admin registered this client's public key"
+                      : "");
 done:
   free(frame);
   return out->status;
