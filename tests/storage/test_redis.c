@@ -228,6 +228,14 @@ START_TEST(reply_tree_converts) {
   ck_assert_int_eq(v->type, GM_VALUE_ARRAY);
   ck_assert_uint_eq(v->n, 0);
 
+  /* Deeper than hiredis reads: a clear error, and the connection recovers. */
+  add("deep", "return {{{{{{{{{1}}}}}}}}}\n");
+  gm_call c6 = call_as("dave", "");
+  ck_assert_int_eq(run(&c6, "deep", "t", 0, NULL, 0, NULL, &v), GM_INTERNAL);
+  ck_assert_msg(strstr(c6.message, "nested deeper") != NULL, "%s", c6.message);
+  gm_call c7 = call_as("dave", "");
+  ck_assert_int_eq(run(&c7, "nil", "t", 0, NULL, 0, NULL, &v), GM_OK);
+
   /* The same tree comes back identical from the idempotency record. */
   gm_call c4 = call_as("dave", "t1");
   ck_assert_int_eq(run(&c4, "tree", "t", 0, NULL, 0, NULL, &v), GM_OK);
