@@ -374,9 +374,14 @@ int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-    if (c == 'n')
-      count = strtol(optarg, NULL, 10);
-    else if (c == 'h')
+    if (c == 'n') {
+      char *end;
+      count = strtol(optarg, &end, 10);
+      if (*end || !*optarg || count < 1) {
+        fprintf(stderr, "error: --count needs a number of events >= 1\n");
+        return GM_CLI_EXIT_ERROR;
+      }
+    } else if (c == 'h')
       return printf("%s", usage), GM_CLI_EXIT_OK;
     else
       return fprintf(stderr, "%s", usage), GM_CLI_EXIT_ERROR;

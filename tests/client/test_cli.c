@@ -133,15 +133,22 @@ START_TEST(generic_call_and_idempotency_keys) {
   ck_assert_str_eq(s.method, "clock.set");
   ck_assert_uint_eq(strlen(s.idempotency_key), 32);
   ck_assert_msg(strstr(r->err, s.idempotency_key), "%s", r->err);
+  /* Other zones, fractions and plain milliseconds give the same instant. */
+  r = run(ep, "clock", "set", "2026-11-24T01:30:00.25Z", NULL);
+  ck_assert_msg(strstr(r->out, "1795483800250"), "%s%s", r->out, r->err);
+  r = run(ep, "clock", "set", "2026-11-23T20:30:00-05:00", NULL);
+  ck_assert_msg(strstr(r->out, "1795483800000"), "%s%s", r->out, r->err);
+  r = run(ep, "clock", "set", "1795483800001", NULL);
+  ck_assert_msg(strstr(r->out, "1795483800001"), "%s%s", r->out, r->err);
   r = run(ep, "gm", "clock.set", "time_ms=5", NULL);
-  ck_assert_str_ne(gm_test_echo_get(e, 2).idempotency_key, s.idempotency_key);
+  ck_assert_str_ne(gm_test_echo_get(e, 5).idempotency_key, s.idempotency_key);
 
   /* A given key is sent as is, so a retry by hand is safe. */
   r = run(ep, "gm", "clock.set", "--data", "{\"time_ms\": 7}",
           "--idempotency-key", "retry-me", NULL);
   ck_assert_msg(r->code == 0, "%s", r->err);
   ck_assert_msg(strstr(r->out, "time_ms  7"), "%s", r->out);
-  ck_assert_str_eq(gm_test_echo_get(e, 3).idempotency_key, "retry-me");
+  ck_assert_str_eq(gm_test_echo_get(e, 6).idempotency_key, "retry-me");
 
   /* Nested and repeated fields from the command line. */
   r = run(ep, "gm", "register", "participant.id=acme",
@@ -156,7 +163,7 @@ START_TEST(generic_call_and_idempotency_keys) {
   ck_assert_msg(
       strstr(r->out, "\"ACME Steel\"") && strstr(r->out, "\"seller\""), "%s",
       r->out);
-  ck_assert_uint_eq(gm_test_echo_count(e), 6);
+  ck_assert_uint_eq(gm_test_echo_count(e), 9);
   gm_test_echo_stop(&e);
 }
 END_TEST
