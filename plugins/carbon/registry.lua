@@ -5,6 +5,6 @@
 --   ARGV 'add', symbol | 'list'
 if ARGV[1] == 'add' then
   redis.call('SADD', KEYS[1], ARGV[2])
-  return 1
+  return {ARGV[2]}
 end
 return redis.call('SORT', KEYS[1], 'ALPHA')

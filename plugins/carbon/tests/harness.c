@@ -1,0 +1,226 @@
+/* The carbon test harness (harness.h). */
+#include "harness.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+gm_test_redis *ct_redis;
+gm_test_gmd *ct_gmd;
+gm_test_conn *ct_conn;
+int ct_status;
+char ct_message[1024];
+
+static unsigned long ct__idem_seq;
+
+static const char *const ct__mutating[] = {
+    "instrument.create", "instrument.halt",
+    "instrument.resume", "account.deposit",
+    "account.withdraw",  "account.configure",
+    "order.place",       "order.cancel",
+    "order.replace",     "order.mass_cancel",
+    "block.offer",       "block.accept",
+    "block.reject",      NULL};
+
+void ct_start(const char *extra_conf, int64_t now_ms) {
+  char conf[2048];
+  snprintf(conf, sizeof conf,
+           "[testing]\nclock = manual\n[plugins]\nload = carbon\n"
+           "[market.carbon]\nsweep_ms = 50\n%s\n",
+           extra_conf ? extra_conf : "");
+  ct_redis = gm_test_redis_start();
+  ct_gmd = gm_test_gmd_start(ct_redis, GM_BUILD_PLUGIN_DIR, conf);
+  ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
+  ct_clock(now_ms);
+}
+
+void ct_stop(void) {
+  gm_test_conn_destroy(&ct_conn);
+  if (ct_gmd) gm_test_gmd_stop(&ct_gmd);
+  gm_test_redis_stop(&ct_redis);
+}
+
+int64_t ct_at(const char *date, int hh, int mm) {
+  int64_t day;
+  ck_assert_msg(gm__carbon_parse_date(date, &day) == 0, "bad date %s", date);
+  return gm__carbon_day_start_ms(day) + (hh * 60 + mm) * INT64_C(60000);
+}
+
+void ct_clock(int64_t ms) {
+  Gm__ClockSetRequest req = GM__CLOCK_SET_REQUEST__INIT;
+  char idem[32];
+  req.time_ms = ms;
+  snprintf(idem, sizeof idem, "clock-%lu", ++ct__idem_seq);
+  Gm__Reply *r =
+      gm_test_call(ct_conn, "root", "gm", "clock.set", idem, &req.base);
+  ck_assert_msg(r && r->status == GM__STATUS__OK, "clock.set failed: %s",
+                r ? r->message : "no reply");
+  gm__reply__free_unpacked(r, NULL);
+}
+
+static const ProtobufCMessageDescriptor *ct__reply_type(const char *method) {
+  static const struct {
+    const char *name;
+    const ProtobufCMessageDescriptor *d;
+  } map[] = {
+      {"instrument.create", &gm__carbon__instrument__descriptor},
+      {"instrument.list", &gm__carbon__instrument_list__descriptor},
+      {"instrument.get", &gm__carbon__instrument__descriptor},
+      {"instrument.halt", &gm__carbon__instrument__descriptor},
+      {"instrument.resume", &gm__carbon__instrument__descriptor},
+      {"account.deposit", &gm__carbon__account__descriptor},
+      {"account.withdraw", &gm__carbon__account__descriptor},
+      {"account.get", &gm__carbon__account__descriptor},
+      {"account.configure", &gm__carbon__account__descriptor},
+      {"order.place", &gm__carbon__place_reply__descriptor},
+      {"order.cancel", &gm__carbon__order__descriptor},
+      {"order.replace", &gm__carbon__place_reply__descriptor},
+      {"order.mass_cancel", &gm__carbon__mass_cancel_reply__descriptor},
+      {"order.list", &gm__carbon__order_list__descriptor},
+      {"order.get", &gm__carbon__order__descriptor},
+      {"block.offer", &gm__carbon__block_offer__descriptor},
+      {"block.accept", &gm__carbon__block_offer__descriptor},
+      {"block.reject", &gm__carbon__block_offer__descriptor},
+      {"market.depth", &gm__carbon__depth__descriptor},
+      {"market.stats", &gm__carbon__stats__descriptor},
+      {"records.trades", &gm__carbon__trade_list__descriptor},
+      {"records.statement", &gm__carbon__statement__descriptor},
+      {"records.close", &gm__carbon__close_reply__descriptor},
+      {"records.reconcile", &gm__carbon__reconcile_reply__descriptor},
+  };
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+    if (!strcmp(map[i].name, method)) return map[i].d;
+  ck_abort_msg("no reply type known for %s", method);
+  return NULL;
+}
+
+ProtobufCMessage *ct_call_idem(const char *as, const char *method,
+                               const char *idem, const ProtobufCMessage *req) {
+  char key[48];
+  if (!idem) {
+    for (int i = 0; ct__mutating[i]; i++)
+      if (!strcmp(ct__mutating[i], method)) {
+        snprintf(key, sizeof key, "k-%lu", ++ct__idem_seq);
+        idem = key;
+      }
+  }
+  Gm__Reply *r = gm_test_call(ct_conn, as, "carbon", method, idem, req);
+  ck_assert_msg(r != NULL, "no reply to carbon.%s within 5 s", method);
+  ct_status = r->status;
+  snprintf(ct_message, sizeof ct_message, "%s", r->message ? r->message : "");
+  ProtobufCMessage *out = NULL;
+  if (r->status == GM__STATUS__OK) {
+    out = protobuf_c_message_unpack(ct__reply_type(method), NULL, r->body.len,
+                                    r->body.data);
+    ck_assert_msg(out != NULL, "carbon.%s reply does not decode", method);
+  }
+  gm__reply__free_unpacked(r, NULL);
+  return out;
+}
+
+ProtobufCMessage *ct_call(const char *as, const char *method,
+                          const ProtobufCMessage *req) {
+  return ct_call_idem(as, method, NULL, req);
+}
+
+void ct_expect(const char *as, const char *method, const ProtobufCMessage *req,
+               int status, const char *text) {
+  ProtobufCMessage *m = ct_call(as, method, req);
+  ck_assert_msg(m == NULL, "carbon.%s succeeded; expected status %d (%s)",
+                method, status, text);
+  ck_assert_msg(ct_status == status, "carbon.%s: status %d, expected %d: %s",
+                method, ct_status, status, ct_message);
+  ck_assert_msg(strstr(ct_message, text),
+                "carbon.%s: message \"%s\" lacks \"%s\"", method, ct_message,
+                text);
+}
+
+void ct_create(const char *sym, int64_t ref) {
+  Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
+  Gm__Carbon__CreateInstrumentRequest req =
+      GM__CARBON__CREATE_INSTRUMENT_REQUEST__INIT;
+  in.symbol = (char *)sym;
+  in.reference_price = ref;
+  req.instrument = &in;
+  ProtobufCMessage *m = ct_call("root", "instrument.create", &req.base);
+  ck_assert_msg(m, "instrument.create %s: %s", sym, ct_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+
+void ct_deposit(const char *who, const char *sym, int64_t cash, int64_t alw) {
+  Gm__Carbon__MoveRequest req = GM__CARBON__MOVE_REQUEST__INIT;
+  req.participant = (char *)who;
+  req.symbol = (char *)sym;
+  req.reference = "test";
+  for (int k = 0; k < 2; k++) {
+    req.asset =
+        k ? GM__CARBON__ASSET__ASSET_ALLOWANCE : GM__CARBON__ASSET__ASSET_CASH;
+    req.amount = k ? alw : cash;
+    if (req.amount == 0) continue;
+    ProtobufCMessage *m = ct_call("root", "account.deposit", &req.base);
+    ck_assert_msg(m, "deposit: %s", ct_message);
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+}
+
+Gm__Carbon__PlaceReply *ct_limit(const char *who, const char *sym,
+                                 Gm__Carbon__Side side, int64_t price,
+                                 int64_t qty, Gm__Carbon__TimeInForce tif) {
+  Gm__Carbon__PlaceRequest req = GM__CARBON__PLACE_REQUEST__INIT;
+  req.symbol = (char *)sym;
+  req.side = side;
+  req.price = price;
+  req.quantity = qty;
+  req.tif = tif;
+  Gm__Carbon__PlaceReply *r =
+      (Gm__Carbon__PlaceReply *)ct_call(who, "order.place", &req.base);
+  ck_assert_msg(r, "order.place by %s: %s", who, ct_message);
+  return r;
+}
+
+Gm__Carbon__Account *ct_account(const char *who, const char *sym) {
+  Gm__Carbon__AccountRequest req = GM__CARBON__ACCOUNT_REQUEST__INIT;
+  req.symbol = (char *)sym;
+  Gm__Carbon__Account *a =
+      (Gm__Carbon__Account *)ct_call(who, "account.get", &req.base);
+  ck_assert_msg(a, "account.get %s: %s", who, ct_message);
+  return a;
+}
+
+Gm__Carbon__Depth *ct_depth(const char *sym, int levels) {
+  Gm__Carbon__DepthRequest req = GM__CARBON__DEPTH_REQUEST__INIT;
+  req.symbol = (char *)sym;
+  req.levels = levels;
+  Gm__Carbon__Depth *d =
+      (Gm__Carbon__Depth *)ct_call("root", "market.depth", &req.base);
+  ck_assert_msg(d, "market.depth: %s", ct_message);
+  return d;
+}
+
+int64_t ct_ledger_int(const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  ck_assert_int_eq(sqlite3_open_v2(gm_test_gmd_ledger(ct_gmd), &db,
+                                   SQLITE_OPEN_READONLY, NULL),
+                   SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
+                "%s: %s", sql, sqlite3_errmsg(db));
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+int64_t ct_ledger_wait(const char *sql, int64_t want) {
+  int64_t v = -1;
+  for (int i = 0; i < 1000; i++) {
+    v = ct_ledger_int(sql);
+    if (v == want) return v;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return v;
+}

@@ -1,0 +1,66 @@
+/*
+ * The carbon test harness: a private redis-server and gmd (manual clock,
+ * only the carbon plugin) per test, and short helpers for the calls the
+ * tests make.  Everything goes through the real broker, scripts and ledger.
+ */
+#ifndef CARBON_TEST_HARNESS_H
+#define CARBON_TEST_HARNESS_H
+
+#include <check.h>
+#include <stdint.h>
+
+#include "carbon.pb-c.h"
+#include "gmd_fixture.h"
+#include "redis_fixture.h"
+#include "rules.h"
+
+extern gm_test_redis *ct_redis;
+extern gm_test_gmd *ct_gmd;
+extern gm_test_conn *ct_conn;
+/* Status and message of the last ct_call. */
+extern int ct_status;
+extern char ct_message[1024];
+
+/* Starts redis + gmd with extra config lines; sets the clock to `now_ms`. */
+void ct_start(const char *extra_conf, int64_t now_ms);
+void ct_stop(void);
+/* The ms of local (Asia/Shanghai) time "YYYY-MM-DD" hh:mm. */
+int64_t ct_at(const char *date, int hh, int mm);
+void ct_clock(int64_t ms);
+
+/*
+ * Calls carbon.<method> as `as`.  Mutating methods get a fresh idempotency
+ * key unless `idem` is given.  Returns the decoded reply (free with
+ * protobuf_c_message_free_unpacked) or NULL with ct_status/ct_message set.
+ */
+ProtobufCMessage *ct_call(const char *as, const char *method,
+                          const ProtobufCMessage *req);
+ProtobufCMessage *ct_call_idem(const char *as, const char *method,
+                               const char *idem, const ProtobufCMessage *req);
+/* Asserts the call fails with `status` and a message containing `text`. */
+void ct_expect(const char *as, const char *method, const ProtobufCMessage *req,
+               int status, const char *text);
+
+/* An instrument with the defaults and reference price `ref` fen. */
+void ct_create(const char *sym, int64_t ref);
+void ct_deposit(const char *who, const char *sym, int64_t cash, int64_t alw);
+/* Places a limit order; asserts OK; returns the reply. */
+Gm__Carbon__PlaceReply *ct_limit(const char *who, const char *sym,
+                                 Gm__Carbon__Side side, int64_t price,
+                                 int64_t qty, Gm__Carbon__TimeInForce tif);
+Gm__Carbon__Account *ct_account(const char *who, const char *sym);
+Gm__Carbon__Depth *ct_depth(const char *sym, int levels);
+#define ct_free(m) protobuf_c_message_free_unpacked(&(m)->base, NULL)
+
+/* One integer from the ledger (read-only connection); -1 on no row. */
+int64_t ct_ledger_int(const char *sql);
+/* Polls the ledger until `sql` answers `want` (10 s); returns the last. */
+int64_t ct_ledger_wait(const char *sql, int64_t want);
+
+/* Monday 2026-03-02 (a trading day) at 10:00 Shanghai. */
+#define CT_MONDAY "2026-03-02"
+#define CT_BUY GM__CARBON__SIDE__SIDE_BUY
+#define CT_SELL GM__CARBON__SIDE__SIDE_SELL
+#define CT_GTC GM__CARBON__TIME_IN_FORCE__TIF_GTC
+
+#endif

@@ -1,0 +1,122 @@
+/* The carbon rules that need no Redis: prices, sessions, dates, names. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "price.h"
+#include "rules.h"
+
+START_TEST(prices_parse_and_print_in_yuan) {
+  int64_t f = -1;
+  char buf[32];
+  ck_assert_int_eq(gm__carbon_parse_price("85.50", &f), 0);
+  ck_assert_int_eq(f, 8550);
+  ck_assert_int_eq(gm__carbon_parse_price("85.5", &f), 0);
+  ck_assert_int_eq(f, 8550);
+  ck_assert_int_eq(gm__carbon_parse_price("85", &f), 0);
+  ck_assert_int_eq(f, 8500);
+  ck_assert_int_eq(gm__carbon_parse_price("0.01", &f), 0);
+  ck_assert_int_eq(f, 1);
+  ck_assert_int_eq(gm__carbon_parse_price("1000000", &f), 0);
+  ck_assert_int_eq(f, GM_CARBON_MAX_PRICE);
+  const char *bad[] = {"",      ".",          "85.555",
+                       "-1",    "1e3",        "8 5",
+                       "1.2.3", "1000000.01", "99999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(gm__carbon_parse_price(bad[i], &f) == -1, "accepted \"%s\"",
+                  bad[i]);
+  ck_assert_str_eq(gm__carbon_format_price(8550, buf), "85.50");
+  ck_assert_str_eq(gm__carbon_format_price(5, buf), "0.05");
+  ck_assert_str_eq(gm__carbon_format_price(-105, buf), "-1.05");
+}
+END_TEST
+
+START_TEST(sessions_parse_to_minutes_and_back) {
+  char out[128], err[256], txt[128];
+  ck_assert_int_eq(gm__carbon_parse_sessions("09:30-11:30,13:00-15:00", out,
+                                             sizeof out, err, sizeof err),
+                   0);
+  ck_assert_str_eq(out, "570-690,780-900");
+  gm__carbon_format_sessions(out, txt, sizeof txt);
+  ck_assert_str_eq(txt, "09:30-11:30,13:00-15:00");
+  ck_assert_int_eq(gm__carbon_parse_sessions("00:00-24:00", out, sizeof out,
+                                             err, sizeof err),
+                   0);
+  ck_assert_str_eq(out, "0-1440");
+  const char *bad[] = {"",
+                       "9:30-11:30",
+                       "11:30-09:30",
+                       "13:00-15:00,09:30-11:30",
+                       "09:30-11:30,11:00-12:00",
+                       "09:30-11:60",
+                       "25:00-26:00",
+                       "09:30-11:30;13:00-15:00"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    ck_assert_msg(gm__carbon_parse_sessions(bad[i], out, sizeof out, err,
+                                            sizeof err) == -1,
+                  "accepted \"%s\"", bad[i]);
+    ck_assert_msg(strlen(err) > 10, "no reason for \"%s\"", bad[i]);
+  }
+}
+END_TEST
+
+START_TEST(days_are_shanghai_dates) {
+  int64_t day;
+  char buf[16];
+  ck_assert_int_eq(gm__carbon_parse_date("1970-01-01", &day), 0);
+  ck_assert_int_eq(day, 0);
+  ck_assert_int_eq(gm__carbon_parse_date("2026-03-02", &day), 0);
+  ck_assert_str_eq(gm__carbon_format_date(day, buf), "2026-03-02");
+  /* 2026-03-02 is a Monday: (day + 4) % 7 == 1, as the scripts compute. */
+  ck_assert_int_eq((day + 4) % 7, 1);
+  ck_assert_int_eq(gm__carbon_parse_date("2024-02-29", &day), 0);
+  ck_assert_str_eq(gm__carbon_format_date(day, buf), "2024-02-29");
+  ck_assert_int_eq(gm__carbon_parse_date("2025-02-29", &day), -1);
+  ck_assert_int_eq(gm__carbon_parse_date("2025-13-01", &day), -1);
+  ck_assert_int_eq(gm__carbon_parse_date("2025-1-01", &day), -1);
+  /* 2026-03-01 16:00 UTC is 2026-03-02 00:00 in Shanghai. */
+  ck_assert_int_eq(gm__carbon_parse_date("2026-03-02", &day), 0);
+  int64_t ms = gm__carbon_day_start_ms(day);
+  ck_assert_int_eq(gm__carbon_day_of(ms), day);
+  ck_assert_int_eq(gm__carbon_day_of(ms - 1), day - 1);
+  ck_assert_int_eq(ms % GM_CARBON_DAY_MS, 16 * 3600 * 1000);
+  /* Every day number round-trips through its date. */
+  for (int64_t d = 0; d < 40000; d += 7) {
+    int64_t back;
+    ck_assert_int_eq(
+        gm__carbon_parse_date(gm__carbon_format_date(d, buf), &back), 0);
+    ck_assert_int_eq(back, d);
+  }
+}
+END_TEST
+
+START_TEST(names_are_checked) {
+  ck_assert(gm__carbon_valid_symbol("CEA-2025"));
+  ck_assert(gm__carbon_valid_symbol("CCER"));
+  ck_assert(!gm__carbon_valid_symbol("cea"));
+  ck_assert(!gm__carbon_valid_symbol("1CEA"));
+  ck_assert(!gm__carbon_valid_symbol("CEA:2025"));
+  ck_assert(!gm__carbon_valid_symbol("ABCDEFGHIJKLMNOPQRSTUVWXY"));
+  ck_assert(!gm__carbon_valid_symbol(""));
+  ck_assert(gm__carbon_valid_participant("acme-steel"));
+  ck_assert(!gm__carbon_valid_participant("a|b"));
+  ck_assert(!gm__carbon_valid_participant("a b"));
+  ck_assert(!gm__carbon_valid_participant(""));
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("carbon rules");
+  TCase *tc = tcase_create("rules");
+  tcase_add_test(tc, prices_parse_and_print_in_yuan);
+  tcase_add_test(tc, sessions_parse_to_minutes_and_back);
+  tcase_add_test(tc, days_are_shanghai_dates);
+  tcase_add_test(tc, names_are_checked);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
