@@ -260,6 +260,10 @@ typedef struct gm_plugin {
   gm_status (*init)(gm_market *m, const gm_host_api *host);
   /* Mandatory: release what init took; called once, after the last call. */
   void (*shutdown)(gm_market *m);
+  /* Optional (read only when size covers it): the message types this market
+     publishes on the feed, so clients can decode every event body. */
+  const ProtobufCMessageDescriptor *const *events;
+  size_t n_events;
 } gm_plugin;
 
 #define GM_PLUGIN_EXPORT __attribute__((visibility("default")))
