@@ -4,6 +4,7 @@
  * `gm` needs only the method table and the protobuf descriptors it points
  * to, never a running plugin.
  */
+#include <stddef.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,14 +48,12 @@ static const gm_method gm__core_methods[] = {
 };
 
 static const gm_plugin gm__core = {
-    sizeof(gm_plugin),
-    "gm",
-    GM_VERSION,
-    "the broker's own methods",
-    gm__core_methods,
-    sizeof gm__core_methods / sizeof gm__core_methods[0],
-    NULL,
-    NULL};
+    .size = sizeof(gm_plugin),
+    .name = "gm",
+    .version = GM_VERSION,
+    .description = "the broker's own methods",
+    .methods = gm__core_methods,
+    .n_methods = sizeof gm__core_methods / sizeof gm__core_methods[0]};
 
 const gm_plugin *gm_cli_core_plugin(void) {
   return &gm__core;
@@ -236,6 +235,13 @@ static const ProtobufCMessageDescriptor *gm__find_in(const gm_plugin *p,
     if (!r) r = gm__reach(p->methods[i].reply, name, seen, &nseen, 512);
     if (r) return r;
   }
+  /* Event types a plugin declares (read only when its struct has them). */
+  if (p->size >= offsetof(gm_plugin, n_events) + sizeof p->n_events)
+    for (size_t i = 0; p->events && i < p->n_events; i++) {
+      const ProtobufCMessageDescriptor *r =
+          gm__reach(p->events[i], name, seen, &nseen, 512);
+      if (r) return r;
+    }
   return NULL;
 }
 

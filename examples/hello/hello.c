@@ -150,15 +150,18 @@ static const gm_method hello__methods[] = {
      "sign the guestbook with a message"},
 };
 
+/* Designated initializers: when gm_plugin grows at its end, this still
+   compiles (a positional list would warn about the new fields). */
 static const gm_plugin hello__plugin = {
-    sizeof(gm_plugin),
-    "hello",
-    "1.0.0",
-    "the worked example of docs/plugins.md: a greeting and a guestbook",
-    hello__methods,
-    sizeof hello__methods / sizeof hello__methods[0],
-    hello__init,
-    hello__shutdown,
+    .size = sizeof(gm_plugin),
+    .name = "hello",
+    .version = "1.0.0",
+    .description =
+        "the worked example of docs/plugins.md: a greeting and a guestbook",
+    .methods = hello__methods,
+    .n_methods = sizeof hello__methods / sizeof hello__methods[0],
+    .init = hello__init,
+    .shutdown = hello__shutdown,
 };
 
 GM_PLUGIN_DEFINE(hello__plugin)
