@@ -723,7 +723,7 @@ static gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
         " WHERE order_id = ?1",
         (gm_param[]){GM_TEXT(in->order_id)}, 1, carbon__order_row, o);
     if (st != GM_OK) return st;
-    if (!o->participant)
+    if (!o->participant[0]) /* no row: init left the empty string */
       return host->fail(call, GM_NOT_FOUND,
                         "no order %s (an order that ended a moment ago may "
                         "still be settling: retry in a second)",
@@ -1592,6 +1592,13 @@ static const gm_method carbon__methods[] = {
      "compare settled ledger totals with live Redis holdings"},
 };
 
+/* What the feed carries: "carbon.trade", "carbon.book", "carbon.order". */
+static const ProtobufCMessageDescriptor *const carbon__events[] = {
+    &gm__carbon__trade_event__descriptor,
+    &gm__carbon__book_event__descriptor,
+    &gm__carbon__order_event__descriptor,
+};
+
 static const gm_plugin carbon__plugin = {
     sizeof(gm_plugin),
     "carbon",
@@ -1602,6 +1609,8 @@ static const gm_plugin carbon__plugin = {
     sizeof carbon__methods / sizeof carbon__methods[0],
     carbon__init,
     carbon__shutdown,
+    carbon__events,
+    sizeof carbon__events / sizeof carbon__events[0],
 };
 
 GM_PLUGIN_DEFINE(carbon__plugin)

@@ -136,6 +136,27 @@ void ct_expect(const char *as, const char *method, const ProtobufCMessage *req,
                 text);
 }
 
+void ct_register(const char *who, const char *roles) {
+  Gm__Participant p = GM__PARTICIPANT__INIT;
+  Gm__RegisterRequest req = GM__REGISTER_REQUEST__INIT;
+  char buf[256], *list[8], *save = NULL, key[48];
+  size_t n = 0;
+  snprintf(buf, sizeof buf, "%s", roles);
+  for (char *t = strtok_r(buf, ",", &save); t && n < 8;
+       t = strtok_r(NULL, ",", &save))
+    list[n++] = t;
+  p.id = (char *)who;
+  p.roles = list;
+  p.n_roles = n;
+  req.participant = &p;
+  snprintf(key, sizeof key, "reg-%lu", ++ct__idem_seq);
+  Gm__Reply *r =
+      gm_test_call(ct_conn, "root", "gm", "register", key, &req.base);
+  ck_assert_msg(r && r->status == GM__STATUS__OK, "register %s: %s", who,
+                r ? r->message : "no reply");
+  gm__reply__free_unpacked(r, NULL);
+}
+
 void ct_create(const char *sym, int64_t ref) {
   Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
   Gm__Carbon__CreateInstrumentRequest req =

@@ -41,6 +41,8 @@ ProtobufCMessage *ct_call_idem(const char *as, const char *method,
 void ct_expect(const char *as, const char *method, const ProtobufCMessage *req,
                int status, const char *text);
 
+/* Registers `who` with comma-separated roles (e.g. "buyer,seller"). */
+void ct_register(const char *who, const char *roles);
 /* An instrument with the defaults and reference price `ref` fen. */
 void ct_create(const char *sym, int64_t ref);
 void ct_deposit(const char *who, const char *sym, int64_t cash, int64_t alw);

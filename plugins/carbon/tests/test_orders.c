@@ -11,6 +11,9 @@
 
 static void setup(void) {
   ct_start(NULL, ct_at(CT_MONDAY, 10, 0));
+  ct_register("alice", "buyer");
+  ct_register("bob", "seller");
+  ct_register("carol", "buyer,seller");
   ct_create(SYM, 8500);                  /* 85.00 yuan: band 76.50 - 93.50 */
   ct_deposit("alice", SYM, 10000000, 0); /* 100,000 yuan */
   ct_deposit("bob", SYM, 0, 5000);       /* 5,000 t */
@@ -180,6 +183,328 @@ START_TEST(price_time_priority_at_the_resting_price) {
 }
 END_TEST
 
+START_TEST(ioc_fok_market_and_post_only) {
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8600, 100, CT_GTC));
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8700, 100, CT_GTC));
+  /* FOK for more than there is at or under 86.50: nothing happens. */
+  Gm__Carbon__PlaceRequest q = order(CT_BUY, 8650, 150);
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_FOK;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "FOK order cannot fill in full: 100 t available");
+  expect_account("alice", 10000000, 0, 0, 0, 0);
+  /* IOC: 100 fill, the other 50 are cancelled and released. */
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_IOC;
+  Gm__Carbon__PlaceReply *r =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->n_fills, 1);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason, "IOC remainder");
+  ck_assert_int_eq(r->order->filled, 100);
+  ck_assert_int_eq(r->order->remaining, 0);
+  ct_free(r);
+  expect_account("alice", 10000000 - 100 * 8600, 0, 0, 0, 100);
+  /* FOK that fits: fills in full. */
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_FOK;
+  q.price = 8700;
+  q.quantity = 60;
+  r = (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  ct_free(r);
+  /* Post-only that would trade: refused; one that rests: fine. */
+  q = order(CT_BUY, 8700, 10);
+  q.post_only = 1;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "post-only order would trade at 87.00");
+  q.price = 8690;
+  r = (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_OPEN);
+  ct_free(r);
+  /* Market sell: bounded by the band's low edge, takes the 86.90 bid and
+   * cancels the rest rather than walking down empty ticks. */
+  q = order(CT_SELL, 0, 30);
+  q.type = GM__CARBON__ORDER_TYPE__TYPE_MARKET;
+  r = (Gm__Carbon__PlaceReply *)ct_call("carol", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->n_fills, 1);
+  ck_assert_int_eq(r->fills[0]->price, 8690);
+  ck_assert_int_eq(r->fills[0]->quantity, 10);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason, "market order remainder");
+  ct_free(r);
+  expect_account("carol", 10000000 + 10 * 8690, 0, 4990, 0, 0);
+}
+END_TEST
+
+START_TEST(client_order_id_and_retries_are_idempotent) {
+  Gm__Carbon__PlaceRequest q = order(CT_BUY, 8500, 10);
+  q.client_order_id = "my-1";
+  Gm__Carbon__PlaceReply *a =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(a, "%s", ct_message);
+  ck_assert(!a->duplicate);
+  /* Same client order id, new envelope key, even a different price. */
+  q.price = 8400;
+  Gm__Carbon__PlaceReply *b =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(b, "%s", ct_message);
+  ck_assert(b->duplicate);
+  ck_assert_str_eq(b->order->id, a->order->id);
+  ck_assert_int_eq(b->order->price, 8500);
+  /* Another participant may use the same client order id. */
+  Gm__Carbon__PlaceReply *c =
+      (Gm__Carbon__PlaceReply *)ct_call("carol", "order.place", &q.base);
+  ck_assert_msg(c, "%s", ct_message);
+  ck_assert(!c->duplicate);
+  /* A retried envelope (same idempotency key) returns the first reply. */
+  Gm__Carbon__PlaceRequest z = order(CT_BUY, 8300, 5);
+  Gm__Carbon__PlaceReply *d = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "alice", "order.place", "retry-key", &z.base);
+  Gm__Carbon__PlaceReply *e = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "alice", "order.place", "retry-key", &z.base);
+  ck_assert(d && e);
+  ck_assert_str_eq(d->order->id, e->order->id);
+  expect_account("alice", 10000000 - 10 * 8500 - 5 * 8300, 10 * 8500 + 5 * 8300,
+                 0, 0, 0);
+  Gm__Carbon__Depth *dp = ct_depth(SYM, 5);
+  ck_assert_int_eq(dp->n_bids, 3);
+  ck_assert_int_eq(dp->bids[0]->price, 8500);
+  ck_assert_int_eq(dp->bids[0]->quantity, 10);
+  ck_assert_int_eq(dp->bids[1]->price, 8400);
+  ck_assert_int_eq(dp->bids[2]->price, 8300);
+  ct_free(dp);
+  ct_free(a);
+  ct_free(b);
+  ct_free(c);
+  ct_free(d);
+  ct_free(e);
+}
+END_TEST
+
+static Gm__Carbon__PlaceReply *replace(const char *who, const char *id,
+                                       int64_t price, int64_t qty) {
+  Gm__Carbon__ReplaceRequest r = GM__CARBON__REPLACE_REQUEST__INIT;
+  r.order_id = (char *)id;
+  r.price = price;
+  r.quantity = qty;
+  Gm__Carbon__PlaceReply *p =
+      (Gm__Carbon__PlaceReply *)ct_call(who, "order.replace", &r.base);
+  ck_assert_msg(p, "replace: %s", ct_message);
+  return p;
+}
+
+START_TEST(cancel_replace_and_mass_cancel) {
+  Gm__Carbon__PlaceReply *b1 = ct_limit("bob", SYM, CT_SELL, 8600, 100, CT_GTC);
+  Gm__Carbon__PlaceReply *c1 =
+      ct_limit("carol", SYM, CT_SELL, 8600, 100, CT_GTC);
+  /* A decrease keeps bob first in line. */
+  Gm__Carbon__PlaceReply *r = replace("bob", b1->order->id, 0, 60);
+  ck_assert_str_eq(r->order->id, b1->order->id);
+  ck_assert_int_eq(r->order->remaining, 60);
+  ct_free(r);
+  expect_account("bob", 0, 0, 4940, 60, 0);
+  Gm__Carbon__PlaceReply *t = ct_limit("alice", SYM, CT_BUY, 8600, 10, CT_GTC);
+  ck_assert_str_eq(t->fills[0]->maker_order_id, b1->order->id);
+  ct_free(t);
+  /* An increase loses priority: a new order id behind carol. */
+  r = replace("bob", b1->order->id, 0, 200);
+  ck_assert_str_ne(r->order->id, b1->order->id);
+  ck_assert_int_eq(r->order->remaining, 190);
+  char *bob2 = strdup(r->order->id);
+  ct_free(r);
+  t = ct_limit("alice", SYM, CT_BUY, 8600, 10, CT_GTC);
+  ck_assert_str_eq(t->fills[0]->maker_order_id, c1->order->id);
+  ct_free(t);
+  /* The old id is gone: cancelling it says so, and a fill racing a cancel
+   * leaves the same answer. */
+  Gm__Carbon__OrderRequest cr = GM__CARBON__ORDER_REQUEST__INIT;
+  cr.order_id = b1->order->id;
+  ct_expect("bob", "order.cancel", &cr.base, GM__STATUS__NOT_FOUND,
+            "no open order");
+  /* A price change that crosses trades at once. */
+  Gm__Carbon__PlaceReply *a = ct_limit("alice", SYM, CT_BUY, 8500, 20, CT_GTC);
+  r = replace("alice", a->order->id, 8600, 0);
+  ck_assert_int_eq(r->n_fills, 1);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  ct_free(r);
+  /* Only the owner cancels. */
+  cr.order_id = bob2;
+  ct_expect("carol", "order.cancel", &cr.base, GM__STATUS__NOT_FOUND,
+            "of yours");
+  Gm__Carbon__Order *o =
+      (Gm__Carbon__Order *)ct_call("bob", "order.cancel", &cr.base);
+  ck_assert_msg(o, "%s", ct_message);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ct_free(o);
+  expect_account("bob", 10 * 8600, 0, 4990, 0, 0);
+  /* Mass cancel: carol's three orders, nobody else's. */
+  ct_free(ct_limit("carol", SYM, CT_BUY, 8000, 10, CT_GTC));
+  ct_free(ct_limit("carol", SYM, CT_BUY, 8100, 10, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8100, 10, CT_GTC));
+  Gm__Carbon__MassCancelRequest mc = GM__CARBON__MASS_CANCEL_REQUEST__INIT;
+  mc.symbol = SYM;
+  Gm__Carbon__MassCancelReply *m = (Gm__Carbon__MassCancelReply *)ct_call(
+      "carol", "order.mass_cancel", &mc.base);
+  ck_assert_msg(m, "%s", ct_message);
+  ck_assert_int_eq(m->n_cancelled, 3);
+  ck_assert_int_eq(m->remaining, 0);
+  ct_free(m);
+  /* carol sold 30 of her 100 (10 + 20); mass cancel released the 70. */
+  expect_account("carol", 10000000 + 30 * 8600, 0, 4970, 0, 0);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_asks, 0);
+  ck_assert_int_eq(d->n_bids, 1);
+  ck_assert_int_eq(d->bids[0]->quantity, 10);
+  ct_free(d);
+  free(bob2);
+  ct_free(a);
+  ct_free(b1);
+  ct_free(c1);
+}
+END_TEST
+
+START_TEST(self_trade_prevention_modes) {
+  Gm__Carbon__PlaceReply *own =
+      ct_limit("carol", SYM, CT_SELL, 8600, 50, CT_GTC);
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8600, 50, CT_GTC));
+  /* Default (cancel incoming): carol's buy stops at her own order. */
+  Gm__Carbon__PlaceReply *r = ct_limit("carol", SYM, CT_BUY, 8600, 80, CT_GTC);
+  ck_assert_int_eq(r->n_fills, 0);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason, "self-trade prevention");
+  ct_free(r);
+  /* Cancel resting: her sell goes, bob's fills. */
+  Gm__Carbon__PlaceRequest q = order(CT_BUY, 8600, 80);
+  q.stp = GM__CARBON__STP_MODE__STP_CANCEL_RESTING;
+  r = (Gm__Carbon__PlaceReply *)ct_call("carol", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->n_fills, 1);
+  ck_assert_int_eq(r->fills[0]->quantity, 50);
+  ck_assert_int_eq(r->order->remaining, 30);
+  ct_free(r);
+  Gm__Carbon__OrderRequest g = GM__CARBON__ORDER_REQUEST__INIT;
+  g.order_id = own->order->id;
+  /* Off the book, order.get answers from the ledger once settled. */
+  ck_assert_int_eq(ct_ledger_wait("SELECT state FROM carbon_orders WHERE"
+                                  " order_id = 'CEA-2025:000000000001'",
+                                  4),
+                   4);
+  Gm__Carbon__Order *o =
+      (Gm__Carbon__Order *)ct_call("carol", "order.get", &g.base);
+  ck_assert_msg(o, "%s", ct_message);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(o->reason, "self-trade prevention");
+  ct_free(o);
+  /* Account default: cancel both. */
+  Gm__Carbon__ConfigureAccountRequest cf =
+      GM__CARBON__CONFIGURE_ACCOUNT_REQUEST__INIT;
+  cf.symbol = SYM;
+  cf.stp = GM__CARBON__STP_MODE__STP_CANCEL_BOTH;
+  ct_free(
+      (Gm__Carbon__Account *)ct_call("carol", "account.configure", &cf.base));
+  r = ct_limit("carol", SYM, CT_SELL, 8600, 10, CT_GTC);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ct_free(r);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_bids + d->n_asks, 0);
+  ct_free(d);
+  expect_account("carol", 10000000 - 50 * 8600, 0, 5000, 0, 50);
+  ct_free(own);
+}
+END_TEST
+
+START_TEST(one_order_touches_at_most_max_fills) {
+  Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
+  Gm__Carbon__CreateInstrumentRequest cr =
+      GM__CARBON__CREATE_INSTRUMENT_REQUEST__INIT;
+  in.symbol = "CEA-BOUND";
+  in.reference_price = 8500;
+  in.max_fills = 3;
+  cr.instrument = &in;
+  ct_free(
+      (Gm__Carbon__Instrument *)ct_call("root", "instrument.create", &cr.base));
+  ct_deposit("bob", "CEA-BOUND", 0, 100);
+  ct_deposit("alice", "CEA-BOUND", 1000000, 0);
+  for (int i = 0; i < 5; i++)
+    ct_free(ct_limit("bob", "CEA-BOUND", CT_SELL, 8500 + i, 1, CT_GTC));
+  Gm__Carbon__PlaceReply *r =
+      ct_limit("alice", "CEA-BOUND", CT_BUY, 8600, 5, CT_GTC);
+  ck_assert_int_eq(r->n_fills, 3);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason, "fill bound reached");
+  ct_free(r);
+  Gm__Carbon__Depth *d = ct_depth("CEA-BOUND", 5);
+  ck_assert_int_eq(d->n_asks, 2);
+  ck_assert_int_eq(d->asks[0]->price, 8503);
+  ct_free(d);
+}
+END_TEST
+
+/* A cancel and a crossing order sent together: one of them wins, never both. */
+START_TEST(cancel_racing_a_fill) {
+  for (int round = 0; round < 20; round++) {
+    Gm__Carbon__PlaceReply *s = ct_limit("bob", SYM, CT_SELL, 8600, 10, CT_GTC);
+    gm_test_conn *other =
+        gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
+    Gm__Carbon__OrderRequest cr = GM__CARBON__ORDER_REQUEST__INIT;
+    cr.order_id = s->order->id;
+    Gm__Carbon__PlaceRequest q = order(CT_BUY, 8600, 10);
+    q.tif = GM__CARBON__TIME_IN_FORCE__TIF_IOC;
+    char k1[32], k2[32];
+    snprintf(k1, sizeof k1, "race-c-%d", round);
+    snprintf(k2, sizeof k2, "race-b-%d", round);
+    /* Both requests are in flight before either reply is read. */
+    Gm__Request a = GM__REQUEST__INIT, b = GM__REQUEST__INIT;
+    uint8_t ba[512], bb[512], fa[1024], fb[1024];
+    a.version = b.version = 1;
+    a.request_id = 1;
+    b.request_id = 2;
+    a.market = b.market = "carbon";
+    a.method = "order.cancel";
+    b.method = "order.place";
+    a.idempotency_key = k1;
+    b.idempotency_key = k2;
+    a.dev_participant = "bob";
+    b.dev_participant = "alice";
+    a.body.len = protobuf_c_message_pack(&cr.base, ba);
+    a.body.data = ba;
+    b.body.len = protobuf_c_message_pack(&q.base, bb);
+    b.body.data = bb;
+    size_t la = gm__request__pack(&a, fa), lb = gm__request__pack(&b, fb);
+    const void *da[] = {fa}, *db[] = {fb};
+    gm_test_conn_send_raw(ct_conn, 1, da, &la);
+    gm_test_conn_send_raw(other, 1, db, &lb);
+    Gm__Reply *ra = gm_test_conn_recv(ct_conn, 5000);
+    Gm__Reply *rb = gm_test_conn_recv(other, 5000);
+    ck_assert(ra && rb);
+    ck_assert_int_eq(rb->status, GM__STATUS__OK);
+    Gm__Carbon__PlaceReply *p =
+        gm__carbon__place_reply__unpack(NULL, rb->body.len, rb->body.data);
+    if (ra->status == GM__STATUS__OK)
+      ck_assert_int_eq(p->n_fills, 0); /* the cancel won */
+    else
+      ck_assert_int_eq(p->n_fills, 1); /* the fill won; cancel: NOT_FOUND */
+    ck_assert(ra->status == GM__STATUS__OK ||
+              ra->status == GM__STATUS__NOT_FOUND);
+    ct_free(p);
+    gm__reply__free_unpacked(ra, NULL);
+    gm__reply__free_unpacked(rb, NULL);
+    gm_test_conn_destroy(&other);
+    ct_free(s);
+  }
+  /* Conservation: what bob lost in allowances alice gained, and cash too. */
+  Gm__Carbon__Account *al = ct_account("alice", SYM),
+                      *bo = ct_account("bob", SYM);
+  ck_assert_int_eq(al->allowances_locked, 5000 - bo->allowances);
+  ck_assert_int_eq(10000000 - al->cash, bo->cash);
+  ck_assert_int_eq(bo->allowances_frozen + al->cash_frozen, 0);
+  ct_free(al);
+  ct_free(bo);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon orders");
   TCase *tc = tcase_create("orders");
@@ -187,6 +512,12 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, rejections_say_why_and_change_nothing);
   tcase_add_test(tc, price_time_priority_at_the_resting_price);
+  tcase_add_test(tc, ioc_fok_market_and_post_only);
+  tcase_add_test(tc, client_order_id_and_retries_are_idempotent);
+  tcase_add_test(tc, cancel_replace_and_mass_cancel);
+  tcase_add_test(tc, self_trade_prevention_modes);
+  tcase_add_test(tc, one_order_touches_at_most_max_fills);
+  tcase_add_test(tc, cancel_racing_a_fill);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
