@@ -6,8 +6,8 @@
  *   gm:{<market>:<tag>}:<key>      a plugin key
  *   gm:{<market>:<tag>}:outbox     that tag's outbox stream
  *   gm:{<market>:<tag>}:idem:<participant>:<script>:<idempotency key>
- *   gm:outboxes                    set of every outbox stream (settler reads it)
- *   gm:participant:<id>            hash: public_key, roles, name
+ *   gm:outboxes                    set of every outbox stream (settler reads
+ * it) gm:participant:<id>            hash: public_key, roles, name
  *   gm:participant-key:<z85 key>   string: participant id
  */
 #ifndef GM_CORE_REDIS_H
@@ -56,9 +56,9 @@ void gm__scripts_set_idem_ttl(long seconds);
  * once on I/O error; reloads and retries on NOSCRIPT.
  */
 gm_status gm__script_run(gm_call *call, const char *market, const char *name,
-                         const char *tag, size_t nkeys,
-                         const char *const *keys, size_t nargs,
-                         const char *const *args, const gm_value **reply);
+                         const char *tag, size_t nkeys, const char *const *keys,
+                         size_t nargs, const char *const *args,
+                         const gm_value **reply);
 
 /* The full key "gm:{<market>:<tag>}:<key>" in the call's arena. */
 char *gm__redis_key(gm_call *call, const char *market, const char *tag,

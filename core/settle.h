@@ -3,7 +3,8 @@
  * into the ledger.  One thread with its own Redis connection and the ledger's
  * writer connection.  Per batch: XREADGROUP (group "gm-settle") up to
  * batch_size entries, BEGIN, for each entry INSERT OR IGNORE into gm_settled
- * and, when new, call the market's settle callback, COMMIT, then XACK + XDEL.
+ * and, when new, call the market's settle callback, COMMIT, then XACK and
+ * XTRIM MINID below the group's first entry still needed.
  * Entries pending longer than claim_idle_ms (a dead consumer's) are claimed
  * with XAUTOCLAIM.  kill -9 at any point loses nothing and doubles nothing.
  */
@@ -22,13 +23,13 @@ typedef gm_settle_fn (*gm__settle_lookup_fn)(void *arg, const char *market,
 typedef struct gm__settle_config {
   gm__redis_addr redis;
   const char *ledger_path;
-  const char *consumer;   /* unique per process, e.g. "host:pid" */
-  int batch_size;         /* entries per transaction, default 512 */
-  int block_ms;           /* XREADGROUP BLOCK when idle, default 100 */
-  int64_t claim_idle_ms;  /* claim entries pending longer, default 30000 */
+  const char *consumer;  /* unique per process, e.g. "host:pid" */
+  int batch_size;        /* entries per transaction, default 512 */
+  int block_ms;          /* XREADGROUP BLOCK when idle, default 100 */
+  int64_t claim_idle_ms; /* claim entries pending longer, default 30000 */
   gm__settle_lookup_fn lookup;
   void *lookup_arg;
-  int no_thread;          /* tests: no thread; drive with gm__settler_drain_once */
+  int no_thread; /* tests: no thread; drive with gm__settler_drain_once */
 } gm__settle_config;
 
 typedef struct gm__settler gm__settler;

@@ -416,6 +416,39 @@ START_TEST(redis_restart_during_settlement) {
 }
 END_TEST
 
+START_TEST(trim_keeps_entries_pending_elsewhere) {
+  add_entries("alpha", "p", 1, 10);
+  const char *stream = "gm:{alpha:p}:outbox";
+  freeReplyObject(
+      gm_test_redis_cmd(raw, "XGROUP CREATE %s gm-settle 0", stream));
+  /* A live consumer holds the 5 oldest entries. */
+  redisReply *r = gm_test_redis_cmd(
+      raw, "XREADGROUP GROUP gm-settle other COUNT 5 STREAMS %s >", stream);
+  char held[5][48];
+  for (int i = 0; i < 5; i++)
+    snprintf(held[i], sizeof held[i], "%s",
+             r->element[0]->element[1]->element[i]->element[0]->str);
+  freeReplyObject(r);
+  gm__settler *s = start("c1", 100, 30000, 1);
+  ck_assert_int_eq(gm__settler_drain_once(s), 5);
+  /* Acked entries above the held ones stay; the held ones are intact. */
+  ck_assert_int_eq(outbox_total("XPENDING"), 5);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN %s", stream), 10);
+  for (int i = 0; i < 5; i++) {
+    r = gm_test_redis_cmd(raw, "XRANGE %s %s %s", stream, held[i], held[i]);
+    ck_assert_uint_eq(r->elements, 1);
+    freeReplyObject(r);
+  }
+  gm__settler_stop(&s);
+  /* The holder dies; its entries are claimed and the stream empties. */
+  s = start("c2", 100, 100, 1);
+  usleep(200 * 1000);
+  drain_until(s, 5, 20);
+  assert_exactly_once(10);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_settle");
   TCase *tc = tcase_create("settle");
@@ -429,6 +462,7 @@ int main(void) {
   tcase_add_test(tc, kill9_during_settlement_loses_and_doubles_nothing);
   tcase_add_test(tc, scripts_emit_and_thread_settles);
   tcase_add_test(tc, redis_restart_during_settlement);
+  tcase_add_test(tc, trim_keeps_entries_pending_elsewhere);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

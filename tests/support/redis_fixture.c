@@ -21,6 +21,23 @@ struct gm_test_redis {
   pid_t pid;       /* the server, or -1 */
 };
 
+/*
+ * Fails the running Check test.  The message goes to stderr first, so a
+ * program that is not a Check test (a benchmark) still says why; passing
+ * paths call no Check function, so such programs can use the fixture.
+ */
+__attribute__((noreturn, format(printf, 1, 2))) static void fixture_fail(
+    const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "redis fixture: %s\n", msg);
+  ck_abort_msg("%s", msg);
+  abort();
+}
+
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -49,7 +66,7 @@ static void spawn(gm_test_redis *r) {
   unlink(r->socket);
   pid_t parent = getpid();
   pid_t pid = fork();
-  ck_assert_msg(pid >= 0, "fork for redis-server: %s", strerror(errno));
+  if (pid < 0) fixture_fail("fork for redis-server: %s", strerror(errno));
   if (pid == 0) {
     /* Dies with the test even when the test crashes before stop. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -75,7 +92,7 @@ static void spawn(gm_test_redis *r) {
       r->pid = -1;
       char tail[700];
       log_tail(r, tail, sizeof tail);
-      ck_abort_msg(
+      fixture_fail(
           "redis-server exited at start (is it installed? "
           "apt-get install redis-server); its log: %s",
           tail);
@@ -99,7 +116,7 @@ static void spawn(gm_test_redis *r) {
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
   r->pid = -1;
-  ck_abort_msg("redis-server did not answer PING within 10 s; its log: %s",
+  fixture_fail("redis-server did not answer PING within 10 s; its log: %s",
                tail);
 }
 
@@ -108,9 +125,9 @@ gm_test_redis *gm_test_redis_start(void) {
      with EPIPE, as in gmd, instead of killing the test. */
   signal(SIGPIPE, SIG_IGN);
   gm_test_redis *r = calloc(1, sizeof *r);
-  ck_assert_ptr_nonnull(r);
+  if (!r) abort();
   snprintf(r->dir, sizeof r->dir, "/tmp/gm-redis-XXXXXX");
-  ck_assert_msg(mkdtemp(r->dir) != NULL, "mkdtemp: %s", strerror(errno));
+  if (!mkdtemp(r->dir)) fixture_fail("mkdtemp %s: %s", r->dir, strerror(errno));
   snprintf(r->socket, sizeof r->socket, "%s/redis.sock", r->dir);
   snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
   r->pid = -1;
@@ -177,7 +194,7 @@ pid_t gm_test_redis_pid(const gm_test_redis *r) {
 char *gm_test_redis_path(const gm_test_redis *r, const char *name) {
   size_t n = strlen(r->dir) + strlen(name) + 2;
   char *p = malloc(n);
-  ck_assert_ptr_nonnull(p);
+  if (!p) abort();
   snprintf(p, n, "%s/%s", r->dir, name);
   return p;
 }
@@ -185,19 +202,20 @@ char *gm_test_redis_path(const gm_test_redis *r, const char *name) {
 redisContext *gm_test_redis_connect(const gm_test_redis *r) {
   struct timeval tv = {5, 0};
   redisContext *c = redisConnectUnixWithTimeout(r->socket, tv);
-  ck_assert_msg(c && !c->err, "connecting to the test redis at %s: %s",
-                r->socket, c ? c->errstr : "out of memory");
+  if (!c || c->err)
+    fixture_fail("connecting to the test redis at %s: %s", r->socket,
+                 c ? c->errstr : "out of memory");
   return c;
 }
 
 static redisReply *vcmd(redisContext *c, const char *fmt, va_list ap) {
   redisReply *reply = redisvCommand(c, fmt, ap);
-  ck_assert_msg(reply != NULL, "redis command '%s': %s", fmt, c->errstr);
+  if (!reply) fixture_fail("redis command '%s': %s", fmt, c->errstr);
   if (reply->type == REDIS_REPLY_ERROR) {
     char msg[512];
     snprintf(msg, sizeof msg, "redis command '%s' failed: %s", fmt, reply->str);
     freeReplyObject(reply);
-    ck_abort_msg("%s", msg);
+    fixture_fail("%s", msg);
   }
   return reply;
 }
@@ -224,8 +242,9 @@ long long gm_test_redis_int(redisContext *c, const char *fmt, ...) {
   }
   int ok = reply->type == REDIS_REPLY_INTEGER ||
            (reply->type == REDIS_REPLY_STRING && reply->len > 0 && !*end);
-  ck_assert_msg(ok, "redis command '%s' answered type %d, not an integer", fmt,
-                reply->type);
+  if (!ok)
+    fixture_fail("redis command '%s' answered type %d, not an integer", fmt,
+                 reply->type);
   freeReplyObject(reply);
   return v;
 }

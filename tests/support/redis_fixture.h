@@ -14,7 +14,9 @@
  * Check fixture or the test body both are).  Set GM_REDIS_SERVER to use
  * another redis-server binary.  Starting a server sets SIGPIPE to SIG_IGN in
  * the test process, as gmd does, so writes to a restarted server fail with
- * EPIPE instead of killing the test.
+ * EPIPE instead of killing the test.  Failures abort the running Check
+ * test (message on stderr too); on success no Check function is called, so
+ * a benchmark may use the fixture as well.
  */
 #ifndef GM_TEST_REDIS_FIXTURE_H
 #define GM_TEST_REDIS_FIXTURE_H
