@@ -22,8 +22,8 @@ gm__ledger *gm__ledger_open(const char *path, int readonly, char *err,
 void gm__ledger_close(gm__ledger **l);
 sqlite3 *gm__ledger_db(gm__ledger *l);
 
-/* Applies `market`'s migrations above its recorded version, each in a
- * transaction. */
+/* Applies `market`'s migrations above its recorded version, one
+   transaction each. */
 gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
                              const gm_migration *migrations, size_t n,
                              char *err, size_t errlen);
@@ -38,8 +38,7 @@ struct gm_ledger {
 /* gm_host_api.ledger_exec */
 gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
                           const gm_param *params, size_t nparams);
-/* gm_host_api.ledger_query, over call->reader; text columns copied to the arena
- */
+/* gm_host_api.ledger_query, over call->reader; text copied to the arena */
 gm_status gm__ledger_query(gm_call *call, const char *sql,
                            const gm_param *params, size_t nparams, gm_row_fn fn,
                            void *arg);

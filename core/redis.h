@@ -6,8 +6,8 @@
  *   gm:{<market>:<tag>}:<key>      a plugin key
  *   gm:{<market>:<tag>}:outbox     that tag's outbox stream
  *   gm:{<market>:<tag>}:idem:<participant>:<script>:<idempotency key>
- *   gm:outboxes                    set of every outbox stream (settler reads
- * it) gm:participant:<id>            hash: public_key, roles, name
+ *   gm:outboxes                    set of every outbox stream (the settler's)
+ *   gm:participant:<id>            hash: public_key, roles, name
  *   gm:participant-key:<z85 key>   string: participant id
  */
 #ifndef GM_CORE_REDIS_H
