@@ -50,6 +50,7 @@ end
 local day = nil
 for i = 0, 30 do
   local d = TODAY - i
+  if d < lday(inst.ct) then break end -- no day before the instrument existed
   if trading_day(inst, d) and close_ms(inst.sess, d) <= NOW then
     day = d
     break

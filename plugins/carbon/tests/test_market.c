@@ -1,0 +1,323 @@
+/*
+ * The day through gmd: the resale lock across a day boundary, DAY and GTD
+ * expiry, the close (VWAP, else the previous close) becoming the next
+ * reference price, block trades, and settlement into the ledger with
+ * reconciliation and a CSV statement.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define SYM "CEA-2025"
+
+static void setup(void) {
+  ct_start(NULL, ct_at(CT_MONDAY, 10, 0));
+  ct_register("alice", "buyer,seller");
+  ct_register("bob", "buyer,seller");
+  ct_create(SYM, 8500);
+  ct_deposit("alice", SYM, 100000000, 0);    /* 1,000,000 yuan */
+  ct_deposit("bob", SYM, 100000000, 300000); /* and 300,000 t */
+}
+
+static void teardown(void) {
+  ct_stop();
+}
+
+static Gm__Carbon__CloseReply *close_day(void) {
+  Gm__Carbon__CloseRequest r = GM__CARBON__CLOSE_REQUEST__INIT;
+  r.symbol = SYM;
+  Gm__Carbon__CloseReply *c =
+      (Gm__Carbon__CloseReply *)ct_call("root", "records.close", &r.base);
+  ck_assert_msg(c, "records.close: %s", ct_message);
+  return c;
+}
+
+START_TEST(bought_today_is_sellable_next_trading_day) {
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 100, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 100, CT_GTC));
+  Gm__Carbon__Account *a = ct_account("alice", SYM);
+  ck_assert_int_eq(a->allowances, 0);
+  ck_assert_int_eq(a->allowances_locked, 100);
+  ct_free(a);
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_SELL;
+  q.price = 8500;
+  q.quantity = 50;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "100 t bought today become sellable next trading day");
+  /* Withdrawing them is refused too. */
+  Gm__Carbon__MoveRequest w = GM__CARBON__MOVE_REQUEST__INIT;
+  w.participant = "alice";
+  w.symbol = SYM;
+  w.asset = GM__CARBON__ASSET__ASSET_ALLOWANCE;
+  w.amount = 1;
+  ct_expect("root", "account.withdraw", &w.base,
+            GM__STATUS__FAILED_PRECONDITION, "has 0 t available");
+  /* Still locked at 23:59 Shanghai; free at 09:30 the next day. */
+  ct_clock(ct_at(CT_MONDAY, 23, 59));
+  a = ct_account("alice", SYM);
+  ck_assert_int_eq(a->allowances_locked, 100);
+  ct_free(a);
+  ct_clock(ct_at("2026-03-03", 9, 30));
+  a = ct_account("alice", SYM);
+  ck_assert_int_eq(a->allowances, 100);
+  ck_assert_int_eq(a->allowances_locked, 0);
+  ct_free(a);
+  Gm__Carbon__PlaceReply *r =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ct_free(r);
+}
+END_TEST
+
+START_TEST(expiry_and_the_close) {
+  /* Trades at 85.00 x 100 and 86.00 x 300: VWAP 85.75. */
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 100, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 100, CT_GTC));
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8600, 300, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8600, 300, CT_GTC));
+  /* A DAY order, a GTD order for 14:00 and a GTC order rest. */
+  Gm__Carbon__PlaceReply *day = ct_limit("alice", SYM, CT_BUY, 8000, 10,
+                                         GM__CARBON__TIME_IN_FORCE__TIF_DAY);
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = 8100;
+  q.quantity = 10;
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_GTD;
+  q.expire_ms = ct_at(CT_MONDAY, 14, 0);
+  Gm__Carbon__PlaceReply *gtd =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(gtd, "%s", ct_message);
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8200, 10, CT_GTC));
+  Gm__Carbon__StatsRequest sr = GM__CARBON__STATS_REQUEST__INIT;
+  sr.symbol = SYM;
+  Gm__Carbon__Stats *st =
+      (Gm__Carbon__Stats *)ct_call("root", "market.stats", &sr.base);
+  ck_assert_int_eq(st->open, 8500);
+  ck_assert_int_eq(st->high, 8600);
+  ck_assert_int_eq(st->low, 8500);
+  ck_assert_int_eq(st->last, 8600);
+  ck_assert_int_eq(st->volume, 400);
+  ck_assert_int_eq(st->vwap, 8575);
+  ck_assert_int_eq(st->close, 0);
+  ct_free(st);
+  /* Before the close nothing closes. */
+  Gm__Carbon__CloseReply *c = close_day();
+  ck_assert_int_eq(c->n_closes, 0);
+  ct_free(c);
+  /* 14:00:01: the timer (sweep_ms = 50) expires the GTD order. */
+  ct_clock(ct_at(CT_MONDAY, 14, 0) + 1000);
+  ck_assert_int_eq(ct_ledger_wait("SELECT state FROM carbon_orders WHERE"
+                                  " order_id = 'CEA-2025:000000000006'",
+                                  5),
+                   5);
+  /* 15:00: DAY expires, the day closes at the VWAP. */
+  ct_clock(ct_at(CT_MONDAY, 15, 0));
+  c = close_day();
+  ck_assert_int_eq(c->n_closes, 1);
+  ck_assert_str_eq(c->closes[0]->day, "2026-03-02");
+  ck_assert_int_eq(c->closes[0]->close, 8575);
+  ck_assert(c->closes[0]->from_trades);
+  ct_free(c);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_bids, 1); /* only the GTC order is left */
+  ck_assert_int_eq(d->bids[0]->price, 8200);
+  ct_free(d);
+  Gm__Carbon__Account *a = ct_account("alice", SYM);
+  ck_assert_int_eq(a->cash_frozen, 10 * 8200);
+  ct_free(a);
+  /* Closing again changes nothing. */
+  c = close_day();
+  ck_assert(c->closes[0]->already);
+  ct_free(c);
+  ck_assert_int_eq(ct_ledger_wait("SELECT close FROM carbon_closes WHERE"
+                                  " symbol = 'CEA-2025' AND day = '2026-03-02'",
+                                  8575),
+                   8575);
+  /* Tuesday's band is centred on 85.75: 77.18 - 94.32. */
+  ct_clock(ct_at("2026-03-03", 10, 0));
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_GTC;
+  q.price = 9433;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "77.18-94.32 yuan (reference 85.75");
+  /* No trades on Tuesday: its close is the previous close. */
+  ct_clock(ct_at("2026-03-03", 15, 30));
+  c = close_day();
+  ck_assert_int_eq(c->closes[0]->close, 8575);
+  ck_assert(!c->closes[0]->from_trades);
+  ct_free(c);
+  ct_free(day);
+  ct_free(gtd);
+}
+END_TEST
+
+START_TEST(block_trades_by_agreement) {
+  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
+  o.symbol = SYM;
+  o.side = CT_SELL;
+  o.counterparty = "alice";
+  o.price = 8000;
+  o.quantity = 150000;
+  /* 10:00 is outside the block window (13:00-15:00). */
+  ct_expect("bob", "block.offer", &o.base, GM__STATUS__FAILED_PRECONDITION,
+            "next open 2026-03-02 13:00");
+  ct_clock(ct_at(CT_MONDAY, 13, 30));
+  o.quantity = 99999;
+  ct_expect("bob", "block.offer", &o.base, GM__STATUS__INVALID_ARGUMENT,
+            "at least 100000 t");
+  o.quantity = 150000;
+  o.price = 5900; /* block band is +/-30%: 59.50 - 110.50 */
+  ct_expect("bob", "block.offer", &o.base, GM__STATUS__INVALID_ARGUMENT,
+            "outside the block band 59.50-110.50");
+  o.price = 8000;
+  Gm__Carbon__BlockOffer *b =
+      (Gm__Carbon__BlockOffer *)ct_call("bob", "block.offer", &o.base);
+  ck_assert_msg(b, "%s", ct_message);
+  ck_assert_int_eq(b->state, GM__CARBON__OFFER_STATE__OFFER_OPEN);
+  Gm__Carbon__Account *a = ct_account("bob", SYM);
+  ck_assert_int_eq(a->allowances_frozen, 150000);
+  ct_free(a);
+  Gm__Carbon__OfferDecision dec = GM__CARBON__OFFER_DECISION__INIT;
+  dec.offer_id = b->id;
+  /* Only the counterparty accepts; alice cannot pay 12,000,000 yuan. */
+  ct_expect("bob", "block.accept", &dec.base, GM__STATUS__PERMISSION_DENIED,
+            "only alice may accept");
+  ct_expect("alice", "block.accept", &dec.base, GM__STATUS__FAILED_PRECONDITION,
+            "not enough cash");
+  ct_deposit("alice", SYM, 1200000000, 0);
+  Gm__Carbon__BlockOffer *acc =
+      (Gm__Carbon__BlockOffer *)ct_call("alice", "block.accept", &dec.base);
+  ck_assert_msg(acc, "%s", ct_message);
+  ck_assert_int_eq(acc->state, GM__CARBON__OFFER_STATE__OFFER_ACCEPTED);
+  ck_assert(acc->trade_id[0]);
+  a = ct_account("alice", SYM);
+  ck_assert_int_eq(a->cash, 100000000);
+  ck_assert_int_eq(a->allowances_locked, 150000);
+  ct_free(a);
+  a = ct_account("bob", SYM);
+  ck_assert_int_eq(a->cash, 100000000 + 1200000000);
+  ck_assert_int_eq(a->allowances, 150000);
+  ck_assert_int_eq(a->allowances_frozen, 0);
+  ct_free(a);
+  /* Accepting again: gone. A second offer is rejected and released. */
+  ct_expect("alice", "block.accept", &dec.base, GM__STATUS__NOT_FOUND,
+            "no open block offer");
+  o.side = CT_BUY;
+  o.counterparty = "alice";
+  Gm__Carbon__BlockOffer *b2 =
+      (Gm__Carbon__BlockOffer *)ct_call("bob", "block.offer", &o.base);
+  ck_assert_msg(b2, "%s", ct_message);
+  dec.offer_id = b2->id;
+  Gm__Carbon__BlockOffer *rj =
+      (Gm__Carbon__BlockOffer *)ct_call("alice", "block.reject", &dec.base);
+  ck_assert_msg(rj, "%s", ct_message);
+  ck_assert_int_eq(rj->state, GM__CARBON__OFFER_STATE__OFFER_REJECTED);
+  a = ct_account("bob", SYM);
+  ck_assert_int_eq(a->cash_frozen, 0);
+  ct_free(a);
+  /* Block trades count apart from the listing volume and VWAP. */
+  Gm__Carbon__StatsRequest sr = GM__CARBON__STATS_REQUEST__INIT;
+  sr.symbol = SYM;
+  Gm__Carbon__Stats *st =
+      (Gm__Carbon__Stats *)ct_call("root", "market.stats", &sr.base);
+  ck_assert_int_eq(st->block_volume, 150000);
+  ck_assert_int_eq(st->volume, 0);
+  ct_free(st);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades WHERE"
+                                  " block = 1 AND amount = 1200000000",
+                                  1),
+                   1);
+  ct_free(b);
+  ct_free(b2);
+  ct_free(acc);
+  ct_free(rj);
+}
+END_TEST
+
+START_TEST(settled_records_reconcile_and_export) {
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8550, 100, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8600, 60, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8600, 10, CT_GTC));
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 2), 2);
+  ck_assert_int_eq(ct_ledger_int("SELECT sum(amount) FROM carbon_trades"),
+                   70 * 8550);
+  ck_assert_int_eq(
+      ct_ledger_int("SELECT count(*) FROM carbon_trades WHERE buyer = 'alice'"
+                    " AND seller = 'bob' AND maker_side = 's'"),
+      2);
+  /* The ledger and Redis agree. */
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_orders"
+                                  " WHERE state = 3",
+                                  2),
+                   2);
+  Gm__Carbon__ReconcileRequest rr = GM__CARBON__RECONCILE_REQUEST__INIT;
+  Gm__Carbon__ReconcileReply *rec = NULL;
+  for (int i = 0; i < 50; i++) {
+    if (rec) ct_free(rec);
+    rec = (Gm__Carbon__ReconcileReply *)ct_call("root", "records.reconcile",
+                                                &rr.base);
+    ck_assert_msg(rec, "%s", ct_message);
+    if (rec->unsettled == 0) break;
+  }
+  ck_assert_int_eq(rec->accounts, 2);
+  ck_assert_int_eq(rec->n_differences, 0);
+  ct_free(rec);
+  /* A change behind the ledger's back is reported. */
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "HINCRBY gm:{carbon:CEA-2025}:a:bob al 7"));
+  rec = (Gm__Carbon__ReconcileReply *)ct_call("root", "records.reconcile",
+                                              &rr.base);
+  ck_assert_int_eq(rec->n_differences, 1);
+  ck_assert_str_eq(rec->differences[0]->participant, "bob");
+  ck_assert_int_eq(rec->differences[0]->asset,
+                   GM__CARBON__ASSET__ASSET_ALLOWANCE);
+  ck_assert_int_eq(rec->differences[0]->live - rec->differences[0]->ledger, 7);
+  ct_free(rec);
+  redisFree(rc);
+  /* Own trades, and the counterparty hidden on listing trades. */
+  Gm__Carbon__TradesRequest tr = GM__CARBON__TRADES_REQUEST__INIT;
+  Gm__Carbon__TradeList *tl =
+      (Gm__Carbon__TradeList *)ct_call("alice", "records.trades", &tr.base);
+  ck_assert_msg(tl, "%s", ct_message);
+  ck_assert_int_eq(tl->n_trades, 2);
+  ck_assert_str_eq(tl->trades[0]->buyer, "alice");
+  ck_assert_str_eq(tl->trades[0]->seller, "");
+  ct_free(tl);
+  Gm__Carbon__StatementRequest sr = GM__CARBON__STATEMENT_REQUEST__INIT;
+  sr.from = CT_MONDAY;
+  Gm__Carbon__Statement *s =
+      (Gm__Carbon__Statement *)ct_call("alice", "records.statement", &sr.base);
+  ck_assert_msg(s, "%s", ct_message);
+  ck_assert_int_eq(s->rows, 2);
+  ck_assert_msg(strstr(s->csv,
+                       "2026-03-02T10:00:00+08:00,CEA-2025,buy,85.50,"
+                       "60,5130.00"),
+                "%s", s->csv);
+  ct_free(s);
+  sr.from = "2026-03-03";
+  s = (Gm__Carbon__Statement *)ct_call("alice", "records.statement", &sr.base);
+  ck_assert_int_eq(s->rows, 0);
+  ct_free(s);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("carbon market");
+  TCase *tc = tcase_create("market");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, bought_today_is_sellable_next_trading_day);
+  tcase_add_test(tc, expiry_and_the_close);
+  tcase_add_test(tc, block_trades_by_agreement);
+  tcase_add_test(tc, settled_records_reconcile_and_export);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
