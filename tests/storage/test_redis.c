@@ -4,6 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "call.h"
@@ -419,6 +424,40 @@ START_TEST(threads_share_registry) {
 }
 END_TEST
 
+/* Makes /tmp/gm-redis-XXXXXX with an owner file, 1 h old. */
+static void fake_dir(char *dir, size_t len, pid_t owner_pid) {
+  snprintf(dir, len, "/tmp/gm-redis-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char owner[128];
+  snprintf(owner, sizeof owner, "%s/owner", dir);
+  FILE *f = fopen(owner, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "%ld\n", (long)owner_pid);
+  fclose(f);
+  struct timeval old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+  ck_assert_int_eq(utimes(owner, old), 0);
+}
+
+START_TEST(fixture_removes_folders_of_dead_tests) {
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, NULL, 0);
+  char gone[64], kept[64];
+  fake_dir(gone, sizeof gone, dead);
+  fake_dir(kept, sizeof kept, getpid());
+  gm_test_redis *r = gm_test_redis_start();
+  struct stat st;
+  ck_assert_int_ne(stat(gone, &st), 0);
+  ck_assert_int_eq(stat(kept, &st), 0);
+  gm_test_redis_stop(&r);
+  ck_assert_ptr_null(r);
+  char owner[128];
+  snprintf(owner, sizeof owner, "%s/owner", kept);
+  unlink(owner);
+  rmdir(kept);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_redis");
   TCase *tc = tcase_create("scripts");
@@ -437,6 +476,9 @@ int main(void) {
   tcase_add_test(tc, bounds_and_tags_refused);
   tcase_add_test(tc, threads_share_registry);
   suite_add_tcase(s, tc);
+  TCase *fx = tcase_create("fixture");
+  tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
+  suite_add_tcase(s, fx);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

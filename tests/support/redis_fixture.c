@@ -1,6 +1,7 @@
 #include "redis_fixture.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,10 +122,51 @@ static void spawn(gm_test_redis *r) {
                tail);
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/*
+ * A Check test that fails exits at once (_exit in the forked child): no
+ * teardown runs, so its server dies by PDEATHSIG but its folder stays.
+ * Each folder names its owner in "owner"; folders whose owner is gone and
+ * that are older than 10 minutes are removed by the next start.
+ */
+static void sweep_stale(void) {
+  DIR *d = opendir("/tmp");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "gm-redis-", 9) != 0) continue;
+    char dir[300], owner[320];
+    snprintf(dir, sizeof dir, "/tmp/%s", e->d_name);
+    snprintf(owner, sizeof owner, "%s/owner", dir);
+    struct stat st;
+    if (stat(owner, &st) != 0 || st.st_uid != getuid() ||
+        time(NULL) - st.st_mtime < 600)
+      continue;
+    FILE *f = fopen(owner, "r");
+    long pid = 0;
+    if (f) {
+      if (fscanf(f, "%ld", &pid) != 1) pid = 0;
+      fclose(f);
+    }
+    if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+    if (pid > 0) nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  }
+  closedir(d);
+}
+
 gm_test_redis *gm_test_redis_start(void) {
   /* A write to a connection the server closed (restart, kill) must fail
      with EPIPE, as in gmd, instead of killing the test. */
   signal(SIGPIPE, SIG_IGN);
+  sweep_stale();
   gm_test_redis *r = calloc(1, sizeof *r);
   if (!r) abort();
   snprintf(r->dir, sizeof r->dir, "/tmp/gm-redis-XXXXXX");
@@ -131,6 +174,13 @@ gm_test_redis *gm_test_redis_start(void) {
   snprintf(r->socket, sizeof r->socket, "%s/redis.sock", r->dir);
   snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
   r->pid = -1;
+  char owner[96];
+  snprintf(owner, sizeof owner, "%s/owner", r->dir);
+  FILE *f = fopen(owner, "w");
+  if (f) {
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+  }
   spawn(r);
   return r;
 }
@@ -154,15 +204,6 @@ static void stop_server(gm_test_redis *r) {
     sleep_ms(10);
   }
   gm_test_redis_kill(r);
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag,
-                        struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
 }
 
 void gm_test_redis_stop(gm_test_redis **rp) {
