@@ -462,7 +462,7 @@ static int gm__set_field(gm__arena *a, ProtobufCMessage *m,
     if (!arr) return gm__err(err, "out of memory");
     for (size_t i = 0; i < n; i++) {
       char ipath[512];
-      snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+      snprintf(ipath, sizeof ipath, "%.480s[%zu]", path, i);
       const json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
       if (gm__convert(a, f, item, ipath, arr + i * sz, err)) return -1;
     }

@@ -604,7 +604,7 @@ static gm_status carbon__replace(gm_call *call, const ProtobufCMessage *req,
                                  ProtobufCMessage **reply) {
   const Gm__Carbon__ReplaceRequest *in =
       (const Gm__Carbon__ReplaceRequest *)req;
-  const char *sym, *id;
+  const char *sym = NULL, *id = NULL;
   const gm_value *v;
   gm_status st;
   if ((st = carbon__split_id(call, in->order_id, &sym, &id)) != GM_OK)
@@ -631,7 +631,7 @@ static gm_status carbon__replace(gm_call *call, const ProtobufCMessage *req,
 static gm_status carbon__cancel(gm_call *call, const ProtobufCMessage *req,
                                 ProtobufCMessage **reply) {
   const Gm__Carbon__OrderRequest *in = (const Gm__Carbon__OrderRequest *)req;
-  const char *sym, *id;
+  const char *sym = NULL, *id = NULL;
   const gm_value *v;
   gm_status st;
   if ((st = carbon__split_id(call, in->order_id, &sym, &id)) != GM_OK)
@@ -700,7 +700,7 @@ static int carbon__order_row(void *arg, size_t ncols, const gm_param *c) {
 static gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
                                    ProtobufCMessage **reply) {
   const Gm__Carbon__OrderRequest *in = (const Gm__Carbon__OrderRequest *)req;
-  const char *sym, *id;
+  const char *sym = NULL, *id = NULL;
   const gm_value *v;
   gm_status st;
   if ((st = carbon__split_id(call, in->order_id, &sym, &id)) != GM_OK)
@@ -842,7 +842,7 @@ static gm_status carbon__block_decide(gm_call *call, const char *op,
                                       const ProtobufCMessage *req,
                                       ProtobufCMessage **reply) {
   const Gm__Carbon__OfferDecision *in = (const Gm__Carbon__OfferDecision *)req;
-  const char *sym, *id;
+  const char *sym = NULL, *id = NULL;
   const gm_value *v;
   gm_status st;
   if ((st = carbon__split_id(call, in->offer_id, &sym, &id)) != GM_OK)
