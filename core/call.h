@@ -21,6 +21,7 @@ struct gm_call {
   struct gm__ledger *reader; /* this thread's read-only ledger connection */
   void *pub;                 /* this thread's PUSH socket to the publisher */
   struct gm__broker *broker; /* the broker serving the call (core methods) */
+  unsigned script_runs;      /* scripts run so far: the idempotency step */
   gm_status status;          /* set by gm__call_fail */
   const char *message;       /* set by gm__call_fail, in the arena */
 };

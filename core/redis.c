@@ -522,10 +522,16 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   const char *idem = call->idem_key ? call->idem_key : "";
   const char *participant = call->participant ? call->participant : "";
   char *outbox = gm__redis_key(call, market, tag, "outbox");
+  /* The n-th script run of a call has a record of its own, so a call that
+     runs several steps replays them one by one on retry and resumes at the
+     first step that had not run. */
+  unsigned step = call->script_runs++;
   char *idem_rec =
-      *idem ? gm__arena_sprintf(call->arena, "gm:{%s:%s}:idem:%s:%s:%s", market,
-                                tag, participant, name, idem)
-            : gm__redis_key(call, market, tag, "idem:-");
+      !*idem ? gm__redis_key(call, market, tag, "idem:-")
+      : step ? gm__arena_sprintf(call->arena, "gm:{%s:%s}:idem:%s:%s:%s:%u",
+                                 market, tag, participant, name, idem, step)
+             : gm__arena_sprintf(call->arena, "gm:{%s:%s}:idem:%s:%s:%s",
+                                 market, tag, participant, name, idem);
 
   size_t nk = GM__HOST_KEYS + nkeys;
   int argc = (int)(3 + nk + GM__HOST_ARGS + nargs);

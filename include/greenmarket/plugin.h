@@ -205,7 +205,11 @@ typedef struct gm_host_api {
    *                    same atomic step (settled later by the settle callback);
    *   gm.reject(status, msg)      returns an error reply "STATUS msg";
    * and a mutating call's reply is stored under its idempotency key, so a
-   * retry returns the first reply and changes nothing.
+   * retry returns the first reply and changes nothing.  Each script run of
+   * one call is a step with its own stored reply: a call may run scripts
+   * several times (for example to continue past a per-run bound), and a
+   * retry replays the steps that ran and runs the ones that did not, as long
+   * as the plugin decides its next step only from the replies it got.
    */
   gm_status (*script_register)(gm_market *m, const char *name,
                                const char *lua);

@@ -148,6 +148,31 @@ START_TEST(idempotent_retry_returns_first_reply) {
 }
 END_TEST
 
+/* A call that runs a script several times: each run is a step of its own;
+   a retried call replays the steps that ran and runs the ones that did not. */
+START_TEST(multi_step_call_replays_step_by_step) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call c = call_as("alice", "sweep-1");
+  ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 2); /* the second step ran, not replayed */
+  /* The retry died after two steps last time; now it goes three. */
+  gm_call r = call_as("alice", "sweep-1");
+  ck_assert_int_eq(run(&r, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  ck_assert_int_eq(run(&r, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 2);
+  ck_assert_int_eq(run(&r, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 3);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 3);
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:idem:alice:counter:sweep-1:2"),
+      1);
+}
+END_TEST
+
 START_TEST(idempotency_is_per_participant) {
   add("counter", counter_lua);
   const gm_value *v;
@@ -379,19 +404,21 @@ static void *worker_run(void *arg) {
     char idem[32], tag[16];
     snprintf(idem, sizeof idem, "w%d-%d", w->index, i);
     snprintf(tag, sizeof tag, "tag%d", i % 5);
-    gm_call c = {.arena = a,
-                 .participant = "p",
-                 .roles = "",
-                 .idem_key = idem,
-                 .redis = r};
     const char *keys[] = {"n"};
     const gm_value *v;
-    /* Each call twice: the retry must not count. */
-    for (int k = 0; k < 2; k++)
+    /* Each call twice (a retry is a new call with the same key): the retry
+       must not count. */
+    for (int k = 0; k < 2; k++) {
+      gm_call c = {.arena = a,
+                   .participant = "p",
+                   .roles = "",
+                   .idem_key = idem,
+                   .redis = r};
       if (gm__script_run(&c, "mkt", "counter", tag, 1, keys, 0, NULL, &v) ==
               GM_OK &&
           k == 1)
         w->ok++;
+    }
     gm__arena_reset(a);
   }
   gm__arena_destroy(&a);
@@ -466,6 +493,7 @@ int main(void) {
   tcase_add_test(tc, emit_reaches_outbox_and_registry);
   tcase_add_test(tc, reject_gives_status_and_message);
   tcase_add_test(tc, idempotent_retry_returns_first_reply);
+  tcase_add_test(tc, multi_step_call_replays_step_by_step);
   tcase_add_test(tc, idempotency_is_per_participant);
   tcase_add_test(tc, stored_reject_and_unstored_runtime_error);
   tcase_add_test(tc, reply_tree_converts);
