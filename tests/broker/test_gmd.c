@@ -343,23 +343,10 @@ START_TEST(kill9_during_settlement_loses_nothing_doubles_nothing) {
   b.note = "load";
   /* Pipelined: WINDOW requests in flight, kill -9 part way through. */
   int sent = 0, got = 0;
-  uint8_t buf[256], body[64];
-  size_t blen = gm__testmkt__bump_request__pack(&b, body);
   while (got < N / 2) {
     while (sent < N && sent - got < WINDOW) {
-      Gm__Request req = GM__REQUEST__INIT;
-      req.version = 1;
-      req.request_id = (uint64_t)sent + 1;
-      req.market = "testmkt";
-      req.method = "bump";
-      req.idempotency_key = keys[sent];
-      req.dev_participant = "alice";
-      req.body.data = body;
-      req.body.len = blen;
-      size_t n = gm__request__pack(&req, buf);
-      const void *d[] = {buf};
-      size_t s[] = {n};
-      gm_test_conn_send_raw(conn, 1, d, s);
+      gm_test_send(conn, (uint64_t)sent + 1, "alice", "testmkt", "bump",
+                   keys[sent], &b.base);
       sent++;
     }
     Gm__Reply *r = gm_test_conn_recv(conn, 5000);

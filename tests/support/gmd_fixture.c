@@ -213,12 +213,12 @@ Gm__Reply *gm_test_conn_recv(gm_test_conn *c, int timeout_ms) {
   return r;
 }
 
-Gm__Reply *gm_test_call(gm_test_conn *c, const char *as, const char *market,
-                        const char *method, const char *idem,
-                        const ProtobufCMessage *body) {
+void gm_test_send(gm_test_conn *c, uint64_t request_id, const char *as,
+                  const char *market, const char *method, const char *idem,
+                  const ProtobufCMessage *body) {
   Gm__Request req = GM__REQUEST__INIT;
   req.version = 1;
-  req.request_id = c->next_id++;
+  req.request_id = request_id;
   req.market = (char *)market;
   req.method = (char *)method;
   req.idempotency_key = (char *)(idem ? idem : "");
@@ -233,15 +233,22 @@ Gm__Reply *gm_test_call(gm_test_conn *c, const char *as, const char *market,
   size_t len = gm__request__get_packed_size(&req);
   uint8_t *buf = malloc(len + 1);
   gm__request__pack(&req, buf);
-  zmq_send(c->sock, buf, len, 0);
+  ck_assert_int_ge(zmq_send(c->sock, buf, len, 0), 0);
   free(buf);
   free(b);
+}
+
+Gm__Reply *gm_test_call(gm_test_conn *c, const char *as, const char *market,
+                        const char *method, const char *idem,
+                        const ProtobufCMessage *body) {
+  uint64_t id = c->next_id++;
+  gm_test_send(c, id, as, market, method, idem, body);
   int timeout = 0;
   size_t sz = sizeof timeout;
   zmq_getsockopt(c->sock, ZMQ_RCVTIMEO, &timeout, &sz);
   for (;;) {
     Gm__Reply *r = gm_test_conn_recv(c, timeout);
-    if (!r || r->request_id == req.request_id) return r;
+    if (!r || r->request_id == id) return r;
     gm__reply__free_unpacked(r, NULL); /* a late reply to an earlier try */
   }
 }

@@ -61,6 +61,13 @@ void gm_test_conn_send_raw(gm_test_conn *c, int n, const void *const *data,
 /* Receives one reply within timeout_ms; NULL on timeout or undecodable. */
 Gm__Reply *gm_test_conn_recv(gm_test_conn *c, int timeout_ms);
 /*
+ * Sends one request without waiting (pipelining): request_id is the caller's;
+ * match it in the replies from gm_test_conn_recv.
+ */
+void gm_test_send(gm_test_conn *c, uint64_t request_id, const char *as,
+                  const char *market, const char *method, const char *idem,
+                  const ProtobufCMessage *body);
+/*
  * One request: as = dev participant (NULL: none), idem = idempotency key
  * (NULL: none), body may be NULL.  Returns the reply (free with
  * gm__reply__free_unpacked) or NULL after 5 s.
