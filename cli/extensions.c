@@ -9,6 +9,7 @@
 
 /* clang-format off */
 #define GM_CLI__EXTENSION_LIST(X) \
+  X(carbon) \
   /* one X(market) line per extension, e.g. X(carbon) */
 /* clang-format on */
 
