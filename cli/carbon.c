@@ -107,10 +107,8 @@ static int gm__carbon_parse_tonnes(const char *what, const char *text,
              text);
     return -1;
   }
-  for (; *p >= '0' && *p <= '9'; p++) {
-    if (v > max / 10 + 1) break;
-    v = v * 10 + (*p - '0');
-  }
+  for (; *p >= '0' && *p <= '9'; p++)
+    if (v <= max) v = v * 10 + (*p - '0'); /* past max: stop, no overflow */
   if (!text || !*text || *p) {
     snprintf(err, errlen,
              "%s \"%s\" is not a whole number of tonnes; give digits like 100",

@@ -1,0 +1,449 @@
+/*
+ * `gm carbon`: the price and quantity parsing of cli/carbon.c (compiled into
+ * this test, so its private functions are called directly), the refusals a
+ * user sees from the real binary before anything is sent, and a session
+ * against a private gmd + redis-server run through the built `gm`.
+ */
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../cli/carbon.c"
+#include "gmd_fixture.h"
+#include "redis_fixture.h"
+
+/* call.c looks extensions up here; in `gm` it is cli/extensions.c. */
+const struct gm_cli_extension *const gm_cli_extensions[] = {
+    &gm_cli_carbon_extension, NULL};
+
+/* ---- parsing and formatting ---- */
+
+static int64_t yuan_ok(const char *text, int64_t max) {
+  int64_t fen = -1;
+  char err[256] = "";
+  ck_assert_msg(
+      gm__carbon_parse_yuan("price", text, max, &fen, err, sizeof err) == 0,
+      "refused \"%s\": %s", text, err);
+  return fen;
+}
+
+/* The refusal message of `text`, which must contain `want`. */
+static void yuan_bad(const char *text, int64_t max, const char *want) {
+  int64_t fen = 12345;
+  char err[256] = "";
+  ck_assert_msg(
+      gm__carbon_parse_yuan("price", text, max, &fen, err, sizeof err) == -1,
+      "accepted \"%s\" as %lld fen", text, (long long)fen);
+  ck_assert_msg(fen == 12345, "\"%s\" wrote the output on failure", text);
+  ck_assert_msg(strstr(err, want), "\"%s\": message \"%s\" lacks \"%s\"",
+                text ? text : "(null)", err, want);
+}
+
+START_TEST(prices_in_yuan_become_fen) {
+  ck_assert_int_eq(yuan_ok("0.01", GM_CARBON_MAX_PRICE), 1);
+  ck_assert_int_eq(yuan_ok("85", GM_CARBON_MAX_PRICE), 8500);
+  ck_assert_int_eq(yuan_ok("85.5", GM_CARBON_MAX_PRICE), 8550);
+  ck_assert_int_eq(yuan_ok("85.50", GM_CARBON_MAX_PRICE), 8550);
+  ck_assert_int_eq(yuan_ok("85.05", GM_CARBON_MAX_PRICE), 8505);
+  ck_assert_int_eq(yuan_ok("0.1", GM_CARBON_MAX_PRICE), 10);
+  ck_assert_int_eq(yuan_ok("007.70", GM_CARBON_MAX_PRICE), 770);
+  ck_assert_int_eq(yuan_ok("1000000", GM_CARBON_MAX_PRICE),
+                   GM_CARBON_MAX_PRICE);
+  /* Cash amounts go to the balance cap, far above the price cap. */
+  ck_assert_int_eq(yuan_ok("40000000000000", GM__CARBON_MAX_CASH),
+                   GM__CARBON_MAX_CASH);
+  /* The int64 edge itself, exactly. */
+  ck_assert_int_eq(yuan_ok("92233720368547758.07", INT64_MAX), INT64_MAX);
+  ck_assert_int_eq(yuan_ok("92233720368547758", INT64_MAX),
+                   INT64_C(9223372036854775800));
+}
+END_TEST
+
+START_TEST(bad_prices_are_refused_with_the_reason) {
+  yuan_bad("85.505", GM_CARBON_MAX_PRICE, "0.01 yuan tick");
+  yuan_bad("85.500", GM_CARBON_MAX_PRICE, "at most two decimals");
+  yuan_bad("0.001", GM_CARBON_MAX_PRICE, "0.01 yuan tick");
+  yuan_bad("-1", GM_CARBON_MAX_PRICE, "negative");
+  yuan_bad("-0.01", GM_CARBON_MAX_PRICE, "negative");
+  yuan_bad("abc", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad("85,50", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad("8 5", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad("1e3", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad("+5", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad("85.", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad(".5", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad("1.2.3", GM_CARBON_MAX_PRICE, "not an amount of yuan");
+  yuan_bad("", GM_CARBON_MAX_PRICE, "empty");
+  yuan_bad(NULL, GM_CARBON_MAX_PRICE, "empty");
+  yuan_bad("0", GM_CARBON_MAX_PRICE, "at least 0.01");
+  yuan_bad("0.00", GM_CARBON_MAX_PRICE, "at least 0.01");
+  yuan_bad("1000000.01", GM_CARBON_MAX_PRICE, "above the largest accepted");
+  yuan_bad("1000000.01", GM_CARBON_MAX_PRICE, "1000000.00 yuan");
+  yuan_bad("99999999999999999999999999", GM_CARBON_MAX_PRICE,
+           "above the largest accepted");
+  /* Past int64: refused, never wrapped around. */
+  yuan_bad("92233720368547758.08", INT64_MAX, "above the largest accepted");
+  yuan_bad("92233720368547759", INT64_MAX, "above the largest accepted");
+  yuan_bad("184467440737095516.16", INT64_MAX, "above the largest accepted");
+}
+END_TEST
+
+START_TEST(fen_print_as_yuan) {
+  char buf[32];
+  ck_assert_str_eq(gm__carbon_format_price(8550, buf), "85.50");
+  ck_assert_str_eq(gm__carbon_format_price(8500, buf), "85.00");
+  ck_assert_str_eq(gm__carbon_format_price(1, buf), "0.01");
+  ck_assert_str_eq(gm__carbon_format_price(0, buf), "0.00");
+  ck_assert_str_eq(gm__carbon_format_price(-5, buf), "-0.05");
+  ck_assert_str_eq(gm__carbon_format_price(INT64_MAX, buf),
+                   "92233720368547758.07");
+  ck_assert_str_eq(gm__carbon_format_price(INT64_MIN, buf),
+                   "-92233720368547758.08");
+  /* Formatting what was parsed gives the canonical text back. */
+  ck_assert_str_eq(
+      gm__carbon_format_price(yuan_ok("85.5", GM_CARBON_MAX_PRICE), buf),
+      "85.50");
+  /* No price (no trade yet) shows as "-", not as a price of zero. */
+  ck_assert_str_eq(gm__carbon_px(0, buf), "-");
+}
+END_TEST
+
+START_TEST(quantities_are_whole_tonnes) {
+  int64_t t = -1;
+  char err[256];
+  ck_assert_int_eq(
+      gm__carbon_parse_tonnes("quantity", "1", 10, &t, err, sizeof err), 0);
+  ck_assert_int_eq(t, 1);
+  ck_assert_int_eq(
+      gm__carbon_parse_tonnes("quantity", "10000000", GM_CARBON_MAX_QTY, &t,
+                              err, sizeof err),
+      0);
+  ck_assert_int_eq(t, GM_CARBON_MAX_QTY);
+  static const struct {
+    const char *text, *want;
+  } bad[] = {{"0", "must be 1..10000000 t"},
+             {"10000001", "must be 1..10000000 t"},
+             {"99999999999999999999999", "must be 1..10000000 t"},
+             {"-5", "negative"},
+             {"1.5", "not a whole number"},
+             {"100t", "not a whole number"},
+             {"", "not a whole number"},
+             {"x", "not a whole number"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    ck_assert_msg(
+        gm__carbon_parse_tonnes("quantity", bad[i].text, GM_CARBON_MAX_QTY, &t,
+                                err, sizeof err) == -1,
+        "accepted \"%s\"", bad[i].text);
+    ck_assert_msg(strstr(err, bad[i].want), "\"%s\": \"%s\" lacks \"%s\"",
+                  bad[i].text, err, bad[i].want);
+  }
+}
+END_TEST
+
+START_TEST(dates_are_shanghai_days) {
+  int64_t ms;
+  /* 2026-11-24 00:00 in Shanghai is 2026-11-23 16:00 UTC. */
+  ck_assert_int_eq(gm__carbon_parse_when("2026-11-24", 0, &ms), 0);
+  ck_assert_int_eq(ms, INT64_C(1795449600000));
+  /* --to DATE includes the day: it ends where the next one starts. */
+  ck_assert_int_eq(gm__carbon_parse_when("2026-11-24", 1, &ms), 0);
+  ck_assert_int_eq(ms, INT64_C(1795536000000));
+  ck_assert_int_eq(gm__carbon_parse_when("2024-02-29", 0, &ms), 0);
+  ck_assert_int_eq(ms, INT64_C(1709136000000));
+  ck_assert_int_eq(gm__carbon_parse_when("2026-11-24T09:30:00+08:00", 0, &ms),
+                   0);
+  ck_assert_int_eq(ms, INT64_C(1795449600000) + 570 * 60000);
+  ck_assert_int_eq(gm__carbon_parse_when("2026-13-01", 0, &ms), -1);
+  ck_assert_int_eq(gm__carbon_parse_when("yesterday", 0, &ms), -1);
+  char buf[32];
+  ck_assert_str_eq(gm__carbon_time(INT64_C(1795449600000) + 570 * 60000, buf),
+                   "2026-11-24 09:30:00");
+}
+END_TEST
+
+/* ---- the gm binary ---- */
+
+typedef struct run_result {
+  int code;
+  char out[16384], err[8192];
+} run_result;
+
+static void slurp(int fd, char *buf, size_t cap) {
+  lseek(fd, 0, SEEK_SET);
+  ssize_t n = read(fd, buf, cap - 1);
+  buf[n > 0 ? n : 0] = '\0';
+  close(fd);
+}
+
+/* Runs the built gm against `endpoint` with the NULL-terminated words. */
+static run_result *gm(const char *endpoint, ...) {
+  static run_result r;
+  char *argv[64];
+  int argc = 0;
+  va_list ap;
+  argv[argc++] = (char *)GM_CLI_PATH;
+  argv[argc++] = "--plugin-dir";
+  argv[argc++] = (char *)GM_BUILD_PLUGIN_DIR;
+  va_start(ap, endpoint);
+  for (char *a; (a = va_arg(ap, char *)) && argc < 63;) argv[argc++] = a;
+  va_end(ap);
+  argv[argc] = NULL;
+  char outp[] = "/tmp/gm-carbon-out-XXXXXX",
+       errp[] = "/tmp/gm-carbon-err-XXXXXX";
+  int ofd = mkstemp(outp), efd = mkstemp(errp);
+  ck_assert(ofd >= 0 && efd >= 0);
+  unlink(outp);
+  unlink(errp);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    dup2(ofd, 1);
+    dup2(efd, 2);
+    unsetenv("GM_AS");
+    unsetenv("GM_SERVER_KEY");
+    unsetenv("GM_KEY_FILE");
+    setenv("GM_ENDPOINT", endpoint, 1);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  slurp(ofd, r.out, sizeof r.out);
+  slurp(efd, r.err, sizeof r.err);
+  return &r;
+}
+
+#define GM_OK(r)                                                        \
+  ck_assert_msg((r)->code == 0, "gm exited %d\nstdout: %s\nstderr: %s", \
+                (r)->code, (r)->out, (r)->err)
+
+START_TEST(refusals_come_before_the_broker) {
+  /* A dead endpoint: had gm sent anything it would exit 2, not 1. */
+  char dead[64];
+  snprintf(dead, sizeof dead, "tcp://127.0.0.1:1");
+  static const struct {
+    const char *args[6], *want;
+  } cases[] = {
+      {{"buy", "CEA-2025", "1", "@", "85.505"}, "0.01 yuan tick"},
+      {{"buy", "CEA-2025", "1", "@", "abc"}, "not an amount of yuan"},
+      {{"sell", "CEA-2025", "1", "@", "2000000"}, "above the largest"},
+      {{"buy", "CEA-2025", "1.5", "@", "85"}, "not a whole number"},
+      {{"buy", "CEA-2025", "0", "@", "85"}, "must be 1..10000000 t"},
+      {{"buy", "CEA-2025", "1", "@", "-1"}, "-1 is negative"},
+      {{"buy", "CEA-2025", "1", "--market", "--post-only"}, "choose one"},
+      {{"sell", "CEA-2025", "100"}, "needs SYMBOL QTY @ PRICE"},
+      {{"replace", "CEA-2025:000000000001"}, "--price and/or --qty"},
+      {{"book"}, "needs a SYMBOL"},
+      {{"statement", "CEA-2025"}, "--from DATE"},
+      {{"trades", "--from", "last week"}, "dates YYYY-MM-DD"},
+      {{"deposit", "alice", "CEA-2025", "--cash", "1.001"}, "0.01 yuan tick"},
+      {{"deposit", "alice", "CEA-2025"}, "one of --cash YUAN or"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *const *a = cases[i].args;
+    run_result *r = gm(dead, "--timeout", "200", "--retries", "1", "carbon",
+                       a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+    ck_assert_msg(r->code == 1, "case %zu (%s %s): exit %d, stderr %s", i, a[0],
+                  a[1] ? a[1] : "", r->code, r->err);
+    ck_assert_msg(strstr(r->err, cases[i].want),
+                  "case %zu: stderr \"%s\" lacks \"%s\"", i, r->err,
+                  cases[i].want);
+    ck_assert_msg(!strstr(r->err, "UNAVAILABLE"), "case %zu sent: %s", i,
+                  r->err);
+  }
+  /* A valid order does go to the (dead) broker: exit 2. */
+  run_result *r = gm(dead, "--timeout", "200", "--retries", "1", "carbon",
+                     "buy", "CEA-2025", "1", "@", "85", "--ioc", NULL);
+  ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
+  /* Help lists the friendly commands, then the plugin's methods. */
+  r = gm(dead, "carbon", "--help", NULL);
+  GM_OK(r);
+  const char *buy = strstr(r->out, "gm carbon buy SYMBOL QTY @ PRICE");
+  const char *method = strstr(r->out, "order.place");
+  ck_assert_msg(buy && method && buy < method, "%s", r->out);
+  r = gm(dead, "carbon", "statement", "--help", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "--out FILE.csv"), "%s", r->out);
+}
+END_TEST
+
+/* Runs gm until its stdout contains `want` (settlement lags by a batch). */
+static run_result *gm_until(const char *want, const char *endpoint) {
+  run_result *r = NULL;
+  for (int i = 0; i < 100; i++) {
+    r = gm(endpoint, "--as", "alice", "carbon", "trades", "CEA-2025", NULL);
+    if (r->code == 0 && strstr(r->out, want)) break;
+    usleep(50000);
+  }
+  return r;
+}
+
+START_TEST(a_session_against_gmd) {
+  gm_test_redis *redis = gm_test_redis_start();
+  gm_test_gmd *g = gm_test_gmd_start(
+      redis, GM_BUILD_PLUGIN_DIR,
+      "[testing]\nclock = manual\n[plugins]\nload = carbon\n");
+  const char *ep = gm_test_gmd_endpoint(g);
+  char outfile[600];
+  snprintf(outfile, sizeof outfile, "%s/statement.csv",
+           gm_test_redis_dir(redis));
+
+  /* A Tuesday morning in Shanghai, inside the listing session. */
+  run_result *r =
+      gm(ep, "--as", "root", "clock", "set", "2026-11-24T10:00:00+08:00", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "admin", "register", "alice", "--roles", "buyer",
+         NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "admin", "register", "bob", "--roles", "seller",
+         NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "create", "CEA-2025", "--reference",
+         "85.5", "--name", "CEA 2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(
+      strstr(r->out, "85.50 CNY") && strstr(r->out, "09:30-11:30,13:00-15:00"),
+      "%s", r->out);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "alice", "CEA-2025", "--cash",
+         "10000.5", "--reference", "bank 1", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "10000.50"), "%s", r->out);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "bob", "CEA-2025",
+         "--allowances", "500", NULL);
+  GM_OK(r);
+
+  r = gm(ep, "--as", "bob", "carbon", "sell", "CEA-2025", "100", "@", "85.50",
+         NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "sell 100 t @ 85.50 GTC") &&
+                    strstr(r->out, "open: 0 t filled, 100 t open"),
+                "%s", r->out);
+  r = gm(ep, "--as", "bob", "carbon", "sell", "CEA-2025", "30@86.1", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "60", "@85.5", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "filled: 60 t filled, 0 t open") &&
+                    strstr(r->out, "5130.00") &&
+                    strstr(r->out, "2026-11-24 10:00:00"),
+                "%s", r->out);
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "10", "@", "84",
+         "--day", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "expires    2026-11-24 15:00:00"), "%s", r->out);
+
+  /* The book, aligned: best bid 84.00 x 10 against 85.50 x 40, 86.10 x 30. */
+  r = gm(ep, "carbon", "book", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out,
+                   "CEA-2025\n"
+                   "BID QTY    BID  |    ASK  ASK QTY\n"
+                   "     10  84.00  |  85.50       40\n"
+                   "                |  86.10       30\n");
+  r = gm(ep, "carbon", "book", "CEA-2025", "--depth", "1", "--json", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "\"price\": 8550") && !strstr(r->out, "8610"),
+                "%s", r->out);
+
+  /* The trade is settled into the ledger, then listed in yuan. */
+  r = gm_until("5130.00", ep);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "TIME                 SYMBOL    PRICE  QTY   "
+                       "AMOUNT  BUYER  SELLER  TRADE") &&
+                    strstr(r->out,
+                           "2026-11-24 10:00:00  CEA-2025  85.50   "
+                           "60  5130.00  alice  -       "
+                           "CEA-2025:T"),
+                "%s", r->out);
+  r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2026-11-25", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "no settled trades"), "%s", r->out);
+
+  /* Holdings: 60 t bought today are locked; the bid freezes 840.00. */
+  r = gm(ep, "--as", "alice", "carbon", "holdings", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "alice        CEA-2025  4030.50       840.00 "
+                       "          0       0      60"),
+                "%s", r->out);
+  r = gm(ep, "--as", "alice", "carbon", "stats", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "last         85.50\n") &&
+                    strstr(r->out, "volume       60 t\n") &&
+                    strstr(r->out, "close        -\n"),
+                "%s", r->out);
+
+  r = gm(ep, "--as", "alice", "carbon", "statement", "CEA-2025", "--from",
+         "2026-11-24", "--out", outfile, NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "wrote 1 trade to"), "%s", r->out);
+  FILE *f = fopen(outfile, "r");
+  char csv[1024] = "";
+  ck_assert_ptr_nonnull(f);
+  size_t n = fread(csv, 1, sizeof csv - 1, f);
+  csv[n] = '\0';
+  fclose(f);
+  ck_assert_msg(strstr(csv,
+                       ",2026-11-24T10:00:00+08:00,CEA-2025,buy,85.50,60,"
+                       "5130.00,,"),
+                "%s", csv);
+
+  /* Orders, replace, cancel all. */
+  r = gm(ep, "--as", "bob", "carbon", "orders", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "sell  85.50  100      60    40  GTC"), "%s",
+                r->out);
+  r = gm(ep, "--as", "bob", "carbon", "replace", "CEA-2025:000000000002",
+         "--qty", "20", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "CEA-2025:000000000002") &&
+                    strstr(r->out, "sell 20 t @ 86.10"),
+                "%s", r->out);
+  r = gm(ep, "--as", "bob", "carbon", "cancel", "--all", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "2 orders cancelled"), "%s", r->out);
+  r = gm(ep, "--as", "bob", "carbon", "orders", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out, "no open orders\n");
+
+  /* The market's own refusal reaches the user with exit 1. */
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "1", "@", "99",
+         NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "band 76.95-94.05"), "%s", r->err);
+  /* Words that are not friendly commands take the generic path. */
+  r = gm(ep, "carbon", "market.stats", "symbol=CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "volume") && strstr(r->out, "60"), "%s", r->out);
+
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&redis);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("carbon_cli");
+  TCase *tc = tcase_create("parse");
+  tcase_add_test(tc, prices_in_yuan_become_fen);
+  tcase_add_test(tc, bad_prices_are_refused_with_the_reason);
+  tcase_add_test(tc, fen_print_as_yuan);
+  tcase_add_test(tc, quantities_are_whole_tonnes);
+  tcase_add_test(tc, dates_are_shanghai_days);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("gm");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, refusals_come_before_the_broker);
+  tcase_add_test(tc, a_session_against_gmd);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
