@@ -553,7 +553,7 @@ static int gm__carbon_place_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_place p = {0};
-  char *pos[5];
+  char *pos[5] = {NULL};
   int npos;
   int64_t qty, price = 0, expire = 0;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 4, &npos, gm__carbon_place_opt,
@@ -667,7 +667,7 @@ static int gm__carbon_cancel_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_cancel k = {0, "SIDE_UNSPECIFIED"};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos, code = GM_CLI_EXIT_OK;
   int64_t count = 0;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_cancel_opt,
@@ -721,7 +721,7 @@ static int gm__carbon_replace_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_replace r = {0};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos;
   int64_t price = 0, qty = 0;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_replace_opt,
@@ -741,9 +741,19 @@ static int gm__carbon_replace_run(gm_cli *cli, int argc, char **argv,
 
 /* -- orders -- */
 
+/* Orders by id: ids grow with placement within an instrument. */
+static int gm__carbon_by_id(const void *a, const void *b) {
+  return strcmp(gm__carbon_str(*(json_t *const *)a, "id"),
+                gm__carbon_str(*(json_t *const *)b, "id"));
+}
+
 static void gm__carbon_print_orders(const json_t *r) {
-  const json_t *o;
-  size_t i;
+  const json_t *o, *orders = json_object_get(r, "orders");
+  size_t i, n = json_array_size(orders);
+  json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
+  if (!sorted) return;
+  for (i = 0; i < n; i++) sorted[i] = json_array_get(orders, i);
+  qsort(sorted, n, sizeof *sorted, gm__carbon_by_id);
   gm__carbon_table t = {8,
                         (const char *[]){"ORDER", "SIDE", "PRICE", "QTY",
                                          "FILLED", "OPEN", "TIF", "PLACED"},
@@ -751,7 +761,7 @@ static void gm__carbon_print_orders(const json_t *r) {
                         NULL,
                         0,
                         0};
-  json_array_foreach(json_object_get(r, "orders"), i, o) {
+  for (i = 0; i < n && (o = sorted[i]); i++) {
     char side[32], tif[32], px[32], q[24], f[24], rem[24], when[32];
     snprintf(q, sizeof q, "%lld", (long long)gm__carbon_int(o, "quantity"));
     snprintf(f, sizeof f, "%lld", (long long)gm__carbon_int(o, "filled"));
@@ -764,6 +774,7 @@ static void gm__carbon_print_orders(const json_t *r) {
                    gm__carbon_px(gm__carbon_int(o, "price"), px), q, f, rem,
                    tif, gm__carbon_time(gm__carbon_int(o, "created_ms"), when));
   }
+  free(sorted);
   if (t.rows == 0)
     printf("no open orders\n");
   else
@@ -774,7 +785,7 @@ static int gm__carbon_orders_run(gm_cli *cli, int argc, char **argv,
                                  const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
                   NULL);
@@ -835,7 +846,7 @@ static int gm__carbon_trades_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_range r = {0};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos;
   int64_t from = 0, to = 0, limit = 0;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_range_opt,
@@ -868,7 +879,7 @@ static int gm__carbon_statement_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_range r = {0};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos;
   ProtobufCMessage *raw;
   json_t *out;
@@ -953,7 +964,7 @@ static int gm__carbon_book_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_depth d = {0};
-  char *pos[2], err[256];
+  char *pos[2] = {NULL}, err[256];
   int npos;
   int64_t levels = 0;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_depth_opt,
@@ -996,7 +1007,7 @@ static int gm__carbon_stats_run(gm_cli *cli, int argc, char **argv,
                                 const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
                   NULL);
@@ -1048,7 +1059,7 @@ static int gm__carbon_instruments_run(gm_cli *cli, int argc, char **argv,
                                       const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  char *pos[1];
+  char *pos[1] = {NULL};
   int npos;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 0, &npos, gm__carbon_no_opts,
                   NULL);
@@ -1088,7 +1099,7 @@ static int gm__carbon_create_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_create k = {0};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos;
   int64_t ref;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_create_opt,
@@ -1118,7 +1129,7 @@ static int gm__carbon_halt_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_create k = {0};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos;
   int halt = !strcmp(argv[0], "halt");
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_create_opt,
@@ -1180,7 +1191,7 @@ static int gm__carbon_move_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_move m = {0};
-  char *pos[3];
+  char *pos[3] = {NULL};
   int npos;
   int64_t amount;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 2, &npos, gm__carbon_move_opt,
@@ -1212,7 +1223,7 @@ static int gm__carbon_holdings_run(gm_cli *cli, int argc, char **argv,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_move m = {0};
-  char *pos[2];
+  char *pos[2] = {NULL};
   int npos, code = GM_CLI_EXIT_OK;
   ProtobufCMessage *raw = NULL;
   json_t *out = NULL, *symbols = json_array(), *o;
