@@ -272,13 +272,19 @@ static void gm__carbon_table_print(gm__carbon_table *t, FILE *out) {
 
 /* ---- calling the market ---- */
 
+/* gm__carbon_call_ex() when carbon.<method> answered NOT_FOUND. */
+#define GM__CARBON_MISSING (-2)
+
 /*
  * Calls carbon.<method> with the JSON request `req` (consumed).  On success
  * sets *raw (free with protobuf_c_message_free_unpacked) and *out (the reply
  * as JSON; json_decref) and returns 0; else the exit code, after printing.
+ * With missing_ok (reads only: no idempotency key is sent), NOT_FOUND
+ * returns GM__CARBON_MISSING without printing anything.
  */
-static int gm__carbon_call(gm_cli *cli, const char *method, json_t *req,
-                           ProtobufCMessage **raw, json_t **out) {
+static int gm__carbon_call_ex(gm_cli *cli, const char *method, json_t *req,
+                              ProtobufCMessage **raw, json_t **out,
+                              int missing_ok) {
   char *err = NULL;
   int code = GM_CLI_EXIT_ERROR;
   ProtobufCMessage *msg = NULL;
@@ -298,13 +304,33 @@ static int gm__carbon_call(gm_cli *cli, const char *method, json_t *req,
             method, err ? err : "?");
     goto done;
   }
-  code = gm_cli_call(cli, "carbon", method, msg, raw);
+  if (missing_ok) {
+    gm_client *c = gm_cli_client(cli);
+    gm_result r;
+    if (!c) goto done;
+    gm_client_call(c, "carbon", method, NULL, msg, m->reply, &r);
+    if (r.status == GM_OK) {
+      *raw = r.reply;
+      r.reply = NULL;
+      code = GM_CLI_EXIT_OK;
+    } else {
+      code = r.status == GM_NOT_FOUND ? GM__CARBON_MISSING : gm_cli_fail(&r);
+    }
+    gm_result_clear(&r);
+  } else {
+    code = gm_cli_call(cli, "carbon", method, msg, raw);
+  }
   if (code == GM_CLI_EXIT_OK) *out = gm_codec_to_json(*raw);
 done:
   free(err);
   if (msg) protobuf_c_message_free_unpacked(msg, NULL);
   json_decref(req);
   return code;
+}
+
+static int gm__carbon_call(gm_cli *cli, const char *method, json_t *req,
+                           ProtobufCMessage **raw, json_t **out) {
+  return gm__carbon_call_ex(cli, method, req, raw, out, 0);
 }
 
 static void gm__carbon_free(ProtobufCMessage **raw, json_t **out) {
@@ -1246,7 +1272,12 @@ static int gm__carbon_holdings_run(gm_cli *cli, int argc, char **argv,
     if (code != GM_CLI_EXIT_OK) break;
     json_t *req = json_pack("{s:s, s:s}", "symbol", json_string_value(o),
                             "participant", m.participant ? m.participant : "");
-    code = gm__carbon_call(cli, "account.get", req, &raw, &out);
+    /* Over every instrument, one without an account of ours is skipped. */
+    code = gm__carbon_call_ex(cli, "account.get", req, &raw, &out, npos == 0);
+    if (code == GM__CARBON_MISSING) {
+      code = GM_CLI_EXIT_OK;
+      continue;
+    }
     if (code != GM_CLI_EXIT_OK) break;
     if (cli->output == GM_CLI_OUTPUT_JSON) {
       gm_cli_print(cli, raw);

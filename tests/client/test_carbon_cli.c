@@ -310,6 +310,10 @@ START_TEST(a_session_against_gmd) {
   ck_assert_msg(
       strstr(r->out, "85.50 CNY") && strstr(r->out, "09:30-11:30,13:00-15:00"),
       "%s", r->out);
+  /* A second instrument where nobody has an account: holdings skip it. */
+  r = gm(ep, "--as", "root", "carbon", "create", "CCER-2025", "--reference",
+         "62", "--kind", "CCER", NULL);
+  GM_OK(r);
   r = gm(ep, "--as", "root", "carbon", "deposit", "alice", "CEA-2025", "--cash",
          "10000.5", "--reference", "bank 1", NULL);
   GM_OK(r);
@@ -372,6 +376,11 @@ START_TEST(a_session_against_gmd) {
                        "alice        CEA-2025  4030.50       840.00 "
                        "          0       0      60"),
                 "%s", r->out);
+  ck_assert_msg(!strstr(r->out, "CCER-2025") && !r->err[0], "%s%s", r->out,
+                r->err);
+  r = gm(ep, "--as", "alice", "carbon", "holdings", "CCER-2025", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "NOT_FOUND"), "%s", r->err);
   r = gm(ep, "--as", "alice", "carbon", "stats", "CEA-2025", NULL);
   GM_OK(r);
   ck_assert_msg(strstr(r->out, "last         85.50\n") &&
