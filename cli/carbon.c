@@ -858,7 +858,9 @@ static void gm__carbon_print_trades(const json_t *r) {
                    *b ? b : "-", *s ? s : "-", trade);
   }
   if (t.rows == 0)
-    printf("no settled trades in this range\n");
+    printf(
+        "no settled trades (a fill reaches the ledger a moment after "
+        "it happens)\n");
   else
     gm__carbon_table_print(&t, stdout);
 }
