@@ -10,6 +10,7 @@
  * protobuf messages and publishes feed events.
  */
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,15 @@ static const gm_host_api *host;
 static long carbon__max_fills = 64;         /* default per instrument */
 static long carbon__expire_batch = 256;     /* expiries per sweep call */
 static long carbon__mass_cancel_max = 1000; /* cancels per mass_cancel call */
-static char *carbon__sources[8]; /* lib + script, freed at shutdown */
+static long carbon__max_steps = 64; /* place steps per order (per call) */
+static long carbon__inflight_ms =
+    5000; /* in flight this long: the sweep ends it */
+static long carbon__kill_after_step; /* failure injection for tests; 0: off */
+static char *carbon__sources[8];     /* lib + script, freed at shutdown */
 
 #define CARBON_REGISTRY_TAG "_"
+/* The largest max_steps: also the guard against a script that never ends. */
+#define CARBON_MAX_STEPS_LIMIT 10000
 #define CARBON_DEFAULT_SESSIONS "570-690,780-900"
 #define CARBON_DEFAULT_BLOCK_SESSIONS "780-900"
 
@@ -524,30 +531,69 @@ static gm_status carbon__side_role(gm_call *call, Gm__Carbon__Side side) {
   return GM_OK;
 }
 
-/* Fills a PlaceReply from a place-script reply. */
-static Gm__Carbon__PlaceReply *carbon__place_reply(gm_call *call,
-                                                   const char *sym,
-                                                   const gm_value *v) {
+/*
+ * Runs one order through the place script: the first step (`args`: new,
+ * replace or continue), then a 'continue' step for as long as the reply says
+ * the order is still in flight.  Each step is published as it ends; the
+ * reply is the last step's order record with the fills of every step.  The
+ * next step depends only on the previous reply, so a retried call replays
+ * the steps that ran and runs the rest (plugin.h, script_register).
+ */
+static gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
+                                   const char *const *args,
+                                   Gm__Carbon__PlaceReply **reply) {
   Gm__Carbon__PlaceReply *out = host->alloc(call, sizeof *out);
   gm__carbon__place_reply__init(out);
-  out->fills = host->alloc(call, (v->n + 1) * sizeof *out->fills);
-  for (size_t i = 0; i < v->n; i++) {
-    char tag = carbon__tag(v, i);
-    if (tag == 'T')
-      out->order = carbon__order(call, sym, &v->items[i]);
-    else if (tag == 'F')
-      out->fills[out->n_fills++] = carbon__fill(call, sym, &v->items[i]);
-    else if (tag == 'D')
-      out->duplicate = 1;
+  const char *cont[2] = {"continue", NULL};
+  gm_status st;
+
+  for (long step = 1;; step++) {
+    const gm_value *v;
+    const char *next = NULL;
+    if (step > CARBON_MAX_STEPS_LIMIT + 1)
+      return host->fail(call, GM_INTERNAL,
+                        "order %s:%s is still matching after %d steps (the "
+                        "place script should end it at max_steps); check the "
+                        "gmd log",
+                        sym, cont[1], CARBON_MAX_STEPS_LIMIT);
+    if ((st = carbon__run(call, "place", sym, nargs, args, &v)) != GM_OK)
+      return st;
+    /* Failure injection: the broker dies between two steps of an order. */
+    if (step == carbon__kill_after_step && *host->idempotency_key(call))
+      raise(SIGKILL);
+    Gm__Carbon__Fill **fills =
+        host->alloc(call, (out->n_fills + v->n + 1) * sizeof *fills);
+    if (out->n_fills) memcpy(fills, out->fills, out->n_fills * sizeof *fills);
+    out->fills = fills;
+    for (size_t i = 0; i < v->n; i++) {
+      char tag = carbon__tag(v, i);
+      if (tag == 'T')
+        out->order = carbon__order(call, sym, &v->items[i]);
+      else if (tag == 'F')
+        out->fills[out->n_fills++] = carbon__fill(call, sym, &v->items[i]);
+      else if (tag == 'D')
+        out->duplicate = 1;
+      else if (tag == 'M')
+        next = carbon__s(&v->items[i], 1);
+    }
+    if (!out->order)
+      return host->fail(call, GM_INTERNAL,
+                        "the place script returned no order; check the gmd "
+                        "log");
+    if (!out->duplicate) carbon__publish(call, sym, v, out->order->side);
+    if (!next || out->duplicate) break;
+    cont[1] = next;
+    args = cont;
+    nargs = 2;
   }
-  return out;
+  *reply = out;
+  return GM_OK;
 }
 
 static gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
                                ProtobufCMessage **reply) {
   const Gm__Carbon__PlaceRequest *in = (const Gm__Carbon__PlaceRequest *)req;
   const int market = in->type == GM__CARBON__ORDER_TYPE__TYPE_MARKET;
-  const gm_value *v;
   gm_status st;
 
   if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
@@ -588,14 +634,11 @@ static gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
                         carbon__num(call, in->expire_ms),
                         in->post_only ? "1" : "0",
                         carbon__num(call, in->stp),
-                        in->client_order_id};
-  if ((st = carbon__run(call, "place", in->symbol, 10, args, &v)) != GM_OK)
+                        in->client_order_id,
+                        carbon__num(call, carbon__max_steps)};
+  Gm__Carbon__PlaceReply *out;
+  if ((st = carbon__place_run(call, in->symbol, 11, args, &out)) != GM_OK)
     return st;
-  Gm__Carbon__PlaceReply *out = carbon__place_reply(call, in->symbol, v);
-  if (!out->order)
-    return host->fail(call, GM_INTERNAL,
-                      "the place script returned no order; check the gmd log");
-  if (!out->duplicate) carbon__publish(call, in->symbol, v, in->side);
   *reply = &out->base;
   return GM_OK;
 }
@@ -605,7 +648,6 @@ static gm_status carbon__replace(gm_call *call, const ProtobufCMessage *req,
   const Gm__Carbon__ReplaceRequest *in =
       (const Gm__Carbon__ReplaceRequest *)req;
   const char *sym = NULL, *id = NULL;
-  const gm_value *v;
   gm_status st;
   if ((st = carbon__split_id(call, in->order_id, &sym, &id)) != GM_OK)
     return st;
@@ -617,13 +659,10 @@ static gm_status carbon__replace(gm_call *call, const ProtobufCMessage *req,
                       (long long)GM_CARBON_MAX_PRICE,
                       (long long)GM_CARBON_MAX_QTY);
   const char *args[] = {"replace", id, carbon__num(call, in->price),
-                        carbon__num(call, in->quantity)};
-  if ((st = carbon__run(call, "place", sym, 4, args, &v)) != GM_OK) return st;
-  Gm__Carbon__PlaceReply *out = carbon__place_reply(call, sym, v);
-  if (!out->order)
-    return host->fail(call, GM_INTERNAL,
-                      "the place script returned no order; check the gmd log");
-  carbon__publish(call, sym, v, out->order->side);
+                        carbon__num(call, in->quantity),
+                        carbon__num(call, carbon__max_steps)};
+  Gm__Carbon__PlaceReply *out;
+  if ((st = carbon__place_run(call, sym, 5, args, &out)) != GM_OK) return st;
   *reply = &out->base;
   return GM_OK;
 }
@@ -1005,7 +1044,30 @@ static gm_status carbon__close(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-/* The timer: expiries and closes of every instrument, on every broker. */
+/*
+ * Finishes the orders of `sym` left in flight by a broker that stopped
+ * between two steps of their call, when no retry of that call resumed them
+ * within inflight_ms: each is continued as the call would have done.
+ */
+static void carbon__recover(gm_call *call, const char *sym) {
+  const char *args[] = {"stale", carbon__num(call, carbon__inflight_ms), "16"};
+  const gm_value *v;
+  if (carbon__run(call, "place", sym, 3, args, &v) != GM_OK) return;
+  for (size_t i = 0; i < v->n; i++) {
+    const char *cont[] = {"continue", carbon__s(&v->items[i], 1)};
+    Gm__Carbon__PlaceReply *r;
+    if (carbon__tag(v, i) != 'S') continue;
+    if (carbon__place_run(call, sym, 2, cont, &r) == GM_OK)
+      host->log(host->market(call), GM_LOG_INFO,
+                "order %s was left in flight (its broker stopped mid-call); "
+                "finished it: state %d, %lld t filled%s%s",
+                r->order->id, (int)r->order->state, (long long)r->order->filled,
+                r->order->reason[0] ? ", " : "", r->order->reason);
+  }
+}
+
+/* The timer: in-flight orders, expiries and closes of every instrument, on
+ * every broker. */
 static void carbon__timer(gm_call *call, void *arg) {
   const gm_value *list;
   (void)arg;
@@ -1013,6 +1075,8 @@ static void carbon__timer(gm_call *call, void *arg) {
   for (size_t k = 0; k < list->n; k++) {
     Gm__Carbon__DayClose *dc;
     if (!list->items[k].str) continue;
+    /* First, so an order that rests when finished is seen by the expiry. */
+    carbon__recover(call, list->items[k].str);
     if (carbon__sweep(call, list->items[k].str, 1, &dc) == GM_OK && dc &&
         !dc->already)
       host->log(host->market(call), GM_LOG_INFO,
@@ -1474,6 +1538,18 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
   carbon__expire_batch = carbon__config_long(m, "expire_batch", 256, 1, 10000);
   carbon__mass_cancel_max =
       carbon__config_long(m, "mass_cancel_max", 1000, 1, 100000);
+  carbon__max_steps =
+      carbon__config_long(m, "max_steps", 64, 1, CARBON_MAX_STEPS_LIMIT);
+  carbon__inflight_ms =
+      carbon__config_long(m, "inflight_ms", 5000, 100, 3600000);
+  carbon__kill_after_step =
+      carbon__config_long(m, "test_kill_after_step", 0, 0, 1000);
+  if (carbon__kill_after_step)
+    host->log(m, GM_LOG_WARN,
+              "[market.carbon] test_kill_after_step = %ld: gmd kills itself "
+              "after step %ld of any order that takes more steps (failure "
+              "injection for tests); remove it from the config",
+              carbon__kill_after_step, carbon__kill_after_step);
   long sweep_ms = carbon__config_long(m, "sweep_ms", 1000, 10, 3600000);
 
   for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
@@ -1582,10 +1658,11 @@ static const gm_method carbon__methods[] = {
     {"records.statement", &gm__carbon__statement_request__descriptor,
      &gm__carbon__statement__descriptor, carbon__statement, 0, NULL,
      "your settled trades between two dates as CSV"},
-    /* Not flagged mutating: the close is idempotent by nature (a day closes
-     * once) and runs its scripts repeatedly within one call. */
+    /* Mutating: it expires orders and closes days.  It runs its scripts
+     * several times in one call; each run is an idempotency step of its own,
+     * and the next run depends only on the replies, so a retry replays. */
     {"records.close", &gm__carbon__close_request__descriptor,
-     &gm__carbon__close_reply__descriptor, carbon__close, 0, "admin",
+     &gm__carbon__close_reply__descriptor, carbon__close, CARBON_MUT, "admin",
      "expire due orders and close the day when its close has passed"},
     {"records.reconcile", &gm__carbon__reconcile_request__descriptor,
      &gm__carbon__reconcile_reply__descriptor, carbon__reconcile, 0, "admin",

@@ -17,6 +17,12 @@
 --   P.op:<who>   SET the participant's open order ids
 --   P.co:<who>   HASH client order id -> first reply (cjson)
 --   P.bk         HASH block offer id -> packed record
+--   P.fl         HASH order id -> in-flight order (cjson): out of the book,
+--                still matching over several steps of one call (place.lua)
+--   P.flz        ZSET in-flight order ids by the ms of their last step
+--   P.fd         HASH order id -> final record of an order that was in
+--                flight (cjson), for a retry that resumes after it ended
+--   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
 --
 -- Lua numbers are doubles: every amount stays below 2^53 because price <=
 -- MAXP (1e8 fen) and quantity <= MAXQ (1e7 t), so price * quantity <= 1e15,

@@ -1,36 +1,92 @@
--- place: order entry and matching, one atomic step per order.
---   ARGV new:     'new', side b|s, type L|M, tif 0-4, price, qty, expire_ms,
---                 post_only 0|1, stp 0-3, client order id
---   ARGV replace: 'replace', order id, price (0: same), total qty (0: same)
--- Every check runs before the first write: Redis does not roll a script
--- back, so a rejection must leave nothing changed.
+-- place: order entry and matching.  One run of this script is one atomic
+-- step that touches at most max_fills resting orders.  An order that still
+-- crosses after that is left "in flight" (out of the book, its remainder
+-- still frozen, recorded in P.fl) and the plugin runs 'continue' steps in
+-- the same call until the order is filled, rests or is cancelled.  Each
+-- step decides only from Redis state, so a retried call that replays the
+-- steps it already ran and runs the rest ends where an unbroken call would.
+--   ARGV new:      'new', side b|s, type L|M, tif 0-4, price, qty, expire_ms,
+--                  post_only 0|1, stp 0-3, client order id, max steps
+--   ARGV replace:  'replace', order id, price (0: same), total qty (0: same),
+--                  max steps
+--   ARGV continue: 'continue', order id: the next step of an in-flight order
+--   ARGV stale:    'stale', idle ms, at most n: in-flight orders whose last
+--                  step is older than idle ms (left by a stopped broker; the
+--                  sweep timer continues them)
+-- Every check of new/replace runs before the first write: Redis does not
+-- roll a script back, so a rejection must leave nothing changed.
 -- Reply: records {'T', order...} (the order the reply is about), {'F',
--- fill...} (its fills), {'O', order...} (other orders changed), {'L', side,
--- price, qty} (levels changed), {'D'} (client order id seen before).
-local op, who = ARGV[1], gm.participant
+-- fill...} (its fills in this step), {'O', order...} (other orders changed),
+-- {'L', side, price, qty} (levels changed), {'D'} (client order id seen
+-- before), {'M', id} (in flight: run 'continue' with this id next);
+-- stale replies {'S', id} per order.
+local op = ARGV[1]
 local inst = inst_load()
 if not inst then return inst_missing() end
 local SYM = inst.sym
+local FL, FLZ, FD, FDZ = P .. 'fl', P .. 'flz', P .. 'fd', P .. 'fdz'
+-- A finished in-flight order's final record is kept this long for a retry
+-- that resumes after the sweep finished it (the host's default idem TTL).
+local KEEP_MS = DAYMS
+
+if op == 'stale' then
+  local n, out = tonumber(ARGV[3]), {}
+  local due = redis.call('ZRANGEBYSCORE', FLZ, '-inf', NOW - tonumber(ARGV[2]),
+    'LIMIT', 0, n)
+  for _, id in ipairs(due) do out[#out + 1] = {'S', id} end
+  local old = redis.call('ZRANGEBYSCORE', FDZ, '-inf', NOW - KEEP_MS,
+    'LIMIT', 0, n)
+  for _, id in ipairs(old) do
+    redis.call('HDEL', FD, id)
+    redis.call('ZREM', FDZ, id)
+  end
+  return out
+end
+
 local out = {}
 local o, old, post, stpm
 
-if op == 'new' then
+-- In-flight record: every number as a '%d' string (cjson prints %.14g).
+local function fl_pack()
+  return cjson.encode({who = o.who, side = o.side, typ = o.typ,
+    tif = I(o.tif), px = I(o.px), q = I(o.q), f = I(o.f), exp = I(o.exp),
+    t = I(o.t), coid = o.coid or '', stp = I(stpm), n = I(o.n), ms = I(o.ms)})
+end
+
+if op == 'continue' then
+  local raw = redis.call('HGET', FL, ARGV[2])
+  if not raw then
+    -- Finished by another caller (the sweep, or the first run of a retried
+    -- call): its final record is the answer.
+    local done = redis.call('HGET', FD, ARGV[2])
+    if done then return {cjson.decode(done)} end
+    return rej('NOT_FOUND', 'order ' .. SYM .. ':' .. ARGV[2] ..
+      ' is not matching any more; see order.get for its state')
+  end
+  local r = cjson.decode(raw)
+  o = {id = ARGV[2], who = r.who, side = r.side, typ = r.typ,
+    tif = tonumber(r.tif), px = tonumber(r.px), q = tonumber(r.q),
+    f = tonumber(r.f), exp = tonumber(r.exp), t = tonumber(r.t),
+    coid = r.coid, n = tonumber(r.n) + 1, ms = tonumber(r.ms)}
+  stpm = tonumber(r.stp)
+elseif op == 'new' then
   local coid = ARGV[10]
   if coid ~= '' then
-    local prev = redis.call('HGET', P .. 'co:' .. who, coid)
+    local prev = redis.call('HGET', P .. 'co:' .. gm.participant, coid)
     if prev then
       local r = cjson.decode(prev)
       r[#r + 1] = {'D'}
       return r
     end
   end
-  o = {who = who, side = ARGV[2], typ = ARGV[3], tif = tonumber(ARGV[4]),
-    px = tonumber(ARGV[5]), q = tonumber(ARGV[6]), f = 0,
-    exp = tonumber(ARGV[7]), t = NOW, coid = coid}
+  o = {who = gm.participant, side = ARGV[2], typ = ARGV[3],
+    tif = tonumber(ARGV[4]), px = tonumber(ARGV[5]), q = tonumber(ARGV[6]),
+    f = 0, exp = tonumber(ARGV[7]), t = NOW, coid = coid, n = 1,
+    ms = tonumber(ARGV[11])}
   post, stpm = ARGV[8] == '1', tonumber(ARGV[9])
 else
   old = ord_get(ARGV[2])
-  if not old or old.who ~= who then
+  if not old or old.who ~= gm.participant then
     return rej('NOT_FOUND', 'no open order ' .. SYM .. ':' .. ARGV[2] ..
       ' of yours; see order.list')
   end
@@ -41,69 +97,11 @@ else
     return rej('INVALID_ARGUMENT', 'quantity ' .. I(ntot) ..
       ' t is not above the ' .. I(old.f) .. ' t already filled; cancel instead')
   end
-  o = {who = who, side = old.side, typ = 'L', tif = old.tif, px = npx,
-    q = ntot - old.f, f = 0, exp = old.exp, t = NOW}
+  o = {who = old.who, side = old.side, typ = 'L', tif = old.tif, px = npx,
+    q = ntot - old.f, f = 0, exp = old.exp, t = NOW, n = 1,
+    ms = tonumber(ARGV[5])}
   post, stpm = false, 0
 end
-
--- Rules, in the order a trader would want to hear about them.
-if inst.halt == '1' then
-  return rej('FAILED_PRECONDITION', SYM .. ' is halted (' .. (inst.hreason or '') ..
-    '); orders are refused until an admin resumes it')
-end
-if not in_session(inst, inst.sess, NOW) then
-  return rej('FAILED_PRECONDITION', SYM .. ' listing trading is closed now' ..
-    ' (sessions ' .. sess_text(inst.sess) .. ' Asia/Shanghai, Mon-Fri); next open ' ..
-    next_open(inst, inst.sess, NOW))
-end
-if o.q % inst.lot ~= 0 then
-  return rej('INVALID_ARGUMENT', 'quantity ' .. I(o.q) .. ' t is not a multiple of the lot ' ..
-    I(inst.lot) .. ' t')
-end
-if o.q + o.f >= inst.bmin then
-  return rej('INVALID_ARGUMENT', 'listing quantity ' .. I(o.q + o.f) ..
-    ' t is at or above the block threshold ' .. I(inst.bmin) ..
-    ' t; use block.offer for block agreement trades')
-end
-local lo, hi = band(inst, inst.band)
-if o.typ == 'M' then
-  o.px = o.side == 'b' and hi or lo -- bounded by the band: never walks ticks
-  if o.tif ~= 4 then o.tif = 3 end
-else
-  if o.px % inst.tick ~= 0 then
-    return rej('INVALID_ARGUMENT', 'price ' .. yuan(o.px) ..
-      ' is not on the tick of ' .. yuan(inst.tick) .. ' yuan')
-  end
-  if o.px < lo or o.px > hi then
-    return rej('INVALID_ARGUMENT', 'price ' .. yuan(o.px) ..
-      ' is outside today\'s band ' .. band_text(inst, inst.band, lo, hi))
-  end
-end
-if o.tif == 2 and o.exp <= NOW then
-  return rej('INVALID_ARGUMENT', 'expire_ms is not in the future; give a later time or use DAY')
-end
-if o.tif == 1 then o.exp = close_ms(inst.sess, TODAY) end
-if o.tif ~= 1 and o.tif ~= 2 then o.exp = 0 end
-
-local a = acct(who)
-local cash, alw = a.c, a.al
-if old then -- what the replaced order holds counts as available
-  if old.side == 'b' then cash = cash + old.q * old.px else alw = alw + old.q end
-end
-if o.side == 'b' then
-  local need = o.q * o.px
-  if cash < need then
-    return rej('FAILED_PRECONDITION', 'not enough cash: the order holds ' ..
-      yuan(need) .. ' yuan (' .. I(o.q) .. ' t at ' .. yuan(o.px) ..
-      '), available ' .. yuan(cash) .. '; deposit cash or reduce the order')
-  end
-elseif alw < o.q then
-  return rej('FAILED_PRECONDITION', 'not enough allowances: ' .. I(o.q) ..
-    ' t to sell, ' .. I(alw) .. ' t available' .. (a.lk > 0 and
-    (' (' .. I(a.lk) .. ' t bought today become sellable next trading day)') or ''))
-end
-if stpm == 0 then stpm = a.stp end
-if stpm == 0 then stpm = 1 end
 
 local opp = o.side == 'b' and 's' or 'b'
 local BZ = P .. 'bz:' .. opp
@@ -111,36 +109,102 @@ local function crosses(px)
   if o.side == 'b' then return px <= o.px end
   return px >= o.px
 end
-if post then
-  local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
-  if #top > 0 and crosses(math.abs(tonumber(top[2]))) then
-    return rej('FAILED_PRECONDITION', 'post-only order would trade at ' ..
-      yuan(math.abs(tonumber(top[2]))) .. '; change the price or drop post_only')
+
+-- The checks of a new order (or the new version of a replaced one), then
+-- its id and frozen funds.  Returns a reply when the step ends here: a
+-- rejection, or a quantity decrease that keeps the order's priority.
+local function admit()
+  -- Rules, in the order a trader would want to hear about them.
+  if inst.halt == '1' then
+    return rej('FAILED_PRECONDITION', SYM .. ' is halted (' .. (inst.hreason or '') ..
+      '); orders are refused until an admin resumes it')
   end
-end
-if o.tif == 4 then -- FOK: enough within the fill bound, or nothing at all
-  local ids = redis.call('ZRANGE', BZ, 0, inst.maxf - 1)
-  local got = 0
-  for _, rid in ipairs(ids) do
-    local r = ord_get(rid)
-    if not crosses(r.px) or got >= o.q then break end
-    if r.exp > 0 and r.exp <= NOW then -- expires, does not trade
-    elseif r.who == who then
-      if stpm ~= 2 then break end
-    else
-      got = got + r.q
+  if not in_session(inst, inst.sess, NOW) then
+    return rej('FAILED_PRECONDITION', SYM .. ' listing trading is closed now' ..
+      ' (sessions ' .. sess_text(inst.sess) .. ' Asia/Shanghai, Mon-Fri); next open ' ..
+      next_open(inst, inst.sess, NOW))
+  end
+  if o.q % inst.lot ~= 0 then
+    return rej('INVALID_ARGUMENT', 'quantity ' .. I(o.q) .. ' t is not a multiple of the lot ' ..
+      I(inst.lot) .. ' t')
+  end
+  if o.q + o.f >= inst.bmin then
+    return rej('INVALID_ARGUMENT', 'listing quantity ' .. I(o.q + o.f) ..
+      ' t is at or above the block threshold ' .. I(inst.bmin) ..
+      ' t; use block.offer for block agreement trades')
+  end
+  local lo, hi = band(inst, inst.band)
+  if o.typ == 'M' then
+    o.px = o.side == 'b' and hi or lo -- bounded by the band: never walks ticks
+    if o.tif ~= 4 then o.tif = 3 end
+  else
+    if o.px % inst.tick ~= 0 then
+      return rej('INVALID_ARGUMENT', 'price ' .. yuan(o.px) ..
+        ' is not on the tick of ' .. yuan(inst.tick) .. ' yuan')
+    end
+    if o.px < lo or o.px > hi then
+      return rej('INVALID_ARGUMENT', 'price ' .. yuan(o.px) ..
+        ' is outside today\'s band ' .. band_text(inst, inst.band, lo, hi))
     end
   end
-  if got < o.q then
-    return rej('FAILED_PRECONDITION', 'FOK order cannot fill in full: ' ..
-      I(got) .. ' t available at ' .. yuan(o.px) .. ' or better within ' ..
-      I(inst.maxf) .. ' resting orders; nothing was done')
+  if o.tif == 2 and o.exp <= NOW then
+    return rej('INVALID_ARGUMENT', 'expire_ms is not in the future; give a later time or use DAY')
   end
-end
+  if o.tif == 1 then o.exp = close_ms(inst.sess, TODAY) end
+  if o.tif ~= 1 and o.tif ~= 2 then o.exp = 0 end
 
--- All checks passed: from here on, write.
-if old then
-  if o.px == old.px and o.q < old.q then -- a decrease keeps time priority
+  local a = acct(o.who)
+  local cash, alw = a.c, a.al
+  if old then -- what the replaced order holds counts as available
+    if old.side == 'b' then cash = cash + old.q * old.px else alw = alw + old.q end
+  end
+  if o.side == 'b' then
+    local need = o.q * o.px
+    if cash < need then
+      return rej('FAILED_PRECONDITION', 'not enough cash: the order holds ' ..
+        yuan(need) .. ' yuan (' .. I(o.q) .. ' t at ' .. yuan(o.px) ..
+        '), available ' .. yuan(cash) .. '; deposit cash or reduce the order')
+    end
+  elseif alw < o.q then
+    return rej('FAILED_PRECONDITION', 'not enough allowances: ' .. I(o.q) ..
+      ' t to sell, ' .. I(alw) .. ' t available' .. (a.lk > 0 and
+      (' (' .. I(a.lk) .. ' t bought today become sellable next trading day)') or ''))
+  end
+  if stpm == 0 then stpm = a.stp end
+  if stpm == 0 then stpm = 1 end
+
+  if post then
+    local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
+    if #top > 0 and crosses(math.abs(tonumber(top[2]))) then
+      return rej('FAILED_PRECONDITION', 'post-only order would trade at ' ..
+        yuan(math.abs(tonumber(top[2]))) .. '; change the price or drop post_only')
+    end
+  end
+  -- FOK: checked and executed in this one atomic step, so nothing can take
+  -- the liquidity it counted; it may use at most max_fills resting orders.
+  if o.tif == 4 then
+    local ids = redis.call('ZRANGE', BZ, 0, inst.maxf - 1)
+    local got = 0
+    for _, rid in ipairs(ids) do
+      local r = ord_get(rid)
+      if not crosses(r.px) or got >= o.q then break end
+      if r.exp > 0 and r.exp <= NOW then -- expires, does not trade
+      elseif r.who == o.who then
+        if stpm ~= 2 then break end
+      else
+        got = got + r.q
+      end
+    end
+    if got < o.q then
+      return rej('FAILED_PRECONDITION', 'FOK order cannot fill in full: ' ..
+        I(got) .. ' t available at ' .. yuan(o.px) .. ' or better within ' ..
+        I(inst.maxf) .. ' resting orders (a FOK order executes in one step' ..
+        ' of at most max_fills resting orders); nothing was done')
+    end
+  end
+
+  -- All checks passed: from here on, write.
+  if old and o.px == old.px and o.q < old.q then -- a decrease keeps priority
     local d = old.q - o.q
     if old.side == 'b' then a.cf, a.c = a.cf - d * old.px, a.c + d * old.px
     else a.af, a.al = a.af - d, a.al + d end
@@ -155,79 +219,117 @@ if old then
     levels_out(out)
     return out
   end
-end
-o.id = string.format('%012x', redis.call('HINCRBY', KEYS[1], 'seq', 1))
-if old then ord_end(old, 4, 'replaced by ' .. SYM .. ':' .. o.id, out) end
-if o.side == 'b' then
-  a.c, a.cf = a.c - o.q * o.px, a.cf + o.q * o.px
-else
-  a.al, a.af = a.al - o.q, a.af + o.q
+  o.id = string.format('%012x', redis.call('HINCRBY', KEYS[1], 'seq', 1))
+  if old then ord_end(old, 4, 'replaced by ' .. SYM .. ':' .. o.id, out) end
+  if o.side == 'b' then
+    a.c, a.cf = a.c - o.q * o.px, a.cf + o.q * o.px
+  else
+    a.al, a.af = a.al - o.q, a.af + o.q
+  end
+  return nil
 end
 
-local steps, why, traded = 0, nil, false
-while o.q > 0 do
-  if steps >= inst.maxf then why = 'fill bound reached' break end
-  local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
-  if #top == 0 then break end
-  local rpx = math.abs(tonumber(top[2]))
-  if not crosses(rpx) then break end
-  local r = ord_get(top[1])
-  steps = steps + 1
-  if r.exp > 0 and r.exp <= NOW then
-    ord_end(r, 5, 'expired', out)
-  elseif r.who == who then
-    if stpm == 2 or stpm == 3 then ord_end(r, 4, 'self-trade prevention', out) end
-    if stpm ~= 2 then why = 'self-trade prevention' break end
-  else
-    local q = math.min(o.q, r.q)
-    local amt = q * rpx
-    local buy, sell = o, r
-    if o.side == 's' then buy, sell = r, o end
-    local ba, sa = acct(buy.who), acct(sell.who)
-    if sa.c + amt > MAXCASH or inst.turn + amt > MAXCASH then
-      why = 'cash limit of ' .. yuan(MAXCASH) .. ' yuan reached' break
-    end
-    -- The buyer held q * its own price; it pays q * the resting price.
-    ba.cf = ba.cf - q * buy.px
-    ba.c = ba.c + q * (buy.px - rpx)
-    ba.lk, ba.ld = ba.lk + q, TODAY -- sellable from the next trading day
-    sa.af = sa.af - q
-    sa.c = sa.c + amt
-    o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
-    local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
-    gm.emit('trade', 'id', tid, 'buyer', buy.who, 'seller', sell.who,
-      'bo', buy.id, 'so', sell.id, 'px', I(rpx), 'qty', I(q), 'amt', I(amt),
-      'maker', opp, 't', I(NOW), 'blk', '0', 'day', I(TODAY))
-    traded = true
-    out[#out + 1] = {'F', tid, I(rpx), I(q), I(amt), r.id, I(NOW)}
-    if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end
-    if rpx > inst.high then inst.high = rpx end
-    if rpx < inst.low then inst.low = rpx end
-    inst.last, inst.vol, inst.turn, inst.ntr =
-      rpx, inst.vol + q, inst.turn + amt, inst.ntr + 1
-    level_add(opp, rpx, -q)
-    if r.q == 0 then
-      book_remove(r)
-      ord_emit(r, 3)
-      out[#out + 1] = ord_rec(r, 3)
+-- One step of matching: the best crossing resting order, again and again,
+-- until o is filled, nothing crosses, or max_fills resting orders were
+-- touched while more still cross.  Returns the reason that ends the order
+-- (nil: none), whether it still crosses past the bound, and whether it
+-- traded.
+local function match()
+  local touched, traded = 0, false
+  while o.q > 0 do
+    local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
+    if #top == 0 then break end
+    local rpx = math.abs(tonumber(top[2]))
+    if not crosses(rpx) then break end
+    if touched >= inst.maxf then return nil, true, traded end
+    local r = ord_get(top[1])
+    touched = touched + 1
+    if r.exp > 0 and r.exp <= NOW then
+      ord_end(r, 5, 'expired', out)
+    elseif r.who == o.who then
+      if stpm == 2 or stpm == 3 then ord_end(r, 4, 'self-trade prevention', out) end
+      if stpm ~= 2 then return 'self-trade prevention', false, traded end
     else
-      redis.call('HSET', P .. 'o', r.id, ord_pack(r))
-      ord_emit(r, 2)
-      out[#out + 1] = ord_rec(r, 2)
+      local q = math.min(o.q, r.q)
+      local amt = q * rpx
+      local buy, sell = o, r
+      if o.side == 's' then buy, sell = r, o end
+      local ba, sa = acct(buy.who), acct(sell.who)
+      if sa.c + amt > MAXCASH or inst.turn + amt > MAXCASH then
+        return 'cash limit of ' .. yuan(MAXCASH) .. ' yuan reached', false, traded
+      end
+      -- The buyer held q * its own price; it pays q * the resting price.
+      ba.cf = ba.cf - q * buy.px
+      ba.c = ba.c + q * (buy.px - rpx)
+      ba.lk, ba.ld = ba.lk + q, TODAY -- sellable from the next trading day
+      sa.af = sa.af - q
+      sa.c = sa.c + amt
+      o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
+      local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
+      gm.emit('trade', 'id', tid, 'buyer', buy.who, 'seller', sell.who,
+        'bo', buy.id, 'so', sell.id, 'px', I(rpx), 'qty', I(q), 'amt', I(amt),
+        'maker', opp, 't', I(NOW), 'blk', '0', 'day', I(TODAY))
+      traded = true
+      out[#out + 1] = {'F', tid, I(rpx), I(q), I(amt), r.id, I(NOW)}
+      if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end
+      if rpx > inst.high then inst.high = rpx end
+      if rpx < inst.low then inst.low = rpx end
+      inst.last, inst.vol, inst.turn, inst.ntr =
+        rpx, inst.vol + q, inst.turn + amt, inst.ntr + 1
+      level_add(opp, rpx, -q)
+      if r.q == 0 then
+        book_remove(r)
+        ord_emit(r, 3)
+        out[#out + 1] = ord_rec(r, 3)
+      else
+        redis.call('HSET', P .. 'o', r.id, ord_pack(r))
+        ord_emit(r, 2)
+        out[#out + 1] = ord_rec(r, 2)
+      end
     end
   end
+  return nil, false, traded
+end
+
+local why, more, traded
+if op == 'continue' then
+  -- The order was accepted when trading was open; it trades no further
+  -- once that is no longer so.
+  if inst.halt == '1' then
+    why = SYM .. ' was halted while the order was matching'
+  elseif not in_session(inst, inst.sess, NOW) then
+    why = 'the listing session ended while the order was matching'
+  end
+else
+  local r = admit()
+  if r then return r end
+end
+if not why then why, more, traded = match() end
+if more and o.n >= o.ms then
+  why, more = 'step bound reached: ' .. I(o.ms) .. ' steps of ' ..
+    I(inst.maxf) .. ' resting orders; place the rest again', false
 end
 
 local st
-if o.q == 0 then
-  st = 3
-elseif why or o.tif == 3 or o.tif == 4 then
-  why = why or (o.typ == 'M' and 'market order remainder' or 'IOC remainder')
-  release(o)
-  o.tot, o.q, st = o.q + o.f, 0, 4
+if more then
+  st, why = ord_state(o), 'in flight: matching continues'
+  redis.call('HSET', FL, o.id, fl_pack())
+  redis.call('ZADD', FLZ, NOW, o.id)
 else
-  book_add(o)
-  st = ord_state(o)
+  if o.q == 0 then
+    st = 3
+  elseif why or o.tif == 3 or o.tif == 4 then
+    why = why or (o.typ == 'M' and 'market order remainder' or 'IOC remainder')
+    release(o)
+    o.tot, o.q, st = o.q + o.f, 0, 4
+  else
+    book_add(o)
+    st = ord_state(o)
+  end
+  if op == 'continue' then
+    redis.call('HDEL', FL, o.id)
+    redis.call('ZREM', FLZ, o.id)
+  end
 end
 ord_emit(o, st, why)
 local rec = ord_rec(o, st, why)
@@ -236,7 +338,18 @@ table.insert(out, 1, rec)
 if traded then inst_save_stats(inst) end
 acct_flush()
 levels_out(out)
-if o.coid and o.coid ~= '' then
-  redis.call('HSET', P .. 'co:' .. who, o.coid, cjson.encode(out))
+if op == 'continue' and not more then
+  redis.call('HSET', FD, o.id, cjson.encode(rec))
+  redis.call('ZADD', FDZ, NOW, o.id)
 end
+if o.coid and o.coid ~= '' then
+  -- A repeated client order id gets the first step's reply, or once a
+  -- multi-step order is done, its final record (its fills: records.trades).
+  local first = out
+  if op == 'continue' then first = {rec} end
+  if op == 'new' or not more then
+    redis.call('HSET', P .. 'co:' .. o.who, o.coid, cjson.encode(first))
+  end
+end
+if more then out[#out + 1] = {'M', o.id} end
 return out

@@ -15,13 +15,11 @@ char ct_message[1024];
 static unsigned long ct__idem_seq;
 
 static const char *const ct__mutating[] = {
-    "instrument.create", "instrument.halt",
-    "instrument.resume", "account.deposit",
-    "account.withdraw",  "account.configure",
-    "order.place",       "order.cancel",
-    "order.replace",     "order.mass_cancel",
-    "block.offer",       "block.accept",
-    "block.reject",      NULL};
+    "instrument.create", "instrument.halt",  "instrument.resume",
+    "account.deposit",   "account.withdraw", "account.configure",
+    "order.place",       "order.cancel",     "order.replace",
+    "order.mass_cancel", "block.offer",      "block.accept",
+    "block.reject",      "records.close",    NULL};
 
 void ct_start(const char *extra_conf, int64_t now_ms) {
   char conf[2048];

@@ -39,8 +39,8 @@ static int best(int buy_incoming) {
   return b;
 }
 
-static void setup(void) {
-  ct_start("[market.carbon]\nsweep_ms = 1000\n", ct_at(CT_MONDAY, 10, 0));
+static void start(const char *conf) {
+  ct_start(conf, ct_at(CT_MONDAY, 10, 0));
   ct_create(SYM, 8500);
   for (int p = 0; p < NP; p++) {
     ct_register(who[p], "buyer,seller");
@@ -50,13 +50,23 @@ static void setup(void) {
   }
 }
 
+static void setup(void) {
+  start("[market.carbon]\nsweep_ms = 1000\n");
+}
+
+/* Two resting orders per script step: most crossing orders match over
+ * several steps of their call, and must still match the unbounded model. */
+static void setup_small_steps(void) {
+  start("[market.carbon]\nsweep_ms = 1000\nmax_fills = 2\n");
+}
+
 static void teardown(void) {
   ct_stop();
 }
 
 START_TEST(random_stream_matches_the_model) {
   unsigned seed = 20260302u;
-  int fills_seen = 0;
+  int fills_seen = 0, most = 0;
   for (int n = 0; n < 600; n++) {
     int r = rand_r(&seed) % 100;
     if (r < 15 && nbook > 0) { /* cancel a random resting order */
@@ -112,6 +122,7 @@ START_TEST(random_stream_matches_the_model) {
     }
     ck_assert_int_eq(rep->n_fills, k);
     fills_seen += (int)k;
+    if ((int)k > most) most = (int)k;
     if (left > 0 && req.tif == GM__CARBON__TIME_IN_FORCE__TIF_GTC &&
         rep->order->state != GM__CARBON__ORDER_STATE__STATE_CANCELLED) {
       ck_assert_int_lt(nbook, MAXO);
@@ -125,6 +136,9 @@ START_TEST(random_stream_matches_the_model) {
     ct_free(rep);
   }
   ck_assert_int_gt(fills_seen, 100); /* the stream really traded */
+  /* Some order took more than 2 resting orders: with max_fills = 2 it
+   * needed several steps. */
+  ck_assert_int_gt(most, 2);
 
   /* The book: every level's quantity as the model has it. */
   Gm__Carbon__Depth *d = ct_depth(SYM, 100);
@@ -176,6 +190,11 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, random_stream_matches_the_model);
   suite_add_tcase(s, tc);
+  TCase *steps = tcase_create("random, max_fills = 2");
+  tcase_add_checked_fixture(steps, setup_small_steps, teardown);
+  tcase_set_timeout(steps, 120);
+  tcase_add_test(steps, random_stream_matches_the_model);
+  suite_add_tcase(s, steps);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

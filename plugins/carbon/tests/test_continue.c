@@ -1,0 +1,408 @@
+/*
+ * Orders that continue past the per-step fill bound: one call matches over
+ * several script steps (max_fills resting orders each), bounded by
+ * max_steps; a broker killed between two steps leaves the order in flight,
+ * and either the client's retry (same idempotency key) or the sweep timer
+ * finishes it.  The kill is real (SIGKILL of gmd, raised by the plugin's
+ * test-only test_kill_after_step right after a step's script returned); the
+ * restart runs with that setting switched off.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define SYM "CEA-STEP"
+#define NS 3
+#define CASH0 INT64_C(100000000) /* 1,000,000 yuan */
+#define ALW0 1000
+
+static const char *const sellers[NS] = {"s0", "s1", "s2"};
+
+/* A resting ask as placed, in arrival order. */
+typedef struct {
+  char id[40];
+  int seller;
+  int64_t px, q;
+} ask;
+
+static void teardown(void) {
+  ct_stop();
+}
+
+/* gmd with `conf`, an instrument with `max_fills`, funded traders. */
+static void start(const char *conf, int max_fills) {
+  ct_start(conf, ct_at(CT_MONDAY, 10, 0));
+  Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
+  Gm__Carbon__CreateInstrumentRequest cr =
+      GM__CARBON__CREATE_INSTRUMENT_REQUEST__INIT;
+  in.symbol = SYM;
+  in.reference_price = 8500;
+  in.max_fills = max_fills;
+  cr.instrument = &in;
+  Gm__Carbon__Instrument *made =
+      (Gm__Carbon__Instrument *)ct_call("root", "instrument.create", &cr.base);
+  ck_assert_msg(made, "instrument.create: %s", ct_message);
+  ct_free(made);
+  ct_register("b", "buyer");
+  ct_deposit("b", SYM, CASH0, 0);
+  for (int i = 0; i < NS; i++) {
+    ct_register(sellers[i], "seller");
+    ct_deposit(sellers[i], SYM, 0, ALW0);
+  }
+}
+
+/* n asks at prices and quantities that make price-time order non-trivial:
+ * later asks often undercut earlier ones. */
+static void place_asks(ask *a, int n) {
+  for (int i = 0; i < n; i++) {
+    a[i].seller = i % NS;
+    a[i].px = 8500 + (i * 7) % 3;
+    a[i].q = 1 + i % 3;
+    Gm__Carbon__PlaceReply *r =
+        ct_limit(sellers[a[i].seller], SYM, CT_SELL, a[i].px, a[i].q, CT_GTC);
+    ck_assert_int_eq(r->n_fills, 0);
+    snprintf(a[i].id, sizeof a[i].id, "%s", r->order->id);
+    ct_free(r);
+  }
+}
+
+/* The asks in the order price-time priority fills them. */
+static void by_priority(const ask *a, int n, int *order) {
+  for (int i = 0; i < n; i++) order[i] = i;
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && a[order[j]].px < a[order[j - 1]].px; j--) {
+      int t = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = t;
+    }
+}
+
+/* Every fill of `r` is the next ask in price-time order, in full. */
+static void expect_fills(const Gm__Carbon__PlaceReply *r, const ask *a, int n) {
+  int order[64];
+  by_priority(a, n, order);
+  ck_assert_int_eq((int)r->n_fills, n);
+  for (int k = 0; k < n; k++) {
+    const ask *x = &a[order[k]];
+    ck_assert_msg(!strcmp(r->fills[k]->maker_order_id, x->id),
+                  "fill %d took %s; price-time priority says %s", k,
+                  r->fills[k]->maker_order_id, x->id);
+    ck_assert_int_eq(r->fills[k]->price, x->px);
+    ck_assert_int_eq(r->fills[k]->quantity, x->q);
+    ck_assert_int_eq(r->fills[k]->amount, x->px * x->q);
+  }
+}
+
+/* Cash and allowances: what the buyer paid the sellers got, nothing frozen
+ * but `frozen` fen of the buyer's, nothing created. */
+static void expect_conserved(int64_t paid, int64_t bought, int64_t frozen) {
+  Gm__Carbon__Account *b = ct_account("b", SYM);
+  ck_assert_int_eq(b->cash + b->cash_frozen, CASH0 - paid);
+  ck_assert_int_eq(b->cash_frozen, frozen);
+  ck_assert_int_eq(b->allowances_locked, bought);
+  ct_free(b);
+  int64_t cash = 0, alw = 0;
+  for (int i = 0; i < NS; i++) {
+    Gm__Carbon__Account *s = ct_account(sellers[i], SYM);
+    cash += s->cash;
+    alw += s->allowances + s->allowances_frozen;
+    ck_assert_int_eq(s->cash_frozen, 0);
+    ct_free(s);
+  }
+  ck_assert_int_eq(cash, paid);
+  ck_assert_int_eq(alw + bought, NS * ALW0);
+}
+
+static redisReply *redis_cmd(const char *fmt, const char *arg) {
+  redisContext *c = gm_test_redis_connect(ct_redis);
+  redisReply *r = gm_test_redis_cmd(c, fmt, arg);
+  redisFree(c);
+  return r;
+}
+
+static long long redis_int(const char *fmt, const char *arg) {
+  redisReply *r = redis_cmd(fmt, arg);
+  long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                : r->str                       ? atoll(r->str)
+                                               : -1;
+  freeReplyObject(r);
+  return v;
+}
+
+/*
+ * Sends a buy that gmd dies in the middle of (test_kill_after_step), and
+ * returns the order's id from Redis: the order is in flight, not in the
+ * book, its remainder still frozen.
+ */
+static void crash_mid_order(const Gm__Carbon__PlaceRequest *q, const char *idem,
+                            char *id, size_t idlen, int64_t frozen) {
+  Gm__Reply *r =
+      gm_test_call(ct_conn, "b", "carbon", "order.place", idem, &q->base);
+  ck_assert_msg(r == NULL, "gmd answered (status %d); it should have died",
+                r ? (int)r->status : 0);
+  gm_test_gmd_kill9(ct_gmd); /* reaps the dead gmd */
+  redisReply *keys = redis_cmd("HKEYS %s", "gm:{carbon:" SYM "}:fl");
+  ck_assert_int_eq((int)keys->elements, 1);
+  snprintf(id, idlen, "%s", keys->element[0]->str);
+  freeReplyObject(keys);
+  char bz[64];
+  snprintf(bz, sizeof bz, "gm:{carbon:%s}:bz:b", SYM);
+  redisContext *c = gm_test_redis_connect(ct_redis);
+  redisReply *z = gm_test_redis_cmd(c, "ZSCORE %s %s", bz, id);
+  ck_assert_msg(z->type == REDIS_REPLY_NIL,
+                "an in-flight order is in the book");
+  freeReplyObject(z);
+  redisReply *cf = gm_test_redis_cmd(c, "HGET gm:{carbon:" SYM "}:a:b cf");
+  ck_assert_int_eq(atoll(cf->str), frozen);
+  freeReplyObject(cf);
+  redisFree(c);
+}
+
+/* Restarts the killed gmd with `conf` appended (later keys win). */
+static void restart(const char *conf) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/gmd.conf", gm_test_redis_dir(ct_redis));
+  FILE *f = fopen(path, "a");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "[market.carbon]\ntest_kill_after_step = 0\n%s\n", conf);
+  fclose(f);
+  gm_test_gmd_restart(ct_gmd);
+  gm_test_conn_destroy(&ct_conn);
+  ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
+}
+
+START_TEST(one_call_sweeps_three_times_max_fills) {
+  enum { MAXF = 4, N = 3 * MAXF };
+  ask a[N];
+  start(NULL, MAXF);
+  place_asks(a, N);
+  int64_t qty = 0, paid = 0;
+  for (int i = 0; i < N; i++) qty += a[i].q, paid += a[i].px * a[i].q;
+
+  /* FOK executes in one step: more than max_fills resting orders: refused. */
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = 8502;
+  q.quantity = qty;
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_FOK;
+  ct_expect("b", "order.place", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "within 4 resting orders");
+
+  Gm__Carbon__PlaceReply *r = ct_limit("b", SYM, CT_BUY, 8502, qty, CT_GTC);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  ck_assert_int_eq(r->order->filled, qty);
+  ck_assert_str_eq(r->order->reason, "");
+  expect_fills(r, a, N);
+  ct_free(r);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_asks + d->n_bids, 0);
+  ct_free(d);
+  expect_conserved(paid, qty, 0);
+  ck_assert_int_eq(redis_int("HLEN %s", "gm:{carbon:" SYM "}:fl"), 0);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", N), N);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE"
+                                  " state = 3",
+                                  N + 1),
+                   N + 1);
+
+  /* An IOC past the bound: continues, then its remainder is cancelled. */
+  place_asks(a, N);
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_IOC;
+  q.quantity = qty + 5;
+  r = (Gm__Carbon__PlaceReply *)ct_call("b", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason, "IOC remainder");
+  ck_assert_int_eq(r->order->filled, qty);
+  expect_fills(r, a, N);
+  ct_free(r);
+  expect_conserved(2 * paid, 2 * qty, 0);
+}
+END_TEST
+
+START_TEST(the_whole_call_is_bounded_by_max_steps) {
+  enum { MAXF = 3, N = 8 };
+  start("[market.carbon]\nmax_steps = 2\n", MAXF);
+  for (int i = 0; i < N; i++)
+    ct_free(ct_limit(sellers[i % NS], SYM, CT_SELL, 8500 + i, 1, CT_GTC));
+  Gm__Carbon__PlaceReply *r = ct_limit("b", SYM, CT_BUY, 8600, N, CT_GTC);
+  ck_assert_int_eq(r->n_fills, 2 * MAXF);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason,
+                   "step bound reached: 2 steps of 3 resting orders; place "
+                   "the rest again");
+  ct_free(r);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_asks, N - 2 * MAXF);
+  ck_assert_int_eq(d->asks[0]->price, 8500 + 2 * MAXF);
+  ck_assert_int_eq(d->n_bids, 0);
+  ct_free(d);
+  int64_t paid = 0;
+  for (int i = 0; i < 2 * MAXF; i++) paid += 8500 + i;
+  Gm__Carbon__Account *b = ct_account("b", SYM);
+  ck_assert_int_eq(b->cash, CASH0 - paid);
+  ck_assert_int_eq(b->cash_frozen, 0);
+  ck_assert_int_eq(b->allowances_locked, 2 * MAXF);
+  ct_free(b);
+}
+END_TEST
+
+START_TEST(a_retry_resumes_an_order_cut_by_a_crash) {
+  enum { MAXF = 2, N = 10 };
+  ask a[N];
+  start("[market.carbon]\ntest_kill_after_step = 2\n", MAXF);
+  place_asks(a, N);
+  int64_t qty = 0, paid = 0;
+  for (int i = 0; i < N; i++) qty += a[i].q, paid += a[i].px * a[i].q;
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = 8502;
+  q.quantity = qty;
+  char id[40];
+
+  /* Killed after step 2: 2 x max_fills asks taken, the rest frozen. */
+  int order[N];
+  by_priority(a, N, order);
+  int64_t left = qty;
+  for (int k = 0; k < 2 * MAXF; k++) left -= a[order[k]].q;
+  crash_mid_order(&q, "crash-1", id, sizeof id, left * 8502);
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"),
+                   2 * MAXF);
+
+  /* The sweep stays away (sweep_ms); the client retries with the same key:
+   * steps 1-2 replay their stored replies, steps 3-5 run. */
+  restart("sweep_ms = 3600000");
+  ct_clock(ct_at(CT_MONDAY, 10, 0));
+  Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "b", "order.place", "crash-1", &q.base);
+  ck_assert_msg(r, "retry: %s", ct_message);
+  ck_assert_str_eq(r->order->id + strlen(SYM) + 1, id);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  expect_fills(r, a, N);
+  ct_free(r);
+  /* Each fill happened once. */
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"), N);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(DISTINCT trade_id) FROM"
+                                  " carbon_trades",
+                                  N),
+                   N);
+  ck_assert_int_eq(redis_int("HLEN %s", "gm:{carbon:" SYM "}:fl"), 0);
+  expect_conserved(paid, qty, 0);
+
+  /* Another retry replays every step and changes nothing. */
+  r = (Gm__Carbon__PlaceReply *)ct_call_idem("b", "order.place", "crash-1",
+                                             &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  expect_fills(r, a, N);
+  ct_free(r);
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"), N);
+  expect_conserved(paid, qty, 0);
+}
+END_TEST
+
+START_TEST(the_sweep_finishes_an_abandoned_order) {
+  enum { MAXF = 2, N = 10 };
+  ask a[N];
+  start("[market.carbon]\ntest_kill_after_step = 2\n", MAXF);
+  place_asks(a, N);
+  int64_t qty = 0, paid = 0;
+  for (int i = 0; i < N; i++) qty += a[i].q, paid += a[i].px * a[i].q;
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = 8502;
+  q.quantity = qty + 7; /* a limit order: 7 t rest once the asks are gone */
+  char id[40], full[64];
+  int order[N];
+  by_priority(a, N, order);
+  int64_t left = q.quantity;
+  for (int k = 0; k < 2 * MAXF; k++) left -= a[order[k]].q;
+  crash_mid_order(&q, "abandoned-1", id, sizeof id, left * 8502);
+  snprintf(full, sizeof full, "%s:%s", SYM, id);
+
+  /* The client never retries.  The clock is set before the first sweep
+   * (2 s after the start) and is past inflight_ms since the last step. */
+  restart("sweep_ms = 2000\ninflight_ms = 5000");
+  ct_clock(ct_at(CT_MONDAY, 10, 0) + 10000);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT filled FROM carbon_orders WHERE order_id = '%s' AND "
+           "state = 2 AND remaining = 7",
+           full);
+  ck_assert_int_eq(ct_ledger_wait(sql, qty), qty);
+  ck_assert_int_eq(redis_int("HLEN %s", "gm:{carbon:" SYM "}:fl"), 0);
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"), N);
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(DISTINCT trade_id) FROM carbon_trades", N),
+      N);
+  /* It rests as its type says, with its arrival priority and funds. */
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_asks, 0);
+  ck_assert_int_eq(d->n_bids, 1);
+  ck_assert_int_eq(d->bids[0]->price, 8502);
+  ck_assert_int_eq(d->bids[0]->quantity, 7);
+  ct_free(d);
+  expect_conserved(paid, qty, 7 * 8502);
+  ck_assert(gm_test_gmd_log_has(ct_gmd, "was left in flight"));
+
+  /* A late retry of the abandoned call gets the order's final state. */
+  Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "b", "order.place", "abandoned-1", &q.base);
+  ck_assert_msg(r, "late retry: %s", ct_message);
+  ck_assert_str_eq(r->order->id, full);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_PARTIAL);
+  ck_assert_int_eq(r->order->remaining, 7);
+  ct_free(r);
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"), N);
+  expect_conserved(paid, qty, 7 * 8502);
+}
+END_TEST
+
+/* records.close is mutating: a retry with the same key replays the first
+ * reply; a new key closes nothing twice. */
+START_TEST(records_close_retries_replay) {
+  start(NULL, 64);
+  ct_clock(ct_at(CT_MONDAY, 16, 0));
+  Gm__Carbon__CloseRequest c = GM__CARBON__CLOSE_REQUEST__INIT;
+  c.symbol = SYM;
+  for (int i = 0; i < 3; i++) {
+    Gm__Carbon__CloseReply *r = (Gm__Carbon__CloseReply *)ct_call_idem(
+        "root", "records.close", i < 2 ? "close-1" : "close-2", &c.base);
+    ck_assert_msg(r, "records.close: %s", ct_message);
+    ck_assert_int_eq((int)r->n_closes, 1);
+    ck_assert_str_eq(r->closes[0]->day, CT_MONDAY);
+    ck_assert_int_eq(r->closes[0]->close, 8500);
+    ck_assert_int_eq(r->closes[0]->already, i == 2);
+    ct_free(r);
+  }
+  Gm__Reply *no_key =
+      gm_test_call(ct_conn, "root", "carbon", "records.close", NULL, &c.base);
+  ck_assert_ptr_nonnull(no_key);
+  ck_assert_int_eq(no_key->status, GM__STATUS__INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(no_key->message, "idempotency_key"));
+  gm__reply__free_unpacked(no_key, NULL);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("carbon continue");
+  TCase *tc = tcase_create("continue");
+  tcase_add_checked_fixture(tc, NULL, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, one_call_sweeps_three_times_max_fills);
+  tcase_add_test(tc, the_whole_call_is_bounded_by_max_steps);
+  tcase_add_test(tc, a_retry_resumes_an_order_cut_by_a_crash);
+  tcase_add_test(tc, the_sweep_finishes_an_abandoned_order);
+  tcase_add_test(tc, records_close_retries_replay);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
