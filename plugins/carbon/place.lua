@@ -299,6 +299,8 @@ if op == 'continue' then
     why = SYM .. ' was halted while the order was matching'
   elseif not in_session(inst, inst.sess, NOW) then
     why = 'the listing session ended while the order was matching'
+  elseif o.exp > 0 and o.exp <= NOW then
+    why = 'expire_ms passed while the order was matching'
   end
 else
   local r = admit()
