@@ -1,0 +1,172 @@
+/*
+ * gm_bench_carbon: shared pieces of the carbon benchmark (bench/run-carbon).
+ *
+ * Phases, in one run against one redis-server and one gmd:
+ *   e2e.c     orders through libgmclient -> gmd -> Redis -> settlement, at a
+ *             saturating load and paced at a fixed rate;
+ *   direct.c  the ceiling (the same scripts by EVALSHA, pipelined from C) and
+ *             Redis memory per resting order;
+ *   mix.c     the order mix both paths draw from;
+ *   probe.c   what each side spent (CPU, Redis commandstats, INFO).
+ * It prints figures; it is never a test and asserts no speed.
+ */
+#ifndef GM_BENCH_CARBON_H
+#define GM_BENCH_CARBON_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <greenmarket/client.h>
+
+/* The fixed market the bench trades in: 100.00 yuan, band +/-10%. */
+#define BENCH_REF_PRICE 10000
+/* Resting orders sit on this many ticks each side of the reference. */
+#define BENCH_REST_LEVELS 200
+/* Crossing orders are IOC limits this far through the reference: they take
+ * what the other side has and never rest (a resting cross would lock). */
+#define BENCH_CROSS_OFFSET 500
+/* Every account gets this much of each; far more than any run uses. */
+#define BENCH_CASH_FEN INT64_C(1000000000000)
+#define BENCH_ALLOWANCES_T INT64_C(1000000000)
+/* Wednesday 2026-03-04 10:00 Asia/Shanghai: inside a listing session. */
+#define BENCH_NOW_MS INT64_C(1772589600000)
+/* Resting order ids remembered per account (for cancels). */
+#define BENCH_POOL_CAP 4096
+
+typedef struct bench_opts {
+  const char *endpoint;    /* gmd's ROUTER */
+  const char *redis_path;  /* the redis-server's unix socket */
+  const char *ledger_path; /* gmd's SQLite ledger */
+  long gmd_pid;            /* for CPU accounting; 0: unknown */
+  long redis_pid;
+  long orders;        /* orders per e2e phase and for the ceiling */
+  int accounts;       /* participants, one connection each */
+  int depth;          /* in flight per connection, saturating run */
+  int ceiling_depth;  /* EVALSHA pipeline depth */
+  double rate;        /* paced run, orders/s; 0: half the saturating rate */
+  long memory_orders; /* resting orders for the memory figure; 0: skip */
+  uint64_t seed;
+} bench_opts;
+
+/* ---- the order mix (mix.c) ---- */
+
+typedef struct bench_rng {
+  uint64_t s; /* xorshift64* state, never 0 */
+} bench_rng;
+
+void bench_rng_seed(bench_rng *r, uint64_t seed);
+uint64_t bench_rng_next(bench_rng *r);
+/* Uniform in [0, n). */
+uint32_t bench_rng_below(bench_rng *r, uint32_t n);
+
+typedef enum bench_kind {
+  BENCH_REST,   /* a limit that does not cross: it rests (GTC) */
+  BENCH_CROSS,  /* an IOC limit through the reference: it trades */
+  BENCH_CANCEL, /* cancel one of the account's own resting orders */
+} bench_kind;
+
+/* One account's resting order ids (the local 12-hex part). */
+typedef struct bench_pool {
+  char (*ids)[16]; /* BENCH_POOL_CAP slots */
+  size_t n;        /* in use */
+} bench_pool;
+
+int bench_pool_init(bench_pool *p);
+void bench_pool_free(bench_pool *p);
+/* Remembers a resting order; when full, a random slot is overwritten. */
+void bench_pool_add(bench_pool *p, bench_rng *r, const char *id);
+
+typedef struct bench_action {
+  bench_kind kind;
+  int buy;          /* side */
+  int64_t price;    /* fen */
+  int64_t quantity; /* t */
+  char cancel[16];  /* BENCH_CANCEL: the local order id, taken from the pool */
+} bench_action;
+
+/*
+ * The next action of an account: 60% resting limits, 25% crossing IOC
+ * limits, 15% cancels of its own resting orders (a resting limit when it has
+ * none).  `levels` is how many ticks resting prices spread over.
+ */
+void bench_mix_next(bench_rng *r, bench_pool *pool, int levels,
+                    bench_action *a);
+
+/* ---- latency figures ---- */
+
+typedef struct bench_lat {
+  uint32_t *us; /* one per completed order, microseconds */
+  size_t n, cap;
+} bench_lat;
+
+int bench_lat_add(bench_lat *l, uint64_t us);
+void bench_lat_sort(bench_lat *l);
+/* The q-quantile (0..1) of a sorted bench_lat; 0 when empty. */
+uint64_t bench_lat_quantile(const bench_lat *l, double q);
+void bench_lat_free(bench_lat *l);
+
+uint64_t bench_now_us(void);
+
+/* ---- what each side spent (probe.c) ---- */
+
+#define BENCH_MAX_CMDS 64
+typedef struct bench_probe {
+  double wall_s;
+  double cpu_bench_s; /* this process, every thread */
+  double cpu_gmd_s;   /* from /proc/<pid>/stat; -1 unknown */
+  double cpu_redis_s;
+  size_t ncmds;
+  struct {
+    char name[40];
+    uint64_t calls, usec;
+  } cmds[BENCH_MAX_CMDS]; /* INFO commandstats */
+} bench_probe;
+
+/* Takes a snapshot; -1 when Redis cannot answer. */
+int bench_probe_take(redisContext *rc, const bench_opts *o, bench_probe *p);
+/* Prints where the time went between two snapshots, per order. */
+void bench_probe_print(const bench_probe *a, const bench_probe *b, long orders);
+/* One integer field of INFO <section>; -1 when absent. */
+long long bench_info_field(redisContext *rc, const char *section,
+                           const char *field);
+redisContext *bench_redis_connect(const char *path);
+
+/* ---- phases ---- */
+
+typedef struct bench_result {
+  long orders;        /* replies received */
+  long fills;         /* fills in the replies */
+  long errors;        /* replies with an unexpected status */
+  long cancel_missed; /* cancels that found the order gone (filled first) */
+  double seconds;     /* first send to last reply */
+  double drain_s;     /* last reply until the ledger had every fill; <0 never */
+  bench_lat lat;      /* per order; paced: from the scheduled send time */
+} bench_result;
+
+/* e2e.c */
+typedef struct bench_e2e bench_e2e;
+/* Connects every account, sets the manual clock (gmd needs [testing] clock =
+ * manual), creates `symbols` and funds every account in each. */
+bench_e2e *bench_e2e_new(const bench_opts *o, const char *const *symbols,
+                         size_t nsymbols);
+void bench_e2e_destroy(bench_e2e **e);
+/* Saturating (rate 0: each connection keeps o->depth in flight) or paced at
+ * `rate` orders/s in open loop; then waits for settlement of every fill. */
+int bench_e2e_run(bench_e2e *e, const char *symbol, double rate,
+                  bench_result *r);
+/* The broker's own view of carbon requests (gm.stats). */
+void bench_e2e_print_broker_stats(bench_e2e *e);
+/* The participant name of account i. */
+void bench_account_name(int i, char out[16]);
+
+/* direct.c */
+/* The ceiling: o->orders of the same mix by EVALSHA of the host-wrapped
+ * place and amend scripts, pipelined o->ceiling_depth deep. */
+int bench_ceiling_run(const bench_opts *o, redisContext *rc, const char *symbol,
+                      bench_result *r);
+/* Places o->memory_orders resting orders; prints bytes per order. */
+int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
+                     const char *idem_symbol);
+
+#endif

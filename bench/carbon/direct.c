@@ -1,0 +1,388 @@
+/*
+ * The carbon scripts straight from C: the ceiling and the memory figure.
+ *
+ * The scripts are wrapped exactly as the host wraps them (host_wrapper.c is
+ * generated from core/redis.c; lib.lua + "\n" + script as carbon.c joins
+ * them), and the SHA of that text must already be loaded in Redis by gmd:
+ * SCRIPT EXISTS proves the ceiling runs the very script gmd runs.  Calls
+ * use the host's KEYS/ARGV layout (outbox, idempotency record, then the
+ * plugin's keys; idem flag, now, participant, idem TTL, then its args).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+extern const char bench_host_gm__prelude[], bench_host_gm__epilogue[];
+extern const char bench_lua_lib[], bench_lua_place[], bench_lua_amend[];
+
+/* The host's idempotency TTL default ([redis] idempotency_ttl). */
+#define BENCH_IDEM_TTL "86400"
+
+/* The SHA of `script` wrapped as gmd wraps it; -1 when gmd has not loaded
+ * that exact text (the wrapper or a script changed under the bench). */
+static int bench__sha(redisContext *rc, const char *name, const char *script,
+                      char sha[41]) {
+  size_t n = strlen(bench_host_gm__prelude) + strlen(bench_lua_lib) + 1 +
+             strlen(script) + strlen(bench_host_gm__epilogue) + 1;
+  char *src = malloc(n);
+  int rc_ = -1;
+  if (!src) return -1;
+  snprintf(src, n, "%s%s\n%s%s", bench_host_gm__prelude, bench_lua_lib, script,
+           bench_host_gm__epilogue);
+  /* Redis computes the SHA itself: no second SHA-1 implementation here. */
+  redisReply *r = redisCommand(rc, "EVAL %s 0 %b",
+                               "return redis.sha1hex(ARGV[1])", src, n - 1);
+  free(src);
+  if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+    fprintf(stderr, "carbon-bench: hashing the %s script in Redis failed: %s\n",
+            name, r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+    goto out;
+  }
+  memcpy(sha, r->str, 41);
+  freeReplyObject(r);
+  r = redisCommand(rc, "SCRIPT EXISTS %s", sha);
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 ||
+      r->element[0]->integer != 1) {
+    fprintf(stderr,
+            "carbon-bench: Redis has no script %s: gmd has not loaded the "
+            "carbon %s script as this bench wraps it.  Rebuild the bench with "
+            "the same tree as gmd (it copies the wrapper from core/redis.c and "
+            "the scripts from plugins/carbon/) and run it against gmd's "
+            "Redis\n",
+            sha, name);
+    goto out;
+  }
+  rc_ = 0;
+out:
+  if (r) freeReplyObject(r);
+  return rc_;
+}
+
+/* One pipelined call's argv; strings live in the struct. */
+typedef struct bench_call {
+  const char *argv[24];
+  size_t lens[24];
+  int argc;
+  char idem[160], who[16], now[24], px[24], qty[24], id[24];
+  int acct;   /* account index */
+  int cancel; /* amend cancel rather than place */
+} bench_call;
+
+typedef struct bench_keys {
+  char outbox[128]; /* the stream the script appends to */
+  char inst[128];   /* KEYS[1] of the plugin: gm:{carbon:<SYM>}:i */
+  char noidem[128]; /* the record key the host passes without an idem key */
+  char tag[64];     /* "carbon:<SYM>" */
+} bench_keys;
+
+static void bench__keys(bench_keys *k, const char *symbol, const char *outbox) {
+  snprintf(k->tag, sizeof k->tag, "carbon:%s", symbol);
+  snprintf(k->outbox, sizeof k->outbox, "gm:{%s}:%s", k->tag, outbox);
+  snprintf(k->inst, sizeof k->inst, "gm:{%s}:i", k->tag);
+  snprintf(k->noidem, sizeof k->noidem, "gm:{%s}:idem:-", k->tag);
+}
+
+/* Builds the EVALSHA of `a` for account `acct` (idem: a unique key, or
+ * NULL for a call without one). */
+static void bench__build(bench_call *c, const bench_keys *k, const char *sha,
+                         const char *script, int acct, const char *idem,
+                         const bench_action *a) {
+  int i = 0;
+  bench_account_name(acct, c->who);
+  c->acct = acct;
+  c->cancel = a->kind == BENCH_CANCEL;
+  if (idem)
+    snprintf(c->idem, sizeof c->idem, "gm:{%s}:idem:%s:%s:%s", k->tag, c->who,
+             script, idem);
+  else
+    snprintf(c->idem, sizeof c->idem, "%s", k->noidem);
+  snprintf(c->now, sizeof c->now, "%" PRId64, BENCH_NOW_MS);
+  c->argv[i++] = "EVALSHA";
+  c->argv[i++] = sha;
+  c->argv[i++] = "3";
+  c->argv[i++] = k->outbox;
+  c->argv[i++] = c->idem;
+  c->argv[i++] = k->inst;
+  c->argv[i++] = idem ? "1" : "0";
+  c->argv[i++] = c->now;
+  c->argv[i++] = c->who;
+  c->argv[i++] = BENCH_IDEM_TTL;
+  if (c->cancel) {
+    snprintf(c->id, sizeof c->id, "%s", a->cancel);
+    c->argv[i++] = "cancel";
+    c->argv[i++] = c->id;
+    c->argv[i++] = "0";
+  } else {
+    snprintf(c->px, sizeof c->px, "%" PRId64, a->price);
+    snprintf(c->qty, sizeof c->qty, "%" PRId64, a->quantity);
+    c->argv[i++] = "new";
+    c->argv[i++] = a->buy ? "b" : "s";
+    c->argv[i++] = "L";
+    c->argv[i++] = a->kind == BENCH_REST ? "0" : "3"; /* GTC : IOC */
+    c->argv[i++] = c->px;
+    c->argv[i++] = c->qty;
+    c->argv[i++] = "0";  /* expire_ms */
+    c->argv[i++] = "0";  /* post_only */
+    c->argv[i++] = "0";  /* stp: the account's */
+    c->argv[i++] = "";   /* client order id */
+    c->argv[i++] = "64"; /* max steps (carbon.c's default) */
+  }
+  c->argc = i;
+  for (int j = 0; j < i; j++) c->lens[j] = strlen(c->argv[j]);
+}
+
+/* A place reply's order: its local id and state; 0 or -1. */
+static int bench__order(const redisReply *r, const char **id, int *state,
+                        long *fills) {
+  *fills = 0;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return -1;
+  for (size_t i = 0; i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_ARRAY && e->elements > 0 &&
+        e->element[0]->type == REDIS_REPLY_STRING &&
+        e->element[0]->str[0] == 'F')
+      (*fills)++;
+  }
+  const redisReply *t = r->element[0];
+  if (t->type != REDIS_REPLY_ARRAY || t->elements < 11 ||
+      t->element[1]->type != REDIS_REPLY_STRING ||
+      t->element[10]->type != REDIS_REPLY_STRING)
+    return -1;
+  *id = t->element[1]->str;
+  *state = atoi(t->element[10]->str);
+  return 0;
+}
+
+int bench_ceiling_run(const bench_opts *o, redisContext *rc, const char *symbol,
+                      bench_result *r) {
+  char place_sha[41], amend_sha[41];
+  int n = o->accounts, depth = o->ceiling_depth, rc_ = -1;
+  bench_pool *pools = calloc((size_t)n, sizeof *pools);
+  bench_rng *rngs = calloc((size_t)n, sizeof *rngs);
+  uint64_t *seq = calloc((size_t)n, sizeof *seq);
+  bench_call *ring = calloc((size_t)depth, sizeof *ring);
+  bench_keys k;
+  char first_error[512] = "";
+
+  memset(r, 0, sizeof *r);
+  if (!pools || !rngs || !seq || !ring) goto out;
+  if (bench__sha(rc, "place", bench_lua_place, place_sha) ||
+      bench__sha(rc, "amend", bench_lua_amend, amend_sha))
+    goto out;
+  for (int i = 0; i < n; i++) {
+    if (bench_pool_init(&pools[i])) goto out;
+    bench_rng_seed(&rngs[i], o->seed * 1000003u + (uint64_t)i);
+  }
+  /* An outbox stream of its own that no settler drains: the ceiling is the
+   * script alone (the XADDs included), without the settler's Redis work. */
+  bench__keys(&k, symbol, "outbox-ceiling");
+
+  long sent = 0, done = 0;
+  uint64_t t0 = bench_now_us();
+  while (done < o->orders) {
+    while (sent < o->orders && sent - done < depth) {
+      bench_call *c = &ring[sent % depth];
+      int acct = (int)(sent % n);
+      bench_action a;
+      char idem[48];
+      bench_mix_next(&rngs[acct], &pools[acct], BENCH_REST_LEVELS, &a);
+      bench_account_name(acct, c->who);
+      snprintf(idem, sizeof idem, "%s-c%" PRIu64, c->who, ++seq[acct]);
+      int cancel = a.kind == BENCH_CANCEL;
+      bench__build(c, &k, cancel ? amend_sha : place_sha,
+                   cancel ? "amend" : "place", acct, idem, &a);
+      redisAppendCommandArgv(rc, c->argc, c->argv, c->lens);
+      sent++;
+    }
+    redisReply *rep = NULL;
+    if (redisGetReply(rc, (void **)&rep) != REDIS_OK || !rep) {
+      fprintf(stderr, "carbon-bench: Redis connection failed: %s\n",
+              rc->errstr);
+      goto out;
+    }
+    bench_call *c = &ring[done % depth];
+    if (rep->type == REDIS_REPLY_ERROR) {
+      if (c->cancel && strncmp(rep->str, "NOT_FOUND", 9) == 0) {
+        r->cancel_missed++;
+      } else {
+        if (!first_error[0])
+          snprintf(first_error, sizeof first_error, "%s", rep->str);
+        r->errors++;
+      }
+    } else if (!c->cancel) {
+      const char *id;
+      int state;
+      long fills;
+      if (bench__order(rep, &id, &state, &fills) == 0) {
+        r->fills += fills;
+        if (state == 1 || state == 2)
+          bench_pool_add(&pools[c->acct], &rngs[c->acct], id);
+      } else {
+        r->errors++;
+      }
+    }
+    freeReplyObject(rep);
+    done++;
+  }
+  r->seconds = (double)(bench_now_us() - t0) / 1e6;
+  r->orders = done;
+  r->drain_s = -1;
+  if (first_error[0])
+    fprintf(stderr, "carbon-bench: ceiling: first error: %s\n", first_error);
+  redisReply *d = redisCommand(rc, "DEL %s", k.outbox);
+  if (d) freeReplyObject(d);
+  rc_ = 0;
+out:
+  for (int i = 0; pools && i < n; i++) bench_pool_free(&pools[i]);
+  free(pools);
+  free(rngs);
+  free(seq);
+  free(ring);
+  return rc_;
+}
+
+/* MEMORY USAGE of `key` (every element sampled); 0 when absent. */
+static long long bench__usage(redisContext *rc, const char *key) {
+  redisReply *r = redisCommand(rc, "MEMORY USAGE %s SAMPLES 0", key);
+  long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+  if (r) freeReplyObject(r);
+  return v;
+}
+
+/* The average size of up to 200 idempotency records of `symbol`. */
+static void bench__idem_size(redisContext *rc, const char *symbol) {
+  char match[128];
+  long long total = 0, n = 0;
+  snprintf(match, sizeof match, "gm:{carbon:%s}:idem:*", symbol);
+  redisReply *r = redisCommand(rc, "SCAN 0 MATCH %s COUNT 5000", match);
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+    const redisReply *keys = r->element[1];
+    for (size_t i = 0; i < keys->elements && n < 200; i++, n++)
+      total += bench__usage(rc, keys->element[i]->str);
+  }
+  if (r) freeReplyObject(r);
+  if (n)
+    printf(
+        "  plus, per mutating request (not per order at rest): its "
+        "idempotency record, %lld bytes on average (%lld sampled from %s), "
+        "kept for [redis] idempotency_ttl (default 86400 s)\n",
+        total / n, n, symbol);
+}
+
+int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
+                     const char *idem_symbol) {
+  char place_sha[41];
+  int n = o->accounts, depth = o->ceiling_depth, rc_ = -1;
+  bench_call *ring = calloc((size_t)depth, sizeof *ring);
+  bench_rng rng;
+  bench_keys k;
+  long errors = 0;
+  char first_error[512] = "";
+
+  if (!ring || bench__sha(rc, "place", bench_lua_place, place_sha)) goto out;
+  bench_rng_seed(&rng, o->seed ^ 0x6d656d6f7279ull);
+  /* The outbox is transient (the settler drains and trims it), so the
+   * orders' entries go to a stream of their own, deleted before measuring:
+   * the figure is the book's state alone. */
+  bench__keys(&k, symbol, "outbox-memory");
+  long long before = bench_info_field(rc, "memory", "used_memory");
+
+  long sent = 0, done = 0;
+  uint64_t t0 = bench_now_us();
+  while (done < o->memory_orders) {
+    while (sent < o->memory_orders && sent - done < depth) {
+      bench_action a = {.kind = BENCH_REST};
+      int64_t off = 1 + bench_rng_below(&rng, 1000); /* the whole band */
+      a.buy = bench_rng_below(&rng, 2) == 0;
+      a.price = a.buy ? BENCH_REF_PRICE - off : BENCH_REF_PRICE + off;
+      a.quantity = 1 + bench_rng_below(&rng, 10);
+      /* No idempotency key: its record is per request, not per resting
+       * order, and is reported apart. */
+      bench__build(&ring[sent % depth], &k, place_sha, "place", (int)(sent % n),
+                   NULL, &a);
+      redisAppendCommandArgv(rc, ring[sent % depth].argc,
+                             ring[sent % depth].argv, ring[sent % depth].lens);
+      sent++;
+    }
+    redisReply *rep = NULL;
+    if (redisGetReply(rc, (void **)&rep) != REDIS_OK || !rep) {
+      fprintf(stderr, "carbon-bench: Redis connection failed: %s\n",
+              rc->errstr);
+      goto out;
+    }
+    const char *id;
+    int state;
+    long fills;
+    if (rep->type == REDIS_REPLY_ERROR ||
+        bench__order(rep, &id, &state, &fills) || state != 1 || fills) {
+      if (!first_error[0])
+        snprintf(first_error, sizeof first_error, "%s",
+                 rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                : "an order did not rest");
+      errors++;
+    }
+    freeReplyObject(rep);
+    done++;
+  }
+  double secs = (double)(bench_now_us() - t0) / 1e6;
+  redisReply *d = redisCommand(rc, "DEL %s", k.outbox);
+  if (d) freeReplyObject(d);
+  long long after = bench_info_field(rc, "memory", "used_memory");
+  long resting = done - errors;
+
+  printf(
+      "\nRedis memory per resting order (%ld orders placed by EVALSHA "
+      "of the place script in %.1f s, prices over the whole band, %d "
+      "accounts):\n",
+      done, secs, n);
+  if (errors)
+    printf("  %ld orders did not rest; first: %s\n", errors, first_error);
+  if (resting <= 0 || before < 0 || after < 0) {
+    printf("  no figure: INFO memory did not answer or nothing rested\n");
+    goto out;
+  }
+  double per = (double)(after - before) / (double)resting;
+  printf(
+      "  used_memory %lld -> %lld bytes: %.0f bytes per resting order "
+      "(target < 300: %s)\n",
+      before, after, per, per < 300 ? "met" : "NOT met");
+  /* Which structure holds it (MEMORY USAGE, every element sampled). */
+  static const char *const parts[][2] = {
+      {"o", "order records (one hash)"}, {"bz:b", "bid book (zset)"},
+      {"bz:s", "ask book (zset)"},       {"lv:b", "bid levels (zset)"},
+      {"lv:s", "ask levels (zset)"},     {"lq:b", "bid level qty (hash)"},
+      {"lq:s", "ask level qty (hash)"},
+  };
+  long long listed = 0;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    char key[160];
+    snprintf(key, sizeof key, "gm:{%s}:%s", k.tag, parts[i][0]);
+    long long u = bench__usage(rc, key);
+    listed += u;
+    printf("    %-28s %12lld bytes %7.1f per order\n", parts[i][1], u,
+           (double)u / (double)resting);
+  }
+  long long open = 0;
+  for (int i = 0; i < n; i++) {
+    char key[160], who[16];
+    bench_account_name(i, who);
+    snprintf(key, sizeof key, "gm:{%s}:op:%s", k.tag, who);
+    open += bench__usage(rc, key);
+  }
+  listed += open;
+  printf("    %-28s %12lld bytes %7.1f per order\n",
+         "open-order sets per account", open, (double)open / (double)resting);
+  printf(
+      "    %-28s %12lld bytes %7.1f per order (allocator and "
+      "dict overhead MEMORY USAGE leaves out)\n",
+      "rest of used_memory", (after - before) - listed,
+      (double)((after - before) - listed) / (double)resting);
+  bench__idem_size(rc, idem_symbol);
+  rc_ = 0;
+out:
+  free(ring);
+  return rc_;
+}
