@@ -190,7 +190,14 @@ static gm_status core_whoami(gm_call *call, const ProtobufCMessage *req,
     p = gm__arena_alloc(call->arena, sizeof *p);
     gm__participant__init(p);
     p->id = (char *)call->participant;
-    p->name = "(unregistered, development mode: every role)";
+    p->name = call->broker->dev_mode
+                  ? "(unregistered, development mode: every role)"
+                  : "(bootstrap admin from [security] admin_keys)";
+    if (!call->broker->dev_mode && call->roles && *call->roles) {
+      p->n_roles = 1;
+      p->roles = gm__arena_alloc(call->arena, sizeof *p->roles);
+      p->roles[0] = (char *)call->roles;
+    }
   }
   out->participant = p;
   out->dev_mode = call->broker->dev_mode != 0;

@@ -63,6 +63,7 @@ struct gm__settler {
   char **streams; /* sorted outbox streams with our group */
   size_t nstreams;
   uint64_t refreshed_us;   /* last read of gm:outboxes; 0: never */
+  long long outboxes_card; /* SCARD gm:outboxes at that read */
   uint64_t claimed_us;     /* last XAUTOCLAIM sweep; 0: never */
   uint64_t claim_every_us; /* sweep period */
   int pending;             /* our own PEL may hold entries: read "0" */
@@ -145,6 +146,7 @@ static int gm__refresh(gm__settler *s) {
     if (m) freeReplyObject(m);
     return gm__redis_failed(s, "SMEMBERS gm:outboxes");
   }
+  s->outboxes_card = (long long)m->elements;
   char **next = calloc(m->elements + 1, sizeof *next);
   if (!next) abort();
   size_t nnext = 0;
@@ -610,6 +612,16 @@ static int gm__round(gm__settler *s, size_t *read) {
     s->regroup = 0;
   }
   uint64_t now = gm__clock_mono_us();
+  if (s->refreshed_us && now - s->refreshed_us < GM__REFRESH_US) {
+    /* A new stream (a new instrument, tender, ...) is read at once, not at
+       the next periodic refresh: SCARD is O(1). */
+    redisReply *n =
+        redisCommand(gm__redis_context(s->redis), "SCARD gm:outboxes");
+    if (!n) return gm__redis_failed(s, "SCARD gm:outboxes");
+    if (n->type == REDIS_REPLY_INTEGER && n->integer != s->outboxes_card)
+      s->refreshed_us = 0;
+    freeReplyObject(n);
+  }
   if (!s->refreshed_us || now - s->refreshed_us >= GM__REFRESH_US) {
     if (gm__refresh(s) != 0) return -1;
   }
