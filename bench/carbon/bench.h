@@ -40,7 +40,7 @@ typedef struct bench_opts {
   const char *ledger_path; /* gmd's SQLite ledger */
   long gmd_pid;            /* for CPU accounting; 0: unknown */
   long redis_pid;
-  long orders;        /* orders per e2e phase and for the ceiling */
+  long orders;        /* saturating run and ceiling; the paced run half */
   int accounts;       /* participants, one connection each */
   int depth;          /* in flight per connection, saturating run */
   int ceiling_depth;  /* EVALSHA pipeline depth */
@@ -151,8 +151,9 @@ typedef struct bench_e2e bench_e2e;
 bench_e2e *bench_e2e_new(const bench_opts *o, const char *const *symbols,
                          size_t nsymbols);
 void bench_e2e_destroy(bench_e2e **e);
-/* Saturating (rate 0: each connection keeps o->depth in flight) or paced at
- * `rate` orders/s in open loop; then waits for settlement of every fill. */
+/* Saturating (rate 0: each connection keeps o->depth in flight, o->orders
+ * orders) or paced at `rate` orders/s in open loop (o->orders / 2); then
+ * waits for settlement of every fill. */
 int bench_e2e_run(bench_e2e *e, const char *symbol, double rate,
                   bench_result *r);
 /* The broker's own view of carbon requests (gm.stats). */

@@ -430,6 +430,8 @@ int bench_e2e_run(bench_e2e *e, const char *symbol, double rate,
   bench_thread *t = calloc((size_t)nt, sizeof *t);
   pthread_t *tid = calloc((size_t)nt, sizeof *tid);
 
+  /* Paced at half the rate, half the orders: the same duration. */
+  long orders = rate > 0 && o->orders > 1 ? o->orders / 2 : o->orders;
   memset(r, 0, sizeof *r);
   if (!t || !tid) goto out;
   /* The paced schedule starts a moment after every thread exists. */
@@ -438,7 +440,7 @@ int bench_e2e_run(bench_e2e *e, const char *symbol, double rate,
     t[i].e = e;
     t[i].symbol = symbol;
     t[i].a = &e->accts[i];
-    t[i].quota = o->orders / nt + (i < o->orders % nt);
+    t[i].quota = orders / nt + (i < orders % nt);
     t[i].rate = rate / nt;
     /* Staggered so the accounts' schedules interleave evenly. */
     t[i].start_us = rate > 0 ? start + (uint64_t)(1e6 / rate * i) : start;

@@ -27,8 +27,9 @@ static void bench__usage(FILE *f) {
           "  --redis SOCKET      the unix socket of gmd's redis-server\n"
           "  --ledger FILE       gmd's SQLite ledger (read-only here)\n"
           "  --gmd-pid P, --redis-pid P   for the CPU figures\n"
-          "  --orders N          orders per end-to-end phase and for the "
-          "ceiling (200000)\n"
+          "  --orders N          orders of the saturating run and the ceiling; "
+          "the paced\n"
+          "                      run places half as many (100000)\n"
           "  --accounts N        participants, each with its own connection "
           "and thread (32)\n"
           "  --depth N           in flight per connection, saturating (8)\n"
@@ -82,7 +83,7 @@ static void bench__print_e2e(const char *title, const bench_result *r,
 
 int main(int argc, char **argv) {
   bench_opts o = {.endpoint = "tcp://127.0.0.1:7470",
-                  .orders = 200000,
+                  .orders = 100000,
                   .accounts = 32,
                   .depth = 8,
                   .ceiling_depth = 128,
