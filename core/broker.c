@@ -30,6 +30,8 @@
    delimiter, proxies in between). */
 #define MAX_PREFIX_FRAMES 8
 #define MAX_IDEM_KEY 128
+/* Messages the main thread moves per socket per wake-up, at most. */
+#define BURST 256
 
 typedef struct worker {
   struct gm__broker *b; /* owner */
@@ -477,17 +479,22 @@ static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
   protobuf_c_message_pack(reply, out->body.data);
 }
 
-/* Receives one multipart message; -1 when the context is terminating. */
-static int recv_frames(void *sock, zmq_msg_t *frames, int max, int *n) {
+/*
+ * Receives one multipart message (flags apply to its first frame: with
+ * ZMQ_DONTWAIT, *n = 0 when none is waiting); -1 when the context is
+ * terminating.
+ */
+static int recv_frames(void *sock, zmq_msg_t *frames, int max, int *n,
+                       int flags) {
   int more = 1, got = 0, total = 0;
   while (more) {
     zmq_msg_t m;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, sock, 0) < 0) {
+    if (zmq_msg_recv(&m, sock, total ? 0 : flags) < 0) {
       int e = zmq_errno();
       zmq_msg_close(&m);
       for (int i = 0; i < got; i++) zmq_msg_close(&frames[i]);
-      if (e == EINTR && got == 0) {
+      if ((e == EINTR || e == EAGAIN) && got == 0) {
         *n = 0;
         return 0;
       }
@@ -510,7 +517,7 @@ static void *worker_run(void *arg) {
   zmq_msg_t f[MAX_PREFIX_FRAMES + 2];
   for (;;) {
     int n;
-    if (recv_frames(w->sock, f, MAX_PREFIX_FRAMES + 2, &n) < 0) break;
+    if (recv_frames(w->sock, f, MAX_PREFIX_FRAMES + 2, &n, 0) < 0) break;
     if (n == 0) continue;
     if (n < 0) { /* more frames than any client sends: drop */
       for (int i = 0; i < -n; i++) zmq_msg_close(&f[i]);
@@ -742,33 +749,40 @@ void gm__broker_stop(gm__broker *b) {
   b->stop = 1;
 }
 
-/* Forwards every frame of one message from `from` to `to`. */
-static void forward(void *from, void *to) {
-  int more = 1;
+/* Forwards one message, if one is waiting, from `from` to `to`; 1 if so. */
+static int forward(void *from, void *to) {
+  int more = 1, first = 1;
   while (more) {
     zmq_msg_t m;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, from, 0) < 0) {
+    if (zmq_msg_recv(&m, from, first ? ZMQ_DONTWAIT : 0) < 0) {
       zmq_msg_close(&m);
-      return;
+      return 0;
     }
+    first = 0;
     more = zmq_msg_more(&m);
     zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0);
     zmq_msg_close(&m);
   }
+  return 1;
 }
 
-/* Client -> worker: adds the auth frame in front of the client's frames. */
-static void forward_request(gm__broker *b, void *front, void *back) {
+/*
+ * Client -> worker, if a request is waiting: adds the auth frame in front of
+ * the client's frames.  1 if a message was taken.
+ */
+static int forward_request(gm__broker *b, void *front, void *back) {
   zmq_msg_t f[MAX_PREFIX_FRAMES + 1];
   int n;
-  if (recv_frames(front, f, MAX_PREFIX_FRAMES + 1, &n) < 0 || n == 0) return;
+  if (recv_frames(front, f, MAX_PREFIX_FRAMES + 1, &n, ZMQ_DONTWAIT) < 0 ||
+      n == 0)
+    return 0;
   if (n < 0 || n < 2) { /* too many frames, or no payload after the id */
     for (int i = 0; i < (n < 0 ? -n : n); i++) zmq_msg_close(&f[i]);
     atomic_fetch_add(&b->bad_frames, 1);
     gm__log(GM_LOG_WARN, "broker", "dropped a message with %s frames",
             n < 0 ? "too many" : "no payload");
-    return;
+    return 1;
   }
   char auth[512];
   size_t alen = 0;
@@ -784,16 +798,18 @@ static void forward_request(gm__broker *b, void *front, void *back) {
     zmq_msg_send(&f[i], back, i + 1 < n ? ZMQ_SNDMORE : 0);
     zmq_msg_close(&f[i]);
   }
+  return 1;
 }
 
-/* Worker/timer event -> feed, stamped with the broker's sequence number. */
-static void forward_event(gm__broker *b, void *pull, void *pub) {
+/* Worker/timer event -> feed, stamped with the broker's sequence number;
+   1 if an event was waiting. */
+static int forward_event(gm__broker *b, void *pull, void *pub) {
   zmq_msg_t f[2];
   int n;
-  if (recv_frames(pull, f, 2, &n) < 0 || n == 0) return;
+  if (recv_frames(pull, f, 2, &n, ZMQ_DONTWAIT) < 0 || n == 0) return 0;
   if (n != 2) {
     for (int i = 0; i < (n < 0 ? -n : n); i++) zmq_msg_close(&f[i]);
-    return;
+    return 1;
   }
   /* Appending field 7 (varint) to a packed Event sets its seq. */
   uint8_t tail[11];
@@ -814,6 +830,7 @@ static void forward_event(gm__broker *b, void *pull, void *pub) {
   zmq_msg_close(&f[0]);
   zmq_msg_close(&f[1]);
   zmq_msg_close(&body);
+  return 1;
 }
 
 static int worker_start(gm__broker *b, worker *w, char *err, size_t errlen) {
@@ -919,10 +936,15 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
       snprintf(err, errlen, "poll: %s", zmq_strerror(zmq_errno()));
       goto done;
     }
-    /* Replies first: they free clients and workers. */
-    if (items[1].revents & ZMQ_POLLIN) forward(back, front);
-    if (items[0].revents & ZMQ_POLLIN) forward_request(b, front, back);
-    if (items[2].revents & ZMQ_POLLIN) forward_event(b, pull, pub);
+    /* Replies first: they free clients and workers.  Each socket is
+       drained in bursts, so one wake-up moves many messages under load
+       while no socket can starve the others. */
+    for (int i = 0; i < BURST && (items[1].revents & ZMQ_POLLIN); i++)
+      if (!forward(back, front)) break;
+    for (int i = 0; i < BURST && (items[0].revents & ZMQ_POLLIN); i++)
+      if (!forward_request(b, front, back)) break;
+    for (int i = 0; i < BURST && (items[2].revents & ZMQ_POLLIN); i++)
+      if (!forward_event(b, pull, pub)) break;
   }
   rc = 0;
   gm__log(GM_LOG_INFO, "broker", "stopping");
