@@ -119,7 +119,7 @@ write_config 7470
 
 step "starting the installed gmd with only hello"
 # Another gmd or test may hold a port: try random pairs until one binds.
-for attempt in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
   port=$((20000 + (RANDOM % 20000) * 2))
   write_config "$port"
   "$gmd" -c "$tmp/gmd.conf" 2>>"$tmp/gmd.log" &
