@@ -33,15 +33,26 @@
 /* Messages the main thread moves per socket per wake-up, at most. */
 #define BURST 256
 
+/* Development mode: roles a worker looked up lately (see dev_roles). */
+#define ROLE_CACHE 64
+#define ROLE_CACHE_US 1000000u
+
+typedef struct role_entry {
+  char participant[65]; /* "" when the slot is free */
+  char roles[64];       /* comma-separated */
+  uint64_t until_us;    /* valid until, monotonic */
+} role_entry;
+
 typedef struct worker {
-  struct gm__broker *b; /* owner */
-  pthread_t thread;     /* this worker */
-  int started;          /* thread was created */
-  void *sock;           /* DEALER to the main thread */
-  void *pub;            /* PUSH to the publisher */
-  gm__redis *redis;     /* own Redis connection */
-  gm__ledger *reader;   /* own read-only ledger */
-  gm__arena *arena;     /* per-request memory, reset after each reply */
+  struct gm__broker *b;         /* owner */
+  role_entry roles[ROLE_CACHE]; /* dev-mode roles, direct-mapped by id */
+  pthread_t thread;             /* this worker */
+  int started;                  /* thread was created */
+  void *sock;                   /* DEALER to the main thread */
+  void *pub;                    /* PUSH to the publisher */
+  gm__redis *redis;             /* own Redis connection */
+  gm__ledger *reader;           /* own read-only ledger */
+  gm__arena *arena;             /* per-request memory, reset after each reply */
 } worker;
 
 struct gm__broker {
@@ -54,6 +65,7 @@ struct gm__broker {
   int dev_mode;                /* no CURVE: callers say who they are */
   int settle_on;               /* this broker runs the settlement writer */
   long settle_batch;           /* entries per settle transaction */
+  long settle_linger;          /* ms to gather entries after a small batch */
   char server_secret[41];      /* CURVE secret key (Z85) in curve mode */
   char *redis_unix;            /* [redis] unix, resolved */
   char *redis_host;            /* [redis] host */
@@ -71,7 +83,11 @@ struct gm__broker {
   int64_t started_ms;          /* for uptime */
   gm__stats core_stats;        /* the "gm" market */
   _Atomic uint64_t bad_frames; /* frames that were no Request */
-  uint64_t event_seq;          /* feed sequence (main thread only) */
+  uint64_t event_seq;          /* feed sequence (publisher thread only) */
+  void *pull;                  /* PULL inproc://gm-events (publisher thread) */
+  void *pub;                   /* PUB on the feed endpoint (publisher thread) */
+  pthread_t publisher;         /* moves events from pull to pub */
+  int publisher_started;       /* publisher was created */
 };
 
 /* ---- core methods (market "gm") ---- */
@@ -329,11 +345,24 @@ static void dev_identity(gm_call *call, const Gm__Request *req) {
   call->roles = NULL; /* looked up only when a method needs them */
 }
 
-/* Development mode: the caller's roles from the registry, or every role. */
-static void dev_roles(gm_call *call) {
+/*
+ * Development mode: the caller's roles from the registry, or every role.
+ * Each worker keeps what it read for a second, so a stream of requests does
+ * not pay a Redis round trip each; a role change shows within a second.
+ */
+static void dev_roles(worker *w, gm_call *call) {
   const char *who = call->participant;
+  uint64_t h = 1469598103934665603ull;
+  for (const char *c = who; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+  role_entry *e = &w->roles[h % ROLE_CACHE];
+  uint64_t now = gm__clock_mono_us();
+  if (e->until_us > now && strcmp(e->participant, who) == 0) {
+    call->roles = gm__arena_strdup(call->arena, e->roles);
+    return;
+  }
   Gm__Participant *p = NULL;
-  if (gm__participant_get(call, who, &p) == GM_OK) {
+  gm_status st = gm__participant_get(call, who, &p);
+  if (st == GM_OK) {
     char *roles = "";
     for (size_t i = 0; i < p->n_roles; i++)
       roles = gm__arena_sprintf(call->arena, "%s%s%s", roles, i ? "," : "",
@@ -344,6 +373,13 @@ static void dev_roles(gm_call *call) {
   }
   call->status = GM_OK;
   call->message = NULL;
+  if ((st == GM_OK || st == GM_NOT_FOUND) &&
+      strlen(who) < sizeof e->participant &&
+      strlen(call->roles) < sizeof e->roles) {
+    snprintf(e->participant, sizeof e->participant, "%s", who);
+    snprintf(e->roles, sizeof e->roles, "%s", call->roles);
+    e->until_us = now + ROLE_CACHE_US;
+  }
 }
 
 /* Decodes, authorizes and runs one request; fills *reply_out. */
@@ -418,7 +454,7 @@ static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
     return;
   }
   call->market = market;
-  if (b->dev_mode && (market || (m->roles && *m->roles))) dev_roles(call);
+  if (b->dev_mode && (market || (m->roles && *m->roles))) dev_roles(w, call);
   if (m->roles && *m->roles) {
     int ok = 0;
     const char *p = m->roles;
@@ -644,11 +680,17 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   b->started_ms = gm__clock_now_ms();
   char host[64] = "localhost";
   gethostname(host, sizeof host - 1);
-  snprintf(b->name, sizeof b->name, "%s",
-           gm__config_get(cfg, "broker", "name", ""));
-  if (!b->name[0]) snprintf(b->name, sizeof b->name, "%s:%d", host, getpid());
   b->endpoint =
       strdup(gm__config_get(cfg, "broker", "endpoint", "tcp://127.0.0.1:7470"));
+  /* The name is the settler's consumer name too: it must stay the same
+     across restarts, so a broker killed mid-batch takes its own pending
+     entries back at once instead of after the stale-claim delay.  Two
+     brokers on one host cannot share an endpoint, so host + endpoint is
+     unique. */
+  snprintf(b->name, sizeof b->name, "%s",
+           gm__config_get(cfg, "broker", "name", ""));
+  if (!b->name[0])
+    snprintf(b->name, sizeof b->name, "%s/%s", host, b->endpoint);
   b->feed =
       strdup(gm__config_get(cfg, "broker", "feed", "tcp://127.0.0.1:7471"));
   if (gm__config_int(cfg, "broker", "workers", 4, 1, 256, &b->n_workers, err,
@@ -657,6 +699,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      &b->max_msg, err, errlen) ||
       gm__config_bool(cfg, "ledger", "settle", 1, &b->settle_on, err, errlen) ||
       gm__config_int(cfg, "ledger", "batch", 512, 1, 100000, &b->settle_batch,
+                     err, errlen) ||
+      gm__config_int(cfg, "ledger", "linger_ms", 5, 0, 1000, &b->settle_linger,
                      err, errlen))
     goto fail;
   const char *level = gm__config_get(cfg, "log", "level", "info");
@@ -833,6 +877,30 @@ static int forward_event(gm__broker *b, void *pull, void *pub) {
   return 1;
 }
 
+/*
+ * The publisher thread owns the feed: events from workers and timers reach
+ * the PUB here, off the request path of the main thread.
+ */
+static void *publisher_run(void *arg) {
+  gm__broker *b = arg;
+  for (;;) {
+    zmq_pollitem_t item = {b->pull, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, -1) < 0) {
+      if (zmq_errno() == EINTR) continue;
+      break; /* ETERM: the broker is stopping */
+    }
+    for (int i = 0; i < BURST; i++)
+      if (!forward_event(b, b->pull, b->pub)) break;
+  }
+  int linger = 0;
+  zmq_setsockopt(b->pull, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(b->pub, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close(b->pull);
+  zmq_close(b->pub);
+  b->pull = b->pub = NULL;
+  return NULL;
+}
+
 static int worker_start(gm__broker *b, worker *w, char *err, size_t errlen) {
   w->b = b;
   w->arena = gm__arena_new();
@@ -857,6 +925,7 @@ static int worker_start(gm__broker *b, worker *w, char *err, size_t errlen) {
 
 int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   int rc = -1;
+  /* pull and pub pass to the publisher thread once it runs. */
   void *front = NULL, *back = NULL, *pull = NULL, *pub = NULL;
   b->zctx = zmq_ctx_new();
   if (!b->dev_mode) {
@@ -904,12 +973,21 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   if (gm__timers_start(b->timers, &b->raddr, b->ledger_path, b->zctx,
                        EVENTS_ENDPOINT, err, errlen))
     goto done;
+  b->pull = pull;
+  b->pub = pub;
+  if (pthread_create(&b->publisher, NULL, publisher_run, b) != 0) {
+    snprintf(err, errlen, "cannot start the publisher thread");
+    goto done;
+  }
+  b->publisher_started = 1;
+  pull = pub = NULL;
   if (b->settle_on) {
     gm__settle_config sc = {.redis = b->raddr,
                             .ledger_path = b->ledger_path,
                             .consumer = b->name,
                             .batch_size = (int)b->settle_batch,
                             .block_ms = 100,
+                            .linger_ms = (int)b->settle_linger,
                             .claim_idle_ms = 30000,
                             .lookup = settle_lookup,
                             .lookup_arg = b};
@@ -927,10 +1005,9 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
           b->ledger_path);
 
   zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0},
-                            {back, 0, ZMQ_POLLIN, 0},
-                            {pull, 0, ZMQ_POLLIN, 0}};
+                            {back, 0, ZMQ_POLLIN, 0}};
   while (!b->stop) {
-    int n = zmq_poll(items, 3, 200);
+    int n = zmq_poll(items, 2, 200);
     if (n < 0) {
       if (zmq_errno() == EINTR) continue;
       snprintf(err, errlen, "poll: %s", zmq_strerror(zmq_errno()));
@@ -943,8 +1020,6 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
       if (!forward(back, front)) break;
     for (int i = 0; i < BURST && (items[0].revents & ZMQ_POLLIN); i++)
       if (!forward_request(b, front, back)) break;
-    for (int i = 0; i < BURST && (items[2].revents & ZMQ_POLLIN); i++)
-      if (!forward_event(b, pull, pub)) break;
   }
   rc = 0;
   gm__log(GM_LOG_INFO, "broker", "stopping");
@@ -961,6 +1036,10 @@ done:
       zmq_close(socks[i]);
     }
   zmq_ctx_shutdown(b->zctx);
+  if (b->publisher_started) {
+    pthread_join(b->publisher, NULL);
+    b->publisher_started = 0;
+  }
   for (long i = 0; b->workers && i < b->n_workers; i++) {
     worker *w = &b->workers[i];
     if (w->started)

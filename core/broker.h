@@ -3,8 +3,8 @@
  * call plugins, a PUB feed, the settlement writer and the timers.
  *
  * Threads and sockets:
- *   main     ROUTER (clients) <-> DEALER inproc://gm-workers, PULL
- *            inproc://gm-events -> PUB (feed)
+ *   main     ROUTER (clients) <-> DEALER inproc://gm-workers
+ *   publisher PULL inproc://gm-events -> PUB (feed), stamps Event.seq
  *   worker*N DEALER to gm-workers, PUSH to gm-events, own Redis + ledger reader
  *   timers   PUSH to gm-events, own Redis + ledger reader
  *   settler  own Redis + ledger writer

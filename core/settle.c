@@ -662,7 +662,12 @@ static void *gm__run(void *arg) {
           backoff * 2 > GM__BACKOFF_MAX_MS ? GM__BACKOFF_MAX_MS : backoff * 2;
     } else {
       backoff = GM__BACKOFF_MIN_MS;
-      if (read == 0 && !s->blocked) wait = s->cfg.block_ms;
+      if (read == 0 && !s->blocked)
+        wait = s->cfg.block_ms;
+      else if (read > 0 && read < (size_t)s->cfg.batch_size / 4)
+        /* A trickle under load: let entries gather for a few ms, so each
+           transaction and XACK/XTRIM round carries many instead of one. */
+        wait = s->cfg.linger_ms;
     }
     /* Sleep in slices so stop is not delayed by a long backoff. */
     while (wait > 0 && !atomic_load(&s->stop)) {
@@ -697,6 +702,7 @@ gm__settler *gm__settler_start(const gm__settle_config *cfg, char *err,
   s->cfg.consumer = s->consumer;
   if (s->cfg.batch_size <= 0) s->cfg.batch_size = 512;
   if (s->cfg.block_ms <= 0) s->cfg.block_ms = 100;
+  if (s->cfg.linger_ms < 0) s->cfg.linger_ms = 0;
   if (s->cfg.claim_idle_ms <= 0) s->cfg.claim_idle_ms = 30000;
   /* Sweep twice per idle period, at most every 5 s, at least every 10 ms. */
   int64_t every = s->cfg.claim_idle_ms / 2;

@@ -23,9 +23,10 @@ typedef gm_settle_fn (*gm__settle_lookup_fn)(void *arg, const char *market,
 typedef struct gm__settle_config {
   gm__redis_addr redis;
   const char *ledger_path;
-  const char *consumer;  /* unique per process, e.g. "host:pid" */
+  const char *consumer;  /* unique per broker, same across its restarts */
   int batch_size;        /* entries per transaction, default 512 */
   int block_ms;          /* XREADGROUP BLOCK when idle, default 100 */
+  int linger_ms;         /* wait after a small batch to gather more; 0: none */
   int64_t claim_idle_ms; /* claim entries pending longer, default 30000 */
   gm__settle_lookup_fn lookup;
   void *lookup_arg;

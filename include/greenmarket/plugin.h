@@ -32,7 +32,8 @@ extern "C" {
 /* "GMPL": guards against loading a shared object that is no plugin at all. */
 #define GM_PLUGIN_MAGIC 0x474d504cu
 
-/* The reply status set, numbered as gRPC numbers them (proto/greenmarket.proto). */
+/* The reply status set, numbered as gRPC numbers them
+ * (proto/greenmarket.proto). */
 typedef enum gm_status {
   GM_OK = 0,
   GM_INVALID_ARGUMENT = 3,
@@ -129,7 +130,8 @@ static inline const char *gm_entry_field(const gm_outbox_entry *e,
 }
 
 /* Method flags. */
-#define GM_METHOD_MUTATING 0x1u /* needs an idempotency key; may change state */
+#define GM_METHOD_MUTATING 0x1u /* needs an idempotency key; may change state \
+                                 */
 
 /*
  * A method handler.  `req` is the decoded request (of method->request type,
@@ -141,11 +143,11 @@ typedef gm_status (*gm_handler_fn)(gm_call *call, const ProtobufCMessage *req,
                                    ProtobufCMessage **reply);
 
 typedef struct gm_method {
-  const char *name;                            /* e.g. "order.place" */
-  const ProtobufCMessageDescriptor *request;   /* request body type */
-  const ProtobufCMessageDescriptor *reply;     /* reply body type */
-  gm_handler_fn handle;                        /* mandatory */
-  unsigned flags;                              /* GM_METHOD_* */
+  const char *name;                          /* e.g. "order.place" */
+  const ProtobufCMessageDescriptor *request; /* request body type */
+  const ProtobufCMessageDescriptor *reply;   /* reply body type */
+  gm_handler_fn handle;                      /* mandatory */
+  unsigned flags;                            /* GM_METHOD_* */
   const char *roles;   /* "buyer,seller": caller needs one; NULL: any */
   const char *summary; /* one line for `gm <market> --help` */
 } gm_method;
@@ -211,8 +213,7 @@ typedef struct gm_host_api {
    * retry replays the steps that ran and runs the ones that did not, as long
    * as the plugin decides its next step only from the replies it got.
    */
-  gm_status (*script_register)(gm_market *m, const char *name,
-                               const char *lua);
+  gm_status (*script_register)(gm_market *m, const char *name, const char *lua);
   /*
    * Runs script `name` with keys "gm:{<market>:<tag>}:<key>", so every key
    * shares one Redis Cluster hash tag.  A "STATUS message" error reply becomes
@@ -273,15 +274,16 @@ typedef struct gm_plugin {
 #define GM_PLUGIN_EXPORT __attribute__((visibility("default")))
 
 /* Defines the two exported entry points for plugin description `desc`. */
-#define GM_PLUGIN_DEFINE(desc)                                               \
-  GM_PLUGIN_EXPORT const gm_plugin_magic_t *gm_plugin_magic(void) {          \
-    static const gm_plugin_magic_t m = {sizeof(gm_plugin_magic_t),            \
-                                        GM_PLUGIN_MAGIC,                      \
-                                        GM_PLUGIN_ABI_VERSION,                \
-                                        PROTOBUF_C_VERSION_NUMBER};           \
-    return &m;                                                                \
-  }                                                                           \
-  GM_PLUGIN_EXPORT const gm_plugin *gm_plugin_entry(void) { return &(desc); }
+#define GM_PLUGIN_DEFINE(desc)                                             \
+  GM_PLUGIN_EXPORT const gm_plugin_magic_t *gm_plugin_magic(void) {        \
+    static const gm_plugin_magic_t m = {                                   \
+        sizeof(gm_plugin_magic_t), GM_PLUGIN_MAGIC, GM_PLUGIN_ABI_VERSION, \
+        PROTOBUF_C_VERSION_NUMBER};                                        \
+    return &m;                                                             \
+  }                                                                        \
+  GM_PLUGIN_EXPORT const gm_plugin *gm_plugin_entry(void) {                \
+    return &(desc);                                                        \
+  }
 
 #ifdef __cplusplus
 }
