@@ -693,8 +693,14 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
     snprintf(b->name, sizeof b->name, "%s/%s", host, b->endpoint);
   b->feed =
       strdup(gm__config_get(cfg, "broker", "feed", "tcp://127.0.0.1:7471"));
-  if (gm__config_int(cfg, "broker", "workers", 4, 1, 256, &b->n_workers, err,
-                     errlen) ||
+  /* One worker per core by default: more threads than cores only add
+     wake-ups (measured: ping at 16 in flight, 4 workers 0.41 of a plain
+     ZeroMQ echo, 2 workers 0.51, on 2 cores). */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores < 2) cores = 2;
+  if (cores > 16) cores = 16;
+  if (gm__config_int(cfg, "broker", "workers", cores, 1, 256, &b->n_workers,
+                     err, errlen) ||
       gm__config_int(cfg, "broker", "max_message_bytes", 1 << 20, 256, 64 << 20,
                      &b->max_msg, err, errlen) ||
       gm__config_bool(cfg, "ledger", "settle", 1, &b->settle_on, err, errlen) ||
