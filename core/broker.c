@@ -162,9 +162,12 @@ static Gm__MarketStats *market_stats(gm__arena *a, const char *name,
   ms->market = (char *)name;
   ms->requests = atomic_load(&s->requests);
   ms->errors = atomic_load(&s->errors);
-  ms->latency_p50_us = gm__stats_percentile_us(s, 50);
-  ms->latency_p99_us = gm__stats_percentile_us(s, 99);
+  /* Percentiles are power-of-two bucket bounds: never above the max seen. */
   ms->latency_max_us = atomic_load(&s->latency_max_us);
+  uint64_t p50 = gm__stats_percentile_us(s, 50);
+  uint64_t p99 = gm__stats_percentile_us(s, 99);
+  ms->latency_p50_us = p50 < ms->latency_max_us ? p50 : ms->latency_max_us;
+  ms->latency_p99_us = p99 < ms->latency_max_us ? p99 : ms->latency_max_us;
   return ms;
 }
 
