@@ -129,9 +129,8 @@ static inline const char *gm_entry_field(const gm_outbox_entry *e,
   return NULL;
 }
 
-/* Method flags. */
-#define GM_METHOD_MUTATING 0x1u /* needs an idempotency key; may change state \
-                                 */
+/* Method flags.  MUTATING: needs an idempotency key; may change state. */
+#define GM_METHOD_MUTATING 0x1u
 
 /*
  * A method handler.  `req` is the decoded request (of method->request type,
