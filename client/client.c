@@ -3,6 +3,7 @@
  * retries (close, reopen, resend the same frame) and pipelining.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 #define GM__PROTOCOL_VERSION 1u
 
 struct gm_client {
-  void *ctx;           /* this client's own ZeroMQ context */
+  void *ctx;           /* the shared ZeroMQ context (acquired) */
   void *sock;          /* the DEALER; replaced after every timeout */
   char *endpoint;      /* where the broker is */
   gm_client_options o; /* defaults applied, strings owned */
@@ -63,6 +64,28 @@ static int gm__open(gm_client *c) {
   return 0;
 }
 
+static pthread_mutex_t gm__ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *gm__ctx;          /* the shared context, while anyone holds it */
+static unsigned gm__ctx_users; /* clients and feeds holding it */
+
+void *gm__client_ctx_acquire(void) {
+  pthread_mutex_lock(&gm__ctx_lock);
+  if (!gm__ctx) gm__ctx = zmq_ctx_new();
+  void *ctx = gm__ctx;
+  if (ctx) gm__ctx_users++;
+  pthread_mutex_unlock(&gm__ctx_lock);
+  return ctx;
+}
+
+void gm__client_ctx_release(void) {
+  pthread_mutex_lock(&gm__ctx_lock);
+  if (gm__ctx_users && --gm__ctx_users == 0) {
+    zmq_ctx_term(gm__ctx);
+    gm__ctx = NULL;
+  }
+  pthread_mutex_unlock(&gm__ctx_lock);
+}
+
 gm_client *gm_client_new(const char *endpoint, const gm_client_options *opts) {
   gm_client *c = calloc(1, sizeof *c);
   if (!c) {
@@ -76,7 +99,7 @@ gm_client *gm_client_new(const char *endpoint, const gm_client_options *opts) {
   }
   if (gm__client_options_copy(&c->o, opts)) goto fail;
   c->endpoint = strdup(endpoint);
-  c->ctx = zmq_ctx_new();
+  c->ctx = gm__client_ctx_acquire();
   c->next_id = 1;
   if (!c->endpoint || !c->ctx) {
     gm__client_set_error("out of memory creating a client");
@@ -99,7 +122,7 @@ void gm_client_destroy(gm_client **cp) {
   gm_client *c = cp ? *cp : NULL;
   if (!c) return;
   if (c->sock) zmq_close(c->sock);
-  if (c->ctx) zmq_ctx_term(c->ctx);
+  if (c->ctx) gm__client_ctx_release();
   gm__client_options_free(&c->o);
   free(c->endpoint);
   free(c);

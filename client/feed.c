@@ -12,7 +12,7 @@
 #include "internal.h"
 
 struct gm_feed {
-  void *ctx;           /* this feed's own ZeroMQ context */
+  void *ctx;           /* the shared ZeroMQ context (acquired) */
   void *sock;          /* the SUB socket */
   gm_client_options o; /* keys and max_reply; strings owned */
 };
@@ -30,7 +30,7 @@ gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
     goto fail;
   }
   if (gm__client_options_copy(&f->o, opts)) goto fail;
-  f->ctx = zmq_ctx_new();
+  f->ctx = gm__client_ctx_acquire();
   if (f->ctx) f->sock = zmq_socket(f->ctx, ZMQ_SUB);
   if (!f->sock) {
     gm__client_set_error("cannot create a SUB socket: %s", zmq_strerror(errno));
@@ -55,7 +55,7 @@ void gm_feed_destroy(gm_feed **fp) {
   gm_feed *f = fp ? *fp : NULL;
   if (!f) return;
   if (f->sock) zmq_close(f->sock);
-  if (f->ctx) zmq_ctx_term(f->ctx);
+  if (f->ctx) gm__client_ctx_release();
   gm__client_options_free(&f->o);
   free(f);
   *fp = NULL;

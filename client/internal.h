@@ -22,6 +22,15 @@ void gm__client_options_free(gm_client_options *o);
 /* Sets the CURVE client options on `sock` when o has a server key. */
 int gm__client_apply_curve(void *sock, const gm_client_options *o);
 
+/*
+ * The process's one ZeroMQ context, shared by every client and feed: one I/O
+ * thread for all of them instead of one each.  Acquire returns NULL when
+ * ZeroMQ cannot make one; release terminates it with its last user (whose
+ * sockets must be closed already).
+ */
+void *gm__client_ctx_acquire(void);
+void gm__client_ctx_release(void);
+
 /* Milliseconds on the monotonic clock, for deadlines. */
 int64_t gm__client_now_ms(void);
 
