@@ -640,32 +640,23 @@ static char **plugin_paths(const gm__config *cfg, const char *dir, size_t *n) {
   return paths;
 }
 
-/* Reads "secret = <z85>" (gm keygen's file) into out. */
+/* Reads "secret = <z85>" from gm keygen's file into out (the one config
+   reader: the key file is an INI file without sections). */
 static int read_secret_key(const char *path, char out[41], char *err,
                            size_t errlen) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    snprintf(err, errlen, "[security] secret_key_file %s: %s", path,
-             strerror(errno));
-    return -1;
-  }
-  char line[256];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f)) {
-    char key[32], val[64];
-    if (sscanf(line, " %31[a-z_] = %63s", key, val) == 2 &&
-        strcmp(key, "secret") == 0 && strlen(val) == 40) {
-      memcpy(out, val, 41);
-      found = 1;
-    }
-  }
-  fclose(f);
-  if (!found)
+  gm__config *keys = gm__config_load(path, err, errlen);
+  if (!keys) return -1;
+  const char *secret = gm__config_get(keys, "", "secret", NULL);
+  int ok = secret && gm__curve_key_valid(secret);
+  if (ok)
+    memcpy(out, secret, 41);
+  else
     snprintf(err, errlen,
-             "%s has no line 'secret = <40-char Z85 key>' (make one with gm "
-             "keygen --out %s)",
+             "%s has no line 'secret = <40-character Z85 key>' (make one with "
+             "gm keygen --out %s)",
              path, path);
-  return found ? 0 : -1;
+  gm__config_destroy(&keys);
+  return ok ? 0 : -1;
 }
 
 static gm_settle_fn settle_lookup(void *arg, const char *market,
