@@ -141,6 +141,11 @@ static inline const char *gm_entry_field(const gm_outbox_entry *e,
 typedef gm_status (*gm_handler_fn)(gm_call *call, const ProtobufCMessage *req,
                                    ProtobufCMessage **reply);
 
+/*
+ * One method.  Plugins declare these in arrays and the struct has no size
+ * field, so it never grows: per-method data added later comes as a parallel
+ * array appended to gm_plugin (read only when gm_plugin.size covers it).
+ */
 typedef struct gm_method {
   const char *name;                          /* e.g. "order.place" */
   const ProtobufCMessageDescriptor *request; /* request body type */
