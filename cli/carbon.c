@@ -19,14 +19,13 @@
 #include <time.h>
 
 #include "../plugins/carbon/price.h"
+#include "../plugins/carbon/rules.h"
 #include "codec.h"
 #include "commands.h"
 
 /* The balance cap of docs/carbon.md (4 x 10^15 fen): larger moves are
  * refused by the plugin, so gm refuses them before sending. */
 #define GM__CARBON_MAX_CASH INT64_C(4000000000000000)
-#define GM__CARBON_TZ_MS INT64_C(28800000) /* Asia/Shanghai: UTC+8, no DST */
-#define GM__CARBON_DAY_MS INT64_C(86400000)
 
 /* ---- amounts: yuan, fen, tonnes ---- */
 
@@ -143,27 +142,17 @@ static int gm__carbon_tonnes_arg(const char *what, const char *text,
   return -1;
 }
 
-/* Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil). */
-static int64_t gm__carbon_days(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 /*
  * A date "YYYY-MM-DD" (the Asia/Shanghai day, as the market counts days) or
  * a full time for `gm_cli_parse_time`, as ms.  `end` moves a bare date to
- * the start of the next day, so "--to DATE" includes the whole day.
+ * the start of the next day, so "--to DATE" includes the whole day.  Dates
+ * are the market's own rules (plugins/carbon/rules.c), so gm and the plugin
+ * agree on every day.
  */
 static int gm__carbon_parse_when(const char *text, int end, int64_t *ms) {
-  int y, m, d, n = 0;
-  if (sscanf(text, "%4d-%2d-%2d%n", &y, &m, &d, &n) == 3 && !text[n] &&
-      n == 10 && m >= 1 && m <= 12 && d >= 1 && d <= 31) {
-    *ms = (gm__carbon_days(y, m, d) + (end ? 1 : 0)) * GM__CARBON_DAY_MS -
-          GM__CARBON_TZ_MS;
+  int64_t day;
+  if (gm__carbon_parse_date(text, &day) == 0) {
+    *ms = gm__carbon_day_start_ms(day + (end ? 1 : 0));
     return 0;
   }
   return gm_cli_parse_time(text, ms);
@@ -171,7 +160,7 @@ static int gm__carbon_parse_when(const char *text, int end, int64_t *ms) {
 
 /* ms since the epoch as Asia/Shanghai "YYYY-MM-DD HH:MM:SS". */
 static const char *gm__carbon_time(int64_t ms, char out[32]) {
-  time_t t = (time_t)((ms + GM__CARBON_TZ_MS) / 1000);
+  time_t t = (time_t)((ms + GM_CARBON_TZ_MS) / 1000);
   struct tm tm;
   if (ms <= 0 || !gmtime_r(&t, &tm)) return strcpy(out, "-");
   strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
