@@ -14,52 +14,18 @@
 #include <unistd.h>
 
 #include "echo_server.h"
+#include "run_gm.h"
 
-typedef struct run_result {
-  int code;
-  char out[16384], err[16384];
-} run_result;
-
-static void slurp(int fd, char *buf, size_t cap) {
-  lseek(fd, 0, SEEK_SET);
-  ssize_t n = read(fd, buf, cap - 1);
-  buf[n > 0 ? n : 0] = '\0';
-  close(fd);
-}
-
-/* Runs gm with the NULL-terminated arguments; GM_* taken from `env`. */
+/* Runs gm with the NULL-terminated arguments. */
 static run_result *run(const char *endpoint, ...) {
-  static run_result r;
-  char *argv[64];
-  int argc = 0;
+  char *args[64];
+  int n = 0;
   va_list ap;
-  argv[argc++] = (char *)GM_CLI_PATH;
   va_start(ap, endpoint);
-  for (char *a; (a = va_arg(ap, char *)) && argc < 63;) argv[argc++] = a;
+  for (char *a; (a = va_arg(ap, char *)) && n < 63;) args[n++] = a;
   va_end(ap);
-  argv[argc] = NULL;
-  char outp[] = "/tmp/gm-cli-out-XXXXXX", errp[] = "/tmp/gm-cli-err-XXXXXX";
-  int ofd = mkstemp(outp), efd = mkstemp(errp);
-  unlink(outp);
-  unlink(errp);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    dup2(ofd, 1);
-    dup2(efd, 2);
-    unsetenv("GM_AS");
-    unsetenv("GM_SERVER_KEY");
-    unsetenv("GM_KEY_FILE");
-    if (endpoint) setenv("GM_ENDPOINT", endpoint, 1);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  int status;
-  waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  slurp(ofd, r.out, sizeof r.out);
-  slurp(efd, r.err, sizeof r.err);
-  return &r;
+  args[n] = NULL;
+  return gm_test_run_gm(endpoint, args);
 }
 
 START_TEST(help_on_every_level) {

@@ -1,0 +1,19 @@
+/* Runs the built gm binary in a child process and captures what it prints. */
+#ifndef GM_TEST_RUN_GM_H
+#define GM_TEST_RUN_GM_H
+
+typedef struct run_result {
+  int code;        /* exit status, -1 when gm did not exit normally */
+  char out[16384]; /* stdout, NUL-terminated (cut at the size) */
+  char err[16384]; /* stderr, likewise */
+} run_result;
+
+/*
+ * Runs GM_CLI_PATH with the NULL-terminated args (args[0] is the first
+ * argument, not the program), with GM_AS, GM_SERVER_KEY and GM_KEY_FILE unset
+ * and GM_ENDPOINT set to endpoint when it is not NULL.  The result is static:
+ * valid until the next call.
+ */
+run_result *gm_test_run_gm(const char *endpoint, char *const *args);
+
+#endif
