@@ -39,7 +39,23 @@ static const char gm__core_schema[] =
     " id TEXT NOT NULL,"
     " kind TEXT NOT NULL,"
     " settled_ms INTEGER NOT NULL,"
-    " PRIMARY KEY(stream, id)) WITHOUT ROWID;";
+    " PRIMARY KEY(stream, id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS gm_dead_letter("
+    " stream TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " market TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " error TEXT NOT NULL,"
+    " failures INTEGER NOT NULL,"
+    " set_aside_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(stream, id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS gm_dead_letter_field("
+    " stream TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " PRIMARY KEY(stream, id, n)) WITHOUT ROWID;";
 
 static uint64_t gm__hash(const char *s) {
   uint64_t h = 1469598103934665603ull;

@@ -5,6 +5,9 @@
  *   gm_schema(market TEXT PRIMARY KEY, version INTEGER)
  *   gm_settled(stream TEXT, id TEXT, kind TEXT, settled_ms INTEGER,
  *              PRIMARY KEY(stream, id))        -- event-id idempotency
+ *   gm_dead_letter(stream, id, market, kind, error, failures, set_aside_ms)
+ *   gm_dead_letter_field(stream, id, n, name, value)
+ *                          -- entries whose settle callback kept failing
  */
 #ifndef GM_CORE_LEDGER_H
 #define GM_CORE_LEDGER_H

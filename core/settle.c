@@ -77,6 +77,9 @@ struct gm__settler {
   int started;              /* the thread runs */
   atomic_int stop;          /* asks the thread to end after its batch */
   _Atomic uint64_t settled; /* entries written (not duplicates) */
+  char *failing;            /* "stream id" whose callback failed last */
+  int fail_count;           /* its failures in a row */
+  char fail_error[512];     /* the last one's reason */
 };
 
 static char *gm__dup(const char *s) {
@@ -398,6 +401,50 @@ static int gm__sql(gm__settler *s, const char *sql) {
   return 0;
 }
 
+/*
+ * Sets aside an entry whose callback kept failing: its fields and the last
+ * error go to gm_dead_letter in this transaction (it is already in
+ * gm_settled), so the rest of the outbox settles and nothing is dropped.
+ */
+static int gm__dead_letter(gm__settler *s, gm_ledger *tx, const gm__item *it,
+                           int64_t now) {
+  const gm_outbox_entry *e = &it->entry;
+  gm_param p[] = {
+      GM_TEXT(e->stream), GM_TEXT(e->id),         GM_TEXT(it->market),
+      GM_TEXT(e->kind),   GM_TEXT(s->fail_error), GM_INT(s->fail_count),
+      GM_INT(now)};
+  tx->market = "gm";
+  tx->err[0] = '\0';
+  if (gm__ledger_exec(tx,
+                      "INSERT OR REPLACE INTO gm_dead_letter(stream, id, "
+                      "market, kind, error, failures, set_aside_ms) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      p, 7) != GM_OK)
+    goto fail;
+  for (size_t f = 0; f < e->nfields; f++) {
+    gm_param q[] = {GM_TEXT(e->stream), GM_TEXT(e->id), GM_INT((int64_t)f),
+                    GM_TEXT(e->names[f]), GM_TEXT(e->values[f])};
+    if (gm__ledger_exec(tx,
+                        "INSERT OR REPLACE INTO gm_dead_letter_field(stream, "
+                        "id, n, name, value) VALUES(?1, ?2, ?3, ?4, ?5)",
+                        q, 5) != GM_OK)
+      goto fail;
+  }
+  gm__log(GM_LOG_ERROR, it->market[0] ? it->market : "settle",
+          "outbox entry %s %s kind %s failed to settle %d times (%s): set "
+          "aside in gm_dead_letter so the rest settles; fix the plugin, then "
+          "settle it from there (docs/operations.md)",
+          e->stream, e->id, e->kind, s->fail_count, s->fail_error);
+  free(s->failing);
+  s->failing = NULL;
+  s->fail_count = 0;
+  return 0;
+fail:
+  gm__log(GM_LOG_ERROR, "settle", "dead letter for %s %s: %s", e->stream, e->id,
+          tx->err);
+  return -1;
+}
+
 /* One transaction for every item; the number written, or -1 (rolled back). */
 static int gm__write(gm__settler *s) {
   sqlite3 *db = gm__ledger_db(s->ledger);
@@ -436,19 +483,42 @@ static int gm__write(gm__settler *s) {
       gm__log_quiet_market(s, it);
       continue;
     }
+    char key[512];
+    snprintf(key, sizeof key, "%s %s", it->entry.stream, it->entry.id);
+    int poison = s->failing && strcmp(s->failing, key) == 0 &&
+                 s->fail_count >= s->cfg.dead_letter_after;
+    if (poison) {
+      if (gm__dead_letter(s, &tx, it, now) != 0) goto rollback;
+      continue;
+    }
     tx.market = it->market;
     tx.err[0] = '\0';
     gm_status st = fn(m, &tx, &it->entry);
     if (st != GM_OK) {
+      if (s->failing && strcmp(s->failing, key) == 0) {
+        s->fail_count++;
+      } else {
+        free(s->failing);
+        s->failing = gm__dup(key);
+        s->fail_count = 1;
+      }
+      snprintf(s->fail_error, sizeof s->fail_error, "status %d: %s", (int)st,
+               tx.err[0] ? tx.err : "no ledger error recorded");
       gm__log(GM_LOG_ERROR, it->market,
-              "settle callback failed (status %d) on %s %s kind %s: %s; "
-              "the batch of %zu entries is rolled back and retried later",
-              (int)st, it->entry.stream, it->entry.id, it->entry.kind,
-              tx.err[0] ? tx.err : "no ledger error recorded", s->nitems);
+              "settle callback failed (%s) on %s %s kind %s, %d time(s) in a "
+              "row; the batch of %zu entries is rolled back and retried later "
+              "(after %d failures the entry is set aside in gm_dead_letter)",
+              s->fail_error, it->entry.stream, it->entry.id, it->entry.kind,
+              s->fail_count, s->nitems, s->cfg.dead_letter_after);
       goto rollback;
     }
   }
   if (gm__sql(s, "COMMIT") != 0) goto rollback;
+  /* The entry that failed before was in this batch (pending entries are
+     read again first) and has now settled or been set aside. */
+  free(s->failing);
+  s->failing = NULL;
+  s->fail_count = 0;
   return written;
 rollback:
   gm__sql(s, "ROLLBACK");
@@ -703,6 +773,7 @@ gm__settler *gm__settler_start(const gm__settle_config *cfg, char *err,
   if (s->cfg.batch_size <= 0) s->cfg.batch_size = 512;
   if (s->cfg.block_ms <= 0) s->cfg.block_ms = 100;
   if (s->cfg.linger_ms < 0) s->cfg.linger_ms = 0;
+  if (s->cfg.dead_letter_after <= 0) s->cfg.dead_letter_after = 5;
   if (s->cfg.claim_idle_ms <= 0) s->cfg.claim_idle_ms = 30000;
   /* Sweep twice per idle period, at most every 5 s, at least every 10 ms. */
   int64_t every = s->cfg.claim_idle_ms / 2;
@@ -750,6 +821,7 @@ void gm__settler_stop(gm__settler **sp) {
   free(s->host);
   free(s->ledger_path);
   free(s->consumer);
+  free(s->failing);
   free(s);
   *sp = NULL;
 }

@@ -7,6 +7,9 @@
  * XTRIM MINID below the group's first entry still needed.
  * Entries pending longer than claim_idle_ms (a dead consumer's) are claimed
  * with XAUTOCLAIM.  kill -9 at any point loses nothing and doubles nothing.
+ * An entry whose settle callback fails dead_letter_after times in a row is
+ * set aside, fields and error, in gm_dead_letter (and counted settled), so
+ * one bad entry cannot stop settlement; nothing is dropped.
  */
 #ifndef GM_CORE_SETTLE_H
 #define GM_CORE_SETTLE_H
@@ -30,6 +33,8 @@ typedef struct gm__settle_config {
   int64_t claim_idle_ms; /* claim entries pending longer, default 30000 */
   gm__settle_lookup_fn lookup;
   void *lookup_arg;
+  int dead_letter_after; /* failures of one entry in a row before it is set
+                            aside in gm_dead_letter; default 5 */
   int no_thread; /* tests: no thread; drive with gm__settler_drain_once */
 } gm__settle_config;
 

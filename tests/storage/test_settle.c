@@ -262,6 +262,40 @@ START_TEST(dead_consumer_entries_are_claimed) {
 }
 END_TEST
 
+/* One entry whose callback always fails is set aside after 3 failures in a
+   row, fields and error kept, and the other entries settle. */
+START_TEST(poison_entry_is_set_aside_not_lost) {
+  add_entries("alpha", "p", 1, 10);
+  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                           .ledger_path = path,
+                           .consumer = "c1",
+                           .batch_size = 100,
+                           .block_ms = 10,
+                           .claim_idle_ms = 30000,
+                           .lookup = lookup,
+                           .dead_letter_after = 3,
+                           .no_thread = 1};
+  char err[512];
+  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  atomic_store(&fail_on, 7);
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(gm__settler_drain_once(s), -1);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 0);
+  ck_assert_int_eq(gm__settler_drain_once(s), 10);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 9);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE qty = 7"), 0);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 10);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter WHERE market = "
+                         "'alpha' AND kind = 'fill' AND failures = 3"),
+                   1);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter_field WHERE "
+                         "name = 'qty' AND value = '7'"),
+                   1);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(failing_callback_rolls_back_the_batch) {
   add_entries("alpha", "f", 1, 10);
   gm__settler *s = start("c1", 100, 30000, 1);
@@ -463,6 +497,7 @@ int main(void) {
   tcase_add_test(tc, redelivery_after_commit_settles_once);
   tcase_add_test(tc, dead_consumer_entries_are_claimed);
   tcase_add_test(tc, failing_callback_rolls_back_the_batch);
+  tcase_add_test(tc, poison_entry_is_set_aside_not_lost);
   tcase_add_test(tc, unknown_market_is_recorded_and_acked);
   tcase_add_test(tc, kill9_during_settlement_loses_and_doubles_nothing);
   tcase_add_test(tc, scripts_emit_and_thread_settles);
