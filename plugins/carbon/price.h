@@ -1,7 +1,8 @@
 /*
- * Prices as people type and read them: yuan with at most two decimals,
- * stored as int64 fen.  Header-only so the plugin and `gm carbon` (cli/)
- * share the one implementation.
+ * Prices as people read them: int64 fen shown as yuan with two decimals, and
+ * the limits that keep amounts exact in Lua.  Header-only so the plugin and
+ * `gm carbon` (cli/) share them; typed prices are parsed, with reasons, by
+ * cli/carbon.c.
  */
 #ifndef GM_CARBON_PRICE_H
 #define GM_CARBON_PRICE_H
@@ -14,33 +15,6 @@
  * range where the Lua scripts' doubles count exactly. */
 #define GM_CARBON_MAX_PRICE INT64_C(100000000)
 #define GM_CARBON_MAX_QTY INT64_C(10000000)
-
-/* Parses "85", "85.5" or "85.50" into fen; -1 when malformed or too big. */
-static inline int gm__carbon_parse_price(const char *s, int64_t *fen) {
-  int64_t v = 0;
-  int digits = 0, decimals = -1;
-  if (!s || !*s) return -1;
-  for (; *s; s++) {
-    if (*s == '.') {
-      if (decimals >= 0) return -1;
-      decimals = 0;
-      continue;
-    }
-    if (*s < '0' || *s > '9') return -1;
-    if (decimals >= 0 && ++decimals > 2) return -1;
-    v = v * 10 + (*s - '0');
-    if (v > GM_CARBON_MAX_PRICE * 100) return -1;
-    digits++;
-  }
-  if (digits == 0) return -1;
-  if (decimals <= 0)
-    v *= 100;
-  else if (decimals == 1)
-    v *= 10;
-  if (v > GM_CARBON_MAX_PRICE) return -1;
-  *fen = v;
-  return 0;
-}
 
 /* Writes fen as yuan with two decimals ("85.50", "-0.05"). */
 static inline const char *gm__carbon_format_price(int64_t fen, char out[32]) {
