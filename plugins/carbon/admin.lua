@@ -62,7 +62,7 @@ if op == 'withdraw' then
       ' to withdraw (frozen and today\'s purchases cannot be withdrawn)')
   end
   amt = -amt
-elseif a[field] + amt > MAXCASH then
+elseif held(a, field) + amt > MAXCASH then
   return rej('RESOURCE_EXHAUSTED', 'the balance would pass the limit of ' ..
     I(MAXCASH) .. unit .. ' that keeps amounts exact; split the account')
 end

@@ -113,9 +113,10 @@ else
     local amt = b.px * b.q
     local ba, sa = oa, ca
     if b.side == 's' then ba, sa = ca, oa end
-    if sa.c + amt > MAXCASH then
-      return rej('RESOURCE_EXHAUSTED', 'the seller\'s cash would pass the limit of ' ..
-        yuan(MAXCASH) .. ' yuan; withdraw cash first')
+    if held(sa, 'c') + amt > MAXCASH or held(ba, 'a') + b.q > MAXCASH then
+      return rej('RESOURCE_EXHAUSTED', 'the seller\'s cash or the buyer\'s ' ..
+        'allowances would pass the limit of ' .. I(MAXCASH) ..
+        ' (fen or t) that keeps amounts exact; withdraw first')
     end
     if b.side == 'b' then ba.cf = ba.cf - amt else ba.c = ba.c - amt end
     if b.side == 's' then sa.af = sa.af - b.q else sa.al = sa.al - b.q end

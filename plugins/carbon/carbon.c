@@ -29,6 +29,8 @@ extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
  * Plugin globals: written in init() only, read by every worker afterwards.
  */
 static const gm_host_api *host;
+#define CARBON_MAX_GTD_MS (INT64_C(366) * 24 * 3600 * 1000)
+#define CARBON_STATEMENT_MAX 100000 /* trades in one statement */
 static long carbon__max_fills = 64;         /* default per instrument */
 static long carbon__expire_batch = 256;     /* expiries per sweep call */
 static long carbon__mass_cancel_max = 1000; /* cancels per mass_cancel call */
@@ -413,6 +415,10 @@ static gm_status carbon__instrument_halt(gm_call *call, const char *op,
       (const Gm__Carbon__InstrumentRequest *)req;
   const char *args[] = {op, in->reason[0] ? in->reason : "halted by admin"};
   const gm_value *v;
+  if (strlen(in->reason) > 256)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "reason is over 256 bytes; it is repeated in every "
+                      "rejection while the instrument is halted");
   gm_status st = carbon__need_symbol(call, in->symbol);
   if (st == GM_OK) st = carbon__run(call, "admin", in->symbol, 2, args, &v);
   if (st != GM_OK) return st;
@@ -621,6 +627,12 @@ static gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
   if (in->tif == GM__CARBON__TIME_IN_FORCE__TIF_GTD && in->expire_ms <= 0)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a GTD order needs expire_ms (ms since the epoch)");
+  /* Scripts count in doubles: an expiry past 2^53 would not round-trip. A
+     year is as long as any order may wait. */
+  if (in->expire_ms > host->now_ms(host->market(call)) + CARBON_MAX_GTD_MS)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "expire_ms is more than 366 days ahead; a GTD order "
+                      "lives at most a year (use GTC for longer)");
   if (strlen(in->client_order_id) > 64)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "client_order_id is over 64 bytes");
@@ -1189,8 +1201,16 @@ static gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
                       "a statement covers at most 10 years; split the range");
   if ((st = carbon__query_trades(
            call, in->symbol, gm__carbon_day_start_ms(from),
-           gm__carbon_day_start_ms(to + 1), 1000000, &t)) != GM_OK)
+           gm__carbon_day_start_ms(to + 1), CARBON_STATEMENT_MAX + 1,
+           &t)) != GM_OK)
     return st;
+  /* A statement is for reconciling: never cut one short silently. */
+  if (t.list->n_trades > CARBON_STATEMENT_MAX)
+    return host->fail(call, GM_RESOURCE_EXHAUSTED,
+                      "more than %d trades from %s to %s; ask for a shorter "
+                      "range",
+                      CARBON_STATEMENT_MAX, in->from,
+                      in->to[0] ? in->to : in->from);
   /* One CSV line is under 256 bytes: ids and names are bounded. */
   size_t cap = 256 * (t.list->n_trades + 1), used = 0;
   char *csv = host->alloc(call, cap);
@@ -1410,14 +1430,14 @@ static gm_status carbon__settle(gm_market *m, gm_ledger *tx,
                                 const gm_outbox_entry *e) {
   /* The stream is "gm:{carbon:<SYM>}:outbox". */
   char sym[32], id[64], id2[64];
-  const char *a = strchr(e->stream, ':'), *b = strchr(e->stream, '}');
-  if (!a || !b || b - a - 1 <= 0 || (size_t)(b - a - 1) >= sizeof sym ||
-      strncmp(a + 1, "carbon:", 0) != 0) {
+  static const char prefix[] = "gm:{carbon:";
+  const char *s0 = e->stream + sizeof prefix - 1, *b = strchr(e->stream, '}');
+  if (strncmp(e->stream, prefix, sizeof prefix - 1) != 0 || !b || b <= s0 ||
+      (size_t)(b - s0) >= sizeof sym) {
     host->log(m, GM_LOG_ERROR, "outbox entry %s %s: unknown stream; skipped",
               e->stream, e->id);
     return GM_OK;
   }
-  const char *s0 = strchr(e->stream, '{') + 1 + strlen("carbon:");
   snprintf(sym, sizeof sym, "%.*s", (int)(b - s0), s0);
   int64_t t = carbon__f(e, "t");
 

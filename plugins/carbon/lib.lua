@@ -163,6 +163,12 @@ local function acct(who)
   ACC[who] = a
   return a
 end
+-- Everything an account holds, frozen and locked included: the cap applies
+-- to this, so no balance can pass MAXCASH however funds move between fields.
+local function held(a, field)
+  if field == 'c' then return a.c + a.cf end
+  return a.al + a.af + a.lk
+end
 local function acct_flush()
   for who, a in pairs(ACC) do
     redis.call('HSET', a.k, 'c', I(a.c), 'cf', I(a.cf), 'al', I(a.al),
@@ -180,6 +186,10 @@ local function ord_get(id)
   if not rec then return nil end
   local who, s, px, q, f, tif, exp, t = string.match(rec,
     '^(.*)|(%a)|(%d+)|(%d+)|(%d+)|(%d)|(%d+)|(%d+)$')
+  if not who then
+    -- Only a bug writes such a record: stop before this call writes more.
+    error('order record ' .. id .. ' is malformed: ' .. rec)
+  end
   return {id = id, who = who, side = s, px = tonumber(px), q = tonumber(q),
     f = tonumber(f), tif = tonumber(tif), exp = tonumber(exp),
     t = tonumber(t), typ = 'L'}

@@ -255,7 +255,8 @@ local function match()
       local buy, sell = o, r
       if o.side == 's' then buy, sell = r, o end
       local ba, sa = acct(buy.who), acct(sell.who)
-      if sa.c + amt > MAXCASH or inst.turn + amt > MAXCASH then
+      if held(sa, 'c') + amt > MAXCASH or held(ba, 'a') + q > MAXCASH or
+          inst.turn + amt > MAXCASH then
         return 'cash limit of ' .. yuan(MAXCASH) .. ' yuan reached', false, traded
       end
       -- The buyer held q * its own price; it pays q * the resting price.
