@@ -258,7 +258,13 @@ static void zap_handle(gm__auth *a) {
   freeReplyObject(r);
   r = command(a->redis, "HGET " ID_KEY "%s roles", id);
   const char *roles = r && r->type == REDIS_REPLY_STRING ? r->str : "";
-  zap_reply(a->rep, reqid, reqid_len, "200", "OK", id, roles);
+  /* Never admit without X-Roles: a missing one must not leave room for a
+     client-supplied property of that name. */
+  if (strlen(roles) >= 400 || !gm__roles_valid(roles))
+    zap_reply(a->rep, reqid, reqid_len, "400", "participant roles unusable", "",
+              NULL);
+  else
+    zap_reply(a->rep, reqid, reqid_len, "200", "OK", id, roles);
   if (r) freeReplyObject(r);
 done:
   for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);

@@ -319,11 +319,13 @@ static const char *list_methods(const gm_method *m, size_t n, gm__arena *a) {
   return s;
 }
 
+/* 1-128 printable characters but ':', which separates the step number in
+   the key's Redis record ("K" step 1 and "K:1" step 0 must not meet). */
 static int idem_key_valid(const char *k) {
   size_t n = strlen(k);
   if (n == 0 || n > MAX_IDEM_KEY) return 0;
   for (const char *p = k; *p; p++)
-    if (*p < '!' || *p > '~') return 0;
+    if (*p < '!' || *p > '~' || *p == ':') return 0;
   return 1;
 }
 
@@ -479,7 +481,8 @@ static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
     if (!idem_key_valid(req->idempotency_key)) {
       gm__call_fail(call, GM_INVALID_ARGUMENT,
                     "%s %s changes state and needs an idempotency_key of 1-%d "
-                    "printable characters; reuse the same key when you retry",
+                    "printable characters other than ':'; reuse the same key "
+                    "when you retry",
                     req->market, req->method, MAX_IDEM_KEY);
       return;
     }
@@ -667,6 +670,10 @@ static gm_settle_fn settle_lookup(void *arg, const char *market,
   return found ? found->settle : NULL;
 }
 
+static int market_loaded(const gm__host *h, const char *name) {
+  return find_market(h->owner, name) != NULL;
+}
+
 gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   gm__broker *b = calloc(1, sizeof *b);
   if (!b) abort();
@@ -750,6 +757,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
 
   b->host.config = cfg;
   b->host.broker_name = b->name;
+  b->host.market_loaded = market_loaded;
+  b->host.owner = b;
   b->host.redis = gm__redis_connect(&b->raddr, err, errlen);
   if (!b->host.redis) goto fail;
   b->host.ledger = gm__ledger_open(b->ledger_path, 0, err, errlen);
@@ -764,11 +773,6 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   for (size_t i = 0; i < n; i++) {
     char why[1024];
     gm_market *m = gm__plugin_load(paths[i], &b->host, why, sizeof why);
-    if (m && find_market(b, m->name)) {
-      gm__log(GM_LOG_ERROR, "loader",
-              "%s: refused: market %s is loaded already", paths[i], m->name);
-      gm__plugin_unload(&m);
-    }
     if (m) {
       b->markets = realloc(b->markets, (b->n_markets + 1) * sizeof *b->markets);
       b->markets[b->n_markets++] = m;

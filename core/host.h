@@ -15,6 +15,10 @@ typedef struct gm__host {
   struct gm__ledger *ledger; /* migration connection, for init only */
   struct gm__timers *timers; /* where timer_add registers */
   const char *broker_name;   /* in every published event */
+  /* Non-zero when a market of that name is loaded already (refused before
+     init, so a duplicate never touches the loaded one's scripts). */
+  int (*market_loaded)(const struct gm__host *h, const char *name);
+  void *owner; /* for market_loaded: the broker */
 } gm__host;
 
 /* The table handed to every plugin's init. */

@@ -10,6 +10,7 @@
 #include "host.h"
 #include "log.h"
 #include "redis.h"
+#include "timers.h"
 
 void gm__stats_add(gm__stats *s, gm_status status, uint64_t us) {
   atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
@@ -149,6 +150,11 @@ gm_market *gm__plugin_load(const char *path, gm__host *host, char *err,
   }
   const gm_plugin *p = entry_fn();
   if (check_plugin(p, why, sizeof why) != 0) goto fail;
+  if (host->market_loaded && host->market_loaded(host, p->name)) {
+    snprintf(why, sizeof why,
+             "market %s is loaded already; remove the duplicate file", p->name);
+    goto fail;
+  }
 
   m = calloc(1, sizeof *m);
   if (!m) abort();
@@ -162,6 +168,7 @@ gm_market *gm__plugin_load(const char *path, gm__host *host, char *err,
     snprintf(why, sizeof why, "init failed with %s (see the lines above)",
              gm__status_name(st));
     gm__scripts_remove(m->name);
+    gm__timers_remove(host->timers, m);
     goto fail;
   }
   gm__log(GM_LOG_INFO, "loader", "loaded market %s %s from %s", m->name,
@@ -185,6 +192,7 @@ void gm__plugin_unload(gm_market **mp) {
   gm_market *m = *mp;
   m->plugin->shutdown(m);
   gm__scripts_remove(m->name);
+  gm__timers_remove(m->host->timers, m);
   dlclose(m->dl);
   free(m->name);
   free(m->path);

@@ -383,9 +383,9 @@ static void gm__log_quiet_market(gm__settler *s, const gm__item *it) {
   if (!s->quiet) abort();
   s->quiet[s->nquiet++] = gm__dup(it->market);
   gm__log(GM_LOG_WARN, "settle",
-          "outbox entries of market '%s' (e.g. %s %s kind %s) are recorded in "
-          "gm_settled without market rows: no loaded plugin settles them; "
-          "load the plugin with a settle callback to settle later entries",
+          "outbox entries of market '%s' (e.g. %s %s kind %s) are kept in "
+          "gm_dead_letter: no loaded plugin settles them; load the plugin "
+          "with a settle callback, then settle them from there",
           it->market, it->entry.stream, it->entry.id, it->entry.kind);
 }
 
@@ -406,13 +406,12 @@ static int gm__sql(gm__settler *s, const char *sql) {
  * error go to gm_dead_letter in this transaction (it is already in
  * gm_settled), so the rest of the outbox settles and nothing is dropped.
  */
-static int gm__dead_letter(gm__settler *s, gm_ledger *tx, const gm__item *it,
-                           int64_t now) {
+static int gm__dead_letter(gm_ledger *tx, const gm__item *it, int64_t now,
+                           const char *error, int failures) {
   const gm_outbox_entry *e = &it->entry;
-  gm_param p[] = {
-      GM_TEXT(e->stream), GM_TEXT(e->id),         GM_TEXT(it->market),
-      GM_TEXT(e->kind),   GM_TEXT(s->fail_error), GM_INT(s->fail_count),
-      GM_INT(now)};
+  gm_param p[] = {GM_TEXT(e->stream), GM_TEXT(e->id), GM_TEXT(it->market),
+                  GM_TEXT(e->kind),   GM_TEXT(error), GM_INT(failures),
+                  GM_INT(now)};
   tx->market = "gm";
   tx->err[0] = '\0';
   if (gm__ledger_exec(tx,
@@ -430,14 +429,6 @@ static int gm__dead_letter(gm__settler *s, gm_ledger *tx, const gm__item *it,
                         q, 5) != GM_OK)
       goto fail;
   }
-  gm__log(GM_LOG_ERROR, it->market[0] ? it->market : "settle",
-          "outbox entry %s %s kind %s failed to settle %d times (%s): set "
-          "aside in gm_dead_letter so the rest settles; fix the plugin, then "
-          "settle it from there (docs/operations.md)",
-          e->stream, e->id, e->kind, s->fail_count, s->fail_error);
-  free(s->failing);
-  s->failing = NULL;
-  s->fail_count = 0;
   return 0;
 fail:
   gm__log(GM_LOG_ERROR, "settle", "dead letter for %s %s: %s", e->stream, e->id,
@@ -480,7 +471,11 @@ static int gm__write(gm__settler *s) {
                           ? s->cfg.lookup(s->cfg.lookup_arg, it->market, &m)
                           : NULL;
     if (!fn) {
+      /* Kept, not dropped: the plugin may be refused or not loaded here. */
       gm__log_quiet_market(s, it);
+      if (gm__dead_letter(&tx, it, now, "no loaded plugin settles this market",
+                          0) != 0)
+        goto rollback;
       continue;
     }
     char key[512];
@@ -488,12 +483,30 @@ static int gm__write(gm__settler *s) {
     int poison = s->failing && strcmp(s->failing, key) == 0 &&
                  s->fail_count >= s->cfg.dead_letter_after;
     if (poison) {
-      if (gm__dead_letter(s, &tx, it, now) != 0) goto rollback;
+      if (gm__dead_letter(&tx, it, now, s->fail_error, s->fail_count) != 0)
+        goto rollback;
+      gm__log(GM_LOG_ERROR, it->market,
+              "outbox entry %s %s kind %s failed to settle %d times (%s): set "
+              "aside in gm_dead_letter so the rest settles; fix the plugin, "
+              "then settle it from there (docs/operations.md)",
+              it->entry.stream, it->entry.id, it->entry.kind, s->fail_count,
+              s->fail_error);
+      free(s->failing);
+      s->failing = NULL;
+      s->fail_count = 0;
       continue;
     }
     tx.market = it->market;
     tx.err[0] = '\0';
     gm_status st = fn(m, &tx, &it->entry);
+    /* SQLite rolls the whole transaction back on some errors (full disk,
+       I/O): a callback that ignored one must not let the batch go on. */
+    if (st == GM_OK && sqlite3_get_autocommit(db)) {
+      gm__log(GM_LOG_ERROR, it->market,
+              "the ledger rolled the batch back during %s %s (%s); retrying",
+              it->entry.stream, it->entry.id, sqlite3_errmsg(db));
+      return -1;
+    }
     if (st != GM_OK) {
       if (s->failing && strcmp(s->failing, key) == 0) {
         s->fail_count++;

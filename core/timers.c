@@ -51,6 +51,18 @@ gm_status gm__timers_add(gm__timers *t, gm_market *m, const char *name,
   return GM_OK;
 }
 
+void gm__timers_remove(gm__timers *t, const gm_market *m) {
+  if (!t) return;
+  size_t k = 0;
+  for (size_t i = 0; i < t->n; i++) {
+    if (t->list[i].market == m)
+      free(t->list[i].name);
+    else
+      t->list[k++] = t->list[i];
+  }
+  t->n = k;
+}
+
 static void *run(void *arg) {
   gm__timers *t = arg;
   gm__arena *arena = gm__arena_new();

@@ -16,6 +16,9 @@ gm__timers *gm__timers_new(void);
 /* Registers before start; GM_INVALID_ARGUMENT for a non-positive interval. */
 gm_status gm__timers_add(gm__timers *t, gm_market *m, const char *name,
                          int64_t interval_ms, gm_timer_fn fn, void *arg);
+/* Forgets every timer of market m (a plugin refused or unloaded); before
+   start, or after destroy's join, only. */
+void gm__timers_remove(gm__timers *t, const gm_market *m);
 /*
  * Starts the thread: it connects to Redis at `addr`, opens the ledger
  * read-only at ledger_path and a PUSH socket to pub_endpoint on zmq_ctx.

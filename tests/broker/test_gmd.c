@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -416,6 +417,39 @@ START_TEST(redis_restart_is_survived) {
 }
 END_TEST
 
+/*
+ * Refused plugins leave no trace: a second copy of a loaded market is refused
+ * before its init (so the loaded one keeps its scripts), and a plugin that
+ * registered a timer before failing init takes the timer with it (else the
+ * timer thread would call into the unloaded object).
+ */
+START_TEST(refused_plugins_leave_no_trace) {
+  redis = gm_test_redis_start();
+  char *dir = gm_test_redis_path(redis, "plugins");
+  ck_assert_int_eq(mkdir(dir, 0755), 0);
+  static const char *files[][2] = {
+      {"gm_testmkt.so", "gm_testmkt.so"},
+      {"gm_testmkt.so", "gm_testmkt_copy.so"},
+      {"gm_broken_timer_then_fail.so", "gm_broken_timer.so"}};
+  for (size_t i = 0; i < 3; i++) {
+    char from[512], to[512];
+    snprintf(from, sizeof from, "%s/%s", TEST_PLUGIN_DIR, files[i][0]);
+    snprintf(to, sizeof to, "%s/%s", dir, files[i][1]);
+    ck_assert_int_eq(symlink(from, to), 0);
+  }
+  gmd = gm_test_gmd_start(redis, dir, NULL);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  sleep_ms(300); /* the refused plugin's timer would have fired by now */
+  ck_assert_int_eq(bump("alice", "dup-1", "still here"), 1);
+  ck_assert(gm_test_gmd_log_has(gmd, "market testmkt is loaded already"));
+  ck_assert(gm_test_gmd_log_has(gmd, "init failed with FAILED_PRECONDITION"));
+  Gm__StatsReply *s = stats();
+  ck_assert_uint_eq(s->n_markets, 2); /* gm and testmkt */
+  gm__stats_reply__free_unpacked(s, NULL);
+  free(dir);
+}
+END_TEST
+
 /* ---- CURVE: identity comes from the key, never from the request ---- */
 
 static char server_pub[41], server_sec[41], admin_pub[41], admin_sec[41];
@@ -513,6 +547,11 @@ int main(void) {
   tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
   tcase_add_test(tc, redis_restart_is_survived);
   suite_add_tcase(s, tc);
+  TCase *tc3 = tcase_create("loading");
+  tcase_add_checked_fixture(tc3, NULL, teardown);
+  tcase_set_timeout(tc3, 60);
+  tcase_add_test(tc3, refused_plugins_leave_no_trace);
+  suite_add_tcase(s, tc3);
   TCase *tc2 = tcase_create("curve");
   tcase_add_checked_fixture(tc2, curve_setup, teardown);
   tcase_set_timeout(tc2, 120);

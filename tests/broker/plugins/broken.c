@@ -14,9 +14,19 @@ __attribute__((unused)) static gm_status handle(gm_call *call,
   return GM_INTERNAL;
 }
 
+__attribute__((unused)) static void tick(gm_call *call, void *arg) {
+  (void)call;
+  (void)arg;
+}
+
 static gm_status init(gm_market *m, const gm_host_api *api) {
   (void)m;
   (void)api;
+#ifdef BROKEN_TIMER_THEN_FAIL
+  /* A timer registered, then a refusal: the timer must go with the plugin. */
+  api->timer_add(m, "tick", 10, tick, NULL);
+  return GM_FAILED_PRECONDITION;
+#endif
 #ifdef BROKEN_INIT_FAILS
   api->log(m, GM_LOG_ERROR, "init refuses on purpose");
   return GM_FAILED_PRECONDITION;
