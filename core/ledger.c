@@ -152,11 +152,16 @@ static sqlite3_stmt *gm__stmt_get(gm__ledger *l, const char *sql, char *err,
                                   size_t errlen) {
   uint64_t h = gm__hash(sql);
   for (size_t i = 0; i < l->ncache; i++)
-    if (l->cache[i].hash == h && strcmp(l->cache[i].sql, sql) == 0)
-      return l->cache[i].stmt;
+    if (l->cache[i].hash == h && strcmp(l->cache[i].sql, sql) == 0) {
+      /* In use further up the stack (a query run from a row callback):
+         that one gets a statement of its own. */
+      if (!sqlite3_stmt_busy(l->cache[i].stmt)) return l->cache[i].stmt;
+      break;
+    }
   sqlite3_stmt *st = NULL;
+  const char *tail = NULL;
   if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
-                         NULL) != SQLITE_OK) {
+                         &tail) != SQLITE_OK) {
     snprintf(err, errlen, "%s", sqlite3_errmsg(l->db));
     sqlite3_finalize(st);
     return NULL;
@@ -165,11 +170,22 @@ static sqlite3_stmt *gm__stmt_get(gm__ledger *l, const char *sql, char *err,
     snprintf(err, errlen, "the SQL text holds no statement");
     return NULL;
   }
+  while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' ||
+                  *tail == '\r' || *tail == ';'))
+    tail++;
+  if (tail && *tail) {
+    /* Only the first would run: say so rather than skip the rest. */
+    snprintf(err, errlen,
+             "one statement per call; the text goes on with: %.40s", tail);
+    sqlite3_finalize(st);
+    return NULL;
+  }
   gm__stmt *e;
   if (l->ncache < GM__STMT_CACHE) {
     e = &l->cache[l->ncache++];
   } else {
     e = &l->cache[l->evict];
+    if (sqlite3_stmt_busy(e->stmt)) return st; /* private: finalized after */
     l->evict = (l->evict + 1) % GM__STMT_CACHE;
     sqlite3_finalize(e->stmt);
     free(e->sql);
@@ -218,10 +234,17 @@ static int gm__bind(sqlite3_stmt *st, const gm_param *params, size_t n,
   return 0;
 }
 
-static void gm__stmt_done(sqlite3_stmt *st) {
-  /* Reset ends the statement's read snapshot, so WAL checkpoints can run. */
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+/* Done with a statement from gm__stmt_get: a cached one is reset for the
+   next use (which also ends its read snapshot, so WAL checkpoints can run),
+   a private one is finalized. */
+static void gm__stmt_done(gm__ledger *l, sqlite3_stmt *st) {
+  for (size_t i = 0; i < l->ncache; i++)
+    if (l->cache[i].stmt == st) {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      return;
+    }
+  sqlite3_finalize(st);
 }
 
 gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
@@ -253,7 +276,7 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
   int64_t current = 0;
   int rc = sqlite3_step(get);
   if (rc == SQLITE_ROW) current = sqlite3_column_int64(get, 0);
-  gm__stmt_done(get);
+  gm__stmt_done(l, get);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     snprintf(err, errlen, "ledger migrations of %s: reading gm_schema: %s",
              market, sqlite3_errmsg(l->db));
@@ -275,6 +298,16 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
                m->version, why);
       return GM_INTERNAL;
     }
+    /* Read the version again under the lock: another gmd may have applied
+       this migration while this one waited for it. */
+    sqlite3_bind_text(get, 1, market, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(get);
+    if (rc == SQLITE_ROW) current = sqlite3_column_int64(get, 0);
+    gm__stmt_done(l, get);
+    if (m->version <= current) {
+      gm__exec(l->db, "ROLLBACK", NULL, 0);
+      continue;
+    }
     if (gm__exec(l->db, m->sql, why, sizeof why) != 0) {
       gm__exec(l->db, "ROLLBACK", NULL, 0);
       snprintf(err, errlen,
@@ -286,7 +319,7 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
     sqlite3_bind_text(set, 1, market, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(set, 2, m->version);
     rc = sqlite3_step(set);
-    gm__stmt_done(set);
+    gm__stmt_done(l, set);
     if (rc != SQLITE_DONE || gm__exec(l->db, "COMMIT", why, sizeof why) != 0) {
       if (rc != SQLITE_DONE)
         snprintf(why, sizeof why, "%s", sqlite3_errmsg(l->db));
@@ -312,7 +345,7 @@ gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
     return GM_INTERNAL;
   }
   if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
-    gm__stmt_done(st);
+    gm__stmt_done(tx->ledger, st);
     snprintf(tx->err, sizeof tx->err, "%s in: %.40s", why, sql);
     return GM_INTERNAL;
   }
@@ -323,7 +356,7 @@ gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
   if (rc != SQLITE_DONE)
     snprintf(tx->err, sizeof tx->err, "%s in: %.40s",
              sqlite3_errmsg(gm__ledger_db(tx->ledger)), sql);
-  gm__stmt_done(st);
+  gm__stmt_done(tx->ledger, st);
   return rc == SQLITE_DONE ? GM_OK : GM_INTERNAL;
 }
 
@@ -343,7 +376,7 @@ gm_status gm__ledger_query(gm_call *call, const char *sql,
                          "ledger_query runs read-only statements; write from "
                          "a settle callback with ledger_exec");
   if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
-    gm__stmt_done(st);
+    gm__stmt_done(call->reader, st);
     return gm__call_fail(call, GM_INTERNAL, "ledger query: %s", why);
   }
   int ncols = sqlite3_column_count(st), rc;
@@ -376,6 +409,6 @@ gm_status gm__ledger_query(gm_call *call, const char *sql,
   if (rc != SQLITE_DONE)
     status = gm__call_fail(call, GM_INTERNAL, "ledger query failed: %s",
                            sqlite3_errmsg(gm__ledger_db(call->reader)));
-  gm__stmt_done(st);
+  gm__stmt_done(call->reader, st);
   return status;
 }

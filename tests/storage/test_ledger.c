@@ -267,6 +267,75 @@ START_TEST(query_reads_and_refuses_writes) {
 }
 END_TEST
 
+/* ---- statements that must not be half-run or reused while in use ---- */
+
+START_TEST(exec_refuses_a_second_statement) {
+  ck_assert_int_eq(
+      sqlite3_exec(gm__ledger_db(writer), "CREATE TABLE two(i INTEGER)", NULL,
+                   NULL, NULL),
+      SQLITE_OK);
+  gm_ledger tx = {.ledger = writer, .market = "carbon"};
+  ck_assert_int_eq(gm__ledger_exec(&tx,
+                                   "INSERT INTO two VALUES(1); "
+                                   "INSERT INTO two VALUES(2)",
+                                   NULL, 0),
+                   GM_INTERNAL);
+  ck_assert_msg(strstr(tx.err, "one statement per call") != NULL, "%s", tx.err);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM two"), 0);
+  /* A trailing ';' is fine. */
+  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO two VALUES(3);", NULL, 0),
+                   GM_OK);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM two"), 1);
+}
+END_TEST
+
+typedef struct nested {
+  gm_call *call; /* to query again from inside a row */
+  int outer;     /* outer rows seen */
+  int inner;     /* inner rows seen, in all */
+} nested;
+
+static int inner_row(void *arg, size_t ncols, const gm_param *cols) {
+  (void)ncols;
+  (void)cols;
+  ((nested *)arg)->inner++;
+  return 0;
+}
+
+static int outer_row(void *arg, size_t ncols, const gm_param *cols) {
+  (void)ncols;
+  (void)cols;
+  nested *n = arg;
+  n->outer++;
+  /* The same SQL again while the outer statement is still stepping. */
+  ck_assert_int_eq(gm__ledger_query(n->call, "SELECT i FROM nq ORDER BY i",
+                                    NULL, 0, inner_row, n),
+                   GM_OK);
+  return 0;
+}
+
+START_TEST(a_query_inside_a_row_callback_is_its_own) {
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
+                                "CREATE TABLE nq(i INTEGER);"
+                                "INSERT INTO nq VALUES(1), (2), (3)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  char err[512];
+  gm__ledger *reader = gm__ledger_open(path, 1, err, sizeof err);
+  ck_assert_msg(reader != NULL, "%s", err);
+  gm__arena *a = gm__arena_new();
+  gm_call call = {.arena = a, .participant = "p", .reader = reader};
+  nested n = {.call = &call};
+  ck_assert_int_eq(gm__ledger_query(&call, "SELECT i FROM nq ORDER BY i", NULL,
+                                    0, outer_row, &n),
+                   GM_OK);
+  ck_assert_int_eq(n.outer, 3); /* not restarted by the inner query */
+  ck_assert_int_eq(n.inner, 9);
+  gm__arena_destroy(&a);
+  gm__ledger_close(&reader);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_ledger");
   TCase *tc = tcase_create("ledger");
@@ -276,6 +345,8 @@ int main(void) {
   tcase_add_test(tc, failing_migration_keeps_earlier_ones);
   tcase_add_test(tc, exec_binds_ints_text_null);
   tcase_add_test(tc, query_reads_and_refuses_writes);
+  tcase_add_test(tc, exec_refuses_a_second_statement);
+  tcase_add_test(tc, a_query_inside_a_row_callback_is_its_own);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
