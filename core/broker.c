@@ -1067,9 +1067,11 @@ done:
 void gm__broker_destroy(gm__broker **bp) {
   if (!bp || !*bp) return;
   gm__broker *b = *bp;
-  gm__timers_destroy(&b->timers);
+  /* Plugins first: unloading removes their timers from the list. */
   for (size_t i = 0; i < b->n_markets; i++) gm__plugin_unload(&b->markets[i]);
   free(b->markets);
+  gm__timers_destroy(&b->timers);
+  b->host.timers = NULL;
   gm__redis_destroy(&b->host.redis);
   gm__ledger_close(&b->host.ledger);
   free(b->endpoint);

@@ -30,7 +30,7 @@ extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
  */
 static const gm_host_api *host;
 #define CARBON_MAX_GTD_MS (INT64_C(366) * 24 * 3600 * 1000)
-#define CARBON_STATEMENT_MAX 100000 /* trades in one statement */
+#define CARBON_STATEMENT_MAX 100000         /* trades in one statement */
 static long carbon__max_fills = 64;         /* default per instrument */
 static long carbon__expire_batch = 256;     /* expiries per sweep call */
 static long carbon__mass_cancel_max = 1000; /* cancels per mass_cancel call */
@@ -1199,10 +1199,10 @@ static gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
   if (to - from > 3660)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a statement covers at most 10 years; split the range");
-  if ((st = carbon__query_trades(
-           call, in->symbol, gm__carbon_day_start_ms(from),
-           gm__carbon_day_start_ms(to + 1), CARBON_STATEMENT_MAX + 1,
-           &t)) != GM_OK)
+  if ((st =
+           carbon__query_trades(call, in->symbol, gm__carbon_day_start_ms(from),
+                                gm__carbon_day_start_ms(to + 1),
+                                CARBON_STATEMENT_MAX + 1, &t)) != GM_OK)
     return st;
   /* A statement is for reconciling: never cut one short silently. */
   if (t.list->n_trades > CARBON_STATEMENT_MAX)
