@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "core_methods.h"
 #include "greenmarket.pb-c.h"
 
 struct gm_cli_plugin {
@@ -21,39 +22,12 @@ struct gm_cli_plugin {
   const gm_plugin *entry; /* the plugin's description */
 };
 
-static gm_status gm__unused(gm_call *call, const ProtobufCMessage *req,
-                            ProtobufCMessage **reply) {
-  (void)call;
-  (void)req;
-  (void)reply;
-  return GM_UNIMPLEMENTED; /* `gm` only reads the table; gmd handles calls */
-}
-
-static const gm_method gm__core_methods[] = {
-    {"ping", &gm__ping_request__descriptor, &gm__ping_reply__descriptor,
-     gm__unused, 0, NULL, "check the broker answers; echoes text back"},
-    {"markets", &gm__markets_request__descriptor,
-     &gm__markets_reply__descriptor, gm__unused, 0, NULL,
-     "the loaded markets with their methods"},
-    {"stats", &gm__stats_request__descriptor, &gm__stats_reply__descriptor,
-     gm__unused, 0, NULL, "request, error and latency counters per market"},
-    {"whoami", &gm__whoami_request__descriptor, &gm__whoami_reply__descriptor,
-     gm__unused, 0, NULL, "who the broker thinks you are"},
-    {"register", &gm__register_request__descriptor,
-     &gm__register_reply__descriptor, gm__unused, GM_METHOD_MUTATING, "admin",
-     "register a participant with roles and a CURVE public key"},
-    {"clock.set", &gm__clock_set_request__descriptor,
-     &gm__clock_reply__descriptor, gm__unused, GM_METHOD_MUTATING, "admin",
-     "set the broker's manual test clock ([testing] clock = manual)"},
-};
-
-static const gm_plugin gm__core = {
-    .size = sizeof(gm_plugin),
-    .name = "gm",
-    .version = GM_VERSION,
-    .description = "the broker's own methods",
-    .methods = gm__core_methods,
-    .n_methods = sizeof gm__core_methods / sizeof gm__core_methods[0]};
+static const gm_plugin gm__core = {.size = sizeof(gm_plugin),
+                                   .name = "gm",
+                                   .version = GM_VERSION,
+                                   .description = "the broker's own methods",
+                                   .methods = gm__core_methods,
+                                   .n_methods = GM__CORE_METHODS};
 
 const gm_plugin *gm_cli_core_plugin(void) {
   return &gm__core;

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "call.h"
 #include "clock.h"
+#include "core_methods.h"
 #include "greenmarket.pb-c.h"
 #include "host.h"
 #include "ledger.h"
@@ -117,9 +118,6 @@ static Gm__MethodInfo *method_info(gm__arena *a, const gm_method *m) {
   return mi;
 }
 
-static const gm_method core_methods[];
-static const size_t n_core_methods;
-
 static gm_status core_markets(gm_call *call, const ProtobufCMessage *req,
                               ProtobufCMessage **reply) {
   (void)req;
@@ -132,8 +130,8 @@ static gm_status core_markets(gm_call *call, const ProtobufCMessage *req,
   for (size_t i = 0; i < out->n_markets; i++) {
     Gm__MarketInfo *mi = gm__arena_alloc(a, sizeof *mi);
     gm__market_info__init(mi);
-    const gm_method *methods = core_methods;
-    size_t n = n_core_methods;
+    const gm_method *methods = gm__core_methods;
+    size_t n = GM__CORE_METHODS;
     if (i == 0) {
       mi->name = "gm";
       mi->version = GM_VERSION;
@@ -270,24 +268,12 @@ static gm_status core_clock_set(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-static const gm_method core_methods[] = {
-    {"ping", &gm__ping_request__descriptor, &gm__ping_reply__descriptor,
-     core_ping, 0, NULL, "round trip to the broker"},
-    {"markets", &gm__markets_request__descriptor,
-     &gm__markets_reply__descriptor, core_markets, 0, NULL,
-     "the loaded markets, their versions and methods"},
-    {"stats", &gm__stats_request__descriptor, &gm__stats_reply__descriptor,
-     core_stats, 0, NULL, "requests, errors and latency per market"},
-    {"whoami", &gm__whoami_request__descriptor, &gm__whoami_reply__descriptor,
-     core_whoami, 0, NULL, "the participant and roles the broker sees"},
-    {"register", &gm__register_request__descriptor,
-     &gm__register_reply__descriptor, core_register, GM_METHOD_MUTATING,
-     "admin", "register or update a participant: id, roles, public key"},
-    {"clock.set", &gm__clock_set_request__descriptor,
-     &gm__clock_reply__descriptor, core_clock_set, GM_METHOD_MUTATING, "admin",
-     "set the manual clock (only with [testing] clock = manual)"},
+/* Handlers of the core methods, by their index in gm__core_methods. */
+static const gm_handler_fn core_handlers[GM__CORE_METHODS] = {
+    [GM__CORE_PING] = core_ping,         [GM__CORE_MARKETS] = core_markets,
+    [GM__CORE_STATS] = core_stats,       [GM__CORE_WHOAMI] = core_whoami,
+    [GM__CORE_REGISTER] = core_register, [GM__CORE_CLOCK_SET] = core_clock_set,
 };
-static const size_t n_core_methods = sizeof core_methods / sizeof *core_methods;
 
 /* ---- request dispatch (worker threads) ---- */
 
@@ -433,8 +419,8 @@ static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
   }
 
   const gm_method *m = NULL;
-  const gm_method *methods = core_methods;
-  size_t n_methods = n_core_methods;
+  const gm_method *methods = gm__core_methods;
+  size_t n_methods = GM__CORE_METHODS;
   gm_market *market = NULL;
   if (strcmp(req->market, "gm") != 0) {
     market = find_market(b, req->market);
@@ -497,7 +483,9 @@ static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
     return;
   }
   ProtobufCMessage *reply = NULL;
-  gm_status st = m->handle(call, body, &reply);
+  gm_handler_fn handle =
+      market ? m->handle : core_handlers[m - gm__core_methods];
+  gm_status st = handle(call, body, &reply);
   if (st != GM_OK) {
     if (call->status == GM_OK || call->status != st) {
       /* The handler returned a status without saying why. */
