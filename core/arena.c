@@ -6,6 +6,10 @@
 #include <string.h>
 
 #define ARENA_BLOCK 8192
+/* Standard blocks a reset keeps for the next request (64 KiB): a steady
+   stream of requests then allocates nothing from malloc, and one large
+   request does not pin its memory forever. */
+#define ARENA_KEEP 8
 
 typedef struct block {
   struct block *next; /* older block */
@@ -15,7 +19,9 @@ typedef struct block {
 } block;
 
 struct gm__arena {
-  block *head; /* newest block; the first block is the last in the list */
+  block *head;  /* newest block; the first block is the last in the list */
+  block *spare; /* standard blocks kept by reset, at most ARENA_KEEP */
+  int n_spare;
 };
 
 static block *block_new(size_t size) {
@@ -39,11 +45,13 @@ gm__arena *gm__arena_new(void) {
 
 void gm__arena_destroy(gm__arena **ap) {
   if (!ap || !*ap) return;
-  block *b = (*ap)->head;
-  while (b) {
-    block *next = b->next;
-    free(b);
-    b = next;
+  for (int list = 0; list < 2; list++) {
+    block *b = list ? (*ap)->spare : (*ap)->head;
+    while (b) {
+      block *next = b->next;
+      free(b);
+      b = next;
+    }
   }
   free(*ap);
   *ap = NULL;
@@ -53,11 +61,28 @@ void gm__arena_reset(gm__arena *a) {
   block *b = a->head;
   while (b->next) {
     block *next = b->next;
-    free(b);
+    if (b->size == ARENA_BLOCK && a->n_spare < ARENA_KEEP) {
+      b->next = a->spare;
+      a->spare = b;
+      a->n_spare++;
+    } else {
+      free(b);
+    }
     b = next;
   }
   b->used = 0;
   a->head = b;
+}
+
+/* A standard block: a spare one when there is one. */
+static block *arena_block(gm__arena *a) {
+  block *b = a->spare;
+  if (!b) return block_new(ARENA_BLOCK);
+  a->spare = b->next;
+  a->n_spare--;
+  b->next = NULL;
+  b->used = 0;
+  return b;
 }
 
 void *gm__arena_alloc(gm__arena *a, size_t size) {
@@ -67,7 +92,7 @@ void *gm__arena_alloc(gm__arena *a, size_t size) {
   if (b->size - b->used < need) {
     /* Big allocations get a block of their own behind the head, so the
        head's free space is not wasted. */
-    block *nb = block_new(need > ARENA_BLOCK ? need : ARENA_BLOCK);
+    block *nb = need > ARENA_BLOCK / 2 ? block_new(need) : arena_block(a);
     if (need > ARENA_BLOCK / 2) {
       nb->next = b->next;
       b->next = nb;
@@ -96,11 +121,19 @@ char *gm__arena_strdup(gm__arena *a, const char *s) {
 }
 
 char *gm__arena_vsprintf(gm__arena *a, const char *fmt, va_list ap) {
+  /* Formatted straight into the head block when it fits (one pass). */
+  block *b = a->head;
+  size_t room = b->size - b->used;
   va_list ap2;
   va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
+  int n = vsnprintf((char *)b->data + b->used, room, fmt, ap2);
   va_end(ap2);
   if (n < 0) return gm__arena_strdup(a, "");
+  if ((size_t)n < room) {
+    char *p = (char *)b->data + b->used;
+    b->used += ((size_t)n + 1 + 15) & ~(size_t)15;
+    return p;
+  }
   char *p = gm__arena_alloc(a, (size_t)n + 1);
   vsnprintf(p, (size_t)n + 1, fmt, ap);
   return p;

@@ -11,7 +11,8 @@ typedef struct gm__arena gm__arena;
 gm__arena *gm__arena_new(void);
 /* Frees every block; nulls *a; idempotent. */
 void gm__arena_destroy(gm__arena **a);
-/* Forgets every allocation but keeps the first block for reuse. */
+/* Forgets every allocation; keeps the first block and up to 64 KiB of
+   standard blocks for reuse, frees the rest. */
 void gm__arena_reset(gm__arena *a);
 /* Zeroed, 16-byte aligned memory; aborts only when the machine is out of
  * memory. */

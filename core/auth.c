@@ -21,20 +21,6 @@ struct gm__auth {
   char *admin_keys; /* bootstrap admin keys, comma-separated Z85 */
 };
 
-/* A command over r; after an I/O error (Redis restarted) reconnects and
-   tries once more.  NULL when Redis stays unreachable. */
-static redisReply *command(gm__redis *r, const char *fmt, ...) {
-  for (int attempt = 0; attempt < 2; attempt++) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *reply = redisvCommand(gm__redis_context(r), fmt, ap);
-    va_end(ap);
-    if (reply) return reply;
-    if (gm__redis_reconnect(r) != GM_OK) break;
-  }
-  return NULL;
-}
-
 int gm__curve_key_valid(const char *z85) {
   uint8_t bin[32];
   return z85 && strlen(z85) == 40 && zmq_z85_decode(bin, z85) != NULL;
@@ -87,8 +73,8 @@ static char **split_roles(gm__arena *a, const char *roles, size_t *n) {
 
 gm_status gm__participant_get(gm_call *call, const char *id,
                               Gm__Participant **out) {
-  redisReply *r =
-      command(call->redis, "HMGET " ID_KEY "%s public_key roles name", id);
+  redisReply *r = gm__redis_callf(
+      call->redis, "HMGET " ID_KEY "%s public_key roles name", id);
   if (!r) {
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "Redis is not reachable; is redis-server running?");
@@ -159,9 +145,9 @@ gm_status gm__participant_register(gm_call *call, const Gm__Participant *p) {
   const char *key = p->public_key ? p->public_key : "";
   char *k1 = gm__arena_sprintf(call->arena, ID_KEY "%s", p->id);
   char *k2 = gm__arena_sprintf(call->arena, PUBKEY_KEY "%s", *key ? key : "-");
-  redisReply *r =
-      command(call->redis, "EVAL %s 2 %s %s %s %s %s %s %s", register_lua, k1,
-              k2, p->id, key, roles, p->name ? p->name : "", PUBKEY_KEY);
+  redisReply *r = gm__redis_callf(call->redis, "EVAL %s 2 %s %s %s %s %s %s %s",
+                                  register_lua, k1, k2, p->id, key, roles,
+                                  p->name ? p->name : "", PUBKEY_KEY);
   if (!r)
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "Redis is not reachable; is redis-server running?");
@@ -241,7 +227,7 @@ static void zap_handle(gm__auth *a) {
     zap_reply(a->rep, reqid, reqid_len, "200", "OK", "admin", "admin");
     goto done;
   }
-  redisReply *r = command(a->redis, "GET " PUBKEY_KEY "%s", z85);
+  redisReply *r = gm__redis_callf(a->redis, "GET " PUBKEY_KEY "%s", z85);
   if (!r) {
     zap_reply(a->rep, reqid, reqid_len, "300", "participant registry down", "",
               NULL);
@@ -256,7 +242,7 @@ static void zap_handle(gm__auth *a) {
   char id[80];
   snprintf(id, sizeof id, "%s", r->str);
   freeReplyObject(r);
-  r = command(a->redis, "HGET " ID_KEY "%s roles", id);
+  r = gm__redis_callf(a->redis, "HGET " ID_KEY "%s roles", id);
   const char *roles = r && r->type == REDIS_REPLY_STRING ? r->str : "";
   /* Never admit without X-Roles: a missing one must not leave room for a
      client-supplied property of that name. */

@@ -15,6 +15,7 @@
 #include "call.h"
 #include "clock.h"
 #include "core_methods.h"
+#include "fiber.h"
 #include "greenmarket.pb-c.h"
 #include "host.h"
 #include "ledger.h"
@@ -31,6 +32,8 @@
    delimiter, proxies in between). */
 #define MAX_PREFIX_FRAMES 8
 #define MAX_IDEM_KEY 128
+/* Stack of each request's fiber. */
+#define FIBER_STACK (256 * 1024)
 /* Messages the main thread moves per socket per wake-up, at most. */
 #define BURST 256
 
@@ -44,6 +47,17 @@ typedef struct role_entry {
   uint64_t until_us;    /* valid until, monotonic */
 } role_entry;
 
+/* One request in a worker: its frames, memory, fiber and reply. */
+typedef struct task {
+  struct worker *w;                   /* owner */
+  gm__fiber *fiber;                   /* runs the request's handler */
+  gm__arena *arena;                   /* the request's memory */
+  zmq_msg_t f[MAX_PREFIX_FRAMES + 2]; /* [auth][routing ...][payload] */
+  int n;                              /* frames in f */
+  int done;                           /* replied; fiber finished */
+  struct task *next_free;             /* free list */
+} task;
+
 typedef struct worker {
   struct gm__broker *b;         /* owner */
   role_entry roles[ROLE_CACHE]; /* dev-mode roles, direct-mapped by id */
@@ -53,7 +67,9 @@ typedef struct worker {
   void *pub;                    /* PUSH to the publisher */
   gm__redis *redis;             /* own Redis connection */
   gm__ledger *reader;           /* own read-only ledger */
-  gm__arena *arena;             /* per-request memory, reset after each reply */
+  task *tasks;                  /* pipeline of them */
+  task *free_tasks;             /* not running */
+  long active;                  /* running (pipeline - free) */
 } worker;
 
 struct gm__broker {
@@ -62,6 +78,7 @@ struct gm__broker {
   char *endpoint;              /* client ROUTER endpoint */
   char *feed;                  /* PUB endpoint */
   long n_workers;              /* worker threads */
+  long pipeline;               /* requests in flight per worker */
   long max_msg;                /* largest request accepted, bytes */
   int dev_mode;                /* no CURVE: callers say who they are */
   int settle_on;               /* this broker runs the settlement writer */
@@ -377,7 +394,7 @@ static void dev_roles(worker *w, gm_call *call) {
 static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
                      zmq_msg_t *payload, Gm__Reply *out, gm__stats **stats) {
   gm__broker *b = w->b;
-  gm__arena *a = w->arena;
+  gm__arena *a = call->arena;
   ProtobufCAllocator alloc = {arena_alloc, arena_free, a};
   size_t size = zmq_msg_size(payload);
   *stats = &b->core_stats;
@@ -541,49 +558,98 @@ static int recv_frames(void *sock, zmq_msg_t *frames, int max, int *n,
   return 0;
 }
 
+/* A request's whole life, on its task's fiber: decode, run, reply. */
+static void task_run(void *arg) {
+  task *t = arg;
+  worker *w = t->w;
+  gm__broker *b = w->b;
+  uint64_t t0 = gm__clock_mono_us();
+  gm_call call = {.arena = t->arena,
+                  .participant = "",
+                  .roles = "",
+                  .idem_key = "",
+                  .redis = w->redis,
+                  .reader = w->reader,
+                  .pub = w->pub,
+                  .broker = b};
+  Gm__Reply out = GM__REPLY__INIT;
+  out.version = PROTOCOL_VERSION;
+  gm__stats *stats = NULL;
+  dispatch(w, &call, &t->f[0], &t->f[t->n - 1], &out, &stats);
+  out.status = (Gm__Status)call.status;
+  if (call.status != GM_OK) {
+    out.message = (char *)(call.message ? call.message : "");
+    out.body.len = 0;
+    out.body.data = NULL;
+  }
+  size_t len = gm__reply__get_packed_size(&out);
+  uint8_t *buf = gm__arena_alloc(t->arena, len ? len : 1);
+  gm__reply__pack(&out, buf);
+  for (int i = 1; i < t->n - 1; i++)
+    zmq_msg_send(&t->f[i], w->sock, ZMQ_SNDMORE);
+  zmq_send(w->sock, buf, len, 0);
+  zmq_msg_close(&t->f[0]);
+  zmq_msg_close(&t->f[t->n - 1]);
+  gm__stats_add(stats, call.status, gm__clock_mono_us() - t0);
+  t->done = 1;
+}
+
+/* Back to the free list once its fiber has finished. */
+static void task_release(worker *w, task *t) {
+  gm__arena_reset(t->arena);
+  t->done = 0;
+  t->next_free = w->free_tasks;
+  w->free_tasks = t;
+  w->active--;
+}
+
+/*
+ * A worker runs up to [broker] pipeline requests at once, each on a fiber of
+ * its own.  A request that needs Redis queues its command and waits; once
+ * every running request waits (or has replied), the worker sends all their
+ * commands in one pipeline, reads the replies and resumes each request in
+ * turn.  Redis still runs each script atomically, in the order the requests
+ * queued them; what changes is that one write and one read carry many
+ * requests, for Redis and for this thread.  Requests that arrive meanwhile
+ * join at the next round.
+ */
 static void *worker_run(void *arg) {
   worker *w = arg;
   gm__broker *b = w->b;
-  zmq_msg_t f[MAX_PREFIX_FRAMES + 2];
   for (;;) {
-    int n;
-    if (recv_frames(w->sock, f, MAX_PREFIX_FRAMES + 2, &n, 0) < 0) break;
-    if (n == 0) continue;
-    if (n < 0) { /* more frames than any client sends: drop */
-      for (int i = 0; i < -n; i++) zmq_msg_close(&f[i]);
-      atomic_fetch_add(&b->bad_frames, 1);
-      continue;
+    /* Admit: block only when nothing is running. */
+    int stopping = 0;
+    while (w->free_tasks) {
+      task *t = w->free_tasks;
+      int n;
+      if (recv_frames(w->sock, t->f, MAX_PREFIX_FRAMES + 2, &n,
+                      w->active ? ZMQ_DONTWAIT : 0) < 0) {
+        stopping = 1;
+        break;
+      }
+      if (n == 0) {
+        if (w->active) break;
+        continue; /* EINTR while idle */
+      }
+      if (n < 0) { /* more frames than any client sends: drop */
+        for (int i = 0; i < -n; i++) zmq_msg_close(&t->f[i]);
+        atomic_fetch_add(&b->bad_frames, 1);
+        continue;
+      }
+      w->free_tasks = t->next_free;
+      w->active++;
+      t->n = n;
+      if (gm__fiber_start(t->fiber, task_run, t)) task_release(w, t);
     }
-    /* [auth][routing prefix ...][payload] */
-    uint64_t t0 = gm__clock_mono_us();
-    gm_call call = {.arena = w->arena,
-                    .participant = "",
-                    .roles = "",
-                    .idem_key = "",
-                    .redis = w->redis,
-                    .reader = w->reader,
-                    .pub = w->pub,
-                    .broker = b};
-    Gm__Reply out = GM__REPLY__INIT;
-    out.version = PROTOCOL_VERSION;
-    gm__stats *stats = NULL;
-    dispatch(w, &call, &f[0], &f[n - 1], &out, &stats);
-    out.status = (Gm__Status)call.status;
-    if (call.status != GM_OK) {
-      out.message = (char *)(call.message ? call.message : "");
-      out.body.len = 0;
-      out.body.data = NULL;
-    }
-    size_t len = gm__reply__get_packed_size(&out);
-    uint8_t *buf = gm__arena_alloc(w->arena, len ? len : 1);
-    gm__reply__pack(&out, buf);
-    for (int i = 1; i < n - 1; i++) zmq_msg_send(&f[i], w->sock, ZMQ_SNDMORE);
-    zmq_send(w->sock, buf, len, 0);
-    zmq_msg_close(&f[0]);
-    zmq_msg_close(&f[n - 1]);
-    gm__stats_add(stats, call.status, gm__clock_mono_us() - t0);
-    gm__arena_reset(w->arena);
+    if (stopping) break;
+    /* Every running request now waits for Redis. */
+    gm__redis_flush(w->redis);
+    for (long i = 0; i < b->pipeline; i++)
+      if (w->tasks[i].done) task_release(w, &w->tasks[i]);
   }
+  /* The context is terminating: requests still waiting get their Redis
+     replies first, so no fiber is left suspended on its stack. */
+  while (gm__redis_waiting(w->redis)) gm__redis_flush(w->redis);
   int linger = 0;
   zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(w->pub, ZMQ_LINGER, &linger, sizeof linger);
@@ -690,6 +756,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   if (cores > 16) cores = 16;
   if (gm__config_int(cfg, "broker", "workers", cores, 1, 256, &b->n_workers,
                      err, errlen) ||
+      gm__config_int(cfg, "broker", "pipeline", 64, 1, 1024, &b->pipeline, err,
+                     errlen) ||
       gm__config_int(cfg, "broker", "max_message_bytes", 1 << 20, 256, 64 << 20,
                      &b->max_msg, err, errlen) ||
       gm__config_bool(cfg, "ledger", "settle", 1, &b->settle_on, err, errlen) ||
@@ -895,9 +963,25 @@ static void *publisher_run(void *arg) {
 
 static int worker_start(gm__broker *b, worker *w, char *err, size_t errlen) {
   w->b = b;
-  w->arena = gm__arena_new();
   w->redis = gm__redis_connect(&b->raddr, err, errlen);
   if (!w->redis) return -1;
+  gm__redis_set_pipelined(w->redis, 1);
+  w->tasks = calloc((size_t)b->pipeline, sizeof *w->tasks);
+  if (!w->tasks) abort();
+  for (long i = b->pipeline - 1; i >= 0; i--) {
+    task *t = &w->tasks[i];
+    t->w = w;
+    t->arena = gm__arena_new();
+    /* Handlers run SQLite queries and protobuf on this stack; pages are
+       only backed once touched. */
+    t->fiber = gm__fiber_new(FIBER_STACK);
+    if (!t->fiber) {
+      snprintf(err, errlen, "no memory for %ld request stacks", b->pipeline);
+      return -1;
+    }
+    t->next_free = w->free_tasks;
+    w->free_tasks = t;
+  }
   w->reader = gm__ledger_open(b->ledger_path, 1, err, errlen);
   if (!w->reader) return -1;
   w->sock = zmq_socket(b->zctx, ZMQ_DEALER);
@@ -1042,7 +1126,12 @@ done:
     }
     gm__redis_destroy(&w->redis);
     gm__ledger_close(&w->reader);
-    gm__arena_destroy(&w->arena);
+    for (long k = 0; w->tasks && k < b->pipeline; k++) {
+      gm__arena_destroy(&w->tasks[k].arena);
+      gm__fiber_destroy(&w->tasks[k].fiber);
+    }
+    free(w->tasks);
+    w->tasks = NULL;
   }
   free(b->workers);
   b->workers = NULL;

@@ -6,6 +6,7 @@
 #include "redis.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "call.h"
 #include "clock.h"
+#include "fiber.h"
 #include "log.h"
 
 /* Bounds on one script call: a caller past them is a bug, not a user error. */
@@ -29,11 +31,24 @@
 struct gm__redis {
   redisContext
       *c; /* the connection; keeps its error after a failed reconnect */
-  char *unix_path; /* socket path, or NULL for TCP */
-  char *host;      /* TCP host when unix_path is NULL */
-  int port;        /* TCP port */
-  char where[300]; /* "unix socket /x" or "host:port", for messages */
+  char *unix_path;      /* socket path, or NULL for TCP */
+  char *host;           /* TCP host when unix_path is NULL */
+  int port;             /* TCP port */
+  char where[256];      /* "unix socket /x" or "host:port", for messages */
+  char last_error[128]; /* why the last command failed, for messages */
+  /* Pipelined: fibers queue their commands here and wait; the worker sends
+     the batch and resumes them (gm__redis_flush). */
+  int pipelined;
+  struct gm__redis_wait **waiting, **batch;
+  size_t n_waiting, cap_waiting;
 };
+
+/* A fiber waiting for its reply (on the fiber's own stack). */
+typedef struct gm__redis_wait {
+  gm__fiber *fiber;
+  redisReply *reply; /* NULL: failed, err says how */
+  int err;           /* REDIS_ERR_IO, REDIS_ERR_PROTOCOL, ... when failed */
+} gm__redis_wait;
 
 /* One registered script; immutable once in the registry. */
 typedef struct gm__script {
@@ -148,6 +163,8 @@ void gm__redis_destroy(gm__redis **rp) {
   if (r->c) redisFree(r->c);
   free(r->unix_path);
   free(r->host);
+  free(r->waiting);
+  free(r->batch);
   free(r);
   *rp = NULL;
 }
@@ -180,26 +197,148 @@ gm_status gm__redis_reconnect(gm__redis *r) {
   return GM_OK;
 }
 
+static void gm__redis_note_error(gm__redis *r, const redisContext *c) {
+  snprintf(r->last_error, sizeof r->last_error, "%s",
+           c && c->errstr[0] ? c->errstr : "connection lost");
+}
+
+const char *gm__redis_last_error(const gm__redis *r) {
+  return r->last_error[0] ? r->last_error : "no error";
+}
+
+const char *gm__redis_where(const gm__redis *r) {
+  return r->where;
+}
+
+void gm__redis_set_pipelined(gm__redis *r, int on) {
+  r->pipelined = on;
+}
+
+size_t gm__redis_waiting(const gm__redis *r) {
+  return r->n_waiting;
+}
+
+/* Queues the formatted command for the running fiber and waits for the
+   worker's next gm__redis_flush. */
+static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
+                                        size_t len, int *err) {
+  if (r->n_waiting == r->cap_waiting) {
+    size_t cap = r->cap_waiting ? r->cap_waiting * 2 : 64;
+    gm__redis_wait **w = realloc(r->waiting, cap * sizeof *w);
+    if (!w) abort();
+    r->waiting = w;
+    w = realloc(r->batch, cap * sizeof *w);
+    if (!w) abort();
+    r->batch = w;
+    r->cap_waiting = cap;
+  }
+  gm__redis_wait wait = {.fiber = gm__fiber_current()};
+  if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK) abort();
+  r->waiting[r->n_waiting++] = &wait;
+  gm__fiber_yield();
+  *err = wait.err;
+  return wait.reply;
+}
+
 /*
- * Sends one command, reconnecting first when the connection is known broken
- * and once more when the command itself fails on I/O.  A command may then
- * run twice; every script call is safe to repeat: a mutating one returns
- * its stored reply, a read changes nothing, and timer scripts already run in
- * every broker sharing the Redis, so they are written to be repeatable.
- * NULL when Redis stays unreachable or the reply broke the protocol (the
- * context's err says which).
+ * Sends every queued command in one write, reads their replies in order and
+ * resumes each waiting fiber once.  After an I/O or protocol error the rest
+ * of the batch fails (NULL replies; each caller retries by its own rules)
+ * and the connection is reopened before anyone resumes, so a retry goes to
+ * the new connection.  Fibers that queue again while resumed wait for the
+ * next flush.
  */
-static redisReply *gm__command(gm__redis *r, int argc, const char **argv,
-                               const size_t *lens) {
+void gm__redis_flush(gm__redis *r) {
+  size_t n = r->n_waiting;
+  if (!n) return;
+  gm__redis_wait **batch = r->waiting;
+  r->waiting = r->batch;
+  r->batch = batch;
+  r->n_waiting = 0;
+  size_t i = 0;
+  int failed = 0;
+  for (; i < n && !r->c->err; i++) {
+    void *reply = NULL;
+    if (redisGetReply(r->c, &reply) != REDIS_OK) break;
+    batch[i]->reply = reply;
+  }
+  if (i < n) {
+    failed = r->c->err ? r->c->err : REDIS_ERR_IO;
+    gm__redis_note_error(r, r->c);
+    for (size_t j = i; j < n; j++)
+      batch[j]->err = j == i ? failed : REDIS_ERR_IO;
+    gm__redis_reconnect(r);
+  }
+  for (size_t j = 0; j < n; j++) gm__fiber_resume(batch[j]->fiber);
+}
+
+/*
+ * Runs one formatted command over r: queued with other fibers' commands when
+ * r is pipelined and a fiber is running, else at once.  NULL on failure, with
+ * *err the hiredis error (r->last_error says why).
+ */
+static redisReply *gm__exec(gm__redis *r, const char *cmd, size_t len,
+                            int *err) {
+  *err = 0;
+  if (r->pipelined && gm__fiber_current()) {
+    redisReply *reply = gm__redis_wait_reply(r, cmd, len, err);
+    return reply;
+  }
+  if (r->c->err && gm__redis_reconnect(r) != GM_OK) {
+    gm__redis_note_error(r, r->c);
+    *err = REDIS_ERR_IO;
+    return NULL;
+  }
+  void *reply = NULL;
+  if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK ||
+      redisGetReply(r->c, &reply) != REDIS_OK) {
+    gm__redis_note_error(r, r->c);
+    *err = r->c->err ? r->c->err : REDIS_ERR_IO;
+    if (reply) freeReplyObject(reply);
+    return NULL;
+  }
+  return reply;
+}
+
+/*
+ * Sends one command, once more after an I/O error (the connection is
+ * reopened in between).  A command may then run twice; every script call is
+ * safe to repeat: a mutating one returns its stored reply, a read changes
+ * nothing, and timer scripts already run in every broker sharing the Redis,
+ * so they are written to be repeatable.  NULL when Redis stays unreachable
+ * or the reply broke the protocol (a reply nested deeper than hiredis reads:
+ * sending it again would fail the same way).
+ */
+static redisReply *gm__command_formatted(gm__redis *r, const char *cmd,
+                                         size_t len) {
   for (int attempt = 0; attempt < 2; attempt++) {
-    if (r->c->err && gm__redis_reconnect(r) != GM_OK) return NULL;
-    redisReply *reply = redisCommandArgv(r->c, argc, argv, lens);
-    if (reply) return reply;
-    /* A reply nested deeper than hiredis 0.14 reads (7 levels) is not an
-       outage: sending the command again would fail the same way. */
-    if (r->c->err == REDIS_ERR_PROTOCOL) return NULL;
+    int err;
+    redisReply *reply = gm__exec(r, cmd, len, &err);
+    if (reply || err == REDIS_ERR_PROTOCOL) return reply;
   }
   return NULL;
+}
+
+static redisReply *gm__command(gm__redis *r, int argc, const char **argv,
+                               const size_t *lens) {
+  char *cmd = NULL;
+  long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+  if (len < 0) abort();
+  redisReply *reply = gm__command_formatted(r, cmd, (size_t)len);
+  redisFreeCommand(cmd);
+  return reply;
+}
+
+redisReply *gm__redis_callf(gm__redis *r, const char *fmt, ...) {
+  char *cmd = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int len = redisvFormatCommand(&cmd, fmt, ap);
+  va_end(ap);
+  if (len < 0) abort();
+  redisReply *reply = gm__command_formatted(r, cmd, (size_t)len);
+  redisFreeCommand(cmd);
+  return reply;
 }
 
 /* ---- script registry ---- */
@@ -232,7 +371,7 @@ static int gm__script_load(gm__redis *r, const char *source, char sha[41],
   if (!reply) {
     snprintf(err, errlen,
              "Redis is not reachable at %s (%s); is redis-server running?",
-             r->where, r->c->errstr);
+             r->where, r->last_error);
     return -2;
   }
   int rc = -1;
@@ -323,20 +462,21 @@ void gm__scripts_set_idem_ttl(long seconds) {
 }
 
 /* Reloads script market.name after NOSCRIPT (Redis restarted or failed
-   over); 0 or -1 with err. */
-static int gm__script_reload(gm__redis *r, const char *market, const char *name,
-                             char *err, size_t errlen) {
-  int rc = -1;
+   over); 0 or -1 with err.  The source is copied out first: the registry
+   lock is never held while the call's fiber waits for Redis. */
+static int gm__script_reload(gm_call *call, const char *market,
+                             const char *name, char *err, size_t errlen) {
+  char *source = NULL;
   pthread_rwlock_rdlock(&gm__scripts_lock);
   gm__script *s = gm__script_find_locked(market, name);
-  if (s) {
-    char sha[41];
-    rc = gm__script_load(r, s->source, sha, err, errlen);
-  } else {
-    snprintf(err, errlen, "script %s.%s was unregistered", market, name);
-  }
+  if (s) source = gm__arena_strdup(call->arena, s->source);
   pthread_rwlock_unlock(&gm__scripts_lock);
-  return rc;
+  if (!source) {
+    snprintf(err, errlen, "script %s.%s was unregistered", market, name);
+    return -1;
+  }
+  char sha[41];
+  return gm__script_load(call->redis, source, sha, err, errlen) == 0 ? 0 : -1;
 }
 
 /* ---- outbox registration ---- */
@@ -400,7 +540,7 @@ static gm_status gm__outbox_register(gm_call *call, const char *stream) {
     return gm__call_fail(
         call, GM_UNAVAILABLE,
         "Redis is not reachable at %s (%s); is redis-server running?",
-        call->redis->where, call->redis->c->errstr);
+        call->redis->where, call->redis->last_error);
   int ok = reply->type == REDIS_REPLY_INTEGER;
   if (!ok)
     gm__log(GM_LOG_ERROR, "redis", "SADD gm:outboxes %s failed: %s", stream,
@@ -559,16 +699,21 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
    * the script can XADD to it.  One retry after an I/O error (see
    * gm__command for why repeating is safe), one after NOSCRIPT.
    */
+  char *cmd = NULL;
+  long long cmdlen = redisFormatCommandArgv(&cmd, argc, argv, lens);
+  if (cmdlen < 0) abort();
   redisReply *r = NULL;
   gm_status st = GM_OK;
-  int io_retry = 1, noscript_retry = 1;
+  int io_retry = 1, noscript_retry = 1, err = 0;
   for (;;) {
     st = gm__outbox_register(call, outbox);
-    if (st != GM_OK) return st;
-    r = redisCommandArgv(call->redis->c, argc, argv, lens);
+    if (st != GM_OK) {
+      redisFreeCommand(cmd);
+      return st;
+    }
+    r = gm__exec(call->redis, cmd, (size_t)cmdlen, &err);
     if (!r) {
-      if (call->redis->c->err == REDIS_ERR_PROTOCOL || !io_retry--) break;
-      if (gm__redis_reconnect(call->redis) != GM_OK) break;
+      if (err == REDIS_ERR_PROTOCOL || !io_retry--) break;
       continue;
     }
     if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "NOSCRIPT", 8) != 0 ||
@@ -577,20 +722,21 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     freeReplyObject(r);
     r = NULL;
     char why[512];
-    if (gm__script_reload(call->redis, market, name, why, sizeof why) != 0) {
+    if (gm__script_reload(call, market, name, why, sizeof why) != 0) {
       gm__log(GM_LOG_ERROR, market, "reloading script %s after NOSCRIPT: %s",
               name, why);
+      redisFreeCommand(cmd);
       return gm__call_fail(call, GM_UNAVAILABLE,
                            "script %s.%s could not be reloaded into Redis at "
                            "%s; the gmd log says why",
                            market, name, call->redis->where);
     }
   }
+  redisFreeCommand(cmd);
   if (!r) {
-    if (call->redis->c->err == REDIS_ERR_PROTOCOL) {
+    if (err == REDIS_ERR_PROTOCOL) {
       gm__log(GM_LOG_ERROR, market, "script %s reply unreadable: %s", name,
-              call->redis->c->errstr);
-      gm__redis_reconnect(call->redis);
+              call->redis->last_error);
       return gm__call_fail(call, GM_INTERNAL,
                            "script %s.%s returned a reply nested deeper than "
                            "7 levels; flatten it",
@@ -599,7 +745,7 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     return gm__call_fail(
         call, GM_UNAVAILABLE,
         "Redis is not reachable at %s (%s); is redis-server running?",
-        call->redis->where, call->redis->c->errstr);
+        call->redis->where, call->redis->last_error);
   }
 
   if (r->type == REDIS_REPLY_ERROR) {

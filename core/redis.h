@@ -35,6 +35,29 @@ void gm__redis_destroy(gm__redis **r);
 redisContext *gm__redis_context(gm__redis *r);
 /* Reconnects after an I/O error; GM_OK or GM_UNAVAILABLE. */
 gm_status gm__redis_reconnect(gm__redis *r);
+/* Why the last command over r failed, and where r points, for messages. */
+const char *gm__redis_last_error(const gm__redis *r);
+const char *gm__redis_where(const gm__redis *r);
+
+/*
+ * One command (hiredis format string) over r, sent again once after an I/O
+ * error on a reopened connection; NULL when Redis stays unreachable
+ * (gm__redis_last_error says why).  Pipelined like script runs when called
+ * from a request's fiber.
+ */
+redisReply *gm__redis_callf(gm__redis *r, const char *fmt, ...);
+
+/*
+ * Pipelining (a broker worker's connection).  When on, a command issued from
+ * a fiber (core/fiber.h) is queued and the fiber waits; gm__redis_flush sends
+ * every queued command in one write, reads the replies in order and resumes
+ * each fiber with its own.  Commands from the thread's own stack still run
+ * at once.  Off by default.
+ */
+void gm__redis_set_pipelined(gm__redis *r, int on);
+/* Fibers waiting for the next flush. */
+size_t gm__redis_waiting(const gm__redis *r);
+void gm__redis_flush(gm__redis *r);
 
 /*
  * Registers script `name` of `market` (single-threaded, during plugin init);

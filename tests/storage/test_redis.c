@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "call.h"
 #include "clock.h"
+#include "fiber.h"
 #include "redis.h"
 #include "redis_fixture.h"
 
@@ -465,6 +466,151 @@ static void fake_dir(char *dir, size_t len, pid_t owner_pid) {
   ck_assert_int_eq(utimes(owner, old), 0);
 }
 
+/* ---- pipelining: many calls on fibers share one write and one read ---- */
+
+#define PIPE_MAX 64
+
+typedef struct pipe_job {
+  gm_call call;
+  char idem[32];
+  int steps;        /* script runs this call makes */
+  gm_status st[2];  /* each run's status */
+  long long got[2]; /* each run's counter value, -1 when it failed */
+} pipe_job;
+
+static void pipe_job_run(void *arg) {
+  pipe_job *j = arg;
+  for (int s = 0; s < j->steps; s++) {
+    const gm_value *v = NULL;
+    j->st[s] = run(&j->call, "counter", "t", 1, "n", 0, NULL, &v);
+    j->got[s] =
+        j->st[s] == GM_OK && v && v->type == GM_VALUE_INT ? v->integer : -1;
+  }
+}
+
+static void pipe_jobs(pipe_job *jobs, int n, int steps) {
+  for (int i = 0; i < n; i++) {
+    snprintf(jobs[i].idem, sizeof jobs[i].idem, "job-%d", i);
+    jobs[i].call = call_as("ivy", jobs[i].idem);
+    jobs[i].steps = steps;
+  }
+}
+
+/* Starts every job on a fiber of its own over the pipelined connection,
+   calls between() once every job waits, then flushes until none waits;
+   returns how many flushes (round trips) that took. */
+static int pipe_run(pipe_job *jobs, int n, void (*between)(void)) {
+  gm__fiber *f[PIPE_MAX];
+  ck_assert_int_le(n, PIPE_MAX);
+  gm__redis_set_pipelined(conn, 1);
+  for (int i = 0; i < n; i++) {
+    f[i] = gm__fiber_new(128 * 1024);
+    ck_assert_ptr_nonnull(f[i]);
+    gm__fiber_start(f[i], pipe_job_run, &jobs[i]);
+  }
+  ck_assert_int_eq((int)gm__redis_waiting(conn), n);
+  if (between) between();
+  int rounds = 0;
+  while (gm__redis_waiting(conn)) {
+    gm__redis_flush(conn);
+    rounds++;
+  }
+  for (int i = 0; i < n; i++) gm__fiber_destroy(&f[i]);
+  gm__redis_set_pipelined(conn, 0);
+  return rounds;
+}
+
+START_TEST(pipelined_calls_share_round_trips) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call warm = call_as("ivy", ""); /* registers the outbox stream */
+  ck_assert_int_eq(run(&warm, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  pipe_job jobs[40] = {0};
+  pipe_jobs(jobs, 40, 2);
+  /* Two steps each: 40 calls take two round trips, not eighty. */
+  ck_assert_int_eq(pipe_run(jobs, 40, NULL), 2);
+  for (int i = 0; i < 40; i++) {
+    ck_assert_int_eq(jobs[i].st[0], GM_OK);
+    ck_assert_int_eq(jobs[i].st[1], GM_OK);
+    /* Redis ran the scripts in the order the calls queued them. */
+    ck_assert_int_eq(jobs[i].got[0], 2 + i);
+    ck_assert_int_eq(jobs[i].got[1], 42 + i);
+  }
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 81);
+  /* Each step kept its own idempotency record. */
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:idem:ivy:counter:job-39:1"), 1);
+  /* The same calls again (client retries) replay, in the same two trips. */
+  pipe_job again[40] = {0};
+  pipe_jobs(again, 40, 2);
+  ck_assert_int_eq(pipe_run(again, 40, NULL), 2);
+  for (int i = 0; i < 40; i++) ck_assert_int_eq(again[i].got[1], 42 + i);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 81);
+}
+END_TEST
+
+START_TEST(pipelined_noscript_is_recovered) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call warm = call_as("ivy", "");
+  ck_assert_int_eq(run(&warm, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  freeReplyObject(gm_test_redis_cmd(raw, "SCRIPT FLUSH"));
+  pipe_job jobs[20] = {0};
+  pipe_jobs(jobs, 20, 1);
+  /* NOSCRIPT for all, SCRIPT LOAD for all, then the runs. */
+  ck_assert_int_eq(pipe_run(jobs, 20, NULL), 3);
+  for (int i = 0; i < 20; i++) {
+    ck_assert_int_eq(jobs[i].st[0], GM_OK);
+    ck_assert_int_eq(jobs[i].got[0], 2 + i);
+  }
+}
+END_TEST
+
+static void restart_redis(void) {
+  redisFree(raw);
+  raw = NULL;
+  gm_test_redis_restart(srv);
+  raw = gm_test_redis_connect(srv);
+}
+
+START_TEST(pipelined_restart_is_recovered) {
+  add("counter", counter_lua);
+  pipe_job jobs[20] = {0};
+  pipe_jobs(jobs, 20, 1);
+  /* The commands are queued, Redis restarts (no scripts, no data), then the
+     batch is sent: it fails, the connection is reopened, and every call
+     registers its outbox again and reloads the script by itself. */
+  pipe_run(jobs, 20, restart_redis);
+  for (int i = 0; i < 20; i++) {
+    ck_assert_msg(jobs[i].st[0] == GM_OK, "job %d: %s", i,
+                  jobs[i].call.message ? jobs[i].call.message : "");
+    ck_assert_int_eq(jobs[i].got[0], 1 + i);
+  }
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "SISMEMBER gm:outboxes gm:{mkt:t}:outbox"), 1);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 20);
+}
+END_TEST
+
+static void kill_redis(void) {
+  redisFree(raw);
+  raw = NULL;
+  gm_test_redis_kill(srv);
+}
+
+START_TEST(pipelined_unreachable_is_unavailable) {
+  add("counter", counter_lua);
+  pipe_job jobs[10] = {0};
+  pipe_jobs(jobs, 10, 1);
+  pipe_run(jobs, 10, kill_redis);
+  for (int i = 0; i < 10; i++) {
+    ck_assert_int_eq(jobs[i].st[0], GM_UNAVAILABLE);
+    ck_assert_ptr_nonnull(
+        strstr(jobs[i].call.message, "is redis-server running?"));
+  }
+}
+END_TEST
+
 START_TEST(fixture_removes_folders_of_dead_tests) {
   pid_t dead = fork();
   if (dead == 0) _exit(0);
@@ -503,6 +649,10 @@ int main(void) {
   tcase_add_test(tc, unreachable_is_unavailable);
   tcase_add_test(tc, bounds_and_tags_refused);
   tcase_add_test(tc, threads_share_registry);
+  tcase_add_test(tc, pipelined_calls_share_round_trips);
+  tcase_add_test(tc, pipelined_noscript_is_recovered);
+  tcase_add_test(tc, pipelined_restart_is_recovered);
+  tcase_add_test(tc, pipelined_unreachable_is_unavailable);
   suite_add_tcase(s, tc);
   TCase *fx = tcase_create("fixture");
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
