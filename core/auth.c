@@ -292,6 +292,7 @@ gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
     snprintf(err, errlen, "cannot start the ZAP thread");
     goto fail;
   }
+  pthread_setname_np(a->thread, "gmd-zap");
   return a;
 fail:
   if (a->rep) zmq_close(a->rep);

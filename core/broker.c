@@ -995,6 +995,9 @@ static int worker_start(gm__broker *b, worker *w, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start a worker thread");
     return -1;
   }
+  char name[16];
+  snprintf(name, sizeof name, "gmd-worker-%d", (int)((w - b->workers) % 1000));
+  pthread_setname_np(w->thread, name);
   w->started = 1;
   return 0;
 }
@@ -1055,6 +1058,7 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start the publisher thread");
     goto done;
   }
+  pthread_setname_np(b->publisher, "gmd-publish");
   b->publisher_started = 1;
   pull = pub = NULL;
   if (b->settle_on) {

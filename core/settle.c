@@ -808,6 +808,7 @@ gm__settler *gm__settler_start(const gm__settle_config *cfg, char *err,
                strerror(errno));
       goto fail;
     }
+    pthread_setname_np(s->thread, "gmd-settle");
     s->started = 1;
   }
   return s;

@@ -117,6 +117,7 @@ int gm__timers_start(gm__timers *t, const gm__redis_addr *addr,
     snprintf(err, errlen, "cannot start the timer thread");
     return -1;
   }
+  pthread_setname_np(t->thread, "gmd-timers");
   t->started = 1;
   return 0;
 }
