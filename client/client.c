@@ -174,12 +174,19 @@ static int gm__pack_msg(const ProtobufCMessage *msg, uint8_t **out,
  * frame of the message is the reply.
  */
 static int gm__recv_frame(gm_client *c, int timeout_ms, zmq_msg_t *frame) {
-  zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-  int rc = zmq_poll(&item, 1, timeout_ms);
-  if (rc <= 0) return rc < 0 && errno != EINTR ? -1 : 0;
+  /* A reply already queued is taken without a poll (the common case when
+     draining pipelined replies). */
+  int polled = 0;
   for (;;) {
-    if (zmq_msg_recv(frame, c->sock, ZMQ_DONTWAIT) < 0)
-      return errno == EAGAIN ? 0 : -1;
+    if (zmq_msg_recv(frame, c->sock, ZMQ_DONTWAIT) < 0) {
+      if (errno != EAGAIN) return errno == EINTR ? 0 : -1;
+      if (polled || timeout_ms == 0) return 0;
+      zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+      int rc = zmq_poll(&item, 1, timeout_ms);
+      if (rc <= 0) return rc < 0 && errno != EINTR ? -1 : 0;
+      polled = 1;
+      continue;
+    }
     if (!zmq_msg_more(frame)) return 1;
   }
 }
@@ -357,6 +364,28 @@ gm_status gm_client_send_msg(gm_client *c, const char *market,
       gm_client_send(c, market, method, idempotency_key, body, len, request_id);
   free(body);
   return s;
+}
+
+int gm_client_poll(gm_client *const *clients, size_t n, int timeout_ms,
+                   unsigned char *ready) {
+  zmq_pollitem_t local[64];
+  zmq_pollitem_t *items =
+      n <= sizeof local / sizeof *local ? local : malloc(n * sizeof *items);
+  if (!items) {
+    errno = ENOMEM;
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    /* A NULL client is skipped: poll() ignores a negative fd. */
+    items[i] = (zmq_pollitem_t){clients[i] ? clients[i]->sock : NULL, -1,
+                                ZMQ_POLLIN, 0};
+  }
+  int rc = zmq_poll(items, (int)n, timeout_ms);
+  if (rc < 0 && errno == EINTR) rc = 0;
+  for (size_t i = 0; i < n; i++)
+    ready[i] = rc > 0 && (items[i].revents & ZMQ_POLLIN) ? 1 : 0;
+  if (items != local) free(items);
+  return rc;
 }
 
 gm_status gm_client_recv(gm_client *c, int timeout_ms,

@@ -77,8 +77,12 @@ gm__ledger *gm__ledger_open(const char *path, int readonly, char *err,
   gm__ledger *l = calloc(1, sizeof *l);
   if (!l) abort();
   l->readonly = readonly;
-  int flags = readonly ? SQLITE_OPEN_READONLY
-                       : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  /* Each connection belongs to one thread (a worker, the settler, the
+     timers, the broker during start-up): SQLite's own locking per call is
+     not needed. */
+  int flags = (readonly ? SQLITE_OPEN_READONLY
+                        : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+              SQLITE_OPEN_NOMUTEX;
   char why[512];
   if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "cannot open the ledger %s%s: %s%s", path,

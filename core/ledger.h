@@ -19,7 +19,8 @@
 
 typedef struct gm__ledger gm__ledger;
 
-/* Opens (creating the file and core tables unless readonly). */
+/* Opens (creating the file and core tables unless readonly).  A connection
+   is used by one thread at a time (SQLITE_OPEN_NOMUTEX). */
 gm__ledger *gm__ledger_open(const char *path, int readonly, char *err,
                             size_t errlen);
 void gm__ledger_close(gm__ledger **l);

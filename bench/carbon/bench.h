@@ -42,6 +42,7 @@ typedef struct bench_opts {
   long redis_pid;
   long orders;        /* saturating run and ceiling; the paced run half */
   int accounts;       /* participants, one connection each */
+  int threads;        /* load threads sharing the connections */
   int depth;          /* in flight per connection, saturating run */
   int ceiling_depth;  /* EVALSHA pipeline depth */
   double rate;        /* paced run, orders/s; 0: half the saturating rate */

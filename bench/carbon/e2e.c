@@ -2,12 +2,13 @@
  * End to end: orders through libgmclient -> gmd -> Redis -> settlement.
  *
  * Every account is a participant with its own connection (a gm_client, as
- * a real trader has) and its own thread, which pipelines with
- * gm_client_send() and waits in gm_client_recv(): a thread per connection
- * because the library cannot wait on several connections at once, and
- * polling them instead cost more CPU than gmd itself on two cores.  A phase
- * ends when the SQLite ledger holds a trade row for every fill the replies
- * reported.
+ * a real trader has).  A few load threads (--threads) each drive a share of
+ * the connections: pipelined gm_client_send(), gm_client_poll() for the
+ * connections with replies waiting, gm_client_recv() to take them.  (One
+ * thread per connection, as before gm_client_poll existed, spent more CPU
+ * on thread wake-ups than the bench's own work, on the two cores gmd and
+ * Redis also use.)  A phase ends when the SQLite ledger holds a trade row
+ * for every fill the replies reported.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -55,17 +56,25 @@ struct bench_e2e {
   int n;
 };
 
-/* One account's thread in a phase and what it saw. */
+/* One account's share of a phase. */
+typedef struct bench_lane {
+  bench_acct *a; /* its account and connection */
+  long quota;    /* orders to send */
+  long sent;
+  double interval;   /* paced: us between its orders; 0: saturating */
+  uint64_t start_us; /* paced: its schedule's origin */
+} bench_lane;
+
+/* One load thread in a phase: its lanes and what it saw. */
 typedef struct bench_thread {
   bench_e2e *e;
   const char *symbol;
-  bench_acct *a;     /* its account and connection */
-  long quota;        /* orders to send */
-  double rate;       /* orders/s, 0: saturating */
-  uint64_t start_us; /* common start (paced schedule origin) */
+  bench_lane *lanes; /* the accounts this thread drives */
+  gm_client **conns; /* their connections, for gm_client_poll */
+  unsigned char *ready;
+  int n_lanes;
   uint64_t first_us; /* first send */
   uint64_t last_us;  /* last reply */
-  long sent;
   bench_result r;
   char error[512]; /* the first unexpected status, or why the thread quit */
   int failed;
@@ -323,67 +332,83 @@ static void bench__nap_us(uint64_t us) {
   nanosleep(&ts, NULL);
 }
 
-/* Waits up to timeout_ms for one reply and takes it; 1, 0 (none), -1. */
-static int bench__wait(bench_thread *t, int timeout_ms) {
-  if (!t->a->inflight) return 0;
-  return bench__drain(t, t->a, timeout_ms);
+/*
+ * Sends what each lane may send now: saturating, up to --depth in flight;
+ * paced, every order whose time has come.  Returns the earliest time a paced
+ * lane has its next order due (UINT64_MAX: none), or 0 after a failure.
+ */
+static uint64_t bench__send_due(bench_thread *t, uint64_t now) {
+  int depth = t->e->o->depth;
+  uint64_t next = UINT64_MAX;
+  for (int i = 0; i < t->n_lanes && !t->failed; i++) {
+    bench_lane *l = &t->lanes[i];
+    while (l->sent < l->quota) {
+      uint64_t due = 0;
+      if (l->interval <= 0) {
+        if (l->a->inflight >= depth) break;
+      } else {
+        due = l->start_us + (uint64_t)((double)l->sent * l->interval);
+        if (due > now) {
+          if (due < next) next = due;
+          break;
+        }
+      }
+      int s = bench__send(t, l->a, due);
+      if (s < 0) return 0;
+      if (s == 0) break; /* queue full: a reply frees it */
+      l->sent++;
+    }
+  }
+  return t->failed ? 0 : next;
 }
 
 static void *bench__thread_main(void *arg) {
   bench_thread *t = arg;
-  bench_acct *a = t->a;
-  int depth = t->e->o->depth;
-  double interval = t->rate > 0 ? 1e6 / t->rate : 0;
+  uint64_t progress = bench_now_us(); /* last send or reply */
 
   /* Short naps before a paced send need a small timer slack (default 50). */
   prctl(PR_SET_TIMERSLACK, 5000UL, 0, 0, 0);
-  while (!t->failed && (t->sent < t->quota || a->inflight > 0)) {
-    int got;
-    if (interval <= 0) {
-      /* Closed loop: keep `depth` in flight, block for the next reply. */
-      while (a->inflight < depth && t->sent < t->quota) {
-        int s = bench__send(t, a, 0);
-        if (s < 0) break;
-        if (s == 0) break; /* queue full: a reply frees it */
-        t->sent++;
-      }
-      got = bench__wait(t, (int)(BENCH_STALL_US / 1000));
-    } else {
-      /* Open loop: each order has its time on the schedule, is sent at it
-       * or as soon after as possible, and its latency counts from it. */
-      uint64_t now = bench_now_us(), next = UINT64_MAX;
-      while (t->sent < t->quota) {
-        next = t->start_us + (uint64_t)((double)t->sent * interval);
-        if (next > now) break;
-        if (bench__send(t, a, next) <= 0) break;
-        t->sent++;
-        next = UINT64_MAX;
-      }
-      uint64_t wait = next == UINT64_MAX ? BENCH_STALL_US
-                      : next > now       ? next - now
-                                         : 0;
-      if (!a->inflight) {
-        if (t->sent < t->quota) bench__nap_us(wait);
-        continue;
-      }
-      if (wait >= BENCH_POLL_US) {
-        got = bench__wait(t, (int)(wait / 1000));
-        if (got == 0 && wait >= BENCH_STALL_US) got = -2;
-      } else {
-        got = bench__wait(t, 0);
-        if (got == 0) bench__nap_us(wait < 50 ? wait : 50);
-        continue;
-      }
-      if (got == 0) continue; /* the next send is due */
+  for (;;) {
+    uint64_t now = bench_now_us();
+    uint64_t next = bench__send_due(t, now);
+    if (t->failed) break;
+    int inflight = 0, left = 0;
+    for (int i = 0; i < t->n_lanes; i++) {
+      inflight += t->lanes[i].a->inflight;
+      left += t->lanes[i].sent < t->lanes[i].quota;
     }
-    if (got == 0 || got == -2) {
-      bench__fail(t,
-                  "no reply for %u s with %d in flight; is gmd alive? "
-                  "(bench/run-carbon prints its log)",
-                  BENCH_STALL_US / 1000000u, a->inflight);
+    if (!inflight && !left) break;
+    now = bench_now_us();
+    uint64_t wait = next == UINT64_MAX ? BENCH_STALL_US
+                    : next > now       ? next - now
+                                       : 0;
+    if (!inflight) {
+      bench__nap_us(wait);
+      continue;
+    }
+    /* gm_client_poll waits in whole milliseconds: closer than that to the
+       next send, take what is there and sleep until the send is due (a
+       reply arriving meanwhile waits at most that long, under 1 ms). */
+    int timeout_ms = wait >= BENCH_POLL_US ? (int)(wait / 1000) : 0;
+    int n = gm_client_poll(t->conns, (size_t)t->n_lanes, timeout_ms, t->ready);
+    if (n < 0) {
+      bench__fail(t, "polling the connections failed: %s", strerror(errno));
       break;
     }
-    if (got < 0) break;
+    if (n == 0) {
+      if (bench_now_us() - progress >= BENCH_STALL_US) {
+        bench__fail(t,
+                    "no reply for %u s with %d in flight; is gmd alive? "
+                    "(bench/run-carbon prints its log)",
+                    BENCH_STALL_US / 1000000u, inflight);
+        break;
+      }
+      if (timeout_ms == 0 && wait > 0) bench__nap_us(wait);
+      continue;
+    }
+    for (int i = 0; i < t->n_lanes && !t->failed; i++)
+      if (t->ready[i] && bench__drain(t, t->lanes[i].a, 0) < 0) break;
+    progress = bench_now_us();
   }
   return NULL;
 }
@@ -426,25 +451,37 @@ done:
 int bench_e2e_run(bench_e2e *e, const char *symbol, double rate,
                   bench_result *r) {
   const bench_opts *o = e->o;
-  int nt = e->n, rc = -1, started = 0;
+  int na = e->n, rc = -1, started = 0;
+  int nt = o->threads < na ? o->threads : na;
   bench_thread *t = calloc((size_t)nt, sizeof *t);
+  bench_lane *lanes = calloc((size_t)na, sizeof *lanes);
+  gm_client **conns = calloc((size_t)na, sizeof *conns);
+  unsigned char *ready = calloc((size_t)na, 1);
   pthread_t *tid = calloc((size_t)nt, sizeof *tid);
 
   /* Paced at half the rate, half the orders: the same duration. */
   long orders = rate > 0 && o->orders > 1 ? o->orders / 2 : o->orders;
   memset(r, 0, sizeof *r);
-  if (!t || !tid) goto out;
+  if (!t || !tid || !lanes || !conns || !ready) goto out;
   /* The paced schedule starts a moment after every thread exists. */
   uint64_t start = bench_now_us() + 20000;
+  for (int i = 0; i < na; i++) {
+    lanes[i].a = &e->accts[i];
+    lanes[i].quota = orders / na + (i < orders % na);
+    lanes[i].interval = rate > 0 ? 1e6 / (rate / na) : 0;
+    /* Staggered so the accounts' schedules interleave evenly. */
+    lanes[i].start_us = rate > 0 ? start + (uint64_t)(1e6 / rate * i) : start;
+    conns[i] = e->accts[i].c;
+    e->accts[i].pool.n = 0; /* a new instrument: an empty book */
+  }
   for (int i = 0; i < nt; i++) {
+    int lo = (int)((long)na * i / nt), hi = (int)((long)na * (i + 1) / nt);
     t[i].e = e;
     t[i].symbol = symbol;
-    t[i].a = &e->accts[i];
-    t[i].quota = orders / nt + (i < orders % nt);
-    t[i].rate = rate / nt;
-    /* Staggered so the accounts' schedules interleave evenly. */
-    t[i].start_us = rate > 0 ? start + (uint64_t)(1e6 / rate * i) : start;
-    e->accts[i].pool.n = 0; /* a new instrument: an empty book */
+    t[i].lanes = &lanes[lo];
+    t[i].conns = &conns[lo];
+    t[i].ready = &ready[lo];
+    t[i].n_lanes = hi - lo;
     if (pthread_create(&tid[i], NULL, bench__thread_main, &t[i]) != 0) break;
     started++;
   }
@@ -461,7 +498,7 @@ int bench_e2e_run(bench_e2e *e, const char *symbol, double rate,
     if (t[i].first_us && t[i].first_us < first) first = t[i].first_us;
     if (t[i].last_us > last) last = t[i].last_us;
     if (t[i].error[0])
-      fprintf(stderr, "carbon-bench: %s (%s): %s\n", symbol, e->accts[i].name,
+      fprintf(stderr, "carbon-bench: %s (load thread %d): %s\n", symbol, i,
               t[i].error);
   }
   if (started < nt) {
@@ -483,6 +520,9 @@ int bench_e2e_run(bench_e2e *e, const char *symbol, double rate,
 out:
   free(t);
   free(tid);
+  free(lanes);
+  free(conns);
+  free(ready);
   return rc;
 }
 

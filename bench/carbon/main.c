@@ -31,7 +31,8 @@ static void bench__usage(FILE *f) {
           "the paced\n"
           "                      run places half as many (100000)\n"
           "  --accounts N        participants, each with its own connection "
-          "and thread (32)\n"
+          "(32)\n"
+          "  --threads N         load threads sharing those connections (2)\n"
           "  --depth N           in flight per connection, saturating (8)\n"
           "  --ceiling-depth N   EVALSHA pipeline depth (128)\n"
           "  --rate R            paced run in orders/s (half the saturating "
@@ -85,6 +86,7 @@ int main(int argc, char **argv) {
   bench_opts o = {.endpoint = "tcp://127.0.0.1:7470",
                   .orders = 100000,
                   .accounts = 32,
+                  .threads = 2,
                   .depth = 8,
                   .ceiling_depth = 128,
                   .memory_orders = 1000000,
@@ -97,6 +99,7 @@ int main(int argc, char **argv) {
       {"redis-pid", required_argument, NULL, 'R'},
       {"orders", required_argument, NULL, 'n'},
       {"accounts", required_argument, NULL, 'a'},
+      {"threads", required_argument, NULL, 't'},
       {"depth", required_argument, NULL, 'd'},
       {"ceiling-depth", required_argument, NULL, 'c'},
       {"rate", required_argument, NULL, 'p'},
@@ -127,6 +130,9 @@ int main(int argc, char **argv) {
         break;
       case 'a':
         o.accounts = (int)bench__num("accounts", optarg, 1, 4096);
+        break;
+      case 't':
+        o.threads = (int)bench__num("threads", optarg, 1, 4096);
         break;
       case 'd':
         o.depth = (int)bench__num("depth", optarg, 1, 1024);
@@ -164,10 +170,11 @@ int main(int argc, char **argv) {
   bench_probe p0, p1;
   if (!redis) return 1;
   printf(
-      "gm_bench_carbon: gmd %s, %d accounts (a connection and a thread "
-      "each), mix 60%% resting / 25%% crossing IOC / 15%% cancels, seed "
+      "gm_bench_carbon: gmd %s, %d accounts (a connection each) on %d load "
+      "threads, mix 60%% resting / 25%% crossing IOC / 15%% cancels, seed "
       "%llu\n",
-      o.endpoint, o.accounts, (unsigned long long)o.seed);
+      o.endpoint, o.accounts, o.threads < o.accounts ? o.threads : o.accounts,
+      (unsigned long long)o.seed);
   fflush(stdout);
   e = bench_e2e_new(&o, symbols, o.memory_orders ? 4 : 3);
   if (!e) goto out;

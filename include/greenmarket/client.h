@@ -145,6 +145,17 @@ GM_CLIENT_EXPORT gm_status
 gm_client_recv(gm_client *c, int timeout_ms,
                const ProtobufCMessageDescriptor *reply_type, gm_result *out);
 
+/*
+ * Waits up to timeout_ms (<0: forever) until at least one of n clients has
+ * a reply to receive, so one thread can serve many connections (a gateway
+ * for many participants).  Sets ready[i] to 1 for each such client (then
+ * gm_client_recv(clients[i], 0, ...) takes it without waiting), 0 for the
+ * others; NULL entries are skipped.  Returns how many are ready, 0 on
+ * timeout, -1 on error (errno says why).
+ */
+GM_CLIENT_EXPORT int gm_client_poll(gm_client *const *clients, size_t n,
+                                    int timeout_ms, unsigned char *ready);
+
 /* A fresh idempotency key: 32 lowercase hex characters from getrandom(). */
 GM_CLIENT_EXPORT gm_status gm_client_new_idempotency_key(char out[33]);
 

@@ -228,6 +228,47 @@ START_TEST(pipelining) {
 }
 END_TEST
 
+/* One thread serves several connections: gm_client_poll says which have a
+   reply waiting, gm_client_recv(c, 0, ...) takes it. */
+START_TEST(poll_waits_on_many_clients) {
+  enum { N = 70 }; /* more than the library's on-stack poll set */
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  gm_client *c[N];
+  unsigned char ready[N];
+  for (int i = 0; i < N; i++) c[i] = client(gm_test_echo_endpoint(e), 2000, 0);
+  /* Nothing sent: nothing ready, after the timeout. */
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(gm_client_poll(c, N, 100, ready), 0);
+  ck_assert_int_ge(now_ms() - t0, 90);
+  for (int i = 0; i < N; i++) ck_assert_int_eq(ready[i], 0);
+  /* Requests on every third client only: only those become ready. */
+  int want = 0, got = 0;
+  for (int i = 0; i < N; i += 3, want++)
+    ck_assert_int_eq(gm_client_send(c[i], "gm", "ping", NULL, NULL, 0, NULL),
+                     GM_OK);
+  int64_t deadline = now_ms() + 5000;
+  while (got < want && now_ms() < deadline) {
+    int n = gm_client_poll(c, N, 1000, ready);
+    ck_assert_int_ge(n, 0);
+    for (int i = 0; i < N; i++) {
+      if (!ready[i]) continue;
+      ck_assert_int_eq(i % 3, 0);
+      gm_result r;
+      ck_assert_int_eq(gm_client_recv(c[i], 0, NULL, &r), GM_OK);
+      ck_assert(r.answered);
+      gm_result_clear(&r);
+      got++;
+    }
+  }
+  ck_assert_int_eq(got, want);
+  /* NULL entries are skipped. */
+  gm_client *some[3] = {NULL, c[0], NULL};
+  ck_assert_int_eq(gm_client_poll(some, 3, 10, ready), 0);
+  for (int i = 0; i < N; i++) gm_client_destroy(&c[i]);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
 START_TEST(feed_delivers_subscribed_events) {
   void *ctx = zmq_ctx_new(), *pub = zmq_socket(ctx, ZMQ_PUB);
   int linger = 0;
@@ -403,6 +444,7 @@ int main(void) {
   tcase_add_test(tc, curve_with_keys_talks_without_is_refused);
   tcase_add_test(tc, bad_options_are_explained);
   tcase_add_test(tc, keys_are_random_and_well_formed);
+  tcase_add_test(tc, poll_waits_on_many_clients);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
