@@ -498,6 +498,8 @@ enum {
   GM__CARBON_SESSIONS,
   GM__CARBON_BLOCK_SESSIONS,
   GM__CARBON_REF_PRICE,
+  GM__CARBON_COUNTERPARTY,
+  GM__CARBON_WAIT,
 };
 
 static int gm__carbon_place_opt(int c, const char *arg, void *ctx) {
@@ -554,6 +556,28 @@ static int gm__carbon_place_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
+/*
+ * Splits the positionals around "@" into at most max words, so "100 @ 85.50",
+ * "100 @85.50" and "100@85.50" all give "100", "85.50".  Returns the number
+ * of words (more than max: max + 1, so callers see too many).
+ */
+static int gm__carbon_words(char **pos, int npos, char **words, int max) {
+  int n = 0;
+  for (int i = 0; i < npos; i++) {
+    char *at = strchr(pos[i], '@'), *part[2] = {pos[i], NULL};
+    if (at) {
+      *at = '\0';
+      part[1] = at + 1;
+    }
+    for (int k = 0; k < 2; k++) {
+      if (!part[k] || (at && !*part[k])) continue;
+      if (n == max) return max + 1;
+      words[n++] = part[k];
+    }
+  }
+  return n;
+}
+
 static int gm__carbon_place_run(gm_cli *cli, int argc, char **argv,
                                 const gm__carbon_cmd *self) {
   static const struct option opts[] = {
@@ -573,19 +597,8 @@ static int gm__carbon_place_run(gm_cli *cli, int argc, char **argv,
   int64_t qty, price = 0, expire = 0;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 4, &npos, gm__carbon_place_opt,
                   &p);
-  /* SYMBOL QTY [@] PRICE, also "@85.50" and "100@85.50". */
   char *words[4];
-  int n = 0;
-  for (int i = 0; i < npos; i++) {
-    char *at = strchr(pos[i], '@');
-    if (at) {
-      *at = '\0';
-      if (*pos[i] && n < 4) words[n++] = pos[i];
-      if (at[1] && n < 4) words[n++] = at + 1;
-    } else if (n < 4) {
-      words[n++] = pos[i];
-    }
-  }
+  int n = gm__carbon_words(pos, npos, words, 4);
   int market = p.type != NULL;
   if (n < 2 || n > 3 || (n == 2 && !market))
     return gm__carbon_usage_error(
@@ -1292,6 +1305,305 @@ static int gm__carbon_holdings_run(gm_cli *cli, int argc, char **argv,
   return code;
 }
 
+/* -- block agreement trades -- */
+
+/* "8550000.00 yuan" or "100000 t": what an offer holds of its offerer. */
+static const char *gm__carbon_offer_holds(const json_t *b, char out[48]) {
+  int64_t price = gm__carbon_int(b, "price"),
+          qty = gm__carbon_int(b, "quantity");
+  int64_t amount;
+  char px[32];
+  if (strcmp(gm__carbon_str(b, "side"), "SIDE_BUY"))
+    snprintf(out, 48, "%lld t", (long long)qty);
+  else if (__builtin_mul_overflow(price, qty, &amount))
+    snprintf(out, 48, "cash");
+  else
+    snprintf(out, 48, "%s yuan", gm__carbon_format_price(amount, px));
+  return out;
+}
+
+/* Prints a BlockOffer as a table row, then what its state means. */
+static void gm__carbon_print_offer(const json_t *b) {
+  char side[32], state[32], q[24], px[32], amt[32], holds[48];
+  int64_t price = gm__carbon_int(b, "price"),
+          qty = gm__carbon_int(b, "quantity");
+  int64_t amount;
+  const char *of = gm__carbon_str(b, "offerer"),
+             *cp = gm__carbon_str(b, "counterparty"),
+             *trade = gm__carbon_str(b, "trade_id"),
+             *st = gm__carbon_str(b, "state");
+  gm__carbon_table t = {9,
+                        (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY",
+                                         "PRICE", "AMOUNT", "STATE", "TRADE"},
+                        0x70,
+                        NULL,
+                        0,
+                        0};
+  snprintf(q, sizeof q, "%lld", (long long)qty);
+  if (__builtin_mul_overflow(price, qty, &amount))
+    strcpy(amt, "?");
+  else
+    gm__carbon_format_price(amount, amt);
+  gm__carbon_row(&t, gm__carbon_str(b, "id"), of,
+                 gm__carbon_enum(b, "side", side), cp, q,
+                 gm__carbon_px(price, px), amt,
+                 gm__carbon_enum(b, "state", state), *trade ? trade : "-");
+  gm__carbon_table_print(&t, stdout);
+  gm__carbon_offer_holds(b, holds);
+  if (!strcmp(st, "OFFER_OPEN"))
+    printf(
+        "%s's %s stay frozen until %s accepts or rejects the offer, %s "
+        "withdraws it, or today's block session ends\n",
+        of, holds, cp, of);
+  else if (!strcmp(st, "OFFER_ACCEPTED"))
+    printf("accepted by %s: one block trade at %s (see `gm carbon trades`)\n",
+           cp, px);
+  else if (!strcmp(st, "OFFER_REJECTED"))
+    printf("rejected by %s: %s's %s are released\n", cp, of, holds);
+  else if (!strcmp(st, "OFFER_WITHDRAWN"))
+    printf("withdrawn by %s: %s's %s are released\n", of, of, holds);
+}
+
+typedef struct gm__carbon_block {
+  const char *to;
+} gm__carbon_block;
+
+static int gm__carbon_block_opt(int c, const char *arg, void *ctx) {
+  if (c == GM__CARBON_COUNTERPARTY) ((gm__carbon_block *)ctx)->to = arg;
+  return 0;
+}
+
+static int gm__carbon_offer_run(gm_cli *cli, int argc, char **argv,
+                                const gm__carbon_cmd *self) {
+  static const struct option opts[] = {
+      {"to", required_argument, NULL, GM__CARBON_COUNTERPARTY},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  gm__carbon_block b = {0};
+  char *pos[5] = {NULL}, *words[4];
+  int npos;
+  int64_t qty, price;
+  GM__CARBON_ARGS(argc, argv, opts, self, pos, 5, &npos, gm__carbon_block_opt,
+                  &b);
+  if (gm__carbon_words(pos, npos, words, 4) != 4 || !b.to)
+    return gm__carbon_usage_error(
+        self, "%s",
+        "block offer needs SYMBOL buy|sell QTY @ PRICE --to PARTICIPANT");
+  if (strcmp(words[1], "buy") && strcmp(words[1], "sell")) {
+    fprintf(stderr,
+            "error: INVALID_ARGUMENT: the side of a block offer is buy or "
+            "sell (your side of the trade), not \"%s\"\n",
+            words[1]);
+    return GM_CLI_EXIT_ERROR;
+  }
+  /* The block threshold is the instrument's: the market checks it. */
+  if (gm__carbon_tonnes_arg("quantity", words[2], GM_CARBON_MAX_QTY, &qty) ||
+      gm__carbon_yuan_arg("price", words[3], GM_CARBON_MAX_PRICE, &price))
+    return GM_CLI_EXIT_ERROR;
+  json_t *req = json_pack(
+      "{s:s, s:s, s:s, s:I, s:I}", "symbol", words[0], "side",
+      strcmp(words[1], "buy") ? "SIDE_SELL" : "SIDE_BUY", "counterparty", b.to,
+      "price", (json_int_t)price, "quantity", (json_int_t)qty);
+  return gm__carbon_show(cli, "block.offer", req, gm__carbon_print_offer);
+}
+
+static int gm__carbon_block_run(gm_cli *cli, int argc, char **argv,
+                                const gm__carbon_cmd *self) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  char *pos[2] = {NULL};
+  int npos;
+  if (argc < 2)
+    return gm__carbon_usage_error(
+        self, "%s needs offer, accept, reject or withdraw", argv[0]);
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    printf("usage: %s", self->usage);
+    return GM_CLI_EXIT_OK;
+  }
+  const char *sub = argv[1], *method;
+  if (!strcmp(sub, "offer"))
+    return gm__carbon_offer_run(cli, argc - 1, argv + 1, self);
+  if (!strcmp(sub, "accept"))
+    method = "block.accept";
+  else if (!strcmp(sub, "reject") || !strcmp(sub, "withdraw"))
+    /* The market has one method for both: the counterparty's reject is a
+     * rejection, the offerer's a withdrawal (the reply's state says which). */
+    method = "block.reject";
+  else
+    return gm__carbon_usage_error(
+        self,
+        "unknown block command \"%s\": use offer, accept, reject or "
+        "withdraw (the market has no method that lists offers: the "
+        "offerer tells the counterparty the offer id)",
+        sub);
+  GM__CARBON_ARGS(argc - 1, argv + 1, opts, self, pos, 1, &npos,
+                  gm__carbon_no_opts, NULL);
+  if (npos != 1)
+    return gm__carbon_usage_error(self, "block %s needs an OFFER_ID", sub);
+  json_t *req = json_pack("{s:s}", "offer_id", pos[0]);
+  return gm__carbon_show(cli, method, req, gm__carbon_print_offer);
+}
+
+/* -- end of day and reconciliation (admin) -- */
+
+static void gm__carbon_print_closes(const json_t *r) {
+  const json_t *d;
+  size_t i;
+  gm__carbon_table t = {7,
+                        (const char *[]){"SYMBOL", "DAY", "CLOSE", "VOLUME",
+                                         "BASIS", "EXPIRED", "STATUS"},
+                        0x2c,
+                        NULL,
+                        0,
+                        0};
+  json_array_foreach(json_object_get(r, "closes"), i, d) {
+    char px[32], vol[24], exp[24];
+    /* A day closed before is reported with its close only: its volume
+     * and basis are not in the reply, so they are not guessed. */
+    int already = json_is_true(json_object_get(d, "already"));
+    snprintf(vol, sizeof vol, "%lld", (long long)gm__carbon_int(d, "volume"));
+    snprintf(exp, sizeof exp, "%lld", (long long)gm__carbon_int(d, "expired"));
+    gm__carbon_row(&t, gm__carbon_str(d, "symbol"), gm__carbon_str(d, "day"),
+                   gm__carbon_px(gm__carbon_int(d, "close"), px),
+                   already ? "-" : vol,
+                   already ? "-"
+                   : json_is_true(json_object_get(d, "from_trades"))
+                       ? "VWAP of listing trades"
+                       : "previous close (no trades)",
+                   exp, already ? "closed before" : "closed now");
+  }
+  if (t.rows == 0)
+    printf(
+        "no trading day has closed yet: a day closes when its last listing "
+        "session ends\n");
+  else
+    gm__carbon_table_print(&t, stdout);
+}
+
+static int gm__carbon_close_run(gm_cli *cli, int argc, char **argv,
+                                const gm__carbon_cmd *self) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  char *pos[2] = {NULL};
+  int npos;
+  GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
+                  NULL);
+  json_t *req = json_pack("{s:s}", "symbol", npos ? pos[0] : "");
+  return gm__carbon_show(cli, "records.close", req, gm__carbon_print_closes);
+}
+
+/* A ledger or live amount: yuan for cash, tonnes for allowances. */
+static const char *gm__carbon_amount(int cash, int64_t v, int sign,
+                                     char out[40]) {
+  char px[32];
+  if (cash)
+    snprintf(out, 40, "%s%s", sign && v > 0 ? "+" : "",
+             gm__carbon_format_price(v, px));
+  else
+    snprintf(out, 40, "%s%lld", sign && v > 0 ? "+" : "", (long long)v);
+  return out;
+}
+
+static void gm__carbon_print_reconcile(const json_t *r) {
+  const json_t *d, *diffs = json_object_get(r, "differences");
+  size_t i, n = json_array_size(diffs);
+  int64_t unsettled = gm__carbon_int(r, "unsettled");
+  printf("accounts compared  %lld\n", (long long)gm__carbon_int(r, "accounts"));
+  printf("unsettled entries  %lld\n", (long long)unsettled);
+  if (n == 0) {
+    printf("no differences: the ledger and the live holdings agree\n");
+    return;
+  }
+  gm__carbon_table t = {6,
+                        (const char *[]){"SYMBOL", "PARTICIPANT", "ASSET",
+                                         "LEDGER", "LIVE", "LIVE - LEDGER"},
+                        0x38,
+                        NULL,
+                        0,
+                        0};
+  json_array_foreach(diffs, i, d) {
+    char led[40], live[40], diff[40];
+    int cash = !strcmp(gm__carbon_str(d, "asset"), "ASSET_CASH");
+    int64_t l = gm__carbon_int(d, "ledger"), v = gm__carbon_int(d, "live"), x;
+    gm__carbon_amount(cash, l, 0, led);
+    gm__carbon_amount(cash, v, 0, live);
+    if (__builtin_sub_overflow(v, l, &x))
+      strcpy(diff, "?");
+    else
+      gm__carbon_amount(cash, x, 1, diff);
+    gm__carbon_row(&t, gm__carbon_str(d, "symbol"),
+                   gm__carbon_str(d, "participant"),
+                   cash ? "cash (yuan)" : "allowances (t)", led, live, diff);
+  }
+  gm__carbon_table_print(&t, stdout);
+  printf("%zu difference%s\n", n, n == 1 ? "" : "s");
+  if (unsettled > 0)
+    printf(
+        "%lld outbox entr%s not settled yet: the differences may be only "
+        "those; run again in a moment, or with --wait SECONDS\n",
+        (long long)unsettled, unsettled == 1 ? "y is" : "ies are");
+}
+
+typedef struct gm__carbon_wait {
+  const char *wait;
+} gm__carbon_wait;
+
+static int gm__carbon_wait_opt(int c, const char *arg, void *ctx) {
+  if (c == GM__CARBON_WAIT) ((gm__carbon_wait *)ctx)->wait = arg;
+  return 0;
+}
+
+static int64_t gm__carbon_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Exits 0 when the ledger and Redis agree, 1 when they differ, so an
+ * operator's script can act on the status alone. */
+static int gm__carbon_reconcile_run(gm_cli *cli, int argc, char **argv,
+                                    const gm__carbon_cmd *self) {
+  static const struct option opts[] = {
+      {"wait", required_argument, NULL, GM__CARBON_WAIT},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  gm__carbon_wait w = {0};
+  char *pos[2] = {NULL}, err[256];
+  int npos, code;
+  int64_t wait_s = 0;
+  ProtobufCMessage *raw;
+  json_t *out;
+  size_t ndiff;
+  GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_wait_opt,
+                  &w);
+  if (w.wait && gm__carbon_parse_tonnes("--wait", w.wait, 3600, &wait_s, err,
+                                        sizeof err)) {
+    fprintf(stderr, "error: --wait is a number of seconds, 1..3600\n");
+    return GM_CLI_EXIT_ERROR;
+  }
+  int64_t until = gm__carbon_now_ms() + wait_s * 1000;
+  for (;;) {
+    json_t *req = json_pack("{s:s}", "symbol", npos ? pos[0] : "");
+    code = gm__carbon_call(cli, "records.reconcile", req, &raw, &out);
+    if (code != GM_CLI_EXIT_OK) return code;
+    ndiff = json_array_size(json_object_get(out, "differences"));
+    /* Differences while entries are unsettled may be only settlement lag:
+     * with --wait, ask again until they settle or the time is up. */
+    if (!ndiff || gm__carbon_int(out, "unsettled") <= 0 ||
+        gm__carbon_now_ms() >= until)
+      break;
+    gm__carbon_free(&raw, &out);
+    nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+  }
+  if (cli->output == GM_CLI_OUTPUT_JSON)
+    gm_cli_print(cli, raw);
+  else
+    gm__carbon_print_reconcile(out);
+  fflush(stdout);
+  gm__carbon_free(&raw, &out);
+  return ndiff ? GM_CLI_EXIT_ERROR : GM_CLI_EXIT_OK;
+}
+
 /* ---- the extension ---- */
 
 static const gm__carbon_cmd gm__carbon_cmds[] = {
@@ -1349,6 +1661,39 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      "gm carbon withdraw PARTICIPANT SYMBOL --cash YUAN|--allowances TONNES "
      "(admin)\n",
      gm__carbon_move_run},
+    {"block",
+     "gm carbon block offer SYMBOL buy|sell QTY @ PRICE --to PARTICIPANT\n"
+     "    offer a block agreement trade to PARTICIPANT: QTY at least the "
+     "block\n"
+     "    threshold (100000 t unless the instrument says otherwise), PRICE "
+     "within\n"
+     "    the block band, in the block session; your cash or allowances stay\n"
+     "    frozen until the offer ends (at the latest when the session ends)\n"
+     "  gm carbon block accept OFFER_ID     the counterparty accepts: it "
+     "trades\n"
+     "  gm carbon block reject OFFER_ID     the counterparty turns it down\n"
+     "  gm carbon block withdraw OFFER_ID   the offerer takes it back\n"
+     "    (no command lists offers: the market has no method for it, so "
+     "the\n"
+     "    offerer tells the counterparty the OFFER_ID)\n",
+     gm__carbon_block_run},
+    {"close",
+     "gm carbon close [SYMBOL]   (admin)\n"
+     "    expire due orders and offers and close the latest day whose last "
+     "session\n"
+     "    has ended: close = VWAP of its listing trades, else the previous "
+     "close\n",
+     gm__carbon_close_run},
+    {"reconcile",
+     "gm carbon reconcile [SYMBOL] [--wait SECONDS]   (admin)\n"
+     "    compare the settled ledger with the live holdings, per account; "
+     "exit\n"
+     "    status 0: no difference, 1: differences (or a refusal, on "
+     "stderr),\n"
+     "    2: broker unreachable.  --wait: while entries are still being "
+     "settled,\n"
+     "    ask again for up to SECONDS before reporting differences\n",
+     gm__carbon_reconcile_run},
 };
 
 static int gm__carbon_run(gm_cli *cli, int argc, char **argv) {

@@ -192,7 +192,7 @@ START_TEST(refusals_come_before_the_broker) {
   char dead[64];
   snprintf(dead, sizeof dead, "tcp://127.0.0.1:1");
   static const struct {
-    const char *args[6], *want;
+    const char *args[10], *want;
   } cases[] = {
       {{"buy", "CEA-2025", "1", "@", "85.505"}, "0.01 yuan tick"},
       {{"buy", "CEA-2025", "1", "@", "abc"}, "not an amount of yuan"},
@@ -208,11 +208,27 @@ START_TEST(refusals_come_before_the_broker) {
       {{"trades", "--from", "last week"}, "dates YYYY-MM-DD"},
       {{"deposit", "alice", "CEA-2025", "--cash", "1.001"}, "0.01 yuan tick"},
       {{"deposit", "alice", "CEA-2025"}, "one of --cash YUAN or"},
+      {{"block", "offer", "CEA-2025", "hold", "100000", "@", "86", "--to",
+        "bob"},
+       "buy or sell (your side of the trade), not \"hold\""},
+      {{"block", "offer", "CEA-2025", "sell", "100000", "@", "86"},
+       "--to PARTICIPANT"},
+      {{"block", "offer", "CEA-2025", "sell", "100000@86.001", "--to", "bob"},
+       "0.01 yuan tick"},
+      {{"block", "offer", "CEA-2025", "sell", "0", "@", "86", "--to", "bob"},
+       "must be 1..10000000 t"},
+      {{"block", "list"}, "no method that lists offers"},
+      {{"block"}, "needs offer, accept, reject or withdraw"},
+      {{"block", "accept"}, "block accept needs an OFFER_ID"},
+      {{"block", "withdraw", "X:B1", "X:B2"}, "unexpected argument \"X:B2\""},
+      {{"close", "CEA-2025", "CCER-2025"}, "unexpected argument"},
+      {{"reconcile", "--wait", "0"}, "number of seconds, 1..3600"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const char *const *a = cases[i].args;
-    run_result *r = gm(dead, "--timeout", "200", "--retries", "1", "carbon",
-                       a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+    run_result *r =
+        gm(dead, "--timeout", "200", "--retries", "1", "carbon", a[0], a[1],
+           a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], NULL);
     ck_assert_msg(r->code == 1, "case %zu (%s %s): exit %d, stderr %s", i, a[0],
                   a[1] ? a[1] : "", r->code, r->err);
     ck_assert_msg(strstr(r->err, cases[i].want),
@@ -234,14 +250,32 @@ START_TEST(refusals_come_before_the_broker) {
   r = gm(dead, "carbon", "statement", "--help", NULL);
   GM_OK(r);
   ck_assert_msg(strstr(r->out, "--out FILE.csv"), "%s", r->out);
+  /* The new commands are listed, and reconcile's exit status is told. */
+  r = gm(dead, "carbon", "--help", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "gm carbon block offer SYMBOL buy|sell QTY @ "
+                       "PRICE --to PARTICIPANT") &&
+                    strstr(r->out, "gm carbon block withdraw OFFER_ID") &&
+                    strstr(r->out, "gm carbon close [SYMBOL]") &&
+                    strstr(r->out, "gm carbon reconcile [SYMBOL]"),
+                "%s", r->out);
+  r = gm(dead, "carbon", "reconcile", "--help", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "status 0: no difference, 1: differences"), "%s",
+                r->out);
+  r = gm(dead, "carbon", "block", "accept", "--help", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "usage: gm carbon block offer"), "%s", r->out);
 }
 END_TEST
 
 /* Runs gm until its stdout contains `want` (settlement lags by a batch). */
-static run_result *gm_until(const char *want, const char *endpoint) {
+static run_result *gm_until(const char *want, const char *endpoint,
+                            const char *who) {
   run_result *r = NULL;
   for (int i = 0; i < 100; i++) {
-    r = gm(endpoint, "--as", "alice", "carbon", "trades", "CEA-2025", NULL);
+    r = gm(endpoint, "--as", who, "carbon", "trades", "CEA-2025", NULL);
     if (r->code == 0 && strstr(r->out, want)) break;
     usleep(50000);
   }
@@ -319,7 +353,7 @@ START_TEST(a_session_against_gmd) {
                 "%s", r->out);
 
   /* The trade is settled into the ledger, then listed in yuan. */
-  r = gm_until("5130.00", ep);
+  r = gm_until("5130.00", ep, "alice");
   GM_OK(r);
   ck_assert_msg(strstr(r->out,
                        "TIME                 SYMBOL    PRICE  QTY   "
@@ -400,6 +434,250 @@ START_TEST(a_session_against_gmd) {
 }
 END_TEST
 
+/* Runs gm as `who` and asserts it was refused with `want` on stderr. */
+static void gm_refused(const char *ep, const char *want, const char *who, ...) {
+  char *args[32];
+  int n = 0;
+  args[n++] = "--plugin-dir";
+  args[n++] = (char *)GM_BUILD_PLUGIN_DIR;
+  args[n++] = "--as";
+  args[n++] = (char *)who;
+  va_list ap;
+  va_start(ap, who);
+  for (char *a; (a = va_arg(ap, char *)) && n < 31;) args[n++] = a;
+  va_end(ap);
+  args[n] = NULL;
+  run_result *r = gm_test_run_gm(ep, args);
+  ck_assert_msg(r->code == 1, "%s %s: exit %d\nstdout: %s\nstderr: %s", args[4],
+                args[5], r->code, r->out, r->err);
+  ck_assert_msg(strstr(r->err, want), "stderr \"%s\" lacks \"%s\"", r->err,
+                want);
+  ck_assert_msg(!r->out[0], "a refusal printed \"%s\"", r->out);
+}
+
+START_TEST(block_trades_close_and_reconcile) {
+  gm_test_redis *redis = gm_test_redis_start();
+  /* The sweep timer stays away, so `gm carbon close` is the one that
+   * closes the day and reports it. */
+  gm_test_gmd *g =
+      gm_test_gmd_start(redis, GM_BUILD_PLUGIN_DIR,
+                        "[testing]\nclock = manual\n[plugins]\nload = carbon\n"
+                        "[market.carbon]\nsweep_ms = 3600000\n");
+  const char *ep = gm_test_gmd_endpoint(g);
+
+  /* A Tuesday afternoon in Shanghai: the block session is open. */
+  run_result *r =
+      gm(ep, "--as", "root", "clock", "set", "2026-11-24T13:30:00+08:00", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "admin", "register", "alice", "--roles", "buyer",
+         NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "admin", "register", "bob", "--roles", "seller",
+         NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "create", "CEA-2025", "--reference",
+         "85.50", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "alice", "CEA-2025", "--cash",
+         "20000000", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "bob", "CEA-2025",
+         "--allowances", "200100", NULL);
+  GM_OK(r);
+
+  /* Bob offers 100000 t to Alice: an aligned row, his tonnes frozen. */
+  r = gm(ep, "--as", "bob", "carbon", "block", "offer", "CEA-2025", "sell",
+         "100000", "@", "86", "--to", "alice", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(
+      r->out,
+      "OFFER                   FROM  SIDE  TO        QTY  PRICE      AMOUNT  "
+      "STATE  TRADE\n"
+      "CEA-2025:B000000000001  bob   sell  alice  100000  86.00  8600000.00  "
+      "open   -\n"
+      "bob's 100000 t stay frozen until alice accepts or rejects the offer, "
+      "bob withdraws it, or today's block session ends\n");
+  r = gm(ep, "--as", "bob", "carbon", "holdings", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "0.00      100100  100000       0\n"), "%s",
+                r->out);
+
+  /* Refusals come from the market, with its reason, and change nothing. */
+  gm_refused(ep, "NOT_FOUND: no open block offer CEA-2025:B0000000000ff",
+             "alice", "carbon", "block", "accept", "CEA-2025:B0000000000ff",
+             NULL);
+  gm_refused(ep, "PERMISSION_DENIED: only alice may accept", "bob", "carbon",
+             "block", "accept", "CEA-2025:B000000000001", NULL);
+  gm_refused(ep,
+             "INVALID_ARGUMENT: a block offer needs at least 100000 t in "
+             "lots of 1 t; 99999 t given",
+             "bob", "carbon", "block", "offer", "CEA-2025", "sell", "99999",
+             "@", "86", "--to", "alice", NULL);
+  gm_refused(ep, "outside the block band 59.85-111.15", "bob", "carbon",
+             "block", "offer", "CEA-2025", "sell", "100000", "@", "120", "--to",
+             "alice", NULL);
+
+  /* Alice accepts: one block trade, listed for both sides by name. */
+  r = gm(ep, "--as", "alice", "carbon", "block", "accept",
+         "CEA-2025:B000000000001", NULL);
+  GM_OK(r);
+  ck_assert_msg(
+      strstr(r->out, "8600000.00  accepted  CEA-2025:T000000000001\n") &&
+          strstr(r->out, "accepted by alice: one block trade at 86.00"),
+      "%s", r->out);
+  static const char block_row[] =
+      "2026-11-24 13:30:00  CEA-2025  86.00  100000  8600000.00  alice  bob  "
+      "   CEA-2025:T000000000001 (block)\n";
+  r = gm_until("(block)", ep, "alice");
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, block_row), "%s", r->out);
+  r = gm_until("(block)", ep, "bob");
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, block_row), "%s", r->out);
+
+  /* Alice bids for 100000 t; Bob rejects: her cash is released. */
+  r = gm(ep, "--as", "alice", "carbon", "block", "offer", "CEA-2025", "buy",
+         "100000@85", "--to", "bob", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "alice's 8500000.00 yuan stay frozen"), "%s",
+                r->out);
+  r = gm(ep, "--as", "alice", "carbon", "holdings", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "2900000.00   8500000.00"), "%s", r->out);
+  r = gm(ep, "--as", "bob", "carbon", "block", "reject",
+         "CEA-2025:B000000000002", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "rejected  -\n") &&
+                    strstr(r->out,
+                           "rejected by bob: alice's 8500000.00 yuan are "
+                           "released\n"),
+                "%s", r->out);
+  r = gm(ep, "--as", "alice", "carbon", "holdings", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "alice        CEA-2025  11400000.00         0.00  "
+                       "         0       0  100000\n"),
+                "%s", r->out);
+
+  /* Bob offers again and withdraws: his tonnes are released. */
+  r = gm(ep, "--as", "bob", "carbon", "block", "offer", "CEA-2025", "sell",
+         "100000", "@87", "--to", "alice", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "bob", "carbon", "block", "withdraw",
+         "CEA-2025:B000000000003", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "withdrawn  -\n") &&
+                    strstr(r->out,
+                           "withdrawn by bob: bob's 100000 t are "
+                           "released\n"),
+                "%s", r->out);
+  r = gm(ep, "--as", "bob", "carbon", "holdings", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "8600000.00         0.00      100100       0 "
+                       "      0\n"),
+                "%s", r->out);
+  gm_refused(ep, "NOT_FOUND: no open block offer CEA-2025:B000000000003", "bob",
+             "carbon", "block", "withdraw", "CEA-2025:B000000000003", NULL);
+
+  /* Listing trades at 85.50 x 10 and 86.10 x 30 (VWAP 85.95); a DAY bid
+   * and an open block bid are left for the close to expire. */
+  r = gm(ep, "--as", "bob", "carbon", "sell", "CEA-2025", "10@85.50", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "10@85.50", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "bob", "carbon", "sell", "CEA-2025", "30@86.10", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "30@86.10", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "5@85", "--day",
+         NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "alice", "carbon", "block", "offer", "CEA-2025", "buy",
+         "100000@84", "--to", "bob", NULL);
+  GM_OK(r);
+
+  /* Before the day ends there is nothing to close. */
+  r = gm(ep, "--as", "root", "carbon", "close", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out,
+                   "no trading day has closed yet: a day closes when its "
+                   "last listing session ends\n");
+
+  /* A clean market reconciles: exit 0. */
+  r = gm(ep, "--as", "root", "carbon", "reconcile", "--wait", "10", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "accounts compared  2\n") &&
+                    strstr(r->out,
+                           "no differences: the ledger and the live "
+                           "holdings agree\n"),
+                "%s", r->out);
+
+  /* 15:30: the close takes the listing trades only (not the block). */
+  r = gm(ep, "--as", "root", "clock", "set", "2026-11-24T15:30:00+08:00", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "close", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out,
+                   "SYMBOL    DAY         CLOSE  VOLUME  BASIS                "
+                   "   EXPIRED  STATUS\n"
+                   "CEA-2025  2026-11-24  85.95      40  VWAP of listing "
+                   "trades        2  closed now\n");
+  r = gm(ep, "--as", "root", "carbon", "close", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "CEA-2025  2026-11-24  85.95       -  -    "
+                       "        0  closed before\n"),
+                "%s", r->out);
+  r = gm(ep, "--as", "root", "--json", "carbon", "close", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(
+      strstr(r->out, "\"close\": 8595") && strstr(r->out, "\"already\": true"),
+      "%s", r->out);
+  gm_refused(ep, "PERMISSION_DENIED", "alice", "carbon", "close", NULL);
+  /* The expired DAY bid and block bid released Alice's cash. */
+  r = gm(ep, "--as", "alice", "carbon", "holdings", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "alice        CEA-2025  11396562.00         0.00  "
+                       "         0       0  100040\n"),
+                "%s", r->out);
+
+  /* Live holdings changed behind the ledger's back: reconcile says where,
+   * in yuan and tonnes, and exits 1. */
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "HINCRBY gm:{carbon:CEA-2025}:a:alice c 100"));
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "HINCRBY gm:{carbon:CEA-2025}:a:bob al -3"));
+  redisFree(rc);
+  r = gm(ep, "--as", "root", "carbon", "reconcile", "CEA-2025", NULL);
+  ck_assert_msg(r->code == 1, "exit %d: %s%s", r->code, r->out, r->err);
+  ck_assert_msg(
+      strstr(r->out,
+             "SYMBOL    PARTICIPANT  ASSET                LEDGER         LIVE  "
+             "LIVE - LEDGER\n") &&
+          strstr(r->out,
+                 "CEA-2025  alice        cash (yuan)     11396562.00  "
+                 "11396563.00          +1.00\n") &&
+          strstr(r->out,
+                 "CEA-2025  bob          allowances (t)       100060  "
+                 "     100057             -3\n") &&
+          strstr(r->out, "\n2 differences\n") && !r->err[0],
+      "%s%s", r->out, r->err);
+  r = gm(ep, "--as", "root", "--json", "carbon", "reconcile", NULL);
+  ck_assert_msg(r->code == 1, "exit %d: %s%s", r->code, r->out, r->err);
+  ck_assert_msg(strstr(r->out, "\"live\": 1139656300") &&
+                    strstr(r->out, "\"ledger\": 1139656200"),
+                "%s", r->out);
+  gm_refused(ep, "PERMISSION_DENIED: carbon records.reconcile needs role admin",
+             "alice", "carbon", "reconcile", NULL);
+
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&redis);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon_cli");
   TCase *tc = tcase_create("parse");
@@ -413,6 +691,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, refusals_come_before_the_broker);
   tcase_add_test(tc, a_session_against_gmd);
+  tcase_add_test(tc, block_trades_close_and_reconcile);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
