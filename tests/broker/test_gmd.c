@@ -418,6 +418,79 @@ START_TEST(redis_restart_is_survived) {
 END_TEST
 
 /*
+ * Many clients with many requests in flight, through workers that each run
+ * up to [broker] pipeline requests at once on fibers: every request runs
+ * once, in Redis and in the ledger, and a retry of every one (the same keys)
+ * replays the first replies.  Run with a pipeline smaller than what is in
+ * flight, and with a pipeline of one (no interleaving at all).
+ */
+static void burst(const char *extra, int nconn, int per_conn) {
+  start(extra);
+  enum { WINDOW = 48, MAXN = 1024 };
+  int n = nconn * per_conn;
+  ck_assert_int_le(n, MAXN);
+  static int64_t seq_of[MAXN];
+  gm_test_conn *c[8];
+  ck_assert_int_le(nconn, 8);
+  for (int k = 0; k < nconn; k++)
+    c[k] = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  b.note = "burst";
+  for (int pass = 0; pass < 2; pass++) {
+    int sent[8] = {0}, got[8] = {0}, done = 0;
+    while (done < n) {
+      for (int k = 0; k < nconn; k++) {
+        while (sent[k] < per_conn && sent[k] - got[k] < WINDOW) {
+          char key[32];
+          snprintf(key, sizeof key, "burst-%d-%d", k, sent[k]);
+          gm_test_send(c[k], (uint64_t)sent[k] + 1, "alice", "testmkt", "bump",
+                       key, &b.base);
+          sent[k]++;
+        }
+        while (got[k] < sent[k]) {
+          Gm__Reply *r = gm_test_conn_recv(c[k], got[k] ? 0 : 5000);
+          if (!r) break;
+          ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+          Gm__Testmkt__BumpReply *br =
+              gm__testmkt__bump_reply__unpack(NULL, r->body.len, r->body.data);
+          ck_assert_ptr_nonnull(br);
+          int i = k * per_conn + (int)(r->request_id - 1);
+          if (pass == 0)
+            seq_of[i] = br->seq;
+          else
+            ck_assert_int_eq(br->seq, seq_of[i]); /* replayed, not run */
+          gm__testmkt__bump_reply__free_unpacked(br, NULL);
+          gm__reply__free_unpacked(r, NULL);
+          got[k]++;
+          done++;
+        }
+      }
+    }
+  }
+  for (int k = 0; k < nconn; k++) gm_test_conn_destroy(&c[k]);
+  ck_assert_int_eq(redis_counter(), n);
+  ck_assert_int_eq(wait_settled(n), n);
+  char sql[128];
+  snprintf(sql, sizeof sql,
+           "SELECT count(DISTINCT seq) FROM testmkt_bumps WHERE seq BETWEEN 1 "
+           "AND %d",
+           n);
+  ck_assert_int_eq(ledger_count(sql), n);
+}
+
+START_TEST(pipelined_workers_run_each_request_once) {
+  burst("[broker]\nworkers = 2\npipeline = 8\n[plugins]\nload = testmkt\n", 4,
+        150);
+}
+END_TEST
+
+START_TEST(pipeline_of_one_runs_each_request_once) {
+  burst("[broker]\nworkers = 1\npipeline = 1\n[plugins]\nload = testmkt\n", 2,
+        100);
+}
+END_TEST
+
+/*
  * Refused plugins leave no trace: a second copy of a loaded market is refused
  * before its init (so the loaded one keeps its scripts), and a plugin that
  * registered a timer before failing init takes the timer with it (else the
@@ -551,6 +624,8 @@ int main(void) {
   tcase_add_checked_fixture(tc3, NULL, teardown);
   tcase_set_timeout(tc3, 60);
   tcase_add_test(tc3, refused_plugins_leave_no_trace);
+  tcase_add_test(tc3, pipelined_workers_run_each_request_once);
+  tcase_add_test(tc3, pipeline_of_one_runs_each_request_once);
   suite_add_tcase(s, tc3);
   TCase *tc2 = tcase_create("curve");
   tcase_add_checked_fixture(tc2, curve_setup, teardown);
