@@ -657,18 +657,74 @@ static int gm__carbon_cancel_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
+/*
+ * Moves *cursor to the reply's next_cursor (NULL when it has none).  The
+ * request carries "cursor" only after a reply handed one out, so gm works
+ * with a plugin whose order.list and mass_cancel do not page as well.
+ */
+static void gm__carbon_next_cursor(const json_t *reply, char **cursor) {
+  const char *next = gm__carbon_str(reply, "next_cursor");
+  free(*cursor);
+  *cursor = *next ? strdup(next) : NULL;
+}
+
+/* Calls to follow a walk before gm gives up: far above any real walk, and
+ * a stop for a market that kept handing out cursors. */
+#define GM__CARBON_MAX_PAGES 100000
+
+/*
+ * All the caller's open orders (of `symbol`, or of every instrument when it
+ * is ""), following order.list's pages, into *orders (a JSON array;
+ * json_decref).  With --json and print_pages each page is printed as it
+ * comes.  Returns the exit code, after printing why on failure.
+ */
+static int gm__carbon_open_orders(gm_cli *cli, const char *symbol,
+                                  int print_pages, json_t **orders) {
+  char *cursor = NULL;
+  int code = GM_CLI_EXIT_OK;
+  *orders = json_array();
+  for (long page = 0;; page++) {
+    ProtobufCMessage *raw;
+    json_t *out;
+    if (page == GM__CARBON_MAX_PAGES) {
+      fprintf(stderr,
+              "error: INTERNAL: order.list still had pages after %d calls; "
+              "is the carbon plugin the same version as gm?\n",
+              GM__CARBON_MAX_PAGES);
+      code = GM_CLI_EXIT_ERROR;
+      break;
+    }
+    json_t *req = json_pack("{s:s}", "symbol", symbol);
+    if (cursor) json_object_set_new(req, "cursor", json_string(cursor));
+    code = gm__carbon_call(cli, "order.list", req, &raw, &out);
+    if (code != GM_CLI_EXIT_OK) break;
+    if (print_pages && cli->output == GM_CLI_OUTPUT_JSON)
+      gm_cli_print(cli, raw);
+    json_array_extend(*orders, json_object_get(out, "orders"));
+    gm__carbon_next_cursor(out, &cursor);
+    gm__carbon_free(&raw, &out);
+    if (!cursor) break;
+  }
+  free(cursor);
+  return code;
+}
+
 /* Cancels all own orders of one symbol, calling again while some remain. */
 static int gm__carbon_mass_cancel(gm_cli *cli, const char *symbol,
                                   const char *side, int64_t *count) {
-  /* Each call cancels up to the plugin's per-call bound (mass_cancel_max);
-   * the loop is bounded too, in case orders arrive as fast as we cancel. */
+  /* Each call looks at up to the plugin's per-call bound (mass_cancel_max)
+   * and hands back a cursor to go on with; the loop is bounded too, in
+   * case orders arrive as fast as we cancel. */
+  char *cursor = NULL;
+  int code = GM_CLI_EXIT_OK;
   for (int round = 0; round < 1000; round++) {
     ProtobufCMessage *raw;
     json_t *out, *id;
     size_t i;
     json_t *req = json_pack("{s:s, s:s}", "symbol", symbol, "side", side);
-    int code = gm__carbon_call(cli, "order.mass_cancel", req, &raw, &out);
-    if (code != GM_CLI_EXIT_OK) return code;
+    if (cursor) json_object_set_new(req, "cursor", json_string(cursor));
+    code = gm__carbon_call(cli, "order.mass_cancel", req, &raw, &out);
+    if (code != GM_CLI_EXIT_OK) break;
     if (cli->output == GM_CLI_OUTPUT_JSON) gm_cli_print(cli, raw);
     json_array_foreach(json_object_get(out, "cancelled"), i, id) {
       if (cli->output == GM_CLI_OUTPUT_TABLE)
@@ -676,9 +732,15 @@ static int gm__carbon_mass_cancel(gm_cli *cli, const char *symbol,
       (*count)++;
     }
     int64_t more = gm__carbon_int(out, "remaining");
+    gm__carbon_next_cursor(out, &cursor);
     gm__carbon_free(&raw, &out);
-    if (more <= 0) return GM_CLI_EXIT_OK;
+    if (more <= 0) {
+      free(cursor);
+      return GM_CLI_EXIT_OK;
+    }
   }
+  free(cursor);
+  if (code != GM_CLI_EXIT_OK) return code;
   fprintf(stderr,
           "error: RESOURCE_EXHAUSTED: orders of %s remain after 1000 mass "
           "cancels; run the command again\n",
@@ -712,17 +774,16 @@ static int gm__carbon_cancel_run(gm_cli *cli, int argc, char **argv,
   else {
     /* Every instrument with an open order of ours: keys are per
      * instrument, so mass cancel goes one instrument at a time. */
-    ProtobufCMessage *raw;
-    json_t *out, *o, *seen = json_object();
+    json_t *orders, *o, *seen = json_object();
     size_t i;
-    code = gm__carbon_call(cli, "order.list", json_object(), &raw, &out);
-    json_array_foreach(json_object_get(out, "orders"), i, o) {
+    code = gm__carbon_open_orders(cli, "", 0, &orders);
+    json_array_foreach(orders, i, o) {
       const char *sym = gm__carbon_str(o, "symbol");
       if (code != GM_CLI_EXIT_OK || json_object_get(seen, sym)) continue;
       json_object_set_new(seen, sym, json_true());
       code = gm__carbon_mass_cancel(cli, sym, k.side, &count);
     }
-    gm__carbon_free(&raw, &out);
+    json_decref(orders);
     json_decref(seen);
   }
   if (code == GM_CLI_EXIT_OK && cli->output == GM_CLI_OUTPUT_TABLE)
@@ -817,8 +878,17 @@ static int gm__carbon_orders_run(gm_cli *cli, int argc, char **argv,
   int npos;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
                   NULL);
-  json_t *req = json_pack("{s:s}", "symbol", npos ? pos[0] : "");
-  return gm__carbon_show(cli, "order.list", req, gm__carbon_print_orders);
+  /* Every page, shown as one table (--json: each page's reply). */
+  json_t *orders;
+  int code = gm__carbon_open_orders(cli, npos ? pos[0] : "", 1, &orders);
+  if (code == GM_CLI_EXIT_OK && cli->output == GM_CLI_OUTPUT_TABLE) {
+    json_t *all = json_pack("{s:O}", "orders", orders);
+    gm__carbon_print_orders(all);
+    json_decref(all);
+  }
+  fflush(stdout);
+  json_decref(orders);
+  return code;
 }
 
 /* -- trades / statement -- */

@@ -678,6 +678,95 @@ START_TEST(block_trades_close_and_reconcile) {
 }
 END_TEST
 
+/* Counts the lines of `text`. */
+static int lines(const char *text) {
+  int n = 0;
+  for (; *text; text++) n += *text == '\n';
+  return n;
+}
+
+START_TEST(orders_and_cancel_all_go_past_one_page) {
+  gm_test_redis *redis = gm_test_redis_start();
+  /* Mass cancel looks at 40 orders per call: 150 need several calls. */
+  gm_test_gmd *g =
+      gm_test_gmd_start(redis, GM_BUILD_PLUGIN_DIR,
+                        "[testing]\nclock = manual\n[plugins]\nload = carbon\n"
+                        "[market.carbon]\nmass_cancel_max = 40\n");
+  const char *ep = gm_test_gmd_endpoint(g);
+  run_result *r =
+      gm(ep, "--as", "root", "clock", "set", "2026-11-24T10:00:00+08:00", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "create", "CEA-2025", "--reference",
+         "85.50", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "carol", "CEA-2025",
+         "--allowances", "1000", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "carol", "CEA-2025", "--cash",
+         "10000", NULL);
+  GM_OK(r);
+
+  /* 150 asks and 10 bids, placed in this process through gm's own call
+   * path (a gm process per order would take most of the test's time). */
+  gm_cli cli;
+  memset(&cli, 0, sizeof cli);
+  gm_client_options_init(&cli.opts);
+  cli.endpoint = ep;
+  cli.plugin_dir = GM_BUILD_PLUGIN_DIR;
+  cli.opts.dev_participant = "carol";
+  for (int i = 0; i < 160; i++) {
+    ProtobufCMessage *raw;
+    json_t *out;
+    json_t *req =
+        json_pack("{s:s, s:s, s:I, s:I}", "symbol", "CEA-2025", "side",
+                  i < 150 ? "SIDE_SELL" : "SIDE_BUY", "price",
+                  (json_int_t)(i < 150 ? 8600 + i % 50 : 8000 + i % 10),
+                  "quantity", (json_int_t)1);
+    ck_assert_int_eq(gm__carbon_call(&cli, "order.place", req, &raw, &out),
+                     GM_CLI_EXIT_OK);
+    ck_assert_str_eq(gm__carbon_str(json_object_get(out, "order"), "state"),
+                     "STATE_OPEN");
+    gm__carbon_free(&raw, &out);
+  }
+  gm_client_destroy(&cli.client);
+  if (cli.markets) protobuf_c_message_free_unpacked(cli.markets, NULL);
+  gm_cli_plugins_close(&cli);
+
+  /* Every open order is listed, in one table: a header and 160 rows. */
+  r = gm(ep, "--as", "carol", "carbon", "orders", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_int_eq(lines(r->out), 161);
+  ck_assert_msg(strstr(r->out, "CEA-2025:0000000000a0  buy   80.09"), "%s",
+                r->out);
+  r = gm(ep, "--as", "carol", "carbon", "orders", NULL);
+  GM_OK(r);
+  ck_assert_int_eq(lines(r->out), 161);
+
+  /* One side, then the rest, each over several calls. */
+  r = gm(ep, "--as", "carol", "carbon", "cancel", "--all", "CEA-2025", "--sell",
+         NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "\n150 orders cancelled\n"), "%s", r->out);
+  r = gm(ep, "--as", "carol", "carbon", "orders", NULL);
+  GM_OK(r);
+  ck_assert_int_eq(lines(r->out), 11);
+  ck_assert_msg(!strstr(r->out, "sell"), "%s", r->out);
+  r = gm(ep, "--as", "carol", "carbon", "cancel", "--all", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "\n10 orders cancelled\n"), "%s", r->out);
+  r = gm(ep, "--as", "carol", "carbon", "orders", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out, "no open orders\n");
+  r = gm(ep, "--as", "carol", "carbon", "holdings", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "10000.00         0.00        1000       0"),
+                "%s", r->out);
+
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&redis);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon_cli");
   TCase *tc = tcase_create("parse");
@@ -692,6 +781,7 @@ int main(void) {
   tcase_add_test(tc, refusals_come_before_the_broker);
   tcase_add_test(tc, a_session_against_gmd);
   tcase_add_test(tc, block_trades_close_and_reconcile);
+  tcase_add_test(tc, orders_and_cancel_all_go_past_one_page);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
