@@ -121,6 +121,27 @@ static const char register_lua[] =
     "if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1]) end\n"
     "return 1\n";
 
+gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
+                        char **roles) {
+  *participant = *roles = NULL;
+  redisReply *r = gm__redis_callf(call->redis, "GET " PUBKEY_KEY "%s", z85);
+  if (!r)
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "Redis is not reachable; is redis-server running?");
+  if (r->type == REDIS_REPLY_STRING)
+    *participant = gm__arena_strdup(call->arena, r->str);
+  freeReplyObject(r);
+  if (!*participant) return GM_OK;
+  r = gm__redis_callf(call->redis, "HGET " ID_KEY "%s roles", *participant);
+  if (!r)
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "Redis is not reachable; is redis-server running?");
+  *roles = gm__arena_strdup(call->arena,
+                            r->type == REDIS_REPLY_STRING ? r->str : "");
+  freeReplyObject(r);
+  return GM_OK;
+}
+
 gm_status gm__participant_register(gm_call *call, const Gm__Participant *p) {
   if (!valid_id(p->id))
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
@@ -182,10 +203,12 @@ static size_t put_property(uint8_t *out, const char *name, const char *value) {
 
 static void zap_reply(void *rep, const char *reqid, size_t reqid_len,
                       const char *code, const char *text, const char *user,
-                      const char *roles) {
+                      const char *roles, const char *key) {
   uint8_t meta[512];
   size_t mlen = 0;
   if (roles && strlen(roles) < 400) mlen = put_property(meta, "X-Roles", roles);
+  /* The key lets workers check it is still registered on every request. */
+  if (key && strlen(key) == 40) mlen += put_property(meta + mlen, "X-Key", key);
   zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
   zmq_send(rep, reqid, reqid_len, ZMQ_SNDMORE);
   zmq_send(rep, code, strlen(code), ZMQ_SNDMORE);
@@ -218,24 +241,27 @@ static void zap_handle(gm__auth *a) {
   if (n < 7 || zmq_msg_size(&parts[5]) != 5 ||
       memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) != 0 ||
       zmq_msg_size(&parts[6]) != 32) {
-    zap_reply(a->rep, reqid, reqid_len, "400", "CURVE required", "", NULL);
+    zap_reply(a->rep, reqid, reqid_len, "400", "CURVE required", "", NULL,
+              NULL);
     goto done;
   }
   char z85[41];
   zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
   if (a->admin_keys && strstr(a->admin_keys, z85)) {
-    zap_reply(a->rep, reqid, reqid_len, "200", "OK", "admin", "admin");
+    /* A bootstrap key from the config: no registry record to re-check. */
+    zap_reply(a->rep, reqid, reqid_len, "200", "OK", "admin", "admin", NULL);
     goto done;
   }
   redisReply *r = gm__redis_callf(a->redis, "GET " PUBKEY_KEY "%s", z85);
   if (!r) {
     zap_reply(a->rep, reqid, reqid_len, "300", "participant registry down", "",
-              NULL);
+              NULL, NULL);
     goto done;
   }
   if (r->type != REDIS_REPLY_STRING) {
     gm__log(GM_LOG_WARN, "auth", "refused unregistered client key %s", z85);
-    zap_reply(a->rep, reqid, reqid_len, "400", "key not registered", "", NULL);
+    zap_reply(a->rep, reqid, reqid_len, "400", "key not registered", "", NULL,
+              NULL);
     freeReplyObject(r);
     goto done;
   }
@@ -248,9 +274,9 @@ static void zap_handle(gm__auth *a) {
      client-supplied property of that name. */
   if (strlen(roles) >= 400 || !gm__roles_valid(roles))
     zap_reply(a->rep, reqid, reqid_len, "400", "participant roles unusable", "",
-              NULL);
+              NULL, NULL);
   else
-    zap_reply(a->rep, reqid, reqid_len, "200", "OK", id, roles);
+    zap_reply(a->rep, reqid, reqid_len, "200", "OK", id, roles, z85);
   if (r) freeReplyObject(r);
 done:
   for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);

@@ -33,6 +33,10 @@ void gm__auth_stop(gm__auth **a);
 /* Looks a participant up; GM_NOT_FOUND when unregistered. */
 gm_status gm__participant_get(gm_call *call, const char *id,
                               Gm__Participant **out);
+/* Who owns CURVE public key z85 now and with which roles (arena strings);
+ * *participant NULL when nobody does.  GM_UNAVAILABLE when Redis is down. */
+gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
+                        char **roles);
 /* Creates or updates a participant (validated); fails on a key owned by
  * another. */
 gm_status gm__participant_register(gm_call *call, const Gm__Participant *p);

@@ -41,6 +41,14 @@
 #define ROLE_CACHE 64
 #define ROLE_CACHE_US 1000000u
 
+/* CURVE mode: who owns a key, as a worker read it lately (curve_recheck). */
+typedef struct key_entry {
+  char key[41];         /* Z85 public key; "" when the slot is free */
+  char participant[65]; /* its owner then; "" when none */
+  char roles[64];       /* the owner's roles, comma-separated */
+  uint64_t until_us;    /* valid until, monotonic */
+} key_entry;
+
 typedef struct role_entry {
   char participant[65]; /* "" when the slot is free */
   char roles[64];       /* comma-separated */
@@ -61,6 +69,7 @@ typedef struct task {
 typedef struct worker {
   struct gm__broker *b;         /* owner */
   role_entry roles[ROLE_CACHE]; /* dev-mode roles, direct-mapped by id */
+  key_entry keys[ROLE_CACHE];   /* curve-mode key owners, by key */
   pthread_t thread;             /* this worker */
   int started;                  /* thread was created */
   void *sock;                   /* DEALER to the main thread */
@@ -332,15 +341,63 @@ static int idem_key_valid(const char *k) {
   return 1;
 }
 
-/* Splits the broker's auth frame "participant\0roles". */
-static void read_auth(gm_call *call, zmq_msg_t *auth) {
+/* Splits the broker's auth frame "participant\0roles\0key" (key empty for
+   a bootstrap admin key); returns the key. */
+static const char *read_auth(gm_call *call, zmq_msg_t *auth) {
   size_t n = zmq_msg_size(auth);
   const char *d = zmq_msg_data(auth);
   const char *nul = n ? memchr(d, '\0', n) : NULL;
-  if (!nul) return;
+  if (!nul) return "";
   call->participant = gm__arena_strndup(call->arena, d, (size_t)(nul - d));
-  call->roles =
-      gm__arena_strndup(call->arena, nul + 1, n - (size_t)(nul - d) - 1);
+  const char *r = nul + 1, *end = d + n;
+  const char *nul2 = memchr(r, '\0', (size_t)(end - r));
+  if (!nul2) nul2 = end;
+  call->roles = gm__arena_strndup(call->arena, r, (size_t)(nul2 - r));
+  return nul2 < end ? gm__arena_strndup(call->arena, nul2 + 1,
+                                        (size_t)(end - nul2 - 1))
+                    : "";
+}
+
+/*
+ * CURVE mode: the key a connection authenticated with must still belong to
+ * the participant on every request, and the roles are the registry's now,
+ * not those of the handshake.  A re-registration with a new key (the old
+ * one revoked) or a role change shows within a second: each worker keeps
+ * what it read that long, so a stream of requests costs no Redis round trip
+ * each.  Returns 0 when the call may go on (call->roles updated).
+ */
+static int curve_recheck(worker *w, gm_call *call, const char *key) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char *c = key; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+  key_entry *e = &w->keys[h % ROLE_CACHE];
+  uint64_t now = gm__clock_mono_us();
+  const char *owner, *roles;
+  if (e->until_us > now && strcmp(e->key, key) == 0) {
+    owner = e->participant;
+    roles = e->roles;
+  } else {
+    char *o = NULL, *r = NULL;
+    if (gm__key_owner(call, key, &o, &r) != GM_OK) return -1;
+    owner = o ? o : "";
+    roles = r ? r : "";
+    if (strlen(key) < sizeof e->key && strlen(owner) < sizeof e->participant &&
+        strlen(roles) < sizeof e->roles) {
+      snprintf(e->key, sizeof e->key, "%s", key);
+      snprintf(e->participant, sizeof e->participant, "%s", owner);
+      snprintf(e->roles, sizeof e->roles, "%s", roles);
+      e->until_us = now + ROLE_CACHE_US;
+    }
+  }
+  if (strcmp(owner, call->participant) != 0) {
+    gm__call_fail(call, GM_PERMISSION_DENIED,
+                  "the key this connection authenticated with is no longer "
+                  "registered to participant %s (revoked or replaced); "
+                  "reconnect with the participant's current key",
+                  call->participant);
+    return -1;
+  }
+  call->roles = gm__arena_strdup(call->arena, roles);
+  return 0;
 }
 
 /* In development mode: the envelope names the caller; roles from the registry.
@@ -424,16 +481,18 @@ static void dispatch(worker *w, gm_call *call, zmq_msg_t *auth,
                   req->version, PROTOCOL_VERSION);
     return;
   }
+  const char *key = "";
   if (b->dev_mode)
     dev_identity(call, req);
   else
-    read_auth(call, auth);
+    key = read_auth(call, auth);
   if (!call->participant || !*call->participant) {
     gm__call_fail(call, GM_PERMISSION_DENIED,
                   "no authenticated participant: connect with a registered "
                   "CURVE key");
     return;
   }
+  if (*key && curve_recheck(w, call, key) != 0) return;
 
   const gm_method *m = NULL;
   const gm_method *methods = gm__core_methods;
@@ -893,8 +952,9 @@ static int forward_request(gm__broker *b, void *front, void *back) {
   if (!b->dev_mode) {
     const char *user = zmq_msg_gets(&f[n - 1], "User-Id");
     const char *roles = zmq_msg_gets(&f[n - 1], "X-Roles");
-    int w = snprintf(auth, sizeof auth, "%s%c%s", user ? user : "", '\0',
-                     roles ? roles : "");
+    const char *key = zmq_msg_gets(&f[n - 1], "X-Key");
+    int w = snprintf(auth, sizeof auth, "%s%c%s%c%s", user ? user : "", '\0',
+                     roles ? roles : "", '\0', key ? key : "");
     alen = w > 0 && (size_t)w < sizeof auth ? (size_t)w : 0;
   }
   zmq_send(back, auth, alen, ZMQ_SNDMORE);

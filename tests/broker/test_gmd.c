@@ -605,6 +605,79 @@ START_TEST(curve_admits_registered_keys_only) {
 }
 END_TEST
 
+/* Registers (or re-registers) `id` with key `pub` and `role`, as admin. */
+static void register_as_admin(const char *id, const char *pub, const char *role,
+                              const char *idem) {
+  Gm__Participant p = GM__PARTICIPANT__INIT;
+  p.id = (char *)id;
+  p.public_key = (char *)pub;
+  char *roles[] = {(char *)role};
+  p.roles = roles;
+  p.n_roles = 1;
+  Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+  reg.participant = &p;
+  Gm__Reply *r = gm_test_call(conn, NULL, "gm", "register", idem, &reg.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+}
+
+/* Calls testmkt bump (needs role buyer or seller) over c until its status
+   is `want` with `text` in the message, for up to 3 s; fails the test if it
+   never is. */
+static void bump_until(gm_test_conn *c, Gm__Status want, const char *text) {
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  b.note = "until";
+  static int n;
+  Gm__Status st = (Gm__Status)-1;
+  char last[256] = "";
+  int ok = 0;
+  for (int i = 0; i < 300 && !ok; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "until-%d", n++);
+    Gm__Reply *r = gm_test_call(c, NULL, "testmkt", "bump", key, &b.base);
+    ck_assert_ptr_nonnull(r);
+    st = r->status;
+    snprintf(last, sizeof last, "%s", r->message);
+    gm__reply__free_unpacked(r, NULL);
+    /* Each worker caches for up to a second: until then a request may still
+       see the old state. */
+    ok = st == want && (!text || strstr(last, text));
+    if (!ok) sleep_ms(10);
+  }
+  ck_assert_msg(ok, "status %d (%s), want %d (%s) within 3 s", st, last, want,
+                text ? text : "");
+}
+
+/*
+ * A connection's key is checked on every request, not only at the
+ * handshake: a role change applies without reconnecting, and replacing a
+ * participant's key (revoking the old one) cuts off connections that still
+ * use it, within a second.
+ */
+START_TEST(curve_revoked_key_loses_access_without_reconnect) {
+  char pub[41], sec[41], pub2[41], sec2[41];
+  zmq_curve_keypair(pub, sec);
+  zmq_curve_keypair(pub2, sec2);
+  register_as_admin("bob", pub, "agency", "b1");
+  gm_test_conn *bob =
+      gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, pub, sec);
+  bump_until(bob, GM__STATUS__PERMISSION_DENIED, "needs role buyer,seller");
+  /* Roles change: the open connection gets them. */
+  register_as_admin("bob", pub, "buyer", "b2");
+  bump_until(bob, GM__STATUS__OK, NULL);
+  /* The key is replaced: the old connection is refused, a new one with the
+     new key works. */
+  register_as_admin("bob", pub2, "buyer", "b3");
+  bump_until(bob, GM__STATUS__PERMISSION_DENIED, "no longer registered");
+  gm_test_conn_destroy(&bob);
+  gm_test_conn *bob2 =
+      gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, pub2, sec2);
+  bump_until(bob2, GM__STATUS__OK, NULL);
+  gm_test_conn_destroy(&bob2);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("gmd");
   TCase *tc = tcase_create("dev mode");
@@ -631,6 +704,7 @@ int main(void) {
   tcase_add_checked_fixture(tc2, curve_setup, teardown);
   tcase_set_timeout(tc2, 120);
   tcase_add_test(tc2, curve_admits_registered_keys_only);
+  tcase_add_test(tc2, curve_revoked_key_loses_access_without_reconnect);
   suite_add_tcase(s, tc2);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
