@@ -1,9 +1,37 @@
 -- amend: cancel one order, or mass-cancel the caller's orders.
 --   ARGV cancel: 'cancel', order id, admin 0|1 (an admin may cancel any order)
---   ARGV mass:   'mass', side b|s|'' (both), at most this many (bounded)
+--   ARGV mass:   'mass', side b|s|'' (both), at most this many, walk
+--                position, carried ids ('id,id'): see page()
 -- Cancels are accepted outside sessions and while halted: they only release.
--- Reply records as in place.lua; mass adds {'N', open orders left}.
+-- Reply records as in place.lua; mass adds {'N', remaining, position,
+-- carried ids} (the walk is over at position '-' with nothing carried).
 local op, who = ARGV[1], gm.participant
+
+-- Up to n members of set `key` with bounded work, for a walk over several
+-- runs (SMEMBERS would cost the whole set, however large).  `pos` is where
+-- the walk stands: '0' at its start, an SSCAN cursor (kept a string: it is
+-- 64-bit), or '-' once the scan is over.  `carry` are members an earlier
+-- SSCAN reply gave beyond that run's n (COUNT is only a hint); they come
+-- first, so a run never takes more than n.  At most 16 SSCAN calls of COUNT
+-- <= n, each visiting at most 10 x COUNT buckets.  Returns the members (no
+-- duplicates within the run), the next position and the new carry.
+-- (read.lua has the same function: lib.lua is not this change's file.)
+local function page(key, pos, carry, n)
+  local got, seen, left = {}, {}, {}
+  local function take(m)
+    if seen[m] then return end
+    seen[m] = true
+    if #got < n then got[#got + 1] = m else left[#left + 1] = m end
+  end
+  for _, m in ipairs(carry) do take(m) end
+  for _ = 1, 16 do
+    if #got >= n or pos == '-' then break end
+    local r = redis.call('SSCAN', key, pos, 'COUNT', n - #got)
+    for _, m in ipairs(r[2]) do take(m) end
+    pos = r[1] == '0' and '-' or r[1]
+  end
+  return got, pos, left
+end
 local inst = inst_load()
 if not inst then return inst_missing() end
 local out = {}
@@ -17,21 +45,32 @@ if op == 'cancel' then
   ord_end(o, 4, 'cancelled by ' .. who, out)
   out[#out][1] = 'T'
 else
-  local side, max = ARGV[2], tonumber(ARGV[3])
-  local ids = redis.call('SMEMBERS', P .. 'op:' .. who)
-  local n, left = 0, 0
+  -- Each run looks at no more than max of the caller's open orders, of
+  -- either side: a side filter cannot make a run read the whole set.
+  local side, max, key = ARGV[2], tonumber(ARGV[3]), P .. 'op:' .. who
+  local carry = {}
+  for id in string.gmatch(ARGV[5], '[^,]+') do carry[#carry + 1] = id end
+  local ids, pos, left = page(key, ARGV[4], carry, max)
   for _, id in ipairs(ids) do
     local o = ord_get(id)
-    if o and (side == '' or o.side == side) then
-      if n < max then
-        ord_end(o, 4, 'mass cancel', out)
-        n = n + 1
-      else
-        left = left + 1
-      end
+    if not o then
+      -- Not resting: a carried id that filled or was cancelled since.  The
+      -- SREM keeps a member without an order (only a bug leaves one) from
+      -- counting in remaining for ever.
+      redis.call('SREM', key, id)
+    elseif o.who == who and (side == '' or o.side == side) then
+      ord_end(o, 4, 'mass cancel', out)
     end
   end
-  out[#out + 1] = {'N', I(left)}
+  -- Without a side every order looked at is gone, so the set holds exactly
+  -- what is left.  With one, the orders of that side among the rest are not
+  -- known without reading them: the set's size bounds them until the walk
+  -- is over.
+  local remaining = 0
+  if side == '' or pos ~= '-' or #left > 0 then
+    remaining = redis.call('SCARD', key)
+  end
+  out[#out + 1] = {'N', I(remaining), pos, table.concat(left, ',')}
 end
 acct_flush()
 levels_out(out)

@@ -33,7 +33,8 @@ static const gm_host_api *host;
 #define CARBON_STATEMENT_MAX 100000         /* trades in one statement */
 static long carbon__max_fills = 64;         /* default per instrument */
 static long carbon__expire_batch = 256;     /* expiries per sweep call */
-static long carbon__mass_cancel_max = 1000; /* cancels per mass_cancel call */
+static long carbon__mass_cancel_max = 1000; /* orders per mass_cancel call */
+static long carbon__reconcile_page = 1000;  /* accounts per reconcile run */
 static long carbon__max_steps = 64; /* place steps per order (per call) */
 static long carbon__inflight_ms =
     5000; /* in flight this long: the sweep ends it */
@@ -41,6 +42,15 @@ static long carbon__kill_after_step; /* failure injection for tests; 0: off */
 static char *carbon__sources[8];     /* lib + script, freed at shutdown */
 
 #define CARBON_REGISTRY_TAG "_"
+/* order.list page sizes: the default and the largest. */
+#define CARBON_LIST_DEFAULT 100
+#define CARBON_LIST_MAX 1000
+/* A cursor's carried ids come from one SSCAN step beyond a page (a hash
+   bucket or two): far below this, which only bounds what a request sends. */
+#define CARBON_CURSOR_MAX 16384
+/* Reconcile runs per instrument: far above any real count of accounts
+   (reconcile_page each); a walk past it means the set never stops growing. */
+#define CARBON_RECONCILE_RUNS 1000000
 /* The largest max_steps: also the guard against a script that never ends. */
 #define CARBON_MAX_STEPS_LIMIT 10000
 #define CARBON_DEFAULT_SESSIONS "570-690,780-900"
@@ -120,6 +130,80 @@ static gm_status carbon__need_symbol(gm_call *call, const char *sym) {
                     "symbol \"%s\" is not valid: 1-24 of A-Z 0-9 -, starting "
                     "with a letter (e.g. CEA-2025)",
                     sym ? sym : "");
+}
+
+/*
+ * A walk over a participant's open orders, as order.list and
+ * order.mass_cancel hand it out in next_cursor and take it back in cursor:
+ * "<SYMBOL>[:<side>]:<position>[:<id>,<id>...]".  The position is "0" (the
+ * walk starts), an SSCAN cursor, or "-" (the scan is over); the ids are
+ * orders the last SSCAN step gave beyond the page, which the next call takes
+ * first (read.lua, page()).  The side (b, s or a for both) is in mass
+ * cancel's cursors only.  Clients treat the text as opaque.
+ */
+typedef struct carbon__cursor {
+  const char *sym;   /* the instrument the walk is in */
+  char side;         /* mass cancel: 'b', 's' or 'a'; order.list: 0 */
+  const char *pos;   /* "0", SSCAN cursor digits, or "-" */
+  const char *carry; /* "" or ids separated by ',' */
+} carbon__cursor;
+
+static char *carbon__cursor_text(gm_call *call, const carbon__cursor *c) {
+  char side[3] = {c->side, ':', 0};
+  return host->sprintf(call, "%s:%s%s%s%s", c->sym, c->side ? side : "", c->pos,
+                       c->carry[0] ? ":" : "", c->carry);
+}
+
+/* The walk is over: the scan ended and nothing is carried. */
+static int carbon__cursor_done(const char *pos, const char *carry) {
+  return strcmp(pos, "-") == 0 && carry[0] == '\0';
+}
+
+/* Order ids as the place script makes them: 12 lowercase hex digits. */
+static int carbon__valid_ids(const char *s) {
+  while (*s) {
+    size_t n = strspn(s, "0123456789abcdef");
+    if (n != 12 || (s[n] != ',' && s[n] != '\0')) return 0;
+    s += n + (s[n] == ',');
+  }
+  return 1;
+}
+
+/* Parses `text` (with a side field when with_side) into *c. */
+static gm_status carbon__cursor_parse(gm_call *call, const char *method,
+                                      const char *text, int with_side,
+                                      carbon__cursor *c) {
+  size_t len = strlen(text);
+  char *f[4] = {NULL}, *copy = host->sprintf(call, "%s", text);
+  size_t nf = 0, need = with_side ? 3 : 2;
+  for (char *p = copy; p && nf < 4; nf++) {
+    f[nf] = p;
+    if ((p = strchr(p, ':'))) *p++ = '\0';
+  }
+  if (len > CARBON_CURSOR_MAX || nf < need || nf > need + 1 ||
+      strchr(f[nf - 1], ':'))
+    goto bad;
+  c->sym = f[0];
+  c->side = with_side ? f[1][0] : 0;
+  c->pos = f[need - 1];
+  c->carry = nf > need ? f[need] : "";
+  if (!gm__carbon_valid_symbol(c->sym) ||
+      (with_side && (strlen(f[1]) != 1 || !strchr("bsa", c->side))))
+    goto bad;
+  if (strcmp(c->pos, "-")) {
+    size_t nd = strspn(c->pos, "0123456789");
+    /* An SSCAN cursor is an unsigned 64-bit number: 20 digits at most. */
+    if (nd == 0 || nd > 20 || c->pos[nd] ||
+        (nd == 20 && strcmp(c->pos, "18446744073709551615") > 0))
+      goto bad;
+  }
+  if (carbon__valid_ids(c->carry)) return GM_OK;
+bad:
+  return host->fail(call, GM_INVALID_ARGUMENT,
+                    "cursor \"%.64s%s\" is not one %s returned; pass "
+                    "next_cursor back unchanged, or leave cursor empty to "
+                    "start from the beginning",
+                    text, len > 64 ? "..." : "", method);
 }
 
 static Gm__Carbon__Order *carbon__order(gm_call *call, const char *sym,
@@ -701,21 +785,48 @@ static gm_status carbon__cancel(gm_call *call, const ProtobufCMessage *req,
                     "the cancel script returned no order; check the gmd log");
 }
 
+/*
+ * Cancels the caller's open orders of one instrument (one side or both),
+ * looking at no more than mass_cancel_max of them per call and handing back
+ * a cursor to go on with (see carbon__cursor).
+ */
 static gm_status carbon__mass_cancel(gm_call *call, const ProtobufCMessage *req,
                                      ProtobufCMessage **reply) {
   const Gm__Carbon__MassCancelRequest *in =
       (const Gm__Carbon__MassCancelRequest *)req;
+  carbon__cursor cur = {in->symbol, 'a', "0", ""};
   const gm_value *v;
   gm_status st;
   if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
+  if (in->side != GM__CARBON__SIDE__SIDE_UNSPECIFIED &&
+      in->side != GM__CARBON__SIDE__SIDE_BUY &&
+      in->side != GM__CARBON__SIDE__SIDE_SELL)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "side %d is unknown; use SIDE_BUY, SIDE_SELL, or leave "
+                      "it unset for both",
+                      (int)in->side);
   const char *side = in->side == GM__CARBON__SIDE__SIDE_BUY    ? "b"
                      : in->side == GM__CARBON__SIDE__SIDE_SELL ? "s"
                                                                : "";
+  if (in->cursor[0]) {
+    st = carbon__cursor_parse(call, "order.mass_cancel", in->cursor, 1, &cur);
+    if (st != GM_OK) return st;
+    /* Another symbol's or side's walk would skip orders silently. */
+    if (strcmp(cur.sym, in->symbol) || cur.side != (side[0] ? side[0] : 'a'))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "cursor is for another symbol or side than this "
+                        "request's (%s, %s); pass next_cursor back with the "
+                        "symbol and side it came with",
+                        in->symbol, side[0] ? side : "both sides");
+  }
+  cur.side = side[0] ? side[0] : 'a';
   const char *args[] = {"mass", side,
-                        carbon__num(call, carbon__mass_cancel_max)};
-  if ((st = carbon__run(call, "amend", in->symbol, 3, args, &v)) != GM_OK)
+                        carbon__num(call, carbon__mass_cancel_max), cur.pos,
+                        cur.carry};
+  if ((st = carbon__run(call, "amend", in->symbol, 5, args, &v)) != GM_OK)
     return st;
   Gm__Carbon__MassCancelReply *out = host->alloc(call, sizeof *out);
+  int walked = 0;
   gm__carbon__mass_cancel_reply__init(out);
   out->cancelled = host->alloc(call, (v->n + 1) * sizeof(char *));
   for (size_t i = 0; i < v->n; i++) {
@@ -723,10 +834,20 @@ static gm_status carbon__mass_cancel(gm_call *call, const ProtobufCMessage *req,
     if (tag == 'O')
       out->cancelled[out->n_cancelled++] =
           host->sprintf(call, "%s:%s", in->symbol, carbon__s(&v->items[i], 1));
-    else if (tag == 'N')
+    else if (tag == 'N') {
+      walked = 1;
       out->remaining = carbon__i(&v->items[i], 1);
+      cur.pos = carbon__s(&v->items[i], 2);
+      cur.carry = carbon__s(&v->items[i], 3);
+      if (!carbon__cursor_done(cur.pos, cur.carry))
+        out->next_cursor = carbon__cursor_text(call, &cur);
+    }
   }
   carbon__publish(call, in->symbol, v, GM__CARBON__SIDE__SIDE_UNSPECIFIED);
+  if (!walked)
+    return host->fail(call, GM_INTERNAL,
+                      "the mass cancel script returned no position; check "
+                      "the gmd log");
   *reply = &out->base;
   return GM_OK;
 }
@@ -787,38 +908,88 @@ static gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/*
+ * One page of the caller's open orders: of one instrument, or of every
+ * instrument in symbol order.  Each script run reads at most the orders the
+ * page still needs (read.lua, page()), so a page costs the same however many
+ * orders the caller has.  A run that ends its bounded scan before the page
+ * is full ends the page early: the cursor says where to go on.
+ */
 static gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
                                     ProtobufCMessage **reply) {
   const Gm__Carbon__ListOrdersRequest *in =
       (const Gm__Carbon__ListOrdersRequest *)req;
-  const char *args[] = {"orders", host->participant(call)};
+  const char *who = host->participant(call);
+  int32_t limit = in->limit ? in->limit : CARBON_LIST_DEFAULT;
+  carbon__cursor cur = {NULL, 0, "0", ""};
   const gm_value *list = NULL, *v;
   gm_status st;
-  size_t nsym = 1, cap = 0;
-  if (in->symbol[0]) {
-    if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
-  } else {
+  size_t nsym = 1, k = 0;
+  if (limit < 1 || limit > CARBON_LIST_MAX)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "limit %d is out of range: a page holds 1..%d orders "
+                      "(0 or unset: %d); follow next_cursor for more",
+                      (int)in->limit, CARBON_LIST_MAX, CARBON_LIST_DEFAULT);
+  if (in->symbol[0] && (st = carbon__need_symbol(call, in->symbol)) != GM_OK)
+    return st;
+  if (in->cursor[0]) {
+    st = carbon__cursor_parse(call, "order.list", in->cursor, 0, &cur);
+    if (st != GM_OK) return st;
+    if (in->symbol[0] && strcmp(cur.sym, in->symbol))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "cursor is for %s, not %s; pass next_cursor back with "
+                        "the symbol it came with",
+                        cur.sym, in->symbol);
+  }
+  if (!in->symbol[0]) {
     if ((st = carbon__registry(call, &list)) != GM_OK) return st;
     nsym = list->n;
+    /* The registry is sorted: resume at the cursor's instrument, or at the
+     * first after it should it be gone. */
+    while (cur.sym && k < nsym &&
+           (!list->items[k].str || strcmp(list->items[k].str, cur.sym) < 0))
+      k++;
+    if (cur.sym && k < nsym && strcmp(list->items[k].str, cur.sym))
+      cur.pos = "0", cur.carry = "";
   }
   Gm__Carbon__OrderList *out = host->alloc(call, sizeof *out);
   gm__carbon__order_list__init(out);
-  for (size_t k = 0; k < nsym; k++) {
-    const char *sym = list ? list->items[k].str : in->symbol;
-    if (!sym) continue;
-    if ((st = carbon__run(call, "read", sym, 2, args, &v)) != GM_OK) {
+  out->orders = host->alloc(call, ((size_t)limit + 1) * sizeof *out->orders);
+  for (; k < nsym; k++, cur.pos = "0", cur.carry = "") {
+    cur.sym = list ? list->items[k].str : in->symbol;
+    if (!cur.sym) continue;
+    size_t need = (size_t)limit - out->n_orders;
+    if (need == 0) {
+      out->next_cursor = carbon__cursor_text(call, &cur);
+      break;
+    }
+    const char *args[] = {"orders", who, carbon__num(call, (int64_t)need),
+                          cur.pos, cur.carry};
+    int walked = 0;
+    if ((st = carbon__run(call, "read", cur.sym, 5, args, &v)) != GM_OK) {
       if (list) continue; /* an instrument listed but gone: skip it */
       return st;
     }
-    if (out->n_orders + v->n > cap) {
-      size_t ncap = (out->n_orders + v->n) * 2 + 8;
-      Gm__Carbon__Order **n = host->alloc(call, ncap * sizeof *n);
-      if (out->n_orders) memcpy(n, out->orders, out->n_orders * sizeof *n);
-      out->orders = n;
-      cap = ncap;
+    for (size_t i = 0; i < v->n; i++) {
+      char tag = carbon__tag(v, i);
+      if (tag == 'O' && out->n_orders < (size_t)limit)
+        out->orders[out->n_orders++] =
+            carbon__order(call, cur.sym, &v->items[i]);
+      else if (tag == 'C') {
+        cur.pos = carbon__s(&v->items[i], 1);
+        cur.carry = carbon__s(&v->items[i], 2);
+        walked = 1;
+      }
     }
-    for (size_t i = 0; i < v->n; i++)
-      out->orders[out->n_orders++] = carbon__order(call, sym, &v->items[i]);
+    if (!walked)
+      return host->fail(call, GM_INTERNAL,
+                        "the read script returned no position for %s's "
+                        "orders; check the gmd log",
+                        cur.sym);
+    if (!carbon__cursor_done(cur.pos, cur.carry)) {
+      out->next_cursor = carbon__cursor_text(call, &cur);
+      break;
+    }
   }
   *reply = &out->base;
   return GM_OK;
@@ -1245,32 +1416,38 @@ static gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-typedef struct carbon__settled {
+/* One account's totals: held in Redis, or settled in the ledger. */
+typedef struct carbon__total {
+  const char *who;
+  int64_t cash, alw;
+} carbon__total;
+
+/* A growing array of totals in the call's arena. */
+typedef struct carbon__totals {
   gm_call *call;
+  carbon__total *t;
   size_t n, cap;
-  const char **who;
-  int64_t *cash, *alw;
-} carbon__settled;
+} carbon__totals;
+
+static void carbon__totals_add(carbon__totals *s, const char *who, int64_t cash,
+                               int64_t alw) {
+  if (s->n == s->cap) {
+    size_t ncap = s->cap * 2 + 64;
+    carbon__total *t = host->alloc(s->call, ncap * sizeof *t);
+    if (s->n) memcpy(t, s->t, s->n * sizeof *t);
+    s->t = t, s->cap = ncap;
+  }
+  s->t[s->n++] = (carbon__total){who, cash, alw};
+}
+
+static int carbon__totals_cmp(const void *a, const void *b) {
+  return strcmp(((const carbon__total *)a)->who,
+                ((const carbon__total *)b)->who);
+}
 
 static int carbon__settled_row(void *arg, size_t ncols, const gm_param *c) {
-  carbon__settled *s = arg;
   if (ncols < 3 || !c[0].s) return 0;
-  if (s->n == s->cap) {
-    size_t ncap = s->cap * 2 + 16;
-    const char **w = host->alloc(s->call, ncap * sizeof *w);
-    int64_t *cs = host->alloc(s->call, ncap * sizeof *cs);
-    int64_t *al = host->alloc(s->call, ncap * sizeof *al);
-    if (s->n) {
-      memcpy(w, s->who, s->n * sizeof *w);
-      memcpy(cs, s->cash, s->n * sizeof *cs);
-      memcpy(al, s->alw, s->n * sizeof *al);
-    }
-    s->who = w, s->cash = cs, s->alw = al, s->cap = ncap;
-  }
-  s->who[s->n] = c[0].s;
-  s->cash[s->n] = c[1].i;
-  s->alw[s->n] = c[2].i;
-  s->n++;
+  carbon__totals_add(arg, c[0].s, c[1].i, c[2].i);
   return 0;
 }
 
@@ -1296,16 +1473,62 @@ static void carbon__diff(gm_call *call, Gm__Carbon__ReconcileReply *out,
   out->differences[out->n_differences++] = d;
 }
 
+/* The outbox's length (when len is not NULL) and count of entries ever
+ * added, from the {'N', ...} record of a read reply ('live' or 'outbox'). */
+static void carbon__outbox_counts(const gm_value *v, int64_t *len,
+                                  int64_t *added) {
+  for (size_t i = 0; i < v->n; i++)
+    if (carbon__tag(v, i) == 'N') {
+      if (len) *len = carbon__i(&v->items[i], 1);
+      *added = carbon__i(&v->items[i], 2);
+    }
+}
+
+/*
+ * Compares the ledger's totals per account of `sym` with Redis.  Redis is
+ * read in runs of reconcile_page accounts, so no run blocks Redis for long
+ * however many accounts there are.  The runs are no one snapshot, so the
+ * outbox's count of entries ever added is taken with the first run and again
+ * after the ledger query: entries appended in between count in unsettled
+ * with those not settled at the start, and unsettled = 0 means Redis did not
+ * change while it was read and the ledger had settled all of it.
+ */
 static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
                                        Gm__Carbon__ReconcileReply *out,
                                        size_t *cap) {
-  const char *args[] = {"live"};
+  const char *pos = "0", *carry = "", *outbox_args[] = {"outbox"};
   const gm_value *v;
-  carbon__settled s = {call, 0, 0, NULL, NULL, NULL};
+  carbon__totals live = {call, NULL, 0, 0}, led = {call, NULL, 0, 0};
+  int64_t len0 = 0, added0 = 0, added1 = 0;
   gm_status st;
-  /* Redis first: an entry settled between the two reads then shows as a
-   * difference in the ledger's favour rather than hiding one. */
-  if ((st = carbon__run(call, "read", sym, 1, args, &v)) != GM_OK) return st;
+  /* Redis first: an entry settled between the reads then counts in
+   * unsettled rather than hiding a difference. */
+  for (long run = 0; !carbon__cursor_done(pos, carry); run++) {
+    const char *args[] = {"live", carbon__num(call, carbon__reconcile_page),
+                          pos, carry};
+    int walked = 0;
+    if (run == CARBON_RECONCILE_RUNS)
+      return host->fail(call, GM_INTERNAL,
+                        "%s's accounts did not fit in %d reads of %ld; check "
+                        "the gmd log",
+                        sym, CARBON_RECONCILE_RUNS, carbon__reconcile_page);
+    if ((st = carbon__run(call, "read", sym, 4, args, &v)) != GM_OK) return st;
+    for (size_t i = 0; i < v->n; i++) {
+      const gm_value *r = &v->items[i];
+      char tag = carbon__tag(v, i);
+      if (tag == 'A')
+        carbon__totals_add(&live, carbon__s(r, 1), carbon__i(r, 2),
+                           carbon__i(r, 3));
+      else if (tag == 'C')
+        pos = carbon__s(r, 1), carry = carbon__s(r, 2), walked = 1;
+    }
+    if (!walked)
+      return host->fail(call, GM_INTERNAL,
+                        "the read script returned no position for %s's "
+                        "accounts; check the gmd log",
+                        sym);
+    if (run == 0) carbon__outbox_counts(v, &len0, &added0);
+  }
   st = host->ledger_query(
       call,
       "SELECT who, sum(c), sum(a) FROM ("
@@ -1315,37 +1538,38 @@ static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
       " UNION ALL SELECT buyer, -amount, quantity FROM carbon_trades"
       " WHERE symbol = ?1"
       " UNION ALL SELECT seller, amount, -quantity FROM carbon_trades"
-      " WHERE symbol = ?1) GROUP BY who ORDER BY who",
-      (gm_param[]){GM_TEXT(sym)}, 1, carbon__settled_row, &s);
+      " WHERE symbol = ?1) GROUP BY who",
+      (gm_param[]){GM_TEXT(sym)}, 1, carbon__settled_row, &led);
   if (st != GM_OK) return st;
-  char *seen = host->alloc(call, s.n + 1);
-  for (size_t i = 0; i < v->n; i++) {
-    const gm_value *r = &v->items[i];
-    if (carbon__tag(v, i) == 'N') {
-      out->unsettled += carbon__i(r, 1);
+  if ((st = carbon__run(call, "read", sym, 1, outbox_args, &v)) != GM_OK)
+    return st;
+  carbon__outbox_counts(v, NULL, &added1);
+  out->unsettled += len0 + (added1 - added0);
+
+  /* Both sorted by participant and merged.  A walk may meet an account
+   * twice (SSCAN, when the set was resized between runs): once counts. */
+  if (live.n) qsort(live.t, live.n, sizeof *live.t, carbon__totals_cmp);
+  if (led.n) qsort(led.t, led.n, sizeof *led.t, carbon__totals_cmp);
+  size_t i = 0, k = 0;
+  while (i < live.n || k < led.n) {
+    if (i > 0 && i < live.n && !strcmp(live.t[i].who, live.t[i - 1].who)) {
+      i++;
       continue;
     }
-    const char *who = carbon__s(r, 1);
-    int64_t lc = 0, la = 0;
-    for (size_t k = 0; k < s.n; k++)
-      if (!strcmp(s.who[k], who)) {
-        lc = s.cash[k], la = s.alw[k], seen[k] = 1;
-        break;
-      }
+    int c = i == live.n  ? 1
+            : k == led.n ? -1
+                         : strcmp(live.t[i].who, led.t[k].who);
+    const char *who = c <= 0 ? live.t[i].who : led.t[k].who;
+    int64_t lc = c <= 0 ? live.t[i].cash : 0, la = c <= 0 ? live.t[i].alw : 0;
+    int64_t gc = c >= 0 ? led.t[k].cash : 0, ga = c >= 0 ? led.t[k].alw : 0;
+    i += c <= 0;
+    k += c >= 0;
     out->accounts++;
-    carbon__diff(call, out, cap, sym, who, GM__CARBON__ASSET__ASSET_CASH, lc,
-                 carbon__i(r, 2));
+    carbon__diff(call, out, cap, sym, who, GM__CARBON__ASSET__ASSET_CASH, gc,
+                 lc);
     carbon__diff(call, out, cap, sym, who, GM__CARBON__ASSET__ASSET_ALLOWANCE,
-                 la, carbon__i(r, 3));
+                 ga, la);
   }
-  for (size_t k = 0; k < s.n; k++)
-    if (!seen[k]) {
-      out->accounts++;
-      carbon__diff(call, out, cap, sym, s.who[k], GM__CARBON__ASSET__ASSET_CASH,
-                   s.cash[k], 0);
-      carbon__diff(call, out, cap, sym, s.who[k],
-                   GM__CARBON__ASSET__ASSET_ALLOWANCE, s.alw[k], 0);
-    }
   return GM_OK;
 }
 
@@ -1558,6 +1782,8 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
   carbon__expire_batch = carbon__config_long(m, "expire_batch", 256, 1, 10000);
   carbon__mass_cancel_max =
       carbon__config_long(m, "mass_cancel_max", 1000, 1, 100000);
+  carbon__reconcile_page =
+      carbon__config_long(m, "reconcile_page", 1000, 1, 100000);
   carbon__max_steps =
       carbon__config_long(m, "max_steps", 64, 1, CARBON_MAX_STEPS_LIMIT);
   carbon__inflight_ms =

@@ -1,7 +1,55 @@
 -- read: read-only views (no writes, no emits).
---   ARGV 'inst' | 'acct', who | 'order', id | 'orders', who |
---        'depth', levels | 'stats' | 'live' (every account, for reconcile)
+--   ARGV 'inst' | 'acct', who | 'order', id |
+--        'orders', who, n, walk position, carried ids ('id,id') |
+--        'depth', levels | 'stats' |
+--        'live', n, walk position, carried participants ('a|b') |
+--        'outbox'
+-- 'orders' and 'live' are pages of a walk (see page()): they end with
+-- {'C', next position, carried}; the walk is over at '-' with nothing
+-- carried.  'live' (accounts, for reconcile) and 'outbox' add {'N', outbox
+-- length, entries ever added to the outbox}.
 local op = ARGV[1]
+
+-- Up to n members of set `key` with bounded work, for a walk over several
+-- runs (SMEMBERS would cost the whole set, however large).  `pos` is where
+-- the walk stands: '0' at its start, an SSCAN cursor (kept a string: it is
+-- 64-bit), or '-' once the scan is over.  `carry` are members an earlier
+-- SSCAN reply gave beyond that run's n (COUNT is only a hint); they come
+-- first, so a run never takes more than n.  At most 16 SSCAN calls of COUNT
+-- <= n, each visiting at most 10 x COUNT buckets.  Returns the members (no
+-- duplicates within the run), the next position and the new carry.
+-- (amend.lua has the same function: lib.lua is not this change's file.)
+local function page(key, pos, carry, n)
+  local got, seen, left = {}, {}, {}
+  local function take(m)
+    if seen[m] then return end
+    seen[m] = true
+    if #got < n then got[#got + 1] = m else left[#left + 1] = m end
+  end
+  for _, m in ipairs(carry) do take(m) end
+  for _ = 1, 16 do
+    if #got >= n or pos == '-' then break end
+    local r = redis.call('SSCAN', key, pos, 'COUNT', n - #got)
+    for _, m in ipairs(r[2]) do take(m) end
+    pos = r[1] == '0' and '-' or r[1]
+  end
+  return got, pos, left
+end
+
+-- The outbox's length and how many entries it was ever given: reconcile
+-- compares the latter before and after its reads to know whether anything
+-- moved in between.
+local function outbox_rec()
+  local k = P .. 'outbox'
+  if redis.call('EXISTS', k) == 0 then return {'N', '0', '0'} end
+  local x, len, added = redis.call('XINFO', 'STREAM', k), 0, 0
+  for i = 1, #x - 1, 2 do
+    if x[i] == 'length' then len = x[i + 1] end
+    if x[i] == 'entries-added' then added = x[i + 1] end
+  end
+  return {'N', I(len), I(added)}
+end
+
 local inst = inst_load()
 if not inst then return inst_missing() end
 if op == 'inst' then return {inst_rec(inst)} end
@@ -19,11 +67,17 @@ if op == 'order' then
   return {ord_rec(o, ord_state(o))}
 end
 if op == 'orders' then
-  local out = {}
-  for _, id in ipairs(redis.call('SMEMBERS', P .. 'op:' .. ARGV[2])) do
+  local who, carry, out = ARGV[2], {}, {}
+  for id in string.gmatch(ARGV[5], '[^,]+') do carry[#carry + 1] = id end
+  local ids, pos, left = page(P .. 'op:' .. who, ARGV[4], carry,
+    tonumber(ARGV[3]))
+  for _, id in ipairs(ids) do
     local o = ord_get(id)
-    if o then out[#out + 1] = ord_rec(o, ord_state(o)) end
+    -- A carried id may have ended since (or, from a made-up cursor, be
+    -- someone else's order).
+    if o and o.who == who then out[#out + 1] = ord_rec(o, ord_state(o)) end
   end
+  out[#out + 1] = {'C', pos, table.concat(left, ',')}
   return out
 end
 if op == 'depth' then
@@ -43,13 +97,17 @@ if op == 'stats' then
     I(inst.ref), inst.cday == TODAY and I(inst.close) or '0'}}
 end
 if op == 'live' then
-  local out = {}
-  for _, who in ipairs(redis.call('SMEMBERS', P .. 'accts')) do
+  local carry, out = {}, {}
+  -- '|' cannot be part of a participant id.
+  for w in string.gmatch(ARGV[4], '[^|]+') do carry[#carry + 1] = w end
+  local whos, pos, left = page(P .. 'accts', ARGV[3], carry, tonumber(ARGV[2]))
+  for _, who in ipairs(whos) do
     local a = acct(who)
     out[#out + 1] = {'A', who, I(a.c + a.cf), I(a.al + a.af + a.lk)}
   end
-  -- Entries still in the outbox are not settled yet.
-  out[#out + 1] = {'N', I(redis.call('XLEN', P .. 'outbox'))}
+  out[#out + 1] = {'C', pos, table.concat(left, '|')}
+  out[#out + 1] = outbox_rec()
   return out
 end
+if op == 'outbox' then return {outbox_rec()} end
 return rej('INVALID_ARGUMENT', 'unknown read ' .. op)
