@@ -10,7 +10,11 @@
  *     its callback is not run twice;
  *   - this consumer re-reads its own pending entries at start and after a
  *     failed batch, and entries a dead consumer left pending are claimed
- *     with XAUTOCLAIM once idle longer than claim_idle_ms.
+ *     with XAUTOCLAIM once idle longer than claim_idle_ms;
+ *   - a consumer is removed from the group only by a script that checks, in
+ *     the same atomic step, that it has nothing pending and has been idle
+ *     longer than prune_idle_ms (a broker name no longer used), so no
+ *     entry can be dropped with it.
  * Entries of one stream are settled in stream order, except that entries
  * claimed from a dead consumer arrive after newer ones already settled.
  */
@@ -41,6 +45,28 @@
 /* XAUTOCLAIM pages per stream per sweep, COUNT per page. */
 #define GM__CLAIM_PAGES 8
 #define GM__CLAIM_COUNT "256"
+/* Dead consumers are looked for at most this often. */
+#define GM__PRUNE_EVERY_US (600u * 1000000u)
+
+/* Removes, from each stream's group, consumers other than ARGV[2] with no
+   pending entry and idle longer than ARGV[3] ms; returns how many. */
+static const char gm__prune_lua[] =
+    "local removed = 0\n"
+    "for _, stream in ipairs(KEYS) do\n"
+    "  local cons = redis.pcall('XINFO', 'CONSUMERS', stream, ARGV[1])\n"
+    "  if type(cons) == 'table' and not cons.err then\n"
+    "    for _, c in ipairs(cons) do\n"
+    "      local f = {}\n"
+    "      for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
+    "      if f.name ~= ARGV[2] and f.pending == 0 and\n"
+    "         f.idle > tonumber(ARGV[3]) then\n"
+    "        redis.call('XGROUP', 'DELCONSUMER', stream, ARGV[1], f.name)\n"
+    "        removed = removed + 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return removed\n";
 
 /* One entry read in this round. */
 typedef struct gm__item {
@@ -66,6 +92,8 @@ struct gm__settler {
   long long outboxes_card; /* SCARD gm:outboxes at that read */
   uint64_t claimed_us;     /* last XAUTOCLAIM sweep; 0: never */
   uint64_t claim_every_us; /* sweep period */
+  uint64_t pruned_us;      /* last look for dead consumers; 0: never */
+  uint64_t prune_every_us; /* its period */
   int pending;             /* our own PEL may hold entries: read "0" */
   int idle;                /* the last round read nothing: BLOCK */
   int blocked;             /* this round waited in BLOCK */
@@ -678,6 +706,49 @@ static void gm__ack(gm__settler *s) {
  * ack.  Returns entries newly settled, or -1; *read says how many entries
  * were read.
  */
+/*
+ * Removes consumers of brokers that are gone (each broker name ever used
+ * stays in the group otherwise).  Failures are logged and retried at the
+ * next period: nothing depends on it.
+ */
+static void gm__prune(gm__settler *s) {
+  redisContext *c = gm__redis_context(s->redis);
+  char idle[24];
+  snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.prune_idle_ms);
+  long long removed = 0;
+  const char **argv = malloc((8 + GM__CHUNK) * sizeof *argv);
+  if (!argv) abort();
+  for (size_t i = 0; i < s->nstreams; i += GM__CHUNK) {
+    size_t end = i + GM__CHUNK < s->nstreams ? i + GM__CHUNK : s->nstreams;
+    char nkeys[24];
+    snprintf(nkeys, sizeof nkeys, "%zu", end - i);
+    int argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = gm__prune_lua;
+    argv[argc++] = nkeys;
+    for (size_t k = i; k < end; k++) argv[argc++] = s->streams[k];
+    argv[argc++] = GM__GROUP;
+    argv[argc++] = s->consumer;
+    argv[argc++] = idle;
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+      gm__log(GM_LOG_WARN, "settle", "looking for dead consumers: %s",
+              r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+      if (r) freeReplyObject(r);
+      break;
+    }
+    removed += r->integer;
+    freeReplyObject(r);
+  }
+  free(argv);
+  if (removed)
+    gm__log(GM_LOG_INFO, "settle",
+            "removed %lld consumer(s) of brokers idle over %lld ms with "
+            "nothing pending",
+            removed, (long long)s->cfg.prune_idle_ms);
+  s->pruned_us = gm__clock_mono_us();
+}
+
 static int gm__round(gm__settler *s, size_t *read) {
   *read = 0;
   s->blocked = 0;
@@ -711,6 +782,7 @@ static int gm__round(gm__settler *s, size_t *read) {
   if (!s->claimed_us || now - s->claimed_us >= s->claim_every_us) {
     if (gm__claim(s) != 0) return -1;
   }
+  if (!s->pruned_us || now - s->pruned_us >= s->prune_every_us) gm__prune(s);
   if (s->pending) {
     if (gm__read(s, "0", 0) != 0) return -1;
     if (s->nitems == 0) s->pending = 0;
@@ -792,6 +864,10 @@ gm__settler *gm__settler_start(const gm__settle_config *cfg, char *err,
   int64_t every = s->cfg.claim_idle_ms / 2;
   every = every < 10 ? 10 : every > 5000 ? 5000 : every;
   s->claim_every_us = (uint64_t)every * 1000u;
+  if (s->cfg.prune_idle_ms <= 0) s->cfg.prune_idle_ms = 3600000;
+  s->prune_every_us = (uint64_t)s->cfg.prune_idle_ms * 1000u;
+  if (s->prune_every_us > GM__PRUNE_EVERY_US)
+    s->prune_every_us = GM__PRUNE_EVERY_US;
   s->pending = 1; /* a restarted consumer of the same name resumes its PEL */
   s->arena = gm__arena_new();
   if (!s->ledger_path) {

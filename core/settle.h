@@ -31,6 +31,8 @@ typedef struct gm__settle_config {
   int block_ms;          /* XREADGROUP BLOCK when idle, default 100 */
   int linger_ms;         /* wait after a small batch to gather more; 0: none */
   int64_t claim_idle_ms; /* claim entries pending longer, default 30000 */
+  int64_t prune_idle_ms; /* remove other consumers with nothing pending
+                            that were idle longer, default 3600000 */
   gm__settle_lookup_fn lookup;
   void *lookup_arg;
   int dead_letter_after; /* failures of one entry in a row before it is set

@@ -92,6 +92,9 @@ static void teardown(void) {
   gm_test_redis_stop(&srv);
 }
 
+/* When set, start() uses it as prune_idle_ms (else twice claim_ms). */
+static int64_t prune_ms;
+
 static gm__settler *start(const char *consumer, int batch, int64_t claim_ms,
                           int no_thread) {
   gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
@@ -100,6 +103,7 @@ static gm__settler *start(const char *consumer, int batch, int64_t claim_ms,
                            .batch_size = batch,
                            .block_ms = 10,
                            .claim_idle_ms = claim_ms,
+                           .prune_idle_ms = prune_ms ? prune_ms : 2 * claim_ms,
                            .lookup = lookup,
                            .no_thread = no_thread};
   char err[512];
@@ -258,6 +262,62 @@ START_TEST(dead_consumer_entries_are_claimed) {
   drain_until(s, 20, 50);
   assert_exactly_once(20);
   ck_assert_int_eq(atomic_load(&calls), 20);
+  gm__settler_stop(&s);
+}
+END_TEST
+
+/* Consumers of brokers that are gone leave the group once their entries
+   are claimed and they stayed idle; one that still holds entries stays. */
+START_TEST(dead_consumers_are_removed_once_empty) {
+  add_entries("alpha", "a", 1, 10);
+  const char *stream = "gm:{alpha:a}:outbox";
+  freeReplyObject(
+      gm_test_redis_cmd(raw, "XGROUP CREATE %s gm-settle 0", stream));
+  /* "gone" reads every entry and dies; "empty" never read anything. */
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "XREADGROUP GROUP gm-settle gone COUNT 100 STREAMS %s >", stream));
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "XGROUP CREATECONSUMER %s gm-settle empty", stream));
+  gm__settler *s = start("live", 100, 200, 1);
+  usleep(300 * 1000);
+  /* Claims gone's entries; empty is idle over 400 ms only later. */
+  drain_until(s, 10, 50);
+  assert_exactly_once(10);
+  redisReply *r =
+      gm_test_redis_cmd(raw, "XINFO CONSUMERS %s gm-settle", stream);
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  size_t before = r->elements;
+  freeReplyObject(r);
+  ck_assert_int_ge(before, 2);
+  /* After the idle time, a later round removes both; live stays. */
+  usleep(500 * 1000);
+  for (int i = 0; i < 30; i++) {
+    gm__settler_drain_once(s);
+    r = gm_test_redis_cmd(raw, "XINFO CONSUMERS %s gm-settle", stream);
+    size_t n = r->elements;
+    freeReplyObject(r);
+    if (n == 1) break;
+    usleep(50 * 1000);
+  }
+  r = gm_test_redis_cmd(raw, "XINFO CONSUMERS %s gm-settle", stream);
+  ck_assert_int_eq(r->elements, 1);
+  ck_assert_str_eq(r->element[0]->element[1]->str, "live");
+  freeReplyObject(r);
+  /* A consumer with an entry pending is never removed, however idle. */
+  add_entries("alpha", "a", 11, 1);
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "XREADGROUP GROUP gm-settle holder COUNT 1 STREAMS %s >", stream));
+  gm__settler_stop(&s);
+  prune_ms = 100; /* idle long enough to go, but it holds an entry */
+  s = start("live", 100, 60000, 1); /* claims nothing for a minute */
+  usleep(300 * 1000);
+  gm__settler_drain_once(s);
+  r = gm_test_redis_cmd(raw, "XINFO CONSUMERS %s gm-settle", stream);
+  int holder = 0;
+  for (size_t i = 0; i < r->elements; i++)
+    holder += strcmp(r->element[i]->element[1]->str, "holder") == 0;
+  freeReplyObject(r);
+  ck_assert_int_eq(holder, 1);
   gm__settler_stop(&s);
 }
 END_TEST
@@ -496,6 +556,7 @@ int main(void) {
   tcase_add_test(tc, many_streams_two_markets_settle_once);
   tcase_add_test(tc, redelivery_after_commit_settles_once);
   tcase_add_test(tc, dead_consumer_entries_are_claimed);
+  tcase_add_test(tc, dead_consumers_are_removed_once_empty);
   tcase_add_test(tc, failing_callback_rolls_back_the_batch);
   tcase_add_test(tc, poison_entry_is_set_aside_not_lost);
   tcase_add_test(tc, unknown_market_is_recorded_and_acked);
