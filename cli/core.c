@@ -201,14 +201,109 @@ done:
   return code;
 }
 
+static const char gm__admin_usage[] =
+    "usage: gm admin register ID --roles ROLE[,ROLE...] [--key Z85] "
+    "[--name TEXT]\n"
+    "       gm admin dead-letters [MARKET] [--limit N]\n"
+    "       gm admin replay STREAM ID\n"
+    "register: registers (or updates) a participant.  Roles: buyer seller "
+    "bank\nagency supplier admin.  --key is the participant's CURVE public "
+    "key (from\n`gm keygen`); without keys the broker runs in development "
+    "mode.\n"
+    "dead-letters: outbox entries set aside because their market's settle "
+    "callback\nkept failing (oldest first, at most N, default 100).\n"
+    "replay: puts one back into its stream once the cause is fixed; it "
+    "settles like\nany entry and leaves the list then.  Retry with the same "
+    "--idempotency-key.\n";
+
+/* Local time "YYYY-MM-DD HH:MM:SS" of milliseconds since 1970. */
+static void gm__time_text(int64_t ms, char out[32]) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  if (!localtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm))
+    snprintf(out, 32, "%lld", (long long)ms);
+}
+
+static int gm__admin_dead_letters(gm_cli *cli, int argc, char **argv) {
+  static const struct option opts[] = {{"limit", required_argument, NULL, 'l'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  Gm__DeadLettersRequest req = GM__DEAD_LETTERS_REQUEST__INIT;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc - 1, argv + 1, "l:h", opts, NULL)) != -1) {
+    if (c == 'l') {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (!*optarg || *end || v < 1 || v > 1000) {
+        fprintf(stderr, "error: --limit wants 1-1000\n%s", gm__admin_usage);
+        return GM_CLI_EXIT_ERROR;
+      }
+      req.limit = (int32_t)v;
+    } else if (c == 'h') {
+      return printf("%s", gm__admin_usage), GM_CLI_EXIT_OK;
+    } else {
+      return fprintf(stderr, "%s", gm__admin_usage), GM_CLI_EXIT_ERROR;
+    }
+  }
+  int rest = argc - 1 - optind;
+  if (rest > 1) {
+    fprintf(stderr, "error: give at most one MARKET\n%s", gm__admin_usage);
+    return GM_CLI_EXIT_ERROR;
+  }
+  req.market = rest == 1 ? argv[1 + optind] : "";
+  ProtobufCMessage *reply;
+  int code = gm_cli_call(cli, "gm", "deadletters.list", &req.base, &reply);
+  if (code != GM_CLI_EXIT_OK) return code;
+  if (cli->output == GM_CLI_OUTPUT_JSON) {
+    gm_cli_print(cli, reply);
+  } else {
+    const Gm__DeadLettersReply *r = (const Gm__DeadLettersReply *)reply;
+    if (r->n_dead_letters == 0) printf("no dead letters\n");
+    for (size_t i = 0; i < r->n_dead_letters; i++) {
+      const Gm__DeadLetter *d = r->dead_letters[i];
+      char when[32];
+      gm__time_text(d->set_aside_ms, when);
+      printf("%s %s  kind %s  market %s\n", d->stream, d->id, d->kind,
+             d->market);
+      printf("  set aside %s after %lld failure(s): %s\n", when,
+             (long long)d->failures, d->error);
+      printf("  fields:");
+      for (size_t k = 0; k < d->n_fields; k++)
+        printf(" %s=%s", d->fields[k]->name, d->fields[k]->value);
+      printf("\n");
+      if (d->replayed_as && *d->replayed_as)
+        printf("  put back as %s; waiting for it to settle\n", d->replayed_as);
+    }
+  }
+  protobuf_c_message_free_unpacked(reply, NULL);
+  return GM_CLI_EXIT_OK;
+}
+
+static int gm__admin_replay(gm_cli *cli, int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "error: give the dead letter's STREAM and ID\n%s",
+            gm__admin_usage);
+    return GM_CLI_EXIT_ERROR;
+  }
+  Gm__ReplayRequest req = GM__REPLAY_REQUEST__INIT;
+  req.stream = argv[1];
+  req.id = argv[2];
+  return gm__simple(cli, "deadletters.replay", &req.base);
+}
+
 int gm_cli_cmd_admin(gm_cli *cli, int argc, char **argv) {
-  static const char usage[] =
-      "usage: gm admin register ID --roles ROLE[,ROLE...] [--key Z85] "
-      "[--name TEXT]\n"
-      "Registers (or updates) a participant.  Roles: buyer seller bank "
-      "agency\nsupplier admin.  --key is the participant's CURVE public key "
-      "(from\n`gm keygen`); without keys the broker runs in development "
-      "mode.\n";
+  const char *usage = gm__admin_usage;
+  if (argc >= 2 && !strcmp(argv[1], "dead-letters")) {
+    if (gm_cli_wants_help(argc - 1, argv + 1))
+      return printf("%s", usage), GM_CLI_EXIT_OK;
+    return gm__admin_dead_letters(cli, argc - 1, argv + 1);
+  }
+  if (argc >= 2 && !strcmp(argv[1], "replay")) {
+    if (gm_cli_wants_help(argc - 1, argv + 1))
+      return printf("%s", usage), GM_CLI_EXIT_OK;
+    return gm__admin_replay(cli, argc - 1, argv + 1);
+  }
   if (argc < 2 || strcmp(argv[1], "register")) {
     if (gm_cli_wants_help(argc, argv)) return printf("%s", usage), 0;
     fprintf(stderr, "error: unknown admin command\n%s", usage);

@@ -15,6 +15,7 @@
 #include "call.h"
 #include "clock.h"
 #include "core_methods.h"
+#include "deadletter.h"
 #include "fiber.h"
 #include "greenmarket.pb-c.h"
 #include "host.h"
@@ -296,9 +297,14 @@ static gm_status core_clock_set(gm_call *call, const ProtobufCMessage *req,
 
 /* Handlers of the core methods, by their index in gm__core_methods. */
 static const gm_handler_fn core_handlers[GM__CORE_METHODS] = {
-    [GM__CORE_PING] = core_ping,         [GM__CORE_MARKETS] = core_markets,
-    [GM__CORE_STATS] = core_stats,       [GM__CORE_WHOAMI] = core_whoami,
-    [GM__CORE_REGISTER] = core_register, [GM__CORE_CLOCK_SET] = core_clock_set,
+    [GM__CORE_PING] = core_ping,
+    [GM__CORE_MARKETS] = core_markets,
+    [GM__CORE_STATS] = core_stats,
+    [GM__CORE_WHOAMI] = core_whoami,
+    [GM__CORE_REGISTER] = core_register,
+    [GM__CORE_CLOCK_SET] = core_clock_set,
+    [GM__CORE_DEAD_LETTERS] = gm__dead_letters_list,
+    [GM__CORE_REPLAY] = gm__dead_letters_replay,
 };
 
 /* ---- request dispatch (worker threads) ---- */

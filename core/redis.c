@@ -329,6 +329,11 @@ static redisReply *gm__command(gm__redis *r, int argc, const char **argv,
   return reply;
 }
 
+redisReply *gm__redis_callv(gm__redis *r, int argc, const char **argv,
+                            const size_t *lens) {
+  return gm__command(r, argc, argv, lens);
+}
+
 redisReply *gm__redis_callf(gm__redis *r, const char *fmt, ...) {
   char *cmd = NULL;
   va_list ap;

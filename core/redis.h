@@ -46,6 +46,9 @@ const char *gm__redis_where(const gm__redis *r);
  * from a request's fiber.
  */
 redisReply *gm__redis_callf(gm__redis *r, const char *fmt, ...);
+/* The same with an argument vector (lens NULL: strlen of each). */
+redisReply *gm__redis_callv(gm__redis *r, int argc, const char **argv,
+                            const size_t *lens);
 
 /*
  * Pipelining (a broker worker's connection).  When on, a command issued from

@@ -31,6 +31,7 @@
 
 #include "arena.h"
 #include "clock.h"
+#include "deadletter.h"
 #include "ledger.h"
 #include "log.h"
 
@@ -71,6 +72,7 @@ static const char gm__prune_lua[] =
 /* One entry read in this round. */
 typedef struct gm__item {
   const char *market;    /* market part of the stream's tag ("" if none) */
+  const char *replay_of; /* a dead letter put back: its old id, else NULL */
   int gone;              /* deleted from the stream while pending */
   gm_outbox_entry entry; /* what the settle callback sees */
 } gm__item;
@@ -325,6 +327,13 @@ static void gm__collect(gm__settler *s, const redisReply *r) {
       if (npairs > 0 && strcmp(f->element[0]->str, "kind") == 0) {
         it->entry.kind = gm__arena_strdup(s->arena, f->element[1]->str);
         first = 1;
+        /* The host's marker on a replayed dead letter, not the market's. */
+        if (npairs > 1 && strcmp(f->element[2]->str ? f->element[2]->str : "",
+                                 GM__REPLAY_FIELD) == 0) {
+          it->replay_of = gm__arena_strdup(
+              s->arena, f->element[3]->str ? f->element[3]->str : "");
+          first = 2;
+        }
       }
       size_t n = npairs - first;
       const char **names = gm__arena_alloc(s->arena, (n + 1) * sizeof *names);
@@ -465,6 +474,28 @@ fail:
 }
 
 /* One transaction for every item; the number written, or -1 (rolled back). */
+/* A replayed dead letter settled (or was set aside again, under its new
+   id): its old row goes, in the same transaction. */
+static int gm__forget_replayed(gm_ledger *tx, const gm__item *it) {
+  if (!it->replay_of) return 0;
+  gm_param p[] = {GM_TEXT(it->entry.stream), GM_TEXT(it->replay_of)};
+  tx->market = "gm";
+  tx->err[0] = '\0';
+  if (gm__ledger_exec(tx,
+                      "DELETE FROM gm_dead_letter_field WHERE stream = ?1 AND "
+                      "id = ?2",
+                      p, 2) != GM_OK ||
+      gm__ledger_exec(tx,
+                      "DELETE FROM gm_dead_letter WHERE stream = ?1 AND id = "
+                      "?2",
+                      p, 2) != GM_OK) {
+    gm__log(GM_LOG_ERROR, "settle", "forgetting dead letter %s %s: %s",
+            it->entry.stream, it->replay_of, tx->err);
+    return -1;
+  }
+  return 0;
+}
+
 static int gm__write(gm__settler *s) {
   sqlite3 *db = gm__ledger_db(s->ledger);
   if (gm__sql(s, "BEGIN IMMEDIATE") != 0) return -1;
@@ -502,7 +533,8 @@ static int gm__write(gm__settler *s) {
       /* Kept, not dropped: the plugin may be refused or not loaded here. */
       gm__log_quiet_market(s, it);
       if (gm__dead_letter(&tx, it, now, "no loaded plugin settles this market",
-                          0) != 0)
+                          0) != 0 ||
+          gm__forget_replayed(&tx, it) != 0)
         goto rollback;
       continue;
     }
@@ -511,7 +543,8 @@ static int gm__write(gm__settler *s) {
     int poison = s->failing && strcmp(s->failing, key) == 0 &&
                  s->fail_count >= s->cfg.dead_letter_after;
     if (poison) {
-      if (gm__dead_letter(&tx, it, now, s->fail_error, s->fail_count) != 0)
+      if (gm__dead_letter(&tx, it, now, s->fail_error, s->fail_count) != 0 ||
+          gm__forget_replayed(&tx, it) != 0)
         goto rollback;
       gm__log(GM_LOG_ERROR, it->market,
               "outbox entry %s %s kind %s failed to settle %d times (%s): set "
@@ -553,6 +586,7 @@ static int gm__write(gm__settler *s) {
               s->fail_count, s->nitems, s->cfg.dead_letter_after);
       goto rollback;
     }
+    if (gm__forget_replayed(&tx, it) != 0) goto rollback;
   }
   if (gm__sql(s, "COMMIT") != 0) goto rollback;
   /* The entry that failed before was in this batch (pending entries are

@@ -25,4 +25,15 @@ const gm_method gm__core_methods[GM__CORE_METHODS] = {
                             GM_METHOD_MUTATING, "admin",
                             "set the manual clock (only with [testing] clock "
                             "= manual)"},
+    [GM__CORE_DEAD_LETTERS] = {"deadletters.list",
+                               &gm__dead_letters_request__descriptor,
+                               &gm__dead_letters_reply__descriptor, NULL, 0,
+                               "admin",
+                               "outbox entries set aside because their settle "
+                               "callback kept failing"},
+    [GM__CORE_REPLAY] = {"deadletters.replay", &gm__replay_request__descriptor,
+                         &gm__replay_reply__descriptor, NULL,
+                         GM_METHOD_MUTATING, "admin",
+                         "put a dead letter back into its outbox stream once "
+                         "the cause is fixed"},
 };

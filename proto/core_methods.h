@@ -17,6 +17,8 @@ enum {
   GM__CORE_WHOAMI,
   GM__CORE_REGISTER,
   GM__CORE_CLOCK_SET,
+  GM__CORE_DEAD_LETTERS,
+  GM__CORE_REPLAY,
   GM__CORE_METHODS /* how many */
 };
 
