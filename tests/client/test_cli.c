@@ -156,6 +156,15 @@ START_TEST(bad_input_exits_1_before_sending) {
       "%s", r->err);
   r = run(ep, "ping", "--timeout", "soon", NULL);
   ck_assert_int_eq(r->code, 1);
+  r = run(ep, "admin", "replay", "gm:{m:t}:outbox", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "give the dead letter's STREAM and ID"), "%s",
+                r->err);
+  r = run(ep, "admin", "dead-letters", "--limit", "0", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "--limit wants 1-1000"), "%s", r->err);
+  r = run(ep, "admin", "dead-letters", "a", "b", NULL);
+  ck_assert_int_eq(r->code, 1);
   ck_assert_uint_eq(gm_test_echo_count(e), 0);
   gm_test_echo_stop(&e);
 }
