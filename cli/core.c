@@ -231,7 +231,8 @@ static int gm__admin_dead_letters(gm_cli *cli, int argc, char **argv) {
   Gm__DeadLettersRequest req = GM__DEAD_LETTERS_REQUEST__INIT;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc - 1, argv + 1, "l:h", opts, NULL)) != -1) {
+  /* argv[0] is "dead-letters". */
+  while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
     if (c == 'l') {
       char *end;
       long v = strtol(optarg, &end, 10);
@@ -246,12 +247,12 @@ static int gm__admin_dead_letters(gm_cli *cli, int argc, char **argv) {
       return fprintf(stderr, "%s", gm__admin_usage), GM_CLI_EXIT_ERROR;
     }
   }
-  int rest = argc - 1 - optind;
+  int rest = argc - optind;
   if (rest > 1) {
     fprintf(stderr, "error: give at most one MARKET\n%s", gm__admin_usage);
     return GM_CLI_EXIT_ERROR;
   }
-  req.market = rest == 1 ? argv[1 + optind] : "";
+  req.market = rest == 1 ? argv[optind] : "";
   ProtobufCMessage *reply;
   int code = gm_cli_call(cli, "gm", "deadletters.list", &req.base, &reply);
   if (code != GM_CLI_EXIT_OK) return code;
