@@ -680,8 +680,9 @@ END_TEST
 
 /* ---- dead letters ---- */
 
-static Gm__DeadLettersReply *dead_letters(void) {
+static Gm__DeadLettersReply *dead_letters_of(const char *market) {
   Gm__DeadLettersRequest req = GM__DEAD_LETTERS_REQUEST__INIT;
+  req.market = (char *)market;
   Gm__Reply *r =
       gm_test_call(conn, "root", "gm", "deadletters.list", NULL, &req.base);
   ck_assert_ptr_nonnull(r);
@@ -691,6 +692,10 @@ static Gm__DeadLettersReply *dead_letters(void) {
   gm__reply__free_unpacked(r, NULL);
   ck_assert_ptr_nonnull(d);
   return d;
+}
+
+static Gm__DeadLettersReply *dead_letters(void) {
+  return dead_letters_of("");
 }
 
 /* Replays stream/id with `key`: the reply (caller frees). */
@@ -752,6 +757,12 @@ START_TEST(dead_letter_is_listed_and_replayed_once) {
   ck_assert_str_eq(l->fields[1]->name, "b");
   ck_assert_str_eq(l->fields[1]->value, "two");
   ck_assert_str_eq(l->replayed_as, "");
+  gm__dead_letters_reply__free_unpacked(d, NULL);
+  d = dead_letters_of("testmkt"); /* another market's: none */
+  ck_assert_uint_eq(d->n_dead_letters, 0);
+  gm__dead_letters_reply__free_unpacked(d, NULL);
+  d = dead_letters_of("ghost");
+  ck_assert_uint_eq(d->n_dead_letters, 1);
   gm__dead_letters_reply__free_unpacked(d, NULL);
 
   /* Non-admins may not; bad input changes nothing. */
