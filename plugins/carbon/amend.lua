@@ -37,8 +37,33 @@ if not inst then return inst_missing() end
 local out = {}
 if op == 'cancel' then
   local o = ord_get(ARGV[2])
-  if not o or (o.who ~= who and ARGV[3] ~= '1') then
+  if not o then
+    -- Not resting: it may be in flight, matching over later steps of the
+    -- call that placed it (place.lua).  The cancel wins: it is marked, and
+    -- the next step of that call (or of its retry, or the sweep's) stops
+    -- matching before any fill and cancels the remainder.  Until then the
+    -- order is CANCEL_PENDING.
+    local raw = redis.call('HGET', P .. 'fl', ARGV[2])
+    local r = raw and cjson.decode(raw)
+    if r and (r.who == who or ARGV[3] == '1') then
+      if not r.cx or r.cx == '' then
+        r.cx = who
+        redis.call('HSET', P .. 'fl', ARGV[2], cjson.encode(r))
+      end
+      local f = {id = ARGV[2], who = r.who, side = r.side, typ = r.typ,
+        tif = tonumber(r.tif), px = tonumber(r.px), q = tonumber(r.q),
+        f = tonumber(r.f), exp = tonumber(r.exp), t = tonumber(r.t),
+        coid = r.coid}
+      local rec = ord_rec(f, 6, 'cancel pending: requested by ' .. r.cx ..
+        '; the order is still matching and its next step cancels the rest')
+      rec[1] = 'T'
+      return {rec}
+    end
     -- A fill may have won the race: the order is gone from the book.
+    return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
+      ' of yours (it may have filled or been cancelled; see order.get)')
+  end
+  if o.who ~= who and ARGV[3] ~= '1' then
     return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
       ' of yours (it may have filled or been cancelled; see order.get)')
   end

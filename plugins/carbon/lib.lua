@@ -18,7 +18,8 @@
 --   P.co:<who>   HASH client order id -> first reply (cjson)
 --   P.bk         HASH block offer id -> packed record
 --   P.fl         HASH order id -> in-flight order (cjson): out of the book,
---                still matching over several steps of one call (place.lua)
+--                still matching over several steps of one call (place.lua);
+--                cx = who cancelled it meanwhile (amend.lua)
 --   P.flz        ZSET in-flight order ids by the ms of their last step
 --   P.fd         HASH order id -> final record of an order that was in
 --                flight (cjson), for a retry that resumes after it ended

@@ -10,6 +10,8 @@
 --   ARGV replace:  'replace', order id, price (0: same), total qty (0: same),
 --                  max steps
 --   ARGV continue: 'continue', order id: the next step of an in-flight order
+--                  (which cancels the remainder at once if order.cancel
+--                  marked the order meanwhile: its record's cx)
 --   ARGV stale:    'stale', idle ms, at most n: in-flight orders whose last
 --                  step is older than idle ms (left by a stopped broker; the
 --                  sweep timer continues them)
@@ -69,6 +71,7 @@ if op == 'continue' then
     f = tonumber(r.f), exp = tonumber(r.exp), t = tonumber(r.t),
     coid = r.coid, n = tonumber(r.n) + 1, ms = tonumber(r.ms)}
   stpm = tonumber(r.stp)
+  o.cx = r.cx -- who asked to cancel it while it was in flight (amend.lua)
 elseif op == 'new' then
   local coid = ARGV[10]
   if coid ~= '' then
@@ -294,9 +297,12 @@ end
 
 local why, more, traded
 if op == 'continue' then
-  -- The order was accepted when trading was open; it trades no further
-  -- once that is no longer so.
-  if inst.halt == '1' then
+  -- A cancel accepted while the order was in flight wins before any fill
+  -- of this step.  The order was accepted when trading was open; it trades
+  -- no further once that is no longer so.
+  if o.cx and o.cx ~= '' then
+    why = 'cancelled by ' .. o.cx .. ' while it was matching'
+  elseif inst.halt == '1' then
     why = SYM .. ' was halted while the order was matching'
   elseif not in_session(inst, inst.sess, NOW) then
     why = 'the listing session ended while the order was matching'

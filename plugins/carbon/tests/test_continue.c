@@ -363,6 +363,169 @@ START_TEST(the_sweep_finishes_an_abandoned_order) {
 }
 END_TEST
 
+/* order.cancel of an order id, as `who`: the reply (asserted OK). */
+static Gm__Carbon__Order *cancel(const char *who, const char *id) {
+  Gm__Carbon__OrderRequest c = GM__CARBON__ORDER_REQUEST__INIT;
+  c.order_id = (char *)id;
+  Gm__Carbon__Order *o =
+      (Gm__Carbon__Order *)ct_call(who, "order.cancel", &c.base);
+  ck_assert_msg(o, "order.cancel %s by %s: %s", id, who, ct_message);
+  return o;
+}
+
+/*
+ * A cancel of an order that is in flight (its broker died between two
+ * steps) is accepted as CANCEL_PENDING; the retry's next step stops before
+ * any further fill and cancels the remainder, releasing its cash.
+ */
+START_TEST(a_cancel_wins_over_an_order_in_flight) {
+  enum { MAXF = 2, N = 10 };
+  ask a[N];
+  start("[market.carbon]\ntest_kill_after_step = 2\n", MAXF);
+  place_asks(a, N);
+  int64_t qty = 0;
+  for (int i = 0; i < N; i++) qty += a[i].q;
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = 8502;
+  q.quantity = qty;
+  char id[40], full[64];
+  int order[N];
+  by_priority(a, N, order);
+  int64_t left = qty, got = 0, paid = 0;
+  for (int k = 0; k < 2 * MAXF; k++) {
+    left -= a[order[k]].q;
+    got += a[order[k]].q;
+    paid += a[order[k]].q * a[order[k]].px;
+  }
+  crash_mid_order(&q, "cancelled-1", id, sizeof id, left * 8502);
+  snprintf(full, sizeof full, "%s:%s", SYM, id);
+  restart("sweep_ms = 3600000");
+  ct_clock(ct_at(CT_MONDAY, 10, 0));
+
+  /* Someone else cannot cancel it; the owner can, while it is in flight. */
+  Gm__Carbon__OrderRequest cr = GM__CARBON__ORDER_REQUEST__INIT;
+  cr.order_id = full;
+  ct_expect("s0", "order.cancel", &cr.base, GM__STATUS__NOT_FOUND,
+            "no open order");
+  Gm__Carbon__Order *c = cancel("b", full);
+  ck_assert_int_eq(c->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
+  ck_assert_int_eq(c->filled, got);
+  ck_assert_int_eq(c->remaining, left);
+  ck_assert_ptr_nonnull(strstr(c->reason, "cancel pending"));
+  ct_free(c);
+  /* Cancelling again says the same and changes nothing. */
+  c = cancel("b", full);
+  ck_assert_int_eq(c->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
+  ct_free(c);
+  expect_conserved(paid, got, left * 8502); /* still frozen until the step */
+
+  /* The placing call's retry: steps 1-2 replay, step 3 sees the mark. */
+  Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "b", "order.place", "cancelled-1", &q.base);
+  ck_assert_msg(r, "retry: %s", ct_message);
+  ck_assert_str_eq(r->order->id, full);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason, "cancelled by b while it was matching");
+  ck_assert_int_eq(r->order->filled, got);
+  ck_assert_int_eq((int)r->n_fills, 2 * MAXF);
+  ct_free(r);
+  /* Nothing traded after the cancel: the other asks still rest. */
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"),
+                   2 * MAXF);
+  ck_assert_int_eq(redis_int("HLEN %s", "gm:{carbon:" SYM "}:fl"), 0);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  int64_t resting = 0;
+  for (size_t i = 0; i < d->n_asks; i++) resting += d->asks[i]->quantity;
+  ck_assert_int_eq(resting, qty - got);
+  ck_assert_int_eq(d->n_bids, 0);
+  ct_free(d);
+  expect_conserved(paid, got, 0);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT filled FROM carbon_orders WHERE order_id = '%s' AND "
+           "state = 4 AND remaining = 0",
+           full);
+  ck_assert_int_eq(ct_ledger_wait(sql, got), got);
+  ct_expect("b", "order.cancel", &cr.base, GM__STATUS__NOT_FOUND,
+            "no open order");
+}
+END_TEST
+
+/*
+ * The same race live: a deep book matched one resting order per step, and a
+ * cancel sent from another connection while the call is matching.  The
+ * order's fills stop exactly where the cancel found them.
+ */
+START_TEST(a_live_cancel_stops_a_matching_order) {
+  enum { N = 600 };
+  start("[market.carbon]\nmax_steps = 1000\n", 1);
+  for (int i = 0; i < N; i++)
+    ct_free(ct_limit(sellers[i % NS], SYM, CT_SELL, 8500, 1, CT_GTC));
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = 8500;
+  q.quantity = N;
+  gm_test_send(ct_conn, 4242, "b", "carbon", "order.place", "live-1", &q.base);
+
+  /* Its id, from Redis, as soon as it is in flight. */
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  char id[64] = "";
+  for (int i = 0; i < 200000 && !id[0]; i++) {
+    redisReply *k = gm_test_redis_cmd(rc, "HKEYS gm:{carbon:" SYM "}:fl");
+    if (k->elements == 1)
+      snprintf(id, sizeof id, "%s:%s", SYM, k->element[0]->str);
+    freeReplyObject(k);
+  }
+  redisFree(rc);
+  ck_assert_msg(id[0], "the order was never seen in flight");
+  gm_test_conn *other =
+      gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
+  Gm__Carbon__OrderRequest cr = GM__CARBON__ORDER_REQUEST__INIT;
+  cr.order_id = id;
+  Gm__Reply *cx =
+      gm_test_call(other, "b", "carbon", "order.cancel", "live-cx", &cr.base);
+  gm_test_conn_destroy(&other);
+  ck_assert_ptr_nonnull(cx);
+  ck_assert_msg(cx->status == GM__STATUS__OK,
+                "cancel lost the race (status %d: %s); the book should be "
+                "deep enough to still be matching",
+                (int)cx->status, cx->message);
+  Gm__Carbon__Order *c =
+      gm__carbon__order__unpack(NULL, cx->body.len, cx->body.data);
+  gm__reply__free_unpacked(cx, NULL);
+  ck_assert_int_eq(c->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
+  int64_t at_cancel = c->filled;
+  ct_free(c);
+
+  Gm__Reply *pr = gm_test_conn_recv(ct_conn, 30000);
+  ck_assert_ptr_nonnull(pr);
+  ck_assert_int_eq((int)pr->request_id, 4242);
+  ck_assert_int_eq(pr->status, GM__STATUS__OK);
+  Gm__Carbon__PlaceReply *r =
+      gm__carbon__place_reply__unpack(NULL, pr->body.len, pr->body.data);
+  gm__reply__free_unpacked(pr, NULL);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(r->order->reason, "cancelled by b while it was matching");
+  ck_assert_msg(r->order->filled == at_cancel,
+                "%lld t filled, %lld t when the cancel was accepted",
+                (long long)r->order->filled, (long long)at_cancel);
+  ck_assert_int_eq((int64_t)r->n_fills, at_cancel);
+  ck_assert(at_cancel < N);
+  ct_free(r);
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"),
+                   at_cancel);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_asks, 1);
+  ck_assert_int_eq(d->asks[0]->quantity, N - at_cancel);
+  ck_assert_int_eq(d->n_bids, 0);
+  ct_free(d);
+  expect_conserved(at_cancel * 8500, at_cancel, 0);
+}
+END_TEST
+
 /* records.close is mutating: a retry with the same key replays the first
  * reply; a new key closes nothing twice. */
 START_TEST(records_close_retries_replay) {
@@ -399,6 +562,8 @@ int main(void) {
   tcase_add_test(tc, a_retry_resumes_an_order_cut_by_a_crash);
   tcase_add_test(tc, the_sweep_finishes_an_abandoned_order);
   tcase_add_test(tc, records_close_retries_replay);
+  tcase_add_test(tc, a_cancel_wins_over_an_order_in_flight);
+  tcase_add_test(tc, a_live_cancel_stops_a_matching_order);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
