@@ -77,6 +77,39 @@ START_TEST(deep_stack_survives_a_yield) {
 }
 END_TEST
 
+/* Values the compiler keeps in callee-saved registers and floating point
+   state survive switches to other fibers that clobber theirs. */
+static void clobber(void *arg) {
+  volatile double *out = arg;
+  double x = 1.0;
+  for (int i = 0; i < 50; i++) {
+    x = x * 1.000001 + (double)i;
+    gm__fiber_yield();
+  }
+  *out = x;
+}
+
+START_TEST(registers_survive_switches) {
+  gm__fiber *a = gm__fiber_new(64 * 1024), *b = gm__fiber_new(64 * 1024);
+  volatile double ra = 0, rb = 0;
+  gm__fiber_start(a, clobber, (void *)&ra);
+  gm__fiber_start(b, clobber, (void *)&rb);
+  long sum = 0;
+  for (long i = 0; i < 50; i++) {
+    sum += i * 3;
+    gm__fiber_resume(a);
+    sum -= i;
+    gm__fiber_resume(b);
+  }
+  double want = 1.0;
+  for (int i = 0; i < 50; i++) want = want * 1.000001 + (double)i;
+  ck_assert(ra == want && rb == want);
+  ck_assert_int_eq(sum, 2450);
+  gm__fiber_destroy(&a);
+  gm__fiber_destroy(&b);
+}
+END_TEST
+
 static void count_to_three(void *arg) {
   int *n = arg;
   for (int i = 0; i < 3; i++) {
@@ -111,6 +144,7 @@ int main(void) {
   tcase_add_test(tc, fibers_interleave_where_they_yield);
   tcase_add_test(tc, deep_stack_survives_a_yield);
   tcase_add_test(tc, many_fibers_round_robin);
+  tcase_add_test(tc, registers_survive_switches);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
