@@ -1749,10 +1749,13 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      gm__carbon_block_run},
     {"close",
      "gm carbon close [SYMBOL]   (admin)\n"
-     "    expire due orders and offers and close the latest day whose last "
-     "session\n"
-     "    has ended: close = VWAP of its listing trades, else the previous "
-     "close\n",
+     "    expire due orders and offers and close every trading day whose "
+     "last\n"
+     "    session has ended and that is not closed yet, oldest first (at "
+     "most 16\n"
+     "    per call: run it again for more): close = VWAP of its listing "
+     "trades,\n"
+     "    else the previous close\n",
      gm__carbon_close_run},
     {"reconcile",
      "gm carbon reconcile [SYMBOL] [--wait SECONDS]   (admin)\n"

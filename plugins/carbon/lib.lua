@@ -24,6 +24,8 @@
 --   P.fd         HASH order id -> final record of an order that was in
 --                flight (cjson), for a retry that resumes after it ended
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
+--   P.dv         HASH day -> "volume|turnover" of a day that traded and is
+--                not closed yet, once a later day traded (closes in order)
 --
 -- Lua numbers are doubles: every amount stays below 2^53 because price <=
 -- MAXP (1e8 fen) and quantity <= MAXQ (1e7 t), so price * quantity <= 1e15,
@@ -112,6 +114,8 @@ local function inst_load()
   for _, f in ipairs(INUM) do inst[f] = tonumber(inst[f]) or 0 end
   inst.hol = inst.hol or ','
   if inst.sday ~= TODAY then -- day statistics belong to an earlier day
+    -- Kept for inst_save_stats: that day may not be closed yet.
+    inst.psday, inst.pvol, inst.pturn = inst.sday, inst.vol, inst.turn
     inst.sday, inst.last, inst.open, inst.high, inst.low = TODAY, 0, 0, 0, 0
     inst.vol, inst.turn, inst.ntr, inst.bvol = 0, 0, 0, 0
   end
@@ -127,7 +131,17 @@ local function inst_missing()
   return rej('NOT_FOUND', 'no instrument ' .. string.match(P, '{carbon:(.*)}') ..
     '; see instrument.list for the symbols')
 end
+-- Today's statistics replace an earlier day's in the instrument hash.  If
+-- that day traded and was not closed yet (no broker's timer ran over its
+-- close), its volume and turnover move to P.dv for its close (sweep.lua),
+-- which deletes them: P.dv holds only days that traded and wait for their
+-- close.
 local function inst_save_stats(inst)
+  if inst.psday and inst.psday > inst.cday and inst.pvol > 0 then
+    redis.call('HSET', P .. 'dv', I(inst.psday),
+      I(inst.pvol) .. '|' .. I(inst.pturn))
+  end
+  inst.psday = nil
   redis.call('HSET', KEYS[1], 'sday', I(inst.sday), 'last', I(inst.last),
     'open', I(inst.open), 'high', I(inst.high), 'low', I(inst.low),
     'vol', I(inst.vol), 'turn', I(inst.turn), 'ntr', I(inst.ntr),

@@ -1,22 +1,30 @@
 -- sweep: expiry and the end of day; run by the timer and records.close.
 -- Naturally idempotent (expiring what is due, closing a day once), so the
 -- caller may run it again and again within one call.
---   ARGV 'expire', at most this many: expires due orders (DAY at the day's
---        close, GTD at expire_ms) and block offers.  Reply: records as in
+--   ARGV 'expire', at most this many[, up to this ms]: expires due orders
+--        (DAY at the day's close, GTD at expire_ms) and block offers, due
+--        by now (or by the given ms, if earlier).  Reply: records as in
 --        place.lua and {'N', expired, more 0|1}.
---   ARGV 'close': closes the latest trading day whose close time has passed,
---        once.  Reply {'C', day, close, volume, from trades 0|1, already 0|1}
---        or {'W', due} when expiries of that day are still due (expire
---        first).  Close = VWAP of the day's listing trades, rounded half up
---        to the fen; no trades: the previous close.  It becomes the
---        reference price of the next day.
+--   ARGV 'close': closes the oldest trading day not closed yet whose close
+--        time has passed: days are closed one by one, in order, so days
+--        missed while no broker ran are each closed in turn.  Reply {'C',
+--        day, close, volume, from trades 0|1, already 0|1, more 0|1} (more:
+--        a later day is due too, run 'close' again), or {'W', due, close
+--        ms} when expiries due by that day's close are still pending
+--        (expire up to that ms first), or the latest closed day with
+--        already = 1 when none is due, or {} before the first close.
+--        Close = VWAP of the day's listing trades, rounded half up to the
+--        fen; no trades: the previous close.  It becomes the reference
+--        price of the next day.
 local op = ARGV[1]
 local inst = inst_load()
 if not inst then return inst_missing() end
 local out = {}
 if op == 'expire' then
-  local max = tonumber(ARGV[2])
-  local due = redis.call('ZRANGEBYSCORE', P .. 'x', '-inf', NOW, 'LIMIT', 0, max + 1)
+  local max, upto = tonumber(ARGV[2]), NOW
+  if ARGV[3] and tonumber(ARGV[3]) < NOW then upto = tonumber(ARGV[3]) end
+  local due = redis.call('ZRANGEBYSCORE', P .. 'x', '-inf', upto, 'LIMIT', 0,
+    max + 1)
   local n = 0
   for i = 1, math.min(#due, max) do
     local id = due[i]
@@ -47,26 +55,45 @@ if op == 'expire' then
   return out
 end
 -- close
-local day = nil
-for i = 0, 30 do
-  local d = TODAY - i
-  if d < lday(inst.ct) then break end -- no day before the instrument existed
-  if trading_day(inst, d) and close_ms(inst.sess, d) <= NOW then
-    day = d
-    break
+-- The first trading day from `from` on whose close has passed (nil: none
+-- yet).  Weekends and holidays are the only days skipped, so the loop ends
+-- within a few days (at most the holidays listed + 3), however long ago
+-- `from` is.
+local function closable(from)
+  for d = from, TODAY do
+    if trading_day(inst, d) then
+      if close_ms(inst.sess, d) <= NOW then return d end
+      return nil
+    end
   end
+  return nil
 end
-if not day then return {} end
-if inst.cday >= day then
-  return {{'C', datestr(day), I(inst.close), '0', '0', '1'}}
+-- No day before the instrument existed is closed.
+local day = closable(inst.cday > 0 and inst.cday + 1 or lday(inst.ct))
+if not day then
+  if inst.cday == 0 then return {} end
+  return {{'C', datestr(inst.cday), I(inst.close), '0', '0', '1', '0'}}
 end
 local cms = close_ms(inst.sess, day)
 local due = redis.call('ZCOUNT', P .. 'x', '-inf', cms)
-if due > 0 then return {{'W', I(due)}} end
+if due > 0 then return {{'W', I(due), I(cms)}} end
+-- The day's listing volume and turnover: in the instrument hash while it
+-- is the last day that traded, else kept in P.dv when a later day's first
+-- trade replaced them (lib.lua, inst_save_stats).
 local raw = redis.call('HMGET', KEYS[1], 'sday', 'vol', 'turn')
-local vol, turn = tonumber(raw[2]) or 0, tonumber(raw[3]) or 0
+local vol, turn = 0, 0
+if tonumber(raw[1]) == day then
+  vol, turn = tonumber(raw[2]) or 0, tonumber(raw[3]) or 0
+else
+  local kept = redis.call('HGET', P .. 'dv', I(day))
+  if kept then
+    local v, t = string.match(kept, '^(%d+)|(%d+)$')
+    vol, turn = tonumber(v), tonumber(t)
+  end
+end
+redis.call('HDEL', P .. 'dv', I(day))
 local close, from = inst.ref, '0'
-if tonumber(raw[1]) == day and vol > 0 then
+if vol > 0 then
   close, from = floor((2 * turn + vol) / (2 * vol)), '1'
 else
   vol, turn = 0, 0
@@ -74,4 +101,6 @@ end
 redis.call('HSET', KEYS[1], 'ref', I(close), 'cday', I(day), 'close', I(close))
 gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
   'turn', I(turn), 'from', from, 't', I(NOW))
-return {{'C', datestr(day), I(close), I(vol), from, '0'}}
+inst.cday = day
+local more = closable(day + 1) and '1' or '0'
+return {{'C', datestr(day), I(close), I(vol), from, '0', more}}
