@@ -49,22 +49,35 @@ static char *replay_key(gm_call *call, const char *stream, const char *id) {
   return gm__arena_sprintf(call->arena, "gm:dead-letter:%s:%s", stream, id);
 }
 
-typedef struct letters {
+static gm_status unreachable(gm_call *call) {
+  return gm__call_fail(call, GM_UNAVAILABLE,
+                       "Redis is not reachable at %s (%s); is redis-server "
+                       "running?",
+                       gm__redis_where(call->redis),
+                       gm__redis_last_error(call->redis));
+}
+
+/* A growing array of pointers in the call's arena (rows of a query). */
+typedef struct rows {
   gm_call *call;
-  Gm__DeadLetter **v;
+  void **v;
   size_t n, cap;
-} letters;
+} rows;
+
+static void rows_push(rows *r, void *item) {
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    void **v = gm__arena_alloc(r->call->arena, cap * sizeof *v);
+    if (r->n) memcpy(v, r->v, r->n * sizeof *v);
+    r->v = v;
+    r->cap = cap;
+  }
+  r->v[r->n++] = item;
+}
 
 static int letter_row(void *arg, size_t ncols, const gm_param *c) {
-  letters *l = arg;
+  rows *l = arg;
   if (ncols != 7) return 1;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    Gm__DeadLetter **v = gm__arena_alloc(l->call->arena, cap * sizeof *v);
-    if (l->n) memcpy(v, l->v, l->n * sizeof *v);
-    l->v = v;
-    l->cap = cap;
-  }
   Gm__DeadLetter *d = gm__arena_alloc(l->call->arena, sizeof *d);
   gm__dead_letter__init(d);
   d->stream = (char *)c[0].s;
@@ -74,43 +87,30 @@ static int letter_row(void *arg, size_t ncols, const gm_param *c) {
   d->error = (char *)c[4].s;
   d->failures = c[5].i;
   d->set_aside_ms = c[6].i;
-  l->v[l->n++] = d;
+  rows_push(l, d);
   return 0;
 }
 
-typedef struct fields {
-  gm_call *call;
-  Gm__DeadLetterField **v;
-  size_t n, cap;
-} fields;
-
 static int field_row(void *arg, size_t ncols, const gm_param *c) {
-  fields *f = arg;
+  rows *f = arg;
   if (ncols != 2) return 1;
-  if (f->n == f->cap) {
-    size_t cap = f->cap ? f->cap * 2 : 16;
-    Gm__DeadLetterField **v = gm__arena_alloc(f->call->arena, cap * sizeof *v);
-    if (f->n) memcpy(v, f->v, f->n * sizeof *v);
-    f->v = v;
-    f->cap = cap;
-  }
   Gm__DeadLetterField *x = gm__arena_alloc(f->call->arena, sizeof *x);
   gm__dead_letter_field__init(x);
   x->name = (char *)(c[0].type == GM_PARAM_TEXT ? c[0].s : "");
   x->value = (char *)(c[1].type == GM_PARAM_TEXT ? c[1].s : "");
-  f->v[f->n++] = x;
+  rows_push(f, x);
   return 0;
 }
 
 static gm_status load_fields(gm_call *call, Gm__DeadLetter *d) {
-  fields f = {.call = call};
+  rows f = {.call = call};
   gm_param p[] = {GM_TEXT(d->stream), GM_TEXT(d->id)};
   gm_status st = gm__ledger_query(call,
                                   "SELECT name, value FROM "
                                   "gm_dead_letter_field WHERE stream = ?1 AND "
                                   "id = ?2 ORDER BY n",
                                   p, 2, field_row, &f);
-  d->fields = f.v;
+  d->fields = (Gm__DeadLetterField **)f.v;
   d->n_fields = f.n;
   return st;
 }
@@ -127,28 +127,25 @@ gm_status gm__dead_letters_list(gm_call *call, const ProtobufCMessage *req,
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "limit %d is out of range: give 1-%d (0: %d)",
                          in->limit, LIST_MAX, LIST_DEFAULT);
-  letters l = {.call = call};
+  rows l = {.call = call};
   gm_param p[] = {GM_TEXT(in->market ? in->market : ""),
                   GM_INT(in->limit ? in->limit : LIST_DEFAULT)};
   gm_status st = gm__ledger_query(call, select_letters, p, 2, letter_row, &l);
+  Gm__DeadLetter **v = (Gm__DeadLetter **)l.v;
   for (size_t i = 0; st == GM_OK && i < l.n; i++) {
-    st = load_fields(call, l.v[i]);
+    st = load_fields(call, v[i]);
     if (st != GM_OK) break;
-    redisReply *r =
-        gm__redis_callf(call->redis, "HGET %s as",
-                        replay_key(call, l.v[i]->stream, l.v[i]->id));
-    if (!r)
-      return gm__call_fail(
-          call, GM_UNAVAILABLE, "Redis is not reachable at %s (%s)",
-          gm__redis_where(call->redis), gm__redis_last_error(call->redis));
-    l.v[i]->replayed_as = gm__arena_strdup(
+    redisReply *r = gm__redis_callf(call->redis, "HGET %s as",
+                                    replay_key(call, v[i]->stream, v[i]->id));
+    if (!r) return unreachable(call);
+    v[i]->replayed_as = gm__arena_strdup(
         call->arena, r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
   }
   if (st != GM_OK) return st;
   Gm__DeadLettersReply *out = gm__arena_alloc(call->arena, sizeof *out);
   gm__dead_letters_reply__init(out);
-  out->dead_letters = l.v;
+  out->dead_letters = v;
   out->n_dead_letters = l.n;
   *reply = &out->base;
   return GM_OK;
@@ -161,7 +158,7 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "give the dead letter's stream and id (gm admin "
                          "dead-letters lists them)");
-  letters l = {.call = call};
+  rows l = {.call = call};
   gm_param p[] = {GM_TEXT(in->stream), GM_TEXT(in->id)};
   gm_status st = gm__ledger_query(
       call,
@@ -181,10 +178,7 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
      outbox: after a Redis that lost its data, the settler must see it. */
   redisReply *r =
       gm__redis_callf(call->redis, "SADD gm:outboxes %s", d->stream);
-  if (!r)
-    return gm__call_fail(
-        call, GM_UNAVAILABLE, "Redis is not reachable at %s (%s)",
-        gm__redis_where(call->redis), gm__redis_last_error(call->redis));
+  if (!r) return unreachable(call);
   freeReplyObject(r);
 
   int argc = 0;
@@ -203,10 +197,7 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
     argv[argc++] = d->fields[i]->value;
   }
   r = gm__redis_callv(call->redis, argc, argv, NULL);
-  if (!r)
-    return gm__call_fail(
-        call, GM_UNAVAILABLE, "Redis is not reachable at %s (%s)",
-        gm__redis_where(call->redis), gm__redis_last_error(call->redis));
+  if (!r) return unreachable(call);
   if (r->type == REDIS_REPLY_ERROR) {
     const char *sp = strchr(r->str, ' ');
     int code = sp ? gm__status_parse(r->str, (size_t)(sp - r->str)) : -1;
