@@ -5,6 +5,7 @@
  * ledger reconciles with the holdings.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,9 +68,19 @@ START_TEST(kill9_during_the_stream_loses_and_doubles_nothing) {
     if (nacked == N / 2) gm_test_gmd_kill9(ct_gmd);
   }
   ck_assert_int_ge(nacked, N / 2);
+  /* A restarted gmd runs on real time until the manual clock is set: its
+   * first sweep (after sweep_ms) must see the test's Monday, not close every
+   * trading day since then. */
+  char path[600];
+  snprintf(path, sizeof path, "%s/gmd.conf", gm_test_redis_dir(ct_redis));
+  FILE *f = fopen(path, "a");
+  ck_assert_ptr_nonnull(f);
+  fputs("[market.carbon]\nsweep_ms = 2000\n", f);
+  fclose(f);
   gm_test_gmd_restart(ct_gmd);
   gm_test_conn_destroy(&ct_conn);
   ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
+  ct_clock(ct_at(CT_MONDAY, 10, 0));
 
   /* Redis counted the fills (the trade sequence); the ledger has each once. */
   redisContext *rc = gm_test_redis_connect(ct_redis);
