@@ -678,6 +678,56 @@ START_TEST(curve_revoked_key_loses_access_without_reconnect) {
 }
 END_TEST
 
+/*
+ * Redis restarts while many requests are queued in the workers' pipelines:
+ * every request is answered (OK, or UNAVAILABLE when its retry found Redis
+ * still down), the broker stays up, and requests after the restart work.
+ */
+START_TEST(redis_restart_under_pipelined_load) {
+  enum { NCONN = 4, PER = 150, WINDOW = 48 };
+  gm_test_conn *c[NCONN];
+  for (int k = 0; k < NCONN; k++)
+    c[k] = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  b.note = "load";
+  int sent[NCONN] = {0}, got[NCONN] = {0}, done = 0, restarted = 0;
+  int ok = 0, unavailable = 0;
+  while (done < NCONN * PER) {
+    for (int k = 0; k < NCONN; k++) {
+      while (sent[k] < PER && sent[k] - got[k] < WINDOW) {
+        char key[32];
+        snprintf(key, sizeof key, "rl-%d-%d", k, sent[k]);
+        gm_test_send(c[k], (uint64_t)sent[k] + 1, "alice", "testmkt", "bump",
+                     key, &b.base);
+        sent[k]++;
+      }
+      while (got[k] < sent[k]) {
+        Gm__Reply *r = gm_test_conn_recv(c[k], got[k] ? 0 : 20000);
+        if (!r) break;
+        ck_assert_msg(
+            r->status == GM__STATUS__OK || r->status == GM__STATUS__UNAVAILABLE,
+            "status %d: %s", r->status, r->message);
+        ok += r->status == GM__STATUS__OK;
+        unavailable += r->status == GM__STATUS__UNAVAILABLE;
+        gm__reply__free_unpacked(r, NULL);
+        got[k]++;
+        done++;
+      }
+    }
+    if (!restarted && done >= NCONN * PER / 4) {
+      gm_test_redis_restart(redis);
+      restarted = 1;
+    }
+  }
+  ck_assert_int_eq(ok + unavailable, NCONN * PER);
+  for (int k = 0; k < NCONN; k++) gm_test_conn_destroy(&c[k]);
+  /* The broker is up and Redis works again through it. */
+  int64_t seq = bump("alice", "rl-after", "after");
+  ck_assert_int_ge(seq, 1);
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), 0), 0);
+}
+END_TEST
+
 /* ---- dead letters ---- */
 
 static Gm__DeadLettersReply *dead_letters_of(const char *market) {
@@ -866,6 +916,7 @@ int main(void) {
   tcase_add_test(tc, events_reach_the_feed);
   tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
   tcase_add_test(tc, redis_restart_is_survived);
+  tcase_add_test(tc, redis_restart_under_pipelined_load);
   tcase_add_test(tc, dead_letter_is_listed_and_replayed_once);
   tcase_add_test(tc, replayed_letter_settles_after_the_fix);
   suite_add_tcase(s, tc);
