@@ -673,40 +673,61 @@ static void gm__carbon_next_cursor(const json_t *reply, char **cursor) {
 #define GM__CARBON_MAX_PAGES 100000
 
 /*
- * All the caller's open orders (of `symbol`, or of every instrument when it
- * is ""), following order.list's pages, into *orders (a JSON array;
- * json_decref).  With --json and print_pages each page is printed as it
- * comes.  Returns the exit code, after printing why on failure.
+ * Every item of a paged list method (order.list, block.list) for `symbol`
+ * ("" for every instrument), following its cursors from the first page to
+ * the last, into *items (a JSON array of the reply's `field`; json_decref).
+ * Each id is kept once: a walk over a set that was resized between two
+ * pages may list an id twice (docs/carbon.md).  `limit` is the page size to
+ * ask for (0: the market's default).  With --json and print_pages each page
+ * is printed as it comes.  Returns the exit code, after printing why on
+ * failure.
  */
-static int gm__carbon_open_orders(gm_cli *cli, const char *symbol,
-                                  int print_pages, json_t **orders) {
+static int gm__carbon_walk(gm_cli *cli, const char *method, const char *field,
+                           const char *symbol, int limit, int print_pages,
+                           json_t **items) {
   char *cursor = NULL;
   int code = GM_CLI_EXIT_OK;
-  *orders = json_array();
+  json_t *seen = json_object();
+  *items = json_array();
   for (long page = 0;; page++) {
     ProtobufCMessage *raw;
-    json_t *out;
+    json_t *out, *it;
+    size_t i;
     if (page == GM__CARBON_MAX_PAGES) {
       fprintf(stderr,
-              "error: INTERNAL: order.list still had pages after %d calls; "
-              "is the carbon plugin the same version as gm?\n",
-              GM__CARBON_MAX_PAGES);
+              "error: INTERNAL: %s still had pages after %d calls; is the "
+              "carbon plugin the same version as gm?\n",
+              method, GM__CARBON_MAX_PAGES);
       code = GM_CLI_EXIT_ERROR;
       break;
     }
     json_t *req = json_pack("{s:s}", "symbol", symbol);
+    if (limit) json_object_set_new(req, "limit", json_integer(limit));
     if (cursor) json_object_set_new(req, "cursor", json_string(cursor));
-    code = gm__carbon_call(cli, "order.list", req, &raw, &out);
+    code = gm__carbon_call(cli, method, req, &raw, &out);
     if (code != GM_CLI_EXIT_OK) break;
     if (print_pages && cli->output == GM_CLI_OUTPUT_JSON)
       gm_cli_print(cli, raw);
-    json_array_extend(*orders, json_object_get(out, "orders"));
+    json_array_foreach(json_object_get(out, field), i, it) {
+      const char *id = gm__carbon_str(it, "id");
+      if (json_object_get(seen, id)) continue;
+      json_object_set_new(seen, id, json_true());
+      json_array_append(*items, it);
+    }
     gm__carbon_next_cursor(out, &cursor);
     gm__carbon_free(&raw, &out);
     if (!cursor) break;
   }
   free(cursor);
+  json_decref(seen);
   return code;
+}
+
+/* All the caller's open orders (gm__carbon_walk over order.list). */
+static int gm__carbon_open_orders(gm_cli *cli, const char *symbol,
+                                  int print_pages, json_t **orders) {
+  return gm__carbon_walk(cli, "order.list", "orders", symbol, 0, print_pages,
+                         orders);
 }
 
 /* Cancels all own orders of one symbol, calling again while some remain. */
@@ -1434,6 +1455,62 @@ static void gm__carbon_print_offer(const json_t *b) {
     printf("withdrawn by %s: %s's %s are released\n", of, of, holds);
 }
 
+/* Prints open offers (a JSON array of BlockOffer) as one table. */
+static void gm__carbon_print_offers(const json_t *offers) {
+  const json_t *b;
+  size_t i, n = json_array_size(offers);
+  json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
+  if (!sorted) return;
+  for (i = 0; i < n; i++) sorted[i] = json_array_get(offers, i);
+  qsort(sorted, n, sizeof *sorted, gm__carbon_by_id);
+  gm__carbon_table t = {8,
+                        (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY",
+                                         "PRICE", "AMOUNT", "MADE"},
+                        0x70,
+                        NULL,
+                        0,
+                        0};
+  for (i = 0; i < n && (b = sorted[i]); i++) {
+    char side[32], q[24], px[32], amt[32], when[32];
+    int64_t price = gm__carbon_int(b, "price"),
+            qty = gm__carbon_int(b, "quantity"), amount;
+    snprintf(q, sizeof q, "%lld", (long long)qty);
+    if (__builtin_mul_overflow(price, qty, &amount))
+      strcpy(amt, "?");
+    else
+      gm__carbon_format_price(amount, amt);
+    gm__carbon_row(&t, gm__carbon_str(b, "id"), gm__carbon_str(b, "offerer"),
+                   gm__carbon_enum(b, "side", side),
+                   gm__carbon_str(b, "counterparty"), q,
+                   gm__carbon_px(price, px), amt,
+                   gm__carbon_time(gm__carbon_int(b, "created_ms"), when));
+  }
+  free(sorted);
+  if (t.rows == 0)
+    printf("no open block offers\n");
+  else
+    gm__carbon_table_print(&t, stdout);
+}
+
+/* gm carbon block list [SYMBOL]: every page of block.list as one table. */
+static int gm__carbon_block_list_run(gm_cli *cli, int argc, char **argv,
+                                     const gm__carbon_cmd *self) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  char *pos[2] = {NULL};
+  int npos;
+  json_t *offers;
+  GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
+                  NULL);
+  int code = gm__carbon_walk(cli, "block.list", "offers", npos ? pos[0] : "", 0,
+                             1, &offers);
+  if (code == GM_CLI_EXIT_OK && cli->output == GM_CLI_OUTPUT_TABLE)
+    gm__carbon_print_offers(offers);
+  fflush(stdout);
+  json_decref(offers);
+  return code;
+}
+
 typedef struct gm__carbon_block {
   const char *to;
 } gm__carbon_block;
@@ -1485,7 +1562,7 @@ static int gm__carbon_block_run(gm_cli *cli, int argc, char **argv,
   int npos;
   if (argc < 2)
     return gm__carbon_usage_error(
-        self, "%s needs offer, accept, reject or withdraw", argv[0]);
+        self, "%s needs list, offer, accept, reject or withdraw", argv[0]);
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     printf("usage: %s", self->usage);
     return GM_CLI_EXIT_OK;
@@ -1493,6 +1570,8 @@ static int gm__carbon_block_run(gm_cli *cli, int argc, char **argv,
   const char *sub = argv[1], *method;
   if (!strcmp(sub, "offer"))
     return gm__carbon_offer_run(cli, argc - 1, argv + 1, self);
+  if (!strcmp(sub, "list"))
+    return gm__carbon_block_list_run(cli, argc - 1, argv + 1, self);
   if (!strcmp(sub, "accept"))
     method = "block.accept";
   else if (!strcmp(sub, "reject") || !strcmp(sub, "withdraw"))
@@ -1502,9 +1581,8 @@ static int gm__carbon_block_run(gm_cli *cli, int argc, char **argv,
   else
     return gm__carbon_usage_error(
         self,
-        "unknown block command \"%s\": use offer, accept, reject or "
-        "withdraw (the market has no method that lists offers: the "
-        "offerer tells the counterparty the offer id)",
+        "unknown block command \"%s\": use list, offer, accept, reject or "
+        "withdraw",
         sub);
   GM__CARBON_ARGS(argc - 1, argv + 1, opts, self, pos, 1, &npos,
                   gm__carbon_no_opts, NULL);
@@ -1743,9 +1821,9 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      "trades\n"
      "  gm carbon block reject OFFER_ID     the counterparty turns it down\n"
      "  gm carbon block withdraw OFFER_ID   the offerer takes it back\n"
-     "    (no command lists offers: the market has no method for it, so "
-     "the\n"
-     "    offerer tells the counterparty the OFFER_ID)\n",
+     "  gm carbon block list [SYMBOL]       open offers to or from you (an "
+     "admin:\n"
+     "    every open offer), of SYMBOL or of every instrument\n",
      gm__carbon_block_run},
     {"close",
      "gm carbon close [SYMBOL]   (admin)\n"

@@ -5,28 +5,13 @@
 --                                        offerer withdraws)
 -- An open offer holds the offerer's cash (price * qty) or allowances; it
 -- expires at the end of the day's block session (sweep.lua).
--- Offer record in P.bk: "offerer|counterparty|side|price|qty|created".
+-- Offer record in P.bk: lib.lua, offer_get.
 -- Reply: {'B', id, offerer, counterparty, side, price, qty, state, trade id,
 -- created} and, on accept, {'F', ...} as in place.lua.
 local op, who = ARGV[1], gm.participant
 local inst = inst_load()
 if not inst then return inst_missing() end
 local SYM = inst.sym
-local function offer_get(id)
-  local rec = redis.call('HGET', P .. 'bk', id)
-  if not rec then return nil end
-  local of, cp, s, px, q, t = string.match(rec,
-    '^(.*)|(.*)|(%a)|(%d+)|(%d+)|(%d+)$')
-  return {id = id, of = of, cp = cp, side = s, px = tonumber(px),
-    q = tonumber(q), t = tonumber(t)}
-end
-local function offer_rec(b, st, tid)
-  return {'B', b.id, b.of, b.cp, b.side, I(b.px), I(b.q), I(st), tid or '', I(b.t)}
-end
-local function offer_emit(b, st, tid)
-  gm.emit('offer', 'id', b.id, 'offerer', b.of, 'cp', b.cp, 'side', b.side,
-    'px', I(b.px), 'qty', I(b.q), 'st', I(st), 'trade', tid or '', 't', I(NOW))
-end
 local function window_check()
   if inst.halt == '1' then
     return rej('FAILED_PRECONDITION', SYM .. ' is halted (' ..
@@ -82,6 +67,8 @@ if op == 'offer' then
   redis.call('HSET', P .. 'bk', b.id, b.of .. '|' .. b.cp .. '|' .. b.side ..
     '|' .. I(b.px) .. '|' .. I(b.q) .. '|' .. I(b.t))
   redis.call('ZADD', P .. 'x', close_ms(inst.bsess, TODAY), b.id)
+  redis.call('SADD', P .. 'bo:' .. b.of, b.id)
+  redis.call('SADD', P .. 'bo:' .. b.cp, b.id)
   offer_emit(b, 1)
   out[#out + 1] = offer_rec(b, 1)
 else
@@ -95,8 +82,7 @@ else
     if b.side == 'b' then oa.cf, oa.c = oa.cf - b.px * b.q, oa.c + b.px * b.q
     else oa.af, oa.al = oa.af - b.q, oa.al + b.q end
     local st = b.cp == who and 3 or 4
-    redis.call('HDEL', P .. 'bk', b.id)
-    redis.call('ZREM', P .. 'x', b.id)
+    offer_remove(b)
     offer_emit(b, st)
     out[#out + 1] = offer_rec(b, st)
   else
@@ -128,8 +114,7 @@ else
       'maker', b.side, 't', I(NOW), 'blk', '1', 'day', I(TODAY))
     inst.bvol = inst.bvol + b.q
     inst_save_stats(inst)
-    redis.call('HDEL', P .. 'bk', b.id)
-    redis.call('ZREM', P .. 'x', b.id)
+    offer_remove(b)
     offer_emit(b, 2, tid)
     out[#out + 1] = offer_rec(b, 2, tid)
     out[#out + 1] = {'F', tid, I(b.px), I(b.q), I(amt), b.id, I(NOW)}

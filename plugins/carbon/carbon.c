@@ -162,9 +162,11 @@ static int carbon__cursor_done(const char *pos, const char *carry) {
   return strcmp(pos, "-") == 0 && carry[0] == '\0';
 }
 
-/* Order ids as the place script makes them: 12 lowercase hex digits. */
-static int carbon__valid_ids(const char *s) {
+/* Ids as the scripts make them: `prefix` (none for orders, 'B' for block
+ * offers) then 12 lowercase hex digits, separated by ','. */
+static int carbon__valid_ids(const char *s, char prefix) {
   while (*s) {
+    if (prefix && *s++ != prefix) return 0;
     size_t n = strspn(s, "0123456789abcdef");
     if (n != 12 || (s[n] != ',' && s[n] != '\0')) return 0;
     s += n + (s[n] == ',');
@@ -172,10 +174,11 @@ static int carbon__valid_ids(const char *s) {
   return 1;
 }
 
-/* Parses `text` (with a side field when with_side) into *c. */
+/* Parses `text` (with a side field when with_side; carried ids start with
+ * `prefix`) into *c. */
 static gm_status carbon__cursor_parse(gm_call *call, const char *method,
                                       const char *text, int with_side,
-                                      carbon__cursor *c) {
+                                      char prefix, carbon__cursor *c) {
   size_t len = strlen(text);
   char *f[4] = {NULL}, *copy = host->sprintf(call, "%s", text);
   size_t nf = 0, need = with_side ? 3 : 2;
@@ -200,7 +203,7 @@ static gm_status carbon__cursor_parse(gm_call *call, const char *method,
         (nd == 20 && strcmp(c->pos, "18446744073709551615") > 0))
       goto bad;
   }
-  if (carbon__valid_ids(c->carry)) return GM_OK;
+  if (carbon__valid_ids(c->carry, prefix)) return GM_OK;
 bad:
   return host->fail(call, GM_INVALID_ARGUMENT,
                     "cursor \"%.64s%s\" is not one %s returned; pass "
@@ -304,9 +307,13 @@ static Gm__Carbon__Instrument *carbon__instrument(gm_call *call,
   return in;
 }
 
+static Gm__Carbon__BlockOffer *carbon__offer(gm_call *call, const char *sym,
+                                             const gm_value *r);
+
 /*
- * Publishes what a script changed: order states, the anonymous trade tape
- * and the book levels.  Best effort: everything is already in the outbox.
+ * Publishes what a script changed: order and offer states, the anonymous
+ * trade tape and the book levels.  Best effort: everything is already in
+ * the outbox.
  */
 static void carbon__publish(gm_call *call, const char *sym,
                             const gm_value *reply, Gm__Carbon__Side taker) {
@@ -334,6 +341,10 @@ static void carbon__publish(gm_call *call, const char *sym,
       ev.block = carbon__s(r, 5)[0] == 'B';
       ev.time_ms = carbon__i(r, 6);
       host->publish(call, "trade", &ev.base);
+    } else if (tag == 'B') {
+      Gm__Carbon__OfferEvent ev = GM__CARBON__OFFER_EVENT__INIT;
+      ev.offer = carbon__offer(call, sym, r);
+      host->publish(call, "offer", &ev.base);
     } else if (tag == 'L') {
       Gm__Carbon__Level *l = host->alloc(call, sizeof *l);
       gm__carbon__level__init(l);
@@ -812,7 +823,8 @@ static gm_status carbon__mass_cancel(gm_call *call, const ProtobufCMessage *req,
                      : in->side == GM__CARBON__SIDE__SIDE_SELL ? "s"
                                                                : "";
   if (in->cursor[0]) {
-    st = carbon__cursor_parse(call, "order.mass_cancel", in->cursor, 1, &cur);
+    st =
+        carbon__cursor_parse(call, "order.mass_cancel", in->cursor, 1, 0, &cur);
     if (st != GM_OK) return st;
     /* Another symbol's or side's walk would skip orders silently. */
     if (strcmp(cur.sym, in->symbol) || cur.side != (side[0] ? side[0] : 'a'))
@@ -912,39 +924,55 @@ static gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
 }
 
 /*
- * One page of the caller's open orders: of one instrument, or of every
- * instrument in symbol order.  Each script run reads at most the orders the
- * page still needs (read.lua, page()), so a page costs the same however many
- * orders the caller has.  A run that ends its bounded scan before the page
- * is full ends the page early: the cursor says where to go on.
+ * A paged list of a participant's things, walked with a cursor: order.list
+ * (open orders) and block.list (open offers).
  */
-static gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
-                                    ProtobufCMessage **reply) {
-  const Gm__Carbon__ListOrdersRequest *in =
-      (const Gm__Carbon__ListOrdersRequest *)req;
-  const char *who = host->participant(call);
-  int32_t limit = in->limit ? in->limit : CARBON_LIST_DEFAULT;
+typedef struct carbon__walk {
+  const char *method; /* "order.list": named in errors */
+  const char *op;     /* the read script's op: "orders" or "offers" */
+  const char *who;    /* whose; "" (offers only): every open one */
+  char prefix;        /* what carried ids start with: 0 or 'B' */
+  char tag;           /* the reply record of one item: 'O' or 'B' */
+  /* Turns a record into the reply's item. */
+  void *(*item)(gm_call *call, const char *sym, const gm_value *r);
+} carbon__walk;
+
+/*
+ * One page of walk `w`: of one instrument, or of every instrument in symbol
+ * order.  Each script run reads at most the items the page still needs
+ * (read.lua, page()), so a page costs the same however many there are.  A
+ * run that ends its bounded scan before the page is full ends the page
+ * early: the cursor says where to go on.  Sets items[0..*n) (room for
+ * limit) and *next ("" on the last page).
+ */
+static gm_status carbon__walk_page(gm_call *call, const carbon__walk *w,
+                                   const char *symbol, int32_t limit_in,
+                                   const char *cursor, void ***items, size_t *n,
+                                   char **next) {
+  int32_t limit = limit_in ? limit_in : CARBON_LIST_DEFAULT;
   carbon__cursor cur = {NULL, 0, "0", ""};
   const gm_value *list = NULL, *v;
   gm_status st;
   size_t nsym = 1, k = 0;
+  *n = 0;
+  *next = "";
   if (limit < 1 || limit > CARBON_LIST_MAX)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "limit %d is out of range: a page holds 1..%d orders "
-                      "(0 or unset: %d); follow next_cursor for more",
-                      (int)in->limit, CARBON_LIST_MAX, CARBON_LIST_DEFAULT);
-  if (in->symbol[0] && (st = carbon__need_symbol(call, in->symbol)) != GM_OK)
-    return st;
-  if (in->cursor[0]) {
-    st = carbon__cursor_parse(call, "order.list", in->cursor, 0, &cur);
+                      "limit %d is out of range: a page holds 1..%d %s (0 "
+                      "or unset: %d); follow next_cursor for more",
+                      (int)limit_in, CARBON_LIST_MAX, w->op,
+                      CARBON_LIST_DEFAULT);
+  if (symbol[0] && (st = carbon__need_symbol(call, symbol)) != GM_OK) return st;
+  if (cursor[0]) {
+    st = carbon__cursor_parse(call, w->method, cursor, 0, w->prefix, &cur);
     if (st != GM_OK) return st;
-    if (in->symbol[0] && strcmp(cur.sym, in->symbol))
+    if (symbol[0] && strcmp(cur.sym, symbol))
       return host->fail(call, GM_INVALID_ARGUMENT,
                         "cursor is for %s, not %s; pass next_cursor back with "
                         "the symbol it came with",
-                        cur.sym, in->symbol);
+                        cur.sym, symbol);
   }
-  if (!in->symbol[0]) {
+  if (!symbol[0]) {
     if ((st = carbon__registry(call, &list)) != GM_OK) return st;
     nsym = list->n;
     /* The registry is sorted: resume at the cursor's instrument, or at the
@@ -955,18 +983,16 @@ static gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
     if (cur.sym && k < nsym && strcmp(list->items[k].str, cur.sym))
       cur.pos = "0", cur.carry = "";
   }
-  Gm__Carbon__OrderList *out = host->alloc(call, sizeof *out);
-  gm__carbon__order_list__init(out);
-  out->orders = host->alloc(call, ((size_t)limit + 1) * sizeof *out->orders);
+  *items = host->alloc(call, ((size_t)limit + 1) * sizeof **items);
   for (; k < nsym; k++, cur.pos = "0", cur.carry = "") {
-    cur.sym = list ? list->items[k].str : in->symbol;
+    cur.sym = list ? list->items[k].str : symbol;
     if (!cur.sym) continue;
-    size_t need = (size_t)limit - out->n_orders;
+    size_t need = (size_t)limit - *n;
     if (need == 0) {
-      out->next_cursor = carbon__cursor_text(call, &cur);
+      *next = carbon__cursor_text(call, &cur);
       break;
     }
-    const char *args[] = {"orders", who, carbon__num(call, (int64_t)need),
+    const char *args[] = {w->op, w->who, carbon__num(call, (int64_t)need),
                           cur.pos, cur.carry};
     int walked = 0;
     if ((st = carbon__run(call, "read", cur.sym, 5, args, &v)) != GM_OK) {
@@ -975,9 +1001,8 @@ static gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
     }
     for (size_t i = 0; i < v->n; i++) {
       char tag = carbon__tag(v, i);
-      if (tag == 'O' && out->n_orders < (size_t)limit)
-        out->orders[out->n_orders++] =
-            carbon__order(call, cur.sym, &v->items[i]);
+      if (tag == w->tag && *n < (size_t)limit)
+        (*items)[(*n)++] = w->item(call, cur.sym, &v->items[i]);
       else if (tag == 'C') {
         cur.pos = carbon__s(&v->items[i], 1);
         cur.carry = carbon__s(&v->items[i], 2);
@@ -986,14 +1011,38 @@ static gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
     }
     if (!walked)
       return host->fail(call, GM_INTERNAL,
-                        "the read script returned no position for %s's "
-                        "orders; check the gmd log",
-                        cur.sym);
+                        "the read script returned no position for %s's %s; "
+                        "check the gmd log",
+                        cur.sym, w->op);
     if (!carbon__cursor_done(cur.pos, cur.carry)) {
-      out->next_cursor = carbon__cursor_text(call, &cur);
+      *next = carbon__cursor_text(call, &cur);
       break;
     }
   }
+  return GM_OK;
+}
+
+static void *carbon__order_item(gm_call *call, const char *sym,
+                                const gm_value *r) {
+  return carbon__order(call, sym, r);
+}
+
+/* One page of the caller's open orders (carbon__walk_page). */
+static gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
+                                    ProtobufCMessage **reply) {
+  const Gm__Carbon__ListOrdersRequest *in =
+      (const Gm__Carbon__ListOrdersRequest *)req;
+  const carbon__walk w = {
+      "order.list", "orders",          host->participant(call), 0,
+      'O',          carbon__order_item};
+  void **items;
+  gm_status st;
+  Gm__Carbon__OrderList *out = host->alloc(call, sizeof *out);
+  gm__carbon__order_list__init(out);
+  st = carbon__walk_page(call, &w, in->symbol, in->limit, in->cursor, &items,
+                         &out->n_orders, &out->next_cursor);
+  if (st != GM_OK) return st;
+  out->orders = (Gm__Carbon__Order **)items;
   *reply = &out->base;
   return GM_OK;
 }
@@ -1025,11 +1074,12 @@ static gm_status carbon__offer_reply(gm_call *call, const char *sym,
   for (size_t i = 0; i < v->n; i++)
     if (carbon__tag(v, i) == 'B') {
       Gm__Carbon__BlockOffer *b = carbon__offer(call, sym, &v->items[i]);
-      if (b->state == GM__CARBON__OFFER_STATE__OFFER_ACCEPTED)
-        carbon__publish(call, sym, v,
-                        b->side == GM__CARBON__SIDE__SIDE_BUY
-                            ? GM__CARBON__SIDE__SIDE_SELL
-                            : GM__CARBON__SIDE__SIDE_BUY);
+      /* The offer's new state, and the trade an accept made (the offerer's
+       * side is the maker's). */
+      carbon__publish(call, sym, v,
+                      b->side == GM__CARBON__SIDE__SIDE_BUY
+                          ? GM__CARBON__SIDE__SIDE_SELL
+                          : GM__CARBON__SIDE__SIDE_BUY);
       *reply = &b->base;
       return GM_OK;
     }
@@ -1087,6 +1137,36 @@ static gm_status carbon__block_reject(gm_call *call,
                                       const ProtobufCMessage *req,
                                       ProtobufCMessage **reply) {
   return carbon__block_decide(call, "reject", req, reply);
+}
+
+static void *carbon__offer_item(gm_call *call, const char *sym,
+                                const gm_value *r) {
+  return carbon__offer(call, sym, r);
+}
+
+/* One page of the open offers to or from the caller, or of every open offer
+ * for an admin (carbon__walk_page). */
+static gm_status carbon__block_list(gm_call *call, const ProtobufCMessage *req,
+                                    ProtobufCMessage **reply) {
+  const Gm__Carbon__ListOffersRequest *in =
+      (const Gm__Carbon__ListOffersRequest *)req;
+  const carbon__walk w = {
+      "block.list",
+      "offers",
+      host->has_role(call, "admin") ? "" : host->participant(call),
+      'B',
+      'B',
+      carbon__offer_item};
+  void **items;
+  gm_status st;
+  Gm__Carbon__OfferList *out = host->alloc(call, sizeof *out);
+  gm__carbon__offer_list__init(out);
+  st = carbon__walk_page(call, &w, in->symbol, in->limit, in->cursor, &items,
+                         &out->n_offers, &out->next_cursor);
+  if (st != GM_OK) return st;
+  out->offers = (Gm__Carbon__BlockOffer **)items;
+  *reply = &out->base;
+  return GM_OK;
 }
 
 /* ---- market data ------------------------------------------------------- */
@@ -1928,6 +2008,9 @@ static const gm_method carbon__methods[] = {
     {"block.reject", &gm__carbon__offer_decision__descriptor,
      &gm__carbon__block_offer__descriptor, carbon__block_reject, CARBON_MUT,
      CARBON_TRADER, "reject an offer made to you, or withdraw your own"},
+    {"block.list", &gm__carbon__list_offers_request__descriptor,
+     &gm__carbon__offer_list__descriptor, carbon__block_list, 0, NULL,
+     "open block offers to or from you (admin: all), paged"},
     {"market.depth", &gm__carbon__depth_request__descriptor,
      &gm__carbon__depth__descriptor, carbon__depth, 0, NULL,
      "the best price levels per side (default 5)"},
@@ -1951,11 +2034,13 @@ static const gm_method carbon__methods[] = {
      "compare settled ledger totals with live Redis holdings"},
 };
 
-/* What the feed carries: "carbon.trade", "carbon.book", "carbon.order". */
+/* What the feed carries: "carbon.trade", "carbon.book", "carbon.order",
+ * "carbon.offer". */
 static const ProtobufCMessageDescriptor *const carbon__events[] = {
     &gm__carbon__trade_event__descriptor,
     &gm__carbon__book_event__descriptor,
     &gm__carbon__order_event__descriptor,
+    &gm__carbon__offer_event__descriptor,
 };
 
 static const gm_plugin carbon__plugin = {

@@ -17,6 +17,9 @@
 --   P.op:<who>   SET the participant's open order ids
 --   P.co:<who>   HASH client order id -> first reply (cjson)
 --   P.bk         HASH block offer id -> packed record
+--   P.bo:<who>   SET open block offer ids to or from the participant
+--                (block.list; an offer is in its offerer's and its
+--                counterparty's set while it is open)
 --   P.fl         HASH order id -> in-flight order (cjson): out of the book,
 --                still matching over several steps of one call (place.lua);
 --                cx = who cancelled it meanwhile (amend.lua)
@@ -277,4 +280,31 @@ local function ord_end(o, st, why, out)
   o.tot, o.q = o.q + o.f, 0 -- nothing stays open
   ord_emit(o, st, why)
   out[#out + 1] = ord_rec(o, st, why)
+end
+
+-- Block offers: "offerer|counterparty|side|price|qty|created" in P.bk.
+local function offer_get(id)
+  local rec = redis.call('HGET', P .. 'bk', id)
+  if not rec then return nil end
+  local of, cp, s, px, q, t = string.match(rec,
+    '^(.*)|(.*)|(%a)|(%d+)|(%d+)|(%d+)$')
+  if not of then error('block offer record ' .. id .. ' is malformed: ' .. rec) end
+  return {id = id, of = of, cp = cp, side = s, px = tonumber(px),
+    q = tonumber(q), t = tonumber(t)}
+end
+-- State codes match gm.carbon.OfferState.
+local function offer_rec(b, st, tid)
+  return {'B', b.id, b.of, b.cp, b.side, I(b.px), I(b.q), I(st), tid or '', I(b.t)}
+end
+local function offer_emit(b, st, tid)
+  gm.emit('offer', 'id', b.id, 'offerer', b.of, 'cp', b.cp, 'side', b.side,
+    'px', I(b.px), 'qty', I(b.q), 'st', I(st), 'trade', tid or '', 't', I(NOW))
+end
+-- An offer ends (accepted, rejected, withdrawn, expired): out of the book
+-- of offers, the expiry set and both parties' lists.
+local function offer_remove(b)
+  redis.call('HDEL', P .. 'bk', b.id)
+  redis.call('ZREM', P .. 'x', b.id)
+  redis.call('SREM', P .. 'bo:' .. b.of, b.id)
+  redis.call('SREM', P .. 'bo:' .. b.cp, b.id)
 end

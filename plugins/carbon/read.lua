@@ -3,8 +3,10 @@
 --        'orders', who, n, walk position, carried ids ('id,id') |
 --        'depth', levels | 'stats' |
 --        'live', n, walk position, carried participants ('a|b') |
+--        'offers', who ('': every open offer, for admins), n, walk
+--        position, carried ids ('id,id') |
 --        'outbox'
--- 'orders' and 'live' are pages of a walk (see page()): they end with
+-- 'orders', 'offers' and 'live' are pages of a walk (see page()): they end with
 -- {'C', next position, carried}; the walk is over at '-' with nothing
 -- carried.  'live' (accounts, for reconcile) and 'outbox' add {'N', outbox
 -- length, entries ever added to the outbox}.
@@ -16,10 +18,11 @@ local op = ARGV[1]
 -- 64-bit), or '-' once the scan is over.  `carry` are members an earlier
 -- SSCAN reply gave beyond that run's n (COUNT is only a hint); they come
 -- first, so a run never takes more than n.  At most 16 SSCAN calls of COUNT
--- <= n, each visiting at most 10 x COUNT buckets.  Returns the members (no
--- duplicates within the run), the next position and the new carry.
+-- <= n, each visiting at most 10 x COUNT buckets.  With `hash`, the walk
+-- is over a hash's fields (HSCAN).  Returns the members (no duplicates
+-- within the run), the next position and the new carry.
 -- (amend.lua has the same function: lib.lua is not this change's file.)
-local function page(key, pos, carry, n)
+local function page(key, pos, carry, n, hash)
   local got, seen, left = {}, {}, {}
   local function take(m)
     if seen[m] then return end
@@ -29,8 +32,10 @@ local function page(key, pos, carry, n)
   for _, m in ipairs(carry) do take(m) end
   for _ = 1, 16 do
     if #got >= n or pos == '-' then break end
-    local r = redis.call('SSCAN', key, pos, 'COUNT', n - #got)
-    for _, m in ipairs(r[2]) do take(m) end
+    local r = redis.call(hash and 'HSCAN' or 'SSCAN', key, pos, 'COUNT',
+      n - #got)
+    -- HSCAN answers field, value, field, value: the fields are the members.
+    for i = 1, #r[2], hash and 2 or 1 do take(r[2][i]) end
     pos = r[1] == '0' and '-' or r[1]
   end
   return got, pos, left
@@ -76,6 +81,25 @@ if op == 'orders' then
     -- A carried id may have ended since (or, from a made-up cursor, be
     -- someone else's order).
     if o and o.who == who then out[#out + 1] = ord_rec(o, ord_state(o)) end
+  end
+  out[#out + 1] = {'C', pos, table.concat(left, ',')}
+  return out
+end
+if op == 'offers' then
+  -- Open offers to or from `who` (its index set), or every open offer
+  -- (the offers hash itself) for an admin.
+  local who, carry, out = ARGV[2], {}, {}
+  for id in string.gmatch(ARGV[5], '[^,]+') do carry[#carry + 1] = id end
+  local key = who == '' and P .. 'bk' or P .. 'bo:' .. who
+  local ids, pos, left = page(key, ARGV[4], carry, tonumber(ARGV[3]),
+    who == '')
+  for _, id in ipairs(ids) do
+    local b = offer_get(id)
+    -- A carried id may have ended since (or, from a made-up cursor, be
+    -- between others).
+    if b and (who == '' or b.of == who or b.cp == who) then
+      out[#out + 1] = offer_rec(b, 1)
+    end
   end
   out[#out + 1] = {'C', pos, table.concat(left, ',')}
   return out

@@ -4,7 +4,8 @@
 --   ARGV 'expire', at most this many[, up to this ms]: expires due orders
 --        (DAY at the day's close, GTD at expire_ms) and block offers, due
 --        by now (or by the given ms, if earlier).  Reply: records as in
---        place.lua and {'N', expired, more 0|1}.
+--        place.lua, {'B', offer...} per expired offer (as block.lua) and
+--        {'N', expired, more 0|1}.
 --   ARGV 'close': closes the oldest trading day not closed yet whose close
 --        time has passed: days are closed one by one, in order, so days
 --        missed while no broker ran are each closed in turn.  Reply {'C',
@@ -29,17 +30,14 @@ if op == 'expire' then
   for i = 1, math.min(#due, max) do
     local id = due[i]
     if string.sub(id, 1, 1) == 'B' then
-      local rec = redis.call('HGET', P .. 'bk', id)
-      local of, cp, s, px, q, t = string.match(rec or '',
-        '^(.*)|(.*)|(%a)|(%d+)|(%d+)|(%d+)$')
-      if of then
-        local a = acct(of)
-        px, q = tonumber(px), tonumber(q)
-        if s == 'b' then a.cf, a.c = a.cf - px * q, a.c + px * q
-        else a.af, a.al = a.af - q, a.al + q end
-        redis.call('HDEL', P .. 'bk', id)
-        gm.emit('offer', 'id', id, 'offerer', of, 'cp', cp, 'side', s,
-          'px', I(px), 'qty', I(q), 'st', '5', 'trade', '', 't', I(NOW))
+      local b = offer_get(id)
+      if b then
+        local a = acct(b.of)
+        if b.side == 'b' then a.cf, a.c = a.cf - b.px * b.q, a.c + b.px * b.q
+        else a.af, a.al = a.af - b.q, a.al + b.q end
+        offer_remove(b)
+        offer_emit(b, 5)
+        out[#out + 1] = offer_rec(b, 5)
       end
       redis.call('ZREM', P .. 'x', id)
     else

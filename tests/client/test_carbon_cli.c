@@ -217,8 +217,10 @@ START_TEST(refusals_come_before_the_broker) {
        "0.01 yuan tick"},
       {{"block", "offer", "CEA-2025", "sell", "0", "@", "86", "--to", "bob"},
        "must be 1..10000000 t"},
-      {{"block", "list"}, "no method that lists offers"},
-      {{"block"}, "needs offer, accept, reject or withdraw"},
+      {{"block", "list", "CEA-2025", "CCER-2025"},
+       "unexpected argument \"CCER-2025\""},
+      {{"block", "show"}, "use list, offer, accept, reject or withdraw"},
+      {{"block"}, "needs list, offer, accept, reject or withdraw"},
       {{"block", "accept"}, "block accept needs an OFFER_ID"},
       {{"block", "withdraw", "X:B1", "X:B2"}, "unexpected argument \"X:B2\""},
       {{"close", "CEA-2025", "CCER-2025"}, "unexpected argument"},
@@ -257,6 +259,7 @@ START_TEST(refusals_come_before_the_broker) {
                        "gm carbon block offer SYMBOL buy|sell QTY @ "
                        "PRICE --to PARTICIPANT") &&
                     strstr(r->out, "gm carbon block withdraw OFFER_ID") &&
+                    strstr(r->out, "gm carbon block list [SYMBOL]") &&
                     strstr(r->out, "gm carbon close [SYMBOL]") &&
                     strstr(r->out, "gm carbon reconcile [SYMBOL]"),
                 "%s", r->out);
@@ -501,6 +504,30 @@ START_TEST(block_trades_close_and_reconcile) {
   GM_OK(r);
   ck_assert_msg(strstr(r->out, "0.00      100100  100000       0\n"), "%s",
                 r->out);
+  /* Alice finds the offer to her without being told its id; a third
+   * participant sees nothing, an admin sees it too. */
+  static const char offers[] =
+      "OFFER                   FROM  SIDE  TO        QTY  PRICE      AMOUNT  "
+      "MADE\n"
+      "CEA-2025:B000000000001  bob   sell  alice  100000  86.00  8600000.00  "
+      "2026-11-24 13:30:00\n";
+  r = gm(ep, "--as", "alice", "carbon", "block", "list", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out, offers);
+  r = gm(ep, "--as", "root", "carbon", "block", "list", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out, offers);
+  r = gm(ep, "--as", "root", "admin", "register", "carol", "--roles", "buyer",
+         NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "carol", "carbon", "block", "list", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out, "no open block offers\n");
+  r = gm(ep, "--as", "alice", "--json", "carbon", "block", "list", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "\"offerer\": \"bob\"") &&
+                    strstr(r->out, "\"state\": \"OFFER_OPEN\""),
+                "%s", r->out);
 
   /* Refusals come from the market, with its reason, and change nothing. */
   gm_refused(ep, "NOT_FOUND: no open block offer CEA-2025:B0000000000ff",
@@ -579,6 +606,9 @@ START_TEST(block_trades_close_and_reconcile) {
                 "%s", r->out);
   gm_refused(ep, "NOT_FOUND: no open block offer CEA-2025:B000000000003", "bob",
              "carbon", "block", "withdraw", "CEA-2025:B000000000003", NULL);
+  r = gm(ep, "--as", "bob", "carbon", "block", "list", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out, "no open block offers\n");
 
   /* Listing trades at 85.50 x 10 and 86.10 x 30 (VWAP 85.95); a DAY bid
    * and an open block bid are left for the close to expire. */

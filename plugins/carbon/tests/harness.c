@@ -80,6 +80,7 @@ static const ProtobufCMessageDescriptor *ct__reply_type(const char *method) {
       {"block.offer", &gm__carbon__block_offer__descriptor},
       {"block.accept", &gm__carbon__block_offer__descriptor},
       {"block.reject", &gm__carbon__block_offer__descriptor},
+      {"block.list", &gm__carbon__offer_list__descriptor},
       {"market.depth", &gm__carbon__depth__descriptor},
       {"market.stats", &gm__carbon__stats__descriptor},
       {"records.trades", &gm__carbon__trade_list__descriptor},

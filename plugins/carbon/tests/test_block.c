@@ -1,0 +1,275 @@
+/*
+ * Block offers are discoverable: block.list pages the open offers to or
+ * from the caller (an admin: every open offer) with a cursor, as order.list
+ * does, and the feed's carbon.offer event tells a counterparty an offer was
+ * made, accepted, rejected, withdrawn or expired.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "harness.h"
+
+#define SYM "CEA-BLK"
+#define MAXIDS 64
+
+static void setup(void) {
+  ct_start(NULL, ct_at(CT_MONDAY, 13, 30)); /* in the block session */
+  const char *who[] = {"alice", "bob", "carol", "dave"};
+  ct_create(SYM, 8500);
+  for (int i = 0; i < 4; i++) {
+    ct_register(who[i], "buyer,seller");
+    ct_deposit(who[i], SYM, INT64_C(100000000000), 4000000);
+  }
+}
+
+static void teardown(void) {
+  ct_stop();
+}
+
+/* `from` offers to sell 100000 t to `to` at `px`; returns the offer id. */
+static void offer(const char *from, const char *to, int64_t px, char *id,
+                  size_t len) {
+  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
+  o.symbol = SYM;
+  o.side = CT_SELL;
+  o.counterparty = (char *)to;
+  o.price = px;
+  o.quantity = 100000;
+  Gm__Carbon__BlockOffer *b =
+      (Gm__Carbon__BlockOffer *)ct_call(from, "block.offer", &o.base);
+  ck_assert_msg(b, "block.offer %s -> %s: %s", from, to, ct_message);
+  snprintf(id, len, "%s", b->id);
+  ct_free(b);
+}
+
+static void decide(const char *who, const char *method, const char *id) {
+  Gm__Carbon__OfferDecision d = GM__CARBON__OFFER_DECISION__INIT;
+  d.offer_id = (char *)id;
+  Gm__Carbon__BlockOffer *b =
+      (Gm__Carbon__BlockOffer *)ct_call(who, method, &d.base);
+  ck_assert_msg(b, "%s %s: %s", method, id, ct_message);
+  ct_free(b);
+}
+
+/*
+ * Every open offer `who` sees, walking pages of `limit`: ids into `ids`
+ * (each once; a walk may show one twice), returns how many.  Asserts no
+ * page is over the limit and that every offer involves `who` (unless
+ * `all`).
+ */
+static int list_all(const char *who, int limit, int all, char ids[][64]) {
+  int n = 0;
+  char cursor[4096] = "";
+  for (int page = 0; page < 100; page++) {
+    Gm__Carbon__ListOffersRequest q = GM__CARBON__LIST_OFFERS_REQUEST__INIT;
+    q.symbol = page % 2 ? SYM : ""; /* either way the same walk */
+    q.limit = limit;
+    q.cursor = cursor;
+    Gm__Carbon__OfferList *l =
+        (Gm__Carbon__OfferList *)ct_call(who, "block.list", &q.base);
+    ck_assert_msg(l, "block.list as %s: %s", who, ct_message);
+    ck_assert_int_le((int)l->n_offers, limit ? limit : 100);
+    for (size_t i = 0; i < l->n_offers; i++) {
+      const Gm__Carbon__BlockOffer *b = l->offers[i];
+      ck_assert_int_eq(b->state, GM__CARBON__OFFER_STATE__OFFER_OPEN);
+      ck_assert_str_eq(b->symbol, SYM);
+      ck_assert_msg(
+          all || !strcmp(b->offerer, who) || !strcmp(b->counterparty, who),
+          "%s sees %s's offer to %s", who, b->offerer, b->counterparty);
+      int seen = 0;
+      for (int k = 0; k < n; k++) seen |= !strcmp(ids[k], b->id);
+      if (!seen && n < MAXIDS) snprintf(ids[n++], 64, "%s", b->id);
+    }
+    snprintf(cursor, sizeof cursor, "%s", l->next_cursor);
+    ct_free(l);
+    if (!cursor[0]) return n;
+  }
+  ck_abort_msg("block.list did not end within 100 pages");
+  return n;
+}
+
+static int has(char ids[][64], int n, const char *id) {
+  for (int k = 0; k < n; k++)
+    if (!strcmp(ids[k], id)) return 1;
+  return 0;
+}
+
+START_TEST(each_party_lists_its_open_offers) {
+  char ab[64], ac[64], cb[64], ids[MAXIDS][64];
+  offer("bob", "alice", 8000, ab, sizeof ab);
+  offer("alice", "carol", 8100, ac, sizeof ac);
+  offer("carol", "bob", 8200, cb, sizeof cb);
+  int n = list_all("alice", 0, 0, ids);
+  ck_assert_int_eq(n, 2);
+  ck_assert(has(ids, n, ab) && has(ids, n, ac));
+  n = list_all("bob", 0, 0, ids);
+  ck_assert_int_eq(n, 2);
+  ck_assert(has(ids, n, ab) && has(ids, n, cb));
+  ck_assert_int_eq(list_all("dave", 0, 0, ids), 0);
+  n = list_all("root", 0, 1, ids); /* an admin sees every open offer */
+  ck_assert_int_eq(n, 3);
+  /* The fields of a listed offer are the offer's. */
+  Gm__Carbon__ListOffersRequest q = GM__CARBON__LIST_OFFERS_REQUEST__INIT;
+  Gm__Carbon__OfferList *l =
+      (Gm__Carbon__OfferList *)ct_call("carol", "block.list", &q.base);
+  ck_assert_msg(l, "%s", ct_message);
+  for (size_t i = 0; i < l->n_offers; i++)
+    if (!strcmp(l->offers[i]->id, ac)) {
+      ck_assert_str_eq(l->offers[i]->offerer, "alice");
+      ck_assert_int_eq(l->offers[i]->side, CT_SELL);
+      ck_assert_int_eq(l->offers[i]->price, 8100);
+      ck_assert_int_eq(l->offers[i]->quantity, 100000);
+      ck_assert_int_eq(l->offers[i]->created_ms, ct_at(CT_MONDAY, 13, 30));
+    }
+  ck_assert_int_eq((int)l->n_offers, 2);
+  ct_free(l);
+
+  /* Ended offers leave the lists: accepted, rejected, withdrawn. */
+  decide("alice", "block.accept", ab);
+  decide("carol", "block.reject", ac);
+  decide("carol", "block.reject", cb); /* the offerer withdraws */
+  ck_assert_int_eq(list_all("alice", 0, 0, ids), 0);
+  ck_assert_int_eq(list_all("bob", 0, 0, ids), 0);
+  ck_assert_int_eq(list_all("root", 0, 1, ids), 0);
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  const char *who[] = {"alice", "bob", "carol"};
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(
+        gm_test_redis_int(rc, "SCARD gm:{carbon:" SYM "}:bo:%s", who[i]), 0);
+  redisFree(rc);
+}
+END_TEST
+
+START_TEST(pages_are_bounded_and_cover_every_offer) {
+  enum { N = 25 };
+  char made[N][64], ids[MAXIDS][64];
+  for (int i = 0; i < N; i++)
+    offer(i % 2 ? "bob" : "carol", "alice", 8000 + i, made[i], sizeof made[i]);
+  char other[64];
+  offer("bob", "carol", 8000, other, sizeof other);
+  int n = list_all("alice", 7, 0, ids);
+  ck_assert_int_eq(n, N);
+  for (int i = 0; i < N; i++)
+    ck_assert_msg(has(ids, n, made[i]), "%s", made[i]);
+  ck_assert(!has(ids, n, other));
+  n = list_all("root", 4, 1, ids);
+  ck_assert_int_eq(n, N + 1);
+  /* Limits and cursors are checked as order.list's are. */
+  Gm__Carbon__ListOffersRequest q = GM__CARBON__LIST_OFFERS_REQUEST__INIT;
+  q.limit = 1001;
+  ct_expect("alice", "block.list", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "limit 1001 is out of range: a page holds 1..1000 offers");
+  q.limit = 0;
+  q.cursor = SYM ":0:000000000001"; /* an order id, not an offer's */
+  ct_expect("alice", "block.list", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "is not one block.list returned");
+  q.symbol = "CEA-OTHER";
+  q.cursor = SYM ":0";
+  ct_expect("alice", "block.list", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "cursor is for " SYM ", not CEA-OTHER");
+  /* At the block session's end they expire and leave the lists. */
+  ct_clock(ct_at(CT_MONDAY, 15, 0));
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(*) FROM carbon_offers WHERE state = 5",
+                     N + 1),
+      N + 1);
+  ck_assert_int_eq(list_all("alice", 0, 0, ids), 0);
+  ck_assert_int_eq(list_all("root", 0, 1, ids), 0);
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  ck_assert_int_eq(gm_test_redis_int(rc, "SCARD gm:{carbon:" SYM "}:bo:alice"),
+                   0);
+  redisFree(rc);
+}
+END_TEST
+
+/* The next carbon.offer event: its offer (free with ct_free). */
+static Gm__Carbon__BlockOffer *next_offer_event(void *sub) {
+  char topic[64] = "";
+  int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
+  ck_assert_msg(n > 0, "no carbon.offer event within 5 s");
+  topic[n] = 0;
+  ck_assert_str_eq(topic, "carbon.offer");
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  ck_assert_int_ge(zmq_msg_recv(&m, sub, 0), 0);
+  Gm__Event *ev = gm__event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+  zmq_msg_close(&m);
+  ck_assert_ptr_nonnull(ev);
+  ck_assert_str_eq(ev->type, "gm.carbon.OfferEvent");
+  Gm__Carbon__OfferEvent *oe =
+      gm__carbon__offer_event__unpack(NULL, ev->body.len, ev->body.data);
+  gm__event__free_unpacked(ev, NULL);
+  ck_assert_ptr_nonnull(oe);
+  ck_assert_ptr_nonnull(oe->offer);
+  Gm__Carbon__BlockOffer *b = oe->offer;
+  oe->offer = NULL;
+  ct_free(oe);
+  return b;
+}
+
+START_TEST(the_feed_tells_of_each_offer_state) {
+  void *ctx = zmq_ctx_new();
+  void *sub = zmq_socket(ctx, ZMQ_SUB);
+  int timeout = 5000;
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "carbon.offer", 12);
+  zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(ct_gmd)), 0);
+  struct timespec ts = {0, 200 * 1000 * 1000}; /* the slow joiner */
+  nanosleep(&ts, NULL);
+  char a[64], b[64], c[64], d[64];
+  offer("bob", "alice", 8000, a, sizeof a);
+  offer("bob", "alice", 8001, b, sizeof b);
+  offer("carol", "alice", 8002, c, sizeof c);
+  offer("dave", "alice", 8003, d, sizeof d);
+  decide("alice", "block.accept", a);
+  decide("alice", "block.reject", b);
+  decide("carol", "block.reject", c);
+  ct_clock(ct_at(CT_MONDAY, 15, 0)); /* d expires */
+  static const struct {
+    const char *id_of;
+    int state;
+  } want[] = {{"a", GM__CARBON__OFFER_STATE__OFFER_OPEN},
+              {"b", GM__CARBON__OFFER_STATE__OFFER_OPEN},
+              {"c", GM__CARBON__OFFER_STATE__OFFER_OPEN},
+              {"d", GM__CARBON__OFFER_STATE__OFFER_OPEN},
+              {"a", GM__CARBON__OFFER_STATE__OFFER_ACCEPTED},
+              {"b", GM__CARBON__OFFER_STATE__OFFER_REJECTED},
+              {"c", GM__CARBON__OFFER_STATE__OFFER_WITHDRAWN},
+              {"d", GM__CARBON__OFFER_STATE__OFFER_EXPIRED}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    const char *id = want[i].id_of[0] == 'a'   ? a
+                     : want[i].id_of[0] == 'b' ? b
+                     : want[i].id_of[0] == 'c' ? c
+                                               : d;
+    Gm__Carbon__BlockOffer *o = next_offer_event(sub);
+    ck_assert_str_eq(o->id, id);
+    ck_assert_int_eq(o->state, want[i].state);
+    ck_assert_str_eq(o->counterparty, "alice");
+    ck_assert_int_eq(o->quantity, 100000);
+    if (want[i].state == GM__CARBON__OFFER_STATE__OFFER_ACCEPTED)
+      ck_assert(o->trade_id[0]);
+    ct_free(o);
+  }
+  zmq_close(sub);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("carbon block");
+  TCase *tc = tcase_create("block");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, each_party_lists_its_open_offers);
+  tcase_add_test(tc, pages_are_bounded_and_cover_every_offer);
+  tcase_add_test(tc, the_feed_tells_of_each_offer_state);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
