@@ -1606,16 +1606,13 @@ static void gm__carbon_print_closes(const json_t *r) {
                         0};
   json_array_foreach(json_object_get(r, "closes"), i, d) {
     char px[32], vol[24], exp[24];
-    /* A day closed before is reported with its close only: its volume
-     * and basis are not in the reply, so they are not guessed. */
+    /* A day closed before comes with its volume and basis as closed. */
     int already = json_is_true(json_object_get(d, "already"));
     snprintf(vol, sizeof vol, "%lld", (long long)gm__carbon_int(d, "volume"));
     snprintf(exp, sizeof exp, "%lld", (long long)gm__carbon_int(d, "expired"));
     gm__carbon_row(&t, gm__carbon_str(d, "symbol"), gm__carbon_str(d, "day"),
-                   gm__carbon_px(gm__carbon_int(d, "close"), px),
-                   already ? "-" : vol,
-                   already ? "-"
-                   : json_is_true(json_object_get(d, "from_trades"))
+                   gm__carbon_px(gm__carbon_int(d, "close"), px), vol,
+                   json_is_true(json_object_get(d, "from_trades"))
                        ? "VWAP of listing trades"
                        : "previous close (no trades)",
                    exp, already ? "closed before" : "closed now");

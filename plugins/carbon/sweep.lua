@@ -13,7 +13,8 @@
 --        a later day is due too, run 'close' again), or {'W', due, close
 --        ms} when expiries due by that day's close are still pending
 --        (expire up to that ms first), or the latest closed day with
---        already = 1 when none is due, or {} before the first close.
+--        already = 1 and its volume and basis as closed when none is due,
+--        or {} before the first close.
 --        Close = VWAP of the day's listing trades, rounded half up to the
 --        fen; no trades: the previous close.  It becomes the reference
 --        price of the next day.
@@ -70,7 +71,17 @@ end
 local day = closable(inst.cday > 0 and inst.cday + 1 or lday(inst.ct))
 if not day then
   if inst.cday == 0 then return {} end
-  return {{'C', datestr(inst.cday), I(inst.close), '0', '0', '1', '0'}}
+  -- The latest closed day again, as it was closed.  A day closed before
+  -- cvol/cfrom were kept: its statistics if still in the hash.
+  local c = redis.call('HMGET', KEYS[1], 'cvol', 'cfrom', 'sday', 'vol')
+  local vol, from = c[1], c[2]
+  if not vol then
+    vol, from = '0', '0'
+    if tonumber(c[3]) == inst.cday and (tonumber(c[4]) or 0) > 0 then
+      vol, from = c[4], '1'
+    end
+  end
+  return {{'C', datestr(inst.cday), I(inst.close), vol, from, '1', '0'}}
 end
 local cms = close_ms(inst.sess, day)
 local due = redis.call('ZCOUNT', P .. 'x', '-inf', cms)
@@ -96,7 +107,8 @@ if vol > 0 then
 else
   vol, turn = 0, 0
 end
-redis.call('HSET', KEYS[1], 'ref', I(close), 'cday', I(day), 'close', I(close))
+redis.call('HSET', KEYS[1], 'ref', I(close), 'cday', I(day), 'close', I(close),
+  'cvol', I(vol), 'cfrom', from)
 gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
   'turn', I(turn), 'from', from, 't', I(NOW))
 inst.cday = day

@@ -148,6 +148,8 @@ START_TEST(the_timer_closes_every_missed_day) {
   ck_assert_int_eq((int)c->n_closes, 1);
   ck_assert_str_eq(c->closes[0]->day, "2026-03-06");
   ck_assert(c->closes[0]->already);
+  ck_assert_int_eq(c->closes[0]->volume, 0);
+  ck_assert(!c->closes[0]->from_trades);
   ct_free(c);
 }
 END_TEST
@@ -178,6 +180,26 @@ START_TEST(a_day_traded_after_a_missed_close_keeps_its_own_close) {
   ck_assert(c->closes[1]->from_trades);
   ct_free(c);
   ck_assert_int_eq(reference(), 8850);
+  /* A day closed before is reported as it was closed: its volume and basis
+   * too, also once the next day traded. */
+  ct_clock(ct_at("2026-03-04", 10, 0)); /* the holiday: nothing to close */
+  c = close_days();
+  ck_assert_int_eq((int)c->n_closes, 1);
+  ck_assert(c->closes[0]->already);
+  ck_assert_str_eq(c->closes[0]->day, "2026-03-03");
+  ck_assert_int_eq(c->closes[0]->close, 8850);
+  ck_assert_int_eq(c->closes[0]->volume, 400);
+  ck_assert(c->closes[0]->from_trades);
+  ct_free(c);
+  ct_clock(ct_at("2026-03-05", 10, 0));
+  trade(8900, 10);
+  c = close_days();
+  ck_assert_int_eq((int)c->n_closes, 1);
+  ck_assert(c->closes[0]->already);
+  ck_assert_str_eq(c->closes[0]->day, "2026-03-03");
+  ck_assert_int_eq(c->closes[0]->volume, 400);
+  ck_assert(c->closes[0]->from_trades);
+  ct_free(c);
   ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_closes", 2), 2);
   ck_assert_str_eq(settled("2026-03-02", buf, sizeof buf), "8600/100/1");
   ck_assert_str_eq(settled("2026-03-03", buf, sizeof buf), "8850/400/1");
