@@ -723,11 +723,15 @@ static int gm__carbon_walk(gm_cli *cli, const char *method, const char *field,
   return code;
 }
 
+/* order.list's largest page: a trader with many orders needs fewer calls
+ * (each costs the market the same per order as a smaller page). */
+#define GM__CARBON_ORDERS_PAGE 1000
+
 /* All the caller's open orders (gm__carbon_walk over order.list). */
 static int gm__carbon_open_orders(gm_cli *cli, const char *symbol,
                                   int print_pages, json_t **orders) {
-  return gm__carbon_walk(cli, "order.list", "orders", symbol, 0, print_pages,
-                         orders);
+  return gm__carbon_walk(cli, "order.list", "orders", symbol,
+                         GM__CARBON_ORDERS_PAGE, print_pages, orders);
 }
 
 /* Cancels all own orders of one symbol, calling again while some remain. */

@@ -1,37 +1,12 @@
 -- amend: cancel one order, or mass-cancel the caller's orders.
 --   ARGV cancel: 'cancel', order id, admin 0|1 (an admin may cancel any order)
 --   ARGV mass:   'mass', side b|s|'' (both), at most this many, walk
---                position, carried ids ('id,id'): see page()
+--                position, carried ids ('id,id'): see page() in lib.lua
 -- Cancels are accepted outside sessions and while halted: they only release.
 -- Reply records as in place.lua; mass adds {'N', remaining, position,
 -- carried ids} (the walk is over at position '-' with nothing carried).
 local op, who = ARGV[1], gm.participant
 
--- Up to n members of set `key` with bounded work, for a walk over several
--- runs (SMEMBERS would cost the whole set, however large).  `pos` is where
--- the walk stands: '0' at its start, an SSCAN cursor (kept a string: it is
--- 64-bit), or '-' once the scan is over.  `carry` are members an earlier
--- SSCAN reply gave beyond that run's n (COUNT is only a hint); they come
--- first, so a run never takes more than n.  At most 16 SSCAN calls of COUNT
--- <= n, each visiting at most 10 x COUNT buckets.  Returns the members (no
--- duplicates within the run), the next position and the new carry.
--- (read.lua has the same function: lib.lua is not this change's file.)
-local function page(key, pos, carry, n)
-  local got, seen, left = {}, {}, {}
-  local function take(m)
-    if seen[m] then return end
-    seen[m] = true
-    if #got < n then got[#got + 1] = m else left[#left + 1] = m end
-  end
-  for _, m in ipairs(carry) do take(m) end
-  for _ = 1, 16 do
-    if #got >= n or pos == '-' then break end
-    local r = redis.call('SSCAN', key, pos, 'COUNT', n - #got)
-    for _, m in ipairs(r[2]) do take(m) end
-    pos = r[1] == '0' and '-' or r[1]
-  end
-  return got, pos, left
-end
 local inst = inst_load()
 if not inst then return inst_missing() end
 local out = {}

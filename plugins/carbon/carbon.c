@@ -141,7 +141,7 @@ static gm_status carbon__need_symbol(gm_call *call, const char *sym) {
  * "<SYMBOL>[:<side>]:<position>[:<id>,<id>...]".  The position is "0" (the
  * walk starts), an SSCAN cursor, or "-" (the scan is over); the ids are
  * orders the last SSCAN step gave beyond the page, which the next call takes
- * first (read.lua, page()).  The side (b, s or a for both) is in mass
+ * first (lib.lua, page()).  The side (b, s or a for both) is in mass
  * cancel's cursors only.  Clients treat the text as opaque.
  */
 typedef struct carbon__cursor {
@@ -940,7 +940,7 @@ typedef struct carbon__walk {
 /*
  * One page of walk `w`: of one instrument, or of every instrument in symbol
  * order.  Each script run reads at most the items the page still needs
- * (read.lua, page()), so a page costs the same however many there are.  A
+ * (lib.lua, page()), so a page costs the same however many there are.  A
  * run that ends its bounded scan before the page is full ends the page
  * early: the cursor says where to go on.  Sets items[0..*n) (room for
  * limit) and *next ("" on the last page).

@@ -6,40 +6,11 @@
 --        'offers', who ('': every open offer, for admins), n, walk
 --        position, carried ids ('id,id') |
 --        'outbox'
--- 'orders', 'offers' and 'live' are pages of a walk (see page()): they end with
--- {'C', next position, carried}; the walk is over at '-' with nothing
--- carried.  'live' (accounts, for reconcile) and 'outbox' add {'N', outbox
--- length, entries ever added to the outbox}.
+-- 'orders', 'offers' and 'live' are pages of a walk (see page() in
+-- lib.lua): they end with {'C', next position, carried}; the walk is over
+-- at '-' with nothing carried.  'live' (accounts, for reconcile) and
+-- 'outbox' add {'N', outbox length, entries ever added to the outbox}.
 local op = ARGV[1]
-
--- Up to n members of set `key` with bounded work, for a walk over several
--- runs (SMEMBERS would cost the whole set, however large).  `pos` is where
--- the walk stands: '0' at its start, an SSCAN cursor (kept a string: it is
--- 64-bit), or '-' once the scan is over.  `carry` are members an earlier
--- SSCAN reply gave beyond that run's n (COUNT is only a hint); they come
--- first, so a run never takes more than n.  At most 16 SSCAN calls of COUNT
--- <= n, each visiting at most 10 x COUNT buckets.  With `hash`, the walk
--- is over a hash's fields (HSCAN).  Returns the members (no duplicates
--- within the run), the next position and the new carry.
--- (amend.lua has the same function: lib.lua is not this change's file.)
-local function page(key, pos, carry, n, hash)
-  local got, seen, left = {}, {}, {}
-  local function take(m)
-    if seen[m] then return end
-    seen[m] = true
-    if #got < n then got[#got + 1] = m else left[#left + 1] = m end
-  end
-  for _, m in ipairs(carry) do take(m) end
-  for _ = 1, 16 do
-    if #got >= n or pos == '-' then break end
-    local r = redis.call(hash and 'HSCAN' or 'SSCAN', key, pos, 'COUNT',
-      n - #got)
-    -- HSCAN answers field, value, field, value: the fields are the members.
-    for i = 1, #r[2], hash and 2 or 1 do take(r[2][i]) end
-    pos = r[1] == '0' and '-' or r[1]
-  end
-  return got, pos, left
-end
 
 -- The outbox's length and how many entries it was ever given: reconcile
 -- compares the latter before and after its reads to know whether anything

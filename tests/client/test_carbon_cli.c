@@ -717,6 +717,17 @@ static int lines(const char *text) {
   return n;
 }
 
+/* Requests the broker has served for the carbon market (gm stats). */
+static long carbon_requests(const char *ep) {
+  run_result *r = gm(ep, "--json", "stats", NULL);
+  GM_OK(r);
+  const char *m = strstr(r->out, "\"market\": \"carbon\"");
+  ck_assert_msg(m, "no carbon market in gm stats: %.300s", r->out);
+  const char *q = strstr(m, "\"requests\": ");
+  ck_assert_msg(q, "no request count in gm stats: %.300s", r->out);
+  return atol(q + strlen("\"requests\": "));
+}
+
 START_TEST(orders_and_cancel_all_go_past_one_page) {
   gm_test_redis *redis = gm_test_redis_start();
   /* Mass cancel looks at 40 orders per call: 150 need several calls. */
@@ -773,6 +784,13 @@ START_TEST(orders_and_cancel_all_go_past_one_page) {
   r = gm(ep, "--as", "carol", "carbon", "orders", NULL);
   GM_OK(r);
   ck_assert_int_eq(lines(r->out), 161);
+  /* gm asks for pages of 1000: the 160 come in one order.list call (the
+   * broker's count of carbon requests), not in pages of the default 100. */
+  long before = carbon_requests(ep);
+  r = gm(ep, "--as", "carol", "carbon", "orders", "CEA-2025", NULL);
+  GM_OK(r);
+  ck_assert_int_eq(lines(r->out), 161);
+  ck_assert_int_eq(carbon_requests(ep) - before, 1);
 
   /* One side, then the rest, each over several calls. */
   r = gm(ep, "--as", "carol", "carbon", "cancel", "--all", "CEA-2025", "--sell",
