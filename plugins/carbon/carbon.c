@@ -1032,9 +1032,12 @@ static gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
                                     ProtobufCMessage **reply) {
   const Gm__Carbon__ListOrdersRequest *in =
       (const Gm__Carbon__ListOrdersRequest *)req;
-  const carbon__walk w = {
-      "order.list", "orders",          host->participant(call), 0,
-      'O',          carbon__order_item};
+  const carbon__walk w = {.method = "order.list",
+                          .op = "orders",
+                          .who = host->participant(call),
+                          .prefix = 0,
+                          .tag = 'O',
+                          .item = carbon__order_item};
   void **items;
   gm_status st;
   Gm__Carbon__OrderList *out = host->alloc(call, sizeof *out);
@@ -1151,12 +1154,12 @@ static gm_status carbon__block_list(gm_call *call, const ProtobufCMessage *req,
   const Gm__Carbon__ListOffersRequest *in =
       (const Gm__Carbon__ListOffersRequest *)req;
   const carbon__walk w = {
-      "block.list",
-      "offers",
-      host->has_role(call, "admin") ? "" : host->participant(call),
-      'B',
-      'B',
-      carbon__offer_item};
+      .method = "block.list",
+      .op = "offers",
+      .who = host->has_role(call, "admin") ? "" : host->participant(call),
+      .prefix = 'B',
+      .tag = 'B',
+      .item = carbon__offer_item};
   void **items;
   gm_status st;
   Gm__Carbon__OfferList *out = host->alloc(call, sizeof *out);
