@@ -453,6 +453,51 @@ START_TEST(a_cancel_wins_over_an_order_in_flight) {
 }
 END_TEST
 
+/* Nobody retries the placing call: the sweep takes the order's next step,
+ * which honours the pending cancel. */
+START_TEST(the_sweep_honours_a_pending_cancel) {
+  enum { MAXF = 2, N = 10 };
+  ask a[N];
+  start("[market.carbon]\ntest_kill_after_step = 2\n", MAXF);
+  place_asks(a, N);
+  int64_t qty = 0;
+  for (int i = 0; i < N; i++) qty += a[i].q;
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = 8502;
+  q.quantity = qty;
+  char id[40], full[64];
+  int order[N];
+  by_priority(a, N, order);
+  int64_t left = qty, got = 0, paid = 0;
+  for (int k = 0; k < 2 * MAXF; k++) {
+    left -= a[order[k]].q;
+    got += a[order[k]].q;
+    paid += a[order[k]].q * a[order[k]].px;
+  }
+  crash_mid_order(&q, "abandoned-2", id, sizeof id, left * 8502);
+  snprintf(full, sizeof full, "%s:%s", SYM, id);
+  /* Not stale yet when cancelled (inflight_ms after its last step). */
+  restart("sweep_ms = 2000\ninflight_ms = 5000");
+  ct_clock(ct_at(CT_MONDAY, 10, 0) + 1000);
+  Gm__Carbon__Order *c = cancel("b", full);
+  ck_assert_int_eq(c->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
+  ct_free(c);
+  ct_clock(ct_at(CT_MONDAY, 10, 0) + 10000);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT filled FROM carbon_orders WHERE order_id = '%s' AND "
+           "state = 4 AND reason = 'cancelled by b while it was matching'",
+           full);
+  ck_assert_int_eq(ct_ledger_wait(sql, got), got);
+  ck_assert_int_eq(redis_int("HLEN %s", "gm:{carbon:" SYM "}:fl"), 0);
+  ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"),
+                   2 * MAXF);
+  expect_conserved(paid, got, 0);
+}
+END_TEST
+
 /*
  * The same race live: a deep book matched one resting order per step, and a
  * cancel sent from another connection while the call is matching.  The
@@ -564,6 +609,7 @@ int main(void) {
   tcase_add_test(tc, records_close_retries_replay);
   tcase_add_test(tc, a_cancel_wins_over_an_order_in_flight);
   tcase_add_test(tc, a_live_cancel_stops_a_matching_order);
+  tcase_add_test(tc, the_sweep_honours_a_pending_cancel);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
