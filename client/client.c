@@ -375,12 +375,22 @@ int gm_client_poll(gm_client *const *clients, size_t n, int timeout_ms,
     errno = ENOMEM;
     return -1;
   }
+  size_t live = 0;
   for (size_t i = 0; i < n; i++) {
     /* A NULL client is skipped: poll() ignores a negative fd. */
     items[i] = (zmq_pollitem_t){clients[i] ? clients[i]->sock : NULL, -1,
                                 ZMQ_POLLIN, 0};
+    live += clients[i] != NULL;
   }
-  int rc = zmq_poll(items, (int)n, timeout_ms);
+  if (!live && timeout_ms < 0) { /* would wait forever */
+    if (items != local) free(items);
+    errno = EINVAL;
+    return -1;
+  }
+  int rc;
+  /* A signal ends the wait early: without a timeout, wait again. */
+  do rc = zmq_poll(items, (int)n, timeout_ms);
+  while (rc < 0 && errno == EINTR && timeout_ms < 0);
   if (rc < 0 && errno == EINTR) rc = 0;
   for (size_t i = 0; i < n; i++)
     ready[i] = rc > 0 && (items[i].revents & ZMQ_POLLIN) ? 1 : 0;

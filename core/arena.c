@@ -70,6 +70,17 @@ void gm__arena_reset(gm__arena *a) {
     }
     b = next;
   }
+  /* The first block stays, unless it is a large one that a big request
+     put last: then a standard one takes its place. */
+  if (b->size != ARENA_BLOCK) {
+    free(b);
+    b = a->spare ? a->spare : block_new(ARENA_BLOCK);
+    if (a->spare) {
+      a->spare = b->next;
+      a->n_spare--;
+    }
+    b->next = NULL;
+  }
   b->used = 0;
   a->head = b;
 }
@@ -107,6 +118,13 @@ void *gm__arena_alloc(gm__arena *a, size_t size) {
   b->used += need;
   memset(p, 0, size);
   return p;
+}
+
+size_t gm__arena_held(const gm__arena *a) {
+  size_t n = 0;
+  for (const block *b = a->head; b; b = b->next) n += b->size;
+  for (const block *b = a->spare; b; b = b->next) n += b->size;
+  return n;
 }
 
 char *gm__arena_strndup(gm__arena *a, const char *s, size_t n) {

@@ -20,6 +20,8 @@ void *gm__arena_alloc(gm__arena *a, size_t size);
 char *gm__arena_strndup(gm__arena *a, const char *s, size_t n);
 char *gm__arena_strdup(gm__arena *a, const char *s);
 char *gm__arena_vsprintf(gm__arena *a, const char *fmt, va_list ap);
+/* Bytes of blocks the arena holds, spares included. */
+size_t gm__arena_held(const gm__arena *a);
 char *gm__arena_sprintf(gm__arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -207,8 +207,12 @@ static void zap_reply(void *rep, const char *reqid, size_t reqid_len,
   uint8_t meta[512];
   size_t mlen = 0;
   if (roles && strlen(roles) < 400) mlen = put_property(meta, "X-Roles", roles);
-  /* The key lets workers check it is still registered on every request. */
-  if (key && strlen(key) == 40) mlen += put_property(meta + mlen, "X-Key", key);
+  /* The key lets workers check it is still registered on every request.
+     Always sent (empty for a bootstrap key), so a client's own metadata
+     can never stand in for it. */
+  if (code[0] == '2')
+    mlen +=
+        put_property(meta + mlen, "X-Key", key && strlen(key) == 40 ? key : "");
   zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
   zmq_send(rep, reqid, reqid_len, ZMQ_SNDMORE);
   zmq_send(rep, code, strlen(code), ZMQ_SNDMORE);

@@ -670,47 +670,59 @@ static void task_release(worker *w, task *t) {
 
 /*
  * A worker runs up to [broker] pipeline requests at once, each on a fiber of
- * its own.  A request that needs Redis queues its command and waits; once
- * every running request waits (or has replied), the worker sends all their
- * commands in one pipeline, reads the replies and resumes each request in
- * turn.  Redis still runs each script atomically, in the order the requests
- * queued them; what changes is that one write and one read carry many
- * requests, for Redis and for this thread.  Requests that arrive meanwhile
- * join at the next round.
+ * its own.  A request that needs Redis appends its command to the worker's
+ * connection and waits; the worker writes what was appended, and whenever
+ * replies arrive it resumes their requests, oldest first.  So requests that
+ * arrive while Redis works on earlier ones are decoded and queued behind
+ * them (one write, and one read, carry many requests), and none waits for
+ * more than its own replies.  Redis still runs each script atomically, in
+ * the order the requests appended them.
  */
 static void *worker_run(void *arg) {
   worker *w = arg;
   gm__broker *b = w->b;
   for (;;) {
-    /* Admit: block only when nothing is running. */
-    int stopping = 0;
-    while (w->free_tasks) {
-      task *t = w->free_tasks;
-      int n;
-      if (recv_frames(w->sock, t->f, MAX_PREFIX_FRAMES + 2, &n,
-                      w->active ? ZMQ_DONTWAIT : 0) < 0) {
-        stopping = 1;
-        break;
-      }
-      if (n == 0) {
-        if (w->active) break;
-        continue; /* EINTR while idle */
-      }
-      if (n < 0) { /* more frames than any client sends: drop */
-        for (int i = 0; i < -n; i++) zmq_msg_close(&t->f[i]);
-        atomic_fetch_add(&b->bad_frames, 1);
-        continue;
-      }
-      w->free_tasks = t->next_free;
-      w->active++;
-      t->n = n;
-      if (gm__fiber_start(t->fiber, task_run, t)) task_release(w, t);
+    /* Requests only while a task is free; replies while any are due. */
+    int fd = gm__redis_waiting(w->redis) ? gm__redis_fd(w->redis) : -1;
+    zmq_pollitem_t items[2] = {
+        {w->free_tasks ? w->sock : NULL, -1, ZMQ_POLLIN, 0},
+        {NULL, fd, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, 2, -1) < 0) {
+      if (zmq_errno() == EINTR) continue;
+      break; /* ETERM: the broker is stopping */
     }
-    if (stopping) break;
-    /* Every running request now waits for Redis. */
-    gm__redis_flush(w->redis);
-    for (long i = 0; i < b->pipeline; i++)
+    int stopping = 0;
+    if (items[0].revents & ZMQ_POLLIN) {
+      /* At most a pipeline's worth per turn: requests that need no Redis
+         free their task at once, and a steady stream of them must not keep
+         replies that have arrived from being read. */
+      for (long admitted = 0; w->free_tasks && admitted < b->pipeline;
+           admitted++) {
+        task *t = w->free_tasks;
+        int n;
+        if (recv_frames(w->sock, t->f, MAX_PREFIX_FRAMES + 2, &n,
+                        ZMQ_DONTWAIT) < 0) {
+          stopping = 1;
+          break;
+        }
+        if (n == 0) break;
+        if (n < 0) { /* more frames than any client sends: drop */
+          for (int i = 0; i < -n; i++) zmq_msg_close(&t->f[i]);
+          atomic_fetch_add(&b->bad_frames, 1);
+          continue;
+        }
+        w->free_tasks = t->next_free;
+        w->active++;
+        t->n = n;
+        if (gm__fiber_start(t->fiber, task_run, t)) task_release(w, t);
+      }
+    }
+    if (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+      gm__redis_receive(w->redis);
+    gm__redis_send(w->redis);
+    for (long i = 0; i < b->pipeline && w->active; i++)
       if (w->tasks[i].done) task_release(w, &w->tasks[i]);
+    if (stopping) break;
   }
   /* The context is terminating: requests still waiting get their Redis
      replies first, so no fiber is left suspended on its stack. */

@@ -39,14 +39,15 @@ static const char replay_lua[] =
     ")\n"
     "return id\n";
 
-/* The replay record of entry `id` of `stream`, in the stream's hash slot
-   ("gm:{m:t}:outbox" -> "gm:{m:t}:dead-letter:<id>"). */
+/* The replay record of entry `id` of outbox `stream` ("gm:{m:t}:outbox"),
+   in the stream's hash slot: "gm:{m:t}:dead-letter:<id>"; NULL for a
+   stream of another shape (not an outbox the host made). */
 static char *replay_key(gm_call *call, const char *stream, const char *id) {
   const char *close = strchr(stream, '}');
-  if (strncmp(stream, "gm:{", 4) == 0 && close)
-    return gm__arena_sprintf(call->arena, "%.*s:dead-letter:%s",
-                             (int)(close - stream + 1), stream, id);
-  return gm__arena_sprintf(call->arena, "gm:dead-letter:%s:%s", stream, id);
+  if (strncmp(stream, "gm:{", 4) != 0 || !close || close == stream + 4)
+    return NULL;
+  return gm__arena_sprintf(call->arena, "%.*s:dead-letter:%s",
+                           (int)(close - stream + 1), stream, id);
 }
 
 static gm_status unreachable(gm_call *call) {
@@ -135,8 +136,10 @@ gm_status gm__dead_letters_list(gm_call *call, const ProtobufCMessage *req,
   for (size_t i = 0; st == GM_OK && i < l.n; i++) {
     st = load_fields(call, v[i]);
     if (st != GM_OK) break;
-    redisReply *r = gm__redis_callf(call->redis, "HGET %s as",
-                                    replay_key(call, v[i]->stream, v[i]->id));
+    const char *key = replay_key(call, v[i]->stream, v[i]->id);
+    v[i]->replayed_as = "";
+    if (!key) continue;
+    redisReply *r = gm__redis_callf(call->redis, "HGET %s as", key);
     if (!r) return unreachable(call);
     v[i]->replayed_as = gm__arena_strdup(
         call->arena, r->type == REDIS_REPLY_STRING ? r->str : "");
@@ -172,6 +175,12 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
                          "replay already); gm admin dead-letters lists them",
                          in->stream, in->id);
   Gm__DeadLetter *d = l.v[0];
+  const char *record = replay_key(call, d->stream, d->id);
+  if (!record)
+    return gm__call_fail(call, GM_FAILED_PRECONDITION,
+                         "%s is not an outbox stream of the form "
+                         "gm:{market:tag}:outbox; it cannot be replayed",
+                         d->stream);
   if ((st = load_fields(call, d)) != GM_OK) return st;
 
   /* The stream is registered first, as for any script that appends to an
@@ -188,7 +197,7 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
   argv[argc++] = replay_lua;
   argv[argc++] = "2";
   argv[argc++] = d->stream;
-  argv[argc++] = replay_key(call, d->stream, d->id);
+  argv[argc++] = record;
   argv[argc++] = call->idem_key ? call->idem_key : "";
   argv[argc++] = d->kind;
   argv[argc++] = d->id;

@@ -14,7 +14,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__x86_64__) && !defined(GM_FIBER_UCONTEXT)
+/* Not with CET shadow stacks (-fcf-protection=return): the switch returns
+   onto another stack, which a shadow stack refuses; glibc's ucontext
+   handles them. */
+#if defined(__x86_64__) && !defined(GM_FIBER_UCONTEXT) && \
+    !(defined(__CET__) && (__CET__ & 2))
 #define GM_FIBER_ASM 1
 #else
 #include <ucontext.h>
@@ -122,7 +126,8 @@ __asm__(
     ".size gm__fiber_boot,.-gm__fiber_boot\n");
 
 /* Called by gm__fiber_boot on the new stack; never returns. */
-void gm__fiber_entry(gm__fiber *f) __attribute__((visibility("hidden")));
+/* Referenced only from the asm above: `used` keeps it under -flto. */
+void gm__fiber_entry(gm__fiber *f) __attribute__((visibility("hidden"), used));
 void gm__fiber_entry(gm__fiber *f) {
   gm__fiber_main(f);
 }
@@ -180,7 +185,11 @@ gm__fiber *gm__fiber_new(size_t stack_size) {
   }
   /* Stacks grow down on every architecture Debian ships: the guard page at
      the low end turns an overflow into SIGSEGV instead of corruption. */
-  mprotect(f->map, p, PROT_NONE);
+  if (mprotect(f->map, p, PROT_NONE) != 0) {
+    munmap(f->map, f->map_size);
+    free(f);
+    return NULL;
+  }
   f->stack = (char *)f->map + p;
   f->stack_size = usable;
   f->finished = 1;
@@ -201,6 +210,7 @@ gm__fiber *gm__fiber_current(void) {
 
 /* Switch from the thread's own stack into f. */
 static int gm__fiber_enter(gm__fiber *f) {
+  if (gm__fiber_running) abort(); /* host bug: fibers do not nest */
   gm__fiber_running = f;
 #ifdef GM_FIBER_ASAN
   void *fake = NULL;

@@ -36,11 +36,12 @@ struct gm__redis {
   int port;             /* TCP port */
   char where[256];      /* "unix socket /x" or "host:port", for messages */
   char last_error[128]; /* why the last command failed, for messages */
-  /* Pipelined: fibers queue their commands here and wait; the worker sends
-     the batch and resumes them (gm__redis_flush). */
+  /* Pipelined: fibers append their commands to the connection's output
+     buffer and wait in this list, in the order Redis will answer; the
+     worker writes the buffer and resumes each with its reply. */
   int pipelined;
-  struct gm__redis_wait **waiting, **batch;
-  size_t n_waiting, cap_waiting;
+  struct gm__redis_wait *head, *tail; /* oldest first */
+  size_t n_waiting;
 };
 
 /* A fiber waiting for its reply (on the fiber's own stack). */
@@ -48,6 +49,7 @@ typedef struct gm__redis_wait {
   gm__fiber *fiber;
   redisReply *reply; /* NULL: failed, err says how */
   int err;           /* REDIS_ERR_IO, REDIS_ERR_PROTOCOL, ... when failed */
+  struct gm__redis_wait *next;
 } gm__redis_wait;
 
 /* One registered script; immutable once in the registry. */
@@ -94,6 +96,8 @@ static const char gm__prelude[] =
     "gm.emit = function(kind, ...) "
     "local f = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}; "
     "for i = 1, select('#', ...) do local v = select(i, ...); "
+    "if i % 2 == 1 and type(v) == 'string' and v:sub(1, 3) == 'gm:' then "
+    "error('gm.emit: field names starting with gm: are the host\\'s') end; "
     "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
     "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
     "return redis.call(unpack(f)) end; "
@@ -163,8 +167,6 @@ void gm__redis_destroy(gm__redis **rp) {
   if (r->c) redisFree(r->c);
   free(r->unix_path);
   free(r->host);
-  free(r->waiting);
-  free(r->batch);
   free(r);
   *rp = NULL;
 }
@@ -218,58 +220,137 @@ size_t gm__redis_waiting(const gm__redis *r) {
   return r->n_waiting;
 }
 
-/* Queues the formatted command for the running fiber and waits for the
-   worker's next gm__redis_flush. */
+size_t gm__redis_buffered(const gm__redis *r) {
+  return r->c && r->c->obuf ? sdslen(r->c->obuf) : 0;
+}
+
+int gm__redis_fd(const gm__redis *r) {
+  return r->c ? r->c->fd : -1;
+}
+
+/* Appends the formatted command for the running fiber and waits until the
+   worker has read its reply. */
 static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
                                         size_t len, int *err) {
-  if (r->n_waiting == r->cap_waiting) {
-    size_t cap = r->cap_waiting ? r->cap_waiting * 2 : 64;
-    gm__redis_wait **w = realloc(r->waiting, cap * sizeof *w);
-    if (!w) abort();
-    r->waiting = w;
-    w = realloc(r->batch, cap * sizeof *w);
-    if (!w) abort();
-    r->batch = w;
-    r->cap_waiting = cap;
+  /* A broken connection takes no more commands (its buffer would grow for
+     as long as Redis is down).  With nobody else waiting on it, it can be
+     reopened here; otherwise the worker reopens it when it fails them. */
+  if (r->c->err && (r->n_waiting || gm__redis_reconnect(r) != GM_OK)) {
+    gm__redis_note_error(r, r->c);
+    *err = REDIS_ERR_IO;
+    return NULL;
   }
   gm__redis_wait wait = {.fiber = gm__fiber_current()};
   if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK) abort();
-  r->waiting[r->n_waiting++] = &wait;
+  if (r->tail)
+    r->tail->next = &wait;
+  else
+    r->head = &wait;
+  r->tail = &wait;
+  r->n_waiting++;
   gm__fiber_yield();
   *err = wait.err;
   return wait.reply;
 }
 
+/* The oldest waiter, out of the list. */
+static gm__redis_wait *gm__redis_pop(gm__redis *r) {
+  gm__redis_wait *w = r->head;
+  r->head = w->next;
+  if (!r->head) r->tail = NULL;
+  r->n_waiting--;
+  w->next = NULL;
+  return w;
+}
+
 /*
- * Sends every queued command in one write, reads their replies in order and
- * resumes each waiting fiber once.  After an I/O or protocol error the rest
- * of the batch fails (NULL replies; each caller retries by its own rules)
- * and the connection is reopened before anyone resumes, so a retry goes to
- * the new connection.  Fibers that queue again while resumed wait for the
- * next flush.
+ * The connection broke (I/O error, or a reply hiredis cannot read): every
+ * waiter fails (the first with `err`, the rest with an I/O error: each caller
+ * retries by its own rules), after the connection is reopened, so a retry
+ * goes to the new one and its commands form a new list.
+ */
+static void gm__redis_fail_all(gm__redis *r, int err) {
+  gm__redis_note_error(r, r->c);
+  gm__redis_wait *w = r->head;
+  r->head = r->tail = NULL;
+  r->n_waiting = 0;
+  gm__redis_reconnect(r);
+  for (int first = 1; w; first = 0) {
+    gm__redis_wait *next = w->next;
+    w->next = NULL;
+    w->err = first ? err : REDIS_ERR_IO;
+    gm__fiber_resume(w->fiber); /* may append to the new list */
+    w = next;
+  }
+}
+
+/* Hands one reply to the oldest waiter and resumes it. */
+static void gm__redis_deliver(gm__redis *r, void *reply) {
+  gm__redis_wait *w = gm__redis_pop(r);
+  w->reply = reply;
+  gm__fiber_resume(w->fiber);
+}
+
+void gm__redis_send(gm__redis *r) {
+  /* A failure resumes the waiters, whose retries queue on the reopened
+     connection: write those too.  Each caller retries a bounded number of
+     times, so this ends. */
+  while (r->n_waiting) {
+    int done = 0, ok = !r->c->err;
+    while (ok && !done) ok = redisBufferWrite(r->c, &done) == REDIS_OK;
+    if (ok) return;
+    gm__redis_fail_all(r, REDIS_ERR_IO);
+  }
+}
+
+void gm__redis_receive(gm__redis *r) {
+  if (!r->n_waiting) return;
+  if (r->c->err || redisBufferRead(r->c) != REDIS_OK) {
+    gm__redis_fail_all(r, r->c->err ? r->c->err : REDIS_ERR_IO);
+    return;
+  }
+  /* Every complete reply now, so none is left in hiredis's buffer while
+     the worker waits for the socket to become readable. */
+  while (r->n_waiting) {
+    void *reply = NULL;
+    if (redisGetReplyFromReader(r->c, &reply) != REDIS_OK) {
+      gm__redis_fail_all(r, REDIS_ERR_PROTOCOL);
+      return;
+    }
+    if (!reply) break;
+    gm__redis_deliver(r, reply);
+  }
+}
+
+/*
+ * One blocking round: writes what is queued and reads the replies of every
+ * command queued before the call, resuming each waiter; commands queued by
+ * fibers resumed meanwhile wait for the next round.
  */
 void gm__redis_flush(gm__redis *r) {
-  size_t n = r->n_waiting;
-  if (!n) return;
-  gm__redis_wait **batch = r->waiting;
-  r->waiting = r->batch;
-  r->batch = batch;
-  r->n_waiting = 0;
-  size_t i = 0;
-  int failed = 0;
-  for (; i < n && !r->c->err; i++) {
+  if (!r->n_waiting) return;
+  gm__redis_wait *last = r->tail;
+  if (r->c->err) {
+    gm__redis_fail_all(r, REDIS_ERR_IO);
+    return;
+  }
+  int done = 0;
+  while (!done)
+    if (redisBufferWrite(r->c, &done) != REDIS_OK) {
+      gm__redis_fail_all(r, REDIS_ERR_IO);
+      return;
+    }
+  for (;;) {
     void *reply = NULL;
-    if (redisGetReply(r->c, &reply) != REDIS_OK) break;
-    batch[i]->reply = reply;
+    if (redisGetReply(r->c, &reply) != REDIS_OK) {
+      gm__redis_fail_all(r, r->c->err == REDIS_ERR_PROTOCOL ? REDIS_ERR_PROTOCOL
+                                                            : REDIS_ERR_IO);
+      return;
+    }
+    int was_last = r->head == last;
+    gm__redis_deliver(r, reply);
+    if (was_last) return;
   }
-  if (i < n) {
-    failed = r->c->err ? r->c->err : REDIS_ERR_IO;
-    gm__redis_note_error(r, r->c);
-    for (size_t j = i; j < n; j++)
-      batch[j]->err = j == i ? failed : REDIS_ERR_IO;
-    gm__redis_reconnect(r);
-  }
-  for (size_t j = 0; j < n; j++) gm__fiber_resume(batch[j]->fiber);
 }
 
 /*

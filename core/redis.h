@@ -52,14 +52,26 @@ redisReply *gm__redis_callv(gm__redis *r, int argc, const char **argv,
 
 /*
  * Pipelining (a broker worker's connection).  When on, a command issued from
- * a fiber (core/fiber.h) is queued and the fiber waits; gm__redis_flush sends
- * every queued command in one write, reads the replies in order and resumes
- * each fiber with its own.  Commands from the thread's own stack still run
- * at once.  Off by default.
+ * a fiber (core/fiber.h) is appended to the connection's output buffer and
+ * the fiber waits; the worker writes the buffer (gm__redis_send) and, when
+ * the socket is readable, reads what replies have arrived and resumes each
+ * waiting fiber with its own, oldest first (gm__redis_receive).  Commands
+ * from the thread's own stack still run at once.  Off by default.
  */
 void gm__redis_set_pipelined(gm__redis *r, int on);
-/* Fibers waiting for the next flush. */
+/* Fibers waiting for a reply. */
 size_t gm__redis_waiting(const gm__redis *r);
+/* Bytes of commands appended and not yet written (tests). */
+size_t gm__redis_buffered(const gm__redis *r);
+/* The socket to poll for replies (it changes after a reconnect). */
+int gm__redis_fd(const gm__redis *r);
+/* Writes every queued command (blocking until the kernel took them). */
+void gm__redis_send(gm__redis *r);
+/* Reads what the socket has (one read; call when it is readable) and
+   resumes the fibers whose replies are complete. */
+void gm__redis_receive(gm__redis *r);
+/* A blocking round: writes the queue, waits for the replies of everything
+   queued before the call and resumes those fibers (tests, shutdown). */
 void gm__redis_flush(gm__redis *r);
 
 /*

@@ -474,10 +474,16 @@ fail:
 }
 
 /* One transaction for every item; the number written, or -1 (rolled back). */
-/* A replayed dead letter settled (or was set aside again, under its new
-   id): its old row goes, in the same transaction. */
+/*
+ * A replayed dead letter: its old row goes first, in the same transaction
+ * as whatever becomes of the new entry (settled, or set aside again under
+ * its new id; a rollback brings the row back).  The ledger, not the Redis
+ * replay record, decides: when no row was there (a second replay after the
+ * record was lost, or a forged marker), the entry is not settled again.
+ * 1: go on with the entry; 0: skip it; -1: error.
+ */
 static int gm__forget_replayed(gm_ledger *tx, const gm__item *it) {
-  if (!it->replay_of) return 0;
+  if (!it->replay_of) return 1;
   gm_param p[] = {GM_TEXT(it->entry.stream), GM_TEXT(it->replay_of)};
   tx->market = "gm";
   tx->err[0] = '\0';
@@ -493,6 +499,11 @@ static int gm__forget_replayed(gm_ledger *tx, const gm__item *it) {
             it->entry.stream, it->replay_of, tx->err);
     return -1;
   }
+  if (sqlite3_changes(gm__ledger_db(tx->ledger)) == 1) return 1;
+  gm__log(GM_LOG_WARN, "settle",
+          "outbox entry %s %s replays dead letter %s, which is not in "
+          "gm_dead_letter (replayed and settled already?): not settled again",
+          it->entry.stream, it->entry.id, it->replay_of);
   return 0;
 }
 
@@ -524,6 +535,9 @@ static int gm__write(gm__settler *s) {
       goto rollback;
     }
     if (sqlite3_changes(db) != 1) continue; /* settled before a crash */
+    int go = gm__forget_replayed(&tx, it);
+    if (go < 0) goto rollback;
+    if (go == 0) continue;
     written++;
     gm_market *m = NULL;
     gm_settle_fn fn = s->cfg.lookup && *it->market
@@ -533,8 +547,7 @@ static int gm__write(gm__settler *s) {
       /* Kept, not dropped: the plugin may be refused or not loaded here. */
       gm__log_quiet_market(s, it);
       if (gm__dead_letter(&tx, it, now, "no loaded plugin settles this market",
-                          0) != 0 ||
-          gm__forget_replayed(&tx, it) != 0)
+                          0) != 0)
         goto rollback;
       continue;
     }
@@ -543,8 +556,7 @@ static int gm__write(gm__settler *s) {
     int poison = s->failing && strcmp(s->failing, key) == 0 &&
                  s->fail_count >= s->cfg.dead_letter_after;
     if (poison) {
-      if (gm__dead_letter(&tx, it, now, s->fail_error, s->fail_count) != 0 ||
-          gm__forget_replayed(&tx, it) != 0)
+      if (gm__dead_letter(&tx, it, now, s->fail_error, s->fail_count) != 0)
         goto rollback;
       gm__log(GM_LOG_ERROR, it->market,
               "outbox entry %s %s kind %s failed to settle %d times (%s): set "
@@ -586,7 +598,6 @@ static int gm__write(gm__settler *s) {
               s->fail_count, s->nitems, s->cfg.dead_letter_after);
       goto rollback;
     }
-    if (gm__forget_replayed(&tx, it) != 0) goto rollback;
   }
   if (gm__sql(s, "COMMIT") != 0) goto rollback;
   /* The entry that failed before was in this batch (pending entries are

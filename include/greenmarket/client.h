@@ -151,7 +151,8 @@ gm_client_recv(gm_client *c, int timeout_ms,
  * for many participants).  Sets ready[i] to 1 for each such client (then
  * gm_client_recv(clients[i], 0, ...) takes it without waiting), 0 for the
  * others; NULL entries are skipped.  Returns how many are ready, 0 on
- * timeout, -1 on error (errno says why).
+ * timeout, -1 on error (errno says why; EINVAL when there is no client to
+ * wait on and no timeout).
  */
 GM_CLIENT_EXPORT int gm_client_poll(gm_client *const *clients, size_t n,
                                     int timeout_ms, unsigned char *ready);

@@ -865,6 +865,25 @@ START_TEST(dead_letter_is_listed_and_replayed_once) {
 }
 END_TEST
 
+/* An entry of a stream the host did not make (no gm:{market:tag} tag) is
+   kept as a dead letter but cannot be replayed: its replay record could not
+   share its Redis Cluster slot. */
+START_TEST(foreign_stream_letter_is_not_replayed) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(gm_test_redis_cmd(rc, "SADD gm:outboxes weird-stream"));
+  redisReply *x = gm_test_redis_cmd(rc, "XADD weird-stream * kind x a 1");
+  char *id = strdup(x->str);
+  freeReplyObject(x);
+  ck_assert_int_eq(wait_count("SELECT count(*) FROM gm_dead_letter", 1), 1);
+  expect_error(replay("weird-stream", id, "w-1"),
+               GM__STATUS__FAILED_PRECONDITION, "not an outbox stream");
+  /* Set aside, then trimmed; the refused replay appended nothing. */
+  ck_assert_int_eq(gm_test_redis_int(rc, "XLEN weird-stream"), 0);
+  free(id);
+  redisFree(rc);
+}
+END_TEST
+
 /* A letter whose settlement failed on the ledger settles once the
    operator fixes the cause and replays it. */
 START_TEST(replayed_letter_settles_after_the_fix) {
@@ -919,6 +938,7 @@ int main(void) {
   tcase_add_test(tc, redis_restart_under_pipelined_load);
   tcase_add_test(tc, dead_letter_is_listed_and_replayed_once);
   tcase_add_test(tc, replayed_letter_settles_after_the_fix);
+  tcase_add_test(tc, foreign_stream_letter_is_not_replayed);
   suite_add_tcase(s, tc);
   TCase *tc3 = tcase_create("loading");
   tcase_add_checked_fixture(tc3, NULL, teardown);

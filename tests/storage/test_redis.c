@@ -611,6 +611,41 @@ START_TEST(pipelined_unreachable_is_unavailable) {
 }
 END_TEST
 
+/* While Redis is down, calls fail at once and append nothing: the
+   connection's buffer does not grow with every failed attempt. */
+START_TEST(pipelined_outage_buffers_nothing) {
+  add("counter", counter_lua);
+  kill_redis();
+  for (int round = 0; round < 50; round++) {
+    pipe_job jobs[20] = {0};
+    pipe_jobs(jobs, 20, 1);
+    gm__fiber *f[20];
+    gm__redis_set_pipelined(conn, 1);
+    for (int i = 0; i < 20; i++) {
+      f[i] = gm__fiber_new(128 * 1024);
+      gm__fiber_start(f[i], pipe_job_run, &jobs[i]);
+    }
+    while (gm__redis_waiting(conn)) gm__redis_flush(conn);
+    for (int i = 0; i < 20; i++) {
+      ck_assert_int_eq(jobs[i].st[0], GM_UNAVAILABLE);
+      gm__fiber_destroy(&f[i]);
+    }
+    gm__redis_set_pipelined(conn, 0);
+    ck_assert_uint_le(gm__redis_buffered(conn), 4096);
+  }
+}
+END_TEST
+
+/* A plugin cannot forge the host's fields (a replay marker). */
+START_TEST(emit_refuses_host_field_names) {
+  add("forge", "gm.emit('thing', 'gm:replay_of', '1-1')\nreturn 1\n");
+  const gm_value *v;
+  gm_call c = call_as("mallory", "");
+  ck_assert_int_eq(run(&c, "forge", "t", 0, NULL, 0, NULL, &v), GM_INTERNAL);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:outbox"), 0);
+}
+END_TEST
+
 START_TEST(fixture_removes_folders_of_dead_tests) {
   pid_t dead = fork();
   if (dead == 0) _exit(0);
@@ -653,6 +688,8 @@ int main(void) {
   tcase_add_test(tc, pipelined_noscript_is_recovered);
   tcase_add_test(tc, pipelined_restart_is_recovered);
   tcase_add_test(tc, pipelined_unreachable_is_unavailable);
+  tcase_add_test(tc, pipelined_outage_buffers_nothing);
+  tcase_add_test(tc, emit_refuses_host_field_names);
   suite_add_tcase(s, tc);
   TCase *fx = tcase_create("fixture");
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);

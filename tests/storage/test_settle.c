@@ -322,6 +322,40 @@ START_TEST(dead_consumers_are_removed_once_empty) {
 }
 END_TEST
 
+/* A dead letter replayed twice (its Redis replay record lost, say) is
+   settled once: the ledger row it deletes decides, not Redis. */
+START_TEST(replayed_letter_settles_once_even_if_appended_twice) {
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+  ck_assert_int_eq(
+      sqlite3_exec(db,
+                   "INSERT INTO gm_dead_letter(stream, id, market, kind, "
+                   "error, failures, set_aside_ms) VALUES('gm:{alpha:a}:"
+                   "outbox', '5-0', 'alpha', 'fill', 'e', 5, 1);"
+                   "INSERT INTO gm_dead_letter_field VALUES('gm:{alpha:a}:"
+                   "outbox', '5-0', 0, 'qty', '77')",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_close(db);
+  const char *stream = "gm:{alpha:a}:outbox";
+  gm_test_redis_int(raw, "SADD gm:outboxes %s", stream);
+  for (int i = 0; i < 2; i++)
+    freeReplyObject(gm_test_redis_cmd(
+        raw, "XADD %s * kind fill gm:replay_of 5-0 qty 77", stream));
+  gm__settler *s = start("live", 100, 30000, 1);
+  for (int i = 0; i < 20 && outbox_total("XLEN") > 0; i++)
+    gm__settler_drain_once(s);
+  ck_assert_int_eq(atomic_load(&calls), 1);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE qty = 77"), 1);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter"), 0);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter_field"), 0);
+  /* The marker never reaches the callback's fields. */
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE kind = 'fill'"), 1);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 /* One entry whose callback always fails is set aside after 3 failures in a
    row, fields and error kept, and the other entries settle. */
 START_TEST(poison_entry_is_set_aside_not_lost) {
@@ -557,6 +591,7 @@ int main(void) {
   tcase_add_test(tc, redelivery_after_commit_settles_once);
   tcase_add_test(tc, dead_consumer_entries_are_claimed);
   tcase_add_test(tc, dead_consumers_are_removed_once_empty);
+  tcase_add_test(tc, replayed_letter_settles_once_even_if_appended_twice);
   tcase_add_test(tc, failing_callback_rolls_back_the_batch);
   tcase_add_test(tc, poison_entry_is_set_aside_not_lost);
   tcase_add_test(tc, unknown_market_is_recorded_and_acked);
