@@ -410,6 +410,73 @@ static redisReply *gm__command(gm__redis *r, int argc, const char **argv,
   return reply;
 }
 
+/* ---- replies built in an arena ---- */
+
+static redisReply *gm__arena_reply(const redisReadTask *task, int type) {
+  redisReply *r = gm__arena_alloc(task->privdata, sizeof *r);
+  r->type = type;
+  if (task->parent) {
+    redisReply *parent = task->parent->obj;
+    parent->element[task->idx] = r;
+  }
+  return r;
+}
+
+static void *gm__arena_string(const redisReadTask *task, char *str,
+                              size_t len) {
+  redisReply *r = gm__arena_reply(task, task->type);
+  r->str = gm__arena_strndup(task->privdata, str, len);
+  r->len = len;
+  return r;
+}
+
+static void *gm__arena_array(const redisReadTask *task, int elements) {
+  redisReply *r = gm__arena_reply(task, REDIS_REPLY_ARRAY);
+  if (elements > 0)
+    r->element =
+        gm__arena_alloc(task->privdata, (size_t)elements * sizeof *r->element);
+  r->elements = elements > 0 ? (size_t)elements : 0;
+  return r;
+}
+
+static void *gm__arena_integer(const redisReadTask *task, long long value) {
+  redisReply *r = gm__arena_reply(task, REDIS_REPLY_INTEGER);
+  r->integer = value;
+  return r;
+}
+
+static void *gm__arena_nil(const redisReadTask *task) {
+  return gm__arena_reply(task, REDIS_REPLY_NIL);
+}
+
+static void gm__arena_free_reply(void *reply) {
+  (void)reply; /* the arena's reset frees it */
+}
+
+static redisReplyObjectFunctions gm__arena_reply_fns = {
+    gm__arena_string, gm__arena_array, gm__arena_integer, gm__arena_nil,
+    gm__arena_free_reply};
+
+redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
+                                 const char **argv, const size_t *lens) {
+  if (r->c->err) { /* the caller decides when to reconnect */
+    gm__redis_note_error(r, r->c);
+    return NULL;
+  }
+  redisReader *reader = r->c->reader;
+  redisReplyObjectFunctions *fn = reader->fn;
+  void *privdata = reader->privdata;
+  reader->fn = &gm__arena_reply_fns;
+  reader->privdata = a;
+  redisReply *reply = redisCommandArgv(r->c, argc, argv, lens);
+  /* redisCommandArgv has read the whole reply (or failed): nothing else
+     parses with these functions. */
+  reader->fn = fn;
+  reader->privdata = privdata;
+  if (!reply) gm__redis_note_error(r, r->c);
+  return reply;
+}
+
 redisReply *gm__redis_callv(gm__redis *r, int argc, const char **argv,
                             const size_t *lens) {
   return gm__command(r, argc, argv, lens);

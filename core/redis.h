@@ -16,6 +16,7 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
+#include "arena.h"
 #include "greenmarket/plugin.h"
 
 typedef struct gm__redis_addr {
@@ -46,6 +47,14 @@ const char *gm__redis_where(const gm__redis *r);
  * from a request's fiber.
  */
 redisReply *gm__redis_callf(gm__redis *r, const char *fmt, ...);
+/*
+ * One command, at once (not pipelined, no retry, no reconnect), whose reply
+ * is built in arena `a` instead of with malloc: never freeReplyObject it, it
+ * lives until the arena's reset.  For large replies read often (the settler's
+ * batches). NULL on failure (gm__redis_last_error says why).
+ */
+redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
+                                 const char **argv, const size_t *lens);
 /* The same with an argument vector (lens NULL: strlen of each). */
 redisReply *gm__redis_callv(gm__redis *r, int argc, const char **argv,
                             const size_t *lens);
