@@ -291,15 +291,20 @@ static void gm__redis_deliver(gm__redis *r, void *reply) {
   gm__fiber_resume(w->fiber);
 }
 
+/* Writes the output buffer; on failure every waiter fails (0 / -1). */
+static int gm__redis_write(gm__redis *r) {
+  int done = 0, ok = !r->c->err;
+  while (ok && !done) ok = redisBufferWrite(r->c, &done) == REDIS_OK;
+  if (ok) return 0;
+  gm__redis_fail_all(r, REDIS_ERR_IO);
+  return -1;
+}
+
 void gm__redis_send(gm__redis *r) {
   /* A failure resumes the waiters, whose retries queue on the reopened
      connection: write those too.  Each caller retries a bounded number of
      times, so this ends. */
-  while (r->n_waiting) {
-    int done = 0, ok = !r->c->err;
-    while (ok && !done) ok = redisBufferWrite(r->c, &done) == REDIS_OK;
-    if (ok) return;
-    gm__redis_fail_all(r, REDIS_ERR_IO);
+  while (r->n_waiting && gm__redis_write(r) != 0) {
   }
 }
 
@@ -330,16 +335,7 @@ void gm__redis_receive(gm__redis *r) {
 void gm__redis_flush(gm__redis *r) {
   if (!r->n_waiting) return;
   gm__redis_wait *last = r->tail;
-  if (r->c->err) {
-    gm__redis_fail_all(r, REDIS_ERR_IO);
-    return;
-  }
-  int done = 0;
-  while (!done)
-    if (redisBufferWrite(r->c, &done) != REDIS_OK) {
-      gm__redis_fail_all(r, REDIS_ERR_IO);
-      return;
-    }
+  if (gm__redis_write(r) != 0) return;
   for (;;) {
     void *reply = NULL;
     if (redisGetReply(r->c, &reply) != REDIS_OK) {
