@@ -33,6 +33,8 @@
    delimiter, proxies in between). */
 #define MAX_PREFIX_FRAMES 8
 #define MAX_IDEM_KEY 128
+/* No reply from Redis for this long while requests wait: reconnect. */
+#define REDIS_STALL_US (30u * 1000000u)
 /* Stack of each request's fiber. */
 #define FIBER_STACK (256 * 1024)
 /* Messages the main thread moves per socket per wake-up, at most. */
@@ -687,10 +689,13 @@ static void *worker_run(void *arg) {
     zmq_pollitem_t items[2] = {
         {w->free_tasks ? w->sock : NULL, -1, ZMQ_POLLIN, 0},
         {NULL, fd, ZMQ_POLLIN, 0}};
-    if (zmq_poll(items, 2, -1) < 0) {
+    /* While replies are due, wake each second to notice a Redis that
+       stopped answering (REDIS_STALL_US, as the blocking timeout was). */
+    if (zmq_poll(items, 2, fd >= 0 ? 1000 : -1) < 0) {
       if (zmq_errno() == EINTR) continue;
       break; /* ETERM: the broker is stopping */
     }
+    gm__redis_expire(w->redis, REDIS_STALL_US);
     int stopping = 0;
     if (items[0].revents & ZMQ_POLLIN) {
       /* At most a pipeline's worth per turn: requests that need no Redis

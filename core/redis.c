@@ -42,6 +42,7 @@ struct gm__redis {
   int pipelined;
   struct gm__redis_wait *head, *tail; /* oldest first */
   size_t n_waiting;
+  uint64_t progress_us; /* last reply, or the first wait after none */
 };
 
 /* A fiber waiting for its reply (on the fiber's own stack). */
@@ -247,7 +248,7 @@ static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
   else
     r->head = &wait;
   r->tail = &wait;
-  r->n_waiting++;
+  if (r->n_waiting++ == 0) r->progress_us = gm__clock_mono_us();
   gm__fiber_yield();
   *err = wait.err;
   return wait.reply;
@@ -264,13 +265,17 @@ static gm__redis_wait *gm__redis_pop(gm__redis *r) {
 }
 
 /*
- * The connection broke (I/O error, or a reply hiredis cannot read): every
- * waiter fails (the first with `err`, the rest with an I/O error: each caller
- * retries by its own rules), after the connection is reopened, so a retry
- * goes to the new one and its commands form a new list.
+ * The connection broke (I/O error, a reply hiredis cannot read, or no reply
+ * for too long: `why`, else the context's error): every waiter fails (the first
+ * with `err`, the rest with an I/O error: each caller retries by its own
+ * rules), after the connection is reopened, so a retry goes to the new one and
+ * its commands form a new list.
  */
-static void gm__redis_fail_all(gm__redis *r, int err) {
-  gm__redis_note_error(r, r->c);
+static void gm__redis_fail_all(gm__redis *r, int err, const char *why) {
+  if (why)
+    snprintf(r->last_error, sizeof r->last_error, "%s", why);
+  else
+    gm__redis_note_error(r, r->c);
   gm__redis_wait *w = r->head;
   r->head = r->tail = NULL;
   r->n_waiting = 0;
@@ -286,6 +291,7 @@ static void gm__redis_fail_all(gm__redis *r, int err) {
 
 /* Hands one reply to the oldest waiter and resumes it. */
 static void gm__redis_deliver(gm__redis *r, void *reply) {
+  r->progress_us = gm__clock_mono_us();
   gm__redis_wait *w = gm__redis_pop(r);
   w->reply = reply;
   gm__fiber_resume(w->fiber);
@@ -296,7 +302,7 @@ static int gm__redis_write(gm__redis *r) {
   int done = 0, ok = !r->c->err;
   while (ok && !done) ok = redisBufferWrite(r->c, &done) == REDIS_OK;
   if (ok) return 0;
-  gm__redis_fail_all(r, REDIS_ERR_IO);
+  gm__redis_fail_all(r, REDIS_ERR_IO, NULL);
   return -1;
 }
 
@@ -311,7 +317,7 @@ void gm__redis_send(gm__redis *r) {
 void gm__redis_receive(gm__redis *r) {
   if (!r->n_waiting) return;
   if (r->c->err || redisBufferRead(r->c) != REDIS_OK) {
-    gm__redis_fail_all(r, r->c->err ? r->c->err : REDIS_ERR_IO);
+    gm__redis_fail_all(r, r->c->err ? r->c->err : REDIS_ERR_IO, NULL);
     return;
   }
   /* Every complete reply now, so none is left in hiredis's buffer while
@@ -319,12 +325,24 @@ void gm__redis_receive(gm__redis *r) {
   while (r->n_waiting) {
     void *reply = NULL;
     if (redisGetReplyFromReader(r->c, &reply) != REDIS_OK) {
-      gm__redis_fail_all(r, REDIS_ERR_PROTOCOL);
+      gm__redis_fail_all(r, REDIS_ERR_PROTOCOL, NULL);
       return;
     }
     if (!reply) break;
     gm__redis_deliver(r, reply);
   }
+}
+
+void gm__redis_expire(gm__redis *r, uint64_t limit_us) {
+  if (!r->n_waiting || gm__clock_mono_us() - r->progress_us < limit_us) return;
+  gm__log(GM_LOG_ERROR, "redis",
+          "no reply from Redis at %s for %llu ms with %zu commands waiting; "
+          "reconnecting",
+          r->where, (unsigned long long)(limit_us / 1000u), r->n_waiting);
+  char why[64];
+  snprintf(why, sizeof why, "no reply for %llu ms",
+           (unsigned long long)(limit_us / 1000u));
+  gm__redis_fail_all(r, REDIS_ERR_IO, why);
 }
 
 /*
@@ -339,8 +357,10 @@ void gm__redis_flush(gm__redis *r) {
   for (;;) {
     void *reply = NULL;
     if (redisGetReply(r->c, &reply) != REDIS_OK) {
-      gm__redis_fail_all(r, r->c->err == REDIS_ERR_PROTOCOL ? REDIS_ERR_PROTOCOL
-                                                            : REDIS_ERR_IO);
+      gm__redis_fail_all(
+          r,
+          r->c->err == REDIS_ERR_PROTOCOL ? REDIS_ERR_PROTOCOL : REDIS_ERR_IO,
+          NULL);
       return;
     }
     int was_last = r->head == last;

@@ -15,6 +15,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "arena.h"
 #include "greenmarket/plugin.h"
@@ -79,6 +80,9 @@ void gm__redis_send(gm__redis *r);
 /* Reads what the socket has (one read; call when it is readable) and
    resumes the fibers whose replies are complete. */
 void gm__redis_receive(gm__redis *r);
+/* Fails every waiter (and reopens the connection) when Redis has sent no
+   reply for limit_us while some are waiting: a stopped, not dead, Redis. */
+void gm__redis_expire(gm__redis *r, uint64_t limit_us);
 /* A blocking round: writes the queue, waits for the replies of everything
    queued before the call and resumes those fibers (tests, shutdown). */
 void gm__redis_flush(gm__redis *r);

@@ -1,5 +1,6 @@
 /* The Redis script service against a real redis-server. */
 #include <check.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -646,6 +647,43 @@ START_TEST(emit_refuses_host_field_names) {
 }
 END_TEST
 
+/* A Redis that stops answering (stopped, not dead) fails the waiting calls
+   once nothing has come back for the limit, instead of hanging them. */
+START_TEST(pipelined_stalled_redis_fails_waiters) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call warm = call_as("ivy", "");
+  ck_assert_int_eq(run(&warm, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  pipe_job jobs[5] = {0};
+  pipe_jobs(jobs, 5, 1);
+  gm__fiber *f[5];
+  gm__redis_set_pipelined(conn, 1);
+  kill(gm_test_redis_pid(srv), SIGSTOP);
+  for (int i = 0; i < 5; i++) {
+    f[i] = gm__fiber_new(128 * 1024);
+    gm__fiber_start(f[i], pipe_job_run, &jobs[i]);
+  }
+  int rounds = 0;
+  while (gm__redis_waiting(conn) && rounds++ < 20) {
+    gm__redis_send(conn);
+    usleep(120 * 1000);
+    gm__redis_expire(conn, 100 * 1000);
+  }
+  kill(gm_test_redis_pid(srv), SIGCONT);
+  ck_assert_int_eq((int)gm__redis_waiting(conn), 0);
+  for (int i = 0; i < 5; i++) {
+    ck_assert_int_eq(jobs[i].st[0], GM_UNAVAILABLE);
+    ck_assert_msg(strstr(jobs[i].call.message, "no reply for 100 ms"), "%s",
+                  jobs[i].call.message);
+    gm__fiber_destroy(&f[i]);
+  }
+  gm__redis_set_pipelined(conn, 0);
+  /* Redis answers again: calls work. */
+  gm_call after = call_as("ivy", "");
+  ck_assert_int_eq(run(&after, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+}
+END_TEST
+
 START_TEST(fixture_removes_folders_of_dead_tests) {
   pid_t dead = fork();
   if (dead == 0) _exit(0);
@@ -689,6 +727,7 @@ int main(void) {
   tcase_add_test(tc, pipelined_restart_is_recovered);
   tcase_add_test(tc, pipelined_unreachable_is_unavailable);
   tcase_add_test(tc, pipelined_outage_buffers_nothing);
+  tcase_add_test(tc, pipelined_stalled_redis_fails_waiters);
   tcase_add_test(tc, emit_refuses_host_field_names);
   suite_add_tcase(s, tc);
   TCase *fx = tcase_create("fixture");
