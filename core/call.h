@@ -22,6 +22,7 @@ struct gm_call {
   void *pub;                 /* this thread's PUSH socket to the publisher */
   struct gm__broker *broker; /* the broker serving the call (core methods) */
   unsigned script_runs;      /* scripts run so far: the idempotency step */
+  unsigned in_query;         /* inside a ledger_query row callback */
   gm_status status;          /* set by gm__call_fail */
   const char *message;       /* set by gm__call_fail, in the arena */
 };

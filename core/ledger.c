@@ -404,7 +404,10 @@ gm_status gm__ledger_query(gm_call *call, const char *sql,
         }
       }
     }
-    if (fn && fn(arg, (size_t)ncols, cols) != 0) {
+    call->in_query++;
+    int stop = fn && fn(arg, (size_t)ncols, cols) != 0;
+    call->in_query--;
+    if (stop) {
       rc = SQLITE_DONE;
       break;
     }

@@ -813,10 +813,18 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
                          "script %s.%s needs a non-empty tag without '{' or "
                          "'}' (it is the Redis Cluster hash tag)",
                          market, name);
+  /* A script waits for Redis while other requests of the worker run: from
+     inside a row callback the ledger's read transaction would stay open
+     all that time (stale reads for the others, no checkpoint). */
+  if (call->in_query)
+    return gm__call_fail(call, GM_INTERNAL,
+                         "script %s.%s was run from inside a ledger_query row "
+                         "callback; collect the rows first, then run the "
+                         "script (docs/plugins.md)",
+                         market, name);
   if (!call->redis)
     return gm__call_fail(call, GM_INTERNAL,
                          "this call has no Redis connection (host bug)");
-
   char sha[41];
   pthread_rwlock_rdlock(&gm__scripts_lock);
   gm__script *s = gm__script_find_locked(market, name);

@@ -8,6 +8,7 @@
 #include "arena.h"
 #include "call.h"
 #include "ledger.h"
+#include "redis.h"
 #include "redis_fixture.h"
 
 static gm_test_redis *srv; /* for its temp folder and cleanup */
@@ -336,6 +337,41 @@ START_TEST(a_query_inside_a_row_callback_is_its_own) {
 }
 END_TEST
 
+/* A script run from a row callback is refused with the reason (it would
+   hold the read transaction open while the worker runs other requests),
+   and the query itself goes on. */
+static int script_from_row(void *arg, size_t ncols, const gm_param *cols) {
+  (void)ncols;
+  (void)cols;
+  gm_call *call = arg;
+  const gm_value *v = NULL;
+  ck_assert_int_eq(
+      gm__script_run(call, "mkt", "any", "t", 0, NULL, 0, NULL, &v),
+      GM_INTERNAL);
+  ck_assert_ptr_nonnull(strstr(call->message, "inside a ledger_query row"));
+  return 0;
+}
+
+START_TEST(script_run_inside_a_row_callback_is_refused) {
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
+                                "CREATE TABLE sq(i INTEGER);"
+                                "INSERT INTO sq VALUES(1), (2)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  char err[512];
+  gm__ledger *reader = gm__ledger_open(path, 1, err, sizeof err);
+  ck_assert_msg(reader != NULL, "%s", err);
+  gm__arena *a = gm__arena_new();
+  gm_call call = {.arena = a, .participant = "p", .reader = reader};
+  ck_assert_int_eq(gm__ledger_query(&call, "SELECT i FROM sq", NULL, 0,
+                                    script_from_row, &call),
+                   GM_OK);
+  ck_assert_uint_eq(call.in_query, 0);
+  gm__arena_destroy(&a);
+  gm__ledger_close(&reader);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_ledger");
   TCase *tc = tcase_create("ledger");
@@ -347,6 +383,7 @@ int main(void) {
   tcase_add_test(tc, query_reads_and_refuses_writes);
   tcase_add_test(tc, exec_refuses_a_second_statement);
   tcase_add_test(tc, a_query_inside_a_row_callback_is_its_own);
+  tcase_add_test(tc, script_run_inside_a_row_callback_is_refused);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
