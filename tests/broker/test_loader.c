@@ -1,6 +1,8 @@
 /* The plugin loader: every refusal is refused with its reason; a good plugin
  * loads. */
 #include <check.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +98,35 @@ START_TEST(good_plugin_without_redis_is_refused_cleanly) {
 }
 END_TEST
 
+/* Latency statistics: every latency falls in the bucket whose bounds hold
+   it, buckets are within 12.5% wide, and percentiles come out within that. */
+START_TEST(latency_buckets_bound_every_value) {
+  uint64_t lower = 0;
+  for (unsigned b = 0; b + 1 < GM_LATENCY_BUCKETS; b++) {
+    uint64_t upper = gm__stats_bucket_bound(b);
+    ck_assert_uint_gt(upper, lower);
+    ck_assert_uint_eq(gm__stats_bucket(lower), b);
+    ck_assert_uint_eq(gm__stats_bucket(upper - 1), b);
+    if (lower >= 8) ck_assert_uint_le((upper - lower) * 8, lower);
+    lower = upper;
+  }
+  ck_assert_uint_eq(gm__stats_bucket(UINT64_MAX), GM_LATENCY_BUCKETS - 1);
+
+  static gm__stats st; /* zeroed */
+  for (uint64_t us = 1; us <= 1000; us++) gm__stats_add(&st, GM_OK, us * 100);
+  gm__stats_add(&st, GM_INTERNAL, 5000000);
+  uint64_t p50 = gm__stats_percentile_us(&st, 50);
+  uint64_t p99 = gm__stats_percentile_us(&st, 99);
+  ck_assert_msg(p50 >= 50000 && p50 <= 50000 + 50000 / 8, "p50 %llu",
+                (unsigned long long)p50);
+  ck_assert_msg(p99 >= 99000 && p99 <= 99000 + 99000 / 8, "p99 %llu",
+                (unsigned long long)p99);
+  ck_assert_uint_eq(atomic_load(&st.requests), 1001);
+  ck_assert_uint_eq(atomic_load(&st.errors), 1);
+  ck_assert_uint_eq(atomic_load(&st.latency_max_us), 5000000);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("loader");
   TCase *tc = tcase_create("refusals");
@@ -109,6 +140,7 @@ int main(void) {
   tcase_add_test(tc, refuses_non_plugin_file);
   tcase_add_test(tc, refuses_missing_file);
   tcase_add_test(tc, good_plugin_without_redis_is_refused_cleanly);
+  tcase_add_test(tc, latency_buckets_bound_every_value);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
