@@ -58,6 +58,7 @@ typedef enum gm_log_level {
 typedef struct gm_market gm_market; /* one loaded plugin, as the host sees it */
 typedef struct gm_call gm_call;     /* one request (or timer tick) in flight */
 typedef struct gm_ledger gm_ledger; /* an open SQLite settlement transaction */
+struct gm_cli_extension;            /* friendly commands (greenmarket/cli.h) */
 
 /* A Redis script reply, converted from the wire; lives in the call's arena. */
 typedef enum gm_value_type {
@@ -101,6 +102,41 @@ typedef struct gm_migration {
   int version; /* 1, 2, 3 ... per market */
   const char *sql;
 } gm_migration;
+
+/*
+ * A role a market uses in its methods' `roles` (gm_plugin.roles).  The
+ * broker accepts the union of every loaded market's roles plus its own
+ * "admin"; `gm admin register` refuses any other.  Declared in arrays: no
+ * size field, never grows.
+ */
+typedef struct gm_role {
+  const char *name;    /* [a-z][a-z0-9_]*, at most 32 characters */
+  const char *summary; /* one line: who holds it, what it lets them do */
+} gm_role;
+
+/* Who may receive a published event (gm_host_api.publish_to). */
+typedef enum gm_audience {
+  GM_AUDIENCE_PUBLIC = 0,      /* every subscriber (as publish) */
+  GM_AUDIENCE_PARTICIPANT = 1, /* one participant id */
+  GM_AUDIENCE_ROLE = 2         /* every holder of one role */
+} gm_audience;
+
+/*
+ * A deadline that fell due, handed to the market's deadline callback.  The
+ * call the callback gets runs like a request (scripts, outbox, publish,
+ * ledger reads) with the host as its participant (""), and an idempotency
+ * key of its own ("dl.<kind>.<id>.<due_ms>"): if the broker firing it dies
+ * before it finishes, another broker fires it again and every script step
+ * that had run returns its stored reply, so its effects happen once.
+ */
+typedef struct gm_deadline {
+  size_t size;      /* sizeof(gm_deadline) as the host was built */
+  const char *kind; /* as registered with deadline_register */
+  const char *tag;  /* the entity's hash tag, as given to script_run */
+  const char *id;   /* the entity within the tag */
+  int64_t due_ms;   /* when it was due (host clock) */
+  unsigned attempt; /* 1, or more when fired again after a failure */
+} gm_deadline;
 
 /*
  * One outbox entry handed to a plugin's settle callback.  The fields are the
@@ -166,6 +202,14 @@ typedef void (*gm_timer_fn)(gm_call *call, void *arg);
  */
 typedef gm_status (*gm_settle_fn)(gm_market *m, gm_ledger *tx,
                                   const gm_outbox_entry *entry);
+
+/*
+ * A deadline callback.  GM_OK: done, the deadline is removed (unless it was
+ * moved meanwhile: then it fires again at its new time).  Anything else:
+ * fired again after a backoff (attempt + 1), so it must be safe to repeat.
+ */
+typedef gm_status (*gm_deadline_fn)(gm_call *call, const gm_deadline *d,
+                                    void *arg);
 
 /*
  * The host services.  Every function is safe to call from any thread the
@@ -248,6 +292,40 @@ typedef struct gm_host_api {
   /* Calls fn every interval_ms on the host's timer thread (from init only). */
   gm_status (*timer_add)(gm_market *m, const char *name, int64_t interval_ms,
                          gm_timer_fn fn, void *arg);
+
+  /* -- appended: private events, deadlines, ledger reads in a settle -- */
+  /*
+   * Publishes `msg` as "<market>.<event>" to an audience: everyone
+   * (GM_AUDIENCE_PUBLIC, `who` unused), one participant (`who` = its id) or
+   * the holders of one role (`who` = the role).  With CURVE on, a private
+   * event reaches only subscribers authenticated as that participant or
+   * holding that role, whatever they subscribe to (docs/protocol.md, Feed).
+   */
+  gm_status (*publish_to)(gm_call *call, gm_audience audience, const char *who,
+                          const char *event, const ProtobufCMessage *msg);
+  /*
+   * Registers the callback for deadlines of `kind` ([a-z][a-z0-9_]*, at most
+   * 32 characters; from init only).  Deadlines are set, moved and cancelled
+   * by scripts in the same atomic step as the entity they belong to:
+   *   gm.deadline(kind, id, due_ms)  sets or moves one (same hash tag as
+   *                                  the script's keys);
+   *   gm.deadline_cancel(kind, id)   removes it;
+   *   gm.deadline_get(kind, id)      its due ms, or false;
+   * or by the two calls below, which run one host script on the tag.  Each
+   * deadline is kept in Redis, survives restarts of every broker, fires once
+   * across all brokers sharing the Redis (claimed; claimed again if the
+   * broker holding it dies), and late ones fire at start-up.
+   */
+  gm_status (*deadline_register)(gm_market *m, const char *kind,
+                                 gm_deadline_fn fn, void *arg);
+  gm_status (*deadline_set)(gm_call *call, const char *kind, const char *tag,
+                            const char *id, int64_t due_ms);
+  gm_status (*deadline_cancel)(gm_call *call, const char *kind, const char *tag,
+                               const char *id);
+  /* Reads the ledger inside a settle transaction (sees its own writes). */
+  gm_status (*ledger_tx_query)(gm_ledger *tx, const char *sql,
+                               const gm_param *params, size_t nparams,
+                               gm_row_fn fn, void *arg);
 } gm_host_api;
 
 /* What gm_plugin_magic() returns: compared field by field at load. */
@@ -273,6 +351,12 @@ typedef struct gm_plugin {
      publishes on the feed, so clients can decode every event body. */
   const ProtobufCMessageDescriptor *const *events;
   size_t n_events;
+  /* Optional: the roles this market's methods name (see gm_role). */
+  const gm_role *roles;
+  size_t n_roles;
+  /* Optional: friendly `gm <market> ...` commands, run inside `gm`
+     (include/greenmarket/cli.h). */
+  const struct gm_cli_extension *cli;
 } gm_plugin;
 
 #define GM_PLUGIN_EXPORT __attribute__((visibility("default")))
