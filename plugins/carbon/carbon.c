@@ -2047,17 +2047,18 @@ static const ProtobufCMessageDescriptor *const carbon__events[] = {
 };
 
 static const gm_plugin carbon__plugin = {
-    sizeof(gm_plugin),
-    "carbon",
-    "1.0.0",
-    "carbon allowances (CEA) and offsets (CCER): order book, block trades, "
-    "settlement",
-    carbon__methods,
-    sizeof carbon__methods / sizeof carbon__methods[0],
-    carbon__init,
-    carbon__shutdown,
-    carbon__events,
-    sizeof carbon__events / sizeof carbon__events[0],
+    .size = sizeof(gm_plugin),
+    .name = "carbon",
+    .version = "1.0.0",
+    .description =
+        "carbon allowances (CEA) and offsets (CCER): order book, "
+        "block trades, settlement",
+    .methods = carbon__methods,
+    .n_methods = sizeof carbon__methods / sizeof carbon__methods[0],
+    .init = carbon__init,
+    .shutdown = carbon__shutdown,
+    .events = carbon__events,
+    .n_events = sizeof carbon__events / sizeof carbon__events[0],
 };
 
 GM_PLUGIN_DEFINE(carbon__plugin)
