@@ -3,19 +3,27 @@
  * call plugins, a PUB feed, the settlement writer and the timers.
  *
  * Threads and sockets:
- *   main     ROUTER (clients) <-> DEALER inproc://gm-workers
+ *   main     ROUTER (clients) <-> DEALER inproc://gm-workers (this file)
  *   publisher PULL inproc://gm-events -> PUB (feed), stamps Event.seq
- *   worker*N DEALER to gm-workers, PUSH to gm-events, own Redis + ledger reader
- *   timers   PUSH to gm-events, own Redis + ledger reader
- *   settler  own Redis + ledger writer
- *   zap      REP inproc://zeromq.zap.01 (CURVE mode only), own Redis
+ *            (publisher.c)
+ *   worker*N DEALER to gm-workers, PUSH to gm-events, own Redis + ledger
+ *            reader (worker.c; each request: dispatch.c, identity.c)
+ *   timers   PUSH to gm-events, own Redis + ledger reader (timers.c)
+ *   settler  own Redis + ledger writer (settle.c)
+ *   zap      REP inproc://zeromq.zap.01 (CURVE mode only), own Redis (auth.c)
  */
 #ifndef GM_CORE_BROKER_H
 #define GM_CORE_BROKER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
+#include "greenmarket/plugin.h"
+#include "stats.h"
+
+/* The wire protocol's version (Request.version, Reply.version). */
+#define GM__PROTOCOL_VERSION 1
 
 typedef struct gm__broker gm__broker;
 
@@ -31,7 +39,23 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen);
 void gm__broker_stop(gm__broker *b);
 /* Stops threads, unloads plugins, frees; nulls *b. */
 void gm__broker_destroy(gm__broker **b);
-/* How many plugins loaded. */
+/* How many plugins loaded, and the i-th (NULL past the end). */
 size_t gm__broker_markets(const gm__broker *b);
+gm_market *gm__broker_market(const gm__broker *b, size_t i);
+/* The loaded market named `name`, or NULL. */
+gm_market *gm__broker_find_market(const gm__broker *b, const char *name);
+
+/* What the broker's parts read and count while it runs. */
+const char *gm__broker_name(const gm__broker *b);
+int gm__broker_dev_mode(const gm__broker *b);
+long gm__broker_max_message(const gm__broker *b);
+int64_t gm__broker_started_ms(const gm__broker *b);
+/* The counters of the core methods (market "gm"). */
+gm__stats *gm__broker_core_stats(gm__broker *b);
+/* Frames that were no request (undecodable, too many, too large). */
+void gm__broker_count_bad_frame(gm__broker *b);
+uint64_t gm__broker_bad_frames(const gm__broker *b);
+/* Entries this broker's settler has settled (0 when it settles none). */
+uint64_t gm__broker_settled(const gm__broker *b);
 
 #endif

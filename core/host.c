@@ -11,7 +11,7 @@
 #include "clock.h"
 #include "greenmarket.pb-c.h"
 #include "ledger.h"
-#include "loader.h"
+#include "market.h"
 #include "log.h"
 #include "redis.h"
 #include "timers.h"

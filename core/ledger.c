@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "call.h"
+#include "hash.h"
 #include "log.h"
 
 /* Cached statements per connection; plugins use a handful each. */
@@ -56,12 +57,6 @@ static const char gm__core_schema[] =
     " name TEXT NOT NULL,"
     " value TEXT NOT NULL,"
     " PRIMARY KEY(stream, id, n)) WITHOUT ROWID;";
-
-static uint64_t gm__hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
 
 /* Runs `sql` with sqlite3_exec; 0 or -1 with err. */
 static int gm__exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {

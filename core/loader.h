@@ -2,45 +2,11 @@
 #ifndef GM_CORE_LOADER_H
 #define GM_CORE_LOADER_H
 
-#include <stdatomic.h>
-#include <stdint.h>
-
 #include "greenmarket/plugin.h"
 
+#include "market.h"
+
 struct gm__host;
-
-/*
- * Latency buckets, log-linear: 1 us wide below 8 us, then 8 per power of
- * two (each 1/8 of its octave, so a percentile is within 12.5% of the
- * truth), up to 2^36 us.
- */
-#define GM_LATENCY_SUB 8
-#define GM_LATENCY_BUCKETS (GM_LATENCY_SUB + 33 * GM_LATENCY_SUB + 1)
-
-typedef struct gm__stats {
-  _Atomic uint64_t requests;                    /* replies sent */
-  _Atomic uint64_t errors;                      /* replies not OK */
-  _Atomic uint64_t latency[GM_LATENCY_BUCKETS]; /* histogram, us */
-  _Atomic uint64_t latency_max_us;              /* slowest request */
-} gm__stats;
-
-/* Counts one request; status is its reply status. */
-void gm__stats_add(gm__stats *s, gm_status status, uint64_t us);
-/* The smallest bucket bound below which `pct` percent of requests took. */
-uint64_t gm__stats_percentile_us(const gm__stats *s, unsigned pct);
-/* The bucket of a latency, and a bucket's upper bound (exclusive), in us. */
-unsigned gm__stats_bucket(uint64_t us);
-uint64_t gm__stats_bucket_bound(unsigned bucket);
-
-struct gm_market {
-  char *name;              /* plugin->name, owned copy */
-  char *path;              /* the shared object's path */
-  void *dl;                /* dlopen handle */
-  const gm_plugin *plugin; /* the plugin's description (in the .so) */
-  gm_settle_fn settle;     /* from settle_register, or NULL */
-  struct gm__host *host;   /* the host services behind gm_host_api */
-  gm__stats stats;         /* this market's request counters */
-};
 
 /*
  * Loads the plugin at `path`: checks the magic function, the ABI version, the

@@ -16,6 +16,7 @@
 #include "call.h"
 #include "clock.h"
 #include "fiber.h"
+#include "hash.h"
 #include "log.h"
 
 /* Bounds on one script call: a caller past them is a bug, not a user error. */
@@ -649,12 +650,6 @@ static int gm__script_reload(gm_call *call, const char *market,
 }
 
 /* ---- outbox registration ---- */
-
-static uint64_t gm__hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
 
 /* Slot of `key` or of the empty slot where it would go; cap > n. */
 static size_t gm__outbox_slot(const char *key, uint64_t h) {

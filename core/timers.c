@@ -11,7 +11,7 @@
 #include "call.h"
 #include "clock.h"
 #include "ledger.h"
-#include "loader.h"
+#include "market.h"
 #include "log.h"
 
 typedef struct timer {

@@ -1,0 +1,153 @@
+#include "dispatch.h"
+
+#include <string.h>
+
+#include "broker.h"
+#include "call.h"
+#include "identity.h"
+#include "log.h"
+#include "market.h"
+#include "methods.h"
+
+#define MAX_IDEM_KEY 128
+
+static void *gm__dispatch_alloc(void *data, size_t size) {
+  return gm__arena_alloc(data, size);
+}
+static void gm__dispatch_free(void *data, void *p) {
+  (void)data;
+  (void)p;
+}
+
+static const char *gm__list_markets(gm__broker *b, gm__arena *a) {
+  char *s = "gm";
+  for (size_t i = 0; i < gm__broker_markets(b); i++)
+    s = gm__arena_sprintf(a, "%s, %s", s, gm__broker_market(b, i)->name);
+  return s;
+}
+
+static const char *gm__list_methods(const gm_method *m, size_t n,
+                                    gm__arena *a) {
+  char *s = "";
+  for (size_t i = 0; i < n; i++)
+    s = gm__arena_sprintf(a, "%s%s%s", s, i ? ", " : "", m[i].name);
+  return s;
+}
+
+/* 1-128 printable characters but ':', which separates the step number in
+   the key's Redis record ("K" step 1 and "K:1" step 0 must not meet). */
+static int gm__idem_key_valid(const char *k) {
+  size_t n = strlen(k);
+  if (n == 0 || n > MAX_IDEM_KEY) return 0;
+  for (const char *p = k; *p; p++)
+    if (*p < '!' || *p > '~' || *p == ':') return 0;
+  return 1;
+}
+
+void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
+                  const void *auth, size_t auth_len, const void *payload,
+                  size_t size, Gm__Reply *out, gm__stats **stats) {
+  gm__arena *a = call->arena;
+  ProtobufCAllocator alloc = {gm__dispatch_alloc, gm__dispatch_free, a};
+  *stats = gm__broker_core_stats(b);
+  if ((long)size > gm__broker_max_message(b)) {
+    gm__call_fail(call, GM_RESOURCE_EXHAUSTED,
+                  "request of %zu bytes is larger than the broker's limit of "
+                  "%ld bytes ([broker] max_message_bytes)",
+                  size, gm__broker_max_message(b));
+    gm__broker_count_bad_frame(b);
+    return;
+  }
+  Gm__Request *req = gm__request__unpack(&alloc, size, payload);
+  if (!req) {
+    gm__call_fail(call, GM_INVALID_ARGUMENT,
+                  "the frame (%zu bytes) is not a gm.Request protobuf: send "
+                  "one packed gm.Request per frame (docs/protocol.md)",
+                  size);
+    gm__broker_count_bad_frame(b);
+    gm__log(GM_LOG_WARN, "broker", "undecodable frame of %zu bytes", size);
+    return;
+  }
+  out->request_id = req->request_id;
+  if (req->version != GM__PROTOCOL_VERSION) {
+    gm__call_fail(call, GM_INVALID_ARGUMENT,
+                  "protocol version %u is not supported: set Request.version "
+                  "= %d",
+                  req->version, GM__PROTOCOL_VERSION);
+    return;
+  }
+  if (gm__identity_resolve(id, call, auth, auth_len, req->dev_participant))
+    return;
+
+  const gm_method *m = NULL;
+  const gm_method *methods = gm__core_methods;
+  size_t n_methods = GM__CORE_METHODS;
+  gm_market *market = NULL;
+  if (strcmp(req->market, "gm") != 0) {
+    market = gm__broker_find_market(b, req->market);
+    if (!market) {
+      gm__call_fail(call, GM_NOT_FOUND,
+                    "no market '%s' on this broker; markets: %s (gm markets "
+                    "lists them)",
+                    req->market, gm__list_markets(b, a));
+      return;
+    }
+    methods = market->plugin->methods;
+    n_methods = market->plugin->n_methods;
+    *stats = &market->stats;
+  }
+  for (size_t i = 0; i < n_methods && !m; i++)
+    if (strcmp(methods[i].name, req->method) == 0) m = &methods[i];
+  if (!m) {
+    gm__call_fail(call, GM_UNIMPLEMENTED,
+                  "market '%s' has no method '%s'; its methods: %s",
+                  req->market, req->method,
+                  gm__list_methods(methods, n_methods, a));
+    return;
+  }
+  call->market = market;
+  if (gm__identity_authorize(id, call, req->market, market != NULL, m)) return;
+  if (m->flags & GM_METHOD_MUTATING) {
+    if (!gm__idem_key_valid(req->idempotency_key)) {
+      gm__call_fail(call, GM_INVALID_ARGUMENT,
+                    "%s %s changes state and needs an idempotency_key of 1-%d "
+                    "printable characters other than ':'; reuse the same key "
+                    "when you retry",
+                    req->market, req->method, MAX_IDEM_KEY);
+      return;
+    }
+    call->idem_key = req->idempotency_key;
+  }
+  ProtobufCMessage *body = protobuf_c_message_unpack(
+      m->request, &alloc, req->body.len, req->body.data);
+  if (!body) {
+    gm__call_fail(call, GM_INVALID_ARGUMENT,
+                  "the body of %s %s is not a valid %s", req->market,
+                  req->method, m->request->name);
+    return;
+  }
+  ProtobufCMessage *reply = NULL;
+  gm_handler_fn handle = market ? m->handle : gm__core_handler(m);
+  gm_status st = handle(call, body, &reply);
+  if (st != GM_OK) {
+    if (call->status == GM_OK || call->status != st) {
+      /* The handler returned a status without saying why. */
+      gm__call_fail(call, st, "%s %s failed (%s)", req->market, req->method,
+                    call->message ? call->message : "no reason given");
+    }
+    return;
+  }
+  if (!reply || reply->descriptor != m->reply) {
+    gm__log(GM_LOG_ERROR, req->market,
+            "method %s returned %s instead of a %s: plugin bug", req->method,
+            reply ? reply->descriptor->name : "no reply", m->reply->name);
+    gm__call_fail(call, GM_INTERNAL,
+                  "%s %s returned a malformed reply; see the gmd log",
+                  req->market, req->method);
+    return;
+  }
+  call->status = GM_OK;
+  out->body.len = protobuf_c_message_get_packed_size(reply);
+  out->body.data = gm__arena_alloc(a, out->body.len ? out->body.len : 1);
+  protobuf_c_message_pack(reply, out->body.data);
+}

@@ -1,0 +1,20 @@
+/* One loaded market as the host sees it: what gm_market points to. */
+#ifndef GM_CORE_MARKET_H
+#define GM_CORE_MARKET_H
+
+#include "greenmarket/plugin.h"
+#include "stats.h"
+
+struct gm__host;
+
+struct gm_market {
+  char *name;              /* plugin->name, owned copy */
+  char *path;              /* the shared object's path */
+  void *dl;                /* dlopen handle */
+  const gm_plugin *plugin; /* the plugin's description (in the .so) */
+  gm_settle_fn settle;     /* from settle_register, or NULL */
+  struct gm__host *host;   /* the host services behind gm_host_api */
+  gm__stats stats;         /* this market's request counters */
+};
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * The broker's own methods (market "gm"): ping, markets, stats, whoami,
+ * register, clock.set; dead letters are in deadletter.c.  The method table
+ * (names, types, roles) is proto/core_methods.c, shared with gm; this file
+ * holds the handlers, by the table's index.
+ */
+#include "methods.h"
+
+#include <stdatomic.h>
+
+#include "auth.h"
+#include "broker.h"
+#include "call.h"
+#include "clock.h"
+#include "deadletter.h"
+#include "greenmarket.pb-c.h"
+#include "log.h"
+#include "market.h"
+
+static gm_status gm__core_ping(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply) {
+  const Gm__PingRequest *in = (const Gm__PingRequest *)req;
+  Gm__PingReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__ping_reply__init(out);
+  out->echo = in->echo;
+  out->time_ms = gm__clock_now_ms();
+  out->broker = (char *)gm__broker_name(call->broker);
+  out->protocol_version = GM__PROTOCOL_VERSION;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static Gm__MethodInfo *gm__method_info(gm__arena *a, const gm_method *m) {
+  Gm__MethodInfo *mi = gm__arena_alloc(a, sizeof *mi);
+  gm__method_info__init(mi);
+  mi->name = (char *)m->name;
+  mi->request_type = (char *)m->request->name;
+  mi->reply_type = (char *)m->reply->name;
+  mi->mutating = (m->flags & GM_METHOD_MUTATING) != 0;
+  mi->roles = (char *)(m->roles ? m->roles : "");
+  mi->summary = (char *)(m->summary ? m->summary : "");
+  return mi;
+}
+
+static gm_status gm__core_markets(gm_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage **reply) {
+  (void)req;
+  gm__broker *b = call->broker;
+  size_t n_markets = gm__broker_markets(b);
+  gm__arena *a = call->arena;
+  Gm__MarketsReply *out = gm__arena_alloc(a, sizeof *out);
+  gm__markets_reply__init(out);
+  out->n_markets = n_markets + 1;
+  out->markets = gm__arena_alloc(a, out->n_markets * sizeof *out->markets);
+  for (size_t i = 0; i < out->n_markets; i++) {
+    Gm__MarketInfo *mi = gm__arena_alloc(a, sizeof *mi);
+    gm__market_info__init(mi);
+    const gm_method *methods = gm__core_methods;
+    size_t n = GM__CORE_METHODS;
+    if (i == 0) {
+      mi->name = "gm";
+      mi->version = GM_VERSION;
+      mi->description = "the broker's own methods";
+    } else {
+      const gm_plugin *p = gm__broker_market(b, i - 1)->plugin;
+      mi->name = (char *)p->name;
+      mi->version = (char *)(p->version ? p->version : "");
+      mi->description = (char *)(p->description ? p->description : "");
+      methods = p->methods;
+      n = p->n_methods;
+    }
+    mi->n_methods = n;
+    mi->methods = gm__arena_alloc(a, n * sizeof *mi->methods);
+    for (size_t j = 0; j < n; j++)
+      mi->methods[j] = gm__method_info(a, &methods[j]);
+    out->markets[i] = mi;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static Gm__MarketStats *gm__market_stats(gm__arena *a, const char *name,
+                                         const gm__stats *s) {
+  Gm__MarketStats *ms = gm__arena_alloc(a, sizeof *ms);
+  gm__market_stats__init(ms);
+  ms->market = (char *)name;
+  ms->requests = atomic_load(&s->requests);
+  ms->errors = atomic_load(&s->errors);
+  /* Percentiles are power-of-two bucket bounds: never above the max seen. */
+  ms->latency_max_us = atomic_load(&s->latency_max_us);
+  uint64_t p50 = gm__stats_percentile_us(s, 50);
+  uint64_t p99 = gm__stats_percentile_us(s, 99);
+  ms->latency_p50_us = p50 < ms->latency_max_us ? p50 : ms->latency_max_us;
+  ms->latency_p99_us = p99 < ms->latency_max_us ? p99 : ms->latency_max_us;
+  return ms;
+}
+
+static gm_status gm__core_stats(gm_call *call, const ProtobufCMessage *req,
+                                ProtobufCMessage **reply) {
+  (void)req;
+  gm__broker *b = call->broker;
+  Gm__StatsReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__stats_reply__init(out);
+  size_t n_markets = gm__broker_markets(b);
+  out->uptime_ms = gm__clock_now_ms() - gm__broker_started_ms(b);
+  out->bad_frames = gm__broker_bad_frames(b);
+  out->n_markets = n_markets + 1;
+  out->markets =
+      gm__arena_alloc(call->arena, out->n_markets * sizeof *out->markets);
+  out->markets[0] =
+      gm__market_stats(call->arena, "gm", gm__broker_core_stats(b));
+  for (size_t i = 0; i < n_markets; i++) {
+    gm_market *m = gm__broker_market(b, i);
+    out->markets[i + 1] = gm__market_stats(call->arena, m->name, &m->stats);
+  }
+  for (size_t i = 0; i < out->n_markets; i++) {
+    out->requests += out->markets[i]->requests;
+    out->errors += out->markets[i]->errors;
+  }
+  out->settled = gm__broker_settled(b);
+  out->broker = (char *)gm__broker_name(b);
+  out->dev_mode = gm__broker_dev_mode(b) != 0;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status gm__core_whoami(gm_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **reply) {
+  (void)req;
+  Gm__WhoamiReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__whoami_reply__init(out);
+  Gm__Participant *p = NULL;
+  if (gm__participant_get(call, call->participant, &p) != GM_OK) {
+    if (call->status != GM_NOT_FOUND) return call->status;
+    /* Unregistered callers exist only in development mode. */
+    call->status = GM_OK;
+    call->message = NULL;
+    p = gm__arena_alloc(call->arena, sizeof *p);
+    gm__participant__init(p);
+    p->id = (char *)call->participant;
+    p->name = gm__broker_dev_mode(call->broker)
+                  ? "(unregistered, development mode: every role)"
+                  : "(bootstrap admin from [security] admin_keys)";
+    if (!gm__broker_dev_mode(call->broker) && call->roles && *call->roles) {
+      p->n_roles = 1;
+      p->roles = gm__arena_alloc(call->arena, sizeof *p->roles);
+      p->roles[0] = (char *)call->roles;
+    }
+  }
+  out->participant = p;
+  out->dev_mode = gm__broker_dev_mode(call->broker) != 0;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status gm__core_register(gm_call *call, const ProtobufCMessage *req,
+                                   ProtobufCMessage **reply) {
+  const Gm__RegisterRequest *in = (const Gm__RegisterRequest *)req;
+  if (!in->participant)
+    return gm__call_fail(
+        call, GM_INVALID_ARGUMENT,
+        "register needs a participant (id, roles, public_key)");
+  if (!gm__broker_dev_mode(call->broker) &&
+      (!in->participant->public_key || !*in->participant->public_key))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "this broker requires CURVE keys: give the "
+                         "participant's public_key (gm keygen makes one)");
+  gm_status st = gm__participant_register(call, in->participant);
+  if (st != GM_OK) return st;
+  Gm__RegisterReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__register_reply__init(out);
+  Gm__Participant *p = NULL;
+  st = gm__participant_get(call, in->participant->id, &p);
+  if (st != GM_OK) return st;
+  out->participant = p;
+  gm__log(GM_LOG_INFO, "auth", "%s registered participant %s",
+          call->participant, p->id);
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status gm__core_clock_set(gm_call *call, const ProtobufCMessage *req,
+                                    ProtobufCMessage **reply) {
+  const Gm__ClockSetRequest *in = (const Gm__ClockSetRequest *)req;
+  if (!gm__clock_is_manual())
+    return gm__call_fail(call, GM_FAILED_PRECONDITION,
+                         "the clock is real time; set [testing] clock = manual "
+                         "in the config to set it");
+  if (in->time_ms <= 0)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "time_ms must be milliseconds since 1970, > 0");
+  gm__clock_set_manual(in->time_ms);
+  Gm__ClockReply *out = gm__arena_alloc(call->arena, sizeof *out);
+  gm__clock_reply__init(out);
+  out->time_ms = gm__clock_now_ms();
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* Handlers of the core methods, by their index in gm__core_methods. */
+static const gm_handler_fn gm__core_handlers[GM__CORE_METHODS] = {
+    [GM__CORE_PING] = gm__core_ping,
+    [GM__CORE_MARKETS] = gm__core_markets,
+    [GM__CORE_STATS] = gm__core_stats,
+    [GM__CORE_WHOAMI] = gm__core_whoami,
+    [GM__CORE_REGISTER] = gm__core_register,
+    [GM__CORE_CLOCK_SET] = gm__core_clock_set,
+    [GM__CORE_DEAD_LETTERS] = gm__dead_letters_list,
+    [GM__CORE_REPLAY] = gm__dead_letters_replay,
+};
+
+gm_handler_fn gm__core_handler(const gm_method *m) {
+  if (m < gm__core_methods || m >= gm__core_methods + GM__CORE_METHODS)
+    return NULL;
+  return gm__core_handlers[m - gm__core_methods];
+}

@@ -1,0 +1,122 @@
+#include "publisher.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "frames.h"
+
+/* Events moved per wake-up, at most. */
+#define BURST 256
+
+struct gm__publisher {
+  void *pull;       /* PULL from workers and timers */
+  void *pub;        /* PUB: the feed */
+  uint64_t seq;     /* the feed's sequence number (thread only) */
+  pthread_t thread; /* moves events from pull to pub */
+  int started;      /* thread was created */
+};
+
+/* Worker/timer event -> feed, stamped with the broker's sequence number;
+   1 if an event was waiting. */
+static int gm__publisher_forward(gm__publisher *p) {
+  zmq_msg_t f[2];
+  int n;
+  if (gm__recv_frames(p->pull, f, 2, &n, ZMQ_DONTWAIT) < 0 || n == 0) return 0;
+  if (n != 2) {
+    for (int i = 0; i < (n < 0 ? -n : n); i++) zmq_msg_close(&f[i]);
+    return 1;
+  }
+  /* Appending field 7 (varint) to a packed Event sets its seq. */
+  uint8_t tail[11];
+  size_t t = 0;
+  uint64_t seq = ++p->seq;
+  tail[t++] = (7 << 3) | 0;
+  do {
+    tail[t++] = (uint8_t)((seq & 0x7f) | (seq > 0x7f ? 0x80 : 0));
+    seq >>= 7;
+  } while (seq);
+  size_t len = zmq_msg_size(&f[1]);
+  zmq_msg_t body;
+  zmq_msg_init_size(&body, len + t);
+  memcpy(zmq_msg_data(&body), zmq_msg_data(&f[1]), len);
+  memcpy((uint8_t *)zmq_msg_data(&body) + len, tail, t);
+  zmq_msg_send(&f[0], p->pub, ZMQ_SNDMORE);
+  zmq_msg_send(&body, p->pub, 0);
+  zmq_msg_close(&f[0]);
+  zmq_msg_close(&f[1]);
+  zmq_msg_close(&body);
+  return 1;
+}
+
+static void *gm__publisher_run(void *arg) {
+  gm__publisher *p = arg;
+  for (;;) {
+    zmq_pollitem_t item = {p->pull, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, -1) < 0) {
+      if (zmq_errno() == EINTR) continue;
+      break; /* ETERM: the broker is stopping */
+    }
+    for (int i = 0; i < BURST; i++)
+      if (!gm__publisher_forward(p)) break;
+  }
+  int linger = 0;
+  zmq_setsockopt(p->pull, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(p->pub, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close(p->pull);
+  zmq_close(p->pub);
+  p->pull = p->pub = NULL;
+  return NULL;
+}
+
+gm__publisher *gm__publisher_start(void *zctx, const char *events,
+                                   const char *feed, const char *curve_secret,
+                                   char *err, size_t errlen) {
+  gm__publisher *p = calloc(1, sizeof *p);
+  if (!p) abort();
+  p->pull = zmq_socket(zctx, ZMQ_PULL);
+  p->pub = zmq_socket(zctx, ZMQ_PUB);
+  if (curve_secret) {
+    int one = 1;
+    zmq_setsockopt(p->pub, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(p->pub, ZMQ_CURVE_SECRETKEY, curve_secret, 40);
+    zmq_setsockopt(p->pub, ZMQ_ZAP_DOMAIN, "greenmarket", 11);
+  }
+  if (zmq_bind(p->pull, events)) {
+    snprintf(err, errlen, "inproc bind: %s", zmq_strerror(zmq_errno()));
+    goto fail;
+  }
+  if (zmq_bind(p->pub, feed)) {
+    snprintf(err, errlen, "cannot bind the feed %s: %s (set [broker] feed)",
+             feed, zmq_strerror(zmq_errno()));
+    goto fail;
+  }
+  if (pthread_create(&p->thread, NULL, gm__publisher_run, p) != 0) {
+    snprintf(err, errlen, "cannot start the publisher thread");
+    goto fail;
+  }
+  pthread_setname_np(p->thread, "gmd-publish");
+  p->started = 1;
+  return p;
+fail:
+  gm__publisher_destroy(&p);
+  return NULL;
+}
+
+void gm__publisher_destroy(gm__publisher **pp) {
+  if (!pp || !*pp) return;
+  gm__publisher *p = *pp;
+  if (p->started) pthread_join(p->thread, NULL);
+  int linger = 0;
+  void *socks[] = {p->pull, p->pub};
+  for (int i = 0; i < 2; i++)
+    if (socks[i]) {
+      zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
+      zmq_close(socks[i]);
+    }
+  free(p);
+  *pp = NULL;
+}
