@@ -1,0 +1,71 @@
+/*
+ * Market data: depth (best levels) and the day's statistics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon.h"
+
+gm_status carbon__depth(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply) {
+  const Gm__Carbon__DepthRequest *in = (const Gm__Carbon__DepthRequest *)req;
+  int levels = in->levels ? in->levels : 5;
+  const gm_value *v;
+  gm_status st;
+  if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
+  if (levels < 1 || levels > 100)
+    return host->fail(call, GM_INVALID_ARGUMENT, "levels must be 1..100");
+  const char *args[] = {"depth", carbon__num(call, levels)};
+  if ((st = carbon__run(call, "read", in->symbol, 2, args, &v)) != GM_OK)
+    return st;
+  Gm__Carbon__Depth *out = host->alloc(call, sizeof *out);
+  gm__carbon__depth__init(out);
+  out->symbol = in->symbol;
+  out->bids = host->alloc(call, (v->n + 1) * sizeof(void *));
+  out->asks = host->alloc(call, (v->n + 1) * sizeof(void *));
+  for (size_t i = 0; i < v->n; i++) {
+    const gm_value *r = &v->items[i];
+    Gm__Carbon__Level *l = host->alloc(call, sizeof *l);
+    gm__carbon__level__init(l);
+    l->price = carbon__i(r, 2);
+    l->quantity = carbon__i(r, 3);
+    if (carbon__s(r, 1)[0] == 'b')
+      out->bids[out->n_bids++] = l;
+    else
+      out->asks[out->n_asks++] = l;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}
+
+gm_status carbon__stats(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply) {
+  const Gm__Carbon__StatsRequest *in = (const Gm__Carbon__StatsRequest *)req;
+  const char *args[] = {"stats"};
+  const gm_value *v;
+  gm_status st;
+  if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
+  if ((st = carbon__run(call, "read", in->symbol, 1, args, &v)) != GM_OK)
+    return st;
+  const gm_value *r = &v->items[0];
+  Gm__Carbon__Stats *out = host->alloc(call, sizeof *out);
+  gm__carbon__stats__init(out);
+  out->symbol = in->symbol;
+  out->day = (char *)carbon__s(r, 1);
+  out->last = carbon__i(r, 2);
+  out->open = carbon__i(r, 3);
+  out->high = carbon__i(r, 4);
+  out->low = carbon__i(r, 5);
+  out->volume = carbon__i(r, 6);
+  out->turnover = carbon__i(r, 7);
+  out->trades = carbon__i(r, 8);
+  out->block_volume = carbon__i(r, 9);
+  out->reference_price = carbon__i(r, 10);
+  out->close = carbon__i(r, 11);
+  /* Half up, as the close itself is computed. */
+  if (out->volume > 0)
+    out->vwap = (2 * out->turnover + out->volume) / (2 * out->volume);
+  *reply = &out->base;
+  return GM_OK;
+}

@@ -1,0 +1,207 @@
+/*
+ * The carbon plugin's own header: what its files share.  Not installed and
+ * not seen by the host (the plugin's only exports are the two entry points
+ * of GM_PLUGIN_DEFINE); everything here has hidden visibility.
+ *
+ *   carbon.c   the plugin: description, methods, configuration, init
+ *   reply.c    script replies -> protobuf messages and feed events
+ *   cursor.c   paged walks with cursors (order.list, block.list)
+ *   admin.c    instruments and accounts
+ *   orders.c   place, replace, cancel, mass cancel, get, list
+ *   block.c    block trades
+ *   book.c     depth and day statistics
+ *   day.c      expiry, the daily close, orders left in flight
+ *   records.c  trades, statements and reconciliation from the ledger
+ *   settle.c   the carbon_* ledger tables and the settle callback
+ *   rules.c    sessions, dates and symbols (no Redis; shared with gm)
+ */
+#ifndef GM_CARBON_H
+#define GM_CARBON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <greenmarket/plugin.h>
+
+#include "carbon.pb-c.h"
+#include "price.h"
+#include "rules.h"
+
+/* Embedded by gm_add_plugin(... LUA ...). */
+extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
+    gm_lua_admin[], gm_lua_read[], gm_lua_sweep[], gm_lua_registry[];
+
+/* The furthest a GTD order may expire: a year and a day. */
+#define CARBON_MAX_GTD_MS (INT64_C(366) * 24 * 3600 * 1000)
+#define CARBON_STATEMENT_MAX 100000 /* trades in one statement */
+/* The instrument list's own tag (registry.lua). */
+#define CARBON_REGISTRY_TAG "_"
+/* order.list page sizes: the default and the largest. */
+#define CARBON_LIST_DEFAULT 100
+#define CARBON_LIST_MAX 1000
+/* A cursor's carried ids come from one SSCAN step beyond a page (a hash
+   bucket or two): far below this, which only bounds what a request sends. */
+#define CARBON_CURSOR_MAX 16384
+/* Reconcile runs per instrument: far above any real count of accounts
+   (reconcile_page each); a walk past it means the set never stops growing. */
+#define CARBON_RECONCILE_RUNS 1000000
+/* The largest max_steps: also the guard against a script that never ends. */
+#define CARBON_MAX_STEPS_LIMIT 10000
+/* Days one sweep (timer run or records.close) closes at most: days missed
+   while no broker ran are closed over several sweeps. */
+#define CARBON_CLOSE_DAYS 16
+#define CARBON_DEFAULT_SESSIONS "570-690,780-900"
+#define CARBON_DEFAULT_BLOCK_SESSIONS "780-900"
+
+/* The host's services (set in init). */
+extern const gm_host_api *host;
+/* [market.carbon] settings, read in init. */
+extern long carbon__max_fills;       /* default per instrument */
+extern long carbon__expire_batch;    /* expiries per sweep call */
+extern long carbon__mass_cancel_max; /* orders per mass_cancel call */
+extern long carbon__reconcile_page;  /* accounts per reconcile run */
+extern long carbon__max_steps;       /* place steps per order (per call) */
+extern long carbon__inflight_ms; /* in flight this long: the sweep ends it */
+/* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after this
+   step of a multi-step order; 0: off. */
+extern long carbon__kill_after_step;
+
+/*
+ * A walk over a participant's open orders, as order.list and
+ * order.mass_cancel hand it out in next_cursor and take it back in cursor:
+ * "<SYMBOL>[:<side>]:<position>[:<id>,<id>...]".  The position is "0" (the
+ * walk starts), an SSCAN cursor, or "-" (the scan is over); the ids are
+ * orders the last SSCAN step gave beyond the page, which the next call takes
+ * first (lib.lua, page()).  The side (b, s or a for both) is in mass
+ * cancel's cursors only.  Clients treat the text as opaque.
+ */
+typedef struct carbon__cursor {
+  const char *sym;   /* the instrument the walk is in */
+  char side;         /* mass cancel: 'b', 's' or 'a'; order.list: 0 */
+  const char *pos;   /* "0", SSCAN cursor digits, or "-" */
+  const char *carry; /* "" or ids separated by ',' */
+} carbon__cursor;
+
+/*
+ * A paged list of a participant's things, walked with a cursor: order.list
+ * (open orders) and block.list (open offers).
+ */
+typedef struct carbon__walk {
+  const char *method; /* "order.list": named in errors */
+  const char *op;     /* the read script's op: "orders" or "offers" */
+  const char *who;    /* whose; "" (offers only): every open one */
+  char prefix;        /* what carried ids start with: 0 or 'B' */
+  char tag;           /* the reply record of one item: 'O' or 'B' */
+  /* Turns a record into the reply's item. */
+  void *(*item)(gm_call *call, const char *sym, const gm_value *r);
+} carbon__walk;
+
+/* reply.c: script replies, messages, events */
+const char *carbon__s(const gm_value *r, size_t i);
+int64_t carbon__i(const gm_value *r, size_t i);
+char carbon__tag(const gm_value *reply, size_t i);
+gm_status carbon__run(gm_call *call, const char *script, const char *tag,
+                      size_t nargs, const char *const *args,
+                      const gm_value **v);
+char *carbon__num(gm_call *call, int64_t v);
+const char *carbon__side_code(Gm__Carbon__Side s);
+Gm__Carbon__Side carbon__side_of(const char *code);
+gm_status carbon__split_id(gm_call *call, const char *id, const char **sym,
+                           const char **local);
+gm_status carbon__need_symbol(gm_call *call, const char *sym);
+Gm__Carbon__Order *carbon__order(gm_call *call, const char *sym,
+                                 const gm_value *r);
+Gm__Carbon__Fill *carbon__fill(gm_call *call, const char *sym,
+                               const gm_value *r);
+Gm__Carbon__Account *carbon__account(gm_call *call, const char *sym,
+                                     const gm_value *r);
+Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r);
+void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
+                     Gm__Carbon__Side taker);
+
+/* cursor.c: cursors and paged walks */
+char *carbon__cursor_text(gm_call *call, const carbon__cursor *c);
+int carbon__cursor_done(const char *pos, const char *carry);
+gm_status carbon__cursor_parse(gm_call *call, const char *method,
+                               const char *text, int with_side, char prefix,
+                               carbon__cursor *c);
+gm_status carbon__walk_page(gm_call *call, const carbon__walk *w,
+                            const char *symbol, int32_t limit_in,
+                            const char *cursor, void ***items, size_t *n,
+                            char **next);
+
+/* admin.c: instruments and accounts */
+gm_status carbon__registry(gm_call *call, const gm_value **list);
+gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
+                                    ProtobufCMessage **reply);
+gm_status carbon__instrument_get(gm_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **reply);
+gm_status carbon__instrument_list(gm_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage **reply);
+gm_status carbon__halt(gm_call *call, const ProtobufCMessage *req,
+                       ProtobufCMessage **reply);
+gm_status carbon__resume(gm_call *call, const ProtobufCMessage *req,
+                         ProtobufCMessage **reply);
+gm_status carbon__deposit(gm_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply);
+gm_status carbon__withdraw(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply);
+gm_status carbon__account_get(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply);
+gm_status carbon__account_configure(gm_call *call, const ProtobufCMessage *req,
+                                    ProtobufCMessage **reply);
+
+/* orders.c: orders */
+gm_status carbon__side_role(gm_call *call, Gm__Carbon__Side side);
+gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
+                            const char *const *args,
+                            Gm__Carbon__PlaceReply **reply);
+gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply);
+gm_status carbon__replace(gm_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply);
+gm_status carbon__cancel(gm_call *call, const ProtobufCMessage *req,
+                         ProtobufCMessage **reply);
+gm_status carbon__mass_cancel(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply);
+gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply);
+gm_status carbon__order_list(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply);
+
+/* block.c: block trades */
+Gm__Carbon__BlockOffer *carbon__offer(gm_call *call, const char *sym,
+                                      const gm_value *r);
+gm_status carbon__block_offer(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply);
+gm_status carbon__block_accept(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply);
+gm_status carbon__block_reject(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply);
+gm_status carbon__block_list(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply);
+
+/* book.c: market data */
+gm_status carbon__depth(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply);
+gm_status carbon__stats(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply);
+
+/* day.c: end of day */
+gm_status carbon__close(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply);
+void carbon__timer(gm_call *call, void *arg);
+
+/* records.c: records */
+gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply);
+gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply);
+gm_status carbon__reconcile(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply);
+
+/* settle.c: settlement */
+/* Applies the carbon_* migrations and registers the settle callback. */
+gm_status carbon__settle_init(gm_market *m);
+
+#endif /* GM_CARBON_H */

@@ -1,0 +1,159 @@
+/*
+ * The end of the day: expiry of DAY/GTD orders and block offers, the
+ * daily close (VWAP), and finishing orders a stopped broker left in flight.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon.h"
+
+/* One DayClose from a {'C', ...} record of the close script. */
+static Gm__Carbon__DayClose *carbon__day_close(gm_call *call, const char *sym,
+                                               const gm_value *r,
+                                               int64_t expired) {
+  Gm__Carbon__DayClose *d = host->alloc(call, sizeof *d);
+  gm__carbon__day_close__init(d);
+  d->symbol = (char *)sym;
+  d->day = (char *)carbon__s(r, 1);
+  d->close = carbon__i(r, 2);
+  d->volume = carbon__i(r, 3);
+  d->from_trades = carbon__i(r, 4) != 0;
+  d->already = carbon__i(r, 5) != 0;
+  d->expired = expired;
+  return d;
+}
+
+/*
+ * Expires what is due and, with `close`, closes the days of instrument `sym`
+ * whose close has passed, oldest first: before each day's close the orders
+ * and offers due by that close are expired, and each day gets its own close
+ * (sweep.lua).  At most CARBON_CLOSE_DAYS days per call (days missed while
+ * no broker ran; the next call carries on).  Both steps are idempotent, so
+ * this may run any number of times (timer, admin, several brokers).  Sets
+ * dc[0..*ndc) (room for CARBON_CLOSE_DAYS): the days closed now, else the
+ * latest day closed before (already), else none (no trading day closed yet).
+ */
+static gm_status carbon__sweep(gm_call *call, const char *sym, int close,
+                               Gm__Carbon__DayClose **dc, size_t *ndc) {
+  const char *close_args[] = {"close"};
+  const gm_value *v;
+  gm_status st;
+  int64_t expired = 0;
+  const char *upto = NULL; /* expire only up to this close's ms */
+  *ndc = 0;
+  /* Bounded: each round expires at most expire_batch or closes one day;
+   * the next sweep carries on. */
+  for (int round = 0; round < 64 + CARBON_CLOSE_DAYS; round++) {
+    if (close && !upto) {
+      if ((st = carbon__run(call, "sweep", sym, 1, close_args, &v)) != GM_OK)
+        return st;
+      if (v->n == 0) { /* no trading day has closed yet */
+        close = 0;
+      } else if (carbon__tag(v, 0) == 'W') { /* due expiries first */
+        upto = carbon__s(&v->items[0], 2);
+      } else {
+        const gm_value *r = &v->items[0];
+        int already = carbon__i(r, 5) != 0;
+        if (!already || *ndc == 0)
+          dc[(*ndc)++] = carbon__day_close(call, sym, r, already ? 0 : expired);
+        if (!already) expired = 0;
+        /* A later day is due too: close it next, unless this call did its
+         * share. */
+        close = !already && carbon__i(r, 6) != 0 && *ndc < CARBON_CLOSE_DAYS;
+        if (close) continue;
+      }
+      if (close && !upto) continue;
+    }
+    const char *exp_args[] = {"expire", carbon__num(call, carbon__expire_batch),
+                              upto};
+    int more = 0;
+    if ((st = carbon__run(call, "sweep", sym, upto ? 3 : 2, exp_args, &v)) !=
+        GM_OK)
+      return st;
+    for (size_t i = 0; i < v->n; i++)
+      if (carbon__tag(v, i) == 'N') {
+        expired += carbon__i(&v->items[i], 1);
+        more = carbon__i(&v->items[i], 2) != 0;
+      }
+    carbon__publish(call, sym, v, GM__CARBON__SIDE__SIDE_UNSPECIFIED);
+    if (upto && !more) upto = NULL; /* that day's expiries are done */
+    if (!upto && !close && !more) return GM_OK;
+  }
+  return GM_OK;
+}
+
+gm_status carbon__close(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply) {
+  const Gm__Carbon__CloseRequest *in = (const Gm__Carbon__CloseRequest *)req;
+  const gm_value *list = NULL;
+  gm_status st;
+  size_t nsym = 1;
+  if (in->symbol[0]) {
+    if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
+  } else {
+    if ((st = carbon__registry(call, &list)) != GM_OK) return st;
+    nsym = list->n;
+  }
+  Gm__Carbon__CloseReply *out = host->alloc(call, sizeof *out);
+  gm__carbon__close_reply__init(out);
+  out->closes =
+      host->alloc(call, (nsym * CARBON_CLOSE_DAYS + 1) * sizeof *out->closes);
+  for (size_t k = 0; k < nsym; k++) {
+    const char *sym = list ? list->items[k].str : in->symbol;
+    size_t n;
+    if (!sym) continue;
+    if ((st = carbon__sweep(call, sym, 1, out->closes + out->n_closes, &n)) !=
+        GM_OK)
+      return st;
+    out->n_closes += n;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/*
+ * Finishes the orders of `sym` left in flight by a broker that stopped
+ * between two steps of their call, when no retry of that call resumed them
+ * within inflight_ms: each is continued as the call would have done.
+ */
+static void carbon__recover(gm_call *call, const char *sym) {
+  const char *args[] = {"stale", carbon__num(call, carbon__inflight_ms), "16"};
+  const gm_value *v;
+  if (carbon__run(call, "place", sym, 3, args, &v) != GM_OK) return;
+  for (size_t i = 0; i < v->n; i++) {
+    const char *cont[] = {"continue", carbon__s(&v->items[i], 1)};
+    Gm__Carbon__PlaceReply *r;
+    if (carbon__tag(v, i) != 'S') continue;
+    if (carbon__place_run(call, sym, 2, cont, &r) == GM_OK)
+      host->log(host->market(call), GM_LOG_INFO,
+                "order %s was left in flight (its broker stopped mid-call); "
+                "finished it: state %d, %lld t filled%s%s",
+                r->order->id, (int)r->order->state, (long long)r->order->filled,
+                r->order->reason[0] ? ", " : "", r->order->reason);
+  }
+}
+
+/* The timer: in-flight orders, expiries and closes of every instrument, on
+ * every broker. */
+void carbon__timer(gm_call *call, void *arg) {
+  const gm_value *list;
+  (void)arg;
+  if (carbon__registry(call, &list) != GM_OK) return;
+  for (size_t k = 0; k < list->n; k++) {
+    Gm__Carbon__DayClose *dc[CARBON_CLOSE_DAYS];
+    size_t n = 0;
+    if (!list->items[k].str) continue;
+    /* First, so an order that rests when finished is seen by the expiry. */
+    carbon__recover(call, list->items[k].str);
+    if (carbon__sweep(call, list->items[k].str, 1, dc, &n) != GM_OK) continue;
+    for (size_t i = 0; i < n; i++)
+      if (!dc[i]->already)
+        host->log(host->market(call), GM_LOG_INFO,
+                  "%s closed %s at %lld fen (%s, %lld orders and offers "
+                  "expired)",
+                  dc[i]->symbol, dc[i]->day, (long long)dc[i]->close,
+                  dc[i]->from_trades ? "VWAP" : "previous close",
+                  (long long)dc[i]->expired);
+  }
+}

@@ -1,0 +1,334 @@
+/*
+ * Records from the ledger: settled trades, statements as CSV, and
+ * reconciliation of ledger totals against live holdings.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon.h"
+
+typedef struct carbon__trades {
+  gm_call *call;
+  Gm__Carbon__TradeList *list;
+  size_t cap;
+  const char *me;
+  int admin;
+} carbon__trades;
+
+static int carbon__trade_row(void *arg, size_t ncols, const gm_param *c) {
+  carbon__trades *t = arg;
+  if (ncols < 12) return 1;
+  if (t->list->n_trades == t->cap) {
+    size_t ncap = t->cap * 2 + 16;
+    Gm__Carbon__Trade **n = host->alloc(t->call, ncap * sizeof *n);
+    if (t->cap) memcpy(n, t->list->trades, t->cap * sizeof *n);
+    t->list->trades = n;
+    t->cap = ncap;
+  }
+  Gm__Carbon__Trade *tr = host->alloc(t->call, sizeof *tr);
+  gm__carbon__trade__init(tr);
+  tr->trade_id = (char *)c[0].s;
+  tr->symbol = (char *)c[1].s;
+  tr->buyer = (char *)c[2].s;
+  tr->seller = (char *)c[3].s;
+  tr->buy_order_id = (char *)c[4].s;
+  tr->sell_order_id = (char *)c[5].s;
+  tr->price = c[6].i;
+  tr->quantity = c[7].i;
+  tr->amount = c[8].i;
+  tr->maker_side = carbon__side_of(c[9].s ? c[9].s : "b");
+  tr->time_ms = c[10].i;
+  tr->block = c[11].i != 0;
+  /* Listing trades are anonymous: only block trades (negotiated with a named
+   * counterparty) and admins show who was on the other side. */
+  if (!t->admin && !tr->block) {
+    if (strcmp(tr->buyer, t->me)) tr->buyer = "";
+    if (strcmp(tr->seller, t->me)) tr->seller = "";
+  }
+  t->list->trades[t->list->n_trades++] = tr;
+  return 0;
+}
+
+static gm_status carbon__query_trades(gm_call *call, const char *sym,
+                                      int64_t from_ms, int64_t to_ms,
+                                      int64_t limit, carbon__trades *t) {
+  t->call = call;
+  t->me = host->participant(call);
+  t->admin = host->has_role(call, "admin");
+  t->list = host->alloc(call, sizeof *t->list);
+  gm__carbon__trade_list__init(t->list);
+  t->cap = 0;
+  return host->ledger_query(
+      call,
+      "SELECT trade_id, symbol, buyer, seller, buy_order, sell_order, price,"
+      " quantity, amount, maker_side, time_ms, block FROM carbon_trades"
+      " WHERE (?1 = '' OR symbol = ?1) AND time_ms >= ?2 AND time_ms < ?3"
+      " AND (?4 OR buyer = ?5 OR seller = ?5)"
+      " ORDER BY time_ms, trade_id LIMIT ?6",
+      (gm_param[]){GM_TEXT(sym), GM_INT(from_ms), GM_INT(to_ms),
+                   GM_INT(t->admin), GM_TEXT(t->me), GM_INT(limit)},
+      6, carbon__trade_row, t);
+}
+
+gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply) {
+  const Gm__Carbon__TradesRequest *in = (const Gm__Carbon__TradesRequest *)req;
+  int64_t to = in->to_ms ? in->to_ms : host->now_ms(host->market(call)) + 1;
+  int64_t limit = in->limit ? in->limit : 100;
+  carbon__trades t;
+  gm_status st;
+  if (in->symbol[0] && (st = carbon__need_symbol(call, in->symbol)) != GM_OK)
+    return st;
+  if (limit < 1 || limit > 10000)
+    return host->fail(call, GM_INVALID_ARGUMENT, "limit must be 1..10000");
+  if ((st = carbon__query_trades(call, in->symbol, in->from_ms, to, limit,
+                                 &t)) != GM_OK)
+    return st;
+  *reply = &t.list->base;
+  return GM_OK;
+}
+
+gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  const Gm__Carbon__StatementRequest *in =
+      (const Gm__Carbon__StatementRequest *)req;
+  int64_t from, to;
+  carbon__trades t;
+  gm_status st;
+  if (in->symbol[0] && (st = carbon__need_symbol(call, in->symbol)) != GM_OK)
+    return st;
+  if (gm__carbon_parse_date(in->from, &from) ||
+      gm__carbon_parse_date(in->to[0] ? in->to : in->from, &to) || to < from)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "from and to must be dates YYYY-MM-DD (Asia/Shanghai), "
+                      "from <= to");
+  if (to - from > 3660)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "a statement covers at most 10 years; split the range");
+  if ((st =
+           carbon__query_trades(call, in->symbol, gm__carbon_day_start_ms(from),
+                                gm__carbon_day_start_ms(to + 1),
+                                CARBON_STATEMENT_MAX + 1, &t)) != GM_OK)
+    return st;
+  /* A statement is for reconciling: never cut one short silently. */
+  if (t.list->n_trades > CARBON_STATEMENT_MAX)
+    return host->fail(call, GM_RESOURCE_EXHAUSTED,
+                      "more than %d trades from %s to %s; ask for a shorter "
+                      "range",
+                      CARBON_STATEMENT_MAX, in->from,
+                      in->to[0] ? in->to : in->from);
+  /* One CSV line is under 256 bytes: ids and names are bounded. */
+  size_t cap = 256 * (t.list->n_trades + 1), used = 0;
+  char *csv = host->alloc(call, cap);
+  const char *me = host->participant(call);
+  used += (size_t)snprintf(csv, cap,
+                           "trade_id,time,symbol,side,price,quantity,amount,"
+                           "counterparty,order_id,kind\n");
+  for (size_t i = 0; i < t.list->n_trades; i++) {
+    const Gm__Carbon__Trade *tr = t.list->trades[i];
+    int buy = strcmp(tr->buyer, me) == 0;
+    int64_t local = tr->time_ms + GM_CARBON_TZ_MS;
+    int64_t sod = ((local % GM_CARBON_DAY_MS) + GM_CARBON_DAY_MS) %
+                  GM_CARBON_DAY_MS / 1000;
+    char date[16], px[32], amt[32];
+    gm__carbon_format_date(gm__carbon_day_of(tr->time_ms), date);
+    used += (size_t)snprintf(
+        csv + used, cap - used,
+        "%s,%sT%02d:%02d:%02d+08:00,%s,%s,%s,%lld,%s,%s,%s,%s\n", tr->trade_id,
+        date, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60),
+        tr->symbol, buy ? "buy" : "sell",
+        gm__carbon_format_price(tr->price, px), (long long)tr->quantity,
+        gm__carbon_format_price(tr->amount, amt), buy ? tr->seller : tr->buyer,
+        buy ? tr->buy_order_id : tr->sell_order_id,
+        tr->block ? "block" : "listing");
+    if (used >= cap) break;
+  }
+  Gm__Carbon__Statement *out = host->alloc(call, sizeof *out);
+  gm__carbon__statement__init(out);
+  out->csv = csv;
+  out->rows = (int64_t)t.list->n_trades;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* One account's totals: held in Redis, or settled in the ledger. */
+typedef struct carbon__total {
+  const char *who;
+  int64_t cash, alw;
+} carbon__total;
+
+/* A growing array of totals in the call's arena. */
+typedef struct carbon__totals {
+  gm_call *call;
+  carbon__total *t;
+  size_t n, cap;
+} carbon__totals;
+
+static void carbon__totals_add(carbon__totals *s, const char *who, int64_t cash,
+                               int64_t alw) {
+  if (s->n == s->cap) {
+    size_t ncap = s->cap * 2 + 64;
+    carbon__total *t = host->alloc(s->call, ncap * sizeof *t);
+    if (s->n) memcpy(t, s->t, s->n * sizeof *t);
+    s->t = t, s->cap = ncap;
+  }
+  s->t[s->n++] = (carbon__total){who, cash, alw};
+}
+
+static int carbon__totals_cmp(const void *a, const void *b) {
+  return strcmp(((const carbon__total *)a)->who,
+                ((const carbon__total *)b)->who);
+}
+
+static int carbon__settled_row(void *arg, size_t ncols, const gm_param *c) {
+  if (ncols < 3 || !c[0].s) return 0;
+  carbon__totals_add(arg, c[0].s, c[1].i, c[2].i);
+  return 0;
+}
+
+static void carbon__diff(gm_call *call, Gm__Carbon__ReconcileReply *out,
+                         size_t *cap, const char *sym, const char *who,
+                         Gm__Carbon__Asset asset, int64_t ledger,
+                         int64_t live) {
+  if (ledger == live) return;
+  if (out->n_differences == *cap) {
+    size_t ncap = *cap * 2 + 8;
+    Gm__Carbon__Difference **n = host->alloc(call, ncap * sizeof *n);
+    if (*cap) memcpy(n, out->differences, *cap * sizeof *n);
+    out->differences = n;
+    *cap = ncap;
+  }
+  Gm__Carbon__Difference *d = host->alloc(call, sizeof *d);
+  gm__carbon__difference__init(d);
+  d->symbol = (char *)sym;
+  d->participant = (char *)who;
+  d->asset = asset;
+  d->ledger = ledger;
+  d->live = live;
+  out->differences[out->n_differences++] = d;
+}
+
+/* The outbox's length (when len is not NULL) and count of entries ever
+ * added, from the {'N', ...} record of a read reply ('live' or 'outbox'). */
+static void carbon__outbox_counts(const gm_value *v, int64_t *len,
+                                  int64_t *added) {
+  for (size_t i = 0; i < v->n; i++)
+    if (carbon__tag(v, i) == 'N') {
+      if (len) *len = carbon__i(&v->items[i], 1);
+      *added = carbon__i(&v->items[i], 2);
+    }
+}
+
+/*
+ * Compares the ledger's totals per account of `sym` with Redis.  Redis is
+ * read in runs of reconcile_page accounts, so no run blocks Redis for long
+ * however many accounts there are.  The runs are no one snapshot, so the
+ * outbox's count of entries ever added is taken with the first run and again
+ * after the ledger query: entries appended in between count in unsettled
+ * with those not settled at the start, and unsettled = 0 means Redis did not
+ * change while it was read and the ledger had settled all of it.
+ */
+static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
+                                       Gm__Carbon__ReconcileReply *out,
+                                       size_t *cap) {
+  const char *pos = "0", *carry = "", *outbox_args[] = {"outbox"};
+  const gm_value *v;
+  carbon__totals live = {call, NULL, 0, 0}, led = {call, NULL, 0, 0};
+  int64_t len0 = 0, added0 = 0, added1 = 0;
+  gm_status st;
+  /* Redis first: an entry settled between the reads then counts in
+   * unsettled rather than hiding a difference. */
+  for (long run = 0; !carbon__cursor_done(pos, carry); run++) {
+    const char *args[] = {"live", carbon__num(call, carbon__reconcile_page),
+                          pos, carry};
+    int walked = 0;
+    if (run == CARBON_RECONCILE_RUNS)
+      return host->fail(call, GM_INTERNAL,
+                        "%s's accounts did not fit in %d reads of %ld; check "
+                        "the gmd log",
+                        sym, CARBON_RECONCILE_RUNS, carbon__reconcile_page);
+    if ((st = carbon__run(call, "read", sym, 4, args, &v)) != GM_OK) return st;
+    for (size_t i = 0; i < v->n; i++) {
+      const gm_value *r = &v->items[i];
+      char tag = carbon__tag(v, i);
+      if (tag == 'A')
+        carbon__totals_add(&live, carbon__s(r, 1), carbon__i(r, 2),
+                           carbon__i(r, 3));
+      else if (tag == 'C')
+        pos = carbon__s(r, 1), carry = carbon__s(r, 2), walked = 1;
+    }
+    if (!walked)
+      return host->fail(call, GM_INTERNAL,
+                        "the read script returned no position for %s's "
+                        "accounts; check the gmd log",
+                        sym);
+    if (run == 0) carbon__outbox_counts(v, &len0, &added0);
+  }
+  st = host->ledger_query(
+      call,
+      "SELECT who, sum(c), sum(a) FROM ("
+      " SELECT participant AS who, CASE asset WHEN 'c' THEN amount ELSE 0 END"
+      " AS c, CASE asset WHEN 'a' THEN amount ELSE 0 END AS a"
+      " FROM carbon_movements WHERE symbol = ?1"
+      " UNION ALL SELECT buyer, -amount, quantity FROM carbon_trades"
+      " WHERE symbol = ?1"
+      " UNION ALL SELECT seller, amount, -quantity FROM carbon_trades"
+      " WHERE symbol = ?1) GROUP BY who",
+      (gm_param[]){GM_TEXT(sym)}, 1, carbon__settled_row, &led);
+  if (st != GM_OK) return st;
+  if ((st = carbon__run(call, "read", sym, 1, outbox_args, &v)) != GM_OK)
+    return st;
+  carbon__outbox_counts(v, NULL, &added1);
+  out->unsettled += len0 + (added1 - added0);
+
+  /* Both sorted by participant and merged.  A walk may meet an account
+   * twice (SSCAN, when the set was resized between runs): once counts. */
+  if (live.n) qsort(live.t, live.n, sizeof *live.t, carbon__totals_cmp);
+  if (led.n) qsort(led.t, led.n, sizeof *led.t, carbon__totals_cmp);
+  size_t i = 0, k = 0;
+  while (i < live.n || k < led.n) {
+    if (i > 0 && i < live.n && !strcmp(live.t[i].who, live.t[i - 1].who)) {
+      i++;
+      continue;
+    }
+    int c = i == live.n  ? 1
+            : k == led.n ? -1
+                         : strcmp(live.t[i].who, led.t[k].who);
+    const char *who = c <= 0 ? live.t[i].who : led.t[k].who;
+    int64_t lc = c <= 0 ? live.t[i].cash : 0, la = c <= 0 ? live.t[i].alw : 0;
+    int64_t gc = c >= 0 ? led.t[k].cash : 0, ga = c >= 0 ? led.t[k].alw : 0;
+    i += c <= 0;
+    k += c >= 0;
+    out->accounts++;
+    carbon__diff(call, out, cap, sym, who, GM__CARBON__ASSET__ASSET_CASH, gc,
+                 lc);
+    carbon__diff(call, out, cap, sym, who, GM__CARBON__ASSET__ASSET_ALLOWANCE,
+                 ga, la);
+  }
+  return GM_OK;
+}
+
+gm_status carbon__reconcile(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  const Gm__Carbon__ReconcileRequest *in =
+      (const Gm__Carbon__ReconcileRequest *)req;
+  const gm_value *list = NULL;
+  size_t cap = 0, nsym = 1;
+  gm_status st;
+  if (in->symbol[0]) {
+    if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
+  } else {
+    if ((st = carbon__registry(call, &list)) != GM_OK) return st;
+    nsym = list->n;
+  }
+  Gm__Carbon__ReconcileReply *out = host->alloc(call, sizeof *out);
+  gm__carbon__reconcile_reply__init(out);
+  for (size_t k = 0; k < nsym; k++) {
+    const char *sym = list ? list->items[k].str : in->symbol;
+    if (sym && (st = carbon__reconcile_one(call, sym, out, &cap)) != GM_OK)
+      return st;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}

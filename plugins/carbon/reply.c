@@ -1,0 +1,233 @@
+/*
+ * Script replies: reading their records, turning them into the protobuf
+ * messages of replies and events, and publishing what a script changed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon.h"
+
+const char *carbon__s(const gm_value *r, size_t i) {
+  if (!r || r->type != GM_VALUE_ARRAY || i >= r->n) return "";
+  const gm_value *v = &r->items[i];
+  return v->type == GM_VALUE_STR ? v->str : "";
+}
+
+int64_t carbon__i(const gm_value *r, size_t i) {
+  if (!r || r->type != GM_VALUE_ARRAY || i >= r->n) return 0;
+  const gm_value *v = &r->items[i];
+  if (v->type == GM_VALUE_INT) return v->integer;
+  return v->type == GM_VALUE_STR ? strtoll(v->str, NULL, 10) : 0;
+}
+
+/* The record tag ('T', 'O', 'F', ...) of item i of a script reply. */
+char carbon__tag(const gm_value *reply, size_t i) {
+  const gm_value *r = &reply->items[i];
+  return r->type == GM_VALUE_ARRAY && r->n ? carbon__s(r, 0)[0] : 0;
+}
+
+gm_status carbon__run(gm_call *call, const char *script, const char *tag,
+                      size_t nargs, const char *const *args,
+                      const gm_value **v) {
+  static const char *const keys[] = {"i"};
+  static const char *const list_key[] = {"list"};
+  int registry = strcmp(tag, CARBON_REGISTRY_TAG) == 0;
+  gm_status st = host->script_run(call, script, tag, 1,
+                                  registry ? list_key : keys, nargs, args, v);
+  if (st != GM_OK) return st;
+  if ((*v)->type != GM_VALUE_ARRAY)
+    return host->fail(call, GM_INTERNAL,
+                      "carbon script %s returned no list; check the gmd log",
+                      script);
+  return GM_OK;
+}
+
+char *carbon__num(gm_call *call, int64_t v) {
+  return host->sprintf(call, "%lld", (long long)v);
+}
+
+const char *carbon__side_code(Gm__Carbon__Side s) {
+  return s == GM__CARBON__SIDE__SIDE_BUY ? "b" : "s";
+}
+
+Gm__Carbon__Side carbon__side_of(const char *code) {
+  return code[0] == 'b' ? GM__CARBON__SIDE__SIDE_BUY
+                        : GM__CARBON__SIDE__SIDE_SELL;
+}
+
+/* "CEA-2025:00000000002a" -> symbol and script id, in the call's arena. */
+gm_status carbon__split_id(gm_call *call, const char *id, const char **sym,
+                           const char **local) {
+  const char *colon = id ? strrchr(id, ':') : NULL;
+  if (!colon || colon == id || !colon[1] || strlen(colon + 1) > 16)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "id \"%s\" is not <SYMBOL>:<id> as order.place and "
+                      "block.offer return it",
+                      id ? id : "");
+  char *s = host->sprintf(call, "%.*s", (int)(colon - id), id);
+  if (!gm__carbon_valid_symbol(s))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "id \"%s\" does not start with an instrument symbol", id);
+  *sym = s;
+  *local = colon + 1;
+  return GM_OK;
+}
+
+gm_status carbon__need_symbol(gm_call *call, const char *sym) {
+  if (gm__carbon_valid_symbol(sym)) return GM_OK;
+  return host->fail(call, GM_INVALID_ARGUMENT,
+                    "symbol \"%s\" is not valid: 1-24 of A-Z 0-9 -, starting "
+                    "with a letter (e.g. CEA-2025)",
+                    sym ? sym : "");
+}
+
+Gm__Carbon__Order *carbon__order(gm_call *call, const char *sym,
+                                 const gm_value *r) {
+  Gm__Carbon__Order *o = host->alloc(call, sizeof *o);
+  gm__carbon__order__init(o);
+  o->id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 1));
+  o->symbol = (char *)sym;
+  o->participant = (char *)carbon__s(r, 2);
+  o->side = carbon__side_of(carbon__s(r, 3));
+  o->type = carbon__s(r, 4)[0] == 'M' ? GM__CARBON__ORDER_TYPE__TYPE_MARKET
+                                      : GM__CARBON__ORDER_TYPE__TYPE_LIMIT;
+  o->tif = (Gm__Carbon__TimeInForce)carbon__i(r, 5);
+  o->price = carbon__i(r, 6);
+  o->quantity = carbon__i(r, 7);
+  o->remaining = carbon__i(r, 8);
+  o->filled = carbon__i(r, 9);
+  o->state = (Gm__Carbon__OrderState)carbon__i(r, 10);
+  o->reason = (char *)carbon__s(r, 11);
+  o->expire_ms = carbon__i(r, 12);
+  o->created_ms = carbon__i(r, 13);
+  o->client_order_id = (char *)carbon__s(r, 14);
+  return o;
+}
+
+Gm__Carbon__Fill *carbon__fill(gm_call *call, const char *sym,
+                               const gm_value *r) {
+  Gm__Carbon__Fill *f = host->alloc(call, sizeof *f);
+  gm__carbon__fill__init(f);
+  f->trade_id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 1));
+  f->price = carbon__i(r, 2);
+  f->quantity = carbon__i(r, 3);
+  f->amount = carbon__i(r, 4);
+  f->maker_order_id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 5));
+  f->time_ms = carbon__i(r, 6);
+  return f;
+}
+
+Gm__Carbon__Account *carbon__account(gm_call *call, const char *sym,
+                                     const gm_value *r) {
+  Gm__Carbon__Account *a = host->alloc(call, sizeof *a);
+  gm__carbon__account__init(a);
+  a->participant = (char *)carbon__s(r, 1);
+  a->symbol = (char *)sym;
+  a->currency = "CNY";
+  a->cash = carbon__i(r, 2);
+  a->cash_frozen = carbon__i(r, 3);
+  a->allowances = carbon__i(r, 4);
+  a->allowances_frozen = carbon__i(r, 5);
+  a->allowances_locked = carbon__i(r, 6);
+  a->stp = (Gm__Carbon__StpMode)carbon__i(r, 7);
+  return a;
+}
+
+Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
+  Gm__Carbon__Instrument *in = host->alloc(call, sizeof *in);
+  gm__carbon__instrument__init(in);
+  char buf[256];
+  in->symbol = (char *)carbon__s(r, 1);
+  in->kind = (char *)carbon__s(r, 2);
+  in->currency = (char *)carbon__s(r, 3);
+  in->tick = carbon__i(r, 4);
+  in->lot = carbon__i(r, 5);
+  in->reference_price = carbon__i(r, 6);
+  in->band_bp = (int32_t)carbon__i(r, 7);
+  in->block_band_bp = (int32_t)carbon__i(r, 8);
+  in->block_threshold = carbon__i(r, 9);
+  gm__carbon_format_sessions(carbon__s(r, 10), buf, sizeof buf);
+  in->sessions = host->sprintf(call, "%s", buf);
+  gm__carbon_format_sessions(carbon__s(r, 11), buf, sizeof buf);
+  in->block_sessions = host->sprintf(call, "%s", buf);
+  in->halted = strcmp(carbon__s(r, 12), "1") == 0;
+  /* ",20454,20455," -> ["2026-01-01", ...] */
+  const char *hol = carbon__s(r, 13);
+  size_t n = 0;
+  for (const char *p = hol; *p; p++) n += *p == ',';
+  in->holidays = host->alloc(call, (n + 1) * sizeof *in->holidays);
+  for (const char *p = hol; *p;) {
+    char *end;
+    if (*p == ',') {
+      p++;
+      continue;
+    }
+    long long day = strtoll(p, &end, 10);
+    char date[16];
+    in->holidays[in->n_holidays++] =
+        host->sprintf(call, "%s", gm__carbon_format_date(day, date));
+    p = end;
+  }
+  in->max_fills = (int32_t)carbon__i(r, 14);
+  in->name = (char *)carbon__s(r, 15);
+  in->halt_reason = (char *)carbon__s(r, 16);
+  in->created_ms = carbon__i(r, 17);
+  return in;
+}
+
+/*
+ * Publishes what a script changed: order and offer states, the anonymous
+ * trade tape and the book levels.  Best effort: everything is already in
+ * the outbox.
+ */
+void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
+                     Gm__Carbon__Side taker) {
+  Gm__Carbon__BookEvent book = GM__CARBON__BOOK_EVENT__INIT;
+  Gm__Carbon__Level **levels =
+      host->alloc(call, (reply->n + 1) * sizeof *levels);
+  size_t nb = 0, na = 0;
+
+  for (size_t i = 0; i < reply->n; i++) {
+    const gm_value *r = &reply->items[i];
+    char tag = carbon__tag(reply, i);
+    if (tag == 'T' || tag == 'O') {
+      Gm__Carbon__OrderEvent ev = GM__CARBON__ORDER_EVENT__INIT;
+      ev.order = carbon__order(call, sym, r);
+      host->publish(call, "order", &ev.base);
+    } else if (tag == 'F') {
+      Gm__Carbon__TradeEvent ev = GM__CARBON__TRADE_EVENT__INIT;
+      ev.symbol = (char *)sym;
+      ev.trade_id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 1));
+      ev.price = carbon__i(r, 2);
+      ev.quantity = carbon__i(r, 3);
+      ev.maker_side = taker == GM__CARBON__SIDE__SIDE_BUY
+                          ? GM__CARBON__SIDE__SIDE_SELL
+                          : GM__CARBON__SIDE__SIDE_BUY;
+      ev.block = carbon__s(r, 5)[0] == 'B';
+      ev.time_ms = carbon__i(r, 6);
+      host->publish(call, "trade", &ev.base);
+    } else if (tag == 'B') {
+      Gm__Carbon__OfferEvent ev = GM__CARBON__OFFER_EVENT__INIT;
+      ev.offer = carbon__offer(call, sym, r);
+      host->publish(call, "offer", &ev.base);
+    } else if (tag == 'L') {
+      Gm__Carbon__Level *l = host->alloc(call, sizeof *l);
+      gm__carbon__level__init(l);
+      l->price = carbon__i(r, 2);
+      l->quantity = carbon__i(r, 3);
+      /* Bids fill the array from the front, asks from the back. */
+      if (carbon__s(r, 1)[0] == 'b')
+        levels[nb++] = l;
+      else
+        levels[reply->n - na++] = l;
+    }
+  }
+  if (nb + na == 0) return;
+  book.symbol = (char *)sym;
+  book.n_bids = nb;
+  book.bids = levels;
+  book.n_asks = na;
+  book.asks = levels + reply->n + 1 - na;
+  host->publish(call, "book", &book.base);
+}
