@@ -3,6 +3,7 @@
  * generic `gm <market> <method> field=value...` command.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,18 @@ gm_client *gm_cli_client(gm_cli *cli) {
   return cli->client;
 }
 
+/* Only a broker that never answered is "unreachable"; its own UNAVAILABLE
+ * (say, Redis is down) is an ordinary error reply. */
+static int gm__exit_code(const gm_result *r) {
+  if (r->status == GM_OK) return GM_CLI_EXIT_OK;
+  return r->status == GM_UNAVAILABLE && !r->answered ? GM_CLI_EXIT_UNAVAILABLE
+                                                     : GM_CLI_EXIT_ERROR;
+}
+
 int gm_cli_fail(const gm_result *r) {
   fprintf(stderr, "error: %s: %s\n", gm_status_name(r->status),
           r->message && *r->message ? r->message : "(no message)");
-  /* Only a broker that never answered is "unreachable"; its own
-   * UNAVAILABLE (say, Redis is down) is an ordinary error reply. */
-  return r->status == GM_UNAVAILABLE && !r->answered ? GM_CLI_EXIT_UNAVAILABLE
-                                                     : GM_CLI_EXIT_ERROR;
+  return gm__exit_code(r);
 }
 
 const Gm__MarketsReply *gm_cli_markets(gm_cli *cli, int *exit_code) {
@@ -48,65 +54,52 @@ const Gm__MarketsReply *gm_cli_markets(gm_cli *cli, int *exit_code) {
   return (const Gm__MarketsReply *)cli->markets;
 }
 
-/*
- * Whether market.method is mutating, per the broker's markets reply (the
- * core methods per the built-in table).  Returns 0 or 1, or -1 after
- * printing why (broker down, unknown market or method).
- */
-static int gm__mutating(gm_cli *cli, const char *market, const char *method,
-                        int *exit_code) {
-  if (!strcmp(market, "gm")) {
-    const gm_method *m = gm_cli_method(cli, market, method);
-    return m && (m->flags & GM_METHOD_MUTATING);
-  }
-  const Gm__MarketsReply *mr = gm_cli_markets(cli, exit_code);
-  if (!mr) return -1;
-  for (size_t i = 0; i < mr->n_markets; i++) {
-    const Gm__MarketInfo *mi = mr->markets[i];
-    if (strcmp(mi->name, market)) continue;
-    for (size_t k = 0; k < mi->n_methods; k++)
-      if (!strcmp(mi->methods[k]->name, method))
-        return mi->methods[k]->mutating ? 1 : 0;
-    fprintf(stderr,
-            "error: NOT_FOUND: the broker at %s has no method %s.%s; run "
-            "`gm %s --help` for the list\n",
-            cli->endpoint, market, method, market);
-    *exit_code = GM_CLI_EXIT_ERROR;
-    return -1;
-  }
-  fprintf(stderr, "error: NOT_FOUND: the broker at %s has no market \"%s\";",
-          cli->endpoint, market);
-  for (size_t i = 0; i < mr->n_markets; i++)
-    fprintf(stderr, "%s %s", i ? "," : " it has", mr->markets[i]->name);
-  fprintf(stderr, "\n");
-  *exit_code = GM_CLI_EXIT_ERROR;
-  return -1;
+/* gm's own refusal, shaped like the library's (answered stays 0). */
+static int gm__refuse(gm_result *r, gm_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int gm__refuse(gm_result *r, gm_status status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  r->status = status;
+  if (vasprintf(&r->message, fmt, ap) < 0) r->message = NULL;
+  va_end(ap);
+  return GM_CLI_EXIT_ERROR;
 }
 
-int gm_cli_call(gm_cli *cli, const char *market, const char *method,
-                const ProtobufCMessage *req, ProtobufCMessage **reply) {
-  int code = GM_CLI_EXIT_ERROR;
+int gm_cli_call_ex(gm_cli *cli, const char *market, const char *method,
+                   const ProtobufCMessage *req, ProtobufCMessage **reply,
+                   gm_result *r, int quiet) {
+  memset(r, 0, sizeof *r);
   *reply = NULL;
+  /* The plugin's own flags say whether the method mutates: gm asks the
+   * broker nothing before the call itself. */
   const gm_method *m = gm_cli_method(cli, market, method);
   if (!m) {
-    gm_cli_method_error(cli, market, method);
-    return GM_CLI_EXIT_ERROR;
+    if (!quiet) gm_cli_method_error(cli, market, method);
+    return gm__refuse(r, GM_NOT_FOUND,
+                      "market \"%s\" has no method \"%s\" in its plugin "
+                      "(see `gm %s --help`)",
+                      market, method, market);
   }
-  int mutating = gm__mutating(cli, market, method, &code);
-  if (mutating < 0) return code;
-  gm_client *c = gm_cli_client(cli);
-  if (!c) return GM_CLI_EXIT_ERROR;
+  if (!cli->client) {
+    cli->client = gm_client_new(cli->endpoint, &cli->opts);
+    if (!cli->client) {
+      if (!quiet) fprintf(stderr, "error: %s\n", gm_client_last_error());
+      return gm__refuse(r, GM_INVALID_ARGUMENT, "%s", gm_client_last_error());
+    }
+  }
 
   char fresh[33];
   const char *key = NULL;
-  if (mutating) {
+  if (m->flags & GM_METHOD_MUTATING) {
     key = cli->idempotency_key;
     if (!key) {
       if (gm_client_new_idempotency_key(fresh) != GM_OK) {
-        fprintf(stderr,
-                "error: INTERNAL: getrandom() failed making an "
-                "idempotency key; pass --idempotency-key\n");
-        return GM_CLI_EXIT_ERROR;
+        static const char why[] =
+            "getrandom() failed making an idempotency key; pass "
+            "--idempotency-key";
+        if (!quiet) fprintf(stderr, "error: INTERNAL: %s\n", why);
+        return gm__refuse(r, GM_INTERNAL, "%s", why);
       }
       key = fresh;
     }
@@ -115,18 +108,20 @@ int gm_cli_call(gm_cli *cli, const char *market, const char *method,
               "idempotency key: %s (to retry safely: --idempotency-key %s)\n",
               key, key);
   }
-  gm_result r;
-  gm_client_call(c, market, method, key, req, m->reply, &r);
+  gm_client_call(cli->client, market, method, key, req, m->reply, r);
   if (cli->verbose)
-    fprintf(stderr, "request %llu: %s\n", (unsigned long long)r.request_id,
-            gm_status_name(r.status));
-  if (r.status != GM_OK) {
-    code = gm_cli_fail(&r);
-  } else {
-    *reply = r.reply;
-    r.reply = NULL;
-    code = GM_CLI_EXIT_OK;
-  }
+    fprintf(stderr, "request %llu: %s\n", (unsigned long long)r->request_id,
+            gm_status_name(r->status));
+  if (r->status != GM_OK) return quiet ? gm__exit_code(r) : gm_cli_fail(r);
+  *reply = r->reply;
+  r->reply = NULL;
+  return GM_CLI_EXIT_OK;
+}
+
+int gm_cli_call(gm_cli *cli, const char *market, const char *method,
+                const ProtobufCMessage *req, ProtobufCMessage **reply) {
+  gm_result r;
+  int code = gm_cli_call_ex(cli, market, method, req, reply, &r, 0);
   gm_result_clear(&r);
   return code;
 }
@@ -152,25 +147,13 @@ int gm_cli_wants_help(int argc, char **argv) {
   return 0;
 }
 
-static const struct gm_cli_extension *gm__extension(const char *market) {
-  for (size_t i = 0; gm_cli_extensions[i]; i++)
-    if (!strcmp(gm_cli_extensions[i]->market, market))
-      return gm_cli_extensions[i];
-  return NULL;
-}
-
-static void gm__market_help(gm_cli *cli, const char *market,
+static void gm__market_help(const char *market, const gm_plugin *p,
                             const struct gm_cli_extension *ext) {
-  const char *why;
-  const gm_plugin *p = gm_cli_load_plugin(cli, market, &why);
   printf("usage: gm %s <method> [field=value ...] [--data JSON]\n", market);
   if (ext && ext->help) {
     printf("\n");
+    fflush(stdout);
     ext->help(stdout);
-  }
-  if (!p) {
-    printf("\nmethods: unknown here (%s)\n", why);
-    return;
   }
   printf("\n%s %s: %s\n\nmethods (`gm %s <method> --help` for fields):\n",
          p->name, p->version ? p->version : "",
@@ -181,6 +164,111 @@ static void gm__market_help(gm_cli *cli, const char *market,
            m->flags & GM_METHOD_MUTATING ? " [mutating]" : "",
            m->roles ? " [" : "", m->roles ? m->roles : "", m->roles ? "]" : "");
   }
+}
+
+/* Levenshtein distance of two short words (longer ones: far apart). */
+static size_t gm__distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b), row[65];
+  if (la > 64 || lb > 64) return (size_t)-1;
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (row[j] + 1 < best) best = row[j] + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+/* Keeps in best the candidate nearest to `word` within a typo's reach. */
+static void gm__consider(const char *word, const char *cand, char best[65],
+                         size_t *best_d) {
+  size_t d = gm__distance(word, cand), len = strlen(word);
+  size_t reach = len <= 4 ? 1 : 2;
+  /* A prefix of 3 or more letters names what it starts ("mark"). */
+  if (len >= 3 && !strncmp(cand, word, len)) d = d < reach ? d : reach;
+  if (d <= reach && d < *best_d) {
+    snprintf(best, 65, "%s", cand);
+    *best_d = d;
+  }
+}
+
+/*
+ * `gm WORD` where WORD is no command and no plugin is found for it: the
+ * nearest command or market, and the markets there are (the broker's when
+ * it answers within a second, else the plugins found here).
+ */
+static int gm__no_market(gm_cli *cli, const char *word, const char *why,
+                         const char *const *commands) {
+  char best[65] = "", loaded[1024] = "", dirs[2048] = "", line[3072];
+  size_t best_d = (size_t)-1;
+  for (size_t i = 0; commands[i]; i++)
+    gm__consider(word, commands[i], best, &best_d);
+  gm__consider(word, "gm", best, &best_d);
+
+  /* A typo should not wait out the full timeout and its retries. */
+  gm_client_options o = cli->opts;
+  o.timeout_ms = o.timeout_ms > 0 && o.timeout_ms < 1000 ? o.timeout_ms : 1000;
+  o.retries = -1;
+  gm_client *c = gm_client_new(cli->endpoint, &o);
+  gm_result r;
+  memset(&r, 0, sizeof r);
+  if (c)
+    gm_client_call(c, "gm", "markets", NULL, NULL,
+                   &gm__markets_reply__descriptor, &r);
+  const Gm__MarketsReply *mr =
+      c && r.status == GM_OK ? (const Gm__MarketsReply *)r.reply : NULL;
+  if (mr) {
+    for (size_t i = 0; i < mr->n_markets; i++) {
+      /* The broker has it, this machine lacks its plugin: a setup fix. */
+      if (!strcmp(mr->markets[i]->name, word)) {
+        fprintf(stderr, "error: %s\n", why);
+        gm_result_clear(&r);
+        gm_client_destroy(&c);
+        return GM_CLI_EXIT_ERROR;
+      }
+      if (!strcmp(mr->markets[i]->name, "gm")) continue; /* the core's */
+      gm__consider(word, mr->markets[i]->name, best, &best_d);
+      size_t used = strlen(loaded);
+      snprintf(loaded + used, sizeof loaded - used, "%s%s", used ? ", " : "",
+               mr->markets[i]->name);
+    }
+    snprintf(line, sizeof line,
+             "loaded markets: %s (gm markets lists them); commands: gm "
+             "--help",
+             *loaded ? loaded : "none (see [plugins] load in gmd.conf)");
+  } else {
+    char here[1024];
+    gm_cli_local_markets(cli, here, sizeof here, dirs, sizeof dirs);
+    char *copy = strdup(here), *save;
+    for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t;
+         t = strtok_r(NULL, ", ", &save))
+      gm__consider(word, t, best, &best_d);
+    free(copy);
+    if (*here)
+      snprintf(line, sizeof line,
+               "the broker at %s did not answer; plugins found in %s: %s; "
+               "commands: gm --help",
+               cli->endpoint, dirs, here);
+    else
+      snprintf(line, sizeof line,
+               "the broker at %s did not answer and no gm_<market>.so is in "
+               "%s (point --plugin-dir or GM_PLUGIN_DIR at the plugins); "
+               "commands: gm --help",
+               cli->endpoint, dirs);
+  }
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  fprintf(stderr, "error: no command or market \"%s\"", word);
+  if (*best) fprintf(stderr, "; did you mean \"%s\"?", best);
+  fprintf(stderr, "\n%s\n", line);
+  return GM_CLI_EXIT_ERROR;
 }
 
 static void gm__method_help(const char *market, const gm_method *m) {
@@ -223,16 +311,26 @@ static char *gm__read_data(const char *arg) {
   return buf;
 }
 
-int gm_cli_cmd_market(gm_cli *cli, int argc, char **argv) {
-  const char *market = argv[0];
-  const struct gm_cli_extension *ext = gm__extension(market);
+int gm_cli_cmd_market(gm_cli *cli, int argc, char **argv,
+                      const char *const *commands) {
+  const char *market = argv[0], *why;
+  int missing;
+  const gm_plugin *p = gm_cli_load_plugin(cli, market, &why, &missing);
+  if (!p) {
+    if (missing) return gm__no_market(cli, market, why, commands);
+    fprintf(stderr, "error: %s\n", why);
+    return GM_CLI_EXIT_ERROR;
+  }
+  const struct gm_cli_extension *ext = gm_cli_extension_of(p, market);
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    gm__market_help(cli, market, ext);
+    gm__market_help(market, p, ext);
     return argc < 2 ? GM_CLI_EXIT_ERROR : GM_CLI_EXIT_OK;
   }
-  if (ext && ext->run) {
-    int rc = ext->run(cli, argc - 1, argv + 1);
-    if (rc != GM_CLI_NOT_MINE) return rc;
+  if (ext) {
+    int rc = ext->run(cli, gm_cli_services(), argc - 1, argv + 1);
+    gm_cli_services()->progress_end(cli);
+    fflush(stdout);
+    if (rc != GM_CLI_NOT_MINE) return rc < 0 ? GM_CLI_EXIT_ERROR : rc;
   }
 
   const char *method = argv[1];

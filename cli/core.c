@@ -206,10 +206,10 @@ static const char gm__admin_usage[] =
     "[--name TEXT]\n"
     "       gm admin dead-letters [MARKET] [--limit N]\n"
     "       gm admin replay STREAM ID\n"
-    "register: registers (or updates) a participant.  Roles: buyer seller "
-    "bank\nagency supplier admin.  --key is the participant's CURVE public "
-    "key (from\n`gm keygen`); without keys the broker runs in development "
-    "mode.\n"
+    "register: registers (or updates) a participant.  Roles: admin, or "
+    "one the\nloaded markets' methods name (`gm markets` shows them in "
+    "brackets).  --key is\nthe participant's CURVE public key (from `gm "
+    "keygen`); without keys the broker\nruns in development mode.\n"
     "dead-letters: outbox entries set aside because their market's settle "
     "callback\nkept failing (oldest first, at most N, default 100).\n"
     "replay: puts one back into its stream once the cause is fixed; it "
@@ -460,7 +460,7 @@ static void gm__print_event(gm_cli *cli, const char *topic,
 int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
   static const char usage[] =
       "usage: gm watch [--count N] [TOPIC-PREFIX ...]\n"
-      "Prints feed events (topics \"<market>.<event>\", e.g. carbon.trade) "
+      "Prints feed events (topics \"<market>.<event>\"; see `gm markets`) "
       "until\nCtrl-C or N events; bodies are decoded when the market's "
       "plugin is found.\n";
   static const struct option opts[] = {{"count", required_argument, NULL, 'n'},

@@ -1,7 +1,8 @@
 /*
  * gm: the greenmarket command line.  Global options are taken from any
- * position (so `gm ping --json` and `gm --json ping` both work, for market
- * extensions too); the first remaining word picks the command.
+ * position (so `gm ping --json` and `gm --json ping` both work, for a
+ * market's friendly commands too); the first remaining word picks the
+ * command, else the market.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,10 +250,17 @@ int main(int argc, char **argv) {
               {"stats", gm_cli_cmd_stats},   {"whoami", gm_cli_cmd_whoami},
               {"keygen", gm_cli_cmd_keygen}, {"admin", gm_cli_cmd_admin},
               {"watch", gm_cli_cmd_watch},   {"clock", gm_cli_cmd_clock}};
+  enum { NCMDS = sizeof cmds / sizeof cmds[0] };
+  const char *names[NCMDS + 2];
   code = -1;
-  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-    if (!strcmp(argv[0], cmds[i].name)) code = cmds[i].run(&cli, argc, argv);
-  if (code < 0) code = gm_cli_cmd_market(&cli, argc, argv);
+  for (size_t i = 0; i < NCMDS; i++) {
+    names[i] = cmds[i].name;
+    if (code < 0 && !strcmp(argv[0], cmds[i].name))
+      code = cmds[i].run(&cli, argc, argv);
+  }
+  names[NCMDS] = "help";
+  names[NCMDS + 1] = NULL;
+  if (code < 0) code = gm_cli_cmd_market(&cli, argc, argv, names);
 
 done:
   gm_client_destroy(&cli.client);

@@ -4,8 +4,9 @@
  * `gm` needs only the method table and the protobuf descriptors it points
  * to, never a running plugin.
  */
-#include <stddef.h>
+#include <dirent.h>
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,9 +88,45 @@ fail:
   return NULL;
 }
 
+/*
+ * The folders gm looks for plugins in, in order: --plugin-dir or
+ * GM_PLUGIN_DIR, then this build tree, then the install beside this program
+ * (cmake --install --prefix elsewhere), then the configured install dir.
+ * Returns how many of dirs[4] are set; `beside` holds the third.
+ */
+static size_t gm__plugin_dirs(gm_cli *cli, const char *dirs[4],
+                              char beside[1024]) {
+  size_t n = 0;
+  ssize_t len = readlink("/proc/self/exe", beside, 1023);
+  if (len > 0) {
+    beside[len] = '\0';
+    char *slash = strrchr(beside, '/');
+    if (slash)
+      snprintf(slash + 1, 1024 - (size_t)(slash + 1 - beside), "%s",
+               GM_RELATIVE_PLUGIN_DIR);
+    else
+      beside[0] = '\0';
+  } else {
+    beside[0] = '\0';
+  }
+  const char *all[] = {cli->plugin_dir, GM_BUILD_PLUGIN_DIR, beside,
+                       GM_INSTALL_PLUGIN_DIR};
+  for (size_t i = 0; i < 4; i++)
+    if (all[i] && *all[i]) dirs[n++] = all[i];
+  return n;
+}
+
+/* Appends "a, b" style: `text` to the list in buf. */
+static void gm__list_add(char *buf, size_t len, const char *text) {
+  size_t used = strlen(buf);
+  if (used < len)
+    snprintf(buf + used, len - used, "%s%s", used ? ", " : "", text);
+}
+
 const gm_plugin *gm_cli_load_plugin(gm_cli *cli, const char *market,
-                                    const char **why) {
+                                    const char **why, int *missing) {
   static char reason[3072];
+  if (missing) *missing = 0;
   if (!strcmp(market, "gm")) return &gm__core;
   for (gm_cli_plugin *p = cli->plugins; p; p = p->next)
     if (!strcmp(p->market, market)) return p->entry;
@@ -99,34 +136,17 @@ const gm_plugin *gm_cli_load_plugin(gm_cli *cli, const char *market,
              "run `gm markets` for the list",
              market);
     *why = reason;
+    if (missing) *missing = 1;
     return NULL;
   }
-  /*
-   * --plugin-dir or GM_PLUGIN_DIR, then this build tree, then the install
-   * beside this program (cmake --install --prefix elsewhere), then the
-   * configured install dir.
-   */
-  char beside[1024] = "";
-  ssize_t n = readlink("/proc/self/exe", beside, sizeof beside - 1);
-  if (n > 0) {
-    beside[n] = '\0';
-    char *slash = strrchr(beside, '/');
-    if (slash)
-      snprintf(slash + 1, sizeof beside - (size_t)(slash + 1 - beside), "%s",
-               GM_RELATIVE_PLUGIN_DIR);
-  } else {
-    beside[0] = '\0';
-  }
-  const char *dirs[] = {cli->plugin_dir, GM_BUILD_PLUGIN_DIR, beside,
-                        GM_INSTALL_PLUGIN_DIR};
+  const char *dirs[4];
+  char beside[1024];
+  size_t ndirs = gm__plugin_dirs(cli, dirs, beside);
   char searched[2048] = "";
-  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-    if (!dirs[i] || !*dirs[i]) continue;
+  for (size_t i = 0; i < ndirs; i++) {
     char path[1024];
     snprintf(path, sizeof path, "%s/gm_%s.so", dirs[i], market);
-    size_t sl = strlen(searched);
-    snprintf(searched + sl, sizeof searched - sl, "%s%s", sl ? ", " : "",
-             dirs[i]);
+    gm__list_add(searched, sizeof searched, dirs[i]);
     if (access(path, R_OK) != 0) continue;
     gm_cli_plugin *p = gm__load(path, market, reason, sizeof reason);
     if (!p) {
@@ -143,7 +163,68 @@ const gm_plugin *gm_cli_load_plugin(gm_cli *cli, const char *market,
            "holding it",
            market, searched);
   *why = reason;
+  if (missing) *missing = 1;
   return NULL;
+}
+
+/* The first version of the struct: size, run, help. */
+#define GM__EXTENSION_V1 \
+  (offsetof(struct gm_cli_extension, help) + sizeof(void (*)(FILE *)))
+
+const struct gm_cli_extension *gm_cli_extension_of(const gm_plugin *p,
+                                                   const char *market) {
+  if (p->size < offsetof(gm_plugin, cli) + sizeof p->cli || !p->cli)
+    return NULL;
+  const struct gm_cli_extension *e = p->cli;
+  /* A size past any struct this SDK could grow into is a wild pointer or a
+   * plugin built wrong, not a newer SDK: the generic path still works. */
+  if (e->size < GM__EXTENSION_V1 || e->size > 4096 || !e->run) {
+    fprintf(stderr,
+            "warning: gm_%s.so's friendly commands are unusable (extension "
+            "size %zu, run %s): rebuild the plugin against this SDK; using "
+            "`gm %s <method> field=value` meanwhile\n",
+            market, e->size, e->run ? "set" : "NULL", market);
+    return NULL;
+  }
+  return e;
+}
+
+/* Ascending, for a stable listing. */
+static int gm__strcmp_p(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void gm_cli_local_markets(gm_cli *cli, char *out, size_t outlen, char *dirs,
+                          size_t dirslen) {
+  const char *d[4];
+  char beside[1024], *names[256];
+  size_t ndirs = gm__plugin_dirs(cli, d, beside), n = 0;
+  out[0] = dirs[0] = '\0';
+  for (size_t i = 0; i < ndirs; i++) {
+    gm__list_add(dirs, dirslen, d[i]);
+    DIR *dir = opendir(d[i]);
+    struct dirent *de;
+    while (dir && (de = readdir(dir)) && n < 256) {
+      size_t len = strlen(de->d_name);
+      if (len <= 6 || strncmp(de->d_name, "gm_", 3) ||
+          strcmp(de->d_name + len - 3, ".so"))
+        continue;
+      char *name = strndup(de->d_name + 3, len - 6);
+      if (!name) break;
+      int dup = !gm__market_name_ok(name);
+      for (size_t k = 0; k < n && !dup; k++) dup = !strcmp(names[k], name);
+      if (dup)
+        free(name);
+      else
+        names[n++] = name;
+    }
+    if (dir) closedir(dir);
+  }
+  qsort(names, n, sizeof *names, gm__strcmp_p);
+  for (size_t i = 0; i < n; i++) {
+    gm__list_add(out, outlen, names[i]);
+    free(names[i]);
+  }
 }
 
 void gm_cli_plugins_close(gm_cli *cli) {
@@ -159,7 +240,7 @@ void gm_cli_plugins_close(gm_cli *cli) {
 const gm_method *gm_cli_method(gm_cli *cli, const char *market,
                                const char *method) {
   const char *why;
-  const gm_plugin *p = gm_cli_load_plugin(cli, market, &why);
+  const gm_plugin *p = gm_cli_load_plugin(cli, market, &why, NULL);
   for (size_t i = 0; p && i < p->n_methods; i++)
     if (p->methods[i].name && !strcmp(p->methods[i].name, method))
       return &p->methods[i];
@@ -168,7 +249,7 @@ const gm_method *gm_cli_method(gm_cli *cli, const char *market,
 
 void gm_cli_method_error(gm_cli *cli, const char *market, const char *method) {
   const char *why;
-  const gm_plugin *p = gm_cli_load_plugin(cli, market, &why);
+  const gm_plugin *p = gm_cli_load_plugin(cli, market, &why, NULL);
   if (!p) {
     fprintf(stderr, "error: %s\n", why);
     return;
@@ -224,7 +305,7 @@ const ProtobufCMessageDescriptor *gm_cli_find_type(gm_cli *cli,
                                                    const char *full_name) {
   const char *why;
   if (market) {
-    const gm_plugin *p = gm_cli_load_plugin(cli, market, &why);
+    const gm_plugin *p = gm_cli_load_plugin(cli, market, &why, NULL);
     return p ? gm__find_in(p, full_name) : NULL;
   }
   const ProtobufCMessageDescriptor *r = gm__find_in(&gm__core, full_name);

@@ -306,8 +306,9 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
   }
   gm__result_fail(out, GM_UNAVAILABLE,
                   "no reply from %s after %d attempt%s of %d ms: is gmd "
-                  "running? start it with `gmd` (see the README), or point "
-                  "--endpoint / GM_ENDPOINT at the right broker%s",
+                  "running? start it with deploy/start (in the greenmarket "
+                  "folder; see the README), or point --endpoint / "
+                  "GM_ENDPOINT at the right broker%s",
                   c->endpoint, attempts, attempts == 1 ? "" : "s",
                   c->o.timeout_ms,
                   /* A CURVE refusal looks the same from here: no reply. */

@@ -211,6 +211,9 @@ static const ProtobufCMessageDescriptor *const carbon__events[] = {
     &gm__carbon__offer_event__descriptor,
 };
 
+/* The friendly `gm carbon ...` commands (cli.c). */
+extern const struct gm_cli_extension gm__carbon_cli_extension;
+
 static const gm_plugin carbon__plugin = {
     .size = sizeof(gm_plugin),
     .name = "carbon",
@@ -224,6 +227,7 @@ static const gm_plugin carbon__plugin = {
     .shutdown = carbon__shutdown,
     .events = carbon__events,
     .n_events = sizeof carbon__events / sizeof carbon__events[0],
+    .cli = &gm__carbon_cli_extension,
 };
 
 GM_PLUGIN_DEFINE(carbon__plugin)

@@ -1,16 +1,21 @@
 /*
  * The gm program as a user runs it: help on every level, exit codes, the
- * generic call path and its idempotency keys, keygen, against the echo
- * ROUTER of echo_server.h.
+ * generic call path and its idempotency keys, keygen, a market's friendly
+ * commands through the gm_cli_api table (plugins/clitest.c), and what gm
+ * says to a word it does not know, against the echo ROUTER of
+ * echo_server.h.
  */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pty.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "echo_server.h"
@@ -45,8 +50,12 @@ START_TEST(help_on_every_level) {
   r = run(NULL, "admin", "register", "--help", NULL);
   ck_assert_int_eq(r->code, 0);
   ck_assert_msg(strstr(r->out, "--roles"), "%s", r->out);
-  r = run(NULL, "nosuchmarket", "--help", NULL);
-  ck_assert_msg(strstr(r->out, "no gm_nosuchmarket.so in"), "%s", r->out);
+  char dead[64];
+  gm_test_dead_endpoint(dead);
+  r = run(dead, "nosuchmarket", "--help", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "error: no command or market \"nosuchmarket\""),
+                "%s", r->err);
   r = run(NULL, NULL);
   ck_assert_int_eq(r->code, 1); /* no command: usage on stderr */
   ck_assert_msg(strstr(r->err, "usage: gm"), "%s", r->err);
@@ -59,7 +68,8 @@ START_TEST(unreachable_exits_2_with_a_hint) {
   run_result *r = run(dead, "ping", "--timeout", "100", "--retries", "1", NULL);
   ck_assert_int_eq(r->code, 2);
   ck_assert_msg(strstr(r->err, "error: UNAVAILABLE: no reply from") &&
-                    strstr(r->err, dead) && strstr(r->err, "is gmd running?"),
+                    strstr(r->err, dead) && strstr(r->err, "is gmd running?") &&
+                    strstr(r->err, "start it with deploy/start"),
                 "%s", r->err);
 }
 END_TEST
@@ -211,6 +221,231 @@ START_TEST(keygen_writes_a_private_file_once) {
 }
 END_TEST
 
+/* Runs gm with --plugin-dir CLITEST_PLUGIN_DIR and the arguments. */
+static run_result *run_ext(const char *endpoint, ...) {
+  char *args[64];
+  int n = 0;
+  args[n++] = "--plugin-dir";
+  args[n++] = (char *)CLITEST_PLUGIN_DIR;
+  va_list ap;
+  va_start(ap, endpoint);
+  for (char *a; (a = va_arg(ap, char *)) && n < 63;) args[n++] = a;
+  va_end(ap);
+  args[n] = NULL;
+  return gm_test_run_gm(endpoint, args);
+}
+
+START_TEST(friendly_commands_use_gms_table) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  const char *ep = gm_test_echo_endpoint(e);
+  /* A read: one request (gm asks nothing else first), no key. */
+  run_result *r = run_ext(ep, "clitest", "say", "hello", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_str_eq(r->out, "say said: hello\n");
+  ck_assert_uint_eq(gm_test_echo_count(e), 1);
+  gm_test_echo_req s = gm_test_echo_get(e, 0);
+  ck_assert_str_eq(s.market, "clitest");
+  ck_assert_str_eq(s.method, "say");
+  ck_assert_str_eq(s.idempotency_key, "");
+  /* A mutation: the plugin's flag, not the broker, says it needs a key;
+   * still one request. */
+  r = run_ext(ep, "clitest", "keep", "x", "-v", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_uint_eq(gm_test_echo_count(e), 2);
+  s = gm_test_echo_get(e, 1);
+  ck_assert_str_eq(s.method, "keep");
+  ck_assert_uint_eq(strlen(s.idempotency_key), 32);
+  ck_assert_msg(strstr(r->err, s.idempotency_key), "%s", r->err);
+  r = run_ext(ep, "clitest", "keep", "y", "--idempotency-key", "again-1", NULL);
+  ck_assert_str_eq(gm_test_echo_get(e, 2).idempotency_key, "again-1");
+  /* print() follows --json, given anywhere on the line. */
+  r = run_ext(ep, "clitest", "say", "hi", "--json", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(
+      strstr(r->out, "\"text\": \"hi\"") && strstr(r->out, "\"n\": 2"), "%s",
+      r->out);
+  r = run_ext(ep, "--json", "-v", "clitest", "flags", NULL);
+  ck_assert_str_eq(r->out, "json 1 verbose 1\n");
+  r = run_ext(ep, "clitest", "flags", NULL);
+  ck_assert_str_eq(r->out, "json 0 verbose 0\n");
+  /* parse_time is gm's own parser. */
+  r = run_ext(ep, "clitest", "when", "2026-11-24T01:30:00.25Z", NULL);
+  ck_assert_str_eq(r->out, "1795483800250\n");
+  r = run_ext(ep, "clitest", "when", "2026-11-24 09:30", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_str_eq(r->err,
+                   "error: INVALID_ARGUMENT: \"2026-11-24 09:30\" is not a "
+                   "time; write 2026-11-24T09:30:00+08:00\n");
+  /* error() is how gm reports every failure. */
+  r = run_ext(ep, "clitest", "fail", "CEA", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_str_eq(r->err,
+                   "error: INVALID_ARGUMENT: CEA is 3 tonnes too many\n");
+  ck_assert_str_eq(r->out, "");
+  /* Off a terminal no progress is drawn: only the command's output. */
+  r = run_ext(ep, "clitest", "count", "3", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_str_eq(r->out, "counted 3\n");
+  ck_assert_str_eq(r->err, "");
+  /* A word the extension leaves alone takes the generic path. */
+  size_t before = gm_test_echo_count(e);
+  r = run_ext(ep, "clitest", "nosuch", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(
+      strstr(r->err, "no method \"nosuch\"") && strstr(r->err, "say keep"),
+      "%s", r->err);
+  ck_assert_uint_eq(gm_test_echo_count(e), before);
+  /* Help: the friendly commands first, then the methods. */
+  r = run_ext(ep, "clitest", "--help", NULL);
+  ck_assert_int_eq(r->code, 0);
+  const char *say = strstr(r->out, "gm clitest say TEXT");
+  const char *method = strstr(r->out, "say a note back");
+  ck_assert_msg(say && method && say < method, "%s", r->out);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(quiet_calls_print_nothing) {
+  gm_test_echo_opts o = {0};
+  o.status = GM_PERMISSION_DENIED;
+  o.message = "clitest.say needs the admin role";
+  gm_test_echo *e = gm_test_echo_start(&o);
+  run_result *r = run_ext(gm_test_echo_endpoint(e), "clitest", "quiet", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_str_eq(r->out,
+                   "code 1 status 7 message [clitest.say needs the admin "
+                   "role] reply (none)\n");
+  ck_assert_str_eq(r->err, "");
+  /* call() on the same refusal prints it the gm way. */
+  r = run_ext(gm_test_echo_endpoint(e), "clitest", "say", "x", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_str_eq(r->err,
+                   "error: PERMISSION_DENIED: clitest.say needs the admin "
+                   "role\n");
+  gm_test_echo_stop(&e);
+  /* No broker: exit code 2, the reason in the message, still silent. */
+  char dead[64];
+  gm_test_dead_endpoint(dead);
+  r = run_ext(dead, "--timeout", "100", "--retries", "1", "clitest", "quiet",
+              NULL);
+  ck_assert_int_eq(r->code, 2);
+  ck_assert_msg(strstr(r->out, "code 2 status 14 message [no reply from"), "%s",
+                r->out);
+  ck_assert_str_eq(r->err, "");
+  e = gm_test_echo_start(NULL);
+  r = run_ext(gm_test_echo_endpoint(e), "clitest", "quiet", NULL);
+  ck_assert_int_eq(r->code, 0);
+  ck_assert_str_eq(r->out, "code 0 status 0 message [] reply quietly\n");
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+/* Runs gm on a pseudo-terminal (stdout and stderr both); returns what it
+ * wrote, NUL-terminated in out, and its exit status. */
+static int run_tty(const char *endpoint, char *out, size_t cap,
+                   char *const *args) {
+  char *argv[16];
+  int argc = 0, master;
+  argv[argc++] = GM_BUILD_DIR "/cli/gm";
+  for (int i = 0; args[i] && argc < 15; i++) argv[argc++] = args[i];
+  argv[argc] = NULL;
+  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    unsetenv("GM_AS");
+    setenv("GM_ENDPOINT", endpoint, 1);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  size_t used = 0;
+  for (;;) {
+    ssize_t n = read(master, out + used, cap - 1 - used);
+    if (n > 0) used += (size_t)n;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || used == cap - 1) break; /* EIO: the child closed it */
+  }
+  out[used] = '\0';
+  close(master);
+  int status;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(progress_is_drawn_on_a_terminal) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  char out[8192];
+  char *args[] = {
+      "--plugin-dir", CLITEST_PLUGIN_DIR, "clitest", "count", "5", NULL};
+  int code = run_tty(gm_test_echo_endpoint(e), out, sizeof out, args);
+  ck_assert_msg(code == 0, "%s", out);
+  /* Redrawn in place with \r, ended with its final state before the
+   * command's own output. */
+  const char *last = strstr(out, "\r\033[Kcounting  5/5  100%");
+  const char *done = strstr(out, "counted 5");
+  ck_assert_msg(last && done && last < done, "%s", out);
+  ck_assert_uint_eq(gm_test_echo_count(e), 5);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(an_unusable_extension_falls_back_to_methods) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  run_result *r =
+      run_ext(gm_test_echo_endpoint(e), "clibroken", "say", "text=hi", NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(strstr(r->err,
+                       "warning: gm_clibroken.so's friendly commands are "
+                       "unusable (extension size 0") &&
+                    strstr(r->err, "rebuild the plugin"),
+                "%s", r->err);
+  ck_assert_msg(strstr(r->out, "text  hi"), "%s", r->out);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
+START_TEST(unknown_words_get_the_nearest_command) {
+  char dead[64];
+  gm_test_dead_endpoint(dead);
+  /* The broker is down: the plugins found here are listed, after a second
+   * at most (not the 3 x 5 s of the default timeout and retries). */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  run_result *r = run_ext(dead, "pingg", NULL);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 4);
+  ck_assert_msg(
+      strstr(r->err,
+             "error: no command or market \"pingg\"; did you mean "
+             "\"ping\"?\n") &&
+          strstr(r->err, "the broker at ") && strstr(r->err, dead) &&
+          strstr(r->err,
+                 "did not answer; plugins found in " CLITEST_PLUGIN_DIR) &&
+          strstr(r->err, "clibroken, clitest") &&
+          strstr(r->err, "commands: gm --help"),
+      "%s", r->err);
+  r = run_ext(dead, "--timeout", "100", "clitset", "say", "x", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "did you mean \"clitest\"?"), "%s", r->err);
+  r = run_ext(dead, "--timeout", "100", "mark", NULL);
+  ck_assert_msg(strstr(r->err, "did you mean \"markets\"?"), "%s", r->err);
+  r = run_ext(dead, "--timeout", "100", "zzzzzz", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "no command or market \"zzzzzz\"\n"), "%s",
+                r->err);
+  /* A broker that answers lists its markets (the echo broker has none). */
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  r = run_ext(gm_test_echo_endpoint(e), "procurment", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "no command or market \"procurment\"\n"
+                       "loaded markets: none"),
+                "%s", r->err);
+  ck_assert_str_eq(gm_test_echo_get(e, 0).method, "markets");
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
@@ -221,6 +456,11 @@ int main(void) {
   tcase_add_test(tc, generic_call_and_idempotency_keys);
   tcase_add_test(tc, bad_input_exits_1_before_sending);
   tcase_add_test(tc, keygen_writes_a_private_file_once);
+  tcase_add_test(tc, friendly_commands_use_gms_table);
+  tcase_add_test(tc, quiet_calls_print_nothing);
+  tcase_add_test(tc, progress_is_drawn_on_a_terminal);
+  tcase_add_test(tc, an_unusable_extension_falls_back_to_methods);
+  tcase_add_test(tc, unknown_words_get_the_nearest_command);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -1,8 +1,10 @@
 /*
- * `gm carbon`: the price and quantity parsing of cli/carbon.c (compiled into
- * this test, so its private functions are called directly), the refusals a
- * user sees from the real binary before anything is sent, and a session
- * against a private gmd + redis-server run through the built `gm`.
+ * `gm carbon`: the price and quantity parsing of the carbon plugin's
+ * friendly commands (cli.c, compiled into this test so its private
+ * functions are called directly, with gm's own gm_cli_api table), the
+ * refusals a user sees from the real gm before anything is sent, and
+ * sessions against a private gmd + redis-server run through the built gm,
+ * which finds the commands in the built gm_carbon.so.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -12,14 +14,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "run_gm.h"
-#include "../../cli/carbon.c"
+#include "../cli.c"
+#include "commands.h"
 #include "gmd_fixture.h"
 #include "redis_fixture.h"
-
-/* call.c looks extensions up here; in `gm` it is cli/extensions.c. */
-const struct gm_cli_extension *const gm_cli_extensions[] = {
-    &gm_cli_carbon_extension, NULL};
+#include "run_gm.h"
 
 /* ---- parsing and formatting ---- */
 
@@ -149,18 +148,24 @@ END_TEST
 START_TEST(dates_are_shanghai_days) {
   int64_t ms;
   /* 2026-11-24 00:00 in Shanghai is 2026-11-23 16:00 UTC. */
-  ck_assert_int_eq(gm__carbon_parse_when("2026-11-24", 0, &ms), 0);
+  ck_assert_int_eq(
+      gm__carbon_parse_when(gm_cli_services(), "2026-11-24", 0, &ms), 0);
   ck_assert_int_eq(ms, INT64_C(1795449600000));
   /* --to DATE includes the day: it ends where the next one starts. */
-  ck_assert_int_eq(gm__carbon_parse_when("2026-11-24", 1, &ms), 0);
+  ck_assert_int_eq(
+      gm__carbon_parse_when(gm_cli_services(), "2026-11-24", 1, &ms), 0);
   ck_assert_int_eq(ms, INT64_C(1795536000000));
-  ck_assert_int_eq(gm__carbon_parse_when("2024-02-29", 0, &ms), 0);
+  ck_assert_int_eq(
+      gm__carbon_parse_when(gm_cli_services(), "2024-02-29", 0, &ms), 0);
   ck_assert_int_eq(ms, INT64_C(1709136000000));
-  ck_assert_int_eq(gm__carbon_parse_when("2026-11-24T09:30:00+08:00", 0, &ms),
+  ck_assert_int_eq(gm__carbon_parse_when(gm_cli_services(),
+                                         "2026-11-24T09:30:00+08:00", 0, &ms),
                    0);
   ck_assert_int_eq(ms, INT64_C(1795449600000) + 570 * 60000);
-  ck_assert_int_eq(gm__carbon_parse_when("2026-13-01", 0, &ms), -1);
-  ck_assert_int_eq(gm__carbon_parse_when("yesterday", 0, &ms), -1);
+  ck_assert_int_eq(
+      gm__carbon_parse_when(gm_cli_services(), "2026-13-01", 0, &ms), -1);
+  ck_assert_int_eq(
+      gm__carbon_parse_when(gm_cli_services(), "yesterday", 0, &ms), -1);
   char buf[32];
   ck_assert_str_eq(gm__carbon_time(INT64_C(1795449600000) + 570 * 60000, buf),
                    "2026-11-24 09:30:00");
@@ -311,6 +316,14 @@ START_TEST(a_session_against_gmd) {
   ck_assert_msg(
       strstr(r->out, "85.50 CNY") && strstr(r->out, "09:30-11:30,13:00-15:00"),
       "%s", r->out);
+  /* A typo: gm names the market the broker has loaded. */
+  r = gm(ep, "carbn", "book", "CEA-2025", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "error: no command or market \"carbn\"; did you mean "
+                       "\"carbon\"?\nloaded markets: carbon (gm markets "
+                       "lists them)"),
+                "%s", r->err);
   /* A second instrument where nobody has an account: holdings skip it. */
   r = gm(ep, "--as", "root", "carbon", "create", "CCER-2025", "--reference",
          "62", "--kind", "CCER", NULL);
@@ -749,31 +762,30 @@ START_TEST(orders_and_cancel_all_go_past_one_page) {
          "10000", NULL);
   GM_OK(r);
 
-  /* 150 asks and 10 bids, placed in this process through gm's own call
-   * path (a gm process per order would take most of the test's time). */
-  gm_cli cli;
-  memset(&cli, 0, sizeof cli);
-  gm_client_options_init(&cli.opts);
-  cli.endpoint = ep;
-  cli.plugin_dir = GM_BUILD_PLUGIN_DIR;
-  cli.opts.dev_participant = "carol";
+  /* 150 asks and 10 bids, placed in this process (a gm process per order
+   * would take most of the test's time). */
+  gm_test_conn *conn = gm_test_conn_new(ep, NULL, NULL, NULL);
   for (int i = 0; i < 160; i++) {
-    ProtobufCMessage *raw;
-    json_t *out;
-    json_t *req =
-        json_pack("{s:s, s:s, s:I, s:I}", "symbol", "CEA-2025", "side",
-                  i < 150 ? "SIDE_SELL" : "SIDE_BUY", "price",
-                  (json_int_t)(i < 150 ? 8600 + i % 50 : 8000 + i % 10),
-                  "quantity", (json_int_t)1);
-    ck_assert_int_eq(gm__carbon_call(&cli, "order.place", req, &raw, &out),
-                     GM_CLI_EXIT_OK);
-    ck_assert_str_eq(gm__carbon_str(json_object_get(out, "order"), "state"),
-                     "STATE_OPEN");
-    gm__carbon_free(&raw, &out);
+    Gm__Carbon__PlaceRequest req = GM__CARBON__PLACE_REQUEST__INIT;
+    char idem[32];
+    req.symbol = "CEA-2025";
+    req.side =
+        i < 150 ? GM__CARBON__SIDE__SIDE_SELL : GM__CARBON__SIDE__SIDE_BUY;
+    req.price = i < 150 ? 8600 + i % 50 : 8000 + i % 10;
+    req.quantity = 1;
+    snprintf(idem, sizeof idem, "place-%d", i);
+    Gm__Reply *rep =
+        gm_test_call(conn, "carol", "carbon", "order.place", idem, &req.base);
+    ck_assert_msg(rep && rep->status == GM__STATUS__OK, "order %d: %s", i,
+                  rep ? rep->message : "no reply");
+    Gm__Carbon__PlaceReply *placed =
+        gm__carbon__place_reply__unpack(NULL, rep->body.len, rep->body.data);
+    ck_assert_ptr_nonnull(placed);
+    ck_assert_int_eq(placed->order->state, GM__CARBON__ORDER_STATE__STATE_OPEN);
+    gm__carbon__place_reply__free_unpacked(placed, NULL);
+    gm__reply__free_unpacked(rep, NULL);
   }
-  gm_client_destroy(&cli.client);
-  if (cli.markets) protobuf_c_message_free_unpacked(cli.markets, NULL);
-  gm_cli_plugins_close(&cli);
+  gm_test_conn_destroy(&conn);
 
   /* Every open order is listed, in one table: a header and 160 rows. */
   r = gm(ep, "--as", "carol", "carbon", "orders", "CEA-2025", NULL);

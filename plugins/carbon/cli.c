@@ -1,13 +1,15 @@
 /*
  * `gm carbon ...`: the carbon market's friendly commands for people (buy,
- * sell, cancel, book, trades, holdings, ...), on top of the generic
- * `gm carbon <method> field=value` path that handles every other word.
+ * sell, cancel, book, trades, holdings, ...), run by `gm` from this plugin
+ * (include/greenmarket/cli.h).  Every other word takes gm's generic
+ * `gm carbon <method> field=value` path.
  *
  * Prices and cash are typed and shown in yuan with two decimals and sent as
- * int64 fen; quantities are whole tonnes.  Requests are built and replies
- * read through the plugin's own descriptors (gm_codec JSON), so `gm` needs
- * no generated carbon code and always speaks the loaded plugin's messages.
- * With --json every command prints the method's reply unchanged (fen).
+ * int64 fen; quantities are whole tonnes.  Requests and replies are the
+ * plugin's own generated messages, so the commands always speak exactly the
+ * methods beside them.  With --json every command prints the method's reply
+ * unchanged (fen).  Everything asked of gm goes through the gm_cli_api
+ * table: this file links no gm symbol.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,14 +20,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "../plugins/carbon/price.h"
-#include "../plugins/carbon/rules.h"
-#include "codec.h"
-#include "commands.h"
+#include <greenmarket/cli.h>
+
+#include "carbon.pb-c.h"
+#include "price.h"
+#include "rules.h"
 
 /* The balance cap of docs/carbon.md (4 x 10^15 fen): larger moves are
  * refused by the plugin, so gm refuses them before sending. */
 #define GM__CARBON_MAX_CASH INT64_C(4000000000000000)
+
+/* What every command gets: gm's run and the services it offers. */
+typedef struct gm__carbon_cli {
+  gm_cli *cli;
+  const gm_cli_api *api;
+} gm__carbon_cli;
 
 /* ---- amounts: yuan, fen, tonnes ---- */
 
@@ -124,38 +133,40 @@ static int gm__carbon_parse_tonnes(const char *what, const char *text,
 }
 
 /* The same as the parsers above, printing the error; for commands. */
-static int gm__carbon_yuan_arg(const char *what, const char *text,
-                               int64_t max_fen, int64_t *fen) {
+static int gm__carbon_yuan_arg(const gm__carbon_cli *g, const char *what,
+                               const char *text, int64_t max_fen,
+                               int64_t *fen) {
   char err[256];
   if (gm__carbon_parse_yuan(what, text, max_fen, fen, err, sizeof err) == 0)
     return 0;
-  fprintf(stderr, "error: INVALID_ARGUMENT: %s\n", err);
+  g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s", err);
   return -1;
 }
 
-static int gm__carbon_tonnes_arg(const char *what, const char *text,
-                                 int64_t max, int64_t *t) {
+static int gm__carbon_tonnes_arg(const gm__carbon_cli *g, const char *what,
+                                 const char *text, int64_t max, int64_t *t) {
   char err[256];
   if (gm__carbon_parse_tonnes(what, text, max, t, err, sizeof err) == 0)
     return 0;
-  fprintf(stderr, "error: INVALID_ARGUMENT: %s\n", err);
+  g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s", err);
   return -1;
 }
 
 /*
  * A date "YYYY-MM-DD" (the Asia/Shanghai day, as the market counts days) or
- * a full time for `gm_cli_parse_time`, as ms.  `end` moves a bare date to
- * the start of the next day, so "--to DATE" includes the whole day.  Dates
- * are the market's own rules (plugins/carbon/rules.c), so gm and the plugin
- * agree on every day.
+ * a full time as gm takes it (api->parse_time), as ms.  `end` moves a bare
+ * date to the start of the next day, so "--to DATE" includes the whole day.
+ * Dates are the market's own rules (rules.c), so gm and the plugin agree on
+ * every day.
  */
-static int gm__carbon_parse_when(const char *text, int end, int64_t *ms) {
+static int gm__carbon_parse_when(const gm_cli_api *api, const char *text,
+                                 int end, int64_t *ms) {
   int64_t day;
   if (gm__carbon_parse_date(text, &day) == 0) {
     *ms = gm__carbon_day_start_ms(day + (end ? 1 : 0));
     return 0;
   }
-  return gm_cli_parse_time(text, ms);
+  return api->parse_time(text, ms);
 }
 
 /* ms since the epoch as Asia/Shanghai "YYYY-MM-DD HH:MM:SS". */
@@ -167,22 +178,14 @@ static const char *gm__carbon_time(int64_t ms, char out[32]) {
   return out;
 }
 
-/* ---- reading replies (JSON from gm_codec_to_json) ---- */
+/* ---- reading replies ---- */
 
-static int64_t gm__carbon_int(const json_t *o, const char *key) {
-  const json_t *v = json_object_get(o, key);
-  return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
-static const char *gm__carbon_str(const json_t *o, const char *key) {
-  const char *s = json_string_value(json_object_get(o, key));
-  return s ? s : "";
-}
-
-/* An enum name without its prefix, lower-cased: "SIDE_BUY" -> "buy". */
-static const char *gm__carbon_enum(const json_t *o, const char *key,
+/* An enum value's name without its prefix, lower-cased: SIDE_BUY -> "buy",
+ * STATE_CANCEL_PENDING -> "cancel pending". */
+static const char *gm__carbon_enum(const ProtobufCEnumDescriptor *d, int value,
                                    char out[32]) {
-  const char *s = gm__carbon_str(o, key), *u = strchr(s, '_');
+  const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
+  const char *s = v ? v->name : "", *u = strchr(s, '_');
   size_t i = 0;
   for (s = u ? u + 1 : s; *s && i < 31; s++)
     out[i++] = *s == '_' ? ' ' : (char)tolower((unsigned char)*s);
@@ -190,9 +193,25 @@ static const char *gm__carbon_enum(const json_t *o, const char *key,
   return out;
 }
 
+/* A time in force as traders write it: "GTC", "IOC". */
+static const char *gm__carbon_tif(Gm__Carbon__TimeInForce tif, char out[32]) {
+  gm__carbon_enum(&gm__carbon__time_in_force__descriptor, (int)tif, out);
+  for (char *p = out; *p; p++) *p = (char)toupper((unsigned char)*p);
+  return out;
+}
+
+#define GM__CARBON_SIDE(v, out) \
+  gm__carbon_enum(&gm__carbon__side__descriptor, (int)(v), out)
+
 /* fen as yuan, or "-" for 0 (no price: no trade yet). */
 static const char *gm__carbon_px(int64_t fen, char out[32]) {
   return fen ? gm__carbon_format_price(fen, out) : strcpy(out, "-");
+}
+
+/* An integer as text, for table cells. */
+static const char *gm__carbon_num(int64_t v, char out[24]) {
+  snprintf(out, 24, "%lld", (long long)v);
+  return out;
 }
 
 /* ---- aligned tables ---- */
@@ -261,72 +280,32 @@ static void gm__carbon_table_print(gm__carbon_table *t, FILE *out) {
 
 /* ---- calling the market ---- */
 
-/* gm__carbon_call_ex() when carbon.<method> answered NOT_FOUND. */
-#define GM__CARBON_MISSING (-2)
-
-/*
- * Calls carbon.<method> with the JSON request `req` (consumed).  On success
- * sets *raw (free with protobuf_c_message_free_unpacked) and *out (the reply
- * as JSON; json_decref) and returns 0; else the exit code, after printing.
- * With missing_ok (reads only: no idempotency key is sent), NOT_FOUND
- * returns GM__CARBON_MISSING without printing anything.
- */
-static int gm__carbon_call_ex(gm_cli *cli, const char *method, json_t *req,
-                              ProtobufCMessage **raw, json_t **out,
-                              int missing_ok) {
-  char *err = NULL;
-  int code = GM_CLI_EXIT_ERROR;
-  ProtobufCMessage *msg = NULL;
-  *raw = NULL;
-  *out = NULL;
-  const gm_method *m = gm_cli_method(cli, "carbon", method);
-  if (!m) {
-    gm_cli_method_error(cli, "carbon", method);
-    goto done;
-  }
-  msg = gm_codec_from_value(m->request, req, &err);
-  if (!msg) {
-    /* The plugin's request changed under gm: say so rather than guess. */
-    fprintf(stderr,
-            "error: INTERNAL: gm cannot build carbon.%s (%s); is the "
-            "carbon plugin in the plugin dir the same version as gm?\n",
-            method, err ? err : "?");
-    goto done;
-  }
-  if (missing_ok) {
-    gm_client *c = gm_cli_client(cli);
-    gm_result r;
-    if (!c) goto done;
-    gm_client_call(c, "carbon", method, NULL, msg, m->reply, &r);
-    if (r.status == GM_OK) {
-      *raw = r.reply;
-      r.reply = NULL;
-      code = GM_CLI_EXIT_OK;
-    } else {
-      code = r.status == GM_NOT_FOUND ? GM__CARBON_MISSING : gm_cli_fail(&r);
-    }
-    gm_result_clear(&r);
-  } else {
-    code = gm_cli_call(cli, "carbon", method, msg, raw);
-  }
-  if (code == GM_CLI_EXIT_OK) *out = gm_codec_to_json(*raw);
-done:
-  free(err);
-  if (msg) protobuf_c_message_free_unpacked(msg, NULL);
-  json_decref(req);
-  return code;
+/* Calls carbon.<method>; on success sets *reply (gm__carbon_free it). */
+static int gm__carbon_call(const gm__carbon_cli *g, const char *method,
+                           const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  return g->api->call(g->cli, "carbon", method, req, reply);
 }
 
-static int gm__carbon_call(gm_cli *cli, const char *method, json_t *req,
-                           ProtobufCMessage **raw, json_t **out) {
-  return gm__carbon_call_ex(cli, method, req, raw, out, 0);
+static void gm__carbon_free(ProtobufCMessage **m) {
+  if (*m) protobuf_c_message_free_unpacked(*m, NULL);
+  *m = NULL;
 }
 
-static void gm__carbon_free(ProtobufCMessage **raw, json_t **out) {
-  if (*raw) protobuf_c_message_free_unpacked(*raw, NULL);
-  json_decref(*out);
-  *raw = NULL;
-  *out = NULL;
+/* Calls a method and prints its reply with `print` (or JSON). */
+static int gm__carbon_show(const gm__carbon_cli *g, const char *method,
+                           const ProtobufCMessage *req,
+                           void (*print)(const ProtobufCMessage *)) {
+  ProtobufCMessage *reply;
+  int code = gm__carbon_call(g, method, req, &reply);
+  if (code != GM_CLI_EXIT_OK) return code;
+  if (g->api->json(g->cli))
+    g->api->print(g->cli, reply);
+  else
+    print(reply);
+  fflush(stdout);
+  gm__carbon_free(&reply);
+  return GM_CLI_EXIT_OK;
 }
 
 /* ---- commands ---- */
@@ -334,7 +313,7 @@ static void gm__carbon_free(ProtobufCMessage **raw, json_t **out) {
 typedef struct gm__carbon_cmd {
   const char *name;
   const char *usage; /* one or more "gm carbon ..." lines + a summary */
-  int (*run)(gm_cli *cli, int argc, char **argv,
+  int (*run)(const gm__carbon_cli *g, int argc, char **argv,
              const struct gm__carbon_cmd *self);
 } gm__carbon_cmd;
 
@@ -396,77 +375,63 @@ static int gm__carbon_no_opts(int c, const char *arg, void *ctx) {
   return 0;
 }
 
-/* Prints an order (from an Order JSON object) as key/value lines. */
-static void gm__carbon_print_order(const json_t *o) {
+/* Prints an order as key/value lines. */
+static void gm__carbon_print_order(const Gm__Carbon__Order *o) {
+  static const Gm__Carbon__Order none = GM__CARBON__ORDER__INIT;
   char side[32], state[32], tif[32], px[32], when[32];
-  int market = !strcmp(gm__carbon_str(o, "type"), "TYPE_MARKET");
-  gm__carbon_enum(o, "tif", tif);
-  for (char *p = tif; *p; p++) *p = (char)toupper((unsigned char)*p);
-  printf("order      %s\n", gm__carbon_str(o, "id"));
-  printf("side       %s %lld t @ %s %s\n", gm__carbon_enum(o, "side", side),
-         (long long)gm__carbon_int(o, "quantity"),
-         market ? "market" : gm__carbon_px(gm__carbon_int(o, "price"), px),
-         tif);
-  if (*gm__carbon_str(o, "client_order_id"))
-    printf("client id  %s\n", gm__carbon_str(o, "client_order_id"));
+  if (!o) o = &none;
+  int market = o->type == GM__CARBON__ORDER_TYPE__TYPE_MARKET;
+  printf("order      %s\n", o->id);
+  printf("side       %s %lld t @ %s %s\n", GM__CARBON_SIDE(o->side, side),
+         (long long)o->quantity,
+         market ? "market" : gm__carbon_px(o->price, px),
+         gm__carbon_tif(o->tif, tif));
+  if (*o->client_order_id) printf("client id  %s\n", o->client_order_id);
   printf("state      %s: %lld t filled, %lld t open\n",
-         gm__carbon_enum(o, "state", state),
-         (long long)gm__carbon_int(o, "filled"),
-         (long long)gm__carbon_int(o, "remaining"));
-  if (*gm__carbon_str(o, "reason"))
-    printf("reason     %s\n", gm__carbon_str(o, "reason"));
-  if (gm__carbon_int(o, "expire_ms"))
+         gm__carbon_enum(&gm__carbon__order_state__descriptor, (int)o->state,
+                         state),
+         (long long)o->filled, (long long)o->remaining);
+  if (*o->reason) printf("reason     %s\n", o->reason);
+  if (o->expire_ms)
     printf("expires    %s Asia/Shanghai\n",
-           gm__carbon_time(gm__carbon_int(o, "expire_ms"), when));
+           gm__carbon_time(o->expire_ms, when));
+}
+
+static void gm__carbon_print_order_msg(const ProtobufCMessage *m) {
+  gm__carbon_print_order((const Gm__Carbon__Order *)m);
 }
 
 /* Prints a PlaceReply: the order, then its fills. */
-static void gm__carbon_print_place(const json_t *r) {
-  const json_t *fills = json_object_get(r, "fills"), *f;
-  size_t i;
-  gm__carbon_print_order(json_object_get(r, "order"));
-  if (json_is_true(json_object_get(r, "duplicate")))
+static void gm__carbon_print_place(const ProtobufCMessage *m) {
+  const Gm__Carbon__PlaceReply *r = (const Gm__Carbon__PlaceReply *)m;
+  gm__carbon_print_order(r->order);
+  if (r->duplicate)
     printf(
         "duplicate  this client order id was used before: the first "
         "result, nothing new placed\n");
-  if (!json_array_size(fills)) return;
+  if (!r->n_fills) return;
   printf("\nfills:\n");
   gm__carbon_table t = {
       5,    (const char *[]){"TRADE", "QTY", "PRICE", "AMOUNT", "TIME"},
       0x0e, NULL,
       0,    0};
-  json_array_foreach(fills, i, f) {
+  for (size_t i = 0; i < r->n_fills; i++) {
+    const Gm__Carbon__Fill *f = r->fills[i];
     char q[24], px[32], amt[32], when[32];
-    snprintf(q, sizeof q, "%lld", (long long)gm__carbon_int(f, "quantity"));
-    gm__carbon_row(&t, gm__carbon_str(f, "trade_id"), q,
-                   gm__carbon_px(gm__carbon_int(f, "price"), px),
-                   gm__carbon_px(gm__carbon_int(f, "amount"), amt),
-                   gm__carbon_time(gm__carbon_int(f, "time_ms"), when));
+    gm__carbon_row(&t, f->trade_id, gm__carbon_num(f->quantity, q),
+                   gm__carbon_px(f->price, px), gm__carbon_px(f->amount, amt),
+                   gm__carbon_time(f->time_ms, when));
   }
   gm__carbon_table_print(&t, stdout);
-}
-
-/* Calls a method and prints its reply with `print` (or JSON). */
-static int gm__carbon_show(gm_cli *cli, const char *method, json_t *req,
-                           void (*print)(const json_t *)) {
-  ProtobufCMessage *raw;
-  json_t *out;
-  int code = gm__carbon_call(cli, method, req, &raw, &out);
-  if (code != GM_CLI_EXIT_OK) return code;
-  if (cli->output == GM_CLI_OUTPUT_JSON)
-    gm_cli_print(cli, raw);
-  else
-    print(out);
-  fflush(stdout);
-  gm__carbon_free(&raw, &out);
-  return GM_CLI_EXIT_OK;
 }
 
 /* -- buy / sell -- */
 
 typedef struct gm__carbon_place {
-  const char *tif, *type, *stp, *client_id, *gtd;
-  int post_only, day;
+  int tif; /* a Gm__Carbon__TimeInForce, or -1: not given (GTC) */
+  int market, post_only;
+  const char *client_id, *gtd;
+  Gm__Carbon__StpMode stp;
 } gm__carbon_place;
 
 enum {
@@ -504,37 +469,37 @@ enum {
 
 static int gm__carbon_place_opt(int c, const char *arg, void *ctx) {
   gm__carbon_place *p = ctx;
-  const char *tif = NULL;
+  int tif;
   switch (c) {
     case GM__CARBON_IOC:
-      tif = "TIF_IOC";
+      tif = GM__CARBON__TIME_IN_FORCE__TIF_IOC;
       break;
     case GM__CARBON_FOK:
-      tif = "TIF_FOK";
+      tif = GM__CARBON__TIME_IN_FORCE__TIF_FOK;
       break;
     case GM__CARBON_DAY:
-      tif = "TIF_DAY";
+      tif = GM__CARBON__TIME_IN_FORCE__TIF_DAY;
       break;
     case GM__CARBON_GTD:
-      tif = "TIF_GTD";
+      tif = GM__CARBON__TIME_IN_FORCE__TIF_GTD;
       p->gtd = arg;
       break;
     case GM__CARBON_POST:
       p->post_only = 1;
       return 0;
     case GM__CARBON_MARKET:
-      p->type = "TYPE_MARKET";
+      p->market = 1;
       return 0;
     case GM__CARBON_CLIENT:
       p->client_id = arg;
       return 0;
     case GM__CARBON_STP:
       if (!strcmp(arg, "incoming"))
-        p->stp = "STP_CANCEL_INCOMING";
+        p->stp = GM__CARBON__STP_MODE__STP_CANCEL_INCOMING;
       else if (!strcmp(arg, "resting"))
-        p->stp = "STP_CANCEL_RESTING";
+        p->stp = GM__CARBON__STP_MODE__STP_CANCEL_RESTING;
       else if (!strcmp(arg, "both"))
-        p->stp = "STP_CANCEL_BOTH";
+        p->stp = GM__CARBON__STP_MODE__STP_CANCEL_BOTH;
       else {
         fprintf(stderr,
                 "error: --stp is incoming, resting or both (what to cancel "
@@ -546,7 +511,7 @@ static int gm__carbon_place_opt(int c, const char *arg, void *ctx) {
     default:
       return 0;
   }
-  if (p->tif && strcmp(p->tif, tif)) {
+  if (p->tif >= 0 && p->tif != tif) {
     fprintf(stderr,
             "error: choose one of --ioc, --fok, --day, --gtd (time in "
             "force); the default is good till cancelled\n");
@@ -578,7 +543,7 @@ static int gm__carbon_words(char **pos, int npos, char **words, int max) {
   return n;
 }
 
-static int gm__carbon_place_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_place_run(const gm__carbon_cli *g, int argc, char **argv,
                                 const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"ioc", no_argument, NULL, GM__CARBON_IOC},
@@ -591,7 +556,7 @@ static int gm__carbon_place_run(gm_cli *cli, int argc, char **argv,
       {"stp", required_argument, NULL, GM__CARBON_STP},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  gm__carbon_place p = {0};
+  gm__carbon_place p = {.tif = -1, .stp = GM__CARBON__STP_MODE__STP_DEFAULT};
   char *pos[5] = {NULL};
   int npos;
   int64_t qty, price = 0, expire = 0;
@@ -599,127 +564,224 @@ static int gm__carbon_place_run(gm_cli *cli, int argc, char **argv,
                   &p);
   char *words[4];
   int n = gm__carbon_words(pos, npos, words, 4);
-  int market = p.type != NULL;
-  if (n < 2 || n > 3 || (n == 2 && !market))
+  if (n < 2 || n > 3 || (n == 2 && !p.market))
     return gm__carbon_usage_error(
         self, "%s needs SYMBOL QTY @ PRICE (or SYMBOL QTY --market)", argv[0]);
-  if (market && n == 3)
+  if (p.market && n == 3)
     return gm__carbon_usage_error(
         self, "%s",
         "a --market order takes no price: it trades at the best "
         "prices within the band");
-  if (market && p.post_only)
+  if (p.market && p.post_only)
     return gm__carbon_usage_error(self, "%s",
                                   "--post-only never trades on arrival; a "
                                   "--market order only trades: choose one");
-  if (market && p.tif &&
-      (!strcmp(p.tif, "TIF_DAY") || !strcmp(p.tif, "TIF_GTD")))
+  if (p.market && (p.tif == GM__CARBON__TIME_IN_FORCE__TIF_DAY ||
+                   p.tif == GM__CARBON__TIME_IN_FORCE__TIF_GTD))
     return gm__carbon_usage_error(
         self, "%s",
         "a --market order never rests: --day and --gtd do not "
         "apply (use --fok to fill in full or not at all)");
-  if (gm__carbon_tonnes_arg("quantity", words[1], GM_CARBON_MAX_QTY, &qty))
+  if (gm__carbon_tonnes_arg(g, "quantity", words[1], GM_CARBON_MAX_QTY, &qty))
     return GM_CLI_EXIT_ERROR;
-  if (!market &&
-      gm__carbon_yuan_arg("price", words[2], GM_CARBON_MAX_PRICE, &price))
+  if (!p.market &&
+      gm__carbon_yuan_arg(g, "price", words[2], GM_CARBON_MAX_PRICE, &price))
     return GM_CLI_EXIT_ERROR;
-  if (p.gtd && gm__carbon_parse_when(p.gtd, 0, &expire)) {
+  if (p.gtd && gm__carbon_parse_when(g->api, p.gtd, 0, &expire)) {
     fprintf(stderr,
             "error: --gtd \"%s\" is not a time; write "
             "2026-11-24T15:00:00+08:00 (a zone is required) or ms\n",
             p.gtd);
     return GM_CLI_EXIT_ERROR;
   }
-  json_t *req = json_pack(
-      "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s, s:s}", "symbol", words[0],
-      "side", strcmp(argv[0], "buy") ? "SIDE_SELL" : "SIDE_BUY", "type",
-      market ? "TYPE_MARKET" : "TYPE_LIMIT", "tif", p.tif ? p.tif : "TIF_GTC",
-      "price", (json_int_t)price, "quantity", (json_int_t)qty, "expire_ms",
-      (json_int_t)expire, "post_only", p.post_only, "stp",
-      p.stp ? p.stp : "STP_DEFAULT", "client_order_id",
-      p.client_id ? p.client_id : "");
-  return gm__carbon_show(cli, "order.place", req, gm__carbon_print_place);
+  Gm__Carbon__PlaceRequest req = GM__CARBON__PLACE_REQUEST__INIT;
+  req.symbol = words[0];
+  req.side = strcmp(argv[0], "buy") ? GM__CARBON__SIDE__SIDE_SELL
+                                    : GM__CARBON__SIDE__SIDE_BUY;
+  req.type = p.market ? GM__CARBON__ORDER_TYPE__TYPE_MARKET
+                      : GM__CARBON__ORDER_TYPE__TYPE_LIMIT;
+  req.tif = p.tif >= 0 ? (Gm__Carbon__TimeInForce)p.tif
+                       : GM__CARBON__TIME_IN_FORCE__TIF_GTC;
+  req.price = price;
+  req.quantity = qty;
+  req.expire_ms = expire;
+  req.post_only = p.post_only;
+  req.stp = p.stp;
+  req.client_order_id = p.client_id ? (char *)p.client_id : "";
+  return gm__carbon_show(g, "order.place", &req.base, gm__carbon_print_place);
 }
 
 /* -- cancel / replace -- */
 
 typedef struct gm__carbon_cancel {
   int all;
-  const char *side;
+  Gm__Carbon__Side side;
 } gm__carbon_cancel;
 
 static int gm__carbon_cancel_opt(int c, const char *arg, void *ctx) {
   gm__carbon_cancel *k = ctx;
   (void)arg;
   if (c == GM__CARBON_ALL) k->all = 1;
-  if (c == GM__CARBON_BUY) k->side = "SIDE_BUY";
-  if (c == GM__CARBON_SELL) k->side = "SIDE_SELL";
+  if (c == GM__CARBON_BUY) k->side = GM__CARBON__SIDE__SIDE_BUY;
+  if (c == GM__CARBON_SELL) k->side = GM__CARBON__SIDE__SIDE_SELL;
   return 0;
 }
 
 /*
- * Moves *cursor to the reply's next_cursor (NULL when it has none).  The
- * request carries "cursor" only after a reply handed one out, so gm works
- * with a plugin whose order.list and mass_cancel do not page as well.
+ * Moves *cursor to a reply's next_cursor (NULL when it has none), copied:
+ * the reply is freed before the next call.  The request carries a cursor
+ * only after a reply handed one out.
  */
-static void gm__carbon_next_cursor(const json_t *reply, char **cursor) {
-  const char *next = gm__carbon_str(reply, "next_cursor");
+static int gm__carbon_next_cursor(const char *next, char **cursor) {
   free(*cursor);
   *cursor = *next ? strdup(next) : NULL;
+  return *next && !*cursor ? -1 : 0;
 }
 
 /* Calls to follow a walk before gm gives up: far above any real walk, and
  * a stop for a market that kept handing out cursors. */
 #define GM__CARBON_MAX_PAGES 100000
 
+/* The items of a paged list, in the order they came, each id once; the
+ * pages' replies own them. */
+typedef struct gm__carbon_list {
+  ProtobufCMessage **pages; /* every reply, freed together */
+  size_t npages;
+  const void **items; /* Gm__Carbon__Order or Gm__Carbon__BlockOffer */
+  const char **ids;   /* items[i]'s id */
+  size_t n, cap;
+} gm__carbon_list;
+
+static void gm__carbon_list_free(gm__carbon_list *l) {
+  for (size_t i = 0; i < l->npages; i++) gm__carbon_free(&l->pages[i]);
+  free(l->pages);
+  free(l->items);
+  free(l->ids);
+  memset(l, 0, sizeof *l);
+}
+
+static int gm__carbon_list_add(gm__carbon_list *l, const void *item,
+                               const char *id) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    const void **items = realloc(l->items, cap * sizeof *items);
+    if (items) l->items = items;
+    const char **ids = realloc(l->ids, cap * sizeof *ids);
+    if (ids) l->ids = ids;
+    if (!items || !ids) return -1;
+    l->cap = cap;
+  }
+  l->items[l->n] = item;
+  l->ids[l->n++] = id;
+  return 0;
+}
+
+/* An item's id and place in arrival order, for sorting. */
+typedef struct gm__carbon_key {
+  const char *id;
+  size_t at;
+} gm__carbon_key;
+
+/* By id, then by arrival: the first of equal ids leads. */
+static int gm__carbon_by_key(const void *a, const void *b) {
+  const gm__carbon_key *x = a, *y = b;
+  int c = strcmp(x->id, y->id);
+  return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
 /*
- * Every item of a paged list method (order.list, block.list) for `symbol`
- * ("" for every instrument), following its cursors from the first page to
- * the last, into *items (a JSON array of the reply's `field`; json_decref).
- * Each id is kept once: a walk over a set that was resized between two
- * pages may list an id twice (docs/carbon.md).  `limit` is the page size to
- * ask for (0: the market's default).  With --json and print_pages each page
- * is printed as it comes.  Returns the exit code, after printing why on
- * failure.
+ * Keeps each id once, the first that came: a walk over a set that was
+ * resized between two pages may list an id twice (docs/carbon.md).
  */
-static int gm__carbon_walk(gm_cli *cli, const char *method, const char *field,
+static int gm__carbon_list_unique(gm__carbon_list *l) {
+  gm__carbon_key *keys = malloc((l->n ? l->n : 1) * sizeof *keys);
+  unsigned char *drop = calloc(l->n ? l->n : 1, 1);
+  size_t out = 0;
+  if (!keys || !drop) {
+    free(keys);
+    free(drop);
+    return -1;
+  }
+  for (size_t i = 0; i < l->n; i++) keys[i] = (gm__carbon_key){l->ids[i], i};
+  qsort(keys, l->n, sizeof *keys, gm__carbon_by_key);
+  for (size_t i = 1; i < l->n; i++)
+    if (!strcmp(keys[i].id, keys[i - 1].id)) drop[keys[i].at] = 1;
+  for (size_t i = 0; i < l->n; i++) {
+    if (drop[i]) continue;
+    l->items[out] = l->items[i];
+    l->ids[out++] = l->ids[i];
+  }
+  l->n = out;
+  free(keys);
+  free(drop);
+  return 0;
+}
+
+/*
+ * Every item of a paged list method (order.list, or block.list with
+ * `offers`) for `symbol` ("" for every instrument), following its cursors
+ * from the first page to the last, into *l (gm__carbon_list_free it).
+ * `limit` is the page size to ask for (0: the market's default).  With
+ * --json and print_pages each page is printed as it comes.  Returns the
+ * exit code, after printing why on failure.
+ */
+static int gm__carbon_walk(const gm__carbon_cli *g, int offers,
                            const char *symbol, int limit, int print_pages,
-                           json_t **items) {
+                           gm__carbon_list *l) {
+  const char *method = offers ? "block.list" : "order.list";
   char *cursor = NULL;
   int code = GM_CLI_EXIT_OK;
-  json_t *seen = json_object();
-  *items = json_array();
+  memset(l, 0, sizeof *l);
   for (long page = 0;; page++) {
-    ProtobufCMessage *raw;
-    json_t *out, *it;
-    size_t i;
     if (page == GM__CARBON_MAX_PAGES) {
-      fprintf(stderr,
-              "error: INTERNAL: %s still had pages after %d calls; is the "
-              "carbon plugin the same version as gm?\n",
-              method, GM__CARBON_MAX_PAGES);
-      code = GM_CLI_EXIT_ERROR;
+      code = g->api->error(g->cli, GM_INTERNAL,
+                           "%s still had pages after %d calls; the carbon "
+                           "market keeps handing out cursors: report it",
+                           method, GM__CARBON_MAX_PAGES);
       break;
     }
-    json_t *req = json_pack("{s:s}", "symbol", symbol);
-    if (limit) json_object_set_new(req, "limit", json_integer(limit));
-    if (cursor) json_object_set_new(req, "cursor", json_string(cursor));
-    code = gm__carbon_call(cli, method, req, &raw, &out);
+    Gm__Carbon__ListOrdersRequest oq = GM__CARBON__LIST_ORDERS_REQUEST__INIT;
+    Gm__Carbon__ListOffersRequest fq = GM__CARBON__LIST_OFFERS_REQUEST__INIT;
+    oq.symbol = fq.symbol = (char *)symbol;
+    oq.limit = fq.limit = limit;
+    oq.cursor = fq.cursor = cursor ? cursor : "";
+    ProtobufCMessage *reply, **pages;
+    code = gm__carbon_call(g, method, offers ? &fq.base : &oq.base, &reply);
     if (code != GM_CLI_EXIT_OK) break;
-    if (print_pages && cli->output == GM_CLI_OUTPUT_JSON)
-      gm_cli_print(cli, raw);
-    json_array_foreach(json_object_get(out, field), i, it) {
-      const char *id = gm__carbon_str(it, "id");
-      if (json_object_get(seen, id)) continue;
-      json_object_set_new(seen, id, json_true());
-      json_array_append(*items, it);
+    pages = realloc(l->pages, (l->npages + 1) * sizeof *pages);
+    if (!pages) {
+      gm__carbon_free(&reply);
+      code = g->api->error(g->cli, GM_RESOURCE_EXHAUSTED,
+                           "out of memory after %zu items of %s", l->n, method);
+      break;
     }
-    gm__carbon_next_cursor(out, &cursor);
-    gm__carbon_free(&raw, &out);
+    l->pages = pages;
+    l->pages[l->npages++] = reply;
+    if (print_pages && g->api->json(g->cli)) g->api->print(g->cli, reply);
+    const char *next;
+    int failed = 0;
+    if (offers) {
+      const Gm__Carbon__OfferList *r = (const Gm__Carbon__OfferList *)reply;
+      for (size_t i = 0; i < r->n_offers && !failed; i++)
+        failed = gm__carbon_list_add(l, r->offers[i], r->offers[i]->id);
+      next = r->next_cursor;
+    } else {
+      const Gm__Carbon__OrderList *r = (const Gm__Carbon__OrderList *)reply;
+      for (size_t i = 0; i < r->n_orders && !failed; i++)
+        failed = gm__carbon_list_add(l, r->orders[i], r->orders[i]->id);
+      next = r->next_cursor;
+    }
+    if (failed || gm__carbon_next_cursor(next, &cursor)) {
+      code = g->api->error(g->cli, GM_RESOURCE_EXHAUSTED,
+                           "out of memory after %zu items of %s", l->n, method);
+      break;
+    }
     if (!cursor) break;
   }
   free(cursor);
-  json_decref(seen);
+  if (code == GM_CLI_EXIT_OK && gm__carbon_list_unique(l))
+    code = g->api->error(g->cli, GM_RESOURCE_EXHAUSTED,
+                         "out of memory sorting %zu items of %s", l->n, method);
   return code;
 }
 
@@ -727,38 +789,37 @@ static int gm__carbon_walk(gm_cli *cli, const char *method, const char *field,
  * (each costs the market the same per order as a smaller page). */
 #define GM__CARBON_ORDERS_PAGE 1000
 
-/* All the caller's open orders (gm__carbon_walk over order.list). */
-static int gm__carbon_open_orders(gm_cli *cli, const char *symbol,
-                                  int print_pages, json_t **orders) {
-  return gm__carbon_walk(cli, "order.list", "orders", symbol,
-                         GM__CARBON_ORDERS_PAGE, print_pages, orders);
-}
-
 /* Cancels all own orders of one symbol, calling again while some remain. */
-static int gm__carbon_mass_cancel(gm_cli *cli, const char *symbol,
-                                  const char *side, int64_t *count) {
+static int gm__carbon_mass_cancel(const gm__carbon_cli *g, const char *symbol,
+                                  Gm__Carbon__Side side, int64_t *count) {
   /* Each call looks at up to the plugin's per-call bound (mass_cancel_max)
    * and hands back a cursor to go on with; the loop is bounded too, in
    * case orders arrive as fast as we cancel. */
   char *cursor = NULL;
   int code = GM_CLI_EXIT_OK;
   for (int round = 0; round < 1000; round++) {
-    ProtobufCMessage *raw;
-    json_t *out, *id;
-    size_t i;
-    json_t *req = json_pack("{s:s, s:s}", "symbol", symbol, "side", side);
-    if (cursor) json_object_set_new(req, "cursor", json_string(cursor));
-    code = gm__carbon_call(cli, "order.mass_cancel", req, &raw, &out);
+    Gm__Carbon__MassCancelRequest req = GM__CARBON__MASS_CANCEL_REQUEST__INIT;
+    ProtobufCMessage *reply;
+    req.symbol = (char *)symbol;
+    req.side = side;
+    req.cursor = cursor ? cursor : "";
+    code = gm__carbon_call(g, "order.mass_cancel", &req.base, &reply);
     if (code != GM_CLI_EXIT_OK) break;
-    if (cli->output == GM_CLI_OUTPUT_JSON) gm_cli_print(cli, raw);
-    json_array_foreach(json_object_get(out, "cancelled"), i, id) {
-      if (cli->output == GM_CLI_OUTPUT_TABLE)
-        printf("cancelled  %s\n", json_string_value(id));
+    const Gm__Carbon__MassCancelReply *r =
+        (const Gm__Carbon__MassCancelReply *)reply;
+    if (g->api->json(g->cli)) g->api->print(g->cli, reply);
+    for (size_t i = 0; i < r->n_cancelled; i++) {
+      if (!g->api->json(g->cli)) printf("cancelled  %s\n", r->cancelled[i]);
       (*count)++;
     }
-    int64_t more = gm__carbon_int(out, "remaining");
-    gm__carbon_next_cursor(out, &cursor);
-    gm__carbon_free(&raw, &out);
+    int64_t more = r->remaining;
+    int failed = gm__carbon_next_cursor(r->next_cursor, &cursor);
+    gm__carbon_free(&reply);
+    if (failed) {
+      code = g->api->error(g->cli, GM_RESOURCE_EXHAUSTED,
+                           "out of memory cancelling the orders of %s", symbol);
+      break;
+    }
     if (more <= 0) {
       free(cursor);
       return GM_CLI_EXIT_OK;
@@ -773,7 +834,7 @@ static int gm__carbon_mass_cancel(gm_cli *cli, const char *symbol,
   return GM_CLI_EXIT_ERROR;
 }
 
-static int gm__carbon_cancel_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_cancel_run(const gm__carbon_cli *g, int argc, char **argv,
                                  const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"all", no_argument, NULL, GM__CARBON_ALL},
@@ -781,7 +842,7 @@ static int gm__carbon_cancel_run(gm_cli *cli, int argc, char **argv,
       {"sell", no_argument, NULL, GM__CARBON_SELL},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  gm__carbon_cancel k = {0, "SIDE_UNSPECIFIED"};
+  gm__carbon_cancel k = {0, GM__CARBON__SIDE__SIDE_UNSPECIFIED};
   char *pos[2] = {NULL};
   int npos, code = GM_CLI_EXIT_OK;
   int64_t count = 0;
@@ -791,27 +852,35 @@ static int gm__carbon_cancel_run(gm_cli *cli, int argc, char **argv,
     if (npos != 1)
       return gm__carbon_usage_error(self, "%s needs an ORDER_ID or --all",
                                     argv[0]);
-    json_t *req = json_pack("{s:s}", "order_id", pos[0]);
-    return gm__carbon_show(cli, "order.cancel", req, gm__carbon_print_order);
+    Gm__Carbon__OrderRequest req = GM__CARBON__ORDER_REQUEST__INIT;
+    req.order_id = pos[0];
+    return gm__carbon_show(g, "order.cancel", &req.base,
+                           gm__carbon_print_order_msg);
   }
-  if (npos == 1)
-    code = gm__carbon_mass_cancel(cli, pos[0], k.side, &count);
-  else {
+  if (npos == 1) {
+    code = gm__carbon_mass_cancel(g, pos[0], k.side, &count);
+  } else {
     /* Every instrument with an open order of ours: keys are per
      * instrument, so mass cancel goes one instrument at a time. */
-    json_t *orders, *o, *seen = json_object();
-    size_t i;
-    code = gm__carbon_open_orders(cli, "", 0, &orders);
-    json_array_foreach(orders, i, o) {
-      const char *sym = gm__carbon_str(o, "symbol");
-      if (code != GM_CLI_EXIT_OK || json_object_get(seen, sym)) continue;
-      json_object_set_new(seen, sym, json_true());
-      code = gm__carbon_mass_cancel(cli, sym, k.side, &count);
+    gm__carbon_list orders;
+    code = gm__carbon_walk(g, 0, "", GM__CARBON_ORDERS_PAGE, 0, &orders);
+    const char **syms = malloc((orders.n ? orders.n : 1) * sizeof *syms);
+    size_t nsyms = 0;
+    if (code == GM_CLI_EXIT_OK && !syms)
+      code = g->api->error(g->cli, GM_RESOURCE_EXHAUSTED,
+                           "out of memory listing %zu orders", orders.n);
+    for (size_t i = 0; code == GM_CLI_EXIT_OK && i < orders.n; i++) {
+      const char *sym = ((const Gm__Carbon__Order *)orders.items[i])->symbol;
+      size_t s = 0;
+      while (s < nsyms && strcmp(syms[s], sym)) s++;
+      if (s == nsyms) syms[nsyms++] = sym;
     }
-    json_decref(orders);
-    json_decref(seen);
+    for (size_t s = 0; code == GM_CLI_EXIT_OK && s < nsyms; s++)
+      code = gm__carbon_mass_cancel(g, syms[s], k.side, &count);
+    free(syms);
+    gm__carbon_list_free(&orders);
   }
-  if (code == GM_CLI_EXIT_OK && cli->output == GM_CLI_OUTPUT_TABLE)
+  if (code == GM_CLI_EXIT_OK && !g->api->json(g->cli))
     printf("%lld order%s cancelled\n", (long long)count, count == 1 ? "" : "s");
   return code;
 }
@@ -827,8 +896,8 @@ static int gm__carbon_replace_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
-static int gm__carbon_replace_run(gm_cli *cli, int argc, char **argv,
-                                  const gm__carbon_cmd *self) {
+static int gm__carbon_replace_run(const gm__carbon_cli *g, int argc,
+                                  char **argv, const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"price", required_argument, NULL, GM__CARBON_PRICE},
       {"qty", required_argument, NULL, GM__CARBON_QTY},
@@ -844,30 +913,31 @@ static int gm__carbon_replace_run(gm_cli *cli, int argc, char **argv,
     return gm__carbon_usage_error(
         self, "%s needs ORDER_ID and --price and/or --qty", argv[0]);
   if (r.price &&
-      gm__carbon_yuan_arg("--price", r.price, GM_CARBON_MAX_PRICE, &price))
+      gm__carbon_yuan_arg(g, "--price", r.price, GM_CARBON_MAX_PRICE, &price))
     return GM_CLI_EXIT_ERROR;
-  if (r.qty && gm__carbon_tonnes_arg("--qty", r.qty, GM_CARBON_MAX_QTY, &qty))
+  if (r.qty &&
+      gm__carbon_tonnes_arg(g, "--qty", r.qty, GM_CARBON_MAX_QTY, &qty))
     return GM_CLI_EXIT_ERROR;
-  json_t *req = json_pack("{s:s, s:I, s:I}", "order_id", pos[0], "price",
-                          (json_int_t)price, "quantity", (json_int_t)qty);
-  return gm__carbon_show(cli, "order.replace", req, gm__carbon_print_place);
+  Gm__Carbon__ReplaceRequest req = GM__CARBON__REPLACE_REQUEST__INIT;
+  req.order_id = pos[0];
+  req.price = price;
+  req.quantity = qty;
+  return gm__carbon_show(g, "order.replace", &req.base, gm__carbon_print_place);
 }
 
 /* -- orders -- */
 
 /* Orders by id: ids grow with placement within an instrument. */
-static int gm__carbon_by_id(const void *a, const void *b) {
-  return strcmp(gm__carbon_str(*(json_t *const *)a, "id"),
-                gm__carbon_str(*(json_t *const *)b, "id"));
+static int gm__carbon_order_by_id(const void *a, const void *b) {
+  return strcmp((*(const Gm__Carbon__Order *const *)a)->id,
+                (*(const Gm__Carbon__Order *const *)b)->id);
 }
 
-static void gm__carbon_print_orders(const json_t *r) {
-  const json_t *o, *orders = json_object_get(r, "orders");
-  size_t i, n = json_array_size(orders);
-  json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
+static void gm__carbon_print_orders(const gm__carbon_list *l) {
+  const Gm__Carbon__Order **sorted = calloc(l->n ? l->n : 1, sizeof *sorted);
   if (!sorted) return;
-  for (i = 0; i < n; i++) sorted[i] = json_array_get(orders, i);
-  qsort(sorted, n, sizeof *sorted, gm__carbon_by_id);
+  for (size_t i = 0; i < l->n; i++) sorted[i] = l->items[i];
+  qsort(sorted, l->n, sizeof *sorted, gm__carbon_order_by_id);
   gm__carbon_table t = {8,
                         (const char *[]){"ORDER", "SIDE", "PRICE", "QTY",
                                          "FILLED", "OPEN", "TIF", "PLACED"},
@@ -875,18 +945,14 @@ static void gm__carbon_print_orders(const json_t *r) {
                         NULL,
                         0,
                         0};
-  for (i = 0; i < n && (o = sorted[i]); i++) {
+  for (size_t i = 0; i < l->n; i++) {
+    const Gm__Carbon__Order *o = sorted[i];
     char side[32], tif[32], px[32], q[24], f[24], rem[24], when[32];
-    snprintf(q, sizeof q, "%lld", (long long)gm__carbon_int(o, "quantity"));
-    snprintf(f, sizeof f, "%lld", (long long)gm__carbon_int(o, "filled"));
-    snprintf(rem, sizeof rem, "%lld",
-             (long long)gm__carbon_int(o, "remaining"));
-    gm__carbon_enum(o, "tif", tif);
-    for (char *p = tif; *p; p++) *p = (char)toupper((unsigned char)*p);
-    gm__carbon_row(&t, gm__carbon_str(o, "id"),
-                   gm__carbon_enum(o, "side", side),
-                   gm__carbon_px(gm__carbon_int(o, "price"), px), q, f, rem,
-                   tif, gm__carbon_time(gm__carbon_int(o, "created_ms"), when));
+    gm__carbon_row(
+        &t, o->id, GM__CARBON_SIDE(o->side, side), gm__carbon_px(o->price, px),
+        gm__carbon_num(o->quantity, q), gm__carbon_num(o->filled, f),
+        gm__carbon_num(o->remaining, rem), gm__carbon_tif(o->tif, tif),
+        gm__carbon_time(o->created_ms, when));
   }
   free(sorted);
   if (t.rows == 0)
@@ -895,7 +961,7 @@ static void gm__carbon_print_orders(const json_t *r) {
     gm__carbon_table_print(&t, stdout);
 }
 
-static int gm__carbon_orders_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_orders_run(const gm__carbon_cli *g, int argc, char **argv,
                                  const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -904,15 +970,13 @@ static int gm__carbon_orders_run(gm_cli *cli, int argc, char **argv,
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
                   NULL);
   /* Every page, shown as one table (--json: each page's reply). */
-  json_t *orders;
-  int code = gm__carbon_open_orders(cli, npos ? pos[0] : "", 1, &orders);
-  if (code == GM_CLI_EXIT_OK && cli->output == GM_CLI_OUTPUT_TABLE) {
-    json_t *all = json_pack("{s:O}", "orders", orders);
-    gm__carbon_print_orders(all);
-    json_decref(all);
-  }
+  gm__carbon_list orders;
+  int code = gm__carbon_walk(g, 0, npos ? pos[0] : "", GM__CARBON_ORDERS_PAGE,
+                             1, &orders);
+  if (code == GM_CLI_EXIT_OK && !g->api->json(g->cli))
+    gm__carbon_print_orders(&orders);
   fflush(stdout);
-  json_decref(orders);
+  gm__carbon_list_free(&orders);
   return code;
 }
 
@@ -931,9 +995,8 @@ static int gm__carbon_range_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
-static void gm__carbon_print_trades(const json_t *r) {
-  const json_t *o;
-  size_t i;
+static void gm__carbon_print_trades(const ProtobufCMessage *m) {
+  const Gm__Carbon__TradeList *r = (const Gm__Carbon__TradeList *)m;
   gm__carbon_table t = {8,
                         (const char *[]){"TIME", "SYMBOL", "PRICE", "QTY",
                                          "AMOUNT", "BUYER", "SELLER", "TRADE"},
@@ -941,18 +1004,15 @@ static void gm__carbon_print_trades(const json_t *r) {
                         NULL,
                         0,
                         0};
-  json_array_foreach(json_object_get(r, "trades"), i, o) {
+  for (size_t i = 0; i < r->n_trades; i++) {
+    const Gm__Carbon__Trade *o = r->trades[i];
     char px[32], q[24], amt[32], when[32], trade[96];
-    const char *b = gm__carbon_str(o, "buyer"),
-               *s = gm__carbon_str(o, "seller");
-    snprintf(q, sizeof q, "%lld", (long long)gm__carbon_int(o, "quantity"));
-    snprintf(trade, sizeof trade, "%s%s", gm__carbon_str(o, "trade_id"),
-             json_is_true(json_object_get(o, "block")) ? " (block)" : "");
-    gm__carbon_row(&t, gm__carbon_time(gm__carbon_int(o, "time_ms"), when),
-                   gm__carbon_str(o, "symbol"),
-                   gm__carbon_px(gm__carbon_int(o, "price"), px), q,
-                   gm__carbon_px(gm__carbon_int(o, "amount"), amt),
-                   *b ? b : "-", *s ? s : "-", trade);
+    snprintf(trade, sizeof trade, "%s%s", o->trade_id,
+             o->block ? " (block)" : "");
+    gm__carbon_row(&t, gm__carbon_time(o->time_ms, when), o->symbol,
+                   gm__carbon_px(o->price, px), gm__carbon_num(o->quantity, q),
+                   gm__carbon_px(o->amount, amt), *o->buyer ? o->buyer : "-",
+                   *o->seller ? o->seller : "-", trade);
   }
   if (t.rows == 0)
     printf(
@@ -962,7 +1022,7 @@ static void gm__carbon_print_trades(const json_t *r) {
     gm__carbon_table_print(&t, stdout);
 }
 
-static int gm__carbon_trades_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
                                  const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"from", required_argument, NULL, GM__CARBON_FROM},
@@ -976,8 +1036,8 @@ static int gm__carbon_trades_run(gm_cli *cli, int argc, char **argv,
   int64_t from = 0, to = 0, limit = 0;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_range_opt,
                   &r);
-  if ((r.from && gm__carbon_parse_when(r.from, 0, &from)) ||
-      (r.to && gm__carbon_parse_when(r.to, 1, &to))) {
+  if ((r.from && gm__carbon_parse_when(g->api, r.from, 0, &from)) ||
+      (r.to && gm__carbon_parse_when(g->api, r.to, 1, &to))) {
     fprintf(stderr,
             "error: --from and --to are dates YYYY-MM-DD (Asia/Shanghai; "
             "--to includes its day) or times like 2026-11-24T09:30:00+08:00\n");
@@ -989,14 +1049,17 @@ static int gm__carbon_trades_run(gm_cli *cli, int argc, char **argv,
     fprintf(stderr, "error: --limit is a number of trades, 1..10000\n");
     return GM_CLI_EXIT_ERROR;
   }
-  json_t *req = json_pack("{s:s, s:I, s:I, s:I}", "symbol", npos ? pos[0] : "",
-                          "from_ms", (json_int_t)from, "to_ms", (json_int_t)to,
-                          "limit", (json_int_t)limit);
-  return gm__carbon_show(cli, "records.trades", req, gm__carbon_print_trades);
+  Gm__Carbon__TradesRequest req = GM__CARBON__TRADES_REQUEST__INIT;
+  req.symbol = npos ? pos[0] : "";
+  req.from_ms = from;
+  req.to_ms = to;
+  req.limit = (int32_t)limit;
+  return gm__carbon_show(g, "records.trades", &req.base,
+                         gm__carbon_print_trades);
 }
 
-static int gm__carbon_statement_run(gm_cli *cli, int argc, char **argv,
-                                    const gm__carbon_cmd *self) {
+static int gm__carbon_statement_run(const gm__carbon_cli *g, int argc,
+                                    char **argv, const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"from", required_argument, NULL, GM__CARBON_FROM},
       {"to", required_argument, NULL, GM__CARBON_TO},
@@ -1006,49 +1069,48 @@ static int gm__carbon_statement_run(gm_cli *cli, int argc, char **argv,
   gm__carbon_range r = {0};
   char *pos[2] = {NULL};
   int npos;
-  ProtobufCMessage *raw;
-  json_t *out;
+  ProtobufCMessage *reply;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_range_opt,
                   &r);
   if (npos != 1 || !r.from)
     return gm__carbon_usage_error(
         self, "%s needs SYMBOL and --from DATE (YYYY-MM-DD)", argv[0]);
-  json_t *req = json_pack("{s:s, s:s, s:s}", "symbol", pos[0], "from", r.from,
-                          "to", r.to ? r.to : r.from);
-  int code = gm__carbon_call(cli, "records.statement", req, &raw, &out);
+  Gm__Carbon__StatementRequest req = GM__CARBON__STATEMENT_REQUEST__INIT;
+  req.symbol = pos[0];
+  req.from = (char *)r.from;
+  req.to = (char *)(r.to ? r.to : r.from);
+  int code = gm__carbon_call(g, "records.statement", &req.base, &reply);
   if (code != GM_CLI_EXIT_OK) return code;
-  const char *csv = gm__carbon_str(out, "csv");
+  const Gm__Carbon__Statement *st = (const Gm__Carbon__Statement *)reply;
   if (r.out) {
     FILE *f = fopen(r.out, "w");
-    if (!f || fputs(csv, f) < 0 || fclose(f) != 0) {
+    int bad = !f || fputs(st->csv, f) < 0;
+    if (f && fclose(f) != 0) bad = 1;
+    if (bad) {
       fprintf(stderr, "error: cannot write %s: %m; choose a writable path\n",
               r.out);
       code = GM_CLI_EXIT_ERROR;
-    } else if (cli->output == GM_CLI_OUTPUT_JSON) {
-      gm_cli_print(cli, raw);
+    } else if (g->api->json(g->cli)) {
+      g->api->print(g->cli, reply);
     } else {
-      printf("wrote %lld trade%s to %s\n",
-             (long long)gm__carbon_int(out, "rows"),
-             gm__carbon_int(out, "rows") == 1 ? "" : "s", r.out);
+      printf("wrote %lld trade%s to %s\n", (long long)st->rows,
+             st->rows == 1 ? "" : "s", r.out);
     }
-  } else if (cli->output == GM_CLI_OUTPUT_JSON) {
-    gm_cli_print(cli, raw);
+  } else if (g->api->json(g->cli)) {
+    g->api->print(g->cli, reply);
   } else {
-    fputs(csv, stdout);
+    fputs(st->csv, stdout);
   }
-  gm__carbon_free(&raw, &out);
+  gm__carbon_free(&reply);
   return code;
 }
 
 /* -- market data -- */
 
-static void gm__carbon_print_depth(const json_t *r) {
-  const json_t *bids = json_object_get(r, "bids"),
-               *asks = json_object_get(r, "asks");
-  size_t n = json_array_size(bids) > json_array_size(asks)
-                 ? json_array_size(bids)
-                 : json_array_size(asks);
-  printf("%s\n", gm__carbon_str(r, "symbol"));
+static void gm__carbon_print_depth(const ProtobufCMessage *m) {
+  const Gm__Carbon__Depth *r = (const Gm__Carbon__Depth *)m;
+  size_t n = r->n_bids > r->n_asks ? r->n_bids : r->n_asks;
+  printf("%s\n", r->symbol);
   if (n == 0) {
     printf("the book is empty\n");
     return;
@@ -1058,15 +1120,14 @@ static void gm__carbon_print_depth(const json_t *r) {
       0x1b, NULL,
       0,    0};
   for (size_t i = 0; i < n; i++) {
-    const json_t *b = json_array_get(bids, i), *a = json_array_get(asks, i);
     char bq[24] = "", bp[32] = "", aq[24] = "", ap[32] = "";
-    if (b) {
-      snprintf(bq, sizeof bq, "%lld", (long long)gm__carbon_int(b, "quantity"));
-      gm__carbon_px(gm__carbon_int(b, "price"), bp);
+    if (i < r->n_bids) {
+      gm__carbon_num(r->bids[i]->quantity, bq);
+      gm__carbon_px(r->bids[i]->price, bp);
     }
-    if (a) {
-      snprintf(aq, sizeof aq, "%lld", (long long)gm__carbon_int(a, "quantity"));
-      gm__carbon_px(gm__carbon_int(a, "price"), ap);
+    if (i < r->n_asks) {
+      gm__carbon_num(r->asks[i]->quantity, aq);
+      gm__carbon_px(r->asks[i]->price, ap);
     }
     gm__carbon_row(&t, bq, bp, "|", ap, aq);
   }
@@ -1082,7 +1143,7 @@ static int gm__carbon_depth_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
-static int gm__carbon_book_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_book_run(const gm__carbon_cli *g, int argc, char **argv,
                                const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"depth", required_argument, NULL, GM__CARBON_DEPTH},
@@ -1101,34 +1162,37 @@ static int gm__carbon_book_run(gm_cli *cli, int argc, char **argv,
     fprintf(stderr, "error: --depth is a number of price levels, 1..100\n");
     return GM_CLI_EXIT_ERROR;
   }
-  json_t *req =
-      json_pack("{s:s, s:I}", "symbol", pos[0], "levels", (json_int_t)levels);
-  return gm__carbon_show(cli, "market.depth", req, gm__carbon_print_depth);
+  Gm__Carbon__DepthRequest req = GM__CARBON__DEPTH_REQUEST__INIT;
+  req.symbol = pos[0];
+  req.levels = (int32_t)levels;
+  return gm__carbon_show(g, "market.depth", &req.base, gm__carbon_print_depth);
 }
 
-static void gm__carbon_print_stats(const json_t *r) {
-  static const char *const prices[][2] = {{"last", "last"},
-                                          {"open", "open"},
-                                          {"high", "high"},
-                                          {"low", "low"},
-                                          {"vwap", "vwap"},
-                                          {"close", "close"},
-                                          {"reference", "reference_price"}};
+static void gm__carbon_print_stats(const ProtobufCMessage *m) {
+  const Gm__Carbon__Stats *r = (const Gm__Carbon__Stats *)m;
+  const struct {
+    const char *name;
+    int64_t fen;
+  } prices[] = {{"last", r->last},
+                {"open", r->open},
+                {"high", r->high},
+                {"low", r->low},
+                {"vwap", r->vwap},
+                {"close", r->close},
+                {"reference", r->reference_price}};
   char px[32];
-  printf("%-12s %s\n", "symbol", gm__carbon_str(r, "symbol"));
-  printf("%-12s %s\n", "day", gm__carbon_str(r, "day"));
+  printf("%-12s %s\n", "symbol", r->symbol);
+  printf("%-12s %s\n", "day", r->day);
   for (size_t i = 0; i < sizeof prices / sizeof prices[0]; i++)
-    printf("%-12s %s\n", prices[i][0],
-           gm__carbon_px(gm__carbon_int(r, prices[i][1]), px));
-  printf("%-12s %lld t\n", "volume", (long long)gm__carbon_int(r, "volume"));
+    printf("%-12s %s\n", prices[i].name, gm__carbon_px(prices[i].fen, px));
+  printf("%-12s %lld t\n", "volume", (long long)r->volume);
   printf("%-12s %s yuan\n", "turnover",
-         gm__carbon_format_price(gm__carbon_int(r, "turnover"), px));
-  printf("%-12s %lld\n", "trades", (long long)gm__carbon_int(r, "trades"));
-  printf("%-12s %lld t\n", "block volume",
-         (long long)gm__carbon_int(r, "block_volume"));
+         gm__carbon_format_price(r->turnover, px));
+  printf("%-12s %lld\n", "trades", (long long)r->trades);
+  printf("%-12s %lld t\n", "block volume", (long long)r->block_volume);
 }
 
-static int gm__carbon_stats_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_stats_run(const gm__carbon_cli *g, int argc, char **argv,
                                 const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -1138,15 +1202,15 @@ static int gm__carbon_stats_run(gm_cli *cli, int argc, char **argv,
                   NULL);
   if (npos != 1)
     return gm__carbon_usage_error(self, "%s needs a SYMBOL", argv[0]);
-  json_t *req = json_pack("{s:s}", "symbol", pos[0]);
-  return gm__carbon_show(cli, "market.stats", req, gm__carbon_print_stats);
+  Gm__Carbon__StatsRequest req = GM__CARBON__STATS_REQUEST__INIT;
+  req.symbol = pos[0];
+  return gm__carbon_show(g, "market.stats", &req.base, gm__carbon_print_stats);
 }
 
 /* -- instruments -- */
 
-static void gm__carbon_print_instruments(const json_t *r) {
-  const json_t *o;
-  size_t i;
+static void gm__carbon_print_instrument_list(
+    Gm__Carbon__Instrument *const *list, size_t n) {
   gm__carbon_table t = {
       8,
       (const char *[]){"SYMBOL", "KIND", "REFERENCE", "BAND", "SESSIONS",
@@ -1155,24 +1219,20 @@ static void gm__carbon_print_instruments(const json_t *r) {
       NULL,
       0,
       0};
-  json_array_foreach(json_object_get(r, "instruments"), i, o) {
+  for (size_t i = 0; i < n; i++) {
+    const Gm__Carbon__Instrument *o = list[i];
     char ref[40], px[32], band[48], state[160];
-    int64_t bp = gm__carbon_int(o, "band_bp");
-    snprintf(ref, sizeof ref, "%s %s",
-             gm__carbon_px(gm__carbon_int(o, "reference_price"), px),
-             gm__carbon_str(o, "currency"));
-    snprintf(band, sizeof band, "+/-%d.%02d%%", (int)(bp / 100),
-             (int)(bp % 100)); /* bp is an int32 field */
-    if (json_is_true(json_object_get(o, "halted")))
-      snprintf(state, sizeof state, "halted%s%s",
-               *gm__carbon_str(o, "halt_reason") ? ": " : "",
-               gm__carbon_str(o, "halt_reason"));
+    snprintf(ref, sizeof ref, "%s %s", gm__carbon_px(o->reference_price, px),
+             o->currency);
+    snprintf(band, sizeof band, "+/-%d.%02d%%", (int)(o->band_bp / 100),
+             (int)(o->band_bp % 100));
+    if (o->halted)
+      snprintf(state, sizeof state, "halted%s%s", *o->halt_reason ? ": " : "",
+               o->halt_reason);
     else
       snprintf(state, sizeof state, "trading");
-    gm__carbon_row(&t, gm__carbon_str(o, "symbol"), gm__carbon_str(o, "kind"),
-                   ref, band, gm__carbon_str(o, "sessions"),
-                   gm__carbon_str(o, "block_sessions"), state,
-                   gm__carbon_str(o, "name"));
+    gm__carbon_row(&t, o->symbol, o->kind, ref, band, o->sessions,
+                   o->block_sessions, state, o->name);
   }
   if (t.rows == 0)
     printf("no instruments listed\n");
@@ -1180,15 +1240,27 @@ static void gm__carbon_print_instruments(const json_t *r) {
     gm__carbon_table_print(&t, stdout);
 }
 
-static int gm__carbon_instruments_run(gm_cli *cli, int argc, char **argv,
-                                      const gm__carbon_cmd *self) {
+static void gm__carbon_print_instruments(const ProtobufCMessage *m) {
+  const Gm__Carbon__InstrumentList *r = (const Gm__Carbon__InstrumentList *)m;
+  gm__carbon_print_instrument_list(r->instruments, r->n_instruments);
+}
+
+static void gm__carbon_print_instrument(const ProtobufCMessage *m) {
+  Gm__Carbon__Instrument *one = (Gm__Carbon__Instrument *)m;
+  gm__carbon_print_instrument_list(&one, 1);
+}
+
+static int gm__carbon_instruments_run(const gm__carbon_cli *g, int argc,
+                                      char **argv, const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   char *pos[1] = {NULL};
   int npos;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 0, &npos, gm__carbon_no_opts,
                   NULL);
-  return gm__carbon_show(cli, "instrument.list", json_object(),
+  Gm__Carbon__ListInstrumentsRequest req =
+      GM__CARBON__LIST_INSTRUMENTS_REQUEST__INIT;
+  return gm__carbon_show(g, "instrument.list", &req.base,
                          gm__carbon_print_instruments);
 }
 
@@ -1207,13 +1279,7 @@ static int gm__carbon_create_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
-static void gm__carbon_print_instrument(const json_t *o) {
-  json_t *list = json_pack("{s:[O]}", "instruments", o);
-  gm__carbon_print_instruments(list);
-  json_decref(list);
-}
-
-static int gm__carbon_create_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_create_run(const gm__carbon_cli *g, int argc, char **argv,
                                  const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"reference", required_argument, NULL, GM__CARBON_REF_PRICE},
@@ -1233,21 +1299,24 @@ static int gm__carbon_create_run(gm_cli *cli, int argc, char **argv,
     return gm__carbon_usage_error(
         self, "%s needs SYMBOL and --reference PRICE (the previous close)",
         argv[0]);
-  if (gm__carbon_yuan_arg("--reference", k.ref, GM_CARBON_MAX_PRICE, &ref))
+  if (gm__carbon_yuan_arg(g, "--reference", k.ref, GM_CARBON_MAX_PRICE, &ref))
     return GM_CLI_EXIT_ERROR;
-  json_t *in = json_pack("{s:s, s:I}", "symbol", pos[0], "reference_price",
-                         (json_int_t)ref);
-  if (k.name) json_object_set_new(in, "name", json_string(k.name));
-  if (k.kind) json_object_set_new(in, "kind", json_string(k.kind));
-  if (k.sessions) json_object_set_new(in, "sessions", json_string(k.sessions));
-  if (k.block_sessions)
-    json_object_set_new(in, "block_sessions", json_string(k.block_sessions));
-  json_t *req = json_pack("{s:o}", "instrument", in);
-  return gm__carbon_show(cli, "instrument.create", req,
+  /* Fields left empty take the market's defaults (carbon.proto). */
+  Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
+  in.symbol = pos[0];
+  in.reference_price = ref;
+  if (k.name) in.name = (char *)k.name;
+  if (k.kind) in.kind = (char *)k.kind;
+  if (k.sessions) in.sessions = (char *)k.sessions;
+  if (k.block_sessions) in.block_sessions = (char *)k.block_sessions;
+  Gm__Carbon__CreateInstrumentRequest req =
+      GM__CARBON__CREATE_INSTRUMENT_REQUEST__INIT;
+  req.instrument = &in;
+  return gm__carbon_show(g, "instrument.create", &req.base,
                          gm__carbon_print_instrument);
 }
 
-static int gm__carbon_halt_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_halt_run(const gm__carbon_cli *g, int argc, char **argv,
                                const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"reason", required_argument, NULL, GM__CARBON_REASON},
@@ -1261,10 +1330,11 @@ static int gm__carbon_halt_run(gm_cli *cli, int argc, char **argv,
                   &k);
   if (npos != 1)
     return gm__carbon_usage_error(self, "%s needs a SYMBOL", argv[0]);
-  json_t *req = json_pack("{s:s, s:s}", "symbol", pos[0], "reason",
-                          k.reason ? k.reason : "");
-  return gm__carbon_show(cli, halt ? "instrument.halt" : "instrument.resume",
-                         req, gm__carbon_print_instrument);
+  Gm__Carbon__InstrumentRequest req = GM__CARBON__INSTRUMENT_REQUEST__INIT;
+  req.symbol = pos[0];
+  req.reason = (char *)(k.reason ? k.reason : "");
+  return gm__carbon_show(g, halt ? "instrument.halt" : "instrument.resume",
+                         &req.base, gm__carbon_print_instrument);
 }
 
 /* -- accounts -- */
@@ -1283,31 +1353,29 @@ static int gm__carbon_move_opt(int c, const char *arg, void *ctx) {
 }
 
 /* One account row: participant, symbol, cash, frozen, allowances... */
-static void gm__carbon_account_row(gm__carbon_table *t, const json_t *a) {
+static void gm__carbon_account_row(gm__carbon_table *t,
+                                   const Gm__Carbon__Account *a) {
   char c[32], cf[32], al[24], af[24], lk[24];
-  gm__carbon_format_price(gm__carbon_int(a, "cash"), c);
-  gm__carbon_format_price(gm__carbon_int(a, "cash_frozen"), cf);
-  snprintf(al, sizeof al, "%lld", (long long)gm__carbon_int(a, "allowances"));
-  snprintf(af, sizeof af, "%lld",
-           (long long)gm__carbon_int(a, "allowances_frozen"));
-  snprintf(lk, sizeof lk, "%lld",
-           (long long)gm__carbon_int(a, "allowances_locked"));
-  gm__carbon_row(t, gm__carbon_str(a, "participant"),
-                 gm__carbon_str(a, "symbol"), c, cf, al, af, lk);
+  gm__carbon_row(t, a->participant, a->symbol,
+                 gm__carbon_format_price(a->cash, c),
+                 gm__carbon_format_price(a->cash_frozen, cf),
+                 gm__carbon_num(a->allowances, al),
+                 gm__carbon_num(a->allowances_frozen, af),
+                 gm__carbon_num(a->allowances_locked, lk));
 }
 
 static const char *const gm__carbon_account_head[] = {
     "PARTICIPANT", "SYMBOL", "CASH",  "CASH FROZEN",
     "ALLOWANCES",  "FROZEN", "LOCKED"};
 
-static void gm__carbon_print_account(const json_t *a) {
+static void gm__carbon_print_account(const ProtobufCMessage *m) {
   gm__carbon_table t = {
       7, (const char **)gm__carbon_account_head, 0x7c, NULL, 0, 0};
-  gm__carbon_account_row(&t, a);
+  gm__carbon_account_row(&t, (const Gm__Carbon__Account *)m);
   gm__carbon_table_print(&t, stdout);
 }
 
-static int gm__carbon_move_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_move_run(const gm__carbon_cli *g, int argc, char **argv,
                                const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"cash", required_argument, NULL, GM__CARBON_CASH},
@@ -1327,22 +1395,25 @@ static int gm__carbon_move_run(gm_cli *cli, int argc, char **argv,
         "%s needs PARTICIPANT SYMBOL and one of --cash YUAN or "
         "--allowances TONNES",
         argv[0]);
-  if (m.cash
-          ? gm__carbon_yuan_arg("--cash", m.cash, GM__CARBON_MAX_CASH, &amount)
-          : gm__carbon_tonnes_arg("--allowances", m.allowances,
-                                  GM__CARBON_MAX_CASH, &amount))
+  if (m.cash ? gm__carbon_yuan_arg(g, "--cash", m.cash, GM__CARBON_MAX_CASH,
+                                   &amount)
+             : gm__carbon_tonnes_arg(g, "--allowances", m.allowances,
+                                     GM__CARBON_MAX_CASH, &amount))
     return GM_CLI_EXIT_ERROR;
-  json_t *req = json_pack(
-      "{s:s, s:s, s:s, s:I, s:s}", "participant", pos[0], "symbol", pos[1],
-      "asset", m.cash ? "ASSET_CASH" : "ASSET_ALLOWANCE", "amount",
-      (json_int_t)amount, "reference", m.reference ? m.reference : "");
+  Gm__Carbon__MoveRequest req = GM__CARBON__MOVE_REQUEST__INIT;
+  req.participant = pos[0];
+  req.symbol = pos[1];
+  req.asset = m.cash ? GM__CARBON__ASSET__ASSET_CASH
+                     : GM__CARBON__ASSET__ASSET_ALLOWANCE;
+  req.amount = amount;
+  req.reference = (char *)(m.reference ? m.reference : "");
   return gm__carbon_show(
-      cli, strcmp(argv[0], "deposit") ? "account.withdraw" : "account.deposit",
-      req, gm__carbon_print_account);
+      g, strcmp(argv[0], "deposit") ? "account.withdraw" : "account.deposit",
+      &req.base, gm__carbon_print_account);
 }
 
-static int gm__carbon_holdings_run(gm_cli *cli, int argc, char **argv,
-                                   const gm__carbon_cmd *self) {
+static int gm__carbon_holdings_run(const gm__carbon_cli *g, int argc,
+                                   char **argv, const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"participant", required_argument, NULL, GM__CARBON_PARTICIPANT},
       {"help", no_argument, NULL, 'h'},
@@ -1350,47 +1421,61 @@ static int gm__carbon_holdings_run(gm_cli *cli, int argc, char **argv,
   gm__carbon_move m = {0};
   char *pos[2] = {NULL};
   int npos, code = GM_CLI_EXIT_OK;
-  ProtobufCMessage *raw = NULL;
-  json_t *out = NULL, *symbols = json_array(), *o;
-  size_t i;
+  ProtobufCMessage *list = NULL;
+  char **symbols = pos;
+  size_t nsymbols = 1;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_move_opt,
                   &m);
-  if (npos == 1) {
-    json_array_append_new(symbols, json_string(pos[0]));
-  } else {
+  if (npos == 0) {
     /* Accounts are per instrument (docs/carbon.md): ask each one. */
-    code = gm__carbon_call(cli, "instrument.list", json_object(), &raw, &out);
-    json_array_foreach(json_object_get(out, "instruments"), i, o)
-        json_array_append_new(symbols,
-                              json_string(gm__carbon_str(o, "symbol")));
-    gm__carbon_free(&raw, &out);
+    Gm__Carbon__ListInstrumentsRequest lr =
+        GM__CARBON__LIST_INSTRUMENTS_REQUEST__INIT;
+    code = gm__carbon_call(g, "instrument.list", &lr.base, &list);
+    if (code != GM_CLI_EXIT_OK) return code;
+    nsymbols = ((const Gm__Carbon__InstrumentList *)list)->n_instruments;
+    symbols = calloc(nsymbols ? nsymbols : 1, sizeof *symbols);
+    if (!symbols) {
+      gm__carbon_free(&list);
+      return g->api->error(g->cli, GM_RESOURCE_EXHAUSTED,
+                           "out of memory listing %zu instruments", nsymbols);
+    }
+    for (size_t i = 0; i < nsymbols; i++)
+      symbols[i] =
+          ((const Gm__Carbon__InstrumentList *)list)->instruments[i]->symbol;
   }
   gm__carbon_table t = {
       7, (const char **)gm__carbon_account_head, 0x7c, NULL, 0, 0};
-  json_array_foreach(symbols, i, o) {
-    if (code != GM_CLI_EXIT_OK) break;
-    json_t *req = json_pack("{s:s, s:s}", "symbol", json_string_value(o),
-                            "participant", m.participant ? m.participant : "");
-    /* Over every instrument, one without an account of ours is skipped. */
-    code = gm__carbon_call_ex(cli, "account.get", req, &raw, &out, npos == 0);
-    if (code == GM__CARBON_MISSING) {
-      code = GM_CLI_EXIT_OK;
-      continue;
+  for (size_t i = 0; i < nsymbols && code == GM_CLI_EXIT_OK; i++) {
+    Gm__Carbon__AccountRequest req = GM__CARBON__ACCOUNT_REQUEST__INIT;
+    ProtobufCMessage *reply;
+    req.symbol = symbols[i];
+    req.participant = (char *)(m.participant ? m.participant : "");
+    if (npos == 1) {
+      code = gm__carbon_call(g, "account.get", &req.base, &reply);
+    } else {
+      /* Over every instrument, one without an account of ours is skipped. */
+      gm_status status;
+      const char *why;
+      code = g->api->call_quiet(g->cli, "carbon", "account.get", &req.base,
+                                &reply, &status, &why);
+      if (status == GM_NOT_FOUND) {
+        code = GM_CLI_EXIT_OK;
+        continue;
+      }
+      if (code != GM_CLI_EXIT_OK) g->api->error(g->cli, status, "%s", why);
     }
     if (code != GM_CLI_EXIT_OK) break;
-    if (cli->output == GM_CLI_OUTPUT_JSON) {
-      gm_cli_print(cli, raw);
-    } else if (npos == 1 || gm__carbon_int(out, "cash") ||
-               gm__carbon_int(out, "cash_frozen") ||
-               gm__carbon_int(out, "allowances") ||
-               gm__carbon_int(out, "allowances_frozen") ||
-               gm__carbon_int(out, "allowances_locked")) {
-      gm__carbon_account_row(&t, out); /* empty accounts are noise */
-    }
-    gm__carbon_free(&raw, &out);
+    const Gm__Carbon__Account *a = (const Gm__Carbon__Account *)reply;
+    if (g->api->json(g->cli))
+      g->api->print(g->cli, reply);
+    else if (npos == 1 || a->cash || a->cash_frozen || a->allowances ||
+             a->allowances_frozen || a->allowances_locked)
+      gm__carbon_account_row(&t, a); /* empty accounts are noise */
+    gm__carbon_free(&reply);
   }
-  json_decref(symbols);
-  if (code == GM_CLI_EXIT_OK && cli->output == GM_CLI_OUTPUT_TABLE) {
+  if (symbols != pos) free(symbols);
+  gm__carbon_free(&list);
+  if (code == GM_CLI_EXIT_OK && !g->api->json(g->cli)) {
     if (t.rows == 0)
       printf("no holdings\n");
     else
@@ -1403,30 +1488,33 @@ static int gm__carbon_holdings_run(gm_cli *cli, int argc, char **argv,
 /* -- block agreement trades -- */
 
 /* "8550000.00 yuan" or "100000 t": what an offer holds of its offerer. */
-static const char *gm__carbon_offer_holds(const json_t *b, char out[48]) {
-  int64_t price = gm__carbon_int(b, "price"),
-          qty = gm__carbon_int(b, "quantity");
+static const char *gm__carbon_offer_holds(const Gm__Carbon__BlockOffer *b,
+                                          char out[48]) {
   int64_t amount;
   char px[32];
-  if (strcmp(gm__carbon_str(b, "side"), "SIDE_BUY"))
-    snprintf(out, 48, "%lld t", (long long)qty);
-  else if (__builtin_mul_overflow(price, qty, &amount))
+  if (b->side != GM__CARBON__SIDE__SIDE_BUY)
+    snprintf(out, 48, "%lld t", (long long)b->quantity);
+  else if (__builtin_mul_overflow(b->price, b->quantity, &amount))
     snprintf(out, 48, "cash");
   else
     snprintf(out, 48, "%s yuan", gm__carbon_format_price(amount, px));
   return out;
 }
 
-/* Prints a BlockOffer as a table row, then what its state means. */
-static void gm__carbon_print_offer(const json_t *b) {
-  char side[32], state[32], q[24], px[32], amt[32], holds[48];
-  int64_t price = gm__carbon_int(b, "price"),
-          qty = gm__carbon_int(b, "quantity");
+/* price x quantity in yuan, or "?" past int64. */
+static const char *gm__carbon_offer_amount(const Gm__Carbon__BlockOffer *b,
+                                           char out[32]) {
   int64_t amount;
-  const char *of = gm__carbon_str(b, "offerer"),
-             *cp = gm__carbon_str(b, "counterparty"),
-             *trade = gm__carbon_str(b, "trade_id"),
-             *st = gm__carbon_str(b, "state");
+  if (__builtin_mul_overflow(b->price, b->quantity, &amount))
+    return strcpy(out, "?");
+  return gm__carbon_format_price(amount, out);
+}
+
+/* Prints a BlockOffer as a table row, then what its state means. */
+static void gm__carbon_print_offer(const ProtobufCMessage *m) {
+  const Gm__Carbon__BlockOffer *b = (const Gm__Carbon__BlockOffer *)m;
+  char side[32], state[32], q[24], px[32], amt[32], holds[48];
+  const char *of = b->offerer, *cp = b->counterparty;
   gm__carbon_table t = {9,
                         (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY",
                                          "PRICE", "AMOUNT", "STATE", "TRADE"},
@@ -1434,39 +1522,49 @@ static void gm__carbon_print_offer(const json_t *b) {
                         NULL,
                         0,
                         0};
-  snprintf(q, sizeof q, "%lld", (long long)qty);
-  if (__builtin_mul_overflow(price, qty, &amount))
-    strcpy(amt, "?");
-  else
-    gm__carbon_format_price(amount, amt);
-  gm__carbon_row(&t, gm__carbon_str(b, "id"), of,
-                 gm__carbon_enum(b, "side", side), cp, q,
-                 gm__carbon_px(price, px), amt,
-                 gm__carbon_enum(b, "state", state), *trade ? trade : "-");
+  gm__carbon_row(&t, b->id, of, GM__CARBON_SIDE(b->side, side), cp,
+                 gm__carbon_num(b->quantity, q), gm__carbon_px(b->price, px),
+                 gm__carbon_offer_amount(b, amt),
+                 gm__carbon_enum(&gm__carbon__offer_state__descriptor,
+                                 (int)b->state, state),
+                 *b->trade_id ? b->trade_id : "-");
   gm__carbon_table_print(&t, stdout);
   gm__carbon_offer_holds(b, holds);
-  if (!strcmp(st, "OFFER_OPEN"))
-    printf(
-        "%s's %s stay frozen until %s accepts or rejects the offer, %s "
-        "withdraws it, or today's block session ends\n",
-        of, holds, cp, of);
-  else if (!strcmp(st, "OFFER_ACCEPTED"))
-    printf("accepted by %s: one block trade at %s (see `gm carbon trades`)\n",
-           cp, px);
-  else if (!strcmp(st, "OFFER_REJECTED"))
-    printf("rejected by %s: %s's %s are released\n", cp, of, holds);
-  else if (!strcmp(st, "OFFER_WITHDRAWN"))
-    printf("withdrawn by %s: %s's %s are released\n", of, of, holds);
+  switch (b->state) {
+    case GM__CARBON__OFFER_STATE__OFFER_OPEN:
+      printf(
+          "%s's %s stay frozen until %s accepts or rejects the offer, %s "
+          "withdraws it, or today's block session ends\n",
+          of, holds, cp, of);
+      break;
+    case GM__CARBON__OFFER_STATE__OFFER_ACCEPTED:
+      printf("accepted by %s: one block trade at %s (see `gm carbon trades`)\n",
+             cp, px);
+      break;
+    case GM__CARBON__OFFER_STATE__OFFER_REJECTED:
+      printf("rejected by %s: %s's %s are released\n", cp, of, holds);
+      break;
+    case GM__CARBON__OFFER_STATE__OFFER_WITHDRAWN:
+      printf("withdrawn by %s: %s's %s are released\n", of, of, holds);
+      break;
+    default:
+      break;
+  }
 }
 
-/* Prints open offers (a JSON array of BlockOffer) as one table. */
-static void gm__carbon_print_offers(const json_t *offers) {
-  const json_t *b;
-  size_t i, n = json_array_size(offers);
-  json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
+/* Offers by id: ids grow with creation within an instrument. */
+static int gm__carbon_offer_by_id(const void *a, const void *b) {
+  return strcmp((*(const Gm__Carbon__BlockOffer *const *)a)->id,
+                (*(const Gm__Carbon__BlockOffer *const *)b)->id);
+}
+
+/* Prints open offers as one table. */
+static void gm__carbon_print_offers(const gm__carbon_list *l) {
+  const Gm__Carbon__BlockOffer **sorted =
+      calloc(l->n ? l->n : 1, sizeof *sorted);
   if (!sorted) return;
-  for (i = 0; i < n; i++) sorted[i] = json_array_get(offers, i);
-  qsort(sorted, n, sizeof *sorted, gm__carbon_by_id);
+  for (size_t i = 0; i < l->n; i++) sorted[i] = l->items[i];
+  qsort(sorted, l->n, sizeof *sorted, gm__carbon_offer_by_id);
   gm__carbon_table t = {8,
                         (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY",
                                          "PRICE", "AMOUNT", "MADE"},
@@ -1474,20 +1572,13 @@ static void gm__carbon_print_offers(const json_t *offers) {
                         NULL,
                         0,
                         0};
-  for (i = 0; i < n && (b = sorted[i]); i++) {
+  for (size_t i = 0; i < l->n; i++) {
+    const Gm__Carbon__BlockOffer *b = sorted[i];
     char side[32], q[24], px[32], amt[32], when[32];
-    int64_t price = gm__carbon_int(b, "price"),
-            qty = gm__carbon_int(b, "quantity"), amount;
-    snprintf(q, sizeof q, "%lld", (long long)qty);
-    if (__builtin_mul_overflow(price, qty, &amount))
-      strcpy(amt, "?");
-    else
-      gm__carbon_format_price(amount, amt);
-    gm__carbon_row(&t, gm__carbon_str(b, "id"), gm__carbon_str(b, "offerer"),
-                   gm__carbon_enum(b, "side", side),
-                   gm__carbon_str(b, "counterparty"), q,
-                   gm__carbon_px(price, px), amt,
-                   gm__carbon_time(gm__carbon_int(b, "created_ms"), when));
+    gm__carbon_row(&t, b->id, b->offerer, GM__CARBON_SIDE(b->side, side),
+                   b->counterparty, gm__carbon_num(b->quantity, q),
+                   gm__carbon_px(b->price, px), gm__carbon_offer_amount(b, amt),
+                   gm__carbon_time(b->created_ms, when));
   }
   free(sorted);
   if (t.rows == 0)
@@ -1497,21 +1588,20 @@ static void gm__carbon_print_offers(const json_t *offers) {
 }
 
 /* gm carbon block list [SYMBOL]: every page of block.list as one table. */
-static int gm__carbon_block_list_run(gm_cli *cli, int argc, char **argv,
-                                     const gm__carbon_cmd *self) {
+static int gm__carbon_block_list_run(const gm__carbon_cli *g, int argc,
+                                     char **argv, const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   char *pos[2] = {NULL};
   int npos;
-  json_t *offers;
+  gm__carbon_list offers;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
                   NULL);
-  int code = gm__carbon_walk(cli, "block.list", "offers", npos ? pos[0] : "", 0,
-                             1, &offers);
-  if (code == GM_CLI_EXIT_OK && cli->output == GM_CLI_OUTPUT_TABLE)
-    gm__carbon_print_offers(offers);
+  int code = gm__carbon_walk(g, 1, npos ? pos[0] : "", 0, 1, &offers);
+  if (code == GM_CLI_EXIT_OK && !g->api->json(g->cli))
+    gm__carbon_print_offers(&offers);
   fflush(stdout);
-  json_decref(offers);
+  gm__carbon_list_free(&offers);
   return code;
 }
 
@@ -1524,7 +1614,7 @@ static int gm__carbon_block_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
-static int gm__carbon_offer_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_offer_run(const gm__carbon_cli *g, int argc, char **argv,
                                 const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"to", required_argument, NULL, GM__CARBON_COUNTERPARTY},
@@ -1540,25 +1630,26 @@ static int gm__carbon_offer_run(gm_cli *cli, int argc, char **argv,
     return gm__carbon_usage_error(
         self, "%s",
         "block offer needs SYMBOL buy|sell QTY @ PRICE --to PARTICIPANT");
-  if (strcmp(words[1], "buy") && strcmp(words[1], "sell")) {
-    fprintf(stderr,
-            "error: INVALID_ARGUMENT: the side of a block offer is buy or "
-            "sell (your side of the trade), not \"%s\"\n",
-            words[1]);
-    return GM_CLI_EXIT_ERROR;
-  }
+  if (strcmp(words[1], "buy") && strcmp(words[1], "sell"))
+    return g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                         "the side of a block offer is buy or sell (your "
+                         "side of the trade), not \"%s\"",
+                         words[1]);
   /* The block threshold is the instrument's: the market checks it. */
-  if (gm__carbon_tonnes_arg("quantity", words[2], GM_CARBON_MAX_QTY, &qty) ||
-      gm__carbon_yuan_arg("price", words[3], GM_CARBON_MAX_PRICE, &price))
+  if (gm__carbon_tonnes_arg(g, "quantity", words[2], GM_CARBON_MAX_QTY, &qty) ||
+      gm__carbon_yuan_arg(g, "price", words[3], GM_CARBON_MAX_PRICE, &price))
     return GM_CLI_EXIT_ERROR;
-  json_t *req = json_pack(
-      "{s:s, s:s, s:s, s:I, s:I}", "symbol", words[0], "side",
-      strcmp(words[1], "buy") ? "SIDE_SELL" : "SIDE_BUY", "counterparty", b.to,
-      "price", (json_int_t)price, "quantity", (json_int_t)qty);
-  return gm__carbon_show(cli, "block.offer", req, gm__carbon_print_offer);
+  Gm__Carbon__OfferRequest req = GM__CARBON__OFFER_REQUEST__INIT;
+  req.symbol = words[0];
+  req.side = strcmp(words[1], "buy") ? GM__CARBON__SIDE__SIDE_SELL
+                                     : GM__CARBON__SIDE__SIDE_BUY;
+  req.counterparty = (char *)b.to;
+  req.price = price;
+  req.quantity = qty;
+  return gm__carbon_show(g, "block.offer", &req.base, gm__carbon_print_offer);
 }
 
-static int gm__carbon_block_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_block_run(const gm__carbon_cli *g, int argc, char **argv,
                                 const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -1573,9 +1664,9 @@ static int gm__carbon_block_run(gm_cli *cli, int argc, char **argv,
   }
   const char *sub = argv[1], *method;
   if (!strcmp(sub, "offer"))
-    return gm__carbon_offer_run(cli, argc - 1, argv + 1, self);
+    return gm__carbon_offer_run(g, argc - 1, argv + 1, self);
   if (!strcmp(sub, "list"))
-    return gm__carbon_block_list_run(cli, argc - 1, argv + 1, self);
+    return gm__carbon_block_list_run(g, argc - 1, argv + 1, self);
   if (!strcmp(sub, "accept"))
     method = "block.accept";
   else if (!strcmp(sub, "reject") || !strcmp(sub, "withdraw"))
@@ -1592,15 +1683,15 @@ static int gm__carbon_block_run(gm_cli *cli, int argc, char **argv,
                   gm__carbon_no_opts, NULL);
   if (npos != 1)
     return gm__carbon_usage_error(self, "block %s needs an OFFER_ID", sub);
-  json_t *req = json_pack("{s:s}", "offer_id", pos[0]);
-  return gm__carbon_show(cli, method, req, gm__carbon_print_offer);
+  Gm__Carbon__OfferDecision req = GM__CARBON__OFFER_DECISION__INIT;
+  req.offer_id = pos[0];
+  return gm__carbon_show(g, method, &req.base, gm__carbon_print_offer);
 }
 
 /* -- end of day and reconciliation (admin) -- */
 
-static void gm__carbon_print_closes(const json_t *r) {
-  const json_t *d;
-  size_t i;
+static void gm__carbon_print_closes(const ProtobufCMessage *m) {
+  const Gm__Carbon__CloseReply *r = (const Gm__Carbon__CloseReply *)m;
   gm__carbon_table t = {7,
                         (const char *[]){"SYMBOL", "DAY", "CLOSE", "VOLUME",
                                          "BASIS", "EXPIRED", "STATUS"},
@@ -1608,18 +1699,16 @@ static void gm__carbon_print_closes(const json_t *r) {
                         NULL,
                         0,
                         0};
-  json_array_foreach(json_object_get(r, "closes"), i, d) {
+  for (size_t i = 0; i < r->n_closes; i++) {
+    const Gm__Carbon__DayClose *d = r->closes[i];
     char px[32], vol[24], exp[24];
     /* A day closed before comes with its volume and basis as closed. */
-    int already = json_is_true(json_object_get(d, "already"));
-    snprintf(vol, sizeof vol, "%lld", (long long)gm__carbon_int(d, "volume"));
-    snprintf(exp, sizeof exp, "%lld", (long long)gm__carbon_int(d, "expired"));
-    gm__carbon_row(&t, gm__carbon_str(d, "symbol"), gm__carbon_str(d, "day"),
-                   gm__carbon_px(gm__carbon_int(d, "close"), px), vol,
-                   json_is_true(json_object_get(d, "from_trades"))
-                       ? "VWAP of listing trades"
-                       : "previous close (no trades)",
-                   exp, already ? "closed before" : "closed now");
+    gm__carbon_row(&t, d->symbol, d->day, gm__carbon_px(d->close, px),
+                   gm__carbon_num(d->volume, vol),
+                   d->from_trades ? "VWAP of listing trades"
+                                  : "previous close (no trades)",
+                   gm__carbon_num(d->expired, exp),
+                   d->already ? "closed before" : "closed now");
   }
   if (t.rows == 0)
     printf(
@@ -1629,7 +1718,7 @@ static void gm__carbon_print_closes(const json_t *r) {
     gm__carbon_table_print(&t, stdout);
 }
 
-static int gm__carbon_close_run(gm_cli *cli, int argc, char **argv,
+static int gm__carbon_close_run(const gm__carbon_cli *g, int argc, char **argv,
                                 const gm__carbon_cmd *self) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -1637,8 +1726,10 @@ static int gm__carbon_close_run(gm_cli *cli, int argc, char **argv,
   int npos;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_no_opts,
                   NULL);
-  json_t *req = json_pack("{s:s}", "symbol", npos ? pos[0] : "");
-  return gm__carbon_show(cli, "records.close", req, gm__carbon_print_closes);
+  Gm__Carbon__CloseRequest req = GM__CARBON__CLOSE_REQUEST__INIT;
+  req.symbol = npos ? pos[0] : "";
+  return gm__carbon_show(g, "records.close", &req.base,
+                         gm__carbon_print_closes);
 }
 
 /* A ledger or live amount: yuan for cash, tonnes for allowances. */
@@ -1653,12 +1744,10 @@ static const char *gm__carbon_amount(int cash, int64_t v, int sign,
   return out;
 }
 
-static void gm__carbon_print_reconcile(const json_t *r) {
-  const json_t *d, *diffs = json_object_get(r, "differences");
-  size_t i, n = json_array_size(diffs);
-  int64_t unsettled = gm__carbon_int(r, "unsettled");
-  printf("accounts compared  %lld\n", (long long)gm__carbon_int(r, "accounts"));
-  printf("unsettled entries  %lld\n", (long long)unsettled);
+static void gm__carbon_print_reconcile(const Gm__Carbon__ReconcileReply *r) {
+  size_t n = r->n_differences;
+  printf("accounts compared  %lld\n", (long long)r->accounts);
+  printf("unsettled entries  %lld\n", (long long)r->unsettled);
   if (n == 0) {
     printf("no differences: the ledger and the live holdings agree\n");
     return;
@@ -1670,27 +1759,27 @@ static void gm__carbon_print_reconcile(const json_t *r) {
                         NULL,
                         0,
                         0};
-  json_array_foreach(diffs, i, d) {
+  for (size_t i = 0; i < n; i++) {
+    const Gm__Carbon__Difference *d = r->differences[i];
     char led[40], live[40], diff[40];
-    int cash = !strcmp(gm__carbon_str(d, "asset"), "ASSET_CASH");
-    int64_t l = gm__carbon_int(d, "ledger"), v = gm__carbon_int(d, "live"), x;
-    gm__carbon_amount(cash, l, 0, led);
-    gm__carbon_amount(cash, v, 0, live);
-    if (__builtin_sub_overflow(v, l, &x))
+    int cash = d->asset == GM__CARBON__ASSET__ASSET_CASH;
+    int64_t x;
+    gm__carbon_amount(cash, d->ledger, 0, led);
+    gm__carbon_amount(cash, d->live, 0, live);
+    if (__builtin_sub_overflow(d->live, d->ledger, &x))
       strcpy(diff, "?");
     else
       gm__carbon_amount(cash, x, 1, diff);
-    gm__carbon_row(&t, gm__carbon_str(d, "symbol"),
-                   gm__carbon_str(d, "participant"),
+    gm__carbon_row(&t, d->symbol, d->participant,
                    cash ? "cash (yuan)" : "allowances (t)", led, live, diff);
   }
   gm__carbon_table_print(&t, stdout);
   printf("%zu difference%s\n", n, n == 1 ? "" : "s");
-  if (unsettled > 0)
+  if (r->unsettled > 0)
     printf(
         "%lld outbox entr%s not settled yet: the differences may be only "
         "those; run again in a moment, or with --wait SECONDS\n",
-        (long long)unsettled, unsettled == 1 ? "y is" : "ies are");
+        (long long)r->unsettled, r->unsettled == 1 ? "y is" : "ies are");
 }
 
 typedef struct gm__carbon_wait {
@@ -1710,8 +1799,8 @@ static int64_t gm__carbon_now_ms(void) {
 
 /* Exits 0 when the ledger and Redis agree, 1 when they differ, so an
  * operator's script can act on the status alone. */
-static int gm__carbon_reconcile_run(gm_cli *cli, int argc, char **argv,
-                                    const gm__carbon_cmd *self) {
+static int gm__carbon_reconcile_run(const gm__carbon_cli *g, int argc,
+                                    char **argv, const gm__carbon_cmd *self) {
   static const struct option opts[] = {
       {"wait", required_argument, NULL, GM__CARBON_WAIT},
       {"help", no_argument, NULL, 'h'},
@@ -1720,9 +1809,8 @@ static int gm__carbon_reconcile_run(gm_cli *cli, int argc, char **argv,
   char *pos[2] = {NULL}, err[256];
   int npos, code;
   int64_t wait_s = 0;
-  ProtobufCMessage *raw;
-  json_t *out;
-  size_t ndiff;
+  ProtobufCMessage *reply;
+  const Gm__Carbon__ReconcileReply *r;
   GM__CARBON_ARGS(argc, argv, opts, self, pos, 1, &npos, gm__carbon_wait_opt,
                   &w);
   if (w.wait && gm__carbon_parse_tonnes("--wait", w.wait, 3600, &wait_s, err,
@@ -1732,24 +1820,25 @@ static int gm__carbon_reconcile_run(gm_cli *cli, int argc, char **argv,
   }
   int64_t until = gm__carbon_now_ms() + wait_s * 1000;
   for (;;) {
-    json_t *req = json_pack("{s:s}", "symbol", npos ? pos[0] : "");
-    code = gm__carbon_call(cli, "records.reconcile", req, &raw, &out);
+    Gm__Carbon__ReconcileRequest req = GM__CARBON__RECONCILE_REQUEST__INIT;
+    req.symbol = npos ? pos[0] : "";
+    code = gm__carbon_call(g, "records.reconcile", &req.base, &reply);
     if (code != GM_CLI_EXIT_OK) return code;
-    ndiff = json_array_size(json_object_get(out, "differences"));
+    r = (const Gm__Carbon__ReconcileReply *)reply;
     /* Differences while entries are unsettled may be only settlement lag:
      * with --wait, ask again until they settle or the time is up. */
-    if (!ndiff || gm__carbon_int(out, "unsettled") <= 0 ||
-        gm__carbon_now_ms() >= until)
+    if (!r->n_differences || r->unsettled <= 0 || gm__carbon_now_ms() >= until)
       break;
-    gm__carbon_free(&raw, &out);
+    gm__carbon_free(&reply);
     nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
   }
-  if (cli->output == GM_CLI_OUTPUT_JSON)
-    gm_cli_print(cli, raw);
+  size_t ndiff = r->n_differences;
+  if (g->api->json(g->cli))
+    g->api->print(g->cli, reply);
   else
-    gm__carbon_print_reconcile(out);
+    gm__carbon_print_reconcile(r);
   fflush(stdout);
-  gm__carbon_free(&raw, &out);
+  gm__carbon_free(&reply);
   return ndiff ? GM_CLI_EXIT_ERROR : GM_CLI_EXIT_OK;
 }
 
@@ -1848,11 +1937,13 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      gm__carbon_reconcile_run},
 };
 
-static int gm__carbon_run(gm_cli *cli, int argc, char **argv) {
+static int gm__carbon_run(gm_cli *cli, const gm_cli_api *api, int argc,
+                          char **argv) {
+  const gm__carbon_cli g = {cli, api};
   for (size_t i = 0; i < sizeof gm__carbon_cmds / sizeof gm__carbon_cmds[0];
        i++)
     if (!strcmp(argv[0], gm__carbon_cmds[i].name))
-      return gm__carbon_cmds[i].run(cli, argc, argv, &gm__carbon_cmds[i]);
+      return gm__carbon_cmds[i].run(&g, argc, argv, &gm__carbon_cmds[i]);
   return GM_CLI_NOT_MINE;
 }
 
@@ -1866,5 +1957,9 @@ static void gm__carbon_help(FILE *out) {
     fprintf(out, "  %s", gm__carbon_cmds[i].usage);
 }
 
-const struct gm_cli_extension gm_cli_carbon_extension = {
-    "carbon", gm__carbon_run, gm__carbon_help};
+/* gm_plugin.cli of carbon.c. */
+const struct gm_cli_extension gm__carbon_cli_extension = {
+    .size = sizeof(struct gm_cli_extension),
+    .run = gm__carbon_run,
+    .help = gm__carbon_help,
+};

@@ -9,10 +9,10 @@ typedef struct run_result {
 } run_result;
 
 /*
- * Runs GM_CLI_PATH with the NULL-terminated args (args[0] is the first
- * argument, not the program), with GM_AS, GM_SERVER_KEY and GM_KEY_FILE unset
- * and GM_ENDPOINT set to endpoint when it is not NULL.  The result is static:
- * valid until the next call.
+ * Runs the built gm (GM_BUILD_DIR/cli/gm) with the NULL-terminated args
+ * (args[0] is the first argument, not the program), with GM_AS, GM_SERVER_KEY
+ * and GM_KEY_FILE unset and GM_ENDPOINT set to endpoint when it is not NULL.
+ * The result is static: valid until the next call.
  */
 run_result *gm_test_run_gm(const char *endpoint, char *const *args);
 

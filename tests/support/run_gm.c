@@ -16,7 +16,7 @@ run_result *gm_test_run_gm(const char *endpoint, char *const *args) {
   static run_result r;
   char *argv[72];
   int argc = 0;
-  argv[argc++] = (char *)GM_CLI_PATH;
+  argv[argc++] = (char *)GM_BUILD_DIR "/cli/gm";
   for (int i = 0; args[i] && argc < 71; i++) argv[argc++] = args[i];
   argv[argc] = NULL;
   char outp[] = "/tmp/gm-cli-out-XXXXXX", errp[] = "/tmp/gm-cli-err-XXXXXX";

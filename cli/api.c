@@ -1,0 +1,137 @@
+/*
+ * The gm_cli_api table: what a market's friendly commands, running inside
+ * `gm` from the market's own plugin, may ask of gm (<greenmarket/cli.h>).
+ * Each entry is a thin door onto what gm's own commands use, so a market's
+ * commands call, print and fail exactly as gm's do.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+
+static void gm__api_progress_end(gm_cli *cli);
+
+static int gm__api_call(gm_cli *cli, const char *market, const char *method,
+                        const ProtobufCMessage *req, ProtobufCMessage **reply) {
+  if (!cli->progress.shown) return gm_cli_call(cli, market, method, req, reply);
+  /* The error goes on a line of its own, under the progress line. */
+  gm_result r;
+  int code = gm_cli_call_ex(cli, market, method, req, reply, &r, 1);
+  if (code != GM_CLI_EXIT_OK) {
+    gm__api_progress_end(cli);
+    gm_cli_fail(&r);
+  }
+  gm_result_clear(&r);
+  return code;
+}
+
+static int gm__api_call_quiet(gm_cli *cli, const char *market,
+                              const char *method, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply, gm_status *status,
+                              const char **message) {
+  gm_result r;
+  int code = gm_cli_call_ex(cli, market, method, req, reply, &r, 1);
+  snprintf(cli->message, sizeof cli->message, "%s",
+           r.status != GM_OK && r.message ? r.message : "");
+  *status = r.status;
+  *message = cli->message;
+  gm_result_clear(&r);
+  return code;
+}
+
+static int gm__api_error(gm_cli *cli, gm_status status, const char *fmt, ...) {
+  va_list ap;
+  gm__api_progress_end(cli);
+  fflush(stdout);
+  fprintf(stderr, "error: %s: ", gm_status_name(status));
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return GM_CLI_EXIT_ERROR;
+}
+
+static int gm__api_json(gm_cli *cli) {
+  return cli->output == GM_CLI_OUTPUT_JSON;
+}
+
+static int gm__api_verbose(gm_cli *cli) {
+  return cli->verbose;
+}
+
+static int64_t gm__monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Draws the progress line over itself ("\r" + erase to the end). */
+static void gm__progress_draw(gm_cli_progress *p, int64_t now) {
+  double secs = (double)(now - p->start_ms) / 1000.0;
+  double rate = secs > 0.05 ? (double)p->done / secs : 0.0;
+  fprintf(stderr, "\r\033[K%s  %lld", p->what, (long long)p->done);
+  if (p->total > 0) {
+    int pct = (int)((double)p->done * 100.0 / (double)p->total);
+    fprintf(stderr, "/%lld  %d%%", (long long)p->total, pct > 100 ? 100 : pct);
+  }
+  if (rate > 0) fprintf(stderr, "  %.0f/s", rate);
+  if (rate > 0 && p->total > p->done)
+    fprintf(stderr, "  about %.0f s left",
+            (double)(p->total - p->done) / rate + 0.5);
+  fflush(stderr);
+  p->drawn_ms = now;
+}
+
+static void gm__api_progress_end(gm_cli *cli) {
+  gm_cli_progress *p = &cli->progress;
+  if (p->shown) {
+    gm__progress_draw(p, gm__monotonic_ms());
+    fputc('\n', stderr);
+  }
+  memset(p, 0, sizeof *p);
+}
+
+static void gm__api_progress(gm_cli *cli, const char *what, int64_t done,
+                             int64_t total) {
+  gm_cli_progress *p = &cli->progress;
+  /* A log or a pipe would fill with redrawn lines: draw on terminals only. */
+  if (!isatty(STDERR_FILENO)) return;
+  if (!what) what = "";
+  if (p->shown && strncmp(p->what, what, sizeof p->what - 1))
+    gm__api_progress_end(cli); /* a new job: keep the last one's line */
+  int64_t now = gm__monotonic_ms();
+  if (!p->shown) {
+    p->shown = 1;
+    p->start_ms = now;
+    snprintf(p->what, sizeof p->what, "%s", what);
+  }
+  p->done = done;
+  p->total = total > 0 ? total : 0;
+  if (p->drawn_ms == 0 || now - p->drawn_ms >= 100) gm__progress_draw(p, now);
+}
+
+static void gm__api_print(gm_cli *cli, const ProtobufCMessage *msg) {
+  gm__api_progress_end(cli);
+  gm_cli_print(cli, msg);
+}
+
+static const gm_cli_api gm__api = {
+    .size = sizeof(gm_cli_api),
+    .abi_version = GM_PLUGIN_ABI_VERSION,
+    .call = gm__api_call,
+    .call_quiet = gm__api_call_quiet,
+    .error = gm__api_error,
+    .print = gm__api_print,
+    .json = gm__api_json,
+    .verbose = gm__api_verbose,
+    .progress = gm__api_progress,
+    .progress_end = gm__api_progress_end,
+    .parse_time = gm_cli_parse_time,
+};
+
+const gm_cli_api *gm_cli_services(void) {
+  return &gm__api;
+}
