@@ -9,7 +9,7 @@
  *      from each order's scheduled send time (no coordinated omission);
  *   4. Redis memory per resting order over --memory-orders orders.
  * Each phase trades in an instrument of its own, so each starts with an
- * empty book.  Prints figures; never a test.  bench/run-carbon starts a
+ * empty book.  Prints figures; never a test.  plugins/carbon/bench/run starts a
  * private redis-server and gmd and passes their endpoints and pids.
  */
 #include <getopt.h>
@@ -41,7 +41,7 @@ static void bench__usage(FILE *f) {
           "(1000000; 0 skips)\n"
           "  --seed S            the order mix's seed (1)\n"
           "gmd must run with [testing] clock = manual (orders are placed at a "
-          "fixed\nWednesday 10:00 Shanghai); bench/run-carbon sets all of "
+          "fixed\nWednesday 10:00 Shanghai); plugins/carbon/bench/run sets all of "
           "this up.\n");
 }
 

@@ -1,5 +1,5 @@
 /*
- * gm_bench_carbon: shared pieces of the carbon benchmark (bench/run-carbon).
+ * gm_bench_carbon: shared pieces of the carbon benchmark (plugins/carbon/bench/run).
  *
  * Phases, in one run against one redis-server and one gmd:
  *   e2e.c     orders through libgmclient -> gmd -> Redis -> settlement, at a

@@ -169,7 +169,7 @@ bench_e2e *bench_e2e_new(const bench_opts *o, const char *const *symbols,
     fprintf(stderr,
             "carbon-bench: the bench needs gmd started with [testing] clock "
             "= manual so that orders fall in a trading session; "
-            "bench/run-carbon does that\n");
+            "plugins/carbon/bench/run does that\n");
     goto fail;
   }
   for (size_t i = 0; i < nsymbols; i++) {
@@ -399,7 +399,7 @@ static void *bench__thread_main(void *arg) {
       if (bench_now_us() - progress >= BENCH_STALL_US) {
         bench__fail(t,
                     "no reply for %u s with %d in flight; is gmd alive? "
-                    "(bench/run-carbon prints its log)",
+                    "(plugins/carbon/bench/run prints its log)",
                     BENCH_STALL_US / 1000000u, inflight);
         break;
       }

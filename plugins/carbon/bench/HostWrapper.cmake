@@ -7,7 +7,7 @@ foreach(name gm__prelude gm__epilogue)
   string(FIND "${src}" "static const char ${name}[] =" at)
   if(at EQUAL -1)
     message(FATAL_ERROR "${IN} no longer defines ${name}; update "
-                        "bench/carbon/HostWrapper.cmake to find the wrapper")
+                        "plugins/carbon/bench/HostWrapper.cmake to find the wrapper")
   endif()
   string(SUBSTRING "${src}" ${at} -1 rest)
   string(FIND "${rest}" "\";\n" end)

@@ -16,7 +16,7 @@ redisContext *bench_redis_connect(const char *path) {
   if (!rc || rc->err) {
     fprintf(stderr,
             "carbon-bench: cannot connect to Redis at %s (%s); pass the "
-            "socket gmd uses with --redis (bench/run-carbon does)\n",
+            "socket gmd uses with --redis (plugins/carbon/bench/run does)\n",
             path, rc ? rc->errstr : "out of memory");
     if (rc) redisFree(rc);
     return NULL;
