@@ -1,5 +1,6 @@
 /*
- * gm_bench_carbon: shared pieces of the carbon benchmark (plugins/carbon/bench/run).
+ * gm_bench_carbon: shared pieces of the carbon benchmark
+ * (plugins/carbon/bench/run).
  *
  * Phases, in one run against one redis-server and one gmd:
  *   e2e.c     orders through libgmclient -> gmd -> Redis -> settlement, at a

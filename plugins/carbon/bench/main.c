@@ -41,8 +41,8 @@ static void bench__usage(FILE *f) {
           "(1000000; 0 skips)\n"
           "  --seed S            the order mix's seed (1)\n"
           "gmd must run with [testing] clock = manual (orders are placed at a "
-          "fixed\nWednesday 10:00 Shanghai); plugins/carbon/bench/run sets all of "
-          "this up.\n");
+          "fixed\nWednesday 10:00 Shanghai); plugins/carbon/bench/run sets "
+          "all of this up.\n");
 }
 
 static long bench__num(const char *opt, const char *s, long min, long max) {
