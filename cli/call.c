@@ -54,6 +54,9 @@ const Gm__MarketsReply *gm_cli_markets(gm_cli *cli, int *exit_code) {
   return (const Gm__MarketsReply *)cli->markets;
 }
 
+/* The broker's limit on an idempotency key's length. */
+#define GM_CLI__MAX_KEY 128
+
 /* gm's own refusal, shaped like the library's (answered stays 0). */
 static int gm__refuse(gm_result *r, gm_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -89,26 +92,43 @@ int gm_cli_call_ex(gm_cli *cli, const char *market, const char *method,
     }
   }
 
-  char fresh[33];
-  const char *key = NULL;
-  if (m->flags & GM_METHOD_MUTATING) {
-    key = cli->idempotency_key;
-    if (!key) {
-      if (gm_client_new_idempotency_key(fresh) != GM_OK) {
-        static const char why[] =
-            "getrandom() failed making an idempotency key; pass "
-            "--idempotency-key";
-        if (!quiet) fprintf(stderr, "error: INTERNAL: %s\n", why);
-        return gm__refuse(r, GM_INTERNAL, "%s", why);
-      }
-      key = fresh;
+  /*
+   * One key per run of gm, the n-th mutating call sending "<key>.<n>" from
+   * the second on: a command that makes several calls (an import, a mass
+   * cancel) run again with the same --idempotency-key replays each step
+   * instead of repeating it, or sending one key for different requests.
+   */
+  char key[160];
+  int mutating = (m->flags & GM_METHOD_MUTATING) != 0;
+  if (mutating) {
+    if (!cli->idempotency_key && !cli->fresh_key[0] &&
+        gm_client_new_idempotency_key(cli->fresh_key) != GM_OK) {
+      static const char why[] =
+          "getrandom() failed making an idempotency key; pass "
+          "--idempotency-key";
+      if (!quiet) fprintf(stderr, "error: INTERNAL: %s\n", why);
+      return gm__refuse(r, GM_INTERNAL, "%s", why);
+    }
+    const char *base =
+        cli->idempotency_key ? cli->idempotency_key : cli->fresh_key;
+    unsigned n = ++cli->mutations;
+    int len = n == 1 ? snprintf(key, sizeof key, "%s", base)
+                     : snprintf(key, sizeof key, "%s.%u", base, n);
+    if (len < 0 || len > GM_CLI__MAX_KEY) {
+      static const char why[] =
+          "--idempotency-key is too long for a command that makes several "
+          "mutating calls (each sends KEY.N, at most 128 characters): "
+          "keep it to 120";
+      if (!quiet) fprintf(stderr, "error: INVALID_ARGUMENT: %s\n", why);
+      return gm__refuse(r, GM_INVALID_ARGUMENT, "%s", why);
     }
     if (cli->verbose)
       fprintf(stderr,
               "idempotency key: %s (to retry safely: --idempotency-key %s)\n",
-              key, key);
+              key, base);
   }
-  gm_client_call(cli->client, market, method, key, req, m->reply, r);
+  gm_client_call(cli->client, market, method, mutating ? key : NULL, req,
+                 m->reply, r);
   if (cli->verbose)
     fprintf(stderr, "request %llu: %s\n", (unsigned long long)r->request_id,
             gm_status_name(r->status));

@@ -42,6 +42,8 @@ struct gm_cli {
   gm_client *client;           /* made on first call; use gm_cli_client() */
   gm_cli_plugin *plugins;      /* loaded plugins (descriptor lookup) */
   ProtobufCMessage *markets;   /* cached gm.MarketsReply, or NULL */
+  char fresh_key[33];          /* this run's idempotency key, made once */
+  unsigned mutations;          /* mutating calls made so far */
   char message[2048];          /* the last call_quiet()'s reason */
   gm_cli_progress progress;    /* gm_cli_api.progress */
 };
@@ -54,8 +56,9 @@ gm_client *gm_cli_client(gm_cli *cli);
 
 /*
  * Calls market.method with `req` (NULL: empty).  Mutating methods (per the
- * flags of the loaded plugin's method table) get cli->idempotency_key or a
- * fresh key (printed with -v).  On GM_OK sets *reply (decoded with the
+ * flags of the loaded plugin's method table) get cli->idempotency_key, or
+ * this run's fresh key, with ".N" appended from the second mutating call of
+ * the run on (printed with -v).  On GM_OK sets *reply (decoded with the
  * method's reply type; free it with protobuf_c_message_free_unpacked(*reply,
  * NULL)) and returns 0.  Otherwise prints "error: STATUS: message" to stderr
  * and returns GM_CLI_EXIT_ERROR, or GM_CLI_EXIT_UNAVAILABLE with a hint when

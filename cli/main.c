@@ -49,7 +49,7 @@ static void gm__help(FILE *out) {
           "  --timeout MS       per-attempt reply timeout (default 5000)\n"
           "  --retries N        resends after a timeout (default 2)\n"
           "  --plugin-dir DIR   where gm_<market>.so are (GM_PLUGIN_DIR)\n"
-          "  --idempotency-key KEY  reuse a key to retry a mutating call "
+          "  --idempotency-key KEY  reuse a key to retry a mutating command "
           "safely\n"
           "  -v, --verbose      print idempotency keys and request ids\n"
           "  --version          print the version\n"

@@ -53,10 +53,12 @@ typedef struct gm_cli_api {
   /*
    * Calls market.method with `req` (NULL: an empty request) and sets *reply.
    * A method flagged GM_METHOD_MUTATING gets --idempotency-key or a fresh
-   * key (printed with -v).  On failure prints "error: STATUS: message" on
-   * stderr as every gm command does, sets *reply to NULL and returns
-   * GM_CLI_EXIT_ERROR, or GM_CLI_EXIT_UNAVAILABLE with a hint when no broker
-   * answered.  Returns GM_CLI_EXIT_OK on success.
+   * key (printed with -v), with ".N" appended from the run's second mutating
+   * call on, so a command of several steps, run again with the same
+   * --idempotency-key, replays each step instead of repeating it.  On failure
+   * prints "error: STATUS: message" on stderr as every gm command does, sets
+   * *reply to NULL and returns GM_CLI_EXIT_ERROR, or GM_CLI_EXIT_UNAVAILABLE
+   * with a hint when no broker answered.  Returns GM_CLI_EXIT_OK on success.
    */
   int (*call)(gm_cli *cli, const char *market, const char *method,
               const ProtobufCMessage *req, ProtobufCMessage **reply);

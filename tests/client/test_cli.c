@@ -256,8 +256,28 @@ START_TEST(friendly_commands_use_gms_table) {
   ck_assert_str_eq(s.method, "keep");
   ck_assert_uint_eq(strlen(s.idempotency_key), 32);
   ck_assert_msg(strstr(r->err, s.idempotency_key), "%s", r->err);
-  r = run_ext(ep, "clitest", "keep", "y", "--idempotency-key", "again-1", NULL);
+  /* A command of several mutations: one key per run, ".N" from the second
+   * call on, so running it again with the key replays every step. */
+  r = run_ext(ep, "clitest", "keep", "y", "z", "--idempotency-key", "again-1",
+              NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_str_eq(r->out, "keep said: y\nkeep said: z\n");
   ck_assert_str_eq(gm_test_echo_get(e, 2).idempotency_key, "again-1");
+  ck_assert_str_eq(gm_test_echo_get(e, 3).idempotency_key, "again-1.2");
+  r = run_ext(ep, "clitest", "keep", "y", "z", NULL);
+  char second[200];
+  snprintf(second, sizeof second, "%.160s.2",
+           gm_test_echo_get(e, 4).idempotency_key);
+  ck_assert_uint_eq(strlen(gm_test_echo_get(e, 4).idempotency_key), 32);
+  ck_assert_str_eq(gm_test_echo_get(e, 5).idempotency_key, second);
+  char long_key[130];
+  memset(long_key, 'k', 127);
+  long_key[127] = '\0';
+  r = run_ext(ep, "clitest", "keep", "y", "z", "--idempotency-key", long_key,
+              NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "keep it to 120"), "%s", r->err);
+  ck_assert_uint_eq(gm_test_echo_count(e), 7); /* the second never left */
   /* print() follows --json, given anywhere on the line. */
   r = run_ext(ep, "clitest", "say", "hi", "--json", NULL);
   ck_assert_msg(r->code == 0, "%s", r->err);

@@ -46,16 +46,19 @@ static int clitest__run(gm_cli *cli, const gm_cli_api *api, int argc,
   ProtobufCMessage *reply;
   const char *word = argv[0];
   if (!strcmp(word, "say") || !strcmp(word, "keep")) {
-    /* say: a read; keep: a mutation (an idempotency key is sent). */
-    note.text = argc > 1 ? argv[1] : "";
-    note.n = argc;
-    int code = api->call(cli, "clitest", word, &note.base, &reply);
-    if (code != GM_CLI_EXIT_OK) return code;
-    if (api->json(cli))
-      api->print(cli, reply);
-    else
-      printf("%s said: %s\n", word, ((Gm__Clitest__Note *)reply)->text);
-    protobuf_c_message_free_unpacked(reply, NULL);
+    /* say TEXT: a read; keep TEXT...: one mutation per TEXT. */
+    for (int i = 1; i < argc || i == 1; i++) {
+      note.text = i < argc ? argv[i] : "";
+      note.n = argc;
+      int code = api->call(cli, "clitest", word, &note.base, &reply);
+      if (code != GM_CLI_EXIT_OK) return code;
+      if (api->json(cli))
+        api->print(cli, reply);
+      else
+        printf("%s said: %s\n", word, ((Gm__Clitest__Note *)reply)->text);
+      protobuf_c_message_free_unpacked(reply, NULL);
+      if (word[0] == 's') break;
+    }
     return GM_CLI_EXIT_OK;
   }
   if (!strcmp(word, "quiet")) {
