@@ -6,6 +6,9 @@
  *   hello.sign   (mutating)  signs the guestbook: a Redis script counts the
  *                            entry and emits it to the outbox; the settle
  *                            callback writes it to the hello_guestbook table.
+ *
+ * `gm hello sign TEXT` is a friendly command of cli.c, shipped in this same
+ * shared object.
  */
 #include <stdlib.h>
 
@@ -150,6 +153,9 @@ static const gm_method hello__methods[] = {
      "sign the guestbook with a message"},
 };
 
+/* The friendly `gm hello ...` commands (cli.c). */
+extern const struct gm_cli_extension hello__cli;
+
 /* Designated initializers: when gm_plugin grows at its end, this still
    compiles (a positional list would warn about the new fields). */
 static const gm_plugin hello__plugin = {
@@ -162,6 +168,7 @@ static const gm_plugin hello__plugin = {
     .n_methods = sizeof hello__methods / sizeof hello__methods[0],
     .init = hello__init,
     .shutdown = hello__shutdown,
+    .cli = &hello__cli,
 };
 
 GM_PLUGIN_DEFINE(hello__plugin)

@@ -108,6 +108,11 @@ typedef struct gm_cli_api {
   int (*parse_time)(const char *text, int64_t *ms);
 } gm_cli_api;
 
+/* Non-zero when gm's table has `fn`: for a function appended after the
+   first version, in a plugin that may meet an older gm. */
+#define GM_CLI_API_HAS(api, fn) \
+  ((api)->size >= offsetof(gm_cli_api, fn) + sizeof((api)->fn))
+
 /*
  * A market's friendly commands: point gm_plugin.cli at one.  gm reads it
  * only when the plugin's gm_plugin.size covers `cli`, and uses it only when

@@ -5,8 +5,10 @@
 # 2. build examples/hello against that prefix only (CMAKE_PREFIX_PATH) and
 #    install the plugin there;
 # 3. start a private redis-server and the installed gmd with only hello;
-# 4. call hello with the installed gm: a read, a mutation, a rejection and an
-#    idempotent retry; check the settled rows in the SQLite ledger;
+# 4. call hello with the installed gm: a read (generic path), the plugin's
+#    own friendly `gm hello sign` (a mutation, a rejection, an idempotent
+#    retry, a file of lines with progress on a terminal and its replay);
+#    check the settled rows in the SQLite ledger;
 # 5. stop exactly the processes started here, by pid.
 set -euo pipefail
 
@@ -54,7 +56,8 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 ||
   { cat "$tmp/install.log" >&2; fail "cmake --install failed"; }
 gmd=$prefix/bin/gmd
 gm=$prefix/bin/gm
-for f in "$gmd" "$gm" "$prefix/include/greenmarket/plugin.h"; do
+for f in "$gmd" "$gm" "$prefix/include/greenmarket/plugin.h" \
+  "$prefix/include/greenmarket/cli.h"; do
   [ -e "$f" ] || fail "cmake --install did not install $f"
 done
 config=$(find "$prefix" -name greenmarket-config.cmake | head -1)
@@ -149,18 +152,44 @@ expect() { # expect <text> <what>: $out contains text
 step "calling hello with the installed gm"
 run 0 markets
 expect hello "gm markets lists the out-of-tree plugin"
+run 0 hello --help
+expect "gm hello sign TEXT" "gm hello --help lists the plugin's friendly command"
+expect "greet someone" "gm hello --help lists the methods after it"
 run 0 hello greet name=world
 expect "Bonjour, world!" "hello.greet uses [market.hello] greeting"
-run 0 --json hello sign "message=first entry"
-[[ $out =~ \"number\"[^0-9]*1[^0-9] ]] ||
-  fail "hello.sign should return entry number 1: $out"
-run 1 hello sign message=
+run 0 hello sign first entry
+[ "$out" = "signed: entry 1 in the guestbook" ] ||
+  fail "gm hello sign should print entry number 1: $out"
+run 1 hello sign ""
 expect INVALID_ARGUMENT "an empty message is rejected by the script"
-run 0 hello sign message=retry --idempotency-key outoftree-retry-1
+run 0 --json hello sign retry --idempotency-key outoftree-retry-1
+[[ $out =~ \"number\"[^0-9]*2[^0-9] ]] ||
+  fail "gm --json hello sign should print the reply, entry number 2: $out"
 first=$out
-run 0 hello sign message=retry --idempotency-key outoftree-retry-1
+run 0 hello sign retry --idempotency-key outoftree-retry-1 --json
 [ "$out" = "$first" ] ||
   fail "a retry with the same idempotency key replied '$out', first '$first'"
+
+step "signing a file of lines: progress on a terminal, then a replay"
+command -v script >/dev/null ||
+  fail "the progress check needs script(1) (Debian package bsdutils)"
+long=$(printf 'x%.0s' {1..300})
+printf 'from a file\n\n%s\nlast line\n' "$long" >"$tmp/lines.txt"
+rc=0
+tty_out=$(script -qec "'$gm' hello sign --file '$tmp/lines.txt' \
+  --idempotency-key outoftree-file-1" /dev/null) || rc=$?
+[ $rc -eq 1 ] ||
+  fail "gm hello sign --file with a refused line exited $rc, expected 1: $tty_out"
+[[ $tty_out == *"signing  3/3  100%"* ]] ||
+  fail "gm hello sign --file drew no progress on a terminal: $tty_out"
+[[ $tty_out == *"line 3 of $tmp/lines.txt: message is 300 bytes"* ]] ||
+  fail "the refused line is not reported with its number: $tty_out"
+[[ $tty_out == *"signed 2 of 3 lines"* ]] ||
+  fail "gm hello sign --file should sign 2 of 3 lines: $tty_out"
+# Off a terminal, with the same key: every step replays, none signs again.
+run 1 hello sign --file "$tmp/lines.txt" --idempotency-key outoftree-file-1
+expect "signed 2 of 3 lines" "the replay of the file"
+[[ $out != *signing* ]] || fail "progress was drawn off a terminal: $out"
 
 step "waiting for the settlement writer"
 ledger=$tmp/ledger.sqlite
@@ -168,17 +197,17 @@ rows=
 for ((i = 0; i < 100; i++)); do
   rows=$(sqlite3 "$ledger" "SELECT participant || '|' || message || '|' ||
     number FROM hello_guestbook ORDER BY number" 2>/dev/null || true)
-  [ "$(printf '%s\n' "$rows" | grep -c .)" -ge 2 ] && break
+  [ "$(printf '%s\n' "$rows" | grep -c .)" -ge 4 ] && break
   sleep 0.1
 done
-expected=$'alice|first entry|1\nalice|retry|2'
+expected=$'alice|first entry|1\nalice|retry|2\nalice|from a file|3\nalice|last line|4'
 [ "$rows" = "$expected" ] ||
   fail "hello_guestbook holds '$rows', expected '$expected'"
 
 run 0 --json hello greet
 expect '"signatures"' "hello.greet counts the settled entries"
-[[ $out =~ \"signatures\"[^0-9]*2 ]] ||
-  fail "hello.greet should count alice's 2 settled entries: $out"
+[[ $out =~ \"signatures\"[^0-9]*4 ]] ||
+  fail "hello.greet should count alice's 4 settled entries: $out"
 expect "Bonjour, alice!" "hello.greet greets the caller by default"
 
 step "stopping gmd and redis-server"

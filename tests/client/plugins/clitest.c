@@ -90,6 +90,8 @@ static int clitest__run(gm_cli *cli, const gm_cli_api *api, int argc,
   }
   if (!strcmp(word, "count")) {
     /* A long job: one call per step, the progress line redrawn. */
+    if (!GM_CLI_API_HAS(api, progress_end))
+      return api->error(cli, GM_UNIMPLEMENTED, "this gm draws no progress");
     int64_t n = argc > 1 ? strtoll(argv[1], NULL, 10) : 3;
     for (int64_t i = 0; i < n; i++) {
       note.text = "step";
