@@ -92,7 +92,7 @@ const gm_method *gm_cli_method(gm_cli *cli, const char *market,
 void gm_cli_method_error(gm_cli *cli, const char *market, const char *method);
 
 /*
- * The message type `full_name` (e.g. "gm.hello.Signed") reachable from the
+ * The message type `full_name` (e.g. "gm.<market>.Trade") reachable from the
  * methods of `market`'s plugin (NULL: any loaded plugin), or NULL.
  */
 const ProtobufCMessageDescriptor *gm_cli_find_type(gm_cli *cli,
@@ -115,7 +115,7 @@ const struct gm_cli_extension *gm_cli_extension_of(const gm_plugin *p,
                                                    const char *market);
 /*
  * Writes the market names of the gm_*.so files in the plugin dirs into
- * `out` ("carbon, hello"; "" when none) and the dirs searched into `dirs`.
+ * `out` ("a, b", sorted; "" when none) and the dirs searched into `dirs`.
  */
 void gm_cli_local_markets(gm_cli *cli, char *out, size_t outlen, char *dirs,
                           size_t dirslen);

@@ -58,7 +58,7 @@ START_TEST(request_reply) {
   ck_assert_ptr_null(r.reply);
 
   /* Raw bodies, and a second call gets a new id. */
-  gm_client_call_raw(c, "carbon", "order.place", "key-1", "\x0a\x01x", 3, NULL,
+  gm_client_call_raw(c, "sample", "order.place", "key-1", "\x0a\x01x", 3, NULL,
                      &r);
   ck_assert_int_eq(r.status, GM_OK);
   ck_assert_uint_eq(r.body_len, 3);
@@ -279,13 +279,13 @@ START_TEST(feed_delivers_subscribed_events) {
   zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &len);
   gm_feed *f = gm_feed_new(ep, NULL);
   ck_assert_msg(f != NULL, "%s", gm_client_last_error());
-  ck_assert_int_eq(gm_feed_subscribe(f, "carbon."), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
 
   Gm__Event ev = GM__EVENT__INIT;
-  ev.market = "carbon";
+  ev.market = "sample";
   ev.event = "trade";
   ev.time_ms = 1795483800123;
-  ev.type = "gm.carbon.Trade";
+  ev.type = "gm.sample.Trade";
   ev.body.data = (uint8_t *)"\x08\x01";
   ev.body.len = 2;
   uint8_t buf[256];
@@ -298,14 +298,14 @@ START_TEST(feed_delivers_subscribed_events) {
     zmq_send(pub, buf, n, 0);
     ev.seq = (uint64_t)i;
     n = gm__event__pack(&ev, buf);
-    zmq_send(pub, "carbon.trade", 12, ZMQ_SNDMORE);
+    zmq_send(pub, "sample.trade", 12, ZMQ_SNDMORE);
     zmq_send(pub, buf, n, 0);
     gm_status s = gm_feed_recv(f, &topic, &got, 50);
     ck_assert(s == GM_OK || s == GM_UNAVAILABLE);
   }
   ck_assert_ptr_nonnull(got);
-  ck_assert_str_eq(topic, "carbon.trade"); /* never other.thing */
-  ck_assert_str_eq(got->type, "gm.carbon.Trade");
+  ck_assert_str_eq(topic, "sample.trade"); /* never other.thing */
+  ck_assert_str_eq(got->type, "gm.sample.Trade");
   ck_assert(got->time_ms == 1795483800123);
   ck_assert_uint_eq(got->body.len, 2);
   free(topic);
@@ -318,10 +318,10 @@ START_TEST(feed_delivers_subscribed_events) {
     free(topic);
     gm_feed_event_free(&got);
   }
-  zmq_send(pub, "carbon.junk", 11, ZMQ_SNDMORE);
+  zmq_send(pub, "sample.junk", 11, ZMQ_SNDMORE);
   zmq_send(pub, "\xff\xff", 2, 0);
   ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 2000), GM_INVALID_ARGUMENT);
-  ck_assert_str_eq(topic, "carbon.junk");
+  ck_assert_str_eq(topic, "sample.junk");
   ck_assert_ptr_null(got);
   free(topic);
   ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 50), GM_UNAVAILABLE);
