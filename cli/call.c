@@ -226,7 +226,7 @@ static void gm__consider(const char *word, const char *cand, char best[65],
  */
 static int gm__no_market(gm_cli *cli, const char *word, const char *why,
                          const char *const *commands) {
-  char best[65] = "", loaded[1024] = "", dirs[2048] = "", line[3072];
+  char best[65] = "", loaded[1024] = "", here[1024] = "", dirs[2048] = "";
   size_t best_d = (size_t)-1;
   for (size_t i = 0; commands[i]; i++)
     gm__consider(word, commands[i], best, &best_d);
@@ -244,50 +244,49 @@ static int gm__no_market(gm_cli *cli, const char *word, const char *why,
                    &gm__markets_reply__descriptor, &r);
   const Gm__MarketsReply *mr =
       c && r.status == GM_OK ? (const Gm__MarketsReply *)r.reply : NULL;
-  if (mr) {
-    for (size_t i = 0; i < mr->n_markets; i++) {
-      /* The broker has it, this machine lacks its plugin: a setup fix. */
-      if (!strcmp(mr->markets[i]->name, word)) {
-        fprintf(stderr, "error: %s\n", why);
-        gm_result_clear(&r);
-        gm_client_destroy(&c);
-        return GM_CLI_EXIT_ERROR;
-      }
-      if (!strcmp(mr->markets[i]->name, "gm")) continue; /* the core's */
-      gm__consider(word, mr->markets[i]->name, best, &best_d);
-      size_t used = strlen(loaded);
-      snprintf(loaded + used, sizeof loaded - used, "%s%s", used ? ", " : "",
-               mr->markets[i]->name);
+  for (size_t i = 0; mr && i < mr->n_markets; i++) {
+    const char *name = mr->markets[i]->name;
+    /* The broker has it, this machine lacks its plugin: a setup fix. */
+    if (!strcmp(name, word)) {
+      fprintf(stderr, "error: %s\n", why);
+      gm_result_clear(&r);
+      gm_client_destroy(&c);
+      return GM_CLI_EXIT_ERROR;
     }
-    snprintf(line, sizeof line,
-             "loaded markets: %s (gm markets lists them); commands: gm "
-             "--help",
-             *loaded ? loaded : "none (see [plugins] load in gmd.conf)");
-  } else {
-    char here[1024];
+    if (!strcmp(name, "gm")) continue; /* the core's own */
+    gm__consider(word, name, best, &best_d);
+    size_t used = strlen(loaded);
+    snprintf(loaded + used, sizeof loaded - used, "%s%s", used ? ", " : "",
+             name);
+  }
+  if (!mr) {
     gm_cli_local_markets(cli, here, sizeof here, dirs, sizeof dirs);
     char *copy = strdup(here), *save;
     for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t;
          t = strtok_r(NULL, ", ", &save))
       gm__consider(word, t, best, &best_d);
     free(copy);
-    if (*here)
-      snprintf(line, sizeof line,
-               "the broker at %s did not answer; plugins found in %s: %s; "
-               "commands: gm --help",
-               cli->endpoint, dirs, here);
-    else
-      snprintf(line, sizeof line,
-               "the broker at %s did not answer and no gm_<market>.so is in "
-               "%s (point --plugin-dir or GM_PLUGIN_DIR at the plugins); "
-               "commands: gm --help",
-               cli->endpoint, dirs);
   }
-  gm_result_clear(&r);
-  gm_client_destroy(&c);
   fprintf(stderr, "error: no command or market \"%s\"", word);
   if (*best) fprintf(stderr, "; did you mean \"%s\"?", best);
-  fprintf(stderr, "\n%s\n", line);
+  if (mr)
+    fprintf(stderr,
+            "\nloaded markets: %s (gm markets lists them); commands: gm "
+            "--help\n",
+            *loaded ? loaded : "none (see [plugins] load in gmd.conf)");
+  else if (*here)
+    fprintf(stderr,
+            "\nthe broker at %s did not answer; plugins found in %s: %s; "
+            "commands: gm --help\n",
+            cli->endpoint, dirs, here);
+  else
+    fprintf(stderr,
+            "\nthe broker at %s did not answer and no gm_<market>.so is in "
+            "%s (point --plugin-dir or GM_PLUGIN_DIR at the plugins); "
+            "commands: gm --help\n",
+            cli->endpoint, dirs);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
   return GM_CLI_EXIT_ERROR;
 }
 
