@@ -13,12 +13,14 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "core_methods.h"
 #include "frames.h"
 #include "host.h"
 #include "ledger.h"
 #include "loader.h"
 #include "log.h"
 #include "market.h"
+#include "metrics.h"
 #include "publisher.h"
 #include "redis.h"
 #include "settle.h"
@@ -31,35 +33,37 @@
 #define BURST 256
 
 struct gm__broker {
-  const gm__config *cfg;       /* not owned */
-  char name[128];              /* broker id in events and as settle consumer */
-  char *endpoint;              /* client ROUTER endpoint */
-  char *feed;                  /* PUB endpoint */
-  long n_workers;              /* worker threads */
-  long pipeline;               /* requests in flight per worker */
-  long max_msg;                /* largest request accepted, bytes */
-  int dev_mode;                /* no CURVE: callers say who they are */
-  int settle_on;               /* this broker runs the settlement writer */
-  long settle_batch;           /* entries per settle transaction */
-  long settle_linger;          /* ms to gather entries after a small batch */
-  char server_secret[41];      /* CURVE secret key (Z85) in curve mode */
-  char *redis_unix;            /* [redis] unix, resolved */
-  char *redis_host;            /* [redis] host */
-  gm__redis_addr raddr;        /* the Redis address every thread uses */
-  char *ledger_path;           /* [ledger] path, resolved */
-  gm__host host;               /* what plugins see behind gm_host_api */
-  gm_market **markets;         /* loaded plugins */
-  size_t n_markets;            /* how many */
-  void *zctx;                  /* zmq context */
-  gm__worker **workers;        /* n_workers of them (NULL until started) */
-  gm__publisher *publisher;    /* the feed */
-  gm__timers *timers;          /* plugin timers */
-  gm__settler *settler;        /* the outbox drain, when settle_on */
-  gm__auth *auth;              /* ZAP handler, in curve mode */
-  volatile sig_atomic_t stop;  /* set by gm__broker_stop */
-  int64_t started_ms;          /* for uptime */
-  gm__stats core_stats;        /* the "gm" market */
+  const gm__config *cfg;      /* not owned */
+  char name[128];             /* broker id in events and as settle consumer */
+  char *endpoint;             /* client ROUTER endpoint */
+  char *feed;                 /* PUB endpoint */
+  long n_workers;             /* worker threads */
+  long pipeline;              /* requests in flight per worker */
+  long max_msg;               /* largest request accepted, bytes */
+  int dev_mode;               /* no CURVE: callers say who they are */
+  int settle_on;              /* this broker runs the settlement writer */
+  long settle_batch;          /* entries per settle transaction */
+  long settle_linger;         /* ms to gather entries after a small batch */
+  char server_secret[41];     /* CURVE secret key (Z85) in curve mode */
+  char *redis_unix;           /* [redis] unix, resolved */
+  char *redis_host;           /* [redis] host */
+  gm__redis_addr raddr;       /* the Redis address every thread uses */
+  char *ledger_path;          /* [ledger] path, resolved */
+  gm__host host;              /* what plugins see behind gm_host_api */
+  gm_market **markets;        /* loaded plugins */
+  size_t n_markets;           /* how many */
+  void *zctx;                 /* zmq context */
+  gm__worker **workers;       /* n_workers of them (NULL until started) */
+  gm__publisher *publisher;   /* the feed */
+  gm__timers *timers;         /* plugin timers */
+  gm__settler *settler;       /* the outbox drain, when settle_on */
+  gm__auth *auth;             /* ZAP handler, in curve mode */
+  volatile sig_atomic_t stop; /* set by gm__broker_stop */
+  int64_t started_ms;         /* for uptime */
+  gm__stats core_stats;       /* the "gm" market */
+  gm__stats core_method_stats[GM__CORE_METHODS]; /* its methods */
   _Atomic uint64_t bad_frames; /* frames that were no Request */
+  gm__metrics *metrics;        /* the HTTP metrics endpoint */
 };
 
 /* ---- what the other parts of gmd read ---- */
@@ -88,6 +92,10 @@ gm_market *gm__broker_find_market(const gm__broker *b, const char *name) {
 
 gm__stats *gm__broker_core_stats(gm__broker *b) {
   return &b->core_stats;
+}
+
+gm__stats *gm__broker_core_method_stats(gm__broker *b) {
+  return b->core_method_stats;
 }
 
 long gm__broker_max_message(const gm__broker *b) {
@@ -262,6 +270,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      &ttl, err, errlen))
     goto fail;
   gm__scripts_set_idem_ttl(ttl);
+  b->metrics = gm__metrics_new(cfg, err, errlen);
+  if (!b->metrics) goto fail;
 
   b->host.config = cfg;
   b->host.broker_name = b->name;
@@ -355,6 +365,41 @@ static int forward_request(gm__broker *b, void *front, void *back) {
   return 1;
 }
 
+/* ---- metrics: what the broker shows the metrics endpoint ---- */
+
+/* Starts the metrics endpoint (when [metrics] listen is set) on a view of
+   the broker that stays valid until gm__metrics_stop. */
+static int metrics_start(gm__broker *b, char *err, size_t errlen) {
+  gm__metrics_market *mk = calloc(b->n_markets + 1, sizeof *mk);
+  if (!mk) abort();
+  mk[0] = (gm__metrics_market){.name = "gm",
+                               .version = GM_VERSION,
+                               .stats = &b->core_stats,
+                               .methods = gm__core_methods,
+                               .n_methods = GM__CORE_METHODS,
+                               .method_stats = b->core_method_stats};
+  for (size_t i = 0; i < b->n_markets; i++) {
+    const gm_market *m = b->markets[i];
+    mk[i + 1] = (gm__metrics_market){
+        .name = m->name,
+        .version = m->plugin->version ? m->plugin->version : "",
+        .stats = &m->stats,
+        .methods = m->plugin->methods,
+        .n_methods = m->plugin->n_methods,
+        .method_stats = m->method_stats};
+  }
+  gm__metrics_view v = {.broker = b->name,
+                        .markets = mk,
+                        .n_markets = b->n_markets + 1,
+                        .bad_frames = &b->bad_frames,
+                        .settler = b->settler,
+                        .redis = b->raddr,
+                        .ledger_path = b->ledger_path};
+  int rc = gm__metrics_start(b->metrics, &v, err, errlen);
+  free(mk);
+  return rc;
+}
+
 int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   int rc = -1;
   void *front = NULL, *back = NULL;
@@ -423,6 +468,7 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
     b->settler = gm__settler_start(&sc, err, errlen);
     if (!b->settler) goto done;
   }
+  if (metrics_start(b, err, errlen) != 0) goto done;
   if (b->dev_mode)
     gm__log(GM_LOG_WARN, "broker",
             "DEVELOPMENT MODE: no CURVE keys, no authentication; any client "
@@ -453,7 +499,9 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   rc = 0;
   gm__log(GM_LOG_INFO, "broker", "stopping");
 done:
-  /* Timers and settler first: they finish what they hold. */
+  /* Metrics first: a scrape reads the settler's and the workers' counters. */
+  gm__metrics_stop(b->metrics);
+  /* Timers and settler next: they finish what they hold. */
   gm__timers_destroy(&b->timers);
   b->host.timers = NULL;
   gm__settler_stop(&b->settler);
@@ -483,6 +531,7 @@ void gm__broker_destroy(gm__broker **bp) {
   /* Plugins first: unloading removes their timers from the list. */
   for (size_t i = 0; i < b->n_markets; i++) gm__plugin_unload(&b->markets[i]);
   free(b->markets);
+  gm__metrics_destroy(&b->metrics);
   gm__timers_destroy(&b->timers);
   b->host.timers = NULL;
   gm__redis_destroy(&b->host.redis);

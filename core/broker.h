@@ -50,8 +50,10 @@ const char *gm__broker_name(const gm__broker *b);
 int gm__broker_dev_mode(const gm__broker *b);
 long gm__broker_max_message(const gm__broker *b);
 int64_t gm__broker_started_ms(const gm__broker *b);
-/* The counters of the core methods (market "gm"). */
+/* The counters of the core methods (market "gm"), and of each of them
+   (gm__core_methods[i]). */
 gm__stats *gm__broker_core_stats(gm__broker *b);
+gm__stats *gm__broker_core_method_stats(gm__broker *b);
 /* Frames that were no request (undecodable, too many, too large). */
 void gm__broker_count_bad_frame(gm__broker *b);
 uint64_t gm__broker_bad_frames(const gm__broker *b);

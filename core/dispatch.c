@@ -46,10 +46,12 @@ static int gm__idem_key_valid(const char *k) {
 
 void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
                   const void *auth, size_t auth_len, const void *payload,
-                  size_t size, Gm__Reply *out, gm__stats **stats) {
+                  size_t size, Gm__Reply *out, gm__stats **stats,
+                  gm__stats **method_stats) {
   gm__arena *a = call->arena;
   ProtobufCAllocator alloc = {gm__dispatch_alloc, gm__dispatch_free, a};
   *stats = gm__broker_core_stats(b);
+  *method_stats = NULL;
   if ((long)size > gm__broker_max_message(b)) {
     gm__call_fail(call, GM_RESOURCE_EXHAUSTED,
                   "request of %zu bytes is larger than the broker's limit of "
@@ -106,6 +108,9 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
     return;
   }
   call->market = market;
+  *method_stats = market
+                      ? &market->method_stats[m - methods]
+                      : &gm__broker_core_method_stats(b)[m - gm__core_methods];
   if (gm__identity_authorize(id, call, req->market, market != NULL, m)) return;
   if (m->flags & GM_METHOD_MUTATING) {
     if (!gm__idem_key_valid(req->idempotency_key)) {

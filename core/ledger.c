@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "call.h"
+#include "counters.h"
 #include "hash.h"
 #include "log.h"
 
@@ -340,10 +341,12 @@ gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
   char why[200];
   sqlite3_stmt *st = gm__stmt_get(tx->ledger, sql, why, sizeof why);
   if (!st) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
     snprintf(tx->err, sizeof tx->err, "%s in: %.40s", why, sql);
     return GM_INTERNAL;
   }
   if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
     gm__stmt_done(tx->ledger, st);
     snprintf(tx->err, sizeof tx->err, "%s in: %.40s", why, sql);
     return GM_INTERNAL;
@@ -352,9 +355,11 @@ gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
   /* Rows (INSERT ... RETURNING) are stepped over: exec only writes. */
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
   }
-  if (rc != SQLITE_DONE)
+  if (rc != SQLITE_DONE) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
     snprintf(tx->err, sizeof tx->err, "%s in: %.40s",
              sqlite3_errmsg(gm__ledger_db(tx->ledger)), sql);
+  }
   gm__stmt_done(tx->ledger, st);
   return rc == SQLITE_DONE ? GM_OK : GM_INTERNAL;
 }
@@ -367,14 +372,17 @@ gm_status gm__ledger_query(gm_call *call, const char *sql,
                          "this call has no ledger connection (host bug)");
   char why[300];
   sqlite3_stmt *st = gm__stmt_get(call->reader, sql, why, sizeof why);
-  if (!st)
+  if (!st) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
     return gm__call_fail(call, GM_INTERNAL, "ledger query does not compile: %s",
                          why);
+  }
   if (!sqlite3_stmt_readonly(st))
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "ledger_query runs read-only statements; write from "
                          "a settle callback with ledger_exec");
   if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
     gm__stmt_done(call->reader, st);
     return gm__call_fail(call, GM_INTERNAL, "ledger query: %s", why);
   }
@@ -408,9 +416,11 @@ gm_status gm__ledger_query(gm_call *call, const char *sql,
     }
   }
   gm_status status = GM_OK;
-  if (rc != SQLITE_DONE)
+  if (rc != SQLITE_DONE) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
     status = gm__call_fail(call, GM_INTERNAL, "ledger query failed: %s",
                            sqlite3_errmsg(gm__ledger_db(call->reader)));
+  }
   gm__stmt_done(call->reader, st);
   return status;
 }

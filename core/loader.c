@@ -137,6 +137,8 @@ gm_market *gm__plugin_load(const char *path, gm__host *host, char *err,
   m->dl = dl;
   m->plugin = p;
   m->host = host;
+  m->method_stats = calloc(p->n_methods, sizeof *m->method_stats);
+  if (!m->method_stats) abort();
   gm_status st = p->init(m, &gm__host_api);
   if (st != GM_OK) {
     snprintf(why, sizeof why, "init failed with %s (see the lines above)",
@@ -153,6 +155,7 @@ fail:
   snprintf(err, errlen, "%s: refused: %s", path, why);
   gm__log(GM_LOG_ERROR, "loader", "%s", err);
   if (m) {
+    free(m->method_stats);
     free(m->name);
     free(m->path);
     free(m);
@@ -168,6 +171,7 @@ void gm__plugin_unload(gm_market **mp) {
   gm__scripts_remove(m->name);
   gm__timers_remove(m->host->timers, m);
   dlclose(m->dl);
+  free(m->method_stats);
   free(m->name);
   free(m->path);
   free(m);

@@ -14,7 +14,8 @@ struct gm_market {
   const gm_plugin *plugin; /* the plugin's description (in the .so) */
   gm_settle_fn settle;     /* from settle_register, or NULL */
   struct gm__host *host;   /* the host services behind gm_host_api */
-  gm__stats stats;         /* this market's request counters */
+  gm__stats stats;         /* every request to this market */
+  gm__stats *method_stats; /* one per plugin->methods[i]: those reaching it */
 };
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "call.h"
 #include "clock.h"
+#include "counters.h"
 #include "fiber.h"
 #include "hash.h"
 #include "log.h"
@@ -206,6 +207,13 @@ static void gm__redis_note_error(gm__redis *r, const redisContext *c) {
            c && c->errstr[0] ? c->errstr : "connection lost");
 }
 
+/* Notes the failure and counts it (gm__redis_command_in's caller, the
+   settler, counts its own: it sees every failure of its connection). */
+static void gm__redis_failed(gm__redis *r, const redisContext *c) {
+  gm__redis_note_error(r, c);
+  gm__count(GM__COUNT_REDIS_ERRORS);
+}
+
 const char *gm__redis_last_error(const gm__redis *r) {
   return r->last_error[0] ? r->last_error : "no error";
 }
@@ -238,7 +246,7 @@ static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
      as long as Redis is down).  With nobody else waiting on it, it can be
      reopened here; otherwise the worker reopens it when it fails them. */
   if (r->c->err && (r->n_waiting || gm__redis_reconnect(r) != GM_OK)) {
-    gm__redis_note_error(r, r->c);
+    gm__redis_failed(r, r->c);
     *err = REDIS_ERR_IO;
     return NULL;
   }
@@ -273,6 +281,7 @@ static gm__redis_wait *gm__redis_pop(gm__redis *r) {
  * its commands form a new list.
  */
 static void gm__redis_fail_all(gm__redis *r, int err, const char *why) {
+  gm__count(GM__COUNT_REDIS_ERRORS);
   if (why)
     snprintf(r->last_error, sizeof r->last_error, "%s", why);
   else
@@ -383,14 +392,14 @@ static redisReply *gm__exec(gm__redis *r, const char *cmd, size_t len,
     return reply;
   }
   if (r->c->err && gm__redis_reconnect(r) != GM_OK) {
-    gm__redis_note_error(r, r->c);
+    gm__redis_failed(r, r->c);
     *err = REDIS_ERR_IO;
     return NULL;
   }
   void *reply = NULL;
   if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK ||
       redisGetReply(r->c, &reply) != REDIS_OK) {
-    gm__redis_note_error(r, r->c);
+    gm__redis_failed(r, r->c);
     *err = r->c->err ? r->c->err : REDIS_ERR_IO;
     if (reply) freeReplyObject(reply);
     return NULL;

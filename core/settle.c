@@ -31,6 +31,7 @@
 
 #include "arena.h"
 #include "clock.h"
+#include "counters.h"
 #include "deadletter.h"
 #include "ledger.h"
 #include "log.h"
@@ -103,13 +104,19 @@ struct gm__settler {
   int regroup;             /* groups may be gone: create them all again */
   char **quiet;            /* markets logged as having no callback */
   size_t nquiet;
-  pthread_t thread;         /* the writer thread, when started */
-  int started;              /* the thread runs */
-  atomic_int stop;          /* asks the thread to end after its batch */
-  _Atomic uint64_t settled; /* entries written (not duplicates) */
-  char *failing;            /* "stream id" whose callback failed last */
-  int fail_count;           /* its failures in a row */
-  char fail_error[512];     /* the last one's reason */
+  pthread_t thread;                /* the writer thread, when started */
+  int started;                     /* the thread runs */
+  atomic_int stop;                 /* asks the thread to end after its batch */
+  _Atomic uint64_t settled;        /* entries written (not duplicates) */
+  _Atomic uint64_t batches;        /* committed transactions */
+  _Atomic uint64_t batch_failures; /* rolled back */
+  _Atomic uint64_t batch_entries;  /* entries read by committed batches */
+  _Atomic uint64_t batch_size[GM__SETTLE_SIZE_BUCKETS]; /* by size */
+  _Atomic int64_t oldest_ms; /* oldest entry of the batch in hand; 0: none */
+  _Atomic uint64_t beat_us;  /* the thread's last sign of life (monotonic) */
+  char *failing;             /* "stream id" whose callback failed last */
+  int fail_count;            /* its failures in a row */
+  char fail_error[512];      /* the last one's reason */
 };
 
 static char *gm__dup(const char *s) {
@@ -137,6 +144,7 @@ static int gm__is_error(const redisReply *r, const char *prefix) {
 /* Notes a Redis failure (logged once per outage); returns -1. */
 static int gm__redis_failed(gm__settler *s, const char *what) {
   redisContext *c = gm__redis_context(s->redis);
+  gm__count(GM__COUNT_REDIS_ERRORS);
   if (!s->redis_down)
     gm__log(GM_LOG_WARN, "settle",
             "Redis failed during %s (%s); settlement pauses and retries until "
@@ -430,6 +438,7 @@ static int gm__sql(gm__settler *s, const char *sql) {
   char *msg = NULL;
   int rc = sqlite3_exec(gm__ledger_db(s->ledger), sql, NULL, NULL, &msg);
   if (rc != SQLITE_OK) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
     gm__log(GM_LOG_ERROR, "settle", "%s: %s", sql,
             msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
@@ -794,6 +803,19 @@ static void gm__prune(gm__settler *s) {
   s->pruned_us = gm__clock_mono_us();
 }
 
+/* The stream time of the oldest entry in hand (ids are "<ms>-<seq>", the
+   ms Redis's clock when the entry was appended); 0 when none. */
+static int64_t gm__oldest_ms(const gm__settler *s) {
+  uint64_t oldest = 0;
+  for (size_t i = 0; i < s->nitems; i++) {
+    uint64_t ms, seq;
+    if (gm__id_parse(s->items[i].entry.id, &ms, &seq) == 0 && ms > 0 &&
+        (oldest == 0 || ms < oldest))
+      oldest = ms;
+  }
+  return oldest > INT64_MAX ? INT64_MAX : (int64_t)oldest;
+}
+
 static int gm__round(gm__settler *s, size_t *read) {
   *read = 0;
   s->blocked = 0;
@@ -839,13 +861,22 @@ static int gm__round(gm__settler *s, size_t *read) {
   }
   *read = s->nitems;
   s->idle = s->nitems == 0;
+  atomic_store(&s->oldest_ms, gm__oldest_ms(s));
   if (s->nitems == 0) return 0;
   int written = gm__write(s);
   if (written < 0) {
+    atomic_fetch_add(&s->batch_failures, 1);
     s->pending = 1;
     return -1;
   }
   atomic_fetch_add(&s->settled, (uint64_t)written);
+  atomic_fetch_add(&s->batches, 1);
+  atomic_fetch_add(&s->batch_entries, (uint64_t)s->nitems);
+  unsigned b = 0;
+  while (b + 1 < GM__SETTLE_SIZE_BUCKETS &&
+         s->nitems > gm__settle_size_bound(b))
+    b++;
+  atomic_fetch_add(&s->batch_size[b], 1);
   gm__ack(s);
   return written;
 }
@@ -854,6 +885,7 @@ static void *gm__run(void *arg) {
   gm__settler *s = arg;
   long backoff = GM__BACKOFF_MIN_MS;
   while (!atomic_load(&s->stop)) {
+    atomic_store(&s->beat_us, gm__clock_mono_us());
     size_t read;
     long wait = 0;
     if (gm__round(s, &read) < 0) {
@@ -874,6 +906,7 @@ static void *gm__run(void *arg) {
       long slice = wait < 50 ? wait : 50;
       gm__sleep_ms(slice);
       wait -= slice;
+      atomic_store(&s->beat_us, gm__clock_mono_us());
     }
   }
   return NULL;
@@ -924,6 +957,7 @@ gm__settler *gm__settler_start(const gm__settle_config *cfg, char *err,
   s->ledger = gm__ledger_open(s->ledger_path, 0, err, errlen);
   if (!s->ledger) goto fail;
   if (!cfg->no_thread) {
+    atomic_store(&s->beat_us, gm__clock_mono_us());
     if (pthread_create(&s->thread, NULL, gm__run, s) != 0) {
       snprintf(err, errlen, "cannot start the settlement thread: %s",
                strerror(errno));
@@ -963,6 +997,22 @@ void gm__settler_stop(gm__settler **sp) {
 
 uint64_t gm__settler_settled(const gm__settler *s) {
   return atomic_load(&((gm__settler *)s)->settled);
+}
+
+uint64_t gm__settle_size_bound(unsigned i) {
+  return i + 1 < GM__SETTLE_SIZE_BUCKETS ? (uint64_t)1 << (2 * i) : UINT64_MAX;
+}
+
+void gm__settler_stats(const gm__settler *cs, gm__settle_stats *out) {
+  gm__settler *s = (gm__settler *)cs; /* atomic loads only */
+  out->settled = atomic_load(&s->settled);
+  out->batches = atomic_load(&s->batches);
+  out->batch_failures = atomic_load(&s->batch_failures);
+  out->batch_entries = atomic_load(&s->batch_entries);
+  for (unsigned i = 0; i < GM__SETTLE_SIZE_BUCKETS; i++)
+    out->batch_size[i] = atomic_load(&s->batch_size[i]);
+  out->oldest_ms = atomic_load(&s->oldest_ms);
+  out->beat_us = atomic_load(&s->beat_us);
 }
 
 int gm__settler_drain_once(gm__settler *s) {

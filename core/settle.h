@@ -49,6 +49,27 @@ gm__settler *gm__settler_start(const gm__settle_config *cfg, char *err,
 void gm__settler_stop(gm__settler **s);
 /* Entries written to the ledger by this settler (not counting duplicates). */
 uint64_t gm__settler_settled(const gm__settler *s);
+/* Batch sizes are counted in buckets of at most 1, 4, 16, ... 4^8 entries,
+   and one for larger batches. */
+#define GM__SETTLE_SIZE_BUCKETS 10
+/* The upper bound (inclusive) of size bucket i; UINT64_MAX for the last. */
+uint64_t gm__settle_size_bound(unsigned i);
+
+/* What the settler has done, for the metrics endpoint (any thread). */
+typedef struct gm__settle_stats {
+  uint64_t settled;        /* entries written (as gm__settler_settled) */
+  uint64_t batches;        /* transactions committed */
+  uint64_t batch_failures; /* transactions rolled back (a callback or SQLite
+                              failed); the entries are read again */
+  uint64_t batch_entries;  /* entries read by the committed batches */
+  uint64_t batch_size[GM__SETTLE_SIZE_BUCKETS]; /* committed batches by size */
+  int64_t oldest_ms; /* stream time (ms since 1970) of the oldest entry in
+                        the batch in hand; 0 when the last read found none */
+  uint64_t beat_us;  /* monotonic time the thread last showed it runs */
+} gm__settle_stats;
+
+void gm__settler_stats(const gm__settler *s, gm__settle_stats *out);
+
 /* Runs one batch synchronously (no_thread only): entries settled, or -1. */
 int gm__settler_drain_once(gm__settler *s);
 

@@ -19,6 +19,10 @@ void gm__stats_add(gm__stats *s, gm_status status, uint64_t us) {
   atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
   if (status != GM_OK)
     atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+  unsigned slot = (unsigned)status < GM_STATUS_SLOTS ? (unsigned)status
+                                                     : (unsigned)GM_INTERNAL;
+  atomic_fetch_add_explicit(&s->status[slot], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->latency_sum_us, us, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->latency[gm__stats_bucket(us)], 1,
                             memory_order_relaxed);
   uint64_t max = atomic_load_explicit(&s->latency_max_us, memory_order_relaxed);

@@ -1,4 +1,5 @@
-/* Request counters and latency histograms (per market, for gm stats). */
+/* Request counters and latency histograms (per market and per method, for
+   gm stats and the metrics endpoint). */
 #ifndef GM_CORE_STATS_H
 #define GM_CORE_STATS_H
 
@@ -14,11 +15,15 @@
  */
 #define GM_LATENCY_SUB 8
 #define GM_LATENCY_BUCKETS (GM_LATENCY_SUB + 33 * GM_LATENCY_SUB + 1)
+/* gm_status values are 0..14 (the wire's status codes). */
+#define GM_STATUS_SLOTS 15
 
 typedef struct gm__stats {
   _Atomic uint64_t requests;                    /* replies sent */
   _Atomic uint64_t errors;                      /* replies not OK */
+  _Atomic uint64_t status[GM_STATUS_SLOTS];     /* replies by gm_status */
   _Atomic uint64_t latency[GM_LATENCY_BUCKETS]; /* histogram, us */
+  _Atomic uint64_t latency_sum_us;              /* of every request */
   _Atomic uint64_t latency_max_us;              /* slowest request */
 } gm__stats;
 

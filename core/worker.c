@@ -63,10 +63,11 @@ static void task_run(void *arg) {
                   .broker = w->b};
   Gm__Reply out = GM__REPLY__INIT;
   out.version = GM__PROTOCOL_VERSION;
-  gm__stats *stats = NULL;
+  gm__stats *stats = NULL, *method_stats = NULL;
   zmq_msg_t *auth = &t->f[0], *payload = &t->f[t->n - 1];
   gm__dispatch(w->b, w->identity, &call, zmq_msg_data(auth), zmq_msg_size(auth),
-               zmq_msg_data(payload), zmq_msg_size(payload), &out, &stats);
+               zmq_msg_data(payload), zmq_msg_size(payload), &out, &stats,
+               &method_stats);
   out.status = (Gm__Status)call.status;
   if (call.status != GM_OK) {
     out.message = (char *)(call.message ? call.message : "");
@@ -81,7 +82,9 @@ static void task_run(void *arg) {
   zmq_send(w->sock, buf, len, 0);
   zmq_msg_close(&t->f[0]);
   zmq_msg_close(&t->f[t->n - 1]);
-  gm__stats_add(stats, call.status, gm__clock_mono_us() - t0);
+  uint64_t us = gm__clock_mono_us() - t0;
+  gm__stats_add(stats, call.status, us);
+  if (method_stats) gm__stats_add(method_stats, call.status, us);
   t->done = 1;
 }
 

@@ -1,0 +1,728 @@
+/*
+ * The metrics and health endpoint (see metrics.h).  libmicrohttpd parses
+ * HTTP and runs one thread of its own, which serves the requests one at a
+ * time: the Redis and ledger connections here belong to that thread.
+ *
+ * What a scrape costs: atomic loads of the counters; a PING and a read of
+ * gm_schema (the health checks); and at most every OUTBOX_EVERY_US,
+ * whatever the scrape interval, SMEMBERS gm:outboxes, one XLEN per stream
+ * (pipelined XLEN_CHUNK at a time: two round trips for a few thousand
+ * streams) and a count of gm_dead_letter.
+ */
+#include "metrics.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "call.h"
+#include "clock.h"
+#include "counters.h"
+#include "ledger.h"
+#include "log.h"
+#include "settle.h"
+
+/* Outbox lengths and the dead-letter count are read at most this often. */
+#define OUTBOX_EVERY_US (5u * 1000000u)
+/* XLEN commands per pipelined write. */
+#define XLEN_CHUNK 1024
+/* A settler that showed no sign of life for this long counts as stuck: its
+   longest waits (a Redis command timeout, SQLite's busy timeout, the
+   back-off) are far shorter. */
+#define SETTLER_STUCK_US (60u * 1000000u)
+/* A Redis that does not answer within this fails the health check (the
+   scrape must finish well inside Prometheus's 10 s timeout). */
+#define REDIS_TIMEOUT_S 2
+/* Concurrent HTTP connections, and seconds an idle one is kept. */
+#define MAX_CONNECTIONS 16
+#define IDLE_TIMEOUT_S 10
+
+typedef struct gauge {
+  char *name;              /* full metric name */
+  char *help;              /* one line */
+  gm__metrics_gauge_fn fn; /* reads the value */
+  void *arg;               /* for fn */
+} gauge;
+
+struct gm__metrics {
+  char *listen;                 /* [metrics] listen; NULL when off */
+  struct sockaddr_storage addr; /* listen, resolved */
+  int ipv6;                     /* addr is AF_INET6 */
+  struct MHD_Daemon *daemon;    /* serving, or NULL */
+  int port;                     /* the port bound */
+  int named;                    /* the HTTP thread has its name */
+  gm__metrics_view view;        /* the broker's, markets copied below */
+  gm__metrics_market *markets;  /* view.markets, owned copy */
+  uint64_t start_us;            /* monotonic, at gm__metrics_new */
+  int64_t start_unix_ms;        /* wall clock, at gm__metrics_new */
+  gm__redis *redis;             /* the HTTP thread's; NULL until connected */
+  gm__ledger *ledger;           /* read-only; NULL until opened */
+  uint64_t counted_us;          /* last outbox count; 0: never */
+  long long outbox_entries;     /* unsettled entries; -1: unknown */
+  long long outbox_streams;     /* streams in gm:outboxes; -1: unknown */
+  long long dead_letters;       /* rows of gm_dead_letter; -1: unknown */
+  pthread_mutex_t lock;         /* gauges, and one scrape at a time */
+  gauge *gauges;                /* extra gauges */
+  size_t n_gauges;              /* how many */
+};
+
+/* ---- text ---- */
+
+static void text_vprintf(gm__metrics_text *t, const char *fmt, va_list ap) {
+  for (;;) {
+    va_list cp;
+    va_copy(cp, ap);
+    size_t room = t->cap - t->len;
+    int n = vsnprintf(t->data ? t->data + t->len : NULL, room, fmt, cp);
+    va_end(cp);
+    if (n < 0) abort();
+    if ((size_t)n < room) {
+      t->len += (size_t)n;
+      return;
+    }
+    size_t cap = t->cap ? t->cap * 2 : 4096;
+    while (cap - t->len <= (size_t)n) cap *= 2;
+    t->data = realloc(t->data, cap);
+    if (!t->data) abort();
+    t->cap = cap;
+  }
+}
+
+__attribute__((format(printf, 2, 3))) static void text_printf(
+    gm__metrics_text *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  text_vprintf(t, fmt, ap);
+  va_end(ap);
+}
+
+/* A label value as the exposition format escapes it (\\, \", \n). */
+static void label_value(char *out, size_t outlen, const char *v) {
+  size_t n = 0;
+  for (; v && *v && n + 3 < outlen; v++) {
+    if (*v == '\\' || *v == '"') {
+      out[n++] = '\\';
+      out[n++] = *v;
+    } else if (*v == '\n') {
+      out[n++] = '\\';
+      out[n++] = 'n';
+    } else {
+      out[n++] = *v;
+    }
+  }
+  out[n] = '\0';
+}
+
+static void family(gm__metrics_text *t, const char *name, const char *type,
+                   const char *help) {
+  text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A sample: name{labels} value, or name value when labels is "". */
+static void sample_u(gm__metrics_text *t, const char *name, const char *labels,
+                     uint64_t v) {
+  text_printf(t, "%s%s%s%s %llu\n", name, *labels ? "{" : "", labels,
+              *labels ? "}" : "", (unsigned long long)v);
+}
+
+static void sample_d(gm__metrics_text *t, const char *name, const char *labels,
+                     double v) {
+  text_printf(t, "%s%s%s%s %.15g\n", name, *labels ? "{" : "", labels,
+              *labels ? "}" : "", v);
+}
+
+/* Microseconds as seconds, exactly: "0.000016". */
+static void us_seconds(char *out, size_t outlen, uint64_t us) {
+  snprintf(out, outlen, "%llu.%06llu", (unsigned long long)(us / 1000000u),
+           (unsigned long long)(us % 1000000u));
+}
+
+/* A sample of a time in microseconds, in seconds. */
+static void sample_us(gm__metrics_text *t, const char *name, uint64_t us) {
+  char secs[32];
+  us_seconds(secs, sizeof secs, us);
+  text_printf(t, "%s %s\n", name, secs);
+}
+
+void gm__metrics_histogram(gm__metrics_text *t, const char *name,
+                           const char *labels, const gm__stats *s) {
+  uint64_t counts[GM_LATENCY_BUCKETS], total = 0;
+  for (unsigned i = 0; i < GM_LATENCY_BUCKETS; i++)
+    total += counts[i] = atomic_load(&s->latency[i]);
+  const char *sep = *labels ? "," : "";
+  uint64_t cum = 0;
+  unsigned fine = 0;
+  for (unsigned e = GM__METRICS_LE_FIRST; e <= GM__METRICS_LE_LAST; e++) {
+    uint64_t le = (uint64_t)1 << e;
+    /* Fine buckets hold [lower, bound) in whole microseconds: all of those
+       with bound <= le are at most le. */
+    while (fine < GM_LATENCY_BUCKETS && gm__stats_bucket_bound(fine) <= le)
+      cum += counts[fine++];
+    char secs[32];
+    us_seconds(secs, sizeof secs, le);
+    text_printf(t, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep, secs,
+                (unsigned long long)cum);
+  }
+  text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+              (unsigned long long)total);
+  char sum[32];
+  us_seconds(sum, sizeof sum, atomic_load(&s->latency_sum_us));
+  text_printf(t, "%s_sum%s%s%s %s\n", name, *labels ? "{" : "", labels,
+              *labels ? "}" : "", sum);
+  text_printf(t, "%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels,
+              *labels ? "}" : "", (unsigned long long)total);
+}
+
+/* ---- config ---- */
+
+static int parse_listen(gm__metrics *m, const char *v, char *err,
+                        size_t errlen) {
+  char host[256];
+  const char *colon = strrchr(v, ':');
+  const char *h = v;
+  size_t hlen = colon ? (size_t)(colon - v) : 0;
+  if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') { /* [::1]:7472 */
+    h = v + 1;
+    hlen -= 2;
+  }
+  char *end = NULL;
+  long port = colon ? strtol(colon + 1, &end, 10) : -1;
+  if (!colon || hlen == 0 || hlen >= sizeof host || !colon[1] || *end ||
+      port < 0 || port > 65535) {
+    snprintf(err, errlen,
+             "[metrics] listen = %s: expected HOST:PORT with a port from 0 to "
+             "65535, e.g. 127.0.0.1:7472 or [::1]:7472 (0: any free port); "
+             "leave it empty to turn the metrics endpoint off",
+             v);
+    return -1;
+  }
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_NUMERICSERV};
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo(host, colon + 1, &hints, &res);
+  if (rc != 0 || !res || res->ai_addrlen > sizeof m->addr) {
+    snprintf(err, errlen,
+             "[metrics] listen = %s: cannot resolve host '%s' (%s); give an "
+             "address of this machine, e.g. 127.0.0.1:7472",
+             v, host, rc ? gai_strerror(rc) : "no address");
+    if (res) freeaddrinfo(res);
+    return -1;
+  }
+  memcpy(&m->addr, res->ai_addr, res->ai_addrlen);
+  m->ipv6 = res->ai_family == AF_INET6;
+  freeaddrinfo(res);
+  return 0;
+}
+
+static int64_t wall_ms(void) {
+  /* Not gm__clock_now_ms: a test's manual clock must not move uptime or the
+     settler's lag, which compare with Redis's own clock. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
+  gm__metrics *m = calloc(1, sizeof *m);
+  if (!m) abort();
+  pthread_mutex_init(&m->lock, NULL);
+  m->start_us = gm__clock_mono_us();
+  m->start_unix_ms = wall_ms();
+  m->outbox_entries = m->outbox_streams = m->dead_letters = -1;
+  const char *v = gm__config_get(cfg, "metrics", "listen", "");
+  if (*v) {
+    if (parse_listen(m, v, err, errlen) != 0) {
+      gm__metrics_destroy(&m);
+      return NULL;
+    }
+    m->listen = strdup(v);
+    if (!m->listen) abort();
+  }
+  return m;
+}
+
+/* ---- Redis and the ledger, on the HTTP thread ---- */
+
+/* The thread's Redis connection, (re)opened when needed; NULL and why. */
+static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
+  if (!m->redis) {
+    m->redis = gm__redis_connect(&m->view.redis, why, whylen);
+    if (!m->redis) return NULL;
+  } else if (gm__redis_context(m->redis)->err) {
+    if (gm__redis_reconnect(m->redis) != GM_OK) {
+      gm__count(GM__COUNT_REDIS_ERRORS);
+      snprintf(why, whylen, "Redis is not reachable at %s (%s)",
+               gm__redis_where(m->redis), gm__redis_context(m->redis)->errstr);
+      return NULL;
+    }
+  } else {
+    return gm__redis_context(m->redis);
+  }
+  redisContext *c = gm__redis_context(m->redis);
+  redisSetTimeout(c, (struct timeval){REDIS_TIMEOUT_S, 0});
+  return c;
+}
+
+/* Redis answers PING; 1, or 0 and why. */
+static int redis_check(gm__metrics *m, char *why, size_t whylen) {
+  redisContext *c = redis_ready(m, why, whylen);
+  if (!c) return 0;
+  redisReply *r = redisCommand(c, "PING");
+  int ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+  if (!ok) {
+    gm__count(GM__COUNT_REDIS_ERRORS);
+    snprintf(why, whylen, "Redis at %s does not answer PING (%s)",
+             gm__redis_where(m->redis),
+             r && r->type == REDIS_REPLY_ERROR ? r->str
+             : c->err                          ? c->errstr
+                                               : "unexpected reply");
+  }
+  if (r) freeReplyObject(r);
+  return ok;
+}
+
+/* A one-number query on the read-only ledger; -1 and why on failure. */
+static long long ledger_count(gm__metrics *m, const char *sql, char *why,
+                              size_t whylen) {
+  if (!m->ledger) {
+    m->ledger = gm__ledger_open(m->view.ledger_path, 1, why, whylen);
+    if (!m->ledger) return -1;
+  }
+  sqlite3 *db = gm__ledger_db(m->ledger);
+  sqlite3_stmt *st = NULL;
+  long long n = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  if (n < 0) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
+    snprintf(why, whylen, "the ledger %s is not readable (%s)",
+             m->view.ledger_path, sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+
+/* Settler alive: 1 yes, 0 stuck, -1 this broker does not settle. */
+static int settler_check(const gm__metrics *m, char *why, size_t whylen) {
+  if (!m->view.settler) return -1;
+  gm__settle_stats ss;
+  gm__settler_stats(m->view.settler, &ss);
+  uint64_t now = gm__clock_mono_us();
+  if (now - ss.beat_us < SETTLER_STUCK_US) return 1;
+  snprintf(why, whylen,
+           "the settler has shown no sign of life for %llu s (see the gmd "
+           "log for what it is waiting on)",
+           (unsigned long long)((now - ss.beat_us) / 1000000u));
+  return 0;
+}
+
+/* Sums XLEN over gm:outboxes, at most every OUTBOX_EVERY_US. */
+static void count_outboxes(gm__metrics *m, int redis_ok) {
+  uint64_t now = gm__clock_mono_us();
+  if (m->counted_us && now - m->counted_us < OUTBOX_EVERY_US) return;
+  /* Also after a failure: a Redis in trouble is not asked at every scrape. */
+  m->counted_us = now;
+  m->outbox_entries = m->outbox_streams = -1;
+  char why[256];
+  m->dead_letters =
+      ledger_count(m, "SELECT count(*) FROM gm_dead_letter", why, sizeof why);
+  redisContext *c = redis_ok ? redis_ready(m, why, sizeof why) : NULL;
+  if (!c) return;
+  redisReply *set = redisCommand(c, "SMEMBERS gm:outboxes");
+  if (!set || set->type != REDIS_REPLY_ARRAY) {
+    gm__count(GM__COUNT_REDIS_ERRORS);
+    if (set) freeReplyObject(set);
+    return;
+  }
+  long long total = 0;
+  int ok = 1;
+  for (size_t i = 0; ok && i < set->elements; i += XLEN_CHUNK) {
+    size_t end =
+        i + XLEN_CHUNK < set->elements ? i + XLEN_CHUNK : set->elements;
+    for (size_t k = i; k < end; k++)
+      redisAppendCommand(c, "XLEN %b", set->element[k]->str,
+                         set->element[k]->len);
+    for (size_t k = i; k < end; k++) {
+      redisReply *r = NULL;
+      if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+        gm__count(GM__COUNT_REDIS_ERRORS);
+        ok = 0;
+        break; /* the connection is broken: no reply follows */
+      }
+      if (r->type == REDIS_REPLY_INTEGER) total += r->integer;
+      freeReplyObject(r);
+    }
+  }
+  if (ok) {
+    m->outbox_entries = total;
+    m->outbox_streams = (long long)set->elements;
+  }
+  freeReplyObject(set);
+}
+
+/* ---- the exposition ---- */
+
+/* Errors by status: slots of unknown statuses count as INTERNAL, as the
+   wire names them, so no two samples share a label set. */
+static void errors_by_status(gm__metrics_text *t, const char *name,
+                             const char *labels, const gm__stats *s) {
+  uint64_t by[GM_STATUS_SLOTS] = {0};
+  for (unsigned i = 1; i < GM_STATUS_SLOTS; i++) {
+    const char *n = gm__status_name((gm_status)i);
+    int j = gm__status_parse(n, strlen(n));
+    by[j > 0 ? j : GM_INTERNAL] += atomic_load(&s->status[i]);
+  }
+  for (unsigned i = 1; i < GM_STATUS_SLOTS; i++) {
+    if (!by[i]) continue;
+    char l[800];
+    snprintf(l, sizeof l, "%s%sstatus=\"%s\"", labels, *labels ? "," : "",
+             gm__status_name((gm_status)i));
+    sample_u(t, name, l, by[i]);
+  }
+}
+
+static void requests(gm__metrics_text *t, const gm__metrics *m) {
+  const gm__metrics_view *v = &m->view;
+  char mk[256], me[256], l[640];
+  family(t, "greenmarket_market_requests_total", "counter",
+         "Requests addressed to a market (\"gm\": the broker's own methods), "
+         "answered, whatever their status.");
+  for (size_t i = 0; i < v->n_markets; i++) {
+    label_value(mk, sizeof mk, v->markets[i].name);
+    snprintf(l, sizeof l, "market=\"%s\"", mk);
+    sample_u(t, "greenmarket_market_requests_total", l,
+             atomic_load(&v->markets[i].stats->requests));
+  }
+  family(t, "greenmarket_market_request_errors_total", "counter",
+         "Requests to a market answered with a status other than OK, by "
+         "status.");
+  for (size_t i = 0; i < v->n_markets; i++) {
+    label_value(mk, sizeof mk, v->markets[i].name);
+    snprintf(l, sizeof l, "market=\"%s\"", mk);
+    errors_by_status(t, "greenmarket_market_request_errors_total", l,
+                     v->markets[i].stats);
+  }
+  family(t, "greenmarket_market_request_duration_seconds", "histogram",
+         "Time from a request reaching a worker to its reply being sent, per "
+         "market.");
+  for (size_t i = 0; i < v->n_markets; i++) {
+    label_value(mk, sizeof mk, v->markets[i].name);
+    snprintf(l, sizeof l, "market=\"%s\"", mk);
+    gm__metrics_histogram(t, "greenmarket_market_request_duration_seconds", l,
+                          v->markets[i].stats);
+  }
+  family(t, "greenmarket_method_requests_total", "counter",
+         "Requests that reached a method, answered, whatever their status.");
+  for (size_t i = 0; i < v->n_markets; i++)
+    for (size_t k = 0; k < v->markets[i].n_methods; k++) {
+      label_value(mk, sizeof mk, v->markets[i].name);
+      label_value(me, sizeof me, v->markets[i].methods[k].name);
+      snprintf(l, sizeof l, "market=\"%s\",method=\"%s\"", mk, me);
+      sample_u(t, "greenmarket_method_requests_total", l,
+               atomic_load(&v->markets[i].method_stats[k].requests));
+    }
+  family(t, "greenmarket_method_request_errors_total", "counter",
+         "Requests that reached a method and were answered with a status "
+         "other than OK, by status.");
+  for (size_t i = 0; i < v->n_markets; i++)
+    for (size_t k = 0; k < v->markets[i].n_methods; k++) {
+      label_value(mk, sizeof mk, v->markets[i].name);
+      label_value(me, sizeof me, v->markets[i].methods[k].name);
+      snprintf(l, sizeof l, "market=\"%s\",method=\"%s\"", mk, me);
+      errors_by_status(t, "greenmarket_method_request_errors_total", l,
+                       &v->markets[i].method_stats[k]);
+    }
+  family(t, "greenmarket_method_request_duration_seconds", "histogram",
+         "Time from a request reaching a worker to its reply being sent, per "
+         "method.");
+  for (size_t i = 0; i < v->n_markets; i++)
+    for (size_t k = 0; k < v->markets[i].n_methods; k++) {
+      label_value(mk, sizeof mk, v->markets[i].name);
+      label_value(me, sizeof me, v->markets[i].methods[k].name);
+      snprintf(l, sizeof l, "market=\"%s\",method=\"%s\"", mk, me);
+      gm__metrics_histogram(t, "greenmarket_method_request_duration_seconds", l,
+                            &v->markets[i].method_stats[k]);
+    }
+}
+
+static void settlement(gm__metrics_text *t, const gm__metrics *m, int alive) {
+  gm__settle_stats ss;
+  gm__settler_stats(m->view.settler, &ss);
+  family(t, "greenmarket_settle_running", "gauge",
+         "1 while this broker's settler thread shows signs of life (0: stuck "
+         "for over a minute).");
+  sample_u(t, "greenmarket_settle_running", "", alive == 1);
+  family(t, "greenmarket_settle_lag_seconds", "gauge",
+         "Age of the oldest outbox entry in the batch the settler has in "
+         "hand (0 when its last read found nothing to settle).");
+  int64_t lag_ms = ss.oldest_ms > 0 ? wall_ms() - ss.oldest_ms : 0;
+  sample_us(t, "greenmarket_settle_lag_seconds",
+            lag_ms > 0 ? (uint64_t)lag_ms * 1000u : 0);
+  family(t, "greenmarket_settle_entries_total", "counter",
+         "Outbox entries written to the ledger (entries found settled "
+         "already are not counted).");
+  sample_u(t, "greenmarket_settle_entries_total", "", ss.settled);
+  family(t, "greenmarket_settle_batches_total", "counter",
+         "Settlement transactions committed.");
+  sample_u(t, "greenmarket_settle_batches_total", "", ss.batches);
+  family(t, "greenmarket_settle_batch_failures_total", "counter",
+         "Settlement transactions rolled back (a settle callback or SQLite "
+         "failed); their entries are read again.");
+  sample_u(t, "greenmarket_settle_batch_failures_total", "", ss.batch_failures);
+  family(t, "greenmarket_settle_batch_size", "histogram",
+         "Outbox entries per committed settlement transaction.");
+  uint64_t cum = 0;
+  for (unsigned i = 0; i + 1 < GM__SETTLE_SIZE_BUCKETS; i++) {
+    cum += ss.batch_size[i];
+    text_printf(t, "greenmarket_settle_batch_size_bucket{le=\"%llu\"} %llu\n",
+                (unsigned long long)gm__settle_size_bound(i),
+                (unsigned long long)cum);
+  }
+  cum += ss.batch_size[GM__SETTLE_SIZE_BUCKETS - 1];
+  text_printf(t, "greenmarket_settle_batch_size_bucket{le=\"+Inf\"} %llu\n",
+              (unsigned long long)cum);
+  sample_u(t, "greenmarket_settle_batch_size_sum", "", ss.batch_entries);
+  sample_u(t, "greenmarket_settle_batch_size_count", "", cum);
+}
+
+static void exposition(gm__metrics_text *t, gm__metrics *m) {
+  const gm__metrics_view *v = &m->view;
+  char why[512], b[256], l[512];
+  int redis_ok = redis_check(m, why, sizeof why);
+  int ledger_ok =
+      ledger_count(m, "SELECT count(*) FROM gm_schema", why, sizeof why) >= 0;
+  int alive = settler_check(m, why, sizeof why);
+  count_outboxes(m, redis_ok);
+
+  family(t, "greenmarket_build_info", "gauge",
+         "Always 1; the labels say which gmd this is.");
+  label_value(b, sizeof b, v->broker);
+  snprintf(l, sizeof l, "version=\"%s\",broker=\"%s\"", GM_VERSION, b);
+  sample_u(t, "greenmarket_build_info", l, 1);
+  family(t, "greenmarket_market_info", "gauge",
+         "Always 1 per loaded market; the labels give its plugin's version.");
+  for (size_t i = 0; i < v->n_markets; i++) {
+    char mk[160], ver[160];
+    label_value(mk, sizeof mk, v->markets[i].name);
+    label_value(ver, sizeof ver, v->markets[i].version);
+    snprintf(l, sizeof l, "market=\"%s\",version=\"%s\"", mk, ver);
+    sample_u(t, "greenmarket_market_info", l, 1);
+  }
+  family(t, "greenmarket_start_time_seconds", "gauge",
+         "When gmd started, in seconds since 1970.");
+  sample_us(t, "greenmarket_start_time_seconds",
+            (uint64_t)m->start_unix_ms * 1000u);
+  family(t, "greenmarket_uptime_seconds", "gauge",
+         "Seconds since gmd started.");
+  sample_us(t, "greenmarket_uptime_seconds", gm__clock_mono_us() - m->start_us);
+  family(t, "greenmarket_redis_up", "gauge",
+         "1 when Redis answered PING at this scrape.");
+  sample_u(t, "greenmarket_redis_up", "", redis_ok);
+  family(t, "greenmarket_ledger_up", "gauge",
+         "1 when the ledger was readable at this scrape.");
+  sample_u(t, "greenmarket_ledger_up", "", ledger_ok);
+  family(t, "greenmarket_bad_frames_total", "counter",
+         "Frames that were not a request gmd could read (dropped or "
+         "answered INVALID_ARGUMENT or RESOURCE_EXHAUSTED).");
+  sample_u(t, "greenmarket_bad_frames_total", "", atomic_load(v->bad_frames));
+  family(t, "greenmarket_redis_errors_total", "counter",
+         "Redis commands that did not reach Redis or whose reply could not "
+         "be read (refused connections, I/O errors, timeouts).");
+  sample_u(t, "greenmarket_redis_errors_total", "",
+           gm__count_get(GM__COUNT_REDIS_ERRORS));
+  family(t, "greenmarket_ledger_errors_total", "counter",
+         "Ledger statements SQLite refused or failed.");
+  sample_u(t, "greenmarket_ledger_errors_total", "",
+           gm__count_get(GM__COUNT_LEDGER_ERRORS));
+  requests(t, m);
+  if (v->settler) settlement(t, m, alive);
+  if (m->outbox_entries >= 0) {
+    family(t, "greenmarket_outbox_entries", "gauge",
+           "Entries in the outbox streams, that is not settled yet (read at "
+           "most every 5 s).");
+    sample_u(t, "greenmarket_outbox_entries", "", (uint64_t)m->outbox_entries);
+    family(t, "greenmarket_outbox_streams", "gauge",
+           "Outbox streams (gm:outboxes; read at most every 5 s).");
+    sample_u(t, "greenmarket_outbox_streams", "", (uint64_t)m->outbox_streams);
+  }
+  if (m->dead_letters >= 0) {
+    family(t, "greenmarket_dead_letters", "gauge",
+           "Outbox entries set aside in the ledger because their settle "
+           "callback kept failing (gm admin dead-letters lists them; read at "
+           "most every 5 s).");
+    sample_u(t, "greenmarket_dead_letters", "", (uint64_t)m->dead_letters);
+  }
+  for (size_t i = 0; i < m->n_gauges; i++) {
+    double value;
+    if (m->gauges[i].fn(m->gauges[i].arg, &value) != 0) continue;
+    family(t, m->gauges[i].name, "gauge", m->gauges[i].help);
+    sample_d(t, m->gauges[i].name, "", value);
+  }
+}
+
+/* ---- HTTP ---- */
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
+                               const char *type, gm__metrics_text *body) {
+  struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+      body->len, body->data ? body->data : strdup(""), free);
+  if (!r) {
+    free(body->data);
+    return MHD_NO;
+  }
+  body->data = NULL;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+  enum MHD_Result rc = MHD_queue_response(conn, status, r);
+  MHD_destroy_response(r);
+  return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls) {
+  (void)version;
+  (void)upload;
+  gm__metrics *m = cls;
+  static int seen;
+  /* The first call only announces the request; a body (none is expected)
+     arrives in the calls after it and is skipped. */
+  if (!*req_cls) {
+    *req_cls = &seen;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  gm__metrics_text body = {0};
+  const char *text = "text/plain; charset=utf-8";
+  unsigned status = MHD_HTTP_OK;
+  pthread_mutex_lock(&m->lock);
+  if (!m->named) {
+    pthread_setname_np(pthread_self(), "gmd-metrics");
+    m->named = 1;
+  }
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    text_printf(&body, "%s is not served here: use GET\n", method);
+  } else if (strcmp(url, "/metrics") == 0) {
+    text = "text/plain; version=0.0.4; charset=utf-8";
+    exposition(&body, m);
+  } else if (strcmp(url, "/healthz") == 0) {
+    char why[3][512] = {"", "", ""};
+    int ok[3] = {redis_check(m, why[0], sizeof why[0]),
+                 ledger_count(m, "SELECT count(*) FROM gm_schema", why[1],
+                              sizeof why[1]) >= 0,
+                 settler_check(m, why[2], sizeof why[2]) != 0};
+    if (ok[0] && ok[1] && ok[2]) {
+      text_printf(&body, "ok\n");
+    } else {
+      status = MHD_HTTP_SERVICE_UNAVAILABLE;
+      for (int i = 0; i < 3; i++)
+        if (!ok[i]) text_printf(&body, "%s\n", why[i]);
+    }
+  } else {
+    status = MHD_HTTP_NOT_FOUND;
+    text_printf(&body, "%s: not found; gmd serves /metrics and /healthz\n",
+                url);
+  }
+  pthread_mutex_unlock(&m->lock);
+  return respond(conn, status, text, &body);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  size_t n = strlen(line);
+  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+  gm__log(GM_LOG_WARN, "metrics", "%s", line);
+}
+
+int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
+                      size_t errlen) {
+  if (!m->listen) return 0;
+  m->view = *view;
+  m->markets = calloc(view->n_markets + 1, sizeof *m->markets);
+  if (!m->markets) abort();
+  memcpy(m->markets, view->markets, view->n_markets * sizeof *m->markets);
+  m->view.markets = m->markets;
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                   (m->ipv6 ? MHD_USE_IPv6 : 0);
+  m->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
+      on_mhd_log, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&m->addr,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
+  if (!m->daemon) {
+    snprintf(err, errlen,
+             "cannot serve metrics on %s (the line above says why; is the "
+             "port in use by another gmd?); set [metrics] listen to a free "
+             "HOST:PORT, or leave it empty to turn metrics off",
+             m->listen);
+    return -1;
+  }
+  const union MHD_DaemonInfo *info =
+      MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  m->port = info ? info->port : 0;
+  gm__log(GM_LOG_INFO, "metrics",
+          "serving /metrics and /healthz on %s (port %d)", m->listen, m->port);
+  return 0;
+}
+
+void gm__metrics_stop(gm__metrics *m) {
+  if (!m || !m->daemon) return;
+  MHD_stop_daemon(m->daemon);
+  m->daemon = NULL;
+  m->port = 0;
+  gm__redis_destroy(&m->redis);
+  gm__ledger_close(&m->ledger);
+}
+
+void gm__metrics_destroy(gm__metrics **mp) {
+  if (!mp || !*mp) return;
+  gm__metrics *m = *mp;
+  gm__metrics_stop(m);
+  for (size_t i = 0; i < m->n_gauges; i++) {
+    free(m->gauges[i].name);
+    free(m->gauges[i].help);
+  }
+  free(m->gauges);
+  free(m->markets);
+  free(m->listen);
+  pthread_mutex_destroy(&m->lock);
+  free(m);
+  *mp = NULL;
+}
+
+int gm__metrics_port(const gm__metrics *m) {
+  return m ? m->port : 0;
+}
+
+void gm__metrics_gauge_add(gm__metrics *m, const char *name, const char *help,
+                           gm__metrics_gauge_fn fn, void *arg) {
+  if (!m) return;
+  pthread_mutex_lock(&m->lock);
+  m->gauges = realloc(m->gauges, (m->n_gauges + 1) * sizeof *m->gauges);
+  if (!m->gauges) abort();
+  gauge *g = &m->gauges[m->n_gauges++];
+  g->name = strdup(name);
+  g->help = strdup(help);
+  if (!g->name || !g->help) abort();
+  g->fn = fn;
+  g->arg = arg;
+  pthread_mutex_unlock(&m->lock);
+}
