@@ -1,0 +1,434 @@
+/*
+ * The metrics and health endpoint: the exported histogram buckets are exact
+ * sums of the fine ones, [metrics] listen is checked, and a real gmd (with a
+ * real redis-server) serves /metrics that move with requests and pass
+ * promtool, and /healthz that fails when Redis is gone.  The starter alert
+ * rules and the scrape config in deploy/prometheus pass promtool too.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "gmd_fixture.h"
+#include "greenmarket.pb-c.h"
+#include "loader.h"
+#include "metrics.h"
+#include "redis_fixture.h"
+#include "testmkt.pb-c.h"
+
+static gm_test_redis *redis;
+static gm_test_gmd *gmd;
+static gm_test_conn *conn;
+static int port;
+
+static void sleep_ms(int ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* The port gmd logged ("serving /metrics and /healthz on ... (port N)"). */
+static int logged_port(void) {
+  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096];
+  int p = 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *s = strstr(line, "serving /metrics and /healthz on");
+    const char *q = s ? strstr(s, "(port ") : NULL;
+    if (q) p = atoi(q + 6);
+  }
+  fclose(f);
+  ck_assert_msg(p > 0, "gmd logged no metrics port; see %s",
+                gm_test_gmd_log(gmd));
+  return p;
+}
+
+static void setup(void) {
+  redis = gm_test_redis_start();
+  gmd = gm_test_gmd_start(redis, TEST_PLUGIN_DIR,
+                          "[plugins]\nload = testmkt\n"
+                          "[metrics]\nlisten = 127.0.0.1:0\n");
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  port = logged_port();
+}
+
+static void teardown(void) {
+  gm_test_conn_destroy(&conn);
+  gm_test_gmd_stop(&gmd);
+  gm_test_redis_stop(&redis);
+}
+
+/*
+ * One HTTP/1.0 request to gmd's metrics port.  With HTTP/1.0 the server
+ * closes the connection after the response, so the body is everything
+ * after the blank line: no chunked encoding to undo.  Returns the body
+ * (malloc'd) and the status in *status.
+ */
+static char *http(const char *method, const char *path, int *status) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
+                "connect to the metrics port %d: %s", port, strerror(errno));
+  char req[256];
+  int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+                   method, path);
+  ck_assert_int_eq(write(fd, req, (size_t)n), n);
+  size_t len = 0, cap = 65536;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (cap - len < 4096) buf = realloc(buf, cap *= 2);
+    ssize_t got = read(fd, buf + len, cap - len - 1);
+    ck_assert_msg(got >= 0, "reading the response: %s", strerror(errno));
+    if (got == 0) break;
+    len += (size_t)got;
+  }
+  close(fd);
+  buf[len] = '\0';
+  ck_assert_msg(sscanf(buf, "HTTP/1.%*d %d", status) == 1, "no status in '%s'",
+                buf);
+  char *body = strstr(buf, "\r\n\r\n");
+  ck_assert_ptr_nonnull(body);
+  char *out = strdup(body + 4);
+  free(buf);
+  return out;
+}
+
+static char *scrape(void) {
+  int status;
+  char *body = http("GET", "/metrics", &status);
+  ck_assert_int_eq(status, 200);
+  return body;
+}
+
+/* The value of the sample `series` (name{labels}, exactly as exposed);
+   -1 when absent. */
+static double value(const char *body, const char *series) {
+  size_t n = strlen(series);
+  for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+    if (strncmp(p, series, n) == 0 && p[n] == ' ') return strtod(p + n, NULL);
+  return -1;
+}
+
+/* Runs a shell command; its output (stdout and stderr) into out. */
+static int run(const char *cmd, char *out, size_t outlen) {
+  char full[2048];
+  snprintf(full, sizeof full, "%s 2>&1", cmd);
+  FILE *p = popen(full, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t len = fread(out, 1, outlen - 1, p);
+  out[len] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void need_promtool(void) {
+  char out[256];
+  ck_assert_msg(run("command -v promtool", out, sizeof out) == 0,
+                "promtool is missing: run deploy/install-deps (Debian package "
+                "prometheus ships it)");
+}
+
+static Gm__Reply *bump(const char *idem) {
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "metrics";
+  Gm__Reply *r =
+      gm_test_call(conn, "alice", "testmkt", "bump", idem, &req.base);
+  ck_assert_ptr_nonnull(r);
+  return r;
+}
+
+START_TEST(histogram_buckets_are_exact_sums_of_fine_buckets) {
+  for (unsigned e = GM__METRICS_LE_FIRST; e <= GM__METRICS_LE_LAST; e++) {
+    int found = 0;
+    for (unsigned i = 0; i < GM_LATENCY_BUCKETS && !found; i++)
+      found = gm__stats_bucket_bound(i) == (uint64_t)1 << e;
+    ck_assert_msg(found, "2^%u us is no fine bucket bound", e);
+  }
+  static const uint64_t us[] = {
+      0,     1,       7,       8,       15,      16,       17,        31,
+      32,    33,      100,     1000,    4095,    4096,     4097,      65535,
+      65536, 8388607, 8388608, 8388609, 9000000, 1u << 30, 1ull << 40};
+  size_t n = sizeof us / sizeof *us;
+  gm__stats s;
+  memset(&s, 0, sizeof s);
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    gm__stats_add(&s, GM_OK, us[i]);
+    sum += us[i];
+  }
+  gm__metrics_text t = {0};
+  gm__metrics_histogram(&t, "h", "market=\"x\"", &s);
+  for (unsigned e = GM__METRICS_LE_FIRST; e <= GM__METRICS_LE_LAST; e++) {
+    uint64_t le = (uint64_t)1 << e, want = 0;
+    /* A request measured at le whole microseconds took longer than le. */
+    for (size_t i = 0; i < n; i++) want += us[i] < le;
+    char series[128];
+    snprintf(series, sizeof series, "h_bucket{market=\"x\",le=\"%llu.%06llu\"}",
+             (unsigned long long)(le / 1000000),
+             (unsigned long long)(le % 1000000));
+    ck_assert_msg(value(t.data, series) == (double)want, "%s: %g, want %llu",
+                  series, value(t.data, series), (unsigned long long)want);
+  }
+  ck_assert(value(t.data, "h_bucket{market=\"x\",le=\"+Inf\"}") == (double)n);
+  ck_assert(value(t.data, "h_count{market=\"x\"}") == (double)n);
+  char want_sum[64];
+  snprintf(want_sum, sizeof want_sum, "h_sum{market=\"x\"} %llu.%06llu\n",
+           (unsigned long long)(sum / 1000000),
+           (unsigned long long)(sum % 1000000));
+  ck_assert_msg(strstr(t.data, want_sum), "no '%s' in:\n%s", want_sum, t.data);
+  free(t.data);
+}
+END_TEST
+
+START_TEST(listen_values_are_checked_at_start) {
+  static const char *bad[] = {"nonsense", "127.0.0.1",      "127.0.0.1:99999",
+                              ":7472",    "127.0.0.1:http", "[::1]"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    gm__config *c = gm__config_new();
+    gm__config_set(c, "metrics", "listen", bad[i]);
+    char err[512] = "";
+    gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+    ck_assert_msg(m == NULL, "'%s' was accepted", bad[i]);
+    char want[128];
+    snprintf(want, sizeof want, "[metrics] listen = %s: expected HOST:PORT",
+             bad[i]);
+    ck_assert_msg(strstr(err, want) && strstr(err, "127.0.0.1:7472"),
+                  "'%s' not in '%s'", want, err);
+    gm__config_destroy(&c);
+  }
+  static const char *good[] = {"", "127.0.0.1:7472", "[::1]:7472",
+                               "localhost:0"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    gm__config *c = gm__config_new();
+    gm__config_set(c, "metrics", "listen", good[i]);
+    char err[512] = "";
+    gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+    ck_assert_msg(m != NULL, "'%s' refused: %s", good[i], err);
+    gm__metrics_destroy(&m);
+    gm__config_destroy(&c);
+  }
+
+  /* gmd itself refuses to start on one, saying which key and why. */
+  gm_test_redis *r = gm_test_redis_start();
+  char *conf = gm_test_redis_path(r, "bad.conf");
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
+          "[security]\nmode = dev\n[plugins]\ndir = %s\n"
+          "[metrics]\nlisten = localhost\n",
+          gm_test_redis_socket(r), TEST_PLUGIN_DIR);
+  fclose(f);
+  char cmd[2048], out[4096];
+  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s", GM_BUILD_DIR, conf);
+  ck_assert_int_eq(run(cmd, out, sizeof out), 1);
+  ck_assert_msg(strstr(out,
+                       "cannot start: [metrics] listen = localhost: "
+                       "expected HOST:PORT"),
+                "gmd said: %s", out);
+  free(conf);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
+START_TEST(metrics_move_with_requests_and_pass_promtool) {
+  need_promtool();
+  char *body = scrape();
+  const char *bump_requests =
+      "greenmarket_method_requests_total{market=\"testmkt\",method=\"bump\"}";
+  const char *bump_count =
+      "greenmarket_method_request_duration_seconds_count{market=\"testmkt\","
+      "method=\"bump\"}";
+  const char *bump_inf =
+      "greenmarket_method_request_duration_seconds_bucket{market=\"testmkt\","
+      "method=\"bump\",le=\"+Inf\"}";
+  const char *market_requests =
+      "greenmarket_market_requests_total{market=\"testmkt\"}";
+  ck_assert(value(body, bump_requests) == 0);
+  ck_assert(value(body, bump_count) == 0);
+  ck_assert(value(body, market_requests) == 0);
+  ck_assert(value(body, "greenmarket_redis_up") == 1);
+  ck_assert(value(body, "greenmarket_ledger_up") == 1);
+  ck_assert(value(body, "greenmarket_settle_running") == 1);
+  free(body);
+
+  for (int i = 0; i < 3; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "metrics-%d", i);
+    Gm__Reply *r = bump(key);
+    ck_assert_msg(r->status == GM__STATUS__OK, "bump: %s", r->message);
+    gm__reply__free_unpacked(r, NULL);
+  }
+  Gm__Reply *r = bump(NULL); /* no idempotency key: INVALID_ARGUMENT */
+  ck_assert_int_eq(r->status, GM__STATUS__INVALID_ARGUMENT);
+  gm__reply__free_unpacked(r, NULL);
+
+  /* The reply is sent before the counters move: wait for them. */
+  for (int i = 0; i < 500; i++) {
+    body = scrape();
+    if (value(body, bump_count) == 4 &&
+        value(body, "greenmarket_settle_entries_total") >= 3)
+      break;
+    free(body);
+    body = NULL;
+    sleep_ms(20);
+  }
+  ck_assert_msg(body, "the counters did not reach 4 requests, 3 settled");
+  ck_assert(value(body, bump_requests) == 4);
+  ck_assert(value(body, bump_inf) == 4);
+  ck_assert(value(body, market_requests) == 4);
+  ck_assert(value(body,
+                  "greenmarket_method_request_errors_total{market=\"testmkt\","
+                  "method=\"bump\",status=\"INVALID_ARGUMENT\"}") == 1);
+  ck_assert(value(body,
+                  "greenmarket_market_request_errors_total{market=\"testmkt\","
+                  "status=\"INVALID_ARGUMENT\"}") == 1);
+  ck_assert(value(body, "greenmarket_settle_batches_total") >= 1);
+  ck_assert(value(body, "greenmarket_settle_batch_size_count") ==
+            value(body, "greenmarket_settle_batches_total"));
+  ck_assert(value(body, "greenmarket_settle_batch_size_sum") >= 3);
+  ck_assert(value(body, "greenmarket_settle_batch_failures_total") == 0);
+  ck_assert(value(body, "greenmarket_settle_lag_seconds") >= 0);
+  ck_assert(value(body, "greenmarket_dead_letters") == 0);
+  ck_assert(value(body, "greenmarket_uptime_seconds") > 0);
+  ck_assert(value(body, "greenmarket_bad_frames_total") == 0);
+
+  /* The outbox is counted at most every 5 s: the first scrape saw none. */
+  for (int i = 0; i < 120; i++) {
+    if (value(body, "greenmarket_outbox_streams") == 1 &&
+        value(body, "greenmarket_outbox_entries") == 0)
+      break;
+    free(body);
+    sleep_ms(100);
+    body = scrape();
+  }
+  ck_assert_msg(value(body, "greenmarket_outbox_streams") == 1 &&
+                    value(body, "greenmarket_outbox_entries") == 0,
+                "outbox: %g streams, %g entries; want 1 and 0 (settled)",
+                value(body, "greenmarket_outbox_streams"),
+                value(body, "greenmarket_outbox_entries"));
+  char *file = gm_test_redis_path(redis, "metrics.txt");
+  FILE *f = fopen(file, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(body, f);
+  fclose(f);
+  char cmd[1024], out[8192];
+  snprintf(cmd, sizeof cmd, "promtool check metrics < %s", file);
+  int rc = run(cmd, out, sizeof out);
+  ck_assert_msg(rc == 0 && out[0] == '\0',
+                "promtool check metrics (status %d) says:\n%s", rc, out);
+  free(file);
+  free(body);
+
+  int status;
+  body = http("GET", "/nope", &status);
+  ck_assert_int_eq(status, 404);
+  ck_assert_ptr_nonnull(strstr(body, "/metrics and /healthz"));
+  free(body);
+  body = http("POST", "/metrics", &status);
+  ck_assert_int_eq(status, 405);
+  free(body);
+  body = http("HEAD", "/healthz", &status);
+  ck_assert_int_eq(status, 200);
+  free(body);
+}
+END_TEST
+
+START_TEST(healthz_fails_while_redis_is_gone) {
+  int status;
+  char *body = http("GET", "/healthz", &status);
+  ck_assert_int_eq(status, 200);
+  ck_assert_str_eq(body, "ok\n");
+  free(body);
+  body = scrape();
+  double errors = value(body, "greenmarket_redis_errors_total");
+  ck_assert(errors >= 0);
+  free(body);
+
+  pid_t pid = gm_test_redis_pid(redis);
+  ck_assert_int_gt(pid, 0);
+  gm_test_redis_kill(redis); /* SIGKILL that pid, reaped */
+  body = http("GET", "/healthz", &status);
+  ck_assert_int_eq(status, 503);
+  ck_assert_msg(strstr(body, "Redis") && strstr(body, "PING"),
+                "no reason in '%s'", body);
+  free(body);
+  body = scrape();
+  ck_assert(value(body, "greenmarket_redis_up") == 0);
+  ck_assert(value(body, "greenmarket_ledger_up") == 1);
+  ck_assert(value(body, "greenmarket_redis_errors_total") > errors);
+  free(body);
+
+  /* Back once Redis is: the metrics thread reconnects by itself. */
+  gm_test_redis_restart(redis);
+  for (int i = 0; i < 100; i++) {
+    body = http("GET", "/healthz", &status);
+    if (status == 200) break;
+    free(body);
+    body = NULL;
+    sleep_ms(50);
+  }
+  ck_assert_msg(body, "/healthz stayed failing after Redis came back");
+  ck_assert_str_eq(body, "ok\n");
+  free(body);
+}
+END_TEST
+
+START_TEST(alert_rules_and_scrape_config_pass_promtool) {
+  need_promtool();
+  char out[8192];
+  int rc = run("cd " GM_SOURCE_DIR
+               "/deploy/prometheus && promtool check rules "
+               "greenmarket-alerts.yml",
+               out, sizeof out);
+  ck_assert_msg(rc == 0 && strstr(out, "SUCCESS") && !strstr(out, "WARN") &&
+                    !strstr(out, "FAILED"),
+                "promtool check rules (status %d):\n%s", rc, out);
+  rc = run("cd " GM_SOURCE_DIR
+           "/deploy/prometheus && promtool test rules "
+           "greenmarket-alerts.test.yml",
+           out, sizeof out);
+  ck_assert_msg(rc == 0 && strstr(out, "SUCCESS"),
+                "promtool test rules (status %d):\n%s", rc, out);
+  rc = run("cd " GM_SOURCE_DIR
+           "/deploy/prometheus && promtool check config prometheus.yml",
+           out, sizeof out);
+  ck_assert_msg(rc == 0 && !strstr(out, "WARN") && !strstr(out, "FAILED"),
+                "promtool check config (status %d):\n%s", rc, out);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("metrics");
+  TCase *unit = tcase_create("unit");
+  tcase_add_test(unit, histogram_buckets_are_exact_sums_of_fine_buckets);
+  tcase_add_test(unit, listen_values_are_checked_at_start);
+  tcase_add_test(unit, alert_rules_and_scrape_config_pass_promtool);
+  tcase_set_timeout(unit, 60);
+  suite_add_tcase(s, unit);
+  TCase *tc = tcase_create("gmd");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, metrics_move_with_requests_and_pass_promtool);
+  tcase_add_test(tc, healthz_fails_while_redis_is_gone);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
