@@ -86,7 +86,7 @@ static Gm__MarketStats *gm__market_stats(gm__arena *a, const char *name,
   ms->market = (char *)name;
   ms->requests = atomic_load(&s->requests);
   ms->errors = atomic_load(&s->errors);
-  /* Percentiles are power-of-two bucket bounds: never above the max seen. */
+  /* Percentiles are bucket upper bounds: never shown above the max seen. */
   ms->latency_max_us = atomic_load(&s->latency_max_us);
   uint64_t p50 = gm__stats_percentile_us(s, 50);
   uint64_t p99 = gm__stats_percentile_us(s, 99);
