@@ -11,6 +11,8 @@
  *   timers   PUSH to gm-events, own Redis + ledger reader (timers.c)
  *   settler  own Redis + ledger writer (settle.c)
  *   zap      REP inproc://zeromq.zap.01 (CURVE mode only), own Redis (auth.c)
+ *   metrics  HTTP on [metrics] listen (when set), own Redis + ledger reader
+ *            (metrics.c)
  */
 #ifndef GM_CORE_BROKER_H
 #define GM_CORE_BROKER_H
