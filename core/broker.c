@@ -118,6 +118,10 @@ uint64_t gm__broker_settled(const gm__broker *b) {
   return b->settler ? gm__settler_settled(b->settler) : 0;
 }
 
+gm__metrics *gm__broker_metrics(gm__broker *b) {
+  return b->metrics;
+}
+
 /* ---- construction ---- */
 
 static int cmp_str(const void *a, const void *b) {

@@ -388,6 +388,73 @@ START_TEST(healthz_fails_while_redis_is_gone) {
 }
 END_TEST
 
+static int gauge_pending(void *arg, double *value) {
+  *value = *(double *)arg;
+  return 0;
+}
+
+static int gauge_unknown(void *arg, double *value) {
+  (void)arg;
+  (void)value;
+  return -1;
+}
+
+/* The way the deadline service shows its numbers: gauges registered on the
+   endpoint, read at each scrape, left out while they have no value. */
+START_TEST(registered_gauges_are_served) {
+  gm_test_redis *r = gm_test_redis_start();
+  gm__config *c = gm__config_new();
+  gm__config_set(c, "metrics", "listen", "127.0.0.1:0");
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  double pending = 3;
+  gm__metrics_gauge_add(m, "greenmarket_deadlines_pending",
+                        "Deadlines set and not yet handled.", gauge_pending,
+                        &pending);
+  gm__metrics_gauge_add(m, "greenmarket_deadlines_late", "Deadlines past due.",
+                        gauge_unknown, NULL);
+  gm__metrics_gauge_add(NULL, "greenmarket_ignored", "no endpoint",
+                        gauge_pending, &pending);
+  _Atomic uint64_t bad_frames = 0;
+  char *ledger = gm_test_redis_path(r, "ledger.sqlite");
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.unix_path = gm_test_redis_socket(r)},
+                        .ledger_path = ledger};
+  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
+  port = gm__metrics_port(m);
+  ck_assert_int_gt(port, 0);
+  char *body = scrape();
+  ck_assert(value(body, "greenmarket_deadlines_pending") == 3);
+  ck_assert_ptr_nonnull(
+      strstr(body,
+             "# HELP greenmarket_deadlines_pending Deadlines set and not yet "
+             "handled.\n# TYPE greenmarket_deadlines_pending gauge\n"));
+  ck_assert_ptr_null(strstr(body, "greenmarket_deadlines_late"));
+  ck_assert(value(body, "greenmarket_redis_up") == 1);
+  /* No ledger file here: it is reported, not fatal. */
+  ck_assert(value(body, "greenmarket_ledger_up") == 0);
+  free(body);
+  pending = 5;
+  body = scrape();
+  ck_assert(value(body, "greenmarket_deadlines_pending") == 5);
+  free(body);
+  int status;
+  body = http("GET", "/healthz", &status);
+  ck_assert_int_eq(status, 503);
+  ck_assert_msg(strstr(body, "ledger") && !strstr(body, "Redis"),
+                "health says: %s", body);
+  free(body);
+  gm__metrics_destroy(&m);
+  ck_assert_ptr_null(m);
+  gm__metrics_destroy(&m);
+  free(ledger);
+  gm__config_destroy(&c);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 START_TEST(alert_rules_and_scrape_config_pass_promtool) {
   need_promtool();
   char out[8192];
@@ -418,6 +485,7 @@ int main(void) {
   tcase_add_test(unit, histogram_buckets_are_exact_sums_of_fine_buckets);
   tcase_add_test(unit, listen_values_are_checked_at_start);
   tcase_add_test(unit, alert_rules_and_scrape_config_pass_promtool);
+  tcase_add_test(unit, registered_gauges_are_served);
   tcase_set_timeout(unit, 60);
   suite_add_tcase(s, unit);
   TCase *tc = tcase_create("gmd");
