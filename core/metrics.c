@@ -658,7 +658,8 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
   m->view = *view;
   m->markets = calloc(view->n_markets + 1, sizeof *m->markets);
   if (!m->markets) abort();
-  memcpy(m->markets, view->markets, view->n_markets * sizeof *m->markets);
+  if (view->n_markets)
+    memcpy(m->markets, view->markets, view->n_markets * sizeof *m->markets);
   m->view.markets = m->markets;
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
                    (m->ipv6 ? MHD_USE_IPv6 : 0);
