@@ -21,6 +21,7 @@
 #include "log.h"
 #include "market.h"
 #include "metrics.h"
+#include "privfeed.h"
 #include "publisher.h"
 #include "redis.h"
 #include "settle.h"
@@ -37,6 +38,7 @@ struct gm__broker {
   char name[128];             /* broker id in events and as settle consumer */
   char *endpoint;             /* client ROUTER endpoint */
   char *feed;                 /* PUB endpoint */
+  char *private_feed;         /* ROUTER endpoint of private events */
   long n_workers;             /* worker threads */
   long pipeline;              /* requests in flight per worker */
   long max_msg;               /* largest request accepted, bytes */
@@ -212,6 +214,18 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
     snprintf(b->name, sizeof b->name, "%s/%s", host, b->endpoint);
   b->feed =
       strdup(gm__config_get(cfg, "broker", "feed", "tcp://127.0.0.1:7471"));
+  char pf[1024];
+  const char *pf_set = gm__config_get(cfg, "broker", "private_feed", "");
+  if (*pf_set)
+    snprintf(pf, sizeof pf, "%s", pf_set);
+  else if (gm__privfeed_default_endpoint(b->feed, pf, sizeof pf)) {
+    snprintf(err, errlen,
+             "[broker] private_feed is needed: the feed %s is not tcp:// or "
+             "ipc://, so no default can be made from it",
+             b->feed);
+    goto fail;
+  }
+  b->private_feed = strdup(pf);
   /* One worker per core by default: more threads than cores only add
      wake-ups (measured: ping at 16 in flight, 4 workers 0.41 of a plain
      ZeroMQ echo, 2 workers 0.51, on 2 cores). */
@@ -438,8 +452,8 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
              b->endpoint, zmq_strerror(zmq_errno()));
     goto done;
   }
-  b->publisher = gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed, secret,
-                                     err, errlen);
+  b->publisher = gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed,
+                                     b->private_feed, secret, err, errlen);
   if (!b->publisher) goto done;
   b->workers = calloc((size_t)b->n_workers, sizeof *b->workers);
   if (!b->workers) abort();
@@ -479,8 +493,10 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
             "may act as any participant. Never expose %s beyond this machine.",
             b->endpoint);
   gm__log(GM_LOG_INFO, "broker",
-          "%s serving %zu market(s) on %s, feed %s, %ld workers, ledger %s",
-          b->name, b->n_markets, b->endpoint, b->feed, b->n_workers,
+          "%s serving %zu market(s) on %s, feed %s, private feed %s, %ld "
+          "workers, ledger %s",
+          b->name, b->n_markets, b->endpoint, b->feed, b->private_feed,
+          b->n_workers,
           b->ledger_path);
 
   zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0},
@@ -542,6 +558,7 @@ void gm__broker_destroy(gm__broker **bp) {
   gm__ledger_close(&b->host.ledger);
   free(b->endpoint);
   free(b->feed);
+  free(b->private_feed);
   free(b->redis_unix);
   free(b->redis_host);
   free(b->ledger_path);

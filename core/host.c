@@ -2,6 +2,7 @@
  */
 #include "host.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,7 +118,16 @@ static gm_status host_publish(gm_call *call, const char *event,
                               const ProtobufCMessage *msg) {
   if (!call->market)
     return gm__call_fail(call, GM_INTERNAL, "publish outside a market call");
-  return gm__publish(call, call->market->name, event, msg);
+  return gm__publish(call, call->market->name, GM_AUDIENCE_PUBLIC, NULL, event,
+                     msg);
+}
+
+static gm_status host_publish_to(gm_call *call, gm_audience audience,
+                                 const char *who, const char *event,
+                                 const ProtobufCMessage *msg) {
+  if (!call->market)
+    return gm__call_fail(call, GM_INTERNAL, "publish_to outside a market call");
+  return gm__publish(call, call->market->name, audience, who, event, msg);
 }
 
 static gm_status host_timer_add(gm_market *m, const char *name,
@@ -148,15 +158,75 @@ const gm_host_api gm__host_api = {
     .ledger_query = gm__ledger_query,
     .publish = host_publish,
     .timer_add = host_timer_add,
+    .publish_to = host_publish_to,
 };
 
-gm_status gm__publish(gm_call *call, const char *market, const char *event,
+/* Event names: 1-64 printable ASCII characters, no space (topics are split
+   at the first space). */
+static int gm__event_name_ok(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] <= ' ' || s[i] > '~') return 0;
+  return n >= 1 && n <= 64;
+}
+
+/* Participant ids as gm admin register takes them. */
+static int gm__participant_ok(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && !strchr("-_.", s[i])) return 0;
+  return n >= 1 && n <= 64;
+}
+
+/* Role names: [a-z][a-z0-9_]*, at most 32 characters (gm_role). */
+static int gm__role_ok(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(s[i] >= 'a' && s[i] <= 'z') &&
+        (i == 0 || !((s[i] >= '0' && s[i] <= '9') || s[i] == '_')))
+      return 0;
+  return n >= 1 && n <= 32;
+}
+
+gm_status gm__publish(gm_call *call, const char *market, gm_audience audience,
+                      const char *who, const char *event,
                       const ProtobufCMessage *msg) {
-  if (!call->pub) return GM_OK; /* no feed in this context (tests) */
-  char topic[128];
-  int tn = snprintf(topic, sizeof topic, "%s.%s", market, event);
+  /* The topic is what the feeds route on (docs/protocol.md, The feed):
+     "<market>.<event>" public, "@p:<participant> <market>.<event>" or
+     "@r:<role> <market>.<event>" private.  A participant id or role with a
+     space would let its topic pass for another's. */
+  if (!gm__event_name_ok(event))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "event name \"%s\" must be 1-64 printable ASCII "
+                         "characters without spaces, e.g. \"order\"",
+                         event ? event : "");
+  char topic[256];
+  int tn;
+  if (audience == GM_AUDIENCE_PUBLIC) {
+    tn = snprintf(topic, sizeof topic, "%s.%s", market, event);
+  } else if (audience == GM_AUDIENCE_PARTICIPANT) {
+    if (!gm__participant_ok(who))
+      return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                           "publish_to a participant needs its id (1-64 "
+                           "letters, digits, '-', '_' or '.'), not \"%s\"",
+                           who ? who : "");
+    tn = snprintf(topic, sizeof topic, "@p:%s %s.%s", who, market, event);
+  } else if (audience == GM_AUDIENCE_ROLE) {
+    if (!gm__role_ok(who))
+      return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                           "publish_to a role needs its name ([a-z][a-z0-9_]*, "
+                           "at most 32 characters), not \"%s\"",
+                           who ? who : "");
+    tn = snprintf(topic, sizeof topic, "@r:%s %s.%s", who, market, event);
+  } else {
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "audience %d is none of GM_AUDIENCE_PUBLIC, "
+                         "GM_AUDIENCE_PARTICIPANT, GM_AUDIENCE_ROLE",
+                         (int)audience);
+  }
   if (tn < 0 || (size_t)tn >= sizeof topic)
-    return gm__call_fail(call, GM_INVALID_ARGUMENT, "event name too long");
+    return gm__call_fail(call, GM_INVALID_ARGUMENT, "event topic too long");
+  if (!call->pub) return GM_OK; /* no feed in this context (tests) */
   size_t blen = protobuf_c_message_get_packed_size(msg);
   uint8_t *body = gm__arena_alloc(call->arena, blen ? blen : 1);
   protobuf_c_message_pack(msg, body);

@@ -24,8 +24,10 @@ typedef struct gm__host {
 /* The table handed to every plugin's init. */
 extern const gm_host_api gm__host_api;
 
-/* Queues one event for the feed through call->pub (also used by core). */
-gm_status gm__publish(gm_call *call, const char *market, const char *event,
+/* Queues one event for the feed through call->pub (also used by core):
+   to everyone, or privately to participant or role `who`. */
+gm_status gm__publish(gm_call *call, const char *market, gm_audience audience,
+                      const char *who, const char *event,
                       const ProtobufCMessage *msg);
 
 #endif

@@ -7,21 +7,26 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "frames.h"
+#include "privfeed.h"
 
 /* Events moved per wake-up, at most. */
 #define BURST 256
 
 struct gm__publisher {
-  void *pull;       /* PULL from workers and timers */
-  void *pub;        /* PUB: the feed */
-  uint64_t seq;     /* the feed's sequence number (thread only) */
+  void *pull;           /* PULL from workers and timers */
+  void *pub;            /* PUB: the feed (public events) */
+  gm__privfeed *priv;   /* ROUTER: the private feed (privfeed.h) */
+  uint64_t seq;         /* the public events' sequence number */
   pthread_t thread; /* moves events from pull to pub */
   int started;      /* thread was created */
 };
 
-/* Worker/timer event -> feed, stamped with the broker's sequence number;
-   1 if an event was waiting. */
+/* Worker/timer event -> feed, stamped with its audience's sequence number:
+   public topics ("<market>.<event>") on the PUB, private ones ("@p:..." or
+   "@r:...", built only by gm__publish) on the private feed; 1 if an event
+   was waiting. */
 static int gm__publisher_forward(gm__publisher *p) {
   zmq_msg_t f[2];
   int n;
@@ -33,7 +38,11 @@ static int gm__publisher_forward(gm__publisher *p) {
   /* Appending field 7 (varint) to a packed Event sets its seq. */
   uint8_t tail[11];
   size_t t = 0;
-  uint64_t seq = ++p->seq;
+  const char *topic = zmq_msg_data(&f[0]);
+  size_t tlen = zmq_msg_size(&f[0]);
+  int private = tlen > 0 && topic[0] == '@';
+  uint64_t seq =
+      private ? gm__privfeed_next_seq(p->priv, topic, tlen) : ++p->seq;
   tail[t++] = (7 << 3) | 0;
   do {
     tail[t++] = (uint8_t)((seq & 0x7f) | (seq > 0x7f ? 0x80 : 0));
@@ -44,8 +53,13 @@ static int gm__publisher_forward(gm__publisher *p) {
   zmq_msg_init_size(&body, len + t);
   memcpy(zmq_msg_data(&body), zmq_msg_data(&f[1]), len);
   memcpy((uint8_t *)zmq_msg_data(&body) + len, tail, t);
-  zmq_msg_send(&f[0], p->pub, ZMQ_SNDMORE);
-  zmq_msg_send(&body, p->pub, 0);
+  if (private) {
+    gm__privfeed_deliver(p->priv, topic, tlen, zmq_msg_data(&body),
+                         zmq_msg_size(&body));
+  } else {
+    zmq_msg_send(&f[0], p->pub, ZMQ_SNDMORE);
+    zmq_msg_send(&body, p->pub, 0);
+  }
   zmq_msg_close(&f[0]);
   zmq_msg_close(&f[1]);
   zmq_msg_close(&body);
@@ -54,27 +68,38 @@ static int gm__publisher_forward(gm__publisher *p) {
 
 static void *gm__publisher_run(void *arg) {
   gm__publisher *p = arg;
+  int64_t next_expiry = 0;
   for (;;) {
-    zmq_pollitem_t item = {p->pull, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, -1) < 0) {
+    zmq_pollitem_t items[] = {{p->pull, 0, ZMQ_POLLIN, 0},
+                              {gm__privfeed_socket(p->priv), 0, ZMQ_POLLIN, 0}};
+    /* Wakes every second to forget private subscribers gone silent. */
+    if (zmq_poll(items, 2, 1000) < 0) {
       if (zmq_errno() == EINTR) continue;
       break; /* ETERM: the broker is stopping */
     }
+    int64_t now = gm__clock_mono_us() / 1000;
+    if (items[1].revents & ZMQ_POLLIN) gm__privfeed_read(p->priv, BURST, now);
     for (int i = 0; i < BURST; i++)
       if (!gm__publisher_forward(p)) break;
+    if (now >= next_expiry) {
+      gm__privfeed_expire(p->priv, now);
+      next_expiry = now + 1000;
+    }
   }
   int linger = 0;
   zmq_setsockopt(p->pull, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(p->pub, ZMQ_LINGER, &linger, sizeof linger);
   zmq_close(p->pull);
   zmq_close(p->pub);
+  gm__privfeed_destroy(&p->priv);
   p->pull = p->pub = NULL;
   return NULL;
 }
 
 gm__publisher *gm__publisher_start(void *zctx, const char *events,
-                                   const char *feed, const char *curve_secret,
-                                   char *err, size_t errlen) {
+                                   const char *feed, const char *private_feed,
+                                   const char *curve_secret, char *err,
+                                   size_t errlen) {
   gm__publisher *p = calloc(1, sizeof *p);
   if (!p) abort();
   p->pull = zmq_socket(zctx, ZMQ_PULL);
@@ -94,6 +119,8 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
              feed, zmq_strerror(zmq_errno()));
     goto fail;
   }
+  p->priv = gm__privfeed_new(zctx, private_feed, curve_secret, err, errlen);
+  if (!p->priv) goto fail;
   if (pthread_create(&p->thread, NULL, gm__publisher_run, p) != 0) {
     snprintf(err, errlen, "cannot start the publisher thread");
     goto fail;
@@ -117,6 +144,7 @@ void gm__publisher_destroy(gm__publisher **pp) {
       zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
       zmq_close(socks[i]);
     }
+  gm__privfeed_destroy(&p->priv);
   free(p);
   *pp = NULL;
 }

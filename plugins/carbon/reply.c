@@ -2,6 +2,7 @@
  * Script replies: reading their records, turning them into the protobuf
  * messages of replies and events, and publishing what a script changed.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,9 +178,24 @@ Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
 }
 
 /*
- * Publishes what a script changed: order and offer states, the anonymous
- * trade tape and the book levels.  Best effort: everything is already in
- * the outbox.
+ * Publishes `msg` to participant `who` only.  A host older than publish_to
+ * gets nothing: a private event must never fall back to everyone.
+ */
+static void carbon__publish_private(gm_call *call, const char *who,
+                                    const char *event,
+                                    const ProtobufCMessage *msg) {
+  if (host->size < offsetof(gm_host_api, publish_to) + sizeof host->publish_to ||
+      !host->publish_to || !who || !*who)
+    return;
+  host->publish_to(call, GM_AUDIENCE_PARTICIPANT, who, event, msg);
+}
+
+/*
+ * Publishes what a script changed.  An order's state goes to its owner
+ * only, an offer's to its offerer and its counterparty only: they name
+ * participants and show intentions competitors must not see.  The trade
+ * tape and the book levels go to everyone and carry no participant and no
+ * order id.  Best effort: everything is already in the outbox.
  */
 void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
                      Gm__Carbon__Side taker) {
@@ -194,7 +210,7 @@ void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
     if (tag == 'T' || tag == 'O') {
       Gm__Carbon__OrderEvent ev = GM__CARBON__ORDER_EVENT__INIT;
       ev.order = carbon__order(call, sym, r);
-      host->publish(call, "order", &ev.base);
+      carbon__publish_private(call, ev.order->participant, "order", &ev.base);
     } else if (tag == 'F') {
       Gm__Carbon__TradeEvent ev = GM__CARBON__TRADE_EVENT__INIT;
       ev.symbol = (char *)sym;
@@ -210,7 +226,10 @@ void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
     } else if (tag == 'B') {
       Gm__Carbon__OfferEvent ev = GM__CARBON__OFFER_EVENT__INIT;
       ev.offer = carbon__offer(call, sym, r);
-      host->publish(call, "offer", &ev.base);
+      carbon__publish_private(call, ev.offer->offerer, "offer", &ev.base);
+      if (strcmp(ev.offer->counterparty, ev.offer->offerer) != 0)
+        carbon__publish_private(call, ev.offer->counterparty, "offer",
+                                &ev.base);
     } else if (tag == 'L') {
       Gm__Carbon__Level *l = host->alloc(call, sizeof *l);
       gm__carbon__level__init(l);

@@ -1,0 +1,427 @@
+#include "privfeed.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "hash.h"
+#include "log.h"
+
+/* Audiences whose sequence numbers are kept; past this the table starts
+   over (every audience's count restarts at 1, as after a restart). */
+#define GM__SEQ_MAX (1u << 20)
+/* At most one refusal log line per this long. */
+#define GM__LOG_EVERY_MS 10000
+
+typedef struct gm__psub {
+  char *req;       /* the prefix as the client asked it */
+  char **applied;  /* what of it this connection may see */
+  size_t napplied; /* 1 or more */
+} gm__psub;
+
+typedef struct gm__pconn {
+  uint8_t rid[256];      /* the ROUTER's routing id of the connection */
+  size_t rid_len;        /* its length (1-255) */
+  char *who;             /* participant; NULL in development mode */
+  int64_t lease_ms;      /* forgotten after this (host clock) */
+  gm__psub *subs;        /* its subscriptions */
+  size_t nsubs, capsubs; /* used, allocated */
+} gm__pconn;
+
+struct gm__privfeed {
+  void *router;            /* the private feed socket */
+  int dev;                 /* no CURVE: subscriptions kept as asked */
+  gm__pconn **conns;       /* connections holding subscriptions */
+  size_t nconns, capconns; /* used, allocated */
+  char **seq_keys;         /* audience ("@p:alice ") per slot, or NULL */
+  uint64_t *seq_vals;      /* last sequence number per slot */
+  size_t seq_cap, seq_n;   /* slots (a power of two), used */
+  int64_t log_ms;          /* when the last refusal was logged */
+  unsigned long refused;   /* refusals since then, not logged */
+  unsigned long dropped;   /* events dropped for a full queue, since log */
+};
+
+/* ---- the rule ---- */
+
+static int gm__starts(const char *s, size_t n, const char *prefix) {
+  size_t p = strlen(prefix);
+  return n >= p && memcmp(s, prefix, p) == 0;
+}
+
+size_t gm__privfeed_allowed(const char *participant, const char *roles,
+                            const char *req, size_t len, char **out,
+                            size_t max) {
+  if (max == 0) return 0;
+  if (!participant) { /* development mode: nobody to check against */
+    out[0] = strndup(req, len);
+    if (!out[0]) abort();
+    return 1;
+  }
+  /* What this participant may see: its own topics and its roles' (an admin
+     holds every role, never another participant's topics). */
+  size_t nv = 0, cap = 2;
+  for (const char *p = roles ? roles : ""; *p; p++) cap += *p == ',';
+  char **v = calloc(cap + 1, sizeof *v);
+  if (!v) abort();
+  if (asprintf(&v[nv++], "@p:%s ", participant) < 0) abort();
+  int admin = 0;
+  for (const char *p = roles ? roles : ""; *p;) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == 5 && memcmp(p, "admin", 5) == 0) admin = 1;
+    if (n && nv < cap && asprintf(&v[nv++], "@r:%.*s ", (int)n, p) < 0)
+      abort();
+    p += n + (end != NULL);
+  }
+  if (admin) {
+    for (size_t i = 1; i < nv; i++) free(v[i]);
+    v[1] = strdup("@r:");
+    if (!v[1]) abort();
+    nv = 2;
+  }
+  /* The part of req's topics that is visible: req itself when it lies
+     inside one visible prefix, else every visible prefix inside req. */
+  size_t n = 0;
+  for (size_t i = 0; i < nv; i++)
+    if (gm__starts(req, len, v[i])) {
+      out[0] = strndup(req, len);
+      if (!out[0]) abort();
+      n = 1;
+      goto done;
+    }
+  for (size_t i = 0; i < nv && n < max; i++)
+    if (strlen(v[i]) >= len && memcmp(v[i], req, len) == 0) {
+      out[n++] = v[i];
+      v[i] = NULL;
+    }
+done:
+  for (size_t i = 0; i < nv; i++) free(v[i]);
+  free(v);
+  return n;
+}
+
+/* ---- connections ---- */
+
+static void gm__pconn_free(gm__pconn *c) {
+  for (size_t i = 0; i < c->nsubs; i++) {
+    free(c->subs[i].req);
+    for (size_t j = 0; j < c->subs[i].napplied; j++)
+      free(c->subs[i].applied[j]);
+    free(c->subs[i].applied);
+  }
+  free(c->subs);
+  free(c->who);
+  free(c);
+}
+
+static void gm__conn_remove(gm__privfeed *pf, size_t i) {
+  gm__pconn_free(pf->conns[i]);
+  pf->conns[i] = pf->conns[--pf->nconns];
+}
+
+static gm__pconn *gm__conn_find(gm__privfeed *pf, const void *rid, size_t n,
+                                size_t *index) {
+  for (size_t i = 0; i < pf->nconns; i++)
+    if (pf->conns[i]->rid_len == n && memcmp(pf->conns[i]->rid, rid, n) == 0) {
+      *index = i;
+      return pf->conns[i];
+    }
+  return NULL;
+}
+
+/* Printable ASCII copy of a client's bytes, for messages (valid UTF-8). */
+static void gm__printable(char *out, size_t cap, const char *s, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 4 < cap; i++)
+    out[o++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+  if (n && o + 4 >= cap) memcpy(out + o, "...", 3), o += 3;
+  out[o] = 0;
+}
+
+/* Tells the client why a subscription was not kept: ["!", prefix, why]. */
+static void gm__refuse(gm__privfeed *pf, const void *rid, size_t rid_len,
+                       const char *req, size_t len, const char *who,
+                       const char *why, int64_t now_ms) {
+  zmq_send(pf->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  zmq_send(pf->router, "!", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  zmq_send(pf->router, req, len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  zmq_send(pf->router, why, strlen(why), ZMQ_DONTWAIT);
+  pf->refused++;
+  if (now_ms - pf->log_ms < GM__LOG_EVERY_MS) return;
+  char shown[80];
+  gm__printable(shown, sizeof shown, req, len);
+  gm__log(GM_LOG_WARN, "feed",
+          "refused private subscription \"%s\" of %s: %s (%lu refused, %lu "
+          "events dropped for full queues since the last such line)",
+          shown, who ? who : "a development client", why, pf->refused,
+          pf->dropped);
+  pf->log_ms = now_ms;
+  pf->refused = pf->dropped = 0;
+}
+
+/* One message from a subscriber: [routing id, 1|0 + prefix]. */
+static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
+                                zmq_msg_t *body, int64_t now_ms) {
+  const char *d = zmq_msg_data(body);
+  size_t n = zmq_msg_size(body);
+  const char *who = NULL, *roles = NULL;
+  if (!pf->dev) {
+    /* Set by the ZAP handler for every admitted CURVE connection; a client
+       cannot supply its own (ZAP properties win over the client's). */
+    who = zmq_msg_gets(body, "User-Id");
+    roles = zmq_msg_gets(body, "X-Roles");
+    if (!who || !*who) return;
+  }
+  const void *id = zmq_msg_data(rid);
+  size_t idn = zmq_msg_size(rid);
+  if (n < 1 || (d[0] != 0 && d[0] != 1) || idn == 0 || idn > 255) return;
+  const char *req = d + 1;
+  size_t len = n - 1;
+  size_t index = 0;
+  gm__pconn *c = gm__conn_find(pf, id, idn, &index);
+  if (d[0] == 0) { /* unsubscribe: drop exactly what that prefix kept */
+    if (!c) return;
+    c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
+    for (size_t i = 0; i < c->nsubs; i++)
+      if (strlen(c->subs[i].req) == len && memcmp(c->subs[i].req, req, len) == 0) {
+        gm__psub s = c->subs[i];
+        c->subs[i] = c->subs[--c->nsubs];
+        free(s.req);
+        for (size_t j = 0; j < s.napplied; j++) free(s.applied[j]);
+        free(s.applied);
+        break;
+      }
+    if (c->nsubs == 0) gm__conn_remove(pf, index);
+    return;
+  }
+  if (memchr(req, 0, len) || len > GM_PRIVFEED_MAX_PREFIX) {
+    gm__refuse(pf, id, idn, req, len, who,
+               "a prefix must be at most 255 bytes without NUL (no topic is "
+               "longer or holds one)",
+               now_ms);
+    return;
+  }
+  if (c) {
+    c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
+    for (size_t i = 0; i < c->nsubs; i++)
+      if (strlen(c->subs[i].req) == len && memcmp(c->subs[i].req, req, len) == 0)
+        return; /* sent again to keep the lease: nothing new */
+    if (c->nsubs >= GM_PRIVFEED_MAX_SUBS) {
+      gm__refuse(pf, id, idn, req, len, who,
+                 "a connection holds at most 256 private prefixes; "
+                 "unsubscribe some or use a shorter prefix",
+                 now_ms);
+      return;
+    }
+  }
+  char *applied[64];
+  size_t na = gm__privfeed_allowed(pf->dev ? NULL : who, roles, req, len,
+                                   applied, 64);
+  if (na == 0) {
+    char why[512];
+    snprintf(why, sizeof why,
+             "participant %s may see only private topics starting with "
+             "\"@p:%s \" or \"@r:<role> \" for a role it holds (%s); "
+             "subscribe \"@\" for all of them; public topics are on the "
+             "feed",
+             who, who, roles && *roles ? roles : "none");
+    gm__refuse(pf, id, idn, req, len, who, why, now_ms);
+    return;
+  }
+  if (!c) {
+    c = calloc(1, sizeof *c);
+    if (!c) abort();
+    memcpy(c->rid, id, idn);
+    c->rid_len = idn;
+    c->who = who ? strdup(who) : NULL;
+    c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
+    if (pf->nconns == pf->capconns) {
+      pf->capconns = pf->capconns ? 2 * pf->capconns : 16;
+      pf->conns = realloc(pf->conns, pf->capconns * sizeof *pf->conns);
+      if (!pf->conns) abort();
+    }
+    pf->conns[pf->nconns++] = c;
+  }
+  if (c->nsubs == c->capsubs) {
+    c->capsubs = c->capsubs ? 2 * c->capsubs : 4;
+    c->subs = realloc(c->subs, c->capsubs * sizeof *c->subs);
+    if (!c->subs) abort();
+  }
+  gm__psub *s = &c->subs[c->nsubs++];
+  s->req = strndup(req, len);
+  s->applied = malloc(na * sizeof *s->applied);
+  if (!s->req || !s->applied) abort();
+  memcpy(s->applied, applied, na * sizeof *applied);
+  s->napplied = na;
+}
+
+/* ---- the socket ---- */
+
+int gm__privfeed_default_endpoint(const char *feed, char *out, size_t n) {
+  if (strncmp(feed, "ipc://", 6) == 0) {
+    int w = snprintf(out, n, "%s.private", feed);
+    return w > 0 && (size_t)w < n ? 0 : -1;
+  }
+  const char *colon = strrchr(feed, ':');
+  char *end;
+  long port = colon ? strtol(colon + 1, &end, 10) : 0;
+  if (strncmp(feed, "tcp://", 6) != 0 || !colon || colon < feed + 6 ||
+      *end || port < 1 || port >= 65535)
+    return -1;
+  int w = snprintf(out, n, "%.*s:%ld", (int)(colon - feed), feed, port + 1);
+  return w > 0 && (size_t)w < n ? 0 : -1;
+}
+
+gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
+                               const char *curve_secret, char *err,
+                               size_t errlen) {
+  gm__privfeed *pf = calloc(1, sizeof *pf);
+  if (!pf) abort();
+  pf->dev = curve_secret == NULL;
+  pf->router = zmq_socket(zctx, ZMQ_ROUTER);
+  int one = 1, zero = 0;
+  /* A subscription is a few bytes: anything far larger drops the peer. */
+  int64_t maxmsg = 4096;
+  zmq_setsockopt(pf->router, ZMQ_LINGER, &zero, sizeof zero);
+  /* Sending to a connection that is gone fails (EHOSTUNREACH) instead of
+     vanishing, so its subscriptions are forgotten at once. */
+  zmq_setsockopt(pf->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  zmq_setsockopt(pf->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+  if (curve_secret) {
+    zmq_setsockopt(pf->router, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(pf->router, ZMQ_CURVE_SECRETKEY, curve_secret, 40);
+    zmq_setsockopt(pf->router, ZMQ_ZAP_DOMAIN, "greenmarket", 11);
+  }
+  if (zmq_bind(pf->router, endpoint)) {
+    snprintf(err, errlen,
+             "cannot bind the private feed %s: %s (set [broker] "
+             "private_feed)",
+             endpoint, zmq_strerror(zmq_errno()));
+    gm__privfeed_destroy(&pf);
+    return NULL;
+  }
+  return pf;
+}
+
+void gm__privfeed_destroy(gm__privfeed **pfp) {
+  if (!pfp || !*pfp) return;
+  gm__privfeed *pf = *pfp;
+  if (pf->router) zmq_close(pf->router);
+  for (size_t i = 0; i < pf->nconns; i++) gm__pconn_free(pf->conns[i]);
+  free(pf->conns);
+  for (size_t i = 0; i < pf->seq_cap; i++) free(pf->seq_keys[i]);
+  free(pf->seq_keys);
+  free(pf->seq_vals);
+  free(pf);
+  *pfp = NULL;
+}
+
+void *gm__privfeed_socket(gm__privfeed *pf) {
+  return pf->router;
+}
+
+int gm__privfeed_read(gm__privfeed *pf, int burst, int64_t now_ms) {
+  int done = 0;
+  for (; done < burst; done++) {
+    zmq_msg_t rid, body;
+    zmq_msg_init(&rid);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&rid, pf->router, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&rid);
+      zmq_msg_close(&body);
+      break;
+    }
+    int ok = zmq_msg_more(&rid) &&
+             zmq_msg_recv(&body, pf->router, ZMQ_DONTWAIT) >= 0 &&
+             !zmq_msg_more(&body);
+    if (ok) gm__privfeed_handle(pf, &rid, &body, now_ms);
+    /* Drop the rest of a message of more frames than a subscription has. */
+    while (zmq_msg_more(&body) &&
+           zmq_msg_recv(&body, pf->router, ZMQ_DONTWAIT) >= 0) {
+    }
+    zmq_msg_close(&rid);
+    zmq_msg_close(&body);
+  }
+  return done;
+}
+
+void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms) {
+  for (size_t i = pf->nconns; i-- > 0;)
+    if (pf->conns[i]->lease_ms < now_ms) gm__conn_remove(pf, i);
+}
+
+/* ---- delivery ---- */
+
+uint64_t gm__privfeed_next_seq(gm__privfeed *pf, const char *topic,
+                               size_t len) {
+  const char *sp = memchr(topic, ' ', len);
+  size_t kn = sp ? (size_t)(sp - topic) + 1 : len;
+  if (pf->seq_n * 2 >= pf->seq_cap) {
+    size_t old = pf->seq_cap;
+    char **keys = pf->seq_keys;
+    uint64_t *vals = pf->seq_vals;
+    pf->seq_cap = old && old < GM__SEQ_MAX ? old * 2 : 64;
+    pf->seq_keys = calloc(pf->seq_cap, sizeof *pf->seq_keys);
+    pf->seq_vals = calloc(pf->seq_cap, sizeof *pf->seq_vals);
+    if (!pf->seq_keys || !pf->seq_vals) abort();
+    size_t kept = 0;
+    for (size_t i = 0; i < old; i++) {
+      if (!keys[i]) continue;
+      if (old >= GM__SEQ_MAX) { /* full: start over */
+        free(keys[i]);
+        continue;
+      }
+      size_t j = gm__hash(keys[i]) & (pf->seq_cap - 1);
+      while (pf->seq_keys[j]) j = (j + 1) & (pf->seq_cap - 1);
+      pf->seq_keys[j] = keys[i];
+      pf->seq_vals[j] = vals[i];
+      kept++;
+    }
+    pf->seq_n = kept;
+    free(keys);
+    free(vals);
+  }
+  char key[GM_PRIVFEED_MAX_PREFIX + 1];
+  if (kn > GM_PRIVFEED_MAX_PREFIX) kn = GM_PRIVFEED_MAX_PREFIX;
+  memcpy(key, topic, kn);
+  key[kn] = 0;
+  size_t j = gm__hash(key) & (pf->seq_cap - 1);
+  while (pf->seq_keys[j] && strcmp(pf->seq_keys[j], key) != 0)
+    j = (j + 1) & (pf->seq_cap - 1);
+  if (!pf->seq_keys[j]) {
+    pf->seq_keys[j] = strdup(key);
+    if (!pf->seq_keys[j]) abort();
+    pf->seq_n++;
+  }
+  return ++pf->seq_vals[j];
+}
+
+/* Non-zero when one of c's kept prefixes starts the topic. */
+static int gm__pconn_wants(const gm__pconn *c, const char *topic, size_t n) {
+  for (size_t i = 0; i < c->nsubs; i++)
+    for (size_t j = 0; j < c->subs[i].napplied; j++)
+      if (gm__starts(topic, n, c->subs[i].applied[j])) return 1;
+  return 0;
+}
+
+void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
+                          const void *body, size_t blen) {
+  for (size_t i = pf->nconns; i-- > 0;) {
+    gm__pconn *c = pf->conns[i];
+    if (!gm__pconn_wants(c, topic, tlen)) continue;
+    /* The routing id goes first; with ZMQ_ROUTER_MANDATORY it fails at
+       once for a connection that is gone, and nothing else is queued. */
+    if (zmq_send(pf->router, c->rid, c->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) <
+        0) {
+      if (zmq_errno() == EHOSTUNREACH)
+        gm__conn_remove(pf, i);
+      else
+        pf->dropped++; /* its queue is full: a slow subscriber misses it */
+      continue;
+    }
+    zmq_send(pf->router, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(pf->router, body, blen, ZMQ_DONTWAIT);
+  }
+}
