@@ -1,6 +1,10 @@
 /*
- * gm_feed: a SUB socket on the broker's event feed.  Each feed message is
- * two frames: the topic "<market>.<event>" and a packed gm.Event.
+ * gm_feed: the broker's event feed.  Public events come on a SUB socket at
+ * the feed endpoint; private events on a DEALER at the private feed, opened
+ * at the first private subscription.  Each event is two frames: the topic
+ * and a packed gm.Event.  The private feed keeps a connection's
+ * subscriptions only while it hears from it, so they are sent again every
+ * GM__RESEND_MS (which also restores them after a broker restart).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,11 +15,65 @@
 #include "greenmarket.pb-c.h"
 #include "internal.h"
 
+/* How often private subscriptions are sent again; the broker forgets a
+   connection it has not heard from for 20 s (core/privfeed.h). */
+#define GM__RESEND_MS 5000
+
+typedef struct gm__fsub {
+  char *prefix;  /* a private prefix as subscribed */
+  unsigned refs; /* gm_feed_subscribe() calls not undone */
+} gm__fsub;
+
 struct gm_feed {
   void *ctx;           /* the shared ZeroMQ context (acquired) */
-  void *sock;          /* the SUB socket */
+  void *sock;          /* the SUB socket: public events */
+  void *priv;          /* the DEALER on the private feed, or NULL */
+  char *priv_endpoint; /* where it connects; NULL: unknown */
+  gm__fsub *subs;      /* private subscriptions */
+  size_t nsubs, cap;   /* used, allocated */
+  int64_t resend_ms;   /* when to send them again (monotonic) */
+  int turn;            /* which socket is read first, in turn */
   gm_client_options o; /* keys and max_reply; strings owned */
 };
+
+gm_status gm_feed_private_endpoint(const char *feed, char *out, size_t n) {
+  /* The same rule as gmd's default (core/privfeed.c), in docs/protocol.md. */
+  if (!feed || !out || n == 0) return GM_INVALID_ARGUMENT;
+  int w;
+  if (strncmp(feed, "ipc://", 6) == 0) {
+    w = snprintf(out, n, "%s.private", feed);
+  } else {
+    const char *colon = strrchr(feed, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (strncmp(feed, "tcp://", 6) != 0 || !colon || colon < feed + 6 || *end ||
+        port < 1 || port >= 65535)
+      return GM_INVALID_ARGUMENT;
+    w = snprintf(out, n, "%.*s:%ld", (int)(colon - feed), feed, port + 1);
+  }
+  return w > 0 && (size_t)w < n ? GM_OK : GM_INVALID_ARGUMENT;
+}
+
+const char *gm_feed_topic_audience(const char *topic, gm_audience *audience,
+                                   char *who, size_t n) {
+  if (!topic || !*topic) return NULL;
+  if (who && n) who[0] = '\0';
+  if (topic[0] != '@') {
+    *audience = GM_AUDIENCE_PUBLIC;
+    return topic;
+  }
+  if ((topic[1] != 'p' && topic[1] != 'r') || topic[2] != ':') return NULL;
+  const char *sp = strchr(topic + 3, ' ');
+  if (!sp || sp == topic + 3 || !sp[1]) return NULL;
+  size_t len = (size_t)(sp - topic - 3);
+  if (who && n) {
+    if (len >= n) return NULL;
+    memcpy(who, topic + 3, len);
+    who[len] = '\0';
+  }
+  *audience = topic[1] == 'p' ? GM_AUDIENCE_PARTICIPANT : GM_AUDIENCE_ROLE;
+  return sp + 1;
+}
 
 gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
   int linger = 0;
@@ -30,6 +88,13 @@ gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
     goto fail;
   }
   if (gm__client_options_copy(&f->o, opts)) goto fail;
+  if (f->o.private_feed) {
+    f->priv_endpoint = strdup(f->o.private_feed);
+  } else {
+    char pf[1024];
+    if (gm_feed_private_endpoint(endpoint, pf, sizeof pf) == GM_OK)
+      f->priv_endpoint = strdup(pf);
+  }
   f->ctx = gm__client_ctx_acquire();
   if (f->ctx) f->sock = zmq_socket(f->ctx, ZMQ_SUB);
   if (!f->sock) {
@@ -55,16 +120,109 @@ void gm_feed_destroy(gm_feed **fp) {
   gm_feed *f = fp ? *fp : NULL;
   if (!f) return;
   if (f->sock) zmq_close(f->sock);
+  if (f->priv) zmq_close(f->priv);
   if (f->ctx) gm__client_ctx_release();
+  for (size_t i = 0; i < f->nsubs; i++) free(f->subs[i].prefix);
+  free(f->subs);
+  free(f->priv_endpoint);
   gm__client_options_free(&f->o);
   free(f);
   *fp = NULL;
 }
 
+/* Sends one private (un)subscription: 1 or 0, then the prefix. */
+static void gm__feed_send_sub(gm_feed *f, int on, const char *prefix) {
+  size_t n = strlen(prefix);
+  char *m = malloc(n + 1);
+  if (!m) return;
+  m[0] = (char)on;
+  memcpy(m + 1, prefix, n);
+  /* A full queue (broker away) drops it; the next resend carries it. */
+  zmq_send(f->priv, m, n + 1, ZMQ_DONTWAIT);
+  free(m);
+}
+
+/* Opens the private feed's DEALER; GM_OK or GM_FAILED_PRECONDITION. */
+static gm_status gm__feed_open_private(gm_feed *f) {
+  if (f->priv) return GM_OK;
+  if (!f->priv_endpoint) {
+    gm__client_set_error(
+        "no private feed endpoint: the feed is neither tcp:// nor ipc://, so "
+        "set gm_client_options.private_feed to the broker's [broker] "
+        "private_feed");
+    return GM_FAILED_PRECONDITION;
+  }
+  int linger = 0;
+  f->priv = zmq_socket(f->ctx, ZMQ_DEALER);
+  if (!f->priv) return GM_INTERNAL;
+  zmq_setsockopt(f->priv, ZMQ_LINGER, &linger, sizeof linger);
+  if (gm__client_apply_curve(f->priv, &f->o) ||
+      zmq_connect(f->priv, f->priv_endpoint)) {
+    gm__client_set_error("cannot connect to the private feed \"%s\": %s",
+                         f->priv_endpoint, zmq_strerror(errno));
+    zmq_close(f->priv);
+    f->priv = NULL;
+    return GM_FAILED_PRECONDITION;
+  }
+  f->resend_ms = gm__client_now_ms() + GM__RESEND_MS;
+  return GM_OK;
+}
+
+static gm__fsub *gm__feed_find(gm_feed *f, const char *prefix) {
+  for (size_t i = 0; i < f->nsubs; i++)
+    if (strcmp(f->subs[i].prefix, prefix) == 0) return &f->subs[i];
+  return NULL;
+}
+
+static gm_status gm__feed_private_sub(gm_feed *f, const char *prefix) {
+  gm_status st = gm__feed_open_private(f);
+  if (st != GM_OK) return st;
+  gm__fsub *s = gm__feed_find(f, prefix);
+  if (s) {
+    s->refs++;
+    return GM_OK;
+  }
+  if (f->nsubs == f->cap) {
+    size_t cap = f->cap ? 2 * f->cap : 4;
+    gm__fsub *n = realloc(f->subs, cap * sizeof *n);
+    if (!n) return GM_INTERNAL;
+    f->subs = n;
+    f->cap = cap;
+  }
+  char *copy = strdup(prefix);
+  if (!copy) return GM_INTERNAL;
+  f->subs[f->nsubs++] = (gm__fsub){copy, 1};
+  gm__feed_send_sub(f, 1, prefix);
+  return GM_OK;
+}
+
+/* Forgets one reference (or all: refused); unsubscribes at the last one. */
+static void gm__feed_private_unsub(gm_feed *f, const char *prefix, int all,
+                                   int tell) {
+  gm__fsub *s = gm__feed_find(f, prefix);
+  if (!s || (!all && --s->refs > 0)) return;
+  if (tell) gm__feed_send_sub(f, 0, prefix);
+  free(s->prefix);
+  *s = f->subs[--f->nsubs];
+}
+
 gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
   if (!prefix) prefix = "";
+  if (prefix[0] == '@') return gm__feed_private_sub(f, prefix);
   if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix)))
     return GM_INTERNAL;
+  /* "" is everything this participant may see: its private events too,
+     when the broker's private feed can be found. */
+  if (!prefix[0] && f->priv_endpoint) return gm__feed_private_sub(f, "");
+  return GM_OK;
+}
+
+gm_status gm_feed_unsubscribe(gm_feed *f, const char *prefix) {
+  if (!prefix) prefix = "";
+  if (prefix[0] != '@' &&
+      zmq_setsockopt(f->sock, ZMQ_UNSUBSCRIBE, prefix, strlen(prefix)))
+    return GM_INTERNAL;
+  if (prefix[0] == '@' || !prefix[0]) gm__feed_private_unsub(f, prefix, 0, 1);
   return GM_OK;
 }
 
@@ -74,19 +232,32 @@ static void gm__drain(void *sock, zmq_msg_t *msg) {
     if (zmq_msg_recv(msg, sock, ZMQ_DONTWAIT) < 0) break;
 }
 
-gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
-                       int timeout_ms) {
-  *topic = NULL;
-  *ev = NULL;
-  zmq_pollitem_t item = {f->sock, 0, ZMQ_POLLIN, 0};
-  if (zmq_poll(&item, 1, timeout_ms) <= 0) return GM_UNAVAILABLE;
-
+/* Reads one message from `sock`: [topic, event], or from the private feed
+   ["!", prefix, why] for a refused subscription. */
+static gm_status gm__feed_read(gm_feed *f, void *sock, char **topic,
+                               Gm__Event **ev) {
   gm_status status = GM_INVALID_ARGUMENT;
   zmq_msg_t msg;
   zmq_msg_init(&msg);
-  if (zmq_msg_recv(&msg, f->sock, ZMQ_DONTWAIT) < 0) {
+  if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
     zmq_msg_close(&msg);
     return GM_UNAVAILABLE;
+  }
+  if (sock == f->priv && zmq_msg_size(&msg) == 1 &&
+      *(char *)zmq_msg_data(&msg) == '!' && zmq_msg_more(&msg) &&
+      zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0) {
+    *topic = strndup(zmq_msg_data(&msg), zmq_msg_size(&msg));
+    if (*topic && zmq_msg_more(&msg) &&
+        zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0) {
+      gm__client_set_error(
+          "the broker refused private subscription \"%s\": "
+          "%.*s",
+          *topic, (int)zmq_msg_size(&msg), (char *)zmq_msg_data(&msg));
+      /* Refused for good: sending it again would only be refused again. */
+      gm__feed_private_unsub(f, *topic, 1, 0);
+      status = GM_PERMISSION_DENIED;
+    }
+    goto done;
   }
   *topic = strndup(zmq_msg_data(&msg), zmq_msg_size(&msg));
   if (!*topic) {
@@ -94,14 +265,50 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
     goto done;
   }
   if (!zmq_msg_more(&msg)) goto done; /* a topic without an event */
-  if (zmq_msg_recv(&msg, f->sock, ZMQ_DONTWAIT) < 0) goto done;
+  if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) goto done;
   if (zmq_msg_more(&msg) || zmq_msg_size(&msg) > f->o.max_reply) goto done;
   *ev = gm__event__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
   if (*ev) status = GM_OK;
 done:
-  gm__drain(f->sock, &msg);
+  gm__drain(sock, &msg);
   zmq_msg_close(&msg);
   return status;
+}
+
+gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
+                       int timeout_ms) {
+  *topic = NULL;
+  *ev = NULL;
+  int64_t now = gm__client_now_ms();
+  int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
+  for (;;) {
+    if (f->priv && now >= f->resend_ms) {
+      for (size_t i = 0; i < f->nsubs; i++)
+        gm__feed_send_sub(f, 1, f->subs[i].prefix);
+      f->resend_ms = now + GM__RESEND_MS;
+    }
+    int64_t wait = deadline - now;
+    if (f->priv && f->resend_ms - now < wait) wait = f->resend_ms - now;
+    if (wait > 1000000) wait = 1000000; /* forever, in steps */
+    if (wait < 0) wait = 0;
+    zmq_pollitem_t items[2] = {{f->sock, 0, ZMQ_POLLIN, 0},
+                               {f->priv, 0, ZMQ_POLLIN, 0}};
+    int n = zmq_poll(items, f->priv ? 2 : 1, (long)wait);
+    if (n < 0 && zmq_errno() != EINTR) return GM_UNAVAILABLE;
+    if (n > 0) {
+      /* In turn, so a busy public feed cannot starve private events. */
+      int first = f->priv ? f->turn++ & 1 : 0;
+      for (int k = 0; k < 2; k++) {
+        int i = (first + k) & 1;
+        if (i == 1 && !f->priv) continue;
+        if (!(items[i].revents & ZMQ_POLLIN)) continue;
+        gm_status st = gm__feed_read(f, items[i].socket, topic, ev);
+        if (st != GM_UNAVAILABLE) return st;
+      }
+    }
+    now = gm__client_now_ms();
+    if (now >= deadline) return GM_UNAVAILABLE;
+  }
 }
 
 void gm_feed_event_free(Gm__Event **ev) {

@@ -71,9 +71,10 @@ int gm__client_options_copy(gm_client_options *out,
 
   /* The caller's strings: never stored in `out` until copied. */
   const char *server = out->server_public_key, *pub = out->public_key,
-             *sec = out->secret_key, *dev = out->dev_participant;
+             *sec = out->secret_key, *dev = out->dev_participant,
+             *priv = out->private_feed;
   out->server_public_key = out->public_key = out->secret_key = NULL;
-  out->dev_participant = NULL;
+  out->dev_participant = out->private_feed = NULL;
   if (server) {
     if (!gm__key_ok(server)) {
       gm__client_set_error(
@@ -93,6 +94,7 @@ int gm__client_options_copy(gm_client_options *out,
   out->public_key = gm__dup(pub);
   out->secret_key = gm__dup(sec);
   out->dev_participant = gm__dup(dev);
+  out->private_feed = gm__dup(priv);
   return 0;
 }
 
@@ -105,6 +107,7 @@ void gm__client_options_free(gm_client_options *o) {
     free((char *)o->secret_key);
   }
   free((char *)o->dev_participant);
+  free((char *)o->private_feed);
   gm_client_options_init(o);
 }
 

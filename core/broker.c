@@ -496,8 +496,7 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
           "%s serving %zu market(s) on %s, feed %s, private feed %s, %ld "
           "workers, ledger %s",
           b->name, b->n_markets, b->endpoint, b->feed, b->private_feed,
-          b->n_workers,
-          b->ledger_path);
+          b->n_workers, b->ledger_path);
 
   zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0},
                             {back, 0, ZMQ_POLLIN, 0}};

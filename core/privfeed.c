@@ -71,8 +71,7 @@ size_t gm__privfeed_allowed(const char *participant, const char *roles,
     const char *end = strchr(p, ',');
     size_t n = end ? (size_t)(end - p) : strlen(p);
     if (n == 5 && memcmp(p, "admin", 5) == 0) admin = 1;
-    if (n && nv < cap && asprintf(&v[nv++], "@r:%.*s ", (int)n, p) < 0)
-      abort();
+    if (n && nv < cap && asprintf(&v[nv++], "@r:%.*s ", (int)n, p) < 0) abort();
     p += n + (end != NULL);
   }
   if (admin) {
@@ -185,7 +184,8 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     if (!c) return;
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
     for (size_t i = 0; i < c->nsubs; i++)
-      if (strlen(c->subs[i].req) == len && memcmp(c->subs[i].req, req, len) == 0) {
+      if (strlen(c->subs[i].req) == len &&
+          memcmp(c->subs[i].req, req, len) == 0) {
         gm__psub s = c->subs[i];
         c->subs[i] = c->subs[--c->nsubs];
         free(s.req);
@@ -206,7 +206,8 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   if (c) {
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
     for (size_t i = 0; i < c->nsubs; i++)
-      if (strlen(c->subs[i].req) == len && memcmp(c->subs[i].req, req, len) == 0)
+      if (strlen(c->subs[i].req) == len &&
+          memcmp(c->subs[i].req, req, len) == 0)
         return; /* sent again to keep the lease: nothing new */
     if (c->nsubs >= GM_PRIVFEED_MAX_SUBS) {
       gm__refuse(pf, id, idn, req, len, who,
@@ -217,8 +218,8 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     }
   }
   char *applied[64];
-  size_t na = gm__privfeed_allowed(pf->dev ? NULL : who, roles, req, len,
-                                   applied, 64);
+  size_t na =
+      gm__privfeed_allowed(pf->dev ? NULL : who, roles, req, len, applied, 64);
   if (na == 0) {
     char why[512];
     snprintf(why, sizeof why,
@@ -267,8 +268,8 @@ int gm__privfeed_default_endpoint(const char *feed, char *out, size_t n) {
   const char *colon = strrchr(feed, ':');
   char *end;
   long port = colon ? strtol(colon + 1, &end, 10) : 0;
-  if (strncmp(feed, "tcp://", 6) != 0 || !colon || colon < feed + 6 ||
-      *end || port < 1 || port >= 65535)
+  if (strncmp(feed, "tcp://", 6) != 0 || !colon || colon < feed + 6 || *end ||
+      port < 1 || port >= 65535)
     return -1;
   int w = snprintf(out, n, "%.*s:%ld", (int)(colon - feed), feed, port + 1);
   return w > 0 && (size_t)w < n ? 0 : -1;

@@ -59,8 +59,7 @@ void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms);
  * events are counted apart, so a gap tells a subscriber what it missed and
  * nothing about events it may not see.
  */
-uint64_t gm__privfeed_next_seq(gm__privfeed *pf, const char *topic,
-                               size_t len);
+uint64_t gm__privfeed_next_seq(gm__privfeed *pf, const char *topic, size_t len);
 /* Sends [topic, body] to every connection one of whose prefixes matches. */
 void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
                           const void *body, size_t blen);

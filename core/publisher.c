@@ -15,12 +15,12 @@
 #define BURST 256
 
 struct gm__publisher {
-  void *pull;           /* PULL from workers and timers */
-  void *pub;            /* PUB: the feed (public events) */
-  gm__privfeed *priv;   /* ROUTER: the private feed (privfeed.h) */
-  uint64_t seq;         /* the public events' sequence number */
-  pthread_t thread; /* moves events from pull to pub */
-  int started;      /* thread was created */
+  void *pull;         /* PULL from workers and timers */
+  void *pub;          /* PUB: the feed (public events) */
+  gm__privfeed *priv; /* ROUTER: the private feed (privfeed.h) */
+  uint64_t seq;       /* the public events' sequence number */
+  pthread_t thread;   /* moves events from pull to pub */
+  int started;        /* thread was created */
 };
 
 /* Worker/timer event -> feed, stamped with its audience's sequence number:

@@ -59,6 +59,9 @@ typedef struct gm_client_options {
   /* Development mode only (the broker has no keys): who we say we are. */
   const char *dev_participant;
   size_t max_reply; /* largest reply frame accepted; 0: 16 MiB */
+  /* The broker's private feed ([broker] private_feed); NULL: made from the
+     feed endpoint by gm_feed_private_endpoint(). */
+  const char *private_feed;
 } gm_client_options;
 
 /* Fills `o` with zeros and the right size: every field at its default. */
@@ -167,24 +170,68 @@ GM_CLIENT_EXPORT gm_status gm_keypair(char public_key[41], char secret_key[41]);
 GM_CLIENT_EXPORT const char *gm_status_name(gm_status s);
 
 /*
- * The event feed.  `opts` supplies the CURVE keys (timeouts are unused);
- * returns NULL on a malformed endpoint or key (see gm_client_last_error()).
+ * The event feed.  `opts` supplies the CURVE keys and the private feed's
+ * endpoint (timeouts are unused); returns NULL on a malformed endpoint or
+ * key (see gm_client_last_error()).
+ *
+ * Topics (docs/protocol.md, The feed): public events are
+ * "<market>.<event>" (e.g. "carbon.trade"), sent to everyone on the feed
+ * endpoint; private ones are "@p:<participant> <market>.<event>" (to one
+ * participant) and "@r:<role> <market>.<event>" (to the holders of a role),
+ * sent on the private feed only to the subscribers they are for.  With
+ * CURVE the broker keeps of each private subscription only what this
+ * client's participant may see; in development mode it keeps it as asked.
  */
 GM_CLIENT_EXPORT gm_feed *gm_feed_new(const char *endpoint,
                                       const gm_client_options *opts);
 GM_CLIENT_EXPORT void gm_feed_destroy(gm_feed **f);
-/* Subscribes to topics starting with `prefix` ("" or NULL: everything). */
+/*
+ * Subscribes to topics starting with `prefix`.  "" or NULL: every public
+ * event and every private event this participant may see (public only when
+ * no private feed endpoint is known); "@": every private event this
+ * participant may see; "@p:<id> ..." or "@r:<role> ...": part of them; any
+ * other prefix: public events.  GM_FAILED_PRECONDITION for a private prefix
+ * when no private feed endpoint is known (set options.private_feed).  A
+ * private subscription the broker refuses comes back from gm_feed_recv() as
+ * GM_PERMISSION_DENIED.
+ */
 GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
 /*
  * Waits up to timeout_ms (<0: forever) for the next event.  GM_OK: *topic
- * (free()) and *ev (gm_feed_event_free()) are set.  GM_UNAVAILABLE: nothing
- * arrived in time.  GM_INVALID_ARGUMENT: a malformed feed message arrived
- * and was skipped (its topic is still set when there was one).
+ * (free()) and *ev (gm_feed_event_free()) are set; ev->market and ev->event
+ * name the market and event for public and private topics alike.
+ * GM_UNAVAILABLE: nothing arrived in time.  GM_INVALID_ARGUMENT: a malformed
+ * feed message arrived and was skipped (its topic is still set when there
+ * was one).  GM_PERMISSION_DENIED: the broker refused private subscription
+ * *topic (gm_client_last_error() says why); it is dropped, not sent again.
  */
 GM_CLIENT_EXPORT gm_status gm_feed_recv(gm_feed *f, char **topic,
                                         Gm__Event **ev, int timeout_ms);
 /* Frees an event from gm_feed_recv() and sets *ev to NULL. */
 GM_CLIENT_EXPORT void gm_feed_event_free(Gm__Event **ev);
+
+/* -- appended: private events -- */
+
+/* Undoes one gm_feed_subscribe() of the same prefix, exactly. */
+GM_CLIENT_EXPORT gm_status gm_feed_unsubscribe(gm_feed *f, const char *prefix);
+/*
+ * The private feed's endpoint for a broker whose feed is `feed` and whose
+ * [broker] private_feed is not set: a tcp feed's port + 1
+ * ("tcp://127.0.0.1:7471" -> "tcp://127.0.0.1:7472"), an ipc feed's path +
+ * ".private".  GM_OK, or GM_INVALID_ARGUMENT for another transport (set
+ * options.private_feed) or when `out` is too small.
+ */
+GM_CLIENT_EXPORT gm_status gm_feed_private_endpoint(const char *feed, char *out,
+                                                    size_t n);
+/*
+ * Who a topic is for: GM_AUDIENCE_PUBLIC, or GM_AUDIENCE_PARTICIPANT /
+ * GM_AUDIENCE_ROLE with the participant id or role copied to who[0..n)
+ * (n >= 65 always fits).  Returns the "<market>.<event>" part of `topic`
+ * (inside it), or NULL for a malformed topic.
+ */
+GM_CLIENT_EXPORT const char *gm_feed_topic_audience(const char *topic,
+                                                    gm_audience *audience,
+                                                    char *who, size_t n);
 
 #ifdef __cplusplus
 }

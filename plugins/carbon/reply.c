@@ -184,7 +184,8 @@ Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
 static void carbon__publish_private(gm_call *call, const char *who,
                                     const char *event,
                                     const ProtobufCMessage *msg) {
-  if (host->size < offsetof(gm_host_api, publish_to) + sizeof host->publish_to ||
+  if (host->size <
+          offsetof(gm_host_api, publish_to) + sizeof host->publish_to ||
       !host->publish_to || !who || !*who)
     return;
   host->publish_to(call, GM_AUDIENCE_PARTICIPANT, who, event, msg);

@@ -1,14 +1,14 @@
 /*
  * Block offers are discoverable: block.list pages the open offers to or
  * from the caller (an admin: every open offer) with a cursor, as order.list
- * does, and the feed's carbon.offer event tells a counterparty an offer was
+ * does, and the private carbon.offer event tells a counterparty an offer was
  * made, accepted, rejected, withdrawn or expired.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zmq.h>
+#include <greenmarket/client.h>
 
 #include "harness.h"
 
@@ -186,22 +186,18 @@ START_TEST(pages_are_bounded_and_cover_every_offer) {
 END_TEST
 
 /* The next carbon.offer event: its offer (free with ct_free). */
-static Gm__Carbon__BlockOffer *next_offer_event(void *sub) {
-  char topic[64] = "";
-  int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
-  ck_assert_msg(n > 0, "no carbon.offer event within 5 s");
-  topic[n] = 0;
-  ck_assert_str_eq(topic, "carbon.offer");
-  zmq_msg_t m;
-  zmq_msg_init(&m);
-  ck_assert_int_ge(zmq_msg_recv(&m, sub, 0), 0);
-  Gm__Event *ev = gm__event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-  zmq_msg_close(&m);
-  ck_assert_ptr_nonnull(ev);
+static Gm__Carbon__BlockOffer *next_offer_event(gm_feed *f) {
+  char *topic = NULL;
+  Gm__Event *ev = NULL;
+  gm_status st = gm_feed_recv(f, &topic, &ev, 5000);
+  ck_assert_msg(st == GM_OK, "no carbon.offer event within 5 s (%d)", st);
+  /* Private to the offer's parties: alice's copy of each. */
+  ck_assert_str_eq(topic, "@p:alice carbon.offer");
+  free(topic);
   ck_assert_str_eq(ev->type, "gm.carbon.OfferEvent");
   Gm__Carbon__OfferEvent *oe =
       gm__carbon__offer_event__unpack(NULL, ev->body.len, ev->body.data);
-  gm__event__free_unpacked(ev, NULL);
+  gm_feed_event_free(&ev);
   ck_assert_ptr_nonnull(oe);
   ck_assert_ptr_nonnull(oe->offer);
   Gm__Carbon__BlockOffer *b = oe->offer;
@@ -211,12 +207,11 @@ static Gm__Carbon__BlockOffer *next_offer_event(void *sub) {
 }
 
 START_TEST(the_feed_tells_of_each_offer_state) {
-  void *ctx = zmq_ctx_new();
-  void *sub = zmq_socket(ctx, ZMQ_SUB);
-  int timeout = 5000;
-  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "carbon.offer", 12);
-  zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-  ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(ct_gmd)), 0);
+  /* Development mode: the private feed keeps a subscription as asked, so
+     this follows alice's private events. */
+  gm_feed *sub = gm_feed_new(gm_test_gmd_feed(ct_gmd), NULL);
+  ck_assert_ptr_nonnull(sub);
+  ck_assert_int_eq(gm_feed_subscribe(sub, "@p:alice carbon.offer"), GM_OK);
   struct timespec ts = {0, 200 * 1000 * 1000}; /* the slow joiner */
   nanosleep(&ts, NULL);
   char a[64], b[64], c[64], d[64];
@@ -253,8 +248,7 @@ START_TEST(the_feed_tells_of_each_offer_state) {
       ck_assert(o->trade_id[0]);
     ct_free(o);
   }
-  zmq_close(sub);
-  zmq_ctx_term(ctx);
+  gm_feed_destroy(&sub);
 }
 END_TEST
 

@@ -1,7 +1,8 @@
 /*
  * The test market: a real plugin built against the public SDK only, used by
  * the broker's tests.  echo reads, bump runs a script that counts in Redis and
- * emits an outbox entry, count reads the settled rows back from the ledger.
+ * emits an outbox entry, count reads the settled rows back from the ledger,
+ * tell publishes to any audience.
  */
 #include <string.h>
 
@@ -67,6 +68,18 @@ static gm_status bump(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+static gm_status tell(gm_call *call, const ProtobufCMessage *req,
+                      ProtobufCMessage **reply) {
+  const Gm__Testmkt__TellRequest *in = (const void *)req;
+  gm_status st = host->publish_to(call, (gm_audience)in->audience, in->who,
+                                  in->event, req);
+  if (st != GM_OK) return st;
+  Gm__Testmkt__TellReply *out = host->alloc(call, sizeof *out);
+  gm__testmkt__tell_reply__init(out);
+  *reply = &out->base;
+  return GM_OK;
+}
+
 static int count_row(void *arg, size_t ncols, const gm_param *cols) {
   if (ncols == 1) *(int64_t *)arg = cols[0].i;
   return 0;
@@ -107,6 +120,9 @@ static const gm_method methods[] = {
     {"count", &gm__testmkt__count_request__descriptor,
      &gm__testmkt__count_reply__descriptor, count, 0, NULL,
      "rows settled so far"},
+    {"tell", &gm__testmkt__tell_request__descriptor,
+     &gm__testmkt__tell_reply__descriptor, tell, 0, NULL,
+     "publish the request to an audience (private events)"},
 };
 
 static const gm_plugin plugin = {

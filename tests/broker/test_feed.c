@@ -1,0 +1,474 @@
+/*
+ * Private events end to end: a real redis-server, a real gmd (CURVE, with
+ * registered participants) and the client library's gm_feed.  The test
+ * market's `tell` publishes its request to any audience.  A subscriber must
+ * receive its own participant's and its roles' private events, and never
+ * another participant's, whatever it subscribes to.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "gmd_fixture.h"
+#include "greenmarket.pb-c.h"
+#include "greenmarket/client.h"
+#include "redis_fixture.h"
+#include "testmkt.pb-c.h"
+
+static gm_test_redis *redis;
+static gm_test_gmd *gmd;
+static gm_test_conn *admin; /* the bootstrap admin (CURVE) or a dev conn */
+static char server_pub[41], server_sec[41], admin_pub[41], admin_sec[41];
+static char alice_pub[41], alice_sec[41], bob_pub[41], bob_sec[41];
+
+static void sleep_ms(int ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+static void register_key(const char *id, const char *pub, const char *role) {
+  Gm__Participant p = GM__PARTICIPANT__INIT;
+  p.id = (char *)id;
+  p.public_key = (char *)pub;
+  char *roles[] = {(char *)role};
+  p.roles = roles;
+  p.n_roles = 1;
+  Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+  reg.participant = &p;
+  char idem[64];
+  snprintf(idem, sizeof idem, "reg-%s", id);
+  Gm__Reply *r = gm_test_call(admin, NULL, "gm", "register", idem, &reg.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+}
+
+static void curve_setup(void) {
+  ck_assert_int_eq(zmq_curve_keypair(server_pub, server_sec), 0);
+  ck_assert_int_eq(zmq_curve_keypair(admin_pub, admin_sec), 0);
+  zmq_curve_keypair(alice_pub, alice_sec);
+  zmq_curve_keypair(bob_pub, bob_sec);
+  redis = gm_test_redis_start();
+  char *keyfile = gm_test_redis_path(redis, "server.key");
+  FILE *f = fopen(keyfile, "w");
+  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
+  fclose(f);
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "[plugins]\nload = testmkt\n[security]\nmode = curve\n"
+           "secret_key_file = %s\nadmin_keys = %s\n",
+           keyfile, admin_pub);
+  free(keyfile);
+  gmd = gm_test_gmd_start_curve(redis, TEST_PLUGIN_DIR, extra, server_pub,
+                                admin_pub, admin_sec);
+  admin = gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, admin_pub,
+                           admin_sec);
+  register_key("alice", alice_pub, "buyer");
+  register_key("bob", bob_pub, "seller");
+}
+
+static void dev_setup(void) {
+  redis = gm_test_redis_start();
+  gmd =
+      gm_test_gmd_start(redis, TEST_PLUGIN_DIR, "[plugins]\nload = testmkt\n");
+  admin = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+}
+
+static void teardown(void) {
+  gm_test_conn_destroy(&admin);
+  gm_test_gmd_stop(&gmd);
+  gm_test_redis_stop(&redis);
+}
+
+/* A feed with CURVE key pair (pub, sec); NULLs: development mode. */
+static gm_feed *feed_as(const char *pub, const char *sec) {
+  gm_client_options o;
+  gm_client_options_init(&o);
+  if (pub) {
+    o.server_public_key = server_pub;
+    o.public_key = pub;
+    o.secret_key = sec;
+  }
+  gm_feed *f = gm_feed_new(gm_test_gmd_feed(gmd), &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  return f;
+}
+
+/* testmkt tell: publishes a TellRequest with `note` as event `event`. */
+static gm_status tell(gm_audience audience, const char *who, const char *event,
+                      const char *note, char *why, size_t whylen) {
+  Gm__Testmkt__TellRequest t = GM__TESTMKT__TELL_REQUEST__INIT;
+  t.audience = (int32_t)audience;
+  t.who = (char *)(who ? who : "");
+  t.event = (char *)event;
+  t.note = (char *)note;
+  Gm__Reply *r = gm_test_call(admin, NULL, "testmkt", "tell", NULL, &t.base);
+  ck_assert_ptr_nonnull(r);
+  gm_status st = (gm_status)r->status;
+  if (why) snprintf(why, whylen, "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+  return st;
+}
+
+static void say(gm_audience audience, const char *who, const char *note) {
+  char why[512];
+  ck_assert_msg(tell(audience, who, "told", note, why, sizeof why) == GM_OK,
+                "tell: %s", why);
+}
+
+/* What one feed received: topic and note of each event, refusals. */
+typedef struct evlog {
+  char topic[256][128];
+  char note[256][32];
+  size_t n;
+  char refused[16][64];
+  size_t nrefused;
+} evlog;
+
+/* Waits up to ms for one event and records it; 1 when something came. */
+static int take(gm_feed *f, evlog *lg, int ms) {
+  char *topic = NULL;
+  Gm__Event *ev = NULL;
+  gm_status st = gm_feed_recv(f, &topic, &ev, ms);
+  int got = st != GM_UNAVAILABLE;
+  if (st == GM_PERMISSION_DENIED) {
+    ck_assert_msg(strstr(gm_client_last_error(), "may see only") != NULL,
+                  "refusal without its reason: %s", gm_client_last_error());
+    ck_assert_uint_lt(lg->nrefused, 16);
+    snprintf(lg->refused[lg->nrefused++], 64, "%s", topic);
+  } else if (st == GM_OK && lg->n < 256) {
+    ck_assert_str_eq(ev->type, "gm.testmkt.TellRequest");
+    Gm__Testmkt__TellRequest *t =
+        gm__testmkt__tell_request__unpack(NULL, ev->body.len, ev->body.data);
+    ck_assert_ptr_nonnull(t);
+    /* The event names its market and event for private topics too. */
+    ck_assert_str_eq(ev->market, "testmkt");
+    ck_assert_str_eq(ev->event, t->event);
+    snprintf(lg->topic[lg->n], 128, "%s", topic);
+    snprintf(lg->note[lg->n], 32, "%s", t->note);
+    lg->n++;
+    gm__testmkt__tell_request__free_unpacked(t, NULL);
+  }
+  free(topic);
+  gm_feed_event_free(&ev);
+  return got;
+}
+
+static int has(const evlog *lg, const char *topic, const char *note) {
+  for (size_t i = 0; i < lg->n; i++)
+    if ((!topic || strcmp(lg->topic[i], topic) == 0) &&
+        strcmp(lg->note[i], note) == 0)
+      return 1;
+  return 0;
+}
+
+static int refused(const evlog *lg, const char *prefix) {
+  for (size_t i = 0; i < lg->nrefused; i++)
+    if (strcmp(lg->refused[i], prefix) == 0) return 1;
+  return 0;
+}
+
+/* Says `note` to the audience until feed f has it (subscriptions travel
+   asynchronously: the slow joiner), for up to 10 s. */
+static void until_heard(gm_feed *f, evlog *lg, gm_audience audience,
+                        const char *who, const char *note) {
+  for (int i = 0; i < 100; i++) {
+    say(audience, who, note);
+    for (int k = 0; k < 10; k++) {
+      take(f, lg, 10);
+      if (has(lg, NULL, note)) return;
+    }
+  }
+  ck_abort_msg("feed never heard \"%s\"", note);
+}
+
+/* Reads f until it has `note` (published once already), up to 5 s. */
+static void read_until(gm_feed *f, evlog *lg, const char *note) {
+  for (int i = 0; i < 500 && !has(lg, NULL, note); i++) take(f, lg, 10);
+  ck_assert_msg(has(lg, NULL, note), "\"%s\" never came", note);
+}
+
+START_TEST(bob_never_sees_alice_private_events) {
+  static const char *bob_asks[] = {"",
+                                   "@",
+                                   "@p:alice",
+                                   "@p:ali",
+                                   "@r:buyer",
+                                   "carbon.",
+                                   "testmkt.",
+                                   "@p:alice carbon.",
+                                   "@p:alice testmkt.",
+                                   "@r:",
+                                   "@p:",
+                                   "@x",
+                                   "@p:bob testmkt."};
+  gm_feed *fa_all = feed_as(alice_pub, alice_sec);
+  gm_feed *fa_at = feed_as(alice_pub, alice_sec);
+  gm_feed *fb = feed_as(bob_pub, bob_sec);
+  gm_feed *fadm = feed_as(admin_pub, admin_sec);
+  ck_assert_int_eq(gm_feed_subscribe(fa_all, ""), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(fa_at, "@"), GM_OK);
+  for (size_t i = 0; i < sizeof bob_asks / sizeof *bob_asks; i++)
+    ck_assert_int_eq(gm_feed_subscribe(fb, bob_asks[i]), GM_OK);
+  /* An admin may follow any role, never another participant. */
+  ck_assert_int_eq(gm_feed_subscribe(fadm, "@r:buyer"), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(fadm, "@p:alice"), GM_OK);
+  /* A plain SUB on the public feed, asking for everything. */
+  void *ctx = zmq_ctx_new(), *sub = zmq_socket(ctx, ZMQ_SUB);
+  zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+  zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, bob_pub, 40);
+  zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, bob_sec, 40);
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "@", 1);
+  ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
+
+  evlog *a = calloc(1, sizeof *a), *at = calloc(1, sizeof *at),
+        *b = calloc(1, sizeof *b), *adm = calloc(1, sizeof *adm);
+  until_heard(fa_all, a, GM_AUDIENCE_PUBLIC, NULL, "sync-pub-a");
+  until_heard(fa_all, a, GM_AUDIENCE_PARTICIPANT, "alice", "sync-a");
+  until_heard(fa_at, at, GM_AUDIENCE_PARTICIPANT, "alice", "sync-at");
+  until_heard(fb, b, GM_AUDIENCE_PUBLIC, NULL, "sync-pub-b");
+  until_heard(fb, b, GM_AUDIENCE_PARTICIPANT, "bob", "sync-b");
+  until_heard(fadm, adm, GM_AUDIENCE_ROLE, "buyer", "sync-adm");
+  for (int i = 0; i < 100; i++) {
+    say(GM_AUDIENCE_PUBLIC, NULL, "sync-sub");
+    char t[64] = "";
+    int n = zmq_recv(sub, t, sizeof t - 1, ZMQ_DONTWAIT);
+    if (n > 0) break;
+    sleep_ms(50);
+  }
+
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "secret");
+  say(GM_AUDIENCE_ROLE, "buyer", "buyers");
+  say(GM_AUDIENCE_ROLE, "seller", "sellers");
+  say(GM_AUDIENCE_PUBLIC, NULL, "news");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "end-a");
+  say(GM_AUDIENCE_PARTICIPANT, "bob", "end-b");
+  say(GM_AUDIENCE_ROLE, "buyer", "end-adm");
+  say(GM_AUDIENCE_PUBLIC, NULL, "end-pub");
+  /* Each connection receives in publishing order: once its last marker is
+     in, everything it would ever get of the above is in. */
+  read_until(fa_all, a, "end-a");
+  read_until(fa_all, a, "end-pub");
+  read_until(fa_at, at, "end-a");
+  read_until(fb, b, "end-b");
+  read_until(fb, b, "end-pub");
+  read_until(fadm, adm, "end-adm");
+
+  ck_assert(has(a, "@p:alice testmkt.told", "secret"));
+  ck_assert(has(a, "@r:buyer testmkt.told", "buyers"));
+  ck_assert(has(a, "testmkt.told", "news"));
+  ck_assert(!has(a, NULL, "sellers"));
+  ck_assert(has(at, "@p:alice testmkt.told", "secret"));
+  ck_assert(has(at, "@r:buyer testmkt.told", "buyers"));
+  ck_assert(!has(at, NULL, "news"));
+  ck_assert(!has(at, NULL, "sellers"));
+  ck_assert(has(b, "@r:seller testmkt.told", "sellers"));
+  ck_assert(has(b, "testmkt.told", "news"));
+  ck_assert(!has(b, NULL, "secret"));
+  ck_assert(!has(b, NULL, "buyers"));
+  for (size_t i = 0; i < b->n; i++)
+    ck_assert_msg(strncmp(b->topic[i], "@p:alice", 8) != 0 &&
+                      strncmp(b->topic[i], "@r:buyer", 8) != 0,
+                  "bob got %s", b->topic[i]);
+  ck_assert(has(adm, "@r:buyer testmkt.told", "buyers"));
+  ck_assert(!has(adm, NULL, "secret"));
+  /* What was refused, the broker said so (and the rest was kept). */
+  ck_assert(refused(b, "@p:alice"));
+  ck_assert(refused(b, "@p:ali"));
+  ck_assert(refused(b, "@r:buyer"));
+  ck_assert(refused(b, "@p:alice carbon."));
+  ck_assert(refused(b, "@p:alice testmkt."));
+  ck_assert(refused(b, "@x"));
+  ck_assert(!refused(b, "@p:bob testmkt."));
+  ck_assert(!refused(b, "@"));
+  ck_assert(refused(adm, "@p:alice"));
+  ck_assert(gm_test_gmd_log_has(gmd, "refused private subscription"));
+
+  /* The public feed carries no private event at all. */
+  for (;;) {
+    char t[128] = "";
+    int n = zmq_recv(sub, t, sizeof t - 1, ZMQ_DONTWAIT);
+    if (n < 0) break;
+    ck_assert_msg(t[0] != '@', "the public feed carried %s", t);
+    while (1) {
+      int more = 0;
+      size_t ml = sizeof more;
+      zmq_getsockopt(sub, ZMQ_RCVMORE, &more, &ml);
+      if (!more) break;
+      zmq_recv(sub, t, sizeof t - 1, 0);
+    }
+  }
+  zmq_close(sub);
+  zmq_ctx_term(ctx);
+  free(a);
+  free(at);
+  free(b);
+  free(adm);
+  gm_feed_destroy(&fa_all);
+  gm_feed_destroy(&fa_at);
+  gm_feed_destroy(&fb);
+  gm_feed_destroy(&fadm);
+}
+END_TEST
+
+/*
+ * "" and "@" both cover alice's private events: unsubscribing one keeps
+ * what the other asked for, unsubscribing both stops them.
+ */
+START_TEST(unsubscribe_stops_exactly_what_it_subscribed) {
+  gm_feed *f = feed_as(alice_pub, alice_sec);
+  evlog *lg = calloc(1, sizeof *lg);
+  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(f, "@"), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(f, "@p:alice testmkt.bar"), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(f, "testmkt.bar"), GM_OK);
+  until_heard(f, lg, GM_AUDIENCE_PARTICIPANT, "alice", "s1");
+  until_heard(f, lg, GM_AUDIENCE_PUBLIC, NULL, "s2");
+
+  /* Without "@": "" still brings private and public events. */
+  ck_assert_int_eq(gm_feed_unsubscribe(f, "@"), GM_OK);
+  memset(lg, 0, sizeof *lg);
+  ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "alice", "told", "p1", NULL, 0) ==
+            GM_OK);
+  ck_assert(tell(GM_AUDIENCE_PUBLIC, NULL, "told", "q1", NULL, 0) == GM_OK);
+  read_until(f, lg, "p1");
+  read_until(f, lg, "q1");
+
+  /* Without "": nothing but the "bar" events.  A "bar" event published
+     after the unsubscription arrives only once the broker (private feed)
+     and the PUB (public feed) have applied it: a barrier on each. */
+  ck_assert_int_eq(gm_feed_unsubscribe(f, ""), GM_OK);
+  memset(lg, 0, sizeof *lg);
+  for (int i = 0; i < 100; i++) {
+    char why[256];
+    ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "alice", "bar", "bp", why,
+                   sizeof why) == GM_OK);
+    ck_assert(tell(GM_AUDIENCE_PUBLIC, NULL, "bar", "bq", why, sizeof why) ==
+              GM_OK);
+    for (int k = 0; k < 10; k++) take(f, lg, 10);
+    if (has(lg, NULL, "bp") && has(lg, NULL, "bq")) break;
+  }
+  memset(lg, 0, sizeof *lg);
+  ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "alice", "told", "p2", NULL, 0) ==
+            GM_OK);
+  ck_assert(tell(GM_AUDIENCE_ROLE, "buyer", "told", "r2", NULL, 0) == GM_OK);
+  ck_assert(tell(GM_AUDIENCE_PUBLIC, NULL, "told", "q2", NULL, 0) == GM_OK);
+  ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "alice", "bar", "p-end", NULL, 0) ==
+            GM_OK);
+  ck_assert(tell(GM_AUDIENCE_PUBLIC, NULL, "bar", "q-end", NULL, 0) == GM_OK);
+  read_until(f, lg, "p-end");
+  read_until(f, lg, "q-end");
+  ck_assert(!has(lg, NULL, "p2"));
+  ck_assert(!has(lg, NULL, "r2"));
+  ck_assert(!has(lg, NULL, "q2"));
+  free(lg);
+  gm_feed_destroy(&f);
+}
+END_TEST
+
+/*
+ * A private event's sequence number counts that audience's events only, so
+ * bob's gaps say nothing of alice's events.
+ */
+START_TEST(sequence_numbers_count_each_audience_apart) {
+  gm_feed *f = feed_as(bob_pub, bob_sec);
+  evlog *lg = calloc(1, sizeof *lg);
+  ck_assert_int_eq(gm_feed_subscribe(f, "@p:bob "), GM_OK);
+  until_heard(f, lg, GM_AUDIENCE_PARTICIPANT, "bob", "s");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "x1");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "x2");
+  uint64_t last = 0;
+  say(GM_AUDIENCE_PARTICIPANT, "bob", "y1");
+  say(GM_AUDIENCE_PARTICIPANT, "bob", "y2");
+  for (int seen = 0, i = 0; seen < 2 && i < 500; i++) {
+    char *topic = NULL;
+    Gm__Event *ev = NULL;
+    if (gm_feed_recv(f, &topic, &ev, 10) == GM_OK) {
+      Gm__Testmkt__TellRequest *t =
+          gm__testmkt__tell_request__unpack(NULL, ev->body.len, ev->body.data);
+      if (t->note[0] == 'y') {
+        if (seen) ck_assert_uint_eq(ev->seq, last + 1);
+        last = ev->seq;
+        seen++;
+      }
+      gm__testmkt__tell_request__free_unpacked(t, NULL);
+    }
+    free(topic);
+    gm_feed_event_free(&ev);
+  }
+  ck_assert_uint_gt(last, 0);
+  free(lg);
+  gm_feed_destroy(&f);
+}
+END_TEST
+
+/* A market that names nobody, or somebody malformed, is told so. */
+START_TEST(publish_to_checks_its_audience) {
+  char why[512];
+  ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "", "told", "n", why, sizeof why) ==
+            GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(why, "needs its id") != NULL, "%s", why);
+  ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "al ice", "told", "n", why,
+                 sizeof why) == GM_INVALID_ARGUMENT);
+  ck_assert(tell(GM_AUDIENCE_ROLE, "Buyer", "told", "n", why, sizeof why) ==
+            GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(why, "[a-z][a-z0-9_]*") != NULL, "%s", why);
+  ck_assert(tell((gm_audience)7, "x", "told", "n", why, sizeof why) ==
+            GM_INVALID_ARGUMENT);
+  ck_assert(tell(GM_AUDIENCE_PUBLIC, NULL, "two words", "n", why, sizeof why) ==
+            GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(why, "without spaces") != NULL, "%s", why);
+}
+END_TEST
+
+/*
+ * Development mode knows nobody: a private subscription is kept as asked,
+ * so one participant's events are watched with "@p:<id> ".
+ */
+START_TEST(development_mode_keeps_subscriptions_as_asked) {
+  gm_feed *f = feed_as(NULL, NULL);
+  evlog *lg = calloc(1, sizeof *lg);
+  ck_assert_int_eq(gm_feed_subscribe(f, "@p:alice "), GM_OK);
+  until_heard(f, lg, GM_AUDIENCE_PARTICIPANT, "alice", "a1");
+  say(GM_AUDIENCE_PARTICIPANT, "alice2", "not-alice");
+  say(GM_AUDIENCE_PARTICIPANT, "bob", "bob");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "a-end");
+  read_until(f, lg, "a-end");
+  ck_assert(!has(lg, NULL, "bob"));
+  ck_assert(!has(lg, NULL, "not-alice"));
+  gm_feed *all = feed_as(NULL, NULL);
+  evlog *la = calloc(1, sizeof *la);
+  ck_assert_int_eq(gm_feed_subscribe(all, ""), GM_OK);
+  until_heard(all, la, GM_AUDIENCE_PARTICIPANT, "bob", "b1");
+  until_heard(all, la, GM_AUDIENCE_PUBLIC, NULL, "pub");
+  free(lg);
+  free(la);
+  gm_feed_destroy(&f);
+  gm_feed_destroy(&all);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("feed");
+  TCase *tc = tcase_create("curve");
+  tcase_add_checked_fixture(tc, curve_setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, bob_never_sees_alice_private_events);
+  tcase_add_test(tc, unsubscribe_stops_exactly_what_it_subscribed);
+  tcase_add_test(tc, sequence_numbers_count_each_audience_apart);
+  tcase_add_test(tc, publish_to_checks_its_audience);
+  suite_add_tcase(s, tc);
+  TCase *dev = tcase_create("dev");
+  tcase_add_checked_fixture(dev, dev_setup, teardown);
+  tcase_set_timeout(dev, 60);
+  tcase_add_test(dev, development_mode_keeps_subscriptions_as_asked);
+  suite_add_tcase(s, dev);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
