@@ -25,7 +25,7 @@ typedef struct gm__pconn {
   uint8_t rid[256];      /* the ROUTER's routing id of the connection */
   size_t rid_len;        /* its length (1-255) */
   char *who;             /* participant; NULL in development mode */
-  int64_t lease_ms;      /* forgotten after this (host clock) */
+  int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
   size_t nsubs, capsubs; /* used, allocated */
 } gm__pconn;
@@ -143,10 +143,14 @@ static void gm__printable(char *out, size_t cap, const char *s, size_t n) {
 static void gm__refuse(gm__privfeed *pf, const void *rid, size_t rid_len,
                        const char *req, size_t len, const char *who,
                        const char *why, int64_t now_ms) {
-  zmq_send(pf->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  /* Nothing more when the routing id fails (gone, or its queue full): the
+     next frame would be taken for another routing id. */
+  if (zmq_send(pf->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    goto log;
   zmq_send(pf->router, "!", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
   zmq_send(pf->router, req, len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
   zmq_send(pf->router, why, strlen(why), ZMQ_DONTWAIT);
+log:
   pf->refused++;
   if (now_ms - pf->log_ms < GM__LOG_EVERY_MS) return;
   char shown[80];
