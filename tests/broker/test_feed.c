@@ -146,6 +146,18 @@ static int take(gm_feed *f, evlog *lg, int ms) {
     /* The event names its market and event for private topics too. */
     ck_assert_str_eq(ev->market, "testmkt");
     ck_assert_str_eq(ev->event, t->event);
+    /* The topic says whom it was for, and the same market and event. */
+    gm_audience aud;
+    char who[65], want[128];
+    const char *me = gm_feed_topic_audience(topic, &aud, who, sizeof who);
+    snprintf(want, sizeof want, "testmkt.%s", t->event);
+    ck_assert_ptr_nonnull(me);
+    ck_assert_str_eq(me, want);
+    ck_assert_int_eq(aud, topic[0] != '@'   ? GM_AUDIENCE_PUBLIC
+                          : topic[1] == 'p' ? GM_AUDIENCE_PARTICIPANT
+                                            : GM_AUDIENCE_ROLE);
+    if (aud != GM_AUDIENCE_PUBLIC)
+      ck_assert_int_eq(strncmp(topic + 3, who, strlen(who)), 0);
     snprintf(lg->topic[lg->n], 128, "%s", topic);
     snprintf(lg->note[lg->n], 32, "%s", t->note);
     lg->n++;
@@ -189,6 +201,24 @@ static void read_until(gm_feed *f, evlog *lg, const char *note) {
   for (int i = 0; i < 500 && !has(lg, NULL, note); i++) take(f, lg, 10);
   ck_assert_msg(has(lg, NULL, note), "\"%s\" never came", note);
 }
+
+START_TEST(topics_and_endpoints_parse) {
+  gm_audience aud;
+  char who[65], ep[128];
+  ck_assert_str_eq(
+      gm_feed_topic_audience("@r:bank finance.referral", &aud, who, sizeof who),
+      "finance.referral");
+  ck_assert_int_eq(aud, GM_AUDIENCE_ROLE);
+  ck_assert_str_eq(who, "bank");
+  ck_assert_ptr_null(gm_feed_topic_audience("@p:alice", &aud, who, sizeof who));
+  ck_assert_ptr_null(gm_feed_topic_audience("@q:x y.z", &aud, who, sizeof who));
+  ck_assert_int_eq(
+      gm_feed_private_endpoint("tcp://10.0.0.1:7471", ep, sizeof ep), GM_OK);
+  ck_assert_str_eq(ep, "tcp://10.0.0.1:7472");
+  ck_assert_int_eq(gm_feed_private_endpoint("inproc://x", ep, sizeof ep),
+                   GM_INVALID_ARGUMENT);
+}
+END_TEST
 
 START_TEST(bob_never_sees_alice_private_events) {
   static const char *bob_asks[] = {"",
@@ -460,6 +490,7 @@ int main(void) {
   tcase_add_test(tc, unsubscribe_stops_exactly_what_it_subscribed);
   tcase_add_test(tc, sequence_numbers_count_each_audience_apart);
   tcase_add_test(tc, publish_to_checks_its_audience);
+  tcase_add_test(tc, topics_and_endpoints_parse);
   suite_add_tcase(s, tc);
   TCase *dev = tcase_create("dev");
   tcase_add_checked_fixture(dev, dev_setup, teardown);
