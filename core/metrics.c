@@ -187,7 +187,7 @@ static int parse_listen(gm__metrics *m, const char *v, char *err,
   const char *colon = strrchr(v, ':');
   const char *h = v;
   size_t hlen = colon ? (size_t)(colon - v) : 0;
-  if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') { /* [::1]:7472 */
+  if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') { /* [::1]:7479 */
     h = v + 1;
     hlen -= 2;
   }
@@ -197,7 +197,7 @@ static int parse_listen(gm__metrics *m, const char *v, char *err,
       port < 0 || port > 65535) {
     snprintf(err, errlen,
              "[metrics] listen = %s: expected HOST:PORT with a port from 0 to "
-             "65535, e.g. 127.0.0.1:7472 or [::1]:7472 (0: any free port); "
+             "65535, e.g. 127.0.0.1:7479 or [::1]:7479 (0: any free port); "
              "leave it empty to turn the metrics endpoint off",
              v);
     return -1;
@@ -212,7 +212,7 @@ static int parse_listen(gm__metrics *m, const char *v, char *err,
   if (rc != 0 || !res || res->ai_addrlen > sizeof m->addr) {
     snprintf(err, errlen,
              "[metrics] listen = %s: cannot resolve host '%s' (%s); give an "
-             "address of this machine, e.g. 127.0.0.1:7472",
+             "address of this machine, e.g. 127.0.0.1:7479",
              v, host, rc ? gai_strerror(rc) : "no address");
     if (res) freeaddrinfo(res);
     return -1;

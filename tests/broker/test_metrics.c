@@ -196,7 +196,7 @@ END_TEST
 
 START_TEST(listen_values_are_checked_at_start) {
   static const char *bad[] = {"nonsense", "127.0.0.1",      "127.0.0.1:99999",
-                              ":7472",    "127.0.0.1:http", "[::1]"};
+                              ":7479",    "127.0.0.1:http", "[::1]"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     gm__config *c = gm__config_new();
     gm__config_set(c, "metrics", "listen", bad[i]);
@@ -206,11 +206,11 @@ START_TEST(listen_values_are_checked_at_start) {
     char want[128];
     snprintf(want, sizeof want, "[metrics] listen = %s: expected HOST:PORT",
              bad[i]);
-    ck_assert_msg(strstr(err, want) && strstr(err, "127.0.0.1:7472"),
+    ck_assert_msg(strstr(err, want) && strstr(err, "127.0.0.1:7479"),
                   "'%s' not in '%s'", want, err);
     gm__config_destroy(&c);
   }
-  static const char *good[] = {"", "127.0.0.1:7472", "[::1]:7472",
+  static const char *good[] = {"", "127.0.0.1:7479", "[::1]:7479",
                                "localhost:0"};
   for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
     gm__config *c = gm__config_new();
