@@ -14,11 +14,13 @@
 #define PUBKEY_KEY "gm:{participants}:key:"
 
 struct gm__auth {
-  void *ctx;        /* the broker's zmq context */
-  pthread_t thread; /* the ZAP handler */
-  gm__redis *redis; /* the handler's own connection */
-  void *rep;        /* REP bound to inproc://zeromq.zap.01 */
-  char *admin_keys; /* bootstrap admin keys, comma-separated Z85 */
+  void *ctx;              /* the broker's zmq context */
+  pthread_t thread;       /* the ZAP handler */
+  gm__redis *redis;       /* the handler's own connection */
+  void *rep;              /* REP bound to inproc://zeromq.zap.01 */
+  char *admin_keys;       /* bootstrap admin keys, comma-separated Z85 */
+  const gm__roles *roles; /* the roles in force (the broker's) */
+  gm__arena *arena;       /* one handshake's strings */
 };
 
 int gm__curve_key_valid(const char *z85) {
@@ -26,22 +28,43 @@ int gm__curve_key_valid(const char *z85) {
   return z85 && strlen(z85) == 40 && zmq_z85_decode(bin, z85) != NULL;
 }
 
-int gm__roles_valid(const char *roles) {
-  static const char *known[] = {"buyer",  "seller",   "bank",
-                                "agency", "supplier", "admin"};
-  if (!roles || !*roles) return 0;
+/*
+ * Refuses (INVALID_ARGUMENT) a comma list of roles with an empty or unknown
+ * one, naming it and listing the roles the broker knows with their markets
+ * and meanings.
+ */
+static gm_status check_roles(gm_call *call, const gm__roles *known,
+                             const char *roles) {
   const char *p = roles;
-  while (*p) {
+  const char *bad = NULL;
+  size_t badlen = 0;
+  do {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
-    int ok = 0;
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-      if (strlen(known[i]) == len && memcmp(known[i], p, len) == 0) ok = 1;
-    if (!ok) return 0;
-    if (!end) break;
-    p = end + 1;
-  }
-  return 1;
+    if (!len || !gm__roles_known(known, p, len)) {
+      bad = p;
+      badlen = len;
+      break;
+    }
+    p = end ? end + 1 : NULL;
+  } while (p);
+  if (!bad) return GM_OK;
+  const char *list = gm__roles_describe(known, call->arena);
+  if (!*roles)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "roles '': give one or more of the roles this "
+                         "broker knows:%s",
+                         list);
+  if (!badlen)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "roles '%s': an empty role between commas; give "
+                         "one or more of the roles this broker knows:%s",
+                         roles, list);
+  return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                       "roles '%s': '%.*s' is no role on this broker (no "
+                       "loaded market declares it); give one or more of the "
+                       "roles it knows:%s",
+                       roles, (int)badlen, bad, list);
 }
 
 static int valid_id(const char *id) {
@@ -142,7 +165,8 @@ gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
   return GM_OK;
 }
 
-gm_status gm__participant_register(gm_call *call, const Gm__Participant *p) {
+gm_status gm__participant_register(gm_call *call, const gm__roles *known,
+                                   const Gm__Participant *p) {
   if (!valid_id(p->id))
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "participant id '%s' must be 1-64 characters of "
@@ -152,6 +176,10 @@ gm_status gm__participant_register(gm_call *call, const Gm__Participant *p) {
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "public_key must be a 40-character Z85 CURVE key "
                          "(make one with: gm keygen)");
+  if (p->name && strlen(p->name) > GM__PARTICIPANT_NAME_MAX)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "name is %zu bytes; keep it to %d", strlen(p->name),
+                         GM__PARTICIPANT_NAME_MAX);
   size_t len = 0;
   for (size_t i = 0; i < p->n_roles; i++) len += strlen(p->roles[i]) + 1;
   char *roles = gm__arena_alloc(call->arena, len + 1);
@@ -159,10 +187,12 @@ gm_status gm__participant_register(gm_call *call, const Gm__Participant *p) {
     if (i) strcat(roles, ",");
     strcat(roles, p->roles[i]);
   }
-  if (!gm__roles_valid(roles))
+  gm_status st = check_roles(call, known, roles);
+  if (st != GM_OK) return st;
+  if (strlen(roles) > GM__ROLES_TEXT_MAX)
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
-                         "roles '%s': give one or more of %s", roles,
-                         GM_ALL_ROLES);
+                         "roles '%s' are %zu characters together; at most %d",
+                         roles, strlen(roles), GM__ROLES_TEXT_MAX);
   const char *key = p->public_key ? p->public_key : "";
   char *k1 = gm__arena_sprintf(call->arena, ID_KEY "%s", p->id);
   char *k2 = gm__arena_sprintf(call->arena, PUBKEY_KEY "%s", *key ? key : "-");
@@ -172,7 +202,6 @@ gm_status gm__participant_register(gm_call *call, const Gm__Participant *p) {
   if (!r)
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "Redis is not reachable; is redis-server running?");
-  gm_status st = GM_OK;
   if (r->type == REDIS_REPLY_ERROR) {
     const char *sp = strchr(r->str, ' ');
     int code = sp ? gm__status_parse(r->str, (size_t)(sp - r->str)) : -1;
@@ -273,15 +302,19 @@ static void zap_handle(gm__auth *a) {
   snprintf(id, sizeof id, "%s", r->str);
   freeReplyObject(r);
   r = gm__redis_callf(a->redis, "HGET " ID_KEY "%s roles", id);
-  const char *roles = r && r->type == REDIS_REPLY_STRING ? r->str : "";
-  /* Never admit without X-Roles: a missing one must not leave room for a
-     client-supplied property of that name. */
-  if (strlen(roles) >= 400 || !gm__roles_valid(roles))
+  /* Roles no loaded market declares stay registered and are left out: a
+     participant holding only those is admitted with none, never locked
+     out.  Never admit without X-Roles: a missing one must not leave room
+     for a client-supplied property of that name. */
+  const char *roles = gm__roles_in_force(
+      a->roles, a->arena, r && r->type == REDIS_REPLY_STRING ? r->str : "");
+  if (strlen(roles) > GM__ROLES_TEXT_MAX)
     zap_reply(a->rep, reqid, reqid_len, "400", "participant roles unusable", "",
               NULL, NULL);
   else
     zap_reply(a->rep, reqid, reqid_len, "200", "OK", id, roles, z85);
   if (r) freeReplyObject(r);
+  gm__arena_reset(a->arena);
 done:
   for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);
 }
@@ -305,10 +338,13 @@ static void *zap_run(void *arg) {
 }
 
 gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
-                         const char *admin_keys, char *err, size_t errlen) {
+                         const char *admin_keys, const gm__roles *roles,
+                         char *err, size_t errlen) {
   gm__auth *a = calloc(1, sizeof *a);
   if (!a) abort();
   a->ctx = zmq_ctx;
+  a->roles = roles;
+  a->arena = gm__arena_new();
   a->admin_keys = strdup(admin_keys ? admin_keys : "");
   a->redis = gm__redis_connect(addr, err, errlen);
   if (!a->redis) goto fail;
@@ -327,6 +363,7 @@ gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
 fail:
   if (a->rep) zmq_close(a->rep);
   gm__redis_destroy(&a->redis);
+  gm__arena_destroy(&a->arena);
   free(a->admin_keys);
   free(a);
   return NULL;
@@ -337,6 +374,7 @@ void gm__auth_stop(gm__auth **ap) {
   gm__auth *a = *ap;
   pthread_join(a->thread, NULL);
   gm__redis_destroy(&a->redis);
+  gm__arena_destroy(&a->arena);
   free(a->admin_keys);
   free(a);
   *ap = NULL;

@@ -13,9 +13,13 @@
 #include "greenmarket.pb-c.h"
 #include "greenmarket/plugin.h"
 #include "redis.h"
+#include "roles.h"
 
-/* Every role a participant may hold. */
-#define GM_ALL_ROLES "buyer,seller,bank,agency,supplier,admin"
+/* Longest comma list of roles a participant may hold (it travels in the
+   ZAP reply's metadata). */
+#define GM__ROLES_TEXT_MAX 399
+/* Longest display name, in bytes. */
+#define GM__PARTICIPANT_NAME_MAX 256
 
 typedef struct gm__auth gm__auth;
 
@@ -23,10 +27,12 @@ typedef struct gm__auth gm__auth;
  * Starts the ZAP handler on zmq_ctx; must run before any CURVE socket binds.
  * admin_keys: comma-separated Z85 public keys admitted as participant "admin"
  * with role admin ([security] admin_keys), so the first admin can register
- * everyone else.
+ * everyone else.  roles: the roles in force (a participant's others are
+ * left out of what the handler hands the broker); read until stopped.
  */
 gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
-                         const char *admin_keys, char *err, size_t errlen);
+                         const char *admin_keys, const gm__roles *roles,
+                         char *err, size_t errlen);
 /* Stops the handler thread (the context must be shutting down); nulls *a. */
 void gm__auth_stop(gm__auth **a);
 
@@ -37,12 +43,11 @@ gm_status gm__participant_get(gm_call *call, const char *id,
  * *participant NULL when nobody does.  GM_UNAVAILABLE when Redis is down. */
 gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
                         char **roles);
-/* Creates or updates a participant (validated); fails on a key owned by
- * another. */
-gm_status gm__participant_register(gm_call *call, const Gm__Participant *p);
+/* Creates or updates a participant, validated: every role must be one of
+ * `roles` (the broker's); fails on a key owned by another. */
+gm_status gm__participant_register(gm_call *call, const gm__roles *roles,
+                                   const Gm__Participant *p);
 /* Non-zero for a 40-character Z85 CURVE public key. */
 int gm__curve_key_valid(const char *z85);
-/* Non-zero when every comma-separated role is a known role. */
-int gm__roles_valid(const char *roles);
 
 #endif

@@ -24,6 +24,7 @@
 #include "privfeed.h"
 #include "publisher.h"
 #include "redis.h"
+#include "roles.h"
 #include "settle.h"
 #include "timers.h"
 #include "worker.h"
@@ -54,6 +55,7 @@ struct gm__broker {
   gm__host host;              /* what plugins see behind gm_host_api */
   gm_market **markets;        /* loaded plugins */
   size_t n_markets;           /* how many */
+  gm__roles *roles;           /* admin + the markets' roles */
   void *zctx;                 /* zmq context */
   gm__worker **workers;       /* n_workers of them (NULL until started) */
   gm__publisher *publisher;   /* the feed */
@@ -90,6 +92,10 @@ gm_market *gm__broker_find_market(const gm__broker *b, const char *name) {
   for (size_t i = 0; i < b->n_markets; i++)
     if (strcmp(b->markets[i]->name, name) == 0) return b->markets[i];
   return NULL;
+}
+
+const gm__roles *gm__broker_roles(const gm__broker *b) {
+  return b->roles;
 }
 
 gm__stats *gm__broker_core_stats(gm__broker *b) {
@@ -317,6 +323,10 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   }
   free(paths);
   free(dir);
+  /* Only now, with every plugin loaded, may one market name another's
+     roles. */
+  gm__plugins_check_roles(b->markets, &b->n_markets);
+  b->roles = gm__roles_new(b->markets, b->n_markets);
   /* Migrations are done; the settler owns the writer connection from now. */
   gm__ledger_close(&b->host.ledger);
   return b;
@@ -424,9 +434,10 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   const char *secret = b->dev_mode ? NULL : b->server_secret;
   b->zctx = zmq_ctx_new();
   if (!b->dev_mode) {
-    b->auth = gm__auth_start(
-        b->zctx, &b->raddr,
-        gm__config_get(b->cfg, "security", "admin_keys", ""), err, errlen);
+    b->auth =
+        gm__auth_start(b->zctx, &b->raddr,
+                       gm__config_get(b->cfg, "security", "admin_keys", ""),
+                       b->roles, err, errlen);
     if (!b->auth) goto done;
   }
   front = zmq_socket(b->zctx, ZMQ_ROUTER);
@@ -547,7 +558,9 @@ done:
 void gm__broker_destroy(gm__broker **bp) {
   if (!bp || !*bp) return;
   gm__broker *b = *bp;
-  /* Plugins first: unloading removes their timers from the list. */
+  /* Plugins first: unloading removes their timers from the list.  The
+     roles point into the markets: they go before. */
+  gm__roles_destroy(&b->roles);
   for (size_t i = 0; i < b->n_markets; i++) gm__plugin_unload(&b->markets[i]);
   free(b->markets);
   gm__metrics_destroy(&b->metrics);

@@ -47,6 +47,10 @@ gm_market *gm__broker_market(const gm__broker *b, size_t i);
 /* The loaded market named `name`, or NULL. */
 gm_market *gm__broker_find_market(const gm__broker *b, const char *name);
 
+struct gm__roles;
+/* The roles it knows: admin and the loaded markets' (roles.h). */
+const struct gm__roles *gm__broker_roles(const gm__broker *b);
+
 /* What the broker's parts read and count while it runs. */
 const char *gm__broker_name(const gm__broker *b);
 int gm__broker_dev_mode(const gm__broker *b);

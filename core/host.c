@@ -156,6 +156,7 @@ const gm_host_api gm__host_api = {
     .settle_register = host_settle_register,
     .ledger_exec = gm__ledger_exec,
     .ledger_query = gm__ledger_query,
+    .ledger_tx_query = gm__ledger_tx_query,
     .publish = host_publish,
     .timer_add = host_timer_add,
     .publish_to = host_publish_to,

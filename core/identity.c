@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "broker.h"
 #include "cache.h"
 #include "call.h"
 #include "clock.h"
@@ -80,7 +81,8 @@ static int gm__identity_recheck(gm__identity *id, gm_call *call,
                   call->participant);
     return -1;
   }
-  call->roles = gm__arena_strdup(call->arena, roles);
+  call->roles =
+      gm__roles_in_force(gm__broker_roles(call->broker), call->arena, roles);
   return 0;
 }
 
@@ -103,7 +105,8 @@ int gm__identity_resolve(gm__identity *id, gm_call *call, const void *auth,
   return *key ? gm__identity_recheck(id, call, key) : 0;
 }
 
-/* Development mode: the caller's registered roles, or every role. */
+/* Development mode: the caller's registered roles (those in force), or
+   every role the broker knows when it is unregistered. */
 static void gm__identity_dev_roles(gm__identity *id, gm_call *call) {
   const char *who = call->participant;
   uint64_t now = gm__clock_mono_us();
@@ -112,6 +115,7 @@ static void gm__identity_dev_roles(gm__identity *id, gm_call *call) {
     call->roles = gm__arena_strdup(call->arena, hit);
     return;
   }
+  const gm__roles *known = gm__broker_roles(call->broker);
   Gm__Participant *p = NULL;
   gm_status st = gm__participant_get(call, who, &p);
   if (st == GM_OK) {
@@ -119,9 +123,9 @@ static void gm__identity_dev_roles(gm__identity *id, gm_call *call) {
     for (size_t i = 0; i < p->n_roles; i++)
       roles = gm__arena_sprintf(call->arena, "%s%s%s", roles, i ? "," : "",
                                 p->roles[i]);
-    call->roles = roles;
+    call->roles = gm__roles_in_force(known, call->arena, roles);
   } else {
-    call->roles = GM_ALL_ROLES;
+    call->roles = gm__roles_all(known);
   }
   call->status = GM_OK;
   call->message = NULL;

@@ -7,7 +7,9 @@
  * connection); the key must still belong to that participant on every
  * request, and the roles are the registry's now, not the handshake's.
  * Development mode: the envelope names the caller; its roles come from the
- * registry when a method needs them, every role when it is unregistered.
+ * registry when a method needs them, every role the broker knows (admin
+ * and the loaded markets') when it is unregistered.  Either way, roles no
+ * loaded market declares are left out (roles.h).
  * Each worker keeps what it read for a second (a cache per worker), so a
  * stream of requests costs no Redis round trip each, and a re-registration
  * or a role change shows within a second.

@@ -2,7 +2,25 @@
  * Ledger service: the SQLite book of record.  One writer connection (the
  * settler's; migrations at init use one too) and a read-only connection per
  * worker thread.  Prepared statements are cached per connection by SQL text
- * because the settler runs the same few statements thousands of times.
+ * and owner because the settler runs the same few statements thousands of
+ * times.
+ *
+ * Boundaries: each market reads and writes only its own tables.  Every
+ * connection has an authorizer that applies the rules of the market whose
+ * statement is being prepared or run (l->owner; NULL while the broker runs
+ * its own, which may do anything):
+ *   - tables, views, indexes and triggers are named "<market>_..." (SQLite
+ *     compares names without case); gm_* belong to the broker, sqlite_* to
+ *     SQLite, which reads and writes its schema tables (and sqlite_sequence
+ *     during schema changes) as it needs;
+ *   - the schema changes only in the market's migrations; a migration may
+ *     not rename a table out of its prefix or reference another's table
+ *     with a foreign key (checked after it ran);
+ *   - ATTACH, DETACH, transactions, savepoints, ANALYZE and pragmas other
+ *     than reading its own tables' layout are refused.
+ * SQLite authorizes at prepare time, and prepares again at step time after
+ * a schema change: so the owner is set around both, and a cached statement
+ * prepared for one owner is never handed to another.
  */
 #include "ledger.h"
 
@@ -14,12 +32,14 @@
 #include "counters.h"
 #include "hash.h"
 #include "log.h"
+#include "market.h"
 
 /* Cached statements per connection; plugins use a handful each. */
 #define GM__STMT_CACHE 128
 
 typedef struct gm__stmt {
-  uint64_t hash;      /* of sql, to skip most strcmp */
+  uint64_t hash;      /* of owner and sql, to skip most strcmp */
+  char *owner;        /* whose rules it was prepared under; NULL: broker */
   char *sql;          /* owned copy of the text */
   sqlite3_stmt *stmt; /* prepared, reset after every use */
 } gm__stmt;
@@ -30,7 +50,238 @@ struct gm__ledger {
   gm__stmt cache[GM__STMT_CACHE]; /* prepared statements */
   size_t ncache;                  /* entries in use */
   size_t evict;                   /* next entry to replace when full */
+  const char *owner;              /* market whose rules apply; NULL: none */
+  int ddl;                        /* it runs a migration: schema changes */
+  char denied[200];               /* the authorizer's first refusal */
 };
+
+/* Whose rules apply while a statement is prepared and run. */
+typedef struct gm__scope {
+  const char *owner; /* market name; NULL: the broker */
+  int ddl;           /* schema changes allowed (a migration) */
+} gm__scope;
+
+/* Applies `owner`'s rules (NULL: the broker's) until gm__leave; returns the
+   scope to restore, so scopes nest (a query from a row callback). */
+static gm__scope gm__enter(gm__ledger *l, const char *owner, int ddl) {
+  gm__scope saved = {l->owner, l->ddl};
+  l->owner = owner;
+  l->ddl = ddl;
+  l->denied[0] = '\0';
+  return saved;
+}
+
+static void gm__leave(gm__ledger *l, gm__scope saved) {
+  l->owner = saved.owner;
+  l->ddl = saved.ddl;
+}
+
+/* ---- the authorizer ---- */
+
+static int gm__prefixed(const char *name, const char *prefix) {
+  return sqlite3_strnicmp(name, prefix, (int)strlen(prefix)) == 0;
+}
+
+/* Non-zero when `name` is one of market's: "<market>_" and more. */
+static int gm__own(const char *market, const char *name) {
+  size_t n = strlen(market);
+  return name && sqlite3_strnicmp(name, market, (int)n) == 0 &&
+         name[n] == '_' && name[n + 1] != '\0';
+}
+
+/* An index SQLite makes for a UNIQUE or PRIMARY KEY constraint of one of
+   market's tables: "sqlite_autoindex_<table>_<n>". */
+static int gm__own_index(const char *market, const char *name) {
+  static const char auto_prefix[] = "sqlite_autoindex_";
+  return gm__own(market, name) ||
+         (name && gm__prefixed(name, auto_prefix) &&
+          gm__own(market, name + sizeof auto_prefix - 1));
+}
+
+/* SQLite's schema tables: it reads and writes them itself while preparing
+   (and refuses a statement's own writes to them). */
+static int gm__schema_table(const char *name) {
+  return name && (sqlite3_stricmp(name, "sqlite_master") == 0 ||
+                  sqlite3_stricmp(name, "sqlite_schema") == 0 ||
+                  sqlite3_stricmp(name, "sqlite_temp_master") == 0 ||
+                  sqlite3_stricmp(name, "sqlite_temp_schema") == 0);
+}
+
+/* Why `name` is not the market's, as the end of a refusal. */
+static void gm__not_own(char *out, size_t len, const char *market,
+                        const char *name) {
+  if (name && gm__prefixed(name, "gm_"))
+    snprintf(out, len,
+             "%s may use only tables named %s_*: '%s' belongs to the broker",
+             market, market, name);
+  else if (name && gm__prefixed(name, "sqlite_"))
+    snprintf(out, len,
+             "%s may use only tables named %s_*: '%s' is SQLite's own", market,
+             market, name ? name : "");
+  else
+    snprintf(out, len,
+             "%s may use only tables named %s_*: '%s' is not one of them",
+             market, market, name ? name : "");
+}
+
+/* A table-valued function that reads nothing but its arguments, or a
+   pragma's (the PRAGMA check that follows decides). */
+static int gm__harmless_function_table(const char *name) {
+  return name && (sqlite3_stricmp(name, "json_each") == 0 ||
+                  sqlite3_stricmp(name, "json_tree") == 0 ||
+                  gm__prefixed(name, "pragma_"));
+}
+
+/* Pragmas a market may run: the layout of its own tables, and whether the
+   file changed (FTS5 asks). */
+static int gm__pragma_allowed(const char *market, const char *pragma,
+                              const char *arg) {
+  static const char *const layout[] = {"table_info",  "table_xinfo",
+                                       "index_list",  "index_info",
+                                       "index_xinfo", "foreign_key_list"};
+  if (sqlite3_stricmp(pragma, "data_version") == 0) return arg == NULL;
+  for (size_t i = 0; i < sizeof layout / sizeof *layout; i++)
+    if (sqlite3_stricmp(pragma, layout[i]) == 0)
+      return gm__own_index(market, arg);
+  return 0;
+}
+
+/*
+ * Why `market` may not do `action` on a1/a2 (sqlite3_set_authorizer's
+ * arguments), written to out; 0 when it may.
+ */
+static int gm__refusal(const char *market, int ddl, int action, const char *a1,
+                       const char *a2, char *out, size_t len) {
+  const char *table = NULL;  /* a table the action must own */
+  const char *object = NULL; /* an index, view or trigger name it must own */
+  int schema = 0;            /* a schema change: migrations only */
+  switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+      return 0;
+    case SQLITE_READ:
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+      /* SQLite reads its schema tables to prepare anything, writes them in
+         a schema change (refusing a statement's own writes), and reads and
+         writes sqlite_sequence, every market's AUTOINCREMENT counters,
+         when such a table is dropped or renamed. */
+      if (gm__schema_table(a1) ||
+          (action == SQLITE_READ && gm__harmless_function_table(a1)) ||
+          (ddl && a1 && sqlite3_stricmp(a1, "sqlite_sequence") == 0))
+        return 0;
+      table = a1;
+      break;
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_TEMP_TABLE:
+      /* The first AUTOINCREMENT table makes SQLite create it. */
+      if (ddl && a1 && sqlite3_stricmp(a1, "sqlite_sequence") == 0) return 0;
+      /* fall through */
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_VTABLE:
+      schema = 1;
+      table = a1;
+      break;
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_DROP_TEMP_VIEW:
+      schema = 1;
+      object = a1;
+      break;
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_DROP_TEMP_TRIGGER:
+      schema = 1;
+      object = a1;
+      table = a2;
+      break;
+    case SQLITE_ALTER_TABLE:
+      schema = 1;
+      table = a2;
+      break;
+    case SQLITE_REINDEX: /* CREATE INDEX asks for it too */
+      schema = 1;
+      object = a1;
+      break;
+    case SQLITE_PRAGMA:
+      if (gm__pragma_allowed(market, a1, a2)) return 0;
+      snprintf(out, len,
+               "%s may not run PRAGMA %s%s%s: pragmas other than reading its "
+               "own tables' layout act on the whole ledger, which the broker "
+               "owns",
+               market, a1 ? a1 : "", a2 ? " = " : "", a2 ? a2 : "");
+      return 1;
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+      snprintf(out, len,
+               "%s may not %s a transaction or savepoint: the broker runs "
+               "each migration and each settle batch in a transaction of "
+               "its own",
+               market, a1 ? a1 : "open");
+      return 1;
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+      snprintf(out, len,
+               "%s may not attach or detach a database ('%s'): the ledger is "
+               "the one file the broker owns",
+               market, a1 ? a1 : "");
+      return 1;
+    case SQLITE_ANALYZE:
+      snprintf(out, len,
+               "%s may not run ANALYZE: its statistics cover every market's "
+               "tables; the operator runs it",
+               market);
+      return 1;
+    default:
+      snprintf(out, len, "%s may not do SQLite action %d", market, action);
+      return 1;
+  }
+  if (schema && !ddl) {
+    snprintf(out, len,
+             "%s may change the schema ('%s') only in its migrations: add "
+             "one (gm_host_api.ledger_migrate)",
+             market,
+             object  ? object
+             : table ? table
+                     : "");
+    return 1;
+  }
+  if (table && !gm__own(market, table)) {
+    gm__not_own(out, len, market, table);
+    return 1;
+  }
+  if (object && !gm__own_index(market, object)) {
+    gm__not_own(out, len, market, object);
+    return 1;
+  }
+  return 0;
+}
+
+static int gm__authorize(void *arg, int action, const char *a1, const char *a2,
+                         const char *db, const char *via) {
+  (void)db;
+  (void)via;
+  gm__ledger *l = arg;
+  if (!l->owner) return SQLITE_OK;
+  char why[sizeof l->denied];
+  if (!gm__refusal(l->owner, l->ddl, action, a1, a2, why, sizeof why))
+    return SQLITE_OK;
+  /* The first refusal says most: what the statement itself named.  But
+     ANALYZE first asks to create SQLite's statistics table: say ANALYZE. */
+  if (!l->denied[0] || action == SQLITE_ANALYZE)
+    snprintf(l->denied, sizeof l->denied, "%s", why);
+  return SQLITE_DENY;
+}
 
 static const char gm__core_schema[] =
     "CREATE TABLE IF NOT EXISTS gm_schema("
@@ -58,6 +309,13 @@ static const char gm__core_schema[] =
     " name TEXT NOT NULL,"
     " value TEXT NOT NULL,"
     " PRIMARY KEY(stream, id, n)) WITHOUT ROWID;";
+
+/* Non-zero when the call that just failed on l was refused by the
+   authorizer (l->denied says why). */
+static int gm__refused(gm__ledger *l) {
+  return l->denied[0] &&
+         (sqlite3_extended_errcode(l->db) & 0xff) == SQLITE_AUTH;
+}
 
 /* Runs `sql` with sqlite3_exec; 0 or -1 with err. */
 static int gm__exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {
@@ -89,6 +347,7 @@ gm__ledger *gm__ledger_open(const char *path, int readonly, char *err,
     goto fail;
   }
   sqlite3_extended_result_codes(l->db, 1);
+  sqlite3_set_authorizer(l->db, gm__authorize, l);
   /* Writers wait for each other (settler, migrations, a second gmd)
      instead of failing with SQLITE_BUSY at once. */
   sqlite3_busy_timeout(l->db, 5000);
@@ -133,6 +392,7 @@ void gm__ledger_close(gm__ledger **lp) {
   for (size_t i = 0; i < l->ncache; i++) {
     sqlite3_finalize(l->cache[i].stmt);
     free(l->cache[i].sql);
+    free(l->cache[i].owner);
   }
   sqlite3_close(l->db);
   free(l);
@@ -143,16 +403,26 @@ sqlite3 *gm__ledger_db(gm__ledger *l) {
   return l->db;
 }
 
+static int gm__same_owner(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /*
- * The cached statement for `sql`, prepared on first use; NULL and err when
- * it does not compile.  When the cache is full the entries are replaced in
- * turn, which only costs a prepare for callers with many distinct texts.
+ * The cached statement for `sql` as l->owner runs it, prepared on first
+ * use; NULL and err when it does not compile (or the authorizer refused:
+ * then l->denied says why).  The owner is part of the key: SQLite
+ * authorizes at prepare time, so a statement the broker prepared must never
+ * reach a market, nor one market's another.  When the cache is full the
+ * entries are replaced in turn, which only costs a prepare for callers with
+ * many distinct texts.
  */
 static sqlite3_stmt *gm__stmt_get(gm__ledger *l, const char *sql, char *err,
                                   size_t errlen) {
-  uint64_t h = gm__hash(sql);
+  const char *owner = l->owner;
+  uint64_t h = gm__hash(sql) ^ (owner ? gm__hash(owner) * 31u : 0);
   for (size_t i = 0; i < l->ncache; i++)
-    if (l->cache[i].hash == h && strcmp(l->cache[i].sql, sql) == 0) {
+    if (l->cache[i].hash == h && gm__same_owner(l->cache[i].owner, owner) &&
+        strcmp(l->cache[i].sql, sql) == 0) {
       /* In use further up the stack (a query run from a row callback):
          that one gets a statement of its own. */
       if (!sqlite3_stmt_busy(l->cache[i].stmt)) return l->cache[i].stmt;
@@ -162,7 +432,8 @@ static sqlite3_stmt *gm__stmt_get(gm__ledger *l, const char *sql, char *err,
   const char *tail = NULL;
   if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
                          &tail) != SQLITE_OK) {
-    snprintf(err, errlen, "%s", sqlite3_errmsg(l->db));
+    snprintf(err, errlen, "%s",
+             l->denied[0] ? l->denied : sqlite3_errmsg(l->db));
     sqlite3_finalize(st);
     return NULL;
   }
@@ -189,10 +460,12 @@ static sqlite3_stmt *gm__stmt_get(gm__ledger *l, const char *sql, char *err,
     l->evict = (l->evict + 1) % GM__STMT_CACHE;
     sqlite3_finalize(e->stmt);
     free(e->sql);
+    free(e->owner);
   }
   e->hash = h;
   e->sql = strdup(sql);
-  if (!e->sql) abort();
+  e->owner = owner ? strdup(owner) : NULL;
+  if (!e->sql || (owner && !e->owner)) abort();
   e->stmt = st;
   return st;
 }
@@ -247,6 +520,135 @@ static void gm__stmt_done(gm__ledger *l, sqlite3_stmt *st) {
   sqlite3_finalize(st);
 }
 
+/* Names in the schema that are not `market`'s, sorted (malloc'd); NULL
+   with err when the schema cannot be read. */
+static char **gm__foreign_names(gm__ledger *l, const char *market, size_t *n,
+                                char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  char **names = NULL;
+  size_t cap = 0;
+  *n = 0;
+  if (sqlite3_prepare_v2(l->db, "SELECT name FROM sqlite_schema ORDER BY name",
+                         -1, &st, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "reading the schema: %s", sqlite3_errmsg(l->db));
+    return NULL;
+  }
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    if (!name || gm__own_index(market, name)) continue;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 32;
+      names = realloc(names, cap * sizeof *names);
+      if (!names) abort();
+    }
+    names[*n] = strdup(name);
+    if (!names[(*n)++]) abort();
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    snprintf(err, errlen, "reading the schema: %s", sqlite3_errmsg(l->db));
+    for (size_t i = 0; i < *n; i++) free(names[i]);
+    free(names);
+    *n = 0;
+    return NULL;
+  }
+  if (!names) {
+    names = malloc(sizeof *names);
+    if (!names) abort();
+  }
+  return names;
+}
+
+static void gm__free_names(char **names, size_t n) {
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+static int gm__cmp_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * What the authorizer cannot see, checked after a market's migration ran
+ * (in its transaction): no name outside the market's prefix appeared (ALTER
+ * TABLE ... RENAME TO gives none to check), no table of the market's
+ * references another's with a foreign key (the broker's deletes would then
+ * fail, or reach into the market), and its views read only its tables.
+ * 0, or -1 with why.
+ */
+static int gm__migration_check(gm__ledger *l, const char *market, char **before,
+                               size_t nbefore, char *why, size_t len) {
+  size_t nafter = 0;
+  char **after = gm__foreign_names(l, market, &nafter, why, len);
+  if (!after) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < nafter && rc == 0; i++) {
+    if (sqlite3_stricmp(after[i], "sqlite_sequence") == 0) continue;
+    if (!bsearch(&after[i], before, nbefore, sizeof *before, gm__cmp_name)) {
+      gm__not_own(why, len, market, after[i]);
+      rc = -1;
+    }
+  }
+  gm__free_names(after, nafter);
+  if (rc) return rc;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(l->db,
+                         "SELECT m.name, f.\"table\" FROM sqlite_schema AS m "
+                         "JOIN pragma_foreign_key_list(m.name) AS f "
+                         "WHERE m.type = 'table'",
+                         -1, &st, NULL) != SQLITE_OK) {
+    snprintf(why, len, "reading foreign keys: %s", sqlite3_errmsg(l->db));
+    return -1;
+  }
+  int step;
+  while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *child = (const char *)sqlite3_column_text(st, 0);
+    const char *parent = (const char *)sqlite3_column_text(st, 1);
+    if (gm__own(market, child) && !gm__own(market, parent)) {
+      char rule[200];
+      gm__not_own(rule, sizeof rule, market, parent);
+      snprintf(why, len, "%s (table %s references it with a foreign key)", rule,
+               child);
+      rc = -1;
+    }
+  }
+  if (rc == 0 && step != SQLITE_DONE) {
+    snprintf(why, len, "reading foreign keys: %s", sqlite3_errmsg(l->db));
+    rc = -1;
+  }
+  sqlite3_finalize(st);
+  if (rc) return rc;
+  /* A view's query is authorized only when something reads the view:
+     prepare a read of each of the market's views under its rules now, so a
+     view over another's table is refused here rather than at its first
+     query. */
+  if (sqlite3_prepare_v2(l->db,
+                         "SELECT name FROM sqlite_schema WHERE type = 'view'",
+                         -1, &st, NULL) != SQLITE_OK) {
+    snprintf(why, len, "reading views: %s", sqlite3_errmsg(l->db));
+    return -1;
+  }
+  while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    const char *view = (const char *)sqlite3_column_text(st, 0);
+    if (!gm__own(market, view)) continue;
+    char *sql = sqlite3_mprintf("SELECT * FROM \"%w\"", view);
+    if (!sql) abort();
+    sqlite3_stmt *read = NULL;
+    gm__scope saved = gm__enter(l, market, 0);
+    if (sqlite3_prepare_v2(l->db, sql, -1, &read, NULL) != SQLITE_OK &&
+        gm__refused(l)) {
+      snprintf(why, len, "%s (view %s reads it)", l->denied, view);
+      rc = -1;
+    }
+    gm__leave(l, saved);
+    sqlite3_finalize(read);
+    sqlite3_free(sql);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
                              const gm_migration *migrations, size_t n,
                              char *err, size_t errlen) {
@@ -261,6 +663,7 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
     }
   }
   char why[512];
+  gm__scope outer = gm__enter(l, NULL, 0);
   sqlite3_stmt *get = gm__stmt_get(
       l, "SELECT version FROM gm_schema WHERE market = ?1", why, sizeof why);
   sqlite3_stmt *set = gm__stmt_get(
@@ -268,6 +671,7 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
       "INSERT INTO gm_schema(market, version) VALUES(?1, ?2) "
       "ON CONFLICT(market) DO UPDATE SET version = excluded.version",
       why, sizeof why);
+  gm__leave(l, outer);
   if (!get || !set) {
     snprintf(err, errlen, "ledger migrations of %s: %s", market, why);
     return GM_INTERNAL;
@@ -308,13 +712,31 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
       gm__exec(l->db, "ROLLBACK", NULL, 0);
       continue;
     }
-    if (gm__exec(l->db, m->sql, why, sizeof why) != 0) {
+    size_t nbefore = 0;
+    char **before = gm__foreign_names(l, market, &nbefore, why, sizeof why);
+    int failed = !before;
+    int refused = 0;
+    if (!failed) {
+      gm__scope saved = gm__enter(l, market, 1);
+      failed = gm__exec(l->db, m->sql, why, sizeof why) != 0;
+      if (failed && gm__refused(l)) {
+        snprintf(why, sizeof why, "%s", l->denied);
+        refused = 1;
+      }
+      gm__leave(l, saved);
+    }
+    if (!failed &&
+        gm__migration_check(l, market, before, nbefore, why, sizeof why) != 0)
+      failed = refused = 1;
+    gm__free_names(before, nbefore);
+    if (failed) {
       gm__exec(l->db, "ROLLBACK", NULL, 0);
       snprintf(err, errlen,
-               "ledger migration %s version %d failed: %s; fix that "
-               "migration's SQL (versions up to %lld are applied)",
-               market, m->version, why, (long long)current);
-      return GM_INTERNAL;
+               "ledger migration %s version %d %s: %s; fix that migration's "
+               "SQL (versions up to %lld are applied)",
+               market, m->version, refused ? "refused" : "failed", why,
+               (long long)current);
+      return refused ? GM_PERMISSION_DENIED : GM_INTERNAL;
     }
     sqlite3_bind_text(set, 1, market, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(set, 2, m->version);
@@ -336,60 +758,71 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
   return GM_OK;
 }
 
+/* The market whose rules a settle transaction's statements follow; NULL
+   while the settler writes its own rows ("gm"). */
+static const char *gm__tx_owner(const gm_ledger *tx) {
+  return tx->market && *tx->market && strcmp(tx->market, "gm") != 0 ? tx->market
+                                                                    : NULL;
+}
+
+/* Records why a settle transaction's statement failed in tx->err (a
+   refusal counted in tx->refused); returns the status. */
+static gm_status gm__tx_failed(gm_ledger *tx, const char *why,
+                               const char *sql) {
+  gm__ledger *l = tx->ledger;
+  gm__count(GM__COUNT_LEDGER_ERRORS);
+  if (gm__refused(l)) {
+    snprintf(tx->err, sizeof tx->err, "%s; in: %.60s", l->denied, sql);
+    tx->refused++;
+    return GM_PERMISSION_DENIED;
+  }
+  snprintf(tx->err, sizeof tx->err, "%s in: %.40s", why, sql);
+  return GM_INTERNAL;
+}
+
 gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
                           const gm_param *params, size_t nparams) {
+  gm__ledger *l = tx->ledger;
+  gm__scope saved = gm__enter(l, gm__tx_owner(tx), 0);
   char why[200];
-  sqlite3_stmt *st = gm__stmt_get(tx->ledger, sql, why, sizeof why);
+  gm_status status = GM_OK;
+  sqlite3_stmt *st = gm__stmt_get(l, sql, why, sizeof why);
   if (!st) {
-    gm__count(GM__COUNT_LEDGER_ERRORS);
-    snprintf(tx->err, sizeof tx->err, "%s in: %.40s", why, sql);
-    return GM_INTERNAL;
+    status = gm__tx_failed(tx, why, sql);
+    goto done;
   }
   if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
-    gm__count(GM__COUNT_LEDGER_ERRORS);
-    gm__stmt_done(tx->ledger, st);
-    snprintf(tx->err, sizeof tx->err, "%s in: %.40s", why, sql);
-    return GM_INTERNAL;
+    gm__stmt_done(l, st);
+    status = gm__tx_failed(tx, why, sql);
+    goto done;
   }
   int rc;
   /* Rows (INSERT ... RETURNING) are stepped over: exec only writes. */
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
   }
-  if (rc != SQLITE_DONE) {
-    gm__count(GM__COUNT_LEDGER_ERRORS);
-    snprintf(tx->err, sizeof tx->err, "%s in: %.40s",
-             sqlite3_errmsg(gm__ledger_db(tx->ledger)), sql);
-  }
-  gm__stmt_done(tx->ledger, st);
-  return rc == SQLITE_DONE ? GM_OK : GM_INTERNAL;
+  if (rc != SQLITE_DONE) status = gm__tx_failed(tx, sqlite3_errmsg(l->db), sql);
+  gm__stmt_done(l, st);
+done:
+  gm__leave(l, saved);
+  return status;
 }
 
-gm_status gm__ledger_query(gm_call *call, const char *sql,
-                           const gm_param *params, size_t nparams, gm_row_fn fn,
-                           void *arg) {
-  if (!call->reader)
-    return gm__call_fail(call, GM_INTERNAL,
-                         "this call has no ledger connection (host bug)");
-  char why[300];
-  sqlite3_stmt *st = gm__stmt_get(call->reader, sql, why, sizeof why);
-  if (!st) {
-    gm__count(GM__COUNT_LEDGER_ERRORS);
-    return gm__call_fail(call, GM_INTERNAL, "ledger query does not compile: %s",
-                         why);
-  }
-  if (!sqlite3_stmt_readonly(st))
-    return gm__call_fail(call, GM_INVALID_ARGUMENT,
-                         "ledger_query runs read-only statements; write from "
-                         "a settle callback with ledger_exec");
-  if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
-    gm__count(GM__COUNT_LEDGER_ERRORS);
-    gm__stmt_done(call->reader, st);
-    return gm__call_fail(call, GM_INTERNAL, "ledger query: %s", why);
-  }
+/*
+ * Steps st and hands each row to fn, its columns copied into arena a (text,
+ * blobs and reals as text: amounts are integers); fn returning non-zero
+ * stops early.  *depth counts the row callbacks running (or NULL).  The
+ * last sqlite3_step result: SQLITE_DONE when every row was read or fn
+ * stopped.
+ */
+static int gm__rows(gm__ledger *l, sqlite3_stmt *st, gm__arena *a, gm_row_fn fn,
+                    void *arg, unsigned *depth) {
   int ncols = sqlite3_column_count(st), rc;
   gm_param *cols =
-      gm__arena_alloc(call->arena, (size_t)(ncols ? ncols : 1) * sizeof *cols);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      gm__arena_alloc(a, (size_t)(ncols ? ncols : 1) * sizeof *cols);
+  for (;;) {
+    /* A query run from the row callback may have left its own refusal. */
+    l->denied[0] = '\0';
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW) return rc;
     for (int i = 0; i < ncols; i++) {
       switch (sqlite3_column_type(st, i)) {
         case SQLITE_INTEGER:
@@ -399,28 +832,98 @@ gm_status gm__ledger_query(gm_call *call, const char *sql,
           cols[i] = GM_NULL;
           break;
         default: {
-          /* Text, blobs and reals arrive as text; amounts are integers. */
           const char *s = (const char *)sqlite3_column_text(st, i);
           int len = sqlite3_column_bytes(st, i);
-          cols[i] = GM_TEXT(
-              gm__arena_strndup(call->arena, s ? s : "", s ? (size_t)len : 0));
+          cols[i] =
+              GM_TEXT(gm__arena_strndup(a, s ? s : "", s ? (size_t)len : 0));
         }
       }
     }
-    call->in_query++;
+    if (depth) (*depth)++;
     int stop = fn && fn(arg, (size_t)ncols, cols) != 0;
-    call->in_query--;
-    if (stop) {
-      rc = SQLITE_DONE;
-      break;
-    }
+    if (depth) (*depth)--;
+    if (stop) return SQLITE_DONE;
   }
+}
+
+gm_status gm__ledger_query(gm_call *call, const char *sql,
+                           const gm_param *params, size_t nparams, gm_row_fn fn,
+                           void *arg) {
+  if (!call->reader)
+    return gm__call_fail(call, GM_INTERNAL,
+                         "this call has no ledger connection (host bug)");
+  gm__ledger *l = call->reader;
+  const char *market = call->market ? call->market->name : NULL;
+  gm__scope saved = gm__enter(l, market, 0);
+  char why[300];
   gm_status status = GM_OK;
-  if (rc != SQLITE_DONE) {
+  int refused = 0;
+  sqlite3_stmt *st = gm__stmt_get(l, sql, why, sizeof why);
+  if (!st) {
     gm__count(GM__COUNT_LEDGER_ERRORS);
-    status = gm__call_fail(call, GM_INTERNAL, "ledger query failed: %s",
-                           sqlite3_errmsg(gm__ledger_db(call->reader)));
+    refused = gm__refused(l);
+    if (!refused)
+      status = gm__call_fail(call, GM_INTERNAL,
+                             "ledger query does not compile: %s", why);
+  } else if (!sqlite3_stmt_readonly(st)) {
+    status = gm__call_fail(call, GM_INVALID_ARGUMENT,
+                           "ledger_query runs read-only statements; write "
+                           "from a settle callback with ledger_exec");
+  } else if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
+    gm__count(GM__COUNT_LEDGER_ERRORS);
+    status = gm__call_fail(call, GM_INTERNAL, "ledger query: %s", why);
+  } else {
+    int rc = gm__rows(l, st, call->arena, fn, arg, &call->in_query);
+    if (rc != SQLITE_DONE) gm__count(GM__COUNT_LEDGER_ERRORS);
+    refused = rc != SQLITE_DONE && gm__refused(l);
+    if (rc != SQLITE_DONE && !refused)
+      status = gm__call_fail(call, GM_INTERNAL, "ledger query failed: %s",
+                             sqlite3_errmsg(l->db));
   }
-  gm__stmt_done(call->reader, st);
+  if (st) gm__stmt_done(l, st);
+  if (refused) {
+    /* A plugin bug, not the caller's: the log says which query. */
+    gm__log(GM_LOG_ERROR, market ? market : "gm",
+            "ledger_query refused: %s; in: %.80s", l->denied, sql);
+    status = gm__call_fail(call, GM_PERMISSION_DENIED,
+                           "ledger query refused: %s", l->denied);
+  }
+  gm__leave(l, saved);
+  return status;
+}
+
+gm_status gm__ledger_tx_query(gm_ledger *tx, const char *sql,
+                              const gm_param *params, size_t nparams,
+                              gm_row_fn fn, void *arg) {
+  gm__ledger *l = tx->ledger;
+  if (!tx->arena) {
+    snprintf(tx->err, sizeof tx->err,
+             "this transaction has no memory for rows (host bug)");
+    return GM_INTERNAL;
+  }
+  gm__scope saved = gm__enter(l, gm__tx_owner(tx), 0);
+  char why[200];
+  gm_status status = GM_OK;
+  sqlite3_stmt *st = gm__stmt_get(l, sql, why, sizeof why);
+  if (!st) {
+    status = gm__tx_failed(tx, why, sql);
+  } else if (!sqlite3_stmt_readonly(st)) {
+    snprintf(tx->err, sizeof tx->err,
+             "ledger_tx_query runs read-only statements; write with "
+             "ledger_exec; in: %.40s",
+             sql);
+    status = GM_INVALID_ARGUMENT;
+  } else if (gm__bind(st, params, nparams, why, sizeof why) != 0) {
+    status = gm__tx_failed(tx, why, sql);
+  } else {
+    int rc = gm__rows(l, st, tx->arena, fn, arg, NULL);
+    if (rc != SQLITE_DONE)
+      status = gm__tx_failed(tx, sqlite3_errmsg(l->db), sql);
+  }
+  if (st) gm__stmt_done(l, st);
+  if (status == GM_PERMISSION_DENIED)
+    gm__log(GM_LOG_ERROR, gm__tx_owner(tx) ? gm__tx_owner(tx) : "gm",
+            "ledger_tx_query refused: %s", tx->err);
+  gm__leave(l, saved);
   return status;
 }

@@ -8,6 +8,8 @@
  *   gm_dead_letter(stream, id, market, kind, error, failures, set_aside_ms)
  *   gm_dead_letter_field(stream, id, n, name, value)
  *                          -- entries whose settle callback kept failing
+ * A market's statements (migrations, settle callbacks, queries) reach only
+ * its own "<market>_*" tables: ledger.c says how.
  */
 #ifndef GM_CORE_LEDGER_H
 #define GM_CORE_LEDGER_H
@@ -15,6 +17,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "arena.h"
 #include "greenmarket/plugin.h"
 
 typedef struct gm__ledger gm__ledger;
@@ -27,7 +30,8 @@ void gm__ledger_close(gm__ledger **l);
 sqlite3 *gm__ledger_db(gm__ledger *l);
 
 /* Applies `market`'s migrations above its recorded version, one
-   transaction each. */
+   transaction each, under its boundaries (ledger.c): GM_PERMISSION_DENIED
+   with err naming the rule when one steps outside them. */
 gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
                              const gm_migration *migrations, size_t n,
                              char *err, size_t errlen);
@@ -35,16 +39,27 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
 /* The transaction handed to settle callbacks. */
 struct gm_ledger {
   gm__ledger *ledger;
-  const char *market;
-  char err[256]; /* why the last statement failed */
+  const char *market; /* whose rules its statements follow; "gm": none */
+  gm__arena *arena;   /* ledger_tx_query's rows (the settler's round) */
+  int refused;        /* statements the boundaries refused (ledger.c) */
+  char err[320];      /* why the last statement failed */
 };
 
-/* gm_host_api.ledger_exec */
+/* gm_host_api.ledger_exec: tx->market's boundaries ("gm": the settler's
+   own rows); a refusal is GM_PERMISSION_DENIED with tx->err naming the
+   rule, and counts in tx->refused. */
 gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
                           const gm_param *params, size_t nparams);
-/* gm_host_api.ledger_query, over call->reader; text copied to the arena */
+/* gm_host_api.ledger_query, over call->reader, under call->market's
+   boundaries (none for core methods); text copied to the call's arena */
 gm_status gm__ledger_query(gm_call *call, const char *sql,
                            const gm_param *params, size_t nparams, gm_row_fn fn,
                            void *arg);
+/* gm_host_api.ledger_tx_query: reads inside the settle transaction (its own
+   writes included), under the same boundaries as ledger_exec; text copied
+   to tx->arena. */
+gm_status gm__ledger_tx_query(gm_ledger *tx, const char *sql,
+                              const gm_param *params, size_t nparams,
+                              gm_row_fn fn, void *arg);
 
 #endif

@@ -16,6 +16,10 @@ struct gm_market {
   struct gm__host *host;   /* the host services behind gm_host_api */
   gm__stats stats;         /* every request to this market */
   gm__stats *method_stats; /* one per plugin->methods[i]: those reaching it */
+  /* The roles it declares, owned copies (for a plugin built before
+     gm_plugin.roles: the roles its methods name). */
+  gm_role *roles;
+  size_t n_roles;
 };
 
 #endif

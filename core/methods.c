@@ -16,6 +16,7 @@
 #include "greenmarket.pb-c.h"
 #include "log.h"
 #include "market.h"
+#include "roles.h"
 
 static gm_status gm__core_ping(gm_call *call, const ProtobufCMessage *req,
                                ProtobufCMessage **reply) {
@@ -42,6 +43,20 @@ static Gm__MethodInfo *gm__method_info(gm__arena *a, const gm_method *m) {
   return mi;
 }
 
+/* The roles a market declares, as gm markets lists them. */
+static void gm__role_infos(gm__arena *a, Gm__MarketInfo *mi,
+                           const gm_role *roles, size_t n) {
+  mi->n_roles = n;
+  mi->roles = gm__arena_alloc(a, (n ? n : 1) * sizeof *mi->roles);
+  for (size_t i = 0; i < n; i++) {
+    Gm__RoleInfo *ri = gm__arena_alloc(a, sizeof *ri);
+    gm__role_info__init(ri);
+    ri->name = (char *)roles[i].name;
+    ri->summary = (char *)roles[i].summary;
+    mi->roles[i] = ri;
+  }
+}
+
 static gm_status gm__core_markets(gm_call *call, const ProtobufCMessage *req,
                                   ProtobufCMessage **reply) {
   (void)req;
@@ -61,8 +76,11 @@ static gm_status gm__core_markets(gm_call *call, const ProtobufCMessage *req,
       mi->name = "gm";
       mi->version = GM_VERSION;
       mi->description = "the broker's own methods";
+      gm__role_infos(a, mi, &gm__role_admin, 1);
     } else {
-      const gm_plugin *p = gm__broker_market(b, i - 1)->plugin;
+      const gm_market *m = gm__broker_market(b, i - 1);
+      const gm_plugin *p = m->plugin;
+      gm__role_infos(a, mi, m->roles, m->n_roles);
       mi->name = (char *)p->name;
       mi->version = (char *)(p->version ? p->version : "");
       mi->description = (char *)(p->description ? p->description : "");
@@ -165,7 +183,8 @@ static gm_status gm__core_register(gm_call *call, const ProtobufCMessage *req,
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "this broker requires CURVE keys: give the "
                          "participant's public_key (gm keygen makes one)");
-  gm_status st = gm__participant_register(call, in->participant);
+  gm_status st = gm__participant_register(call, gm__broker_roles(call->broker),
+                                          in->participant);
   if (st != GM_OK) return st;
   Gm__RegisterReply *out = gm__arena_alloc(call->arena, sizeof *out);
   gm__register_reply__init(out);

@@ -519,7 +519,7 @@ static int gm__forget_replayed(gm_ledger *tx, const gm__item *it) {
 static int gm__write(gm__settler *s) {
   sqlite3 *db = gm__ledger_db(s->ledger);
   if (gm__sql(s, "BEGIN IMMEDIATE") != 0) return -1;
-  gm_ledger tx = {.ledger = s->ledger};
+  gm_ledger tx = {.ledger = s->ledger, .arena = s->arena};
   int written = 0;
   int64_t now = gm__clock_now_ms();
   for (size_t i = 0; i < s->nitems; i++) {
@@ -580,7 +580,11 @@ static int gm__write(gm__settler *s) {
     }
     tx.market = it->market;
     tx.err[0] = '\0';
+    tx.refused = 0;
     gm_status st = fn(m, &tx, &it->entry);
+    /* A statement outside the market's tables was refused: the batch does
+       not commit even when the callback went on as if nothing happened. */
+    if (st == GM_OK && tx.refused) st = GM_PERMISSION_DENIED;
     /* SQLite rolls the whole transaction back on some errors (full disk,
        I/O): a callback that ignored one must not let the batch go on. */
     if (st == GM_OK && sqlite3_get_autocommit(db)) {

@@ -144,13 +144,19 @@ static void hello__shutdown(gm_market *m) {
   host->log(m, GM_LOG_INFO, "hello market stopped");
 }
 
+/* The roles its methods name: anyone may greet; signing the guestbook
+   needs "guest" (an admin holds every role). */
+static const gm_role hello__roles[] = {
+    {"guest", "signs the guestbook"},
+};
+
 static const gm_method hello__methods[] = {
     {"greet", &gm__hello__greet_request__descriptor,
      &gm__hello__greet_reply__descriptor, hello__greet, 0, NULL,
      "greet someone, with your settled guestbook entry count"},
     {"sign", &gm__hello__sign_request__descriptor,
-     &gm__hello__sign_reply__descriptor, hello__sign, GM_METHOD_MUTATING, NULL,
-     "sign the guestbook with a message"},
+     &gm__hello__sign_reply__descriptor, hello__sign, GM_METHOD_MUTATING,
+     "guest", "sign the guestbook with a message"},
 };
 
 /* The friendly `gm hello ...` commands (cli.c). */
@@ -168,6 +174,8 @@ static const gm_plugin hello__plugin = {
     .n_methods = sizeof hello__methods / sizeof hello__methods[0],
     .init = hello__init,
     .shutdown = hello__shutdown,
+    .roles = hello__roles,
+    .n_roles = sizeof hello__roles / sizeof hello__roles[0],
     .cli = &hello__cli,
 };
 

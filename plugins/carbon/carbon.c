@@ -120,6 +120,16 @@ static void carbon__shutdown(gm_market *m) {
 #define CARBON_MUT GM_METHOD_MUTATING
 #define CARBON_TRADER "buyer,seller"
 
+/* The roles the methods below name ("admin" is the broker's). */
+static const gm_role carbon__roles[] = {
+    {"buyer",
+     "buys allowances and credits: places, replaces and cancels buy orders "
+     "and takes the buying side of block trades"},
+    {"seller",
+     "sells allowances and credits: places, replaces and cancels sell orders "
+     "and takes the selling side of block trades"},
+};
+
 static const gm_method carbon__methods[] = {
     {"instrument.create", &gm__carbon__create_instrument_request__descriptor,
      &gm__carbon__instrument__descriptor, carbon__instrument_create, CARBON_MUT,
@@ -227,6 +237,8 @@ static const gm_plugin carbon__plugin = {
     .shutdown = carbon__shutdown,
     .events = carbon__events,
     .n_events = sizeof carbon__events / sizeof carbon__events[0],
+    .roles = carbon__roles,
+    .n_roles = sizeof carbon__roles / sizeof carbon__roles[0],
     .cli = &gm__carbon_cli_extension,
 };
 

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "host.h"
 #include "loader.h"
+#include "roles.h"
 #include "timers.h"
 
 static gm__config *cfg;
@@ -98,6 +99,85 @@ START_TEST(good_plugin_without_redis_is_refused_cleanly) {
 }
 END_TEST
 
+START_TEST(refuses_a_role_name_that_is_no_role_name) {
+  expect_refused("gm_badname.so", "role 0 is named 'Bad Role'");
+}
+END_TEST
+
+START_TEST(refuses_declaring_admin) {
+  expect_refused("gm_admin.so", "declares role admin, which is the broker's");
+}
+END_TEST
+
+START_TEST(refuses_method_roles_with_spaces) {
+  expect_refused("gm_spaces.so",
+                 "method x: roles \"buyer, seller\" must be role names "
+                 "separated by commas, without spaces");
+}
+END_TEST
+
+/* Loads the named test plugins in that order; every one must load. */
+static size_t load_all(const char *const *names, size_t n, gm_market **out) {
+  for (size_t i = 0; i < n; i++) {
+    char path[512], err[1024] = "";
+    snprintf(path, sizeof path, "%s/gm_%s.so", TEST_PLUGIN_DIR, names[i]);
+    out[i] = gm__plugin_load(path, &host, err, sizeof err);
+    ck_assert_msg(out[i] != NULL, "%s", err);
+  }
+  return n;
+}
+
+static int has_market(gm_market *const *m, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(m[i]->name, name) == 0) return 1;
+  return 0;
+}
+
+/*
+ * Roles are checked once every plugin has loaded: beta may name alpha's
+ * role; gamma names a role nobody declares and is refused; delta names
+ * gamma's role and goes with it.  The same markets stay whatever the load
+ * order.
+ */
+START_TEST(roles_are_checked_after_every_plugin_loaded) {
+  static const char *const orders[][5] = {
+      {"alpha", "beta", "gamma", "delta", "oldsdk"},
+      {"delta", "oldsdk", "gamma", "beta", "alpha"}};
+  for (size_t o = 0; o < 2; o++) {
+    gm_market *m[5];
+    size_t n = load_all(orders[o], 5, m);
+    gm__plugins_check_roles(m, &n);
+    ck_assert_uint_eq(n, 3);
+    ck_assert(has_market(m, n, "alpha"));
+    ck_assert(has_market(m, n, "beta"));
+    ck_assert(has_market(m, n, "oldsdk"));
+    gm__roles *r = gm__roles_new(m, n);
+    ck_assert_str_eq(gm__roles_all(r), "admin,auditor,buyer,lender,old_role");
+    ck_assert(gm__roles_known(r, "lender", 6));
+    ck_assert(!gm__roles_known(r, "steward", 7));
+    gm__arena *a = gm__arena_new();
+    /* Roles no loaded market declares are kept out, not refused. */
+    ck_assert_str_eq(gm__roles_in_force(r, a, "steward,buyer,,wizard,admin"),
+                     "buyer,admin");
+    ck_assert_str_eq(gm__roles_in_force(r, a, "steward"), "");
+    const char *list = gm__roles_describe(r, a);
+    ck_assert_msg(strstr(list, "\n  admin (gm): the broker's administrator"),
+                  "%s", list);
+    ck_assert_msg(strstr(list, "\n  auditor (alpha): reads every record"), "%s",
+                  list);
+    /* Declared by two markets: one line, each market's meaning. */
+    ck_assert_msg(strstr(list,
+                         "\n  buyer (alpha: buys alpha goods (alpha's "
+                         "own meaning); oldsdk: named by its methods"),
+                  "%s", list);
+    gm__arena_destroy(&a);
+    gm__roles_destroy(&r);
+    ck_assert_ptr_null(r);
+    for (size_t i = 0; i < n; i++) gm__plugin_unload(&m[i]);
+  }
+}
+END_TEST
+
 /* Latency statistics: every latency falls in the bucket whose bounds hold
    it, buckets are within 12.5% wide, and percentiles come out within that. */
 START_TEST(latency_buckets_bound_every_value) {
@@ -141,6 +221,10 @@ int main(void) {
   tcase_add_test(tc, refuses_missing_file);
   tcase_add_test(tc, good_plugin_without_redis_is_refused_cleanly);
   tcase_add_test(tc, latency_buckets_bound_every_value);
+  tcase_add_test(tc, refuses_a_role_name_that_is_no_role_name);
+  tcase_add_test(tc, refuses_declaring_admin);
+  tcase_add_test(tc, refuses_method_roles_with_spaces);
+  tcase_add_test(tc, roles_are_checked_after_every_plugin_loaded);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -8,6 +8,7 @@
 #include "arena.h"
 #include "call.h"
 #include "ledger.h"
+#include "market.h"
 #include "redis.h"
 #include "redis_fixture.h"
 
@@ -79,11 +80,12 @@ START_TEST(open_sets_wal_and_core_tables) {
 END_TEST
 
 static const gm_migration three[] = {
-    {1, "CREATE TABLE trade(id TEXT PRIMARY KEY, qty INTEGER NOT NULL);"},
+    {1,
+     "CREATE TABLE carbon_trade(id TEXT PRIMARY KEY, qty INTEGER NOT NULL);"},
     {2,
-     "ALTER TABLE trade ADD COLUMN price INTEGER;"
-     "CREATE TABLE note(t TEXT);"},
-    {3, "INSERT INTO note VALUES('v3 ran');"},
+     "ALTER TABLE carbon_trade ADD COLUMN price INTEGER;"
+     "CREATE TABLE carbon_note(t TEXT);"},
+    {3, "INSERT INTO carbon_note VALUES('v3 ran');"},
 };
 
 START_TEST(migrations_apply_once_in_order) {
@@ -91,47 +93,55 @@ START_TEST(migrations_apply_once_in_order) {
   ck_assert_int_eq(
       gm__ledger_migrate(writer, "carbon", three, 3, err, sizeof err), GM_OK);
   ck_assert_int_eq(version_of("carbon"), 3);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 1);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_note"), 1);
   /* Again: nothing runs (v3 would insert a second note). */
   ck_assert_int_eq(
       gm__ledger_migrate(writer, "carbon", three, 3, err, sizeof err), GM_OK);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 1);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_note"), 1);
   /* Another market has its own version. */
   ck_assert_int_eq(version_of("other"), 0);
   /* A later plugin version adds v4 only. */
   const gm_migration four[] = {
-      three[0], three[1], three[2], {4, "INSERT INTO note VALUES('v4 ran');"}};
+      three[0],
+      three[1],
+      three[2],
+      {4, "INSERT INTO carbon_note VALUES('v4 ran');"}};
   ck_assert_int_eq(
       gm__ledger_migrate(writer, "carbon", four, 4, err, sizeof err), GM_OK);
   ck_assert_int_eq(version_of("carbon"), 4);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 2);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_note"), 2);
   /* A fresh connection sees the same recorded state. */
   gm__ledger_close(&writer);
   writer = gm__ledger_open(path, 0, err, sizeof err);
   ck_assert_int_eq(
       gm__ledger_migrate(writer, "carbon", four, 4, err, sizeof err), GM_OK);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM note"), 2);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_note"), 2);
 }
 END_TEST
 
 START_TEST(failing_migration_keeps_earlier_ones) {
   const gm_migration bad[] = {
-      {1, "CREATE TABLE a(x INTEGER);"},
-      {2, "CREATE TABLE b(x INTEGER); INSERT INTO nope VALUES(1);"},
-      {3, "CREATE TABLE c(x INTEGER);"},
+      {1, "CREATE TABLE procurement_a(x INTEGER);"},
+      {2,
+       "CREATE TABLE procurement_b(x INTEGER);"
+       "INSERT INTO procurement_nope VALUES(1);"},
+      {3, "CREATE TABLE procurement_c(x INTEGER);"},
   };
   char err[512] = "";
   ck_assert_int_eq(
       gm__ledger_migrate(writer, "procurement", bad, 3, err, sizeof err),
       GM_INTERNAL);
   ck_assert_msg(strstr(err, "procurement version 2") != NULL, "%s", err);
-  ck_assert_msg(strstr(err, "no such table: nope") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "no such table: procurement_nope") != NULL, "%s",
+                err);
   ck_assert_int_eq(version_of("procurement"), 1);
-  ck_assert_int_eq(
-      scalar("SELECT count(*) FROM sqlite_master WHERE name = 'a'"), 1);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM sqlite_master WHERE name = "
+                          "'procurement_a'"),
+                   1);
   /* Version 2 is rolled back whole; version 3 never ran. */
-  ck_assert_int_eq(
-      scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('b', 'c')"), 0);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM sqlite_master WHERE name IN "
+                          "('procurement_b', 'procurement_c')"),
+                   0);
   /* Not in a transaction any more: the connection is usable. */
   ck_assert(sqlite3_get_autocommit(gm__ledger_db(writer)));
 
@@ -144,42 +154,45 @@ START_TEST(failing_migration_keeps_earlier_ones) {
 END_TEST
 
 START_TEST(exec_binds_ints_text_null) {
-  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
-                                "CREATE TABLE t(i INTEGER, s TEXT, n TEXT)",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
+  ck_assert_int_eq(
+      sqlite3_exec(gm__ledger_db(writer),
+                   "CREATE TABLE carbon_t(i INTEGER, s TEXT, n TEXT)", NULL,
+                   NULL, NULL),
+      SQLITE_OK);
   gm_ledger tx = {.ledger = writer, .market = "carbon"};
-  const char *ins = "INSERT INTO t(i, s, n) VALUES(?1, ?2, ?3)";
+  const char *ins = "INSERT INTO carbon_t(i, s, n) VALUES(?1, ?2, ?3)";
   gm_param p[] = {GM_INT(INT64_MAX), GM_TEXT("héllo, 'world'"), GM_NULL};
   ck_assert_int_eq(gm__ledger_exec(&tx, ins, p, 3), GM_OK);
   gm_param q[] = {GM_INT(INT64_MIN), GM_TEXT(""), GM_TEXT("x")};
   /* The same text again uses the cached statement with new bindings. */
   for (int i = 0; i < 500; i++)
     ck_assert_int_eq(gm__ledger_exec(&tx, ins, q, 3), GM_OK);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM t"), 501);
-  ck_assert_int_eq(scalar("SELECT i FROM t WHERE n IS NULL"), INT64_MAX);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM t WHERE s = 'héllo, "
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_t"), 501);
+  ck_assert_int_eq(scalar("SELECT i FROM carbon_t WHERE n IS NULL"), INT64_MAX);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_t WHERE s = 'héllo, "
                           "''world''' AND n IS NULL"),
                    1);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM t WHERE i = "
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_t WHERE i = "
                           "-9223372036854775807 - 1 AND s = '' AND n = 'x'"),
                    500);
 
   /* Wrong parameter count, bad SQL, constraint: err says why. */
   ck_assert_int_eq(gm__ledger_exec(&tx, ins, p, 2), GM_INTERNAL);
   ck_assert_msg(strstr(tx.err, "3 parameters but 2") != NULL, "%s", tx.err);
-  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO nope VALUES(1)", NULL, 0),
-                   GM_INTERNAL);
-  ck_assert_msg(strstr(tx.err, "no such table") != NULL, "%s", tx.err);
   ck_assert_int_eq(
-      sqlite3_exec(gm__ledger_db(writer), "CREATE TABLE u(k TEXT PRIMARY KEY)",
-                   NULL, NULL, NULL),
-      SQLITE_OK);
+      gm__ledger_exec(&tx, "INSERT INTO carbon_nope VALUES(1)", NULL, 0),
+      GM_INTERNAL);
+  ck_assert_msg(strstr(tx.err, "no such table") != NULL, "%s", tx.err);
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
+                                "CREATE TABLE carbon_u(k TEXT PRIMARY KEY)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
   gm_param k[] = {GM_TEXT("dup")};
-  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO u VALUES(?1)", k, 1),
-                   GM_OK);
-  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO u VALUES(?1)", k, 1),
-                   GM_INTERNAL);
+  ck_assert_int_eq(
+      gm__ledger_exec(&tx, "INSERT INTO carbon_u VALUES(?1)", k, 1), GM_OK);
+  ck_assert_int_eq(
+      gm__ledger_exec(&tx, "INSERT INTO carbon_u VALUES(?1)", k, 1),
+      GM_INTERNAL);
   ck_assert_msg(strstr(tx.err, "UNIQUE") != NULL, "%s", tx.err);
 }
 END_TEST
@@ -272,21 +285,22 @@ END_TEST
 
 START_TEST(exec_refuses_a_second_statement) {
   ck_assert_int_eq(
-      sqlite3_exec(gm__ledger_db(writer), "CREATE TABLE two(i INTEGER)", NULL,
-                   NULL, NULL),
+      sqlite3_exec(gm__ledger_db(writer), "CREATE TABLE carbon_two(i INTEGER)",
+                   NULL, NULL, NULL),
       SQLITE_OK);
   gm_ledger tx = {.ledger = writer, .market = "carbon"};
   ck_assert_int_eq(gm__ledger_exec(&tx,
-                                   "INSERT INTO two VALUES(1); "
-                                   "INSERT INTO two VALUES(2)",
+                                   "INSERT INTO carbon_two VALUES(1); "
+                                   "INSERT INTO carbon_two VALUES(2)",
                                    NULL, 0),
                    GM_INTERNAL);
   ck_assert_msg(strstr(tx.err, "one statement per call") != NULL, "%s", tx.err);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM two"), 0);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_two"), 0);
   /* A trailing ';' is fine. */
-  ck_assert_int_eq(gm__ledger_exec(&tx, "INSERT INTO two VALUES(3);", NULL, 0),
-                   GM_OK);
-  ck_assert_int_eq(scalar("SELECT count(*) FROM two"), 1);
+  ck_assert_int_eq(
+      gm__ledger_exec(&tx, "INSERT INTO carbon_two VALUES(3);", NULL, 0),
+      GM_OK);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_two"), 1);
 }
 END_TEST
 
@@ -372,6 +386,297 @@ START_TEST(script_run_inside_a_row_callback_is_refused) {
 }
 END_TEST
 
+/* ---- boundaries: each market reads and writes only its own tables ---- */
+
+/* Tables of two markets and the broker's, made as the broker. */
+static void two_markets(void) {
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
+                                "CREATE TABLE carbon_x(i INTEGER);"
+                                "CREATE TABLE procurement_y(i INTEGER "
+                                "PRIMARY KEY AUTOINCREMENT);"
+                                "INSERT INTO procurement_y VALUES(7)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+}
+
+/* Runs sql as market `m` in a settle transaction; expects a refusal whose
+   message holds `why`. */
+static void expect_exec_refused(const char *m, const char *sql,
+                                const char *why) {
+  gm_ledger tx = {.ledger = writer, .market = m};
+  ck_assert_int_eq(gm__ledger_exec(&tx, sql, NULL, 0), GM_PERMISSION_DENIED);
+  ck_assert_msg(strstr(tx.err, why) != NULL, "'%s' not in '%s'", why, tx.err);
+  ck_assert_int_eq(tx.refused, 1);
+}
+
+START_TEST(exec_reaches_only_the_markets_tables) {
+  two_markets();
+  expect_exec_refused("carbon",
+                      "INSERT INTO gm_settled(stream, id, kind, settled_ms) "
+                      "VALUES('s', 'i', 'k', 0)",
+                      "carbon may use only tables named carbon_*: "
+                      "'gm_settled' belongs to the broker");
+  expect_exec_refused("carbon", "DELETE FROM procurement_y",
+                      "carbon may use only tables named carbon_*: "
+                      "'procurement_y' is not one of them");
+  /* Reading another's table inside a write is a read too. */
+  expect_exec_refused("carbon",
+                      "INSERT INTO carbon_x SELECT i FROM procurement_y",
+                      "'procurement_y' is not one of them");
+  /* Names compare without case, as SQLite's do. */
+  expect_exec_refused("carbon", "DELETE FROM GM_SETTLED",
+                      "'gm_settled' belongs to the broker");
+  gm_ledger tx = {.ledger = writer, .market = "carbon"};
+  ck_assert_int_eq(
+      gm__ledger_exec(&tx, "INSERT INTO CARBON_X VALUES(1)", NULL, 0), GM_OK);
+  ck_assert_int_eq(tx.refused, 0);
+  /* Every market's AUTOINCREMENT counters: SQLite's to keep. */
+  expect_exec_refused("carbon", "UPDATE sqlite_sequence SET seq = 0",
+                      "'sqlite_sequence' is SQLite's own");
+  expect_exec_refused("carbon", "ATTACH ':memory:' AS other",
+                      "carbon may not attach or detach a database");
+  expect_exec_refused("carbon", "BEGIN", "carbon may not BEGIN a transaction");
+  expect_exec_refused("carbon", "SAVEPOINT s", "carbon may not BEGIN");
+  expect_exec_refused("carbon", "PRAGMA user_version = 5",
+                      "carbon may not run PRAGMA user_version = 5");
+  expect_exec_refused("carbon", "ANALYZE", "carbon may not run ANALYZE");
+  expect_exec_refused("carbon", "CREATE TABLE carbon_new(i INTEGER)",
+                      "carbon may change the schema ('carbon_new') only in "
+                      "its migrations");
+  /* What was refused changed nothing; the broker's own rows ("gm") are not
+     bounded. */
+  ck_assert_int_eq(scalar("SELECT count(*) FROM procurement_y"), 1);
+  ck_assert_int_eq(scalar("PRAGMA user_version"), 0);
+  gm_ledger core = {.ledger = writer, .market = "gm"};
+  ck_assert_int_eq(gm__ledger_exec(&core,
+                                   "INSERT INTO gm_settled(stream, id, kind, "
+                                   "settled_ms) VALUES('s', 'i', 'k', 0)",
+                                   NULL, 0),
+                   GM_OK);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM gm_settled"), 1);
+}
+END_TEST
+
+/* SQLite authorizes at prepare time: a statement cached for the broker (or
+   one market) must never be handed to another with the same text. */
+START_TEST(cached_statements_are_not_shared_between_owners) {
+  two_markets();
+  const char *ins =
+      "INSERT INTO gm_settled(stream, id, kind, settled_ms) VALUES(?1, 'i', "
+      "'k', 0)";
+  gm_ledger core = {.ledger = writer, .market = "gm"};
+  gm_param p1[] = {GM_TEXT("a")};
+  ck_assert_int_eq(gm__ledger_exec(&core, ins, p1, 1), GM_OK);
+  gm_ledger tx = {.ledger = writer, .market = "carbon"};
+  gm_param p2[] = {GM_TEXT("b")};
+  ck_assert_int_eq(gm__ledger_exec(&tx, ins, p2, 1), GM_PERMISSION_DENIED);
+  gm_param p3[] = {GM_TEXT("c")};
+  ck_assert_int_eq(gm__ledger_exec(&core, ins, p3, 1), GM_OK);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM gm_settled"), 2);
+  /* One market's statement, the same text from another. */
+  const char *own = "INSERT INTO carbon_x VALUES(1)";
+  ck_assert_int_eq(gm__ledger_exec(&tx, own, NULL, 0), GM_OK);
+  gm_ledger other = {.ledger = writer, .market = "procurement"};
+  ck_assert_int_eq(gm__ledger_exec(&other, own, NULL, 0), GM_PERMISSION_DENIED);
+  ck_assert_msg(strstr(other.err,
+                       "procurement may use only tables named "
+                       "procurement_*: 'carbon_x'") != NULL,
+                "%s", other.err);
+  ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_x"), 1);
+}
+END_TEST
+
+static int count_row(void *arg, size_t ncols, const gm_param *cols) {
+  if (ncols == 1) *(int64_t *)arg = cols[0].i;
+  return 0;
+}
+
+START_TEST(query_reads_only_the_calling_markets_tables) {
+  two_markets();
+  char err[512];
+  gm__ledger *reader = gm__ledger_open(path, 1, err, sizeof err);
+  ck_assert_msg(reader != NULL, "%s", err);
+  gm__arena *a = gm__arena_new();
+  gm_market carbon = {.name = "carbon"};
+  gm_call call = {.arena = a, .reader = reader, .market = &carbon};
+  int64_t n = -1;
+  const char *theirs = "SELECT count(*) FROM procurement_y";
+  ck_assert_int_eq(gm__ledger_query(&call, theirs, NULL, 0, count_row, &n),
+                   GM_PERMISSION_DENIED);
+  ck_assert_msg(strstr(call.message,
+                       "ledger query refused: carbon may use "
+                       "only tables named carbon_*: "
+                       "'procurement_y' is not one of them"),
+                "%s", call.message);
+  ck_assert_int_eq(n, -1);
+  ck_assert_int_eq(gm__ledger_query(&call, "SELECT count(*) FROM gm_settled",
+                                    NULL, 0, count_row, &n),
+                   GM_PERMISSION_DENIED);
+  ck_assert_ptr_nonnull(strstr(call.message, "belongs to the broker"));
+  /* Its own tables, SQLite's schema and JSON table functions are fine. */
+  ck_assert_int_eq(gm__ledger_query(&call,
+                                    "SELECT count(*) FROM carbon_x, "
+                                    "json_each('[1, 2]')",
+                                    NULL, 0, count_row, &n),
+                   GM_OK);
+  ck_assert_int_eq(n, 0);
+  ck_assert_int_eq(gm__ledger_query(&call,
+                                    "SELECT count(*) FROM sqlite_schema WHERE "
+                                    "name = 'procurement_y'",
+                                    NULL, 0, count_row, &n),
+                   GM_OK);
+  ck_assert_int_eq(n, 1);
+  /* The broker's own queries (core methods) read anything, the same text
+     included. */
+  gm_call core = {.arena = a, .reader = reader};
+  ck_assert_int_eq(gm__ledger_query(&core, theirs, NULL, 0, count_row, &n),
+                   GM_OK);
+  ck_assert_int_eq(n, 1);
+  gm__arena_destroy(&a);
+  gm__ledger_close(&reader);
+}
+END_TEST
+
+typedef struct seen {
+  int64_t n;        /* column 0 of the last row */
+  const char *text; /* column 1, copied to the transaction's arena */
+} seen;
+
+static int seen_row(void *arg, size_t ncols, const gm_param *cols) {
+  seen *s = arg;
+  s->n = cols[0].i;
+  if (ncols > 1) s->text = cols[1].s;
+  return 0;
+}
+
+START_TEST(tx_query_sees_its_own_writes) {
+  two_markets();
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
+                                "CREATE TABLE carbon_t(i INTEGER, s TEXT)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  char err[512];
+  gm__ledger *reader = gm__ledger_open(path, 1, err, sizeof err);
+  ck_assert_msg(reader != NULL, "%s", err);
+  gm__arena *a = gm__arena_new();
+  ck_assert_int_eq(
+      sqlite3_exec(gm__ledger_db(writer), "BEGIN IMMEDIATE", NULL, NULL, NULL),
+      SQLITE_OK);
+  gm_ledger tx = {.ledger = writer, .market = "carbon", .arena = a};
+  gm_param row[] = {GM_INT(41), GM_TEXT("first")};
+  ck_assert_int_eq(
+      gm__ledger_exec(&tx, "INSERT INTO carbon_t VALUES(?1, ?2)", row, 2),
+      GM_OK);
+  seen s = {-1, NULL};
+  ck_assert_int_eq(gm__ledger_tx_query(&tx,
+                                       "SELECT i + 1, s FROM carbon_t WHERE "
+                                       "i = ?1",
+                                       row, 1, seen_row, &s),
+                   GM_OK);
+  ck_assert_int_eq(s.n, 42);
+  ck_assert_str_eq(s.text, "first");
+  /* Not committed: another connection does not see it yet. */
+  gm_call rc = {.arena = a, .reader = reader};
+  int64_t n = -1;
+  ck_assert_int_eq(gm__ledger_query(&rc, "SELECT count(*) FROM carbon_t", NULL,
+                                    0, count_row, &n),
+                   GM_OK);
+  ck_assert_int_eq(n, 0);
+  /* The same boundaries as ledger_exec, and reads only. */
+  ck_assert_int_eq(gm__ledger_tx_query(&tx, "SELECT count(*) FROM gm_settled",
+                                       NULL, 0, count_row, &n),
+                   GM_PERMISSION_DENIED);
+  ck_assert_ptr_nonnull(strstr(tx.err, "'gm_settled' belongs to the broker"));
+  ck_assert_int_eq(tx.refused, 1);
+  ck_assert_int_eq(
+      gm__ledger_tx_query(&tx, "DELETE FROM carbon_t", NULL, 0, count_row, &n),
+      GM_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(tx.err, "read-only"));
+  ck_assert_int_eq(
+      sqlite3_exec(gm__ledger_db(writer), "COMMIT", NULL, NULL, NULL),
+      SQLITE_OK);
+  ck_assert_int_eq(gm__ledger_query(&rc, "SELECT count(*) FROM carbon_t", NULL,
+                                    0, count_row, &n),
+                   GM_OK);
+  ck_assert_int_eq(n, 1);
+  gm__arena_destroy(&a);
+  gm__ledger_close(&reader);
+}
+END_TEST
+
+/* Migrates `m` with one migration; expects a refusal naming `why`, and
+   nothing of it left behind. */
+static void expect_migration_refused(const char *m, const char *sql,
+                                     const char *why) {
+  const gm_migration one[] = {{1, sql}};
+  char err[512] = "";
+  ck_assert_int_eq(gm__ledger_migrate(writer, m, one, 1, err, sizeof err),
+                   GM_PERMISSION_DENIED);
+  ck_assert_msg(strstr(err, why) != NULL, "'%s' not in '%s'", why, err);
+  ck_assert_msg(strstr(err, "fix that migration's SQL") != NULL, "%s", err);
+  ck_assert_int_eq(version_of(m), 0);
+  ck_assert(sqlite3_get_autocommit(gm__ledger_db(writer)));
+}
+
+START_TEST(migrations_stay_inside_the_prefix) {
+  two_markets();
+  long long objects = scalar("SELECT count(*) FROM sqlite_schema");
+  expect_migration_refused("carbon", "CREATE TABLE oops(x INTEGER)",
+                           "carbon may use only tables named carbon_*: 'oops' "
+                           "is not one of them");
+  expect_migration_refused(
+      "carbon", "CREATE INDEX carbon_i ON gm_settled(kind)",
+      "carbon may use only tables named carbon_*: 'gm_settled' belongs to "
+      "the broker");
+  expect_migration_refused("carbon",
+                           "CREATE TRIGGER carbon_t AFTER INSERT ON "
+                           "procurement_y BEGIN SELECT 1; END",
+                           "'procurement_y' is not one of them");
+  expect_migration_refused("carbon",
+                           "CREATE TABLE carbon_a(x INTEGER);"
+                           "ALTER TABLE carbon_a RENAME TO gm_a",
+                           "'gm_a' belongs to the broker");
+  expect_migration_refused(
+      "carbon", "CREATE TABLE carbon_f(s TEXT REFERENCES gm_settled(stream))",
+      "'gm_settled' belongs to the broker (table carbon_f references it "
+      "with a foreign key)");
+  expect_migration_refused(
+      "carbon", "CREATE VIEW carbon_v AS SELECT * FROM procurement_y",
+      "'procurement_y' is not one of them (view carbon_v reads it)");
+  expect_migration_refused("carbon", "DROP TABLE procurement_y",
+                           "'procurement_y' is not one of them");
+  expect_migration_refused("carbon", "PRAGMA journal_mode = DELETE",
+                           "carbon may not run PRAGMA journal_mode");
+  ck_assert_int_eq(scalar("SELECT count(*) FROM sqlite_schema"), objects);
+  /* What a market does within its prefix is fine: AUTOINCREMENT (SQLite
+     keeps sqlite_sequence), indexes, views and triggers of its own, a
+     full-text table (its shadow tables share the prefix), renames and
+     drops. */
+  const gm_migration fine[] = {
+      {1,
+       "CREATE TABLE carbon_a(id INTEGER PRIMARY KEY AUTOINCREMENT, "
+       "k TEXT UNIQUE, x INTEGER);"
+       "CREATE INDEX carbon_a_x ON carbon_a(x);"
+       "CREATE VIEW carbon_v AS SELECT x FROM carbon_a;"
+       "CREATE TABLE carbon_log(x INTEGER);"
+       "CREATE TRIGGER carbon_t AFTER INSERT ON carbon_a BEGIN "
+       "INSERT INTO carbon_log VALUES(new.x); END;"
+       "CREATE VIRTUAL TABLE carbon_search USING fts5(body);"
+       "INSERT INTO carbon_a(k, x) VALUES('one', 1);"},
+      {2,
+       "ALTER TABLE carbon_a RENAME TO carbon_b;"
+       "ALTER TABLE carbon_b ADD COLUMN y INTEGER;"
+       "DROP VIEW carbon_v; DROP TABLE carbon_log;"},
+      {3, "DROP TABLE carbon_b"},
+  };
+  char err[512] = "";
+  ck_assert_msg(
+      gm__ledger_migrate(writer, "carbon", fine, 3, err, sizeof err) == GM_OK,
+      "%s", err);
+  ck_assert_int_eq(version_of("carbon"), 3);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_ledger");
   TCase *tc = tcase_create("ledger");
@@ -384,6 +689,11 @@ int main(void) {
   tcase_add_test(tc, exec_refuses_a_second_statement);
   tcase_add_test(tc, a_query_inside_a_row_callback_is_its_own);
   tcase_add_test(tc, script_run_inside_a_row_callback_is_refused);
+  tcase_add_test(tc, exec_reaches_only_the_markets_tables);
+  tcase_add_test(tc, cached_statements_are_not_shared_between_owners);
+  tcase_add_test(tc, query_reads_only_the_calling_markets_tables);
+  tcase_add_test(tc, tx_query_sees_its_own_writes);
+  tcase_add_test(tc, migrations_stay_inside_the_prefix);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -30,7 +30,10 @@ static char *path;
 static atomic_int calls;
 static atomic_int fail_on;      /* fail on the entry with this qty; 0: never */
 static atomic_int kill_clients; /* before returning, once */
-static long sleep_us;           /* per entry, to make a batch slow */
+/* On the entry with qty forge_qty, step outside the market's tables: */
+enum { FORGE_RETURN = 1, FORGE_SWALLOW, FORGE_OTHER_MARKET };
+static atomic_int forge_qty, forge_mode;
+static long sleep_us; /* per entry, to make a batch slow */
 
 static gm_status settle_row(gm_market *m, gm_ledger *tx,
                             const gm_outbox_entry *e) {
@@ -41,13 +44,34 @@ static gm_status settle_row(gm_market *m, gm_ledger *tx,
     if (strncmp(e->names[i], "gm:", 3) == 0) return GM_INTERNAL;
   const char *qty = gm_entry_field(e, "qty");
   if (qty && atoi(qty) == atomic_load(&fail_on)) return GM_INTERNAL;
+  if (qty && atoi(qty) == atomic_load(&forge_qty)) {
+    gm_param f[] = {GM_TEXT(e->stream), GM_TEXT(e->id)};
+    int mode = atomic_load(&forge_mode);
+    gm_status fst =
+        mode == FORGE_OTHER_MARKET
+            ? gm__ledger_exec(tx,
+                              "INSERT INTO beta_rows(market, stream, id) "
+                              "VALUES('alpha', ?1, ?2)",
+                              f, 2)
+            : gm__ledger_exec(tx,
+                              "INSERT INTO gm_settled(stream, id, kind, "
+                              "settled_ms) VALUES(?1 || '-forged', ?2, "
+                              "'forged', 0)",
+                              f, 2);
+    if (mode != FORGE_SWALLOW) return fst;
+  }
   if (sleep_us) usleep((useconds_t)sleep_us);
   gm_param p[] = {GM_TEXT(tx->market), GM_TEXT(e->stream), GM_TEXT(e->id),
                   GM_TEXT(e->kind), qty ? GM_INT(atoll(qty)) : GM_NULL};
-  gm_status st = gm__ledger_exec(tx,
-                                 "INSERT INTO rows(market, stream, id, kind, "
-                                 "qty) VALUES(?1, ?2, ?3, ?4, ?5)",
-                                 p, 5);
+  /* Each market writes its own table (the ledger's boundaries). */
+  gm_status st = gm__ledger_exec(
+      tx,
+      strcmp(tx->market, "alpha") == 0
+          ? "INSERT INTO alpha_rows(market, stream, id, kind, qty) "
+            "VALUES(?1, ?2, ?3, ?4, ?5)"
+          : "INSERT INTO beta_rows(market, stream, id, kind, qty) "
+            "VALUES(?1, ?2, ?3, ?4, ?5)",
+      p, 5);
   if (atomic_exchange(&kill_clients, 0)) {
     /* The COMMIT that follows succeeds; the XACK after it cannot. */
     redisContext *c = gm_test_redis_connect(srv);
@@ -73,17 +97,32 @@ static void setup(void) {
   atomic_store(&calls, 0);
   atomic_store(&fail_on, 0);
   atomic_store(&kill_clients, 0);
+  atomic_store(&forge_qty, 0);
+  atomic_store(&forge_mode, 0);
   sleep_us = 0;
   char err[512];
   gm__ledger *l = gm__ledger_open(path, 0, err, sizeof err);
   ck_assert_msg(l != NULL, "%s", err);
-  /* No unique key: a double settlement shows as a second row. */
-  const gm_migration mig[] = {
+  /* No unique key: a double settlement shows as a second row.  The tests
+     count both markets' rows through the view `rows` (made as the broker:
+     markets may not name each other's tables). */
+  const gm_migration alpha[] = {
       {1,
-       "CREATE TABLE rows(market TEXT, stream TEXT, id TEXT, kind TEXT, "
+       "CREATE TABLE alpha_rows(market TEXT, stream TEXT, id TEXT, kind TEXT, "
        "qty INTEGER)"}};
-  ck_assert_int_eq(gm__ledger_migrate(l, "alpha", mig, 1, err, sizeof err),
+  const gm_migration beta[] = {
+      {1,
+       "CREATE TABLE beta_rows(market TEXT, stream TEXT, id TEXT, kind TEXT, "
+       "qty INTEGER)"}};
+  ck_assert_int_eq(gm__ledger_migrate(l, "alpha", alpha, 1, err, sizeof err),
                    GM_OK);
+  ck_assert_int_eq(gm__ledger_migrate(l, "beta", beta, 1, err, sizeof err),
+                   GM_OK);
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(l),
+                                "CREATE VIEW rows AS SELECT * FROM alpha_rows "
+                                "UNION ALL SELECT * FROM beta_rows",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
   gm__ledger_close(&l);
 }
 
@@ -393,6 +432,83 @@ START_TEST(poison_entry_is_set_aside_not_lost) {
 }
 END_TEST
 
+/* Runs a settler that sets an entry aside after 2 failures in a row. */
+static gm__settler *start_strict(void) {
+  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                           .ledger_path = path,
+                           .consumer = "c1",
+                           .batch_size = 100,
+                           .block_ms = 10,
+                           .claim_idle_ms = 30000,
+                           .lookup = lookup,
+                           .dead_letter_after = 2,
+                           .no_thread = 1};
+  char err[512];
+  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  return s;
+}
+
+/*
+ * The ledger's boundaries in a settle callback: a market writing outside
+ * its tables is refused with the rule, the whole batch rolls back (the
+ * other entries too), is retried, and the entry is set aside with the
+ * reason once it failed dead_letter_after times: nothing forged, nothing
+ * lost.
+ */
+static void refused_write_is_set_aside(int mode, const char *reason) {
+  add_entries("alpha", "x", 1, 5);
+  atomic_store(&forge_qty, 3);
+  atomic_store(&forge_mode, mode);
+  gm__settler *s = start_strict();
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(gm__settler_drain_once(s), -1);
+    ck_assert_int_eq(count("SELECT count(*) FROM rows"), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 0);
+    ck_assert_int_eq(outbox_total("XPENDING"), 5); /* nothing acked */
+  }
+  ck_assert_int_eq(gm__settler_drain_once(s), 5);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 4);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE qty = 3"), 0);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 5);
+  ck_assert_int_eq(
+      count("SELECT count(*) FROM gm_settled WHERE kind = 'forged'"), 0);
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM gm_dead_letter WHERE market = 'alpha' AND "
+           "failures = 2 AND instr(error, '%s') > 0",
+           reason);
+  ck_assert_msg(count(sql) == 1, "no dead letter with '%s'", reason);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter_field WHERE "
+                         "name = 'qty' AND value = '3'"),
+                   1);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  gm__settler_stop(&s);
+}
+
+START_TEST(writing_gm_settled_is_refused_and_set_aside) {
+  refused_write_is_set_aside(FORGE_RETURN,
+                             "alpha may use only tables named alpha_*: "
+                             "''gm_settled'' belongs to the broker");
+}
+END_TEST
+
+/* The callback ignores the refusal and returns GM_OK: the host still does
+   not commit the batch. */
+START_TEST(an_ignored_refusal_still_rolls_back) {
+  refused_write_is_set_aside(FORGE_SWALLOW,
+                             "''gm_settled'' belongs to the broker");
+}
+END_TEST
+
+START_TEST(writing_another_markets_table_is_refused) {
+  refused_write_is_set_aside(FORGE_OTHER_MARKET,
+                             "alpha may use only tables named alpha_*: "
+                             "''beta_rows'' is not one of them");
+  ck_assert_int_eq(count("SELECT count(*) FROM beta_rows"), 0);
+}
+END_TEST
+
 START_TEST(failing_callback_rolls_back_the_batch) {
   add_entries("alpha", "f", 1, 10);
   gm__settler *s = start("c1", 100, 30000, 1);
@@ -598,6 +714,9 @@ int main(void) {
   tcase_add_test(tc, failing_callback_rolls_back_the_batch);
   tcase_add_test(tc, poison_entry_is_set_aside_not_lost);
   tcase_add_test(tc, unknown_market_is_recorded_and_acked);
+  tcase_add_test(tc, writing_gm_settled_is_refused_and_set_aside);
+  tcase_add_test(tc, an_ignored_refusal_still_rolls_back);
+  tcase_add_test(tc, writing_another_markets_table_is_refused);
   tcase_add_test(tc, kill9_during_settlement_loses_and_doubles_nothing);
   tcase_add_test(tc, scripts_emit_and_thread_settles);
   tcase_add_test(tc, redis_restart_during_settlement);

@@ -3,6 +3,10 @@
  * the broker's tests.  echo reads, bump runs a script that counts in Redis and
  * emits an outbox entry, count reads the settled rows back from the ledger,
  * tell publishes to any audience.
+ * probe and peek try the ledger's boundaries: probe emits an entry whose
+ * settlement does what the request names (write the broker's gm_settled or
+ * another market's table, read inside its own transaction); peek reads
+ * what the request names through ledger_query.
  */
 #include <string.h>
 
@@ -16,14 +20,72 @@ static const char bump_lua[] =
     "gm.emit('bump', 'seq', seq, 'note', ARGV[1], 'who', gm.participant)\n"
     "return seq\n";
 
+static const char probe_lua[] =
+    "gm.emit('probe', 'what', ARGV[1])\n"
+    "return 1\n";
+
 static const gm_migration migrations[] = {
     {1,
      "CREATE TABLE testmkt_bumps(seq INTEGER PRIMARY KEY, note TEXT NOT "
      "NULL, who TEXT NOT NULL)"},
+    {2,
+     "CREATE TABLE testmkt_probes(id TEXT PRIMARY KEY);"
+     "CREATE TABLE testmkt_seen(id TEXT PRIMARY KEY, n INTEGER NOT NULL)"},
 };
+
+static int count_row(void *arg, size_t ncols, const gm_param *cols) {
+  if (ncols == 1) *(int64_t *)arg = cols[0].i;
+  return 0;
+}
+
+/* What a probe entry's settlement tries (ProbeRequest.what). */
+static gm_status settle_probe(gm_ledger *tx, const gm_outbox_entry *e) {
+  const char *what = gm_entry_field(e, "what");
+  if (!what) return GM_INVALID_ARGUMENT;
+  gm_param fake[] = {GM_TEXT("gm:{x:y}:outbox"), GM_TEXT(e->id)};
+  if (strcmp(what, "settled") == 0)
+    return host->ledger_exec(tx,
+                             "INSERT INTO gm_settled(stream, id, kind, "
+                             "settled_ms) VALUES (?1, ?2, 'forged', 0)",
+                             fake, 2);
+  if (strcmp(what, "swallow") == 0) {
+    /* Ignores the refusal: the host must not commit the batch anyway. */
+    host->ledger_exec(tx,
+                      "INSERT INTO gm_settled(stream, id, kind, settled_ms) "
+                      "VALUES (?1, ?2, 'forged', 0)",
+                      fake, 2);
+    return GM_OK;
+  }
+  if (strcmp(what, "other") == 0)
+    return host->ledger_exec(tx, "INSERT INTO othermkt_rows(x) VALUES (1)",
+                             NULL, 0);
+  if (strcmp(what, "txread") == 0) {
+    /* Its own write, read back in the same transaction: n must be 1. */
+    gm_param id[] = {GM_TEXT(e->id)};
+    gm_status st = host->ledger_exec(
+        tx, "INSERT INTO testmkt_probes(id) VALUES (?1)", id, 1);
+    int64_t n = -1;
+    if (st == GM_OK)
+      st = host->ledger_tx_query(
+          tx, "SELECT count(*) FROM testmkt_probes WHERE id = ?1", id, 1,
+          count_row, &n);
+    gm_param seen[] = {GM_TEXT(e->id), GM_INT(n)};
+    if (st == GM_OK)
+      st = host->ledger_exec(
+          tx, "INSERT INTO testmkt_seen(id, n) VALUES (?1, ?2)", seen, 2);
+    return st;
+  }
+  if (strcmp(what, "txread_settled") == 0) {
+    int64_t n = -1;
+    return host->ledger_tx_query(tx, "SELECT count(*) FROM gm_settled", NULL, 0,
+                                 count_row, &n);
+  }
+  return GM_OK;
+}
 
 static gm_status settle(gm_market *m, gm_ledger *tx, const gm_outbox_entry *e) {
   (void)m;
+  if (strcmp(e->kind, "probe") == 0) return settle_probe(tx, e);
   if (strcmp(e->kind, "bump") != 0) return GM_OK;
   const char *seq = gm_entry_field(e, "seq");
   const char *note = gm_entry_field(e, "note");
@@ -80,11 +142,6 @@ static gm_status tell(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-static int count_row(void *arg, size_t ncols, const gm_param *cols) {
-  if (ncols == 1) *(int64_t *)arg = cols[0].i;
-  return 0;
-}
-
 static gm_status count(gm_call *call, const ProtobufCMessage *req,
                        ProtobufCMessage **reply) {
   (void)req;
@@ -99,10 +156,45 @@ static gm_status count(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+static gm_status probe(gm_call *call, const ProtobufCMessage *req,
+                       ProtobufCMessage **reply) {
+  const Gm__Testmkt__ProbeRequest *in = (const void *)req;
+  const char *args[] = {in->what};
+  const gm_value *v;
+  gm_status st = host->script_run(call, "probe", "all", 0, NULL, 1, args, &v);
+  if (st != GM_OK) return st;
+  Gm__Testmkt__ProbeReply *out = host->alloc(call, sizeof *out);
+  gm__testmkt__probe_reply__init(out);
+  out->n = 1;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* A ledger read of the broker's table, another market's, or its own. */
+static gm_status peek(gm_call *call, const ProtobufCMessage *req,
+                      ProtobufCMessage **reply) {
+  const Gm__Testmkt__ProbeRequest *in = (const void *)req;
+  const char *sql =
+      strcmp(in->what, "settled") == 0 ? "SELECT count(*) FROM gm_settled"
+      : strcmp(in->what, "other") == 0 ? "SELECT count(*) FROM othermkt_rows"
+                                       : "SELECT count(*) FROM testmkt_bumps";
+  int64_t n = -1;
+  gm_status st = host->ledger_query(call, sql, NULL, 0, count_row, &n);
+  if (st != GM_OK) return st;
+  Gm__Testmkt__ProbeReply *out = host->alloc(call, sizeof *out);
+  gm__testmkt__probe_reply__init(out);
+  out->n = n;
+  *reply = &out->base;
+  return GM_OK;
+}
+
 static gm_status init(gm_market *m, const gm_host_api *api) {
   host = api;
   gm_status st = host->script_register(m, "bump", bump_lua);
-  if (st == GM_OK) st = host->ledger_migrate(m, migrations, 1);
+  if (st == GM_OK) st = host->script_register(m, "probe", probe_lua);
+  if (st == GM_OK)
+    st = host->ledger_migrate(m, migrations,
+                              sizeof migrations / sizeof migrations[0]);
   if (st == GM_OK) st = host->settle_register(m, settle);
   return st;
 }
@@ -123,6 +215,18 @@ static const gm_method methods[] = {
     {"tell", &gm__testmkt__tell_request__descriptor,
      &gm__testmkt__tell_reply__descriptor, tell, 0, NULL,
      "publish the request to an audience (private events)"},
+    {"probe", &gm__testmkt__probe_request__descriptor,
+     &gm__testmkt__probe_reply__descriptor, probe, GM_METHOD_MUTATING, NULL,
+     "emit an entry whose settlement tries the ledger's boundaries"},
+    {"peek", &gm__testmkt__probe_request__descriptor,
+     &gm__testmkt__probe_reply__descriptor, peek, 0, NULL,
+     "read the broker's, another market's or its own table"},
+};
+
+static const gm_role roles[] = {
+    {"buyer", "bumps the test counter"},
+    {"seller", "bumps the test counter too"},
+    {"observer", "reads the test market; may not bump"},
 };
 
 static const gm_plugin plugin = {
@@ -134,6 +238,8 @@ static const gm_plugin plugin = {
     .n_methods = sizeof methods / sizeof *methods,
     .init = init,
     .shutdown = shutdown_plugin,
+    .roles = roles,
+    .n_roles = sizeof roles / sizeof roles[0],
 };
 
 GM_PLUGIN_DEFINE(plugin)
