@@ -132,8 +132,8 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
     return;
   }
   ProtobufCMessage *reply = NULL;
-  gm_handler_fn handle = market ? m->handle : gm__core_handler(m);
-  gm_status st = handle(call, body, &reply);
+  gm_status st = market ? m->handle(call, body, &reply)
+                        : gm__core_call(call, m, body, &reply);
   if (st != GM_OK) {
     if (call->status == GM_OK || call->status != st) {
       /* The handler returned a status without saying why. */

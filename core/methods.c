@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "deadletter.h"
 #include "greenmarket.pb-c.h"
+#include "idem.h"
 #include "log.h"
 #include "market.h"
 #include "roles.h"
@@ -228,8 +229,14 @@ static const gm_handler_fn gm__core_handlers[GM__CORE_METHODS] = {
     [GM__CORE_REPLAY] = gm__dead_letters_replay,
 };
 
-gm_handler_fn gm__core_handler(const gm_method *m) {
+gm_status gm__core_call(gm_call *call, const gm_method *m,
+                        const ProtobufCMessage *req, ProtobufCMessage **reply) {
   if (m < gm__core_methods || m >= gm__core_methods + GM__CORE_METHODS)
-    return NULL;
-  return gm__core_handlers[m - gm__core_methods];
+    return gm__call_fail(call, GM_INTERNAL, "%s is no core method (host bug)",
+                         m->name);
+  gm_handler_fn handle = gm__core_handlers[m - gm__core_methods];
+  /* A retry with the same key gets the first reply, as from a market. */
+  if (m->flags & GM_METHOD_MUTATING)
+    return gm__idem_core_run(call, m, handle, req, reply);
+  return handle(call, req, reply);
 }

@@ -5,7 +5,9 @@
 #include "core_methods.h"
 #include "greenmarket/plugin.h"
 
-/* The handler of core method `m` (an entry of gm__core_methods), or NULL. */
-gm_handler_fn gm__core_handler(const gm_method *m);
+/* Runs core method `m` (an entry of gm__core_methods); a mutating one
+   under its idempotency key (idem.h). */
+gm_status gm__core_call(gm_call *call, const gm_method *m,
+                        const ProtobufCMessage *req, ProtobufCMessage **reply);
 
 #endif

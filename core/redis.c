@@ -640,6 +640,10 @@ void gm__scripts_set_idem_ttl(long seconds) {
   if (seconds > 0) atomic_store(&gm__idem_ttl, seconds);
 }
 
+long gm__scripts_idem_ttl(void) {
+  return atomic_load(&gm__idem_ttl);
+}
+
 /* Reloads script market.name after NOSCRIPT (Redis restarted or failed
    over); 0 or -1 with err.  The source is copied out first: the registry
    lock is never held while the call's fiber waits for Redis. */

@@ -98,6 +98,7 @@ gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
 void gm__scripts_remove(const char *market);
 /* How long an idempotent reply is kept (default 86400 s). */
 void gm__scripts_set_idem_ttl(long seconds);
+long gm__scripts_idem_ttl(void);
 
 /*
  * Runs `market`'s script `name` for `call` (see gm_host_api.script_run).

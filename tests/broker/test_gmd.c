@@ -147,6 +147,13 @@ START_TEST(ping_and_markets) {
     }
   }
   ck_assert(found);
+  /* The roles each market declares; the broker's own is admin. */
+  ck_assert_uint_eq(m->markets[0]->n_roles, 1);
+  ck_assert_str_eq(m->markets[0]->roles[0]->name, "admin");
+  ck_assert_uint_eq(m->markets[1]->n_roles, 3);
+  ck_assert_str_eq(m->markets[1]->roles[0]->name, "buyer");
+  ck_assert_str_eq(m->markets[1]->roles[0]->summary, "bumps the test counter");
+  ck_assert_str_eq(m->markets[1]->roles[2]->name, "observer");
   gm__markets_reply__free_unpacked(m, NULL);
   gm__reply__free_unpacked(r, NULL);
 }
@@ -259,7 +266,7 @@ START_TEST(roles_are_enforced) {
   /* In development mode an unregistered caller holds every role. */
   Gm__Participant p = GM__PARTICIPANT__INIT;
   p.id = "bob";
-  char *roles[] = {"agency"};
+  char *roles[] = {"observer"};
   p.roles = roles;
   p.n_roles = 1;
   Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
@@ -276,8 +283,20 @@ START_TEST(roles_are_enforced) {
                GM__STATUS__PERMISSION_DENIED, "needs role admin");
   char *bad[] = {"wizard"};
   p.roles = bad;
-  expect_error(gm_test_call(conn, "root", "gm", "register", "reg-3", &reg.base),
-               GM__STATUS__INVALID_ARGUMENT, "roles 'wizard'");
+  /* An unknown role is refused with the known ones, market and meaning. */
+  Gm__Reply *refused =
+      gm_test_call(conn, "root", "gm", "register", "reg-3", &reg.base);
+  ck_assert_ptr_nonnull(refused);
+  ck_assert_int_eq(refused->status, GM__STATUS__INVALID_ARGUMENT);
+  ck_assert_msg(strstr(refused->message,
+                       "roles 'wizard': 'wizard' is no role on this broker") &&
+                    strstr(refused->message,
+                           "\n  buyer (testmkt): bumps the test counter") &&
+                    strstr(refused->message,
+                           "\n  observer (testmkt): reads the test market") &&
+                    strstr(refused->message, "\n  admin (gm): the broker's"),
+                "%s", refused->message);
+  gm__reply__free_unpacked(refused, NULL);
   ck_assert_int_eq(bump("alice", "k1", "ok"), 1);
 }
 END_TEST
@@ -659,7 +678,7 @@ START_TEST(curve_revoked_key_loses_access_without_reconnect) {
   char pub[41], sec[41], pub2[41], sec2[41];
   zmq_curve_keypair(pub, sec);
   zmq_curve_keypair(pub2, sec2);
-  register_as_admin("bob", pub, "agency", "b1");
+  register_as_admin("bob", pub, "observer", "b1");
   gm_test_conn *bob =
       gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, pub, sec);
   bump_until(bob, GM__STATUS__PERMISSION_DENIED, "needs role buyer,seller");
@@ -725,6 +744,204 @@ START_TEST(redis_restart_under_pipelined_load) {
   int64_t seq = bump("alice", "rl-after", "after");
   ck_assert_int_ge(seq, 1);
   ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), 0), 0);
+}
+END_TEST
+
+/* ---- core methods are idempotent like market methods ---- */
+
+/* Registers `id` with one role and name as root under `key`; the reply's
+   participant (caller frees), or NULL with the reply's status in *status. */
+static Gm__Participant *register_with(const char *key, const char *id,
+                                      const char *role, const char *name,
+                                      Gm__Status *status) {
+  Gm__Participant p = GM__PARTICIPANT__INIT;
+  p.id = (char *)id;
+  char *roles[] = {(char *)role};
+  p.roles = roles;
+  p.n_roles = 1;
+  p.name = (char *)name;
+  Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+  reg.participant = &p;
+  Gm__Reply *r = gm_test_call(conn, "root", "gm", "register", key, &reg.base);
+  ck_assert_ptr_nonnull(r);
+  *status = r->status;
+  Gm__Participant *out = NULL;
+  if (r->status == GM__STATUS__OK) {
+    Gm__RegisterReply *rr =
+        gm__register_reply__unpack(NULL, r->body.len, r->body.data);
+    ck_assert_ptr_nonnull(rr);
+    out = rr->participant;
+    rr->participant = NULL;
+    gm__register_reply__free_unpacked(rr, NULL);
+  }
+  gm__reply__free_unpacked(r, NULL);
+  return out;
+}
+
+/* The registry's name of participant id, as Redis holds it. */
+static char *registered_name(const char *id) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *r =
+      gm_test_redis_cmd(rc, "HGET gm:{participants}:id:%s name", id);
+  char *name = strdup(r->type == REDIS_REPLY_STRING ? r->str : "");
+  freeReplyObject(r);
+  redisFree(rc);
+  return name;
+}
+
+/* Keys of the core's idempotency records. */
+static long long core_records(void) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *r = gm_test_redis_cmd(rc, "KEYS gm:{gm}:idem:*");
+  long long n = (long long)r->elements;
+  freeReplyObject(r);
+  redisFree(rc);
+  return n;
+}
+
+START_TEST(core_retry_with_the_same_key_returns_the_first_reply) {
+  Gm__Status st;
+  Gm__Participant *p = register_with("reg-1", "dora", "buyer", "first", &st);
+  ck_assert_int_eq(st, GM__STATUS__OK);
+  ck_assert_str_eq(p->roles[0], "buyer");
+  gm__participant__free_unpacked(p, NULL);
+  /* The same key, another body: the first reply, and nothing changes. */
+  p = register_with("reg-1", "dora", "seller", "second", &st);
+  ck_assert_int_eq(st, GM__STATUS__OK);
+  ck_assert_str_eq(p->roles[0], "buyer");
+  ck_assert_str_eq(p->name, "first");
+  gm__participant__free_unpacked(p, NULL);
+  char *name = registered_name("dora");
+  ck_assert_str_eq(name, "first");
+  free(name);
+  /* A new key runs. */
+  p = register_with("reg-2", "dora", "seller", "second", &st);
+  ck_assert_int_eq(st, GM__STATUS__OK);
+  ck_assert_str_eq(p->roles[0], "seller");
+  gm__participant__free_unpacked(p, NULL);
+  name = registered_name("dora");
+  ck_assert_str_eq(name, "second");
+  free(name);
+  ck_assert_int_eq(core_records(), 2);
+  /* The key is the caller's: another admin's reg-1 is its own request. */
+  Gm__Participant q = GM__PARTICIPANT__INIT;
+  q.id = "dora";
+  char *roles[] = {"observer"};
+  q.roles = roles;
+  q.n_roles = 1;
+  Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+  reg.participant = &q;
+  Gm__Reply *r =
+      gm_test_call(conn, "ops", "gm", "register", "reg-1", &reg.base);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_int_eq(core_records(), 3);
+}
+END_TEST
+
+/* Refused requests leave no record (nothing grows with refusals), so the
+   same key runs once the cause is fixed. */
+START_TEST(core_refusals_leave_nothing_behind) {
+  Gm__Status st;
+  for (int i = 0; i < 20; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "bad-%d", i);
+    ck_assert_ptr_null(register_with(key, "erik", "wizard", "x", &st));
+    ck_assert_int_eq(st, GM__STATUS__INVALID_ARGUMENT);
+  }
+  ck_assert_int_eq(core_records(), 0);
+  Gm__Participant *p = register_with("bad-0", "erik", "buyer", "x", &st);
+  ck_assert_int_eq(st, GM__STATUS__OK);
+  gm__participant__free_unpacked(p, NULL);
+  ck_assert_int_eq(core_records(), 1);
+  /* A record is the reply and no more: small and bounded. */
+  redisContext *rc = gm_test_redis_connect(redis);
+  ck_assert_int_lt(
+      gm_test_redis_int(rc, "STRLEN gm:{gm}:idem:root:register:bad-0"), 200);
+  ck_assert_int_gt(
+      gm_test_redis_int(rc, "TTL gm:{gm}:idem:root:register:bad-0"), 0);
+  redisFree(rc);
+}
+END_TEST
+
+/*
+ * Concurrent retries with one key and different bodies: exactly one runs;
+ * the others get its reply, or UNAVAILABLE while it runs; the registry
+ * holds what that one body said.
+ */
+START_TEST(core_concurrent_retries_run_once) {
+  enum { N = 16 };
+  gm_test_conn *c[N];
+  for (int k = 0; k < N; k++) {
+    c[k] = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+    Gm__Participant p = GM__PARTICIPANT__INIT;
+    p.id = "fay";
+    char *roles[] = {"buyer"};
+    p.roles = roles;
+    p.n_roles = 1;
+    char name[16];
+    snprintf(name, sizeof name, "body-%d", k);
+    p.name = name;
+    Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+    reg.participant = &p;
+    gm_test_send(c[k], 1, "root", "gm", "register", "race", &reg.base);
+  }
+  char *winner = NULL;
+  int ok = 0;
+  for (int k = 0; k < N; k++) {
+    Gm__Reply *r = gm_test_conn_recv(c[k], 5000);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(
+        r->status == GM__STATUS__OK || (r->status == GM__STATUS__UNAVAILABLE &&
+                                        strstr(r->message, "still running")),
+        "status %d: %s", r->status, r->message);
+    if (r->status == GM__STATUS__OK) {
+      Gm__RegisterReply *rr =
+          gm__register_reply__unpack(NULL, r->body.len, r->body.data);
+      if (!winner) winner = strdup(rr->participant->name);
+      ck_assert_str_eq(rr->participant->name, winner);
+      gm__register_reply__free_unpacked(rr, NULL);
+      ok++;
+    }
+    gm__reply__free_unpacked(r, NULL);
+    gm_test_conn_destroy(&c[k]);
+  }
+  ck_assert_int_ge(ok, 1);
+  char *name = registered_name("fay");
+  ck_assert_str_eq(name, winner);
+  free(name);
+  free(winner);
+}
+END_TEST
+
+/* clock.set keeps its first reply too: the clock does not move. */
+START_TEST(core_clock_set_retry_changes_nothing) {
+  start("[plugins]\nload = testmkt\n[testing]\nclock = manual\n");
+  Gm__ClockSetRequest set = GM__CLOCK_SET_REQUEST__INIT;
+  set.time_ms = 1700000000000;
+  Gm__Reply *r =
+      gm_test_call(conn, "root", "gm", "clock.set", "c-1", &set.base);
+  ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+  set.time_ms = 1800000000000;
+  r = gm_test_call(conn, "root", "gm", "clock.set", "c-1", &set.base);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  Gm__ClockReply *cr = gm__clock_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_int_eq(cr->time_ms, 1700000000000);
+  gm__clock_reply__free_unpacked(cr, NULL);
+  gm__reply__free_unpacked(r, NULL);
+  /* The clock did not move: ping reads it. */
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  r = gm_test_call(conn, NULL, "gm", "ping", NULL, &ping.base);
+  Gm__PingReply *p = gm__ping_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_int_eq(p->time_ms, 1700000000000);
+  gm__ping_reply__free_unpacked(p, NULL);
+  gm__reply__free_unpacked(r, NULL);
+  r = gm_test_call(conn, "root", "gm", "clock.set", "c-2", &set.base);
+  cr = gm__clock_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_int_eq(cr->time_ms, 1800000000000);
+  gm__clock_reply__free_unpacked(cr, NULL);
+  gm__reply__free_unpacked(r, NULL);
 }
 END_TEST
 
@@ -939,6 +1156,9 @@ int main(void) {
   tcase_add_test(tc, dead_letter_is_listed_and_replayed_once);
   tcase_add_test(tc, replayed_letter_settles_after_the_fix);
   tcase_add_test(tc, foreign_stream_letter_is_not_replayed);
+  tcase_add_test(tc, core_retry_with_the_same_key_returns_the_first_reply);
+  tcase_add_test(tc, core_refusals_leave_nothing_behind);
+  tcase_add_test(tc, core_concurrent_retries_run_once);
   suite_add_tcase(s, tc);
   TCase *tc3 = tcase_create("loading");
   tcase_add_checked_fixture(tc3, NULL, teardown);
@@ -946,6 +1166,7 @@ int main(void) {
   tcase_add_test(tc3, refused_plugins_leave_no_trace);
   tcase_add_test(tc3, pipelined_workers_run_each_request_once);
   tcase_add_test(tc3, pipeline_of_one_runs_each_request_once);
+  tcase_add_test(tc3, core_clock_set_retry_changes_nothing);
   suite_add_tcase(s, tc3);
   TCase *tc2 = tcase_create("curve");
   tcase_add_checked_fixture(tc2, curve_setup, teardown);
