@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -14,6 +15,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "core_methods.h"
+#include "deadlines.h"
 #include "frames.h"
 #include "host.h"
 #include "ledger.h"
@@ -60,6 +62,10 @@ struct gm__broker {
   gm__worker **workers;       /* n_workers of them (NULL until started) */
   gm__publisher *publisher;   /* the feed */
   gm__timers *timers;         /* plugin timers */
+  gm__deadlines *deadlines;   /* plugin deadlines: registry and poller */
+  long dl_poll_ms;            /* [deadlines] poll_ms */
+  long dl_claim_ms;           /* [deadlines] claim_ms */
+  long dl_reconcile_s;        /* [deadlines] reconcile_s */
   gm__settler *settler;       /* the outbox drain, when settle_on */
   gm__auth *auth;             /* ZAP handler, in curve mode */
   volatile sig_atomic_t stop; /* set by gm__broker_stop */
@@ -130,6 +136,10 @@ gm__metrics *gm__broker_metrics(gm__broker *b) {
   return b->metrics;
 }
 
+void gm__broker_deadline_counts(const gm__broker *b, gm__deadline_counts *out) {
+  gm__deadlines_counts(b->deadlines, out);
+}
+
 /* ---- construction ---- */
 
 static int cmp_str(const void *a, const void *b) {
@@ -196,6 +206,10 @@ static gm_settle_fn settle_lookup(void *arg, const char *market,
   return found ? found->settle : NULL;
 }
 
+static gm_market *deadline_market(void *arg, const char *market) {
+  return gm__broker_find_market(arg, market);
+}
+
 static int market_loaded(const gm__host *h, const char *name) {
   return gm__broker_find_market(h->owner, name) != NULL;
 }
@@ -248,7 +262,13 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
       gm__config_int(cfg, "ledger", "batch", 512, 1, 100000, &b->settle_batch,
                      err, errlen) ||
       gm__config_int(cfg, "ledger", "linger_ms", 5, 0, 1000, &b->settle_linger,
-                     err, errlen))
+                     err, errlen) ||
+      gm__config_int(cfg, "deadlines", "poll_ms", 100, 1, 3600000,
+                     &b->dl_poll_ms, err, errlen) ||
+      gm__config_int(cfg, "deadlines", "claim_ms", 30000, 100, 86400000,
+                     &b->dl_claim_ms, err, errlen) ||
+      gm__config_int(cfg, "deadlines", "reconcile_s", 300, 1, 86400,
+                     &b->dl_reconcile_s, err, errlen))
     goto fail;
   const char *level = gm__config_get(cfg, "log", "level", "info");
   if (gm__log_set_level(level) != 0) {
@@ -275,9 +295,15 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
     goto fail;
   }
   const char *clock = gm__config_get(cfg, "testing", "clock", "real");
-  if (strcmp(clock, "manual") == 0)
-    gm__clock_set_manual(gm__clock_now_ms());
-  else if (strcmp(clock, "real") != 0) {
+  if (strcmp(clock, "manual") == 0) {
+    /* A test that restarts gmd starts it at the test's time, so deadlines
+       the test set are not all late at start-up (they would fire at once). */
+    long start_ms;
+    if (gm__config_int(cfg, "testing", "clock_start_ms", 0, 0, LONG_MAX,
+                       &start_ms, err, errlen))
+      goto fail;
+    gm__clock_set_manual(start_ms ? start_ms : gm__clock_now_ms());
+  } else if (strcmp(clock, "real") != 0) {
     snprintf(err, errlen, "[testing] clock = %s: use real or manual", clock);
     goto fail;
   }
@@ -306,6 +332,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   b->host.ledger = gm__ledger_open(b->ledger_path, 0, err, errlen);
   if (!b->host.ledger) goto fail;
   b->timers = b->host.timers = gm__timers_new();
+  b->deadlines = b->host.deadlines = gm__deadlines_new();
 
   char *dir = gm__config_path(cfg, "plugins", "dir", NULL);
   if (!dir) dir = strdup(GM_DEFAULT_PLUGIN_DIR);
@@ -484,6 +511,17 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   if (gm__timers_start(b->timers, &b->raddr, b->ledger_path, b->zctx,
                        EVENTS_ENDPOINT, err, errlen))
     goto done;
+  gm__deadlines_config dc = {.redis = &b->raddr,
+                             .ledger_path = b->ledger_path,
+                             .zctx = b->zctx,
+                             .pub_endpoint = EVENTS_ENDPOINT,
+                             .broker = b->name,
+                             .poll_ms = b->dl_poll_ms,
+                             .claim_ms = b->dl_claim_ms,
+                             .reconcile_s = b->dl_reconcile_s,
+                             .find = deadline_market,
+                             .find_arg = b};
+  if (gm__deadlines_start(b->deadlines, &dc, err, errlen)) goto done;
   if (b->settle_on) {
     gm__settle_config sc = {.redis = b->raddr,
                             .ledger_path = b->ledger_path,
@@ -531,9 +569,11 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
 done:
   /* Metrics first: a scrape reads the settler's and the workers' counters. */
   gm__metrics_stop(b->metrics);
-  /* Timers and settler next: they finish what they hold. */
+  /* Timers, deadlines and settler next: they finish what they hold. */
   gm__timers_destroy(&b->timers);
   b->host.timers = NULL;
+  gm__deadlines_destroy(&b->deadlines);
+  b->host.deadlines = NULL;
   gm__settler_stop(&b->settler);
   int linger = 0;
   void *socks[] = {front, back};
@@ -566,6 +606,8 @@ void gm__broker_destroy(gm__broker **bp) {
   gm__metrics_destroy(&b->metrics);
   gm__timers_destroy(&b->timers);
   b->host.timers = NULL;
+  gm__deadlines_destroy(&b->deadlines);
+  b->host.deadlines = NULL;
   gm__redis_destroy(&b->host.redis);
   gm__ledger_close(&b->host.ledger);
   free(b->endpoint);

@@ -9,6 +9,7 @@
  *   worker*N DEALER to gm-workers, PUSH to gm-events, own Redis + ledger
  *            reader (worker.c; each request: dispatch.c, identity.c)
  *   timers   PUSH to gm-events, own Redis + ledger reader (timers.c)
+ *   deadlines PUSH to gm-events, own Redis + ledger reader (deadlines.c)
  *   settler  own Redis + ledger writer (settle.c)
  *   zap      REP inproc://zeromq.zap.01 (CURVE mode only), own Redis (auth.c)
  *   metrics  HTTP on [metrics] listen (when set), own Redis + ledger reader
@@ -68,5 +69,9 @@ uint64_t gm__broker_settled(const gm__broker *b);
 /* The metrics endpoint, where a service registers its own gauges
    (gm__metrics_gauge_add; it accepts the endpoint when it is off too). */
 struct gm__metrics *gm__broker_metrics(gm__broker *b);
+/* Deadline tags pending and late, as last counted (core/deadlines.h; all
+   zero when no market here registered a deadline kind). */
+typedef struct gm__deadline_counts gm__deadline_counts;
+void gm__broker_deadline_counts(const gm__broker *b, gm__deadline_counts *out);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "call.h"
 #include "clock.h"
+#include "deadlines.h"
 #include "greenmarket.pb-c.h"
 #include "ledger.h"
 #include "market.h"
@@ -75,6 +76,13 @@ static gm_market *host_market(gm_call *call) {
 static gm_status host_script_register(gm_market *m, const char *name,
                                       const char *lua) {
   char err[512];
+  if (name && !strncmp(name, "gm:", 3)) {
+    gm__log(GM_LOG_ERROR, m->name,
+            "script %s refused: names starting with gm: are the host's; "
+            "rename it",
+            name);
+    return GM_INVALID_ARGUMENT;
+  }
   if (!m->host->redis) {
     gm__log(GM_LOG_ERROR, m->name, "script %s: no Redis connection during init",
             name);
@@ -137,6 +145,84 @@ static gm_status host_timer_add(gm_market *m, const char *name,
   return gm__timers_add(m->host->timers, m, name, interval_ms, fn, arg);
 }
 
+/* ---- deadlines (core/deadlines.c) ---- */
+
+/* The host's script behind deadline_set and deadline_cancel, registered for
+   each market that registers a deadline kind: one step of the call, with
+   the prelude's gm.deadline, so it is idempotent like the plugin's own. */
+#define HOST_DEADLINE_SCRIPT "gm:deadline"
+static const char host_deadline_lua[] =
+    "if ARGV[1] == 'set' then gm.deadline(ARGV[2], ARGV[3], ARGV[4])\n"
+    "else gm.deadline_cancel(ARGV[2], ARGV[3]) end\n"
+    "return 1\n";
+
+static gm_status host_deadline_register(gm_market *m, const char *kind,
+                                        gm_deadline_fn fn, void *arg) {
+  char err[512];
+  if (!m->host->deadlines || !m->host->redis) {
+    gm__log(GM_LOG_ERROR, m->name,
+            "deadline kind %s: deadline_register is for init only",
+            kind ? kind : "(null)");
+    return GM_FAILED_PRECONDITION;
+  }
+  int first = !gm__deadlines_known(m->host->deadlines, m, NULL);
+  gm_status st = gm__deadlines_register(m->host->deadlines, m, kind, fn, arg,
+                                        err, sizeof err);
+  if (st == GM_OK && first)
+    st = gm__scripts_add(m->host->redis, m->name, HOST_DEADLINE_SCRIPT,
+                         host_deadline_lua, err, sizeof err);
+  if (st != GM_OK)
+    gm__log(GM_LOG_ERROR, m->name, "deadline kind %s refused: %s",
+            kind ? kind : "(null)", err);
+  return st;
+}
+
+/* Checks a deadline_set/deadline_cancel call; GM_OK or the failure. */
+static gm_status host_deadline_check(gm_call *call, const char *what,
+                                     const char *kind, const char *id) {
+  if (!call->market)
+    return gm__call_fail(call, GM_INTERNAL, "%s outside a market call", what);
+  if (!gm__deadlines_known(call->market->host->deadlines, call->market, kind))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "%s: deadline kind %s is not registered by market "
+                         "%s; register it with deadline_register in init",
+                         what, kind ? kind : "(null)", call->market->name);
+  if (!id || !*id)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "%s: the deadline id is empty; pass the entity's id",
+                         what);
+  return GM_OK;
+}
+
+static gm_status host_deadline_set(gm_call *call, const char *kind,
+                                   const char *tag, const char *id,
+                                   int64_t due_ms) {
+  gm_status st = host_deadline_check(call, "deadline_set", kind, id);
+  if (st != GM_OK) return st;
+  /* Sorted-set scores are doubles: exact below 2^53 only. */
+  if (due_ms < 0 || due_ms >= (INT64_C(1) << 53))
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "deadline_set: due_ms %lld is not in 0..2^53 ms "
+                         "since the epoch",
+                         (long long)due_ms);
+  char due[24];
+  snprintf(due, sizeof due, "%lld", (long long)due_ms);
+  const char *args[] = {"set", kind, id, due};
+  const gm_value *v;
+  return gm__script_run(call, call->market->name, HOST_DEADLINE_SCRIPT, tag, 0,
+                        NULL, 4, args, &v);
+}
+
+static gm_status host_deadline_cancel(gm_call *call, const char *kind,
+                                      const char *tag, const char *id) {
+  gm_status st = host_deadline_check(call, "deadline_cancel", kind, id);
+  if (st != GM_OK) return st;
+  const char *args[] = {"cancel", kind, id};
+  const gm_value *v;
+  return gm__script_run(call, call->market->name, HOST_DEADLINE_SCRIPT, tag, 0,
+                        NULL, 3, args, &v);
+}
+
 const gm_host_api gm__host_api = {
     .size = sizeof(gm_host_api),
     .abi_version = GM_PLUGIN_ABI_VERSION,
@@ -160,6 +246,9 @@ const gm_host_api gm__host_api = {
     .publish = host_publish,
     .timer_add = host_timer_add,
     .publish_to = host_publish_to,
+    .deadline_register = host_deadline_register,
+    .deadline_set = host_deadline_set,
+    .deadline_cancel = host_deadline_cancel,
 };
 
 /* Event names: 1-64 printable ASCII characters, no space (topics are split

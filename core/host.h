@@ -8,13 +8,15 @@
 struct gm__redis;
 struct gm__ledger;
 struct gm__timers;
+struct gm__deadlines;
 
 typedef struct gm__host {
-  const gm__config *config;  /* the broker's configuration */
-  struct gm__redis *redis;   /* registration connection, for init only */
-  struct gm__ledger *ledger; /* migration connection, for init only */
-  struct gm__timers *timers; /* where timer_add registers */
-  const char *broker_name;   /* in every published event */
+  const gm__config *config;        /* the broker's configuration */
+  struct gm__redis *redis;         /* registration connection, for init only */
+  struct gm__ledger *ledger;       /* migration connection, for init only */
+  struct gm__timers *timers;       /* where timer_add registers */
+  struct gm__deadlines *deadlines; /* where deadline_register registers */
+  const char *broker_name;         /* in every published event */
   /* Non-zero when a market of that name is loaded already (refused before
      init, so a duplicate never touches the loaded one's scripts). */
   int (*market_loaded)(const struct gm__host *h, const char *name);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "call.h"
+#include "deadlines.h"
 #include "host.h"
 #include "log.h"
 #include "redis.h"
@@ -269,6 +270,7 @@ gm_market *gm__plugin_load(const char *path, gm__host *host, char *err,
              gm__status_name(st));
     gm__scripts_remove(m->name);
     gm__timers_remove(host->timers, m);
+    gm__deadlines_remove(host->deadlines, m);
     goto fail;
   }
   gm__log(GM_LOG_INFO, "loader", "loaded market %s %s from %s", m->name,
@@ -295,6 +297,7 @@ void gm__plugin_unload(gm_market **mp) {
   m->plugin->shutdown(m);
   gm__scripts_remove(m->name);
   gm__timers_remove(m->host->timers, m);
+  gm__deadlines_remove(m->host->deadlines, m);
   dlclose(m->dl);
   free(m->method_stats);
   free_roles(m);

@@ -23,8 +23,9 @@
 /* Bounds on one script call: a caller past them is a bug, not a user error. */
 #define GM__MAX_KEYS 64
 #define GM__MAX_ARGS 256
-/* Host keys before the plugin's: outbox stream, idempotency record. */
-#define GM__HOST_KEYS 2
+/* Host keys before the plugin's: outbox stream, idempotency record, the
+   tag's deadline set and its claims. */
+#define GM__HOST_KEYS 4
 /* Host args before the plugin's: idem flag, now_ms, participant, idem ttl. */
 #define GM__HOST_ARGS 4
 /* A cache of registered outbox streams larger than this starts over. */
@@ -47,11 +48,13 @@ struct gm__redis {
   uint64_t progress_us; /* last reply, or the first wait after none */
 };
 
-/* A fiber waiting for its reply (on the fiber's own stack). */
+/* A fiber waiting for its reply (on the fiber's own stack), or a command
+   nobody waits for (fiber NULL, on the heap: gm__command_nowait). */
 typedef struct gm__redis_wait {
   gm__fiber *fiber;
   redisReply *reply; /* NULL: failed, err says how */
   int err;           /* REDIS_ERR_IO, REDIS_ERR_PROTOCOL, ... when failed */
+  const char *what;  /* no fiber: the command, for the log */
   struct gm__redis_wait *next;
 } gm__redis_wait;
 
@@ -91,10 +94,17 @@ static size_t gm__outbox_n;     /* slots in use */
  * into "1.2345678901234e+14" (%.14g), which would corrupt money in minor
  * units.  Doubles are exact only below 2^53, so amounts must stay below it
  * (or be passed as strings).
+ *
+ * gm.deadline and gm.deadline_cancel only note what the run wants (gm__dlp:
+ * member -> due ms, or false to remove); the epilogue writes it to the tag's
+ * deadline set when the run ends without a rejection, so a refused run
+ * leaves no deadline behind whatever order it called them in.
+ * gm.deadline_get sees the run's own changes first.
  */
 static const char gm__prelude[] =
     "local gm__K, gm__A = KEYS, ARGV; "
     "local gm__outbox, gm__idem = gm__K[1], gm__K[2]; "
+    "local gm__dl, gm__dlc, gm__dlp = gm__K[3], gm__K[4], nil; "
     "local gm = {now = tonumber(gm__A[2]), participant = gm__A[3]}; "
     "gm.emit = function(kind, ...) "
     "local f = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}; "
@@ -106,7 +116,26 @@ static const char gm__prelude[] =
     "return redis.call(unpack(f)) end; "
     "gm.reject = function(status, msg) return redis.error_reply("
     "tostring(status) .. ' ' .. tostring(msg or '')) end; "
-    "local KEYS, ARGV = {unpack(gm__K, 3)}, {unpack(gm__A, 5)}; "
+    "local function gm__dlm(kind, id) "
+    "if type(kind) ~= 'string' or #kind > 32 or "
+    "not kind:match('^[a-z][a-z0-9_]*$') then error('gm.deadline: kind ' .. "
+    "tostring(kind) .. ' is not [a-z][a-z0-9_]*, at most 32 characters') end; "
+    "if type(id) == 'number' then id = string.format('%d', id) end; "
+    "if type(id) ~= 'string' or id == '' then "
+    "error('gm.deadline: the id must be a non-empty string') end; "
+    "return kind .. '|' .. id end; "
+    "gm.deadline = function(kind, id, due) local m = gm__dlm(kind, id); "
+    "local d = tonumber(due); if not d or d ~= math.floor(d) or d < 0 or "
+    "d >= 2^53 then error('gm.deadline: due ' .. tostring(due) .. "
+    "' is not a whole number of ms in 0..2^53') end; "
+    "gm__dlp = gm__dlp or {}; gm__dlp[m] = d end; "
+    "gm.deadline_cancel = function(kind, id) local m = gm__dlm(kind, id); "
+    "gm__dlp = gm__dlp or {}; gm__dlp[m] = false end; "
+    "gm.deadline_get = function(kind, id) local m = gm__dlm(kind, id); "
+    "if gm__dlp and gm__dlp[m] ~= nil then return gm__dlp[m] end; "
+    "local s = redis.call('ZSCORE', gm__dl, m); "
+    "return s and tonumber(s) or false end; "
+    "local KEYS, ARGV = {unpack(gm__K, 5)}, {unpack(gm__A, 5)}; "
     "local function gm__body() ";
 
 /*
@@ -115,15 +144,46 @@ static const char gm__prelude[] =
  * a gm.reject error table included, is stored with a TTL.  A Lua runtime
  * error aborts the script before the SET, so it is never stored and a retry
  * runs the body again.
+ *
+ * Deadlines: a run that was not refused writes what gm.deadline and
+ * gm.deadline_cancel noted.  Setting one that a broker is firing right now
+ * marks that broker's claim ("r" for its due, see core/deadlines.c), so the
+ * firing does not remove it when it ends: it fires again at its time, even
+ * when that is the time it is firing for.  A run that set any deadline
+ * answers {error "gm:deadline <earliest due set>", reply}; the host takes
+ * the due for the wake-up index gm:deadlines and hands the plugin `reply`
+ * only, and stores only `reply` for replay.  A replay answers the same way
+ * with the tag's earliest deadline, so a retry also repairs an index update
+ * lost with a broker that died right after the first run.  A plugin reply of
+ * that shape (a first item that is an error starting with "gm:") is refused,
+ * so no plugin reply can be taken for the host's.
  */
 static const char gm__epilogue[] =
     "\nend\n"
+    "local function gm__dlwrap(r, min) "
+    "if min and (type(r) ~= 'table' or not r.err) then "
+    "return {{err = 'gm:deadline ' .. string.format('%d', min)}, r} end "
+    "return r end\n"
     "if gm__A[1] == '1' then local s = redis.call('GET', gm__idem); "
-    "if s then return cmsgpack.unpack(s) end end\n"
+    "if s then local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
+    "return gm__dlwrap(cmsgpack.unpack(s), z[2] and tonumber(z[2])) end end\n"
     "local r = gm__body()\n"
+    "if type(r) == 'table' and type(r[1]) == 'table' and "
+    "type(r[1].err) == 'string' and r[1].err:sub(1, 3) == 'gm:' then "
+    "error('a reply whose first item is an error starting with gm: is the "
+    "host\\'s; return another shape') end\n"
+    "local min\n"
+    "if gm__dlp and (type(r) ~= 'table' or not r.err) then "
+    "for m, due in pairs(gm__dlp) do "
+    "if due then redis.call('ZADD', gm__dl, due, m); "
+    "local c = redis.call('HGET', gm__dlc, m); "
+    "if c then redis.call('HSET', gm__dlc, m, "
+    "(string.gsub(c, '^(%d+)|[^|]*|', '%1|r|', 1))) end; "
+    "if not min or due < min then min = due end "
+    "else redis.call('ZREM', gm__dl, m) end end end\n"
     "if gm__A[1] == '1' then redis.call('SET', gm__idem, cmsgpack.pack(r), "
     "'EX', gm__A[4]) end\n"
-    "return r\n";
+    "return gm__dlwrap(r, min)\n";
 
 /* ---- connections ---- */
 
@@ -294,7 +354,14 @@ static void gm__redis_fail_all(gm__redis *r, int err, const char *why) {
     gm__redis_wait *next = w->next;
     w->next = NULL;
     w->err = first ? err : REDIS_ERR_IO;
-    gm__fiber_resume(w->fiber); /* may append to the new list */
+    if (w->fiber) {
+      gm__fiber_resume(w->fiber); /* may append to the new list */
+    } else {
+      gm__log(GM_LOG_WARN, "redis",
+              "%s may not have run: the connection to %s failed (%s)", w->what,
+              r->where, r->last_error);
+      free(w);
+    }
     w = next;
   }
 }
@@ -303,6 +370,14 @@ static void gm__redis_fail_all(gm__redis *r, int err, const char *why) {
 static void gm__redis_deliver(gm__redis *r, void *reply) {
   r->progress_us = gm__clock_mono_us();
   gm__redis_wait *w = gm__redis_pop(r);
+  if (!w->fiber) {
+    redisReply *rep = reply;
+    if (rep->type == REDIS_REPLY_ERROR)
+      gm__log(GM_LOG_ERROR, "redis", "%s failed: %s", w->what, rep->str);
+    freeReplyObject(reply);
+    free(w);
+    return;
+  }
   w->reply = reply;
   gm__fiber_resume(w->fiber);
 }
@@ -434,6 +509,41 @@ static redisReply *gm__command(gm__redis *r, int argc, const char **argv,
   redisReply *reply = gm__command_formatted(r, cmd, (size_t)len);
   redisFreeCommand(cmd);
   return reply;
+}
+
+/*
+ * Sends one command whose reply nobody needs.  From a fiber on a pipelined
+ * connection it is appended behind the other requests' commands and the
+ * fiber goes on at once; the reply is dropped when it arrives (an error
+ * reply is logged).  Otherwise it runs at once.  `what` names it in the log
+ * (a string that outlives the reply: a literal).
+ */
+static void gm__command_nowait(gm__redis *r, int argc, const char **argv,
+                               const size_t *lens, const char *what) {
+  if (!(r->pipelined && gm__fiber_current())) {
+    redisReply *reply = gm__command(r, argc, argv, lens);
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+      gm__log(GM_LOG_ERROR, "redis", "%s failed: %s", what,
+              reply ? reply->str : r->last_error);
+    if (reply) freeReplyObject(reply);
+    return;
+  }
+  if (r->c->err && (r->n_waiting || gm__redis_reconnect(r) != GM_OK)) {
+    gm__redis_note_error(r, r->c);
+    gm__log(GM_LOG_WARN, "redis", "%s was not sent: Redis at %s is down (%s)",
+            what, r->where, r->last_error);
+    return;
+  }
+  gm__redis_wait *w = calloc(1, sizeof *w);
+  if (!w) abort();
+  w->what = what;
+  if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK) abort();
+  if (r->tail)
+    r->tail->next = w;
+  else
+    r->head = w;
+  r->tail = w;
+  if (r->n_waiting++ == 0) r->progress_us = gm__clock_mono_us();
 }
 
 /* ---- replies built in an arena ---- */
@@ -801,6 +911,39 @@ static gm_status gm__error_reply(gm_call *call, const char *market,
 }
 
 /*
+ * The reply the plugin's body returned: a run that set a deadline answers
+ * {error "gm:deadline <due>", reply} (see gm__epilogue), and *due is then
+ * the earliest due it set (else left alone).  The epilogue refuses plugin
+ * replies of that shape, so only the host's wrapper is unwrapped.
+ */
+static const redisReply *gm__deadline_unwrap(const redisReply *r,
+                                             long long *due) {
+  static const redisReply nil = {.type = REDIS_REPLY_NIL};
+  static const char mark[] = "gm:deadline ";
+  const size_t n = sizeof mark - 1;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->elements > 2)
+    return r;
+  const redisReply *m = r->element[0];
+  if (m->type != REDIS_REPLY_ERROR || m->len <= n || memcmp(m->str, mark, n))
+    return r;
+  char *end;
+  long long v = strtoll(m->str + n, &end, 10);
+  if (*end || v < 0) return r;
+  *due = v;
+  return r->elements == 2 ? r->element[1] : &nil;
+}
+
+void gm__deadline_index_lower(gm_call *call, const char *market,
+                              const char *tag, long long due) {
+  const char *member = gm__arena_sprintf(call->arena, "%s:%s", market, tag);
+  const char *score = gm__arena_sprintf(call->arena, "%lld", due);
+  const char *argv[] = {"ZADD", GM__DEADLINE_INDEX, "LT", score, member};
+  size_t lens[5];
+  for (int k = 0; k < 5; k++) lens[k] = strlen(argv[k]);
+  gm__command_nowait(call->redis, 5, argv, lens, "ZADD " GM__DEADLINE_INDEX);
+}
+
+/*
  * Redis converts a Lua number reply to an integer by truncation (3.7 -> 3)
  * and stops an array at its first nil: scripts return integers, strings
  * (for anything exact beyond 2^53), and false for a nil hole.
@@ -868,6 +1011,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   argv[i++] = gm__arena_sprintf(call->arena, "%zu", nk);
   argv[i++] = outbox;
   argv[i++] = idem_rec;
+  argv[i++] = gm__redis_key(call, market, tag, GM__DEADLINE_SET);
+  argv[i++] = gm__redis_key(call, market, tag, GM__DEADLINE_CLAIMS);
   for (size_t k = 0; k < nkeys; k++)
     argv[i++] = gm__redis_key(call, market, tag, keys[k]);
   argv[i++] = *idem ? "1" : "0";
@@ -933,14 +1078,17 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
         call->redis->where, call->redis->last_error);
   }
 
-  if (r->type == REDIS_REPLY_ERROR) {
-    st = gm__error_reply(call, market, name, r);
+  long long due = -1;
+  const redisReply *body = gm__deadline_unwrap(r, &due);
+  if (body->type == REDIS_REPLY_ERROR) {
+    st = gm__error_reply(call, market, name, body);
   } else {
     gm_value *v = gm__arena_alloc(call->arena, sizeof *v);
-    gm__value_from_reply(call->arena, r, v);
+    gm__value_from_reply(call->arena, body, v);
     *reply = v;
     st = GM_OK;
   }
   freeReplyObject(r);
+  if (due >= 0) gm__deadline_index_lower(call, market, tag, due);
   return st;
 }

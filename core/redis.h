@@ -6,7 +6,12 @@
  *   gm:{<market>:<tag>}:<key>      a plugin key
  *   gm:{<market>:<tag>}:outbox     that tag's outbox stream
  *   gm:{<market>:<tag>}:idem:<participant>:<script>:<idempotency key>
+ *   gm:{<market>:<tag>}:dl         zset "<kind>|<id>" -> due ms (deadlines)
+ *   gm:{<market>:<tag>}:dl:claims  hash: deadlines being fired (deadlines.c)
  *   gm:outboxes                    set of every outbox stream (the settler's)
+ *   gm:deadlines                   zset "<market>:<tag>" -> a lower bound of
+ *                                  that tag's next deadline (the wake-up
+ *                                  index the deadline pollers read)
  *   gm:participant:<id>            hash: public_key, roles, name
  *   gm:participant-key:<z85 key>   string: participant id
  */
@@ -111,6 +116,20 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
                          const char *tag, size_t nkeys, const char *const *keys,
                          size_t nargs, const char *const *args,
                          const gm_value **reply);
+
+/* The tag's deadline keys (after "gm:{<market>:<tag>}:") and the index. */
+#define GM__DEADLINE_SET "dl"
+#define GM__DEADLINE_CLAIMS "dl:claims"
+#define GM__DEADLINE_INDEX "gm:deadlines"
+
+/*
+ * ZADD gm:deadlines LT <due> <market>:<tag>: lowers (or adds) the tag's
+ * wake-up time.  After a script run that set a deadline (gm__script_run does
+ * it).  On a request's fiber it is pipelined and nobody waits for its reply;
+ * a failure is logged and the index is repaired by reconciliation.
+ */
+void gm__deadline_index_lower(gm_call *call, const char *market,
+                              const char *tag, long long due);
 
 /* The full key "gm:{<market>:<tag>}:<key>" in the call's arena. */
 char *gm__redis_key(gm_call *call, const char *market, const char *tag,
