@@ -684,6 +684,189 @@ START_TEST(pipelined_stalled_redis_fails_waiters) {
 }
 END_TEST
 
+/* ---- deadlines in scripts (the prelude's gm.deadline*) ---- */
+
+/* ARGV: id, due ('' cancels); writes the entity, sets or cancels the
+   deadline, answers a tree with what gm.deadline_get sees afterwards. */
+static const char deadline_lua[] =
+    "redis.call('SET', KEYS[1], ARGV[1])\n"
+    "if ARGV[2] == '' then gm.deadline_cancel('close', ARGV[1])\n"
+    "else gm.deadline('close', ARGV[1], tonumber(ARGV[2])) end\n"
+    "return {1, 'two', {gm.deadline_get('close', ARGV[1])}, false}\n";
+
+static gm_status set_deadline(const char *idem, const char *id, const char *due,
+                              const gm_value **v) {
+  gm_call c = call_as("dan", idem);
+  const char *keys[] = {"entity"};
+  const char *args[] = {id, due};
+  return gm__script_run(&c, "mkt", "deadline", "t", 1, keys, 2, args, v);
+}
+
+static long long zscore(const char *key, const char *member) {
+  redisReply *r = gm_test_redis_cmd(raw, "ZSCORE %s %s", key, member);
+  long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+  freeReplyObject(r);
+  return v;
+}
+
+/*
+ * A deadline is written with the entity, the reply reaches the caller as the
+ * script returned it (the host's wrapper taken off), the wake-up index only
+ * goes down, and a replay gives the same reply and puts back an index entry
+ * lost after the first run.
+ */
+START_TEST(deadlines_are_set_with_the_entity) {
+  add("deadline", deadline_lua);
+  const gm_value *v;
+  ck_assert_int_eq(set_deadline("d1", "a", "5000", &v), GM_OK);
+  ck_assert_int_eq(v->type, GM_VALUE_ARRAY);
+  ck_assert_uint_eq(v->n, 4);
+  ck_assert_int_eq(v->items[0].integer, 1);
+  ck_assert_str_eq(v->items[1].str, "two");
+  ck_assert_int_eq(v->items[2].items[0].integer, 5000); /* run's own */
+  ck_assert_int_eq(v->items[3].type, GM_VALUE_NIL);
+  ck_assert_int_eq(zscore("gm:{mkt:t}:dl", "close|a"), 5000);
+  ck_assert_int_eq(zscore("gm:deadlines", "mkt:t"), 5000);
+  /* A later one leaves the index alone; an earlier one lowers it. */
+  ck_assert_int_eq(set_deadline("d2", "b", "9000", &v), GM_OK);
+  ck_assert_int_eq(zscore("gm:deadlines", "mkt:t"), 5000);
+  ck_assert_int_eq(set_deadline("d3", "c", "3000", &v), GM_OK);
+  ck_assert_int_eq(zscore("gm:deadlines", "mkt:t"), 3000);
+  /* Moved, and cancelled. */
+  ck_assert_int_eq(set_deadline("d4", "a", "7000", &v), GM_OK);
+  ck_assert_int_eq(zscore("gm:{mkt:t}:dl", "close|a"), 7000);
+  ck_assert_int_eq(set_deadline("d5", "c", "", &v), GM_OK);
+  ck_assert_int_eq(v->items[2].n, 1);
+  ck_assert_int_eq(v->items[2].items[0].type, GM_VALUE_NIL); /* false */
+  ck_assert_int_eq(zscore("gm:{mkt:t}:dl", "close|c"), -1);
+  /* The index lost the tag (a broker died before its ZADD): the retry of
+     the call replays its reply and puts the tag's earliest back. */
+  freeReplyObject(gm_test_redis_cmd(raw, "DEL gm:deadlines"));
+  ck_assert_int_eq(set_deadline("d4", "a", "7000", &v), GM_OK);
+  ck_assert_uint_eq(v->n, 4);
+  ck_assert_int_eq(v->items[2].items[0].integer, 7000);
+  ck_assert_int_eq(zscore("gm:deadlines", "mkt:t"), 7000);
+  ck_assert_int_eq(gm_test_redis_int(raw, "ZCARD gm:{mkt:t}:dl"), 2);
+}
+END_TEST
+
+/*
+ * A refused run leaves no deadline and no index entry, whether it called
+ * gm.reject before or after gm.deadline; what the script wrote itself before
+ * refusing stays (Redis does not roll a script back: plugins.md, rule 7).
+ * A Lua error after gm.deadline writes no deadline either.
+ */
+START_TEST(refused_runs_leave_no_deadline) {
+  add("after",
+      "redis.call('SET', KEYS[1], 'written')\n"
+      "gm.deadline('close', 'x', 1000)\n"
+      "return gm.reject('FAILED_PRECONDITION', 'refused after')\n");
+  add("before",
+      "redis.call('SET', KEYS[1], 'written')\n"
+      "local e = gm.reject('FAILED_PRECONDITION', 'refused before')\n"
+      "gm.deadline('close', 'y', 1000)\n"
+      "return e\n");
+  add("broken",
+      "gm.deadline('close', 'z', 1000)\n"
+      "return nil + 1\n");
+  const gm_value *v;
+  gm_call c1 = call_as("dan", "r1");
+  ck_assert_int_eq(run(&c1, "after", "t", 1, "entity", 0, NULL, &v),
+                   GM_FAILED_PRECONDITION);
+  gm_call c2 = call_as("dan", "r2");
+  ck_assert_int_eq(run(&c2, "before", "t", 1, "entity", 0, NULL, &v),
+                   GM_FAILED_PRECONDITION);
+  gm_call c3 = call_as("dan", "r3");
+  ck_assert_int_eq(run(&c3, "broken", "t", 1, "entity", 0, NULL, &v),
+                   GM_INTERNAL);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:dl"), 0);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:deadlines"), 0);
+  redisReply *e = gm_test_redis_cmd(raw, "GET gm:{mkt:t}:entity");
+  ck_assert_str_eq(e->str, "written");
+  freeReplyObject(e);
+  /* A retry of a refused call replays the refusal, still without one. */
+  gm_call c4 = call_as("dan", "r1");
+  ck_assert_int_eq(run(&c4, "after", "t", 1, "entity", 0, NULL, &v),
+                   GM_FAILED_PRECONDITION);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:deadlines"), 0);
+}
+END_TEST
+
+/* The host's wrapper cannot be forged or mistaken: a plugin reply of its
+   shape is refused; bad deadline arguments fail the run. */
+START_TEST(deadline_misuse_is_refused) {
+  add("forge", "return {redis.error_reply('gm:deadline 5'), 'x'}\n");
+  add("kind", "gm.deadline('Close', 'x', 1000)\nreturn 1\n");
+  add("noid", "gm.deadline('close', '', 1000)\nreturn 1\n");
+  add("due", "gm.deadline('close', 'x', 1.5)\nreturn 1\n");
+  add("lookalike", "return {{'gm:deadline 5'}, 'x'}\n");
+  const char *bad[] = {"forge", "kind", "noid", "due"};
+  const gm_value *v;
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    gm_call c = call_as("dan", "");
+    ck_assert_msg(run(&c, bad[i], "t", 0, NULL, 0, NULL, &v) == GM_INTERNAL,
+                  "%s was not refused", bad[i]);
+  }
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:dl"), 0);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:deadlines"), 0);
+  /* A string that merely reads like the marker is the plugin's own. */
+  gm_call c = call_as("dan", "");
+  ck_assert_int_eq(run(&c, "lookalike", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_uint_eq(v->n, 2);
+  ck_assert_str_eq(v->items[0].items[0].str, "gm:deadline 5");
+}
+END_TEST
+
+typedef struct dl_job {
+  gm_call call;
+  char idem[16], id[16], due[16];
+  gm_status st;
+  int done;
+} dl_job;
+
+static void dl_job_run(void *arg) {
+  dl_job *j = arg;
+  const gm_value *v;
+  const char *keys[] = {"entity"};
+  const char *args[] = {j->id, j->due};
+  j->st =
+      gm__script_run(&j->call, "mkt", "deadline", "t", 1, keys, 2, args, &v);
+  j->done = 1;
+}
+
+/* On a pipelined connection the index update is sent behind the script and
+   nobody waits for it: each call ends with its script's reply. */
+START_TEST(pipelined_index_update_is_not_waited_for) {
+  add("deadline", deadline_lua);
+  const gm_value *v;
+  ck_assert_int_eq(set_deadline("warm", "w", "90000", &v), GM_OK);
+  enum { N = 10 };
+  dl_job jobs[N];
+  gm__fiber *f[N];
+  memset(jobs, 0, sizeof jobs);
+  gm__redis_set_pipelined(conn, 1);
+  for (int i = 0; i < N; i++) {
+    snprintf(jobs[i].idem, sizeof jobs[i].idem, "p%d", i);
+    snprintf(jobs[i].id, sizeof jobs[i].id, "o%d", i);
+    snprintf(jobs[i].due, sizeof jobs[i].due, "%d", 80000 - i * 1000);
+    jobs[i].call = call_as("dan", jobs[i].idem);
+    f[i] = gm__fiber_new(128 * 1024);
+    gm__fiber_start(f[i], dl_job_run, &jobs[i]);
+  }
+  gm__redis_flush(conn); /* the scripts' replies */
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(jobs[i].done, "call %d waits for its index update", i);
+    ck_assert_int_eq(jobs[i].st, GM_OK);
+  }
+  ck_assert_int_eq((int)gm__redis_waiting(conn), N); /* the ZADDs */
+  gm__redis_flush(conn);
+  ck_assert_int_eq((int)gm__redis_waiting(conn), 0);
+  gm__redis_set_pipelined(conn, 0);
+  for (int i = 0; i < N; i++) gm__fiber_destroy(&f[i]);
+  ck_assert_int_eq(zscore("gm:deadlines", "mkt:t"), 80000 - (N - 1) * 1000);
+}
+END_TEST
+
 START_TEST(fixture_removes_folders_of_dead_tests) {
   pid_t dead = fork();
   if (dead == 0) _exit(0);
@@ -729,6 +912,10 @@ int main(void) {
   tcase_add_test(tc, pipelined_outage_buffers_nothing);
   tcase_add_test(tc, pipelined_stalled_redis_fails_waiters);
   tcase_add_test(tc, emit_refuses_host_field_names);
+  tcase_add_test(tc, deadlines_are_set_with_the_entity);
+  tcase_add_test(tc, refused_runs_leave_no_deadline);
+  tcase_add_test(tc, deadline_misuse_is_refused);
+  tcase_add_test(tc, pipelined_index_update_is_not_waited_for);
   suite_add_tcase(s, tc);
   TCase *fx = tcase_create("fixture");
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
