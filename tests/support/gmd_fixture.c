@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,18 +72,17 @@ gm_test_gmd *gm_test_gmd_start(gm_test_redis *r, const char *plugin_dir,
   return gm_test_gmd_start_curve(r, plugin_dir, extra_conf, NULL, NULL, NULL);
 }
 
-gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
-                                     const char *extra_conf,
-                                     const char *server_key,
-                                     const char *public_key,
-                                     const char *secret_key) {
+/* Writes the config into `dir` and starts gmd. */
+static gm_test_gmd *start_in(gm_test_redis *r, const char *dir,
+                             const char *plugin_dir, const char *extra_conf,
+                             const char *server_key, const char *public_key,
+                             const char *secret_key) {
   gm_test_gmd *g = calloc(1, sizeof *g);
   if (server_key) {
     snprintf(g->keys[0], 41, "%s", server_key);
     snprintf(g->keys[1], 41, "%s", public_key);
     snprintf(g->keys[2], 41, "%s", secret_key);
   }
-  const char *dir = gm_test_redis_dir(r);
   snprintf(g->conf, sizeof g->conf, "%s/gmd.conf", dir);
   snprintf(g->log, sizeof g->log, "%s/gmd.log", dir);
   snprintf(g->endpoint, sizeof g->endpoint, "ipc://%s/gmd.sock", dir);
@@ -104,9 +104,45 @@ gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
   return g;
 }
 
+gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
+                                     const char *extra_conf,
+                                     const char *server_key,
+                                     const char *public_key,
+                                     const char *secret_key) {
+  return start_in(r, gm_test_redis_dir(r), plugin_dir, extra_conf, server_key,
+                  public_key, secret_key);
+}
+
+gm_test_gmd *gm_test_gmd_start_named(gm_test_redis *r, const char *name,
+                                     const char *plugin_dir,
+                                     const char *extra_conf) {
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/%s", gm_test_redis_dir(r), name);
+  ck_assert_msg(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", dir,
+                strerror(errno));
+  return start_in(r, dir, plugin_dir, extra_conf, NULL, NULL, NULL);
+}
+
 void gm_test_gmd_restart(gm_test_gmd *g) {
   ck_assert_int_eq(g->pid, -1);
   spawn(g);
+}
+
+int gm_test_gmd_wait_exit(gm_test_gmd *g, int timeout_ms) {
+  if (g->pid <= 0) return -1;
+  for (int waited = 0;; waited += 10) {
+    int status;
+    if (waitpid(g->pid, &status, WNOHANG) == g->pid) {
+      g->pid = -1;
+      return status;
+    }
+    if (waited >= timeout_ms) return -1;
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  }
+}
+
+const char *gm_test_gmd_conf(const gm_test_gmd *g) {
+  return g->conf;
 }
 
 void gm_test_gmd_kill9(gm_test_gmd *g) {

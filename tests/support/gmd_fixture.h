@@ -37,12 +37,26 @@ gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
                                      const char *server_key,
                                      const char *public_key,
                                      const char *secret_key);
+/*
+ * Another gmd on the same Redis: its files (config, log, sockets, ledger)
+ * in the subfolder `name` of the Redis fixture's folder, so several brokers
+ * can share one Redis.  extra_conf may point [ledger] path at another
+ * broker's ledger (gm_test_gmd_ledger) to share it.
+ */
+gm_test_gmd *gm_test_gmd_start_named(gm_test_redis *r, const char *name,
+                                     const char *plugin_dir,
+                                     const char *extra_conf);
 /* SIGTERM, waits for exit (asserting a clean exit), nulls *g. */
 void gm_test_gmd_stop(gm_test_gmd **g);
 /* SIGKILL now, reaped; restart with gm_test_gmd_restart. */
 void gm_test_gmd_kill9(gm_test_gmd *g);
 /* Starts gmd again with the same config; waits for a ping. */
 void gm_test_gmd_restart(gm_test_gmd *g);
+/* Waits up to timeout_ms for gmd to exit by itself (reaped); returns its
+   wait status, or -1 when it is still running. */
+int gm_test_gmd_wait_exit(gm_test_gmd *g, int timeout_ms);
+/* The config file: append lines to change the next restart's settings. */
+const char *gm_test_gmd_conf(const gm_test_gmd *g);
 const char *gm_test_gmd_endpoint(const gm_test_gmd *g);
 const char *gm_test_gmd_feed(const gm_test_gmd *g);
 const char *gm_test_gmd_ledger(const gm_test_gmd *g);

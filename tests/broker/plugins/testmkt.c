@@ -7,7 +7,12 @@
  * settlement does what the request names (write the broker's gm_settled or
  * another market's table, read inside its own transaction); peek reads
  * what the request names through ledger_query.
+ * deadline sets, moves and cancels deadlines; their callbacks count each
+ * firing in Redis and emit an outbox entry (tests/broker/test_deadlines.c).
  */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "greenmarket/plugin.h"
@@ -24,6 +29,36 @@ static const char probe_lua[] =
     "gm.emit('probe', 'what', ARGV[1])\n"
     "return 1\n";
 
+/* deadline: ARGV op, kind, id, due.  Writes the entity, then sets or
+   cancels the deadline (or refuses, before or after gm.deadline); answers
+   what gm.deadline_get sees (0: none). */
+static const char dl_lua[] =
+    "local op, kind, id, due = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "if op == 'get' then return gm.deadline_get(kind, id) or 0 end\n"
+    "redis.call('SET', KEYS[1], op .. ':' .. id)\n"
+    "if op == 'set' then gm.deadline(kind, id, tonumber(due))\n"
+    "elseif op == 'cancel' then gm.deadline_cancel(kind, id)\n"
+    "elseif op == 'reject_after' then gm.deadline(kind, id, tonumber(due))\n"
+    "  return gm.reject('FAILED_PRECONDITION', 'refused after gm.deadline')\n"
+    "elseif op == 'reject_before' then\n"
+    "  local e = gm.reject('FAILED_PRECONDITION', 'refused before "
+    "gm.deadline')\n"
+    "  gm.deadline(kind, id, tonumber(due))\n"
+    "  return e\n"
+    "end\n"
+    "return gm.deadline_get(kind, id) or 0\n";
+
+/* A deadline's first step: counts the firing of id, emits it. */
+static const char fired_lua[] =
+    "local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
+    "gm.emit('fired', 'id', ARGV[1], 'due', ARGV[2], 'n', n)\n"
+    "return n\n";
+
+/* Its second step: counts it too, with the attempt that ran it. */
+static const char after_lua[] =
+    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+    "return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n";
+
 static const gm_migration migrations[] = {
     {1,
      "CREATE TABLE testmkt_bumps(seq INTEGER PRIMARY KEY, note TEXT NOT "
@@ -31,7 +66,15 @@ static const gm_migration migrations[] = {
     {2,
      "CREATE TABLE testmkt_probes(id TEXT PRIMARY KEY);"
      "CREATE TABLE testmkt_seen(id TEXT PRIMARY KEY, n INTEGER NOT NULL)"},
+    {3,
+     "CREATE TABLE testmkt_fired(id TEXT NOT NULL, n INTEGER NOT NULL, "
+     "due INTEGER NOT NULL, PRIMARY KEY (id, n))"},
 };
+
+#ifdef GM_FAILURE_INJECTION
+/* Test builds only: gmd kills itself between a deadline's two steps. */
+static int kill_in_deadline;
+#endif
 
 static int count_row(void *arg, size_t ncols, const gm_param *cols) {
   if (ncols == 1) *(int64_t *)arg = cols[0].i;
@@ -86,6 +129,16 @@ static gm_status settle_probe(gm_ledger *tx, const gm_outbox_entry *e) {
 static gm_status settle(gm_market *m, gm_ledger *tx, const gm_outbox_entry *e) {
   (void)m;
   if (strcmp(e->kind, "probe") == 0) return settle_probe(tx, e);
+  if (strcmp(e->kind, "fired") == 0) {
+    const char *id = gm_entry_field(e, "id");
+    const char *n = gm_entry_field(e, "n");
+    const char *due = gm_entry_field(e, "due");
+    if (!id || !n || !due) return GM_INVALID_ARGUMENT;
+    /* A plain INSERT: a firing settled twice would fail the batch. */
+    gm_param p[] = {GM_TEXT(id), GM_TEXT(n), GM_TEXT(due)};
+    return host->ledger_exec(
+        tx, "INSERT INTO testmkt_fired(id, n, due) VALUES (?, ?, ?)", p, 3);
+  }
   if (strcmp(e->kind, "bump") != 0) return GM_OK;
   const char *seq = gm_entry_field(e, "seq");
   const char *note = gm_entry_field(e, "note");
@@ -188,14 +241,108 @@ static gm_status peek(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/* deadline (mutating) and deadline.get (op "get" only): testmkt.proto. */
+static gm_status deadline_op(gm_call *call,
+                             const Gm__Testmkt__DeadlineRequest *in,
+                             ProtobufCMessage **reply) {
+  const char *due = host->sprintf(call, "%lld", (long long)in->due_ms);
+  const char *keys[] = {"entity"};
+  const gm_value *v;
+  gm_status st = GM_OK;
+  if (!strcmp(in->op, "host_set"))
+    st = host->deadline_set(call, in->kind, in->tag, in->id, in->due_ms);
+  else if (!strcmp(in->op, "host_cancel"))
+    st = host->deadline_cancel(call, in->kind, in->tag, in->id);
+  if (st != GM_OK) return st;
+  const char *op = !strncmp(in->op, "host_", 5) ? "get" : in->op;
+  const char *args[] = {op, in->kind, in->id, due};
+  st = host->script_run(call, "dl", in->tag, 1, keys, 4, args, &v);
+  if (st != GM_OK) return st;
+  Gm__Testmkt__DeadlineReply *out = host->alloc(call, sizeof *out);
+  gm__testmkt__deadline_reply__init(out);
+  out->due_ms = v->type == GM_VALUE_INT ? v->integer : 0;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+static gm_status deadline(gm_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply) {
+  return deadline_op(call, (const void *)req, reply);
+}
+
+static gm_status deadline_get(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply) {
+  Gm__Testmkt__DeadlineRequest in = *(const Gm__Testmkt__DeadlineRequest *)req;
+  in.op = "get";
+  return deadline_op(call, &in, reply);
+}
+
+/* The firing's first step on the deadline's tag: its count. */
+static gm_status fired(gm_call *call, const gm_deadline *d, long long *n) {
+  const char *keys[] = {"fired"};
+  const char *args[] = {d->id,
+                        host->sprintf(call, "%lld", (long long)d->due_ms)};
+  const gm_value *v;
+  gm_status st = host->script_run(call, "fired", d->tag, 1, keys, 2, args, &v);
+  if (st != GM_OK) return st;
+  *n = v->type == GM_VALUE_INT ? v->integer : -1;
+  return GM_OK;
+}
+
+/* "tick": two steps, with the test-only kill between them. */
+static gm_status on_tick(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  long long n;
+  gm_status st = fired(call, d, &n);
+  if (st != GM_OK) return st;
+#ifdef GM_FAILURE_INJECTION
+  if (kill_in_deadline) raise(SIGKILL);
+#endif
+  const char *keys[] = {"after", "attempts"};
+  const char *args[] = {d->id, host->sprintf(call, "%u", d->attempt)};
+  const gm_value *v;
+  return host->script_run(call, "after", d->tag, 2, keys, 2, args, &v);
+}
+
+/* "rearm": sets itself again for the time it fires at, until it fired
+   three times. */
+static gm_status on_rearm(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  long long n;
+  gm_status st = fired(call, d, &n);
+  if (st == GM_OK && n < 3)
+    st = host->deadline_set(call, d->kind, d->tag, d->id, d->due_ms);
+  return st;
+}
+
+/* "flaky": its first attempt fails after its step ran. */
+static gm_status on_flaky(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  long long n;
+  gm_status st = fired(call, d, &n);
+  if (st == GM_OK && d->attempt < 2)
+    return host->fail(call, GM_UNAVAILABLE, "attempt %u fails on purpose",
+                      d->attempt);
+  return st;
+}
+
 static gm_status init(gm_market *m, const gm_host_api *api) {
   host = api;
   gm_status st = host->script_register(m, "bump", bump_lua);
   if (st == GM_OK) st = host->script_register(m, "probe", probe_lua);
+  if (st == GM_OK) st = host->script_register(m, "dl", dl_lua);
+  if (st == GM_OK) st = host->script_register(m, "fired", fired_lua);
+  if (st == GM_OK) st = host->script_register(m, "after", after_lua);
   if (st == GM_OK)
     st = host->ledger_migrate(m, migrations,
                               sizeof migrations / sizeof migrations[0]);
   if (st == GM_OK) st = host->settle_register(m, settle);
+  if (st == GM_OK) st = host->deadline_register(m, "tick", on_tick, NULL);
+  if (st == GM_OK) st = host->deadline_register(m, "rearm", on_rearm, NULL);
+  if (st == GM_OK) st = host->deadline_register(m, "flaky", on_flaky, NULL);
+#ifdef GM_FAILURE_INJECTION
+  kill_in_deadline = atoi(host->config(m, "test_kill_in_deadline", "0"));
+#endif
   return st;
 }
 
@@ -221,6 +368,12 @@ static const gm_method methods[] = {
     {"peek", &gm__testmkt__probe_request__descriptor,
      &gm__testmkt__probe_reply__descriptor, peek, 0, NULL,
      "read the broker's, another market's or its own table"},
+    {"deadline", &gm__testmkt__deadline_request__descriptor,
+     &gm__testmkt__deadline_reply__descriptor, deadline, GM_METHOD_MUTATING,
+     NULL, "set, move or cancel a deadline"},
+    {"deadline.get", &gm__testmkt__deadline_request__descriptor,
+     &gm__testmkt__deadline_reply__descriptor, deadline_get, 0, NULL,
+     "a deadline's due ms, or 0"},
 };
 
 static const gm_role roles[] = {

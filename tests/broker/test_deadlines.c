@@ -1,0 +1,467 @@
+/*
+ * Deadlines end to end: a real redis-server, one or two real gmd brokers
+ * with the test market (its deadline kinds count each firing in Redis and
+ * emit an outbox entry the ledger settles), and the manual clock moved by
+ * clock.set.  Checks what Redis and the ledger hold.
+ */
+#include <check.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "gmd_fixture.h"
+#include "greenmarket.pb-c.h"
+#include "redis_fixture.h"
+#include "testmkt.pb-c.h"
+
+/* Both brokers' clocks start here ([testing] clock_start_ms). */
+#define B0 INT64_C(1800000000000)
+#define CLAIM_MS 1000
+
+static gm_test_redis *redis;
+static gm_test_gmd *g1, *g2;
+static gm_test_conn *c1, *c2;
+static redisContext *rc;
+
+static void sleep_ms(int ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* The test market with a manual clock at `start`, fast polls and `extra`. */
+static char *conf(int64_t start, const char *extra) {
+  char *s = NULL;
+  int n = asprintf(&s,
+                   "[testing]\nclock = manual\nclock_start_ms = %lld\n"
+                   "[plugins]\nload = testmkt\n"
+                   "[deadlines]\npoll_ms = 20\nclaim_ms = %d\n%s\n",
+                   (long long)start, CLAIM_MS, extra ? extra : "");
+  ck_assert_int_gt(n, 0);
+  return s;
+}
+
+/* Broker 1 with extra1; with extra2, broker 2 on the same Redis and ledger
+   (the ledger written by broker 1's settler unless extra1 turns it off). */
+static void start(const char *extra1, const char *extra2) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  char *c = conf(B0, extra1);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, c);
+  free(c);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  if (!extra2) return;
+  char more[1024];
+  snprintf(more, sizeof more, "%s\n[ledger]\npath = %s\n", extra2,
+           gm_test_gmd_ledger(g1));
+  c = conf(B0, more);
+  g2 = gm_test_gmd_start_named(redis, "b2", TEST_PLUGIN_DIR, c);
+  free(c);
+  c2 = gm_test_conn_new(gm_test_gmd_endpoint(g2), NULL, NULL, NULL);
+}
+
+static void teardown(void) {
+  gm_test_conn_destroy(&c1);
+  gm_test_conn_destroy(&c2);
+  if (g1) gm_test_gmd_stop(&g1);
+  if (g2) gm_test_gmd_stop(&g2);
+  if (rc) redisFree(rc);
+  rc = NULL;
+  gm_test_redis_stop(&redis);
+}
+
+static void clock_set(gm_test_conn *c, int64_t ms) {
+  static unsigned long seq;
+  char idem[32];
+  snprintf(idem, sizeof idem, "clock-%lu", ++seq);
+  Gm__ClockSetRequest req = GM__CLOCK_SET_REQUEST__INIT;
+  req.time_ms = ms;
+  Gm__Reply *r = gm_test_call(c, "root", "gm", "clock.set", idem, &req.base);
+  ck_assert_msg(r && r->status == GM__STATUS__OK, "clock.set: %s",
+                r ? r->message : "no reply");
+  gm__reply__free_unpacked(r, NULL);
+}
+
+/* testmkt.deadline: the status; *due what gm.deadline_get saw after. */
+static int deadline(gm_test_conn *c, const char *op, const char *kind,
+                    const char *tag, const char *id, int64_t due_ms,
+                    int64_t *due) {
+  static unsigned long seq;
+  char idem[32];
+  snprintf(idem, sizeof idem, "dl-%lu", ++seq);
+  Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+  req.op = (char *)op;
+  req.kind = (char *)kind;
+  req.tag = (char *)tag;
+  req.id = (char *)id;
+  req.due_ms = due_ms;
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt",
+                              strcmp(op, "get") ? "deadline" : "deadline.get",
+                              strcmp(op, "get") ? idem : NULL, &req.base);
+  ck_assert_msg(r != NULL, "no reply to deadline %s", op);
+  int st = r->status;
+  if (st == GM__STATUS__OK && due) {
+    Gm__Testmkt__DeadlineReply *d =
+        gm__testmkt__deadline_reply__unpack(NULL, r->body.len, r->body.data);
+    *due = d->due_ms;
+    gm__testmkt__deadline_reply__free_unpacked(d, NULL);
+  }
+  gm__reply__free_unpacked(r, NULL);
+  return st;
+}
+
+static void set(gm_test_conn *c, const char *op, const char *kind,
+                const char *tag, const char *id, int64_t due_ms) {
+  int64_t got = -1;
+  ck_assert_int_eq(deadline(c, op, kind, tag, id, due_ms, &got),
+                   GM__STATUS__OK);
+  if (!strcmp(op, "set") || !strcmp(op, "host_set"))
+    ck_assert_int_eq(got, due_ms);
+  else
+    ck_assert_int_eq(got, 0);
+}
+
+/* A hash field of the tag's key as a number; 0 when absent. */
+static long long field(const char *tag, const char *key, const char *id) {
+  redisReply *r =
+      gm_test_redis_cmd(rc, "HGET gm:{testmkt:%s}:%s %s", tag, key, id);
+  long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+  freeReplyObject(r);
+  return v;
+}
+
+/* How many times the deadline of id (tag) fired: its first step's count. */
+static long long fired(const char *tag, const char *id) {
+  return field(tag, "fired", id);
+}
+
+/* Waits (up to 10 s) until field(tag, key, id) == want; returns it. */
+static long long wait_field(const char *tag, const char *key, const char *id,
+                            long long want) {
+  long long v = -1;
+  for (int i = 0; i < 1000 && (v = field(tag, key, id)) != want; i++)
+    sleep_ms(10);
+  return v;
+}
+
+/* Waits (up to 10 s) until ZCARD key == want; returns it. */
+static long long wait_card(const char *key, long long want) {
+  long long v = -1;
+  for (int i = 0;
+       i < 1000 && (v = gm_test_redis_int(rc, "ZCARD %s", key)) != want; i++)
+    sleep_ms(10);
+  return v;
+}
+
+static long long zscore(const char *key, const char *member) {
+  redisReply *r = gm_test_redis_cmd(rc, "ZSCORE %s %s", key, member);
+  long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+  freeReplyObject(r);
+  return v;
+}
+
+/* Waits (up to 10 s) until zscore(key, member) == want (-1: absent). */
+static long long wait_zscore(const char *key, const char *member,
+                             long long want) {
+  long long v = -2;
+  for (int i = 0; i < 1000 && (v = zscore(key, member)) != want; i++)
+    sleep_ms(10);
+  return v;
+}
+
+/* Waits (up to 15 s) until the ledger answers `want` to sql. */
+static long long ledger_wait(const char *sql, long long want) {
+  long long n = -1;
+  for (int i = 0; i < 1500; i++) {
+    sqlite3 *db;
+    if (sqlite3_open_v2(gm_test_gmd_ledger(g1 ? g1 : g2), &db,
+                        SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+      sqlite3_busy_timeout(db, 5000);
+      sqlite3_stmt *st;
+      if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+      }
+    }
+    sqlite3_close(db);
+    if (n == want) break;
+    sleep_ms(10);
+  }
+  return n;
+}
+
+/*
+ * Two brokers poll one Redis and both clocks pass the due together: each of
+ * 20 deadlines on four tags fires once (counted in Redis, one ledger row
+ * each), and once nothing is left the index empties.
+ */
+START_TEST(each_deadline_fires_once_across_two_brokers) {
+  start(NULL, "[ledger]\nsettle = off\n");
+  const char *tags[] = {"t0", "t1", "t2", "t3"};
+  for (int i = 0; i < 20; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "d%d", i);
+    set(i % 2 ? c2 : c1, "set", "tick", tags[i % 4], id, B0 + 1000 + i);
+  }
+  ck_assert_int_eq(wait_card("gm:deadlines", 4), 4);
+  clock_set(c1, B0 + 2000);
+  clock_set(c2, B0 + 2000);
+  for (int i = 0; i < 20; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "d%d", i);
+    ck_assert_int_eq(wait_field(tags[i % 4], "after", id, 1), 1);
+  }
+  ck_assert_int_eq(ledger_wait("SELECT count(*) FROM testmkt_fired", 20), 20);
+  for (int i = 0; i < 4; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "gm:{testmkt:%s}:dl", tags[i]);
+    ck_assert_int_eq(wait_card(key, 0), 0);
+  }
+  /* Past the last claim's expiry both brokers find nothing: the index
+   * empties, and nothing fired again. */
+  clock_set(c1, B0 + 5000);
+  clock_set(c2, B0 + 5000);
+  ck_assert_int_eq(wait_card("gm:deadlines", 0), 0);
+  for (int i = 0; i < 20; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "d%d", i);
+    ck_assert_int_eq(fired(tags[i % 4], id), 1);
+    ck_assert_int_eq(field(tags[i % 4], "after", id), 1);
+    ck_assert_int_eq(field(tags[i % 4], "attempts", id), 1);
+  }
+  ck_assert_int_eq(
+      ledger_wait("SELECT count(*) FROM testmkt_fired WHERE n = 1", 20), 20);
+}
+END_TEST
+
+#ifdef GM_FAILURE_INJECTION /* needs gmd to die inside the callback */
+/*
+ * The broker that claimed a deadline dies (SIGKILL, raised by the test
+ * market between the callback's two steps).  The other broker leaves the
+ * live claim alone, takes it over once claim_ms passed on its clock, replays
+ * the first step (its effect and ledger row stay single) and runs the
+ * second: attempt 2.
+ */
+START_TEST(a_broker_killed_while_firing_is_taken_over_once) {
+  start("[market.testmkt]\ntest_kill_in_deadline = 1\n[ledger]\nsettle = off\n",
+        "");
+  set(c2, "set", "tick", "k", "x", B0 + 1000);
+  clock_set(c1, B0 + 2000); /* only broker 1 sees it due */
+  int status = gm_test_gmd_wait_exit(g1, 10000);
+  ck_assert_msg(
+      status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+      "broker 1 did not die in the callback (status %d)", status);
+  gm_test_conn_destroy(&c1);
+  ck_assert_int_eq(fired("k", "x"), 1);
+  ck_assert_int_eq(field("k", "after", "x"), 0);
+  redisReply *claim =
+      gm_test_redis_cmd(rc, "HGET gm:{testmkt:k}:dl:claims tick|x");
+  ck_assert_int_eq(claim->type, REDIS_REPLY_STRING);
+  freeReplyObject(claim);
+
+  /* Broker 2 is past the due but not past the claim: it fires another
+   * deadline of the tag (in the same claim step that would have taken x)
+   * and leaves x alone. */
+  set(c2, "set", "tick", "k", "y", B0 + 1500);
+  clock_set(c2, B0 + 2000);
+  ck_assert_int_eq(wait_field("k", "after", "y", 1), 1);
+  ck_assert_int_eq(field("k", "after", "x"), 0);
+  ck_assert_int_eq(fired("k", "x"), 1);
+
+  /* Past the claim's expiry: taken over, the effect still once. */
+  clock_set(c2, B0 + 2000 + CLAIM_MS + 1);
+  ck_assert_int_eq(wait_field("k", "after", "x", 1), 1);
+  ck_assert_int_eq(fired("k", "x"), 1);
+  ck_assert_int_eq(field("k", "attempts", "x"), 2);
+  ck_assert_int_eq(wait_card("gm:{testmkt:k}:dl", 0), 0);
+  ck_assert_int_eq(
+      ledger_wait("SELECT count(*) FROM testmkt_fired WHERE id = 'x'", 1), 1);
+  ck_assert_int_eq(ledger_wait("SELECT count(*) FROM testmkt_fired", 2), 2);
+}
+END_TEST
+#endif
+
+/*
+ * Set, then every broker stops; the next broker starts with its clock past
+ * the due (clock_start_ms) and fires it at start-up, nobody moving its
+ * clock.
+ */
+START_TEST(late_deadlines_fire_at_start_up) {
+  start(NULL, NULL);
+  set(c1, "set", "tick", "late", "a", B0 + 60000);
+  set(c1, "host_set", "tick", "late", "b", B0 + 90000);
+  set(c1, "set", "tick", "late", "later", B0 + 3600000);
+  gm_test_conn_destroy(&c1);
+  gm_test_gmd_stop(&g1);
+  ck_assert_int_eq(fired("late", "a"), 0);
+  char *c = conf(B0 + 120000, NULL);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, c);
+  free(c);
+  ck_assert_int_eq(wait_field("late", "after", "a", 1), 1);
+  ck_assert_int_eq(wait_field("late", "after", "b", 1), 1);
+  ck_assert_int_eq(fired("late", "later"), 0);
+  ck_assert_int_eq(zscore("gm:{testmkt:late}:dl", "tick|later"), B0 + 3600000);
+  ck_assert_int_eq(ledger_wait("SELECT count(*) FROM testmkt_fired", 2), 2);
+}
+END_TEST
+
+/*
+ * Moved (by the market's script, later and earlier) and cancelled (by a
+ * script and by host->deadline_cancel) deadlines: each fires at its last
+ * time, the cancelled never.  A sentinel on the same tag shows when a poll
+ * has looked: the claim that takes it takes every deadline of the tag then
+ * due.
+ */
+START_TEST(moved_and_cancelled_deadlines) {
+  start(NULL, NULL);
+  int64_t got;
+  set(c1, "set", "tick", "m", "a", B0 + 1000);
+  set(c1, "set", "tick", "m", "a", B0 + 5000); /* moved later */
+  set(c1, "host_set", "tick", "m", "b", B0 + 1000);
+  set(c1, "host_cancel", "tick", "m", "b", 0);
+  set(c1, "set", "tick", "m", "c", B0 + 1000);
+  set(c1, "cancel", "tick", "m", "c", 0);
+  set(c1, "set", "tick", "m", "d", B0 + 9000);
+  set(c1, "set", "tick", "m", "d", B0 + 4000); /* moved earlier */
+  set(c1, "set", "tick", "m", "s1", B0 + 1500);
+  ck_assert_int_eq(deadline(c1, "get", "tick", "m", "a", 0, &got),
+                   GM__STATUS__OK);
+  ck_assert_int_eq(got, B0 + 5000);
+  ck_assert_int_eq(zscore("gm:deadlines", "testmkt:m"), B0 + 1000);
+
+  clock_set(c1, B0 + 2000);
+  ck_assert_int_eq(wait_field("m", "after", "s1", 1), 1);
+  ck_assert_int_eq(
+      fired("m", "a") + fired("m", "b") + fired("m", "c") + fired("m", "d"), 0);
+  /* The index waits for no later than the earliest left (d, moved to
+   * 4000); it may say the sentinel's claim expiry, before that. */
+  long long next = zscore("gm:deadlines", "testmkt:m");
+  ck_assert_msg(next > B0 + 2000 && next <= B0 + 4000, "index at B0%+lld",
+                next - B0);
+
+  clock_set(c1, B0 + 4500);
+  ck_assert_int_eq(wait_field("m", "after", "d", 1), 1);
+  ck_assert_int_eq(fired("m", "a"), 0);
+  clock_set(c1, B0 + 6000);
+  ck_assert_int_eq(wait_field("m", "after", "a", 1), 1);
+  ck_assert_int_eq(wait_card("gm:{testmkt:m}:dl", 0), 0);
+  set(c1, "set", "tick", "m", "s2", B0 + 6000);
+  ck_assert_int_eq(wait_field("m", "after", "s2", 1), 1);
+  ck_assert_int_eq(fired("m", "b") + fired("m", "c"), 0);
+  ck_assert_int_eq(fired("m", "a") + fired("m", "d"), 2);
+}
+END_TEST
+
+/*
+ * A script that sets a deadline and is refused, whether gm.reject was
+ * called before or after gm.deadline, leaves no deadline and no index
+ * entry; the entity it wrote before refusing stays (Redis does not roll a
+ * script back).  An unknown kind is refused by host->deadline_set.
+ */
+START_TEST(a_refused_script_leaves_no_deadline) {
+  start(NULL, NULL);
+  ck_assert_int_eq(deadline(c1, "reject_after", "tick", "r", "a", B0, NULL),
+                   GM__STATUS__FAILED_PRECONDITION);
+  ck_assert_int_eq(deadline(c1, "reject_before", "tick", "r", "b", B0, NULL),
+                   GM__STATUS__FAILED_PRECONDITION);
+  ck_assert_int_eq(gm_test_redis_int(rc, "EXISTS gm:{testmkt:r}:dl"), 0);
+  ck_assert_int_eq(gm_test_redis_int(rc, "EXISTS gm:deadlines"), 0);
+  redisReply *e = gm_test_redis_cmd(rc, "GET gm:{testmkt:r}:entity");
+  ck_assert_str_eq(e->str, "reject_before:b");
+  freeReplyObject(e);
+  ck_assert_int_eq(deadline(c1, "host_set", "nokind", "r", "c", B0, NULL),
+                   GM__STATUS__INVALID_ARGUMENT);
+  ck_assert_int_eq(gm_test_redis_int(rc, "EXISTS gm:{testmkt:r}:dl"), 0);
+}
+END_TEST
+
+/*
+ * The index lost a tag (a broker died between a script and its index
+ * update: here the member is deleted by hand).  Nothing else would wake
+ * the tag; reconciliation (every second here) puts it back and it fires.
+ */
+START_TEST(a_lost_index_entry_is_repaired_by_reconciliation) {
+  start("[deadlines]\nreconcile_s = 1\n", NULL);
+  set(c1, "set", "tick", "lost", "a", B0 + 1000);
+  ck_assert_int_eq(wait_zscore("gm:deadlines", "testmkt:lost", B0 + 1000),
+                   B0 + 1000);
+  freeReplyObject(gm_test_redis_cmd(rc, "ZREM gm:deadlines testmkt:lost"));
+  clock_set(c1, B0 + 2000);
+  ck_assert_int_eq(wait_field("lost", "after", "a", 1), 1);
+  ck_assert_int_eq(fired("lost", "a"), 1);
+  redisReply *lease = gm_test_redis_cmd(rc, "GET gm:deadlines:reconcile");
+  ck_assert_int_eq(lease->type, REDIS_REPLY_STRING);
+  freeReplyObject(lease);
+}
+END_TEST
+
+/*
+ * A callback that sets its own deadline again for the time it fires at
+ * fires again (a new firing, not a replay of the last), until it stops
+ * re-arming; then the deadline is gone.
+ */
+START_TEST(a_deadline_rearmed_for_its_own_time_fires_again) {
+  start(NULL, NULL);
+  set(c1, "set", "rearm", "re", "r", B0 + 1000);
+  clock_set(c1, B0 + 2000);
+  ck_assert_int_eq(wait_field("re", "fired", "r", 3), 3);
+  ck_assert_int_eq(wait_card("gm:{testmkt:re}:dl", 0), 0);
+  ck_assert_int_eq(
+      ledger_wait("SELECT count(*) FROM testmkt_fired WHERE id = 'r'", 3), 3);
+  clock_set(c1, B0 + 9000);
+  ck_assert_int_eq(wait_card("gm:deadlines", 0), 0);
+  ck_assert_int_eq(fired("re", "r"), 3);
+}
+END_TEST
+
+/*
+ * A callback that fails keeps its claim and fires again once the claim
+ * expired, with attempt 2 and the same idempotency key: the step that ran
+ * replays, so its effect happens once.  A deadline of a kind the market
+ * never registered is logged and left, never dropped.
+ */
+START_TEST(failed_and_unknown_deadlines_are_kept) {
+  start(NULL, NULL);
+  set(c1, "set", "flaky", "f", "x", B0 + 1000);
+  set(c1, "set", "nokind", "f", "u", B0 + 1000);
+  clock_set(c1, B0 + 2000);
+  ck_assert_int_eq(wait_field("f", "fired", "x", 1), 1);
+  for (int i = 0; i < 1000 && !gm_test_gmd_log_has(g1, "fails on purpose"); i++)
+    sleep_ms(10);
+  ck_assert(gm_test_gmd_log_has(g1, "attempt 1) failed with UNAVAILABLE"));
+  ck_assert(gm_test_gmd_log_has(g1, "has kind nokind"));
+  ck_assert_int_eq(zscore("gm:{testmkt:f}:dl", "flaky|x"), B0 + 1000);
+  clock_set(c1, B0 + 2000 + CLAIM_MS + 1);
+  ck_assert_int_eq(wait_zscore("gm:{testmkt:f}:dl", "flaky|x", -1), -1);
+  ck_assert_int_eq(fired("f", "x"), 1);
+  ck_assert(!gm_test_gmd_log_has(g1, "attempt 2) failed"));
+  ck_assert_int_eq(
+      ledger_wait("SELECT count(*) FROM testmkt_fired WHERE id = 'x'", 1), 1);
+  ck_assert_int_eq(zscore("gm:{testmkt:f}:dl", "nokind|u"), B0 + 1000);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("deadlines");
+  TCase *tc = tcase_create("deadlines");
+  tcase_add_checked_fixture(tc, NULL, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, each_deadline_fires_once_across_two_brokers);
+#ifdef GM_FAILURE_INJECTION
+  tcase_add_test(tc, a_broker_killed_while_firing_is_taken_over_once);
+#endif
+  tcase_add_test(tc, late_deadlines_fire_at_start_up);
+  tcase_add_test(tc, moved_and_cancelled_deadlines);
+  tcase_add_test(tc, a_refused_script_leaves_no_deadline);
+  tcase_add_test(tc, a_lost_index_entry_is_repaired_by_reconciliation);
+  tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
+  tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
