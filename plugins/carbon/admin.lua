@@ -32,7 +32,11 @@ if op == 'create' then
     redis.call('HSET', KEYS[1], unpack(args))
     gm.emit('instrument', 'sym', SYM, 'ref', ARGV[6], 't', I(NOW))
   end
-  return {inst_rec(inst_load())}
+  -- Its first close (or, for one that exists, its next event: creating it
+  -- again with the same rules repairs a missing deadline).
+  local inst = inst_load()
+  day_arm(inst)
+  return {inst_rec(inst)}
 end
 
 local inst = inst_load()

@@ -4,7 +4,9 @@
 --   ARGV reject: 'reject', offer id     (the counterparty rejects, or the
 --                                        offerer withdraws)
 -- An open offer holds the offerer's cash (price * qty) or allowances; it
--- expires at the end of the day's block session (sweep.lua).
+-- expires at the end of the day's block session (sweep.lua, run by the
+-- instrument's day deadline: brought forward when the block session ends
+-- before the close).
 -- Offer record in P.bk: lib.lua, offer_get.
 -- Reply: {'B', id, offerer, counterparty, side, price, qty, state, trade id,
 -- created} and, on accept, {'F', ...} as in place.lua.
@@ -66,7 +68,9 @@ if op == 'offer' then
   b.id = string.format('B%012x', redis.call('HINCRBY', KEYS[1], 'bseq', 1))
   redis.call('HSET', P .. 'bk', b.id, b.of .. '|' .. b.cp .. '|' .. b.side ..
     '|' .. I(b.px) .. '|' .. I(b.q) .. '|' .. I(b.t))
-  redis.call('ZADD', P .. 'x', close_ms(inst.bsess, TODAY), b.id)
+  local exp = close_ms(inst.bsess, TODAY)
+  redis.call('ZADD', P .. 'x', exp, b.id)
+  if exp < close_ms(inst.sess, TODAY) then day_lower(inst, exp) end
   redis.call('SADD', P .. 'bo:' .. b.of, b.id)
   redis.call('SADD', P .. 'bo:' .. b.cp, b.id)
   offer_emit(b, 1)

@@ -11,6 +11,7 @@
  * job (carbon.h lists them); this file holds the plugin's description, its
  * configuration and its lifecycle.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,16 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
   gm_status st;
 
   host = h;
+  /* Expiry and the close run on deadlines: a host without them (older than
+     this SDK) would leave DAY orders resting for ever. */
+  if (h->size <
+          offsetof(gm_host_api, deadline_cancel) + sizeof h->deadline_cancel ||
+      !h->deadline_register) {
+    h->log(m, GM_LOG_ERROR,
+           "this gmd has no deadlines (deadline_register); carbon needs a "
+           "gmd built from the same SDK or later");
+    return GM_UNIMPLEMENTED;
+  }
   carbon__max_fills = carbon__config_long(m, "max_fills", 64, 1, 1000);
   carbon__expire_batch = carbon__config_long(m, "expire_batch", 256, 1, 10000);
   carbon__mass_cancel_max =
@@ -84,7 +95,11 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
               "[market.carbon] test_kill_after_step is ignored: this build "
               "has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
 #endif
-  long sweep_ms = carbon__config_long(m, "sweep_ms", 1000, 10, 3600000);
+  if (host->config(m, "sweep_ms", NULL))
+    host->log(m, GM_LOG_WARN,
+              "[market.carbon] sweep_ms is ignored: expiry, closes and orders "
+              "left in flight run on deadlines now ([deadlines] in "
+              "docs/operations.md); remove it from the config");
 
   for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
     size_t a = strlen(gm_lua_lib), b = strlen(scripts[i].lua);
@@ -100,12 +115,9 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
   if ((st = host->script_register(m, "registry", gm_lua_registry)) != GM_OK)
     return st;
   if ((st = carbon__settle_init(m)) != GM_OK) return st;
-  st = host->timer_add(m, "sweep", sweep_ms, carbon__timer, NULL);
-  if (st != GM_OK)
-    host->log(m, GM_LOG_WARN,
-              "no timer service: DAY/GTD expiry and the daily close run only "
-              "through records.close");
-  return GM_OK;
+  if ((st = host->deadline_register(m, "day", carbon__on_day, NULL)) != GM_OK)
+    return st;
+  return host->deadline_register(m, "inflight", carbon__on_inflight, NULL);
 }
 
 static void carbon__shutdown(gm_market *m) {

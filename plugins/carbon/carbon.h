@@ -10,7 +10,7 @@
  *   orders.c   place, replace, cancel, mass cancel, get, list
  *   block.c    block trades
  *   book.c     depth and day statistics
- *   day.c      expiry, the daily close, orders left in flight
+ *   day.c      expiry, the daily close, orders left in flight (deadlines)
  *   records.c  trades, statements and reconciliation from the ledger
  *   settle.c   the carbon_* ledger tables and the settle callback
  *   rules.c    sessions, dates and symbols (no Redis; shared with gm)
@@ -47,8 +47,8 @@ extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
 #define CARBON_RECONCILE_RUNS 1000000
 /* The largest max_steps: also the guard against a script that never ends. */
 #define CARBON_MAX_STEPS_LIMIT 10000
-/* Days one sweep (timer run or records.close) closes at most: days missed
-   while no broker ran are closed over several sweeps. */
+/* Days one sweep (a day deadline's firing or records.close) closes at
+   most: days missed while no broker ran are closed over several sweeps. */
 #define CARBON_CLOSE_DAYS 16
 #define CARBON_DEFAULT_SESSIONS "570-690,780-900"
 #define CARBON_DEFAULT_BLOCK_SESSIONS "780-900"
@@ -61,7 +61,8 @@ extern long carbon__expire_batch;    /* expiries per sweep call */
 extern long carbon__mass_cancel_max; /* orders per mass_cancel call */
 extern long carbon__reconcile_page;  /* accounts per reconcile run */
 extern long carbon__max_steps;       /* place steps per order (per call) */
-extern long carbon__inflight_ms; /* in flight this long: the sweep ends it */
+extern long carbon__inflight_ms;     /* in flight this long after its last
+                                        step: its deadline finishes it */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after this
    step of a multi-step order; 0: off. */
 extern long carbon__kill_after_step;
@@ -187,10 +188,13 @@ gm_status carbon__depth(gm_call *call, const ProtobufCMessage *req,
 gm_status carbon__stats(gm_call *call, const ProtobufCMessage *req,
                         ProtobufCMessage **reply);
 
-/* day.c: end of day */
+/* day.c: end of day, and orders left in flight */
 gm_status carbon__close(gm_call *call, const ProtobufCMessage *req,
                         ProtobufCMessage **reply);
-void carbon__timer(gm_call *call, void *arg);
+/* Deadline callbacks: "day" (expiries and closes of the instrument d->id)
+   and "inflight" (the order d->id, left in flight). */
+gm_status carbon__on_day(gm_call *call, const gm_deadline *d, void *arg);
+gm_status carbon__on_inflight(gm_call *call, const gm_deadline *d, void *arg);
 
 /* records.c: records */
 gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,

@@ -1,6 +1,7 @@
 /*
  * The end of the day: expiry of DAY/GTD orders and block offers, the
- * daily close (VWAP), and finishing orders a stopped broker left in flight.
+ * daily close (VWAP), and finishing orders a stopped broker left in flight;
+ * run by the instrument's deadlines (and records.close), not by a timer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ static Gm__Carbon__DayClose *carbon__day_close(gm_call *call, const char *sym,
  * and offers due by that close are expired, and each day gets its own close
  * (sweep.lua).  At most CARBON_CLOSE_DAYS days per call (days missed while
  * no broker ran; the next call carries on).  Both steps are idempotent, so
- * this may run any number of times (timer, admin, several brokers).  Sets
+ * this may run any number of times (the day deadline, admin).  Sets
  * dc[0..*ndc) (room for CARBON_CLOSE_DAYS): the days closed now, else the
  * latest day closed before (already), else none (no trading day closed yet).
  */
@@ -113,47 +114,54 @@ gm_status carbon__close(gm_call *call, const ProtobufCMessage *req,
 }
 
 /*
- * Finishes the orders of `sym` left in flight by a broker that stopped
- * between two steps of their call, when no retry of that call resumed them
- * within inflight_ms: each is continued as the call would have done.
+ * The "day" deadline of instrument d->id (its tag): expires what is due and
+ * closes the days whose close has passed, as records.close does.  The sweep
+ * scripts set the deadline to the next event as they go, so work left past
+ * this call's bound fires again at once; a retry after a crash replays the
+ * steps that ran (the host's idempotency key for the firing).
  */
-static void carbon__recover(gm_call *call, const char *sym) {
-  const char *args[] = {"stale", carbon__num(call, carbon__inflight_ms), "16"};
-  const gm_value *v;
-  if (carbon__run(call, "place", sym, 3, args, &v) != GM_OK) return;
-  for (size_t i = 0; i < v->n; i++) {
-    const char *cont[] = {"continue", carbon__s(&v->items[i], 1)};
-    Gm__Carbon__PlaceReply *r;
-    if (carbon__tag(v, i) != 'S') continue;
-    if (carbon__place_run(call, sym, 2, cont, &r) == GM_OK)
-      host->log(host->market(call), GM_LOG_INFO,
-                "order %s was left in flight (its broker stopped mid-call); "
-                "finished it: state %d, %lld t filled%s%s",
-                r->order->id, (int)r->order->state, (long long)r->order->filled,
-                r->order->reason[0] ? ", " : "", r->order->reason);
+gm_status carbon__on_day(gm_call *call, const gm_deadline *d, void *arg) {
+  Gm__Carbon__DayClose *dc[CARBON_CLOSE_DAYS];
+  size_t n = 0;
+  (void)arg;
+  gm_status st = carbon__sweep(call, d->tag, 1, dc, &n);
+  if (st == GM_NOT_FOUND) {
+    /* The instrument is gone: so is the reason for its deadline. */
+    host->log(host->market(call), GM_LOG_WARN,
+              "day deadline of %s: no such instrument; dropped", d->tag);
+    return GM_OK;
   }
+  if (st != GM_OK) return st;
+  for (size_t i = 0; i < n; i++)
+    if (!dc[i]->already)
+      host->log(host->market(call), GM_LOG_INFO,
+                "%s closed %s at %lld fen (%s, %lld orders and offers "
+                "expired)",
+                dc[i]->symbol, dc[i]->day, (long long)dc[i]->close,
+                dc[i]->from_trades ? "VWAP" : "previous close",
+                (long long)dc[i]->expired);
+  return GM_OK;
 }
 
-/* The timer: in-flight orders, expiries and closes of every instrument, on
- * every broker. */
-void carbon__timer(gm_call *call, void *arg) {
-  const gm_value *list;
+/*
+ * The "inflight" deadline of order d->id: its broker stopped between two
+ * steps of the call that placed it and no retry of that call finished it
+ * within inflight_ms, so it is continued as the call would have done.  A
+ * retry that finished it first cancelled the deadline; one racing with this
+ * firing is answered from the order's final record (place.lua).
+ */
+gm_status carbon__on_inflight(gm_call *call, const gm_deadline *d, void *arg) {
+  const char *cont[] = {"continue", d->id,
+                        carbon__num(call, carbon__inflight_ms)};
+  Gm__Carbon__PlaceReply *r;
   (void)arg;
-  if (carbon__registry(call, &list) != GM_OK) return;
-  for (size_t k = 0; k < list->n; k++) {
-    Gm__Carbon__DayClose *dc[CARBON_CLOSE_DAYS];
-    size_t n = 0;
-    if (!list->items[k].str) continue;
-    /* First, so an order that rests when finished is seen by the expiry. */
-    carbon__recover(call, list->items[k].str);
-    if (carbon__sweep(call, list->items[k].str, 1, dc, &n) != GM_OK) continue;
-    for (size_t i = 0; i < n; i++)
-      if (!dc[i]->already)
-        host->log(host->market(call), GM_LOG_INFO,
-                  "%s closed %s at %lld fen (%s, %lld orders and offers "
-                  "expired)",
-                  dc[i]->symbol, dc[i]->day, (long long)dc[i]->close,
-                  dc[i]->from_trades ? "VWAP" : "previous close",
-                  (long long)dc[i]->expired);
-  }
+  gm_status st = carbon__place_run(call, d->tag, 3, cont, &r);
+  if (st == GM_NOT_FOUND) return GM_OK; /* ended, its record pruned */
+  if (st != GM_OK) return st;
+  host->log(host->market(call), GM_LOG_INFO,
+            "order %s was left in flight (its broker stopped mid-call); "
+            "finished it: state %d, %lld t filled%s%s",
+            r->order->id, (int)r->order->state, (long long)r->order->filled,
+            r->order->reason[0] ? ", " : "", r->order->reason);
+  return GM_OK;
 }

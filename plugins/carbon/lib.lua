@@ -23,10 +23,15 @@
 --   P.fl         HASH order id -> in-flight order (cjson): out of the book,
 --                still matching over several steps of one call (place.lua);
 --                cx = who cancelled it meanwhile (amend.lua)
---   P.flz        ZSET in-flight order ids by the ms of their last step
 --   P.fd         HASH order id -> final record of an order that was in
 --                flight (cjson), for a retry that resumes after it ended
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
+-- and the instrument's deadlines (the host's P.dl, set with gm.deadline):
+--   day|<SYM>      the next end-of-day event: the earliest of the first
+--                  close not done yet and the first expiry in P.x
+--                  (day_arm); its callback expires and closes (day.c)
+--   inflight|<id>  an order in flight: inflight_ms after its last step; its
+--                  callback finishes the order if no retry of its call did
 --   P.dv         HASH day -> "volume|turnover" of a day that traded and is
 --                not closed yet, once a later day traded (closes in order)
 --
@@ -103,6 +108,35 @@ local function close_ms(spec, day)
   local last = 0
   for b in string.gmatch(spec, '%d+-(%d+)') do last = tonumber(b) end
   return day * DAYMS - TZMS + last * 60000
+end
+
+-- The close of the first trading day not closed yet (none within a year:
+-- nil), from the day after the last close, or from the instrument's first
+-- day.  Weekends and the holidays listed are the only days skipped.
+local function next_close(inst)
+  local from = inst.cday > 0 and inst.cday + 1 or lday(inst.ct)
+  for d = from, from + 366 do
+    if trading_day(inst, d) then return close_ms(inst.sess, d) end
+  end
+  return nil
+end
+-- Sets the instrument's end-of-day deadline to its next event: the next
+-- close, or an expiry in P.x due before it.  Every expire and close step
+-- runs it, so the deadline always says when the next one is due.
+local function day_arm(inst)
+  local due = next_close(inst)
+  local x = redis.call('ZRANGE', P .. 'x', 0, 0, 'WITHSCORES')
+  if x[2] and (not due or tonumber(x[2]) < due) then due = tonumber(x[2]) end
+  if due then gm.deadline('day', inst.sym, due)
+  else gm.deadline_cancel('day', inst.sym) end
+end
+-- An expiry at `due` that may come before the instrument's deadline (a
+-- GTD order expiring before today's close, a block offer before the close):
+-- the deadline comes forward.  Everything else expires at or after a close
+-- the deadline already waits for.
+local function day_lower(inst, due)
+  local cur = gm.deadline_get('day', inst.sym)
+  if not cur or due < cur then gm.deadline('day', inst.sym, due) end
 end
 
 -- Instrument

@@ -37,7 +37,8 @@ gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
                             Gm__Carbon__PlaceReply **reply) {
   Gm__Carbon__PlaceReply *out = host->alloc(call, sizeof *out);
   gm__carbon__place_reply__init(out);
-  const char *cont[2] = {"continue", NULL};
+  const char *cont[3] = {"continue", NULL,
+                         carbon__num(call, carbon__inflight_ms)};
   gm_status st;
 
   for (long step = 1;; step++) {
@@ -79,7 +80,7 @@ gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
     if (!next || out->duplicate) break;
     cont[1] = next;
     args = cont;
-    nargs = 2;
+    nargs = 3;
   }
   *reply = out;
   return GM_OK;
@@ -136,9 +137,10 @@ gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
                         in->post_only ? "1" : "0",
                         carbon__num(call, in->stp),
                         in->client_order_id,
-                        carbon__num(call, carbon__max_steps)};
+                        carbon__num(call, carbon__max_steps),
+                        carbon__num(call, carbon__inflight_ms)};
   Gm__Carbon__PlaceReply *out;
-  if ((st = carbon__place_run(call, in->symbol, 11, args, &out)) != GM_OK)
+  if ((st = carbon__place_run(call, in->symbol, 12, args, &out)) != GM_OK)
     return st;
   *reply = &out->base;
   return GM_OK;
@@ -159,11 +161,14 @@ gm_status carbon__replace(gm_call *call, const ProtobufCMessage *req,
                       "quantity (1..%lld t)",
                       (long long)GM_CARBON_MAX_PRICE,
                       (long long)GM_CARBON_MAX_QTY);
-  const char *args[] = {"replace", id, carbon__num(call, in->price),
+  const char *args[] = {"replace",
+                        id,
+                        carbon__num(call, in->price),
                         carbon__num(call, in->quantity),
-                        carbon__num(call, carbon__max_steps)};
+                        carbon__num(call, carbon__max_steps),
+                        carbon__num(call, carbon__inflight_ms)};
   Gm__Carbon__PlaceReply *out;
-  if ((st = carbon__place_run(call, sym, 5, args, &out)) != GM_OK) return st;
+  if ((st = carbon__place_run(call, sym, 6, args, &out)) != GM_OK) return st;
   *reply = &out->base;
   return GM_OK;
 }

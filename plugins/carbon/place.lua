@@ -6,15 +6,16 @@
 -- step decides only from Redis state, so a retried call that replays the
 -- steps it already ran and runs the rest ends where an unbroken call would.
 --   ARGV new:      'new', side b|s, type L|M, tif 0-4, price, qty, expire_ms,
---                  post_only 0|1, stp 0-3, client order id, max steps
+--                  post_only 0|1, stp 0-3, client order id, max steps,
+--                  in-flight ms
 --   ARGV replace:  'replace', order id, price (0: same), total qty (0: same),
---                  max steps
---   ARGV continue: 'continue', order id: the next step of an in-flight order
---                  (which cancels the remainder at once if order.cancel
---                  marked the order meanwhile: its record's cx)
---   ARGV stale:    'stale', idle ms, at most n: in-flight orders whose last
---                  step is older than idle ms (left by a stopped broker; the
---                  sweep timer continues them)
+--                  max steps, in-flight ms
+--   ARGV continue: 'continue', order id, in-flight ms: the next step of an
+--                  in-flight order (which cancels the remainder at once if
+--                  order.cancel marked the order meanwhile: its record's cx)
+-- An order in flight has the deadline inflight|<id>, in-flight ms after its
+-- last step: if no retry of its call finished it by then (its broker
+-- stopped), the deadline's callback takes the next steps (day.c).
 -- Every check of new/replace runs before the first write: Redis does not
 -- roll a script back, so a rejection must leave nothing changed.
 -- Reply: records {'T', order...} (the order the reply is about), {'F',
@@ -26,24 +27,8 @@ local op = ARGV[1]
 local inst = inst_load()
 if not inst then return inst_missing() end
 local SYM = inst.sym
-local FL, FLZ, FD, FDZ = P .. 'fl', P .. 'flz', P .. 'fd', P .. 'fdz'
--- A finished in-flight order's final record is kept this long for a retry
--- that resumes after the sweep finished it (the host's default idem TTL).
-local KEEP_MS = DAYMS
-
-if op == 'stale' then
-  local n, out = tonumber(ARGV[3]), {}
-  local due = redis.call('ZRANGEBYSCORE', FLZ, '-inf', NOW - tonumber(ARGV[2]),
-    'LIMIT', 0, n)
-  for _, id in ipairs(due) do out[#out + 1] = {'S', id} end
-  local old = redis.call('ZRANGEBYSCORE', FDZ, '-inf', NOW - KEEP_MS,
-    'LIMIT', 0, n)
-  for _, id in ipairs(old) do
-    redis.call('HDEL', FD, id)
-    redis.call('ZREM', FDZ, id)
-  end
-  return out
-end
+local FL, FD, FDZ = P .. 'fl', P .. 'fd', P .. 'fdz'
+local IMS = tonumber(ARGV[op == 'new' and 12 or op == 'replace' and 6 or 3])
 
 local out = {}
 local o, old, post, stpm
@@ -58,8 +43,8 @@ end
 if op == 'continue' then
   local raw = redis.call('HGET', FL, ARGV[2])
   if not raw then
-    -- Finished by another caller (the sweep, or the first run of a retried
-    -- call): its final record is the answer.
+    -- Finished by another caller (its in-flight deadline, or the first run
+    -- of a retried call): its final record is the answer.
     local done = redis.call('HGET', FD, ARGV[2])
     if done then return {cjson.decode(done)} end
     return rej('NOT_FOUND', 'order ' .. SYM .. ':' .. ARGV[2] ..
@@ -323,7 +308,7 @@ local st
 if more then
   st, why = ord_state(o), 'in flight: matching continues'
   redis.call('HSET', FL, o.id, fl_pack())
-  redis.call('ZADD', FLZ, NOW, o.id)
+  gm.deadline('inflight', o.id, NOW + IMS)
 else
   if o.q == 0 then
     st = 3
@@ -334,10 +319,16 @@ else
   else
     book_add(o)
     st = ord_state(o)
+    -- A GTD order expiring before today's close brings the instrument's
+    -- deadline forward; DAY orders and later expiries wait for a close it
+    -- already waits for (lib.lua, day_arm).
+    if o.tif == 2 and o.exp < close_ms(inst.sess, TODAY) then
+      day_lower(inst, o.exp)
+    end
   end
   if op == 'continue' then
     redis.call('HDEL', FL, o.id)
-    redis.call('ZREM', FLZ, o.id)
+    gm.deadline_cancel('inflight', o.id)
   end
 end
 ord_emit(o, st, why)

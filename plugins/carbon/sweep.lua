@@ -1,9 +1,12 @@
--- sweep: expiry and the end of day; run by the timer and records.close.
--- Naturally idempotent (expiring what is due, closing a day once), so the
--- caller may run it again and again within one call.
+-- sweep: expiry and the end of day; run by the instrument's day deadline
+-- (day.c) and records.close.  Naturally idempotent (expiring what is due,
+-- closing a day once), so the caller may run it again and again within one
+-- call.  Every run sets the day deadline to the next event (day_arm), so a
+-- run that leaves work due has it fire again.
 --   ARGV 'expire', at most this many[, up to this ms]: expires due orders
 --        (DAY at the day's close, GTD at expire_ms) and block offers, due
---        by now (or by the given ms, if earlier).  Reply: records as in
+--        by now (or by the given ms, if earlier), and forgets final records
+--        of in-flight orders older than a day (P.fd).  Reply: records as in
 --        place.lua, {'B', offer...} per expired offer (as block.lua) and
 --        {'N', expired, more 0|1}.
 --   ARGV 'close': closes the oldest trading day not closed yet whose close
@@ -48,9 +51,18 @@ if op == 'expire' then
     end
     n = n + 1
   end
+  -- A finished in-flight order's final record is kept a day (the host's
+  -- default idempotency TTL) for a retry that resumes after it ended.
+  local old = redis.call('ZRANGEBYSCORE', P .. 'fdz', '-inf', NOW - DAYMS,
+    'LIMIT', 0, max + 1)
+  for i = 1, math.min(#old, max) do
+    redis.call('HDEL', P .. 'fd', old[i])
+    redis.call('ZREM', P .. 'fdz', old[i])
+  end
   acct_flush()
   levels_out(out)
-  out[#out + 1] = {'N', I(n), #due > max and '1' or '0'}
+  out[#out + 1] = {'N', I(n), (#due > max or #old > max) and '1' or '0'}
+  day_arm(inst)
   return out
 end
 -- close
@@ -69,6 +81,7 @@ local function closable(from)
 end
 -- No day before the instrument existed is closed.
 local day = closable(inst.cday > 0 and inst.cday + 1 or lday(inst.ct))
+day_arm(inst)
 if not day then
   if inst.cday == 0 then return {} end
   -- The latest closed day again, as it was closed.  A day closed before
@@ -112,5 +125,6 @@ redis.call('HSET', KEYS[1], 'ref', I(close), 'cday', I(day), 'close', I(close),
 gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
   'turn', I(turn), 'from', from, 't', I(NOW))
 inst.cday = day
+day_arm(inst)
 local more = closable(day + 1) and '1' or '0'
 return {{'C', datestr(day), I(close), I(vol), from, '0', more}}

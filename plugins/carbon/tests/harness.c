@@ -23,10 +23,13 @@ static const char *const ct__mutating[] = {
 
 void ct_start(const char *extra_conf, int64_t now_ms) {
   char conf[2048];
+  /* gmd starts at the test's time (a restart too: the config is kept), so
+   * no deadline the test set is late at a start-up. */
   snprintf(conf, sizeof conf,
-           "[testing]\nclock = manual\n[plugins]\nload = carbon\n"
-           "[market.carbon]\nsweep_ms = 50\n%s\n",
-           extra_conf ? extra_conf : "");
+           "[testing]\nclock = manual\nclock_start_ms = %lld\n"
+           "[plugins]\nload = carbon\n[deadlines]\npoll_ms = 20\n"
+           "[market.carbon]\n%s\n",
+           (long long)now_ms, extra_conf ? extra_conf : "");
   ct_redis = gm_test_redis_start();
   ct_gmd = gm_test_gmd_start(ct_redis, GM_BUILD_PLUGIN_DIR, conf);
   ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);

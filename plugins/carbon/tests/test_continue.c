@@ -2,10 +2,11 @@
  * Orders that continue past the per-step fill bound: one call matches over
  * several script steps (max_fills resting orders each), bounded by
  * max_steps; a broker killed between two steps leaves the order in flight,
- * and either the client's retry (same idempotency key) or the sweep timer
- * finishes it.  The kill is real (SIGKILL of gmd, raised by the plugin's
- * test-only test_kill_after_step right after a step's script returned); the
- * restart runs with that setting switched off.
+ * and either the client's retry (same idempotency key) or the order's
+ * in-flight deadline (inflight_ms after its last step) finishes it.  The kill
+ * is real (SIGKILL of gmd, raised by the plugin's test-only
+ * test_kill_after_step right after a step's script returned); the restart runs
+ * with that setting switched off.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,17 @@ static void crash_mid_order(const Gm__Carbon__PlaceRequest *q, const char *idem,
 #endif
 
 #ifdef GM_FAILURE_INJECTION
+/* The due ms of order id's in-flight deadline, or -1 when it has none. */
+static long long inflight_due(const char *id) {
+  redisContext *c = gm_test_redis_connect(ct_redis);
+  redisReply *r =
+      gm_test_redis_cmd(c, "ZSCORE gm:{carbon:" SYM "}:dl inflight|%s", id);
+  long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+  freeReplyObject(r);
+  redisFree(c);
+  return v;
+}
+
 /* Restarts the killed gmd with `conf` appended (later keys win). */
 static void restart(const char *conf) {
   char path[600];
@@ -278,9 +290,12 @@ START_TEST(a_retry_resumes_an_order_cut_by_a_crash) {
   ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"),
                    2 * MAXF);
 
-  /* The sweep stays away (sweep_ms); the client retries with the same key:
-   * steps 1-2 replay their stored replies, steps 3-5 run. */
-  restart("sweep_ms = 3600000");
+  /* The in-flight deadline waits (the restarted gmd's clock is still at the
+   * crash, before inflight_ms passed); the client retries with the same
+   * key: steps 1-2 replay their stored replies, steps 3-5 run, and the
+   * deadline goes with the order's end. */
+  ck_assert_int_eq(inflight_due(id), ct_at(CT_MONDAY, 10, 0) + 5000);
+  restart("");
   ct_clock(ct_at(CT_MONDAY, 10, 0));
   Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
       "b", "order.place", "crash-1", &q.base);
@@ -296,6 +311,7 @@ START_TEST(a_retry_resumes_an_order_cut_by_a_crash) {
                                   N),
                    N);
   ck_assert_int_eq(redis_int("HLEN %s", "gm:{carbon:" SYM "}:fl"), 0);
+  ck_assert_int_eq(inflight_due(id), -1);
   expect_conserved(paid, qty, 0);
 
   /* Another retry replays every step and changes nothing. */
@@ -312,7 +328,7 @@ END_TEST
 #endif
 
 #ifdef GM_FAILURE_INJECTION /* needs gmd to die mid-call */
-START_TEST(the_sweep_finishes_an_abandoned_order) {
+START_TEST(the_inflight_deadline_finishes_an_abandoned_order) {
   enum { MAXF = 2, N = 10 };
   ask a[N];
   start("[market.carbon]\ntest_kill_after_step = 2\n", MAXF);
@@ -332,9 +348,11 @@ START_TEST(the_sweep_finishes_an_abandoned_order) {
   crash_mid_order(&q, "abandoned-1", id, sizeof id, left * 8502);
   snprintf(full, sizeof full, "%s:%s", SYM, id);
 
-  /* The client never retries.  The clock is set before the first sweep
-   * (2 s after the start) and is past inflight_ms since the last step. */
-  restart("sweep_ms = 2000\ninflight_ms = 5000");
+  /* The client never retries.  The restarted gmd's clock passes the order's
+   * deadline (inflight_ms = 5000 after its last step): its callback takes
+   * the next steps. */
+  ck_assert_int_eq(inflight_due(id), ct_at(CT_MONDAY, 10, 0) + 5000);
+  restart("");
   ct_clock(ct_at(CT_MONDAY, 10, 0) + 10000);
   char sql[256];
   snprintf(sql, sizeof sql,
@@ -356,6 +374,7 @@ START_TEST(the_sweep_finishes_an_abandoned_order) {
   ct_free(d);
   expect_conserved(paid, qty, 7 * 8502);
   ck_assert(gm_test_gmd_log_has(ct_gmd, "was left in flight"));
+  ck_assert_int_eq(inflight_due(id), -1);
 
   /* A late retry of the abandoned call gets the order's final state. */
   Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
@@ -412,7 +431,7 @@ START_TEST(a_cancel_wins_over_an_order_in_flight) {
   }
   crash_mid_order(&q, "cancelled-1", id, sizeof id, left * 8502);
   snprintf(full, sizeof full, "%s:%s", SYM, id);
-  restart("sweep_ms = 3600000");
+  restart(""); /* the in-flight deadline is not due */
   ct_clock(ct_at(CT_MONDAY, 10, 0));
 
   /* Someone else cannot cancel it; the owner can, while it is in flight. */
@@ -466,9 +485,9 @@ END_TEST
 #endif
 
 #ifdef GM_FAILURE_INJECTION /* needs gmd to die mid-call */
-/* Nobody retries the placing call: the sweep takes the order's next step,
- * which honours the pending cancel. */
-START_TEST(the_sweep_honours_a_pending_cancel) {
+/* Nobody retries the placing call: its in-flight deadline takes the order's
+ * next step, which honours the pending cancel. */
+START_TEST(the_inflight_deadline_honours_a_pending_cancel) {
   enum { MAXF = 2, N = 10 };
   ask a[N];
   start("[market.carbon]\ntest_kill_after_step = 2\n", MAXF);
@@ -491,8 +510,8 @@ START_TEST(the_sweep_honours_a_pending_cancel) {
   }
   crash_mid_order(&q, "abandoned-2", id, sizeof id, left * 8502);
   snprintf(full, sizeof full, "%s:%s", SYM, id);
-  /* Not stale yet when cancelled (inflight_ms after its last step). */
-  restart("sweep_ms = 2000\ninflight_ms = 5000");
+  /* Not due yet when cancelled (inflight_ms after its last step). */
+  restart("");
   ct_clock(ct_at(CT_MONDAY, 10, 0) + 1000);
   Gm__Carbon__Order *c = cancel("b", full);
   ck_assert_int_eq(c->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
@@ -620,9 +639,9 @@ int main(void) {
   tcase_add_test(tc, the_whole_call_is_bounded_by_max_steps);
 #ifdef GM_FAILURE_INJECTION /* gmd killed between two steps of an order */
   tcase_add_test(tc, a_retry_resumes_an_order_cut_by_a_crash);
-  tcase_add_test(tc, the_sweep_finishes_an_abandoned_order);
+  tcase_add_test(tc, the_inflight_deadline_finishes_an_abandoned_order);
   tcase_add_test(tc, a_cancel_wins_over_an_order_in_flight);
-  tcase_add_test(tc, the_sweep_honours_a_pending_cancel);
+  tcase_add_test(tc, the_inflight_deadline_honours_a_pending_cancel);
 #endif
   tcase_add_test(tc, records_close_retries_replay);
   tcase_add_test(tc, a_live_cancel_stops_a_matching_order);

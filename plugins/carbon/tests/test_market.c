@@ -108,7 +108,8 @@ START_TEST(expiry_and_the_close) {
   Gm__Carbon__CloseReply *c = close_day();
   ck_assert_int_eq(c->n_closes, 0);
   ct_free(c);
-  /* 14:00:01: the timer (sweep_ms = 50) expires the GTD order. */
+  /* 14:00:01: the instrument's deadline, brought forward to 14:00 by the
+   * GTD order, expires it. */
   ct_clock(ct_at(CT_MONDAY, 14, 0) + 1000);
   ck_assert_int_eq(ct_ledger_wait("SELECT state FROM carbon_orders WHERE"
                                   " order_id = 'CEA-2025:000000000006'",

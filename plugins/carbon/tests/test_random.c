@@ -51,13 +51,13 @@ static void start(const char *conf) {
 }
 
 static void setup(void) {
-  start("[market.carbon]\nsweep_ms = 1000\n");
+  start(NULL);
 }
 
 /* Two resting orders per script step: most crossing orders match over
  * several steps of their call, and must still match the unbounded model. */
 static void setup_small_steps(void) {
-  start("[market.carbon]\nsweep_ms = 1000\nmax_fills = 2\n");
+  start("max_fills = 2\n");
 }
 
 static void teardown(void) {

@@ -68,15 +68,9 @@ START_TEST(kill9_during_the_stream_loses_and_doubles_nothing) {
     if (nacked == N / 2) gm_test_gmd_kill9(ct_gmd);
   }
   ck_assert_int_ge(nacked, N / 2);
-  /* A restarted gmd runs on real time until the manual clock is set: its
-   * first sweep (after sweep_ms) must see the test's Monday, not close every
-   * trading day since then. */
-  char path[600];
-  snprintf(path, sizeof path, "%s/gmd.conf", gm_test_redis_dir(ct_redis));
-  FILE *f = fopen(path, "a");
-  ck_assert_ptr_nonnull(f);
-  fputs("[market.carbon]\nsweep_ms = 2000\n", f);
-  fclose(f);
+  /* The restarted gmd's manual clock starts at the test's Monday
+   * ([testing] clock_start_ms, kept in the config), so no deadline sees a
+   * later day at its start-up. */
   gm_test_gmd_restart(ct_gmd);
   gm_test_conn_destroy(&ct_conn);
   ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
