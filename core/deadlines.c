@@ -9,10 +9,11 @@
  * broker; nothing about them lives in a broker.
  *
  * Wake-up index.  gm:deadlines holds one member "<market>:<tag>" per tag with
- * a deadline, scored by a lower bound of the tag's next event: its earliest
- * deadline not being fired, or the expiry of a claim on one.  A lower bound
- * costs only a wasted poll when it is low; it must never be above the true
- * next event, or that deadline would fire late.  Who moves it:
+ * a deadline, scored by a lower bound of the tag's next event: the earliest
+ * of its deadlines no live claim holds (their dues) and of its live claims
+ * (their expiries).  A lower bound costs only a wasted poll when it is low;
+ * it must never be above the true next event, or that deadline would fire
+ * late.  Who moves it:
  *   (a) a run that set deadlines: ZADD LT <its earliest due> after the
  *       script, so the score only goes down (core/redis.c);
  *   (b) the poller, after claiming on a tag: it read the score s, the claim
@@ -20,18 +21,22 @@
  *       (or none): the score is raised to n (removed) only if it is still s
  *       (compare-and-set, a script on the index key alone: a tag's keys and
  *       the index are in different Cluster slots), then the tag's next event
- *       is read again and ZADD LT into the index.
- * Why (b) loses no writer's deadline.  Take a writer W that sets due w on
- * the tag (step W1, atomic with its entity) and then lowers the index (W2),
- * and a poller P that computes n (P1), raises the index with the
- * compare-and-set (P2), reads the tag again (P3) and lowers the index to
- * that (P4).  Only P2 ever raises the score.  If W1 came before P3, P3 sees
- * w (or its claim), so after P4 the score is <= w.  If W1 came after P3,
- * then W2 comes after P2, and W2's ZADD LT takes the score to <= w whatever
- * P2 set.  If P2 failed (someone changed the score since P read it), P
- * raised nothing and needs no P3.  So once every writer and poller in
- * flight has finished its steps the score is <= every pending event of the
- * tag.  A broker killed between W1 and W2, or between P2 and P4, leaves
+ *       is read again and ZADD LT into the index;
+ *   (c) the done script after a firing: ZADD LT of the tag's next event.
+ *       Dropping a claim can bring it forward: a deadline set again while
+ *       it fired was hidden behind the claim, and a poller may have raised
+ *       the score to the claim's expiry meanwhile.
+ * Why nothing is lost.  Only (b)'s compare-and-set (P2) ever raises the
+ * score.  A tag's next event comes forward only by a script run that sets a
+ * deadline (followed by its (a)) or by a done script (followed by its (c));
+ * a claim expiring is an event the index already counted.  Take any such
+ * change X and its ZADD LT X': if X came before the poller's second read
+ * (P3), P3 sees it and P's own ZADD LT (P4) brings the score down to it;
+ * if X came after P3, X' comes after P2 and brings the score down to it
+ * whatever P2 set.  If P2 failed (someone changed the score since P read
+ * it), P raised nothing and needs no P3.  So once every writer, poller and
+ * firing in flight has finished its steps the score is <= the tag's next
+ * event.  A broker killed between X and X', or between P2 and P4, leaves
  * the score too high (or no member): reconciliation repairs that (below).
  *
  * Fires once.  The claim script (one atomic step in the tag's slot) claims
@@ -53,7 +58,8 @@
  * claim.  Set again, it stays and fires at its (new) time under a new firing
  * number: a callback that re-arms its own deadline for now fires again, it
  * does not replay.  A failed callback keeps its claim: it fires again, with
- * attempt + 1, once the claim expires.
+ * attempt + 1 and the same key, once the claim expires (one that set its
+ * deadline again before failing fires afresh: attempt 1, a new number).
  *
  * Late deadlines and reconciliation.  The poller's first poll runs at
  * start-up, so what fell due while no broker ran fires then.  At start-up
@@ -93,18 +99,48 @@
 #define GM__DL_LOG_EVERY_US (60u * 1000000u)
 
 /*
+ * Shared by the claim and done scripts (KEYS: the tag's deadline set, its
+ * claims): the tag's next event, the earliest of the live claims' expiries
+ * and the deadlines no live claim holds, as a string ('' when none).
+ */
+#define GM__DL_NEXT_LUA                                                     \
+  "local function next_event(now)\n"                                        \
+  "  local flat = redis.call('HGETALL', KEYS[2])\n"                         \
+  "  local live, nlive, nxt = {}, 0, nil\n"                                 \
+  "  for i = 1, #flat, 2 do\n"                                              \
+  "    local exp = tonumber(string.match(flat[i + 1], '^(%d+)|'))\n"        \
+  "    if flat[i] ~= '#' and exp and exp > now then\n"                      \
+  "      live[flat[i]] = true\n"                                            \
+  "      nlive = nlive + 1\n"                                               \
+  "      if not nxt or exp < nxt then nxt = exp end\n"                      \
+  "    end\n"                                                               \
+  "  end\n"                                                                 \
+  "  local first = redis.call('ZRANGE', KEYS[1], 0, nlive, 'WITHSCORES')\n" \
+  "  for i = 1, #first, 2 do\n"                                             \
+  "    if not live[first[i]] then\n"                                        \
+  "      local s = tonumber(first[i + 1])\n"                                \
+  "      if not nxt or s < nxt then nxt = s end\n"                          \
+  "      break\n"                                                           \
+  "    end\n"                                                               \
+  "  end\n"                                                                 \
+  "  return nxt and string.format('%d', nxt) or ''\n"                       \
+  "end\n"
+
+/*
  * KEYS: the tag's deadline set, its claims.  ARGV: now ms, claim ms, at
  * most n to claim (0: none, just the next event), the broker.  Claims up to
- * n due deadlines that no live claim holds; drops expired claims whose
- * deadline is gone.  Returns {next event ms or '', {member, due, attempt,
- * firing}...}: next is the earliest of the live claims' expiries (these
- * included) and the deadlines not claimed.
+ * n due deadlines that no live claim holds, recording "<expiry>|<due>|
+ * <attempt>|<firing>|<broker>"; a deadline claimed again at the same due
+ * (its broker died, or its callback failed) keeps its firing number and
+ * counts one more attempt, any other gets the tag's next firing number.
+ * Drops expired claims whose deadline is gone.  Returns {next event ms or
+ * '', {member, due, attempt, firing}...}.
  */
-static const char gm__dl_claim_lua[] =
+static const char gm__dl_claim_lua[] = GM__DL_NEXT_LUA
     "local now, cms, max, me = tonumber(ARGV[1]), tonumber(ARGV[2]), "
     "tonumber(ARGV[3]), ARGV[4]\n"
     "local flat = redis.call('HGETALL', KEYS[2])\n"
-    "local live, old, nlive, nxt = {}, {}, 0, nil\n"
+    "local live, old, nlive = {}, {}, 0\n"
     "for i = 1, #flat, 2 do\n"
     "  local m = flat[i]\n"
     "  if m ~= '#' then\n"
@@ -114,7 +150,6 @@ static const char gm__dl_claim_lua[] =
     "    if exp > now then\n"
     "      live[m] = true\n"
     "      nlive = nlive + 1\n"
-    "      if not nxt or exp < nxt then nxt = exp end\n"
     "    elseif redis.call('ZSCORE', KEYS[1], m) then\n"
     "      old[m] = {due = due, att = tonumber(att) or 0, fire = fire}\n"
     "    else\n"
@@ -136,36 +171,27 @@ static const char gm__dl_claim_lua[] =
     "        fire = string.format('%d', redis.call('HINCRBY', KEYS[2], '#', "
     "1))\n"
     "      end\n"
-    "      local exp = now + cms\n"
-    "      redis.call('HSET', KEYS[2], m, string.format('%d', exp) .. '|' ..\n"
-    "        s .. '|' .. string.format('%d', att) .. '|' .. fire .. '|' .. "
-    "me)\n"
+    "      redis.call('HSET', KEYS[2], m, string.format('%d', now + cms) ..\n"
+    "        '|' .. s .. '|' .. string.format('%d', att) .. '|' .. fire ..\n"
+    "        '|' .. me)\n"
     "      got[#got + 1] = {m, s, att, fire}\n"
     "      live[m] = true\n"
-    "      nlive = nlive + 1\n"
-    "      if not nxt or exp < nxt then nxt = exp end\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "local first = redis.call('ZRANGE', KEYS[1], 0, nlive, 'WITHSCORES')\n"
-    "for i = 1, #first, 2 do\n"
-    "  if not live[first[i]] then\n"
-    "    local s = tonumber(first[i + 1])\n"
-    "    if not nxt or s < nxt then nxt = s end\n"
-    "    break\n"
-    "  end\n"
-    "end\n"
-    "local out = {nxt and string.format('%d', nxt) or ''}\n"
+    "local out = {next_event(now)}\n"
     "for _, g in ipairs(got) do out[#out + 1] = g end\n"
     "return out\n";
 
 /*
  * KEYS: the tag's deadline set, its claims.  ARGV: member, the due claimed,
- * the broker, the firing number.  After a callback returned GM_OK: removes
- * the deadline unless it moved or was set again meanwhile; drops this
- * broker's claim.  Returns 1 when removed.
+ * the broker, the firing number, now ms.  After a callback returned GM_OK:
+ * removes the deadline unless it moved or was set again meanwhile; drops
+ * this broker's claim.  Returns the tag's next event ('' none): dropping a
+ * claim can bring it forward (a deadline set again while it fired was
+ * hidden behind the claim), so the index must be lowered to it.
  */
-static const char gm__dl_done_lua[] =
+static const char gm__dl_done_lua[] = GM__DL_NEXT_LUA
     "local c = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "local rearmed, mine = false, false\n"
     "if c then\n"
@@ -173,16 +199,14 @@ static const char gm__dl_done_lua[] =
     "  mine = who == ARGV[3] and fire == ARGV[4]\n"
     "  rearmed = mine and due == 'r'\n"
     "end\n"
-    "local removed = 0\n"
     "if not rearmed then\n"
     "  local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
     "  if s and tonumber(s) == tonumber(ARGV[2]) then\n"
     "    redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "    removed = 1\n"
     "  end\n"
     "end\n"
     "if mine then redis.call('HDEL', KEYS[2], ARGV[1]) end\n"
-    "return removed\n";
+    "return next_event(tonumber(ARGV[5]))\n";
 
 /* KEYS: the index.  ARGV: member, the score read, the new score ('':
    remove).  Changes it only if it is still the score read; 1 if changed. */
@@ -475,8 +499,12 @@ static void gm__dl_fire(gm__deadlines *d, gm_market *m, const char *tag,
             call.message ? call.message : "no message", d->cfg.claim_ms);
     return;
   }
-  const char *args[] = {member, due, d->broker, fire};
-  redisReply *r = gm__dl_eval(d, GM__DL_DONE_S, 2, keys, 4, args);
+  char now[24];
+  snprintf(now, sizeof now, "%lld", (long long)gm__clock_now_ms());
+  const char *args[] = {member, due, d->broker, fire, now};
+  redisReply *r = gm__dl_eval(d, GM__DL_DONE_S, 2, keys, 5, args);
+  if (r && r->type == REDIS_REPLY_STRING && r->len > 0)
+    gm__dl_lower(d, gm__arena_sprintf(d->arena, "%s:%s", m->name, tag), r->str);
   if (r) freeReplyObject(r);
 }
 

@@ -125,9 +125,12 @@ typedef enum gm_audience {
  * A deadline that fell due, handed to the market's deadline callback.  The
  * call the callback gets runs like a request (scripts, outbox, publish,
  * ledger reads) with the host as its participant (""), and an idempotency
- * key of its own ("dl.<kind>.<id>.<due_ms>"): if the broker firing it dies
- * before it finishes, another broker fires it again and every script step
- * that had run returns its stored reply, so its effects happen once.
+ * key of its own ("dl.<kind>.<id>.<due_ms>.<n>", n numbering the firings of
+ * the tag's deadlines): if the broker firing it dies before it finishes,
+ * another broker fires it again (attempt + 1) under the same key and every
+ * script step that had run returns its stored reply, so its effects happen
+ * once.  A deadline the callback sets again, even for the time it fires at,
+ * fires again as a new firing (a new n), not as a replay.
  */
 typedef struct gm_deadline {
   size_t size;      /* sizeof(gm_deadline) as the host was built */
@@ -205,8 +208,11 @@ typedef gm_status (*gm_settle_fn)(gm_market *m, gm_ledger *tx,
 
 /*
  * A deadline callback.  GM_OK: done, the deadline is removed (unless it was
- * moved meanwhile: then it fires again at its new time).  Anything else:
- * fired again after a backoff (attempt + 1), so it must be safe to repeat.
+ * moved or set again meanwhile, by the callback or anyone: then it fires
+ * again at its time).  Anything else: logged with the message, and fired
+ * again once the claim expired ([deadlines] claim_ms, attempt + 1), so it
+ * must be safe to repeat.  Callbacks run one at a time on the broker's
+ * deadline thread, concurrently with handlers (docs/plugins.md).
  */
 typedef gm_status (*gm_deadline_fn)(gm_call *call, const gm_deadline *d,
                                     void *arg);
@@ -311,10 +317,14 @@ typedef struct gm_host_api {
    *                                  the script's keys);
    *   gm.deadline_cancel(kind, id)   removes it;
    *   gm.deadline_get(kind, id)      its due ms, or false;
-   * or by the two calls below, which run one host script on the tag.  Each
-   * deadline is kept in Redis, survives restarts of every broker, fires once
-   * across all brokers sharing the Redis (claimed; claimed again if the
-   * broker holding it dies), and late ones fire at start-up.
+   * (written when the run ends, and only if it was not refused: a run that
+   * returns gm.reject leaves its deadline changes out, whatever order it
+   * called them in), or by the two calls below, which run one host script
+   * on the tag as a step of the call.  Each deadline is kept in Redis,
+   * survives restarts of every broker, fires once across all brokers
+   * sharing the Redis (claimed; claimed again if the broker holding it
+   * dies), and late ones fire at start-up.  Script names starting with
+   * "gm:" are the host's.
    */
   gm_status (*deadline_register)(gm_market *m, const char *kind,
                                  gm_deadline_fn fn, void *arg);
