@@ -572,8 +572,8 @@ done:
   /* Timers, deadlines and settler next: they finish what they hold. */
   gm__timers_destroy(&b->timers);
   b->host.timers = NULL;
-  gm__deadlines_destroy(&b->deadlines);
-  b->host.deadlines = NULL;
+  /* Only stopped: workers still finishing requests check kinds in it. */
+  gm__deadlines_stop(b->deadlines);
   gm__settler_stop(&b->settler);
   int linger = 0;
   void *socks[] = {front, back};
@@ -598,7 +598,7 @@ done:
 void gm__broker_destroy(gm__broker **bp) {
   if (!bp || !*bp) return;
   gm__broker *b = *bp;
-  /* Plugins first: unloading removes their timers from the list.  The
+  /* Plugins first: unloading removes their timers and deadline kinds.  The
      roles point into the markets: they go before. */
   gm__roles_destroy(&b->roles);
   for (size_t i = 0; i < b->n_markets; i++) gm__plugin_unload(&b->markets[i]);

@@ -741,21 +741,28 @@ int gm__deadlines_start(gm__deadlines *d, const gm__deadlines_config *c,
   return 0;
 }
 
-void gm__deadlines_destroy(gm__deadlines **dp) {
-  if (!dp || !*dp) return;
-  gm__deadlines *d = *dp;
+void gm__deadlines_stop(gm__deadlines *d) {
+  if (!d) return;
   if (d->started) {
     atomic_store(&d->stop, 1);
     pthread_join(d->thread, NULL);
+    d->started = 0;
   }
   if (d->pub) {
     int linger = 0;
     zmq_setsockopt(d->pub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(d->pub);
+    d->pub = NULL;
   }
   gm__redis_destroy(&d->redis);
   gm__ledger_close(&d->reader);
   gm__arena_destroy(&d->arena);
+}
+
+void gm__deadlines_destroy(gm__deadlines **dp) {
+  if (!dp || !*dp) return;
+  gm__deadlines *d = *dp;
+  gm__deadlines_stop(d);
   for (size_t i = 0; i < d->n; i++) free(d->kinds[i].kind);
   free(d->kinds);
   free(d->walk);

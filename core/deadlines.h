@@ -75,7 +75,11 @@ void gm__deadlines_remove(gm__deadlines *d, const gm_market *m);
  */
 int gm__deadlines_start(gm__deadlines *d, const gm__deadlines_config *c,
                         char *err, size_t errlen);
-/* Stops the thread (after the callback in hand), frees, nulls *d. */
+/* Stops the thread (after the callback in hand) and closes its
+   connections; the registry stays for deadline_set checks still running
+   in workers.  Idempotent. */
+void gm__deadlines_stop(gm__deadlines *d);
+/* Stops, frees, nulls *d (after the plugins are unloaded). */
 void gm__deadlines_destroy(gm__deadlines **d);
 /*
  * The pending and late counts, as the poller last read them (once a second;
