@@ -2,19 +2,28 @@
  * Deadlines end to end: a real redis-server, one or two real gmd brokers
  * with the test market (its deadline kinds count each firing in Redis and
  * emit an outbox entry the ledger settles), and the manual clock moved by
- * clock.set.  Checks what Redis and the ledger hold.
+ * clock.set.  Checks what Redis and the ledger hold.  One test drives the
+ * poller thread in process, for what gmd does not show: the registry's
+ * refusals, the firing's key and the metrics counts.
  */
 #include <check.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <zmq.h>
 
+#include "call.h"
+#include "clock.h"
+#include "deadlines.h"
 #include "gmd_fixture.h"
 #include "greenmarket.pb-c.h"
+#include "ledger.h"
+#include "market.h"
 #include "redis_fixture.h"
 #include "testmkt.pb-c.h"
 
@@ -443,6 +452,104 @@ START_TEST(failed_and_unknown_deadlines_are_kept) {
 }
 END_TEST
 
+/* ---- the poller in process ---- */
+
+static atomic_int thread_fired;
+static char thread_key[128];
+static unsigned thread_attempt;
+static gm_market thread_market = {.name = "mkt"};
+
+static gm_status thread_cb(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  snprintf(thread_key, sizeof thread_key, "%s", call->idem_key);
+  thread_attempt = d->attempt;
+  atomic_fetch_add(&thread_fired, 1);
+  return GM_OK;
+}
+
+static gm_market *thread_find(void *arg, const char *market) {
+  (void)arg;
+  return strcmp(market, "mkt") ? NULL : &thread_market;
+}
+
+/*
+ * Kinds are checked at registration; a due deadline is claimed and fired
+ * with the key dl.<kind>.<id>.<due>.<n>, then removed, and the tag leaves
+ * the index once nothing is left; tags of a market not loaded here are left
+ * alone, and the counts say how many tags wait and how many are late.
+ */
+START_TEST(the_poller_fires_registers_and_counts) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  gm__clock_set_manual(B0);
+  char err[512];
+  gm__deadlines *d = gm__deadlines_new();
+  ck_assert_int_eq(gm__deadlines_register(d, &thread_market, "Bad", thread_cb,
+                                          NULL, err, sizeof err),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(err, "[a-z][a-z0-9_]*") != NULL, "%s", err);
+  ck_assert_int_eq(gm__deadlines_register(d, &thread_market, "k", NULL, NULL,
+                                          err, sizeof err),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_int_eq(gm__deadlines_register(d, &thread_market, "k", thread_cb,
+                                          NULL, err, sizeof err),
+                   GM_OK);
+  ck_assert_int_eq(gm__deadlines_register(d, &thread_market, "k", thread_cb,
+                                          NULL, err, sizeof err),
+                   GM_ALREADY_EXISTS);
+  ck_assert(gm__deadlines_known(d, &thread_market, "k"));
+  ck_assert(!gm__deadlines_known(d, &thread_market, "other"));
+
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "ZADD gm:deadlines %lld other:late %lld other:later %lld mkt:t",
+      (long long)(B0 - 5000), (long long)(B0 + 100000), (long long)(B0 - 10)));
+  freeReplyObject(gm_test_redis_cmd(rc, "ZADD gm:{mkt:t}:dl %lld k|x",
+                                    (long long)(B0 - 10)));
+  char *ledger = gm_test_redis_path(redis, "ledger.sqlite");
+  gm__ledger *l = gm__ledger_open(ledger, 0, err, sizeof err);
+  ck_assert_msg(l != NULL, "%s", err);
+  gm__ledger_close(&l);
+  void *zctx = zmq_ctx_new();
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(redis)};
+  gm__deadlines_config c = {.redis = &addr,
+                            .ledger_path = ledger,
+                            .zctx = zctx,
+                            .pub_endpoint = "inproc://test-events",
+                            .broker = "b1",
+                            .poll_ms = 10,
+                            .claim_ms = 1000,
+                            .reconcile_s = 300,
+                            .find = thread_find};
+  ck_assert_msg(gm__deadlines_start(d, &c, err, sizeof err) == 0, "%s", err);
+
+  for (int i = 0; i < 1000 && atomic_load(&thread_fired) < 1; i++) sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&thread_fired), 1);
+  char want[128];
+  snprintf(want, sizeof want, "dl.k.x.%lld.1", (long long)(B0 - 10));
+  ck_assert_str_eq(thread_key, want);
+  ck_assert_uint_eq(thread_attempt, 1);
+  ck_assert_int_eq(wait_card("gm:{mkt:t}:dl", 0), 0);
+  /* The index waits for the claim's expiry; past it, the tag is gone. */
+  gm__clock_set_manual(B0 + 2000);
+  ck_assert_int_eq(wait_zscore("gm:deadlines", "mkt:t", -1), -1);
+  ck_assert_int_eq(zscore("gm:deadlines", "other:late"), B0 - 5000);
+
+  gm__deadline_counts n = {0};
+  for (int i = 0; i < 300; i++) {
+    gm__deadlines_counts(d, &n);
+    if (n.as_of_ms >= B0 + 2000 && n.pending == 2) break;
+    sleep_ms(10);
+  }
+  ck_assert_int_eq(n.pending, 2);
+  ck_assert_int_eq(n.late, 1);
+  ck_assert_int_eq(atomic_load(&thread_fired), 1);
+  gm__deadlines_destroy(&d);
+  ck_assert_ptr_null(d);
+  zmq_ctx_term(zctx);
+  free(ledger);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("deadlines");
   TCase *tc = tcase_create("deadlines");
@@ -458,6 +565,7 @@ int main(void) {
   tcase_add_test(tc, a_lost_index_entry_is_repaired_by_reconciliation);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
+  tcase_add_test(tc, the_poller_fires_registers_and_counts);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
