@@ -473,12 +473,13 @@ static void gm_refused(const char *ep, const char *want, const char *who, ...) {
 
 START_TEST(block_trades_close_and_reconcile) {
   gm_test_redis *redis = gm_test_redis_start();
-  /* The sweep timer stays away, so `gm carbon close` is the one that
-   * closes the day and reports it. */
+  /* Deadlines are polled once an hour (the first poll, at start-up, finds
+   * none), so `gm carbon close` is the one that closes the day and reports
+   * it, not the instrument's close deadline. */
   gm_test_gmd *g =
       gm_test_gmd_start(redis, GM_BUILD_PLUGIN_DIR,
                         "[testing]\nclock = manual\n[plugins]\nload = carbon\n"
-                        "[market.carbon]\nsweep_ms = 3600000\n");
+                        "[deadlines]\npoll_ms = 3600000\n");
   const char *ep = gm_test_gmd_endpoint(g);
 
   /* A Tuesday afternoon in Shanghai: the block session is open. */
