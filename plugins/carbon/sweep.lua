@@ -46,8 +46,10 @@ if op == 'expire' then
       redis.call('ZREM', P .. 'x', id)
     else
       local o = ord_get(id)
-      if o then ord_end(o, 5, 'expired', out)
-      else redis.call('ZREM', P .. 'x', id) end
+      if o then ord_end(o, 5, 'expired', out) end
+      -- Whatever the record says: a due entry left behind would keep the
+      -- day deadline due for ever (day_arm).
+      redis.call('ZREM', P .. 'x', id)
     end
     n = n + 1
   end
