@@ -136,10 +136,6 @@ gm__metrics *gm__broker_metrics(gm__broker *b) {
   return b->metrics;
 }
 
-void gm__broker_deadline_counts(const gm__broker *b, gm__deadline_counts *out) {
-  gm__deadlines_counts(b->deadlines, out);
-}
-
 /* ---- construction ---- */
 
 static int cmp_str(const void *a, const void *b) {
@@ -333,6 +329,15 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   if (!b->host.ledger) goto fail;
   b->timers = b->host.timers = gm__timers_new();
   b->deadlines = b->host.deadlines = gm__deadlines_new();
+  /* The deadlines outlive the metrics endpoint (stopped first). */
+  gm__metrics_gauge_add(b->metrics, "greenmarket_deadlines_pending",
+                        "tags (entities' hash tags) with a deadline not done "
+                        "yet: members of the wake-up index gm:deadlines",
+                        gm__deadlines_gauge_pending, b->deadlines);
+  gm__metrics_gauge_add(b->metrics, "greenmarket_deadlines_late",
+                        "of those, tags whose next deadline was due more than "
+                        "1 s ago and is held by no live claim",
+                        gm__deadlines_gauge_late, b->deadlines);
 
   char *dir = gm__config_path(cfg, "plugins", "dir", NULL);
   if (!dir) dir = strdup(GM_DEFAULT_PLUGIN_DIR);

@@ -69,9 +69,5 @@ uint64_t gm__broker_settled(const gm__broker *b);
 /* The metrics endpoint, where a service registers its own gauges
    (gm__metrics_gauge_add; it accepts the endpoint when it is off too). */
 struct gm__metrics *gm__broker_metrics(gm__broker *b);
-/* Deadline tags pending and late, as last counted (core/deadlines.h; all
-   zero when no market here registered a deadline kind). */
-typedef struct gm__deadline_counts gm__deadline_counts;
-void gm__broker_deadline_counts(const gm__broker *b, gm__deadline_counts *out);
 
 #endif

@@ -332,6 +332,22 @@ void gm__deadlines_counts(const gm__deadlines *d, gm__deadline_counts *out) {
   out->as_of_ms = d ? atomic_load(&d->counted_ms) : 0;
 }
 
+int gm__deadlines_gauge_pending(void *arg, double *value) {
+  gm__deadline_counts n;
+  gm__deadlines_counts(arg, &n);
+  if (!n.as_of_ms) return -1;
+  *value = (double)n.pending;
+  return 0;
+}
+
+int gm__deadlines_gauge_late(void *arg, double *value) {
+  gm__deadline_counts n;
+  gm__deadlines_counts(arg, &n);
+  if (!n.as_of_ms) return -1;
+  *value = (double)n.late;
+  return 0;
+}
+
 /* ---- Redis ---- */
 
 /* Logs Redis trouble at most once a minute: a Redis that is down would

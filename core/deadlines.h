@@ -87,5 +87,13 @@ void gm__deadlines_destroy(gm__deadlines **d);
  * All zero on a broker that fires no deadlines (no kind registered).
  */
 void gm__deadlines_counts(const gm__deadlines *d, gm__deadline_counts *out);
+/*
+ * The two counts as metrics gauges (gm__metrics_gauge_fn; arg: the
+ * gm__deadlines): greenmarket_deadlines_pending and _late.  -1 (no sample)
+ * until the poller has counted once, so a broker that fires no deadlines
+ * shows none rather than a zero that says nothing.
+ */
+int gm__deadlines_gauge_pending(void *arg, double *value);
+int gm__deadlines_gauge_late(void *arg, double *value);
 
 #endif

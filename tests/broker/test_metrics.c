@@ -455,6 +455,41 @@ START_TEST(registered_gauges_are_served) {
 }
 END_TEST
 
+/* The deadline gauges of a real gmd (its test market registers deadline
+   kinds): tags with a deadline pending, and those late, here a tag of a
+   market no broker loads whose deadline is a minute past due. */
+START_TEST(deadline_gauges_count_tags) {
+  Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+  req.op = "set";
+  req.kind = "tick";
+  req.tag = "g";
+  req.id = "later";
+  req.due_ms = ms + 3600000;
+  Gm__Reply *r =
+      gm_test_call(conn, "alice", "testmkt", "deadline", "dl-1", &req.base);
+  ck_assert_msg(r && r->status == GM__STATUS__OK, "deadline: %s",
+                r ? r->message : "no reply");
+  gm__reply__free_unpacked(r, NULL);
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "ZADD gm:deadlines %lld other:x", ms - 60000));
+  redisFree(rc);
+  double pending = -1, late = -1;
+  for (int i = 0; i < 500 && !(pending == 2 && late == 1); i++) {
+    char *body = scrape();
+    pending = value(body, "greenmarket_deadlines_pending");
+    late = value(body, "greenmarket_deadlines_late");
+    free(body);
+    if (!(pending == 2 && late == 1)) sleep_ms(10);
+  }
+  ck_assert_msg(pending == 2 && late == 1, "pending %g, late %g", pending,
+                late);
+}
+END_TEST
+
 START_TEST(alert_rules_and_scrape_config_pass_promtool) {
   need_promtool();
   char out[8192];
@@ -493,6 +528,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, metrics_move_with_requests_and_pass_promtool);
   tcase_add_test(tc, healthz_fails_while_redis_is_gone);
+  tcase_add_test(tc, deadline_gauges_count_tags);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
