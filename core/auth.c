@@ -67,7 +67,7 @@ static gm_status check_roles(gm_call *call, const gm__roles *known,
                        roles, (int)badlen, bad, list);
 }
 
-static int valid_id(const char *id) {
+int gm__participant_id_valid(const char *id) {
   size_t n = id ? strlen(id) : 0;
   if (n == 0 || n > 64) return 0;
   for (const char *p = id; *p; p++)
@@ -167,7 +167,7 @@ gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
 
 gm_status gm__participant_register(gm_call *call, const gm__roles *known,
                                    const Gm__Participant *p) {
-  if (!valid_id(p->id))
+  if (!gm__participant_id_valid(p->id))
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "participant id '%s' must be 1-64 characters of "
                          "letters, digits, '-', '_' or '.'",

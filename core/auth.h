@@ -47,6 +47,8 @@ gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
  * `roles` (the broker's); fails on a key owned by another. */
 gm_status gm__participant_register(gm_call *call, const gm__roles *roles,
                                    const Gm__Participant *p);
+/* Non-zero for a participant id: 1-64 letters, digits, '-', '_' or '.'. */
+int gm__participant_id_valid(const char *id);
 /* Non-zero for a 40-character Z85 CURVE public key. */
 int gm__curve_key_valid(const char *z85);
 

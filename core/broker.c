@@ -394,9 +394,9 @@ static int forward(void *from, void *to) {
  * the client's frames.  1 if a message was taken.
  */
 static int forward_request(gm__broker *b, void *front, void *back) {
-  zmq_msg_t f[GM__MAX_PREFIX_FRAMES + 1];
+  zmq_msg_t f[GM__MAX_PREFIX_FRAMES + 2]; /* [id][prefix...][payload] */
   int n;
-  if (gm__recv_frames(front, f, GM__MAX_PREFIX_FRAMES + 1, &n, ZMQ_DONTWAIT) <
+  if (gm__recv_frames(front, f, GM__MAX_PREFIX_FRAMES + 2, &n, ZMQ_DONTWAIT) <
           0 ||
       n == 0)
     return 0;

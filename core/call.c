@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "utf8.h"
+
 static const struct {
   gm_status status;
   const char *name;
@@ -62,4 +64,10 @@ static int list_has(const char *list, const char *item) {
 int gm__call_has_role(const gm_call *call, const char *role) {
   if (!call->roles) return 0;
   return list_has(call->roles, role) || list_has(call->roles, "admin");
+}
+
+const char *gm__call_quote(gm_call *call, const char *s, size_t max) {
+  size_t n = strlen(s), cut = gm__utf8_cut(s, n, max);
+  if (cut == n) return s;
+  return gm__arena_sprintf(call->arena, "%.*s...", (int)cut, s);
 }

@@ -32,6 +32,9 @@ gm_status gm__call_fail(gm_call *call, gm_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 gm_status gm__call_vfail(gm_call *call, gm_status status, const char *fmt,
                          va_list ap);
+/* s as a refusal may echo it: cut to at most max bytes at a character
+   boundary with "..." after a cut, in the call's arena (s valid UTF-8). */
+const char *gm__call_quote(gm_call *call, const char *s, size_t max);
 /* Non-zero when `role` is in the call's roles (or the caller is admin). */
 int gm__call_has_role(const gm_call *call, const char *role);
 /* The name of a status as the wire spells it ("INVALID_ARGUMENT"). */

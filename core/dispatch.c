@@ -8,8 +8,14 @@
 #include "log.h"
 #include "market.h"
 #include "methods.h"
+#include "wire.h"
 
 #define MAX_IDEM_KEY 128
+/* Names a client sent, echoed in a refusal: at most this many bytes. */
+#define ECHO_MAX 64
+
+/* One line per bad frame could be made to flood the log. */
+static gm__log_limit gm__bad_frame_log = GM__LOG_LIMIT(10, 10000);
 
 static void *gm__dispatch_alloc(void *data, size_t size) {
   return gm__arena_alloc(data, size);
@@ -60,14 +66,24 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
     gm__broker_count_bad_frame(b);
     return;
   }
-  Gm__Request *req = gm__request__unpack(&alloc, size, payload);
+  char why[400];
+  Gm__Request *req = NULL;
+  if (gm__wire_check(&gm__request__descriptor, payload, size, why,
+                     sizeof why) == 0)
+    req = gm__request__unpack(&alloc, size, payload);
+  else if (strstr(why, "field '")) { /* a text field: say which */
+    gm__call_fail(call, GM_INVALID_ARGUMENT, "the request envelope's %s", why);
+    gm__broker_count_bad_frame(b);
+    return;
+  }
   if (!req) {
     gm__call_fail(call, GM_INVALID_ARGUMENT,
                   "the frame (%zu bytes) is not a gm.Request protobuf: send "
                   "one packed gm.Request per frame (docs/protocol.md)",
                   size);
     gm__broker_count_bad_frame(b);
-    gm__log(GM_LOG_WARN, "broker", "undecodable frame of %zu bytes", size);
+    gm__log_limited(&gm__bad_frame_log, GM_LOG_WARN, "broker",
+                    "undecodable frame of %zu bytes", size);
     return;
   }
   out->request_id = req->request_id;
@@ -91,7 +107,8 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
       gm__call_fail(call, GM_NOT_FOUND,
                     "no market '%s' on this broker; markets: %s (gm markets "
                     "lists them)",
-                    req->market, gm__list_markets(b, a));
+                    gm__call_quote(call, req->market, ECHO_MAX),
+                    gm__list_markets(b, a));
       return;
     }
     methods = market->plugin->methods;
@@ -103,7 +120,7 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
   if (!m) {
     gm__call_fail(call, GM_UNIMPLEMENTED,
                   "market '%s' has no method '%s'; its methods: %s",
-                  req->market, req->method,
+                  req->market, gm__call_quote(call, req->method, ECHO_MAX),
                   gm__list_methods(methods, n_methods, a));
     return;
   }
@@ -122,6 +139,13 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
       return;
     }
     call->idem_key = req->idempotency_key;
+  }
+  if (gm__wire_check(m->request, req->body.data, req->body.len, why,
+                     sizeof why) &&
+      strstr(why, "field '")) {
+    gm__call_fail(call, GM_INVALID_ARGUMENT, "the body of %s %s: %s",
+                  req->market, req->method, why);
+    return;
   }
   ProtobufCMessage *body = protobuf_c_message_unpack(
       m->request, &alloc, req->body.len, req->body.data);
@@ -151,8 +175,24 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
                   req->market, req->method);
     return;
   }
+  size_t len = protobuf_c_message_get_packed_size(reply);
+  uint8_t *packed = gm__arena_alloc(a, len ? len : 1);
+  protobuf_c_message_pack(reply, packed);
+  /* A plugin may put any bytes in a string field (an echoed request, a
+     cut multi-byte character): strict clients reject the whole reply, so
+     such text is repaired, never sent. */
+  const uint8_t *wire = gm__wire_repair(a, m->reply, packed, len, &len);
+  if (!wire) {
+    gm__call_fail(call, GM_INTERNAL,
+                  "%s %s returned a reply that does not pack; see the gmd log",
+                  req->market, req->method);
+    return;
+  }
+  if (wire != packed)
+    gm__log(GM_LOG_WARN, req->market,
+            "method %s put invalid UTF-8 in its reply; repaired (plugin bug)",
+            req->method);
   call->status = GM_OK;
-  out->body.len = protobuf_c_message_get_packed_size(reply);
-  out->body.data = gm__arena_alloc(a, out->body.len ? out->body.len : 1);
-  protobuf_c_message_pack(reply, out->body.data);
+  out->body.len = len;
+  out->body.data = (uint8_t *)wire;
 }

@@ -93,6 +93,15 @@ int gm__identity_resolve(gm__identity *id, gm_call *call, const void *auth,
     call->participant =
         dev_participant && *dev_participant ? dev_participant : "dev";
     call->roles = NULL; /* looked up only when a method needs them */
+    /* The id becomes part of Redis keys: the registry's rule keeps them
+       bounded and printable. */
+    if (!gm__participant_id_valid(call->participant)) {
+      gm__call_fail(call, GM_INVALID_ARGUMENT,
+                    "dev_participant '%s' is not a participant id: use 1-64 "
+                    "letters, digits, '-', '_' or '.'",
+                    gm__call_quote(call, call->participant, 64));
+      return -1;
+    }
   } else {
     key = gm__identity_read_auth(call, auth, auth_len);
   }

@@ -41,3 +41,38 @@ void gm__log(gm_log_level level, const char *who, const char *fmt, ...) {
   gm__vlog(level, who, fmt, ap);
   va_end(ap);
 }
+
+void gm__log_limited(gm__log_limit *l, gm_log_level level, const char *who,
+                     const char *fmt, ...) {
+  if (level < min_level) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  uint64_t dropped = 0;
+  int print;
+  pthread_mutex_lock(&l->lock);
+  if (now - l->window_start >= l->window_ms) {
+    l->window_start = now;
+    l->printed = 0;
+  }
+  print = l->printed < l->burst;
+  if (print) {
+    l->printed++;
+    dropped = l->suppressed;
+    l->suppressed = 0;
+  } else {
+    l->suppressed++;
+  }
+  pthread_mutex_unlock(&l->lock);
+  if (!print) return;
+  char line[1536];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (dropped)
+    gm__log(level, who, "%s (and %llu more like it, not logged)", line,
+            (unsigned long long)dropped);
+  else
+    gm__log(level, who, "%s", line);
+}

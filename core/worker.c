@@ -16,6 +16,7 @@
 #include "identity.h"
 #include "ledger.h"
 #include "stats.h"
+#include "utf8.h"
 
 /* No reply from Redis for this long while requests wait: reconnect. */
 #define REDIS_STALL_US (30u * 1000000u)
@@ -27,7 +28,7 @@ typedef struct task {
   gm__worker *w;                          /* owner */
   gm__fiber *fiber;                       /* runs the request's handler */
   gm__arena *arena;                       /* the request's memory */
-  zmq_msg_t f[GM__MAX_PREFIX_FRAMES + 2]; /* [auth][routing ...][payload] */
+  zmq_msg_t f[GM__MAX_PREFIX_FRAMES + 3]; /* [auth][id][prefix...][payload] */
   int n;                                  /* frames in f */
   int done;                               /* replied; fiber finished */
   struct task *next_free;                 /* free list */
@@ -73,6 +74,14 @@ static void task_run(void *arg) {
     out.message = (char *)(call.message ? call.message : "");
     out.body.len = 0;
     out.body.data = NULL;
+    /* Messages quote what callers and scripts said: never let a bad byte
+       (or a character cut in half) make the reply undecodable. */
+    size_t n = strlen(out.message);
+    if (!gm__utf8_valid(out.message, n)) {
+      char *fixed = gm__arena_alloc(t->arena, n * 3 + 1);
+      fixed[gm__utf8_repair(out.message, n, fixed)] = '\0';
+      out.message = fixed;
+    }
   }
   size_t len = gm__reply__get_packed_size(&out);
   uint8_t *buf = gm__arena_alloc(t->arena, len ? len : 1);
@@ -131,7 +140,7 @@ static void *worker_run(void *arg) {
            admitted++) {
         task *t = w->free_tasks;
         int n;
-        if (gm__recv_frames(w->sock, t->f, GM__MAX_PREFIX_FRAMES + 2, &n,
+        if (gm__recv_frames(w->sock, t->f, GM__MAX_PREFIX_FRAMES + 3, &n,
                             ZMQ_DONTWAIT) < 0) {
           stopping = 1;
           break;

@@ -13,8 +13,9 @@
 
 struct gm__broker;
 
-/* Routing frames a request may carry before its payload (ROUTER id, REQ
-   delimiter, proxies in between). */
+/* Frames a client may send before its payload (a REQ delimiter, proxies'
+   routing ids), not counting the identity frame the ROUTER adds: a message
+   with more is dropped (docs/protocol.md). */
 #define GM__MAX_PREFIX_FRAMES 8
 
 typedef struct gm__worker gm__worker;
