@@ -800,7 +800,24 @@ gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
   /* Rows (INSERT ... RETURNING) are stepped over: exec only writes. */
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
   }
-  if (rc != SQLITE_DONE) status = gm__tx_failed(tx, sqlite3_errmsg(l->db), sql);
+  if (rc != SQLITE_DONE) {
+    status = gm__tx_failed(tx, sqlite3_errmsg(l->db), sql);
+    /* The storage failed, not the statement: retry the batch, never blame
+       the entry for it. */
+    switch (rc & 0xff) {
+      case SQLITE_FULL:
+      case SQLITE_IOERR:
+      case SQLITE_BUSY:
+      case SQLITE_LOCKED:
+      case SQLITE_NOMEM:
+      case SQLITE_CANTOPEN:
+      case SQLITE_PROTOCOL:
+        tx->fault = 1;
+        break;
+      default:
+        break;
+    }
+  }
   gm__stmt_done(l, st);
 done:
   gm__leave(l, saved);

@@ -43,6 +43,9 @@ struct gm_ledger {
   gm__arena *arena;   /* ledger_tx_query's rows (the settler's round) */
   int refused;        /* statements the boundaries refused (ledger.c) */
   char err[320];      /* why the last statement failed */
+  int fault;          /* the last statement failed in SQLite itself (disk
+                         full, I/O error, busy, out of memory), not by its
+                         own fault */
 };
 
 /* gm_host_api.ledger_exec: tx->market's boundaries ("gm": the settler's

@@ -581,10 +581,20 @@ static int gm__write(gm__settler *s) {
     tx.market = it->market;
     tx.err[0] = '\0';
     tx.refused = 0;
+    tx.fault = 0;
     gm_status st = fn(m, &tx, &it->entry);
     /* A statement outside the market's tables was refused: the batch does
        not commit even when the callback went on as if nothing happened. */
     if (st == GM_OK && tx.refused) st = GM_PERMISSION_DENIED;
+    if (st != GM_OK && tx.fault) {
+      /* Disk full, I/O error, busy: the same for every entry; retried
+         with backoff and never counted towards setting this one aside. */
+      gm__log(GM_LOG_ERROR, it->market,
+              "the ledger failed while settling %s %s (%s); the batch is "
+              "rolled back and retried",
+              it->entry.stream, it->entry.id, tx.err);
+      goto rollback;
+    }
     /* SQLite rolls the whole transaction back on some errors (full disk,
        I/O): a callback that ignored one must not let the batch go on. */
     if (st == GM_OK && sqlite3_get_autocommit(db)) {
