@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "call.h"
+#include "fault_vfs.h"
 #include "ledger.h"
 #include "market.h"
 #include "redis.h"
@@ -677,6 +678,68 @@ START_TEST(migrations_stay_inside_the_prefix) {
 }
 END_TEST
 
+/*
+ * A migration meets a failing disk at each of its writes in turn: it is
+ * refused with SQLite's reason, leaves its version and tables as they
+ * were (all or nothing), and applies whole once the disk is back.
+ */
+START_TEST(a_migration_failing_at_any_write_is_all_or_nothing) {
+  const gm_migration two[] = {
+      {1,
+       "CREATE TABLE carbon_a(x INTEGER); WITH RECURSIVE n(i) AS (SELECT 1 "
+       "UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO carbon_a "
+       "SELECT i FROM n;"},
+      {2, "CREATE TABLE carbon_b(y TEXT); INSERT INTO carbon_b VALUES('v2');"},
+  };
+  char err[512];
+  gm_fault_vfs_install();
+  for (int k = 1;; k++) {
+    /* A fresh file and connection (through the failing VFS) each time. */
+    gm__ledger_close(&writer);
+    remove(path);
+    char *wal = gm_test_redis_path(srv, "ledger.sqlite-wal");
+    remove(wal);
+    free(wal);
+    writer = gm__ledger_open(path, 0, err, sizeof err);
+    ck_assert_msg(writer != NULL, "%s", err);
+    gm_fault_arm(GM_FAULT_WRITE, k, k % 2 ? SQLITE_IOERR_WRITE : SQLITE_FULL,
+                 1);
+    gm_status st =
+        gm__ledger_migrate(writer, "carbon", two, 2, err, sizeof err);
+    int fired = gm_fault_fired();
+    gm_fault_reset();
+    long long v = version_of("carbon");
+    if (!fired) { /* past the last write: it all went through */
+      ck_assert_msg(st == GM_OK, "k=%d: %s", k, err);
+      ck_assert_int_eq(v, 2);
+      ck_assert_msg(k > 2, "the migration made only %d writes", k - 1);
+      break;
+    }
+    if (st == GM_OK) {
+      /* The failed write was retried by SQLite or was not needed. */
+      ck_assert_int_eq(v, 2);
+    } else {
+      ck_assert_msg(strstr(err, "disk") || strstr(err, "I/O"), "%s", err);
+      ck_assert_msg(v == 0 || v == 1, "version %lld after a failure", v);
+      /* Whatever version is recorded, its tables are whole. */
+      if (v >= 1)
+        ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_a"), 2000);
+      ck_assert_int_eq(
+          scalar("SELECT count(*) FROM sqlite_master WHERE name = 'carbon_b'"),
+          0);
+      ck_assert(sqlite3_get_autocommit(gm__ledger_db(writer)));
+    }
+    /* The disk is back: the next start applies what is missing. */
+    ck_assert_int_eq(
+        gm__ledger_migrate(writer, "carbon", two, 2, err, sizeof err), GM_OK);
+    ck_assert_int_eq(version_of("carbon"), 2);
+    ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_a"), 2000);
+    ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_b"), 1);
+    ck_assert_msg(k < 500, "no end to the migration's writes");
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_ledger");
   TCase *tc = tcase_create("ledger");
@@ -694,6 +757,7 @@ int main(void) {
   tcase_add_test(tc, query_reads_only_the_calling_markets_tables);
   tcase_add_test(tc, tx_query_sees_its_own_writes);
   tcase_add_test(tc, migrations_stay_inside_the_prefix);
+  tcase_add_test(tc, a_migration_failing_at_any_write_is_all_or_nothing);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
