@@ -153,7 +153,9 @@ static int gm__wire_copy(const ProtobufCMessageDescriptor *d, const uint8_t *p,
   while (p < end) {
     const uint8_t *start = p;
     uint64_t tag, n;
-    if (gm__wire_varint(&p, end, &tag) || (tag >> 3) == 0) return -1;
+    if (gm__wire_varint(&p, end, &tag) || (tag >> 3) == 0 ||
+        (tag >> 3) > 536870911u)
+      return -1;
     if ((tag & 7) != 2) {
       if ((tag & 7) == 0) {
         if (gm__wire_varint(&p, end, &n)) return -1;
@@ -179,8 +181,8 @@ static int gm__wire_copy(const ProtobufCMessageDescriptor *d, const uint8_t *p,
       gm__wire_put_varint(out, m);
       gm__wire_put(out, fixed, m);
       free(fixed);
-    } else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-               depth < GM__WIRE_MAX_DEPTH) {
+    } else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+      if (depth >= GM__WIRE_MAX_DEPTH) return -1;
       gm__wire_buf sub = {0};
       int rc = gm__wire_copy(f->descriptor, p, p + n, depth + 1, &sub);
       if (rc == 0) {

@@ -165,6 +165,13 @@ Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
       continue;
     }
     long long day = strtoll(p, &end, 10);
+    /* The script writes day numbers; anything else in the hash is skipped
+       rather than trusted (found by tests/fuzz/fuzz_market). */
+    if (end == p || (*end && *end != ',') || in->n_holidays > n) {
+      p = strchr(p, ',');
+      if (!p) break;
+      continue;
+    }
     char date[16];
     in->holidays[in->n_holidays++] =
         host->sprintf(call, "%s", gm__carbon_format_date(day, date));

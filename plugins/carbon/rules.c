@@ -76,13 +76,23 @@ void gm__carbon_format_sessions(const char *spec, char *out, size_t outlen) {
   }
 }
 
+/* Days 0000-01-01 .. 9999-12-31: the dates this market can write. */
+#define CARBON_FIRST_DAY INT64_C(-719528)
+#define CARBON_LAST_DAY INT64_C(2932896)
+
 int64_t gm__carbon_day_of(int64_t ms) {
+  /* Times from the ledger or a script are clamped to writable dates rather
+     than overflowing (found by tests/fuzz/fuzz_market). */
+  if (ms > CARBON_LAST_DAY * GM_CARBON_DAY_MS) return CARBON_LAST_DAY;
+  if (ms < CARBON_FIRST_DAY * GM_CARBON_DAY_MS) return CARBON_FIRST_DAY;
   int64_t t = ms + GM_CARBON_TZ_MS;
   return t >= 0 ? t / GM_CARBON_DAY_MS
                 : -((-t + GM_CARBON_DAY_MS - 1) / GM_CARBON_DAY_MS);
 }
 
 int64_t gm__carbon_day_start_ms(int64_t day) {
+  if (day > CARBON_LAST_DAY) day = CARBON_LAST_DAY;
+  if (day < CARBON_FIRST_DAY) day = CARBON_FIRST_DAY;
   return day * GM_CARBON_DAY_MS - GM_CARBON_TZ_MS;
 }
 
@@ -97,6 +107,10 @@ static int64_t carbon__days_from_civil(int64_t y, int64_t m, int64_t d) {
 }
 
 const char *gm__carbon_format_date(int64_t day, char out[16]) {
+  if (day < CARBON_FIRST_DAY || day > CARBON_LAST_DAY) {
+    snprintf(out, 16, "%s", "(no date)");
+    return out;
+  }
   int64_t z = day + 719468;
   int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   int64_t doe = z - era * 146097;

@@ -1,6 +1,7 @@
 /* The carbon rules that need no Redis: price display, sessions, dates, names.
  */
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,21 @@ START_TEST(days_are_shanghai_dates) {
 }
 END_TEST
 
+/* Days and times beyond any date the market writes are clamped, never
+   overflowed (found by tests/fuzz/fuzz_market). */
+START_TEST(extreme_days_do_not_overflow) {
+  char d[16];
+  ck_assert_str_eq(gm__carbon_format_date(INT64_MAX, d), "(no date)");
+  ck_assert_str_eq(gm__carbon_format_date(INT64_MIN, d), "(no date)");
+  ck_assert_str_eq(gm__carbon_format_date(2932896, d), "9999-12-31");
+  ck_assert_str_eq(gm__carbon_format_date(-719528, d), "0000-01-01");
+  ck_assert_int_eq(gm__carbon_day_of(INT64_MAX), 2932896);
+  ck_assert_int_eq(gm__carbon_day_of(INT64_MIN), -719528);
+  ck_assert_int_eq(gm__carbon_day_start_ms(INT64_MAX),
+                   gm__carbon_day_start_ms(2932896));
+}
+END_TEST
+
 START_TEST(names_are_checked) {
   ck_assert(gm__carbon_valid_symbol("CEA-2025"));
   ck_assert(gm__carbon_valid_symbol("CCER"));
@@ -101,6 +117,7 @@ int main(void) {
   tcase_add_test(tc, sessions_parse_to_minutes_and_back);
   tcase_add_test(tc, days_are_shanghai_dates);
   tcase_add_test(tc, names_are_checked);
+  tcase_add_test(tc, extreme_days_do_not_overflow);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

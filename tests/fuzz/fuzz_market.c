@@ -1,0 +1,63 @@
+/*
+ * A market's request handling, fed any request to any of its methods, down
+ * to the script arguments: the body decoded as dispatch decodes it, the
+ * handler run with Redis replies and ledger rows made from the input.  A
+ * handler must never crash, must say why when it refuses, and must reply
+ * with its declared type in text a strict client decodes.
+ * Input: method byte, caller byte, 2-byte body length, body, then the tape.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_host.h"
+#include "utf8.h"
+#include "wire.h"
+
+static void *fz_alloc(void *a, size_t n) {
+  return gm__arena_alloc(a, n);
+}
+static void fz_free(void *a, void *p) {
+  (void)a;
+  (void)p;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
+  static gm__arena *arena;
+  gm_market *m = fuzz_market(0);
+  if (!arena) arena = gm__arena_new();
+  if (len < 4 || !m->plugin->n_methods) return 0;
+  const gm_method *meth = &m->plugin->methods[data[0] % m->plugin->n_methods];
+  size_t blen = (size_t)data[2] | (size_t)data[3] << 8;
+  if (blen > len - 4) blen = len - 4;
+  const uint8_t *body = data + 4;
+  char why[400];
+  if (gm__wire_check(meth->request, body, blen, why, sizeof why) == 0) {
+    ProtobufCAllocator alloc = {fz_alloc, fz_free, arena};
+    ProtobufCMessage *req =
+        protobuf_c_message_unpack(meth->request, &alloc, blen, body);
+    if (req) {
+      gm_call call = {.arena = arena,
+                      .market = m,
+                      .roles = data[1] & 1,
+                      .admin = (data[1] & 2) != 0,
+                      .idem = (data[1] & 4) ? "k1" : "",
+                      .tape = body + blen,
+                      .tape_len = len - 4 - blen};
+      ProtobufCMessage *reply = NULL;
+      gm_status st = meth->handle(&call, req, &reply);
+      if (st != GM_OK) {
+        /* A refusal says why, in text a client decodes (or the host
+           repairs: the worker does for messages). */
+        if (!call.message && st != call.status) abort();
+      } else {
+        if (!reply || reply->descriptor != meth->reply) abort();
+        size_t n = protobuf_c_message_get_packed_size(reply), out;
+        uint8_t *b = gm__arena_alloc(arena, n ? n : 1);
+        protobuf_c_message_pack(reply, b);
+        if (!gm__wire_repair(arena, meth->reply, b, n, &out)) abort();
+      }
+    }
+  }
+  gm__arena_reset(arena);
+  return 0;
+}
