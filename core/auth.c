@@ -103,6 +103,10 @@ gm_status gm__participant_get(gm_call *call, const char *id,
                          "Redis is not reachable; is redis-server running?");
   }
   gm_status st = GM_OK;
+  if (r->type == REDIS_REPLY_ERROR) { /* loading, say: not "unregistered" */
+    st = gm__redis_fail(call, r, "reading the participant registry");
+    goto done;
+  }
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
       r->element[1]->type != REDIS_REPLY_STRING) {
     st = gm__call_fail(call, GM_NOT_FOUND,
@@ -151,6 +155,13 @@ gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
   if (!r)
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "Redis is not reachable; is redis-server running?");
+  /* An error (Redis loading its data) must not read as "nobody owns the
+     key", which would cut the connection off. */
+  if (r->type == REDIS_REPLY_ERROR) {
+    gm_status st = gm__redis_fail(call, r, "reading the participant registry");
+    freeReplyObject(r);
+    return st;
+  }
   if (r->type == REDIS_REPLY_STRING)
     *participant = gm__arena_strdup(call->arena, r->str);
   freeReplyObject(r);
@@ -159,6 +170,11 @@ gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
   if (!r)
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "Redis is not reachable; is redis-server running?");
+  if (r->type == REDIS_REPLY_ERROR) {
+    gm_status st = gm__redis_fail(call, r, "reading the participant registry");
+    freeReplyObject(r);
+    return st;
+  }
   *roles = gm__arena_strdup(call->arena,
                             r->type == REDIS_REPLY_STRING ? r->str : "");
   freeReplyObject(r);
@@ -207,10 +223,8 @@ gm_status gm__participant_register(gm_call *call, const gm__roles *known,
     int code = sp ? gm__status_parse(r->str, (size_t)(sp - r->str)) : -1;
     if (code > 0)
       st = gm__call_fail(call, (gm_status)code, "%s", sp + 1);
-    else {
-      gm__log(GM_LOG_ERROR, "auth", "register: %s", r->str);
-      st = gm__call_fail(call, GM_INTERNAL, "register failed; see the gmd log");
-    }
+    else
+      st = gm__redis_fail(call, r, "registering the participant");
   }
   freeReplyObject(r);
   return st;

@@ -211,10 +211,7 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
     const char *sp = strchr(r->str, ' ');
     int code = sp ? gm__status_parse(r->str, (size_t)(sp - r->str)) : -1;
     st = code > 0 ? gm__call_fail(call, (gm_status)code, "%s", sp + 1)
-                  : gm__call_fail(call, GM_INTERNAL,
-                                  "putting the dead letter back failed in "
-                                  "Redis: %s",
-                                  r->str);
+                  : gm__redis_fail(call, r, "putting the dead letter back");
     freeReplyObject(r);
     return st;
   }

@@ -89,11 +89,9 @@ gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
   redisReply *r = gm__redis_callv(call->redis, 6, argv, NULL);
   if (!r) return gm__idem_unreachable(call);
   if (r->type == REDIS_REPLY_ERROR) {
-    gm__log(GM_LOG_ERROR, "idem", "claiming %s: %s", key, r->str);
+    gm_status st = gm__redis_fail(call, r, "recording the idempotency key");
     freeReplyObject(r);
-    return gm__call_fail(call, GM_INTERNAL,
-                         "recording the idempotency key failed inside Redis; "
-                         "the gmd log has the Redis error");
+    return st;
   }
   /* Our own lease comes back when the claim was sent again after a lost
      connection: it is ours all the same. */

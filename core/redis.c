@@ -105,6 +105,7 @@ static const char gm__prelude[] =
     "local gm__K, gm__A = KEYS, ARGV; "
     "local gm__outbox, gm__idem = gm__K[1], gm__K[2]; "
     "local gm__dl, gm__dlc, gm__dlp = gm__K[3], gm__K[4], nil; "
+    "local gm__em = false; "
     "local gm = {now = tonumber(gm__A[2]), participant = gm__A[3]}; "
     "gm.emit = function(kind, ...) "
     "local f = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}; "
@@ -113,7 +114,7 @@ static const char gm__prelude[] =
     "error('gm.emit: field names starting with gm: are the host\\'s') end; "
     "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
     "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
-    "return redis.call(unpack(f)) end; "
+    "gm__em = true; return redis.call(unpack(f)) end; "
     "gm.reject = function(status, msg) return redis.error_reply("
     "tostring(status) .. ' ' .. tostring(msg or '')) end; "
     "local function gm__dlm(kind, id) "
@@ -140,40 +141,50 @@ static const char gm__prelude[] =
 
 /*
  * After the body: a mutating call (idem flag '1') returns the reply stored
- * by its first run and runs nothing; otherwise the body runs and its reply,
- * a gm.reject error table included, is stored with a TTL.  A Lua runtime
- * error aborts the script before the SET, so it is never stored and a retry
- * runs the body again.
+ * by its first run and runs nothing; otherwise the body runs and its reply
+ * is stored with a TTL, unless it is a refusal (gm.reject): a refusal
+ * changes nothing, so a retry may run the body again, and storing it would
+ * let refused requests fill Redis.  A Lua runtime error aborts the script
+ * before the SET, so it is never stored either.
  *
  * Deadlines: a run that was not refused writes what gm.deadline and
  * gm.deadline_cancel noted.  Setting one that a broker is firing right now
  * marks that broker's claim ("r" for its due, see core/deadlines.c), so the
  * firing does not remove it when it ends: it fires again at its time, even
- * when that is the time it is firing for.  A run that set any deadline
- * answers {error "gm:deadline <earliest due set>", reply}; the host takes
- * the due for the wake-up index gm:deadlines and hands the plugin `reply`
- * only, and stores only `reply` for replay.  A replay answers the same way
- * with the tag's earliest deadline, so a retry also repairs an index update
- * lost with a broker that died right after the first run.  A plugin reply of
- * that shape (a first item that is an error starting with "gm:") is refused,
- * so no plugin reply can be taken for the host's.
+ * when that is the time it is firing for.
+ *
+ * What the host must do after the run comes back in a wrapper:
+ * {error "gm:host <earliest due set, or -1> <emitted 0|1>", reply}, sent
+ * when the run set a deadline or appended to the outbox.  The host lowers
+ * the wake-up index gm:deadlines to the due, and registers the tag's outbox
+ * stream in gm:outboxes (the settler's list) once it holds entries or
+ * deadlines, so reads and refusals register nothing.  It hands the plugin
+ * `reply` only, and only `reply` is stored for replay.  A replay answers
+ * the same way from what the tag holds (its earliest deadline, whether its
+ * stream exists), so a retry also repairs what a broker that died right
+ * after the first run left undone.  A plugin reply of that shape (a first
+ * item that is an error starting with "gm:") is refused, so no plugin
+ * reply can be taken for the host's.
  */
 static const char gm__epilogue[] =
     "\nend\n"
-    "local function gm__dlwrap(r, min) "
-    "if min and (type(r) ~= 'table' or not r.err) then "
-    "return {{err = 'gm:deadline ' .. string.format('%d', min)}, r} end "
+    "local function gm__wrap(r, min, em) "
+    "if (min or em) and (type(r) ~= 'table' or not r.err) then "
+    "return {{err = 'gm:host ' .. string.format('%d', min or -1) .. "
+    "(em and ' 1' or ' 0')}, r} end "
     "return r end\n"
     "if gm__A[1] == '1' then local s = redis.call('GET', gm__idem); "
     "if s then local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
-    "return gm__dlwrap(cmsgpack.unpack(s), z[2] and tonumber(z[2])) end end\n"
+    "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), "
+    "redis.call('EXISTS', gm__outbox) == 1) end end\n"
     "local r = gm__body()\n"
     "if type(r) == 'table' and type(r[1]) == 'table' and "
     "type(r[1].err) == 'string' and r[1].err:sub(1, 3) == 'gm:' then "
     "error('a reply whose first item is an error starting with gm: is the "
     "host\\'s; return another shape') end\n"
+    "local refused = type(r) == 'table' and r.err\n"
     "local min\n"
-    "if gm__dlp and (type(r) ~= 'table' or not r.err) then "
+    "if gm__dlp and not refused then "
     "for m, due in pairs(gm__dlp) do "
     "if due then redis.call('ZADD', gm__dl, due, m); "
     "local c = redis.call('HGET', gm__dlc, m); "
@@ -181,9 +192,9 @@ static const char gm__epilogue[] =
     "(string.gsub(c, '^(%d+)|[^|]*|', '%1|r|', 1))) end; "
     "if not min or due < min then min = due end "
     "else redis.call('ZREM', gm__dl, m) end end end\n"
-    "if gm__A[1] == '1' then redis.call('SET', gm__idem, cmsgpack.pack(r), "
-    "'EX', gm__A[4]) end\n"
-    "return gm__dlwrap(r, min)\n";
+    "if gm__A[1] == '1' and not refused then redis.call('SET', gm__idem, "
+    "cmsgpack.pack(r), 'EX', gm__A[4]) end\n"
+    "return gm__wrap(r, min, gm__em)\n";
 
 /* ---- connections ---- */
 
@@ -815,28 +826,31 @@ static void gm__outbox_remember(const char *key) {
 }
 
 /*
- * Adds the stream to gm:outboxes before the script may XADD to it, so a
- * crash right after the script cannot leave entries the settler never sees.
+ * Adds the stream to gm:outboxes, the settler's list, after a run that
+ * appended to it or set a deadline on its tag (the deadline service walks
+ * the same list).  A broker that dies between the run and this leaves a
+ * stream the list lacks: the settler's discovery walk finds it (settle.c).
+ * Any failure is retryable: the run was made, and a retry replays its
+ * reply and registers again.
  */
 static gm_status gm__outbox_register(gm_call *call, const char *stream) {
   if (gm__outbox_known(stream)) return GM_OK;
   const char *argv[] = {"SADD", "gm:outboxes", stream};
   size_t lens[] = {4, 11, strlen(stream)};
   redisReply *reply = gm__command(call->redis, 3, argv, lens);
-  if (!reply)
-    return gm__call_fail(
-        call, GM_UNAVAILABLE,
-        "Redis is not reachable at %s (%s); is redis-server running?",
-        call->redis->where, call->redis->last_error);
-  int ok = reply->type == REDIS_REPLY_INTEGER;
-  if (!ok)
+  if (!reply || reply->type != REDIS_REPLY_INTEGER) {
     gm__log(GM_LOG_ERROR, "redis", "SADD gm:outboxes %s failed: %s", stream,
-            reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+            !reply                             ? call->redis->last_error
+            : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                               : "unexpected reply");
+    if (reply) freeReplyObject(reply);
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "the request was carried out, but recording its "
+                         "outbox for settlement failed (Redis at %s); retry "
+                         "with the same idempotency key to get its reply",
+                         call->redis->where);
+  }
   freeReplyObject(reply);
-  if (!ok)
-    return gm__call_fail(call, GM_INTERNAL,
-                         "registering the outbox stream failed inside Redis; "
-                         "check the gmd log");
   gm__outbox_remember(stream);
   return GM_OK;
 }
@@ -879,6 +893,39 @@ static void gm__value_from_reply(gm__arena *a, const redisReply *r,
   }
 }
 
+int gm__redis_transient(const char *err, size_t len) {
+  static const char *const transient[] = {
+      "LOADING",     "BUSY",     "MASTERDOWN", "TRYAGAIN",
+      "CLUSTERDOWN", "READONLY", "NOREPLICAS"};
+  size_t w = 0;
+  while (w < len && err[w] != ' ') w++;
+  for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+    if (w == strlen(transient[i]) && memcmp(err, transient[i], w) == 0)
+      return 1;
+  return 0;
+}
+
+gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what) {
+  if (!r)
+    return gm__call_fail(
+        call, GM_UNAVAILABLE,
+        "Redis is not reachable at %s (%s); is redis-server running?",
+        call->redis->where, call->redis->last_error);
+  if (r->type == REDIS_REPLY_ERROR && gm__redis_transient(r->str, r->len)) {
+    gm__log(GM_LOG_WARN, "redis", "%s: %s", what, r->str);
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "Redis cannot serve right now (%.*s); retry in a "
+                         "moment with the same idempotency key",
+                         (int)strcspn(r->str, " "), r->str);
+  }
+  gm__log(GM_LOG_ERROR, "redis", "%s: %s", what,
+          r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
+  return gm__call_fail(call, GM_INTERNAL,
+                       "%s failed inside Redis; the gmd log has the Redis "
+                       "error",
+                       what);
+}
+
 /* An error reply: "STATUS message" from gm.reject, anything else a failure. */
 static gm_status gm__error_reply(gm_call *call, const char *market,
                                  const char *name, const redisReply *reply) {
@@ -889,37 +936,22 @@ static gm_status gm__error_reply(gm_call *call, const char *market,
     const char *msg = sp ? sp + 1 : "";
     return gm__call_fail(call, (gm_status)status, "%s", msg);
   }
-  /* A Redis that is loading its data, busy with a slow script or failing
-     over: the request may succeed when retried. */
-  static const char *const transient[] = {"LOADING", "BUSY", "MASTERDOWN",
-                                          "TRYAGAIN", "CLUSTERDOWN"};
-  for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
-    if (slen == strlen(transient[i]) &&
-        memcmp(reply->str, transient[i], slen) == 0) {
-      gm__log(GM_LOG_WARN, market, "script %s: %s", name, reply->str);
-      return gm__call_fail(call, GM_UNAVAILABLE,
-                           "Redis cannot run scripts right now (%s); retry "
-                           "in a moment",
-                           transient[i]);
-    }
-  gm__log(GM_LOG_ERROR, market, "script %s failed in Redis: %s", name,
-          reply->str);
-  return gm__call_fail(call, GM_INTERNAL,
-                       "script %s.%s failed inside Redis; the gmd log has "
-                       "the Redis error",
-                       market, name);
+  const char *what =
+      gm__arena_sprintf(call->arena, "script %s.%s", market, name);
+  return gm__redis_fail(call, reply, what);
 }
 
 /*
- * The reply the plugin's body returned: a run that set a deadline answers
- * {error "gm:deadline <due>", reply} (see gm__epilogue), and *due is then
- * the earliest due it set (else left alone).  The epilogue refuses plugin
- * replies of that shape, so only the host's wrapper is unwrapped.
+ * The reply the plugin's body returned: a run that set a deadline or
+ * appended to its outbox answers {error "gm:host <due> <emitted>", reply}
+ * (see gm__epilogue); *due is then the earliest due it set (-1: none) and
+ * *emitted whether the tag's stream holds entries.  The epilogue refuses
+ * plugin replies of that shape, so only the host's wrapper is unwrapped.
  */
-static const redisReply *gm__deadline_unwrap(const redisReply *r,
-                                             long long *due) {
+static const redisReply *gm__host_unwrap(const redisReply *r, long long *due,
+                                         int *emitted) {
   static const redisReply nil = {.type = REDIS_REPLY_NIL};
-  static const char mark[] = "gm:deadline ";
+  static const char mark[] = "gm:host ";
   const size_t n = sizeof mark - 1;
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->elements > 2)
     return r;
@@ -928,8 +960,9 @@ static const redisReply *gm__deadline_unwrap(const redisReply *r,
     return r;
   char *end;
   long long v = strtoll(m->str + n, &end, 10);
-  if (*end || v < 0) return r;
+  if (*end != ' ' || (end[1] != '0' && end[1] != '1') || end[2]) return r;
   *due = v;
+  *emitted = end[1] == '1';
   return r->elements == 2 ? r->element[1] : &nil;
 }
 
@@ -1023,12 +1056,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   for (size_t k = 0; k < nargs; k++) argv[i++] = args[k] ? args[k] : "";
   for (int k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
 
-  /*
-   * Each try registers the outbox first: a reconnect clears the cache, so
-   * after a Redis restart the stream is added to gm:outboxes again before
-   * the script can XADD to it.  One retry after an I/O error (see
-   * gm__command for why repeating is safe), one after NOSCRIPT.
-   */
+  /* One retry after an I/O error (see gm__command for why repeating is
+     safe), one after NOSCRIPT. */
   char *cmd = NULL;
   long long cmdlen = redisFormatCommandArgv(&cmd, argc, argv, lens);
   if (cmdlen < 0) abort();
@@ -1036,11 +1065,6 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   gm_status st = GM_OK;
   int io_retry = 1, noscript_retry = 1, err = 0;
   for (;;) {
-    st = gm__outbox_register(call, outbox);
-    if (st != GM_OK) {
-      redisFreeCommand(cmd);
-      return st;
-    }
     r = gm__exec(call->redis, cmd, (size_t)cmdlen, &err);
     if (!r) {
       if (err == REDIS_ERR_PROTOCOL || !io_retry--) break;
@@ -1079,7 +1103,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   }
 
   long long due = -1;
-  const redisReply *body = gm__deadline_unwrap(r, &due);
+  int emitted = 0;
+  const redisReply *body = gm__host_unwrap(r, &due, &emitted);
   if (body->type == REDIS_REPLY_ERROR) {
     st = gm__error_reply(call, market, name, body);
   } else {
@@ -1090,5 +1115,12 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   }
   freeReplyObject(r);
   if (due >= 0) gm__deadline_index_lower(call, market, tag, due);
+  /* The settler and the deadline service find the tag through its stream
+     in gm:outboxes: registered before the reply says the run succeeded. */
+  if (st == GM_OK && (emitted || due >= 0) &&
+      gm__outbox_register(call, outbox) != GM_OK) {
+    *reply = NULL;
+    return call->status;
+  }
   return st;
 }

@@ -131,6 +131,19 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
 void gm__deadline_index_lower(gm_call *call, const char *market,
                               const char *tag, long long due);
 
+/*
+ * Non-zero when an error reply's first word says Redis cannot serve right
+ * now but will (LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, READONLY,
+ * NOREPLICAS): the caller answers UNAVAILABLE, which clients retry.
+ */
+int gm__redis_transient(const char *err, size_t len);
+/*
+ * Fails `call` for a command about `what` whose reply is r: NULL (Redis
+ * unreachable) and a transient error give UNAVAILABLE, any other error
+ * INTERNAL (logged with Redis's text).  Returns the status.
+ */
+gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what);
+
 /* The full key "gm:{<market>:<tag>}:<key>" in the call's arena. */
 char *gm__redis_key(gm_call *call, const char *market, const char *tag,
                     const char *key);

@@ -47,6 +47,11 @@
 /* XAUTOCLAIM pages per stream per sweep, COUNT per page. */
 #define GM__CLAIM_PAGES 8
 #define GM__CLAIM_COUNT "256"
+/* Streams the list lacks (a broker died between a script run and its
+   SADD) are looked for by a SCAN of the keyspace, COUNT keys per round,
+   at start and this often. */
+#define GM__DISCOVER_EVERY_US (300u * 1000000u)
+#define GM__DISCOVER_COUNT "1000"
 /* Dead consumers are looked for at most this often. */
 #define GM__PRUNE_EVERY_US (600u * 1000000u)
 
@@ -92,6 +97,8 @@ struct gm__settler {
   char **streams; /* sorted outbox streams with our group */
   size_t nstreams;
   uint64_t refreshed_us;   /* last read of gm:outboxes; 0: never */
+  char discover_at[24];    /* SCAN cursor of the discovery pass; "" idle */
+  uint64_t discovered_us;  /* when the last pass started; 0: never */
   long long outboxes_card; /* SCARD gm:outboxes at that read */
   uint64_t claimed_us;     /* last XAUTOCLAIM sweep; 0: never */
   uint64_t claim_every_us; /* sweep period */
@@ -174,6 +181,68 @@ static void gm__streams_clear(gm__settler *s) {
 static int gm__stream_known(const gm__settler *s, const char *key) {
   return s->nstreams && bsearch(&key, s->streams, s->nstreams,
                                 sizeof *s->streams, gm__cmp_str) != NULL;
+}
+
+/*
+ * One step of the discovery pass: a SCAN over "gm:{*}:*" that adds to
+ * gm:outboxes every tag holding an outbox stream or deadlines.  The host
+ * registers a tag right after the run that first wrote it; only a broker
+ * that died in between leaves one out, and this finds it.  0, or -1 when
+ * Redis failed.
+ */
+static int gm__discover(gm__settler *s) {
+  redisContext *c = gm__redis_context(s->redis);
+  redisReply *r = redisCommand(
+      c, "SCAN %s MATCH gm:{*}:* COUNT " GM__DISCOVER_COUNT, s->discover_at);
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      r->element[0]->type != REDIS_REPLY_STRING ||
+      r->element[1]->type != REDIS_REPLY_ARRAY) {
+    if (r) freeReplyObject(r);
+    return gm__redis_failed(s, "SCAN for outbox streams");
+  }
+  const redisReply *keys = r->element[1];
+  const char **argv = calloc(keys->elements + 2, sizeof *argv);
+  char **owned = calloc(keys->elements + 1, sizeof *owned);
+  if (!argv || !owned) abort();
+  int argc = 2;
+  argv[0] = "SADD";
+  argv[1] = "gm:outboxes";
+  for (size_t i = 0; i < keys->elements; i++) {
+    const redisReply *k = keys->element[i];
+    if (k->type != REDIS_REPLY_STRING) continue;
+    const char *close = strstr(k->str, "}:");
+    if (!close) continue;
+    const char *suffix = close + 2;
+    if (strcmp(suffix, "outbox") != 0 && strcmp(suffix, "dl") != 0) continue;
+    size_t head = (size_t)(suffix - k->str);
+    char *stream = malloc(head + sizeof "outbox");
+    if (!stream) abort();
+    memcpy(stream, k->str, head);
+    memcpy(stream + head, "outbox", sizeof "outbox");
+    owned[argc - 2] = stream;
+    argv[argc++] = stream;
+  }
+  int rc = 0;
+  if (argc > 2) {
+    redisReply *a = redisCommandArgv(c, argc, argv, NULL);
+    if (!a || a->type != REDIS_REPLY_INTEGER)
+      rc = gm__redis_failed(s, "SADD gm:outboxes");
+    else if (a->integer > 0)
+      gm__log(GM_LOG_WARN, "settle",
+              "found %lld outbox stream(s) missing from gm:outboxes (a broker "
+              "stopped right after writing them); added, so they settle",
+              a->integer);
+    if (a) freeReplyObject(a);
+  }
+  for (int i = 0; i < argc - 2; i++) free(owned[i]);
+  free(owned);
+  free(argv);
+  if (rc == 0) {
+    snprintf(s->discover_at, sizeof s->discover_at, "%s", r->element[0]->str);
+    if (strcmp(s->discover_at, "0") == 0) s->discover_at[0] = '\0';
+  }
+  freeReplyObject(r);
+  return rc;
 }
 
 /*
@@ -860,6 +929,11 @@ static int gm__round(gm__settler *s, size_t *read) {
   if (!s->refreshed_us || now - s->refreshed_us >= GM__REFRESH_US) {
     if (gm__refresh(s) != 0) return -1;
   }
+  if (!s->discovered_us || now - s->discovered_us >= GM__DISCOVER_EVERY_US) {
+    snprintf(s->discover_at, sizeof s->discover_at, "0");
+    s->discovered_us = now;
+  }
+  if (s->discover_at[0] && gm__discover(s) != 0) return -1;
   if (!s->claimed_us || now - s->claimed_us >= s->claim_every_us) {
     if (gm__claim(s) != 0) return -1;
   }

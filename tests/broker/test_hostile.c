@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "gmd_fixture.h"
@@ -176,6 +177,31 @@ static int ping_behind(int prefix) {
   return frames > 0;
 }
 
+/* Reads on tags that hold nothing register nothing: the settler would have
+   made a stream and a group for each, forever (issue 10, item 2). */
+START_TEST(reads_of_unknown_tags_leave_nothing) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  long long keys = gm_test_redis_int(rc, "DBSIZE");
+  long long outboxes = gm_test_redis_int(rc, "SCARD gm:outboxes");
+  Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+  req.kind = "close";
+  req.id = "x";
+  for (int i = 0; i < 2000; i++) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "nosuch-%d", i);
+    req.tag = tag;
+    Gm__Reply *r = gm_test_call(conn, "mallory", "testmkt", "deadline.get",
+                                NULL, &req.base);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->status, GM__STATUS__OK);
+    gm__reply__free_unpacked(r, NULL);
+  }
+  ck_assert_int_eq(gm_test_redis_int(rc, "SCARD gm:outboxes"), outboxes);
+  ck_assert_int_eq(gm_test_redis_int(rc, "DBSIZE"), keys);
+  redisFree(rc);
+}
+END_TEST
+
 START_TEST(eight_prefix_frames_are_answered_nine_are_not) {
   ck_assert(ping_behind(0));
   ck_assert(ping_behind(1));
@@ -209,6 +235,86 @@ START_TEST(a_garbage_flood_cannot_flood_the_log) {
 }
 END_TEST
 
+/* bump as alice with key `key`: the reply (any status). */
+static Gm__Reply *bump_on(gm_test_conn *c, const char *key) {
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "n";
+  return gm_test_call(c, "alice", "testmkt", "bump", key, &req.base);
+}
+
+static int64_t bump_seq(const Gm__Reply *r) {
+  Gm__Testmkt__BumpReply *b =
+      gm__testmkt__bump_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_ptr_nonnull(b);
+  int64_t seq = b->seq;
+  gm__testmkt__bump_reply__free_unpacked(b, NULL);
+  return seq;
+}
+
+/*
+ * Redis restarted and loading its append-only file answers LOADING: the
+ * broker says UNAVAILABLE (retryable), never INTERNAL, and a retry with the
+ * same key once it has loaded gets the true result: the first reply for a
+ * request carried out before the restart, a fresh run for one that was not
+ * (issue 10, item 3).
+ */
+START_TEST(a_loading_redis_is_unavailable_and_retries_get_the_truth) {
+  gm_test_redis *r = gm_test_redis_start_aof(1);
+  gm_test_gmd *g =
+      gm_test_gmd_start(r, TEST_PLUGIN_DIR, "[plugins]\nload = testmkt\n");
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  Gm__Reply *rep = bump_on(c, "before");
+  ck_assert_int_eq(rep->status, GM__STATUS__OK);
+  ck_assert_int_eq(bump_seq(rep), 1);
+  gm__reply__free_unpacked(rep, NULL);
+  /* Enough data that loading it takes a second or so. */
+  redisContext *rc = gm_test_redis_connect(r);
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "EVAL %s 0",
+      "for i = 1, 1000000 do redis.call('SET', 'filler:' .. i, 'x') end"));
+  freeReplyObject(gm_test_redis_cmd(rc, "BGREWRITEAOF"));
+  for (int i = 0; i < 200; i++) {
+    redisReply *info = gm_test_redis_cmd(rc, "INFO persistence");
+    int busy = strstr(info->str, "aof_rewrite_in_progress:1") != NULL ||
+               strstr(info->str, "aof_rewrite_scheduled:1") != NULL;
+    freeReplyObject(info);
+    if (!busy) break;
+    nanosleep(&(struct timespec){0, 50000000}, NULL);
+  }
+  redisFree(rc);
+  gm_test_redis_restart_loading(r);
+  int loading = 0, done = 0;
+  for (int i = 0; i < 400 && !done; i++) {
+    rep = bump_on(c, "during");
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_msg(
+        rep->status == GM__STATUS__OK || rep->status == GM__STATUS__UNAVAILABLE,
+        "status %d while Redis loads: %s", rep->status, rep->message);
+    if (rep->status == GM__STATUS__OK) {
+      ck_assert_int_eq(bump_seq(rep), 2);
+      done = 1;
+    } else if (strstr(rep->message, "LOADING")) {
+      loading = 1;
+    }
+    gm__reply__free_unpacked(rep, NULL);
+    if (!done) nanosleep(&(struct timespec){0, 50000000}, NULL);
+  }
+  ck_assert_msg(loading, "Redis never answered LOADING: make the data larger");
+  ck_assert(done);
+  /* Carried out before the restart: the retry replays its first reply. */
+  rep = bump_on(c, "before");
+  ck_assert_int_eq(rep->status, GM__STATUS__OK);
+  ck_assert_int_eq(bump_seq(rep), 1);
+  gm__reply__free_unpacked(rep, NULL);
+  rc = gm_test_redis_connect(r);
+  ck_assert_int_eq(gm_test_redis_int(rc, "GET gm:{testmkt:all}:counter"), 2);
+  redisFree(rc);
+  gm_test_conn_destroy(&c);
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("hostile");
   TCase *tc = tcase_create("gmd");
@@ -219,8 +325,13 @@ int main(void) {
   tcase_add_test(tc, a_nul_in_a_body_field_names_the_field);
   tcase_add_test(tc, dev_participants_are_ids);
   tcase_add_test(tc, eight_prefix_frames_are_answered_nine_are_not);
+  tcase_add_test(tc, reads_of_unknown_tags_leave_nothing);
   tcase_add_test(tc, a_garbage_flood_cannot_flood_the_log);
   suite_add_tcase(s, tc);
+  TCase *tl = tcase_create("loading");
+  tcase_set_timeout(tl, 120);
+  tcase_add_test(tl, a_loading_redis_is_unavailable_and_retries_get_the_truth);
+  suite_add_tcase(s, tl);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -34,7 +34,7 @@ static atomic_int kill_clients; /* before returning, once */
 /* On the entry with qty forge_qty, step outside the market's tables: */
 enum { FORGE_RETURN = 1, FORGE_SWALLOW, FORGE_OTHER_MARKET };
 static atomic_int forge_qty, forge_mode;
-static long sleep_us; /* per entry, to make a batch slow */
+static long sleep_us;    /* per entry, to make a batch slow */
 static atomic_int spill; /* times the entry with qty 1 meets a full disk */
 
 static gm_status settle_row(gm_market *m, gm_ledger *tx,
@@ -788,6 +788,35 @@ START_TEST(busy_locks_at_each_step_are_retried) {
 }
 END_TEST
 
+/*
+ * A broker that died between a script run and registering the tag's
+ * stream left entries gm:outboxes does not list: the settler's discovery
+ * walk finds the stream and settles them.
+ */
+START_TEST(an_unlisted_stream_is_found_and_settled) {
+  add_entries("alpha", "listed", 1, 3);
+  for (int i = 0; i < 4; i++)
+    freeReplyObject(gm_test_redis_cmd(
+        raw, "XADD gm:{alpha:lost}:outbox * kind fill qty %d", 100 + i));
+  /* A tag with deadlines only is listed too (the deadline service walks the
+     list); other keys are left alone. */
+  freeReplyObject(gm_test_redis_cmd(raw, "ZADD gm:{beta:dlonly}:dl 5 close|x"));
+  freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{alpha:lost}:other 1"));
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 7, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 7);
+  ck_assert_int_eq(gm_test_redis_int(raw, "SISMEMBER gm:outboxes %s",
+                                     "gm:{alpha:lost}:outbox"),
+                   1);
+  ck_assert_int_eq(gm_test_redis_int(raw, "SISMEMBER gm:outboxes %s",
+                                     "gm:{beta:dlonly}:outbox"),
+                   1);
+  ck_assert_int_eq(gm_test_redis_int(raw, "SCARD gm:outboxes"), 3);
+  assert_exactly_once(7);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_settle");
   TCase *tc = tcase_create("settle");
@@ -812,6 +841,7 @@ int main(void) {
   tcase_add_test(tc, a_full_disk_at_each_write_is_retried);
   tcase_add_test(tc, busy_locks_at_each_step_are_retried);
   tcase_add_test(tc, a_full_disk_inside_a_callback_sets_nothing_aside);
+  tcase_add_test(tc, an_unlisted_stream_is_found_and_settled);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

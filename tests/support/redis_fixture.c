@@ -21,6 +21,7 @@ struct gm_test_redis {
   char socket[96]; /* dir/redis.sock */
   char log[96];    /* dir/redis.log */
   pid_t pid;       /* the server, or -1 */
+  int aof;         /* appendonly yes, appendfsync always */
 };
 
 /*
@@ -62,7 +63,9 @@ static void log_tail(const gm_test_redis *r, char *out, size_t outlen) {
   out[len] = '\0';
 }
 
-static void spawn(gm_test_redis *r) {
+/* Starts the server; with wait_ready, waits until PING answers PONG, else
+   only until it accepts connections (it may still be LOADING its data). */
+static void spawn_server(gm_test_redis *r, int wait_ready) {
   const char *bin = getenv("GM_REDIS_SERVER");
   if (!bin || !*bin) bin = "redis-server";
   unlink(r->socket);
@@ -80,8 +83,9 @@ static void spawn(gm_test_redis *r) {
       close(fd);
     }
     execlp(bin, bin, "--port", "0", "--unixsocket", r->socket,
-           "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-           "--daemonize", "no", "--dir", r->dir, (char *)NULL);
+           "--unixsocketperm", "700", "--save", "", "--appendonly",
+           r->aof ? "yes" : "no", "--appendfsync", "always", "--daemonize",
+           "no", "--dir", r->dir, (char *)NULL);
     fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
     _exit(127);
   }
@@ -105,6 +109,9 @@ static void spawn(gm_test_redis *r) {
       redisReply *reply = redisCommand(c, "PING");
       int ok = reply && reply->type == REDIS_REPLY_STATUS &&
                strcmp(reply->str, "PONG") == 0;
+      if (!wait_ready && reply && reply->type == REDIS_REPLY_ERROR &&
+          strncmp(reply->str, "LOADING", 7) == 0)
+        ok = 1;
       if (reply) freeReplyObject(reply);
       redisFree(c);
       if (ok) return;
@@ -120,6 +127,10 @@ static void spawn(gm_test_redis *r) {
   r->pid = -1;
   fixture_fail("redis-server did not answer PING within 10 s; its log: %s",
                tail);
+}
+
+static void spawn(gm_test_redis *r) {
+  spawn_server(r, 1);
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag,
@@ -163,6 +174,10 @@ static void sweep_stale(void) {
 }
 
 gm_test_redis *gm_test_redis_start(void) {
+  return gm_test_redis_start_aof(0);
+}
+
+gm_test_redis *gm_test_redis_start_aof(int aof) {
   /* A write to a connection the server closed (restart, kill) must fail
      with EPIPE, as in gmd, instead of killing the test. */
   signal(SIGPIPE, SIG_IGN);
@@ -174,6 +189,7 @@ gm_test_redis *gm_test_redis_start(void) {
   snprintf(r->socket, sizeof r->socket, "%s/redis.sock", r->dir);
   snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
   r->pid = -1;
+  r->aof = aof;
   char owner[96];
   snprintf(owner, sizeof owner, "%s/owner", r->dir);
   FILE *f = fopen(owner, "w");
@@ -218,6 +234,11 @@ void gm_test_redis_stop(gm_test_redis **rp) {
 void gm_test_redis_restart(gm_test_redis *r) {
   stop_server(r);
   spawn(r);
+}
+
+void gm_test_redis_restart_loading(gm_test_redis *r) {
+  gm_test_redis_kill(r);
+  spawn_server(r, 0);
 }
 
 const char *gm_test_redis_socket(const gm_test_redis *r) {

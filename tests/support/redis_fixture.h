@@ -1,7 +1,7 @@
 /*
  * A private redis-server for one test: its own temp folder and unix socket,
- * no persistence, stopped by pid.  Usable from any test in tests/ and from
- * plugins' tests (link gm_test_support).
+ * no persistence (or an fsync-always AOF), stopped by pid.  Usable from any
+ * test in tests/ and from plugins' tests (link gm_test_support).
  *
  *   gm_test_redis *r = gm_test_redis_start();     // aborts the test on failure
  *   redisContext *c = gm_test_redis_connect(r);    // a plain hiredis client
@@ -28,10 +28,17 @@ typedef struct gm_test_redis gm_test_redis;
 
 /* Starts a server and waits (up to 10 s) until it answers PING. */
 gm_test_redis *gm_test_redis_start(void);
+/* The same with the append-only file on (aof non-zero) and fsync after
+   every write: a kill -9 loses nothing the server acknowledged. */
+gm_test_redis *gm_test_redis_start_aof(int aof);
 /* Stops the server (SIGTERM, waitpid), removes the temp folder, nulls *r. */
 void gm_test_redis_stop(gm_test_redis **r);
 /* Stops the server and starts a new one on the same socket (data is lost). */
 void gm_test_redis_restart(gm_test_redis *r);
+/* kill -9, then starts the server again on its folder (an AOF server
+   reloads its data) and returns as soon as it accepts connections, while
+   it may still answer LOADING. */
+void gm_test_redis_restart_loading(gm_test_redis *r);
 /* SIGKILLs the server and reaps it; the folder stays (restart or stop). */
 void gm_test_redis_kill(gm_test_redis *r);
 
