@@ -21,7 +21,7 @@ static const char *const ct__mutating[] = {
     "order.mass_cancel", "block.offer",      "block.accept",
     "block.reject",      "records.close",    NULL};
 
-void ct_start(const char *extra_conf, int64_t now_ms) {
+static void ct__start(const char *extra_conf, int64_t now_ms, int aof) {
   char conf[2048];
   /* gmd starts at the test's time (a restart too: the config is kept), so
    * no deadline the test set is late at a start-up. */
@@ -30,10 +30,18 @@ void ct_start(const char *extra_conf, int64_t now_ms) {
            "[plugins]\nload = carbon\n[deadlines]\npoll_ms = 20\n"
            "[market.carbon]\n%s\n",
            (long long)now_ms, extra_conf ? extra_conf : "");
-  ct_redis = gm_test_redis_start();
+  ct_redis = gm_test_redis_start_aof(aof);
   ct_gmd = gm_test_gmd_start(ct_redis, GM_BUILD_PLUGIN_DIR, conf);
   ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
   ct_clock(now_ms);
+}
+
+void ct_start(const char *extra_conf, int64_t now_ms) {
+  ct__start(extra_conf, now_ms, 0);
+}
+
+void ct_start_aof(const char *extra_conf, int64_t now_ms) {
+  ct__start(extra_conf, now_ms, 1);
 }
 
 void ct_stop(void) {

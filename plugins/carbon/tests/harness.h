@@ -23,6 +23,8 @@ extern char ct_message[1024];
 
 /* Starts redis + gmd with extra config lines; sets the clock to `now_ms`. */
 void ct_start(const char *extra_conf, int64_t now_ms);
+/* The same with Redis keeping an fsync-always append-only file. */
+void ct_start_aof(const char *extra_conf, int64_t now_ms);
 void ct_stop(void);
 /* The ms of local (Asia/Shanghai) time "YYYY-MM-DD" hh:mm. */
 int64_t ct_at(const char *date, int hh, int mm);
