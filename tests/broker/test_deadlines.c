@@ -550,6 +550,53 @@ START_TEST(the_poller_fires_registers_and_counts) {
 }
 END_TEST
 
+/*
+ * Due tags of a market no broker here loads (its brokers are down, or it
+ * was removed) come first in the index, oldest first: however many there
+ * are, this broker's own due deadline still fires.
+ */
+START_TEST(tags_of_markets_not_loaded_here_never_hold_back_ours) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  gm__clock_set_manual(B0);
+  char err[512];
+  gm__deadlines *d = gm__deadlines_new();
+  ck_assert_int_eq(gm__deadlines_register(d, &thread_market, "k", thread_cb,
+                                          NULL, err, sizeof err),
+                   GM_OK);
+  for (int i = 0; i < 600; i++)
+    freeReplyObject(gm_test_redis_cmd(rc, "ZADD gm:deadlines %lld gone:t%d",
+                                      (long long)(B0 - 5000), i));
+  freeReplyObject(gm_test_redis_cmd(rc, "ZADD gm:deadlines %lld mkt:t",
+                                    (long long)(B0 - 10)));
+  freeReplyObject(gm_test_redis_cmd(rc, "ZADD gm:{mkt:t}:dl %lld k|x",
+                                    (long long)(B0 - 10)));
+  char *ledger = gm_test_redis_path(redis, "ledger.sqlite");
+  gm__ledger *l = gm__ledger_open(ledger, 0, err, sizeof err);
+  ck_assert_msg(l != NULL, "%s", err);
+  gm__ledger_close(&l);
+  void *zctx = zmq_ctx_new();
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(redis)};
+  gm__deadlines_config c = {.redis = &addr,
+                            .ledger_path = ledger,
+                            .zctx = zctx,
+                            .pub_endpoint = "inproc://test-events",
+                            .broker = "b1",
+                            .poll_ms = 10,
+                            .claim_ms = 1000,
+                            .reconcile_s = 300,
+                            .find = thread_find};
+  ck_assert_msg(gm__deadlines_start(d, &c, err, sizeof err) == 0, "%s", err);
+  for (int i = 0; i < 500 && atomic_load(&thread_fired) < 1; i++) sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&thread_fired), 1);
+  ck_assert_int_eq(wait_card("gm:{mkt:t}:dl", 0), 0);
+  ck_assert_int_eq(zscore("gm:deadlines", "gone:t0"), B0 - 5000);
+  gm__deadlines_destroy(&d);
+  zmq_ctx_term(zctx);
+  free(ledger);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("deadlines");
   TCase *tc = tcase_create("deadlines");
@@ -566,6 +613,7 @@ int main(void) {
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
   tcase_add_test(tc, the_poller_fires_registers_and_counts);
+  tcase_add_test(tc, tags_of_markets_not_loaded_here_never_hold_back_ours);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
