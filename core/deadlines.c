@@ -90,7 +90,7 @@
 #define GM__DL_TAGS 64
 #define GM__DL_CLAIM "16"
 /* Pages of due index members one poll reads past tags it skips (markets
-   not loaded here). */
+   not loaded here); the next poll reads on from there. */
 #define GM__DL_PAGES 4
 /* Members of gm:outboxes per reconciliation step (SSCAN COUNT). */
 #define GM__DL_RECONCILE_COUNT "256"
@@ -251,6 +251,7 @@ struct gm__deadlines {
   gm__arena *arena;           /* one firing's memory */
   char sha[GM__DL_N][41];     /* SHA1 of each host script once loaded */
   char *walk;                 /* reconciliation's SSCAN cursor, or NULL */
+  long resume;                /* due index members the next poll skips */
   uint64_t unknown_logged_us; /* last "market not loaded here" log */
   uint64_t failing_logged_us; /* last "Redis failed" log */
   _Atomic int64_t pending;    /* gm__deadlines_counts */
@@ -567,13 +568,18 @@ static void gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
 /*
  * One poll: the tags due by now, up to GM__DL_TAGS of them.  Tags of a
  * market not loaded here are passed over (a broker that loads it fires
- * them).  Returns how many tags it worked on.
+ * them).  They come first when they have waited longest (that market's
+ * brokers are down, or it was removed), so a poll that stops at its page
+ * bound leaves the next one to read on from there, and the one after the
+ * end starts again from the first: however many are passed over, every due
+ * tag of this broker's markets is reached.  Returns how many tags it
+ * worked on.
  */
 static int gm__dl_poll(gm__deadlines *d) {
   char now[24];
   snprintf(now, sizeof now, "%lld", (long long)gm__clock_now_ms());
-  long skipped = 0;
-  int done = 0;
+  long skipped = d->resume;
+  int done = 0, end = 0;
   for (int page = 0; page < GM__DL_PAGES && done < GM__DL_TAGS; page++) {
     redisReply *r = gm__redis_callf(
         d->redis, "ZRANGEBYSCORE %s -inf %s WITHSCORES LIMIT %ld %d",
@@ -614,8 +620,12 @@ static int gm__dl_poll(gm__deadlines *d) {
       gm__arena_reset(d->arena);
     }
     freeReplyObject(r);
-    if (n < GM__DL_TAGS) break;
+    if (n < GM__DL_TAGS) {
+      end = 1;
+      break;
+    }
   }
+  d->resume = end ? 0 : skipped;
   return done;
 }
 
