@@ -648,6 +648,19 @@ START_TEST(migrations_stay_inside_the_prefix) {
                            "'procurement_y' is not one of them");
   expect_migration_refused("carbon", "PRAGMA journal_mode = DELETE",
                            "carbon may not run PRAGMA journal_mode");
+  /* SQLite's AUTOINCREMENT counters are one table for every market: a
+     migration may change its own tables' rows only. */
+  expect_migration_refused("carbon",
+                           "UPDATE sqlite_sequence SET seq = 100 WHERE name = "
+                           "'procurement_y'",
+                           "another market's AUTOINCREMENT counter "
+                           "('procurement_y')");
+  expect_migration_refused("carbon", "DELETE FROM sqlite_sequence",
+                           "another market's AUTOINCREMENT counter "
+                           "('procurement_y')");
+  ck_assert_int_eq(
+      scalar("SELECT seq FROM sqlite_sequence WHERE name = 'procurement_y'"),
+      7);
   ck_assert_int_eq(scalar("SELECT count(*) FROM sqlite_schema"), objects);
   /* What a market does within its prefix is fine: AUTOINCREMENT (SQLite
      keeps sqlite_sequence), indexes, views and triggers of its own, a
