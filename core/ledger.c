@@ -14,8 +14,9 @@
  *     SQLite, which reads and writes its schema tables (and sqlite_sequence
  *     during schema changes) as it needs;
  *   - the schema changes only in the market's migrations; a migration may
- *     not rename a table out of its prefix or reference another's table
- *     with a foreign key (checked after it ran);
+ *     not rename a table out of its prefix, reference another's table
+ *     with a foreign key or change another's AUTOINCREMENT counter in
+ *     sqlite_sequence (checked after it ran);
  *   - ATTACH, DETACH, transactions, savepoints, ANALYZE and pragmas other
  *     than reading its own tables' layout are refused.
  * SQLite authorizes at prepare time, and prepares again at step time after
@@ -520,23 +521,25 @@ static void gm__stmt_done(gm__ledger *l, sqlite3_stmt *st) {
   sqlite3_finalize(st);
 }
 
-/* Names in the schema that are not `market`'s, sorted (malloc'd); NULL
-   with err when the schema cannot be read. */
-static char **gm__foreign_names(gm__ledger *l, const char *market, size_t *n,
-                                char *err, size_t errlen) {
+/* Column 0 of the rows of `sql` whose column 1, a name, is not `market`'s,
+   in the query's order (malloc'd); NULL with err when they cannot be
+   read. */
+static char **gm__foreign_rows(gm__ledger *l, const char *market,
+                               const char *sql, size_t *n, char *err,
+                               size_t errlen) {
   sqlite3_stmt *st = NULL;
   char **names = NULL;
   size_t cap = 0;
   *n = 0;
-  if (sqlite3_prepare_v2(l->db, "SELECT name FROM sqlite_schema ORDER BY name",
-                         -1, &st, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "reading the schema: %s", sqlite3_errmsg(l->db));
     return NULL;
   }
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(st, 0);
-    if (!name || gm__own_index(market, name)) continue;
+    const char *owner = (const char *)sqlite3_column_text(st, 1);
+    if (!name || gm__own_index(market, owner)) continue;
     if (*n == cap) {
       cap = cap ? cap * 2 : 32;
       names = realloc(names, cap * sizeof *names);
@@ -560,6 +563,37 @@ static char **gm__foreign_names(gm__ledger *l, const char *market, size_t *n,
   return names;
 }
 
+/* Names in the schema that are not `market`'s, sorted. */
+static char **gm__foreign_names(gm__ledger *l, const char *market, size_t *n,
+                                char *err, size_t errlen) {
+  return gm__foreign_rows(l, market,
+                          "SELECT name, name FROM sqlite_schema ORDER BY name",
+                          n, err, errlen);
+}
+
+/*
+ * The rows of sqlite_sequence (the AUTOINCREMENT counters of every
+ * market's tables, in one table) that are not `market`'s, as
+ * "<table>|<seq>", sorted.  SQLite writes that table itself when a market
+ * drops or renames one of its own, so the authorizer lets a migration
+ * reach it; what it did there is checked after (gm__migration_check).
+ */
+static char **gm__foreign_sequences(gm__ledger *l, const char *market,
+                                    size_t *n, char *err, size_t errlen) {
+  if (sqlite3_table_column_metadata(l->db, "main", "sqlite_sequence", NULL,
+                                    NULL, NULL, NULL, NULL,
+                                    NULL) != SQLITE_OK) {
+    *n = 0;
+    char **none = malloc(sizeof *none);
+    if (!none) abort();
+    return none;
+  }
+  return gm__foreign_rows(l, market,
+                          "SELECT name || '|' || seq, name FROM "
+                          "sqlite_sequence ORDER BY 1",
+                          n, err, errlen);
+}
+
 static void gm__free_names(char **names, size_t n) {
   for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
@@ -572,13 +606,15 @@ static int gm__cmp_name(const void *a, const void *b) {
 /*
  * What the authorizer cannot see, checked after a market's migration ran
  * (in its transaction): no name outside the market's prefix appeared (ALTER
- * TABLE ... RENAME TO gives none to check), no table of the market's
+ * TABLE ... RENAME TO gives none to check), the other markets' rows of
+ * sqlite_sequence are as they were (seq_before), no table of the market's
  * references another's with a foreign key (the broker's deletes would then
  * fail, or reach into the market), and its views read only its tables.
  * 0, or -1 with why.
  */
 static int gm__migration_check(gm__ledger *l, const char *market, char **before,
-                               size_t nbefore, char *why, size_t len) {
+                               size_t nbefore, char **seq_before,
+                               size_t nseq_before, char *why, size_t len) {
   size_t nafter = 0;
   char **after = gm__foreign_names(l, market, &nafter, why, len);
   if (!after) return -1;
@@ -589,6 +625,26 @@ static int gm__migration_check(gm__ledger *l, const char *market, char **before,
       gm__not_own(why, len, market, after[i]);
       rc = -1;
     }
+  }
+  gm__free_names(after, nafter);
+  if (rc) return rc;
+  /* Another's counters exactly as they were: none changed, none gone. */
+  after = gm__foreign_sequences(l, market, &nafter, why, len);
+  if (!after) return -1;
+  for (size_t i = 0; i < nseq_before && rc == 0; i++)
+    if (i >= nafter || strcmp(seq_before[i], after[i]) != 0) {
+      snprintf(why, len,
+               "%s may not change another market's AUTOINCREMENT counter "
+               "('%.*s') in sqlite_sequence",
+               market, (int)strcspn(seq_before[i], "|"), seq_before[i]);
+      rc = -1;
+    }
+  if (rc == 0 && nafter > nseq_before) {
+    snprintf(why, len,
+             "%s may not change another market's AUTOINCREMENT counter "
+             "('%.*s') in sqlite_sequence",
+             market, (int)strcspn(after[nseq_before], "|"), after[nseq_before]);
+    rc = -1;
   }
   gm__free_names(after, nafter);
   if (rc) return rc;
@@ -712,9 +768,12 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
       gm__exec(l->db, "ROLLBACK", NULL, 0);
       continue;
     }
-    size_t nbefore = 0;
+    size_t nbefore = 0, nseq = 0;
     char **before = gm__foreign_names(l, market, &nbefore, why, sizeof why);
-    int failed = !before;
+    char **seq = before
+                     ? gm__foreign_sequences(l, market, &nseq, why, sizeof why)
+                     : NULL;
+    int failed = !before || !seq;
     int refused = 0;
     if (!failed) {
       gm__scope saved = gm__enter(l, market, 1);
@@ -725,10 +784,11 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
       }
       gm__leave(l, saved);
     }
-    if (!failed &&
-        gm__migration_check(l, market, before, nbefore, why, sizeof why) != 0)
+    if (!failed && gm__migration_check(l, market, before, nbefore, seq, nseq,
+                                       why, sizeof why) != 0)
       failed = refused = 1;
     gm__free_names(before, nbefore);
+    gm__free_names(seq, nseq);
     if (failed) {
       gm__exec(l->db, "ROLLBACK", NULL, 0);
       snprintf(err, errlen,
