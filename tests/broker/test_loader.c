@@ -116,6 +116,15 @@ START_TEST(refuses_method_roles_with_spaces) {
 }
 END_TEST
 
+/* A market's tables are "<market>_*": no name may hold another's tables
+   ("alpha_eu_t" starts with "alpha_"), nor SQLite's ("sqlite_*"). */
+START_TEST(refuses_a_name_whose_tables_are_another_s) {
+  expect_refused("gm_nested.so",
+                 "market name 'alpha_eu' is not [a-z][a-z0-9]*");
+  expect_refused("gm_sqlite.so", "market name 'sqlite' is not [a-z][a-z0-9]*");
+}
+END_TEST
+
 /* Loads the named test plugins in that order; every one must load. */
 static size_t load_all(const char *const *names, size_t n, gm_market **out) {
   for (size_t i = 0; i < n; i++) {
@@ -224,6 +233,7 @@ int main(void) {
   tcase_add_test(tc, refuses_a_role_name_that_is_no_role_name);
   tcase_add_test(tc, refuses_declaring_admin);
   tcase_add_test(tc, refuses_method_roles_with_spaces);
+  tcase_add_test(tc, refuses_a_name_whose_tables_are_another_s);
   tcase_add_test(tc, roles_are_checked_after_every_plugin_loaded);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -16,6 +16,10 @@
  *   spaces   method roles "buyer, seller": refused before init
  *   unprefixed  a migration creating a table without the market's prefix:
  *            refused at init
+ *   nested   named alpha_eu: its tables would be alpha's ("alpha_eu_..."
+ *            starts with "alpha_"): refused before init
+ *   sqlite   named sqlite: "sqlite_*" tables are SQLite's: refused before
+ *            init
  */
 #include <stddef.h>
 
@@ -97,6 +101,16 @@ static const gm_role roles[] = {
 #define NEEDS NULL
 #define NO_ROLES
 #define MIGRATION "CREATE TABLE oops(x INTEGER)"
+#elif defined(ROLEMKT_NESTED)
+#define NAME "alpha_eu"
+#define METHOD "x"
+#define NEEDS NULL
+#define NO_ROLES
+#elif defined(ROLEMKT_SQLITE)
+#define NAME "sqlite"
+#define METHOD "x"
+#define NEEDS NULL
+#define NO_ROLES
 #else
 #error "define one ROLEMKT_* variant"
 #endif
