@@ -34,12 +34,11 @@ const gm_plugin *gm_cli_core_plugin(void) {
   return &gm__core;
 }
 
-/* Market names are [a-z][a-z0-9_]*: also keeps "../x" out of file paths. */
+/* Market names are [a-z][a-z0-9]*: also keeps "../x" out of file paths. */
 static int gm__market_name_ok(const char *m) {
   if (!m || !(*m >= 'a' && *m <= 'z')) return 0;
   for (; *m; m++)
-    if (!((*m >= 'a' && *m <= 'z') || (*m >= '0' && *m <= '9') || *m == '_'))
-      return 0;
+    if (!((*m >= 'a' && *m <= 'z') || (*m >= '0' && *m <= '9'))) return 0;
   return 1;
 }
 
@@ -132,7 +131,7 @@ const gm_plugin *gm_cli_load_plugin(gm_cli *cli, const char *market,
     if (!strcmp(p->market, market)) return p->entry;
   if (!gm__market_name_ok(market)) {
     snprintf(reason, sizeof reason,
-             "\"%s\" is not a market name (lowercase letters, digits, _); "
+             "\"%s\" is not a market name (lowercase letters and digits); "
              "run `gm markets` for the list",
              market);
     *why = reason;

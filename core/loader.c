@@ -14,12 +14,14 @@
 #include "roles.h"
 #include "timers.h"
 
+/* [a-z][a-z0-9]*: a market's tables are "<market>_*" (ledger.c), so with
+   no '_' in names no market's prefix starts another's ("alpha_eu_t" would
+   be alpha's); "gm" and "sqlite" own gm_* and sqlite_*. */
 static int valid_market_name(const char *s) {
   if (!s || !islower((unsigned char)s[0]) || strlen(s) > 32) return 0;
   for (const char *p = s; *p; p++)
-    if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_')
-      return 0;
-  return strcmp(s, "gm") != 0;
+    if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p)) return 0;
+  return strcmp(s, "gm") != 0 && strcmp(s, "sqlite") != 0;
 }
 
 static int valid_descriptor(const ProtobufCMessageDescriptor *d) {
@@ -95,7 +97,9 @@ static int check_plugin(const gm_plugin *p, char *err, size_t errlen) {
   }
   if (!valid_market_name(p->name)) {
     snprintf(err, errlen,
-             "market name '%s' is not [a-z][a-z0-9_]* (at most 32, not 'gm')",
+             "market name '%s' is not [a-z][a-z0-9]* (at most 32, not 'gm' "
+             "or 'sqlite'): its tables are named <name>_*, which must be "
+             "no other market's and not SQLite's",
              p->name ? p->name : "(null)");
     return -1;
   }

@@ -348,7 +348,8 @@ typedef struct gm_plugin_magic_t {
 
 typedef struct gm_plugin {
   size_t size;             /* sizeof(gm_plugin) as the plugin was built */
-  const char *name;        /* market name: [a-z][a-z0-9_]*, not "gm" */
+  const char *name;        /* market name: [a-z][a-z0-9]*, at most 32
+                              characters, not "gm" or "sqlite" */
   const char *version;     /* the plugin's own version, e.g. "1.0.0" */
   const char *description; /* one line */
   const gm_method *methods;
