@@ -51,7 +51,10 @@
  * had run returns its stored reply: its effects happen once.  A claim that
  * expired while its broker was still running (a callback slower than
  * claim_ms) may fire twice at once; the same key makes their steps replay
- * each other's, so the effects still happen once.
+ * each other's, so the effects still happen once.  The deadlines of one
+ * claim fire one after the other, and one whose claim is half spent when
+ * its turn comes is left to expire (gm__dl_tag), so callbacks queued behind
+ * slow ones are not fired twice.
  * When the callback returns GM_OK, the done script removes the deadline if
  * it is still at the due that was claimed and was not set again meanwhile
  * (gm.deadline on a claimed deadline marks the claim "r"), and drops the
@@ -527,7 +530,10 @@ static void gm__dl_fire(gm__deadlines *d, gm_market *m, const char *tag,
 
 /*
  * One tag the index says is due: claims, updates the index, fires what was
- * claimed.
+ * claimed, one after the other.  A claim with less than half its time left
+ * when its turn comes (the callbacks before it were slow) is left to run
+ * out: another broker may take it over by then, and both would fire it.
+ * It is claimed again (here or there) once it has.
  */
 static void gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
                        const char *score) {
@@ -553,7 +559,10 @@ static void gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
   }
   gm__dl_index_update(d, member, score, r->element[0]->str,
                       (const char *const *)keys, now);
-  for (size_t i = 1; i < r->elements && !atomic_load(&d->stop); i++) {
+  long long last = atoll(now) + d->cfg.claim_ms / 2;
+  for (size_t i = 1;
+       i < r->elements && !atomic_load(&d->stop) && gm__clock_now_ms() < last;
+       i++) {
     gm__dl_fire(d, m, tag, (const char *const *)keys, r->element[i]);
     /* The callback's memory; the keys are made again for the next one. */
     gm__arena_reset(d->arena);
