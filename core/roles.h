@@ -41,9 +41,9 @@ const char *gm__roles_all(const gm__roles *r);
 char *gm__roles_in_force(const gm__roles *r, gm__arena *a, const char *held);
 /*
  * Every known role on a line of its own (in a), for error messages:
- *   "  admin (gm): the broker's administrator ...\n  buyer (carbon): ..."
- * A role two markets declare is one line with both: "buyer (carbon: ...;
- * procurement: ...)".
+ *   "  admin (gm): the broker's administrator ...\n  buyer (alpha): ..."
+ * A role two markets declare is one line with both: "buyer (alpha: ...;
+ * beta: ...)".
  */
 char *gm__roles_describe(const gm__roles *r, gm__arena *a);
 
