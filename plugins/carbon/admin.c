@@ -42,22 +42,27 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
   int32_t bandbp = d->band_bp ? d->band_bp : 1000;
   int32_t bbandbp = d->block_band_bp ? d->block_band_bp : 3000;
   int32_t maxf = d->max_fills ? d->max_fills : (int32_t)carbon__max_fills;
+  char a[32], b[32];
   if (tick < 1 || tick > 10000 || lot < 1 || lot > 100000)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "tick must be 1..10000 fen and lot 1..100000 t");
+                      "the tick must be 0.01..100.00 yuan and the lot "
+                      "1..100000 t");
   if (d->reference_price < tick || d->reference_price > GM_CARBON_MAX_PRICE ||
       d->reference_price % tick)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "reference_price must be a positive multiple of the "
-                      "tick up to %lld fen (the previous close)",
-                      (long long)GM_CARBON_MAX_PRICE);
+                      "the reference price (the previous close) %s yuan must "
+                      "be a multiple of the tick of %s yuan, up to %s yuan",
+                      gm__carbon_format_price(d->reference_price, a),
+                      gm__carbon_format_price(tick, b),
+                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, b));
   if (bandbp < 1 || bandbp > 9999 || bbandbp < 1 || bbandbp > 9999)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "band_bp and block_band_bp must be 1..9999 basis points");
+                      "the price band and the block price band must be "
+                      "0.01%%..99.99%% (1..9999 basis points)");
   if (bmin < lot || bmin > GM_CARBON_MAX_QTY || bmin % lot)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "block_threshold must be a multiple of the lot up to "
-                      "%lld t",
+                      "the block threshold must be a multiple of the lot, up "
+                      "to %lld t",
                       (long long)GM_CARBON_MAX_QTY);
   if (maxf < 1 || maxf > 1000)
     return host->fail(call, GM_INVALID_ARGUMENT,

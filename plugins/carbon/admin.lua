@@ -9,6 +9,38 @@
 -- The symbol is the hash tag: KEYS[1] = gm:{carbon:<SYM>}:i.
 local op = ARGV[1]
 local SYM = string.match(P, '{carbon:(.*)}')
+
+-- An instrument rule as an admin types it (gm carbon create): its name and
+-- its value in yuan, %, t, HH:MM or dates, never the stored form.
+local RULE = {kind = {'kind'}, cur = {'currency'}, tick = {'tick', 'yuan'},
+  lot = {'lot', 't'}, ref = {'reference price', 'yuan'},
+  band = {'price band', 'bp'}, bband = {'block price band', 'bp'},
+  bmin = {'block threshold', 't'}, sess = {'sessions', 'hhmm'},
+  bsess = {'block sessions', 'hhmm'}, hol = {'holidays', 'dates'},
+  maxf = {'fills per step'}, name = {'name'}}
+local function rule_text(field, v)
+  local r = RULE[field]
+  local u = r[2]
+  if u == 'yuan' then return r[1], yuan(tonumber(v)) .. ' yuan' end
+  if u == 't' then return r[1], v .. ' t' end
+  if u == 'bp' then
+    local bp = tonumber(v)
+    return r[1], string.format('%d.%02d%%', floor(bp / 100), bp % 100)
+  end
+  if u == 'hhmm' then
+    return r[1], (string.gsub(v, '%d+', function(m)
+      m = tonumber(m)
+      return string.format('%02d:%02d', floor(m / 60), m % 60)
+    end))
+  end
+  if u == 'dates' then
+    local d = {}
+    for day in string.gmatch(v, '%d+') do d[#d + 1] = datestr(tonumber(day)) end
+    return r[1], #d > 0 and table.concat(d, ',') or 'none'
+  end
+  return r[1], v
+end
+
 if op == 'create' then
   local f = {'kind', 'cur', 'tick', 'lot', 'ref', 'band', 'bband', 'bmin',
     'sess', 'bsess', 'hol', 'maxf', 'name'}
@@ -17,9 +49,11 @@ if op == 'create' then
     -- Same rules again (a retry, or repairing the registry): fine.
     for i = 1, #f do
       if cur[i] ~= ARGV[i + 1] then
-        return rej('ALREADY_EXISTS', 'instrument ' .. SYM ..
-          ' exists with a different ' .. f[i] .. ' (' .. cur[i] ..
-          '); pick another symbol')
+        local name, has = rule_text(f[i], cur[i])
+        local _, asked = rule_text(f[i], ARGV[i + 1])
+        return rej('ALREADY_EXISTS', 'instrument ' .. SYM .. ' exists with ' ..
+          name .. ' ' .. has .. ', not ' .. asked .. '; create it again ' ..
+          'with the same rules, or pick another symbol')
       end
     end
   else
@@ -58,17 +92,21 @@ end
 local who, asset, amt, ref = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local a = acct(who)
 local field = asset == 'c' and 'c' or 'al'
-local unit = asset == 'c' and ' fen' or ' t'
+-- Amounts as people type them: cash in yuan, allowances in tonnes.
+local function amount(x)
+  if asset == 'c' then return yuan(x) .. ' yuan' end
+  return I(x) .. ' t'
+end
 if op == 'withdraw' then
   if a[field] < amt then
-    return rej('FAILED_PRECONDITION', who .. ' has ' .. I(a[field]) .. unit ..
-      ' available in ' .. SYM .. ', less than the ' .. I(amt) .. unit ..
+    return rej('FAILED_PRECONDITION', who .. ' has ' .. amount(a[field]) ..
+      ' available in ' .. SYM .. ', less than the ' .. amount(amt) ..
       ' to withdraw (frozen and today\'s purchases cannot be withdrawn)')
   end
   amt = -amt
 elseif held(a, field) + amt > MAXCASH then
   return rej('RESOURCE_EXHAUSTED', 'the balance would pass the limit of ' ..
-    I(MAXCASH) .. unit .. ' that keeps amounts exact; split the account')
+    amount(MAXCASH) .. ' that keeps amounts exact; split the account')
 end
 a[field] = a[field] + amt
 acct_flush()

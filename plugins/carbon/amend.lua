@@ -29,10 +29,11 @@ if op == 'cancel' then
         tif = tonumber(r.tif), px = tonumber(r.px), q = tonumber(r.q),
         f = tonumber(r.f), exp = tonumber(r.exp), t = tonumber(r.t),
         coid = r.coid}
-      local rec = ord_rec(f, 6, 'cancel pending: requested by ' .. r.cx ..
-        '; the order is still matching and its next step cancels the rest')
-      rec[1] = 'T'
-      return {rec}
+      local r0 = ord_rec(f, STATE.CANCEL_PENDING, 'cancel pending: ' ..
+        'requested by ' .. r.cx .. '; the order is still matching and its ' ..
+        'next step cancels the rest')
+      r0[1] = 'T'
+      return {r0}
     end
     -- A fill may have won the race: the order is gone from the book.
     return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
@@ -42,7 +43,7 @@ if op == 'cancel' then
     return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
       ' of yours (it may have filled or been cancelled; see order.get)')
   end
-  ord_end(o, 4, 'cancelled by ' .. who, out)
+  ord_end(o, STATE.CANCELLED, 'cancelled by ' .. who, out)
   out[#out][1] = 'T'
 else
   -- Each run looks at no more than max of the caller's open orders, of
@@ -59,7 +60,7 @@ else
       -- counting in remaining for ever.
       redis.call('SREM', key, id)
     elseif o.who == who and (side == '' or o.side == side) then
-      ord_end(o, 4, 'mass cancel', out)
+      ord_end(o, STATE.CANCELLED, 'mass cancel', out)
     end
   end
   -- Without a side every order looked at is gone, so the set holds exactly

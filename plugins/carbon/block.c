@@ -12,18 +12,19 @@ Gm__Carbon__BlockOffer *carbon__offer(gm_call *call, const char *sym,
                                       const gm_value *r) {
   Gm__Carbon__BlockOffer *b = host->alloc(call, sizeof *b);
   gm__carbon__block_offer__init(b);
-  b->id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 1));
+  b->id = host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_OFFER_id));
   b->symbol = (char *)sym;
-  b->offerer = (char *)carbon__s(r, 2);
-  b->counterparty = (char *)carbon__s(r, 3);
-  b->side = carbon__side_of(carbon__s(r, 4));
-  b->price = carbon__i(r, 5);
-  b->quantity = carbon__i(r, 6);
-  b->state = (Gm__Carbon__OfferState)carbon__i(r, 7);
-  b->trade_id = carbon__s(r, 8)[0]
-                    ? host->sprintf(call, "%s:%s", sym, carbon__s(r, 8))
-                    : "";
-  b->created_ms = carbon__i(r, 9);
+  b->offerer = (char *)carbon__s(r, CARBON_OFFER_of);
+  b->counterparty = (char *)carbon__s(r, CARBON_OFFER_cp);
+  b->side = carbon__side_of(carbon__s(r, CARBON_OFFER_side));
+  b->price = carbon__i(r, CARBON_OFFER_px);
+  b->quantity = carbon__i(r, CARBON_OFFER_q);
+  b->state = (Gm__Carbon__OfferState)carbon__i(r, CARBON_OFFER_st);
+  b->trade_id =
+      carbon__s(r, CARBON_OFFER_tid)[0]
+          ? host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_OFFER_tid))
+          : "";
+  b->created_ms = carbon__i(r, CARBON_OFFER_t);
   return b;
 }
 
@@ -59,11 +60,14 @@ gm_status carbon__block_offer(gm_call *call, const ProtobufCMessage *req,
                       "counterparty \"%s\" must be another participant's id",
                       in->counterparty);
   if (in->price <= 0 || in->price > GM_CARBON_MAX_PRICE || in->quantity <= 0 ||
-      in->quantity > GM_CARBON_MAX_QTY)
+      in->quantity > GM_CARBON_MAX_QTY) {
+    char hi[32];
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "price must be 1..%lld fen and quantity 1..%lld t",
-                      (long long)GM_CARBON_MAX_PRICE,
+                      "the price must be 0.01..%s yuan and the quantity "
+                      "1..%lld t",
+                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, hi),
                       (long long)GM_CARBON_MAX_QTY);
+  }
   const char *args[] = {"offer", carbon__side_code(in->side), in->counterparty,
                         carbon__num(call, in->price),
                         carbon__num(call, in->quantity)};

@@ -73,8 +73,8 @@ if op == 'offer' then
   if exp < close_ms(inst.sess, TODAY) then day_lower(inst, exp) end
   redis.call('SADD', P .. 'bo:' .. b.of, b.id)
   redis.call('SADD', P .. 'bo:' .. b.cp, b.id)
-  offer_emit(b, 1)
-  out[#out + 1] = offer_rec(b, 1)
+  offer_emit(b, OFFER.OPEN)
+  out[#out + 1] = offer_rec(b, OFFER.OPEN)
 else
   local b = offer_get(ARGV[2])
   if not b or (b.cp ~= who and b.of ~= who) then
@@ -85,7 +85,7 @@ else
   if op == 'reject' then
     if b.side == 'b' then oa.cf, oa.c = oa.cf - b.px * b.q, oa.c + b.px * b.q
     else oa.af, oa.al = oa.af - b.q, oa.al + b.q end
-    local st = b.cp == who and 3 or 4
+    local st = b.cp == who and OFFER.REJECTED or OFFER.WITHDRAWN
     offer_remove(b)
     offer_emit(b, st)
     out[#out + 1] = offer_rec(b, st)
@@ -119,9 +119,9 @@ else
     inst.bvol = inst.bvol + b.q
     inst_save_stats(inst)
     offer_remove(b)
-    offer_emit(b, 2, tid)
-    out[#out + 1] = offer_rec(b, 2, tid)
-    out[#out + 1] = {'F', tid, I(b.px), I(b.q), I(amt), b.id, I(NOW)}
+    offer_emit(b, OFFER.ACCEPTED, tid)
+    out[#out + 1] = offer_rec(b, OFFER.ACCEPTED, tid)
+    out[#out + 1] = fill_rec(tid, b.px, b.q, amt, b.id)
   end
 end
 acct_flush()

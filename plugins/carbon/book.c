@@ -28,9 +28,9 @@ gm_status carbon__depth(gm_call *call, const ProtobufCMessage *req,
     const gm_value *r = &v->items[i];
     Gm__Carbon__Level *l = host->alloc(call, sizeof *l);
     gm__carbon__level__init(l);
-    l->price = carbon__i(r, 2);
-    l->quantity = carbon__i(r, 3);
-    if (carbon__s(r, 1)[0] == 'b')
+    l->price = carbon__i(r, CARBON_LEVEL_px);
+    l->quantity = carbon__i(r, CARBON_LEVEL_q);
+    if (carbon__s(r, CARBON_LEVEL_side)[0] == 'b')
       out->bids[out->n_bids++] = l;
     else
       out->asks[out->n_asks++] = l;
@@ -52,17 +52,17 @@ gm_status carbon__stats(gm_call *call, const ProtobufCMessage *req,
   Gm__Carbon__Stats *out = host->alloc(call, sizeof *out);
   gm__carbon__stats__init(out);
   out->symbol = in->symbol;
-  out->day = (char *)carbon__s(r, 1);
-  out->last = carbon__i(r, 2);
-  out->open = carbon__i(r, 3);
-  out->high = carbon__i(r, 4);
-  out->low = carbon__i(r, 5);
-  out->volume = carbon__i(r, 6);
-  out->turnover = carbon__i(r, 7);
-  out->trades = carbon__i(r, 8);
-  out->block_volume = carbon__i(r, 9);
-  out->reference_price = carbon__i(r, 10);
-  out->close = carbon__i(r, 11);
+  out->day = (char *)carbon__s(r, CARBON_STATS_day);
+  out->last = carbon__i(r, CARBON_STATS_last);
+  out->open = carbon__i(r, CARBON_STATS_open);
+  out->high = carbon__i(r, CARBON_STATS_high);
+  out->low = carbon__i(r, CARBON_STATS_low);
+  out->volume = carbon__i(r, CARBON_STATS_vol);
+  out->turnover = carbon__i(r, CARBON_STATS_turn);
+  out->trades = carbon__i(r, CARBON_STATS_ntr);
+  out->block_volume = carbon__i(r, CARBON_STATS_bvol);
+  out->reference_price = carbon__i(r, CARBON_STATS_ref);
+  out->close = carbon__i(r, CARBON_STATS_close);
   /* Half up, as the close itself is computed. */
   if (out->volume > 0)
     out->vwap = (2 * out->turnover + out->volume) / (2 * out->volume);

@@ -31,7 +31,6 @@ long carbon__reconcile_page = 1000;
 long carbon__max_steps = 64;
 long carbon__inflight_ms = 5000;
 long carbon__kill_after_step;
-static char *carbon__sources[8]; /* lib + script, freed at shutdown */
 
 /* ---- plugin ------------------------------------------------------------ */
 
@@ -51,12 +50,6 @@ static long carbon__config_long(gm_market *m, const char *key, long def,
 }
 
 static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
-  static const struct {
-    const char *name;
-    const char *lua;
-  } scripts[] = {{"place", gm_lua_place}, {"amend", gm_lua_amend},
-                 {"block", gm_lua_block}, {"admin", gm_lua_admin},
-                 {"read", gm_lua_read},   {"sweep", gm_lua_sweep}};
   gm_status st;
 
   host = h;
@@ -101,19 +94,7 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
               "left in flight run on deadlines now ([deadlines] in "
               "docs/operations.md); remove it from the config");
 
-  for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
-    size_t a = strlen(gm_lua_lib), b = strlen(scripts[i].lua);
-    char *src = malloc(a + b + 2);
-    if (!src) return GM_RESOURCE_EXHAUSTED;
-    memcpy(src, gm_lua_lib, a);
-    src[a] = '\n';
-    memcpy(src + a + 1, scripts[i].lua, b + 1);
-    carbon__sources[i] = src;
-    if ((st = host->script_register(m, scripts[i].name, src)) != GM_OK)
-      return st;
-  }
-  if ((st = host->script_register(m, "registry", gm_lua_registry)) != GM_OK)
-    return st;
+  if ((st = carbon__scripts_register(m)) != GM_OK) return st;
   if ((st = carbon__settle_init(m)) != GM_OK) return st;
   if ((st = host->deadline_register(m, "day", carbon__on_day, NULL)) != GM_OK)
     return st;
@@ -122,11 +103,7 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
 
 static void carbon__shutdown(gm_market *m) {
   (void)m;
-  for (size_t i = 0; i < sizeof carbon__sources / sizeof carbon__sources[0];
-       i++) {
-    free(carbon__sources[i]);
-    carbon__sources[i] = NULL;
-  }
+  carbon__scripts_free();
 }
 
 #define CARBON_MUT GM_METHOD_MUTATING

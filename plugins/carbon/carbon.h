@@ -4,6 +4,9 @@
  * of GM_PLUGIN_DEFINE); everything here has hidden visibility.
  *
  *   carbon.c   the plugin: description, methods, configuration, init
+ *   scripts.c  the scripts as registered: decl.c's line, lib.lua, a script
+ *   decl.c     the constants and record layouts below, made into Lua (one
+ *              declaration for both sides)
  *   reply.c    script replies -> protobuf messages and feed events
  *   cursor.c   paged walks with cursors (order.list, block.list)
  *   admin.c    instruments and accounts
@@ -53,6 +56,66 @@ extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
 #define CARBON_DEFAULT_SESSIONS "570-690,780-900"
 #define CARBON_DEFAULT_BLOCK_SESSIONS "780-900"
 
+/*
+ * The records the scripts return, declared once.  C reads field f of record
+ * r with carbon__s(r, CARBON_<REC>_<f>) / carbon__i(...); the scripts fill
+ * it as r[R_<REC>.<f>] (lib.lua, rec()), from Lua tables scripts.c makes of
+ * these same lists at start.  Item 0 is the record's tag letter.
+ */
+/* One field per X(), laid out by hand: */
+/* clang-format off */
+#define CARBON_ORD_FIELDS(X) \
+  X(ORD, id) X(ORD, who) X(ORD, side) X(ORD, typ) X(ORD, tif) X(ORD, px) \
+  X(ORD, tot) X(ORD, left) X(ORD, filled) X(ORD, st) X(ORD, why) \
+  X(ORD, exp) X(ORD, t) X(ORD, coid)
+#define CARBON_FILL_FIELDS(X) \
+  X(FILL, tid) X(FILL, px) X(FILL, q) X(FILL, amt) X(FILL, maker) X(FILL, t)
+#define CARBON_ACCT_FIELDS(X) \
+  X(ACCT, who) X(ACCT, c) X(ACCT, cf) X(ACCT, al) X(ACCT, af) X(ACCT, lk) \
+  X(ACCT, stp)
+#define CARBON_INST_FIELDS(X) \
+  X(INST, sym) X(INST, kind) X(INST, cur) X(INST, tick) X(INST, lot) \
+  X(INST, ref) X(INST, band) X(INST, bband) X(INST, bmin) X(INST, sess) \
+  X(INST, bsess) X(INST, halt) X(INST, hol) X(INST, maxf) X(INST, name) \
+  X(INST, hreason) X(INST, ct)
+#define CARBON_OFFER_FIELDS(X) \
+  X(OFFER, id) X(OFFER, of) X(OFFER, cp) X(OFFER, side) X(OFFER, px) \
+  X(OFFER, q) X(OFFER, st) X(OFFER, tid) X(OFFER, t)
+#define CARBON_LEVEL_FIELDS(X) X(LEVEL, side) X(LEVEL, px) X(LEVEL, q)
+/* What an account holds in all, frozen and locked included (reconcile). */
+#define CARBON_HELD_FIELDS(X) X(HELD, who) X(HELD, cash) X(HELD, alw)
+#define CARBON_STATS_FIELDS(X) \
+  X(STATS, day) X(STATS, last) X(STATS, open) X(STATS, high) X(STATS, low) \
+  X(STATS, vol) X(STATS, turn) X(STATS, ntr) X(STATS, bvol) X(STATS, ref) \
+  X(STATS, close)
+#define CARBON_CLOSE_FIELDS(X) \
+  X(CLOSE, day) X(CLOSE, px) X(CLOSE, vol) X(CLOSE, from) X(CLOSE, old) \
+  X(CLOSE, more)
+/* clang-format on */
+
+#define CARBON__FIELD_INDEX(rec, f) CARBON_##rec##_##f,
+enum { CARBON_ORD_TAG, CARBON_ORD_FIELDS(CARBON__FIELD_INDEX) CARBON_ORD_N };
+enum { CARBON_FILL_TAG, CARBON_FILL_FIELDS(CARBON__FIELD_INDEX) CARBON_FILL_N };
+enum { CARBON_ACCT_TAG, CARBON_ACCT_FIELDS(CARBON__FIELD_INDEX) CARBON_ACCT_N };
+enum { CARBON_INST_TAG, CARBON_INST_FIELDS(CARBON__FIELD_INDEX) CARBON_INST_N };
+enum {
+  CARBON_OFFER_TAG,
+  CARBON_OFFER_FIELDS(CARBON__FIELD_INDEX) CARBON_OFFER_N
+};
+enum {
+  CARBON_LEVEL_TAG,
+  CARBON_LEVEL_FIELDS(CARBON__FIELD_INDEX) CARBON_LEVEL_N
+};
+enum { CARBON_HELD_TAG, CARBON_HELD_FIELDS(CARBON__FIELD_INDEX) CARBON_HELD_N };
+enum {
+  CARBON_STATS_TAG,
+  CARBON_STATS_FIELDS(CARBON__FIELD_INDEX) CARBON_STATS_N
+};
+enum {
+  CARBON_CLOSE_TAG,
+  CARBON_CLOSE_FIELDS(CARBON__FIELD_INDEX) CARBON_CLOSE_N
+};
+
 /* The host's services (set in init). */
 extern const gm_host_api *host;
 /* [market.carbon] settings, read in init. */
@@ -96,6 +159,15 @@ typedef struct carbon__walk {
   /* Turns a record into the reply's item. */
   void *(*item)(gm_call *call, const char *sym, const gm_value *r);
 } carbon__walk;
+
+/* decl.c: the Lua declarations shared with C, one line, malloc'd. */
+char *carbon__lua_declarations(void);
+
+/* scripts.c: the scripts, as registered */
+/* Registers every script: lib.lua and the generated declarations before
+   each (from init); carbon__scripts_free at shutdown. */
+gm_status carbon__scripts_register(gm_market *m);
+void carbon__scripts_free(void);
 
 /* reply.c: script replies, messages, events */
 const char *carbon__s(const gm_value *r, size_t i);

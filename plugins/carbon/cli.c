@@ -26,10 +26,6 @@
 #include "price.h"
 #include "rules.h"
 
-/* The balance cap of docs/carbon.md (4 x 10^15 fen): larger moves are
- * refused by the plugin, so gm refuses them before sending. */
-#define GM__CARBON_MAX_CASH INT64_C(4000000000000000)
-
 /* What every command gets: gm's run and the services it offers. */
 typedef struct gm__carbon_cli {
   gm_cli *cli;
@@ -1395,10 +1391,10 @@ static int gm__carbon_move_run(const gm__carbon_cli *g, int argc, char **argv,
         "%s needs PARTICIPANT SYMBOL and one of --cash YUAN or "
         "--allowances TONNES",
         argv[0]);
-  if (m.cash ? gm__carbon_yuan_arg(g, "--cash", m.cash, GM__CARBON_MAX_CASH,
+  if (m.cash ? gm__carbon_yuan_arg(g, "--cash", m.cash, GM_CARBON_MAX_CASH,
                                    &amount)
              : gm__carbon_tonnes_arg(g, "--allowances", m.allowances,
-                                     GM__CARBON_MAX_CASH, &amount))
+                                     GM_CARBON_MAX_CASH, &amount))
     return GM_CLI_EXIT_ERROR;
   Gm__Carbon__MoveRequest req = GM__CARBON__MOVE_REQUEST__INIT;
   req.participant = pos[0];

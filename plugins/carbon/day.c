@@ -16,11 +16,11 @@ static Gm__Carbon__DayClose *carbon__day_close(gm_call *call, const char *sym,
   Gm__Carbon__DayClose *d = host->alloc(call, sizeof *d);
   gm__carbon__day_close__init(d);
   d->symbol = (char *)sym;
-  d->day = (char *)carbon__s(r, 1);
-  d->close = carbon__i(r, 2);
-  d->volume = carbon__i(r, 3);
-  d->from_trades = carbon__i(r, 4) != 0;
-  d->already = carbon__i(r, 5) != 0;
+  d->day = (char *)carbon__s(r, CARBON_CLOSE_day);
+  d->close = carbon__i(r, CARBON_CLOSE_px);
+  d->volume = carbon__i(r, CARBON_CLOSE_vol);
+  d->from_trades = carbon__i(r, CARBON_CLOSE_from) != 0;
+  d->already = carbon__i(r, CARBON_CLOSE_old) != 0;
   d->expired = expired;
   return d;
 }
@@ -55,13 +55,14 @@ static gm_status carbon__sweep(gm_call *call, const char *sym, int close,
         upto = carbon__s(&v->items[0], 2);
       } else {
         const gm_value *r = &v->items[0];
-        int already = carbon__i(r, 5) != 0;
+        int already = carbon__i(r, CARBON_CLOSE_old) != 0;
         if (!already || *ndc == 0)
           dc[(*ndc)++] = carbon__day_close(call, sym, r, already ? 0 : expired);
         if (!already) expired = 0;
         /* A later day is due too: close it next, unless this call did its
          * share. */
-        close = !already && carbon__i(r, 6) != 0 && *ndc < CARBON_CLOSE_DAYS;
+        close = !already && carbon__i(r, CARBON_CLOSE_more) != 0 &&
+                *ndc < CARBON_CLOSE_DAYS;
         if (close) continue;
       }
       if (close && !upto) continue;
@@ -122,6 +123,7 @@ gm_status carbon__close(gm_call *call, const ProtobufCMessage *req,
  */
 gm_status carbon__on_day(gm_call *call, const gm_deadline *d, void *arg) {
   Gm__Carbon__DayClose *dc[CARBON_CLOSE_DAYS];
+  char yuan[32];
   size_t n = 0;
   (void)arg;
   gm_status st = carbon__sweep(call, d->tag, 1, dc, &n);
@@ -135,9 +137,10 @@ gm_status carbon__on_day(gm_call *call, const gm_deadline *d, void *arg) {
   for (size_t i = 0; i < n; i++)
     if (!dc[i]->already)
       host->log(host->market(call), GM_LOG_INFO,
-                "%s closed %s at %lld fen (%s, %lld orders and offers "
+                "%s closed %s at %s yuan (%s, %lld orders and offers "
                 "expired)",
-                dc[i]->symbol, dc[i]->day, (long long)dc[i]->close,
+                dc[i]->symbol, dc[i]->day,
+                gm__carbon_format_price(dc[i]->close, yuan),
                 dc[i]->from_trades ? "VWAP" : "previous close",
                 (long long)dc[i]->expired);
   return GM_OK;

@@ -41,11 +41,24 @@
 -- through I() ('%d'), never tostring() (which prints 1e+15).
 local P = string.sub(KEYS[1], 1, -2)
 local NOW = tonumber(gm.now)
-local MAXP, MAXQ, MAXCASH = 100000000, 10000000, 4000000000000000
+-- MAXP, MAXQ, MAXCASH, the enums (TIF, STATE, OFFER, STP) and the record
+-- layouts (R_ORD, R_FILL, ...) come before this file, made by scripts.c
+-- from price.h, carbon.proto and carbon.h: one declaration for C and Lua.
 local DAYMS, TZMS = 86400000, 28800000 -- Asia/Shanghai: UTC+8, no DST
 local floor = math.floor
 local function I(x) return string.format('%d', x) end
 local function rej(status, msg) return {err = status .. ' ' .. msg} end
+-- A reply record: tag, then the fields of layout L (an R_* table) from v by
+-- name.  Every field must be given: a nil would end the array Redis sends.
+local function rec(tag, L, v)
+  local r = {tag}
+  for name, i in pairs(L) do
+    local x = v[name]
+    if x == nil then error('record ' .. tag .. ' has no ' .. name) end
+    r[i] = x
+  end
+  return r
+end
 local function yuan(f) return string.format('%d.%02d', floor(f / 100), f % 100) end
 
 -- Time: trading day = days since the epoch in Asia/Shanghai.
@@ -159,10 +172,12 @@ local function inst_load()
   return inst
 end
 local function inst_rec(inst)
-  return {'I', inst.sym, inst.kind, inst.cur, I(inst.tick), I(inst.lot),
-    I(inst.ref), I(inst.band), I(inst.bband), I(inst.bmin), inst.sess,
-    inst.bsess, inst.halt, inst.hol, I(inst.maxf), inst.name or '',
-    inst.hreason or '', I(inst.ct)}
+  return rec('I', R_INST, {sym = inst.sym, kind = inst.kind, cur = inst.cur,
+    tick = I(inst.tick), lot = I(inst.lot), ref = I(inst.ref),
+    band = I(inst.band), bband = I(inst.bband), bmin = I(inst.bmin),
+    sess = inst.sess, bsess = inst.bsess, halt = inst.halt, hol = inst.hol,
+    maxf = I(inst.maxf), name = inst.name or '',
+    hreason = inst.hreason or '', ct = I(inst.ct)})
 end
 local function inst_missing()
   return rej('NOT_FOUND', 'no instrument ' .. string.match(P, '{carbon:(.*)}') ..
@@ -229,7 +244,8 @@ local function acct_flush()
   end
 end
 local function acct_rec(a)
-  return {'A', a.who, I(a.c), I(a.cf), I(a.al), I(a.af), I(a.lk), I(a.stp)}
+  return rec('A', R_ACCT, {who = a.who, c = I(a.c), cf = I(a.cf),
+    al = I(a.al), af = I(a.af), lk = I(a.lk), stp = I(a.stp)})
 end
 
 -- Orders: "who|side|price|remaining|filled|tif|expire|created"
@@ -250,14 +266,20 @@ local function ord_pack(o)
   return o.who .. '|' .. o.side .. '|' .. I(o.px) .. '|' .. I(o.q) .. '|' ..
     I(o.f) .. '|' .. I(o.tif) .. '|' .. I(o.exp) .. '|' .. I(o.t)
 end
--- State codes match gm.carbon.OrderState.
+-- A resting order's state: STATE.PARTIAL once anything filled.
 local function ord_state(o, final)
-  if not final then return o.f > 0 and 2 or 1 end
+  if not final then return o.f > 0 and STATE.PARTIAL or STATE.OPEN end
   return final
 end
 local function ord_rec(o, st, why)
-  return {'O', o.id, o.who, o.side, o.typ, I(o.tif), I(o.px), I(o.tot or o.q + o.f),
-    I(o.q), I(o.f), I(st), why or '', I(o.exp), I(o.t), o.coid or ''}
+  return rec('O', R_ORD, {id = o.id, who = o.who, side = o.side, typ = o.typ,
+    tif = I(o.tif), px = I(o.px), tot = I(o.tot or o.q + o.f), left = I(o.q),
+    filled = I(o.f), st = I(st), why = why or '', exp = I(o.exp), t = I(o.t),
+    coid = o.coid or ''})
+end
+local function fill_rec(tid, px, q, amt, maker)
+  return rec('F', R_FILL, {tid = tid, px = I(px), q = I(q), amt = I(amt),
+    maker = maker, t = I(NOW)})
 end
 local function ord_emit(o, st, why)
   gm.emit('order', 'id', o.id, 'who', o.who, 'side', o.side, 'px', I(o.px),
@@ -280,7 +302,7 @@ end
 local function levels_out(out)
   for _, l in pairs(LV) do
     local q = redis.call('HGET', P .. 'lq:' .. l[1], I(l[2])) or '0'
-    out[#out + 1] = {'L', l[1], I(l[2]), q}
+    out[#out + 1] = rec('L', R_LEVEL, {side = l[1], px = I(l[2]), q = q})
   end
 end
 local function book_add(o)
@@ -326,9 +348,10 @@ local function offer_get(id)
   return {id = id, of = of, cp = cp, side = s, px = tonumber(px),
     q = tonumber(q), t = tonumber(t)}
 end
--- State codes match gm.carbon.OfferState.
+-- st: an OFFER state.
 local function offer_rec(b, st, tid)
-  return {'B', b.id, b.of, b.cp, b.side, I(b.px), I(b.q), I(st), tid or '', I(b.t)}
+  return rec('B', R_OFFER, {id = b.id, of = b.of, cp = b.cp, side = b.side,
+    px = I(b.px), q = I(b.q), st = I(st), tid = tid or '', t = I(b.t)})
 end
 local function offer_emit(b, st, tid)
   gm.emit('offer', 'id', b.id, 'offerer', b.of, 'cp', b.cp, 'side', b.side,

@@ -103,11 +103,14 @@ gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "quantity %lld t must be 1..%lld t",
                       (long long)in->quantity, (long long)GM_CARBON_MAX_QTY);
-  if (!market && (in->price <= 0 || in->price > GM_CARBON_MAX_PRICE))
+  if (!market && (in->price <= 0 || in->price > GM_CARBON_MAX_PRICE)) {
+    char px[32], hi[32];
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "price %lld fen must be 1..%lld fen (a market order "
+                      "price %s yuan must be 0.01..%s yuan (a market order "
                       "needs no price)",
-                      (long long)in->price, (long long)GM_CARBON_MAX_PRICE);
+                      gm__carbon_format_price(in->price, px),
+                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, hi));
+  }
   if (in->post_only &&
       (market || in->tif == GM__CARBON__TIME_IN_FORCE__TIF_IOC ||
        in->tif == GM__CARBON__TIME_IN_FORCE__TIF_FOK))

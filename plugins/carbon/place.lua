@@ -124,7 +124,7 @@ local function admit()
   local lo, hi = band(inst, inst.band)
   if o.typ == 'M' then
     o.px = o.side == 'b' and hi or lo -- bounded by the band: never walks ticks
-    if o.tif ~= 4 then o.tif = 3 end
+    if o.tif ~= TIF.FOK then o.tif = TIF.IOC end
   else
     if o.px % inst.tick ~= 0 then
       return rej('INVALID_ARGUMENT', 'price ' .. yuan(o.px) ..
@@ -135,11 +135,11 @@ local function admit()
         ' is outside today\'s band ' .. band_text(inst, inst.band, lo, hi))
     end
   end
-  if o.tif == 2 and o.exp <= NOW then
+  if o.tif == TIF.GTD and o.exp <= NOW then
     return rej('INVALID_ARGUMENT', 'expire_ms is not in the future; give a later time or use DAY')
   end
-  if o.tif == 1 then o.exp = close_ms(inst.sess, TODAY) end
-  if o.tif ~= 1 and o.tif ~= 2 then o.exp = 0 end
+  if o.tif == TIF.DAY then o.exp = close_ms(inst.sess, TODAY) end
+  if o.tif ~= TIF.DAY and o.tif ~= TIF.GTD then o.exp = 0 end
 
   local a = acct(o.who)
   local cash, alw = a.c, a.al
@@ -158,8 +158,8 @@ local function admit()
       ' t to sell, ' .. I(alw) .. ' t available' .. (a.lk > 0 and
       (' (' .. I(a.lk) .. ' t bought today become sellable next trading day)') or ''))
   end
-  if stpm == 0 then stpm = a.stp end
-  if stpm == 0 then stpm = 1 end
+  if stpm == STP.DEFAULT then stpm = a.stp end
+  if stpm == STP.DEFAULT then stpm = STP.CANCEL_INCOMING end
 
   if post then
     local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
@@ -170,7 +170,7 @@ local function admit()
   end
   -- FOK: checked and executed in this one atomic step, so nothing can take
   -- the liquidity it counted; it may use at most max_fills resting orders.
-  if o.tif == 4 then
+  if o.tif == TIF.FOK then
     local ids = redis.call('ZRANGE', BZ, 0, inst.maxf - 1)
     local got = 0
     for _, rid in ipairs(ids) do
@@ -178,7 +178,7 @@ local function admit()
       if not crosses(r.px) or got >= o.q then break end
       if r.exp > 0 and r.exp <= NOW then -- expires, does not trade
       elseif r.who == o.who then
-        if stpm ~= 2 then break end
+        if stpm ~= STP.CANCEL_RESTING then break end
       else
         got = got + r.q
       end
@@ -200,15 +200,15 @@ local function admit()
     redis.call('HSET', P .. 'o', old.id, ord_pack(old))
     level_add(old.side, old.px, -d)
     ord_emit(old, ord_state(old))
-    local rec = ord_rec(old, ord_state(old))
-    rec[1] = 'T'
-    out[#out + 1] = rec
+    local r0 = ord_rec(old, ord_state(old))
+    r0[1] = 'T'
+    out[#out + 1] = r0
     acct_flush()
     levels_out(out)
     return out
   end
   o.id = string.format('%012x', redis.call('HINCRBY', KEYS[1], 'seq', 1))
-  if old then ord_end(old, 4, 'replaced by ' .. SYM .. ':' .. o.id, out) end
+  if old then ord_end(old, STATE.CANCELLED, 'replaced by ' .. SYM .. ':' .. o.id, out) end
   if o.side == 'b' then
     a.c, a.cf = a.c - o.q * o.px, a.cf + o.q * o.px
   else
@@ -233,10 +233,12 @@ local function match()
     local r = ord_get(top[1])
     touched = touched + 1
     if r.exp > 0 and r.exp <= NOW then
-      ord_end(r, 5, 'expired', out)
+      ord_end(r, STATE.EXPIRED, 'expired', out)
     elseif r.who == o.who then
-      if stpm == 2 or stpm == 3 then ord_end(r, 4, 'self-trade prevention', out) end
-      if stpm ~= 2 then return 'self-trade prevention', false, traded end
+      if stpm == STP.CANCEL_RESTING or stpm == STP.CANCEL_BOTH then
+        ord_end(r, STATE.CANCELLED, 'self-trade prevention', out)
+      end
+      if stpm ~= STP.CANCEL_RESTING then return 'self-trade prevention', false, traded end
     else
       local q = math.min(o.q, r.q)
       local amt = q * rpx
@@ -259,7 +261,7 @@ local function match()
         'bo', buy.id, 'so', sell.id, 'px', I(rpx), 'qty', I(q), 'amt', I(amt),
         'maker', opp, 't', I(NOW), 'blk', '0', 'day', I(TODAY))
       traded = true
-      out[#out + 1] = {'F', tid, I(rpx), I(q), I(amt), r.id, I(NOW)}
+      out[#out + 1] = fill_rec(tid, rpx, q, amt, r.id)
       if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end
       if rpx > inst.high then inst.high = rpx end
       if rpx < inst.low then inst.low = rpx end
@@ -268,12 +270,12 @@ local function match()
       level_add(opp, rpx, -q)
       if r.q == 0 then
         book_remove(r)
-        ord_emit(r, 3)
-        out[#out + 1] = ord_rec(r, 3)
+        ord_emit(r, STATE.FILLED)
+        out[#out + 1] = ord_rec(r, STATE.FILLED)
       else
         redis.call('HSET', P .. 'o', r.id, ord_pack(r))
-        ord_emit(r, 2)
-        out[#out + 1] = ord_rec(r, 2)
+        ord_emit(r, STATE.PARTIAL)
+        out[#out + 1] = ord_rec(r, STATE.PARTIAL)
       end
     end
   end
@@ -311,18 +313,18 @@ if more then
   gm.deadline('inflight', o.id, NOW + IMS)
 else
   if o.q == 0 then
-    st = 3
-  elseif why or o.tif == 3 or o.tif == 4 then
+    st = STATE.FILLED
+  elseif why or o.tif == TIF.IOC or o.tif == TIF.FOK then
     why = why or (o.typ == 'M' and 'market order remainder' or 'IOC remainder')
     release(o)
-    o.tot, o.q, st = o.q + o.f, 0, 4
+    o.tot, o.q, st = o.q + o.f, 0, STATE.CANCELLED
   else
     book_add(o)
     st = ord_state(o)
     -- A GTD order expiring before today's close brings the instrument's
     -- deadline forward; DAY orders and later expiries wait for a close it
     -- already waits for (lib.lua, day_arm).
-    if o.tif == 2 and o.exp < close_ms(inst.sess, TODAY) then
+    if o.tif == TIF.GTD and o.exp < close_ms(inst.sess, TODAY) then
       day_lower(inst, o.exp)
     end
   end
@@ -332,21 +334,21 @@ else
   end
 end
 ord_emit(o, st, why)
-local rec = ord_rec(o, st, why)
-rec[1] = 'T'
-table.insert(out, 1, rec)
+local this = ord_rec(o, st, why)
+this[1] = 'T'
+table.insert(out, 1, this)
 if traded then inst_save_stats(inst) end
 acct_flush()
 levels_out(out)
 if op == 'continue' and not more then
-  redis.call('HSET', FD, o.id, cjson.encode(rec))
+  redis.call('HSET', FD, o.id, cjson.encode(this))
   redis.call('ZADD', FDZ, NOW, o.id)
 end
 if o.coid and o.coid ~= '' then
   -- A repeated client order id gets the first step's reply, or once a
   -- multi-step order is done, its final record (its fills: records.trades).
   local first = out
-  if op == 'continue' then first = {rec} end
+  if op == 'continue' then first = {this} end
   if op == 'new' or not more then
     redis.call('HSET', P .. 'co:' .. o.who, o.coid, cjson.encode(first))
   end

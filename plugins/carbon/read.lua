@@ -69,7 +69,7 @@ if op == 'offers' then
     -- A carried id may have ended since (or, from a made-up cursor, be
     -- between others).
     if b and (who == '' or b.of == who or b.cp == who) then
-      out[#out + 1] = offer_rec(b, 1)
+      out[#out + 1] = offer_rec(b, OFFER.OPEN)
     end
   end
   out[#out + 1] = {'C', pos, table.concat(left, ',')}
@@ -81,15 +81,19 @@ if op == 'depth' then
     local lv = redis.call('ZRANGE', P .. 'lv:' .. s, 0, n - 1)
     if #lv > 0 then
       local q = redis.call('HMGET', P .. 'lq:' .. s, unpack(lv))
-      for i = 1, #lv do out[#out + 1] = {'L', s, lv[i], q[i] or '0'} end
+      for i = 1, #lv do
+        out[#out + 1] = rec('L', R_LEVEL, {side = s, px = lv[i], q = q[i] or '0'})
+      end
     end
   end
   return out
 end
 if op == 'stats' then
-  return {{'S', datestr(TODAY), I(inst.last), I(inst.open), I(inst.high),
-    I(inst.low), I(inst.vol), I(inst.turn), I(inst.ntr), I(inst.bvol),
-    I(inst.ref), inst.cday == TODAY and I(inst.close) or '0'}}
+  return {rec('S', R_STATS, {day = datestr(TODAY), last = I(inst.last),
+    open = I(inst.open), high = I(inst.high), low = I(inst.low),
+    vol = I(inst.vol), turn = I(inst.turn), ntr = I(inst.ntr),
+    bvol = I(inst.bvol), ref = I(inst.ref),
+    close = inst.cday == TODAY and I(inst.close) or '0'})}
 end
 if op == 'live' then
   local carry, out = {}, {}
@@ -98,7 +102,8 @@ if op == 'live' then
   local whos, pos, left = page(P .. 'accts', ARGV[3], carry, tonumber(ARGV[2]))
   for _, who in ipairs(whos) do
     local a = acct(who)
-    out[#out + 1] = {'A', who, I(a.c + a.cf), I(a.al + a.af + a.lk)}
+    out[#out + 1] = rec('H', R_HELD, {who = who, cash = I(a.c + a.cf),
+      alw = I(a.al + a.af + a.lk)})
   end
   out[#out + 1] = {'C', pos, table.concat(left, '|')}
   out[#out + 1] = outbox_rec()

@@ -252,9 +252,10 @@ static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
     for (size_t i = 0; i < v->n; i++) {
       const gm_value *r = &v->items[i];
       char tag = carbon__tag(v, i);
-      if (tag == 'A')
-        carbon__totals_add(&live, carbon__s(r, 1), carbon__i(r, 2),
-                           carbon__i(r, 3));
+      if (tag == 'H')
+        carbon__totals_add(&live, carbon__s(r, CARBON_HELD_who),
+                           carbon__i(r, CARBON_HELD_cash),
+                           carbon__i(r, CARBON_HELD_alw));
       else if (tag == 'C')
         pos = carbon__s(r, 1), carry = carbon__s(r, 2), walked = 1;
     }

@@ -87,22 +87,23 @@ Gm__Carbon__Order *carbon__order(gm_call *call, const char *sym,
                                  const gm_value *r) {
   Gm__Carbon__Order *o = host->alloc(call, sizeof *o);
   gm__carbon__order__init(o);
-  o->id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 1));
+  o->id = host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_ORD_id));
   o->symbol = (char *)sym;
-  o->participant = (char *)carbon__s(r, 2);
-  o->side = carbon__side_of(carbon__s(r, 3));
-  o->type = carbon__s(r, 4)[0] == 'M' ? GM__CARBON__ORDER_TYPE__TYPE_MARKET
-                                      : GM__CARBON__ORDER_TYPE__TYPE_LIMIT;
-  o->tif = (Gm__Carbon__TimeInForce)carbon__i(r, 5);
-  o->price = carbon__i(r, 6);
-  o->quantity = carbon__i(r, 7);
-  o->remaining = carbon__i(r, 8);
-  o->filled = carbon__i(r, 9);
-  o->state = (Gm__Carbon__OrderState)carbon__i(r, 10);
-  o->reason = (char *)carbon__s(r, 11);
-  o->expire_ms = carbon__i(r, 12);
-  o->created_ms = carbon__i(r, 13);
-  o->client_order_id = (char *)carbon__s(r, 14);
+  o->participant = (char *)carbon__s(r, CARBON_ORD_who);
+  o->side = carbon__side_of(carbon__s(r, CARBON_ORD_side));
+  o->type = carbon__s(r, CARBON_ORD_typ)[0] == 'M'
+                ? GM__CARBON__ORDER_TYPE__TYPE_MARKET
+                : GM__CARBON__ORDER_TYPE__TYPE_LIMIT;
+  o->tif = (Gm__Carbon__TimeInForce)carbon__i(r, CARBON_ORD_tif);
+  o->price = carbon__i(r, CARBON_ORD_px);
+  o->quantity = carbon__i(r, CARBON_ORD_tot);
+  o->remaining = carbon__i(r, CARBON_ORD_left);
+  o->filled = carbon__i(r, CARBON_ORD_filled);
+  o->state = (Gm__Carbon__OrderState)carbon__i(r, CARBON_ORD_st);
+  o->reason = (char *)carbon__s(r, CARBON_ORD_why);
+  o->expire_ms = carbon__i(r, CARBON_ORD_exp);
+  o->created_ms = carbon__i(r, CARBON_ORD_t);
+  o->client_order_id = (char *)carbon__s(r, CARBON_ORD_coid);
   return o;
 }
 
@@ -110,12 +111,14 @@ Gm__Carbon__Fill *carbon__fill(gm_call *call, const char *sym,
                                const gm_value *r) {
   Gm__Carbon__Fill *f = host->alloc(call, sizeof *f);
   gm__carbon__fill__init(f);
-  f->trade_id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 1));
-  f->price = carbon__i(r, 2);
-  f->quantity = carbon__i(r, 3);
-  f->amount = carbon__i(r, 4);
-  f->maker_order_id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 5));
-  f->time_ms = carbon__i(r, 6);
+  f->trade_id =
+      host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_FILL_tid));
+  f->price = carbon__i(r, CARBON_FILL_px);
+  f->quantity = carbon__i(r, CARBON_FILL_q);
+  f->amount = carbon__i(r, CARBON_FILL_amt);
+  f->maker_order_id =
+      host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_FILL_maker));
+  f->time_ms = carbon__i(r, CARBON_FILL_t);
   return f;
 }
 
@@ -123,15 +126,15 @@ Gm__Carbon__Account *carbon__account(gm_call *call, const char *sym,
                                      const gm_value *r) {
   Gm__Carbon__Account *a = host->alloc(call, sizeof *a);
   gm__carbon__account__init(a);
-  a->participant = (char *)carbon__s(r, 1);
+  a->participant = (char *)carbon__s(r, CARBON_ACCT_who);
   a->symbol = (char *)sym;
   a->currency = "CNY";
-  a->cash = carbon__i(r, 2);
-  a->cash_frozen = carbon__i(r, 3);
-  a->allowances = carbon__i(r, 4);
-  a->allowances_frozen = carbon__i(r, 5);
-  a->allowances_locked = carbon__i(r, 6);
-  a->stp = (Gm__Carbon__StpMode)carbon__i(r, 7);
+  a->cash = carbon__i(r, CARBON_ACCT_c);
+  a->cash_frozen = carbon__i(r, CARBON_ACCT_cf);
+  a->allowances = carbon__i(r, CARBON_ACCT_al);
+  a->allowances_frozen = carbon__i(r, CARBON_ACCT_af);
+  a->allowances_locked = carbon__i(r, CARBON_ACCT_lk);
+  a->stp = (Gm__Carbon__StpMode)carbon__i(r, CARBON_ACCT_stp);
   return a;
 }
 
@@ -139,22 +142,22 @@ Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
   Gm__Carbon__Instrument *in = host->alloc(call, sizeof *in);
   gm__carbon__instrument__init(in);
   char buf[256];
-  in->symbol = (char *)carbon__s(r, 1);
-  in->kind = (char *)carbon__s(r, 2);
-  in->currency = (char *)carbon__s(r, 3);
-  in->tick = carbon__i(r, 4);
-  in->lot = carbon__i(r, 5);
-  in->reference_price = carbon__i(r, 6);
-  in->band_bp = (int32_t)carbon__i(r, 7);
-  in->block_band_bp = (int32_t)carbon__i(r, 8);
-  in->block_threshold = carbon__i(r, 9);
-  gm__carbon_format_sessions(carbon__s(r, 10), buf, sizeof buf);
+  in->symbol = (char *)carbon__s(r, CARBON_INST_sym);
+  in->kind = (char *)carbon__s(r, CARBON_INST_kind);
+  in->currency = (char *)carbon__s(r, CARBON_INST_cur);
+  in->tick = carbon__i(r, CARBON_INST_tick);
+  in->lot = carbon__i(r, CARBON_INST_lot);
+  in->reference_price = carbon__i(r, CARBON_INST_ref);
+  in->band_bp = (int32_t)carbon__i(r, CARBON_INST_band);
+  in->block_band_bp = (int32_t)carbon__i(r, CARBON_INST_bband);
+  in->block_threshold = carbon__i(r, CARBON_INST_bmin);
+  gm__carbon_format_sessions(carbon__s(r, CARBON_INST_sess), buf, sizeof buf);
   in->sessions = host->sprintf(call, "%s", buf);
-  gm__carbon_format_sessions(carbon__s(r, 11), buf, sizeof buf);
+  gm__carbon_format_sessions(carbon__s(r, CARBON_INST_bsess), buf, sizeof buf);
   in->block_sessions = host->sprintf(call, "%s", buf);
-  in->halted = strcmp(carbon__s(r, 12), "1") == 0;
+  in->halted = strcmp(carbon__s(r, CARBON_INST_halt), "1") == 0;
   /* ",20454,20455," -> ["2026-01-01", ...] */
-  const char *hol = carbon__s(r, 13);
+  const char *hol = carbon__s(r, CARBON_INST_hol);
   size_t n = 0;
   for (const char *p = hol; *p; p++) n += *p == ',';
   in->holidays = host->alloc(call, (n + 1) * sizeof *in->holidays);
@@ -177,10 +180,10 @@ Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
         host->sprintf(call, "%s", gm__carbon_format_date(day, date));
     p = end;
   }
-  in->max_fills = (int32_t)carbon__i(r, 14);
-  in->name = (char *)carbon__s(r, 15);
-  in->halt_reason = (char *)carbon__s(r, 16);
-  in->created_ms = carbon__i(r, 17);
+  in->max_fills = (int32_t)carbon__i(r, CARBON_INST_maxf);
+  in->name = (char *)carbon__s(r, CARBON_INST_name);
+  in->halt_reason = (char *)carbon__s(r, CARBON_INST_hreason);
+  in->created_ms = carbon__i(r, CARBON_INST_ct);
   return in;
 }
 
@@ -222,14 +225,15 @@ void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
     } else if (tag == 'F') {
       Gm__Carbon__TradeEvent ev = GM__CARBON__TRADE_EVENT__INIT;
       ev.symbol = (char *)sym;
-      ev.trade_id = host->sprintf(call, "%s:%s", sym, carbon__s(r, 1));
-      ev.price = carbon__i(r, 2);
-      ev.quantity = carbon__i(r, 3);
+      ev.trade_id =
+          host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_FILL_tid));
+      ev.price = carbon__i(r, CARBON_FILL_px);
+      ev.quantity = carbon__i(r, CARBON_FILL_q);
       ev.maker_side = taker == GM__CARBON__SIDE__SIDE_BUY
                           ? GM__CARBON__SIDE__SIDE_SELL
                           : GM__CARBON__SIDE__SIDE_BUY;
-      ev.block = carbon__s(r, 5)[0] == 'B';
-      ev.time_ms = carbon__i(r, 6);
+      ev.block = carbon__s(r, CARBON_FILL_maker)[0] == 'B';
+      ev.time_ms = carbon__i(r, CARBON_FILL_t);
       host->publish(call, "trade", &ev.base);
     } else if (tag == 'B') {
       Gm__Carbon__OfferEvent ev = GM__CARBON__OFFER_EVENT__INIT;
@@ -241,10 +245,10 @@ void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
     } else if (tag == 'L') {
       Gm__Carbon__Level *l = host->alloc(call, sizeof *l);
       gm__carbon__level__init(l);
-      l->price = carbon__i(r, 2);
-      l->quantity = carbon__i(r, 3);
+      l->price = carbon__i(r, CARBON_LEVEL_px);
+      l->quantity = carbon__i(r, CARBON_LEVEL_q);
       /* Bids fill the array from the front, asks from the back. */
-      if (carbon__s(r, 1)[0] == 'b')
+      if (carbon__s(r, CARBON_LEVEL_side)[0] == 'b')
         levels[nb++] = l;
       else
         levels[reply->n - na++] = l;

@@ -40,13 +40,13 @@ if op == 'expire' then
         if b.side == 'b' then a.cf, a.c = a.cf - b.px * b.q, a.c + b.px * b.q
         else a.af, a.al = a.af - b.q, a.al + b.q end
         offer_remove(b)
-        offer_emit(b, 5)
-        out[#out + 1] = offer_rec(b, 5)
+        offer_emit(b, OFFER.EXPIRED)
+        out[#out + 1] = offer_rec(b, OFFER.EXPIRED)
       end
       redis.call('ZREM', P .. 'x', id)
     else
       local o = ord_get(id)
-      if o then ord_end(o, 5, 'expired', out) end
+      if o then ord_end(o, STATE.EXPIRED, 'expired', out) end
       -- Whatever the record says: a due entry left behind would keep the
       -- day deadline due for ever (day_arm).
       redis.call('ZREM', P .. 'x', id)
@@ -96,7 +96,8 @@ if not day then
       vol, from = c[4], '1'
     end
   end
-  return {{'C', datestr(inst.cday), I(inst.close), vol, from, '1', '0'}}
+  return {rec('C', R_CLOSE, {day = datestr(inst.cday), px = I(inst.close),
+    vol = vol, from = from, old = '1', more = '0'})}
 end
 local cms = close_ms(inst.sess, day)
 local due = redis.call('ZCOUNT', P .. 'x', '-inf', cms)
@@ -129,4 +130,5 @@ gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
 inst.cday = day
 day_arm(inst)
 local more = closable(day + 1) and '1' or '0'
-return {{'C', datestr(day), I(close), I(vol), from, '0', more}}
+return {rec('C', R_CLOSE, {day = datestr(day), px = I(close), vol = I(vol),
+  from = from, old = '0', more = more})}

@@ -5,8 +5,9 @@
  * generated from core/redis.c; lib.lua + "\n" + script as carbon.c joins
  * them), and the SHA of that text must already be loaded in Redis by gmd:
  * SCRIPT EXISTS proves the ceiling runs the very script gmd runs.  Calls
- * use the host's KEYS/ARGV layout (outbox, idempotency record, then the
- * plugin's keys; idem flag, now, participant, idem TTL, then its args).
+ * use the host's KEYS/ARGV layout (outbox, idempotency record, deadline set
+ * and claims, then the plugin's keys; idem flag, now, participant, idem
+ * TTL, then its args).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 
 extern const char bench_host_gm__prelude[], bench_host_gm__epilogue[];
 extern const char bench_lua_lib[], bench_lua_place[], bench_lua_amend[];
+/* The declarations the plugin puts before lib.lua (../decl.c). */
+char *carbon__lua_declarations(void);
 
 /* The host's idempotency TTL default ([redis] idempotency_ttl). */
 #define BENCH_IDEM_TTL "86400"
@@ -25,13 +28,16 @@ extern const char bench_lua_lib[], bench_lua_place[], bench_lua_amend[];
  * that exact text (the wrapper or a script changed under the bench). */
 static int bench__sha(redisContext *rc, const char *name, const char *script,
                       char sha[41]) {
-  size_t n = strlen(bench_host_gm__prelude) + strlen(bench_lua_lib) + 1 +
-             strlen(script) + strlen(bench_host_gm__epilogue) + 1;
+  char *decl = carbon__lua_declarations();
+  size_t n = strlen(bench_host_gm__prelude) + strlen(decl) +
+             strlen(bench_lua_lib) + 1 + strlen(script) +
+             strlen(bench_host_gm__epilogue) + 1;
   char *src = malloc(n);
   int rc_ = -1;
   if (!src) return -1;
-  snprintf(src, n, "%s%s\n%s%s", bench_host_gm__prelude, bench_lua_lib, script,
-           bench_host_gm__epilogue);
+  snprintf(src, n, "%s%s%s\n%s%s", bench_host_gm__prelude, decl, bench_lua_lib,
+           script, bench_host_gm__epilogue);
+  free(decl);
   /* Redis computes the SHA itself: no second SHA-1 implementation here. */
   redisReply *r = redisCommand(rc, "EVAL %s 0 %b",
                                "return redis.sha1hex(ARGV[1])", src, n - 1);
@@ -75,6 +81,8 @@ typedef struct bench_keys {
   char outbox[128]; /* the stream the script appends to */
   char inst[128];   /* KEYS[1] of the plugin: gm:{carbon:<SYM>}:i */
   char noidem[128]; /* the record key the host passes without an idem key */
+  char dl[128];     /* the tag's deadline set (the host's third key) */
+  char dlc[128];    /* and its claims (the fourth) */
   char tag[64];     /* "carbon:<SYM>" */
 } bench_keys;
 
@@ -83,6 +91,8 @@ static void bench__keys(bench_keys *k, const char *symbol, const char *outbox) {
   snprintf(k->outbox, sizeof k->outbox, "gm:{%s}:%s", k->tag, outbox);
   snprintf(k->inst, sizeof k->inst, "gm:{%s}:i", k->tag);
   snprintf(k->noidem, sizeof k->noidem, "gm:{%s}:idem:-", k->tag);
+  snprintf(k->dl, sizeof k->dl, "gm:{%s}:dl", k->tag);
+  snprintf(k->dlc, sizeof k->dlc, "gm:{%s}:dl:claims", k->tag);
 }
 
 /* Builds the EVALSHA of `a` for account `acct` (idem: a unique key, or
@@ -102,9 +112,11 @@ static void bench__build(bench_call *c, const bench_keys *k, const char *sha,
   snprintf(c->now, sizeof c->now, "%" PRId64, BENCH_NOW_MS);
   c->argv[i++] = "EVALSHA";
   c->argv[i++] = sha;
-  c->argv[i++] = "3";
+  c->argv[i++] = "5";
   c->argv[i++] = k->outbox;
   c->argv[i++] = c->idem;
+  c->argv[i++] = k->dl;
+  c->argv[i++] = k->dlc;
   c->argv[i++] = k->inst;
   c->argv[i++] = idem ? "1" : "0";
   c->argv[i++] = c->now;

@@ -54,8 +54,8 @@ START_TEST(prices_in_yuan_become_fen) {
   ck_assert_int_eq(yuan_ok("1000000", GM_CARBON_MAX_PRICE),
                    GM_CARBON_MAX_PRICE);
   /* Cash amounts go to the balance cap, far above the price cap. */
-  ck_assert_int_eq(yuan_ok("40000000000000", GM__CARBON_MAX_CASH),
-                   GM__CARBON_MAX_CASH);
+  ck_assert_int_eq(yuan_ok("40000000000000", GM_CARBON_MAX_CASH),
+                   GM_CARBON_MAX_CASH);
   /* The int64 edge itself, exactly. */
   ck_assert_int_eq(yuan_ok("92233720368547758.07", INT64_MAX), INT64_MAX);
   ck_assert_int_eq(yuan_ok("92233720368547758", INT64_MAX),

@@ -132,7 +132,8 @@ START_TEST(the_deadline_closes_every_missed_day) {
   ck_assert_str_eq(settled("2026-03-09", buf, sizeof buf), "none");
   ck_assert_int_eq(reference(), 8675);
   /* Closed by the deadline's callback (records.close logs nothing). */
-  ck_assert(gm_test_gmd_log_has(ct_gmd, SYM " closed 2026-03-02 at 8675"));
+  ck_assert(
+      gm_test_gmd_log_has(ct_gmd, SYM " closed 2026-03-02 at 86.75 yuan"));
   /* Monday's DAY order and block offer expired, and released. */
   char sql[256];
   snprintf(sql, sizeof sql,

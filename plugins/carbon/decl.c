@@ -1,0 +1,100 @@
+/*
+ * The declarations C and the scripts share, as one line of Lua made from
+ * their one source: the enums of carbon.proto (TIF, STATE, OFFER, STP), the
+ * limits of price.h (MAXP, MAXQ, MAXCASH) and the record layouts of
+ * carbon.h (R_ORD, R_FILL, ...).  The plugin puts it before lib.lua
+ * (scripts.c); the benchmark's ceiling does the same.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon.h"
+
+typedef struct carbon__buf {
+  char *s;
+  size_t len, cap;
+} carbon__buf;
+
+static void carbon__put(carbon__buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void carbon__put(carbon__buf *b, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) abort();
+    if ((size_t)n < b->cap - b->len) {
+      b->len += (size_t)n;
+      return;
+    }
+    b->cap = (b->cap + (size_t)n) * 2 + 256;
+    b->s = realloc(b->s, b->cap);
+    if (!b->s) abort();
+  }
+}
+
+/* "local TIF = {GTC = 0, DAY = 1, ...}; " from an enum, its values'
+   common prefix ("TIF_") dropped. */
+static void carbon__enum(carbon__buf *b, const char *lua,
+                         const ProtobufCEnumDescriptor *d, const char *prefix) {
+  size_t np = strlen(prefix);
+  carbon__put(b, "local %s = {", lua);
+  for (unsigned i = 0; i < d->n_values; i++) {
+    const char *name = d->values[i].name;
+    if (strncmp(name, prefix, np) == 0) name += np;
+    carbon__put(b, "%s%s = %d", i ? ", " : "", name, d->values[i].value);
+  }
+  carbon__put(b, "}; ");
+}
+
+#define CARBON__FIELD_NAME(rec, f) #f,
+
+/* "local R_ORD = {id = 2, ...}; ": Lua's index of each field (C's + 1). */
+static void carbon__layout(carbon__buf *b, const char *lua,
+                           const char *const *names, size_t n) {
+  carbon__put(b, "local %s = {", lua);
+  for (size_t i = 0; i < n; i++)
+    carbon__put(b, "%s%s = %zu", i ? ", " : "", names[i], i + 2);
+  carbon__put(b, "}; ");
+}
+
+char *carbon__lua_declarations(void) {
+  static const char *const ord[] = {CARBON_ORD_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const fill[] = {CARBON_FILL_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const acct[] = {CARBON_ACCT_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const inst[] = {CARBON_INST_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const offer[] = {CARBON_OFFER_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const level[] = {CARBON_LEVEL_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const held[] = {CARBON_HELD_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const stats[] = {CARBON_STATS_FIELDS(CARBON__FIELD_NAME)};
+  static const char *const close[] = {CARBON_CLOSE_FIELDS(CARBON__FIELD_NAME)};
+  carbon__buf b = {0};
+  carbon__put(&b,
+              "--[[ made by scripts.c from carbon.proto, price.h and "
+              "carbon.h ]] ");
+  carbon__enum(&b, "TIF", &gm__carbon__time_in_force__descriptor, "TIF_");
+  carbon__enum(&b, "STATE", &gm__carbon__order_state__descriptor, "STATE_");
+  carbon__enum(&b, "OFFER", &gm__carbon__offer_state__descriptor, "OFFER_");
+  carbon__enum(&b, "STP", &gm__carbon__stp_mode__descriptor, "STP_");
+  carbon__put(&b, "local MAXP, MAXQ, MAXCASH = %lld, %lld, %lld; ",
+              (long long)GM_CARBON_MAX_PRICE, (long long)GM_CARBON_MAX_QTY,
+              (long long)GM_CARBON_MAX_CASH);
+#define CARBON__LAYOUT(lua, names) \
+  carbon__layout(&b, lua, names, sizeof names / sizeof *names)
+  CARBON__LAYOUT("R_ORD", ord);
+  CARBON__LAYOUT("R_FILL", fill);
+  CARBON__LAYOUT("R_ACCT", acct);
+  CARBON__LAYOUT("R_INST", inst);
+  CARBON__LAYOUT("R_OFFER", offer);
+  CARBON__LAYOUT("R_LEVEL", level);
+  CARBON__LAYOUT("R_HELD", held);
+  CARBON__LAYOUT("R_STATS", stats);
+  CARBON__LAYOUT("R_CLOSE", close);
+#undef CARBON__LAYOUT
+  carbon__put(&b, "\n");
+  return b.s;
+}
