@@ -88,6 +88,9 @@ int gm_cli_cmd_markets(gm_cli *cli, int argc, char **argv) {
              m->mutating ? " [mutating]" : "", *m->roles ? " [" : "", m->roles,
              *m->roles ? "]" : "");
     }
+    for (size_t k = 0; k < mi->n_roles; k++)
+      printf("%s  %-22s %s\n", k ? "" : "  roles:\n", mi->roles[k]->name,
+             mi->roles[k]->summary);
   }
   return GM_CLI_EXIT_OK;
 }
@@ -460,9 +463,14 @@ static void gm__print_event(gm_cli *cli, const char *topic,
 int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
   static const char usage[] =
       "usage: gm watch [--count N] [TOPIC-PREFIX ...]\n"
-      "Prints feed events (topics \"<market>.<event>\"; see `gm markets`) "
-      "until\nCtrl-C or N events; bodies are decoded when the market's "
-      "plugin is found.\n";
+      "Prints feed events until Ctrl-C or N events; bodies are decoded when "
+      "the\nmarket's plugin is found.  Topics: \"<market>.<event>\" for "
+      "public events\n(see `gm markets`), \"@p:<participant> "
+      "<market>.<event>\" for one\nparticipant's and \"@r:<role> "
+      "<market>.<event>\" for a role's holders.  No\nprefix: every public "
+      "event and your own private ones; \"@\": your private\nevents only.  "
+      "The broker keeps of a private subscription only what you may\nsee "
+      "(CURVE); in development mode, --as ID watches ID's.\n";
   static const struct option opts[] = {{"count", required_argument, NULL, 'n'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -487,8 +495,28 @@ int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
     fprintf(stderr, "error: %s\n", gm_client_last_error());
     return GM_CLI_EXIT_ERROR;
   }
-  if (optind == argc) gm_feed_subscribe(f, "");
-  for (int i = optind; i < argc; i++) gm_feed_subscribe(f, argv[i]);
+  if (optind == argc) {
+    const char *as = cli->opts.dev_participant;
+    if (as && *as && !cli->opts.public_key) {
+      /* Development mode keeps subscriptions as asked, so "" would bring
+         every participant's private events: the public ones and --as's. */
+      char mine[96];
+      snprintf(mine, sizeof mine, "@p:%s ", as);
+      for (const char *p = "abcdefghijklmnopqrstuvwxyz"; *p; p++) {
+        char first[2] = {*p, 0};
+        gm_feed_subscribe(f, first);
+      }
+      gm_feed_subscribe(f, mine);
+    } else {
+      gm_feed_subscribe(f, "");
+    }
+  }
+  for (int i = optind; i < argc; i++)
+    if (gm_feed_subscribe(f, argv[i]) == GM_FAILED_PRECONDITION)
+      fprintf(stderr,
+              "warning: %s is a private topic and no private feed is known; "
+              "give --private-feed URL\n",
+              argv[i]);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = gm__on_signal;
@@ -506,6 +534,9 @@ int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
     } else if (s == GM_INVALID_ARGUMENT) {
       fprintf(stderr, "warning: skipped a malformed feed message%s%s\n",
               topic ? " on topic " : "", topic ? topic : "");
+    } else if (s == GM_PERMISSION_DENIED) {
+      fprintf(stderr, "error: the broker refused subscription %s: %s\n",
+              topic ? topic : "", gm_client_last_error());
     }
     free(topic);
     gm_feed_event_free(&ev);

@@ -39,6 +39,9 @@ static void gm__help(FILE *out) {
           ")\n"
           "  --feed URL         event feed (GM_FEED; " GM__DEFAULT_FEED
           ")\n"
+          "  --private-feed URL your private events (GM_PRIVATE_FEED; "
+          "default: the\n"
+          "                     feed's port + 1)\n"
           "  --as ID            development mode: act as participant ID "
           "(GM_AS)\n"
           "  --server-key KEY   broker's CURVE public key, or a file with it "
@@ -69,7 +72,7 @@ static const struct {
     {"key-file", GM__OPT_VALUE},   {"json", GM__OPT_FLAG},
     {"timeout", GM__OPT_VALUE},    {"retries", GM__OPT_VALUE},
     {"plugin-dir", GM__OPT_VALUE}, {"idempotency-key", GM__OPT_VALUE},
-    {"verbose", GM__OPT_FLAG},
+    {"verbose", GM__OPT_FLAG},     {"private-feed", GM__OPT_VALUE},
 };
 
 /* Holds the key material so cli->opts can point at it. */
@@ -84,6 +87,8 @@ static int gm__set(gm_cli *cli, const char *name, const char *value,
     cli->endpoint = value;
   else if (!strcmp(name, "feed"))
     cli->feed_endpoint = value;
+  else if (!strcmp(name, "private-feed"))
+    cli->opts.private_feed = value;
   else if (!strcmp(name, "as"))
     cli->opts.dev_participant = value;
   else if (!strcmp(name, "server-key"))
@@ -220,6 +225,7 @@ int main(int argc, char **argv) {
   cli.feed_endpoint = gm__env("GM_FEED", GM__DEFAULT_FEED);
   cli.plugin_dir = gm__env("GM_PLUGIN_DIR", NULL);
   cli.opts.dev_participant = gm__env("GM_AS", NULL);
+  cli.opts.private_feed = gm__env("GM_PRIVATE_FEED", NULL);
   const char *server_key = gm__env("GM_SERVER_KEY", NULL);
   const char *key_file = gm__env("GM_KEY_FILE", NULL);
 

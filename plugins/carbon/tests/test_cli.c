@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -830,6 +831,54 @@ START_TEST(orders_and_cancel_all_go_past_one_page) {
 }
 END_TEST
 
+/*
+ * gm watch in development mode with --as: the public events and the
+ * participant's own private events, never another participant's (the
+ * broker keeps dev-mode subscriptions as asked, so gm asks for no more).
+ */
+START_TEST(watch_as_shows_only_your_own_private_events) {
+  gm_test_redis *redis = gm_test_redis_start();
+  gm_test_gmd *g = gm_test_gmd_start(
+      redis, GM_BUILD_PLUGIN_DIR,
+      "[testing]\nclock = manual\n[plugins]\nload = carbon\n");
+  const char *ep = gm_test_gmd_endpoint(g);
+  const char *feed = gm_test_gmd_feed(g);
+  GM_OK(gm(ep, "--as", "root", "clock", "set", "2026-11-24T10:00:00+08:00",
+           NULL));
+  GM_OK(gm(ep, "--as", "ops", "carbon", "create", "CEA-W", "--reference",
+           "85.00", NULL));
+  GM_OK(gm(ep, "--as", "ops", "carbon", "deposit", "alice", "CEA-W", "--cash",
+           "10000", NULL));
+  GM_OK(gm(ep, "--as", "ops", "carbon", "deposit", "bob", "CEA-W",
+           "--allowances", "100", NULL));
+  /* Orders come once the watch is subscribed: alice's, then bob's. */
+  pid_t child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    nanosleep(&(struct timespec){1, 0}, NULL);
+    run_result *r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-W", "10", "@",
+                       "84.00", NULL);
+    r = r->code ? r
+                : gm(ep, "--as", "bob", "carbon", "sell", "CEA-W", "10", "@",
+                     "86.00", NULL);
+    _exit(r->code ? 1 : 0);
+  }
+  /* alice's order event and two book events: bob's order event falls
+     between the books, so it would be among the three if it came. */
+  run_result *r =
+      gm(ep, "--as", "alice", "--feed", feed, "watch", "--count", "3", NULL);
+  int status;
+  waitpid(child, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "@p:alice carbon.order"), "%s", r->out);
+  ck_assert_msg(!strstr(r->out, "@p:bob"), "%s", r->out);
+  ck_assert_msg(strstr(r->out, "carbon.book"), "%s", r->out);
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&redis);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon_cli");
   TCase *tc = tcase_create("parse");
@@ -845,6 +894,7 @@ int main(void) {
   tcase_add_test(tc, a_session_against_gmd);
   tcase_add_test(tc, block_trades_close_and_reconcile);
   tcase_add_test(tc, orders_and_cancel_all_go_past_one_page);
+  tcase_add_test(tc, watch_as_shows_only_your_own_private_events);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
