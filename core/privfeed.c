@@ -24,6 +24,7 @@ typedef struct gm__psub {
 typedef struct gm__pconn {
   uint8_t rid[256];      /* the ROUTER's routing id of the connection */
   size_t rid_len;        /* its length (1-255) */
+  int fd;                /* the connection's socket (ZMQ_SRCFD) */
   char *who;             /* participant; NULL in development mode */
   int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
@@ -32,6 +33,7 @@ typedef struct gm__pconn {
 
 struct gm__privfeed {
   void *router;            /* the private feed socket */
+  void *monitor;           /* PAIR: the router's disconnect events */
   int dev;                 /* no CURVE: subscriptions kept as asked */
   gm__pconn **conns;       /* connections holding subscriptions */
   size_t nconns, capconns; /* used, allocated */
@@ -184,6 +186,16 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   size_t len = n - 1;
   size_t index = 0;
   gm__pconn *c = gm__conn_find(pf, id, idn, &index);
+  /* A client chooses its routing id: a connection that reuses one whose
+     owner went away starts afresh, and never inherits another
+     participant's subscriptions (a disconnect already forgets them, see
+     gm__privfeed_read_monitor; this covers a race with it). */
+  int fd = zmq_msg_get(body, ZMQ_SRCFD);
+  if (c &&
+      (c->fd != fd || (!pf->dev && (!c->who || strcmp(c->who, who) != 0)))) {
+    gm__conn_remove(pf, index);
+    c = NULL;
+  }
   if (d[0] == 0) { /* unsubscribe: drop exactly what that prefix kept */
     if (!c) return;
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
@@ -240,6 +252,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     if (!c) abort();
     memcpy(c->rid, id, idn);
     c->rid_len = idn;
+    c->fd = fd;
     c->who = who ? strdup(who) : NULL;
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
     if (pf->nconns == pf->capconns) {
@@ -307,12 +320,29 @@ gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
     gm__privfeed_destroy(&pf);
     return NULL;
   }
+  /* A connection's subscriptions go when it does, before another peer can
+     connect under its routing id and be sent what was meant for it. */
+  char mon[64];
+  snprintf(mon, sizeof mon, "inproc://gm-privfeed-monitor-%p", (void *)pf);
+  pf->monitor = zmq_socket(zctx, ZMQ_PAIR);
+  if (zmq_socket_monitor(pf->router, mon, ZMQ_EVENT_DISCONNECTED) ||
+      zmq_connect(pf->monitor, mon)) {
+    snprintf(err, errlen, "cannot monitor the private feed: %s",
+             zmq_strerror(zmq_errno()));
+    gm__privfeed_destroy(&pf);
+    return NULL;
+  }
   return pf;
 }
 
 void gm__privfeed_destroy(gm__privfeed **pfp) {
   if (!pfp || !*pfp) return;
   gm__privfeed *pf = *pfp;
+  if (pf->monitor) {
+    int zero = 0;
+    zmq_setsockopt(pf->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(pf->monitor);
+  }
   if (pf->router) zmq_close(pf->router);
   for (size_t i = 0; i < pf->nconns; i++) gm__pconn_free(pf->conns[i]);
   free(pf->conns);
@@ -325,6 +355,36 @@ void gm__privfeed_destroy(gm__privfeed **pfp) {
 
 void *gm__privfeed_socket(gm__privfeed *pf) {
   return pf->router;
+}
+
+void *gm__privfeed_monitor_socket(gm__privfeed *pf) {
+  return pf->monitor;
+}
+
+void gm__privfeed_read_monitor(gm__privfeed *pf) {
+  for (;;) {
+    zmq_msg_t ev, addr;
+    zmq_msg_init(&ev);
+    zmq_msg_init(&addr);
+    if (zmq_msg_recv(&ev, pf->monitor, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&ev);
+      zmq_msg_close(&addr);
+      return;
+    }
+    if (zmq_msg_more(&ev)) zmq_msg_recv(&addr, pf->monitor, 0);
+    /* [event: u16, value: u32 (the fd)], then the endpoint. */
+    if (zmq_msg_size(&ev) == 6) {
+      uint16_t event;
+      uint32_t fd;
+      memcpy(&event, zmq_msg_data(&ev), 2);
+      memcpy(&fd, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+      if (event == ZMQ_EVENT_DISCONNECTED)
+        for (size_t i = pf->nconns; i-- > 0;)
+          if (pf->conns[i]->fd == (int)fd) gm__conn_remove(pf, i);
+    }
+    zmq_msg_close(&ev);
+    zmq_msg_close(&addr);
+  }
 }
 
 int gm__privfeed_read(gm__privfeed *pf, int burst, int64_t now_ms) {

@@ -51,6 +51,10 @@ void gm__privfeed_destroy(gm__privfeed **pf);
 void *gm__privfeed_socket(gm__privfeed *pf);
 /* Reads and applies up to `burst` subscription messages; returns how many. */
 int gm__privfeed_read(gm__privfeed *pf, int burst, int64_t now_ms);
+/* The socket that becomes readable when a subscriber disconnects, and what
+   to call then: that connection's subscriptions are forgotten at once. */
+void *gm__privfeed_monitor_socket(gm__privfeed *pf);
+void gm__privfeed_read_monitor(gm__privfeed *pf);
 /* Forgets connections whose lease ran out. */
 void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms);
 /*

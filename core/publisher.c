@@ -70,14 +70,19 @@ static void *gm__publisher_run(void *arg) {
   gm__publisher *p = arg;
   int64_t next_expiry = 0;
   for (;;) {
-    zmq_pollitem_t items[] = {{p->pull, 0, ZMQ_POLLIN, 0},
-                              {gm__privfeed_socket(p->priv), 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[] = {
+        {p->pull, 0, ZMQ_POLLIN, 0},
+        {gm__privfeed_socket(p->priv), 0, ZMQ_POLLIN, 0},
+        {gm__privfeed_monitor_socket(p->priv), 0, ZMQ_POLLIN, 0}};
     /* Wakes every second to forget private subscribers gone silent. */
-    if (zmq_poll(items, 2, 1000) < 0) {
+    if (zmq_poll(items, 3, 1000) < 0) {
       if (zmq_errno() == EINTR) continue;
       break; /* ETERM: the broker is stopping */
     }
     int64_t now = gm__clock_mono_us() / 1000;
+    /* Disconnects first: a peer that reconnects under a gone one's routing
+       id must find nothing of it. */
+    if (items[2].revents & ZMQ_POLLIN) gm__privfeed_read_monitor(p->priv);
     if (items[1].revents & ZMQ_POLLIN) gm__privfeed_read(p->priv, BURST, now);
     for (int i = 0; i < BURST; i++)
       if (!gm__publisher_forward(p)) break;

@@ -458,6 +458,83 @@ END_TEST
  * Development mode knows nobody: a private subscription is kept as asked,
  * so one participant's events are watched with "@p:<id> ".
  */
+/* A raw DEALER on the private feed as pub/sec, with routing id `rid`. */
+static void *raw_private(void *ctx, const char *pub, const char *sec,
+                         const char *rid, size_t ridlen) {
+  char ep[600];
+  ck_assert_int_eq(
+      gm_feed_private_endpoint(gm_test_gmd_feed(gmd), ep, sizeof ep), GM_OK);
+  void *s = zmq_socket(ctx, ZMQ_DEALER);
+  int linger = 0, timeout = 300;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, ridlen);
+  zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+  zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+  zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+  ck_assert_int_eq(zmq_connect(s, ep), 0);
+  return s;
+}
+
+/* 1 when a message whose topic starts with `prefix` arrives within ms. */
+static int raw_heard(void *s, const char *prefix, int ms) {
+  for (int waited = 0; waited < ms; waited += 300) {
+    char buf[512];
+    int n = zmq_recv(s, buf, sizeof buf - 1, 0);
+    if (n < 0) continue;
+    buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = '\0';
+    int more;
+    size_t ml = sizeof more;
+    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    while (more) { /* the rest of the message */
+      char skip[4096];
+      zmq_recv(s, skip, sizeof skip, 0);
+      zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    }
+    if (strncmp(buf, prefix, strlen(prefix)) == 0) return 1;
+  }
+  return 0;
+}
+
+/*
+ * A client may choose its routing id: a new connection that presents the
+ * id of one that just went away (its entry lingers for the lease) must not
+ * inherit the old participant's subscriptions.
+ */
+START_TEST(a_reused_routing_id_inherits_nothing) {
+  void *ctx = zmq_ctx_new();
+  static const char rid[] = "\0\1\2\3\4";
+  void *a = raw_private(ctx, alice_pub, alice_sec, rid, 5);
+  zmq_send(a, "\1@", 2, 0);
+  int heard = 0; /* the subscription takes effect a moment later */
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "first");
+    heard = raw_heard(a, "@p:alice ", 300);
+  }
+  ck_assert(heard);
+  zmq_close(a);
+  sleep_ms(300);
+  void *b = raw_private(ctx, bob_pub, bob_sec, rid, 5);
+  /* Connected under alice's id, before bob says anything. */
+  sleep_ms(300);
+  for (int i = 0; i < 3; i++) say(GM_AUDIENCE_PARTICIPANT, "alice", "gap");
+  ck_assert_msg(!raw_heard(b, "@p:alice", 1500),
+                "a connection under a gone one's routing id got its events");
+  zmq_send(b, "\1@p:bob ", 8, 0);
+  heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "bob", "bobs");
+    heard = raw_heard(b, "@p:bob ", 300);
+  }
+  ck_assert(heard);
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "third");
+  ck_assert_msg(!raw_heard(b, "@p:alice", 1500),
+                "bob's connection got alice's private event");
+  zmq_close(b);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(development_mode_keeps_subscriptions_as_asked) {
   gm_feed *f = feed_as(NULL, NULL);
   evlog *lg = calloc(1, sizeof *lg);
@@ -491,6 +568,7 @@ int main(void) {
   tcase_add_test(tc, sequence_numbers_count_each_audience_apart);
   tcase_add_test(tc, publish_to_checks_its_audience);
   tcase_add_test(tc, topics_and_endpoints_parse);
+  tcase_add_test(tc, a_reused_routing_id_inherits_nothing);
   suite_add_tcase(s, tc);
   TCase *dev = tcase_create("dev");
   tcase_add_checked_fixture(dev, dev_setup, teardown);
