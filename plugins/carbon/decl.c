@@ -21,6 +21,11 @@ static void carbon__put(carbon__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void carbon__put(carbon__buf *b, const char *fmt, ...) {
+  if (!b->s) { /* never offset a NULL buffer, even by 0 */
+    b->cap = 1024;
+    b->s = malloc(b->cap);
+    if (!b->s) abort();
+  }
   for (;;) {
     va_list ap;
     va_start(ap, fmt);
