@@ -14,6 +14,11 @@
  * an older SDK keeps loading into a newer host with the same ABI version.
  *
  * See docs/plugins.md for the worked example and the threading rules.
+ *
+ * Header-only helpers any market may include beside this one (they need no
+ * host and link nothing):
+ *
+ *   greenmarket/uscc.h  the unified social credit code check (GB 32100-2015)
  */
 #ifndef GREENMARKET_PLUGIN_H
 #define GREENMARKET_PLUGIN_H
