@@ -1,0 +1,295 @@
+-- dir: the directory, under the tag "dir": banks and the participants who
+-- act for them, products, the catalogue and the calendar the centre
+-- loaded, and the referral counter.  Read by every referral call before
+-- or after its referral's own step (one tag per step); the rules that
+-- read this data (screening, working days) are in C (rules.c), which gets
+-- the data from these ops.
+-- Keys (P = "gm:{finance:dir}:"):
+--   P.banks    HASH bank id -> "created ms|name"
+--   P.bm:<b>   SET  participants acting for bank b
+--   P.member   HASH participant -> bank
+--   P.prod     HASH product id -> its record, packed by directory.c
+--   P.pname    HASH product id -> name
+--   P.pc:<c>   SET  product ids with a class under top class c
+--   P.pb:<b>   SET  product ids of bank b
+--   P.pret     HASH retired product id -> ms
+--   P.pct      HASH product id -> created ms
+--   P.cat      HASH code -> "parent\tname\tname_en" (absent: the catalogue
+--              shipped in the plugin is in force)
+--   P.catm     HASH source, ms, n
+--   P.cal      ZSET "<day>\t<h|w>\t<note>" by day (absent: the calendar
+--              shipped in the plugin)
+--   P.calm     HASH source, ms
+--   P.seq      STRING the last referral number
+-- ARGV, by op:
+--   'screen', top class, sub-item, calendar from day, to day
+--       -> {{catalogue loaded 0|1, entry of the sub-item or ''},
+--           {id, record, retired 0|1, ...} of the class's products,
+--           {{bank, member...}, ...} of their banks, calendar (as below)}
+--   'take' -> the next referral id
+--   'caller', participant -> {bank, member...} or {}
+--   'members', bank... -> {{bank, member...}, ...}
+--   'calendar', from day, to day -> {loaded 0|1, source, ms,
+--       day, h|w, note, ...}
+--   'bank', id, name | 'banks' -> {{id, created, name, member...}, ...}
+--   'link', participant, bank ("" unlinks) -> {bank, member...}
+--   'product', id, bank, record, name, top classes "1,3", codes,
+--       codes the built-in catalogue lacks
+--   'retire', id | 'products', bank ("" all) -> {{id, record, name,
+--       retired ms or '', created ms}, ...}
+--   'catalogue_load', source, "code\tparent\tname\tname_en\n"...
+--   'catalogue' -> {loaded 0|1, source, ms, {code, parent, name, en}...}
+--   'calendar_load', source, from day, to day, "day\th|w\tnote\n"...
+local op = ARGV[1]
+
+local function members(bank)
+  local t = {bank}
+  for _, m in ipairs(redis.call('SORT', P .. 'bm:' .. bank, 'ALPHA')) do
+    t[#t + 1] = m
+  end
+  return t
+end
+
+local function calendar(from, to)
+  local m = redis.call('HMGET', P .. 'calm', 'source', 'ms')
+  if not m[2] then return {'0', '', '0'} end
+  local out = {'1', m[1] or '', m[2]}
+  for _, e in ipairs(redis.call('ZRANGEBYSCORE', P .. 'cal', from, to)) do
+    local d, k, note = string.match(e, '^(%d+)\t(%a)\t(.*)$')
+    if d then out[#out + 1], out[#out + 2], out[#out + 3] = d, k, note end
+  end
+  return out
+end
+
+-- {id, record, name, retired ms or '', created ms}
+local function product(id)
+  return {id, redis.call('HGET', P .. 'prod', id) or '',
+    redis.call('HGET', P .. 'pname', id) or '',
+    redis.call('HGET', P .. 'pret', id) or '',
+    redis.call('HGET', P .. 'pct', id) or '0'}
+end
+
+local function bank_missing(bank)
+  return rej('NOT_FOUND', 'no bank ' .. bank .. '; the centre creates it ' ..
+    'first: gm finance bank create ' .. bank .. ' --name NAME')
+end
+
+if op == 'screen' then
+  local cls, sub = ARGV[2], ARGV[3]
+  local cat = {'0', ''}
+  if redis.call('EXISTS', P .. 'catm') == 1 then
+    cat = {'1', redis.call('HGET', P .. 'cat', sub) or ''}
+  end
+  local prods, banks, seen = {}, {}, {}
+  local ids = redis.call('SORT', P .. 'pc:' .. cls, 'ALPHA')
+  if #ids > 0 then
+    local recs = redis.call('HMGET', P .. 'prod', unpack(ids))
+    local ret = redis.call('HMGET', P .. 'pret', unpack(ids))
+    for i = 1, #ids do
+      if recs[i] then
+        prods[#prods + 1], prods[#prods + 2], prods[#prods + 3] =
+          ids[i], recs[i], ret[i] and '1' or '0'
+        local bank = string.match(recs[i], '^([^|]*)|')
+        if bank and not seen[bank] and not ret[i] then
+          seen[bank] = true
+          banks[#banks + 1] = members(bank)
+        end
+      end
+    end
+  end
+  return {cat, prods, banks, calendar(tonumber(ARGV[4]), tonumber(ARGV[5]))}
+end
+
+if op == 'take' then
+  return string.format('R%08d', redis.call('INCR', P .. 'seq'))
+end
+
+if op == 'caller' then
+  local bank = redis.call('HGET', P .. 'member', ARGV[2])
+  if not bank then return {} end
+  return members(bank)
+end
+
+if op == 'members' then
+  local out = {}
+  for i = 2, #ARGV do out[#out + 1] = members(ARGV[i]) end
+  return out
+end
+
+if op == 'calendar' then
+  return calendar(tonumber(ARGV[2]), tonumber(ARGV[3]))
+end
+
+if op == 'bank' then
+  local id, name = ARGV[2], ARGV[3]
+  local cur = redis.call('HGET', P .. 'banks', id)
+  if cur then
+    local ct, was = string.match(cur, '^(%d+)|(.*)$')
+    if was ~= name then
+      return rej('ALREADY_EXISTS', 'bank ' .. id .. ' exists with another ' ..
+        'name; choose another id')
+    end
+  else
+    redis.call('HSET', P .. 'banks', id, I(NOW) .. '|' .. name)
+    gm.emit('bank', 'bank', id, 'name', name, 't', I(NOW))
+  end
+  local ct = string.match(redis.call('HGET', P .. 'banks', id), '^(%d+)|')
+  local out = {id, ct, name}
+  for i, m in ipairs(members(id)) do if i > 1 then out[#out + 1] = m end end
+  return {out}
+end
+
+if op == 'banks' then
+  local flat = redis.call('HGETALL', P .. 'banks')
+  local out = {}
+  for i = 1, #flat, 2 do
+    local ct, name = string.match(flat[i + 1], '^(%d+)|(.*)$')
+    local b = {flat[i], ct, name}
+    for j, m in ipairs(members(flat[i])) do if j > 1 then b[#b + 1] = m end end
+    out[#out + 1] = b
+  end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out
+end
+
+if op == 'link' then
+  local who, bank = ARGV[2], ARGV[3]
+  if bank ~= '' and redis.call('HEXISTS', P .. 'banks', bank) == 0 then
+    return bank_missing(bank)
+  end
+  local was = redis.call('HGET', P .. 'member', who)
+  if was then redis.call('SREM', P .. 'bm:' .. was, who) end
+  if bank == '' then
+    redis.call('HDEL', P .. 'member', who)
+  else
+    redis.call('HSET', P .. 'member', who, bank)
+    redis.call('SADD', P .. 'bm:' .. bank, who)
+  end
+  gm.emit('link', 'who', who, 'bank', bank, 't', I(NOW))
+  if bank == '' then return {''} end
+  return members(bank)
+end
+
+if op == 'product' then
+  local id, bank, rec, name = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+  if redis.call('HEXISTS', P .. 'banks', bank) == 0 then
+    return bank_missing(bank)
+  end
+  -- The catalogue the centre loaded decides; without one, C's answer from
+  -- the catalogue shipped in the plugin.
+  local missing = ARGV[8]
+  if redis.call('EXISTS', P .. 'catm') == 1 then
+    local m = {}
+    for _, code in ipairs(split(ARGV[7], ',')) do
+      if redis.call('HEXISTS', P .. 'cat', code) == 0 then m[#m + 1] = code end
+    end
+    missing = table.concat(m, ', ')
+  end
+  if missing ~= '' then
+    return rej('INVALID_ARGUMENT', 'classes ' .. missing .. ' are not in ' ..
+      'the Green Industry Guidance Catalogue in force; gm finance catalogue ' ..
+      'lists its codes')
+  end
+  local cur = redis.call('HGET', P .. 'prod', id)
+  -- Screening reads every product of a class in one step: the cap keeps
+  -- that step bounded.
+  if not cur and redis.call('HLEN', P .. 'prod') >= MAX_PRODUCTS then
+    return rej('RESOURCE_EXHAUSTED', 'the directory holds ' ..
+      I(MAX_PRODUCTS) .. ' products, the most it takes; retire none: ' ..
+      'ask the operator to raise the limit in finance.h')
+  end
+  if cur and (cur ~= rec or redis.call('HGET', P .. 'pname', id) ~= name) then
+    return rej('ALREADY_EXISTS', 'product ' .. id .. ' exists with other ' ..
+      'terms; retire it and create the new terms under another id')
+  end
+  if not cur then
+    redis.call('HSET', P .. 'prod', id, rec)
+    redis.call('HSET', P .. 'pname', id, name)
+    redis.call('HSET', P .. 'pct', id, I(NOW))
+    for _, c in ipairs(split(ARGV[6], ',')) do
+      redis.call('SADD', P .. 'pc:' .. c, id)
+    end
+    redis.call('SADD', P .. 'pb:' .. bank, id)
+    gm.emit('product', 'id', id, 'rec', rec, 'name', name, 't', I(NOW))
+  end
+  return {product(id)}
+end
+
+if op == 'retire' then
+  local id = ARGV[2]
+  local rec = redis.call('HGET', P .. 'prod', id)
+  if not rec then
+    return rej('NOT_FOUND', 'no product ' .. id .. '; gm finance products ' ..
+      'lists them')
+  end
+  if redis.call('HSETNX', P .. 'pret', id, I(NOW)) == 1 then
+    gm.emit('retire', 'id', id, 't', I(NOW))
+  end
+  return {product(id)}
+end
+
+if op == 'products' then
+  local ids
+  if ARGV[2] ~= '' then
+    ids = redis.call('SORT', P .. 'pb:' .. ARGV[2], 'ALPHA')
+  else
+    ids = redis.call('HKEYS', P .. 'prod')
+    table.sort(ids)
+  end
+  local out = {}
+  for _, id in ipairs(ids) do
+    if redis.call('HEXISTS', P .. 'prod', id) == 1 then
+      out[#out + 1] = product(id)
+    end
+  end
+  return out
+end
+
+if op == 'catalogue_load' then
+  -- HSET in chunks: unpack() takes a few thousand values at most.
+  redis.call('DEL', P .. 'cat')
+  local args, n = {'HSET', P .. 'cat'}, 0
+  for code, rest in string.gmatch(ARGV[3], '([^\t\n]+)\t([^\n]*)\n') do
+    args[#args + 1], args[#args + 2] = code, rest
+    n = n + 1
+    if #args >= 1000 then
+      redis.call(unpack(args))
+      args = {'HSET', P .. 'cat'}
+    end
+  end
+  if #args > 2 then redis.call(unpack(args)) end
+  redis.call('HSET', P .. 'catm', 'source', ARGV[2], 'ms', I(NOW), 'n', I(n))
+  gm.emit('catalogue', 'source', ARGV[2], 'n', I(n), 't', I(NOW))
+  return {'1', ARGV[2], I(NOW), n}
+end
+
+if op == 'catalogue' then
+  local m = redis.call('HMGET', P .. 'catm', 'source', 'ms')
+  if not m[2] then return {'0', '', '0'} end
+  local out = {'1', m[1] or '', m[2]}
+  local flat = redis.call('HGETALL', P .. 'cat')
+  for i = 1, #flat, 2 do
+    local parent, name, en = string.match(flat[i + 1], '^([^\t]*)\t([^\t]*)\t(.*)$')
+    out[#out + 1] = {flat[i], parent or '', name or '', en or ''}
+  end
+  return out
+end
+
+if op == 'calendar_load' then
+  local from, to = tonumber(ARGV[3]), tonumber(ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', P .. 'cal', from, to)
+  local n = 0
+  for line in string.gmatch(ARGV[5], '([^\n]+)\n') do
+    local d = string.match(line, '^(%d+)\t')
+    if d then
+      redis.call('ZADD', P .. 'cal', tonumber(d), line)
+      n = n + 1
+    end
+  end
+  redis.call('HSET', P .. 'calm', 'source', ARGV[2], 'ms', I(NOW))
+  gm.emit('calendar', 'source', ARGV[2], 'from', I(from), 'to', I(to),
+    'n', I(n), 't', I(NOW))
+  return {'1', ARGV[2], I(NOW), n}
+end
+
+return rej('INVALID_ARGUMENT', 'unknown directory op ' .. tostring(op))

@@ -1,0 +1,574 @@
+/*
+ * The directory (dir.lua): the Green Industry Guidance Catalogue and the
+ * holiday calendar in force (the centre's, else the ones shipped in the
+ * plugin), banks and the participants acting for them, and products.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "finance.h"
+
+gm_status finance__dir(gm_call *call, size_t nargs, const char *const *args,
+                       const gm_value **v) {
+  return finance__run(call, "dir", FINANCE_DIR_TAG, nargs, args, v);
+}
+
+/* ---- the caller's bank ---- */
+
+gm_status finance__caller_bank(gm_call *call, const char **bank,
+                               const gm_value **members) {
+  const char *me = host->participant(call);
+  const char *args[] = {"caller", me};
+  gm_status st = finance__dir(call, 2, args, members);
+  if (st != GM_OK) return st;
+  *bank = finance__s(*members, 0);
+  if (!**bank)
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "participant %s acts for no bank; the centre links it "
+                      "to its bank: gm finance bank link %s BANK",
+                      me, me);
+  return GM_OK;
+}
+
+/* ---- the calendar ---- */
+
+void finance__calendar_from(gm_call *call, const gm_value *v,
+                            gm__finance_calendar *cal) {
+  if (strcmp(finance__s(v, 0), "1") != 0) {
+    *cal = finance__builtin_cal;
+    return;
+  }
+  size_t n = v->n > 3 ? (v->n - 3) / 3 : 0;
+  int64_t *hol = host->alloc(call, (n + 1) * sizeof *hol);
+  int64_t *work = host->alloc(call, (n + 1) * sizeof *work);
+  size_t nh = 0, nw = 0;
+  /* ZRANGEBYSCORE gives them by day: the arrays come out sorted. */
+  for (size_t i = 3; i + 2 < v->n; i += 3) {
+    int64_t day = finance__i(v, i);
+    if (finance__s(v, i + 1)[0] == 'w')
+      work[nw++] = day;
+    else
+      hol[nh++] = day;
+  }
+  *cal = (gm__finance_calendar){hol, nh, work, nw};
+}
+
+gm_status finance__calendar_get(gm_call *call, int64_t from_day, int64_t to_day,
+                                gm__finance_calendar *cal) {
+  const char *args[] = {"calendar", finance__num(call, from_day),
+                        finance__num(call, to_day)};
+  const gm_value *v;
+  gm_status st = finance__dir(call, 3, args, &v);
+  if (st != GM_OK) return st;
+  finance__calendar_from(call, v, cal);
+  return GM_OK;
+}
+
+gm_status finance__pick_due(gm_call *call, const gm__finance_calendar *cal,
+                            int64_t *due) {
+  int64_t now = host->now_ms(host->market(call));
+  if (gm__finance_working_due(cal, now, (int)finance__pick_days,
+                              FINANCE_HORIZON_DAYS, due) == 0)
+    return GM_OK;
+  return host->fail(call, GM_FAILED_PRECONDITION,
+                    "the calendar in force has fewer than %ld working days in "
+                    "the next %d days, so no pick deadline can be set; the "
+                    "centre loads a correct one (gm finance calendar load)",
+                    finance__pick_days, FINANCE_HORIZON_DAYS);
+}
+
+/* ---- the catalogue ---- */
+
+/* Orders codes as the catalogue lists them: 1, 1.1, 1.2, 1.10, 2. */
+static int finance__code_cmp(const char *a, const char *b) {
+  while (*a && *b) {
+    long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
+    if (x != y) return x < y ? -1 : 1;
+    if (*a == '.') a++;
+    if (*b == '.') b++;
+  }
+  return *a ? 1 : *b ? -1 : 0;
+}
+
+static int finance__entry_cmp(const void *a, const void *b) {
+  return finance__code_cmp((*(Gm__Finance__CatalogueEntry *const *)a)->code,
+                           (*(Gm__Finance__CatalogueEntry *const *)b)->code);
+}
+
+/* Fields of the catalogue and calendar files hold no separator. */
+static gm_status finance__plain(gm_call *call, const char *what,
+                                const char *s) {
+  if (strpbrk(s, ",\"\t\r\n"))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "%s has a comma, quote, tab or line break; use "
+                      "full-width punctuation (，) in names",
+                      what);
+  return GM_OK;
+}
+
+typedef struct finance__load {
+  gm_call *call;
+  char *text; /* what dir.lua takes: "code\tparent\tname\tname_en\n"... */
+  size_t used, cap;
+} finance__load;
+
+static int finance__load_entry(void *arg, const char *code, const char *parent,
+                               const char *name, const char *name_en) {
+  finance__load *l = arg;
+  int n = snprintf(l->text + l->used, l->cap - l->used, "%s\t%s\t%s\t%s\n",
+                   code, parent, name, name_en);
+  if (n < 0 || (size_t)n >= l->cap - l->used) return 1;
+  l->used += (size_t)n;
+  return 0;
+}
+
+gm_status finance__catalogue_load(gm_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage **reply) {
+  const Gm__Finance__LoadCatalogueRequest *in =
+      (const Gm__Finance__LoadCatalogueRequest *)req;
+  gm_status st;
+  if (in->n_entries == 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the catalogue has no entries; give its classes and "
+                      "sub-items (gm finance catalogue load FILE)");
+  if ((st = finance__need_text(call, "source", in->source, 0, 200, 0)) != GM_OK)
+    return st;
+  /* The same rules as the file shipped in the plugin: written as that file
+     and read by its parser. */
+  size_t cap = 64;
+  for (size_t i = 0; i < in->n_entries; i++) {
+    const Gm__Finance__CatalogueEntry *e = in->entries[i];
+    const char *what[] = {"code", "parent", "name", "name_en"};
+    const char *val[] = {e->code, e->parent, e->name, e->name_en};
+    for (int k = 0; k < 4; k++) {
+      char *label = host->sprintf(call, "entry %zu's %s", i + 1, what[k]);
+      if ((st = finance__need_text(call, label, val[k], 0, FINANCE_MAX_NAME,
+                                   0)) != GM_OK ||
+          (st = finance__plain(call, label, val[k])) != GM_OK)
+        return st;
+      cap += strlen(val[k]) + 1;
+    }
+  }
+  finance__load csv = {call, host->alloc(call, cap + 32), 0, cap + 32};
+  finance__load_entry(&csv, "code", "parent", "name", "name_en");
+  for (size_t i = 0; i < in->n_entries; i++) {
+    const Gm__Finance__CatalogueEntry *e = in->entries[i];
+    finance__load_entry(&csv, e->code, e->parent, e->name, e->name_en);
+  }
+  for (char *p = csv.text; (p = strchr(p, '\t'));) *p = ',';
+  finance__load tabs = {call, host->alloc(call, cap), 0, cap};
+  char err[256];
+  if (gm__finance_catalogue_parse(csv.text, finance__load_entry, &tabs, err,
+                                  sizeof err) < 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the catalogue is refused: %s (line 1 is the header, "
+                      "entry N is line N+1)",
+                      err);
+  const char *args[] = {"catalogue_load", in->source, tabs.text};
+  const gm_value *v;
+  if ((st = finance__dir(call, 3, args, &v)) != GM_OK) return st;
+  return finance__catalogue_list(call, NULL, reply);
+}
+
+gm_status finance__catalogue_list(gm_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage **reply) {
+  const char *args[] = {"catalogue"};
+  const gm_value *v;
+  gm_status st;
+  (void)req;
+  if ((st = finance__dir(call, 1, args, &v)) != GM_OK) return st;
+  Gm__Finance__Catalogue *out = host->alloc(call, sizeof *out);
+  gm__finance__catalogue__init(out);
+  int loaded = strcmp(finance__s(v, 0), "1") == 0;
+  size_t n = loaded ? (v->n > 3 ? v->n - 3 : 0) : finance__nbuiltin;
+  out->entries = host->alloc(call, (n + 1) * sizeof *out->entries);
+  for (size_t i = 0; i < n; i++) {
+    Gm__Finance__CatalogueEntry *e = host->alloc(call, sizeof *e);
+    gm__finance__catalogue_entry__init(e);
+    if (loaded) {
+      const gm_value *row = finance__a(v, i + 3);
+      e->code = (char *)finance__s(row, 0);
+      e->parent = (char *)finance__s(row, 1);
+      e->name = (char *)finance__s(row, 2);
+      e->name_en = (char *)finance__s(row, 3);
+    } else {
+      e->code = finance__builtin[i].code;
+      e->parent = finance__builtin[i].parent;
+      e->name = finance__builtin[i].name;
+      e->name_en = finance__builtin[i].name_en;
+    }
+    out->entries[out->n_entries++] = e;
+  }
+  qsort(out->entries, out->n_entries, sizeof *out->entries, finance__entry_cmp);
+  out->builtin = !loaded;
+  out->source = loaded ? (char *)finance__s(v, 1)
+                       : "catalogue.csv shipped in the finance plugin";
+  out->loaded_ms = loaded ? finance__i(v, 2) : 0;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* ---- the calendar ---- */
+
+static int finance__load_day(void *arg, int64_t day, int working,
+                             const char *note) {
+  finance__load *l = arg;
+  int n = snprintf(l->text + l->used, l->cap - l->used, "%lld\t%c\t%s\n",
+                   (long long)day, working ? 'w' : 'h', note);
+  if (n < 0 || (size_t)n >= l->cap - l->used) return 1;
+  l->used += (size_t)n;
+  return 0;
+}
+
+gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **reply) {
+  const Gm__Finance__LoadCalendarRequest *in =
+      (const Gm__Finance__LoadCalendarRequest *)req;
+  gm_status st;
+  int64_t from = INT64_MAX, to = INT64_MIN, day;
+  if (in->n_days == 0 || in->n_days > 4000)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "give 1 to 4000 days (holidays and worked weekend "
+                      "days), not %zu",
+                      in->n_days);
+  if ((st = finance__need_text(call, "source", in->source, 0, 200, 0)) != GM_OK)
+    return st;
+  size_t cap = 64;
+  for (size_t i = 0; i < in->n_days; i++) {
+    const Gm__Finance__CalendarDay *d = in->days[i];
+    char *label = host->sprintf(call, "day %zu's note", i + 1);
+    if ((st = finance__need_text(call, label, d->note, 0, 100, 0)) != GM_OK ||
+        (st = finance__plain(call, label, d->note)) != GM_OK)
+      return st;
+    if (gm__finance_parse_date(d->date, &day))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "day %zu: \"%.16s\" is not a date YYYY-MM-DD", i + 1,
+                        d->date);
+    if (day < from) from = day;
+    if (day > to) to = day;
+    cap += strlen(d->date) + strlen(d->note) + 16;
+  }
+  finance__load csv = {call, host->alloc(call, cap), 0, cap};
+  csv.used += (size_t)snprintf(csv.text, cap, "date,kind,note\n");
+  for (size_t i = 0; i < in->n_days; i++)
+    csv.used += (size_t)snprintf(
+        csv.text + csv.used, cap - csv.used, "%s,%s,%s\n", in->days[i]->date,
+        in->days[i]->working ? "workday" : "holiday", in->days[i]->note);
+  finance__load tabs = {call, host->alloc(call, cap), 0, cap};
+  char err[256];
+  if (gm__finance_calendar_parse(csv.text, finance__load_day, &tabs, err,
+                                 sizeof err) < 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the calendar is refused: %s (line 1 is the header, day "
+                      "N is line N+1)",
+                      err);
+  const char *args[] = {"calendar_load", in->source, finance__num(call, from),
+                        finance__num(call, to), tabs.text};
+  const gm_value *v;
+  if ((st = finance__dir(call, 5, args, &v)) != GM_OK) return st;
+  char a[16], b[16];
+  Gm__Finance__CalendarRequest list = GM__FINANCE__CALENDAR_REQUEST__INIT;
+  list.from = (char *)gm__finance_format_date(from, a);
+  list.to = (char *)gm__finance_format_date(to, b);
+  return finance__calendar_list(call, &list.base, reply);
+}
+
+gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **reply) {
+  const Gm__Finance__CalendarRequest *in =
+      (const Gm__Finance__CalendarRequest *)req;
+  int64_t from = gm__finance_day_of(host->now_ms(host->market(call))), to;
+  if (in->from[0] && gm__finance_parse_date(in->from, &from))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "from must be a date YYYY-MM-DD");
+  to = from + 366;
+  if (in->to[0] && (gm__finance_parse_date(in->to, &to) || to < from))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "to must be a date YYYY-MM-DD, not before from");
+  if (to - from > FINANCE_REPORT_MAX_DAYS)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "ask for at most %d days at a time",
+                      FINANCE_REPORT_MAX_DAYS);
+  const char *args[] = {"calendar", finance__num(call, from),
+                        finance__num(call, to)};
+  const gm_value *v;
+  gm_status st = finance__dir(call, 3, args, &v);
+  if (st != GM_OK) return st;
+  Gm__Finance__Calendar *out = host->alloc(call, sizeof *out);
+  gm__finance__calendar__init(out);
+  int loaded = strcmp(finance__s(v, 0), "1") == 0;
+  size_t cap = loaded ? v->n / 3 + 1
+                      : finance__builtin_cal.nholidays +
+                            finance__builtin_cal.nworkdays + 1;
+  out->days = host->alloc(call, cap * sizeof *out->days);
+  char date[16];
+  if (loaded) {
+    for (size_t i = 3; i + 2 < v->n; i += 3) {
+      Gm__Finance__CalendarDay *d = host->alloc(call, sizeof *d);
+      gm__finance__calendar_day__init(d);
+      d->date = host->sprintf(call, "%s",
+                              gm__finance_format_date(finance__i(v, i), date));
+      d->working = finance__s(v, i + 1)[0] == 'w';
+      d->note = (char *)finance__s(v, i + 2);
+      out->days[out->n_days++] = d;
+    }
+  } else {
+    /* The shipped days in range, in date order (no notes kept). */
+    const gm__finance_calendar *c = &finance__builtin_cal;
+    for (size_t h = 0, w = 0; h < c->nholidays || w < c->nworkdays;) {
+      int work = h == c->nholidays ||
+                 (w < c->nworkdays && c->workdays[w] < c->holidays[h]);
+      int64_t day = work ? c->workdays[w++] : c->holidays[h++];
+      if (day < from || day > to) continue;
+      Gm__Finance__CalendarDay *d = host->alloc(call, sizeof *d);
+      gm__finance__calendar_day__init(d);
+      d->date = host->sprintf(call, "%s", gm__finance_format_date(day, date));
+      d->working = work;
+      out->days[out->n_days++] = d;
+    }
+  }
+  out->builtin = !loaded;
+  out->source = loaded ? (char *)finance__s(v, 1)
+                       : "calendar.csv shipped in the finance plugin";
+  out->loaded_ms = loaded ? finance__i(v, 2) : 0;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* ---- banks ---- */
+
+/* A Bank from {id, created, name, member...} (members for the centre). */
+static Gm__Finance__Bank *finance__bank(gm_call *call, const gm_value *b,
+                                        int staff) {
+  Gm__Finance__Bank *out = host->alloc(call, sizeof *out);
+  gm__finance__bank__init(out);
+  out->id = (char *)finance__s(b, 0);
+  out->created_ms = finance__i(b, 1);
+  out->name = (char *)finance__s(b, 2);
+  if (staff && b->n > 3) {
+    out->members = host->alloc(call, (b->n - 3) * sizeof *out->members);
+    for (size_t i = 3; i < b->n; i++)
+      out->members[out->n_members++] = (char *)finance__s(b, i);
+  }
+  return out;
+}
+
+gm_status finance__bank_create(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply) {
+  const Gm__Finance__CreateBankRequest *in =
+      (const Gm__Finance__CreateBankRequest *)req;
+  const Gm__Finance__Bank *b = in->bank;
+  gm_status st;
+  if (!b || !gm__finance_valid_bank(b->id))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "bank id \"%.40s\" is not 1-32 of a-z 0-9 - (starting "
+                      "with a letter or digit), e.g. icbc-huzhou",
+                      b ? b->id : "");
+  if ((st = finance__need_text(call, "bank name", b->name, 1, FINANCE_MAX_NAME,
+                               0)) != GM_OK)
+    return st;
+  const char *args[] = {"bank", b->id, b->name};
+  const gm_value *v;
+  if ((st = finance__dir(call, 3, args, &v)) != GM_OK) return st;
+  *reply = &finance__bank(call, finance__a(v, 0), 1)->base;
+  return GM_OK;
+}
+
+gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply) {
+  const Gm__Finance__LinkRequest *in = (const Gm__Finance__LinkRequest *)req;
+  gm_status st;
+  if (!gm__finance_valid_participant(in->participant))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "participant \"%.70s\" is not 1-64 of letters, digits, "
+                      ". _ -",
+                      in->participant);
+  if (in->bank[0] && !gm__finance_valid_bank(in->bank))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "bank id \"%.40s\" is not a bank id (gm finance banks "
+                      "lists them); \"\" unlinks",
+                      in->bank);
+  const char *args[] = {"link", in->participant, in->bank};
+  const gm_value *v;
+  if ((st = finance__dir(call, 3, args, &v)) != GM_OK) return st;
+  Gm__Finance__Bank *out = host->alloc(call, sizeof *out);
+  gm__finance__bank__init(out);
+  out->id = (char *)finance__s(v, 0);
+  if (v->n > 1) {
+    out->members = host->alloc(call, (v->n - 1) * sizeof *out->members);
+    for (size_t i = 1; i < v->n; i++)
+      out->members[out->n_members++] = (char *)finance__s(v, i);
+  }
+  *reply = &out->base;
+  return GM_OK;
+}
+
+gm_status finance__bank_list(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply) {
+  const char *args[] = {"banks"};
+  const gm_value *v;
+  gm_status st;
+  (void)req;
+  if ((st = finance__dir(call, 1, args, &v)) != GM_OK) return st;
+  Gm__Finance__BankList *out = host->alloc(call, sizeof *out);
+  gm__finance__bank_list__init(out);
+  out->banks = host->alloc(call, (v->n + 1) * sizeof *out->banks);
+  /* Who works for which bank is the centre's business. */
+  int staff = finance__is_centre(call);
+  for (size_t i = 0; i < v->n; i++)
+    out->banks[out->n_banks++] = finance__bank(call, finance__a(v, i), staff);
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* ---- products ---- */
+
+static Gm__Finance__Product *finance__product_row(gm_call *call,
+                                                  const gm_value *row) {
+  Gm__Finance__Product *p = finance__product_unpack(
+      call, finance__s(row, 0), finance__s(row, 1), finance__s(row, 2));
+  if (!p) return NULL;
+  p->retired = finance__s(row, 3)[0] != '\0';
+  p->created_ms = finance__i(row, 4);
+  return p;
+}
+
+static gm_status finance__product_reply(gm_call *call, const gm_value *v,
+                                        ProtobufCMessage **reply) {
+  Gm__Finance__Product *p = finance__product_row(call, finance__a(v, 0));
+  if (!p)
+    return host->fail(call, GM_INTERNAL,
+                      "the product record has an unknown shape");
+  *reply = &p->base;
+  return GM_OK;
+}
+
+gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage **reply) {
+  const Gm__Finance__CreateProductRequest *in =
+      (const Gm__Finance__CreateProductRequest *)req;
+  Gm__Finance__Product p;
+  gm_status st;
+  if (!in->product)
+    return host->fail(call, GM_INVALID_ARGUMENT, "give the product");
+  p = *in->product;
+  if (!gm__finance_valid_product(p.id))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "product id \"%.50s\" is not 1-48 of letters, digits, . "
+                      "_ -",
+                      p.id);
+  if (!gm__finance_valid_bank(p.bank))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "bank \"%.40s\" is not a bank id (gm finance banks "
+                      "lists them)",
+                      p.bank);
+  if ((st = finance__need_text(call, "product name", p.name, 1,
+                               FINANCE_MAX_NAME, 0)) != GM_OK)
+    return st;
+  if (!p.currency[0]) p.currency = "CNY";
+  if (!gm__finance_valid_currency(p.currency))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "currency \"%.8s\" is not an ISO 4217 code like CNY",
+                      p.currency);
+  if (p.amount_min < 0 || p.amount_max < p.amount_min ||
+      p.amount_max > GM_FINANCE_MAX_AMOUNT || p.amount_max == 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the amount range must be 0 <= min <= max <= %lld fen "
+                      "with max > 0, not %lld-%lld",
+                      (long long)GM_FINANCE_MAX_AMOUNT, (long long)p.amount_min,
+                      (long long)p.amount_max);
+  if (p.tenor_min_months < 1 || p.tenor_max_months < p.tenor_min_months ||
+      p.tenor_max_months > GM_FINANCE_MAX_TENOR)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the tenor range must be 1 <= min <= max <= %d months, "
+                      "not %d-%d",
+                      GM_FINANCE_MAX_TENOR, p.tenor_min_months,
+                      p.tenor_max_months);
+  if (p.rate_min_bp < 0 || p.rate_max_bp < p.rate_min_bp ||
+      p.rate_max_bp > GM_FINANCE_MAX_BP)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the rate range must be 0 <= min <= max <= %d bp, not "
+                      "%d-%d",
+                      GM_FINANCE_MAX_BP, p.rate_min_bp, p.rate_max_bp);
+  if (p.fee_bp < 0 || p.fee_bp > GM_FINANCE_MAX_BP)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the referral fee must be 0..%d bp, not %d",
+                      GM_FINANCE_MAX_BP, p.fee_bp);
+  if (p.n_classes < 1 || p.n_classes > 16)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "give 1 to 16 eligible catalogue classes (codes like 3 "
+                      "or 3.2), not %zu",
+                      p.n_classes);
+  if (p.n_regions > 64)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "give at most 64 regions (none: every region)");
+  char tops[40] = "", codes[16 * 12 + 1] = "", missing[16 * 14 + 1] = "";
+  for (size_t i = 0; i < p.n_classes; i++) {
+    const char *c = p.classes[i];
+    if (!gm__finance_valid_code(c))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "class \"%.16s\" is not a catalogue code like 3 or "
+                        "3.2",
+                        c);
+    char top[3] = {gm__finance_top(c), ',', '\0'};
+    if (!strchr(tops, top[0])) strcat(tops, top);
+    strcat(codes, c);
+    strcat(codes, ",");
+    if (!finance__builtin_find(c)) {
+      if (missing[0]) strcat(missing, ", ");
+      strcat(missing, c);
+    }
+  }
+  for (size_t i = 0; i < p.n_regions; i++)
+    if (strcmp(p.regions[i], "000000") &&
+        !gm__finance_valid_region(p.regions[i]))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "region \"%.16s\" is not a division code (six digits, "
+                        "e.g. 330000 a province, 330500 a city, 000000 all)",
+                        p.regions[i]);
+  const char *args[] = {
+      "product", p.id, p.bank, finance__product_pack(call, &p),
+      p.name,    tops, codes,  missing};
+  const gm_value *v;
+  if ((st = finance__dir(call, 8, args, &v)) != GM_OK) return st;
+  return finance__product_reply(call, v, reply);
+}
+
+gm_status finance__product_retire(gm_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage **reply) {
+  const Gm__Finance__ProductRequest *in =
+      (const Gm__Finance__ProductRequest *)req;
+  gm_status st;
+  if (!gm__finance_valid_product(in->id))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "product id \"%.50s\" is not a product id (gm finance "
+                      "products lists them)",
+                      in->id);
+  const char *args[] = {"retire", in->id};
+  const gm_value *v;
+  if ((st = finance__dir(call, 2, args, &v)) != GM_OK) return st;
+  return finance__product_reply(call, v, reply);
+}
+
+gm_status finance__product_list(gm_call *call, const ProtobufCMessage *req,
+                                ProtobufCMessage **reply) {
+  const Gm__Finance__ProductsRequest *in =
+      (const Gm__Finance__ProductsRequest *)req;
+  gm_status st;
+  if (in->bank[0] && !gm__finance_valid_bank(in->bank))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "bank \"%.40s\" is not a bank id", in->bank);
+  const char *args[] = {"products", in->bank};
+  const gm_value *v;
+  if ((st = finance__dir(call, 2, args, &v)) != GM_OK) return st;
+  Gm__Finance__ProductList *out = host->alloc(call, sizeof *out);
+  gm__finance__product_list__init(out);
+  out->products = host->alloc(call, (v->n + 1) * sizeof *out->products);
+  for (size_t i = 0; i < v->n; i++) {
+    Gm__Finance__Product *p = finance__product_row(call, finance__a(v, i));
+    if (p) out->products[out->n_products++] = p;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}

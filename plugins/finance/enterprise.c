@@ -1,0 +1,81 @@
+/* Enterprise profiles (enterprise.lua): registered once, copied into each
+ * referral when it is submitted. */
+#include <stdio.h>
+#include <string.h>
+
+#include <greenmarket/uscc.h>
+
+#include "finance.h"
+
+/* The profile's owner: the caller, or (the centre only) another. */
+static gm_status finance__whose(gm_call *call, const char *asked,
+                                const char **who) {
+  const char *me = host->participant(call);
+  *who = asked && *asked ? asked : me;
+  if (!gm__finance_valid_participant(*who))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "participant \"%.70s\" is not 1-64 of letters, digits, "
+                      ". _ -",
+                      *who);
+  if (strcmp(*who, me) != 0 && !finance__is_centre(call))
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "only %s itself or the centre may use the profile of "
+                      "enterprise %s",
+                      *who, *who);
+  return GM_OK;
+}
+
+gm_status finance__enterprise_register(gm_call *call,
+                                       const ProtobufCMessage *req,
+                                       ProtobufCMessage **reply) {
+  const Gm__Finance__RegisterEnterpriseRequest *in =
+      (const Gm__Finance__RegisterEnterpriseRequest *)req;
+  const Gm__Finance__Enterprise *e = in->enterprise;
+  const char *who;
+  char why[256];
+  gm_status st;
+  if (!e) return host->fail(call, GM_INVALID_ARGUMENT, "give the enterprise");
+  if ((st = finance__whose(call, e->participant, &who)) != GM_OK) return st;
+  if (gm_uscc_check(e->credit_code, strlen(e->credit_code), why, sizeof why))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "credit code (unified social credit code): %s", why);
+  if ((st = finance__need_text(call, "enterprise name", e->name, 1,
+                               FINANCE_MAX_NAME, 0)) != GM_OK ||
+      (st = finance__need_text(call, "contact", e->contact, 1, FINANCE_MAX_NAME,
+                               0)) != GM_OK)
+    return st;
+  if (!gm__finance_valid_region(e->region))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "region \"%.16s\" is not an administrative division code "
+                      "(GB/T 2260: six digits, e.g. 330502)",
+                      e->region);
+  if (e->size < GM__FINANCE__SIZE_CLASS__SIZE_LARGE ||
+      e->size > GM__FINANCE__SIZE_CLASS__SIZE_MICRO)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "size must be large, medium, small or micro");
+  char *tag = host->sprintf(call, "e:%s", who);
+  const char *args[] = {"register", who,       e->credit_code,
+                        e->name,    e->region, finance__num(call, e->size),
+                        e->contact};
+  const gm_value *v;
+  if ((st = finance__run(call, "enterprise", tag, 7, args, &v)) != GM_OK)
+    return st;
+  *reply = &finance__enterprise(call, v)->base;
+  return GM_OK;
+}
+
+gm_status finance__enterprise_get(gm_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage **reply) {
+  const Gm__Finance__EnterpriseRequest *in =
+      (const Gm__Finance__EnterpriseRequest *)req;
+  const char *who;
+  gm_status st;
+  if ((st = finance__whose(call, in->participant, &who)) != GM_OK) return st;
+  const char *args[] = {"get"};
+  const gm_value *v;
+  if ((st = finance__run(call, "enterprise", host->sprintf(call, "e:%s", who),
+                         1, args, &v)) != GM_OK)
+    return st;
+  *reply = &finance__enterprise(call, v)->base;
+  return GM_OK;
+}

@@ -1,0 +1,40 @@
+-- enterprise: one enterprise's profile and the list of its referrals,
+-- under "e:<participant>".
+-- Keys (P = "gm:{finance:e:<participant>}:"):
+--   P.p  HASH who (the participant), uscc, name, region, size, contact,
+--        rt (registered ms)
+--   P.r  ZSET its referral ids by creation ms (written by index.c after
+--        the referral exists)
+-- ARGV 'register', participant, uscc, name, region, size, contact
+--      | 'get' | 'add', id, ms | 'list', offset, limit -> {total, ids...}
+local op = ARGV[1]
+if op == 'register' then
+  local rt = redis.call('HGET', P .. 'p', 'rt') or I(NOW)
+  redis.call('HSET', P .. 'p', 'who', ARGV[2], 'uscc', ARGV[3],
+    'name', ARGV[4], 'region', ARGV[5], 'size', ARGV[6], 'contact', ARGV[7],
+    'rt', rt)
+  gm.emit('enterprise', 'who', ARGV[2], 'uscc', ARGV[3], 'name', ARGV[4],
+    'region', ARGV[5], 'size', ARGV[6], 'contact', ARGV[7], 'rt', rt,
+    't', I(NOW))
+  return redis.call('HGETALL', P .. 'p')
+end
+if op == 'get' then
+  local p = redis.call('HGETALL', P .. 'p')
+  if #p == 0 then
+    return rej('NOT_FOUND', 'enterprise ' ..
+      string.match(P, '{finance:e:(.*)}') .. ' has no profile; register ' ..
+      'it first: gm finance enterprise register --code CODE --name NAME ' ..
+      '--region CODE --size SIZE --contact TEXT')
+  end
+  return p
+end
+if op == 'add' then
+  redis.call('ZADD', P .. 'r', 'NX', tonumber(ARGV[3]), ARGV[2])
+  return 1
+end
+local off, lim = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {redis.call('ZCARD', P .. 'r')}
+for _, id in ipairs(redis.call('ZRANGE', P .. 'r', off, off + lim - 1)) do
+  out[#out + 1] = id
+end
+return out

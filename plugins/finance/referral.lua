@@ -1,0 +1,336 @@
+-- referral: one referral's life, under its own tag (the referral id), so
+-- every decision about it (the claim race included) is one atomic step.
+-- Keys (P = "gm:{finance:<id>}:"):
+--   P.r   HASH the referral (fields below)
+--   P.eb  HASH eligible bank -> its fitting products "product/fee_bp,...",
+--         fixed at screening
+--   P.cl  ZSET the banks that claimed in this round, by claim order
+--   P.cp  HASH claimant bank -> "product/fee_bp" it claimed with
+--   P.x   SET  banks that missed the contact deadline: no access any more
+-- Fields of P.r: id, st (State), v (version: +1 per transition), rnd
+--   (round: +1 each time it returns to the pool), maxc (claims allowed),
+--   ent (the enterprise's participant), by (who submitted it), uscc,
+--   ename, ereg, esize, econ (its profile when submitted), cls, sub, cur,
+--   amt, ten, use, desc, co2, coal, certs (one per line), cs, ci
+--   (consents 0|1), ct, ut (created, updated ms), pdue (the enterprise
+--   picks by then), bank, prod, fee (the holding bank, its product and
+--   fee bp), pk (picked ms), cdue (contact due), cx (contacted ms), cnote,
+--   q, ans, aamt, arate, aten, at (approved ms), famt, fdate, ft (funded
+--   ms), drc, dtx, dt (decided ms: approved or declined), wr (withdraw
+--   reason), er (why it expired), xt (ended ms).
+-- Deadlines (the host's P.dl): pick|<id> (pdue), contact|<id> (cdue) and
+-- sync|<id>: SYNC_MS after each transition, cancelled by 'synced' once the
+-- caller has brought the bank queues and the enterprise's list up to date
+-- (index.c); if its broker stopped first, the deadline does it.
+--
+-- ARGV, by op:
+--   'create', pick due, eligible "bank=p/fee,p/fee;bank=...", then field,
+--             value pairs (C validated them)
+--   'claim', bank, product ("" the first that fits)
+--   'pick', bank, contact due          'contact', bank, note
+--   'ask', bank, question              'answer', text
+--   'approve', bank, amount, rate bp, tenor
+--   'fund', bank, amount, date, its day number
+--   'decline', bank, reason code, text 'withdraw', reason
+--   'expire' (pick deadline)           'miss', new pick due (contact deadline)
+--   'get'                              'synced', version
+-- Reply (every op but synced): {r (P.r flat), eb (flat), claimants in
+-- order, cp (flat), excluded, info} where info = {transition, from state}
+-- ({'none', ...} when a deadline found nothing due).
+local op = ARGV[1]
+
+local function ref_load()
+  local r = hash(P .. 'r')
+  if not r.id then return nil end
+  r.st, r.v = tonumber(r.st), tonumber(r.v)
+  return r
+end
+
+local function reply(info)
+  return {redis.call('HGETALL', P .. 'r'), redis.call('HGETALL', P .. 'eb'),
+    redis.call('ZRANGE', P .. 'cl', 0, -1), redis.call('HGETALL', P .. 'cp'),
+    redis.call('SMEMBERS', P .. 'x'), info}
+end
+
+local NAMES = {}
+for k, v in pairs(ST) do NAMES[v] = string.gsub(k, '_', ' ') end
+local function sname(st) return NAMES[st] or I(st) end
+
+-- Moves r to state `to`: writes `set` (field, value, ...), emits the
+-- transition with `extra` (field, value, ...) for the ledger, and sets the
+-- sync deadline.
+local function move(r, to, tr, set, extra)
+  local from = r.st
+  r.v = r.v + 1
+  local h = {'HSET', P .. 'r', 'st', I(to), 'v', I(r.v), 'ut', I(NOW)}
+  for i = 1, #set do h[#h + 1] = set[i] end
+  redis.call(unpack(h))
+  local e = {'transition', 'id', r.id, 'tr', tr, 'from', I(from), 'to', I(to),
+    'v', I(r.v), 'rnd', r.rnd, 'by', gm.participant, 't', I(NOW)}
+  for i = 1, #extra do e[#e + 1] = extra[i] end
+  gm.emit(unpack(e))
+  gm.deadline('sync', r.id, NOW + SYNC_MS)
+  r.st = to
+  return {tr, I(from)}
+end
+
+local ID = string.match(P, '{finance:(.*)}')
+
+if op == 'create' then
+  if redis.call('EXISTS', P .. 'r') == 1 then
+    return rej('ALREADY_EXISTS', 'referral ' .. ID .. ' exists already; ' ..
+      'retry with a new idempotency key')
+  end
+  local h = {'HSET', P .. 'r', 'id', ID, 'st', I(ST.open), 'v', '1', 'rnd', '1',
+    'ct', I(NOW), 'ut', I(NOW), 'pdue', ARGV[2]}
+  local e = {'referral', 'id', ID, 'st', I(ST.open), 'v', '1', 't', I(NOW),
+    'pdue', ARGV[2]}
+  for i = 4, #ARGV - 1, 2 do
+    h[#h + 1], h[#h + 2] = ARGV[i], ARGV[i + 1]
+    e[#e + 1], e[#e + 2] = ARGV[i], ARGV[i + 1]
+  end
+  local eb, n = {'HSET', P .. 'eb'}, 0
+  for bank, prods in string.gmatch(ARGV[3], '([^;=]+)=([^;]*)') do
+    eb[#eb + 1], eb[#eb + 2] = bank, prods
+    n = n + 1
+  end
+  redis.call(unpack(h))
+  redis.call(unpack(eb))
+  e[#e + 1], e[#e + 2] = 'neb', I(n)
+  gm.emit(unpack(e))
+  gm.deadline('pick', ID, tonumber(ARGV[2]))
+  gm.deadline('sync', ID, NOW + SYNC_MS)
+  return reply({'created', '0'})
+end
+
+local r = ref_load()
+if op == 'synced' then
+  if r and r.v == tonumber(ARGV[2]) then gm.deadline_cancel('sync', ID) end
+  return 0
+end
+if not r then
+  return rej('NOT_FOUND', 'no referral ' .. ID .. '; check the id (gm finance ' ..
+    'referrals lists yours, gm finance queue your bank\'s)')
+end
+if op == 'get' then return reply({'get', I(r.st)}) end
+
+local function need_state(what, ...)
+  for _, s in ipairs({...}) do if r.st == s then return nil end end
+  local names = {}
+  for _, s in ipairs({...}) do names[#names + 1] = sname(s) end
+  return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' is ' ..
+    sname(r.st) .. ': ' .. what .. ' only while it is ' ..
+    table.concat(names, ' or '))
+end
+local function need_enterprise(what)
+  if gm.participant == r.ent then return nil end
+  return rej('PERMISSION_DENIED', 'only the enterprise that referred ' .. ID ..
+    ' (participant ' .. r.ent .. ') may ' .. what .. ' it')
+end
+local function need_holder(bank, what)
+  if r.bank and r.bank ~= '' and bank == r.bank then return nil end
+  return rej('PERMISSION_DENIED', 'only the bank the enterprise picked for ' ..
+    ID .. ' may ' .. what .. '; your bank ' .. bank .. ' does not hold it')
+end
+-- The bank's fitting products as a list of {product, fee bp}.
+local function fitting(bank)
+  local t = {}
+  for p, fee in string.gmatch(redis.call('HGET', P .. 'eb', bank) or '',
+    '([^,/]+)/(%d+)') do t[#t + 1] = {p, fee} end
+  return t
+end
+
+if op == 'claim' then
+  local bank, prod = ARGV[2], ARGV[3]
+  local bad = need_state('a bank can claim it', ST.open, ST.claimed)
+  if bad then return bad end
+  local fit = fitting(bank)
+  if #fit == 0 then
+    return rej('PERMISSION_DENIED', 'your bank ' .. bank .. ' has no product ' ..
+      'that fits referral ' .. ID .. '; only banks with a fitting product ' ..
+      '(as screened when it was submitted) may claim it')
+  end
+  if redis.call('SISMEMBER', P .. 'x', bank) == 1 then
+    return rej('PERMISSION_DENIED', 'your bank ' .. bank .. ' missed the ' ..
+      'contact deadline on ' .. ID .. ' and may not claim it again; the ' ..
+      'other eligible banks may')
+  end
+  if redis.call('ZSCORE', P .. 'cl', bank) then
+    return rej('ALREADY_EXISTS', 'your bank ' .. bank .. ' already claimed ' ..
+      ID .. '; the enterprise picks one of its claimants')
+  end
+  local n = redis.call('ZCARD', P .. 'cl')
+  local maxc = tonumber(r.maxc)
+  if n >= maxc then
+    return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' already has ' ..
+      I(n) .. ' claims, the most allowed: the first ' .. I(maxc) ..
+      ' banks to claim it have access; it comes back to the pool only if ' ..
+      'the bank picked misses its contact deadline')
+  end
+  local pick
+  for _, f in ipairs(fit) do
+    if prod == '' or f[1] == prod then pick = f break end
+  end
+  if not pick then
+    local names = {}
+    for _, f in ipairs(fit) do names[#names + 1] = f[1] end
+    return rej('INVALID_ARGUMENT', 'product ' .. prod .. ' does not fit ' ..
+      ID .. '; your bank\'s products that fit: ' .. table.concat(names, ', '))
+  end
+  redis.call('ZADD', P .. 'cl', n + 1, bank)
+  redis.call('HSET', P .. 'cp', bank, pick[1] .. '/' .. pick[2])
+  return reply(move(r, ST.claimed, 'claim', {},
+    {'bank', bank, 'prod', pick[1], 'fee', pick[2], 'n', I(n + 1)}))
+end
+
+if op == 'pick' then
+  local bank = ARGV[2]
+  local bad = need_enterprise('pick a bank for') or
+    need_state('a bank can be picked', ST.claimed)
+  if bad then return bad end
+  local cp = redis.call('HGET', P .. 'cp', bank)
+  if not cp then
+    local cl = redis.call('ZRANGE', P .. 'cl', 0, -1)
+    return rej('INVALID_ARGUMENT', 'bank ' .. bank .. ' has not claimed ' ..
+      ID .. '; pick one of its claimants: ' .. table.concat(cl, ', '))
+  end
+  local prod, fee = string.match(cp, '^(.*)/(%d+)$')
+  gm.deadline_cancel('pick', ID)
+  gm.deadline('contact', ID, tonumber(ARGV[3]))
+  return reply(move(r, ST.picked, 'pick',
+    {'bank', bank, 'prod', prod, 'fee', fee, 'pk', I(NOW), 'cdue', ARGV[3]},
+    {'bank', bank, 'prod', prod, 'fee', fee, 'cdue', ARGV[3]}))
+end
+
+if op == 'contact' then
+  local bank = ARGV[2]
+  local bad = need_state('contact can be recorded', ST.picked) or
+    need_holder(bank, 'record contact')
+  if bad then return bad end
+  gm.deadline_cancel('contact', ID)
+  return reply(move(r, ST.under_review, 'contact',
+    {'cx', I(NOW), 'cnote', ARGV[3]}, {'bank', bank, 'detail', ARGV[3]}))
+end
+
+if op == 'ask' then
+  local bank = ARGV[2]
+  local bad = need_state('the bank can ask the enterprise', ST.under_review) or
+    need_holder(bank, 'ask the enterprise about it')
+  if bad then return bad end
+  return reply(move(r, ST.info_requested, 'ask', {'q', ARGV[3], 'ans', ''},
+    {'bank', bank, 'detail', ARGV[3]}))
+end
+
+if op == 'answer' then
+  local bad = need_enterprise('answer the bank about') or
+    need_state('the enterprise can answer', ST.info_requested)
+  if bad then return bad end
+  return reply(move(r, ST.under_review, 'answer', {'ans', ARGV[2]},
+    {'bank', r.bank, 'detail', ARGV[2]}))
+end
+
+if op == 'approve' then
+  local bank = ARGV[2]
+  local bad = need_state('the bank can approve it', ST.under_review) or
+    need_holder(bank, 'approve it')
+  if bad then return bad end
+  return reply(move(r, ST.approved, 'approve',
+    {'aamt', ARGV[3], 'arate', ARGV[4], 'aten', ARGV[5], 'at', I(NOW),
+      'dt', I(NOW)},
+    {'bank', bank, 'amt', ARGV[3], 'rate', ARGV[4], 'ten', ARGV[5]}))
+end
+
+if op == 'fund' then
+  local bank, amt, day = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+  local bad = need_state('the bank can fund it', ST.approved) or
+    need_holder(bank, 'fund it')
+  if bad then return bad end
+  if amt > tonumber(r.aamt) then
+    return rej('INVALID_ARGUMENT', 'the funded amount ' .. yuan(amt) ..
+      ' is more than the approved ' .. yuan(tonumber(r.aamt)) ..
+      '; fund at most that, or approve again')
+  end
+  local aday = math.floor((tonumber(r.at) + TZ_MS) / DAY_MS)
+  if day < aday then
+    return rej('INVALID_ARGUMENT', 'the value date ' .. ARGV[4] ..
+      ' is before the approval; give the day the loan was paid out')
+  end
+  return reply(move(r, ST.funded, 'fund',
+    {'famt', ARGV[3], 'fdate', ARGV[4], 'ft', I(NOW), 'xt', I(NOW)},
+    {'bank', bank, 'prod', r.prod, 'fee', r.fee, 'amt', ARGV[3],
+      'rate', r.arate, 'ten', r.aten, 'date', ARGV[4]}))
+end
+
+if op == 'decline' then
+  local bank = ARGV[2]
+  local bad = need_state('the bank can decline it', ST.picked,
+    ST.under_review, ST.info_requested, ST.approved) or
+    need_holder(bank, 'decline it')
+  if bad then return bad end
+  gm.deadline_cancel('contact', ID)
+  local set = {'drc', ARGV[3], 'dtx', ARGV[4], 'xt', I(NOW)}
+  -- The first decision counts for the time to decision; a decline after
+  -- an approval keeps it.
+  if not r.dt or r.dt == '' then set[#set + 1], set[#set + 2] = 'dt', I(NOW) end
+  return reply(move(r, ST.declined, 'decline', set,
+    {'bank', bank, 'code', ARGV[3], 'detail', ARGV[4]}))
+end
+
+if op == 'withdraw' then
+  local bad = need_enterprise('withdraw') or
+    need_state('the enterprise can withdraw it', ST.open, ST.claimed,
+      ST.picked, ST.under_review, ST.info_requested, ST.approved)
+  if bad then return bad end
+  gm.deadline_cancel('pick', ID)
+  gm.deadline_cancel('contact', ID)
+  return reply(move(r, ST.withdrawn, 'withdraw', {'wr', ARGV[2], 'xt', I(NOW)},
+    {'bank', r.bank or '', 'detail', ARGV[2]}))
+end
+
+-- Ends a referral nobody may take any more.
+local function expire(why)
+  gm.deadline_cancel('pick', ID)
+  gm.deadline_cancel('contact', ID)
+  return move(r, ST.expired, 'expire', {'er', why, 'xt', I(NOW)},
+    {'detail', why})
+end
+
+if op == 'expire' then
+  -- The pick deadline: nothing to do if it was picked, withdrawn, or
+  -- returned to the pool with a later deadline meanwhile.
+  if (r.st ~= ST.open and r.st ~= ST.claimed) or tonumber(r.pdue) > NOW then
+    return reply({'none', I(r.st)})
+  end
+  local n = redis.call('ZCARD', P .. 'cl')
+  return reply(expire(n > 0 and 'the enterprise picked none of the ' ..
+    I(n) .. ' claimants in time' or 'no bank claimed it in time'))
+end
+
+if op == 'miss' then
+  -- The contact deadline: the bank picked made no contact in time.
+  if r.st ~= ST.picked or tonumber(r.cdue) > NOW then
+    return reply({'none', I(r.st)})
+  end
+  local missed = r.bank
+  redis.call('SADD', P .. 'x', missed)
+  gm.emit('breach', 'id', ID, 'bank', missed, 'rnd', r.rnd, 'pk', r.pk,
+    'cdue', r.cdue, 't', I(NOW))
+  redis.call('DEL', P .. 'cl', P .. 'cp')
+  local left = 0
+  for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
+    if redis.call('SISMEMBER', P .. 'x', b) == 0 then left = left + 1 end
+  end
+  r.rnd = I(tonumber(r.rnd) + 1)
+  redis.call('HSET', P .. 'r', 'rnd', r.rnd, 'bank', '', 'prod', '', 'fee', '',
+    'pk', '', 'cdue', '')
+  if left == 0 then
+    return reply(expire('bank ' .. missed .. ' missed its contact deadline ' ..
+      'and no other eligible bank is left'))
+  end
+  gm.deadline('pick', ID, tonumber(ARGV[2]))
+  return reply(move(r, ST.open, 'return', {'pdue', ARGV[2]},
+    {'bank', missed, 'detail', 'bank ' .. missed .. ' made no contact by ' ..
+      'the deadline', 'pdue', ARGV[2]}))
+end
+
+return rej('INVALID_ARGUMENT', 'unknown referral op ' .. tostring(op))

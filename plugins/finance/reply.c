@@ -1,0 +1,421 @@
+/*
+ * Script runs and their replies: reading array replies, the referral
+ * record referral.lua returns, and the views of it each reader may see
+ * (who sees what is decided here, once: finance__access).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "finance.h"
+
+static const gm_value finance__empty = {.type = GM_VALUE_ARRAY};
+
+const char *finance__s(const gm_value *v, size_t i) {
+  if (!v || v->type != GM_VALUE_ARRAY || i >= v->n) return "";
+  const gm_value *x = &v->items[i];
+  return x->type == GM_VALUE_STR ? x->str : "";
+}
+
+int64_t finance__i(const gm_value *v, size_t i) {
+  if (!v || v->type != GM_VALUE_ARRAY || i >= v->n) return 0;
+  const gm_value *x = &v->items[i];
+  if (x->type == GM_VALUE_INT) return x->integer;
+  return x->type == GM_VALUE_STR ? strtoll(x->str, NULL, 10) : 0;
+}
+
+const gm_value *finance__a(const gm_value *v, size_t i) {
+  if (!v || v->type != GM_VALUE_ARRAY || i >= v->n ||
+      v->items[i].type != GM_VALUE_ARRAY)
+    return &finance__empty;
+  return &v->items[i];
+}
+
+const char *finance__kv(const gm_value *flat, const char *name) {
+  for (size_t i = 0; flat && i + 1 < flat->n; i += 2)
+    if (!strcmp(finance__s(flat, i), name)) return finance__s(flat, i + 1);
+  return "";
+}
+
+gm_status finance__run(gm_call *call, const char *script, const char *tag,
+                       size_t nargs, const char *const *args,
+                       const gm_value **v) {
+  static const char *const keys[] = {"k"};
+  gm_status st = host->script_run(call, script, tag, 1, keys, nargs, args, v);
+  if (st != GM_OK) return st;
+  if (!*v || ((*v)->type != GM_VALUE_ARRAY && (*v)->type != GM_VALUE_INT &&
+              (*v)->type != GM_VALUE_STR))
+    return host->fail(call, GM_INTERNAL,
+                      "finance script %s returned nothing; check the gmd log",
+                      script);
+  return GM_OK;
+}
+
+char *finance__num(gm_call *call, int64_t v) {
+  return host->sprintf(call, "%lld", (long long)v);
+}
+
+int finance__is_centre(gm_call *call) {
+  return host->has_role(call, "centre");
+}
+
+/* ---- the referral record ---- */
+
+gm_status finance__ref_parse(gm_call *call, const gm_value *v,
+                             finance__ref *r) {
+  memset(r, 0, sizeof *r);
+  if (!v || v->type != GM_VALUE_ARRAY || v->n < 6)
+    return host->fail(call, GM_INTERNAL,
+                      "referral script reply has an unknown shape; check the "
+                      "gmd log");
+  r->r = finance__a(v, 0);
+  r->eb = finance__a(v, 1);
+  r->cl = finance__a(v, 2);
+  r->cp = finance__a(v, 3);
+  r->x = finance__a(v, 4);
+  const gm_value *info = finance__a(v, 5);
+  r->transition = finance__s(info, 0);
+  r->from = (int)finance__i(info, 1);
+  r->id = finance__kv(r->r, "id");
+  r->state = finance__i32(finance__kv(r->r, "st"));
+  r->version = strtoll(finance__kv(r->r, "v"), NULL, 10);
+  if (!*r->id)
+    return host->fail(call, GM_INTERNAL,
+                      "referral script returned a record without an id");
+  return GM_OK;
+}
+
+const char *finance__f(const finance__ref *r, const char *name) {
+  return finance__kv(r->r, name);
+}
+
+int64_t finance__fi(const finance__ref *r, const char *name) {
+  return strtoll(finance__kv(r->r, name), NULL, 10);
+}
+
+int finance__eligible(const finance__ref *r, const char *bank) {
+  return bank && *finance__kv(r->eb, bank);
+}
+
+static int finance__member(const gm_value *list, const char *s) {
+  for (size_t i = 0; s && list && i < list->n; i++)
+    if (!strcmp(finance__s(list, i), s)) return 1;
+  return 0;
+}
+
+int finance__claimant(const finance__ref *r, const char *bank) {
+  return finance__member(r->cl, bank);
+}
+
+int finance__excluded(const finance__ref *r, const char *bank) {
+  return finance__member(r->x, bank);
+}
+
+gm_status finance__referral_run(gm_call *call, const char *id, size_t nargs,
+                                const char *const *args, finance__ref *r) {
+  const gm_value *v;
+  gm_status st = finance__run(call, "referral", id, nargs, args, &v);
+  if (st != GM_OK) return st;
+  return finance__ref_parse(call, v, r);
+}
+
+/* ---- who sees what ---- */
+
+Gm__Finance__Access finance__access(const finance__ref *r, const char *bank,
+                                    int full) {
+  if (full) return GM__FINANCE__ACCESS__ACCESS_FULL;
+  if (!bank || !*bank) return GM__FINANCE__ACCESS__ACCESS_NONE;
+  /* The bank holding it, or that held it when it ended. */
+  if (!strcmp(finance__f(r, "bank"), bank))
+    return GM__FINANCE__ACCESS__ACCESS_FULL;
+  if (r->state != GM__FINANCE__STATE__STATE_OPEN &&
+      r->state != GM__FINANCE__STATE__STATE_CLAIMED)
+    return GM__FINANCE__ACCESS__ACCESS_NONE;
+  if (finance__claimant(r, bank))
+    return strcmp(finance__f(r, "ci"), "1") == 0
+               ? GM__FINANCE__ACCESS__ACCESS_FULL
+               : GM__FINANCE__ACCESS__ACCESS_DETAILS;
+  if (finance__excluded(r, bank) || !finance__eligible(r, bank) ||
+      (int64_t)r->cl->n >= finance__fi(r, "maxc"))
+    return GM__FINANCE__ACCESS__ACCESS_NONE;
+  return GM__FINANCE__ACCESS__ACCESS_SUMMARY;
+}
+
+/* Copies a list reply's strings into a repeated field. */
+static char **finance__strings(gm_call *call, const gm_value *list, size_t *n) {
+  char **out = host->alloc(call, (list->n + 1) * sizeof *out);
+  *n = 0;
+  for (size_t i = 0; i < list->n; i++)
+    out[(*n)++] = (char *)finance__s(list, i);
+  return out;
+}
+
+Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
+                                     Gm__Finance__Access a, const char *bank) {
+  Gm__Finance__Referral *v = host->alloc(call, sizeof *v);
+  gm__finance__referral__init(v);
+  v->id = (char *)r->id;
+  v->state = (Gm__Finance__State)r->state;
+  v->access = a;
+  v->version = r->version;
+  if (a == GM__FINANCE__ACCESS__ACCESS_NONE) return v;
+
+  /* The summary: class, amount band, tenor, city; nothing about who. */
+  int64_t amount = finance__fi(r, "amt");
+  char city[7];
+  v->class_code = (char *)finance__f(r, "cls");
+  v->subitem = (char *)finance__f(r, "sub");
+  v->currency = (char *)finance__f(r, "cur");
+  gm__finance_band(amount, &v->amount_band_min, &v->amount_band_max);
+  v->tenor_months = (int32_t)finance__fi(r, "ten");
+  gm__finance_city(finance__f(r, "ereg"), city);
+  v->region = host->sprintf(call, "%s", city);
+  v->created_ms = finance__fi(r, "ct");
+  v->claims = (int32_t)r->cl->n;
+  v->max_claims = (int32_t)finance__fi(r, "maxc");
+  v->pick_due_ms = finance__fi(r, "pdue");
+  v->round = (int32_t)finance__fi(r, "rnd");
+  v->updated_ms = finance__fi(r, "ut");
+  if (a == GM__FINANCE__ACCESS__ACCESS_SUMMARY) return v;
+
+  /* The details of the project, still without who. */
+  v->amount = amount;
+  v->region = (char *)finance__f(r, "ereg");
+  v->use_of_proceeds = (char *)finance__f(r, "use");
+  v->description = (char *)finance__f(r, "desc");
+  v->co2_avoided_kg = finance__fi(r, "co2");
+  v->coal_saved_kg = finance__fi(r, "coal");
+  v->consent_share = !strcmp(finance__f(r, "cs"), "1");
+  v->consent_identity = !strcmp(finance__f(r, "ci"), "1");
+  v->size = (Gm__Finance__SizeClass)finance__fi(r, "esize");
+  {
+    char *certs = host->sprintf(call, "%s", finance__f(r, "certs"));
+    size_t n = 1;
+    for (const char *p = certs; *p; p++) n += *p == '\n';
+    v->certificates = host->alloc(call, n * sizeof *v->certificates);
+    for (char *save = NULL, *t = strtok_r(certs, "\n", &save); t;
+         t = strtok_r(NULL, "\n", &save))
+      v->certificates[v->n_certificates++] = t;
+  }
+  if (bank && finance__claimant(r, bank)) {
+    v->claimants = host->alloc(call, sizeof *v->claimants);
+    v->claimants[0] = (char *)bank;
+    v->n_claimants = 1;
+  }
+  if (a == GM__FINANCE__ACCESS__ACCESS_DETAILS) return v;
+
+  /* Everything: who, and the workflow. */
+  Gm__Finance__Enterprise *e = host->alloc(call, sizeof *e);
+  gm__finance__enterprise__init(e);
+  e->participant = (char *)finance__f(r, "ent");
+  e->credit_code = (char *)finance__f(r, "uscc");
+  e->name = (char *)finance__f(r, "ename");
+  e->region = (char *)finance__f(r, "ereg");
+  e->size = (Gm__Finance__SizeClass)finance__fi(r, "esize");
+  e->contact = (char *)finance__f(r, "econ");
+  v->enterprise = e;
+  v->created_by = (char *)finance__f(r, "by");
+  if (!bank) {
+    v->claimants = finance__strings(call, r->cl, &v->n_claimants);
+    v->missed = finance__strings(call, r->x, &v->n_missed);
+  }
+  v->bank = (char *)finance__f(r, "bank");
+  v->product = (char *)finance__f(r, "prod");
+  v->fee_bp = (int32_t)finance__fi(r, "fee");
+  v->picked_ms = finance__fi(r, "pk");
+  v->contact_due_ms = finance__fi(r, "cdue");
+  v->contacted_ms = finance__fi(r, "cx");
+  v->contact_note = (char *)finance__f(r, "cnote");
+  v->question = (char *)finance__f(r, "q");
+  v->answer = (char *)finance__f(r, "ans");
+  v->approved_amount = finance__fi(r, "aamt");
+  v->approved_rate_bp = (int32_t)finance__fi(r, "arate");
+  v->approved_tenor_months = (int32_t)finance__fi(r, "aten");
+  v->funded_amount = finance__fi(r, "famt");
+  v->funded_date = (char *)finance__f(r, "fdate");
+  if (r->state == GM__FINANCE__STATE__STATE_FUNDED)
+    v->fee = gm__finance_fee(v->funded_amount, v->fee_bp);
+  v->decline_reason = (Gm__Finance__DeclineReason)finance__fi(r, "drc");
+  v->decline_text = (char *)finance__f(r, "dtx");
+  v->withdraw_reason = (char *)finance__f(r, "wr");
+  v->end_reason = (char *)finance__f(r, "er");
+  return v;
+}
+
+/* ---- queue entries ---- */
+
+/* What a bank's queue says of r: "open" (it may claim), "claimed"
+   (waiting for the pick), "held" (it holds it, not ended); NULL: none. */
+static const char *finance__relation(const finance__ref *r, const char *bank) {
+  Gm__Finance__Access a = finance__access(r, bank, 0);
+  if (a == GM__FINANCE__ACCESS__ACCESS_SUMMARY) return "open";
+  if (r->state == GM__FINANCE__STATE__STATE_OPEN ||
+      r->state == GM__FINANCE__STATE__STATE_CLAIMED)
+    return a != GM__FINANCE__ACCESS__ACCESS_NONE ? "claimed" : NULL;
+  if (r->state >= GM__FINANCE__STATE__STATE_PICKED &&
+      r->state <= GM__FINANCE__STATE__STATE_APPROVED &&
+      a == GM__FINANCE__ACCESS__ACCESS_FULL)
+    return "held";
+  return NULL;
+}
+
+char *finance__queue_entry(gm_call *call, const finance__ref *r,
+                           const char *bank) {
+  const char *rel = finance__relation(r, bank);
+  int64_t lo, hi;
+  char city[7];
+  if (!rel) return "";
+  gm__finance_band(finance__fi(r, "amt"), &lo, &hi);
+  gm__finance_city(finance__f(r, "ereg"), city);
+  return host->sprintf(
+      call, "%s|%d|%s|%s|%s|%lld|%lld|%lld|%s|%lld|%zu|%lld|%lld|%lld|%lld",
+      rel, r->state, finance__f(r, "cls"), finance__f(r, "sub"),
+      finance__f(r, "cur"), (long long)lo, (long long)hi,
+      (long long)finance__fi(r, "ten"), city, (long long)finance__fi(r, "ct"),
+      r->cl->n, (long long)finance__fi(r, "maxc"),
+      (long long)finance__fi(r, "pdue"), (long long)finance__fi(r, "rnd"),
+      (long long)finance__fi(r, "cdue"));
+}
+
+Gm__Finance__Referral *finance__queue_view(gm_call *call, const char *id,
+                                           const char *entry,
+                                           const char **relation) {
+  char *copy = host->sprintf(call, "%s", entry ? entry : "");
+  char *f[15] = {0};
+  size_t n = 0;
+  for (char *p = copy; n < 15;) {
+    f[n++] = p;
+    char *bar = strchr(p, '|');
+    if (!bar) break;
+    *bar = '\0';
+    p = bar + 1;
+  }
+  for (size_t i = n; i < 15; i++) f[i] = "";
+  Gm__Finance__Referral *v = host->alloc(call, sizeof *v);
+  gm__finance__referral__init(v);
+  *relation = f[0];
+  v->id = (char *)id;
+  v->access = GM__FINANCE__ACCESS__ACCESS_SUMMARY;
+  v->state = (Gm__Finance__State)finance__i32(f[1]);
+  v->class_code = f[2];
+  v->subitem = f[3];
+  v->currency = f[4];
+  v->amount_band_min = strtoll(f[5], NULL, 10);
+  v->amount_band_max = strtoll(f[6], NULL, 10);
+  v->tenor_months = finance__i32(f[7]);
+  v->region = f[8];
+  v->created_ms = strtoll(f[9], NULL, 10);
+  v->claims = finance__i32(f[10]);
+  v->max_claims = finance__i32(f[11]);
+  v->pick_due_ms = strtoll(f[12], NULL, 10);
+  v->round = finance__i32(f[13]);
+  v->contact_due_ms = strtoll(f[14], NULL, 10);
+  return v;
+}
+
+Gm__Finance__Enterprise *finance__enterprise(gm_call *call,
+                                             const gm_value *flat) {
+  Gm__Finance__Enterprise *e = host->alloc(call, sizeof *e);
+  gm__finance__enterprise__init(e);
+  e->participant = (char *)finance__kv(flat, "who");
+  e->credit_code = (char *)finance__kv(flat, "uscc");
+  e->name = (char *)finance__kv(flat, "name");
+  e->region = (char *)finance__kv(flat, "region");
+  e->size = (Gm__Finance__SizeClass)finance__i32(finance__kv(flat, "size"));
+  e->contact = (char *)finance__kv(flat, "contact");
+  e->registered_ms = strtoll(finance__kv(flat, "rt"), NULL, 10);
+  return e;
+}
+
+/* ---- products ---- */
+
+static char *finance__join(gm_call *call, char **items, size_t n) {
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(items[i]) + 1;
+  char *out = host->alloc(call, len), *p = out;
+  for (size_t i = 0; i < n; i++)
+    p += snprintf(p, len - (size_t)(p - out), "%s%s", i ? "," : "", items[i]);
+  return out;
+}
+
+char *finance__product_pack(gm_call *call, const Gm__Finance__Product *p) {
+  return host->sprintf(
+      call, "%s|%s|%lld|%lld|%d|%d|%s|%s|%d|%d|%d", p->bank, p->currency,
+      (long long)p->amount_min, (long long)p->amount_max, p->tenor_min_months,
+      p->tenor_max_months, finance__join(call, p->classes, p->n_classes),
+      finance__join(call, p->regions, p->n_regions), p->rate_min_bp,
+      p->rate_max_bp, p->fee_bp);
+}
+
+/* "a,b" -> a repeated field (in the call's arena). */
+static char **finance__split(gm_call *call, const char *s, size_t *n) {
+  char *copy = host->sprintf(call, "%s", s);
+  size_t cap = 1;
+  for (const char *p = s; *p; p++) cap += *p == ',';
+  char **out = host->alloc(call, cap * sizeof *out);
+  *n = 0;
+  for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && *n < cap;
+       t = strtok_r(NULL, ",", &save))
+    out[(*n)++] = t;
+  return out;
+}
+
+Gm__Finance__Product *finance__product_unpack(gm_call *call, const char *id,
+                                              const char *rec,
+                                              const char *name) {
+  char *copy = host->sprintf(call, "%s", rec ? rec : "");
+  char *f[11];
+  size_t n = 0;
+  for (char *p = copy; n < 11;) {
+    f[n++] = p;
+    char *bar = strchr(p, '|');
+    if (!bar) break;
+    *bar = '\0';
+    p = bar + 1;
+  }
+  if (n != 11) return NULL;
+  Gm__Finance__Product *p = host->alloc(call, sizeof *p);
+  gm__finance__product__init(p);
+  p->id = (char *)id;
+  p->name = (char *)(name ? name : "");
+  p->bank = f[0];
+  p->currency = f[1];
+  p->amount_min = strtoll(f[2], NULL, 10);
+  p->amount_max = strtoll(f[3], NULL, 10);
+  p->tenor_min_months = finance__i32(f[4]);
+  p->tenor_max_months = finance__i32(f[5]);
+  p->classes = finance__split(call, f[6], &p->n_classes);
+  p->regions = finance__split(call, f[7], &p->n_regions);
+  p->rate_min_bp = finance__i32(f[8]);
+  p->rate_max_bp = finance__i32(f[9]);
+  p->fee_bp = finance__i32(f[10]);
+  return p;
+}
+
+/* ---- checks on what requests carry ---- */
+
+gm_status finance__need_text(gm_call *call, const char *field, const char *s,
+                             size_t min, size_t max, int lines) {
+  size_t n = s ? strlen(s) : 0;
+  if (n < min)
+    return host->fail(call, GM_INVALID_ARGUMENT, "%s is empty; %s", field,
+                      min ? "it is required" : "");
+  if (n > max)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "%s is %zu bytes; keep it to %zu", field, n, max);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) || c == 0x7f)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "%s has a control character at byte %zu; %s", field,
+                        i + 1,
+                        lines ? "only line breaks and tabs are allowed"
+                              : "write it on one line");
+  }
+  return GM_OK;
+}
+
+int32_t finance__i32(const char *s) {
+  long long v = strtoll(s ? s : "", NULL, 10);
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}

@@ -1,0 +1,444 @@
+/*
+ * Reports from the ledger (the finance_* tables, settle.c): a bank's
+ * claims, conversion, contact deadlines missed and time to decision; the
+ * centre's report for a period by catalogue class and by bank; a bank's
+ * monthly statement of fees due, as CSV.  Amounts are summed in SQLite's
+ * 64-bit integers; nothing here uses floating point.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "finance.h"
+
+gm_status finance__report_bank(gm_call *call, const char *asked,
+                               const char **bank) {
+  const gm_value *members;
+  gm_status st;
+  if (asked && *asked) {
+    if (!gm__finance_valid_bank(asked))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "bank \"%.40s\" is not a bank id (gm finance banks "
+                        "lists them)",
+                        asked);
+    if (finance__is_centre(call)) {
+      *bank = asked;
+      return GM_OK;
+    }
+  }
+  if (!host->has_role(call, "bank"))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "name the bank: the centre reads any bank's");
+  if ((st = finance__caller_bank(call, bank, &members)) != GM_OK) return st;
+  if (asked && *asked && strcmp(asked, *bank))
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "your bank is %s; only the centre reads another bank's",
+                      *bank);
+  return GM_OK;
+}
+
+/* A period of whole days, inclusive: [*from_ms, *to_ms). */
+static gm_status finance__period(gm_call *call, const char *from,
+                                 const char *to, int64_t *from_day,
+                                 int64_t *to_day) {
+  int64_t today = gm__finance_day_of(host->now_ms(host->market(call)));
+  *to_day = today;
+  if (to && *to && gm__finance_parse_date(to, to_day))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "to must be a date YYYY-MM-DD (Asia/Shanghai)");
+  *from_day = *to_day - 29;
+  if (from && *from && gm__finance_parse_date(from, from_day))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "from must be a date YYYY-MM-DD (Asia/Shanghai)");
+  if (*from_day > *to_day)
+    return host->fail(call, GM_INVALID_ARGUMENT, "from is after to");
+  if (*to_day - *from_day > FINANCE_REPORT_MAX_DAYS)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "a report covers at most %d days; split the period",
+                      FINANCE_REPORT_MAX_DAYS);
+  return GM_OK;
+}
+
+/* One row's integers (up to 8 columns). */
+typedef struct finance__ints {
+  int64_t v[8];
+  int found;
+} finance__ints;
+
+static int finance__ints_row(void *arg, size_t ncols, const gm_param *c) {
+  finance__ints *r = arg;
+  for (size_t i = 0; i < ncols && i < 8; i++)
+    r->v[i] = c[i].type == GM_PARAM_INT ? c[i].i : 0;
+  r->found = 1;
+  return 1;
+}
+
+/* Rows kept as text and integers, for lists. */
+typedef struct finance__rows {
+  gm_call *call;
+  size_t n, cap, ncols;
+  gm_param *cells; /* n * ncols; text copied into the call's arena */
+} finance__rows;
+
+static int finance__rows_row(void *arg, size_t ncols, const gm_param *c) {
+  finance__rows *t = arg;
+  if (t->n == t->cap) {
+    size_t cap = t->cap * 2 + 16;
+    gm_param *n = host->alloc(t->call, cap * t->ncols * sizeof *n);
+    if (t->n) memcpy(n, t->cells, t->n * t->ncols * sizeof *n);
+    t->cells = n;
+    t->cap = cap;
+  }
+  gm_param *row = t->cells + t->n * t->ncols;
+  for (size_t i = 0; i < t->ncols; i++) {
+    row[i] = i < ncols ? c[i] : GM_NULL;
+    if (row[i].type == GM_PARAM_TEXT)
+      row[i].s = host->sprintf(t->call, "%s", row[i].s ? row[i].s : "");
+  }
+  t->n++;
+  return t->n > FINANCE_STATEMENT_MAX;
+}
+
+static const char *finance__text(const gm_param *p) {
+  return p->type == GM_PARAM_TEXT && p->s ? p->s : "";
+}
+
+static int64_t finance__int(const gm_param *p) {
+  return p->type == GM_PARAM_INT ? p->i : 0;
+}
+
+gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply) {
+  const Gm__Finance__BankReportRequest *in =
+      (const Gm__Finance__BankReportRequest *)req;
+  int64_t fd, td;
+  const char *bank;
+  char a[16], b[16];
+  gm_status st;
+  if ((st = finance__period(call, in->from, in->to, &fd, &td)) != GM_OK ||
+      (st = finance__report_bank(call, in->bank, &bank)) != GM_OK)
+    return st;
+  gm_param p[] = {GM_TEXT(bank), GM_INT(gm__finance_day_start_ms(fd)),
+                  GM_INT(gm__finance_day_start_ms(td + 1)),
+                  GM_TEXT(gm__finance_format_date(fd, a)),
+                  GM_TEXT(gm__finance_format_date(td, b))};
+  Gm__Finance__BankReport *out = host->alloc(call, sizeof *out);
+  gm__finance__bank_report__init(out);
+  out->bank = (char *)bank;
+  out->from = host->sprintf(call, "%s", a);
+  out->to = host->sprintf(call, "%s", b);
+
+  finance__ints claims = {{0}, 0}, funded = {{0}, 0}, dec = {{0}, 0},
+                money = {{0}, 0};
+  if ((st = host->ledger_query(
+           call,
+           "SELECT count(DISTINCT referral),"
+           " count(DISTINCT CASE WHEN outcome = 'picked' THEN referral END)"
+           " FROM finance_claims WHERE bank = ?1 AND claimed_ms >= ?2"
+           " AND claimed_ms < ?3",
+           p, 3, finance__ints_row, &claims)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT count(DISTINCT l.referral) FROM finance_loans l"
+           " JOIN finance_claims c ON c.referral = l.referral"
+           " AND c.bank = l.bank WHERE c.bank = ?1 AND c.claimed_ms >= ?2"
+           " AND c.claimed_ms < ?3",
+           p, 3, finance__ints_row, &funded)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT count(*), coalesce(sum(decided_ms - picked_ms), 0),"
+           " coalesce(max(decided_ms - picked_ms), 0) FROM finance_referrals"
+           " WHERE bank = ?1 AND decided_ms >= ?2 AND decided_ms < ?3"
+           " AND picked_ms > 0",
+           p, 3, finance__ints_row, &dec)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT coalesce(sum(amount), 0), coalesce(sum(fee), 0)"
+           " FROM finance_loans WHERE bank = ?1 AND funded_date >= ?4"
+           " AND funded_date <= ?5",
+           p, 5, finance__ints_row, &money)) != GM_OK)
+    return st;
+  out->claims = claims.v[0];
+  out->picked = claims.v[1];
+  out->funded = funded.v[0];
+  out->conversion_bp =
+      out->claims ? (int32_t)(out->funded * 10000 / out->claims) : 0;
+  out->decisions = dec.v[0];
+  out->decision_mean_ms = dec.v[0] ? dec.v[1] / dec.v[0] : 0;
+  out->decision_max_ms = dec.v[2];
+  out->funded_amount = money.v[0];
+  out->fees = money.v[1];
+
+  finance__rows br = {call, 0, 0, 5, NULL};
+  if ((st = host->ledger_query(
+           call,
+           "SELECT referral, round, picked_ms, due_ms, recorded_ms"
+           " FROM finance_breaches WHERE bank = ?1 AND recorded_ms >= ?2"
+           " AND recorded_ms < ?3 ORDER BY recorded_ms, referral LIMIT 1000",
+           p, 3, finance__rows_row, &br)) != GM_OK)
+    return st;
+  finance__ints nbr = {{0}, 0};
+  if ((st = host->ledger_query(call,
+                               "SELECT count(*) FROM finance_breaches"
+                               " WHERE bank = ?1 AND recorded_ms >= ?2"
+                               " AND recorded_ms < ?3",
+                               p, 3, finance__ints_row, &nbr)) != GM_OK)
+    return st;
+  out->breaches = nbr.v[0];
+  out->breach_list = host->alloc(call, (br.n + 1) * sizeof *out->breach_list);
+  for (size_t i = 0; i < br.n; i++) {
+    const gm_param *row = br.cells + i * br.ncols;
+    Gm__Finance__Breach *x = host->alloc(call, sizeof *x);
+    gm__finance__breach__init(x);
+    x->referral = (char *)finance__text(&row[0]);
+    x->round = (int32_t)finance__int(&row[1]);
+    x->picked_ms = finance__int(&row[2]);
+    x->due_ms = finance__int(&row[3]);
+    x->recorded_ms = finance__int(&row[4]);
+    out->breach_list[out->n_breach_list++] = x;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* Adds `by` (key, count, funded, amount, fees) rows into lines keyed by
+   column 0; `what` picks the column set. */
+static Gm__Finance__ReportLine *finance__line(gm_call *call,
+                                              Gm__Finance__ReportLine ***lines,
+                                              size_t *n, size_t *cap,
+                                              const char *key) {
+  for (size_t i = 0; i < *n; i++)
+    if (!strcmp((*lines)[i]->key, key)) return (*lines)[i];
+  if (*n == *cap) {
+    size_t c = *cap * 2 + 8;
+    Gm__Finance__ReportLine **g = host->alloc(call, c * sizeof *g);
+    if (*n) memcpy(g, *lines, *n * sizeof *g);
+    *lines = g;
+    *cap = c;
+  }
+  Gm__Finance__ReportLine *l = host->alloc(call, sizeof *l);
+  gm__finance__report_line__init(l);
+  l->key = host->sprintf(call, "%s", key);
+  (*lines)[(*n)++] = l;
+  return l;
+}
+
+static int finance__line_cmp(const void *a, const void *b) {
+  return strcmp((*(Gm__Finance__ReportLine *const *)a)->key,
+                (*(Gm__Finance__ReportLine *const *)b)->key);
+}
+
+gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply) {
+  const Gm__Finance__ReportRequest *in =
+      (const Gm__Finance__ReportRequest *)req;
+  int64_t fd, td;
+  char a[16], b[16], y1[32], y2[32];
+  gm_status st;
+  if ((st = finance__period(call, in->from, in->to, &fd, &td)) != GM_OK)
+    return st;
+  gm_param p[] = {GM_INT(gm__finance_day_start_ms(fd)),
+                  GM_INT(gm__finance_day_start_ms(td + 1)),
+                  GM_TEXT(gm__finance_format_date(fd, a)),
+                  GM_TEXT(gm__finance_format_date(td, b))};
+  Gm__Finance__Report *out = host->alloc(call, sizeof *out);
+  gm__finance__report__init(out);
+  out->from = host->sprintf(call, "%s", a);
+  out->to = host->sprintf(call, "%s", b);
+
+  finance__rows sub = {call, 0, 0, 2, NULL}, cls = {call, 0, 0, 4, NULL},
+                claims = {call, 0, 0, 2, NULL}, banks = {call, 0, 0, 4, NULL},
+                names = {call, 0, 0, 2, NULL};
+  finance__ints tot = {{0}, 0}, nref = {{0}, 0};
+  if ((st = host->ledger_query(call,
+                               "SELECT class, count(*) FROM finance_referrals"
+                               " WHERE created_ms >= ?1 AND created_ms < ?2"
+                               " GROUP BY class",
+                               p, 2, finance__rows_row, &sub)) != GM_OK ||
+      (st = host->ledger_query(call,
+                               "SELECT count(*) FROM finance_referrals"
+                               " WHERE created_ms >= ?1 AND created_ms < ?2",
+                               p, 2, finance__ints_row, &nref)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT class, count(*), sum(amount), sum(fee) FROM finance_loans"
+           " WHERE funded_date >= ?3 AND funded_date <= ?4 GROUP BY class",
+           p, 4, finance__rows_row, &cls)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT bank, count(DISTINCT referral) FROM finance_claims"
+           " WHERE claimed_ms >= ?1 AND claimed_ms < ?2 GROUP BY bank",
+           p, 2, finance__rows_row, &claims)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT bank, count(*), sum(amount), sum(fee) FROM finance_loans"
+           " WHERE funded_date >= ?3 AND funded_date <= ?4 GROUP BY bank",
+           p, 4, finance__rows_row, &banks)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT count(*), coalesce(sum(amount), 0), coalesce(sum(fee), 0),"
+           " coalesce(sum(co2_kg), 0), coalesce(sum(coal_kg), 0)"
+           " FROM finance_loans WHERE funded_date >= ?3 AND funded_date <= ?4",
+           p, 4, finance__ints_row, &tot)) != GM_OK ||
+      (st = host->ledger_query(call, "SELECT id, name FROM finance_banks", NULL,
+                               0, finance__rows_row, &names)) != GM_OK)
+    return st;
+  out->referrals = nref.v[0];
+  out->funded = tot.v[0];
+  out->funded_amount = tot.v[1];
+  out->fees = tot.v[2];
+  out->co2_avoided_kg = tot.v[3];
+  out->coal_saved_kg = tot.v[4];
+
+  size_t ccap = 0, bcap = 0;
+  for (size_t i = 0; i < sub.n; i++) {
+    const gm_param *r = sub.cells + i * 2;
+    finance__line(call, &out->by_class, &out->n_by_class, &ccap,
+                  finance__text(&r[0]))
+        ->referrals = finance__int(&r[1]);
+  }
+  for (size_t i = 0; i < cls.n; i++) {
+    const gm_param *r = cls.cells + i * 4;
+    Gm__Finance__ReportLine *l = finance__line(
+        call, &out->by_class, &out->n_by_class, &ccap, finance__text(&r[0]));
+    l->funded = finance__int(&r[1]);
+    l->funded_amount = finance__int(&r[2]);
+    l->fees = finance__int(&r[3]);
+  }
+  for (size_t i = 0; i < claims.n; i++) {
+    const gm_param *r = claims.cells + i * 2;
+    finance__line(call, &out->by_bank, &out->n_by_bank, &bcap,
+                  finance__text(&r[0]))
+        ->referrals = finance__int(&r[1]);
+  }
+  for (size_t i = 0; i < banks.n; i++) {
+    const gm_param *r = banks.cells + i * 4;
+    Gm__Finance__ReportLine *l = finance__line(
+        call, &out->by_bank, &out->n_by_bank, &bcap, finance__text(&r[0]));
+    l->funded = finance__int(&r[1]);
+    l->funded_amount = finance__int(&r[2]);
+    l->fees = finance__int(&r[3]);
+  }
+  if (out->n_by_class)
+    qsort(out->by_class, out->n_by_class, sizeof *out->by_class,
+          finance__line_cmp);
+  if (out->n_by_bank)
+    qsort(out->by_bank, out->n_by_bank, sizeof *out->by_bank,
+          finance__line_cmp);
+  for (size_t i = 0; i < out->n_by_class; i++) {
+    const finance__entry *e = finance__builtin_find(out->by_class[i]->key);
+    out->by_class[i]->name = e ? e->name : "";
+  }
+  for (size_t i = 0; i < out->n_by_bank; i++) {
+    out->by_bank[i]->name = "";
+    for (size_t k = 0; k < names.n; k++)
+      if (!strcmp(finance__text(&names.cells[k * 2]), out->by_bank[i]->key))
+        out->by_bank[i]->name = (char *)finance__text(&names.cells[k * 2 + 1]);
+  }
+
+  /* The same as CSV: one line per class, per bank, and the totals. */
+  size_t cap = 256 * (out->n_by_class + out->n_by_bank + 4), used = 0;
+  char *csv = host->alloc(call, cap);
+  used += (size_t)snprintf(csv, cap,
+                           "section,key,name,referrals,funded,"
+                           "funded_amount_yuan,fees_yuan\n");
+  for (int k = 0; k < 2; k++) {
+    Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
+    size_t n = k ? out->n_by_bank : out->n_by_class;
+    for (size_t i = 0; i < n && used < cap; i++)
+      used += (size_t)snprintf(
+          csv + used, cap - used, "%s,%s,%.120s,%lld,%lld,%s,%s\n",
+          k ? "bank" : "class", l[i]->key, l[i]->name,
+          (long long)l[i]->referrals, (long long)l[i]->funded,
+          gm__finance_format_yuan(l[i]->funded_amount, y1),
+          gm__finance_format_yuan(l[i]->fees, y2));
+  }
+  if (used < cap)
+    used += (size_t)snprintf(
+        csv + used, cap - used,
+        "total,,,%lld,%lld,%s,%s\nbenefit,co2_avoided_kg,,%lld,,,\n"
+        "benefit,coal_saved_kg,,%lld,,,\n",
+        (long long)out->referrals, (long long)out->funded,
+        gm__finance_format_yuan(out->funded_amount, y1),
+        gm__finance_format_yuan(out->fees, y2), (long long)out->co2_avoided_kg,
+        (long long)out->coal_saved_kg);
+  out->csv = csv;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply) {
+  const Gm__Finance__StatementRequest *in =
+      (const Gm__Finance__StatementRequest *)req;
+  int64_t first, next;
+  char a[16], b[16], y1[32], y2[32], pct[16];
+  const char *bank;
+  gm_status st;
+  if (gm__finance_parse_month(in->month, &first, &next))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "month must be YYYY-MM, e.g. 2026-03");
+  if ((st = finance__report_bank(call, in->bank, &bank)) != GM_OK) return st;
+  finance__rows t = {call, 0, 0, 10, NULL};
+  if ((st = host->ledger_query(
+           call,
+           "SELECT referral, funded_date, class, subitem, currency, amount,"
+           " rate_bp, tenor, fee_bp, fee FROM finance_loans WHERE bank = ?1"
+           " AND funded_date >= ?2 AND funded_date < ?3"
+           " ORDER BY funded_date, referral LIMIT ?4",
+           (gm_param[]){GM_TEXT(bank),
+                        GM_TEXT(gm__finance_format_date(first, a)),
+                        GM_TEXT(gm__finance_format_date(next, b)),
+                        GM_INT(FINANCE_STATEMENT_MAX + 1)},
+           4, finance__rows_row, &t)) != GM_OK)
+    return st;
+  /* A statement is for reconciling: never cut one short silently. */
+  if (t.n > FINANCE_STATEMENT_MAX)
+    return host->fail(call, GM_RESOURCE_EXHAUSTED,
+                      "more than %d loans in %s; ask the operator for an "
+                      "export from the ledger",
+                      FINANCE_STATEMENT_MAX, in->month);
+  Gm__Finance__Statement *out = host->alloc(call, sizeof *out);
+  gm__finance__statement__init(out);
+  out->bank = (char *)bank;
+  out->month = (char *)in->month;
+  /* One line is under 160 bytes: ids and codes are bounded. */
+  size_t cap = 160 * (t.n + 4), used = 0;
+  char *csv = host->alloc(call, cap);
+  used += (size_t)snprintf(csv, cap,
+                           "referral,funded_date,class,subitem,currency,"
+                           "amount_yuan,rate_pct,tenor_months,fee_bp,"
+                           "fee_yuan\n");
+  const char *cur = NULL;
+  int mixed = 0;
+  for (size_t i = 0; i < t.n && used < cap; i++) {
+    const gm_param *r = t.cells + i * t.ncols;
+    int64_t amount = finance__int(&r[5]), fee = finance__int(&r[9]);
+    out->funded_amount += amount;
+    out->fees += fee;
+    if (cur && strcmp(cur, finance__text(&r[4]))) mixed = 1;
+    cur = finance__text(&r[4]);
+    used += (size_t)snprintf(
+        csv + used, cap - used,
+        "%.20s,%s,%.12s,%.12s,%.3s,%s,%s,%lld,%lld,%s\n", finance__text(&r[0]),
+        finance__text(&r[1]), finance__text(&r[2]), finance__text(&r[3]), cur,
+        gm__finance_format_yuan(amount, y1),
+        gm__finance_format_pct(finance__int(&r[6]), pct),
+        (long long)finance__int(&r[7]), (long long)finance__int(&r[8]),
+        gm__finance_format_yuan(fee, y2));
+  }
+  if (mixed)
+    return host->fail(call, GM_FAILED_PRECONDITION,
+                      "bank %s's loans in %s are in more than one currency; "
+                      "a statement totals one",
+                      bank, in->month);
+  if (used < cap)
+    used += (size_t)snprintf(csv + used, cap - used, "total,,,,%s,%s,,,,%s\n",
+                             cur ? cur : "",
+                             gm__finance_format_yuan(out->funded_amount, y1),
+                             gm__finance_format_yuan(out->fees, y2));
+  out->csv = csv;
+  out->rows = (int64_t)t.n;
+  *reply = &out->base;
+  return GM_OK;
+}

@@ -1,0 +1,267 @@
+/*
+ * The transitions after submission: a bank claims, the enterprise picks,
+ * the bank holding it contacts, asks, approves, funds or declines, the
+ * enterprise answers or withdraws; and the two deadlines: nobody picked
+ * in time (the referral expires), the bank picked made no contact in time
+ * (the miss is recorded and the referral returns to the pool).  Each is
+ * one referral.lua step, decided atomically on the referral's tag;
+ * finance__after (index.c) does what follows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "finance.h"
+
+static gm_status finance__need_id(gm_call *call, const char *id) {
+  if (gm__finance_valid_referral(id)) return GM_OK;
+  return host->fail(call, GM_INVALID_ARGUMENT,
+                    "\"%.20s\" is not a referral id (R and 8 digits, as "
+                    "referral.create returns it)",
+                    id);
+}
+
+/* The banks of r a transition concerns (for the queues and the events). */
+static const char **finance__concerned(gm_call *call, const finance__ref *r,
+                                       const char *bank, size_t *n) {
+  int st = r->state;
+  /* A change every eligible bank sees: the pool filled up, the referral
+     was given to one bank, or it left the pool. */
+  int all = !strcmp(r->transition, "pick") ||
+            (!strcmp(r->transition, "claim") &&
+             (int64_t)r->cl->n >= finance__fi(r, "maxc")) ||
+            ((st == GM__FINANCE__STATE__STATE_WITHDRAWN ||
+              st == GM__FINANCE__STATE__STATE_EXPIRED) &&
+             (r->from == GM__FINANCE__STATE__STATE_OPEN ||
+              r->from == GM__FINANCE__STATE__STATE_CLAIMED));
+  if (all) return finance__all_banks(call, r, n);
+  const char **one = host->alloc(call, sizeof *one);
+  *one = bank && *bank ? bank : finance__f(r, "bank");
+  *n = **one ? 1 : 0;
+  return one;
+}
+
+/*
+ * A bank's transition on referral `id`: the caller's bank (a dir.lua
+ * step), the referral step (op, bank, more...), what follows; the reply is
+ * the bank's view.
+ */
+static gm_status finance__by_bank(gm_call *call, const char *id, const char *op,
+                                  size_t nmore, const char *const *more,
+                                  ProtobufCMessage **reply) {
+  const char *bank;
+  const gm_value *mine;
+  finance__ref r;
+  gm_status st;
+  if ((st = finance__need_id(call, id)) != GM_OK ||
+      (st = finance__caller_bank(call, &bank, &mine)) != GM_OK)
+    return st;
+  const char *args[8] = {op, bank};
+  for (size_t i = 0; i < nmore && i < 6; i++) args[2 + i] = more[i];
+  if ((st = finance__referral_run(call, id, 2 + nmore, args, &r)) != GM_OK)
+    return st;
+  size_t n;
+  const char **banks = finance__concerned(call, &r, bank, &n);
+  /* The caller's own staff came with its bank: enough unless every
+     eligible bank hears of it. */
+  gm_value one = {.type = GM_VALUE_ARRAY, .n = 1, .items = mine};
+  if ((st = finance__after(call, &r, banks, n,
+                           n == 1 && !strcmp(banks[0], bank) ? &one : NULL)) !=
+      GM_OK)
+    return st;
+  *reply = &finance__view(call, &r, finance__access(&r, bank, 0), bank)->base;
+  return GM_OK;
+}
+
+/* The enterprise's transition: the referral step, what follows; the
+   reply is its full view. */
+static gm_status finance__by_enterprise(gm_call *call, const char *id,
+                                        size_t nargs, const char *const *args,
+                                        ProtobufCMessage **reply) {
+  finance__ref r;
+  gm_status st;
+  if ((st = finance__need_id(call, id)) != GM_OK ||
+      (st = finance__referral_run(call, id, nargs, args, &r)) != GM_OK)
+    return st;
+  size_t n;
+  const char **banks = finance__concerned(call, &r, NULL, &n);
+  if ((st = finance__after(call, &r, banks, n, NULL)) != GM_OK) return st;
+  *reply =
+      &finance__view(call, &r, GM__FINANCE__ACCESS__ACCESS_FULL, NULL)->base;
+  return GM_OK;
+}
+
+gm_status finance__claim(gm_call *call, const ProtobufCMessage *req,
+                         ProtobufCMessage **reply) {
+  const Gm__Finance__ClaimRequest *in = (const Gm__Finance__ClaimRequest *)req;
+  if (in->product[0] && !gm__finance_valid_product(in->product))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "product \"%.50s\" is not a product id; leave it empty "
+                      "for your bank's first product that fits",
+                      in->product);
+  const char *more[] = {in->product};
+  return finance__by_bank(call, in->id, "claim", 1, more, reply);
+}
+
+gm_status finance__pick(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply) {
+  const Gm__Finance__PickRequest *in = (const Gm__Finance__PickRequest *)req;
+  if (!gm__finance_valid_bank(in->bank))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "bank \"%.40s\" is not a bank id; pick one of the "
+                      "claimants gm finance show %s lists",
+                      in->bank,
+                      gm__finance_valid_referral(in->id) ? in->id : "ID");
+  int64_t due = host->now_ms(host->market(call)) +
+                finance__contact_days * GM_FINANCE_DAY_MS;
+  const char *args[] = {"pick", in->bank, finance__num(call, due)};
+  return finance__by_enterprise(call, in->id, 3, args, reply);
+}
+
+gm_status finance__contact(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Finance__ContactRequest *in =
+      (const Gm__Finance__ContactRequest *)req;
+  gm_status st = finance__need_text(call, "note", in->note, 0, 1000, 1);
+  if (st != GM_OK) return st;
+  const char *more[] = {in->note};
+  return finance__by_bank(call, in->id, "contact", 1, more, reply);
+}
+
+gm_status finance__request_info(gm_call *call, const ProtobufCMessage *req,
+                                ProtobufCMessage **reply) {
+  const Gm__Finance__TextRequest *in = (const Gm__Finance__TextRequest *)req;
+  gm_status st =
+      finance__need_text(call, "question", in->text, 1, FINANCE_MAX_TEXT, 1);
+  if (st != GM_OK) return st;
+  const char *more[] = {in->text};
+  return finance__by_bank(call, in->id, "ask", 1, more, reply);
+}
+
+gm_status finance__answer(gm_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply) {
+  const Gm__Finance__TextRequest *in = (const Gm__Finance__TextRequest *)req;
+  gm_status st =
+      finance__need_text(call, "answer", in->text, 1, FINANCE_MAX_TEXT, 1);
+  if (st != GM_OK) return st;
+  const char *args[] = {"answer", in->text};
+  return finance__by_enterprise(call, in->id, 2, args, reply);
+}
+
+gm_status finance__approve(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Finance__ApproveRequest *in =
+      (const Gm__Finance__ApproveRequest *)req;
+  if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the approved amount must be 1..%lld fen, not %lld",
+                      (long long)GM_FINANCE_MAX_AMOUNT, (long long)in->amount);
+  if (in->rate_bp < 0 || in->rate_bp > GM_FINANCE_MAX_BP)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the annual rate must be 0..%d bp (345 = 3.45%%), not "
+                      "%d",
+                      GM_FINANCE_MAX_BP, in->rate_bp);
+  if (in->tenor_months < 1 || in->tenor_months > GM_FINANCE_MAX_TENOR)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the tenor must be 1..%d months, not %d",
+                      GM_FINANCE_MAX_TENOR, in->tenor_months);
+  const char *more[] = {finance__num(call, in->amount),
+                        finance__num(call, in->rate_bp),
+                        finance__num(call, in->tenor_months)};
+  return finance__by_bank(call, in->id, "approve", 3, more, reply);
+}
+
+gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply) {
+  const Gm__Finance__FundRequest *in = (const Gm__Finance__FundRequest *)req;
+  int64_t today = gm__finance_day_of(host->now_ms(host->market(call))), day;
+  char date[16];
+  if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the funded amount must be 1..%lld fen, not %lld",
+                      (long long)GM_FINANCE_MAX_AMOUNT, (long long)in->amount);
+  if (!in->date[0])
+    day = today;
+  else if (gm__finance_parse_date(in->date, &day))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the value date must be YYYY-MM-DD (Asia/Shanghai); "
+                      "leave it empty for today");
+  if (day > today)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the value date %s is after today (%s); record the loan "
+                      "once it is paid out",
+                      in->date, gm__finance_format_date(today, date));
+  const char *more[] = {
+      finance__num(call, in->amount),
+      host->sprintf(call, "%s", gm__finance_format_date(day, date)),
+      finance__num(call, day)};
+  return finance__by_bank(call, in->id, "fund", 3, more, reply);
+}
+
+gm_status finance__decline(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Finance__DeclineRequest *in =
+      (const Gm__Finance__DeclineRequest *)req;
+  if (in->reason <= GM__FINANCE__DECLINE_REASON__DECLINE_UNSPECIFIED ||
+      in->reason > GM__FINANCE__DECLINE_REASON__DECLINE_OTHER)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "give a reason from the list: credit, collateral, "
+                      "project, documents, policy, unreachable, other");
+  gm_status st = finance__need_text(call, "the decline's text", in->text, 1,
+                                    FINANCE_MAX_TEXT, 1);
+  if (st != GM_OK) return st;
+  const char *more[] = {finance__num(call, in->reason), in->text};
+  return finance__by_bank(call, in->id, "decline", 2, more, reply);
+}
+
+gm_status finance__withdraw(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  const Gm__Finance__TextRequest *in = (const Gm__Finance__TextRequest *)req;
+  gm_status st = finance__need_text(call, "reason", in->text, 0, 1000, 1);
+  if (st != GM_OK) return st;
+  const char *args[] = {"withdraw", in->text};
+  return finance__by_enterprise(call, in->id, 2, args, reply);
+}
+
+/* ---- deadlines ---- */
+
+/* A deadline's referral step and what follows; a referral gone or
+   refused means nothing is due (logged), so the deadline is done. */
+static gm_status finance__deadline_step(gm_call *call, const gm_deadline *d,
+                                        size_t nargs, const char *const *args) {
+  finance__ref r;
+  gm_status st = finance__referral_run(call, d->tag, nargs, args, &r);
+  if (st == GM_UNAVAILABLE || st == GM_INTERNAL) return st;
+  if (st != GM_OK) {
+    host->log(host->market(call), GM_LOG_WARN,
+              "%s deadline of referral %s: refused (%d); dropped", d->kind,
+              d->tag, (int)st);
+    return GM_OK;
+  }
+  if (!strcmp(r.transition, "none")) return GM_OK;
+  size_t n;
+  const char **banks = finance__all_banks(call, &r, &n);
+  if ((st = finance__after(call, &r, banks, n, NULL)) != GM_OK) return st;
+  host->log(host->market(call), GM_LOG_INFO, "referral %s: %s (%s)", d->tag,
+            r.transition, finance__f(&r, "er"));
+  return GM_OK;
+}
+
+gm_status finance__on_pick(gm_call *call, const gm_deadline *d, void *arg) {
+  const char *args[] = {"expire"};
+  (void)arg;
+  return finance__deadline_step(call, d, 1, args);
+}
+
+gm_status finance__on_contact(gm_call *call, const gm_deadline *d, void *arg) {
+  gm__finance_calendar cal;
+  int64_t today = gm__finance_day_of(host->now_ms(host->market(call))), due;
+  gm_status st;
+  (void)arg;
+  if ((st = finance__calendar_get(call, today, today + FINANCE_HORIZON_DAYS,
+                                  &cal)) != GM_OK ||
+      (st = finance__pick_due(call, &cal, &due)) != GM_OK)
+    return st;
+  const char *args[] = {"miss", finance__num(call, due)};
+  return finance__deadline_step(call, d, 2, args);
+}
