@@ -1,0 +1,619 @@
+/*
+ * Every transition of a referral and every refusal, through the real
+ * broker: the reply, what Redis holds (the referral, the bank queues) and
+ * what the ledger holds (referrals, transitions, claims, loans).
+ *
+ * The world: banks icbc, abc, boc, ccb whose products fit a 5,000,000
+ * yuan, 36-month class 3.2 need in Huzhou (330502), bank nofit whose
+ * product does not, enterprises acme and other in Huzhou.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define AMOUNT INT64_C(500000000) /* 5,000,000.00 yuan */
+
+static void setup(void) {
+  ft_start(NULL, ft_at(FT_MONDAY, 10, 0));
+  ft_bank("icbc", "icbc1");
+  ft_bank("abc", "abc1");
+  ft_bank("boc", "boc1");
+  ft_bank("ccb", "ccb1");
+  ft_bank("nofit", "nofit1");
+  ft_register("drifter", "bank"); /* a bank role, linked to no bank */
+  ft_product("icbc-solar", "icbc", "3", "330000", 10000000, 10000000000, 12,
+             60, 80);
+  ft_product("abc-green", "abc", "3.2", "330500", 50000000, 10000000000, 6,
+             120, 100);
+  ft_product("boc-green", "boc", "3", "", 1000000, 100000000000, 1, 120, 50);
+  ft_product("ccb-green", "ccb", "3.2,1.5", "", 1000000, 100000000000, 1, 120,
+             60);
+  ft_product("nofit-p", "nofit", "1", "", 1, 100000000000, 1, 120, 100);
+  ft_enterprise("acme", "330502");
+  ft_enterprise("other", "330502");
+}
+
+static void teardown(void) {
+  ft_stop();
+}
+
+static Gm__Finance__ReferRequest refer_req(void) {
+  Gm__Finance__ReferRequest r = GM__FINANCE__REFER_REQUEST__INIT;
+  r.amount = AMOUNT;
+  r.tenor_months = 36;
+  r.class_code = "3";
+  r.subitem = "3.2";
+  r.use_of_proceeds = "rooftop solar";
+  r.description = "2 MW rooftop photovoltaic plant";
+  r.consent_share = 1;
+  return r;
+}
+
+static long long redis_int(const char *fmt, const char *arg) {
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  long long v = gm_test_redis_int(c, fmt, arg);
+  redisFree(c);
+  return v;
+}
+
+START_TEST(directory_refusals_say_what_to_fix) {
+  Gm__Finance__Bank b = GM__FINANCE__BANK__INIT;
+  Gm__Finance__CreateBankRequest cb = GM__FINANCE__CREATE_BANK_REQUEST__INIT;
+  cb.bank = &b;
+  b.id = "ICBC";
+  b.name = "x";
+  ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__INVALID_ARGUMENT,
+            "not 1-32 of a-z 0-9 -");
+  b.id = "icbc";
+  b.name = "Another name";
+  ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__ALREADY_EXISTS,
+            "exists with another name");
+  b.name = "Bank icbc"; /* the same again: fine */
+  ft_free((Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.create", &cb.base));
+  ft_expect("acme", "bank.create", &cb.base, GM__STATUS__PERMISSION_DENIED,
+            "needs role centre");
+
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  link.participant = "drifter";
+  link.bank = "nosuch";
+  ft_expect(FT_CENTRE, "bank.link", &link.base, GM__STATUS__NOT_FOUND,
+            "no bank nosuch; the centre creates it first");
+
+  Gm__Finance__Product p = GM__FINANCE__PRODUCT__INIT;
+  Gm__Finance__CreateProductRequest cp =
+      GM__FINANCE__CREATE_PRODUCT_REQUEST__INIT;
+  char *cls[] = {"3.9"};
+  cp.product = &p;
+  p.id = "p1";
+  p.bank = "icbc";
+  p.name = "x";
+  p.amount_min = 1;
+  p.amount_max = 100;
+  p.tenor_min_months = 1;
+  p.tenor_max_months = 12;
+  p.classes = cls;
+  p.n_classes = 1;
+  ft_expect(FT_CENTRE, "product.create", &cp.base,
+            GM__STATUS__INVALID_ARGUMENT, "classes 3.9 are not in");
+  cls[0] = "3.2";
+  p.amount_min = 200;
+  ft_expect(FT_CENTRE, "product.create", &cp.base,
+            GM__STATUS__INVALID_ARGUMENT, "0 <= min <= max");
+  p.amount_min = 1;
+  p.tenor_max_months = 601;
+  ft_expect(FT_CENTRE, "product.create", &cp.base,
+            GM__STATUS__INVALID_ARGUMENT, "tenor range");
+  p.tenor_max_months = 12;
+  p.fee_bp = 10001;
+  ft_expect(FT_CENTRE, "product.create", &cp.base,
+            GM__STATUS__INVALID_ARGUMENT, "referral fee must be 0..10000");
+  p.fee_bp = 10;
+  p.bank = "nosuch";
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__NOT_FOUND,
+            "no bank nosuch");
+  p.bank = "icbc";
+  p.id = "icbc-solar"; /* exists with other terms */
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__ALREADY_EXISTS,
+            "exists with other terms");
+
+  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
+  Gm__Finance__RegisterEnterpriseRequest re =
+      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  char code[19];
+  re.enterprise = &e;
+  ft_code("91330502MA2B3C4D5", code);
+  code[17] = code[17] == '0' ? '1' : '0'; /* a wrong check character */
+  e.credit_code = code;
+  e.name = "Acme";
+  e.region = "330502";
+  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
+  e.contact = "x";
+  ft_expect("acme", "enterprise.register", &re.base,
+            GM__STATUS__INVALID_ARGUMENT, "call for check character");
+  ft_code("91330502MA2B3C4D5", code);
+  e.region = "990502";
+  ft_expect("acme", "enterprise.register", &re.base,
+            GM__STATUS__INVALID_ARGUMENT, "not an administrative division");
+  e.region = "330502";
+  e.size = 0;
+  ft_expect("acme", "enterprise.register", &re.base,
+            GM__STATUS__INVALID_ARGUMENT, "large, medium, small or micro");
+  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
+  e.participant = "other";
+  ft_expect("acme", "enterprise.register", &re.base,
+            GM__STATUS__PERMISSION_DENIED, "only other itself or the centre");
+  /* Nothing a refusal touched changed the directory's products. */
+  Gm__Finance__ProductsRequest pl = GM__FINANCE__PRODUCTS_REQUEST__INIT;
+  Gm__Finance__ProductList *list =
+      (Gm__Finance__ProductList *)ft_ok(FT_CENTRE, "product.list", &pl.base);
+  ck_assert_int_eq(list->n_products, 5);
+  ft_free(list);
+}
+END_TEST
+
+START_TEST(screening_gives_every_reason_and_a_refusal_leaves_nothing) {
+  Gm__Finance__ReferRequest r = refer_req();
+  r.subitem = "3.9";       /* not in the catalogue */
+  r.consent_share = 0;     /* no consent */
+  r.tenor_months = 240;    /* no product lends that long */
+  Gm__Finance__ScreenReply *s =
+      (Gm__Finance__ScreenReply *)ft_ok("acme", "referral.screen", &r.base);
+  ck_assert(!s->eligible);
+  ck_assert_int_eq(s->n_reasons, 3);
+  ck_assert_msg(strstr(s->reasons[0], "item 3.9 is not in the Green Industry"),
+                "%s", s->reasons[0]);
+  ck_assert_msg(strstr(s->reasons[1], "consent_share"), "%s", s->reasons[1]);
+  ck_assert_msg(strstr(s->reasons[2], "of the 4 products for class 3") &&
+                    strstr(s->reasons[2], "do not lend over 240 months") &&
+                    strstr(s->reasons[2], "do not cover item 3.9"),
+                "%s", s->reasons[2]);
+  ft_free(s);
+  ft_expect("acme", "referral.create", &r.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "not eligible: item 3.9 is not in the Green Industry Guidance "
+            "Catalogue in force");
+  ck_assert_msg(strstr(ft_message, "consent_share") &&
+                    strstr(ft_message, "no bank product fits"),
+                "%s", ft_message);
+  /* Region: abc lends in its city only; a Hangzhou need fits three. */
+  r = refer_req();
+  r.amount = 2000000; /* 20,000 yuan: only boc and ccb lend so little */
+  s = (Gm__Finance__ScreenReply *)ft_ok("acme", "referral.screen", &r.base);
+  ck_assert(s->eligible);
+  ck_assert_int_eq(s->banks, 2);
+  ft_free(s);
+  /* The refusals took no referral number and wrote no referral. */
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  redisReply *seq = gm_test_redis_cmd(c, "GET gm:{finance:dir}:seq");
+  ck_assert_int_eq(seq->type, REDIS_REPLY_NIL);
+  freeReplyObject(seq);
+  redisReply *keys = gm_test_redis_cmd(c, "KEYS gm:{finance:R*");
+  ck_assert_int_eq(keys->elements, 0);
+  freeReplyObject(keys);
+  redisFree(c);
+  /* A malformed request is INVALID_ARGUMENT, not a screening reason. */
+  r = refer_req();
+  r.subitem = "4.1";
+  ft_expect("acme", "referral.create", &r.base, GM__STATUS__INVALID_ARGUMENT,
+            "not a catalogue code under class 3");
+  r = refer_req();
+  r.amount = GM_FINANCE_MAX_AMOUNT + 1;
+  ft_expect("acme", "referral.create", &r.base, GM__STATUS__INVALID_ARGUMENT,
+            "amount must be 1..100000000000000 fen");
+  r = refer_req();
+  r.enterprise = "other";
+  ft_expect("acme", "referral.create", &r.base, GM__STATUS__PERMISSION_DENIED,
+            "only the centre refers on another enterprise's behalf");
+  r = refer_req();
+  ft_register("ghost", "enterprise");
+  ft_expect("ghost", "referral.create", &r.base, GM__STATUS__NOT_FOUND,
+            "has no profile; register it first");
+}
+END_TEST
+
+START_TEST(a_referral_goes_to_the_fitting_banks_queues) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ck_assert_str_eq(id, "R00000001");
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_OPEN);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ck_assert_str_eq(r->enterprise->participant, "acme");
+  /* Monday 10:00 + 5 working days: the end of next Monday. */
+  ck_assert_int_eq(r->pick_due_ms, ft_at("2026-03-10", 0, 0));
+  ft_free(r);
+  ck_assert_str_eq(ft_relation("icbc", id), "open");
+  ck_assert_str_eq(ft_relation("abc", id), "open");
+  ck_assert_str_eq(ft_relation("boc", id), "open");
+  ck_assert_str_eq(ft_relation("ccb", id), "open");
+  ck_assert_ptr_null(ft_relation("nofit", id));
+  /* Redis: the record, the eligible banks, the deadlines. */
+  ck_assert_str_eq(ft_redis_field(id, "ent"), "acme");
+  ck_assert_str_eq(ft_redis_field(id, "st"), "1");
+  ck_assert_int_eq(redis_int("HLEN gm:{finance:%s}:eb", id), 4);
+  ck_assert_int_eq(redis_int("ZCARD gm:{finance:%s}:dl", id), 1); /* pick */
+  ck_assert_int_eq(redis_int("ZCARD gm:{finance:e:%s}:r", "acme"), 1);
+  /* The ledger. */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE id = 'R00000001' AND state = 1"
+                                  " AND eligible_banks = 4 AND amount ="
+                                  " 500000000",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_transitions"
+                                 " WHERE transition = 'created'"),
+                   1);
+  /* A retry with the same key is the same referral. */
+  Gm__Finance__ReferRequest req = refer_req();
+  Gm__Reply *a = gm_test_call(ft_conn, "other", "finance", "referral.create",
+                              "same-key", &req.base);
+  Gm__Reply *b = gm_test_call(ft_conn, "other", "finance", "referral.create",
+                              "same-key", &req.base);
+  ck_assert_int_eq(a->status, 0);
+  ck_assert_int_eq(b->status, 0);
+  Gm__Finance__Referral *ra = gm__finance__referral__unpack(NULL, a->body.len,
+                                                            a->body.data);
+  Gm__Finance__Referral *rb = gm__finance__referral__unpack(NULL, b->body.len,
+                                                            b->body.data);
+  ck_assert_str_eq(ra->id, "R00000002");
+  ck_assert_str_eq(rb->id, "R00000002");
+  ft_free(ra);
+  ft_free(rb);
+  gm__reply__free_unpacked(a, NULL);
+  gm__reply__free_unpacked(b, NULL);
+  ck_assert_int_eq(redis_int("GET gm:{finance:%s}:seq", "dir"), 2);
+}
+END_TEST
+
+START_TEST(claim_pick_contact_ask_answer_approve_fund) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  r = ft_claim("icbc1", id);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_CLAIMED);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_DETAILS);
+  ck_assert_ptr_null(r->enterprise); /* no consent to share who */
+  ck_assert_int_eq(r->amount, AMOUNT);
+  ft_free(r);
+  ft_free(ft_claim("abc1", id));
+  ck_assert_str_eq(ft_relation("icbc", id), "claimed");
+  ck_assert_str_eq(ft_relation("boc", id), "open"); /* 2 of 3: still open */
+
+  r = ft_pick("acme", id, "icbc");
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_PICKED);
+  ck_assert_str_eq(r->bank, "icbc");
+  ck_assert_str_eq(r->product, "icbc-solar");
+  ck_assert_int_eq(r->fee_bp, 80);
+  ck_assert_int_eq(r->contact_due_ms,
+                   ft_at(FT_MONDAY, 10, 0) + 7 * GM_FINANCE_DAY_MS);
+  ft_free(r);
+  ck_assert_str_eq(ft_relation("icbc", id), "held");
+  ck_assert_ptr_null(ft_relation("abc", id)); /* lost access */
+  ck_assert_ptr_null(ft_relation("boc", id));
+  r = ft_get("icbc1", id);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ck_assert_str_eq(r->enterprise->participant, "acme"); /* picked: who */
+  ft_free(r);
+
+  r = ft_contact("icbc1", id);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_UNDER_REVIEW);
+  ft_free(r);
+  Gm__Finance__TextRequest q = GM__FINANCE__TEXT_REQUEST__INIT;
+  q.id = id;
+  q.text = "please send the grid connection approval";
+  r = (Gm__Finance__Referral *)ft_ok("icbc1", "referral.request_info", &q.base);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_INFO_REQUESTED);
+  ft_free(r);
+  q.text = "attached as document 17";
+  r = (Gm__Finance__Referral *)ft_ok("acme", "referral.answer", &q.base);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_UNDER_REVIEW);
+  ck_assert_str_eq(r->answer, "attached as document 17");
+  ft_free(r);
+  ft_clock(ft_at("2026-03-04", 15, 0));
+  r = ft_approve("icbc1", id, 450000000, 345, 36);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_APPROVED);
+  ft_free(r);
+  r = ft_fund("icbc1", id, 450000000, "2026-03-04");
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_FUNDED);
+  ck_assert_int_eq(r->fee, 3600000); /* 0.8% of 4,500,000.00 yuan */
+  ft_free(r);
+  ck_assert_ptr_null(ft_relation("icbc", id)); /* nothing left to do */
+
+  /* The ledger: 8 transitions, the claims' outcomes, the loan. */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", 1), 1);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_transitions"
+                                  " WHERE referral = 'R00000001'",
+                                  9),
+                   9);
+  ck_assert_int_eq(ft_ledger_int("SELECT fee FROM finance_loans"), 3600000);
+  ck_assert_int_eq(ft_ledger_int("SELECT amount FROM finance_loans"),
+                   450000000);
+  ck_assert_int_eq(ft_ledger_int("SELECT rate_bp FROM finance_loans"), 345);
+  ck_assert_int_eq(ft_ledger_int("SELECT co2_kg FROM finance_loans"), 1500000);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_claims WHERE"
+                                 " bank = 'icbc' AND outcome = 'picked'"),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_claims WHERE"
+                                 " bank = 'abc' AND outcome = 'lost'"),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT state FROM finance_referrals"),
+                   GM__FINANCE__STATE__STATE_FUNDED);
+  ck_assert_int_eq(ft_ledger_int("SELECT decided_ms - picked_ms FROM"
+                                 " finance_referrals"),
+                   ft_at("2026-03-04", 15, 0) - ft_at(FT_MONDAY, 10, 0));
+}
+END_TEST
+
+START_TEST(claims_are_refused_with_the_reason) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = id;
+  ft_expect("nofit1", "referral.claim", &c.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank nofit has no product that fits");
+  ft_expect("drifter", "referral.claim", &c.base, GM__STATUS__PERMISSION_DENIED,
+            "acts for no bank; the centre links it");
+  ft_expect("acme", "referral.claim", &c.base, GM__STATUS__PERMISSION_DENIED,
+            "needs role bank");
+  c.product = "abc-green";
+  ft_expect("icbc1", "referral.claim", &c.base, GM__STATUS__INVALID_ARGUMENT,
+            "product abc-green does not fit R00000001; your bank's products "
+            "that fit: icbc-solar");
+  c.product = "";
+  ft_free(ft_claim("icbc1", id));
+  ft_expect("icbc1", "referral.claim", &c.base, GM__STATUS__ALREADY_EXISTS,
+            "already claimed");
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_claim("ccb1", id));
+  ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__FAILED_PRECONDITION,
+            "already has 3 claims, the most allowed");
+  /* Full: the others' queues lost it; the claimants keep it. */
+  ck_assert_ptr_null(ft_relation("boc", id));
+  ck_assert_str_eq(ft_relation("ccb", id), "claimed");
+  ft_free(ft_pick("acme", id, "ccb"));
+  ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__FAILED_PRECONDITION,
+            "is picked: a bank can claim it only while it is open or claimed");
+  c.id = "R99999999";
+  ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__NOT_FOUND,
+            "no referral R99999999");
+  c.id = "bogus";
+  ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__INVALID_ARGUMENT,
+            "not a referral id");
+  /* The refusals changed nothing: 3 claims and a pick. */
+  ck_assert_str_eq(ft_redis_field(id, "v"), "5");
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims", 3), 3);
+}
+END_TEST
+
+START_TEST(only_the_enterprise_picks_and_only_a_claimant) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
+  p.id = id;
+  p.bank = "icbc";
+  ft_expect("acme", "referral.pick", &p.base, GM__STATUS__FAILED_PRECONDITION,
+            "is open: a bank can be picked only while it is claimed");
+  ft_free(ft_claim("icbc1", id));
+  ft_expect("other", "referral.pick", &p.base, GM__STATUS__PERMISSION_DENIED,
+            "only the enterprise that referred R00000001 (participant acme) "
+            "may pick a bank for it");
+  ft_expect(FT_CENTRE, "referral.pick", &p.base, GM__STATUS__PERMISSION_DENIED,
+            "needs role enterprise");
+  ft_expect("icbc1", "referral.pick", &p.base, GM__STATUS__PERMISSION_DENIED,
+            "needs role enterprise");
+  p.bank = "abc";
+  ft_expect("acme", "referral.pick", &p.base, GM__STATUS__INVALID_ARGUMENT,
+            "bank abc has not claimed R00000001; pick one of its claimants: "
+            "icbc");
+  ck_assert_str_eq(ft_redis_field(id, "v"), "2");
+}
+END_TEST
+
+START_TEST(only_the_holding_bank_moves_it_in_order) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 1);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+
+  Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
+  ct.id = id;
+  ft_expect("abc1", "referral.contact", &ct.base, GM__STATUS__PERMISSION_DENIED,
+            "only the bank the enterprise picked for R00000001 may record "
+            "contact; your bank abc does not hold it");
+  Gm__Finance__ApproveRequest ap = GM__FINANCE__APPROVE_REQUEST__INIT;
+  ap.id = id;
+  ap.amount = AMOUNT;
+  ap.rate_bp = 345;
+  ap.tenor_months = 36;
+  ft_expect("icbc1", "referral.approve", &ap.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "is picked: the bank can approve it only while it is under "
+            "review");
+  Gm__Finance__TextRequest tx = GM__FINANCE__TEXT_REQUEST__INIT;
+  tx.id = id;
+  tx.text = "an answer to nothing";
+  ft_expect("acme", "referral.answer", &tx.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "the enterprise can answer only while it is info requested");
+  ft_free(ft_contact("icbc1", id));
+  ap.rate_bp = 10001;
+  ft_expect("icbc1", "referral.approve", &ap.base,
+            GM__STATUS__INVALID_ARGUMENT, "annual rate must be 0..10000 bp");
+  ap.rate_bp = 345;
+  ft_free(ft_approve("icbc1", id, AMOUNT, 345, 36));
+
+  Gm__Finance__FundRequest f = GM__FINANCE__FUND_REQUEST__INIT;
+  f.id = id;
+  f.amount = AMOUNT + 1;
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
+            "the funded amount 5000000.01 yuan (500000001 fen) is more than "
+            "the approved 5000000.00 yuan");
+  f.amount = AMOUNT;
+  f.date = "2026-03-03";
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
+            "is after today (2026-03-02)");
+  f.date = "2026-03-01";
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
+            "is before the approval");
+  ft_expect("abc1", "referral.fund", &f.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank abc does not hold it");
+
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = id;
+  d.text = "collateral valuation too low";
+  ft_expect("icbc1", "referral.decline", &d.base, GM__STATUS__INVALID_ARGUMENT,
+            "give a reason from the list");
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_COLLATERAL;
+  r = (Gm__Finance__Referral *)ft_ok("icbc1", "referral.decline", &d.base);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_DECLINED);
+  ck_assert_int_eq(r->decline_reason,
+                   GM__FINANCE__DECLINE_REASON__DECLINE_COLLATERAL);
+  ft_free(r);
+  /* The enterprise sees the reason. */
+  r = ft_get("acme", id);
+  ck_assert_str_eq(r->decline_text, "collateral valuation too low");
+  ft_free(r);
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
+            "is declined");
+  ck_assert_int_eq(
+      ft_ledger_wait("SELECT count(*) FROM finance_transitions WHERE"
+                     " transition = 'decline' AND code = '2' AND detail ="
+                     " 'collateral valuation too low'",
+                     1),
+      1);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_loans"), 0);
+}
+END_TEST
+
+START_TEST(the_enterprise_withdraws_any_time_before_funding) {
+  Gm__Finance__TextRequest w = GM__FINANCE__TEXT_REQUEST__INIT;
+  char a[32], b[32], c[32];
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  snprintf(a, sizeof a, "%s", r->id);
+  ft_free(r);
+  r = ft_refer("acme", AMOUNT, 36, 0);
+  snprintf(b, sizeof b, "%s", r->id);
+  ft_free(r);
+  r = ft_refer("acme", AMOUNT, 36, 0);
+  snprintf(c, sizeof c, "%s", r->id);
+  ft_free(r);
+  /* Open: every bank's queue loses it. */
+  w.id = a;
+  w.text = "found another lender";
+  ft_expect("other", "referral.withdraw", &w.base,
+            GM__STATUS__PERMISSION_DENIED, "only the enterprise that referred");
+  r = (Gm__Finance__Referral *)ft_ok("acme", "referral.withdraw", &w.base);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_WITHDRAWN);
+  ft_free(r);
+  ck_assert_ptr_null(ft_relation("icbc", a));
+  ck_assert_ptr_null(ft_relation("boc", a));
+  /* Under review: the holding bank's queue loses it. */
+  ft_free(ft_claim("icbc1", b));
+  ft_free(ft_pick("acme", b, "icbc"));
+  ft_free(ft_contact("icbc1", b));
+  w.id = b;
+  ft_free(ft_ok("acme", "referral.withdraw", &w.base));
+  ck_assert_ptr_null(ft_relation("icbc", b));
+  /* Funded: too late. */
+  ft_free(ft_claim("icbc1", c));
+  ft_free(ft_pick("acme", c, "icbc"));
+  ft_free(ft_contact("icbc1", c));
+  ft_free(ft_approve("icbc1", c, AMOUNT, 345, 36));
+  ft_free(ft_fund("icbc1", c, AMOUNT, NULL));
+  w.id = c;
+  ft_expect("acme", "referral.withdraw", &w.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "is funded: the enterprise can withdraw it only while it is open "
+            "or claimed or picked or under review or info requested or "
+            "approved");
+  /* Deadlines went with the withdrawals. */
+  ck_assert_int_eq(redis_int("ZCARD gm:{finance:%s}:dl", a), 0);
+  ck_assert_int_eq(redis_int("ZCARD gm:{finance:%s}:dl", b), 0);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE state = 9",
+                                  2),
+                   2);
+}
+END_TEST
+
+START_TEST(views_show_each_reader_what_it_may_see) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 1);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  /* Before a claim: the summary, nothing that says who. */
+  r = ft_get("boc1", id);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_SUMMARY);
+  ck_assert_int_eq(r->amount, 0);
+  ck_assert_int_eq(r->amount_band_min, 500000000);
+  ck_assert_int_eq(r->amount_band_max, 1000000000);
+  ck_assert_str_eq(r->region, "330500");
+  ck_assert_str_eq(r->description, "");
+  ck_assert_ptr_null(r->enterprise);
+  ft_free(r);
+  Gm__Finance__ReferralRequest g = GM__FINANCE__REFERRAL_REQUEST__INIT;
+  g.id = id;
+  ft_expect("nofit1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank nofit has no access");
+  ft_expect("other", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "only the enterprise that referred");
+  /* Claimed with consent to share who: the claimant sees who. */
+  r = ft_claim("boc1", id);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ck_assert_str_eq(r->enterprise->name, "acme Green Energy Co");
+  ck_assert_int_eq(r->n_claimants, 1); /* itself only */
+  ft_free(r);
+  ft_free(ft_claim("icbc1", id));
+  r = ft_get("acme", id);
+  ck_assert_int_eq(r->n_claimants, 2);
+  ft_free(r);
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_expect("boc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "then only the bank picked");
+  r = ft_get(FT_CENTRE, id);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ft_free(r);
+  /* The enterprise's list. */
+  Gm__Finance__ReferralsRequest l = GM__FINANCE__REFERRALS_REQUEST__INIT;
+  Gm__Finance__ReferralList *list =
+      (Gm__Finance__ReferralList *)ft_ok("acme", "referral.list", &l.base);
+  ck_assert_int_eq(list->total, 1);
+  ck_assert_str_eq(list->referrals[0]->id, id);
+  ft_free(list);
+  l.enterprise = "acme";
+  ft_expect("other", "referral.list", &l.base, GM__STATUS__PERMISSION_DENIED,
+            "only the centre lists another enterprise's referrals");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("finance flow");
+  TCase *tc = tcase_create("flow");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, directory_refusals_say_what_to_fix);
+  tcase_add_test(tc, screening_gives_every_reason_and_a_refusal_leaves_nothing);
+  tcase_add_test(tc, a_referral_goes_to_the_fitting_banks_queues);
+  tcase_add_test(tc, claim_pick_contact_ask_answer_approve_fund);
+  tcase_add_test(tc, claims_are_refused_with_the_reason);
+  tcase_add_test(tc, only_the_enterprise_picks_and_only_a_claimant);
+  tcase_add_test(tc, only_the_holding_bank_moves_it_in_order);
+  tcase_add_test(tc, the_enterprise_withdraws_any_time_before_funding);
+  tcase_add_test(tc, views_show_each_reader_what_it_may_see);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
