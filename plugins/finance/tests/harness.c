@@ -142,8 +142,9 @@ ProtobufCMessage *ft_ok(const char *as, const char *method,
 void ft_expect(const char *as, const char *method, const ProtobufCMessage *req,
                int status, const char *text) {
   ProtobufCMessage *m = ft_call(as, method, req);
-  ck_assert_msg(m == NULL, "finance.%s as %s succeeded; expected status %d (%s)",
-                method, as, status, text);
+  ck_assert_msg(m == NULL,
+                "finance.%s as %s succeeded; expected status %d (%s)", method,
+                as, status, text);
   ck_assert_msg(ft_status == status, "finance.%s: status %d, expected %d: %s",
                 method, ft_status, status, ft_message);
   ck_assert_msg(strstr(ft_message, text),
@@ -216,8 +217,8 @@ void ft_product(const char *id, const char *bank, const char *classes,
   p.classes = cls;
   p.regions = reg;
   req.product = &p;
-  ft_free((Gm__Finance__Product *)ft_ok(FT_CENTRE, "product.create",
-                                        &req.base));
+  ft_free(
+      (Gm__Finance__Product *)ft_ok(FT_CENTRE, "product.create", &req.base));
 }
 
 const char *ft_code(const char *first17, char out[19]) {
@@ -241,8 +242,8 @@ void ft_enterprise(const char *who, const char *region) {
   e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
   e.contact = "Li Wei +86 572 000 0000";
   req.enterprise = &e;
-  ft_free((Gm__Finance__Enterprise *)ft_ok(who, "enterprise.register",
-                                           &req.base));
+  ft_free(
+      (Gm__Finance__Enterprise *)ft_ok(who, "enterprise.register", &req.base));
 }
 
 Gm__Finance__Referral *ft_refer(const char *who, int64_t amount, int tenor,
@@ -292,8 +293,8 @@ Gm__Finance__Referral *ft_approve(const char *user, const char *id,
   return (Gm__Finance__Referral *)ft_ok(user, "referral.approve", &req.base);
 }
 
-Gm__Finance__Referral *ft_fund(const char *user, const char *id,
-                               int64_t amount, const char *date) {
+Gm__Finance__Referral *ft_fund(const char *user, const char *id, int64_t amount,
+                               const char *date) {
   Gm__Finance__FundRequest req = GM__FINANCE__FUND_REQUEST__INIT;
   req.id = (char *)id;
   req.amount = amount;
@@ -343,9 +344,13 @@ int64_t ft_ledger_int(const char *sql) {
   return v;
 }
 
-static void ft__nap(void) {
-  struct timespec ts = {0, 10 * 1000 * 1000};
+void ft_nap(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000 * 1000};
   nanosleep(&ts, NULL);
+}
+
+static void ft__nap(void) {
+  ft_nap(10);
 }
 
 int64_t ft_ledger_wait(const char *sql, int64_t want) {
@@ -374,4 +379,13 @@ int ft_wait_state(const char *id, int state) {
     ft__nap();
   }
   return st;
+}
+
+int ft_wait_relation(const char *bank, const char *id, const char *want) {
+  for (int i = 0; i < 1000; i++) {
+    const char *rel = ft_relation(bank, id);
+    if (want ? rel && !strcmp(rel, want) : rel == NULL) return 1;
+    ft__nap();
+  }
+  return 0;
 }

@@ -53,7 +53,8 @@ ProtobufCMessage *ft_ok(const char *as, const char *method,
 void ft_expect(const char *as, const char *method, const ProtobufCMessage *req,
                int status, const char *text);
 /* Frees a reply (any message type: base is its first member). */
-#define ft_free(m) protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL)
+#define ft_free(m) \
+  protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL)
 
 /* Registers `who` with comma-separated roles. */
 void ft_register(const char *who, const char *roles);
@@ -79,8 +80,8 @@ Gm__Finance__Referral *ft_pick(const char *ent, const char *id,
 Gm__Finance__Referral *ft_contact(const char *user, const char *id);
 Gm__Finance__Referral *ft_approve(const char *user, const char *id,
                                   int64_t amount, int rate_bp, int tenor);
-Gm__Finance__Referral *ft_fund(const char *user, const char *id,
-                               int64_t amount, const char *date);
+Gm__Finance__Referral *ft_fund(const char *user, const char *id, int64_t amount,
+                               const char *date);
 Gm__Finance__Referral *ft_get(const char *as, const char *id);
 /* A bank's queue, read by the centre. */
 Gm__Finance__Queue *ft_queue(const char *bank);
@@ -96,5 +97,11 @@ int64_t ft_ledger_wait(const char *sql, int64_t want);
 const char *ft_redis_field(const char *id, const char *field);
 /* Polls (10 s) until referral id has `state` in Redis; returns the last. */
 int ft_wait_state(const char *id, int state);
+/* Polls (10 s) until bank's queue shows relation `want` (NULL: no entry)
+   for referral id; returns 1 when it does. */
+int ft_wait_relation(const char *bank, const char *id, const char *want);
+/* Waits ms: for a deadline that must not fire (the poller runs every
+   20 ms). */
+void ft_nap(int ms);
 
 #endif

@@ -23,10 +23,10 @@ static void setup(void) {
   ft_bank("ccb", "ccb1");
   ft_bank("nofit", "nofit1");
   ft_register("drifter", "bank"); /* a bank role, linked to no bank */
-  ft_product("icbc-solar", "icbc", "3", "330000", 10000000, 10000000000, 12,
-             60, 80);
-  ft_product("abc-green", "abc", "3.2", "330500", 50000000, 10000000000, 6,
-             120, 100);
+  ft_product("icbc-solar", "icbc", "3", "330000", 10000000, 10000000000, 12, 60,
+             80);
+  ft_product("abc-green", "abc", "3.2", "330500", 50000000, 10000000000, 6, 120,
+             100);
   ft_product("boc-green", "boc", "3", "", 1000000, 100000000000, 1, 120, 50);
   ft_product("ccb-green", "ccb", "3.2,1.5", "", 1000000, 100000000000, 1, 120,
              60);
@@ -95,20 +95,20 @@ START_TEST(directory_refusals_say_what_to_fix) {
   p.tenor_max_months = 12;
   p.classes = cls;
   p.n_classes = 1;
-  ft_expect(FT_CENTRE, "product.create", &cp.base,
-            GM__STATUS__INVALID_ARGUMENT, "classes 3.9 are not in");
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
+            "classes 3.9 are not in");
   cls[0] = "3.2";
   p.amount_min = 200;
-  ft_expect(FT_CENTRE, "product.create", &cp.base,
-            GM__STATUS__INVALID_ARGUMENT, "0 <= min <= max");
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
+            "0 <= min <= max");
   p.amount_min = 1;
   p.tenor_max_months = 601;
-  ft_expect(FT_CENTRE, "product.create", &cp.base,
-            GM__STATUS__INVALID_ARGUMENT, "tenor range");
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
+            "tenor range");
   p.tenor_max_months = 12;
   p.fee_bp = 10001;
-  ft_expect(FT_CENTRE, "product.create", &cp.base,
-            GM__STATUS__INVALID_ARGUMENT, "referral fee must be 0..10000");
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
+            "referral fee must be 0..10000");
   p.fee_bp = 10;
   p.bank = "nosuch";
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__NOT_FOUND,
@@ -155,9 +155,9 @@ END_TEST
 
 START_TEST(screening_gives_every_reason_and_a_refusal_leaves_nothing) {
   Gm__Finance__ReferRequest r = refer_req();
-  r.subitem = "3.9";       /* not in the catalogue */
-  r.consent_share = 0;     /* no consent */
-  r.tenor_months = 240;    /* no product lends that long */
+  r.subitem = "3.9";    /* not in the catalogue */
+  r.consent_share = 0;  /* no consent */
+  r.tenor_months = 240; /* no product lends that long */
   Gm__Finance__ScreenReply *s =
       (Gm__Finance__ScreenReply *)ft_ok("acme", "referral.screen", &r.base);
   ck_assert(!s->eligible);
@@ -170,8 +170,7 @@ START_TEST(screening_gives_every_reason_and_a_refusal_leaves_nothing) {
                     strstr(s->reasons[2], "do not cover item 3.9"),
                 "%s", s->reasons[2]);
   ft_free(s);
-  ft_expect("acme", "referral.create", &r.base,
-            GM__STATUS__FAILED_PRECONDITION,
+  ft_expect("acme", "referral.create", &r.base, GM__STATUS__FAILED_PRECONDITION,
             "not eligible: item 3.9 is not in the Green Industry Guidance "
             "Catalogue in force");
   ck_assert_msg(strstr(ft_message, "consent_share") &&
@@ -253,10 +252,10 @@ START_TEST(a_referral_goes_to_the_fitting_banks_queues) {
                               "same-key", &req.base);
   ck_assert_int_eq(a->status, 0);
   ck_assert_int_eq(b->status, 0);
-  Gm__Finance__Referral *ra = gm__finance__referral__unpack(NULL, a->body.len,
-                                                            a->body.data);
-  Gm__Finance__Referral *rb = gm__finance__referral__unpack(NULL, b->body.len,
-                                                            b->body.data);
+  Gm__Finance__Referral *ra =
+      gm__finance__referral__unpack(NULL, a->body.len, a->body.data);
+  Gm__Finance__Referral *rb =
+      gm__finance__referral__unpack(NULL, b->body.len, b->body.data);
   ck_assert_str_eq(ra->id, "R00000002");
   ck_assert_str_eq(rb->id, "R00000002");
   ft_free(ra);
@@ -447,8 +446,8 @@ START_TEST(only_the_holding_bank_moves_it_in_order) {
             "the enterprise can answer only while it is info requested");
   ft_free(ft_contact("icbc1", id));
   ap.rate_bp = 10001;
-  ft_expect("icbc1", "referral.approve", &ap.base,
-            GM__STATUS__INVALID_ARGUMENT, "annual rate must be 0..10000 bp");
+  ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "annual rate must be 0..10000 bp");
   ap.rate_bp = 345;
   ft_free(ft_approve("icbc1", id, AMOUNT, 345, 36));
 

@@ -27,9 +27,9 @@ START_TEST(fee_rounds_half_up_to_the_fen) {
   /* 0.5 fen rounds up, 0.4999 down. */
   ck_assert_int_eq(gm__finance_fee(1, 5000), 1);
   ck_assert_int_eq(gm__finance_fee(1, 4999), 0);
-  ck_assert_int_eq(gm__finance_fee(3, 5000), 2);  /* 1.5 */
-  ck_assert_int_eq(gm__finance_fee(5, 3000), 2);  /* 1.5 */
-  ck_assert_int_eq(gm__finance_fee(5, 2999), 1);  /* 1.4995 */
+  ck_assert_int_eq(gm__finance_fee(3, 5000), 2);        /* 1.5 */
+  ck_assert_int_eq(gm__finance_fee(5, 3000), 2);        /* 1.5 */
+  ck_assert_int_eq(gm__finance_fee(5, 2999), 1);        /* 1.4995 */
   ck_assert_int_eq(gm__finance_fee(10001, 5000), 5001); /* 5000.5 */
   /* 0 bp, 0 amount. */
   ck_assert_int_eq(gm__finance_fee(123456789, 0), 0);
@@ -74,9 +74,9 @@ START_TEST(dates_in_shanghai) {
   ck_assert_str_eq(gm__finance_format_date(day, out), "2026-03-02");
   ck_assert_int_eq(gm__finance_weekday(day), 1); /* Monday */
   /* 23:59 local is the same day; 00:00 the next. */
-  ck_assert_int_eq(gm__finance_day_of(gm__finance_day_start_ms(day) +
-                                      GM_FINANCE_DAY_MS - 1),
-                   day);
+  ck_assert_int_eq(
+      gm__finance_day_of(gm__finance_day_start_ms(day) + GM_FINANCE_DAY_MS - 1),
+      day);
   ck_assert_int_eq(gm__finance_day_of(gm__finance_day_start_ms(day + 1)),
                    day + 1);
   ck_assert_int_eq(gm__finance_parse_date("2026-02-29", &day), -1);
@@ -107,10 +107,10 @@ static int64_t due_of(const gm__finance_calendar *cal, const char *date,
                       int n) {
   int64_t day, due;
   ck_assert_int_eq(gm__finance_parse_date(date, &day), 0);
-  ck_assert_int_eq(gm__finance_working_due(cal, gm__finance_day_start_ms(day) +
-                                                    10 * 3600000,
-                                           n, 120, &due),
-                   0);
+  ck_assert_int_eq(
+      gm__finance_working_due(cal, gm__finance_day_start_ms(day) + 10 * 3600000,
+                              n, 120, &due),
+      0);
   return gm__finance_day_of(due - 1);
 }
 
@@ -118,9 +118,8 @@ START_TEST(working_days_skip_holidays_and_count_make_up_days) {
   char err[256], out[16];
   char *text = slurp("calendar.csv");
   nhol = nwork = 0;
-  ck_assert_int_gt(gm__finance_calendar_parse(text, add_day, NULL, err,
-                                              sizeof err),
-                   40);
+  ck_assert_int_gt(
+      gm__finance_calendar_parse(text, add_day, NULL, err, sizeof err), 40);
   free(text);
   gm__finance_calendar cal = {hol, nhol, work, nwork};
   /* Monday with no holiday: the 5th working day after is next Monday; the
@@ -211,27 +210,27 @@ END_TEST
 START_TEST(bad_files_are_refused_with_the_line) {
   char err[256];
   int n = 0;
-  ck_assert_int_eq(gm__finance_catalogue_parse("code,parent,name,name_en\n"
-                                               "1,,A,a\n3.1,3,B,b\n",
-                                               count_entry, &n, err,
-                                               sizeof err),
-                   -1);
+  ck_assert_int_eq(
+      gm__finance_catalogue_parse("code,parent,name,name_en\n"
+                                  "1,,A,a\n3.1,3,B,b\n",
+                                  count_entry, &n, err, sizeof err),
+      -1);
   ck_assert_msg(strstr(err, "line 3") && strstr(err, "parent 3"), "%s", err);
-  ck_assert_int_eq(gm__finance_catalogue_parse("code,parent,name,name_en\n"
-                                               "1,,A,a\n1.1,2,B,b\n",
-                                               count_entry, &n, err,
-                                               sizeof err),
-                   -1);
+  ck_assert_int_eq(
+      gm__finance_catalogue_parse("code,parent,name,name_en\n"
+                                  "1,,A,a\n1.1,2,B,b\n",
+                                  count_entry, &n, err, sizeof err),
+      -1);
   ck_assert_msg(strstr(err, "must be \"1\""), "%s", err);
-  ck_assert_int_eq(gm__finance_catalogue_parse("code,parent,name,name_en\n"
-                                               "1,,A,a,extra\n",
-                                               count_entry, &n, err,
-                                               sizeof err),
-                   -1);
+  ck_assert_int_eq(
+      gm__finance_catalogue_parse("code,parent,name,name_en\n"
+                                  "1,,A,a,extra\n",
+                                  count_entry, &n, err, sizeof err),
+      -1);
   ck_assert_msg(strstr(err, "5 fields"), "%s", err);
-  ck_assert_int_eq(gm__finance_catalogue_parse("1,,A,a\n", count_entry, &n,
-                                               err, sizeof err),
-                   -1);
+  ck_assert_int_eq(
+      gm__finance_catalogue_parse("1,,A,a\n", count_entry, &n, err, sizeof err),
+      -1);
   ck_assert_msg(strstr(err, "header"), "%s", err);
   /* A holiday on a Saturday changes nothing: refused as a mistake. */
   ck_assert_int_eq(gm__finance_calendar_parse("date,kind,note\n"
@@ -250,47 +249,45 @@ END_TEST
 START_TEST(typed_amounts_are_exact) {
   int64_t v;
   char err[256];
-  ck_assert_int_eq(gm__finance_parse_decimal("--amount", "yuan", "85.5", 2,
-                                             GM_FINANCE_MAX_AMOUNT, &v, err,
-                                             sizeof err),
-                   0);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--amount", "yuan", "85.5", 2,
+                                GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),
+      0);
   ck_assert_int_eq(v, 8550);
-  ck_assert_int_eq(gm__finance_parse_decimal("--amount", "yuan",
-                                             "1000000000000", 2,
-                                             GM_FINANCE_MAX_AMOUNT, &v, err,
-                                             sizeof err),
-                   0);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--amount", "yuan", "1000000000000", 2,
+                                GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),
+      0);
   ck_assert_int_eq(v, GM_FINANCE_MAX_AMOUNT);
-  ck_assert_int_eq(gm__finance_parse_decimal("--amount", "yuan",
-                                             "1000000000000.01", 2,
-                                             GM_FINANCE_MAX_AMOUNT, &v, err,
-                                             sizeof err),
-                   -1);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--amount", "yuan", "1000000000000.01", 2,
+                                GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),
+      -1);
   ck_assert_msg(strstr(err, "above the largest"), "%s", err);
-  ck_assert_int_eq(gm__finance_parse_decimal("--amount", "yuan", "1.234", 2,
-                                             GM_FINANCE_MAX_AMOUNT, &v, err,
-                                             sizeof err),
-                   -1);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--amount", "yuan", "1.234", 2,
+                                GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),
+      -1);
   ck_assert_msg(strstr(err, "more than 2 decimals") && strstr(err, "yuan"),
                 "%s", err);
-  ck_assert_int_eq(gm__finance_parse_decimal("--rate", "%", "3.45", 2,
-                                             GM_FINANCE_MAX_BP, &v, err,
-                                             sizeof err),
-                   0);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--rate", "%", "3.45", 2, GM_FINANCE_MAX_BP, &v,
+                                err, sizeof err),
+      0);
   ck_assert_int_eq(v, 345);
-  ck_assert_int_eq(gm__finance_parse_decimal("--co2", "t", "1.5", 3,
-                                             GM_FINANCE_MAX_BENEFIT, &v, err,
-                                             sizeof err),
-                   0);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--co2", "t", "1.5", 3, GM_FINANCE_MAX_BENEFIT,
+                                &v, err, sizeof err),
+      0);
   ck_assert_int_eq(v, 1500);
-  ck_assert_int_eq(gm__finance_parse_decimal("--amount", "yuan", "-5", 2,
-                                             GM_FINANCE_MAX_AMOUNT, &v, err,
-                                             sizeof err),
-                   -1);
-  ck_assert_int_eq(gm__finance_parse_decimal("--amount", "yuan", "5e3", 2,
-                                             GM_FINANCE_MAX_AMOUNT, &v, err,
-                                             sizeof err),
-                   -1);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--amount", "yuan", "-5", 2,
+                                GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),
+      -1);
+  ck_assert_int_eq(
+      gm__finance_parse_decimal("--amount", "yuan", "5e3", 2,
+                                GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),
+      -1);
   ck_assert_int_eq(gm__finance_parse_decimal(
                        "--amount", "yuan", "99999999999999999999999999", 2,
                        GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),

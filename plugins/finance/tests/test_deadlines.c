@@ -1,0 +1,231 @@
+/*
+ * The deadlines, on the manual clock: the pick deadline (5 working days,
+ * counted over the holiday calendar in force) expires a referral nobody
+ * picked; the contact deadline (7 days) returns a referral whose picked
+ * bank made no contact to the pool for the other eligible banks and
+ * records the miss against that bank, or expires it when no other bank
+ * is left.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static void setup(void) {
+  ft_start(NULL, ft_at(FT_MONDAY, 10, 0));
+  ft_bank("icbc", "icbc1");
+  ft_bank("abc", "abc1");
+  ft_bank("boc", "boc1");
+  ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_product("abc-p", "abc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_product("boc-p", "boc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_product("solo-p", "icbc", "1", "", 1, 100000000000, 1, 120, 80);
+  ft_enterprise("acme", "330502");
+}
+
+static void teardown(void) {
+  ft_stop();
+}
+
+static void copy_id(char id[32], Gm__Finance__Referral *r) {
+  snprintf(id, 32, "%s", r->id);
+  ft_free(r);
+}
+
+START_TEST(a_missed_contact_returns_it_to_the_pool_and_records_the_breach) {
+  char id[32];
+  copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  int64_t due = ft_at(FT_MONDAY, 10, 0) + 7 * GM_FINANCE_DAY_MS;
+  /* A minute before the deadline nothing happens. */
+  ft_clock(due - 60000);
+  ft_nap(300);
+  ck_assert_str_eq(ft_redis_field(id, "st"), "3");
+  /* Monday 9 March 10:00: the deadline; back in the pool for the others. */
+  ft_clock(due + 1000);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_OPEN),
+                   GM__FINANCE__STATE__STATE_OPEN);
+  ck_assert_str_eq(ft_redis_field(id, "rnd"), "2");
+  ck_assert_str_eq(ft_redis_field(id, "bank"), "");
+  /* A new pick deadline: 5 working days from Monday 9 March. */
+  char want[24];
+  snprintf(want, sizeof want, "%lld", (long long)ft_at("2026-03-17", 0, 0));
+  ck_assert_str_eq(ft_redis_field(id, "pdue"), want);
+  Gm__Finance__Referral *r = ft_get("acme", id);
+  ck_assert_int_eq(r->n_missed, 1);
+  ck_assert_str_eq(r->missed[0], "icbc");
+  ck_assert_int_eq(r->claims, 0);
+  ck_assert_int_eq(r->round, 2);
+  ft_free(r);
+  /* The queues: the bank that missed lost it; the others may claim. */
+  ck_assert(ft_wait_relation("abc", id, "open"));
+  ck_assert_ptr_null(ft_relation("icbc", id));
+  ck_assert_str_eq(ft_relation("abc", id), "open");
+  ck_assert_str_eq(ft_relation("boc", id), "open");
+  /* The miss is recorded against the bank. */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE bank = 'icbc' AND round = 1",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT due_ms FROM finance_breaches"), due);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims WHERE"
+                                  " bank = 'icbc' AND outcome = 'missed'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_transitions"
+                                 " WHERE transition = 'return'"),
+                   1);
+  Gm__Finance__BankReportRequest br = GM__FINANCE__BANK_REPORT_REQUEST__INIT;
+  Gm__Finance__BankReport *rep =
+      (Gm__Finance__BankReport *)ft_ok("icbc1", "bank.report", &br.base);
+  ck_assert_int_eq(rep->breaches, 1);
+  ck_assert_str_eq(rep->breach_list[0]->referral, id);
+  ck_assert_int_eq(rep->breach_list[0]->due_ms, due);
+  ft_free(rep);
+  /* The bank that missed may not claim it again; the others may. */
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = id;
+  ft_expect("icbc1", "referral.claim", &c.base, GM__STATUS__PERMISSION_DENIED,
+            "missed the contact deadline on R00000001 and may not claim it "
+            "again");
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_pick("acme", id, "abc"));
+  ft_free(ft_contact("abc1", id));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims WHERE"
+                                  " bank = 'abc' AND round = 2 AND outcome ="
+                                  " 'picked'",
+                                  1),
+                   1);
+  /* Contact made: its deadline is gone, so no second miss. */
+  ft_clock(due + 30 * GM_FINANCE_DAY_MS);
+  ft_nap(300);
+  ck_assert_str_eq(ft_redis_field(id, "st"), "4");
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_breaches"), 1);
+}
+END_TEST
+
+START_TEST(a_miss_with_no_other_bank_left_expires_it) {
+  Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
+  q.amount = 100000;
+  q.tenor_months = 12;
+  q.class_code = "1";
+  q.subitem = "1.5";
+  q.use_of_proceeds = "boiler retrofit";
+  q.description = "replace two coal boilers";
+  q.consent_share = 1;
+  char id[32];
+  copy_id(id,
+          (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_clock(ft_at(FT_MONDAY, 10, 0) + 8 * GM_FINANCE_DAY_MS);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  Gm__Finance__Referral *r = ft_get("acme", id);
+  ck_assert_msg(strstr(r->end_reason,
+                       "bank icbc missed its contact deadline "
+                       "and no other eligible bank is left"),
+                "%s", r->end_reason);
+  ft_free(r);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches", 1),
+                   1);
+  ck_assert_int_eq(ft_ledger_wait("SELECT state FROM finance_referrals",
+                                  GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  ck_assert(ft_wait_relation("icbc", id, NULL));
+}
+END_TEST
+
+START_TEST(nobody_picked_in_time_expires_it) {
+  char claimed[32], unclaimed[32];
+  copy_id(claimed, ft_refer("acme", 500000000, 36, 0));
+  copy_id(unclaimed, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", claimed));
+  /* The pick deadline: the end of Monday 9 March (5 working days). */
+  int64_t due = ft_at("2026-03-10", 0, 0);
+  ft_clock(due - 1);
+  ft_nap(300);
+  ck_assert_str_eq(ft_redis_field(claimed, "st"), "2");
+  ft_clock(due);
+  ck_assert_int_eq(ft_wait_state(claimed, GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  ck_assert_int_eq(ft_wait_state(unclaimed, GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  ck_assert_str_eq(ft_redis_field(claimed, "er"),
+                   "the enterprise picked none of the 1 claimants in time");
+  ck_assert_str_eq(ft_redis_field(unclaimed, "er"),
+                   "no bank claimed it in time");
+  /* Out of every queue; the claim ended with it; a pick is too late. */
+  ck_assert(ft_wait_relation("icbc", claimed, NULL));
+  ck_assert(ft_wait_relation("abc", unclaimed, NULL));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims WHERE"
+                                  " outcome = 'expire'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_transitions"
+                                  " WHERE transition = 'expire'",
+                                  2),
+                   2);
+  Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
+  p.id = claimed;
+  p.bank = "icbc";
+  ft_expect("acme", "referral.pick", &p.base, GM__STATUS__FAILED_PRECONDITION,
+            "is expired");
+}
+END_TEST
+
+START_TEST(working_days_follow_the_calendar_in_force) {
+  /* Wednesday 30 September 2026: 1-7 October are off, 10 October is
+     worked; the shipped calendar says so. */
+  ft_clock(ft_at("2026-09-30", 10, 0));
+  Gm__Finance__Referral *r = ft_refer("acme", 500000000, 36, 0);
+  ck_assert_int_eq(r->pick_due_ms, ft_at("2026-10-14", 0, 0));
+  ft_free(r);
+  /* The centre declares Thursday 8 October a holiday too. */
+  Gm__Finance__CalendarDay d = GM__FINANCE__CALENDAR_DAY__INIT, *days[] = {&d};
+  Gm__Finance__LoadCalendarRequest load =
+      GM__FINANCE__LOAD_CALENDAR_REQUEST__INIT;
+  d.date = "2026-10-08";
+  d.note = "local holiday";
+  load.days = days;
+  load.n_days = 1;
+  load.source = "test";
+  ft_expect("acme", "calendar.load", &load.base, GM__STATUS__PERMISSION_DENIED,
+            "needs role centre");
+  Gm__Finance__Calendar *cal =
+      (Gm__Finance__Calendar *)ft_ok(FT_CENTRE, "calendar.load", &load.base);
+  ck_assert(!cal->builtin);
+  ck_assert_int_eq(cal->n_days, 1);
+  ft_free(cal);
+  r = ft_refer("acme", 500000000, 36, 0);
+  /* The centre's calendar replaces the shipped one: its only day off is
+     the 8th, so 1-7 October count as working days now. */
+  ck_assert_int_eq(r->pick_due_ms, ft_at("2026-10-08", 0, 0));
+  ft_free(r);
+  /* A day that changes nothing is refused with the reason. */
+  d.date = "2026-10-10";
+  ft_expect(FT_CENTRE, "calendar.load", &load.base,
+            GM__STATUS__INVALID_ARGUMENT, "is a weekend day");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("finance deadlines");
+  TCase *tc = tcase_create("deadlines");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(
+      tc, a_missed_contact_returns_it_to_the_pool_and_records_the_breach);
+  tcase_add_test(tc, a_miss_with_no_other_bank_left_expires_it);
+  tcase_add_test(tc, nobody_picked_in_time_expires_it);
+  tcase_add_test(tc, working_days_follow_the_calendar_in_force);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
