@@ -25,6 +25,7 @@ long finance__max_claims = 3;
 long finance__pick_days = 5;
 long finance__contact_days = 7;
 long finance__sync_ms = 5000;
+long finance__kill_before_index;
 finance__entry *finance__builtin;
 size_t finance__nbuiltin;
 gm__finance_calendar finance__builtin_cal;
@@ -146,6 +147,20 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
   finance__pick_days = finance__config_long(m, "pick_working_days", 5, 1, 60);
   finance__contact_days = finance__config_long(m, "contact_days", 7, 1, 90);
   finance__sync_ms = finance__config_long(m, "sync_ms", 5000, 100, 3600000);
+#ifdef GM_FAILURE_INJECTION
+  finance__kill_before_index =
+      finance__config_long(m, "test_kill_before_index", 0, 0, 1);
+  if (finance__kill_before_index)
+    host->log(m, GM_LOG_WARN,
+              "[market.finance] test_kill_before_index = 1: gmd kills itself "
+              "after any request's referral step (failure injection for "
+              "tests); remove it from the config");
+#else
+  if (host->config(m, "test_kill_before_index", NULL))
+    host->log(m, GM_LOG_WARN,
+              "[market.finance] test_kill_before_index is ignored: this build "
+              "has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
+#endif
 
   if (gm__finance_catalogue_parse(gm_finance_catalogue_csv,
                                   finance__builtin_add, NULL, err,

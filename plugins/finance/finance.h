@@ -64,6 +64,9 @@ extern long finance__max_claims;   /* first banks to claim get access */
 extern long finance__pick_days;    /* working days the enterprise has */
 extern long finance__contact_days; /* days the picked bank has */
 extern long finance__sync_ms;      /* a transition's sync deadline */
+/* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after a
+   request's referral step, before its index steps; 0: off. */
+extern long finance__kill_before_index;
 
 /* The catalogue shipped in the plugin (catalogue.csv), read in init. */
 typedef struct finance__entry {

@@ -9,6 +9,7 @@
  * finance__on_sync writes every index from the record.  Then the private
  * events: the enterprise sees all of it, each bank its own view.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,12 @@ static void finance__publish(gm_call *call, const finance__ref *r,
 gm_status finance__after(gm_call *call, const finance__ref *r,
                          const char *const *banks, size_t n,
                          const gm_value *members) {
+#ifdef GM_FAILURE_INJECTION
+  /* Test builds only: the broker dies between the referral's step and
+     the indexes' (a deadline's firing has no idempotency key). */
+  if (finance__kill_before_index && *host->idempotency_key(call))
+    raise(SIGKILL);
+#endif
   gm_status st = finance__indexes(call, r, banks, n,
                                   strcmp(r->transition, "created") != 0);
   if (st != GM_OK) return st;

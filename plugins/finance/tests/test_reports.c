@@ -1,0 +1,289 @@
+/*
+ * The money: the referral fee settled with each funded loan at the
+ * rounding edges (half a fen, the largest amount, 0 bp, 100%), a bank's
+ * monthly CSV statement checked line by line and in total against the
+ * ledger, the centre's report for a period, and a bank's report
+ * (conversion, time to decision).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define MAX GM_FINANCE_MAX_AMOUNT
+
+static const struct {
+  int64_t amount;
+  int bp;
+  int64_t fee; /* what the rule (half up to the fen) gives */
+} edge[] = {
+    {1, 5000, 1},                         /* 0.5 fen: up */
+    {1, 4999, 0},                         /* 0.4999 fen: down */
+    {3, 5000, 2},                         /* 1.5 fen: up */
+    {5, 2999, 1},                         /* 1.4995 fen: down */
+    {10001, 5000, 5001},                  /* 5000.5 fen: up */
+    {123456789, 0, 0},                    /* 0 bp */
+    {MAX, 10000, MAX},                    /* the largest amount, 100% */
+    {MAX, 9999, INT64_C(99990000000000)}, /* the largest amount, 99.99% */
+    {450000000, 80, 3600000},             /* 0.8% of 4,500,000.00 yuan */
+};
+#define NEDGE (sizeof edge / sizeof edge[0])
+
+static void setup(void) {
+  ft_start(NULL, ft_at(FT_MONDAY, 10, 0));
+  ft_bank("icbc", "icbc1");
+  ft_bank("abc", "abc1");
+  for (size_t i = 0; i < NEDGE; i++) {
+    char p[16];
+    snprintf(p, sizeof p, "fee%d", edge[i].bp);
+    ft_product(p, "icbc", "3", "", 1, MAX, 1, 120, edge[i].bp);
+  }
+  ft_product("abc-p", "abc", "3", "", 1, MAX, 1, 120, 100);
+  ft_enterprise("acme", "330502");
+}
+
+static void teardown(void) {
+  ft_stop();
+}
+
+/* A referral funded by `user` with product `product` on `date`; returns
+   its id (static) and checks the fee in the reply. */
+static const char *funded(const char *user, const char *bank,
+                          const char *product, int64_t amount, int64_t fee,
+                          const char *date) {
+  static char id[32];
+  Gm__Finance__Referral *r = ft_refer("acme", amount, 36, 0);
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = id;
+  c.product = (char *)product;
+  ft_free(ft_ok(user, "referral.claim", &c.base));
+  ft_free(ft_pick("acme", id, bank));
+  ft_free(ft_contact(user, id));
+  ft_free(ft_approve(user, id, amount, 345, 36));
+  r = ft_fund(user, id, amount, date);
+  ck_assert_msg(r->fee == fee, "%s: fee %lld, expected %lld", id,
+                (long long)r->fee, (long long)fee);
+  ft_free(r);
+  return id;
+}
+
+/* "1234.56" -> 123456 fen, exactly. */
+static int64_t fen(const char *yuan) {
+  int64_t v;
+  char err[128];
+  ck_assert_msg(gm__finance_parse_decimal("csv", "yuan", yuan, 2, MAX, &v, err,
+                                          sizeof err) == 0,
+                "%s: %s", yuan, err);
+  return v;
+}
+
+START_TEST(fees_round_half_up_and_settle_with_the_loan) {
+  char ids[NEDGE][32];
+  for (size_t i = 0; i < NEDGE; i++) {
+    char p[16];
+    snprintf(p, sizeof p, "fee%d", edge[i].bp);
+    snprintf(ids[i], 32, "%s",
+             funded("icbc1", "icbc", p, edge[i].amount, edge[i].fee, NULL));
+  }
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", NEDGE),
+                   NEDGE);
+  for (size_t i = 0; i < NEDGE; i++) {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT fee FROM finance_loans WHERE referral = '%s' AND"
+             " fee_bp = %d AND amount = %lld",
+             ids[i], edge[i].bp, (long long)edge[i].amount);
+    ck_assert_msg(ft_ledger_int(sql) == edge[i].fee, "%s -> %lld", sql,
+                  (long long)ft_ledger_int(sql));
+  }
+}
+END_TEST
+
+START_TEST(the_monthly_statement_matches_the_ledger) {
+  /* March: three icbc loans and one of abc; April: one icbc loan. */
+  char march[3][32];
+  snprintf(march[0], 32, "%s",
+           funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL));
+  snprintf(march[1], 32, "%s",
+           funded("icbc1", "icbc", "fee5000", 10001, 5001, "2026-03-02"));
+  snprintf(march[2], 32, "%s", funded("icbc1", "icbc", "fee4999", 1, 0, NULL));
+  funded("abc1", "abc", "abc-p", 100000000, 1000000, NULL);
+  ft_clock(ft_at("2026-04-01", 9, 0));
+  funded("icbc1", "icbc", "fee80", 200000000, 1600000, NULL);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", 5), 5);
+
+  Gm__Finance__StatementRequest sr = GM__FINANCE__STATEMENT_REQUEST__INIT;
+  sr.month = "2026-03";
+  Gm__Finance__Statement *st =
+      (Gm__Finance__Statement *)ft_ok("icbc1", "report.statement", &sr.base);
+  ck_assert_str_eq(st->bank, "icbc");
+  ck_assert_int_eq(st->rows, 3);
+  /* Line by line: each row is a loan of the ledger, to the fen. */
+  char *csv = strdup(st->csv), *save = NULL;
+  int lines = 0, rows = 0;
+  int64_t sum_amount = 0, sum_fee = 0;
+  for (char *line = strtok_r(csv, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save), lines++) {
+    char *f[10], *s2 = NULL;
+    int n = 0;
+    for (char *t = strtok_r(line, ",", &s2); t && n < 10;
+         t = strtok_r(NULL, ",", &s2))
+      f[n++] = t;
+    if (lines == 0) {
+      ck_assert_str_eq(f[0], "referral");
+      continue;
+    }
+    if (!strcmp(f[0], "total")) continue; /* checked whole below */
+    ck_assert_int_eq(n, 10);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT amount FROM finance_loans WHERE referral = '%s' AND"
+             " bank = 'icbc' AND funded_date = '%s' AND fee_bp = %s",
+             f[0], f[1], f[8]);
+    ck_assert_int_eq(ft_ledger_int(sql), fen(f[5]));
+    snprintf(sql, sizeof sql,
+             "SELECT fee FROM finance_loans WHERE referral = '%s'", f[0]);
+    ck_assert_int_eq(ft_ledger_int(sql), fen(f[9]));
+    sum_amount += fen(f[5]);
+    sum_fee += fen(f[9]);
+    rows++;
+  }
+  free(csv);
+  ck_assert_int_eq(rows, 3);
+  /* In total: the ledger's sums for the bank and the month. */
+  int64_t ledger_amount = ft_ledger_int(
+      "SELECT sum(amount) FROM finance_loans WHERE bank = 'icbc' AND"
+      " funded_date LIKE '2026-03-%'");
+  int64_t ledger_fee = ft_ledger_int(
+      "SELECT sum(fee) FROM finance_loans WHERE bank = 'icbc' AND"
+      " funded_date LIKE '2026-03-%'");
+  ck_assert_int_eq(sum_amount, ledger_amount);
+  ck_assert_int_eq(sum_fee, ledger_fee);
+  ck_assert_int_eq(st->funded_amount, ledger_amount);
+  ck_assert_int_eq(st->fees, ledger_fee);
+  /* The total line says the same. */
+  char total[128];
+  char a[32], b[32];
+  snprintf(total, sizeof total, "total,,,,CNY,%s,,,,%s\n",
+           gm__finance_format_yuan(ledger_amount, a),
+           gm__finance_format_yuan(ledger_fee, b));
+  ck_assert_msg(strstr(st->csv, total), "%s lacks %s", st->csv, total);
+  ft_free(st);
+
+  /* Another bank's statement: the centre may, a bank user may not. */
+  sr.bank = "abc";
+  ft_expect("icbc1", "report.statement", &sr.base,
+            GM__STATUS__PERMISSION_DENIED,
+            "your bank is icbc; only the centre reads another bank's");
+  st = (Gm__Finance__Statement *)ft_ok(FT_CENTRE, "report.statement", &sr.base);
+  ck_assert_int_eq(st->rows, 1);
+  ck_assert_int_eq(st->fees, 1000000);
+  ft_free(st);
+  sr.month = "2026-13";
+  ft_expect(FT_CENTRE, "report.statement", &sr.base,
+            GM__STATUS__INVALID_ARGUMENT, "month must be YYYY-MM");
+}
+END_TEST
+
+START_TEST(the_centre_report_and_a_bank_report) {
+  funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL);
+  funded("abc1", "abc", "abc-p", 100000000, 1000000, NULL);
+  /* A referral icbc claims, holds 2 hours, then declines. */
+  Gm__Finance__Referral *r = ft_refer("acme", 300000000, 24, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_clock(ft_at(FT_MONDAY, 12, 0));
+  ft_free(ft_contact("icbc1", id));
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = id;
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_POLICY;
+  d.text = "over our sector limit";
+  ft_free(ft_ok("icbc1", "referral.decline", &d.base));
+  /* And one referral nobody claims. */
+  ft_free(ft_refer("acme", 100000, 12, 0));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_transitions"
+                                  " WHERE transition = 'decline'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals", 4),
+                   4);
+
+  Gm__Finance__ReportRequest rq = GM__FINANCE__REPORT_REQUEST__INIT;
+  rq.from = "2026-03-01";
+  rq.to = "2026-03-31";
+  ft_expect("icbc1", "report.period", &rq.base, GM__STATUS__PERMISSION_DENIED,
+            "needs role centre");
+  Gm__Finance__Report *rep =
+      (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
+  ck_assert_int_eq(rep->referrals, 4);
+  ck_assert_int_eq(rep->funded, 2);
+  ck_assert_int_eq(rep->funded_amount, 550000000);
+  ck_assert_int_eq(rep->fees, 4600000);
+  ck_assert_int_eq(rep->co2_avoided_kg, 2 * 1500000);
+  ck_assert_int_eq(rep->coal_saved_kg, 2 * 600000);
+  ck_assert_int_eq(rep->n_by_class, 1);
+  ck_assert_str_eq(rep->by_class[0]->key, "3");
+  ck_assert_str_eq(rep->by_class[0]->name, "清洁能源产业");
+  ck_assert_int_eq(rep->by_class[0]->referrals, 4);
+  ck_assert_int_eq(rep->n_by_bank, 2);
+  ck_assert_str_eq(rep->by_bank[1]->key, "icbc");
+  ck_assert_int_eq(rep->by_bank[1]->referrals, 2); /* claimed */
+  ck_assert_int_eq(rep->by_bank[1]->funded, 1);
+  ck_assert_int_eq(rep->by_bank[1]->fees, 3600000);
+  ck_assert_msg(strstr(rep->csv, "total,,,4,2,5500000.00,46000.00\n"), "%s",
+                rep->csv);
+  ck_assert_msg(strstr(rep->csv, "bank,icbc,Bank icbc,2,1,4500000.00,36000.00"),
+                "%s", rep->csv);
+  ft_free(rep);
+  /* A period before anything: all zero. */
+  rq.from = "2026-01-01";
+  rq.to = "2026-01-31";
+  rep = (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
+  ck_assert_int_eq(rep->referrals, 0);
+  ck_assert_int_eq(rep->fees, 0);
+  ft_free(rep);
+
+  Gm__Finance__BankReportRequest br = GM__FINANCE__BANK_REPORT_REQUEST__INIT;
+  br.from = "2026-03-01";
+  br.to = "2026-03-31";
+  Gm__Finance__BankReport *b =
+      (Gm__Finance__BankReport *)ft_ok("icbc1", "bank.report", &br.base);
+  ck_assert_str_eq(b->bank, "icbc");
+  ck_assert_int_eq(b->claims, 2);
+  ck_assert_int_eq(b->picked, 2);
+  ck_assert_int_eq(b->funded, 1);
+  ck_assert_int_eq(b->conversion_bp, 5000);
+  ck_assert_int_eq(b->decisions, 2);
+  /* Approved at once; declined 2 hours after the pick. */
+  ck_assert_int_eq(b->decision_max_ms, 2 * 3600000);
+  ck_assert_int_eq(b->decision_mean_ms, 3600000);
+  ck_assert_int_eq(b->fees, 3600000);
+  ck_assert_int_eq(b->breaches, 0);
+  ft_free(b);
+  br.bank = "abc";
+  ft_expect("icbc1", "bank.report", &br.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank is icbc");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("finance reports");
+  TCase *tc = tcase_create("reports");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, fees_round_half_up_and_settle_with_the_loan);
+  tcase_add_test(tc, the_monthly_statement_matches_the_ledger);
+  tcase_add_test(tc, the_centre_report_and_a_bank_report);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,238 @@
+/*
+ * Restarts.  gmd stopped with referrals in every state and started again
+ * after a contact deadline, then after pick deadlines, fell due while it
+ * was down: each fires once at start-up and nothing else changes.  With
+ * failure injection, gmd killed between a transition's referral step and
+ * its index steps: a retry with the same idempotency key, or else the
+ * referral's sync deadline, brings the bank queues up to date.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static void copy_id(char id[32], Gm__Finance__Referral *r) {
+  snprintf(id, 32, "%s", r->id);
+  ft_free(r);
+}
+
+/* Stops gmd (SIGTERM to the pid the fixture started), appends `conf` to
+   its config and starts it again. */
+static void restart_with(const char *conf) {
+  gm_test_conn_destroy(&ft_conn);
+  ck_assert_int_eq(kill(gm_test_gmd_pid(ft_gmd), SIGTERM), 0);
+  int status = gm_test_gmd_wait_exit(ft_gmd, 10000);
+  ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "gmd did not stop cleanly (%d)", status);
+  FILE *f = fopen(gm_test_gmd_conf(ft_gmd), "a");
+  fputs(conf, f);
+  fclose(f);
+  gm_test_gmd_restart(ft_gmd);
+  ft_conn = gm_test_conn_new(gm_test_gmd_endpoint(ft_gmd), NULL, NULL, NULL);
+}
+
+static void world(void) {
+  ft_bank("icbc", "icbc1");
+  ft_bank("abc", "abc1");
+  ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_product("abc-p", "abc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_enterprise("acme", "330502");
+}
+
+static int count(const char *sql) {
+  return (int)ft_ledger_int(sql);
+}
+
+START_TEST(every_state_survives_and_deadlines_due_while_down_fire_once) {
+  enum { J, A, B, C, D, E, F, G, H, I, N };
+  char id[N][32];
+  ft_start(NULL, ft_at("2026-02-24", 10, 0));
+  world();
+  /* J expires before the first restart (due the end of Monday 2 March). */
+  copy_id(id[J], ft_refer("acme", 500000000, 36, 0));
+  ft_clock(ft_at("2026-03-03", 10, 0));
+  ck_assert_int_eq(ft_wait_state(id[J], GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  for (int k = A; k < N; k++)
+    copy_id(id[k], ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id[B]));
+  for (int k = C; k <= H; k++) {
+    ft_free(ft_claim("icbc1", id[k]));
+    ft_free(ft_claim("abc1", id[k]));
+    ft_free(ft_pick("acme", id[k], "icbc"));
+  }
+  for (int k = D; k <= H; k++) ft_free(ft_contact("icbc1", id[k]));
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = id[E];
+  t.text = "the EIA approval, please";
+  ft_free(ft_ok("icbc1", "referral.request_info", &t.base));
+  ft_free(ft_approve("icbc1", id[F], 500000000, 345, 36));
+  ft_free(ft_approve("icbc1", id[G], 500000000, 345, 36));
+  ft_free(ft_fund("icbc1", id[G], 500000000, NULL));
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = id[H];
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_CREDIT;
+  d.text = "rating below our floor";
+  ft_free(ft_ok("icbc1", "referral.decline", &d.base));
+  t.id = id[I];
+  t.text = "no longer needed";
+  ft_free(ft_ok("acme", "referral.withdraw", &t.base));
+  static const int want[N] = {10, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  char v[N][16];
+  for (int k = 0; k < N; k++) {
+    ck_assert_int_eq(atoi(ft_redis_field(id[k], "st")), want[k]);
+    snprintf(v[k], 16, "%s", ft_redis_field(id[k], "v"));
+  }
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_transitions",
+                                  2 + 9 + 1 + 3 * 6 + 5 + 1 + 2 + 1 + 1 + 1),
+                   2 + 9 + 1 + 3 * 6 + 5 + 1 + 2 + 1 + 1 + 1);
+
+  /* Down over C's contact deadline (Tuesday 10 March 10:00). */
+  char conf[128];
+  snprintf(conf, sizeof conf, "[testing]\nclock_start_ms = %lld\n",
+           (long long)ft_at("2026-03-10", 12, 0));
+  restart_with(conf);
+  ck_assert_int_eq(ft_wait_state(id[C], GM__FINANCE__STATE__STATE_OPEN),
+                   GM__FINANCE__STATE__STATE_OPEN);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches", 1),
+                   1);
+  ft_nap(500);
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_breaches"), 1);
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_transitions WHERE"
+                         " transition = 'return'"),
+                   1);
+  ck_assert_str_eq(ft_redis_field(id[C], "rnd"), "2");
+  ck_assert(ft_wait_relation("abc", id[C], "open"));
+  ck_assert_ptr_null(ft_relation("icbc", id[C]));
+  for (int k = 0; k < N; k++)
+    if (k != C) {
+      ck_assert_int_eq(atoi(ft_redis_field(id[k], "st")), want[k]);
+      ck_assert_str_eq(ft_redis_field(id[k], "v"), v[k]);
+    }
+
+  /* Down over A's and B's pick deadline (the end of Tuesday 10 March). */
+  snprintf(conf, sizeof conf, "[testing]\nclock_start_ms = %lld\n",
+           (long long)ft_at("2026-03-11", 9, 0));
+  restart_with(conf);
+  ck_assert_int_eq(ft_wait_state(id[A], GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  ck_assert_int_eq(ft_wait_state(id[B], GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_transitions"
+                                  " WHERE transition = 'expire'",
+                                  3),
+                   3);
+  ft_nap(500);
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_transitions WHERE"
+                         " transition = 'expire'"),
+                   3);
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_transitions WHERE"
+                         " transition = 'expire' AND referral = 'R00000002'"),
+                   1);
+  /* C went back to the pool on the 10th: its new deadline is later. */
+  ck_assert_str_eq(ft_redis_field(id[C], "st"), "1");
+  for (int k = D; k < N; k++) {
+    ck_assert_int_eq(atoi(ft_redis_field(id[k], "st")), want[k]);
+    ck_assert_str_eq(ft_redis_field(id[k], "v"), v[k]);
+  }
+  ck_assert(ft_wait_relation("icbc", id[A], NULL));
+  ck_assert(ft_wait_relation("icbc", id[B], NULL));
+  ck_assert_str_eq(ft_relation("icbc", id[D]), "held");
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_loans"), 1);
+  ft_stop();
+}
+END_TEST
+
+#ifdef GM_FAILURE_INJECTION
+/* gmd dies after the claim's referral step: the claim is in Redis, the
+   bank's queue still says "open". */
+static void claim_and_die(const char *id, const char *key) {
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = (char *)id;
+  Gm__Reply *r =
+      gm_test_call(ft_conn, "icbc1", "finance", "referral.claim", key, &c.base);
+  ck_assert_ptr_null(r);
+  ck_assert_int_ge(gm_test_gmd_wait_exit(ft_gmd, 10000), 0);
+  gm_test_conn_destroy(&ft_conn);
+  ck_assert_str_eq(ft_redis_field(id, "st"), "2");
+  FILE *f = fopen(gm_test_gmd_conf(ft_gmd), "a");
+  fputs("[market.finance]\ntest_kill_before_index = 0\n", f);
+  fclose(f);
+  gm_test_gmd_restart(ft_gmd);
+  ft_conn = gm_test_conn_new(gm_test_gmd_endpoint(ft_gmd), NULL, NULL, NULL);
+  ck_assert_str_eq(ft_relation("icbc", id), "open");
+}
+
+START_TEST(a_retry_finishes_what_a_killed_broker_left) {
+  ft_start("test_kill_before_index = 0", ft_at(FT_MONDAY, 10, 0));
+  world();
+  char id[32];
+  copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  FILE *f = fopen(gm_test_gmd_conf(ft_gmd), "a");
+  fputs("test_kill_before_index = 1\n", f);
+  fclose(f);
+  restart_with("");
+  claim_and_die(id, "claim-once");
+  /* The same key again: the claim step replays, the rest runs. */
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = id;
+  Gm__Reply *r = gm_test_call(ft_conn, "icbc1", "finance", "referral.claim",
+                              "claim-once", &c.base);
+  ck_assert_msg(r && r->status == 0, "%s", r ? r->message : "no reply");
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_str_eq(ft_relation("icbc", id), "claimed");
+  ck_assert_str_eq(ft_redis_field(id, "v"), "2"); /* claimed once */
+  redisContext *rc = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(gm_test_redis_int(rc, "ZCARD gm:{finance:%s}:dl", id),
+                   1); /* pick only: the sync deadline is cancelled */
+  redisFree(rc);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims", 1), 1);
+  ft_stop();
+}
+END_TEST
+
+START_TEST(the_sync_deadline_finishes_what_nobody_retried) {
+  ft_start("test_kill_before_index = 0\nsync_ms = 2000",
+           ft_at(FT_MONDAY, 10, 0));
+  world();
+  char id[32];
+  copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  FILE *f = fopen(gm_test_gmd_conf(ft_gmd), "a");
+  fputs("test_kill_before_index = 1\n", f);
+  fclose(f);
+  restart_with("");
+  claim_and_die(id, "claim-lost");
+  /* Nobody retries: 2 s later the sync deadline writes the queues. */
+  ft_clock(ft_at(FT_MONDAY, 10, 0) + 2000);
+  ck_assert(ft_wait_relation("icbc", id, "claimed"));
+  ck_assert_str_eq(ft_relation("abc", id), "open");
+  redisContext *rc = gm_test_redis_connect(ft_redis);
+  for (int i = 0; i < 500; i++)
+    if (gm_test_redis_int(rc, "ZCARD gm:{finance:%s}:dl", id) == 1) break;
+  ck_assert_int_eq(gm_test_redis_int(rc, "ZCARD gm:{finance:%s}:dl", id), 1);
+  redisFree(rc);
+  ck_assert_str_eq(ft_redis_field(id, "v"), "2");
+  ft_stop();
+}
+END_TEST
+#endif
+
+int main(void) {
+  Suite *s = suite_create("finance restart");
+  TCase *tc = tcase_create("restart");
+  tcase_set_timeout(tc, 180);
+  tcase_add_test(tc,
+                 every_state_survives_and_deadlines_due_while_down_fire_once);
+#ifdef GM_FAILURE_INJECTION
+  tcase_add_test(tc, a_retry_finishes_what_a_killed_broker_left);
+  tcase_add_test(tc, the_sync_deadline_finishes_what_nobody_retried);
+#endif
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
