@@ -1,0 +1,218 @@
+/*
+ * `gm finance ...` end to end: the built gm, loading the commands from the
+ * built gm_finance.so, against a private gmd.  People type yuan, percent
+ * and tonnes; the broker gets fen, basis points and kg, exactly; mistakes
+ * are refused before anything is sent, in the units typed.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "run_gm.h"
+
+static const char *ep;
+
+static void setup(void) {
+  ft_start(NULL, ft_at(FT_MONDAY, 10, 0));
+  ep = gm_test_gmd_endpoint(ft_gmd);
+  ft_register("icbc1", "bank");
+  ft_register("acme", "enterprise");
+}
+
+static void teardown(void) {
+  ft_stop();
+}
+
+static run_result *gm(const char *first, ...) {
+  char *args[64];
+  int n = 0;
+  args[n++] = "--plugin-dir";
+  args[n++] = (char *)GM_BUILD_PLUGIN_DIR;
+  args[n++] = (char *)first;
+  va_list ap;
+  va_start(ap, first);
+  for (char *a; (a = va_arg(ap, char *)) && n < 63;) args[n++] = a;
+  va_end(ap);
+  args[n] = NULL;
+  return gm_test_run_gm(ep, args);
+}
+
+#define OK(r)                                                         \
+  ck_assert_msg((r)->code == 0, "gm exit %d\nstdout: %s\nstderr: %s", \
+                (r)->code, (r)->out, (r)->err)
+#define REFUSED(r, text)                                                   \
+  do {                                                                     \
+    ck_assert_msg((r)->code == 1, "gm exit %d, expected 1\nstdout: %s",    \
+                  (r)->code, (r)->out);                                    \
+    ck_assert_msg(strstr((r)->err, text), "stderr lacks \"%s\": %s", text, \
+                  (r)->err);                                               \
+  } while (0)
+
+START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
+  run_result *r;
+  OK(gm("--as", FT_CENTRE, "finance", "catalogue", "load", NULL));
+  r = gm("finance", "catalogue", NULL);
+  OK(r);
+  ck_assert_msg(
+      strstr(r->out, "3.2") && strstr(r->out, "清洁能源设施建设和运营"), "%s",
+      r->out);
+  OK(gm("--as", FT_CENTRE, "finance", "bank", "create", "icbc", "--name",
+        "ICBC Huzhou", NULL));
+  OK(gm("--as", FT_CENTRE, "finance", "bank", "link", "icbc1", "icbc", NULL));
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "icbc-solar",
+         "--bank", "icbc", "--name", "Green solar loan", "--amount",
+         "100000-50000000", "--tenor", "12-60", "--rate", "3.10-4.20", "--fee",
+         "0.8", "--classes", "3", "--regions", "330000", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "100000.00-50000000.00 CNY"), "%s", r->out);
+  /* What the broker holds: fen and basis points, exactly. */
+  Gm__Finance__ProductsRequest pl = GM__FINANCE__PRODUCTS_REQUEST__INIT;
+  Gm__Finance__ProductList *list =
+      (Gm__Finance__ProductList *)ft_ok(FT_CENTRE, "product.list", &pl.base);
+  ck_assert_int_eq(list->n_products, 1);
+  ck_assert_int_eq(list->products[0]->amount_min, 10000000);
+  ck_assert_int_eq(list->products[0]->amount_max, 5000000000);
+  ck_assert_int_eq(list->products[0]->rate_min_bp, 310);
+  ck_assert_int_eq(list->products[0]->fee_bp, 80);
+  ft_free(list);
+
+  char code[19];
+  ft_code("91330502MA2B3C4D5", code);
+  OK(gm("--as", "acme", "finance", "enterprise", "register", "--code", code,
+        "--name", "湖州绿能光伏有限公司", "--region", "330502", "--size",
+        "small", "--contact", "Li Wei 13800000000", NULL));
+  r = gm("--as", "acme", "finance", "screen", "--amount", "5000000", "--tenor",
+         "36", "--item", "3.2", "--use", "rooftop PV", "--description",
+         "2 MW rooftop PV", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "not eligible") && strstr(r->out, "consent"),
+                "%s", r->out);
+  r = gm("--as", "acme", "finance", "refer", "--amount", "5000000", "--tenor",
+         "36", "--item", "3.2", "--use", "rooftop PV", "--description",
+         "2 MW rooftop PV", "--co2", "1500.5", "--coal", "600",
+         "--consent-share", "--cert", "CQC-PV-001", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "R00000001") && strstr(r->out, "5000000.00 CNY"),
+                "%s", r->out);
+  ck_assert_str_eq(ft_redis_field("R00000001", "amt"), "500000000");
+  ck_assert_str_eq(ft_redis_field("R00000001", "co2"), "1500500");
+  /* The bank sees the summary in its queue. */
+  r = gm("--as", "icbc1", "finance", "queue", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "R00000001") && strstr(r->out, "open") &&
+                    strstr(r->out, "5000000.00-10000000.00"),
+                "%s", r->out);
+  OK(gm("--as", "icbc1", "finance", "claim", "R00000001", NULL));
+  OK(gm("--as", "acme", "finance", "pick", "R00000001", "icbc", NULL));
+  OK(gm("--as", "icbc1", "finance", "contact", "R00000001", "called", "Li",
+        "Wei", NULL));
+  ck_assert_str_eq(ft_redis_field("R00000001", "cnote"), "called Li Wei");
+  OK(gm("--as", "icbc1", "finance", "request-info", "R00000001", "grid",
+        "approval?", NULL));
+  OK(gm("--as", "acme", "finance", "answer", "R00000001", "attached", NULL));
+  OK(gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount",
+        "4500000", "--rate", "3.45", "--tenor", "36", NULL));
+  ck_assert_str_eq(ft_redis_field("R00000001", "arate"), "345");
+  r = gm("--as", "icbc1", "finance", "fund", "R00000001", "--amount",
+         "4500000.01", NULL);
+  REFUSED(r,
+          "4500000.01 yuan (450000001 fen) is more than the approved "
+          "4500000.00 yuan");
+  r = gm("--as", "icbc1", "finance", "fund", "R00000001", "--amount", "4500000",
+         NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "referral fee 36000.00"), "%s", r->out);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", 1), 1);
+
+  /* The statement to a file: the ledger's loan, to the fen. */
+  char *out = gm_test_redis_path(ft_redis, "icbc-2026-03.csv");
+  OK(gm("--as", "icbc1", "finance", "statement", "2026-03", "--out", out,
+        NULL));
+  FILE *f = fopen(out, "r");
+  char csv[1024] = "";
+  size_t n = fread(csv, 1, sizeof csv - 1, f);
+  csv[n] = '\0';
+  fclose(f);
+  free(out);
+  ck_assert_msg(strstr(csv,
+                       "R00000001,2026-03-02,3,3.2,CNY,4500000.00,3.45,"
+                       "36,80,36000.00\n") &&
+                    strstr(csv, "total,,,,CNY,4500000.00,,,,36000.00\n"),
+                "%s", csv);
+  r = gm("--as", FT_CENTRE, "finance", "report", "--from", "2026-03-01", "--to",
+         "2026-03-31", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "class,3,清洁能源产业,1,1,4500000.00,36000.00"),
+                "%s", r->out);
+  r = gm("--as", "icbc1", "finance", "bank-report", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "conversion 100.00%"), "%s", r->out);
+  /* --json: the reply as the broker sent it, in fen. */
+  r = gm("--json", "--as", "acme", "finance", "show", "R00000001", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "450000000") && strstr(r->out, "3600000"), "%s",
+                r->out);
+}
+END_TEST
+
+START_TEST(mistakes_are_refused_in_the_units_typed) {
+  run_result *r =
+      gm("--as", "acme", "finance", "refer", "--amount", "12.345", "--tenor",
+         "36", "--item", "3.2", "--use", "x", "--description", "y", NULL);
+  REFUSED(r, "--amount has more than 2 decimals; yuan are counted to 2");
+  r = gm("--as", "acme", "finance", "refer", "--amount", "-5", "--tenor", "36",
+         "--item", "3.2", "--use", "x", "--description", "y", NULL);
+  REFUSED(r, "--amount is negative");
+  r = gm("--as", "acme", "finance", "refer", "--amount", "5", "--tenor", "36",
+         "--item", "3.2", "--use", "x", "--description", "y", "--co2", "1.2345",
+         NULL);
+  REFUSED(r, "--co2 has more than 3 decimals; t are counted to 3");
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
+         "icbc", "--name", "n", "--amount", "100", "--tenor", "1-2", "--rate",
+         "3-4", "--fee", "1", "--classes", "3", NULL);
+  REFUSED(r, "--amount \"100\" is not a range MIN-MAX");
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
+         "icbc", "--name", "n", "--amount", "1-2", "--tenor", "1-2", "--rate",
+         "3-4", "--fee", "100.01", "--classes", "3", NULL);
+  REFUSED(r, "--fee is above the largest accepted, 100 %");
+  r = gm("--as", "icbc1", "finance", "decline", "R00000001", "because", NULL);
+  REFUSED(r, "the reason must be one of credit, collateral");
+  /* A catalogue file with a mistake: refused with its line. */
+  char *path = gm_test_redis_path(ft_redis, "cat.csv");
+  FILE *f = fopen(path, "w");
+  fputs("code,parent,name,name_en\n1,,A,a\n1.1,1,B,b\n2.1,2,C,c\n", f);
+  fclose(f);
+  r = gm("--as", FT_CENTRE, "finance", "catalogue", "load", path, NULL);
+  REFUSED(r, "line 4: parent 2 of 2.1 is not listed before it");
+  free(path);
+  /* Nothing was sent: the shipped catalogue is still in force. */
+  Gm__Finance__CatalogueRequest cr = GM__FINANCE__CATALOGUE_REQUEST__INIT;
+  Gm__Finance__Catalogue *c =
+      (Gm__Finance__Catalogue *)ft_ok(FT_CENTRE, "catalogue.list", &cr.base);
+  ck_assert(c->builtin);
+  ck_assert_int_eq(c->n_entries, 36);
+  ft_free(c);
+  r = gm("finance", "--help", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "gm finance refer") &&
+                    strstr(r->out, "gm finance statement"),
+                "%s", r->out);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("finance cli");
+  TCase *tc = tcase_create("cli");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, a_whole_session_in_yuan_percent_and_tonnes);
+  tcase_add_test(tc, mistakes_are_refused_in_the_units_typed);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
