@@ -23,7 +23,7 @@
 #include "finance.pb-c.h"
 #include "rules.h"
 
-extern const char gm_finance_catalogue_csv[];
+extern const char gm_finance_catalogue_csv[], gm_finance_calendar_csv[];
 
 typedef struct gm__fin_cli {
   gm_cli *cli;
@@ -247,9 +247,12 @@ static char *gm__fin_join(const gm__fin_args *a, int i) {
 /* ---- printing ---- */
 
 static const char *gm__fin_time(int64_t ms, char out[32]) {
-  time_t t = (time_t)((ms + GM_FINANCE_TZ_MS) / 1000);
   struct tm tm;
-  if (ms <= 0 || !gmtime_r(&t, &tm)) return strcpy(out, "-");
+  time_t t;
+  /* Up to the year 9999: anything later is no time a broker sends. */
+  if (ms <= 0 || ms > INT64_C(253402300799000)) return strcpy(out, "-");
+  t = (time_t)((ms + GM_FINANCE_TZ_MS) / 1000);
+  if (!gmtime_r(&t, &tm)) return strcpy(out, "-");
   strftime(out, 32, "%Y-%m-%d %H:%M", &tm);
   return out;
 }
@@ -601,10 +604,11 @@ static int gm__fin_calendar_run(const gm__fin_cli *g, int argc, char **argv,
     req.to = (char *)(a.opt[O_TO] ? a.opt[O_TO] : "");
     return gm__fin_show(g, "calendar.list", &req.base, gm__fin_print_calendar);
   }
-  if (strcmp(sub, "load") || a.npos != 2)
+  if (strcmp(sub, "load") || a.npos > 2)
     return gm__fin_usage(self, "%s",
-                         "give calendar load FILE or calendar list");
-  char *text = gm__fin_read(g, a.pos[1]);
+                         "give calendar load [FILE] or calendar list");
+  const char *file = a.npos == 2 ? a.pos[1] : NULL;
+  char *text = file ? gm__fin_read(g, file) : strdup(gm_finance_calendar_csv);
   if (!text) return GM_CLI_EXIT_ERROR;
   gm__fin_days c = {0};
   c.cap = 4000;
@@ -618,15 +622,19 @@ static int gm__fin_calendar_run(const gm__fin_cli *g, int argc, char **argv,
     g->api->error(g->cli, GM_RESOURCE_EXHAUSTED, "out of memory");
   } else if (gm__finance_calendar_parse(text, gm__fin_day_add, &c, err,
                                         sizeof err) < 0) {
-    g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s: %s", a.pos[1], err);
+    g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s: %s",
+                  file ? file : "the shipped calendar", err);
   } else if (c.n == 0) {
-    g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s lists no day", a.pos[1]);
+    g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s lists no day",
+                  file ? file : "the shipped calendar");
   } else {
     Gm__Finance__LoadCalendarRequest req =
         GM__FINANCE__LOAD_CALENDAR_REQUEST__INIT;
     req.days = c.p;
     req.n_days = c.n;
-    req.source = (char *)(a.opt[O_OUT] ? a.opt[O_OUT] : a.pos[1]);
+    req.source = (char *)(a.opt[O_OUT] ? a.opt[O_OUT]
+                          : file       ? file
+                                       : "calendar.csv shipped in the plugin");
     code = gm__fin_show(g, "calendar.load", &req.base, gm__fin_print_calendar);
   }
   for (size_t i = 0; c.note && i < c.n; i++) free(c.note[i]);
@@ -1112,8 +1120,11 @@ static const gm__fin_cmd gm__fin_cmds[] = {
     {"calendar",
      "gm finance calendar [list] [--from DATE] [--to DATE]   holidays and "
      "worked weekend days\n"
-     "  gm finance calendar load FILE     (centre) the days of FILE "
-     "(calendar.csv format)\n",
+     "  gm finance calendar load [FILE] [--source TEXT]   (centre) the days "
+     "of FILE\n"
+     "    (calendar.csv format) replace those between its first and last "
+     "date;\n"
+     "    no FILE: the one shipped in the plugin\n",
      gm__fin_calendar_run},
     {"bank",
      "gm finance bank [list]             the banks\n"

@@ -44,7 +44,7 @@ local op = ARGV[1]
 
 local function members(bank)
   local t = {bank}
-  for _, m in ipairs(redis.call('SORT', P .. 'bm:' .. bank, 'ALPHA')) do
+  for _, m in ipairs(redis.call('SMEMBERS', P .. 'bm:' .. bank)) do
     t[#t + 1] = m
   end
   return t

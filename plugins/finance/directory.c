@@ -80,20 +80,9 @@ gm_status finance__pick_due(gm_call *call, const gm__finance_calendar *cal,
 
 /* ---- the catalogue ---- */
 
-/* Orders codes as the catalogue lists them: 1, 1.1, 1.2, 1.10, 2. */
-static int finance__code_cmp(const char *a, const char *b) {
-  while (*a && *b) {
-    long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
-    if (x != y) return x < y ? -1 : 1;
-    if (*a == '.') a++;
-    if (*b == '.') b++;
-  }
-  return *a ? 1 : *b ? -1 : 0;
-}
-
 static int finance__entry_cmp(const void *a, const void *b) {
-  return finance__code_cmp((*(Gm__Finance__CatalogueEntry *const *)a)->code,
-                           (*(Gm__Finance__CatalogueEntry *const *)b)->code);
+  return gm__finance_code_cmp((*(Gm__Finance__CatalogueEntry *const *)a)->code,
+                              (*(Gm__Finance__CatalogueEntry *const *)b)->code);
 }
 
 /* Fields of the catalogue and calendar files hold no separator. */
@@ -243,8 +232,8 @@ gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
       return st;
     if (gm__finance_parse_date(d->date, &day))
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "day %zu: \"%.16s\" is not a date YYYY-MM-DD", i + 1,
-                        d->date);
+                        "day %zu: \"%s\" is not a date YYYY-MM-DD", i + 1,
+                        finance__q(call, d->date, 16));
     if (day < from) from = day;
     if (day > to) to = day;
     cap += strlen(d->date) + strlen(d->note) + 16;
@@ -362,9 +351,9 @@ gm_status finance__bank_create(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (!b || !gm__finance_valid_bank(b->id))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "bank id \"%.40s\" is not 1-32 of a-z 0-9 - (starting "
+                      "bank id \"%s\" is not 1-32 of a-z 0-9 - (starting "
                       "with a letter or digit), e.g. icbc-huzhou",
-                      b ? b->id : "");
+                      finance__q(call, b ? b->id : "", 40));
   if ((st = finance__need_text(call, "bank name", b->name, 1, FINANCE_MAX_NAME,
                                0)) != GM_OK)
     return st;
@@ -381,14 +370,14 @@ gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (!gm__finance_valid_participant(in->participant))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "participant \"%.70s\" is not 1-64 of letters, digits, "
+                      "participant \"%s\" is not 1-64 of letters, digits, "
                       ". _ -",
-                      in->participant);
+                      finance__q(call, in->participant, 70));
   if (in->bank[0] && !gm__finance_valid_bank(in->bank))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "bank id \"%.40s\" is not a bank id (gm finance banks "
+                      "bank id \"%s\" is not a bank id (gm finance banks "
                       "lists them); \"\" unlinks",
-                      in->bank);
+                      finance__q(call, in->bank, 40));
   const char *args[] = {"link", in->participant, in->bank};
   const gm_value *v;
   if ((st = finance__dir(call, 3, args, &v)) != GM_OK) return st;
@@ -455,22 +444,22 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
   p = *in->product;
   if (!gm__finance_valid_product(p.id))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "product id \"%.50s\" is not 1-48 of letters, digits, . "
+                      "product id \"%s\" is not 1-48 of letters, digits, . "
                       "_ -",
-                      p.id);
+                      finance__q(call, p.id, 50));
   if (!gm__finance_valid_bank(p.bank))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "bank \"%.40s\" is not a bank id (gm finance banks "
+                      "bank \"%s\" is not a bank id (gm finance banks "
                       "lists them)",
-                      p.bank);
+                      finance__q(call, p.bank, 40));
   if ((st = finance__need_text(call, "product name", p.name, 1,
                                FINANCE_MAX_NAME, 0)) != GM_OK)
     return st;
   if (!p.currency[0]) p.currency = "CNY";
   if (!gm__finance_valid_currency(p.currency))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%.8s\" is not an ISO 4217 code like CNY",
-                      p.currency);
+                      "currency \"%s\" is not an ISO 4217 code like CNY",
+                      finance__q(call, p.currency, 8));
   if (p.amount_min < 0 || p.amount_max < p.amount_min ||
       p.amount_max > GM_FINANCE_MAX_AMOUNT || p.amount_max == 0)
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -508,9 +497,9 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
     const char *c = p.classes[i];
     if (!gm__finance_valid_code(c))
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "class \"%.16s\" is not a catalogue code like 3 or "
+                        "class \"%s\" is not a catalogue code like 3 or "
                         "3.2",
-                        c);
+                        finance__q(call, c, 16));
     char top[3] = {gm__finance_top(c), ',', '\0'};
     if (!strchr(tops, top[0])) strcat(tops, top);
     strcat(codes, c);
@@ -524,9 +513,9 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
     if (strcmp(p.regions[i], "000000") &&
         !gm__finance_valid_region(p.regions[i]))
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "region \"%.16s\" is not a division code (six digits, "
+                        "region \"%s\" is not a division code (six digits, "
                         "e.g. 330000 a province, 330500 a city, 000000 all)",
-                        p.regions[i]);
+                        finance__q(call, p.regions[i], 16));
   const char *args[] = {
       "product", p.id, p.bank, finance__product_pack(call, &p),
       p.name,    tops, codes,  missing};
@@ -542,9 +531,9 @@ gm_status finance__product_retire(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (!gm__finance_valid_product(in->id))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "product id \"%.50s\" is not a product id (gm finance "
+                      "product id \"%s\" is not a product id (gm finance "
                       "products lists them)",
-                      in->id);
+                      finance__q(call, in->id, 50));
   const char *args[] = {"retire", in->id};
   const gm_value *v;
   if ((st = finance__dir(call, 2, args, &v)) != GM_OK) return st;
@@ -557,8 +546,8 @@ gm_status finance__product_list(gm_call *call, const ProtobufCMessage *req,
       (const Gm__Finance__ProductsRequest *)req;
   gm_status st;
   if (in->bank[0] && !gm__finance_valid_bank(in->bank))
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "bank \"%.40s\" is not a bank id", in->bank);
+    return host->fail(call, GM_INVALID_ARGUMENT, "bank \"%s\" is not a bank id",
+                      finance__q(call, in->bank, 40));
   const char *args[] = {"products", in->bank};
   const gm_value *v;
   if ((st = finance__dir(call, 2, args, &v)) != GM_OK) return st;

@@ -14,9 +14,9 @@ static gm_status finance__whose(gm_call *call, const char *asked,
   *who = asked && *asked ? asked : me;
   if (!gm__finance_valid_participant(*who))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "participant \"%.70s\" is not 1-64 of letters, digits, "
+                      "participant \"%s\" is not 1-64 of letters, digits, "
                       ". _ -",
-                      *who);
+                      finance__q(call, *who, 70));
   if (strcmp(*who, me) != 0 && !finance__is_centre(call))
     return host->fail(call, GM_PERMISSION_DENIED,
                       "only %s itself or the centre may use the profile of "
@@ -46,9 +46,9 @@ gm_status finance__enterprise_register(gm_call *call,
     return st;
   if (!gm__finance_valid_region(e->region))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "region \"%.16s\" is not an administrative division code "
+                      "region \"%s\" is not an administrative division code "
                       "(GB/T 2260: six digits, e.g. 330502)",
-                      e->region);
+                      finance__q(call, e->region, 16));
   if (e->size < GM__FINANCE__SIZE_CLASS__SIZE_LARGE ||
       e->size > GM__FINANCE__SIZE_CLASS__SIZE_MICRO)
     return host->fail(call, GM_INVALID_ARGUMENT,

@@ -95,6 +95,9 @@ gm_status finance__run(gm_call *call, const char *script, const char *tag,
                        size_t nargs, const char *const *args,
                        const gm_value **v);
 char *finance__num(gm_call *call, int64_t v);
+/* What a user typed, cut to max bytes at a character boundary, for a
+   message (gm__finance_cut in the call's arena). */
+const char *finance__q(gm_call *call, const char *s, size_t max);
 /* A number a script stored, clamped to int32 (garbage reads as 0). */
 int32_t finance__i32(const char *s);
 /* Refuses a text field outside min..max bytes or with control characters

@@ -31,8 +31,8 @@ static gm_status finance__check_refer(gm_call *call,
   *ent = in->enterprise[0] ? in->enterprise : me;
   if (!gm__finance_valid_participant(*ent))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "enterprise \"%.70s\" is not a participant id",
-                      in->enterprise);
+                      "enterprise \"%s\" is not a participant id",
+                      finance__q(call, in->enterprise, 70));
   if (strcmp(*ent, me) != 0 && !finance__is_centre(call))
     return host->fail(call, GM_PERMISSION_DENIED,
                       "only the centre refers on another enterprise's behalf; "
@@ -45,26 +45,27 @@ static gm_status finance__check_refer(gm_call *call,
   *cur = in->currency[0] ? in->currency : "CNY";
   if (!gm__finance_valid_currency(*cur))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%.8s\" is not an ISO 4217 code like CNY",
-                      in->currency);
+                      "currency \"%s\" is not an ISO 4217 code like CNY",
+                      finance__q(call, in->currency, 8));
   if (in->tenor_months < 1 || in->tenor_months > GM_FINANCE_MAX_TENOR)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "tenor must be 1..%d months, not %d",
                       GM_FINANCE_MAX_TENOR, in->tenor_months);
   if (!gm__finance_valid_code(in->class_code) || strchr(in->class_code, '.'))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "class \"%.16s\" is not a top class of the catalogue "
+                      "class \"%s\" is not a top class of the catalogue "
                       "(1 to 6: energy saving and environmental protection, "
                       "cleaner production, clean energy, ecological "
                       "environment, green infrastructure upgrade, green "
                       "services)",
-                      in->class_code);
+                      finance__q(call, in->class_code, 16));
   if (!gm__finance_valid_code(in->subitem) || !strchr(in->subitem, '.') ||
       gm__finance_top(in->subitem) != in->class_code[0])
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "sub-item \"%.16s\" is not a catalogue code under class "
+                      "sub-item \"%s\" is not a catalogue code under class "
                       "%s (like %s.1); gm finance catalogue lists them",
-                      in->subitem, in->class_code, in->class_code);
+                      finance__q(call, in->subitem, 16), in->class_code,
+                      in->class_code);
   if ((st = finance__need_text(call, "use of proceeds", in->use_of_proceeds, 1,
                                500, 1)) != GM_OK ||
       (st = finance__need_text(call, "description", in->description, 1,
@@ -329,9 +330,9 @@ gm_status finance__referral_get(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (!gm__finance_valid_referral(in->id))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "\"%.20s\" is not a referral id (R and 8 digits, as "
+                      "\"%s\" is not a referral id (R and 8 digits, as "
                       "referral.create returns it)",
-                      in->id);
+                      finance__q(call, in->id, 20));
   const char *args[] = {"get"};
   if ((st = finance__referral_run(call, in->id, 1, args, &r)) != GM_OK)
     return st;
@@ -372,7 +373,8 @@ gm_status finance__referral_list(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (!gm__finance_valid_participant(who))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "enterprise \"%.70s\" is not a participant id", who);
+                      "enterprise \"%s\" is not a participant id",
+                      finance__q(call, who, 70));
   if (strcmp(who, me) && !finance__is_centre(call))
     return host->fail(call, GM_PERMISSION_DENIED,
                       "only the centre lists another enterprise's referrals");

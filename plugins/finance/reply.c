@@ -419,3 +419,8 @@ int32_t finance__i32(const char *s) {
   long long v = strtoll(s ? s : "", NULL, 10);
   return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
+
+const char *finance__q(gm_call *call, const char *s, size_t max) {
+  char *out = host->alloc(call, max + 4);
+  return gm__finance_cut(s, max, out, max + 4);
+}

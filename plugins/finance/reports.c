@@ -18,9 +18,9 @@ gm_status finance__report_bank(gm_call *call, const char *asked,
   if (asked && *asked) {
     if (!gm__finance_valid_bank(asked))
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "bank \"%.40s\" is not a bank id (gm finance banks "
+                        "bank \"%s\" is not a bank id (gm finance banks "
                         "lists them)",
-                        asked);
+                        finance__q(call, asked, 40));
     if (finance__is_centre(call)) {
       *bank = asked;
       return GM_OK;
@@ -161,10 +161,9 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   out->claims = claims.v[0];
   out->picked = claims.v[1];
   out->funded = funded.v[0];
-  out->conversion_bp =
-      out->claims ? (int32_t)(out->funded * 10000 / out->claims) : 0;
+  out->conversion_bp = gm__finance_ratio_bp(out->funded, out->claims);
   out->decisions = dec.v[0];
-  out->decision_mean_ms = dec.v[0] ? dec.v[1] / dec.v[0] : 0;
+  out->decision_mean_ms = dec.v[0] > 0 ? dec.v[1] / dec.v[0] : 0;
   out->decision_max_ms = dec.v[2];
   out->funded_amount = money.v[0];
   out->fees = money.v[1];
@@ -336,8 +335,15 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
         out->by_bank[i]->name = (char *)finance__text(&names.cells[k * 2 + 1]);
   }
 
-  /* The same as CSV: one line per class, per bank, and the totals. */
-  size_t cap = 256 * (out->n_by_class + out->n_by_bank + 4), used = 0;
+  /* The same as CSV: one line per class, per bank, and the totals.  A
+     line is its key and name and at most 6 numbers of 20 digits. */
+  size_t cap = 512, used = 0;
+  for (int k = 0; k < 2; k++) {
+    Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
+    size_t n = k ? out->n_by_bank : out->n_by_class;
+    for (size_t i = 0; i < n; i++)
+      cap += strlen(l[i]->key) + strlen(l[i]->name) + 160;
+  }
   char *csv = host->alloc(call, cap);
   used += (size_t)snprintf(csv, cap,
                            "section,key,name,referrals,funded,"
@@ -346,12 +352,12 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
     for (size_t i = 0; i < n && used < cap; i++)
-      used += (size_t)snprintf(
-          csv + used, cap - used, "%s,%s,%.120s,%lld,%lld,%s,%s\n",
-          k ? "bank" : "class", l[i]->key, l[i]->name,
-          (long long)l[i]->referrals, (long long)l[i]->funded,
-          gm__finance_format_yuan(l[i]->funded_amount, y1),
-          gm__finance_format_yuan(l[i]->fees, y2));
+      used +=
+          (size_t)snprintf(csv + used, cap - used, "%s,%s,%s,%lld,%lld,%s,%s\n",
+                           k ? "bank" : "class", l[i]->key, l[i]->name,
+                           (long long)l[i]->referrals, (long long)l[i]->funded,
+                           gm__finance_format_yuan(l[i]->funded_amount, y1),
+                           gm__finance_format_yuan(l[i]->fees, y2));
   }
   if (used < cap)
     used += (size_t)snprintf(
@@ -402,8 +408,9 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
   gm__finance__statement__init(out);
   out->bank = (char *)bank;
   out->month = (char *)in->month;
-  /* One line is under 160 bytes: ids and codes are bounded. */
-  size_t cap = 160 * (t.n + 4), used = 0;
+  /* One line is under 240 bytes: its texts are cut to their widths (a
+     valid id or code is within them) and the numbers have 20 digits. */
+  size_t cap = 240 * (t.n + 4), used = 0;
   char *csv = host->alloc(call, cap);
   used += (size_t)snprintf(csv, cap,
                            "referral,funded_date,class,subitem,currency,"
@@ -414,14 +421,22 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
   for (size_t i = 0; i < t.n && used < cap; i++) {
     const gm_param *r = t.cells + i * t.ncols;
     int64_t amount = finance__int(&r[5]), fee = finance__int(&r[9]);
-    out->funded_amount += amount;
-    out->fees += fee;
+    /* SQLite sums the same and refuses to overflow; so does this. */
+    if (__builtin_add_overflow(out->funded_amount, amount,
+                               &out->funded_amount) ||
+        __builtin_add_overflow(out->fees, fee, &out->fees))
+      return host->fail(call, GM_INTERNAL,
+                        "the loans of %s in %s add up beyond 64 bits; the "
+                        "ledger is damaged",
+                        bank, in->month);
     if (cur && strcmp(cur, finance__text(&r[4]))) mixed = 1;
     cur = finance__text(&r[4]);
     used += (size_t)snprintf(
-        csv + used, cap - used,
-        "%.20s,%s,%.12s,%.12s,%.3s,%s,%s,%lld,%lld,%s\n", finance__text(&r[0]),
-        finance__text(&r[1]), finance__text(&r[2]), finance__text(&r[3]), cur,
+        csv + used, cap - used, "%s,%s,%s,%s,%s,%s,%s,%lld,%lld,%s\n",
+        finance__q(call, finance__text(&r[0]), 20),
+        finance__q(call, finance__text(&r[1]), 10),
+        finance__q(call, finance__text(&r[2]), 12),
+        finance__q(call, finance__text(&r[3]), 12), finance__q(call, cur, 3),
         gm__finance_format_yuan(amount, y1),
         gm__finance_format_pct(finance__int(&r[6]), pct),
         (long long)finance__int(&r[7]), (long long)finance__int(&r[8]),

@@ -13,6 +13,16 @@ int64_t gm__finance_fee(int64_t amount, int32_t bp) {
   return (amount * bp + 5000) / 10000;
 }
 
+int32_t gm__finance_ratio_bp(int64_t part, int64_t whole) {
+  if (whole <= 0 || part <= 0) return 0;
+  if (part >= whole) return 10000;
+  if (part <= INT64_MAX / 10000) return (int32_t)(part * 10000 / whole);
+  /* Counts this large come only from a damaged ledger: whole > part >
+     9.2e14, so whole / 10000 is positive; part < whole stays below 100%. */
+  int64_t r = part / (whole / 10000);
+  return (int32_t)(r > 9999 ? 9999 : r);
+}
+
 void gm__finance_band(int64_t amount, int64_t *min, int64_t *max) {
   /* Bounds in yuan: 1, 5, 10, 50 and 100 million. */
   static const int64_t edge[] = {INT64_C(100000000), INT64_C(500000000),
@@ -72,9 +82,10 @@ int gm__finance_parse_date(const char *s, int64_t *day) {
 }
 
 const char *gm__finance_format_date(int64_t day, char out[16]) {
-  time_t t = (time_t)(day * 86400);
   struct tm tm;
-  if (day < 0 || day > 2932896 || !gmtime_r(&t, &tm)) {
+  /* 1970-01-01 .. 9999-12-31, checked before the multiplication. */
+  time_t t = day >= 0 && day <= 2932896 ? (time_t)(day * 86400) : -1;
+  if (t < 0 || !gmtime_r(&t, &tm)) {
     snprintf(out, 16, "-");
     return out;
   }
@@ -167,6 +178,21 @@ int gm__finance_valid_code(const char *s) {
     if (n < 1 || n > 2 || p[-n] == '0') return 0;
   }
   return 1;
+}
+
+int gm__finance_code_cmp(const char *a, const char *b) {
+  for (;;) {
+    char *ea, *eb;
+    long x = strtol(a, &ea, 10), y = strtol(b, &eb, 10);
+    /* No number where one belongs: not a code (a corrupted entry). */
+    if (ea == a || eb == b) return strcmp(a, b);
+    if (x != y) return x < y ? -1 : 1;
+    a = ea;
+    b = eb;
+    if (*a != '.' || *b != '.') return (*a == '.') - (*b == '.');
+    a++;
+    b++;
+  }
 }
 
 char gm__finance_top(const char *code) {
@@ -315,18 +341,20 @@ static int gm__finance_cat_line(void *ctx, long no, char **f, int n, char *err,
   gm__finance_cat_ctx *c = ctx;
   (void)n;
   if (!gm__finance_valid_code(f[0])) {
+    char cut[32];
     snprintf(err, errlen,
-             "line %ld: code \"%.16s\" is not a catalogue code like 3, 3.2 or "
+             "line %ld: code \"%s\" is not a catalogue code like 3, 3.2 or "
              "3.2.1",
-             no, f[0]);
+             no, gm__finance_cut(f[0], 16, cut, sizeof cut));
     return -1;
   }
   const char *dot = strrchr(f[0], '.');
   size_t plen = dot ? (size_t)(dot - f[0]) : 0;
   if (strlen(f[1]) != plen || strncmp(f[1], f[0], plen) != 0) {
+    char cut[32];
     snprintf(err, errlen,
-             "line %ld: the parent of %s must be \"%.*s\", not \"%.16s\"", no,
-             f[0], (int)plen, f[0], f[1]);
+             "line %ld: the parent of %s must be \"%.*s\", not \"%s\"", no,
+             f[0], (int)plen, f[0], gm__finance_cut(f[1], 16, cut, sizeof cut));
     return -1;
   }
   if (plen && !gm__finance_seen(c, f[1])) {
@@ -379,15 +407,17 @@ static int gm__finance_cal_line(void *ctx, long no, char **f, int n, char *err,
   int64_t day;
   (void)n;
   if (gm__finance_parse_date(f[0], &day)) {
-    snprintf(err, errlen, "line %ld: \"%.16s\" is not a date YYYY-MM-DD", no,
-             f[0]);
+    char cut[32];
+    snprintf(err, errlen, "line %ld: \"%s\" is not a date YYYY-MM-DD", no,
+             gm__finance_cut(f[0], 16, cut, sizeof cut));
     return -1;
   }
   int working = !strcmp(f[1], "workday");
   if (!working && strcmp(f[1], "holiday")) {
+    char cut[32];
     snprintf(err, errlen,
-             "line %ld: kind \"%.16s\" is neither holiday nor workday", no,
-             f[1]);
+             "line %ld: kind \"%s\" is neither holiday nor workday", no,
+             gm__finance_cut(f[1], 16, cut, sizeof cut));
     return -1;
   }
   int w = gm__finance_weekday(day);
@@ -410,6 +440,18 @@ long gm__finance_calendar_parse(const char *text, gm__finance_day_fn add,
   gm__finance_cal_ctx c = {add, arg};
   return gm__finance_lines(text, "date", 3, gm__finance_cal_line, &c, err,
                            errlen);
+}
+
+const char *gm__finance_cut(const char *s, size_t max, char *out,
+                            size_t outlen) {
+  size_t n = s ? strlen(s) : 0, keep = n;
+  if (keep > max) {
+    keep = max;
+    /* Back off continuation bytes (10xxxxxx) to the character's start. */
+    while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80) keep--;
+  }
+  snprintf(out, outlen, "%.*s%s", (int)keep, s ? s : "", keep < n ? "..." : "");
+  return out;
 }
 
 /* ---- amounts ---- */

@@ -34,6 +34,10 @@
  */
 int64_t gm__finance_fee(int64_t amount, int32_t bp);
 
+/* part / whole in basis points, rounded down, 0..10000 (0 when whole is
+ * not positive), without overflow whatever the counts. */
+int32_t gm__finance_ratio_bp(int64_t part, int64_t whole);
+
 /* The band an amount falls in, as a bank sees it before its claim:
  * [min, max) fen, max 0 for the top band (100 million yuan and more). */
 void gm__finance_band(int64_t amount, int64_t *min, int64_t *max);
@@ -92,6 +96,9 @@ void gm__finance_city(const char *region, char out[7]);
 /* A catalogue code: "1".."9", then ".N" parts of 1-2 digits, at most 3
  * levels ("3", "3.2", "3.2.10"). */
 int gm__finance_valid_code(const char *s);
+/* Orders catalogue codes as the catalogue lists them (1, 1.1, 1.2, 1.10,
+ * 2); text that is no code sorts by its bytes, and always ends. */
+int gm__finance_code_cmp(const char *a, const char *b);
 /* The top class of a code: "3.2.1" -> '3'. */
 char gm__finance_top(const char *code);
 /* A product class covers a referral's sub-item: the same code or a parent
@@ -135,6 +142,12 @@ typedef int (*gm__finance_day_fn)(void *arg, int64_t day, int working,
                                   const char *note);
 long gm__finance_calendar_parse(const char *text, gm__finance_day_fn add,
                                 void *arg, char *err, size_t errlen);
+
+/* `s` cut to at most `max` bytes at a UTF-8 character boundary, "..."
+ * appended when cut, into out[outlen]: for echoing what a user typed in a
+ * message without splitting a character. */
+const char *gm__finance_cut(const char *s, size_t max, char *out,
+                            size_t outlen);
 
 /* ---- amounts as people type them ---- */
 

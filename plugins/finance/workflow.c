@@ -16,9 +16,9 @@
 static gm_status finance__need_id(gm_call *call, const char *id) {
   if (gm__finance_valid_referral(id)) return GM_OK;
   return host->fail(call, GM_INVALID_ARGUMENT,
-                    "\"%.20s\" is not a referral id (R and 8 digits, as "
+                    "\"%s\" is not a referral id (R and 8 digits, as "
                     "referral.create returns it)",
-                    id);
+                    finance__q(call, id, 20));
 }
 
 /* The banks of r a transition concerns (for the queues and the events). */
@@ -96,9 +96,9 @@ gm_status finance__claim(gm_call *call, const ProtobufCMessage *req,
   const Gm__Finance__ClaimRequest *in = (const Gm__Finance__ClaimRequest *)req;
   if (in->product[0] && !gm__finance_valid_product(in->product))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "product \"%.50s\" is not a product id; leave it empty "
+                      "product \"%s\" is not a product id; leave it empty "
                       "for your bank's first product that fits",
-                      in->product);
+                      finance__q(call, in->product, 50));
   const char *more[] = {in->product};
   return finance__by_bank(call, in->id, "claim", 1, more, reply);
 }
@@ -108,9 +108,9 @@ gm_status finance__pick(gm_call *call, const ProtobufCMessage *req,
   const Gm__Finance__PickRequest *in = (const Gm__Finance__PickRequest *)req;
   if (!gm__finance_valid_bank(in->bank))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "bank \"%.40s\" is not a bank id; pick one of the "
+                      "bank \"%s\" is not a bank id; pick one of the "
                       "claimants gm finance show %s lists",
-                      in->bank,
+                      finance__q(call, in->bank, 40),
                       gm__finance_valid_referral(in->id) ? in->id : "ID");
   int64_t due = host->now_ms(host->market(call)) +
                 finance__contact_days * GM_FINANCE_DAY_MS;

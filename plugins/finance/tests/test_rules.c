@@ -51,6 +51,22 @@ START_TEST(fee_rounds_half_up_to_the_fen) {
 }
 END_TEST
 
+START_TEST(ratios_never_overflow) {
+  ck_assert_int_eq(gm__finance_ratio_bp(1, 2), 5000);
+  ck_assert_int_eq(gm__finance_ratio_bp(1, 3), 3333);
+  ck_assert_int_eq(gm__finance_ratio_bp(0, 3), 0);
+  ck_assert_int_eq(gm__finance_ratio_bp(3, 0), 0);
+  ck_assert_int_eq(gm__finance_ratio_bp(5, 3), 10000);
+  ck_assert_int_eq(gm__finance_ratio_bp(-1, 3), 0);
+  /* fuzz/market/regression-conversion-overflow: counts from a damaged
+     ledger made funded * 10000 overflow. */
+  ck_assert_int_eq(gm__finance_ratio_bp(INT64_C(3496775008693548),
+                                        INT64_C(3496775008693549)),
+                   9999);
+  ck_assert_int_eq(gm__finance_ratio_bp(INT64_MAX - 1, INT64_MAX), 9999);
+}
+END_TEST
+
 START_TEST(bands_hide_the_amount) {
   int64_t lo, hi;
   gm__finance_band(1, &lo, &hi);
@@ -87,6 +103,11 @@ START_TEST(dates_in_shanghai) {
   ck_assert_str_eq(gm__finance_format_date(first, out), "2026-12-01");
   ck_assert_str_eq(gm__finance_format_date(next, out), "2027-01-01");
   ck_assert_int_eq(gm__finance_parse_month("2026-00", &first, &next), -1);
+  /* fuzz/market/regression-date-overflow: a day number from a corrupted
+     Redis entry overflowed day * 86400. */
+  ck_assert_str_eq(gm__finance_format_date(INT64_C(184744898127462), out), "-");
+  ck_assert_str_eq(gm__finance_format_date(-1, out), "-");
+  ck_assert_str_eq(gm__finance_format_date(2932896, out), "9999-12-31");
 }
 END_TEST
 
@@ -170,6 +191,15 @@ START_TEST(regions_and_codes) {
   ck_assert(!gm__finance_valid_code("3."));
   ck_assert(!gm__finance_valid_code("3.02"));
   ck_assert(!gm__finance_valid_code("0"));
+  ck_assert_int_lt(gm__finance_code_cmp("1.2", "1.10"), 0);
+  ck_assert_int_lt(gm__finance_code_cmp("1", "1.1"), 0);
+  ck_assert_int_gt(gm__finance_code_cmp("2", "1.7"), 0);
+  ck_assert_int_eq(gm__finance_code_cmp("3.2.1", "3.2.1"), 0);
+  /* fuzz/market/regression-code-order-hang: a corrupted code from Redis
+     ("...1.1" after bytes that are no number) looped for ever. */
+  ck_assert_int_ne(gm__finance_code_cmp("\xe1\xb8\xb8.11.1", "1.1"), 0);
+  ck_assert_int_ne(gm__finance_code_cmp("1.x", "1.1"), 0);
+  ck_assert_int_ne(gm__finance_code_cmp("1.", "1.1"), 0);
   ck_assert(gm__finance_class_covers("3", "3.2.1"));
   ck_assert(gm__finance_class_covers("3.2", "3.2"));
   ck_assert(!gm__finance_class_covers("3.2", "3.21"));
@@ -303,6 +333,7 @@ int main(void) {
   Suite *s = suite_create("finance rules");
   TCase *tc = tcase_create("rules");
   tcase_add_test(tc, fee_rounds_half_up_to_the_fen);
+  tcase_add_test(tc, ratios_never_overflow);
   tcase_add_test(tc, bands_hide_the_amount);
   tcase_add_test(tc, dates_in_shanghai);
   tcase_add_test(tc, working_days_skip_holidays_and_count_make_up_days);
