@@ -654,6 +654,18 @@ static void gm__fin_print_bank(const ProtobufCMessage *m) {
   for (size_t i = 0; i < b->n_members; i++) printf("  %s\n", b->members[i]);
 }
 
+/* bank.link's reply: the bank and its staff now. */
+static void gm__fin_print_staff(const ProtobufCMessage *m) {
+  const Gm__Finance__Bank *b = (const Gm__Finance__Bank *)m;
+  if (!b->id[0]) {
+    printf("unlinked: acts for no bank now\n");
+    return;
+  }
+  printf("bank %s, staff:", b->id);
+  for (size_t i = 0; i < b->n_members; i++) printf(" %s", b->members[i]);
+  printf("\n");
+}
+
 static void gm__fin_print_banks(const ProtobufCMessage *m) {
   const Gm__Finance__BankList *l = (const Gm__Finance__BankList *)m;
   for (size_t i = 0; i < l->n_banks; i++)
@@ -743,7 +755,7 @@ static int gm__fin_bank_run(const gm__fin_cli *g, int argc, char **argv,
     Gm__Finance__LinkRequest req = GM__FINANCE__LINK_REQUEST__INIT;
     req.participant = a.pos[1];
     req.bank = link ? a.pos[2] : "";
-    return gm__fin_show(g, "bank.link", &req.base, gm__fin_print_bank);
+    return gm__fin_show(g, "bank.link", &req.base, gm__fin_print_staff);
   }
   return gm__fin_usage(self, "unknown bank command \"%s\"", sub);
 }

@@ -31,7 +31,7 @@ gm_status finance__caller_bank(gm_call *call, const char **bank,
   return GM_OK;
 }
 
-/* ---- the calendar ---- */
+/* ---- the calendar in force ---- */
 
 void finance__calendar_from(gm_call *call, const gm_value *v,
                             gm__finance_calendar *cal) {
@@ -198,7 +198,7 @@ gm_status finance__catalogue_list(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-/* ---- the calendar ---- */
+/* ---- loading and listing the calendar ---- */
 
 static int finance__load_day(void *arg, int64_t day, int working,
                              const char *note) {

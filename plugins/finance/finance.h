@@ -89,8 +89,8 @@ const gm_value *finance__a(const gm_value *v, size_t i);
 /* The value of `name` in a flat name/value array ("" when absent). */
 const char *finance__kv(const gm_value *flat, const char *name);
 
-/* Runs `script` on `tag` with the key prefix (KEYS[1]); checks that the
-   reply is an array unless `any` is set. */
+/* Runs `script` on `tag` with the key prefix (KEYS[1]); refuses a nil
+   reply (GM_INTERNAL): every finance script answers something. */
 gm_status finance__run(gm_call *call, const char *script, const char *tag,
                        size_t nargs, const char *const *args,
                        const gm_value **v);

@@ -37,7 +37,8 @@ gm_status finance__report_bank(gm_call *call, const char *asked,
   return GM_OK;
 }
 
-/* A period of whole days, inclusive: [*from_ms, *to_ms). */
+/* A report's period: whole days from..to inclusive (default the last 30),
+   checked and bounded. */
 static gm_status finance__period(gm_call *call, const char *from,
                                  const char *to, int64_t *from_day,
                                  int64_t *to_day) {
@@ -200,8 +201,7 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-/* Adds `by` (key, count, funded, amount, fees) rows into lines keyed by
-   column 0; `what` picks the column set. */
+/* The line for `key` among lines[0..n), added (all zero) when missing. */
 static Gm__Finance__ReportLine *finance__line(gm_call *call,
                                               Gm__Finance__ReportLine ***lines,
                                               size_t *n, size_t *cap,

@@ -108,7 +108,7 @@ static void race(int max_claims) {
   }
   freeReplyObject(cl);
   redisFree(c);
-  char v[8];
+  char v[16];
   snprintf(v, sizeof v, "%d", 1 + max_claims);
   ck_assert_str_eq(ft_redis_field(id, "v"), v);
   /* The ledger: the winners' claims, once each. */
