@@ -160,8 +160,10 @@ static void setup(void) {
   e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
   e.contact = CONTACT;
   re.enterprise = &e;
-  ck_assert_ptr_nonnull(
-      ft_call_on(conn[ACME], NULL, "enterprise.register", &re.base));
+  ProtobufCMessage *profile =
+      ft_call_on(conn[ACME], NULL, "enterprise.register", &re.base);
+  ck_assert_msg(profile != NULL, "%s", ft_message);
+  ft_free(profile);
 
   gm_client_options o;
   for (int w = 0; w < NWHO; w++) {
