@@ -195,8 +195,8 @@ if op == 'product' then
   -- that step bounded.
   if not cur and redis.call('HLEN', P .. 'prod') >= MAX_PRODUCTS then
     return rej('RESOURCE_EXHAUSTED', 'the directory holds ' ..
-      I(MAX_PRODUCTS) .. ' products, the most it takes; retire none: ' ..
-      'ask the operator to raise the limit in finance.h')
+      I(MAX_PRODUCTS) .. ' products, the most it takes (retired ones ' ..
+      'count): FINANCE_MAX_PRODUCTS in plugins/finance/finance.h sets it')
   end
   if cur and (cur ~= rec or redis.call('HGET', P .. 'pname', id) ~= name) then
     return rej('ALREADY_EXISTS', 'product ' .. id .. ' exists with other ' ..
