@@ -401,8 +401,8 @@ START_TEST(only_the_enterprise_picks_and_only_a_claimant) {
             "is open: a bank can be picked only while it is claimed");
   ft_free(ft_claim("icbc1", id));
   ft_expect("other", "referral.pick", &p.base, GM__STATUS__PERMISSION_DENIED,
-            "only the enterprise that referred R00000001 (participant acme) "
-            "may pick a bank for it");
+            "only the enterprise that referred R00000001 may pick a bank "
+            "for it");
   ft_expect(FT_CENTRE, "referral.pick", &p.base, GM__STATUS__PERMISSION_DENIED,
             "needs role enterprise");
   ft_expect("icbc1", "referral.pick", &p.base, GM__STATUS__PERMISSION_DENIED,
@@ -411,6 +411,34 @@ START_TEST(only_the_enterprise_picks_and_only_a_claimant) {
   ft_expect("acme", "referral.pick", &p.base, GM__STATUS__INVALID_ARGUMENT,
             "bank abc has not claimed R00000001; pick one of its claimants: "
             "icbc");
+  ck_assert_str_eq(ft_redis_field(id, "v"), "2");
+}
+END_TEST
+
+/* Another enterprise refused a pick, an answer or a withdrawal learns
+   nothing about whose referral it is: referral ids are sequential, so a
+   message naming the enterprise would let any enterprise map them all. */
+START_TEST(a_refusal_does_not_say_whose_referral_it_is) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  ft_free(ft_claim("icbc1", id));
+  Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
+  p.id = id;
+  p.bank = "icbc";
+  ft_expect("other", "referral.pick", &p.base, GM__STATUS__PERMISSION_DENIED,
+            "only the enterprise that referred R00000001 may pick a bank");
+  ck_assert_msg(!strstr(ft_message, "acme"), "%s", ft_message);
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = id;
+  t.text = "an answer";
+  ft_expect("other", "referral.answer", &t.base, GM__STATUS__PERMISSION_DENIED,
+            "only the enterprise that referred");
+  ck_assert_msg(!strstr(ft_message, "acme"), "%s", ft_message);
+  ft_expect("other", "referral.withdraw", &t.base,
+            GM__STATUS__PERMISSION_DENIED, "only the enterprise that referred");
+  ck_assert_msg(!strstr(ft_message, "acme"), "%s", ft_message);
   ck_assert_str_eq(ft_redis_field(id, "v"), "2");
 }
 END_TEST
@@ -606,6 +634,7 @@ int main(void) {
   tcase_add_test(tc, claim_pick_contact_ask_answer_approve_fund);
   tcase_add_test(tc, claims_are_refused_with_the_reason);
   tcase_add_test(tc, only_the_enterprise_picks_and_only_a_claimant);
+  tcase_add_test(tc, a_refusal_does_not_say_whose_referral_it_is);
   tcase_add_test(tc, only_the_holding_bank_moves_it_in_order);
   tcase_add_test(tc, the_enterprise_withdraws_any_time_before_funding);
   tcase_add_test(tc, views_show_each_reader_what_it_may_see);
