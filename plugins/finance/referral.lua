@@ -124,8 +124,10 @@ local function need_state(what, ...)
 end
 local function need_enterprise(what)
   if gm.participant == r.ent then return nil end
+  -- Not who it is: ids are sequential, so naming the enterprise here would
+  -- tell any enterprise whose every referral is.
   return rej('PERMISSION_DENIED', 'only the enterprise that referred ' .. ID ..
-    ' (participant ' .. r.ent .. ') may ' .. what .. ' it')
+    ' may ' .. what .. ' it')
 end
 local function need_holder(bank, what)
   if r.bank and r.bank ~= '' and bank == r.bank then return nil end
