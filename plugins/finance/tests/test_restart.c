@@ -217,6 +217,59 @@ START_TEST(the_sync_deadline_finishes_what_nobody_retried) {
   ft_stop();
 }
 END_TEST
+
+/* gmd dies after the submission's referral step: nothing is offered to
+   the banks and the enterprise's list lacks it.  Nobody retries, but
+   within sync_ms a bank that guessed the (sequential) id claims it: that
+   claim's own steps must not cancel the sync deadline, which is still
+   owed the submission's indexes. */
+START_TEST(a_later_transition_leaves_the_sync_deadline_a_dead_call_owes) {
+  ft_start("test_kill_before_index = 0\nsync_ms = 2000",
+           ft_at(FT_MONDAY, 10, 0));
+  world();
+  FILE *f = fopen(gm_test_gmd_conf(ft_gmd), "a");
+  fputs("test_kill_before_index = 1\n", f);
+  fclose(f);
+  restart_with("");
+  Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
+  q.amount = 500000000;
+  q.tenor_months = 36;
+  q.class_code = "3";
+  q.subitem = "3.2";
+  q.use_of_proceeds = "rooftop solar";
+  q.description = "2 MW rooftop photovoltaic plant";
+  q.consent_share = 1;
+  Gm__Reply *r = gm_test_call(ft_conn, "acme", "finance", "referral.create",
+                              "refer-lost", &q.base);
+  ck_assert_ptr_null(r);
+  ck_assert_int_ge(gm_test_gmd_wait_exit(ft_gmd, 10000), 0);
+  gm_test_conn_destroy(&ft_conn);
+  ck_assert_str_eq(ft_redis_field("R00000001", "st"), "1");
+  f = fopen(gm_test_gmd_conf(ft_gmd), "a");
+  fputs("[market.finance]\ntest_kill_before_index = 0\n", f);
+  fclose(f);
+  gm_test_gmd_restart(ft_gmd);
+  ft_conn = gm_test_conn_new(gm_test_gmd_endpoint(ft_gmd), NULL, NULL, NULL);
+  ck_assert_ptr_null(ft_relation("abc", "R00000001"));
+  ft_free(ft_claim("icbc1", "R00000001"));
+  /* The sync deadline falls: abc is offered the referral, acme lists it. */
+  ft_clock(ft_at(FT_MONDAY, 10, 0) + 2000);
+  ck_assert(ft_wait_relation("abc", "R00000001", "open"));
+  ck_assert_str_eq(ft_relation("icbc", "R00000001"), "claimed");
+  Gm__Finance__ReferralsRequest l = GM__FINANCE__REFERRALS_REQUEST__INIT;
+  Gm__Finance__ReferralList *list =
+      (Gm__Finance__ReferralList *)ft_ok("acme", "referral.list", &l.base);
+  ck_assert_int_eq(list->total, 1);
+  ft_free(list);
+  /* Then it is done: only the pick deadline is left. */
+  redisContext *rc = gm_test_redis_connect(ft_redis);
+  for (int i = 0; i < 500; i++)
+    if (gm_test_redis_int(rc, "ZCARD gm:{finance:R00000001}:dl") == 1) break;
+  ck_assert_int_eq(gm_test_redis_int(rc, "ZCARD gm:{finance:R00000001}:dl"), 1);
+  redisFree(rc);
+  ft_stop();
+}
+END_TEST
 #endif
 
 int main(void) {
@@ -228,6 +281,8 @@ int main(void) {
 #ifdef GM_FAILURE_INJECTION
   tcase_add_test(tc, a_retry_finishes_what_a_killed_broker_left);
   tcase_add_test(tc, the_sync_deadline_finishes_what_nobody_retried);
+  tcase_add_test(tc,
+                 a_later_transition_leaves_the_sync_deadline_a_dead_call_owes);
 #endif
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
