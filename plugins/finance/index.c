@@ -40,10 +40,11 @@ static gm_status finance__queue_write(gm_call *call, const finance__ref *r,
                       *entry ? 5 : 3, args, &v);
 }
 
-/* The indexes of r: banks' queues and the enterprise's list. */
+/* The indexes of r: banks' queues and the enterprise's list; `all`: every
+   index of r, so every version up to r's is done. */
 static gm_status finance__indexes(gm_call *call, const finance__ref *r,
                                   const char *const *banks, size_t n,
-                                  int listed) {
+                                  int listed, int all) {
   gm_status st;
   const gm_value *v;
   for (size_t i = 0; i < n; i++)
@@ -56,8 +57,9 @@ static gm_status finance__indexes(gm_call *call, const finance__ref *r,
                            3, args, &v)) != GM_OK)
       return st;
   }
-  const char *done[] = {"synced", finance__num(call, r->version)};
-  return finance__run(call, "referral", r->id, 2, done, &v);
+  const char *done[] = {"synced", finance__num(call, r->version),
+                        all ? "all" : ""};
+  return finance__run(call, "referral", r->id, 3, done, &v);
 }
 
 /* The staff of `bank` in a dir.lua 'members' reply ({{bank, m...}...}). */
@@ -104,7 +106,7 @@ gm_status finance__after(gm_call *call, const finance__ref *r,
     raise(SIGKILL);
 #endif
   gm_status st = finance__indexes(call, r, banks, n,
-                                  strcmp(r->transition, "created") != 0);
+                                  strcmp(r->transition, "created") != 0, 0);
   if (st != GM_OK) return st;
   if (!members && n) {
     /* Their staff, a dir.lua step per FINANCE_MEMBERS_STEP banks. */
@@ -137,7 +139,7 @@ gm_status finance__on_sync(gm_call *call, const gm_deadline *d, void *arg) {
   if (st != GM_OK) return st;
   size_t n;
   const char **banks = finance__all_banks(call, &r, &n);
-  return finance__indexes(call, &r, banks, n, 0);
+  return finance__indexes(call, &r, banks, n, 0, 1);
 }
 
 gm_status finance__bank_queue(gm_call *call, const ProtobufCMessage *req,

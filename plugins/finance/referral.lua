@@ -7,6 +7,7 @@
 --   P.cl  ZSET the banks that claimed in this round, by claim order
 --   P.cp  HASH claimant bank -> "product/fee_bp" it claimed with
 --   P.x   SET  banks that missed the contact deadline: no access any more
+--   P.us  SET  versions whose index steps have not all run yet (below)
 -- Fields of P.r: id, st (State), v (version: +1 per transition), rnd
 --   (round: +1 each time it returns to the pool), maxc (claims allowed),
 --   ent (the enterprise's participant), by (who submitted it), uscc,
@@ -19,9 +20,12 @@
 --   ms), drc, dtx, dt (decided ms: approved or declined), wr (withdraw
 --   reason), er (why it expired), xt (ended ms).
 -- Deadlines (the host's P.dl): pick|<id> (pdue), contact|<id> (cdue) and
--- sync|<id>: SYNC_MS after each transition, cancelled by 'synced' once the
--- caller has brought the bank queues and the enterprise's list up to date
--- (index.c); if its broker stopped first, the deadline does it.
+-- sync|<id>: SYNC_MS after each transition, which also adds its version to
+-- P.us; 'synced' removes a version once its caller has brought the bank
+-- queues and the enterprise's list up to date (index.c) and cancels the
+-- deadline when no version is left.  If a broker stopped before, its
+-- version stays, even when later transitions finish theirs, and the
+-- deadline writes every index from the record ('synced', version, 'all').
 --
 -- ARGV, by op:
 --   'create', pick due, eligible "bank=p/fee,p/fee;bank=...", then field,
@@ -33,7 +37,7 @@
 --   'fund', bank, amount, date, its day number
 --   'decline', bank, reason code, text 'withdraw', reason
 --   'expire' (pick deadline)           'miss', new pick due (contact deadline)
---   'get'                              'synced', version
+--   'get'                              'synced', version, 'all' or ''
 -- Reply (every op but synced): {r (P.r flat), eb (flat), claimants in
 -- order, cp (flat), excluded, info} where info = {transition, from state}
 -- ({'none', ...} when a deadline found nothing due).
@@ -62,6 +66,7 @@ local function sname(st) return NAMES[st] or I(st) end
 local function move(r, to, tr, set, extra)
   local from = r.st
   r.v = r.v + 1
+  redis.call('SADD', P .. 'us', I(r.v))
   local h = {'HSET', P .. 'r', 'st', I(to), 'v', I(r.v), 'ut', I(NOW)}
   for i = 1, #set do h[#h + 1] = set[i] end
   redis.call(unpack(h))
@@ -96,6 +101,7 @@ if op == 'create' then
   end
   redis.call(unpack(h))
   redis.call(unpack(eb))
+  redis.call('SADD', P .. 'us', '1')
   e[#e + 1], e[#e + 2] = 'neb', I(n)
   gm.emit(unpack(e))
   gm.deadline('pick', ID, tonumber(ARGV[2]))
@@ -105,7 +111,16 @@ end
 
 local r = ref_load()
 if op == 'synced' then
-  if r and r.v == tonumber(ARGV[2]) then gm.deadline_cancel('sync', ID) end
+  if ARGV[3] == 'all' then
+    for _, v in ipairs(redis.call('SMEMBERS', P .. 'us')) do
+      if tonumber(v) <= tonumber(ARGV[2]) then
+        redis.call('SREM', P .. 'us', v)
+      end
+    end
+  else
+    redis.call('SREM', P .. 'us', ARGV[2])
+  end
+  if redis.call('SCARD', P .. 'us') == 0 then gm.deadline_cancel('sync', ID) end
   return 0
 end
 if not r then

@@ -107,6 +107,9 @@ static void race(int max_claims) {
                   cl->element[i]->str);
   }
   freeReplyObject(cl);
+  /* Every winner's steps ran: nothing left for the sync deadline. */
+  ck_assert_int_eq(gm_test_redis_int(c, "SCARD gm:{finance:%s}:us", id), 0);
+  ck_assert_int_eq(gm_test_redis_int(c, "ZCARD gm:{finance:%s}:dl", id), 1);
   redisFree(c);
   char v[16];
   snprintf(v, sizeof v, "%d", 1 + max_claims);
