@@ -272,6 +272,54 @@ START_TEST(the_centre_report_and_a_bank_report) {
 }
 END_TEST
 
+/* A bank's name is free text: a comma or a quote in it must not shift
+   the report's CSV columns. */
+START_TEST(a_bank_name_with_a_comma_keeps_the_csv_columns) {
+  Gm__Finance__Bank b = GM__FINANCE__BANK__INIT;
+  Gm__Finance__CreateBankRequest cb = GM__FINANCE__CREATE_BANK_REQUEST__INIT;
+  b.id = "hz";
+  b.name = "Bank \"HZ\", Huzhou branch";
+  cb.bank = &b;
+  ft_free(ft_ok(FT_CENTRE, "bank.create", &cb.base));
+  ft_register("hz1", "bank");
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  link.participant = "hz1";
+  link.bank = "hz";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  ft_product("hz-p", "hz", "1", "", 1, MAX, 1, 120, 100);
+  Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
+  q.amount = 100000000;
+  q.tenor_months = 12;
+  q.class_code = "1";
+  q.subitem = "1.5";
+  q.use_of_proceeds = "boiler retrofit";
+  q.description = "replace two coal boilers";
+  q.consent_share = 1;
+  Gm__Finance__Referral *r =
+      (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  ft_free(ft_claim("hz1", id));
+  ft_free(ft_pick("acme", id, "hz"));
+  ft_free(ft_contact("hz1", id));
+  ft_free(ft_approve("hz1", id, 100000000, 345, 12));
+  ft_free(ft_fund("hz1", id, 100000000, NULL));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", 1), 1);
+  Gm__Finance__ReportRequest rq = GM__FINANCE__REPORT_REQUEST__INIT;
+  rq.from = "2026-03-01";
+  rq.to = "2026-03-31";
+  Gm__Finance__Report *rep =
+      (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
+  ck_assert_str_eq(rep->by_bank[0]->name, "Bank \"HZ\", Huzhou branch");
+  ck_assert_msg(strstr(rep->csv,
+                       "bank,hz,\"Bank \"\"HZ\"\", Huzhou branch\","
+                       "1,1,1000000.00,10000.00\n"),
+                "%s", rep->csv);
+  ft_free(rep);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance reports");
   TCase *tc = tcase_create("reports");
@@ -280,6 +328,7 @@ int main(void) {
   tcase_add_test(tc, fees_round_half_up_and_settle_with_the_loan);
   tcase_add_test(tc, the_monthly_statement_matches_the_ledger);
   tcase_add_test(tc, the_centre_report_and_a_bank_report);
+  tcase_add_test(tc, a_bank_name_with_a_comma_keeps_the_csv_columns);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
