@@ -222,6 +222,20 @@ static Gm__Finance__ReportLine *finance__line(gm_call *call,
   return l;
 }
 
+/* A CSV field as RFC 4180 writes it: quoted, quotes doubled, when it
+   holds a comma, a quote or a line break (a bank's name is free text). */
+static const char *finance__csv(gm_call *call, const char *s) {
+  if (!strpbrk(s, ",\"\r\n")) return s;
+  char *out = host->alloc(call, 2 * strlen(s) + 3), *w = out;
+  *w++ = '"';
+  for (; *s; s++) {
+    if (*s == '"') *w++ = '"';
+    *w++ = *s;
+  }
+  *w++ = '"';
+  return out;
+}
+
 static int finance__line_cmp(const void *a, const void *b) {
   return strcmp((*(Gm__Finance__ReportLine *const *)a)->key,
                 (*(Gm__Finance__ReportLine *const *)b)->key);
@@ -336,13 +350,14 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
   }
 
   /* The same as CSV: one line per class, per bank, and the totals.  A
-     line is its key and name and at most 6 numbers of 20 digits. */
+     line is its key and name (quoted, at most twice its length plus 2) and
+     at most 6 numbers of 20 digits. */
   size_t cap = 512, used = 0;
   for (int k = 0; k < 2; k++) {
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
     for (size_t i = 0; i < n; i++)
-      cap += strlen(l[i]->key) + strlen(l[i]->name) + 160;
+      cap += strlen(l[i]->key) + 2 * strlen(l[i]->name) + 162;
   }
   char *csv = host->alloc(call, cap);
   used += (size_t)snprintf(csv, cap,
@@ -352,12 +367,12 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
     for (size_t i = 0; i < n && used < cap; i++)
-      used +=
-          (size_t)snprintf(csv + used, cap - used, "%s,%s,%s,%lld,%lld,%s,%s\n",
-                           k ? "bank" : "class", l[i]->key, l[i]->name,
-                           (long long)l[i]->referrals, (long long)l[i]->funded,
-                           gm__finance_format_yuan(l[i]->funded_amount, y1),
-                           gm__finance_format_yuan(l[i]->fees, y2));
+      used += (size_t)snprintf(
+          csv + used, cap - used, "%s,%s,%s,%lld,%lld,%s,%s\n",
+          k ? "bank" : "class", l[i]->key, finance__csv(call, l[i]->name),
+          (long long)l[i]->referrals, (long long)l[i]->funded,
+          gm__finance_format_yuan(l[i]->funded_amount, y1),
+          gm__finance_format_yuan(l[i]->fees, y2));
   }
   if (used < cap)
     used += (size_t)snprintf(
