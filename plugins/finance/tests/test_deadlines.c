@@ -136,6 +136,15 @@ START_TEST(a_miss_with_no_other_bank_left_expires_it) {
                                   GM__FINANCE__STATE__STATE_EXPIRED),
                    GM__FINANCE__STATE__STATE_EXPIRED);
   ck_assert(ft_wait_relation("icbc", id, NULL));
+  /* The ledger says what a return to the pool says: the claim was missed
+     and the referral is no bank's (Redis holds no bank either). */
+  ck_assert_str_eq(ft_redis_field(id, "bank"), "");
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_claims WHERE"
+                                 " bank = 'icbc' AND outcome = 'missed'"),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_referrals"
+                                 " WHERE bank = '' AND picked_ms IS NULL"),
+                   1);
 }
 END_TEST
 
