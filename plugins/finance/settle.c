@@ -173,6 +173,23 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
         10);
   }
   if (st != GM_OK) return st;
+  /* Picked, then expired: the bank picked missed its contact deadline and
+     no other bank was left (referral.lua 'miss'); as for a return. */
+  if (!strcmp(tr, "expire") &&
+      finance__n(e, "from") == GM__FINANCE__STATE__STATE_PICKED) {
+    st = host->ledger_exec(
+        tx,
+        "UPDATE finance_claims SET outcome = 'missed', outcome_ms = ?2"
+        " WHERE referral = ?1 AND outcome = 'picked'",
+        (gm_param[]){GM_TEXT(id), GM_INT(t)}, 2);
+    if (st == GM_OK)
+      st = host->ledger_exec(tx,
+                             "UPDATE finance_referrals SET bank = '',"
+                             " picked_ms = NULL, contacted_ms = NULL"
+                             " WHERE id = ?1",
+                             (gm_param[]){GM_TEXT(id)}, 1);
+    if (st != GM_OK) return st;
+  }
   if (to >= GM__FINANCE__STATE__STATE_FUNDED) {
     st = host->ledger_exec(
         tx, "UPDATE finance_referrals SET ended_ms = ?2 WHERE id = ?1",
