@@ -443,6 +443,60 @@ START_TEST(a_refusal_does_not_say_whose_referral_it_is) {
 }
 END_TEST
 
+/* A bank without access learns nothing of where the referral went from a
+   refusal: not the claimant that lost the pick, not a bank whose products
+   do not fit. */
+START_TEST(a_refusal_does_not_tell_a_bank_without_access_the_state) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ft_free(ft_approve("icbc1", id, AMOUNT, 345, 36));
+  ft_free(ft_fund("icbc1", id, AMOUNT, NULL));
+  Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
+  ct.id = id;
+  ft_expect("abc1", "referral.contact", &ct.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank abc does not hold it");
+  ck_assert_msg(!strstr(ft_message, "funded"), "%s", ft_message);
+  Gm__Finance__ApproveRequest ap = GM__FINANCE__APPROVE_REQUEST__INIT;
+  ap.id = id;
+  ap.amount = AMOUNT;
+  ap.rate_bp = 345;
+  ap.tenor_months = 36;
+  ft_expect("abc1", "referral.approve", &ap.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank abc does not hold it");
+  ck_assert_msg(!strstr(ft_message, "funded"), "%s", ft_message);
+  Gm__Finance__FundRequest f = GM__FINANCE__FUND_REQUEST__INIT;
+  f.id = id;
+  f.amount = AMOUNT;
+  ft_expect("abc1", "referral.fund", &f.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank abc does not hold it");
+  ck_assert_msg(!strstr(ft_message, "funded"), "%s", ft_message);
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = id;
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_OTHER;
+  d.text = "x";
+  ft_expect("abc1", "referral.decline", &d.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank abc does not hold it");
+  ck_assert_msg(!strstr(ft_message, "funded"), "%s", ft_message);
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = id;
+  t.text = "a question";
+  ft_expect("abc1", "referral.request_info", &t.base,
+            GM__STATUS__PERMISSION_DENIED, "your bank abc does not hold it");
+  ck_assert_msg(!strstr(ft_message, "funded"), "%s", ft_message);
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = id;
+  ft_expect("nofit1", "referral.claim", &c.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank nofit has no product that fits");
+  ck_assert_msg(!strstr(ft_message, "funded"), "%s", ft_message);
+}
+END_TEST
+
 START_TEST(only_the_holding_bank_moves_it_in_order) {
   Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 1);
   char id[32];
@@ -635,6 +689,7 @@ int main(void) {
   tcase_add_test(tc, claims_are_refused_with_the_reason);
   tcase_add_test(tc, only_the_enterprise_picks_and_only_a_claimant);
   tcase_add_test(tc, a_refusal_does_not_say_whose_referral_it_is);
+  tcase_add_test(tc, a_refusal_does_not_tell_a_bank_without_access_the_state);
   tcase_add_test(tc, only_the_holding_bank_moves_it_in_order);
   tcase_add_test(tc, the_enterprise_withdraws_any_time_before_funding);
   tcase_add_test(tc, views_show_each_reader_what_it_may_see);
