@@ -159,14 +159,16 @@ end
 
 if op == 'claim' then
   local bank, prod = ARGV[2], ARGV[3]
-  local bad = need_state('a bank can claim it', ST.open, ST.claimed)
-  if bad then return bad end
+  -- Who may, before the state: a bank that may not see the referral
+  -- learns nothing of where it went.
   local fit = fitting(bank)
   if #fit == 0 then
     return rej('PERMISSION_DENIED', 'your bank ' .. bank .. ' has no product ' ..
       'that fits referral ' .. ID .. '; only banks with a fitting product ' ..
       '(as screened when it was submitted) may claim it')
   end
+  local bad = need_state('a bank can claim it', ST.open, ST.claimed)
+  if bad then return bad end
   if redis.call('SISMEMBER', P .. 'x', bank) == 1 then
     return rej('PERMISSION_DENIED', 'your bank ' .. bank .. ' missed the ' ..
       'contact deadline on ' .. ID .. ' and may not claim it again; the ' ..
@@ -221,8 +223,8 @@ end
 
 if op == 'contact' then
   local bank = ARGV[2]
-  local bad = need_state('contact can be recorded', ST.picked) or
-    need_holder(bank, 'record contact')
+  local bad = need_holder(bank, 'record contact') or
+    need_state('contact can be recorded', ST.picked)
   if bad then return bad end
   gm.deadline_cancel('contact', ID)
   return reply(move(r, ST.under_review, 'contact',
@@ -231,8 +233,8 @@ end
 
 if op == 'ask' then
   local bank = ARGV[2]
-  local bad = need_state('the bank can ask the enterprise', ST.under_review) or
-    need_holder(bank, 'ask the enterprise about it')
+  local bad = need_holder(bank, 'ask the enterprise about it') or
+    need_state('the bank can ask the enterprise', ST.under_review)
   if bad then return bad end
   return reply(move(r, ST.info_requested, 'ask', {'q', ARGV[3], 'ans', ''},
     {'bank', bank, 'detail', ARGV[3]}))
@@ -248,8 +250,8 @@ end
 
 if op == 'approve' then
   local bank = ARGV[2]
-  local bad = need_state('the bank can approve it', ST.under_review) or
-    need_holder(bank, 'approve it')
+  local bad = need_holder(bank, 'approve it') or
+    need_state('the bank can approve it', ST.under_review)
   if bad then return bad end
   return reply(move(r, ST.approved, 'approve',
     {'aamt', ARGV[3], 'arate', ARGV[4], 'aten', ARGV[5], 'at', I(NOW),
@@ -259,8 +261,8 @@ end
 
 if op == 'fund' then
   local bank, amt, day = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
-  local bad = need_state('the bank can fund it', ST.approved) or
-    need_holder(bank, 'fund it')
+  local bad = need_holder(bank, 'fund it') or
+    need_state('the bank can fund it', ST.approved)
   if bad then return bad end
   if amt > tonumber(r.aamt) then
     return rej('INVALID_ARGUMENT', 'the funded amount ' .. yuan(amt) ..
@@ -280,9 +282,9 @@ end
 
 if op == 'decline' then
   local bank = ARGV[2]
-  local bad = need_state('the bank can decline it', ST.picked,
-    ST.under_review, ST.info_requested, ST.approved) or
-    need_holder(bank, 'decline it')
+  local bad = need_holder(bank, 'decline it') or
+    need_state('the bank can decline it', ST.picked, ST.under_review,
+      ST.info_requested, ST.approved)
   if bad then return bad end
   gm.deadline_cancel('contact', ID)
   local set = {'drc', ARGV[3], 'dtx', ARGV[4], 'xt', I(NOW)}
