@@ -186,6 +186,43 @@ START_TEST(nobody_picked_in_time_expires_it) {
 }
 END_TEST
 
+/* A deadline fires a little after its time (the poll, a retry, a start-up
+   with many due, an index a killed broker lost: up to reconcile_s).  A
+   pick or a contact that reaches Redis after the deadline but before it
+   fired is too late all the same.  The deadlines are taken out of Redis
+   here so that they cannot fire first. */
+START_TEST(a_pick_or_contact_after_its_deadline_is_too_late) {
+  char picked[32], claimed[32];
+  copy_id(picked, ft_refer("acme", 500000000, 36, 0));
+  copy_id(claimed, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", picked));
+  ft_free(ft_pick("acme", picked, "icbc"));
+  ft_free(ft_claim("icbc1", claimed));
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl contact|%s",
+                                     picked, picked),
+                   1);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl pick|%s", claimed, claimed),
+      1);
+  redisFree(c);
+  /* Past both: the contact was due Monday 9 March 10:00, the pick at the
+     end of that day. */
+  ft_clock(ft_at("2026-03-10", 0, 0) + 1000);
+  Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
+  ct.id = picked;
+  ft_expect("icbc1", "referral.contact", &ct.base,
+            GM__STATUS__FAILED_PRECONDITION, "contact deadline");
+  Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
+  p.id = claimed;
+  p.bank = "icbc";
+  ft_expect("acme", "referral.pick", &p.base, GM__STATUS__FAILED_PRECONDITION,
+            "pick deadline");
+  ck_assert_str_eq(ft_redis_field(picked, "st"), "3");
+  ck_assert_str_eq(ft_redis_field(claimed, "st"), "2");
+}
+END_TEST
+
 START_TEST(working_days_follow_the_calendar_in_force) {
   /* Wednesday 30 September 2026: 1-7 October are off, 10 October is
      worked; the shipped calendar says so. */
@@ -230,6 +267,7 @@ int main(void) {
       tc, a_missed_contact_returns_it_to_the_pool_and_records_the_breach);
   tcase_add_test(tc, a_miss_with_no_other_bank_left_expires_it);
   tcase_add_test(tc, nobody_picked_in_time_expires_it);
+  tcase_add_test(tc, a_pick_or_contact_after_its_deadline_is_too_late);
   tcase_add_test(tc, working_days_follow_the_calendar_in_force);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
