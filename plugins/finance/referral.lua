@@ -207,6 +207,11 @@ if op == 'pick' then
   local bad = need_enterprise('pick a bank for') or
     need_state('a bank can be picked', ST.claimed)
   if bad then return bad end
+  -- A deadline fires a little after its time: it decides from then on.
+  if (tonumber(r.pdue) or math.huge) <= NOW then
+    return rej('FAILED_PRECONDITION', 'the pick deadline of ' .. ID ..
+      ' has passed: it expires, and no bank can be picked any more')
+  end
   local cp = redis.call('HGET', P .. 'cp', bank)
   if not cp then
     local cl = redis.call('ZRANGE', P .. 'cl', 0, -1)
@@ -226,6 +231,11 @@ if op == 'contact' then
   local bad = need_holder(bank, 'record contact') or
     need_state('contact can be recorded', ST.picked)
   if bad then return bad end
+  if (tonumber(r.cdue) or math.huge) <= NOW then
+    return rej('FAILED_PRECONDITION', 'the contact deadline of ' .. ID ..
+      ' has passed: the miss is recorded against your bank and the ' ..
+      'referral returns to the pool for the other eligible banks')
+  end
   gm.deadline_cancel('contact', ID)
   return reply(move(r, ST.under_review, 'contact',
     {'cx', I(NOW), 'cnote', ARGV[3]}, {'bank', bank, 'detail', ARGV[3]}))
