@@ -219,8 +219,8 @@ if op == 'retire' then
   local id = ARGV[2]
   local rec = redis.call('HGET', P .. 'prod', id)
   if not rec then
-    return rej('NOT_FOUND', 'no product ' .. id .. '; gm finance products ' ..
-      'lists them')
+    return rej('NOT_FOUND', 'no product ' .. id .. '; gm finance product ' ..
+      'list lists them')
   end
   if redis.call('HSETNX', P .. 'pret', id, I(NOW)) == 1 then
     gm.emit('retire', 'id', id, 't', I(NOW))

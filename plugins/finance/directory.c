@@ -375,7 +375,7 @@ gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
                       finance__q(call, in->participant, 70));
   if (in->bank[0] && !gm__finance_valid_bank(in->bank))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "bank id \"%s\" is not a bank id (gm finance banks "
+                      "bank id \"%s\" is not a bank id (gm finance bank list "
                       "lists them); \"\" unlinks",
                       finance__q(call, in->bank, 40));
   const char *args[] = {"link", in->participant, in->bank};
@@ -449,7 +449,7 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
                       finance__q(call, p.id, 50));
   if (!gm__finance_valid_bank(p.bank))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "bank \"%s\" is not a bank id (gm finance banks "
+                      "bank \"%s\" is not a bank id (gm finance bank list "
                       "lists them)",
                       finance__q(call, p.bank, 40));
   if ((st = finance__need_text(call, "product name", p.name, 1,

@@ -18,7 +18,7 @@ gm_status finance__report_bank(gm_call *call, const char *asked,
   if (asked && *asked) {
     if (!gm__finance_valid_bank(asked))
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "bank \"%s\" is not a bank id (gm finance banks "
+                        "bank \"%s\" is not a bank id (gm finance bank list "
                         "lists them)",
                         finance__q(call, asked, 40));
     if (finance__is_centre(call)) {
