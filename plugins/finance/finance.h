@@ -39,8 +39,6 @@ extern const char gm_finance_catalogue_csv[], gm_finance_calendar_csv[];
 /* Products in the directory at most (dir.lua: screening reads a class's
    products in one step). */
 #define FINANCE_MAX_PRODUCTS 2000
-/* Banks at most, and staff per bank. */
-#define FINANCE_MAX_BANKS 1000
 /* Working days are counted at most this many days ahead. */
 #define FINANCE_HORIZON_DAYS 120
 /* Text fields: description, use of proceeds, notes, questions, answers. */
