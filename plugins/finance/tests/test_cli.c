@@ -202,6 +202,32 @@ START_TEST(mistakes_are_refused_in_the_units_typed) {
 }
 END_TEST
 
+/* More classes or regions than a product takes are refused, not cut to
+   the first 16 or 64 (the product would cover less than was typed). */
+START_TEST(a_product_with_too_many_regions_is_refused_not_cut) {
+  ft_bank("icbc", NULL);
+  char regions[65 * 7 + 1] = "";
+  for (int i = 1; i <= 65; i++)
+    snprintf(regions + strlen(regions), sizeof regions - strlen(regions),
+             "%s3301%02d", i > 1 ? "," : "", i);
+  run_result *r =
+      gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
+         "icbc", "--name", "n", "--amount", "1-2", "--tenor", "1-2", "--rate",
+         "3-4", "--fee", "1", "--classes", "3", "--regions", regions, NULL);
+  REFUSED(r, "at most 64");
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
+         "icbc", "--name", "n", "--amount", "1-2", "--tenor", "1-2", "--rate",
+         "3-4", "--fee", "1", "--classes",
+         "1,1.1,1.2,1.3,1.4,1.5,1.6,2,2.1,2.2,2.3,2.4,3,3.1,3.2,3.3,3.4", NULL);
+  REFUSED(r, "at most 16");
+  Gm__Finance__ProductsRequest pr = GM__FINANCE__PRODUCTS_REQUEST__INIT;
+  Gm__Finance__ProductList *l =
+      (Gm__Finance__ProductList *)ft_ok(FT_CENTRE, "product.list", &pr.base);
+  ck_assert_int_eq(l->n_products, 0);
+  ft_free(l);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance cli");
   TCase *tc = tcase_create("cli");
@@ -209,6 +235,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_whole_session_in_yuan_percent_and_tonnes);
   tcase_add_test(tc, mistakes_are_refused_in_the_units_typed);
+  tcase_add_test(tc, a_product_with_too_many_regions_is_refused_not_cut);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
