@@ -222,12 +222,13 @@ static int gm__fin_range(const gm__fin_cli *g, const char *what,
   return 0;
 }
 
-/* "a,b,c" into a repeated field (pointers into buf). */
+/* "a,b,c" into a repeated field (pointers into buf); returns how many
+   there are, of which the first max are in out. */
 static size_t gm__fin_list(char *buf, char **out, size_t max) {
   size_t n = 0;
-  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < max;
-       t = strtok_r(NULL, ",", &save))
-    out[n++] = t;
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+       t = strtok_r(NULL, ",", &save), n++)
+    if (n < max) out[n] = t;
   return n;
 }
 
@@ -807,12 +808,23 @@ static int gm__fin_product_run(const gm__fin_cli *g, int argc, char **argv,
       gm__fin_pct(g, "--fee", a.opt[O_COAL], &bp))
     return GM_CLI_EXIT_ERROR;
   p.fee_bp = bp;
-  snprintf(classes, sizeof classes, "%s", a.opt[O_CLASS]);
+  /* Refused, not cut: the product would cover less than was typed. */
+  if (snprintf(classes, sizeof classes, "%s", a.opt[O_CLASS]) >=
+          (int)sizeof classes ||
+      (p.n_classes = gm__fin_list(classes, cls, 16)) > 16) {
+    g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                  "give at most 16 --classes (codes like 3 or 3.2)");
+    return GM_CLI_EXIT_ERROR;
+  }
+  if (snprintf(regions, sizeof regions, "%s",
+               a.opt[O_ITEM] ? a.opt[O_ITEM] : "") >= (int)sizeof regions ||
+      (p.n_regions = gm__fin_list(regions, reg, 64)) > 64) {
+    g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                  "give at most 64 --regions (none: every region)");
+    return GM_CLI_EXIT_ERROR;
+  }
   p.classes = cls;
-  p.n_classes = gm__fin_list(classes, cls, 16);
-  snprintf(regions, sizeof regions, "%s", a.opt[O_ITEM] ? a.opt[O_ITEM] : "");
   p.regions = reg;
-  p.n_regions = gm__fin_list(regions, reg, 64);
   req.product = &p;
   return gm__fin_show(g, "product.create", &req.base,
                       gm__fin_print_product_msg);
