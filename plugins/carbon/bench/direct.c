@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "carbon.h"
 
 extern const char bench_host_gm__prelude[], bench_host_gm__epilogue[];
 extern const char bench_lua_lib[], bench_lua_place[], bench_lua_amend[];
@@ -146,10 +147,22 @@ static void bench__build(bench_call *c, const bench_keys *k, const char *sha,
   for (int j = 0; j < i; j++) c->lens[j] = strlen(c->argv[j]);
 }
 
+/* The reply the script gave, out of the host's wrapper ({error "gm:host
+ * <due> <emitted>", reply}: core/redis.c) that runs which append to the
+ * outbox or set a deadline answer with. */
+static const redisReply *bench__unwrap(const redisReply *r) {
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+      r->element[0]->type == REDIS_REPLY_ERROR &&
+      strncmp(r->element[0]->str, "gm:host ", 8) == 0)
+    return r->element[1];
+  return r;
+}
+
 /* A place reply's order: its local id and state; 0 or -1. */
 static int bench__order(const redisReply *r, const char **id, int *state,
                         long *fills) {
   *fills = 0;
+  r = bench__unwrap(r);
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return -1;
   for (size_t i = 0; i < r->elements; i++) {
     const redisReply *e = r->element[i];
@@ -159,12 +172,12 @@ static int bench__order(const redisReply *r, const char **id, int *state,
       (*fills)++;
   }
   const redisReply *t = r->element[0];
-  if (t->type != REDIS_REPLY_ARRAY || t->elements < 11 ||
-      t->element[1]->type != REDIS_REPLY_STRING ||
-      t->element[10]->type != REDIS_REPLY_STRING)
+  if (t->type != REDIS_REPLY_ARRAY || t->elements < CARBON_ORD_N ||
+      t->element[CARBON_ORD_id]->type != REDIS_REPLY_STRING ||
+      t->element[CARBON_ORD_st]->type != REDIS_REPLY_STRING)
     return -1;
-  *id = t->element[1]->str;
-  *state = atoi(t->element[10]->str);
+  *id = t->element[CARBON_ORD_id]->str;
+  *state = atoi(t->element[CARBON_ORD_st]->str);
   return 0;
 }
 
@@ -216,12 +229,13 @@ int bench_ceiling_run(const bench_opts *o, redisContext *rc, const char *symbol,
       goto out;
     }
     bench_call *c = &ring[done % depth];
-    if (rep->type == REDIS_REPLY_ERROR) {
-      if (c->cancel && strncmp(rep->str, "NOT_FOUND", 9) == 0) {
+    const redisReply *body = bench__unwrap(rep);
+    if (body->type == REDIS_REPLY_ERROR) {
+      if (c->cancel && strncmp(body->str, "NOT_FOUND", 9) == 0) {
         r->cancel_missed++;
       } else {
         if (!first_error[0])
-          snprintf(first_error, sizeof first_error, "%s", rep->str);
+          snprintf(first_error, sizeof first_error, "%s", body->str);
         r->errors++;
       }
     } else if (!c->cancel) {
@@ -328,12 +342,13 @@ int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
     const char *id;
     int state;
     long fills;
-    if (rep->type == REDIS_REPLY_ERROR ||
+    const redisReply *body = bench__unwrap(rep);
+    if (body->type == REDIS_REPLY_ERROR ||
         bench__order(rep, &id, &state, &fills) || state != 1 || fills) {
       if (!first_error[0])
         snprintf(first_error, sizeof first_error, "%s",
-                 rep->type == REDIS_REPLY_ERROR ? rep->str
-                                                : "an order did not rest");
+                 body->type == REDIS_REPLY_ERROR ? body->str
+                                                 : "an order did not rest");
       errors++;
     }
     freeReplyObject(rep);
