@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -29,6 +30,21 @@ static const char *host_config(gm_market *m, const char *key, const char *def) {
   char section[64];
   snprintf(section, sizeof section, "market.%s", m->name);
   return gm__config_get(m->host->config, section, key, def);
+}
+
+static int host_config_path(gm_market *m, const char *key, const char *def,
+                            char *out, size_t outlen) {
+  char section[64];
+  if (outlen == 0) return -1;
+  out[0] = '\0';
+  snprintf(section, sizeof section, "market.%s", m->name);
+  char *p = gm__config_path(m->host->config, section, key, def);
+  if (!p) return -1;
+  size_t n = strlen(p);
+  int rc = n < outlen ? 0 : -1;
+  if (rc == 0) memcpy(out, p, n + 1);
+  free(p);
+  return rc;
 }
 
 static int64_t host_now_ms(gm_market *m) {
@@ -249,6 +265,7 @@ const gm_host_api gm__host_api = {
     .deadline_register = host_deadline_register,
     .deadline_set = host_deadline_set,
     .deadline_cancel = host_deadline_cancel,
+    .config_path = host_config_path,
 };
 
 /* Event names: 1-64 printable ASCII characters, no space (topics are split

@@ -341,6 +341,19 @@ typedef struct gm_host_api {
   gm_status (*ledger_tx_query)(gm_ledger *tx, const char *sql,
                                const gm_param *params, size_t nparams,
                                gm_row_fn fn, void *arg);
+
+  /* -- appended: file settings -- */
+  /*
+   * The value of `key` in [market.<name>] (or `def` when it is not set) as a
+   * file path: a relative one is taken relative to the folder of gmd's
+   * config file, as gmd's own paths are ([ledger] path, [security]
+   * secret_key_file).  Writes it NUL-terminated into out[outlen] and
+   * returns 0; returns -1 with out set to "" when neither the key nor `def`
+   * gives a path, or when it does not fit.  Check that `size` covers it: a
+   * host built before it has no such field.
+   */
+  int (*config_path)(gm_market *m, const char *key, const char *def, char *out,
+                     size_t outlen);
 } gm_host_api;
 
 /* What gm_plugin_magic() returns: compared field by field at load. */

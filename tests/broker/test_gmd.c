@@ -30,7 +30,9 @@ static void start(const char *extra) {
 }
 
 static void setup(void) {
-  start("[plugins]\nload = testmkt\n[market.testmkt]\ngreeting = hello\n");
+  start(
+      "[plugins]\nload = testmkt\n[market.testmkt]\ngreeting = hello\n"
+      "file = keys/market.key\n");
 }
 
 static void teardown(void) {
@@ -257,6 +259,27 @@ START_TEST(plugin_errors_identity_and_config_reach_the_caller) {
   ck_assert_str_eq(out->text, "hello there");
   ck_assert_str_eq(out->participant, "alice");
   ck_assert_str_eq(out->config_value, "hello");
+  /* A relative file setting is taken from the config file's folder. */
+  char want[4096];
+  const char *conf = gm_test_gmd_conf(gmd);
+  snprintf(want, sizeof want, "%.*s/keys/market.key",
+           (int)(strrchr(conf, '/') - conf), conf);
+  ck_assert_str_eq(out->config_path, want);
+  gm__testmkt__echo_reply__free_unpacked(out, NULL);
+  gm__reply__free_unpacked(r, NULL);
+
+  /* An absolute one is kept as it is; later keys win. */
+  FILE *f = fopen(conf, "a");
+  fputs("[market.testmkt]\nfile = /etc/greenmarket/market.key\n", f);
+  fclose(f);
+  gm_test_gmd_kill9(gmd);
+  gm_test_gmd_restart(gmd);
+  gm_test_conn_destroy(&conn);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  r = gm_test_call(conn, "alice", "testmkt", "echo", NULL, &e.base);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  out = gm__testmkt__echo_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_str_eq(out->config_path, "/etc/greenmarket/market.key");
   gm__testmkt__echo_reply__free_unpacked(out, NULL);
   gm__reply__free_unpacked(r, NULL);
 }

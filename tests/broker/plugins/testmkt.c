@@ -161,6 +161,10 @@ static gm_status echo(gm_call *call, const ProtobufCMessage *req,
   out->text = host->sprintf(call, "%s", in->text);
   out->participant = (char *)host->participant(call);
   out->config_value = (char *)host->config(host->market(call), "greeting", "");
+  char path[4096];
+  if (host->config_path(host->market(call), "file", NULL, path, sizeof path) ==
+      0)
+    out->config_path = host->sprintf(call, "%s", path);
   *reply = &out->base;
   return GM_OK;
 }
