@@ -9,11 +9,14 @@
 
 /* Codes as published in the national enterprise credit information
    publicity system: Huawei Technologies Co., Ltd., Shenzhen Tencent
-   Computer Systems Co., Ltd., Alibaba (China) Co., Ltd., and a government
-   body (registration authority 1, an organ of the state). */
+   Computer Systems Co., Ltd., Alibaba (China) Co., Ltd., Xiaomi Technology
+   Co., Ltd., China Petroleum & Chemical Corporation, two more enterprises,
+   and a government body (registration authority 1, an organ of the
+   state). */
 static const char *const published[] = {
     "914403001922038216", "9144030071526726XG", "91330100799655058B",
-    "91110108551385082Q", "91310000132200821H", "11100000000013127D",
+    "91110108551385082Q", "91110000710926094P", "91310000132200821H",
+    "91440300708461136T", "11100000000013127D",
 };
 
 static int check(const char *code, char *why, size_t n) {
