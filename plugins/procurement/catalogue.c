@@ -1,0 +1,504 @@
+/*
+ * The catalogue of certified green products (categories with their policy,
+ * certificates of green labels in 16 shards), the working-day calendar, and
+ * the register of parties (credit code, name, SME size).  A batch is
+ * checked whole before its first write, then written one script call per
+ * shard it touches, so a refused batch leaves nothing behind.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <greenmarket/uscc.h>
+
+#include "procurement.h"
+
+#define PR_CATEGORY_BATCH 1000
+#define PR_CERT_BATCH 5000
+
+static int pr__str_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A category from its record "name\tpolicy\tbp\tlabels\tmin\tupd". */
+static Gm__Procurement__Category *pr__category(gm_call *call, const char *code,
+                                               const char *rec) {
+  Gm__Procurement__Category *c = host->alloc(call, sizeof *c);
+  gm__procurement__category__init(c);
+  char *copy = host->sprintf(call, "%s", rec), *f[6] = {0};
+  size_t nf = 0;
+  for (char *p = copy, *tok; nf < 6 && (tok = strsep(&p, "\t"));) f[nf++] = tok;
+  c->code = (char *)code;
+  if (nf < 6) return c;
+  c->name = f[0];
+  c->policy = (Gm__Procurement__Policy)atoi(f[1]);
+  c->deduction_bp = atoi(f[2]);
+  c->min_grade = atoi(f[4]);
+  c->updated_ms = strtoll(f[5], NULL, 10);
+  size_t nl = 1;
+  for (char *p = f[3]; *p; p++) nl += *p == ',';
+  c->labels = host->alloc(call, nl * sizeof *c->labels);
+  char *save = NULL;
+  for (char *t = strtok_r(f[3], ",", &save); t; t = strtok_r(NULL, ",", &save))
+    c->labels[c->n_labels++] = t;
+  return c;
+}
+
+static char *pr__labels(gm_call *call, char *const *labels, size_t n) {
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(labels[i]) + 1;
+  char *s = host->alloc(call, len), *p = s;
+  for (size_t i = 0; i < n; i++)
+    p += sprintf(p, "%s%s", i ? "," : "", labels[i]);
+  return s;
+}
+
+gm_status pr__category_put(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Procurement__CategoryBatch *in = (const void *)req;
+  char err[300];
+  if (in->n_categories == 0 || in->n_categories > PR_CATEGORY_BATCH)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "send 1-%d categories per call", PR_CATEGORY_BATCH);
+  size_t nargs = 2 + in->n_categories * 6;
+  const char **args = host->alloc(call, nargs * sizeof *args);
+  args[0] = "catput";
+  args[1] = pr__num(call, (int64_t)in->n_categories);
+  for (size_t i = 0; i < in->n_categories; i++) {
+    const Gm__Procurement__Category *c = in->categories[i];
+    const char *labels = pr__labels(call, c->labels, c->n_labels);
+    if (pr_check_category(c->code, c->name, (int)c->policy, c->deduction_bp,
+                          labels, c->min_grade, err, sizeof err) != 0)
+      return host->fail(call, GM_INVALID_ARGUMENT, "category %zu (%.32s): %s",
+                        i + 1, c->code, err);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(in->categories[j]->code, c->code) == 0)
+        return host->fail(call, GM_INVALID_ARGUMENT,
+                          "category %s is in the batch twice", c->code);
+    const char **a = args + 2 + i * 6;
+    a[0] = c->code;
+    a[1] = c->name;
+    a[2] = pr__num(call, c->policy);
+    a[3] = pr__num(call, c->deduction_bp);
+    a[4] = labels;
+    a[5] = pr__num(call, c->min_grade);
+  }
+  const gm_value *v;
+  gm_status st = pr__run(call, "catalogue", "cat", nargs, args, &v);
+  if (st != GM_OK) return st;
+  Gm__Procurement__ImportReply *out = host->alloc(call, sizeof *out);
+  gm__procurement__import_reply__init(out);
+  out->stored = (int32_t)pr__i(v, 0);
+  *reply = &out->base;
+  return GM_OK;
+}
+
+gm_status pr__category_get(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Procurement__CategoryRequest *in = (const void *)req;
+  if (!pr_valid_name(in->code, 1, 32, 0))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "code \"%.32s\" is not a category code", in->code);
+  const char *args[] = {"catget", in->code};
+  const gm_value *v;
+  gm_status st = pr__run(call, "catalogue", "cat", 2, args, &v);
+  if (st != GM_OK) return st;
+  if (!pr__s(v, 0)[0])
+    return host->fail(call, GM_NOT_FOUND,
+                      "no category %s in the catalogue; gm procurement "
+                      "categories lists them",
+                      in->code);
+  *reply = &pr__category(call, in->code, pr__s(v, 0))->base;
+  return GM_OK;
+}
+
+static int pr__category_cmp(const void *a, const void *b) {
+  const Gm__Procurement__Category *x = *(Gm__Procurement__Category *const *)a;
+  const Gm__Procurement__Category *y = *(Gm__Procurement__Category *const *)b;
+  return strcmp(x->code, y->code);
+}
+
+gm_status pr__category_list(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  (void)req;
+  const char *args[] = {"catlist"};
+  const gm_value *v;
+  gm_status st = pr__run(call, "catalogue", "cat", 1, args, &v);
+  if (st != GM_OK) return st;
+  Gm__Procurement__CategoryList *out = host->alloc(call, sizeof *out);
+  gm__procurement__category_list__init(out);
+  out->categories = host->alloc(call, (v->n / 2 + 1) * sizeof *out->categories);
+  for (size_t i = 0; i + 1 < v->n; i += 2)
+    out->categories[out->n_categories++] =
+        pr__category(call, pr__s(v, i), pr__s(v, i + 1));
+  qsort(out->categories, out->n_categories, sizeof *out->categories,
+        pr__category_cmp);
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* ---- certificates ---- */
+
+/* A Certificate from a certget record: number holder hname product model
+   cat label grade issuer from to st why stt (catalogue.lua). */
+static Gm__Procurement__Certificate *pr__certificate(gm_call *call,
+                                                     const gm_value *r) {
+  Gm__Procurement__Certificate *c = host->alloc(call, sizeof *c);
+  gm__procurement__certificate__init(c);
+  c->number = (char *)pr__s(r, 0);
+  c->holder = (char *)pr__s(r, 1);
+  c->holder_name = (char *)pr__s(r, 2);
+  c->product = (char *)pr__s(r, 3);
+  c->model = (char *)pr__s(r, 4);
+  c->category = (char *)pr__s(r, 5);
+  c->label = (char *)pr__s(r, 6);
+  c->grade = (int32_t)pr__i(r, 7);
+  c->issuer = (char *)pr__s(r, 8);
+  c->valid_from_ms = pr__i(r, 9);
+  c->valid_to_ms = pr__i(r, 10);
+  c->status = (Gm__Procurement__CertStatus)pr__i(r, 11);
+  c->status_reason = (char *)pr__s(r, 12);
+  c->status_ms = pr__i(r, 13);
+  return c;
+}
+
+gm_status pr__certificate_put(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply) {
+  const Gm__Procurement__CertificateBatch *in = (const void *)req;
+  char err[300];
+  size_t n = in->n_certificates;
+  gm_status st;
+  if (n == 0 || n > PR_CERT_BATCH)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "send 1-%d certificates per call", PR_CERT_BATCH);
+  /* Every certificate checked, and every category it names read, before
+     the first write. */
+  const char **codes = host->alloc(call, (n + 1) * sizeof *codes);
+  size_t nc = 0;
+  codes[nc++] = "catget";
+  int *shard = host->alloc(call, n * sizeof *shard);
+  for (size_t i = 0; i < n; i++) {
+    const Gm__Procurement__Certificate *c = in->certificates[i];
+    if (pr_check_certificate(c->number, c->holder, c->holder_name, c->product,
+                             c->model, c->category, c->label, c->grade,
+                             c->issuer, c->valid_from_ms, c->valid_to_ms, err,
+                             sizeof err) != 0)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "certificate %zu (%.64s): %s", i + 1, c->number, err);
+    if (c->status != GM__PROCUREMENT__CERT_STATUS__CERT_STATUS_UNSPECIFIED &&
+        c->status != GM__PROCUREMENT__CERT_STATUS__CERT_VALID)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "certificate %s: an import adds valid certificates; "
+                        "suspend or revoke with certificate.status",
+                        c->number);
+    shard[i] = pr_cert_shard(c->number);
+    int seen = 0;
+    for (size_t k = 1; k < nc && !seen; k++)
+      seen = !strcmp(codes[k], c->category);
+    if (!seen) codes[nc++] = c->category;
+  }
+  /* Duplicates: sort the numbers (a copy) and compare neighbours. */
+  const char **nums = host->alloc(call, n * sizeof *nums);
+  for (size_t i = 0; i < n; i++) nums[i] = in->certificates[i]->number;
+  qsort(nums, n, sizeof *nums, pr__str_cmp);
+  for (size_t i = 1; i < n; i++)
+    if (strcmp(nums[i - 1], nums[i]) == 0)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "certificate %s is in the batch twice", nums[i]);
+  const gm_value *v;
+  if ((st = pr__run(call, "catalogue", "cat", nc, codes, &v)) != GM_OK)
+    return st;
+  for (size_t k = 1; k < nc; k++)
+    if (!pr__s(v, k - 1)[0])
+      return host->fail(call, GM_FAILED_PRECONDITION,
+                        "category %s is not in the catalogue; import the "
+                        "categories first",
+                        codes[k]);
+  for (int s = 0; s < PR_CERT_SHARDS; s++) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) m += shard[i] == s;
+    if (!m) continue;
+    const char **args = host->alloc(call, (2 + m * 11) * sizeof *args);
+    args[0] = "certput";
+    args[1] = pr__num(call, (int64_t)m);
+    size_t a = 2;
+    for (size_t i = 0; i < n; i++) {
+      if (shard[i] != s) continue;
+      const Gm__Procurement__Certificate *c = in->certificates[i];
+      args[a++] = c->number;
+      args[a++] = c->holder;
+      args[a++] = c->holder_name;
+      args[a++] = c->product;
+      args[a++] = c->model;
+      args[a++] = c->category;
+      args[a++] = c->label;
+      args[a++] = pr__num(call, c->grade);
+      args[a++] = c->issuer;
+      args[a++] = pr__num(call, c->valid_from_ms);
+      args[a++] = pr__num(call, c->valid_to_ms);
+    }
+    const char *tag = host->sprintf(call, "crt:%02d", s);
+    if ((st = pr__run(call, "catalogue", tag, a, args, &v)) != GM_OK) return st;
+  }
+  Gm__Procurement__ImportReply *out = host->alloc(call, sizeof *out);
+  gm__procurement__import_reply__init(out);
+  out->stored = (int32_t)n;
+  *reply = &out->base;
+  return GM_OK;
+}
+
+gm_status pr__certificate_get(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply) {
+  const Gm__Procurement__CertificateRequest *in = (const void *)req;
+  if (!pr_valid_name(in->number, 1, 64, 1))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "\"%.64s\" is not a certificate number", in->number);
+  const char *args[] = {"certget", in->number};
+  const char *tag = host->sprintf(call, "crt:%02d", pr_cert_shard(in->number));
+  const gm_value *v;
+  gm_status st = pr__run(call, "catalogue", tag, 2, args, &v);
+  if (st != GM_OK) return st;
+  if (pr__item(v, 0)->type != GM_VALUE_ARRAY)
+    return host->fail(call, GM_NOT_FOUND, "no certificate %s in the register",
+                      in->number);
+  *reply = &pr__certificate(call, pr__item(v, 0))->base;
+  return GM_OK;
+}
+
+gm_status pr__certificate_status(gm_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **reply) {
+  const Gm__Procurement__CertificateStatusRequest *in = (const void *)req;
+  gm_status st;
+  if (!pr_valid_name(in->number, 1, 64, 1))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "\"%.64s\" is not a certificate number", in->number);
+  if (in->status < GM__PROCUREMENT__CERT_STATUS__CERT_VALID ||
+      in->status > GM__PROCUREMENT__CERT_STATUS__CERT_REVOKED)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "status must be CERT_SUSPENDED, CERT_REVOKED, or "
+                      "CERT_VALID to reinstate a suspended certificate");
+  if ((st = pr__text(call, "reason", in->reason, 500, 0)) != GM_OK) return st;
+  if (in->status != GM__PROCUREMENT__CERT_STATUS__CERT_VALID && !in->reason[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "reason is empty; a suspension or revocation is "
+                      "recorded with its reason");
+  const char *args[] = {"certstatus", in->number, pr__num(call, in->status),
+                        in->reason};
+  const char *tag = host->sprintf(call, "crt:%02d", pr_cert_shard(in->number));
+  const gm_value *v;
+  if ((st = pr__run(call, "catalogue", tag, 4, args, &v)) != GM_OK) return st;
+  Gm__Procurement__Certificate *c = pr__certificate(call, v);
+  Gm__Procurement__CertificateEvent ev =
+      GM__PROCUREMENT__CERTIFICATE_EVENT__INIT;
+  ev.number = c->number;
+  ev.status = c->status;
+  ev.reason = c->status_reason;
+  ev.holder = c->holder;
+  pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "certificate", &ev.base);
+  *reply = &c->base;
+  return GM_OK;
+}
+
+gm_status pr__certs_read(gm_call *call, const char *const *numbers, size_t n,
+                         pr__certs *c) {
+  c->n = 0;
+  c->cap = n;
+  c->numbers = host->alloc(call, (n + 1) * sizeof *c->numbers);
+  c->states = host->alloc(call, (n + 1) * sizeof *c->states);
+  for (int s = 0; s < PR_CERT_SHARDS; s++) {
+    const char **args = host->alloc(call, (n + 1) * sizeof *args);
+    size_t m = 0;
+    args[m++] = "certget";
+    for (size_t i = 0; i < n; i++) {
+      if (pr_cert_shard(numbers[i]) != s) continue;
+      int seen = 0;
+      for (size_t k = 1; k < m && !seen; k++)
+        seen = !strcmp(args[k], numbers[i]);
+      if (!seen) args[m++] = numbers[i];
+    }
+    if (m == 1) continue;
+    const gm_value *v;
+    gm_status st = pr__run(call, "catalogue",
+                           host->sprintf(call, "crt:%02d", s), m, args, &v);
+    if (st != GM_OK) return st;
+    for (size_t k = 1; k < m; k++) {
+      const gm_value *r = pr__item(v, k - 1);
+      pr_cert_state *x = &c->states[c->n];
+      c->numbers[c->n++] = args[k];
+      memset(x, 0, sizeof *x);
+      if (r->type != GM_VALUE_ARRAY) continue;
+      x->found = 1;
+      x->holder = pr__s(r, 1);
+      x->category = pr__s(r, 5);
+      x->label = pr__s(r, 6);
+      x->grade = (int)pr__i(r, 7);
+      x->from_ms = pr__i(r, 9);
+      x->to_ms = pr__i(r, 10);
+      x->status = (int)pr__i(r, 11);
+      x->status_ms = pr__i(r, 13);
+    }
+  }
+  return GM_OK;
+}
+
+const pr_cert_state *pr__certs_find(void *arg, const char *number) {
+  const pr__certs *c = arg;
+  for (size_t i = 0; i < c->n; i++)
+    if (strcmp(c->numbers[i], number) == 0) return &c->states[i];
+  return NULL;
+}
+
+/* ---- the calendar ---- */
+
+gm_status pr__calendar_put(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Procurement__CalendarRequest *in = (const void *)req;
+  char d[11];
+  if (in->n_days == 0 || in->n_days > 1000)
+    return host->fail(call, GM_INVALID_ARGUMENT, "send 1-1000 days per call");
+  const char **args = host->alloc(call, (2 + 2 * in->n_days) * sizeof *args);
+  args[0] = "calput";
+  args[1] = pr__num(call, (int64_t)in->n_days);
+  for (size_t i = 0; i < in->n_days; i++) {
+    const Gm__Procurement__CalendarDay *day = in->days[i];
+    int64_t n;
+    if (pr_parse_date(day->date, &n) != 0)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "day %zu: \"%.16s\" is not a date YYYY-MM-DD", i + 1,
+                        day->date);
+    int weekend = pr_weekday(n) == 0 || pr_weekday(n) == 6;
+    const char *kind;
+    if (!strcmp(day->kind, "holiday")) {
+      if (weekend)
+        return host->fail(call, GM_INVALID_ARGUMENT,
+                          "%s is a weekend day, off anyway; list weekdays "
+                          "off as holidays",
+                          pr_date(n, d));
+      kind = "h";
+    } else if (!strcmp(day->kind, "working")) {
+      if (!weekend)
+        return host->fail(call, GM_INVALID_ARGUMENT,
+                          "%s is a weekday, worked anyway; list weekend days "
+                          "worked (调休) as working",
+                          pr_date(n, d));
+      kind = "w";
+    } else if (!strcmp(day->kind, "normal")) {
+      kind = "n";
+    } else {
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "%s: kind \"%.16s\" is not holiday, working or "
+                        "normal",
+                        day->date, day->kind);
+    }
+    args[2 + 2 * i] = pr__num(call, n);
+    args[3 + 2 * i] = kind;
+  }
+  const gm_value *v;
+  gm_status st =
+      pr__run(call, "catalogue", "cal", 2 + 2 * in->n_days, args, &v);
+  if (st != GM_OK) return st;
+  Gm__Procurement__Calendar *out = host->alloc(call, sizeof *out);
+  gm__procurement__calendar__init(out);
+  out->stored = (int32_t)pr__i(v, 0);
+  *reply = &out->base;
+  return GM_OK;
+}
+
+gm_status pr__calendar_get(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Procurement__CalendarRequest *in = (const void *)req;
+  int64_t from;
+  if (in->from[0]) {
+    if (pr_parse_date(in->from, &from) != 0)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "from \"%.16s\" is not a date YYYY-MM-DD", in->from);
+  } else {
+    from = pr_day_of(host->now_ms(host->market(call)));
+  }
+  int n = in->days_ahead ? in->days_ahead : 31;
+  if (n < 1 || n > 366)
+    return host->fail(call, GM_INVALID_ARGUMENT, "days_ahead must be 1-366");
+  const char *args[] = {"calget", pr__num(call, from), pr__num(call, n)};
+  const gm_value *v;
+  gm_status st = pr__run(call, "catalogue", "cal", 3, args, &v);
+  if (st != GM_OK) return st;
+  Gm__Procurement__Calendar *out = host->alloc(call, sizeof *out);
+  gm__procurement__calendar__init(out);
+  out->days = host->alloc(call, ((size_t)n + 1) * sizeof *out->days);
+  for (int i = 0; i < n; i++) {
+    const char *k = pr__s(v, (size_t)i);
+    if (!k[0]) continue;
+    Gm__Procurement__CalendarDay *d = host->alloc(call, sizeof *d);
+    gm__procurement__calendar_day__init(d);
+    d->date = host->alloc(call, 11);
+    pr_date(from + i, d->date);
+    d->kind = k[0] == 'h' ? "holiday" : "working";
+    out->days[out->n_days++] = d;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* ---- parties ---- */
+
+static Gm__Procurement__Party *pr__party(gm_call *call, const gm_value *v) {
+  Gm__Procurement__Party *p = host->alloc(call, sizeof *p);
+  gm__procurement__party__init(p);
+  p->id = (char *)pr__s(v, 0);
+  p->uscc = (char *)pr__s(v, 1);
+  p->name = (char *)pr__s(v, 2);
+  p->size = (Gm__Procurement__SmeClass)pr__i(v, 3);
+  p->updated_ms = pr__i(v, 4);
+  return p;
+}
+
+gm_status pr__party_register(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply) {
+  const Gm__Procurement__Party *in = (const void *)req;
+  const char *me = host->participant(call);
+  char why[200];
+  gm_status st;
+  if (gm_uscc_check(in->uscc, strlen(in->uscc), why, sizeof why) != 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "unified social credit code: %s", why);
+  if ((st = pr__text(call, "name", in->name, 200, 0)) != GM_OK) return st;
+  if (!in->name[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "name is empty; give the registered name");
+  if (in->size > GM__PROCUREMENT__SME_CLASS__SME_MICRO)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "size must be SME_NONE, SME_MEDIUM, SME_SMALL or "
+                      "SME_MICRO");
+  if (!pr_valid_name(me, 1, 64, 0))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "your participant id is not 1-64 letters, digits and . "
+                      "_ -");
+  const char *args[] = {"orgput", me, in->uscc, in->name,
+                        pr__num(call, in->size)};
+  const gm_value *v;
+  if ((st = pr__run(call, "catalogue", pr__org_tag(call, me), 5, args, &v)) !=
+      GM_OK)
+    return st;
+  *reply = &pr__party(call, v)->base;
+  return GM_OK;
+}
+
+gm_status pr__party_get(gm_call *call, const ProtobufCMessage *req,
+                        ProtobufCMessage **reply) {
+  const Gm__Procurement__PartyRequest *in = (const void *)req;
+  const char *id = in->id[0] ? in->id : host->participant(call);
+  if (!pr_valid_name(id, 1, 64, 0))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "\"%.64s\" is not a participant id", id);
+  const char *args[] = {"orgget", id};
+  const gm_value *v;
+  gm_status st = pr__run(call, "catalogue", pr__org_tag(call, id), 2, args, &v);
+  if (st != GM_OK) return st;
+  if (v->n == 0)
+    return host->fail(call, GM_NOT_FOUND,
+                      "%s has not registered; gm procurement register --uscc "
+                      "CODE --name NAME registers you",
+                      id);
+  *reply = &pr__party(call, v)->base;
+  return GM_OK;
+}

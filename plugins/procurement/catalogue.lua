@@ -1,0 +1,156 @@
+-- catalogue: categories (tag cat), certificates (tags crt:00..15, by the
+-- shard of their number), the working-day calendar (tag cal) and the party
+-- register (tags org:00..15).  C has checked every field (rules.c) before
+-- the first call; these steps only write, so a batch is all or nothing.
+--   ARGV[1] = op, then:
+--   catput   n, then n x (code name policy bp labels min_grade)
+--   catget   code...            catlist
+--   certput  n, then n x (number holder holder_name product model category
+--            label grade issuer from to)
+--   certget  number...
+--   certstatus  number status reason
+--   calput   n, then n x (day kind)   kind: h, w, or n (normal: removes)
+--   calget   from_day count
+--   orgput   id uscc name size       orgget id
+local op = ARGV[1]
+local MAXCATS = 10000
+local CERTF = {'holder', 'hname', 'product', 'model', 'cat', 'label', 'grade',
+  'issuer', 'from', 'to', 'st', 'why', 'stt'}
+
+if op == 'catput' then
+  local n = tonumber(ARGV[2])
+  local new = 0
+  for i = 0, n - 1 do
+    local a = 3 + i * 6
+    if redis.call('HEXISTS', P .. 'cats', ARGV[a]) == 0 then new = new + 1 end
+  end
+  if redis.call('HLEN', P .. 'cats') + new > MAXCATS then
+    return rej('RESOURCE_EXHAUSTED', 'the catalogue holds at most ' ..
+      MAXCATS .. ' categories; this batch would pass it')
+  end
+  for i = 0, n - 1 do
+    local a = 3 + i * 6
+    local code = ARGV[a]
+    redis.call('HSET', P .. 'cats', code, table.concat({ARGV[a + 1],
+      ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], I(NOW)}, '\t'))
+    gm.emit('category', 'code', code, 'name', ARGV[a + 1],
+      'policy', ARGV[a + 2], 'bp', ARGV[a + 3], 'labels', ARGV[a + 4],
+      'min', ARGV[a + 5], 't', I(NOW))
+  end
+  return {I(n)}
+end
+
+if op == 'catget' then
+  local out = {}
+  for i = 2, #ARGV do
+    out[#out + 1] = redis.call('HGET', P .. 'cats', ARGV[i]) or false
+  end
+  return out
+end
+
+if op == 'catlist' then
+  return redis.call('HGETALL', P .. 'cats')
+end
+
+if op == 'certput' then
+  local n = tonumber(ARGV[2])
+  for i = 0, n - 1 do
+    local a = 3 + i * 11
+    local k = P .. 'c:' .. ARGV[a]
+    -- An import never changes a status: suspensions and revocations are
+    -- made (and undone) by certstatus only, with their reason and time.
+    local st = redis.call('HMGET', k, 'st', 'why', 'stt')
+    if not st[1] then st = {'1', '', I(NOW)} end
+    redis.call('HSET', k, 'holder', ARGV[a + 1], 'hname', ARGV[a + 2],
+      'product', ARGV[a + 3], 'model', ARGV[a + 4], 'cat', ARGV[a + 5],
+      'label', ARGV[a + 6], 'grade', ARGV[a + 7], 'issuer', ARGV[a + 8],
+      'from', ARGV[a + 9], 'to', ARGV[a + 10], 'st', st[1], 'why', st[2],
+      'stt', st[3])
+    gm.emit('cert', 'no', ARGV[a], 'holder', ARGV[a + 1],
+      'hname', ARGV[a + 2], 'product', ARGV[a + 3], 'model', ARGV[a + 4],
+      'cat', ARGV[a + 5], 'label', ARGV[a + 6], 'grade', ARGV[a + 7],
+      'issuer', ARGV[a + 8], 'from', ARGV[a + 9], 'to', ARGV[a + 10],
+      'st', st[1], 'why', st[2], 'stt', st[3], 't', I(NOW))
+  end
+  return {I(n)}
+end
+
+if op == 'certget' then
+  local out = {}
+  for i = 2, #ARGV do
+    local v = redis.call('HMGET', P .. 'c:' .. ARGV[i], unpack(CERTF))
+    if v[1] then
+      table.insert(v, 1, ARGV[i])
+      out[#out + 1] = v
+    else
+      out[#out + 1] = false
+    end
+  end
+  return out
+end
+
+if op == 'certstatus' then
+  local no, st, why = ARGV[2], ARGV[3], ARGV[4]
+  local k = P .. 'c:' .. no
+  local cur = redis.call('HGET', k, 'st')
+  if not cur then
+    return rej('NOT_FOUND', 'no certificate ' .. no .. ' in the register')
+  end
+  if cur == '3' then
+    return rej('FAILED_PRECONDITION', 'certificate ' .. no ..
+      ' is revoked, which is final; import a new certificate instead')
+  end
+  if cur == st then
+    local names = {['1'] = 'valid', ['2'] = 'suspended'}
+    return rej('FAILED_PRECONDITION', 'certificate ' .. no .. ' is ' ..
+      'already ' .. names[st])
+  end
+  redis.call('HSET', k, 'st', st, 'why', why, 'stt', I(NOW))
+  local v = redis.call('HMGET', k, unpack(CERTF))
+  gm.emit('cert_status', 'no', no, 'st', st, 'why', why, 'stt', I(NOW),
+    'holder', v[1], 't', I(NOW))
+  table.insert(v, 1, no)
+  return v
+end
+
+if op == 'calput' then
+  local n = tonumber(ARGV[2])
+  for i = 0, n - 1 do
+    local day, kind = ARGV[3 + i * 2], ARGV[4 + i * 2]
+    if kind == 'n' then
+      redis.call('HDEL', P .. 'days', day)
+    else
+      redis.call('HSET', P .. 'days', day, kind)
+    end
+    gm.emit('calendar', 'day', day, 'kind', kind, 't', I(NOW))
+  end
+  return {I(n)}
+end
+
+if op == 'calget' then
+  local from, n = tonumber(ARGV[2]), tonumber(ARGV[3])
+  local days = {}
+  for d = from, from + n - 1 do days[#days + 1] = I(d) end
+  local v = redis.call('HMGET', P .. 'days', unpack(days))
+  local out = {}
+  for i = 1, #days do out[i] = v[i] or '' end
+  return out
+end
+
+if op == 'orgput' then
+  local k = P .. 'p:' .. ARGV[2]
+  redis.call('HSET', k, 'uscc', ARGV[3], 'name', ARGV[4], 'size', ARGV[5],
+    'upd', I(NOW))
+  gm.emit('party', 'id', ARGV[2], 'uscc', ARGV[3], 'name', ARGV[4],
+    'size', ARGV[5], 't', I(NOW))
+  return {ARGV[2], ARGV[3], ARGV[4], ARGV[5], I(NOW)}
+end
+
+if op == 'orgget' then
+  local v = redis.call('HMGET', P .. 'p:' .. ARGV[2], 'uscc', 'name', 'size',
+    'upd')
+  if not v[1] then return {} end
+  return {ARGV[2], v[1], v[2], v[3], v[4]}
+end
+
+return rej('INTERNAL', 'catalogue: unknown op ' .. tostring(op))

@@ -1,0 +1,305 @@
+/*
+ * The opening and the evaluation, driven by the tender's "open" deadline:
+ * at the bid deadline (and at once when an upheld challenge orders a
+ * re-evaluation) the bids are opened and evaluated in pages of
+ * [market.procurement] page bids, each page one read step, its certificate
+ * reads (one per shard it cites) and one store step, so the work per script
+ * call is bounded and the whole grows linearly with the bids.  Then the
+ * committee's scores (comprehensive scoring) and the totals, in pages too.
+ *
+ * Every step is a script run of the deadline's call, stored under its
+ * idempotency key: a broker that dies halfway is replaced by another that
+ * replays the steps done and runs the rest, so each bid is opened and
+ * evaluated once.  The next step is decided only from the replies (the
+ * opening time `evat` and the draw's `seed` come from the close step).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procurement.h"
+
+#define PR_CHECKS_MAX (64 + PR_MAX_ITEMS * 240)
+
+/* One bid of a page, opened and evaluated. */
+typedef struct pr__row {
+  const char *who;
+  const char *text; /* the opened text (round 1), else "" */
+  pr_eval e;
+  char member[128];
+  const char *hash;
+  char *checks, *reasons;
+} pr__row;
+
+static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
+                            const char *round);
+
+/* Opens and evaluates bids [start, start + n) of round `round`. */
+static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
+                              const char *round, const char *seed, int64_t evat,
+                              const pr_tender_rule *rule, int64_t start,
+                              size_t *got) {
+  const char *pargs[] = {"page", id, round, pr__num(call, start),
+                         pr__num(call, pr__page)};
+  const gm_value *v;
+  gm_status st = pr__run(call, "open", tag, 5, pargs, &v);
+  if (st != GM_OK) return st;
+  size_t n = v->n;
+  *got = n;
+  if (n == 0) return GM_OK;
+  int first = strcmp(round, "1") == 0;
+  pr__row *rows = host->alloc(call, n * sizeof *rows);
+  pr_bid *bids = host->alloc(call, n * sizeof *bids);
+  const char **uscc = host->alloc(call, n * sizeof *uscc);
+  int *size = host->alloc(call, n * sizeof *size),
+      *ok = host->alloc(call, n * sizeof *ok);
+  int64_t *lodged = host->alloc(call, n * sizeof *lodged);
+  const char **certs =
+      host->alloc(call, (n * PR_MAX_ITEMS + 1) * sizeof *certs);
+  size_t ncerts = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    const gm_value *r = pr__item(v, i);
+    pr__row *row = &rows[i];
+    char err[300];
+    row->who = pr__s(r, 0);
+    lodged[i] = pr__i(r, 3);
+    /* The record: state|version|hash|kid|time|seq|uscc|size|name */
+    const char *rec = pr__s(r, 1);
+    char *copy = host->sprintf(call, "%s", rec), *f[9] = {0};
+    size_t nf = 0;
+    for (char *p = copy, *tok; nf < 8 && (tok = strsep(&p, "|"));)
+      f[nf++] = tok;
+    if (nf < 8)
+      return host->fail(call, GM_INTERNAL,
+                        "tender %s: the bid record of %s "
+                        "is malformed",
+                        id, row->who);
+    row->hash = f[2];
+    uscc[i] = f[6];
+    size[i] = atoi(f[7]);
+    const char *src = pr__s(r, 2);
+    size_t len = strlen(src);
+    const char *text = src;
+    if (first) {
+      text = pr__unseal(call, id, row->who, src, &len, err, sizeof err);
+      if (!text) {
+        /* Not the bidder's doing: the broker holds the wrong key file.
+           Stop, and let the deadline fire again once it is fixed. */
+        host->log(host->market(call), GM_LOG_ERROR,
+                  "tender %s cannot be opened: %s; give this gmd the key "
+                  "file the bids were sealed with (key id in the bid record: "
+                  "%s)",
+                  id, err, f[3]);
+        return host->fail(call, GM_INTERNAL, "tender %s: %s", id, err);
+      }
+      row->text = text;
+    } else {
+      row->text = "";
+    }
+    char hash[65];
+    pr__sha256_hex(text, len, hash);
+    row->checks = host->alloc(call, PR_CHECKS_MAX);
+    row->reasons = host->alloc(call, 2048);
+    ok[i] = strcmp(hash, row->hash) == 0 &&
+            pr_bid_parse(text, len, &bids[i], err, sizeof err) == 0 &&
+            strcmp(bids[i].tender, id) == 0 &&
+            strcmp(bids[i].supplier, row->who) == 0;
+    if (!ok[i]) continue;
+    for (size_t k = 0; k < bids[i].nlines; k++)
+      if (bids[i].lines[k].cert[0]) certs[ncerts++] = bids[i].lines[k].cert;
+  }
+
+  pr__certs cs;
+  if ((st = pr__certs_read(call, certs, ncerts, &cs)) != GM_OK) return st;
+
+  size_t nargs = 5 + n * 12;
+  const char **args = host->alloc(call, nargs * sizeof *args);
+  args[0] = "store";
+  args[1] = id;
+  args[2] = round;
+  args[3] = pr__num(call, (int64_t)n);
+  size_t a = 4;
+  for (size_t i = 0; i < n; i++) {
+    pr__row *row = &rows[i];
+    char draw[17];
+    if (ok[i]) {
+      if (pr_evaluate(rule, &bids[i], uscc[i], size[i], lodged[i], evat,
+                      pr__certs_find, &cs, &row->e, row->checks, PR_CHECKS_MAX,
+                      row->reasons, 2048) != 0)
+        host->log(host->market(call), GM_LOG_WARN,
+                  "tender %s: the evaluation sheet of %s was cut at its size",
+                  id, row->who);
+    } else {
+      memset(&row->e, 0, sizeof row->e);
+      snprintf(row->checks, PR_CHECKS_MAX,
+               "the opened bid does not match its published hash %s: "
+               "disqualified",
+               row->hash);
+      snprintf(row->reasons, 2048, "the opened bid does not match its hash");
+    }
+    pr__draw(seed, row->hash, draw);
+    snprintf(row->member, sizeof row->member, "%016lld|%s|%s",
+             (long long)row->e.bid_price, draw, row->who);
+    args[a++] = row->who;
+    args[a++] = row->text;
+    args[a++] = row->e.valid ? "1" : "0";
+    args[a++] = pr__num(call, row->e.bid_price);
+    args[a++] = pr__num(call, row->e.green);
+    args[a++] = pr__num(call, row->e.sme);
+    args[a++] = pr__num(call, row->e.evaluated);
+    args[a++] = row->member;
+    args[a++] = pr__num(call, row->e.sme_class);
+    args[a++] = row->reasons;
+    args[a++] = row->checks;
+    args[a++] = row->hash;
+  }
+  return pr__run(call, "open", tag, a, args, &v);
+}
+
+gm_status pr__on_open(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  const char *id = d->id, *tag = d->tag;
+  char seed[65];
+  pr__random_hex(seed, 32);
+  const char *cargs[] = {"close", id, seed};
+  const gm_value *v;
+  gm_status st = pr__run(call, "open", tag, 3, cargs, &v);
+  if (st != GM_OK) return st;
+  if (strcmp(pr__s(v, 0), "open") != 0) return GM_OK; /* moved or ended */
+  const char *round = pr__s(v, 1);
+  const char *rseed = pr__s(v, 2);
+  int64_t evat = pr__i(v, 3);
+  int64_t nb = pr__i(v, 4);
+  Gm__Procurement__Tender *t = pr__def_decode(call, pr__s(v, 5));
+  if (!t)
+    return host->fail(call, GM_INTERNAL, "tender %s has no definition", id);
+  pr_tender_rule rule;
+  pr__tender_rule(call, t, &rule);
+
+  for (int64_t start = 0; start < nb;) {
+    size_t got;
+    if ((st = pr__page_run(call, id, tag, round, rseed, evat, &rule, start,
+                           &got)) != GM_OK)
+      return st;
+    if (got == 0) break;
+    start += (int64_t)got;
+  }
+  const char *fargs[] = {"finish", id, round};
+  if ((st = pr__run(call, "open", tag, 3, fargs, &v)) != GM_OK) return st;
+  Gm__Procurement__TenderEvent ev = GM__PROCUREMENT__TENDER_EVENT__INIT;
+  ev.tender_id = (char *)id;
+  ev.action =
+      strcmp(pr__s(v, 0), "unsuccessful") == 0 ? "unsuccessful" : "evaluated";
+  ev.state = (char *)pr__s(v, 0);
+  ev.bids = (int32_t)nb;
+  ev.title = t->title;
+  ev.deadline_ms = t->deadline_ms;
+  ev.note = host->sprintf(call, "round %s: %lld bids opened, %lld valid", round,
+                          (long long)nb, (long long)pr__i(v, 1));
+  pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "tender", &ev.base);
+  host->log(host->market(call), GM_LOG_INFO, "tender %s %s", id, ev.note);
+  if (strcmp(pr__s(v, 0), "scoring") == 0 && pr__i(v, 2) == 1)
+    return pr__totals(call, id, tag, round);
+  return GM_OK;
+}
+
+/* ---- comprehensive scoring ---- */
+
+/* Price scores and totals of every valid bid of the round, in pages, then
+   the ranking is final. */
+static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
+                            const char *round) {
+  gm_status st;
+  const gm_value *v;
+  for (int64_t start = 0;; start += pr__page) {
+    const char *pargs[] = {"tpage", id, round, pr__num(call, start),
+                           pr__num(call, pr__page)};
+    if ((st = pr__run(call, "open", tag, 5, pargs, &v)) != GM_OK) return st;
+    if (v->n <= 1) break;
+    const gm_value *head = pr__item(v, 0);
+    int64_t lowest = pr__i(head, 0);
+    int32_t weight = (int32_t)pr__i(head, 1);
+    size_t n = v->n - 1;
+    const char **args = host->alloc(call, (4 + n * 5) * sizeof *args);
+    size_t a = 0;
+    args[a++] = "tstore";
+    args[a++] = id;
+    args[a++] = round;
+    args[a++] = pr__num(call, (int64_t)n);
+    for (size_t i = 0; i < n; i++) {
+      const gm_value *r = pr__item(v, i + 1);
+      size_t ns = r->n > 3 ? r->n - 3 : 0;
+      int32_t *scores = host->alloc(call, (ns + 1) * sizeof *scores);
+      for (size_t k = 0; k < ns; k++) scores[k] = (int32_t)pr__i(r, 3 + k);
+      int32_t price = pr_price_score(lowest, pr__i(r, 2), weight);
+      int32_t tech = pr_mean_score(scores, ns);
+      args[a++] = pr__s(r, 0);
+      args[a++] = pr__num(call, price);
+      args[a++] = pr__num(call, tech);
+      args[a++] = pr__num(call, price + tech);
+      args[a++] = pr__s(r, 1);
+    }
+    if ((st = pr__run(call, "open", tag, a, args, &v)) != GM_OK) return st;
+    if ((int64_t)n < pr__page) break;
+  }
+  const char *fargs[] = {"tfinish", id, round};
+  if ((st = pr__run(call, "open", tag, 3, fargs, &v)) != GM_OK) return st;
+  Gm__Procurement__TenderEvent ev = GM__PROCUREMENT__TENDER_EVENT__INIT;
+  ev.tender_id = (char *)id;
+  ev.action = "ranked";
+  ev.state = "evaluated";
+  ev.note = host->sprintf(call,
+                          "round %s: the committee's scores are in; "
+                          "the bids are ranked",
+                          round);
+  pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "tender", &ev.base);
+  return GM_OK;
+}
+
+gm_status pr__evaluation_score(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply) {
+  const Gm__Procurement__ScoreRequest *in = (const void *)req;
+  const char *tag;
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if (in->n_scores == 0 || in->n_scores > 1000)
+    return host->fail(call, GM_INVALID_ARGUMENT, "send 1-1000 scores per call");
+  const char **args = host->alloc(call, (3 + 2 * in->n_scores) * sizeof *args);
+  size_t a = 0;
+  args[a++] = "score";
+  args[a++] = in->tender_id;
+  args[a++] = pr__num(call, (int64_t)in->n_scores);
+  for (size_t i = 0; i < in->n_scores; i++) {
+    const Gm__Procurement__Score *s = in->scores[i];
+    if (!pr_valid_name(s->supplier, 1, 64, 0))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "score %zu: \"%.64s\" is not a supplier id", i + 1,
+                        s->supplier);
+    if (s->score_bp < 0 || s->score_bp > 10000)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "score %zu: %d is not 0..10000 (basis points of 100 "
+                        "points)",
+                        i + 1, s->score_bp);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(in->scores[j]->supplier, s->supplier) == 0)
+        return host->fail(call, GM_INVALID_ARGUMENT,
+                          "%s is scored twice in this call", s->supplier);
+    args[a++] = s->supplier;
+    args[a++] = pr__num(call, s->score_bp);
+  }
+  const gm_value *v;
+  if ((st = pr__run(call, "open", tag, a, args, &v)) != GM_OK) return st;
+  Gm__Procurement__ScoreReply *out = host->alloc(call, sizeof *out);
+  gm__procurement__score_reply__init(out);
+  out->stored = (int32_t)pr__i(v, 0);
+  out->missing = (int32_t)pr__i(v, 1);
+  out->complete = pr__i(v, 2) == 1;
+  if (out->complete) {
+    st = pr__totals(call, in->tender_id, tag, pr__s(v, 3));
+    /* Another evaluator's last score may have ranked it first. */
+    if (st != GM_OK && st != GM_FAILED_PRECONDITION) return st;
+  }
+  *reply = &out->base;
+  return GM_OK;
+}

@@ -1,0 +1,119 @@
+-- procurement lib: prepended by procurement.c to every procurement script
+-- (one source per registered script, so each call is one atomic step).
+--
+-- KEYS[1] is "gm:{procurement:<tag>}:k"; every other key is derived from
+-- its prefix P, so all keys of a call share the tag's hash slot.  Tags and
+-- keys (P = "gm:{procurement:<tag>}:"):
+--   cat        P.cats       HASH code -> "name\tpolicy\tbp\tlabels\tmin\tupd"
+--   crt:NN     P.c:<no>     HASH one certificate (16 shards by number)
+--   cal        P.days       HASH day number -> 'h' holiday | 'w' worked
+--   org:NN     P.p:<id>     HASH one party: uscc name size upd (16 shards)
+--   t:<id>     P.t          HASH the tender (fields below)
+--              P.dm         HASH joint buyer -> its items (base64 protobuf)
+--              P.am         HASH version -> "time\nfields\nnote"
+--              P.sec        HASH supplier -> bid security lodged (fen)
+--              P.b          HASH supplier -> bid record (bid_pack)
+--              P.bc         HASH supplier -> sealed bid (base64, until opened)
+--              P.bz         ZSET suppliers with a live bid, by first seq
+--              P.o          HASH supplier -> the opened bid's text
+--              P.e          HASH supplier -> "v|bid|evaluated|member"
+--              P.rk         ZSET valid bids by evaluated price (lowest)
+--              P.rt         ZSET valid bids by 10000 - total (scoring)
+--              P.sc:<r>     HASH "<evaluator>|<supplier>" -> score (round r)
+--              P.scn:<r>    HASH evaluator -> bids scored (round r)
+--              P.aw:<n>     HASH award n
+--              P.k:<id>     HASH contract
+--              P.ch:<n>     HASH challenge n; P.cho SET open challenges
+-- and the tender's deadlines (the host's P.dl): open|<id> at the bid
+-- deadline (and at once for a re-evaluation), sign|<id> at the end of the
+-- signing period of the award in force.
+--
+-- Tender fields (P.t): id st lead buyers title cur budget dl items sec bond
+-- am pw evs ver pub rev def closed round seed evat nb nvalid aw chopen
+-- chpause chn reason upd bseq.  `def` is the tender's full definition as C
+-- built it (base64 of a packed gm.procurement.Tender): scripts never read
+-- it, C does.  `buyers`, `items` and `evs` are ",a,b," lists.
+--
+-- Lua numbers are doubles: every amount stays at or below 10^15 fen (C
+-- checks), so sums and comparisons here are exact.  Numbers go into
+-- strings through I() ('%d'), never tostring().
+local P = string.sub(KEYS[1], 1, -2)
+local NOW = tonumber(gm.now)
+local WHO = gm.participant
+local floor = math.floor
+local function I(x) return string.format('%d', x) end
+local function rej(status, msg) return {err = status .. ' ' .. msg} end
+local function yuan(f)
+  local s = f < 0 and '-' or ''
+  f = math.abs(f)
+  return s .. string.format('%d.%02d', floor(f / 100), f % 100)
+end
+local function inlist(list, name)
+  return string.find(list or ',', ',' .. name .. ',', 1, true) ~= nil
+end
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+-- "YYYY-MM-DD HH:MM" in Asia/Shanghai (UTC+8), for messages.
+local function when(ms)
+  local t = floor((ms + 28800000) / 60000)
+  local z = floor(t / 1440) + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) -
+    floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02d %02d:%02d', y, m, d,
+    floor(t % 1440 / 60), t % 60)
+end
+
+-- The tender, or nil: the fields asked for (all when none are named).
+local T = P .. 't'
+local function tender(...)
+  local names = {...}
+  if #names == 0 then
+    local t = hgetall(T)
+    return t.st and t or nil
+  end
+  names[#names + 1] = 'st'
+  local v = redis.call('HMGET', T, unpack(names))
+  if not v[#v] then return nil end
+  local t = {}
+  for i, n in ipairs(names) do t[n] = v[i] end
+  return t
+end
+local function no_tender(id)
+  return rej('NOT_FOUND', 'no tender ' .. id .. '; gm procurement tenders ' ..
+    'lists the published ones')
+end
+-- A state change of the tender, for the ledger (procurement_tenders).
+local function tender_emit(action, t, def)
+  gm.emit('tender', 'id', t.id, 'action', action, 'st', t.st,
+    'ver', t.ver or '0', 'lead', t.lead or '', 'reason', t.reason or '',
+    'round', t.round or '0', 'aw', t.aw or '0', 'nb', t.nb or '0',
+    'dl', t.dl or '0', 'pub', t.pub or '0', 'def', def or '', 't', I(NOW))
+end
+
+-- Bids: "state|version|hash|kid|time|seq|uscc|size|name" in P.b.
+local function bid_get(who)
+  local rec = redis.call('HGET', P .. 'b', who)
+  if not rec then return nil end
+  local st, ver, h, kid, t, seq, uscc, size, name = string.match(rec,
+    '^(%a+)|(%d+)|(%x*)|(%x*)|(%d+)|(%d+)|([^|]*)|(%d)|(.*)$')
+  if not st then error('bid record of ' .. who .. ' is malformed: ' .. rec) end
+  return {who = who, st = st, ver = tonumber(ver), h = h, kid = kid,
+    t = tonumber(t), seq = tonumber(seq), uscc = uscc, size = size,
+    name = name, rec = rec}
+end
+local function bid_pack(b)
+  return b.st .. '|' .. I(b.ver) .. '|' .. b.h .. '|' .. b.kid .. '|' ..
+    I(b.t) .. '|' .. I(b.seq) .. '|' .. b.uscc .. '|' .. b.size .. '|' ..
+    b.name
+end

@@ -1,0 +1,221 @@
+-- open: the close of bidding, the opening of the sealed bids and their
+-- evaluation in bounded pages (evaluate.c drives it from the tender's
+-- "open" deadline), and the committee's scores (comprehensive scoring).
+-- Every step checks the tender's state and round, so a step replayed or
+-- arriving late changes nothing.
+--   ARGV[1] = op, ARGV[2] = tender id, then:
+--   close    seed                  the bid deadline passed: stop taking bids
+--   page     round start n         n bids from `start` (sealed or opened)
+--   store    round n, then n x (supplier text valid bid green sme evaluated
+--            member smecls reasons checks hash)
+--   finish   round
+--   score    n, then n x (supplier score)       by an evaluator
+--   tpage    round start n         valid bids by evaluated price, scored
+--   tstore   round n, then n x (supplier price_score tech total member)
+--   tfinish  round
+local op, id = ARGV[1], ARGV[2]
+
+local function opening(t, round)
+  if not t then return no_tender(id) end
+  if t.st ~= 'opening' or t.round ~= round then
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' .. t.st ..
+      ' in round ' .. (t.round or '0') .. ', not opening round ' .. round)
+  end
+end
+local function scoring(t, round)
+  if not t then return no_tender(id) end
+  if t.st ~= 'scoring' or (round and t.round ~= round) then
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' .. t.st ..
+      '; the committee scores bids after the opening of a tender awarded ' ..
+      'by comprehensive scoring')
+  end
+end
+-- Whether every evaluator has scored every valid bid of the round.
+local function complete(t)
+  local n = tonumber(t.nvalid)
+  for e in string.gmatch(t.evs, '[^,]+') do
+    if tonumber(redis.call('HGET', P .. 'scn:' .. t.round, e) or '0') < n then
+      return false
+    end
+  end
+  return true
+end
+
+if op == 'close' then
+  local t = tender('dl', 'round', 'seed', 'evat', 'nb', 'def', 'am', 'pw',
+    'evs', 'lead', 'ver', 'pub', 'aw', 'cur')
+  if not t then return {'none', 'gone'} end
+  if t.st == 'active' then
+    if NOW < tonumber(t.dl) then return {'early', t.dl} end
+    local nb = redis.call('ZCARD', P .. 'bz')
+    t.st, t.round, t.seed, t.evat, t.nb = 'opening', '1', ARGV[3], I(NOW),
+      I(nb)
+    redis.call('HSET', T, 'st', 'opening', 'round', '1', 'seed', ARGV[3],
+      'closed', I(NOW), 'evat', I(NOW), 'nb', I(nb), 'upd', I(NOW))
+    t.id = id
+    tender_emit('opened', t)
+  end
+  if t.st ~= 'opening' then return {'none', t.st} end
+  return {'open', t.round, t.seed, t.evat, t.nb, t.def, t.am, t.pw, t.evs,
+    t.cur}
+end
+
+if op == 'page' then
+  local round, start, n = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+  local t = tender('round')
+  local e = opening(t, round)
+  if e then return e end
+  local src = round == '1' and 'bc' or 'o'
+  local out = {}
+  for _, who in ipairs(redis.call('ZRANGE', P .. 'bz', start,
+      start + n - 1)) do
+    out[#out + 1] = {who, redis.call('HGET', P .. 'b', who) or '',
+      redis.call('HGET', P .. src, who) or '',
+      redis.call('HGET', P .. 'sec', who) or '0'}
+  end
+  return out
+end
+
+if op == 'store' then
+  local round, n = ARGV[3], tonumber(ARGV[4])
+  local t = tender('round')
+  local e = opening(t, round)
+  if e then return e end
+  for i = 0, n - 1 do
+    local a = 5 + i * 12
+    local who, text, valid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    if text ~= '' then
+      redis.call('HSET', P .. 'o', who, text)
+      redis.call('HDEL', P .. 'bc', who)
+    end
+    redis.call('HSET', P .. 'e', who, valid .. '|' .. ARGV[a + 3] .. '|' ..
+      ARGV[a + 6] .. '|' .. ARGV[a + 7])
+    if valid == '1' then
+      redis.call('ZADD', P .. 'rk', ARGV[a + 6], ARGV[a + 7])
+    end
+    gm.emit('sheet', 'id', id, 'round', round, 'supplier', who,
+      'valid', valid, 'bid', ARGV[a + 3], 'green', ARGV[a + 4],
+      'sme', ARGV[a + 5], 'evaluated', ARGV[a + 6], 'member', ARGV[a + 7],
+      'smecls', ARGV[a + 8], 'reasons', ARGV[a + 9], 'checks', ARGV[a + 10],
+      'hash', ARGV[a + 11], 'text', text, 't', I(NOW))
+  end
+  return {I(n)}
+end
+
+if op == 'finish' then
+  local round = ARGV[3]
+  local t = tender('round', 'am', 'evs', 'lead', 'ver', 'dl', 'pub', 'nb',
+    'seed', 'evat', 'aw')
+  local e = opening(t, round)
+  if e then return e end
+  local nvalid = redis.call('ZCARD', P .. 'rk')
+  local low = redis.call('ZRANGE', P .. 'rk', 0, 0, 'WITHSCORES')
+  t.id, t.nvalid = id, I(nvalid)
+  if nvalid == 0 then
+    t.st, t.reason = 'unsuccessful', 'no valid bid'
+    gm.deadline_cancel('sign', id)
+  elseif t.am == '1' then
+    t.st = 'scoring'
+  else
+    t.st = 'evaluated'
+  end
+  redis.call('HSET', T, 'st', t.st, 'nvalid', t.nvalid, 'reason',
+    t.reason or '', 'upd', I(NOW))
+  gm.emit('evaluated', 'id', id, 'round', round, 'seed', t.seed,
+    'evat', t.evat, 'nb', t.nb, 'nvalid', t.nvalid, 'lowest', low[2] or '0',
+    'method', t.am, 't', I(NOW))
+  tender_emit(t.st == 'unsuccessful' and 'unsuccessful' or 'evaluated', t)
+  return {t.st, t.nvalid, (t.st == 'scoring' and complete(t)) and '1' or '0'}
+end
+
+if op == 'score' then
+  local n = tonumber(ARGV[3])
+  local t = tender('round', 'evs', 'pw', 'nvalid')
+  local e = scoring(t)
+  if e then return e end
+  if not inlist(t.evs, WHO) then
+    return rej('PERMISSION_DENIED', WHO .. ' is not on the evaluation ' ..
+      'committee of tender ' .. id)
+  end
+  local max = 10000 - tonumber(t.pw)
+  for i = 0, n - 1 do
+    local who, s = ARGV[4 + i * 2], tonumber(ARGV[5 + i * 2])
+    local ev = redis.call('HGET', P .. 'e', who)
+    if not ev or string.sub(ev, 1, 1) ~= '1' then
+      return rej('INVALID_ARGUMENT', who .. ' has no valid bid on tender ' ..
+        id .. '; score only the bids the sheet shows as valid')
+    end
+    if s > max then
+      return rej('INVALID_ARGUMENT', 'score ' .. string.format('%.2f',
+        s / 100) .. ' for ' .. who .. ' is above the ' ..
+        string.format('%.2f', max / 100) .. ' points the other criteria ' ..
+        'carry (100 less the price weight)')
+    end
+  end
+  local sc, scn = P .. 'sc:' .. t.round, P .. 'scn:' .. t.round
+  for i = 0, n - 1 do
+    local who, s = ARGV[4 + i * 2], ARGV[5 + i * 2]
+    if redis.call('HSET', sc, WHO .. '|' .. who, s) == 1 then
+      redis.call('HINCRBY', scn, WHO, 1)
+    end
+    gm.emit('techscore', 'id', id, 'round', t.round, 'evaluator', WHO,
+      'supplier', who, 'score', s, 't', I(NOW))
+  end
+  local mine = tonumber(redis.call('HGET', scn, WHO) or '0')
+  return {I(n), I(tonumber(t.nvalid) - mine), complete(t) and '1' or '0',
+    t.round}
+end
+
+if op == 'tpage' then
+  local round, start, n = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+  local t = tender('round', 'evs', 'nvalid', 'pw')
+  local e = scoring(t, round)
+  if e then return e end
+  if not complete(t) then
+    return rej('FAILED_PRECONDITION', 'the committee has not scored every ' ..
+      'valid bid of tender ' .. id .. ' yet')
+  end
+  local low = redis.call('ZRANGE', P .. 'rk', 0, 0, 'WITHSCORES')
+  local r = redis.call('ZRANGE', P .. 'rk', start, start + n - 1,
+    'WITHSCORES')
+  local out = {{low[2] or '0', t.pw}}
+  local sc = P .. 'sc:' .. round
+  for i = 1, #r, 2 do
+    local m = r[i]
+    local who = string.match(m, '^%d+|%x+|(.*)$')
+    local row = {who, m, r[i + 1]}
+    for ev in string.gmatch(t.evs, '[^,]+') do
+      row[#row + 1] = redis.call('HGET', sc, ev .. '|' .. who) or '0'
+    end
+    out[#out + 1] = row
+  end
+  return out
+end
+
+if op == 'tstore' then
+  local round, n = ARGV[3], tonumber(ARGV[4])
+  local t = tender('round', 'evs', 'nvalid')
+  local e = scoring(t, round)
+  if e then return e end
+  for i = 0, n - 1 do
+    local a = 5 + i * 5
+    redis.call('ZADD', P .. 'rt', 10000 - tonumber(ARGV[a + 3]), ARGV[a + 4])
+    gm.emit('score', 'id', id, 'round', round, 'supplier', ARGV[a],
+      'price', ARGV[a + 1], 'tech', ARGV[a + 2], 'total', ARGV[a + 3],
+      't', I(NOW))
+  end
+  return {I(n)}
+end
+
+if op == 'tfinish' then
+  local round = ARGV[3]
+  local t = tender('round', 'lead', 'ver', 'dl', 'pub', 'nb', 'aw')
+  local e = scoring(t, round)
+  if e then return e end
+  t.id, t.st = id, 'evaluated'
+  redis.call('HSET', T, 'st', 'evaluated', 'upd', I(NOW))
+  tender_emit('ranked', t)
+  return {'evaluated'}
+end
+
+return rej('INTERNAL', 'open: unknown op ' .. tostring(op))

@@ -1,0 +1,342 @@
+/*
+ * The procurement market: green public procurement from a catalogue of
+ * certified green products to signed contracts, with sealed bids and an
+ * OCDS export (procurement.md).
+ *
+ * Live state is in Redis: the catalogue under the tags cat, crt:NN and
+ * cal, the parties under org:NN, and each tender under its own tag t:<id>
+ * (lib.lua lists the keys).  Every change is made by one of the scripts
+ * (lib.lua is prepended to each) and appended to its tag's outbox in the
+ * same step; settle.c writes the procurement_* ledger tables from it.  This
+ * file holds the plugin's description, its configuration, its lifecycle
+ * and the small helpers the other files share (procurement.h lists them).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procurement.h"
+
+/* Plugin globals (procurement.h): written in init() only. */
+const gm_host_api *host;
+long pr__page = 200;
+char pr__ocid_prefix[32] = "ocds-gmkt00";
+static char *pr__sources[6]; /* lib + script, freed at shutdown */
+
+/* ---- script replies ---- */
+
+const char *pr__s(const gm_value *r, size_t i) {
+  if (!r || r->type != GM_VALUE_ARRAY || i >= r->n) return "";
+  const gm_value *v = &r->items[i];
+  return v->type == GM_VALUE_STR ? v->str : "";
+}
+
+int64_t pr__i(const gm_value *r, size_t i) {
+  if (!r || r->type != GM_VALUE_ARRAY || i >= r->n) return 0;
+  const gm_value *v = &r->items[i];
+  if (v->type == GM_VALUE_INT) return v->integer;
+  return v->type == GM_VALUE_STR ? strtoll(v->str, NULL, 10) : 0;
+}
+
+const gm_value *pr__item(const gm_value *r, size_t i) {
+  static const gm_value nil = {GM_VALUE_NIL, 0, NULL, 0, 0, NULL};
+  if (!r || r->type != GM_VALUE_ARRAY || i >= r->n) return &nil;
+  return &r->items[i];
+}
+
+gm_status pr__run(gm_call *call, const char *script, const char *tag,
+                  size_t nargs, const char *const *args, const gm_value **v) {
+  static const char *const keys[] = {"k"};
+  gm_status st = host->script_run(call, script, tag, 1, keys, nargs, args, v);
+  if (st != GM_OK) return st;
+  if (!*v || (*v)->type != GM_VALUE_ARRAY)
+    return host->fail(call, GM_INTERNAL,
+                      "procurement script %s returned no list; check the gmd "
+                      "log",
+                      script);
+  return GM_OK;
+}
+
+char *pr__num(gm_call *call, int64_t v) {
+  return host->sprintf(call, "%lld", (long long)v);
+}
+
+gm_status pr__tender_tag(gm_call *call, const char *id, const char **tag) {
+  if (!pr_valid_name(id, 3, 48, 0))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "tender id \"%.48s\" is not 3-48 letters, digits and . "
+                      "_ - (for example ZFCG-2026-0001)",
+                      id ? id : "");
+  *tag = host->sprintf(call, "t:%s", id);
+  return GM_OK;
+}
+
+gm_status pr__text(gm_call *call, const char *what, const char *s, size_t max,
+                   int newlines) {
+  char err[256];
+  if (pr_valid_text(what, s, max, newlines, err, sizeof err) == 0) return GM_OK;
+  return host->fail(call, GM_INVALID_ARGUMENT, "%s", err);
+}
+
+static void *pr__arena_alloc(void *data, size_t size) {
+  return host->alloc((gm_call *)data, size ? size : 1);
+}
+
+static void pr__arena_free(void *data, void *p) {
+  (void)data;
+  (void)p;
+}
+
+ProtobufCAllocator *pr__allocator(gm_call *call) {
+  ProtobufCAllocator *a = host->alloc(call, sizeof *a);
+  a->alloc = pr__arena_alloc;
+  a->free = pr__arena_free;
+  a->allocator_data = call;
+  return a;
+}
+
+const char *pr__org_tag(gm_call *call, const char *id) {
+  return host->sprintf(call, "org:%02d", pr_cert_shard(id));
+}
+
+void pr__tell(gm_call *call, gm_audience a, const char *who, const char *event,
+              const ProtobufCMessage *msg) {
+  if (a == GM_AUDIENCE_PUBLIC) {
+    host->publish(call, event, msg);
+    return;
+  }
+  /* A host older than private events would publish to everyone. */
+  if (host->size <
+          offsetof(gm_host_api, publish_to) + sizeof host->publish_to ||
+      !host->publish_to)
+    return;
+  host->publish_to(call, a, who, event, msg);
+}
+
+/* ---- plugin ---- */
+
+static long pr__config_long(gm_market *m, const char *key, long def, long min,
+                            long max) {
+  const char *s = host->config(m, key, NULL);
+  char *end;
+  if (!s) return def;
+  long v = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v < min || v > max) {
+    host->log(m, GM_LOG_WARN,
+              "[market.procurement] %s = %s is not a number in %ld..%ld; "
+              "using %ld",
+              key, s, min, max, def);
+    return def;
+  }
+  return v;
+}
+
+static gm_status pr__init(gm_market *m, const gm_host_api *h) {
+  static const struct {
+    const char *name;
+    const char *lua;
+  } scripts[] = {{"catalogue", gm_lua_catalogue},
+                 {"tender", gm_lua_tender},
+                 {"bid", gm_lua_bid},
+                 {"open", gm_lua_open},
+                 {"award", gm_lua_award}};
+  gm_status st;
+
+  host = h;
+  /* Bids open and awards pass on by deadlines. */
+  if (h->size <
+          offsetof(gm_host_api, deadline_cancel) + sizeof h->deadline_cancel ||
+      !h->deadline_register) {
+    h->log(m, GM_LOG_ERROR,
+           "this gmd has no deadlines (deadline_register); procurement needs "
+           "a gmd built from the same SDK or later");
+    return GM_UNIMPLEMENTED;
+  }
+  pr__page = pr__config_long(m, "page", 200, 10, 1000);
+  const char *prefix = host->config(m, "ocid_prefix", NULL);
+  if (prefix) {
+    if (strncmp(prefix, "ocds-", 5) != 0 || strlen(prefix) != 11 ||
+        !pr_valid_name(prefix, 11, 11, 0))
+      host->log(m, GM_LOG_WARN,
+                "[market.procurement] ocid_prefix = %s is not an OCDS prefix "
+                "(ocds- and 6 letters or digits, as the Open Contracting "
+                "Partnership registers them); using %s",
+                prefix, pr__ocid_prefix);
+    else
+      snprintf(pr__ocid_prefix, sizeof pr__ocid_prefix, "%s", prefix);
+  }
+  if ((st = pr__seal_init(m)) != GM_OK) return st;
+
+  for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
+    size_t a = strlen(gm_lua_lib), b = strlen(scripts[i].lua);
+    char *src = malloc(a + b + 2);
+    if (!src) return GM_RESOURCE_EXHAUSTED;
+    memcpy(src, gm_lua_lib, a);
+    src[a] = '\n';
+    memcpy(src + a + 1, scripts[i].lua, b + 1);
+    pr__sources[i] = src;
+    if ((st = host->script_register(m, scripts[i].name, src)) != GM_OK)
+      return st;
+  }
+  if ((st = pr__settle_init(m)) != GM_OK) return st;
+  if ((st = host->deadline_register(m, "open", pr__on_open, NULL)) != GM_OK)
+    return st;
+  return host->deadline_register(m, "sign", pr__on_sign, NULL);
+}
+
+static void pr__shutdown(gm_market *m) {
+  (void)m;
+  for (size_t i = 0; i < sizeof pr__sources / sizeof pr__sources[0]; i++) {
+    free(pr__sources[i]);
+    pr__sources[i] = NULL;
+  }
+  pr__seal_shutdown();
+}
+
+#define PR_MUT GM_METHOD_MUTATING
+#define PR_METHOD(name, req, rep, fn, flags, roles, summary)             \
+  {                                                                      \
+    name, &gm__procurement__##req##__descriptor,                         \
+        &gm__procurement__##rep##__descriptor, fn, flags, roles, summary \
+  }
+
+/* The roles the methods below name ("admin" is the broker's). */
+static const gm_role pr__roles[] = {
+    {"agency",
+     "a procuring entity: drafts, publishes and amends tenders, records bid "
+     "security, awards, answers challenges, signs and settles contracts"},
+    {"supplier",
+     "registers its credit code and size, submits, replaces and withdraws "
+     "sealed bids, challenges awards, signs and delivers contracts"},
+    {"certifier",
+     "the centre that keeps the catalogue: categories and their green "
+     "policy, certificates of green labels, the working-day calendar"},
+    {"evaluator",
+     "a member of a tender's evaluation committee: scores the non-price "
+     "criteria of opened bids (comprehensive scoring)"},
+};
+
+static const gm_method pr__methods[] = {
+    PR_METHOD("category.put", category_batch, import_reply, pr__category_put,
+              PR_MUT, "certifier",
+              "add or update categories of the catalogue and their policy"),
+    PR_METHOD("category.get", category_request, category, pr__category_get, 0,
+              NULL, "one category of the catalogue"),
+    PR_METHOD("category.list", category_list_request, category_list,
+              pr__category_list, 0, NULL, "every category of the catalogue"),
+    PR_METHOD("certificate.put", certificate_batch, import_reply,
+              pr__certificate_put, PR_MUT, "certifier",
+              "add or update certificates (a batch is all or nothing)"),
+    PR_METHOD("certificate.get", certificate_request, certificate,
+              pr__certificate_get, 0, NULL, "one certificate and its status"),
+    PR_METHOD("certificate.status", certificate_status_request, certificate,
+              pr__certificate_status, PR_MUT, "certifier",
+              "suspend, revoke or reinstate a certificate, with the reason"),
+    PR_METHOD("calendar.put", calendar_request, calendar, pr__calendar_put,
+              PR_MUT, "certifier",
+              "set holidays and worked weekend days of the calendar"),
+    PR_METHOD("calendar.get", calendar_request, calendar, pr__calendar_get, 0,
+              NULL, "the calendar's exceptions over a range of days"),
+    PR_METHOD("party.register", party, party, pr__party_register, PR_MUT,
+              "agency,supplier",
+              "register your unified social credit code, name and SME size"),
+    PR_METHOD("party.get", party_request, party, pr__party_get, 0, NULL,
+              "a party's register entry"),
+    PR_METHOD("tender.draft", draft_request, tender_view, pr__tender_draft,
+              PR_MUT, "agency", "create or rewrite a draft tender"),
+    PR_METHOD("tender.demand", demand_request, tender_view, pr__tender_demand,
+              PR_MUT, "agency",
+              "a joint buyer puts its items into a draft tender"),
+    PR_METHOD("tender.publish", tender_request, tender_view, pr__tender_publish,
+              PR_MUT, "agency",
+              "publish a draft: suppliers may bid until the deadline"),
+    PR_METHOD("tender.amend", amend_request, tender_view, pr__tender_amend,
+              PR_MUT, "agency",
+              "amend a published tender before its deadline (versioned)"),
+    PR_METHOD("tender.cancel", tender_request, tender_view, pr__tender_cancel,
+              PR_MUT, "agency", "cancel a tender before its award"),
+    PR_METHOD("tender.get", tender_request, tender_view, pr__tender_get, 0,
+              NULL, "a tender with its amendments"),
+    PR_METHOD("tender.list", tender_list_request, tender_list, pr__tender_list,
+              0, NULL, "published tenders, newest first"),
+    PR_METHOD("tender.security", security_request, security_reply,
+              pr__tender_security, PR_MUT, "agency",
+              "record the bid security a supplier lodged"),
+    PR_METHOD("bid.submit", bid_request, bid_receipt, pr__bid_submit, PR_MUT,
+              "supplier", "submit a sealed bid before the deadline"),
+    PR_METHOD("bid.replace", bid_request, bid_receipt, pr__bid_replace, PR_MUT,
+              "supplier", "replace your sealed bid before the deadline"),
+    PR_METHOD("bid.withdraw", tender_request, bid_receipt, pr__bid_withdraw,
+              PR_MUT, "supplier", "withdraw your bid before the deadline"),
+    PR_METHOD("bid.get", bid_query, bid, pr__bid_get, 0, NULL,
+              "your bid (sealed to others until the opening), or an opened "
+              "one"),
+    PR_METHOD("bid.list", bid_list_request, bid_list, pr__bid_list, 0, NULL,
+              "the opened bids of a tender with their hashes"),
+    PR_METHOD("evaluation.score", score_request, score_reply,
+              pr__evaluation_score, PR_MUT, "evaluator",
+              "score the non-price criteria of valid bids"),
+    PR_METHOD("evaluation.sheet", sheet_request, sheet, pr__evaluation_sheet, 0,
+              NULL, "the evaluation sheet: every check, deduction, score"),
+    PR_METHOD("tender.award", award_request, award, pr__tender_award, PR_MUT,
+              "agency", "award the tender to the first-ranked bid"),
+    PR_METHOD("award.get", award_request, award, pr__award_get, 0, NULL,
+              "the award in force and its contracts"),
+    PR_METHOD("challenge.lodge", challenge_request, challenge,
+              pr__challenge_lodge, PR_MUT, "supplier",
+              "challenge an award within 7 working days of its notice"),
+    PR_METHOD("challenge.answer", answer_request, challenge,
+              pr__challenge_answer, PR_MUT, "agency",
+              "dismiss a challenge, or uphold it: re-evaluate or cancel"),
+    PR_METHOD("contract.sign", contract_request, contract, pr__contract_sign,
+              PR_MUT, "agency,supplier",
+              "sign a contract (both parties; within 30 days)"),
+    PR_METHOD("contract.deliver", contract_request, contract,
+              pr__contract_deliver, PR_MUT, "supplier",
+              "record the delivery of a contract"),
+    PR_METHOD("contract.accept", contract_request, contract,
+              pr__contract_accept, PR_MUT, "agency",
+              "accept (or refuse) what was delivered"),
+    PR_METHOD("contract.pay", contract_request, contract, pr__contract_pay,
+              PR_MUT, "agency", "record a payment on a contract"),
+    PR_METHOD("contract.get", contract_request, contract, pr__contract_get, 0,
+              NULL, "one contract"),
+    PR_METHOD("tender.export", export_request, export, pr__tender_export, 0,
+              NULL, "the tender as an OCDS 1.1.5 release package (JSON)"),
+};
+
+/* What the feed carries: "procurement.tender", ".bid", ".award",
+   ".challenge", ".contract", ".certificate". */
+static const ProtobufCMessageDescriptor *const pr__events[] = {
+    &gm__procurement__tender_event__descriptor,
+    &gm__procurement__bid_event__descriptor,
+    &gm__procurement__award_event__descriptor,
+    &gm__procurement__challenge_event__descriptor,
+    &gm__procurement__contract_event__descriptor,
+    &gm__procurement__certificate_event__descriptor,
+};
+
+/* The friendly `gm procurement ...` commands (cli.c). */
+extern const struct gm_cli_extension gm__procurement_cli_extension;
+
+static const gm_plugin pr__plugin = {
+    .size = sizeof(gm_plugin),
+    .name = "procurement",
+    .version = "1.0.0",
+    .description =
+        "green public procurement: certified green catalogue, "
+        "sealed bids, evaluation with green and SME preferences, "
+        "awards, contracts, OCDS",
+    .methods = pr__methods,
+    .n_methods = sizeof pr__methods / sizeof pr__methods[0],
+    .init = pr__init,
+    .shutdown = pr__shutdown,
+    .events = pr__events,
+    .n_events = sizeof pr__events / sizeof pr__events[0],
+    .roles = pr__roles,
+    .n_roles = sizeof pr__roles / sizeof pr__roles[0],
+    .cli = &gm__procurement_cli_extension,
+};
+
+GM_PLUGIN_DEFINE(pr__plugin)

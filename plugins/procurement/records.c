@@ -1,0 +1,308 @@
+/*
+ * What is read from the ledger (settled a few ms after the scripts that
+ * emitted it): the list of tenders, the opened bids with their texts and
+ * hashes, and the evaluation sheet with its ranking.  The ranking is the
+ * tie-break rule itself, written once in SQL below and once as the member
+ * order of the ranking sets (evaluate.c): evaluated price (or total score,
+ * highest first), then the lower bid price, then the draw.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procurement.h"
+
+static int pr__one_int(void *arg, size_t ncols, const gm_param *cols) {
+  if (ncols > 0 && cols[0].type == GM_PARAM_INT) *(int64_t *)arg = cols[0].i;
+  return 1;
+}
+
+static int pr__one_text(void *arg, size_t ncols, const gm_param *cols) {
+  if (ncols > 0 && cols[0].type == GM_PARAM_TEXT && cols[0].s)
+    *(char **)arg = (char *)cols[0].s;
+  return 1;
+}
+
+gm_status pr__ledger_int(gm_call *call, const char *sql, const gm_param *p,
+                         size_t np, int64_t *out) {
+  *out = -1;
+  return host->ledger_query(call, sql, p, np, pr__one_int, out);
+}
+
+static const char *pr__t(const gm_param *c) {
+  return c->type == GM_PARAM_TEXT && c->s ? c->s : "";
+}
+
+/* ---- tenders ---- */
+
+typedef struct pr__acc {
+  gm_call *call;
+  void **items;
+  size_t n, cap;
+  const void *ctx;
+} pr__acc;
+
+static void pr__acc_add(pr__acc *a, void *item) {
+  if (a->n == a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 64;
+    void **items = host->alloc(a->call, cap * sizeof *items);
+    if (a->n) memcpy(items, a->items, a->n * sizeof *items);
+    a->items = items;
+    a->cap = cap;
+  }
+  a->items[a->n++] = item;
+}
+
+static int pr__tender_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__acc *a = arg;
+  if (ncols < 7) return 1;
+  Gm__Procurement__TenderSummary *s = host->alloc(a->call, sizeof *s);
+  gm__procurement__tender_summary__init(s);
+  s->id = (char *)pr__t(&c[0]);
+  s->title = (char *)pr__t(&c[1]);
+  s->state = (char *)pr__t(&c[2]);
+  s->deadline_ms = c[3].i;
+  s->budget = c[4].i;
+  s->currency = (char *)pr__t(&c[5]);
+  s->agency = (char *)pr__t(&c[6]);
+  pr__acc_add(a, s);
+  return 0;
+}
+
+static gm_status pr__page_args(gm_call *call, int32_t limit_in,
+                               const char *cursor, int32_t def, int32_t max,
+                               int64_t *limit, int64_t *offset) {
+  char *end;
+  *limit = limit_in ? limit_in : def;
+  if (*limit < 1 || *limit > max)
+    return host->fail(call, GM_INVALID_ARGUMENT, "limit must be 1-%d", max);
+  *offset = cursor && *cursor ? strtoll(cursor, &end, 10) : 0;
+  if (*offset < 0 || (cursor && *cursor && *end))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "cursor \"%.20s\" is not one a list returned; start "
+                      "again without it",
+                      cursor);
+  return GM_OK;
+}
+
+gm_status pr__tender_list(gm_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **reply) {
+  const Gm__Procurement__TenderListRequest *in = (const void *)req;
+  int64_t limit = 0, offset = 0;
+  gm_status st =
+      pr__page_args(call, in->limit, in->cursor, 50, 500, &limit, &offset);
+  if (st != GM_OK) return st;
+  pr__acc a = {.call = call};
+  st = host->ledger_query(
+      call,
+      "SELECT tender_id, title, state, deadline_ms, budget, currency, lead"
+      " FROM procurement_tenders WHERE state <> 'draft'"
+      " ORDER BY published_ms DESC, tender_id LIMIT ?1 OFFSET ?2",
+      (gm_param[]){GM_INT(limit + 1), GM_INT(offset)}, 2, pr__tender_row, &a);
+  if (st != GM_OK) return st;
+  Gm__Procurement__TenderList *out = host->alloc(call, sizeof *out);
+  gm__procurement__tender_list__init(out);
+  out->n_tenders = a.n > (size_t)limit ? (size_t)limit : a.n;
+  out->tenders = (Gm__Procurement__TenderSummary **)a.items;
+  out->next_cursor = a.n > (size_t)limit ? pr__num(call, offset + limit) : "";
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* ---- opened bids ---- */
+
+static int pr__bid_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__acc *a = arg;
+  if (ncols < 7) return 1;
+  Gm__Procurement__Bid *b = host->alloc(a->call, sizeof *b);
+  gm__procurement__bid__init(b);
+  b->tender_id = (char *)a->ctx;
+  b->supplier = (char *)pr__t(&c[0]);
+  b->state = (char *)pr__t(&c[1]);
+  b->version = (int32_t)c[2].i;
+  b->hash = (char *)pr__t(&c[3]);
+  b->submitted_ms = c[4].i;
+  b->text = (char *)pr__t(&c[5]);
+  b->total = c[6].i;
+  pr__acc_add(a, b);
+  return 0;
+}
+
+gm_status pr__bid_list(gm_call *call, const ProtobufCMessage *req,
+                       ProtobufCMessage **reply) {
+  const Gm__Procurement__BidListRequest *in = (const void *)req;
+  const char *tag;
+  int64_t limit = 0, offset = 0, opened = 0;
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if ((st = pr__page_args(call, in->limit, in->cursor, 100, 1000, &limit,
+                          &offset)) != GM_OK)
+    return st;
+  if ((st = pr__ledger_int(call,
+                           "SELECT count(*) FROM procurement_rounds"
+                           " WHERE tender_id = ?1",
+                           (gm_param[]){GM_TEXT(in->tender_id)}, 1, &opened)) !=
+      GM_OK)
+    return st;
+  if (opened <= 0)
+    return host->fail(call, GM_FAILED_PRECONDITION,
+                      "the bids on tender %s are sealed until its opening "
+                      "(or it has not been evaluated yet); its hashes are "
+                      "published then",
+                      in->tender_id);
+  pr__acc a = {.call = call, .ctx = in->tender_id};
+  st = host->ledger_query(
+      call,
+      "SELECT b.supplier, b.state, b.version, b.hash, b.submitted_ms,"
+      " b.opened_text, coalesce(s.bid_price, 0) FROM procurement_bids b"
+      " LEFT JOIN procurement_sheet s ON s.tender_id = b.tender_id AND"
+      " s.supplier = b.supplier AND s.round = 1"
+      " WHERE b.tender_id = ?1 ORDER BY b.supplier LIMIT ?2 OFFSET ?3",
+      (gm_param[]){GM_TEXT(in->tender_id), GM_INT(limit + 1), GM_INT(offset)},
+      3, pr__bid_row, &a);
+  if (st != GM_OK) return st;
+  Gm__Procurement__BidList *out = host->alloc(call, sizeof *out);
+  gm__procurement__bid_list__init(out);
+  out->n_bids = a.n > (size_t)limit ? (size_t)limit : a.n;
+  out->bids = (Gm__Procurement__Bid **)a.items;
+  out->next_cursor = a.n > (size_t)limit ? pr__num(call, offset + limit) : "";
+  *reply = &out->base;
+  return GM_OK;
+}
+
+/* ---- the evaluation sheet ---- */
+
+typedef struct pr__round {
+  int found;
+  int64_t method, evaluated_ms, lowest, ranked_ms, round;
+  const char *seed;
+} pr__round;
+
+static int pr__round_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__round *r = arg;
+  if (ncols < 6) return 1;
+  r->found = 1;
+  r->round = c[0].i;
+  r->method = c[1].i;
+  r->seed = pr__t(&c[2]);
+  r->evaluated_ms = c[3].i;
+  r->lowest = c[4].i;
+  r->ranked_ms = c[5].i;
+  return 1;
+}
+
+static int pr__sheet_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__acc *a = arg;
+  if (ncols < 15) return 1;
+  Gm__Procurement__SheetRow *r = host->alloc(a->call, sizeof *r);
+  gm__procurement__sheet_row__init(r);
+  r->supplier = (char *)pr__t(&c[0]);
+  r->status = c[1].i ? "valid" : "disqualified";
+  r->reasons = (char *)pr__t(&c[2]);
+  r->bid_price = c[3].i;
+  r->green_deduction = c[4].i;
+  r->sme_deduction = c[5].i;
+  r->evaluated_price = c[6].i;
+  r->price_score = (int32_t)c[7].i;
+  r->tech_score = (int32_t)c[8].i;
+  r->total_score = (int32_t)c[9].i;
+  r->draw = (char *)pr__t(&c[10]);
+  r->checks = (char *)pr__t(&c[11]);
+  r->hash = (char *)pr__t(&c[12]);
+  r->sme = (char *)pr_sme_name((int)c[13].i);
+  r->rank = (int32_t)c[14].i;
+  pr__acc_add(a, r);
+  return 0;
+}
+
+/* The ranking order of each award method (the tie-break rule). */
+#define PR_ORDER_LOWEST "evaluated, bid_price, draw, supplier"
+#define PR_ORDER_SCORING "total_score DESC, bid_price, draw, supplier"
+
+gm_status pr__evaluation_sheet(gm_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage **reply) {
+  const Gm__Procurement__SheetRequest *in = (const void *)req;
+  const char *tag;
+  int64_t limit = in->limit ? in->limit : 100, rows;
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if (limit < 1 || limit > 1000 || in->offset < 0 || in->round < 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "limit must be 1-1000, offset and round 0 or more");
+  pr__round r = {0};
+  st = host->ledger_query(
+      call,
+      "SELECT round, method, seed, evaluated_ms, lowest, ranked_ms"
+      " FROM procurement_rounds WHERE tender_id = ?1 AND (?2 = 0 OR round ="
+      " ?2) ORDER BY round DESC LIMIT 1",
+      (gm_param[]){GM_TEXT(in->tender_id), GM_INT(in->round)}, 2, pr__round_row,
+      &r);
+  if (st != GM_OK) return st;
+  if (!r.found)
+    return host->fail(
+        call, GM_FAILED_PRECONDITION,
+        "tender %s has no evaluation%s yet: its bids are "
+        "evaluated at the opening, after the bid deadline",
+        in->tender_id,
+        in->round ? host->sprintf(call, " round %d", in->round) : "");
+  int scoring = r.method == 1, ranked = r.ranked_ms > 0;
+  const char *order = scoring && ranked ? PR_ORDER_SCORING : PR_ORDER_LOWEST;
+  Gm__Procurement__Sheet *out = host->alloc(call, sizeof *out);
+  gm__procurement__sheet__init(out);
+  out->tender_id = in->tender_id;
+  out->round = (int32_t)r.round;
+  out->method = scoring ? "comprehensive scoring" : "lowest evaluated price";
+  out->seed = (char *)r.seed;
+  out->evaluated_ms = r.evaluated_ms;
+  out->lowest_price = r.lowest;
+  out->tie_rule =
+      scoring
+          ? "ranked by total score, highest first (price score = lowest "
+            "valid evaluated price / this bid's evaluated price x the price "
+            "weight, plus the committee's mean score); equal totals by the "
+            "lower bid price, then by the draw: BLAKE2b-64 keyed with the "
+            "seed over the bid's hash, lower first"
+          : "ranked by evaluated price, lowest first; equal ones by the lower "
+            "bid price, then by the draw: BLAKE2b-64 keyed with the seed "
+            "over the bid's hash, lower first";
+  if (scoring && !ranked)
+    out->tie_rule = host->sprintf(call,
+                                  "%s (not ranked yet: the committee "
+                                  "is scoring)",
+                                  out->tie_rule);
+  if ((st =
+           pr__ledger_int(call,
+                          "SELECT count(*) FROM procurement_sheet WHERE"
+                          " tender_id = ?1 AND round = ?2",
+                          (gm_param[]){GM_TEXT(in->tender_id), GM_INT(r.round)},
+                          2, &rows)) != GM_OK)
+    return st;
+  out->total_rows = (int32_t)rows;
+  char *sql = host->sprintf(
+      call,
+      "SELECT supplier, valid, reasons, bid_price, green, sme, evaluated,"
+      " price_score, tech_score, total_score, draw, checks, hash, sme_class,"
+      " CASE WHEN valid = 1 AND ?3 THEN ROW_NUMBER() OVER (PARTITION BY"
+      " valid ORDER BY %s) ELSE 0 END FROM procurement_sheet"
+      " WHERE tender_id = ?1 AND round = ?2 ORDER BY valid DESC, %s"
+      " LIMIT ?4 OFFSET ?5",
+      order, order);
+  pr__acc a = {.call = call};
+  st = host->ledger_query(call, sql,
+                          (gm_param[]){GM_TEXT(in->tender_id), GM_INT(r.round),
+                                       GM_INT(!scoring || ranked),
+                                       GM_INT(limit), GM_INT(in->offset)},
+                          5, pr__sheet_row, &a);
+  if (st != GM_OK) return st;
+  out->rows = (Gm__Procurement__SheetRow **)a.items;
+  out->n_rows = a.n;
+  out->currency = "";
+  st = host->ledger_query(call,
+                          "SELECT currency FROM procurement_tenders WHERE"
+                          " tender_id = ?1",
+                          (gm_param[]){GM_TEXT(in->tender_id)}, 1, pr__one_text,
+                          &out->currency);
+  if (st != GM_OK) return st;
+  *reply = &out->base;
+  return GM_OK;
+}

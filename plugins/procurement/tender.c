@@ -1,0 +1,695 @@
+/*
+ * Tenders: drafts (and the joint buyers' demand), publishing with the
+ * catalogue's rules fixed into each item, amendments before the deadline,
+ * cancellation, reading, and the bid security register.
+ *
+ * C builds and checks a tender's definition (a gm.procurement.Tender) and
+ * stores it packed in the tender's hash (`def`); tender.lua guards who may
+ * change what and when, and keeps the few fields it needs to decide
+ * (state, deadline, currency, items, ...) beside it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procurement.h"
+
+/* The shortest bidding periods (GP Law art. 35, MOF Order 87 art. 16:
+   20 days for an open tender; 3 working days for a request for quotations,
+   taken as 3 days), changeable with [market.procurement] min_open_days and
+   min_rfq_days for tests and training. */
+static int64_t pr__min_days(gm_call *call, int method) {
+  const char *v = host->config(
+      host->market(call), method == 1 ? "min_rfq_days" : "min_open_days", NULL);
+  long d = v ? strtol(v, NULL, 10) : (method == 1 ? 3 : 20);
+  if (d < 0 || d > 365) d = method == 1 ? 3 : 20;
+  return (int64_t)d * PR_DAY_MS;
+}
+
+Gm__Procurement__Tender *pr__def_decode(gm_call *call, const char *b64) {
+  size_t n;
+  uint8_t *bytes = b64 && *b64 ? pr__unb64(call, b64, &n) : NULL;
+  if (!bytes) return NULL;
+  return gm__procurement__tender__unpack(pr__allocator(call), n, bytes);
+}
+
+char *pr__def_encode(gm_call *call, const Gm__Procurement__Tender *t) {
+  size_t n = gm__procurement__tender__get_packed_size(t);
+  uint8_t *buf = host->alloc(call, n ? n : 1);
+  gm__procurement__tender__pack(t, buf);
+  return pr__b64(call, buf, n);
+}
+
+static int pr__in(char *const *list, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(list[i], s) == 0) return 1;
+  return 0;
+}
+
+/* Checks one item; `lead` and `buyers` say whose it may be. */
+static gm_status pr__check_item(gm_call *call, const Gm__Procurement__Item *it,
+                                const char *lead, char *const *buyers,
+                                size_t nbuyers) {
+  gm_status st;
+  if (!pr_valid_name(it->id, 1, 32, 0))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "item id \"%.32s\" is not 1-32 letters, digits and . _ -",
+                      it->id);
+  if (!pr_valid_name(it->category, 1, 32, 0))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "item %s: category \"%.32s\" is not a category code of "
+                      "the catalogue (gm procurement categories)",
+                      it->id, it->category);
+  if (it->quantity < 1 || it->quantity > PR_MAX_QUANTITY)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "item %s: quantity %lld is not 1..%lld", it->id,
+                      (long long)it->quantity, (long long)PR_MAX_QUANTITY);
+  if ((st = pr__text(call, "item unit", it->unit, 16, 0)) != GM_OK) return st;
+  if (!it->unit[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "item %s: unit is empty; say what a quantity counts "
+                      "(m2, set, t)",
+                      it->id);
+  if ((st = pr__text(call, "item description", it->description, 500, 0)) !=
+      GM_OK)
+    return st;
+  if (it->budget < 0 || it->budget > PR_MAX_AMOUNT)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "item %s: budget is not 0 (none) .. 10^13 yuan", it->id);
+  if (it->buyer[0] && strcmp(it->buyer, lead) != 0 &&
+      !pr__in(buyers, nbuyers, it->buyer))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "item %s is for %s, who is not a buyer of this tender; "
+                      "add it to buyers",
+                      it->id, it->buyer);
+  return GM_OK;
+}
+
+/* Checks a tender's fields as the lead agency `lead` gives them (items
+   from the draft and any demand are checked one by one too). */
+static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
+                                  const char *lead) {
+  char y1[32], y2[32];
+  gm_status st;
+  if ((st = pr__text(call, "title", t->title, 200, 0)) != GM_OK ||
+      (st = pr__text(call, "description", t->description, 4000, 1)) != GM_OK)
+    return st;
+  if (!t->title[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "title is empty; give the tender a title");
+  if (!pr_valid_currency(t->currency))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "currency \"%.8s\" is not an ISO 4217 code (CNY)",
+                      t->currency);
+  if (t->budget < 1 || t->budget > PR_MAX_AMOUNT)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "budget must be 0.01 .. 10^13 yuan; it is the most "
+                      "the buyers will pay");
+  if (t->method > GM__PROCUREMENT__METHOD__METHOD_RFQ ||
+      t->award_method > GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING ||
+      t->kind > GM__PROCUREMENT__KIND__KIND_WORKS)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "method, award_method or kind is not one of the values "
+                      "procurement.proto lists");
+  if (t->n_buyers > PR_MAX_BUYERS)
+    return host->fail(call, GM_INVALID_ARGUMENT, "%zu joint buyers; at most %d",
+                      t->n_buyers, PR_MAX_BUYERS);
+  for (size_t i = 0; i < t->n_buyers; i++) {
+    if (!pr_valid_name(t->buyers[i], 1, 64, 0) ||
+        strcmp(t->buyers[i], lead) == 0 || pr__in(t->buyers, i, t->buyers[i]))
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "buyer \"%.64s\" is not a participant id, is you (the "
+                        "lead agency), or is listed twice",
+                        t->buyers[i]);
+  }
+  int scoring = t->award_method == GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  if (scoring) {
+    int32_t floor_bp =
+        t->kind == GM__PROCUREMENT__KIND__KIND_GOODS ? 3000 : 1000;
+    if (t->price_weight_bp < floor_bp || t->price_weight_bp > 10000)
+      return host->fail(
+          call, GM_INVALID_ARGUMENT,
+          "price weight %d.%02d points: comprehensive scoring "
+          "gives price at least %d points of 100 for %s (MOF "
+          "Order 87 art. 55)",
+          t->price_weight_bp / 100, t->price_weight_bp % 100, floor_bp / 100,
+          t->kind == GM__PROCUREMENT__KIND__KIND_GOODS ? "goods"
+                                                       : "services and works");
+    if (t->n_evaluators < 1 || t->n_evaluators > PR_MAX_EVALUATORS)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "comprehensive scoring needs an evaluation committee "
+                        "of 1-%d evaluators",
+                        PR_MAX_EVALUATORS);
+    for (size_t i = 0; i < t->n_evaluators; i++)
+      if (!pr_valid_name(t->evaluators[i], 1, 64, 0) ||
+          pr__in(t->evaluators, i, t->evaluators[i]))
+        return host->fail(call, GM_INVALID_ARGUMENT,
+                          "evaluator \"%.64s\" is not a participant id or is "
+                          "listed twice",
+                          t->evaluators[i]);
+  } else if (t->n_evaluators || t->price_weight_bp) {
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "evaluators and price_weight_bp are for comprehensive "
+                      "scoring; the lowest evaluated price needs neither");
+  }
+  if (t->bid_security < 0 ||
+      t->bid_security > pr_share(t->budget, PR_BID_SECURITY_MAX_BP))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "bid security %s yuan is above 2%% of the budget (%s "
+                      "yuan; MOF Order 87 art. 33)",
+                      pr_yuan(t->bid_security, y1),
+                      pr_yuan(pr_share(t->budget, PR_BID_SECURITY_MAX_BP), y2));
+  if (t->bond_bp < 0 || t->bond_bp > PR_BOND_MAX_BP)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "performance bond rate %d.%02d%% is above 10%% of the "
+                      "contract value (MOF Order 87 art. 73)",
+                      t->bond_bp / 100, t->bond_bp % 100);
+  if (t->sme_bp != 0 && (t->sme_bp < 1000 || t->sme_bp > 2000))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "SME deduction %d.%02d%% is outside 10%%-20%% (MOF/MIIT "
+                      "measures 2020, as raised in 2022); 0 means 10%%",
+                      t->sme_bp / 100, t->sme_bp % 100);
+  if (t->n_items > PR_MAX_ITEMS)
+    return host->fail(call, GM_INVALID_ARGUMENT, "%zu items; at most %d",
+                      t->n_items, PR_MAX_ITEMS);
+  for (size_t i = 0; i < t->n_items; i++) {
+    if ((st = pr__check_item(call, t->items[i], lead, t->buyers,
+                             t->n_buyers)) != GM_OK)
+      return st;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(t->items[i]->id, t->items[j]->id) == 0)
+        return host->fail(call, GM_INVALID_ARGUMENT,
+                          "item %s appears twice; give each item its own id",
+                          t->items[i]->id);
+  }
+  return GM_OK;
+}
+
+/* Names a list as the scripts keep it: ",a,b," (sorted when asked). */
+static int pr__cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *pr__list(gm_call *call, char *const *v, size_t n, int sort) {
+  size_t len = 2;
+  for (size_t i = 0; i < n; i++) len += strlen(v[i]) + 1;
+  char **tmp = host->alloc(call, (n + 1) * sizeof *tmp);
+  memcpy(tmp, v, n * sizeof *tmp);
+  if (sort) qsort(tmp, n, sizeof *tmp, pr__cmp);
+  char *out = host->alloc(call, len), *p = out;
+  *p++ = ',';
+  for (size_t i = 0; i < n; i++) {
+    size_t k = strlen(tmp[i]);
+    memcpy(p, tmp[i], k);
+    p += k;
+    *p++ = ',';
+  }
+  *p = '\0';
+  return n ? out : ",";
+}
+
+static char *pr__item_ids(gm_call *call, const Gm__Procurement__Tender *t) {
+  char **ids = host->alloc(call, (t->n_items + 1) * sizeof *ids);
+  for (size_t i = 0; i < t->n_items; i++) ids[i] = t->items[i]->id;
+  return pr__list(call, ids, t->n_items, 1);
+}
+
+/* ---- reading ---- */
+
+static Gm__Procurement__TenderView *pr__view(gm_call *call, const gm_value *v) {
+  const gm_value *f = pr__item(v, 0), *am = pr__item(v, 2);
+  Gm__Procurement__TenderView *view = host->alloc(call, sizeof *view);
+  gm__procurement__tender_view__init(view);
+  Gm__Procurement__Tender *t = pr__def_decode(call, pr__s(f, 17));
+  if (!t) {
+    t = host->alloc(call, sizeof *t);
+    gm__procurement__tender__init(t);
+  }
+  /* FIELDS in tender.lua, in order. */
+  t->id = (char *)pr__s(f, 0);
+  t->state = (char *)pr__s(f, 1);
+  t->agency = (char *)pr__s(f, 2);
+  t->version = (int32_t)pr__i(f, 14);
+  t->published_ms = pr__i(f, 15);
+  if (pr__s(f, 7)[0]) t->deadline_ms = pr__i(f, 7);
+  t->opened_ms = pr__i(f, 18);
+  t->round = (int32_t)pr__i(f, 19);
+  t->seed = (char *)pr__s(f, 20);
+  t->bids = (int32_t)pr__i(f, 22);
+  t->award_number = (int32_t)pr__i(f, 24);
+  t->reason = (char *)pr__s(f, 26);
+  t->updated_ms = pr__i(f, 27);
+  view->tender = t;
+  size_t na = am->type == GM_VALUE_ARRAY ? am->n / 2 : 0;
+  view->amendments = host->alloc(call, (na + 1) * sizeof *view->amendments);
+  for (size_t i = 0; i < na; i++) {
+    Gm__Procurement__Amendment *a = host->alloc(call, sizeof *a);
+    gm__procurement__amendment__init(a);
+    a->version = (int32_t)pr__i(am, 2 * i);
+    char *text = host->sprintf(call, "%s", pr__s(am, 2 * i + 1));
+    char *nl1 = strchr(text, '\n'), *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+    if (nl1 && nl2) {
+      *nl1 = *nl2 = '\0';
+      a->time_ms = strtoll(text, NULL, 10);
+      a->note = nl2 + 1;
+      /* fields: ",a,b," */
+      size_t nf = 0;
+      for (char *p = nl1 + 1; *p; p++) nf += *p == ',';
+      a->fields = host->alloc(call, (nf + 1) * sizeof *a->fields);
+      char *save = NULL;
+      for (char *tok = strtok_r(nl1 + 1, ",", &save); tok;
+           tok = strtok_r(NULL, ",", &save))
+        a->fields[a->n_fields++] = tok;
+    }
+    size_t k = view->n_amendments++;
+    view->amendments[k] = a;
+    /* HGETALL order is arbitrary: keep versions ascending. */
+    while (k > 0 && view->amendments[k - 1]->version > a->version) {
+      view->amendments[k] = view->amendments[k - 1];
+      view->amendments[--k] = a;
+    }
+  }
+  return view;
+}
+
+gm_status pr__tender_read(gm_call *call, const char *id,
+                          Gm__Procurement__TenderView **view) {
+  const char *tag, *args[] = {"get", id};
+  const gm_value *v;
+  gm_status st = pr__tender_tag(call, id, &tag);
+  if (st != GM_OK) return st;
+  if ((st = pr__run(call, "tender", tag, 2, args, &v)) != GM_OK) return st;
+  if (v->n == 0)
+    return host->fail(call, GM_NOT_FOUND,
+                      "no tender %s; gm procurement tenders lists the "
+                      "published ones",
+                      id);
+  *view = pr__view(call, v);
+  return GM_OK;
+}
+
+void pr__tender_rule(gm_call *call, const Gm__Procurement__Tender *t,
+                     pr_tender_rule *rule) {
+  pr_item_rule *items = host->alloc(call, (t->n_items + 1) * sizeof *items);
+  for (size_t i = 0; i < t->n_items; i++) {
+    const Gm__Procurement__Item *it = t->items[i];
+    items[i].id = it->id;
+    items[i].category = it->category;
+    items[i].quantity = it->quantity;
+    items[i].budget = it->budget;
+    items[i].policy = (int)it->policy;
+    items[i].deduction_bp = it->deduction_bp;
+    items[i].labels = pr__list(call, it->labels, it->n_labels, 0);
+    items[i].min_grade = it->min_grade;
+  }
+  rule->currency = t->currency;
+  rule->budget = t->budget;
+  rule->kind = (int)t->kind;
+  rule->green = t->green_preference;
+  rule->sme = t->sme_preference;
+  rule->sme_bp = t->sme_bp ? t->sme_bp : PR_SME_DEFAULT_BP;
+  rule->security = t->bid_security;
+  rule->nitems = t->n_items;
+  rule->items = items;
+}
+
+static int pr__may_see(gm_call *call, const Gm__Procurement__Tender *t) {
+  const char *me = host->participant(call);
+  if (strcmp(t->state, "draft") != 0 || host->has_role(call, "admin")) return 1;
+  return strcmp(t->agency, me) == 0 || pr__in(t->buyers, t->n_buyers, me);
+}
+
+gm_status pr__tender_get(gm_call *call, const ProtobufCMessage *req,
+                         ProtobufCMessage **reply) {
+  const Gm__Procurement__TenderRequest *in = (const void *)req;
+  Gm__Procurement__TenderView *view;
+  gm_status st = pr__tender_read(call, in->tender_id, &view);
+  if (st != GM_OK) return st;
+  if (!pr__may_see(call, view->tender))
+    return host->fail(call, GM_NOT_FOUND,
+                      "no tender %s; gm procurement tenders lists the "
+                      "published ones",
+                      in->tender_id);
+  *reply = &view->base;
+  return GM_OK;
+}
+
+static void pr__tender_event(gm_call *call, const Gm__Procurement__Tender *t,
+                             const char *action, const char *note) {
+  Gm__Procurement__TenderEvent ev = GM__PROCUREMENT__TENDER_EVENT__INIT;
+  ev.tender_id = t->id;
+  ev.action = (char *)action;
+  ev.state = t->state;
+  ev.version = t->version;
+  ev.deadline_ms = t->deadline_ms;
+  ev.title = t->title;
+  ev.bids = t->bids;
+  ev.note = (char *)(note ? note : "");
+  pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "tender", &ev.base);
+}
+
+/* ---- drafting ---- */
+
+gm_status pr__tender_draft(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Procurement__DraftRequest *in = (const void *)req;
+  const char *tag, *me = host->participant(call);
+  gm_status st;
+  if (!in->tender)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "tender is missing; send the draft in tender");
+  /* The stored definition is the request's, with what only the broker
+     sets cleared. */
+  Gm__Procurement__Tender *t = in->tender;
+  if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
+  if (!t->currency[0]) t->currency = "CNY";
+  if ((st = pr__check_tender(call, t, me)) != GM_OK) return st;
+  t->agency = (char *)me;
+  t->state = "";
+  t->version = 0;
+  t->published_ms = t->opened_ms = t->updated_ms = 0;
+  t->bids = t->round = t->award_number = 0;
+  t->seed = t->reason = "";
+  for (size_t i = 0; i < t->n_items; i++) {
+    Gm__Procurement__Item *it = t->items[i];
+    it->policy = 0;
+    it->deduction_bp = it->min_grade = 0;
+    it->n_labels = 0;
+    it->category_name = "";
+    if (!it->buyer[0]) it->buyer = (char *)me;
+  }
+  const char *args[] = {"draft", t->id, pr__def_encode(call, t),
+                        pr__list(call, t->buyers, t->n_buyers, 0), t->title};
+  const gm_value *v;
+  if ((st = pr__run(call, "tender", tag, 5, args, &v)) != GM_OK) return st;
+  Gm__Procurement__TenderView *view;
+  if ((st = pr__tender_read(call, t->id, &view)) != GM_OK) return st;
+  *reply = &view->base;
+  return GM_OK;
+}
+
+gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  const Gm__Procurement__DemandRequest *in = (const void *)req;
+  const char *tag, *me = host->participant(call);
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if (in->n_items == 0 || in->n_items > PR_MAX_ITEMS)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "send 1-%d items: what your agency needs", PR_MAX_ITEMS);
+  /* The demand travels as a Tender holding only items, each the caller's. */
+  Gm__Procurement__Tender d = GM__PROCUREMENT__TENDER__INIT;
+  char *buyers[] = {(char *)me};
+  d.items = in->items;
+  d.n_items = in->n_items;
+  for (size_t i = 0; i < in->n_items; i++) {
+    if ((st = pr__check_item(call, in->items[i], me, buyers, 1)) != GM_OK)
+      return st;
+    in->items[i]->buyer = (char *)me;
+    in->items[i]->policy = 0;
+    in->items[i]->deduction_bp = in->items[i]->min_grade = 0;
+    in->items[i]->n_labels = 0;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(in->items[i]->id, in->items[j]->id) == 0)
+        return host->fail(call, GM_INVALID_ARGUMENT, "item %s appears twice",
+                          in->items[i]->id);
+  }
+  const char *args[] = {"demand", in->tender_id, pr__def_encode(call, &d)};
+  const gm_value *v;
+  if ((st = pr__run(call, "tender", tag, 3, args, &v)) != GM_OK) return st;
+  Gm__Procurement__TenderView *view;
+  if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
+  *reply = &view->base;
+  return GM_OK;
+}
+
+/* Fixes the catalogue's rules into each item (publish and amend), merging
+   the joint buyers' demand first when `demand` (the get reply's dm) is
+   given. */
+static gm_status pr__fix_items(gm_call *call, Gm__Procurement__Tender *t,
+                               const gm_value *demand) {
+  size_t extra = 0;
+  Gm__Procurement__Tender **dm = NULL;
+  size_t ndm = demand && demand->type == GM_VALUE_ARRAY ? demand->n / 2 : 0;
+  if (ndm) {
+    dm = host->alloc(call, ndm * sizeof *dm);
+    for (size_t i = 0; i < ndm; i++) {
+      dm[i] = pr__def_decode(call, pr__s(demand, 2 * i + 1));
+      extra += dm[i] ? dm[i]->n_items : 0;
+    }
+  }
+  if (t->n_items + extra > PR_MAX_ITEMS)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the draft and the joint demand hold %zu items; at most "
+                      "%d",
+                      t->n_items + extra, PR_MAX_ITEMS);
+  Gm__Procurement__Item **items =
+      host->alloc(call, (t->n_items + extra + 1) * sizeof *items);
+  size_t n = 0;
+  for (size_t i = 0; i < t->n_items; i++) items[n++] = t->items[i];
+  for (size_t i = 0; i < ndm; i++)
+    for (size_t j = 0; dm[i] && j < dm[i]->n_items; j++) {
+      Gm__Procurement__Item *it = dm[i]->items[j];
+      if (!pr__in(t->buyers, t->n_buyers, it->buyer)) continue;
+      for (size_t k = 0; k < n; k++)
+        if (strcmp(items[k]->id, it->id) == 0)
+          return host->fail(call, GM_INVALID_ARGUMENT,
+                            "item %s is both in the draft and in %s's demand; "
+                            "give each item its own id",
+                            it->id, it->buyer);
+      items[n++] = it;
+    }
+  t->items = items;
+  t->n_items = n;
+  if (n == 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the tender has no items; a tender buys at least one");
+
+  /* The categories, read once each. */
+  const char **codes = host->alloc(call, (n + 2) * sizeof *codes);
+  size_t nc = 0;
+  codes[nc++] = "catget";
+  for (size_t i = 0; i < n; i++) {
+    int seen = 0;
+    for (size_t k = 1; k < nc; k++)
+      seen |= !strcmp(codes[k], items[i]->category);
+    if (!seen) codes[nc++] = items[i]->category;
+  }
+  const gm_value *v;
+  gm_status st = pr__run(call, "catalogue", "cat", nc, codes, &v);
+  if (st != GM_OK) return st;
+  for (size_t i = 0; i < n; i++) {
+    Gm__Procurement__Item *it = items[i];
+    const char *rec = NULL;
+    for (size_t k = 1; k < nc; k++)
+      if (!strcmp(codes[k], it->category)) rec = pr__s(v, k - 1);
+    if (!rec || !*rec)
+      return host->fail(call, GM_FAILED_PRECONDITION,
+                        "item %s: category %s is not in the catalogue; see gm "
+                        "procurement categories",
+                        it->id, it->category);
+    /* "name\tpolicy\tbp\tlabels\tmin\tupd" (catalogue.lua) */
+    char *copy = host->sprintf(call, "%s", rec), *f[6] = {0}, *save = NULL;
+    size_t nf = 0;
+    for (char *p = copy, *tok; nf < 6 && (tok = strsep(&p, "\t"));)
+      f[nf++] = tok;
+    if (nf < 6)
+      return host->fail(call, GM_INTERNAL, "category %s is malformed",
+                        it->category);
+    it->category_name = f[0];
+    it->policy = (Gm__Procurement__Policy)atoi(f[1]);
+    it->deduction_bp = atoi(f[2]);
+    it->min_grade = atoi(f[4]);
+    size_t nl = 0;
+    for (char *p = f[3]; *p; p++) nl += *p == ',';
+    it->labels = host->alloc(call, (nl + 2) * sizeof *it->labels);
+    it->n_labels = 0;
+    for (char *tok = strtok_r(f[3], ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save))
+      it->labels[it->n_labels++] = tok;
+  }
+  return GM_OK;
+}
+
+gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply) {
+  const Gm__Procurement__TenderRequest *in = (const void *)req;
+  const char *tag, *args[] = {"get", in->tender_id};
+  const gm_value *v;
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if ((st = pr__run(call, "tender", tag, 2, args, &v)) != GM_OK) return st;
+  if (v->n == 0)
+    return host->fail(call, GM_NOT_FOUND,
+                      "no tender %s; draft it first with tender.draft",
+                      in->tender_id);
+  const gm_value *f = pr__item(v, 0);
+  if (strcmp(pr__s(f, 2), host->participant(call)) != 0)
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "only %s, the agency that drafted tender %s, may "
+                      "publish it",
+                      pr__s(f, 2), in->tender_id);
+  if (strcmp(pr__s(f, 1), "draft") != 0)
+    return host->fail(call, GM_FAILED_PRECONDITION, "tender %s is %s already",
+                      in->tender_id, pr__s(f, 1));
+  Gm__Procurement__Tender *t = pr__def_decode(call, pr__s(f, 17));
+  if (!t)
+    return host->fail(call, GM_INTERNAL, "tender %s has no definition",
+                      in->tender_id);
+  if ((st = pr__fix_items(call, t, pr__item(v, 1))) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, t->agency)) != GM_OK) return st;
+  if (t->deadline_ms <= 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "tender %s has no bid deadline; redraft it with "
+                      "deadline_ms",
+                      in->tender_id);
+  int64_t min = pr__min_days(call, (int)t->method);
+  const char *pargs[] = {"publish",
+                         in->tender_id,
+                         pr__s(f, 16),
+                         pr__def_encode(call, t),
+                         pr__num(call, t->deadline_ms),
+                         t->currency,
+                         pr__num(call, t->budget),
+                         pr__item_ids(call, t),
+                         pr__num(call, t->bid_security),
+                         pr__num(call, t->bond_bp),
+                         pr__num(call, t->award_method),
+                         pr__num(call, t->price_weight_bp),
+                         pr__list(call, t->evaluators, t->n_evaluators, 0),
+                         t->title,
+                         pr__num(call, min)};
+  if ((st = pr__run(call, "tender", tag, 15, pargs, &v)) != GM_OK) return st;
+  Gm__Procurement__TenderView *view;
+  if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
+  pr__tender_event(call, view->tender, "published", NULL);
+  *reply = &view->base;
+  return GM_OK;
+}
+
+gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **reply) {
+  const Gm__Procurement__AmendRequest *in = (const void *)req;
+  const char *tag;
+  gm_status st;
+  Gm__Procurement__TenderView *view;
+  if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
+  Gm__Procurement__Tender *t = view->tender, *c = in->changes;
+  if ((st = pr__text(call, "note", in->note, 2000, 1)) != GM_OK) return st;
+  if (!in->note[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "note is empty; say what changed and why, for the "
+                      "amendment notice");
+  if (in->n_fields == 0 || !c)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "nothing to amend: name the fields (title, "
+                      "description, budget, deadline_ms, bid_security, "
+                      "bond_bp, items) and give them in changes");
+  int items = 0;
+  for (size_t i = 0; i < in->n_fields; i++) {
+    const char *fl = in->fields[i];
+    if (!strcmp(fl, "title"))
+      t->title = c->title;
+    else if (!strcmp(fl, "description"))
+      t->description = c->description;
+    else if (!strcmp(fl, "budget"))
+      t->budget = c->budget;
+    else if (!strcmp(fl, "deadline_ms"))
+      t->deadline_ms = c->deadline_ms;
+    else if (!strcmp(fl, "bid_security"))
+      t->bid_security = c->bid_security;
+    else if (!strcmp(fl, "bond_bp"))
+      t->bond_bp = c->bond_bp;
+    else if (!strcmp(fl, "items")) {
+      items = 1;
+      t->items = c->items;
+      t->n_items = c->n_items;
+      for (size_t k = 0; k < t->n_items; k++)
+        if (!t->items[k]->buyer[0]) t->items[k]->buyer = t->agency;
+    } else
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "field %.40s cannot be amended; amend title, "
+                        "description, budget, deadline_ms, bid_security, "
+                        "bond_bp or items",
+                        fl);
+  }
+  if (items && (st = pr__fix_items(call, t, NULL)) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, t->agency)) != GM_OK) return st;
+  if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
+  int32_t ver = t->version;
+  /* The stored definition carries no broker-set state. */
+  const char *state = t->state, *seed = t->seed, *reason = t->reason;
+  t->state = t->seed = t->reason = "";
+  const char *def = pr__def_encode(call, t);
+  t->state = (char *)state;
+  t->seed = (char *)seed;
+  t->reason = (char *)reason;
+  const char *args[] = {"amend",
+                        t->id,
+                        pr__num(call, ver),
+                        def,
+                        pr__num(call, t->deadline_ms),
+                        pr__num(call, t->budget),
+                        pr__item_ids(call, t),
+                        pr__num(call, t->bid_security),
+                        pr__num(call, t->bond_bp),
+                        t->title,
+                        pr__list(call, in->fields, in->n_fields, 0),
+                        in->note};
+  const gm_value *v;
+  if ((st = pr__run(call, "tender", tag, 12, args, &v)) != GM_OK) return st;
+  if ((st = pr__tender_read(call, t->id, &view)) != GM_OK) return st;
+  pr__tender_event(call, view->tender, "amended", in->note);
+  *reply = &view->base;
+  return GM_OK;
+}
+
+gm_status pr__tender_cancel(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  const Gm__Procurement__TenderRequest *in = (const void *)req;
+  const char *tag;
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if ((st = pr__text(call, "reason", in->reason, 500, 0)) != GM_OK) return st;
+  if (!in->reason[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "reason is empty; a cancellation is published with its "
+                      "reason");
+  const char *args[] = {"cancel", in->tender_id, in->reason};
+  const gm_value *v;
+  if ((st = pr__run(call, "tender", tag, 3, args, &v)) != GM_OK) return st;
+  Gm__Procurement__TenderView *view;
+  if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
+  pr__tender_event(call, view->tender, "cancelled", in->reason);
+  *reply = &view->base;
+  return GM_OK;
+}
+
+gm_status pr__tender_security(gm_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage **reply) {
+  const Gm__Procurement__SecurityRequest *in = (const void *)req;
+  const char *tag;
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if (!pr_valid_name(in->supplier, 1, 64, 0))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "supplier \"%.64s\" is not a participant id",
+                      in->supplier);
+  if (in->amount < 0 || in->amount > PR_MAX_AMOUNT)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "amount must be 0 .. 10^13 yuan (0 records a refund)");
+  if ((st = pr__text(call, "reference", in->reference, 200, 0)) != GM_OK)
+    return st;
+  const char *args[] = {"security", in->tender_id, in->supplier,
+                        pr__num(call, in->amount), in->reference};
+  const gm_value *v;
+  if ((st = pr__run(call, "tender", tag, 5, args, &v)) != GM_OK) return st;
+  Gm__Procurement__SecurityReply *out = host->alloc(call, sizeof *out);
+  gm__procurement__security_reply__init(out);
+  out->tender_id = in->tender_id;
+  out->supplier = in->supplier;
+  out->amount = pr__i(v, 0);
+  out->required = pr__i(v, 1);
+  *reply = &out->base;
+  return GM_OK;
+}

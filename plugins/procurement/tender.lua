@@ -1,0 +1,173 @@
+-- tender: drafting, joint demand, publishing, amendments, cancellation and
+-- the bid security register of one tender (tag t:<id>).  C builds and
+-- checks the definition; these steps guard who may change what, when.
+--   ARGV[1] = op, ARGV[2] = tender id, then:
+--   draft    def buyers title
+--   demand   items (base64)
+--   get      -
+--   publish  rev def dl cur budget items sec bond am pw evs title min_ms
+--   amend    ver def dl budget items sec bond title fields note
+--   cancel   reason
+--   security supplier amount reference
+local op, id = ARGV[1], ARGV[2]
+local FIELDS = {'id', 'st', 'lead', 'buyers', 'title', 'cur', 'budget', 'dl',
+  'items', 'sec', 'bond', 'am', 'pw', 'evs', 'ver', 'pub', 'rev', 'def',
+  'closed', 'round', 'seed', 'evat', 'nb', 'nvalid', 'aw', 'chopen', 'reason',
+  'upd'}
+
+local function lead_only(t, what)
+  if t.lead ~= WHO then
+    return rej('PERMISSION_DENIED', 'only ' .. t.lead .. ', the agency that ' ..
+      'drafted tender ' .. id .. ', may ' .. what .. ' it')
+  end
+end
+local function state_text(t)
+  if t.st == 'active' then return 'open for bids until ' .. when(tonumber(t.dl)) end
+  return t.st
+end
+
+if op == 'draft' then
+  local t = tender('lead', 'rev')
+  if t then
+    if t.st ~= 'draft' then
+      return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' ..
+        state_text(t) .. '; a published tender changes by tender.amend')
+    end
+    local e = lead_only(t, 'redraft')
+    if e then return e end
+  end
+  local rev = t and tonumber(t.rev) + 1 or 1
+  redis.call('HSET', T, 'id', id, 'st', 'draft', 'lead', WHO,
+    'def', ARGV[3], 'buyers', ARGV[4], 'title', ARGV[5], 'rev', I(rev),
+    'ver', '0', 'upd', I(NOW))
+  tender_emit('drafted', {id = id, st = 'draft', lead = WHO, ver = '0'},
+    ARGV[3])
+  return {'draft', I(rev)}
+end
+
+if op == 'demand' then
+  local t = tender('lead', 'buyers', 'rev')
+  if not t then return no_tender(id) end
+  if t.st ~= 'draft' then
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' ..
+      state_text(t) .. '; demand joins a tender while it is a draft')
+  end
+  if not inlist(t.buyers, WHO) then
+    return rej('PERMISSION_DENIED', WHO .. ' is not one of the joint ' ..
+      'buyers of tender ' .. id .. '; ask ' .. t.lead .. ' to add you')
+  end
+  local rev = tonumber(t.rev) + 1
+  redis.call('HSET', P .. 'dm', WHO, ARGV[3])
+  redis.call('HSET', T, 'rev', I(rev), 'upd', I(NOW))
+  gm.emit('demand', 'id', id, 'buyer', WHO, 't', I(NOW))
+  return {'draft', I(rev)}
+end
+
+if op == 'get' then
+  local t = redis.call('HMGET', T, unpack(FIELDS))
+  if not t[2] then return {} end
+  for i = 1, #t do t[i] = t[i] or '' end
+  return {t, redis.call('HGETALL', P .. 'dm'), redis.call('HGETALL', P .. 'am')}
+end
+
+if op == 'publish' then
+  local t = tender('lead', 'rev')
+  if not t then return no_tender(id) end
+  local e = lead_only(t, 'publish')
+  if e then return e end
+  if t.st ~= 'draft' then
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' ..
+      state_text(t) .. ' already')
+  end
+  if t.rev ~= ARGV[3] then
+    return rej('FAILED_PRECONDITION', 'the draft of tender ' .. id ..
+      ' changed while it was being published (a joint buyer added its ' ..
+      'demand); publish it again')
+  end
+  local dl, min = tonumber(ARGV[5]), tonumber(ARGV[15])
+  if dl <= NOW or dl - NOW < min then
+    return rej('INVALID_ARGUMENT', 'the bid deadline ' .. when(dl) ..
+      (dl <= NOW and ' has passed' or ' leaves suppliers less than the ' ..
+       I(floor(min / 86400000)) .. ' days the law gives them') ..
+      '; set it after ' .. when(NOW + min) .. ' (Asia/Shanghai)')
+  end
+  redis.call('HSET', T, 'st', 'active', 'def', ARGV[4], 'dl', ARGV[5],
+    'cur', ARGV[6], 'budget', ARGV[7], 'items', ARGV[8], 'sec', ARGV[9],
+    'bond', ARGV[10], 'am', ARGV[11], 'pw', ARGV[12], 'evs', ARGV[13],
+    'title', ARGV[14], 'ver', '1', 'pub', I(NOW), 'round', '0', 'aw', '0',
+    'chopen', '0', 'chn', '0', 'bseq', '0', 'upd', I(NOW))
+  gm.deadline('open', id, dl)
+  tender_emit('published', {id = id, st = 'active', lead = t.lead, ver = '1',
+    dl = ARGV[5], pub = I(NOW)}, ARGV[4])
+  return {'active', '1', I(NOW)}
+end
+
+if op == 'amend' then
+  local t = tender('lead', 'ver', 'dl', 'pub')
+  if not t then return no_tender(id) end
+  local e = lead_only(t, 'amend')
+  if e then return e end
+  if t.st ~= 'active' or NOW >= tonumber(t.dl) then
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' ..
+      (t.st == 'active' and 'past its bid deadline' or t.st) ..
+      '; amendments are made before the bid deadline')
+  end
+  if t.ver ~= ARGV[3] then
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' was amended ' ..
+      'meanwhile (now version ' .. t.ver .. '); read it and amend again')
+  end
+  local dl = tonumber(ARGV[5])
+  if dl <= NOW then
+    return rej('INVALID_ARGUMENT', 'the new bid deadline ' .. when(dl) ..
+      ' has passed; set one in the future')
+  end
+  local ver = tonumber(t.ver) + 1
+  redis.call('HSET', T, 'def', ARGV[4], 'dl', ARGV[5], 'budget', ARGV[6],
+    'items', ARGV[7], 'sec', ARGV[8], 'bond', ARGV[9], 'title', ARGV[10],
+    'ver', I(ver), 'upd', I(NOW))
+  redis.call('HSET', P .. 'am', I(ver), I(NOW) .. '\n' .. ARGV[11] .. '\n' ..
+    ARGV[12])
+  if dl ~= tonumber(t.dl) then gm.deadline('open', id, dl) end
+  gm.emit('amendment', 'id', id, 'ver', I(ver), 'fields', ARGV[11],
+    'note', ARGV[12], 't', I(NOW))
+  tender_emit('amended', {id = id, st = 'active', lead = t.lead, ver = I(ver),
+    dl = ARGV[5], pub = t.pub}, ARGV[4])
+  return {'active', I(ver), I(NOW)}
+end
+
+if op == 'cancel' then
+  local t = tender('lead', 'ver', 'dl', 'pub', 'round', 'aw', 'nb')
+  if not t then return no_tender(id) end
+  local e = lead_only(t, 'cancel')
+  if e then return e end
+  if t.st ~= 'draft' and t.st ~= 'active' and t.st ~= 'evaluated' and
+      t.st ~= 'scoring' then
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' .. t.st ..
+      (t.st == 'opening' and '; cancel it once the evaluation is done' or
+       (t.st == 'awarded' and '; an award is undone only by upholding a ' ..
+        'challenge' or '; there is nothing to cancel')))
+  end
+  t.id, t.st, t.reason = id, 'cancelled', ARGV[3]
+  redis.call('HSET', T, 'st', 'cancelled', 'reason', ARGV[3], 'upd', I(NOW))
+  gm.deadline_cancel('open', id)
+  tender_emit('cancelled', t)
+  return {'cancelled', t.ver}
+end
+
+if op == 'security' then
+  local t = tender('lead', 'dl', 'sec')
+  if not t then return no_tender(id) end
+  local e = lead_only(t, 'record bid security for')
+  if e then return e end
+  if t.st ~= 'active' or NOW >= tonumber(t.dl) then
+    return rej('FAILED_PRECONDITION', 'bid security is lodged before the ' ..
+      'bid deadline; tender ' .. id .. ' is ' .. (t.st == 'active' and
+      'past it' or t.st))
+  end
+  redis.call('HSET', P .. 'sec', ARGV[3], ARGV[4])
+  gm.emit('security', 'id', id, 'supplier', ARGV[3], 'amount', ARGV[4],
+    'ref', ARGV[5], 't', I(NOW))
+  return {ARGV[4], t.sec}
+end
+
+return rej('INTERNAL', 'tender: unknown op ' .. tostring(op))

@@ -1,0 +1,112 @@
+/*
+ * The procurement test harness: a private redis-server and gmd (manual
+ * clock, only the procurement plugin, a bid key file in the test's folder)
+ * per test, and short helpers for the calls the tests make.  Everything
+ * goes through the real broker, scripts and ledger.
+ */
+#ifndef PROCUREMENT_TEST_HARNESS_H
+#define PROCUREMENT_TEST_HARNESS_H
+
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+
+#include "gmd_fixture.h"
+#include "procurement.pb-c.h"
+#include "redis_fixture.h"
+#include "rules.h"
+
+extern gm_test_redis *pt_redis;
+extern gm_test_gmd *pt_gmd;
+extern gm_test_conn *pt_conn;
+/* Status and message of the last pt_call. */
+extern int pt_status;
+extern char pt_message[2048];
+/* The manual clock as the tests last set it. */
+extern int64_t pt_now;
+
+/* Starts redis + gmd with extra [market.procurement] lines (and any other
+   sections after them); sets the clock to `now_ms`. */
+void pt_start(const char *extra_conf, int64_t now_ms);
+void pt_stop(void);
+/* The ms of local (Asia/Shanghai) "YYYY-MM-DD" hh:mm. */
+int64_t pt_at(const char *date, int hh, int mm);
+void pt_clock(int64_t ms);
+
+/*
+ * Calls procurement.<method> as `as`.  Mutating methods get a fresh
+ * idempotency key unless `idem` is given.  Returns the decoded reply (free
+ * with pt_free) or NULL with pt_status/pt_message set.
+ */
+ProtobufCMessage *pt_call(const char *as, const char *method,
+                          const ProtobufCMessage *req);
+ProtobufCMessage *pt_call_idem(const char *as, const char *method,
+                               const char *idem, const ProtobufCMessage *req);
+/* Asserts the call fails with `status` and a message containing `text`. */
+void pt_expect(const char *as, const char *method, const ProtobufCMessage *req,
+               int status, const char *text);
+#define pt_free(m) protobuf_c_message_free_unpacked(&(m)->base, NULL)
+
+/* Registers `who` with comma-separated roles in the broker. */
+void pt_register(const char *who, const char *roles);
+/* Registers `who` as a party: its credit code, name and SME size. */
+void pt_party(const char *who, const char *uscc, Gm__Procurement__SmeClass s);
+/* A category: policy, deduction (bp), accepted labels (comma list),
+   minimum grade. */
+void pt_category(const char *code, Gm__Procurement__Policy policy, int bp,
+                 const char *labels, int min_grade);
+/* A certificate of `holder` (USCC) valid from..to (ms). */
+void pt_cert(const char *number, const char *holder, const char *category,
+             const char *label, int grade, int64_t from, int64_t to);
+void pt_cert_status(const char *number, Gm__Procurement__CertStatus st,
+                    const char *reason);
+
+/* A tender being drafted: fill it, then pt_publish. */
+typedef struct pt_tender {
+  Gm__Procurement__Tender t;
+  Gm__Procurement__Item items[8];
+  Gm__Procurement__Item *pitems[8];
+  char *buyers[8];
+  char *evaluators[8];
+} pt_tender;
+/* Lowest price, goods, CNY, both preferences on, deadline `deadline`. */
+void pt_tender_init(pt_tender *d, const char *id, int64_t budget,
+                    int64_t deadline);
+void pt_item(pt_tender *d, const char *id, const char *category, int64_t qty,
+             int64_t budget, const char *buyer);
+/* Drafts and publishes as `agency`; asserts OK. */
+void pt_publish(const char *agency, pt_tender *d);
+
+/* One line of a bid: "ITEM=UNITPRICE[@CERT]" (fen). */
+Gm__Procurement__BidReceipt *pt_bid(const char *who, const char *tender,
+                                    Gm__Procurement__SmeClass sme,
+                                    const char *const *lines, size_t n);
+/* The tender as tender.get sees it (free with pt_free). */
+Gm__Procurement__TenderView *pt_tender_get(const char *tender);
+/* Polls until the tender's state is `state` (10 s); returns the last. */
+char *pt_wait_state(const char *tender, const char *state);
+/* The evaluation sheet (all rows). */
+Gm__Procurement__Sheet *pt_sheet(const char *tender);
+/* The row of `who` in a sheet, or NULL. */
+const Gm__Procurement__SheetRow *pt_row(const Gm__Procurement__Sheet *s,
+                                        const char *who);
+Gm__Procurement__Award *pt_award(const char *agency, const char *tender);
+
+/* One integer from the ledger (read-only); -1 on no row. */
+int64_t pt_ledger_int(const char *sql);
+/* Polls the ledger until `sql` answers `want` (10 s); returns the last. */
+int64_t pt_ledger_wait(const char *sql, int64_t want);
+/* One text from the ledger into out ("" on no row). */
+void pt_ledger_text(const char *sql, char *out, size_t outlen);
+
+/* Three published codes (GB 32100-2015) for test parties. */
+#define PT_USCC_A "914403001922038216"
+#define PT_USCC_B "9144030071526726XG"
+#define PT_USCC_C "91330100799655058B"
+#define PT_USCC_D "91110108551385082Q"
+#define PT_USCC_GOV "11100000000013127D"
+/* Monday 2026-03-02 10:00 in Shanghai. */
+#define PT_MONDAY "2026-03-02"
+#define PT_DAY INT64_C(86400000)
+
+#endif
