@@ -13,6 +13,7 @@
  * evaluated once.  The next step is decided only from the replies (the
  * opening time `evat` and the draw's `seed` come from the close step).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,7 @@ gm_status pr__on_open(gm_call *call, const gm_deadline *d, void *arg) {
   pr_tender_rule rule;
   pr__tender_rule(call, t, &rule);
 
+  long pages = 0;
   for (int64_t start = 0; start < nb;) {
     size_t got;
     if ((st = pr__page_run(call, id, tag, round, rseed, evat, &rule, start,
@@ -184,7 +186,11 @@ gm_status pr__on_open(gm_call *call, const gm_deadline *d, void *arg) {
       return st;
     if (got == 0) break;
     start += (int64_t)got;
+#ifdef GM_FAILURE_INJECTION
+    if (++pages == pr__kill_after_page) raise(SIGKILL);
+#endif
   }
+  (void)pages;
   const char *fargs[] = {"finish", id, round};
   if ((st = pr__run(call, "open", tag, 3, fargs, &v)) != GM_OK) return st;
   Gm__Procurement__TenderEvent ev = GM__PROCUREMENT__TENDER_EVENT__INIT;

@@ -22,6 +22,7 @@
 const gm_host_api *host;
 long pr__page = 200;
 char pr__ocid_prefix[32] = "ocds-gmkt00";
+long pr__kill_after_page;
 static char *pr__sources[6]; /* lib + script, freed at shutdown */
 
 /* ---- script replies ---- */
@@ -166,6 +167,22 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
     else
       snprintf(pr__ocid_prefix, sizeof pr__ocid_prefix, "%s", prefix);
   }
+#ifdef GM_FAILURE_INJECTION
+  pr__kill_after_page =
+      pr__config_long(m, "test_kill_after_page", 0, 0, 1000000);
+  if (pr__kill_after_page)
+    host->log(m, GM_LOG_WARN,
+              "[market.procurement] test_kill_after_page = %ld: gmd kills "
+              "itself after storing that page of an opening (failure "
+              "injection for tests); remove it from the config",
+              pr__kill_after_page);
+#else
+  if (host->config(m, "test_kill_after_page", NULL))
+    host->log(
+        m, GM_LOG_WARN,
+        "[market.procurement] test_kill_after_page is ignored: this "
+        "build has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
+#endif
   if ((st = pr__seal_init(m)) != GM_OK) return st;
 
   for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {

@@ -38,6 +38,9 @@ extern const char gm_lua_lib[], gm_lua_catalogue[], gm_lua_tender[],
 extern const gm_host_api *host;
 extern long pr__page;            /* bids per opening or scoring step */
 extern char pr__ocid_prefix[32]; /* the OCDS ocid prefix */
+/* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after storing
+   this page of an opening; 0: off. */
+extern long pr__kill_after_page;
 
 /* ---- procurement.c: replies and helpers ---- */
 

@@ -119,6 +119,133 @@ START_TEST(a_mandatory_item_is_won_only_by_a_certified_bid) {
 }
 END_TEST
 
+/*
+ * Insulation is a priority category (5% with a 2-star label).  alpha bids
+ * 5% more than gamma but holds a valid 3-star certificate: its evaluated
+ * price is lower, and it wins at its own (higher) bid price.
+ */
+START_TEST(a_green_deduction_changes_the_winner) {
+  pt_tender d;
+  pt_tender_init(&d, "T-GREEN", 100000000, DEADLINE);
+  pt_item(&d, "I1", "INSUL", 100, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"I1=10200@GB-I-A"}, *g[] = {"I1=10000"};
+  pt_free(pt_bid("alpha", "T-GREEN", 0, a, 1));
+  pt_free(
+      pt_bid("gamma", "T-GREEN", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
+  open_at_deadline("T-GREEN", "evaluated");
+  Gm__Procurement__Sheet *s = pt_sheet("T-GREEN");
+  const Gm__Procurement__SheetRow *ra = pt_row(s, "alpha"),
+                                  *rg = pt_row(s, "gamma");
+  ck_assert_int_eq(ra->bid_price, 1020000);
+  ck_assert_int_eq(ra->green_deduction, 51000); /* 5% */
+  ck_assert_int_eq(ra->evaluated_price, 969000);
+  ck_assert_int_eq(ra->rank, 1);
+  ck_assert_int_eq(rg->evaluated_price, 1000000);
+  ck_assert_int_eq(rg->rank, 2);
+  ck_assert_msg(strstr(ra->checks, "green deduction 5.00% of 10200.00"), "%s",
+                ra->checks);
+  pt_free(s);
+  Gm__Procurement__Award *aw = pt_award("city", "T-GREEN");
+  ck_assert_str_eq(aw->supplier, "alpha");
+  ck_assert_int_eq(aw->value, 1020000); /* the contract is at the bid price */
+  pt_free(aw);
+  /* The same two bids without the green preference: gamma wins. */
+  pt_tender_init(&d, "T-GREEN2", 100000000, DEADLINE + 21 * PT_DAY);
+  d.t.green_preference = 0;
+  pt_item(&d, "I1", "INSUL", 100, 0, NULL);
+  pt_publish("city", &d);
+  pt_free(pt_bid("alpha", "T-GREEN2", 0, a, 1));
+  pt_free(pt_bid("gamma", "T-GREEN2", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g,
+                 1));
+  pt_clock(DEADLINE + 21 * PT_DAY);
+  ck_assert_str_eq(pt_wait_state("T-GREEN2", "evaluated"), "evaluated");
+  s = pt_sheet("T-GREEN2");
+  ck_assert_int_eq(pt_row(s, "gamma")->rank, 1);
+  ck_assert_int_eq(pt_row(s, "alpha")->green_deduction, 0);
+  pt_free(s);
+}
+END_TEST
+
+/*
+ * beta is a small enterprise: 10% off for evaluation makes its higher bid
+ * the winner.  gamma declares itself small but is registered medium: no
+ * deduction, and it says so.
+ */
+START_TEST(an_sme_deduction_changes_the_winner) {
+  pt_tender d;
+  pt_tender_init(&d, "T-SME", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 20, 0, NULL);
+  pt_publish("city", &d);
+  const char *b[] = {"D1=105000"}, *g[] = {"D1=100000"}, *a[] = {"D1=99000"};
+  pt_free(pt_bid("beta", "T-SME", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
+  pt_free(
+      pt_bid("gamma", "T-SME", GM__PROCUREMENT__SME_CLASS__SME_SMALL, g, 1));
+  pt_free(pt_bid("alpha", "T-SME", GM__PROCUREMENT__SME_CLASS__SME_NONE, a, 1));
+  open_at_deadline("T-SME", "evaluated");
+  Gm__Procurement__Sheet *s = pt_sheet("T-SME");
+  const Gm__Procurement__SheetRow *rb = pt_row(s, "beta"),
+                                  *rg = pt_row(s, "gamma"),
+                                  *ra = pt_row(s, "alpha");
+  ck_assert_int_eq(rb->sme_deduction, 210000); /* 10% of 2,100,000 */
+  ck_assert_int_eq(rb->evaluated_price, 1890000);
+  ck_assert_str_eq(rb->sme, "small");
+  ck_assert_int_eq(rb->rank, 1);
+  ck_assert_int_eq(ra->rank, 2);
+  ck_assert_int_eq(rg->sme_deduction, 0);
+  ck_assert_msg(strstr(rg->checks, "declared small but registered medium"),
+                "%s", rg->checks);
+  ck_assert_int_eq(rg->rank, 3);
+  pt_free(s);
+  Gm__Procurement__Award *aw = pt_award("city", "T-SME");
+  ck_assert_str_eq(aw->supplier, "beta");
+  ck_assert_int_eq(aw->value, 2100000);
+  pt_free(aw);
+}
+END_TEST
+
+/*
+ * alpha relies on its certificate when it bids; the certifier revokes it
+ * before the deadline: at the opening it earns nothing and gamma wins.  The
+ * sheet says when it was revoked.
+ */
+START_TEST(a_certificate_revoked_after_submission_loses_its_deduction) {
+  pt_tender d;
+  pt_tender_init(&d, "T-REV", 100000000, DEADLINE);
+  pt_item(&d, "I1", "INSUL", 100, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"I1=10200@GB-I-A"}, *g[] = {"I1=10000"};
+  pt_free(pt_bid("alpha", "T-REV", 0, a, 1));
+  pt_free(
+      pt_bid("gamma", "T-REV", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
+  pt_clock(T0 + 3 * PT_DAY);
+  pt_cert_status("GB-I-A", GM__PROCUREMENT__CERT_STATUS__CERT_REVOKED,
+                 "failed the annual inspection");
+  open_at_deadline("T-REV", "evaluated");
+  Gm__Procurement__Sheet *s = pt_sheet("T-REV");
+  const Gm__Procurement__SheetRow *ra = pt_row(s, "alpha");
+  ck_assert_int_eq(ra->green_deduction, 0);
+  ck_assert_int_eq(ra->rank, 2);
+  ck_assert_msg(strstr(ra->checks, "revoked on 2026-03-05 10:00"), "%s",
+                ra->checks);
+  ck_assert_int_eq(pt_row(s, "gamma")->rank, 1);
+  pt_free(s);
+  /* The register says why, in Redis and in the ledger. */
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT status FROM procurement_certificates WHERE"
+                     " number = 'GB-I-A'",
+                     3),
+      3);
+  /* Revoked is final. */
+  Gm__Procurement__CertificateStatusRequest q =
+      GM__PROCUREMENT__CERTIFICATE_STATUS_REQUEST__INIT;
+  q.number = "GB-I-A";
+  q.status = GM__PROCUREMENT__CERT_STATUS__CERT_VALID;
+  pt_expect("centre", "certificate.status", &q.base,
+            GM__STATUS__FAILED_PRECONDITION, "final");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
@@ -126,6 +253,10 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_bid_one_millisecond_late_is_refused);
   tcase_add_test(tc, a_mandatory_item_is_won_only_by_a_certified_bid);
+  tcase_add_test(tc, a_green_deduction_changes_the_winner);
+  tcase_add_test(tc, an_sme_deduction_changes_the_winner);
+  tcase_add_test(tc,
+                 a_certificate_revoked_after_submission_loses_its_deduction);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

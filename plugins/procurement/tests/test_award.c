@@ -1,0 +1,494 @@
+/*
+ * After the evaluation: the award notice and its challenge period counted
+ * in working days on the calendar, nothing signed while a challenge is
+ * open, challenges dismissed or upheld (re-evaluation, cancellation), the
+ * 30-day signing period passing the award to the next bidder, joint tenders
+ * with one contract per agency, comprehensive scoring by a committee, and
+ * contracts through delivery, acceptance and payment.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+#define T0 pt_at(PT_MONDAY, 10, 0)
+#define DEADLINE (T0 + 21 * PT_DAY) /* Monday 2026-03-23 10:00 */
+
+static void setup(void) {
+  pt_start(NULL, T0);
+  pt_register("centre", "certifier");
+  pt_register("city", "agency");
+  pt_register("district", "agency");
+  pt_register("alpha", "supplier");
+  pt_register("beta", "supplier");
+  pt_register("gamma", "supplier");
+  pt_register("e1", "evaluator");
+  pt_register("e2", "evaluator");
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("beta", PT_USCC_B, GM__PROCUREMENT__SME_CLASS__SME_MEDIUM);
+  pt_party("gamma", PT_USCC_C, GM__PROCUREMENT__SME_CLASS__SME_MEDIUM);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  pt_category("INSUL", GM__PROCUREMENT__POLICY__POLICY_PRIORITY, 1000,
+              "gb_insulation", 1);
+}
+
+static void teardown(void) {
+  pt_stop();
+}
+
+/* A one-item tender that alpha (1000.00) and beta (1100.00) bid on. */
+static void two_bids(const char *id, int64_t deadline) {
+  pt_tender d;
+  pt_tender_init(&d, id, 100000000, deadline);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=110000"};
+  pt_free(pt_bid("alpha", id, 0, a, 1));
+  pt_free(pt_bid("beta", id, GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, b, 1));
+  pt_clock(deadline);
+  ck_assert_str_eq(pt_wait_state(id, "evaluated"), "evaluated");
+}
+
+static Gm__Procurement__Challenge *challenge(const char *who, const char *id) {
+  Gm__Procurement__ChallengeRequest q =
+      GM__PROCUREMENT__CHALLENGE_REQUEST__INIT;
+  q.tender_id = (char *)id;
+  q.text = "the winner's delivery terms do not meet item D1";
+  return (Gm__Procurement__Challenge *)pt_call(who, "challenge.lodge", &q.base);
+}
+
+static Gm__Procurement__Challenge *answer(const char *cid, int upheld,
+                                          Gm__Procurement__Remedy r) {
+  Gm__Procurement__AnswerRequest q = GM__PROCUREMENT__ANSWER_REQUEST__INIT;
+  q.challenge_id = (char *)cid;
+  q.upheld = upheld;
+  q.remedy = r;
+  q.answer = upheld ? "upheld after review" : "the terms meet the tender";
+  return (Gm__Procurement__Challenge *)pt_call("city", "challenge.answer",
+                                               &q.base);
+}
+
+static Gm__Procurement__Contract *contract_op(const char *as, const char *op,
+                                              const char *cid, int64_t amount) {
+  Gm__Procurement__ContractRequest q = GM__PROCUREMENT__CONTRACT_REQUEST__INIT;
+  char method[32];
+  q.contract_id = (char *)cid;
+  q.amount = amount;
+  q.reference = "BG-2026-001";
+  snprintf(method, sizeof method, "contract.%s", op);
+  return (Gm__Procurement__Contract *)pt_call(as, method, &q.base);
+}
+
+static void sign_ok(const char *as, const char *cid) {
+  Gm__Procurement__Contract *k = contract_op(as, "sign", cid, 0);
+  ck_assert_msg(k, "%s signs %s: %s", as, cid, pt_message);
+  pt_free(k);
+}
+
+/*
+ * The challenge period is 7 working days after the notice day (Monday 23
+ * March), on the calendar: with Thursday 26 and Friday 27 March holidays
+ * and Saturday 28 worked, it ends with Thursday 2 April (without the
+ * calendar: Wednesday 1 April).  beta challenges; nothing is signed until
+ * the agency answers; the dismissal gives back the days the challenge held
+ * the signing period; then signature, delivery, acceptance, payment.
+ */
+START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
+  Gm__Procurement__CalendarDay h1 = GM__PROCUREMENT__CALENDAR_DAY__INIT,
+                               h2 = GM__PROCUREMENT__CALENDAR_DAY__INIT,
+                               w = GM__PROCUREMENT__CALENDAR_DAY__INIT;
+  Gm__Procurement__CalendarDay *days[] = {&h1, &h2, &w};
+  h1.date = "2026-03-26";
+  h1.kind = h2.kind = "holiday";
+  h2.date = "2026-03-27";
+  w.date = "2026-03-28";
+  w.kind = "working";
+  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
+  cr.days = days;
+  cr.n_days = 3;
+  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+
+  two_bids("T-CH", DEADLINE);
+  Gm__Procurement__Award *aw = pt_award("city", "T-CH");
+  ck_assert_str_eq(aw->supplier, "alpha");
+  ck_assert_int_eq(aw->challenge_until_ms,
+                   pt_at("2026-04-03", 0, 0) - 1); /* end of 2 April */
+  ck_assert_int_eq(aw->sign_until_ms, pt_at("2026-04-23", 0, 0) - 1);
+  ck_assert_int_eq(aw->n_contracts, 1);
+  char cid[64];
+  snprintf(cid, sizeof cid, "%s", aw->contracts[0]);
+  ck_assert_str_eq(cid, "T-CH-A1-1");
+  int64_t sgu = aw->sign_until_ms;
+  pt_free(aw);
+
+  /* Too early to sign: the challenge period runs. */
+  Gm__Procurement__ContractRequest kq = GM__PROCUREMENT__CONTRACT_REQUEST__INIT;
+  kq.contract_id = cid;
+  pt_expect("city", "contract.sign", &kq.base, GM__STATUS__FAILED_PRECONDITION,
+            "may challenge the award until 2026-04-02 23:59");
+  /* Only a bidder other than the winner challenges. */
+  ck_assert_ptr_null(challenge("gamma", "T-CH"));
+  ck_assert_int_eq(pt_status, GM__STATUS__PERMISSION_DENIED);
+  ck_assert_ptr_null(challenge("alpha", "T-CH"));
+  ck_assert_int_eq(pt_status, GM__STATUS__FAILED_PRECONDITION);
+  pt_clock(pt_at("2026-03-30", 9, 0));
+  Gm__Procurement__Challenge *c = challenge("beta", "T-CH");
+  ck_assert_msg(c, "%s", pt_message);
+  ck_assert_str_eq(c->id, "T-CH-Q1");
+  ck_assert_str_eq(c->status, "open");
+  pt_free(c);
+
+  /* After the period, still nothing is signed while it is open. */
+  pt_clock(pt_at("2026-04-03", 9, 0));
+  pt_expect("alpha", "contract.sign", &kq.base, GM__STATUS__FAILED_PRECONDITION,
+            "a challenge");
+  ck_assert_ptr_null(challenge("beta", "T-CH"));
+  ck_assert_int_eq(pt_status, GM__STATUS__FAILED_PRECONDITION);
+  ck_assert_msg(strstr(pt_message, "ended at 2026-04-02 23:59"), "%s",
+                pt_message);
+  /* Dismissed four days after it was lodged: four days more to sign. */
+  c = answer("T-CH-Q1", 0, GM__PROCUREMENT__REMEDY__REMEDY_NONE);
+  ck_assert_msg(c, "%s", pt_message);
+  ck_assert_str_eq(c->status, "dismissed");
+  pt_free(c);
+  Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ar.tender_id = "T-CH";
+  aw = (Gm__Procurement__Award *)pt_call("beta", "award.get", &ar.base);
+  ck_assert_msg(aw, "%s", pt_message);
+  ck_assert_int_eq(aw->sign_until_ms, sgu + 4 * PT_DAY);
+  pt_free(aw);
+
+  sign_ok("alpha", cid);
+  sign_ok("city", cid);
+  ck_assert_str_eq(pt_wait_state("T-CH", "contracted"), "contracted");
+  Gm__Procurement__Contract *k = contract_op("alpha", "deliver", cid, 0);
+  ck_assert_msg(k, "%s", pt_message);
+  pt_free(k);
+  ck_assert_ptr_null(contract_op("city", "pay", cid, 2000000));
+  ck_assert_int_eq(pt_status, GM__STATUS__INVALID_ARGUMENT); /* > value */
+  k = contract_op("city", "pay", cid, 400000);
+  ck_assert_msg(k && k->paid == 400000, "%s", pt_message);
+  pt_free(k);
+  k = contract_op("city", "accept", cid, 0);
+  ck_assert_msg(k && !strcmp(k->status, "active"), "%s", pt_message);
+  pt_free(k);
+  k = contract_op("city", "pay", cid, 600000);
+  ck_assert_msg(k, "%s", pt_message);
+  ck_assert_str_eq(k->status, "terminated");
+  pt_free(k);
+  ck_assert_str_eq(pt_wait_state("T-CH", "complete"), "complete");
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_payments"
+                                  " WHERE contract_id = 'T-CH-A1-1'",
+                                  2),
+                   2);
+  ck_assert_int_eq(pt_ledger_wait("SELECT paid FROM procurement_contracts"
+                                  " WHERE status = 'terminated'",
+                                  1000000),
+                   1000000);
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_challenges"
+                                 " WHERE status = 'dismissed'"),
+                   1);
+}
+END_TEST
+
+/*
+ * beta's certificate was suspended when the bids opened, so alpha won.
+ * The certifier reinstates it and beta challenges: upheld with a
+ * re-evaluation, round 2 gives beta its deduction and the award.  A second
+ * tender's challenge is upheld with a cancellation.
+ */
+START_TEST(an_upheld_challenge_reevaluates_or_cancels) {
+  int64_t from = T0 - PT_DAY, to = T0 + 365 * PT_DAY;
+  pt_cert("GB-B", PT_USCC_B, "INSUL", "gb_insulation", 2, from, to);
+  pt_cert_status("GB-B", GM__PROCUREMENT__CERT_STATUS__CERT_SUSPENDED,
+                 "inspection pending");
+  pt_tender d;
+  pt_tender_init(&d, "T-RE", 100000000, DEADLINE);
+  pt_item(&d, "I1", "INSUL", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"I1=100000"}, *b[] = {"I1=105000@GB-B"};
+  pt_free(pt_bid("alpha", "T-RE", 0, a, 1));
+  pt_free(pt_bid("beta", "T-RE", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, b, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-RE", "evaluated"), "evaluated");
+  Gm__Procurement__Award *aw = pt_award("city", "T-RE");
+  ck_assert_str_eq(aw->supplier, "alpha");
+  pt_free(aw);
+  pt_cert_status("GB-B", GM__PROCUREMENT__CERT_STATUS__CERT_VALID, "");
+  Gm__Procurement__Challenge *c = challenge("beta", "T-RE");
+  ck_assert_msg(c, "%s", pt_message);
+  pt_free(c);
+  c = answer("T-RE-Q1", 1, GM__PROCUREMENT__REMEDY__REMEDY_REEVALUATE);
+  ck_assert_msg(c, "%s", pt_message);
+  ck_assert_str_eq(c->status, "upheld");
+  pt_free(c);
+  ck_assert_str_eq(pt_wait_state("T-RE", "evaluated"), "evaluated");
+  Gm__Procurement__TenderView *v = pt_tender_get("T-RE");
+  ck_assert_int_eq(v->tender->round, 2);
+  ck_assert_int_eq(v->tender->award_number, 0);
+  pt_free(v);
+  Gm__Procurement__Sheet *s = pt_sheet("T-RE");
+  for (int i = 0; i < 200 && s->round != 2; i++) { /* settling */
+    pt_free(s);
+    s = pt_sheet("T-RE");
+  }
+  ck_assert_int_eq(s->round, 2);
+  ck_assert_int_eq(pt_row(s, "beta")->green_deduction, 105000);
+  ck_assert_int_eq(pt_row(s, "beta")->rank, 1);
+  pt_free(s);
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_awards WHERE"
+                     " tender_id = 'T-RE' AND status = 'cancelled'",
+                     1),
+      1);
+  aw = pt_award("city", "T-RE");
+  ck_assert_str_eq(aw->supplier, "beta");
+  ck_assert_int_eq(aw->number, 1);
+  pt_free(aw);
+
+  two_bids("T-CX", DEADLINE + 30 * PT_DAY);
+  pt_free(pt_award("city", "T-CX"));
+  c = challenge("beta", "T-CX");
+  ck_assert_msg(c, "%s", pt_message);
+  pt_free(c);
+  c = answer("T-CX-Q1", 1, GM__PROCUREMENT__REMEDY__REMEDY_CANCEL);
+  ck_assert_msg(c, "%s", pt_message);
+  pt_free(c);
+  ck_assert_str_eq(pt_wait_state("T-CX", "cancelled"), "cancelled");
+}
+END_TEST
+
+/*
+ * Nobody signs within 30 days of the notice: the award passes to beta,
+ * with a notice of its own; when beta does not sign either and nobody is
+ * left, the tender is unsuccessful.
+ */
+START_TEST(an_award_not_signed_in_30_days_passes_to_the_next_bidder) {
+  two_bids("T-30", DEADLINE);
+  Gm__Procurement__Award *aw = pt_award("city", "T-30");
+  int64_t sgu = aw->sign_until_ms;
+  pt_free(aw);
+  pt_clock(sgu);
+  Gm__Procurement__TenderView *v = pt_tender_get("T-30");
+  ck_assert_int_eq(v->tender->award_number, 1);
+  pt_free(v);
+  pt_clock(sgu + 1);
+  Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ar.tender_id = "T-30";
+  for (int i = 0; i < 500; i++) {
+    v = pt_tender_get("T-30");
+    int n = v->tender->award_number;
+    pt_free(v);
+    if (n == 2) break;
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  }
+  aw = (Gm__Procurement__Award *)pt_call("city", "award.get", &ar.base);
+  ck_assert_msg(aw, "%s", pt_message);
+  ck_assert_int_eq(aw->number, 2);
+  ck_assert_str_eq(aw->supplier, "beta");
+  ck_assert_int_eq(aw->value, 1100000);
+  ck_assert_int_eq(aw->notice_ms, sgu + 1);
+  ck_assert_str_eq(aw->contracts[0], "T-30-A2-1");
+  int64_t sgu2 = aw->sign_until_ms;
+  pt_free(aw);
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_contracts WHERE"
+                     " contract_id = 'T-30-A1-1' AND status = 'cancelled'",
+                     1),
+      1);
+  /* alpha's contract is gone for good. */
+  Gm__Procurement__ContractRequest kq = GM__PROCUREMENT__CONTRACT_REQUEST__INIT;
+  kq.contract_id = "T-30-A1-1";
+  pt_clock(sgu2 - PT_DAY);
+  pt_expect("alpha", "contract.sign", &kq.base, GM__STATUS__FAILED_PRECONDITION,
+            "cancelled");
+  pt_clock(sgu2 + 1);
+  ck_assert_str_eq(pt_wait_state("T-30", "unsuccessful"), "unsuccessful");
+}
+END_TEST
+
+/*
+ * A joint purchase: city drafts with district as a joint buyer, district
+ * adds its demand, one winner signs one contract per agency for that
+ * agency's items.
+ */
+START_TEST(a_joint_tender_gives_one_contract_per_agency) {
+  pt_tender d;
+  pt_tender_init(&d, "T-JOINT", 100000000, DEADLINE);
+  d.buyers[0] = "district";
+  d.t.n_buyers = 1;
+  pt_item(&d, "C1", "DESK", 10, 0, NULL);
+  pt_item(&d, "C2", "DESK", 5, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__Item it = GM__PROCUREMENT__ITEM__INIT, *pit = &it;
+  it.id = "K1";
+  it.category = "DESK";
+  it.quantity = 20;
+  it.unit = "set";
+  Gm__Procurement__DemandRequest dq = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
+  dq.tender_id = "T-JOINT";
+  dq.items = &pit;
+  dq.n_items = 1;
+  pt_expect("gamma", "tender.demand", &dq.base, GM__STATUS__PERMISSION_DENIED,
+            "agency");
+  m = pt_call("district", "tender.demand", &dq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  pr.tender_id = "T-JOINT";
+  Gm__Procurement__TenderView *v = (Gm__Procurement__TenderView *)pt_call(
+      "city", "tender.publish", &pr.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->n_items, 3);
+  ck_assert_str_eq(v->tender->items[2]->buyer, "district");
+  pt_free(v);
+
+  const char *a[] = {"C1=1000", "C2=2000", "K1=3000"};
+  pt_free(pt_bid("alpha", "T-JOINT", 0, a, 3));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-JOINT", "evaluated"), "evaluated");
+  Gm__Procurement__Award *aw = pt_award("city", "T-JOINT");
+  ck_assert_int_eq(aw->value, 10 * 1000 + 5 * 2000 + 20 * 3000);
+  ck_assert_int_eq(aw->n_contracts, 2);
+  pt_free(aw);
+  pt_clock(pt_at("2026-04-02", 10, 0)); /* after the challenge period */
+  Gm__Procurement__Contract *k =
+      contract_op("district", "get", "T-JOINT-A1-2", 0);
+  ck_assert_msg(k, "%s", pt_message);
+  ck_assert_str_eq(k->agency, "district");
+  ck_assert_int_eq(k->value, 60000);
+  ck_assert_int_eq(k->n_items, 1);
+  ck_assert_str_eq(k->items[0], "K1");
+  pt_free(k);
+  /* Each agency signs its own contract only. */
+  Gm__Procurement__ContractRequest kq = GM__PROCUREMENT__CONTRACT_REQUEST__INIT;
+  kq.contract_id = "T-JOINT-A1-1";
+  pt_expect("district", "contract.sign", &kq.base,
+            GM__STATUS__PERMISSION_DENIED, "only they sign it");
+  sign_ok("city", "T-JOINT-A1-1");
+  sign_ok("alpha", "T-JOINT-A1-1");
+  ck_assert_str_eq(pt_wait_state("T-JOINT", "awarded"), "awarded");
+  sign_ok("district", "T-JOINT-A1-2");
+  sign_ok("alpha", "T-JOINT-A1-2");
+  ck_assert_str_eq(pt_wait_state("T-JOINT", "contracted"), "contracted");
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_contracts WHERE"
+                     " tender_id = 'T-JOINT' AND status = 'active'",
+                     2),
+      2);
+  ck_assert_int_eq(pt_ledger_int("SELECT value FROM procurement_contracts"
+                                 " WHERE agency = 'city'"),
+                   20000);
+}
+END_TEST
+
+/*
+ * Comprehensive scoring with a committee of two: price score = lowest
+ * evaluated price / this one x 30 points; beta's price is higher but its
+ * other criteria score 15 points more, and it ranks first.
+ */
+START_TEST(comprehensive_scoring_ranks_by_total) {
+  pt_tender d;
+  pt_tender_init(&d, "T-SC", 100000000, DEADLINE);
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 3000;
+  d.evaluators[0] = "e1";
+  d.evaluators[1] = "e2";
+  d.t.n_evaluators = 2;
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=120000"}, *g[] = {"D1=130000"};
+  pt_free(pt_bid("alpha", "T-SC", 0, a, 1));
+  pt_free(pt_bid("beta", "T-SC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, b, 1));
+  pt_free(
+      pt_bid("gamma", "T-SC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SC", "scoring"), "scoring");
+  Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ar.tender_id = "T-SC";
+  pt_expect("city", "tender.award", &ar.base, GM__STATUS__FAILED_PRECONDITION,
+            "not scored every valid bid");
+
+  Gm__Procurement__Score s1 = GM__PROCUREMENT__SCORE__INIT,
+                         s2 = GM__PROCUREMENT__SCORE__INIT,
+                         s3 = GM__PROCUREMENT__SCORE__INIT;
+  Gm__Procurement__Score *ps[] = {&s1, &s2, &s3};
+  Gm__Procurement__ScoreRequest sq = GM__PROCUREMENT__SCORE_REQUEST__INIT;
+  sq.tender_id = "T-SC";
+  sq.scores = ps;
+  s1.supplier = "alpha";
+  s2.supplier = "beta";
+  s3.supplier = "gamma";
+  s1.score_bp = 7001; /* above the 70 points left to other criteria */
+  sq.n_scores = 1;
+  pt_expect("e1", "evaluation.score", &sq.base, GM__STATUS__INVALID_ARGUMENT,
+            "70.00 points");
+  s1.score_bp = 5000;
+  pt_expect("beta", "evaluation.score", &sq.base, GM__STATUS__PERMISSION_DENIED,
+            "evaluator");
+  s2.score_bp = 6500;
+  s3.score_bp = 4000;
+  sq.n_scores = 3;
+  Gm__Procurement__ScoreReply *r = (Gm__Procurement__ScoreReply *)pt_call(
+      "e1", "evaluation.score", &sq.base);
+  ck_assert_msg(r, "%s", pt_message);
+  ck_assert_int_eq(r->missing, 0);
+  ck_assert(!r->complete);
+  pt_free(r);
+  s1.score_bp = 5201;
+  s2.score_bp = 6700;
+  s3.score_bp = 4200;
+  r = (Gm__Procurement__ScoreReply *)pt_call("e2", "evaluation.score",
+                                             &sq.base);
+  ck_assert_msg(r, "%s", pt_message);
+  ck_assert(r->complete);
+  pt_free(r);
+  ck_assert_str_eq(pt_wait_state("T-SC", "evaluated"), "evaluated");
+  Gm__Procurement__Sheet *s = pt_sheet("T-SC");
+  for (int i = 0; i < 200 && pt_row(s, "beta")->rank == 0; i++) {
+    pt_free(s);
+    s = pt_sheet("T-SC");
+  }
+  const Gm__Procurement__SheetRow *ra = pt_row(s, "alpha"),
+                                  *rb = pt_row(s, "beta");
+  ck_assert_int_eq(ra->price_score, 3000);
+  ck_assert_int_eq(ra->tech_score, 5101);  /* (5000 + 5201) / 2, half up */
+  ck_assert_int_eq(rb->price_score, 2500); /* 1,000,000 / 1,200,000 x 3000 */
+  ck_assert_int_eq(rb->tech_score, 6600);
+  ck_assert_int_eq(rb->total_score, 9100);
+  ck_assert_int_eq(rb->rank, 1);
+  ck_assert_int_eq(ra->rank, 2);
+  ck_assert_int_eq(pt_row(s, "gamma")->price_score, 2307); /* floor */
+  ck_assert_str_eq(s->method, "comprehensive scoring");
+  pt_free(s);
+  Gm__Procurement__Award *aw = pt_award("city", "T-SC");
+  ck_assert_str_eq(aw->supplier, "beta");
+  pt_free(aw);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("procurement awards");
+  TCase *tc = tcase_create("award");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, a_challenge_holds_the_signature_until_it_is_answered);
+  tcase_add_test(tc, an_upheld_challenge_reevaluates_or_cancels);
+  tcase_add_test(tc, an_award_not_signed_in_30_days_passes_to_the_next_bidder);
+  tcase_add_test(tc, a_joint_tender_gives_one_contract_per_agency);
+  tcase_add_test(tc, comprehensive_scoring_ranks_by_total);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,159 @@
+/*
+ * The opening happens once: gmd stopped before the bid deadline and
+ * started after it opens the bids at start-up; gmd killed in the middle of
+ * an opening (after its second page) is replaced by a restarted one that
+ * finishes it once the claim ran out.  Each bid is opened and evaluated
+ * exactly once: one sheet entry per bid reaches the ledger.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define T0 pt_at(PT_MONDAY, 10, 0)
+#define DEADLINE (T0 + 21 * PT_DAY)
+#define NBIDS 35
+
+static void bidders(const char *tender, int n) {
+  for (int i = 0; i < n; i++) {
+    char who[16], line[32];
+    snprintf(who, sizeof who, "s%02d", i);
+    snprintf(line, sizeof line, "D1=%d", 100000 + (i * 7919) % 5000);
+    pt_register(who, "supplier");
+    /* Every supplier the same code is fine for the register. */
+    pt_party(who, PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+    const char *l[] = {line};
+    Gm__Procurement__BidReceipt *r = pt_bid(who, tender, 0, l, 1);
+    ck_assert_msg(r, "%s: %s", who, pt_message);
+    pt_free(r);
+  }
+}
+
+static void start_tender(const char *extra) {
+  pt_start(extra, T0);
+  pt_register("centre", "certifier");
+  pt_register("city", "agency");
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  pt_tender d;
+  pt_tender_init(&d, "T-RS", 100000000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  pt_publish("city", &d);
+}
+
+/* Appends lines to gmd.conf (later keys win) for the next start. */
+static void conf_append(const char *text) {
+  FILE *f = fopen(gm_test_gmd_conf(pt_gmd), "a");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void reconnect(void) {
+  gm_test_conn_destroy(&pt_conn);
+  pt_conn = gm_test_conn_new(gm_test_gmd_endpoint(pt_gmd), NULL, NULL, NULL);
+}
+
+static void opened_once(int n) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM procurement_sheet WHERE tender_id = 'T-RS'");
+  ck_assert_int_eq(pt_ledger_wait(sql, n), n);
+  /* One sheet entry per bid was settled: none was evaluated twice. */
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM gm_settled WHERE"
+                                 " stream = 'gm:{procurement:t:T-RS}:outbox'"
+                                 " AND kind = 'sheet'"),
+                   n);
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_rounds"), 1);
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_tender_log"
+                                 " WHERE action = 'opened'"),
+                   1);
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  ck_assert_int_eq(gm_test_redis_int(c, "ZCARD gm:{procurement:t:T-RS}:rk"), n);
+  ck_assert_int_eq(gm_test_redis_int(c, "HLEN gm:{procurement:t:T-RS}:o"), n);
+  ck_assert_int_eq(gm_test_redis_int(c, "HLEN gm:{procurement:t:T-RS}:bc"), 0);
+  redisFree(c);
+}
+
+START_TEST(stopped_across_the_deadline_opens_once_at_start_up) {
+  start_tender(NULL);
+  bidders("T-RS", 12);
+  gm_test_conn_destroy(&pt_conn);
+  gm_test_gmd_stop(&pt_gmd);
+  /* Nobody moves the clock: a new gmd on the same Redis, ledger and key
+     file starts after the deadline. */
+  char conf[1024];
+  snprintf(conf, sizeof conf,
+           "[testing]\nclock = manual\nclock_start_ms = %lld\n[plugins]\n"
+           "load = procurement\n[deadlines]\npoll_ms = 20\n",
+           (long long)(DEADLINE + 5000));
+  pt_gmd = gm_test_gmd_start(pt_redis, GM_BUILD_PLUGIN_DIR, conf);
+  reconnect();
+  ck_assert_str_eq(pt_wait_state("T-RS", "evaluated"), "evaluated");
+  opened_once(12);
+  /* A second restart changes nothing. */
+  gm_test_gmd_kill9(pt_gmd);
+  gm_test_gmd_restart(pt_gmd);
+  reconnect();
+  pt_clock(DEADLINE + 60000);
+  ck_assert_str_eq(pt_wait_state("T-RS", "evaluated"), "evaluated");
+  opened_once(12);
+}
+END_TEST
+
+#ifdef GM_FAILURE_INJECTION
+START_TEST(killed_mid_opening_finishes_once_elsewhere) {
+  start_tender(
+      "page = 10\ntest_kill_after_page = 2\n[deadlines]\n"
+      "claim_ms = 1000\n");
+  bidders("T-RS", NBIDS);
+  pt_clock(DEADLINE);
+  /* Two pages stored, then gmd dies inside the deadline's callback. */
+  int st = gm_test_gmd_wait_exit(pt_gmd, 10000);
+  ck_assert_msg(st != -1, "gmd did not kill itself mid-opening");
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  /* The settler died with it: Redis says how far it got. */
+  ck_assert_int_eq(gm_test_redis_int(c, "HLEN gm:{procurement:t:T-RS}:o"), 20);
+  redisReply *r = gm_test_redis_cmd(c, "HGET gm:{procurement:t:T-RS}:t st");
+  ck_assert_str_eq(r->str, "opening");
+  freeReplyObject(r);
+  redisFree(c);
+  /* Restarted without the fault; the claim runs out and the opening is
+     taken over, replaying the pages done. */
+  conf_append("[market.procurement]\ntest_kill_after_page = 0\n");
+  gm_test_gmd_restart(pt_gmd);
+  reconnect();
+  pt_clock(DEADLINE + 2000);
+  ck_assert_str_eq(pt_wait_state("T-RS", "evaluated"), "evaluated");
+  opened_once(NBIDS);
+  Gm__Procurement__Sheet *s = pt_sheet("T-RS");
+  ck_assert_int_eq(s->total_rows, NBIDS);
+  /* Ranks 1..N, each once. */
+  int seen[NBIDS + 1] = {0};
+  for (size_t i = 0; i < s->n_rows; i++) seen[s->rows[i]->rank]++;
+  for (int k = 1; k <= NBIDS; k++) ck_assert_int_eq(seen[k], 1);
+  pt_free(s);
+}
+END_TEST
+#endif
+
+static void teardown(void) {
+  pt_stop();
+}
+
+int main(void) {
+  Suite *s = suite_create("procurement restart");
+  TCase *tc = tcase_create("restart");
+  tcase_add_checked_fixture(tc, NULL, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, stopped_across_the_deadline_opens_once_at_start_up);
+#ifdef GM_FAILURE_INJECTION
+  tcase_add_test(tc, killed_mid_opening_finishes_once_elsewhere);
+#endif
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
