@@ -246,6 +246,216 @@ START_TEST(a_certificate_revoked_after_submission_loses_its_deduction) {
 }
 END_TEST
 
+/*
+ * Amendments before the deadline are versioned and announced; one moves
+ * the deadline and adds an item: a bid made before it lacks the item and
+ * is disqualified at the opening ("missing item"), a bid after the old
+ * deadline is taken.  No amendment after the deadline.
+ */
+START_TEST(amendments_move_the_deadline_and_change_the_items) {
+  pt_tender d;
+  pt_tender_init(&d, "T-AM", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"};
+  pt_free(pt_bid("alpha", "T-AM", 0, a, 1));
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  Gm__Procurement__Item i1 = GM__PROCUREMENT__ITEM__INIT,
+                        i2 = GM__PROCUREMENT__ITEM__INIT;
+  Gm__Procurement__Item *items[] = {&i1, &i2};
+  i1.id = "D1";
+  i2.id = "D2";
+  i1.category = i2.category = "DESK";
+  i1.quantity = 10;
+  i2.quantity = 4;
+  i1.unit = i2.unit = "set";
+  ch.items = items;
+  ch.n_items = 2;
+  ch.deadline_ms = DEADLINE + 7 * PT_DAY;
+  char *fields[] = {"items", "deadline_ms"};
+  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  q.tender_id = "T-AM";
+  q.note = "chairs added; one more week";
+  q.changes = &ch;
+  q.fields = fields;
+  q.n_fields = 2;
+  pt_expect("alpha", "tender.amend", &q.base, GM__STATUS__PERMISSION_DENIED,
+            "agency");
+  Gm__Procurement__TenderView *v =
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->version, 2);
+  ck_assert_int_eq(v->tender->deadline_ms, DEADLINE + 7 * PT_DAY);
+  ck_assert_int_eq(v->n_amendments, 1);
+  ck_assert_str_eq(v->amendments[0]->note, "chairs added; one more week");
+  ck_assert_int_eq(v->amendments[0]->n_fields, 2);
+  pt_free(v);
+  /* A bid for the old items is refused now, with the items named. */
+  const char *g[] = {"D1=90000"}, *b[] = {"D1=95000", "D2=1000"};
+  ck_assert_ptr_null(pt_bid("gamma", "T-AM", 0, g, 1));
+  ck_assert_int_eq(pt_status, GM__STATUS__INVALID_ARGUMENT);
+  ck_assert_msg(strstr(pt_message, "asks for D1,D2"), "%s", pt_message);
+  pt_clock(DEADLINE + PT_DAY); /* after the first deadline */
+  Gm__Procurement__BidReceipt *r =
+      pt_bid("beta", "T-AM", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 2);
+  ck_assert_msg(r, "%s", pt_message);
+  pt_free(r);
+  ck_assert_str_eq(pt_wait_state("T-AM", "active"), "active");
+  pt_clock(DEADLINE + 7 * PT_DAY);
+  ck_assert_str_eq(pt_wait_state("T-AM", "evaluated"), "evaluated");
+  q.n_fields = 1;
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "before the bid deadline");
+  Gm__Procurement__Sheet *s = pt_sheet("T-AM");
+  ck_assert_str_eq(pt_row(s, "alpha")->status, "disqualified");
+  ck_assert_str_eq(pt_row(s, "alpha")->reasons, "missing item D2");
+  ck_assert_int_eq(pt_row(s, "beta")->rank, 1);
+  pt_free(s);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_amendments"
+                                  " WHERE tender_id = 'T-AM'",
+                                  1),
+                   1);
+}
+END_TEST
+
+/*
+ * Bid security (at most 2% of the budget) must be lodged before the
+ * deadline: gamma's is short and it is disqualified; over the budget and
+ * over an item's budget disqualify too.  With no valid bid left the
+ * tender is unsuccessful and cannot be awarded.
+ */
+START_TEST(security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful) {
+  pt_tender d;
+  pt_tender_init(&d, "T-SEC", 1000000, DEADLINE);
+  d.t.bid_security = 20001; /* more than 2% */
+  pt_item(&d, "D1", "DESK", 10, 90000, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "above 2% of the budget");
+  d.t.bid_security = 20000;
+  d.t.deadline_ms = T0 + 19 * PT_DAY;
+  pt_free(
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.draft", &dr.base));
+  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  pr.tender_id = "T-SEC";
+  pt_expect("city", "tender.publish", &pr.base, GM__STATUS__INVALID_ARGUMENT,
+            "less than the 20 days");
+  d.t.deadline_ms = DEADLINE;
+  pt_publish("city", &d);
+  Gm__Procurement__SecurityRequest sq = GM__PROCUREMENT__SECURITY_REQUEST__INIT;
+  sq.tender_id = "T-SEC";
+  sq.supplier = "alpha";
+  sq.amount = 20000;
+  sq.reference = "transfer 0001";
+  ProtobufCMessage *m = pt_call("city", "tender.security", &sq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  sq.supplier = "gamma";
+  sq.amount = 19999;
+  m = pt_call("city", "tender.security", &sq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  sq.supplier = "beta";
+  sq.amount = 20000;
+  m = pt_call("city", "tender.security", &sq.base);
+  protobuf_c_message_free_unpacked(m, NULL);
+  /* alpha: over D1's budget of 900.00; beta: over the whole budget;
+     gamma: its security is short. */
+  const char *a[] = {"D1=9001"}, *b[] = {"D1=100001"}, *g[] = {"D1=8000"};
+  pt_free(pt_bid("alpha", "T-SEC", 0, a, 1));
+  pt_free(pt_bid("beta", "T-SEC", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
+  pt_free(
+      pt_bid("gamma", "T-SEC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
+  open_at_deadline("T-SEC", "unsuccessful");
+  Gm__Procurement__Sheet *s = pt_sheet("T-SEC");
+  ck_assert_str_eq(pt_row(s, "alpha")->reasons, "item D1 over its budget");
+  ck_assert_msg(strstr(pt_row(s, "beta")->reasons, "over the budget"), "%s",
+                pt_row(s, "beta")->reasons);
+  ck_assert_str_eq(pt_row(s, "gamma")->reasons, "bid security not lodged");
+  ck_assert_msg(strstr(pt_row(s, "gamma")->checks,
+                       "bid security: 199.99 of 200.00 yuan lodged"),
+                "%s", pt_row(s, "gamma")->checks);
+  pt_free(s);
+  Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ar.tender_id = "T-SEC";
+  pt_expect("city", "tender.award", &ar.base, GM__STATUS__FAILED_PRECONDITION,
+            "unsuccessful");
+  Gm__Procurement__TenderView *v = pt_tender_get("T-SEC");
+  ck_assert_str_eq(v->tender->reason, "no valid bid");
+  pt_free(v);
+}
+END_TEST
+
+/*
+ * The catalogue: a batch with one bad certificate stores nothing and
+ * names the certificate and the field; a certificate of a category not in
+ * the catalogue is refused; registering with a wrong credit code is
+ * refused with the character; a draft naming an unknown category cannot be
+ * published; only its agencies see a draft.
+ */
+START_TEST(bad_input_is_refused_whole_with_the_reason) {
+  Gm__Procurement__Certificate c1 = GM__PROCUREMENT__CERTIFICATE__INIT,
+                               c2 = GM__PROCUREMENT__CERTIFICATE__INIT;
+  Gm__Procurement__Certificate *cs[] = {&c1, &c2};
+  Gm__Procurement__CertificateBatch b =
+      GM__PROCUREMENT__CERTIFICATE_BATCH__INIT;
+  c1.number = "GB-NEW-1";
+  c2.number = "GB-NEW-2";
+  c1.holder = c2.holder = PT_USCC_B;
+  c1.product = c2.product = "board";
+  c1.issuer = c2.issuer = "centre";
+  c1.category = c2.category = "INSUL";
+  c1.label = c2.label = "gb_insulation";
+  c1.grade = 2;
+  c2.grade = 4; /* no such grade */
+  c1.valid_from_ms = c2.valid_from_ms = T0;
+  c1.valid_to_ms = c2.valid_to_ms = T0 + PT_DAY;
+  b.certificates = cs;
+  b.n_certificates = 2;
+  pt_expect("centre", "certificate.put", &b.base, GM__STATUS__INVALID_ARGUMENT,
+            "certificate 2 (GB-NEW-2): grade 4");
+  c2.grade = 2;
+  c2.category = "NOPE";
+  pt_expect("centre", "certificate.put", &b.base,
+            GM__STATUS__FAILED_PRECONDITION, "category NOPE is not in the");
+  c2.category = "INSUL";
+  c2.number = "GB-NEW-1";
+  pt_expect("centre", "certificate.put", &b.base, GM__STATUS__INVALID_ARGUMENT,
+            "twice");
+  pt_expect("alpha", "certificate.put", &b.base, GM__STATUS__PERMISSION_DENIED,
+            "certifier");
+  redisContext *rc = gm_test_redis_connect(pt_redis);
+  redisReply *r = gm_test_redis_cmd(rc, "KEYS *GB-NEW*");
+  ck_assert_int_eq(r->elements, 0);
+  freeReplyObject(r);
+  redisFree(rc);
+
+  Gm__Procurement__Party p = GM__PROCUREMENT__PARTY__INIT;
+  p.uscc = "914403001922038217";
+  p.name = "Alpha";
+  pt_expect("alpha", "party.register", &p.base, GM__STATUS__INVALID_ARGUMENT,
+            "call for check character '6'");
+
+  pt_tender d;
+  pt_tender_init(&d, "T-BAD", 100000000, DEADLINE);
+  pt_item(&d, "X1", "NOPE", 1, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-BAD";
+  pt_expect("alpha", "tender.get", &q.base, GM__STATUS__NOT_FOUND, "no tender");
+  pt_expect("city", "tender.publish", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "category NOPE is not in the catalogue");
+  d.t.title = "bad\x01title";
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "control character");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
@@ -257,6 +467,10 @@ int main(void) {
   tcase_add_test(tc, an_sme_deduction_changes_the_winner);
   tcase_add_test(tc,
                  a_certificate_revoked_after_submission_loses_its_deduction);
+  tcase_add_test(tc, amendments_move_the_deadline_and_change_the_items);
+  tcase_add_test(
+      tc, security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful);
+  tcase_add_test(tc, bad_input_is_refused_whole_with_the_reason);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,284 @@
+/*
+ * The OCDS export at every stage of a joint tender (published and
+ * amended, opened with valid, disqualified and withdrawn bids, awarded,
+ * contracted, delivered and paid), and of a cancelled and an unsuccessful
+ * one, each validated against the OCDS 1.1.5 release-package schema with
+ * python3-jsonschema (tests/validate_ocds.py) and checked for what it must
+ * say: exact amounts, one buyer party per agency, a contract per agency.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+#define T0 pt_at(PT_MONDAY, 10, 0)
+#define DEADLINE (T0 + 21 * PT_DAY)
+
+static void setup(void) {
+  pt_start(NULL, T0);
+  pt_register("centre", "certifier");
+  pt_register("city", "agency");
+  pt_register("district", "agency");
+  pt_register("alpha", "supplier");
+  pt_register("beta", "supplier");
+  pt_register("gamma", "supplier");
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("beta", PT_USCC_B, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  pt_party("gamma", PT_USCC_C, GM__PROCUREMENT__SME_CLASS__SME_MEDIUM);
+  pt_category("INSUL", GM__PROCUREMENT__POLICY__POLICY_PRIORITY, 300,
+              "gb_insulation,gb_structural", 1);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  pt_cert("GB-A", PT_USCC_A, "INSUL", "gb_insulation", 2, T0 - PT_DAY,
+          T0 + 400 * PT_DAY);
+}
+
+static void teardown(void) {
+  pt_stop();
+}
+
+/* Exports `id`, validates it, and returns the JSON (free()). */
+static char *export_valid(const char *id) {
+  Gm__Procurement__ExportRequest q = GM__PROCUREMENT__EXPORT_REQUEST__INIT;
+  q.tender_id = (char *)id;
+  Gm__Procurement__Export *e =
+      (Gm__Procurement__Export *)pt_call("alpha", "tender.export", &q.base);
+  ck_assert_msg(e, "tender.export %s: %s", id, pt_message);
+  char *path = gm_test_redis_path(pt_redis, "export.json");
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(e->json, f);
+  fclose(f);
+  char cmd[2048], out[8192] = "";
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 %s/plugins/procurement/tests/validate_ocds.py "
+           "%s/plugins/procurement/ocds %s 2>&1",
+           GM_SOURCE_DIR, GM_SOURCE_DIR, path);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t n = fread(out, 1, sizeof out - 1, p);
+  out[n] = '\0';
+  int rc = pclose(p);
+  ck_assert_msg(rc == 0 && strstr(out, "valid"),
+                "the export of %s is not valid OCDS 1.1.5:\n%s\n%s", id, out,
+                e->json);
+  char *json = strdup(e->json);
+  pt_free(e);
+  free(path);
+  return json;
+}
+
+static json_t *release_of(const char *json) {
+  json_error_t err;
+  json_t *doc = json_loads(json, 0, &err);
+  ck_assert_msg(doc, "%s", err.text);
+  json_t *rel =
+      json_incref(json_array_get(json_object_get(doc, "releases"), 0));
+  json_decref(doc);
+  return rel;
+}
+
+/* The roles of party `id` as one comma list. */
+static void roles_of(json_t *rel, const char *id, char *out, size_t len) {
+  size_t i, k;
+  json_t *p, *r;
+  out[0] = '\0';
+  json_array_foreach(json_object_get(rel, "parties"), i, p) {
+    if (strcmp(json_string_value(json_object_get(p, "id")), id)) continue;
+    json_array_foreach(json_object_get(p, "roles"), k, r) {
+      size_t n = strlen(out);
+      snprintf(out + n, len - n, "%s%s", n ? "," : "", json_string_value(r));
+    }
+  }
+}
+
+static void wait_ledger_state(const char *id, const char *state) {
+  char sql[256], got[32] = "";
+  snprintf(sql, sizeof sql,
+           "SELECT state FROM procurement_tenders WHERE tender_id = '%s'", id);
+  for (int i = 0; i < 1000; i++) {
+    pt_ledger_text(sql, got, sizeof got);
+    if (!strcmp(got, state)) return;
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  }
+  ck_abort_msg("%s never settled as %s (last %s)", id, state, got);
+}
+
+static void sign(const char *as, const char *cid) {
+  Gm__Procurement__ContractRequest q = GM__PROCUREMENT__CONTRACT_REQUEST__INIT;
+  q.contract_id = (char *)cid;
+  q.reference = "G-1";
+  ProtobufCMessage *m = pt_call(as, "contract.sign", &q.base);
+  ck_assert_msg(m, "%s signs %s: %s", as, cid, pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void contract(const char *as, const char *op, const char *cid,
+                     int64_t amount) {
+  Gm__Procurement__ContractRequest q = GM__PROCUREMENT__CONTRACT_REQUEST__INIT;
+  char method[32];
+  q.contract_id = (char *)cid;
+  q.amount = amount;
+  snprintf(method, sizeof method, "contract.%s", op);
+  ProtobufCMessage *m = pt_call(as, method, &q.base);
+  ck_assert_msg(m, "%s %s %s: %s", as, op, cid, pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+
+START_TEST(exports_validate_at_every_stage) {
+  pt_tender d;
+  pt_tender_init(&d, "T-OCDS", 123456789, DEADLINE); /* 1234567.89 yuan */
+  d.buyers[0] = "district";
+  d.t.n_buyers = 1;
+  d.t.description = "the seed's joint purchase of fit-out materials";
+  pt_item(&d, "I1", "INSUL", 300, 0, NULL);
+  pt_item(&d, "D1", "DESK", 12, 0, "district");
+  pt_publish("city", &d);
+  /* An amendment: one more week. */
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  ch.deadline_ms = DEADLINE + 7 * PT_DAY;
+  char *fields[] = {"deadline_ms"};
+  Gm__Procurement__AmendRequest aq = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  aq.tender_id = "T-OCDS";
+  aq.note = "one more week for site visits";
+  aq.changes = &ch;
+  aq.fields = fields;
+  aq.n_fields = 1;
+  ProtobufCMessage *m = pt_call("city", "tender.amend", &aq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  ck_assert_int_eq(pt_ledger_wait("SELECT version FROM procurement_tenders", 2),
+                   2);
+  char *json = export_valid("T-OCDS");
+  ck_assert_msg(strstr(json, "\"amount\": 1234567.89"), "%s", json);
+  json_t *rel = release_of(json);
+  ck_assert_str_eq(json_string_value(json_object_get(
+                       json_object_get(rel, "tender"), "status")),
+                   "active");
+  char roles[128];
+  roles_of(rel, "city", roles, sizeof roles);
+  ck_assert_str_eq(roles, "buyer,procuringEntity");
+  roles_of(rel, "district", roles, sizeof roles);
+  ck_assert_str_eq(roles, "buyer");
+  ck_assert_int_eq(json_array_size(json_object_get(
+                       json_object_get(rel, "tender"), "amendments")),
+                   1);
+  ck_assert_ptr_null(json_object_get(rel, "bids")); /* sealed */
+  json_decref(rel);
+  free(json);
+
+  const char *a[] = {"I1=12345@GB-A", "D1=50000"},
+             *b[] = {"I1=10000", "D1=40000"}, *g[] = {"I1=9000", "D1=1"};
+  pt_free(pt_bid("alpha", "T-OCDS", 0, a, 2));
+  pt_free(
+      pt_bid("beta", "T-OCDS", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 2));
+  pt_free(
+      pt_bid("gamma", "T-OCDS", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 2));
+  Gm__Procurement__TenderRequest w = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  w.tender_id = "T-OCDS";
+  m = pt_call("gamma", "bid.withdraw", &w.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  pt_clock(DEADLINE + 7 * PT_DAY);
+  ck_assert_str_eq(pt_wait_state("T-OCDS", "evaluated"), "evaluated");
+  wait_ledger_state("T-OCDS", "evaluated");
+  pt_free(pt_sheet("T-OCDS"));
+  json = export_valid("T-OCDS");
+  rel = release_of(json);
+  json_t *bids = json_object_get(json_object_get(rel, "bids"), "details");
+  ck_assert_int_eq(json_array_size(bids), 3);
+  ck_assert_int_eq(json_integer_value(json_object_get(
+                       json_object_get(rel, "tender"), "numberOfTenderers")),
+                   2);
+  /* alpha 300 x 123.45 + 12 x 500.00 = 43035.00 */
+  ck_assert_msg(strstr(json, "\"amount\": 43035.00"), "%s", json);
+  ck_assert_str_eq(json_string_value(json_object_get(
+                       json_object_get(rel, "tender"), "status")),
+                   "complete");
+  json_decref(rel);
+  free(json);
+
+  Gm__Procurement__Award *aw = pt_award("city", "T-OCDS");
+  ck_assert_int_eq(aw->n_contracts, 2);
+  char k1[64], k2[64];
+  snprintf(k1, sizeof k1, "%s", aw->contracts[0]);
+  snprintf(k2, sizeof k2, "%s", aw->contracts[1]);
+  pt_free(aw);
+  wait_ledger_state("T-OCDS", "awarded");
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_contracts", 2), 2);
+  json = export_valid("T-OCDS");
+  ck_assert_msg(strstr(json, "\"status\": \"pending\""), "%s", json);
+  free(json);
+
+  pt_clock(DEADLINE + 30 * PT_DAY);
+  sign("city", k1);
+  sign("district", k2);
+  sign("beta", k1);
+  sign("beta", k2);
+  contract("beta", "deliver", k1, 0);
+  contract("city", "accept", k1, 0);
+  contract("city", "pay", k1, 1000000);
+  wait_ledger_state("T-OCDS", "contracted");
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_payments", 1), 1);
+  json = export_valid("T-OCDS");
+  rel = release_of(json);
+  json_t *ks = json_object_get(rel, "contracts");
+  ck_assert_int_eq(json_array_size(ks), 2);
+  json_t *c1 = json_array_get(ks, 0), *c2 = json_array_get(ks, 1);
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_object_get(c1, "buyer"), "id")),
+      "city");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_object_get(c2, "buyer"), "id")),
+      "district");
+  ck_assert_int_eq(json_array_size(json_object_get(
+                       json_object_get(c1, "implementation"), "transactions")),
+                   1);
+  roles_of(rel, "beta", roles, sizeof roles);
+  ck_assert_str_eq(roles, "tenderer,supplier,payee");
+  json_decref(rel);
+  free(json);
+
+  /* A cancelled tender and an unsuccessful one. */
+  pt_tender_init(&d, "T-OCX", 1000000, DEADLINE + 60 * PT_DAY);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  pt_publish("city", &d);
+  Gm__Procurement__TenderRequest cq = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  cq.tender_id = "T-OCX";
+  cq.reason = "the need went away";
+  m = pt_call("city", "tender.cancel", &cq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  wait_ledger_state("T-OCX", "cancelled");
+  json = export_valid("T-OCX");
+  ck_assert_msg(strstr(json, "\"tenderCancellation\""), "%s", json);
+  free(json);
+  pt_tender_init(&d, "T-OCU", 1000000, DEADLINE + 60 * PT_DAY);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  pt_publish("city", &d);
+  pt_clock(DEADLINE + 60 * PT_DAY);
+  wait_ledger_state("T-OCU", "unsuccessful");
+  json = export_valid("T-OCU");
+  ck_assert_msg(strstr(json, "\"status\": \"unsuccessful\""), "%s", json);
+  free(json);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("procurement OCDS");
+  TCase *tc = tcase_create("ocds");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, exports_validate_at_every_stage);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
