@@ -13,7 +13,7 @@
 
 #include "procurement.h"
 
-#define PR_CATEGORY_BATCH 1000
+#define PR_CATEGORY_BATCH PR_RECORDS_PER_RUN /* one script run: all or none */
 #define PR_CERT_BATCH 5000
 
 static int pr__str_cmp(const void *a, const void *b) {
@@ -60,10 +60,9 @@ gm_status pr__category_put(gm_call *call, const ProtobufCMessage *req,
   if (in->n_categories == 0 || in->n_categories > PR_CATEGORY_BATCH)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "send 1-%d categories per call", PR_CATEGORY_BATCH);
-  size_t nargs = 2 + in->n_categories * 6;
+  size_t nargs = 1 + in->n_categories;
   const char **args = host->alloc(call, nargs * sizeof *args);
   args[0] = "catput";
-  args[1] = pr__num(call, (int64_t)in->n_categories);
   for (size_t i = 0; i < in->n_categories; i++) {
     const Gm__Procurement__Category *c = in->categories[i];
     const char *labels = pr__labels(call, c->labels, c->n_labels);
@@ -75,13 +74,13 @@ gm_status pr__category_put(gm_call *call, const ProtobufCMessage *req,
       if (strcmp(in->categories[j]->code, c->code) == 0)
         return host->fail(call, GM_INVALID_ARGUMENT,
                           "category %s is in the batch twice", c->code);
-    const char **a = args + 2 + i * 6;
-    a[0] = c->code;
-    a[1] = c->name;
-    a[2] = pr__num(call, c->policy);
-    a[3] = pr__num(call, c->deduction_bp);
-    a[4] = labels;
-    a[5] = pr__num(call, c->min_grade);
+    const char *f[] = {c->code,
+                       c->name,
+                       pr__num(call, c->policy),
+                       pr__num(call, c->deduction_bp),
+                       labels,
+                       pr__num(call, c->min_grade)};
+    args[1 + i] = pr__pack(call, 6, f);
   }
   const gm_value *v;
   gm_status st = pr__run(call, "catalogue", "cat", nargs, args, &v);
@@ -214,31 +213,36 @@ gm_status pr__certificate_put(gm_call *call, const ProtobufCMessage *req,
                         "category %s is not in the catalogue; import the "
                         "categories first",
                         codes[k]);
+  /* One run per shard and PR_RECORDS_PER_RUN certificates: each only
+     writes, so once the checks above passed the batch goes in whole (a
+     retry with the same key finishes one cut short). */
+  const char **args =
+      host->alloc(call, (1 + PR_RECORDS_PER_RUN) * sizeof *args);
+  args[0] = "certput";
   for (int s = 0; s < PR_CERT_SHARDS; s++) {
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) m += shard[i] == s;
-    if (!m) continue;
-    const char **args = host->alloc(call, (2 + m * 11) * sizeof *args);
-    args[0] = "certput";
-    args[1] = pr__num(call, (int64_t)m);
-    size_t a = 2;
-    for (size_t i = 0; i < n; i++) {
-      if (shard[i] != s) continue;
-      const Gm__Procurement__Certificate *c = in->certificates[i];
-      args[a++] = c->number;
-      args[a++] = c->holder;
-      args[a++] = c->holder_name;
-      args[a++] = c->product;
-      args[a++] = c->model;
-      args[a++] = c->category;
-      args[a++] = c->label;
-      args[a++] = pr__num(call, c->grade);
-      args[a++] = c->issuer;
-      args[a++] = pr__num(call, c->valid_from_ms);
-      args[a++] = pr__num(call, c->valid_to_ms);
-    }
     const char *tag = host->sprintf(call, "crt:%02d", s);
-    if ((st = pr__run(call, "catalogue", tag, a, args, &v)) != GM_OK) return st;
+    size_t a = 1;
+    for (size_t i = 0; i <= n; i++) {
+      if (a > 1 && (i == n || a == 1 + PR_RECORDS_PER_RUN)) {
+        if ((st = pr__run(call, "catalogue", tag, a, args, &v)) != GM_OK)
+          return st;
+        a = 1;
+      }
+      if (i == n || shard[i] != s) continue;
+      const Gm__Procurement__Certificate *c = in->certificates[i];
+      const char *f[] = {c->number,
+                         c->holder,
+                         c->holder_name,
+                         c->product,
+                         c->model,
+                         c->category,
+                         c->label,
+                         pr__num(call, c->grade),
+                         c->issuer,
+                         pr__num(call, c->valid_from_ms),
+                         pr__num(call, c->valid_to_ms)};
+      args[a++] = pr__pack(call, 11, f);
+    }
   }
   Gm__Procurement__ImportReply *out = host->alloc(call, sizeof *out);
   gm__procurement__import_reply__init(out);
@@ -299,43 +303,56 @@ gm_status pr__certificate_status(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/* Adds the states of a certget reply for numbers args[1..m). */
+static void pr__certs_add(pr__certs *c, const char *const *args, size_t m,
+                          const gm_value *v) {
+  for (size_t k = 1; k < m; k++) {
+    const gm_value *r = pr__item(v, k - 1);
+    pr_cert_state *x = &c->states[c->n];
+    c->numbers[c->n++] = args[k];
+    memset(x, 0, sizeof *x);
+    if (r->type != GM_VALUE_ARRAY) continue;
+    x->found = 1;
+    x->holder = pr__s(r, 1);
+    x->category = pr__s(r, 5);
+    x->label = pr__s(r, 6);
+    x->grade = (int)pr__i(r, 7);
+    x->from_ms = pr__i(r, 9);
+    x->to_ms = pr__i(r, 10);
+    x->status = (int)pr__i(r, 11);
+    x->status_ms = pr__i(r, 13);
+  }
+}
+
 gm_status pr__certs_read(gm_call *call, const char *const *numbers, size_t n,
                          pr__certs *c) {
+  const char **all = host->alloc(call, (n + 1) * sizeof *all);
+  const char **args =
+      host->alloc(call, (1 + PR_RECORDS_PER_RUN) * sizeof *args);
   c->n = 0;
   c->cap = n;
   c->numbers = host->alloc(call, (n + 1) * sizeof *c->numbers);
   c->states = host->alloc(call, (n + 1) * sizeof *c->states);
+  args[0] = "certget";
   for (int s = 0; s < PR_CERT_SHARDS; s++) {
-    const char **args = host->alloc(call, (n + 1) * sizeof *args);
-    size_t m = 0;
-    args[m++] = "certget";
+    size_t total = 0;
     for (size_t i = 0; i < n; i++) {
       if (pr_cert_shard(numbers[i]) != s) continue;
       int seen = 0;
-      for (size_t k = 1; k < m && !seen; k++)
-        seen = !strcmp(args[k], numbers[i]);
-      if (!seen) args[m++] = numbers[i];
+      for (size_t k = 0; k < total && !seen; k++)
+        seen = !strcmp(all[k], numbers[i]);
+      if (!seen) all[total++] = numbers[i];
     }
-    if (m == 1) continue;
-    const gm_value *v;
-    gm_status st = pr__run(call, "catalogue",
-                           host->sprintf(call, "crt:%02d", s), m, args, &v);
-    if (st != GM_OK) return st;
-    for (size_t k = 1; k < m; k++) {
-      const gm_value *r = pr__item(v, k - 1);
-      pr_cert_state *x = &c->states[c->n];
-      c->numbers[c->n++] = args[k];
-      memset(x, 0, sizeof *x);
-      if (r->type != GM_VALUE_ARRAY) continue;
-      x->found = 1;
-      x->holder = pr__s(r, 1);
-      x->category = pr__s(r, 5);
-      x->label = pr__s(r, 6);
-      x->grade = (int)pr__i(r, 7);
-      x->from_ms = pr__i(r, 9);
-      x->to_ms = pr__i(r, 10);
-      x->status = (int)pr__i(r, 11);
-      x->status_ms = pr__i(r, 13);
+    /* At most PR_RECORDS_PER_RUN numbers per run. */
+    for (size_t from = 0; from < total; from += PR_RECORDS_PER_RUN) {
+      size_t m = 1;
+      for (size_t k = from; k < total && m <= PR_RECORDS_PER_RUN; k++)
+        args[m++] = all[k];
+      const gm_value *v;
+      gm_status st = pr__run(call, "catalogue",
+                             host->sprintf(call, "crt:%02d", s), m, args, &v);
+      if (st != GM_OK) return st;
+      pr__certs_add(c, args, m, v);
     }
   }
   return GM_OK;
@@ -354,11 +371,11 @@ gm_status pr__calendar_put(gm_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **reply) {
   const Gm__Procurement__CalendarRequest *in = (const void *)req;
   char d[11];
-  if (in->n_days == 0 || in->n_days > 1000)
-    return host->fail(call, GM_INVALID_ARGUMENT, "send 1-1000 days per call");
-  const char **args = host->alloc(call, (2 + 2 * in->n_days) * sizeof *args);
+  if (in->n_days == 0 || in->n_days > PR_RECORDS_PER_RUN)
+    return host->fail(call, GM_INVALID_ARGUMENT, "send 1-%d days per call",
+                      PR_RECORDS_PER_RUN);
+  const char **args = host->alloc(call, (1 + in->n_days) * sizeof *args);
   args[0] = "calput";
-  args[1] = pr__num(call, (int64_t)in->n_days);
   for (size_t i = 0; i < in->n_days; i++) {
     const Gm__Procurement__CalendarDay *day = in->days[i];
     int64_t n;
@@ -390,12 +407,11 @@ gm_status pr__calendar_put(gm_call *call, const ProtobufCMessage *req,
                         "normal",
                         day->date, day->kind);
     }
-    args[2 + 2 * i] = pr__num(call, n);
-    args[3 + 2 * i] = kind;
+    const char *f[] = {pr__num(call, n), kind};
+    args[1 + i] = pr__pack(call, 2, f);
   }
   const gm_value *v;
-  gm_status st =
-      pr__run(call, "catalogue", "cal", 2 + 2 * in->n_days, args, &v);
+  gm_status st = pr__run(call, "catalogue", "cal", 1 + in->n_days, args, &v);
   if (st != GM_OK) return st;
   Gm__Procurement__Calendar *out = host->alloc(call, sizeof *out);
   gm__procurement__calendar__init(out);

@@ -2,14 +2,16 @@
 -- shard of their number), the working-day calendar (tag cal) and the party
 -- register (tags org:00..15).  C has checked every field (rules.c) before
 -- the first call; these steps only write, so a batch is all or nothing.
+-- Records of a batch come one per argument, their fields joined by tabs
+-- (the host takes at most 256 arguments per call: C sends at most 250).
 --   ARGV[1] = op, then:
---   catput   n, then n x (code name policy bp labels min_grade)
+--   catput   (code name policy bp labels min_grade)...
 --   catget   code...            catlist
---   certput  n, then n x (number holder holder_name product model category
---            label grade issuer from to)
+--   certput  (number holder holder_name product model category label grade
+--            issuer from to)...
 --   certget  number...
 --   certstatus  number status reason
---   calput   n, then n x (day kind)   kind: h, w, or n (normal: removes)
+--   calput   (day kind)...   kind: h, w, or n (normal: removes)
 --   calget   from_day count
 --   orgput   id uscc name size       orgget id
 local op = ARGV[1]
@@ -18,26 +20,24 @@ local CERTF = {'holder', 'hname', 'product', 'model', 'cat', 'label', 'grade',
   'issuer', 'from', 'to', 'st', 'why', 'stt'}
 
 if op == 'catput' then
-  local n = tonumber(ARGV[2])
-  local new = 0
-  for i = 0, n - 1 do
-    local a = 3 + i * 6
-    if redis.call('HEXISTS', P .. 'cats', ARGV[a]) == 0 then new = new + 1 end
+  local new, recs = 0, {}
+  for i = 2, #ARGV do
+    recs[i - 1] = fields(ARGV[i], 6)
+    if redis.call('HEXISTS', P .. 'cats', recs[i - 1][1]) == 0 then
+      new = new + 1
+    end
   end
   if redis.call('HLEN', P .. 'cats') + new > MAXCATS then
     return rej('RESOURCE_EXHAUSTED', 'the catalogue holds at most ' ..
       MAXCATS .. ' categories; this batch would pass it')
   end
-  for i = 0, n - 1 do
-    local a = 3 + i * 6
-    local code = ARGV[a]
-    redis.call('HSET', P .. 'cats', code, table.concat({ARGV[a + 1],
-      ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], I(NOW)}, '\t'))
-    gm.emit('category', 'code', code, 'name', ARGV[a + 1],
-      'policy', ARGV[a + 2], 'bp', ARGV[a + 3], 'labels', ARGV[a + 4],
-      'min', ARGV[a + 5], 't', I(NOW))
+  for _, f in ipairs(recs) do
+    redis.call('HSET', P .. 'cats', f[1], table.concat({f[2], f[3], f[4],
+      f[5], f[6], I(NOW)}, '\t'))
+    gm.emit('category', 'code', f[1], 'name', f[2], 'policy', f[3],
+      'bp', f[4], 'labels', f[5], 'min', f[6], 't', I(NOW))
   end
-  return {I(n)}
+  return {I(#recs)}
 end
 
 if op == 'catget' then
@@ -53,26 +53,24 @@ if op == 'catlist' then
 end
 
 if op == 'certput' then
-  local n = tonumber(ARGV[2])
-  for i = 0, n - 1 do
-    local a = 3 + i * 11
-    local k = P .. 'c:' .. ARGV[a]
+  local recs = {}
+  for i = 2, #ARGV do recs[i - 1] = fields(ARGV[i], 11) end
+  for _, f in ipairs(recs) do
+    local k = P .. 'c:' .. f[1]
     -- An import never changes a status: suspensions and revocations are
     -- made (and undone) by certstatus only, with their reason and time.
     local st = redis.call('HMGET', k, 'st', 'why', 'stt')
     if not st[1] then st = {'1', '', I(NOW)} end
-    redis.call('HSET', k, 'holder', ARGV[a + 1], 'hname', ARGV[a + 2],
-      'product', ARGV[a + 3], 'model', ARGV[a + 4], 'cat', ARGV[a + 5],
-      'label', ARGV[a + 6], 'grade', ARGV[a + 7], 'issuer', ARGV[a + 8],
-      'from', ARGV[a + 9], 'to', ARGV[a + 10], 'st', st[1], 'why', st[2],
+    redis.call('HSET', k, 'holder', f[2], 'hname', f[3], 'product', f[4],
+      'model', f[5], 'cat', f[6], 'label', f[7], 'grade', f[8],
+      'issuer', f[9], 'from', f[10], 'to', f[11], 'st', st[1], 'why', st[2],
       'stt', st[3])
-    gm.emit('cert', 'no', ARGV[a], 'holder', ARGV[a + 1],
-      'hname', ARGV[a + 2], 'product', ARGV[a + 3], 'model', ARGV[a + 4],
-      'cat', ARGV[a + 5], 'label', ARGV[a + 6], 'grade', ARGV[a + 7],
-      'issuer', ARGV[a + 8], 'from', ARGV[a + 9], 'to', ARGV[a + 10],
+    gm.emit('cert', 'no', f[1], 'holder', f[2], 'hname', f[3],
+      'product', f[4], 'model', f[5], 'cat', f[6], 'label', f[7],
+      'grade', f[8], 'issuer', f[9], 'from', f[10], 'to', f[11],
       'st', st[1], 'why', st[2], 'stt', st[3], 't', I(NOW))
   end
-  return {I(n)}
+  return {I(#recs)}
 end
 
 if op == 'certget' then
@@ -114,9 +112,10 @@ if op == 'certstatus' then
 end
 
 if op == 'calput' then
-  local n = tonumber(ARGV[2])
-  for i = 0, n - 1 do
-    local day, kind = ARGV[3 + i * 2], ARGV[4 + i * 2]
+  local n = #ARGV - 1
+  for i = 2, #ARGV do
+    local f = fields(ARGV[i], 2)
+    local day, kind = f[1], f[2]
     if kind == 'n' then
       redis.call('HDEL', P .. 'days', day)
     else

@@ -114,13 +114,12 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
   pr__certs cs;
   if ((st = pr__certs_read(call, certs, ncerts, &cs)) != GM_OK) return st;
 
-  size_t nargs = 5 + n * 12;
-  const char **args = host->alloc(call, nargs * sizeof *args);
+  /* n <= pr__page <= PR_RECORDS_PER_RUN: one record per bid. */
+  const char **args = host->alloc(call, (3 + n) * sizeof *args);
   args[0] = "store";
   args[1] = id;
   args[2] = round;
-  args[3] = pr__num(call, (int64_t)n);
-  size_t a = 4;
+  size_t a = 3;
   for (size_t i = 0; i < n; i++) {
     pr__row *row = &rows[i];
     char draw[17];
@@ -142,18 +141,19 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
     pr__draw(seed, row->hash, draw);
     snprintf(row->member, sizeof row->member, "%016lld|%s|%s",
              (long long)row->e.bid_price, draw, row->who);
-    args[a++] = row->who;
-    args[a++] = row->text;
-    args[a++] = row->e.valid ? "1" : "0";
-    args[a++] = pr__num(call, row->e.bid_price);
-    args[a++] = pr__num(call, row->e.green);
-    args[a++] = pr__num(call, row->e.sme);
-    args[a++] = pr__num(call, row->e.evaluated);
-    args[a++] = row->member;
-    args[a++] = pr__num(call, row->e.sme_class);
-    args[a++] = row->reasons;
-    args[a++] = row->checks;
-    args[a++] = row->hash;
+    const char *f[] = {row->who,
+                       row->e.valid ? "1" : "0",
+                       pr__num(call, row->e.bid_price),
+                       pr__num(call, row->e.green),
+                       pr__num(call, row->e.sme),
+                       pr__num(call, row->e.evaluated),
+                       row->member,
+                       pr__num(call, row->e.sme_class),
+                       row->hash,
+                       row->reasons,
+                       row->checks,
+                       row->text};
+    args[a++] = pr__pack(call, 12, f);
   }
   return pr__run(call, "open", tag, a, args, &v);
 }
@@ -226,13 +226,12 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
     const gm_value *head = pr__item(v, 0);
     int64_t lowest = pr__i(head, 0);
     int32_t weight = (int32_t)pr__i(head, 1);
-    size_t n = v->n - 1;
-    const char **args = host->alloc(call, (4 + n * 5) * sizeof *args);
+    size_t n = v->n - 1; /* at most pr__page: one record each */
+    const char **args = host->alloc(call, (3 + n) * sizeof *args);
     size_t a = 0;
     args[a++] = "tstore";
     args[a++] = id;
     args[a++] = round;
-    args[a++] = pr__num(call, (int64_t)n);
     for (size_t i = 0; i < n; i++) {
       const gm_value *r = pr__item(v, i + 1);
       size_t ns = r->n > 3 ? r->n - 3 : 0;
@@ -240,11 +239,9 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
       for (size_t k = 0; k < ns; k++) scores[k] = (int32_t)pr__i(r, 3 + k);
       int32_t price = pr_price_score(lowest, pr__i(r, 2), weight);
       int32_t tech = pr_mean_score(scores, ns);
-      args[a++] = pr__s(r, 0);
-      args[a++] = pr__num(call, price);
-      args[a++] = pr__num(call, tech);
-      args[a++] = pr__num(call, price + tech);
-      args[a++] = pr__s(r, 1);
+      const char *f[] = {pr__s(r, 0), pr__num(call, price), pr__num(call, tech),
+                         pr__num(call, price + tech), pr__s(r, 1)};
+      args[a++] = pr__pack(call, 5, f);
     }
     if ((st = pr__run(call, "open", tag, a, args, &v)) != GM_OK) return st;
     if ((int64_t)n < pr__page) break;
@@ -269,13 +266,13 @@ gm_status pr__evaluation_score(gm_call *call, const ProtobufCMessage *req,
   const char *tag;
   gm_status st;
   if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
-  if (in->n_scores == 0 || in->n_scores > 1000)
-    return host->fail(call, GM_INVALID_ARGUMENT, "send 1-1000 scores per call");
-  const char **args = host->alloc(call, (3 + 2 * in->n_scores) * sizeof *args);
+  if (in->n_scores == 0 || in->n_scores > PR_RECORDS_PER_RUN)
+    return host->fail(call, GM_INVALID_ARGUMENT, "send 1-%d scores per call",
+                      PR_RECORDS_PER_RUN);
+  const char **args = host->alloc(call, (2 + in->n_scores) * sizeof *args);
   size_t a = 0;
   args[a++] = "score";
   args[a++] = in->tender_id;
-  args[a++] = pr__num(call, (int64_t)in->n_scores);
   for (size_t i = 0; i < in->n_scores; i++) {
     const Gm__Procurement__Score *s = in->scores[i];
     if (!pr_valid_name(s->supplier, 1, 64, 0))
@@ -291,8 +288,8 @@ gm_status pr__evaluation_score(gm_call *call, const ProtobufCMessage *req,
       if (strcmp(in->scores[j]->supplier, s->supplier) == 0)
         return host->fail(call, GM_INVALID_ARGUMENT,
                           "%s is scored twice in this call", s->supplier);
-    args[a++] = s->supplier;
-    args[a++] = pr__num(call, s->score_bp);
+    const char *f[] = {s->supplier, pr__num(call, s->score_bp)};
+    args[a++] = pr__pack(call, 2, f);
   }
   const gm_value *v;
   if ((st = pr__run(call, "open", tag, a, args, &v)) != GM_OK) return st;

@@ -51,6 +51,19 @@ end
 local function inlist(list, name)
   return string.find(list or ',', ',' .. name .. ',', 1, true) ~= nil
 end
+-- A packed record (C joins fields with tabs; no text field holds one):
+-- exactly n fields, the last taking the rest.
+local function fields(s, n)
+  local out, i = {}, 1
+  for k = 1, n - 1 do
+    local j = string.find(s, '\t', i, true)
+    if not j then error('a packed record has fewer than ' .. n .. ' fields') end
+    out[k] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+  out[n] = string.sub(s, i)
+  return out
+end
 local function hgetall(key)
   local flat = redis.call('HGETALL', key)
   local t = {}

@@ -6,12 +6,13 @@
 --   ARGV[1] = op, ARGV[2] = tender id, then:
 --   close    seed                  the bid deadline passed: stop taking bids
 --   page     round start n         n bids from `start` (sealed or opened)
---   store    round n, then n x (supplier text valid bid green sme evaluated
---            member smecls reasons checks hash)
+--   store    round, then (supplier valid bid green sme evaluated member
+--            smecls hash reasons checks text)...
 --   finish   round
---   score    n, then n x (supplier score)       by an evaluator
+--   score    (supplier score)...               by an evaluator
 --   tpage    round start n         valid bids by evaluated price, scored
---   tstore   round n, then n x (supplier price_score tech total member)
+--   tstore   round, then (supplier price_score tech total member)...
+-- (records joined by tabs, one per argument: C sends at most 250)
 --   tfinish  round
 local op, id = ARGV[1], ARGV[2]
 
@@ -77,29 +78,27 @@ if op == 'page' then
 end
 
 if op == 'store' then
-  local round, n = ARGV[3], tonumber(ARGV[4])
+  local round = ARGV[3]
   local t = tender('round')
   local e = opening(t, round)
   if e then return e end
-  for i = 0, n - 1 do
-    local a = 5 + i * 12
-    local who, text, valid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local recs = {}
+  for i = 4, #ARGV do recs[#recs + 1] = fields(ARGV[i], 12) end
+  for _, f in ipairs(recs) do
+    local who, valid, text = f[1], f[2], f[12]
     if text ~= '' then
       redis.call('HSET', P .. 'o', who, text)
       redis.call('HDEL', P .. 'bc', who)
     end
-    redis.call('HSET', P .. 'e', who, valid .. '|' .. ARGV[a + 3] .. '|' ..
-      ARGV[a + 6] .. '|' .. ARGV[a + 7])
-    if valid == '1' then
-      redis.call('ZADD', P .. 'rk', ARGV[a + 6], ARGV[a + 7])
-    end
+    redis.call('HSET', P .. 'e', who, valid .. '|' .. f[3] .. '|' .. f[6] ..
+      '|' .. f[7])
+    if valid == '1' then redis.call('ZADD', P .. 'rk', f[6], f[7]) end
     gm.emit('sheet', 'id', id, 'round', round, 'supplier', who,
-      'valid', valid, 'bid', ARGV[a + 3], 'green', ARGV[a + 4],
-      'sme', ARGV[a + 5], 'evaluated', ARGV[a + 6], 'member', ARGV[a + 7],
-      'smecls', ARGV[a + 8], 'reasons', ARGV[a + 9], 'checks', ARGV[a + 10],
-      'hash', ARGV[a + 11], 'text', text, 't', I(NOW))
+      'valid', valid, 'bid', f[3], 'green', f[4], 'sme', f[5],
+      'evaluated', f[6], 'member', f[7], 'smecls', f[8], 'hash', f[9],
+      'reasons', f[10], 'checks', f[11], 'text', text, 't', I(NOW))
   end
-  return {I(n)}
+  return {I(#recs)}
 end
 
 if op == 'finish' then
@@ -129,7 +128,6 @@ if op == 'finish' then
 end
 
 if op == 'score' then
-  local n = tonumber(ARGV[3])
   local t = tender('round', 'evs', 'pw', 'nvalid')
   local e = scoring(t)
   if e then return e end
@@ -138,8 +136,10 @@ if op == 'score' then
       'committee of tender ' .. id)
   end
   local max = 10000 - tonumber(t.pw)
-  for i = 0, n - 1 do
-    local who, s = ARGV[4 + i * 2], tonumber(ARGV[5 + i * 2])
+  local recs = {}
+  for i = 3, #ARGV do recs[#recs + 1] = fields(ARGV[i], 2) end
+  for _, f in ipairs(recs) do
+    local who, s = f[1], tonumber(f[2])
     local ev = redis.call('HGET', P .. 'e', who)
     if not ev or string.sub(ev, 1, 1) ~= '1' then
       return rej('INVALID_ARGUMENT', who .. ' has no valid bid on tender ' ..
@@ -153,8 +153,8 @@ if op == 'score' then
     end
   end
   local sc, scn = P .. 'sc:' .. t.round, P .. 'scn:' .. t.round
-  for i = 0, n - 1 do
-    local who, s = ARGV[4 + i * 2], ARGV[5 + i * 2]
+  for _, f in ipairs(recs) do
+    local who, s = f[1], f[2]
     if redis.call('HSET', sc, WHO .. '|' .. who, s) == 1 then
       redis.call('HINCRBY', scn, WHO, 1)
     end
@@ -162,8 +162,8 @@ if op == 'score' then
       'supplier', who, 'score', s, 't', I(NOW))
   end
   local mine = tonumber(redis.call('HGET', scn, WHO) or '0')
-  return {I(n), I(tonumber(t.nvalid) - mine), complete(t) and '1' or '0',
-    t.round}
+  return {I(#recs), I(tonumber(t.nvalid) - mine),
+    complete(t) and '1' or '0', t.round}
 end
 
 if op == 'tpage' then
@@ -193,18 +193,18 @@ if op == 'tpage' then
 end
 
 if op == 'tstore' then
-  local round, n = ARGV[3], tonumber(ARGV[4])
+  local round = ARGV[3]
   local t = tender('round', 'evs', 'nvalid')
   local e = scoring(t, round)
   if e then return e end
-  for i = 0, n - 1 do
-    local a = 5 + i * 5
-    redis.call('ZADD', P .. 'rt', 10000 - tonumber(ARGV[a + 3]), ARGV[a + 4])
-    gm.emit('score', 'id', id, 'round', round, 'supplier', ARGV[a],
-      'price', ARGV[a + 1], 'tech', ARGV[a + 2], 'total', ARGV[a + 3],
-      't', I(NOW))
+  local recs = {}
+  for i = 4, #ARGV do recs[#recs + 1] = fields(ARGV[i], 5) end
+  for _, f in ipairs(recs) do
+    redis.call('ZADD', P .. 'rt', 10000 - tonumber(f[4]), f[5])
+    gm.emit('score', 'id', id, 'round', round, 'supplier', f[1],
+      'price', f[2], 'tech', f[3], 'total', f[4], 't', I(NOW))
   end
-  return {I(n)}
+  return {I(#recs)}
 end
 
 if op == 'tfinish' then

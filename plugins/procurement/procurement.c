@@ -63,6 +63,20 @@ char *pr__num(gm_call *call, int64_t v) {
   return host->sprintf(call, "%lld", (long long)v);
 }
 
+char *pr__pack(gm_call *call, size_t n, const char *const *fields) {
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(fields[i]) + 1;
+  char *out = host->alloc(call, len), *p = out;
+  for (size_t i = 0; i < n; i++) {
+    size_t k = strlen(fields[i]);
+    if (i) *p++ = '\t';
+    memcpy(p, fields[i], k);
+    p += k;
+  }
+  *p = '\0';
+  return out;
+}
+
 gm_status pr__tender_tag(gm_call *call, const char *id, const char **tag) {
   if (!pr_valid_name(id, 3, 48, 0))
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -154,7 +168,7 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
            "a gmd built from the same SDK or later");
     return GM_UNIMPLEMENTED;
   }
-  pr__page = pr__config_long(m, "page", 200, 10, 1000);
+  pr__page = pr__config_long(m, "page", 200, 10, PR_RECORDS_PER_RUN);
   const char *prefix = host->config(m, "ocid_prefix", NULL);
   if (prefix) {
     if (strncmp(prefix, "ocds-", 5) != 0 || strlen(prefix) != 11 ||

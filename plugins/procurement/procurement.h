@@ -42,6 +42,10 @@ extern char pr__ocid_prefix[32]; /* the OCDS ocid prefix */
    this page of an opening; 0: off. */
 extern long pr__kill_after_page;
 
+/* The host passes at most 256 arguments to a script run: batches go in
+   records of tab-joined fields, at most this many per run. */
+#define PR_RECORDS_PER_RUN 250
+
 /* ---- procurement.c: replies and helpers ---- */
 
 const char *pr__s(const gm_value *r, size_t i);
@@ -51,6 +55,8 @@ const gm_value *pr__item(const gm_value *r, size_t i);
 gm_status pr__run(gm_call *call, const char *script, const char *tag,
                   size_t nargs, const char *const *args, const gm_value **v);
 char *pr__num(gm_call *call, int64_t v);
+/* Fields joined by tabs: one record of a batch (no field holds a tab). */
+char *pr__pack(gm_call *call, size_t n, const char *const *fields);
 /* "t:<id>" after checking the id's shape (INVALID_ARGUMENT otherwise). */
 gm_status pr__tender_tag(gm_call *call, const char *id, const char **tag);
 /* Checks a text field (pr_valid_text) and fails the call with why. */

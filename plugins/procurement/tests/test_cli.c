@@ -1,0 +1,279 @@
+/*
+ * `gm procurement ...` through the built gm against a private gmd: CSV
+ * imports checked line by line with nothing imported on an error (or the
+ * good lines with --skip-bad), amounts typed and shown in yuan, refusals in
+ * the units typed, and a whole tender from draft to the OCDS export.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "run_gm.h"
+
+#define T0 pt_at(PT_MONDAY, 10, 0)
+
+static run_result *gm(const char *as, ...) {
+  char *args[64];
+  int n = 0;
+  args[n++] = "--plugin-dir";
+  args[n++] = (char *)GM_BUILD_PLUGIN_DIR;
+  if (as) {
+    args[n++] = "--as";
+    args[n++] = (char *)as;
+  }
+  args[n++] = "procurement";
+  va_list ap;
+  va_start(ap, as);
+  for (char *a; (a = va_arg(ap, char *)) && n < 63;) args[n++] = a;
+  va_end(ap);
+  args[n] = NULL;
+  return gm_test_run_gm(gm_test_gmd_endpoint(pt_gmd), args);
+}
+
+#define GM_OK(r)                                                        \
+  ck_assert_msg((r)->code == 0, "gm exited %d\nstdout: %s\nstderr: %s", \
+                (r)->code, (r)->out, (r)->err)
+#define HAS(text, part) \
+  ck_assert_msg(strstr(text, part), "\"%s\" lacks \"%s\"", text, part)
+
+static char *file(const char *name, const char *text) {
+  char *path = gm_test_redis_path(pt_redis, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+static void setup(void) {
+  pt_start(NULL, T0);
+  pt_register("centre", "certifier");
+  pt_register("city", "agency");
+  pt_register("alpha", "supplier");
+  pt_register("beta", "supplier");
+}
+
+static void teardown(void) {
+  pt_stop();
+}
+
+static const char cats_csv[] =
+    "code,name,policy,deduction,labels,min_grade\n"
+    "GB-INSUL,Insulation materials,priority,5%,gb_insulation;gb_structural,2\n"
+    "GB-WIN,Doors and windows,mandatory,,gb_doors_windows,1\n"
+    "DESK,Office desks,none,,,\n";
+
+START_TEST(imports_check_every_line_first) {
+  char *cats = file("cats.csv", cats_csv);
+  run_result *r = gm("centre", "import", "categories", cats, NULL);
+  GM_OK(r);
+  HAS(r->out, "imported 3 categories");
+  char *bad = file(
+      "certs.csv",
+      "number,holder,holder_name,product,model,category,label,grade,issuer,"
+      "valid_from,valid_to\n"
+      "GB-I-001,914403001922038216,Alpha,\"Rock wool, 100mm\",RW,GB-INSUL,"
+      "gb_insulation,3,centre,2026-01-01,2027-12-31\n"
+      "GB-I-002,914403001922038217,Beta,board,B1,GB-INSUL,gb_insulation,2,"
+      "centre,2026-01-01,2027-12-31\n"
+      "GB-W-001,9144030071526726XG,Beta,window,W1,GB-WIN,gb_doors_windows,,"
+      "centre,2026-01-01,2027-12-31\n"
+      "GB-X-001,9144030071526726XG,Beta,window,W1,NOPE,gb_doors_windows,1,"
+      "centre,2026-13-01,2027-12-31\n"
+      "GB-I-001,914403001922038216,Alpha,board,RW,GB-INSUL,gb_insulation,3,"
+      "centre,2026-01-01,2025-12-31\n");
+  r = gm("centre", "import", "certificates", bad, NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err,
+      "line 3, column 2 (holder): character 18 is '7' but the first "
+      "17 characters call for check character '6'");
+  HAS(r->err, "line 4, column 8 (grade): a gb_doors_windows label is graded");
+  HAS(r->err, "line 5, column 6 (category): \"NOPE\" is not in the catalogue");
+  HAS(r->err, "line 5, column 10 (valid_from): \"2026-13-01\" is not a date");
+  HAS(r->err, "line 6, column 11 (valid_to)");
+  HAS(r->err, "line 6, column 1 (number): GB-I-001 is also on line 2");
+  HAS(r->err, "nothing imported: 6 problem(s)");
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *k = gm_test_redis_cmd(c, "KEYS *:c:GB-*");
+  ck_assert_int_eq(k->elements, 0);
+  freeReplyObject(k);
+  r = gm("centre", "import", "certificates", bad, "--skip-bad", NULL);
+  GM_OK(r);
+  HAS(r->out, "imported 1 certificate (the lines listed were skipped)");
+  k = gm_test_redis_cmd(c, "KEYS *:c:GB-*");
+  ck_assert_int_eq(k->elements, 1);
+  freeReplyObject(k);
+  redisFree(c);
+  r = gm(NULL, "certificate", "GB-I-001", NULL);
+  GM_OK(r);
+  HAS(r->out, "Rock wool, 100mm");
+  HAS(r->out, "gb_insulation (3 stars)");
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_certificates", 1), 1);
+
+  /* 3000 good lines, sent in batches of 700. */
+  size_t cap = 3000 * 160 + 200, at = 0;
+  char *big = malloc(cap);
+  at += (size_t)snprintf(big, cap,
+                         "number,holder,holder_name,product,model,category,"
+                         "label,grade,issuer,valid_from,valid_to\n");
+  for (int i = 0; i < 3000; i++)
+    at += (size_t)snprintf(big + at, cap - at,
+                           "BULK-%05d,%s,Maker %d,panel,P%d,GB-INSUL,"
+                           "gb_insulation,%d,centre,2026-01-01,2028-12-31\n",
+                           i, i % 2 ? PT_USCC_A : PT_USCC_B, i, i, 1 + i % 3);
+  char *path = file("bulk.csv", big);
+  free(big);
+  r = gm("centre", "import", "certificates", path, "--batch", "700", NULL);
+  GM_OK(r);
+  HAS(r->out, "imported 3000 certificates");
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_certificates", 3001),
+      3001);
+  /* The calendar loads from CSV too, checked the same way. */
+  char *cal = file("cal.csv",
+                   "date,kind\n2026-10-01,holiday\n2026-10-10,working\n"
+                   "2026-10-11,holiday\n");
+  r = gm("centre", "import", "calendar", cal, NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "line 4, column 2 (kind): 2026-10-11 is a weekend day");
+  free(cats);
+  free(bad);
+  free(path);
+  free(cal);
+}
+END_TEST
+
+START_TEST(refusals_speak_in_yuan) {
+  static const struct {
+    const char *args[14], *want;
+  } cases[] = {
+      {{"draft", "T1", "--title", "x", "--budget", "12.345", "--deadline",
+        "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set"},
+       "--budget 12.345 has more than two decimals"},
+      {{"draft", "T1", "--title", "x", "--budget", "100", "--deadline",
+        "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set", "--bond-rate",
+        "12%"},
+       "--bond-rate 12% is above the largest accepted, 10.00%"},
+      {{"bid", "T1", "A=abc"}, "the unit price of A \"abc\" is not an amount"},
+      {{"register", "--uscc", "91440300192203821", "--name", "x"}, "has 17"},
+      {{"draft", "T1", "--title", "x", "--budget", "100", "--deadline",
+        "tomorrow", "--item", "A:DESK:1:set"},
+       "--deadline \"tomorrow\" is not a time"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *args[32];
+    int n = 0;
+    args[n++] = "--plugin-dir";
+    args[n++] = (char *)GM_BUILD_PLUGIN_DIR;
+    args[n++] = "--as";
+    args[n++] = "city";
+    args[n++] = "procurement";
+    for (int k = 0; cases[i].args[k]; k++) args[n++] = (char *)cases[i].args[k];
+    args[n] = NULL;
+    run_result *r = gm_test_run_gm(gm_test_gmd_endpoint(pt_gmd), args);
+    ck_assert_msg(r->code == 1, "case %zu: exit %d: %s", i, r->code, r->err);
+    HAS(r->err, cases[i].want);
+  }
+  /* From the broker, in yuan too. */
+  run_result *r = gm("city", "draft", "T-Y", "--title", "x", "--budget", "1000",
+                     "--deadline", "2026-04-01T10:00:00+08:00", "--item",
+                     "A:DESK:1:set", "--security", "20.01", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "bid security 20.01 yuan is above 2% of the budget (20.00 yuan");
+}
+END_TEST
+
+START_TEST(a_tender_from_draft_to_export) {
+  char *cats = file("cats.csv", cats_csv);
+  GM_OK(gm("centre", "import", "categories", cats, NULL));
+  free(cats);
+  GM_OK(gm("alpha", "register", "--uscc", PT_USCC_A, "--name",
+           "Alpha Materials", NULL));
+  GM_OK(gm("beta", "register", "--uscc", PT_USCC_B, "--name", "Beta Windows",
+           "--size", "small", NULL));
+  run_result *r =
+      gm("city", "draft", "ZFCG-1", "--title", "Fit-out, tower 3", "--budget",
+         "500000", "--deadline", "2026-03-25T10:00:00+08:00", "--item",
+         "I1:GB-INSUL:300:m2:200000", "--item", "D1:DESK:20:set", "--bond-rate",
+         "5%", NULL);
+  GM_OK(r);
+  HAS(r->out, "(draft, version 0)");
+  HAS(r->out, "500000.00 CNY");
+  r = gm("city", "publish", "ZFCG-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "priority 5.00%");
+  r = gm("alpha", "bid", "ZFCG-1", "I1=500.00", "D1=1200", NULL);
+  GM_OK(r);
+  HAS(r->out, "sealed: your bid on ZFCG-1, version 1");
+  r = gm("beta", "bid", "ZFCG-1", "I1=480", "D1=1100", "--sme", "small", NULL);
+  GM_OK(r);
+  r = gm("alpha", "mybid", "ZFCG-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "total  174000.00 CNY");
+  r = gm("city", "mybid", "ZFCG-1", "--supplier", "alpha", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "PERMISSION_DENIED: bids on tender ZFCG-1 are sealed");
+  /* --json keeps fen. */
+  r = gm("alpha", "--json", "mybid", "ZFCG-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "50000");
+
+  pt_clock(pt_at("2026-03-25", 10, 0));
+  ck_assert_str_eq(pt_wait_state("ZFCG-1", "evaluated"), "evaluated");
+  pt_free(pt_sheet("ZFCG-1"));
+  r = gm(NULL, "sheet", "ZFCG-1", "--checks", NULL);
+  GM_OK(r);
+  HAS(r->out, "lowest valid evaluated price 149400.00 CNY");
+  HAS(r->out, "SME: small enterprise: deduction 10.00% of 166000.00");
+  r = gm("alpha", "open", "ZFCG-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "sha256 ok");
+  r = gm("city", "award", "ZFCG-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "award 1 of ZFCG-1: beta at 166000.00 CNY (pending)");
+  HAS(r->out, "ZFCG-1-A1-1");
+  pt_clock(pt_at("2026-04-06", 10, 0));
+  GM_OK(gm("beta", "sign", "ZFCG-1-A1-1", NULL));
+  r = gm("city", "sign", "ZFCG-1-A1-1", "--bond-ref", "BG-778", NULL);
+  GM_OK(r);
+  HAS(r->out, "performance bond 8300.00 CNY, BG-778");
+  r = gm("city", "pay", "ZFCG-1-A1-1", "166000.01", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "payment 166000.01 yuan is more than the 166000.00 yuan left");
+  char *out = gm_test_redis_path(pt_redis, "ocds.json");
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_contracts"
+                                  " WHERE status = 'active'",
+                                  1),
+                   1);
+  r = gm(NULL, "export", "ZFCG-1", "--out", out, NULL);
+  GM_OK(r);
+  HAS(r->out, "OCDS 1.1.5 release package of ocds-gmkt00-ZFCG-1");
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 %s/plugins/procurement/tests/validate_ocds.py "
+           "%s/plugins/procurement/ocds %s >/dev/null",
+           GM_SOURCE_DIR, GM_SOURCE_DIR, out);
+  ck_assert_int_eq(system(cmd), 0);
+  free(out);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("procurement cli");
+  TCase *tc = tcase_create("cli");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 180);
+  tcase_add_test(tc, imports_check_every_line_first);
+  tcase_add_test(tc, refusals_speak_in_yuan);
+  tcase_add_test(tc, a_tender_from_draft_to_export);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
