@@ -3,7 +3,9 @@
  * one.  The bid is turned into its canonical text (rules.c), hashed
  * (SHA-256: the receipt's hash, published at the opening) and sealed under
  * the tender's key (seal.c) here, before anything reaches Redis: the script
- * stores the sealed text and the hash, and never sees a price.
+ * stores the sealed text and the hash, and never sees a price.  A
+ * submission is one script run on the tender's tag; the bidder's register
+ * entry (credit code, SME size) is read at the opening.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +13,14 @@
 
 #include "procurement.h"
 
-/* A bid record "state|version|hash|kid|time|seq|uscc|size|name" (lib.lua). */
+/* A bid record "state|version|hash|kid|time|seq" (lib.lua). */
 typedef struct pr__rec {
-  char *st, *ver, *hash, *kid, *t, *seq, *uscc, *size, *name;
+  char *st, *ver, *hash, *kid, *t, *seq;
 } pr__rec;
 
 static int pr__rec_parse(gm_call *call, const char *text, pr__rec *r) {
   char *copy = host->sprintf(call, "%s", text),
-       **f[] = {&r->st, &r->ver, &r->hash, &r->kid,
-                &r->t,  &r->seq, &r->uscc, &r->size};
+       **f[] = {&r->st, &r->ver, &r->hash, &r->kid, &r->t};
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
     char *bar = strchr(copy, '|');
     if (!bar) return -1;
@@ -27,7 +28,7 @@ static int pr__rec_parse(gm_call *call, const char *text, pr__rec *r) {
     *f[i] = copy;
     copy = bar + 1;
   }
-  r->name = copy;
+  r->seq = copy;
   return 0;
 }
 
@@ -100,19 +101,6 @@ static gm_status pr__bid_send(gm_call *call, const ProtobufCMessage *req,
                       "_ -");
   if ((st = pr__bid_checks(call, in)) != GM_OK) return st;
 
-  /* The register entry the evaluation will use: credit code (certificates
-     name their holder by it) and the SME size class. */
-  const char *oargs[] = {"orgget", me};
-  const gm_value *party;
-  if ((st = pr__run(call, "catalogue", pr__org_tag(call, me), 2, oargs,
-                    &party)) != GM_OK)
-    return st;
-  if (party->n == 0)
-    return host->fail(call, GM_FAILED_PRECONDITION,
-                      "register your unified social credit code and size "
-                      "first: gm procurement register --uscc CODE --name "
-                      "NAME --size small");
-
   pr_bid *b = host->alloc(call, sizeof *b);
   snprintf(b->tender, sizeof b->tender, "%s", in->tender_id);
   snprintf(b->supplier, sizeof b->supplier, "%s", me);
@@ -150,19 +138,10 @@ static gm_status pr__bid_send(gm_call *call, const ProtobufCMessage *req,
   *p++ = ',';
   for (size_t i = 0; i < in->n_lines; i++) p += sprintf(p, "%s,", items[i]);
 
-  const char *args[] = {"submit",
-                        in->tender_id,
-                        mode,
-                        hash,
-                        sealed,
-                        pr__key_id(),
-                        pr__s(party, 1),
-                        pr__s(party, 3),
-                        pr__s(party, 2),
-                        in->currency,
-                        list};
+  const char *args[] = {"submit", in->tender_id, mode,         hash,
+                        sealed,   pr__key_id(),  in->currency, list};
   const gm_value *v;
-  if ((st = pr__run(call, "bid", tag, 11, args, &v)) != GM_OK) return st;
+  if ((st = pr__run(call, "bid", tag, 8, args, &v)) != GM_OK) return st;
   Gm__Procurement__BidReceipt *out = host->alloc(call, sizeof *out);
   gm__procurement__bid_receipt__init(out);
   out->tender_id = in->tender_id;

@@ -3,7 +3,7 @@
 -- public anyway (currency, the items it prices, the bidder's register
 -- entry), never a price.
 --   ARGV[1] = op, ARGV[2] = tender id, then:
---   submit    mode(new|replace) hash sealed kid uscc size name cur items
+--   submit    mode(new|replace) hash sealed kid cur items
 --   withdraw  -
 --   get       supplier
 local op, id = ARGV[1], ARGV[2]
@@ -28,13 +28,13 @@ if op == 'submit' then
   if not t then return no_tender(id) end
   local e = closed(t)
   if e then return e end
-  if ARGV[10] ~= t.cur then
+  if ARGV[7] ~= t.cur then
     return rej('INVALID_ARGUMENT', 'tender ' .. id .. ' is in ' .. t.cur ..
-      '; price your bid in ' .. t.cur .. ', not ' .. ARGV[10])
+      '; price your bid in ' .. t.cur .. ', not ' .. ARGV[7])
   end
-  if ARGV[11] ~= t.items then
+  if ARGV[8] ~= t.items then
     return rej('INVALID_ARGUMENT', 'your bid prices the items ' ..
-      string.sub(ARGV[11], 2, -2) .. '; tender ' .. id .. ' asks for ' ..
+      string.sub(ARGV[8], 2, -2) .. '; tender ' .. id .. ' asks for ' ..
       string.sub(t.items, 2, -2) .. ' (one line each)')
   end
   local b = bid_get(WHO)
@@ -56,14 +56,13 @@ if op == 'submit' then
     redis.call('HSET', T, 'bseq', I(seq))
   end
   local nb = {st = 'submitted', ver = b and b.ver + 1 or 1, h = h, kid = kid,
-    t = NOW, seq = seq, uscc = ARGV[7], size = ARGV[8], name = ARGV[9]}
+    t = NOW, seq = seq}
   redis.call('HSET', P .. 'b', WHO, bid_pack(nb))
   redis.call('HSET', P .. 'bc', WHO, sealed)
   redis.call('ZADD', P .. 'bz', seq, WHO)
   local action = live and 'replaced' or 'submitted'
   gm.emit('bid', 'id', id, 'supplier', WHO, 'action', action,
-    'ver', I(nb.ver), 'hash', h, 'uscc', ARGV[7], 'name', ARGV[9],
-    't', I(NOW))
+    'ver', I(nb.ver), 'hash', h, 't', I(NOW))
   return {action, h, I(nb.ver), I(NOW)}
 end
 
@@ -82,8 +81,7 @@ if op == 'withdraw' then
   redis.call('HDEL', P .. 'bc', WHO)
   redis.call('ZREM', P .. 'bz', WHO)
   gm.emit('bid', 'id', id, 'supplier', WHO, 'action', 'withdrawn',
-    'ver', I(b.ver), 'hash', b.h, 'uscc', b.uscc, 'name', b.name,
-    't', I(NOW))
+    'ver', I(b.ver), 'hash', b.h, 't', I(NOW))
   return {'withdrawn', b.h, I(b.ver), I(NOW)}
 end
 

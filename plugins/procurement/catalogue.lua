@@ -14,6 +14,7 @@
 --   calput   (day kind)...   kind: h, w, or n (normal: removes)
 --   calget   from_day count
 --   orgput   id uscc name size       orgget id
+--   orgmget  id...                   the entries of several parties
 local op = ARGV[1]
 local MAXCATS = 10000
 local CERTF = {'holder', 'hname', 'product', 'model', 'cat', 'label', 'grade',
@@ -150,6 +151,15 @@ if op == 'orgget' then
     'upd')
   if not v[1] then return {} end
   return {ARGV[2], v[1], v[2], v[3], v[4]}
+end
+
+if op == 'orgmget' then
+  local out = {}
+  for i = 2, #ARGV do
+    local v = redis.call('HMGET', P .. 'p:' .. ARGV[i], 'uscc', 'size', 'name')
+    out[#out + 1] = v[1] and v or false
+  end
+  return out
 end
 
 return rej('INTERNAL', 'catalogue: unknown op ' .. tostring(op))

@@ -1621,6 +1621,25 @@ static int pr_cmd_bid(const pr_cli *g, int argc, char **argv,
   }
   q.lines = pl;
   q.n_lines = (size_t)np - 1;
+  /* The opening disqualifies a bidder not in the register: say so now. */
+  Gm__Procurement__PartyRequest pq = GM__PROCUREMENT__PARTY_REQUEST__INIT;
+  ProtobufCMessage *party = NULL;
+  gm_status st;
+  const char *msg;
+  int code = g->api->call_quiet(g->cli, PR_MARKET, "party.get", &pq.base,
+                                &party, &st, &msg);
+  pr_free(&party);
+  if (code == GM_CLI_EXIT_UNAVAILABLE) {
+    g->api->error(g->cli, st, "%s", msg);
+    return code;
+  }
+  if (code != GM_CLI_EXIT_OK)
+    return st == GM_NOT_FOUND
+               ? g->api->error(g->cli, GM_FAILED_PRECONDITION,
+                               "register first, or the opening will "
+                               "disqualify your bid: gm procurement register "
+                               "--uscc CODE --name NAME --size SIZE")
+               : g->api->error(g->cli, st, "%s", msg);
   return pr_show(g, !strcmp(argv[0], "rebid") ? "bid.replace" : "bid.submit",
                  &q.base, pr_print_receipt);
 }

@@ -35,6 +35,46 @@ typedef struct pr__row {
 static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
                             const char *round);
 
+/*
+ * The register entries of the bidders who[0..n) (read at the opening, each
+ * shard once per PR_RECORDS_PER_RUN): their credit code, which the
+ * certificates they cite must name, and their SME size.  A bidder not in
+ * the register gets uscc "" and size -1.
+ */
+static gm_status pr__parties_read(gm_call *call, const char **who, size_t n,
+                                  const char **uscc, int *size) {
+  const char **args =
+      host->alloc(call, (1 + PR_RECORDS_PER_RUN) * sizeof *args);
+  size_t *at = host->alloc(call, (PR_RECORDS_PER_RUN + 1) * sizeof *at);
+  args[0] = "orgmget";
+  for (size_t i = 0; i < n; i++) {
+    uscc[i] = "";
+    size[i] = -1;
+  }
+  for (int s = 0; s < PR_CERT_SHARDS; s++) {
+    size_t m = 1;
+    for (size_t i = 0; i <= n; i++) {
+      if (m > 1 && (i == n || m == 1 + PR_RECORDS_PER_RUN)) {
+        const gm_value *v;
+        gm_status st = pr__run(call, "catalogue",
+                               host->sprintf(call, "org:%02d", s), m, args, &v);
+        if (st != GM_OK) return st;
+        for (size_t k = 1; k < m; k++) {
+          const gm_value *r = pr__item(v, k - 1);
+          if (r->type != GM_VALUE_ARRAY) continue;
+          uscc[at[k]] = pr__s(r, 0);
+          size[at[k]] = (int)pr__i(r, 1);
+        }
+        m = 1;
+      }
+      if (i == n || pr_cert_shard(who[i]) != s) continue;
+      at[m] = i;
+      args[m++] = who[i];
+    }
+  }
+  return GM_OK;
+}
+
 /* Opens and evaluates bids [start, start + n) of round `round`. */
 static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
                               const char *round, const char *seed, int64_t evat,
@@ -65,20 +105,17 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
     char err[300];
     row->who = pr__s(r, 0);
     lodged[i] = pr__i(r, 3);
-    /* The record: state|version|hash|kid|time|seq|uscc|size|name */
+    /* The record: state|version|hash|kid|time|seq */
     const char *rec = pr__s(r, 1);
-    char *copy = host->sprintf(call, "%s", rec), *f[9] = {0};
+    char *copy = host->sprintf(call, "%s", rec), *f[6] = {0};
     size_t nf = 0;
-    for (char *p = copy, *tok; nf < 8 && (tok = strsep(&p, "|"));)
+    for (char *p = copy, *tok; nf < 6 && (tok = strsep(&p, "|"));)
       f[nf++] = tok;
-    if (nf < 8)
+    if (nf < 6)
       return host->fail(call, GM_INTERNAL,
-                        "tender %s: the bid record of %s "
-                        "is malformed",
-                        id, row->who);
+                        "tender %s: the bid record of %s is malformed", id,
+                        row->who);
     row->hash = f[2];
-    uscc[i] = f[6];
-    size[i] = atoi(f[7]);
     const char *src = pr__s(r, 2);
     size_t len = strlen(src);
     const char *text = src;
@@ -113,6 +150,9 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
 
   pr__certs cs;
   if ((st = pr__certs_read(call, certs, ncerts, &cs)) != GM_OK) return st;
+  const char **who = host->alloc(call, n * sizeof *who);
+  for (size_t i = 0; i < n; i++) who[i] = rows[i].who;
+  if ((st = pr__parties_read(call, who, n, uscc, size)) != GM_OK) return st;
 
   /* n <= pr__page <= PR_RECORDS_PER_RUN: one record per bid. */
   const char **args = host->alloc(call, (3 + n) * sizeof *args);

@@ -114,19 +114,17 @@ local function tender_emit(action, t, def)
     'dl', t.dl or '0', 'pub', t.pub or '0', 'def', def or '', 't', I(NOW))
 end
 
--- Bids: "state|version|hash|kid|time|seq|uscc|size|name" in P.b.
+-- Bids: "state|version|hash|kid|time|seq" in P.b.
 local function bid_get(who)
   local rec = redis.call('HGET', P .. 'b', who)
   if not rec then return nil end
-  local st, ver, h, kid, t, seq, uscc, size, name = string.match(rec,
-    '^(%a+)|(%d+)|(%x*)|(%x*)|(%d+)|(%d+)|([^|]*)|(%d)|(.*)$')
+  local st, ver, h, kid, t, seq = string.match(rec,
+    '^(%a+)|(%d+)|(%x*)|(%x*)|(%d+)|(%d+)$')
   if not st then error('bid record of ' .. who .. ' is malformed: ' .. rec) end
   return {who = who, st = st, ver = tonumber(ver), h = h, kid = kid,
-    t = tonumber(t), seq = tonumber(seq), uscc = uscc, size = size,
-    name = name, rec = rec}
+    t = tonumber(t), seq = tonumber(seq), rec = rec}
 end
 local function bid_pack(b)
   return b.st .. '|' .. I(b.ver) .. '|' .. b.h .. '|' .. b.kid .. '|' ..
-    I(b.t) .. '|' .. I(b.seq) .. '|' .. b.uscc .. '|' .. b.size .. '|' ..
-    b.name
+    I(b.t) .. '|' .. I(b.seq)
 end

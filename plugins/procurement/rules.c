@@ -697,6 +697,13 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
   memset(out, 0, sizeof *out);
   checks[0] = reasons[0] = '\0';
 
+  if (!uscc || !uscc[0]) {
+    pr__add(&ck, "\n",
+            "the bidder is not in the party register (gm procurement "
+            "register): disqualified");
+    pr__add(&rs, "; ", "not in the party register");
+    uscc = "";
+  }
   if (strcmp(b->currency, t->currency) != 0) {
     pr__add(&ck, "\n", "currency %s: the tender is in %s: disqualified",
             b->currency, t->currency);
@@ -823,8 +830,7 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
     pr__add(&ck, "\n", "SME: declared %s: no deduction (small and micro only)",
             pr_sme_name(declared));
   } else if (registered_sme != declared) {
-    pr__add(&ck, "\n",
-            "SME: declared %s but registered %s when it bid: no deduction",
+    pr__add(&ck, "\n", "SME: declared %s but registered %s: no deduction",
             pr_sme_name(declared), pr_sme_name(registered_sme));
   } else if (!overflow) {
     int bp = t->sme_bp ? t->sme_bp : PR_SME_DEFAULT_BP;

@@ -201,8 +201,9 @@ typedef struct pr_eval {
  * opening, or the start of a re-evaluation round): every check in order,
  * one line each in checks (the evaluation sheet), and why it is
  * disqualified, if it is, in reasons ("; "-separated).  `uscc` and
- * `registered_sme` are the bidder's register entry when it bid; `lodged` the
- * bid security recorded for it.  Returns 0, or -1 when a buffer was too
+ * `registered_sme` are the bidder's register entry ("" and -1: not
+ * registered, which disqualifies); `lodged` the bid security recorded for
+ * it.  Returns 0, or -1 when a buffer was too
  * small.
  */
 int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,

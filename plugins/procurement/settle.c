@@ -60,8 +60,8 @@ static const gm_migration pr__migrations[] = {
      " time_ms INTEGER NOT NULL, PRIMARY KEY (tender_id, supplier));"
      "CREATE TABLE procurement_bids ("
      " tender_id TEXT NOT NULL, supplier TEXT NOT NULL, state TEXT NOT NULL,"
-     " version INTEGER NOT NULL, hash TEXT NOT NULL, uscc TEXT NOT NULL,"
-     " name TEXT NOT NULL, submitted_ms INTEGER NOT NULL,"
+     " version INTEGER NOT NULL, hash TEXT NOT NULL,"
+     " submitted_ms INTEGER NOT NULL,"
      " opened_text TEXT NOT NULL DEFAULT '',"
      " opened_ms INTEGER NOT NULL DEFAULT 0,"
      " PRIMARY KEY (tender_id, supplier));"
@@ -287,15 +287,14 @@ static gm_status pr__settle(gm_market *m, gm_ledger *tx,
     gm_status st = pr__exec(
         tx,
         "INSERT INTO procurement_bids (tender_id, supplier, state, version,"
-        " hash, uscc, name, submitted_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
+        " hash, submitted_ms) VALUES (?1,?2,?3,?4,?5,?6)"
         " ON CONFLICT (tender_id, supplier) DO UPDATE SET state = ?3,"
-        " version = ?4, hash = ?5, uscc = ?6, name = ?7, submitted_ms = ?8",
+        " version = ?4, hash = ?5, submitted_ms = ?6",
         (gm_param[]){
             P_TEXT("id"), P_TEXT("supplier"),
             GM_TEXT(strcmp(action, "withdrawn") ? "submitted" : "withdrawn"),
-            P_INT("ver"), P_TEXT("hash"), P_TEXT("uscc"), P_TEXT("name"),
-            P_INT("t")},
-        8);
+            P_INT("ver"), P_TEXT("hash"), P_INT("t")},
+        6);
     if (st != GM_OK) return st;
     return pr__exec(
         tx,
