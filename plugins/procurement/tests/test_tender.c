@@ -367,12 +367,20 @@ START_TEST(security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful) {
   pt_free(pt_bid("beta", "T-SEC", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
   pt_free(
       pt_bid("gamma", "T-SEC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
+  /* delta never registered its credit code: taken, then disqualified. */
+  pt_register("delta", "supplier");
+  sq.supplier = "delta";
+  sq.amount = 20000;
+  m = pt_call("city", "tender.security", &sq.base);
+  protobuf_c_message_free_unpacked(m, NULL);
+  pt_free(pt_bid("delta", "T-SEC", 0, g, 1));
   open_at_deadline("T-SEC", "unsuccessful");
   Gm__Procurement__Sheet *s = pt_sheet("T-SEC");
   ck_assert_str_eq(pt_row(s, "alpha")->reasons, "item D1 over its budget");
   ck_assert_msg(strstr(pt_row(s, "beta")->reasons, "over the budget"), "%s",
                 pt_row(s, "beta")->reasons);
   ck_assert_str_eq(pt_row(s, "gamma")->reasons, "bid security not lodged");
+  ck_assert_str_eq(pt_row(s, "delta")->reasons, "not in the party register");
   ck_assert_msg(strstr(pt_row(s, "gamma")->checks,
                        "bid security: 199.99 of 200.00 yuan lodged"),
                 "%s", pt_row(s, "gamma")->checks);
