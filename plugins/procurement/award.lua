@@ -273,7 +273,7 @@ if op == 'answer' then
     redis.call('UNLINK', P .. 'rk', P .. 'rt')
     t.st, t.round = 'opening', round
     redis.call('HSET', T, 'st', 'opening', 'round', round, 'evat', I(NOW),
-      'aw', '0', 'upd', I(NOW))
+      'aw', '0', 'prog', '0', 'upd', I(NOW))
     t.aw = '0'
     gm.deadline('open', id, NOW)
     tender_emit('reevaluating', t)

@@ -4,8 +4,12 @@
  * re-evaluation) the bids are opened and evaluated in pages of
  * [market.procurement] page bids, each page one read step, its certificate
  * reads (one per shard it cites) and one store step, so the work per script
- * call is bounded and the whole grows linearly with the bids.  Then the
- * committee's scores (comprehensive scoring) and the totals, in pages too.
+ * call is bounded and the whole grows linearly with the bids.  One firing
+ * of the deadline opens at most PR_PAGES_PER_FIRING pages, then sets the
+ * deadline again (for its own due time: it fires again at once, as a new
+ * call), so the memory one call holds is bounded too; the tender records
+ * how far the opening got (`prog`).  Then the committee's scores
+ * (comprehensive scoring) and the totals, in pages too.
  *
  * Every step is a script run of the deadline's call, stored under its
  * idempotency key: a broker that dies halfway is replaced by another that
@@ -21,6 +25,10 @@
 #include "procurement.h"
 
 #define PR_CHECKS_MAX (64 + PR_MAX_ITEMS * 240)
+#define PR_REASONS_MAX 2048
+/* Pages one firing of the "open" deadline takes: the call's arena holds
+   about 2 KB per bid of them until it ends. */
+#define PR_PAGES_PER_FIRING 8
 
 /* One bid of a page, opened and evaluated. */
 typedef struct pr__row {
@@ -137,8 +145,7 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
     }
     char hash[65];
     pr__sha256_hex(text, len, hash);
-    row->checks = host->alloc(call, PR_CHECKS_MAX);
-    row->reasons = host->alloc(call, 2048);
+
     ok[i] = strcmp(hash, row->hash) == 0 &&
             pr_bid_parse(text, len, &bids[i], err, sizeof err) == 0 &&
             strcmp(bids[i].tender, id) == 0 &&
@@ -155,29 +162,40 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
   if ((st = pr__parties_read(call, who, n, uscc, size)) != GM_OK) return st;
 
   /* n <= pr__page <= PR_RECORDS_PER_RUN: one record per bid. */
-  const char **args = host->alloc(call, (3 + n) * sizeof *args);
+  const char **args = host->alloc(call, (4 + n) * sizeof *args);
   args[0] = "store";
   args[1] = id;
   args[2] = round;
-  size_t a = 3;
+  args[3] = pr__num(call, start);
+  size_t a = 4;
+  char *checks = malloc(PR_CHECKS_MAX), *reasons = malloc(PR_REASONS_MAX);
+  if (!checks || !reasons) {
+    free(checks);
+    free(reasons);
+    return host->fail(call, GM_RESOURCE_EXHAUSTED, "out of memory");
+  }
   for (size_t i = 0; i < n; i++) {
     pr__row *row = &rows[i];
     char draw[17];
     if (ok[i]) {
       if (pr_evaluate(rule, &bids[i], uscc[i], size[i], lodged[i], evat,
-                      pr__certs_find, &cs, &row->e, row->checks, PR_CHECKS_MAX,
-                      row->reasons, 2048) != 0)
+                      pr__certs_find, &cs, &row->e, checks, PR_CHECKS_MAX,
+                      reasons, PR_REASONS_MAX) != 0)
         host->log(host->market(call), GM_LOG_WARN,
                   "tender %s: the evaluation sheet of %s was cut at its size",
                   id, row->who);
     } else {
       memset(&row->e, 0, sizeof row->e);
-      snprintf(row->checks, PR_CHECKS_MAX,
+      snprintf(checks, PR_CHECKS_MAX,
                "the opened bid does not match its published hash %s: "
                "disqualified",
                row->hash);
-      snprintf(row->reasons, 2048, "the opened bid does not match its hash");
+      snprintf(reasons, PR_REASONS_MAX,
+               "the opened bid does not match its hash");
     }
+    /* Only what was written goes into the call's arena. */
+    row->checks = host->sprintf(call, "%s", checks);
+    row->reasons = host->sprintf(call, "%s", reasons);
     pr__draw(seed, row->hash, draw);
     snprintf(row->member, sizeof row->member, "%016lld|%s|%s",
              (long long)row->e.bid_price, draw, row->who);
@@ -195,6 +213,8 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
                        row->text};
     args[a++] = pr__pack(call, 12, f);
   }
+  free(checks);
+  free(reasons);
   return pr__run(call, "open", tag, a, args, &v);
 }
 
@@ -218,19 +238,23 @@ gm_status pr__on_open(gm_call *call, const gm_deadline *d, void *arg) {
   pr_tender_rule rule;
   pr__tender_rule(call, t, &rule);
 
+  /* From where the last firing got to; PR_PAGES_PER_FIRING pages at most,
+     then the deadline is set again to carry on as a new call. */
   long pages = 0;
-  for (int64_t start = 0; start < nb;) {
+  for (int64_t start = pr__i(v, 10); start < nb;) {
+    if (pages == PR_PAGES_PER_FIRING)
+      return host->deadline_set(call, "open", tag, id, d->due_ms);
     size_t got;
     if ((st = pr__page_run(call, id, tag, round, rseed, evat, &rule, start,
                            &got)) != GM_OK)
       return st;
     if (got == 0) break;
     start += (int64_t)got;
+    pages++;
 #ifdef GM_FAILURE_INJECTION
-    if (++pages == pr__kill_after_page) raise(SIGKILL);
+    if (pages == pr__kill_after_page) raise(SIGKILL);
 #endif
   }
-  (void)pages;
   const char *fargs[] = {"finish", id, round};
   if ((st = pr__run(call, "open", tag, 3, fargs, &v)) != GM_OK) return st;
   Gm__Procurement__TenderEvent ev = GM__PROCUREMENT__TENDER_EVENT__INIT;

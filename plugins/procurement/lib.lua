@@ -29,8 +29,8 @@
 -- signing period of the award in force.
 --
 -- Tender fields (P.t): id st lead buyers title cur budget dl items sec bond
--- am pw evs ver pub rev def closed round seed evat nb nvalid aw chopen
--- chpause chn reason upd bseq.  `def` is the tender's full definition as C
+-- am pw evs ver pub rev def closed round seed evat nb prog nvalid aw
+-- chopen chpause chn reason upd bseq (prog: bids of the round evaluated).  `def` is the tender's full definition as C
 -- built it (base64 of a packed gm.procurement.Tender): scripts never read
 -- it, C does.  `buyers`, `items` and `evs` are ",a,b," lists.
 --

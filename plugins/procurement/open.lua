@@ -6,8 +6,8 @@
 --   ARGV[1] = op, ARGV[2] = tender id, then:
 --   close    seed                  the bid deadline passed: stop taking bids
 --   page     round start n         n bids from `start` (sealed or opened)
---   store    round, then (supplier valid bid green sme evaluated member
---            smecls hash reasons checks text)...
+--   store    round start, then (supplier valid bid green sme evaluated
+--            member smecls hash reasons checks text)...
 --   finish   round
 --   score    (supplier score)...               by an evaluator
 --   tpage    round start n         valid bids by evaluated price, scored
@@ -44,21 +44,22 @@ end
 
 if op == 'close' then
   local t = tender('dl', 'round', 'seed', 'evat', 'nb', 'def', 'am', 'pw',
-    'evs', 'lead', 'ver', 'pub', 'aw', 'cur')
+    'evs', 'lead', 'ver', 'pub', 'aw', 'cur', 'prog')
   if not t then return {'none', 'gone'} end
   if t.st == 'active' then
     if NOW < tonumber(t.dl) then return {'early', t.dl} end
     local nb = redis.call('ZCARD', P .. 'bz')
-    t.st, t.round, t.seed, t.evat, t.nb = 'opening', '1', ARGV[3], I(NOW),
-      I(nb)
+    t.st, t.round, t.seed, t.evat, t.nb, t.prog = 'opening', '1', ARGV[3],
+      I(NOW), I(nb), '0'
     redis.call('HSET', T, 'st', 'opening', 'round', '1', 'seed', ARGV[3],
-      'closed', I(NOW), 'evat', I(NOW), 'nb', I(nb), 'upd', I(NOW))
+      'closed', I(NOW), 'evat', I(NOW), 'nb', I(nb), 'prog', '0',
+      'upd', I(NOW))
     t.id = id
     tender_emit('opened', t)
   end
   if t.st ~= 'opening' then return {'none', t.st} end
   return {'open', t.round, t.seed, t.evat, t.nb, t.def, t.am, t.pw, t.evs,
-    t.cur}
+    t.cur, t.prog or '0'}
 end
 
 if op == 'page' then
@@ -78,12 +79,14 @@ if op == 'page' then
 end
 
 if op == 'store' then
-  local round = ARGV[3]
-  local t = tender('round')
+  local round, start = ARGV[3], ARGV[4]
+  local t = tender('round', 'prog')
   local e = opening(t, round)
   if e then return e end
+  -- Pages are stored in order, each once.
+  if t.prog ~= start then return {'0'} end
   local recs = {}
-  for i = 4, #ARGV do recs[#recs + 1] = fields(ARGV[i], 12) end
+  for i = 5, #ARGV do recs[#recs + 1] = fields(ARGV[i], 12) end
   for _, f in ipairs(recs) do
     local who, valid, text = f[1], f[2], f[12]
     if text ~= '' then
@@ -98,6 +101,7 @@ if op == 'store' then
       'evaluated', f[6], 'member', f[7], 'smecls', f[8], 'hash', f[9],
       'reasons', f[10], 'checks', f[11], 'text', text, 't', I(NOW))
   end
+  redis.call('HSET', T, 'prog', I(tonumber(start) + #recs))
   return {I(#recs)}
 end
 
