@@ -82,7 +82,15 @@ static gm_status pr__deals(gm_call *call, const Gm__Procurement__Tender *t,
       d[j].items = "";
       (*n)++;
     }
-    d[j].value += price * it->quantity; /* checked at the evaluation */
+    /* The evaluation kept price x quantity and their sum within
+       PR_MAX_AMOUNT for a valid bid; anything else is not one. */
+    if (it->quantity < 1 || price > PR_MAX_AMOUNT / it->quantity ||
+        d[j].value > PR_MAX_AMOUNT - price * it->quantity)
+      return host->fail(call, GM_INTERNAL,
+                        "the winning bid of %s prices item %s beyond any "
+                        "amount",
+                        t->id, it->id);
+    d[j].value += price * it->quantity;
     d[j].items = host->sprintf(call, "%s%s%s", d[j].items,
                                d[j].items[0] ? "," : "", it->id);
   }
@@ -161,7 +169,7 @@ static gm_status pr__award_make(gm_call *call, const char *id, const char *tag,
   int64_t index = pr__i(cand, 9);
   const char **args = host->alloc(call, (9 + nd * 5) * sizeof *args);
   size_t a = 0;
-  for (size_t i = 0; i < nd; i++) value += deals[i].value;
+  for (size_t i = 0; i < nd; i++) value += deals[i].value; /* <= 10^15 */
   args[a++] = "award";
   args[a++] = id;
   args[a++] = mode;

@@ -208,7 +208,7 @@ static gm_status pr__bid_fill(gm_call *call, Gm__Procurement__Bid *out,
     l->certificate = host->sprintf(call, "%s", b->lines[i].cert);
     l->unit_price = b->lines[i].unit_price;
     for (size_t k = 0; t && k < t->n_items; k++)
-      if (strcmp(t->items[k]->id, l->item) == 0) {
+      if (strcmp(t->items[k]->id, l->item) == 0 && t->items[k]->quantity > 0) {
         l->quantity = t->items[k]->quantity;
         if (l->unit_price <= PR_MAX_AMOUNT / l->quantity)
           l->total = l->unit_price * l->quantity;

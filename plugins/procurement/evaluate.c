@@ -301,8 +301,8 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
       size_t ns = r->n > 3 ? r->n - 3 : 0;
       int32_t *scores = host->alloc(call, (ns + 1) * sizeof *scores);
       for (size_t k = 0; k < ns; k++) scores[k] = (int32_t)pr__i(r, 3 + k);
-      int32_t price = pr_price_score(lowest, pr__i(r, 2), weight);
-      int32_t tech = pr_mean_score(scores, ns);
+      int64_t price = pr_price_score(lowest, pr__i(r, 2), weight);
+      int64_t tech = pr_mean_score(scores, ns);
       const char *f[] = {pr__s(r, 0), pr__num(call, price), pr__num(call, tech),
                          pr__num(call, price + tech), pr__s(r, 1)};
       args[a++] = pr__pack(call, 5, f);

@@ -121,10 +121,11 @@ void pr__tell(gm_call *call, gm_audience a, const char *who, const char *event,
     host->publish(call, event, msg);
     return;
   }
-  /* A host older than private events would publish to everyone. */
+  /* A host older than private events would publish to everyone; and an
+     event for nobody in particular goes to nobody, never to all. */
   if (host->size <
           offsetof(gm_host_api, publish_to) + sizeof host->publish_to ||
-      !host->publish_to)
+      !host->publish_to || !who || !*who)
     return;
   host->publish_to(call, a, who, event, msg);
 }

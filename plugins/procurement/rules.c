@@ -849,8 +849,10 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
 }
 
 int32_t pr_price_score(int64_t lowest, int64_t evaluated, int32_t weight_bp) {
-  if (evaluated <= 0) return 0;
-  return (int32_t)((__int128)lowest * weight_bp / evaluated);
+  if (evaluated <= 0 || lowest <= 0 || weight_bp <= 0) return 0;
+  /* lowest <= evaluated for every valid bid: at most weight_bp. */
+  __int128 s = (__int128)lowest * weight_bp / evaluated;
+  return s > weight_bp ? weight_bp : (int32_t)s;
 }
 
 int32_t pr_mean_score(const int32_t *scores, size_t n) {

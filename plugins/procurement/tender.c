@@ -194,7 +194,7 @@ static char *pr__list(gm_call *call, char *const *v, size_t n, int sort) {
   size_t len = 2;
   for (size_t i = 0; i < n; i++) len += strlen(v[i]) + 1;
   char **tmp = host->alloc(call, (n + 1) * sizeof *tmp);
-  memcpy(tmp, v, n * sizeof *tmp);
+  if (n) memcpy(tmp, v, n * sizeof *tmp); /* v is NULL when n is 0 */
   if (sort) qsort(tmp, n, sizeof *tmp, pr__cmp);
   char *out = host->alloc(call, len), *p = out;
   *p++ = ',';
