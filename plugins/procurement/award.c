@@ -1,8 +1,9 @@
 /*
  * Awards, challenges and contracts.  The agency awards a tender to its
- * first-ranked bid (MOF Order 87 art. 68): the award notice goes out with
- * its challenge period (7 working days, GP Law art. 52, counted on the
- * calendar) and its signing period (30 days, GP Law art. 46), and one
+ * first-ranked bid (GP Law Implementing Regulations art. 43): the award
+ * notice goes out with its challenge period (7 working days, GP Law art.
+ * 52, counted on the calendar) and its signing period (30 days, GP Law art.
+ * 46), and one
  * contract per buying agency for that agency's items at the bid's prices.
  * While a challenge is open nothing is signed and the signing period stands
  * still; a challenge upheld re-evaluates the bids or cancels the tender.
@@ -140,7 +141,7 @@ static void pr__award_event(gm_call *call, Gm__Procurement__Award *a,
   Gm__Procurement__AwardEvent ev = GM__PROCUREMENT__AWARD_EVENT__INIT;
   ev.award = a;
   ev.action = (char *)action;
-  /* Award notices are public (GP Law art. 46). */
+  /* Award notices are public (Implementing Regulations art. 43). */
   pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "award", &ev.base);
 }
 
@@ -473,7 +474,7 @@ static gm_status pr__contract_op(gm_call *call, const ProtobufCMessage *req,
     Gm__Procurement__ContractEvent ev = GM__PROCUREMENT__CONTRACT_EVENT__INIT;
     ev.contract = k;
     ev.action = (char *)op;
-    /* Contracts are published (GP Law art. 47 and Order 87 art. 72). */
+    /* Contracts are published (Implementing Regulations art. 50). */
     pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "contract", &ev.base);
   }
   *reply = &k->base;

@@ -14,8 +14,8 @@
 
 #include "procurement.h"
 
-/* The shortest bidding periods (GP Law art. 35, MOF Order 87 art. 16:
-   20 days for an open tender; 3 working days for a request for quotations,
+/* The shortest bidding periods (GP Law art. 35: 20 days for an open
+   tender; MOF Order 74: 3 working days for a request for quotations,
    taken as 3 days), changeable with [market.procurement] min_open_days and
    min_rfq_days for tests and training. */
 static int64_t pr__min_days(gm_call *call, int method) {
@@ -156,14 +156,15 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
       t->bid_security > pr_share(t->budget, PR_BID_SECURITY_MAX_BP))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "bid security %s yuan is above 2%% of the budget (%s "
-                      "yuan; MOF Order 87 art. 33)",
+                      "yuan; GP Law Implementing Regulations art. 33)",
                       pr_yuan(t->bid_security, y1),
                       pr_yuan(pr_share(t->budget, PR_BID_SECURITY_MAX_BP), y2));
   if (t->bond_bp < 0 || t->bond_bp > PR_BOND_MAX_BP)
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "performance bond rate %d.%02d%% is above 10%% of the "
-                      "contract value (MOF Order 87 art. 73)",
-                      t->bond_bp / 100, t->bond_bp % 100);
+    return host->fail(
+        call, GM_INVALID_ARGUMENT,
+        "performance bond rate %d.%02d%% is above 10%% of the "
+        "contract value (GP Law Implementing Regulations art. 48)",
+        t->bond_bp / 100, t->bond_bp % 100);
   if (t->sme_bp != 0 && (t->sme_bp < 1000 || t->sme_bp > 2000))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "SME deduction %d.%02d%% is outside 10%%-20%% (MOF/MIIT "
