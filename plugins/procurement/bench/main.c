@@ -112,8 +112,8 @@ static double pipeline(size_t n, make_fn make, size_t *bad) {
       zmq_msg_t m;
       zmq_msg_init(&m);
       while (zmq_msg_recv(&m, s[c], ZMQ_DONTWAIT) >= 0) {
-        Gm__Reply *rep = gm__reply__unpack(NULL, zmq_msg_size(&m),
-                                           zmq_msg_data(&m));
+        Gm__Reply *rep =
+            gm__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
         if (!rep || rep->status != GM__STATUS__OK) {
           if (*bad == 0 && rep)
             fprintf(stderr, "procurement bench: first refusal: %s\n",
@@ -261,14 +261,12 @@ static void publish(const char *id, int64_t deadline) {
   t.n_items = 2;
   Gm__Procurement__DraftRequest d = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
   d.tender = &t;
-  gm__reply__free_unpacked(call1("city", "procurement", "tender.draft",
-                                 &d.base, 0),
-                           NULL);
+  gm__reply__free_unpacked(
+      call1("city", "procurement", "tender.draft", &d.base, 0), NULL);
   Gm__Procurement__TenderRequest p = GM__PROCUREMENT__TENDER_REQUEST__INIT;
   p.tender_id = (char *)id;
-  gm__reply__free_unpacked(call1("city", "procurement", "tender.publish",
-                                 &p.base, 0),
-                           NULL);
+  gm__reply__free_unpacked(
+      call1("city", "procurement", "tender.publish", &p.base, 0), NULL);
 }
 
 static char *state_of(const char *id) {
@@ -276,8 +274,8 @@ static char *state_of(const char *id) {
   Gm__Procurement__TenderRequest p = GM__PROCUREMENT__TENDER_REQUEST__INIT;
   p.tender_id = (char *)id;
   Gm__Reply *rep = call1("city", "procurement", "tender.get", &p.base, 0);
-  Gm__Procurement__TenderView *v = gm__procurement__tender_view__unpack(
-      NULL, rep->body.len, rep->body.data);
+  Gm__Procurement__TenderView *v =
+      gm__procurement__tender_view__unpack(NULL, rep->body.len, rep->body.data);
   snprintf(st, sizeof st, "%s", v ? v->tender->state : "?");
   if (v) gm__procurement__tender_view__free_unpacked(v, NULL);
   gm__reply__free_unpacked(rep, NULL);
@@ -340,25 +338,47 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {
-      {"endpoint", 1, 0, 'e'}, {"redis", 1, 0, 'r'}, {"ledger", 1, 0, 'l'},
-      {"gm", 1, 0, 'g'},       {"plugin-dir", 1, 0, 'p'},
-      {"tmp", 1, 0, 't'},      {"bids", 1, 0, 'b'},  {"small", 1, 0, 's'},
-      {"certs", 1, 0, 'c'},    {"conns", 1, 0, 'n'}, {"depth", 1, 0, 'd'},
-      {0, 0, 0, 0}};
+      {"endpoint", 1, 0, 'e'}, {"redis", 1, 0, 'r'},      {"ledger", 1, 0, 'l'},
+      {"gm", 1, 0, 'g'},       {"plugin-dir", 1, 0, 'p'}, {"tmp", 1, 0, 't'},
+      {"bids", 1, 0, 'b'},     {"small", 1, 0, 's'},      {"certs", 1, 0, 'c'},
+      {"conns", 1, 0, 'n'},    {"depth", 1, 0, 'd'},      {0, 0, 0, 0}};
   for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
     switch (c) {
-      case 'e': endpoint = optarg; break;
-      case 'r': redis_sock = optarg; break;
-      case 'l': ledger = optarg; break;
-      case 'g': gm_bin = optarg; break;
-      case 'p': plugin_dir = optarg; break;
-      case 't': tmpdir = optarg; break;
-      case 'b': nbids = atol(optarg); break;
-      case 's': nsmall = atol(optarg); break;
-      case 'c': ncerts = atol(optarg); break;
-      case 'n': conns = atol(optarg); break;
-      case 'd': depth = atol(optarg); break;
-      default: usage();
+      case 'e':
+        endpoint = optarg;
+        break;
+      case 'r':
+        redis_sock = optarg;
+        break;
+      case 'l':
+        ledger = optarg;
+        break;
+      case 'g':
+        gm_bin = optarg;
+        break;
+      case 'p':
+        plugin_dir = optarg;
+        break;
+      case 't':
+        tmpdir = optarg;
+        break;
+      case 'b':
+        nbids = atol(optarg);
+        break;
+      case 's':
+        nsmall = atol(optarg);
+        break;
+      case 'c':
+        ncerts = atol(optarg);
+        break;
+      case 'n':
+        conns = atol(optarg);
+        break;
+      case 'd':
+        depth = atol(optarg);
+        break;
+      default:
+        usage();
     }
   }
   if (!endpoint || !redis_sock || !ledger || !gm_bin || !plugin_dir ||
@@ -392,9 +412,10 @@ int main(int argc, char **argv) {
 
   size_t bad;
   long n = nbids > nsmall ? nbids : nsmall;
-  printf("procurement bench: %ld bids and %ld, %ld certificates, %ld "
-         "connections x %ld in flight\n\n",
-         nbids, nsmall, ncerts, conns, depth);
+  printf(
+      "procurement bench: %ld bids and %ld, %ld certificates, %ld "
+      "connections x %ld in flight\n\n",
+      nbids, nsmall, ncerts, conns, depth);
 
   /* 1. the baseline */
   double tp = pipeline((size_t)n, mk_ping, &bad);
@@ -410,12 +431,14 @@ int main(int argc, char **argv) {
   char *csv = malloc(strlen(tmpdir) + 32);
   sprintf(csv, "%s/bench-certs.csv", tmpdir);
   FILE *f = fopen(csv, "w");
-  fprintf(f, "number,holder,holder_name,product,model,category,label,grade,"
-             "issuer,valid_from,valid_to\n");
+  fprintf(f,
+          "number,holder,holder_name,product,model,category,label,grade,"
+          "issuer,valid_from,valid_to\n");
   long nc = ncerts > n ? ncerts : n;
   for (long i = 0; i < nc; i++)
-    fprintf(f, "C-%06ld,%s,Maker %ld,insulation board,M%ld,INSUL,"
-               "gb_insulation,%ld,centre,2026-01-01,2029-12-31\n",
+    fprintf(f,
+            "C-%06ld,%s,Maker %ld,insulation board,M%ld,INSUL,"
+            "gb_insulation,%ld,centre,2026-01-01,2029-12-31\n",
             i, USCC, i % 977, i % 89, 1 + i % 3);
   fclose(f);
 
@@ -437,18 +460,20 @@ int main(int argc, char **argv) {
   bid_tender = "B-SMALL";
   pipeline((size_t)nsmall, mk_bid, &bad);
   if (bad) die("small tender: %s bids refused", "some");
-  wait_ledger("SELECT count(*) FROM procurement_bids WHERE tender_id = "
-              "'B-SMALL'",
-              nsmall);
+  wait_ledger(
+      "SELECT count(*) FROM procurement_bids WHERE tender_id = "
+      "'B-SMALL'",
+      nsmall);
   usleep(300000); /* outbox trimmed behind the settler */
   long long m0 = used_memory(rc);
   bid_tender = "B-BIG";
   double tb = pipeline((size_t)nbids, mk_bid, &bad);
   if (bad) die("big tender: %s bids refused", "some");
   double bid_rate = (double)nbids / tb;
-  wait_ledger("SELECT count(*) FROM procurement_bids WHERE tender_id = "
-              "'B-BIG'",
-              nbids);
+  wait_ledger(
+      "SELECT count(*) FROM procurement_bids WHERE tender_id = "
+      "'B-BIG'",
+      nbids);
   usleep(300000);
   long long m1 = used_memory(rc);
   /* The stored replies a retry of each bid would get back. */
@@ -460,21 +485,23 @@ int main(int argc, char **argv) {
     if (!sc || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) break;
     snprintf(cursor, sizeof cursor, "%s", sc->element[0]->str);
     for (size_t i = 0; i < sc->element[1]->elements; i++) {
-      redisReply *mu = redisCommand(rc, "MEMORY USAGE %s",
-                                    sc->element[1]->element[i]->str);
+      redisReply *mu =
+          redisCommand(rc, "MEMORY USAGE %s", sc->element[1]->element[i]->str);
       if (mu && mu->type == REDIS_REPLY_INTEGER) idem_bytes += mu->integer;
       if (mu) freeReplyObject(mu);
     }
     freeReplyObject(sc);
   } while (strcmp(cursor, "0") != 0);
-  printf("sealed bids accepted (bid.submit)     %9.0f /s   %.2f of the "
-         "ping, %.2f of the read\n",
-         bid_rate, bid_rate / ping_rate, bid_rate / read_rate);
-  printf("Redis memory per bid                  %9.0f bytes (%.0f of them "
-         "the stored replies that\n"
-         "                                      answer retries, kept for "
-         "[redis] idempotency_ttl)\n",
-         (double)(m1 - m0) / (double)nbids, (double)idem_bytes / (double)nbids);
+  printf(
+      "sealed bids accepted (bid.submit)     %9.0f /s   %.2f of the "
+      "ping, %.2f of the read\n",
+      bid_rate, bid_rate / ping_rate, bid_rate / read_rate);
+  printf(
+      "Redis memory per bid                  %9.0f bytes (%.0f of them "
+      "the stored replies that\n"
+      "                                      answer retries, kept for "
+      "[redis] idempotency_ttl)\n",
+      (double)(m1 - m0) / (double)nbids, (double)idem_bytes / (double)nbids);
 
   /* 4. the openings */
   double ts = open_time("B-SMALL", T0 + 25 * DAY);
@@ -485,13 +512,15 @@ int main(int argc, char **argv) {
          nbids, tbig, tbig * 1e6 / (double)nbids);
   printf("cost per bid, %ld bids / %ld bids     %9.2f   (1.00: linear)\n",
          nbids, nsmall, (tbig / (double)nbids) / (ts / (double)nsmall));
-  wait_ledger("SELECT count(*) FROM procurement_sheet WHERE tender_id = "
-              "'B-BIG'",
-              nbids);
+  wait_ledger(
+      "SELECT count(*) FROM procurement_sheet WHERE tender_id = "
+      "'B-BIG'",
+      nbids);
 
-  printf("catalogue import, %ld certificates   %9.2f s   (%.0f /s; settled "
-         "in SQLite after %.2f s)\n",
-         nc, t_import, (double)nc / t_import, t_settled);
+  printf(
+      "catalogue import, %ld certificates   %9.2f s   (%.0f /s; settled "
+      "in SQLite after %.2f s)\n",
+      nc, t_import, (double)nc / t_import, t_settled);
   unlink(csv);
   free(csv);
   redisFree(rc);
