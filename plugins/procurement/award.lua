@@ -128,8 +128,7 @@ if op == 'award' then
       ' changed; award it again')
   end
   if mode == 'pass' then
-    award_end(t.aw, 'not signed within ' .. '30 days of the notice',
-      'passed')
+    award_end(t.aw, 'not signed within 30 days of the notice', 'passed')
   end
   local n = I(index + 1)
   local ks, nk = {}, tonumber(ARGV[9])
