@@ -58,13 +58,17 @@ static void carbon__enum(carbon__buf *b, const char *lua,
 
 #define CARBON__FIELD_NAME(rec, f) #f,
 
-/* "local R_ORD = {id = 2, ...}; ": Lua's index of each field (C's + 1). */
+/* "local R_ORD = {id = 2, ...}; ": Lua's index of each field (C's + 1),
+   and its maker "local function R_ORD_rec(tag, v) return {tag, v.id, ...}
+   end; ", unrolled so a record costs one table, not a walk of the layout. */
 static void carbon__layout(carbon__buf *b, const char *lua,
                            const char *const *names, size_t n) {
   carbon__put(b, "local %s = {", lua);
   for (size_t i = 0; i < n; i++)
     carbon__put(b, "%s%s = %zu", i ? ", " : "", names[i], i + 2);
-  carbon__put(b, "}; ");
+  carbon__put(b, "}; local function %s_rec(tag, v) return {tag", lua);
+  for (size_t i = 0; i < n; i++) carbon__put(b, ", v.%s", names[i]);
+  carbon__put(b, "} end; ");
 }
 
 char *carbon__lua_declarations(void) {

@@ -48,17 +48,9 @@ local DAYMS, TZMS = 86400000, 28800000 -- Asia/Shanghai: UTC+8, no DST
 local floor = math.floor
 local function I(x) return string.format('%d', x) end
 local function rej(status, msg) return {err = status .. ' ' .. msg} end
--- A reply record: tag, then the fields of layout L (an R_* table) from v by
--- name.  Every field must be given: a nil would end the array Redis sends.
-local function rec(tag, L, v)
-  local r = {tag}
-  for name, i in pairs(L) do
-    local x = v[name]
-    if x == nil then error('record ' .. tag .. ' has no ' .. name) end
-    r[i] = x
-  end
-  return r
-end
+-- Reply records are made by R_<REC>_rec(tag, fields by name), generated
+-- with the layouts (decl.c): every field must be given, or the record ends
+-- at the first one missing (Redis stops an array at a nil).
 local function yuan(f) return string.format('%d.%02d', floor(f / 100), f % 100) end
 
 -- Time: trading day = days since the epoch in Asia/Shanghai.
@@ -172,7 +164,7 @@ local function inst_load()
   return inst
 end
 local function inst_rec(inst)
-  return rec('I', R_INST, {sym = inst.sym, kind = inst.kind, cur = inst.cur,
+  return R_INST_rec('I', {sym = inst.sym, kind = inst.kind, cur = inst.cur,
     tick = I(inst.tick), lot = I(inst.lot), ref = I(inst.ref),
     band = I(inst.band), bband = I(inst.bband), bmin = I(inst.bmin),
     sess = inst.sess, bsess = inst.bsess, halt = inst.halt, hol = inst.hol,
@@ -244,7 +236,7 @@ local function acct_flush()
   end
 end
 local function acct_rec(a)
-  return rec('A', R_ACCT, {who = a.who, c = I(a.c), cf = I(a.cf),
+  return R_ACCT_rec('A', {who = a.who, c = I(a.c), cf = I(a.cf),
     al = I(a.al), af = I(a.af), lk = I(a.lk), stp = I(a.stp)})
 end
 
@@ -272,13 +264,13 @@ local function ord_state(o, final)
   return final
 end
 local function ord_rec(o, st, why)
-  return rec('O', R_ORD, {id = o.id, who = o.who, side = o.side, typ = o.typ,
+  return R_ORD_rec('O', {id = o.id, who = o.who, side = o.side, typ = o.typ,
     tif = I(o.tif), px = I(o.px), tot = I(o.tot or o.q + o.f), left = I(o.q),
     filled = I(o.f), st = I(st), why = why or '', exp = I(o.exp), t = I(o.t),
     coid = o.coid or ''})
 end
 local function fill_rec(tid, px, q, amt, maker)
-  return rec('F', R_FILL, {tid = tid, px = I(px), q = I(q), amt = I(amt),
+  return R_FILL_rec('F', {tid = tid, px = I(px), q = I(q), amt = I(amt),
     maker = maker, t = I(NOW)})
 end
 local function ord_emit(o, st, why)
@@ -302,7 +294,7 @@ end
 local function levels_out(out)
   for _, l in pairs(LV) do
     local q = redis.call('HGET', P .. 'lq:' .. l[1], I(l[2])) or '0'
-    out[#out + 1] = rec('L', R_LEVEL, {side = l[1], px = I(l[2]), q = q})
+    out[#out + 1] = R_LEVEL_rec('L', {side = l[1], px = I(l[2]), q = q})
   end
 end
 local function book_add(o)
@@ -350,7 +342,7 @@ local function offer_get(id)
 end
 -- st: an OFFER state.
 local function offer_rec(b, st, tid)
-  return rec('B', R_OFFER, {id = b.id, of = b.of, cp = b.cp, side = b.side,
+  return R_OFFER_rec('B', {id = b.id, of = b.of, cp = b.cp, side = b.side,
     px = I(b.px), q = I(b.q), st = I(st), tid = tid or '', t = I(b.t)})
 end
 local function offer_emit(b, st, tid)

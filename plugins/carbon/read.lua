@@ -82,14 +82,14 @@ if op == 'depth' then
     if #lv > 0 then
       local q = redis.call('HMGET', P .. 'lq:' .. s, unpack(lv))
       for i = 1, #lv do
-        out[#out + 1] = rec('L', R_LEVEL, {side = s, px = lv[i], q = q[i] or '0'})
+        out[#out + 1] = R_LEVEL_rec('L', {side = s, px = lv[i], q = q[i] or '0'})
       end
     end
   end
   return out
 end
 if op == 'stats' then
-  return {rec('S', R_STATS, {day = datestr(TODAY), last = I(inst.last),
+  return {R_STATS_rec('S', {day = datestr(TODAY), last = I(inst.last),
     open = I(inst.open), high = I(inst.high), low = I(inst.low),
     vol = I(inst.vol), turn = I(inst.turn), ntr = I(inst.ntr),
     bvol = I(inst.bvol), ref = I(inst.ref),
@@ -102,7 +102,7 @@ if op == 'live' then
   local whos, pos, left = page(P .. 'accts', ARGV[3], carry, tonumber(ARGV[2]))
   for _, who in ipairs(whos) do
     local a = acct(who)
-    out[#out + 1] = rec('H', R_HELD, {who = who, cash = I(a.c + a.cf),
+    out[#out + 1] = R_HELD_rec('H', {who = who, cash = I(a.c + a.cf),
       alw = I(a.al + a.af + a.lk)})
   end
   out[#out + 1] = {'C', pos, table.concat(left, '|')}

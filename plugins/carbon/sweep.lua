@@ -96,7 +96,7 @@ if not day then
       vol, from = c[4], '1'
     end
   end
-  return {rec('C', R_CLOSE, {day = datestr(inst.cday), px = I(inst.close),
+  return {R_CLOSE_rec('C', {day = datestr(inst.cday), px = I(inst.close),
     vol = vol, from = from, old = '1', more = '0'})}
 end
 local cms = close_ms(inst.sess, day)
@@ -130,5 +130,5 @@ gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
 inst.cday = day
 day_arm(inst)
 local more = closable(day + 1) and '1' or '0'
-return {rec('C', R_CLOSE, {day = datestr(day), px = I(close), vol = I(vol),
+return {R_CLOSE_rec('C', {day = datestr(day), px = I(close), vol = I(vol),
   from = from, old = '0', more = more})}
