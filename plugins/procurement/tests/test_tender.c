@@ -464,6 +464,36 @@ START_TEST(bad_input_is_refused_whole_with_the_reason) {
 }
 END_TEST
 
+/*
+ * Two items each priced within the largest amount but together beyond it:
+ * the bid is disqualified with the reason, not taken as a valid bid of
+ * price 0 that would rank first and could never be awarded.
+ */
+START_TEST(a_bid_whose_total_is_beyond_any_amount_is_disqualified) {
+  pt_tender d;
+  pt_tender_init(&d, "T-BIG", PR_MAX_AMOUNT, DEADLINE);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  pt_item(&d, "D2", "DESK", 1, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=600000000000000", "D2=600000000000000"},
+             *b[] = {"D1=100000", "D2=100000"};
+  pt_free(pt_bid("alpha", "T-BIG", 0, a, 2));
+  pt_free(
+      pt_bid("gamma", "T-BIG", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, b, 2));
+  open_at_deadline("T-BIG", "evaluated");
+  Gm__Procurement__Sheet *s = pt_sheet("T-BIG");
+  ck_assert_str_eq(pt_row(s, "alpha")->status, "disqualified");
+  ck_assert_msg(strstr(pt_row(s, "alpha")->reasons, "beyond any amount"), "%s",
+                pt_row(s, "alpha")->reasons);
+  ck_assert_int_eq(pt_row(s, "gamma")->rank, 1);
+  pt_free(s);
+  Gm__Procurement__Award *aw = pt_award("city", "T-BIG");
+  ck_assert_str_eq(aw->supplier, "gamma");
+  ck_assert_int_eq(aw->value, 200000);
+  pt_free(aw);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
@@ -479,6 +509,7 @@ int main(void) {
   tcase_add_test(
       tc, security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful);
   tcase_add_test(tc, bad_input_is_refused_whole_with_the_reason);
+  tcase_add_test(tc, a_bid_whose_total_is_beyond_any_amount_is_disqualified);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
