@@ -740,7 +740,12 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
       continue;
     }
     total = l->unit_price * it->quantity;
-    if (out->bid_price > PR_MAX_AMOUNT - total) overflow = 1;
+    if (!overflow && out->bid_price > PR_MAX_AMOUNT - total) {
+      overflow = 1;
+      pr__add(&ck, "\n", "item %s: the bid price passes %s yuan: disqualified",
+              it->id, pr_yuan(PR_MAX_AMOUNT, y1));
+      pr__add(&rs, "; ", "the bid price is beyond any amount");
+    }
     if (!overflow) out->bid_price += total;
     pr__add(&ck, "\n", "item %s: %lld x %s = %s yuan", it->id,
             (long long)it->quantity, pr_yuan(l->unit_price, y1),
@@ -802,7 +807,7 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
     }
   }
   if (overflow) {
-    out->bid_price = 0;
+    out->bid_price = out->green = 0;
   } else if (t->budget > 0 && out->bid_price > t->budget) {
     pr__add(&ck, "\n",
             "bid price %s yuan over the budget %s yuan: "
