@@ -247,10 +247,51 @@ START_TEST(an_upheld_challenge_reevaluates_or_cancels) {
       1);
   aw = pt_award("city", "T-RE");
   ck_assert_str_eq(aw->supplier, "beta");
-  ck_assert_int_eq(aw->number, 1);
+  /* A new award of its own: alpha's cancelled award 1 and its contract
+     stay in the ledger as they were. */
+  ck_assert_int_eq(aw->number, 2);
+  ck_assert_str_eq(aw->contracts[0], "T-RE-A2-1");
+  pt_free(aw);
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_awards WHERE"
+                     " tender_id = 'T-RE'",
+                     2),
+      2);
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_awards WHERE"
+                     " tender_id = 'T-RE' AND award = 1 AND supplier = 'alpha'"
+                     " AND status = 'cancelled'",
+                     1),
+      1);
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_contracts WHERE"
+                     " contract_id = 'T-RE-A1-1' AND supplier = 'alpha' AND"
+                     " status = 'cancelled'",
+                     1),
+      1);
+  /* The award in force passes on from its own rank: beta was first in
+     round 2, so the next one is alpha. */
+  Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ar.tender_id = "T-RE";
+  aw = (Gm__Procurement__Award *)pt_call("city", "award.get", &ar.base);
+  ck_assert_msg(aw, "%s", pt_message);
+  int64_t sgu = aw->sign_until_ms;
+  pt_free(aw);
+  pt_clock(sgu + 1);
+  for (int i = 0; i < 500; i++) {
+    v = pt_tender_get("T-RE");
+    int n = v->tender->award_number;
+    pt_free(v);
+    if (n == 3) break;
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  }
+  aw = (Gm__Procurement__Award *)pt_call("city", "award.get", &ar.base);
+  ck_assert_msg(aw, "%s", pt_message);
+  ck_assert_int_eq(aw->number, 3);
+  ck_assert_str_eq(aw->supplier, "alpha");
   pt_free(aw);
 
-  two_bids("T-CX", DEADLINE + 30 * PT_DAY);
+  two_bids("T-CX", pt_now + 21 * PT_DAY);
   pt_free(pt_award("city", "T-CX"));
   c = challenge("beta", "T-CX");
   ck_assert_msg(c, "%s", pt_message);
