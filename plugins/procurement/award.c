@@ -167,7 +167,9 @@ static gm_status pr__award_make(gm_call *call, const char *id, const char *tag,
   if ((st = pr__periods(call, pr_day_of(host->now_ms(host->market(call))), &chu,
                         &sgu)) != GM_OK)
     return st;
-  int64_t index = pr__i(cand, 9);
+  /* The rank index of the bid, and the number of the award it makes
+     (awards are numbered across re-evaluation rounds). */
+  int64_t index = pr__i(cand, 9), made = pr__i(cand, 10);
   const char **args = host->alloc(call, (9 + nd * 5) * sizeof *args);
   size_t a = 0;
   for (size_t i = 0; i < nd; i++) value += deals[i].value; /* <= 10^15 */
@@ -181,8 +183,7 @@ static gm_status pr__award_make(gm_call *call, const char *id, const char *tag,
   args[a++] = pr__num(call, sgu);
   args[a++] = pr__num(call, (int64_t)nd);
   for (size_t i = 0; i < nd; i++) {
-    args[a++] =
-        host->sprintf(call, "%s-A%lld-%zu", id, (long long)index + 1, i + 1);
+    args[a++] = host->sprintf(call, "%s-A%lld-%zu", id, (long long)made, i + 1);
     args[a++] = deals[i].agency;
     args[a++] = pr__num(call, deals[i].value);
     args[a++] = pr__num(call, pr_share(deals[i].value, bond_bp));

@@ -76,6 +76,10 @@ local function award_end(n, why, action)
   gm.deadline_cancel('sign', id)
 end
 local function rank_key(t) return t.am == '1' and 'rt' or 'rk' end
+-- Awards are numbered across rounds: those of a round follow the last one
+-- made before it (aw0, set by a re-evaluation), so the rank index of award
+-- n is n - aw0 - 1 and no round's award takes an earlier one's number.
+local function aw0(t) return tonumber(t.aw0 or '0') or 0 end
 local function member_who(m) return string.match(m, '^%d+|%x+|(.*)$') end
 
 -- The bid at rank index ARGV[3] ('next': the one after the award in
@@ -83,10 +87,11 @@ local function member_who(m) return string.match(m, '^%d+|%x+|(.*)$') end
 -- force is due to pass on (its signing period over, no challenge open, not
 -- every contract signed).
 if op == 'cand' then
-  local t = tender('am', 'aw', 'round', 'def', 'cur', 'lead', 'bond',
+  local t = tender('am', 'aw', 'aw0', 'round', 'def', 'cur', 'lead', 'bond',
     'chopen')
   if not t then return {'gone', '0', false} end
-  local index = ARGV[3] == 'next' and tonumber(t.aw) or tonumber(ARGV[3])
+  local index = ARGV[3] == 'next' and tonumber(t.aw) - aw0(t) or
+    tonumber(ARGV[3])
   local due = '0'
   if t.st == 'awarded' then
     local sgu = redis.call('HGET', P .. 'aw:' .. t.aw, 'sgu')
@@ -95,14 +100,15 @@ if op == 'cand' then
   local m = redis.call('ZRANGE', P .. rank_key(t), index, index)[1]
   local who = m and member_who(m)
   return {t.st, t.aw, who or false, who and redis.call('HGET', P .. 'o', who)
-    or '', t.def, t.bond, t.cur, t.lead, due, I(index)}
+    or '', t.def, t.bond, t.cur, t.lead, due, I(index),
+    I(aw0(t) + index + 1)}
 end
 
 if op == 'award' then
   local mode, index = ARGV[3], tonumber(ARGV[4])
   local who, value, chu, sgu = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-  local t = tender('am', 'aw', 'lead', 'ver', 'dl', 'pub', 'round', 'nb',
-    'chopen', 'cur')
+  local t = tender('am', 'aw', 'aw0', 'lead', 'ver', 'dl', 'pub', 'round',
+    'nb', 'chopen', 'cur')
   if not t then return no_tender(id) end
   if mode == 'new' then
     if t.lead ~= WHO then
@@ -117,7 +123,8 @@ if op == 'award' then
     end
     if index ~= 0 then return rej('INTERNAL', 'a first award is rank 1') end
   else
-    if t.st ~= 'awarded' or tonumber(t.aw) ~= index or t.chopen ~= '0' or
+    if t.st ~= 'awarded' or tonumber(t.aw) - aw0(t) ~= index or
+        t.chopen ~= '0' or
         NOW <= tonumber(redis.call('HGET', P .. 'aw:' .. t.aw, 'sgu')) then
       return {'stale'}
     end
@@ -130,7 +137,7 @@ if op == 'award' then
   if mode == 'pass' then
     award_end(t.aw, 'not signed within 30 days of the notice', 'passed')
   end
-  local n = I(index + 1)
+  local n = I(aw0(t) + index + 1)
   local ks, nk = {}, tonumber(ARGV[9])
   for i = 0, nk - 1 do
     local a = 10 + i * 5
@@ -272,7 +279,7 @@ if op == 'answer' then
     redis.call('UNLINK', P .. 'rk', P .. 'rt')
     t.st, t.round = 'opening', round
     redis.call('HSET', T, 'st', 'opening', 'round', round, 'evat', I(NOW),
-      'aw', '0', 'prog', '0', 'upd', I(NOW))
+      'aw', '0', 'aw0', t.aw, 'prog', '0', 'upd', I(NOW))
     t.aw = '0'
     gm.deadline('open', id, NOW)
     tender_emit('reevaluating', t)

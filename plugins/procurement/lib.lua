@@ -30,9 +30,10 @@
 --
 -- Tender fields (P.t): id st lead buyers title cur budget dl items sec bond
 -- am pw evs ver pub rev def closed round seed evat nb prog nvalid aw
--- chopen chpause chn reason upd bseq (prog: bids of the round evaluated).  `def` is the tender's full definition as C
--- built it (base64 of a packed gm.procurement.Tender): scripts never read
--- it, C does.  `buyers`, `items` and `evs` are ",a,b," lists.
+-- chopen chpause chn reason upd bseq aw0 (prog: bids of the round
+-- evaluated; aw0: the last award made before the round, award.lua).
+-- `def` is the tender's full definition as C built it (base64 of a packed
+-- gm.procurement.Tender): scripts never read it, C does.  `buyers`, `items` and `evs` are ",a,b," lists.
 --
 -- Lua numbers are doubles: every amount stays at or below 10^15 fen (C
 -- checks), so sums and comparisons here are exact.  Numbers go into
