@@ -233,6 +233,57 @@ START_TEST(the_published_hash_matches_the_opened_bid) {
 }
 END_TEST
 
+/*
+ * Who bid is sealed too: before the opening, bid.get of another supplier
+ * answers the same whether it has a live bid, a withdrawn one or none, so
+ * the agency or a competitor cannot find the bidders by asking.
+ */
+START_TEST(nobody_learns_who_bid_before_the_opening) {
+  const char *b[] = {"D1=" SECRET2};
+  pt_free(
+      pt_bid("beta", "T-SEAL", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
+  Gm__Procurement__TenderRequest w = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  w.tender_id = "T-SEAL";
+  ProtobufCMessage *wr = pt_call("beta", "bid.withdraw", &w.base);
+  ck_assert_msg(wr, "%s", pt_message);
+  protobuf_c_message_free_unpacked(wr, NULL);
+  const char *a[] = {"D1=" SECRET};
+  pt_free(pt_bid("alpha", "T-SEAL", 0, a, 1));
+  char first[2048];
+  const char *asking[] = {"city", "beta", "root"};
+  const char *about[] = {"alpha", "beta", "gamma"};
+  first[0] = '\0';
+  for (size_t i = 0; i < 3; i++)
+    for (size_t k = 0; k < 3; k++) {
+      if (!strcmp(asking[i], about[k])) continue;
+      Gm__Procurement__Bid *got = bid_get(asking[i], about[k]);
+      ck_assert_msg(got == NULL, "%s read the bid of %s before the opening",
+                    asking[i], about[k]);
+      ck_assert_msg(pt_status == GM__STATUS__PERMISSION_DENIED,
+                    "%s asking about %s: status %d: %s", asking[i], about[k],
+                    pt_status, pt_message);
+      if (!first[0]) snprintf(first, sizeof first, "%s", pt_message);
+      ck_assert_str_eq(pt_message, first);
+    }
+  /* The bidder still reads its own, and learns it has none when it has
+     none. */
+  Gm__Procurement__Bid *mine = bid_get("beta", "");
+  ck_assert_msg(mine, "%s", pt_message);
+  ck_assert_str_eq(mine->state, "withdrawn");
+  pt_free(mine);
+  pt_register("gamma", "supplier");
+  ck_assert_ptr_null(bid_get("gamma", ""));
+  ck_assert_int_eq(pt_status, GM__STATUS__NOT_FOUND);
+  /* After the opening the withdrawn bid is public, as bid.list shows. */
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SEAL", "evaluated"), "evaluated");
+  Gm__Procurement__Bid *got = bid_get("city", "beta");
+  ck_assert_msg(got, "%s", pt_message);
+  ck_assert_str_eq(got->state, "withdrawn");
+  pt_free(got);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement sealed bids");
   TCase *tc = tcase_create("sealed");
@@ -240,6 +291,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_sealed_bid_is_unreadable_before_the_opening);
   tcase_add_test(tc, the_published_hash_matches_the_opened_bid);
+  tcase_add_test(tc, nobody_learns_who_bid_before_the_opening);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
