@@ -235,6 +235,16 @@ gm_status pr__bid_get(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__run(call, "bid", tag, 3, args, &v)) != GM_OK) return st;
   const gm_value *recv = pr__item(v, 5), *sealed = pr__item(v, 6),
                  *opened = pr__item(v, 7);
+  /* Until the bids are opened (round 0: a draft, an active tender, or one
+     cancelled before its deadline) even whether another supplier bid is
+     its own business: one answer whatever it did. */
+  if (strcmp(who, me) != 0 && pr__i(v, 8) == 0 &&
+      !(opened->type == GM_VALUE_STR && opened->len))
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "bids on tender %s are sealed until the opening at "
+                      "%s (Asia/Shanghai); only their bidder can read one "
+                      "before it",
+                      in->tender_id, pr_datetime(pr__i(v, 1), d));
   pr__rec r;
   if (recv->type != GM_VALUE_STR || pr__rec_parse(call, recv->str, &r) != 0)
     return host->fail(call, GM_NOT_FOUND, "%s has no bid on tender %s", who,

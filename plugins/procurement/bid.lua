@@ -86,12 +86,12 @@ if op == 'withdraw' then
 end
 
 if op == 'get' then
-  local t = tender('dl', 'def', 'lead', 'buyers')
+  local t = tender('dl', 'def', 'lead', 'buyers', 'round')
   if not t then return no_tender(id) end
   local b = bid_get(ARGV[3])
   return {t.st, t.dl, t.def, t.lead, t.buyers, b and b.rec or false,
     redis.call('HGET', P .. 'bc', ARGV[3]) or false,
-    redis.call('HGET', P .. 'o', ARGV[3]) or false}
+    redis.call('HGET', P .. 'o', ARGV[3]) or false, t.round or '0'}
 end
 
 return rej('INTERNAL', 'bid: unknown op ' .. tostring(op))
