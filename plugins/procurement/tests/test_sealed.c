@@ -284,6 +284,86 @@ START_TEST(nobody_learns_who_bid_before_the_opening) {
 }
 END_TEST
 
+/* The length of alpha's sealed bid in Redis. */
+static long long sealed_len(void) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  long long n =
+      gm_test_redis_int(c, "HSTRLEN gm:{procurement:t:T-SEAL}:bc %s", "alpha");
+  redisFree(c);
+  return n;
+}
+
+/*
+ * The sealed text's length says nothing either: a one-digit price with no
+ * certificate and no SME class, and the largest price with the longest
+ * certificate number and a medium enterprise's declaration, seal to the same
+ * length (the text is padded to the longest any bid of this supplier on
+ * this tender's items could have).  The bidder still reads its own prices.
+ */
+START_TEST(the_sealed_length_tells_nothing) {
+  const char *small[] = {"D1=1"};
+  pt_free(pt_bid("alpha", "T-SEAL", GM__PROCUREMENT__SME_CLASS__SME_NONE, small,
+                 1));
+  long long n1 = sealed_len();
+  ck_assert_int_gt(n1, 0);
+  Gm__Procurement__BidRequest q = GM__PROCUREMENT__BID_REQUEST__INIT;
+  Gm__Procurement__BidLine l = GM__PROCUREMENT__BID_LINE__INIT, *pl = &l;
+  char cert[80];
+  snprintf(cert, sizeof cert, "%064d", 7);
+  l.item = "D1";
+  l.unit_price = PR_MAX_AMOUNT;
+  l.certificate = cert;
+  q.tender_id = "T-SEAL";
+  q.currency = "CNY";
+  q.sme = GM__PROCUREMENT__SME_CLASS__SME_MEDIUM;
+  q.lines = &pl;
+  q.n_lines = 1;
+  Gm__Procurement__BidReceipt *r =
+      (Gm__Procurement__BidReceipt *)pt_call("alpha", "bid.replace", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  pt_free(r);
+  ck_assert_int_eq(sealed_len(), n1);
+  l.unit_price = atoll(SECRET);
+  l.certificate = "GB-I-1";
+  q.sme = GM__PROCUREMENT__SME_CLASS__SME_SMALL;
+  r = (Gm__Procurement__BidReceipt *)pt_call("alpha", "bid.replace", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  pt_free(r);
+  ck_assert_int_eq(sealed_len(), n1);
+  Gm__Procurement__Bid *mine = bid_get("alpha", "");
+  ck_assert_msg(mine, "%s", pt_message);
+  ck_assert_int_eq(mine->lines[0]->unit_price, atoll(SECRET));
+  ck_assert_str_eq(mine->lines[0]->certificate, "GB-I-1");
+  ck_assert_msg(strstr(mine->text, "sme=small\nline=D1," SECRET ",GB-I-1\n"),
+                "%s", mine->text);
+  char hash[65];
+  snprintf(hash, sizeof hash, "%s", mine->hash);
+  pt_free(mine);
+  /* At the opening the published text is the unpadded one, and its
+     SHA-256 is the hash. */
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SEAL", "evaluated"), "evaluated");
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_bids"
+                                  " WHERE opened_text <> ''",
+                                  1),
+                   1);
+  char text[1024];
+  pt_ledger_text(
+      "SELECT opened_text FROM procurement_bids WHERE supplier ="
+      " 'alpha'",
+      text, sizeof text);
+  unsigned char h[crypto_hash_sha256_BYTES];
+  char hex[65];
+  crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  ck_assert_str_eq(hex, hash);
+  Gm__Procurement__Sheet *s = pt_sheet("T-SEAL");
+  ck_assert_str_eq(pt_row(s, "alpha")->status, "valid");
+  ck_assert_int_eq(pt_row(s, "alpha")->bid_price, 3 * atoll(SECRET));
+  pt_free(s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement sealed bids");
   TCase *tc = tcase_create("sealed");
@@ -292,6 +372,7 @@ int main(void) {
   tcase_add_test(tc, a_sealed_bid_is_unreadable_before_the_opening);
   tcase_add_test(tc, the_published_hash_matches_the_opened_bid);
   tcase_add_test(tc, nobody_learns_who_bid_before_the_opening);
+  tcase_add_test(tc, the_sealed_length_tells_nothing);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
