@@ -117,13 +117,18 @@ static gm_status pr__bid_send(gm_call *call, const ProtobufCMessage *req,
     b->lines[i].unit_price = in->lines[i]->unit_price;
     items[i] = in->lines[i]->item;
   }
-  size_t cap = 512 + PR_MAX_ITEMS * 120;
+  size_t cap = 512 + PR_MAX_ITEMS * 120, padded = pr_bid_text_max(b);
   char *text = host->alloc(call, cap), hash[65];
   long len = pr_bid_text(b, text, cap);
-  if (len < 0) return host->fail(call, GM_INTERNAL, "bid text too long");
+  if (len < 0 || padded >= cap || (size_t)len > padded)
+    return host->fail(call, GM_INTERNAL, "bid text too long");
   pr__sha256_hex(text, (size_t)len, hash);
-  char *sealed = pr__seal(call, in->tender_id, me, text, (size_t)len);
-  memset(text, 0, (size_t)len); /* no plaintext kept past this call */
+  /* Sealed padded with NULs to the longest text this bid could have, so
+     its length tells nothing of the prices, certificates or SME class;
+     pr__unseal drops them.  The hash is of the text alone. */
+  memset(text + len, 0, padded - (size_t)len);
+  char *sealed = pr__seal(call, in->tender_id, me, text, padded);
+  memset(text, 0, padded); /* no plaintext kept past this call */
 
   /* The items the lines price, ",a,b," sorted, as tender.lua keeps them. */
   size_t ilen = 2;

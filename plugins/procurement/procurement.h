@@ -82,7 +82,8 @@ const char *pr__key_id(void);
 /* Seals `text` for `tender`/`supplier`: base64 of nonce || ciphertext. */
 char *pr__seal(gm_call *call, const char *tender, const char *supplier,
                const char *text, size_t len);
-/* Opens what pr__seal made; NULL with why in err when it does not. */
+/* Opens what pr__seal made: the text without the NUL padding bid.c adds
+   (*len its length); NULL with why in err when it does not open. */
 char *pr__unseal(gm_call *call, const char *tender, const char *supplier,
                  const char *sealed, size_t *len, char *err, size_t errlen);
 void pr__sha256_hex(const char *data, size_t len, char out[65]);

@@ -495,6 +495,18 @@ long pr_bid_text(const pr_bid *b, char *out, size_t outlen) {
   return (long)at;
 }
 
+size_t pr_bid_text_max(const pr_bid *b) {
+  size_t n = strlen(PR_BID_MAGIC
+                    "tender=\nsupplier=\nsalt=\ncurrency=\n"
+                    "sme=medium\n") +
+             strlen(b->tender) + strlen(b->supplier) + PR_SALT_HEX +
+             strlen(b->currency);
+  for (size_t i = 0; i < b->nlines && i < PR_MAX_ITEMS; i++)
+    /* PR_MAX_AMOUNT has 16 digits; a certificate number at most 64 */
+    n += strlen("line=,,\n") + strlen(b->lines[i].item) + 16 + 64;
+  return n;
+}
+
 /* Takes "<key>=<value>\n" at *p (value into out, at most cap - 1 bytes). */
 static int pr__field(const char **p, const char *end, const char *key,
                      char *out, size_t cap) {

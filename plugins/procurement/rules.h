@@ -141,6 +141,10 @@ const char *pr_sme_name(int sme);
  * procurement.md, so anyone can check an opened bid against its hash.
  */
 long pr_bid_text(const pr_bid *b, char *out, size_t outlen);
+/* The longest canonical text a bid of this tender and supplier on these
+   items could have (the longest SME class, price and certificate number):
+   a bid is sealed padded to it, so the sealed length tells nothing. */
+size_t pr_bid_text_max(const pr_bid *b);
 /* Parses a canonical text back (strict: exactly what pr_bid_text writes);
    0 or -1 with why in err. */
 int pr_bid_parse(const char *text, size_t len, pr_bid *b, char *err,

@@ -200,8 +200,9 @@ char *pr__unseal(gm_call *call, const char *tender, const char *supplier,
              supplier, pr__kid);
     return NULL;
   }
+  /* A canonical text holds no NUL: what follows it is padding. */
   text[plen] = '\0';
-  *len = (size_t)plen;
+  *len = strlen(text);
   return text;
 }
 
