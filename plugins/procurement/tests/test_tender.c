@@ -494,6 +494,41 @@ START_TEST(a_bid_whose_total_is_beyond_any_amount_is_disqualified) {
 }
 END_TEST
 
+/*
+ * An amendment cannot take back the bidding period the law gives: a new
+ * deadline less than 20 days after the publication is refused, as it is at
+ * publishing, and the tender keeps its deadline.
+ */
+START_TEST(an_amendment_cannot_shorten_the_bidding_period_below_the_law) {
+  pt_tender d;
+  pt_tender_init(&d, "T-SHORT", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  pt_clock(T0 + PT_DAY);
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  ch.deadline_ms = T0 + 2 * PT_DAY;
+  char *fields[] = {"deadline_ms"};
+  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  q.tender_id = "T-SHORT";
+  q.note = "we close tomorrow";
+  q.changes = &ch;
+  q.fields = fields;
+  q.n_fields = 1;
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "20 days");
+  Gm__Procurement__TenderView *v = pt_tender_get("T-SHORT");
+  ck_assert_int_eq(v->tender->deadline_ms, DEADLINE);
+  ck_assert_int_eq(v->tender->version, 1);
+  pt_free(v);
+  /* Exactly 20 days after the publication is the earliest. */
+  ch.deadline_ms = T0 + 20 * PT_DAY;
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->deadline_ms, T0 + 20 * PT_DAY);
+  pt_free(v);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
@@ -510,6 +545,8 @@ int main(void) {
       tc, security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful);
   tcase_add_test(tc, bad_input_is_refused_whole_with_the_reason);
   tcase_add_test(tc, a_bid_whose_total_is_beyond_any_amount_is_disqualified);
+  tcase_add_test(tc,
+                 an_amendment_cannot_shorten_the_bidding_period_below_the_law);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
