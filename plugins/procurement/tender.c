@@ -636,9 +636,10 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                         pr__num(call, t->bond_bp),
                         t->title,
                         pr__list(call, in->fields, in->n_fields, 0),
-                        in->note};
+                        in->note,
+                        pr__num(call, pr__min_days(call, (int)t->method))};
   const gm_value *v;
-  if ((st = pr__run(call, "tender", tag, 12, args, &v)) != GM_OK) return st;
+  if ((st = pr__run(call, "tender", tag, 13, args, &v)) != GM_OK) return st;
   if ((st = pr__tender_read(call, t->id, &view)) != GM_OK) return st;
   pr__tender_event(call, view->tender, "amended", in->note);
   *reply = &view->base;

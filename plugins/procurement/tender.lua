@@ -6,7 +6,7 @@
 --   demand   items (base64)
 --   get      -
 --   publish  rev def dl cur budget items sec bond am pw evs title min_ms
---   amend    ver def dl budget items sec bond title fields note
+--   amend    ver def dl budget items sec bond title fields note min_ms
 --   cancel   reason
 --   security supplier amount reference
 local op, id = ARGV[1], ARGV[2]
@@ -116,10 +116,17 @@ if op == 'amend' then
     return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' was amended ' ..
       'meanwhile (now version ' .. t.ver .. '); read it and amend again')
   end
-  local dl = tonumber(ARGV[5])
+  local dl, min = tonumber(ARGV[5]), tonumber(ARGV[13])
   if dl <= NOW then
     return rej('INVALID_ARGUMENT', 'the new bid deadline ' .. when(dl) ..
       ' has passed; set one in the future')
+  end
+  -- The bidding period the law gives counts from the publication.
+  if dl - tonumber(t.pub) < min then
+    return rej('INVALID_ARGUMENT', 'the new bid deadline ' .. when(dl) ..
+      ' leaves suppliers less than the ' .. I(floor(min / 86400000)) ..
+      ' days from the publication the law gives them; set it after ' ..
+      when(tonumber(t.pub) + min) .. ' (Asia/Shanghai)')
   end
   local ver = tonumber(t.ver) + 1
   redis.call('HSET', T, 'def', ARGV[4], 'dl', ARGV[5], 'budget', ARGV[6],
