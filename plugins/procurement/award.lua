@@ -158,7 +158,8 @@ if op == 'award' then
   redis.call('HSET', P .. 'aw:' .. n, unpack(av))
   redis.call('HSET', T, 'st', 'awarded', 'aw', n, 'chopen', '0', 'upd',
     I(NOW))
-  gm.deadline('sign', id, tonumber(sgu))
+  -- sgu is the last ms a contract may be signed: it passes on after it.
+  gm.deadline('sign', id, tonumber(sgu) + 1)
   award_emit(a, 'notice')
   t.id, t.st, t.aw = id, 'awarded', n
   tender_emit('awarded', t)
@@ -264,7 +265,7 @@ if op == 'answer' then
       local a = rec(P .. 'aw:' .. t.aw, AWF)
       local sgu = tonumber(a.sgu) + (NOW - tonumber(t.chpause))
       redis.call('HSET', P .. 'aw:' .. t.aw, 'sgu', I(sgu))
-      gm.deadline('sign', id, sgu)
+      gm.deadline('sign', id, sgu + 1)
     end
   elseif remedy == '2' then
     award_end(t.aw, 'cancelled: challenge ' .. c.id .. ' upheld',
