@@ -147,6 +147,41 @@ START_TEST(imports_check_every_line_first) {
 }
 END_TEST
 
+/*
+ * A NUL byte inside a CSV field is a problem of its line and column, not
+ * a silent end of the text: "GB-N-001\0X" would import as GB-N-001 and
+ * "board\0 (withdrawn)" as "board".
+ */
+START_TEST(a_nul_byte_in_a_csv_field_is_refused) {
+  char *cats = file("cats.csv", cats_csv);
+  GM_OK(gm("centre", "import", "categories", cats, NULL));
+  static const char text[] =
+      "number,holder,holder_name,product,model,category,label,grade,issuer,"
+      "valid_from,valid_to\n"
+      "GB-N-001,914403001922038216,Alpha,board\0 (withdrawn),RW,GB-INSUL,"
+      "gb_insulation,3,centre,2026-01-01,2027-12-31\n"
+      "GB-N-002\0X,914403001922038216,Alpha,board,RW,GB-INSUL,"
+      "gb_insulation,3,centre,2026-01-01,2027-12-31\n";
+  char *path = gm_test_redis_path(pt_redis, "nul.csv");
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+  fclose(f);
+  run_result *r = gm("centre", "import", "certificates", path, NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "line 2, column 4 (product)");
+  HAS(r->err, "line 3, column 1 (number)");
+  HAS(r->err, "nothing imported: 2 problem(s)");
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *k = gm_test_redis_cmd(c, "KEYS *:c:GB-N-*");
+  ck_assert_int_eq(k->elements, 0);
+  freeReplyObject(k);
+  redisFree(c);
+  free(cats);
+  free(path);
+}
+END_TEST
+
 START_TEST(refusals_speak_in_yuan) {
   static const struct {
     const char *args[14], *want;
@@ -268,6 +303,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 180);
   tcase_add_test(tc, imports_check_every_line_first);
+  tcase_add_test(tc, a_nul_byte_in_a_csv_field_is_refused);
   tcase_add_test(tc, refusals_speak_in_yuan);
   tcase_add_test(tc, a_tender_from_draft_to_export);
   suite_add_tcase(s, tc);
