@@ -495,6 +495,10 @@ static void pr_csv_field(void *s, size_t len, void *data) {
   }
   memcpy(f, s ? s : "", s ? len : 0);
   f[s ? len : 0] = '\0';
+  /* A NUL would end the text silently: make it a control character, which
+     every field's check refuses with its line and column. */
+  for (size_t i = 0; s && i < len; i++)
+    if (f[i] == '\0') f[i] = '\x01';
   c->cur[c->ncur++] = f;
 }
 
