@@ -364,6 +364,45 @@ START_TEST(the_sealed_length_tells_nothing) {
 }
 END_TEST
 
+/*
+ * Two brokers on one Redis whose key files differ (each made its own at
+ * its first start): a tender's bids are all sealed under one key, so one
+ * broker can open them all.  A bid sealed through the other broker is
+ * refused, saying why, instead of making the tender impossible to open.
+ */
+START_TEST(bids_of_a_tender_are_sealed_under_one_key) {
+  char conf[512];
+  snprintf(conf, sizeof conf,
+           "[testing]\nclock = manual\nclock_start_ms = %lld\n"
+           "[plugins]\nload = procurement\n[deadlines]\npoll_ms = 20\n"
+           "[ledger]\nsettle = off\n",
+           (long long)T0);
+  gm_test_gmd *other =
+      gm_test_gmd_start_named(pt_redis, "b2", GM_BUILD_PLUGIN_DIR, conf);
+  gm_test_conn *mine = pt_conn;
+  const char *a[] = {"D1=" SECRET}, *b[] = {"D1=" SECRET2};
+  pt_free(pt_bid("alpha", "T-SEAL", 0, a, 1));
+  pt_conn = gm_test_conn_new(gm_test_gmd_endpoint(other), NULL, NULL, NULL);
+  Gm__Procurement__BidReceipt *r =
+      pt_bid("beta", "T-SEAL", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1);
+  gm_test_conn_destroy(&pt_conn);
+  pt_conn = mine;
+  gm_test_gmd_stop(&other);
+  ck_assert_msg(r == NULL, "a bid sealed under another key file was taken");
+  ck_assert_int_eq(pt_status, GM__STATUS__FAILED_PRECONDITION);
+  ck_assert_msg(strstr(pt_message, "key file"), "%s", pt_message);
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  ck_assert_int_eq(gm_test_redis_int(c,
+                                     "HEXISTS gm:{procurement:t:T-SEAL}:b "
+                                     "beta"),
+                   0);
+  redisFree(c);
+  /* The tender opens. */
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SEAL", "evaluated"), "evaluated");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement sealed bids");
   TCase *tc = tcase_create("sealed");
@@ -373,6 +412,7 @@ int main(void) {
   tcase_add_test(tc, the_published_hash_matches_the_opened_bid);
   tcase_add_test(tc, nobody_learns_who_bid_before_the_opening);
   tcase_add_test(tc, the_sealed_length_tells_nothing);
+  tcase_add_test(tc, bids_of_a_tender_are_sealed_under_one_key);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
