@@ -24,10 +24,19 @@ end
 
 if op == 'submit' then
   local mode, h, sealed, kid = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-  local t = tender('dl', 'cur', 'items', 'bseq')
+  local t = tender('dl', 'cur', 'items', 'bseq', 'kid')
   if not t then return no_tender(id) end
   local e = closed(t)
   if e then return e end
+  -- Every bid of a tender is sealed under one key (the first bid's), so a
+  -- broker holding it opens them all: one sealed under another broker's key
+  -- file could never be opened with the rest.
+  if t.kid and t.kid ~= kid then
+    return rej('FAILED_PRECONDITION', 'this broker cannot seal bids for ' ..
+      'tender ' .. id .. ': its bid key (id ' .. kid .. ') is not the one ' ..
+      'the tender\'s bids are sealed with (id ' .. t.kid .. '); try again ' ..
+      'later, and tell the operator that every gmd needs the same key file')
+  end
   if ARGV[7] ~= t.cur then
     return rej('INVALID_ARGUMENT', 'tender ' .. id .. ' is in ' .. t.cur ..
       '; price your bid in ' .. t.cur .. ', not ' .. ARGV[7])
@@ -55,6 +64,7 @@ if op == 'submit' then
     seq = tonumber(t.bseq) + 1
     redis.call('HSET', T, 'bseq', I(seq))
   end
+  if not t.kid then redis.call('HSET', T, 'kid', kid) end
   local nb = {st = 'submitted', ver = b and b.ver + 1 or 1, h = h, kid = kid,
     t = NOW, seq = seq}
   redis.call('HSET', P .. 'b', WHO, bid_pack(nb))

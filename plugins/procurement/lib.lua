@@ -30,8 +30,9 @@
 --
 -- Tender fields (P.t): id st lead buyers title cur budget dl items sec bond
 -- am pw evs ver pub rev def closed round seed evat nb prog nvalid aw
--- chopen chpause chn reason upd bseq aw0 (prog: bids of the round
--- evaluated; aw0: the last award made before the round, award.lua).
+-- chopen chpause chn reason upd bseq aw0 kid (prog: bids of the round
+-- evaluated; aw0: the last award made before the round, award.lua; kid:
+-- the id of the key every bid of the tender is sealed with, bid.lua).
 -- `def` is the tender's full definition as C built it (base64 of a packed
 -- gm.procurement.Tender): scripts never read it, C does.  `buyers`, `items` and `evs` are ",a,b," lists.
 --
