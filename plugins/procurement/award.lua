@@ -266,6 +266,9 @@ if op == 'answer' then
       local sgu = tonumber(a.sgu) + (NOW - tonumber(t.chpause))
       redis.call('HSET', P .. 'aw:' .. t.aw, 'sgu', I(sgu))
       gm.deadline('sign', id, sgu + 1)
+      -- The ledger and the feed learn the new end of the signing period.
+      a.sgu = I(sgu)
+      award_emit(a, 'resumed')
     end
   elseif remedy == '2' then
     award_end(t.aw, 'cancelled: challenge ' .. c.id .. ' upheld',

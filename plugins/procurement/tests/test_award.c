@@ -161,6 +161,13 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
   ck_assert_msg(aw, "%s", pt_message);
   ck_assert_int_eq(aw->sign_until_ms, sgu + 4 * PT_DAY);
   pt_free(aw);
+  /* The ledger, the book of record, says so too. */
+  char sql[160];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM procurement_awards WHERE tender_id = 'T-CH'"
+           " AND sign_until_ms = %lld",
+           (long long)(sgu + 4 * PT_DAY));
+  ck_assert_int_eq(pt_ledger_wait(sql, 1), 1);
 
   sign_ok("alpha", cid);
   sign_ok("city", cid);
