@@ -37,8 +37,10 @@ static void register_key(const char *id, const char *pub, const char *role) {
   p.n_roles = 1;
   Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
   reg.participant = &p;
+  /* Each registration its own idempotency key: a change is a new request. */
+  static int nreg;
   char idem[64];
-  snprintf(idem, sizeof idem, "reg-%s", id);
+  snprintf(idem, sizeof idem, "reg-%s-%d", id, ++nreg);
   Gm__Reply *r = gm_test_call(admin, NULL, "gm", "register", idem, &reg.base);
   ck_assert_ptr_nonnull(r);
   ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
@@ -535,6 +537,119 @@ START_TEST(a_reused_routing_id_inherits_nothing) {
 }
 END_TEST
 
+/* Reads s for up to ms; 1 when a refusal ["!", prefix, why] arrives whose
+   reason has `why_has` (its text in why, when not NULL). */
+static int raw_refused(void *s, const char *why_has, char *why, size_t whylen,
+                       int ms) {
+  for (int waited = 0; waited < ms; waited += 300) {
+    char buf[512];
+    int n = zmq_recv(s, buf, sizeof buf - 1, 0);
+    if (n < 0) continue;
+    int more;
+    size_t ml = sizeof more;
+    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    int refusal = n == 1 && buf[0] == '!';
+    char last[512] = "";
+    while (more) {
+      int k = zmq_recv(s, last, sizeof last - 1, 0);
+      last[k < 0                      ? 0
+           : k < (int)sizeof last - 1 ? k
+                                      : (int)sizeof last - 1] = '\0';
+      zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    }
+    if (refusal && strstr(last, why_has)) {
+      if (why) snprintf(why, whylen, "%s", last);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/*
+ * A participant whose key is revoked or replaced loses its private events
+ * on the connections it opened with the old key, within about a second (as
+ * requests do), without having to reconnect; the connection is told why,
+ * and subscribing again on it is refused.
+ */
+START_TEST(a_replaced_key_stops_private_events_on_open_connections) {
+  void *ctx = zmq_ctx_new();
+  void *a = raw_private(ctx, alice_pub, alice_sec, "old-alice", 9);
+  zmq_send(a, "\1@", 2, 0);
+  int heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "before");
+    heard = raw_heard(a, "@p:alice ", 300);
+  }
+  ck_assert(heard);
+  char new_pub[41], new_sec[41];
+  zmq_curve_keypair(new_pub, new_sec);
+  register_key("alice", new_pub, "buyer");
+  /* The old connection is told, within a few seconds at most. */
+  char why[512] = "";
+  int told = 0;
+  for (int i = 0; i < 10 && !told; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "during");
+    told = raw_refused(a, "no longer registered", why, sizeof why, 600);
+  }
+  ck_assert_msg(told, "the old key's connection was never told");
+  ck_assert_msg(strstr(why, "alice") && strstr(why, "reconnect"), "%s", why);
+  /* From then on nothing private reaches it. */
+  for (int i = 0; i < 3; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "after");
+    say(GM_AUDIENCE_ROLE, "buyer", "after-role");
+  }
+  ck_assert_msg(!raw_heard(a, "@", 1500),
+                "a revoked key's connection still gets private events");
+  /* Asking again on the same connection is refused with the reason. */
+  zmq_send(a, "\1@p:alice ", 10, 0);
+  ck_assert(raw_refused(a, "no longer registered", NULL, 0, 3000));
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "again");
+  ck_assert(!raw_heard(a, "@", 1500));
+  /* The new key works on a new connection. */
+  void *n = raw_private(ctx, new_pub, new_sec, "new-alice", 9);
+  zmq_send(n, "\1@", 2, 0);
+  heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "new");
+    heard = raw_heard(n, "@p:alice ", 300);
+  }
+  ck_assert(heard);
+  ck_assert(gm_test_gmd_log_has(gmd, "no longer registered"));
+  zmq_close(a);
+  zmq_close(n);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+/*
+ * A role change reaches open private feed connections: a subscription to
+ * "@" follows the roles the participant holds now.
+ */
+START_TEST(a_role_change_reaches_open_private_subscriptions) {
+  void *ctx = zmq_ctx_new();
+  void *b = raw_private(ctx, bob_pub, bob_sec, "bob-1", 5);
+  zmq_send(b, "\1@", 2, 0);
+  int heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_ROLE, "seller", "sellers");
+    heard = raw_heard(b, "@r:seller ", 300);
+  }
+  ck_assert(heard);
+  register_key("bob", bob_pub, "buyer");
+  heard = 0;
+  for (int i = 0; i < 10 && !heard; i++) {
+    say(GM_AUDIENCE_ROLE, "buyer", "buyers");
+    heard = raw_heard(b, "@r:buyer ", 600);
+  }
+  ck_assert_msg(heard, "bob, now a buyer, never got the buyers' events");
+  for (int i = 0; i < 3; i++) say(GM_AUDIENCE_ROLE, "seller", "sellers-after");
+  ck_assert_msg(!raw_heard(b, "@r:seller", 1500),
+                "bob, no longer a seller, still gets the sellers' events");
+  zmq_close(b);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(development_mode_keeps_subscriptions_as_asked) {
   gm_feed *f = feed_as(NULL, NULL);
   evlog *lg = calloc(1, sizeof *lg);
@@ -569,6 +684,8 @@ int main(void) {
   tcase_add_test(tc, publish_to_checks_its_audience);
   tcase_add_test(tc, topics_and_endpoints_parse);
   tcase_add_test(tc, a_reused_routing_id_inherits_nothing);
+  tcase_add_test(tc, a_replaced_key_stops_private_events_on_open_connections);
+  tcase_add_test(tc, a_role_change_reaches_open_private_subscriptions);
   suite_add_tcase(s, tc);
   TCase *dev = tcase_create("dev");
   tcase_add_checked_fixture(dev, dev_setup, teardown);
