@@ -181,6 +181,46 @@ gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
   return GM_OK;
 }
 
+/* Reads n pipelined replies; -1 on an I/O failure or any error reply (the
+   rest are read all the same, so the connection stays in step). */
+static int gm__auth_read(redisContext *c, size_t n, gm__arena *a, char **out) {
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) {
+    redisReply *r = NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) return -1;
+    if (r->type == REDIS_REPLY_ERROR) rc = -1;
+    out[i] = r->type == REDIS_REPLY_STRING ? gm__arena_strdup(a, r->str) : NULL;
+    freeReplyObject(r);
+  }
+  return rc;
+}
+
+int gm__auth_owners(gm__redis *r, gm__arena *a, const gm__roles *known,
+                    const char *const *keys, size_t n, char **owners,
+                    char **roles) {
+  redisContext *c = gm__redis_context(r);
+  if ((!c || c->err) && gm__redis_reconnect(r) != GM_OK) return -1;
+  c = gm__redis_context(r);
+  for (size_t i = 0; i < n; i++)
+    redisAppendCommand(c, "GET " PUBKEY_KEY "%s", keys[i]);
+  if (gm__auth_read(c, n, a, owners) != 0) return -1;
+  size_t held = 0;
+  for (size_t i = 0; i < n; i++)
+    if (owners[i]) {
+      redisAppendCommand(c, "HGET " ID_KEY "%s roles", owners[i]);
+      held++;
+    }
+  char **got = gm__arena_alloc(a, (held ? held : 1) * sizeof *got);
+  if (gm__auth_read(c, held, a, got) != 0) return -1;
+  for (size_t i = 0, k = 0; i < n; i++) {
+    roles[i] = NULL;
+    if (!owners[i]) continue;
+    roles[i] = gm__roles_in_force(known, a, got[k] ? got[k] : "");
+    k++;
+  }
+  return 0;
+}
+
 gm_status gm__participant_register(gm_call *call, const gm__roles *known,
                                    const Gm__Participant *p) {
   if (!gm__participant_id_valid(p->id))

@@ -43,6 +43,15 @@ gm_status gm__participant_get(gm_call *call, const char *id,
  * *participant NULL when nobody does.  GM_UNAVAILABLE when Redis is down. */
 gm_status gm__key_owner(gm_call *call, const char *z85, char **participant,
                         char **roles);
+/*
+ * Who owns each of the CURVE keys keys[0..n) now, and with which roles in
+ * force (`known`): owners[i] NULL when nobody does.  Two pipelined round
+ * trips over r, from any thread that owns r; strings in arena a.  -1 when
+ * Redis failed or answered an error (loading): nothing is known then.
+ */
+int gm__auth_owners(gm__redis *r, gm__arena *a, const gm__roles *known,
+                    const char *const *keys, size_t n, char **owners,
+                    char **roles);
 /* Creates or updates a participant, validated: every role must be one of
  * `roles` (the broker's); fails on a key owned by another. */
 gm_status gm__participant_register(gm_call *call, const gm__roles *roles,

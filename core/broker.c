@@ -495,8 +495,9 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
              b->endpoint, zmq_strerror(zmq_errno()));
     goto done;
   }
-  b->publisher = gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed,
-                                     b->private_feed, secret, err, errlen);
+  b->publisher =
+      gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed, b->private_feed,
+                          secret, &b->raddr, b->roles, err, errlen);
   if (!b->publisher) goto done;
   b->workers = calloc((size_t)b->n_workers, sizeof *b->workers);
   if (!b->workers) abort();

@@ -26,6 +26,10 @@ typedef struct gm__pconn {
   size_t rid_len;        /* its length (1-255) */
   int fd;                /* the connection's socket (ZMQ_SRCFD) */
   char *who;             /* participant; NULL in development mode */
+  char *key;             /* its CURVE key (Z85); NULL: a bootstrap admin */
+  char *roles;           /* its roles in force, as last known */
+  int revoked;           /* the key is no longer the participant's */
+  char revoked_why[256]; /* what it is told when it subscribes again */
   int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
   size_t nsubs, capsubs; /* used, allocated */
@@ -114,6 +118,8 @@ static void gm__pconn_free(gm__pconn *c) {
   }
   free(c->subs);
   free(c->who);
+  free(c->key);
+  free(c->roles);
   free(c);
 }
 
@@ -171,12 +177,14 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
                                 zmq_msg_t *body, int64_t now_ms) {
   const char *d = zmq_msg_data(body);
   size_t n = zmq_msg_size(body);
-  const char *who = NULL, *roles = NULL;
+  const char *who = NULL, *roles = NULL, *key = NULL;
   if (!pf->dev) {
     /* Set by the ZAP handler for every admitted CURVE connection; a client
-       cannot supply its own (ZAP properties win over the client's). */
+       cannot supply its own (ZAP properties win over the client's).  X-Key
+       is absent for a bootstrap admin key (nothing to re-check). */
     who = zmq_msg_gets(body, "User-Id");
     roles = zmq_msg_gets(body, "X-Roles");
+    key = zmq_msg_gets(body, "X-Key");
     if (!who || !*who) return;
   }
   const void *id = zmq_msg_data(rid);
@@ -196,6 +204,13 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     gm__conn_remove(pf, index);
     c = NULL;
   }
+  if (c && c->revoked) { /* kept until it disconnects, to say so */
+    if (d[0] == 1)
+      gm__refuse(pf, id, idn, req, len, who, c->revoked_why, now_ms);
+    return;
+  }
+  /* Roles as last re-checked, not as admitted at the handshake. */
+  if (c) roles = c->roles;
   if (d[0] == 0) { /* unsubscribe: drop exactly what that prefix kept */
     if (!c) return;
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
@@ -254,6 +269,9 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     c->rid_len = idn;
     c->fd = fd;
     c->who = who ? strdup(who) : NULL;
+    c->key = key && *key ? strdup(key) : NULL;
+    c->roles = strdup(roles ? roles : "");
+    if (!c->roles) abort();
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
     if (pf->nconns == pf->capconns) {
       pf->capconns = pf->capconns ? 2 * pf->capconns : 16;
@@ -414,7 +432,101 @@ int gm__privfeed_read(gm__privfeed *pf, int burst, int64_t now_ms) {
 
 void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms) {
   for (size_t i = pf->nconns; i-- > 0;)
-    if (pf->conns[i]->lease_ms < now_ms) gm__conn_remove(pf, i);
+    if (pf->conns[i]->lease_ms < now_ms && !pf->conns[i]->revoked)
+      gm__conn_remove(pf, i);
+}
+
+/* ---- re-checking keys and roles ---- */
+
+/* Frees subscription i of c, moving the last into its place. */
+static void gm__psub_drop(gm__pconn *c, size_t i) {
+  gm__psub s = c->subs[i];
+  c->subs[i] = c->subs[--c->nsubs];
+  free(s.req);
+  for (size_t j = 0; j < s.napplied; j++) free(s.applied[j]);
+  free(s.applied);
+}
+
+/* The key is no longer c's participant's: every subscription goes, each
+   with its reason, and the connection keeps only that, until it goes. */
+static void gm__pconn_revoke(gm__privfeed *pf, gm__pconn *c, int64_t now_ms) {
+  snprintf(c->revoked_why, sizeof c->revoked_why,
+           "the key this connection authenticated with is no longer "
+           "registered to participant %s (revoked or replaced); reconnect "
+           "with the participant's current key",
+           c->who);
+  gm__log(GM_LOG_WARN, "feed",
+          "private feed: a connection of participant %s dropped its %zu "
+          "subscriptions: its key is no longer registered to it",
+          c->who, c->nsubs);
+  while (c->nsubs) {
+    gm__refuse(pf, c->rid, c->rid_len, c->subs[0].req, strlen(c->subs[0].req),
+               c->who, c->revoked_why, now_ms);
+    gm__psub_drop(c, 0);
+  }
+  c->revoked = 1;
+}
+
+/* c's participant holds `roles` now: each subscription keeps what they let
+   it see; one they let see nothing goes, with its reason. */
+static void gm__pconn_reapply(gm__privfeed *pf, gm__pconn *c, const char *roles,
+                              int64_t now_ms) {
+  char *r = strdup(roles);
+  if (!r) abort();
+  free(c->roles);
+  c->roles = r;
+  for (size_t i = c->nsubs; i-- > 0;) {
+    gm__psub *s = &c->subs[i];
+    char *applied[64];
+    size_t na = gm__privfeed_allowed(c->who, c->roles, s->req, strlen(s->req),
+                                     applied, 64);
+    if (na == 0) {
+      char why[512];
+      snprintf(why, sizeof why,
+               "participant %s no longer holds a role that may see this "
+               "prefix (roles now: %s)",
+               c->who, *c->roles ? c->roles : "none");
+      gm__refuse(pf, c->rid, c->rid_len, s->req, strlen(s->req), c->who, why,
+                 now_ms);
+      gm__psub_drop(c, i);
+      continue;
+    }
+    for (size_t j = 0; j < s->napplied; j++) free(s->applied[j]);
+    free(s->applied);
+    s->applied = malloc(na * sizeof *s->applied);
+    if (!s->applied) abort();
+    memcpy(s->applied, applied, na * sizeof *applied);
+    s->napplied = na;
+  }
+}
+
+void gm__privfeed_recheck(gm__privfeed *pf, gm__privfeed_lookup lookup,
+                          void *ctx, int64_t now_ms) {
+  if (pf->dev || pf->nconns == 0) return;
+  const char **keys = malloc(pf->nconns * sizeof *keys);
+  gm__pconn **of = malloc(pf->nconns * sizeof *of);
+  char **owners = malloc(pf->nconns * sizeof *owners);
+  char **roles = malloc(pf->nconns * sizeof *roles);
+  if (!keys || !of || !owners || !roles) abort();
+  size_t n = 0;
+  for (size_t i = 0; i < pf->nconns; i++)
+    if (pf->conns[i]->key && !pf->conns[i]->revoked) {
+      of[n] = pf->conns[i];
+      keys[n++] = pf->conns[i]->key;
+    }
+  /* Redis unreachable: nothing is known, nothing changes until it is. */
+  if (n && lookup(ctx, keys, n, owners, roles) == 0)
+    for (size_t i = 0; i < n; i++) {
+      gm__pconn *c = of[i];
+      if (!owners[i] || strcmp(owners[i], c->who) != 0)
+        gm__pconn_revoke(pf, c, now_ms);
+      else if (strcmp(roles[i] ? roles[i] : "", c->roles) != 0)
+        gm__pconn_reapply(pf, c, roles[i] ? roles[i] : "", now_ms);
+    }
+  free(keys);
+  free(of);
+  free(owners);
+  free(roles);
 }
 
 /* ---- delivery ---- */

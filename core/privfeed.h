@@ -32,6 +32,8 @@ typedef struct gm__privfeed gm__privfeed;
    their subscriptions again every GM_PRIVFEED_RESEND_MS. */
 #define GM_PRIVFEED_LEASE_MS 20000
 #define GM_PRIVFEED_RESEND_MS 5000
+/* How often keys and roles are re-checked against the registry. */
+#define GM_PRIVFEED_RECHECK_MS 1000
 /* Prefixes one connection may hold, and the longest one: a topic is at most
    "@p:" + 64 + " " + 32 + "." + 64 characters. */
 #define GM_PRIVFEED_MAX_SUBS 256
@@ -57,6 +59,22 @@ void *gm__privfeed_monitor_socket(gm__privfeed *pf);
 void gm__privfeed_read_monitor(gm__privfeed *pf);
 /* Forgets connections whose lease ran out. */
 void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms);
+/*
+ * Who owns each CURVE key now and with which roles in force: fills
+ * owners[i] (NULL: nobody) and roles[i] for keys[0..n); -1 when that cannot
+ * be known now (Redis down).
+ */
+typedef int (*gm__privfeed_lookup)(void *ctx, const char *const *keys, size_t n,
+                                   char **owners, char **roles);
+/*
+ * Re-checks every CURVE connection's key and roles (the publisher calls it
+ * every GM_PRIVFEED_RECHECK_MS, as requests re-check theirs): a connection
+ * whose key is no longer its participant's loses every subscription, is
+ * told why (a refusal per prefix) and is refused any new one until it
+ * disconnects; one whose roles changed keeps what its new roles let it see.
+ */
+void gm__privfeed_recheck(gm__privfeed *pf, gm__privfeed_lookup lookup,
+                          void *ctx, int64_t now_ms);
 /*
  * The next sequence number of the audience of private topic
  * "@p:<id> ..." or "@r:<role> ...": each participant's and each role's

@@ -7,8 +7,10 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "frames.h"
+#include "log.h"
 #include "privfeed.h"
 
 /* Events moved per wake-up, at most. */
@@ -19,8 +21,14 @@ struct gm__publisher {
   void *pub;          /* PUB: the feed (public events) */
   gm__privfeed *priv; /* ROUTER: the private feed (privfeed.h) */
   uint64_t seq;       /* the public events' sequence number */
-  pthread_t thread;   /* moves events from pull to pub */
-  int started;        /* thread was created */
+  /* CURVE: the registry, to re-check private subscribers' keys and roles
+     (this thread's own connection; NULL in development mode). */
+  gm__redis *redis;
+  gm__arena *arena;       /* one re-check's strings */
+  const gm__roles *roles; /* the roles in force (the broker's) */
+  int64_t redis_log_ms;   /* when its failure was last logged */
+  pthread_t thread;       /* moves events from pull to pub */
+  int started;            /* thread was created */
 };
 
 /* Worker/timer event -> feed, stamped with its audience's sequence number:
@@ -66,6 +74,34 @@ static int gm__publisher_forward(gm__publisher *p) {
   return 1;
 }
 
+static int gm__publisher_lookup(void *ctx, const char *const *keys, size_t n,
+                                char **owners, char **roles) {
+  gm__publisher *p = ctx;
+  if (gm__auth_owners(p->redis, p->arena, p->roles, keys, n, owners, roles) ==
+      0)
+    return 0;
+  int64_t now = gm__clock_mono_us() / 1000;
+  if (now - p->redis_log_ms >= 60000) {
+    gm__log(GM_LOG_WARN, "feed",
+            "private feed: cannot re-check subscribers' keys and roles at %s "
+            "(%s); they keep what they had until Redis answers",
+            gm__redis_where(p->redis),
+            gm__redis_context(p->redis)->err
+                ? gm__redis_context(p->redis)->errstr
+                : "it answered an error: loading its data?");
+    p->redis_log_ms = now;
+  }
+  return -1;
+}
+
+/* Keys revoked or replaced and roles changed reach open private
+   subscriptions as they reach requests: within a second. */
+static void gm__publisher_recheck(gm__publisher *p, int64_t now) {
+  if (!p->redis) return;
+  gm__privfeed_recheck(p->priv, gm__publisher_lookup, p, now);
+  gm__arena_reset(p->arena);
+}
+
 static void *gm__publisher_run(void *arg) {
   gm__publisher *p = arg;
   int64_t next_expiry = 0;
@@ -88,7 +124,8 @@ static void *gm__publisher_run(void *arg) {
       if (!gm__publisher_forward(p)) break;
     if (now >= next_expiry) {
       gm__privfeed_expire(p->priv, now);
-      next_expiry = now + 1000;
+      gm__publisher_recheck(p, now);
+      next_expiry = now + GM_PRIVFEED_RECHECK_MS;
     }
   }
   int linger = 0;
@@ -103,10 +140,20 @@ static void *gm__publisher_run(void *arg) {
 
 gm__publisher *gm__publisher_start(void *zctx, const char *events,
                                    const char *feed, const char *private_feed,
-                                   const char *curve_secret, char *err,
+                                   const char *curve_secret,
+                                   const gm__redis_addr *raddr,
+                                   const gm__roles *roles, char *err,
                                    size_t errlen) {
   gm__publisher *p = calloc(1, sizeof *p);
   if (!p) abort();
+  if (curve_secret) {
+    p->redis = gm__redis_connect(raddr, err, errlen);
+    if (!p->redis) goto fail;
+    /* A Redis that hangs holds events back at most this long a second. */
+    redisSetTimeout(gm__redis_context(p->redis), (struct timeval){0, 250000});
+    p->arena = gm__arena_new();
+    p->roles = roles;
+  }
   p->pull = zmq_socket(zctx, ZMQ_PULL);
   p->pub = zmq_socket(zctx, ZMQ_PUB);
   if (curve_secret) {
@@ -150,6 +197,8 @@ void gm__publisher_destroy(gm__publisher **pp) {
       zmq_close(socks[i]);
     }
   gm__privfeed_destroy(&p->priv);
+  gm__redis_destroy(&p->redis);
+  if (p->arena) gm__arena_destroy(&p->arena);
   free(p);
   *pp = NULL;
 }

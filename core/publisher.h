@@ -10,16 +10,24 @@
 
 #include <stddef.h>
 
+#include "redis.h"
+#include "roles.h"
+
 typedef struct gm__publisher gm__publisher;
 
 /*
  * Binds the inproc PULL at `events`, the feed at `feed` and the private feed
  * at `private_feed` (CURVE servers with curve_secret when it is not NULL)
- * and starts the thread.  NULL with err when a bind fails.
+ * and starts the thread.  With CURVE the thread has its own connection to
+ * the Redis at raddr, to re-check private subscribers' keys and roles (those
+ * in force: `roles`) every second.  NULL with err when a bind or the
+ * connection fails.
  */
 gm__publisher *gm__publisher_start(void *zctx, const char *events,
                                    const char *feed, const char *private_feed,
-                                   const char *curve_secret, char *err,
+                                   const char *curve_secret,
+                                   const gm__redis_addr *raddr,
+                                   const gm__roles *roles, char *err,
                                    size_t errlen);
 /* Joins the thread (the context must be shutting down), frees, nulls *p. */
 void gm__publisher_destroy(gm__publisher **p);
