@@ -28,26 +28,35 @@ typedef struct gm__pconn {
   char *who;             /* participant; NULL in development mode */
   char *key;             /* its CURVE key (Z85); NULL: a bootstrap admin */
   char *roles;           /* its roles in force, as last known */
-  int revoked;           /* the key is no longer the participant's */
-  char revoked_why[256]; /* what it is told when it subscribes again */
   int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
   size_t nsubs, capsubs; /* used, allocated */
 } gm__pconn;
 
 struct gm__privfeed {
-  void *router;            /* the private feed socket */
-  void *monitor;           /* PAIR: the router's disconnect events */
-  int dev;                 /* no CURVE: subscriptions kept as asked */
-  gm__pconn **conns;       /* connections holding subscriptions */
-  size_t nconns, capconns; /* used, allocated */
-  char **seq_keys;         /* audience ("@p:alice ") per slot, or NULL */
-  uint64_t *seq_vals;      /* last sequence number per slot */
-  size_t seq_cap, seq_n;   /* slots (a power of two), used */
-  int64_t log_ms;          /* when the last refusal was logged */
-  unsigned long refused;   /* refusals since then, not logged */
-  unsigned long dropped;   /* events dropped for a full queue, since log */
+  void *router;               /* the private feed socket */
+  void *monitor;              /* PAIR: the router's disconnect events */
+  int dev;                    /* no CURVE: subscriptions kept as asked */
+  gm__pconn **conns;          /* connections holding subscriptions */
+  size_t nconns, capconns;    /* used, allocated */
+  char **seq_keys;            /* audience ("@p:alice ") per slot, or NULL */
+  uint64_t *seq_vals;         /* last sequence number per slot */
+  size_t seq_cap, seq_n;      /* slots (a power of two), used */
+  int64_t log_ms;             /* when the last refusal was logged */
+  unsigned long refused;      /* refusals since then, not logged */
+  unsigned long dropped;      /* events dropped for a full queue, since log */
+  gm__privfeed_lookup lookup; /* the registry (CURVE), or NULL */
+  void *lookup_ctx;
 };
+
+/* What a connection whose key is not its participant's any more is told. */
+static void gm__revoked_why(char *out, size_t cap, const char *who) {
+  snprintf(out, cap,
+           "the key this connection authenticated with is no longer "
+           "registered to participant %s (revoked or replaced); reconnect "
+           "with the participant's current key",
+           who);
+}
 
 /* ---- the rule ---- */
 
@@ -204,11 +213,6 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     gm__conn_remove(pf, index);
     c = NULL;
   }
-  if (c && c->revoked) { /* kept until it disconnects, to say so */
-    if (d[0] == 1)
-      gm__refuse(pf, id, idn, req, len, who, c->revoked_why, now_ms);
-    return;
-  }
   /* Roles as last re-checked, not as admitted at the handshake. */
   if (c) roles = c->roles;
   if (d[0] == 0) { /* unsubscribe: drop exactly what that prefix kept */
@@ -246,6 +250,22 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
                  "unsubscribe some or use a shorter prefix",
                  now_ms);
       return;
+    }
+  }
+  /* A new connection: its key is looked up now, so one revoked since the
+     handshake (or since its subscriptions were dropped for it) gets
+     nothing.  Redis unreachable: the handshake's word stands. */
+  if (!c && pf->lookup && key && *key) {
+    const char *keys[1] = {key};
+    char *owner = NULL, *now_roles = NULL;
+    if (pf->lookup(pf->lookup_ctx, keys, 1, &owner, &now_roles) == 0) {
+      if (!owner || strcmp(owner, who) != 0) {
+        char why[256];
+        gm__revoked_why(why, sizeof why, who);
+        gm__refuse(pf, id, idn, req, len, who, why, now_ms);
+        return;
+      }
+      roles = now_roles ? now_roles : "";
     }
   }
   char *applied[64];
@@ -432,8 +452,7 @@ int gm__privfeed_read(gm__privfeed *pf, int burst, int64_t now_ms) {
 
 void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms) {
   for (size_t i = pf->nconns; i-- > 0;)
-    if (pf->conns[i]->lease_ms < now_ms && !pf->conns[i]->revoked)
-      gm__conn_remove(pf, i);
+    if (pf->conns[i]->lease_ms < now_ms) gm__conn_remove(pf, i);
 }
 
 /* ---- re-checking keys and roles ---- */
@@ -448,23 +467,20 @@ static void gm__psub_drop(gm__pconn *c, size_t i) {
 }
 
 /* The key is no longer c's participant's: every subscription goes, each
-   with its reason, and the connection keeps only that, until it goes. */
+   with its reason (the caller then forgets c; what it sends next is looked
+   up as a new connection's, and refused). */
 static void gm__pconn_revoke(gm__privfeed *pf, gm__pconn *c, int64_t now_ms) {
-  snprintf(c->revoked_why, sizeof c->revoked_why,
-           "the key this connection authenticated with is no longer "
-           "registered to participant %s (revoked or replaced); reconnect "
-           "with the participant's current key",
-           c->who);
+  char why[256];
+  gm__revoked_why(why, sizeof why, c->who);
   gm__log(GM_LOG_WARN, "feed",
           "private feed: a connection of participant %s dropped its %zu "
           "subscriptions: its key is no longer registered to it",
           c->who, c->nsubs);
   while (c->nsubs) {
     gm__refuse(pf, c->rid, c->rid_len, c->subs[0].req, strlen(c->subs[0].req),
-               c->who, c->revoked_why, now_ms);
+               c->who, why, now_ms);
     gm__psub_drop(c, 0);
   }
-  c->revoked = 1;
 }
 
 /* c's participant holds `roles` now: each subscription keeps what they let
@@ -500,9 +516,14 @@ static void gm__pconn_reapply(gm__privfeed *pf, gm__pconn *c, const char *roles,
   }
 }
 
-void gm__privfeed_recheck(gm__privfeed *pf, gm__privfeed_lookup lookup,
-                          void *ctx, int64_t now_ms) {
-  if (pf->dev || pf->nconns == 0) return;
+void gm__privfeed_set_lookup(gm__privfeed *pf, gm__privfeed_lookup lookup,
+                             void *ctx) {
+  pf->lookup = lookup;
+  pf->lookup_ctx = ctx;
+}
+
+void gm__privfeed_recheck(gm__privfeed *pf, int64_t now_ms) {
+  if (pf->dev || !pf->lookup || pf->nconns == 0) return;
   const char **keys = malloc(pf->nconns * sizeof *keys);
   gm__pconn **of = malloc(pf->nconns * sizeof *of);
   char **owners = malloc(pf->nconns * sizeof *owners);
@@ -510,12 +531,12 @@ void gm__privfeed_recheck(gm__privfeed *pf, gm__privfeed_lookup lookup,
   if (!keys || !of || !owners || !roles) abort();
   size_t n = 0;
   for (size_t i = 0; i < pf->nconns; i++)
-    if (pf->conns[i]->key && !pf->conns[i]->revoked) {
+    if (pf->conns[i]->key) {
       of[n] = pf->conns[i];
       keys[n++] = pf->conns[i]->key;
     }
   /* Redis unreachable: nothing is known, nothing changes until it is. */
-  if (n && lookup(ctx, keys, n, owners, roles) == 0)
+  if (n && pf->lookup(pf->lookup_ctx, keys, n, owners, roles) == 0)
     for (size_t i = 0; i < n; i++) {
       gm__pconn *c = of[i];
       if (!owners[i] || strcmp(owners[i], c->who) != 0)
@@ -523,6 +544,10 @@ void gm__privfeed_recheck(gm__privfeed *pf, gm__privfeed_lookup lookup,
       else if (strcmp(roles[i] ? roles[i] : "", c->roles) != 0)
         gm__pconn_reapply(pf, c, roles[i] ? roles[i] : "", now_ms);
     }
+  /* A connection left with no subscription is forgotten, as after its last
+     unsubscribe. */
+  for (size_t i = pf->nconns; i-- > 0;)
+    if (pf->conns[i]->nsubs == 0) gm__conn_remove(pf, i);
   free(keys);
   free(of);
   free(owners);

@@ -66,15 +66,19 @@ void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms);
  */
 typedef int (*gm__privfeed_lookup)(void *ctx, const char *const *keys, size_t n,
                                    char **owners, char **roles);
+/* The registry the feed asks (CURVE); without one, what the handshake
+   admitted stands. */
+void gm__privfeed_set_lookup(gm__privfeed *pf, gm__privfeed_lookup lookup,
+                             void *ctx);
 /*
  * Re-checks every CURVE connection's key and roles (the publisher calls it
- * every GM_PRIVFEED_RECHECK_MS, as requests re-check theirs): a connection
- * whose key is no longer its participant's loses every subscription, is
- * told why (a refusal per prefix) and is refused any new one until it
- * disconnects; one whose roles changed keeps what its new roles let it see.
+ * every GM_PRIVFEED_RECHECK_MS, as requests re-check theirs; a new
+ * connection's are checked at its first subscription): a connection whose
+ * key is no longer its participant's loses every subscription and is told
+ * why (a refusal per prefix), and what it asks after is refused; one whose
+ * roles changed keeps what its new roles let it see.
  */
-void gm__privfeed_recheck(gm__privfeed *pf, gm__privfeed_lookup lookup,
-                          void *ctx, int64_t now_ms);
+void gm__privfeed_recheck(gm__privfeed *pf, int64_t now_ms);
 /*
  * The next sequence number of the audience of private topic
  * "@p:<id> ..." or "@r:<role> ...": each participant's and each role's

@@ -98,7 +98,7 @@ static int gm__publisher_lookup(void *ctx, const char *const *keys, size_t n,
    subscriptions as they reach requests: within a second. */
 static void gm__publisher_recheck(gm__publisher *p, int64_t now) {
   if (!p->redis) return;
-  gm__privfeed_recheck(p->priv, gm__publisher_lookup, p, now);
+  gm__privfeed_recheck(p->priv, now);
   gm__arena_reset(p->arena);
 }
 
@@ -119,7 +119,10 @@ static void *gm__publisher_run(void *arg) {
     /* Disconnects first: a peer that reconnects under a gone one's routing
        id must find nothing of it. */
     if (items[2].revents & ZMQ_POLLIN) gm__privfeed_read_monitor(p->priv);
-    if (items[1].revents & ZMQ_POLLIN) gm__privfeed_read(p->priv, BURST, now);
+    if (items[1].revents & ZMQ_POLLIN) {
+      gm__privfeed_read(p->priv, BURST, now);
+      if (p->arena) gm__arena_reset(p->arena); /* new connections' lookups */
+    }
     for (int i = 0; i < BURST; i++)
       if (!gm__publisher_forward(p)) break;
     if (now >= next_expiry) {
@@ -173,6 +176,7 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
   }
   p->priv = gm__privfeed_new(zctx, private_feed, curve_secret, err, errlen);
   if (!p->priv) goto fail;
+  if (p->redis) gm__privfeed_set_lookup(p->priv, gm__publisher_lookup, p);
   if (pthread_create(&p->thread, NULL, gm__publisher_run, p) != 0) {
     snprintf(err, errlen, "cannot start the publisher thread");
     goto fail;

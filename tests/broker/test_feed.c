@@ -565,6 +565,31 @@ static int raw_refused(void *s, const char *why_has, char *why, size_t whylen,
   return 0;
 }
 
+/* Reads s for ms; 1 when a refusal whose reason has `why_has` came, and
+ *private_seen set when any private event came. */
+static int raw_watch(void *s, const char *why_has, int *private_seen, int ms) {
+  int refused = 0;
+  for (int waited = 0; waited < ms; waited += 300) {
+    char first[512];
+    int n = zmq_recv(s, first, sizeof first - 1, 0);
+    if (n < 0) continue;
+    if (n > 0 && first[0] == '@') *private_seen = 1;
+    int more;
+    size_t ml = sizeof more;
+    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    char last[512] = "";
+    while (more) {
+      int k = zmq_recv(s, last, sizeof last - 1, 0);
+      last[k < 0                      ? 0
+           : k < (int)sizeof last - 1 ? k
+                                      : (int)sizeof last - 1] = '\0';
+      zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    }
+    if (n == 1 && first[0] == '!' && strstr(last, why_has)) refused = 1;
+  }
+  return refused;
+}
+
 /*
  * A participant whose key is revoked or replaced loses its private events
  * on the connections it opened with the old key, within about a second (as
@@ -581,9 +606,24 @@ START_TEST(a_replaced_key_stops_private_events_on_open_connections) {
     heard = raw_heard(a, "@p:alice ", 300);
   }
   ck_assert(heard);
+  /* Admitted with the old key, subscribing only after it is replaced. */
+  void *late = raw_private(ctx, alice_pub, alice_sec, "late-alice", 10);
+  zmq_send(late, "", 0, 0); /* not a subscription: completes the handshake */
+  sleep_ms(300);
   char new_pub[41], new_sec[41];
   zmq_curve_keypair(new_pub, new_sec);
   register_key("alice", new_pub, "buyer");
+  /* Refused at once, not at the next re-check: nothing said meanwhile
+     reaches it. */
+  zmq_send(late, "\1@", 2, 0);
+  sleep_ms(200);
+  for (int i = 0; i < 3; i++) say(GM_AUDIENCE_PARTICIPANT, "alice", "late");
+  int private_seen = 0;
+  ck_assert(raw_watch(late, "no longer registered", &private_seen, 1500));
+  ck_assert_msg(!private_seen,
+                "a connection subscribing after its key was replaced got "
+                "private events");
+  zmq_close(late);
   /* The old connection is told, within a few seconds at most. */
   char why[512] = "";
   int told = 0;
