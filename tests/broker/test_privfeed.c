@@ -125,12 +125,150 @@ START_TEST(a_silent_connection_is_forgotten_after_its_lease) {
 }
 END_TEST
 
+/* Starts with: the rule a kept prefix applies to a topic. */
+static int starts(const char *topic, const char *prefix) {
+  return strncmp(topic, prefix, strlen(prefix)) == 0;
+}
+
+/* Reads what d has now (nothing more within 50 ms); the topics joined by
+   '|' in arrival order. */
+static const char *drain(void *d) {
+  static char out[4096];
+  out[0] = 0;
+  int ms = 50;
+  zmq_setsockopt(d, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  for (;;) {
+    char t[256];
+    int n = zmq_recv(d, t, sizeof t - 1, 0);
+    if (n < 0) break;
+    t[n] = 0;
+    int more = 0;
+    size_t ml = sizeof more;
+    char junk[512];
+    for (;;) {
+      zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml);
+      if (!more) break;
+      zmq_recv(d, junk, sizeof junk, 0);
+    }
+    if (out[0]) strcat(out, "|");
+    strcat(out, t);
+  }
+  return out;
+}
+
+/*
+ * Delivery picks the connections by the event's audience, not by walking
+ * them all: each of many connections, subscribed to its own audience, to
+ * part of it, to several, or to wide prefixes ("", "@", "@p:"), gets
+ * exactly the events one of its prefixes starts, once each, in order; and
+ * keeps doing so as subscriptions come and go.
+ */
+START_TEST(each_connection_gets_exactly_what_its_prefixes_start) {
+  enum { N = 60 };
+  void *ctx = zmq_ctx_new();
+  char err[256];
+  gm__privfeed *pf =
+      gm__privfeed_new(ctx, "inproc://pfi", NULL, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  static const char *topics[] = {"@p:p0 m.e",  "@p:p1 m.e",  "@p:p10 m.e",
+                                 "@p:p1 n.e",  "@r:r0 m.e",  "@r:r1 m.f",
+                                 "@r:r10 m.e", "@p:p59 m.e", "@r:r2 x.y"};
+  enum { T = sizeof topics / sizeof *topics };
+  void *d[N];
+  /* What connection i asked for: up to 3 prefixes. */
+  char asked[N][3][32];
+  int nasked[N];
+  for (int i = 0; i < N; i++) {
+    d[i] = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(d[i], "inproc://pfi"), 0);
+    nasked[i] = 0;
+    switch (i % 6) {
+      case 0:
+        snprintf(asked[i][nasked[i]++], 32, "@p:p%d ", i);
+        break;
+      case 1:
+        snprintf(asked[i][nasked[i]++], 32, "@p:p%d m.", i);
+        break;
+      case 2:
+        snprintf(asked[i][nasked[i]++], 32, "@r:r%d ", i % 3);
+        snprintf(asked[i][nasked[i]++], 32, "@p:p%d ", i);
+        break;
+      case 3:
+        snprintf(asked[i][nasked[i]++], 32, "@r:r1 m.f");
+        break;
+      case 4:
+        snprintf(asked[i][nasked[i]++], 32, i == 4 ? "" : "@p:");
+        break;
+      default: /* two prefixes of one audience: each event once */
+        snprintf(asked[i][nasked[i]++], 32, "@p:p1 ");
+        snprintf(asked[i][nasked[i]++], 32, "@p:p1 m.");
+        break;
+    }
+    for (int k = 0; k < nasked[i]; k++) {
+      char m[40];
+      m[0] = 1;
+      size_t l = strlen(asked[i][k]);
+      memcpy(m + 1, asked[i][k], l);
+      zmq_send(d[i], m, l + 1, 0);
+    }
+  }
+  int want_msgs = 0;
+  for (int i = 0; i < N; i++) want_msgs += nasked[i];
+  for (int got = 0, tries = 0; got < want_msgs && tries < 500; tries++) {
+    int n = gm__privfeed_read(pf, 64, 1000);
+    got += n;
+    if (!n) zmq_poll(NULL, 0, 10);
+  }
+  for (int round = 0; round < 2; round++) {
+    for (int t = 0; t < T; t++)
+      gm__privfeed_deliver(pf, topics[t], strlen(topics[t]), "x", 1);
+    for (int i = 0; i < N; i++) {
+      char want[4096] = "";
+      for (int t = 0; t < T; t++) {
+        int match = 0;
+        for (int k = 0; k < nasked[i]; k++)
+          match |= starts(topics[t], asked[i][k]);
+        if (!match) continue;
+        if (want[0]) strcat(want, "|");
+        strcat(want, topics[t]);
+      }
+      char got[4096];
+      snprintf(got, sizeof got, "%s", drain(d[i]));
+      ck_assert_msg(strcmp(got, want) == 0,
+                    "round %d connection %d: got \"%s\", want \"%s\"", round, i,
+                    got, want);
+    }
+    /* Then every connection drops its first prefix. */
+    for (int i = 0; i < N; i++) {
+      char m[40];
+      m[0] = 0;
+      size_t l = strlen(asked[i][0]);
+      memcpy(m + 1, asked[i][0], l);
+      zmq_send(d[i], m, l + 1, 0);
+      for (int k = 1; k < nasked[i]; k++) strcpy(asked[i][k - 1], asked[i][k]);
+      nasked[i]--;
+    }
+    for (int got = 0, tries = 0; got < N && tries < 500; tries++) {
+      int n = gm__privfeed_read(pf, 64, 1000);
+      got += n;
+      if (!n) zmq_poll(NULL, 0, 10);
+    }
+  }
+  for (int i = 0; i < N; i++) zmq_close(d[i]);
+  gm__privfeed_destroy(&pf);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("privfeed");
   TCase *tc = tcase_create("privfeed");
   tcase_add_test(tc, a_participant_keeps_only_its_own_and_its_roles_topics);
   tcase_add_test(tc, the_default_endpoint_follows_the_feed);
   tcase_add_test(tc, a_silent_connection_is_forgotten_after_its_lease);
+  tcase_add_test(tc, each_connection_gets_exactly_what_its_prefixes_start);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
