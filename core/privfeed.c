@@ -31,7 +31,23 @@ typedef struct gm__pconn {
   int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
   size_t nsubs, capsubs; /* used, allocated */
+  /* Where delivery finds it (the index below): in the wide list when a
+     kept prefix ends before its audience does ("", "@", "@r:"), else in
+     the list of each audience its prefixes lie in. */
+  int wide;
+  char **auds; /* those audiences ("@p:alice "), when not wide */
+  size_t nauds;
+  int gone; /* unreachable: forgotten once delivery is done */
 } gm__pconn;
+
+/* The connections with a prefix inside one audience ("@p:alice ",
+   "@r:bank "): an event is offered to these and to the wide ones only. */
+typedef struct gm__aud {
+  char *key;
+  gm__pconn **conns;
+  size_t n, cap;
+  struct gm__aud *next; /* same bucket */
+} gm__aud;
 
 struct gm__privfeed {
   void *router;               /* the private feed socket */
@@ -47,6 +63,12 @@ struct gm__privfeed {
   unsigned long dropped;      /* events dropped for a full queue, since log */
   gm__privfeed_lookup lookup; /* the registry (CURVE), or NULL */
   void *lookup_ctx;
+  gm__aud **buckets;      /* audience -> its connections */
+  size_t nbuckets, nauds; /* a power of two; audiences indexed */
+  gm__pconn **wide;       /* connections with a wide prefix */
+  size_t nwide, capwide;  /* used, allocated */
+  gm__pconn **targets;    /* one delivery's connections (scratch) */
+  size_t captargets;
 };
 
 /* What a connection whose key is not its participant's any more is told. */
@@ -116,6 +138,124 @@ done:
   return n;
 }
 
+/* ---- the index: audience -> connections ---- */
+
+/* The audience a topic or prefix lies in: its length up to and with the
+   first space; 0 when it has none (a prefix that ends before it). */
+static size_t gm__aud_len(const char *s, size_t n) {
+  const char *sp = memchr(s, ' ', n);
+  return sp ? (size_t)(sp - s) + 1 : 0;
+}
+
+static gm__aud **gm__aud_slot(gm__privfeed *pf, const char *key, size_t n) {
+  char k[GM_PRIVFEED_MAX_PREFIX + 1];
+  if (n > GM_PRIVFEED_MAX_PREFIX) n = GM_PRIVFEED_MAX_PREFIX;
+  memcpy(k, key, n);
+  k[n] = 0;
+  gm__aud **a = &pf->buckets[gm__hash(k) & (pf->nbuckets - 1)];
+  while (*a && strcmp((*a)->key, k) != 0) a = &(*a)->next;
+  return a;
+}
+
+static void gm__aud_grow(gm__privfeed *pf) {
+  size_t old = pf->nbuckets;
+  gm__aud **b = pf->buckets;
+  pf->nbuckets = old ? old * 2 : 64;
+  pf->buckets = calloc(pf->nbuckets, sizeof *pf->buckets);
+  if (!pf->buckets) abort();
+  for (size_t i = 0; i < old; i++)
+    for (gm__aud *a = b[i], *next; a; a = next) {
+      next = a->next;
+      gm__aud **to = &pf->buckets[gm__hash(a->key) & (pf->nbuckets - 1)];
+      a->next = *to;
+      *to = a;
+    }
+  free(b);
+}
+
+static void gm__list_add(gm__pconn ***v, size_t *n, size_t *cap, gm__pconn *c) {
+  if (*n == *cap) {
+    *cap = *cap ? 2 * *cap : 4;
+    *v = realloc(*v, *cap * sizeof **v);
+    if (!*v) abort();
+  }
+  (*v)[(*n)++] = c;
+}
+
+static void gm__list_del(gm__pconn **v, size_t *n, const gm__pconn *c) {
+  for (size_t i = 0; i < *n; i++)
+    if (v[i] == c) {
+      v[i] = v[--*n];
+      return;
+    }
+}
+
+/* Takes c out of the index. */
+static void gm__conn_unindex(gm__privfeed *pf, gm__pconn *c) {
+  if (c->wide) gm__list_del(pf->wide, &pf->nwide, c);
+  for (size_t i = 0; i < c->nauds; i++) {
+    gm__aud **slot = gm__aud_slot(pf, c->auds[i], strlen(c->auds[i]));
+    gm__aud *a = *slot;
+    if (a) {
+      gm__list_del(a->conns, &a->n, c);
+      if (a->n == 0) { /* nobody left: the audience goes */
+        *slot = a->next;
+        free(a->key);
+        free(a->conns);
+        free(a);
+        pf->nauds--;
+      }
+    }
+    free(c->auds[i]);
+  }
+  free(c->auds);
+  c->auds = NULL;
+  c->nauds = 0;
+  c->wide = 0;
+}
+
+/* Puts c into the index as its subscriptions say (after any change). */
+static void gm__conn_index(gm__privfeed *pf, gm__pconn *c) {
+  gm__conn_unindex(pf, c);
+  size_t total = 0;
+  for (size_t i = 0; i < c->nsubs; i++) {
+    total += c->subs[i].napplied;
+    for (size_t j = 0; j < c->subs[i].napplied; j++) {
+      const char *p = c->subs[i].applied[j];
+      if (!gm__aud_len(p, strlen(p))) c->wide = 1;
+    }
+  }
+  if (c->wide) {
+    gm__list_add(&pf->wide, &pf->nwide, &pf->capwide, c);
+    return;
+  }
+  if (!total) return;
+  c->auds = calloc(total, sizeof *c->auds);
+  if (!c->auds) abort();
+  for (size_t i = 0; i < c->nsubs; i++)
+    for (size_t j = 0; j < c->subs[i].napplied; j++) {
+      const char *p = c->subs[i].applied[j];
+      size_t n = gm__aud_len(p, strlen(p));
+      int seen = 0; /* two prefixes in one audience: listed once */
+      for (size_t k = 0; k < c->nauds && !seen; k++)
+        seen = strlen(c->auds[k]) == n && memcmp(c->auds[k], p, n) == 0;
+      if (seen) continue;
+      if (pf->nauds >= pf->nbuckets) gm__aud_grow(pf);
+      gm__aud **slot = gm__aud_slot(pf, p, n);
+      if (!*slot) {
+        gm__aud *a = calloc(1, sizeof *a);
+        if (!a) abort();
+        a->key = strndup(p, n);
+        if (!a->key) abort();
+        *slot = a;
+        pf->nauds++;
+      }
+      gm__list_add(&(*slot)->conns, &(*slot)->n, &(*slot)->cap, c);
+      c->auds[c->nauds] = strndup(p, n);
+      if (!c->auds[c->nauds++]) abort();
+    }
+}
+
 /* ---- connections ---- */
 
 static void gm__pconn_free(gm__pconn *c) {
@@ -129,10 +269,13 @@ static void gm__pconn_free(gm__pconn *c) {
   free(c->who);
   free(c->key);
   free(c->roles);
+  for (size_t i = 0; i < c->nauds; i++) free(c->auds[i]);
+  free(c->auds);
   free(c);
 }
 
 static void gm__conn_remove(gm__privfeed *pf, size_t i) {
+  gm__conn_unindex(pf, pf->conns[i]);
   gm__pconn_free(pf->conns[i]);
   pf->conns[i] = pf->conns[--pf->nconns];
 }
@@ -228,7 +371,10 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
         free(s.applied);
         break;
       }
-    if (c->nsubs == 0) gm__conn_remove(pf, index);
+    if (c->nsubs == 0)
+      gm__conn_remove(pf, index);
+    else
+      gm__conn_index(pf, c);
     return;
   }
   if (memchr(req, 0, len) || len > GM_PRIVFEED_MAX_PREFIX) {
@@ -311,6 +457,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   if (!s->req || !s->applied) abort();
   memcpy(s->applied, applied, na * sizeof *applied);
   s->napplied = na;
+  gm__conn_index(pf, c);
 }
 
 /* ---- the socket ---- */
@@ -384,6 +531,16 @@ void gm__privfeed_destroy(gm__privfeed **pfp) {
   if (pf->router) zmq_close(pf->router);
   for (size_t i = 0; i < pf->nconns; i++) gm__pconn_free(pf->conns[i]);
   free(pf->conns);
+  for (size_t i = 0; i < pf->nbuckets; i++)
+    for (gm__aud *a = pf->buckets[i], *next; a; a = next) {
+      next = a->next;
+      free(a->key);
+      free(a->conns);
+      free(a);
+    }
+  free(pf->buckets);
+  free(pf->wide);
+  free(pf->targets);
   for (size_t i = 0; i < pf->seq_cap; i++) free(pf->seq_keys[i]);
   free(pf->seq_keys);
   free(pf->seq_vals);
@@ -481,6 +638,7 @@ static void gm__pconn_revoke(gm__privfeed *pf, gm__pconn *c, int64_t now_ms) {
                c->who, why, now_ms);
     gm__psub_drop(c, 0);
   }
+  gm__conn_index(pf, c);
 }
 
 /* c's participant holds `roles` now: each subscription keeps what they let
@@ -514,6 +672,7 @@ static void gm__pconn_reapply(gm__privfeed *pf, gm__pconn *c, const char *roles,
     memcpy(s->applied, applied, na * sizeof *applied);
     s->napplied = na;
   }
+  gm__conn_index(pf, c);
 }
 
 void gm__privfeed_set_lookup(gm__privfeed *pf, gm__privfeed_lookup lookup,
@@ -610,15 +769,29 @@ static int gm__pconn_wants(const gm__pconn *c, const char *topic, size_t n) {
 
 void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
                           const void *body, size_t blen) {
-  for (size_t i = pf->nconns; i-- > 0;) {
-    gm__pconn *c = pf->conns[i];
+  /* The audience's connections and the wide ones, not every connection:
+     the cost follows who may see the event. */
+  size_t n = 0, an = gm__aud_len(topic, tlen);
+  gm__aud *a = an && pf->nbuckets ? *gm__aud_slot(pf, topic, an) : NULL;
+  size_t need = (a ? a->n : 0) + pf->nwide;
+  if (need > pf->captargets) {
+    pf->captargets = need * 2;
+    free(pf->targets);
+    pf->targets = malloc(pf->captargets * sizeof *pf->targets);
+    if (!pf->targets) abort();
+  }
+  for (size_t i = 0; a && i < a->n; i++) pf->targets[n++] = a->conns[i];
+  for (size_t i = 0; i < pf->nwide; i++) pf->targets[n++] = pf->wide[i];
+  int gone = 0;
+  for (size_t i = 0; i < n; i++) {
+    gm__pconn *c = pf->targets[i];
     if (!gm__pconn_wants(c, topic, tlen)) continue;
     /* The routing id goes first; with ZMQ_ROUTER_MANDATORY it fails at
        once for a connection that is gone, and nothing else is queued. */
     if (zmq_send(pf->router, c->rid, c->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) <
         0) {
       if (zmq_errno() == EHOSTUNREACH)
-        gm__conn_remove(pf, i);
+        c->gone = gone = 1;
       else
         pf->dropped++; /* its queue is full: a slow subscriber misses it */
       continue;
@@ -626,4 +799,7 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
     zmq_send(pf->router, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(pf->router, body, blen, ZMQ_DONTWAIT);
   }
+  if (gone)
+    for (size_t i = pf->nconns; i-- > 0;)
+      if (pf->conns[i]->gone) gm__conn_remove(pf, i);
 }
