@@ -162,6 +162,7 @@ START_TEST(the_monthly_statement_matches_the_ledger) {
       " funded_date LIKE '2026-03-%'");
   ck_assert_int_eq(sum_amount, ledger_amount);
   ck_assert_int_eq(sum_fee, ledger_fee);
+  ck_assert_str_eq(st->currency, "CNY");
   ck_assert_int_eq(st->funded_amount, ledger_amount);
   ck_assert_int_eq(st->fees, ledger_fee);
   /* The total line says the same. */
@@ -223,8 +224,11 @@ START_TEST(the_centre_report_and_a_bank_report) {
       (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
   ck_assert_int_eq(rep->referrals, 4);
   ck_assert_int_eq(rep->funded, 2);
+  ck_assert_str_eq(rep->currency, "CNY");
   ck_assert_int_eq(rep->funded_amount, 550000000);
   ck_assert_int_eq(rep->fees, 4600000);
+  ck_assert_uint_eq(rep->n_by_currency, 1);
+  ck_assert_int_eq(rep->by_currency[0]->funded_amount, 550000000);
   ck_assert_int_eq(rep->co2_avoided_kg, 2 * 1500000);
   ck_assert_int_eq(rep->coal_saved_kg, 2 * 600000);
   ck_assert_int_eq(rep->n_by_class, 1);
@@ -236,10 +240,11 @@ START_TEST(the_centre_report_and_a_bank_report) {
   ck_assert_int_eq(rep->by_bank[1]->referrals, 2); /* claimed */
   ck_assert_int_eq(rep->by_bank[1]->funded, 1);
   ck_assert_int_eq(rep->by_bank[1]->fees, 3600000);
-  ck_assert_msg(strstr(rep->csv, "total,,,4,2,5500000.00,46000.00\n"), "%s",
+  ck_assert_msg(strstr(rep->csv, "total,,,CNY,4,2,5500000.00,46000.00\n"), "%s",
                 rep->csv);
-  ck_assert_msg(strstr(rep->csv, "bank,icbc,Bank icbc,2,1,4500000.00,36000.00"),
-                "%s", rep->csv);
+  ck_assert_msg(
+      strstr(rep->csv, "bank,icbc,Bank icbc,CNY,2,1,4500000.00,36000.00"), "%s",
+      rep->csv);
   ft_free(rep);
   /* A period before anything: all zero. */
   rq.from = "2026-01-01";
@@ -263,6 +268,7 @@ START_TEST(the_centre_report_and_a_bank_report) {
   /* Approved at once; declined 2 hours after the pick. */
   ck_assert_int_eq(b->decision_max_ms, 2 * 3600000);
   ck_assert_int_eq(b->decision_mean_ms, 3600000);
+  ck_assert_str_eq(b->currency, "CNY");
   ck_assert_int_eq(b->fees, 3600000);
   ck_assert_int_eq(b->breaches, 0);
   ft_free(b);
@@ -314,9 +320,125 @@ START_TEST(a_bank_name_with_a_comma_keeps_the_csv_columns) {
   ck_assert_str_eq(rep->by_bank[0]->name, "Bank \"HZ\", Huzhou branch");
   ck_assert_msg(strstr(rep->csv,
                        "bank,hz,\"Bank \"\"HZ\"\", Huzhou branch\","
-                       "1,1,1000000.00,10000.00\n"),
+                       "CNY,1,1,1000000.00,10000.00\n"),
                 "%s", rep->csv);
   ft_free(rep);
+}
+END_TEST
+
+/* A referral in `currency` that `user` of `bank` funds with `product`. */
+static void funded_in(const char *currency, const char *user, const char *bank,
+                      const char *product, int64_t amount) {
+  Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
+  q.amount = amount;
+  q.currency = (char *)currency;
+  q.tenor_months = 36;
+  q.class_code = "3";
+  q.subitem = "3.2";
+  q.use_of_proceeds = "rooftop solar";
+  q.description = "2 MW rooftop photovoltaic plant on our workshops";
+  q.consent_share = 1;
+  Gm__Finance__Referral *r =
+      (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = id;
+  c.product = (char *)product;
+  ft_free(ft_ok(user, "referral.claim", &c.base));
+  ft_free(ft_pick("acme", id, bank));
+  ft_free(ft_contact(user, id));
+  ft_free(ft_approve(user, id, amount, 345, 36));
+  ft_free(ft_fund(user, id, amount, NULL));
+}
+
+/*
+ * A bank lending in two currencies: every report gives each currency's
+ * money apart and never adds yuan to dollars; the statement is not refused
+ * and has a total line per currency.
+ */
+START_TEST(money_in_two_currencies_is_never_added_together) {
+  Gm__Finance__Product p = GM__FINANCE__PRODUCT__INIT;
+  Gm__Finance__CreateProductRequest cp =
+      GM__FINANCE__CREATE_PRODUCT_REQUEST__INIT;
+  char *cls[] = {"3"};
+  p.id = "icbc-usd";
+  p.bank = "icbc";
+  p.name = "green loan in dollars";
+  p.currency = "USD";
+  p.amount_min = 1;
+  p.amount_max = MAX;
+  p.tenor_min_months = 1;
+  p.tenor_max_months = 120;
+  p.rate_min_bp = 300;
+  p.rate_max_bp = 450;
+  p.fee_bp = 100;
+  p.classes = cls;
+  p.n_classes = 1;
+  cp.product = &p;
+  ft_free(ft_ok(FT_CENTRE, "product.create", &cp.base));
+  funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL); /* CNY */
+  funded_in("USD", "icbc1", "icbc", "icbc-usd", 20000000);    /* 1% fee */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", 2), 2);
+
+  Gm__Finance__BankReportRequest br = GM__FINANCE__BANK_REPORT_REQUEST__INIT;
+  br.from = "2026-03-01";
+  br.to = "2026-03-31";
+  Gm__Finance__BankReport *b =
+      (Gm__Finance__BankReport *)ft_ok("icbc1", "bank.report", &br.base);
+  ck_assert_int_eq(b->funded, 2);
+  ck_assert_str_eq(b->currency, ""); /* two: no single sum */
+  ck_assert_int_eq(b->funded_amount, 0);
+  ck_assert_int_eq(b->fees, 0);
+  ck_assert_uint_eq(b->n_by_currency, 2);
+  ck_assert_str_eq(b->by_currency[0]->currency, "CNY");
+  ck_assert_int_eq(b->by_currency[0]->loans, 1);
+  ck_assert_int_eq(b->by_currency[0]->funded_amount, 450000000);
+  ck_assert_int_eq(b->by_currency[0]->fees, 3600000);
+  ck_assert_str_eq(b->by_currency[1]->currency, "USD");
+  ck_assert_int_eq(b->by_currency[1]->funded_amount, 20000000);
+  ck_assert_int_eq(b->by_currency[1]->fees, 200000);
+  ft_free(b);
+
+  Gm__Finance__ReportRequest rq = GM__FINANCE__REPORT_REQUEST__INIT;
+  rq.from = "2026-03-01";
+  rq.to = "2026-03-31";
+  Gm__Finance__Report *rep =
+      (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
+  ck_assert_int_eq(rep->referrals, 2);
+  ck_assert_int_eq(rep->funded, 2);
+  ck_assert_str_eq(rep->currency, "");
+  ck_assert_int_eq(rep->funded_amount, 0);
+  ck_assert_uint_eq(rep->n_by_currency, 2);
+  ck_assert_int_eq(rep->by_currency[1]->fees, 200000);
+  /* A line per class and currency. */
+  ck_assert_uint_eq(rep->n_by_class, 2);
+  ck_assert_str_eq(rep->by_class[0]->currency, "CNY");
+  ck_assert_int_eq(rep->by_class[0]->referrals, 1);
+  ck_assert_int_eq(rep->by_class[0]->funded_amount, 450000000);
+  ck_assert_str_eq(rep->by_class[1]->currency, "USD");
+  ck_assert_int_eq(rep->by_class[1]->funded_amount, 20000000);
+  ck_assert_uint_eq(rep->n_by_bank, 2);
+  ck_assert_str_eq(rep->by_bank[1]->currency, "USD");
+  ck_assert_int_eq(rep->by_bank[1]->referrals, 1); /* claimed */
+  ck_assert_msg(strstr(rep->csv, "total,,,CNY,1,1,4500000.00,36000.00\n") &&
+                    strstr(rep->csv, "total,,,USD,1,1,200000.00,2000.00\n"),
+                "%s", rep->csv);
+  ft_free(rep);
+
+  Gm__Finance__StatementRequest sr = GM__FINANCE__STATEMENT_REQUEST__INIT;
+  sr.month = "2026-03";
+  Gm__Finance__Statement *st =
+      (Gm__Finance__Statement *)ft_ok("icbc1", "report.statement", &sr.base);
+  ck_assert_int_eq(st->rows, 2);
+  ck_assert_str_eq(st->currency, "");
+  ck_assert_int_eq(st->funded_amount, 0);
+  ck_assert_uint_eq(st->n_by_currency, 2);
+  ck_assert_msg(strstr(st->csv, "total,,,,CNY,4500000.00,,,,36000.00\n") &&
+                    strstr(st->csv, "total,,,,USD,200000.00,,,,2000.00\n"),
+                "%s", st->csv);
+  ft_free(st);
 }
 END_TEST
 
@@ -329,6 +451,7 @@ int main(void) {
   tcase_add_test(tc, the_monthly_statement_matches_the_ledger);
   tcase_add_test(tc, the_centre_report_and_a_bank_report);
   tcase_add_test(tc, a_bank_name_with_a_comma_keeps_the_csv_columns);
+  tcase_add_test(tc, money_in_two_currencies_is_never_added_together);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
