@@ -1067,9 +1067,15 @@ static void gm__fin_print_bank_report(const ProtobufCMessage *m) {
              (long long)(r->decision_mean_ms / 360000 % 10),
              (long long)(r->decision_max_ms / 3600000),
              (long long)(r->decision_max_ms / 360000 % 10));
-  gm__fin_kv("loans funded", "%s yuan, fees due %s yuan",
-             gm__finance_format_yuan(r->funded_amount, a),
-             gm__finance_format_yuan(r->fees, b));
+  /* Each currency apart: yuan and dollars are never added. */
+  for (size_t i = 0; i < r->n_by_currency; i++)
+    gm__fin_kv(i ? "" : "loans funded", "%lld: %s %s, fees due %s %s",
+               (long long)r->by_currency[i]->loans,
+               gm__finance_format_yuan(r->by_currency[i]->funded_amount, a),
+               r->by_currency[i]->currency,
+               gm__finance_format_yuan(r->by_currency[i]->fees, b),
+               r->by_currency[i]->currency);
+  if (!r->n_by_currency) gm__fin_kv("loans funded", "none");
   gm__fin_kv("missed contact", "%lld", (long long)r->breaches);
   for (size_t i = 0; i < r->n_breach_list; i++)
     printf("  %s round %d: due %s, recorded %s\n", r->breach_list[i]->referral,
@@ -1102,8 +1108,10 @@ static int gm__fin_report_run(const gm__fin_cli *g, int argc, char **argv,
   } else {
     const Gm__Finance__Report *r = (const Gm__Finance__Report *)reply;
     if (!a.opt[O_OUT])
-      printf("green-finance report %s to %s (amounts in yuan)\n", r->from,
-             r->to);
+      printf(
+          "green-finance report %s to %s (amounts in each line's currency, "
+          "yuan for CNY)\n",
+          r->from, r->to);
     code = gm__fin_write(g, a.opt[O_OUT], r->csv);
   }
   protobuf_c_message_free_unpacked(reply, NULL);

@@ -108,6 +108,37 @@ static int64_t finance__int(const gm_param *p) {
   return p->type == GM_PARAM_INT ? p->i : 0;
 }
 
+/* The totals of `currency` among (*v)[0..*n), added (zero) when missing,
+   kept in currency order. */
+static Gm__Finance__CurrencyTotal *finance__cur(gm_call *call,
+                                                Gm__Finance__CurrencyTotal ***v,
+                                                size_t *n,
+                                                const char *currency) {
+  size_t i = 0;
+  while (i < *n && strcmp((*v)[i]->currency, currency) < 0) i++;
+  if (i < *n && !strcmp((*v)[i]->currency, currency)) return (*v)[i];
+  Gm__Finance__CurrencyTotal **g = host->alloc(call, (*n + 1) * sizeof *g);
+  if (i) memcpy(g, *v, i * sizeof *g);
+  if (*n > i) memcpy(g + i + 1, *v + i, (*n - i) * sizeof *g);
+  Gm__Finance__CurrencyTotal *t = host->alloc(call, sizeof *t);
+  gm__finance__currency_total__init(t);
+  t->currency = host->sprintf(call, "%s", currency);
+  g[i] = t;
+  *v = g;
+  (*n)++;
+  return t;
+}
+
+/* A report's single-currency fields from its totals: the sums when there
+   is one currency, else 0 and "" (amounts of two currencies are never
+   added). */
+static void finance__single(Gm__Finance__CurrencyTotal *const *v, size_t n,
+                            char **currency, int64_t *amount, int64_t *fees) {
+  *currency = n == 1 ? v[0]->currency : "";
+  *amount = n == 1 ? v[0]->funded_amount : 0;
+  *fees = n == 1 ? v[0]->fees : 0;
+}
+
 gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
                                ProtobufCMessage **reply) {
   const Gm__Finance__BankReportRequest *in =
@@ -129,8 +160,8 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   out->from = host->sprintf(call, "%s", a);
   out->to = host->sprintf(call, "%s", b);
 
-  finance__ints claims = {{0}, 0}, funded = {{0}, 0}, dec = {{0}, 0},
-                money = {{0}, 0};
+  finance__ints claims = {{0}, 0}, funded = {{0}, 0}, dec = {{0}, 0};
+  finance__rows money = {call, 0, 0, 4, NULL};
   if ((st = host->ledger_query(
            call,
            "SELECT count(DISTINCT referral),"
@@ -154,10 +185,10 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
            p, 3, finance__ints_row, &dec)) != GM_OK ||
       (st = host->ledger_query(
            call,
-           "SELECT coalesce(sum(amount), 0), coalesce(sum(fee), 0)"
+           "SELECT currency, count(*), sum(amount), sum(fee)"
            " FROM finance_loans WHERE bank = ?1 AND funded_date >= ?4"
-           " AND funded_date <= ?5",
-           p, 5, finance__ints_row, &money)) != GM_OK)
+           " AND funded_date <= ?5 GROUP BY currency",
+           p, 5, finance__rows_row, &money)) != GM_OK)
     return st;
   out->claims = claims.v[0];
   out->picked = claims.v[1];
@@ -166,8 +197,16 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   out->decisions = dec.v[0];
   out->decision_mean_ms = dec.v[0] > 0 ? dec.v[1] / dec.v[0] : 0;
   out->decision_max_ms = dec.v[2];
-  out->funded_amount = money.v[0];
-  out->fees = money.v[1];
+  for (size_t i = 0; i < money.n; i++) {
+    const gm_param *r = money.cells + i * 4;
+    Gm__Finance__CurrencyTotal *t = finance__cur(
+        call, &out->by_currency, &out->n_by_currency, finance__text(&r[0]));
+    t->loans = finance__int(&r[1]);
+    t->funded_amount = finance__int(&r[2]);
+    t->fees = finance__int(&r[3]);
+  }
+  finance__single(out->by_currency, out->n_by_currency, &out->currency,
+                  &out->funded_amount, &out->fees);
 
   finance__rows br = {call, 0, 0, 5, NULL};
   if ((st = host->ledger_query(
@@ -201,13 +240,17 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-/* The line for `key` among lines[0..n), added (all zero) when missing. */
+/* The line for `key` in `currency` among lines[0..n), added (all zero)
+   when missing. */
 static Gm__Finance__ReportLine *finance__line(gm_call *call,
                                               Gm__Finance__ReportLine ***lines,
                                               size_t *n, size_t *cap,
-                                              const char *key) {
+                                              const char *key,
+                                              const char *currency) {
   for (size_t i = 0; i < *n; i++)
-    if (!strcmp((*lines)[i]->key, key)) return (*lines)[i];
+    if (!strcmp((*lines)[i]->key, key) &&
+        !strcmp((*lines)[i]->currency, currency))
+      return (*lines)[i];
   if (*n == *cap) {
     size_t c = *cap * 2 + 8;
     Gm__Finance__ReportLine **g = host->alloc(call, c * sizeof *g);
@@ -218,6 +261,7 @@ static Gm__Finance__ReportLine *finance__line(gm_call *call,
   Gm__Finance__ReportLine *l = host->alloc(call, sizeof *l);
   gm__finance__report_line__init(l);
   l->key = host->sprintf(call, "%s", key);
+  l->currency = host->sprintf(call, "%s", currency);
   (*lines)[(*n)++] = l;
   return l;
 }
@@ -237,8 +281,10 @@ static const char *finance__csv(gm_call *call, const char *s) {
 }
 
 static int finance__line_cmp(const void *a, const void *b) {
-  return strcmp((*(Gm__Finance__ReportLine *const *)a)->key,
-                (*(Gm__Finance__ReportLine *const *)b)->key);
+  const Gm__Finance__ReportLine *x = *(Gm__Finance__ReportLine *const *)a,
+                                *y = *(Gm__Finance__ReportLine *const *)b;
+  int c = strcmp(x->key, y->key);
+  return c ? c : strcmp(x->currency, y->currency);
 }
 
 gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
@@ -259,14 +305,15 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
   out->from = host->sprintf(call, "%s", a);
   out->to = host->sprintf(call, "%s", b);
 
-  finance__rows sub = {call, 0, 0, 2, NULL}, cls = {call, 0, 0, 4, NULL},
-                claims = {call, 0, 0, 2, NULL}, banks = {call, 0, 0, 4, NULL},
-                names = {call, 0, 0, 2, NULL};
+  finance__rows sub = {call, 0, 0, 3, NULL}, cls = {call, 0, 0, 5, NULL},
+                claims = {call, 0, 0, 3, NULL}, banks = {call, 0, 0, 5, NULL},
+                names = {call, 0, 0, 2, NULL}, money = {call, 0, 0, 4, NULL};
   finance__ints tot = {{0}, 0}, nref = {{0}, 0};
   if ((st = host->ledger_query(call,
-                               "SELECT class, count(*) FROM finance_referrals"
+                               "SELECT class, currency, count(*)"
+                               " FROM finance_referrals"
                                " WHERE created_ms >= ?1 AND created_ms < ?2"
-                               " GROUP BY class",
+                               " GROUP BY class, currency",
                                p, 2, finance__rows_row, &sub)) != GM_OK ||
       (st = host->ledger_query(call,
                                "SELECT count(*) FROM finance_referrals"
@@ -274,63 +321,82 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
                                p, 2, finance__ints_row, &nref)) != GM_OK ||
       (st = host->ledger_query(
            call,
-           "SELECT class, count(*), sum(amount), sum(fee) FROM finance_loans"
-           " WHERE funded_date >= ?3 AND funded_date <= ?4 GROUP BY class",
+           "SELECT class, currency, count(*), sum(amount), sum(fee)"
+           " FROM finance_loans WHERE funded_date >= ?3 AND funded_date <= ?4"
+           " GROUP BY class, currency",
            p, 4, finance__rows_row, &cls)) != GM_OK ||
       (st = host->ledger_query(
            call,
-           "SELECT bank, count(DISTINCT referral) FROM finance_claims"
-           " WHERE claimed_ms >= ?1 AND claimed_ms < ?2 GROUP BY bank",
+           "SELECT c.bank, r.currency, count(DISTINCT c.referral)"
+           " FROM finance_claims c JOIN finance_referrals r"
+           " ON r.id = c.referral WHERE c.claimed_ms >= ?1"
+           " AND c.claimed_ms < ?2 GROUP BY c.bank, r.currency",
            p, 2, finance__rows_row, &claims)) != GM_OK ||
       (st = host->ledger_query(
            call,
-           "SELECT bank, count(*), sum(amount), sum(fee) FROM finance_loans"
-           " WHERE funded_date >= ?3 AND funded_date <= ?4 GROUP BY bank",
+           "SELECT bank, currency, count(*), sum(amount), sum(fee)"
+           " FROM finance_loans WHERE funded_date >= ?3 AND funded_date <= ?4"
+           " GROUP BY bank, currency",
            p, 4, finance__rows_row, &banks)) != GM_OK ||
       (st = host->ledger_query(
            call,
-           "SELECT count(*), coalesce(sum(amount), 0), coalesce(sum(fee), 0),"
-           " coalesce(sum(co2_kg), 0), coalesce(sum(coal_kg), 0)"
+           "SELECT count(*), coalesce(sum(co2_kg), 0), coalesce(sum(coal_kg), "
+           "0)"
            " FROM finance_loans WHERE funded_date >= ?3 AND funded_date <= ?4",
            p, 4, finance__ints_row, &tot)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT currency, count(*), sum(amount), sum(fee) FROM finance_loans"
+           " WHERE funded_date >= ?3 AND funded_date <= ?4 GROUP BY currency",
+           p, 4, finance__rows_row, &money)) != GM_OK ||
       (st = host->ledger_query(call, "SELECT id, name FROM finance_banks", NULL,
                                0, finance__rows_row, &names)) != GM_OK)
     return st;
   out->referrals = nref.v[0];
   out->funded = tot.v[0];
-  out->funded_amount = tot.v[1];
-  out->fees = tot.v[2];
-  out->co2_avoided_kg = tot.v[3];
-  out->coal_saved_kg = tot.v[4];
+  out->co2_avoided_kg = tot.v[1];
+  out->coal_saved_kg = tot.v[2];
+  for (size_t i = 0; i < money.n; i++) {
+    const gm_param *r = money.cells + i * 4;
+    Gm__Finance__CurrencyTotal *t = finance__cur(
+        call, &out->by_currency, &out->n_by_currency, finance__text(&r[0]));
+    t->loans = finance__int(&r[1]);
+    t->funded_amount = finance__int(&r[2]);
+    t->fees = finance__int(&r[3]);
+  }
+  finance__single(out->by_currency, out->n_by_currency, &out->currency,
+                  &out->funded_amount, &out->fees);
 
   size_t ccap = 0, bcap = 0;
   for (size_t i = 0; i < sub.n; i++) {
-    const gm_param *r = sub.cells + i * 2;
+    const gm_param *r = sub.cells + i * 3;
     finance__line(call, &out->by_class, &out->n_by_class, &ccap,
-                  finance__text(&r[0]))
-        ->referrals = finance__int(&r[1]);
+                  finance__text(&r[0]), finance__text(&r[1]))
+        ->referrals = finance__int(&r[2]);
   }
   for (size_t i = 0; i < cls.n; i++) {
-    const gm_param *r = cls.cells + i * 4;
-    Gm__Finance__ReportLine *l = finance__line(
-        call, &out->by_class, &out->n_by_class, &ccap, finance__text(&r[0]));
-    l->funded = finance__int(&r[1]);
-    l->funded_amount = finance__int(&r[2]);
-    l->fees = finance__int(&r[3]);
+    const gm_param *r = cls.cells + i * 5;
+    Gm__Finance__ReportLine *l =
+        finance__line(call, &out->by_class, &out->n_by_class, &ccap,
+                      finance__text(&r[0]), finance__text(&r[1]));
+    l->funded = finance__int(&r[2]);
+    l->funded_amount = finance__int(&r[3]);
+    l->fees = finance__int(&r[4]);
   }
   for (size_t i = 0; i < claims.n; i++) {
-    const gm_param *r = claims.cells + i * 2;
+    const gm_param *r = claims.cells + i * 3;
     finance__line(call, &out->by_bank, &out->n_by_bank, &bcap,
-                  finance__text(&r[0]))
-        ->referrals = finance__int(&r[1]);
+                  finance__text(&r[0]), finance__text(&r[1]))
+        ->referrals = finance__int(&r[2]);
   }
   for (size_t i = 0; i < banks.n; i++) {
-    const gm_param *r = banks.cells + i * 4;
-    Gm__Finance__ReportLine *l = finance__line(
-        call, &out->by_bank, &out->n_by_bank, &bcap, finance__text(&r[0]));
-    l->funded = finance__int(&r[1]);
-    l->funded_amount = finance__int(&r[2]);
-    l->fees = finance__int(&r[3]);
+    const gm_param *r = banks.cells + i * 5;
+    Gm__Finance__ReportLine *l =
+        finance__line(call, &out->by_bank, &out->n_by_bank, &bcap,
+                      finance__text(&r[0]), finance__text(&r[1]));
+    l->funded = finance__int(&r[2]);
+    l->funded_amount = finance__int(&r[3]);
+    l->fees = finance__int(&r[4]);
   }
   if (out->n_by_class)
     qsort(out->by_class, out->n_by_class, sizeof *out->by_class,
@@ -349,40 +415,57 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
         out->by_bank[i]->name = (char *)finance__text(&names.cells[k * 2 + 1]);
   }
 
-  /* The same as CSV: one line per class, per bank, and the totals.  A
-     line is its key and name (quoted, at most twice its length plus 2) and
-     at most 6 numbers of 20 digits. */
-  size_t cap = 512, used = 0;
+  /* The same as CSV: one line per class and currency, per bank and
+     currency, and the totals of each currency.  A line is its key and name
+     (quoted, at most twice its length plus 2), a currency code and at most
+     6 numbers of 20 digits. */
+  size_t cap = 512 + 128 * out->n_by_currency, used = 0;
   for (int k = 0; k < 2; k++) {
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
     for (size_t i = 0; i < n; i++)
-      cap += strlen(l[i]->key) + 2 * strlen(l[i]->name) + 162;
+      cap += strlen(l[i]->key) + 2 * strlen(l[i]->name) + 180;
   }
   char *csv = host->alloc(call, cap);
   used += (size_t)snprintf(csv, cap,
-                           "section,key,name,referrals,funded,"
-                           "funded_amount_yuan,fees_yuan\n");
+                           "section,key,name,currency,referrals,funded,"
+                           "funded_amount,fees\n");
   for (int k = 0; k < 2; k++) {
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
     for (size_t i = 0; i < n && used < cap; i++)
       used += (size_t)snprintf(
-          csv + used, cap - used, "%s,%s,%s,%lld,%lld,%s,%s\n",
+          csv + used, cap - used, "%s,%s,%s,%s,%lld,%lld,%s,%s\n",
           k ? "bank" : "class", l[i]->key, finance__csv(call, l[i]->name),
-          (long long)l[i]->referrals, (long long)l[i]->funded,
+          finance__q(call, l[i]->currency, 3), (long long)l[i]->referrals,
+          (long long)l[i]->funded,
           gm__finance_format_yuan(l[i]->funded_amount, y1),
           gm__finance_format_yuan(l[i]->fees, y2));
   }
-  if (used < cap)
+  /* A total per currency: the referrals submitted in it (the class lines
+     count each once) and its loans. */
+  for (size_t c = 0; c < out->n_by_currency && used < cap; c++) {
+    const Gm__Finance__CurrencyTotal *t = out->by_currency[c];
+    int64_t referrals = 0;
+    for (size_t i = 0; i < out->n_by_class; i++)
+      if (!strcmp(out->by_class[i]->currency, t->currency))
+        referrals += out->by_class[i]->referrals;
     used += (size_t)snprintf(
-        csv + used, cap - used,
-        "total,,,%lld,%lld,%s,%s\nbenefit,co2_avoided_kg,,%lld,,,\n"
-        "benefit,coal_saved_kg,,%lld,,,\n",
-        (long long)out->referrals, (long long)out->funded,
-        gm__finance_format_yuan(out->funded_amount, y1),
-        gm__finance_format_yuan(out->fees, y2), (long long)out->co2_avoided_kg,
-        (long long)out->coal_saved_kg);
+        csv + used, cap - used, "total,,,%s,%lld,%lld,%s,%s\n",
+        finance__q(call, t->currency, 3), (long long)referrals,
+        (long long)t->loans, gm__finance_format_yuan(t->funded_amount, y1),
+        gm__finance_format_yuan(t->fees, y2));
+  }
+  if (used < cap && out->n_by_currency == 0)
+    used +=
+        (size_t)snprintf(csv + used, cap - used, "total,,,,%lld,0,0.00,0.00\n",
+                         (long long)out->referrals);
+  if (used < cap)
+    used += (size_t)snprintf(csv + used, cap - used,
+                             "benefit,co2_avoided_kg,,,%lld,,,\n"
+                             "benefit,coal_saved_kg,,,%lld,,,\n",
+                             (long long)out->co2_avoided_kg,
+                             (long long)out->coal_saved_kg);
   out->csv = csv;
   *reply = &out->base;
   return GM_OK;
@@ -425,27 +508,25 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
   out->month = (char *)in->month;
   /* One line is under 240 bytes: its texts are cut to their widths (a
      valid id or code is within them) and the numbers have 20 digits. */
-  size_t cap = 240 * (t.n + 4), used = 0;
+  size_t cap = 240 * (t.n + 4) + 128 * t.n, used = 0;
   char *csv = host->alloc(call, cap);
   used += (size_t)snprintf(csv, cap,
                            "referral,funded_date,class,subitem,currency,"
-                           "amount_yuan,rate_pct,tenor_months,fee_bp,"
-                           "fee_yuan\n");
-  const char *cur = NULL;
-  int mixed = 0;
+                           "amount,rate_pct,tenor_months,fee_bp,fee\n");
   for (size_t i = 0; i < t.n && used < cap; i++) {
     const gm_param *r = t.cells + i * t.ncols;
     int64_t amount = finance__int(&r[5]), fee = finance__int(&r[9]);
+    const char *cur = finance__text(&r[4]);
+    Gm__Finance__CurrencyTotal *ct =
+        finance__cur(call, &out->by_currency, &out->n_by_currency, cur);
     /* SQLite sums the same and refuses to overflow; so does this. */
-    if (__builtin_add_overflow(out->funded_amount, amount,
-                               &out->funded_amount) ||
-        __builtin_add_overflow(out->fees, fee, &out->fees))
+    if (__builtin_add_overflow(ct->funded_amount, amount, &ct->funded_amount) ||
+        __builtin_add_overflow(ct->fees, fee, &ct->fees))
       return host->fail(call, GM_INTERNAL,
                         "the loans of %s in %s add up beyond 64 bits; the "
                         "ledger is damaged",
                         bank, in->month);
-    if (cur && strcmp(cur, finance__text(&r[4]))) mixed = 1;
-    cur = finance__text(&r[4]);
+    ct->loans++;
     used += (size_t)snprintf(
         csv + used, cap - used, "%s,%s,%s,%s,%s,%s,%s,%lld,%lld,%s\n",
         finance__q(call, finance__text(&r[0]), 20),
@@ -457,16 +538,18 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
         (long long)finance__int(&r[7]), (long long)finance__int(&r[8]),
         gm__finance_format_yuan(fee, y2));
   }
-  if (mixed)
-    return host->fail(call, GM_FAILED_PRECONDITION,
-                      "bank %s's loans in %s are in more than one currency; "
-                      "a statement totals one",
-                      bank, in->month);
-  if (used < cap)
-    used += (size_t)snprintf(csv + used, cap - used, "total,,,,%s,%s,,,,%s\n",
-                             cur ? cur : "",
-                             gm__finance_format_yuan(out->funded_amount, y1),
-                             gm__finance_format_yuan(out->fees, y2));
+  /* A total line per currency (amounts in its units, like its rows). */
+  if (out->n_by_currency == 0 && used < cap)
+    used +=
+        (size_t)snprintf(csv + used, cap - used, "total,,,,,0.00,,,,0.00\n");
+  for (size_t c = 0; c < out->n_by_currency && used < cap; c++)
+    used += (size_t)snprintf(
+        csv + used, cap - used, "total,,,,%s,%s,,,,%s\n",
+        finance__q(call, out->by_currency[c]->currency, 3),
+        gm__finance_format_yuan(out->by_currency[c]->funded_amount, y1),
+        gm__finance_format_yuan(out->by_currency[c]->fees, y2));
+  finance__single(out->by_currency, out->n_by_currency, &out->currency,
+                  &out->funded_amount, &out->fees);
   out->csv = csv;
   out->rows = (int64_t)t.n;
   *reply = &out->base;
