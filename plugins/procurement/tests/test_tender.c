@@ -529,6 +529,63 @@ START_TEST(an_amendment_cannot_shorten_the_bidding_period_below_the_law) {
 }
 END_TEST
 
+/*
+ * A credit code is one party of the register: gamma cannot register
+ * alpha's code (printed in every OCDS export) and then cite alpha's
+ * certificate for a mandatory item as its own, nor could one enterprise
+ * bid twice through two participants.  alpha may register again with its
+ * own code; a code it leaves is free for whoever holds it next.
+ */
+START_TEST(a_credit_code_is_registered_to_one_party) {
+  Gm__Procurement__Party p = GM__PROCUREMENT__PARTY__INIT;
+  p.uscc = PT_USCC_A;
+  p.name = "Alpha Materials (not)";
+  p.size = GM__PROCUREMENT__SME_CLASS__SME_MEDIUM;
+  pt_expect("gamma", "party.register", &p.base, GM__STATUS__ALREADY_EXISTS,
+            "registered to alpha");
+  Gm__Procurement__PartyRequest q = GM__PROCUREMENT__PARTY_REQUEST__INIT;
+  q.id = "gamma";
+  Gm__Procurement__Party *r =
+      (Gm__Procurement__Party *)pt_call("gamma", "party.get", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  ck_assert_str_eq(r->uscc, PT_USCC_C);
+  pt_free(r);
+
+  /* So alpha's certificate for the windows stays alpha's. */
+  pt_tender d;
+  pt_tender_init(&d, "T-USCC", 100000000, DEADLINE);
+  pt_item(&d, "W1", "WIN", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"W1=90000@GB-W-A"}, *c[] = {"W1=70000@GB-W-A"};
+  pt_free(pt_bid("alpha", "T-USCC", 0, a, 1));
+  pt_free(
+      pt_bid("gamma", "T-USCC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, c, 1));
+  open_at_deadline("T-USCC", "evaluated");
+  Gm__Procurement__Sheet *s = pt_sheet("T-USCC");
+  ck_assert_str_eq(pt_row(s, "gamma")->status, "disqualified");
+  ck_assert_int_eq(pt_row(s, "alpha")->rank, 1);
+  pt_free(s);
+
+  /* alpha registers again (a new name) with its code; then moves to
+     another code, and the old one is free. */
+  p.name = "Alpha Materials Group";
+  r = (Gm__Procurement__Party *)pt_call("alpha", "party.register", &p.base);
+  ck_assert_msg(r, "%s", pt_message);
+  pt_free(r);
+  p.uscc = PT_USCC_D;
+  r = (Gm__Procurement__Party *)pt_call("alpha", "party.register", &p.base);
+  ck_assert_msg(r, "%s", pt_message);
+  pt_free(r);
+  p.uscc = PT_USCC_A;
+  r = (Gm__Procurement__Party *)pt_call("gamma", "party.register", &p.base);
+  ck_assert_msg(r, "%s", pt_message);
+  pt_free(r);
+  p.uscc = PT_USCC_D;
+  pt_expect("beta", "party.register", &p.base, GM__STATUS__ALREADY_EXISTS,
+            "registered to alpha");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
@@ -547,6 +604,7 @@ int main(void) {
   tcase_add_test(tc, a_bid_whose_total_is_beyond_any_amount_is_disqualified);
   tcase_add_test(tc,
                  an_amendment_cannot_shorten_the_bidding_period_below_the_law);
+  tcase_add_test(tc, a_credit_code_is_registered_to_one_party);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
