@@ -490,13 +490,33 @@ gm_status pr__party_register(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "your participant id is not 1-64 letters, digits and . "
                       "_ -");
+  /* A credit code is one party's (catalogue.lua orgclaim, on the shard of
+     the code): the code is claimed first, then the entry written, then the
+     code it had before freed.  A step that fails leaves at most the new
+     code claimed for this participant; a retry finishes. */
+  const char *gargs[] = {"orgget", me};
+  const gm_value *v;
+  if ((st = pr__run(call, "catalogue", pr__org_tag(call, me), 2, gargs, &v)) !=
+      GM_OK)
+    return st;
+  const char *old = v->n ? pr__s(v, 1) : "";
+  const char *cargs[] = {"orgclaim", in->uscc, me};
+  if ((st = pr__run(call, "catalogue", pr__org_tag(call, in->uscc), 3, cargs,
+                    &v)) != GM_OK)
+    return st;
   const char *args[] = {"orgput", me, in->uscc, in->name,
                         pr__num(call, in->size)};
-  const gm_value *v;
   if ((st = pr__run(call, "catalogue", pr__org_tag(call, me), 5, args, &v)) !=
       GM_OK)
     return st;
-  *reply = &pr__party(call, v)->base;
+  Gm__Procurement__Party *out = pr__party(call, v);
+  if (old[0] && strcmp(old, in->uscc) != 0) {
+    const char *fargs[] = {"orgfree", old, me};
+    if ((st = pr__run(call, "catalogue", pr__org_tag(call, old), 3, fargs,
+                      &v)) != GM_OK)
+      return st;
+  }
+  *reply = &out->base;
   return GM_OK;
 }
 

@@ -15,6 +15,8 @@
 --   calget   from_day count
 --   orgput   id uscc name size       orgget id
 --   orgmget  id...                   the entries of several parties
+--   orgclaim uscc id    on the code's shard: the code is id's (or refused)
+--   orgfree  uscc id    on the code's shard: id no longer holds the code
 local op = ARGV[1]
 local MAXCATS = 10000
 local CERTF = {'holder', 'hname', 'product', 'model', 'cat', 'label', 'grade',
@@ -144,6 +146,30 @@ if op == 'orgput' then
   gm.emit('party', 'id', ARGV[2], 'uscc', ARGV[3], 'name', ARGV[4],
     'size', ARGV[5], 't', I(NOW))
   return {ARGV[2], ARGV[3], ARGV[4], ARGV[5], I(NOW)}
+end
+
+-- One credit code, one party: P.u (on the shard of the code) says who
+-- registered it, so nobody registers another's code and cites its
+-- certificates as its own, and one enterprise is one bidder.
+if op == 'orgclaim' then
+  local code, id = ARGV[2], ARGV[3]
+  local cur = redis.call('HGET', P .. 'u', code)
+  if cur and cur ~= id then
+    return rej('ALREADY_EXISTS', 'unified social credit code ' .. code ..
+      ' is registered to ' .. cur .. ': an enterprise is one party of the ' ..
+      'register; if the code is yours, ask the certification centre to ' ..
+      'look into it')
+  end
+  if not cur then redis.call('HSET', P .. 'u', code, id) end
+  return {code, id}
+end
+
+if op == 'orgfree' then
+  local code, id = ARGV[2], ARGV[3]
+  if redis.call('HGET', P .. 'u', code) == id then
+    redis.call('HDEL', P .. 'u', code)
+  end
+  return {code}
 end
 
 if op == 'orgget' then

@@ -8,6 +8,8 @@
 --   crt:NN     P.c:<no>     HASH one certificate (16 shards by number)
 --   cal        P.days       HASH day number -> 'h' holiday | 'w' worked
 --   org:NN     P.p:<id>     HASH one party: uscc name size upd (16 shards)
+--              P.u          HASH credit code -> the party that registered it
+--                           (on the shard of the code)
 --   t:<id>     P.t          HASH the tender (fields below)
 --              P.dm         HASH joint buyer -> its items (base64 protobuf)
 --              P.am         HASH version -> "time\nfields\nnote"

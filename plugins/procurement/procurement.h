@@ -64,7 +64,7 @@ gm_status pr__text(gm_call *call, const char *what, const char *s, size_t max,
                    int newlines);
 /* A protobuf-c allocator over the call's arena: nothing to free. */
 ProtobufCAllocator *pr__allocator(gm_call *call);
-/* The shard tag of a party: "org:NN". */
+/* The shard tag of a party, or of a credit code (its claim): "org:NN". */
 const char *pr__org_tag(gm_call *call, const char *id);
 /* Publishes to an audience when this host can (never falls back to
    public for a private event). */

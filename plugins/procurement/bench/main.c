@@ -27,11 +27,19 @@
 #include <zmq.h>
 
 #include <greenmarket/client.h>
+#include <greenmarket/uscc.h>
 #include "greenmarket.pb-c.h"
 
 #include "procurement.pb-c.h"
 
-#define USCC "914403001922038216"
+/* Supplier i's credit code (one party per code): a well-formed code of
+   its own, which its certificate C-i names as the holder. */
+static char *uscc_of(long i, char out[19]) {
+  snprintf(out, 19, "91440300%09ld", i % 1000000000);
+  out[17] = gm_uscc_check_char(out);
+  out[18] = '\0';
+  return out;
+}
 /* Monday 2026-03-02 10:00 in Shanghai. */
 #define T0 INT64_C(1772416800000)
 #define DAY INT64_C(86400000)
@@ -196,11 +204,11 @@ static void mk_party_get(size_t i, req *r) {
 }
 
 static void mk_party(size_t i, req *r) {
-  static char who[32], idem[48];
+  static char who[32], idem[48], code[19];
   Gm__Procurement__Party q = GM__PROCUREMENT__PARTY__INIT;
   snprintf(who, sizeof who, "s%06zu", i);
   snprintf(idem, sizeof idem, "party-%zu", i);
-  q.uscc = USCC;
+  q.uscc = uscc_of((long)i, code);
   q.name = who;
   q.size = (Gm__Procurement__SmeClass)(i % 4);
   r->as = who;
@@ -435,11 +443,12 @@ int main(int argc, char **argv) {
           "number,holder,holder_name,product,model,category,label,grade,"
           "issuer,valid_from,valid_to\n");
   long nc = ncerts > n ? ncerts : n;
+  char code[19];
   for (long i = 0; i < nc; i++)
     fprintf(f,
             "C-%06ld,%s,Maker %ld,insulation board,M%ld,INSUL,"
             "gb_insulation,%ld,centre,2026-01-01,2029-12-31\n",
-            i, USCC, i % 977, i % 89, 1 + i % 3);
+            i, uscc_of(i, code), i % 977, i % 89, 1 + i % 3);
   fclose(f);
 
   /* 5 first: the import (its certificates serve the bids). */

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <greenmarket/uscc.h>
+
 gm_test_redis *pt_redis;
 gm_test_gmd *pt_gmd;
 gm_test_conn *pt_conn;
@@ -158,6 +160,13 @@ void pt_register(const char *who, const char *roles) {
   ck_assert_msg(r && r->status == GM__STATUS__OK, "register %s: %s", who,
                 r ? r->message : "no reply");
   gm__reply__free_unpacked(r, NULL);
+}
+
+char *pt_uscc(int i, char out[19]) {
+  snprintf(out, 19, "91440300%09d", i);
+  out[17] = gm_uscc_check_char(out);
+  out[18] = '\0';
+  return out;
 }
 
 void pt_party(const char *who, const char *uscc, Gm__Procurement__SmeClass s) {

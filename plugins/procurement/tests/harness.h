@@ -105,6 +105,9 @@ void pt_ledger_text(const char *sql, char *out, size_t outlen);
 #define PT_USCC_C "91330100799655058B"
 #define PT_USCC_D "91110108551385082Q"
 #define PT_USCC_GOV "11100000000013127D"
+/* A well-formed credit code of its own for test party number i (a credit
+   code is registered to one party): into out (>= 19). */
+char *pt_uscc(int i, char out[19]);
 /* Monday 2026-03-02 10:00 in Shanghai. */
 #define PT_MONDAY "2026-03-02"
 #define PT_DAY INT64_C(86400000)

@@ -21,8 +21,8 @@ static void bidders(const char *tender, int n) {
     snprintf(who, sizeof who, "s%02d", i);
     snprintf(line, sizeof line, "D1=%d", 100000 + (i * 7919) % 5000);
     pt_register(who, "supplier");
-    /* Every supplier the same code is fine for the register. */
-    pt_party(who, PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+    char code[19];
+    pt_party(who, pt_uscc(i, code), GM__PROCUREMENT__SME_CLASS__SME_NONE);
     const char *l[] = {line};
     Gm__Procurement__BidReceipt *r = pt_bid(who, tender, 0, l, 1);
     ck_assert_msg(r, "%s: %s", who, pt_message);
