@@ -527,6 +527,41 @@ START_TEST(comprehensive_scoring_ranks_by_total) {
 }
 END_TEST
 
+/*
+ * A challenge is a bidder's: gamma bid and withdrew before the deadline, so
+ * it took no part in the evaluation and cannot challenge the award (nor
+ * hold its signature); nothing of its attempt is stored.
+ */
+START_TEST(a_supplier_that_withdrew_its_bid_cannot_challenge) {
+  pt_tender d;
+  pt_tender_init(&d, "T-WD", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *g[] = {"D1=90000"};
+  pt_free(pt_bid("alpha", "T-WD", 0, a, 1));
+  pt_free(
+      pt_bid("gamma", "T-WD", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
+  Gm__Procurement__TenderRequest w = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  w.tender_id = "T-WD";
+  ProtobufCMessage *m = pt_call("gamma", "bid.withdraw", &w.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-WD", "evaluated"), "evaluated");
+  Gm__Procurement__Award *aw = pt_award("city", "T-WD");
+  ck_assert_str_eq(aw->supplier, "alpha");
+  pt_free(aw);
+  pt_clock(DEADLINE + PT_DAY);
+  ck_assert_ptr_null(challenge("gamma", "T-WD"));
+  ck_assert_int_eq(pt_status, GM__STATUS__PERMISSION_DENIED);
+  ck_assert_msg(strstr(pt_message, "withdrew"), "%s", pt_message);
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  ck_assert_int_eq(gm_test_redis_int(c, "EXISTS gm:{procurement:t:T-WD}:ch:1"),
+                   0);
+  redisFree(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement awards");
   TCase *tc = tcase_create("award");
@@ -537,6 +572,7 @@ int main(void) {
   tcase_add_test(tc, an_award_not_signed_in_30_days_passes_to_the_next_bidder);
   tcase_add_test(tc, a_joint_tender_gives_one_contract_per_agency);
   tcase_add_test(tc, comprehensive_scoring_ranks_by_total);
+  tcase_add_test(tc, a_supplier_that_withdrew_its_bid_cannot_challenge);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
