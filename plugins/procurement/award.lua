@@ -209,6 +209,12 @@ if op == 'challenge' then
     return rej('PERMISSION_DENIED', 'only a supplier that bid on tender ' ..
       id .. ' may challenge its award')
   end
+  -- A bid withdrawn before the deadline took no part in the evaluation.
+  if b.st == 'withdrawn' then
+    return rej('PERMISSION_DENIED', 'you withdrew your bid on tender ' ..
+      id .. ' before its deadline; only the suppliers whose bids were ' ..
+      'opened may challenge its award')
+  end
   if WHO == a.sup then
     return rej('FAILED_PRECONDITION', 'you won tender ' .. id ..
       '; a challenge is for the other bidders')
