@@ -865,16 +865,29 @@ static int pr_import_certificates(const pr_cli *g, const pr_csv *c,
   } else {
     size_t sent;
     pr_certs_ctx x = {certs};
-    /* --skip-bad with duplicates: keep the first of each number. */
-    if (p.n) {
-      size_t k = 0;
-      for (size_t i = 0; i < n; i++) {
-        int dup = 0;
-        for (size_t j = 0; j < k && !dup; j++)
-          dup = !strcmp(certs[j].number, certs[i].number);
-        if (!dup) certs[k++] = certs[i];
+    /* --skip-bad with duplicates: keep the first of each number (sorted
+       by number, then by position: linear after the sort). */
+    if (p.n && n > 1) {
+      pr_numline *v = malloc(n * sizeof *v);
+      unsigned char *drop = calloc(n, 1);
+      if (!v || !drop) {
+        free(v);
+        free(drop);
+        free(certs);
+        free(cats);
+        pr_free(&reply);
+        return g->api->error(g->cli, GM_RESOURCE_EXHAUSTED, "out of memory");
       }
+      for (size_t i = 0; i < n; i++) v[i] = (pr_numline){certs[i].number, i};
+      qsort(v, n, sizeof *v, pr_cmp_numline);
+      for (size_t i = 1; i < n; i++)
+        if (!strcmp(v[i].number, v[i - 1].number)) drop[v[i].line] = 1;
+      size_t k = 0;
+      for (size_t i = 0; i < n; i++)
+        if (!drop[i]) certs[k++] = certs[i];
       n = k;
+      free(v);
+      free(drop);
     }
     code = pr_send_batches(g, "certificate.put", "certificates", n,
                            o->batch ? (size_t)o->batch : 2000, pr_cert_batch,

@@ -225,6 +225,24 @@ START_TEST(skip_bad_on_a_large_file_is_linear) {
   ck_assert_msg(
       cpu < 4, "gm took %.1f s of CPU to choose the good lines of %zu", cpu, n);
   free(path);
+  /* Of two good lines with one number, the first is imported. */
+  path = file("twice.csv",
+              "number,holder,holder_name,product,model,category,label,grade,"
+              "issuer,valid_from,valid_to\n"
+              "TW-1,914403001922038216,A,first,P,GB-INSUL,gb_insulation,2,"
+              "centre,2026-01-01,2028-12-31\n"
+              "TW-2,914403001922038216,A,other,P,GB-INSUL,gb_insulation,2,"
+              "centre,2026-01-01,2028-12-31\n"
+              "TW-1,914403001922038216,A,second,P,GB-INSUL,gb_insulation,2,"
+              "centre,2026-01-01,2028-12-31\n");
+  r = gm("centre", "import", "certificates", path, "--skip-bad", NULL);
+  GM_OK(r);
+  HAS(r->err, "line 4, column 1 (number): TW-1 is also on line 2");
+  HAS(r->out, "imported 2 certificates");
+  r = gm(NULL, "certificate", "TW-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "first");
+  free(path);
 }
 END_TEST
 
