@@ -562,6 +562,59 @@ START_TEST(a_supplier_that_withdrew_its_bid_cannot_challenge) {
 }
 END_TEST
 
+/*
+ * A re-evaluation judges the bidders' register entries as they were at the
+ * bid deadline (certificates as they are then): gamma declared itself small
+ * while registered medium, and delta bid without registering; after the
+ * award gamma registers as small and delta registers.  Round 2 gives gamma
+ * no SME deduction and delta stays disqualified, so alpha ranks first again.
+ */
+START_TEST(a_reevaluation_uses_the_register_at_the_deadline) {
+  pt_register("delta", "supplier");
+  pt_tender d;
+  pt_tender_init(&d, "T-REG", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=110000"}, *g[] = {"D1=105000"},
+             *x[] = {"D1=90000"};
+  pt_free(pt_bid("alpha", "T-REG", 0, a, 1));
+  pt_free(
+      pt_bid("beta", "T-REG", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, b, 1));
+  pt_free(
+      pt_bid("gamma", "T-REG", GM__PROCUREMENT__SME_CLASS__SME_SMALL, g, 1));
+  pt_free(pt_bid("delta", "T-REG", 0, x, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-REG", "evaluated"), "evaluated");
+  Gm__Procurement__Award *aw = pt_award("city", "T-REG");
+  ck_assert_str_eq(aw->supplier, "alpha");
+  pt_free(aw);
+  pt_clock(DEADLINE + PT_DAY);
+  char code[19];
+  pt_party("gamma", PT_USCC_C, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  pt_party("delta", pt_uscc(4, code), GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  Gm__Procurement__Challenge *c = challenge("beta", "T-REG");
+  ck_assert_msg(c, "%s", pt_message);
+  pt_free(c);
+  c = answer("T-REG-Q1", 1, GM__PROCUREMENT__REMEDY__REMEDY_REEVALUATE);
+  ck_assert_msg(c, "%s", pt_message);
+  pt_free(c);
+  ck_assert_str_eq(pt_wait_state("T-REG", "evaluated"), "evaluated");
+  Gm__Procurement__Sheet *s = pt_sheet("T-REG");
+  for (int i = 0; i < 200 && s->round != 2; i++) { /* settling */
+    pt_free(s);
+    s = pt_sheet("T-REG");
+  }
+  ck_assert_int_eq(s->round, 2);
+  ck_assert_int_eq(pt_row(s, "gamma")->sme_deduction, 0);
+  ck_assert_msg(strstr(pt_row(s, "gamma")->checks,
+                       "declared small but registered medium"),
+                "%s", pt_row(s, "gamma")->checks);
+  ck_assert_str_eq(pt_row(s, "delta")->status, "disqualified");
+  ck_assert_int_eq(pt_row(s, "alpha")->rank, 1);
+  pt_free(s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement awards");
   TCase *tc = tcase_create("award");
@@ -573,6 +626,7 @@ int main(void) {
   tcase_add_test(tc, a_joint_tender_gives_one_contract_per_agency);
   tcase_add_test(tc, comprehensive_scoring_ranks_by_total);
   tcase_add_test(tc, a_supplier_that_withdrew_its_bid_cannot_challenge);
+  tcase_add_test(tc, a_reevaluation_uses_the_register_at_the_deadline);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
