@@ -157,9 +157,32 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
 
   pr__certs cs;
   if ((st = pr__certs_read(call, certs, ncerts, &cs)) != GM_OK) return st;
+  /* The register entries: read at the opening (round 1) and kept with the
+     tender, so a re-evaluation judges the entries at the deadline, not
+     what a bidder registered since.  Bids opened before the entries were
+     kept are read from the register. */
   const char **who = host->alloc(call, n * sizeof *who);
-  for (size_t i = 0; i < n; i++) who[i] = rows[i].who;
-  if ((st = pr__parties_read(call, who, n, uscc, size)) != GM_OK) return st;
+  size_t *at = host->alloc(call, n * sizeof *at), nread = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *kept = first ? "" : pr__s(pr__item(v, i), 4);
+    const char *bar = strrchr(kept, '|');
+    if (bar) {
+      uscc[i] = host->sprintf(call, "%.*s", (int)(bar - kept), kept);
+      size[i] = atoi(bar + 1);
+      continue;
+    }
+    at[nread] = i;
+    who[nread++] = rows[i].who;
+  }
+  if (nread) {
+    const char **u = host->alloc(call, nread * sizeof *u);
+    int *z = host->alloc(call, nread * sizeof *z);
+    if ((st = pr__parties_read(call, who, nread, u, z)) != GM_OK) return st;
+    for (size_t k = 0; k < nread; k++) {
+      uscc[at[k]] = u[k];
+      size[at[k]] = z[k];
+    }
+  }
 
   /* n <= pr__page <= PR_RECORDS_PER_RUN: one record per bid. */
   const char **args = host->alloc(call, (4 + n) * sizeof *args);
@@ -210,8 +233,9 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
                        row->hash,
                        row->reasons,
                        row->checks,
+                       host->sprintf(call, "%s|%d", uscc[i], size[i]),
                        row->text};
-    args[a++] = pr__pack(call, 12, f);
+    args[a++] = pr__pack(call, 13, f);
   }
   free(checks);
   free(reasons);

@@ -18,6 +18,8 @@
 --              P.bc         HASH supplier -> sealed bid (base64, until opened)
 --              P.bz         ZSET suppliers with a live bid, by first seq
 --              P.o          HASH supplier -> the opened bid's text
+--              P.rg         HASH supplier -> "uscc|size": its register
+--                           entry as the opening read it (every round)
 --              P.e          HASH supplier -> "v|bid|evaluated|member"
 --              P.rk         ZSET valid bids by evaluated price (lowest)
 --              P.rt         ZSET valid bids by 10000 - total (scoring)

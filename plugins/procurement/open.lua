@@ -5,9 +5,12 @@
 -- arriving late changes nothing.
 --   ARGV[1] = op, ARGV[2] = tender id, then:
 --   close    seed                  the bid deadline passed: stop taking bids
---   page     round start n         n bids from `start` (sealed or opened)
+--   page     round start n         n bids from `start` (sealed or opened),
+--                                  each with its register entry if kept
 --   store    round start, then (supplier valid bid green sme evaluated
---            member smecls hash reasons checks text)...
+--            member smecls hash reasons checks register text)...
+--            (register: "uscc|size" as read at the opening, kept in P.rg
+--            so a re-evaluation judges the entry at the deadline)
 --   finish   round
 --   score    (supplier score)...               by an evaluator
 --   tpage    round start n         valid bids by evaluated price, scored
@@ -73,7 +76,8 @@ if op == 'page' then
       start + n - 1)) do
     out[#out + 1] = {who, redis.call('HGET', P .. 'b', who) or '',
       redis.call('HGET', P .. src, who) or '',
-      redis.call('HGET', P .. 'sec', who) or '0'}
+      redis.call('HGET', P .. 'sec', who) or '0',
+      redis.call('HGET', P .. 'rg', who) or ''}
   end
   return out
 end
@@ -86,13 +90,14 @@ if op == 'store' then
   -- Pages are stored in order, each once.
   if t.prog ~= start then return {'0'} end
   local recs = {}
-  for i = 5, #ARGV do recs[#recs + 1] = fields(ARGV[i], 12) end
+  for i = 5, #ARGV do recs[#recs + 1] = fields(ARGV[i], 13) end
   for _, f in ipairs(recs) do
-    local who, valid, text = f[1], f[2], f[12]
+    local who, valid, text = f[1], f[2], f[13]
     if text ~= '' then
       redis.call('HSET', P .. 'o', who, text)
       redis.call('HDEL', P .. 'bc', who)
     end
+    if f[12] ~= '' then redis.call('HSET', P .. 'rg', who, f[12]) end
     redis.call('HSET', P .. 'e', who, valid .. '|' .. f[3] .. '|' .. f[6] ..
       '|' .. f[7])
     if valid == '1' then redis.call('ZADD', P .. 'rk', f[6], f[7]) end
