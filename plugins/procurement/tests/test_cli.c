@@ -246,6 +246,35 @@ START_TEST(skip_bad_on_a_large_file_is_linear) {
 }
 END_TEST
 
+/*
+ * A categories file is checked like the certificates: each problem with its
+ * line and column (a label the catalogue does not know is in column 5, a
+ * code given twice in column 1 with the line that has it first), and
+ * --skip-bad imports the good lines, the first of a repeated code.
+ */
+START_TEST(category_problems_name_their_line_and_column) {
+  char *path =
+      file("cats2.csv",
+           "code,name,policy,deduction,labels,min_grade\n"
+           "GB-INSUL,Insulation materials,priority,5%,gb_insulation,2\n"
+           "GB-INSUL,Insulation again,priority,3%,gb_insulation,1\n"
+           "GB-ROOF,Roofing,priority,2%,gb_roof,1\n");
+  run_result *r = gm("centre", "import", "categories", path, NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "line 3, column 1 (code): GB-INSUL is also on line 2");
+  HAS(r->err, "line 4, column 5 (labels)");
+  HAS(r->err, "nothing imported: 2 problem(s)");
+  r = gm("centre", "import", "categories", path, "--skip-bad", NULL);
+  GM_OK(r);
+  HAS(r->out, "imported 1 category");
+  r = gm(NULL, "categories", NULL);
+  GM_OK(r);
+  HAS(r->out, "Insulation materials");
+  ck_assert_ptr_null(strstr(r->out, "Insulation again"));
+  free(path);
+}
+END_TEST
+
 START_TEST(refusals_speak_in_yuan) {
   static const struct {
     const char *args[14], *want;
@@ -369,6 +398,7 @@ int main(void) {
   tcase_add_test(tc, imports_check_every_line_first);
   tcase_add_test(tc, a_nul_byte_in_a_csv_field_is_refused);
   tcase_add_test(tc, skip_bad_on_a_large_file_is_linear);
+  tcase_add_test(tc, category_problems_name_their_line_and_column);
   tcase_add_test(tc, refusals_speak_in_yuan);
   tcase_add_test(tc, a_tender_from_draft_to_export);
   suite_add_tcase(s, tc);
