@@ -819,7 +819,10 @@ static int pr_cmp_numline(const void *a, const void *b) {
   return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
-static void pr_check_duplicates(const pr_csv *c, pr_problems *p) {
+/* Lines repeating the first column of an earlier line: each a problem of
+   that line, naming the earlier one (`what`: "certificate", "category"). */
+static void pr_check_duplicates(const pr_csv *c, pr_problems *p,
+                                const char *col, const char *what) {
   pr_numline *v = malloc(c->n * sizeof *v);
   size_t n = 0;
   if (!v) return;
@@ -828,10 +831,23 @@ static void pr_check_duplicates(const pr_csv *c, pr_problems *p) {
   qsort(v, n, sizeof *v, pr_cmp_numline);
   for (size_t i = 1; i < n; i++)
     if (!strcmp(v[i].number, v[i - 1].number))
-      pr_problem(p, v[i].line, 1, pr_cert_cols[0],
-                 "%s is also on line %zu; each certificate once", v[i].number,
-                 v[i - 1].line);
+      pr_problem(p, v[i].line, 1, col, "%s is also on line %zu; each %s once",
+                 v[i].number, v[i - 1].line, what);
   free(v);
+}
+
+/* Which of keys[0..n) repeat an earlier one: drop[i] set (one sort, by key
+   then position).  -1 when out of memory. */
+static int pr_later_repeats(const char *const *keys, size_t n,
+                            unsigned char *drop) {
+  pr_numline *v = malloc((n + 1) * sizeof *v);
+  if (!v) return -1;
+  for (size_t i = 0; i < n; i++) v[i] = (pr_numline){keys[i], i};
+  qsort(v, n, sizeof *v, pr_cmp_numline);
+  for (size_t i = 1; i < n; i++)
+    if (!strcmp(v[i].number, v[i - 1].number)) drop[v[i].line] = 1;
+  free(v);
+  return 0;
 }
 
 static int pr_import_certificates(const pr_cli *g, const pr_csv *c,
@@ -852,7 +868,7 @@ static int pr_import_certificates(const pr_cli *g, const pr_csv *c,
   size_t n = 0;
   if (pr_header(c, pr_cert_cols, 11, &p) == 0) {
     pr_check_cert_rows(c, cats, cl->n_categories, certs, &n, &p);
-    pr_check_duplicates(c, &p);
+    pr_check_duplicates(c, &p, pr_cert_cols[0], "certificate");
   }
   if (p.n > (size_t)p.printed)
     fprintf(stderr, "... and %zu more\n", p.n - (size_t)p.printed);
@@ -868,25 +884,22 @@ static int pr_import_certificates(const pr_cli *g, const pr_csv *c,
     /* --skip-bad with duplicates: keep the first of each number (sorted
        by number, then by position: linear after the sort). */
     if (p.n && n > 1) {
-      pr_numline *v = malloc(n * sizeof *v);
+      const char **keys = malloc(n * sizeof *keys);
       unsigned char *drop = calloc(n, 1);
-      if (!v || !drop) {
-        free(v);
+      for (size_t i = 0; keys && i < n; i++) keys[i] = certs[i].number;
+      if (!keys || !drop || pr_later_repeats(keys, n, drop) != 0) {
+        free(keys);
         free(drop);
         free(certs);
         free(cats);
         pr_free(&reply);
         return g->api->error(g->cli, GM_RESOURCE_EXHAUSTED, "out of memory");
       }
-      for (size_t i = 0; i < n; i++) v[i] = (pr_numline){certs[i].number, i};
-      qsort(v, n, sizeof *v, pr_cmp_numline);
-      for (size_t i = 1; i < n; i++)
-        if (!strcmp(v[i].number, v[i - 1].number)) drop[v[i].line] = 1;
       size_t k = 0;
       for (size_t i = 0; i < n; i++)
         if (!drop[i]) certs[k++] = certs[i];
       n = k;
-      free(v);
+      free(keys);
       free(drop);
     }
     code = pr_send_batches(g, "certificate.put", "certificates", n,
@@ -937,8 +950,15 @@ static int pr_import_categories(const pr_cli *g, const pr_csv *c,
       for (char *q = labels[n]; *q; q++)
         if (*q == ';') *q = ',';
       if (p.n == before && pr_check_category(f[0], f[1], policy, bp, labels[n],
-                                             (int)min, err, sizeof err) != 0)
-        pr_problem(&p, line, 0, "", "%s", err);
+                                             (int)min, err, sizeof err) != 0) {
+        /* The column its message starts with. */
+        static const char *const starts[] = {"code",      "name",  "policy",
+                                             "deduction", "label", "minimum"};
+        int col = 0;
+        for (int k = 0; k < 6 && !col; k++)
+          if (!strncmp(err, starts[k], strlen(starts[k]))) col = k + 1;
+        pr_problem(&p, line, col, col ? pr_cat_cols[col - 1] : "", "%s", err);
+      }
       if (p.n != before) {
         free(labels[n]);
         labels[n] = NULL;
@@ -956,11 +976,35 @@ static int pr_import_categories(const pr_cli *g, const pr_csv *c,
       x->labels = ls;
       n++;
     }
-    for (size_t i = 1; i < n; i++)
-      for (size_t j = 0; j < i; j++)
-        if (!strcmp(cats[i].code, cats[j].code))
-          pr_problem(&p, 0, 0, "", "category %s is in the file twice",
-                     cats[i].code);
+    pr_check_duplicates(c, &p, pr_cat_cols[0], "category");
+    /* --skip-bad: the first line of each code. */
+    if (p.n && n > 1) {
+      const char **keys = malloc(n * sizeof *keys);
+      unsigned char *drop = calloc(n, 1);
+      for (size_t i = 0; keys && i < n; i++) keys[i] = cats[i].code;
+      if (keys && drop && pr_later_repeats(keys, n, drop) == 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+          if (drop[i]) {
+            free(cats[i].labels);
+            free(labels[i]);
+            continue;
+          }
+          cats[k] = cats[i];
+          labels[k++] = labels[i];
+        }
+        n = k;
+      } else { /* out of memory: import nothing */
+        for (size_t i = 0; i < n; i++) {
+          free(cats[i].labels);
+          free(labels[i]);
+        }
+        p.n++;
+        n = 0;
+      }
+      free(keys);
+      free(drop);
+    }
   }
   if (p.n && (!o->skip_bad || n == 0)) {
     code = g->api->error(g->cli, GM_INVALID_ARGUMENT,
