@@ -269,12 +269,71 @@ START_TEST(exports_validate_at_every_stage) {
 }
 END_TEST
 
+/* The status of the only award of `json`. */
+static void award_status(const char *json, const char *want) {
+  json_t *rel = release_of(json);
+  json_t *a = json_array_get(json_object_get(rel, "awards"), 0);
+  ck_assert_msg(a, "%s", json);
+  ck_assert_str_eq(json_string_value(json_object_get(a, "status")), want);
+  json_decref(rel);
+}
+
+/*
+ * An award is in force (OCDS "active") once its challenge period is over
+ * and no challenge to it is open: one lodged in time and still open after
+ * the period keeps it "pending" (nothing can be signed); its dismissal
+ * makes it "active".
+ */
+START_TEST(an_award_under_challenge_is_pending) {
+  pt_tender d;
+  pt_tender_init(&d, "T-OCC", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=110000"}, *b[] = {"D1=100000"};
+  pt_free(pt_bid("alpha", "T-OCC", 0, a, 1));
+  pt_free(pt_bid("beta", "T-OCC", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-OCC", "evaluated"), "evaluated");
+  Gm__Procurement__Award *aw = pt_award("city", "T-OCC");
+  int64_t chu = aw->challenge_until_ms;
+  pt_free(aw);
+  pt_clock(DEADLINE + PT_DAY);
+  Gm__Procurement__ChallengeRequest cq =
+      GM__PROCUREMENT__CHALLENGE_REQUEST__INIT;
+  cq.tender_id = "T-OCC";
+  cq.text = "the award is wrong";
+  ProtobufCMessage *m = pt_call("alpha", "challenge.lodge", &cq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  ck_assert_int_eq(
+      pt_ledger_wait("SELECT count(*) FROM procurement_challenges", 1), 1);
+  pt_clock(chu + 1);
+  char *json = export_valid("T-OCC");
+  award_status(json, "pending");
+  free(json);
+  Gm__Procurement__AnswerRequest aq = GM__PROCUREMENT__ANSWER_REQUEST__INIT;
+  aq.challenge_id = "T-OCC-Q1";
+  aq.answer = "the award stands";
+  m = pt_call("city", "challenge.answer", &aq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_challenges"
+                                  " WHERE status = 'dismissed'",
+                                  1),
+                   1);
+  json = export_valid("T-OCC");
+  award_status(json, "active");
+  free(json);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement OCDS");
   TCase *tc = tcase_create("ocds");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, exports_validate_at_every_stage);
+  tcase_add_test(tc, an_award_under_challenge_is_pending);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
