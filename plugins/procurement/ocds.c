@@ -191,10 +191,10 @@ static int pr__bid_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
-/* Awards: award supplier value status notice chu reason */
+/* Awards: award supplier value status notice chu reason open_challenges */
 static int pr__award_row(void *arg, size_t ncols, const gm_param *c) {
   pr__ctx *x = arg;
-  if (ncols < 7) return 1;
+  if (ncols < 8) return 1;
   const char *st = pr__t(&c[3]);
   json_t *a = json_object(), *sup = json_array();
   json_object_set_new(a, "id",
@@ -203,11 +203,12 @@ static int pr__award_row(void *arg, size_t ncols, const gm_param *c) {
   json_object_set_new(a, "title",
                       json_string(host->sprintf(x->call, "award %lld of %s",
                                                 (long long)c[0].i, x->id)));
-  /* pending: the challenge period (standstill) runs; active: it ended */
+  /* pending: the challenge period (standstill) runs, or a challenge
+     lodged in it is still open (nothing is signed); active: in force */
   json_object_set_new(a, "status",
-                      json_string(!strcmp(st, "cancelled") ? "cancelled"
-                                  : x->now > c[5].i        ? "active"
-                                                           : "pending"));
+                      json_string(!strcmp(st, "cancelled")     ? "cancelled"
+                                  : x->now > c[5].i && !c[7].i ? "active"
+                                                               : "pending"));
   if (pr__t(&c[6])[0])
     json_object_set_new(a, "description", json_string(pr__t(&c[6])));
   json_object_set_new(a, "date", pr__date(c[4].i));
@@ -485,9 +486,12 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
 
   x.arr = json_array();
   host->ledger_query(call,
-                     "SELECT award, supplier, value, status, notice_ms,"
-                     " challenge_until_ms, reason FROM procurement_awards"
-                     " WHERE tender_id = ?1 ORDER BY award",
+                     "SELECT a.award, a.supplier, a.value, a.status,"
+                     " a.notice_ms, a.challenge_until_ms, a.reason,"
+                     " (SELECT count(*) FROM procurement_challenges c"
+                     " WHERE c.tender_id = a.tender_id AND c.award = a.award"
+                     " AND c.status = 'open') FROM procurement_awards a"
+                     " WHERE a.tender_id = ?1 ORDER BY a.award",
                      (gm_param[]){GM_TEXT(in->tender_id)}, 1, pr__award_row,
                      &x);
   if (json_array_size(x.arr)) {
