@@ -323,6 +323,12 @@ START_TEST(a_tender_from_draft_to_export) {
            "Alpha Materials", NULL));
   GM_OK(gm("beta", "register", "--uscc", PT_USCC_B, "--name", "Beta Windows",
            "--size", "small", NULL));
+  /* Registering again to change the name keeps the size unless --size
+     says otherwise: beta stays small (its SME deduction depends on it). */
+  run_result *rr = gm("beta", "register", "--uscc", PT_USCC_B, "--name",
+                      "Beta Windows Ltd", NULL);
+  GM_OK(rr);
+  HAS(rr->out, "Beta Windows Ltd, credit code " PT_USCC_B ", SME size small");
   run_result *r =
       gm("city", "draft", "ZFCG-1", "--title", "Fit-out, tower 3", "--budget",
          "500000", "--deadline", "2026-03-25T10:00:00+08:00", "--item",
