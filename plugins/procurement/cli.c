@@ -1277,6 +1277,21 @@ static int pr_cmd_register(const pr_cli *g, int argc, char **argv,
   q.name = (char *)o.name;
   if (o.size && !pr_sme_of(o.size, &q.size))
     return pr_usage_error(self, "--size must be none, medium, small or micro");
+  if (!o.size) {
+    /* Registering again (a new name or code) keeps the size registered:
+       only --size changes it, as the SME deduction depends on it. */
+    Gm__Procurement__PartyRequest pq = GM__PROCUREMENT__PARTY_REQUEST__INIT;
+    ProtobufCMessage *party = NULL;
+    gm_status st;
+    const char *msg;
+    int code = g->api->call_quiet(g->cli, PR_MARKET, "party.get", &pq.base,
+                                  &party, &st, &msg);
+    if (code == GM_CLI_EXIT_OK && party)
+      q.size = ((Gm__Procurement__Party *)party)->size;
+    else if (code != GM_CLI_EXIT_OK && st != GM_NOT_FOUND)
+      return g->api->error(g->cli, st, "%s", msg);
+    pr_free(&party);
+  }
   return pr_show(g, "party.register", &q.base, pr_print_party);
 }
 
@@ -2108,7 +2123,9 @@ static const pr_cmd pr_cmds[] = {
      "gm procurement register --uscc CODE --name NAME "
      "[--size none|medium|small|micro]\n"
      "    register your unified social credit code, name and SME "
-     "size\n",
+     "size\n"
+     "    (again: a new name or code; the size stays unless --size "
+     "changes it)\n",
      pr_cmd_register},
     {"draft",
      "gm procurement draft ID --title T --budget YUAN --deadline TIME "
