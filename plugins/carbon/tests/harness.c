@@ -13,6 +13,8 @@ int ct_status;
 char ct_message[1024];
 
 static unsigned long ct__idem_seq;
+/* The test's connection holding the ledger's write lock (ct_ledger_hold). */
+static sqlite3 *ct__held;
 
 static const char *const ct__mutating[] = {
     "instrument.create", "instrument.halt",  "instrument.resume",
@@ -45,6 +47,7 @@ void ct_start_aof(const char *extra_conf, int64_t now_ms) {
 }
 
 void ct_stop(void) {
+  if (ct__held) ct_ledger_release();
   gm_test_conn_destroy(&ct_conn);
   if (ct_gmd) gm_test_gmd_stop(&ct_gmd);
   gm_test_redis_stop(&ct_redis);
@@ -254,4 +257,25 @@ int64_t ct_ledger_wait(const char *sql, int64_t want) {
     nanosleep(&ts, NULL);
   }
   return v;
+}
+
+void ct_ledger_hold(void) {
+  ck_assert_ptr_null(ct__held);
+  ck_assert_int_eq(sqlite3_open_v2(gm_test_gmd_ledger(ct_gmd), &ct__held,
+                                   SQLITE_OPEN_READWRITE, NULL),
+                   SQLITE_OK);
+  /* The settler may be mid-batch: wait for its COMMIT. */
+  sqlite3_busy_timeout(ct__held, 10000);
+  char *msg = NULL;
+  ck_assert_msg(
+      sqlite3_exec(ct__held, "BEGIN IMMEDIATE", NULL, NULL, &msg) == SQLITE_OK,
+      "holding the ledger: %s", msg ? msg : "?");
+}
+
+void ct_ledger_release(void) {
+  ck_assert_ptr_nonnull(ct__held);
+  ck_assert_int_eq(sqlite3_exec(ct__held, "ROLLBACK", NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(ct__held);
+  ct__held = NULL;
 }

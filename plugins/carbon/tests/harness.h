@@ -60,6 +60,15 @@ Gm__Carbon__Depth *ct_depth(const char *sym, int levels);
 int64_t ct_ledger_int(const char *sql);
 /* Polls the ledger until `sql` answers `want` (10 s); returns the last. */
 int64_t ct_ledger_wait(const char *sql, int64_t want);
+/*
+ * Holds the ledger's write lock (BEGIN IMMEDIATE from the test) until
+ * ct_ledger_release: gmd's settler finds the ledger busy and retries with
+ * backoff, so settlement stands still however long the test needs, while
+ * readers (order.get's ledger query) go on.  A settler lagging behind, made
+ * without a timer.
+ */
+void ct_ledger_hold(void);
+void ct_ledger_release(void);
 
 /* Monday 2026-03-02 (a trading day) at 10:00 Shanghai. */
 #define CT_MONDAY "2026-03-02"

@@ -1,0 +1,145 @@
+/*
+ * order.get whatever the settler's lag: an order that ended (filled,
+ * cancelled, expired at the close, never rested at all) shows its final
+ * state at once, not the ledger's older row nor NOT_FOUND.  The settler is
+ * held back for real: the test holds the ledger's write lock
+ * (ct_ledger_hold), so gmd's settler finds it busy and waits, while
+ * everything else runs as usual.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define SYM "CEA-LAG"
+
+static void setup(void) {
+  ct_start(NULL, ct_at(CT_MONDAY, 10, 0));
+  ct_register("alice", "buyer");
+  ct_register("bob", "seller");
+  ct_create(SYM, 8500);
+  ct_deposit("alice", SYM, 10000000, 0);
+  ct_deposit("bob", SYM, 0, 5000);
+}
+
+static void teardown(void) {
+  ct_stop();
+}
+
+static Gm__Carbon__Order *get(const char *who, const char *id) {
+  Gm__Carbon__OrderRequest g = GM__CARBON__ORDER_REQUEST__INIT;
+  g.order_id = (char *)id;
+  Gm__Carbon__Order *o =
+      (Gm__Carbon__Order *)ct_call(who, "order.get", &g.base);
+  ck_assert_msg(o, "order.get %s by %s: %s", id, who, ct_message);
+  return o;
+}
+
+static void expect_state(const char *who, const char *id,
+                         Gm__Carbon__OrderState st, int64_t filled,
+                         const char *reason) {
+  Gm__Carbon__Order *o = get(who, id);
+  ck_assert_msg(o->state == st && o->filled == filled && o->remaining == 0 &&
+                    !strcmp(o->reason, reason),
+                "order.get %s: state %d filled %lld remaining %lld reason "
+                "\"%s\"; expected state %d filled %lld remaining 0 \"%s\"",
+                id, (int)o->state, (long long)o->filled,
+                (long long)o->remaining, o->reason, (int)st, (long long)filled,
+                reason);
+  ck_assert_str_eq(o->id, id);
+  ck_assert_str_eq(o->participant, who);
+  ct_free(o);
+}
+
+/* The order id of a placement (kept in `id`). */
+static void place(const char *who, Gm__Carbon__Side side, int64_t px, int64_t q,
+                  Gm__Carbon__TimeInForce tif, char *id) {
+  Gm__Carbon__PlaceReply *r = ct_limit(who, SYM, side, px, q, tif);
+  snprintf(id, 64, "%s", r->order->id);
+  ct_free(r);
+}
+
+START_TEST(ended_orders_show_their_state_before_settlement) {
+  char filled[64], cancelled[64], expired[64], taker[64], fok[64];
+  place("bob", CT_SELL, 8500, 10, CT_GTC, filled);
+  place("bob", CT_SELL, 8600, 5, CT_GTC, cancelled);
+  place("bob", CT_SELL, 8700, 5, GM__CARBON__TIME_IN_FORCE__TIF_DAY, expired);
+  /* The ledger knows all three as open; then settlement stands still. */
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE"
+                                  " state = 1",
+                                  3),
+                   3);
+  ct_ledger_hold();
+
+  /* A fill ends the resting order and the taker (which never rested). */
+  place("alice", CT_BUY, 8500, 10, GM__CARBON__TIME_IN_FORCE__TIF_IOC, taker);
+  expect_state("bob", filled, GM__CARBON__ORDER_STATE__STATE_FILLED, 10, "");
+  expect_state("alice", taker, GM__CARBON__ORDER_STATE__STATE_FILLED, 10, "");
+  /* An IOC that finds nothing: cancelled at once, never in the book. */
+  place("alice", CT_BUY, 8500, 3, GM__CARBON__TIME_IN_FORCE__TIF_IOC, fok);
+  expect_state("alice", fok, GM__CARBON__ORDER_STATE__STATE_CANCELLED, 0,
+               "IOC remainder");
+  /* A cancel. */
+  Gm__Carbon__OrderRequest c = GM__CARBON__ORDER_REQUEST__INIT;
+  c.order_id = cancelled;
+  ct_free((Gm__Carbon__Order *)ct_call("bob", "order.cancel", &c.base));
+  expect_state("bob", cancelled, GM__CARBON__ORDER_STATE__STATE_CANCELLED, 0,
+               "cancelled by bob");
+  /* A DAY order expires at the close. */
+  ct_clock(ct_at(CT_MONDAY, 15, 1));
+  Gm__Carbon__CloseRequest cr = GM__CARBON__CLOSE_REQUEST__INIT;
+  cr.symbol = SYM;
+  Gm__Carbon__CloseReply *cl =
+      (Gm__Carbon__CloseReply *)ct_call("root", "records.close", &cr.base);
+  ck_assert_msg(cl, "records.close: %s", ct_message);
+  ct_free(cl);
+  expect_state("bob", expired, GM__CARBON__ORDER_STATE__STATE_EXPIRED, 0,
+               "expired");
+  /* Still nobody else's order. */
+  Gm__Carbon__OrderRequest g = GM__CARBON__ORDER_REQUEST__INIT;
+  g.order_id = filled;
+  ct_expect("alice", "order.get", &g.base, GM__STATUS__NOT_FOUND, "of yours");
+  /* Nothing of it is settled yet: the answers came from Redis. */
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_orders WHERE"
+                                 " state = 1"),
+                   3);
+
+  /* What an ended order keeps in Redis expires by itself. */
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  redisReply *k = gm_test_redis_cmd(rc, "KEYS gm:{carbon:" SYM "}:e:*");
+  ck_assert_msg(k->elements >= 1, "no ended-order records in Redis");
+  for (size_t i = 0; i < k->elements; i++) {
+    redisReply *t = gm_test_redis_cmd(rc, "PTTL %s", k->element[i]->str);
+    ck_assert_msg(t->integer > 0, "%s has no expiry (PTTL %lld)",
+                  k->element[i]->str, (long long)t->integer);
+    freeReplyObject(t);
+  }
+  freeReplyObject(k);
+  redisFree(rc);
+
+  /* Once settled the ledger says the same. */
+  ct_ledger_release();
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE"
+                                  " state IN (3, 4, 5)",
+                                  5),
+                   5);
+  expect_state("bob", filled, GM__CARBON__ORDER_STATE__STATE_FILLED, 10, "");
+  expect_state("alice", taker, GM__CARBON__ORDER_STATE__STATE_FILLED, 10, "");
+  expect_state("bob", expired, GM__CARBON__ORDER_STATE__STATE_EXPIRED, 0,
+               "expired");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("carbon lag");
+  TCase *tc = tcase_create("lag");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, ended_orders_show_their_state_before_settlement);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
