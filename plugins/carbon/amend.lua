@@ -74,5 +74,6 @@ else
   out[#out + 1] = {'N', I(remaining), pos, table.concat(left, ',')}
 end
 acct_flush()
+ended_flush()
 levels_out(out)
 return out

@@ -53,6 +53,12 @@ extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
 /* Days one sweep (a day deadline's firing or records.close) closes at
    most: days missed while no broker ran are closed over several sweeps. */
 #define CARBON_CLOSE_DAYS 16
+/* An ended order's final record stays in Redis (P.e:<slot>, lib.lua) this
+   long at least, so order.get shows it whatever the settler's lag up to
+   that, in slots of CARBON_ENDED_SLOT_MS, each key expiring as a whole
+   (no walk prunes them) at most one slot later. */
+#define CARBON_ENDED_KEEP_MS (INT64_C(10) * 60 * 1000)
+#define CARBON_ENDED_SLOT_MS (INT64_C(60) * 1000)
 #define CARBON_DEFAULT_SESSIONS "570-690,780-900"
 #define CARBON_DEFAULT_BLOCK_SESSIONS "780-900"
 

@@ -26,6 +26,10 @@
 --   P.fd         HASH order id -> final record of an order that was in
 --                flight (cjson), for a retry that resumes after it ended
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
+--   P.e:<slot>   HASH order id -> final record of an order that ended in
+--                that minute (slot = ms / ENDED_SLOT), for order.get until
+--                the ledger has it: each key expires as a whole
+--                ENDED_KEEP + ENDED_SLOT ms after its last write (ended_flush)
 -- and the instrument's deadlines (the host's P.dl, set with gm.deadline):
 --   day|<SYM>      the next end-of-day event: the earliest of the first
 --                  close not done yet and the first expiry in P.x
@@ -320,6 +324,61 @@ local function release(o)
     a.af, a.al = a.af - o.q, a.al + o.q
   end
 end
+-- Ended orders: order.get must show an order's final state at once,
+-- whatever the settler's lag, and the ledger has it only once settled.  So
+-- the script that ends an order keeps its final record in Redis for
+-- ENDED_KEEP ms at least: in the hash of the minute it ended, P.e:<slot>,
+-- which expires as a whole (one HSET and one PEXPIRE per call that ends
+-- orders, no index and no walk to prune).  Record:
+-- "who|side|type|tif|price|quantity|filled|state|expire|created|reason"
+-- (the reason last: the only field that may hold '|'; nothing remains).
+local ENDED = {}
+local function ord_ended(o, st, why)
+  ENDED[#ENDED + 1] = o.id
+  ENDED[#ENDED + 1] = o.who .. '|' .. o.side .. '|' .. o.typ .. '|' ..
+    I(o.tif) .. '|' .. I(o.px) .. '|' .. I(o.tot or o.q + o.f) .. '|' ..
+    I(o.f) .. '|' .. I(st) .. '|' .. I(o.exp) .. '|' .. I(o.t) .. '|' ..
+    (why or '')
+end
+-- Expiry is relative (PEXPIRE): Redis counts it on its own clock, which a
+-- test's manual clock does not move.
+local function ended_flush()
+  if #ENDED == 0 then return end
+  local k = P .. 'e:' .. I(floor(NOW / ENDED_SLOT))
+  redis.call('HSET', k, unpack(ENDED))
+  redis.call('PEXPIRE', k, ENDED_KEEP + ENDED_SLOT)
+end
+-- The final record of order id if it ended within ENDED_KEEP ms: the
+-- order (as ord_get's), its state and reason; nil otherwise.
+local function ended_get(id)
+  local slot = floor(NOW / ENDED_SLOT)
+  for s = slot, slot - floor(ENDED_KEEP / ENDED_SLOT), -1 do
+    local rec = redis.call('HGET', P .. 'e:' .. I(s), id)
+    if rec then
+      local who, sd, typ, tif, px, tot, f, st, exp, t, why = string.match(rec,
+        '^([^|]*)|(%a)|(%a)|(%d)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
+      if not who then
+        error('ended order record ' .. id .. ' is malformed: ' .. rec)
+      end
+      return {id = id, who = who, side = sd, typ = typ, tif = tonumber(tif),
+        px = tonumber(px), tot = tonumber(tot), q = 0, f = tonumber(f),
+        exp = tonumber(exp), t = tonumber(t)}, tonumber(st), why
+    end
+  end
+  return nil
+end
+
+-- An order in flight (P.fl, place.lua): the order, its record's fields.
+local function fl_get(id)
+  local raw = redis.call('HGET', P .. 'fl', id)
+  if not raw then return nil end
+  local r = cjson.decode(raw)
+  return {id = id, who = r.who, side = r.side, typ = r.typ,
+    tif = tonumber(r.tif), px = tonumber(r.px), q = tonumber(r.q),
+    f = tonumber(r.f), exp = tonumber(r.exp), t = tonumber(r.t),
+    coid = r.coid}, r
+end
+
 -- Takes a resting order off the book for good (cancel, expiry, STP).
 local function ord_end(o, st, why, out)
   book_remove(o)
@@ -327,6 +386,7 @@ local function ord_end(o, st, why, out)
   release(o)
   o.tot, o.q = o.q + o.f, 0 -- nothing stays open
   ord_emit(o, st, why)
+  ord_ended(o, st, why)
   out[#out + 1] = ord_rec(o, st, why)
 end
 

@@ -295,9 +295,10 @@ gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
   if ((st = carbon__run(call, "read", sym, 2, args, &v)) != GM_OK) return st;
   Gm__Carbon__Order *o = NULL;
   if (v->n > 0) {
+    /* Resting, in flight, or ended within CARBON_ENDED_KEEP_MS. */
     o = carbon__order(call, sym, &v->items[0]);
   } else {
-    /* Not resting: its final state is in the ledger once settled. */
+    /* Ended longer ago: its final state is in the ledger once settled. */
     o = host->alloc(call, sizeof *o);
     gm__carbon__order__init(o);
     o->id = (char *)in->order_id;
@@ -310,14 +311,21 @@ gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
         (gm_param[]){GM_TEXT(in->order_id)}, 1, carbon__order_row, o);
     if (st != GM_OK) return st;
     if (!o->participant[0]) /* no row: init left the empty string */
-      return host->fail(call, GM_NOT_FOUND,
-                        "no order %s (an order that ended a moment ago may "
-                        "still be settling: retry in a second)",
-                        in->order_id);
+      return host->fail(call, GM_NOT_FOUND, "no order %s", in->order_id);
   }
   if (strcmp(o->participant, host->participant(call)) &&
       !host->has_role(call, "admin"))
     return host->fail(call, GM_NOT_FOUND, "no order %s of yours", in->order_id);
+  /* Redis no longer has it, so it ended over CARBON_ENDED_KEEP_MS ago:
+     a row that still says open is one the settler has not caught up
+     with.  Say so rather than show a state that is over. */
+  if (v->n == 0 && (o->state == GM__CARBON__ORDER_STATE__STATE_OPEN ||
+                    o->state == GM__CARBON__ORDER_STATE__STATE_PARTIAL))
+    return host->fail(call, GM_UNAVAILABLE,
+                      "order %s ended over %lld minutes ago and settlement "
+                      "has not recorded its final state yet (the settler is "
+                      "behind: see docs/operations.md); retry later",
+                      in->order_id, (long long)(CARBON_ENDED_KEEP_MS / 60000));
   *reply = &o->base;
   return GM_OK;
 }

@@ -271,6 +271,7 @@ local function match()
       if r.q == 0 then
         book_remove(r)
         ord_emit(r, STATE.FILLED)
+        ord_ended(r, STATE.FILLED)
         out[#out + 1] = ord_rec(r, STATE.FILLED)
       else
         redis.call('HSET', P .. 'o', r.id, ord_pack(r))
@@ -314,10 +315,12 @@ if more then
 else
   if o.q == 0 then
     st = STATE.FILLED
+    ord_ended(o, st, why)
   elseif why or o.tif == TIF.IOC or o.tif == TIF.FOK then
     why = why or (o.typ == 'M' and 'market order remainder' or 'IOC remainder')
     release(o)
     o.tot, o.q, st = o.q + o.f, 0, STATE.CANCELLED
+    ord_ended(o, st, why)
   else
     book_add(o)
     st = ord_state(o)
@@ -339,6 +342,7 @@ this[1] = 'T'
 table.insert(out, 1, this)
 if traded then inst_save_stats(inst) end
 acct_flush()
+ended_flush()
 levels_out(out)
 if op == 'continue' and not more then
   redis.call('HSET', FD, o.id, cjson.encode(this))

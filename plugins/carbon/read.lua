@@ -38,9 +38,25 @@ if op == 'acct' then
   return {acct_rec(a)}
 end
 if op == 'order' then
-  local o = ord_get(ARGV[2])
-  if not o then return {} end
-  return {ord_rec(o, ord_state(o))}
+  -- Resting, in flight or ended within ENDED_KEEP: Redis has the order's
+  -- current state, whatever the settler's lag.  {}: ask the ledger.
+  local id = ARGV[2]
+  local o = ord_get(id)
+  if o then return {ord_rec(o, ord_state(o))} end
+  local r
+  o, r = fl_get(id)
+  if o then
+    if r.cx and r.cx ~= '' then
+      return {ord_rec(o, STATE.CANCEL_PENDING, 'cancel pending: requested by ' ..
+        r.cx .. '; the order is still matching and its next step cancels ' ..
+        'the rest')}
+    end
+    return {ord_rec(o, ord_state(o), 'in flight: matching continues')}
+  end
+  local st, why
+  o, st, why = ended_get(id)
+  if o then return {ord_rec(o, st, why)} end
+  return {}
 end
 if op == 'orders' then
   local who, carry, out = ARGV[2], {}, {}

@@ -75,6 +75,10 @@ START_TEST(ended_orders_show_their_state_before_settlement) {
   place("alice", CT_BUY, 8500, 10, GM__CARBON__TIME_IN_FORCE__TIF_IOC, taker);
   expect_state("bob", filled, GM__CARBON__ORDER_STATE__STATE_FILLED, 10, "");
   expect_state("alice", taker, GM__CARBON__ORDER_STATE__STATE_FILLED, 10, "");
+  /* Still nobody else's order. */
+  Gm__Carbon__OrderRequest g = GM__CARBON__ORDER_REQUEST__INIT;
+  g.order_id = filled;
+  ct_expect("alice", "order.get", &g.base, GM__STATUS__NOT_FOUND, "of yours");
   /* An IOC that finds nothing: cancelled at once, never in the book. */
   place("alice", CT_BUY, 8500, 3, GM__CARBON__TIME_IN_FORCE__TIF_IOC, fok);
   expect_state("alice", fok, GM__CARBON__ORDER_STATE__STATE_CANCELLED, 0,
@@ -95,9 +99,11 @@ START_TEST(ended_orders_show_their_state_before_settlement) {
   ct_free(cl);
   expect_state("bob", expired, GM__CARBON__ORDER_STATE__STATE_EXPIRED, 0,
                "expired");
-  /* Still nobody else's order. */
-  Gm__Carbon__OrderRequest g = GM__CARBON__ORDER_REQUEST__INIT;
-  g.order_id = filled;
+  /* The fill was five hours ago, past what Redis keeps of ended orders
+   * (CARBON_ENDED_KEEP_MS): the ledger's row still says open, and order.get
+   * says it is not settled yet instead of showing it open. */
+  ct_expect("bob", "order.get", &g.base, GM__STATUS__UNAVAILABLE,
+            "has not recorded its final state yet");
   ct_expect("alice", "order.get", &g.base, GM__STATUS__NOT_FOUND, "of yours");
   /* Nothing of it is settled yet: the answers came from Redis. */
   ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_orders WHERE"
