@@ -10,30 +10,52 @@ local op, who = ARGV[1], gm.participant
 local inst = inst_load()
 if not inst then return inst_missing() end
 local out = {}
+
+-- A cancel of an order in flight (its record r in P.fl, matching over
+-- later steps of the call that placed it, place.lua) wins: it is marked,
+-- and the next step of that call (or of its retry, or of its in-flight
+-- deadline) stops matching before any fill and cancels the remainder.
+-- Until then the order is CANCEL_PENDING and no longer counts as open.  A
+-- FOK order executing what it holds cannot be cancelled: it fills in full
+-- in its next steps (nil is returned).
+local function cancel_inflight(o, r, tag)
+  if r.fk == 'x' then return nil end
+  if not r.cx or r.cx == '' then
+    r.cx = who
+    redis.call('HSET', P .. 'fl', o.id, cjson.encode(r))
+    redis.call('SREM', P .. 'op:' .. o.who, o.id)
+  end
+  local rec = ord_rec(o, STATE.CANCEL_PENDING, pending_why(r.cx))
+  rec[1] = tag
+  return rec
+end
+-- A cancel of a resting order a FOK order holds (ord_end refused it) waits
+-- for that order: it fills it, or gives it back and the cancel ends it.
+local function cancel_held(o, tag)
+  local cx = redis.call('HGET', P .. 'hx', o.id)
+  if not cx then
+    cx = who
+    redis.call('HSET', P .. 'hx', o.id, who)
+    redis.call('SREM', P .. 'op:' .. o.who, o.id)
+  end
+  local rec = ord_rec(o, STATE.CANCEL_PENDING, pending_why(cx, true))
+  rec[1] = tag
+  return rec
+end
+
 if op == 'cancel' then
   local o = ord_get(ARGV[2])
   if not o then
-    -- Not resting: it may be in flight, matching over later steps of the
-    -- call that placed it (place.lua).  The cancel wins: it is marked, and
-    -- the next step of that call (or of its retry, or the sweep's) stops
-    -- matching before any fill and cancels the remainder.  Until then the
-    -- order is CANCEL_PENDING.
-    local raw = redis.call('HGET', P .. 'fl', ARGV[2])
-    local r = raw and cjson.decode(raw)
-    if r and (r.who == who or ARGV[3] == '1') then
-      if not r.cx or r.cx == '' then
-        r.cx = who
-        redis.call('HSET', P .. 'fl', ARGV[2], cjson.encode(r))
+    -- Not resting: it may be in flight.
+    local f, r = fl_get(ARGV[2])
+    if f and (f.who == who or ARGV[3] == '1') then
+      local rec = cancel_inflight(f, r, 'T')
+      if not rec then
+        return rej('FAILED_PRECONDITION', 'order ' .. inst.sym .. ':' ..
+          ARGV[2] .. ' is a FOK order executing what it holds: it fills ' ..
+          'in full in its next steps, so there is nothing to cancel')
       end
-      local f = {id = ARGV[2], who = r.who, side = r.side, typ = r.typ,
-        tif = tonumber(r.tif), px = tonumber(r.px), q = tonumber(r.q),
-        f = tonumber(r.f), exp = tonumber(r.exp), t = tonumber(r.t),
-        coid = r.coid}
-      local r0 = ord_rec(f, STATE.CANCEL_PENDING, 'cancel pending: ' ..
-        'requested by ' .. r.cx .. '; the order is still matching and its ' ..
-        'next step cancels the rest')
-      r0[1] = 'T'
-      return {r0}
+      return {rec}
     end
     -- A fill may have won the race: the order is gone from the book.
     return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
@@ -43,8 +65,11 @@ if op == 'cancel' then
     return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
       ' of yours (it may have filled or been cancelled; see order.get)')
   end
-  ord_end(o, STATE.CANCELLED, 'cancelled by ' .. who, out)
-  out[#out][1] = 'T'
+  if ord_end(o, STATE.CANCELLED, 'cancelled by ' .. who, out) then
+    out[#out][1] = 'T'
+  else
+    out[#out + 1] = cancel_held(o, 'T')
+  end
 else
   -- Each run looks at no more than max of the caller's open orders, of
   -- either side: a side filter cannot make a run read the whole set.
@@ -54,17 +79,28 @@ else
   local ids, pos, left = page(key, ARGV[4], carry, max)
   for _, id in ipairs(ids) do
     local o = ord_get(id)
-    if not o then
-      -- Not resting: a carried id that filled or was cancelled since.  The
-      -- SREM keeps a member without an order (only a bug leaves one) from
-      -- counting in remaining for ever.
-      redis.call('SREM', key, id)
-    elseif o.who == who and (side == '' or o.side == side) then
-      ord_end(o, STATE.CANCELLED, 'mass cancel', out)
+    if o then
+      if o.who == who and (side == '' or o.side == side) and
+          not ord_end(o, STATE.CANCELLED, 'mass cancel', out) then
+        out[#out + 1] = cancel_held(o, 'O')
+      end
+    else
+      local f, r = fl_get(id)
+      if f then
+        if f.who == who and (side == '' or f.side == side) then
+          out[#out + 1] = cancel_inflight(f, r, 'O')
+        end
+      else
+        -- Neither resting nor in flight: a carried id that ended since.
+        -- The SREM keeps a member without an order (only a bug leaves
+        -- one) from counting in remaining for ever.
+        redis.call('SREM', key, id)
+      end
     end
   end
-  -- Without a side every order looked at is gone, so the set holds exactly
-  -- what is left.  With one, the orders of that side among the rest are not
+  -- Without a side every order looked at is gone (or pending: no longer
+  -- in the set), so the set holds exactly what is left, but a FOK order
+  -- executing.  With one, the orders of that side among the rest are not
   -- known without reading them: the set's size bounds them until the walk
   -- is over.
   local remaining = 0

@@ -59,6 +59,9 @@ extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
    (no walk prunes them) at most one slot later. */
 #define CARBON_ENDED_KEEP_MS (INT64_C(10) * 60 * 1000)
 #define CARBON_ENDED_SLOT_MS (INT64_C(60) * 1000)
+/* How the reason of a refused FOK order begins (place.lua fok_short): a
+   FOK order that ends so after several steps is a refusal too. */
+#define CARBON_FOK_SHORT "FOK order cannot fill in full"
 #define CARBON_DEFAULT_SESSIONS "570-690,780-900"
 #define CARBON_DEFAULT_BLOCK_SESSIONS "780-900"
 

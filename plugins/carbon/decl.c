@@ -2,8 +2,8 @@
  * The declarations C and the scripts share, as one line of Lua made from
  * their one source: the enums of carbon.proto (TIF, STATE, OFFER, STP), the
  * limits of price.h (MAXP, MAXQ, MAXCASH), how long ended orders are kept
- * (ENDED_KEEP, ENDED_SLOT) and the record layouts of
- * carbon.h (R_ORD, R_FILL, ...).  The plugin puts it before lib.lua
+ * (ENDED_KEEP, ENDED_SLOT), a refused FOK's reason (FOK_SHORT) and the record
+ * layouts of carbon.h (R_ORD, R_FILL, ...).  The plugin puts it before lib.lua
  * (scripts.c); the benchmark's ceiling does the same.
  */
 #include <stdarg.h>
@@ -93,6 +93,7 @@ char *carbon__lua_declarations(void) {
   carbon__put(&b, "local MAXP, MAXQ, MAXCASH = %lld, %lld, %lld; ",
               (long long)GM_CARBON_MAX_PRICE, (long long)GM_CARBON_MAX_QTY,
               (long long)GM_CARBON_MAX_CASH);
+  carbon__put(&b, "local FOK_SHORT = '%s'; ", CARBON_FOK_SHORT);
   carbon__put(&b, "local ENDED_KEEP, ENDED_SLOT = %lld, %lld; ",
               (long long)CARBON_ENDED_KEEP_MS, (long long)CARBON_ENDED_SLOT_MS);
 #define CARBON__LAYOUT(lua, names) \

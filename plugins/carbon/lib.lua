@@ -14,7 +14,7 @@
 --   P.x          ZSET expiring orders ('<id>') and offers ('B<id>') by ms
 --   P.a:<who>    HASH account: c cf al af lk ld stp
 --   P.accts      SET participants with an account here
---   P.op:<who>   SET the participant's open order ids
+--   P.op:<who>   SET the participant's open order ids: resting or in flight
 --   P.co:<who>   HASH client order id -> first reply (cjson)
 --   P.bk         HASH block offer id -> packed record
 --   P.bo:<who>   SET open block offer ids to or from the participant
@@ -22,7 +22,13 @@
 --                counterparty's set while it is open)
 --   P.fl         HASH order id -> in-flight order (cjson): out of the book,
 --                still matching over several steps of one call (place.lua);
---                cx = who cancelled it meanwhile (amend.lua)
+--                cx = who cancelled it meanwhile (amend.lua); fk = a FOK
+--                order's phase past max_fills: h holding, x executing, a
+--                giving back (place.lua)
+--   P.h:<id>     ZSET resting orders the FOK order <id> holds: out of the
+--                book, same scores (so same priority), until it executes
+--                or gives them back
+--   P.hx         HASH held order id -> who asked to cancel it meanwhile
 --   P.fd         HASH order id -> final record of an order that was in
 --                flight (cjson), for a retry that resumes after it ended
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
@@ -379,15 +385,36 @@ local function fl_get(id)
     coid = r.coid}, r
 end
 
+-- The reason an order shows while a cancel of it waits (CANCEL_PENDING):
+-- for an order in flight (P.fl cx) or one a FOK order holds (P.hx).
+local function pending_why(cx, held)
+  if held then
+    return 'cancel pending: requested by ' .. cx .. '; a FOK order that ' ..
+      'is matching holds it and fills it, or lets it go and it is cancelled'
+  end
+  return 'cancel pending: requested by ' .. cx .. '; the order is still ' ..
+    'matching and its next step cancels the rest'
+end
+
 -- Takes a resting order off the book for good (cancel, expiry, STP).
-local function ord_end(o, st, why, out)
-  book_remove(o)
-  level_add(o.side, o.px, -o.q)
+-- Returns false and changes nothing when the order is not in the book: a
+-- FOK order matching over several steps holds it (P.h:<id>, place.lua) and
+-- only that order ends it or gives it back.  `held`: that FOK order ends
+-- it (its quantity left the levels when it was taken).
+local function ord_end(o, st, why, out, held)
+  if not held then
+    if redis.call('ZREM', P .. 'bz:' .. o.side, o.id) == 0 then return false end
+    level_add(o.side, o.px, -o.q)
+  end
+  redis.call('HDEL', P .. 'o', o.id)
+  redis.call('SREM', P .. 'op:' .. o.who, o.id)
+  if o.exp > 0 then redis.call('ZREM', P .. 'x', o.id) end
   release(o)
   o.tot, o.q = o.q + o.f, 0 -- nothing stays open
   ord_emit(o, st, why)
   ord_ended(o, st, why)
   out[#out + 1] = ord_rec(o, st, why)
+  return true
 end
 
 -- Block offers: "offerer|counterparty|side|price|qty|created" in P.bk.

@@ -44,12 +44,14 @@ gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
   for (long step = 1;; step++) {
     const gm_value *v;
     const char *next = NULL;
-    if (step > CARBON_MAX_STEPS_LIMIT + 1)
+    /* max_steps bounds matching; a FOK order past max_fills may take as
+       many steps again to execute or give back what it holds. */
+    if (step > 3 * CARBON_MAX_STEPS_LIMIT + 3)
       return host->fail(call, GM_INTERNAL,
                         "order %s:%s is still matching after %d steps (the "
                         "place script should end it at max_steps); check the "
                         "gmd log",
-                        sym, cont[1], CARBON_MAX_STEPS_LIMIT);
+                        sym, cont[1], 3 * CARBON_MAX_STEPS_LIMIT + 3);
     if ((st = carbon__run(call, "place", sym, nargs, args, &v)) != GM_OK)
       return st;
 #ifdef GM_FAILURE_INJECTION
@@ -145,6 +147,15 @@ gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
   Gm__Carbon__PlaceReply *out;
   if ((st = carbon__place_run(call, in->symbol, 12, args, &out)) != GM_OK)
     return st;
+  /* A FOK order past max_fills is found short only after steps that held
+     resting orders (and gave them back): it ended with nothing done, which
+     is a refusal, as when the first step finds it short.  Decided from the
+     replies only, so a retry answers the same. */
+  if (out->order->tif == GM__CARBON__TIME_IN_FORCE__TIF_FOK &&
+      out->order->state == GM__CARBON__ORDER_STATE__STATE_CANCELLED &&
+      out->order->filled == 0 &&
+      !strncmp(out->order->reason, CARBON_FOK_SHORT, strlen(CARBON_FOK_SHORT)))
+    return host->fail(call, GM_FAILED_PRECONDITION, "%s", out->order->reason);
   *reply = &out->base;
   return GM_OK;
 }

@@ -37,7 +37,8 @@ local o, old, post, stpm
 local function fl_pack()
   return cjson.encode({who = o.who, side = o.side, typ = o.typ,
     tif = I(o.tif), px = I(o.px), q = I(o.q), f = I(o.f), exp = I(o.exp),
-    t = I(o.t), coid = o.coid or '', stp = I(stpm), n = I(o.n), ms = I(o.ms)})
+    t = I(o.t), coid = o.coid or '', stp = I(stpm), n = I(o.n), ms = I(o.ms),
+    fk = o.fk or '', rv = I(o.rv or 0), fy = o.fy or ''})
 end
 
 if op == 'continue' then
@@ -54,7 +55,8 @@ if op == 'continue' then
   o = {id = ARGV[2], who = r.who, side = r.side, typ = r.typ,
     tif = tonumber(r.tif), px = tonumber(r.px), q = tonumber(r.q),
     f = tonumber(r.f), exp = tonumber(r.exp), t = tonumber(r.t),
-    coid = r.coid, n = tonumber(r.n) + 1, ms = tonumber(r.ms)}
+    coid = r.coid, n = tonumber(r.n) + 1, ms = tonumber(r.ms),
+    fk = r.fk or '', rv = tonumber(r.rv) or 0, fy = r.fy or ''}
   stpm = tonumber(r.stp)
   o.cx = r.cx -- who asked to cancel it while it was in flight (amend.lua)
 elseif op == 'new' then
@@ -78,6 +80,11 @@ else
     return rej('NOT_FOUND', 'no open order ' .. SYM .. ':' .. ARGV[2] ..
       ' of yours; see order.list')
   end
+  if not redis.call('ZSCORE', P .. 'bz:' .. old.side, old.id) then
+    return rej('FAILED_PRECONDITION', 'order ' .. SYM .. ':' .. old.id ..
+      ' is held by a FOK order that is matching it; replace it once that' ..
+      ' order has filled or let it go (in a moment), or cancel it')
+  end
   local npx, ntot = tonumber(ARGV[3]), tonumber(ARGV[4])
   if npx == 0 then npx = old.px end
   if ntot == 0 then ntot = old.q + old.f end
@@ -96,6 +103,12 @@ local BZ = P .. 'bz:' .. opp
 local function crosses(px)
   if o.side == 'b' then return px <= o.px end
   return px >= o.px
+end
+
+-- Why a FOK order is refused: it cannot fill in full.
+local function fok_short(got, within)
+  return FOK_SHORT .. ': ' .. I(got) .. ' t available at ' ..
+    yuan(o.px) .. ' or better' .. (within or '') .. '; nothing was done'
 end
 
 -- The checks of a new order (or the new version of a replaced one), then
@@ -168,26 +181,26 @@ local function admit()
         yuan(math.abs(tonumber(top[2]))) .. '; change the price or drop post_only')
     end
   end
-  -- FOK: checked and executed in this one atomic step, so nothing can take
-  -- the liquidity it counted; it may use at most max_fills resting orders.
+  -- FOK: counted over the best max_fills resting orders first.  Enough
+  -- there: it executes in this one step as any order would, so nothing can
+  -- take what it counted.  More crossing orders beyond them: it holds them
+  -- over several steps (fok_hold) and executes only once it holds enough.
   if o.tif == TIF.FOK then
     local ids = redis.call('ZRANGE', BZ, 0, inst.maxf - 1)
-    local got = 0
+    local got, stop = 0, #ids < inst.maxf
     for _, rid in ipairs(ids) do
       local r = ord_get(rid)
-      if not crosses(r.px) or got >= o.q then break end
+      if not crosses(r.px) or got >= o.q then stop = true break end
       if r.exp > 0 and r.exp <= NOW then -- expires, does not trade
       elseif r.who == o.who then
-        if stpm ~= STP.CANCEL_RESTING then break end
+        if stpm ~= STP.CANCEL_RESTING then stop = true break end
       else
         got = got + r.q
       end
     end
     if got < o.q then
-      return rej('FAILED_PRECONDITION', 'FOK order cannot fill in full: ' ..
-        I(got) .. ' t available at ' .. yuan(o.px) .. ' or better within ' ..
-        I(inst.maxf) .. ' resting orders (a FOK order executes in one step' ..
-        ' of at most max_fills resting orders); nothing was done')
+      if stop then return rej('FAILED_PRECONDITION', fok_short(got)) end
+      o.fk, o.rv = 'h', 0
     end
   end
 
@@ -217,6 +230,51 @@ local function admit()
   return nil
 end
 
+-- One trade of o against resting order r at its price rpx.  `kept`: r is
+-- held by o (a FOK order past max_fills), out of the book and of the
+-- levels already.  Returns a reason that ends o when the trade cannot be
+-- made.
+local function trade(r, rpx, kept)
+  local q = math.min(o.q, r.q)
+  local amt = q * rpx
+  local buy, sell = o, r
+  if o.side == 's' then buy, sell = r, o end
+  local ba, sa = acct(buy.who), acct(sell.who)
+  if held(sa, 'c') + amt > MAXCASH or held(ba, 'a') + q > MAXCASH or
+      inst.turn + amt > MAXCASH then
+    return 'cash limit of ' .. yuan(MAXCASH) .. ' yuan reached'
+  end
+  -- The buyer held q * its own price; it pays q * the resting price.
+  ba.cf = ba.cf - q * buy.px
+  ba.c = ba.c + q * (buy.px - rpx)
+  ba.lk, ba.ld = ba.lk + q, TODAY -- sellable from the next trading day
+  sa.af = sa.af - q
+  sa.c = sa.c + amt
+  o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
+  local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
+  gm.emit('trade', 'id', tid, 'buyer', buy.who, 'seller', sell.who,
+    'bo', buy.id, 'so', sell.id, 'px', I(rpx), 'qty', I(q), 'amt', I(amt),
+    'maker', opp, 't', I(NOW), 'blk', '0', 'day', I(TODAY))
+  out[#out + 1] = fill_rec(tid, rpx, q, amt, r.id)
+  if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end
+  if rpx > inst.high then inst.high = rpx end
+  if rpx < inst.low then inst.low = rpx end
+  inst.last, inst.vol, inst.turn, inst.ntr =
+    rpx, inst.vol + q, inst.turn + amt, inst.ntr + 1
+  if not kept then level_add(opp, rpx, -q) end
+  if r.q == 0 then
+    book_remove(r)
+    ord_emit(r, STATE.FILLED)
+    ord_ended(r, STATE.FILLED)
+    out[#out + 1] = ord_rec(r, STATE.FILLED)
+  else
+    redis.call('HSET', P .. 'o', r.id, ord_pack(r))
+    ord_emit(r, STATE.PARTIAL)
+    out[#out + 1] = ord_rec(r, STATE.PARTIAL)
+  end
+  return nil
+end
+
 -- One step of matching: the best crossing resting order, again and again,
 -- until o is filled, nothing crosses, or max_fills resting orders were
 -- touched while more still cross.  Returns the reason that ends the order
@@ -240,55 +298,129 @@ local function match()
       end
       if stpm ~= STP.CANCEL_RESTING then return 'self-trade prevention', false, traded end
     else
-      local q = math.min(o.q, r.q)
-      local amt = q * rpx
-      local buy, sell = o, r
-      if o.side == 's' then buy, sell = r, o end
-      local ba, sa = acct(buy.who), acct(sell.who)
-      if held(sa, 'c') + amt > MAXCASH or held(ba, 'a') + q > MAXCASH or
-          inst.turn + amt > MAXCASH then
-        return 'cash limit of ' .. yuan(MAXCASH) .. ' yuan reached', false, traded
-      end
-      -- The buyer held q * its own price; it pays q * the resting price.
-      ba.cf = ba.cf - q * buy.px
-      ba.c = ba.c + q * (buy.px - rpx)
-      ba.lk, ba.ld = ba.lk + q, TODAY -- sellable from the next trading day
-      sa.af = sa.af - q
-      sa.c = sa.c + amt
-      o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
-      local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
-      gm.emit('trade', 'id', tid, 'buyer', buy.who, 'seller', sell.who,
-        'bo', buy.id, 'so', sell.id, 'px', I(rpx), 'qty', I(q), 'amt', I(amt),
-        'maker', opp, 't', I(NOW), 'blk', '0', 'day', I(TODAY))
+      local why = trade(r, rpx)
+      if why then return why, false, traded end
       traded = true
-      out[#out + 1] = fill_rec(tid, rpx, q, amt, r.id)
-      if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end
-      if rpx > inst.high then inst.high = rpx end
-      if rpx < inst.low then inst.low = rpx end
-      inst.last, inst.vol, inst.turn, inst.ntr =
-        rpx, inst.vol + q, inst.turn + amt, inst.ntr + 1
-      level_add(opp, rpx, -q)
-      if r.q == 0 then
-        book_remove(r)
-        ord_emit(r, STATE.FILLED)
-        ord_ended(r, STATE.FILLED)
-        out[#out + 1] = ord_rec(r, STATE.FILLED)
-      else
-        redis.call('HSET', P .. 'o', r.id, ord_pack(r))
-        ord_emit(r, STATE.PARTIAL)
-        out[#out + 1] = ord_rec(r, STATE.PARTIAL)
-      end
     end
   end
   return nil, false, traded
+end
+
+-- A FOK order past max_fills, in three phases kept in its P.fl record
+-- (fk), each step touching at most max_fills resting orders:
+--   h  holding: takes the best crossing resting orders out of the book
+--      into P.h:<id> (same scores, so same priority) until they hold its
+--      quantity.  Nobody else can trade them meanwhile, and a cancel of
+--      one waits (P.hx, amend.lua); an expiry meanwhile is applied when it
+--      is given back.  Short (nothing more crosses, or a resting order of
+--      its own with STP other than cancel-resting), or at max_steps: it
+--      gives back.  A cancel, halt or the session's end meanwhile: the
+--      same, with that reason.
+--   x  executing: trades what it holds in price-time order (its own
+--      orders there are cancelled: STP cancel-resting); the last one,
+--      partly taken, goes back in its place.  It fills in full: nothing
+--      stops it (a cancel of it is refused), but the cash limit.
+--   a  giving back: each held order goes back to its place in the book,
+--      ended instead if a cancel waits for it or it expired; then the
+--      order ends with the reason in fy.
+local HZ = P .. 'h:'
+-- A held order leaves P.h: back in the book, or ended.
+local function give_back(r, score)
+  local cx = redis.call('HGET', P .. 'hx', r.id)
+  if cx then
+    redis.call('HDEL', P .. 'hx', r.id)
+    ord_end(r, STATE.CANCELLED, 'cancelled by ' .. cx, out, true)
+  elseif r.exp > 0 and r.exp <= NOW then
+    ord_end(r, STATE.EXPIRED, 'expired', out, true)
+  else
+    redis.call('ZADD', BZ, score, r.id)
+    level_add(opp, r.px, r.q)
+  end
+end
+-- Returns 'full', 'more' (the step's bound reached) or 'short'.
+local function fok_hold()
+  local n = 0
+  while o.rv < o.q do
+    local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
+    if #top == 0 or not crosses(math.abs(tonumber(top[2]))) then
+      return 'short'
+    end
+    if n >= inst.maxf then return 'more' end
+    local r = ord_get(top[1])
+    n = n + 1
+    if r.exp > 0 and r.exp <= NOW then
+      ord_end(r, STATE.EXPIRED, 'expired', out)
+    elseif r.who == o.who and stpm ~= STP.CANCEL_RESTING then
+      return 'short'
+    else
+      redis.call('ZREM', BZ, r.id)
+      redis.call('ZADD', HZ .. o.id, top[2], r.id)
+      level_add(opp, r.px, -r.q)
+      if r.who ~= o.who then o.rv = o.rv + r.q end
+    end
+  end
+  return 'full'
+end
+-- Returns the reason that ends o (nil: none), whether steps remain, and
+-- whether it traded.
+local function fok_execute()
+  local ids = redis.call('ZRANGE', HZ .. o.id, 0, inst.maxf - 1, 'WITHSCORES')
+  local traded, why = false, nil
+  for i = 1, #ids, 2 do
+    redis.call('ZREM', HZ .. o.id, ids[i])
+    local r = ord_get(ids[i])
+    if not r then -- only a bug ends a held order; the FOK falls short
+    elseif r.who == o.who then
+      redis.call('HDEL', P .. 'hx', r.id)
+      ord_end(r, STATE.CANCELLED, 'self-trade prevention', out, true)
+    elseif o.q > 0 and not why then
+      why = trade(r, r.px, true)
+      if not why then traded = true end
+      if r.q > 0 then give_back(r, ids[i + 1])
+      else redis.call('HDEL', P .. 'hx', r.id) end
+    else
+      give_back(r, ids[i + 1])
+    end
+  end
+  local left = redis.call('EXISTS', HZ .. o.id) == 1
+  if why and left then o.fk, o.fy = 'a', why return nil, true, traded end
+  return why, left, traded
+end
+-- Returns whether everything held went back.
+local function fok_give_back()
+  local ids = redis.call('ZRANGE', HZ .. o.id, 0, inst.maxf - 1, 'WITHSCORES')
+  for i = 1, #ids, 2 do
+    redis.call('ZREM', HZ .. o.id, ids[i])
+    local r = ord_get(ids[i])
+    if r then give_back(r, ids[i + 1]) end
+  end
+  return #ids < 2 * inst.maxf or redis.call('EXISTS', HZ .. o.id) == 0
+end
+-- One step of a FOK order past max_fills (stop: a reason to give back).
+local function fok_step(stop)
+  if o.fk == 'h' then
+    local r = stop and 'stop' or fok_hold()
+    if r == 'full' then o.fk = 'x' return nil, true, false end
+    if r == 'more' and o.n < o.ms then return nil, true, false end
+    o.fk = 'a'
+    o.fy = stop or r == 'more' and fok_short(o.rv, ' within ' ..
+      I(o.ms * inst.maxf) .. ' resting orders (max_steps ' .. I(o.ms) ..
+      ' x max_fills ' .. I(inst.maxf) .. ')') or fok_short(o.rv)
+    return nil, true, false
+  end
+  if o.fk == 'x' then return fok_execute() end
+  if fok_give_back() then return o.fy, false, false end
+  return nil, true, false
 end
 
 local why, more, traded
 if op == 'continue' then
   -- A cancel accepted while the order was in flight wins before any fill
   -- of this step.  The order was accepted when trading was open; it trades
-  -- no further once that is no longer so.
-  if o.cx and o.cx ~= '' then
+  -- no further once that is no longer so.  (A FOK order executing what it
+  -- holds or giving it back goes on: fok_step.)
+  if o.fk == 'x' or o.fk == 'a' then
+  elseif o.cx and o.cx ~= '' then
     why = 'cancelled by ' .. o.cx .. ' while it was matching'
   elseif inst.halt == '1' then
     why = SYM .. ' was halted while the order was matching'
@@ -301,8 +433,12 @@ else
   local r = admit()
   if r then return r end
 end
-if not why then why, more, traded = match() end
-if more and o.n >= o.ms then
+if o.fk and o.fk ~= '' then
+  why, more, traded = fok_step(why)
+elseif not why then
+  why, more, traded = match()
+end
+if more and o.n >= o.ms and (o.fk or '') == '' then
   why, more = 'step bound reached: ' .. I(o.ms) .. ' steps of ' ..
     I(inst.maxf) .. ' resting orders; place the rest again', false
 end
@@ -312,6 +448,8 @@ if more then
   st, why = ord_state(o), 'in flight: matching continues'
   redis.call('HSET', FL, o.id, fl_pack())
   gm.deadline('inflight', o.id, NOW + IMS)
+  -- Open while in flight: mass cancel and order.list walk it too.
+  if op ~= 'continue' then redis.call('SADD', P .. 'op:' .. o.who, o.id) end
 else
   if o.q == 0 then
     st = STATE.FILLED
@@ -334,6 +472,7 @@ else
   if op == 'continue' then
     redis.call('HDEL', FL, o.id)
     gm.deadline_cancel('inflight', o.id)
+    if o.q == 0 then redis.call('SREM', P .. 'op:' .. o.who, o.id) end
   end
 end
 ord_emit(o, st, why)

@@ -26,6 +26,14 @@ local function outbox_rec()
   return {'N', I(len), I(added)}
 end
 
+-- An order in flight as it stands between two steps of its call.
+local function fl_rec(o, r)
+  if r.cx and r.cx ~= '' then
+    return ord_rec(o, STATE.CANCEL_PENDING, pending_why(r.cx))
+  end
+  return ord_rec(o, ord_state(o), 'in flight: matching continues')
+end
+
 local inst = inst_load()
 if not inst then return inst_missing() end
 if op == 'inst' then return {inst_rec(inst)} end
@@ -42,17 +50,14 @@ if op == 'order' then
   -- current state, whatever the settler's lag.  {}: ask the ledger.
   local id = ARGV[2]
   local o = ord_get(id)
-  if o then return {ord_rec(o, ord_state(o))} end
+  if o then
+    local cx = redis.call('HGET', P .. 'hx', id) -- held by a FOK order
+    if cx then return {ord_rec(o, STATE.CANCEL_PENDING, pending_why(cx, true))} end
+    return {ord_rec(o, ord_state(o))}
+  end
   local r
   o, r = fl_get(id)
-  if o then
-    if r.cx and r.cx ~= '' then
-      return {ord_rec(o, STATE.CANCEL_PENDING, 'cancel pending: requested by ' ..
-        r.cx .. '; the order is still matching and its next step cancels ' ..
-        'the rest')}
-    end
-    return {ord_rec(o, ord_state(o), 'in flight: matching continues')}
-  end
+  if o then return {fl_rec(o, r)} end
   local st, why
   o, st, why = ended_get(id)
   if o then return {ord_rec(o, st, why)} end
@@ -67,7 +72,13 @@ if op == 'orders' then
     local o = ord_get(id)
     -- A carried id may have ended since (or, from a made-up cursor, be
     -- someone else's order).
-    if o and o.who == who then out[#out + 1] = ord_rec(o, ord_state(o)) end
+    if o and o.who == who then
+      out[#out + 1] = ord_rec(o, ord_state(o))
+    elseif not o then
+      local r
+      o, r = fl_get(id)
+      if o and o.who == who then out[#out + 1] = fl_rec(o, r) end
+    end
   end
   out[#out + 1] = {'C', pos, table.concat(left, ',')}
   return out

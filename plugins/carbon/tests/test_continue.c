@@ -262,9 +262,9 @@ START_TEST(the_whole_call_is_bounded_by_max_steps) {
 }
 END_TEST
 
-/* Total quantity of the asks in the book (market.depth, 1000 levels). */
+/* Total quantity of the asks in the book (market.depth, 100 levels). */
 static int64_t asks_resting(void) {
-  Gm__Carbon__Depth *d = ct_depth(SYM, 1000);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 100);
   int64_t q = 0;
   for (size_t i = 0; i < d->n_asks; i++) q += d->asks[i]->quantity;
   ck_assert_int_eq(d->n_bids, 0);
