@@ -80,6 +80,7 @@ else
   for _, id in ipairs(ids) do
     local o = ord_get(id)
     if o then
+      -- ord_end refuses an order a FOK order holds: its cancel waits.
       if o.who == who and (side == '' or o.side == side) and
           not ord_end(o, STATE.CANCELLED, 'mass cancel', out) then
         out[#out + 1] = cancel_held(o, 'O')

@@ -348,10 +348,14 @@ local function ord_ended(o, st, why)
 end
 -- Expiry is relative (PEXPIRE): Redis counts it on its own clock, which a
 -- test's manual clock does not move.
+-- HSET takes at most 1000 orders at a time: unpack is bounded by Lua's C
+-- stack (8000 values) and a mass cancel may end up to 100,000 orders.
 local function ended_flush()
   if #ENDED == 0 then return end
   local k = P .. 'e:' .. I(floor(NOW / ENDED_SLOT))
-  redis.call('HSET', k, unpack(ENDED))
+  for i = 1, #ENDED, 2000 do
+    redis.call('HSET', k, unpack(ENDED, i, math.min(i + 1999, #ENDED)))
+  end
   redis.call('PEXPIRE', k, ENDED_KEEP + ENDED_SLOT)
 end
 -- The final record of order id if it ended within ENDED_KEEP ms: the
