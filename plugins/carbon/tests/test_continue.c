@@ -664,6 +664,16 @@ START_TEST(mass_cancel_reaches_an_order_in_flight) {
   ck_assert_str_eq(o->reason, "in flight: matching continues");
   ck_assert_int_eq(o->filled, got);
   ct_free(o);
+  /* order.list shows it, in flight. */
+  Gm__Carbon__ListOrdersRequest lr = GM__CARBON__LIST_ORDERS_REQUEST__INIT;
+  lr.symbol = SYM;
+  Gm__Carbon__OrderList *l =
+      (Gm__Carbon__OrderList *)ct_call("b", "order.list", &lr.base);
+  ck_assert_msg(l, "order.list: %s", ct_message);
+  ck_assert_int_eq((int)l->n_orders, 1);
+  ck_assert_str_eq(l->orders[0]->id, full);
+  ck_assert_str_eq(l->orders[0]->reason, "in flight: matching continues");
+  ct_free(l);
   /* A resting order of b's too. */
   Gm__Carbon__PlaceReply *rest = ct_limit("b", SYM, CT_BUY, 8000, 1, CT_GTC);
 
@@ -736,8 +746,38 @@ START_TEST(a_fok_holds_what_it_counted) {
   ck_assert_msg(o, "cancel of a held order: %s", ct_message);
   ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
   ct_free(o);
+  o = (Gm__Carbon__Order *)ct_call(sellers[best->seller], "order.get", &c.base);
+  ck_assert_msg(o, "order.get of a held order: %s", ct_message);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
+  ck_assert_ptr_nonnull(strstr(o->reason, "a FOK order that is matching"));
+  ct_free(o);
+  /* Another held order: a replace is refused while it is held; a mass
+   * cancel of its owner (s0: the four best asks are all s0's) marks the
+   * held ones, and none of them counts as open any more. */
+  const ask *second = &a[order[1]];
+  ck_assert_int_eq(best->seller, 0);
+  Gm__Carbon__ReplaceRequest rp = GM__CARBON__REPLACE_REQUEST__INIT;
+  rp.order_id = (char *)second->id;
+  rp.price = 8501;
+  ct_expect(sellers[second->seller], "order.replace", &rp.base,
+            GM__STATUS__FAILED_PRECONDITION, "held by a FOK order");
+  Gm__Carbon__MassCancelRequest m = GM__CARBON__MASS_CANCEL_REQUEST__INIT;
+  m.symbol = SYM;
+  Gm__Carbon__MassCancelReply *mc = (Gm__Carbon__MassCancelReply *)ct_call(
+      "s0", "order.mass_cancel", &m.base);
+  ck_assert_msg(mc, "order.mass_cancel: %s", ct_message);
+  int marked = 0;
+  for (size_t i = 0; i < mc->n_cancelled; i++)
+    for (int k = 0; k < 2 * MAXF; k++)
+      marked += !strcmp(mc->cancelled[i], a[order[k]].id);
+  /* The best one's cancel already waits: it is no longer open. */
+  ck_assert_int_eq(marked, 2 * MAXF - 1);
+  ck_assert_int_eq((int)mc->n_cancelled, 2 * MAXF - 1);
+  ck_assert_int_eq(mc->remaining, 0);
+  ct_free(mc);
+  ck_assert_int_eq(asks_resting(), qty - held); /* nothing ended yet */
 
-  /* The retry: steps 1-2 replay, the rest reserves and executes. */
+  /* The retry: steps 1-2 replay, the rest holds and executes. */
   Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
       "b", "order.place", "fok-1", &q.base);
   ck_assert_msg(r, "retry: %s", ct_message);
@@ -784,6 +824,16 @@ START_TEST(a_fok_that_falls_short_gives_back_what_it_held) {
   ck_assert_str_eq(t->fills[0]->maker_order_id, taken->id);
   ct_free(t);
 
+  /* The best held ask's owner cancels it: that waits for the FOK. */
+  const ask *best = &a[order[0]];
+  Gm__Carbon__OrderRequest c = GM__CARBON__ORDER_REQUEST__INIT;
+  c.order_id = (char *)best->id;
+  Gm__Carbon__Order *o = (Gm__Carbon__Order *)ct_call(sellers[best->seller],
+                                                      "order.cancel", &c.base);
+  ck_assert_msg(o, "cancel of a held order: %s", ct_message);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCEL_PENDING);
+  ct_free(o);
+
   ct_expect("b", "order.place", &q.base, GM__STATUS__FAILED_PRECONDITION,
             "FOK order cannot fill in full");
   /* Replaying the call says the same (the expect used a fresh key: the
@@ -794,7 +844,13 @@ START_TEST(a_fok_that_falls_short_gives_back_what_it_held) {
   ck_assert_int_eq(ct_status, GM__STATUS__FAILED_PRECONDITION);
   ck_assert_ptr_nonnull(strstr(ct_message, "FOK order cannot fill in full"));
   expect_no_fok_left();
-  ck_assert_int_eq(asks_resting(), qty - taken->q);
+  /* Given back: the cancelled one ended, the rest in place. */
+  o = (Gm__Carbon__Order *)ct_call(sellers[best->seller], "order.get", &c.base);
+  ck_assert_msg(o, "order.get: %s", ct_message);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_str_eq(o->reason, "cancelled by s0");
+  ct_free(o);
+  ck_assert_int_eq(asks_resting(), qty - taken->q - best->q);
   ck_assert_int_eq(redis_int("HGET %s tseq", "gm:{carbon:" SYM "}:i"), 1);
   Gm__Carbon__Account *b = ct_account("b", SYM);
   ck_assert_int_eq(b->cash_frozen, 0);
@@ -804,8 +860,8 @@ START_TEST(a_fok_that_falls_short_gives_back_what_it_held) {
   ask rest[N];
   int n = 0;
   for (int i = 0; i < N; i++)
-    if (&a[i] != taken) rest[n++] = a[i];
-  r = ct_limit("b2", SYM, CT_BUY, 8502, qty - taken->q, CT_GTC);
+    if (&a[i] != taken && &a[i] != best) rest[n++] = a[i];
+  r = ct_limit("b2", SYM, CT_BUY, 8502, qty - taken->q - best->q, CT_GTC);
   expect_fills(r, rest, n);
   ct_free(r);
 }
