@@ -327,6 +327,43 @@ START_TEST(a_fok_fills_past_max_fills_or_not_at_all) {
 }
 END_TEST
 
+/* The last order a FOK order past max_fills takes in part goes back to its
+ * place in the book with the rest, and the levels say so. */
+START_TEST(a_fok_gives_back_the_rest_of_its_last_order) {
+  enum { MAXF = 2, N = 6 };
+  char id[N][40];
+  start(NULL, MAXF);
+  for (int i = 0; i < N; i++) {
+    Gm__Carbon__PlaceReply *r =
+        ct_limit(sellers[i % NS], SYM, CT_SELL, 8500, 2, CT_GTC);
+    snprintf(id[i], sizeof id[i], "%s", r->order->id);
+    ct_free(r);
+  }
+  Gm__Carbon__PlaceRequest q = fok(7);
+  Gm__Carbon__PlaceReply *r =
+      (Gm__Carbon__PlaceReply *)ct_call("b", "order.place", &q.base);
+  ck_assert_msg(r, "FOK: %s", ct_message);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  ck_assert_int_eq((int)r->n_fills, 4);
+  for (int k = 0; k < 4; k++) {
+    ck_assert_str_eq(r->fills[k]->maker_order_id, id[k]);
+    ck_assert_int_eq(r->fills[k]->quantity, k < 3 ? 2 : 1);
+  }
+  ct_free(r);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq((int)d->n_asks, 1);
+  ck_assert_int_eq(d->asks[0]->quantity, 2 * N - 7);
+  ct_free(d);
+  expect_no_fok_left();
+  /* The partly taken order is still first. */
+  r = ct_limit("b", SYM, CT_BUY, 8500, 1, GM__CARBON__TIME_IN_FORCE__TIF_IOC);
+  ck_assert_int_eq((int)r->n_fills, 1);
+  ck_assert_str_eq(r->fills[0]->maker_order_id, id[3]);
+  ct_free(r);
+  expect_conserved(8 * 8500, 8, 0);
+}
+END_TEST
+
 /* A FOK needing more than max_steps x max_fills resting orders is refused,
  * and every order it looked at keeps its place in the book. */
 START_TEST(a_fok_is_bounded_by_max_steps) {
@@ -985,6 +1022,7 @@ int main(void) {
 #endif
   tcase_add_test(tc, a_fok_fills_past_max_fills_or_not_at_all);
   tcase_add_test(tc, a_fok_is_bounded_by_max_steps);
+  tcase_add_test(tc, a_fok_gives_back_the_rest_of_its_last_order);
   tcase_add_test(tc, records_close_retries_replay);
   tcase_add_test(tc, a_live_cancel_stops_a_matching_order);
   suite_add_tcase(s, tc);
