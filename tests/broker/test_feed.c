@@ -6,6 +6,7 @@
  * another participant's, whatever it subscribes to.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,6 +691,45 @@ START_TEST(a_role_change_reaches_open_private_subscriptions) {
 }
 END_TEST
 
+/*
+ * The publisher re-checks keys on its own Redis connection with a short
+ * timeout, so a stalled Redis holds the private feed back a moment at most;
+ * that must stay so after the connection was once lost and reopened (a
+ * timeout reopens it).  While Redis is stopped, a refusal that needs no
+ * Redis still comes at once.
+ */
+START_TEST(
+    a_stalled_redis_holds_the_private_feed_back_briefly_after_a_reconnect) {
+  void *ctx = zmq_ctx_new();
+  void *a = raw_private(ctx, alice_pub, alice_sec, "stall-alice", 11);
+  zmq_send(a, "\1@p:alice ", 10, 0);
+  int heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "before");
+    heard = raw_heard(a, "@p:alice ", 300);
+  }
+  ck_assert(heard);
+  pid_t pid = gm_test_redis_pid(redis);
+  /* A first stall: a re-check times out, and its connection is reopened. */
+  kill(pid, SIGSTOP);
+  sleep_ms(1300);
+  kill(pid, SIGCONT);
+  sleep_ms(2500);
+  /* A second stall: the re-checks must still give up quickly. */
+  kill(pid, SIGSTOP);
+  sleep_ms(1500);
+  static const char bad[] = "\1@p:alice \0x"; /* a NUL: refused, no Redis */
+  zmq_send(a, bad, sizeof bad - 1, 0);
+  int told = raw_refused(a, "without NUL", NULL, 0, 2000);
+  kill(pid, SIGCONT);
+  ck_assert_msg(told,
+                "the private feed answered nothing for 2 s while Redis was "
+                "stalled: the publisher thread waits on Redis");
+  zmq_close(a);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(development_mode_keeps_subscriptions_as_asked) {
   gm_feed *f = feed_as(NULL, NULL);
   evlog *lg = calloc(1, sizeof *lg);
@@ -726,6 +766,9 @@ int main(void) {
   tcase_add_test(tc, a_reused_routing_id_inherits_nothing);
   tcase_add_test(tc, a_replaced_key_stops_private_events_on_open_connections);
   tcase_add_test(tc, a_role_change_reaches_open_private_subscriptions);
+  tcase_add_test(
+      tc,
+      a_stalled_redis_holds_the_private_feed_back_briefly_after_a_reconnect);
   suite_add_tcase(s, tc);
   TCase *dev = tcase_create("dev");
   tcase_add_checked_fixture(dev, dev_setup, teardown);
