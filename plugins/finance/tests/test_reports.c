@@ -442,6 +442,65 @@ START_TEST(money_in_two_currencies_is_never_added_together) {
 }
 END_TEST
 
+/*
+ * The centre's CSV totals count every referral submitted in the period:
+ * one in a currency no loan of the period is in has its own total line
+ * (with no loans), instead of being left out of every total.
+ */
+START_TEST(the_csv_totals_count_referrals_in_a_currency_without_loans) {
+  Gm__Finance__Product p = GM__FINANCE__PRODUCT__INIT;
+  Gm__Finance__CreateProductRequest cp =
+      GM__FINANCE__CREATE_PRODUCT_REQUEST__INIT;
+  char *cls[] = {"3"};
+  p.id = "icbc-usd";
+  p.bank = "icbc";
+  p.name = "green loan in dollars";
+  p.currency = "USD";
+  p.amount_min = 1;
+  p.amount_max = MAX;
+  p.tenor_min_months = 1;
+  p.tenor_max_months = 120;
+  p.rate_min_bp = 300;
+  p.rate_max_bp = 450;
+  p.fee_bp = 100;
+  p.classes = cls;
+  p.n_classes = 1;
+  cp.product = &p;
+  ft_free(ft_ok(FT_CENTRE, "product.create", &cp.base));
+  funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL); /* CNY */
+  Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
+  q.amount = 20000000;
+  q.currency = "USD";
+  q.tenor_months = 36;
+  q.class_code = "3";
+  q.subitem = "3.2";
+  q.use_of_proceeds = "rooftop solar";
+  q.description = "2 MW rooftop photovoltaic plant on our workshops";
+  q.consent_share = 1;
+  ft_free(ft_ok("acme", "referral.create", &q.base)); /* submitted only */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals", 2),
+                   2);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", 1), 1);
+
+  Gm__Finance__ReportRequest rq = GM__FINANCE__REPORT_REQUEST__INIT;
+  rq.from = "2026-03-01";
+  rq.to = "2026-03-31";
+  Gm__Finance__Report *rep =
+      (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
+  ck_assert_int_eq(rep->referrals, 2);
+  /* The loans are in one currency: the single-currency fields stand. */
+  ck_assert_str_eq(rep->currency, "CNY");
+  ck_assert_int_eq(rep->funded_amount, 450000000);
+  ck_assert_uint_eq(rep->n_by_currency, 1);
+  ck_assert_msg(strstr(rep->csv, "class,3,清洁能源产业,USD,1,0,0.00,0.00\n"),
+                "%s", rep->csv);
+  ck_assert_msg(strstr(rep->csv, "total,,,CNY,1,1,4500000.00,36000.00\n") &&
+                    strstr(rep->csv, "total,,,USD,1,0,0.00,0.00\n"),
+                "the USD referral is in no total line:\n%s", rep->csv);
+  ft_free(rep);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance reports");
   TCase *tc = tcase_create("reports");
@@ -452,6 +511,8 @@ int main(void) {
   tcase_add_test(tc, the_centre_report_and_a_bank_report);
   tcase_add_test(tc, a_bank_name_with_a_comma_keeps_the_csv_columns);
   tcase_add_test(tc, money_in_two_currencies_is_never_added_together);
+  tcase_add_test(tc,
+                 the_csv_totals_count_referrals_in_a_currency_without_loans);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
