@@ -152,8 +152,9 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
   if (curve_secret) {
     p->redis = gm__redis_connect(raddr, err, errlen);
     if (!p->redis) goto fail;
-    /* A Redis that hangs holds events back at most this long a second. */
-    redisSetTimeout(gm__redis_context(p->redis), (struct timeval){0, 250000});
+    /* A Redis that hangs holds events back at most this long a second,
+       also on a connection reopened after one failed (a timeout is one). */
+    gm__redis_set_timeouts(p->redis, 250000, 250000);
     p->arena = gm__arena_new();
     p->roles = roles;
   }

@@ -46,6 +46,9 @@ struct gm__redis {
   struct gm__redis_wait *head, *tail; /* oldest first */
   size_t n_waiting;
   uint64_t progress_us; /* last reply, or the first wait after none */
+  /* Timeouts of this connection and of every one reopened after it
+     (gm__redis_set_timeouts); 0: the defaults of gm__redis_open. */
+  int64_t connect_us, io_us;
 };
 
 /* A fiber waiting for its reply (on the fiber's own stack), or a command
@@ -198,15 +201,20 @@ static const char gm__epilogue[] =
 
 /* ---- connections ---- */
 
+static struct timeval gm__tv(int64_t us) {
+  return (struct timeval){(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+}
+
 static redisContext *gm__redis_open(const gm__redis *r) {
-  struct timeval tv = {5, 0};
+  struct timeval tv =
+      r->connect_us ? gm__tv(r->connect_us) : (struct timeval){5, 0};
   redisContext *c = r->unix_path
                         ? redisConnectUnixWithTimeout(r->unix_path, tv)
                         : redisConnectWithTimeout(r->host, r->port, tv);
   if (!c || c->err) return c;
   /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
      above any script Redis would let run (lua-time-limit is 5 s). */
-  struct timeval io = {30, 0};
+  struct timeval io = r->io_us ? gm__tv(r->io_us) : (struct timeval){30, 0};
   redisSetTimeout(c, io);
   if (!r->unix_path) redisEnableKeepAlive(c);
   return c;
@@ -247,6 +255,12 @@ void gm__redis_destroy(gm__redis **rp) {
 
 redisContext *gm__redis_context(gm__redis *r) {
   return r->c;
+}
+
+void gm__redis_set_timeouts(gm__redis *r, int64_t connect_us, int64_t io_us) {
+  r->connect_us = connect_us;
+  r->io_us = io_us;
+  if (r->c && io_us) redisSetTimeout(r->c, gm__tv(io_us));
 }
 
 static void gm__outbox_cache_clear_locked(void) {

@@ -40,7 +40,15 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
 void gm__redis_destroy(gm__redis **r);
 /* The hiredis context, for plain commands (core participants, settler). */
 redisContext *gm__redis_context(gm__redis *r);
-/* Reconnects after an I/O error; GM_OK or GM_UNAVAILABLE. */
+/*
+ * Timeouts (microseconds; 0: the default) of connecting and of each read or
+ * write, for r's connection now and every one gm__redis_reconnect opens
+ * after it: a thread that must not wait long on Redis keeps them short
+ * across reconnects (by default 5 s and 30 s).
+ */
+void gm__redis_set_timeouts(gm__redis *r, int64_t connect_us, int64_t io_us);
+/* Reconnects after an I/O error (with r's timeouts); GM_OK or
+   GM_UNAVAILABLE. */
 gm_status gm__redis_reconnect(gm__redis *r);
 /* Why the last command over r failed, and where r points, for messages. */
 const char *gm__redis_last_error(const gm__redis *r);
