@@ -416,10 +416,11 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
   }
 
   /* The same as CSV: one line per class and currency, per bank and
-     currency, and the totals of each currency.  A line is its key and name
-     (quoted, at most twice its length plus 2), a currency code and at most
-     6 numbers of 20 digits. */
-  size_t cap = 512 + 128 * out->n_by_currency, used = 0;
+     currency, and the totals of each currency (one per currency of a loan
+     or of a class line).  A line is its key and name (quoted, at most twice
+     its length plus 2), a currency code and at most 6 numbers of 20
+     digits; a total line is under 128 bytes. */
+  size_t cap = 512 + 128 * (out->n_by_currency + out->n_by_class), used = 0;
   for (int k = 0; k < 2; k++) {
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
@@ -443,9 +444,14 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
           gm__finance_format_yuan(l[i]->fees, y2));
   }
   /* A total per currency: the referrals submitted in it (the class lines
-     count each once) and its loans. */
-  for (size_t c = 0; c < out->n_by_currency && used < cap; c++) {
-    const Gm__Finance__CurrencyTotal *t = out->by_currency[c];
+     count each once) and its loans.  Every currency a referral of the
+     period is in has one, with no loans when none was funded in it. */
+  Gm__Finance__CurrencyTotal **totals = out->by_currency;
+  size_t ntotals = out->n_by_currency;
+  for (size_t i = 0; i < out->n_by_class; i++)
+    finance__cur(call, &totals, &ntotals, out->by_class[i]->currency);
+  for (size_t c = 0; c < ntotals && used < cap; c++) {
+    const Gm__Finance__CurrencyTotal *t = totals[c];
     int64_t referrals = 0;
     for (size_t i = 0; i < out->n_by_class; i++)
       if (!strcmp(out->by_class[i]->currency, t->currency))
@@ -456,7 +462,7 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
         (long long)t->loans, gm__finance_format_yuan(t->funded_amount, y1),
         gm__finance_format_yuan(t->fees, y2));
   }
-  if (used < cap && out->n_by_currency == 0)
+  if (used < cap && ntotals == 0)
     used +=
         (size_t)snprintf(csv + used, cap - used, "total,,,,%lld,0,0.00,0.00\n",
                          (long long)out->referrals);
