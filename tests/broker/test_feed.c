@@ -730,6 +730,49 @@ START_TEST(
 }
 END_TEST
 
+/*
+ * New connections' first subscriptions look their key up, but while Redis
+ * is stalled that must not cost each of them a timeout: many subscribing
+ * at once would hold the publisher back for all their timeouts together.
+ */
+START_TEST(many_first_subscriptions_during_a_stall_hold_the_feed_back_briefly) {
+  enum { K = 12 };
+  void *ctx = zmq_ctx_new();
+  void *a = raw_private(ctx, alice_pub, alice_sec, "burst-alice", 11);
+  zmq_send(a, "\1@p:alice ", 10, 0);
+  int heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "before");
+    heard = raw_heard(a, "@p:alice ", 300);
+  }
+  ck_assert(heard);
+  /* Admitted (the handshake needs Redis) before the stall. */
+  void *n[K];
+  for (int i = 0; i < K; i++) {
+    char rid[16];
+    int len = snprintf(rid, sizeof rid, "burst-%d", i);
+    n[i] = raw_private(ctx, alice_pub, alice_sec, rid, (size_t)len);
+    zmq_send(n[i], "", 0, 0); /* not a subscription: completes the handshake */
+  }
+  sleep_ms(500);
+  pid_t pid = gm_test_redis_pid(redis);
+  kill(pid, SIGSTOP);
+  sleep_ms(1200);
+  for (int i = 0; i < K; i++) zmq_send(n[i], "\1@p:alice ", 10, 0);
+  static const char bad[] = "\1@p:alice \0x"; /* a NUL: refused, no Redis */
+  zmq_send(a, bad, sizeof bad - 1, 0);
+  int told = raw_refused(a, "without NUL", NULL, 0, 1500);
+  kill(pid, SIGCONT);
+  ck_assert_msg(told,
+                "the private feed answered nothing for 1.5 s while %d new "
+                "connections subscribed during a Redis stall",
+                K);
+  for (int i = 0; i < K; i++) zmq_close(n[i]);
+  zmq_close(a);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(development_mode_keeps_subscriptions_as_asked) {
   gm_feed *f = feed_as(NULL, NULL);
   evlog *lg = calloc(1, sizeof *lg);
@@ -769,6 +812,8 @@ int main(void) {
   tcase_add_test(
       tc,
       a_stalled_redis_holds_the_private_feed_back_briefly_after_a_reconnect);
+  tcase_add_test(
+      tc, many_first_subscriptions_during_a_stall_hold_the_feed_back_briefly);
   suite_add_tcase(s, tc);
   TCase *dev = tcase_create("dev");
   tcase_add_checked_fixture(dev, dev_setup, teardown);
