@@ -27,8 +27,12 @@ struct gm__publisher {
   gm__arena *arena;       /* one re-check's strings */
   const gm__roles *roles; /* the roles in force (the broker's) */
   int64_t redis_log_ms;   /* when its failure was last logged */
-  pthread_t thread;       /* moves events from pull to pub */
-  int started;            /* thread was created */
+  /* A lookup failed since the last re-check: until the next one, new
+     connections' lookups do not wait on Redis again (one timeout a second,
+     not one per new connection). */
+  int redis_down;
+  pthread_t thread; /* moves events from pull to pub */
+  int started;      /* thread was created */
 };
 
 /* Worker/timer event -> feed, stamped with its audience's sequence number:
@@ -77,9 +81,11 @@ static int gm__publisher_forward(gm__publisher *p) {
 static int gm__publisher_lookup(void *ctx, const char *const *keys, size_t n,
                                 char **owners, char **roles) {
   gm__publisher *p = ctx;
+  if (p->redis_down) return -1;
   if (gm__auth_owners(p->redis, p->arena, p->roles, keys, n, owners, roles) ==
       0)
     return 0;
+  p->redis_down = 1;
   int64_t now = gm__clock_mono_us() / 1000;
   if (now - p->redis_log_ms >= 60000) {
     gm__log(GM_LOG_WARN, "feed",
@@ -98,6 +104,7 @@ static int gm__publisher_lookup(void *ctx, const char *const *keys, size_t n,
    subscriptions as they reach requests: within a second. */
 static void gm__publisher_recheck(gm__publisher *p, int64_t now) {
   if (!p->redis) return;
+  p->redis_down = 0; /* each re-check tries Redis again */
   gm__privfeed_recheck(p->priv, now);
   gm__arena_reset(p->arena);
 }
