@@ -188,7 +188,10 @@ static int gm__auth_read(redisContext *c, size_t n, gm__arena *a, char **out) {
   for (size_t i = 0; i < n; i++) {
     redisReply *r = NULL;
     if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) return -1;
-    if (r->type == REDIS_REPLY_ERROR) rc = -1;
+    /* A value of the wrong type is that key's trouble (nobody owns it
+       then); any other error (loading, busy) leaves everything unknown. */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0)
+      rc = -1;
     out[i] = r->type == REDIS_REPLY_STRING ? gm__arena_strdup(a, r->str) : NULL;
     freeReplyObject(r);
   }

@@ -22,12 +22,16 @@ typedef struct gm__psub {
 } gm__psub;
 
 typedef struct gm__pconn {
-  uint8_t rid[256];      /* the ROUTER's routing id of the connection */
-  size_t rid_len;        /* its length (1-255) */
-  int fd;                /* the connection's socket (ZMQ_SRCFD) */
-  char *who;             /* participant; NULL in development mode */
-  char *key;             /* its CURVE key (Z85); NULL: a bootstrap admin */
-  char *roles;           /* its roles in force, as last known */
+  uint8_t rid[256]; /* the ROUTER's routing id of the connection */
+  size_t rid_len;   /* its length (1-255) */
+  int fd;           /* the connection's socket (ZMQ_SRCFD) */
+  char *who;        /* participant; NULL in development mode */
+  char *key;        /* its CURVE key (Z85); NULL: a bootstrap admin */
+  char *roles;      /* its roles in force, as last known */
+  /* Its key is no longer its participant's: it holds nothing, and what it
+     asks is refused without asking Redis again, until it goes silent for a
+     lease or disconnects. */
+  int revoked;
   int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
   size_t nsubs, capsubs; /* used, allocated */
@@ -324,6 +328,30 @@ log:
   pf->refused = pf->dropped = 0;
 }
 
+/* Remembers a connection refused for a revoked key, so its next messages
+   (a client resends its subscriptions every few seconds) are refused
+   without a Redis round trip each. */
+static void gm__conn_add_revoked(gm__privfeed *pf, const void *rid,
+                                 size_t rid_len, int fd, const char *who,
+                                 int64_t now_ms) {
+  gm__pconn *c = calloc(1, sizeof *c);
+  if (!c) abort();
+  memcpy(c->rid, rid, rid_len);
+  c->rid_len = rid_len;
+  c->fd = fd;
+  c->who = strdup(who);
+  c->roles = strdup("");
+  if (!c->who || !c->roles) abort();
+  c->revoked = 1;
+  c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
+  if (pf->nconns == pf->capconns) {
+    pf->capconns = pf->capconns ? 2 * pf->capconns : 16;
+    pf->conns = realloc(pf->conns, pf->capconns * sizeof *pf->conns);
+    if (!pf->conns) abort();
+  }
+  pf->conns[pf->nconns++] = c;
+}
+
 /* One message from a subscriber: [routing id, 1|0 + prefix]. */
 static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
                                 zmq_msg_t *body, int64_t now_ms) {
@@ -355,6 +383,15 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
       (c->fd != fd || (!pf->dev && (!c->who || strcmp(c->who, who) != 0)))) {
     gm__conn_remove(pf, index);
     c = NULL;
+  }
+  if (c && c->revoked) {
+    c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
+    if (d[0] == 1) {
+      char why[256];
+      gm__revoked_why(why, sizeof why, who);
+      gm__refuse(pf, id, idn, req, len, who, why, now_ms);
+    }
+    return;
   }
   /* Roles as last re-checked, not as admitted at the handshake. */
   if (c) roles = c->roles;
@@ -409,6 +446,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
         char why[256];
         gm__revoked_why(why, sizeof why, who);
         gm__refuse(pf, id, idn, req, len, who, why, now_ms);
+        gm__conn_add_revoked(pf, id, idn, fd, who, now_ms);
         return;
       }
       roles = now_roles ? now_roles : "";
@@ -624,8 +662,8 @@ static void gm__psub_drop(gm__pconn *c, size_t i) {
 }
 
 /* The key is no longer c's participant's: every subscription goes, each
-   with its reason (the caller then forgets c; what it sends next is looked
-   up as a new connection's, and refused). */
+   with its reason, and c is kept as revoked (what it asks next is refused
+   without a lookup) until its lease runs out or it disconnects. */
 static void gm__pconn_revoke(gm__privfeed *pf, gm__pconn *c, int64_t now_ms) {
   char why[256];
   gm__revoked_why(why, sizeof why, c->who);
@@ -639,6 +677,7 @@ static void gm__pconn_revoke(gm__privfeed *pf, gm__pconn *c, int64_t now_ms) {
     gm__psub_drop(c, 0);
   }
   gm__conn_index(pf, c);
+  c->revoked = 1;
 }
 
 /* c's participant holds `roles` now: each subscription keeps what they let
@@ -690,7 +729,7 @@ void gm__privfeed_recheck(gm__privfeed *pf, int64_t now_ms) {
   if (!keys || !of || !owners || !roles) abort();
   size_t n = 0;
   for (size_t i = 0; i < pf->nconns; i++)
-    if (pf->conns[i]->key) {
+    if (pf->conns[i]->key && !pf->conns[i]->revoked) {
       of[n] = pf->conns[i];
       keys[n++] = pf->conns[i]->key;
     }
@@ -703,10 +742,11 @@ void gm__privfeed_recheck(gm__privfeed *pf, int64_t now_ms) {
       else if (strcmp(roles[i] ? roles[i] : "", c->roles) != 0)
         gm__pconn_reapply(pf, c, roles[i] ? roles[i] : "", now_ms);
     }
-  /* A connection left with no subscription is forgotten, as after its last
-     unsubscribe. */
+  /* A connection a role change left with no subscription is forgotten, as
+     after its last unsubscribe; a revoked one stays to be refused. */
   for (size_t i = pf->nconns; i-- > 0;)
-    if (pf->conns[i]->nsubs == 0) gm__conn_remove(pf, i);
+    if (pf->conns[i]->nsubs == 0 && !pf->conns[i]->revoked)
+      gm__conn_remove(pf, i);
   free(keys);
   free(of);
   free(owners);

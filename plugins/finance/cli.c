@@ -1069,8 +1069,9 @@ static void gm__fin_print_bank_report(const ProtobufCMessage *m) {
              (long long)(r->decision_max_ms / 360000 % 10));
   /* Each currency apart: yuan and dollars are never added. */
   for (size_t i = 0; i < r->n_by_currency; i++)
-    gm__fin_kv(i ? "" : "loans funded", "%lld: %s %s, fees due %s %s",
+    gm__fin_kv(i ? "" : "loans funded", "%lld loan%s, %s %s; fees due %s %s",
                (long long)r->by_currency[i]->loans,
+               r->by_currency[i]->loans == 1 ? "" : "s",
                gm__finance_format_yuan(r->by_currency[i]->funded_amount, a),
                r->by_currency[i]->currency,
                gm__finance_format_yuan(r->by_currency[i]->fees, b),
