@@ -35,6 +35,11 @@
 /* Resting order ids remembered per account (for cancels). */
 #define BENCH_POOL_CAP 4096
 
+/* Book sizes one run may compare at (--book N,N...). */
+#define BENCH_MAX_BOOKS 4
+/* Instruments of the comparison's plain flow (compare.c). */
+#define BENCH_CMP_SYMBOLS 16
+
 typedef struct bench_opts {
   const char *endpoint;    /* gmd's ROUTER */
   const char *redis_path;  /* the redis-server's unix socket */
@@ -49,7 +54,29 @@ typedef struct bench_opts {
   double rate;        /* paced run, orders/s; 0: half the saturating rate */
   long memory_orders; /* resting orders for the memory figure; 0: skip */
   uint64_t seed;
+  long compare_orders;         /* per round of the bare comparison */
+  int rounds;                  /* rounds of it, per script */
+  long books[BENCH_MAX_BOOKS]; /* resting orders before a book phase */
+  int nbooks;                  /* 0: no book phase */
+  int compare_only;            /* skip end to end, ceiling, memory */
 } bench_opts;
+
+/* ---- carbon against a bare match (compare.c) ---- */
+
+/* Median Redis CPU per order of each script in one kind of flow; -1: not
+ * run.  [0] the bare match, [1] carbon. */
+typedef struct bench_compare {
+  double plain[2]; /* plain GTC limit flow, empty book at the first round */
+  double mix[2];   /* the standard mix (mix.c) */
+  double book[BENCH_MAX_BOOKS][2];       /* plain flow over opts.books[i] */
+  double book_bytes[BENCH_MAX_BOOKS][2]; /* Redis memory per book order */
+} bench_compare;
+
+/* The carbon instruments the comparison trades in (main creates and funds
+ * them through gmd); returns how many, at most cap. */
+size_t bench_compare_symbols(const bench_opts *o, char (*out)[24], size_t cap);
+/* Runs every comparison phase, printing each round; fills *r. */
+int bench_compare_run(const bench_opts *o, redisContext *rc, bench_compare *r);
 
 /* ---- the order mix (mix.c) ---- */
 
@@ -125,10 +152,23 @@ typedef struct bench_probe {
   } cmds[BENCH_MAX_CMDS]; /* INFO commandstats */
 } bench_probe;
 
+/* What was spent between two snapshots. */
+typedef struct bench_cost {
+  double wall_s;
+  double cpu_redis_s;    /* -1: redis-server's pid unknown */
+  double cpu_gmd_s;      /* -1: gmd's pid unknown */
+  uint64_t script_calls; /* EVALSHA, EVAL, FCALL: one per order */
+  uint64_t script_usec;  /* their time inside Redis, as commandstats counts */
+  uint64_t data_calls;   /* every other data command: those the scripts ran
+                            (and the little gmd runs meanwhile) */
+} bench_cost;
+
 /* Takes a snapshot; -1 when Redis cannot answer. */
 int bench_probe_take(redisContext *rc, const bench_opts *o, bench_probe *p);
 /* Prints where the time went between two snapshots, per order. */
 void bench_probe_print(const bench_probe *a, const bench_probe *b, long orders);
+void bench_probe_cost(const bench_probe *a, const bench_probe *b,
+                      bench_cost *c);
 /* One integer field of INFO <section>; -1 when absent. */
 long long bench_info_field(redisContext *rc, const char *section,
                            const char *field);
@@ -163,13 +203,55 @@ void bench_e2e_print_broker_stats(bench_e2e *e);
 /* The participant name of account i. */
 void bench_account_name(int i, char out[16]);
 
-/* direct.c */
+/* direct.c: carbon's scripts straight from C, as gmd calls them */
+/* One pipelined call's argv; strings live in the struct. */
+typedef struct bench_call {
+  const char *argv[24];
+  size_t lens[24];
+  int argc;
+  char idem[160], who[16], now[24], px[24], qty[24], id[24];
+  int acct;   /* account index */
+  int cancel; /* amend cancel rather than place */
+} bench_call;
+
+typedef struct bench_keys {
+  char outbox[128]; /* the stream the script appends to */
+  char inst[128];   /* KEYS[1] of the plugin: gm:{carbon:<SYM>}:i */
+  char noidem[128]; /* the record key the host passes without an idem key */
+  char dl[128];     /* the tag's deadline set (the host's third key) */
+  char dlc[128];    /* and its claims (the fourth) */
+  char tag[64];     /* "carbon:<SYM>" */
+} bench_keys;
+
+/* The script texts embedded at build time (CMakeLists.txt). */
+extern const char bench_lua_place[], bench_lua_amend[], bench_lua_bare[];
+/* The SHA of carbon `script` (bench_lua_place, bench_lua_amend) wrapped as
+ * gmd wraps it; -1, said on stderr, when gmd has not loaded that text. */
+int bench_carbon_sha(redisContext *rc, const char *name, const char *script,
+                     char sha[41]);
+/* The keys of carbon instrument `symbol`; the calls append to the stream
+ * `outbox` of its tag, which no settler drains. */
+void bench_keys_init(bench_keys *k, const char *symbol, const char *outbox);
+/* The EVALSHA of `a` (place, or amend for a cancel) for account `acct`, in
+ * the host's KEYS/ARGV layout; idem: a unique key, or NULL for none. */
+void bench_call_build(bench_call *c, const bench_keys *k, const char *sha,
+                      const char *script, int acct, const char *idem,
+                      const bench_action *a);
+/* The script's own reply inside the host's {"gm:host ...", reply} wrapper. */
+const redisReply *bench_reply_unwrap(const redisReply *r);
+/* A place reply's order: its local id, state and fills; 0 or -1. */
+int bench_reply_order(const redisReply *r, const char **id, int *state,
+                      long *fills);
 /* The ceiling: o->orders of the same mix by EVALSHA of the host-wrapped
  * place and amend scripts, pipelined o->ceiling_depth deep. */
 int bench_ceiling_run(const bench_opts *o, redisContext *rc, const char *symbol,
                       bench_result *r);
-/* Places o->memory_orders resting orders; prints bytes per order. */
+/* Places o->memory_orders resting orders; prints bytes per order (-1:
+ * unknown). */
 int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
-                     const char *idem_symbol);
+                     double *per_order);
+/* Prints the average size of the idempotency records of `symbol`'s
+ * mutating requests (MEMORY USAGE of up to 200); -1 when it has none. */
+double bench_idem_size(redisContext *rc, const char *symbol);
 
 #endif

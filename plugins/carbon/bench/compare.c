@@ -1,0 +1,506 @@
+/*
+ * Carbon against a bare price-time match, on the same order stream, in the
+ * same run: the baseline issue 11's targets are ratios to.
+ *
+ * bare.lua is the least work a Redis match can do (a zset per side, a hash
+ * of resting orders, no balances, rules, idempotency or outbox).  Both
+ * scripts are called the same way, by EVALSHA from C over one connection,
+ * pipelined --ceiling-depth deep; carbon's with the host's wrapper, KEYS and
+ * ARGV and an idempotency key per call, as gmd calls it.  Each script has
+ * its own instruments and draws the same orders from its own copy of the
+ * seeded stream, so both books go through the same states (the fills
+ * printed show it).  Rounds alternate between the scripts (bare first in
+ * odd rounds, carbon first in even ones) so both see the same machine; a
+ * round continues the stream where the script's previous round stopped.
+ *
+ * Flows:
+ *   plain  GTC limit orders over 16 instruments, prices mid +/- 8 ticks,
+ *          quantity 1-10 t; buyers and sellers are different accounts, so
+ *          carbon's self-trade prevention never fires and both scripts make
+ *          exactly the same trades;
+ *   mix    mix.c's: resting GTC limits, crossing IOC limits (bare: its IOC
+ *          flag, the remainder dropped), cancels by id (bare: its cancel);
+ *          bare has no self-trade prevention, so an IOC meeting its own
+ *          account's order trades there where carbon stops: the fills
+ *          differ by that much;
+ *   book   the plain flow over books already holding N resting orders,
+ *          9-998 ticks away from the flow's prices so they stay resting.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+/* The plain flow's instruments, and how far from mid its prices go. */
+#define CMP_SYMBOLS BENCH_CMP_SYMBOLS
+#define CMP_SPREAD 8
+/* Book orders: this many ticks from mid and more, up to CMP_FAR (inside the
+ * +/-10% band of 1000 ticks). */
+#define CMP_NEAR (CMP_SPREAD + 1)
+#define CMP_FAR 998
+#define CMP_MAX_ROUNDS 64
+
+typedef enum cmp_flow { CMP_PLAIN, CMP_MIX, CMP_BOOK_FILL } cmp_flow;
+
+static const char *const cmp__names[2] = {"bare", "carbon"};
+
+/* One script's side of a phase: its instruments and its copy of the
+ * stream. */
+typedef struct cmp_script {
+  int carbon;         /* 0: bare.lua, 1: carbon's place/amend */
+  const char *sha[2]; /* bare: its sha twice; carbon: place, amend */
+  int nsym;
+  bench_keys ck[CMP_SYMBOLS];  /* carbon's keys per instrument */
+  char bk[CMP_SYMBOLS][3][96]; /* bare's: bids, asks, orders */
+  bench_rng rng;               /* plain flow and book fill */
+  bench_rng *arng;             /* mix: one stream per account */
+  bench_pool *pools;           /* mix: resting ids per account */
+  uint64_t *seq;               /* idempotency keys per account */
+  long fills, errors, cancel_missed;
+  char first_error[256];
+} cmp_script;
+
+static void cmp__symbol(char out[24], const char *phase, int i) {
+  snprintf(out, 24, "CMP-%s-%02d", phase, i);
+}
+
+size_t bench_compare_symbols(const bench_opts *o, char (*out)[24], size_t cap) {
+  size_t n = 0;
+  char phase[16];
+  for (int i = 0; i < CMP_SYMBOLS && n < cap; i++)
+    cmp__symbol(out[n++], "E", i);
+  if (n < cap) cmp__symbol(out[n++], "MIX", 0);
+  for (int b = 0; b < o->nbooks; b++) {
+    snprintf(phase, sizeof phase, "B%d", b + 1);
+    for (int i = 0; i < CMP_SYMBOLS && n < cap; i++)
+      cmp__symbol(out[n++], phase, i);
+  }
+  return n;
+}
+
+static int cmp__init(cmp_script *s, const bench_opts *o, int carbon,
+                     const char *phase, int nsym, const char *const sha[2],
+                     uint64_t stream) {
+  memset(s, 0, sizeof *s);
+  s->carbon = carbon;
+  s->sha[0] = sha[0];
+  s->sha[1] = sha[1];
+  s->nsym = nsym;
+  for (int i = 0; i < nsym; i++) {
+    char sym[24];
+    cmp__symbol(sym, phase, i);
+    bench_keys_init(&s->ck[i], sym, "outbox-compare");
+    snprintf(s->bk[i][0], sizeof s->bk[i][0], "bench:{bare:%s}:b", sym);
+    snprintf(s->bk[i][1], sizeof s->bk[i][1], "bench:{bare:%s}:s", sym);
+    snprintf(s->bk[i][2], sizeof s->bk[i][2], "bench:{bare:%s}:o", sym);
+  }
+  /* The same seeds for both scripts: the same orders. */
+  bench_rng_seed(&s->rng, o->seed * 7919u + stream);
+  s->arng = calloc((size_t)o->accounts, sizeof *s->arng);
+  s->pools = calloc((size_t)o->accounts, sizeof *s->pools);
+  s->seq = calloc((size_t)o->accounts, sizeof *s->seq);
+  if (!s->arng || !s->pools || !s->seq) return -1;
+  for (int i = 0; i < o->accounts; i++) {
+    bench_rng_seed(&s->arng[i], o->seed * 1000003u + stream * 7u + (uint64_t)i);
+    if (bench_pool_init(&s->pools[i])) return -1;
+  }
+  return 0;
+}
+
+static void cmp__free(cmp_script *s, const bench_opts *o) {
+  for (int i = 0; s->pools && i < o->accounts; i++)
+    bench_pool_free(&s->pools[i]);
+  free(s->pools);
+  free(s->arng);
+  free(s->seq);
+  s->pools = NULL;
+  s->arng = NULL;
+  s->seq = NULL;
+}
+
+/* The next order of `flow`: its action, instrument and account. */
+static void cmp__next(cmp_script *s, const bench_opts *o, cmp_flow flow, long i,
+                      bench_action *a, int *sym, int *acct) {
+  memset(a, 0, sizeof *a);
+  if (flow == CMP_MIX) {
+    *sym = 0;
+    *acct = (int)(i % o->accounts);
+    bench_mix_next(&s->arng[*acct], &s->pools[*acct], BENCH_REST_LEVELS, a);
+    return;
+  }
+  int64_t off;
+  a->kind = BENCH_REST;
+  if (flow == CMP_PLAIN) {
+    *sym = (int)bench_rng_below(&s->rng, (uint32_t)s->nsym);
+    a->buy = bench_rng_below(&s->rng, 2) == 0;
+    off = (int64_t)bench_rng_below(&s->rng, 2 * CMP_SPREAD + 1) - CMP_SPREAD;
+    a->price = BENCH_REF_PRICE + off;
+  } else { /* book fill: evenly over the instruments, away from the flow */
+    *sym = (int)(i % s->nsym);
+    a->buy = bench_rng_below(&s->rng, 2) == 0;
+    off = CMP_NEAR + bench_rng_below(&s->rng, CMP_FAR - CMP_NEAR + 1);
+    a->price = a->buy ? BENCH_REF_PRICE - off : BENCH_REF_PRICE + off;
+  }
+  a->quantity = 1 + bench_rng_below(&s->rng, 10);
+  /* Buyers on even accounts, sellers on odd ones: no self-trade. */
+  int pairs = o->accounts / 2 > 0 ? o->accounts / 2 : 1;
+  *acct = 2 * (int)bench_rng_below(&s->rng, (uint32_t)pairs) + !a->buy;
+  if (*acct >= o->accounts) *acct = 0;
+}
+
+/* The bare script's EVALSHA of `a` into c's buffers. */
+static void cmp__bare_build(bench_call *c, const cmp_script *s, int sym,
+                            int acct, const bench_action *a) {
+  int i = 0;
+  bench_account_name(acct, c->who);
+  c->acct = acct;
+  c->cancel = a->kind == BENCH_CANCEL;
+  c->argv[i++] = "EVALSHA";
+  c->argv[i++] = s->sha[0];
+  c->argv[i++] = "3";
+  c->argv[i++] = s->bk[sym][0];
+  c->argv[i++] = s->bk[sym][1];
+  c->argv[i++] = s->bk[sym][2];
+  if (c->cancel) {
+    snprintf(c->id, sizeof c->id, "%s", a->cancel);
+    c->argv[i++] = "c";
+    c->argv[i++] = c->id;
+    c->argv[i++] = c->who;
+  } else {
+    snprintf(c->px, sizeof c->px, "%" PRId64, a->price);
+    snprintf(c->qty, sizeof c->qty, "%" PRId64, a->quantity);
+    c->argv[i++] = "p";
+    c->argv[i++] = a->buy ? "b" : "s";
+    c->argv[i++] = c->px;
+    c->argv[i++] = c->qty;
+    c->argv[i++] = c->who;
+    c->argv[i++] = a->kind == BENCH_CROSS ? "1" : "0";
+  }
+  c->argc = i;
+  for (int j = 0; j < i; j++) c->lens[j] = strlen(c->argv[j]);
+}
+
+static void cmp__error(cmp_script *s, const char *what) {
+  if (!s->first_error[0])
+    snprintf(s->first_error, sizeof s->first_error, "%s", what);
+  s->errors++;
+}
+
+/* Takes one reply; `rests` is set when the order now rests (its id in
+ * *id). */
+static void cmp__reply(cmp_script *s, const bench_call *c,
+                       const redisReply *rep, int *rests, const char **id) {
+  const redisReply *body = s->carbon ? bench_reply_unwrap(rep) : rep;
+  *rests = 0;
+  if (body->type == REDIS_REPLY_ERROR) {
+    if (c->cancel && strncmp(body->str, "NOT_FOUND", 9) == 0)
+      s->cancel_missed++; /* a crossing order filled it first */
+    else
+      cmp__error(s, body->str);
+    return;
+  }
+  if (c->cancel) return;
+  if (s->carbon) {
+    int state;
+    long fills;
+    if (bench_reply_order(rep, id, &state, &fills)) {
+      cmp__error(s, "a place reply without its order record");
+      return;
+    }
+    s->fills += fills;
+    *rests = state == 1 || state == 2; /* OPEN, PARTIAL */
+    return;
+  }
+  if (body->type != REDIS_REPLY_ARRAY || body->elements < 3 ||
+      (body->elements - 3) % 3 != 0 ||
+      body->element[0]->type != REDIS_REPLY_STRING ||
+      body->element[1]->type != REDIS_REPLY_STRING) {
+    cmp__error(s, "a bare reply that is not {id, state, left, fills...}");
+    return;
+  }
+  s->fills += (long)(body->elements - 3) / 3;
+  *id = body->element[0]->str;
+  *rests = body->element[1]->str[0] == 'R';
+}
+
+/* `orders` orders of `flow` from where the script's stream stands,
+ * pipelined; 0, or -1 when Redis failed. */
+static int cmp__run(redisContext *rc, const bench_opts *o, cmp_script *s,
+                    cmp_flow flow, long orders, bench_call *ring) {
+  int depth = o->ceiling_depth;
+  long sent = 0, done = 0;
+  while (done < orders) {
+    while (sent < orders && sent - done < depth) {
+      bench_call *c = &ring[sent % depth];
+      bench_action a;
+      int sym, acct;
+      cmp__next(s, o, flow, sent, &a, &sym, &acct);
+      if (!s->carbon) {
+        cmp__bare_build(c, s, sym, acct, &a);
+      } else {
+        char idem[48], who[16];
+        int cancel = a.kind == BENCH_CANCEL;
+        bench_account_name(acct, who);
+        snprintf(idem, sizeof idem, "%s-k%" PRIu64, who, ++s->seq[acct]);
+        /* The book fill has no idempotency key: its records would be
+         * counted as the book's memory. */
+        bench_call_build(c, &s->ck[sym], s->sha[cancel],
+                         cancel ? "amend" : "place", acct,
+                         flow == CMP_BOOK_FILL ? NULL : idem, &a);
+      }
+      redisAppendCommandArgv(rc, c->argc, c->argv, c->lens);
+      sent++;
+    }
+    redisReply *rep = NULL;
+    if (redisGetReply(rc, (void **)&rep) != REDIS_OK || !rep) {
+      fprintf(stderr, "carbon-bench: Redis connection failed: %s\n",
+              rc->errstr);
+      return -1;
+    }
+    bench_call *c = &ring[done % depth];
+    const char *id = NULL;
+    int rests;
+    cmp__reply(s, c, rep, &rests, &id);
+    if (flow == CMP_BOOK_FILL && !c->cancel && !rests)
+      cmp__error(s, "a book order did not rest");
+    if (flow == CMP_MIX && rests)
+      bench_pool_add(&s->pools[c->acct], &s->arng[c->acct], id);
+    freeReplyObject(rep);
+    done++;
+  }
+  return 0;
+}
+
+/* Resting orders in the script's books (ZCARD of both sides). */
+static long long cmp__resting(redisContext *rc, const cmp_script *s) {
+  long long n = 0;
+  for (int i = 0; i < s->nsym; i++)
+    for (int side = 0; side < 2; side++) {
+      redisReply *r;
+      if (s->carbon)
+        r = redisCommand(rc, "ZCARD gm:{%s}:bz:%s", s->ck[i].tag,
+                         side ? "s" : "b");
+      else
+        r = redisCommand(rc, "ZCARD %s", s->bk[i][side]);
+      if (r && r->type == REDIS_REPLY_INTEGER) n += r->integer;
+      if (r) freeReplyObject(r);
+    }
+  return n;
+}
+
+/* Carbon's outbox entries: nobody drains them; dropped between rounds so
+ * they do not count as the book's memory. */
+static void cmp__drop_outbox(redisContext *rc, const cmp_script *s) {
+  for (int i = 0; s->carbon && i < s->nsym; i++) {
+    redisReply *r = redisCommand(rc, "DEL %s", s->ck[i].outbox);
+    if (r) freeReplyObject(r);
+  }
+}
+
+static int cmp__cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double cmp__median(const double *v, int n) {
+  double t[CMP_MAX_ROUNDS];
+  if (n <= 0) return -1;
+  memcpy(t, v, (size_t)n * sizeof *t);
+  qsort(t, (size_t)n, sizeof *t, cmp__cmp_double);
+  return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* Rounds of `flow` alternating between the two scripts; prints a line per
+ * round and the medians; med[k]: script k's median Redis CPU per order. */
+static int cmp__rounds(redisContext *rc, const bench_opts *o, cmp_script s[2],
+                       cmp_flow flow, bench_call *ring, double med[2]) {
+  double cpu[2][CMP_MAX_ROUNDS], evl[2][CMP_MAX_ROUNDS],
+      cmds[2][CMP_MAX_ROUNDS], ratio[CMP_MAX_ROUNDS];
+  int have_cpu = 1;
+  printf("    %-14s %9s %9s %6s %8s %7s %9s\n", "", "Redis CPU", "EVALSHA",
+         "cmds", "orders/s", "fills", "book");
+  printf("    %-14s %9s %9s %6s %8s %7s %9s\n", "", "per order", "per call",
+         "/order", "", "", "at start");
+  for (int r = 0; r < o->rounds; r++) {
+    for (int turn = 0; turn < 2; turn++) {
+      int k = r % 2 == 0 ? turn : 1 - turn; /* bare first in odd rounds */
+      cmp_script *sc = &s[k];
+      long fills0 = sc->fills;
+      long long book = cmp__resting(rc, sc);
+      bench_probe p0, p1;
+      bench_cost c;
+      if (bench_probe_take(rc, o, &p0)) return -1;
+      if (cmp__run(rc, o, sc, flow, o->compare_orders, ring)) return -1;
+      if (bench_probe_take(rc, o, &p1)) return -1;
+      cmp__drop_outbox(rc, sc);
+      bench_probe_cost(&p0, &p1, &c);
+      double n = (double)o->compare_orders;
+      if (c.cpu_redis_s < 0) have_cpu = 0;
+      cpu[k][r] = c.cpu_redis_s < 0 ? -1 : 1e6 * c.cpu_redis_s / n;
+      evl[k][r] = c.script_calls ? (double)c.script_usec / c.script_calls : 0;
+      /* As issue 11 counts them: the EVALSHA and what the script ran. */
+      cmds[k][r] = (double)(c.data_calls + c.script_calls) / n;
+      printf("    round %d %-6s %6.1f us %6.1f us %6.1f %8.0f %7ld %9lld\n",
+             r + 1, cmp__names[k], cpu[k][r], evl[k][r], cmds[k][r],
+             c.wall_s > 0 ? n / c.wall_s : 0, sc->fills - fills0, book);
+      fflush(stdout);
+    }
+    ratio[r] = have_cpu && cpu[0][r] > 0 ? cpu[1][r] / cpu[0][r]
+               : evl[0][r] > 0           ? evl[1][r] / evl[0][r]
+                                         : 0;
+  }
+  for (int k = 0; k < 2; k++) {
+    med[k] = have_cpu ? cmp__median(cpu[k], o->rounds)
+                      : cmp__median(evl[k], o->rounds);
+    if (s[k].errors || s[k].cancel_missed)
+      printf(
+          "    %s: %ld unexpected errors%s%s; %ld cancels found their "
+          "order filled\n",
+          cmp__names[k], s[k].errors, s[k].errors ? ", first: " : "",
+          s[k].first_error, s[k].cancel_missed);
+  }
+  double rmin = ratio[0], rmax = ratio[0];
+  for (int r = 1; r < o->rounds; r++) {
+    if (ratio[r] < rmin) rmin = ratio[r];
+    if (ratio[r] > rmax) rmax = ratio[r];
+  }
+  double q = med[0] > 0 ? med[1] / med[0] : 0;
+  printf(
+      "    median %s: bare %.1f us, carbon %.1f us (EVALSHA %.1f / %.1f "
+      "us/call, %.1f / %.1f Redis commands/order with the EVALSHA)\n"
+      "    carbon / bare = %.2f (per round %.2f-%.2f; target <= 1.5: %s)\n",
+      have_cpu ? "Redis CPU per order"
+               : "EVALSHA time per order (no CPU: "
+                 "pass --redis-pid)",
+      med[0], med[1], cmp__median(evl[0], o->rounds),
+      cmp__median(evl[1], o->rounds), cmp__median(cmds[0], o->rounds),
+      cmp__median(cmds[1], o->rounds), q, rmin, rmax,
+      q <= 1.5 ? "met" : "NOT met");
+  return s[0].errors || s[1].errors ? -1 : 0;
+}
+
+/* Fills both scripts' books with `n` resting orders and prints Redis
+ * memory per order of each. */
+static int cmp__fill(redisContext *rc, const bench_opts *o, cmp_script s[2],
+                     long n, bench_call *ring, double bytes[2]) {
+  printf(
+      "    book: %ld resting orders per script, %ld per instrument, %d-%d "
+      "ticks from the flow's mid:",
+      n, n / CMP_SYMBOLS, CMP_NEAR, CMP_FAR);
+  for (int k = 0; k < 2; k++) {
+    long long before = bench_info_field(rc, "memory", "used_memory");
+    uint64_t t0 = bench_now_us();
+    if (cmp__run(rc, o, &s[k], CMP_BOOK_FILL, n, ring)) return -1;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
+    cmp__drop_outbox(rc, &s[k]);
+    long long after = bench_info_field(rc, "memory", "used_memory");
+    bytes[k] =
+        before < 0 || after < 0 ? -1 : (double)(after - before) / (double)n;
+    printf(" %s %.1f s, %.0f bytes/order;", cmp__names[k], secs, bytes[k]);
+    if (s[k].errors) {
+      printf("\n    %s: %ld orders did not rest, first: %s\n", cmp__names[k],
+             s[k].errors, s[k].first_error);
+      return -1;
+    }
+  }
+  printf("\n");
+  return 0;
+}
+
+int bench_compare_run(const bench_opts *o, redisContext *rc,
+                      bench_compare *res) {
+  char place[41], amend[41], bare[41];
+  bench_call *ring = calloc((size_t)o->ceiling_depth, sizeof *ring);
+  cmp_script s[2];
+  int rc_ = -1;
+  memset(s, 0, sizeof s);
+  for (int i = 0; i < 2; i++) res->plain[i] = res->mix[i] = -1;
+  for (int b = 0; b < BENCH_MAX_BOOKS; b++)
+    for (int k = 0; k < 2; k++) res->book[b][k] = res->book_bytes[b][k] = -1;
+  if (!ring || o->rounds > CMP_MAX_ROUNDS) goto out;
+  if (bench_carbon_sha(rc, "place", bench_lua_place, place) ||
+      bench_carbon_sha(rc, "amend", bench_lua_amend, amend))
+    goto out;
+  redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", bench_lua_bare);
+  if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+    fprintf(stderr, "carbon-bench: SCRIPT LOAD of bare.lua failed: %s\n",
+            r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+    if (r) freeReplyObject(r);
+    goto out;
+  }
+  memcpy(bare, r->str, 41);
+  freeReplyObject(r);
+  const char *bare_sha[2] = {bare, bare}, *carbon_sha[2] = {place, amend};
+
+  printf(
+      "\nCarbon against a bare price-time match (plugins/carbon/bench/"
+      "bare.lua: no balances, rules, idempotency or outbox), the same "
+      "seeded orders, EVALSHA from C, 1 connection, pipeline depth %d, %d "
+      "rounds of %ld orders per script, alternating; Redis CPU from "
+      "/proc, EVALSHA time and commands from INFO commandstats:\n",
+      o->ceiling_depth, o->rounds, o->compare_orders);
+
+  printf(
+      "  plain GTC limit flow, %d instruments, prices mid +/- %d ticks, "
+      "1-10 t, empty at the first round:\n",
+      CMP_SYMBOLS, CMP_SPREAD);
+  if (cmp__init(&s[0], o, 0, "E", CMP_SYMBOLS, bare_sha, 1) ||
+      cmp__init(&s[1], o, 1, "E", CMP_SYMBOLS, carbon_sha, 1) ||
+      cmp__rounds(rc, o, s, CMP_PLAIN, ring, res->plain))
+    goto out;
+  cmp__free(&s[0], o);
+  cmp__free(&s[1], o);
+
+  printf(
+      "  the standard mix (60%% resting GTC, 25%% crossing IOC: bare drops "
+      "the remainder; 15%% cancels by id), 1 instrument, %d accounts:\n",
+      o->accounts);
+  if (cmp__init(&s[0], o, 0, "MIX", 1, bare_sha, 2) ||
+      cmp__init(&s[1], o, 1, "MIX", 1, carbon_sha, 2) ||
+      cmp__rounds(rc, o, s, CMP_MIX, ring, res->mix))
+    goto out;
+  cmp__free(&s[0], o);
+  cmp__free(&s[1], o);
+
+  for (int b = 0; b < o->nbooks; b++) {
+    char phase[16];
+    snprintf(phase, sizeof phase, "B%d", b + 1);
+    printf("  plain flow over a book of %ld resting orders:\n", o->books[b]);
+    if (cmp__init(&s[0], o, 0, phase, CMP_SYMBOLS, bare_sha, 10 + b) ||
+        cmp__init(&s[1], o, 1, phase, CMP_SYMBOLS, carbon_sha, 10 + b) ||
+        cmp__fill(rc, o, s, o->books[b], ring, res->book_bytes[b]))
+      goto out;
+    /* The flow itself: the same stream as the empty phase's. */
+    bench_rng_seed(&s[0].rng, o->seed * 7919u + 1);
+    bench_rng_seed(&s[1].rng, o->seed * 7919u + 1);
+    if (cmp__rounds(rc, o, s, CMP_PLAIN, ring, res->book[b])) goto out;
+    cmp__free(&s[0], o);
+    cmp__free(&s[1], o);
+  }
+  if (o->nbooks) {
+    printf("  growth with the book (median Redis CPU per order, empty ->");
+    for (int b = 0; b < o->nbooks; b++)
+      printf(" %ld%s", o->books[b], b + 1 < o->nbooks ? " ->" : "):\n");
+    int met = 1;
+    for (int k = 0; k < 2; k++) {
+      printf("    %-6s %.1f us", cmp__names[k], res->plain[k]);
+      for (int b = 0; b < o->nbooks; b++)
+        printf(" -> %.1f us (%.2fx)", res->book[b][k],
+               res->plain[k] > 0 ? res->book[b][k] / res->plain[k] : 0);
+      printf("\n");
+    }
+    for (int b = 0; b < o->nbooks; b++)
+      if (res->book[b][1] * res->plain[0] > res->book[b][0] * res->plain[1])
+        met = 0;
+    printf("    target: carbon grows no more than bare: %s\n",
+           met ? "met" : "NOT met");
+  }
+  rc_ = 0;
+out:
+  cmp__free(&s[0], o);
+  cmp__free(&s[1], o);
+  free(ring);
+  return rc_;
+}
