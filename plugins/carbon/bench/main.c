@@ -378,6 +378,12 @@ compare:
       snprintf(mem_from, sizeof mem_from, "%ld orders, 1 instrument",
                o.memory_orders);
   }
+  /* Without the end-to-end phases, the comparison's carbon calls carry the
+   * idempotency records. */
+  if (o.compare_only) {
+    printf("\nMemory:\n");
+    idem = bench_idem_size(redis, names[0]);
+  }
   /* Else the comparison's largest book, if it is big enough: small sorted
    * sets and hashes are listpacks, cheaper per entry than a real book. */
   for (int b = o.nbooks - 1; mem < 0 && b >= 0; b--)
