@@ -63,12 +63,15 @@ typedef struct bench_opts {
 
 /* ---- carbon against a bare match (compare.c) ---- */
 
-/* Median Redis CPU per order of each script in one kind of flow; -1: not
- * run.  [0] the bare match, [1] carbon. */
+/* What the comparison measured; -1: not run.  Pairs are [0] the bare
+ * match, [1] carbon; costs are medians over the rounds of Redis CPU per
+ * order, ratios medians of the rounds' own ratios. */
 typedef struct bench_compare {
-  double plain[2]; /* plain GTC limit flow, empty book at the first round */
-  double mix[2];   /* the standard mix (mix.c) */
-  double book[BENCH_MAX_BOOKS][2];       /* plain flow over opts.books[i] */
+  double plain[2], plain_ratio; /* plain GTC limit flow, carbon / bare */
+  double mix[2], mix_ratio;     /* the standard mix (mix.c) */
+  double book[BENCH_MAX_BOOKS][2], book_ratio[BENCH_MAX_BOOKS];
+  /* each script over opts.books[i] resting orders / over none, same round */
+  double growth[BENCH_MAX_BOOKS][2];
   double book_bytes[BENCH_MAX_BOOKS][2]; /* Redis memory per book order */
 } bench_compare;
 
