@@ -3,8 +3,8 @@
  *
  * Truth.  A deadline is a member "<kind>|<id>" of its tag's set
  * gm:{<market>:<tag>}:dl, scored by its due ms.  Scripts write it in the
- * same atomic step as the entity it belongs to (the prelude's gm.deadline,
- * applied by the epilogue only when the run is not refused: core/redis.c).
+ * same atomic step as the entity it belongs to (the host's gm.deadline,
+ * written after the run only when it is not refused: core/redis.c).
  * A Redis that keeps its data keeps the deadlines across restarts of every
  * broker; nothing about them lives in a broker.
  *

@@ -165,7 +165,7 @@ static gm_status host_timer_add(gm_market *m, const char *name,
 
 /* The host's script behind deadline_set and deadline_cancel, registered for
    each market that registers a deadline kind: one step of the call, with
-   the prelude's gm.deadline, so it is idempotent like the plugin's own. */
+   the host's gm.deadline, so it is idempotent like the plugin's own. */
 #define HOST_DEADLINE_SCRIPT "gm:deadline"
 static const char host_deadline_lua[] =
     "if ARGV[1] == 'set' then gm.deadline(ARGV[2], ARGV[3], ARGV[4])\n"

@@ -1,7 +1,8 @@
 /*
  * Redis service: connections, the process-wide registry of plugin scripts,
- * and the one way to run them (EVALSHA with the gm prelude, reload on
- * NOSCRIPT, reconnect on I/O error, reply converted into the call's arena).
+ * and the one way to run them (FCALL of a function of the market's Redis
+ * Functions library, the library loaded again when Redis lost it, reconnect
+ * on I/O error, reply converted into the call's arena).
  */
 #include "redis.h"
 
@@ -30,6 +31,8 @@
 #define GM__HOST_ARGS 4
 /* A cache of registered outbox streams larger than this starts over. */
 #define GM__OUTBOX_CACHE_MAX 65536
+/* Room for a library's or a function's name (names longer are cut). */
+#define GM__FN_MAX 128
 
 struct gm__redis {
   redisContext
@@ -61,19 +64,36 @@ typedef struct gm__redis_wait {
   struct gm__redis_wait *next;
 } gm__redis_wait;
 
-/* One registered script; immutable once in the registry. */
+/* One registered script.  Its function's name follows its market's
+   library, which changes when a script of the market is added or removed:
+   written under the registry's write lock, read under its read lock. */
 typedef struct gm__script {
-  char *market; /* owning market */
-  char *name;   /* script name within the market */
-  char *source; /* the wrapped source, for SCRIPT LOAD after NOSCRIPT */
-  char sha[41]; /* SHA1 hex of source, as SCRIPT LOAD returned it */
+  char *market;        /* owning market */
+  char *name;          /* script name within the market */
+  char *source;        /* gm__script_head and the plugin's source */
+  char fn[GM__FN_MAX]; /* its function in the market's library */
 } gm__script;
+
+/*
+ * A market's Redis Functions library: the host's code and each of the
+ * market's scripts as a function, loaded by the first call that finds it
+ * missing.  Its name holds a hash of everything it is made of, so brokers
+ * of one build share it, and brokers of two builds (a rolling upgrade) each
+ * run their own side by side instead of replacing each other's.
+ */
+typedef struct gm__library {
+  char *market;          /* owning market */
+  char *source;          /* the FUNCTION LOAD text */
+  char name[GM__FN_MAX]; /* gm_<market>_<16 hex digits of the hash> */
+} gm__library;
 
 /* Written only during plugin init and unload; read by every worker. */
 static pthread_rwlock_t gm__scripts_lock = PTHREAD_RWLOCK_INITIALIZER;
 static gm__script **gm__scripts; /* the registry */
 static size_t gm__nscripts;      /* entries in use */
 static size_t gm__capscripts;    /* entries allocated */
+static gm__library **gm__libs;   /* one per market with scripts */
+static size_t gm__nlibs;         /* entries in use (and allocated) */
 
 static _Atomic long gm__idem_ttl = 86400;
 
@@ -89,9 +109,21 @@ static size_t gm__outbox_cap;   /* slots allocated, a power of two */
 static size_t gm__outbox_n;     /* slots in use */
 
 /*
- * The prelude, on one line so that line N of a plugin's script is line N of
- * the wrapped source in Lua error messages.  It shadows KEYS and ARGV with
- * the plugin's part, defines gm, and opens the body function.
+ * The host's part of every market's Redis Functions library, loaded once
+ * with it (FUNCTION LOAD) instead of once per call: gm, the reply wrapper
+ * and the idempotency record around each script.  At load Redis runs only
+ * this top level, which may not call anything but redis.register_function,
+ * so everything here is a definition; per-call state lives in the locals
+ * below, set at the start of each run (Redis runs one function at a time,
+ * to its end or to an error that aborts it).
+ *
+ * A plugin's script is compiled once per library load, at its first call,
+ * by loadstring with the script's name as chunk name, so Lua messages say
+ * "<script>:<line>" with the script's own line numbers.  It runs as a
+ * function of (gm, KEYS, ARGV): gm is a fresh table per call (now,
+ * participant) whose methods come from gm__api, so a script that writes
+ * into gm changes nothing the next call sees.  KEYS and ARGV are the
+ * plugin's part of the call's keys and args.
  *
  * gm.emit formats integral numbers with %d: Lua would turn 123456789012345
  * into "1.2345678901234e+14" (%.14g), which would corrupt money in minor
@@ -99,56 +131,17 @@ static size_t gm__outbox_n;     /* slots in use */
  * (or be passed as strings).
  *
  * gm.deadline and gm.deadline_cancel only note what the run wants (gm__dlp:
- * member -> due ms, or false to remove); the epilogue writes it to the tag's
- * deadline set when the run ends without a rejection, so a refused run
+ * member -> due ms, or false to remove); the end of gm__run writes it to the
+ * tag's deadline set when the run ends without a rejection, so a refused run
  * leaves no deadline behind whatever order it called them in.
  * gm.deadline_get sees the run's own changes first.
- */
-static const char gm__prelude[] =
-    "local gm__K, gm__A = KEYS, ARGV; "
-    "local gm__outbox, gm__idem = gm__K[1], gm__K[2]; "
-    "local gm__dl, gm__dlc, gm__dlp = gm__K[3], gm__K[4], nil; "
-    "local gm__em = false; "
-    "local gm = {now = tonumber(gm__A[2]), participant = gm__A[3]}; "
-    "gm.emit = function(kind, ...) "
-    "local f = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}; "
-    "for i = 1, select('#', ...) do local v = select(i, ...); "
-    "if i % 2 == 1 and type(v) == 'string' and v:sub(1, 3) == 'gm:' then "
-    "error('gm.emit: field names starting with gm: are the host\\'s') end; "
-    "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
-    "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
-    "gm__em = true; return redis.call(unpack(f)) end; "
-    "gm.reject = function(status, msg) return redis.error_reply("
-    "tostring(status) .. ' ' .. tostring(msg or '')) end; "
-    "local function gm__dlm(kind, id) "
-    "if type(kind) ~= 'string' or #kind > 32 or "
-    "not kind:match('^[a-z][a-z0-9_]*$') then error('gm.deadline: kind ' .. "
-    "tostring(kind) .. ' is not [a-z][a-z0-9_]*, at most 32 characters') end; "
-    "if type(id) == 'number' then id = string.format('%d', id) end; "
-    "if type(id) ~= 'string' or id == '' then "
-    "error('gm.deadline: the id must be a non-empty string') end; "
-    "return kind .. '|' .. id end; "
-    "gm.deadline = function(kind, id, due) local m = gm__dlm(kind, id); "
-    "local d = tonumber(due); if not d or d ~= math.floor(d) or d < 0 or "
-    "d >= 2^53 then error('gm.deadline: due ' .. tostring(due) .. "
-    "' is not a whole number of ms in 0..2^53') end; "
-    "gm__dlp = gm__dlp or {}; gm__dlp[m] = d end; "
-    "gm.deadline_cancel = function(kind, id) local m = gm__dlm(kind, id); "
-    "gm__dlp = gm__dlp or {}; gm__dlp[m] = false end; "
-    "gm.deadline_get = function(kind, id) local m = gm__dlm(kind, id); "
-    "if gm__dlp and gm__dlp[m] ~= nil then return gm__dlp[m] end; "
-    "local s = redis.call('ZSCORE', gm__dl, m); "
-    "return s and tonumber(s) or false end; "
-    "local KEYS, ARGV = {unpack(gm__K, 5)}, {unpack(gm__A, 5)}; "
-    "local function gm__body() ";
-
-/*
- * After the body: a mutating call (idem flag '1') returns the reply stored
- * by its first run and runs nothing; otherwise the body runs and its reply
- * is stored with a TTL, unless it is a refusal (gm.reject): a refusal
- * changes nothing, so a retry may run the body again, and storing it would
- * let refused requests fill Redis.  A Lua runtime error aborts the script
- * before the SET, so it is never stored either.
+ *
+ * After the checks, a mutating call (idem flag '1') returns the reply
+ * stored by its first run and runs nothing; otherwise the script runs and
+ * its reply is stored with a TTL, unless it is a refusal (gm.reject): a
+ * refusal changes nothing, so a retry may run the script again, and storing
+ * it would let refused requests fill Redis.  A Lua runtime error aborts the
+ * call before the SET, so it is never stored either.
  *
  * Deadlines: a run that was not refused writes what gm.deadline and
  * gm.deadline_cancel noted.  Setting one that a broker is firing right now
@@ -169,22 +162,63 @@ static const char gm__prelude[] =
  * item that is an error starting with "gm:") is refused, so no plugin
  * reply can be taken for the host's.
  */
-static const char gm__epilogue[] =
-    "\nend\n"
+static const char gm__library_host[] =
+    "local gm__outbox, gm__idem, gm__dl, gm__dlc, gm__dlp, gm__em\n"
+    "local gm__api = {}\n"
+    "local gm__mt = {__index = gm__api}\n"
+    "local gm__src, gm__name, gm__fn = {}, {}, {}\n"
+    "gm__api.emit = function(kind, ...) "
+    "local f = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}; "
+    "for i = 1, select('#', ...) do local v = select(i, ...); "
+    "if i % 2 == 1 and type(v) == 'string' and v:sub(1, 3) == 'gm:' then "
+    "error('gm.emit: field names starting with gm: are the host\\'s', 2) "
+    "end; "
+    "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
+    "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
+    "gm__em = true; return redis.call(unpack(f)) end\n"
+    "gm__api.reject = function(status, msg) return redis.error_reply("
+    "tostring(status) .. ' ' .. tostring(msg or '')) end\n"
+    "local function gm__dlm(kind, id) "
+    "if type(kind) ~= 'string' or #kind > 32 or "
+    "not kind:match('^[a-z][a-z0-9_]*$') then error('gm.deadline: kind ' .. "
+    "tostring(kind) .. ' is not [a-z][a-z0-9_]*, at most 32 characters', 3) "
+    "end; "
+    "if type(id) == 'number' then id = string.format('%d', id) end; "
+    "if type(id) ~= 'string' or id == '' then "
+    "error('gm.deadline: the id must be a non-empty string', 3) end; "
+    "return kind .. '|' .. id end\n"
+    "gm__api.deadline = function(kind, id, due) local m = gm__dlm(kind, id); "
+    "local d = tonumber(due); if not d or d ~= math.floor(d) or d < 0 or "
+    "d >= 2^53 then error('gm.deadline: due ' .. tostring(due) .. "
+    "' is not a whole number of ms in 0..2^53', 2) end; "
+    "gm__dlp = gm__dlp or {}; gm__dlp[m] = d end\n"
+    "gm__api.deadline_cancel = function(kind, id) local m = gm__dlm(kind, "
+    "id); gm__dlp = gm__dlp or {}; gm__dlp[m] = false end\n"
+    "gm__api.deadline_get = function(kind, id) local m = gm__dlm(kind, id); "
+    "if gm__dlp and gm__dlp[m] ~= nil then return gm__dlp[m] end; "
+    "local s = redis.call('ZSCORE', gm__dl, m); "
+    "return s and tonumber(s) or false end\n"
     "local function gm__wrap(r, min, em) "
     "if (min or em) and (type(r) ~= 'table' or not r.err) then "
     "return {{err = 'gm:host ' .. string.format('%d', min or -1) .. "
     "(em and ' 1' or ' 0')}, r} end "
     "return r end\n"
-    "if gm__A[1] == '1' then local s = redis.call('GET', gm__idem); "
+    "local function gm__run(i, K, A) "
+    "gm__outbox, gm__idem, gm__dl, gm__dlc = K[1], K[2], K[3], K[4]; "
+    "gm__dlp, gm__em = nil, false\n"
+    "if A[1] == '1' then local s = redis.call('GET', gm__idem); "
     "if s then local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
     "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), "
     "redis.call('EXISTS', gm__outbox) == 1) end end\n"
-    "local r = gm__body()\n"
+    "local f = gm__fn[i]\n"
+    "if not f then local e; f, e = loadstring(gm__src[i], '@' .. gm__name[i]); "
+    "if not f then error(e, 0) end; gm__fn[i] = f end\n"
+    "local r = f(setmetatable({now = tonumber(A[2]), participant = A[3]}, "
+    "gm__mt), {unpack(K, 5)}, {unpack(A, 5)})\n"
     "if type(r) == 'table' and type(r[1]) == 'table' and "
     "type(r[1].err) == 'string' and r[1].err:sub(1, 3) == 'gm:' then "
     "error('a reply whose first item is an error starting with gm: is the "
-    "host\\'s; return another shape') end\n"
+    "host\\'s; return another shape', 0) end\n"
     "local refused = type(r) == 'table' and r.err\n"
     "local min\n"
     "if gm__dlp and not refused then "
@@ -195,9 +229,20 @@ static const char gm__epilogue[] =
     "(string.gsub(c, '^(%d+)|[^|]*|', '%1|r|', 1))) end; "
     "if not min or due < min then min = due end "
     "else redis.call('ZREM', gm__dl, m) end end end\n"
-    "if gm__A[1] == '1' and not refused then redis.call('SET', gm__idem, "
-    "cmsgpack.pack(r), 'EX', gm__A[4]) end\n"
-    "return gm__wrap(r, min, gm__em)\n";
+    "if A[1] == '1' and not refused then redis.call('SET', gm__idem, "
+    "cmsgpack.pack(r), 'EX', A[4]) end\n"
+    "return gm__wrap(r, min, gm__em) end\n";
+
+/* What each script's source starts with, on its first line so that line N
+   of the script is line N of the chunk: the arguments gm__run passes. */
+static const char gm__script_head[] = "local gm, KEYS, ARGV = ...; ";
+
+/* Compiles a script as gm__run will (same text, same chunk name) without
+   loading anything, so a syntax error refuses the plugin at registration
+   with the script's own line number. */
+static const char gm__script_check[] =
+    "local f, e = loadstring(ARGV[1], ARGV[2]) "
+    "if f then return 1 end return redis.error_reply(e)";
 
 /* ---- connections ---- */
 
@@ -675,13 +720,154 @@ static void gm__script_free(gm__script **sp) {
   *sp = NULL;
 }
 
-/* SCRIPT LOAD `source`: 0 and the sha; -1 and err with Redis's text when
-   Redis refuses it; -2 and err when Redis is not reachable. */
-static int gm__script_load(gm__redis *r, const char *source, char sha[41],
-                           char *err, size_t errlen) {
-  const char *argv[] = {"SCRIPT", "LOAD", source};
-  size_t lens[] = {6, 4, strlen(source)};
-  redisReply *reply = gm__command(r, 3, argv, lens);
+static size_t gm__library_find_locked(const char *market) {
+  size_t i = 0;
+  while (i < gm__nlibs && strcmp(gm__libs[i]->market, market) != 0) i++;
+  return i;
+}
+
+static void gm__library_free(gm__library **lp) {
+  if (!*lp) return;
+  free((*lp)->market);
+  free((*lp)->source);
+  free(*lp);
+  *lp = NULL;
+}
+
+/* Appends s[0..n) to the growing buffer *b (length *len, room *cap). */
+static void gm__buf_put(char **b, size_t *len, size_t *cap, const char *s,
+                        size_t n) {
+  if (*len + n + 1 > *cap) {
+    while (*len + n + 1 > *cap) *cap = *cap ? *cap * 2 : 4096;
+    *b = realloc(*b, *cap);
+    if (!*b) abort();
+  }
+  memcpy(*b + *len, s, n);
+  *len += n;
+  (*b)[*len] = '\0';
+}
+
+static void gm__buf_puts(char **b, size_t *len, size_t *cap, const char *s) {
+  gm__buf_put(b, len, cap, s, strlen(s));
+}
+
+/* `s` with every character Redis refuses in a function name (it takes
+   [A-Za-z0-9_]) as '_', cut to fit out[0..n). */
+static void gm__fn_part(char *out, size_t n, const char *s) {
+  size_t i = 0;
+  for (; s[i] && i + 1 < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9')
+                 ? (char)c
+                 : '_';
+  }
+  out[i] = '\0';
+}
+
+/* A Lua long string holding `s` as it is: the first level whose closing
+   bracket does not occur in it. */
+static void gm__lua_long_string(char **b, size_t *len, size_t *cap,
+                                const char *s) {
+  char close[40];
+  int level = 1;
+  for (;; level++) {
+    close[0] = ']';
+    memset(close + 1, '=', (size_t)level);
+    close[level + 1] = ']';
+    close[level + 2] = '\0';
+    if (!strstr(s, close) || level == 30) break;
+  }
+  char open[40];
+  memcpy(open, close, sizeof open);
+  open[0] = open[level + 1] = '[';
+  gm__buf_puts(b, len, cap, open);
+  gm__buf_puts(b, len, cap, s);
+  gm__buf_puts(b, len, cap, close);
+}
+
+/*
+ * Builds `market`'s library from its scripts in the registry (the write
+ * lock held) and names each script's function; replaces the old library.
+ * A market without scripts has none.
+ */
+static void gm__library_build_locked(const char *market) {
+  size_t li = gm__library_find_locked(market);
+  if (li < gm__nlibs) {
+    gm__library_free(&gm__libs[li]);
+    gm__libs[li] = gm__libs[--gm__nlibs];
+    if (gm__nlibs == 0) {
+      free(gm__libs);
+      gm__libs = NULL;
+    }
+  }
+  /* The hash covers everything the text is made of but the names it
+     gives, which come from the hash. */
+  uint64_t h =
+      gm__hash_update(GM__HASH_INIT, gm__library_host, sizeof gm__library_host);
+  h = gm__hash_update(h, market, strlen(market) + 1);
+  size_t n = 0;
+  for (size_t i = 0; i < gm__nscripts; i++) {
+    gm__script *s = gm__scripts[i];
+    if (strcmp(s->market, market) != 0) continue;
+    h = gm__hash_update(h, s->name, strlen(s->name) + 1);
+    h = gm__hash_update(h, s->source, strlen(s->source) + 1);
+    n++;
+  }
+  if (n == 0) return;
+
+  gm__library *lib = calloc(1, sizeof *lib);
+  if (!lib) abort();
+  lib->market = strdup(market);
+  if (!lib->market) abort();
+  char part[48];
+  gm__fn_part(part, sizeof part, market);
+  snprintf(lib->name, sizeof lib->name, "gm_%s_%016llx", part,
+           (unsigned long long)h);
+
+  char *b = NULL;
+  size_t len = 0, cap = 0;
+  gm__buf_puts(&b, &len, &cap, "#!lua name=");
+  gm__buf_puts(&b, &len, &cap, lib->name);
+  gm__buf_puts(&b, &len, &cap, "\n");
+  gm__buf_puts(&b, &len, &cap, gm__library_host);
+  size_t k = 0;
+  for (size_t i = 0; i < gm__nscripts; i++) {
+    gm__script *s = gm__scripts[i];
+    if (strcmp(s->market, market) != 0) continue;
+    k++;
+    gm__fn_part(part, sizeof part, s->name);
+    snprintf(s->fn, sizeof s->fn, "%s_%zu_%s", lib->name, k, part);
+    char line[GM__FN_MAX + 128];
+    snprintf(line, sizeof line, "gm__src[%zu] = ", k);
+    gm__buf_puts(&b, &len, &cap, line);
+    gm__lua_long_string(&b, &len, &cap, s->source);
+    snprintf(line, sizeof line, "\ngm__name[%zu] = ", k);
+    gm__buf_puts(&b, &len, &cap, line);
+    gm__lua_long_string(&b, &len, &cap, s->name);
+    snprintf(line, sizeof line,
+             "\nredis.register_function('%s', function(K, A) "
+             "return gm__run(%zu, K, A) end)\n",
+             s->fn, k);
+    gm__buf_puts(&b, &len, &cap, line);
+  }
+  lib->source = b;
+  gm__libs = realloc(gm__libs, (gm__nlibs + 1) * sizeof *gm__libs);
+  if (!gm__libs) abort();
+  gm__libs[gm__nlibs++] = lib;
+}
+
+/* Compiles `source` as the library will (gm__script_check): 0; -1 and err
+   with Lua's message when it does not compile; -2 and err when Redis is
+   not reachable. */
+static int gm__script_compile(gm__redis *r, const char *name,
+                              const char *source, char *err, size_t errlen) {
+  char chunk[GM__FN_MAX];
+  snprintf(chunk, sizeof chunk, "@%s", name);
+  const char *argv[] = {"EVAL", gm__script_check, "0", source, chunk};
+  size_t lens[] = {4, strlen(gm__script_check), 1, strlen(source),
+                   strlen(chunk)};
+  redisReply *reply = gm__command(r, 5, argv, lens);
   if (!reply) {
     snprintf(err, errlen,
              "Redis is not reachable at %s (%s); is redis-server running?",
@@ -689,14 +875,37 @@ static int gm__script_load(gm__redis *r, const char *source, char sha[41],
     return -2;
   }
   int rc = -1;
-  if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
-    memcpy(sha, reply->str, 41);
+  if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
     rc = 0;
-  } else if (reply->type == REDIS_REPLY_ERROR) {
+  else if (reply->type == REDIS_REPLY_ERROR)
     snprintf(err, errlen, "%s", reply->str);
-  } else {
-    snprintf(err, errlen, "SCRIPT LOAD gave an unexpected reply type %d",
+  else
+    snprintf(err, errlen, "the compile check gave an unexpected reply type %d",
              reply->type);
+  freeReplyObject(reply);
+  return rc;
+}
+
+/* FUNCTION LOAD `source`: 0 when Redis has the library, loaded now or
+   already (another broker of the same build loaded it: the name holds the
+   hash of the text); -1 and err with Redis's text otherwise. */
+static int gm__library_load(gm__redis *r, const char *source, char *err,
+                            size_t errlen) {
+  const char *argv[] = {"FUNCTION", "LOAD", source};
+  size_t lens[] = {8, 4, strlen(source)};
+  redisReply *reply = gm__command(r, 3, argv, lens);
+  if (!reply) {
+    snprintf(err, errlen,
+             "Redis is not reachable at %s (%s); is redis-server running?",
+             r->where, r->last_error);
+    return -1;
+  }
+  int rc = 0;
+  if (reply->type == REDIS_REPLY_ERROR &&
+      !(strncmp(reply->str, "ERR Library '", 13) == 0 &&
+        strstr(reply->str, "' already exists"))) {
+    snprintf(err, errlen, "%s", reply->str);
+    rc = -1;
   }
   freeReplyObject(reply);
   return rc;
@@ -709,17 +918,17 @@ gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
              "script_register needs a market, a non-empty name and source");
     return GM_INVALID_ARGUMENT;
   }
-  size_t n = strlen(gm__prelude) + strlen(lua) + strlen(gm__epilogue) + 1;
+  size_t n = strlen(gm__script_head) + strlen(lua) + 1;
   gm__script *s = calloc(1, sizeof *s);
   if (!s) abort();
   s->market = strdup(market);
   s->name = strdup(name);
   s->source = malloc(n);
   if (!s->market || !s->name || !s->source) abort();
-  snprintf(s->source, n, "%s%s%s", gm__prelude, lua, gm__epilogue);
+  snprintf(s->source, n, "%s%s", gm__script_head, lua);
 
   char why[512];
-  int rc = gm__script_load(r, s->source, s->sha, why, sizeof why);
+  int rc = gm__script_compile(r, name, s->source, why, sizeof why);
   if (rc != 0) {
     if (rc == -2)
       snprintf(err, errlen, "script %s.%s: %s", market, name, why);
@@ -747,6 +956,7 @@ gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
     }
     gm__scripts[gm__nscripts++] = s;
     s = NULL;
+    gm__library_build_locked(market);
   }
   pthread_rwlock_unlock(&gm__scripts_lock);
   gm__script_free(&s);
@@ -768,6 +978,7 @@ void gm__scripts_remove(const char *market) {
     gm__scripts = NULL;
     gm__capscripts = 0;
   }
+  gm__library_build_locked(market);
   pthread_rwlock_unlock(&gm__scripts_lock);
 }
 
@@ -779,22 +990,23 @@ long gm__scripts_idem_ttl(void) {
   return atomic_load(&gm__idem_ttl);
 }
 
-/* Reloads script market.name after NOSCRIPT (Redis restarted or failed
-   over); 0 or -1 with err.  The source is copied out first: the registry
-   lock is never held while the call's fiber waits for Redis. */
-static int gm__script_reload(gm_call *call, const char *market,
-                             const char *name, char *err, size_t errlen) {
+/* Loads `market`'s library after "Function not found" (a new, flushed or
+   restarted Redis, a failover, or the first call of a new build); 0 or -1
+   with err.  The source is copied out first: the registry lock is never
+   held while the call's fiber waits for Redis. */
+static int gm__library_reload(gm_call *call, const char *market, char *err,
+                              size_t errlen) {
   char *source = NULL;
   pthread_rwlock_rdlock(&gm__scripts_lock);
-  gm__script *s = gm__script_find_locked(market, name);
-  if (s) source = gm__arena_strdup(call->arena, s->source);
+  size_t li = gm__library_find_locked(market);
+  if (li < gm__nlibs)
+    source = gm__arena_strdup(call->arena, gm__libs[li]->source);
   pthread_rwlock_unlock(&gm__scripts_lock);
   if (!source) {
-    snprintf(err, errlen, "script %s.%s was unregistered", market, name);
+    snprintf(err, errlen, "market %s has no scripts any more", market);
     return -1;
   }
-  char sha[41];
-  return gm__script_load(call->redis, source, sha, err, errlen) == 0 ? 0 : -1;
+  return gm__library_load(call->redis, source, err, errlen);
 }
 
 /* ---- outbox registration ---- */
@@ -958,7 +1170,7 @@ static gm_status gm__error_reply(gm_call *call, const char *market,
 /*
  * The reply the plugin's body returned: a run that set a deadline or
  * appended to its outbox answers {error "gm:host <due> <emitted>", reply}
- * (see gm__epilogue); *due is then the earliest due it set (-1: none) and
+ * (see gm__library_host); *due is then the earliest due it set (-1: none) and
  * *emitted whether the tag's stream holds entries.  The epilogue refuses
  * plugin replies of that shape, so only the host's wrapper is unwrapped.
  */
@@ -1023,10 +1235,10 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   if (!call->redis)
     return gm__call_fail(call, GM_INTERNAL,
                          "this call has no Redis connection (host bug)");
-  char sha[41];
+  char fn[GM__FN_MAX];
   pthread_rwlock_rdlock(&gm__scripts_lock);
   gm__script *s = gm__script_find_locked(market, name);
-  if (s) memcpy(sha, s->sha, sizeof sha);
+  if (s) memcpy(fn, s->fn, sizeof fn);
   pthread_rwlock_unlock(&gm__scripts_lock);
   if (!s)
     return gm__call_fail(call, GM_INTERNAL,
@@ -1053,8 +1265,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   const char **argv = gm__arena_alloc(call->arena, (size_t)argc * sizeof *argv);
   size_t *lens = gm__arena_alloc(call->arena, (size_t)argc * sizeof *lens);
   int i = 0;
-  argv[i++] = "EVALSHA";
-  argv[i++] = sha;
+  argv[i++] = "FCALL";
+  argv[i++] = fn;
   argv[i++] = gm__arena_sprintf(call->arena, "%zu", nk);
   argv[i++] = outbox;
   argv[i++] = idem_rec;
@@ -1071,31 +1283,31 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   for (int k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
 
   /* One retry after an I/O error (see gm__command for why repeating is
-     safe), one after NOSCRIPT. */
+     safe), one after loading the library Redis did not have. */
   char *cmd = NULL;
   long long cmdlen = redisFormatCommandArgv(&cmd, argc, argv, lens);
   if (cmdlen < 0) abort();
   redisReply *r = NULL;
   gm_status st = GM_OK;
-  int io_retry = 1, noscript_retry = 1, err = 0;
+  int io_retry = 1, load_retry = 1, err = 0;
   for (;;) {
     r = gm__exec(call->redis, cmd, (size_t)cmdlen, &err);
     if (!r) {
       if (err == REDIS_ERR_PROTOCOL || !io_retry--) break;
       continue;
     }
-    if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "NOSCRIPT", 8) != 0 ||
-        !noscript_retry--)
+    if (r->type != REDIS_REPLY_ERROR ||
+        strcmp(r->str, "ERR Function not found") != 0 || !load_retry--)
       break;
     freeReplyObject(r);
     r = NULL;
     char why[512];
-    if (gm__script_reload(call, market, name, why, sizeof why) != 0) {
-      gm__log(GM_LOG_ERROR, market, "reloading script %s after NOSCRIPT: %s",
+    if (gm__library_reload(call, market, why, sizeof why) != 0) {
+      gm__log(GM_LOG_ERROR, market, "loading the scripts' library for %s: %s",
               name, why);
       redisFreeCommand(cmd);
       return gm__call_fail(call, GM_UNAVAILABLE,
-                           "script %s.%s could not be reloaded into Redis at "
+                           "script %s.%s could not be loaded into Redis at "
                            "%s; the gmd log says why",
                            market, name, call->redis->where);
     }

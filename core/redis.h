@@ -1,6 +1,8 @@
 /*
  * Redis service: connections, the registry of plugin scripts, and running
- * them by EVALSHA with a reload on NOSCRIPT.
+ * them by FCALL: each market's scripts are the functions of one Redis
+ * Functions library (gm_<market>_<hash>), loaded again by the first call
+ * that finds it missing.
  *
  * Key layout (every key one script call touches shares one hash tag):
  *   gm:{<market>:<tag>}:<key>      a plugin key
@@ -101,9 +103,11 @@ void gm__redis_expire(gm__redis *r, uint64_t limit_us);
 void gm__redis_flush(gm__redis *r);
 
 /*
- * Registers script `name` of `market` (single-threaded, during plugin init);
- * wraps it with the gm prelude described in include/greenmarket/plugin.h and
- * loads it with SCRIPT LOAD over `r` so syntax errors refuse the plugin.
+ * Registers script `name` of `market` (single-threaded, during plugin init)
+ * as a function of the market's library, around which the host's code gives
+ * what include/greenmarket/plugin.h describes; compiles it in Redis over `r`
+ * so syntax errors refuse the plugin.  The library is loaded by the first
+ * call that finds it missing in Redis.
  */
 gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
                           const char *lua, char *err, size_t errlen);
@@ -118,7 +122,8 @@ long gm__scripts_idem_ttl(void);
  * Uses call->redis, call->arena, call->participant, call->idem_key (when the
  * method is mutating), and the host clock.  Registers the tag's outbox stream
  * in gm:outboxes before the first run per stream.  Reconnects and retries
- * once on I/O error; reloads and retries on NOSCRIPT.
+ * once on I/O error; loads the market's library and retries once when Redis
+ * does not have the function.
  */
 gm_status gm__script_run(gm_call *call, const char *market, const char *name,
                          const char *tag, size_t nkeys, const char *const *keys,

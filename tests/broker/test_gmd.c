@@ -66,10 +66,11 @@ static Gm__StatsReply *stats(void) {
   return s;
 }
 
-static int64_t bump(const char *as, const char *key, const char *note) {
+static int64_t bump_on(gm_test_conn *c, const char *as, const char *key,
+                       const char *note) {
   Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
   req.note = (char *)note;
-  Gm__Reply *r = gm_test_call(conn, as, "testmkt", "bump", key, &req.base);
+  Gm__Reply *r = gm_test_call(c, as, "testmkt", "bump", key, &req.base);
   ck_assert_ptr_nonnull(r);
   ck_assert_msg(r->status == GM__STATUS__OK, "bump: %s", r->message);
   Gm__Testmkt__BumpReply *b =
@@ -78,6 +79,10 @@ static int64_t bump(const char *as, const char *key, const char *note) {
   gm__testmkt__bump_reply__free_unpacked(b, NULL);
   gm__reply__free_unpacked(r, NULL);
   return seq;
+}
+
+static int64_t bump(const char *as, const char *key, const char *note) {
+  return bump_on(conn, as, key, note);
 }
 
 /* The test market's counter in Redis (a string holding a number). */
@@ -1161,6 +1166,63 @@ START_TEST(replayed_letter_settles_after_the_fix) {
 }
 END_TEST
 
+/* The market's scripts are one Redis Functions library: two brokers of one
+   build share it, and when Redis loses it (FUNCTION FLUSH, or a new Redis)
+   the next call through either broker loads it again and is answered as
+   before, retries replaying their first replies. */
+START_TEST(function_flush_is_recovered_by_two_brokers) {
+  char conf[1024];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[ledger]\npath = %s\n",
+           gm_test_gmd_ledger(gmd));
+  gm_test_gmd *g2 = gm_test_gmd_start_named(redis, "b2", TEST_PLUGIN_DIR, conf);
+  gm_test_conn *c2 =
+      gm_test_conn_new(gm_test_gmd_endpoint(g2), NULL, NULL, NULL);
+  ck_assert_int_eq(bump_on(conn, "alice", "f1", "one"), 1);
+  ck_assert_int_eq(bump_on(c2, "alice", "f2", "two"), 2);
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *l =
+      gm_test_redis_cmd(rc, "FUNCTION LIST LIBRARYNAME gm_testmkt_*");
+  ck_assert_int_eq(l->type, REDIS_REPLY_ARRAY);
+  ck_assert_int_eq(l->elements, 1); /* one library for both brokers */
+  freeReplyObject(l);
+  for (int round = 0; round < 2; round++) {
+    freeReplyObject(gm_test_redis_cmd(rc, "FUNCTION FLUSH"));
+    /* Both brokers at once: one loads the library, the other finds it
+       there (or loads the same text). */
+    Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+    b.note = "after";
+    char k1[16], k2[16];
+    snprintf(k1, sizeof k1, "a%d", round);
+    snprintf(k2, sizeof k2, "b%d", round);
+    gm_test_send(conn, 1, "alice", "testmkt", "bump", k1, &b.base);
+    gm_test_send(c2, 1, "alice", "testmkt", "bump", k2, &b.base);
+    int64_t seqs = 0;
+    gm_test_conn *cs[] = {conn, c2};
+    for (int k = 0; k < 2; k++) {
+      Gm__Reply *r = gm_test_conn_recv(cs[k], 5000);
+      ck_assert_ptr_nonnull(r);
+      ck_assert_msg(r->status == GM__STATUS__OK, "broker %d: %s", k + 1,
+                    r->message);
+      Gm__Testmkt__BumpReply *br =
+          gm__testmkt__bump_reply__unpack(NULL, r->body.len, r->body.data);
+      seqs += br->seq;
+      gm__testmkt__bump_reply__free_unpacked(br, NULL);
+      gm__reply__free_unpacked(r, NULL);
+    }
+    ck_assert_int_eq(seqs, round == 0 ? 3 + 4 : 5 + 6);
+  }
+  /* Retries through the other broker replay; nothing ran twice. */
+  ck_assert_int_eq(bump_on(c2, "alice", "f1", "one"), 1);
+  ck_assert_int_eq(bump_on(conn, "alice", "f2", "two"), 2);
+  ck_assert_int_eq(redis_counter(), 6);
+  ck_assert_int_eq(wait_settled(6), 6);
+  redisFree(rc);
+  gm_test_conn_destroy(&c2);
+  gm_test_gmd_stop(&g2);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("gmd");
   TCase *tc = tcase_create("dev mode");
@@ -1176,6 +1238,7 @@ int main(void) {
   tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
   tcase_add_test(tc, redis_restart_is_survived);
   tcase_add_test(tc, redis_restart_under_pipelined_load);
+  tcase_add_test(tc, function_flush_is_recovered_by_two_brokers);
   tcase_add_test(tc, dead_letter_is_listed_and_replayed_once);
   tcase_add_test(tc, replayed_letter_settles_after_the_fix);
   tcase_add_test(tc, foreign_stream_letter_is_not_replayed);

@@ -297,8 +297,8 @@ START_TEST(syntax_error_refused_with_lua_message) {
       err, sizeof err);
   ck_assert_int_eq(st, GM_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(err, "mkt.bad"));
-  /* The Lua message with the script's own line number. */
-  ck_assert_msg(strstr(err, "user_script:3:") != NULL, "err: %s", err);
+  /* The Lua message with the script's name and its own line number. */
+  ck_assert_msg(strstr(err, "bad:3:") != NULL, "err: %s", err);
   ck_assert_msg(strstr(err, "unexpected symbol") != NULL, "err: %s", err);
 
   /* Not registered: running it fails, and a fixed version registers. */
@@ -313,15 +313,60 @@ START_TEST(syntax_error_refused_with_lua_message) {
 }
 END_TEST
 
-START_TEST(noscript_after_flush_is_recovered) {
+/* Redis lost the market's library (FUNCTION FLUSH; FLUSHALL keeps it but
+   drops the data): the next call loads it again and is answered as before;
+   a retry after the flush still replays its first reply. */
+START_TEST(library_after_flush_is_recovered) {
   add("counter", counter_lua);
   const gm_value *v;
-  gm_call c = call_as("frank", "");
+  gm_call c = call_as("frank", "first");
   ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
-  freeReplyObject(gm_test_redis_cmd(raw, "SCRIPT FLUSH"));
+  freeReplyObject(gm_test_redis_cmd(raw, "FUNCTION FLUSH"));
   gm_call c2 = call_as("frank", "");
   ck_assert_int_eq(run(&c2, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
   ck_assert_int_eq(v->integer, 2);
+  freeReplyObject(gm_test_redis_cmd(raw, "FUNCTION FLUSH"));
+  gm_call c3 = call_as("frank", "first");
+  ck_assert_int_eq(run(&c3, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1); /* replayed */
+  freeReplyObject(gm_test_redis_cmd(raw, "FLUSHALL"));
+  gm_call c4 = call_as("frank", "");
+  ck_assert_int_eq(run(&c4, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  freeReplyObject(gm_test_redis_cmd(raw, "FLUSHALL"));
+  freeReplyObject(gm_test_redis_cmd(raw, "FUNCTION FLUSH"));
+  gm_call c5 = call_as("frank", "");
+  ck_assert_int_eq(run(&c5, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  /* One library, named by its content, whatever was loaded how often. */
+  redisReply *l = gm_test_redis_cmd(raw, "FUNCTION LIST LIBRARYNAME gm_mkt_*");
+  ck_assert_int_eq(l->elements, 1);
+  freeReplyObject(l);
+}
+END_TEST
+
+/* Each call gets its own gm, and the host's per-call state starts over:
+   what a script writes into gm, or a run that failed after noting a
+   deadline, reaches no later call. */
+START_TEST(calls_share_no_state) {
+  add("poke", "gm.seen = (gm.seen or 0) + 1\nreturn gm.seen\n");
+  add("broken",
+      "gm.deadline('close', 'z', 1000)\n"
+      "return nil + 1\n");
+  add("plain", "return gm.participant\n");
+  const gm_value *v;
+  for (int i = 0; i < 2; i++) {
+    gm_call c = call_as("gus", "");
+    ck_assert_int_eq(run(&c, "poke", "t", 0, NULL, 0, NULL, &v), GM_OK);
+    ck_assert_int_eq(v->integer, 1);
+  }
+  gm_call c1 = call_as("gus", "");
+  ck_assert_int_eq(run(&c1, "broken", "t", 0, NULL, 0, NULL, &v), GM_INTERNAL);
+  gm_call c2 = call_as("hal", "p1");
+  ck_assert_int_eq(run(&c2, "plain", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_str_eq(v->str, "hal");
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:dl"), 0);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{mkt:t}:outbox"), 0);
 }
 END_TEST
 
@@ -559,15 +604,16 @@ START_TEST(pipelined_calls_share_round_trips) {
 }
 END_TEST
 
-START_TEST(pipelined_noscript_is_recovered) {
+START_TEST(pipelined_function_flush_is_recovered) {
   add("counter", counter_lua);
   const gm_value *v;
   gm_call warm = call_as("ivy", "");
   ck_assert_int_eq(run(&warm, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
-  freeReplyObject(gm_test_redis_cmd(raw, "SCRIPT FLUSH"));
+  freeReplyObject(gm_test_redis_cmd(raw, "FUNCTION FLUSH"));
   pipe_job jobs[20] = {0};
   pipe_jobs(jobs, 20, 1);
-  /* NOSCRIPT for all, SCRIPT LOAD for all, then the runs. */
+  /* "Function not found" for all, FUNCTION LOAD for all (the first loads
+     the library, the others find it there), then the runs. */
   ck_assert_int_eq(pipe_run(jobs, 20, NULL), 3);
   for (int i = 0; i < 20; i++) {
     ck_assert_int_eq(jobs[i].st[0], GM_OK);
@@ -698,7 +744,7 @@ START_TEST(pipelined_stalled_redis_fails_waiters) {
 }
 END_TEST
 
-/* ---- deadlines in scripts (the prelude's gm.deadline*) ---- */
+/* ---- deadlines in scripts (the host's gm.deadline*) ---- */
 
 /* ARGV: id, due ('' cancels); writes the entity, sets or cancels the
    deadline, answers a tree with what gm.deadline_get sees afterwards. */
@@ -914,13 +960,14 @@ int main(void) {
   tcase_add_test(tc, unstored_reject_and_unstored_runtime_error);
   tcase_add_test(tc, reply_tree_converts);
   tcase_add_test(tc, syntax_error_refused_with_lua_message);
-  tcase_add_test(tc, noscript_after_flush_is_recovered);
+  tcase_add_test(tc, library_after_flush_is_recovered);
+  tcase_add_test(tc, calls_share_no_state);
   tcase_add_test(tc, restart_is_recovered);
   tcase_add_test(tc, unreachable_is_unavailable);
   tcase_add_test(tc, bounds_and_tags_refused);
   tcase_add_test(tc, threads_share_registry);
   tcase_add_test(tc, pipelined_calls_share_round_trips);
-  tcase_add_test(tc, pipelined_noscript_is_recovered);
+  tcase_add_test(tc, pipelined_function_flush_is_recovered);
   tcase_add_test(tc, pipelined_restart_is_recovered);
   tcase_add_test(tc, pipelined_unreachable_is_unavailable);
   tcase_add_test(tc, pipelined_outage_buffers_nothing);

@@ -3,7 +3,7 @@
  *
  *   1. end to end through libgmclient -> gmd -> Redis -> SQLite settlement,
  *      saturating (every connection keeps --depth in flight);
- *   2. the ceiling: the same scripts by pipelined EVALSHA from C, same mix;
+ *   2. the ceiling: the same scripts by pipelined FCALL from C, same mix;
  *      end-to-end / ceiling;
  *   3. end to end paced at half the saturating rate, open loop, latency
  *      from each order's scheduled send time (no coordinated omission);
@@ -39,7 +39,7 @@ static void bench__usage(FILE *f) {
           "(32)\n"
           "  --threads N         load threads sharing those connections (2)\n"
           "  --depth N           in flight per connection, saturating (8)\n"
-          "  --ceiling-depth N   EVALSHA pipeline depth (128)\n"
+          "  --ceiling-depth N   FCALL pipeline depth (128)\n"
           "  --rate R            paced run in orders/s (half the saturating "
           "rate)\n"
           "  --memory-orders N   resting orders for the memory figure "
@@ -335,7 +335,7 @@ int main(int argc, char **argv) {
   sat_rate = sat.seconds > 0 ? (double)sat.orders / sat.seconds : 0;
   double ceil_rate = ceil.seconds > 0 ? (double)ceil.orders / ceil.seconds : 0;
   printf(
-      "\nCeiling: the same place/amend scripts by EVALSHA, 1 connection, "
+      "\nCeiling: the same place/amend scripts by FCALL, 1 connection, "
       "pipeline depth %d, same mix, %s:\n",
       o.ceiling_depth, base[1]);
   printf(
