@@ -886,9 +886,37 @@ static int gm__script_compile(gm__redis *r, const char *name,
   return rc;
 }
 
-/* FUNCTION LOAD `source`: 0 when Redis has the library, loaded now or
-   already (another broker of the same build loaded it: the name holds the
-   hash of the text); -1 and err with Redis's text otherwise. */
+/* 0 when Redis runs functions (7.0 and later); -1 and err saying so when
+   it does not, so an older Redis refuses the plugin at start instead of
+   every call; -2 and err when Redis is not reachable. */
+static int gm__functions_check(gm__redis *r, char *err, size_t errlen) {
+  const char *argv[] = {"COMMAND", "INFO", "FCALL"};
+  size_t lens[] = {7, 4, 5};
+  redisReply *reply = gm__command(r, 3, argv, lens);
+  if (!reply) {
+    snprintf(err, errlen,
+             "Redis is not reachable at %s (%s); is redis-server running?",
+             r->where, r->last_error);
+    return -2;
+  }
+  int rc = reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+                   reply->element[0]->type == REDIS_REPLY_ARRAY
+               ? 0
+               : -1;
+  freeReplyObject(reply);
+  if (rc)
+    snprintf(err, errlen,
+             "Redis at %s has no FCALL: it is older than 7.0, and gmd runs "
+             "market scripts as Redis Functions; upgrade redis-server "
+             "(Debian 12 ships 7.0)",
+             r->where);
+  return rc;
+}
+
+/* FUNCTION LOAD `source`: 1 when this call loaded the library, 0 when
+   Redis had it already (another broker of the same build loaded it: the
+   name holds the hash of the text); -1 and err with Redis's text
+   otherwise. */
 static int gm__library_load(gm__redis *r, const char *source, char *err,
                             size_t errlen) {
   const char *argv[] = {"FUNCTION", "LOAD", source};
@@ -900,12 +928,13 @@ static int gm__library_load(gm__redis *r, const char *source, char *err,
              r->where, r->last_error);
     return -1;
   }
-  int rc = 0;
-  if (reply->type == REDIS_REPLY_ERROR &&
-      !(strncmp(reply->str, "ERR Library '", 13) == 0 &&
-        strstr(reply->str, "' already exists"))) {
-    snprintf(err, errlen, "%s", reply->str);
-    rc = -1;
+  int rc = 1;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    rc = strncmp(reply->str, "ERR Library '", 13) == 0 &&
+                 strstr(reply->str, "' already exists")
+             ? 0
+             : -1;
+    if (rc) snprintf(err, errlen, "%s", reply->str);
   }
   freeReplyObject(reply);
   return rc;
@@ -928,7 +957,13 @@ gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
   snprintf(s->source, n, "%s%s", gm__script_head, lua);
 
   char why[512];
-  int rc = gm__script_compile(r, name, s->source, why, sizeof why);
+  int rc = gm__functions_check(r, why, sizeof why);
+  if (rc == -1) {
+    snprintf(err, errlen, "script %s.%s: %s", market, name, why);
+    gm__script_free(&s);
+    return GM_FAILED_PRECONDITION;
+  }
+  if (rc == 0) rc = gm__script_compile(r, name, s->source, why, sizeof why);
   if (rc != 0) {
     if (rc == -2)
       snprintf(err, errlen, "script %s.%s: %s", market, name, why);
@@ -996,17 +1031,26 @@ long gm__scripts_idem_ttl(void) {
    held while the call's fiber waits for Redis. */
 static int gm__library_reload(gm_call *call, const char *market, char *err,
                               size_t errlen) {
-  char *source = NULL;
+  char *source = NULL, name[GM__FN_MAX];
   pthread_rwlock_rdlock(&gm__scripts_lock);
   size_t li = gm__library_find_locked(market);
-  if (li < gm__nlibs)
+  if (li < gm__nlibs) {
     source = gm__arena_strdup(call->arena, gm__libs[li]->source);
+    memcpy(name, gm__libs[li]->name, sizeof name);
+  }
   pthread_rwlock_unlock(&gm__scripts_lock);
   if (!source) {
     snprintf(err, errlen, "market %s has no scripts any more", market);
     return -1;
   }
-  return gm__library_load(call->redis, source, err, errlen);
+  int rc = gm__library_load(call->redis, source, err, errlen);
+  /* Once per Redis and build: the name an operator looks for before
+     removing libraries no build runs (docs/operations.md). */
+  if (rc == 1)
+    gm__log(GM_LOG_INFO, market,
+            "loaded the scripts' library %s into Redis at %s", name,
+            call->redis->where);
+  return rc < 0 ? -1 : 0;
 }
 
 /* ---- outbox registration ---- */
