@@ -89,8 +89,8 @@ static gm_market *host_market(gm_call *call) {
   return call->market;
 }
 
-static gm_status host_script_register(gm_market *m, const char *name,
-                                      const char *lua) {
+static gm_status host_script_register_lib(gm_market *m, const char *name,
+                                          const char *lib, const char *lua) {
   char err[512];
   if (name && !strncmp(name, "gm:", 3)) {
     gm__log(GM_LOG_ERROR, m->name,
@@ -105,10 +105,15 @@ static gm_status host_script_register(gm_market *m, const char *name,
     return GM_UNAVAILABLE;
   }
   gm_status st =
-      gm__scripts_add(m->host->redis, m->name, name, lua, err, sizeof err);
+      gm__scripts_add(m->host->redis, m->name, name, lib, lua, err, sizeof err);
   if (st != GM_OK)
     gm__log(GM_LOG_ERROR, m->name, "script %s refused: %s", name, err);
   return st;
+}
+
+static gm_status host_script_register(gm_market *m, const char *name,
+                                      const char *lua) {
+  return host_script_register_lib(m, name, NULL, lua);
 }
 
 static gm_status host_script_run(gm_call *call, const char *name,
@@ -185,7 +190,7 @@ static gm_status host_deadline_register(gm_market *m, const char *kind,
   gm_status st = gm__deadlines_register(m->host->deadlines, m, kind, fn, arg,
                                         err, sizeof err);
   if (st == GM_OK && first)
-    st = gm__scripts_add(m->host->redis, m->name, HOST_DEADLINE_SCRIPT,
+    st = gm__scripts_add(m->host->redis, m->name, HOST_DEADLINE_SCRIPT, NULL,
                          host_deadline_lua, err, sizeof err);
   if (st != GM_OK)
     gm__log(GM_LOG_ERROR, m->name, "deadline kind %s refused: %s",
@@ -266,6 +271,7 @@ const gm_host_api gm__host_api = {
     .deadline_set = host_deadline_set,
     .deadline_cancel = host_deadline_cancel,
     .config_path = host_config_path,
+    .script_register_lib = host_script_register_lib,
 };
 
 /* Event names: 1-64 printable ASCII characters, no space (topics are split

@@ -119,11 +119,12 @@ static size_t gm__outbox_n;     /* slots in use */
  *
  * A plugin's script is compiled once per library load, at its first call,
  * by loadstring with the script's name as chunk name, so Lua messages say
- * "<script>:<line>" with the script's own line numbers.  It runs as a
- * function of (gm, KEYS, ARGV): gm is a fresh table per call (now,
- * participant) whose methods come from gm__api, so a script that writes
- * into gm changes nothing the next call sees.  KEYS and ARGV are the
- * plugin's part of the call's keys and args.
+ * "<script>:<line>" with the script's own line numbers; the chunk runs once
+ * then (gm__chunk_head) and gives the function each call runs with (gm,
+ * KEYS, ARGV): gm is a fresh table per call (now, participant) whose methods
+ * come from gm__api, so a script that writes into gm changes nothing the
+ * next call sees.  KEYS and ARGV are the plugin's part of the call's keys
+ * and args.
  *
  * gm.emit formats integral numbers with %d: Lua would turn 123456789012345
  * into "1.2345678901234e+14" (%.14g), which would corrupt money in minor
@@ -211,8 +212,8 @@ static const char gm__library_host[] =
     "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), "
     "redis.call('EXISTS', gm__outbox) == 1) end end\n"
     "local f = gm__fn[i]\n"
-    "if not f then local e; f, e = loadstring(gm__src[i], '@' .. gm__name[i]); "
-    "if not f then error(e, 0) end; gm__fn[i] = f end\n"
+    "if not f then local c, e = loadstring(gm__src[i], '@' .. gm__name[i]); "
+    "if not c then error(e, 0) end; f = c(); gm__fn[i] = f end\n"
     "local r = f(setmetatable({now = tonumber(A[2]), participant = A[3]}, "
     "gm__mt), {unpack(K, 5)}, {unpack(A, 5)})\n"
     "if type(r) == 'table' and type(r[1]) == 'table' and "
@@ -233,9 +234,19 @@ static const char gm__library_host[] =
     "cmsgpack.pack(r), 'EX', A[4]) end\n"
     "return gm__wrap(r, min, gm__em) end\n";
 
-/* What each script's source starts with, on its first line so that line N
-   of the script is line N of the chunk: the arguments gm__run passes. */
-static const char gm__script_head[] = "local gm, KEYS, ARGV = ...; ";
+/*
+ * A script's chunk: "local gm, KEYS, ARGV; " <lib> ["\n" unless it ends a
+ * line] "return function(...) gm, KEYS, ARGV = ...; " <script> "\nend".
+ * gm__run runs the chunk once per library load, which makes the lib's
+ * functions and tables once, and then calls the function it returns on each
+ * call, after setting gm, KEYS and ARGV, which the lib's functions see as
+ * upvalues.  Without a lib, line N of the script is line N of the chunk;
+ * with one, the lib's line count plus N.
+ */
+static const char gm__chunk_head[] = "local gm, KEYS, ARGV; ";
+static const char gm__chunk_call[] =
+    "return function(...) gm, KEYS, ARGV = ...; ";
+static const char gm__chunk_end[] = "\nend";
 
 /* Compiles a script as gm__run will (same text, same chunk name) without
    loading anything, so a syntax error refuses the plugin at registration
@@ -941,20 +952,28 @@ static int gm__library_load(gm__redis *r, const char *source, char *err,
 }
 
 gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
-                          const char *lua, char *err, size_t errlen) {
+                          const char *lib, const char *lua, char *err,
+                          size_t errlen) {
   if (!market || !*market || !name || !*name || !lua) {
     snprintf(err, errlen,
              "script_register needs a market, a non-empty name and source");
     return GM_INVALID_ARGUMENT;
   }
-  size_t n = strlen(gm__script_head) + strlen(lua) + 1;
   gm__script *s = calloc(1, sizeof *s);
   if (!s) abort();
   s->market = strdup(market);
   s->name = strdup(name);
-  s->source = malloc(n);
-  if (!s->market || !s->name || !s->source) abort();
-  snprintf(s->source, n, "%s%s", gm__script_head, lua);
+  if (!s->market || !s->name) abort();
+  size_t len = 0, cap = 0;
+  gm__buf_puts(&s->source, &len, &cap, gm__chunk_head);
+  if (lib && *lib) {
+    gm__buf_puts(&s->source, &len, &cap, lib);
+    if (lib[strlen(lib) - 1] != '\n')
+      gm__buf_puts(&s->source, &len, &cap, "\n");
+  }
+  gm__buf_puts(&s->source, &len, &cap, gm__chunk_call);
+  gm__buf_puts(&s->source, &len, &cap, lua);
+  gm__buf_puts(&s->source, &len, &cap, gm__chunk_end);
 
   char why[512];
   int rc = gm__functions_check(r, why, sizeof why);

@@ -105,12 +105,15 @@ void gm__redis_flush(gm__redis *r);
 /*
  * Registers script `name` of `market` (single-threaded, during plugin init)
  * as a function of the market's library, around which the host's code gives
- * what include/greenmarket/plugin.h describes; compiles it in Redis over `r`
- * so syntax errors refuse the plugin.  The library is loaded by the first
- * call that finds it missing in Redis.
+ * what include/greenmarket/plugin.h describes; `lib` (NULL: none) is code
+ * before the script whose top level runs once per load of the library
+ * (script_register_lib).  Compiles it in Redis over `r` so syntax errors
+ * refuse the plugin.  The library is loaded by the first call that finds it
+ * missing in Redis.
  */
 gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
-                          const char *lua, char *err, size_t errlen);
+                          const char *lib, const char *lua, char *err,
+                          size_t errlen);
 /* Forgets every script of `market` (plugin unload). */
 void gm__scripts_remove(const char *market);
 /* How long an idempotent reply is kept (default 86400 s). */

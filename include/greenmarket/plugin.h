@@ -354,6 +354,25 @@ typedef struct gm_host_api {
    */
   int (*config_path)(gm_market *m, const char *key, const char *def, char *out,
                      size_t outlen);
+
+  /* -- appended: Lua code made once, not on every call -- */
+  /*
+   * Registers script `name` like script_register, after `lib`: Lua code
+   * whose top level runs once each time Redis loads the market's scripts
+   * (a Redis Functions library), not on every call, so the functions and
+   * tables it makes cost nothing per call.  The script sees the lib's
+   * locals; the lib's functions see the call's KEYS, ARGV and gm.  At the
+   * lib's top level they are nil: anything that belongs to one call (a key
+   * derived from KEYS, gm.now, a cache of what this call loaded) must be
+   * set per call, by a lib function the script calls first, because what
+   * the lib's top level made is kept from call to call.  A script may use
+   * at most 57 of the lib's locals (Lua 5.1 allows a function 60 upvalues,
+   * and gm, KEYS and ARGV are three; registration refuses more).  Lua
+   * messages count the lib's lines, then the script's.
+   * Check that `size` covers it: a host built before it has no such field.
+   */
+  gm_status (*script_register_lib)(gm_market *m, const char *name,
+                                   const char *lib, const char *lua);
 } gm_host_api;
 
 /* What gm_plugin_magic() returns: compared field by field at load. */

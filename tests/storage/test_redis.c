@@ -52,7 +52,7 @@ static gm_call call_as(const char *participant, const char *idem) {
 
 static void add(const char *name, const char *lua) {
   char err[1024];
-  gm_status st = gm__scripts_add(conn, "mkt", name, lua, err, sizeof err);
+  gm_status st = gm__scripts_add(conn, "mkt", name, NULL, lua, err, sizeof err);
   ck_assert_msg(st == GM_OK, "registering %s: %s", name, err);
 }
 
@@ -293,8 +293,8 @@ END_TEST
 START_TEST(syntax_error_refused_with_lua_message) {
   char err[1024];
   gm_status st = gm__scripts_add(
-      conn, "mkt", "bad", "local a = 1\nlocal b = 2\nlocal c = = 3\nreturn a\n",
-      err, sizeof err);
+      conn, "mkt", "bad", NULL,
+      "local a = 1\nlocal b = 2\nlocal c = = 3\nreturn a\n", err, sizeof err);
   ck_assert_int_eq(st, GM_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(err, "mkt.bad"));
   /* The Lua message with the script's name and its own line number. */
@@ -308,7 +308,7 @@ START_TEST(syntax_error_refused_with_lua_message) {
   ck_assert_ptr_nonnull(strstr(c.message, "not registered"));
   add("bad", "return 'ok'");
   ck_assert_int_eq(
-      gm__scripts_add(conn, "mkt", "bad", "return 1", err, sizeof err),
+      gm__scripts_add(conn, "mkt", "bad", NULL, "return 1", err, sizeof err),
       GM_ALREADY_EXISTS);
 }
 END_TEST
@@ -342,6 +342,66 @@ START_TEST(library_after_flush_is_recovered) {
   redisReply *l = gm_test_redis_cmd(raw, "FUNCTION LIST LIBRARYNAME gm_mkt_*");
   ck_assert_int_eq(l->elements, 1);
   freeReplyObject(l);
+}
+END_TEST
+
+/* A lib registered with a script is made once per library load: what its
+   top level makes is kept from call to call (a counter here), and its
+   functions see each call's KEYS, ARGV and gm. */
+static const char lib_lua[] =
+    "local loads = 1\n"
+    "local per_call\n"
+    "local function begin() per_call = {who = gm.participant, key = KEYS[1]} "
+    "end\n"
+    "local function made() return loads end\n";
+
+START_TEST(lib_is_made_once_per_load) {
+  char err[1024];
+  ck_assert_int_eq(
+      gm__scripts_add(conn, "mkt", "count", lib_lua,
+                      "begin()\nloads = loads + 1\n"
+                      "return {loads, per_call.who, per_call.key, ARGV[1]}\n",
+                      err, sizeof err),
+      GM_OK);
+  ck_assert_int_eq(
+      gm__scripts_add(conn, "mkt", "fails", lib_lua,
+                      "begin()\nreturn nil + 1\n", err, sizeof err),
+      GM_OK);
+  const gm_value *v;
+  for (int i = 0; i < 3; i++) {
+    gm_call c = call_as(i ? "kim" : "lee", "");
+    ck_assert_int_eq(run(&c, "count", "t", 1, "k", 1, "a", &v), GM_OK);
+    ck_assert_int_eq(v->items[0].integer, 2 + i); /* made once, then kept */
+    ck_assert_str_eq(v->items[1].str, i ? "kim" : "lee");
+    ck_assert_str_eq(v->items[2].str, "gm:{mkt:t}:k");
+    ck_assert_str_eq(v->items[3].str, "a");
+  }
+  /* Loaded again: made again. */
+  freeReplyObject(gm_test_redis_cmd(raw, "FUNCTION FLUSH"));
+  gm_call c = call_as("kim", "");
+  ck_assert_int_eq(run(&c, "count", "t", 1, "k", 1, "a", &v), GM_OK);
+  ck_assert_int_eq(v->items[0].integer, 2);
+  /* A runtime error fails the call and leaves the lib as it was. */
+  gm_call c2 = call_as("kim", "");
+  ck_assert_int_eq(run(&c2, "fails", "t", 1, "k", 0, NULL, &v), GM_INTERNAL);
+  gm_call c3 = call_as("kim", "");
+  ck_assert_int_eq(run(&c3, "count", "t", 1, "k", 1, "a", &v), GM_OK);
+  ck_assert_int_eq(v->items[0].integer, 3);
+  /* More than 60 of the lib's locals used by one script: refused at
+     registration with Lua's message. */
+  char big[8192] = "", body[8192] = "return 0";
+  for (int i = 0; i < 61; i++) {
+    char line[64];
+    snprintf(line, sizeof line, "local v%d = %d\n", i, i);
+    strcat(big, line);
+    snprintf(line, sizeof line, " + v%d", i);
+    strcat(body, line);
+  }
+  strcat(body, "\n");
+  ck_assert_int_eq(
+      gm__scripts_add(conn, "mkt", "wide", big, body, err, sizeof err),
+      GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(err, "upvalues") != NULL, "err: %s", err);
 }
 END_TEST
 
@@ -408,7 +468,7 @@ START_TEST(unreachable_is_unavailable) {
   ck_assert_ptr_nonnull(strstr(err, "is redis-server running?"));
   /* Registration while Redis is down is an outage, not a bad script. */
   ck_assert_int_eq(
-      gm__scripts_add(conn, "mkt", "late", "return 1", err, sizeof err),
+      gm__scripts_add(conn, "mkt", "late", NULL, "return 1", err, sizeof err),
       GM_UNAVAILABLE);
   ck_assert_ptr_nonnull(strstr(err, "is redis-server running?"));
 }
@@ -962,6 +1022,7 @@ int main(void) {
   tcase_add_test(tc, syntax_error_refused_with_lua_message);
   tcase_add_test(tc, library_after_flush_is_recovered);
   tcase_add_test(tc, calls_share_no_state);
+  tcase_add_test(tc, lib_is_made_once_per_load);
   tcase_add_test(tc, restart_is_recovered);
   tcase_add_test(tc, unreachable_is_unavailable);
   tcase_add_test(tc, bounds_and_tags_refused);

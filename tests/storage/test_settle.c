@@ -613,7 +613,7 @@ START_TEST(scripts_emit_and_thread_settles) {
   gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
   ck_assert_msg(r != NULL, "%s", err);
   ck_assert_int_eq(
-      gm__scripts_add(r, "alpha", "fill",
+      gm__scripts_add(r, "alpha", "fill", NULL,
                       "gm.emit('fill', 'qty', tonumber(ARGV[1]), 'buyer', "
                       "gm.participant)\nreturn 1\n",
                       err, sizeof err),
