@@ -7,6 +7,7 @@
 --                   reference
 --   ARGV configure: 'configure', stp mode (the caller's own account)
 -- The symbol is the hash tag: KEYS[1] = gm:{carbon:<SYM>}:i.
+begin()
 local op = ARGV[1]
 local SYM = string.match(P, '{carbon:(.*)}')
 

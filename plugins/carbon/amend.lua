@@ -5,6 +5,7 @@
 -- Cancels are accepted outside sessions and while halted: they only release.
 -- Reply records as in place.lua; mass adds {'N', remaining, position,
 -- carried ids} (the walk is over at position '-' with nothing carried).
+begin()
 local op, who = ARGV[1], gm.participant
 
 local inst = inst_load()

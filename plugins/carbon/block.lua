@@ -10,6 +10,7 @@
 -- Offer record in P.bk: lib.lua, offer_get.
 -- Reply: {'B', id, offerer, counterparty, side, price, qty, state, trade id,
 -- created} and, on accept, {'F', ...} as in place.lua.
+begin()
 local op, who = ARGV[1], gm.participant
 local inst = inst_load()
 if not inst then return inst_missing() end

@@ -3,7 +3,7 @@
  * offsets (CCER) with the national-market rules (docs/carbon.md).
  *
  * Live state is in Redis under one hash tag per instrument; every change is
- * made by one of the scripts below (lib.lua is prepended to each), which
+ * made by one of the scripts below (each with lib.lua, scripts.c), which
  * also appends every fill and order-state change to the instrument's outbox.
  * carbon__settle writes those entries into the carbon_* ledger tables.
  * The plugin's C side validates requests, runs the scripts, turns their

@@ -1,4 +1,4 @@
--- carbon lib: prepended by carbon.c to every carbon script (one source per
+-- carbon lib: the lib of every carbon script (scripts.c; one function per
 -- registered script, so each call is one atomic step).
 --
 -- KEYS[1] is the instrument hash "gm:{carbon:<SYM>}:i"; every other key is
@@ -49,8 +49,13 @@
 -- MAXP (1e8 fen) and quantity <= MAXQ (1e7 t), so price * quantity <= 1e15,
 -- and cash balances are capped at MAXCASH.  Numbers go into strings only
 -- through I() ('%d'), never tostring() (which prints 1e+15).
-local P = string.sub(KEYS[1], 1, -2)
-local NOW = tonumber(gm.now)
+-- gmd makes this file's top level once per load of carbon's Redis library
+-- (scripts.c, script_register_lib), not on every call: what belongs to one
+-- call (P, NOW, TODAY, and the caches ACC and LV) is set by begin(), at the
+-- end of this file, which every script calls first.  A table this file
+-- makes and a call fills must be emptied there too, or the next call sees
+-- it.
+local P, NOW, TODAY
 -- MAXP, MAXQ, MAXCASH, the enums (TIF, STATE, OFFER, STP) and the record
 -- layouts (R_ORD, R_FILL, ...) come before this file, made by scripts.c
 -- from price.h, carbon.proto and carbon.h: one declaration for C and Lua.
@@ -66,7 +71,6 @@ local function yuan(f) return string.format('%d.%02d', floor(f / 100), f % 100) 
 -- Time: trading day = days since the epoch in Asia/Shanghai.
 local function lday(ms) return floor((ms + TZMS) / DAYMS) end
 local function lmin(ms) return floor(((ms + TZMS) % DAYMS) / 60000) end
-local TODAY = lday(NOW)
 local function datestr(day) -- civil date from a day number (H. Hinnant)
   local z = day + 719468
   local era = floor(z / 146097)
@@ -476,4 +480,12 @@ local function page(key, pos, carry, n, hash)
     pos = r[1] == '0' and '-' or r[1]
   end
   return got, pos, left
+end
+
+-- What belongs to one call, set first thing by every script (see the top).
+local function begin()
+  P = string.sub(KEYS[1], 1, -2)
+  NOW = tonumber(gm.now)
+  TODAY = lday(NOW)
+  ACC, LV = {}, {}
 end

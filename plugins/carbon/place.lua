@@ -23,6 +23,7 @@
 -- {'L', side, price, qty} (levels changed), {'D'} (client order id seen
 -- before), {'M', id} (in flight: run 'continue' with this id next);
 -- stale replies {'S', id} per order.
+begin()
 local op = ARGV[1]
 local inst = inst_load()
 if not inst then return inst_missing() end

@@ -10,6 +10,7 @@
 -- lib.lua): they end with {'C', next position, carried}; the walk is over
 -- at '-' with nothing carried.  'live' (accounts, for reconcile) and
 -- 'outbox' add {'N', outbox length, entries ever added to the outbox}.
+begin()
 local op = ARGV[1]
 
 -- The outbox's length and how many entries it was ever given: reconcile

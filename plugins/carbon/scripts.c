@@ -1,9 +1,13 @@
 /*
  * The scripts as gmd registers them: the declarations C and the scripts
- * share (decl.c), then lib.lua, then the script.  The declarations are one
- * line, so a Lua error's line number is the line in lib.lua, or lib.lua's
- * length plus the line in the script.
+ * share (decl.c) and lib.lua, as the lib of each script (script_register_lib:
+ * made once per load of carbon's Redis library, not on every call), then the
+ * script.  The declarations are one line, so a Lua error's line number is
+ * the line in lib.lua, or lib.lua's length plus the line in the script.  A
+ * host older than script_register_lib gets the three joined as one script,
+ * which works the same, lib made on every call.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +24,30 @@ gm_status carbon__scripts_register(gm_market *m) {
   } scripts[] = {{"place", gm_lua_place}, {"amend", gm_lua_amend},
                  {"block", gm_lua_block}, {"admin", gm_lua_admin},
                  {"read", gm_lua_read},   {"sweep", gm_lua_sweep}};
+  int with_lib = host->size >= offsetof(gm_host_api, script_register_lib) +
+                                   sizeof host->script_register_lib &&
+                 host->script_register_lib;
   char *decl = carbon__lua_declarations();
+  size_t n = strlen(decl) + strlen(gm_lua_lib) + 1;
+  char *lib = malloc(n);
+  if (!lib) abort();
+  snprintf(lib, n, "%s%s", decl, gm_lua_lib);
+  free(decl);
+  carbon__sources[0] = lib;
   gm_status st = GM_OK;
   for (size_t i = 0; i < sizeof scripts / sizeof scripts[0] && st == GM_OK;
        i++) {
-    size_t n = strlen(decl) + strlen(gm_lua_lib) + strlen(scripts[i].lua) + 2;
+    if (with_lib) {
+      st = host->script_register_lib(m, scripts[i].name, lib, scripts[i].lua);
+      continue;
+    }
+    n = strlen(lib) + strlen(scripts[i].lua) + 2;
     char *src = malloc(n);
     if (!src) abort();
-    snprintf(src, n, "%s%s\n%s", decl, gm_lua_lib, scripts[i].lua);
-    carbon__sources[i] = src;
+    snprintf(src, n, "%s\n%s", lib, scripts[i].lua);
+    carbon__sources[i + 1] = src;
     st = host->script_register(m, scripts[i].name, src);
   }
-  free(decl);
   if (st == GM_OK) st = host->script_register(m, "registry", gm_lua_registry);
   return st;
 }

@@ -21,6 +21,7 @@
 --        Close = VWAP of the day's listing trades, rounded half up to the
 --        fen; no trades: the previous close.  It becomes the reference
 --        price of the next day.
+begin()
 local op = ARGV[1]
 local inst = inst_load()
 if not inst then return inst_missing() end
