@@ -137,7 +137,7 @@ static size_t gm__outbox_n;     /* slots in use */
  * leaves no deadline behind whatever order it called them in.
  * gm.deadline_get sees the run's own changes first.
  *
- * After the checks, a mutating call (idem flag '1') returns the reply
+ * In gm__run, a mutating call (idem flag '1') returns the reply
  * stored by its first run and runs nothing; otherwise the script runs and
  * its reply is stored with a TTL, unless it is a refusal (gm.reject): a
  * refusal changes nothing, so a retry may run the script again, and storing
