@@ -31,8 +31,11 @@
 #define GM__HOST_ARGS 4
 /* A cache of registered outbox streams larger than this starts over. */
 #define GM__OUTBOX_CACHE_MAX 65536
-/* Room for a library's or a function's name (names longer are cut). */
-#define GM__FN_MAX 128
+/* Room for a function's name: the library's, "_<n>_", the script's cut to 47.
+ */
+#define GM__FN_MAX 160
+/* Room for a library's name: "gm_", the market cut to 47, "_", 16 hex. */
+#define GM__LIB_MAX 80
 
 struct gm__redis {
   redisContext
@@ -82,9 +85,9 @@ typedef struct gm__script {
  * run their own side by side instead of replacing each other's.
  */
 typedef struct gm__library {
-  char *market;          /* owning market */
-  char *source;          /* the FUNCTION LOAD text */
-  char name[GM__FN_MAX]; /* gm_<market>_<16 hex digits of the hash> */
+  char *market;           /* owning market */
+  char *source;           /* the FUNCTION LOAD text */
+  char name[GM__LIB_MAX]; /* gm_<market>_<16 hex digits of the hash> */
 } gm__library;
 
 /* Written only during plugin init and unload; read by every worker. */
@@ -1050,7 +1053,7 @@ long gm__scripts_idem_ttl(void) {
    held while the call's fiber waits for Redis. */
 static int gm__library_reload(gm_call *call, const char *market, char *err,
                               size_t errlen) {
-  char *source = NULL, name[GM__FN_MAX];
+  char *source = NULL, name[GM__LIB_MAX];
   pthread_rwlock_rdlock(&gm__scripts_lock);
   size_t li = gm__library_find_locked(market);
   if (li < gm__nlibs) {
