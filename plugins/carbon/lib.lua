@@ -51,10 +51,10 @@
 -- through I() ('%d'), never tostring() (which prints 1e+15).
 -- gmd makes this file's top level once per load of carbon's Redis library
 -- (scripts.c, script_register_lib), not on every call: what belongs to one
--- call (P, NOW, TODAY, and the caches ACC and LV) is set by begin(), at the
--- end of this file, which every script calls first.  A table this file
--- makes and a call fills must be emptied there too, or the next call sees
--- it.
+-- call (P, NOW, TODAY, and the tables ACC, LV and ENDED) is set by begin(),
+-- at the end of this file, which every script calls first.  A table this
+-- file makes and a call fills must be emptied there too, or the next call
+-- sees it.
 local P, NOW, TODAY
 -- MAXP, MAXQ, MAXCASH, the enums (TIF, STATE, OFFER, STP) and the record
 -- layouts (R_ORD, R_FILL, ...) come before this file, made by scripts.c
@@ -487,5 +487,5 @@ local function begin()
   P = string.sub(KEYS[1], 1, -2)
   NOW = tonumber(gm.now)
   TODAY = lday(NOW)
-  ACC, LV = {}, {}
+  ACC, LV, ENDED = {}, {}, {}
 end
