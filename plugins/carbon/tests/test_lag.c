@@ -136,12 +136,62 @@ START_TEST(ended_orders_show_their_state_before_settlement) {
 }
 END_TEST
 
+/* The number of ended-order records in instrument `sym`'s per-minute
+   hashes, of order `id` ("<sym>:<sequence>": the field is the sequence),
+   or of every order when id is NULL. */
+static long long ended_records(redisContext *rc, const char *sym,
+                               const char *id) {
+  long long n = 0;
+  redisReply *k = gm_test_redis_cmd(rc, "KEYS gm:{carbon:%s}:e:*", sym);
+  for (size_t i = 0; i < k->elements; i++)
+    n += id ? gm_test_redis_int(rc, "HEXISTS %s %s", k->element[i]->str,
+                                strrchr(id, ':') + 1)
+            : gm_test_redis_int(rc, "HLEN %s", k->element[i]->str);
+  freeReplyObject(k);
+  return n;
+}
+
+/* lib.lua is made once per load of carbon's Redis library (scripts.c), so
+   what one call collects in its tables (ended orders, accounts, levels)
+   must not reach the next: orders ended on one instrument leave their
+   records there only, and accounts stay each instrument's own. */
+START_TEST(calls_share_no_lib_state) {
+  ct_create(SYM "2", 8500);
+  ct_deposit("bob", SYM "2", 0, 700);
+  char first[64], a[64], b[64];
+  place("bob", CT_SELL, 8600, 5, CT_GTC, first); /* a's sequence is 2 */
+  place("bob", CT_SELL, 8600, 5, CT_GTC, a);
+  Gm__Carbon__OrderRequest c = GM__CARBON__ORDER_REQUEST__INIT;
+  c.order_id = a;
+  ct_free((Gm__Carbon__Order *)ct_call("bob", "order.cancel", &c.base));
+  Gm__Carbon__PlaceReply *r =
+      ct_limit("bob", SYM "2", CT_SELL, 8600, 7, CT_GTC);
+  snprintf(b, sizeof b, "%s", r->order->id); /* sequence 1 */
+  ct_free(r);
+  c.order_id = b;
+  ct_free((Gm__Carbon__Order *)ct_call("bob", "order.cancel", &c.base));
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  ck_assert_int_eq(ended_records(rc, SYM, a), 1);
+  ck_assert_int_eq(ended_records(rc, SYM, NULL), 1);
+  ck_assert_int_eq(ended_records(rc, SYM "2", b), 1);
+  ck_assert_int_eq(ended_records(rc, SYM "2", NULL), 1);
+  redisFree(rc);
+  Gm__Carbon__Account *x = ct_account("bob", SYM);
+  ck_assert_int_eq(x->allowances, 4995);
+  ct_free(x);
+  x = ct_account("bob", SYM "2");
+  ck_assert_int_eq(x->allowances, 700);
+  ct_free(x);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon lag");
   TCase *tc = tcase_create("lag");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, ended_orders_show_their_state_before_settlement);
+  tcase_add_test(tc, calls_share_no_lib_state);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
