@@ -5,7 +5,7 @@
  * Phases, in one run against one redis-server and one gmd:
  *   e2e.c     orders through libgmclient -> gmd -> Redis -> settlement, at a
  *             saturating load and paced at a fixed rate;
- *   direct.c  the ceiling (the same scripts by EVALSHA, pipelined from C) and
+ *   direct.c  the ceiling (gmd's functions by FCALL, pipelined from C) and
  *             Redis memory per resting order;
  *   mix.c     the order mix both paths draw from;
  *   probe.c   what each side spent (CPU, Redis commandstats, INFO).
@@ -50,7 +50,7 @@ typedef struct bench_opts {
   int accounts;       /* participants, one connection each */
   int threads;        /* load threads sharing the connections */
   int depth;          /* in flight per connection, saturating run */
-  int ceiling_depth;  /* EVALSHA pipeline depth */
+  int ceiling_depth;  /* FCALL pipeline depth */
   double rate;        /* paced run, orders/s; 0: half the saturating rate */
   long memory_orders; /* resting orders for the memory figure; 0: skip */
   uint64_t seed;
@@ -228,16 +228,18 @@ typedef struct bench_keys {
 
 /* The script texts embedded at build time (CMakeLists.txt). */
 extern const char bench_lua_place[], bench_lua_amend[], bench_lua_bare[];
-/* The SHA of carbon `script` (bench_lua_place, bench_lua_amend) wrapped as
- * gmd wraps it; -1, said on stderr, when gmd has not loaded that text. */
-int bench_carbon_sha(redisContext *rc, const char *name, const char *script,
-                     char sha[41]);
+/* Room for the name of a function gmd loaded (core/redis.c, GM__FN_MAX). */
+#define BENCH_FN_MAX 160
+/* The function gmd runs for carbon's `script` (name: "place", "amend");
+ * -1, said on stderr, when gmd has not loaded that exact text. */
+int bench_carbon_fn(redisContext *rc, const char *name, const char *script,
+                    char fn[BENCH_FN_MAX]);
 /* The keys of carbon instrument `symbol`; the calls append to the stream
  * `outbox` of its tag, which no settler drains. */
 void bench_keys_init(bench_keys *k, const char *symbol, const char *outbox);
-/* The EVALSHA of `a` (place, or amend for a cancel) for account `acct`, in
+/* The FCALL of `a` (place, or amend for a cancel) for account `acct`, in
  * the host's KEYS/ARGV layout; idem: a unique key, or NULL for none. */
-void bench_call_build(bench_call *c, const bench_keys *k, const char *sha,
+void bench_call_build(bench_call *c, const bench_keys *k, const char *fn,
                       const char *script, int acct, const char *idem,
                       const bench_action *a);
 /* The script's own reply inside the host's {"gm:host ...", reply} wrapper. */
@@ -245,8 +247,8 @@ const redisReply *bench_reply_unwrap(const redisReply *r);
 /* A place reply's order: its local id, state and fills; 0 or -1. */
 int bench_reply_order(const redisReply *r, const char **id, int *state,
                       long *fills);
-/* The ceiling: o->orders of the same mix by EVALSHA of the host-wrapped
- * place and amend scripts, pipelined o->ceiling_depth deep. */
+/* The ceiling: o->orders of the same mix by FCALL of gmd's place and amend
+ * functions, pipelined o->ceiling_depth deep. */
 int bench_ceiling_run(const bench_opts *o, redisContext *rc, const char *symbol,
                       bench_result *r);
 /* Places o->memory_orders resting orders; prints bytes per order (-1:

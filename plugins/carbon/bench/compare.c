@@ -4,7 +4,8 @@
  *
  * bare.lua is the least work a Redis match can do (a zset per side, a hash
  * of resting orders, no balances, rules, idempotency or outbox).  Both
- * scripts are called the same way, by EVALSHA from C over one connection,
+ * scripts are called the same way, from C over one connection (bare by
+ * EVALSHA, carbon by FCALL of the functions gmd loaded),
  * pipelined --ceiling-depth deep; carbon's with the host's wrapper, KEYS and
  * ARGV and an idempotency key per call, as gmd calls it.  Each script has
  * its own instruments and draws the same orders from its own copy of the
@@ -52,7 +53,7 @@ typedef enum cmp_flow { CMP_PLAIN, CMP_MIX, CMP_BOOK_FILL } cmp_flow;
 typedef struct cmp_script {
   const char *label;  /* in the printed rows */
   int carbon;         /* 0: bare.lua, 1: carbon's place/amend */
-  const char *sha[2]; /* bare: its sha twice; carbon: place, amend */
+  const char *sha[2]; /* bare: its sha twice; carbon: its functions */
   int nsym;
   bench_keys ck[CMP_SYMBOLS];  /* carbon's keys per instrument */
   char bk[CMP_SYMBOLS][3][96]; /* bare's: bids, asks, orders */
@@ -346,7 +347,7 @@ static int cmp__rounds(redisContext *rc, const bench_opts *o, cmp_script *s,
                        int ns, cmp_flow flow, bench_call *ring, cmp_rounds *m) {
   memset(m, 0, sizeof *m);
   m->have_cpu = 1;
-  printf("    %-16s %9s %9s %6s %8s %7s %9s\n", "", "Redis CPU", "EVALSHA",
+  printf("    %-16s %9s %9s %6s %8s %7s %9s\n", "", "Redis CPU", "us/call",
          "cmds", "orders/s", "fills", "book");
   printf("    %-16s %9s %9s %6s %8s %7s %9s\n", "", "per order", "per call",
          "/order", "", "", "at start");
@@ -390,12 +391,12 @@ static int cmp__rounds(redisContext *rc, const bench_opts *o, cmp_script *s,
   for (int k = 0; k + 1 < ns; k += 2) {
     double lo = 0, hi = 0, q = cmp__ratio(m, o->rounds, k, k + 1, &lo, &hi);
     printf(
-        "    median %s: %s %.1f us, %s %.1f us (EVALSHA %.1f / %.1f us/call, "
-        "%.1f / %.1f Redis commands/order with the EVALSHA)\n"
+        "    median %s: %s %.1f us, %s %.1f us (script call %.1f / %.1f us, "
+        "%.1f / %.1f Redis commands/order with the script call)\n"
         "    %s / %s = %.2f (median of the rounds' ratios; per round "
         "%.2f-%.2f; target <= 1.5: %s)\n",
         m->have_cpu ? "Redis CPU per order"
-                    : "EVALSHA time per order (no CPU: pass --redis-pid)",
+                    : "script call time per order (no CPU: pass --redis-pid)",
         s[k].label, m->med[k], s[k + 1].label, m->med[k + 1],
         cmp__median(m->evl[k], o->rounds),
         cmp__median(m->evl[k + 1], o->rounds),
@@ -436,15 +437,15 @@ static int cmp__fill(redisContext *rc, const bench_opts *o, cmp_script s[2],
 
 int bench_compare_run(const bench_opts *o, redisContext *rc,
                       bench_compare *res) {
-  char place[41], amend[41], bare[41];
+  char place[BENCH_FN_MAX], amend[BENCH_FN_MAX], bare[41];
   bench_call *ring = calloc((size_t)o->ceiling_depth, sizeof *ring);
   cmp_script s[4];
   cmp_rounds m;
   int rc_ = -1;
   memset(s, 0, sizeof s);
   if (!ring || o->rounds > CMP_MAX_ROUNDS) goto out;
-  if (bench_carbon_sha(rc, "place", bench_lua_place, place) ||
-      bench_carbon_sha(rc, "amend", bench_lua_amend, amend))
+  if (bench_carbon_fn(rc, "place", bench_lua_place, place) ||
+      bench_carbon_fn(rc, "amend", bench_lua_amend, amend))
     goto out;
   redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", bench_lua_bare);
   if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
@@ -460,9 +461,10 @@ int bench_compare_run(const bench_opts *o, redisContext *rc,
   printf(
       "\nCarbon against a bare price-time match (plugins/carbon/bench/"
       "bare.lua: no balances, rules, idempotency or outbox), the same "
-      "seeded orders, EVALSHA from C, 1 connection, pipeline depth %d, %d "
+      "seeded orders, EVALSHA (bare) / FCALL (carbon) from C, 1 connection, "
+      "pipeline depth %d, %d "
       "rounds of %ld orders per script, the scripts in turn within each "
-      "round; Redis CPU from /proc, EVALSHA time and commands from INFO "
+      "round; Redis CPU from /proc, script call time and commands from INFO "
       "commandstats:\n",
       o->ceiling_depth, o->rounds, o->compare_orders);
 

@@ -1,13 +1,12 @@
 /*
  * The carbon scripts straight from C: the ceiling and the memory figure.
  *
- * The scripts are wrapped exactly as the host wraps them (host_wrapper.c is
- * generated from core/redis.c; lib.lua + "\n" + script as carbon.c joins
- * them), and the SHA of that text must already be loaded in Redis by gmd:
- * SCRIPT EXISTS proves the ceiling runs the very script gmd runs.  Calls
- * use the host's KEYS/ARGV layout (outbox, idempotency record, deadline set
- * and claims, then the plugin's keys; idem flag, now, participant, idem
- * TTL, then its args).
+ * The calls are FCALLs of the functions gmd loaded: the function of a
+ * script is found in the library (gm_carbon_<hash>) whose code holds the
+ * script and its lib (declarations + lib.lua) as scripts.c registers them,
+ * so the ceiling runs the very text gmd runs.  Calls use the host's KEYS/ARGV
+ * layout (outbox, idempotency record, deadline set and claims, then the
+ * plugin's keys; idem flag, now, participant, idem TTL, then its args).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,7 +16,6 @@
 #include "bench.h"
 #include "carbon.h"
 
-extern const char bench_host_gm__prelude[], bench_host_gm__epilogue[];
 extern const char bench_lua_lib[];
 /* The declarations the plugin puts before lib.lua (../decl.c). */
 char *carbon__lua_declarations(void);
@@ -25,46 +23,56 @@ char *carbon__lua_declarations(void);
 /* The host's idempotency TTL default ([redis] idempotency_ttl). */
 #define BENCH_IDEM_TTL "86400"
 
-/* The SHA of `script` wrapped as gmd wraps it; -1 when gmd has not loaded
- * that exact text (the wrapper or a script changed under the bench). */
-int bench_carbon_sha(redisContext *rc, const char *name, const char *script,
-                     char sha[41]) {
+/* The reply field `key` of a FUNCTION LIST entry (a flat key/value array). */
+static const redisReply *bench__field(const redisReply *e, const char *key) {
+  for (size_t i = 0; e->type == REDIS_REPLY_ARRAY && i + 1 < e->elements;
+       i += 2)
+    if (e->element[i]->type == REDIS_REPLY_STRING &&
+        !strcmp(e->element[i]->str, key))
+      return e->element[i + 1];
+  return NULL;
+}
+
+int bench_carbon_fn(redisContext *rc, const char *name, const char *script,
+                    char fn[BENCH_FN_MAX]) {
   char *decl = carbon__lua_declarations();
-  size_t n = strlen(bench_host_gm__prelude) + strlen(decl) +
-             strlen(bench_lua_lib) + 1 + strlen(script) +
-             strlen(bench_host_gm__epilogue) + 1;
+  size_t n = strlen(decl) + strlen(bench_lua_lib) + 1;
   char *src = malloc(n);
   int rc_ = -1;
-  if (!src) return -1;
-  snprintf(src, n, "%s%s%s\n%s%s", bench_host_gm__prelude, decl, bench_lua_lib,
-           script, bench_host_gm__epilogue);
+  if (!src) abort();
+  snprintf(src, n, "%s%s", decl, bench_lua_lib);
   free(decl);
-  /* Redis computes the SHA itself: no second SHA-1 implementation here. */
-  redisReply *r = redisCommand(rc, "EVAL %s 0 %b",
-                               "return redis.sha1hex(ARGV[1])", src, n - 1);
-  free(src);
-  if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-    fprintf(stderr, "carbon-bench: hashing the %s script in Redis failed: %s\n",
-            name, r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-    goto out;
+  char suffix[64];
+  snprintf(suffix, sizeof suffix, "_%s", name);
+  redisReply *r =
+      redisCommand(rc, "FUNCTION LIST WITHCODE LIBRARYNAME gm_carbon_*");
+  for (size_t i = 0;
+       rc_ && r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+    const redisReply *code = bench__field(r->element[i], "library_code");
+    const redisReply *fns = bench__field(r->element[i], "functions");
+    if (!code || code->type != REDIS_REPLY_STRING || !strstr(code->str, src) ||
+        !strstr(code->str, script) || !fns || fns->type != REDIS_REPLY_ARRAY)
+      continue;
+    for (size_t j = 0; rc_ && j < fns->elements; j++) {
+      const redisReply *f = bench__field(fns->element[j], "name");
+      size_t fl = f && f->type == REDIS_REPLY_STRING ? f->len : 0;
+      if (fl > strlen(suffix) && fl < BENCH_FN_MAX &&
+          !strcmp(f->str + fl - strlen(suffix), suffix)) {
+        memcpy(fn, f->str, fl + 1);
+        rc_ = 0;
+      }
+    }
   }
-  memcpy(sha, r->str, 41);
-  freeReplyObject(r);
-  r = redisCommand(rc, "SCRIPT EXISTS %s", sha);
-  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 ||
-      r->element[0]->integer != 1) {
+  if (rc_)
     fprintf(stderr,
-            "carbon-bench: Redis has no script %s: gmd has not loaded the "
-            "carbon %s script as this bench wraps it.  Rebuild the bench with "
-            "the same tree as gmd (it copies the wrapper from core/redis.c and "
-            "the scripts from plugins/carbon/) and run it against gmd's "
-            "Redis\n",
-            sha, name);
-    goto out;
-  }
-  rc_ = 0;
-out:
+            "carbon-bench: Redis has no function with the carbon %s script: "
+            "gmd has not loaded it as this bench builds it.  Rebuild the "
+            "bench with the same tree as gmd (it takes the scripts from "
+            "plugins/carbon/), run it against gmd's Redis, and let gmd run "
+            "a %s call first\n",
+            name, name);
   if (r) freeReplyObject(r);
+  free(src);
   return rc_;
 }
 
@@ -79,9 +87,9 @@ void bench_keys_init(bench_keys *k, const char *symbol, const char *outbox) {
   snprintf(k->dlc, sizeof k->dlc, "gm:{%s}:dl:claims", k->tag);
 }
 
-/* Builds the EVALSHA of `a` for account `acct` (idem: a unique key, or
+/* Builds the FCALL of `a` for account `acct` (idem: a unique key, or
  * NULL for a call without one). */
-void bench_call_build(bench_call *c, const bench_keys *k, const char *sha,
+void bench_call_build(bench_call *c, const bench_keys *k, const char *fn,
                       const char *script, int acct, const char *idem,
                       const bench_action *a) {
   int i = 0;
@@ -94,8 +102,8 @@ void bench_call_build(bench_call *c, const bench_keys *k, const char *sha,
   else
     snprintf(c->idem, sizeof c->idem, "%s", k->noidem);
   snprintf(c->now, sizeof c->now, "%" PRId64, BENCH_NOW_MS);
-  c->argv[i++] = "EVALSHA";
-  c->argv[i++] = sha;
+  c->argv[i++] = "FCALL";
+  c->argv[i++] = fn;
   c->argv[i++] = "5";
   c->argv[i++] = k->outbox;
   c->argv[i++] = c->idem;
@@ -166,7 +174,7 @@ int bench_reply_order(const redisReply *r, const char **id, int *state,
 
 int bench_ceiling_run(const bench_opts *o, redisContext *rc, const char *symbol,
                       bench_result *r) {
-  char place_sha[41], amend_sha[41];
+  char place_sha[BENCH_FN_MAX], amend_sha[BENCH_FN_MAX];
   int n = o->accounts, depth = o->ceiling_depth, rc_ = -1;
   bench_pool *pools = calloc((size_t)n, sizeof *pools);
   bench_rng *rngs = calloc((size_t)n, sizeof *rngs);
@@ -177,8 +185,8 @@ int bench_ceiling_run(const bench_opts *o, redisContext *rc, const char *symbol,
 
   memset(r, 0, sizeof *r);
   if (!pools || !rngs || !seq || !ring) goto out;
-  if (bench_carbon_sha(rc, "place", bench_lua_place, place_sha) ||
-      bench_carbon_sha(rc, "amend", bench_lua_amend, amend_sha))
+  if (bench_carbon_fn(rc, "place", bench_lua_place, place_sha) ||
+      bench_carbon_fn(rc, "amend", bench_lua_amend, amend_sha))
     goto out;
   for (int i = 0; i < n; i++) {
     if (bench_pool_init(&pools[i])) goto out;
@@ -286,7 +294,7 @@ double bench_idem_size(redisContext *rc, const char *symbol) {
 
 int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
                      double *per_order) {
-  char place_sha[41];
+  char place_sha[BENCH_FN_MAX];
   int n = o->accounts, depth = o->ceiling_depth, rc_ = -1;
   bench_call *ring = calloc((size_t)depth, sizeof *ring);
   bench_rng rng;
@@ -296,7 +304,7 @@ int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
   *per_order = -1;
   char first_error[512] = "";
 
-  if (!ring || bench_carbon_sha(rc, "place", bench_lua_place, place_sha))
+  if (!ring || bench_carbon_fn(rc, "place", bench_lua_place, place_sha))
     goto out;
   bench_rng_seed(&rng, o->seed ^ 0x6d656d6f7279ull);
   /* The outbox is transient (the settler drains and trims it), so the
@@ -350,7 +358,7 @@ int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
   long resting = done - errors;
 
   printf(
-      "\nRedis memory per resting order (%ld orders placed by EVALSHA "
+      "\nRedis memory per resting order (%ld orders placed by FCALL "
       "of the place script in %.1f s, prices over the whole band, %d "
       "accounts):\n",
       done, secs, n);
