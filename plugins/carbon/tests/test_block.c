@@ -212,8 +212,27 @@ START_TEST(the_feed_tells_of_each_offer_state) {
   gm_feed *sub = gm_feed_new(gm_test_gmd_feed(ct_gmd), NULL);
   ck_assert_ptr_nonnull(sub);
   ck_assert_int_eq(gm_feed_subscribe(sub, "@p:alice carbon.offer"), GM_OK);
-  struct timespec ts = {0, 200 * 1000 * 1000}; /* the slow joiner */
-  nanosleep(&ts, NULL);
+  /* The slow joiner: probe offers until the feed hears one (a fixed sleep
+     is too short on a loaded machine), then take them back and read their
+     events up to the last withdrawal, so what follows starts clean. */
+  char probe[40][64];
+  int np = 0, heard = 0;
+  for (; np < 40 && !heard; np++) {
+    offer("bob", "alice", 8010 + np, probe[np], sizeof probe[np]);
+    char *topic = NULL;
+    Gm__Event *ev = NULL;
+    heard = gm_feed_recv(sub, &topic, &ev, 250) == GM_OK;
+    free(topic);
+    gm_feed_event_free(&ev);
+  }
+  ck_assert_msg(heard, "the feed never heard a probe offer");
+  for (int i = 0; i < np; i++) decide("bob", "block.reject", probe[i]);
+  for (int last = 0; !last;) {
+    Gm__Carbon__BlockOffer *o = next_offer_event(sub);
+    last = !strcmp(o->id, probe[np - 1]) &&
+           o->state == GM__CARBON__OFFER_STATE__OFFER_WITHDRAWN;
+    ct_free(o);
+  }
   char a[64], b[64], c[64], d[64];
   offer("bob", "alice", 8000, a, sizeof a);
   offer("bob", "alice", 8001, b, sizeof b);
