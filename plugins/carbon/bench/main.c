@@ -427,7 +427,7 @@ compare:
   bench__target("settlement behind the last reply, saturating",
                 o.compare_only || sat.drain_s < 0 ? -1 : sat.drain_s * 1000,
                 "ms", "<= 100", sat.drain_s >= 0 && sat.drain_s <= 0.1);
-  char what[96];
+  char what[160]; /* the label and mem_from, whole */
   snprintf(what, sizeof what, "Redis memory per resting order (%s)", mem_from);
   bench__target(what, mem, "B", "<= 250", mem <= 250);
   bench__target("idempotency record per mutating request", idem, "B", "<= 100",

@@ -149,9 +149,10 @@ START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
       r->out);
   r = gm("--as", "icbc1", "finance", "bank-report", NULL);
   OK(r);
-  ck_assert_msg(strstr(r->out, "conversion 100.00%") &&
-                    strstr(r->out, "1 loan, 4500000.00 CNY; fees due 36000.00 CNY"),
-                "%s", r->out);
+  ck_assert_msg(
+      strstr(r->out, "conversion 100.00%") &&
+          strstr(r->out, "1 loan, 4500000.00 CNY; fees due 36000.00 CNY"),
+      "%s", r->out);
   /* --json: the reply as the broker sent it, in fen. */
   r = gm("--json", "--as", "acme", "finance", "show", "R00000001", NULL);
   OK(r);

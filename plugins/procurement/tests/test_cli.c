@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-
 #include "harness.h"
 #include "run_gm.h"
 
