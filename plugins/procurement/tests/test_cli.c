@@ -191,7 +191,9 @@ END_TEST
  * test that runs for minutes.
  */
 START_TEST(skip_bad_on_a_large_file_sends_the_good_lines) {
-  GM_OK(gm("centre", "import", "categories", file("cats.csv", cats_csv), NULL));
+  char *cats = file("cats.csv", cats_csv);
+  GM_OK(gm("centre", "import", "categories", cats, NULL));
+  free(cats);
   size_t n = 60000, cap = n * 140 + 400, at = 0;
   char *big = malloc(cap);
   at += (size_t)snprintf(big, cap,
