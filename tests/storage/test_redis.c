@@ -430,6 +430,42 @@ START_TEST(calls_share_no_state) {
 }
 END_TEST
 
+/* The host's gm methods are the library's, shared by every call of the
+   market until Redis loads it again: a script that reaches them through
+   gm's metatable must not change what the next call's gm does. */
+START_TEST(host_methods_are_not_the_scripts) {
+  add("hijack",
+      "local ok, mt = pcall(getmetatable, gm)\n"
+      "if type(mt) == 'table' and type(mt.__index) == 'table' then\n"
+      "  mt.__index.reject = function() return 'hijacked' end\n"
+      "end\n"
+      "return 1\n");
+  add("refuse", "return gm.reject('NOT_FOUND', 'no such thing')\n");
+  const gm_value *v;
+  gm_call c = call_as("ivy", "");
+  ck_assert_int_eq(run(&c, "hijack", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  gm_call c2 = call_as("ivy", "");
+  ck_assert_int_eq(run(&c2, "refuse", "t", 0, NULL, 0, NULL, &v), GM_NOT_FOUND);
+  ck_assert_str_eq(c2.message, "no such thing");
+}
+END_TEST
+
+/* Whatever a script's name holds, the library that carries it (each name
+   and source as a Lua long string) loads: a name ending in "]=" would
+   otherwise close a level-1 long string early. */
+START_TEST(any_script_name_loads) {
+  add("x]=", "return 'a'\n");
+  add("]==", "return 'b'\n");
+  const gm_value *v;
+  gm_call c = call_as("jo", "");
+  ck_assert_int_eq(run(&c, "x]=", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_str_eq(v->str, "a");
+  gm_call c2 = call_as("jo", "");
+  ck_assert_int_eq(run(&c2, "]==", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_str_eq(v->str, "b");
+}
+END_TEST
+
 START_TEST(restart_is_recovered) {
   add("counter", counter_lua);
   const gm_value *v;
@@ -1023,6 +1059,8 @@ int main(void) {
   tcase_add_test(tc, library_after_flush_is_recovered);
   tcase_add_test(tc, calls_share_no_state);
   tcase_add_test(tc, lib_is_made_once_per_load);
+  tcase_add_test(tc, host_methods_are_not_the_scripts);
+  tcase_add_test(tc, any_script_name_loads);
   tcase_add_test(tc, restart_is_recovered);
   tcase_add_test(tc, unreachable_is_unavailable);
   tcase_add_test(tc, bounds_and_tags_refused);
