@@ -126,8 +126,9 @@ static size_t gm__outbox_n;     /* slots in use */
  * then (gm__chunk_head) and gives the function each call runs with (gm,
  * KEYS, ARGV): gm is a fresh table per call (now, participant) whose methods
  * come from gm__api, so a script that writes into gm changes nothing the
- * next call sees.  KEYS and ARGV are the plugin's part of the call's keys
- * and args.
+ * next call sees; its metatable is protected (__metatable), so no script
+ * reaches gm__api, which every later call of the library load shares.  KEYS and
+ * ARGV are the plugin's part of the call's keys and args.
  *
  * gm.emit formats integral numbers with %d: Lua would turn 123456789012345
  * into "1.2345678901234e+14" (%.14g), which would corrupt money in minor
@@ -169,7 +170,7 @@ static size_t gm__outbox_n;     /* slots in use */
 static const char gm__library_host[] =
     "local gm__outbox, gm__idem, gm__dl, gm__dlc, gm__dlp, gm__em\n"
     "local gm__api = {}\n"
-    "local gm__mt = {__index = gm__api}\n"
+    "local gm__mt = {__index = gm__api, __metatable = false}\n"
     "local gm__src, gm__name, gm__fn = {}, {}, {}\n"
     "gm__api.emit = function(kind, ...) "
     "local f = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}; "
