@@ -780,25 +780,32 @@ static void gm__fn_part(char *out, size_t n, const char *s) {
   out[i] = '\0';
 }
 
-/* A Lua long string holding `s` as it is: the first level whose closing
-   bracket does not occur in it. */
+/* A Lua long string holding `s` as it is: the first level L whose closing
+   bracket "]" "="*L "]" neither occurs in s nor is begun by s's end (s
+   ending in "]" "="*L would close it early), opened by a newline, which
+   Lua drops, so a newline s starts with is kept (Lua reads a carriage
+   return in it as a newline: source and names never need one). */
 static void gm__lua_long_string(char **b, size_t *len, size_t *cap,
                                 const char *s) {
-  char close[40];
-  int level = 1;
+  size_t n = strlen(s), level = 1;
+  char *close = NULL;
   for (;; level++) {
+    close = realloc(close, level + 3);
+    if (!close) abort();
     close[0] = ']';
-    memset(close + 1, '=', (size_t)level);
+    memset(close + 1, '=', level);
     close[level + 1] = ']';
     close[level + 2] = '\0';
-    if (!strstr(s, close) || level == 30) break;
+    int ends_open = n >= level + 1 && s[n - level - 1] == ']' &&
+                    strspn(s + n - level, "=") == level;
+    if (!strstr(s, close) && !ends_open) break;
   }
-  char open[40];
-  memcpy(open, close, sizeof open);
-  open[0] = open[level + 1] = '[';
-  gm__buf_puts(b, len, cap, open);
-  gm__buf_puts(b, len, cap, s);
+  gm__buf_puts(b, len, cap, "[");
+  for (size_t i = 0; i < level; i++) gm__buf_puts(b, len, cap, "=");
+  gm__buf_puts(b, len, cap, "[\n");
+  gm__buf_put(b, len, cap, s, n);
   gm__buf_puts(b, len, cap, close);
+  free(close);
 }
 
 /*
