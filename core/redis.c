@@ -809,6 +809,44 @@ static void gm__lua_long_string(char **b, size_t *len, size_t *cap,
 }
 
 /*
+ * The FUNCTION LOAD text of `market`'s library named `name` (the write lock
+ * held): the host's code, then each of the market's scripts (its source,
+ * its name and its function); with `set_fn`, each script's function name
+ * is written into its registry entry.
+ */
+static char *gm__library_text_locked(const char *market, const char *name,
+                                     int set_fn) {
+  char *b = NULL, part[48];
+  size_t len = 0, cap = 0, k = 0;
+  gm__buf_puts(&b, &len, &cap, "#!lua name=");
+  gm__buf_puts(&b, &len, &cap, name);
+  gm__buf_puts(&b, &len, &cap, "\n");
+  gm__buf_puts(&b, &len, &cap, gm__library_host);
+  for (size_t i = 0; i < gm__nscripts; i++) {
+    gm__script *s = gm__scripts[i];
+    if (strcmp(s->market, market) != 0) continue;
+    k++;
+    gm__fn_part(part, sizeof part, s->name);
+    char fn[GM__FN_MAX];
+    snprintf(fn, sizeof fn, "%s_%zu_%s", name, k, part);
+    if (set_fn) memcpy(s->fn, fn, sizeof fn);
+    char line[GM__FN_MAX + 128];
+    snprintf(line, sizeof line, "gm__src[%zu] = ", k);
+    gm__buf_puts(&b, &len, &cap, line);
+    gm__lua_long_string(&b, &len, &cap, s->source);
+    snprintf(line, sizeof line, "\ngm__name[%zu] = ", k);
+    gm__buf_puts(&b, &len, &cap, line);
+    gm__lua_long_string(&b, &len, &cap, s->name);
+    snprintf(line, sizeof line,
+             "\nredis.register_function('%s', function(K, A) "
+             "return gm__run(%zu, K, A) end)\n",
+             fn, k);
+    gm__buf_puts(&b, &len, &cap, line);
+  }
+  return b;
+}
+
+/*
  * Builds `market`'s library from its scripts in the registry (the write
  * lock held) and names each script's function; replaces the old library.
  * A market without scripts has none.
@@ -823,19 +861,9 @@ static void gm__library_build_locked(const char *market) {
       gm__libs = NULL;
     }
   }
-  /* The hash covers everything the text is made of but the names it
-     gives, which come from the hash. */
-  uint64_t h =
-      gm__hash_update(GM__HASH_INIT, gm__library_host, sizeof gm__library_host);
-  h = gm__hash_update(h, market, strlen(market) + 1);
   size_t n = 0;
-  for (size_t i = 0; i < gm__nscripts; i++) {
-    gm__script *s = gm__scripts[i];
-    if (strcmp(s->market, market) != 0) continue;
-    h = gm__hash_update(h, s->name, strlen(s->name) + 1);
-    h = gm__hash_update(h, s->source, strlen(s->source) + 1);
-    n++;
-  }
+  for (size_t i = 0; i < gm__nscripts; i++)
+    if (strcmp(gm__scripts[i]->market, market) == 0) n++;
   if (n == 0) return;
 
   gm__library *lib = calloc(1, sizeof *lib);
@@ -844,36 +872,19 @@ static void gm__library_build_locked(const char *market) {
   if (!lib->market) abort();
   char part[48];
   gm__fn_part(part, sizeof part, market);
+  /* The hash is of the whole text as it would be with a hash of zero (the
+     names it gives come from the hash) and the market's full name: any
+     change to what the library is made of, the host's glue around the
+     scripts included, gives another name, so two builds whose libraries
+     differ never share one. */
+  snprintf(lib->name, sizeof lib->name, "gm_%s_%016llx", part, 0ull);
+  char *text = gm__library_text_locked(market, lib->name, 0);
+  uint64_t h = gm__hash_update(GM__HASH_INIT, market, strlen(market) + 1);
+  h = gm__hash_update(h, text, strlen(text));
+  free(text);
   snprintf(lib->name, sizeof lib->name, "gm_%s_%016llx", part,
            (unsigned long long)h);
-
-  char *b = NULL;
-  size_t len = 0, cap = 0;
-  gm__buf_puts(&b, &len, &cap, "#!lua name=");
-  gm__buf_puts(&b, &len, &cap, lib->name);
-  gm__buf_puts(&b, &len, &cap, "\n");
-  gm__buf_puts(&b, &len, &cap, gm__library_host);
-  size_t k = 0;
-  for (size_t i = 0; i < gm__nscripts; i++) {
-    gm__script *s = gm__scripts[i];
-    if (strcmp(s->market, market) != 0) continue;
-    k++;
-    gm__fn_part(part, sizeof part, s->name);
-    snprintf(s->fn, sizeof s->fn, "%s_%zu_%s", lib->name, k, part);
-    char line[GM__FN_MAX + 128];
-    snprintf(line, sizeof line, "gm__src[%zu] = ", k);
-    gm__buf_puts(&b, &len, &cap, line);
-    gm__lua_long_string(&b, &len, &cap, s->source);
-    snprintf(line, sizeof line, "\ngm__name[%zu] = ", k);
-    gm__buf_puts(&b, &len, &cap, line);
-    gm__lua_long_string(&b, &len, &cap, s->name);
-    snprintf(line, sizeof line,
-             "\nredis.register_function('%s', function(K, A) "
-             "return gm__run(%zu, K, A) end)\n",
-             s->fn, k);
-    gm__buf_puts(&b, &len, &cap, line);
-  }
-  lib->source = b;
+  lib->source = gm__library_text_locked(market, lib->name, 1);
   gm__libs = realloc(gm__libs, (gm__nlibs + 1) * sizeof *gm__libs);
   if (!gm__libs) abort();
   gm__libs[gm__nlibs++] = lib;
