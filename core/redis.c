@@ -1008,11 +1008,20 @@ gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
   if (rc != 0) {
     if (rc == -2)
       snprintf(err, errlen, "script %s.%s: %s", market, name, why);
-    else
+    else if (!lib || !*lib)
       snprintf(err, errlen,
                "script %s.%s refused by Redis: %s (line numbers are the "
                "script's own)",
                market, name, why);
+    else {
+      /* The chunk's lines: the lib's, then the script's (gm__chunk_head). */
+      size_t lines = lib[strlen(lib) - 1] != '\n';
+      for (const char *p = lib; *p; p++) lines += *p == '\n';
+      snprintf(err, errlen,
+               "script %s.%s refused by Redis: %s (lines 1-%zu are the "
+               "lib's; the script's line N is line %zu + N)",
+               market, name, why, lines, lines);
+    }
     gm__script_free(&s);
     return rc == -2 ? GM_UNAVAILABLE : GM_INVALID_ARGUMENT;
   }
@@ -1256,7 +1265,7 @@ static gm_status gm__error_reply(gm_call *call, const char *market,
  * The reply the plugin's body returned: a run that set a deadline or
  * appended to its outbox answers {error "gm:host <due> <emitted>", reply}
  * (see gm__library_host); *due is then the earliest due it set (-1: none) and
- * *emitted whether the tag's stream holds entries.  The epilogue refuses
+ * *emitted whether the tag's stream holds entries.  gm__run refuses
  * plugin replies of that shape, so only the host's wrapper is unwrapped.
  */
 static const redisReply *gm__host_unwrap(const redisReply *r, long long *due,

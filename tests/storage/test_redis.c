@@ -299,6 +299,14 @@ START_TEST(syntax_error_refused_with_lua_message) {
   ck_assert_ptr_nonnull(strstr(err, "mkt.bad"));
   /* The Lua message with the script's name and its own line number. */
   ck_assert_msg(strstr(err, "bad:3:") != NULL, "err: %s", err);
+  /* With a lib, Lua counts the lib's lines first, and the message says so. */
+  ck_assert_int_eq(
+      gm__scripts_add(conn, "mkt", "badlib", "local x = 1\nlocal y = 2",
+                      "local a = 1\nlocal b = 2\nlocal c = = 3\nreturn a\n",
+                      err, sizeof err),
+      GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(err, "badlib:5:") != NULL, "err: %s", err);
+  ck_assert_msg(strstr(err, "lines 1-2 are the lib's") != NULL, "err: %s", err);
   ck_assert_msg(strstr(err, "unexpected symbol") != NULL, "err: %s", err);
 
   /* Not registered: running it fails, and a fixed version registers. */
