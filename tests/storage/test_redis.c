@@ -474,6 +474,24 @@ START_TEST(any_script_name_loads) {
 }
 END_TEST
 
+/* A script registered after the market's library was loaded: the library
+   is made again under a new name, and both scripts run (the first by
+   loading it after "Function not found"). */
+START_TEST(script_added_after_first_call_runs) {
+  add("one", "return 1\n");
+  const gm_value *v;
+  gm_call c = call_as("kay", "");
+  ck_assert_int_eq(run(&c, "one", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  add("two", "return 2\n");
+  gm_call c2 = call_as("kay", "");
+  ck_assert_int_eq(run(&c2, "two", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 2);
+  gm_call c3 = call_as("kay", "");
+  ck_assert_int_eq(run(&c3, "one", "t", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+}
+END_TEST
+
 START_TEST(restart_is_recovered) {
   add("counter", counter_lua);
   const gm_value *v;
@@ -1069,6 +1087,7 @@ int main(void) {
   tcase_add_test(tc, lib_is_made_once_per_load);
   tcase_add_test(tc, host_methods_are_not_the_scripts);
   tcase_add_test(tc, any_script_name_loads);
+  tcase_add_test(tc, script_added_after_first_call_runs);
   tcase_add_test(tc, restart_is_recovered);
   tcase_add_test(tc, unreachable_is_unavailable);
   tcase_add_test(tc, bounds_and_tags_refused);
