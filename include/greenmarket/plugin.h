@@ -362,7 +362,9 @@ typedef struct gm_host_api {
    * (a Redis Functions library), not on every call, so the functions and
    * tables it makes cost nothing per call.  The script sees the lib's
    * locals; the lib's functions see the call's KEYS, ARGV and gm.  At the
-   * lib's top level they are nil: anything that belongs to one call (a key
+   * lib's top level they are nil, and it must not call Redis (it runs
+   * inside the first call of the script after a load, and what it read
+   * would be kept): anything that belongs to one call (a key
    * derived from KEYS, gm.now, a cache of what this call loaded) must be
    * set per call, by a lib function the script calls first, because what
    * the lib's top level made is kept from call to call.  A script may use
