@@ -73,7 +73,7 @@ typedef struct gm__redis_wait {
 typedef struct gm__script {
   char *market;        /* owning market */
   char *name;          /* script name within the market */
-  char *source;        /* gm__script_head and the plugin's source */
+  char *source;        /* its chunk: lib and script (gm__chunk_head) */
   char fn[GM__FN_MAX]; /* its function in the market's library */
 } gm__script;
 
