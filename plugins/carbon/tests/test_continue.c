@@ -1004,6 +1004,65 @@ START_TEST(records_close_retries_replay) {
 }
 END_TEST
 
+#ifdef GM_FAILURE_INJECTION
+/*
+ * Orders a FOK holds are out of the book, so a buy arriving meanwhile at
+ * their price does not meet them.  It must not rest across them either: if
+ * the FOK falls short and gives them back, the book would be crossed (a bid
+ * at or above an ask, both resting, nothing trading them).
+ */
+START_TEST(a_fok_giving_back_never_crosses_the_book) {
+  enum { MAXF = 2 };
+  start("[market.carbon]\ntest_kill_after_step = 2\n", MAXF);
+  ct_register("b2", "buyer");
+  ct_deposit("b2", SYM, CASH0, 0);
+  /* Two asks at 8500 and three at 8501: the FOK's two steps before the
+   * crash hold the two at 8500 and two at 8501. */
+  for (int i = 0; i < 5; i++)
+    ct_free(ct_limit(sellers[i % NS], SYM, CT_SELL, i < 2 ? 8500 : 8501, 1,
+                     CT_GTC));
+  Gm__Carbon__PlaceRequest q = fok(6); /* one more than the book holds */
+  q.price = 8501;
+  char id[40];
+  crash_mid_order(&q, "fok-3", id, sizeof id, 6 * 8501);
+  restart("");
+  ct_clock(ct_at(CT_MONDAY, 10, 0));
+  ck_assert_int_eq(asks_resting(), 1); /* four are held */
+  /* b2 bids 8500: nothing in the book crosses it now. */
+  Gm__Carbon__PlaceReply *t = ct_limit("b2", SYM, CT_BUY, 8500, 1, CT_GTC);
+  ck_assert_int_eq((int)t->n_fills, 0);
+  ct_free(t);
+  /* The FOK's retry falls short and gives back the two asks at 8500. */
+  Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "b", "order.place", "fok-3", &q.base);
+  ck_assert_msg(r == NULL, "the FOK filled");
+  ck_assert_int_eq(ct_status, GM__STATUS__FAILED_PRECONDITION);
+  expect_no_fok_left();
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq((int)d->n_asks, 2);
+  ck_assert_int_eq(d->asks[0]->price, 8500);
+  ck_assert_int_eq(d->asks[0]->quantity, 2);
+  ck_assert_msg(d->n_bids == 0 || d->bids[0]->price < d->asks[0]->price,
+                "crossed book: bid %lld t at %lld, ask %lld t at %lld",
+                (long long)d->bids[0]->quantity, (long long)d->bids[0]->price,
+                (long long)d->asks[0]->quantity, (long long)d->asks[0]->price);
+  int64_t bids = 0;
+  for (size_t i = 0; i < d->n_bids; i++)
+    bids += d->bids[i]->quantity * d->bids[i]->price;
+  ct_free(d);
+  /* b2 holds exactly what it has resting; b holds nothing. */
+  Gm__Carbon__Account *a = ct_account("b2", SYM);
+  ck_assert_int_eq(a->cash_frozen, bids);
+  ck_assert_int_eq(a->cash + a->cash_frozen, CASH0);
+  ct_free(a);
+  a = ct_account("b", SYM);
+  ck_assert_int_eq(a->cash_frozen, 0);
+  ck_assert_int_eq(a->cash, CASH0);
+  ct_free(a);
+}
+END_TEST
+#endif
+
 int main(void) {
   Suite *s = suite_create("carbon continue");
   TCase *tc = tcase_create("continue");
@@ -1019,6 +1078,7 @@ int main(void) {
   tcase_add_test(tc, mass_cancel_reaches_an_order_in_flight);
   tcase_add_test(tc, a_fok_holds_what_it_counted);
   tcase_add_test(tc, a_fok_that_falls_short_gives_back_what_it_held);
+  tcase_add_test(tc, a_fok_giving_back_never_crosses_the_book);
 #endif
   tcase_add_test(tc, a_fok_fills_past_max_fills_or_not_at_all);
   tcase_add_test(tc, a_fok_is_bounded_by_max_steps);
