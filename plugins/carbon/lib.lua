@@ -29,6 +29,8 @@
 --                book, same scores (so same priority), until it executes
 --                or gives them back
 --   P.hx         HASH held order id -> who asked to cancel it meanwhile
+--   P.hb:b/s     ZSET every held order of that side, whichever FOK order
+--                holds it (same scores): an order does not rest across them
 --   P.fd         HASH order id -> final record of an order that was in
 --                flight (cjson), for a retry that resumes after it ended
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)

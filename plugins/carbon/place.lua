@@ -325,6 +325,9 @@ end
 --      ended instead if a cancel waits for it or it expired; then the
 --      order ends with the reason in fy.
 local HZ = P .. 'h:'
+-- Every order held on the opposite side, whichever FOK holds it (same
+-- scores): an order must not rest across them (see the end of this file).
+local HB = P .. 'hb:' .. opp
 -- A held order leaves P.h: back in the book, or ended.
 local function give_back(r, score)
   local cx = redis.call('HGET', P .. 'hx', r.id)
@@ -356,6 +359,7 @@ local function fok_hold()
     else
       redis.call('ZREM', BZ, r.id)
       redis.call('ZADD', HZ .. o.id, top[2], r.id)
+      redis.call('ZADD', HB, top[2], r.id)
       level_add(opp, r.px, -r.q)
       if r.who ~= o.who then o.rv = o.rv + r.q end
     end
@@ -369,6 +373,7 @@ local function fok_execute()
   local traded, why = false, nil
   for i = 1, #ids, 2 do
     redis.call('ZREM', HZ .. o.id, ids[i])
+    redis.call('ZREM', HB, ids[i])
     local r = ord_get(ids[i])
     if not r then -- only a bug ends a held order; the FOK falls short
     elseif r.who == o.who then
@@ -392,6 +397,7 @@ local function fok_give_back()
   local ids = redis.call('ZRANGE', HZ .. o.id, 0, inst.maxf - 1, 'WITHSCORES')
   for i = 1, #ids, 2 do
     redis.call('ZREM', HZ .. o.id, ids[i])
+    redis.call('ZREM', HB, ids[i])
     local r = ord_get(ids[i])
     if r then give_back(r, ids[i + 1]) end
   end
@@ -452,6 +458,15 @@ if more then
   -- Open while in flight: mass cancel and order.list walk it too.
   if op ~= 'continue' then redis.call('SADD', P .. 'op:' .. o.who, o.id) end
 else
+  -- Orders a FOK holds are out of the book, so o did not meet them; it must
+  -- not rest across them either, or giving them back would cross the book.
+  if o.q > 0 and not why and o.tif ~= TIF.IOC and o.tif ~= TIF.FOK then
+    local h = redis.call('ZRANGE', HB, 0, 0, 'WITHSCORES')
+    if #h > 0 and crosses(math.abs(tonumber(h[2]))) then
+      why = 'would rest across orders at ' .. yuan(math.abs(tonumber(h[2]))) ..
+        ' that a FOK order is matching; place the rest again in a moment'
+    end
+  end
   if o.q == 0 then
     st = STATE.FILLED
     ord_ended(o, st, why)

@@ -1031,6 +1031,9 @@ START_TEST(a_fok_giving_back_never_crosses_the_book) {
   /* b2 bids 8500: nothing in the book crosses it now. */
   Gm__Carbon__PlaceReply *t = ct_limit("b2", SYM, CT_BUY, 8500, 1, CT_GTC);
   ck_assert_int_eq((int)t->n_fills, 0);
+  /* It does not rest across the held asks either: they may come back. */
+  ck_assert_int_eq(t->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_ptr_nonnull(strstr(t->order->reason, "a FOK order is matching"));
   ct_free(t);
   /* The FOK's retry falls short and gives back the two asks at 8500. */
   Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
