@@ -105,6 +105,13 @@ START_TEST(ended_orders_show_their_state_before_settlement) {
   ct_expect("bob", "order.get", &g.base, GM__STATUS__UNAVAILABLE,
             "has not recorded its final state yet");
   ct_expect("alice", "order.get", &g.base, GM__STATUS__NOT_FOUND, "of yours");
+  /* The taker never rested, so the ledger has no row of it at all until
+   * settled: it is not settled yet either, not an order that never was
+   * (a client told NOT_FOUND could place it again and buy twice). */
+  g.order_id = taker;
+  ct_expect("alice", "order.get", &g.base, GM__STATUS__UNAVAILABLE,
+            "has not recorded");
+  g.order_id = filled;
   /* Nothing of it is settled yet: the answers came from Redis. */
   ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_orders WHERE"
                                  " state = 1"),
