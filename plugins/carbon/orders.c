@@ -305,7 +305,10 @@ gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
   const char *args[] = {"order", id};
   if ((st = carbon__run(call, "read", sym, 2, args, &v)) != GM_OK) return st;
   Gm__Carbon__Order *o = NULL;
-  if (v->n > 0) {
+  /* 'U': an id the instrument issued that Redis no longer has. */
+  int issued = v->n > 0 && carbon__tag(v, 0) == 'U';
+  int from_ledger = v->n == 0 || issued;
+  if (!from_ledger) {
     /* Resting, in flight, or ended within CARBON_ENDED_KEEP_MS. */
     o = carbon__order(call, sym, &v->items[0]);
   } else {
@@ -321,6 +324,13 @@ gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
         " WHERE order_id = ?1",
         (gm_param[]){GM_TEXT(in->order_id)}, 1, carbon__order_row, o);
     if (st != GM_OK) return st;
+    if (!o->participant[0] && issued) /* no row: not settled yet */
+      return host->fail(call, GM_UNAVAILABLE,
+                        "order %s ended over %lld minutes ago and settlement "
+                        "has not recorded it yet (the settler is behind: see "
+                        "docs/operations.md); retry later",
+                        in->order_id,
+                        (long long)(CARBON_ENDED_KEEP_MS / 60000));
     if (!o->participant[0]) /* no row: init left the empty string */
       return host->fail(call, GM_NOT_FOUND, "no order %s", in->order_id);
   }
@@ -330,8 +340,8 @@ gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
   /* Redis no longer has it, so it ended over CARBON_ENDED_KEEP_MS ago:
      a row that still says open is one the settler has not caught up
      with.  Say so rather than show a state that is over. */
-  if (v->n == 0 && (o->state == GM__CARBON__ORDER_STATE__STATE_OPEN ||
-                    o->state == GM__CARBON__ORDER_STATE__STATE_PARTIAL))
+  if (from_ledger && (o->state == GM__CARBON__ORDER_STATE__STATE_OPEN ||
+                      o->state == GM__CARBON__ORDER_STATE__STATE_PARTIAL))
     return host->fail(call, GM_UNAVAILABLE,
                       "order %s ended over %lld minutes ago and settlement "
                       "has not recorded its final state yet (the settler is "

@@ -62,6 +62,11 @@ if op == 'order' then
   local st, why
   o, st, why = ended_get(id)
   if o then return {ord_rec(o, st, why)} end
+  -- An id this instrument issued (ids are its sequence, '%012x'): the order
+  -- ended longer ago, and the ledger has it once settled.  {'U'}: no ledger
+  -- row means not settled yet (UNAVAILABLE), not an order that never was.
+  local n = string.match(id, '^%x+$') and tonumber(id, 16)
+  if n and n >= 1 and n <= inst.seq then return {{'U'}} end
   return {}
 end
 if op == 'orders' then
