@@ -1066,6 +1066,54 @@ START_TEST(a_fok_giving_back_never_crosses_the_book) {
 END_TEST
 #endif
 
+#ifdef GM_FAILURE_INJECTION
+/*
+ * A FOK cut by a crash once it holds enough (executing) just before the
+ * close: the day closes (its deadline) before the retry executes it.  Its
+ * trades must not land in a day already closed without them: the day's
+ * close (volume, reference price for the next day) would disagree with the
+ * trades of that day.
+ */
+START_TEST(a_fok_executing_never_trades_into_a_closed_day) {
+  enum { MAXF = 2 };
+  start("[market.carbon]\ntest_kill_after_step = 2\ninflight_ms = 3600000\n",
+        MAXF);
+  for (int i = 0; i < 4; i++)
+    ct_free(ct_limit(sellers[i % NS], SYM, CT_SELL, 8500, 1, CT_GTC));
+  ct_clock(ct_at(CT_MONDAY, 14, 59));
+  /* Step 1 holds two asks, step 2 the third: it holds enough (executing). */
+  Gm__Carbon__PlaceRequest q = fok(3);
+  q.price = 8500;
+  char id[40];
+  crash_mid_order(&q, "fok-4", id, sizeof id, 3 * 8500);
+  restart("");
+  ct_clock(ct_at(CT_MONDAY, 15, 1)); /* the day deadline is due */
+  Gm__Carbon__CloseRequest c = GM__CARBON__CLOSE_REQUEST__INIT;
+  c.symbol = SYM;
+  Gm__Carbon__CloseReply *cl =
+      (Gm__Carbon__CloseReply *)ct_call("root", "records.close", &c.base);
+  ck_assert_msg(cl, "records.close: %s", ct_message);
+  ct_free(cl);
+  Gm__Carbon__PlaceReply *r = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "b", "order.place", "fok-4", &q.base);
+  int64_t traded = r ? r->order->filled : 0;
+  if (r) ct_free(r);
+  expect_no_fok_left();
+  /* Whatever the FOK did, Monday's close counts every trade of Monday. */
+  cl = (Gm__Carbon__CloseReply *)ct_call("root", "records.close", &c.base);
+  ck_assert_msg(cl, "records.close: %s", ct_message);
+  ck_assert_int_eq((int)cl->n_closes, 1);
+  ck_assert_str_eq(cl->closes[0]->day, CT_MONDAY);
+  ck_assert_msg(cl->closes[0]->volume == traded,
+                "the FOK traded %lld t on Monday, which closed with volume "
+                "%lld",
+                (long long)traded, (long long)cl->closes[0]->volume);
+  ct_free(cl);
+  expect_conserved(traded * 8500, traded, 0);
+}
+END_TEST
+#endif
+
 int main(void) {
   Suite *s = suite_create("carbon continue");
   TCase *tc = tcase_create("continue");
@@ -1082,6 +1130,7 @@ int main(void) {
   tcase_add_test(tc, a_fok_holds_what_it_counted);
   tcase_add_test(tc, a_fok_that_falls_short_gives_back_what_it_held);
   tcase_add_test(tc, a_fok_giving_back_never_crosses_the_book);
+  tcase_add_test(tc, a_fok_executing_never_trades_into_a_closed_day);
 #endif
   tcase_add_test(tc, a_fok_fills_past_max_fills_or_not_at_all);
   tcase_add_test(tc, a_fok_is_bounded_by_max_steps);
