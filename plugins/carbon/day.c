@@ -51,6 +51,8 @@ static gm_status carbon__sweep(gm_call *call, const char *sym, int close,
         return st;
       if (v->n == 0) { /* no trading day has closed yet */
         close = 0;
+      } else if (carbon__tag(v, 0) == 'X') { /* a FOK executing: later */
+        close = 0;
       } else if (carbon__tag(v, 0) == 'W') { /* due expiries first */
         upto = carbon__s(&v->items[0], 2);
       } else {

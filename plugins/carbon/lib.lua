@@ -29,6 +29,8 @@
 --                book, same scores (so same priority), until it executes
 --                or gives them back
 --   P.hx         HASH held order id -> who asked to cancel it meanwhile
+--   P.fx         SET FOK orders executing what they hold: no day closes
+--                until they are done (sweep.lua)
 --   P.hb:b/s     ZSET every held order of that side, whichever FOK order
 --                holds it (same scores): an order does not rest across them
 --   P.fd         HASH order id -> final record of an order that was in
@@ -146,6 +148,11 @@ end
 -- runs it, so the deadline always says when the next one is due.
 local function day_arm(inst)
   local due = next_close(inst)
+  -- A close due while a FOK order executes waits for it (P.fx, sweep.lua):
+  -- try again in a second, not at once (every expire step re-arms).
+  if due and due <= NOW and redis.call('EXISTS', P .. 'fx') == 1 then
+    due = NOW + 1000
+  end
   local x = redis.call('ZRANGE', P .. 'x', 0, 0, 'WITHSCORES')
   if x[2] and (not due or tonumber(x[2]) < due) then due = tonumber(x[2]) end
   if due then gm.deadline('day', inst.sym, due)

@@ -407,7 +407,12 @@ end
 local function fok_step(stop)
   if o.fk == 'h' then
     local r = stop and 'stop' or fok_hold()
-    if r == 'full' then o.fk = 'x' return nil, true, false end
+    if r == 'full' then
+      -- Executing: the day's close waits for it (P.fx, sweep.lua).
+      o.fk = 'x'
+      redis.call('SADD', P .. 'fx', o.id)
+      return nil, true, false
+    end
     if r == 'more' and o.n < o.ms then return nil, true, false end
     o.fk = 'a'
     o.fy = stop or r == 'more' and fok_short(o.rv, ' within ' ..
@@ -487,6 +492,7 @@ else
   end
   if op == 'continue' then
     redis.call('HDEL', FL, o.id)
+    redis.call('SREM', P .. 'fx', o.id)
     gm.deadline_cancel('inflight', o.id)
     if o.q == 0 then redis.call('SREM', P .. 'op:' .. o.who, o.id) end
   end

@@ -13,7 +13,8 @@
 --        time has passed: days are closed one by one, in order, so days
 --        missed while no broker ran are each closed in turn.  Reply {'C',
 --        day, close, volume, from trades 0|1, already 0|1, more 0|1} (more:
---        a later day is due too, run 'close' again), or {'W', due, close
+--        a later day is due too, run 'close' again), or {'X'} while a FOK
+--        order executes what it holds (P.fx: the close waits), or {'W', due, close
 --        ms} when expiries due by that day's close are still pending
 --        (expire up to that ms first), or the latest closed day with
 --        already = 1 and its volume and basis as closed when none is due,
@@ -104,6 +105,11 @@ end
 local cms = close_ms(inst.sess, day)
 local due = redis.call('ZCOUNT', P .. 'x', '-inf', cms)
 if due > 0 then return {{'W', I(due), I(cms)}} end
+-- A FOK order executing what it holds trades even past the session's end
+-- (place.lua): the day closes once it is done, or its trades would miss
+-- the close.  {'X'}: nothing closed; day_arm above set the day deadline
+-- 1 s ahead.
+if redis.call('EXISTS', P .. 'fx') == 1 then return {{'X'}} end
 -- The day's listing volume and turnover: in the instrument hash while it
 -- is the last day that traded, else kept in P.dv when a later day's first
 -- trade replaced them (lib.lua, inst_save_stats).
