@@ -278,6 +278,39 @@ static void gm__pconn_free(gm__pconn *c) {
   free(c);
 }
 
+/* Frees subscription i of c, moving the last into its place. */
+static void gm__psub_drop(gm__pconn *c, size_t i) {
+  gm__psub s = c->subs[i];
+  c->subs[i] = c->subs[--c->nsubs];
+  free(s.req);
+  for (size_t j = 0; j < s.napplied; j++) free(s.applied[j]);
+  free(s.applied);
+}
+
+/* A connection with nothing subscribed yet, added to pf's list. */
+static gm__pconn *gm__conn_new(gm__privfeed *pf, const void *rid,
+                               size_t rid_len, int fd, const char *who,
+                               const char *key, const char *roles,
+                               int64_t now_ms) {
+  gm__pconn *c = calloc(1, sizeof *c);
+  if (!c) abort();
+  memcpy(c->rid, rid, rid_len);
+  c->rid_len = rid_len;
+  c->fd = fd;
+  c->who = who ? strdup(who) : NULL;
+  c->key = key && *key ? strdup(key) : NULL;
+  c->roles = strdup(roles ? roles : "");
+  if (!c->roles) abort();
+  c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
+  if (pf->nconns == pf->capconns) {
+    pf->capconns = pf->capconns ? 2 * pf->capconns : 16;
+    pf->conns = realloc(pf->conns, pf->capconns * sizeof *pf->conns);
+    if (!pf->conns) abort();
+  }
+  pf->conns[pf->nconns++] = c;
+  return c;
+}
+
 static void gm__conn_remove(gm__privfeed *pf, size_t i) {
   gm__conn_unindex(pf, pf->conns[i]);
   gm__pconn_free(pf->conns[i]);
@@ -334,22 +367,7 @@ log:
 static void gm__conn_add_revoked(gm__privfeed *pf, const void *rid,
                                  size_t rid_len, int fd, const char *who,
                                  int64_t now_ms) {
-  gm__pconn *c = calloc(1, sizeof *c);
-  if (!c) abort();
-  memcpy(c->rid, rid, rid_len);
-  c->rid_len = rid_len;
-  c->fd = fd;
-  c->who = strdup(who);
-  c->roles = strdup("");
-  if (!c->who || !c->roles) abort();
-  c->revoked = 1;
-  c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
-  if (pf->nconns == pf->capconns) {
-    pf->capconns = pf->capconns ? 2 * pf->capconns : 16;
-    pf->conns = realloc(pf->conns, pf->capconns * sizeof *pf->conns);
-    if (!pf->conns) abort();
-  }
-  pf->conns[pf->nconns++] = c;
+  gm__conn_new(pf, rid, rid_len, fd, who, NULL, "", now_ms)->revoked = 1;
 }
 
 /* One message from a subscriber: [routing id, 1|0 + prefix]. */
@@ -401,11 +419,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     for (size_t i = 0; i < c->nsubs; i++)
       if (strlen(c->subs[i].req) == len &&
           memcmp(c->subs[i].req, req, len) == 0) {
-        gm__psub s = c->subs[i];
-        c->subs[i] = c->subs[--c->nsubs];
-        free(s.req);
-        for (size_t j = 0; j < s.napplied; j++) free(s.applied[j]);
-        free(s.applied);
+        gm__psub_drop(c, i);
         break;
       }
     if (c->nsubs == 0)
@@ -466,24 +480,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     gm__refuse(pf, id, idn, req, len, who, why, now_ms);
     return;
   }
-  if (!c) {
-    c = calloc(1, sizeof *c);
-    if (!c) abort();
-    memcpy(c->rid, id, idn);
-    c->rid_len = idn;
-    c->fd = fd;
-    c->who = who ? strdup(who) : NULL;
-    c->key = key && *key ? strdup(key) : NULL;
-    c->roles = strdup(roles ? roles : "");
-    if (!c->roles) abort();
-    c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
-    if (pf->nconns == pf->capconns) {
-      pf->capconns = pf->capconns ? 2 * pf->capconns : 16;
-      pf->conns = realloc(pf->conns, pf->capconns * sizeof *pf->conns);
-      if (!pf->conns) abort();
-    }
-    pf->conns[pf->nconns++] = c;
-  }
+  if (!c) c = gm__conn_new(pf, id, idn, fd, who, key, roles, now_ms);
   if (c->nsubs == c->capsubs) {
     c->capsubs = c->capsubs ? 2 * c->capsubs : 4;
     c->subs = realloc(c->subs, c->capsubs * sizeof *c->subs);
@@ -651,15 +648,6 @@ void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms) {
 }
 
 /* ---- re-checking keys and roles ---- */
-
-/* Frees subscription i of c, moving the last into its place. */
-static void gm__psub_drop(gm__pconn *c, size_t i) {
-  gm__psub s = c->subs[i];
-  c->subs[i] = c->subs[--c->nsubs];
-  free(s.req);
-  for (size_t j = 0; j < s.napplied; j++) free(s.applied[j]);
-  free(s.applied);
-}
 
 /* The key is no longer c's participant's: every subscription goes, each
    with its reason, and c is kept as revoked (what it asks next is refused
