@@ -538,43 +538,20 @@ START_TEST(a_reused_routing_id_inherits_nothing) {
 }
 END_TEST
 
-/* Reads s for up to ms; 1 when a refusal ["!", prefix, why] arrives whose
-   reason has `why_has` (its text in why, when not NULL). */
-static int raw_refused(void *s, const char *why_has, char *why, size_t whylen,
-                       int ms) {
-  for (int waited = 0; waited < ms; waited += 300) {
-    char buf[512];
-    int n = zmq_recv(s, buf, sizeof buf - 1, 0);
-    if (n < 0) continue;
-    int more;
-    size_t ml = sizeof more;
-    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
-    int refusal = n == 1 && buf[0] == '!';
-    char last[512] = "";
-    while (more) {
-      int k = zmq_recv(s, last, sizeof last - 1, 0);
-      last[k < 0                      ? 0
-           : k < (int)sizeof last - 1 ? k
-                                      : (int)sizeof last - 1] = '\0';
-      zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
-    }
-    if (refusal && strstr(last, why_has)) {
-      if (why) snprintf(why, whylen, "%s", last);
-      return 1;
-    }
-  }
-  return 0;
-}
-
-/* Reads s for ms; 1 when a refusal whose reason has `why_has` came, and
- *private_seen set when any private event came. */
-static int raw_watch(void *s, const char *why_has, int *private_seen, int ms) {
+/*
+ * Reads s for up to ms; 1 when a refusal ["!", prefix, why] came whose
+ * reason has `why_has` (its text in why, when not NULL).  Without
+ * private_seen it returns at that refusal; with it, it reads the whole
+ * time and sets *private_seen when any private event came.
+ */
+static int raw_watch(void *s, const char *why_has, char *why, size_t whylen,
+                     int *private_seen, int ms) {
   int refused = 0;
   for (int waited = 0; waited < ms; waited += 300) {
     char first[512];
     int n = zmq_recv(s, first, sizeof first - 1, 0);
     if (n < 0) continue;
-    if (n > 0 && first[0] == '@') *private_seen = 1;
+    if (n > 0 && first[0] == '@' && private_seen) *private_seen = 1;
     int more;
     size_t ml = sizeof more;
     zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
@@ -586,9 +563,18 @@ static int raw_watch(void *s, const char *why_has, int *private_seen, int ms) {
                                       : (int)sizeof last - 1] = '\0';
       zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
     }
-    if (n == 1 && first[0] == '!' && strstr(last, why_has)) refused = 1;
+    if (n == 1 && first[0] == '!' && strstr(last, why_has)) {
+      if (why && !refused) snprintf(why, whylen, "%s", last);
+      refused = 1;
+      if (!private_seen) return 1;
+    }
   }
   return refused;
+}
+
+static int raw_refused(void *s, const char *why_has, char *why, size_t whylen,
+                       int ms) {
+  return raw_watch(s, why_has, why, whylen, NULL, ms);
 }
 
 /* GET commands Redis has run so far (INFO commandstats, by redis-cli). */
@@ -635,7 +621,8 @@ START_TEST(a_replaced_key_stops_private_events_on_open_connections) {
   sleep_ms(200);
   for (int i = 0; i < 3; i++) say(GM_AUDIENCE_PARTICIPANT, "alice", "late");
   int private_seen = 0;
-  ck_assert(raw_watch(late, "no longer registered", &private_seen, 1500));
+  ck_assert(
+      raw_watch(late, "no longer registered", NULL, 0, &private_seen, 1500));
   ck_assert_msg(!private_seen,
                 "a connection subscribing after its key was replaced got "
                 "private events");
