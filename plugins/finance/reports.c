@@ -139,6 +139,20 @@ static void finance__single(Gm__Finance__CurrencyTotal *const *v, size_t n,
   *fees = n == 1 ? v[0]->fees : 0;
 }
 
+/* Adds loan rows (from column c: currency, loans, amount, fees) into the
+   totals per currency (*v)[0..*n). */
+static void finance__money(gm_call *call, Gm__Finance__CurrencyTotal ***v,
+                           size_t *n, const finance__rows *rows, size_t c) {
+  for (size_t i = 0; i < rows->n; i++) {
+    const gm_param *r = rows->cells + i * rows->ncols + c;
+    Gm__Finance__CurrencyTotal *t =
+        finance__cur(call, v, n, finance__text(&r[0]));
+    t->loans += finance__int(&r[1]);
+    t->funded_amount += finance__int(&r[2]);
+    t->fees += finance__int(&r[3]);
+  }
+}
+
 gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
                                ProtobufCMessage **reply) {
   const Gm__Finance__BankReportRequest *in =
@@ -197,14 +211,7 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   out->decisions = dec.v[0];
   out->decision_mean_ms = dec.v[0] > 0 ? dec.v[1] / dec.v[0] : 0;
   out->decision_max_ms = dec.v[2];
-  for (size_t i = 0; i < money.n; i++) {
-    const gm_param *r = money.cells + i * 4;
-    Gm__Finance__CurrencyTotal *t = finance__cur(
-        call, &out->by_currency, &out->n_by_currency, finance__text(&r[0]));
-    t->loans = finance__int(&r[1]);
-    t->funded_amount = finance__int(&r[2]);
-    t->fees = finance__int(&r[3]);
-  }
+  finance__money(call, &out->by_currency, &out->n_by_currency, &money, 0);
   finance__single(out->by_currency, out->n_by_currency, &out->currency,
                   &out->funded_amount, &out->fees);
 
@@ -266,6 +273,28 @@ static Gm__Finance__ReportLine *finance__line(gm_call *call,
   return l;
 }
 
+/* Lines per key and currency from counts (key, currency, referrals) and
+   loans (key, currency, loans, amount, fees). */
+static void finance__lines(gm_call *call, Gm__Finance__ReportLine ***lines,
+                           size_t *n, const finance__rows *counts,
+                           const finance__rows *loans) {
+  size_t cap = 0;
+  for (size_t i = 0; i < counts->n; i++) {
+    const gm_param *r = counts->cells + i * counts->ncols;
+    finance__line(call, lines, n, &cap, finance__text(&r[0]),
+                  finance__text(&r[1]))
+        ->referrals = finance__int(&r[2]);
+  }
+  for (size_t i = 0; i < loans->n; i++) {
+    const gm_param *r = loans->cells + i * loans->ncols;
+    Gm__Finance__ReportLine *l = finance__line(
+        call, lines, n, &cap, finance__text(&r[0]), finance__text(&r[1]));
+    l->funded = finance__int(&r[2]);
+    l->funded_amount = finance__int(&r[3]);
+    l->fees = finance__int(&r[4]);
+  }
+}
+
 /* A CSV field as RFC 4180 writes it: quoted, quotes doubled, when it
    holds a comma, a quote or a line break (a bank's name is free text). */
 static const char *finance__csv(gm_call *call, const char *s) {
@@ -307,7 +336,7 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
 
   finance__rows sub = {call, 0, 0, 3, NULL}, cls = {call, 0, 0, 5, NULL},
                 claims = {call, 0, 0, 3, NULL}, banks = {call, 0, 0, 5, NULL},
-                names = {call, 0, 0, 2, NULL}, money = {call, 0, 0, 4, NULL};
+                names = {call, 0, 0, 2, NULL};
   finance__ints tot = {{0}, 0}, nref = {{0}, 0};
   if ((st = host->ledger_query(call,
                                "SELECT class, currency, count(*)"
@@ -344,11 +373,6 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
            "0)"
            " FROM finance_loans WHERE funded_date >= ?3 AND funded_date <= ?4",
            p, 4, finance__ints_row, &tot)) != GM_OK ||
-      (st = host->ledger_query(
-           call,
-           "SELECT currency, count(*), sum(amount), sum(fee) FROM finance_loans"
-           " WHERE funded_date >= ?3 AND funded_date <= ?4 GROUP BY currency",
-           p, 4, finance__rows_row, &money)) != GM_OK ||
       (st = host->ledger_query(call, "SELECT id, name FROM finance_banks", NULL,
                                0, finance__rows_row, &names)) != GM_OK)
     return st;
@@ -356,48 +380,13 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
   out->funded = tot.v[0];
   out->co2_avoided_kg = tot.v[1];
   out->coal_saved_kg = tot.v[2];
-  for (size_t i = 0; i < money.n; i++) {
-    const gm_param *r = money.cells + i * 4;
-    Gm__Finance__CurrencyTotal *t = finance__cur(
-        call, &out->by_currency, &out->n_by_currency, finance__text(&r[0]));
-    t->loans = finance__int(&r[1]);
-    t->funded_amount = finance__int(&r[2]);
-    t->fees = finance__int(&r[3]);
-  }
+  /* Every loan has one class: the totals per currency are its class
+     lines' sums. */
+  finance__money(call, &out->by_currency, &out->n_by_currency, &cls, 1);
   finance__single(out->by_currency, out->n_by_currency, &out->currency,
                   &out->funded_amount, &out->fees);
-
-  size_t ccap = 0, bcap = 0;
-  for (size_t i = 0; i < sub.n; i++) {
-    const gm_param *r = sub.cells + i * 3;
-    finance__line(call, &out->by_class, &out->n_by_class, &ccap,
-                  finance__text(&r[0]), finance__text(&r[1]))
-        ->referrals = finance__int(&r[2]);
-  }
-  for (size_t i = 0; i < cls.n; i++) {
-    const gm_param *r = cls.cells + i * 5;
-    Gm__Finance__ReportLine *l =
-        finance__line(call, &out->by_class, &out->n_by_class, &ccap,
-                      finance__text(&r[0]), finance__text(&r[1]));
-    l->funded = finance__int(&r[2]);
-    l->funded_amount = finance__int(&r[3]);
-    l->fees = finance__int(&r[4]);
-  }
-  for (size_t i = 0; i < claims.n; i++) {
-    const gm_param *r = claims.cells + i * 3;
-    finance__line(call, &out->by_bank, &out->n_by_bank, &bcap,
-                  finance__text(&r[0]), finance__text(&r[1]))
-        ->referrals = finance__int(&r[2]);
-  }
-  for (size_t i = 0; i < banks.n; i++) {
-    const gm_param *r = banks.cells + i * 5;
-    Gm__Finance__ReportLine *l =
-        finance__line(call, &out->by_bank, &out->n_by_bank, &bcap,
-                      finance__text(&r[0]), finance__text(&r[1]));
-    l->funded = finance__int(&r[2]);
-    l->funded_amount = finance__int(&r[3]);
-    l->fees = finance__int(&r[4]);
-  }
+  finance__lines(call, &out->by_class, &out->n_by_class, &sub, &cls);
+  finance__lines(call, &out->by_bank, &out->n_by_bank, &claims, &banks);
   if (out->n_by_class)
     qsort(out->by_class, out->n_by_class, sizeof *out->by_class,
           finance__line_cmp);
