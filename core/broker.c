@@ -52,6 +52,7 @@ struct gm__broker {
   char server_secret[41];     /* CURVE secret key (Z85) in curve mode */
   char *redis_unix;           /* [redis] unix, resolved */
   char *redis_host;           /* [redis] host */
+  char *redis_cluster;        /* [redis] cluster: seed nodes, or "" */
   gm__redis_addr raddr;       /* the Redis address every thread uses */
   char *ledger_path;          /* [ledger] path, resolved */
   gm__host host;              /* what plugins see behind gm_host_api */
@@ -309,7 +310,9 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   long port;
   if (gm__config_int(cfg, "redis", "port", 6379, 1, 65535, &port, err, errlen))
     goto fail;
-  b->raddr = (gm__redis_addr){b->redis_unix, b->redis_host, (int)port};
+  b->redis_cluster = strdup(gm__config_get(cfg, "redis", "cluster", ""));
+  b->raddr = (gm__redis_addr){b->redis_unix, b->redis_host, (int)port,
+                              b->redis_cluster};
   b->ledger_path = gm__config_path(cfg, "ledger", "path", "ledger.sqlite");
   long ttl;
   if (gm__config_int(cfg, "redis", "idempotency_ttl", 86400, 60, 30 * 86400,
@@ -621,6 +624,7 @@ void gm__broker_destroy(gm__broker **bp) {
   free(b->private_feed);
   free(b->redis_unix);
   free(b->redis_host);
+  free(b->redis_cluster);
   free(b->ledger_path);
   free(b);
   *bp = NULL;

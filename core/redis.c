@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "call.h"
 #include "clock.h"
+#include "cluster.h"
 #include "counters.h"
 #include "fiber.h"
 #include "hash.h"
@@ -36,6 +39,14 @@
 #define GM__FN_MAX 160
 /* Room for a library's name: "gm_", the market cut to 47, "_", 16 hex. */
 #define GM__LIB_MAX 80
+/* Redirections one command follows: a slot moves once per resharding step,
+   so more means nodes disagree (a map changing under the command). */
+#define GM__CLUSTER_HOPS 5
+/* Reading the slot map: each node's connect and read timeout, and the gaps
+   between two reads forced by errors (doubling while no node answers). */
+#define GM__CLUSTER_READ_US 250000
+#define GM__CLUSTER_GAP_MIN_US 100000
+#define GM__CLUSTER_GAP_MAX_US 2000000
 
 struct gm__redis {
   redisContext
@@ -55,6 +66,17 @@ struct gm__redis {
   /* Timeouts of this connection and of every one reopened after it
      (gm__redis_set_timeouts); 0: the defaults of gm__redis_open. */
   int64_t connect_us, io_us;
+  unsigned gen; /* counts reopenings: a new socket may reuse the fd number */
+  /* Cluster mode (c NULL): the slot map, and per node of it a connection
+     of this kind opened at first use, each with its own pipeline. */
+  gm__cluster *cluster;
+  struct gm__redis **node; /* indexed like the map's nodes; NULL: not open */
+  size_t nnode;            /* entries allocated */
+  int epfd;                /* epoll over node sockets with waiters */
+  int *ep_fd;              /* per node: fd registered in epfd, -1: none */
+  unsigned *ep_gen;        /* per node: the gen that fd belongs to */
+  int refresh_due;         /* a MOVED said the map is old */
+  uint64_t refresh_next_us, refresh_gap_us; /* when the map may be read */
 };
 
 /* A fiber waiting for its reply (on the fiber's own stack), or a command
@@ -280,10 +302,16 @@ static redisContext *gm__redis_open(const gm__redis *r) {
   return c;
 }
 
+static gm__redis *gm__cluster_connect(const char *seeds, char *err,
+                                      size_t errlen);
+
 gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
                              size_t errlen) {
+  if (addr->cluster && *addr->cluster)
+    return gm__cluster_connect(addr->cluster, err, errlen);
   gm__redis *r = calloc(1, sizeof *r);
   if (!r) abort();
+  r->epfd = -1;
   if (addr->unix_path && *addr->unix_path) {
     r->unix_path = strdup(addr->unix_path);
     snprintf(r->where, sizeof r->where, "unix socket %s", addr->unix_path);
@@ -307,20 +335,160 @@ void gm__redis_destroy(gm__redis **rp) {
   if (!rp || !*rp) return;
   gm__redis *r = *rp;
   if (r->c) redisFree(r->c);
+  for (size_t i = 0; i < r->nnode; i++) gm__redis_destroy(&r->node[i]);
+  free(r->node);
+  free(r->ep_fd);
+  free(r->ep_gen);
+  if (r->epfd >= 0) close(r->epfd);
+  gm__cluster_destroy(&r->cluster);
   free(r->unix_path);
   free(r->host);
   free(r);
   *rp = NULL;
 }
 
+/* ---- cluster: a connection per node, each command to its slot's ---- */
+
+/*
+ * Every command gmd sends on a cluster touches one slot (one hash tag per
+ * script call, core/redis.h) or none.  A command goes to the master the map
+ * names for its first key's slot; one without keys (TIME, INFO, COMMAND,
+ * EVAL of the compile check) to any master, FUNCTION LOAD to every master
+ * (gm__library_load).  A MOVED reply corrects one slot and the command goes
+ * again where it says (the node that answered MOVED ran nothing), and the
+ * whole map is read again at the next command; ASK sends ASKING and the
+ * command to the node it names once, the map unchanged (a slot being
+ * migrated).  A connection lost, CLUSTERDOWN or TRYAGAIN have the map read
+ * again (at most every GM__CLUSTER_GAP_MIN_US, backing off while no node
+ * answers) and the command fails as on a single Redis: the callers' retry
+ * goes to whatever master the new map names.  Repeating is safe for the
+ * reason a single Redis's retry is (gm__command_formatted): a mutating
+ * script keeps its reply under its idempotency record and replays it.
+ */
+
+/* The connection to `node`, opened at first use with r's settings. */
+static gm__redis *gm__node_conn(gm__redis *r, int node) {
+  size_t n = gm__cluster_nodes(r->cluster);
+  if (r->nnode < n) {
+    r->node = realloc(r->node, n * sizeof *r->node);
+    r->ep_fd = realloc(r->ep_fd, n * sizeof *r->ep_fd);
+    r->ep_gen = realloc(r->ep_gen, n * sizeof *r->ep_gen);
+    if (!r->node || !r->ep_fd || !r->ep_gen) abort();
+    for (size_t i = r->nnode; i < n; i++) {
+      r->node[i] = NULL;
+      r->ep_fd[i] = -1;
+      r->ep_gen[i] = 0;
+    }
+    r->nnode = n;
+  }
+  if (!r->node[node]) {
+    gm__redis *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->epfd = -1;
+    c->host = strdup(gm__cluster_node_host(r->cluster, node));
+    if (!c->host) abort();
+    c->port = gm__cluster_node_port(r->cluster, node);
+    snprintf(c->where, sizeof c->where, "%s:%d", c->host, c->port);
+    c->connect_us = r->connect_us;
+    c->io_us = r->io_us;
+    c->pipelined = r->pipelined;
+    /* A failed context is kept like a failed reconnect's: the next command
+       reopens it. */
+    c->c = gm__redis_open(c);
+    if (!c->c) abort();
+    r->node[node] = c;
+  }
+  return r->node[node];
+}
+
+/* Reads the slot map; unless `now`, not before the gap since the last read
+   has passed (many failing commands read it once). */
+static int gm__cluster_reload(gm__redis *r, int now) {
+  uint64_t t = gm__clock_mono_us();
+  if (!now && t < r->refresh_next_us) return -1;
+  char why[256];
+  int rc =
+      gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, why, sizeof why);
+  if (rc == 0) {
+    r->refresh_due = 0;
+    r->refresh_gap_us = GM__CLUSTER_GAP_MIN_US;
+  } else {
+    gm__log(GM_LOG_WARN, "redis", "reading the cluster's slot map: %s", why);
+    snprintf(r->last_error, sizeof r->last_error,
+             "no cluster node answered (%.90s)", why);
+    r->refresh_gap_us =
+        r->refresh_gap_us ? r->refresh_gap_us * 2 : GM__CLUSTER_GAP_MIN_US;
+    if (r->refresh_gap_us > GM__CLUSTER_GAP_MAX_US)
+      r->refresh_gap_us = GM__CLUSTER_GAP_MAX_US;
+  }
+  r->refresh_next_us = t + r->refresh_gap_us;
+  return rc;
+}
+
+/* The node for `slot` (-1: any master), the map read first when a MOVED
+   asked for it or when it names none; -1 when no node is known for it. */
+static int gm__cluster_route(gm__redis *r, int slot) {
+  if (r->refresh_due) gm__cluster_reload(r, 0);
+  int node = slot >= 0 ? gm__cluster_slot_node(r->cluster, slot)
+                       : gm__cluster_any_master(r->cluster);
+  if (node < 0 && gm__cluster_reload(r, 0) == 0)
+    node = slot >= 0 ? gm__cluster_slot_node(r->cluster, slot)
+                     : gm__cluster_any_master(r->cluster);
+  if (node < 0)
+    snprintf(r->last_error, sizeof r->last_error,
+             "no master of the cluster serves slot %d", slot);
+  return node;
+}
+
+static gm__redis *gm__cluster_connect(const char *seeds, char *err,
+                                      size_t errlen) {
+  gm__redis *r = calloc(1, sizeof *r);
+  if (!r) abort();
+  r->epfd = -1;
+  snprintf(r->where, sizeof r->where, "cluster %s", seeds);
+  r->cluster = gm__cluster_new(seeds, err, errlen);
+  if (!r->cluster) {
+    gm__redis_destroy(&r);
+    return NULL;
+  }
+  char why[256];
+  if (gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, why, sizeof why)) {
+    snprintf(err, errlen,
+             "Redis Cluster is not reachable at %s (%s); are the nodes "
+             "running, and is the cluster created?",
+             seeds, why);
+    gm__redis_destroy(&r);
+    return NULL;
+  }
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (r->epfd < 0) abort();
+  r->refresh_gap_us = GM__CLUSTER_GAP_MIN_US;
+  return r;
+}
+
+int gm__redis_is_cluster(const gm__redis *r) {
+  return r->cluster != NULL;
+}
+
 redisContext *gm__redis_context(gm__redis *r) {
-  return r->c;
+  if (!r->cluster) return r->c;
+  int node = gm__cluster_route(r, -1);
+  /* The first node read a map once (connect), so one exists. */
+  return gm__node_conn(r, node >= 0 ? node : 0)->c;
+}
+
+redisContext *gm__redis_context_for(gm__redis *r, const char *key, size_t len) {
+  if (!r->cluster) return r->c;
+  int node = gm__cluster_route(r, gm__cluster_keyslot(key, len));
+  return gm__node_conn(r, node >= 0 ? node : 0)->c;
 }
 
 void gm__redis_set_timeouts(gm__redis *r, int64_t connect_us, int64_t io_us) {
   r->connect_us = connect_us;
   r->io_us = io_us;
   if (r->c && io_us) redisSetTimeout(r->c, gm__tv(io_us));
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) gm__redis_set_timeouts(r->node[i], connect_us, io_us);
 }
 
 static void gm__outbox_cache_clear_locked(void) {
@@ -332,6 +500,15 @@ static void gm__outbox_cache_clear_locked(void) {
 }
 
 gm_status gm__redis_reconnect(gm__redis *r) {
+  if (r->cluster) {
+    /* Connections with waiters are the worker's to reopen (when it fails
+       them); the others are reopened here, after the map says where. */
+    if (gm__cluster_reload(r, 1) != 0) return GM_UNAVAILABLE;
+    for (size_t i = 0; i < r->nnode; i++)
+      if (r->node[i] && r->node[i]->c->err && !r->node[i]->n_waiting)
+        gm__redis_reconnect(r->node[i]);
+    return GM_OK;
+  }
   redisContext *c = gm__redis_open(r);
   if (!c || c->err) {
     /* Keep the old, failed context: callers then get NULL replies, never a
@@ -341,6 +518,7 @@ gm_status gm__redis_reconnect(gm__redis *r) {
   }
   if (r->c) redisFree(r->c);
   r->c = c;
+  r->gen++;
   pthread_rwlock_wrlock(&gm__outbox_lock);
   gm__outbox_cache_clear_locked();
   pthread_rwlock_unlock(&gm__outbox_lock);
@@ -369,18 +547,54 @@ const char *gm__redis_where(const gm__redis *r) {
 
 void gm__redis_set_pipelined(gm__redis *r, int on) {
   r->pipelined = on;
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) r->node[i]->pipelined = on;
 }
 
 size_t gm__redis_waiting(const gm__redis *r) {
-  return r->n_waiting;
+  size_t n = r->n_waiting;
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) n += r->node[i]->n_waiting;
+  return n;
 }
 
 size_t gm__redis_buffered(const gm__redis *r) {
-  return r->c && r->c->obuf ? sdslen(r->c->obuf) : 0;
+  size_t n = r->c && r->c->obuf ? sdslen(r->c->obuf) : 0;
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) n += gm__redis_buffered(r->node[i]);
+  return n;
 }
 
-int gm__redis_fd(const gm__redis *r) {
-  return r->c ? r->c->fd : -1;
+/*
+ * The epoll set holds exactly the sockets of node connections with
+ * waiters, so the worker's poll wakes for replies only.  A socket closed by
+ * a reopen left the set by itself (the kernel drops closed descriptors),
+ * and its number may come back for another socket: what is registered is
+ * known by connection generation, never by number alone.
+ */
+int gm__redis_fd(const gm__redis *cr) {
+  if (!cr->cluster) return cr->c ? cr->c->fd : -1;
+  gm__redis *r = (gm__redis *)cr; /* the set is a cache of the state */
+  for (size_t i = 0; i < r->nnode; i++) {
+    gm__redis *n = r->node[i];
+    int want = n && n->n_waiting && !n->c->err ? n->c->fd : -1;
+    int same = n && r->ep_gen[i] == n->gen;
+    if (r->ep_fd[i] >= 0 && (want < 0 || !same)) {
+      if (same) epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->ep_fd[i], NULL);
+      r->ep_fd[i] = -1;
+    }
+  }
+  for (size_t i = 0; i < r->nnode; i++) {
+    gm__redis *n = r->node[i];
+    int want = n && n->n_waiting && !n->c->err ? n->c->fd : -1;
+    if (want < 0 || r->ep_fd[i] >= 0) continue;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, want, &ev) == 0) {
+      r->ep_fd[i] = want;
+      r->ep_gen[i] = n->gen;
+    }
+  }
+  return r->epfd;
 }
 
 /* Appends the formatted command for the running fiber and waits until the
@@ -477,6 +691,9 @@ static int gm__redis_write(gm__redis *r) {
 }
 
 void gm__redis_send(gm__redis *r) {
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) gm__redis_send(r->node[i]);
+  if (r->cluster) return;
   /* A failure resumes the waiters, whose retries queue on the reopened
      connection: write those too.  Each caller retries a bounded number of
      times, so this ends. */
@@ -485,6 +702,15 @@ void gm__redis_send(gm__redis *r) {
 }
 
 void gm__redis_receive(gm__redis *r) {
+  if (r->cluster) {
+    gm__redis_fd(r); /* a waiter resumed earlier may have changed the set */
+    struct epoll_event ev[16];
+    int n = epoll_wait(r->epfd, ev, 16, 0);
+    for (int k = 0; k < n; k++)
+      if (ev[k].data.u32 < r->nnode && r->node[ev[k].data.u32])
+        gm__redis_receive(r->node[ev[k].data.u32]);
+    return;
+  }
   if (!r->n_waiting) return;
   if (r->c->err || redisBufferRead(r->c) != REDIS_OK) {
     gm__redis_fail_all(r, r->c->err ? r->c->err : REDIS_ERR_IO, NULL);
@@ -504,6 +730,8 @@ void gm__redis_receive(gm__redis *r) {
 }
 
 void gm__redis_expire(gm__redis *r, uint64_t limit_us) {
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) gm__redis_expire(r->node[i], limit_us);
   if (!r->n_waiting || gm__clock_mono_us() - r->progress_us < limit_us) return;
   gm__log(GM_LOG_ERROR, "redis",
           "no reply from Redis at %s for %llu ms with %zu commands waiting; "
@@ -521,6 +749,8 @@ void gm__redis_expire(gm__redis *r, uint64_t limit_us) {
  * fibers resumed meanwhile wait for the next round.
  */
 void gm__redis_flush(gm__redis *r) {
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) gm__redis_flush(r->node[i]);
   if (!r->n_waiting) return;
   gm__redis_wait *last = r->tail;
   if (gm__redis_write(r) != 0) return;
@@ -544,8 +774,8 @@ void gm__redis_flush(gm__redis *r) {
  * r is pipelined and a fiber is running, else at once.  NULL on failure, with
  * *err the hiredis error (r->last_error says why).
  */
-static redisReply *gm__exec(gm__redis *r, const char *cmd, size_t len,
-                            int *err) {
+static redisReply *gm__exec_one(gm__redis *r, const char *cmd, size_t len,
+                                int *err) {
   *err = 0;
   if (r->pipelined && gm__fiber_current()) {
     redisReply *reply = gm__redis_wait_reply(r, cmd, len, err);
@@ -565,6 +795,76 @@ static redisReply *gm__exec(gm__redis *r, const char *cmd, size_t len,
     return NULL;
   }
   return reply;
+}
+
+static void gm__command_nowait(gm__redis *r, int argc, const char **argv,
+                               const size_t *lens, const char *what);
+
+/* The command on `n` as the first after ASKING: appended right behind it
+   with nothing between (a fiber runs until it waits). */
+static redisReply *gm__exec_asking(gm__redis *n, const char *cmd, size_t len,
+                                   int *err) {
+  const char *argv[] = {"ASKING"};
+  size_t lens[] = {6};
+  if (n->pipelined && gm__fiber_current()) {
+    gm__command_nowait(n, 1, argv, lens, "ASKING");
+    return gm__exec_one(n, cmd, len, err);
+  }
+  redisReply *ok = gm__exec_one(n, "*1\r\n$6\r\nASKING\r\n", 16, err);
+  if (!ok) return NULL;
+  freeReplyObject(ok);
+  return gm__exec_one(n, cmd, len, err);
+}
+
+/* One command on a cluster: to its slot's master, following redirections
+   (see "cluster" above). */
+static redisReply *gm__cluster_exec(gm__redis *r, const char *cmd, size_t len,
+                                    int *err) {
+  int slot = gm__cluster_command_slot(cmd, len);
+  int node = gm__cluster_route(r, slot), asking = 0;
+  for (int hop = 0;; hop++) {
+    if (node < 0) {
+      gm__count(GM__COUNT_REDIS_ERRORS);
+      *err = REDIS_ERR_IO;
+      return NULL;
+    }
+    gm__redis *n = gm__node_conn(r, node);
+    redisReply *reply = asking ? gm__exec_asking(n, cmd, len, err)
+                               : gm__exec_one(n, cmd, len, err);
+    if (!reply) {
+      snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
+               n->last_error);
+      /* The node may be gone for good (a failover): the caller's retry
+         goes where the map read now says. */
+      if (*err == REDIS_ERR_IO) gm__cluster_reload(r, 0);
+      return NULL;
+    }
+    if (reply->type != REDIS_REPLY_ERROR || hop >= GM__CLUSTER_HOPS)
+      return reply;
+    char host[256];
+    int rslot, port;
+    int kind = gm__cluster_redirect(reply->str, reply->len, &rslot, host,
+                                    sizeof host, &port);
+    if (!kind) {
+      if (strncmp(reply->str, "CLUSTERDOWN", 11) == 0 ||
+          strncmp(reply->str, "TRYAGAIN", 8) == 0)
+        r->refresh_due = 1;
+      return reply;
+    }
+    freeReplyObject(reply);
+    node = gm__cluster_node(r->cluster, host, port);
+    asking = kind == GM__CLUSTER_ASK;
+    if (!asking) {
+      gm__cluster_set_slot(r->cluster, rslot, node);
+      r->refresh_due = 1; /* other slots moved with it, most likely */
+    }
+  }
+}
+
+static redisReply *gm__exec(gm__redis *r, const char *cmd, size_t len,
+                            int *err) {
+  return r->cluster ? gm__cluster_exec(r, cmd, len, err)
+                    : gm__exec_one(r, cmd, len, err);
 }
 
 /*
@@ -605,6 +905,18 @@ static redisReply *gm__command(gm__redis *r, int argc, const char **argv,
  */
 static void gm__command_nowait(gm__redis *r, int argc, const char **argv,
                                const size_t *lens, const char *what) {
+  if (r->cluster) {
+    /* A MOVED reply to it is logged and dropped: what is sent this way is
+       repaired by reconciliation (the deadline index), and the next command
+       reads the map again. */
+    int node = gm__cluster_route(r, gm__cluster_argv_slot(argc, argv, lens));
+    if (node < 0) {
+      gm__log(GM_LOG_WARN, "redis", "%s was not sent: %s", what, r->last_error);
+      return;
+    }
+    gm__command_nowait(gm__node_conn(r, node), argc, argv, lens, what);
+    return;
+  }
   if (!(r->pipelined && gm__fiber_current())) {
     redisReply *reply = gm__command(r, argc, argv, lens);
     if (!reply || reply->type == REDIS_REPLY_ERROR)
@@ -680,6 +992,28 @@ static redisReplyObjectFunctions gm__arena_reply_fns = {
 
 redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
                                  const char **argv, const size_t *lens) {
+  if (r->cluster) {
+    int node = gm__cluster_route(r, gm__cluster_argv_slot(argc, argv, lens));
+    for (int hop = 0; node >= 0; hop++) {
+      gm__redis *n = gm__node_conn(r, node);
+      redisReply *reply = gm__redis_command_in(n, a, argc, argv, lens);
+      char host[256];
+      int slot, port;
+      if (!reply) {
+        snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
+                 n->last_error);
+        return NULL;
+      }
+      if (reply->type != REDIS_REPLY_ERROR || hop >= GM__CLUSTER_HOPS ||
+          gm__cluster_redirect(reply->str, reply->len, &slot, host, sizeof host,
+                               &port) != GM__CLUSTER_MOVED)
+        return reply; /* in the arena: nothing to free */
+      node = gm__cluster_node(r->cluster, host, port);
+      gm__cluster_set_slot(r->cluster, slot, node);
+      r->refresh_due = 1;
+    }
+    return NULL;
+  }
   if (r->c->err) { /* the caller decides when to reconnect */
     gm__redis_note_error(r, r->c);
     return NULL;
@@ -952,6 +1286,25 @@ static int gm__functions_check(gm__redis *r, char *err, size_t errlen) {
    otherwise. */
 static int gm__library_load(gm__redis *r, const char *source, char *err,
                             size_t errlen) {
+  if (r->cluster) {
+    /* Functions live per node: every master gets the library (the one
+       whose "Function not found" led here among them), so a master that
+       is down fails only its own slots' calls, not the load. */
+    int loaded = 0, ok = 0, tried = 0;
+    if (r->refresh_due) gm__cluster_reload(r, 0);
+    for (size_t i = 0; i < gm__cluster_nodes(r->cluster); i++) {
+      if (!gm__cluster_node_master(r->cluster, (int)i)) continue;
+      tried++;
+      int rc = gm__library_load(gm__node_conn(r, (int)i), source, err, errlen);
+      if (rc >= 0) ok++;
+      if (rc == 1) loaded = 1;
+      if (rc < 0)
+        gm__log(GM_LOG_WARN, "redis", "FUNCTION LOAD on %s: %s",
+                r->node[i]->where, err);
+    }
+    if (!tried) snprintf(err, errlen, "%s", r->last_error);
+    return ok ? loaded : -1;
+  }
   const char *argv[] = {"FUNCTION", "LOAD", source};
   size_t lens[] = {8, 4, strlen(source)};
   redisReply *reply = gm__command(r, 3, argv, lens);

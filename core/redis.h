@@ -31,6 +31,10 @@ typedef struct gm__redis_addr {
   const char *unix_path; /* used when non-NULL and non-empty */
   const char *host;      /* else host:port */
   int port;
+  /* Non-empty: Redis Cluster seed nodes "host:port,host:port" (unix_path,
+     host and port unused); each command goes to the master serving its
+     first key's slot (core/cluster.h). */
+  const char *cluster;
 } gm__redis_addr;
 
 typedef struct gm__redis gm__redis;
@@ -40,8 +44,15 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
                              size_t errlen);
 /* Closes; nulls *r; idempotent. */
 void gm__redis_destroy(gm__redis **r);
-/* The hiredis context, for plain commands (core participants, settler). */
+/* The hiredis context, for plain commands (core participants, settler).  On
+   a cluster: that of a master, right for commands without keys only. */
 redisContext *gm__redis_context(gm__redis *r);
+/* The context of the node serving `key` (on a single Redis: the one
+   context), for plain commands on that key and others of its slot; it may
+   answer MOVED while the map is old: gm__redis_reconnect reads it again. */
+redisContext *gm__redis_context_for(gm__redis *r, const char *key, size_t len);
+/* Non-zero when r talks to a Redis Cluster. */
+int gm__redis_is_cluster(const gm__redis *r);
 /*
  * Timeouts (microseconds; 0: the default) of connecting and of each read or
  * write, for r's connection now and every one gm__redis_reconnect opens
@@ -49,7 +60,8 @@ redisContext *gm__redis_context(gm__redis *r);
  * across reconnects (by default 5 s and 30 s).
  */
 void gm__redis_set_timeouts(gm__redis *r, int64_t connect_us, int64_t io_us);
-/* Reconnects after an I/O error (with r's timeouts); GM_OK or
+/* Reconnects after an I/O error (with r's timeouts); on a cluster reads the
+   slot map again and reopens every broken node connection.  GM_OK or
    GM_UNAVAILABLE. */
 gm_status gm__redis_reconnect(gm__redis *r);
 /* Why the last command over r failed, and where r points, for messages. */
@@ -88,7 +100,9 @@ void gm__redis_set_pipelined(gm__redis *r, int on);
 size_t gm__redis_waiting(const gm__redis *r);
 /* Bytes of commands appended and not yet written (tests). */
 size_t gm__redis_buffered(const gm__redis *r);
-/* The socket to poll for replies (it changes after a reconnect). */
+/* The socket to poll for replies (it changes after a reconnect); on a
+   cluster an epoll descriptor over every node connection with waiters, so
+   one poll covers the per-node pipelines. */
 int gm__redis_fd(const gm__redis *r);
 /* Writes every queued command (blocking until the kernel took them). */
 void gm__redis_send(gm__redis *r);
