@@ -1,0 +1,263 @@
+/*
+ * gmd on a Redis Cluster (tests/support/cluster_fixture.h): each script call
+ * lands on the master of its tag's slot, MOVED and ASK during a slot's
+ * migration are followed, and after a master's kill -9 and its replica's
+ * promotion requests resume.  ctest label "cluster".
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster.h"
+#include "cluster_fixture.h"
+#include "gmd_fixture.h"
+#include "redis.h"
+#include "testmkt.pb-c.h"
+
+#define TAGS 16
+
+static gm_test_cluster *cl;
+static gm_test_gmd *gmd;
+static gm_test_conn *conn;
+
+static void start(int replicas) {
+  cl = gm_test_cluster_start(3, replicas, 1000);
+  char conf[1024];
+  snprintf(conf, sizeof conf, "%s[plugins]\nload = testmkt\n",
+           gm_test_cluster_conf(cl));
+  gmd = gm_test_gmd_start(gm_test_cluster_home(cl), TEST_PLUGIN_DIR, conf);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+}
+
+static void teardown(void) {
+  gm_test_conn_destroy(&conn);
+  if (gmd) gm_test_gmd_stop(&gmd);
+  gm_test_cluster_stop(&cl);
+}
+
+static void nap_ms(int ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* testmkt.deadline op "cancel" on `tag`: writes gm:{testmkt:<tag>}:entity
+   = "cancel:<id>" (a mutating script with an idempotency record); the
+   reply's status. */
+static int write_tag(const char *tag, const char *id, const char *idem) {
+  Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+  req.op = "cancel";
+  req.kind = "x";
+  req.tag = (char *)tag;
+  req.id = (char *)id;
+  Gm__Reply *r =
+      gm_test_call(conn, "alice", "testmkt", "deadline", idem, &req.base);
+  ck_assert_msg(r != NULL, "no reply for tag %s", tag);
+  int st = r->status;
+  if (st != GM__STATUS__OK)
+    fprintf(stderr, "tag %s: status %d %s\n", tag, st, r->message);
+  gm__reply__free_unpacked(r, NULL);
+  return st;
+}
+
+static char *entity_key(const char *tag) {
+  static char key[128];
+  snprintf(key, sizeof key, "gm:{testmkt:%s}:entity", tag);
+  return key;
+}
+
+/* The entity as the node holds it ("" when it does not). */
+static void expect_entity(int node, const char *tag, const char *want) {
+  redisContext *rc = gm_test_cluster_connect(cl, node);
+  redisReply *r = gm_test_redis_cmd(rc, "GET %s", entity_key(tag));
+  ck_assert_msg(r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0,
+                "node %d holds %s = %s, want %s", node, entity_key(tag),
+                r->type == REDIS_REPLY_STRING ? r->str : "(none)", want);
+  freeReplyObject(r);
+  redisFree(rc);
+}
+
+static int owner_of(const char *tag) {
+  const char *key = entity_key(tag);
+  return gm_test_cluster_owner(cl, gm__cluster_keyslot(key, strlen(key)));
+}
+
+START_TEST(test_calls_land_on_their_masters) {
+  start(0);
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  Gm__Reply *p = gm_test_call(conn, NULL, "gm", "ping", NULL, &ping.base);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_int_eq(p->status, GM__STATUS__OK);
+  gm__reply__free_unpacked(p, NULL);
+
+  int per_master[3] = {0};
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], idem[16];
+    snprintf(tag, sizeof tag, "t%d", i);
+    snprintf(idem, sizeof idem, "w-%d", i);
+    ck_assert_int_eq(write_tag(tag, tag, idem), GM__STATUS__OK);
+    /* A retry replays from the record next to the entity. */
+    ck_assert_int_eq(write_tag(tag, tag, idem), GM__STATUS__OK);
+    int owner = owner_of(tag);
+    ck_assert_int_ge(owner, 0);
+    ck_assert_int_lt(owner, 3);
+    per_master[owner]++;
+    char want[32];
+    snprintf(want, sizeof want, "cancel:%s", tag);
+    expect_entity(owner, tag, want);
+  }
+  /* Our slot of each key is the cluster's, and the tags spread. */
+  redisContext *rc = gm_test_cluster_connect(cl, 0);
+  for (int m = 0; m < 3; m++) {
+    ck_assert_msg(per_master[m] > 0, "no tag of %d on master %d", TAGS, m);
+    redisContext *mc = gm_test_cluster_connect(cl, m);
+    ck_assert_int_gt(gm_test_redis_int(mc, "DBSIZE"), 0);
+    redisFree(mc);
+  }
+  for (int i = 0; i < TAGS; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "gm:{testmkt:t%d}:idem:alice:dl:w-%d", i, i);
+    ck_assert_int_eq(gm_test_redis_int(rc, "CLUSTER KEYSLOT %s", key),
+                     gm__cluster_keyslot(key, strlen(key)));
+  }
+  redisFree(rc);
+}
+END_TEST
+
+/* Runs `fmt` on node and expects +OK. */
+static void ok_on(int node, const char *fmt, const char *a, const char *b) {
+  redisContext *rc = gm_test_cluster_connect(cl, node);
+  redisReply *r = gm_test_redis_cmd(rc, fmt, a, b);
+  freeReplyObject(r);
+  redisFree(rc);
+}
+
+START_TEST(test_slot_migration_moved_and_ask) {
+  start(0);
+  const char *tag = "mv";
+  ck_assert_int_eq(write_tag(tag, "1", "mv-1"), GM__STATUS__OK);
+  int from = owner_of(tag), to = (from + 1) % 3;
+  const char *key = entity_key(tag);
+  int slot = gm__cluster_keyslot(key, strlen(key));
+  char s[16];
+  snprintf(s, sizeof s, "%d", slot);
+
+  /* A client of core/redis.c of its own, whose map says `from`. */
+  char err[512];
+  gm__redis_addr addr = {.cluster = gm_test_cluster_seeds(cl)};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+
+  ok_on(to, "CLUSTER SETSLOT %s IMPORTING %s", s, gm_test_cluster_id(cl, from));
+  ok_on(from, "CLUSTER SETSLOT %s MIGRATING %s", s, gm_test_cluster_id(cl, to));
+  /* A key `from` lacks while the slot migrates: ASK, ASKING, set on `to`. */
+  redisReply *rep = gm__redis_callf(r, "SET gm:{testmkt:mv}:plain asked");
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_msg(rep->type == REDIS_REPLY_STATUS, "SET: %s", rep->str);
+  freeReplyObject(rep);
+  redisContext *tc = gm_test_cluster_connect(cl, to);
+  freeReplyObject(gm_test_redis_cmd(tc, "ASKING"));
+  rep = gm_test_redis_cmd(tc, "GET gm:{testmkt:mv}:plain");
+  ck_assert_str_eq(rep->str, "asked");
+  freeReplyObject(rep);
+  redisFree(tc);
+  redisContext *fc = gm_test_cluster_connect(cl, from);
+  /* A script whose keys are split between the nodes cannot run on either
+     (TRYAGAIN): gmd answers UNAVAILABLE, which clients retry. */
+  int st = write_tag(tag, "2", "mv-2");
+  ck_assert_msg(st == GM__STATUS__OK || st == GM__STATUS__UNAVAILABLE,
+                "status %d during the migration", st);
+
+  /* Every key of the slot to `to`, then the slot itself. */
+  redisReply *keys =
+      gm_test_redis_cmd(fc, "CLUSTER GETKEYSINSLOT %d 1000", slot);
+  ck_assert_uint_gt(keys->elements, 0);
+  for (size_t i = 0; i < keys->elements; i++) {
+    redisReply *m =
+        redisCommand(fc, "MIGRATE 127.0.0.1 %d %s 0 5000",
+                     gm_test_cluster_port(cl, to), keys->element[i]->str);
+    ck_assert_msg(m && m->type == REDIS_REPLY_STATUS, "MIGRATE %s: %s",
+                  keys->element[i]->str, m ? m->str : fc->errstr);
+    freeReplyObject(m);
+  }
+  freeReplyObject(keys);
+  redisFree(fc);
+  for (int m = 0; m < 3; m++)
+    ok_on(m, "CLUSTER SETSLOT %s NODE %s", s, gm_test_cluster_id(cl, to));
+  gm_test_cluster_wait_ok(cl);
+
+  /* gmd's workers and r still name `from`: MOVED, followed. */
+  ck_assert_int_eq(write_tag(tag, "3", "mv-3"), GM__STATUS__OK);
+  expect_entity(to, tag, "cancel:3");
+  ck_assert_int_eq(write_tag(tag, "2", "mv-2"), GM__STATUS__OK);
+  /* The first call's record moved with the slot: a retry replays it and
+     changes nothing. */
+  ck_assert_int_eq(write_tag(tag, "1", "mv-1"), GM__STATUS__OK);
+  expect_entity(to, tag, "cancel:2");
+  rep = gm__redis_callf(r, "GET gm:{testmkt:mv}:plain");
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_int_eq(rep->type, REDIS_REPLY_STRING);
+  ck_assert_str_eq(rep->str, "asked");
+  freeReplyObject(rep);
+  gm__redis_destroy(&r);
+}
+END_TEST
+
+START_TEST(test_master_killed_replica_promoted) {
+  start(1);
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], idem[16];
+    snprintf(tag, sizeof tag, "t%d", i);
+    snprintf(idem, sizeof idem, "a-%d", i);
+    ck_assert_int_eq(write_tag(tag, "a", idem), GM__STATUS__OK);
+  }
+  int victim = owner_of("t0"), replica = -1;
+  for (int n = 3; n < 6; n++) {
+    redisContext *rc = gm_test_cluster_connect(cl, n);
+    redisReply *role = gm_test_redis_cmd(rc, "ROLE");
+    if (role->element[2]->integer == gm_test_cluster_port(cl, victim))
+      replica = n;
+    freeReplyObject(role);
+    redisFree(rc);
+  }
+  ck_assert_int_ge(replica, 0);
+  gm_test_cluster_kill(cl, victim);
+  ck_assert_int_ne(write_tag("t0", "b", "b-0"), GM__STATUS__OK);
+  ok_on(replica, "CLUSTER FAILOVER %s%s", "TAKEOVER", "");
+  gm_test_cluster_wait_ok(cl);
+
+  /* Requests resume once gmd reads the new map; until then they fail
+     retryably.  Each retry carries the same idempotency key. */
+  int st = -1;
+  for (int tries = 0; tries < 100 && st != GM__STATUS__OK; tries++) {
+    st = write_tag("t0", "b", "b-0");
+    ck_assert_msg(st == GM__STATUS__OK || st == GM__STATUS__UNAVAILABLE,
+                  "status %d after the failover", st);
+    if (st != GM__STATUS__OK) nap_ms(100);
+  }
+  ck_assert_int_eq(st, GM__STATUS__OK);
+  expect_entity(replica, "t0", "cancel:b");
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], idem[16];
+    snprintf(tag, sizeof tag, "t%d", i);
+    snprintf(idem, sizeof idem, "c-%d", i);
+    ck_assert_int_eq(write_tag(tag, "c", idem), GM__STATUS__OK);
+  }
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("cluster");
+  TCase *tc = tcase_create("route");
+  tcase_add_checked_fixture(tc, NULL, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_calls_land_on_their_masters);
+  tcase_add_test(tc, test_slot_migration_moved_and_ask);
+  tcase_add_test(tc, test_master_killed_replica_promoted);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
