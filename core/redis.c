@@ -402,7 +402,10 @@ static gm__redis *gm__node_conn(gm__redis *r, int node) {
 }
 
 /* Reads the slot map; unless `now`, not before the gap since the last read
-   has passed (many failing commands read it once). */
+   has passed (many failing commands read it once).  It blocks the thread
+   (a worker: all its requests) for a round trip to the first node that
+   answers, up to GM__CLUSTER_READ_US per node that does not: rare, and
+   cheaper than requests sent where the slot no longer is. */
 static int gm__cluster_reload(gm__redis *r, int now) {
   uint64_t t = gm__clock_mono_us();
   if (!now && t < r->refresh_next_us) return -1;
@@ -572,9 +575,8 @@ size_t gm__redis_buffered(const gm__redis *r) {
  * and its number may come back for another socket: what is registered is
  * known by connection generation, never by number alone.
  */
-int gm__redis_fd(const gm__redis *cr) {
-  if (!cr->cluster) return cr->c ? cr->c->fd : -1;
-  gm__redis *r = (gm__redis *)cr; /* the set is a cache of the state */
+int gm__redis_fd(gm__redis *r) {
+  if (!r->cluster) return r->c ? r->c->fd : -1;
   for (size_t i = 0; i < r->nnode; i++) {
     gm__redis *n = r->node[i];
     int want = n && n->n_waiting && !n->c->err ? n->c->fd : -1;

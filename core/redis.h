@@ -103,7 +103,7 @@ size_t gm__redis_buffered(const gm__redis *r);
 /* The socket to poll for replies (it changes after a reconnect); on a
    cluster an epoll descriptor over every node connection with waiters, so
    one poll covers the per-node pipelines. */
-int gm__redis_fd(const gm__redis *r);
+int gm__redis_fd(gm__redis *r);
 /* Writes every queued command (blocking until the kernel took them). */
 void gm__redis_send(gm__redis *r);
 /* Reads what the socket has (one read; call when it is readable) and
