@@ -569,30 +569,24 @@ size_t gm__redis_buffered(const gm__redis *r) {
 }
 
 /*
- * The epoll set holds exactly the sockets of node connections with
- * waiters, so the worker's poll wakes for replies only.  A socket closed by
- * a reopen left the set by itself (the kernel drops closed descriptors),
- * and its number may come back for another socket: what is registered is
- * known by connection generation, never by number alone.
+ * The epoll set holds the sockets of node connections that had waiters:
+ * one is added when its first command waits, and leaves only when it is
+ * readable with nobody waiting (so a busy connection costs no epoll_ctl per
+ * round).  A socket closed by a reopen left the set by itself (the kernel
+ * drops closed descriptors), and its number may come back for another
+ * socket: what is registered is known by connection generation, never by
+ * number alone.
  */
 int gm__redis_fd(gm__redis *r) {
   if (!r->cluster) return r->c ? r->c->fd : -1;
   for (size_t i = 0; i < r->nnode; i++) {
     gm__redis *n = r->node[i];
-    int want = n && n->n_waiting && !n->c->err ? n->c->fd : -1;
-    int same = n && r->ep_gen[i] == n->gen;
-    if (r->ep_fd[i] >= 0 && (want < 0 || !same)) {
-      if (same) epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->ep_fd[i], NULL);
-      r->ep_fd[i] = -1;
-    }
-  }
-  for (size_t i = 0; i < r->nnode; i++) {
-    gm__redis *n = r->node[i];
-    int want = n && n->n_waiting && !n->c->err ? n->c->fd : -1;
-    if (want < 0 || r->ep_fd[i] >= 0) continue;
+    if (!n) continue;
+    if (r->ep_fd[i] >= 0 && r->ep_gen[i] != n->gen) r->ep_fd[i] = -1;
+    if (r->ep_fd[i] >= 0 || !n->n_waiting || n->c->err) continue;
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, want, &ev) == 0) {
-      r->ep_fd[i] = want;
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, n->c->fd, &ev) == 0) {
+      r->ep_fd[i] = n->c->fd;
       r->ep_gen[i] = n->gen;
     }
   }
@@ -708,9 +702,19 @@ void gm__redis_receive(gm__redis *r) {
     gm__redis_fd(r); /* a waiter resumed earlier may have changed the set */
     struct epoll_event ev[16];
     int n = epoll_wait(r->epfd, ev, 16, 0);
-    for (int k = 0; k < n; k++)
-      if (ev[k].data.u32 < r->nnode && r->node[ev[k].data.u32])
-        gm__redis_receive(r->node[ev[k].data.u32]);
+    for (int k = 0; k < n; k++) {
+      uint32_t i = ev[k].data.u32;
+      gm__redis *node = i < r->nnode ? r->node[i] : NULL;
+      if (!node) continue;
+      if (node->n_waiting) {
+        gm__redis_receive(node);
+      } else if (r->ep_fd[i] >= 0 && r->ep_gen[i] == node->gen) {
+        /* Readable with nobody waiting (the server closed it): out of the
+           set, or the worker's poll would never sleep. */
+        epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->ep_fd[i], NULL);
+        r->ep_fd[i] = -1;
+      }
+    }
     return;
   }
   if (!r->n_waiting) return;
