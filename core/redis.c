@@ -1573,9 +1573,11 @@ static void gm__value_from_reply(gm__arena *a, const redisReply *r,
 }
 
 int gm__redis_transient(const char *err, size_t len) {
+  /* MOVED and ASK reach a caller only after GM__CLUSTER_HOPS redirections
+     (a slot map changing under the command): retrying later is right. */
   static const char *const transient[] = {
-      "LOADING",     "BUSY",     "MASTERDOWN", "TRYAGAIN",
-      "CLUSTERDOWN", "READONLY", "NOREPLICAS"};
+      "LOADING",  "BUSY",       "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
+      "READONLY", "NOREPLICAS", "MOVED",      "ASK"};
   size_t w = 0;
   while (w < len && err[w] != ' ') w++;
   for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)

@@ -164,7 +164,8 @@ void gm__deadline_index_lower(gm_call *call, const char *market,
 /*
  * Non-zero when an error reply's first word says Redis cannot serve right
  * now but will (LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, READONLY,
- * NOREPLICAS): the caller answers UNAVAILABLE, which clients retry.
+ * NOREPLICAS, and MOVED or ASK left after the redirections a cluster
+ * command follows): the caller answers UNAVAILABLE, which clients retry.
  */
 int gm__redis_transient(const char *err, size_t len);
 /*
