@@ -267,9 +267,9 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
   } else {
     return gm__redis_context(m->redis);
   }
-  redisContext *c = gm__redis_context(m->redis);
-  redisSetTimeout(c, (struct timeval){REDIS_TIMEOUT_S, 0});
-  return c;
+  /* Every connection of it, on a cluster one per node. */
+  gm__redis_set_timeouts(m->redis, 0, REDIS_TIMEOUT_S * 1000000LL);
+  return gm__redis_context(m->redis);
 }
 
 /* Redis answers PING; 1, or 0 and why. */
@@ -336,9 +336,13 @@ static void count_outboxes(gm__metrics *m, int redis_ok) {
   char why[256];
   m->dead_letters =
       ledger_count(m, "SELECT count(*) FROM gm_dead_letter", why, sizeof why);
-  redisContext *c = redis_ok ? redis_ready(m, why, sizeof why) : NULL;
-  if (!c) return;
-  redisReply *set = redisCommand(c, "SMEMBERS gm:outboxes");
+  if (!redis_ok || !redis_ready(m, why, sizeof why)) return;
+  /* Each key on the context of its node (on a cluster, the master of its
+     slot; on one Redis, the one context). */
+  static const char registry[] = "gm:outboxes";
+  redisContext *c =
+      gm__redis_context_for(m->redis, registry, sizeof registry - 1);
+  redisReply *set = redisCommand(c, "SMEMBERS %s", registry);
   if (!set || set->type != REDIS_REPLY_ARRAY) {
     gm__count(GM__COUNT_REDIS_ERRORS);
     if (set) freeReplyObject(set);
@@ -346,23 +350,31 @@ static void count_outboxes(gm__metrics *m, int redis_ok) {
   }
   long long total = 0;
   int ok = 1;
+  redisContext **on = malloc(XLEN_CHUNK * sizeof *on);
+  if (!on) abort();
   for (size_t i = 0; ok && i < set->elements; i += XLEN_CHUNK) {
     size_t end =
         i + XLEN_CHUNK < set->elements ? i + XLEN_CHUNK : set->elements;
-    for (size_t k = i; k < end; k++)
-      redisAppendCommand(c, "XLEN %b", set->element[k]->str,
+    for (size_t k = i; k < end; k++) {
+      on[k - i] = gm__redis_context_for(m->redis, set->element[k]->str,
+                                        set->element[k]->len);
+      redisAppendCommand(on[k - i], "XLEN %b", set->element[k]->str,
                          set->element[k]->len);
+    }
+    /* Every reply is read, even after a failure: another node's
+       connection must not keep replies nobody read. */
     for (size_t k = i; k < end; k++) {
       redisReply *r = NULL;
-      if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-        gm__count(GM__COUNT_REDIS_ERRORS);
+      if (redisGetReply(on[k - i], (void **)&r) != REDIS_OK || !r) {
         ok = 0;
-        break; /* the connection is broken: no reply follows */
+        continue; /* that connection is broken: no reply follows */
       }
       if (r->type == REDIS_REPLY_INTEGER) total += r->integer;
       freeReplyObject(r);
     }
+    if (!ok) gm__count(GM__COUNT_REDIS_ERRORS);
   }
+  free(on);
   if (ok) {
     m->outbox_entries = total;
     m->outbox_streams = (long long)set->elements;

@@ -48,8 +48,9 @@ void gm__redis_destroy(gm__redis **r);
    a cluster: that of a master, right for commands without keys only. */
 redisContext *gm__redis_context(gm__redis *r);
 /* The context of the node serving `key` (on a single Redis: the one
-   context), for plain commands on that key and others of its slot; it may
-   answer MOVED while the map is old: gm__redis_reconnect reads it again. */
+   context), for plain commands on that key and others of its slot.  It
+   may answer MOVED while this connection's map is old: after such a reply
+   call gm__redis_reconnect, which reads the map again, and ask again. */
 redisContext *gm__redis_context_for(gm__redis *r, const char *key, size_t len);
 /* Non-zero when r talks to a Redis Cluster. */
 int gm__redis_is_cluster(const gm__redis *r);
