@@ -1,10 +1,12 @@
 /*
- * gmd on a Redis Cluster (tests/support/cluster_fixture.h): each script call
+ * gmd on a Redis Cluster (tests/support/cluster_fixture.h): a worker's
+ * connection pipelines on every master at once, each script call
  * lands on the master of its tag's slot, MOVED and ASK during a slot's
  * migration are followed, and after a master's kill -9 and its replica's
  * promotion requests resume.  ctest label "cluster".
  */
 #include <check.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 
 #include "cluster.h"
 #include "cluster_fixture.h"
+#include "fiber.h"
 #include "gmd_fixture.h"
 #include "redis.h"
 #include "testmkt.pb-c.h"
@@ -246,11 +249,78 @@ START_TEST(test_master_killed_replica_promoted) {
 }
 END_TEST
 
+/* One fiber of the pipelined test: its own tag, SET then GET. */
+typedef struct piper {
+  gm__redis *r;
+  int i;
+  int ok;
+} piper;
+
+static void piper_run(void *arg) {
+  piper *p = arg;
+  redisReply *set = gm__redis_callf(p->r, "SET gm:{pipe:%d}:k v%d", p->i, p->i);
+  redisReply *get = gm__redis_callf(p->r, "GET gm:{pipe:%d}:k", p->i);
+  char want[16];
+  snprintf(want, sizeof want, "v%d", p->i);
+  p->ok = set && set->type == REDIS_REPLY_STATUS && get &&
+          get->type == REDIS_REPLY_STRING && strcmp(get->str, want) == 0;
+  if (set) freeReplyObject(set);
+  if (get) freeReplyObject(get);
+}
+
+/* A worker's connection on a cluster: fibers' commands queue on each
+   master's connection at once, the worker polls one descriptor, and every
+   fiber gets its own replies. */
+START_TEST(test_pipelines_per_master) {
+  cl = gm_test_cluster_start(3, 0, 1000);
+  char err[512];
+  gm__redis_addr addr = {.cluster = gm_test_cluster_seeds(cl)};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  gm__redis_set_pipelined(r, 1);
+  enum { N = 64 };
+  static gm__fiber *f[N];
+  static piper p[N];
+  for (int i = 0; i < N; i++) {
+    f[i] = gm__fiber_new(64 * 1024);
+    p[i] = (piper){r, i, 0};
+    ck_assert_int_eq(gm__fiber_start(f[i], piper_run, &p[i]), 0);
+  }
+  /* Every fiber waits on its tag's master: all three have a queue. */
+  ck_assert_uint_eq(gm__redis_waiting(r), N);
+  int busy[3] = {0};
+  for (int i = 0; i < N; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "gm:{pipe:%d}:k", i);
+    busy[gm_test_cluster_owner(cl, gm__cluster_keyslot(key, strlen(key)))]++;
+  }
+  ck_assert(busy[0] && busy[1] && busy[2]);
+  for (int rounds = 0; gm__redis_waiting(r) && rounds < 1000; rounds++) {
+    gm__redis_send(r);
+    struct pollfd pfd = {gm__redis_fd(r), POLLIN, 0};
+    ck_assert_int_ge(poll(&pfd, 1, 5000), 1);
+    gm__redis_receive(r);
+  }
+  ck_assert_uint_eq(gm__redis_waiting(r), 0);
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(p[i].ok, "fiber %d got another's reply or none", i);
+    gm__fiber_destroy(&f[i]);
+  }
+  for (int m = 0; m < 3; m++) {
+    redisContext *mc = gm_test_cluster_connect(cl, m);
+    ck_assert_int_eq(gm_test_redis_int(mc, "DBSIZE"), busy[m]);
+    redisFree(mc);
+  }
+  gm__redis_destroy(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cluster");
   TCase *tc = tcase_create("route");
   tcase_add_checked_fixture(tc, NULL, teardown);
   tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_pipelines_per_master);
   tcase_add_test(tc, test_calls_land_on_their_masters);
   tcase_add_test(tc, test_slot_migration_moved_and_ask);
   tcase_add_test(tc, test_master_killed_replica_promoted);
