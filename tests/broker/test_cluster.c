@@ -249,6 +249,63 @@ START_TEST(test_master_killed_replica_promoted) {
 }
 END_TEST
 
+/* Writes `tag` = "cancel:<value>" under one idempotency key, retrying
+   while gmd answers UNAVAILABLE (the retry a client makes); the attempts
+   it took.  Any other status fails the test. */
+static int write_until_ok(const char *tag, const char *value,
+                          const char *idem) {
+  for (int tries = 1; tries <= 500; tries++) {
+    int st = write_tag(tag, value, idem);
+    if (st == GM__STATUS__OK) return tries;
+    ck_assert_msg(st == GM__STATUS__UNAVAILABLE, "tag %s: status %d", tag, st);
+    nap_ms(20);
+  }
+  ck_abort_msg("tag %s: still UNAVAILABLE after 500 tries", tag);
+  return 0;
+}
+
+/* redis-cli --cluster reshard moves every slot of one master to another
+   while requests flow: each request succeeds, at once or after retries,
+   and the last value acknowledged for each tag is what its new master
+   holds. */
+START_TEST(test_reshard_while_requests_flow) {
+  start(0);
+  int from = owner_of("t0"), to = (from + 1) % 3, last[TAGS] = {0};
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], idem[24];
+    snprintf(tag, sizeof tag, "t%d", i);
+    snprintf(idem, sizeof idem, "r-%d-0", i);
+    write_until_ok(tag, "0", idem);
+  }
+  /* All of from's slots: a third of 16384. */
+  pid_t cli = gm_test_cluster_reshard(cl, from, to, 16384 / 3 + 1);
+  int during = 0, retried = 0, rc;
+  for (int n = 1; (rc = gm_test_cluster_reshard_done(cli)) < 0; n++) {
+    int i = n % TAGS;
+    char tag[16], idem[24], value[16];
+    snprintf(tag, sizeof tag, "t%d", i);
+    snprintf(idem, sizeof idem, "r-%d-%d", i, n);
+    snprintf(value, sizeof value, "%d", n);
+    retried += write_until_ok(tag, value, idem) > 1;
+    last[i] = n;
+    during++;
+  }
+  ck_assert_int_eq(rc, 0);
+  gm_test_cluster_wait_ok(cl);
+  fprintf(stderr, "reshard: %d writes while it ran, %d needed a retry\n",
+          during, retried);
+  ck_assert_int_gt(during, 0);
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], want[24];
+    snprintf(tag, sizeof tag, "t%d", i);
+    int owner = owner_of(tag);
+    ck_assert_int_ne(owner, from);
+    snprintf(want, sizeof want, "cancel:%d", last[i]);
+    expect_entity(owner, tag, want);
+  }
+}
+END_TEST
+
 /* One fiber of the pipelined test: its own tag, SET then GET. */
 typedef struct piper {
   gm__redis *r;
@@ -323,6 +380,7 @@ int main(void) {
   tcase_add_test(tc, test_pipelines_per_master);
   tcase_add_test(tc, test_calls_land_on_their_masters);
   tcase_add_test(tc, test_slot_migration_moved_and_ask);
+  tcase_add_test(tc, test_reshard_while_requests_flow);
   tcase_add_test(tc, test_master_killed_replica_promoted);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -324,3 +324,23 @@ void gm_test_cluster_wait_ok(const gm_test_cluster *c) {
       "the cluster did not reach cluster_state:ok with one slot map "
       "on every node within 30 s");
 }
+
+pid_t gm_test_cluster_reshard(gm_test_cluster *c, int from, int to, int slots) {
+  char addr[32], n[16], fid[48], tid[48];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", c->port[from]);
+  snprintf(n, sizeof n, "%d", slots);
+  snprintf(fid, sizeof fid, "%s", gm_test_cluster_id(c, from));
+  snprintf(tid, sizeof tid, "%s", gm_test_cluster_id(c, to));
+  char *argv[] = {"redis-cli",       "--cluster", "reshard",       addr,
+                  "--cluster-from",  fid,         "--cluster-to",  tid,
+                  "--cluster-slots", n,           "--cluster-yes", NULL};
+  return spawn(gm_test_redis_dir(c->home), argv);
+}
+
+int gm_test_cluster_reshard_done(pid_t pid) {
+  int status;
+  pid_t w = waitpid(pid, &status, WNOHANG);
+  if (w == 0) return -1;
+  if (w != pid) cluster_fail("waitpid %ld: %s", (long)pid, strerror(errno));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}

@@ -51,5 +51,11 @@ void gm_test_cluster_kill(gm_test_cluster *c, int node);
 /* Waits (up to 30 s) until every live node says cluster_state:ok and names
    the same owner for every slot. */
 void gm_test_cluster_wait_ok(const gm_test_cluster *c);
+/* Starts `redis-cli --cluster reshard` moving `slots` slots from node
+   `from` to node `to` in the background (its output in the home folder's
+   redis.log); returns its pid for gm_test_cluster_reshard_done. */
+pid_t gm_test_cluster_reshard(gm_test_cluster *c, int from, int to, int slots);
+/* -1 while that reshard runs; then its exit status (0: done), reaped. */
+int gm_test_cluster_reshard_done(pid_t pid);
 
 #endif
