@@ -486,6 +486,21 @@ redisContext *gm__redis_context_for(gm__redis *r, const char *key, size_t len) {
   return gm__node_conn(r, node >= 0 ? node : 0)->c;
 }
 
+size_t gm__redis_masters(gm__redis *r, redisContext **out, size_t max) {
+  if (!r->cluster) {
+    if (max) out[0] = r->c;
+    return 1;
+  }
+  if (r->refresh_due) gm__cluster_reload(r, 0);
+  size_t n = 0;
+  for (size_t i = 0; i < gm__cluster_nodes(r->cluster); i++)
+    if (gm__cluster_node_master(r->cluster, (int)i)) {
+      if (n < max) out[n] = gm__node_conn(r, (int)i)->c;
+      n++;
+    }
+  return n;
+}
+
 void gm__redis_set_timeouts(gm__redis *r, int64_t connect_us, int64_t io_us) {
   r->connect_us = connect_us;
   r->io_us = io_us;

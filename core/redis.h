@@ -52,6 +52,10 @@ redisContext *gm__redis_context(gm__redis *r);
    may answer MOVED while this connection's map is old: after such a reply
    call gm__redis_reconnect, which reads the map again, and ask again. */
 redisContext *gm__redis_context_for(gm__redis *r, const char *key, size_t len);
+/* The contexts of every master (of a single Redis: its one context), at
+   most max of them into out, for commands each node answers for its own
+   keys only (SCAN, DBSIZE, INFO); how many there are. */
+size_t gm__redis_masters(gm__redis *r, redisContext **out, size_t max);
 /* Non-zero when r talks to a Redis Cluster. */
 int gm__redis_is_cluster(const gm__redis *r);
 /*

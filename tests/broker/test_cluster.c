@@ -368,6 +368,12 @@ START_TEST(test_pipelines_per_master) {
     ck_assert_int_eq(gm_test_redis_int(mc, "DBSIZE"), busy[m]);
     redisFree(mc);
   }
+  /* Per-node commands reach every master through gm__redis_masters. */
+  redisContext *masters[8];
+  ck_assert_uint_eq(gm__redis_masters(r, masters, 8), 3);
+  long long keys = 0;
+  for (int m = 0; m < 3; m++) keys += gm_test_redis_int(masters[m], "DBSIZE");
+  ck_assert_int_eq(keys, N);
   gm__redis_destroy(&r);
 }
 END_TEST
