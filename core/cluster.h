@@ -46,8 +46,8 @@ void gm__cluster_destroy(gm__cluster **c);
 /*
  * Reads the whole slot map (CLUSTER SLOTS) from the first known node that
  * answers (masters, then the other known nodes, then the seeds), each with
- * a connect and read
- * timeout of timeout_us.  0; -1 and err when no node answered with a map.
+ * a connect and read timeout of timeout_us.  0; -1 and err when no node
+ * answered with a map.
  */
 int gm__cluster_refresh(gm__cluster *c, int64_t timeout_us, char *err,
                         size_t errlen);
