@@ -177,6 +177,7 @@ if op == 'none' then
   t.id, t.st, t.reason = id, 'unsuccessful',
     'no bidder left to sign the contract'
   redis.call('HSET', T, 'st', t.st, 'reason', t.reason, 'upd', I(NOW))
+  ended(id)
   tender_emit('unsuccessful', t)
   return {'unsuccessful'}
 end
@@ -281,6 +282,7 @@ if op == 'answer' then
       'cancelled')
     t.st, t.reason = 'cancelled', 'challenge ' .. c.id .. ' upheld'
     redis.call('HSET', T, 'st', t.st, 'reason', t.reason, 'upd', I(NOW))
+    ended(id)
     tender_emit('cancelled', t)
   else
     award_end(t.aw, 'cancelled for a re-evaluation: challenge ' .. c.id ..
@@ -438,6 +440,7 @@ if op == 'deliver' or op == 'accept' or op == 'pay' then
     if all then
       t.id, t.st = id, 'complete'
       redis.call('HSET', T, 'st', 'complete', 'upd', I(NOW))
+      ended(id)
       tender_emit('complete', t)
     end
   end

@@ -1338,6 +1338,11 @@ static void pr_print_view(const ProtobufCMessage *m) {
     printf("award      %d in force (gm procurement notice %s)\n",
            t->award_number, t->id);
   if (t->reason[0]) printf("reason     %s\n", t->reason);
+  if (v->archived_ms)
+    printf(
+        "archived   %s: this is the ledger's record (gm procurement "
+        "export %s for all of it)\n",
+        pr_time(v->archived_ms, d), t->id);
   static const char *const head[] = {
       "ITEM", "CATEGORY", "POLICY", "QUANTITY", "UNIT", "ITEM BUDGET", "BUYER"};
   pr_table tb = {7, head, 0x28, NULL, 0, 0};

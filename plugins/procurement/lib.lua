@@ -30,13 +30,17 @@
 --              P.ch:<n>     HASH challenge n; P.cho SET open challenges
 -- and the tender's deadlines (the host's P.dl): open|<id> at the bid
 -- deadline (and at once for a re-evaluation), sign|<id> at the end of the
--- signing period of the award in force.
+-- signing period of the award in force, archive|<id> ARCHIVE_MS after the
+-- tender ended (complete, unsuccessful, cancelled: tender.lua `archive`
+-- then removes every key above; ARCHIVE_MS is the line procurement.c puts
+-- before this lib, from [market.procurement] archive_after_days).
 --
 -- Tender fields (P.t): id st lead buyers title cur budget dl items sec bond
 -- am pw evs ver pub rev def closed round seed evat nb prog nvalid aw
 -- chopen chpause chn reason upd bseq aw0 kid (prog: bids of the round
 -- evaluated; aw0: the last award made before the round, award.lua; kid:
--- the id of the key every bid of the tender is sealed with, bid.lua).
+-- the id of the key every bid of the tender is sealed with, bid.lua; arch:
+-- set when its archive began: the tender reads as gone from then on).
 -- `def` is the tender's full definition as C built it (base64 of a packed
 -- gm.procurement.Tender): scripts never read it, C does.  `buyers`, `items` and `evs` are ",a,b," lists.
 --
@@ -99,14 +103,26 @@ local function tender(...)
   local names = {...}
   if #names == 0 then
     local t = hgetall(T)
-    return t.st and t or nil
+    return (t.st and not t.arch) and t or nil
   end
+  names[#names + 1] = 'arch'
   names[#names + 1] = 'st'
   local v = redis.call('HMGET', T, unpack(names))
-  if not v[#v] then return nil end
+  if not v[#v] or v[#v - 1] then return nil end
   local t = {}
   for i, n in ipairs(names) do t[n] = v[i] end
+  t.arch = nil
   return t
+end
+-- The tender reached a state it never leaves (complete, unsuccessful,
+-- cancelled): its keys leave Redis ARCHIVE_MS later (tender.lua archive),
+-- once the ledger holds that state.  Sealed bids never opened are of no
+-- use to anyone from now on, and nobody may read them: they go at once.
+local function ended(tid)
+  redis.call('UNLINK', P .. 'bc')
+  gm.deadline_cancel('open', tid)
+  gm.deadline_cancel('sign', tid)
+  gm.deadline('archive', tid, NOW + ARCHIVE_MS)
 end
 local function no_tender(id)
   return rej('NOT_FOUND', 'no tender ' .. id .. '; gm procurement tenders ' ..

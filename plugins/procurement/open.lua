@@ -121,7 +121,7 @@ if op == 'finish' then
   t.id, t.nvalid = id, I(nvalid)
   if nvalid == 0 then
     t.st, t.reason = 'unsuccessful', 'no valid bid'
-    gm.deadline_cancel('sign', id)
+    ended(id)
   elseif t.am == '1' then
     t.st = 'scoring'
   else

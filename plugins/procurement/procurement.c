@@ -23,6 +23,7 @@ const gm_host_api *host;
 long pr__page = 200;
 char pr__ocid_prefix[32] = "ocds-gmkt00";
 long pr__kill_after_page;
+int64_t pr__archive_ms = INT64_C(30) * 86400000;
 static char *pr__sources[6]; /* lib + script, freed at shutdown */
 
 /* ---- script replies ---- */
@@ -50,6 +51,11 @@ gm_status pr__run(gm_call *call, const char *script, const char *tag,
                   size_t nargs, const char *const *args, const gm_value **v) {
   static const char *const keys[] = {"k"};
   gm_status st = host->script_run(call, script, tag, 1, keys, nargs, args, v);
+  /* Whatever a script did not find on an archived tender, say where the
+     tender's record went rather than that there is none. */
+  if (st == GM_NOT_FOUND && !strncmp(tag, "t:", 2) &&
+      pr__archived_fail(call, tag + 2) != GM_NOT_FOUND)
+    return GM_FAILED_PRECONDITION;
   if (st != GM_OK) return st;
   if (!*v || (*v)->type != GM_VALUE_ARRAY)
     return host->fail(call, GM_INTERNAL,
@@ -198,15 +204,26 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
         "[market.procurement] test_kill_after_page is ignored: this "
         "build has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
 #endif
+  /* 30 days: past the 15 working days (about three weeks) a supplier has
+     to complain to the finance department after a challenge's answer (GP
+     Law art. 55), the weeks in which the parties still look at an ended
+     tender; its record stays in the ledger for good. */
+  pr__archive_ms =
+      (int64_t)pr__config_long(m, "archive_after_days", 30, 0, 3650) * 86400000;
   if ((st = pr__seal_init(m)) != GM_OK) return st;
 
+  /* The lib's scripts read the archive delay as a constant of their own. */
+  char head[64];
+  int hn = snprintf(head, sizeof head, "local ARCHIVE_MS = %lld\n",
+                    (long long)pr__archive_ms);
   for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
     size_t a = strlen(gm_lua_lib), b = strlen(scripts[i].lua);
-    char *src = malloc(a + b + 2);
+    char *src = malloc((size_t)hn + a + b + 2);
     if (!src) return GM_RESOURCE_EXHAUSTED;
-    memcpy(src, gm_lua_lib, a);
-    src[a] = '\n';
-    memcpy(src + a + 1, scripts[i].lua, b + 1);
+    memcpy(src, head, (size_t)hn);
+    memcpy(src + hn, gm_lua_lib, a);
+    src[hn + a] = '\n';
+    memcpy(src + hn + a + 1, scripts[i].lua, b + 1);
     pr__sources[i] = src;
     if ((st = host->script_register(m, scripts[i].name, src)) != GM_OK)
       return st;
@@ -214,7 +231,9 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
   if ((st = pr__settle_init(m)) != GM_OK) return st;
   if ((st = host->deadline_register(m, "open", pr__on_open, NULL)) != GM_OK)
     return st;
-  return host->deadline_register(m, "sign", pr__on_sign, NULL);
+  if ((st = host->deadline_register(m, "sign", pr__on_sign, NULL)) != GM_OK)
+    return st;
+  return host->deadline_register(m, "archive", pr__on_archive, NULL);
 }
 
 static void pr__shutdown(gm_market *m) {

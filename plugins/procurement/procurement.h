@@ -15,6 +15,8 @@
  *                  deadline), contracts
  *   records.c      what is read from the ledger: lists, bids, the sheet
  *   ocds.c         the OCDS 1.1.5 release package of a tender
+ *   archive.c      ended tenders leave Redis (the "archive" deadline);
+ *                  reads of an archived tender from the ledger
  *   settle.c       the procurement_* ledger tables and the settle callback
  *   rules.c        the rules without Redis (rules.h; shared with gm)
  *   cli.c          `gm procurement ...`
@@ -41,6 +43,8 @@ extern char pr__ocid_prefix[32]; /* the OCDS ocid prefix */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after storing
    this page of an opening; 0: off. */
 extern long pr__kill_after_page;
+/* [market.procurement] archive_after_days, in ms. */
+extern int64_t pr__archive_ms;
 
 /* The host passes at most 256 arguments to a script run: batches go in
    records of tab-joined fields, at most this many per run. */
@@ -150,6 +154,17 @@ PR_HANDLER(pr__tender_export);
    "sign" (the end of an award's signing period). */
 gm_status pr__on_open(gm_call *call, const gm_deadline *d, void *arg);
 gm_status pr__on_sign(gm_call *call, const gm_deadline *d, void *arg);
+
+/* ---- archive.c ---- */
+
+/* The "archive" deadline: the ended tender's keys leave Redis. */
+gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg);
+/* When tender `id` is archived: fails the call with FAILED_PRECONDITION
+   naming where its record is; otherwise GM_NOT_FOUND, nothing recorded. */
+gm_status pr__archived_fail(gm_call *call, const char *id);
+/* tender.get of an archived tender: its view from the ledger. */
+gm_status pr__tender_from_ledger(gm_call *call, const char *id,
+                                 Gm__Procurement__TenderView **view);
 
 /* Certificates of a catalogue shard, read for an evaluation or a bid. */
 typedef struct pr__certs {

@@ -118,6 +118,10 @@ static const gm_migration pr__migrations[] = {
      " event TEXT PRIMARY KEY, tender_id TEXT NOT NULL,"
      " contract_id TEXT NOT NULL, amount INTEGER NOT NULL,"
      " time_ms INTEGER NOT NULL);"},
+    /* When an ended tender's live state left Redis (archive.c). */
+    {2,
+     "ALTER TABLE procurement_tenders"
+     " ADD COLUMN archived_ms INTEGER NOT NULL DEFAULT 0;"},
 };
 
 /* A field as text ("" when absent) or as a number (0). */
@@ -219,6 +223,11 @@ static gm_status pr__settle(gm_market *m, gm_ledger *tx,
   (void)m;
 
   if (!strcmp(k, "tender")) return pr__settle_tender(tx, e, event);
+  if (!strcmp(k, "archived"))
+    return pr__exec(tx,
+                    "UPDATE procurement_tenders SET archived_ms = ?2"
+                    " WHERE tender_id = ?1",
+                    (gm_param[]){P_TEXT("id"), P_INT("t")}, 2);
   if (!strcmp(k, "category"))
     return pr__exec(
         tx,

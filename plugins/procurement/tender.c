@@ -273,20 +273,32 @@ static Gm__Procurement__TenderView *pr__view(gm_call *call, const gm_value *v) {
   return view;
 }
 
-gm_status pr__tender_read(gm_call *call, const char *id,
-                          Gm__Procurement__TenderView **view) {
+/* from_ledger: an archived tender answers from the ledger (tender.get);
+   otherwise it is refused, saying where its record is. */
+static gm_status pr__tender_load(gm_call *call, const char *id, int from_ledger,
+                                 Gm__Procurement__TenderView **view) {
   const char *tag, *args[] = {"get", id};
   const gm_value *v;
   gm_status st = pr__tender_tag(call, id, &tag);
   if (st != GM_OK) return st;
   if ((st = pr__run(call, "tender", tag, 2, args, &v)) != GM_OK) return st;
-  if (v->n == 0)
+  if (v->n <= 1) {
+    /* {} none, {"archived"}: its keys are leaving Redis. */
+    if (from_ledger) return pr__tender_from_ledger(call, id, view);
+    if (pr__archived_fail(call, id) != GM_NOT_FOUND)
+      return GM_FAILED_PRECONDITION;
     return host->fail(call, GM_NOT_FOUND,
                       "no tender %s; gm procurement tenders lists the "
                       "published ones",
                       id);
+  }
   *view = pr__view(call, v);
   return GM_OK;
+}
+
+gm_status pr__tender_read(gm_call *call, const char *id,
+                          Gm__Procurement__TenderView **view) {
+  return pr__tender_load(call, id, 0, view);
 }
 
 void pr__tender_rule(gm_call *call, const Gm__Procurement__Tender *t,
@@ -324,7 +336,7 @@ gm_status pr__tender_get(gm_call *call, const ProtobufCMessage *req,
                          ProtobufCMessage **reply) {
   const Gm__Procurement__TenderRequest *in = (const void *)req;
   Gm__Procurement__TenderView *view;
-  gm_status st = pr__tender_read(call, in->tender_id, &view);
+  gm_status st = pr__tender_load(call, in->tender_id, 1, &view);
   if (st != GM_OK) return st;
   if (!pr__may_see(call, view->tender))
     return host->fail(call, GM_NOT_FOUND,

@@ -9,6 +9,10 @@
 --   amend    ver def dl budget items sec bond title fields note min_ms
 --   cancel   reason
 --   security supplier amount reference
+--   arcinfo  -                  state and last change, to check the ledger
+--   archive  state upd budget   removes the ended tender's keys, at most
+--                               `budget` of them per run (evaluate.c-like
+--                               steps driven by the archive deadline)
 local op, id = ARGV[1], ARGV[2]
 local FIELDS = {'id', 'st', 'lead', 'buyers', 'title', 'cur', 'budget', 'dl',
   'items', 'sec', 'bond', 'am', 'pw', 'evs', 'ver', 'pub', 'rev', 'def',
@@ -64,6 +68,7 @@ if op == 'demand' then
 end
 
 if op == 'get' then
+  if redis.call('HEXISTS', T, 'arch') == 1 then return {'archived'} end
   local t = redis.call('HMGET', T, unpack(FIELDS))
   if not t[2] then return {} end
   for i = 1, #t do t[i] = t[i] or '' end
@@ -156,7 +161,7 @@ if op == 'cancel' then
   end
   t.id, t.st, t.reason = id, 'cancelled', ARGV[3]
   redis.call('HSET', T, 'st', 'cancelled', 'reason', ARGV[3], 'upd', I(NOW))
-  gm.deadline_cancel('open', id)
+  ended(id)
   tender_emit('cancelled', t)
   return {'cancelled', t.ver}
 end
@@ -175,6 +180,63 @@ if op == 'security' then
   gm.emit('security', 'id', id, 'supplier', ARGV[3], 'amount', ARGV[4],
     'ref', ARGV[5], 't', I(NOW))
   return {ARGV[4], t.sec}
+end
+
+if op == 'arcinfo' then
+  local v = redis.call('HMGET', T, 'st', 'upd', 'arch')
+  if not v[1] then return {} end
+  return {v[1], v[2] or '0', v[3] or ''}
+end
+
+-- Deletion runs from the highest award, challenge and round down, keeping
+-- where it got to in T (xa xc xr), so each run costs at most `budget`
+-- UNLINKs however many there were; T itself goes last.  UNLINK frees a
+-- large hash (the bids of a big tender) off Redis's main thread.
+if op == 'archive' then
+  local v = redis.call('HMGET', T, 'st', 'upd', 'arch', 'aw', 'aw0', 'chn',
+    'round', 'xa', 'xc', 'xr')
+  if not v[1] then return {'done'} end
+  local budget = tonumber(ARGV[5])
+  local xa, xc, xr
+  if not v[3] then
+    if v[1] ~= ARGV[3] or (v[2] or '0') ~= ARGV[4] or
+        not (v[1] == 'complete' or v[1] == 'unsuccessful' or
+             v[1] == 'cancelled') then
+      return {'changed', v[1]}
+    end
+    xa = math.max(tonumber(v[4] or '0'), tonumber(v[5] or '0'))
+    xc, xr = tonumber(v[6] or '0'), tonumber(v[7] or '0')
+    redis.call('HSET', T, 'arch', I(NOW))
+    gm.emit('archived', 'id', id, 'st', v[1], 't', I(NOW))
+  else
+    xa, xc, xr = tonumber(v[8]), tonumber(v[9]), tonumber(v[10])
+  end
+  local n = 0
+  while xa > 0 and n < budget do
+    local a = P .. 'aw:' .. I(xa)
+    for cid in string.gmatch(redis.call('HGET', a, 'ks') or '', '[^,]+') do
+      redis.call('UNLINK', P .. 'k:' .. cid)
+      n = n + 1
+    end
+    redis.call('UNLINK', a)
+    n, xa = n + 1, xa - 1
+  end
+  while xc > 0 and n < budget do
+    redis.call('UNLINK', P .. 'ch:' .. I(xc))
+    n, xc = n + 1, xc - 1
+  end
+  while xr > 0 and n < budget do
+    redis.call('UNLINK', P .. 'sc:' .. I(xr), P .. 'scn:' .. I(xr))
+    n, xr = n + 2, xr - 1
+  end
+  if n >= budget then
+    redis.call('HSET', T, 'xa', I(xa), 'xc', I(xc), 'xr', I(xr))
+    return {'more', I(n)}
+  end
+  redis.call('UNLINK', P .. 'dm', P .. 'am', P .. 'sec', P .. 'b',
+    P .. 'bc', P .. 'bz', P .. 'o', P .. 'rg', P .. 'e', P .. 'rk',
+    P .. 'rt', P .. 'cho', T)
+  return {'done', I(n + 13)}
 end
 
 return rej('INTERNAL', 'tender: unknown op ' .. tostring(op))

@@ -1,0 +1,205 @@
+/*
+ * Ended tenders leave Redis.  A tender that reached a state it never
+ * leaves (complete, unsuccessful, cancelled) sets its "archive" deadline
+ * archive_after_days later (lib.lua `ended`; its sealed bids, never to be
+ * opened, go at once).  When it fires, and once the ledger holds that final
+ * state, every key of the tender is removed in bounded steps (tender.lua
+ * `archive`), and the ledger marks it archived.  From then on tender.get
+ * answers from the ledger, the bid list, the evaluation sheet and the OCDS
+ * export read the ledger as always, and what only Redis held (a bid before
+ * the opening, an award's live record) answers that the tender is archived
+ * and where its record is.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "procurement.h"
+
+/* Keys one archive step may remove, and steps per firing: each step is a
+   stored reply in the firing's call, so a firing's memory stays bounded;
+   past it the deadline is set again to carry on as a new call. */
+#define PR_ARCHIVE_BUDGET 500
+#define PR_ARCHIVE_STEPS 8
+/* How long to wait for the settler when the ledger is behind Redis. */
+#define PR_ARCHIVE_RETRY_MS 60000
+
+typedef struct pr__ledger_state {
+  int found;
+  const char *state;
+  int64_t updated, archived;
+} pr__ledger_state;
+
+static int pr__state_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__ledger_state *s = arg;
+  if (ncols < 3) return 1;
+  s->found = 1;
+  s->state = c[0].type == GM_PARAM_TEXT && c[0].s ? c[0].s : "";
+  s->updated = c[1].i;
+  s->archived = c[2].i;
+  return 1;
+}
+
+static gm_status pr__ledger_state_read(gm_call *call, const char *id,
+                                       pr__ledger_state *s) {
+  memset(s, 0, sizeof *s);
+  return host->ledger_query(call,
+                            "SELECT state, updated_ms, archived_ms FROM"
+                            " procurement_tenders WHERE tender_id = ?1",
+                            (gm_param[]){GM_TEXT(id)}, 1, pr__state_row, s);
+}
+
+gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  const char *id = d->id, *tag = d->tag;
+  const char *iargs[] = {"arcinfo", id};
+  const gm_value *v;
+  gm_status st = pr__run(call, "tender", tag, 2, iargs, &v);
+  if (st != GM_OK) return st;
+  if (v->n == 0) return GM_OK; /* archived already */
+  const char *state = pr__s(v, 0), *upd = pr__s(v, 1);
+  if (!pr__s(v, 2)[0]) {
+    /* The ledger must hold the final state before Redis forgets it: the
+       tender's events settle in order, so its last change settled means
+       everything before it did. */
+    pr__ledger_state l;
+    if ((st = pr__ledger_state_read(call, id, &l)) != GM_OK) return st;
+    if (!l.found || strcmp(l.state, state) != 0 ||
+        l.updated != strtoll(upd, NULL, 10)) {
+      host->log(host->market(call), GM_LOG_INFO,
+                "tender %s: the ledger does not hold its final state (%s) "
+                "yet; archiving it in %d s",
+                id, state, PR_ARCHIVE_RETRY_MS / 1000);
+      return host->deadline_set(
+          call, "archive", tag, id,
+          host->now_ms(host->market(call)) + PR_ARCHIVE_RETRY_MS);
+    }
+  }
+  const char *budget = pr__num(call, PR_ARCHIVE_BUDGET);
+  for (int step = 0;; step++) {
+    if (step == PR_ARCHIVE_STEPS)
+      return host->deadline_set(call, "archive", tag, id, d->due_ms);
+    const char *args[] = {"archive", id, state, upd, budget};
+    if ((st = pr__run(call, "tender", tag, 5, args, &v)) != GM_OK) return st;
+    const char *r = pr__s(v, 0);
+    if (!strcmp(r, "done")) break;
+    if (!strcmp(r, "changed")) {
+      /* Not final after all (a bug elsewhere): keep everything. */
+      host->log(host->market(call), GM_LOG_WARN,
+                "tender %s is %s, not the %s it ended in; not archived", id,
+                pr__s(v, 1), state);
+      return GM_OK;
+    }
+  }
+  host->log(host->market(call), GM_LOG_INFO,
+            "tender %s (%s) archived: its keys left Redis, its record is in "
+            "the ledger",
+            id, state);
+  return GM_OK;
+}
+
+gm_status pr__archived_fail(gm_call *call, const char *id) {
+  pr__ledger_state l;
+  if (pr__ledger_state_read(call, id, &l) != GM_OK || !l.found ||
+      l.archived <= 0)
+    return GM_NOT_FOUND;
+  char when[32];
+  return host->fail(call, GM_FAILED_PRECONDITION,
+                    "tender %s ended %s and was archived on %s "
+                    "(Asia/Shanghai): its live record left the broker; its "
+                    "record is in the ledger: gm procurement export %s "
+                    "(OCDS), show, sheet and bids",
+                    id, l.state, pr_datetime(l.archived, when), id);
+}
+
+/* ---- tender.get of an archived tender, from the ledger ---- */
+
+typedef struct pr__arch_row {
+  gm_call *call;
+  Gm__Procurement__Tender *t;
+  Gm__Procurement__TenderView *view;
+  size_t cap;
+} pr__arch_row;
+
+static int pr__arch_tender_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__arch_row *x = arg;
+  if (ncols < 13) return 1;
+  const char *def = c[3].type == GM_PARAM_TEXT && c[3].s ? c[3].s : "";
+  Gm__Procurement__Tender *t = pr__def_decode(x->call, def);
+  if (!t) {
+    t = host->alloc(x->call, sizeof *t);
+    gm__procurement__tender__init(t);
+  }
+  t->id = (char *)c[0].s;
+  t->agency = (char *)c[1].s;
+  t->state = (char *)c[2].s;
+  t->version = (int32_t)c[4].i;
+  t->published_ms = c[5].i;
+  t->deadline_ms = c[6].i;
+  t->round = (int32_t)c[7].i;
+  t->award_number = (int32_t)c[8].i;
+  t->bids = (int32_t)c[9].i;
+  t->reason = (char *)(c[10].s ? c[10].s : "");
+  t->updated_ms = c[11].i;
+  x->view->archived_ms = c[12].i;
+  x->t = t;
+  return 1;
+}
+
+static int pr__arch_amendment_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__arch_row *x = arg;
+  if (ncols < 4) return 1;
+  Gm__Procurement__TenderView *view = x->view;
+  if (view->n_amendments == x->cap) {
+    size_t cap = x->cap ? 2 * x->cap : 8;
+    Gm__Procurement__Amendment **a = host->alloc(x->call, cap * sizeof *a);
+    if (view->n_amendments)
+      memcpy(a, view->amendments, view->n_amendments * sizeof *a);
+    view->amendments = a;
+    x->cap = cap;
+  }
+  Gm__Procurement__Amendment *a = host->alloc(x->call, sizeof *a);
+  gm__procurement__amendment__init(a);
+  a->version = (int32_t)c[0].i;
+  a->note = (char *)(c[2].s ? c[2].s : "");
+  a->time_ms = c[3].i;
+  /* fields: ",a,b," */
+  char *f = host->sprintf(x->call, "%s", c[1].s ? c[1].s : "");
+  size_t nf = 0;
+  for (char *p = f; *p; p++) nf += *p == ',';
+  a->fields = host->alloc(x->call, (nf + 1) * sizeof *a->fields);
+  char *save = NULL;
+  for (char *tok = strtok_r(f, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save))
+    a->fields[a->n_fields++] = tok;
+  view->amendments[view->n_amendments++] = a;
+  return 0;
+}
+
+gm_status pr__tender_from_ledger(gm_call *call, const char *id,
+                                 Gm__Procurement__TenderView **view) {
+  pr__arch_row x = {.call = call};
+  x.view = host->alloc(call, sizeof *x.view);
+  gm__procurement__tender_view__init(x.view);
+  gm_status st = host->ledger_query(
+      call,
+      "SELECT tender_id, lead, state, definition, version, published_ms,"
+      " deadline_ms, round, award, bids, reason, updated_ms, archived_ms"
+      " FROM procurement_tenders WHERE tender_id = ?1 AND archived_ms > 0",
+      (gm_param[]){GM_TEXT(id)}, 1, pr__arch_tender_row, &x);
+  if (st != GM_OK) return st;
+  if (!x.t)
+    return host->fail(call, GM_NOT_FOUND,
+                      "no tender %s; gm procurement tenders lists the "
+                      "published ones",
+                      id);
+  st = host->ledger_query(call,
+                          "SELECT version, fields, note, time_ms FROM"
+                          " procurement_amendments WHERE tender_id = ?1"
+                          " ORDER BY version",
+                          (gm_param[]){GM_TEXT(id)}, 1, pr__arch_amendment_row,
+                          &x);
+  if (st != GM_OK) return st;
+  x.view->tender = x.t;
+  *view = x.view;
+  return GM_OK;
+}

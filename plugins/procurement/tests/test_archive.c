@@ -1,0 +1,206 @@
+/*
+ * Ended tenders leave Redis: a cancelled tender's sealed bids go at once
+ * (never opened), and archive_after_days after the end, once the ledger
+ * holds the final state, every key of the tender goes; what Redis holds for
+ * the tender's hash tag is counted before and after.  Reads after the
+ * archive: tender.get from the ledger, the bid list, the sheet and the OCDS
+ * export as before, a bid or an award of it refused naming where the
+ * record is.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define T0 pt_at(PT_MONDAY, 10, 0)
+#define DEADLINE (T0 + 21 * PT_DAY)
+
+static void setup(void) {
+  pt_start("archive_after_days = 2", T0);
+  pt_register("city", "agency");
+  pt_register("alpha", "supplier");
+  pt_register("beta", "supplier");
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("beta", PT_USCC_B, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+}
+
+static void teardown(void) {
+  pt_stop();
+}
+
+/* The tender's own keys in Redis: every key of its hash tag but the
+   host's outbox stream and its stored replies (which expire). */
+static long long tender_keys(const char *id) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r = gm_test_redis_cmd(c, "KEYS gm:{procurement:t:%s}:*", id);
+  long long n = 0;
+  for (size_t i = 0; i < r->elements; i++) {
+    const char *k = strchr(r->element[i]->str, '}') + 2;
+    if (strcmp(k, "outbox") != 0 && strncmp(k, "idem:", 5) != 0 &&
+        strncmp(k, "dl", 2) != 0)
+      n++;
+  }
+  freeReplyObject(r);
+  redisFree(c);
+  return n;
+}
+
+static long long redis_int(const char *fmt, const char *id) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  long long n = gm_test_redis_int(c, fmt, id);
+  redisFree(c);
+  return n;
+}
+
+/* Waits (10 s) until the tender's keys are gone from Redis. */
+static long long wait_gone(const char *id) {
+  long long n = -1;
+  for (int i = 0; i < 200 && (n = tender_keys(id)) != 0; i++) usleep(50000);
+  return n;
+}
+
+/*
+ * Cancelled with two sealed bids: the sealed texts are unlinked by the
+ * cancellation itself, nobody can read them; two days later the tender's
+ * keys are gone and tender.get answers from the ledger.
+ */
+START_TEST(a_cancelled_tender_loses_its_sealed_bids_then_its_keys) {
+  pt_tender d;
+  pt_tender_init(&d, "T-CAN", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=50000"}, *b[] = {"D1=40000"};
+  pt_free(pt_bid("alpha", "T-CAN", 0, a, 1));
+  pt_free(pt_bid("beta", "T-CAN", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
+  ck_assert_int_eq(redis_int("HLEN gm:{procurement:t:%s}:bc", "T-CAN"), 2);
+  long long before = tender_keys("T-CAN");
+  ck_assert_int_ge(before, 4); /* t, b, bc, bz at least */
+
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-CAN";
+  q.reason = "the project was withdrawn";
+  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:bc", "T-CAN"), 0);
+  /* Everything else stays until the archive, due two days after the
+     cancellation. */
+  ck_assert_int_eq(tender_keys("T-CAN"), before - 1);
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *due =
+      gm_test_redis_cmd(c, "ZSCORE gm:{procurement:t:T-CAN}:dl archive|T-CAN");
+  ck_assert_int_eq(strtoll(due->str, NULL, 10), T0 + 2 * PT_DAY);
+  freeReplyObject(due);
+  redisFree(c);
+
+  /* The archive waits for the ledger to hold the final state (archive.c
+     sets itself a minute later when it does not): let it settle first. */
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-CAN' AND state = 'cancelled'",
+      1);
+  pt_clock(T0 + 2 * PT_DAY + 1000);
+  ck_assert_int_eq(wait_gone("T-CAN"), 0);
+  ck_assert_int_gt(pt_ledger_wait("SELECT archived_ms > 0 FROM"
+                                  " procurement_tenders WHERE tender_id ="
+                                  " 'T-CAN'",
+                                  1),
+                   0);
+  /* No deadline of it is left to fire. */
+  ck_assert_int_eq(redis_int("ZCARD gm:{procurement:t:%s}:dl", "T-CAN"), 0);
+
+  Gm__Procurement__TenderView *v = pt_tender_get("T-CAN");
+  ck_assert_ptr_nonnull(v);
+  ck_assert_str_eq(v->tender->state, "cancelled");
+  ck_assert_str_eq(v->tender->reason, "the project was withdrawn");
+  ck_assert_int_eq(v->tender->n_items, 1);
+  ck_assert_int_gt(v->archived_ms, 0);
+  pt_free(v);
+  Gm__Procurement__BidQuery bq = GM__PROCUREMENT__BID_QUERY__INIT;
+  bq.tender_id = "T-CAN";
+  pt_expect("alpha", "bid.get", &bq.base, GM__STATUS__FAILED_PRECONDITION,
+            "archived");
+  /* The bids' records stay in the ledger, with no text: never opened. */
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_bids"
+                                 " WHERE tender_id = 'T-CAN' AND"
+                                 " opened_text = ''"),
+                   2);
+  Gm__Procurement__ExportRequest e = GM__PROCUREMENT__EXPORT_REQUEST__INIT;
+  e.tender_id = "T-CAN";
+  Gm__Procurement__Export *x =
+      (Gm__Procurement__Export *)pt_call("city", "tender.export", &e.base);
+  ck_assert_msg(x, "%s", pt_message);
+  ck_assert_ptr_nonnull(strstr(x->json, "\"cancelled\""));
+  pt_free(x);
+}
+END_TEST
+
+/*
+ * Unsuccessful at the opening (no security lodged): its opened bids, the
+ * sheet and the export come from the ledger after the archive, as before
+ * it; an amendment or an award is refused naming the archive.
+ */
+START_TEST(an_unsuccessful_tender_is_read_from_the_ledger_after_archive) {
+  pt_tender d;
+  pt_tender_init(&d, "T-UNS", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  d.t.bid_security = 1000;
+  pt_publish("city", &d);
+  const char *a[] = {"D1=50000"};
+  pt_free(pt_bid("alpha", "T-UNS", 0, a, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-UNS", "unsuccessful"), "unsuccessful");
+  ck_assert_int_gt(tender_keys("T-UNS"), 4);
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-UNS' AND state = 'unsuccessful'",
+      1);
+  pt_clock(DEADLINE + 2 * PT_DAY);
+  ck_assert_int_eq(wait_gone("T-UNS"), 0);
+  pt_ledger_wait(
+      "SELECT archived_ms > 0 FROM procurement_tenders"
+      " WHERE tender_id = 'T-UNS'",
+      1);
+
+  Gm__Procurement__TenderView *v = pt_tender_get("T-UNS");
+  ck_assert_str_eq(v->tender->state, "unsuccessful");
+  ck_assert_int_eq(v->tender->bids, 1);
+  ck_assert_int_eq(v->tender->round, 1);
+  pt_free(v);
+  Gm__Procurement__BidListRequest bl = GM__PROCUREMENT__BID_LIST_REQUEST__INIT;
+  bl.tender_id = "T-UNS";
+  Gm__Procurement__BidList *l =
+      (Gm__Procurement__BidList *)pt_call("beta", "bid.list", &bl.base);
+  ck_assert_msg(l, "%s", pt_message);
+  ck_assert_int_eq(l->n_bids, 1);
+  ck_assert_str_eq(l->bids[0]->supplier, "alpha");
+  pt_free(l);
+  Gm__Procurement__Sheet *s = pt_sheet("T-UNS");
+  ck_assert_str_eq(pt_row(s, "alpha")->status, "disqualified");
+  pt_free(s);
+  Gm__Procurement__AwardRequest tq = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  tq.tender_id = "T-UNS";
+  pt_expect("city", "tender.award", &tq.base, GM__STATUS__FAILED_PRECONDITION,
+            "gm procurement export T-UNS");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("procurement_archive");
+  TCase *tc = tcase_create("archive");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, a_cancelled_tender_loses_its_sealed_bids_then_its_keys);
+  tcase_add_test(tc,
+                 an_unsuccessful_tender_is_read_from_the_ledger_after_archive);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
