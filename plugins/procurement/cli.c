@@ -91,7 +91,7 @@ typedef struct pr_opts {
       *sme, *remedy, *reject;
   char *items[PR_MAX_ITEMS];
   int nitems;
-  int rfq, no_green, no_sme, skip_bad, checks, dismiss, uphold;
+  int rfq, no_green, no_sme, skip_bad, checks, dismiss, uphold, affects, keep;
   long batch, round, limit, days;
 } pr_opts;
 
@@ -130,7 +130,9 @@ enum {
   O_DAYS,
   O_DISMISS,
   O_UPHOLD,
-  O_REJECT
+  O_REJECT,
+  O_AFFECTS,
+  O_KEEP
 };
 
 static const struct option pr_options[] = {
@@ -170,6 +172,8 @@ static const struct option pr_options[] = {
     {"dismiss", no_argument, NULL, O_DISMISS},
     {"uphold", required_argument, NULL, O_UPHOLD},
     {"reject", required_argument, NULL, O_REJECT},
+    {"affects-bids", no_argument, NULL, O_AFFECTS},
+    {"keep-deadline", no_argument, NULL, O_KEEP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -295,6 +299,12 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
         break;
       case O_RFQ:
         o->rfq = 1;
+        break;
+      case O_AFFECTS:
+        o->affects = 1;
+        break;
+      case O_KEEP:
+        o->keep = 1;
         break;
       case O_NOGREEN:
         o->no_green = 1;
@@ -1533,8 +1543,9 @@ static int pr_cmd_cancel(const pr_cli *g, int argc, char **argv,
 
 static int pr_cmd_amend(const pr_cli *g, int argc, char **argv,
                         const pr_cmd *self) {
-  static const int allow[] = {O_NOTE,     O_TITLE, O_DESC, O_DEADLINE, O_BUDGET,
-                              O_SECURITY, O_BOND,  O_ITEM, 0};
+  static const int allow[] = {O_NOTE,    O_TITLE,    O_DESC, O_DEADLINE,
+                              O_BUDGET,  O_SECURITY, O_BOND, O_ITEM,
+                              O_AFFECTS, O_KEEP,     0};
   pr_opts o;
   char *id = NULL;
   PR_ONE_ID(allow, &o, &id);
@@ -1591,6 +1602,8 @@ static int pr_cmd_amend(const pr_cli *g, int argc, char **argv,
   q.changes = &c;
   q.fields = fields;
   q.n_fields = nf;
+  q.affects_bids = o.affects;
+  q.keep_deadline = o.keep;
   return pr_show(g, "tender.amend", &q.base, pr_print_view);
 }
 
@@ -2151,8 +2164,12 @@ static const pr_cmd pr_cmds[] = {
     {"amend",
      "gm procurement amend ID --note TEXT [--deadline TIME] [--budget "
      "YUAN] [--security YUAN]\n    [--bond-rate P%] [--title T] "
-     "[--description D] [--item ...]\n    (agency) amend before the "
-     "deadline (--item replaces every item)\n",
+     "[--description D] [--item ...]\n    [--affects-bids [--keep-deadline]]"
+     "\n    (agency) amend before the deadline (--item replaces every item);"
+     "\n    --affects-bids: the change may affect how bids are prepared, so "
+     "15 days\n    must remain before the deadline (Order 87 art. 27): it "
+     "moves there, or\n    with --keep-deadline the amendment is refused "
+     "naming the earliest allowed\n",
      pr_cmd_amend},
     {"cancel",
      "gm procurement cancel ID --reason TEXT\n    (agency) cancel a "

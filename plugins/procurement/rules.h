@@ -25,6 +25,9 @@
 #define PR_BOND_MAX_BP 1000        /* 10% of the contract value */
 #define PR_CHALLENGE_WORKING_DAYS 7
 #define PR_SIGN_DAYS 30
+/* A clarification or change that may affect the preparation of bids leaves
+   at least this many days before the bid deadline (MOF Order 87 art. 27). */
+#define PR_CLARIFY_DAYS 15
 #define PR_TZ_MS INT64_C(28800000) /* Asia/Shanghai: UTC+8, no DST */
 #define PR_DAY_MS INT64_C(86400000)
 

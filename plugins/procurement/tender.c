@@ -626,6 +626,41 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                         "bond_bp or items",
                         fl);
   }
+  /* MOF Order 87 art. 27: a change that may affect the preparation of
+     bids, published fewer than 15 days before the bid deadline, moves the
+     deadline so that 15 days remain (to the next whole minute). */
+  const char **fields = (const char **)in->fields;
+  size_t nfields = in->n_fields;
+  const char *note = in->note;
+  int64_t now = host->now_ms(host->market(call));
+  int64_t clarify = PR_CLARIFY_DAYS * PR_DAY_MS;
+  if (in->affects_bids && t->deadline_ms - now < clarify) {
+    int64_t earliest = ((now + clarify) / 60000 + 1) * 60000;
+    char d1[24], d2[24];
+    if (in->keep_deadline)
+      return host->fail(call, GM_FAILED_PRECONDITION,
+                        "a change that may affect the preparation of bids "
+                        "must leave %d days before the bid deadline (MOF "
+                        "Order 87 art. 27); %s leaves fewer: the earliest "
+                        "deadline allowed is %s (Asia/Shanghai); amend it "
+                        "with that deadline or later, or let it move there",
+                        PR_CLARIFY_DAYS, pr_datetime(t->deadline_ms, d1),
+                        pr_datetime(earliest, d2));
+    t->deadline_ms = earliest;
+    int listed = 0;
+    for (size_t i = 0; i < nfields; i++)
+      listed |= !strcmp(fields[i], "deadline_ms");
+    if (!listed) {
+      const char **f = host->alloc(call, (nfields + 1) * sizeof *f);
+      memcpy(f, fields, nfields * sizeof *f);
+      f[nfields++] = "deadline_ms";
+      fields = f;
+    }
+    note = host->sprintf(call,
+                         "%s [the bid deadline moves to %s so that %d days "
+                         "remain: MOF Order 87 art. 27]",
+                         in->note, pr_datetime(earliest, d2), PR_CLARIFY_DAYS);
+  }
   if (items && (st = pr__fix_items(call, t, NULL)) != GM_OK) return st;
   if ((st = pr__check_tender(call, t, t->agency)) != GM_OK) return st;
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
@@ -647,13 +682,13 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                         pr__num(call, t->bid_security),
                         pr__num(call, t->bond_bp),
                         t->title,
-                        pr__list(call, in->fields, in->n_fields, 0),
-                        in->note,
+                        pr__list(call, (char **)fields, nfields, 0),
+                        note,
                         pr__num(call, pr__min_days(call, (int)t->method))};
   const gm_value *v;
   if ((st = pr__run(call, "tender", tag, 13, args, &v)) != GM_OK) return st;
   if ((st = pr__tender_read(call, t->id, &view)) != GM_OK) return st;
-  pr__tender_event(call, view->tender, "amended", in->note);
+  pr__tender_event(call, view->tender, "amended", note);
   *reply = &view->base;
   return GM_OK;
 }

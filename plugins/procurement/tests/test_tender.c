@@ -530,6 +530,66 @@ START_TEST(an_amendment_cannot_shorten_the_bidding_period_below_the_law) {
 END_TEST
 
 /*
+ * MOF Order 87 art. 27: a change that may affect the preparation of bids
+ * with fewer than 15 days left moves the deadline so 15 remain (to the next
+ * minute), or is refused naming that deadline when the agency keeps its
+ * own; one that does not affect bids, or leaves 15 days, moves nothing.
+ */
+START_TEST(a_change_affecting_bids_leaves_15_days_before_the_deadline) {
+  pt_tender d;
+  pt_tender_init(&d, "T-15", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  pt_clock(T0 + 10 * PT_DAY); /* 11 days left */
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  ch.budget = 90000000;
+  char *fields[] = {"budget"};
+  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  q.tender_id = "T-15";
+  q.note = "budget cut";
+  q.changes = &ch;
+  q.fields = fields;
+  q.n_fields = 1;
+  q.affects_bids = 1;
+  q.keep_deadline = 1;
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "the earliest deadline allowed is 2026-03-27 10:01");
+  Gm__Procurement__TenderView *v = pt_tender_get("T-15");
+  ck_assert_int_eq(v->tender->version, 1);
+  ck_assert_int_eq(v->tender->budget, 100000000);
+  pt_free(v);
+
+  q.keep_deadline = 0;
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->deadline_ms, T0 + 25 * PT_DAY + 60000);
+  ck_assert_int_eq(v->tender->budget, 90000000);
+  ck_assert_int_eq(v->n_amendments, 1);
+  ck_assert_int_eq(v->amendments[0]->n_fields, 2);
+  ck_assert_str_eq(v->amendments[0]->fields[1], "deadline_ms");
+  ck_assert_ptr_nonnull(strstr(v->amendments[0]->note, "Order 87 art. 27"));
+  pt_free(v);
+  /* The opening follows the moved deadline, not the first one. */
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *due =
+      gm_test_redis_cmd(c, "ZSCORE gm:{procurement:t:T-15}:dl open|T-15");
+  ck_assert_int_eq(strtoll(due->str, NULL, 10), T0 + 25 * PT_DAY + 60000);
+  freeReplyObject(due);
+  redisFree(c);
+
+  /* A title does not affect bids: the deadline stays, 4 days left. */
+  pt_clock(T0 + 21 * PT_DAY);
+  ch.title = "Desks, tower 3";
+  fields[0] = "title";
+  q.affects_bids = 0;
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->deadline_ms, T0 + 25 * PT_DAY + 60000);
+  pt_free(v);
+}
+END_TEST
+
+/*
  * A credit code is one party of the register: gamma cannot register
  * alpha's code (printed in every OCDS export) and then cite alpha's
  * certificate for a mandatory item as its own, nor could one enterprise
@@ -592,6 +652,8 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_bid_one_millisecond_late_is_refused);
+  tcase_add_test(tc,
+                 a_change_affecting_bids_leaves_15_days_before_the_deadline);
   tcase_add_test(tc, a_mandatory_item_is_won_only_by_a_certified_bid);
   tcase_add_test(tc, a_green_deduction_changes_the_winner);
   tcase_add_test(tc, an_sme_deduction_changes_the_winner);
