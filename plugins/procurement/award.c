@@ -18,36 +18,12 @@
 
 #include "procurement.h"
 
-/* How far ahead the calendar is read for 7 working days: long enough for
-   the Spring Festival and National Day weeks with their worked weekends. */
-#define PR_CALENDAR_HORIZON 60
-
-typedef struct pr__calendar {
-  int64_t from; /* the first day read */
-  const gm_value *days;
-} pr__calendar;
-
-static char pr__day_kind(void *arg, int64_t day) {
-  const pr__calendar *c = arg;
-  if (day < c->from || day >= c->from + PR_CALENDAR_HORIZON) return 0;
-  return pr__s(c->days, (size_t)(day - c->from))[0];
-}
-
 /* The challenge and signing periods of a notice on local day `today`. */
 static gm_status pr__periods(gm_call *call, int64_t today, int64_t *chu,
                              int64_t *sgu) {
-  pr__calendar c = {today + 1, NULL};
-  const char *args[] = {"calget", pr__num(call, c.from),
-                        pr__num(call, PR_CALENDAR_HORIZON)};
-  gm_status st = pr__run(call, "catalogue", "cal", 3, args, &c.days);
+  gm_status st =
+      pr__working_days_end(call, today, PR_CHALLENGE_WORKING_DAYS, chu);
   if (st != GM_OK) return st;
-  *chu = pr_working_days_end(today, PR_CHALLENGE_WORKING_DAYS,
-                             PR_CALENDAR_HORIZON, pr__day_kind, &c);
-  if (*chu < 0)
-    return host->fail(call, GM_FAILED_PRECONDITION,
-                      "the calendar has fewer than %d working days in the %d "
-                      "days after today; correct it with calendar.put",
-                      PR_CHALLENGE_WORKING_DAYS, PR_CALENDAR_HORIZON);
   *sgu = pr_days_end(today, PR_SIGN_DAYS);
   return GM_OK;
 }

@@ -368,6 +368,43 @@ const pr_cert_state *pr__certs_find(void *arg, const char *number) {
 
 /* ---- the calendar ---- */
 
+/* How far ahead the calendar is read for a count of working days: long
+   enough for 7 of them across the Spring Festival and National Day weeks
+   with their worked weekends. */
+#define PR_CALENDAR_HORIZON 60
+
+typedef struct pr__calendar {
+  int64_t from; /* the first day read */
+  const gm_value *days;
+} pr__calendar;
+
+static char pr__day_kind(void *arg, int64_t day) {
+  const pr__calendar *c = arg;
+  if (day < c->from || day >= c->from + PR_CALENDAR_HORIZON) return 0;
+  return pr__s(c->days, (size_t)(day - c->from))[0];
+}
+
+gm_status pr__working_days_end(gm_call *call, int64_t from, int n,
+                               int64_t *end) {
+  if (n <= 0) {
+    *end = pr_day_start(from + 1) - 1;
+    return GM_OK;
+  }
+  pr__calendar c = {from + 1, NULL};
+  const char *args[] = {"calget", pr__num(call, c.from),
+                        pr__num(call, PR_CALENDAR_HORIZON)};
+  gm_status st = pr__run(call, "catalogue", "cal", 3, args, &c.days);
+  if (st != GM_OK) return st;
+  *end = pr_working_days_end(from, n, PR_CALENDAR_HORIZON, pr__day_kind, &c);
+  if (*end < 0)
+    return host->fail(call, GM_FAILED_PRECONDITION,
+                      "the calendar has fewer than %d working days in the %d "
+                      "days after %s; correct it with calendar.put",
+                      n, PR_CALENDAR_HORIZON,
+                      pr_date(from, host->alloc(call, 11)));
+  return GM_OK;
+}
+
 gm_status pr__calendar_put(gm_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **reply) {
   const Gm__Procurement__CalendarRequest *in = (const void *)req;

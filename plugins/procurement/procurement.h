@@ -172,6 +172,12 @@ typedef struct pr__certs {
   const char **numbers;
   pr_cert_state *states;
 } pr__certs;
+/* catalogue.c: the last ms of the n-th working day after local day `from`
+   on the calendar (the day itself is day 0; FAILED_PRECONDITION when the
+   calendar has fewer in the weeks read). */
+gm_status pr__working_days_end(gm_call *call, int64_t from, int n,
+                               int64_t *end);
+
 /* Reads the certificates named (each shard once) into c. */
 gm_status pr__certs_read(gm_call *call, const char *const *numbers, size_t n,
                          pr__certs *c);

@@ -18,12 +18,30 @@
    tender; MOF Order 74: 3 working days for a request for quotations,
    taken as 3 days), changeable with [market.procurement] min_open_days and
    min_rfq_days for tests and training. */
-static int64_t pr__min_days(gm_call *call, int method) {
+/*
+ * The shortest bidding period from `from` (the publication), in ms: 20
+ * days for an open tender (GP Law art. 35), 3 working days for a request
+ * for quotations (MOF Order 74): the deadline comes after the end of the
+ * 3rd working day after the day of the notice, on the calendar.  *what
+ * names it for messages.
+ */
+static gm_status pr__min_period(gm_call *call, int method, int64_t from,
+                                int64_t *min, const char **what) {
   const char *v = host->config(
       host->market(call), method == 1 ? "min_rfq_days" : "min_open_days", NULL);
   long d = v ? strtol(v, NULL, 10) : (method == 1 ? 3 : 20);
   if (d < 0 || d > 365) d = method == 1 ? 3 : 20;
-  return (int64_t)d * PR_DAY_MS;
+  if (method != 1) {
+    *min = (int64_t)d * PR_DAY_MS;
+    *what = host->sprintf(call, "%ld days", d);
+    return GM_OK;
+  }
+  int64_t end;
+  gm_status st = pr__working_days_end(call, pr_day_of(from), (int)d, &end);
+  if (st != GM_OK) return st;
+  *min = d ? end + 1 - from : 0;
+  *what = host->sprintf(call, "%ld working days", d);
+  return GM_OK;
 }
 
 Gm__Procurement__Tender *pr__def_decode(gm_call *call, const char *b64) {
@@ -556,7 +574,10 @@ gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
                       "tender %s has no bid deadline; redraft it with "
                       "deadline_ms",
                       in->tender_id);
-  int64_t min = pr__min_days(call, (int)t->method);
+  int64_t min, now = host->now_ms(host->market(call));
+  const char *what;
+  if ((st = pr__min_period(call, (int)t->method, now, &min, &what)) != GM_OK)
+    return st;
   const char *pargs[] = {"publish",
                          in->tender_id,
                          pr__s(f, 16),
@@ -571,8 +592,10 @@ gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
                          pr__num(call, t->price_weight_bp),
                          pr__list(call, t->evaluators, t->n_evaluators, 0),
                          t->title,
-                         pr__num(call, min)};
-  if ((st = pr__run(call, "tender", tag, 15, pargs, &v)) != GM_OK) return st;
+                         pr__num(call, min),
+                         what,
+                         t->method == 1 ? pr__num(call, now + min) : ""};
+  if ((st = pr__run(call, "tender", tag, 17, pargs, &v)) != GM_OK) return st;
   Gm__Procurement__TenderView *view;
   if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
   pr__tender_event(call, view->tender, "published", NULL);
@@ -664,6 +687,11 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
   if (items && (st = pr__fix_items(call, t, NULL)) != GM_OK) return st;
   if ((st = pr__check_tender(call, t, t->agency)) != GM_OK) return st;
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
+  int64_t min;
+  const char *what;
+  if ((st = pr__min_period(call, (int)t->method, t->published_ms, &min,
+                           &what)) != GM_OK)
+    return st;
   int32_t ver = t->version;
   /* The stored definition carries no broker-set state. */
   const char *state = t->state, *seed = t->seed, *reason = t->reason;
@@ -684,9 +712,10 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                         t->title,
                         pr__list(call, (char **)fields, nfields, 0),
                         note,
-                        pr__num(call, pr__min_days(call, (int)t->method))};
+                        pr__num(call, min),
+                        what};
   const gm_value *v;
-  if ((st = pr__run(call, "tender", tag, 13, args, &v)) != GM_OK) return st;
+  if ((st = pr__run(call, "tender", tag, 14, args, &v)) != GM_OK) return st;
   if ((st = pr__tender_read(call, t->id, &view)) != GM_OK) return st;
   pr__tender_event(call, view->tender, "amended", note);
   *reply = &view->base;

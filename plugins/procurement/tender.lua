@@ -6,7 +6,11 @@
 --   demand   items (base64)
 --   get      -
 --   publish  rev def dl cur budget items sec bond am pw evs title min_ms
+--            min_text earliest (for a period on the calendar: its end, or '')
 --   amend    ver def dl budget items sec bond title fields note min_ms
+--            min_text
+--   (min_ms: the shortest bidding period from the publication, which C
+--   counts on the calendar for a request for quotations; min_text names it)
 --   cancel   reason
 --   security supplier amount reference
 --   arcinfo  -                  state and last change, to check the ledger
@@ -90,10 +94,13 @@ if op == 'publish' then
       'demand); publish it again')
   end
   local dl, min = tonumber(ARGV[5]), tonumber(ARGV[15])
+  -- Counted on the calendar, the period ends at a fixed time (C's clock
+  -- may be a few ms behind this run's).
+  if ARGV[17] ~= '' then min = tonumber(ARGV[17]) - NOW end
   if dl <= NOW or dl - NOW < min then
     return rej('INVALID_ARGUMENT', 'the bid deadline ' .. when(dl) ..
       (dl <= NOW and ' has passed' or ' leaves suppliers less than the ' ..
-       I(floor(min / 86400000)) .. ' days the law gives them') ..
+       ARGV[16] .. ' the law gives them') ..
       '; set it after ' .. when(NOW + min) .. ' (Asia/Shanghai)')
   end
   redis.call('HSET', T, 'st', 'active', 'def', ARGV[4], 'dl', ARGV[5],
@@ -129,8 +136,8 @@ if op == 'amend' then
   -- The bidding period the law gives counts from the publication.
   if dl - tonumber(t.pub) < min then
     return rej('INVALID_ARGUMENT', 'the new bid deadline ' .. when(dl) ..
-      ' leaves suppliers less than the ' .. I(floor(min / 86400000)) ..
-      ' days from the publication the law gives them; set it after ' ..
+      ' leaves suppliers less than the ' .. ARGV[14] ..
+      ' from the publication the law gives them; set it after ' ..
       when(tonumber(t.pub) + min) .. ' (Asia/Shanghai)')
   end
   local ver = tonumber(t.ver) + 1

@@ -590,6 +590,55 @@ START_TEST(a_change_affecting_bids_leaves_15_days_before_the_deadline) {
 END_TEST
 
 /*
+ * A request for quotations gives suppliers 3 working days (MOF Order 74),
+ * counted on the calendar after the day of the notice: published on
+ * Friday 2026-03-06 with Monday a holiday, the earliest deadline is the
+ * start of Friday 2026-03-13 (Tue, Wed, Thu); Monday 10:00, three calendar
+ * days later, is refused, naming it.
+ */
+START_TEST(a_request_for_quotations_counts_3_working_days) {
+  Gm__Procurement__CalendarDay h = GM__PROCUREMENT__CALENDAR_DAY__INIT;
+  Gm__Procurement__CalendarDay *days[] = {&h};
+  h.date = "2026-03-09";
+  h.kind = "holiday";
+  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
+  cr.days = days;
+  cr.n_days = 1;
+  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  pt_clock(pt_at("2026-03-06", 10, 0));
+
+  pt_tender d;
+  pt_tender_init(&d, "T-RFQ", 1000000, pt_at("2026-03-09", 10, 0));
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  d.t.method = GM__PROCUREMENT__METHOD__METHOD_RFQ;
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  pr.tender_id = "T-RFQ";
+  pt_expect("city", "tender.publish", &pr.base, GM__STATUS__INVALID_ARGUMENT,
+            "less than the 3 working days the law gives them; set it after "
+            "2026-03-13 00:00");
+  /* Thursday evening is still short; the start of Friday is enough. */
+  d.t.deadline_ms = pt_at("2026-03-12", 23, 59);
+  m = pt_call("city", "tender.draft", &dr.base);
+  protobuf_c_message_free_unpacked(m, NULL);
+  pt_expect("city", "tender.publish", &pr.base, GM__STATUS__INVALID_ARGUMENT,
+            "3 working days");
+  d.t.deadline_ms = pt_at("2026-03-13", 0, 0);
+  m = pt_call("city", "tender.draft", &dr.base);
+  protobuf_c_message_free_unpacked(m, NULL);
+  m = pt_call("city", "tender.publish", &pr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+END_TEST
+
+/*
  * A credit code is one party of the register: gamma cannot register
  * alpha's code (printed in every OCDS export) and then cite alpha's
  * certificate for a mandatory item as its own, nor could one enterprise
@@ -652,6 +701,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_bid_one_millisecond_late_is_refused);
+  tcase_add_test(tc, a_request_for_quotations_counts_3_working_days);
   tcase_add_test(tc,
                  a_change_affecting_bids_leaves_15_days_before_the_deadline);
   tcase_add_test(tc, a_mandatory_item_is_won_only_by_a_certified_bid);
