@@ -285,7 +285,7 @@ gm_status pr__award_get(gm_call *call, const ProtobufCMessage *req,
 
 static Gm__Procurement__Challenge *pr__challenge(gm_call *call, const char *id,
                                                  const gm_value *r) {
-  /* CHF: id aw who text st remedy answer lodged answered */
+  /* CHF: id aw who text st remedy answer lodged answered due over cpu */
   Gm__Procurement__Challenge *c = host->alloc(call, sizeof *c);
   gm__procurement__challenge__init(c);
   c->id = (char *)pr__s(r, 0);
@@ -298,6 +298,9 @@ static Gm__Procurement__Challenge *pr__challenge(gm_call *call, const char *id,
   c->answer = (char *)pr__s(r, 6);
   c->lodged_ms = pr__i(r, 7);
   c->answered_ms = pr__i(r, 8);
+  c->answer_due_ms = pr__i(r, 9);
+  c->overdue_ms = pr__i(r, 10);
+  c->complaint_until_ms = pr__i(r, 11);
   return c;
 }
 
@@ -312,16 +315,27 @@ gm_status pr__challenge_lodge(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "text is empty; a challenge states its grounds in "
                       "writing (GP Law art. 52)");
-  const char *args[] = {"challenge", in->tender_id, in->text};
+  /* The agency has 7 working days to answer (GP Law art. 53); then the
+     challenger has 15 more to complain to the finance department (art.
+     55). */
+  int64_t due, cpu;
+  int64_t today = pr_day_of(host->now_ms(host->market(call)));
+  if ((st = pr__working_days_end(call, today, PR_ANSWER_WORKING_DAYS, &due)) !=
+          GM_OK ||
+      (st = pr__working_days_end(call, pr_day_of(due),
+                                 PR_COMPLAINT_WORKING_DAYS, &cpu)) != GM_OK)
+    return st;
+  const char *args[] = {"challenge", in->tender_id, in->text,
+                        pr__num(call, due), pr__num(call, cpu)};
   const gm_value *v;
-  if ((st = pr__run(call, "award", tag, 3, args, &v)) != GM_OK) return st;
+  if ((st = pr__run(call, "award", tag, 5, args, &v)) != GM_OK) return st;
   Gm__Procurement__Challenge *c = pr__challenge(call, in->tender_id, v);
   Gm__Procurement__ChallengeEvent ev = GM__PROCUREMENT__CHALLENGE_EVENT__INIT;
   ev.challenge = c;
   ev.action = "lodged";
   /* Between the challenger and the agency until it is answered. */
   pr__tell(call, GM_AUDIENCE_PARTICIPANT, c->challenger, "challenge", &ev.base);
-  pr__tell(call, GM_AUDIENCE_PARTICIPANT, pr__s(v, 9), "challenge", &ev.base);
+  pr__tell(call, GM_AUDIENCE_PARTICIPANT, pr__s(v, 12), "challenge", &ev.base);
   *reply = &c->base;
   return GM_OK;
 }
@@ -378,6 +392,36 @@ gm_status pr__challenge_answer(gm_call *call, const ProtobufCMessage *req,
   ev.action = "answered";
   pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "challenge", &ev.base);
   *reply = &c->base;
+  return GM_OK;
+}
+
+/* The "answer" deadline of challenge <tender>-Q<n>: its 7 working days
+   passed.  Marked overdue once; the challenger and the agency are told. */
+gm_status pr__on_answer(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  const char *tender, *num;
+  if (pr__split(call, d->id, 'Q', &tender, &num) != 0) {
+    host->log(host->market(call), GM_LOG_WARN,
+              "answer deadline %s is not of a challenge; dropped", d->id);
+    return GM_OK;
+  }
+  const char *args[] = {"overdue", tender, num};
+  const gm_value *v;
+  gm_status st = pr__run(call, "award", d->tag, 3, args, &v);
+  if (st != GM_OK) return st;
+  if (v->n < 13) return GM_OK; /* answered, closed or moved meanwhile */
+  Gm__Procurement__Challenge *c = pr__challenge(call, tender, v);
+  Gm__Procurement__ChallengeEvent ev = GM__PROCUREMENT__CHALLENGE_EVENT__INIT;
+  ev.challenge = c;
+  ev.action = "overdue";
+  pr__tell(call, GM_AUDIENCE_PARTICIPANT, c->challenger, "challenge", &ev.base);
+  pr__tell(call, GM_AUDIENCE_PARTICIPANT, pr__s(v, 12), "challenge", &ev.base);
+  char d1[24];
+  host->log(host->market(call), GM_LOG_INFO,
+            "challenge %s: %s did not answer within %d working days; %s may "
+            "complain to the finance department until %s",
+            c->id, pr__s(v, 12), PR_ANSWER_WORKING_DAYS, c->challenger,
+            pr_datetime(c->complaint_until_ms, d1));
   return GM_OK;
 }
 

@@ -7,8 +7,10 @@
 --             then n x (contract agency value bond items)
 --   none      award                 nobody left to pass it to
 --   aget      award                 an award and its contracts
---   challenge text
+--   challenge text due complaint_until
 --   answer    number upheld remedy answer
+--   overdue   number                its answer deadline passed (the
+--                                   "answer" deadline, id <tender>-Q<n>)
 --   cget      number
 --   sign      contract reference
 --   deliver   contract note
@@ -19,8 +21,12 @@ local op, id = ARGV[1], ARGV[2]
 local AWF = {'n', 'sup', 'value', 'st', 'notice', 'chu', 'sgu', 'ks', 'why'}
 local KF = {'id', 'aw', 'agency', 'sup', 'value', 'st', 'items', 'sa', 'ss',
   'bond', 'bref', 'dv', 'ac', 'paid', 'note', 'cur'}
+-- due: the last ms of the 7 working days the agency has to answer (GP Law
+-- art. 53); over: when that passed unanswered (0: it did not); cpu: the
+-- last ms the challenger may complain to the finance department, 15
+-- working days after `due` (GP Law art. 55: recorded, not modelled).
 local CHF = {'id', 'aw', 'who', 'text', 'st', 'remedy', 'answer', 'lodged',
-  'answered'}
+  'answered', 'due', 'over', 'cpu'}
 
 local function rec(key, fields)
   local v = redis.call('HMGET', key, unpack(fields))
@@ -33,6 +39,12 @@ local function flat(r, fields)
   local out = {}
   for i, f in ipairs(fields) do out[i] = r[f] or '' end
   return out
+end
+local function challenge_emit(ch)
+  gm.emit('challenge', 'id', id, 'q', ch.id, 'aw', ch.aw, 'who', ch.who,
+    'text', ch.text, 'st', ch.st, 'remedy', ch.remedy, 'answer', ch.answer,
+    'lodged', ch.lodged, 'answered', ch.answered, 'due', ch.due or '0',
+    'over', ch.over or '0', 'cpu', ch.cpu or '0', 't', I(NOW))
 end
 local function award_emit(a, action)
   gm.emit('award', 'id', id, 'n', a.n, 'supplier', a.sup, 'value', a.value,
@@ -67,9 +79,8 @@ local function award_end(n, why, action)
     redis.call('HSET', P .. 'ch:' .. c, 'st', 'closed', 'answer',
       'the award was ' .. why, 'answered', I(NOW))
     local ch = rec(P .. 'ch:' .. c, CHF)
-    gm.emit('challenge', 'id', id, 'q', ch.id, 'aw', ch.aw, 'who', ch.who,
-      'text', ch.text, 'st', ch.st, 'remedy', ch.remedy, 'answer', ch.answer,
-      'lodged', ch.lodged, 'answered', ch.answered, 't', I(NOW))
+    gm.deadline_cancel('answer', ch.id)
+    challenge_emit(ch)
   end
   redis.call('DEL', P .. 'cho')
   redis.call('HSET', T, 'chopen', '0')
@@ -222,7 +233,8 @@ if op == 'challenge' then
   end
   local k = tonumber(t.chn or '0') + 1
   local c = {id = id .. '-Q' .. I(k), aw = t.aw, who = WHO, text = ARGV[3],
-    st = 'open', remedy = '0', answer = '', lodged = I(NOW), answered = '0'}
+    st = 'open', remedy = '0', answer = '', lodged = I(NOW), answered = '0',
+    due = ARGV[4], over = '0', cpu = ARGV[5]}
   local cv = {}
   for _, f in ipairs(CHF) do cv[#cv + 1] = f; cv[#cv + 1] = c[f] end
   redis.call('HSET', P .. 'ch:' .. I(k), unpack(cv))
@@ -230,9 +242,8 @@ if op == 'challenge' then
   local open = tonumber(t.chopen) + 1
   redis.call('HSET', T, 'chn', I(k), 'chopen', I(open))
   if open == 1 then redis.call('HSET', T, 'chpause', I(NOW)) end
-  gm.emit('challenge', 'id', id, 'q', c.id, 'aw', c.aw, 'who', WHO,
-    'text', c.text, 'st', 'open', 'remedy', '0', 'answer', '',
-    'lodged', c.lodged, 'answered', '0', 't', I(NOW))
+  gm.deadline('answer', c.id, tonumber(c.due) + 1)
+  challenge_emit(c)
   local out = flat(c, CHF)
   out[#out + 1] = t.lead
   return out
@@ -260,9 +271,8 @@ if op == 'answer' then
   redis.call('HSET', P .. 'ch:' .. k, 'st', c.st, 'remedy', c.remedy,
     'answer', c.answer, 'answered', c.answered)
   redis.call('SREM', P .. 'cho', k)
-  gm.emit('challenge', 'id', id, 'q', c.id, 'aw', c.aw, 'who', c.who,
-    'text', c.text, 'st', c.st, 'remedy', c.remedy, 'answer', c.answer,
-    'lodged', c.lodged, 'answered', c.answered, 't', I(NOW))
+  gm.deadline_cancel('answer', c.id)
+  challenge_emit(c)
   t.id = id
   if not upheld then
     local open = tonumber(t.chopen) - 1
@@ -297,6 +307,25 @@ if op == 'answer' then
     tender_emit('reevaluating', t)
   end
   return flat(c, CHF)
+end
+
+-- The agency let the 7 working days pass: the challenge stays open (a late
+-- answer still counts), and the challenger and the agency learn that the
+-- challenger may now complain to the finance department.
+if op == 'overdue' then
+  local t = tender('lead')
+  if not t then return {'stale'} end
+  local c = rec(P .. 'ch:' .. ARGV[3], CHF)
+  if not c or c.st ~= 'open' or (c.over ~= '' and c.over ~= '0') or
+      c.due == '' or NOW <= tonumber(c.due) then
+    return {'stale'}
+  end
+  c.over = I(NOW)
+  redis.call('HSET', P .. 'ch:' .. ARGV[3], 'over', c.over)
+  challenge_emit(c)
+  local out = flat(c, CHF)
+  out[#out + 1] = t.lead
+  return out
 end
 
 if op == 'cget' then

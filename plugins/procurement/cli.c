@@ -1969,6 +1969,14 @@ static void pr_print_challenge(const ProtobufCMessage *m) {
   printf("challenge %s to award %d of %s by %s: %s (lodged %s)\n  %s\n", c->id,
          c->award, c->tender_id, c->challenger, c->status,
          pr_time(c->lodged_ms, d), c->text);
+  if (c->answer_due_ms && !strcmp(c->status, "open"))
+    printf("  the agency answers by %s (7 working days)%s\n",
+           pr_time(c->answer_due_ms, d), c->overdue_ms ? ": OVERDUE" : "");
+  if (c->overdue_ms)
+    printf(
+        "  unanswered in time: the challenger may complain to the finance "
+        "department until %s (GP Law art. 55)\n",
+        pr_time(c->complaint_until_ms, d));
   if (c->answer[0]) printf("answer: %s\n", c->answer);
 }
 

@@ -233,6 +233,8 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
     return st;
   if ((st = host->deadline_register(m, "sign", pr__on_sign, NULL)) != GM_OK)
     return st;
+  if ((st = host->deadline_register(m, "answer", pr__on_answer, NULL)) != GM_OK)
+    return st;
   return host->deadline_register(m, "archive", pr__on_archive, NULL);
 }
 

@@ -154,6 +154,8 @@ PR_HANDLER(pr__tender_export);
    "sign" (the end of an award's signing period). */
 gm_status pr__on_open(gm_call *call, const gm_deadline *d, void *arg);
 gm_status pr__on_sign(gm_call *call, const gm_deadline *d, void *arg);
+/* "answer": a challenge's 7 working days passed (award.c). */
+gm_status pr__on_answer(gm_call *call, const gm_deadline *d, void *arg);
 
 /* ---- archive.c ---- */
 

@@ -28,6 +28,11 @@
 /* A clarification or change that may affect the preparation of bids leaves
    at least this many days before the bid deadline (MOF Order 87 art. 27). */
 #define PR_CLARIFY_DAYS 15
+/* The agency answers a challenge within 7 working days (GP Law art. 53);
+   then the challenger may complain to the finance department within 15
+   working days (art. 55). */
+#define PR_ANSWER_WORKING_DAYS 7
+#define PR_COMPLAINT_WORKING_DAYS 15
 #define PR_TZ_MS INT64_C(28800000) /* Asia/Shanghai: UTC+8, no DST */
 #define PR_DAY_MS INT64_C(86400000)
 

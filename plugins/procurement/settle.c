@@ -122,6 +122,15 @@ static const gm_migration pr__migrations[] = {
     {2,
      "ALTER TABLE procurement_tenders"
      " ADD COLUMN archived_ms INTEGER NOT NULL DEFAULT 0;"},
+    /* A challenge's answer period (GP Law art. 53), when it passed
+       unanswered, and the complaint period after it (art. 55). */
+    {3,
+     "ALTER TABLE procurement_challenges"
+     " ADD COLUMN answer_due_ms INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE procurement_challenges"
+     " ADD COLUMN overdue_ms INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE procurement_challenges"
+     " ADD COLUMN complaint_until_ms INTEGER NOT NULL DEFAULT 0;"},
 };
 
 /* A field as text ("" when absent) or as a number (0). */
@@ -386,11 +395,14 @@ static gm_status pr__settle(gm_market *m, gm_ledger *tx,
         tx,
         "INSERT OR REPLACE INTO procurement_challenges (challenge_id,"
         " tender_id, award, challenger, text, status, remedy, answer,"
-        " lodged_ms, answered_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+        " lodged_ms, answered_ms, answer_due_ms, overdue_ms,"
+        " complaint_until_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
+        "?13)",
         (gm_param[]){P_TEXT("q"), P_TEXT("id"), P_INT("aw"), P_TEXT("who"),
                      P_TEXT("text"), P_TEXT("st"), P_INT("remedy"),
-                     P_TEXT("answer"), P_INT("lodged"), P_INT("answered")},
-        10);
+                     P_TEXT("answer"), P_INT("lodged"), P_INT("answered"),
+                     P_INT("due"), P_INT("over"), P_INT("cpu")},
+        13);
   if (!strcmp(k, "contract"))
     return pr__exec(
         tx,

@@ -87,6 +87,19 @@ static void sign_ok(const char *as, const char *cid) {
   pt_free(k);
 }
 
+static long long answer_due(const char *cid) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  char tender[64];
+  snprintf(tender, sizeof tender, "%.*s", (int)(strrchr(cid, '-') - cid), cid);
+  redisReply *r = gm_test_redis_cmd(
+      c, "ZSCORE gm:{procurement:t:%s}:dl answer|%s", tender, cid);
+  long long due =
+      r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+  freeReplyObject(r);
+  redisFree(c);
+  return due;
+}
+
 /*
  * The challenge period is 7 working days after the notice day (Monday 23
  * March), on the calendar: with Thursday 26 and Friday 27 March holidays
@@ -154,7 +167,10 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
   c = answer("T-CH-Q1", 0, GM__PROCUREMENT__REMEDY__REMEDY_NONE);
   ck_assert_msg(c, "%s", pt_message);
   ck_assert_str_eq(c->status, "dismissed");
+  ck_assert_int_eq(c->overdue_ms, 0);
   pt_free(c);
+  /* Answered in time: its answer deadline is gone. */
+  ck_assert_int_eq(answer_due("T-CH-Q1"), -1);
   Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
   ar.tender_id = "T-CH";
   aw = (Gm__Procurement__Award *)pt_call("beta", "award.get", &ar.base);
@@ -198,6 +214,49 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
                    1000000);
   ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_challenges"
                                  " WHERE status = 'dismissed'"),
+                   1);
+}
+END_TEST
+
+/*
+ * The agency answers a challenge within 7 working days (GP Law art. 53):
+ * lodged Tuesday 24 March, due by the end of Thursday 2 April.  Unanswered
+ * then, it is marked overdue (the ledger, the challenge) and stays open;
+ * the challenger may complain to the finance department for 15 working
+ * days more (art. 55: until the end of 23 April), which is recorded.  A
+ * late answer still counts.
+ */
+START_TEST(an_unanswered_challenge_becomes_overdue) {
+  two_bids("T-OD", DEADLINE);
+  pt_free(pt_award("city", "T-OD"));
+  pt_clock(pt_at("2026-03-24", 9, 0));
+  Gm__Procurement__Challenge *c = challenge("beta", "T-OD");
+  ck_assert_msg(c, "%s", pt_message);
+  int64_t due = pt_at("2026-04-03", 0, 0) - 1;
+  ck_assert_int_eq(c->answer_due_ms, due);
+  ck_assert_int_eq(c->complaint_until_ms, pt_at("2026-04-24", 0, 0) - 1);
+  ck_assert_int_eq(c->overdue_ms, 0);
+  pt_free(c);
+  ck_assert_int_eq(answer_due("T-OD-Q1"), due + 1);
+
+  pt_clock(due + 1);
+  char sql[200];
+  snprintf(sql, sizeof sql,
+           "SELECT overdue_ms FROM procurement_challenges WHERE"
+           " challenge_id = 'T-OD-Q1' AND status = 'open' AND"
+           " complaint_until_ms = %lld",
+           (long long)(pt_at("2026-04-24", 0, 0) - 1));
+  ck_assert_int_eq(pt_ledger_wait(sql, due + 1), due + 1);
+  /* Still open: nothing is signed, and a late answer is taken. */
+  c = answer("T-OD-Q1", 0, GM__PROCUREMENT__REMEDY__REMEDY_NONE);
+  ck_assert_msg(c, "%s", pt_message);
+  ck_assert_str_eq(c->status, "dismissed");
+  ck_assert_int_eq(c->overdue_ms, due + 1);
+  pt_free(c);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_challenges"
+                                  " WHERE challenge_id = 'T-OD-Q1' AND"
+                                  " status = 'dismissed' AND overdue_ms > 0",
+                                  1),
                    1);
 }
 END_TEST
@@ -626,6 +685,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_challenge_holds_the_signature_until_it_is_answered);
+  tcase_add_test(tc, an_unanswered_challenge_becomes_overdue);
   tcase_add_test(tc, an_upheld_challenge_reevaluates_or_cancels);
   tcase_add_test(tc, an_award_not_signed_in_30_days_passes_to_the_next_bidder);
   tcase_add_test(tc, a_joint_tender_gives_one_contract_per_agency);
