@@ -373,6 +373,82 @@ const pr_cert_state *pr__certs_find(void *arg, const char *number) {
    with their worked weekends. */
 #define PR_CALENDAR_HORIZON 60
 
+/* The shipped calendar (calendar.csv): the state's holidays and worked
+   weekend days, sorted by day; read once at init. */
+typedef struct pr__builtin_day {
+  int64_t day;
+  char kind; /* 'h' holiday, 'w' working */
+} pr__builtin_day;
+static pr__builtin_day *pr__builtin;
+static size_t pr__nbuiltin;
+
+static int pr__builtin_cmp(const void *a, const void *b) {
+  const pr__builtin_day *x = a, *y = b;
+  return (x->day > y->day) - (x->day < y->day);
+}
+
+/* Lines "date,kind[,note]" after the header; '#' lines are comments (which
+   libcsv does not know, hence this reader). */
+gm_status pr__calendar_init(gm_market *m) {
+  const char *p = gm_procurement_calendar_csv;
+  size_t cap = 0, line = 0;
+  int header = 0;
+  while (*p) {
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char buf[256];
+    line++;
+    snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255), p);
+    p += len + (end ? 1 : 0);
+    if (!buf[0] || buf[0] == '#') continue;
+    if (!header) {
+      header = !strncmp(buf, "date,kind", 9);
+      if (header) continue;
+    }
+    char *kind = strchr(buf, ',');
+    int64_t day;
+    if (kind) *kind++ = '\0';
+    char *note = kind ? strchr(kind, ',') : NULL;
+    if (note) *note = '\0';
+    if (!header || !kind || pr_parse_date(buf, &day) != 0 ||
+        (strcmp(kind, "holiday") && strcmp(kind, "working"))) {
+      host->log(m, GM_LOG_ERROR,
+                "calendar.csv line %zu is not date,kind[,note] with kind "
+                "holiday or working; rebuild the plugin with a correct file",
+                line);
+      return GM_INTERNAL;
+    }
+    if (pr__nbuiltin == cap) {
+      cap = cap ? 2 * cap : 64;
+      pr__builtin_day *n = realloc(pr__builtin, cap * sizeof *n);
+      if (!n) return GM_RESOURCE_EXHAUSTED;
+      pr__builtin = n;
+    }
+    pr__builtin[pr__nbuiltin++] =
+        (pr__builtin_day){day, kind[0] == 'h' ? 'h' : 'w'};
+  }
+  qsort(pr__builtin, pr__nbuiltin, sizeof *pr__builtin, pr__builtin_cmp);
+  return GM_OK;
+}
+
+void pr__calendar_shutdown(void) {
+  free(pr__builtin);
+  pr__builtin = NULL;
+  pr__nbuiltin = 0;
+}
+
+/* A day's kind: the certifier's exception ('h', 'w', or 'n': the weekday
+   rule, even over a shipped one) first, then the shipped calendar's. */
+static char pr__kind_of(const char *stored, int64_t day) {
+  if (stored[0]) return stored[0];
+  pr__builtin_day key = {day, 0};
+  const pr__builtin_day *b = pr__nbuiltin
+                                 ? bsearch(&key, pr__builtin, pr__nbuiltin,
+                                           sizeof key, pr__builtin_cmp)
+                                 : NULL;
+  return b ? b->kind : 0;
+}
+
 typedef struct pr__calendar {
   int64_t from; /* the first day read */
   const gm_value *days;
@@ -381,7 +457,7 @@ typedef struct pr__calendar {
 static char pr__day_kind(void *arg, int64_t day) {
   const pr__calendar *c = arg;
   if (day < c->from || day >= c->from + PR_CALENDAR_HORIZON) return 0;
-  return pr__s(c->days, (size_t)(day - c->from))[0];
+  return pr__kind_of(pr__s(c->days, (size_t)(day - c->from)), day);
 }
 
 gm_status pr__working_days_end(gm_call *call, int64_t from, int n,
@@ -480,13 +556,13 @@ gm_status pr__calendar_get(gm_call *call, const ProtobufCMessage *req,
   gm__procurement__calendar__init(out);
   out->days = host->alloc(call, ((size_t)n + 1) * sizeof *out->days);
   for (int i = 0; i < n; i++) {
-    const char *k = pr__s(v, (size_t)i);
-    if (!k[0]) continue;
+    char kind = pr__kind_of(pr__s(v, (size_t)i), from + i);
+    if (kind != 'h' && kind != 'w') continue;
     Gm__Procurement__CalendarDay *d = host->alloc(call, sizeof *d);
     gm__procurement__calendar_day__init(d);
     d->date = host->alloc(call, 11);
     pr_date(from + i, d->date);
-    d->kind = k[0] == 'h' ? "holiday" : "working";
+    d->kind = kind == 'h' ? "holiday" : "working";
     out->days[out->n_days++] = d;
   }
   *reply = &out->base;

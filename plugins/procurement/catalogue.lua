@@ -119,11 +119,9 @@ if op == 'calput' then
   for i = 2, #ARGV do
     local f = fields(ARGV[i], 2)
     local day, kind = f[1], f[2]
-    if kind == 'n' then
-      redis.call('HDEL', P .. 'days', day)
-    else
-      redis.call('HSET', P .. 'days', day, kind)
-    end
+    -- 'n' is kept: back to the weekday rule even over a day the shipped
+    -- calendar (calendar.csv) lists.
+    redis.call('HSET', P .. 'days', day, kind)
     gm.emit('calendar', 'day', day, 'kind', kind, 't', I(NOW))
   end
   return {I(n)}

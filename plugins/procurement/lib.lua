@@ -6,7 +6,8 @@
 -- keys (P = "gm:{procurement:<tag>}:"):
 --   cat        P.cats       HASH code -> "name\tpolicy\tbp\tlabels\tmin\tupd"
 --   crt:NN     P.c:<no>     HASH one certificate (16 shards by number)
---   cal        P.days       HASH day number -> 'h' holiday | 'w' worked
+--   cal        P.days       HASH day number -> 'h' holiday | 'w' worked |
+--                           'n' the weekday rule (over calendar.csv's)
 --   org:NN     P.p:<id>     HASH one party: uscc name size upd (16 shards)
 --              P.u          HASH credit code -> the party that registered it
 --                           (on the shard of the code)

@@ -211,6 +211,7 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
   pr__archive_ms =
       (int64_t)pr__config_long(m, "archive_after_days", 30, 0, 3650) * 86400000;
   if ((st = pr__seal_init(m)) != GM_OK) return st;
+  if ((st = pr__calendar_init(m)) != GM_OK) return st;
 
   /* The lib's scripts read the archive delay as a constant of their own. */
   char head[64];
@@ -245,6 +246,7 @@ static void pr__shutdown(gm_market *m) {
     pr__sources[i] = NULL;
   }
   pr__seal_shutdown();
+  pr__calendar_shutdown();
 }
 
 #define PR_MUT GM_METHOD_MUTATING

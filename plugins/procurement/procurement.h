@@ -35,6 +35,8 @@
 /* Embedded by gm_add_plugin(... LUA ...). */
 extern const char gm_lua_lib[], gm_lua_catalogue[], gm_lua_tender[],
     gm_lua_bid[], gm_lua_open[], gm_lua_award[];
+/* calendar.csv, embedded by CMakeLists.txt. */
+extern const char gm_procurement_calendar_csv[];
 
 /* The host's services and the settings, written in init only. */
 extern const gm_host_api *host;
@@ -174,6 +176,9 @@ typedef struct pr__certs {
   const char **numbers;
   pr_cert_state *states;
 } pr__certs;
+/* catalogue.c: reads the shipped calendar (init), frees it (shutdown). */
+gm_status pr__calendar_init(gm_market *m);
+void pr__calendar_shutdown(void);
 /* catalogue.c: the last ms of the n-th working day after local day `from`
    on the calendar (the day itself is day 0; FAILED_PRECONDITION when the
    calendar has fewer in the weeks read). */

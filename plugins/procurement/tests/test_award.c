@@ -218,12 +218,58 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
 }
 END_TEST
 
+/* The kinds calendar.get lists from `from` for `n` days, "date=kind ...". */
+static void calendar_text(const char *from, int n, char *out, size_t len) {
+  Gm__Procurement__CalendarRequest q = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
+  q.from = (char *)from;
+  q.days_ahead = n;
+  Gm__Procurement__Calendar *c =
+      (Gm__Procurement__Calendar *)pt_call("beta", "calendar.get", &q.base);
+  ck_assert_msg(c, "%s", pt_message);
+  out[0] = '\0';
+  for (size_t i = 0; i < c->n_days; i++)
+    snprintf(out + strlen(out), len - strlen(out), "%s%s=%s", i ? " " : "",
+             c->days[i]->date, c->days[i]->kind);
+  pt_free(c);
+}
+
+/*
+ * The state's holidays ship with the plugin (calendar.csv): National Day
+ * 2026 is there without the certifier entering it, and the certifier's
+ * own entry for a day wins, "normal" included.
+ */
+START_TEST(the_shipped_calendar_counts_unless_the_certifier_says_otherwise) {
+  char got[512];
+  calendar_text("2026-10-01", 10, got, sizeof got);
+  ck_assert_str_eq(got,
+                   "2026-10-01=holiday 2026-10-02=holiday "
+                   "2026-10-05=holiday 2026-10-06=holiday "
+                   "2026-10-07=holiday 2026-10-10=working");
+  Gm__Procurement__CalendarDay n = GM__PROCUREMENT__CALENDAR_DAY__INIT;
+  Gm__Procurement__CalendarDay *days[] = {&n};
+  n.date = "2026-10-07";
+  n.kind = "normal";
+  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
+  cr.days = days;
+  cr.n_days = 1;
+  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  calendar_text("2026-10-01", 10, got, sizeof got);
+  ck_assert_str_eq(got,
+                   "2026-10-01=holiday 2026-10-02=holiday "
+                   "2026-10-05=holiday 2026-10-06=holiday "
+                   "2026-10-10=working");
+}
+END_TEST
+
 /*
  * The agency answers a challenge within 7 working days (GP Law art. 53):
  * lodged Tuesday 24 March, due by the end of Thursday 2 April.  Unanswered
  * then, it is marked overdue (the ledger, the challenge) and stays open;
  * the challenger may complain to the finance department for 15 working
- * days more (art. 55: until the end of 23 April), which is recorded.  A
+ * days more (art. 55: until the end of 24 April, Monday 6 April being
+ * Qingming on the shipped calendar), which is recorded.  A
  * late answer still counts.
  */
 START_TEST(an_unanswered_challenge_becomes_overdue) {
@@ -234,7 +280,7 @@ START_TEST(an_unanswered_challenge_becomes_overdue) {
   ck_assert_msg(c, "%s", pt_message);
   int64_t due = pt_at("2026-04-03", 0, 0) - 1;
   ck_assert_int_eq(c->answer_due_ms, due);
-  ck_assert_int_eq(c->complaint_until_ms, pt_at("2026-04-24", 0, 0) - 1);
+  ck_assert_int_eq(c->complaint_until_ms, pt_at("2026-04-25", 0, 0) - 1);
   ck_assert_int_eq(c->overdue_ms, 0);
   pt_free(c);
   ck_assert_int_eq(answer_due("T-OD-Q1"), due + 1);
@@ -245,7 +291,7 @@ START_TEST(an_unanswered_challenge_becomes_overdue) {
            "SELECT overdue_ms FROM procurement_challenges WHERE"
            " challenge_id = 'T-OD-Q1' AND status = 'open' AND"
            " complaint_until_ms = %lld",
-           (long long)(pt_at("2026-04-24", 0, 0) - 1));
+           (long long)(pt_at("2026-04-25", 0, 0) - 1));
   ck_assert_int_eq(pt_ledger_wait(sql, due + 1), due + 1);
   /* Still open: nothing is signed, and a late answer is taken. */
   c = answer("T-OD-Q1", 0, GM__PROCUREMENT__REMEDY__REMEDY_NONE);
@@ -686,6 +732,8 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_challenge_holds_the_signature_until_it_is_answered);
   tcase_add_test(tc, an_unanswered_challenge_becomes_overdue);
+  tcase_add_test(
+      tc, the_shipped_calendar_counts_unless_the_certifier_says_otherwise);
   tcase_add_test(tc, an_upheld_challenge_reevaluates_or_cancels);
   tcase_add_test(tc, an_award_not_signed_in_30_days_passes_to_the_next_bidder);
   tcase_add_test(tc, a_joint_tender_gives_one_contract_per_agency);
