@@ -1903,7 +1903,10 @@ static void pr_print_score(const ProtobufCMessage *m) {
   const Gm__Procurement__ScoreReply *r = (const void *)m;
   printf("stored %d scores; %d valid bids left for you to score%s\n", r->stored,
          r->missing,
-         r->complete ? "; the committee is done and the bids are ranked" : "");
+         r->complete
+             ? "; the committee is done: the bids are ranked in a moment "
+               "(gm procurement sheet)"
+             : "");
 }
 
 static int pr_cmd_score(const pr_cli *g, int argc, char **argv,

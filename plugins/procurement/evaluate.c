@@ -306,20 +306,28 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
                             const char *round) {
   gm_status st;
   const gm_value *v;
+  /* Every page must be read at one score version: the first page's. */
+  const char *version = NULL;
   for (int64_t start = 0;; start += pr__page) {
     const char *pargs[] = {"tpage", id, round, pr__num(call, start),
                            pr__num(call, pr__page)};
     if ((st = pr__run(call, "open", tag, 5, pargs, &v)) != GM_OK) return st;
-    if (v->n <= 1) break;
+#ifdef GM_FAILURE_INJECTION
+    if (pr__kill_in_totals) raise(SIGKILL);
+#endif
     const gm_value *head = pr__item(v, 0);
+    if (!version) version = pr__s(head, 2);
+    if (strcmp(version, pr__s(head, 2)) != 0) return GM_OK; /* stale */
+    if (v->n <= 1) break;
     int64_t lowest = pr__i(head, 0);
     int32_t weight = (int32_t)pr__i(head, 1);
     size_t n = v->n - 1; /* at most pr__page: one record each */
-    const char **args = host->alloc(call, (3 + n) * sizeof *args);
+    const char **args = host->alloc(call, (4 + n) * sizeof *args);
     size_t a = 0;
     args[a++] = "tstore";
     args[a++] = id;
     args[a++] = round;
+    args[a++] = version;
     for (size_t i = 0; i < n; i++) {
       const gm_value *r = pr__item(v, i + 1);
       size_t ns = r->n > 3 ? r->n - 3 : 0;
@@ -332,10 +340,14 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
       args[a++] = pr__pack(call, 5, f);
     }
     if ((st = pr__run(call, "open", tag, a, args, &v)) != GM_OK) return st;
+    /* A score changed since the page was read: the firing its change set
+       computes the totals again. */
+    if (!strcmp(pr__s(v, 0), "stale")) return GM_OK;
     if ((int64_t)n < pr__page) break;
   }
-  const char *fargs[] = {"tfinish", id, round};
-  if ((st = pr__run(call, "open", tag, 3, fargs, &v)) != GM_OK) return st;
+  const char *fargs[] = {"tfinish", id, round, version ? version : "0"};
+  if ((st = pr__run(call, "open", tag, 4, fargs, &v)) != GM_OK) return st;
+  if (!strcmp(pr__s(v, 0), "stale")) return GM_OK;
   Gm__Procurement__TenderEvent ev = GM__PROCUREMENT__TENDER_EVENT__INIT;
   ev.tender_id = (char *)id;
   ev.action = "ranked";
@@ -385,12 +397,18 @@ gm_status pr__evaluation_score(gm_call *call, const ProtobufCMessage *req,
   gm__procurement__score_reply__init(out);
   out->stored = (int32_t)pr__i(v, 0);
   out->missing = (int32_t)pr__i(v, 1);
+  /* Complete: the "rank" deadline the script set computes the totals. */
   out->complete = pr__i(v, 2) == 1;
-  if (out->complete) {
-    st = pr__totals(call, in->tender_id, tag, pr__s(v, 3));
-    /* Another evaluator's last score may have ranked it first. */
-    if (st != GM_OK && st != GM_FAILED_PRECONDITION) return st;
-  }
   *reply = &out->base;
   return GM_OK;
+}
+
+gm_status pr__on_rank(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  const char *args[] = {"rinfo", d->id};
+  const gm_value *v;
+  gm_status st = pr__run(call, "open", d->tag, 2, args, &v);
+  if (st != GM_OK) return st;
+  if (strcmp(pr__s(v, 0), "scoring") != 0 || pr__i(v, 2) != 1) return GM_OK;
+  return pr__totals(call, d->id, d->tag, pr__s(v, 1));
 }

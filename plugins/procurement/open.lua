@@ -13,10 +13,18 @@
 --            so a re-evaluation judges the entry at the deadline)
 --   finish   round
 --   score    (supplier score)...               by an evaluator
---   tpage    round start n         valid bids by evaluated price, scored
---   tstore   round, then (supplier price_score tech total member)...
+--   rinfo    -                     state, round, whether every score is in
+--   tpage    round start n         valid bids by evaluated price, scored,
+--                                  with the score version they were read at
+--   tstore   round version, then (supplier price_score tech total member)...
 -- (records joined by tabs, one per argument: C sends at most 250)
---   tfinish  round
+--   tfinish  round version
+-- The totals are computed by the "rank" deadline (evaluate.c), set by the
+-- score that completes the committee's scores and by every later change:
+-- claimed once, fired again after a crash.  T.scv counts the score calls;
+-- tstore and tfinish of totals read at another version answer 'stale'
+-- and store nothing, so a score changed while totals compute is never
+-- overwritten by them: the firing its change set computes them again.
 local op, id = ARGV[1], ARGV[2]
 
 local function opening(t, round)
@@ -170,9 +178,19 @@ if op == 'score' then
     gm.emit('techscore', 'id', id, 'round', t.round, 'evaluator', WHO,
       'supplier', who, 'score', s, 't', I(NOW))
   end
+  redis.call('HINCRBY', T, 'scv', 1)
   local mine = tonumber(redis.call('HGET', scn, WHO) or '0')
-  return {I(#recs), I(tonumber(t.nvalid) - mine),
-    complete(t) and '1' or '0', t.round}
+  local done = complete(t)
+  if done then gm.deadline('rank', id, NOW) end
+  return {I(#recs), I(tonumber(t.nvalid) - mine), done and '1' or '0',
+    t.round}
+end
+
+if op == 'rinfo' then
+  local t = tender('round', 'evs', 'nvalid')
+  if not t then return {'gone'} end
+  return {t.st, t.round or '0',
+    (t.st == 'scoring' and complete(t)) and '1' or '0'}
 end
 
 if op == 'tpage' then
@@ -187,7 +205,7 @@ if op == 'tpage' then
   local low = redis.call('ZRANGE', P .. 'rk', 0, 0, 'WITHSCORES')
   local r = redis.call('ZRANGE', P .. 'rk', start, start + n - 1,
     'WITHSCORES')
-  local out = {{low[2] or '0', t.pw}}
+  local out = {{low[2] or '0', t.pw, redis.call('HGET', T, 'scv') or '0'}}
   local sc = P .. 'sc:' .. round
   for i = 1, #r, 2 do
     local m = r[i]
@@ -203,11 +221,12 @@ end
 
 if op == 'tstore' then
   local round = ARGV[3]
-  local t = tender('round', 'evs', 'nvalid')
+  local t = tender('round', 'evs', 'nvalid', 'scv')
   local e = scoring(t, round)
   if e then return e end
+  if (t.scv or '0') ~= ARGV[4] then return {'stale'} end
   local recs = {}
-  for i = 4, #ARGV do recs[#recs + 1] = fields(ARGV[i], 5) end
+  for i = 5, #ARGV do recs[#recs + 1] = fields(ARGV[i], 5) end
   for _, f in ipairs(recs) do
     redis.call('ZADD', P .. 'rt', 10000 - tonumber(f[4]), f[5])
     gm.emit('score', 'id', id, 'round', round, 'supplier', f[1],
@@ -218,9 +237,11 @@ end
 
 if op == 'tfinish' then
   local round = ARGV[3]
-  local t = tender('round', 'lead', 'ver', 'dl', 'pub', 'nb', 'aw')
+  local t = tender('round', 'lead', 'ver', 'dl', 'pub', 'nb', 'aw', 'scv')
   local e = scoring(t, round)
   if e then return e end
+  if (t.scv or '0') ~= ARGV[4] then return {'stale'} end
+  gm.deadline_cancel('rank', id)
   t.id, t.st = id, 'evaluated'
   redis.call('HSET', T, 'st', 'evaluated', 'upd', I(NOW))
   tender_emit('ranked', t)

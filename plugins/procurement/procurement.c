@@ -23,6 +23,7 @@ const gm_host_api *host;
 long pr__page = 200;
 char pr__ocid_prefix[32] = "ocds-gmkt00";
 long pr__kill_after_page;
+long pr__kill_in_totals;
 int64_t pr__archive_ms = INT64_C(30) * 86400000;
 static char *pr__sources[6]; /* lib + script, freed at shutdown */
 
@@ -197,11 +198,19 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
               "itself after storing that page of an opening (failure "
               "injection for tests); remove it from the config",
               pr__kill_after_page);
+  pr__kill_in_totals = pr__config_long(m, "test_kill_in_totals", 0, 0, 1);
+  if (pr__kill_in_totals)
+    host->log(m, GM_LOG_WARN,
+              "[market.procurement] test_kill_in_totals = 1: gmd kills "
+              "itself after reading the first page of a scoring's totals "
+              "(failure injection for tests); remove it from the config");
 #else
-  if (host->config(m, "test_kill_after_page", NULL))
+  if (host->config(m, "test_kill_after_page", NULL) ||
+      host->config(m, "test_kill_in_totals", NULL))
     host->log(
         m, GM_LOG_WARN,
-        "[market.procurement] test_kill_after_page is ignored: this "
+        "[market.procurement] test_kill_after_page and test_kill_in_totals "
+        "are ignored: this "
         "build has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
 #endif
   /* 30 days: past the 15 working days (about three weeks) a supplier has
@@ -233,6 +242,8 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
   if ((st = host->deadline_register(m, "open", pr__on_open, NULL)) != GM_OK)
     return st;
   if ((st = host->deadline_register(m, "sign", pr__on_sign, NULL)) != GM_OK)
+    return st;
+  if ((st = host->deadline_register(m, "rank", pr__on_rank, NULL)) != GM_OK)
     return st;
   if ((st = host->deadline_register(m, "answer", pr__on_answer, NULL)) != GM_OK)
     return st;

@@ -45,6 +45,8 @@ extern char pr__ocid_prefix[32]; /* the OCDS ocid prefix */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after storing
    this page of an opening; 0: off. */
 extern long pr__kill_after_page;
+/* Test builds only: gmd kills itself after the first page of totals. */
+extern long pr__kill_in_totals;
 /* [market.procurement] archive_after_days, in ms. */
 extern int64_t pr__archive_ms;
 
@@ -156,6 +158,8 @@ PR_HANDLER(pr__tender_export);
    "sign" (the end of an award's signing period). */
 gm_status pr__on_open(gm_call *call, const gm_deadline *d, void *arg);
 gm_status pr__on_sign(gm_call *call, const gm_deadline *d, void *arg);
+/* "rank": every score of the committee is in (evaluate.c): the totals. */
+gm_status pr__on_rank(gm_call *call, const gm_deadline *d, void *arg);
 /* "answer": a challenge's 7 working days passed (award.c). */
 gm_status pr__on_answer(gm_call *call, const gm_deadline *d, void *arg);
 

@@ -137,6 +137,85 @@ START_TEST(killed_mid_opening_finishes_once_elsewhere) {
 END_TEST
 #endif
 
+#ifdef GM_FAILURE_INJECTION
+static void score_all(const char *who, int bp, const char *one, int one_bp) {
+  Gm__Procurement__Score s[3], *ps[3];
+  char names[3][16];
+  for (int i = 0; i < 3; i++) {
+    gm__procurement__score__init(&s[i]);
+    snprintf(names[i], sizeof names[i], "s%02d", i);
+    s[i].supplier = names[i];
+    s[i].score_bp = one && !strcmp(one, names[i]) ? one_bp : bp;
+    ps[i] = &s[i];
+  }
+  Gm__Procurement__ScoreRequest q = GM__PROCUREMENT__SCORE_REQUEST__INIT;
+  q.tender_id = "T-SR";
+  q.scores = ps;
+  q.n_scores = one ? 1 : 3;
+  if (one) ps[0] = &s[atoi(one + 1)];
+  Gm__Procurement__ScoreReply *r =
+      (Gm__Procurement__ScoreReply *)pt_call(who, "evaluation.score", &q.base);
+  ck_assert_msg(r, "%s scores: %s", who, pt_message);
+  pt_free(r);
+}
+
+/*
+ * Comprehensive scoring: gmd dies while the "rank" deadline computes the
+ * totals (after reading the first page of scores), and an evaluator then
+ * changes a score.  The restarted gmd fires the ranking again once the
+ * claim ran out: the tender does not stay `scoring`, and the totals are
+ * those of the changed score, not of the page read before the crash (the
+ * score version).
+ */
+START_TEST(killed_mid_totals_ranks_again_with_the_changed_score) {
+  pt_start("test_kill_in_totals = 1\n[deadlines]\nclaim_ms = 1000\n", T0);
+  pt_register("centre", "certifier");
+  pt_register("city", "agency");
+  pt_register("e1", "evaluator");
+  pt_register("e2", "evaluator");
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  pt_tender d;
+  pt_tender_init(&d, "T-SR", 100000000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 3000;
+  d.evaluators[0] = "e1";
+  d.evaluators[1] = "e2";
+  d.t.n_evaluators = 2;
+  pt_publish("city", &d);
+  bidders("T-SR", 3);
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SR", "scoring"), "scoring");
+  score_all("e1", 5000, NULL, 0);
+  score_all("e2", 5000, NULL, 0); /* the last score: the ranking starts */
+  int st = gm_test_gmd_wait_exit(pt_gmd, 10000);
+  ck_assert_msg(st != -1, "gmd did not kill itself in the totals");
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r = gm_test_redis_cmd(c, "HGET gm:{procurement:t:T-SR}:t st");
+  ck_assert_str_eq(r->str, "scoring");
+  freeReplyObject(r);
+  redisFree(c);
+
+  conf_append("[market.procurement]\ntest_kill_in_totals = 0\n");
+  gm_test_gmd_restart(pt_gmd);
+  reconnect();
+  score_all("e2", 0, "s00", 6000);
+  pt_clock(DEADLINE + 2000);
+  ck_assert_str_eq(pt_wait_state("T-SR", "evaluated"), "evaluated");
+  ck_assert_int_eq(pt_ledger_wait("SELECT tech_score FROM procurement_sheet"
+                                  " WHERE tender_id = 'T-SR' AND supplier ="
+                                  " 's00' AND total_score > 0",
+                                  5500),
+                   5500);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_sheet"
+                                  " WHERE tender_id = 'T-SR' AND"
+                                  " tech_score = 5000 AND total_score > 0",
+                                  2),
+                   2);
+}
+END_TEST
+#endif
+
 static void teardown(void) {
   pt_stop();
 }
@@ -149,6 +228,7 @@ int main(void) {
   tcase_add_test(tc, stopped_across_the_deadline_opens_once_at_start_up);
 #ifdef GM_FAILURE_INJECTION
   tcase_add_test(tc, killed_mid_opening_finishes_once_elsewhere);
+  tcase_add_test(tc, killed_mid_totals_ranks_again_with_the_changed_score);
 #endif
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
