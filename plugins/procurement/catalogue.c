@@ -633,6 +633,95 @@ gm_status pr__party_register(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/* ---- reclaiming a credit code ---- */
+
+static Gm__Procurement__Reclaim *pr__reclaim(gm_call *call, const gm_value *v) {
+  Gm__Procurement__Reclaim *r = host->alloc(call, sizeof *r);
+  gm__procurement__reclaim__init(r);
+  r->uscc = (char *)pr__s(v, 0);
+  r->claimant = (char *)pr__s(v, 1);
+  r->holder = (char *)pr__s(v, 2);
+  r->evidence = (char *)pr__s(v, 3);
+  r->status = (char *)pr__s(v, 4);
+  r->reason = (char *)pr__s(v, 5);
+  r->decided_by = (char *)pr__s(v, 6);
+  r->lodged_ms = pr__i(v, 7);
+  r->decided_ms = pr__i(v, 8);
+  return r;
+}
+
+/* The centre and the holder hear of a request; both parties of a
+   decision. */
+static void pr__reclaim_tell(gm_call *call, Gm__Procurement__Reclaim *r,
+                             int decided) {
+  pr__tell(call, GM_AUDIENCE_PARTICIPANT, r->holder, "reclaim", &r->base);
+  if (decided)
+    pr__tell(call, GM_AUDIENCE_PARTICIPANT, r->claimant, "reclaim", &r->base);
+  else
+    pr__tell(call, GM_AUDIENCE_ROLE, "certifier", "reclaim", &r->base);
+}
+
+gm_status pr__party_reclaim(gm_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **reply) {
+  const Gm__Procurement__ReclaimRequest *in = (const void *)req;
+  const char *me = host->participant(call);
+  char why[200];
+  gm_status st;
+  if (gm_uscc_check(in->uscc, strlen(in->uscc), why, sizeof why) != 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "unified social credit code: %s", why);
+  if ((st = pr__text(call, "evidence", in->evidence, 2000, 0)) != GM_OK)
+    return st;
+  if (!in->evidence[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "evidence is empty; say what proves the code is yours "
+                      "(your business licence, its number and date), for the "
+                      "certification centre");
+  const char *args[] = {"rqput", in->uscc, me, in->evidence};
+  const gm_value *v;
+  if ((st = pr__run(call, "catalogue", pr__org_tag(call, in->uscc), 4, args,
+                    &v)) != GM_OK)
+    return st;
+  Gm__Procurement__Reclaim *r = pr__reclaim(call, v);
+  pr__reclaim_tell(call, r, 0);
+  *reply = &r->base;
+  return GM_OK;
+}
+
+gm_status pr__party_reclaim_decide(gm_call *call, const ProtobufCMessage *req,
+                                   ProtobufCMessage **reply) {
+  const Gm__Procurement__ReclaimDecision *in = (const void *)req;
+  char why[200];
+  gm_status st;
+  if (gm_uscc_check(in->uscc, strlen(in->uscc), why, sizeof why) != 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "unified social credit code: %s", why);
+  if ((st = pr__text(call, "reason", in->reason, 2000, 0)) != GM_OK) return st;
+  if (!in->reason[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "reason is empty; say why, for both parties");
+  /* The code passes first (its shard), then the holder's entry naming it
+     goes (the holder's shard): a retry after a failure between them
+     replays the first and runs the second. */
+  const char *args[] = {"rqdecide", in->uscc, in->approve ? "1" : "0",
+                        in->reason};
+  const gm_value *v;
+  if ((st = pr__run(call, "catalogue", pr__org_tag(call, in->uscc), 4, args,
+                    &v)) != GM_OK)
+    return st;
+  Gm__Procurement__Reclaim *r = pr__reclaim(call, v);
+  if (in->approve) {
+    const char *dargs[] = {"orgdrop", r->holder, in->uscc};
+    const gm_value *d;
+    if ((st = pr__run(call, "catalogue", pr__org_tag(call, r->holder), 3, dargs,
+                      &d)) != GM_OK)
+      return st;
+  }
+  pr__reclaim_tell(call, r, 1);
+  *reply = &r->base;
+  return GM_OK;
+}
+
 gm_status pr__party_get(gm_call *call, const ProtobufCMessage *req,
                         ProtobufCMessage **reply) {
   const Gm__Procurement__PartyRequest *in = (const void *)req;

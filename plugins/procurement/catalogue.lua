@@ -11,8 +11,11 @@
 --            issuer from to)...
 --   certget  number...
 --   certstatus  number status reason
---   calput   (day kind)...   kind: h, w, or n (normal: removes)
+--   calput   (day kind)...   kind: h, w, or n (normal: the weekday rule)
 --   calget   from_day count
+--   rqput    code claimant evidence    a reclaim of a registered code
+--   rqdecide code approve reason       the centre's decision on it
+--   orgdrop  id code                   the holder's entry, when it names code
 --   orgput   id uscc name size       orgget id
 --   orgmget  id...                   the entries of several parties
 --   orgclaim uscc id    on the code's shard: the code is id's (or refused)
@@ -168,6 +171,81 @@ if op == 'orgfree' then
     redis.call('HDEL', P .. 'u', code)
   end
   return {code}
+end
+
+-- Reclaims of a credit code (on the shard of the code): P.rq HASH code ->
+-- claimant \t holder \t status \t lodged \t decided \t by \t evidence
+-- \t reason.  One request per code: a decided one may be replaced.
+local RQ = {'claimant', 'holder', 'st', 'lodged', 'decided', 'by',
+  'evidence', 'reason'}
+local function rq_get(code)
+  local s = redis.call('HGET', P .. 'rq', code)
+  if not s then return nil end
+  local f = fields(s, 8)
+  local r = {}
+  for i, n in ipairs(RQ) do r[n] = f[i] end
+  return r
+end
+local function rq_put(code, r)
+  local f = {}
+  for i, n in ipairs(RQ) do f[i] = r[n] end
+  redis.call('HSET', P .. 'rq', code, table.concat(f, '\t'))
+  gm.emit('reclaim', 'uscc', code, 'claimant', r.claimant, 'holder',
+    r.holder, 'st', r.st, 'lodged', r.lodged, 'decided', r.decided, 'by',
+    r.by, 'evidence', r.evidence, 'reason', r.reason, 't', I(NOW))
+  return {code, r.claimant, r.holder, r.evidence, r.st, r.reason, r.by,
+    r.lodged, r.decided}
+end
+
+if op == 'rqput' then
+  local code, who, evidence = ARGV[2], ARGV[3], ARGV[4]
+  local holder = redis.call('HGET', P .. 'u', code)
+  if not holder then
+    return rej('FAILED_PRECONDITION', 'nobody has registered unified ' ..
+      'social credit code ' .. code .. '; register it yourself')
+  end
+  if holder == who then
+    return rej('FAILED_PRECONDITION', 'unified social credit code ' .. code ..
+      ' is registered to you already')
+  end
+  local r = rq_get(code)
+  if r and r.st == 'pending' and r.claimant ~= who then
+    return rej('FAILED_PRECONDITION', r.claimant .. ' has asked for ' ..
+      'unified social credit code ' .. code .. ' already; the ' ..
+      'certification centre decides on that first')
+  end
+  return rq_put(code, {claimant = who, holder = holder, st = 'pending',
+    lodged = I(NOW), decided = '0', by = '', evidence = evidence,
+    reason = ''})
+end
+
+if op == 'rqdecide' then
+  local code, approve, reason = ARGV[2], ARGV[3] == '1', ARGV[4]
+  local r = rq_get(code)
+  if not r or r.st ~= 'pending' then
+    return rej('NOT_FOUND', 'no pending request for unified social credit ' ..
+      'code ' .. code)
+  end
+  local holder = redis.call('HGET', P .. 'u', code)
+  if approve and holder ~= r.holder then
+    return rej('FAILED_PRECONDITION', 'unified social credit code ' .. code ..
+      ' is no longer registered to ' .. r.holder .. ' (now: ' ..
+      (holder or 'nobody') .. '); reject this request')
+  end
+  r.st, r.decided, r.by, r.reason = approve and 'approved' or 'rejected',
+    I(NOW), WHO, reason
+  if approve then redis.call('HSET', P .. 'u', code, r.claimant) end
+  return rq_put(code, r)
+end
+
+-- The holder of a code passed to its claimant loses its register entry
+-- when the entry still names that code (on the holder's shard).
+if op == 'orgdrop' then
+  local k = P .. 'p:' .. ARGV[2]
+  if redis.call('HGET', k, 'uscc') ~= ARGV[3] then return {'kept'} end
+  redis.call('DEL', k)
+  gm.emit('party_drop', 'id', ARGV[2], 'uscc', ARGV[3], 't', I(NOW))
+  return {'dropped'}
 end
 
 if op == 'orgget' then

@@ -1516,6 +1516,53 @@ static int pr_one_id(const pr_cli *g, int argc, char **argv, const pr_cmd *self,
     if (rc_) return rc_ == -1 ? GM_CLI_EXIT_OK : rc_;       \
   } while (0)
 
+static void pr_print_reclaim(const ProtobufCMessage *m) {
+  const Gm__Procurement__Reclaim *r = (const void *)m;
+  char d[24];
+  printf("credit code %s: %s asks for it from %s (%s, %s)\n  evidence: %s\n",
+         r->uscc, r->claimant, r->holder, r->status, pr_time(r->lodged_ms, d),
+         r->evidence);
+  if (r->decided_ms)
+    printf("  %s by %s at %s: %s\n", r->status, r->decided_by,
+           pr_time(r->decided_ms, d), r->reason);
+  if (!strcmp(r->status, "approved"))
+    printf(
+        "  %s registers with the code now (gm procurement register); %s's "
+        "entry was removed\n",
+        r->claimant, r->holder);
+}
+
+/* reclaim CODE --note EVIDENCE; reclaim-approve|reclaim-reject CODE
+   --reason R. */
+static int pr_cmd_reclaim(const pr_cli *g, int argc, char **argv,
+                          const pr_cmd *self) {
+  static const int ask[] = {O_NOTE, 0}, decide[] = {O_REASON, 0};
+  int asking = !strcmp(argv[0], "reclaim");
+  pr_opts o;
+  char *code = NULL;
+  PR_ONE_ID(asking ? ask : decide, &o, &code);
+  char why[200];
+  if (gm_uscc_check(code, strlen(code), why, sizeof why) != 0)
+    return g->api->error(g->cli, GM_INVALID_ARGUMENT, "credit code %s: %s",
+                         code, why);
+  if (asking) {
+    if (!o.note)
+      return pr_usage_error(self,
+                            "--note is required: the evidence that the code "
+                            "is yours");
+    Gm__Procurement__ReclaimRequest q = GM__PROCUREMENT__RECLAIM_REQUEST__INIT;
+    q.uscc = code;
+    q.evidence = (char *)o.note;
+    return pr_show(g, "party.reclaim", &q.base, pr_print_reclaim);
+  }
+  if (!o.reason) return pr_usage_error(self, "--reason is required");
+  Gm__Procurement__ReclaimDecision q = GM__PROCUREMENT__RECLAIM_DECISION__INIT;
+  q.uscc = code;
+  q.approve = !strcmp(argv[0], "reclaim-approve");
+  q.reason = (char *)o.reason;
+  return pr_show(g, "party.reclaim_decide", &q.base, pr_print_reclaim);
+}
+
 static int pr_cmd_publish(const pr_cli *g, int argc, char **argv,
                           const pr_cmd *self) {
   static const int allow[] = {0};
@@ -2186,6 +2233,19 @@ static const pr_cmd pr_cmds[] = {
      "gm procurement cancel ID --reason TEXT\n    (agency) cancel a "
      "tender before its award\n",
      pr_cmd_cancel},
+    {"reclaim",
+     "gm procurement reclaim CODE --note EVIDENCE\n    your credit code "
+     "was registered by another participant: ask the\n    certification "
+     "centre for it, with what proves it is yours\n",
+     pr_cmd_reclaim},
+    {"reclaim-approve",
+     "gm procurement reclaim-approve CODE --reason TEXT\n    (certifier) "
+     "the code passes to the claimant; the holder's entry goes\n",
+     pr_cmd_reclaim},
+    {"reclaim-reject",
+     "gm procurement reclaim-reject CODE --reason TEXT\n    (certifier) "
+     "the code stays with the participant that registered it\n",
+     pr_cmd_reclaim},
     {"show", "gm procurement show ID\n    a tender, its items and amendments\n",
      pr_cmd_publish},
     {"tenders",

@@ -11,6 +11,8 @@
 --   org:NN     P.p:<id>     HASH one party: uscc name size upd (16 shards)
 --              P.u          HASH credit code -> the party that registered it
 --                           (on the shard of the code)
+--              P.rq         HASH credit code -> a reclaim of it (claimant,
+--                           holder, status ...; catalogue.lua rqput)
 --   t:<id>     P.t          HASH the tender (fields below)
 --              P.dm         HASH joint buyer -> its items (base64 protobuf)
 --              P.am         HASH version -> "time\nfields\nnote"

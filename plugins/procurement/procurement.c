@@ -309,6 +309,14 @@ static const gm_method pr__methods[] = {
               "register your unified social credit code, name and SME size"),
     PR_METHOD("party.get", party_request, party, pr__party_get, 0, NULL,
               "a party's register entry"),
+    PR_METHOD("party.reclaim", reclaim_request, reclaim, pr__party_reclaim,
+              PR_MUT, "agency,supplier",
+              "ask for your credit code back from the participant that "
+              "registered it, with your evidence"),
+    PR_METHOD("party.reclaim_decide", reclaim_decision, reclaim,
+              pr__party_reclaim_decide, PR_MUT, "certifier",
+              "approve (the code passes to the claimant) or reject a "
+              "request for a credit code"),
     PR_METHOD("tender.draft", draft_request, tender_view, pr__tender_draft,
               PR_MUT, "agency", "create or rewrite a draft tender"),
     PR_METHOD("tender.demand", demand_request, tender_view, pr__tender_demand,
@@ -373,7 +381,7 @@ static const gm_method pr__methods[] = {
 };
 
 /* What the feed carries: "procurement.tender", ".bid", ".award",
-   ".challenge", ".contract", ".certificate". */
+   ".challenge", ".contract", ".certificate", ".reclaim". */
 static const ProtobufCMessageDescriptor *const pr__events[] = {
     &gm__procurement__tender_event__descriptor,
     &gm__procurement__bid_event__descriptor,
@@ -381,6 +389,7 @@ static const ProtobufCMessageDescriptor *const pr__events[] = {
     &gm__procurement__challenge_event__descriptor,
     &gm__procurement__contract_event__descriptor,
     &gm__procurement__certificate_event__descriptor,
+    &gm__procurement__reclaim__descriptor,
 };
 
 /* The friendly `gm procurement ...` commands (cli.c). */

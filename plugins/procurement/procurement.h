@@ -128,6 +128,8 @@ PR_HANDLER(pr__calendar_put);
 PR_HANDLER(pr__calendar_get);
 PR_HANDLER(pr__party_register);
 PR_HANDLER(pr__party_get);
+PR_HANDLER(pr__party_reclaim);
+PR_HANDLER(pr__party_reclaim_decide);
 PR_HANDLER(pr__tender_draft);
 PR_HANDLER(pr__tender_demand);
 PR_HANDLER(pr__tender_publish);

@@ -131,6 +131,14 @@ static const gm_migration pr__migrations[] = {
      " ADD COLUMN overdue_ms INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE procurement_challenges"
      " ADD COLUMN complaint_until_ms INTEGER NOT NULL DEFAULT 0;"},
+    /* Requests for a credit code another participant registered, and the
+       centre's decisions. */
+    {4,
+     "CREATE TABLE procurement_reclaims ("
+     " uscc TEXT NOT NULL, lodged_ms INTEGER NOT NULL,"
+     " claimant TEXT NOT NULL, holder TEXT NOT NULL, evidence TEXT NOT NULL,"
+     " status TEXT NOT NULL, reason TEXT NOT NULL, decided_by TEXT NOT NULL,"
+     " decided_ms INTEGER NOT NULL, PRIMARY KEY (uscc, lodged_ms));"},
 };
 
 /* A field as text ("" when absent) or as a number (0). */
@@ -285,6 +293,21 @@ static gm_status pr__settle(gm_market *m, gm_ledger *tx,
         (gm_param[]){P_TEXT("id"), P_TEXT("uscc"), P_TEXT("name"),
                      P_INT("size"), P_INT("t")},
         5);
+  if (!strcmp(k, "reclaim"))
+    return pr__exec(
+        tx,
+        "INSERT OR REPLACE INTO procurement_reclaims (uscc, lodged_ms,"
+        " claimant, holder, evidence, status, reason, decided_by, decided_ms)"
+        " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+        (gm_param[]){P_TEXT("uscc"), P_INT("lodged"), P_TEXT("claimant"),
+                     P_TEXT("holder"), P_TEXT("evidence"), P_TEXT("st"),
+                     P_TEXT("reason"), P_TEXT("by"), P_INT("decided")},
+        9);
+  if (!strcmp(k, "party_drop"))
+    return pr__exec(tx,
+                    "DELETE FROM procurement_parties WHERE id = ?1 AND"
+                    " uscc = ?2",
+                    (gm_param[]){P_TEXT("id"), P_TEXT("uscc")}, 2);
   if (!strcmp(k, "amendment"))
     return pr__exec(tx,
                     "INSERT OR REPLACE INTO procurement_amendments (tender_id,"

@@ -33,6 +33,8 @@ static const struct {
     {"calendar.get", &gm__procurement__calendar__descriptor, 0},
     {"party.register", &gm__procurement__party__descriptor, 1},
     {"party.get", &gm__procurement__party__descriptor, 0},
+    {"party.reclaim", &gm__procurement__reclaim__descriptor, 1},
+    {"party.reclaim_decide", &gm__procurement__reclaim__descriptor, 1},
     {"tender.draft", &gm__procurement__tender_view__descriptor, 1},
     {"tender.demand", &gm__procurement__tender_view__descriptor, 1},
     {"tender.publish", &gm__procurement__tender_view__descriptor, 1},

@@ -639,6 +639,84 @@ START_TEST(a_request_for_quotations_counts_3_working_days) {
 END_TEST
 
 /*
+ * A squatted credit code comes back: delta registered PT_USCC_D first;
+ * omega, whose code it is, asks for it with its evidence; the centre
+ * approves: the code is omega's, delta's entry is gone (from Redis and the
+ * ledger), and omega registers.  A second request for it while one is
+ * pending, one without evidence, for a code nobody holds, or a decision by
+ * anyone but the centre are refused, changing nothing.
+ */
+START_TEST(a_squatted_credit_code_is_reclaimed_with_the_centres_approval) {
+  pt_register("delta", "supplier");
+  pt_register("omega", "supplier");
+  pt_party("delta", PT_USCC_D, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  Gm__Procurement__Party p = GM__PROCUREMENT__PARTY__INIT;
+  p.uscc = PT_USCC_D;
+  p.name = "Omega Windows";
+  pt_expect("omega", "party.register", &p.base, GM__STATUS__ALREADY_EXISTS,
+            "registered to delta");
+
+  Gm__Procurement__ReclaimRequest q = GM__PROCUREMENT__RECLAIM_REQUEST__INIT;
+  q.uscc = PT_USCC_D;
+  q.evidence = "";
+  pt_expect("omega", "party.reclaim", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "evidence is empty");
+  char code[19];
+  q.uscc = pt_uscc(77, code);
+  q.evidence = "business licence";
+  pt_expect("omega", "party.reclaim", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "register it yourself");
+  q.uscc = PT_USCC_D;
+  q.evidence = "business licence 9144..., issued 2019-05-01 by Shenzhen AMR";
+  Gm__Procurement__Reclaim *r =
+      (Gm__Procurement__Reclaim *)pt_call("omega", "party.reclaim", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  ck_assert_str_eq(r->status, "pending");
+  ck_assert_str_eq(r->holder, "delta");
+  pt_free(r);
+  pt_expect("gamma", "party.reclaim", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "omega has asked");
+
+  Gm__Procurement__ReclaimDecision dq = GM__PROCUREMENT__RECLAIM_DECISION__INIT;
+  dq.uscc = PT_USCC_D;
+  dq.approve = 1;
+  dq.reason = "the licence names omega";
+  pt_expect("gamma", "party.reclaim_decide", &dq.base,
+            GM__STATUS__PERMISSION_DENIED, "certifier");
+  r = (Gm__Procurement__Reclaim *)pt_call("centre", "party.reclaim_decide",
+                                          &dq.base);
+  ck_assert_msg(r, "%s", pt_message);
+  ck_assert_str_eq(r->status, "approved");
+  ck_assert_str_eq(r->decided_by, "centre");
+  pt_free(r);
+  pt_expect("centre", "party.reclaim_decide", &dq.base, GM__STATUS__NOT_FOUND,
+            "no pending request");
+
+  Gm__Procurement__PartyRequest gq = GM__PROCUREMENT__PARTY_REQUEST__INIT;
+  gq.id = "delta";
+  pt_expect("delta", "party.get", &gq.base, GM__STATUS__NOT_FOUND,
+            "has not registered");
+  Gm__Procurement__Party *e =
+      (Gm__Procurement__Party *)pt_call("omega", "party.register", &p.base);
+  ck_assert_msg(e, "%s", pt_message);
+  ck_assert_str_eq(e->uscc, PT_USCC_D);
+  pt_free(e);
+  /* delta may register again, with a code of its own. */
+  pt_expect("delta", "party.register", &p.base, GM__STATUS__ALREADY_EXISTS,
+            "registered to omega");
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_parties"
+                                  " WHERE id = 'delta'",
+                                  0),
+                   0);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_reclaims"
+                                  " WHERE claimant = 'omega' AND holder ="
+                                  " 'delta' AND status = 'approved'",
+                                  1),
+                   1);
+}
+END_TEST
+
+/*
  * A credit code is one party of the register: gamma cannot register
  * alpha's code (printed in every OCDS export) and then cite alpha's
  * certificate for a mandatory item as its own, nor could one enterprise
@@ -701,6 +779,8 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_bid_one_millisecond_late_is_refused);
+  tcase_add_test(tc,
+                 a_squatted_credit_code_is_reclaimed_with_the_centres_approval);
   tcase_add_test(tc, a_request_for_quotations_counts_3_working_days);
   tcase_add_test(tc,
                  a_change_affecting_bids_leaves_15_days_before_the_deadline);
