@@ -204,6 +204,16 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
   ck_assert_str_eq(k->status, "terminated");
   pt_free(k);
   ck_assert_str_eq(pt_wait_state("T-CH", "complete"), "complete");
+  /* Complete: it leaves Redis archive_after_days (30) later. */
+  {
+    redisContext *rc = gm_test_redis_connect(pt_redis);
+    redisReply *due =
+        gm_test_redis_cmd(rc, "ZSCORE gm:{procurement:t:T-CH}:dl archive|T-CH");
+    ck_assert_int_eq(due->type, REDIS_REPLY_STRING);
+    ck_assert_int_eq(strtoll(due->str, NULL, 10), pt_now + 30 * PT_DAY);
+    freeReplyObject(due);
+    redisFree(rc);
+  }
   ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_payments"
                                   " WHERE contract_id = 'T-CH-A1-1'",
                                   2),
