@@ -91,7 +91,8 @@ typedef struct pr_opts {
       *sme, *remedy, *reject;
   char *items[PR_MAX_ITEMS];
   int nitems;
-  int rfq, no_green, no_sme, skip_bad, checks, dismiss, uphold, affects, keep;
+  int rfq, no_green, no_sme, skip_bad, checks, dismiss, uphold, affects, keep,
+      per_change;
   long batch, round, limit, days;
 } pr_opts;
 
@@ -132,7 +133,8 @@ enum {
   O_UPHOLD,
   O_REJECT,
   O_AFFECTS,
-  O_KEEP
+  O_KEEP,
+  O_PERCHANGE
 };
 
 static const struct option pr_options[] = {
@@ -174,6 +176,7 @@ static const struct option pr_options[] = {
     {"reject", required_argument, NULL, O_REJECT},
     {"affects-bids", no_argument, NULL, O_AFFECTS},
     {"keep-deadline", no_argument, NULL, O_KEEP},
+    {"per-change", no_argument, NULL, O_PERCHANGE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -305,6 +308,9 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
         break;
       case O_KEEP:
         o->keep = 1;
+        break;
+      case O_PERCHANGE:
+        o->per_change = 1;
         break;
       case O_NOGREEN:
         o->no_green = 1;
@@ -2134,13 +2140,14 @@ static int pr_cmd_contract(const pr_cli *g, int argc, char **argv,
 
 static int pr_cmd_export(const pr_cli *g, int argc, char **argv,
                          const pr_cmd *self) {
-  static const int allow[] = {O_OUT, 0};
+  static const int allow[] = {O_OUT, O_PERCHANGE, 0};
   pr_opts o;
   char *id = NULL;
   PR_ONE_ID(allow, &o, &id);
   Gm__Procurement__ExportRequest q = GM__PROCUREMENT__EXPORT_REQUEST__INIT;
   ProtobufCMessage *reply;
   q.tender_id = id;
+  q.per_change = o.per_change;
   int code = pr_call(g, "tender.export", &q.base, &reply);
   if (code != GM_CLI_EXIT_OK) return code;
   const Gm__Procurement__Export *e = (const void *)reply;
@@ -2321,8 +2328,9 @@ static const pr_cmd pr_cmds[] = {
     {"contract", "gm procurement contract CONTRACT\n    one contract\n",
      pr_cmd_contract},
     {"export",
-     "gm procurement export ID [--out FILE]\n    the tender as an "
-     "OCDS 1.1.5 release package (JSON)\n",
+     "gm procurement export ID [--out FILE] [--per-change]\n    the tender "
+     "as an OCDS 1.1.5 release package (JSON): its current state,\n    or "
+     "with --per-change one release per change\n",
      pr_cmd_export},
 };
 

@@ -328,7 +328,66 @@ static int pr__head_row(void *arg, size_t ncols, const gm_param *c) {
   return 1;
 }
 
-static const char *pr__tender_status(const char *state) {
+/* ---- one release per change (releases.c wrote them) ---- */
+
+typedef struct pr__rels {
+  json_t *list;
+  int64_t latest;
+  int bad;
+} pr__rels;
+
+static int pr__release_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__rels *r = arg;
+  if (ncols < 2) return 1;
+  json_t *rel = json_loads(pr__t(&c[0]), 0, NULL);
+  if (!rel) {
+    r->bad = 1;
+    return 1;
+  }
+  json_array_append_new(r->list, rel);
+  if (c[1].i > r->latest) r->latest = c[1].i;
+  return 0;
+}
+
+static gm_status pr__export_changes(gm_call *call, const char *id,
+                                    Gm__Procurement__Export **out) {
+  pr__rels r = {json_array(), 0, 0};
+  gm_status st = host->ledger_query(
+      call,
+      "SELECT release, time_ms FROM procurement_releases WHERE tender_id = ?1"
+      " ORDER BY rowid",
+      (gm_param[]){GM_TEXT(id)}, 1, pr__release_row, &r);
+  if (st != GM_OK || r.bad) {
+    json_decref(r.list);
+    return st != GM_OK ? st
+                       : host->fail(call, GM_INTERNAL,
+                                    "a release of tender %s in the ledger is "
+                                    "not JSON",
+                                    id);
+  }
+  char *ocid = host->sprintf(call, "%s-%s", pr__ocid_prefix, id);
+  json_t *pkg = json_object(), *pub = json_object();
+  json_object_set_new(
+      pkg, "uri",
+      json_string(host->sprintf(call, "urn:ocds:%s:changes:%lld", ocid,
+                                (long long)r.latest)));
+  json_object_set_new(pkg, "version", json_string("1.1"));
+  json_object_set_new(pkg, "publishedDate", pr__date(r.latest));
+  json_object_set_new(pub, "name", json_string("greenmarket procurement"));
+  json_object_set_new(pkg, "publisher", pub);
+  json_object_set_new(pkg, "releases", r.list);
+  char *dump = json_dumps(pkg, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+  json_decref(pkg);
+  if (!dump) return host->fail(call, GM_INTERNAL, "the export did not dump");
+  *out = host->alloc(call, sizeof **out);
+  gm__procurement__export__init(*out);
+  (*out)->ocid = ocid;
+  (*out)->json = pr__amounts(call, dump);
+  free(dump);
+  return GM_OK;
+}
+
+const char *pr__ocds_status(const char *state) {
   if (!strcmp(state, "active")) return "active";
   if (!strcmp(state, "cancelled")) return "cancelled";
   if (!strcmp(state, "unsuccessful")) return "unsuccessful";
@@ -354,6 +413,13 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
                       "no published tender %s in the ledger (a tender is "
                       "exported once it is published and settled)",
                       in->tender_id);
+  if (in->per_change) {
+    Gm__Procurement__Export *out = NULL;
+    if ((st = pr__export_changes(call, in->tender_id, &out)) != GM_OK)
+      return st;
+    *reply = &out->base;
+    return GM_OK;
+  }
   Gm__Procurement__Tender *t = pr__def_decode(call, h.definition);
   if (!t)
     return host->fail(call, GM_INTERNAL,
@@ -393,8 +459,7 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
   json_object_set_new(tender, "title", json_string(t->title));
   if (t->description[0])
     json_object_set_new(tender, "description", json_string(t->description));
-  json_object_set_new(tender, "status",
-                      json_string(pr__tender_status(h.state)));
+  json_object_set_new(tender, "status", json_string(pr__ocds_status(h.state)));
   json_object_set_new(tender, "procuringEntity",
                       pr__ref(&x.parties, h.lead, "procuringEntity"));
   for (size_t i = 0; i < t->n_items; i++)

@@ -15,6 +15,7 @@
  *                  deadline), contracts
  *   records.c      what is read from the ledger: lists, bids, the sheet
  *   ocds.c         the OCDS 1.1.5 release package of a tender
+ *   releases.c     an OCDS release per change, written at settlement
  *   archive.c      ended tenders leave Redis (the "archive" deadline);
  *                  reads of an archived tender from the ledger
  *   settle.c       the procurement_* ledger tables and the settle callback
@@ -199,6 +200,11 @@ const pr_cert_state *pr__certs_find(void *arg, const char *number);
 /* records.c: reading the ledger */
 gm_status pr__ledger_int(gm_call *call, const char *sql, const gm_param *p,
                          size_t np, int64_t *out);
+
+/* ocds.c: a tender state as an OCDS tender status. */
+const char *pr__ocds_status(const char *state);
+/* releases.c: the OCDS release of one settled change, if it makes one. */
+gm_status pr__release_settle(gm_ledger *tx, const gm_outbox_entry *e);
 
 /* settle.c */
 gm_status pr__settle_init(gm_market *m);

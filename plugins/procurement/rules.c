@@ -273,6 +273,11 @@ char *pr_datetime(int64_t ms, char *buf) {
 }
 
 char *pr_rfc3339(int64_t ms, char *buf) {
+  /* RFC 3339 has 4-digit years: a time from a corrupted record (the fuzzer
+     found one near INT64_MAX, which overflowed the day arithmetic) is
+     clamped to 1970-01-01 .. 9999-12-31 local. */
+  if (ms < 0) ms = 0;
+  if (ms > PR_RFC3339_MAX_MS) ms = PR_RFC3339_MAX_MS;
   char date[11];
   int64_t day = pr_day_of(ms);
   int64_t s = (ms - pr_day_start(day)) / 1000;

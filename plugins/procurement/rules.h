@@ -78,7 +78,9 @@ int pr_parse_date(const char *s, int64_t *day);
 char *pr_date(int64_t day, char *buf);
 /* ms -> "YYYY-MM-DD HH:MM" local into buf (>= 20). */
 char *pr_datetime(int64_t ms, char *buf);
-/* ms -> RFC 3339 "YYYY-MM-DDTHH:MM:SS+08:00" into buf (>= 26). */
+/* ms -> RFC 3339 "YYYY-MM-DDTHH:MM:SS+08:00" into buf (>= 26); ms is
+   clamped to 0 .. PR_RFC3339_MAX_MS (9999-12-31 23:59:59.999 local). */
+#define PR_RFC3339_MAX_MS INT64_C(253402271999999)
 char *pr_rfc3339(int64_t ms, char *buf);
 /* 0 Sunday .. 6 Saturday. */
 int pr_weekday(int64_t day);

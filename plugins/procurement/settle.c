@@ -139,6 +139,13 @@ static const gm_migration pr__migrations[] = {
      " claimant TEXT NOT NULL, holder TEXT NOT NULL, evidence TEXT NOT NULL,"
      " status TEXT NOT NULL, reason TEXT NOT NULL, decided_by TEXT NOT NULL,"
      " decided_ms INTEGER NOT NULL, PRIMARY KEY (uscc, lodged_ms));"},
+    /* An OCDS release per change (releases.c). */
+    {5,
+     "CREATE TABLE procurement_releases ("
+     " event TEXT PRIMARY KEY, tender_id TEXT NOT NULL,"
+     " time_ms INTEGER NOT NULL, tag TEXT NOT NULL, release TEXT NOT NULL);"
+     "CREATE INDEX procurement_releases_tender"
+     " ON procurement_releases (tender_id, time_ms);"},
 };
 
 /* A field as text ("" when absent) or as a number (0). */
@@ -232,8 +239,8 @@ static gm_status pr__settle_tender(gm_ledger *tx, const gm_outbox_entry *e,
 }
 
 /* Runs on the settler thread inside its transaction, once per entry. */
-static gm_status pr__settle(gm_market *m, gm_ledger *tx,
-                            const gm_outbox_entry *e) {
+static gm_status pr__settle_entry(gm_market *m, gm_ledger *tx,
+                                  const gm_outbox_entry *e) {
   char event[256];
   const char *k = e->kind;
   snprintf(event, sizeof event, "%s/%s", e->stream, e->id);
@@ -450,6 +457,13 @@ static gm_status pr__settle(gm_market *m, gm_ledger *tx,
                     5);
   /* "demand" entries are an audit trail in gm_settled only. */
   return GM_OK;
+}
+
+/* The entry's tables, then its OCDS release (which reads them). */
+static gm_status pr__settle(gm_market *m, gm_ledger *tx,
+                            const gm_outbox_entry *e) {
+  gm_status st = pr__settle_entry(m, tx, e);
+  return st == GM_OK ? pr__release_settle(tx, e) : st;
 }
 
 gm_status pr__settle_init(gm_market *m) {

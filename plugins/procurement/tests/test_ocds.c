@@ -40,10 +40,12 @@ static void teardown(void) {
   pt_stop();
 }
 
-/* Exports `id`, validates it, and returns the JSON (free()). */
-static char *export_valid(const char *id) {
+/* Exports `id` (one release per change when per_change), validates it,
+   and returns the JSON (free()). */
+static char *export_valid_as(const char *id, int per_change) {
   Gm__Procurement__ExportRequest q = GM__PROCUREMENT__EXPORT_REQUEST__INIT;
   q.tender_id = (char *)id;
+  q.per_change = per_change;
   Gm__Procurement__Export *e =
       (Gm__Procurement__Export *)pt_call("alpha", "tender.export", &q.base);
   ck_assert_msg(e, "tender.export %s: %s", id, pt_message);
@@ -63,12 +65,16 @@ static char *export_valid(const char *id) {
   out[n] = '\0';
   int rc = pclose(p);
   ck_assert_msg(rc == 0 && strstr(out, "valid"),
-                "the export of %s is not valid OCDS 1.1.5:\n%s\n%s", id, out,
+                "the export of %s is not valid OCDS 1.1.5:\n%s\n%.3000s", id, out,
                 e->json);
   char *json = strdup(e->json);
   pt_free(e);
   free(path);
   return json;
+}
+
+static char *export_valid(const char *id) {
+  return export_valid_as(id, 0);
 }
 
 static json_t *release_of(const char *json) {
@@ -242,6 +248,32 @@ START_TEST(exports_validate_at_every_stage) {
   roles_of(rel, "beta", roles, sizeof roles);
   ck_assert_str_eq(roles, "tenderer,supplier,payee");
   json_decref(rel);
+  free(json);
+
+  /* One release per change, valid, in order: the publication, the
+     amendment, the opening, the award notice and its contracts, their
+     changes, the payment, each with what changed. */
+  json = export_valid_as("T-OCDS", 1);
+  json_error_t err;
+  json_t *pkg = json_loads(json, 0, &err);
+  ck_assert_ptr_nonnull(pkg);
+  json_t *rels = json_object_get(pkg, "releases");
+  char seq[2048] = "";
+  for (size_t i = 0; i < json_array_size(rels); i++) {
+    const char *tg = json_string_value(
+        json_array_get(json_object_get(json_array_get(rels, i), "tag"), 0));
+    if (strlen(seq) + strlen(tg) + 2 < sizeof seq) {
+      strcat(seq, tg);
+      strcat(seq, " ");
+    }
+  }
+  ck_assert_msg(
+      strstr(seq, "tender tenderAmendment ") == seq && strstr(seq, " award ") &&
+          strstr(seq, " contract contract ") && strstr(seq, " implementation "),
+      "%s", seq);
+  /* The payment's release: 10000.00 yuan to contract k1 of award 1. */
+  ck_assert_msg(strstr(json, "\"amount\": 10000.00"), "%s", json);
+  json_decref(pkg);
   free(json);
 
   /* A cancelled tender and an unsuccessful one. */

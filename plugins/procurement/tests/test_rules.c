@@ -74,6 +74,10 @@ START_TEST(dates_and_the_working_day_calendar) {
   ck_assert_int_eq(pr_day_of(start - 1), day - 1);
   ck_assert_str_eq(pr_rfc3339(start + 3723000, buf),
                    "2026-03-02T01:02:03+08:00");
+  /* Out of RFC 3339's range (a corrupted record: fuzz/settle's
+     crash-7baf6b9c): clamped, never an overflow. */
+  ck_assert_str_eq(pr_rfc3339(INT64_MAX, buf), "9999-12-31T23:59:59+08:00");
+  ck_assert_str_eq(pr_rfc3339(INT64_MIN, buf), "1970-01-01T08:00:00+08:00");
   ck_assert_str_eq(pr_datetime(start + 3723000, buf), "2026-03-02 01:02");
   /* 7 working days after Monday 2 March: Wednesday 11 March. */
   int64_t end = pr_working_days_end(day, 7, 60, NULL, NULL);
