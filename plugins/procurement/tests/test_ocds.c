@@ -65,8 +65,8 @@ static char *export_valid_as(const char *id, int per_change) {
   out[n] = '\0';
   int rc = pclose(p);
   ck_assert_msg(rc == 0 && strstr(out, "valid"),
-                "the export of %s is not valid OCDS 1.1.5:\n%s\n%.3000s", id, out,
-                e->json);
+                "the export of %s is not valid OCDS 1.1.5:\n%s\n%.3000s", id,
+                out, e->json);
   char *json = strdup(e->json);
   pt_free(e);
   free(path);
