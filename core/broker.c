@@ -502,6 +502,7 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
       gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed, b->private_feed,
                           secret, &b->raddr, b->roles, err, errlen);
   if (!b->publisher) goto done;
+  b->host.interest = gm__publisher_interest(b->publisher);
   b->workers = calloc((size_t)b->n_workers, sizeof *b->workers);
   if (!b->workers) abort();
   for (long i = 0; i < b->n_workers; i++) {
@@ -593,11 +594,13 @@ done:
     }
   /* Threads holding sockets end on ETERM once the context shuts down. */
   zmq_ctx_shutdown(b->zctx);
-  gm__publisher_destroy(&b->publisher);
   for (long i = 0; b->workers && i < b->n_workers; i++)
     gm__worker_destroy(&b->workers[i]);
   free(b->workers);
   b->workers = NULL;
+  /* After the workers: their last requests still read its interest. */
+  b->host.interest = NULL;
+  gm__publisher_destroy(&b->publisher);
   gm__auth_stop(&b->auth);
   zmq_ctx_term(b->zctx);
   b->zctx = NULL;

@@ -9,6 +9,7 @@ struct gm__redis;
 struct gm__ledger;
 struct gm__timers;
 struct gm__deadlines;
+struct gm__interest;
 
 typedef struct gm__host {
   const gm__config *config;        /* the broker's configuration */
@@ -17,6 +18,9 @@ typedef struct gm__host {
   struct gm__timers *timers;       /* where timer_add registers */
   struct gm__deadlines *deadlines; /* where deadline_register registers */
   const char *broker_name;         /* in every published event */
+  /* The feeds' subscriptions (the publisher's): an event no subscriber
+     would receive is dropped before it is packed. */
+  const struct gm__interest *interest;
   /* Non-zero when a market of that name is loaded already (refused before
      init, so a duplicate never touches the loaded one's scripts). */
   int (*market_loaded)(const struct gm__host *h, const char *name);

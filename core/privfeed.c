@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "hash.h"
+#include "interest.h"
 #include "log.h"
 
 /* Audiences whose sequence numbers are kept; past this the table starts
@@ -73,6 +74,9 @@ struct gm__privfeed {
   size_t nwide, capwide;  /* used, allocated */
   gm__pconn **targets;    /* one delivery's connections (scratch) */
   size_t captargets;
+  /* Told of each audience indexed and each wide connection ("@": every
+     private topic), so publishers skip events nobody here would get. */
+  gm__interest *interest;
 };
 
 /* What a connection whose key is not its participant's any more is told. */
@@ -196,13 +200,18 @@ static void gm__list_del(gm__pconn **v, size_t *n, const gm__pconn *c) {
 
 /* Takes c out of the index. */
 static void gm__conn_unindex(gm__privfeed *pf, gm__pconn *c) {
-  if (c->wide) gm__list_del(pf->wide, &pf->nwide, c);
+  if (c->wide) {
+    gm__list_del(pf->wide, &pf->nwide, c);
+    if (pf->interest) gm__interest_del(pf->interest, "@", 1);
+  }
   for (size_t i = 0; i < c->nauds; i++) {
     gm__aud **slot = gm__aud_slot(pf, c->auds[i], strlen(c->auds[i]));
     gm__aud *a = *slot;
     if (a) {
       gm__list_del(a->conns, &a->n, c);
       if (a->n == 0) { /* nobody left: the audience goes */
+        if (pf->interest)
+          gm__interest_del(pf->interest, a->key, strlen(a->key));
         *slot = a->next;
         free(a->key);
         free(a->conns);
@@ -231,6 +240,7 @@ static void gm__conn_index(gm__privfeed *pf, gm__pconn *c) {
   }
   if (c->wide) {
     gm__list_add(&pf->wide, &pf->nwide, &pf->capwide, c);
+    if (pf->interest) gm__interest_add(pf->interest, "@", 1);
     return;
   }
   if (!total) return;
@@ -253,6 +263,7 @@ static void gm__conn_index(gm__privfeed *pf, gm__pconn *c) {
         if (!a->key) abort();
         *slot = a;
         pf->nauds++;
+        if (pf->interest) gm__interest_add(pf->interest, p, n);
       }
       gm__list_add(&(*slot)->conns, &(*slot)->n, &(*slot)->cap, c);
       c->auds[c->nauds] = strndup(p, n);
@@ -700,6 +711,10 @@ static void gm__pconn_reapply(gm__privfeed *pf, gm__pconn *c, const char *roles,
     s->napplied = na;
   }
   gm__conn_index(pf, c);
+}
+
+void gm__privfeed_set_interest(gm__privfeed *pf, gm__interest *interest) {
+  pf->interest = interest;
 }
 
 void gm__privfeed_set_lookup(gm__privfeed *pf, gm__privfeed_lookup lookup,

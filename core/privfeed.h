@@ -66,6 +66,9 @@ void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms);
  */
 typedef int (*gm__privfeed_lookup)(void *ctx, const char *const *keys, size_t n,
                                    char **owners, char **roles);
+/* Where the audiences it serves are noted (before any subscription). */
+struct gm__interest;
+void gm__privfeed_set_interest(gm__privfeed *pf, struct gm__interest *interest);
 /* The registry the feed asks (CURVE); without one, what the handshake
    admitted stands. */
 void gm__privfeed_set_lookup(gm__privfeed *pf, gm__privfeed_lookup lookup,

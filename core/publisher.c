@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "frames.h"
+#include "interest.h"
 #include "log.h"
 #include "privfeed.h"
 
@@ -18,9 +19,12 @@
 
 struct gm__publisher {
   void *pull;         /* PULL from workers and timers */
-  void *pub;          /* PUB: the feed (public events) */
+  void *pub;          /* XPUB: the feed (public events) */
   gm__privfeed *priv; /* ROUTER: the private feed (privfeed.h) */
   uint64_t seq;       /* the public events' sequence number */
+  /* The prefixes subscribed on both feeds, for publishers to skip events
+     nobody would receive (interest.h). */
+  gm__interest *interest;
   /* CURVE: the registry, to re-check private subscribers' keys and roles
      (this thread's own connection; NULL in development mode). */
   gm__redis *redis;
@@ -78,6 +82,27 @@ static int gm__publisher_forward(gm__publisher *p) {
   return 1;
 }
 
+/* The feed's subscription changes: the XPUB passes a prefix's first
+   subscription (byte 1, prefix) and, once nobody holds it any more (an
+   unsubscribe or a disconnect), its removal (byte 0, prefix). */
+static void gm__publisher_subscriptions(gm__publisher *p) {
+  for (int i = 0; i < BURST; i++) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, p->pub, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      return;
+    }
+    const uint8_t *d = zmq_msg_data(&m);
+    size_t n = zmq_msg_size(&m);
+    if (n >= 1 && d[0] == 1)
+      gm__interest_add(p->interest, d + 1, n - 1);
+    else if (n >= 1 && d[0] == 0)
+      gm__interest_del(p->interest, d + 1, n - 1);
+    zmq_msg_close(&m);
+  }
+}
+
 static int gm__publisher_lookup(void *ctx, const char *const *keys, size_t n,
                                 char **owners, char **roles) {
   gm__publisher *p = ctx;
@@ -116,9 +141,10 @@ static void *gm__publisher_run(void *arg) {
     zmq_pollitem_t items[] = {
         {p->pull, 0, ZMQ_POLLIN, 0},
         {gm__privfeed_socket(p->priv), 0, ZMQ_POLLIN, 0},
-        {gm__privfeed_monitor_socket(p->priv), 0, ZMQ_POLLIN, 0}};
+        {gm__privfeed_monitor_socket(p->priv), 0, ZMQ_POLLIN, 0},
+        {p->pub, 0, ZMQ_POLLIN, 0}};
     /* Wakes every second to forget private subscribers gone silent. */
-    if (zmq_poll(items, 3, 1000) < 0) {
+    if (zmq_poll(items, 4, 1000) < 0) {
       if (zmq_errno() == EINTR) continue;
       break; /* ETERM: the broker is stopping */
     }
@@ -126,6 +152,7 @@ static void *gm__publisher_run(void *arg) {
     /* Disconnects first: a peer that reconnects under a gone one's routing
        id must find nothing of it. */
     if (items[2].revents & ZMQ_POLLIN) gm__privfeed_read_monitor(p->priv);
+    if (items[3].revents & ZMQ_POLLIN) gm__publisher_subscriptions(p);
     if (items[1].revents & ZMQ_POLLIN) {
       gm__privfeed_read(p->priv, BURST, now);
       if (p->arena) gm__arena_reset(p->arena); /* new connections' lookups */
@@ -165,8 +192,9 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
     p->arena = gm__arena_new();
     p->roles = roles;
   }
+  p->interest = gm__interest_new();
   p->pull = zmq_socket(zctx, ZMQ_PULL);
-  p->pub = zmq_socket(zctx, ZMQ_PUB);
+  p->pub = zmq_socket(zctx, ZMQ_XPUB);
   if (curve_secret) {
     int one = 1;
     zmq_setsockopt(p->pub, ZMQ_CURVE_SERVER, &one, sizeof one);
@@ -184,6 +212,7 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
   }
   p->priv = gm__privfeed_new(zctx, private_feed, curve_secret, err, errlen);
   if (!p->priv) goto fail;
+  gm__privfeed_set_interest(p->priv, p->interest);
   if (p->redis) gm__privfeed_set_lookup(p->priv, gm__publisher_lookup, p);
   if (pthread_create(&p->thread, NULL, gm__publisher_run, p) != 0) {
     snprintf(err, errlen, "cannot start the publisher thread");
@@ -211,6 +240,11 @@ void gm__publisher_destroy(gm__publisher **pp) {
   gm__privfeed_destroy(&p->priv);
   gm__redis_destroy(&p->redis);
   if (p->arena) gm__arena_destroy(&p->arena);
+  gm__interest_destroy(&p->interest);
   free(p);
   *pp = NULL;
+}
+
+const gm__interest *gm__publisher_interest(const gm__publisher *p) {
+  return p->interest;
 }

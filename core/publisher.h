@@ -1,9 +1,11 @@
 /*
  * The feed: workers and timers push events to an inproc PULL; the publisher
  * thread stamps each with its audience's sequence number and sends it, off
- * the request path of the main thread: public events on the PUB socket
+ * the request path of the main thread: public events on the (X)PUB socket
  * clients subscribe to, private ones (to one participant or one role) on the
  * private feed (privfeed.h), which also takes its subscribers' subscriptions.
+ * It notes what both feeds' subscribers hold (interest.h), so an event
+ * nobody would receive is not even built.
  */
 #ifndef GM_CORE_PUBLISHER_H
 #define GM_CORE_PUBLISHER_H
@@ -29,6 +31,10 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
                                    const gm__redis_addr *raddr,
                                    const gm__roles *roles, char *err,
                                    size_t errlen);
+/* What the feeds' subscribers hold, for publishing threads to skip events
+   nobody would receive; lives as long as p. */
+struct gm__interest;
+const struct gm__interest *gm__publisher_interest(const gm__publisher *p);
 /* Joins the thread (the context must be shutting down), frees, nulls *p. */
 void gm__publisher_destroy(gm__publisher **p);
 

@@ -379,6 +379,51 @@ START_TEST(events_reach_the_feed) {
 END_TEST
 
 /*
+ * An event no subscriber's prefix covers is never built or sent, so the
+ * public count goes up only for events that were sent: three bumps while
+ * the feed's only subscriber follows another market, then the first event
+ * a subscriber of this market receives is number 1.
+ */
+START_TEST(events_nobody_subscribes_to_are_not_sent) {
+  void *ctx = zmq_ctx_new();
+  void *other = zmq_socket(ctx, ZMQ_SUB), *sub = zmq_socket(ctx, ZMQ_SUB);
+  zmq_setsockopt(other, ZMQ_SUBSCRIBE, "othermkt.", 9);
+  ck_assert_int_eq(zmq_connect(other, gm_test_gmd_feed(gmd)), 0);
+  sleep_ms(200); /* the slow-joiner: let the subscription reach the PUB */
+  ck_assert_int_eq(bump("alice", "unseen-1", "a"), 1);
+  ck_assert_int_eq(bump("alice", "unseen-2", "b"), 2);
+  ck_assert_int_eq(bump("alice", "unseen-3", "c"), 3);
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "testmkt.", 8);
+  int timeout = 5000;
+  zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
+  sleep_ms(200);
+  ck_assert_int_eq(bump("alice", "seen-1", "d"), 4);
+  char topic[64] = "";
+  int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
+  ck_assert_int_gt(n, 0);
+  topic[n] = 0;
+  ck_assert_str_eq(topic, "testmkt.bumped");
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  ck_assert_int_ge(zmq_msg_recv(&m, sub, 0), 0);
+  Gm__Event *ev = gm__event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+  ck_assert_ptr_nonnull(ev);
+  ck_assert_uint_eq(ev->seq, 1);
+  Gm__Testmkt__BumpReply *b =
+      gm__testmkt__bump_reply__unpack(NULL, ev->body.len, ev->body.data);
+  ck_assert_int_eq(b->seq, 4);
+  gm__testmkt__bump_reply__free_unpacked(b, NULL);
+  gm__event__free_unpacked(ev, NULL);
+  zmq_msg_close(&m);
+  ck_assert_int_eq(redis_counter(), 4);
+  zmq_close(other);
+  zmq_close(sub);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+/*
  * kill -9 while bumps stream in and settle: every acknowledged bump, and every
  * retried one, lands in SQLite exactly once, matching the Redis counter.
  */
@@ -1235,6 +1280,7 @@ int main(void) {
   tcase_add_test(tc, roles_are_enforced);
   tcase_add_test(tc, idempotent_retries_change_nothing);
   tcase_add_test(tc, events_reach_the_feed);
+  tcase_add_test(tc, events_nobody_subscribes_to_are_not_sent);
   tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
   tcase_add_test(tc, redis_restart_is_survived);
   tcase_add_test(tc, redis_restart_under_pipelined_load);
