@@ -2,14 +2,15 @@
  * The settlement writer: drains every outbox stream listed in gm:outboxes
  * into the ledger.  One thread with its own Redis connection and the ledger's
  * writer connection.  Per batch: XREADGROUP (group "gm-settle") up to
- * batch_size entries, BEGIN, for each entry INSERT OR IGNORE into gm_settled
- * and, when new, call the market's settle callback, COMMIT, then XACK and
- * XTRIM MINID below the group's first entry still needed.
- * Entries pending longer than claim_idle_ms (a dead consumer's) are claimed
- * with XAUTOCLAIM.  kill -9 at any point loses nothing and doubles nothing.
- * An entry whose settle callback fails dead_letter_after times in a row is
- * set aside, fields and error, in gm_dead_letter (and counted settled), so
- * one bad entry cannot stop settlement; nothing is dropped.
+ * batch_size entries (twice as many after each full batch, up to 8x, while
+ * the outboxes are behind), BEGIN, for each entry INSERT OR IGNORE into
+ * gm_settled and, when new, call the market's settle callback, COMMIT, then
+ * XACK and XTRIM MINID below the group's first entry still needed. Entries
+ * pending longer than claim_idle_ms (a dead consumer's) are claimed with
+ * XAUTOCLAIM.  kill -9 at any point loses nothing and doubles nothing. An entry
+ * whose settle callback fails dead_letter_after times in a row is set aside,
+ * fields and error, in gm_dead_letter (and counted settled), so one bad entry
+ * cannot stop settlement; nothing is dropped.
  */
 #ifndef GM_CORE_SETTLE_H
 #define GM_CORE_SETTLE_H
@@ -27,7 +28,8 @@ typedef struct gm__settle_config {
   gm__redis_addr redis;
   const char *ledger_path;
   const char *consumer;  /* unique per broker, same across its restarts */
-  int batch_size;        /* entries per transaction, default 512 */
+  int batch_size;        /* entries per transaction, default 512; up to 8x that
+                            while the outboxes are behind */
   int block_ms;          /* XREADGROUP BLOCK when idle, default 100 */
   int linger_ms;         /* wait after a small batch to gather more; 0: none */
   int64_t claim_idle_ms; /* claim entries pending longer, default 30000 */
