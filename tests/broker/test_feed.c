@@ -438,6 +438,47 @@ START_TEST(sequence_numbers_count_each_audience_apart) {
 }
 END_TEST
 
+/*
+ * An audience nobody follows gets no event built or counted: alice's
+ * events said while only bob listens are not sent, so the first one her
+ * new subscription receives is number 1 of her count.
+ */
+START_TEST(events_for_an_audience_nobody_follows_are_not_counted) {
+  gm_feed *fb = feed_as(bob_pub, bob_sec);
+  evlog *lg = calloc(1, sizeof *lg);
+  ck_assert_int_eq(gm_feed_subscribe(fb, "@p:bob "), GM_OK);
+  until_heard(fb, lg, GM_AUDIENCE_PARTICIPANT, "bob", "s");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "unheard-1");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "unheard-2");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "unheard-3");
+  gm_feed *fa = feed_as(alice_pub, alice_sec);
+  ck_assert_int_eq(gm_feed_subscribe(fa, "@p:alice "), GM_OK);
+  uint64_t first = 0;
+  for (int i = 0; i < 100 && !first; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", "heard");
+    for (int k = 0; k < 10 && !first; k++) {
+      char *topic = NULL;
+      Gm__Event *ev = NULL;
+      if (gm_feed_recv(fa, &topic, &ev, 10) == GM_OK) {
+        Gm__Testmkt__TellRequest *t = gm__testmkt__tell_request__unpack(
+            NULL, ev->body.len, ev->body.data);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_str_eq(t->note, "heard");
+        ck_assert_str_eq(topic, "@p:alice testmkt.told");
+        first = ev->seq;
+        gm__testmkt__tell_request__free_unpacked(t, NULL);
+      }
+      free(topic);
+      gm_feed_event_free(&ev);
+    }
+  }
+  ck_assert_uint_eq(first, 1);
+  free(lg);
+  gm_feed_destroy(&fa);
+  gm_feed_destroy(&fb);
+}
+END_TEST
+
 /* A market that names nobody, or somebody malformed, is told so. */
 START_TEST(publish_to_checks_its_audience) {
   char why[512];
@@ -815,6 +856,7 @@ int main(void) {
   tcase_add_test(tc, bob_never_sees_alice_private_events);
   tcase_add_test(tc, unsubscribe_stops_exactly_what_it_subscribed);
   tcase_add_test(tc, sequence_numbers_count_each_audience_apart);
+  tcase_add_test(tc, events_for_an_audience_nobody_follows_are_not_counted);
   tcase_add_test(tc, publish_to_checks_its_audience);
   tcase_add_test(tc, topics_and_endpoints_parse);
   tcase_add_test(tc, a_reused_routing_id_inherits_nothing);
