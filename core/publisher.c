@@ -25,6 +25,7 @@ struct gm__publisher {
   /* The prefixes subscribed on both feeds, for publishers to skip events
      nobody would receive (interest.h). */
   gm__interest *interest;
+  size_t public_prefixes; /* subscriptions noted from the XPUB */
   /* CURVE: the registry, to re-check private subscribers' keys and roles
      (this thread's own connection; NULL in development mode). */
   gm__redis *redis;
@@ -82,9 +83,20 @@ static int gm__publisher_forward(gm__publisher *p) {
   return 1;
 }
 
-/* The feed's subscription changes: the XPUB passes a prefix's first
-   subscription (byte 1, prefix) and, once nobody holds it any more (an
-   unsubscribe or a disconnect), its removal (byte 0, prefix). */
+/* Public prefixes noted at most: past this many the feed counts as
+   subscribed to everything (no prefix is ever forgotten, below). */
+#define PUBLIC_PREFIXES_MAX 65536
+
+/*
+ * The public feed's new subscriptions: the XPUB passes a prefix's first
+ * subscription (byte 1, prefix).  It also passes unsubscriptions (byte 0),
+ * but those cannot be trusted: libzmq passes a peer's unsubscribe of a
+ * prefix that peer never held while another peer holds it, so forgetting
+ * the prefix then would let any feed client stop everyone's events.  A
+ * prefix once subscribed therefore keeps its events built until the broker
+ * restarts, as every event was before; the private feed, which knows each
+ * connection's prefixes, forgets exactly.
+ */
 static void gm__publisher_subscriptions(gm__publisher *p) {
   for (int i = 0; i < BURST; i++) {
     zmq_msg_t m;
@@ -95,10 +107,14 @@ static void gm__publisher_subscriptions(gm__publisher *p) {
     }
     const uint8_t *d = zmq_msg_data(&m);
     size_t n = zmq_msg_size(&m);
-    if (n >= 1 && d[0] == 1)
+    /* A prefix longer than any topic (gm__publish builds them in 256
+       bytes) matches nothing: not worth keeping. */
+    if (n >= 1 && n <= 256 && d[0] == 1 &&
+        p->public_prefixes < PUBLIC_PREFIXES_MAX) {
       gm__interest_add(p->interest, d + 1, n - 1);
-    else if (n >= 1 && d[0] == 0)
-      gm__interest_del(p->interest, d + 1, n - 1);
+      if (++p->public_prefixes == PUBLIC_PREFIXES_MAX)
+        gm__interest_add(p->interest, "", 0);
+    }
     zmq_msg_close(&m);
   }
 }

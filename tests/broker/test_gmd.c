@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -418,6 +420,73 @@ START_TEST(events_nobody_subscribes_to_are_not_sent) {
   zmq_msg_close(&m);
   ck_assert_int_eq(redis_counter(), 4);
   zmq_close(other);
+  zmq_close(sub);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+/* A plain socket connection to the feed ("ipc://<path>" in the fixture). */
+static int raw_connect(const char *endpoint) {
+  ck_assert_int_eq(strncmp(endpoint, "ipc://", 6), 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  ck_assert_uint_lt(strlen(endpoint + 6), sizeof a.sun_path);
+  strcpy(a.sun_path, endpoint + 6);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  return fd;
+}
+
+/* Reads exactly n bytes (the broker's greeting and READY, discarded). */
+static void raw_read(int fd, size_t n) {
+  unsigned char b[256];
+  while (n > 0) {
+    ssize_t r = read(fd, b, n < sizeof b ? n : sizeof b);
+    ck_assert_int_gt(r, 0);
+    n -= (size_t)r;
+  }
+}
+
+/*
+ * A feed client's unsubscribe of a prefix it never held stops nobody's
+ * events.  libzmq's SUB and XSUB never send one, but anyone may reach the
+ * feed's port: a peer speaking ZMTP 3.0 itself can, and the XPUB passes it
+ * on while another client holds that prefix.
+ */
+START_TEST(a_stray_unsubscribe_stops_nobody_s_events) {
+  void *ctx = zmq_ctx_new();
+  void *sub = zmq_socket(ctx, ZMQ_SUB);
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "testmkt.", 8);
+  int timeout = 5000;
+  zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
+  sleep_ms(200); /* the slow-joiner: let the subscription reach the PUB */
+  int fd = raw_connect(gm_test_gmd_feed(gmd));
+  /* ZMTP 3.0 greeting, NULL mechanism, as client. */
+  unsigned char greet[64] = {0xff, 0,    0, 0, 0,   0,   0,   0,
+                             1,    0x7f, 3, 0, 'N', 'U', 'L', 'L'};
+  ck_assert_int_eq(write(fd, greet, sizeof greet), (ssize_t)sizeof greet);
+  raw_read(fd, 64);
+  static const unsigned char ready[] = {
+      0x04, 25,  5,   'R', 'E', 'A', 'D', 'Y', 11, 'S', 'o', 'c', 'k', 'e',
+      't',  '-', 'T', 'y', 'p', 'e', 0,   0,   0,  3,   'S', 'U', 'B'};
+  ck_assert_int_eq(write(fd, ready, sizeof ready), (ssize_t)sizeof ready);
+  /* The broker's READY: a short command, [0x04][size][body]. */
+  unsigned char head[2];
+  ck_assert_int_eq(read(fd, head, 2), 2);
+  ck_assert_int_eq(head[0], 0x04);
+  raw_read(fd, head[1]);
+  static const unsigned char unsub[] = {0x00, 9,   0,   't', 'e', 's',
+                                        't',  'm', 'k', 't', '.'};
+  ck_assert_int_eq(write(fd, unsub, sizeof unsub), (ssize_t)sizeof unsub);
+  sleep_ms(200);
+  ck_assert_int_eq(bump("alice", "after-stray", "a"), 1);
+  char topic[64] = "";
+  int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
+  ck_assert_int_gt(n, 0);
+  topic[n] = 0;
+  ck_assert_str_eq(topic, "testmkt.bumped");
+  close(fd);
   zmq_close(sub);
   zmq_ctx_term(ctx);
 }
@@ -1281,6 +1350,7 @@ int main(void) {
   tcase_add_test(tc, idempotent_retries_change_nothing);
   tcase_add_test(tc, events_reach_the_feed);
   tcase_add_test(tc, events_nobody_subscribes_to_are_not_sent);
+  tcase_add_test(tc, a_stray_unsubscribe_stops_nobody_s_events);
   tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
   tcase_add_test(tc, redis_restart_is_survived);
   tcase_add_test(tc, redis_restart_under_pipelined_load);
