@@ -114,9 +114,7 @@ else
     ba.lk, ba.ld = ba.lk + b.q, TODAY
     sa.c = sa.c + amt
     local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
-    gm.emit('trade', 'id', tid, 'buyer', ba.who, 'seller', sa.who,
-      'bo', b.id, 'so', b.id, 'px', I(b.px), 'qty', I(b.q), 'amt', I(amt),
-      'maker', b.side, 't', I(NOW), 'blk', '1', 'day', I(TODAY))
+    trade_emit(tid, ba.who, sa.who, b.id, b.id, b.px, b.q, amt, b.side, '1')
     inst.bvol = inst.bvol + b.q
     inst_save_stats(inst)
     offer_remove(b)

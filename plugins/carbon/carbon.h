@@ -125,6 +125,25 @@ enum {
   CARBON_CLOSE_FIELDS(CARBON__FIELD_INDEX) CARBON_CLOSE_N
 };
 
+/*
+ * The outbox entries a script emits for every order change and trade, as
+ * one field "r" holding the values joined by '|' in this order, after the
+ * layout's version: "1|<id>|<who>|...".  One field instead of a pair per
+ * value: the XADD, the stream's memory and the host's gm.emit all cost per
+ * field.  Only the last field may hold '|' (an order's reason).  The
+ * settle callback (settle.c) also takes the named-field entries brokers
+ * before this layout wrote, so a stream an upgrade finds still settles; a
+ * newer version it does not know stays in the stream (an error: retried,
+ * then dead-lettered) for a broker that knows it.
+ */
+#define CARBON_EV_VERSION "1"
+#define CARBON_EV_ORDER_FIELDS(X) \
+  X(id) X(who) X(side) X(px) X(qty) X(left) X(filled) X(st) X(tif) X(t) X(why)
+#define CARBON_EV_TRADE_FIELDS(X)                                           \
+  X(id)                                                                     \
+  X(buyer) X(seller) X(bo) X(so) X(px) X(qty) X(amt) X(maker) X(blk) X(day) \
+      X(t)
+
 /* The host's services (set in init). */
 extern const gm_host_api *host;
 /* [market.carbon] settings, read in init. */

@@ -72,6 +72,21 @@ static void carbon__layout(carbon__buf *b, const char *lua,
   carbon__put(b, "} end; ");
 }
 
+/* "local function EV_ORDER(id, who, ...) return '1|' .. id .. '|' .. who
+   ... end; ": an outbox entry's packed record (carbon.h), one concatenation
+   of strings, no table. */
+static void carbon__event(carbon__buf *b, const char *lua,
+                          const char *const *names, size_t n) {
+  carbon__put(b, "local function %s(", lua);
+  for (size_t i = 0; i < n; i++)
+    carbon__put(b, "%s%s", i ? ", " : "", names[i]);
+  carbon__put(b, ") return '%s'", CARBON_EV_VERSION);
+  for (size_t i = 0; i < n; i++) carbon__put(b, " .. '|' .. %s", names[i]);
+  carbon__put(b, " end; ");
+}
+
+#define CARBON__EV_NAME(f) #f,
+
 char *carbon__lua_declarations(void) {
   static const char *const ord[] = {CARBON_ORD_FIELDS(CARBON__FIELD_NAME)};
   static const char *const fill[] = {CARBON_FILL_FIELDS(CARBON__FIELD_NAME)};
@@ -108,6 +123,12 @@ char *carbon__lua_declarations(void) {
   CARBON__LAYOUT("R_STATS", stats);
   CARBON__LAYOUT("R_CLOSE", close);
 #undef CARBON__LAYOUT
+  static const char *const ev_order[] = {
+      CARBON_EV_ORDER_FIELDS(CARBON__EV_NAME)};
+  static const char *const ev_trade[] = {
+      CARBON_EV_TRADE_FIELDS(CARBON__EV_NAME)};
+  carbon__event(&b, "EV_ORDER", ev_order, sizeof ev_order / sizeof *ev_order);
+  carbon__event(&b, "EV_TRADE", ev_trade, sizeof ev_trade / sizeof *ev_trade);
   carbon__put(&b, "\n");
   return b.s;
 }

@@ -296,28 +296,35 @@ local function fill_rec(tid, px, q, amt, maker)
   return R_FILL_rec('F', {tid = tid, px = I(px), q = I(q), amt = I(amt),
     maker = maker, t = I(NOW)})
 end
+-- Outbox entries of orders and trades: one packed field (EV_ORDER and
+-- EV_TRADE, made with the layouts in carbon.h).
 local function ord_emit(o, st, why)
-  gm.emit('order', 'id', o.id, 'who', o.who, 'side', o.side, 'px', I(o.px),
-    'qty', I(o.tot or o.q + o.f), 'left', I(o.q), 'filled', I(o.f), 'st', I(st),
-    'why', why or '', 'tif', I(o.tif), 't', I(NOW))
+  gm.emit('order', 'r', EV_ORDER(o.id, o.who, o.side, I(o.px),
+    I(o.tot or o.q + o.f), I(o.q), I(o.f), I(st), I(o.tif), I(NOW), why or ''))
+end
+local function trade_emit(tid, buy, sell, bo, so, px, q, amt, maker, blk)
+  gm.emit('trade', 'r', EV_TRADE(tid, buy, sell, bo, so, I(px), I(q), I(amt),
+    maker, blk, I(TODAY), I(NOW)))
 end
 
--- Book maintenance; LV collects the levels touched for the feed.
+-- Book maintenance; LV collects the levels touched for the feed, each with
+-- the quantity its last HINCRBY answered (no second read at the end).
 local LV = {}
 local function level_add(side, px, dq)
-  local q = redis.call('HINCRBY', P .. 'lq:' .. side, I(px), dq)
+  local p = I(px)
+  local q = redis.call('HINCRBY', P .. 'lq:' .. side, p, dq)
   if q <= 0 then
-    redis.call('HDEL', P .. 'lq:' .. side, I(px))
-    redis.call('ZREM', P .. 'lv:' .. side, I(px))
+    redis.call('HDEL', P .. 'lq:' .. side, p)
+    redis.call('ZREM', P .. 'lv:' .. side, p)
+    q = 0
   elseif q == dq then
-    redis.call('ZADD', P .. 'lv:' .. side, side == 'b' and -px or px, I(px))
+    redis.call('ZADD', P .. 'lv:' .. side, side == 'b' and -px or px, p)
   end
-  LV[side .. I(px)] = {side, px}
+  LV[side .. p] = {side, p, q}
 end
 local function levels_out(out)
   for _, l in pairs(LV) do
-    local q = redis.call('HGET', P .. 'lq:' .. l[1], I(l[2])) or '0'
-    out[#out + 1] = R_LEVEL_rec('L', {side = l[1], px = I(l[2]), q = q})
+    out[#out + 1] = R_LEVEL_rec('L', {side = l[1], px = l[2], q = I(l[3])})
   end
 end
 local function book_add(o)

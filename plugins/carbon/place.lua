@@ -253,9 +253,7 @@ local function trade(r, rpx, kept)
   sa.c = sa.c + amt
   o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
   local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
-  gm.emit('trade', 'id', tid, 'buyer', buy.who, 'seller', sell.who,
-    'bo', buy.id, 'so', sell.id, 'px', I(rpx), 'qty', I(q), 'amt', I(amt),
-    'maker', opp, 't', I(NOW), 'blk', '0', 'day', I(TODAY))
+  trade_emit(tid, buy.who, sell.who, buy.id, sell.id, rpx, q, amt, opp, '0')
   out[#out + 1] = fill_rec(tid, rpx, q, amt, r.id)
   if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end
   if rpx > inst.high then inst.high = rpx end

@@ -58,9 +58,74 @@ static const char *carbon__fs(const gm_outbox_entry *e, const char *name) {
   return v ? v : "";
 }
 
+#define CARBON__EV_NAME(f) #f,
+static const char *const carbon__ev_order[] = {
+    CARBON_EV_ORDER_FIELDS(CARBON__EV_NAME)};
+static const char *const carbon__ev_trade[] = {
+    CARBON_EV_TRADE_FIELDS(CARBON__EV_NAME)};
+#define CARBON__EV_MAX 16
+
+/* An entry with its packed record (field "r", carbon.h) as named fields,
+   so one reader takes both layouts.  `buf` holds the values.  Returns
+   0 (done, or nothing to unpack: an entry of named fields is *out as it
+   is), or -1 when the record is not of a layout this build knows. */
+typedef struct carbon__unpacked {
+  gm_outbox_entry e;
+  const char *names[CARBON__EV_MAX], *values[CARBON__EV_MAX];
+  char buf[1024];
+} carbon__unpacked;
+
+static int carbon__unpack(const gm_outbox_entry *e, carbon__unpacked *u,
+                          const gm_outbox_entry **out) {
+  const char *r = gm_entry_field(e, "r");
+  const char *const *names;
+  size_t n;
+  *out = e;
+  if (!r) return 0;
+  if (!strcmp(e->kind, "order")) {
+    names = carbon__ev_order;
+    n = sizeof carbon__ev_order / sizeof *carbon__ev_order;
+  } else if (!strcmp(e->kind, "trade")) {
+    names = carbon__ev_trade;
+    n = sizeof carbon__ev_trade / sizeof *carbon__ev_trade;
+  } else {
+    return 0;
+  }
+  size_t vl = sizeof CARBON_EV_VERSION - 1, len = strlen(r);
+  if (strncmp(r, CARBON_EV_VERSION, vl) != 0 || r[vl] != '|' ||
+      len >= sizeof u->buf)
+    return -1;
+  memcpy(u->buf, r + vl + 1, len - vl);
+  char *p = u->buf;
+  for (size_t i = 0; i < n; i++) {
+    u->names[i] = names[i];
+    u->values[i] = p;
+    if (i + 1 == n) break; /* the last field takes the rest, '|' and all */
+    p = strchr(p, '|');
+    if (!p) return -1;
+    *p++ = '\0';
+  }
+  u->e = *e;
+  u->e.nfields = n;
+  u->e.names = u->names;
+  u->e.values = u->values;
+  *out = &u->e;
+  return 0;
+}
+
 /* Runs on the settler thread inside its transaction, once per entry. */
 static gm_status carbon__settle(gm_market *m, gm_ledger *tx,
-                                const gm_outbox_entry *e) {
+                                const gm_outbox_entry *packed) {
+  carbon__unpacked u;
+  const gm_outbox_entry *e;
+  if (carbon__unpack(packed, &u, &e) != 0) {
+    host->log(m, GM_LOG_ERROR,
+              "outbox entry %s %s: a %s record of a layout this build does "
+              "not know (this build writes version " CARBON_EV_VERSION
+              "); a newer broker settles it",
+              packed->stream, packed->id, packed->kind);
+    return GM_FAILED_PRECONDITION;
+  }
   /* The stream is "gm:{carbon:<SYM>}:outbox". */
   char sym[32], id[64], id2[64];
   static const char prefix[] = "gm:{carbon:";
