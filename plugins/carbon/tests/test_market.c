@@ -306,6 +306,51 @@ START_TEST(settled_records_reconcile_and_export) {
 }
 END_TEST
 
+/* Entries of the layout brokers before carbon.h's packed records wrote
+ * (a field per value) still settle after an upgrade, next to packed ones;
+ * a packed order's reason keeps its '|'. */
+START_TEST(old_and_packed_outbox_entries_settle) {
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  static const char stream[] = "gm:{carbon:" SYM "}:outbox";
+  freeReplyObject(gm_test_redis_cmd(
+      rc,
+      "XADD %s * kind order id 0000000000a1 who alice side b px 8500 qty 20 "
+      "left 5 filled 15 st 2 why %s tif 0 t 1772416800000",
+      stream, ""));
+  freeReplyObject(gm_test_redis_cmd(
+      rc,
+      "XADD %s * kind trade id T0000000000a1 buyer alice seller bob bo "
+      "0000000000a1 so 0000000000a2 px 8500 qty 15 amt 127500 maker s t "
+      "1772416800000 blk 0 day 20514",
+      stream));
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "XADD %s * kind order r %s", stream,
+      "1|0000000000a3|bob|s|8600|30|0|0|4|0|1772416800000|cancelled by "
+      "root|ops"));
+  redisFree(rc);
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE order_id ="
+                     " '" SYM ":0000000000a1' AND participant = 'alice' AND"
+                     " side = 'b' AND quantity = 20 AND remaining = 5 AND"
+                     " filled = 15 AND state = 2",
+                     1),
+      1);
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(*) FROM carbon_trades WHERE trade_id ="
+                     " '" SYM ":T0000000000a1' AND buyer = 'alice' AND"
+                     " seller = 'bob' AND amount = 127500 AND day = 20514",
+                     1),
+      1);
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE order_id ="
+                     " '" SYM ":0000000000a3' AND participant = 'bob' AND"
+                     " price = 8600 AND quantity = 30 AND state = 4 AND"
+                     " reason = 'cancelled by root|ops'",
+                     1),
+      1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon market");
   TCase *tc = tcase_create("market");
@@ -315,6 +360,7 @@ int main(void) {
   tcase_add_test(tc, expiry_and_the_close);
   tcase_add_test(tc, block_trades_by_agreement);
   tcase_add_test(tc, settled_records_reconcile_and_export);
+  tcase_add_test(tc, old_and_packed_outbox_entries_settle);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
