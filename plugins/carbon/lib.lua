@@ -153,7 +153,7 @@ local function day_arm(inst)
   if due and due <= NOW and redis.call('EXISTS', P .. 'fx') == 1 then
     due = NOW + 1000
   end
-  local x = redis.call('ZRANGE', P .. 'x', 0, 0, 'WITHSCORES')
+  local x = redis.call('ZRANGE', P .. 'x', '0', '0', 'WITHSCORES')
   if x[2] and (not due or tonumber(x[2]) < due) then due = tonumber(x[2]) end
   if due then gm.deadline('day', inst.sym, due)
   else gm.deadline_cancel('day', inst.sym) end
@@ -171,6 +171,9 @@ end
 local INUM = {'tick', 'lot', 'ref', 'band', 'bband', 'bmin', 'maxf', 'seq',
   'tseq', 'bseq', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr',
   'bvol', 'cday', 'close', 'ct'}
+-- The day's statistics (inst_save_stats).
+local ISTATS = {'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr',
+  'bvol'}
 local function inst_load()
   local flat = redis.call('HGETALL', KEYS[1])
   if #flat == 0 then return nil end
@@ -178,6 +181,10 @@ local function inst_load()
   for i = 1, #flat, 2 do inst[flat[i]] = flat[i + 1] end
   for _, f in ipairs(INUM) do inst[f] = tonumber(inst[f]) or 0 end
   inst.hol = inst.hol or ','
+  -- The statistics as stored: inst_save_stats writes only what differs.
+  local was = {}
+  for _, f in ipairs(ISTATS) do was[f] = inst[f] end
+  inst.was = was
   if inst.sday ~= TODAY then -- day statistics belong to an earlier day
     -- Kept for inst_save_stats: that day may not be closed yet.
     inst.psday, inst.pvol, inst.pturn = inst.sday, inst.vol, inst.turn
@@ -209,10 +216,15 @@ local function inst_save_stats(inst)
       I(inst.pvol) .. '|' .. I(inst.pturn))
   end
   inst.psday = nil
-  redis.call('HSET', KEYS[1], 'sday', I(inst.sday), 'last', I(inst.last),
-    'open', I(inst.open), 'high', I(inst.high), 'low', I(inst.low),
-    'vol', I(inst.vol), 'turn', I(inst.turn), 'ntr', I(inst.ntr),
-    'bvol', I(inst.bvol))
+  -- Only the fields that changed: each field of the instrument's hash
+  -- (a listpack of some 40) is found by a walk of it.
+  local args, was = {'HSET', KEYS[1]}, inst.was
+  for _, f in ipairs(ISTATS) do
+    if inst[f] ~= was[f] then
+      args[#args + 1], args[#args + 2], was[f] = f, I(inst[f]), inst[f]
+    end
+  end
+  if #args > 2 then redis.call(unpack(args)) end
 end
 -- Band [lo, hi] around the reference price, on the tick grid.
 local function band(inst, bp)
@@ -240,6 +252,7 @@ local function acct(who)
     cf = tonumber(v[2]) or 0, al = tonumber(v[3]) or 0,
     af = tonumber(v[4]) or 0, lk = tonumber(v[5]) or 0,
     ld = tonumber(v[6]) or 0, stp = tonumber(v[7]) or 0}
+  a.was = {a.c, a.cf, a.al, a.af, a.lk, a.ld, a.stp}
   -- Allowances bought on an earlier day became sellable at its end.
   if a.lk > 0 and a.ld < TODAY then a.al, a.lk = a.al + a.lk, 0 end
   ACC[who] = a
@@ -251,11 +264,19 @@ local function held(a, field)
   if field == 'c' then return a.c + a.cf end
   return a.al + a.af + a.lk
 end
+-- Writes back what changed (a new account: every field), as it was read
+-- (a.was), so a trade writes the two or four balances it moved.
+local AFIELDS = {'c', 'cf', 'al', 'af', 'lk', 'ld', 'stp'}
 local function acct_flush()
   for who, a in pairs(ACC) do
-    redis.call('HSET', a.k, 'c', I(a.c), 'cf', I(a.cf), 'al', I(a.al),
-      'af', I(a.af), 'lk', I(a.lk), 'ld', I(a.ld), 'stp', I(a.stp))
-    if a.new then redis.call('SADD', P .. 'accts', who) end
+    local args, was = {'HSET', a.k}, a.was
+    for i, f in ipairs(AFIELDS) do
+      if a.new or a[f] ~= was[i] then
+        args[#args + 1], args[#args + 2], was[i] = f, I(a[f]), a[f]
+      end
+    end
+    if #args > 2 then redis.call(unpack(args)) end
+    if a.new then redis.call('SADD', P .. 'accts', who) a.new = false end
   end
 end
 local function acct_rec(a)
@@ -312,13 +333,13 @@ end
 local LV = {}
 local function level_add(side, px, dq)
   local p = I(px)
-  local q = redis.call('HINCRBY', P .. 'lq:' .. side, p, dq)
+  local q = redis.call('HINCRBY', P .. 'lq:' .. side, p, I(dq))
   if q <= 0 then
     redis.call('HDEL', P .. 'lq:' .. side, p)
     redis.call('ZREM', P .. 'lv:' .. side, p)
     q = 0
   elseif q == dq then
-    redis.call('ZADD', P .. 'lv:' .. side, side == 'b' and -px or px, p)
+    redis.call('ZADD', P .. 'lv:' .. side, side == 'b' and '-' .. p or p, p)
   end
   LV[side .. p] = {side, p, q}
 end
@@ -328,11 +349,11 @@ local function levels_out(out)
   end
 end
 local function book_add(o)
-  redis.call('ZADD', P .. 'bz:' .. o.side, o.side == 'b' and -o.px or o.px,
-    o.id)
+  redis.call('ZADD', P .. 'bz:' .. o.side, (o.side == 'b' and '-' or '') ..
+    I(o.px), o.id)
   redis.call('HSET', P .. 'o', o.id, ord_pack(o))
   redis.call('SADD', P .. 'op:' .. o.who, o.id)
-  if o.exp > 0 then redis.call('ZADD', P .. 'x', o.exp, o.id) end
+  if o.exp > 0 then redis.call('ZADD', P .. 'x', I(o.exp), o.id) end
   level_add(o.side, o.px, o.q)
 end
 local function book_remove(o)
@@ -359,6 +380,7 @@ end
 -- "who|side|type|tif|price|quantity|filled|state|expire|created|reason"
 -- (the reason last: the only field that may hold '|'; nothing remains).
 local ENDED = {}
+local ENDED_TTL = I(ENDED_KEEP + ENDED_SLOT)
 local function ord_ended(o, st, why)
   ENDED[#ENDED + 1] = o.id
   ENDED[#ENDED + 1] = o.who .. '|' .. o.side .. '|' .. o.typ .. '|' ..
@@ -376,7 +398,7 @@ local function ended_flush()
   for i = 1, #ENDED, 2000 do
     redis.call('HSET', k, unpack(ENDED, i, math.min(i + 1999, #ENDED)))
   end
-  redis.call('PEXPIRE', k, ENDED_KEEP + ENDED_SLOT)
+  redis.call('PEXPIRE', k, ENDED_TTL)
 end
 -- The final record of order id if it ended within ENDED_KEEP ms: the
 -- order (as ord_get's), its state and reason; nil otherwise.

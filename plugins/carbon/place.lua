@@ -176,7 +176,7 @@ local function admit()
   if stpm == STP.DEFAULT then stpm = STP.CANCEL_INCOMING end
 
   if post then
-    local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
+    local top = redis.call('ZRANGE', BZ, '0', '0', 'WITHSCORES')
     if #top > 0 and crosses(math.abs(tonumber(top[2]))) then
       return rej('FAILED_PRECONDITION', 'post-only order would trade at ' ..
         yuan(math.abs(tonumber(top[2]))) .. '; change the price or drop post_only')
@@ -221,7 +221,7 @@ local function admit()
     levels_out(out)
     return out
   end
-  o.id = string.format('%012x', redis.call('HINCRBY', KEYS[1], 'seq', 1))
+  o.id = string.format('%012x', redis.call('HINCRBY', KEYS[1], 'seq', '1'))
   if old then ord_end(old, STATE.CANCELLED, 'replaced by ' .. SYM .. ':' .. o.id, out) end
   if o.side == 'b' then
     a.c, a.cf = a.c - o.q * o.px, a.cf + o.q * o.px
@@ -252,7 +252,7 @@ local function trade(r, rpx, kept)
   sa.af = sa.af - q
   sa.c = sa.c + amt
   o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
-  local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', 1))
+  local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', '1'))
   trade_emit(tid, buy.who, sell.who, buy.id, sell.id, rpx, q, amt, opp, '0')
   out[#out + 1] = fill_rec(tid, rpx, q, amt, r.id)
   if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end
@@ -282,7 +282,7 @@ end
 local function match()
   local touched, traded = 0, false
   while o.q > 0 do
-    local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
+    local top = redis.call('ZRANGE', BZ, '0', '0', 'WITHSCORES')
     if #top == 0 then break end
     local rpx = math.abs(tonumber(top[2]))
     if not crosses(rpx) then break end
@@ -343,7 +343,7 @@ end
 local function fok_hold()
   local n = 0
   while o.rv < o.q do
-    local top = redis.call('ZRANGE', BZ, 0, 0, 'WITHSCORES')
+    local top = redis.call('ZRANGE', BZ, '0', '0', 'WITHSCORES')
     if #top == 0 or not crosses(math.abs(tonumber(top[2]))) then
       return 'short'
     end
@@ -464,7 +464,7 @@ else
   -- Orders a FOK holds are out of the book, so o did not meet them; it must
   -- not rest across them either, or giving them back would cross the book.
   if o.q > 0 and not why and o.tif ~= TIF.IOC and o.tif ~= TIF.FOK then
-    local h = redis.call('ZRANGE', HB, 0, 0, 'WITHSCORES')
+    local h = redis.call('ZRANGE', HB, '0', '0', 'WITHSCORES')
     if #h > 0 and crosses(math.abs(tonumber(h[2]))) then
       why = 'would rest across orders at ' .. yuan(math.abs(tonumber(h[2]))) ..
         ' that a FOK order is matching; place the rest again in a moment'
