@@ -351,6 +351,52 @@ START_TEST(old_and_packed_outbox_entries_settle) {
 }
 END_TEST
 
+/* Each script keeps an instrument's rules across calls under its creation's
+ * rules version (lib.lua, inst_load): an instrument deleted and created again
+ * with other rules is traded by its new rules at once; one without a
+ * version (created before them) is read whole and gets one at its close. */
+START_TEST(cached_rules_follow_the_instrument) {
+  ct_create("RE-1", 8500);
+  ct_deposit("bob", "RE-1", 0, 1000);
+  ct_free(ct_limit("bob", "RE-1", CT_SELL, 8500, 3, CT_GTC));
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{carbon:RE-1}:i"));
+  Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
+  Gm__Carbon__CreateInstrumentRequest cr =
+      GM__CARBON__CREATE_INSTRUMENT_REQUEST__INIT;
+  in.symbol = "RE-1";
+  in.reference_price = 8500;
+  in.lot = 10;
+  cr.instrument = &in;
+  ProtobufCMessage *m = ct_call("root", "instrument.create", &cr.base);
+  ck_assert_msg(m, "%s", ct_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Carbon__PlaceRequest pr = GM__CARBON__PLACE_REQUEST__INIT;
+  pr.symbol = "RE-1";
+  pr.side = CT_SELL;
+  pr.price = 8500;
+  pr.quantity = 3;
+  pr.tif = CT_GTC;
+  ct_expect("bob", "order.place", &pr.base, GM__STATUS__INVALID_ARGUMENT,
+            "not a multiple of the lot 10");
+  /* Without a rules version: still its rules (read whole each call). */
+  freeReplyObject(gm_test_redis_cmd(rc, "HDEL gm:{carbon:RE-1}:i rv"));
+  ct_expect("bob", "order.place", &pr.base, GM__STATUS__INVALID_ARGUMENT,
+            "not a multiple of the lot 10");
+  ct_free(ct_limit("bob", "RE-1", CT_SELL, 8500, 10, CT_GTC));
+  ct_clock(ct_at(CT_MONDAY, 15, 0));
+  Gm__Carbon__CloseRequest r = GM__CARBON__CLOSE_REQUEST__INIT;
+  r.symbol = "RE-1";
+  m = ct_call("root", "records.close", &r.base);
+  ck_assert_msg(m, "records.close: %s", ct_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  redisReply *rv = gm_test_redis_cmd(rc, "HGET gm:{carbon:RE-1}:i rv");
+  ck_assert_int_eq(rv->type, REDIS_REPLY_STRING);
+  freeReplyObject(rv);
+  redisFree(rc);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon market");
   TCase *tc = tcase_create("market");
@@ -361,6 +407,7 @@ int main(void) {
   tcase_add_test(tc, block_trades_by_agreement);
   tcase_add_test(tc, settled_records_reconcile_and_export);
   tcase_add_test(tc, old_and_packed_outbox_entries_settle);
+  tcase_add_test(tc, cached_rules_follow_the_instrument);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
