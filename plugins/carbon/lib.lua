@@ -93,12 +93,30 @@ local function trading_day(inst, day)
   if w == 0 or w == 6 then return false end
   return not string.find(inst.hol, ',' .. I(day) .. ',', 1, true)
 end
+-- in_session's answers kept across calls (this file is made once per
+-- library load), keyed by what decides them: the holiday list and day
+-- (HOLDAY), the session spec (SESSW: its windows as numbers).  A few
+-- strings each, so both stay small.
+local HOLDAY, SESSW = {}, {}
 -- spec: "570-690,780-900" minutes of the local day, sorted (checked in C).
 local function in_session(inst, spec, ms)
-  if not trading_day(inst, lday(ms)) then return false end
+  local day = lday(ms)
+  local hd = HOLDAY[inst.hol]
+  if not hd then hd = {} HOLDAY[inst.hol] = hd end
+  local open = hd[day]
+  if open == nil then open = trading_day(inst, day) hd[day] = open end
+  if not open then return false end
+  local w = SESSW[spec]
+  if not w then
+    w = {}
+    for a, b in string.gmatch(spec, '(%d+)-(%d+)') do
+      w[#w + 1], w[#w + 2] = tonumber(a), tonumber(b)
+    end
+    SESSW[spec] = w
+  end
   local m = lmin(ms)
-  for a, b in string.gmatch(spec, '(%d+)-(%d+)') do
-    if m >= tonumber(a) and m < tonumber(b) then return true end
+  for i = 1, #w, 2 do
+    if m >= w[i] and m < w[i + 1] then return true end
   end
   return false
 end
