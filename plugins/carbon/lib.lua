@@ -189,20 +189,25 @@ end
 -- (admin.lua refuses a create with other rules), so each script keeps them
 -- parsed across calls (RULES: this file's top level is made once per
 -- library load) under the instrument's key and 'rv', written once at its
--- creation and unique (Redis TIME): a call reads rv and the fields that
--- change (one HMGET of IDYN) instead of the whole hash, and an instrument
--- deleted and created again (FLUSHALL) has another rv.  One created
--- before rv existed is read whole until its next close gives it one
--- (sweep.lua).
+-- creation and unique (Redis TIME), so an instrument deleted and created
+-- again (FLUSHALL) has another rv.  One created before rv existed is read
+-- whole until its next close gives it one (sweep.lua).
+-- The fields that change are kept too (the snapshot, c.snap), checked on
+-- each call against IVAL, which sit at the start of the hash (a listpack:
+-- each field asked for is a walk from its start, and the day's statistics
+-- sit at its end).  That holds because every write of the others comes
+-- with a change of one of IVAL, whichever build writes it: the statistics
+-- only with a trade (tseq, HINCRBY'd by every trade: place.lua,
+-- block.lua), close with cday (sweep.lua).  seq and bseq are neither read
+-- from it nor kept (read.lua asks for seq itself).
 local INUM = {'tick', 'lot', 'ref', 'band', 'bband', 'bmin', 'maxf', 'seq',
   'tseq', 'bseq', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr',
   'bvol', 'cday', 'close', 'ct'}
 local ISTATIC = {'sym', 'kind', 'cur', 'tick', 'lot', 'band', 'bband', 'bmin',
   'sess', 'bsess', 'hol', 'maxf', 'name', 'ct'}
-local IDYN = {'rv', 'halt', 'hreason', 'ref', 'cday', 'close', 'seq', 'tseq',
-  'bseq', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr', 'bvol'}
-local IDYN_NUM = {'ref', 'cday', 'close', 'seq', 'tseq', 'bseq', 'sday',
-  'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr', 'bvol'}
+local IVAL = {'rv', 'halt', 'hreason', 'ref', 'cday', 'tseq'}
+local IREST = {'close', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn',
+  'ntr', 'bvol'}
 local RULES = {}
 -- The day's statistics (inst_save_stats).
 local ISTATS = {'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr',
@@ -221,18 +226,36 @@ local function inst_whole()
   end
   return inst
 end
+-- Keeps what the call now knows the hash holds as c.snap: the IVAL
+-- fields as Redis answered them (raw: false for a missing one) and the
+-- numbers of IREST.
+local function inst_snap(c, inst)
+  local n = {}
+  for _, f in ipairs(IREST) do n[f] = inst[f] end
+  c.snap = {halt = inst.halt, hreason = inst.hreason, ref = inst.ref,
+    cday = inst.cday, tseq = inst.tseq, n = n}
+end
+local function inst_cached(c)
+  local d = redis.call('HMGET', KEYS[1], unpack(IVAL))
+  if d[1] ~= c.rv then return nil end
+  local inst = setmetatable({rv = d[1], halt = d[2], hreason = d[3],
+    ref = tonumber(d[4]) or 0, cday = tonumber(d[5]) or 0,
+    tseq = tonumber(d[6]) or 0}, c.mt)
+  local sn = c.snap
+  if sn and sn.halt == inst.halt and sn.hreason == inst.hreason and
+      sn.ref == inst.ref and sn.cday == inst.cday and sn.tseq == inst.tseq then
+    for f, v in pairs(sn.n) do inst[f] = v end
+  else
+    local r = redis.call('HMGET', KEYS[1], unpack(IREST))
+    for i = 1, #IREST do inst[IREST[i]] = tonumber(r[i]) or 0 end
+    inst_snap(c, inst)
+  end
+  return inst
+end
 local function inst_load()
   local inst
   local c = RULES[KEYS[1]]
-  if c then
-    local d = redis.call('HMGET', KEYS[1], unpack(IDYN))
-    if d[1] == c.rv then
-      inst = {}
-      for i = 1, #IDYN do inst[IDYN[i]] = d[i] end
-      for _, f in ipairs(IDYN_NUM) do inst[f] = tonumber(inst[f]) or 0 end
-      setmetatable(inst, c.mt)
-    end
-  end
+  if c then inst = inst_cached(c) end
   if not inst then inst = inst_whole() end
   if not inst then return nil end
   -- The statistics as stored: inst_save_stats writes only what differs.
@@ -285,6 +308,10 @@ local function inst_save_stats(inst)
     end
   end
   if #args > 2 then redis.call(unpack(args)) end
+  -- This call's trades moved tseq (inst.tseq, from their HINCRBY): what the
+  -- hash holds now is what inst says.
+  local c = RULES[KEYS[1]]
+  if c and c.rv == inst.rv then inst_snap(c, inst) end
 end
 -- Band [lo, hi] around the reference price, on the tick grid.
 local function band(inst, bp)

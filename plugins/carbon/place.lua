@@ -252,7 +252,8 @@ local function trade(r, rpx, kept)
   sa.af = sa.af - q
   sa.c = sa.c + amt
   o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
-  local tid = string.format('T%012x', redis.call('HINCRBY', KEYS[1], 'tseq', '1'))
+  inst.tseq = redis.call('HINCRBY', KEYS[1], 'tseq', '1')
+  local tid = string.format('T%012x', inst.tseq)
   trade_emit(tid, buy.who, sell.who, buy.id, sell.id, rpx, q, amt, opp, '0')
   out[#out + 1] = fill_rec(tid, rpx, q, amt, r.id)
   if inst.open == 0 then inst.open, inst.high, inst.low = rpx, rpx, rpx end

@@ -66,7 +66,10 @@ if op == 'order' then
   -- ended longer ago, and the ledger has it once settled.  {'U'}: no ledger
   -- row means not settled yet (UNAVAILABLE), not an order that never was.
   local n = string.match(id, '^%x+$') and tonumber(id, 16)
-  if n and n >= 1 and n <= inst.seq then return {{'U'}} end
+  if n and n >= 1 and
+      n <= (tonumber(redis.call('HGET', KEYS[1], 'seq')) or 0) then
+    return {{'U'}}
+  end
   return {}
 end
 if op == 'orders' then

@@ -397,6 +397,33 @@ START_TEST(cached_rules_follow_the_instrument) {
 }
 END_TEST
 
+/* The day's statistics a script keeps between calls (lib.lua, inst_load)
+ * give way to those another broker wrote with its trade (an older build:
+ * the statistics and tseq, nothing else). */
+START_TEST(kept_statistics_follow_other_writers) {
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 10, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 10, CT_GTC));
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "HSET gm:{carbon:" SYM "}:i vol 1010 turn 8585000 ntr 2 high 8600"));
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "HINCRBY gm:{carbon:" SYM "}:i tseq 1"));
+  redisFree(rc);
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 5, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 5, CT_GTC));
+  Gm__Carbon__StatsRequest sr = GM__CARBON__STATS_REQUEST__INIT;
+  sr.symbol = SYM;
+  Gm__Carbon__Stats *st =
+      (Gm__Carbon__Stats *)ct_call("root", "market.stats", &sr.base);
+  ck_assert_msg(st, "%s", ct_message);
+  ck_assert_int_eq(st->volume, 1015);
+  ck_assert_int_eq(st->turnover, 8585000 + 5 * 8500);
+  ck_assert_int_eq(st->trades, 3);
+  ck_assert_int_eq(st->high, 8600);
+  ct_free(st);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon market");
   TCase *tc = tcase_create("market");
@@ -408,6 +435,7 @@ int main(void) {
   tcase_add_test(tc, settled_records_reconcile_and_export);
   tcase_add_test(tc, old_and_packed_outbox_entries_settle);
   tcase_add_test(tc, cached_rules_follow_the_instrument);
+  tcase_add_test(tc, kept_statistics_follow_other_writers);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
