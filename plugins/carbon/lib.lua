@@ -65,7 +65,19 @@ local P, NOW, TODAY
 -- from price.h, carbon.proto and carbon.h: one declaration for C and Lua.
 local DAYMS, TZMS = 86400000, 28800000 -- Asia/Shanghai: UTC+8, no DST
 local floor = math.floor
-local function I(x) return string.format('%d', x) end
+-- I() keeps what it made across calls (prices, quantities, states, the
+-- clock's ms recur from order to order; string.format is a C call through
+-- vfprintf), emptied every 2048 numbers so it stays small.
+local ISTR, ISTR_N = {}, 0
+local function I(x)
+  local s = ISTR[x]
+  if s then return s end
+  s = string.format('%d', x)
+  if x ~= x then return s end -- NaN: not a table key
+  if ISTR_N >= 2048 then ISTR, ISTR_N = {}, 0 end
+  ISTR[x], ISTR_N = s, ISTR_N + 1
+  return s
+end
 local function rej(status, msg) return {err = status .. ' ' .. msg} end
 -- Reply records are made by R_<REC>_rec(tag, fields by name), generated
 -- with the layouts (decl.c): every field must be given, or the record ends
