@@ -78,6 +78,20 @@ local function I(x)
   ISTR[x], ISTR_N = s, ISTR_N + 1
   return s
 end
+-- tonumber the same way: balances, order fields and scores come back from
+-- Redis as the same strings again and again (strtod each time otherwise).
+-- Every script sees this one (its text follows this file's).
+local tonumber_raw, NUM, NUM_N = tonumber, {}, 0
+local function tonumber(v, base)
+  if base then return tonumber_raw(v, base) end
+  local n = NUM[v]
+  if n then return n end
+  n = tonumber_raw(v)
+  if n == nil or n ~= n then return n end
+  if NUM_N >= 2048 then NUM, NUM_N = {}, 0 end
+  NUM[v], NUM_N = n, NUM_N + 1
+  return n
+end
 local function rej(status, msg) return {err = status .. ' ' .. msg} end
 -- Reply records are made by R_<REC>_rec(tag, fields by name), generated
 -- with the layouts (decl.c): every field must be given, or the record ends
