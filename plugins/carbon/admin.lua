@@ -59,7 +59,7 @@ if op == 'create' then
     end
   else
     local args = {'sym', SYM, 'halt', '0', 'hreason', '', 'ct', I(NOW),
-      'rv', inst_rv(),
+      'rv', inst_rv(), 'pad', INST_PAD,
       'seq', '0', 'tseq', '0', 'bseq', '0', 'cday', '0', 'close', '0'}
     for i = 1, #f do
       args[#args + 1] = f[i]

@@ -302,6 +302,12 @@ local function inst_rv()
   local t = redis.call('TIME')
   return t[1] .. '.' .. t[2]
 end
+-- Written with rv: a value longer than hash-max-listpack-value (64 bytes
+-- by default) makes Redis keep the instrument's hash as a hash table for
+-- good.  As a listpack (its ~40 fields are under the limits), every field
+-- a call reads or writes is found by a walk from its start, and the day's
+-- statistics, written by every trade, sit at its end.
+local INST_PAD = string.rep('-', 80)
 local function inst_rec(inst)
   return R_INST_rec('I', {sym = inst.sym, kind = inst.kind, cur = inst.cur,
     tick = I(inst.tick), lot = I(inst.lot), ref = I(inst.ref),

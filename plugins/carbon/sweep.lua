@@ -135,7 +135,9 @@ redis.call('HSET', KEYS[1], 'ref', I(close), 'cday', I(day), 'close', I(close),
   'cvol', I(vol), 'cfrom', from)
 -- An instrument created before rules versions: its rules may be cached
 -- from now on (lib.lua, inst_load).
-if not inst.rv then redis.call('HSET', KEYS[1], 'rv', inst_rv()) end
+if not inst.rv then
+  redis.call('HSET', KEYS[1], 'rv', inst_rv(), 'pad', INST_PAD)
+end
 gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
   'turn', I(turn), 'from', from, 't', I(NOW))
 inst.cday = day

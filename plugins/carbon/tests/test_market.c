@@ -360,6 +360,10 @@ START_TEST(cached_rules_follow_the_instrument) {
   ct_deposit("bob", "RE-1", 0, 1000);
   ct_free(ct_limit("bob", "RE-1", CT_SELL, 8500, 3, CT_GTC));
   redisContext *rc = gm_test_redis_connect(ct_redis);
+  /* Kept a hash table (lib.lua, INST_PAD): no walk of a listpack per field. */
+  redisReply *enc = gm_test_redis_cmd(rc, "OBJECT ENCODING gm:{carbon:RE-1}:i");
+  ck_assert_str_eq(enc->str, "hashtable");
+  freeReplyObject(enc);
   freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{carbon:RE-1}:i"));
   Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
   Gm__Carbon__CreateInstrumentRequest cr =
