@@ -137,12 +137,13 @@ enum {
  * then dead-lettered) for a broker that knows it.
  */
 #define CARBON_EV_VERSION "1"
+/* clang-format off */
 #define CARBON_EV_ORDER_FIELDS(X) \
   X(id) X(who) X(side) X(px) X(qty) X(left) X(filled) X(st) X(tif) X(t) X(why)
-#define CARBON_EV_TRADE_FIELDS(X)                                           \
-  X(id)                                                                     \
-  X(buyer) X(seller) X(bo) X(so) X(px) X(qty) X(amt) X(maker) X(blk) X(day) \
-      X(t)
+#define CARBON_EV_TRADE_FIELDS(X) \
+  X(id) X(buyer) X(seller) X(bo) X(so) X(px) X(qty) X(amt) X(maker) X(blk) \
+  X(day) X(t)
+/* clang-format on */
 
 /* The host's services (set in init). */
 extern const gm_host_api *host;
