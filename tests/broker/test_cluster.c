@@ -25,13 +25,17 @@ static gm_test_cluster *cl;
 static gm_test_gmd *gmd;
 static gm_test_conn *conn;
 
-static void start(int replicas) {
+static void start_with(int replicas, const char *extra) {
   cl = gm_test_cluster_start(3, replicas, 1000);
   char conf[1024];
-  snprintf(conf, sizeof conf, "%s[plugins]\nload = testmkt\n",
-           gm_test_cluster_conf(cl));
+  snprintf(conf, sizeof conf, "%s[plugins]\nload = testmkt\n%s",
+           gm_test_cluster_conf(cl), extra);
   gmd = gm_test_gmd_start(gm_test_cluster_home(cl), TEST_PLUGIN_DIR, conf);
   conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+}
+
+static void start(int replicas) {
+  start_with(replicas, "");
 }
 
 static void teardown(void) {
@@ -306,6 +310,59 @@ START_TEST(test_reshard_while_requests_flow) {
 }
 END_TEST
 
+/* The hash field `id` of gm:{testmkt:<tag>}:<key> on the tag's master;
+   0 when absent. */
+static long long tag_field(const char *tag, const char *key, const char *id) {
+  char k[128];
+  snprintf(k, sizeof k, "gm:{testmkt:%s}:%s", tag, key);
+  redisContext *rc = gm_test_cluster_connect(cl, owner_of(tag));
+  redisReply *r = gm_test_redis_cmd(rc, "HGET %s %s", k, id);
+  long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+  freeReplyObject(r);
+  redisFree(rc);
+  return v;
+}
+
+/* The deadline service runs its scripts (EVALSHA after SCRIPT LOAD) on the
+   master of each tag: a deadline fires whichever master holds its tag, not
+   only on the one a keyless SCRIPT LOAD reached. */
+START_TEST(test_deadlines_fire_on_every_master) {
+  start_with(0, "[ledger]\nsettle = off\n[deadlines]\npoll_ms = 20\n");
+  int per_master[3] = {0};
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], idem[16];
+    snprintf(tag, sizeof tag, "d%d", i);
+    snprintf(idem, sizeof idem, "dl-%d", i);
+    Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+    req.op = "set";
+    req.kind = "tick";
+    req.tag = tag;
+    req.id = "x";
+    req.due_ms = (int64_t)time(NULL) * 1000; /* due now */
+    Gm__Reply *r =
+        gm_test_call(conn, "alice", "testmkt", "deadline", idem, &req.base);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(r->status == GM__STATUS__OK, "tag %s: %s", tag, r->message);
+    gm__reply__free_unpacked(r, NULL);
+    per_master[owner_of(tag)]++;
+  }
+  ck_assert(per_master[0] && per_master[1] && per_master[2]);
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "d%d", i);
+    long long after = 0;
+    for (int w = 0; w < 1000 && (after = tag_field(tag, "after", "x")) != 1;
+         w++)
+      nap_ms(10);
+    ck_assert_msg(after == 1,
+                  "the deadline of tag %s (master %d) fired %lld "
+                  "times",
+                  tag, owner_of(tag), after);
+    ck_assert_int_eq(tag_field(tag, "fired", "x"), 1);
+  }
+}
+END_TEST
+
 /* One fiber of the pipelined test: its own tag, SET then GET. */
 typedef struct piper {
   gm__redis *r;
@@ -388,6 +445,7 @@ int main(void) {
   tcase_add_test(tc, test_slot_migration_moved_and_ask);
   tcase_add_test(tc, test_reshard_while_requests_flow);
   tcase_add_test(tc, test_master_killed_replica_promoted);
+  tcase_add_test(tc, test_deadlines_fire_on_every_master);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
