@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -353,17 +354,18 @@ void gm__redis_destroy(gm__redis **rp) {
  * Every command gmd sends on a cluster touches one slot (one hash tag per
  * script call, core/redis.h) or none.  A command goes to the master the map
  * names for its first key's slot; one without keys (TIME, INFO, COMMAND,
- * EVAL of the compile check) to any master, FUNCTION LOAD to every master
- * (gm__library_load).  A MOVED reply corrects one slot and the command goes
- * again where it says (the node that answered MOVED ran nothing), and the
- * whole map is read again at the next command; ASK sends ASKING and the
- * command to the node it names once, the map unchanged (a slot being
- * migrated).  A connection lost, CLUSTERDOWN or TRYAGAIN have the map read
- * again (at most every GM__CLUSTER_GAP_MIN_US, backing off while no node
- * answers) and the command fails as on a single Redis: the callers' retry
- * goes to whatever master the new map names.  Repeating is safe for the
- * reason a single Redis's retry is (gm__command_formatted): a mutating
- * script keeps its reply under its idempotency record and replays it.
+ * EVAL of the compile check) to any master, FUNCTION LOAD and SCRIPT LOAD
+ * to every master (gm__library_load, gm__cluster_exec_masters).  A MOVED reply
+ * corrects one slot and the command goes again where it says (the node that
+ * answered MOVED ran nothing), and the whole map is read again at the next
+ * command; ASK sends ASKING and the command to the node it names once, the map
+ * unchanged (a slot being migrated).  A connection lost, CLUSTERDOWN or
+ * TRYAGAIN have the map read again (at most every GM__CLUSTER_GAP_MIN_US,
+ * backing off while no node answers) and the command fails as on a single
+ * Redis: the callers' retry goes to whatever master the new map names.
+ * Repeating is safe for the reason a single Redis's retry is
+ * (gm__command_formatted): a mutating script keeps its reply under its
+ * idempotency record and replays it.
  */
 
 /* The connection to `node`, opened at first use with r's settings. */
@@ -837,11 +839,54 @@ static redisReply *gm__exec_asking(gm__redis *n, const char *cmd, size_t len,
   return gm__exec_one(n, cmd, len, err);
 }
 
+/* SCRIPT LOAD as redisFormatCommand writes it (the rest is the source). */
+static const char gm__script_load[] = "*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n";
+
+/*
+ * SCRIPT LOAD on every master: like a function library, a script lives per
+ * node, and the EVALSHA that follows goes to the master of its keys, which
+ * must have it (else NOSCRIPT again, whichever master one load reached).
+ * The first reply that is not an error (the SHA1 of the text, the same on
+ * every node), else the first error reply,
+ * or NULL when no master answered.
+ */
+static redisReply *gm__cluster_exec_masters(gm__redis *r, const char *cmd,
+                                            size_t len, int *err) {
+  if (r->refresh_due) gm__cluster_reload(r, 0);
+  redisReply *first = NULL;
+  int first_err = REDIS_ERR_IO;
+  snprintf(r->last_error, sizeof r->last_error, "the cluster has no master");
+  for (size_t i = 0; i < gm__cluster_nodes(r->cluster); i++) {
+    if (!gm__cluster_node_master(r->cluster, (int)i)) continue;
+    gm__redis *n = gm__node_conn(r, (int)i);
+    int e = 0;
+    redisReply *reply = gm__exec_one(n, cmd, len, &e);
+    if (!reply) {
+      snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
+               n->last_error);
+      gm__log(GM_LOG_WARN, "redis", "SCRIPT LOAD on %s: %s", n->where,
+              n->last_error);
+      first_err = e;
+    } else if (!first || (first->type == REDIS_REPLY_ERROR &&
+                          reply->type != REDIS_REPLY_ERROR)) {
+      if (first) freeReplyObject(first);
+      first = reply;
+    } else {
+      freeReplyObject(reply);
+    }
+  }
+  *err = first ? 0 : first_err;
+  return first;
+}
+
 /* One command on a cluster: to its slot's master, following redirections
    (see "cluster" above). */
 static redisReply *gm__cluster_exec(gm__redis *r, const char *cmd, size_t len,
                                     int *err) {
   int slot = gm__cluster_command_slot(cmd, len);
+  if (slot < 0 && len > sizeof gm__script_load - 1 &&
+      strncasecmp(cmd, gm__script_load, sizeof gm__script_load - 1) == 0)
+    return gm__cluster_exec_masters(r, cmd, len, err);
   int node = gm__cluster_route(r, slot), asking = 0;
   for (int hop = 0;; hop++) {
     if (node < 0) {
