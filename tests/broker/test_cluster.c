@@ -5,12 +5,16 @@
  * migration are followed, and after a master's kill -9 and its replica's
  * promotion requests resume.  ctest label "cluster".
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "cluster_fixture.h"
@@ -363,6 +367,97 @@ START_TEST(test_deadlines_fire_on_every_master) {
 }
 END_TEST
 
+/* The port gmd logged for /metrics. */
+static int metrics_port(void) {
+  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096];
+  int p = 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *s = strstr(line, "serving /metrics and /healthz on");
+    const char *q = s ? strstr(s, "(port ") : NULL;
+    if (q) p = atoi(q + 6);
+  }
+  fclose(f);
+  ck_assert_msg(p > 0, "gmd logged no metrics port");
+  return p;
+}
+
+/* The value of `series` in one scrape of /metrics (HTTP/1.0: the body is
+   all after the blank line); -1 when absent. */
+static double scrape_value(int port, const char *series) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+  ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)sizeof req - 1);
+  static char buf[1 << 20];
+  size_t len = 0;
+  ssize_t got;
+  while (len < sizeof buf - 1 &&
+         (got = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+    len += (size_t)got;
+  close(fd);
+  buf[len] = '\0';
+  size_t n = strlen(series);
+  for (const char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+    if (strncmp(p, series, n) == 0 && p[n] == ' ') return strtod(p + n, NULL);
+  return -1;
+}
+
+/* testmkt.bump (one emit on tag "all") under idem, retried while gmd
+   answers UNAVAILABLE. */
+static void bump_until_ok(const char *idem) {
+  for (int tries = 0; tries < 100; tries++) {
+    Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+    req.note = "cluster";
+    Gm__Reply *r =
+        gm_test_call(conn, "alice", "testmkt", "bump", idem, &req.base);
+    ck_assert_ptr_nonnull(r);
+    int st = r->status;
+    gm__reply__free_unpacked(r, NULL);
+    if (st == GM__STATUS__OK) return;
+    ck_assert_int_eq(st, GM__STATUS__UNAVAILABLE);
+    nap_ms(50);
+  }
+  ck_abort_msg("bump %s: still UNAVAILABLE", idem);
+}
+
+/* Waits (up to 30 s: the count is made at most every 5 s) until the
+   metrics' outbox entries say want; the last value seen. */
+static double wait_outbox_entries(int port, double want) {
+  double v = -1;
+  for (int i = 0; i < 300; i++) {
+    if ((v = scrape_value(port, "greenmarket_outbox_entries")) == want) break;
+    nap_ms(100);
+  }
+  return v;
+}
+
+/* The metrics thread's connection to the master of gm:outboxes (not the
+   first master, whose context the PING check uses) is closed by Redis: the
+   outbox count comes back on a later scrape instead of staying unknown. */
+START_TEST(test_metrics_outbox_count_survives_a_closed_node_connection) {
+  start_with(0, "[ledger]\nsettle = off\n[metrics]\nlisten = 127.0.0.1:0\n");
+  int port = metrics_port();
+  bump_until_ok("m-1");
+  ck_assert_int_eq((int)wait_outbox_entries(port, 1), 1);
+  static const char registry[] = "gm:outboxes";
+  int node = gm_test_cluster_owner(
+      cl, gm__cluster_keyslot(registry, strlen(registry)));
+  ck_assert_int_ne(node, gm_test_cluster_owner(cl, 0));
+  redisContext *rc = gm_test_cluster_connect(cl, node);
+  ck_assert_int_gt(gm_test_redis_int(rc, "CLIENT KILL TYPE normal"), 0);
+  redisFree(rc);
+  bump_until_ok("m-2");
+  ck_assert_int_eq((int)wait_outbox_entries(port, 2), 2);
+}
+END_TEST
+
 /* One fiber of the pipelined test: its own tag, SET then GET. */
 typedef struct piper {
   gm__redis *r;
@@ -446,6 +541,8 @@ int main(void) {
   tcase_add_test(tc, test_reshard_while_requests_flow);
   tcase_add_test(tc, test_master_killed_replica_promoted);
   tcase_add_test(tc, test_deadlines_fire_on_every_master);
+  tcase_add_test(tc,
+                 test_metrics_outbox_count_survives_a_closed_node_connection);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
