@@ -345,11 +345,14 @@ static void count_outboxes(gm__metrics *m, int redis_ok) {
   redisReply *set = redisCommand(c, "SMEMBERS %s", registry);
   if (!set || set->type != REDIS_REPLY_ARRAY) {
     gm__count(GM__COUNT_REDIS_ERRORS);
+    if (!set || (set->type == REDIS_REPLY_ERROR &&
+                 gm__redis_transient(set->str, set->len)))
+      gm__redis_reconnect(m->redis);
     if (set) freeReplyObject(set);
     return;
   }
   long long total = 0;
-  int ok = 1;
+  int ok = 1, stale = 0;
   redisContext **on = malloc(XLEN_CHUNK * sizeof *on);
   if (!on) abort();
   for (size_t i = 0; ok && i < set->elements; i += XLEN_CHUNK) {
@@ -367,14 +370,26 @@ static void count_outboxes(gm__metrics *m, int redis_ok) {
       redisReply *r = NULL;
       if (redisGetReply(on[k - i], (void **)&r) != REDIS_OK || !r) {
         ok = 0;
+        stale = 1;
         continue; /* that connection is broken: no reply follows */
       }
-      if (r->type == REDIS_REPLY_INTEGER) total += r->integer;
+      if (r->type == REDIS_REPLY_INTEGER) {
+        total += r->integer;
+      } else if (r->type == REDIS_REPLY_ERROR &&
+                 gm__redis_transient(r->str, r->len)) {
+        ok = 0; /* MOVED (a map older than a resharding), a failover... */
+        stale = 1;
+      }
       freeReplyObject(r);
     }
     if (!ok) gm__count(GM__COUNT_REDIS_ERRORS);
   }
   free(on);
+  /* redis_ready checks one context only (on a cluster, the first
+     master's): a broken connection to another node, or a slot map older
+     than a MOVED, is repaired here (the map read again, broken node
+     connections reopened), or every later count would fail the same way. */
+  if (stale) gm__redis_reconnect(m->redis);
   if (ok) {
     m->outbox_entries = total;
     m->outbox_streams = (long long)set->elements;
