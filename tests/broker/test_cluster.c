@@ -458,6 +458,58 @@ START_TEST(test_metrics_outbox_count_survives_a_closed_node_connection) {
 }
 END_TEST
 
+/* A failover that loses an acknowledged SADD gm:outboxes (replication is
+   asynchronous: kill -9 of the master before its replica had it) is
+   repaired as a restarted Redis is: gmd forgets which streams it
+   registered once its map changes, and the tag's next run registers its
+   stream again on the new master, so the settler lists it. */
+START_TEST(test_outbox_registered_again_after_a_failover) {
+  start_with(1, "[ledger]\nsettle = off\n");
+  static const char registry[] = "gm:outboxes",
+                    stream[] = "gm:{testmkt:all}:outbox";
+  bump_until_ok("o-0");
+  int victim = gm_test_cluster_owner(
+      cl, gm__cluster_keyslot(registry, strlen(registry)));
+  ck_assert_int_ne(
+      victim,
+      gm_test_cluster_owner(cl, gm__cluster_keyslot(stream, strlen(stream))));
+  int replica = -1;
+  for (int n = 3; n < 6; n++) {
+    redisContext *rc = gm_test_cluster_connect(cl, n);
+    redisReply *role = gm_test_redis_cmd(rc, "ROLE");
+    if (role->element[2]->integer == gm_test_cluster_port(cl, victim))
+      replica = n;
+    freeReplyObject(role);
+    redisFree(rc);
+  }
+  ck_assert_int_ge(replica, 0);
+  /* The replica has the registration (a fresh replica may still be in its
+     first sync), so the SREM below is what removes it. */
+  redisContext *vc = gm_test_cluster_connect(cl, victim);
+  long long synced = 0;
+  for (int i = 0; i < 30 && !synced; i++)
+    synced = gm_test_redis_int(vc, "WAIT 1 1000");
+  ck_assert_int_eq(synced, 1);
+  redisFree(vc);
+  gm_test_cluster_kill(cl, victim);
+  ok_on(replica, "CLUSTER FAILOVER %s%s", "TAKEOVER", "");
+  gm_test_cluster_wait_ok(cl);
+  redisContext *rc = gm_test_cluster_connect(cl, replica);
+  ck_assert_int_eq(gm_test_redis_int(rc, "SREM %s %s", registry, stream), 1);
+  long long listed = 0;
+  for (int i = 1; i <= 100 && !listed; i++) {
+    char idem[16];
+    snprintf(idem, sizeof idem, "o-%d", i);
+    bump_until_ok(idem);
+    listed = gm_test_redis_int(rc, "SISMEMBER %s %s", registry, stream);
+    if (!listed) nap_ms(100);
+  }
+  redisFree(rc);
+  ck_assert_msg(listed, "%s is not in %s on the new master after 100 runs",
+                stream, registry);
+}
+END_TEST
+
 /* One fiber of the pipelined test: its own tag, SET then GET. */
 typedef struct piper {
   gm__redis *r;
@@ -543,6 +595,7 @@ int main(void) {
   tcase_add_test(tc, test_deadlines_fire_on_every_master);
   tcase_add_test(tc,
                  test_metrics_outbox_count_survives_a_closed_node_connection);
+  tcase_add_test(tc, test_outbox_registered_again_after_a_failover);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
