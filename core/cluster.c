@@ -30,6 +30,7 @@ struct gm__cluster {
   char **seed_host;                /* the configured seeds */
   int *seed_port;                  /* their ports */
   size_t nseed;                    /* how many */
+  unsigned epoch;                  /* changes of a slot's node */
 };
 
 /* CRC16/XMODEM of each byte value (the specification's table; a byte at a
@@ -267,8 +268,13 @@ int gm__cluster_slot_node(const gm__cluster *c, int slot) {
   return slot >= 0 && slot < GM__CLUSTER_SLOTS ? c->slot[slot] : -1;
 }
 
+unsigned gm__cluster_epoch(const gm__cluster *c) {
+  return c->epoch;
+}
+
 void gm__cluster_set_slot(gm__cluster *c, int slot, int node) {
   if (slot < 0 || slot >= GM__CLUSTER_SLOTS) return;
+  if (c->slot[slot] != node) c->epoch++;
   c->slot[slot] = (int16_t)node;
   c->node[node].master = 1;
 }
@@ -318,6 +324,12 @@ static int gm__cluster_read(gm__cluster *c, const char *host, int port,
       for (long long s = from; s <= to && s < GM__CLUSTER_SLOTS; s++)
         if (s >= 0) slot[s] = (int16_t)node;
     }
+    /* The first map is no change: nothing was derived from an empty one. */
+    for (int i = 0; i < GM__CLUSTER_SLOTS; i++)
+      if (c->slot[i] >= 0 && c->slot[i] != slot[i]) {
+        c->epoch++;
+        break;
+      }
     memcpy(c->slot, slot, sizeof slot);
     rc_ = 0;
   }

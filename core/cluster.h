@@ -51,6 +51,10 @@ void gm__cluster_destroy(gm__cluster **c);
  */
 int gm__cluster_refresh(gm__cluster *c, int64_t timeout_us, char *err,
                         size_t errlen);
+/* Counts the map reads and MOVED replies that gave a slot another node
+   (a failover, a resharding): what a caller derived from the old owners
+   is stale when it changes. */
+unsigned gm__cluster_epoch(const gm__cluster *c);
 /* The node serving `slot`, or -1 when no map says. */
 int gm__cluster_slot_node(const gm__cluster *c, int slot);
 /* Makes `node` serve `slot` (after a MOVED). */

@@ -348,6 +348,8 @@ void gm__redis_destroy(gm__redis **rp) {
   *rp = NULL;
 }
 
+static void gm__outbox_cache_clear_locked(void);
+
 /* ---- cluster: a connection per node, each command to its slot's ---- */
 
 /*
@@ -412,10 +414,20 @@ static int gm__cluster_reload(gm__redis *r, int now) {
   uint64_t t = gm__clock_mono_us();
   if (!now && t < r->refresh_next_us) return -1;
   char why[256];
+  unsigned epoch = gm__cluster_epoch(r->cluster);
   int rc =
       gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, why, sizeof why);
   if (rc == 0) {
     r->refresh_due = 0;
+    /* A slot on another node may be a failover, which loses the writes
+       its replica had not received, an SADD gm:outboxes among them: the
+       outbox cache is cleared as after a restarted Redis, so the next
+       runs register their streams again (a SADD each). */
+    if (gm__cluster_epoch(r->cluster) != epoch) {
+      pthread_rwlock_wrlock(&gm__outbox_lock);
+      gm__outbox_cache_clear_locked();
+      pthread_rwlock_unlock(&gm__outbox_lock);
+    }
     r->refresh_gap_us = GM__CLUSTER_GAP_MIN_US;
   } else {
     gm__log(GM_LOG_WARN, "redis", "reading the cluster's slot map: %s", why);

@@ -131,6 +131,26 @@ START_TEST(test_bad_seeds) {
 }
 END_TEST
 
+/* The epoch counts changes of a slot's node only. */
+START_TEST(test_epoch_counts_owner_changes) {
+  char err[128];
+  gm__cluster *c = gm__cluster_new("127.0.0.1:1", err, sizeof err);
+  ck_assert_ptr_nonnull(c);
+  int a = gm__cluster_node(c, "127.0.0.1", 7000);
+  int b = gm__cluster_node(c, "127.0.0.1", 7001);
+  unsigned e = gm__cluster_epoch(c);
+  gm__cluster_set_slot(c, 5, a);
+  ck_assert_uint_eq(gm__cluster_epoch(c), e + 1);
+  gm__cluster_set_slot(c, 5, a);
+  ck_assert_uint_eq(gm__cluster_epoch(c), e + 1);
+  gm__cluster_set_slot(c, 5, b);
+  ck_assert_uint_eq(gm__cluster_epoch(c), e + 2);
+  ck_assert_int_eq(gm__cluster_slot_node(c, 5), b);
+  gm__cluster_destroy(&c);
+  ck_assert_ptr_null(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cluster");
   TCase *tc = tcase_create("slots");
@@ -138,6 +158,7 @@ int main(void) {
   tcase_add_test(tc, test_command_first_key);
   tcase_add_test(tc, test_redirect_replies);
   tcase_add_test(tc, test_bad_seeds);
+  tcase_add_test(tc, test_epoch_counts_owner_changes);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
