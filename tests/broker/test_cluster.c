@@ -529,6 +529,70 @@ static void piper_run(void *arg) {
   if (get) freeReplyObject(get);
 }
 
+/* A fiber of the pipelined ASK test: SET then GET of a key of its own,
+   in the migrating slot (tag "ask") or on another tag. */
+static void asker_run(void *arg) {
+  piper *p = arg;
+  const char *tag = p->i % 2 ? "ask" : "noask";
+  redisReply *set =
+      gm__redis_callf(p->r, "SET gm:{%s}:k%d v%d", tag, p->i, p->i);
+  redisReply *get = gm__redis_callf(p->r, "GET gm:{%s}:k%d", tag, p->i);
+  char want[16];
+  snprintf(want, sizeof want, "v%d", p->i);
+  p->ok = set && set->type == REDIS_REPLY_STATUS && get &&
+          get->type == REDIS_REPLY_STRING && strcmp(get->str, want) == 0;
+  if (set) freeReplyObject(set);
+  if (get) freeReplyObject(get);
+}
+
+/* ASK on a pipelined connection: while a slot migrates, fibers' commands
+   for keys its old master lacks go to the new one behind ASKING, queued
+   with other fibers' commands, and each fiber gets its own replies. */
+START_TEST(test_pipelined_ask) {
+  cl = gm_test_cluster_start(3, 0, 1000);
+  char err[512];
+  gm__redis_addr addr = {.cluster = gm_test_cluster_seeds(cl)};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  gm__redis_set_pipelined(r, 1);
+  int slot = gm__cluster_keyslot("ask", 3);
+  int from = gm_test_cluster_owner(cl, slot), to = (from + 1) % 3;
+  char s[16];
+  snprintf(s, sizeof s, "%d", slot);
+  ok_on(to, "CLUSTER SETSLOT %s IMPORTING %s", s, gm_test_cluster_id(cl, from));
+  ok_on(from, "CLUSTER SETSLOT %s MIGRATING %s", s, gm_test_cluster_id(cl, to));
+  enum { N = 32 };
+  static gm__fiber *f[N];
+  static piper p[N];
+  for (int i = 0; i < N; i++) {
+    f[i] = gm__fiber_new(64 * 1024);
+    p[i] = (piper){r, i, 0};
+    ck_assert_int_eq(gm__fiber_start(f[i], asker_run, &p[i]), 0);
+  }
+  for (int rounds = 0; gm__redis_waiting(r) && rounds < 1000; rounds++) {
+    gm__redis_send(r);
+    struct pollfd pfd = {gm__redis_fd(r), POLLIN, 0};
+    ck_assert_int_ge(poll(&pfd, 1, 5000), 1);
+    gm__redis_receive(r);
+  }
+  ck_assert_uint_eq(gm__redis_waiting(r), 0);
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(p[i].ok, "fiber %d got another's reply or none", i);
+    gm__fiber_destroy(&f[i]);
+  }
+  /* The slot's keys are on `to` only. */
+  redisContext *tc = gm_test_cluster_connect(cl, to);
+  redisContext *fc = gm_test_cluster_connect(cl, from);
+  ck_assert_int_eq(gm_test_redis_int(fc, "CLUSTER COUNTKEYSINSLOT %d", slot),
+                   0);
+  ck_assert_int_eq(gm_test_redis_int(tc, "CLUSTER COUNTKEYSINSLOT %d", slot),
+                   N / 2);
+  redisFree(tc);
+  redisFree(fc);
+  gm__redis_destroy(&r);
+}
+END_TEST
+
 /* A worker's connection on a cluster: fibers' commands queue on each
    master's connection at once, the worker polls one descriptor, and every
    fiber gets its own replies. */
@@ -588,6 +652,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, NULL, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_pipelines_per_master);
+  tcase_add_test(tc, test_pipelined_ask);
   tcase_add_test(tc, test_calls_land_on_their_masters);
   tcase_add_test(tc, test_slot_migration_moved_and_ask);
   tcase_add_test(tc, test_reshard_while_requests_flow);
