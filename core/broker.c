@@ -18,7 +18,9 @@
 #include "deadlines.h"
 #include "frames.h"
 #include "host.h"
+#include "lease.h"
 #include "ledger.h"
+#include "ledger_route.h"
 #include "loader.h"
 #include "log.h"
 #include "market.h"
@@ -37,17 +39,24 @@
 #define BURST 256
 
 struct gm__broker {
-  const gm__config *cfg;      /* not owned */
-  char name[128];             /* broker id in events and as settle consumer */
-  char *endpoint;             /* client ROUTER endpoint */
-  char *feed;                 /* PUB endpoint */
-  char *private_feed;         /* ROUTER endpoint of private events */
-  long n_workers;             /* worker threads */
-  long pipeline;              /* requests in flight per worker */
-  long max_msg;               /* largest request accepted, bytes */
-  int dev_mode;               /* no CURVE: callers say who they are */
-  int settle_on;              /* this broker runs the settlement writer */
-  long settle_batch;          /* entries per settle transaction */
+  const gm__config *cfg;  /* not owned */
+  char name[128];         /* broker id in events and as settle consumer */
+  char *endpoint;         /* client ROUTER endpoint */
+  char *feed;             /* PUB endpoint */
+  char *private_feed;     /* ROUTER endpoint of private events */
+  long n_workers;         /* worker threads */
+  long pipeline;          /* requests in flight per worker */
+  long max_msg;           /* largest request accepted, bytes */
+  int dev_mode;           /* no CURVE: callers say who they are */
+  int settle_on;          /* this broker may run the settlement writer
+                             ([settle] settle = auto), under the lease */
+  long lease_ms;          /* [settle] lease_ms */
+  long read_timeout_ms;   /* [settle] read_timeout_ms */
+  char *ledger_endpoint;  /* [settle] ledger_endpoint: where we bind */
+  char *ledger_advertise; /* what other brokers connect to */
+  gm__lease *lease;       /* the settle lease (held or watched) */
+  gm__ledger_server *ledger_server; /* answers routed reads when holder */
+  long settle_batch;                /* entries per settle transaction */
   long settle_linger;         /* ms to gather entries after a small batch */
   char server_secret[41];     /* CURVE secret key (Z85) in curve mode */
   char *redis_unix;           /* [redis] unix, resolved */
@@ -195,6 +204,62 @@ static int read_secret_key(const char *path, char out[41], char *err,
   return ok ? 0 : -1;
 }
 
+/* [settle] settle = auto | never; [ledger] settle = on | off, its older
+   spelling, still read. */
+static int settle_mode(const gm__config *cfg, int *on, char *err,
+                       size_t errlen) {
+  const char *v = gm__config_get(cfg, "settle", "settle", NULL);
+  if (!v || !*v)
+    return gm__config_bool(cfg, "ledger", "settle", 1, on, err, errlen);
+  if (strcmp(v, "auto") == 0) return *on = 1, 0;
+  if (strcmp(v, "never") == 0) return *on = 0, 0;
+  snprintf(err, errlen,
+           "[settle] settle = %s: use auto (settle when this broker holds the "
+           "lease) or never",
+           v);
+  return -1;
+}
+
+/* The client endpoint's port + 3 (tcp), or its path + ".ledger" (ipc). */
+static int ledger_default_endpoint(const char *ep, char *out, size_t n) {
+  if (strncmp(ep, "ipc://", 6) == 0) {
+    int w = snprintf(out, n, "%s.ledger", ep);
+    return w > 0 && (size_t)w < n ? 0 : -1;
+  }
+  const char *colon = strrchr(ep, ':');
+  char *end;
+  long port = colon ? strtol(colon + 1, &end, 10) : 0;
+  if (strncmp(ep, "tcp://", 6) != 0 || !colon || colon < ep + 6 || *end ||
+      port < 1 || port > 65532)
+    return -1;
+  int w = snprintf(out, n, "%.*s:%ld", (int)(colon - ep), ep, port + 3);
+  return w > 0 && (size_t)w < n ? 0 : -1;
+}
+
+/* What other brokers connect to: a wildcard host becomes this host's name. */
+static char *advertised(const char *ep, const char *host) {
+  char *out = NULL;
+  const char *h = strncmp(ep, "tcp://", 6) == 0 ? ep + 6 : NULL;
+  if (h && (strncmp(h, "*:", 2) == 0 || strncmp(h, "0.0.0.0:", 8) == 0)) {
+    if (asprintf(&out, "tcp://%s%s", host, strchr(h, ':')) < 0) abort();
+  } else {
+    out = strdup(ep);
+  }
+  if (!out) abort();
+  return out;
+}
+
+gm__ledger_link *gm__broker_ledger_link(gm__broker *b, void *zctx) {
+  if (!b->lease) return NULL;
+  return gm__ledger_link_new(zctx, b->lease,
+                             b->dev_mode ? NULL : b->server_secret,
+                             (int)b->read_timeout_ms);
+}
+
+static gm_market *route_find(void *arg, const char *market) {
+  return gm__broker_find_market(arg, market);
+}
+
 static gm_settle_fn settle_lookup(void *arg, const char *market,
                                   gm_market **m) {
   gm__broker *b = arg;
@@ -243,6 +308,19 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
     goto fail;
   }
   b->private_feed = strdup(pf);
+  char le[1024];
+  const char *le_set = gm__config_get(cfg, "settle", "ledger_endpoint", "");
+  if (*le_set)
+    snprintf(le, sizeof le, "%s", le_set);
+  else if (ledger_default_endpoint(b->endpoint, le, sizeof le)) {
+    snprintf(err, errlen,
+             "[settle] ledger_endpoint is needed: the endpoint %s is not "
+             "tcp:// or ipc://, so no default can be made from it",
+             b->endpoint);
+    goto fail;
+  }
+  b->ledger_endpoint = strdup(le);
+  b->ledger_advertise = advertised(le, host);
   /* One worker per core by default: more threads than cores only add
      wake-ups (measured: ping at 16 in flight, 4 workers 0.41 of a plain
      ZeroMQ echo, 2 workers 0.51, on 2 cores). */
@@ -255,7 +333,11 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      errlen) ||
       gm__config_int(cfg, "broker", "max_message_bytes", 1 << 20, 256, 64 << 20,
                      &b->max_msg, err, errlen) ||
-      gm__config_bool(cfg, "ledger", "settle", 1, &b->settle_on, err, errlen) ||
+      settle_mode(cfg, &b->settle_on, err, errlen) ||
+      gm__config_int(cfg, "settle", "lease_ms", 3000, 300, 600000, &b->lease_ms,
+                     err, errlen) ||
+      gm__config_int(cfg, "settle", "read_timeout_ms", 5000, 10, 600000,
+                     &b->read_timeout_ms, err, errlen) ||
       gm__config_int(cfg, "ledger", "batch", 512, 1, 100000, &b->settle_batch,
                      err, errlen) ||
       gm__config_int(cfg, "ledger", "linger_ms", 5, 0, 1000, &b->settle_linger,
@@ -503,6 +585,14 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
                           secret, &b->raddr, b->roles, err, errlen);
   if (!b->publisher) goto done;
   b->host.interest = gm__publisher_interest(b->publisher);
+  /* Before the workers: their ledger reads follow it from the start. */
+  gm__lease_config lc = {.redis = b->raddr,
+                         .name = b->name,
+                         .endpoint = b->ledger_advertise,
+                         .lease_ms = b->lease_ms,
+                         .take = b->settle_on};
+  b->lease = gm__lease_start(&lc, err, errlen);
+  if (!b->lease) goto done;
   b->workers = calloc((size_t)b->n_workers, sizeof *b->workers);
   if (!b->workers) abort();
   for (long i = 0; i < b->n_workers; i++) {
@@ -533,6 +623,14 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
                              .find_arg = b};
   if (gm__deadlines_start(b->deadlines, &dc, err, errlen)) goto done;
   if (b->settle_on) {
+    gm__ledger_server_config lc = {.endpoint = b->ledger_endpoint,
+                                   .ledger_path = b->ledger_path,
+                                   .secret_key = secret,
+                                   .lease = b->lease,
+                                   .find = route_find,
+                                   .find_arg = b};
+    b->ledger_server = gm__ledger_server_start(&lc, err, errlen);
+    if (!b->ledger_server) goto done;
     gm__settle_config sc = {.redis = b->raddr,
                             .ledger_path = b->ledger_path,
                             .consumer = b->name,
@@ -541,7 +639,9 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
                             .linger_ms = (int)b->settle_linger,
                             .claim_idle_ms = 30000,
                             .lookup = settle_lookup,
-                            .lookup_arg = b};
+                            .lookup_arg = b,
+                            .gate = gm__lease_gate,
+                            .gate_arg = b->lease};
     b->settler = gm__settler_start(&sc, err, errlen);
     if (!b->settler) goto done;
   }
@@ -601,6 +701,10 @@ done:
   /* After the workers: their last requests still read its interest. */
   b->host.interest = NULL;
   gm__publisher_destroy(&b->publisher);
+  gm__ledger_server_stop(&b->ledger_server);
+  /* Released last, once nothing here settles or answers for the ledger:
+     another broker takes it at once instead of after lease_ms. */
+  gm__lease_stop(&b->lease);
   gm__auth_stop(&b->auth);
   zmq_ctx_term(b->zctx);
   b->zctx = NULL;
@@ -625,6 +729,8 @@ void gm__broker_destroy(gm__broker **bp) {
   free(b->endpoint);
   free(b->feed);
   free(b->private_feed);
+  free(b->ledger_endpoint);
+  free(b->ledger_advertise);
   free(b->redis_unix);
   free(b->redis_host);
   free(b->redis_cluster);

@@ -66,6 +66,10 @@ void gm__broker_count_bad_frame(gm__broker *b);
 uint64_t gm__broker_bad_frames(const gm__broker *b);
 /* Entries this broker's settler has settled (0 when it settles none). */
 uint64_t gm__broker_settled(const gm__broker *b);
+/* A client for ledger reads routed to the settle lease's holder, for the
+   thread that owns zctx's socket it opens (ledger_route.h); NULL before the
+   broker runs. */
+struct gm__ledger_link *gm__broker_ledger_link(gm__broker *b, void *zctx);
 /* The metrics endpoint, where a service registers its own gauges
    (gm__metrics_gauge_add; it accepts the endpoint when it is off too). */
 struct gm__metrics *gm__broker_metrics(gm__broker *b);

@@ -19,6 +19,7 @@ struct gm_call {
   const char *idem_key;      /* envelope idempotency key, "" if none */
   struct gm__redis *redis;   /* this thread's Redis connection */
   struct gm__ledger *reader; /* this thread's read-only ledger connection */
+  struct gm__ledger_remote *remote; /* routes ledger reads (NULL: local) */
   void *pub;                 /* this thread's PUSH socket to the publisher */
   struct gm__broker *broker; /* the broker serving the call (core methods) */
   unsigned script_runs;      /* scripts run so far: the idempotency step */

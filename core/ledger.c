@@ -926,6 +926,10 @@ static int gm__rows(gm__ledger *l, sqlite3_stmt *st, gm__arena *a, gm_row_fn fn,
 gm_status gm__ledger_query(gm_call *call, const char *sql,
                            const gm_param *params, size_t nparams, gm_row_fn fn,
                            void *arg) {
+  gm_status routed;
+  if (call->remote && call->remote->query(call->remote, call, sql, params,
+                                          nparams, fn, arg, &routed) == 0)
+    return routed;
   if (!call->reader)
     return gm__call_fail(call, GM_INTERNAL,
                          "this call has no ledger connection (host bug)");

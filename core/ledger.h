@@ -53,8 +53,20 @@ struct gm_ledger {
    rule, and counts in tx->refused. */
 gm_status gm__ledger_exec(gm_ledger *tx, const char *sql,
                           const gm_param *params, size_t nparams);
-/* gm_host_api.ledger_query, over call->reader, under call->market's
-   boundaries (none for core methods); text copied to the call's arena */
+/*
+ * Somewhere else to run a call's ledger reads (ledger_route.c: the broker
+ * holding the settle lease).  query returns 0 with *st when it answered,
+ * -1 when the read is to run here.
+ */
+typedef struct gm__ledger_remote {
+  int (*query)(struct gm__ledger_remote *self, gm_call *call, const char *sql,
+               const gm_param *params, size_t nparams, gm_row_fn fn, void *arg,
+               gm_status *st);
+} gm__ledger_remote;
+
+/* gm_host_api.ledger_query: through call->remote when it takes the read,
+   else over call->reader; under call->market's boundaries (none for core
+   methods); text copied to the call's arena */
 gm_status gm__ledger_query(gm_call *call, const char *sql,
                            const gm_param *params, size_t nparams, gm_row_fn fn,
                            void *arg);

@@ -109,12 +109,14 @@ struct gm__settler {
   /* Entries this round reads: the batch, up to GM__BEHIND_MAX times it
      while rounds come back full (see gm__round). */
   size_t want;
-  int pending;    /* our own PEL may hold entries: read "0" */
-  int idle;       /* the last round read nothing: BLOCK */
-  int blocked;    /* this round waited in BLOCK */
-  int redis_down; /* the outage is logged already */
-  int regroup;    /* groups may be gone: create them all again */
-  char **quiet;   /* markets logged as having no callback */
+  int pending;     /* our own PEL may hold entries: read "0" */
+  uint64_t tenure; /* the lease's, when gated; 0: not held */
+  int takeover;    /* the next claim sweep takes every entry */
+  int idle;        /* the last round read nothing: BLOCK */
+  int blocked;     /* this round waited in BLOCK */
+  int redis_down;  /* the outage is logged already */
+  int regroup;     /* groups may be gone: create them all again */
+  char **quiet;    /* markets logged as having no callback */
   size_t nquiet;
   pthread_t thread;                /* the writer thread, when started */
   int started;                     /* the thread runs */
@@ -317,7 +319,8 @@ static int gm__refresh(gm__settler *s) {
 static int gm__claim(gm__settler *s) {
   redisContext *c = gm__redis_context(s->redis);
   char idle[32];
-  snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.claim_idle_ms);
+  snprintf(idle, sizeof idle, "%lld",
+           s->takeover ? 0LL : (long long)s->cfg.claim_idle_ms);
   char(*cursor)[48] = calloc(s->nstreams + 1, sizeof *cursor);
   if (!cursor) abort();
   for (size_t i = 0; i < s->nstreams; i++) strcpy(cursor[i], "0-0");
@@ -355,6 +358,7 @@ static int gm__claim(gm__settler *s) {
     }
   }
   free(cursor);
+  if (rc == 0) s->takeover = 0;
   if (claimed > 0) {
     gm__log(GM_LOG_INFO, "settle",
             "claimed %lld outbox entries left pending by another consumer",
@@ -707,6 +711,15 @@ static int gm__write(gm__settler *s) {
       goto rollback;
     }
   }
+  /* Fencing: a holder that could not renew its lease in time must not
+     commit what the next holder will settle from its own file. */
+  if (s->cfg.gate && !s->cfg.gate(s->cfg.gate_arg)) {
+    gm__log(GM_LOG_WARN, "settle",
+            "the settle lease was not renewed in time: the batch of %zu "
+            "entries is rolled back and left to the next holder",
+            s->nitems);
+    goto rollback;
+  }
   if (gm__sql(s, "COMMIT") != 0) goto rollback;
   /* The entry that failed before was in this batch (pending entries are
      read again first) and has now settled or been set aside. */
@@ -920,6 +933,21 @@ static int gm__round(gm__settler *s, size_t *read) {
   s->blocked = 0;
   s->nitems = 0;
   gm__arena_reset(s->arena);
+  if (s->cfg.gate) {
+    uint64_t tenure = s->cfg.gate(s->cfg.gate_arg);
+    if (!tenure) {
+      s->tenure = 0;
+      s->idle = 1;
+      atomic_store(&s->oldest_ms, 0);
+      return 0;
+    }
+    if (tenure != s->tenure) {
+      s->tenure = tenure;
+      s->takeover = 1;
+      s->claimed_us = 0;
+      s->pending = 1;
+    }
+  }
   if (gm__redis_context(s->redis)->err) {
     if (gm__redis_reconnect(s->redis) != GM_OK)
       return gm__redis_failed(s, "reconnect");

@@ -40,6 +40,12 @@ typedef struct gm__settle_config {
   int dead_letter_after; /* failures of one entry in a row before it is set
                             aside in gm_dead_letter; default 5 */
   int no_thread; /* tests: no thread; drive with gm__settler_drain_once */
+  /* The settle lease (lease.h; NULL: always settles): 0 while this broker
+     may not settle, checked before each round and before each COMMIT;
+     else its tenure, and a new tenure claims every pending entry at once
+     (the lease proves their consumer gone) instead of after claim_idle_ms. */
+  uint64_t (*gate)(void *arg);
+  void *gate_arg;
 } gm__settle_config;
 
 typedef struct gm__settler gm__settler;

@@ -15,6 +15,7 @@
 #include "greenmarket.pb-c.h"
 #include "identity.h"
 #include "ledger.h"
+#include "ledger_route.h"
 #include "stats.h"
 #include "utf8.h"
 
@@ -43,6 +44,7 @@ struct gm__worker {
   void *pub;              /* PUSH to the publisher */
   gm__redis *redis;       /* own Redis connection */
   gm__ledger *reader;     /* own read-only ledger */
+  gm__ledger_link *link;  /* ledger reads sent to the lease holder */
   long pipeline;          /* tasks */
   task *tasks;            /* pipeline of them */
   task *free_tasks;       /* not running */
@@ -60,6 +62,7 @@ static void task_run(void *arg) {
                   .idem_key = "",
                   .redis = w->redis,
                   .reader = w->reader,
+                  .remote = gm__ledger_link_remote(w->link),
                   .pub = w->pub,
                   .broker = w->b};
   Gm__Reply out = GM__REPLY__INIT;
@@ -121,12 +124,15 @@ static void *worker_run(void *arg) {
   for (;;) {
     /* Requests only while a task is free; replies while any are due. */
     int fd = gm__redis_waiting(w->redis) ? gm__redis_fd(w->redis) : -1;
-    zmq_pollitem_t items[2] = {
+    void *ledger = gm__ledger_link_socket(w->link);
+    zmq_pollitem_t items[3] = {
         {w->free_tasks ? w->sock : NULL, -1, ZMQ_POLLIN, 0},
-        {NULL, fd, ZMQ_POLLIN, 0}};
+        {NULL, fd, ZMQ_POLLIN, 0},
+        {ledger, -1, ZMQ_POLLIN, 0}};
     /* While replies are due, wake each second to notice a Redis that
-       stopped answering (REDIS_STALL_US, as the blocking timeout was). */
-    if (zmq_poll(items, 2, fd >= 0 ? 1000 : -1) < 0) {
+       stopped answering (REDIS_STALL_US, as the blocking timeout was);
+       while ledger reads wait, more often, for their timeout. */
+    if (zmq_poll(items, 3, ledger ? 50 : fd >= 0 ? 1000 : -1) < 0) {
       if (zmq_errno() == EINTR) continue;
       break; /* ETERM: the broker is stopping */
     }
@@ -159,13 +165,17 @@ static void *worker_run(void *arg) {
     }
     if (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
       gm__redis_receive(w->redis);
+    if (items[2].revents & ZMQ_POLLIN) gm__ledger_link_receive(w->link);
+    gm__ledger_link_expire(w->link, 0);
     gm__redis_send(w->redis);
     for (long i = 0; i < w->pipeline && w->active; i++)
       if (w->tasks[i].done) task_release(w, &w->tasks[i]);
     if (stopping) break;
   }
   /* The context is terminating: requests still waiting get their Redis
-     replies first, so no fiber is left suspended on its stack. */
+     replies (or UNAVAILABLE for ledger reads) first, so no fiber is left
+     suspended on its stack. */
+  gm__ledger_link_expire(w->link, 1);
   while (gm__redis_waiting(w->redis)) gm__redis_flush(w->redis);
   int linger = 0;
   zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -173,6 +183,7 @@ static void *worker_run(void *arg) {
   zmq_close(w->sock);
   zmq_close(w->pub);
   w->sock = w->pub = NULL;
+  gm__ledger_link_destroy(&w->link);
   return NULL;
 }
 
@@ -204,6 +215,7 @@ gm__worker *gm__worker_start(const gm__worker_config *c, char *err,
   }
   w->reader = gm__ledger_open(c->ledger_path, 1, err, errlen);
   if (!w->reader) goto fail;
+  w->link = gm__broker_ledger_link(w->b, c->zctx);
   w->sock = zmq_socket(c->zctx, ZMQ_DEALER);
   w->pub = zmq_socket(c->zctx, ZMQ_PUSH);
   if (zmq_connect(w->sock, c->requests) || zmq_connect(w->pub, c->events)) {
@@ -237,6 +249,7 @@ void gm__worker_destroy(gm__worker **wp) {
     zmq_setsockopt(w->pub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(w->pub);
   }
+  gm__ledger_link_destroy(&w->link);
   gm__redis_destroy(&w->redis);
   gm__ledger_close(&w->reader);
   for (long k = 0; w->tasks && k < w->pipeline; k++) {

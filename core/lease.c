@@ -1,0 +1,216 @@
+/*
+ * The settle lease (see lease.h).  One script takes, renews and reads the
+ * key in one atomic step (the key alone: one slot on a cluster), so a
+ * broker that finds its own value (itself before a restart under the same
+ * name) keeps it instead of waiting for it to expire.
+ */
+#include "lease.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+
+/* KEYS[1] the lease; ARGV: our value, lease ms, "1" to take it.  Returns
+   {1 if we hold it now, the value it holds ("" none)}. */
+static const char take_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return {1, v}\n"
+    "end\n"
+    "if not v and ARGV[3] == '1' then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])\n"
+    "  return {1, ARGV[1]}\n"
+    "end\n"
+    "return {0, v or ''}\n";
+
+/* Deletes the key only while it holds our value. */
+static const char release_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  return redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 0\n";
+
+struct gm__lease {
+  gm__redis *redis;
+  char *value; /* "<name>\n<endpoint>" */
+  char *name;  /* this broker's */
+  int64_t lease_ms;
+  int take;
+  pthread_t thread;
+  int started;
+  atomic_int stop;
+  int down; /* a Redis failure is logged already */
+  /* Read by the settler and the workers. */
+  _Atomic uint64_t valid_until_us; /* may settle before this; 0: not held */
+  _Atomic uint64_t tenure;         /* count of takings */
+  uint64_t held_until_us; /* the key surely lives until then (thread only) */
+  pthread_mutex_t mu;     /* guards holder and holder_seq */
+  char holder[512];       /* the value last seen, "" none */
+  uint64_t holder_seq;    /* changes with holder */
+};
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static void set_holder(gm__lease *l, const char *v) {
+  pthread_mutex_lock(&l->mu);
+  if (strcmp(l->holder, v) != 0) {
+    snprintf(l->holder, sizeof l->holder, "%s", v);
+    l->holder_seq++;
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+/* One take-or-renew round; 0, or -1 when Redis did not answer. */
+static int lease_round(gm__lease *l) {
+  char ms[32];
+  snprintf(ms, sizeof ms, "%lld", (long long)l->lease_ms);
+  /* Measured before sending: Redis sets the expiry later than this. */
+  uint64_t sent = gm__clock_mono_us();
+  const char *argv[] = {
+      "EVAL", take_lua, "1", GM__LEASE_KEY, l->value, ms, l->take ? "1" : "0"};
+  redisReply *r = gm__redis_callv(l->redis, 7, argv, NULL);
+  int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+           r->element[0]->type == REDIS_REPLY_INTEGER &&
+           r->element[1]->type == REDIS_REPLY_STRING;
+  if (!ok) {
+    if (!l->down)
+      gm__log(GM_LOG_WARN, "settle",
+              "the settle lease cannot be read or renewed (%s); %s",
+              r && r->type == REDIS_REPLY_ERROR
+                  ? r->str
+                  : gm__redis_last_error(l->redis),
+              atomic_load(&l->valid_until_us)
+                  ? "this broker stops settling 2/3 of the lease after its "
+                    "last renewal"
+                  : "retrying");
+    l->down = 1;
+    if (r) freeReplyObject(r);
+    return -1;
+  }
+  l->down = 0;
+  int held = r->element[0]->integer == 1;
+  set_holder(l, r->element[1]->str);
+  freeReplyObject(r);
+  if (!held) {
+    if (atomic_load(&l->valid_until_us))
+      gm__log(GM_LOG_WARN, "settle",
+              "lost the settle lease (it expired while Redis was out of "
+              "reach); another broker settles now");
+    atomic_store(&l->valid_until_us, 0);
+    l->held_until_us = 0;
+    return 0;
+  }
+  uint64_t lease_us = (uint64_t)l->lease_ms * 1000u;
+  /* A new tenure unless the previous one surely never lapsed: then the
+     settler claims every pending entry again, at once. */
+  if (!l->held_until_us || gm__clock_mono_us() >= l->held_until_us) {
+    atomic_fetch_add(&l->tenure, 1);
+    gm__log(GM_LOG_INFO, "settle",
+            "%s holds the settle lease (%lld ms): it settles and answers the "
+            "other brokers' ledger reads",
+            l->name, (long long)l->lease_ms);
+  }
+  l->held_until_us = sent + lease_us;
+  atomic_store(&l->valid_until_us, sent + lease_us * 2 / 3);
+  return 0;
+}
+
+static void *lease_run(void *arg) {
+  gm__lease *l = arg;
+  long period = (long)(l->lease_ms / 3);
+  while (!atomic_load(&l->stop)) {
+    uint64_t t0 = gm__clock_mono_us();
+    lease_round(l);
+    long left = period - (long)((gm__clock_mono_us() - t0) / 1000u);
+    while (left > 0 && !atomic_load(&l->stop)) {
+      long slice = left < 50 ? left : 50;
+      sleep_ms(slice);
+      left -= slice;
+    }
+  }
+  return NULL;
+}
+
+gm__lease *gm__lease_start(const gm__lease_config *cfg, char *err,
+                           size_t errlen) {
+  gm__lease *l = calloc(1, sizeof *l);
+  if (!l) abort();
+  pthread_mutex_init(&l->mu, NULL);
+  l->lease_ms = cfg->lease_ms;
+  l->take = cfg->take;
+  if (asprintf(&l->value, "%s\n%s", cfg->name, cfg->endpoint) < 0) abort();
+  l->name = strdup(cfg->name);
+  if (!l->name) abort();
+  l->redis = gm__redis_connect(&cfg->redis, err, errlen);
+  if (!l->redis) goto fail;
+  /* Each command must end well within a renewal period. */
+  int64_t io = cfg->lease_ms * 1000 / 6;
+  gm__redis_set_timeouts(l->redis, io, io);
+  if (lease_round(l) != 0) {
+    snprintf(err, errlen, "the settle lease %s: Redis did not answer",
+             GM__LEASE_KEY);
+    goto fail;
+  }
+  if (pthread_create(&l->thread, NULL, lease_run, l) != 0) {
+    snprintf(err, errlen, "cannot start the settle lease thread");
+    goto fail;
+  }
+  pthread_setname_np(l->thread, "gmd-lease");
+  l->started = 1;
+  return l;
+fail:
+  gm__lease_stop(&l);
+  return NULL;
+}
+
+void gm__lease_stop(gm__lease **lp) {
+  if (!lp || !*lp) return;
+  gm__lease *l = *lp;
+  if (l->started) {
+    atomic_store(&l->stop, 1);
+    pthread_join(l->thread, NULL);
+  }
+  if (l->redis && atomic_load(&l->valid_until_us)) {
+    atomic_store(&l->valid_until_us, 0);
+    const char *argv[] = {"EVAL", release_lua, "1", GM__LEASE_KEY, l->value};
+    redisReply *r = gm__redis_callv(l->redis, 5, argv, NULL);
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+      gm__log(GM_LOG_INFO, "settle", "released the settle lease");
+    if (r) freeReplyObject(r);
+  }
+  gm__redis_destroy(&l->redis);
+  pthread_mutex_destroy(&l->mu);
+  free(l->value);
+  free(l->name);
+  free(l);
+  *lp = NULL;
+}
+
+uint64_t gm__lease_gate(void *arg) {
+  gm__lease *l = arg;
+  uint64_t until = atomic_load(&l->valid_until_us);
+  if (!until || gm__clock_mono_us() >= until) return 0;
+  return atomic_load(&l->tenure);
+}
+
+uint64_t gm__lease_holder(gm__lease *l, char *endpoint, size_t n, int *self) {
+  pthread_mutex_lock(&l->mu);
+  uint64_t seq = l->holder_seq;
+  const char *nl = strchr(l->holder, '\n');
+  snprintf(endpoint, n, "%s", nl ? nl + 1 : "");
+  *self = l->holder[0] && strcmp(l->holder, l->value) == 0;
+  pthread_mutex_unlock(&l->mu);
+  return seq;
+}

@@ -1,0 +1,62 @@
+/*
+ * The settle lease: with many brokers on one Redis, one at a time runs the
+ * settler, and every broker sends its ledger reads to that one
+ * (ledger_route.c).  The lease is the key gm:settle:lease, value
+ * "<broker name>\n<ledger endpoint>", taken with SET NX PX lease_ms and
+ * renewed by a script that renews only its holder's value.  A thread per
+ * broker renews (holder) or tries to take it (others), every lease_ms / 3.
+ *
+ * Fencing by time: the holder may settle only until 2/3 of lease_ms after
+ * it sent its last successful SET or renewal; Redis keeps the key at least
+ * lease_ms after that.  A holder cut from Redis stops settling, with its
+ * batch in hand rolled back, a third of the lease before another broker can
+ * take it.  This assumes the two clocks (the broker's monotonic clock and
+ * Redis's) run at about the same rate, not that they agree.
+ */
+#ifndef GM_CORE_LEASE_H
+#define GM_CORE_LEASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis.h"
+
+#define GM__LEASE_KEY "gm:settle:lease"
+
+typedef struct gm__lease gm__lease;
+
+typedef struct gm__lease_config {
+  gm__redis_addr redis;
+  const char *name;     /* this broker's name */
+  const char *endpoint; /* its ledger endpoint, as other brokers connect */
+  int64_t lease_ms;     /* key lifetime; renewed every third */
+  int take;             /* 0: never holds it (settle = never), only watches */
+} gm__lease_config;
+
+/*
+ * Starts the thread after one synchronous attempt, so a broker alone on its
+ * Redis holds the lease before it serves.  NULL and err when Redis cannot
+ * be reached.
+ */
+gm__lease *gm__lease_start(const gm__lease_config *cfg, char *err,
+                           size_t errlen);
+/* Stops the thread and, when held, deletes the key (only if still ours), so
+   another broker takes over at once; nulls *l. */
+void gm__lease_stop(gm__lease **l);
+
+/*
+ * The settler's gate (any thread): 0 unless this broker holds the lease and
+ * renewed it less than 2/3 of lease_ms ago; else the number of the tenure,
+ * which changes at each new taking (the settler then claims every pending
+ * entry at once: the lease proves the previous holder gone).
+ */
+uint64_t gm__lease_gate(void *lease);
+
+/*
+ * Who holds it, as last seen (any thread): copies the holder's ledger
+ * endpoint into endpoint ("" when nobody holds it) and sets *self when it is
+ * this broker.  Returns a number that changes whenever the holder does.
+ */
+uint64_t gm__lease_holder(gm__lease *l, char *endpoint, size_t n, int *self);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * The settle lease and routed ledger reads, end to end: a real redis-server
+ * and two real gmd brokers with the test market.  Only the lease holder
+ * settles; a ledger read on the other broker is answered by the holder;
+ * kill -9 of the holder under a flow of bumps hands the lease to the other
+ * broker, and every acknowledged bump is settled exactly once.  Checks what
+ * Redis and the SQLite files hold.
+ */
+#include <check.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gmd_fixture.h"
+#include "greenmarket.pb-c.h"
+#include "redis_fixture.h"
+#include "testmkt.pb-c.h"
+
+#define LEASE_MS 1000
+#define LEASE_KEY "gm:settle:lease"
+
+static gm_test_redis *redis;
+static gm_test_gmd *g1, *g2;
+static gm_test_conn *c1, *c2;
+static redisContext *rc;
+
+static void sleep_ms(int ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Broker 1 (settle = auto), then broker 2 with `extra2` on the same Redis;
+   broker 2 shares broker 1's ledger file unless extra2 names another. */
+static void start(const char *extra2, int share) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  char conf[1024];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[settle]\nlease_ms = %d\n", LEASE_MS);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, conf);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  char more[2048];
+  int n = snprintf(more, sizeof more, "%s%s\n", conf, extra2);
+  if (share)
+    snprintf(more + n, sizeof more - (size_t)n, "[ledger]\npath = %s\n",
+             gm_test_gmd_ledger(g1));
+  g2 = gm_test_gmd_start_named(redis, "b2", TEST_PLUGIN_DIR, more);
+  c2 = gm_test_conn_new(gm_test_gmd_endpoint(g2), NULL, NULL, NULL);
+}
+
+static void teardown(void) {
+  gm_test_conn_destroy(&c1);
+  gm_test_conn_destroy(&c2);
+  if (g1) gm_test_gmd_stop(&g1);
+  if (g2) gm_test_gmd_stop(&g2);
+  if (rc) redisFree(rc);
+  rc = NULL;
+  gm_test_redis_stop(&redis);
+}
+
+/* The lease's value ("" when nobody holds it). */
+static char *holder(void) {
+  redisReply *r = gm_test_redis_cmd(rc, "GET " LEASE_KEY);
+  char *v = strdup(r->type == REDIS_REPLY_STRING ? r->str : "");
+  freeReplyObject(r);
+  return v;
+}
+
+/* Non-zero when the lease names broker g (its ledger endpoint is its
+   client endpoint + ".ledger"). */
+static int holds(const gm_test_gmd *g) {
+  char want[600];
+  snprintf(want, sizeof want, "\n%s.ledger", gm_test_gmd_endpoint(g));
+  char *v = holder();
+  size_t lv = strlen(v), lw = strlen(want);
+  int yes = lv > lw && strcmp(v + lv - lw, want) == 0;
+  free(v);
+  return yes;
+}
+
+/* One bump; its seq, or -1 when it was not acknowledged. */
+static long long bump(gm_test_conn *c, const char *note) {
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = (char *)note;
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt", "bump", note, &req.base);
+  long long seq = -1;
+  if (r && r->status == GM__STATUS__OK) {
+    Gm__Testmkt__BumpReply *b =
+        gm__testmkt__bump_reply__unpack(NULL, r->body.len, r->body.data);
+    seq = b->seq;
+    gm__testmkt__bump_reply__free_unpacked(b, NULL);
+  }
+  if (r) gm__reply__free_unpacked(r, NULL);
+  return seq;
+}
+
+/* testmkt.count through broker c: the settled bumps its ledger read sees;
+   -1 - status when refused. */
+static long long settled(gm_test_conn *c) {
+  Gm__Testmkt__CountRequest req = GM__TESTMKT__COUNT_REQUEST__INIT;
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt", "count", NULL, &req.base);
+  ck_assert_ptr_nonnull(r);
+  long long n = -1 - (long long)r->status;
+  if (r->status == GM__STATUS__OK) {
+    Gm__Testmkt__CountReply *b =
+        gm__testmkt__count_reply__unpack(NULL, r->body.len, r->body.data);
+    n = b->settled;
+    gm__testmkt__count_reply__free_unpacked(b, NULL);
+  }
+  gm__reply__free_unpacked(r, NULL);
+  return n;
+}
+
+/* testmkt.peek: a read of what `what` names (testmkt.c). */
+static int peek_status(gm_test_conn *c, const char *what) {
+  Gm__Testmkt__ProbeRequest req = GM__TESTMKT__PROBE_REQUEST__INIT;
+  req.what = (char *)what;
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt", "peek", NULL, &req.base);
+  ck_assert_ptr_nonnull(r);
+  int st = r->status;
+  gm__reply__free_unpacked(r, NULL);
+  return st;
+}
+
+/* Waits (up to 20 s) until broker c's ledger read sees `want` bumps. */
+static long long wait_settled(gm_test_conn *c, long long want) {
+  long long n = -1;
+  for (int i = 0; i < 1000 && (n = settled(c)) != want; i++) sleep_ms(20);
+  return n;
+}
+
+static long long sql_count(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                   SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  long long v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+/* Broker 2 keeps a ledger file of its own that it never settles into: its
+   reads can only show the rows by going to broker 1. */
+START_TEST(reads_on_the_other_broker_go_to_the_holder) {
+  start("[settle]\nsettle = never\n", 0);
+  ck_assert(holds(g1));
+  for (int i = 0; i < 30; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "r%d", i);
+    ck_assert_int_eq(bump(i % 2 ? c1 : c2, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c1, 30), 30);
+  ck_assert_int_eq(settled(c2), 30);
+  ck_assert_int_eq(
+      sql_count(gm_test_gmd_ledger(g1), "SELECT count(*) FROM testmkt_bumps"),
+      30);
+  ck_assert_int_eq(
+      sql_count(gm_test_gmd_ledger(g2), "SELECT count(*) FROM testmkt_bumps"),
+      0);
+  /* The holder keeps each market to its own tables, as for a local read
+     (and logs the refusal: the read ran there). */
+  ck_assert_int_eq(peek_status(c2, "settled"), GM__STATUS__PERMISSION_DENIED);
+  ck_assert(gm_test_gmd_log_has(g1, "ledger_query refused"));
+  ck_assert(!gm_test_gmd_log_has(g2, "ledger_query refused"));
+  ck_assert_int_eq(peek_status(c2, "own"), GM__STATUS__OK);
+  ck_assert(!gm_test_gmd_log_has(g2, "holds the settle lease"));
+  /* A clean stop releases the lease at once; settle = never does not take
+     it: broker 2 then reads its own file. */
+  gm_test_gmd_stop(&g1);
+  char *v = holder();
+  ck_assert_str_eq(v, "");
+  free(v);
+  sleep_ms(2 * LEASE_MS);
+  v = holder();
+  ck_assert_str_eq(v, "");
+  free(v);
+  ck_assert_int_eq(settled(c2), 0);
+}
+END_TEST
+
+/* Both may settle, one ledger file: only the holder does; when it is
+   killed the other takes over, and every acknowledged bump settles once. */
+START_TEST(kill9_of_the_holder_hands_over_and_settles_once) {
+  start("", 1);
+  ck_assert(holds(g1));
+  ck_assert(!holds(g2));
+  long long acked = 0, seq_max = 0;
+  for (int i = 0; i < 100; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "a%d", i);
+    long long s = bump(c2, note);
+    ck_assert_int_gt(s, 0);
+    acked++;
+    if (s > seq_max) seq_max = s;
+  }
+  ck_assert_int_eq(wait_settled(c2, acked), acked);
+  ck_assert(gm_test_gmd_log_has(g1, "holds the settle lease"));
+  ck_assert(!gm_test_gmd_log_has(g2, "holds the settle lease"));
+
+  /* Bumps keep coming to broker 2 while broker 1 dies. */
+  uint64_t killed = 0, taken = 0;
+  for (int i = 0; i < 600 || !taken; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "b%d", i);
+    long long s = bump(c2, note);
+    ck_assert_int_gt(s, 0);
+    acked++;
+    if (i == 50) {
+      gm_test_gmd_kill9(g1);
+      killed = now_ms();
+    }
+    if (killed && !taken && holds(g2)) taken = now_ms();
+    ck_assert_msg(!killed || taken || now_ms() - killed < LEASE_MS + 5000,
+                  "broker 2 did not take the lease within %d ms",
+                  LEASE_MS + 5000);
+  }
+  printf("lease taken over %llu ms after kill -9 (lease_ms %d)\n",
+         (unsigned long long)(taken - killed), LEASE_MS);
+  ck_assert_int_eq(wait_settled(c2, acked), acked);
+  const char *ledger = gm_test_gmd_ledger(g1);
+  ck_assert_int_eq(sql_count(ledger, "SELECT count(*) FROM testmkt_bumps"),
+                   acked);
+  ck_assert_int_eq(
+      sql_count(ledger, "SELECT count(DISTINCT seq) FROM testmkt_bumps"),
+      acked);
+  ck_assert_int_eq(sql_count(ledger, "SELECT max(seq) FROM testmkt_bumps"),
+                   acked);
+  ck_assert_int_eq(sql_count(ledger, "SELECT count(*) FROM gm_settled"), acked);
+  ck_assert(gm_test_gmd_log_has(g2, "holds the settle lease"));
+  /* Nothing left pending or unsettled in the outbox. */
+  ck_assert_int_eq(gm_test_redis_int(rc, "XLEN gm:{testmkt:all}:outbox"), 0);
+  gm_test_gmd_restart(g1);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("lease");
+  TCase *t = tcase_create("lease");
+  tcase_set_timeout(t, 120);
+  tcase_add_checked_fixture(t, NULL, teardown);
+  tcase_add_test(t, reads_on_the_other_broker_go_to_the_holder);
+  tcase_add_test(t, kill9_of_the_holder_hands_over_and_settles_once);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+int main(void) {
+  SRunner *r = srunner_create(suite());
+  srunner_run_all(r, CK_NORMAL);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
