@@ -817,6 +817,58 @@ START_TEST(an_unlisted_stream_is_found_and_settled) {
 }
 END_TEST
 
+/* The settle lease's gate (lease.h), set by the test: 0 closed, else the
+   tenure. */
+static _Atomic uint64_t tenure;
+static uint64_t gate(void *arg) {
+  (void)arg;
+  return atomic_load(&tenure);
+}
+
+/* A broker that took the settle lease claims a dead holder's entries at
+   once (not after claim_idle_ms): those it had settled but not XACKed are
+   recognised and not settled again; the rest settle once. */
+START_TEST(a_new_lease_holder_claims_at_once_and_settles_nothing_twice) {
+  add_entries("alpha", "x", 1, 20);
+  gm__settler *old = start("old", 100, 30000, 1);
+  /* The old holder commits 20, then dies before XACK. */
+  atomic_store(&kill_clients, 1);
+  ck_assert_int_eq(gm__settler_drain_once(old), 20);
+  gm__settler_stop(&old);
+  redisFree(raw);
+  raw = gm_test_redis_connect(srv);
+  /* ... and had read 5 more it never settled. */
+  add_entries("alpha", "x", 100, 5);
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "XREADGROUP GROUP gm-settle old COUNT 100 STREAMS %s >",
+      "gm:{alpha:x}:outbox"));
+  ck_assert_int_eq(outbox_total("XPENDING"), 25);
+  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                           .ledger_path = path,
+                           .consumer = "new",
+                           .batch_size = 100,
+                           .block_ms = 10,
+                           .claim_idle_ms = 30000,
+                           .lookup = lookup,
+                           .no_thread = 1,
+                           .gate = gate};
+  char err[512];
+  atomic_store(&tenure, 0);
+  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  /* Without the lease it settles nothing. */
+  ck_assert_int_eq(gm__settler_drain_once(s), 0);
+  ck_assert_int_eq(outbox_total("XPENDING"), 25);
+  /* With it, at once, though nothing was idle for 30 s. */
+  atomic_store(&tenure, 1);
+  drain_until(s, 5, 10);
+  ck_assert_uint_eq(gm__settler_settled(s), 5);
+  assert_exactly_once(25);
+  ck_assert_int_eq(atomic_load(&calls), 25); /* no callback ran twice */
+  gm__settler_stop(&s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_settle");
   TCase *tc = tcase_create("settle");
@@ -825,6 +877,8 @@ int main(void) {
   tcase_add_test(tc, many_streams_two_markets_settle_once);
   tcase_add_test(tc, redelivery_after_commit_settles_once);
   tcase_add_test(tc, dead_consumer_entries_are_claimed);
+  tcase_add_test(tc,
+                 a_new_lease_holder_claims_at_once_and_settles_nothing_twice);
   tcase_add_test(tc, dead_consumers_are_removed_once_empty);
   tcase_add_test(tc, replayed_letter_settles_once_even_if_appended_twice);
   tcase_add_test(tc, failing_callback_rolls_back_the_batch);
