@@ -14,7 +14,10 @@
 #include <time.h>
 
 #include "gmd_fixture.h"
+#include <zmq.h>
+
 #include "greenmarket.pb-c.h"
+#include "ledger.pb-c.h"
 #include "redis_fixture.h"
 #include "testmkt.pb-c.h"
 
@@ -244,6 +247,98 @@ START_TEST(kill9_of_the_holder_hands_over_and_settles_once) {
 }
 END_TEST
 
+/* A ledger Query for testmkt's count, as a broker's link sends it. */
+static size_t count_query(uint8_t *buf, size_t cap) {
+  Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
+  q.version = 1;
+  q.market = "testmkt";
+  q.sql.data = (uint8_t *)"SELECT count(*) FROM testmkt_bumps";
+  q.sql.len = strlen((const char *)q.sql.data);
+  size_t len = gm__ledger__query__get_packed_size(&q);
+  ck_assert_uint_le(len, cap);
+  return gm__ledger__query__pack(&q, buf);
+}
+
+/* Sends the count Query to the ledger endpoint with key pair (pub, sec);
+   the Rows reply, or NULL when none came within wait_ms. */
+static Gm__Ledger__Rows *raw_query(const char *pub, const char *sec,
+                                   const char *server_pub, int wait_ms) {
+  void *ctx = zmq_ctx_new();
+  void *d = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0;
+  zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+  zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, pub, 40);
+  zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, sec, 40);
+  char ep[600];
+  snprintf(ep, sizeof ep, "%s.ledger", gm_test_gmd_endpoint(g1));
+  ck_assert_int_eq(zmq_connect(d, ep), 0);
+  uint8_t buf[256];
+  size_t len = count_query(buf, sizeof buf);
+  uint64_t id = 7;
+  zmq_send(d, &id, 8, ZMQ_SNDMORE);
+  zmq_send(d, buf, len, 0);
+  Gm__Ledger__Rows *rows = NULL;
+  zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&it, 1, wait_ms) == 1) {
+    uint64_t rid = 0;
+    ck_assert_int_eq(zmq_recv(d, &rid, 8, 0), 8);
+    ck_assert_uint_eq(rid, 7);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    ck_assert_int_ge(zmq_msg_recv(&m, d, 0), 0);
+    rows = gm__ledger__rows__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    zmq_msg_close(&m);
+  }
+  zmq_close(d);
+  zmq_ctx_term(ctx);
+  return rows;
+}
+
+/* With CURVE, the ledger endpoint admits only the brokers' own key pair. */
+START_TEST(curve_reads_are_routed_and_strangers_refused) {
+  char spub[41], ssec[41], apub[41], asec[41], epub[41], esec[41];
+  ck_assert_int_eq(zmq_curve_keypair(spub, ssec), 0);
+  ck_assert_int_eq(zmq_curve_keypair(apub, asec), 0);
+  ck_assert_int_eq(zmq_curve_keypair(epub, esec), 0);
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  char *keyfile = gm_test_redis_path(redis, "server.key");
+  FILE *f = fopen(keyfile, "w");
+  fprintf(f, "public = %s\nsecret = %s\n", spub, ssec);
+  fclose(f);
+  char conf[2048];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[security]\nmode = curve\n"
+           "secret_key_file = %s\nadmin_keys = %s\n",
+           keyfile, apub);
+  free(keyfile);
+  g1 = gm_test_gmd_start_curve(redis, TEST_PLUGIN_DIR, conf, spub, apub, asec);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), spub, apub, asec);
+  char more[2200];
+  snprintf(more, sizeof more, "%s[settle]\nsettle = never\n", conf);
+  g2 = gm_test_gmd_start_named_curve(redis, "b2", TEST_PLUGIN_DIR, more, spub,
+                                     apub, asec);
+  c2 = gm_test_conn_new(gm_test_gmd_endpoint(g2), spub, apub, asec);
+  for (int i = 0; i < 10; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "c%d", i);
+    ck_assert_int_eq(bump(c1, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c1, 10), 10);
+  ck_assert_int_eq(settled(c2), 10); /* through the holder */
+  Gm__Ledger__Rows *rows = raw_query(spub, ssec, spub, 5000);
+  ck_assert_ptr_nonnull(rows);
+  ck_assert_uint_eq(rows->status, 0);
+  ck_assert_uint_eq(rows->n_rows, 1);
+  ck_assert_int_eq(rows->rows[0]->cols[0]->integer, 10);
+  gm__ledger__rows__free_unpacked(rows, NULL);
+  /* A participant's key (admin's, even) is not a broker's. */
+  ck_assert_ptr_null(raw_query(apub, asec, spub, 1000));
+  ck_assert_ptr_null(raw_query(epub, esec, spub, 1000));
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("lease");
   TCase *t = tcase_create("lease");
@@ -251,6 +346,7 @@ static Suite *suite(void) {
   tcase_add_checked_fixture(t, NULL, teardown);
   tcase_add_test(t, reads_on_the_other_broker_go_to_the_holder);
   tcase_add_test(t, kill9_of_the_holder_hands_over_and_settles_once);
+  tcase_add_test(t, curve_reads_are_routed_and_strangers_refused);
   suite_add_tcase(s, t);
   return s;
 }

@@ -113,14 +113,25 @@ gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
                   public_key, secret_key);
 }
 
-gm_test_gmd *gm_test_gmd_start_named(gm_test_redis *r, const char *name,
-                                     const char *plugin_dir,
-                                     const char *extra_conf) {
+gm_test_gmd *gm_test_gmd_start_named_curve(gm_test_redis *r, const char *name,
+                                           const char *plugin_dir,
+                                           const char *extra_conf,
+                                           const char *server_key,
+                                           const char *public_key,
+                                           const char *secret_key) {
   char dir[512];
   snprintf(dir, sizeof dir, "%s/%s", gm_test_redis_dir(r), name);
   ck_assert_msg(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", dir,
                 strerror(errno));
-  return start_in(r, dir, plugin_dir, extra_conf, NULL, NULL, NULL);
+  return start_in(r, dir, plugin_dir, extra_conf, server_key, public_key,
+                  secret_key);
+}
+
+gm_test_gmd *gm_test_gmd_start_named(gm_test_redis *r, const char *name,
+                                     const char *plugin_dir,
+                                     const char *extra_conf) {
+  return gm_test_gmd_start_named_curve(r, name, plugin_dir, extra_conf, NULL,
+                                       NULL, NULL);
 }
 
 void gm_test_gmd_restart(gm_test_gmd *g) {

@@ -46,6 +46,14 @@ gm_test_gmd *gm_test_gmd_start_curve(gm_test_redis *r, const char *plugin_dir,
 gm_test_gmd *gm_test_gmd_start_named(gm_test_redis *r, const char *name,
                                      const char *plugin_dir,
                                      const char *extra_conf);
+/* gm_test_gmd_start_named for a CURVE broker (keys as
+   gm_test_gmd_start_curve). */
+gm_test_gmd *gm_test_gmd_start_named_curve(gm_test_redis *r, const char *name,
+                                           const char *plugin_dir,
+                                           const char *extra_conf,
+                                           const char *server_key,
+                                           const char *public_key,
+                                           const char *secret_key);
 /* SIGTERM, waits for exit (asserting a clean exit), nulls *g. */
 void gm_test_gmd_stop(gm_test_gmd **g);
 /* SIGKILL now, reaped; restart with gm_test_gmd_restart. */
