@@ -589,6 +589,7 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   gm__lease_config lc = {.redis = b->raddr,
                          .name = b->name,
                          .endpoint = b->ledger_advertise,
+                         .ledger_path = b->ledger_path,
                          .lease_ms = b->lease_ms,
                          .take = b->settle_on};
   b->lease = gm__lease_start(&lc, err, errlen);
@@ -641,7 +642,8 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
                             .lookup = settle_lookup,
                             .lookup_arg = b,
                             .gate = gm__lease_gate,
-                            .gate_arg = b->lease};
+                            .gate_arg = b->lease,
+                            .committed = gm__lease_committed};
     b->settler = gm__settler_start(&sc, err, errlen);
     if (!b->settler) goto done;
   }

@@ -15,21 +15,37 @@
 #include <time.h>
 
 #include "clock.h"
+#include "ledger.h"
 #include "log.h"
 
-/* KEYS[1] the lease; ARGV: our value, lease ms, "1" to take it.  Returns
-   {1 if we hold it now, the value it holds ("" none)}. */
+/* KEYS: the lease, the book's mark.  ARGV: our value, lease ms, "1" to
+   take it, "1" when we do not hold it yet (then our book is checked), our
+   book id, its batches.  Returns {1 if we hold it now, the value it holds
+   ("" none)}, or {2, the mark} when our file is not the book of record. */
 static const char take_lua[] =
     "local v = redis.call('GET', KEYS[1])\n"
-    "if v == ARGV[1] then\n"
+    "if v == ARGV[1] and ARGV[4] ~= '1' then\n"
     "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "  return {1, v}\n"
     "end\n"
-    "if not v and ARGV[3] == '1' then\n"
-    "  redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])\n"
+    "if (not v or v == ARGV[1]) and ARGV[3] == '1' then\n"
+    "  local b = redis.call('GET', KEYS[2])\n"
+    "  if b then\n"
+    "    local id, n = string.match(b, '^(%S+) (%d+)$')\n"
+    "    if id ~= ARGV[5] or tonumber(n) > tonumber(ARGV[6]) then\n"
+    "      return {2, b}\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "  return {1, ARGV[1]}\n"
     "end\n"
     "return {0, v or ''}\n";
+
+/* KEYS: the lease, the mark.  ARGV: our value, "<id> <batches>". */
+static const char mark_lua[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[2], ARGV[2])\n"
+    "return 1\n";
 
 /* Deletes the key only while it holds our value. */
 static const char release_lua[] =
@@ -40,8 +56,11 @@ static const char release_lua[] =
 
 struct gm__lease {
   gm__redis *redis;
-  char *value; /* "<name>\n<endpoint>" */
-  char *name;  /* this broker's */
+  gm__redis *settler_redis; /* the committed hook's (settler thread) */
+  gm__ledger *book;         /* read-only, for gm_book; NULL: never takes */
+  atomic_int behind;        /* our file is not the book (logged once) */
+  char *value;              /* "<name>\n<endpoint>" */
+  char *name;               /* this broker's */
   int64_t lease_ms;
   int take;
   pthread_t thread;
@@ -72,15 +91,46 @@ static void set_holder(gm__lease *l, const char *v) {
   pthread_mutex_unlock(&l->mu);
 }
 
+/* The file's gm_book: its id and batches ("" and 0 when unreadable). */
+static void read_book(gm__lease *l, char *id, size_t n, long long *batches) {
+  snprintf(id, n, "%s", "");
+  *batches = 0;
+  sqlite3_stmt *st = NULL;
+  if (l->book &&
+      sqlite3_prepare_v2(gm__ledger_db(l->book),
+                         "SELECT id, batches FROM gm_book", -1, &st,
+                         NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    snprintf(id, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    *batches = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+}
+
 /* One take-or-renew round; 0, or -1 when Redis did not answer. */
 static int lease_round(gm__lease *l) {
-  char ms[32];
+  char ms[32], id[64] = "", n[32] = "0";
   snprintf(ms, sizeof ms, "%lld", (long long)l->lease_ms);
+  int fresh = !l->held_until_us || gm__clock_mono_us() >= l->held_until_us;
+  if (l->take && fresh) {
+    long long batches;
+    read_book(l, id, sizeof id, &batches);
+    snprintf(n, sizeof n, "%lld", batches);
+  }
   /* Measured before sending: Redis sets the expiry later than this. */
   uint64_t sent = gm__clock_mono_us();
-  const char *argv[] = {
-      "EVAL", take_lua, "1", GM__LEASE_KEY, l->value, ms, l->take ? "1" : "0"};
-  redisReply *r = gm__redis_callv(l->redis, 7, argv, NULL);
+  const char *argv[] = {"EVAL",
+                        take_lua,
+                        "2",
+                        GM__LEASE_KEY,
+                        GM__BOOK_KEY,
+                        l->value,
+                        ms,
+                        l->take ? "1" : "0",
+                        fresh ? "1" : "0",
+                        id,
+                        n};
+  redisReply *r = gm__redis_callv(l->redis, 11, argv, NULL);
   int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
            r->element[0]->type == REDIS_REPLY_INTEGER &&
            r->element[1]->type == REDIS_REPLY_STRING;
@@ -100,6 +150,22 @@ static int lease_round(gm__lease *l) {
     return -1;
   }
   l->down = 0;
+  if (r->element[0]->integer == 2) {
+    if (!atomic_load(&l->behind))
+      gm__log(GM_LOG_ERROR, "settle",
+              "this broker's ledger file is not the book of record (it is "
+              "\"%s %s\" in gm_book, the book is \"%s\"): another file, or "
+              "a restore that lacks batches already acknowledged; it will "
+              "not take the settle lease (docs/operations.md, Scaling out)",
+              id, n, r->element[1]->str);
+    atomic_store(&l->behind, 1);
+    set_holder(l, ""); /* refused only when nobody else holds it */
+    atomic_store(&l->valid_until_us, 0);
+    l->held_until_us = 0;
+    freeReplyObject(r);
+    return 0;
+  }
+  atomic_store(&l->behind, 0);
   int held = r->element[0]->integer == 1;
   set_holder(l, r->element[1]->str);
   freeReplyObject(r);
@@ -155,6 +221,12 @@ gm__lease *gm__lease_start(const gm__lease_config *cfg, char *err,
   if (!l->name) abort();
   l->redis = gm__redis_connect(&cfg->redis, err, errlen);
   if (!l->redis) goto fail;
+  if (cfg->take) {
+    l->settler_redis = gm__redis_connect(&cfg->redis, err, errlen);
+    if (!l->settler_redis) goto fail;
+    l->book = gm__ledger_open(cfg->ledger_path, 1, err, errlen);
+    if (!l->book) goto fail;
+  }
   /* Each command must end well within a renewal period. */
   int64_t io = cfg->lease_ms * 1000 / 6;
   gm__redis_set_timeouts(l->redis, io, io);
@@ -191,6 +263,8 @@ void gm__lease_stop(gm__lease **lp) {
     if (r) freeReplyObject(r);
   }
   gm__redis_destroy(&l->redis);
+  gm__redis_destroy(&l->settler_redis);
+  gm__ledger_close(&l->book);
   pthread_mutex_destroy(&l->mu);
   free(l->value);
   free(l->name);
@@ -198,11 +272,27 @@ void gm__lease_stop(gm__lease **lp) {
   *lp = NULL;
 }
 
+int gm__lease_committed(void *arg, const char *book, long long batches) {
+  gm__lease *l = arg;
+  char mark[96];
+  snprintf(mark, sizeof mark, "%s %lld", book, batches);
+  const char *argv[] = {"EVAL",       mark_lua, "2", GM__LEASE_KEY,
+                        GM__BOOK_KEY, l->value, mark};
+  redisReply *r = gm__redis_callv(l->settler_redis, 7, argv, NULL);
+  int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  if (r) freeReplyObject(r);
+  return ok ? 0 : -1;
+}
+
 uint64_t gm__lease_gate(void *arg) {
   gm__lease *l = arg;
   uint64_t until = atomic_load(&l->valid_until_us);
   if (!until || gm__clock_mono_us() >= until) return 0;
   return atomic_load(&l->tenure);
+}
+
+int gm__lease_book_here(gm__lease *l) {
+  return l->take && !atomic_load(&l->behind);
 }
 
 uint64_t gm__lease_holder(gm__lease *l, char *endpoint, size_t n, int *self) {

@@ -1,10 +1,17 @@
 /*
  * The settle lease: with many brokers on one Redis, one at a time runs the
  * settler, and every broker sends its ledger reads to that one
- * (ledger_route.c).  The lease is the key gm:settle:lease, value
- * "<broker name>\n<ledger endpoint>", taken with SET NX PX lease_ms and
- * renewed by a script that renews only its holder's value.  A thread per
- * broker renews (holder) or tries to take it (others), every lease_ms / 3.
+ * (ledger_route.c).  The lease is the key gm:{settle}:lease, value
+ * "<broker name>\n<ledger endpoint>", set with PX lease_ms when absent and
+ * renewed only by its holder, by one script.  A thread per broker renews
+ * (holder) or tries to take it (others), every lease_ms / 3.
+ *
+ * Only a broker whose ledger file is the book of record may take it: the
+ * holder's settler writes gm:{settle}:book = "<gm_book.id> <batches>" after
+ * each COMMIT and before its XACK (only while the lease names it), and the
+ * take script refuses a broker whose file has another id or fewer batches
+ * (a restore from an older backup: it lacks entries already acknowledged).
+ * Both keys share one hash tag, so the script is cluster-safe.
  *
  * Fencing by time: the holder may settle only until 2/3 of lease_ms after
  * it sent its last successful SET or renewal; Redis keeps the key at least
@@ -21,16 +28,18 @@
 
 #include "redis.h"
 
-#define GM__LEASE_KEY "gm:settle:lease"
+#define GM__LEASE_KEY "gm:{settle}:lease"
+#define GM__BOOK_KEY "gm:{settle}:book"
 
 typedef struct gm__lease gm__lease;
 
 typedef struct gm__lease_config {
   gm__redis_addr redis;
-  const char *name;     /* this broker's name */
-  const char *endpoint; /* its ledger endpoint, as other brokers connect */
-  int64_t lease_ms;     /* key lifetime; renewed every third */
-  int take;             /* 0: never holds it (settle = never), only watches */
+  const char *name;        /* this broker's name */
+  const char *endpoint;    /* its ledger endpoint, as other brokers connect */
+  const char *ledger_path; /* its book (gm_book), checked before taking */
+  int64_t lease_ms;        /* key lifetime; renewed every third */
+  int take; /* 0: never holds it (settle = never), only watches */
 } gm__lease_config;
 
 /*
@@ -53,10 +62,21 @@ void gm__lease_stop(gm__lease **l);
 uint64_t gm__lease_gate(void *lease);
 
 /*
+ * The settler's committed hook (settle.h; settler thread only): records the
+ * book's mark in Redis while the lease still names this broker; -1 when it
+ * does not or Redis failed (the settler then does not acknowledge).
+ */
+int gm__lease_committed(void *lease, const char *book, long long batches);
+
+/*
  * Who holds it, as last seen (any thread): copies the holder's ledger
  * endpoint into endpoint ("" when nobody holds it) and sets *self when it is
  * this broker.  Returns a number that changes whenever the holder does.
  */
 uint64_t gm__lease_holder(gm__lease *l, char *endpoint, size_t n, int *self);
+
+/* Non-zero when this broker's own file may answer while nobody holds the
+   lease: it may settle (settle = auto) and was not found behind the book. */
+int gm__lease_book_here(gm__lease *l);
 
 #endif

@@ -309,7 +309,15 @@ static const char gm__core_schema[] =
     " n INTEGER NOT NULL,"
     " name TEXT NOT NULL,"
     " value TEXT NOT NULL,"
-    " PRIMARY KEY(stream, id, n)) WITHOUT ROWID;";
+    " PRIMARY KEY(stream, id, n)) WITHOUT ROWID;"
+    /* Which book this file is and how many batches it has committed: a
+       broker whose file is another, or behind, may not take the settle
+       lease (lease.c). */
+    "CREATE TABLE IF NOT EXISTS gm_book("
+    " one INTEGER PRIMARY KEY CHECK(one = 1),"
+    " id TEXT NOT NULL,"
+    " batches INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO gm_book VALUES(1, lower(hex(randomblob(16))), 0);";
 
 /* Non-zero when the call that just failed on l was refused by the
    authorizer (l->denied says why). */

@@ -336,12 +336,15 @@ struct gm__ledger_link {
   waiter *waiting;
 };
 
-/* Points the socket at the holder; -1 when reads stay local. */
+/* Points the socket at the holder; -1 when reads stay local, 1 when they
+   cannot be answered now. */
 static int link_aim(gm__ledger_link *k) {
   char ep[512];
   int self;
   uint64_t seq = gm__lease_holder(k->lease, ep, sizeof ep, &self);
-  if (self || !ep[0]) return -1;
+  if (self) return -1;
+  /* Between holders, only a file that may become the book answers. */
+  if (!ep[0]) return gm__lease_book_here(k->lease) ? -1 : 1;
   if (seq != k->seq || strcmp(ep, k->connected) != 0) {
     if (k->connected[0]) zmq_disconnect(k->sock, k->connected);
     k->connected[0] = '\0';
@@ -404,6 +407,10 @@ static int link_read(gm__ledger_link *k, waiter **done) {
 }
 
 static gm_status link_unavailable(gm__ledger_link *k, gm_call *call) {
+  if (!k->connected[0])
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "no broker holds the ledger now (the settle lease "
+                         "is being handed over); retry in a moment");
   return gm__call_fail(call, GM_UNAVAILABLE,
                        "the broker holding the ledger (%s) did not answer "
                        "within %d ms; retry in a moment",
@@ -416,7 +423,12 @@ static int link_query(gm__ledger_remote *self, gm_call *call, const char *sql,
   gm__ledger_link *k = (gm__ledger_link *)self;
   int aim = link_aim(k);
   if (aim < 0) return -1;
-  if (aim > 0) return *st = link_unavailable(k, call), 0;
+  if (aim > 0) {
+    /* Connected to a holder that is gone: forget it. */
+    if (k->connected[0]) zmq_disconnect(k->sock, k->connected);
+    k->connected[0] = '\0';
+    return *st = link_unavailable(k, call), 0;
+  }
   Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
   q.version = 1;
   q.market = (char *)(call->market ? call->market->name : "");

@@ -109,14 +109,16 @@ struct gm__settler {
   /* Entries this round reads: the batch, up to GM__BEHIND_MAX times it
      while rounds come back full (see gm__round). */
   size_t want;
-  int pending;     /* our own PEL may hold entries: read "0" */
-  uint64_t tenure; /* the lease's, when gated; 0: not held */
-  int takeover;    /* the next claim sweep takes every entry */
-  int idle;        /* the last round read nothing: BLOCK */
-  int blocked;     /* this round waited in BLOCK */
-  int redis_down;  /* the outage is logged already */
-  int regroup;     /* groups may be gone: create them all again */
-  char **quiet;    /* markets logged as having no callback */
+  int pending;            /* our own PEL may hold entries: read "0" */
+  uint64_t tenure;        /* the lease's, when gated; 0: not held */
+  int takeover;           /* the next claim sweep takes every entry */
+  char book[40];          /* gm_book.id of the ledger file */
+  long long book_batches; /* gm_book.batches after the last COMMIT */
+  int idle;               /* the last round read nothing: BLOCK */
+  int blocked;            /* this round waited in BLOCK */
+  int redis_down;         /* the outage is logged already */
+  int regroup;            /* groups may be gone: create them all again */
+  char **quiet;           /* markets logged as having no callback */
   size_t nquiet;
   pthread_t thread;                /* the writer thread, when started */
   int started;                     /* the thread runs */
@@ -604,6 +606,24 @@ static int gm__is_failing(const gm__settler *s, const gm__item *it) {
          s->failing[n] == ' ' && strcmp(s->failing + n + 1, it->entry.id) == 0;
 }
 
+/* Counts this batch in gm_book, in its transaction, and reads it back. */
+static int gm__count_batch(gm__settler *s) {
+  if (gm__sql(s, "UPDATE gm_book SET batches = batches + 1") != 0) return -1;
+  sqlite3_stmt *st = NULL;
+  int rc = -1;
+  if (sqlite3_prepare_v2(gm__ledger_db(s->ledger),
+                         "SELECT id, batches FROM gm_book", -1, &st,
+                         NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    snprintf(s->book, sizeof s->book, "%s",
+             (const char *)sqlite3_column_text(st, 0));
+    s->book_batches = sqlite3_column_int64(st, 1);
+    rc = 0;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static int gm__write(gm__settler *s) {
   sqlite3 *db = gm__ledger_db(s->ledger);
   if (gm__sql(s, "BEGIN IMMEDIATE") != 0) return -1;
@@ -720,6 +740,7 @@ static int gm__write(gm__settler *s) {
             s->nitems);
     goto rollback;
   }
+  if (s->cfg.committed && gm__count_batch(s) != 0) goto rollback;
   if (gm__sql(s, "COMMIT") != 0) goto rollback;
   /* The entry that failed before was in this batch (pending entries are
      read again first) and has now settled or been set aside. */
@@ -1018,6 +1039,13 @@ static int gm__round(gm__settler *s, size_t *read) {
          s->nitems > gm__settle_size_bound(b))
     b++;
   atomic_fetch_add(&s->batch_size[b], 1);
+  /* The book's mark in Redis first: once entries are acknowledged, only a
+     file holding them may settle after this one. */
+  if (s->cfg.committed &&
+      s->cfg.committed(s->cfg.gate_arg, s->book, s->book_batches) != 0) {
+    s->pending = 1;
+    return written;
+  }
   gm__ack(s);
   return written;
 }

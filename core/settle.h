@@ -46,6 +46,10 @@ typedef struct gm__settle_config {
      (the lease proves their consumer gone) instead of after claim_idle_ms. */
   uint64_t (*gate)(void *arg);
   void *gate_arg;
+  /* With a gate: called (with gate_arg) after each COMMIT and before its
+     XACK with the file's gm_book (id, batches committed); non-zero leaves the
+     entries pending (read again, recognised, acknowledged later). */
+  int (*committed)(void *arg, const char *book, long long batches);
 } gm__settle_config;
 
 typedef struct gm__settler gm__settler;

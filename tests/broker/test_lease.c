@@ -22,7 +22,7 @@
 #include "testmkt.pb-c.h"
 
 #define LEASE_MS 1000
-#define LEASE_KEY "gm:settle:lease"
+#define LEASE_KEY "gm:{settle}:lease"
 
 static gm_test_redis *redis;
 static gm_test_gmd *g1, *g2;
@@ -179,7 +179,7 @@ START_TEST(reads_on_the_other_broker_go_to_the_holder) {
   ck_assert_int_eq(peek_status(c2, "own"), GM__STATUS__OK);
   ck_assert(!gm_test_gmd_log_has(g2, "holds the settle lease"));
   /* A clean stop releases the lease at once; settle = never does not take
-     it: broker 2 then reads its own file. */
+     it, and its own file is no book: its reads wait for a holder. */
   gm_test_gmd_stop(&g1);
   char *v = holder();
   ck_assert_str_eq(v, "");
@@ -188,7 +188,7 @@ START_TEST(reads_on_the_other_broker_go_to_the_holder) {
   v = holder();
   ck_assert_str_eq(v, "");
   free(v);
-  ck_assert_int_eq(settled(c2), 0);
+  ck_assert_int_eq(settled(c2), -1 - GM__STATUS__UNAVAILABLE);
 }
 END_TEST
 
@@ -339,6 +339,63 @@ START_TEST(curve_reads_are_routed_and_strangers_refused) {
 }
 END_TEST
 
+/* A broker whose ledger file is a restore from an older backup lacks
+   entries already acknowledged: it must not take the lease, even when the
+   holder is gone; the holder's own file may. */
+START_TEST(a_file_behind_the_book_never_takes_the_lease) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  char conf[1024];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[settle]\nlease_ms = %d\n", LEASE_MS);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, conf);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  for (int i = 0; i < 10; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "o%d", i);
+    ck_assert_int_eq(bump(c1, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c1, 10), 10);
+  /* The backup (as docs/operations.md takes it), then 10 more settled. */
+  char *backup = gm_test_redis_path(redis, "backup.sqlite");
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(g1), &db), SQLITE_OK);
+  char *sql = sqlite3_mprintf("VACUUM INTO %Q", backup);
+  ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_free(sql);
+  sqlite3_close(db);
+  for (int i = 10; i < 20; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "o%d", i);
+    ck_assert_int_eq(bump(c1, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c1, 20), 20);
+  char more[2048];
+  snprintf(more, sizeof more, "%s[ledger]\npath = %s\n", conf, backup);
+  g2 = gm_test_gmd_start_named(redis, "b2", TEST_PLUGIN_DIR, more);
+  c2 = gm_test_conn_new(gm_test_gmd_endpoint(g2), NULL, NULL, NULL);
+  ck_assert_int_eq(settled(c2), 20); /* routed to the holder */
+  gm_test_gmd_kill9(g1);
+  for (int i = 0; i < 500 && !gm_test_gmd_log_has(g2, "not the book of record");
+       i++)
+    sleep_ms(20);
+  ck_assert(gm_test_gmd_log_has(g2, "not the book of record"));
+  char *v = holder();
+  ck_assert_str_eq(v, "");
+  free(v);
+  ck_assert_int_eq(sql_count(backup, "SELECT count(*) FROM testmkt_bumps"), 10);
+  /* Nor does its stale file answer reads meanwhile. */
+  ck_assert_int_eq(settled(c2), -1 - GM__STATUS__UNAVAILABLE);
+  /* The holder's own file is current: back, it takes the lease again and
+     settles what came meanwhile. */
+  ck_assert_int_eq(bump(c2, "while-down"), 21);
+  gm_test_gmd_restart(g1);
+  ck_assert_int_eq(wait_settled(c2, 21), 21);
+  ck_assert(holds(g1));
+  free(backup);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("lease");
   TCase *t = tcase_create("lease");
@@ -347,6 +404,7 @@ static Suite *suite(void) {
   tcase_add_test(t, reads_on_the_other_broker_go_to_the_holder);
   tcase_add_test(t, kill9_of_the_holder_hands_over_and_settles_once);
   tcase_add_test(t, curve_reads_are_routed_and_strangers_refused);
+  tcase_add_test(t, a_file_behind_the_book_never_takes_the_lease);
   suite_add_tcase(s, t);
   return s;
 }
