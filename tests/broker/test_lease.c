@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "gmd_fixture.h"
@@ -396,6 +397,50 @@ START_TEST(a_file_behind_the_book_never_takes_the_lease) {
 }
 END_TEST
 
+/* gmd --check with `settle_conf` in [settle]: its exit status; out gets
+   what it said. */
+static int check_conf(const char *settle_conf, char *out, size_t outlen) {
+  char *conf = gm_test_redis_path(redis, "check.conf");
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
+          "[security]\nmode = dev\n[plugins]\ndir = %s\n[settle]\n%s\n",
+          gm_test_redis_socket(redis), TEST_PLUGIN_DIR, settle_conf);
+  fclose(f);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
+           conf);
+  free(conf);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t len = fread(out, 1, outlen - 1, p);
+  out[len] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Bad [settle] values stop gmd at start, naming the key; nothing is taken. */
+START_TEST(bad_settle_settings_are_refused) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  char out[4096];
+  ck_assert_int_eq(check_conf("settle = sometimes", out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "[settle] settle = sometimes: use auto"),
+                "gmd said: %s", out);
+  ck_assert_int_eq(check_conf("lease_ms = 10", out, sizeof out), 1);
+  ck_assert_msg(strstr(out,
+                       "[settle] lease_ms = 10: expected a whole number "
+                       "from 300 to 600000"),
+                "gmd said: %s", out);
+  ck_assert_int_eq(
+      check_conf("settle = never\nlease_ms = 300", out, sizeof out), 0);
+  char *v = holder();
+  ck_assert_str_eq(v, "");
+  free(v);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("lease");
   TCase *t = tcase_create("lease");
@@ -405,6 +450,7 @@ static Suite *suite(void) {
   tcase_add_test(t, kill9_of_the_holder_hands_over_and_settles_once);
   tcase_add_test(t, curve_reads_are_routed_and_strangers_refused);
   tcase_add_test(t, a_file_behind_the_book_never_takes_the_lease);
+  tcase_add_test(t, bad_settle_settings_are_refused);
   suite_add_tcase(s, t);
   return s;
 }

@@ -869,6 +869,44 @@ START_TEST(a_new_lease_holder_claims_at_once_and_settles_nothing_twice) {
 }
 END_TEST
 
+/* Fencing: a gate that closes during a batch (the lease was not renewed
+   in time) rolls the batch back before COMMIT and leaves it pending. */
+static atomic_int gate_calls, gate_open_calls;
+static uint64_t closing_gate(void *arg) {
+  (void)arg;
+  return atomic_fetch_add(&gate_calls, 1) < atomic_load(&gate_open_calls);
+}
+
+START_TEST(a_lease_lost_mid_batch_commits_nothing) {
+  add_entries("alpha", "x", 1, 10);
+  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                           .ledger_path = path,
+                           .consumer = "fenced",
+                           .batch_size = 100,
+                           .block_ms = 10,
+                           .claim_idle_ms = 30000,
+                           .lookup = lookup,
+                           .no_thread = 1,
+                           .gate = closing_gate};
+  char err[512];
+  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  /* Open at the round's start, closed at COMMIT. */
+  atomic_store(&gate_calls, 0);
+  atomic_store(&gate_open_calls, 1);
+  ck_assert_int_eq(gm__settler_drain_once(s), -1);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 0);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 0);
+  ck_assert_int_eq(outbox_total("XPENDING"), 10);
+  /* Renewed: the same entries settle, once. */
+  atomic_store(&gate_calls, 0);
+  atomic_store(&gate_open_calls, 1000);
+  drain_until(s, 10, 10);
+  assert_exactly_once(10);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_settle");
   TCase *tc = tcase_create("settle");
@@ -879,6 +917,7 @@ int main(void) {
   tcase_add_test(tc, dead_consumer_entries_are_claimed);
   tcase_add_test(tc,
                  a_new_lease_holder_claims_at_once_and_settles_nothing_twice);
+  tcase_add_test(tc, a_lease_lost_mid_batch_commits_nothing);
   tcase_add_test(tc, dead_consumers_are_removed_once_empty);
   tcase_add_test(tc, replayed_letter_settles_once_even_if_appended_twice);
   tcase_add_test(tc, failing_callback_rolls_back_the_batch);
