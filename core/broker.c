@@ -256,6 +256,14 @@ gm__ledger_link *gm__broker_ledger_link(gm__broker *b, void *zctx) {
                              (int)b->read_timeout_ms);
 }
 
+/* greenmarket_settle_lease_held; nothing before the broker runs. */
+static int lease_gauge(void *arg, double *value) {
+  gm__broker *b = arg;
+  if (!b->lease) return -1;
+  *value = gm__lease_gate(b->lease) ? 1 : 0;
+  return 0;
+}
+
 static gm_market *route_find(void *arg, const char *market) {
   return gm__broker_find_market(arg, market);
 }
@@ -423,6 +431,11 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                         "of those, tags whose next deadline was due more than "
                         "1 s ago and is held by no live claim",
                         gm__deadlines_gauge_late, b->deadlines);
+  gm__metrics_gauge_add(b->metrics, "greenmarket_settle_lease_held",
+                        "1 while this broker holds the settle lease and may "
+                        "settle: exactly one broker sharing a Redis shows 1, "
+                        "except for about 4/3 lease_ms after a holder died",
+                        lease_gauge, b);
 
   char *dir = gm__config_path(cfg, "plugins", "dir", NULL);
   if (!dir) dir = strdup(GM_DEFAULT_PLUGIN_DIR);

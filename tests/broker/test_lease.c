@@ -6,13 +6,17 @@
  * broker, and every acknowledged bump is settled exactly once.  Checks what
  * Redis and the SQLite files hold.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gmd_fixture.h"
 #include <zmq.h>
@@ -47,7 +51,9 @@ static void start(const char *extra2, int share) {
   rc = gm_test_redis_connect(redis);
   char conf[1024];
   snprintf(conf, sizeof conf,
-           "[plugins]\nload = testmkt\n[settle]\nlease_ms = %d\n", LEASE_MS);
+           "[plugins]\nload = testmkt\n[settle]\nlease_ms = %d\n"
+           "[metrics]\nlisten = 127.0.0.1:0\n",
+           LEASE_MS);
   g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, conf);
   c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
   char more[2048];
@@ -87,6 +93,39 @@ static int holds(const gm_test_gmd *g) {
   int yes = lv > lw && strcmp(v + lv - lw, want) == 0;
   free(v);
   return yes;
+}
+
+/* greenmarket_settle_lease_held as broker g's metrics endpoint serves it
+   (the port it logged), or -1 when the line is missing. */
+static int lease_held(const gm_test_gmd *g) {
+  FILE *f = fopen(gm_test_gmd_log(g), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096];
+  int port = 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *q = strstr(line, "serving /metrics and /healthz on");
+    if (q && (q = strstr(q, "(port "))) port = atoi(q + 6);
+  }
+  fclose(f);
+  ck_assert_int_gt(port, 0);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)sizeof req - 1);
+  size_t len = 0, cap = 1 << 20;
+  char *buf = malloc(cap);
+  ssize_t got;
+  while (len + 1 < cap && (got = read(fd, buf + len, cap - len - 1)) > 0)
+    len += (size_t)got;
+  close(fd);
+  buf[len] = '\0';
+  const char *m = strstr(buf, "\ngreenmarket_settle_lease_held ");
+  int v = m ? atoi(m + strlen("\ngreenmarket_settle_lease_held ")) : -1;
+  free(buf);
+  return v;
 }
 
 /* One bump; its seq, or -1 when it was not acknowledged. */
@@ -199,6 +238,8 @@ START_TEST(kill9_of_the_holder_hands_over_and_settles_once) {
   start("", 1);
   ck_assert(holds(g1));
   ck_assert(!holds(g2));
+  ck_assert_int_eq(lease_held(g1), 1);
+  ck_assert_int_eq(lease_held(g2), 0);
   long long acked = 0, seq_max = 0;
   for (int i = 0; i < 100; i++) {
     char note[16];
@@ -242,6 +283,7 @@ START_TEST(kill9_of_the_holder_hands_over_and_settles_once) {
                    acked);
   ck_assert_int_eq(sql_count(ledger, "SELECT count(*) FROM gm_settled"), acked);
   ck_assert(gm_test_gmd_log_has(g2, "holds the settle lease"));
+  ck_assert_int_eq(lease_held(g2), 1);
   /* Nothing left pending or unsettled in the outbox. */
   ck_assert_int_eq(gm_test_redis_int(rc, "XLEN gm:{testmkt:all}:outbox"), 0);
   gm_test_gmd_restart(g1);
