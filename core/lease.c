@@ -31,7 +31,7 @@ static const char take_lua[] =
     "if (not v or v == ARGV[1]) and ARGV[3] == '1' then\n"
     "  local b = redis.call('GET', KEYS[2])\n"
     "  if b then\n"
-    "    local id, n = string.match(b, '^(%S+) (%d+)$')\n"
+    "    local id, n = string.match(b, '^(%S+ %S+) (%d+)$')\n"
     "    if id ~= ARGV[5] or tonumber(n) > tonumber(ARGV[6]) then\n"
     "      return {2, b}\n"
     "    end\n"
@@ -91,15 +91,16 @@ static void set_holder(gm__lease *l, const char *v) {
   pthread_mutex_unlock(&l->mu);
 }
 
-/* The file's gm_book: its id and batches ("" and 0 when unreadable). */
+/* The file's gm_book: "<id> <gen>" and batches ("" and 0 when
+   unreadable). */
 static void read_book(gm__lease *l, char *id, size_t n, long long *batches) {
   snprintf(id, n, "%s", "");
   *batches = 0;
   sqlite3_stmt *st = NULL;
   if (l->book &&
       sqlite3_prepare_v2(gm__ledger_db(l->book),
-                         "SELECT id, batches FROM gm_book", -1, &st,
-                         NULL) == SQLITE_OK &&
+                         "SELECT id || ' ' || gen, batches FROM gm_book", -1,
+                         &st, NULL) == SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW) {
     snprintf(id, n, "%s", (const char *)sqlite3_column_text(st, 0));
     *batches = sqlite3_column_int64(st, 1);
@@ -109,7 +110,7 @@ static void read_book(gm__lease *l, char *id, size_t n, long long *batches) {
 
 /* One take-or-renew round; 0, or -1 when Redis did not answer. */
 static int lease_round(gm__lease *l) {
-  char ms[32], id[64] = "", n[32] = "0";
+  char ms[32], id[96] = "", n[32] = "0";
   snprintf(ms, sizeof ms, "%lld", (long long)l->lease_ms);
   int fresh = !l->held_until_us || gm__clock_mono_us() >= l->held_until_us;
   if (l->take && fresh) {
@@ -274,7 +275,7 @@ void gm__lease_stop(gm__lease **lp) {
 
 int gm__lease_committed(void *arg, const char *book, long long batches) {
   gm__lease *l = arg;
-  char mark[96];
+  char mark[128];
   snprintf(mark, sizeof mark, "%s %lld", book, batches);
   const char *argv[] = {"EVAL",       mark_lua, "2", GM__LEASE_KEY,
                         GM__BOOK_KEY, l->value, mark};

@@ -7,10 +7,12 @@
  * (holder) or tries to take it (others), every lease_ms / 3.
  *
  * Only a broker whose ledger file is the book of record may take it: the
- * holder's settler writes gm:{settle}:book = "<gm_book.id> <batches>" after
- * each COMMIT and before its XACK (only while the lease names it), and the
- * take script refuses a broker whose file has another id or fewer batches
- * (a restore from an older backup: it lacks entries already acknowledged).
+ * holder's settler writes gm:{settle}:book = "<id> <gen> <batches>" of its
+ * file's gm_book after each COMMIT and before its XACK (only while the
+ * lease names it; gen is new at each taking of the lease), and the take
+ * script refuses a broker whose file has another id or gen (another file,
+ * or one another holder has gone on from) or fewer batches (a restore from
+ * an older backup: it lacks entries already acknowledged).
  * Both keys share one hash tag, so the script is cluster-safe.
  *
  * Fencing by time: the holder may settle only until 2/3 of lease_ms after

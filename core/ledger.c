@@ -310,14 +310,17 @@ static const char gm__core_schema[] =
     " name TEXT NOT NULL,"
     " value TEXT NOT NULL,"
     " PRIMARY KEY(stream, id, n)) WITHOUT ROWID;"
-    /* Which book this file is and how many batches it has committed: a
-       broker whose file is another, or behind, may not take the settle
-       lease (lease.c). */
+    /* Which book this file is (id), which tenure of the settle lease last
+       wrote it (gen, new at each taking) and how many batches it has
+       committed: a broker whose file is another, forked or behind may not
+       take the settle lease (lease.c). */
     "CREATE TABLE IF NOT EXISTS gm_book("
     " one INTEGER PRIMARY KEY CHECK(one = 1),"
     " id TEXT NOT NULL,"
+    " gen TEXT NOT NULL,"
     " batches INTEGER NOT NULL);"
-    "INSERT OR IGNORE INTO gm_book VALUES(1, lower(hex(randomblob(16))), 0);";
+    "INSERT OR IGNORE INTO gm_book(one, id, gen, batches)"
+    " VALUES(1, lower(hex(randomblob(16))), '0', 0);";
 
 /* Non-zero when the call that just failed on l was refused by the
    authorizer (l->denied says why). */

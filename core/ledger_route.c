@@ -321,7 +321,9 @@ typedef struct waiter {
   uint64_t id;
   gm__fiber *fiber;
   uint64_t deadline_us;
-  Gm__Ledger__Rows *rows; /* the reply; NULL: timed out */
+  uint64_t seq;           /* the lease's holder number it was sent under */
+  int moved;              /* given up because the holder changed */
+  Gm__Ledger__Rows *rows; /* the reply; NULL: timed out or moved */
   struct waiter *next;
 } waiter;
 
@@ -417,55 +419,9 @@ static gm_status link_unavailable(gm__ledger_link *k, gm_call *call) {
                        k->connected[0] ? k->connected : "none", k->timeout_ms);
 }
 
-static int link_query(gm__ledger_remote *self, gm_call *call, const char *sql,
-                      const gm_param *params, size_t nparams, gm_row_fn fn,
-                      void *arg, gm_status *st) {
-  gm__ledger_link *k = (gm__ledger_link *)self;
-  int aim = link_aim(k);
-  if (aim < 0) return -1;
-  if (aim > 0) {
-    /* Connected to a holder that is gone: forget it. */
-    if (k->connected[0]) zmq_disconnect(k->sock, k->connected);
-    k->connected[0] = '\0';
-    return *st = link_unavailable(k, call), 0;
-  }
-  Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
-  q.version = 1;
-  q.market = (char *)(call->market ? call->market->name : "");
-  q.sql.data = (uint8_t *)sql;
-  q.sql.len = strlen(sql);
-  q.n_params = nparams;
-  q.params =
-      gm__arena_alloc(call->arena, (nparams ? nparams : 1) * sizeof *q.params);
-  for (size_t i = 0; i < nparams; i++)
-    q.params[i] = value_of(call->arena, &params[i]);
-  size_t len = gm__ledger__query__get_packed_size(&q);
-  uint8_t *buf = gm__arena_alloc(call->arena, len ? len : 1);
-  gm__ledger__query__pack(&q, buf);
-  waiter w = {
-      .id = ++k->next_id,
-      .fiber = gm__fiber_current(),
-      .deadline_us = gm__clock_mono_us() + (uint64_t)k->timeout_ms * 1000u};
-  if (zmq_send(k->sock, &w.id, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-      zmq_send(k->sock, buf, len, ZMQ_DONTWAIT) < 0)
-    return *st = link_unavailable(k, call), 0;
-  w.next = k->waiting;
-  k->waiting = &w;
-  if (w.fiber) {
-    gm__fiber_yield(); /* resumed by receive or expire */
-  } else {
-    /* The thread's own stack (no fiber to park): wait here. */
-    waiter *done = NULL;
-    while (!done) {
-      int64_t left = (int64_t)(w.deadline_us - gm__clock_mono_us()) / 1000;
-      zmq_pollitem_t it = {k->sock, 0, ZMQ_POLLIN, 0};
-      if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0) break;
-      while (link_read(k, &done) && done != &w) done = NULL;
-    }
-    unlink_waiter(k, &w);
-  }
-  if (!w.rows) return *st = link_unavailable(k, call), 0;
-  Gm__Ledger__Rows *r = w.rows;
+/* Hands the rows of reply r to fn as a local read would, then frees r. */
+static int link_rows(gm_call *call, Gm__Ledger__Rows *r, gm_row_fn fn,
+                     void *arg, gm_status *st) {
   if (r->status != GM_OK) {
     *st = gm__call_fail(call, (gm_status)r->status, "%s", r->message);
   } else {
@@ -493,6 +449,75 @@ static int link_query(gm__ledger_remote *self, gm_call *call, const char *sql,
   }
   gm__ledger__rows__free_unpacked(r, NULL);
   return 0;
+}
+
+/* Sends one packed query and waits for its reply (w->rows; NULL after the
+   timeout, or with w->moved when the holder changed meanwhile); -1 when it
+   could not be sent. */
+static int link_ask(gm__ledger_link *k, waiter *w, const uint8_t *buf,
+                    size_t len) {
+  if (zmq_send(k->sock, &w->id, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+      zmq_send(k->sock, buf, len, ZMQ_DONTWAIT) < 0)
+    return -1;
+  w->next = k->waiting;
+  k->waiting = w;
+  if (w->fiber) {
+    gm__fiber_yield(); /* resumed by receive or expire */
+    return 0;
+  }
+  /* The thread's own stack (no fiber to park): wait here. */
+  waiter *done = NULL;
+  while (!done) {
+    int64_t left = (int64_t)(w->deadline_us - gm__clock_mono_us()) / 1000;
+    zmq_pollitem_t it = {k->sock, 0, ZMQ_POLLIN, 0};
+    if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0) break;
+    while (link_read(k, &done) && done != w) done = NULL;
+  }
+  unlink_waiter(k, w);
+  return 0;
+}
+
+static int link_query(gm__ledger_remote *self, gm_call *call, const char *sql,
+                      const gm_param *params, size_t nparams, gm_row_fn fn,
+                      void *arg, gm_status *st) {
+  gm__ledger_link *k = (gm__ledger_link *)self;
+  Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
+  q.version = 1;
+  q.market = (char *)(call->market ? call->market->name : "");
+  q.sql.data = (uint8_t *)sql;
+  q.sql.len = strlen(sql);
+  q.n_params = nparams;
+  q.params =
+      gm__arena_alloc(call->arena, (nparams ? nparams : 1) * sizeof *q.params);
+  for (size_t i = 0; i < nparams; i++)
+    q.params[i] = value_of(call->arena, &params[i]);
+  size_t len = gm__ledger__query__get_packed_size(&q);
+  uint8_t *buf = gm__arena_alloc(call->arena, len ? len : 1);
+  gm__ledger__query__pack(&q, buf);
+  waiter w;
+  /* A read sent to a holder that is then replaced (it died, the lease
+     moved) is sent again at once to the new one, or run here when that is
+     this broker, instead of waiting out the timeout: a few times at most. */
+  for (int attempt = 0;; attempt++) {
+    int aim = link_aim(k);
+    if (aim < 0) return -1;
+    if (aim > 0) {
+      /* Connected to a holder that is gone: forget it. */
+      if (k->connected[0]) zmq_disconnect(k->sock, k->connected);
+      k->connected[0] = '\0';
+      return *st = link_unavailable(k, call), 0;
+    }
+    w = (waiter){
+        .id = ++k->next_id,
+        .fiber = gm__fiber_current(),
+        .seq = k->seq,
+        .deadline_us = gm__clock_mono_us() + (uint64_t)k->timeout_ms * 1000u};
+    if (link_ask(k, &w, buf, len) != 0)
+      return *st = link_unavailable(k, call), 0;
+    if (!w.moved || attempt == 3) break;
+  }
+  if (!w.rows) return *st = link_unavailable(k, call), 0;
+  return link_rows(call, w.rows, fn, arg, st);
 }
 
 gm__ledger_link *gm__ledger_link_new(void *zctx, gm__lease *lease,
@@ -531,11 +556,15 @@ void gm__ledger_link_receive(gm__ledger_link *k) {
 }
 
 void gm__ledger_link_expire(gm__ledger_link *k, int all) {
-  if (!k) return;
+  if (!k || !k->waiting) return;
   uint64_t now = gm__clock_mono_us();
+  char ep[512];
+  int self;
+  uint64_t seq = gm__lease_holder(k->lease, ep, sizeof ep, &self);
   for (waiter *w = k->waiting, *next; w; w = next) {
     next = w->next;
-    if (all || now >= w->deadline_us) {
+    w->moved = !all && w->seq != seq;
+    if (all || w->moved || now >= w->deadline_us) {
       unlink_waiter(k, w);
       gm__fiber_resume(w->fiber);
       next = k->waiting; /* the resumed fiber may have added waiters */

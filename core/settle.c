@@ -112,7 +112,8 @@ struct gm__settler {
   int pending;            /* our own PEL may hold entries: read "0" */
   uint64_t tenure;        /* the lease's, when gated; 0: not held */
   int takeover;           /* the next claim sweep takes every entry */
-  char book[40];          /* gm_book.id of the ledger file */
+  int new_tenure;         /* the next COMMIT starts a new gm_book.gen */
+  char book[80];          /* gm_book "<id> <gen>" of the ledger file */
   long long book_batches; /* gm_book.batches after the last COMMIT */
   int idle;               /* the last round read nothing: BLOCK */
   int blocked;            /* this round waited in BLOCK */
@@ -606,14 +607,22 @@ static int gm__is_failing(const gm__settler *s, const gm__item *it) {
          s->failing[n] == ' ' && strcmp(s->failing + n + 1, it->entry.id) == 0;
 }
 
-/* Counts this batch in gm_book, in its transaction, and reads it back. */
+/* Counts this batch in gm_book, in its transaction, and reads it back.  A
+   new tenure's first batch also marks the file as written by this tenure:
+   a file that went on without it (a holder cut off from Redis before it
+   could record its last batch) no longer matches the mark, whatever its
+   count. */
 static int gm__count_batch(gm__settler *s) {
-  if (gm__sql(s, "UPDATE gm_book SET batches = batches + 1") != 0) return -1;
+  if (gm__sql(s, s->new_tenure
+                     ? "UPDATE gm_book SET batches = batches + 1, "
+                       "gen = lower(hex(randomblob(8)))"
+                     : "UPDATE gm_book SET batches = batches + 1") != 0)
+    return -1;
   sqlite3_stmt *st = NULL;
   int rc = -1;
   if (sqlite3_prepare_v2(gm__ledger_db(s->ledger),
-                         "SELECT id, batches FROM gm_book", -1, &st,
-                         NULL) == SQLITE_OK &&
+                         "SELECT id || ' ' || gen, batches FROM gm_book", -1,
+                         &st, NULL) == SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW) {
     snprintf(s->book, sizeof s->book, "%s",
              (const char *)sqlite3_column_text(st, 0));
@@ -742,6 +751,7 @@ static int gm__write(gm__settler *s) {
   }
   if (s->cfg.committed && gm__count_batch(s) != 0) goto rollback;
   if (gm__sql(s, "COMMIT") != 0) goto rollback;
+  s->new_tenure = 0;
   /* The entry that failed before was in this batch (pending entries are
      read again first) and has now settled or been set aside. */
   free(s->failing);
@@ -965,6 +975,7 @@ static int gm__round(gm__settler *s, size_t *read) {
     if (tenure != s->tenure) {
       s->tenure = tenure;
       s->takeover = 1;
+      s->new_tenure = 1;
       s->claimed_us = 0;
       s->pending = 1;
     }

@@ -47,7 +47,8 @@ typedef struct gm__settle_config {
   uint64_t (*gate)(void *arg);
   void *gate_arg;
   /* With a gate: called (with gate_arg) after each COMMIT and before its
-     XACK with the file's gm_book (id, batches committed); non-zero leaves the
+     XACK with the file's gm_book ("<id> <gen>", batches committed); non-zero
+     leaves the
      entries pending (read again, recognised, acknowledged later). */
   int (*committed)(void *arg, const char *book, long long batches);
 } gm__settle_config;

@@ -483,6 +483,61 @@ START_TEST(bad_settle_settings_are_refused) {
 }
 END_TEST
 
+/* A file another holder has gone on from (same book, its own later
+   batches) is refused whatever its count: each taking of the lease marks
+   the file it writes. */
+START_TEST(a_forked_file_never_takes_the_lease) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  char conf[1024];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[settle]\nlease_ms = %d\n", LEASE_MS);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, conf);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  for (int i = 0; i < 5; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "f%d", i);
+    ck_assert_int_eq(bump(c1, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c1, 5), 5);
+  gm_test_gmd_kill9(g1);
+  /* The book moves: a copy of the current file goes on elsewhere. */
+  char *moved = gm_test_redis_path(redis, "moved.sqlite");
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(g1), &db), SQLITE_OK);
+  char *sql = sqlite3_mprintf("VACUUM INTO %Q", moved);
+  ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_free(sql);
+  sqlite3_close(db);
+  char more[2048];
+  snprintf(more, sizeof more, "%s[ledger]\npath = %s\n", conf, moved);
+  g2 = gm_test_gmd_start_named(redis, "b2", TEST_PLUGIN_DIR, more);
+  c2 = gm_test_conn_new(gm_test_gmd_endpoint(g2), NULL, NULL, NULL);
+  for (int i = 0; i < 100 && !holds(g2); i++) sleep_ms(50);
+  ck_assert(holds(g2));
+  ck_assert_int_eq(bump(c2, "f5"), 6);
+  ck_assert_int_eq(wait_settled(c2, 6), 6);
+  gm_test_conn_destroy(&c2);
+  gm_test_gmd_stop(&g2);
+  /* The old file claims more batches than the book: still not the book. */
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(g1), &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "UPDATE gm_book SET batches = 1000000",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  gm_test_gmd_restart(g1);
+  for (int i = 0; i < 500 && !gm_test_gmd_log_has(g1, "not the book of record");
+       i++)
+    sleep_ms(20);
+  ck_assert(gm_test_gmd_log_has(g1, "not the book of record"));
+  char *v = holder();
+  ck_assert_str_eq(v, "");
+  free(v);
+  ck_assert_int_eq(settled(c1), -1 - GM__STATUS__UNAVAILABLE);
+  free(moved);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("lease");
   TCase *t = tcase_create("lease");
@@ -492,6 +547,7 @@ static Suite *suite(void) {
   tcase_add_test(t, kill9_of_the_holder_hands_over_and_settles_once);
   tcase_add_test(t, curve_reads_are_routed_and_strangers_refused);
   tcase_add_test(t, a_file_behind_the_book_never_takes_the_lease);
+  tcase_add_test(t, a_forked_file_never_takes_the_lease);
   tcase_add_test(t, bad_settle_settings_are_refused);
   suite_add_tcase(s, t);
   return s;
