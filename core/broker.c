@@ -56,6 +56,8 @@ struct gm__broker {
   char *ledger_advertise; /* what other brokers connect to */
   gm__lease *lease;       /* the settle lease (held or watched) */
   gm__ledger_server *ledger_server; /* answers routed reads when holder */
+  gm__ledger_link *timers_link;     /* the timer thread's routed reads */
+  gm__ledger_link *deadlines_link;  /* the deadline thread's */
   long settle_batch;                /* entries per settle transaction */
   long settle_linger;         /* ms to gather entries after a small batch */
   char server_secret[41];     /* CURVE secret key (Z85) in curve mode */
@@ -622,19 +624,26 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
     b->workers[i] = gm__worker_start(&wc, err, errlen);
     if (!b->workers[i]) goto done;
   }
+  /* Timers and deadline callbacks read the book too (procurement's archive
+     checks the ledger holds a tender's final state). */
+  b->timers_link = gm__broker_ledger_link(b, b->zctx);
+  b->deadlines_link = gm__broker_ledger_link(b, b->zctx);
+  gm__timers_set_remote(b->timers, gm__ledger_link_remote(b->timers_link));
   if (gm__timers_start(b->timers, &b->raddr, b->ledger_path, b->zctx,
                        EVENTS_ENDPOINT, err, errlen))
     goto done;
-  gm__deadlines_config dc = {.redis = &b->raddr,
-                             .ledger_path = b->ledger_path,
-                             .zctx = b->zctx,
-                             .pub_endpoint = EVENTS_ENDPOINT,
-                             .broker = b->name,
-                             .poll_ms = b->dl_poll_ms,
-                             .claim_ms = b->dl_claim_ms,
-                             .reconcile_s = b->dl_reconcile_s,
-                             .find = deadline_market,
-                             .find_arg = b};
+  gm__deadlines_config dc = {
+      .redis = &b->raddr,
+      .ledger_path = b->ledger_path,
+      .zctx = b->zctx,
+      .pub_endpoint = EVENTS_ENDPOINT,
+      .broker = b->name,
+      .poll_ms = b->dl_poll_ms,
+      .claim_ms = b->dl_claim_ms,
+      .reconcile_s = b->dl_reconcile_s,
+      .find = deadline_market,
+      .find_arg = b,
+      .remote = gm__ledger_link_remote(b->deadlines_link)};
   if (gm__deadlines_start(b->deadlines, &dc, err, errlen)) goto done;
   if (b->settle_on) {
     gm__ledger_server_config lc = {.endpoint = b->ledger_endpoint,
@@ -699,6 +708,8 @@ done:
   b->host.timers = NULL;
   /* Only stopped: workers still finishing requests check kinds in it. */
   gm__deadlines_stop(b->deadlines);
+  gm__ledger_link_destroy(&b->timers_link);
+  gm__ledger_link_destroy(&b->deadlines_link);
   gm__settler_stop(&b->settler);
   int linger = 0;
   void *socks[] = {front, back};

@@ -509,6 +509,7 @@ static void gm__dl_fire(gm__deadlines *d, gm_market *m, const char *tag,
                                                 kind, id, due, fire),
                   .redis = d->redis,
                   .reader = d->reader,
+                  .remote = d->cfg.remote,
                   .pub = d->pub};
   gm_status st = k->fn(&call, &dl, k->arg);
   if (st != GM_OK) {

@@ -41,6 +41,9 @@ typedef struct gm__deadlines_config {
   /* The loaded market of that name, or NULL (not loaded on this broker). */
   gm_market *(*find)(void *arg, const char *market);
   void *find_arg;
+  /* Where the callbacks' ledger reads go (ledger.h; NULL: the local file);
+     used by the deadline thread only, owned by the caller. */
+  struct gm__ledger_remote *remote;
 } gm__deadlines_config;
 
 /* What the metrics show: tags, not deadlines (the index has one member per

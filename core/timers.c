@@ -24,15 +24,20 @@ typedef struct timer {
 } timer;
 
 struct gm__timers {
-  timer *list;        /* registered timers */
-  size_t n;           /* how many */
-  pthread_t thread;   /* the timer thread, when started */
-  int started;        /* thread is running */
-  atomic_int stop;    /* asks the thread to end */
-  gm__redis *redis;   /* the thread's connection */
-  gm__ledger *reader; /* the thread's read-only ledger */
-  void *pub;          /* PUSH to the publisher */
+  timer *list;                      /* registered timers */
+  size_t n;                         /* how many */
+  pthread_t thread;                 /* the timer thread, when started */
+  int started;                      /* thread is running */
+  atomic_int stop;                  /* asks the thread to end */
+  gm__redis *redis;                 /* the thread's connection */
+  gm__ledger *reader;               /* the thread's read-only ledger */
+  struct gm__ledger_remote *remote; /* its reads' route (not owned) */
+  void *pub;                        /* PUSH to the publisher */
 };
+
+void gm__timers_set_remote(gm__timers *t, struct gm__ledger_remote *remote) {
+  t->remote = remote;
+}
 
 gm__timers *gm__timers_new(void) {
   gm__timers *t = calloc(1, sizeof *t);
@@ -81,6 +86,7 @@ static void *run(void *arg) {
                       .idem_key = "",
                       .redis = t->redis,
                       .reader = t->reader,
+                      .remote = t->remote,
                       .pub = t->pub};
       tm->fn(&call, tm->arg);
       if (call.status != GM_OK)

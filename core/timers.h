@@ -23,6 +23,11 @@ void gm__timers_remove(gm__timers *t, const gm_market *m);
  * Starts the thread: it connects to Redis at `addr`, opens the ledger
  * read-only at ledger_path and a PUSH socket to pub_endpoint on zmq_ctx.
  */
+struct gm__ledger_remote;
+
+/* Where timers' ledger reads go (ledger.h; NULL, the default: the local
+   file); before gm__timers_start; used by the timer thread only. */
+void gm__timers_set_remote(gm__timers *t, struct gm__ledger_remote *remote);
 int gm__timers_start(gm__timers *t, const gm__redis_addr *addr,
                      const char *ledger_path, void *zmq_ctx,
                      const char *pub_endpoint, char *err, size_t errlen);

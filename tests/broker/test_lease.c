@@ -44,9 +44,9 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Broker 1 (settle = auto), then broker 2 with `extra2` on the same Redis;
-   broker 2 shares broker 1's ledger file unless extra2 names another. */
-static void start(const char *extra2, int share) {
+/* Broker 1 (settle = auto) with `extra1`, then broker 2 with `extra2` on
+   the same Redis; broker 2 shares broker 1's ledger file when `share`. */
+static void start(const char *extra1, const char *extra2, int share) {
   redis = gm_test_redis_start();
   rc = gm_test_redis_connect(redis);
   char conf[1024];
@@ -54,7 +54,9 @@ static void start(const char *extra2, int share) {
            "[plugins]\nload = testmkt\n[settle]\nlease_ms = %d\n"
            "[metrics]\nlisten = 127.0.0.1:0\n",
            LEASE_MS);
-  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, conf);
+  char first[2048];
+  snprintf(first, sizeof first, "%s%s\n", conf, extra1);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, first);
   c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
   char more[2048];
   int n = snprintf(more, sizeof more, "%s%s\n", conf, extra2);
@@ -172,6 +174,31 @@ static int peek_status(gm_test_conn *c, const char *what) {
   return st;
 }
 
+/* Sets a "count" deadline due now through broker c and waits (up to 20 s)
+   for what its ledger read recorded; -1 when it did not fire. */
+static long long deadline_count(gm_test_conn *c, const char *id) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+  req.op = "host_set";
+  req.kind = "count";
+  req.tag = "t";
+  req.id = (char *)id;
+  req.due_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt", "deadline", id, &req.base);
+  ck_assert_msg(r && r->status == GM__STATUS__OK, "deadline: %s",
+                r ? r->message : "no reply");
+  gm__reply__free_unpacked(r, NULL);
+  long long n = -1;
+  for (int i = 0; i < 1000 && n < 0; i++) {
+    redisReply *v = gm_test_redis_cmd(rc, "HGET gm:{testmkt:t}:counted %s", id);
+    if (v->type == REDIS_REPLY_STRING) n = atoll(v->str);
+    freeReplyObject(v);
+    if (n < 0) sleep_ms(20);
+  }
+  return n;
+}
+
 /* Waits (up to 20 s) until broker c's ledger read sees `want` bumps. */
 static long long wait_settled(gm_test_conn *c, long long want) {
   long long n = -1;
@@ -196,7 +223,9 @@ static long long sql_count(const char *path, const char *sql) {
 /* Broker 2 keeps a ledger file of its own that it never settles into: its
    reads can only show the rows by going to broker 1. */
 START_TEST(reads_on_the_other_broker_go_to_the_holder) {
-  start("[settle]\nsettle = never\n", 0);
+  /* Broker 1 polls deadlines once an hour: broker 2 fires them. */
+  start("[deadlines]\npoll_ms = 3600000\n",
+        "[settle]\nsettle = never\n[deadlines]\npoll_ms = 20\n", 0);
   ck_assert(holds(g1));
   for (int i = 0; i < 30; i++) {
     char note[16];
@@ -217,6 +246,8 @@ START_TEST(reads_on_the_other_broker_go_to_the_holder) {
   ck_assert(gm_test_gmd_log_has(g1, "ledger_query refused"));
   ck_assert(!gm_test_gmd_log_has(g2, "ledger_query refused"));
   ck_assert_int_eq(peek_status(c2, "own"), GM__STATUS__OK);
+  /* A deadline callback's ledger read on broker 2 goes to the holder too. */
+  ck_assert_int_eq(deadline_count(c2, "c1"), 30);
   ck_assert(!gm_test_gmd_log_has(g2, "holds the settle lease"));
   /* A clean stop releases the lease at once; settle = never does not take
      it, and its own file is no book: its reads wait for a holder. */
@@ -235,7 +266,7 @@ END_TEST
 /* Both may settle, one ledger file: only the holder does; when it is
    killed the other takes over, and every acknowledged bump settles once. */
 START_TEST(kill9_of_the_holder_hands_over_and_settles_once) {
-  start("", 1);
+  start("", "", 1);
   ck_assert(holds(g1));
   ck_assert(!holds(g2));
   ck_assert_int_eq(lease_held(g1), 1);

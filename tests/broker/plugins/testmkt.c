@@ -59,6 +59,11 @@ static const char after_lua[] =
     "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
     "return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n";
 
+/* "count" deadlines record what their ledger read saw. */
+static const char counted_lua[] =
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "return 1\n";
+
 static const gm_migration migrations[] = {
     {1,
      "CREATE TABLE testmkt_bumps(seq INTEGER PRIMARY KEY, note TEXT NOT "
@@ -308,6 +313,20 @@ static gm_status on_tick(gm_call *call, const gm_deadline *d, void *arg) {
   return host->script_run(call, "after", d->tag, 2, keys, 2, args, &v);
 }
 
+/* "count": reads the settled bumps from the ledger (as a deadline callback
+   that checks the book before acting would) and records the count. */
+static gm_status on_count(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  int64_t n = -1;
+  gm_status st = host->ledger_query(call, "SELECT count(*) FROM testmkt_bumps",
+                                    NULL, 0, count_row, &n);
+  if (st != GM_OK) return st;
+  const char *keys[] = {"counted"};
+  const char *args[] = {d->id, host->sprintf(call, "%lld", (long long)n)};
+  const gm_value *v;
+  return host->script_run(call, "counted", d->tag, 1, keys, 2, args, &v);
+}
+
 /* "rearm": sets itself again for the time it fires at, until it fired
    three times. */
 static gm_status on_rearm(gm_call *call, const gm_deadline *d, void *arg) {
@@ -337,6 +356,7 @@ static gm_status init(gm_market *m, const gm_host_api *api) {
   if (st == GM_OK) st = host->script_register(m, "dl", dl_lua);
   if (st == GM_OK) st = host->script_register(m, "fired", fired_lua);
   if (st == GM_OK) st = host->script_register(m, "after", after_lua);
+  if (st == GM_OK) st = host->script_register(m, "counted", counted_lua);
   if (st == GM_OK)
     st = host->ledger_migrate(m, migrations,
                               sizeof migrations / sizeof migrations[0]);
@@ -344,6 +364,7 @@ static gm_status init(gm_market *m, const gm_host_api *api) {
   if (st == GM_OK) st = host->deadline_register(m, "tick", on_tick, NULL);
   if (st == GM_OK) st = host->deadline_register(m, "rearm", on_rearm, NULL);
   if (st == GM_OK) st = host->deadline_register(m, "flaky", on_flaky, NULL);
+  if (st == GM_OK) st = host->deadline_register(m, "count", on_count, NULL);
 #ifdef GM_FAILURE_INJECTION
   kill_in_deadline = atoi(host->config(m, "test_kill_in_deadline", "0"));
 #endif
