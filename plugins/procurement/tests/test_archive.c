@@ -189,6 +189,54 @@ START_TEST(an_unsuccessful_tender_is_read_from_the_ledger_after_archive) {
 }
 END_TEST
 
+/*
+ * A tender id names one tender for good: once archived, its id cannot be
+ * drafted again (by its agency or another), which would overwrite the
+ * archived tender's record in the ledger and mix its bids and OCDS
+ * releases with the new one's.
+ */
+START_TEST(an_archived_tenders_id_is_not_drafted_again) {
+  pt_register("town", "agency");
+  pt_party("town", PT_USCC_C, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_tender d;
+  pt_tender_init(&d, "T-RE", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-RE";
+  q.reason = "the project was withdrawn";
+  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-RE' AND state = 'cancelled'",
+      1);
+  pt_clock(T0 + 2 * PT_DAY + 1000);
+  ck_assert_int_eq(wait_gone("T-RE"), 0);
+  pt_ledger_wait(
+      "SELECT archived_ms > 0 FROM procurement_tenders"
+      " WHERE tender_id = 'T-RE'",
+      1);
+
+  pt_tender n;
+  pt_tender_init(&n, "T-RE", 20000000, T0 + 30 * PT_DAY);
+  pt_item(&n, "D1", "DESK", 20, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &n.t;
+  pt_expect("town", "tender.draft", &dr.base, GM__STATUS__FAILED_PRECONDITION,
+            "archived");
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__FAILED_PRECONDITION,
+            "choose another id");
+  ck_assert_int_eq(tender_keys("T-RE"), 0);
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_tenders"
+                                 " WHERE tender_id = 'T-RE' AND lead ="
+                                 " 'city' AND state = 'cancelled' AND"
+                                 " archived_ms > 0"),
+                   1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement_archive");
   TCase *tc = tcase_create("archive");
@@ -197,6 +245,7 @@ int main(void) {
   tcase_add_test(tc, a_cancelled_tender_loses_its_sealed_bids_then_its_keys);
   tcase_add_test(tc,
                  an_unsuccessful_tender_is_read_from_the_ledger_after_archive);
+  tcase_add_test(tc, an_archived_tenders_id_is_not_drafted_again);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

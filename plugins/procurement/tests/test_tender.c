@@ -717,6 +717,97 @@ START_TEST(a_squatted_credit_code_is_reclaimed_with_the_centres_approval) {
 END_TEST
 
 /*
+ * A request for quotations is not a tender: Order 87 art. 27's 15 days
+ * are for tenders; for an inquiry MOF Order 74 (art. 10) asks a change
+ * that may affect the responses to leave 3 working days before the
+ * deadline, else the deadline moves.  Published Monday 2026-03-02 with a
+ * deadline Friday 2026-03-13 10:00: amended Monday 03-09 (Tue, Wed, Thu
+ * left) nothing moves; amended Wednesday 03-11 the deadline moves to the
+ * start of Tuesday 03-17 (Thu, Fri, Mon), or the amendment is refused
+ * naming it.
+ */
+START_TEST(a_quotation_change_affecting_responses_leaves_3_working_days) {
+  pt_clock(pt_at("2026-03-02", 10, 0));
+  pt_tender d;
+  pt_tender_init(&d, "T-RFQ3", 1000000, pt_at("2026-03-13", 10, 0));
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  d.t.method = GM__PROCUREMENT__METHOD__METHOD_RFQ;
+  pt_publish("city", &d);
+
+  pt_clock(pt_at("2026-03-09", 10, 0));
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  ch.budget = 900000;
+  char *fields[] = {"budget"};
+  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  q.tender_id = "T-RFQ3";
+  q.note = "budget cut";
+  q.changes = &ch;
+  q.fields = fields;
+  q.n_fields = 1;
+  q.affects_bids = 1;
+  Gm__Procurement__TenderView *v =
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->deadline_ms, pt_at("2026-03-13", 10, 0));
+  ck_assert_int_eq(v->amendments[0]->n_fields, 1);
+  pt_free(v);
+
+  pt_clock(pt_at("2026-03-11", 10, 0));
+  ch.budget = 800000;
+  q.keep_deadline = 1;
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "the earliest deadline allowed is 2026-03-17 00:00");
+  q.keep_deadline = 0;
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->deadline_ms, pt_at("2026-03-17", 0, 0));
+  ck_assert_ptr_nonnull(strstr(v->amendments[1]->note, "Order 74"));
+  pt_free(v);
+}
+END_TEST
+
+/*
+ * The certification centre decides on a request for a credit code it is
+ * not a party to: a participant holding both the supplier and the
+ * certifier role cannot approve its own request (and take a code from the
+ * participant that registered it), nor reject one against itself.
+ */
+START_TEST(a_reclaim_is_not_decided_by_a_party_to_it) {
+  pt_register("delta", "supplier");
+  pt_register("mallory", "supplier,certifier");
+  pt_party("delta", PT_USCC_D, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  Gm__Procurement__ReclaimRequest q = GM__PROCUREMENT__RECLAIM_REQUEST__INIT;
+  q.uscc = PT_USCC_D;
+  q.evidence = "a licence of my own making";
+  Gm__Procurement__Reclaim *r =
+      (Gm__Procurement__Reclaim *)pt_call("mallory", "party.reclaim", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  pt_free(r);
+  Gm__Procurement__ReclaimDecision dq = GM__PROCUREMENT__RECLAIM_DECISION__INIT;
+  dq.uscc = PT_USCC_D;
+  dq.approve = 1;
+  dq.reason = "looks fine to me";
+  pt_expect("mallory", "party.reclaim_decide", &dq.base,
+            GM__STATUS__PERMISSION_DENIED, "party to it");
+  Gm__Procurement__PartyRequest gq = GM__PROCUREMENT__PARTY_REQUEST__INIT;
+  gq.id = "delta";
+  Gm__Procurement__Party *e =
+      (Gm__Procurement__Party *)pt_call("delta", "party.get", &gq.base);
+  ck_assert_msg(e, "%s", pt_message);
+  ck_assert_str_eq(e->uscc, PT_USCC_D);
+  pt_free(e);
+  /* The request is still pending: the real centre decides. */
+  dq.approve = 0;
+  dq.reason = "the licence is not genuine";
+  r = (Gm__Procurement__Reclaim *)pt_call("centre", "party.reclaim_decide",
+                                          &dq.base);
+  ck_assert_msg(r, "%s", pt_message);
+  ck_assert_str_eq(r->status, "rejected");
+  pt_free(r);
+}
+END_TEST
+
+/*
  * A credit code is one party of the register: gamma cannot register
  * alpha's code (printed in every OCDS export) and then cite alpha's
  * certificate for a mandatory item as its own, nor could one enterprise
@@ -782,6 +873,9 @@ int main(void) {
   tcase_add_test(tc,
                  a_squatted_credit_code_is_reclaimed_with_the_centres_approval);
   tcase_add_test(tc, a_request_for_quotations_counts_3_working_days);
+  tcase_add_test(tc,
+                 a_quotation_change_affecting_responses_leaves_3_working_days);
+  tcase_add_test(tc, a_reclaim_is_not_decided_by_a_party_to_it);
   tcase_add_test(tc,
                  a_change_affecting_bids_leaves_15_days_before_the_deadline);
   tcase_add_test(tc, a_mandatory_item_is_won_only_by_a_certified_bid);
