@@ -28,6 +28,9 @@
 /* A clarification or change that may affect the preparation of bids leaves
    at least this many days before the bid deadline (MOF Order 87 art. 27). */
 #define PR_CLARIFY_DAYS 15
+/* The same for a request for quotations, in working days (MOF Order 74
+   art. 10). */
+#define PR_CLARIFY_RFQ_WORKING_DAYS 3
 /* The agency answers a challenge within 7 working days (GP Law art. 53);
    then the challenger may complain to the finance department within 15
    working days (art. 55). */

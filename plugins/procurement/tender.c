@@ -393,6 +393,7 @@ gm_status pr__tender_draft(gm_call *call, const ProtobufCMessage *req,
      sets cleared. */
   Gm__Procurement__Tender *t = in->tender;
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
+  if ((st = pr__id_free(call, t->id)) != GM_OK) return st;
   if (!t->currency[0]) t->currency = "CNY";
   if ((st = pr__check_tender(call, t, me)) != GM_OK) return st;
   t->agency = (char *)me;
@@ -649,25 +650,40 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                         "bond_bp or items",
                         fl);
   }
-  /* MOF Order 87 art. 27: a change that may affect the preparation of
-     bids, published fewer than 15 days before the bid deadline, moves the
-     deadline so that 15 days remain (to the next whole minute). */
+  /* A change that may affect the preparation of bids must leave time
+     before the bid deadline, or the deadline moves: 15 days for a tender
+     (MOF Order 87 art. 27; to the next whole minute), 3 working days for a
+     request for quotations (MOF Order 74 art. 10: Order 87 is for tenders
+     only; the deadline then comes after the end of the 3rd working day
+     after the amendment's day, as for its publication). */
   const char **fields = (const char **)in->fields;
   size_t nfields = in->n_fields;
   const char *note = in->note;
   int64_t now = host->now_ms(host->market(call));
-  int64_t clarify = PR_CLARIFY_DAYS * PR_DAY_MS;
-  if (in->affects_bids && t->deadline_ms - now < clarify) {
-    int64_t earliest = ((now + clarify) / 60000 + 1) * 60000;
+  int rfq = t->method == GM__PROCUREMENT__METHOD__METHOD_RFQ;
+  const char *rule = rfq ? "MOF Order 74 art. 10" : "MOF Order 87 art. 27";
+  const char *period =
+      rfq ? host->sprintf(call, "%d working days", PR_CLARIFY_RFQ_WORKING_DAYS)
+          : host->sprintf(call, "%d days", PR_CLARIFY_DAYS);
+  int64_t limit = now + PR_CLARIFY_DAYS * PR_DAY_MS;
+  int64_t earliest = (limit / 60000 + 1) * 60000;
+  if (in->affects_bids && rfq) {
+    int64_t end;
+    if ((st = pr__working_days_end(call, pr_day_of(now),
+                                   PR_CLARIFY_RFQ_WORKING_DAYS, &end)) != GM_OK)
+      return st;
+    limit = earliest = end + 1;
+  }
+  if (in->affects_bids && t->deadline_ms < limit) {
     char d1[24], d2[24];
     if (in->keep_deadline)
       return host->fail(call, GM_FAILED_PRECONDITION,
                         "a change that may affect the preparation of bids "
-                        "must leave %d days before the bid deadline (MOF "
-                        "Order 87 art. 27); %s leaves fewer: the earliest "
-                        "deadline allowed is %s (Asia/Shanghai); amend it "
-                        "with that deadline or later, or let it move there",
-                        PR_CLARIFY_DAYS, pr_datetime(t->deadline_ms, d1),
+                        "must leave %s before the bid deadline (%s); %s "
+                        "leaves fewer: the earliest deadline allowed is %s "
+                        "(Asia/Shanghai); amend it with that deadline or "
+                        "later, or let it move there",
+                        period, rule, pr_datetime(t->deadline_ms, d1),
                         pr_datetime(earliest, d2));
     t->deadline_ms = earliest;
     int listed = 0;
@@ -680,9 +696,9 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
       fields = f;
     }
     note = host->sprintf(call,
-                         "%s [the bid deadline moves to %s so that %d days "
-                         "remain: MOF Order 87 art. 27]",
-                         in->note, pr_datetime(earliest, d2), PR_CLARIFY_DAYS);
+                         "%s [the bid deadline moves to %s so that %s "
+                         "remain: %s]",
+                         in->note, pr_datetime(earliest, d2), period, rule);
   }
   if (items && (st = pr__fix_items(call, t, NULL)) != GM_OK) return st;
   if ((st = pr__check_tender(call, t, t->agency)) != GM_OK) return st;
