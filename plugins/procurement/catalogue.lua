@@ -226,6 +226,14 @@ if op == 'rqdecide' then
     return rej('NOT_FOUND', 'no pending request for unified social credit ' ..
       'code ' .. code)
   end
+  -- The centre decides on requests it is not party to: a participant
+  -- holding the certifier role beside its own would otherwise take a code
+  -- by approving its own request (or keep one by rejecting).
+  if WHO == r.claimant or WHO == r.holder then
+    return rej('PERMISSION_DENIED', r.claimant .. ' asks unified social ' ..
+      'credit code ' .. code .. ' back from ' .. r.holder .. '; you are ' ..
+      'party to it: another certifier of the centre decides')
+  end
   local holder = redis.call('HGET', P .. 'u', code)
   if approve and holder ~= r.holder then
     return rej('FAILED_PRECONDITION', 'unified social credit code ' .. code ..
