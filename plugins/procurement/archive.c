@@ -111,6 +111,24 @@ gm_status pr__archived_fail(gm_call *call, const char *id) {
                     id, l.state, pr_datetime(l.archived, when), id);
 }
 
+gm_status pr__id_free(gm_call *call, const char *id) {
+  pr__ledger_state l;
+  gm_status st = pr__ledger_state_read(call, id, &l);
+  if (st != GM_OK) return st;
+  if (!l.found ||
+      (strcmp(l.state, "complete") && strcmp(l.state, "cancelled") &&
+       strcmp(l.state, "unsuccessful")))
+    return GM_OK;
+  char when[32];
+  return host->fail(
+      call, GM_FAILED_PRECONDITION,
+      "tender id %s is of a tender that ended (%s)%s%s; its record stays in "
+      "the ledger under that id (gm procurement export %s): choose another "
+      "id",
+      id, l.state, l.archived > 0 ? " and was archived on " : "",
+      l.archived > 0 ? pr_datetime(l.archived, when) : "", id);
+}
+
 /* ---- tender.get of an archived tender, from the ledger ---- */
 
 typedef struct pr__arch_row {

@@ -173,6 +173,10 @@ gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg);
 /* When tender `id` is archived: fails the call with FAILED_PRECONDITION
    naming where its record is; otherwise GM_NOT_FOUND, nothing recorded. */
 gm_status pr__archived_fail(gm_call *call, const char *id);
+/* GM_OK when no ended tender's record in the ledger has the id (an ended
+   tender's id stays its own after its keys left Redis: a new draft would
+   overwrite its record); otherwise a FAILED_PRECONDITION saying so. */
+gm_status pr__id_free(gm_call *call, const char *id);
 /* tender.get of an archived tender: its view from the ledger. */
 gm_status pr__tender_from_ledger(gm_call *call, const char *id,
                                  Gm__Procurement__TenderView **view);

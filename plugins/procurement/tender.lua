@@ -35,6 +35,11 @@ local function state_text(t)
 end
 
 if op == 'draft' then
+  -- An ended tender being archived reads as gone, but its id stays its own.
+  if redis.call('HEXISTS', T, 'arch') == 1 then
+    return rej('FAILED_PRECONDITION', 'tender id ' .. id .. ' is of a ' ..
+      'tender that ended and is being archived; choose another id')
+  end
   local t = tender('lead', 'rev')
   if t then
     if t.st ~= 'draft' then
