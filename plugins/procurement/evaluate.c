@@ -18,9 +18,11 @@
  * opening time `evat` and the draw's `seed` come from the close step).
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "procurement.h"
 
@@ -314,6 +316,14 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
     if ((st = pr__run(call, "open", tag, 5, pargs, &v)) != GM_OK) return st;
 #ifdef GM_FAILURE_INJECTION
     if (pr__kill_in_totals) raise(SIGKILL);
+    static atomic_int paused;
+    if (pr__pause_in_totals[0] && start == 0 &&
+        atomic_exchange(&paused, 1) == 0) {
+      FILE *f = fopen(pr__pause_in_totals, "w");
+      if (f) fclose(f);
+      for (int i = 0; i < 6000 && access(pr__pause_in_totals, F_OK) == 0; i++)
+        usleep(10000);
+    }
 #endif
     const gm_value *head = pr__item(v, 0);
     if (!version) version = pr__s(head, 2);

@@ -24,6 +24,7 @@ long pr__page = 200;
 char pr__ocid_prefix[32] = "ocds-gmkt00";
 long pr__kill_after_page;
 long pr__kill_in_totals;
+char pr__pause_in_totals[4096];
 int64_t pr__archive_ms = INT64_C(30) * 86400000;
 static char *pr__sources[6]; /* lib + script, freed at shutdown */
 
@@ -204,13 +205,24 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
               "[market.procurement] test_kill_in_totals = 1: gmd kills "
               "itself after reading the first page of a scoring's totals "
               "(failure injection for tests); remove it from the config");
+  if (host->config(m, "test_pause_in_totals", NULL)) {
+    if (host->config_path(m, "test_pause_in_totals", NULL, pr__pause_in_totals,
+                          sizeof pr__pause_in_totals) != 0)
+      pr__pause_in_totals[0] = '\0';
+    host->log(m, GM_LOG_WARN,
+              "[market.procurement] test_pause_in_totals = %s: the first "
+              "scoring totals wait while that file exists (failure "
+              "injection for tests); remove it from the config",
+              pr__pause_in_totals);
+  }
 #else
   if (host->config(m, "test_kill_after_page", NULL) ||
-      host->config(m, "test_kill_in_totals", NULL))
+      host->config(m, "test_kill_in_totals", NULL) ||
+      host->config(m, "test_pause_in_totals", NULL))
     host->log(
         m, GM_LOG_WARN,
-        "[market.procurement] test_kill_after_page and test_kill_in_totals "
-        "are ignored: this "
+        "[market.procurement] test_kill_after_page, test_kill_in_totals and "
+        "test_pause_in_totals are ignored: this "
         "build has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
 #endif
   /* 30 days: past the 15 working days (about three weeks) a supplier has

@@ -48,6 +48,10 @@ extern char pr__ocid_prefix[32]; /* the OCDS ocid prefix */
 extern long pr__kill_after_page;
 /* Test builds only: gmd kills itself after the first page of totals. */
 extern long pr__kill_in_totals;
+/* Test builds only: the first firing of totals, after reading its first
+   page, creates this file and waits (60 s at most) while it exists, so a
+   test can change a score between a page's read and its store; "": off. */
+extern char pr__pause_in_totals[4096];
 /* [market.procurement] archive_after_days, in ms. */
 extern int64_t pr__archive_ms;
 

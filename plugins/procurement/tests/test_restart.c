@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -216,6 +217,60 @@ START_TEST(killed_mid_totals_ranks_again_with_the_changed_score) {
 END_TEST
 #endif
 
+#ifdef GM_FAILURE_INJECTION
+/*
+ * Comprehensive scoring, no crash: the "rank" deadline reads the first
+ * page of scores, and an evaluator changes a score before that page's
+ * totals are stored (gmd waits, test_pause_in_totals, while its pause
+ * file exists).  The totals read before the change are stale (the score
+ * version): they are not stored, the ranking does not finish on them, and
+ * the firing the change set computes them with the changed score.
+ */
+START_TEST(a_score_changed_while_totals_compute_is_not_lost) {
+  pt_start("test_pause_in_totals = totals.pause\n", T0);
+  char pause[4096];
+  snprintf(pause, sizeof pause, "%s", gm_test_gmd_conf(pt_gmd));
+  char *slash = strrchr(pause, '/');
+  snprintf(slash + 1, sizeof pause - (size_t)(slash + 1 - pause),
+           "totals.pause");
+  pt_register("centre", "certifier");
+  pt_register("city", "agency");
+  pt_register("e1", "evaluator");
+  pt_register("e2", "evaluator");
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  pt_tender d;
+  pt_tender_init(&d, "T-SR", 100000000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 3000;
+  d.evaluators[0] = "e1";
+  d.evaluators[1] = "e2";
+  d.t.n_evaluators = 2;
+  pt_publish("city", &d);
+  bidders("T-SR", 3);
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SR", "scoring"), "scoring");
+  score_all("e1", 5000, NULL, 0);
+  score_all("e2", 5000, NULL, 0); /* the last score: the ranking starts */
+  /* Wait (10 s at most) for the ranking to hold its first page. */
+  for (int i = 0; i < 1000 && access(pause, F_OK) != 0; i++) usleep(10000);
+  ck_assert_msg(access(pause, F_OK) == 0, "the ranking did not pause");
+  score_all("e2", 0, "s00", 6000);
+  ck_assert_int_eq(unlink(pause), 0);
+  ck_assert_int_eq(pt_ledger_wait("SELECT tech_score FROM procurement_sheet"
+                                  " WHERE tender_id = 'T-SR' AND supplier ="
+                                  " 's00' AND total_score > 0",
+                                  5500),
+                   5500);
+  ck_assert_str_eq(pt_wait_state("T-SR", "evaluated"), "evaluated");
+  ck_assert_int_eq(pt_ledger_int("SELECT tech_score FROM procurement_sheet"
+                                 " WHERE tender_id = 'T-SR' AND supplier ="
+                                 " 's00'"),
+                   5500);
+}
+END_TEST
+#endif
+
 static void teardown(void) {
   pt_stop();
 }
@@ -229,6 +284,7 @@ int main(void) {
 #ifdef GM_FAILURE_INJECTION
   tcase_add_test(tc, killed_mid_opening_finishes_once_elsewhere);
   tcase_add_test(tc, killed_mid_totals_ranks_again_with_the_changed_score);
+  tcase_add_test(tc, a_score_changed_while_totals_compute_is_not_lost);
 #endif
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
