@@ -2232,7 +2232,8 @@ static const pr_cmd pr_cmds[] = {
      "[--description D] [--item ...]\n    [--affects-bids [--keep-deadline]]"
      "\n    (agency) amend before the deadline (--item replaces every item);"
      "\n    --affects-bids: the change may affect how bids are prepared, so "
-     "15 days\n    must remain before the deadline (Order 87 art. 27): it "
+     "15 days\n    must remain before the deadline (Order 87 art. 27; 3 "
+     "working days for a\n    request for quotations, Order 74 art. 10): it "
      "moves there, or\n    with --keep-deadline the amendment is refused "
      "naming the earliest allowed\n",
      pr_cmd_amend},
