@@ -190,6 +190,86 @@ START_TEST(an_unsuccessful_tender_is_read_from_the_ledger_after_archive) {
 END_TEST
 
 /*
+ * An awarded tender, two challenges, the first upheld with cancellation:
+ * the award, its contract, both challenges (the second closed by the
+ * cancellation) and their answer deadlines go with the tender, leaving no
+ * key and no deadline of it; the award, the contract and a challenge then
+ * answer that the tender is archived.
+ */
+START_TEST(an_awarded_tender_with_challenges_leaves_no_key_behind) {
+  pt_register("gamma", "supplier");
+  pt_party("gamma", PT_USCC_C, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_tender d;
+  pt_tender_init(&d, "T-AW", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=110000"}, *g[] = {"D1=120000"};
+  pt_free(pt_bid("alpha", "T-AW", 0, a, 1));
+  pt_free(pt_bid("gamma", "T-AW", 0, g, 1));
+  pt_free(pt_bid("beta", "T-AW", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-AW", "evaluated"), "evaluated");
+  pt_free(pt_award("city", "T-AW"));
+  const char *who[] = {"alpha", "gamma"};
+  for (int i = 0; i < 2; i++) {
+    Gm__Procurement__ChallengeRequest cq =
+        GM__PROCUREMENT__CHALLENGE_REQUEST__INIT;
+    cq.tender_id = "T-AW";
+    cq.text = "the delivery terms do not meet item D1";
+    ProtobufCMessage *c = pt_call(who[i], "challenge.lodge", &cq.base);
+    ck_assert_msg(c, "%s", pt_message);
+    protobuf_c_message_free_unpacked(c, NULL);
+  }
+  ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:ch:2", "T-AW"), 1);
+  Gm__Procurement__AnswerRequest aq = GM__PROCUREMENT__ANSWER_REQUEST__INIT;
+  aq.challenge_id = "T-AW-Q1";
+  aq.upheld = 1;
+  aq.remedy = GM__PROCUREMENT__REMEDY__REMEDY_CANCEL;
+  aq.answer = "upheld: the terms were unclear";
+  ProtobufCMessage *r = pt_call("city", "challenge.answer", &aq.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  ck_assert_str_eq(pt_wait_state("T-AW", "cancelled"), "cancelled");
+  long long before = tender_keys("T-AW");
+  ck_assert_int_ge(before, 10); /* aw:1, k:..., ch:1, ch:2 and the rest */
+
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-AW' AND state = 'cancelled'",
+      1);
+  pt_clock(pt_now + 2 * PT_DAY + 1000);
+  ck_assert_int_eq(wait_gone("T-AW"), 0);
+  pt_ledger_wait(
+      "SELECT archived_ms > 0 FROM procurement_tenders"
+      " WHERE tender_id = 'T-AW'",
+      1);
+  ck_assert_int_eq(redis_int("ZCARD gm:{procurement:t:%s}:dl", "T-AW"), 0);
+  /* No claim is left; what stays is the host's firing counter ('#'), like
+     its outbox stream (procurement.md, Limits). */
+  ck_assert_int_eq(redis_int("HLEN gm:{procurement:t:%s}:dl:claims", "T-AW"),
+                   1);
+  ck_assert_int_eq(
+      redis_int("HEXISTS gm:{procurement:t:%s}:dl:claims #", "T-AW"), 1);
+
+  Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ar.tender_id = "T-AW";
+  pt_expect("alpha", "award.get", &ar.base, GM__STATUS__FAILED_PRECONDITION,
+            "archived");
+  Gm__Procurement__ContractRequest kq = GM__PROCUREMENT__CONTRACT_REQUEST__INIT;
+  kq.contract_id = "T-AW-A1-1";
+  pt_expect("city", "contract.get", &kq.base, GM__STATUS__FAILED_PRECONDITION,
+            "archived");
+  /* The challenges stay in the ledger: the upheld one and the one its
+     cancellation closed. */
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_challenges"
+                                 " WHERE challenge_id IN ('T-AW-Q1',"
+                                 " 'T-AW-Q2') AND status IN ('upheld',"
+                                 " 'closed')"),
+                   2);
+}
+END_TEST
+
+/*
  * A tender id names one tender for good: once archived, its id cannot be
  * drafted again (by its agency or another), which would overwrite the
  * archived tender's record in the ledger and mix its bids and OCDS
@@ -246,6 +326,7 @@ int main(void) {
   tcase_add_test(tc,
                  an_unsuccessful_tender_is_read_from_the_ledger_after_archive);
   tcase_add_test(tc, an_archived_tenders_id_is_not_drafted_again);
+  tcase_add_test(tc, an_awarded_tender_with_challenges_leaves_no_key_behind);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
