@@ -270,6 +270,59 @@ START_TEST(an_awarded_tender_with_challenges_leaves_no_key_behind) {
 END_TEST
 
 /*
+ * Comprehensive scoring cancelled mid-scoring: the round's scores
+ * (sc:1, scn:1) go with the tender.
+ */
+START_TEST(a_tender_cancelled_while_scoring_loses_its_scores) {
+  pt_register("e1", "evaluator");
+  pt_tender d;
+  pt_tender_init(&d, "T-SC", 100000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 3000;
+  d.evaluators[0] = "e1";
+  d.t.n_evaluators = 1;
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=110000"};
+  pt_free(pt_bid("alpha", "T-SC", 0, a, 1));
+  pt_free(pt_bid("beta", "T-SC", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SC", "scoring"), "scoring");
+  Gm__Procurement__Score sc = GM__PROCUREMENT__SCORE__INIT, *ps[] = {&sc};
+  sc.supplier = "alpha";
+  sc.score_bp = 5000;
+  Gm__Procurement__ScoreRequest q = GM__PROCUREMENT__SCORE_REQUEST__INIT;
+  q.tender_id = "T-SC";
+  q.scores = ps;
+  q.n_scores = 1;
+  ProtobufCMessage *r = pt_call("e1", "evaluation.score", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:sc:1", "T-SC"), 1);
+  ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:scn:1", "T-SC"), 1);
+  Gm__Procurement__TenderRequest cq = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  cq.tender_id = "T-SC";
+  cq.reason = "the project was withdrawn";
+  r = pt_call("city", "tender.cancel", &cq.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-SC' AND state = 'cancelled'",
+      1);
+  pt_clock(pt_now + 2 * PT_DAY + 1000);
+  ck_assert_int_eq(wait_gone("T-SC"), 0);
+  ck_assert_int_eq(redis_int("ZCARD gm:{procurement:t:%s}:dl", "T-SC"), 0);
+  /* The score stays in the ledger. */
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM"
+                                  " procurement_tech_scores WHERE tender_id"
+                                  " = 'T-SC'",
+                                  1),
+                   1);
+}
+END_TEST
+
+/*
  * A tender id names one tender for good: once archived, its id cannot be
  * drafted again (by its agency or another), which would overwrite the
  * archived tender's record in the ledger and mix its bids and OCDS
@@ -326,6 +379,7 @@ int main(void) {
   tcase_add_test(tc,
                  an_unsuccessful_tender_is_read_from_the_ledger_after_archive);
   tcase_add_test(tc, an_archived_tenders_id_is_not_drafted_again);
+  tcase_add_test(tc, a_tender_cancelled_while_scoring_loses_its_scores);
   tcase_add_test(tc, an_awarded_tender_with_challenges_leaves_no_key_behind);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
