@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "harness.h"
 
 #define T0 pt_at(PT_MONDAY, 10, 0)
@@ -323,6 +325,59 @@ START_TEST(a_tender_cancelled_while_scoring_loses_its_scores) {
 END_TEST
 
 /*
+ * The archive removes the keys at once and the ledger learns it when the
+ * settler gets there: in between (here the ledger is held locked by a
+ * writer, as a busy or restarting settler would leave it), the tender is
+ * still answered from the ledger's final state, not "no tender".
+ */
+START_TEST(a_tender_read_before_the_ledger_marks_it_archived) {
+  pt_tender d;
+  pt_tender_init(&d, "T-WIN", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=50000"};
+  pt_free(pt_bid("alpha", "T-WIN", 0, a, 1));
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-WIN";
+  q.reason = "the project was withdrawn";
+  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-WIN' AND state = 'cancelled'",
+      1);
+
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(pt_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  pt_clock(T0 + 2 * PT_DAY + 1000);
+  long long left = wait_gone("T-WIN");
+  Gm__Procurement__TenderRequest g = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  g.tender_id = "T-WIN";
+  Gm__Procurement__TenderView *v = left == 0
+                                       ? (Gm__Procurement__TenderView *)pt_call(
+                                             "root", "tender.get", &g.base)
+                                       : NULL;
+  const char *msg = pt_message;
+  char got[64];
+  snprintf(got, sizeof got, "%s", v ? v->tender->state : "(none)");
+  if (v) pt_free(v);
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  ck_assert_int_eq(left, 0);
+  ck_assert_msg(!strcmp(got, "cancelled"), "tender.get: %s (%s)", got, msg);
+  ck_assert_int_gt(pt_ledger_wait("SELECT archived_ms > 0 FROM"
+                                  " procurement_tenders WHERE tender_id ="
+                                  " 'T-WIN'",
+                                  1),
+                   0);
+}
+END_TEST
+
+/*
  * A tender id names one tender for good: once archived, its id cannot be
  * drafted again (by its agency or another), which would overwrite the
  * archived tender's record in the ledger and mix its bids and OCDS
@@ -379,6 +434,7 @@ int main(void) {
   tcase_add_test(tc,
                  an_unsuccessful_tender_is_read_from_the_ledger_after_archive);
   tcase_add_test(tc, an_archived_tenders_id_is_not_drafted_again);
+  tcase_add_test(tc, a_tender_read_before_the_ledger_marks_it_archived);
   tcase_add_test(tc, a_tender_cancelled_while_scoring_loses_its_scores);
   tcase_add_test(tc, an_awarded_tender_with_challenges_leaves_no_key_behind);
   suite_add_tcase(s, tc);
