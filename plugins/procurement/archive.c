@@ -97,28 +97,37 @@ gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
   return GM_OK;
 }
 
-gm_status pr__archived_fail(gm_call *call, const char *id) {
+static int pr__ended(const char *state) {
+  return !strcmp(state, "complete") || !strcmp(state, "unsuccessful") ||
+         !strcmp(state, "cancelled");
+}
+
+/* gone: Redis said it has no live tender `id` (its keys left, or are
+   leaving): the ledger's final state is then enough, an archive being
+   under way until the settler reaches its entry (it began only once the
+   ledger held that state).  Otherwise only the ledger's archived_ms says
+   so: a live ended tender's own "not found" (no such bid) stays. */
+gm_status pr__archived_fail(gm_call *call, const char *id, int gone) {
   pr__ledger_state l;
   if (pr__ledger_state_read(call, id, &l) != GM_OK || !l.found ||
-      l.archived <= 0)
+      (l.archived <= 0 && !(gone && pr__ended(l.state))))
     return GM_NOT_FOUND;
   char when[32];
-  return host->fail(call, GM_FAILED_PRECONDITION,
-                    "tender %s ended %s and was archived on %s "
-                    "(Asia/Shanghai): its live record left the broker; its "
-                    "record is in the ledger: gm procurement export %s "
-                    "(OCDS), show, sheet and bids",
-                    id, l.state, pr_datetime(l.archived, when), id);
+  return host->fail(
+      call, GM_FAILED_PRECONDITION,
+      "tender %s ended %s and %s%s%s: its live record left the broker; its "
+      "record is in the ledger: gm procurement export %s (OCDS), show, "
+      "sheet and bids",
+      id, l.state, l.archived > 0 ? "was archived on " : "is being archived",
+      l.archived > 0 ? pr_datetime(l.archived, when) : "",
+      l.archived > 0 ? " (Asia/Shanghai)" : "", id);
 }
 
 gm_status pr__id_free(gm_call *call, const char *id) {
   pr__ledger_state l;
   gm_status st = pr__ledger_state_read(call, id, &l);
   if (st != GM_OK) return st;
-  if (!l.found ||
-      (strcmp(l.state, "complete") && strcmp(l.state, "cancelled") &&
-       strcmp(l.state, "unsuccessful")))
-    return GM_OK;
+  if (!l.found || !pr__ended(l.state)) return GM_OK;
   char when[32];
   return host->fail(
       call, GM_FAILED_PRECONDITION,
@@ -202,7 +211,8 @@ gm_status pr__tender_from_ledger(gm_call *call, const char *id,
       call,
       "SELECT tender_id, lead, state, definition, version, published_ms,"
       " deadline_ms, round, award, bids, reason, updated_ms, archived_ms"
-      " FROM procurement_tenders WHERE tender_id = ?1 AND archived_ms > 0",
+      " FROM procurement_tenders WHERE tender_id = ?1 AND (archived_ms > 0"
+      " OR state IN ('complete', 'unsuccessful', 'cancelled'))",
       (gm_param[]){GM_TEXT(id)}, 1, pr__arch_tender_row, &x);
   if (st != GM_OK) return st;
   if (!x.t)

@@ -182,7 +182,7 @@ gm_status pr__tender_award(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__run(call, "award", tag, 3, args, &cand)) != GM_OK) return st;
   const char *state = pr__s(cand, 0), *lead = pr__s(cand, 7);
   if (strcmp(state, "gone") == 0) {
-    if (pr__archived_fail(call, in->tender_id) != GM_NOT_FOUND)
+    if (pr__archived_fail(call, in->tender_id, 1) != GM_NOT_FOUND)
       return GM_FAILED_PRECONDITION;
     return host->fail(call, GM_NOT_FOUND,
                       "no tender %s; gm procurement tenders lists them",

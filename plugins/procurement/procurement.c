@@ -56,7 +56,7 @@ gm_status pr__run(gm_call *call, const char *script, const char *tag,
   /* Whatever a script did not find on an archived tender, say where the
      tender's record went rather than that there is none. */
   if (st == GM_NOT_FOUND && !strncmp(tag, "t:", 2) &&
-      pr__archived_fail(call, tag + 2) != GM_NOT_FOUND)
+      pr__archived_fail(call, tag + 2, 0) != GM_NOT_FOUND)
     return GM_FAILED_PRECONDITION;
   if (st != GM_OK) return st;
   if (!*v || (*v)->type != GM_VALUE_ARRAY)

@@ -175,8 +175,10 @@ gm_status pr__on_answer(gm_call *call, const gm_deadline *d, void *arg);
 /* The "archive" deadline: the ended tender's keys leave Redis. */
 gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg);
 /* When tender `id` is archived: fails the call with FAILED_PRECONDITION
-   naming where its record is; otherwise GM_NOT_FOUND, nothing recorded. */
-gm_status pr__archived_fail(gm_call *call, const char *id);
+   naming where its record is; otherwise GM_NOT_FOUND, nothing recorded.
+   gone: Redis said it holds no live tender `id` (then an ended tender
+   whose archive the ledger has not learnt yet counts as archived). */
+gm_status pr__archived_fail(gm_call *call, const char *id, int gone);
 /* GM_OK when no ended tender's record in the ledger has the id (an ended
    tender's id stays its own after its keys left Redis: a new draft would
    overwrite its record); otherwise a FAILED_PRECONDITION saying so. */

@@ -303,7 +303,7 @@ static gm_status pr__tender_load(gm_call *call, const char *id, int from_ledger,
   if (v->n <= 1) {
     /* {} none, {"archived"}: its keys are leaving Redis. */
     if (from_ledger) return pr__tender_from_ledger(call, id, view);
-    if (pr__archived_fail(call, id) != GM_NOT_FOUND)
+    if (pr__archived_fail(call, id, 1) != GM_NOT_FOUND)
       return GM_FAILED_PRECONDITION;
     return host->fail(call, GM_NOT_FOUND,
                       "no tender %s; gm procurement tenders lists the "
