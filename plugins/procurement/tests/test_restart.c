@@ -215,6 +215,54 @@ START_TEST(killed_mid_totals_ranks_again_with_the_changed_score) {
                    2);
 }
 END_TEST
+
+/*
+ * The same crash with nobody scoring afterwards: the claim of the killed
+ * gmd runs out and the ranking is fired again by the restarted one, so the
+ * tender does not stay `scoring` waiting for a score.
+ */
+START_TEST(killed_mid_totals_ranks_again_with_no_new_score) {
+  pt_start("test_kill_in_totals = 1\n[deadlines]\nclaim_ms = 1000\n", T0);
+  pt_register("centre", "certifier");
+  pt_register("city", "agency");
+  pt_register("e1", "evaluator");
+  pt_register("e2", "evaluator");
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  pt_tender d;
+  pt_tender_init(&d, "T-SR", 100000000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 3000;
+  d.evaluators[0] = "e1";
+  d.evaluators[1] = "e2";
+  d.t.n_evaluators = 2;
+  pt_publish("city", &d);
+  bidders("T-SR", 3);
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SR", "scoring"), "scoring");
+  score_all("e1", 5000, NULL, 0);
+  score_all("e2", 5000, NULL, 0); /* the last score: the ranking starts */
+  int st = gm_test_gmd_wait_exit(pt_gmd, 10000);
+  ck_assert_msg(st != -1, "gmd did not kill itself in the totals");
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r = gm_test_redis_cmd(c, "HGET gm:{procurement:t:T-SR}:t st");
+  ck_assert_str_eq(r->str, "scoring");
+  freeReplyObject(r);
+  redisFree(c);
+
+  conf_append("[market.procurement]\ntest_kill_in_totals = 0\n");
+  gm_test_gmd_restart(pt_gmd);
+  reconnect();
+  pt_clock(DEADLINE + 2000);
+  ck_assert_str_eq(pt_wait_state("T-SR", "evaluated"), "evaluated");
+  ck_assert_int_eq(pt_ledger_wait("SELECT tech_score FROM procurement_sheet"
+                                  " WHERE tender_id = 'T-SR' AND supplier ="
+                                  " 's00' AND total_score > 0",
+                                  5000),
+                   5000);
+}
+END_TEST
+
 #endif
 
 #ifdef GM_FAILURE_INJECTION
@@ -285,6 +333,7 @@ int main(void) {
   tcase_add_test(tc, killed_mid_opening_finishes_once_elsewhere);
   tcase_add_test(tc, killed_mid_totals_ranks_again_with_the_changed_score);
   tcase_add_test(tc, a_score_changed_while_totals_compute_is_not_lost);
+  tcase_add_test(tc, killed_mid_totals_ranks_again_with_no_new_score);
 #endif
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
