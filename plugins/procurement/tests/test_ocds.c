@@ -298,6 +298,13 @@ START_TEST(exports_validate_at_every_stage) {
   json = export_valid("T-OCU");
   ck_assert_msg(strstr(json, "\"status\": \"unsuccessful\""), "%s", json);
   free(json);
+  /* Their releases per change are valid too, the last one the end. */
+  json = export_valid_as("T-OCX", 1);
+  ck_assert_msg(strstr(json, "\"tenderCancellation\""), "%s", json);
+  free(json);
+  json = export_valid_as("T-OCU", 1);
+  ck_assert_msg(strstr(json, "\"status\": \"unsuccessful\""), "%s", json);
+  free(json);
 }
 END_TEST
 
