@@ -378,6 +378,50 @@ START_TEST(a_tender_read_before_the_ledger_marks_it_archived) {
 END_TEST
 
 /*
+ * A draft is not public, and cancelling it does not publish it: a
+ * supplier cannot read a cancelled draft's definition (items, budget),
+ * before its archive or after; its agency can.
+ */
+START_TEST(a_cancelled_draft_stays_unpublished) {
+  pt_tender d;
+  pt_tender_init(&d, "T-DR", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *r = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-DR";
+  pt_expect("alpha", "tender.get", &q.base, GM__STATUS__NOT_FOUND,
+            "no tender T-DR");
+  q.reason = "not needed after all";
+  r = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  pt_expect("alpha", "tender.get", &q.base, GM__STATUS__NOT_FOUND,
+            "no tender T-DR");
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-DR' AND state = 'cancelled'",
+      1);
+  pt_clock(T0 + 2 * PT_DAY + 1000);
+  ck_assert_int_eq(wait_gone("T-DR"), 0);
+  pt_ledger_wait(
+      "SELECT archived_ms > 0 FROM procurement_tenders"
+      " WHERE tender_id = 'T-DR'",
+      1);
+  pt_expect("alpha", "tender.get", &q.base, GM__STATUS__NOT_FOUND,
+            "no tender T-DR");
+  Gm__Procurement__TenderView *v =
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.get", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_str_eq(v->tender->state, "cancelled");
+  pt_free(v);
+}
+END_TEST
+
+/*
  * A tender id names one tender for good: once archived, its id cannot be
  * drafted again (by its agency or another), which would overwrite the
  * archived tender's record in the ledger and mix its bids and OCDS
@@ -434,6 +478,7 @@ int main(void) {
   tcase_add_test(tc,
                  an_unsuccessful_tender_is_read_from_the_ledger_after_archive);
   tcase_add_test(tc, an_archived_tenders_id_is_not_drafted_again);
+  tcase_add_test(tc, a_cancelled_draft_stays_unpublished);
   tcase_add_test(tc, a_tender_read_before_the_ledger_marks_it_archived);
   tcase_add_test(tc, a_tender_cancelled_while_scoring_loses_its_scores);
   tcase_add_test(tc, an_awarded_tender_with_challenges_leaves_no_key_behind);
