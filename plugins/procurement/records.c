@@ -96,7 +96,7 @@ gm_status pr__tender_list(gm_call *call, const ProtobufCMessage *req,
   st = host->ledger_query(
       call,
       "SELECT tender_id, title, state, deadline_ms, budget, currency, lead"
-      " FROM procurement_tenders WHERE state <> 'draft'"
+      " FROM procurement_tenders WHERE state <> 'draft' AND published_ms > 0"
       " ORDER BY published_ms DESC, tender_id LIMIT ?1 OFFSET ?2",
       (gm_param[]){GM_INT(limit + 1), GM_INT(offset)}, 2, pr__tender_row, &a);
   if (st != GM_OK) return st;

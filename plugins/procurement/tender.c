@@ -344,9 +344,13 @@ void pr__tender_rule(gm_call *call, const Gm__Procurement__Tender *t,
   rule->items = items;
 }
 
+/* A tender never published (a draft, or a draft cancelled) is its
+   agency's and its buyers' only. */
 static int pr__may_see(gm_call *call, const Gm__Procurement__Tender *t) {
   const char *me = host->participant(call);
-  if (strcmp(t->state, "draft") != 0 || host->has_role(call, "admin")) return 1;
+  if ((strcmp(t->state, "draft") != 0 && t->published_ms > 0) ||
+      host->has_role(call, "admin"))
+    return 1;
   return strcmp(t->agency, me) == 0 || pr__in(t->buyers, t->n_buyers, me);
 }
 

@@ -413,6 +413,14 @@ START_TEST(a_cancelled_draft_stays_unpublished) {
       1);
   pt_expect("alpha", "tender.get", &q.base, GM__STATUS__NOT_FOUND,
             "no tender T-DR");
+  Gm__Procurement__TenderListRequest lq =
+      GM__PROCUREMENT__TENDER_LIST_REQUEST__INIT;
+  Gm__Procurement__TenderList *l =
+      (Gm__Procurement__TenderList *)pt_call("alpha", "tender.list", &lq.base);
+  ck_assert_msg(l, "%s", pt_message);
+  for (size_t i = 0; i < l->n_tenders; i++)
+    ck_assert_str_ne(l->tenders[i]->id, "T-DR");
+  pt_free(l);
   Gm__Procurement__TenderView *v =
       (Gm__Procurement__TenderView *)pt_call("city", "tender.get", &q.base);
   ck_assert_msg(v, "%s", pt_message);
