@@ -30,6 +30,7 @@ static char *path;
    killing every other Redis client (to break the settler's connection). */
 static atomic_int calls;
 static atomic_int fail_on;      /* fail on the entry with this qty; 0: never */
+static atomic_int fail_also;    /* and on this one */
 static atomic_int kill_clients; /* before returning, once */
 /* On the entry with qty forge_qty, step outside the market's tables: */
 enum { FORGE_RETURN = 1, FORGE_SWALLOW, FORGE_OTHER_MARKET };
@@ -45,7 +46,9 @@ static gm_status settle_row(gm_market *m, gm_ledger *tx,
   for (size_t i = 0; i < e->nfields; i++)
     if (strncmp(e->names[i], "gm:", 3) == 0) return GM_INTERNAL;
   const char *qty = gm_entry_field(e, "qty");
-  if (qty && atoi(qty) == atomic_load(&fail_on)) return GM_INTERNAL;
+  if (qty && (atoi(qty) == atomic_load(&fail_on) ||
+              atoi(qty) == atomic_load(&fail_also)))
+    return GM_INTERNAL;
   if (qty && atoi(qty) == atomic_load(&forge_qty)) {
     gm_param f[] = {GM_TEXT(e->stream), GM_TEXT(e->id)};
     int mode = atomic_load(&forge_mode);
@@ -108,6 +111,7 @@ static void setup(void) {
   path = gm_test_redis_path(srv, "ledger.sqlite");
   atomic_store(&calls, 0);
   atomic_store(&fail_on, 0);
+  atomic_store(&fail_also, 0);
   atomic_store(&kill_clients, 0);
   atomic_store(&forge_qty, 0);
   atomic_store(&forge_mode, 0);
@@ -462,6 +466,31 @@ static gm__settler *start_strict(void) {
   ck_assert_msg(s != NULL, "%s", err);
   return s;
 }
+
+/* Two entries of one batch whose callbacks always fail are both set aside
+   and the others settle: the second one's failure rolls back the batch that
+   set the first aside, so the next batch ends right after setting it aside
+   again (before, the two took turns failing for ever and nothing after them
+   settled). */
+START_TEST(two_poison_entries_in_one_batch_are_set_aside) {
+  add_entries("alpha", "p", 1, 10);
+  atomic_store(&fail_on, 4);
+  atomic_store(&fail_also, 7);
+  gm__settler *s = start_strict();
+  for (int i = 0; i < 20 && count("SELECT count(*) FROM gm_settled") < 10; i++)
+    gm__settler_drain_once(s);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 8);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 10);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter WHERE market = "
+                         "'alpha' AND failures = 2"),
+                   2);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter_field WHERE "
+                         "name = 'qty' AND value IN ('4', '7')"),
+                   2);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  gm__settler_stop(&s);
+}
+END_TEST
 
 /*
  * The ledger's boundaries in a settle callback: a market writing outside
@@ -922,6 +951,7 @@ int main(void) {
   tcase_add_test(tc, replayed_letter_settles_once_even_if_appended_twice);
   tcase_add_test(tc, failing_callback_rolls_back_the_batch);
   tcase_add_test(tc, poison_entry_is_set_aside_not_lost);
+  tcase_add_test(tc, two_poison_entries_in_one_batch_are_set_aside);
   tcase_add_test(tc, unknown_market_is_recorded_and_acked);
   tcase_add_test(tc, writing_gm_settled_is_refused_and_set_aside);
   tcase_add_test(tc, an_ignored_refusal_still_rolls_back);
