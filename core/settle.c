@@ -133,7 +133,11 @@ struct gm__settler {
   _Atomic uint64_t beat_us;  /* the thread's last sign of life (monotonic) */
   char *failing;             /* "stream id" whose callback failed last */
   int fail_count;            /* its failures in a row */
-  char fail_error[512];      /* the last one's reason */
+  /* A later entry failed in the batch that set `failing` aside, undoing
+     its dead letter: the next batch ends right after setting it aside, so
+     two such entries do not take turns failing for ever. */
+  int end_at_aside;
+  char fail_error[512]; /* the last one's reason */
 };
 
 static char *gm__dup(const char *s) {
@@ -637,7 +641,7 @@ static int gm__write(gm__settler *s) {
   sqlite3 *db = gm__ledger_db(s->ledger);
   if (gm__sql(s, "BEGIN IMMEDIATE") != 0) return -1;
   gm_ledger tx = {.ledger = s->ledger, .arena = s->arena};
-  int written = 0;
+  int written = 0, aside = 0;
   int64_t now = gm__clock_now_ms();
   for (size_t i = 0; i < s->nitems; i++) {
     gm__item *it = &s->items[i];
@@ -688,9 +692,12 @@ static int gm__write(gm__settler *s) {
               "then settle it from there (docs/operations.md)",
               it->entry.stream, it->entry.id, it->entry.kind, s->fail_count,
               s->fail_error);
-      free(s->failing);
-      s->failing = NULL;
-      s->fail_count = 0;
+      if (s->end_at_aside) { /* the rest is read again */
+        s->nitems = i + 1;
+        s->pending = 1;
+        break;
+      }
+      aside = 1; /* failing is forgotten at COMMIT */
       continue;
     }
     tx.market = it->market;
@@ -717,6 +724,15 @@ static int gm__write(gm__settler *s) {
               "the ledger rolled the batch back during %s %s (%s); retrying",
               it->entry.stream, it->entry.id, sqlite3_errmsg(db));
       return -1;
+    }
+    if (st != GM_OK && aside) {
+      s->end_at_aside = 1;
+      gm__log(GM_LOG_ERROR, it->market,
+              "settle callback failed on %s %s kind %s after %s was set "
+              "aside in this batch; the batch is rolled back and the next "
+              "one ends with setting that entry aside",
+              it->entry.stream, it->entry.id, it->entry.kind, s->failing);
+      goto rollback;
     }
     if (st != GM_OK) {
       if (gm__is_failing(s, it)) {
@@ -757,6 +773,7 @@ static int gm__write(gm__settler *s) {
   free(s->failing);
   s->failing = NULL;
   s->fail_count = 0;
+  s->end_at_aside = 0;
   return written;
 rollback:
   gm__sql(s, "ROLLBACK");

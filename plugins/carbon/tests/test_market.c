@@ -4,7 +4,6 @@
  * reference price, block trades, and settlement into the ledger with
  * reconciliation and a CSV statement.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -501,12 +500,7 @@ int main(void) {
   tcase_add_test(tc, cached_rules_follow_the_instrument);
   tcase_add_test(tc, kept_statistics_follow_other_writers);
   tcase_add_test(tc, kept_rules_see_halt_and_reference_written_elsewhere);
-  /* Fails until core/settle.c sets two poison entries of one batch aside:
-     the second one's rollback undoes the first one's dead letter, so the
-     two take turns failing and the stream stalls (this test's third entry
-     never settles).  Run it with GM_TEST_KNOWN_FAILING=1. */
-  if (getenv("GM_TEST_KNOWN_FAILING"))
-    tcase_add_test(tc, unknown_packed_layouts_are_set_aside);
+  tcase_add_test(tc, unknown_packed_layouts_are_set_aside);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
