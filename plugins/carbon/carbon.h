@@ -133,8 +133,8 @@ enum {
  * field.  Only the last field may hold '|' (an order's reason).  The
  * settle callback (settle.c) also takes the named-field entries brokers
  * before this layout wrote, so a stream an upgrade finds still settles; a
- * newer version it does not know stays in the stream (an error: retried,
- * then dead-lettered) for a broker that knows it.
+ * newer version it does not know is refused (retried, then set aside in
+ * gm_dead_letter, to be replayed on a broker that knows it), never guessed.
  */
 #define CARBON_EV_VERSION "1"
 /* clang-format off */

@@ -68,7 +68,8 @@ static const char *const carbon__ev_trade[] = {
 /* An entry with its packed record (field "r", carbon.h) as named fields,
    so one reader takes both layouts.  `buf` holds the values.  Returns
    0 (done, or nothing to unpack: an entry of named fields is *out as it
-   is), or -1 when the record is not of a layout this build knows. */
+   is), -1 when the record is not of a layout this build knows, -2 when it
+   is but does not fit it (fields missing, or longer than buf). */
 typedef struct carbon__unpacked {
   gm_outbox_entry e;
   const char *names[CARBON__EV_MAX], *values[CARBON__EV_MAX];
@@ -92,9 +93,8 @@ static int carbon__unpack(const gm_outbox_entry *e, carbon__unpacked *u,
     return 0;
   }
   size_t vl = sizeof CARBON_EV_VERSION - 1, len = strlen(r);
-  if (strncmp(r, CARBON_EV_VERSION, vl) != 0 || r[vl] != '|' ||
-      len >= sizeof u->buf)
-    return -1;
+  if (strncmp(r, CARBON_EV_VERSION, vl) != 0 || r[vl] != '|') return -1;
+  if (len >= sizeof u->buf) return -2;
   memcpy(u->buf, r + vl + 1, len - vl);
   char *p = u->buf;
   for (size_t i = 0; i < n; i++) {
@@ -102,7 +102,7 @@ static int carbon__unpack(const gm_outbox_entry *e, carbon__unpacked *u,
     u->values[i] = p;
     if (i + 1 == n) break; /* the last field takes the rest, '|' and all */
     p = strchr(p, '|');
-    if (!p) return -1;
+    if (!p) return -2;
     *p++ = '\0';
   }
   u->e = *e;
@@ -118,12 +118,22 @@ static gm_status carbon__settle(gm_market *m, gm_ledger *tx,
                                 const gm_outbox_entry *packed) {
   carbon__unpacked u;
   const gm_outbox_entry *e;
-  if (carbon__unpack(packed, &u, &e) != 0) {
+  int up = carbon__unpack(packed, &u, &e);
+  if (up == -1) {
     host->log(m, GM_LOG_ERROR,
               "outbox entry %s %s: a %s record of a layout this build does "
-              "not know (this build writes version " CARBON_EV_VERSION
-              "); a newer broker settles it",
+              "not know (it writes version " CARBON_EV_VERSION
+              "); once set aside, replay it from gm_dead_letter on a broker "
+              "that knows it (docs/operations.md)",
               packed->stream, packed->id, packed->kind);
+    return GM_FAILED_PRECONDITION;
+  }
+  if (up != 0) {
+    host->log(m, GM_LOG_ERROR,
+              "outbox entry %s %s: a %s record of version " CARBON_EV_VERSION
+              " with fields missing or over %zu bytes: not settled (it is "
+              "set aside in gm_dead_letter after the retries)",
+              packed->stream, packed->id, packed->kind, sizeof u.buf - 1);
     return GM_FAILED_PRECONDITION;
   }
   /* The stream is "gm:{carbon:<SYM>}:outbox". */
