@@ -569,6 +569,87 @@ START_TEST(a_forked_file_never_takes_the_lease) {
 }
 END_TEST
 
+/* The book's mark as Redis holds it ("" none). */
+static char *book_mark(void) {
+  redisReply *r = gm_test_redis_cmd(rc, "GET gm:{settle}:book");
+  char *v = strdup(r->type == REDIS_REPLY_STRING ? r->str : "");
+  freeReplyObject(r);
+  return v;
+}
+
+/* Broker 1 alone, its first `n` bumps settled. */
+static void start_alone(int n) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  char conf[1024];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[settle]\nlease_ms = %d\n", LEASE_MS);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, conf);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  for (int i = 0; i < n; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "s%d", i);
+    ck_assert_int_eq(bump(c1, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c1, n), n);
+}
+
+/* The holder is killed after a tenure's first COMMIT and before its mark
+   reached Redis: the file has the new tenure mark and one batch more than
+   the book's mark says.  It holds every acknowledged entry, so the same
+   broker must take the lease again (alone on its Redis, nobody else can
+   settle). */
+START_TEST(a_holder_killed_between_commit_and_mark_takes_the_lease_again) {
+  start_alone(5);
+  gm_test_gmd_kill9(g1);
+  gm_test_gmd_restart(g1); /* a new tenure: its first COMMIT marks the file */
+  for (int i = 0; i < 100 && !holds(g1); i++) sleep_ms(50);
+  ck_assert(holds(g1));
+  char *before = book_mark();
+  ck_assert_str_ne(before, "");
+  ck_assert_int_eq(bump(c1, "s5"), 6);
+  ck_assert_int_eq(wait_settled(c1, 6), 6);
+  char *after = book_mark();
+  ck_assert_str_ne(after, before);
+  gm_test_gmd_kill9(g1);
+  /* As if the kill came before the mark was written. */
+  redisReply *r = gm_test_redis_cmd(rc, "SET gm:{settle}:book %s", before);
+  freeReplyObject(r);
+  gm_test_gmd_restart(g1);
+  for (int i = 0; i < 100 && !holds(g1); i++) sleep_ms(50);
+  ck_assert_msg(!gm_test_gmd_log_has(g1, "not the book of record"),
+                "the book's own file was refused (mark %s, then %s)", before,
+                after);
+  ck_assert(holds(g1));
+  ck_assert_int_eq(bump(c1, "s6"), 7);
+  ck_assert_int_eq(wait_settled(c1, 7), 7);
+  free(before);
+  free(after);
+}
+END_TEST
+
+/* Redis loses the lease key while the holder renews it (a failover to a
+   replica that had not seen it, a DEL): the holder takes it again without
+   calling its own file foreign and without dropping the lease. */
+START_TEST(a_lost_lease_key_is_taken_again_by_its_holder) {
+  start_alone(3);
+  ck_assert(holds(g1));
+  char *mark = book_mark();
+  ck_assert_str_ne(mark, "");
+  free(mark);
+  for (int round = 0; round < 5; round++) {
+    redisReply *r = gm_test_redis_cmd(rc, "DEL " LEASE_KEY);
+    freeReplyObject(r);
+    for (int i = 0; i < 100 && !holds(g1); i++) sleep_ms(20);
+    ck_assert(holds(g1));
+  }
+  ck_assert_msg(!gm_test_gmd_log_has(g1, "not the book of record"),
+                "the holder called its own file foreign");
+  ck_assert_int_eq(bump(c1, "s3"), 4);
+  ck_assert_int_eq(wait_settled(c1, 4), 4);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("lease");
   TCase *t = tcase_create("lease");
@@ -580,6 +661,9 @@ static Suite *suite(void) {
   tcase_add_test(t, a_file_behind_the_book_never_takes_the_lease);
   tcase_add_test(t, a_forked_file_never_takes_the_lease);
   tcase_add_test(t, bad_settle_settings_are_refused);
+  tcase_add_test(t,
+                 a_holder_killed_between_commit_and_mark_takes_the_lease_again);
+  tcase_add_test(t, a_lost_lease_key_is_taken_again_by_its_holder);
   suite_add_tcase(s, t);
   return s;
 }
