@@ -20,21 +20,35 @@
 
 /* KEYS: the lease, the book's mark.  ARGV: our value, lease ms, "1" to
    take it, "1" when we do not hold it yet (then our book is checked), our
-   book id, its batches.  Returns {1 if we hold it now, the value it holds
-   ("" none)}, or {2, the mark} when our file is not the book of record. */
+   book "<id> <gen>", its batches, and the "<id> <gen>" and batches its
+   tenure went on from ("" and 0: none).  Returns {1 if we hold it now, the
+   value it holds ("" none)}, {2, the mark} when our file is not the book
+   of record, or {3, ""} when the key we held is gone before its time
+   (Redis lost it: a failover, a DEL), so that the next round takes it as
+   new, with our book checked while our settler is stopped.
+   A file is the book when the mark names its tenure with no more batches,
+   or names the tenure it went on from with no more batches than it had
+   then (its holder was killed after that tenure's first COMMIT, before the
+   mark of it reached Redis); the mark then names this file as it is. */
 static const char take_lua[] =
     "local v = redis.call('GET', KEYS[1])\n"
-    "if v == ARGV[1] and ARGV[4] ~= '1' then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "  return {1, v}\n"
+    "if ARGV[4] ~= '1' then\n"
+    "  if v == ARGV[1] then\n"
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "    return {1, v}\n"
+    "  end\n"
+    "  if not v then return {3, ''} end\n"
     "end\n"
     "if (not v or v == ARGV[1]) and ARGV[3] == '1' then\n"
     "  local b = redis.call('GET', KEYS[2])\n"
     "  if b then\n"
     "    local id, n = string.match(b, '^(%S+ %S+) (%d+)$')\n"
-    "    if id ~= ARGV[5] or tonumber(n) > tonumber(ARGV[6]) then\n"
+    "    n = tonumber(n)\n"
+    "    if not id or not ((id == ARGV[5] and tonumber(ARGV[6]) >= n) or\n"
+    "                      (id == ARGV[7] and tonumber(ARGV[8]) >= n)) then\n"
     "      return {2, b}\n"
     "    end\n"
+    "    redis.call('SET', KEYS[2], ARGV[5] .. ' ' .. ARGV[6])\n"
     "  end\n"
     "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "  return {1, ARGV[1]}\n"
@@ -92,31 +106,48 @@ static void set_holder(gm__lease *l, const char *v) {
 }
 
 /* The file's gm_book: "<id> <gen>" and batches ("" and 0 when
-   unreadable). */
-static void read_book(gm__lease *l, char *id, size_t n, long long *batches) {
+   unreadable), and what its tenure went on from (the same, from
+   gm_book_from). */
+static void read_book(gm__lease *l, char *id, size_t n, long long *batches,
+                      char *from, long long *from_batches) {
   snprintf(id, n, "%s", "");
-  *batches = 0;
+  snprintf(from, n, "%s", "");
+  *batches = *from_batches = 0;
+  if (!l->book) return;
+  sqlite3 *db = gm__ledger_db(l->book);
   sqlite3_stmt *st = NULL;
-  if (l->book &&
-      sqlite3_prepare_v2(gm__ledger_db(l->book),
-                         "SELECT id || ' ' || gen, batches FROM gm_book", -1,
-                         &st, NULL) == SQLITE_OK &&
+  /* One read transaction: both rows as one COMMIT left them. */
+  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) return;
+  if (sqlite3_prepare_v2(db, "SELECT id || ' ' || gen, batches FROM gm_book",
+                         -1, &st, NULL) == SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW) {
     snprintf(id, n, "%s", (const char *)sqlite3_column_text(st, 0));
     *batches = sqlite3_column_int64(st, 1);
   }
   sqlite3_finalize(st);
+  st = NULL;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT b.id || ' ' || f.gen, f.batches FROM gm_book "
+                         "b, gm_book_from f",
+                         -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    snprintf(from, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    *from_batches = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 }
 
 /* One take-or-renew round; 0, or -1 when Redis did not answer. */
 static int lease_round(gm__lease *l) {
-  char ms[32], id[96] = "", n[32] = "0";
+  char ms[32], id[96] = "", n[32] = "0", from[96] = "", fn[32] = "0";
   snprintf(ms, sizeof ms, "%lld", (long long)l->lease_ms);
   int fresh = !l->held_until_us || gm__clock_mono_us() >= l->held_until_us;
   if (l->take && fresh) {
-    long long batches;
-    read_book(l, id, sizeof id, &batches);
+    long long batches, from_batches;
+    read_book(l, id, sizeof id, &batches, from, &from_batches);
     snprintf(n, sizeof n, "%lld", batches);
+    snprintf(fn, sizeof fn, "%lld", from_batches);
   }
   /* Measured before sending: Redis sets the expiry later than this. */
   uint64_t sent = gm__clock_mono_us();
@@ -130,8 +161,10 @@ static int lease_round(gm__lease *l) {
                         l->take ? "1" : "0",
                         fresh ? "1" : "0",
                         id,
-                        n};
-  redisReply *r = gm__redis_callv(l->redis, 11, argv, NULL);
+                        n,
+                        from,
+                        fn};
+  redisReply *r = gm__redis_callv(l->redis, 13, argv, NULL);
   int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
            r->element[0]->type == REDIS_REPLY_INTEGER &&
            r->element[1]->type == REDIS_REPLY_STRING;
@@ -151,6 +184,17 @@ static int lease_round(gm__lease *l) {
     return -1;
   }
   l->down = 0;
+  if (r->element[0]->integer == 3) {
+    gm__log(GM_LOG_WARN, "settle",
+            "the settle lease vanished from Redis before its time (a "
+            "failover, a DEL): this broker stops settling and takes it "
+            "again, its book checked");
+    set_holder(l, "");
+    atomic_store(&l->valid_until_us, 0);
+    l->held_until_us = 0;
+    freeReplyObject(r);
+    return 0;
+  }
   if (r->element[0]->integer == 2) {
     if (!atomic_load(&l->behind))
       gm__log(GM_LOG_ERROR, "settle",

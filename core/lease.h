@@ -12,7 +12,9 @@
  * lease names it; gen is new at each taking of the lease), and the take
  * script refuses a broker whose file has another id or gen (another file,
  * or one another holder has gone on from) or fewer batches (a restore from
- * an older backup: it lacks entries already acknowledged).
+ * an older backup: it lacks entries already acknowledged).  A file whose
+ * tenure went on from the marked one (gm_book_from) is the book too: its
+ * holder was killed between that tenure's first COMMIT and its mark.
  * Both keys share one hash tag, so the script is cluster-safe.
  *
  * Fencing by time: the holder may settle only until 2/3 of lease_ms after

@@ -615,8 +615,15 @@ static int gm__is_failing(const gm__settler *s, const gm__item *it) {
    new tenure's first batch also marks the file as written by this tenure:
    a file that went on without it (a holder cut off from Redis before it
    could record its last batch) no longer matches the mark, whatever its
-   count. */
+   count.  What it went on from is kept (gm_book_from), so this file is
+   still known as the book if the mark of this very batch never reaches
+   Redis. */
 static int gm__count_batch(gm__settler *s) {
+  if (s->new_tenure &&
+      gm__sql(s,
+              "INSERT OR REPLACE INTO gm_book_from(one, gen, batches) "
+              "SELECT 1, gen, batches FROM gm_book") != 0)
+    return -1;
   if (gm__sql(s, s->new_tenure
                      ? "UPDATE gm_book SET batches = batches + 1, "
                        "gen = lower(hex(randomblob(8)))"
