@@ -650,6 +650,80 @@ START_TEST(a_lost_lease_key_is_taken_again_by_its_holder) {
 }
 END_TEST
 
+/* One Query (market, sql) sent as a peer would, without CURVE, to broker
+   g's ledger endpoint; its reply's status, or -1 when none came in 5 s. */
+static int raw_sql(const gm_test_gmd *g, const char *market, const char *sql) {
+  Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
+  q.version = 1;
+  q.market = (char *)market;
+  q.sql.data = (uint8_t *)sql;
+  q.sql.len = strlen(sql);
+  size_t len = gm__ledger__query__get_packed_size(&q);
+  uint8_t *buf = malloc(len);
+  gm__ledger__query__pack(&q, buf);
+  void *ctx = zmq_ctx_new();
+  void *d = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0;
+  zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+  char ep[600];
+  snprintf(ep, sizeof ep, "%s.ledger", gm_test_gmd_endpoint(g));
+  ck_assert_int_eq(zmq_connect(d, ep), 0);
+  uint64_t id = 9;
+  zmq_send(d, &id, 8, ZMQ_SNDMORE);
+  zmq_send(d, buf, len, 0);
+  free(buf);
+  int st = -1;
+  zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&it, 1, 5000) == 1) {
+    uint64_t rid = 0;
+    ck_assert_int_eq(zmq_recv(d, &rid, 8, 0), 8);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    ck_assert_int_ge(zmq_msg_recv(&m, d, 0), 0);
+    Gm__Ledger__Rows *rows =
+        gm__ledger__rows__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    ck_assert_ptr_nonnull(rows);
+    st = (int)rows->status;
+    gm__ledger__rows__free_unpacked(rows, NULL);
+    zmq_msg_close(&m);
+  }
+  zmq_close(d);
+  zmq_ctx_term(ctx);
+  return st;
+}
+
+/* A peer of the ledger endpoint (any client in dev mode, a broker's bug)
+   sends statements that sqlite3_stmt_readonly lets through but that change
+   the holder's shared read connection: BEGIN would freeze every later
+   routed read on one snapshot; ATTACH would read another file.  Both are
+   refused and leave routed reads current. */
+START_TEST(a_peer_cannot_freeze_or_widen_the_holders_reads) {
+  start("", "[settle]\nsettle = never\n", 0);
+  ck_assert(holds(g1));
+  for (int i = 0; i < 3; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "p%d", i);
+    ck_assert_int_eq(bump(c1, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c2, 3), 3);
+  ck_assert_int_ne(raw_sql(g1, "", "BEGIN"), GM__STATUS__OK);
+  ck_assert_int_eq(settled(c2), 3);
+  for (int i = 3; i < 5; i++) {
+    char note[16];
+    snprintf(note, sizeof note, "p%d", i);
+    ck_assert_int_eq(bump(c1, note), i + 1);
+  }
+  ck_assert_int_eq(wait_settled(c1, 5), 5);
+  ck_assert_int_eq(wait_settled(c2, 5), 5);
+  char attach[1200];
+  snprintf(attach, sizeof attach, "ATTACH DATABASE '%s' AS other",
+           gm_test_gmd_ledger(g2));
+  ck_assert_int_ne(raw_sql(g1, "", attach), GM__STATUS__OK);
+  ck_assert_int_ne(raw_sql(g1, "", "SELECT count(*) FROM other.gm_book"),
+                   GM__STATUS__OK);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("lease");
   TCase *t = tcase_create("lease");
@@ -664,6 +738,7 @@ static Suite *suite(void) {
   tcase_add_test(t,
                  a_holder_killed_between_commit_and_mark_takes_the_lease_again);
   tcase_add_test(t, a_lost_lease_key_is_taken_again_by_its_holder);
+  tcase_add_test(t, a_peer_cannot_freeze_or_widen_the_holders_reads);
   suite_add_tcase(s, t);
   return s;
 }
