@@ -171,6 +171,16 @@ static void serve_query(gm__ledger_server *s, gm__arena *a, const void *data,
     }
     char *sql = gm__arena_strndup(a, (const char *)q->sql.data, q->sql.len);
     st = gm__ledger_query(&call, sql, p, q->n_params, add_row, rs);
+    /* sqlite3_stmt_readonly passes BEGIN, and a core read has no market
+       authorizer to refuse it: left open, it would answer every later
+       routed read from this one snapshot. */
+    sqlite3 *db = gm__ledger_db(s->reader);
+    if (!sqlite3_get_autocommit(db)) {
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+      st = gm__call_fail(&call, GM_INVALID_ARGUMENT,
+                         "a routed ledger read is one statement outside any "
+                         "transaction");
+    }
     if (st == GM_OK && rs->full)
       st = gm__call_fail(&call, GM_RESOURCE_EXHAUSTED,
                          "the ledger query's rows pass %d MB; ask for fewer",
@@ -254,6 +264,9 @@ gm__ledger_server *gm__ledger_server_start(const gm__ledger_server_config *c,
   s->cfg.secret_key = NULL; /* not kept */
   s->reader = gm__ledger_open(c->ledger_path, 1, err, errlen);
   if (!s->reader) goto fail;
+  /* Peers read this file only, whatever the market (core reads have no
+     authorizer to refuse ATTACH). */
+  sqlite3_limit(gm__ledger_db(s->reader), SQLITE_LIMIT_ATTACHED, 0);
   s->zctx = zmq_ctx_new();
   s->router = zmq_socket(s->zctx, ZMQ_ROUTER);
   int64_t max = MAX_QUERY_BYTES;
