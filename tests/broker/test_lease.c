@@ -246,6 +246,12 @@ START_TEST(reads_on_the_other_broker_go_to_the_holder) {
   ck_assert(gm_test_gmd_log_has(g1, "ledger_query refused"));
   ck_assert(!gm_test_gmd_log_has(g2, "ledger_query refused"));
   ck_assert_int_eq(peek_status(c2, "own"), GM__STATUS__OK);
+  /* A read too large for the ledger endpoint is refused at once on the
+     sending broker (the endpoint would drop the connection, and the read
+     wait out read_timeout_ms as UNAVAILABLE). */
+  ck_assert_int_eq(peek_status(c1, "big"), GM__STATUS__OK);
+  ck_assert_int_eq(peek_status(c2, "big"), GM__STATUS__RESOURCE_EXHAUSTED);
+  ck_assert_int_eq(peek_status(c2, "own"), GM__STATUS__OK);
   /* A deadline callback's ledger read on broker 2 goes to the holder too. */
   ck_assert_int_eq(deadline_count(c2, "c1"), 30);
   ck_assert(!gm_test_gmd_log_has(g2, "holds the settle lease"));

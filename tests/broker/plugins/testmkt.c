@@ -232,7 +232,8 @@ static gm_status probe(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-/* A ledger read of the broker's table, another market's, or its own. */
+/* A ledger read of the broker's table, another market's, or its own; "big"
+   reads a 2 MB parameter back. */
 static gm_status peek(gm_call *call, const ProtobufCMessage *req,
                       ProtobufCMessage **reply) {
   const Gm__Testmkt__ProbeRequest *in = (const void *)req;
@@ -241,7 +242,18 @@ static gm_status peek(gm_call *call, const ProtobufCMessage *req,
       : strcmp(in->what, "other") == 0 ? "SELECT count(*) FROM othermkt_rows"
                                        : "SELECT count(*) FROM testmkt_bumps";
   int64_t n = -1;
-  gm_status st = host->ledger_query(call, sql, NULL, 0, count_row, &n);
+  gm_status st;
+  if (strcmp(in->what, "big") == 0) {
+    /* A read of 2 MB: past what the ledger endpoint takes from a peer. */
+    size_t len = 2u << 20;
+    char *big = host->alloc(call, len + 1);
+    memset(big, 'x', len);
+    big[len] = '\0';
+    gm_param p[] = {GM_TEXT(big)};
+    st = host->ledger_query(call, "SELECT length(?1)", p, 1, count_row, &n);
+  } else {
+    st = host->ledger_query(call, sql, NULL, 0, count_row, &n);
+  }
   if (st != GM_OK) return st;
   Gm__Testmkt__ProbeReply *out = host->alloc(call, sizeof *out);
   gm__testmkt__probe_reply__init(out);
