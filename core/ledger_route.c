@@ -494,19 +494,8 @@ static int link_query(gm__ledger_remote *self, gm_call *call, const char *sql,
                       const gm_param *params, size_t nparams, gm_row_fn fn,
                       void *arg, gm_status *st) {
   gm__ledger_link *k = (gm__ledger_link *)self;
-  Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
-  q.version = 1;
-  q.market = (char *)(call->market ? call->market->name : "");
-  q.sql.data = (uint8_t *)sql;
-  q.sql.len = strlen(sql);
-  q.n_params = nparams;
-  q.params =
-      gm__arena_alloc(call->arena, (nparams ? nparams : 1) * sizeof *q.params);
-  for (size_t i = 0; i < nparams; i++)
-    q.params[i] = value_of(call->arena, &params[i]);
-  size_t len = gm__ledger__query__get_packed_size(&q);
-  uint8_t *buf = gm__arena_alloc(call->arena, len ? len : 1);
-  gm__ledger__query__pack(&q, buf);
+  uint8_t *buf = NULL; /* packed on the first send: local reads skip it */
+  size_t len = 0;
   waiter w;
   /* A read sent to a holder that is then replaced (it died, the lease
      moved) is sent again at once to the new one, or run here when that is
@@ -519,6 +508,30 @@ static int link_query(gm__ledger_remote *self, gm_call *call, const char *sql,
       if (k->connected[0]) zmq_disconnect(k->sock, k->connected);
       k->connected[0] = '\0';
       return *st = link_unavailable(k, call), 0;
+    }
+    if (!buf) {
+      Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
+      q.version = 1;
+      q.market = (char *)(call->market ? call->market->name : "");
+      q.sql.data = (uint8_t *)sql;
+      q.sql.len = strlen(sql);
+      q.n_params = nparams;
+      q.params = gm__arena_alloc(call->arena,
+                                 (nparams ? nparams : 1) * sizeof *q.params);
+      for (size_t i = 0; i < nparams; i++)
+        q.params[i] = value_of(call->arena, &params[i]);
+      len = gm__ledger__query__get_packed_size(&q);
+      /* The holder's endpoint would drop this link for it, and every read
+         in flight on it would wait out the timeout. */
+      if (len > MAX_QUERY_BYTES)
+        return *st = gm__call_fail(call, GM_RESOURCE_EXHAUSTED,
+                                   "this ledger read is %zu bytes with its "
+                                   "parameters; a read sent to the broker "
+                                   "holding the ledger may be %d MB at most",
+                                   len, MAX_QUERY_BYTES >> 20),
+               0;
+      buf = gm__arena_alloc(call->arena, len ? len : 1);
+      gm__ledger__query__pack(&q, buf);
     }
     w = (waiter){
         .id = ++k->next_id,
