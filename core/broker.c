@@ -624,8 +624,8 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
     b->workers[i] = gm__worker_start(&wc, err, errlen);
     if (!b->workers[i]) goto done;
   }
-  /* Timers and deadline callbacks read the book too (procurement's archive
-     checks the ledger holds a tender's final state). */
+  /* Timers and deadline callbacks read the book too (a market may check
+     the ledger holds an entity's final state before Redis forgets it). */
   b->timers_link = gm__broker_ledger_link(b, b->zctx);
   b->deadlines_link = gm__broker_ledger_link(b, b->zctx);
   gm__timers_set_remote(b->timers, gm__ledger_link_remote(b->timers_link));
