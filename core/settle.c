@@ -1053,8 +1053,8 @@ static int gm__round(gm__settler *s, size_t *read) {
      many next time, up to GM__BEHIND_MAX batches.  Each round's few Redis
      commands wait in Redis behind the workers' pipelined scripts, so under
      load the number of rounds, not SQLite, bounded the settler: with the
-     default batch of 512 it ended 0.6-1.5 s behind a saturating carbon run,
-     with 4096 0.03-0.12 s (docs/status.md). */
+     default batch of 512 it ended 0.6-1.5 s behind a saturating run of the
+     order benchmark, with 4096 0.03-0.12 s (docs/status.md). */
   size_t most = (size_t)s->cfg.batch_size * GM__BEHIND_MAX;
   s->want = s->nitems >= s->want ? (s->want * 2 < most ? s->want * 2 : most)
                                  : (size_t)s->cfg.batch_size;
