@@ -6,6 +6,8 @@
  * another participant's, whatever it subscribes to.
  */
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,6 +481,136 @@ START_TEST(events_for_an_audience_nobody_follows_are_not_counted) {
 }
 END_TEST
 
+/* Says `note` to alice until feed f has it; that event's sequence number. */
+static uint64_t seq_when_heard(gm_feed *f, const char *note) {
+  for (int i = 0; i < 100; i++) {
+    say(GM_AUDIENCE_PARTICIPANT, "alice", note);
+    for (int k = 0; k < 10; k++) {
+      char *topic = NULL;
+      Gm__Event *ev = NULL;
+      uint64_t seq = 0;
+      if (gm_feed_recv(f, &topic, &ev, 10) == GM_OK) {
+        Gm__Testmkt__TellRequest *t = gm__testmkt__tell_request__unpack(
+            NULL, ev->body.len, ev->body.data);
+        ck_assert_ptr_nonnull(t);
+        if (strcmp(t->note, note) == 0) seq = ev->seq;
+        gm__testmkt__tell_request__free_unpacked(t, NULL);
+      }
+      free(topic);
+      gm_feed_event_free(&ev);
+      if (seq) return seq;
+    }
+  }
+  ck_abort_msg("alice's feed never heard \"%s\"", note);
+  return 0;
+}
+
+/*
+ * A subscriber that comes back (a new connection after a network blip, or
+ * a lease run out) sees the gap in its audience's count: the events said
+ * while it was away were counted, as a gap is the only way it can know it
+ * missed them.
+ */
+START_TEST(a_returning_subscriber_sees_the_gap_of_what_it_missed) {
+  gm_feed *fa = feed_as(alice_pub, alice_sec);
+  ck_assert_int_eq(gm_feed_subscribe(fa, "@p:alice "), GM_OK);
+  uint64_t before = seq_when_heard(fa, "before");
+  gm_feed_destroy(&fa);
+  sleep_ms(300); /* the broker forgets the gone connection */
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "missed-1");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "missed-2");
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "missed-3");
+  fa = feed_as(alice_pub, alice_sec);
+  ck_assert_int_eq(gm_feed_subscribe(fa, "@p:alice "), GM_OK);
+  uint64_t after = seq_when_heard(fa, "after");
+  ck_assert_uint_ge(after, before + 4);
+  gm_feed_destroy(&fa);
+}
+END_TEST
+
+typedef struct teller {
+  int n;           /* events to say to alice */
+  int fails;       /* calls that did not come back OK */
+  atomic_int done; /* all said */
+} teller;
+
+/* Says "n-<i>" to alice n times over a connection of its own. */
+static void *tell_alice(void *arg) {
+  teller *t = arg;
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub,
+                                     admin_pub, admin_sec);
+  for (int i = 0; i < t->n; i++) {
+    char note[32];
+    snprintf(note, sizeof note, "n-%d", i);
+    Gm__Testmkt__TellRequest req = GM__TESTMKT__TELL_REQUEST__INIT;
+    req.audience = GM_AUDIENCE_PARTICIPANT;
+    req.who = "alice";
+    req.event = "told";
+    req.note = note;
+    Gm__Reply *r = gm_test_call(c, NULL, "testmkt", "tell", NULL, &req.base);
+    if (!r || r->status != GM__STATUS__OK) t->fails++;
+    if (r) gm__reply__free_unpacked(r, NULL);
+  }
+  gm_test_conn_destroy(&c);
+  atomic_store(&t->done, 1);
+  return NULL;
+}
+
+/*
+ * A subscriber that adds and drops other prefixes of its own audience
+ * never stops following it: every event said to alice while her connection
+ * keeps "@p:alice " reaches her, whatever else it subscribes meanwhile.
+ */
+START_TEST(changing_other_prefixes_loses_no_event_of_a_kept_one) {
+  gm_feed *fa = feed_as(alice_pub, alice_sec);
+  ck_assert_int_eq(gm_feed_subscribe(fa, "@p:alice "), GM_OK);
+  uint64_t first = seq_when_heard(fa, "start");
+  enum { N = 2000 };
+  teller t = {.n = N};
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, tell_alice, &t), 0);
+  static unsigned char got[N];
+  memset(got, 0, sizeof got);
+  uint64_t last = first;
+  int ended = 0, gaps = 0, joined = 0;
+  for (int round = 0; !ended && round < 200000; round++) {
+    if (round % 2 == 0)
+      ck_assert_int_eq(gm_feed_subscribe(fa, "@p:alice testmkt.x"), GM_OK);
+    else
+      ck_assert_int_eq(gm_feed_unsubscribe(fa, "@p:alice testmkt.x"), GM_OK);
+    char *topic = NULL;
+    Gm__Event *ev = NULL;
+    if (gm_feed_recv(fa, &topic, &ev, 1) == GM_OK) {
+      Gm__Testmkt__TellRequest *e =
+          gm__testmkt__tell_request__unpack(NULL, ev->body.len, ev->body.data);
+      ck_assert_ptr_nonnull(e);
+      int i = -1;
+      if (sscanf(e->note, "n-%d", &i) == 1 && i >= 0 && i < N) got[i] = 1;
+      if (ev->seq != last + 1) gaps++;
+      last = ev->seq;
+      ended = strcmp(e->note, "end") == 0;
+      gm__testmkt__tell_request__free_unpacked(e, NULL);
+    }
+    free(topic);
+    gm_feed_event_free(&ev);
+    if (!joined && atomic_load(&t.done)) {
+      pthread_join(th, NULL);
+      joined = 1;
+      say(GM_AUDIENCE_PARTICIPANT, "alice", "end");
+    }
+  }
+  if (!joined) pthread_join(th, NULL);
+  ck_assert_msg(ended, "alice never heard \"end\"");
+  ck_assert_int_eq(t.fails, 0);
+  int missing = 0;
+  for (int i = 0; i < N; i++) missing += !got[i];
+  ck_assert_msg(missing == 0, "%d of %d events to alice never reached her",
+                missing, N);
+  ck_assert_int_eq(gaps, 0);
+  gm_feed_destroy(&fa);
+}
+END_TEST
+
 /* A market that names nobody, or somebody malformed, is told so. */
 START_TEST(publish_to_checks_its_audience) {
   char why[512];
@@ -857,6 +989,8 @@ int main(void) {
   tcase_add_test(tc, unsubscribe_stops_exactly_what_it_subscribed);
   tcase_add_test(tc, sequence_numbers_count_each_audience_apart);
   tcase_add_test(tc, events_for_an_audience_nobody_follows_are_not_counted);
+  tcase_add_test(tc, a_returning_subscriber_sees_the_gap_of_what_it_missed);
+  tcase_add_test(tc, changing_other_prefixes_loses_no_event_of_a_kept_one);
   tcase_add_test(tc, publish_to_checks_its_audience);
   tcase_add_test(tc, topics_and_endpoints_parse);
   tcase_add_test(tc, a_reused_routing_id_inherits_nothing);
