@@ -98,6 +98,14 @@ void gm__interest_add(gm__interest *i, const void *p, size_t n) {
                              memory_order_relaxed);
 }
 
+int gm__interest_note(gm__interest *i, const void *p, size_t n) {
+  if (i->nbuckets &&
+      *gm__interest_slot(i, gm__hash_update(GM__HASH_INIT, p, n), p, n))
+    return 0;
+  gm__interest_add(i, p, n);
+  return 1;
+}
+
 void gm__interest_del(gm__interest *i, const void *p, size_t n) {
   if (!i->nbuckets) return;
   uint64_t hash = gm__hash_update(GM__HASH_INIT, p, n);

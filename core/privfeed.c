@@ -74,10 +74,31 @@ struct gm__privfeed {
   size_t nwide, capwide;  /* used, allocated */
   gm__pconn **targets;    /* one delivery's connections (scratch) */
   size_t captargets;
-  /* Told of each audience indexed and each wide connection ("@": every
-     private topic), so publishers skip events nobody here would get. */
+  /* Told of each audience the first time it is followed and of the first
+     wide connection ("@": every private topic), so publishers skip events
+     nobody here would get.  Never told to forget one: an audience whose
+     last connection goes keeps its events counted, so a subscriber that
+     comes back sees the gap in its count (the only way it can know it
+     missed them), and re-indexing a connection never leaves a moment in
+     which its audiences look unfollowed. */
   gm__interest *interest;
+  size_t noted; /* audiences told so far */
 };
+
+/* Audiences told to the interest map at most: past this every private
+   event is built, as when a wide connection follows all of them. */
+#define GM__NOTED_MAX 65536
+
+/* Tells the interest map that audience p[0..n) is followed. */
+static void gm__note(gm__privfeed *pf, const char *p, size_t n) {
+  if (!pf->interest || pf->noted > GM__NOTED_MAX) return;
+  if (pf->noted == GM__NOTED_MAX) {
+    gm__interest_note(pf->interest, "@", 1);
+    pf->noted++;
+    return;
+  }
+  pf->noted += (size_t)gm__interest_note(pf->interest, p, n);
+}
 
 /* What a connection whose key is not its participant's any more is told. */
 static void gm__revoked_why(char *out, size_t cap, const char *who) {
@@ -200,18 +221,13 @@ static void gm__list_del(gm__pconn **v, size_t *n, const gm__pconn *c) {
 
 /* Takes c out of the index. */
 static void gm__conn_unindex(gm__privfeed *pf, gm__pconn *c) {
-  if (c->wide) {
-    gm__list_del(pf->wide, &pf->nwide, c);
-    if (pf->interest) gm__interest_del(pf->interest, "@", 1);
-  }
+  if (c->wide) gm__list_del(pf->wide, &pf->nwide, c);
   for (size_t i = 0; i < c->nauds; i++) {
     gm__aud **slot = gm__aud_slot(pf, c->auds[i], strlen(c->auds[i]));
     gm__aud *a = *slot;
     if (a) {
       gm__list_del(a->conns, &a->n, c);
       if (a->n == 0) { /* nobody left: the audience goes */
-        if (pf->interest)
-          gm__interest_del(pf->interest, a->key, strlen(a->key));
         *slot = a->next;
         free(a->key);
         free(a->conns);
@@ -240,7 +256,7 @@ static void gm__conn_index(gm__privfeed *pf, gm__pconn *c) {
   }
   if (c->wide) {
     gm__list_add(&pf->wide, &pf->nwide, &pf->capwide, c);
-    if (pf->interest) gm__interest_add(pf->interest, "@", 1);
+    gm__note(pf, "@", 1);
     return;
   }
   if (!total) return;
@@ -263,7 +279,7 @@ static void gm__conn_index(gm__privfeed *pf, gm__pconn *c) {
         if (!a->key) abort();
         *slot = a;
         pf->nauds++;
-        if (pf->interest) gm__interest_add(pf->interest, p, n);
+        gm__note(pf, p, n);
       }
       gm__list_add(&(*slot)->conns, &(*slot)->n, &(*slot)->cap, c);
       c->auds[c->nauds] = strndup(p, n);
