@@ -425,6 +425,91 @@ START_TEST(events_nobody_subscribes_to_are_not_sent) {
 }
 END_TEST
 
+/* Public event `event` of the test market, through its `tell`. */
+static void tell_public(const char *event) {
+  Gm__Testmkt__TellRequest t = GM__TESTMKT__TELL_REQUEST__INIT;
+  t.audience = 0; /* public */
+  t.who = "";
+  t.event = (char *)event;
+  t.note = "";
+  Gm__Reply *r = gm_test_call(conn, NULL, "testmkt", "tell", NULL, &t.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "tell: %s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+}
+
+/* One message on s within 50 ms: its topic in `topic`, the event's seq;
+   0 when none came. */
+static uint64_t recv_event(void *s, char *topic, size_t cap) {
+  zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&it, 1, 50) != 1) return 0;
+  int n = zmq_recv(s, topic, cap - 1, 0);
+  ck_assert_int_gt(n, 0);
+  topic[n] = 0;
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  ck_assert_int_ge(zmq_msg_recv(&m, s, 0), 0);
+  Gm__Event *ev = gm__event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+  ck_assert_ptr_nonnull(ev);
+  uint64_t seq = ev->seq;
+  gm__event__free_unpacked(ev, NULL);
+  zmq_msg_close(&m);
+  return seq;
+}
+
+/*
+ * A feed client that subscribes and unsubscribes one prefix over and over
+ * does not make the broker build every event: the XPUB passes that
+ * prefix's subscription again after each last unsubscribe, and counting
+ * each as a new prefix reached the 65,536 past which every event is built.
+ */
+START_TEST(resubscribing_one_prefix_does_not_turn_every_event_on) {
+  void *ctx = zmq_ctx_new();
+  void *s = zmq_socket(ctx, ZMQ_SUB);
+  /* No high-water mark: past it a SUB drops subscriptions it sends. */
+  int unlimited = 0;
+  zmq_setsockopt(s, ZMQ_SNDHWM, &unlimited, sizeof unlimited);
+  ck_assert_int_eq(zmq_connect(s, gm_test_gmd_feed(gmd)), 0);
+  for (int i = 0; i < 66000; i++) {
+    ck_assert_int_eq(zmq_setsockopt(s, ZMQ_SUBSCRIBE, "othermkt.", 9), 0);
+    ck_assert_int_eq(zmq_setsockopt(s, ZMQ_UNSUBSCRIBE, "othermkt.", 9), 0);
+  }
+  /* The broker has read all of them once it sends what s subscribes next
+     (one connection's subscriptions arrive in order). */
+  ck_assert_int_eq(zmq_setsockopt(s, ZMQ_SUBSCRIBE, "testmkt.sync", 12), 0);
+  char topic[64];
+  uint64_t last = 0;
+  for (int i = 0; i < 200 && !last; i++) {
+    tell_public("sync");
+    last = recv_event(s, topic, sizeof topic);
+  }
+  ck_assert_uint_gt(last, 0);
+  /* Nobody follows testmkt.bumped: these are neither built nor counted. */
+  ck_assert_int_eq(bump("alice", "unseen-1", "a"), 1);
+  ck_assert_int_eq(bump("alice", "unseen-2", "b"), 2);
+  ck_assert_int_eq(bump("alice", "unseen-3", "c"), 3);
+  ck_assert_int_eq(zmq_setsockopt(s, ZMQ_SUBSCRIBE, "testmkt.bumped", 14), 0);
+  uint64_t bumped = 0;
+  char key[32];
+  for (int i = 0; i < 200 && !bumped; i++) {
+    snprintf(key, sizeof key, "seen-%d", i);
+    bump("alice", key, "d");
+    uint64_t seq;
+    while ((seq = recv_event(s, topic, sizeof topic)) != 0) {
+      if (strcmp(topic, "testmkt.bumped") == 0) {
+        bumped = seq;
+        break;
+      }
+      last = seq; /* a late "sync" */
+    }
+  }
+  /* Counted since the sync: only what the subscriber received. */
+  ck_assert_uint_eq(bumped, last + 1);
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 /* A plain socket connection to the feed ("ipc://<path>" in the fixture). */
 static int raw_connect(const char *endpoint) {
   ck_assert_int_eq(strncmp(endpoint, "ipc://", 6), 0);
@@ -1350,6 +1435,7 @@ int main(void) {
   tcase_add_test(tc, idempotent_retries_change_nothing);
   tcase_add_test(tc, events_reach_the_feed);
   tcase_add_test(tc, events_nobody_subscribes_to_are_not_sent);
+  tcase_add_test(tc, resubscribing_one_prefix_does_not_turn_every_event_on);
   tcase_add_test(tc, a_stray_unsubscribe_stops_nobody_s_events);
   tcase_add_test(tc, kill9_during_settlement_loses_nothing_doubles_nothing);
   tcase_add_test(tc, redis_restart_is_survived);
