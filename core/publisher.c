@@ -25,7 +25,7 @@ struct gm__publisher {
   /* The prefixes subscribed on both feeds, for publishers to skip events
      nobody would receive (interest.h). */
   gm__interest *interest;
-  size_t public_prefixes; /* subscriptions noted from the XPUB */
+  size_t public_prefixes; /* distinct prefixes noted from the XPUB */
   /* CURVE: the registry, to re-check private subscribers' keys and roles
      (this thread's own connection; NULL in development mode). */
   gm__redis *redis;
@@ -108,13 +108,15 @@ static void gm__publisher_subscriptions(gm__publisher *p) {
     const uint8_t *d = zmq_msg_data(&m);
     size_t n = zmq_msg_size(&m);
     /* A prefix longer than any topic (gm__publish builds them in 256
-       bytes) matches nothing: not worth keeping. */
+       bytes) matches nothing: not worth keeping.  Each is counted once:
+       the XPUB passes a prefix again after its last unsubscribe, and
+       counting that too would let one client reach the limit by
+       subscribing one prefix over and over. */
     if (n >= 1 && n <= 256 && d[0] == 1 &&
-        p->public_prefixes < PUBLIC_PREFIXES_MAX) {
-      gm__interest_add(p->interest, d + 1, n - 1);
-      if (++p->public_prefixes == PUBLIC_PREFIXES_MAX)
-        gm__interest_add(p->interest, "", 0);
-    }
+        p->public_prefixes < PUBLIC_PREFIXES_MAX &&
+        gm__interest_note(p->interest, d + 1, n - 1) &&
+        ++p->public_prefixes == PUBLIC_PREFIXES_MAX)
+      gm__interest_note(p->interest, "", 0);
     zmq_msg_close(&m);
   }
 }
