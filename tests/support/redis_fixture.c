@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +24,8 @@ struct gm_test_redis {
   char log[96];    /* dir/redis.log */
   pid_t pid;       /* the server, or -1 */
   int aof;         /* appendonly yes, appendfsync always */
+  int cluster;     /* GM_TEST_REDIS_CLUSTER=1: one node owning every slot */
+  int cport;       /* its cluster bus port (loopback), when cluster */
 };
 
 /*
@@ -63,11 +67,62 @@ static void log_tail(const gm_test_redis *r, char *out, size_t outlen) {
   out[len] = '\0';
 }
 
+/*
+ * A free loopback TCP port for the cluster bus: redis-server with --port 0
+ * would otherwise listen on 10000, which tests running side by side share.
+ * Another process may take it before the server binds it; the server then
+ * exits at start and spawn_server tries another.
+ */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) fixture_fail("socket: %s", strerror(errno));
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    int e = errno;
+    close(fd);
+    fixture_fail("bind to a free port: %s", strerror(e));
+  }
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static int info_says(redisContext *c, const char *line) {
+  redisReply *reply = redisCommand(c, "CLUSTER INFO");
+  int yes = reply && reply->type == REDIS_REPLY_STRING &&
+            strstr(reply->str, line) != NULL;
+  if (reply) freeReplyObject(reply);
+  return yes;
+}
+
+/*
+ * A cluster node is ready when it owns every slot and says
+ * cluster_state:ok, which a node that owns them all does about 2 s after it
+ * starts.  Its slots live in nodes.conf, so a restarted node has them
+ * already; a new one is given them here.
+ */
+static int cluster_ready(gm_test_redis *r, redisContext *c) {
+  (void)r;
+  if (info_says(c, "cluster_slots_assigned:0\r")) {
+    redisReply *reply = redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383");
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+      fixture_fail("CLUSTER ADDSLOTSRANGE 0 16383: %s",
+                   reply ? reply->str : c->errstr);
+    freeReplyObject(reply);
+  }
+  return info_says(c, "cluster_state:ok");
+}
+
 /* Starts the server; with wait_ready, waits until PING answers PONG, else
    only until it accepts connections (it may still be LOADING its data). */
 static void spawn_server(gm_test_redis *r, int wait_ready) {
   const char *bin = getenv("GM_REDIS_SERVER");
   if (!bin || !*bin) bin = "redis-server";
+  int tries = 0;
+again:
+  if (r->cluster) r->cport = free_port();
   unlink(r->socket);
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -82,10 +137,15 @@ static void spawn_server(gm_test_redis *r, int wait_ready) {
       dup2(fd, 2);
       close(fd);
     }
+    char nodes[96], cport[16];
+    snprintf(nodes, sizeof nodes, "%s/nodes.conf", r->dir);
+    snprintf(cport, sizeof cport, "%d", r->cport);
     execlp(bin, bin, "--port", "0", "--unixsocket", r->socket,
            "--unixsocketperm", "700", "--save", "", "--appendonly",
            r->aof ? "yes" : "no", "--appendfsync", "always", "--daemonize",
-           "no", "--dir", r->dir, (char *)NULL);
+           "no", "--dir", r->dir, "--cluster-enabled",
+           r->cluster ? "yes" : "no", "--cluster-config-file", nodes,
+           "--cluster-port", cport, (char *)NULL);
     fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
     _exit(127);
   }
@@ -98,6 +158,7 @@ static void spawn_server(gm_test_redis *r, int wait_ready) {
       r->pid = -1;
       char tail[700];
       log_tail(r, tail, sizeof tail);
+      if (r->cluster && ++tries < 5 && strstr(tail, "in use")) goto again;
       fixture_fail(
           "redis-server exited at start (is it installed? "
           "apt-get install redis-server); its log: %s",
@@ -113,6 +174,7 @@ static void spawn_server(gm_test_redis *r, int wait_ready) {
           strncmp(reply->str, "LOADING", 7) == 0)
         ok = 1;
       if (reply) freeReplyObject(reply);
+      if (ok && r->cluster && wait_ready) ok = cluster_ready(r, c);
       redisFree(c);
       if (ok) return;
     } else if (c) {
@@ -190,6 +252,8 @@ gm_test_redis *gm_test_redis_start_aof(int aof) {
   snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
   r->pid = -1;
   r->aof = aof;
+  const char *cluster = getenv("GM_TEST_REDIS_CLUSTER");
+  r->cluster = cluster && strcmp(cluster, "1") == 0;
   char owner[96];
   snprintf(owner, sizeof owner, "%s/owner", r->dir);
   FILE *f = fopen(owner, "w");

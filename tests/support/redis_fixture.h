@@ -17,6 +17,14 @@
  * EPIPE instead of killing the test.  Failures abort the running Check
  * test (message on stderr too); on success no Check function is called, so
  * a benchmark may use the fixture as well.
+ *
+ * With GM_TEST_REDIS_CLUSTER=1 in the environment the server runs in
+ * cluster mode (nodes.conf in its folder, a free loopback bus port) and owns
+ * all 16384 slots: it never answers MOVED, so plain hiredis works, yet it
+ * refuses every command and every Redis Function whose keys span two slots
+ * (CROSSSLOT; for keys a function reaches without declaring them too).
+ * Start returns once it says cluster_state:ok.  The ctest label cluster1
+ * runs the integration tests so (gm_add_check_test ... CLUSTER1).
  */
 #ifndef GM_TEST_REDIS_FIXTURE_H
 #define GM_TEST_REDIS_FIXTURE_H
