@@ -134,6 +134,7 @@ done:
 /* Atomic: refuses a key owned by someone else, moves the key index on change.
  */
 static const char register_lua[] =
+    "#!lua\n"
     "local owner = ARGV[2] ~= '' and redis.call('GET', KEYS[2])\n"
     "if owner and owner ~= ARGV[1] then\n"
     "  return redis.error_reply('ALREADY_EXISTS public key is registered to "

@@ -23,6 +23,7 @@
  *   then name, value pairs.
  */
 static const char replay_lua[] =
+    "#!lua\n"
     "local as = redis.call('HGET', KEYS[2], 'as')\n"
     "if as then\n"
     "  if redis.call('HGET', KEYS[2], 'key') == ARGV[1] then return as end\n"

@@ -139,7 +139,8 @@
  * Drops expired claims whose deadline is gone.  Returns {next event ms or
  * '', {member, due, attempt, firing}...}.
  */
-static const char gm__dl_claim_lua[] = GM__DL_NEXT_LUA
+static const char gm__dl_claim_lua[] =
+    "#!lua\n" GM__DL_NEXT_LUA
     "local now, cms, max, me = tonumber(ARGV[1]), tonumber(ARGV[2]), "
     "tonumber(ARGV[3]), ARGV[4]\n"
     "local flat = redis.call('HGETALL', KEYS[2])\n"
@@ -194,7 +195,8 @@ static const char gm__dl_claim_lua[] = GM__DL_NEXT_LUA
  * claim can bring it forward (a deadline set again while it fired was
  * hidden behind the claim), so the index must be lowered to it.
  */
-static const char gm__dl_done_lua[] = GM__DL_NEXT_LUA
+static const char gm__dl_done_lua[] =
+    "#!lua\n" GM__DL_NEXT_LUA
     "local c = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "local rearmed, mine = false, false\n"
     "if c then\n"
@@ -214,6 +216,7 @@ static const char gm__dl_done_lua[] = GM__DL_NEXT_LUA
 /* KEYS: the index.  ARGV: member, the score read, the new score ('':
    remove).  Changes it only if it is still the score read; 1 if changed. */
 static const char gm__dl_cas_lua[] =
+    "#!lua\n"
     "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
     "if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end\n"
     "if ARGV[3] == '' then redis.call('ZREM', KEYS[1], ARGV[1])\n"
@@ -223,6 +226,7 @@ static const char gm__dl_cas_lua[] =
 /* KEYS: the lease.  ARGV: the broker, seconds.  Takes or renews the lease
    unless another broker holds it; 1 if held now. */
 static const char gm__dl_lease_lua[] =
+    "#!lua\n"
     "local h = redis.call('GET', KEYS[1])\n"
     "if h and h ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"

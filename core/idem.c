@@ -13,6 +13,7 @@
 /* Takes the lease unless the key has a record: nil when taken, else the
    record.  KEYS: record.  ARGV: lease value, lease ms. */
 static const char gm__idem_claim_lua[] =
+    "#!lua\n"
     "local v = redis.call('GET', KEYS[1])\n"
     "if v then return v end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
@@ -22,6 +23,7 @@ static const char gm__idem_claim_lua[] =
    or deletes it (ARGV[2] ""); nothing when the lease is no longer ours.
    KEYS: record.  ARGV: lease value, record, ttl s. */
 static const char gm__idem_finish_lua[] =
+    "#!lua\n"
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
     "if ARGV[2] == '' then redis.call('DEL', KEYS[1])\n"
     "else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end\n"

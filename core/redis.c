@@ -1110,6 +1110,36 @@ redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
   return reply;
 }
 
+int gm__redis_commands_in(gm__redis *r, gm__arena *a, size_t n, const int *argc,
+                          const char *const *const *argv, redisReply **out) {
+  for (size_t i = 0; i < n; i++) out[i] = NULL;
+  if (r->c->err) {
+    gm__redis_note_error(r, r->c);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (redisAppendCommandArgv(r->c, argc[i], (const char **)argv[i], NULL) !=
+        REDIS_OK) {
+      gm__redis_note_error(r, r->c);
+      return -1;
+    }
+  redisReader *reader = r->c->reader;
+  redisReplyObjectFunctions *fn = reader->fn;
+  void *privdata = reader->privdata;
+  reader->fn = &gm__arena_reply_fns;
+  reader->privdata = a;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    void *reply = NULL;
+    if (redisGetReply(r->c, &reply) != REDIS_OK || !reply) rc = -1;
+    out[i] = reply;
+  }
+  reader->fn = fn;
+  reader->privdata = privdata;
+  if (rc != 0) gm__redis_note_error(r, r->c);
+  return rc;
+}
+
 redisReply *gm__redis_callv(gm__redis *r, int argc, const char **argv,
                             const size_t *lens) {
   return gm__command(r, argc, argv, lens);

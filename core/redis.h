@@ -88,6 +88,14 @@ redisReply *gm__redis_callf(gm__redis *r, const char *fmt, ...);
  */
 redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
                                  const char **argv, const size_t *lens);
+/*
+ * n commands (argv[i]: argc[i] words) pipelined over r's connection, their
+ * replies built in arena `a` as gm__redis_command_in's: one round trip for
+ * commands that each touch one hash slot.  0, or -1 when the connection
+ * failed (out[] then holds the replies read before; the rest are NULL).
+ */
+int gm__redis_commands_in(gm__redis *r, gm__arena *a, size_t n, const int *argc,
+                          const char *const *const *argv, redisReply **out);
 /* The same with an argument vector (lens NULL: strlen of each). */
 redisReply *gm__redis_callv(gm__redis *r, int argc, const char **argv,
                             const size_t *lens);
