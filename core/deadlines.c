@@ -131,12 +131,16 @@
 
 /*
  * KEYS: the tag's deadline set, its claims.  ARGV: now ms, claim ms, at
- * most n to claim (0: none, just the next event), the broker.  Claims up to
- * n due deadlines that no live claim holds, recording "<expiry>|<due>|
- * <attempt>|<firing>|<broker>"; a deadline claimed again at the same due
- * (its broker died, or its callback failed) keeps its firing number and
- * counts one more attempt, any other gets the tag's next firing number.
- * Drops expired claims whose deadline is gone.  Returns {next event ms or
+ * most n to claim (0: none, just the next event), the broker, then the
+ * kinds this broker fires for the tag's market (none given: any).  Claims
+ * up to n due deadlines of those kinds that no live claim holds (a broker
+ * of an older release leaves a kind it does not know to one that knows it,
+ * at once, instead of holding it for a claim period), recording
+ * "<expiry>|<due>| <attempt>|<firing>|<broker>"; a deadline claimed again at
+ * the same due (its broker died, or its callback failed) keeps its firing
+ * number and counts one more attempt, any other gets the tag's next firing
+ * number. Drops expired claims whose deadline is gone.  Returns {next event ms
+ * or
  * '', {member, due, attempt, firing}...}.
  */
 static const char gm__dl_claim_lua[] =
@@ -161,13 +165,19 @@ static const char gm__dl_claim_lua[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "local got = {}\n"
-    "if max > 0 then\n"
+    "local known\n"
+    "if #ARGV > 4 then\n"
+    "  known = {}\n"
+    "  for i = 5, #ARGV do known[ARGV[i]] = true end\n"
+    "end\n"
+    "local got, off, page = {}, 0, max + nlive\n"
+    "while max > 0 and #got < max do\n"
     "  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
-    "    'WITHSCORES', 'LIMIT', 0, max + nlive)\n"
+    "    'WITHSCORES', 'LIMIT', off, page)\n"
     "  for i = 1, #due, 2 do\n"
     "    local m, s = due[i], due[i + 1]\n"
-    "    if #got < max and not live[m] then\n"
+    "    if #got < max and not live[m] and\n"
+    "       (not known or known[string.match(m, '^[^|]*')]) then\n"
     "      local o, att, fire = old[m], 1, nil\n"
     "      if o and o.due ~= 'r' and tonumber(o.due) == tonumber(s) then\n"
     "        att, fire = o.att + 1, o.fire\n"
@@ -182,6 +192,8 @@ static const char gm__dl_claim_lua[] =
     "      live[m] = true\n"
     "    end\n"
     "  end\n"
+    "  if #due < 2 * page then break end\n"
+    "  off = off + page\n"
     "end\n"
     "local out = {next_event(now)}\n"
     "for _, g in ipairs(got) do out[#out + 1] = g end\n"
@@ -379,18 +391,21 @@ static void gm__dl_redis_failed(gm__deadlines *d, const char *what,
 static redisReply *gm__dl_eval(gm__deadlines *d, int s, int nkeys,
                                const char *const *keys, int nargs,
                                const char *const *args) {
-  const char *argv[16];
-  size_t lens[16];
+  size_t n = (size_t)(3 + nkeys + nargs);
+  const char **argv = malloc(n * sizeof *argv);
+  size_t *lens = malloc(n * sizeof *lens);
+  if (!argv || !lens) abort();
   char nk[8];
   snprintf(nk, sizeof nk, "%d", nkeys);
-  for (int attempt = 0; attempt < 2; attempt++) {
+  redisReply *r = NULL;
+  for (int attempt = 0; attempt < 2 && !r; attempt++) {
     if (!d->sha[s][0]) {
       redisReply *l =
           gm__redis_callf(d->redis, "SCRIPT LOAD %s", gm__dl_sources[s]);
       if (!l || l->type != REDIS_REPLY_STRING || l->len != 40) {
         gm__dl_redis_failed(d, "SCRIPT LOAD of a deadline script", l);
         if (l) freeReplyObject(l);
-        return NULL;
+        break;
       }
       memcpy(d->sha[s], l->str, 41);
       freeReplyObject(l);
@@ -402,20 +417,23 @@ static redisReply *gm__dl_eval(gm__deadlines *d, int s, int nkeys,
     for (int i = 0; i < nkeys; i++) argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++) argv[argc++] = args[i];
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = gm__redis_callv(d->redis, argc, argv, lens);
+    r = gm__redis_callv(d->redis, argc, argv, lens);
     if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
       freeReplyObject(r);
+      r = NULL;
       d->sha[s][0] = '\0';
       continue;
     }
     if (!r || r->type == REDIS_REPLY_ERROR) {
       gm__dl_redis_failed(d, "a deadline script", r);
       if (r) freeReplyObject(r);
-      return NULL;
+      r = NULL;
+      break;
     }
-    return r;
   }
-  return NULL;
+  free(argv);
+  free(lens);
+  return r;
 }
 
 /* ZADD gm:deadlines LT due member. */
@@ -540,8 +558,8 @@ static void gm__dl_fire(gm__deadlines *d, gm_market *m, const char *tag,
  * out: another broker may take it over by then, and both would fire it.
  * It is claimed again (here or there) once it has.
  */
-static void gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
-                       const char *score) {
+static int gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
+                      const char *score) {
   const char *tag = strchr(member, ':') + 1;
   /* Read for each tag: the callbacks of the tags before may have taken a
      while, and a claim's expiry counts from when it is made. */
@@ -553,17 +571,43 @@ static void gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
       gm__arena_sprintf(d->arena, "gm:{%s}:%s", member, GM__DEADLINE_CLAIMS);
   char cms[24];
   snprintf(cms, sizeof cms, "%ld", d->cfg.claim_ms);
-  const char *args[] = {now, cms, GM__DL_CLAIM, d->broker};
+  const char **args = gm__arena_alloc(d->arena, (4 + d->n) * sizeof *args);
+  int nargs = 0;
+  args[nargs++] = now;
+  args[nargs++] = cms;
+  args[nargs++] = GM__DL_CLAIM;
+  args[nargs++] = d->broker;
+  for (size_t i = 0; i < d->n; i++)
+    if (d->kinds[i].market == m) args[nargs++] = d->kinds[i].kind;
   redisReply *r =
-      gm__dl_eval(d, GM__DL_CLAIM_S, 2, (const char *const *)keys, 4, args);
-  if (!r) return;
+      gm__dl_eval(d, GM__DL_CLAIM_S, 2, (const char *const *)keys, nargs, args);
+  if (!r) return 1;
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
       r->element[0]->type != REDIS_REPLY_STRING) {
     freeReplyObject(r);
-    return;
+    return 1;
   }
   gm__dl_index_update(d, member, score, r->element[0]->str,
                       (const char *const *)keys, now);
+  /* Nothing claimed, yet a deadline no live claim holds is due: only kinds
+     this broker does not fire are left (another release's).  The poll
+     passes the tag over, as a market not loaded here, so such tags cannot
+     hold back the due tags behind them. */
+  if (r->elements == 1 && r->element[0]->len > 0 &&
+      atoll(r->element[0]->str) <= atoll(now)) {
+    uint64_t t = gm__clock_mono_us();
+    if (!d->unknown_logged_us ||
+        t - d->unknown_logged_us >= GM__DL_LOG_EVERY_US) {
+      d->unknown_logged_us = t;
+      gm__log(GM_LOG_WARN, "deadlines",
+              "deadlines of %s are due with a kind %s did not register with "
+              "deadline_register on this broker; a broker that registers it "
+              "fires them",
+              member, m->name);
+    }
+    freeReplyObject(r);
+    return 0;
+  }
   long long last = atoll(now) + d->cfg.claim_ms / 2;
   for (size_t i = 1;
        i < r->elements && !atomic_load(&d->stop) && gm__clock_now_ms() < last;
@@ -577,6 +621,7 @@ static void gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
         gm__arena_sprintf(d->arena, "gm:{%s}:%s", member, GM__DEADLINE_CLAIMS);
   }
   freeReplyObject(r);
+  return 1;
 }
 
 /*
@@ -627,9 +672,10 @@ static int gm__dl_poll(gm__deadlines *d) {
                   member ? member : "(nil)");
         }
         skipped++;
-      } else {
-        gm__dl_tag(d, m, member, score);
+      } else if (gm__dl_tag(d, m, member, score)) {
         done++;
+      } else {
+        skipped++;
       }
       gm__arena_reset(d->arena);
     }
