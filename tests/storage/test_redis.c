@@ -1069,6 +1069,46 @@ START_TEST(fixture_removes_folders_of_dead_tests) {
 }
 END_TEST
 
+/*
+ * GM_TEST_REDIS_CLUSTER=1 (the cluster1 label) gives a one-node cluster
+ * that refuses what a real cluster refuses: a command over two slots, and a
+ * #!lua script reaching an undeclared key in another slot (what the core's
+ * EVAL scripts start with); one slot's keys work, also after a restart.
+ * Without it, a plain Redis accepts all of them.
+ */
+START_TEST(fixture_cluster_mode_refuses_two_slots) {
+  const char *env = getenv("GM_TEST_REDIS_CLUSTER");
+  int cluster = env && strcmp(env, "1") == 0;
+  gm_test_redis *r = gm_test_redis_start();
+  gm_test_redis_restart(r);
+  redisContext *c = gm_test_redis_connect(r);
+  redisReply *m = redisCommand(c, "MSET {a}x 1 {b}y 1");
+  ck_assert_ptr_nonnull(m);
+  if (cluster) {
+    ck_assert_int_eq(m->type, REDIS_REPLY_ERROR);
+    ck_assert_msg(strncmp(m->str, "CROSSSLOT", 9) == 0, "%s", m->str);
+  } else {
+    ck_assert_int_eq(m->type, REDIS_REPLY_STATUS);
+  }
+  freeReplyObject(m);
+  redisReply *e = redisCommand(c, "EVAL %s 1 {a}x",
+                               "#!lua\nredis.call('SET', KEYS[1], 2)\n"
+                               "return redis.call('SET', '{b}y', 2)");
+  ck_assert_ptr_nonnull(e);
+  if (cluster) {
+    ck_assert_int_eq(e->type, REDIS_REPLY_ERROR);
+    ck_assert_msg(strstr(e->str, "do not hash to the same slot") != NULL, "%s",
+                  e->str);
+  } else {
+    ck_assert_int_eq(e->type, REDIS_REPLY_STATUS);
+  }
+  freeReplyObject(e);
+  ck_assert_int_eq(gm_test_redis_int(c, "INCR {a}n"), 1);
+  redisFree(c);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_redis");
   TCase *tc = tcase_create("scripts");
@@ -1105,7 +1145,9 @@ int main(void) {
   tcase_add_test(tc, pipelined_index_update_is_not_waited_for);
   suite_add_tcase(s, tc);
   TCase *fx = tcase_create("fixture");
+  tcase_set_timeout(fx, 60);
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
+  tcase_add_test(fx, fixture_cluster_mode_refuses_two_slots);
   suite_add_tcase(s, fx);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
