@@ -386,50 +386,51 @@ static void gm__dl_redis_failed(gm__deadlines *d, const char *what,
           gm__redis_where(d->redis));
 }
 
-/* Runs host script `s` by EVALSHA (loading it first, and again after
-   NOSCRIPT); the reply (free it) or NULL, logged. */
+/* Runs host script `s` by EVALSHA; after NOSCRIPT (a node that has not
+   seen it: a restarted Redis, another master of a cluster) by EVAL of its
+   source, which the node keeps for the next EVALSHA.  The reply (free it)
+   or NULL, logged. */
 static redisReply *gm__dl_eval(gm__deadlines *d, int s, int nkeys,
                                const char *const *keys, int nargs,
                                const char *const *args) {
+  if (!d->sha[s][0]) {
+    /* SHA1 of the source, as Redis names it: any node computes it. */
+    redisReply *l =
+        gm__redis_callf(d->redis, "SCRIPT LOAD %s", gm__dl_sources[s]);
+    if (!l || l->type != REDIS_REPLY_STRING || l->len != 40) {
+      gm__dl_redis_failed(d, "SCRIPT LOAD of a deadline script", l);
+      if (l) freeReplyObject(l);
+      return NULL;
+    }
+    memcpy(d->sha[s], l->str, 41);
+    freeReplyObject(l);
+  }
   size_t n = (size_t)(3 + nkeys + nargs);
   const char **argv = malloc(n * sizeof *argv);
   size_t *lens = malloc(n * sizeof *lens);
   if (!argv || !lens) abort();
   char nk[8];
   snprintf(nk, sizeof nk, "%d", nkeys);
-  redisReply *r = NULL;
-  for (int attempt = 0; attempt < 2 && !r; attempt++) {
-    if (!d->sha[s][0]) {
-      redisReply *l =
-          gm__redis_callf(d->redis, "SCRIPT LOAD %s", gm__dl_sources[s]);
-      if (!l || l->type != REDIS_REPLY_STRING || l->len != 40) {
-        gm__dl_redis_failed(d, "SCRIPT LOAD of a deadline script", l);
-        if (l) freeReplyObject(l);
-        break;
-      }
-      memcpy(d->sha[s], l->str, 41);
-      freeReplyObject(l);
-    }
-    int argc = 0;
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = d->sha[s];
-    argv[argc++] = nk;
-    for (int i = 0; i < nkeys; i++) argv[argc++] = keys[i];
-    for (int i = 0; i < nargs; i++) argv[argc++] = args[i];
-    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  int argc = 0;
+  argv[argc++] = "EVALSHA";
+  argv[argc++] = d->sha[s];
+  argv[argc++] = nk;
+  for (int i = 0; i < nkeys; i++) argv[argc++] = keys[i];
+  for (int i = 0; i < nargs; i++) argv[argc++] = args[i];
+  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  redisReply *r = gm__redis_callv(d->redis, argc, argv, lens);
+  if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
+    freeReplyObject(r);
+    argv[0] = "EVAL";
+    argv[1] = gm__dl_sources[s];
+    lens[0] = 4;
+    lens[1] = strlen(gm__dl_sources[s]);
     r = gm__redis_callv(d->redis, argc, argv, lens);
-    if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
-      freeReplyObject(r);
-      r = NULL;
-      d->sha[s][0] = '\0';
-      continue;
-    }
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-      gm__dl_redis_failed(d, "a deadline script", r);
-      if (r) freeReplyObject(r);
-      r = NULL;
-      break;
-    }
+  }
+  if (!r || r->type == REDIS_REPLY_ERROR) {
+    gm__dl_redis_failed(d, "a deadline script", r);
+    if (r) freeReplyObject(r);
+    r = NULL;
   }
   free(argv);
   free(lens);

@@ -6,6 +6,7 @@
  */
 #include "redis.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1113,6 +1114,46 @@ redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
 int gm__redis_commands_in(gm__redis *r, gm__arena *a, size_t n, const int *argc,
                           const char *const *const *argv, redisReply **out) {
   for (size_t i = 0; i < n; i++) out[i] = NULL;
+  if (r->cluster) {
+    /* One pipeline per master, each with the commands of its slots, in
+       their order; a MOVED reply is left to the caller (reconnect reads
+       the map again). */
+    int *node = gm__arena_alloc(a, (n + 1) * sizeof *node);
+    size_t *pick = gm__arena_alloc(a, (n + 1) * sizeof *pick);
+    int *sub_argc = gm__arena_alloc(a, (n + 1) * sizeof *sub_argc);
+    const char *const **sub_argv =
+        gm__arena_alloc(a, (n + 1) * sizeof *sub_argv);
+    redisReply **sub_out = gm__arena_alloc(a, (n + 1) * sizeof *sub_out);
+    for (size_t i = 0; i < n; i++)
+      node[i] =
+          gm__cluster_route(r, gm__cluster_argv_slot(argc[i], argv[i], NULL));
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (node[i] == INT_MIN) continue; /* sent with an earlier node's */
+      int at = node[i] >= 0 ? node[i] : 0;
+      size_t k = 0;
+      for (size_t j = i; j < n; j++)
+        if (node[j] == node[i]) {
+          pick[k] = j;
+          sub_argc[k] = argc[j];
+          sub_argv[k] = argv[j];
+          k++;
+        }
+      int sub = node[i];
+      for (size_t j = i; j < n; j++)
+        if (node[j] == sub) node[j] = INT_MIN;
+      gm__redis *nc = gm__node_conn(r, at);
+      if (gm__redis_commands_in(nc, a, k, sub_argc,
+                                (const char *const *const *)sub_argv,
+                                sub_out) != 0) {
+        snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", nc->where,
+                 nc->last_error);
+        rc = -1;
+      }
+      for (size_t m = 0; m < k; m++) out[pick[m]] = sub_out[m];
+    }
+    return rc;
+  }
   if (r->c->err) {
     gm__redis_note_error(r, r->c);
     return -1;

@@ -91,8 +91,9 @@ redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
 /*
  * n commands (argv[i]: argc[i] words) pipelined over r's connection, their
  * replies built in arena `a` as gm__redis_command_in's: one round trip for
- * commands that each touch one hash slot.  0, or -1 when the connection
- * failed (out[] then holds the replies read before; the rest are NULL).
+ * commands that each touch one hash slot (on a cluster, one per master
+ * serving them; MOVED is not followed: reconnect and send again).  0, or
+ * -1 when a connection failed (the replies it did not bring are NULL).
  */
 int gm__redis_commands_in(gm__redis *r, gm__arena *a, size_t n, const int *argc,
                           const char *const *const *argv, redisReply **out);

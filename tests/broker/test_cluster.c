@@ -9,6 +9,7 @@
 #include <check.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,86 @@ START_TEST(test_calls_land_on_their_masters) {
                      gm__cluster_keyslot(key, strlen(key)));
   }
   redisFree(rc);
+}
+END_TEST
+
+/* SELECT count(*) ... of gmd's ledger, waited for (up to 30 s) until it
+   is `want`; the last count read. */
+static long long ledger_wait(const char *sql, long long want) {
+  long long n = -1;
+  for (int i = 0; i < 3000 && n != want; i++) {
+    sqlite3 *db;
+    if (sqlite3_open_v2(gm_test_gmd_ledger(gmd), &db, SQLITE_OPEN_READONLY,
+                        NULL) == SQLITE_OK) {
+      sqlite3_busy_timeout(db, 5000);
+      sqlite3_stmt *st;
+      if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+      }
+    }
+    sqlite3_close(db);
+    if (n != want) nap_ms(10);
+  }
+  return n;
+}
+
+/*
+ * The settler and the deadline poller on three masters: deadlines due at
+ * once on tags spread over every master fire (the claim script runs on
+ * each tag's master), and the entries their callbacks emit to each tag's
+ * outbox stream reach the ledger once (the settler reads, acks and trims
+ * each stream on its own master).
+ */
+START_TEST(test_deadlines_fire_and_settle_on_every_master) {
+  start(0);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t due = (int64_t)now.tv_sec * 1000 - 1000;
+  int per_master[3] = {0};
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], idem[16];
+    snprintf(tag, sizeof tag, "s%d", i);
+    snprintf(idem, sizeof idem, "set-%d", i);
+    Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+    req.op = "set";
+    req.kind = "tick";
+    req.tag = tag;
+    req.id = tag;
+    req.due_ms = due;
+    Gm__Reply *r =
+        gm_test_call(conn, "alice", "testmkt", "deadline", idem, &req.base);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->status, GM__STATUS__OK);
+    gm__reply__free_unpacked(r, NULL);
+    per_master[owner_of(tag)]++;
+  }
+  for (int m = 0; m < 3; m++)
+    ck_assert_msg(per_master[m] > 0, "no tag of %d on master %d", TAGS, m);
+  ck_assert_int_eq(ledger_wait("SELECT count(*) FROM testmkt_fired", TAGS),
+                   TAGS);
+  ck_assert_int_eq(
+      ledger_wait("SELECT count(DISTINCT id) FROM testmkt_fired", TAGS), TAGS);
+  /* Each stream acked and trimmed on its own master: nothing pending. */
+  for (int i = 0; i < TAGS; i++) {
+    char stream[64];
+    snprintf(stream, sizeof stream, "gm:{testmkt:s%d}:outbox", i);
+    int owner =
+        gm_test_cluster_owner(cl, gm__cluster_keyslot(stream, strlen(stream)));
+    redisContext *rc = gm_test_cluster_connect(cl, owner);
+    long long pending = -1;
+    for (int t = 0; t < 1000 && pending != 0; t++) {
+      redisReply *x = gm_test_redis_cmd(rc, "XPENDING %s gm-settle", stream);
+      pending = x->type == REDIS_REPLY_ARRAY && x->elements > 0 &&
+                        x->element[0]->type == REDIS_REPLY_INTEGER
+                    ? x->element[0]->integer
+                    : -1;
+      freeReplyObject(x);
+      if (pending != 0) nap_ms(10);
+    }
+    ck_assert_msg(pending == 0, "%s has %lld pending", stream, pending);
+    redisFree(rc);
+  }
 }
 END_TEST
 
@@ -654,6 +735,7 @@ int main(void) {
   tcase_add_test(tc, test_pipelines_per_master);
   tcase_add_test(tc, test_pipelined_ask);
   tcase_add_test(tc, test_calls_land_on_their_masters);
+  tcase_add_test(tc, test_deadlines_fire_and_settle_on_every_master);
   tcase_add_test(tc, test_slot_migration_moved_and_ask);
   tcase_add_test(tc, test_reshard_while_requests_flow);
   tcase_add_test(tc, test_master_killed_replica_promoted);
