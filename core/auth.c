@@ -202,12 +202,19 @@ static int gm__auth_read(redisContext *c, size_t n, gm__arena *a, char **out) {
 int gm__auth_owners(gm__redis *r, gm__arena *a, const gm__roles *known,
                     const char *const *keys, size_t n, char **owners,
                     char **roles) {
-  redisContext *c = gm__redis_context(r);
+  /* Every key of the registry is in the {participants} slot: its node. */
+  static const char slot[] = PUBKEY_KEY;
+  redisContext *c = gm__redis_context_for(r, slot, sizeof slot - 1);
   if ((!c || c->err) && gm__redis_reconnect(r) != GM_OK) return -1;
-  c = gm__redis_context(r);
+  c = gm__redis_context_for(r, slot, sizeof slot - 1);
   for (size_t i = 0; i < n; i++)
     redisAppendCommand(c, "GET " PUBKEY_KEY "%s", keys[i]);
-  if (gm__auth_read(c, n, a, owners) != 0) return -1;
+  if (gm__auth_read(c, n, a, owners) != 0) {
+    /* The slot may have moved (MOVED): the map is read again for the next
+       try. */
+    if (gm__redis_is_cluster(r)) gm__redis_reconnect(r);
+    return -1;
+  }
   size_t held = 0;
   for (size_t i = 0; i < n; i++)
     if (owners[i]) {
@@ -215,7 +222,10 @@ int gm__auth_owners(gm__redis *r, gm__arena *a, const gm__roles *known,
       held++;
     }
   char **got = gm__arena_alloc(a, (held ? held : 1) * sizeof *got);
-  if (gm__auth_read(c, held, a, got) != 0) return -1;
+  if (gm__auth_read(c, held, a, got) != 0) {
+    if (gm__redis_is_cluster(r)) gm__redis_reconnect(r);
+    return -1;
+  }
   for (size_t i = 0, k = 0; i < n; i++) {
     roles[i] = NULL;
     if (!owners[i]) continue;
