@@ -54,12 +54,16 @@
    at start and this often. */
 #define GM__DISCOVER_EVERY_US (300u * 1000000u)
 #define GM__DISCOVER_COUNT "1000"
+/* Masters the discovery pass walks at most. */
+#define GM__MAX_MASTERS 256
 /* Dead consumers are looked for at most this often. */
 #define GM__PRUNE_EVERY_US (600u * 1000000u)
 
 /* Removes, from each stream's group, consumers other than ARGV[2] with no
-   pending entry and idle longer than ARGV[3] ms; returns how many. */
+   pending entry and idle longer than ARGV[3] ms; returns how many.  The
+   shebang makes a cluster check the slots of every key it touches. */
 static const char gm__prune_lua[] =
+    "#!lua\n"
     "local removed = 0\n"
     "for _, stream in ipairs(KEYS) do\n"
     "  local cons = redis.pcall('XINFO', 'CONSUMERS', stream, ARGV[1])\n"
@@ -119,6 +123,10 @@ struct gm__settler {
   int blocked;            /* this round waited in BLOCK */
   int redis_down;         /* the outage is logged already */
   int regroup;            /* groups may be gone: create them all again */
+  int cluster;            /* Redis Cluster: one stream per command */
+  int broken;             /* a cluster node failed: reconnect, read the map */
+  size_t discover_node;   /* the master the discovery pass scans */
+  int cluster_known;      /* cluster was read on this connection */
   char **quiet;           /* markets logged as having no callback */
   size_t nquiet;
   pthread_t thread;                /* the writer thread, when started */
@@ -162,10 +170,13 @@ static int gm__is_error(const redisReply *r, const char *prefix) {
          strncmp(r->str, prefix, strlen(prefix)) == 0;
 }
 
-/* Notes a Redis failure (logged once per outage); returns -1. */
-static int gm__redis_failed(gm__settler *s, const char *what) {
-  redisContext *c = gm__redis_context(s->redis);
+/* Notes a Redis failure on connection c (logged once per outage); on a
+   cluster the next round reconnects, which reads the slot map again (a
+   node may have failed over or a slot moved).  Returns -1. */
+static int gm__redis_failed_on(gm__settler *s, redisContext *c,
+                               const char *what) {
   gm__count(GM__COUNT_REDIS_ERRORS);
+  if (gm__redis_is_cluster(s->redis)) s->broken = 1;
   if (!s->redis_down)
     gm__log(GM_LOG_WARN, "settle",
             "Redis failed during %s (%s); settlement pauses and retries until "
@@ -173,6 +184,15 @@ static int gm__redis_failed(gm__settler *s, const char *what) {
             what, c->err ? c->errstr : "error reply");
   s->redis_down = 1;
   return -1;
+}
+
+static int gm__redis_failed(gm__settler *s, const char *what) {
+  return gm__redis_failed_on(s, gm__redis_context(s->redis), what);
+}
+
+/* The connection to the node serving `key` (a plain Redis: its one). */
+static redisContext *gm__ctx(gm__settler *s, const char *key) {
+  return gm__redis_context_for(s->redis, key, strlen(key));
 }
 
 /* The market in "gm:{<market>:<tag>}:outbox", in the arena. */
@@ -205,14 +225,22 @@ static int gm__stream_known(const gm__settler *s, const char *key) {
  * Redis failed.
  */
 static int gm__discover(gm__settler *s) {
-  redisContext *c = gm__redis_context(s->redis);
+  /* A node's SCAN walks its own keys only: every master in turn. */
+  redisContext *masters[GM__MAX_MASTERS];
+  size_t nm = gm__redis_masters(s->redis, masters, GM__MAX_MASTERS);
+  if (nm > GM__MAX_MASTERS) nm = GM__MAX_MASTERS;
+  if (s->discover_node >= nm) {
+    s->discover_at[0] = '\0';
+    return 0;
+  }
+  redisContext *c = masters[s->discover_node];
   redisReply *r = redisCommand(
       c, "SCAN %s MATCH gm:{*}:* COUNT " GM__DISCOVER_COUNT, s->discover_at);
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
       r->element[0]->type != REDIS_REPLY_STRING ||
       r->element[1]->type != REDIS_REPLY_ARRAY) {
     if (r) freeReplyObject(r);
-    return gm__redis_failed(s, "SCAN for outbox streams");
+    return gm__redis_failed_on(s, c, "SCAN for outbox streams");
   }
   const redisReply *keys = r->element[1];
   const char **argv = calloc(keys->elements + 2, sizeof *argv);
@@ -238,9 +266,10 @@ static int gm__discover(gm__settler *s) {
   }
   int rc = 0;
   if (argc > 2) {
-    redisReply *a = redisCommandArgv(c, argc, argv, NULL);
+    redisContext *set = gm__ctx(s, "gm:outboxes");
+    redisReply *a = redisCommandArgv(set, argc, argv, NULL);
     if (!a || a->type != REDIS_REPLY_INTEGER)
-      rc = gm__redis_failed(s, "SADD gm:outboxes");
+      rc = gm__redis_failed_on(s, set, "SADD gm:outboxes");
     else if (a->integer > 0)
       gm__log(GM_LOG_WARN, "settle",
               "found %lld outbox stream(s) missing from gm:outboxes (a broker "
@@ -253,7 +282,9 @@ static int gm__discover(gm__settler *s) {
   free(argv);
   if (rc == 0) {
     snprintf(s->discover_at, sizeof s->discover_at, "%s", r->element[0]->str);
-    if (strcmp(s->discover_at, "0") == 0) s->discover_at[0] = '\0';
+    /* This node done: the next one from its start, or the pass ends. */
+    if (strcmp(s->discover_at, "0") == 0 && ++s->discover_node >= nm)
+      s->discover_at[0] = '\0';
   }
   freeReplyObject(r);
   return rc;
@@ -264,12 +295,15 @@ static int gm__discover(gm__settler *s) {
  * (from id 0, so entries added before the group existed are read too).
  */
 static int gm__refresh(gm__settler *s) {
-  redisContext *c = gm__redis_context(s->redis);
-  redisReply *m = redisCommand(c, "SMEMBERS gm:outboxes");
+  redisContext *set = gm__ctx(s, "gm:outboxes");
+  redisReply *m = redisCommand(set, "SMEMBERS gm:outboxes");
   if (!m || m->type != REDIS_REPLY_ARRAY) {
     if (m) freeReplyObject(m);
-    return gm__redis_failed(s, "SMEMBERS gm:outboxes");
+    return gm__redis_failed_on(s, set, "SMEMBERS gm:outboxes");
   }
+  /* Each stream's node, read once: a reply is read where it was sent. */
+  redisContext **ctx = calloc(m->elements + 1, sizeof *ctx);
+  if (!ctx) abort();
   s->outboxes_card = (long long)m->elements;
   char **next = calloc(m->elements + 1, sizeof *next);
   if (!next) abort();
@@ -285,7 +319,9 @@ static int gm__refresh(gm__settler *s) {
         next[nnext++] = gm__dup(key);
         continue;
       }
-      redisAppendCommand(c, "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM", key);
+      ctx[k] = gm__ctx(s, key);
+      redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM",
+                         key);
       sent++;
     }
     for (size_t k = i; k < end && sent; k++) {
@@ -294,9 +330,9 @@ static int gm__refresh(gm__settler *s) {
         continue;
       sent--;
       redisReply *r = NULL;
-      if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-        rc = gm__redis_failed(s, "XGROUP CREATE");
-        break;
+      if (ctx[k]->err || redisGetReply(ctx[k], (void **)&r) != REDIS_OK || !r) {
+        rc = gm__redis_failed_on(s, ctx[k], "XGROUP CREATE");
+        continue; /* the other nodes' replies are read all the same */
       }
       if (r->type != REDIS_REPLY_ERROR || gm__is_error(r, "BUSYGROUP"))
         next[nnext++] = gm__dup(key);
@@ -309,6 +345,7 @@ static int gm__refresh(gm__settler *s) {
     }
   }
   freeReplyObject(m);
+  free(ctx);
   if (rc != 0) {
     for (size_t i = 0; i < nnext; i++) free(next[i]);
     free(next);
@@ -324,7 +361,9 @@ static int gm__refresh(gm__settler *s) {
 
 /* Claims entries idle longer than claim_idle_ms from any consumer. */
 static int gm__claim(gm__settler *s) {
-  redisContext *c = gm__redis_context(s->redis);
+  redisContext **ctx = calloc(s->nstreams + 1, sizeof *ctx);
+  if (!ctx) abort();
+  for (size_t i = 0; i < s->nstreams; i++) ctx[i] = gm__ctx(s, s->streams[i]);
   char idle[32];
   snprintf(idle, sizeof idle, "%lld",
            s->takeover ? 0LL : (long long)s->cfg.claim_idle_ms);
@@ -340,16 +379,19 @@ static int gm__claim(gm__settler *s) {
       const char *argv[] = {
           "XAUTOCLAIM", s->streams[i], GM__GROUP,       s->consumer, idle,
           cursor[i],    "COUNT",       GM__CLAIM_COUNT, "JUSTID"};
-      redisAppendCommandArgv(c, 9, argv, NULL);
+      redisAppendCommandArgv(ctx[i], 9, argv, NULL);
       sent++;
     }
     if (!sent) break;
     for (size_t i = 0; i < s->nstreams; i++) {
       if (!cursor[i][0]) continue;
+      /* On a failure the other nodes' replies are still read: a reply
+         left unread would answer the next command sent there. */
       redisReply *r = NULL;
-      if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-        rc = gm__redis_failed(s, "XAUTOCLAIM");
-        break;
+      if (ctx[i]->err || redisGetReply(ctx[i], (void **)&r) != REDIS_OK || !r) {
+        rc = gm__redis_failed_on(s, ctx[i], "XAUTOCLAIM");
+        cursor[i][0] = '\0';
+        continue;
       }
       cursor[i][0] = '\0';
       if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
@@ -365,6 +407,7 @@ static int gm__claim(gm__settler *s) {
     }
   }
   free(cursor);
+  free(ctx);
   if (rc == 0) s->takeover = 0;
   if (claimed > 0) {
     gm__log(GM_LOG_INFO, "settle",
@@ -448,60 +491,97 @@ static void gm__collect(gm__settler *s, const redisReply *r) {
 }
 
 /*
- * XREADGROUP over every stream, GM__CHUNK streams per command, from `id`
- * ("0": our own pending entries; ">": new ones).  Stops reading further
- * chunks once the round's entries are in hand (s->want; one chunk may bring
- * up to that many per stream).
+ * XREADGROUP over every stream from `id` ("0": our own pending entries;
+ * ">": new ones), GM__CHUNK streams per pipelined round trip: one command
+ * per chunk on a plain Redis, one per stream on a Redis Cluster, where a
+ * command naming two streams (two hash tags) is refused with CROSSSLOT
+ * (each goes to its slot's master).  Stops reading further chunks once the
+ * round's entries are in hand (s->want; one chunk may bring up to that
+ * many per stream).
  */
 static int gm__read(gm__settler *s, const char *id, int block) {
-  size_t nchunks = (s->nstreams + GM__CHUNK - 1) / GM__CHUNK;
-  /* BLOCK on one command only: with several chunks, blocking on each in
-     turn would delay the others' entries; the thread sleeps instead. */
-  block = block && nchunks == 1;
-  const char **argv = malloc((10 + 2 * GM__CHUNK) * sizeof *argv);
-  if (!argv) abort();
+  size_t per = s->cluster ? 1 : GM__CHUNK; /* streams per command */
+  /* BLOCK only when the round is one command: blocking on each in turn
+     would delay the others' entries; the thread sleeps instead. */
+  block = block && s->nstreams <= per;
+  char ms[24];
+  snprintf(ms, sizeof ms, "%d", s->cfg.block_ms);
   int rc = 0;
-  for (size_t i = 0; i < s->nstreams; i += GM__CHUNK) {
+  for (size_t i = 0; i < s->nstreams && rc == 0; i += GM__CHUNK) {
     if (s->nitems >= s->want) break;
     size_t end = i + GM__CHUNK < s->nstreams ? i + GM__CHUNK : s->nstreams;
-    char count[24], ms[24];
-    snprintf(count, sizeof count, "%zu", s->want - s->nitems);
-    snprintf(ms, sizeof ms, "%d", s->cfg.block_ms);
-    int argc = 0;
-    argv[argc++] = "XREADGROUP";
-    argv[argc++] = "GROUP";
-    argv[argc++] = GM__GROUP;
-    argv[argc++] = s->consumer;
-    argv[argc++] = "COUNT";
-    argv[argc++] = count;
-    if (block) {
-      argv[argc++] = "BLOCK";
-      argv[argc++] = ms;
-      s->blocked = 1;
+    char *count = gm__arena_sprintf(s->arena, "%zu", s->want - s->nitems);
+    size_t n = (end - i + per - 1) / per;
+    const char ***argv = gm__arena_alloc(s->arena, n * sizeof *argv);
+    int *argc = gm__arena_alloc(s->arena, n * sizeof *argc);
+    redisReply **rep = gm__arena_alloc(s->arena, n * sizeof *rep);
+    for (size_t c = 0; c < n; c++) {
+      size_t from = i + c * per, to = from + per < end ? from + per : end;
+      const char **v =
+          gm__arena_alloc(s->arena, (10 + 2 * (to - from)) * sizeof *v);
+      int k = 0;
+      v[k++] = "XREADGROUP";
+      v[k++] = "GROUP";
+      v[k++] = GM__GROUP;
+      v[k++] = s->consumer;
+      v[k++] = "COUNT";
+      v[k++] = count;
+      if (block) {
+        v[k++] = "BLOCK";
+        v[k++] = ms;
+        s->blocked = 1;
+      }
+      v[k++] = "STREAMS";
+      for (size_t j = from; j < to; j++) v[k++] = s->streams[j];
+      for (size_t j = from; j < to; j++) v[k++] = id;
+      argv[c] = v;
+      argc[c] = k;
     }
-    argv[argc++] = "STREAMS";
-    for (size_t k = i; k < end; k++) argv[argc++] = s->streams[k];
-    for (size_t k = i; k < end; k++) argv[argc++] = id;
-    /* The batch's reply is built in the round's arena: the entries point
-       into it instead of copying every field (and no malloc per field). */
-    redisReply *r = gm__redis_command_in(s->redis, s->arena, argc, argv, NULL);
-    if (!r) {
+    /* The replies are built in the round's arena: the entries point into
+       them instead of copying every field (and no malloc per field). */
+    if (gm__redis_commands_in(s->redis, s->arena, n, argc,
+                              (const char *const *const *)argv, rep) != 0)
       rc = gm__redis_failed(s, "XREADGROUP");
-      break;
+    for (size_t c = 0; c < n; c++) {
+      if (!rep[c]) continue;
+      if (rep[c]->type == REDIS_REPLY_ERROR) {
+        /* NOGROUP: a stream was deleted or Redis lost its data; make the
+           groups again on the next round (MOVED: the map is read again). */
+        gm__log(GM_LOG_WARN, "settle",
+                "XREADGROUP: %s; creating the groups again", rep[c]->str);
+        s->regroup = 1;
+        if (gm__redis_is_cluster(s->redis)) s->broken = 1;
+        rc = -1;
+        continue;
+      }
+      gm__collect(s, rep[c]);
     }
-    if (r->type == REDIS_REPLY_ERROR) {
-      /* NOGROUP: a stream was deleted or Redis lost its data; make the
-         groups again on the next round. */
-      gm__log(GM_LOG_WARN, "settle",
-              "XREADGROUP: %s; creating the groups again", r->str);
-      s->regroup = 1;
-      rc = -1;
-      break;
-    }
-    gm__collect(s, r);
   }
-  free(argv);
+  /* Entries other commands of the round delivered are in our pending list
+     now: read them again at once rather than after claim_idle_ms. */
+  if (rc != 0) s->pending = 1;
   return rc;
+}
+
+/*
+ * Whether Redis runs in cluster mode (configured, or INFO cluster: a node
+ * given as a plain address), read again after each reconnect.  0, or -1
+ * when Redis failed.
+ */
+static int gm__detect_cluster(gm__settler *s) {
+  if (gm__redis_is_cluster(s->redis)) {
+    s->cluster = s->cluster_known = 1;
+    return 0;
+  }
+  redisReply *r = redisCommand(gm__redis_context(s->redis), "INFO cluster");
+  if (!r || r->type != REDIS_REPLY_STRING) {
+    if (r) freeReplyObject(r);
+    return gm__redis_failed(s, "INFO cluster");
+  }
+  s->cluster = strstr(r->str, "cluster_enabled:1") != NULL;
+  s->cluster_known = 1;
+  freeReplyObject(r);
+  return 0;
 }
 
 /* ---- writing ---- */
@@ -851,11 +931,11 @@ static const char *gm__last_delivered(const redisReply *r) {
  * are recognised as settled, or that a later batch on the stream trims.
  */
 static void gm__ack(gm__settler *s) {
-  redisContext *c = gm__redis_context(s->redis);
   const char **argv = malloc((s->nitems + 3) * sizeof *argv);
   size_t *first = malloc((s->nitems + 1) * sizeof *first);
   char(*limit)[48] = malloc((s->nitems + 1) * sizeof *limit);
-  if (!argv || !first || !limit) abort();
+  redisContext **ctx = malloc((s->nitems + 1) * sizeof *ctx);
+  if (!argv || !first || !limit || !ctx) abort();
   size_t nruns = 0;
   for (size_t i = 0; i < s->nitems;) {
     const char *stream = s->items[i].entry.stream;
@@ -866,6 +946,7 @@ static void gm__ack(gm__settler *s) {
     argv[argc++] = GM__GROUP;
     for (; j < s->nitems && strcmp(s->items[j].entry.stream, stream) == 0; j++)
       argv[argc++] = s->items[j].entry.id;
+    redisContext *c = ctx[nruns] = gm__ctx(s, stream);
     first[nruns++] = i;
     redisAppendCommandArgv(c, argc, argv, NULL);
     redisAppendCommand(c, "XINFO GROUPS %s", stream);
@@ -875,16 +956,16 @@ static void gm__ack(gm__settler *s) {
   int failed = 0;
   for (size_t r = 0; r < nruns; r++) {
     redisReply *rep[3] = {NULL, NULL, NULL};
+    limit[r][0] = '\0';
     int k = 0;
-    for (; k < 3; k++)
-      if (redisGetReply(c, (void **)&rep[k]) != REDIS_OK || !rep[k]) break;
+    for (; k < 3 && !ctx[r]->err; k++)
+      if (redisGetReply(ctx[r], (void **)&rep[k]) != REDIS_OK || !rep[k]) break;
     if (k < 3) {
       for (int m = 0; m < k; m++) freeReplyObject(rep[m]);
-      gm__redis_failed(s, "XACK");
+      gm__redis_failed_on(s, ctx[r], "XACK");
       failed = 1;
-      break; /* the connection is broken: no reply follows */
+      continue; /* that connection is broken; other nodes' replies follow */
     }
-    limit[r][0] = '\0';
     const char *last = gm__last_delivered(rep[1]);
     if (rep[0]->type == REDIS_REPLY_ERROR) {
       failed = 1; /* keep reading: every reply must be taken off */
@@ -900,24 +981,27 @@ static void gm__ack(gm__settler *s) {
     }
     for (int m = 0; m < 3; m++) freeReplyObject(rep[m]);
   }
-  size_t sent = 0;
-  for (size_t r = 0; r < nruns && !c->err; r++) {
-    if (!limit[r][0]) continue;
-    redisAppendCommand(c, "XTRIM %s MINID %s", s->items[first[r]].entry.stream,
-                       limit[r]);
-    sent++;
-  }
-  for (size_t i = 0; i < sent; i++) {
-    redisReply *r = NULL;
-    if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-      gm__redis_failed(s, "XTRIM");
-      break;
+  for (size_t r = 0; r < nruns; r++) {
+    if (!limit[r][0] || ctx[r]->err) {
+      limit[r][0] = '\0';
+      continue;
     }
-    freeReplyObject(r);
+    redisAppendCommand(ctx[r], "XTRIM %s MINID %s",
+                       s->items[first[r]].entry.stream, limit[r]);
+  }
+  for (size_t r = 0; r < nruns; r++) {
+    if (!limit[r][0] || ctx[r]->err) continue;
+    redisReply *t = NULL;
+    if (redisGetReply(ctx[r], (void **)&t) != REDIS_OK || !t) {
+      gm__redis_failed_on(s, ctx[r], "XTRIM");
+      continue;
+    }
+    freeReplyObject(t);
   }
   free(argv);
   free(first);
   free(limit);
+  free(ctx);
   /* Unacked entries are ours and pending: read them again next round. */
   if (failed) s->pending = 1;
 }
@@ -933,14 +1017,16 @@ static void gm__ack(gm__settler *s) {
  * next period: nothing depends on it.
  */
 static void gm__prune(gm__settler *s) {
-  redisContext *c = gm__redis_context(s->redis);
   char idle[24];
   snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.prune_idle_ms);
   long long removed = 0;
   const char **argv = malloc((8 + GM__CHUNK) * sizeof *argv);
   if (!argv) abort();
-  for (size_t i = 0; i < s->nstreams; i += GM__CHUNK) {
-    size_t end = i + GM__CHUNK < s->nstreams ? i + GM__CHUNK : s->nstreams;
+  /* A script's keys must share a hash slot on a cluster: one stream each
+     there (this runs every prune_every_us, so round trips do not matter). */
+  size_t per = s->cluster ? 1 : GM__CHUNK;
+  for (size_t i = 0; i < s->nstreams; i += per) {
+    size_t end = i + per < s->nstreams ? i + per : s->nstreams;
     char nkeys[24];
     snprintf(nkeys, sizeof nkeys, "%zu", end - i);
     int argc = 0;
@@ -951,6 +1037,7 @@ static void gm__prune(gm__settler *s) {
     argv[argc++] = GM__GROUP;
     argv[argc++] = s->consumer;
     argv[argc++] = idle;
+    redisContext *c = gm__ctx(s, s->streams[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     if (!r || r->type != REDIS_REPLY_INTEGER) {
       gm__log(GM_LOG_WARN, "settle", "looking for dead consumers: %s",
@@ -1004,12 +1091,15 @@ static int gm__round(gm__settler *s, size_t *read) {
       s->pending = 1;
     }
   }
-  if (gm__redis_context(s->redis)->err) {
+  if (s->broken || gm__redis_context(s->redis)->err) {
     if (gm__redis_reconnect(s->redis) != GM_OK)
       return gm__redis_failed(s, "reconnect");
     /* Maybe a new server (restart, failover) without our groups. */
     s->regroup = 1;
+    s->cluster_known = 0;
+    s->broken = 0;
   }
+  if (!s->cluster_known && gm__detect_cluster(s) != 0) return -1;
   if (s->regroup) {
     gm__streams_clear(s);
     s->refreshed_us = 0;
@@ -1019,9 +1109,9 @@ static int gm__round(gm__settler *s, size_t *read) {
   if (s->refreshed_us && now - s->refreshed_us < GM__REFRESH_US) {
     /* A new stream (a new instrument, tender, ...) is read at once, not at
        the next periodic refresh: SCARD is O(1). */
-    redisReply *n =
-        redisCommand(gm__redis_context(s->redis), "SCARD gm:outboxes");
-    if (!n) return gm__redis_failed(s, "SCARD gm:outboxes");
+    redisContext *set = gm__ctx(s, "gm:outboxes");
+    redisReply *n = redisCommand(set, "SCARD gm:outboxes");
+    if (!n) return gm__redis_failed_on(s, set, "SCARD gm:outboxes");
     if (n->type == REDIS_REPLY_INTEGER && n->integer != s->outboxes_card)
       s->refreshed_us = 0;
     freeReplyObject(n);
@@ -1031,6 +1121,7 @@ static int gm__round(gm__settler *s, size_t *read) {
   }
   if (!s->discovered_us || now - s->discovered_us >= GM__DISCOVER_EVERY_US) {
     snprintf(s->discover_at, sizeof s->discover_at, "0");
+    s->discover_node = 0;
     s->discovered_us = now;
   }
   if (s->discover_at[0] && gm__discover(s) != 0) return -1;
