@@ -24,7 +24,7 @@ local function cancel_inflight(o, r, tag)
   if not r.cx or r.cx == '' then
     r.cx = who
     redis.call('HSET', P .. 'fl', o.id, cjson.encode(r))
-    redis.call('SREM', P .. 'op:' .. o.who, o.id)
+    op_rem(o.who, o.id)
   end
   local rec = ord_rec(o, STATE.CANCEL_PENDING, pending_why(r.cx))
   rec[1] = tag
@@ -37,7 +37,7 @@ local function cancel_held(o, tag)
   if not cx then
     cx = who
     redis.call('HSET', P .. 'hx', o.id, who)
-    redis.call('SREM', P .. 'op:' .. o.who, o.id)
+    op_rem(o.who, o.id)
   end
   local rec = ord_rec(o, STATE.CANCEL_PENDING, pending_why(cx, true))
   rec[1] = tag
@@ -77,7 +77,7 @@ else
   local side, max, key = ARGV[2], tonumber(ARGV[3]), P .. 'op:' .. who
   local carry = {}
   for id in string.gmatch(ARGV[5], '[^,]+') do carry[#carry + 1] = id end
-  local ids, pos, left = page(key, ARGV[4], carry, max)
+  local ids, pos, left = page(key, ARGV[4], carry, max, false, op_id)
   for _, id in ipairs(ids) do
     local o = ord_get(id)
     if o then
@@ -96,7 +96,7 @@ else
         -- Neither resting nor in flight: a carried id that ended since.
         -- The SREM keeps a member without an order (only a bug leaves
         -- one) from counting in remaining for ever.
-        redis.call('SREM', key, id)
+        op_rem(who, id)
       end
     end
   end

@@ -14,7 +14,8 @@
 --   P.x          ZSET expiring orders ('<id>') and offers ('B<id>') by ms
 --   P.a:<who>    HASH account: c cf al af lk ld stp
 --   P.accts      SET participants with an account here
---   P.op:<who>   SET the participant's open order ids: resting or in flight
+--   P.op:<who>   SET the participant's open orders, resting or in flight: their
+--                sequence in decimal (op_m), or the 12-hex id (older sets)
 --   P.co:<who>   HASH client order id -> first reply (cjson)
 --   P.bk         HASH block offer id -> packed record
 --   P.bo:<who>   SET open block offer ids to or from the participant
@@ -467,18 +468,39 @@ local function levels_out(out)
     out[#out + 1] = R_LEVEL_rec('L', {side = l[1], px = l[2], q = I(l[3])})
   end
 end
+-- The owner's open-order set (P.op:<who>) holds each order as its sequence
+-- in decimal: Redis keeps a set of at most set-max-intset-entries (512)
+-- integers as an intset, about 12 bytes an order against about 56 for a
+-- set of 12-hex strings (plugins/carbon/bench/layouts).  Sets written
+-- before hold the 12-hex ids themselves, so a member of 12 characters is
+-- an id; from sequence 10^11 on (12 decimal digits) the id is kept as is.
+local function op_m(id)
+  local n = tonumber(id, 16)
+  if n >= 1e11 then return id end
+  return I(n)
+end
+local function op_id(m)
+  if #m == 12 then return m end
+  return string.format('%012x', m)
+end
+-- Removes id from the owner's set in either form.
+local function op_rem(who, id)
+  local m = op_m(id)
+  if m == id then return redis.call('SREM', P .. 'op:' .. who, id) end
+  return redis.call('SREM', P .. 'op:' .. who, m, id)
+end
 local function book_add(o)
   redis.call('ZADD', P .. 'bz:' .. o.side, (o.side == 'b' and '-' or '') ..
     I(o.px), o.id)
   redis.call('HSET', P .. 'o', o.id, ord_pack(o))
-  redis.call('SADD', P .. 'op:' .. o.who, o.id)
+  redis.call('SADD', P .. 'op:' .. o.who, op_m(o.id))
   if o.exp > 0 then redis.call('ZADD', P .. 'x', I(o.exp), o.id) end
   level_add(o.side, o.px, o.q)
 end
 local function book_remove(o)
   redis.call('ZREM', P .. 'bz:' .. o.side, o.id)
   redis.call('HDEL', P .. 'o', o.id)
-  redis.call('SREM', P .. 'op:' .. o.who, o.id)
+  op_rem(o.who, o.id)
   if o.exp > 0 then redis.call('ZREM', P .. 'x', o.id) end
 end
 -- Releases what an order still holds: buys hold q * price fen, sells q t.
@@ -572,7 +594,7 @@ local function ord_end(o, st, why, out, held)
     level_add(o.side, o.px, -o.q)
   end
   redis.call('HDEL', P .. 'o', o.id)
-  redis.call('SREM', P .. 'op:' .. o.who, o.id)
+  op_rem(o.who, o.id)
   if o.exp > 0 then redis.call('ZREM', P .. 'x', o.id) end
   release(o)
   o.tot, o.q = o.q + o.f, 0 -- nothing stays open
@@ -620,9 +642,10 @@ end
 -- <= n, each visiting at most 10 x COUNT buckets.  With `hash`, the walk
 -- is over a hash's fields (HSCAN).  Returns the members (no duplicates
 -- within the run), the next position and the new carry.
-local function page(key, pos, carry, n, hash)
+local function page(key, pos, carry, n, hash, map)
   local got, seen, left = {}, {}, {}
   local function take(m)
+    if map then m = map(m) end
     if seen[m] then return end
     seen[m] = true
     if #got < n then got[#got + 1] = m else left[#left + 1] = m end

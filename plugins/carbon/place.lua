@@ -460,7 +460,7 @@ if more then
   redis.call('HSET', FL, o.id, fl_pack())
   gm.deadline('inflight', o.id, NOW + IMS)
   -- Open while in flight: mass cancel and order.list walk it too.
-  if op ~= 'continue' then redis.call('SADD', P .. 'op:' .. o.who, o.id) end
+  if op ~= 'continue' then redis.call('SADD', P .. 'op:' .. o.who, op_m(o.id)) end
 else
   -- Orders a FOK holds are out of the book, so o did not meet them; it must
   -- not rest across them either, or giving them back would cross the book.
@@ -493,7 +493,7 @@ else
     redis.call('HDEL', FL, o.id)
     redis.call('SREM', P .. 'fx', o.id)
     gm.deadline_cancel('inflight', o.id)
-    if o.q == 0 then redis.call('SREM', P .. 'op:' .. o.who, o.id) end
+    if o.q == 0 then op_rem(o.who, o.id) end
   end
 end
 ord_emit(o, st, why)

@@ -76,7 +76,7 @@ if op == 'orders' then
   local who, carry, out = ARGV[2], {}, {}
   for id in string.gmatch(ARGV[5], '[^,]+') do carry[#carry + 1] = id end
   local ids, pos, left = page(P .. 'op:' .. who, ARGV[4], carry,
-    tonumber(ARGV[3]))
+    tonumber(ARGV[3]), false, op_id)
   for _, id in ipairs(ids) do
     local o = ord_get(id)
     -- A carried id may have ended since (or, from a made-up cursor, be

@@ -506,6 +506,65 @@ START_TEST(cancel_racing_a_fill) {
 }
 END_TEST
 
+/* The owner's open-order set holds sequences in decimal (an intset while
+ * small); members a broker of the previous layout wrote (the 12-hex ids)
+ * are still listed, cancelled and mass-cancelled. */
+START_TEST(open_orders_of_the_previous_layout) {
+  char *id[3];
+  for (int i = 0; i < 3; i++) {
+    Gm__Carbon__PlaceReply *p =
+        ct_limit("carol", SYM, CT_BUY, 8000 + 100 * i, 10, CT_GTC);
+    id[i] = strdup(p->order->id);
+    ct_free(p);
+  }
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  const char *set = "gm:{carbon:" SYM "}:op:carol";
+  redisReply *e = gm_test_redis_cmd(rc, "OBJECT ENCODING %s", set);
+  ck_assert_str_eq(e->str, "intset");
+  freeReplyObject(e);
+  for (int i = 0; i < 2; i++) {
+    const char *hex = strrchr(id[i], ':') + 1; /* "<symbol>:<12 hex>" */
+    unsigned long long seq = strtoull(hex, NULL, 16);
+    ck_assert_int_eq(gm_test_redis_int(rc, "SREM %s %llu", set, seq), 1);
+    ck_assert_int_eq(gm_test_redis_int(rc, "SADD %s %s", set, hex), 1);
+  }
+  Gm__Carbon__ListOrdersRequest lr = GM__CARBON__LIST_ORDERS_REQUEST__INIT;
+  lr.symbol = SYM;
+  lr.limit = 10;
+  Gm__Carbon__OrderList *l =
+      (Gm__Carbon__OrderList *)ct_call("carol", "order.list", &lr.base);
+  ck_assert_msg(l, "%s", ct_message);
+  ck_assert_int_eq(l->n_orders, 3);
+  for (int i = 0; i < 3; i++) {
+    int found = 0;
+    for (size_t k = 0; k < l->n_orders; k++)
+      found += !strcmp(l->orders[k]->id, id[i]);
+    ck_assert_msg(found == 1, "order.list shows %s %d times", id[i], found);
+  }
+  ct_free(l);
+  Gm__Carbon__OrderRequest cr = GM__CARBON__ORDER_REQUEST__INIT;
+  cr.order_id = id[0];
+  Gm__Carbon__Order *o =
+      (Gm__Carbon__Order *)ct_call("carol", "order.cancel", &cr.base);
+  ck_assert_msg(o, "%s", ct_message);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ct_free(o);
+  ck_assert_int_eq(gm_test_redis_int(rc, "SCARD %s", set), 2);
+  Gm__Carbon__MassCancelRequest mc = GM__CARBON__MASS_CANCEL_REQUEST__INIT;
+  mc.symbol = SYM;
+  Gm__Carbon__MassCancelReply *m = (Gm__Carbon__MassCancelReply *)ct_call(
+      "carol", "order.mass_cancel", &mc.base);
+  ck_assert_msg(m, "%s", ct_message);
+  ck_assert_int_eq(m->n_cancelled, 2);
+  ck_assert_int_eq(m->remaining, 0);
+  ct_free(m);
+  ck_assert_int_eq(gm_test_redis_int(rc, "EXISTS %s", set), 0);
+  expect_account("carol", 10000000, 0, 5000, 0, 0);
+  redisFree(rc);
+  for (int i = 0; i < 3; i++) free(id[i]);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon orders");
   TCase *tc = tcase_create("orders");
@@ -519,6 +578,7 @@ int main(void) {
   tcase_add_test(tc, self_trade_prevention_modes);
   tcase_add_test(tc, one_order_continues_past_max_fills);
   tcase_add_test(tc, cancel_racing_a_fill);
+  tcase_add_test(tc, open_orders_of_the_previous_layout);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
