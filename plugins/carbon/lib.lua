@@ -405,9 +405,26 @@ local function acct_rec(a)
 end
 
 -- Orders: "who|side|price|remaining|filled|tif|expire|created"
+-- A resting order's record in P.o: the previous layout was text,
+-- "who|side|px|q|f|tif|exp|t"; now it is packed, 28 bytes for a name of 9
+-- characters (a 32-byte allocation, against 48 for the text;
+-- plugins/carbon/bench/layouts): a first byte 0x80 + (sell 1) + tif * 2 +
+-- (exp given 16), then px, q, f (4 bytes each: MAXP and MAXQ are below
+-- 2^32), t (6 bytes of ms), exp (6, only when given), and the owner's
+-- name.  A text record starts with the name, never with a byte >= 0x80.
+local ORD_HEAD, ORD_EXP = '>BI4I4I4I6', '>I6'
 local function ord_get(id)
   local rec = redis.call('HGET', P .. 'o', id)
   if not rec then return nil end
+  local h = string.byte(rec, 1)
+  if h >= 0x80 and h < 0xa0 and #rec >= 19 + (h % 32 >= 16 and 6 or 0) then
+    local _, px, q, f, t, pos = struct.unpack(ORD_HEAD, rec)
+    local exp = 0
+    if h % 32 >= 16 then exp, pos = struct.unpack(ORD_EXP, rec, pos) end
+    return {id = id, who = string.sub(rec, pos), side = h % 2 == 1 and 's' or 'b',
+      px = px, q = q, f = f, tif = floor(h / 2) % 8, exp = exp, t = t,
+      typ = 'L'}
+  end
   local who, s, px, q, f, tif, exp, t = string.match(rec,
     '^(.*)|(%a)|(%d+)|(%d+)|(%d+)|(%d)|(%d+)|(%d+)$')
   if not who then
@@ -419,8 +436,12 @@ local function ord_get(id)
     t = tonumber(t), typ = 'L'}
 end
 local function ord_pack(o)
-  return o.who .. '|' .. o.side .. '|' .. I(o.px) .. '|' .. I(o.q) .. '|' ..
-    I(o.f) .. '|' .. I(o.tif) .. '|' .. I(o.exp) .. '|' .. I(o.t)
+  local h = 0x80 + (o.side == 's' and 1 or 0) + o.tif * 2
+  if o.exp > 0 then
+    return struct.pack(ORD_HEAD .. 'I6', h + 16, o.px, o.q, o.f, o.t, o.exp) ..
+      o.who
+  end
+  return struct.pack(ORD_HEAD, h, o.px, o.q, o.f, o.t) .. o.who
 end
 -- A resting order's state: STATE.PARTIAL once anything filled.
 local function ord_state(o, final)

@@ -565,6 +565,67 @@ START_TEST(open_orders_of_the_previous_layout) {
 }
 END_TEST
 
+/* A resting order's record is packed (28 bytes for a 9-character name);
+ * a record a broker of the previous layout wrote (text) is still read,
+ * matched against, and written back packed. */
+static Gm__Carbon__Order *get_order(const char *who, const char *id) {
+  Gm__Carbon__OrderRequest g = GM__CARBON__ORDER_REQUEST__INIT;
+  g.order_id = (char *)id;
+  Gm__Carbon__Order *o =
+      (Gm__Carbon__Order *)ct_call(who, "order.get", &g.base);
+  ck_assert_msg(o, "%s", ct_message);
+  return o;
+}
+
+static void expect_packed(redisContext *rc, const char *hex, size_t len) {
+  redisReply *r = gm_test_redis_cmd(rc, "HGET gm:{carbon:" SYM "}:o %s", hex);
+  ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+  ck_assert_uint_eq(r->len, len);
+  ck_assert_uint_ge((unsigned char)r->str[0], 0x80);
+  freeReplyObject(r);
+}
+
+START_TEST(order_records_of_the_previous_layout) {
+  Gm__Carbon__PlaceReply *b = ct_limit("bob", SYM, CT_SELL, 8600, 100, CT_GTC);
+  const char *hex = strrchr(b->order->id, ':') + 1;
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  expect_packed(rc, hex, 19 + strlen("bob"));
+  ck_assert_int_eq(gm_test_redis_int(rc,
+                                     "HSET gm:{carbon:" SYM
+                                     "}:o %s bob|s|8600|100|0|0|0|%lld",
+                                     hex, (long long)b->order->created_ms),
+                   0);
+  Gm__Carbon__Order *o = get_order("bob", b->order->id);
+  ck_assert_str_eq(o->participant, "bob");
+  ck_assert_int_eq(o->side, GM__CARBON__SIDE__SIDE_SELL);
+  ck_assert_int_eq(o->price, 8600);
+  ck_assert_int_eq(o->remaining, 100);
+  ck_assert_int_eq(o->created_ms, b->order->created_ms);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_OPEN);
+  ct_free(o);
+  Gm__Carbon__PlaceReply *t = ct_limit("alice", SYM, CT_BUY, 8600, 30, CT_GTC);
+  ck_assert_int_eq(t->n_fills, 1);
+  ck_assert_str_eq(t->fills[0]->maker_order_id, b->order->id);
+  ct_free(t);
+  expect_packed(rc, hex, 19 + strlen("bob"));
+  o = get_order("bob", b->order->id);
+  ck_assert_int_eq(o->remaining, 70);
+  ck_assert_int_eq(o->filled, 30);
+  ck_assert_int_eq(o->created_ms, b->order->created_ms);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_PARTIAL);
+  ct_free(o);
+  Gm__Carbon__OrderRequest cr = GM__CARBON__ORDER_REQUEST__INIT;
+  cr.order_id = b->order->id;
+  o = (Gm__Carbon__Order *)ct_call("bob", "order.cancel", &cr.base);
+  ck_assert_msg(o, "%s", ct_message);
+  ck_assert_int_eq(o->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ct_free(o);
+  expect_account("bob", 30 * 8600, 0, 4970, 0, 0);
+  redisFree(rc);
+  ct_free(b);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon orders");
   TCase *tc = tcase_create("orders");
@@ -579,6 +640,7 @@ int main(void) {
   tcase_add_test(tc, one_order_continues_past_max_fills);
   tcase_add_test(tc, cancel_racing_a_fill);
   tcase_add_test(tc, open_orders_of_the_previous_layout);
+  tcase_add_test(tc, order_records_of_the_previous_layout);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
