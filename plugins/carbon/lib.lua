@@ -5,9 +5,9 @@
 -- derived from its prefix, so all keys of a call share the instrument's hash
 -- tag (one Redis Cluster slot).  Keys (P = "gm:{carbon:<SYM>}:"):
 --   P.i          HASH instrument rules, counters, day statistics
---   P.o          HASH order id -> packed record (one hash for all resting
---                orders: about 100 bytes per order instead of ~200 for a key
---                per order)
+--   P.o          HASH order id -> packed record (ord_pack; one hash for all
+--                resting orders: about 82 bytes per order instead of ~200
+--                for a key per order)
 --   P.bz:b/s     ZSET resting order ids by price (bids -price, asks +price);
 --                equal prices sort by id = fixed-width sequence = time
 --   P.lv:b/s     ZSET price levels (same scores), P.lq:b/s HASH level -> qty
