@@ -105,6 +105,11 @@ char *carbon__lua_declarations(void) {
   carbon__enum(&b, "STATE", &gm__carbon__order_state__descriptor, "STATE_");
   carbon__enum(&b, "OFFER", &gm__carbon__offer_state__descriptor, "OFFER_");
   carbon__enum(&b, "STP", &gm__carbon__stp_mode__descriptor, "STP_");
+  /* lib.lua's ord_pack keeps a resting order's price and quantities in 4
+     bytes each; a larger limit needs a new record version there. */
+  _Static_assert(GM_CARBON_MAX_PRICE < INT64_C(4294967296) &&
+                     GM_CARBON_MAX_QTY < INT64_C(4294967296),
+                 "ord_pack (lib.lua) packs price and quantities in 4 bytes");
   carbon__put(&b, "local MAXP, MAXQ, MAXCASH = %lld, %lld, %lld; ",
               (long long)GM_CARBON_MAX_PRICE, (long long)GM_CARBON_MAX_QTY,
               (long long)GM_CARBON_MAX_CASH);
