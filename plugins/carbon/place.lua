@@ -493,7 +493,13 @@ else
     redis.call('HDEL', FL, o.id)
     redis.call('SREM', P .. 'fx', o.id)
     gm.deadline_cancel('inflight', o.id)
-    if o.q == 0 then op_rem(o.who, o.id) end
+    if o.q == 0 then op_rem(o.who, o.id)
+    elseif op_m(o.id) ~= o.id then
+      -- Rested: book_add added the decimal member; a broker of the
+      -- previous layout added the 12-hex id at the first step, and both
+      -- would count (SCARD, order.list's pages).
+      redis.call('SREM', P .. 'op:' .. o.who, o.id)
+    end
   end
 end
 ord_emit(o, st, why)
