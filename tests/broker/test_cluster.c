@@ -9,7 +9,9 @@
 #include <check.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,6 +593,206 @@ START_TEST(test_outbox_registered_again_after_a_failover) {
 }
 END_TEST
 
+#ifdef GM_KNOWN_DEFECTS
+/* One client thread of the failover test: bumps with its own idempotency
+   keys (the note is the key, so each ledger row names its request),
+   retrying a request under the same key while gmd answers UNAVAILABLE or
+   does not answer, until told to stop. */
+typedef struct bumper {
+  pthread_t th;
+  gm_test_conn *conn;
+  int id;
+  int acked;   /* requests answered OK */
+  int retried; /* of them, those that needed a retry */
+  int bad;     /* any other status: the test fails */
+} bumper;
+
+static atomic_int bumpers_stop;
+
+static void *bumper_run(void *arg) {
+  bumper *b = arg;
+  while (!atomic_load(&bumpers_stop) && !b->bad) {
+    char idem[32];
+    snprintf(idem, sizeof idem, "f%d-%d", b->id, b->acked);
+    int st = -1, tries = 0;
+    while (st != GM__STATUS__OK && tries < 500) {
+      Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+      req.note = idem;
+      Gm__Reply *r =
+          gm_test_call(b->conn, "alice", "testmkt", "bump", idem, &req.base);
+      tries++;
+      st = r ? (int)r->status : GM__STATUS__UNAVAILABLE;
+      if (r) gm__reply__free_unpacked(r, NULL);
+      if (st != GM__STATUS__OK && st != GM__STATUS__UNAVAILABLE) {
+        fprintf(stderr, "bump %s: status %d\n", idem, st);
+        b->bad = 1;
+      }
+      if (st == GM__STATUS__UNAVAILABLE) nap_ms(20);
+      if (b->bad) break;
+    }
+    if (st != GM__STATUS__OK) {
+      b->bad = 1;
+      break;
+    }
+    b->retried += tries > 1;
+    b->acked++;
+  }
+  return NULL;
+}
+
+/* The replica (node 3..5) of master `victim`. */
+static int replica_of(int victim) {
+  int replica = -1;
+  for (int n = 3; n < 6; n++) {
+    redisContext *rc = gm_test_cluster_connect(cl, n);
+    redisReply *role = gm_test_redis_cmd(rc, "ROLE");
+    if (role->element[2]->integer == gm_test_cluster_port(cl, victim))
+      replica = n;
+    freeReplyObject(role);
+    redisFree(rc);
+  }
+  ck_assert_int_ge(replica, 0);
+  return replica;
+}
+
+/* Waits until every master's replica streams: a write on the master, then
+   WAIT 1 until the replica has acknowledged it.  A fresh replica is
+   listed online (INFO's slave0, at the offset of its first sync's RDB)
+   before the master streams to it (Redis 7.0 starts after the replica's
+   first REPLCONF ACK, and the first sync waits repl-diskless-sync-delay),
+   so a failover in that window loses every write since the sync. */
+static void wait_replicas_streaming(void) {
+  for (int m = 0; m < 3; m++) {
+    char key[32];
+    for (int i = 0;; i++) {
+      snprintf(key, sizeof key, "gm:{sync:%d}:probe", i);
+      if (gm_test_cluster_owner(cl, gm__cluster_keyslot(key, strlen(key))) == m)
+        break;
+    }
+    redisContext *rc = gm_test_cluster_connect(cl, m);
+    freeReplyObject(gm_test_redis_cmd(rc, "SET %s 1", key));
+    long long acked = 0;
+    for (int i = 0; i < 300 && !acked; i++)
+      acked = gm_test_redis_int(rc, "WAIT 1 100");
+    ck_assert_msg(acked == 1, "master %d's replica does not stream", m);
+    redisFree(rc);
+  }
+}
+
+/*
+ * KNOWN DEFECT, left out of the build (cmake -DCMAKE_C_FLAGS=
+ * -DGM_KNOWN_DEFECTS to run it): in about 1 run of 6 one acknowledged bump
+ * is lost (7048 of 7049 in the ledger), the write in flight when the
+ * master died: its reply left before the replica had it.  The remedy
+ * (WAIT after mutating calls, docs/operations.md Redis Cluster) is not
+ * built yet.
+ *
+ * kill -9 of the master under load, its replica promoted: client threads
+ * send idempotent bumps (each one INCR of gm:{testmkt:all}:counter and one
+ * outbox entry, settled into testmkt_bumps with the seq as primary key)
+ * through gmd, retrying UNAVAILABLE under the same key, while the master
+ * of tag "all" is killed and its replica takes over.  Afterwards every
+ * acknowledged request is in the ledger exactly once, the counter on the
+ * new master agrees with the ledger, and deadlines set before the kill on
+ * every master fire once.  Replication is asynchronous: the test waits
+ * until the replicas stream (without that wait, a third of the runs killed
+ * the master while its replica was still between its first sync and its
+ * first ACK, and lost every acknowledged bump since; see docs/operations.md,
+ * Redis Cluster).
+ */
+START_TEST(test_master_killed_under_load) {
+  start_with(1, "[deadlines]\npoll_ms = 20\n");
+  static const char counter[] = "gm:{testmkt:all}:counter";
+  int victim =
+      gm_test_cluster_owner(cl, gm__cluster_keyslot(counter, strlen(counter)));
+  int replica = replica_of(victim);
+
+  /* Deadlines due after the failover, on tags over every master. */
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t due = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 3000;
+  int on_victim = 0;
+  for (int i = 0; i < TAGS; i++) {
+    char tag[16], idem[16];
+    snprintf(tag, sizeof tag, "k%d", i);
+    snprintf(idem, sizeof idem, "kset-%d", i);
+    Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
+    req.op = "set";
+    req.kind = "tick";
+    req.tag = tag;
+    req.id = tag;
+    req.due_ms = due;
+    Gm__Reply *r =
+        gm_test_call(conn, "alice", "testmkt", "deadline", idem, &req.base);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->status, GM__STATUS__OK);
+    gm__reply__free_unpacked(r, NULL);
+    on_victim += owner_of(tag) == victim;
+  }
+  ck_assert_int_gt(on_victim, 0);
+  wait_replicas_streaming();
+
+  enum { CLIENTS = 4 };
+  bumper b[CLIENTS];
+  atomic_store(&bumpers_stop, 0);
+  for (int i = 0; i < CLIENTS; i++) {
+    b[i] = (bumper){
+        .conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL),
+        .id = i};
+    ck_assert_int_eq(pthread_create(&b[i].th, NULL, bumper_run, &b[i]), 0);
+  }
+  nap_ms(500);
+  gm_test_cluster_kill(cl, victim);
+  ok_on(replica, "CLUSTER FAILOVER %s%s", "TAKEOVER", "");
+  gm_test_cluster_wait_ok(cl);
+  nap_ms(500);
+  atomic_store(&bumpers_stop, 1);
+  int acked = 0, retried = 0, bad = 0;
+  for (int i = 0; i < CLIENTS; i++) {
+    pthread_join(b[i].th, NULL);
+    gm_test_conn_destroy(&b[i].conn);
+    acked += b[i].acked;
+    retried += b[i].retried;
+    bad += b[i].bad;
+  }
+  fprintf(stderr, "failover under load: %d bumps acknowledged, %d retried\n",
+          acked, retried);
+  ck_assert_int_eq(bad, 0);
+  ck_assert_int_gt(retried, 0); /* the kill did land under load */
+
+  /* Every acknowledged request settled exactly once. */
+  ck_assert_int_eq(ledger_wait("SELECT count(*) FROM testmkt_bumps", acked),
+                   acked);
+  ck_assert_int_eq(
+      ledger_wait("SELECT count(DISTINCT note) FROM testmkt_bumps", acked),
+      acked);
+  for (int i = 0; i < CLIENTS; i++) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM testmkt_bumps WHERE note LIKE 'f%d-%%'", i);
+    ck_assert_int_eq(ledger_wait(sql, b[i].acked), b[i].acked);
+  }
+  /* Redis and the ledger agree: the counter is the last seq settled, and
+     no seq is missing. */
+  redisContext *rc = gm_test_cluster_connect(cl, replica);
+  redisReply *r = gm_test_redis_cmd(rc, "GET %s", counter);
+  ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+  ck_assert_int_eq(atoll(r->str), acked);
+  freeReplyObject(r);
+  redisFree(rc);
+  ck_assert_int_eq(ledger_wait("SELECT max(seq) FROM testmkt_bumps", acked),
+                   acked);
+
+  /* The deadlines fire once each, those of the killed master's tags from
+     its promoted replica. */
+  ck_assert_int_eq(ledger_wait("SELECT count(*) FROM testmkt_fired", TAGS),
+                   TAGS);
+  ck_assert_int_eq(
+      ledger_wait("SELECT count(DISTINCT id) FROM testmkt_fired", TAGS), TAGS);
+}
+END_TEST
+#endif
+
 /* One fiber of the pipelined test: its own tag, SET then GET. */
 typedef struct piper {
   gm__redis *r;
@@ -739,6 +941,9 @@ int main(void) {
   tcase_add_test(tc, test_slot_migration_moved_and_ask);
   tcase_add_test(tc, test_reshard_while_requests_flow);
   tcase_add_test(tc, test_master_killed_replica_promoted);
+#ifdef GM_KNOWN_DEFECTS
+  tcase_add_test(tc, test_master_killed_under_load);
+#endif
   tcase_add_test(tc, test_deadlines_fire_on_every_master);
   tcase_add_test(tc,
                  test_metrics_outbox_count_survives_a_closed_node_connection);
