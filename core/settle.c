@@ -113,6 +113,7 @@ struct gm__settler {
   /* Entries this round reads: the batch, up to GM__BEHIND_MAX times it
      while rounds come back full (see gm__round). */
   size_t want;
+  size_t read_at;         /* the stream the next round reads first (fairness) */
   int pending;            /* our own PEL may hold entries: read "0" */
   uint64_t tenure;        /* the lease's, when gated; 0: not held */
   int takeover;           /* the next claim sweep takes every entry */
@@ -495,67 +496,117 @@ static void gm__collect(gm__settler *s, const redisReply *r) {
  * ">": new ones), GM__CHUNK streams per pipelined round trip: one command
  * per chunk on a plain Redis, one per stream on a Redis Cluster, where a
  * command naming two streams (two hash tags) is refused with CROSSSLOT
- * (each goes to its slot's master).  Stops reading further chunks once the
- * round's entries are in hand (s->want; one chunk may bring up to that
- * many per stream).
+ * (each goes to its slot's master).  COUNT is per stream, so each stream
+ * is asked for its share of what the round still wants (s->want), and the
+ * streams that filled their share are read again for the rest: a round
+ * never holds more than s->want.  When there are more streams than
+ * entries wanted, the next round starts after the last stream read, so
+ * the streams behind the first ones are not starved.
  */
 static int gm__read(gm__settler *s, const char *id, int block) {
   size_t per = s->cluster ? 1 : GM__CHUNK; /* streams per command */
+  size_t ns = s->nstreams;
+  if (ns == 0) return 0;
   /* BLOCK only when the round is one command: blocking on each in turn
      would delay the others' entries; the thread sleeps instead. */
-  block = block && s->nstreams <= per;
+  block = block && ns <= per;
   char ms[24];
   snprintf(ms, sizeof ms, "%d", s->cfg.block_ms);
-  int rc = 0;
-  for (size_t i = 0; i < s->nstreams && rc == 0; i += GM__CHUNK) {
-    if (s->nitems >= s->want) break;
-    size_t end = i + GM__CHUNK < s->nstreams ? i + GM__CHUNK : s->nstreams;
-    char *count = gm__arena_sprintf(s->arena, "%zu", s->want - s->nitems);
-    size_t n = (end - i + per - 1) / per;
-    const char ***argv = gm__arena_alloc(s->arena, n * sizeof *argv);
-    int *argc = gm__arena_alloc(s->arena, n * sizeof *argc);
-    redisReply **rep = gm__arena_alloc(s->arena, n * sizeof *rep);
-    for (size_t c = 0; c < n; c++) {
-      size_t from = i + c * per, to = from + per < end ? from + per : end;
-      const char **v =
-          gm__arena_alloc(s->arena, (10 + 2 * (to - from)) * sizeof *v);
-      int k = 0;
-      v[k++] = "XREADGROUP";
-      v[k++] = "GROUP";
-      v[k++] = GM__GROUP;
-      v[k++] = s->consumer;
-      v[k++] = "COUNT";
-      v[k++] = count;
-      if (block) {
-        v[k++] = "BLOCK";
-        v[k++] = ms;
-        s->blocked = 1;
+  /* This pass's streams (indices into s->streams), the next pass's, and
+     the id each stream reads after (a re-read of our pending entries
+     continues after the last one delivered, not from "0" again). */
+  size_t *cand = gm__arena_alloc(s->arena, ns * sizeof *cand);
+  size_t *full = gm__arena_alloc(s->arena, ns * sizeof *full);
+  const char **after = gm__arena_alloc(s->arena, ns * sizeof *after);
+  size_t start = s->read_at % ns, ncand = ns;
+  for (size_t k = 0; k < ns; k++) {
+    cand[k] = (start + k) % ns;
+    after[k] = id;
+  }
+  int rc = 0, first = 1;
+  while (rc == 0 && ncand > 0 && s->nitems < s->want) {
+    size_t left = s->want - s->nitems;
+    size_t share = left / ncand ? left / ncand : 1;
+    size_t take = ncand < left ? ncand : left, nfull = 0;
+    if (first) s->read_at = (start + take) % ns;
+    char *count = gm__arena_sprintf(s->arena, "%zu", share);
+    for (size_t i = 0; i < take && rc == 0; i += GM__CHUNK) {
+      size_t end = i + GM__CHUNK < take ? i + GM__CHUNK : take;
+      size_t n = (end - i + per - 1) / per;
+      const char ***argv = gm__arena_alloc(s->arena, n * sizeof *argv);
+      int *argc = gm__arena_alloc(s->arena, n * sizeof *argc);
+      redisReply **rep = gm__arena_alloc(s->arena, n * sizeof *rep);
+      for (size_t c = 0; c < n; c++) {
+        size_t from = i + c * per, to = from + per < end ? from + per : end;
+        const char **v =
+            gm__arena_alloc(s->arena, (10 + 2 * (to - from)) * sizeof *v);
+        int k = 0;
+        v[k++] = "XREADGROUP";
+        v[k++] = "GROUP";
+        v[k++] = GM__GROUP;
+        v[k++] = s->consumer;
+        v[k++] = "COUNT";
+        v[k++] = count;
+        if (block) {
+          v[k++] = "BLOCK";
+          v[k++] = ms;
+          s->blocked = 1;
+        }
+        v[k++] = "STREAMS";
+        for (size_t j = from; j < to; j++) v[k++] = s->streams[cand[j]];
+        for (size_t j = from; j < to; j++) v[k++] = after[cand[j]];
+        argv[c] = v;
+        argc[c] = k;
       }
-      v[k++] = "STREAMS";
-      for (size_t j = from; j < to; j++) v[k++] = s->streams[j];
-      for (size_t j = from; j < to; j++) v[k++] = id;
-      argv[c] = v;
-      argc[c] = k;
-    }
-    /* The replies are built in the round's arena: the entries point into
-       them instead of copying every field (and no malloc per field). */
-    if (gm__redis_commands_in(s->redis, s->arena, n, argc,
-                              (const char *const *const *)argv, rep) != 0)
-      rc = gm__redis_failed(s, "XREADGROUP");
-    for (size_t c = 0; c < n; c++) {
-      if (!rep[c]) continue;
-      if (rep[c]->type == REDIS_REPLY_ERROR) {
-        /* NOGROUP: a stream was deleted or Redis lost its data; make the
-           groups again on the next round (MOVED: the map is read again). */
-        gm__log(GM_LOG_WARN, "settle",
-                "XREADGROUP: %s; creating the groups again", rep[c]->str);
-        s->regroup = 1;
-        if (gm__redis_is_cluster(s->redis)) s->broken = 1;
-        rc = -1;
-        continue;
+      /* The replies are built in the round's arena: the entries point into
+         them instead of copying every field (and no malloc per field). */
+      if (gm__redis_commands_in(s->redis, s->arena, n, argc,
+                                (const char *const *const *)argv, rep) != 0)
+        rc = gm__redis_failed(s, "XREADGROUP");
+      for (size_t c = 0; c < n; c++) {
+        if (!rep[c]) continue;
+        if (rep[c]->type == REDIS_REPLY_ERROR) {
+          /* NOGROUP: a stream was deleted or Redis lost its data; make the
+             groups again on the next round (MOVED: the map is read
+             again). */
+          gm__log(GM_LOG_WARN, "settle",
+                  "XREADGROUP: %s; creating the groups again", rep[c]->str);
+          s->regroup = 1;
+          if (gm__redis_is_cluster(s->redis)) s->broken = 1;
+          rc = -1;
+          continue;
+        }
+        gm__collect(s, rep[c]);
+        if (rep[c]->type != REDIS_REPLY_ARRAY) continue;
+        /* Replies name their streams in the command's order (those with
+           nothing new left out): a stream that filled its share may hold
+           more. */
+        size_t j = i + c * per, to = j + per < end ? j + per : end;
+        for (size_t e = 0; e < rep[c]->elements; e++) {
+          const redisReply *sr = rep[c]->element[e];
+          if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+              sr->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+          const char *name = gm__str(sr->element[0]);
+          while (j < to && strcmp(s->streams[cand[j]], name) != 0) j++;
+          if (j == to) break;
+          const redisReply *list = sr->element[1];
+          if (list->elements >= share) {
+            full[nfull++] = cand[j];
+            const redisReply *last = list->element[list->elements - 1];
+            if (strcmp(id, ">") != 0 && last->type == REDIS_REPLY_ARRAY &&
+                last->elements == 2)
+              after[cand[j]] = gm__str(last->element[0]);
+          }
+          j++;
+        }
       }
-      gm__collect(s, rep[c]);
     }
+    size_t *t = cand;
+    cand = full;
+    full = t;
+    ncand = nfull;
+    block = first = 0;
   }
   /* Entries other commands of the round delivered are in our pending list
      now: read them again at once rather than after claim_idle_ms. */
