@@ -292,6 +292,42 @@ START_TEST(a_round_holds_at_most_eight_batches) {
 }
 END_TEST
 
+/*
+ * Entries left pending by a consumer killed mid-batch are read again before
+ * new ones, on every stream: with more streams than a round wants, the
+ * re-read of our pending entries covers only some streams, and when those
+ * had none the settler went on to new entries, leaving the others' pending
+ * entries for claim_idle_ms and settling them after later entries of their
+ * stream.
+ */
+START_TEST(pending_entries_on_any_stream_settle_before_new_ones) {
+  for (int i = 0; i < 16; i++) {
+    char tag[16], stream[64];
+    snprintf(tag, sizeof tag, "s%02d", i); /* read in this order */
+    add_entries("alpha", tag, 1 + i * 1000, 5);
+    snprintf(stream, sizeof stream, "gm:{alpha:%s}:outbox", tag);
+    redisReply *r =
+        gm_test_redis_cmd(raw, "XGROUP CREATE %s gm-settle 0", stream);
+    freeReplyObject(r);
+    /* c1 was killed after reading 2 entries of the last 6 streams. */
+    if (i >= 10)
+      freeReplyObject(gm_test_redis_cmd(
+          raw, "XREADGROUP GROUP gm-settle c1 COUNT 2 STREAMS %s >", stream));
+  }
+  ck_assert_int_eq(outbox_total("XPENDING"), 12);
+  gm__settler *s = start("c1", 10, 30000, 1);
+  drain_until(s, 16 * 5, 100);
+  ck_assert_uint_eq(gm__settler_settled(s), 16 * 5);
+  assert_exactly_once(16 * 5);
+  /* Each stream settled in its order. */
+  ck_assert_int_eq(count("SELECT count(*) FROM alpha_rows a JOIN alpha_rows b "
+                         "ON a.stream = b.stream AND a.rowid < b.rowid AND "
+                         "a.qty > b.qty"),
+                   0);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(redelivery_after_commit_settles_once) {
   add_entries("alpha", "x", 1, 20);
   gm__settler *s = start("c1", 100, 30000, 1);
@@ -968,6 +1004,7 @@ int main(void) {
   tcase_add_test(tc, many_streams_two_markets_settle_once);
   tcase_add_test(tc, redelivery_after_commit_settles_once);
   tcase_add_test(tc, a_round_holds_at_most_eight_batches);
+  tcase_add_test(tc, pending_entries_on_any_stream_settle_before_new_ones);
   tcase_add_test(tc, dead_consumer_entries_are_claimed);
   tcase_add_test(tc,
                  a_new_lease_holder_claims_at_once_and_settles_nothing_twice);
