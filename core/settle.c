@@ -518,95 +518,106 @@ static int gm__read(gm__settler *s, const char *id, int block) {
   size_t *cand = gm__arena_alloc(s->arena, ns * sizeof *cand);
   size_t *full = gm__arena_alloc(s->arena, ns * sizeof *full);
   const char **after = gm__arena_alloc(s->arena, ns * sizeof *after);
-  size_t start = s->read_at % ns, ncand = ns;
-  for (size_t k = 0; k < ns; k++) {
-    cand[k] = (start + k) % ns;
-    after[k] = id;
-  }
-  int rc = 0, first = 1;
-  while (rc == 0 && ncand > 0 && s->nitems < s->want) {
-    size_t left = s->want - s->nitems;
-    size_t share = left / ncand ? left / ncand : 1;
-    size_t take = ncand < left ? ncand : left, nfull = 0;
-    if (first) s->read_at = (start + take) % ns;
-    char *count = gm__arena_sprintf(s->arena, "%zu", share);
-    for (size_t i = 0; i < take && rc == 0; i += GM__CHUNK) {
-      size_t end = i + GM__CHUNK < take ? i + GM__CHUNK : take;
-      size_t n = (end - i + per - 1) / per;
-      const char ***argv = gm__arena_alloc(s->arena, n * sizeof *argv);
-      int *argc = gm__arena_alloc(s->arena, n * sizeof *argc);
-      redisReply **rep = gm__arena_alloc(s->arena, n * sizeof *rep);
-      for (size_t c = 0; c < n; c++) {
-        size_t from = i + c * per, to = from + per < end ? from + per : end;
-        const char **v =
-            gm__arena_alloc(s->arena, (10 + 2 * (to - from)) * sizeof *v);
-        int k = 0;
-        v[k++] = "XREADGROUP";
-        v[k++] = "GROUP";
-        v[k++] = GM__GROUP;
-        v[k++] = s->consumer;
-        v[k++] = "COUNT";
-        v[k++] = count;
-        if (block) {
-          v[k++] = "BLOCK";
-          v[k++] = ms;
-          s->blocked = 1;
-        }
-        v[k++] = "STREAMS";
-        for (size_t j = from; j < to; j++) v[k++] = s->streams[cand[j]];
-        for (size_t j = from; j < to; j++) v[k++] = after[cand[j]];
-        argv[c] = v;
-        argc[c] = k;
-      }
-      /* The replies are built in the round's arena: the entries point into
-         them instead of copying every field (and no malloc per field). */
-      if (gm__redis_commands_in(s->redis, s->arena, n, argc,
-                                (const char *const *const *)argv, rep) != 0)
-        rc = gm__redis_failed(s, "XREADGROUP");
-      for (size_t c = 0; c < n; c++) {
-        if (!rep[c]) continue;
-        if (rep[c]->type == REDIS_REPLY_ERROR) {
-          /* NOGROUP: a stream was deleted or Redis lost its data; make the
-             groups again on the next round (MOVED: the map is read
-             again). */
-          gm__log(GM_LOG_WARN, "settle",
-                  "XREADGROUP: %s; creating the groups again", rep[c]->str);
-          s->regroup = 1;
-          if (gm__redis_is_cluster(s->redis)) s->broken = 1;
-          rc = -1;
-          continue;
-        }
-        gm__collect(s, rep[c]);
-        if (rep[c]->type != REDIS_REPLY_ARRAY) continue;
-        /* Replies name their streams in the command's order (those with
-           nothing new left out): a stream that filled its share may hold
-           more. */
-        size_t j = i + c * per, to = j + per < end ? j + per : end;
-        for (size_t e = 0; e < rep[c]->elements; e++) {
-          const redisReply *sr = rep[c]->element[e];
-          if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
-              sr->element[1]->type != REDIS_REPLY_ARRAY)
-            continue;
-          const char *name = gm__str(sr->element[0]);
-          while (j < to && strcmp(s->streams[cand[j]], name) != 0) j++;
-          if (j == to) break;
-          const redisReply *list = sr->element[1];
-          if (list->elements >= share) {
-            full[nfull++] = cand[j];
-            const redisReply *last = list->element[list->elements - 1];
-            if (strcmp(id, ">") != 0 && last->type == REDIS_REPLY_ARRAY &&
-                last->elements == 2)
-              after[cand[j]] = gm__str(last->element[0]);
-          }
-          j++;
-        }
-      }
+  /* Streams the first pass of a sweep did not reach are read in another
+     sweep while the round wants more: a re-read of our pending entries
+     that found none on the first streams must not end the pending state
+     (the caller then reads new entries) while others hold some. */
+  size_t covered = 0;
+  int rc = 0;
+  while (rc == 0 && covered < ns && s->nitems < s->want) {
+    size_t start = s->read_at % ns, ncand = ns - covered;
+    for (size_t k = 0; k < ncand; k++) {
+      cand[k] = (start + k) % ns;
+      after[cand[k]] = id;
     }
-    size_t *t = cand;
-    cand = full;
-    full = t;
-    ncand = nfull;
-    block = first = 0;
+    int first = 1;
+    while (rc == 0 && ncand > 0 && s->nitems < s->want) {
+      size_t left = s->want - s->nitems;
+      size_t share = left / ncand ? left / ncand : 1;
+      size_t take = ncand < left ? ncand : left, nfull = 0;
+      if (first) {
+        s->read_at = (start + take) % ns;
+        covered += take;
+      }
+      char *count = gm__arena_sprintf(s->arena, "%zu", share);
+      for (size_t i = 0; i < take && rc == 0; i += GM__CHUNK) {
+        size_t end = i + GM__CHUNK < take ? i + GM__CHUNK : take;
+        size_t n = (end - i + per - 1) / per;
+        const char ***argv = gm__arena_alloc(s->arena, n * sizeof *argv);
+        int *argc = gm__arena_alloc(s->arena, n * sizeof *argc);
+        redisReply **rep = gm__arena_alloc(s->arena, n * sizeof *rep);
+        for (size_t c = 0; c < n; c++) {
+          size_t from = i + c * per, to = from + per < end ? from + per : end;
+          const char **v =
+              gm__arena_alloc(s->arena, (10 + 2 * (to - from)) * sizeof *v);
+          int k = 0;
+          v[k++] = "XREADGROUP";
+          v[k++] = "GROUP";
+          v[k++] = GM__GROUP;
+          v[k++] = s->consumer;
+          v[k++] = "COUNT";
+          v[k++] = count;
+          if (block) {
+            v[k++] = "BLOCK";
+            v[k++] = ms;
+            s->blocked = 1;
+          }
+          v[k++] = "STREAMS";
+          for (size_t j = from; j < to; j++) v[k++] = s->streams[cand[j]];
+          for (size_t j = from; j < to; j++) v[k++] = after[cand[j]];
+          argv[c] = v;
+          argc[c] = k;
+        }
+        /* The replies are built in the round's arena: the entries point into
+           them instead of copying every field (and no malloc per field). */
+        if (gm__redis_commands_in(s->redis, s->arena, n, argc,
+                                  (const char *const *const *)argv, rep) != 0)
+          rc = gm__redis_failed(s, "XREADGROUP");
+        for (size_t c = 0; c < n; c++) {
+          if (!rep[c]) continue;
+          if (rep[c]->type == REDIS_REPLY_ERROR) {
+            /* NOGROUP: a stream was deleted or Redis lost its data; make the
+               groups again on the next round (MOVED: the map is read
+               again). */
+            gm__log(GM_LOG_WARN, "settle",
+                    "XREADGROUP: %s; creating the groups again", rep[c]->str);
+            s->regroup = 1;
+            if (gm__redis_is_cluster(s->redis)) s->broken = 1;
+            rc = -1;
+            continue;
+          }
+          gm__collect(s, rep[c]);
+          if (rep[c]->type != REDIS_REPLY_ARRAY) continue;
+          /* Replies name their streams in the command's order (those with
+             nothing new left out): a stream that filled its share may hold
+             more. */
+          size_t j = i + c * per, to = j + per < end ? j + per : end;
+          for (size_t e = 0; e < rep[c]->elements; e++) {
+            const redisReply *sr = rep[c]->element[e];
+            if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+                sr->element[1]->type != REDIS_REPLY_ARRAY)
+              continue;
+            const char *name = gm__str(sr->element[0]);
+            while (j < to && strcmp(s->streams[cand[j]], name) != 0) j++;
+            if (j == to) break;
+            const redisReply *list = sr->element[1];
+            if (list->elements >= share) {
+              full[nfull++] = cand[j];
+              const redisReply *last = list->element[list->elements - 1];
+              if (strcmp(id, ">") != 0 && last->type == REDIS_REPLY_ARRAY &&
+                  last->elements == 2)
+                after[cand[j]] = gm__str(last->element[0]);
+            }
+            j++;
+          }
+        }
+      }
+      size_t *t = cand;
+      cand = full;
+      full = t;
+      ncand = nfull;
+      block = first = 0;
+    }
   }
   /* Entries other commands of the round delivered are in our pending list
      now: read them again at once rather than after claim_idle_ms. */
