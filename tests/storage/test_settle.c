@@ -328,6 +328,44 @@ START_TEST(pending_entries_on_any_stream_settle_before_new_ones) {
 }
 END_TEST
 
+/*
+ * A poison entry on one of more streams than a round wants is still set
+ * aside and everything else settles: the entries of the batch it rolled
+ * back are read again (pending) wherever the next round starts.
+ */
+START_TEST(a_poison_entry_among_many_streams_is_set_aside) {
+  for (int i = 0; i < 16; i++) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "s%02d", i);
+    add_entries("alpha", tag, 1 + i * 1000, 5);
+  }
+  atomic_store(&fail_on, 3 + 4 * 1000); /* the 3rd entry of s04 */
+  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                           .ledger_path = path,
+                           .consumer = "c1",
+                           .batch_size = 10,
+                           .block_ms = 10,
+                           .claim_idle_ms = 30000,
+                           .lookup = lookup,
+                           .dead_letter_after = 2,
+                           .no_thread = 1};
+  char err[512];
+  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  for (int i = 0; i < 200 && count("SELECT count(*) FROM gm_settled") < 80; i++)
+    gm__settler_drain_once(s);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 80);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows"), 79);
+  ck_assert_int_eq(
+      count("SELECT count(*) FROM (SELECT DISTINCT stream, id FROM rows)"), 79);
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_dead_letter_field WHERE "
+                         "name = 'qty' AND value = '4003'"),
+                   1);
+  ck_assert_int_eq(outbox_total("XPENDING"), 0);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(redelivery_after_commit_settles_once) {
   add_entries("alpha", "x", 1, 20);
   gm__settler *s = start("c1", 100, 30000, 1);
@@ -1005,6 +1043,7 @@ int main(void) {
   tcase_add_test(tc, redelivery_after_commit_settles_once);
   tcase_add_test(tc, a_round_holds_at_most_eight_batches);
   tcase_add_test(tc, pending_entries_on_any_stream_settle_before_new_ones);
+  tcase_add_test(tc, a_poison_entry_among_many_streams_is_set_aside);
   tcase_add_test(tc, dead_consumer_entries_are_claimed);
   tcase_add_test(tc,
                  a_new_lease_holder_claims_at_once_and_settles_nothing_twice);
