@@ -411,6 +411,11 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      &ttl, err, errlen))
     goto fail;
   gm__scripts_set_idem_ttl(ttl);
+  long wait_ms;
+  if (gm__config_int(cfg, "redis", "cluster_wait_replicas", 0, 0, 60000,
+                     &wait_ms, err, errlen))
+    goto fail;
+  gm__scripts_set_wait_replicas(wait_ms);
   b->metrics = gm__metrics_new(cfg, err, errlen);
   if (!b->metrics) goto fail;
 

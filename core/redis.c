@@ -123,6 +123,9 @@ static gm__library **gm__libs;   /* one per market with scripts */
 static size_t gm__nlibs;         /* entries in use (and allocated) */
 
 static _Atomic long gm__idem_ttl = 86400;
+/* [redis] cluster_wait_replicas: ms a mutating call waits for a replica to
+   acknowledge its write before gmd answers (0: it does not wait). */
+static _Atomic long gm__wait_replicas_ms = 0;
 
 /*
  * Outbox streams this process has added to gm:outboxes: an open-addressing
@@ -1577,6 +1580,10 @@ long gm__scripts_idem_ttl(void) {
   return atomic_load(&gm__idem_ttl);
 }
 
+void gm__scripts_set_wait_replicas(long ms) {
+  atomic_store(&gm__wait_replicas_ms, ms > 0 ? ms : 0);
+}
+
 /* Loads `market`'s library after "Function not found" (a new, flushed or
    restarted Redis, a failover, or the first call of a new build); 0 or -1
    with err.  The source is copied out first: the registry lock is never
@@ -1877,6 +1884,55 @@ void gm__deadline_index_lower(gm_call *call, const char *market,
 }
 
 /*
+ * With [redis] cluster_wait_replicas, a mutating call is answered only once a
+ * replica has its write: replication is asynchronous, so a master that dies
+ * right after answering would otherwise take the write with it while the
+ * client holds a success.  WAIT goes on the connection the FCALL went on
+ * (its slot's master), after its reply: WAIT counts this connection's last
+ * write, which is this FCALL's or a later one of another fiber on the same
+ * pipeline, so it covers this write either way.  No replica in time: the
+ * write stays on the master and the client retries under the same key,
+ * which replays the stored reply (or runs again if a failover lost it).
+ */
+static gm_status gm__wait_on_replica(gm_call *call, const char *cmd,
+                                     size_t cmdlen) {
+  long ms = atomic_load(&gm__wait_replicas_ms);
+  if (ms <= 0) return GM_OK;
+  gm__redis *r = call->redis, *n = r;
+  if (r->cluster) {
+    int node = gm__cluster_route(r, gm__cluster_command_slot(cmd, cmdlen));
+    if (node < 0)
+      return gm__call_fail(call, GM_UNAVAILABLE,
+                           "the write was made but its master is not known "
+                           "any more (%s); retry with the same idempotency key",
+                           r->last_error);
+    n = gm__node_conn(r, node);
+  }
+  char wait[64];
+  char msbuf[24];
+  int mslen = snprintf(msbuf, sizeof msbuf, "%ld", ms);
+  int len =
+      snprintf(wait, sizeof wait,
+               "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$%d\r\n%s\r\n", mslen, msbuf);
+  int err = 0;
+  redisReply *w = gm__exec_one(n, wait, (size_t)len, &err);
+  if (!w || w->type != REDIS_REPLY_INTEGER || w->integer < 1) {
+    gm__log(GM_LOG_WARN, "redis", "WAIT 1 %ld on %s: %s", ms, n->where,
+            !w                             ? n->last_error
+            : w->type == REDIS_REPLY_ERROR ? w->str
+                                           : "no replica acknowledged");
+    if (w) freeReplyObject(w);
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "the write is not yet on a replica of Redis at %s "
+                         "(none acknowledged it within %ld ms); retry with the "
+                         "same idempotency key",
+                         n->where, ms);
+  }
+  freeReplyObject(w);
+  return GM_OK;
+}
+
+/*
  * Redis converts a Lua number reply to an integer by truncation (3.7 -> 3)
  * and stops an array at its first nil: scripts return integers, strings
  * (for anything exact beyond 2^53), and false for a nil hole.
@@ -2010,6 +2066,10 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     st = GM_OK;
   }
   freeReplyObject(r);
+  if (st == GM_OK && *idem && gm__wait_on_replica(call, cmd, cmdlen) != GM_OK) {
+    *reply = NULL;
+    return call->status;
+  }
   if (due >= 0) gm__deadline_index_lower(call, market, tag, due);
   /* The settler and the deadline service find the tag through its stream
      in gm:outboxes: registered before the reply says the run succeeded. */

@@ -147,6 +147,8 @@ void gm__scripts_remove(const char *market);
 /* How long an idempotent reply is kept (default 86400 s). */
 void gm__scripts_set_idem_ttl(long seconds);
 long gm__scripts_idem_ttl(void);
+/* [redis] cluster_wait_replicas in ms (0: mutating calls do not wait). */
+void gm__scripts_set_wait_replicas(long ms);
 
 /*
  * Runs `market`'s script `name` for `call` (see gm_host_api.script_run).
