@@ -654,6 +654,29 @@ static int replica_of(int victim) {
   return replica;
 }
 
+/* Of the replicas of dead master `victim`, the one furthest along its
+   stream: WAIT 1 saw each acknowledged write on some replica, and every
+   replica holds a prefix of the same stream, so this one has them all
+   (Redis's own election ranks replicas the same way). */
+static int most_advanced_replica_of(int victim) {
+  int best = -1;
+  long long best_off = -1;
+  for (int n = 3; n < gm_test_cluster_size(cl); n++) {
+    redisContext *rc = gm_test_cluster_connect(cl, n);
+    redisReply *role = gm_test_redis_cmd(rc, "ROLE");
+    if (role->elements >= 5 &&
+        role->element[2]->integer == gm_test_cluster_port(cl, victim) &&
+        role->element[4]->integer > best_off) {
+      best = n;
+      best_off = role->element[4]->integer;
+    }
+    freeReplyObject(role);
+    redisFree(rc);
+  }
+  ck_assert_int_ge(best, 0);
+  return best;
+}
+
 /* Waits until every master's replica streams: a write on the master, then
    WAIT 1 until the replica has acknowledged it.  A fresh replica is
    listed online (INFO's slave0, at the offset of its first sync's RDB)
@@ -746,6 +769,7 @@ START_TEST(test_master_killed_under_load) {
   }
   nap_ms(500);
   gm_test_cluster_kill(cl, victim);
+  replica = most_advanced_replica_of(victim);
   ok_on(replica, "CLUSTER FAILOVER %s%s", "TAKEOVER", "");
   gm_test_cluster_wait_ok(cl);
   nap_ms(500);
