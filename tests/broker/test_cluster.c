@@ -663,14 +663,19 @@ static int most_advanced_replica_of(int victim) {
   long long best_off = -1;
   for (int n = 3; n < gm_test_cluster_size(cl); n++) {
     redisContext *rc = gm_test_cluster_connect(cl, n);
-    redisReply *role = gm_test_redis_cmd(rc, "ROLE");
-    if (role->elements >= 5 &&
-        role->element[2]->integer == gm_test_cluster_port(cl, victim) &&
-        role->element[4]->integer > best_off) {
+    /* ROLE says -1 once the master is gone; INFO keeps the offset of the
+       stream received (the cached master's). */
+    redisReply *info = gm_test_redis_cmd(rc, "INFO replication");
+    char want[32];
+    snprintf(want, sizeof want, "master_port:%d\r\n",
+             gm_test_cluster_port(cl, victim));
+    const char *off = strstr(info->str, "slave_repl_offset:");
+    if (strstr(info->str, want) && off &&
+        atoll(off + strlen("slave_repl_offset:")) > best_off) {
       best = n;
-      best_off = role->element[4]->integer;
+      best_off = atoll(off + strlen("slave_repl_offset:"));
     }
-    freeReplyObject(role);
+    freeReplyObject(info);
     redisFree(rc);
   }
   ck_assert_int_ge(best, 0);
