@@ -318,25 +318,31 @@ static void zap_reply(void *rep, const char *reqid, size_t reqid_len,
   zmq_send(rep, meta, mlen, 0);
 }
 
-/* Handles one ZAP request: version, id, domain, address, identity, mechanism,
- * creds. */
-static void zap_handle(gm__auth *a) {
-  zmq_msg_t parts[8];
+int gm__zap_recv(void *sock, zmq_msg_t parts[GM__ZAP_PARTS]) {
   int n = 0, more = 1;
   while (more) {
     zmq_msg_t m;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, a->rep, 0) < 0) {
+    if (zmq_msg_recv(&m, sock, 0) < 0) {
       zmq_msg_close(&m);
       for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);
-      return;
+      return -1;
     }
     more = zmq_msg_more(&m);
-    if (n < 8)
+    if (n < GM__ZAP_PARTS)
       parts[n++] = m;
     else
       zmq_msg_close(&m);
   }
+  return n;
+}
+
+/* Handles one ZAP request: version, id, domain, address, identity, mechanism,
+ * creds. */
+static void zap_handle(gm__auth *a) {
+  zmq_msg_t parts[GM__ZAP_PARTS];
+  int n = gm__zap_recv(a->rep, parts);
+  if (n < 0) return;
   const char *reqid = n > 1 ? zmq_msg_data(&parts[1]) : "";
   size_t reqid_len = n > 1 ? zmq_msg_size(&parts[1]) : 0;
   if (n < 7 || zmq_msg_size(&parts[5]) != 5 ||

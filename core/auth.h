@@ -10,6 +10,8 @@
 #ifndef GM_CORE_AUTH_H
 #define GM_CORE_AUTH_H
 
+#include <zmq.h>
+
 #include "greenmarket.pb-c.h"
 #include "greenmarket/plugin.h"
 #include "redis.h"
@@ -22,6 +24,13 @@
 #define GM__PARTICIPANT_NAME_MAX 256
 
 typedef struct gm__auth gm__auth;
+
+/* One ZAP request's frames (version, id, domain, address, identity,
+ * mechanism, creds), at most GM__ZAP_PARTS kept, the rest dropped; the
+ * caller closes the n it gets.  -1: the receive failed (nothing to close).
+ * Shared by every ZAP handler gmd runs (front end, ledger endpoint). */
+#define GM__ZAP_PARTS 8
+int gm__zap_recv(void *sock, zmq_msg_t parts[GM__ZAP_PARTS]);
 
 /*
  * Starts the ZAP handler on zmq_ctx; must run before any CURVE socket binds.

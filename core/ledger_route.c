@@ -13,6 +13,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "call.h"
 #include "clock.h"
 #include "fiber.h"
@@ -44,22 +45,9 @@ struct gm__ledger_server {
 
 /* Admits only the holder of the broker's own key pair (another broker). */
 static void zap_handle(gm__ledger_server *s) {
-  zmq_msg_t parts[8];
-  int n = 0, more = 1;
-  while (more) {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, s->zap, 0) < 0) {
-      zmq_msg_close(&m);
-      for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);
-      return;
-    }
-    more = zmq_msg_more(&m);
-    if (n < 8)
-      parts[n++] = m;
-    else
-      zmq_msg_close(&m);
-  }
+  zmq_msg_t parts[GM__ZAP_PARTS];
+  int n = gm__zap_recv(s->zap, parts);
+  if (n < 0) return;
   int ok = 0;
   if (n >= 7 && zmq_msg_size(&parts[5]) == 5 &&
       memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0 &&
