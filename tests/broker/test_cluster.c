@@ -159,23 +159,13 @@ static long long ledger_wait(const char *sql, long long want) {
   return n;
 }
 
-/*
- * The settler and the deadline poller on three masters: deadlines due at
- * once on tags spread over every master fire (the claim script runs on
- * each tag's master), and the entries their callbacks emit to each tag's
- * outbox stream reach the ledger once (the settler reads, acks and trims
- * each stream on its own master).
- */
-START_TEST(test_deadlines_fire_and_settle_on_every_master) {
-  start(0);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  int64_t due = (int64_t)now.tv_sec * 1000 - 1000;
-  int per_master[3] = {0};
+/* One "tick" deadline due at due_ms on each of TAGS tags <prefix>0..,
+ * counting per master the tags it owns. */
+static void set_ticks(const char *prefix, int64_t due, int per_master[3]) {
   for (int i = 0; i < TAGS; i++) {
-    char tag[16], idem[16];
-    snprintf(tag, sizeof tag, "s%d", i);
-    snprintf(idem, sizeof idem, "set-%d", i);
+    char tag[16], idem[24];
+    snprintf(tag, sizeof tag, "%s%d", prefix, i);
+    snprintf(idem, sizeof idem, "%sset-%d", prefix, i);
     Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
     req.op = "set";
     req.kind = "tick";
@@ -189,6 +179,22 @@ START_TEST(test_deadlines_fire_and_settle_on_every_master) {
     gm__reply__free_unpacked(r, NULL);
     per_master[owner_of(tag)]++;
   }
+}
+
+/*
+ * The settler and the deadline poller on three masters: deadlines due at
+ * once on tags spread over every master fire (the claim script runs on
+ * each tag's master), and the entries their callbacks emit to each tag's
+ * outbox stream reach the ledger once (the settler reads, acks and trims
+ * each stream on its own master).
+ */
+START_TEST(test_deadlines_fire_and_settle_on_every_master) {
+  start(0);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t due = (int64_t)now.tv_sec * 1000 - 1000;
+  int per_master[3] = {0};
+  set_ticks("s", due, per_master);
   for (int m = 0; m < 3; m++)
     ck_assert_msg(per_master[m] > 0, "no tag of %d on master %d", TAGS, m);
   ck_assert_int_eq(ledger_wait("SELECT count(*) FROM testmkt_fired", TAGS),
@@ -743,24 +749,9 @@ START_TEST(test_master_killed_under_load) {
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   int64_t due = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 3000;
-  int on_victim = 0;
-  for (int i = 0; i < TAGS; i++) {
-    char tag[16], idem[16];
-    snprintf(tag, sizeof tag, "k%d", i);
-    snprintf(idem, sizeof idem, "kset-%d", i);
-    Gm__Testmkt__DeadlineRequest req = GM__TESTMKT__DEADLINE_REQUEST__INIT;
-    req.op = "set";
-    req.kind = "tick";
-    req.tag = tag;
-    req.id = tag;
-    req.due_ms = due;
-    Gm__Reply *r =
-        gm_test_call(conn, "alice", "testmkt", "deadline", idem, &req.base);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(r->status, GM__STATUS__OK);
-    gm__reply__free_unpacked(r, NULL);
-    on_victim += owner_of(tag) == victim;
-  }
+  int per_master[3] = {0};
+  set_ticks("k", due, per_master);
+  int on_victim = per_master[victim];
   ck_assert_int_gt(on_victim, 0);
 
   enum { CLIENTS = 4 };
