@@ -47,6 +47,7 @@ struct gm__broker {
   long n_workers;         /* worker threads */
   long pipeline;          /* requests in flight per worker */
   long max_msg;           /* largest request accepted, bytes */
+  long feed_queue;        /* [broker] feed_queue: events per slow subscriber */
   int dev_mode;           /* no CURVE: callers say who they are */
   int settle_on;          /* this broker may run the settlement writer
                              ([settle] settle = auto), under the lease */
@@ -73,6 +74,7 @@ struct gm__broker {
   void *zctx;                 /* zmq context */
   gm__worker **workers;       /* n_workers of them (NULL until started) */
   gm__publisher *publisher;   /* the feed */
+  gm__events *events;         /* every thread's events to the publisher */
   gm__timers *timers;         /* plugin timers */
   gm__deadlines *deadlines;   /* plugin deadlines: registry and poller */
   long dl_poll_ms;            /* [deadlines] poll_ms */
@@ -343,6 +345,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      errlen) ||
       gm__config_int(cfg, "broker", "max_message_bytes", 1 << 20, 256, 64 << 20,
                      &b->max_msg, err, errlen) ||
+      gm__config_int(cfg, "broker", "feed_queue", 10000, 100, 1000000,
+                     &b->feed_queue, err, errlen) ||
       settle_mode(cfg, &b->settle_on, err, errlen) ||
       gm__config_int(cfg, "settle", "lease_ms", 3000, 300, 600000, &b->lease_ms,
                      err, errlen) ||
@@ -600,11 +604,13 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
              b->endpoint, zmq_strerror(zmq_errno()));
     goto done;
   }
-  b->publisher =
-      gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed, b->private_feed,
-                          secret, &b->raddr, b->roles, err, errlen);
+  b->publisher = gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed,
+                                     b->private_feed, (int)b->feed_queue,
+                                     secret, &b->raddr, b->roles, err, errlen);
   if (!b->publisher) goto done;
   b->host.interest = gm__publisher_interest(b->publisher);
+  b->events = gm__events_open(b->zctx, EVENTS_ENDPOINT, err, errlen);
+  if (!b->events) goto done;
   /* Before the workers: their ledger reads follow it from the start. */
   gm__lease_config lc = {.redis = b->raddr,
                          .name = b->name,
@@ -620,7 +626,7 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
     gm__worker_config wc = {.broker = b,
                             .zctx = b->zctx,
                             .requests = WORKERS_ENDPOINT,
-                            .events = EVENTS_ENDPOINT,
+                            .events = b->events,
                             .redis = &b->raddr,
                             .ledger_path = b->ledger_path,
                             .pipeline = b->pipeline,
@@ -634,14 +640,13 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   b->timers_link = gm__broker_ledger_link(b, b->zctx);
   b->deadlines_link = gm__broker_ledger_link(b, b->zctx);
   gm__timers_set_remote(b->timers, gm__ledger_link_remote(b->timers_link));
-  if (gm__timers_start(b->timers, &b->raddr, b->ledger_path, b->zctx,
-                       EVENTS_ENDPOINT, err, errlen))
+  if (gm__timers_start(b->timers, &b->raddr, b->ledger_path, b->events, err,
+                       errlen))
     goto done;
   gm__deadlines_config dc = {
       .redis = &b->raddr,
       .ledger_path = b->ledger_path,
-      .zctx = b->zctx,
-      .pub_endpoint = EVENTS_ENDPOINT,
+      .events = b->events,
       .broker = b->name,
       .poll_ms = b->dl_poll_ms,
       .claim_ms = b->dl_claim_ms,
@@ -729,6 +734,9 @@ done:
     gm__worker_destroy(&b->workers[i]);
   free(b->workers);
   b->workers = NULL;
+  /* Nothing sends events any more: timers are gone, the deadline thread
+     and the workers have stopped. */
+  gm__events_close(&b->events);
   /* After the workers: their last requests still read its interest. */
   b->host.interest = NULL;
   gm__publisher_destroy(&b->publisher);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "events.h"
 #include "greenmarket/plugin.h"
 
 struct gm__redis;
@@ -20,7 +21,7 @@ struct gm_call {
   struct gm__redis *redis;   /* this thread's Redis connection */
   struct gm__ledger *reader; /* this thread's read-only ledger connection */
   struct gm__ledger_remote *remote; /* routes ledger reads (NULL: local) */
-  void *pub;                 /* this thread's PUSH socket to the publisher */
+  gm__events *pub;                  /* the queue to the publisher (events.h) */
   struct gm__broker *broker; /* the broker serving the call (core methods) */
   unsigned script_runs;      /* scripts run so far: the idempotency step */
   unsigned in_query;         /* inside a ledger_query row callback */

@@ -266,7 +266,7 @@ struct gm__deadlines {
   atomic_int stop;            /* asks the thread to end */
   gm__redis *redis;           /* the thread's connection */
   gm__ledger *reader;         /* the thread's read-only ledger */
-  void *pub;                  /* PUSH to the publisher */
+  gm__events *pub;            /* the queue to the publisher (shared) */
   gm__arena *arena;           /* one firing's memory */
   char sha[GM__DL_N][41];     /* SHA1 of each host script once loaded */
   char *walk;                 /* reconciliation's SSCAN cursor, or NULL */
@@ -812,12 +812,7 @@ int gm__deadlines_start(gm__deadlines *d, const gm__deadlines_config *c,
   if (!d->redis) return -1;
   d->reader = gm__ledger_open(c->ledger_path, 1, err, errlen);
   if (!d->reader) return -1;
-  d->pub = zmq_socket(c->zctx, ZMQ_PUSH);
-  if (!d->pub || zmq_connect(d->pub, c->pub_endpoint) != 0) {
-    snprintf(err, errlen, "deadline thread: cannot connect to %s: %s",
-             c->pub_endpoint, zmq_strerror(zmq_errno()));
-    return -1;
-  }
+  d->pub = c->events;
   d->arena = gm__arena_new();
   if (pthread_create(&d->thread, NULL, gm__dl_run, d) != 0) {
     snprintf(err, errlen, "cannot start the deadline thread");
@@ -835,12 +830,7 @@ void gm__deadlines_stop(gm__deadlines *d) {
     pthread_join(d->thread, NULL);
     d->started = 0;
   }
-  if (d->pub) {
-    int linger = 0;
-    zmq_setsockopt(d->pub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(d->pub);
-    d->pub = NULL;
-  }
+  d->pub = NULL;
   gm__redis_destroy(&d->redis);
   gm__ledger_close(&d->reader);
   gm__arena_destroy(&d->arena);

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "events.h"
 #include "greenmarket/plugin.h"
 #include "redis.h"
 
@@ -32,8 +33,7 @@ typedef struct gm__deadlines gm__deadlines;
 typedef struct gm__deadlines_config {
   const gm__redis_addr *redis; /* the Redis every thread uses */
   const char *ledger_path;     /* opened read-only for the callbacks */
-  void *zctx;                  /* for the PUSH socket to the publisher */
-  const char *pub_endpoint;    /* the publisher's inproc endpoint */
+  gm__events *events;          /* the queue to the publisher (shared) */
   const char *broker;          /* the broker's name: owner of its claims */
   long poll_ms;                /* [deadlines] poll_ms */
   long claim_ms;               /* [deadlines] claim_ms */

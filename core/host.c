@@ -12,6 +12,7 @@
 #include "call.h"
 #include "clock.h"
 #include "deadlines.h"
+#include "events.h"
 #include "greenmarket.pb-c.h"
 #include "interest.h"
 #include "ledger.h"
@@ -362,8 +363,7 @@ gm_status gm__publish(gm_call *call, const char *market, gm_audience audience,
   uint8_t *packed = gm__arena_alloc(call->arena, elen ? elen : 1);
   gm__event__pack(&ev, packed);
   /* The publisher thread appends the sequence number (field 7). */
-  if (zmq_send(call->pub, topic, (size_t)tn, ZMQ_SNDMORE) < 0 ||
-      zmq_send(call->pub, packed, elen, 0) < 0) {
+  if (gm__events_send(call->pub, topic, (size_t)tn, packed, elen) < 0) {
     gm__log(GM_LOG_WARN, market, "event %s dropped: %s", topic,
             zmq_strerror(zmq_errno()));
     return GM_UNAVAILABLE;

@@ -540,7 +540,7 @@ int gm__privfeed_default_endpoint(const char *feed, char *out, size_t n) {
 }
 
 gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
-                               const char *curve_secret, char *err,
+                               const char *curve_secret, int queue, char *err,
                                size_t errlen) {
   gm__privfeed *pf = calloc(1, sizeof *pf);
   if (!pf) abort();
@@ -554,6 +554,7 @@ gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
      vanishing, so its subscriptions are forgotten at once. */
   zmq_setsockopt(pf->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   zmq_setsockopt(pf->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+  if (queue > 0) zmq_setsockopt(pf->router, ZMQ_SNDHWM, &queue, sizeof queue);
   if (curve_secret) {
     zmq_setsockopt(pf->router, ZMQ_CURVE_SERVER, &one, sizeof one);
     zmq_setsockopt(pf->router, ZMQ_CURVE_SECRETKEY, curve_secret, 40);
@@ -672,6 +673,17 @@ int gm__privfeed_read(gm__privfeed *pf, int burst, int64_t now_ms) {
 void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms) {
   for (size_t i = pf->nconns; i-- > 0;)
     if (pf->conns[i]->lease_ms < now_ms) gm__conn_remove(pf, i);
+  /* Drops are said even when no refusal comes to carry them. */
+  if (pf->dropped && now_ms - pf->log_ms >= GM__LOG_EVERY_MS) {
+    gm__log(GM_LOG_WARN, "feed",
+            "private feed: %lu events dropped since the last such line: their "
+            "subscribers read slower than events came and each had [broker] "
+            "feed_queue events waiting (they see the gap in their seq); "
+            "raise feed_queue or have them read faster",
+            pf->dropped);
+    pf->log_ms = now_ms;
+    pf->dropped = 0;
+  }
 }
 
 /* ---- re-checking keys and roles ---- */

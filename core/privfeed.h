@@ -42,10 +42,12 @@ typedef struct gm__privfeed gm__privfeed;
 /*
  * Binds a ROUTER at `endpoint`; a CURVE server with ZAP when curve_secret is
  * not NULL, else development mode (nobody is known; every subscription is
- * kept as asked).  NULL with err when the bind fails.
+ * kept as asked).  `queue`: events held for one subscriber that reads
+ * slower than they come, past which its events are dropped (0: ZeroMQ's
+ * default, 1000).  NULL with err when the bind fails.
  */
 gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
-                               const char *curve_secret, char *err,
+                               const char *curve_secret, int queue, char *err,
                                size_t errlen);
 /* Closes the socket, frees, nulls *pf; idempotent. */
 void gm__privfeed_destroy(gm__privfeed **pf);

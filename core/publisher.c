@@ -195,7 +195,7 @@ static void *gm__publisher_run(void *arg) {
 
 gm__publisher *gm__publisher_start(void *zctx, const char *events,
                                    const char *feed, const char *private_feed,
-                                   const char *curve_secret,
+                                   int queue, const char *curve_secret,
                                    const gm__redis_addr *raddr,
                                    const gm__roles *roles, char *err,
                                    size_t errlen) {
@@ -213,6 +213,7 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
   p->interest = gm__interest_new();
   p->pull = zmq_socket(zctx, ZMQ_PULL);
   p->pub = zmq_socket(zctx, ZMQ_XPUB);
+  if (queue > 0) zmq_setsockopt(p->pub, ZMQ_SNDHWM, &queue, sizeof queue);
   if (curve_secret) {
     int one = 1;
     zmq_setsockopt(p->pub, ZMQ_CURVE_SERVER, &one, sizeof one);
@@ -228,7 +229,8 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
              feed, zmq_strerror(zmq_errno()));
     goto fail;
   }
-  p->priv = gm__privfeed_new(zctx, private_feed, curve_secret, err, errlen);
+  p->priv =
+      gm__privfeed_new(zctx, private_feed, curve_secret, queue, err, errlen);
   if (!p->priv) goto fail;
   gm__privfeed_set_interest(p->priv, p->interest);
   if (p->redis) gm__privfeed_set_lookup(p->priv, gm__publisher_lookup, p);

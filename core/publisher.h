@@ -22,12 +22,13 @@ typedef struct gm__publisher gm__publisher;
  * at `private_feed` (CURVE servers with curve_secret when it is not NULL)
  * and starts the thread.  With CURVE the thread has its own connection to
  * the Redis at raddr, to re-check private subscribers' keys and roles (those
- * in force: `roles`) every second.  NULL with err when a bind or the
- * connection fails.
+ * in force: `roles`) every second.  `queue`: events held on either feed
+ * for one subscriber that reads slower than they come ([broker]
+ * feed_queue).  NULL with err when a bind or the connection fails.
  */
 gm__publisher *gm__publisher_start(void *zctx, const char *events,
                                    const char *feed, const char *private_feed,
-                                   const char *curve_secret,
+                                   int queue, const char *curve_secret,
                                    const gm__redis_addr *raddr,
                                    const gm__roles *roles, char *err,
                                    size_t errlen);

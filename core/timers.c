@@ -32,7 +32,7 @@ struct gm__timers {
   gm__redis *redis;                 /* the thread's connection */
   gm__ledger *reader;               /* the thread's read-only ledger */
   struct gm__ledger_remote *remote; /* its reads' route (not owned) */
-  void *pub;                        /* PUSH to the publisher */
+  gm__events *pub;                  /* the queue to the publisher (shared) */
 };
 
 void gm__timers_set_remote(gm__timers *t, struct gm__ledger_remote *remote) {
@@ -106,19 +106,14 @@ static void *run(void *arg) {
 }
 
 int gm__timers_start(gm__timers *t, const gm__redis_addr *addr,
-                     const char *ledger_path, void *zmq_ctx,
-                     const char *pub_endpoint, char *err, size_t errlen) {
+                     const char *ledger_path, gm__events *events, char *err,
+                     size_t errlen) {
   if (t->n == 0) return 0;
   t->redis = gm__redis_connect(addr, err, errlen);
   if (!t->redis) return -1;
   t->reader = gm__ledger_open(ledger_path, 1, err, errlen);
   if (!t->reader) return -1;
-  t->pub = zmq_socket(zmq_ctx, ZMQ_PUSH);
-  if (!t->pub || zmq_connect(t->pub, pub_endpoint) != 0) {
-    snprintf(err, errlen, "timer thread: cannot connect to %s: %s",
-             pub_endpoint, zmq_strerror(zmq_errno()));
-    return -1;
-  }
+  t->pub = events;
   if (pthread_create(&t->thread, NULL, run, t) != 0) {
     snprintf(err, errlen, "cannot start the timer thread");
     return -1;
@@ -134,11 +129,6 @@ void gm__timers_destroy(gm__timers **tp) {
   if (t->started) {
     atomic_store(&t->stop, 1);
     pthread_join(t->thread, NULL);
-  }
-  if (t->pub) {
-    int linger = 0;
-    zmq_setsockopt(t->pub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(t->pub);
   }
   gm__redis_destroy(&t->redis);
   gm__ledger_close(&t->reader);

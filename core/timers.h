@@ -5,6 +5,7 @@
 #ifndef GM_CORE_TIMERS_H
 #define GM_CORE_TIMERS_H
 
+#include "events.h"
 #include "greenmarket/plugin.h"
 #include "redis.h"
 
@@ -21,7 +22,8 @@ gm_status gm__timers_add(gm__timers *t, gm_market *m, const char *name,
 void gm__timers_remove(gm__timers *t, const gm_market *m);
 /*
  * Starts the thread: it connects to Redis at `addr`, opens the ledger
- * read-only at ledger_path and a PUSH socket to pub_endpoint on zmq_ctx.
+ * read-only at ledger_path, and hands events to `events` (shared, not
+ * owned).
  */
 struct gm__ledger_remote;
 
@@ -29,8 +31,8 @@ struct gm__ledger_remote;
    file); before gm__timers_start; used by the timer thread only. */
 void gm__timers_set_remote(gm__timers *t, struct gm__ledger_remote *remote);
 int gm__timers_start(gm__timers *t, const gm__redis_addr *addr,
-                     const char *ledger_path, void *zmq_ctx,
-                     const char *pub_endpoint, char *err, size_t errlen);
+                     const char *ledger_path, gm__events *events, char *err,
+                     size_t errlen);
 /* Stops the thread (after the callback in hand), frees, nulls *t. */
 void gm__timers_destroy(gm__timers **t);
 

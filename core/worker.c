@@ -41,7 +41,7 @@ struct gm__worker {
   pthread_t thread;       /* this worker */
   int started;            /* thread was created */
   void *sock;             /* DEALER to the main thread */
-  void *pub;              /* PUSH to the publisher */
+  gm__events *pub;        /* the queue to the publisher (shared) */
   gm__redis *redis;       /* own Redis connection */
   gm__ledger *reader;     /* own read-only ledger */
   gm__ledger_link *link;  /* ledger reads sent to the lease holder */
@@ -179,10 +179,8 @@ static void *worker_run(void *arg) {
   while (gm__redis_waiting(w->redis)) gm__redis_flush(w->redis);
   int linger = 0;
   zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
-  zmq_setsockopt(w->pub, ZMQ_LINGER, &linger, sizeof linger);
   zmq_close(w->sock);
-  zmq_close(w->pub);
-  w->sock = w->pub = NULL;
+  w->sock = NULL;
   gm__ledger_link_destroy(&w->link);
   return NULL;
 }
@@ -217,8 +215,8 @@ gm__worker *gm__worker_start(const gm__worker_config *c, char *err,
   if (!w->reader) goto fail;
   w->link = gm__broker_ledger_link(w->b, c->zctx);
   w->sock = zmq_socket(c->zctx, ZMQ_DEALER);
-  w->pub = zmq_socket(c->zctx, ZMQ_PUSH);
-  if (zmq_connect(w->sock, c->requests) || zmq_connect(w->pub, c->events)) {
+  w->pub = c->events;
+  if (zmq_connect(w->sock, c->requests)) {
     snprintf(err, errlen, "worker sockets: %s", zmq_strerror(zmq_errno()));
     goto fail;
   }
@@ -244,10 +242,6 @@ void gm__worker_destroy(gm__worker **wp) {
   if (w->sock) {
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(w->sock);
-  }
-  if (w->pub) {
-    zmq_setsockopt(w->pub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(w->pub);
   }
   gm__ledger_link_destroy(&w->link);
   gm__redis_destroy(&w->redis);

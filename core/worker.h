@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "events.h"
 #include "redis.h"
 
 struct gm__broker;
@@ -24,7 +25,7 @@ typedef struct gm__worker_config {
   struct gm__broker *broker;   /* whose requests */
   void *zctx;                  /* the broker's ZeroMQ context */
   const char *requests;        /* inproc endpoint of the main thread */
-  const char *events;          /* inproc endpoint of the publisher */
+  gm__events *events;          /* the queue to the publisher (shared) */
   const gm__redis_addr *redis; /* where Redis is */
   const char *ledger_path;     /* the ledger, opened read-only */
   long pipeline;               /* requests in flight at most */

@@ -551,11 +551,13 @@ START_TEST(the_poller_fires_registers_and_counts) {
   ck_assert_msg(l != NULL, "%s", err);
   gm__ledger_close(&l);
   void *zctx = zmq_ctx_new();
+  gm__events *events =
+      gm__events_open(zctx, "inproc://test-events", err, sizeof err);
+  ck_assert_msg(events != NULL, "%s", err);
   gm__redis_addr addr = {.unix_path = gm_test_redis_socket(redis)};
   gm__deadlines_config c = {.redis = &addr,
                             .ledger_path = ledger,
-                            .zctx = zctx,
-                            .pub_endpoint = "inproc://test-events",
+                            .events = events,
                             .broker = "b1",
                             .poll_ms = 10,
                             .claim_ms = 1000,
@@ -586,6 +588,7 @@ START_TEST(the_poller_fires_registers_and_counts) {
   ck_assert_int_eq(atomic_load(&thread_fired), 1);
   gm__deadlines_destroy(&d);
   ck_assert_ptr_null(d);
+  gm__events_close(&events);
   zmq_ctx_term(zctx);
   free(ledger);
 }
@@ -617,11 +620,13 @@ START_TEST(tags_of_markets_not_loaded_here_never_hold_back_ours) {
   ck_assert_msg(l != NULL, "%s", err);
   gm__ledger_close(&l);
   void *zctx = zmq_ctx_new();
+  gm__events *events =
+      gm__events_open(zctx, "inproc://test-events", err, sizeof err);
+  ck_assert_msg(events != NULL, "%s", err);
   gm__redis_addr addr = {.unix_path = gm_test_redis_socket(redis)};
   gm__deadlines_config c = {.redis = &addr,
                             .ledger_path = ledger,
-                            .zctx = zctx,
-                            .pub_endpoint = "inproc://test-events",
+                            .events = events,
                             .broker = "b1",
                             .poll_ms = 10,
                             .claim_ms = 1000,
@@ -633,6 +638,7 @@ START_TEST(tags_of_markets_not_loaded_here_never_hold_back_ours) {
   ck_assert_int_eq(wait_card("gm:{mkt:t}:dl", 0), 0);
   ck_assert_int_eq(zscore("gm:deadlines", "gone:t0"), B0 - 5000);
   gm__deadlines_destroy(&d);
+  gm__events_close(&events);
   zmq_ctx_term(zctx);
   free(ledger);
 }
@@ -692,11 +698,13 @@ START_TEST(a_claim_that_ran_out_before_its_turn_is_not_fired) {
   ck_assert_msg(l != NULL, "%s", err);
   gm__ledger_close(&l);
   void *zctx = zmq_ctx_new();
+  gm__events *events =
+      gm__events_open(zctx, "inproc://test-events", err, sizeof err);
+  ck_assert_msg(events != NULL, "%s", err);
   gm__redis_addr addr = {.unix_path = gm_test_redis_socket(redis)};
   gm__deadlines_config c = {.redis = &addr,
                             .ledger_path = ledger,
-                            .zctx = zctx,
-                            .pub_endpoint = "inproc://test-events",
+                            .events = events,
                             .broker = "b1",
                             .poll_ms = 10,
                             .claim_ms = CLAIM_MS,
@@ -714,6 +722,7 @@ START_TEST(a_claim_that_ran_out_before_its_turn_is_not_fired) {
   ck_assert_int_eq(atomic_load(&late_y), 1);
   gm__deadlines_destroy(&d1);
   gm__deadlines_destroy(&late_d2);
+  gm__events_close(&events);
   zmq_ctx_term(zctx);
   free(ledger);
 }

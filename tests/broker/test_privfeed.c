@@ -97,7 +97,7 @@ START_TEST(a_silent_connection_is_forgotten_after_its_lease) {
   void *ctx = zmq_ctx_new();
   char err[256];
   gm__privfeed *pf =
-      gm__privfeed_new(ctx, "inproc://pf", NULL, err, sizeof err);
+      gm__privfeed_new(ctx, "inproc://pf", NULL, 0, err, sizeof err);
   ck_assert_msg(pf != NULL, "%s", err);
   void *d = zmq_socket(ctx, ZMQ_DEALER);
   int zero = 0;
@@ -171,7 +171,7 @@ START_TEST(each_connection_gets_exactly_what_its_prefixes_start) {
   void *ctx = zmq_ctx_new();
   char err[256];
   gm__privfeed *pf =
-      gm__privfeed_new(ctx, "inproc://pfi", NULL, err, sizeof err);
+      gm__privfeed_new(ctx, "inproc://pfi", NULL, 0, err, sizeof err);
   ck_assert_msg(pf != NULL, "%s", err);
   static const char *topics[] = {"@p:p0 m.e",  "@p:p1 m.e",  "@p:p10 m.e",
                                  "@p:p1 n.e",  "@r:r0 m.e",  "@r:r1 m.f",
@@ -417,7 +417,7 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
   ck_assert_int_eq(pthread_create(&zt, NULL, zap_run, ctx), 0);
   usleep(50000);
   snprintf(ep, sizeof ep, "ipc:///tmp/gm-test-privfeed-%d", (int)getpid());
-  gm__privfeed *pf = gm__privfeed_new(ctx, ep, ssec, err, sizeof err);
+  gm__privfeed *pf = gm__privfeed_new(ctx, ep, ssec, 0, err, sizeof err);
   ck_assert_msg(pf != NULL, "%s", err);
   gm__privfeed_set_lookup(pf, fake_lookup, NULL);
   static const char *asks[] = {
