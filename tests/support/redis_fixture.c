@@ -374,3 +374,38 @@ long long gm_test_redis_int(redisContext *c, const char *fmt, ...) {
   freeReplyObject(reply);
   return v;
 }
+
+int gm_test_redis_replicate(gm_test_redis *master, gm_test_redis *replica) {
+  redisContext *m = gm_test_redis_connect(master);
+  /* Replication runs over TCP only: the master gets a loopback port the
+     first time (Redis 7 listens on it at once). */
+  redisReply *got = gm_test_redis_cmd(m, "CONFIG GET port");
+  int port = got->type == REDIS_REPLY_ARRAY && got->elements == 2
+                 ? atoi(got->element[1]->str)
+                 : 0;
+  freeReplyObject(got);
+  if (port == 0) {
+    port = free_port();
+    freeReplyObject(gm_test_redis_cmd(m, "CONFIG SET port %d", port));
+    /* A full sync at once, not after the default 5 s of waiting for more
+       replicas to share it. */
+    freeReplyObject(
+        gm_test_redis_cmd(m, "CONFIG SET repl-diskless-sync-delay 0"));
+  }
+  redisContext *s = gm_test_redis_connect(replica);
+  freeReplyObject(gm_test_redis_cmd(s, "REPLICAOF 127.0.0.1 %d", port));
+  redisFree(s);
+  /* Listed online is not streaming yet (Redis 7.0 streams after the
+     replica's first ACK): a write that WAIT sees acknowledged is. */
+  freeReplyObject(gm_test_redis_cmd(m, "SET gm:test:replicate %d", port));
+  long long acked = 0;
+  for (int i = 0; i < 300 && acked < 1; i++)
+    acked = gm_test_redis_int(m, "WAIT 1 100");
+  redisFree(m);
+  if (acked < 1)
+    fixture_fail(
+        "the replica at %s does not stream from the master on "
+        "port %d after 30 s (see its redis.log)",
+        replica->socket, port);
+  return port;
+}

@@ -71,4 +71,10 @@ redisReply *gm_test_redis_cmd(redisContext *c, const char *fmt, ...);
    of a counter), and returns it. */
 long long gm_test_redis_int(redisContext *c, const char *fmt, ...);
 
+/* Makes `replica` a replica of `master` (REPLICAOF; the master, on a unix
+   socket only, first gets a free loopback TCP port) and waits (up to 30 s)
+   until it streams: a write on the master that WAIT 1 sees acknowledged.
+   Returns the master's port.  Not in cluster mode (GM_TEST_REDIS_CLUSTER). */
+int gm_test_redis_replicate(gm_test_redis *master, gm_test_redis *replica);
+
 #endif

@@ -1,0 +1,194 @@
+/*
+ * [redis] cluster_wait_replicas on a single (non-cluster) Redis with one
+ * replica: gmd answers a mutating call only once the replica has its
+ * write (WAIT 1 on the connection the FCALL went on); with the replica
+ * down the call is answered UNAVAILABLE, its write left on the master,
+ * and a retry under the same idempotency key once the replica is back
+ * replays the stored reply without running the script again.
+ */
+#include <check.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gmd_fixture.h"
+#include "redis_fixture.h"
+#include "testmkt.pb-c.h"
+
+#define WAIT_MS 2000
+
+static const char counter[] = "gm:{testmkt:all}:counter";
+
+static gm_test_redis *master, *replica;
+static gm_test_gmd *gmd;
+static gm_test_conn *conn;
+static redisContext *on_master, *on_replica;
+
+static void setup(void) {
+  master = gm_test_redis_start();
+  replica = gm_test_redis_start();
+  gm_test_redis_replicate(master, replica);
+  char conf[256];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[redis]\ncluster_wait_replicas = %d\n",
+           WAIT_MS);
+  gmd = gm_test_gmd_start(master, TEST_PLUGIN_DIR, conf);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  on_master = gm_test_redis_connect(master);
+  on_replica = gm_test_redis_connect(replica);
+}
+
+static void teardown(void) {
+  if (on_master) redisFree(on_master);
+  if (on_replica) redisFree(on_replica);
+  on_master = on_replica = NULL;
+  gm_test_conn_destroy(&conn);
+  if (gmd) gm_test_gmd_stop(&gmd);
+  if (replica && gm_test_redis_pid(replica) > 0)
+    kill(gm_test_redis_pid(replica), SIGCONT);
+  gm_test_redis_stop(&replica);
+  gm_test_redis_stop(&master);
+}
+
+static void nap_ms(int ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* The seq of an OK testmkt.bump reply (frees it); fails the test on any
+   other status. */
+static long long bump_seq(Gm__Reply *r, const char *idem) {
+  ck_assert_msg(r != NULL, "bump %s: no reply", idem);
+  ck_assert_msg(r->status == GM__STATUS__OK, "bump %s: status %d: %s", idem,
+                r->status, r->message);
+  Gm__Testmkt__BumpReply *b =
+      gm__testmkt__bump_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_ptr_nonnull(b);
+  long long seq = b->seq;
+  gm__testmkt__bump_reply__free_unpacked(b, NULL);
+  gm__reply__free_unpacked(r, NULL);
+  return seq;
+}
+
+/* testmkt.bump under idem (the note is the key too): the reply. */
+static Gm__Reply *bump(const char *idem) {
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = (char *)idem;
+  return gm_test_call(conn, "alice", "testmkt", "bump", idem, &req.base);
+}
+
+static long long get_int(redisContext *c, const char *key) {
+  return gm_test_redis_int(c, "GET %s", key);
+}
+
+/* Rows of testmkt_bumps with this note once the ledger has `rows` rows in
+   all (waits up to 10 s for settlement). */
+static long long settled_with_note(const char *note, long long rows) {
+  sqlite3 *db;
+  ck_assert_int_eq(
+      sqlite3_open_v2(gm_test_gmd_ledger(gmd), &db, SQLITE_OPEN_READONLY, NULL),
+      SQLITE_OK);
+  sqlite3_busy_timeout(db, 1000);
+  long long all = -1, with = -1;
+  for (int i = 0; i < 500 && all != rows; i++) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*), sum(note = ?) FROM testmkt_bumps",
+                           -1, &st, NULL) == SQLITE_OK) {
+      sqlite3_bind_text(st, 1, note, -1, SQLITE_STATIC);
+      if (sqlite3_step(st) == SQLITE_ROW) {
+        all = sqlite3_column_int64(st, 0);
+        with = sqlite3_column_int64(st, 1);
+      }
+      sqlite3_finalize(st);
+    }
+    if (all != rows) nap_ms(20);
+  }
+  sqlite3_close(db);
+  ck_assert_int_eq(all, rows);
+  return with;
+}
+
+/* Every acknowledged bump is on the replica when its reply arrives; and
+   while the replica cannot acknowledge (SIGSTOP) the call is not answered,
+   then answered OK once it can. */
+START_TEST(test_answered_once_on_the_replica) {
+  for (int i = 0; i < 20; i++) {
+    char idem[16], rec[64];
+    snprintf(idem, sizeof idem, "a-%d", i);
+    long long seq = bump_seq(bump(idem), idem);
+    ck_assert_int_eq(seq, i + 1);
+    ck_assert_int_ge(get_int(on_replica, counter), seq);
+    snprintf(rec, sizeof rec, "gm:{testmkt:all}:idem:alice:bump:%s", idem);
+    ck_assert_int_eq(gm_test_redis_int(on_replica, "EXISTS %s", rec), 1);
+  }
+
+  pid_t pid = gm_test_redis_pid(replica);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "held";
+  gm_test_send(conn, 77, "alice", "testmkt", "bump", "held", &req.base);
+  Gm__Reply *early = gm_test_conn_recv(conn, WAIT_MS / 4);
+  int answered = early != NULL;
+  if (early) gm__reply__free_unpacked(early, NULL);
+  /* The write is on the master already; only its answer waits. */
+  long long on_m = get_int(on_master, counter);
+  ck_assert_int_eq(kill(pid, SIGCONT), 0);
+  ck_assert_msg(!answered,
+                "a bump was answered while the only replica was stopped");
+  ck_assert_int_eq(on_m, 21);
+  Gm__Reply *r = gm_test_conn_recv(conn, 3 * WAIT_MS);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->request_id, 77);
+  ck_assert_int_eq(bump_seq(r, "held"), 21);
+  ck_assert_int_eq(get_int(on_replica, counter), 21);
+}
+END_TEST
+
+/* The replica down: UNAVAILABLE saying why and what to do, the write on
+   the master; the replica back: the retry under the same key returns the
+   first run's seq, and the counter and the ledger hold the bump once. */
+START_TEST(test_replica_down_then_retry) {
+  ck_assert_int_eq(bump_seq(bump("b-1"), "b-1"), 1);
+
+  gm_test_redis_kill(replica);
+  Gm__Reply *r = bump("b-2");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__UNAVAILABLE);
+  ck_assert_msg(strstr(r->message, "not yet on a replica") &&
+                    strstr(r->message, "retry with the same idempotency key"),
+                "message: %s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert(gm_test_gmd_log_has(gmd, "no replica acknowledged"));
+  ck_assert_int_eq(get_int(on_master, counter), 2);
+
+  /* A new, empty replica: it takes the master's data in a full sync. */
+  gm_test_redis_restart(replica);
+  redisFree(on_replica);
+  on_replica = gm_test_redis_connect(replica);
+  gm_test_redis_replicate(master, replica);
+
+  ck_assert_int_eq(bump_seq(bump("b-2"), "b-2"), 2);
+  ck_assert_int_eq(get_int(on_master, counter), 2);
+  ck_assert_int_eq(get_int(on_replica, counter), 2);
+  ck_assert_int_eq(bump_seq(bump("b-3"), "b-3"), 3);
+  ck_assert_int_eq(settled_with_note("b-2", 3), 1);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("wait_replica");
+  TCase *tc = tcase_create("single");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_answered_once_on_the_replica);
+  tcase_add_test(tc, test_replica_down_then_retry);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
