@@ -13,7 +13,9 @@
  *
  * Twice: on a private Redis Cluster of 3 masters with one replica each
  * (tests/support/cluster_fixture.h), then on a single Redis with one
- * replica (gm_test_redis_replicate).  Prints figures; it is never a test.
+ * replica (gm_test_redis_replicate); last, on that single Redis, how long
+ * calls in flight take to be refused once the replica is killed.  Prints
+ * figures; it is never a test.
  * On a 2-core machine shared with the servers, absolute figures mean
  * little: read the ratios.
  *   gm_bench_wait_replicas [rounds, default 5]
@@ -171,6 +173,40 @@ static void measure(const char *what, gm_test_redis *home, const char *conf) {
   }
 }
 
+/*
+ * The single Redis's replica killed: DOWN_CALLS calls sent at once to a
+ * gmd with the option on and `workers` workers; seconds until each is
+ * answered (UNAVAILABLE).  WAIT blocks the connection it is sent on, and
+ * each worker has one: the calls' WAITs time out one after another.
+ */
+static void replica_down(gm_test_redis *master, gm_test_redis *replica,
+                         int workers) {
+  enum { DOWN_CALLS = 8 };
+  char conf[256];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[log]\nlevel = error\n[broker]\n"
+           "workers = %d\n[redis]\ncluster_wait_replicas = %d\n",
+           workers, WAIT_MS);
+  gm_test_gmd *g =
+      gm_test_gmd_start_named(master, "down", TEST_PLUGIN_DIR, conf);
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  warm_up(c);
+  gm_test_redis_kill(replica);
+  double t0 = now_s();
+  for (uint64_t i = 0; i < DOWN_CALLS; i++) send_cancel(c, i);
+  printf(
+      "replica killed, %d calls at once, %d workers, wait %d ms: "
+      "answered UNAVAILABLE after",
+      DOWN_CALLS, workers, WAIT_MS);
+  for (int i = 0; i < DOWN_CALLS; i++) {
+    if (recv_status(c, 1) != GM__STATUS__UNAVAILABLE) exit(1);
+    printf(" %.1f", now_s() - t0);
+  }
+  printf(" s\n");
+  gm_test_conn_destroy(&c);
+  gm_test_gmd_stop(&g);
+}
+
 /* A Check test case only because the fixtures report through Check. */
 START_TEST(bench) {
   gm_test_cluster *cl = gm_test_cluster_start(3, 1, 5000);
@@ -182,6 +218,7 @@ START_TEST(bench) {
   gm_test_redis *replica = gm_test_redis_start();
   gm_test_redis_replicate(master, replica);
   measure("single Redis, 1 replica", master, "");
+  replica_down(master, replica, 2);
   gm_test_redis_stop(&replica);
   gm_test_redis_stop(&master);
 }
