@@ -64,6 +64,9 @@ struct gm__redis {
   int pipelined;
   struct gm__redis_wait *head, *tail; /* oldest first */
   size_t n_waiting;
+  /* The waiter of a WAIT sent on this connection and not yet answered, or
+     NULL: fibers that need one join it (gm__replica_wait). */
+  struct gm__redis_wait *wait_open;
   uint64_t progress_us; /* last reply, or the first wait after none */
   /* Timeouts of this connection and of every one reopened after it
      (gm__redis_set_timeouts); 0: the defaults of gm__redis_open. */
@@ -89,6 +92,12 @@ typedef struct gm__redis_wait {
   int err;           /* REDIS_ERR_IO, REDIS_ERR_PROTOCOL, ... when failed */
   const char *what;  /* no fiber: the command, for the log */
   struct gm__redis_wait *next;
+  /* A WAIT's waiter: opens the connection's wait_open when queued; the
+     fibers that joined it (linked by next: they are not in the list), each
+     handed the replicas that acknowledged (-1: an error reply, or err). */
+  int opens_wait;
+  struct gm__redis_wait *joined;
+  long long acked;
 } gm__redis_wait;
 
 /* One registered script.  Its function's name follows its market's
@@ -626,10 +635,10 @@ int gm__redis_fd(gm__redis *r) {
   return r->epfd;
 }
 
-/* Appends the formatted command for the running fiber and waits until the
-   worker has read its reply. */
-static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
-                                        size_t len, int *err) {
+/* Appends the formatted command for the running fiber and waits in `wait`
+   until the worker has read its reply. */
+static redisReply *gm__redis_queue(gm__redis *r, const char *cmd, size_t len,
+                                   gm__redis_wait *wait, int *err) {
   /* A broken connection takes no more commands (its buffer would grow for
      as long as Redis is down).  With nobody else waiting on it, it can be
      reopened here; otherwise the worker reopens it when it fails them. */
@@ -638,17 +647,39 @@ static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
     *err = REDIS_ERR_IO;
     return NULL;
   }
-  gm__redis_wait wait = {.fiber = gm__fiber_current()};
   if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK) abort();
   if (r->tail)
-    r->tail->next = &wait;
+    r->tail->next = wait;
   else
-    r->head = &wait;
-  r->tail = &wait;
+    r->head = wait;
+  r->tail = wait;
+  if (wait->opens_wait) r->wait_open = wait;
   if (r->n_waiting++ == 0) r->progress_us = gm__clock_mono_us();
   gm__fiber_yield();
-  *err = wait.err;
-  return wait.reply;
+  *err = wait->err;
+  return wait->reply;
+}
+
+static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
+                                        size_t len, int *err) {
+  gm__redis_wait wait = {.fiber = gm__fiber_current()};
+  return gm__redis_queue(r, cmd, len, &wait, err);
+}
+
+/* Resumes the fibers that joined w's WAIT with its outcome (before w's own
+   fiber, which frees the reply). */
+static void gm__redis_resume_joined(gm__redis *r, gm__redis_wait *w,
+                                    const redisReply *reply, int err) {
+  if (r->wait_open == w) r->wait_open = NULL;
+  gm__redis_wait *j = w->joined;
+  w->joined = NULL;
+  while (j) {
+    gm__redis_wait *next = j->next;
+    j->err = err;
+    j->acked = !err && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+    gm__fiber_resume(j->fiber); /* may open the next WAIT */
+    j = next;
+  }
 }
 
 /* The oldest waiter, out of the list. */
@@ -677,11 +708,13 @@ static void gm__redis_fail_all(gm__redis *r, int err, const char *why) {
   gm__redis_wait *w = r->head;
   r->head = r->tail = NULL;
   r->n_waiting = 0;
+  r->wait_open = NULL;
   gm__redis_reconnect(r);
   for (int first = 1; w; first = 0) {
     gm__redis_wait *next = w->next;
     w->next = NULL;
     w->err = first ? err : REDIS_ERR_IO;
+    gm__redis_resume_joined(r, w, NULL, REDIS_ERR_IO);
     if (w->fiber) {
       gm__fiber_resume(w->fiber); /* may append to the new list */
     } else {
@@ -707,6 +740,7 @@ static void gm__redis_deliver(gm__redis *r, void *reply) {
     return;
   }
   w->reply = reply;
+  gm__redis_resume_joined(r, w, reply, 0);
   gm__fiber_resume(w->fiber);
 }
 
@@ -1884,6 +1918,46 @@ void gm__deadline_index_lower(gm_call *call, const char *market,
 }
 
 /*
+ * Runs the formatted WAIT `cmd` on n for the running call: the replicas
+ * that acknowledged, or -1 with why.  WAIT holds every later command of its
+ * connection until it returns (Redis reads nothing more from a blocked
+ * client), so in a pipeline a fiber joins a WAIT of another fiber that is
+ * still unanswered on n instead of sending its own behind it: replies come
+ * in order and this fiber's write has been answered, so that WAIT was sent
+ * after the write and counts it.  Calls in flight share one replica round
+ * trip, and with no replica one timeout, instead of one each in turn.
+ */
+static long long gm__replica_wait(gm__redis *n, const char *cmd, size_t len,
+                                  char *why, size_t whylen) {
+  int err = 0;
+  redisReply *w;
+  if (n->pipelined && gm__fiber_current()) {
+    gm__redis_wait wait = {.fiber = gm__fiber_current()};
+    if (n->wait_open) {
+      wait.next = n->wait_open->joined;
+      n->wait_open->joined = &wait;
+      gm__fiber_yield();
+      if (wait.acked < 0)
+        snprintf(why, whylen, "%s",
+                 wait.err ? n->last_error
+                          : "the WAIT it joined failed (logged with it)");
+      return wait.acked;
+    }
+    wait.opens_wait = 1;
+    w = gm__redis_queue(n, cmd, len, &wait, &err);
+  } else {
+    w = gm__exec_one(n, cmd, len, &err);
+  }
+  long long acked = w && w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
+  snprintf(why, whylen, "%s",
+           !w                             ? n->last_error
+           : w->type == REDIS_REPLY_ERROR ? w->str
+                                          : "no reply of WAIT's type");
+  if (w) freeReplyObject(w);
+  return acked;
+}
+
+/*
  * With [redis] cluster_wait_replicas, a mutating call is answered only once a
  * replica has its write: replication is asynchronous, so a master that dies
  * right after answering would otherwise take the write with it while the
@@ -1914,21 +1988,17 @@ static gm_status gm__wait_on_replica(gm_call *call, const char *cmd,
   int len =
       snprintf(wait, sizeof wait,
                "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$%d\r\n%s\r\n", mslen, msbuf);
-  int err = 0;
-  redisReply *w = gm__exec_one(n, wait, (size_t)len, &err);
-  if (!w || w->type != REDIS_REPLY_INTEGER || w->integer < 1) {
+  char why[128];
+  long long acked = gm__replica_wait(n, wait, (size_t)len, why, sizeof why);
+  if (acked < 1) {
     gm__log(GM_LOG_WARN, "redis", "WAIT 1 %ld on %s: %s", ms, n->where,
-            !w                             ? n->last_error
-            : w->type == REDIS_REPLY_ERROR ? w->str
-                                           : "no replica acknowledged");
-    if (w) freeReplyObject(w);
+            acked == 0 ? "no replica acknowledged" : why);
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "the write is not yet on a replica of Redis at %s "
                          "(none acknowledged it within %ld ms); retry with the "
                          "same idempotency key",
                          n->where, ms);
   }
-  freeReplyObject(w);
   return GM_OK;
 }
 

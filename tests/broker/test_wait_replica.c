@@ -33,7 +33,8 @@ static void setup(void) {
   gm_test_redis_replicate(master, replica);
   char conf[256];
   snprintf(conf, sizeof conf,
-           "[plugins]\nload = testmkt\n[redis]\ncluster_wait_replicas = %d\n",
+           "[plugins]\nload = testmkt\n[broker]\nworkers = 1\n[redis]\n"
+           "cluster_wait_replicas = %d\n",
            WAIT_MS);
   gmd = gm_test_gmd_start(master, TEST_PLUGIN_DIR, conf);
   conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
@@ -178,6 +179,67 @@ START_TEST(test_replica_down_then_retry) {
 }
 END_TEST
 
+/* WAITs the master has run since the last CONFIG RESETSTAT. */
+static long long waits_run(void) {
+  redisReply *r = gm_test_redis_cmd(on_master, "INFO commandstats");
+  const char *p = strstr(r->str, "cmdstat_wait:calls=");
+  long long n = p ? atoll(p + strlen("cmdstat_wait:calls=")) : 0;
+  freeReplyObject(r);
+  return n;
+}
+
+/* `calls` bumps in flight at once (request ids 0..calls-1, keys
+   <prefix>-<i>); their statuses by request id. */
+static void bumps_in_flight(const char *prefix, int calls, int *status) {
+  for (int i = 0; i < calls; i++) {
+    char idem[32];
+    snprintf(idem, sizeof idem, "%s-%d", prefix, i);
+    Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+    req.note = idem;
+    gm_test_send(conn, (uint64_t)i, "alice", "testmkt", "bump", idem,
+                 &req.base);
+  }
+  for (int i = 0; i < calls; i++) status[i] = -1;
+  for (int i = 0; i < calls; i++) {
+    Gm__Reply *r = gm_test_conn_recv(conn, (calls + 2) * WAIT_MS);
+    ck_assert_msg(r != NULL, "%s: %d of %d answered", prefix, i, calls);
+    ck_assert_uint_lt(r->request_id, (uint64_t)calls);
+    status[r->request_id] = (int)r->status;
+    gm__reply__free_unpacked(r, NULL);
+  }
+}
+
+/*
+ * WAIT blocks the connection it is sent on until it returns (Redis reads
+ * no further command of a blocked client), and a worker has one connection
+ * a master: calls in flight whose writes one WAIT already covers share it
+ * rather than each sending its own, one after another.  One worker, 32
+ * bumps at once: far fewer WAITs than bumps; the replica killed, 8 bumps at
+ * once are refused by far fewer WAITs than bumps too (each of which would
+ * hold every later command of the worker's connection for WAIT_MS).
+ */
+START_TEST(test_calls_in_flight_share_a_wait) {
+  enum { CALLS = 32, DOWN = 8 };
+  int st[CALLS];
+  freeReplyObject(gm_test_redis_cmd(on_master, "CONFIG RESETSTAT"));
+  bumps_in_flight("share", CALLS, st);
+  for (int i = 0; i < CALLS; i++) ck_assert_int_eq(st[i], GM__STATUS__OK);
+  long long waits = waits_run();
+  ck_assert_msg(waits >= 1 && waits <= CALLS / 4,
+                "%lld WAITs for %d bumps in flight", waits, CALLS);
+  ck_assert_int_eq(get_int(on_replica, counter), CALLS);
+
+  gm_test_redis_kill(replica);
+  freeReplyObject(gm_test_redis_cmd(on_master, "CONFIG RESETSTAT"));
+  bumps_in_flight("down", DOWN, st);
+  for (int i = 0; i < DOWN; i++)
+    ck_assert_int_eq(st[i], GM__STATUS__UNAVAILABLE);
+  waits = waits_run();
+  ck_assert_msg(waits >= 1 && waits <= DOWN / 4,
+                "%lld WAITs refused %d bumps in flight", waits, DOWN);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("wait_replica");
   TCase *tc = tcase_create("single");
@@ -185,6 +247,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_answered_once_on_the_replica);
   tcase_add_test(tc, test_replica_down_then_retry);
+  tcase_add_test(tc, test_calls_in_flight_share_a_wait);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
