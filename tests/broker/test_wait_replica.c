@@ -4,7 +4,9 @@
  * write (WAIT 1 on the connection the FCALL went on); with the replica
  * down the call is answered UNAVAILABLE, its write left on the master,
  * and a retry under the same idempotency key once the replica is back
- * replays the stored reply without running the script again.
+ * replays the stored reply without running the script again.  Calls in
+ * flight on one connection share a WAIT (it blocks the connection).  gmd
+ * runs one worker, so every call goes over the same connection.
  */
 #include <check.h>
 #include <signal.h>
