@@ -190,9 +190,8 @@ static long long waits_run(void) {
   return n;
 }
 
-/* `calls` bumps in flight at once (request ids 0..calls-1, keys
-   <prefix>-<i>); their statuses by request id. */
-static void bumps_in_flight(const char *prefix, int calls, int *status) {
+/* Sends `calls` bumps at once: request ids 0..calls-1, keys <prefix>-<i>. */
+static void bumps_send(const char *prefix, int calls) {
   for (int i = 0; i < calls; i++) {
     char idem[32];
     snprintf(idem, sizeof idem, "%s-%d", prefix, i);
@@ -201,6 +200,10 @@ static void bumps_in_flight(const char *prefix, int calls, int *status) {
     gm_test_send(conn, (uint64_t)i, "alice", "testmkt", "bump", idem,
                  &req.base);
   }
+}
+
+/* The replies of bumps_send's calls: their statuses by request id. */
+static void bumps_recv(const char *prefix, int calls, int *status) {
   for (int i = 0; i < calls; i++) status[i] = -1;
   for (int i = 0; i < calls; i++) {
     Gm__Reply *r = gm_test_conn_recv(conn, (calls + 2) * WAIT_MS);
@@ -209,6 +212,12 @@ static void bumps_in_flight(const char *prefix, int calls, int *status) {
     status[r->request_id] = (int)r->status;
     gm__reply__free_unpacked(r, NULL);
   }
+}
+
+/* `calls` bumps in flight at once: their statuses by request id. */
+static void bumps_in_flight(const char *prefix, int calls, int *status) {
+  bumps_send(prefix, calls);
+  bumps_recv(prefix, calls, status);
 }
 
 /*
@@ -242,6 +251,48 @@ START_TEST(test_calls_in_flight_share_a_wait) {
 }
 END_TEST
 
+/* The connection breaks while calls wait on a shared WAIT (the replica
+   stopped, then the master closes gmd's connections): each call is
+   answered UNAVAILABLE, gmd goes on, and the retries under the same keys
+   return the first runs' seqs, each bump applied once. */
+START_TEST(test_shared_wait_connection_lost) {
+  enum { CALLS = 8 };
+  int st[CALLS];
+  pid_t pid = gm_test_redis_pid(replica);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  bumps_send("lost", CALLS);
+  long long blocked = 0;
+  for (int i = 0; i < 200 && blocked < 1; i++) {
+    redisReply *r = gm_test_redis_cmd(on_master, "INFO clients");
+    const char *p = strstr(r->str, "blocked_clients:");
+    blocked = p ? atoll(p + strlen("blocked_clients:")) : 0;
+    freeReplyObject(r);
+    if (blocked < 1) nap_ms(5);
+  }
+  ck_assert_int_eq(get_int(on_master, counter), CALLS);
+  freeReplyObject(
+      gm_test_redis_cmd(on_master, "CLIENT KILL TYPE normal SKIPME yes"));
+  bumps_recv("lost", CALLS, st);
+  ck_assert_int_eq(kill(pid, SIGCONT), 0);
+  ck_assert_int_eq(blocked, 1);
+  for (int i = 0; i < CALLS; i++)
+    ck_assert_int_eq(st[i], GM__STATUS__UNAVAILABLE);
+
+  unsigned seen = 0;
+  for (int i = 0; i < CALLS; i++) {
+    char idem[32];
+    snprintf(idem, sizeof idem, "lost-%d", i);
+    long long seq = bump_seq(bump(idem), idem);
+    ck_assert_int_ge(seq, 1);
+    ck_assert_int_le(seq, CALLS);
+    seen |= 1u << (seq - 1);
+  }
+  ck_assert_uint_eq(seen, (1u << CALLS) - 1); /* each its own first seq */
+  ck_assert_int_eq(get_int(on_master, counter), CALLS);
+  ck_assert_int_eq(get_int(on_replica, counter), CALLS);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("wait_replica");
   TCase *tc = tcase_create("single");
@@ -250,6 +301,7 @@ int main(void) {
   tcase_add_test(tc, test_answered_once_on_the_replica);
   tcase_add_test(tc, test_replica_down_then_retry);
   tcase_add_test(tc, test_calls_in_flight_share_a_wait);
+  tcase_add_test(tc, test_shared_wait_connection_lost);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
