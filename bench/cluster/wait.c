@@ -177,7 +177,8 @@ static void measure(const char *what, gm_test_redis *home, const char *conf) {
  * The single Redis's replica killed: DOWN_CALLS calls sent at once to a
  * gmd with the option on and `workers` workers; seconds until each is
  * answered (UNAVAILABLE).  WAIT blocks the connection it is sent on, and
- * each worker has one: the calls' WAITs time out one after another.
+ * each worker has one: had each call its own WAIT, they would time out one
+ * after another (1, 1, 2, 2, 3, ... s before calls in flight shared one).
  */
 static void replica_down(gm_test_redis *master, gm_test_redis *replica,
                          int workers) {
