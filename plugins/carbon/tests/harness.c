@@ -23,19 +23,33 @@ static const char *const ct__mutating[] = {
     "order.mass_cancel", "block.offer",      "block.accept",
     "block.reject",      "records.close",    NULL};
 
-static void ct__start(const char *extra_conf, int64_t now_ms, int aof) {
-  char conf[2048];
+/* gmd in `home`'s folder; `redis_conf` (a [redis] section or "") comes
+   first in its config. */
+static void ct__start_gmd(gm_test_redis *home, const char *redis_conf,
+                          const char *extra_conf, int64_t now_ms) {
+  char conf[4096];
   /* gmd starts at the test's time (a restart too: the config is kept), so
    * no deadline the test set is late at a start-up. */
   snprintf(conf, sizeof conf,
-           "[testing]\nclock = manual\nclock_start_ms = %lld\n"
+           "%s[testing]\nclock = manual\nclock_start_ms = %lld\n"
            "[plugins]\nload = carbon\n[deadlines]\npoll_ms = 20\n"
            "[market.carbon]\n%s\n",
-           (long long)now_ms, extra_conf ? extra_conf : "");
-  ct_redis = gm_test_redis_start_aof(aof);
-  ct_gmd = gm_test_gmd_start(ct_redis, GM_BUILD_PLUGIN_DIR, conf);
+           redis_conf, (long long)now_ms, extra_conf ? extra_conf : "");
+  ct_gmd = gm_test_gmd_start(home, GM_BUILD_PLUGIN_DIR, conf);
   ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
   ct_clock(now_ms);
+}
+
+static void ct__start(const char *extra_conf, int64_t now_ms, int aof) {
+  ct_redis = gm_test_redis_start_aof(aof);
+  ct__start_gmd(ct_redis, "", extra_conf, now_ms);
+}
+
+void ct_start_cluster(gm_test_cluster *cl, const char *extra_conf,
+                      int64_t now_ms) {
+  ct_redis = NULL; /* the cluster's: ct_stop leaves it */
+  ct__start_gmd(gm_test_cluster_home(cl), gm_test_cluster_conf(cl), extra_conf,
+                now_ms);
 }
 
 void ct_start(const char *extra_conf, int64_t now_ms) {
@@ -108,6 +122,14 @@ static const ProtobufCMessageDescriptor *ct__reply_type(const char *method) {
   return NULL;
 }
 
+ProtobufCMessage *ct_reply_body(const char *method, const Gm__Reply *r) {
+  if (r->status != GM__STATUS__OK) return NULL;
+  ProtobufCMessage *out = protobuf_c_message_unpack(
+      ct__reply_type(method), NULL, r->body.len, r->body.data);
+  ck_assert_msg(out != NULL, "carbon.%s reply does not decode", method);
+  return out;
+}
+
 ProtobufCMessage *ct_call_idem(const char *as, const char *method,
                                const char *idem, const ProtobufCMessage *req) {
   char key[48];
@@ -122,12 +144,7 @@ ProtobufCMessage *ct_call_idem(const char *as, const char *method,
   ck_assert_msg(r != NULL, "no reply to carbon.%s within 5 s", method);
   ct_status = r->status;
   snprintf(ct_message, sizeof ct_message, "%s", r->message ? r->message : "");
-  ProtobufCMessage *out = NULL;
-  if (r->status == GM__STATUS__OK) {
-    out = protobuf_c_message_unpack(ct__reply_type(method), NULL, r->body.len,
-                                    r->body.data);
-    ck_assert_msg(out != NULL, "carbon.%s reply does not decode", method);
-  }
+  ProtobufCMessage *out = ct_reply_body(method, r);
   gm__reply__free_unpacked(r, NULL);
   return out;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "carbon.pb-c.h"
+#include "cluster_fixture.h"
 #include "gmd_fixture.h"
 #include "redis_fixture.h"
 #include "rules.h"
@@ -25,6 +26,11 @@ extern char ct_message[1024];
 void ct_start(const char *extra_conf, int64_t now_ms);
 /* The same with Redis keeping an fsync-always append-only file. */
 void ct_start_aof(const char *extra_conf, int64_t now_ms);
+/* ct_start against a Redis Cluster (cluster_fixture.h): gmd's files in the
+   cluster's home folder, its [redis] the cluster's seeds; ct_redis is NULL
+   and ct_stop stops gmd, not the cluster. */
+void ct_start_cluster(gm_test_cluster *cl, const char *extra_conf,
+                      int64_t now_ms);
 void ct_stop(void);
 /* The ms of local (Asia/Shanghai) time "YYYY-MM-DD" hh:mm. */
 int64_t ct_at(const char *date, int hh, int mm);
@@ -39,6 +45,10 @@ ProtobufCMessage *ct_call(const char *as, const char *method,
                           const ProtobufCMessage *req);
 ProtobufCMessage *ct_call_idem(const char *as, const char *method,
                                const char *idem, const ProtobufCMessage *req);
+/* The decoded body of an OK reply to carbon.<method> (free with
+   protobuf_c_message_free_unpacked); NULL for any other status.  For
+   threads that call gm_test_call on their own connections. */
+ProtobufCMessage *ct_reply_body(const char *method, const Gm__Reply *r);
 /* Asserts the call fails with `status` and a message containing `text`. */
 void ct_expect(const char *as, const char *method, const ProtobufCMessage *req,
                int status, const char *text);
