@@ -49,6 +49,8 @@ typedef struct trader {
   char (*resting)[40]; /* orders that rested when placed: cancel candidates */
   int nresting;
   int calls, retried, during, during_retried, bad;
+  int unavailable; /* UNAVAILABLE answers (or none within 5 s) in all */
+  double longest;  /* ms from a retried call's first send to its answer */
   char why[256];
 } trader;
 
@@ -71,23 +73,32 @@ static void nap_ms(int ms) {
   nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
 }
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* One call under `idem`, sent again under the same key while gmd answers
    UNAVAILABLE or not at all (what a client does); the reply, or NULL with
    t->bad set after MAX_TRIES.  Counts the call and whether it retried. */
 static Gm__Reply *call_retrying(trader *t, const char *method, const char *idem,
                                 const ProtobufCMessage *req) {
   int during = atomic_load(&moving);
+  double t0 = now_ms();
   for (int tries = 1; tries <= MAX_TRIES; tries++) {
     Gm__Reply *r = gm_test_call(t->conn, t->who, "carbon", method, idem, req);
     if (r && r->status != GM__STATUS__UNAVAILABLE) {
       during |= atomic_load(&moving);
       t->calls++;
       t->retried += tries > 1;
+      if (tries > 1 && now_ms() - t0 > t->longest) t->longest = now_ms() - t0;
       t->during += during;
       t->during_retried += during && tries > 1;
       return r;
     }
     if (r) gm__reply__free_unpacked(r, NULL);
+    t->unavailable++;
     during |= atomic_load(&moving);
     nap_ms(10);
   }
@@ -256,11 +267,16 @@ START_TEST(test_orders_while_the_instruments_slot_moves) {
   /* Orders first, so the slot holds the instrument's keys and many
      idempotency records when it moves. */
   nap_ms(3000);
+  rc = gm_test_cluster_connect(cl, from);
+  long long keys = gm_test_redis_int(rc, "CLUSTER COUNTKEYSINSLOT %d", slot);
+  redisFree(rc);
+  double t0 = now_ms();
   atomic_store(&moving, 1);
   pid_t cli = gm_test_cluster_reshard(cl, from, to, 1);
   int st;
-  while ((st = gm_test_cluster_reshard_done(cli)) < 0) nap_ms(10);
+  while ((st = gm_test_cluster_reshard_done(cli)) < 0) nap_ms(5);
   atomic_store(&moving, 0);
+  double move_ms = now_ms() - t0;
   nap_ms(500);
   atomic_store(&stop_flow, 1);
   for (int i = 0; i < TRADERS; i++) pthread_join(traders[i].th, NULL);
@@ -271,7 +287,8 @@ START_TEST(test_orders_while_the_instruments_slot_moves) {
   gm_test_cluster_wait_ok(cl);
 
   int calls = 0, retried = 0, during = 0, during_retried = 0, norders = 0,
-      ntrades = 0;
+      ntrades = 0, unavailable = 0;
+  double longest = 0;
   for (int i = 0; i < TRADERS; i++) {
     trader *t = &traders[i];
     ck_assert_msg(!t->bad, "%s: %s", t->who, t->why);
@@ -281,13 +298,16 @@ START_TEST(test_orders_while_the_instruments_slot_moves) {
     during_retried += t->during_retried;
     norders += t->norders;
     ntrades += t->ntrades;
+    unavailable += t->unavailable;
+    if (t->longest > longest) longest = t->longest;
   }
   fprintf(stderr,
-          "carbon reshard of slot %d (%s) from master %d to %d: %d calls, "
-          "%d while it moved; %d needed a retry (%d of those while it "
-          "moved); %d orders, %d trades\n",
-          slot, SYM, from, to, calls, during, retried, during_retried, norders,
-          ntrades);
+          "carbon reshard of slot %d (%s, %lld keys) from master %d to %d "
+          "in %.0f ms (redis-cli's run): %d calls, %d while it moved; %d "
+          "needed a retry (%d of those while it moved; %d UNAVAILABLE "
+          "answers in all, the longest wait %.0f ms); %d orders, %d trades\n",
+          slot, SYM, keys, from, to, move_ms, calls, during, retried,
+          during_retried, unavailable, longest, norders, ntrades);
   ck_assert_int_gt(during, 0);
   ck_assert_int_gt(ntrades, 0);
 
