@@ -81,6 +81,14 @@ size_t bench_compare_symbols(const bench_opts *o, char (*out)[24], size_t cap);
 /* Runs every comparison phase, printing each round; fills *r. */
 int bench_compare_run(const bench_opts *o, redisContext *rc, bench_compare *r);
 
+/* ---- orders/s against Redis Cluster masters (projection.c) ---- */
+
+/* Prints the projection from Redis's and gmd's CPU per order (gmd_us < 0:
+ * unknown), measured by the phase `from`, for this run's instruments and
+ * for 16, 64 and 256 symbols. */
+void bench_projection_print(double redis_us, double gmd_us, const char *from,
+                            const char *const *symbols, size_t nsym);
+
 /* ---- the order mix (mix.c) ---- */
 
 typedef struct bench_rng {

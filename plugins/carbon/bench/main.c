@@ -11,7 +11,9 @@
  *      plain limit flow, the mix, and over books of --book resting orders;
  *   5. Redis memory per resting order over --memory-orders orders, and per
  *      idempotency record;
- *   6. issue 11's targets next to this run's figures.
+ *   6. issue 11's targets next to this run's figures;
+ *   7. a projection of orders/s against Redis Cluster masters from this
+ *      run's Redis and gmd CPU per order (projection.c).
  * Each phase trades in instruments of its own, so each starts with an
  * empty book.  Prints figures; never a test.  plugins/carbon/bench/run starts a
  * private redis-server and gmd and passes their endpoints and pids.
@@ -138,13 +140,14 @@ static void bench__print_e2e(const char *title, const bench_result *r,
   }
 }
 
-/* gmd's CPU per order over a phase; -1 when its pid is unknown. */
-static double bench__gmd_us(const bench_probe *a, const bench_probe *b,
-                            long orders) {
+/* gmd's (redis 0) or Redis's (redis 1) CPU per order over a phase, us;
+   -1 when its pid is unknown. */
+static double bench__cpu_us(const bench_probe *a, const bench_probe *b,
+                            long orders, int redis) {
   bench_cost c;
   bench_probe_cost(a, b, &c);
-  return c.cpu_gmd_s < 0 || orders <= 0 ? -1
-                                        : 1e6 * c.cpu_gmd_s / (double)orders;
+  double s = redis ? c.cpu_redis_s : c.cpu_gmd_s;
+  return s < 0 || orders <= 0 ? -1 : 1e6 * s / (double)orders;
 }
 
 /* One row of the targets table; v < 0: not measured in this run. */
@@ -288,7 +291,8 @@ int main(int argc, char **argv) {
   bench_result sat = {0}, ceil = {0}, half = {0};
   bench_compare cmp;
   bench_probe p0, p1;
-  double gmd_us = -1, through = -1, ratio = -1, mem = -1, idem = -1;
+  double gmd_us = -1, redis_us = -1, through = -1, ratio = -1, mem = -1,
+         idem = -1;
   double sat_rate = 0;
   char mem_from[64] = "no phase";
   if (!redis) return 1;
@@ -321,7 +325,8 @@ int main(int argc, char **argv) {
            o.depth, o.depth * o.accounts, base[0]);
   bench__print_e2e(title, &sat, "send", 0);
   bench_probe_print(&p0, &p1, sat.orders);
-  gmd_us = bench__gmd_us(&p0, &p1, sat.orders);
+  gmd_us = bench__cpu_us(&p0, &p1, sat.orders, 0);
+  redis_us = bench__cpu_us(&p0, &p1, sat.orders, 1);
   if (gmd_us >= 0)
     printf("  gmd CPU per order %.1f us (target <= 25 saturating: %s)\n",
            gmd_us, bench__met(gmd_us <= 25));
@@ -435,6 +440,18 @@ compare:
   bench__target("end-to-end / ceiling through settlement (issue 1)",
                 o.compare_only ? -1 : through, "x", ">= 0.6",
                 ratio >= 0.6 && through >= 0.6);
+
+  /* 7. orders/s against Redis Cluster masters */
+  if (!o.compare_only)
+    bench_projection_print(redis_us, gmd_us,
+                           "the saturating end-to-end run (scripts, "
+                           "idempotency records, the settler's reads)",
+                           symbols, nsym);
+  else
+    bench_projection_print(cmp.plain[1], -1,
+                           "the comparison's carbon plain flow (scripts "
+                           "only: no settler, gmd not measured)",
+                           symbols, nsym);
   rc = sat.errors || ceil.errors || half.errors ? 1 : 0;
 out:
   bench_lat_free(&sat.lat);
