@@ -163,6 +163,8 @@ static void *trader_run(void *arg) {
       trader_cancel(t, n);
     else if (t->norders < MAX_ORDERS)
       trader_place(t, n);
+    else
+      break; /* room for no more: the flow goes on in the others */
   }
   return NULL;
 }
