@@ -8,7 +8,8 @@
  *   direct.c  the ceiling (gmd's functions by FCALL, pipelined from C) and
  *             Redis memory per resting order;
  *   mix.c     the order mix both paths draw from;
- *   probe.c   what each side spent (CPU, Redis commandstats, INFO).
+ *   probe.c   what each side spent (CPU, Redis commandstats, INFO);
+ *   projection.c  orders/s over Redis Cluster masters from those figures.
  * It prints figures; it is never a test and asserts no speed.
  */
 #ifndef GM_BENCH_CARBON_H
