@@ -91,8 +91,9 @@ static gm_market *host_market(gm_call *call) {
   return call->market;
 }
 
-static gm_status host_script_register_lib(gm_market *m, const char *name,
-                                          const char *lib, const char *lua) {
+static gm_status host_script_register_flags(gm_market *m, const char *name,
+                                            const char *lib, const char *lua,
+                                            unsigned flags) {
   char err[512];
   if (name && !strncmp(name, "gm:", 3)) {
     gm__log(GM_LOG_ERROR, m->name,
@@ -106,11 +107,16 @@ static gm_status host_script_register_lib(gm_market *m, const char *name,
             name);
     return GM_UNAVAILABLE;
   }
-  gm_status st =
-      gm__scripts_add(m->host->redis, m->name, name, lib, lua, err, sizeof err);
+  gm_status st = gm__scripts_add_flags(m->host->redis, m->name, name, lib, lua,
+                                       flags, err, sizeof err);
   if (st != GM_OK)
     gm__log(GM_LOG_ERROR, m->name, "script %s refused: %s", name, err);
   return st;
+}
+
+static gm_status host_script_register_lib(gm_market *m, const char *name,
+                                          const char *lib, const char *lua) {
+  return host_script_register_flags(m, name, lib, lua, 0);
 }
 
 static gm_status host_script_register(gm_market *m, const char *name,
@@ -274,6 +280,7 @@ const gm_host_api gm__host_api = {
     .deadline_cancel = host_deadline_cancel,
     .config_path = host_config_path,
     .script_register_lib = host_script_register_lib,
+    .script_register_flags = host_script_register_flags,
 };
 
 /* Event names: 1-64 printable ASCII characters, no space (topics are split

@@ -104,10 +104,12 @@ typedef struct gm__redis_wait {
    library, which changes when a script of the market is added or removed:
    written under the registry's write lock, read under its read lock. */
 typedef struct gm__script {
-  char *market;        /* owning market */
-  char *name;          /* script name within the market */
-  char *source;        /* its chunk: lib and script (gm__chunk_head) */
-  char fn[GM__FN_MAX]; /* its function in the market's library */
+  char *market;           /* owning market */
+  char *name;             /* script name within the market */
+  char *source;           /* its chunk: lib and script (gm__chunk_head) */
+  unsigned flags;         /* GM_SCRIPT_* */
+  char fn[GM__FN_MAX];    /* its function in the market's library */
+  char store[GM__FN_MAX]; /* the library's gm__store (read-only steps) */
 } gm__script;
 
 /*
@@ -244,13 +246,14 @@ static const char gm__library_host[] =
     "return {{err = 'gm:host ' .. string.format('%d', min or -1) .. "
     "(em and ' 1' or ' 0')}, r} end "
     "return r end\n"
-    "local function gm__run(i, K, A) "
+    "local function gm__begin(K) "
     "gm__outbox, gm__idem, gm__dl, gm__dlc = K[1], K[2], K[3], K[4]; "
-    "gm__dlp, gm__em = nil, false\n"
-    "if A[1] == '1' then local s = redis.call('GET', gm__idem); "
-    "if s then local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
+    "gm__dlp, gm__em = nil, false end\n"
+    "local function gm__replay(s) "
+    "local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
     "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), "
-    "redis.call('EXISTS', gm__outbox) == 1) end end\n"
+    "redis.call('EXISTS', gm__outbox) == 1) end\n"
+    "local function gm__body(i, K, A) "
     "local f = gm__fn[i]\n"
     "if not f then local c, e = loadstring(gm__src[i], '@' .. gm__name[i]); "
     "if not c then error(e, 0) end; f = c(); gm__fn[i] = f end\n"
@@ -260,6 +263,23 @@ static const char gm__library_host[] =
     "type(r[1].err) == 'string' and r[1].err:sub(1, 3) == 'gm:' then "
     "error('a reply whose first item is an error starting with gm: is the "
     "host\\'s; return another shape', 0) end\n"
+    "return r end\n"
+    "local function gm__run_ro(i, K, A) gm__begin(K)\n"
+    "if A[1] == '1' then local s = redis.call('GET', gm__idem); "
+    "if s then return gm__replay(s) end end\n"
+    "local r = gm__body(i, K, A)\n"
+    "if gm__dlp then error('Write commands are not allowed from read-only "
+    "scripts: gm.deadline and gm.deadline_cancel write', 0) end\n"
+    "if A[1] == '1' and not (type(r) == 'table' and r.err) then "
+    "return {{err = 'gm:store'}, cmsgpack.pack(r), r} end\n"
+    "return r end\n"
+    "local function gm__store(K, A) gm__begin(K)\n"
+    "local s = redis.call('SET', gm__idem, A[1], 'NX', 'GET', 'EX', A[2]); "
+    "if s then return gm__replay(s) end; return {err = 'gm:stored'} end\n"
+    "local function gm__run(i, K, A) gm__begin(K)\n"
+    "if A[1] == '1' then local s = redis.call('GET', gm__idem); "
+    "if s then return gm__replay(s) end end\n"
+    "local r = gm__body(i, K, A)\n"
     "local refused = type(r) == 'table' and r.err\n"
     "local min\n"
     "if gm__dlp and not refused then "
@@ -1342,6 +1362,13 @@ static char *gm__library_text_locked(const char *market, const char *name,
   gm__buf_puts(&b, &len, &cap, name);
   gm__buf_puts(&b, &len, &cap, "\n");
   gm__buf_puts(&b, &len, &cap, gm__library_host);
+  /* The host's store of a read-only step's reply (gm__script_run). */
+  char store[GM__FN_MAX];
+  snprintf(store, sizeof store, "%s_store", name);
+  char line[GM__FN_MAX + 160];
+  snprintf(line, sizeof line, "redis.register_function('%s', gm__store)\n",
+           store);
+  gm__buf_puts(&b, &len, &cap, line);
   for (size_t i = 0; i < gm__nscripts; i++) {
     gm__script *s = gm__scripts[i];
     if (strcmp(s->market, market) != 0) continue;
@@ -1349,18 +1376,29 @@ static char *gm__library_text_locked(const char *market, const char *name,
     gm__fn_part(part, sizeof part, s->name);
     char fn[GM__FN_MAX];
     snprintf(fn, sizeof fn, "%s_%zu_%s", name, k, part);
-    if (set_fn) memcpy(s->fn, fn, sizeof fn);
-    char line[GM__FN_MAX + 128];
+    if (set_fn) {
+      memcpy(s->fn, fn, sizeof fn);
+      memcpy(s->store, store, sizeof store);
+    }
     snprintf(line, sizeof line, "gm__src[%zu] = ", k);
     gm__buf_puts(&b, &len, &cap, line);
     gm__lua_long_string(&b, &len, &cap, s->source);
     snprintf(line, sizeof line, "\ngm__name[%zu] = ", k);
     gm__buf_puts(&b, &len, &cap, line);
     gm__lua_long_string(&b, &len, &cap, s->name);
-    snprintf(line, sizeof line,
-             "\nredis.register_function('%s', function(K, A) "
-             "return gm__run(%zu, K, A) end)\n",
-             fn, k);
+    /* A read-only script's function is flagged no-writes: Redis runs it
+       over maxmemory and refuses any write it tries (FCALL_RO). */
+    if (s->flags & GM_SCRIPT_READ_ONLY)
+      snprintf(line, sizeof line,
+               "\nredis.register_function{function_name = '%s', "
+               "callback = function(K, A) return gm__run_ro(%zu, K, A) end, "
+               "flags = {'no-writes'}}\n",
+               fn, k);
+    else
+      snprintf(line, sizeof line,
+               "\nredis.register_function('%s', function(K, A) "
+               "return gm__run(%zu, K, A) end)\n",
+               fn, k);
     gm__buf_puts(&b, &len, &cap, line);
   }
   return b;
@@ -1515,13 +1553,28 @@ static int gm__library_load(gm__redis *r, const char *source, char *err,
 gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
                           const char *lib, const char *lua, char *err,
                           size_t errlen) {
+  return gm__scripts_add_flags(r, market, name, lib, lua, 0, err, errlen);
+}
+
+gm_status gm__scripts_add_flags(gm__redis *r, const char *market,
+                                const char *name, const char *lib,
+                                const char *lua, unsigned flags, char *err,
+                                size_t errlen) {
   if (!market || !*market || !name || !*name || !lua) {
     snprintf(err, errlen,
              "script_register needs a market, a non-empty name and source");
     return GM_INVALID_ARGUMENT;
   }
+  if (flags & ~GM_SCRIPT_READ_ONLY) {
+    snprintf(err, errlen,
+             "script %s.%s: unknown flags 0x%x; the host knows "
+             "GM_SCRIPT_READ_ONLY (0x%x) only",
+             market, name, flags & ~GM_SCRIPT_READ_ONLY, GM_SCRIPT_READ_ONLY);
+    return GM_INVALID_ARGUMENT;
+  }
   gm__script *s = calloc(1, sizeof *s);
   if (!s) abort();
+  s->flags = flags;
   s->market = strdup(market);
   s->name = strdup(name);
   if (!s->market || !s->name) abort();
@@ -1846,12 +1899,27 @@ int gm__redis_transient(const char *err, size_t len) {
   return 0;
 }
 
+gm_status gm__oom_fail(gm_call *call) {
+  return gm__call_fail(
+      call, GM_RESOURCE_EXHAUSTED,
+      "Redis at %s is out of memory (its used memory is above maxmemory) "
+      "and refused this write before running it; reads still answer. The "
+      "operator must raise maxmemory or free keys (docs/operations.md); then "
+      "retry with the same idempotency key",
+      call->redis->where);
+}
+
 gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what) {
   if (!r)
     return gm__call_fail(
         call, GM_UNAVAILABLE,
         "Redis is not reachable at %s (%s); is redis-server running?",
         call->redis->where, call->redis->last_error);
+  if (r->type == REDIS_REPLY_ERROR && r->len > 4 &&
+      memcmp(r->str, "OOM ", 4) == 0) {
+    gm__log(GM_LOG_WARN, "redis", "%s: %s", what, r->str);
+    return gm__oom_fail(call);
+  }
   if (r->type == REDIS_REPLY_ERROR && gm__redis_transient(r->str, r->len)) {
     gm__log(GM_LOG_WARN, "redis", "%s: %s", what, r->str);
     return gm__call_fail(call, GM_UNAVAILABLE,
@@ -2003,6 +2071,74 @@ static gm_status gm__wait_on_replica(gm_call *call, const char *cmd,
 }
 
 /*
+ * Sends one script call (FCALL or FCALL_RO) and puts its reply in *out: one
+ * retry after an I/O error (see gm__command for why repeating is safe), one
+ * after loading the library Redis did not have.  Anything else fails the
+ * call with its status and message.
+ */
+static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
+                           const char *cmd, size_t cmdlen, redisReply **out) {
+  redisReply *r = NULL;
+  int io_retry = 1, load_retry = 1, err = 0;
+  *out = NULL;
+  for (;;) {
+    r = gm__exec(call->redis, cmd, cmdlen, &err);
+    if (!r) {
+      if (err == REDIS_ERR_PROTOCOL || !io_retry--) break;
+      continue;
+    }
+    if (r->type != REDIS_REPLY_ERROR ||
+        strcmp(r->str, "ERR Function not found") != 0 || !load_retry--)
+      break;
+    freeReplyObject(r);
+    r = NULL;
+    char why[512];
+    if (gm__library_reload(call, market, why, sizeof why) != 0) {
+      gm__log(GM_LOG_ERROR, market, "loading the scripts' library for %s: %s",
+              name, why);
+      if (strncmp(why, "OOM ", 4) == 0) return gm__oom_fail(call);
+      return gm__call_fail(call, GM_UNAVAILABLE,
+                           "script %s.%s could not be loaded into Redis at "
+                           "%s; the gmd log says why",
+                           market, name, call->redis->where);
+    }
+  }
+  if (!r) {
+    if (err == REDIS_ERR_PROTOCOL) {
+      gm__log(GM_LOG_ERROR, market, "script %s reply unreadable: %s", name,
+              call->redis->last_error);
+      return gm__call_fail(call, GM_INTERNAL,
+                           "script %s.%s returned a reply nested deeper than "
+                           "7 levels; flatten it",
+                           market, name);
+    }
+    return gm__call_fail(
+        call, GM_UNAVAILABLE,
+        "Redis is not reachable at %s (%s); is redis-server running?",
+        call->redis->where, call->redis->last_error);
+  }
+  *out = r;
+  return GM_OK;
+}
+
+/* A script registered read-only tried to write (Redis refused the write
+   command, or it called gm.deadline): a bug in the market, not the
+   caller's fault; nothing was written. */
+static gm_status gm__ro_write_fail(gm_call *call, const char *market,
+                                   const char *name, const char *redis_err) {
+  gm__log(GM_LOG_ERROR, market,
+          "plugin bug: script %s is registered read-only "
+          "(GM_SCRIPT_READ_ONLY) but tried to write, and Redis refused it: "
+          "%s; remove the write or register the script without the flag",
+          name, redis_err);
+  return gm__call_fail(call, GM_INTERNAL,
+                       "script %s.%s is registered read-only but tried to "
+                       "write (a bug in the %s market; nothing was written); "
+                       "the gmd log has the detail",
+                       market, name, market);
+}
+
+/*
  * Redis converts a Lua number reply to an integer by truncation (3.7 -> 3)
  * and stops an array at its first nil: scripts return integers, strings
  * (for anything exact beyond 2^53), and false for a nil hole.
@@ -2035,10 +2171,15 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   if (!call->redis)
     return gm__call_fail(call, GM_INTERNAL,
                          "this call has no Redis connection (host bug)");
-  char fn[GM__FN_MAX];
+  char fn[GM__FN_MAX], store[GM__FN_MAX];
+  unsigned flags = 0;
   pthread_rwlock_rdlock(&gm__scripts_lock);
   gm__script *s = gm__script_find_locked(market, name);
-  if (s) memcpy(fn, s->fn, sizeof fn);
+  if (s) {
+    memcpy(fn, s->fn, sizeof fn);
+    memcpy(store, s->store, sizeof store);
+    flags = s->flags;
+  }
   pthread_rwlock_unlock(&gm__scripts_lock);
   if (!s)
     return gm__call_fail(call, GM_INTERNAL,
@@ -2065,7 +2206,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   const char **argv = gm__arena_alloc(call->arena, (size_t)argc * sizeof *argv);
   size_t *lens = gm__arena_alloc(call->arena, (size_t)argc * sizeof *lens);
   int i = 0;
-  argv[i++] = "FCALL";
+  int ro = (flags & GM_SCRIPT_READ_ONLY) != 0;
+  argv[i++] = ro ? "FCALL_RO" : "FCALL";
   argv[i++] = fn;
   argv[i++] = gm__arena_dec(call->arena, (int64_t)nk);
   argv[i++] = outbox;
@@ -2081,56 +2223,56 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   for (size_t k = 0; k < nargs; k++) argv[i++] = args[k] ? args[k] : "";
   for (int k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
 
-  /* One retry after an I/O error (see gm__command for why repeating is
-     safe), one after loading the library Redis did not have. */
   size_t cmdlen;
   const char *cmd = gm__resp(call->arena, argc, argv, lens, &cmdlen);
   redisReply *r = NULL;
-  gm_status st = GM_OK;
-  int io_retry = 1, load_retry = 1, err = 0;
-  for (;;) {
-    r = gm__exec(call->redis, cmd, cmdlen, &err);
-    if (!r) {
-      if (err == REDIS_ERR_PROTOCOL || !io_retry--) break;
-      continue;
-    }
-    if (r->type != REDIS_REPLY_ERROR ||
-        strcmp(r->str, "ERR Function not found") != 0 || !load_retry--)
-      break;
+  gm_status st = gm__fcall(call, market, name, cmd, cmdlen, &r);
+  if (st != GM_OK) return st;
+
+  /* A read-only step of a mutating call: FCALL_RO ran it and cannot store
+     its reply, so it came back with its msgpack text, {gm:store, packed,
+     reply}, and gm__store keeps it under the step's record unless a
+     concurrent run of the same step stored first: that one's reply is then
+     the step's, as if this call had replayed it (gm__store answers as a
+     replay).  A broker dying in between stored nothing, and a read has no
+     effect to lose. */
+  gm_value *v = NULL;
+  if (ro && r->type == REDIS_REPLY_ARRAY &&
+      (r->elements == 2 || r->elements == 3) &&
+      r->element[0]->type == REDIS_REPLY_ERROR &&
+      strcmp(r->element[0]->str, "gm:store") == 0 &&
+      r->element[1]->type == REDIS_REPLY_STRING) {
+    v = gm__arena_alloc(call->arena, sizeof *v);
+    if (r->elements == 3) gm__value_from_reply(call->arena, r->element[2], v);
+    argv[0] = "FCALL";
+    argv[1] = store;
+    argv[2] = "4";
+    argv[7] = r->element[1]->str;
+    lens[7] = r->element[1]->len;
+    argv[8] = gm__arena_dec(call->arena, atomic_load(&gm__idem_ttl));
+    for (int k = 0; k < 9; k++)
+      if (k != 7) lens[k] = strlen(argv[k]);
+    cmd = gm__resp(call->arena, 9, argv, lens, &cmdlen);
     freeReplyObject(r);
     r = NULL;
-    char why[512];
-    if (gm__library_reload(call, market, why, sizeof why) != 0) {
-      gm__log(GM_LOG_ERROR, market, "loading the scripts' library for %s: %s",
-              name, why);
-      return gm__call_fail(call, GM_UNAVAILABLE,
-                           "script %s.%s could not be loaded into Redis at "
-                           "%s; the gmd log says why",
-                           market, name, call->redis->where);
+    st = gm__fcall(call, market, name, cmd, cmdlen, &r);
+    if (st != GM_OK) return st;
+    if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "gm:stored") == 0) {
+      freeReplyObject(r);
+      *reply = v;
+      return GM_OK;
     }
-  }
-  if (!r) {
-    if (err == REDIS_ERR_PROTOCOL) {
-      gm__log(GM_LOG_ERROR, market, "script %s reply unreadable: %s", name,
-              call->redis->last_error);
-      return gm__call_fail(call, GM_INTERNAL,
-                           "script %s.%s returned a reply nested deeper than "
-                           "7 levels; flatten it",
-                           market, name);
-    }
-    return gm__call_fail(
-        call, GM_UNAVAILABLE,
-        "Redis is not reachable at %s (%s); is redis-server running?",
-        call->redis->where, call->redis->last_error);
   }
 
   long long due = -1;
   int emitted = 0;
   const redisReply *body = gm__host_unwrap(r, &due, &emitted);
   if (body->type == REDIS_REPLY_ERROR) {
-    st = gm__error_reply(call, market, name, body);
+    st = ro && strstr(body->str, "not allowed from read-only scripts")
+             ? gm__ro_write_fail(call, market, name, body->str)
+             : gm__error_reply(call, market, name, body);
   } else {
-    gm_value *v = gm__arena_alloc(call->arena, sizeof *v);
+    v = gm__arena_alloc(call->arena, sizeof *v);
     gm__value_from_reply(call->arena, body, v);
     *reply = v;
     st = GM_OK;

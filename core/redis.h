@@ -142,6 +142,12 @@ void gm__redis_flush(gm__redis *r);
 gm_status gm__scripts_add(gm__redis *r, const char *market, const char *name,
                           const char *lib, const char *lua, char *err,
                           size_t errlen);
+/* The same with GM_SCRIPT_* flags (script_register_flags): a
+   GM_SCRIPT_READ_ONLY script is a no-writes function run by FCALL_RO. */
+gm_status gm__scripts_add_flags(gm__redis *r, const char *market,
+                                const char *name, const char *lib,
+                                const char *lua, unsigned flags, char *err,
+                                size_t errlen);
 /* Forgets every script of `market` (plugin unload). */
 void gm__scripts_remove(const char *market);
 /* How long an idempotent reply is kept (default 86400 s). */
@@ -190,6 +196,9 @@ int gm__redis_transient(const char *err, size_t len);
  * INTERNAL (logged with Redis's text).  Returns the status.
  */
 gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what);
+/* Fails the call RESOURCE_EXHAUSTED: Redis is over maxmemory and refused a
+   write ("OOM ..."), with what the operator does about it. */
+gm_status gm__oom_fail(gm_call *call);
 
 /* The full key "gm:{<market>:<tag>}:<key>" in the call's arena. */
 char *gm__redis_key(gm_call *call, const char *market, const char *tag,

@@ -375,7 +375,32 @@ typedef struct gm_host_api {
    */
   gm_status (*script_register_lib)(gm_market *m, const char *name,
                                    const char *lib, const char *lua);
+
+  /* -- appended: read-only scripts -- */
+  /*
+   * Registers script `name` like script_register_lib (`lib` may be NULL),
+   * with GM_SCRIPT_* flags.  GM_SCRIPT_READ_ONLY: the script never writes
+   * (no redis.call of a write command, no gm.emit, no gm.deadline or
+   * gm.deadline_cancel).  Redis loads it flagged no-writes and the host
+   * runs it with FCALL_RO, so it still runs when Redis is over maxmemory,
+   * and Redis refuses any write it tries: the call fails GM_INTERNAL and
+   * the gmd log names the script as a plugin bug.  In a mutating call its
+   * reply is still kept under the call's idempotency key (the host stores
+   * it after the run), so a retry replays it like any other step.
+   * Check that `size` covers it: a host built before it has no such field.
+   */
+  gm_status (*script_register_flags)(gm_market *m, const char *name,
+                                     const char *lib, const char *lua,
+                                     unsigned flags);
 } gm_host_api;
+
+/* Script flags (gm_host_api.script_register_flags). */
+#define GM_SCRIPT_READ_ONLY 0x1u
+
+/* Non-zero when the host table `h` has the member `fn` (and it is set):
+   for the members appended after the first release. */
+#define GM_HOST_HAS(h, fn) \
+  ((h)->size >= offsetof(gm_host_api, fn) + sizeof((h)->fn) && (h)->fn)
 
 /* What gm_plugin_magic() returns: compared field by field at load. */
 typedef struct gm_plugin_magic_t {

@@ -18,12 +18,19 @@
 static char *carbon__sources[8];
 
 gm_status carbon__scripts_register(gm_market *m) {
+  /* read never writes: flagged read-only, it runs by FCALL_RO and still
+     answers when Redis is over maxmemory (docs/plugins.md). */
   static const struct {
     const char *name;
     const char *lua;
-  } scripts[] = {{"place", gm_lua_place}, {"amend", gm_lua_amend},
-                 {"block", gm_lua_block}, {"admin", gm_lua_admin},
-                 {"read", gm_lua_read},   {"sweep", gm_lua_sweep}};
+    unsigned flags;
+  } scripts[] = {{"place", gm_lua_place, 0},
+                 {"amend", gm_lua_amend, 0},
+                 {"block", gm_lua_block, 0},
+                 {"admin", gm_lua_admin, 0},
+                 {"read", gm_lua_read, GM_SCRIPT_READ_ONLY},
+                 {"sweep", gm_lua_sweep, 0}};
+  int with_flags = GM_HOST_HAS(host, script_register_flags);
   int with_lib = host->size >= offsetof(gm_host_api, script_register_lib) +
                                    sizeof host->script_register_lib &&
                  host->script_register_lib;
@@ -37,6 +44,11 @@ gm_status carbon__scripts_register(gm_market *m) {
   gm_status st = GM_OK;
   for (size_t i = 0; i < sizeof scripts / sizeof scripts[0] && st == GM_OK;
        i++) {
+    if (with_flags) {
+      st = host->script_register_flags(m, scripts[i].name, lib, scripts[i].lua,
+                                       scripts[i].flags);
+      continue;
+    }
     if (with_lib) {
       st = host->script_register_lib(m, scripts[i].name, lib, scripts[i].lua);
       continue;

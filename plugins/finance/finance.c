@@ -193,7 +193,13 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
     src[a + b] = '\n';
     memcpy(src + a + b + 1, scripts[i].lua, c + 1);
     finance__sources[i] = src;
-    if ((st = host->script_register(m, scripts[i].name, src)) != GM_OK) {
+    const char *twin = finance__twin(scripts[i].name, NULL);
+    if ((st = host->script_register(m, scripts[i].name, src)) == GM_OK &&
+        twin && GM_HOST_HAS(host, script_register_flags)) {
+      st = host->script_register_flags(m, twin, NULL, src, GM_SCRIPT_READ_ONLY);
+      finance__twins = 1;
+    }
+    if (st != GM_OK) {
       free(consts);
       return st;
     }

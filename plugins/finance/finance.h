@@ -57,6 +57,10 @@ extern const char gm_finance_catalogue_csv[], gm_finance_calendar_csv[];
 
 /* The host's services (set in init). */
 extern const gm_host_api *host;
+/* Non-zero when init registered the scripts' read-only twins. */
+extern int finance__twins;
+/* The read-only twin that runs `op` of `script` (any op: NULL), or NULL. */
+const char *finance__twin(const char *script, const char *op);
 /* [market.finance] settings, read in init. */
 extern long finance__max_claims;   /* first banks to claim get access */
 extern long finance__pick_days;    /* working days the enterprise has */

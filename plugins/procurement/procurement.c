@@ -49,10 +49,49 @@ const gm_value *pr__item(const gm_value *r, size_t i) {
   return &r->items[i];
 }
 
+/*
+ * The ops that only read, run by their script's read-only twin
+ * "<script>.read": the same source registered with GM_SCRIPT_READ_ONLY
+ * (init, when the host has script_register_flags), so Redis runs them by
+ * FCALL_RO, they still answer when Redis is over maxmemory, and Redis
+ * refuses any write they would try.
+ */
+static const struct {
+  const char *script, *twin, *op;
+} pr__reads[] = {
+    {"award", "award.read", "cand"},
+    {"award", "award.read", "aget"},
+    {"award", "award.read", "cget"},
+    {"award", "award.read", "kget"},
+    {"bid", "bid.read", "get"},
+    {"catalogue", "catalogue.read", "catget"},
+    {"catalogue", "catalogue.read", "catlist"},
+    {"catalogue", "catalogue.read", "certget"},
+    {"catalogue", "catalogue.read", "calget"},
+    {"catalogue", "catalogue.read", "orgget"},
+    {"catalogue", "catalogue.read", "orgmget"},
+    {"open", "open.read", "page"},
+    {"open", "open.read", "rinfo"},
+    {"open", "open.read", "tpage"},
+    {"tender", "tender.read", "get"},
+    {"tender", "tender.read", "arcinfo"},
+};
+int pr__twins;
+
+const char *pr__twin(const char *script, const char *op) {
+  for (size_t i = 0; i < sizeof pr__reads / sizeof *pr__reads; i++)
+    if (!strcmp(pr__reads[i].script, script) &&
+        (!op || !strcmp(pr__reads[i].op, op)))
+      return pr__reads[i].twin;
+  return NULL;
+}
+
 gm_status pr__run(gm_call *call, const char *script, const char *tag,
                   size_t nargs, const char *const *args, const gm_value **v) {
   static const char *const keys[] = {"k"};
-  gm_status st = host->script_run(call, script, tag, 1, keys, nargs, args, v);
+  const char *twin = pr__twins && nargs ? pr__twin(script, args[0]) : NULL;
+  gm_status st = host->script_run(call, twin ? twin : script, tag, 1, keys,
+                                  nargs, args, v);
   /* Whatever a script did not find on an archived tender, say where the
      tender's record went rather than that there is none. */
   if (st == GM_NOT_FOUND && !strncmp(tag, "t:", 2) &&
@@ -247,8 +286,13 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
     src[hn + a] = '\n';
     memcpy(src + hn + a + 1, scripts[i].lua, b + 1);
     pr__sources[i] = src;
-    if ((st = host->script_register(m, scripts[i].name, src)) != GM_OK)
-      return st;
+    const char *twin = pr__twin(scripts[i].name, NULL);
+    if ((st = host->script_register(m, scripts[i].name, src)) == GM_OK &&
+        twin && GM_HOST_HAS(host, script_register_flags)) {
+      st = host->script_register_flags(m, twin, NULL, src, GM_SCRIPT_READ_ONLY);
+      pr__twins = 1;
+    }
+    if (st != GM_OK) return st;
   }
   if ((st = pr__settle_init(m)) != GM_OK) return st;
   if ((st = host->deadline_register(m, "open", pr__on_open, NULL)) != GM_OK)

@@ -41,6 +41,10 @@ extern const char gm_procurement_calendar_csv[];
 
 /* The host's services and the settings, written in init only. */
 extern const gm_host_api *host;
+/* Non-zero when init registered the scripts' read-only twins. */
+extern int pr__twins;
+/* The read-only twin that runs `op` of `script` (any op: NULL), or NULL. */
+const char *pr__twin(const char *script, const char *op);
 extern long pr__page;            /* bids per opening or scoring step */
 extern char pr__ocid_prefix[32]; /* the OCDS ocid prefix */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after storing

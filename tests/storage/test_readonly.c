@@ -1,0 +1,301 @@
+/*
+ * Read-only scripts (GM_SCRIPT_READ_ONLY: no-writes functions run by
+ * FCALL_RO) and Redis over maxmemory, against a real redis-server.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "call.h"
+#include "redis.h"
+#include "redis_fixture.h"
+
+static gm_test_redis *srv;
+static gm__redis *conn;
+static redisContext *raw;
+static gm__arena *arena;
+
+static void setup(void) {
+  srv = gm_test_redis_start();
+  char err[512];
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
+  conn = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(conn != NULL, "%s", err);
+  raw = gm_test_redis_connect(srv);
+  arena = gm__arena_new();
+}
+
+static void teardown(void) {
+  gm__arena_destroy(&arena);
+  if (raw) redisFree(raw);
+  raw = NULL;
+  gm__redis_destroy(&conn);
+  gm__scripts_remove("mkt");
+  gm_test_redis_stop(&srv);
+}
+
+static gm_call call_as(const char *participant, const char *idem) {
+  return (gm_call){.arena = arena,
+                   .participant = participant,
+                   .roles = "",
+                   .idem_key = idem,
+                   .redis = conn};
+}
+
+static void add(const char *name, const char *lua, unsigned flags) {
+  char err[1024];
+  gm_status st = gm__scripts_add_flags(conn, "mkt", name, NULL, lua, flags, err,
+                                       sizeof err);
+  ck_assert_msg(st == GM_OK, "registering %s: %s", name, err);
+}
+
+/* Runs mkt.<name> on tag "t" with key "v" and one argument. */
+static gm_status run(gm_call *call, const char *name, const char *arg,
+                     const gm_value **reply) {
+  const char *keys[] = {"v"};
+  const char *args[] = {arg};
+  return gm__script_run(call, "mkt", name, "t", 1, keys, 1, args, reply);
+}
+
+/* Keys of the tag matching `pattern` after "gm:{mkt:t}:". */
+static long long count_keys(const char *pattern) {
+  redisReply *r = gm_test_redis_cmd(raw, "KEYS gm:{mkt:t}:%s", pattern);
+  long long n = (long long)r->elements;
+  freeReplyObject(r);
+  return n;
+}
+
+/* How many strings of the reply tree equal s. */
+static int count_str(const redisReply *r, const char *s) {
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+    return strcmp(r->str, s) == 0;
+  int n = 0;
+  if (r->type == REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i < r->elements; i++) n += count_str(r->element[i], s);
+  return n;
+}
+
+static const char peek_lua[] =
+    "return {redis.call('GET', KEYS[1]) or false, ARGV[1]}\n";
+static const char put_lua[] =
+    "redis.call('SET', KEYS[1], ARGV[1])\n"
+    "gm.emit('put', 'v', ARGV[1])\n"
+    "return 1\n";
+
+static void add_peek_put(void) {
+  add("peek", peek_lua, GM_SCRIPT_READ_ONLY);
+  add("put", put_lua, 0);
+}
+
+START_TEST(read_only_read_answers_and_stores_nothing) {
+  add_peek_put();
+  gm_call w = call_as("alice", "k1");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&w, "put", "one", &v), GM_OK);
+  gm_call c = call_as("alice", "");
+  ck_assert_int_eq(run(&c, "peek", "x", &v), GM_OK);
+  ck_assert_int_eq(v->type, GM_VALUE_ARRAY);
+  ck_assert_str_eq(v->items[0].str, "one");
+  ck_assert_str_eq(v->items[1].str, "x");
+  /* The put's record only: a read stores nothing. */
+  ck_assert_int_eq(count_keys("idem:*"), 1);
+  /* peek's function, and only it, is flagged no-writes in Redis. */
+  redisReply *r = gm_test_redis_cmd(raw, "FUNCTION LIST");
+  ck_assert_int_eq(count_str(r, "no-writes"), 1);
+  freeReplyObject(r);
+}
+END_TEST
+
+/* In a mutating call a read-only step keeps its reply under the step's
+   record like any step: a retry replays it, even after the data changed. */
+START_TEST(read_only_step_of_mutating_call_replays) {
+  add_peek_put();
+  freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{mkt:t}:v first"));
+  gm_call c = call_as("alice", "key-1");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&c, "peek", "a", &v), GM_OK);
+  ck_assert_str_eq(v->items[0].str, "first");
+  ck_assert_int_eq(count_keys("idem:alice:peek:key-1"), 1);
+  long long ttl =
+      gm_test_redis_int(raw, "TTL gm:{mkt:t}:idem:alice:peek:key-1");
+  ck_assert(ttl > 0 && ttl <= 86400);
+
+  freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{mkt:t}:v second"));
+  gm_call again = call_as("alice", "key-1");
+  ck_assert_int_eq(run(&again, "peek", "a", &v), GM_OK);
+  ck_assert_str_eq(v->items[0].str, "first"); /* replayed */
+  /* Another key reads afresh. */
+  gm_call other = call_as("alice", "key-2");
+  ck_assert_int_eq(run(&other, "peek", "a", &v), GM_OK);
+  ck_assert_str_eq(v->items[0].str, "second");
+
+  /* A second step of the same call has a record of its own. */
+  gm_call two = call_as("bob", "key-3");
+  ck_assert_int_eq(run(&two, "peek", "a", &v), GM_OK);
+  ck_assert_int_eq(run(&two, "put", "third", &v), GM_OK);
+  ck_assert_int_eq(run(&two, "peek", "b", &v), GM_OK);
+  ck_assert_str_eq(v->items[0].str, "third");
+  ck_assert_int_eq(count_keys("idem:bob:*"), 3);
+}
+END_TEST
+
+/* A refused read-only step stores nothing, as any refusal. */
+START_TEST(read_only_refusal_is_not_stored) {
+  add("nope", "return gm.reject('NOT_FOUND', 'no ' .. ARGV[1])\n",
+      GM_SCRIPT_READ_ONLY);
+  gm_call c = call_as("alice", "key-1");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&c, "nope", "thing", &v), GM_NOT_FOUND);
+  ck_assert_str_eq(c.message, "no thing");
+  ck_assert_int_eq(count_keys("idem:*"), 0);
+}
+END_TEST
+
+/* A script flagged read-only that writes is a plugin bug: INTERNAL with a
+   message naming it, nothing written, with or without a key. */
+START_TEST(read_only_script_that_writes_is_refused) {
+  add("badset", "redis.call('SET', KEYS[1], 'x')\nreturn 1\n",
+      GM_SCRIPT_READ_ONLY);
+  add("bademit", "gm.emit('x', 'a', 'b')\nreturn 1\n", GM_SCRIPT_READ_ONLY);
+  add("baddl", "gm.deadline('close', 'a', 5)\nreturn 1\n", GM_SCRIPT_READ_ONLY);
+  const char *names[] = {"badset", "bademit", "baddl"};
+  const char *idems[] = {"", "key-1"};
+  for (size_t i = 0; i < 3; i++)
+    for (size_t k = 0; k < 2; k++) {
+      gm_call c = call_as("alice", idems[k]);
+      const gm_value *v = (const gm_value *)1;
+      ck_assert_int_eq(run(&c, names[i], "a", &v), GM_INTERNAL);
+      ck_assert_ptr_null(v);
+      ck_assert_msg(strstr(c.message,
+                           "registered read-only but tried to "
+                           "write") != NULL,
+                    "%s: %s", names[i], c.message);
+      ck_assert_ptr_nonnull(strstr(c.message, names[i]));
+    }
+  /* Nothing at all on the tag: no value, outbox, deadline or record. */
+  ck_assert_int_eq(count_keys("*"), 0);
+}
+END_TEST
+
+START_TEST(unknown_flags_are_refused) {
+  char err[512];
+  ck_assert_int_eq(gm__scripts_add_flags(conn, "mkt", "odd", NULL, "return 1",
+                                         0x10, err, sizeof err),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(err, "unknown flags"));
+  ck_assert_ptr_nonnull(strstr(err, "GM_SCRIPT_READ_ONLY"));
+}
+END_TEST
+
+/* The library gone (flush, new Redis): FCALL_RO gets "Function not found"
+   too, and the host loads the library and runs the read. */
+START_TEST(read_only_after_function_flush) {
+  add_peek_put();
+  gm_call c = call_as("alice", "");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&c, "peek", "a", &v), GM_OK);
+  redisReply *r = gm_test_redis_cmd(raw, "FUNCTION FLUSH");
+  freeReplyObject(r);
+  ck_assert_int_eq(run(&c, "peek", "b", &v), GM_OK);
+  ck_assert_str_eq(v->items[1].str, "b");
+}
+END_TEST
+
+/* Fills Redis past a maxmemory just above what it uses; returns the fill
+   keys written. */
+static long fill_redis(void) {
+  redisReply *r = gm_test_redis_cmd(raw, "MEMORY STATS");
+  long long used = 0;
+  for (size_t i = 0; i + 1 < r->elements; i += 2)
+    if (!strcmp(r->element[i]->str, "total.allocated"))
+      used = r->element[i + 1]->integer;
+  freeReplyObject(r);
+  ck_assert(used > 0);
+  r = gm_test_redis_cmd(raw, "CONFIG SET maxmemory %lld", used + (1 << 20));
+  freeReplyObject(r);
+  static char blob[65536];
+  memset(blob, 'f', sizeof blob - 1);
+  for (long n = 0; n < 1000; n++) {
+    r = redisCommand(raw, "SET fill:%ld %s", n, blob);
+    ck_assert_ptr_nonnull(r);
+    int oom = r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "OOM ", 4);
+    freeReplyObject(r);
+    if (oom) return n;
+  }
+  ck_abort_msg("Redis never refused a write: maxmemory is not enforced");
+  return 0;
+}
+
+START_TEST(over_maxmemory_reads_answer_writes_are_refused) {
+  add_peek_put();
+  gm_call w = call_as("alice", "k1");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&w, "put", "before", &v), GM_OK);
+  long filled = fill_redis();
+  ck_assert(filled > 0);
+  long long keys = gm_test_redis_int(raw, "DBSIZE");
+
+  gm_call c = call_as("alice", "");
+  ck_assert_int_eq(run(&c, "peek", "a", &v), GM_OK);
+  ck_assert_str_eq(v->items[0].str, "before");
+
+  gm_call w2 = call_as("alice", "k2");
+  ck_assert_int_eq(run(&w2, "put", "after", &v), GM_RESOURCE_EXHAUSTED);
+  ck_assert_ptr_nonnull(strstr(w2.message, "out of memory"));
+  ck_assert_ptr_nonnull(strstr(w2.message, "raise maxmemory or free keys"));
+  /* A read step of a mutating call is refused too (its record cannot be
+     stored), and leaves nothing. */
+  gm_call w3 = call_as("alice", "k3");
+  ck_assert_int_eq(run(&w3, "peek", "a", &v), GM_RESOURCE_EXHAUSTED);
+  ck_assert_int_eq(gm_test_redis_int(raw, "DBSIZE"), keys);
+  redisReply *r = gm_test_redis_cmd(raw, "GET gm:{mkt:t}:v");
+  ck_assert_str_eq(r->str, "before");
+  freeReplyObject(r);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 1);
+
+  /* Room again: the same key goes through. */
+  r = gm_test_redis_cmd(raw, "CONFIG SET maxmemory 0");
+  freeReplyObject(r);
+  gm_call w4 = call_as("alice", "k2");
+  ck_assert_int_eq(run(&w4, "put", "after", &v), GM_OK);
+}
+END_TEST
+
+/* Over maxmemory with the library not loaded (a flushed or new Redis):
+   FUNCTION LOAD is refused too, and the call says Redis is out of memory. */
+START_TEST(over_maxmemory_without_library_says_so) {
+  add_peek_put();
+  fill_redis();
+  gm_call c = call_as("alice", "");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&c, "peek", "a", &v), GM_RESOURCE_EXHAUSTED);
+  ck_assert_ptr_nonnull(strstr(c.message, "out of memory"));
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("readonly");
+  TCase *tc = tcase_create("readonly");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, read_only_read_answers_and_stores_nothing);
+  tcase_add_test(tc, read_only_step_of_mutating_call_replays);
+  tcase_add_test(tc, read_only_refusal_is_not_stored);
+  tcase_add_test(tc, read_only_script_that_writes_is_refused);
+  tcase_add_test(tc, unknown_flags_are_refused);
+  tcase_add_test(tc, read_only_after_function_flush);
+  tcase_add_test(tc, over_maxmemory_reads_answer_writes_are_refused);
+  tcase_add_test(tc, over_maxmemory_without_library_says_so);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
