@@ -269,7 +269,7 @@ static const char gm__library_host[] =
     "if s then return gm__replay(s) end end\n"
     "local r = gm__body(i, K, A)\n"
     "if gm__dlp then error('Write commands are not allowed from read-only "
-    "scripts: gm.deadline and gm.deadline_cancel write', 0) end\n"
+    "scripts: gm.deadline and gm.deadline_cancel write.', 0) end\n"
     "if A[1] == '1' and not (type(r) == 'table' and r.err) then "
     "return {{err = 'gm:store'}, cmsgpack.pack(r), r} end\n"
     "return r end\n"

@@ -81,7 +81,7 @@ if op == 'screen' then
     cat = {'1', redis.call('HGET', P .. 'cat', sub) or ''}
   end
   local prods, banks, seen = {}, {}, {}
-  local ids = redis.call('SORT', P .. 'pc:' .. cls, 'ALPHA')
+  local ids = redis.call('SORT_RO', P .. 'pc:' .. cls, 'ALPHA')
   if #ids > 0 then
     local recs = redis.call('HMGET', P .. 'prod', unpack(ids))
     local ret = redis.call('HMGET', P .. 'pret', unpack(ids))
@@ -231,7 +231,7 @@ end
 if op == 'products' then
   local ids
   if ARGV[2] ~= '' then
-    ids = redis.call('SORT', P .. 'pb:' .. ARGV[2], 'ALPHA')
+    ids = redis.call('SORT_RO', P .. 'pb:' .. ARGV[2], 'ALPHA')
   else
     ids = redis.call('HKEYS', P .. 'prod')
     table.sort(ids)
