@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "call.h"
 #include "redis.h"
+#include "redis_fill.h"
 #include "redis_fixture.h"
 
 static gm_test_redis *srv;
@@ -203,37 +204,12 @@ START_TEST(read_only_after_function_flush) {
 }
 END_TEST
 
-/* Fills Redis past a maxmemory just above what it uses; returns the fill
-   keys written. */
-static long fill_redis(void) {
-  redisReply *r = gm_test_redis_cmd(raw, "MEMORY STATS");
-  long long used = 0;
-  for (size_t i = 0; i + 1 < r->elements; i += 2)
-    if (!strcmp(r->element[i]->str, "total.allocated"))
-      used = r->element[i + 1]->integer;
-  freeReplyObject(r);
-  ck_assert(used > 0);
-  r = gm_test_redis_cmd(raw, "CONFIG SET maxmemory %lld", used + (1 << 20));
-  freeReplyObject(r);
-  static char blob[65536];
-  memset(blob, 'f', sizeof blob - 1);
-  for (long n = 0; n < 1000; n++) {
-    r = redisCommand(raw, "SET fill:%ld %s", n, blob);
-    ck_assert_ptr_nonnull(r);
-    int oom = r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "OOM ", 4);
-    freeReplyObject(r);
-    if (oom) return n;
-  }
-  ck_abort_msg("Redis never refused a write: maxmemory is not enforced");
-  return 0;
-}
-
 START_TEST(over_maxmemory_reads_answer_writes_are_refused) {
   add_peek_put();
   gm_call w = call_as("alice", "k1");
   const gm_value *v = NULL;
   ck_assert_int_eq(run(&w, "put", "before", &v), GM_OK);
-  long filled = fill_redis();
+  long filled = gm_test_redis_fill(raw);
   ck_assert(filled > 0);
   long long keys = gm_test_redis_int(raw, "DBSIZE");
 
@@ -267,7 +243,7 @@ END_TEST
    FUNCTION LOAD is refused too, and the call says Redis is out of memory. */
 START_TEST(over_maxmemory_without_library_says_so) {
   add_peek_put();
-  fill_redis();
+  gm_test_redis_fill(raw);
   gm_call c = call_as("alice", "");
   const gm_value *v = NULL;
   ck_assert_int_eq(run(&c, "peek", "a", &v), GM_RESOURCE_EXHAUSTED);
