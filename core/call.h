@@ -25,8 +25,15 @@ struct gm_call {
   struct gm__broker *broker; /* the broker serving the call (core methods) */
   unsigned script_runs;      /* scripts run so far: the idempotency step */
   unsigned in_query;         /* inside a ledger_query row callback */
-  gm_status status;          /* set by gm__call_fail */
-  const char *message;       /* set by gm__call_fail, in the arena */
+  /* The records of this call's read-only steps (redis.c), and whether a
+     step ran that may have written or stored a record of its own: a call
+     refused with only read-only records has them unlinked
+     (gm__scripts_forget_reads). */
+  const char **ro_records;
+  unsigned n_ro_records;
+  unsigned wrote;
+  gm_status status;    /* set by gm__call_fail */
+  const char *message; /* set by gm__call_fail, in the arena */
 };
 
 /* Records status and message (in the call's arena); returns status. */

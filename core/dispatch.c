@@ -8,6 +8,7 @@
 #include "log.h"
 #include "market.h"
 #include "methods.h"
+#include "redis.h"
 #include "wire.h"
 
 #define MAX_IDEM_KEY 128
@@ -159,6 +160,7 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
   gm_status st = market ? m->handle(call, body, &reply)
                         : gm__core_call(call, m, body, &reply);
   if (st != GM_OK) {
+    if (market) gm__scripts_forget_reads(call);
     if (call->status == GM_OK || call->status != st) {
       /* The handler returned a status without saying why. */
       gm__call_fail(call, st, "%s %s failed (%s)", req->market, req->method,

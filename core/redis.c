@@ -2121,6 +2121,28 @@ static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
   return GM_OK;
 }
 
+/* Notes the record a read-only step stores, for gm__scripts_forget_reads. */
+static void gm__ro_record_note(gm_call *call, const char *rec) {
+  unsigned n = call->n_ro_records;
+  if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: full, grow to 2n */
+    const char **a = gm__arena_alloc(call->arena, (n ? 2 * n : 1) * sizeof *a);
+    if (n) memcpy(a, call->ro_records, n * sizeof *a);
+    call->ro_records = a;
+  }
+  call->ro_records[call->n_ro_records++] = rec;
+}
+
+void gm__scripts_forget_reads(gm_call *call) {
+  if (call->wrote || !call->redis) return;
+  for (unsigned k = 0; k < call->n_ro_records; k++) {
+    const char *argv[] = {"UNLINK", call->ro_records[k]};
+    size_t lens[] = {6, strlen(call->ro_records[k])};
+    gm__command_nowait(call->redis, 2, argv, lens,
+                       "UNLINK a read step's record");
+  }
+  call->n_ro_records = 0;
+}
+
 /* A script registered read-only tried to write (Redis refused the write
    command, or it called gm.deadline): a bug in the market, not the
    caller's fault; nothing was written. */
@@ -2207,6 +2229,11 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   size_t *lens = gm__arena_alloc(call->arena, (size_t)argc * sizeof *lens);
   int i = 0;
   int ro = (flags & GM_SCRIPT_READ_ONLY) != 0;
+  /* A step that is not read-only may write or store: the call's read-only
+     records stay, unless it ends refused by its script or by Redis before
+     it ran (below). */
+  unsigned wrote = call->wrote;
+  if (!ro) call->wrote = 1;
   argv[i++] = ro ? "FCALL_RO" : "FCALL";
   argv[i++] = fn;
   argv[i++] = gm__arena_dec(call->arena, (int64_t)nk);
@@ -2250,6 +2277,7 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     argv[7] = r->element[1]->str;
     lens[7] = r->element[1]->len;
     argv[8] = gm__arena_dec(call->arena, atomic_load(&gm__idem_ttl));
+    gm__ro_record_note(call, idem_rec);
     for (int k = 0; k < 9; k++)
       if (k != 7) lens[k] = strlen(argv[k]);
     cmd = gm__resp(call->arena, 9, argv, lens, &cmdlen);
@@ -2271,6 +2299,13 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     st = ro && strstr(body->str, "not allowed from read-only scripts")
              ? gm__ro_write_fail(call, market, name, body->str)
              : gm__error_reply(call, market, name, body);
+    /* gm.reject (changes nothing, by the plugin's contract) or OOM (Redis
+       ran nothing): this step stored nothing. */
+    const char *sp = memchr(body->str, ' ', body->len);
+    size_t w = sp ? (size_t)(sp - body->str) : body->len;
+    if (gm__status_parse(body->str, w) > 0 ||
+        (w == 3 && memcmp(body->str, "OOM", 3) == 0))
+      call->wrote = wrote;
   } else {
     v = gm__arena_alloc(call->arena, sizeof *v);
     gm__value_from_reply(call->arena, body, v);

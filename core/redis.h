@@ -148,6 +148,14 @@ gm_status gm__scripts_add_flags(gm__redis *r, const char *market,
                                 const char *name, const char *lib,
                                 const char *lua, unsigned flags, char *err,
                                 size_t errlen);
+/*
+ * For a request that ended refused: when every step of it that may have
+ * stored a record was read-only (each other step was refused by its script
+ * or by Redis before it ran), unlinks the read-only steps' records, so
+ * refusals leave nothing in Redis; a retry reads afresh, as a first try
+ * would.  Sent without waiting for the replies.
+ */
+void gm__scripts_forget_reads(gm_call *call);
 /* Forgets every script of `market` (plugin unload). */
 void gm__scripts_remove(const char *market);
 /* How long an idempotent reply is kept (default 86400 s). */

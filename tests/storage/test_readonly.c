@@ -251,6 +251,50 @@ START_TEST(over_maxmemory_without_library_says_so) {
 }
 END_TEST
 
+/* Open problem 9: a call refused with only read-only records stored has
+   them unlinked; a call with a step that wrote (or may have) keeps them. */
+START_TEST(refused_call_forgets_only_read_records) {
+  add_peek_put();
+  add("nope", "return gm.reject('FAILED_PRECONDITION', 'not now')\n", 0);
+  add("boom", "redis.call('SET', KEYS[1], 'half')\nerror('boom')\n", 0);
+  const gm_value *v = NULL;
+
+  /* read, read, refused write: both reads' records go. */
+  gm_call c = call_as("alice", "k1");
+  ck_assert_int_eq(run(&c, "peek", "a", &v), GM_OK);
+  ck_assert_int_eq(run(&c, "peek", "b", &v), GM_OK);
+  ck_assert_int_eq(run(&c, "nope", "c", &v), GM_FAILED_PRECONDITION);
+  ck_assert_int_eq(count_keys("idem:alice:*:k1*"), 2);
+  gm__scripts_forget_reads(&c);
+  gm__redis_flush(conn);
+  ck_assert_int_eq(count_keys("idem:alice:*:k1*"), 0);
+
+  /* Refused by the handler after a read (no other step). */
+  gm_call h = call_as("alice", "k2");
+  ck_assert_int_eq(run(&h, "peek", "a", &v), GM_OK);
+  gm__scripts_forget_reads(&h);
+  gm__redis_flush(conn);
+  ck_assert_int_eq(count_keys("idem:alice:*:k2*"), 0);
+
+  /* A write step stored its reply: the read before it must replay. */
+  gm_call w = call_as("alice", "k3");
+  ck_assert_int_eq(run(&w, "peek", "a", &v), GM_OK);
+  ck_assert_int_eq(run(&w, "put", "x", &v), GM_OK);
+  ck_assert_int_eq(run(&w, "nope", "c", &v), GM_FAILED_PRECONDITION);
+  gm__scripts_forget_reads(&w);
+  gm__redis_flush(conn);
+  ck_assert_int_eq(count_keys("idem:alice:*:k3*"), 2);
+
+  /* A runtime error may have written half: the records stay. */
+  gm_call e = call_as("alice", "k4");
+  ck_assert_int_eq(run(&e, "peek", "a", &v), GM_OK);
+  ck_assert_int_eq(run(&e, "boom", "c", &v), GM_INTERNAL);
+  gm__scripts_forget_reads(&e);
+  gm__redis_flush(conn);
+  ck_assert_int_eq(count_keys("idem:alice:*:k4*"), 1);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("readonly");
   TCase *tc = tcase_create("readonly");
@@ -264,6 +308,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, read_only_after_function_flush);
   tcase_add_test(tc, over_maxmemory_reads_answer_writes_are_refused);
   tcase_add_test(tc, over_maxmemory_without_library_says_so);
+  tcase_add_test(tc, refused_call_forgets_only_read_records);
   suite_add_tcase(s, tc);
   return s;
 }
