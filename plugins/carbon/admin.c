@@ -11,7 +11,8 @@
 
 gm_status carbon__registry(gm_call *call, const gm_value **list) {
   const char *args[] = {"list"};
-  return carbon__run(call, "registry", CARBON_REGISTRY_TAG, 1, args, list);
+  return carbon__run(call, carbon__registry_list, CARBON_REGISTRY_TAG, 1, args,
+                     list);
 }
 
 gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,

@@ -196,6 +196,10 @@ char *carbon__lua_declarations(void);
 /* Registers every script: lib.lua and the generated declarations before
    each (from init); carbon__scripts_free at shutdown. */
 gm_status carbon__scripts_register(gm_market *m);
+/* The script that lists the instruments: "registry.read", the registry
+   script registered read-only, when the host has script_register_flags;
+   "registry" otherwise (written in init). */
+extern const char *carbon__registry_list;
 void carbon__scripts_free(void);
 
 /* reply.c: script replies, messages, events */

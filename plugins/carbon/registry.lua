@@ -7,4 +7,4 @@ if ARGV[1] == 'add' then
   redis.call('SADD', KEYS[1], ARGV[2])
   return {ARGV[2]}
 end
-return redis.call('SORT', KEYS[1], 'ALPHA')
+return redis.call('SORT_RO', KEYS[1], 'ALPHA')

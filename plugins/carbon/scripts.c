@@ -14,6 +14,8 @@
 
 #include "carbon.h"
 
+const char *carbon__registry_list = "registry";
+
 /* Sources handed to script_register, freed at shutdown. */
 static char *carbon__sources[8];
 
@@ -61,6 +63,12 @@ gm_status carbon__scripts_register(gm_market *m) {
     st = host->script_register(m, scripts[i].name, src);
   }
   if (st == GM_OK) st = host->script_register(m, "registry", gm_lua_registry);
+  /* Its 'list' reads only: a read-only twin runs it. */
+  if (st == GM_OK && with_flags) {
+    st = host->script_register_flags(m, "registry.read", NULL, gm_lua_registry,
+                                     GM_SCRIPT_READ_ONLY);
+    carbon__registry_list = "registry.read";
+  }
   return st;
 }
 

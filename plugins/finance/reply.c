@@ -56,6 +56,8 @@ static const struct {
     {"dir", "dir.read", "catalogue"},
     {"enterprise", "enterprise.read", "get"},
     {"referral", "referral.read", "get"},
+    {"enterprise", "enterprise.read", "list"},
+    {"queue", "queue.read", "list"},
 };
 int finance__twins;
 

@@ -45,13 +45,16 @@ START_TEST(reads_answer_and_writes_are_refused_over_maxmemory) {
   long long idem = tag_keys(c, id, "idem:");
   long long dbsize = gm_test_redis_int(c, "DBSIZE");
 
-  /* Reads: the referral, the enterprise's profile, the screening. */
+  /* Reads: the referral, the enterprise's profile, the bank's queue. */
   ref = ft_get("acme", id);
   ck_assert_str_eq(ref->id, id);
   ft_free(ref);
   Gm__Finance__EnterpriseRequest er = GM__FINANCE__ENTERPRISE_REQUEST__INIT;
   er.participant = "acme";
   ft_free(ft_ok("acme", "enterprise.get", &er.base));
+  Gm__Finance__Queue *q = ft_queue("boc");
+  ck_assert_uint_eq(q->n_entries, 1);
+  ft_free(q);
 
   /* Writes: a claim (one step), a new referral (several). */
   Gm__Finance__ClaimRequest claim = GM__FINANCE__CLAIM_REQUEST__INIT;
