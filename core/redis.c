@@ -186,6 +186,16 @@ static size_t gm__outbox_n;     /* slots in use */
  * it would let refused requests fill Redis.  A Lua runtime error aborts the
  * call before the SET, so it is never stored either.
  *
+ * A read-only script (GM_SCRIPT_READ_ONLY) is registered flagged
+ * no-writes and runs through gm__run_ro by FCALL_RO: Redis refuses any
+ * write command in it (and gm__run_ro refuses gm.deadline and
+ * gm.deadline_cancel with the same words, which the host recognises as a
+ * plugin bug).  It replays a stored record as gm__run does; in a mutating
+ * call it cannot store its own, so it answers {error "gm:store", msgpack
+ * text, reply} and the host calls the library's gm__store function (a
+ * plain one) with the text: SET NX of the record, answering "gm:stored",
+ * or the record a concurrent run of the same step kept first, as a replay.
+ *
  * Deadlines: a run that was not refused writes what gm.deadline and
  * gm.deadline_cancel noted.  Setting one that a broker is firing right now
  * marks that broker's claim ("r" for its due, see core/deadlines.c), so the
