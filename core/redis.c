@@ -2119,7 +2119,9 @@ static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
               call->redis->last_error);
       return gm__call_fail(call, GM_INTERNAL,
                            "script %s.%s returned a reply nested deeper than "
-                           "7 levels; flatten it",
+                           "7 levels (6 when the host wraps it: a run that "
+                           "emits or sets a deadline, a read-only step of a "
+                           "mutating call); flatten it",
                            market, name);
     }
     return gm__call_fail(

@@ -295,6 +295,29 @@ START_TEST(refused_call_forgets_only_read_records) {
 }
 END_TEST
 
+/* The host wraps a read-only step's reply once on its way back, as it
+   wraps a run that emits: the reply a plain run may return at the limit
+   hiredis reads (tests/storage/test_redis.c) is one level too deep there,
+   refused with the reason; one level less passes. */
+START_TEST(read_only_step_reply_nests_one_level_less) {
+  add("deep", "return {{{{{{{{1}}}}}}}}\n", GM_SCRIPT_READ_ONLY);
+  add("less", "return {{{{{{{1}}}}}}}\n", GM_SCRIPT_READ_ONLY);
+  const gm_value *v = NULL;
+  gm_call q = call_as("alice", ""); /* a read method: not wrapped */
+  ck_assert_int_eq(run(&q, "deep", "a", &v), GM_OK);
+  gm_call r = call_as("alice", "k1");
+  ck_assert_int_eq(run(&r, "deep", "a", &v), GM_INTERNAL);
+  ck_assert_ptr_nonnull(strstr(r.message, "nested deeper than"));
+  gm_call c = call_as("alice", "k2");
+  ck_assert_int_eq(run(&c, "less", "a", &v), GM_OK);
+  for (int d = 0; d < 7; d++) {
+    ck_assert_int_eq(v->type, GM_VALUE_ARRAY);
+    v = &v->items[0];
+  }
+  ck_assert_int_eq(v->integer, 1);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("readonly");
   TCase *tc = tcase_create("readonly");
@@ -309,6 +332,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, over_maxmemory_reads_answer_writes_are_refused);
   tcase_add_test(tc, over_maxmemory_without_library_says_so);
   tcase_add_test(tc, refused_call_forgets_only_read_records);
+  tcase_add_test(tc, read_only_step_reply_nests_one_level_less);
   suite_add_tcase(s, tc);
   return s;
 }
