@@ -1,8 +1,11 @@
 /*
  * Fills a test's redis-server up to its maxmemory: sets maxmemory 1 MiB
  * above what the server holds now, then writes 64 KiB values (keys
- * "fill:<n>") until Redis refuses one with OOM.  Returns the keys written;
- * aborts the test when Redis never refuses (maxmemory not enforced).
+ * "fill:<n>") until Redis refuses one with OOM, then sets maxmemory 1 MiB
+ * below what it holds, so that the few bytes Redis frees by itself (a
+ * client's query buffer) cannot take it back under: it stays full until
+ * the test sets maxmemory again.  Returns the keys written; aborts the
+ * test when Redis never refuses (maxmemory not enforced).
  * Header-only: tests/storage/test_readonly.c and the markets' OOM tests.
  */
 #ifndef GM_TEST_REDIS_FILL_H
@@ -14,7 +17,8 @@
 
 #include "redis_fixture.h"
 
-static inline long gm_test_redis_fill(redisContext *c) {
+/* What the server holds (MEMORY STATS total.allocated), in bytes. */
+static inline long long gm_test_redis_used(redisContext *c) {
   redisReply *r = gm_test_redis_cmd(c, "MEMORY STATS");
   long long used = 0;
   for (size_t i = 0; i + 1 < r->elements; i += 2)
@@ -23,16 +27,24 @@ static inline long gm_test_redis_fill(redisContext *c) {
       used = r->element[i + 1]->integer;
   freeReplyObject(r);
   ck_assert_msg(used > 0, "MEMORY STATS has no total.allocated");
-  freeReplyObject(
-      gm_test_redis_cmd(c, "CONFIG SET maxmemory %lld", used + (1 << 20)));
+  return used;
+}
+
+static inline long gm_test_redis_fill(redisContext *c) {
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory %lld",
+                                    gm_test_redis_used(c) + (1 << 20)));
   static char blob[65536];
   memset(blob, 'f', sizeof blob - 1);
   for (long n = 0; n < 1000; n++) {
-    r = redisCommand(c, "SET fill:%ld %s", n, blob);
+    redisReply *r = redisCommand(c, "SET fill:%ld %s", n, blob);
     ck_assert_msg(r != NULL, "Redis went away while being filled");
     int oom = r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "OOM ", 4);
     freeReplyObject(r);
-    if (oom) return n;
+    if (oom) {
+      freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory %lld",
+                                        gm_test_redis_used(c) - (1 << 20)));
+      return n;
+    }
   }
   ck_abort_msg("Redis never refused a write: maxmemory is not enforced");
   return 0;
