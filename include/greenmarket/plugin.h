@@ -386,7 +386,9 @@ typedef struct gm_host_api {
    * and Redis refuses any write it tries: the call fails GM_INTERNAL and
    * the gmd log names the script as a plugin bug.  In a mutating call its
    * reply is still kept under the call's idempotency key (the host stores
-   * it after the run), so a retry replays it like any other step.
+   * it after the run), so a retry replays it like any other step; when the
+   * request ends refused and no step of it other than read-only ones
+   * stored a record, the host unlinks theirs (a refusal leaves nothing).
    * Check that `size` covers it: a host built before it has no such field.
    */
   gm_status (*script_register_flags)(gm_market *m, const char *name,
