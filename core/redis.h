@@ -200,8 +200,9 @@ void gm__deadline_index_lower(gm_call *call, const char *market,
 int gm__redis_transient(const char *err, size_t len);
 /*
  * Fails `call` for a command about `what` whose reply is r: NULL (Redis
- * unreachable) and a transient error give UNAVAILABLE, any other error
- * INTERNAL (logged with Redis's text).  Returns the status.
+ * unreachable) and a transient error give UNAVAILABLE, OOM (Redis over
+ * maxmemory) RESOURCE_EXHAUSTED (gm__oom_fail), any other error INTERNAL
+ * (logged with Redis's text).  Returns the status.
  */
 gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what);
 /* Fails the call RESOURCE_EXHAUSTED: Redis is over maxmemory and refused a
