@@ -66,6 +66,9 @@ struct gm__privfeed {
   int64_t log_ms;             /* when the last refusal was logged */
   unsigned long refused;      /* refusals since then, not logged */
   unsigned long dropped;      /* events dropped for a full queue, since log */
+  int64_t drop_log_ms;        /* when drops were last logged by expire: a
+                                 clock of their own, so that lines about
+                                 drops never hold back a refusal's */
   gm__privfeed_lookup lookup; /* the registry (CURVE), or NULL */
   void *lookup_ctx;
   gm__aud **buckets;      /* audience -> its connections */
@@ -674,14 +677,14 @@ void gm__privfeed_expire(gm__privfeed *pf, int64_t now_ms) {
   for (size_t i = pf->nconns; i-- > 0;)
     if (pf->conns[i]->lease_ms < now_ms) gm__conn_remove(pf, i);
   /* Drops are said even when no refusal comes to carry them. */
-  if (pf->dropped && now_ms - pf->log_ms >= GM__LOG_EVERY_MS) {
+  if (pf->dropped && now_ms - pf->drop_log_ms >= GM__LOG_EVERY_MS) {
     gm__log(GM_LOG_WARN, "feed",
             "private feed: %lu events dropped since the last such line: their "
             "subscribers read slower than events came and each had [broker] "
             "feed_queue events waiting (they see the gap in their seq); "
             "raise feed_queue or have them read faster",
             pf->dropped);
-    pf->log_ms = now_ms;
+    pf->drop_log_ms = now_ms;
     pf->dropped = 0;
   }
 }

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,80 @@ START_TEST(a_silent_connection_is_forgotten_after_its_lease) {
   zmq_close(d);
   gm__privfeed_destroy(&pf);
   ck_assert_ptr_null(pf);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+/* Runs gm__privfeed_read (refusals) or gm__privfeed_expire (drops) with
+   stderr sent to a file; what they logged. */
+static const char *logged(gm__privfeed *pf, int expire, int64_t now_ms) {
+  static char out[8192];
+  char path[] = "/tmp/gm-test-privfeed-log-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(fd, 2);
+  if (expire)
+    gm__privfeed_expire(pf, now_ms);
+  else
+    for (int i = 0; i < 100 && gm__privfeed_read(pf, 16, now_ms) == 0; i++)
+      zmq_poll(NULL, 0, 10);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  ssize_t n = pread(fd, out, sizeof out - 1, 0);
+  out[n > 0 ? n : 0] = 0;
+  close(fd);
+  unlink(path);
+  return out;
+}
+
+/*
+ * A subscriber that stops reading holds `queue` events (plus its own
+ * receive queue), misses the rest, and the drops are logged within 10 s
+ * with no refusal to carry them; that line does not hold back the line of
+ * a refusal that comes next (each kind is said at most once per 10 s).
+ */
+START_TEST(a_full_queue_drops_and_both_drops_and_refusals_are_logged) {
+  void *ctx = zmq_ctx_new();
+  char err[256];
+  gm__privfeed *pf =
+      gm__privfeed_new(ctx, "inproc://pfq", NULL, 100, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  void *d = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0, hwm = 100;
+  zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(d, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  ck_assert_int_eq(zmq_connect(d, "inproc://pfq"), 0);
+  zmq_send(d, "\1@p:alice ", 10, 0);
+  for (int i = 0; i < 100 && gm__privfeed_read(pf, 16, 1000) == 0; i++)
+    zmq_poll(NULL, 0, 10);
+  enum { SENT = 2000 };
+  for (int i = 0; i < SENT; i++)
+    gm__privfeed_deliver(pf, "@p:alice m.e", 12, "x", 1);
+  int got = 0;
+  while (next_topic(d)[0]) got++;
+  /* inproc: the router's queue and the dealer's, 100 each. */
+  ck_assert_msg(got >= 100 && got <= 300, "%d of %d events came", got, SENT);
+  char want[128];
+  snprintf(want, sizeof want, "private feed: %d events dropped", SENT - got);
+  const char *log = logged(pf, 1, 11000);
+  ck_assert_msg(strstr(log, want) != NULL, "want \"%s\" in: %s", want, log);
+  ck_assert_msg(strstr(log, "raise feed_queue") != NULL, "%s", log);
+  /* A refusal a second later is still said. */
+  char big[1 + 300];
+  big[0] = 1;
+  memset(big + 1, 'a', 300);
+  zmq_send(d, big, sizeof big, 0);
+  log = logged(pf, 0, 12000);
+  ck_assert_msg(strstr(log, "refused private subscription") != NULL,
+                "a refusal after a drop line was not logged: \"%s\"", log);
+  /* Nothing dropped since: no drop line. */
+  log = logged(pf, 1, 30000);
+  ck_assert_msg(strstr(log, "dropped since") == NULL, "%s", log);
+  zmq_close(d);
+  gm__privfeed_destroy(&pf);
   zmq_ctx_term(ctx);
 }
 END_TEST
@@ -550,6 +625,7 @@ int main(void) {
   tcase_add_test(tc, a_silent_connection_is_forgotten_after_its_lease);
   tcase_add_test(tc, each_connection_gets_exactly_what_its_prefixes_start);
   tcase_add_test(tc, rechecks_keep_delivery_and_the_index_in_step);
+  tcase_add_test(tc, a_full_queue_drops_and_both_drops_and_refusals_are_logged);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
