@@ -16,6 +16,11 @@ gm__events *gm__events_open(void *zctx, const char *endpoint, char *err,
   if (!q) abort();
   pthread_mutex_init(&q->lock, NULL);
   q->push = zmq_socket(zctx, ZMQ_PUSH);
+  /* Room for what the threads' own sockets held together before they
+     shared this one (ZeroMQ's 1000 a side, per worker): a publisher held up
+     a moment (a re-check waiting on Redis) does not stop every worker. */
+  int hwm = 16000;
+  if (q->push) zmq_setsockopt(q->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
   if (!q->push || zmq_connect(q->push, endpoint) != 0) {
     snprintf(err, errlen, "cannot connect to the publisher at %s: %s", endpoint,
              zmq_strerror(zmq_errno()));

@@ -6,8 +6,9 @@
  * event of a call that client sends next, whichever worker runs each (with
  * a socket per thread, the publisher's fair queueing could take a later
  * event from an idle worker's pipe before earlier ones waiting in a busy
- * worker's).  A send blocks while the publisher is behind (ZeroMQ's high
- * water mark), as each thread's own socket did: no event is dropped here.
+ * worker's).  A send blocks while the publisher is 16000 events behind
+ * (about what the threads' own sockets held together before): no event is
+ * dropped here.
  */
 #ifndef GM_CORE_EVENTS_H
 #define GM_CORE_EVENTS_H
