@@ -50,6 +50,9 @@ typedef struct trader {
   int ntrades;
   char (*resting)[40]; /* orders that rested when placed: cancel candidates */
   int nresting;
+  char (*cancelled)[40]; /* orders whose cancel was answered OK */
+  int ncancelled;
+  int born_cancelled; /* places answered with the order cancelled */
   int calls, retried, during, during_retried, bad;
   int unavailable; /* UNAVAILABLE answers (or none within 5 s) in all */
   double longest;  /* ms from a retried call's first send to its answer */
@@ -65,6 +68,7 @@ static void teardown(void) {
     free(traders[i].orders);
     free(traders[i].trades);
     free(traders[i].resting);
+    free(traders[i].cancelled);
   }
   memset(traders, 0, sizeof traders);
   ct_stop();
@@ -135,13 +139,16 @@ static void trader_place(trader *t, int n) {
     if (p->order->state == GM__CARBON__ORDER_STATE__STATE_OPEN ||
         p->order->state == GM__CARBON__ORDER_STATE__STATE_PARTIAL)
       snprintf(t->resting[t->nresting++], 40, "%s", p->order->id);
+    t->born_cancelled +=
+        p->order->state == GM__CARBON__ORDER_STATE__STATE_CANCELLED;
     ct_free(p);
   }
   gm__reply__free_unpacked(r, NULL);
 }
 
-/* Cancels one of the orders that rested (taken out of the list): OK, or
-   NOT_FOUND when it has been filled since. */
+/* Cancels one of the orders that rested (taken out of the list): OK (the
+   order is noted: it must end cancelled), or NOT_FOUND when it has been
+   filled since. */
 static void trader_cancel(trader *t, int n) {
   char idem[32];
   int k = rand_r(&t->seed) % t->nresting;
@@ -154,6 +161,8 @@ static void trader_cancel(trader *t, int n) {
              idem, t->resting[k], r->status, r->message);
     t->bad = 1;
   }
+  if (r && r->status == GM__STATUS__OK)
+    memcpy(t->cancelled[t->ncancelled++], t->resting[k], 40);
   if (r) gm__reply__free_unpacked(r, NULL);
   memcpy(t->resting[k], t->resting[--t->nresting], 40);
 }
@@ -210,8 +219,18 @@ static long long inst_field(int node, const char *field) {
   return v;
 }
 
+/* Sorts ids[0..n) and asserts no id is there twice: two replies naming
+   one order or trade would let a count plus a look-up of each id pass with
+   one of them missing. */
+static void sort_distinct(char (*ids)[40], int n, const char *what) {
+  qsort(ids, (size_t)n, 40, (int (*)(const void *, const void *))strcmp);
+  for (int i = 1; i < n; i++)
+    ck_assert_msg(strcmp(ids[i - 1], ids[i]) != 0,
+                  "%s %s is named by two replies", what, ids[i]);
+}
+
 /* How many rows `sql` (one text parameter) counts for each of ids[0..n):
-   asserts each is exactly 1. */
+   asserts each is exactly 1 (`what` says what that row is). */
 static void ledger_once(const char *sql, char (*ids)[40], int n,
                         const char *what) {
   sqlite3 *db;
@@ -225,8 +244,8 @@ static void ledger_once(const char *sql, char (*ids)[40], int n,
     sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_msg(sqlite3_column_int64(st, 0) == 1,
-                  "%s %s is in the ledger %lld times, not once", what, ids[i],
-                  (long long)sqlite3_column_int64(st, 0));
+                  "%s %s: the ledger counts %lld, not 1, for %s", what, ids[i],
+                  (long long)sqlite3_column_int64(st, 0), sql);
     sqlite3_reset(st);
   }
   sqlite3_finalize(st);
@@ -260,7 +279,8 @@ static void orders_while_the_slot_moves(int hold) {
     t->orders = calloc(MAX_ORDERS, 40);
     t->trades = calloc(MAX_TRADES, 40);
     t->resting = calloc(MAX_ORDERS, 40);
-    ck_assert(t->orders && t->trades && t->resting);
+    t->cancelled = calloc(MAX_ORDERS, 40);
+    ck_assert(t->orders && t->trades && t->resting && t->cancelled);
     ct_register(t->who, "buyer,seller");
     ct_deposit(t->who, SYM, cash0, alw0);
     t->conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
@@ -296,7 +316,7 @@ static void orders_while_the_slot_moves(int hold) {
   gm_test_cluster_wait_ok(cl);
 
   int calls = 0, retried = 0, during = 0, during_retried = 0, norders = 0,
-      ntrades = 0, unavailable = 0;
+      ntrades = 0, unavailable = 0, ncancelled = 0;
   double longest = 0;
   for (int i = 0; i < TRADERS; i++) {
     trader *t = &traders[i];
@@ -307,6 +327,7 @@ static void orders_while_the_slot_moves(int hold) {
     during_retried += t->during_retried;
     norders += t->norders;
     ntrades += t->ntrades;
+    ncancelled += t->ncancelled + t->born_cancelled;
     unavailable += t->unavailable;
     if (t->longest > longest) longest = t->longest;
   }
@@ -338,7 +359,7 @@ static void orders_while_the_slot_moves(int hold) {
   for (int i = 0, k = 0; i < TRADERS; i++)
     for (int j = 0; j < traders[i].ntrades; j++)
       memcpy(mine[k++], traders[i].trades[j], 40);
-  qsort(mine, (size_t)ntrades, 40, (int (*)(const void *, const void *))strcmp);
+  sort_distinct(mine, ntrades, "trade");
   if (hold) {
     char(*boxed)[40] = calloc(MAX_TRADES, 40);
     ck_assert(boxed);
@@ -365,16 +386,39 @@ static void orders_while_the_slot_moves(int hold) {
   ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM gm_dead_letter"), 0);
   free(mine);
 
-  /* Every acknowledged order exists once: order.get finds it, owned by
-     its trader, and the ledger has one row of it. */
+  /* Every acknowledged order exists once: no two replies name one order,
+     order.get finds it, owned by its trader, and the ledger has one row of
+     it. */
+  char(*placed)[40] = calloc((size_t)norders, 40);
+  ck_assert(placed);
+  for (int i = 0, k = 0; i < TRADERS; i++)
+    for (int j = 0; j < traders[i].norders; j++)
+      memcpy(placed[k++], traders[i].orders[j], 40);
+  sort_distinct(placed, norders, "order");
+  free(placed);
   snprintf(sql, sizeof sql,
            "SELECT count(*) FROM carbon_orders WHERE symbol = '%s'", SYM);
   ct_ledger_wait(sql, norders);
   ck_assert_int_eq(ct_ledger_int(sql), norders);
+  /* Every cancel answered OK took effect: its order ended cancelled, and
+     no other did but those their place's reply said were (each trader is
+     on one side: no self-trade prevention). */
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM carbon_orders WHERE symbol = '%s' AND "
+           "state = %d",
+           SYM, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ct_ledger_wait(sql, ncancelled);
+  ck_assert_int_eq(ct_ledger_int(sql), ncancelled);
   for (int i = 0; i < TRADERS; i++) {
     trader *t = &traders[i];
     ledger_once("SELECT count(*) FROM carbon_orders WHERE order_id = ?",
                 t->orders, t->norders, "order");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM carbon_orders WHERE order_id = ? AND "
+             "state = %d",
+             GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+    ledger_once(sql, t->cancelled, t->ncancelled,
+                "order cancelled (answered OK)");
     for (int j = 0; j < t->norders; j += 7) { /* a sample: 1 in 7 */
       Gm__Carbon__OrderRequest g = GM__CARBON__ORDER_REQUEST__INIT;
       g.order_id = t->orders[j];
