@@ -341,6 +341,11 @@ static void orders_while_the_slot_moves(int hold) {
           calls, during, retried, during_retried, unavailable, longest, norders,
           ntrades);
   ck_assert_int_gt(during, 0);
+  /* The flow met the migrating slot (a call answered UNAVAILABLE, then
+     done on a retry under its key): else nothing here tested the move. */
+  ck_assert_msg(during_retried > 0,
+                "no call was answered UNAVAILABLE while the slot moved: the "
+                "move was not exercised (a larger slot, or more traders)");
   ck_assert_int_gt(ntrades, 0);
 
   /* The slot lives on the target master. */
