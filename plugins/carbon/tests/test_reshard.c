@@ -209,6 +209,21 @@ static int outbox_trades(int node, char (*out)[40], int cap) {
   return n;
 }
 
+/* How many entries the instrument's outbox was ever given (XINFO STREAM's
+   entries-added, which MIGRATE keeps), read on `node`. */
+static long long outbox_added(int node) {
+  redisContext *rc = gm_test_cluster_connect(cl, node);
+  redisReply *r = gm_test_redis_cmd(rc, "XINFO STREAM " OUTBOX_KEY);
+  long long added = -1;
+  for (size_t i = 0; i + 1 < r->elements; i += 2)
+    if (r->element[i]->type == REDIS_REPLY_STRING &&
+        !strcmp(r->element[i]->str, "entries-added"))
+      added = r->element[i + 1]->integer;
+  freeReplyObject(r);
+  redisFree(rc);
+  return added;
+}
+
 /* An integer field of the instrument's hash, read on `node`. */
 static long long inst_field(int node, const char *field) {
   redisContext *rc = gm_test_cluster_connect(cl, node);
@@ -414,6 +429,15 @@ static void orders_while_the_slot_moves(int hold) {
            SYM, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
   ct_ledger_wait(sql, ncancelled);
   ck_assert_int_eq(ct_ledger_int(sql), ncancelled);
+  /* Every entry the outbox was ever given (orders as they change, trades,
+     the deposits' moves) is settled once: gm_settled has one row per entry
+     (its primary key), and as many as entries-added. */
+  long long added = outbox_added(to);
+  ck_assert_int_gt(added, norders + ntrades);
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM gm_settled WHERE stream = '%s'", OUTBOX_KEY);
+  ct_ledger_wait(sql, added);
+  ck_assert_int_eq(ct_ledger_int(sql), added);
   for (int i = 0; i < TRADERS; i++) {
     trader *t = &traders[i];
     ledger_once("SELECT count(*) FROM carbon_orders WHERE order_id = ?",
