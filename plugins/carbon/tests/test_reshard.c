@@ -3,12 +3,14 @@
  * private 3-master Redis Cluster, `redis-cli --cluster reshard` moves the
  * one slot of instrument CEA-R2704's tag to another master while threads
  * place crossing orders and cancel some, each call under an idempotency key
- * and retried under the same key while gmd answers UNAVAILABLE.  Then:
- * every acknowledged order exists once, cash and allowances are conserved,
- * every trade is settled once in the ledger (and, in the case that holds
- * the settler back during the move, is exactly one of the trades in the
- * instrument's outbox), and the slot lives on the target master.  ctest
- * label "cluster".
+ * and retried under the same key while gmd answers UNAVAILABLE (some call
+ * must have been).  Then: every acknowledged order exists once (no id in
+ * two replies), every cancel answered OK left its order cancelled, cash and
+ * allowances are conserved, every trade is settled once in the ledger (and,
+ * in the case that holds the settler back during the move, is exactly one
+ * of the trades in the instrument's outbox), so is every entry the outbox
+ * was ever given, and the slot lives on the target master.  ctest label
+ * "cluster".
  */
 #include <pthread.h>
 #include <sqlite3.h>
