@@ -2083,18 +2083,23 @@ static gm_status gm__wait_on_replica(gm_call *call, const char *cmd,
 /*
  * Sends one script call (FCALL or FCALL_RO) and puts its reply in *out: one
  * retry after an I/O error (see gm__command for why repeating is safe), one
- * after loading the library Redis did not have.  Anything else fails the
- * call with its status and message.
+ * after loading the library Redis did not have.  *resent: the call was sent
+ * again after an I/O error, so the first send may have run whatever the
+ * reply says (an OOM refusal of the second says nothing of the first).
+ * Anything else fails the call with its status and message.
  */
 static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
-                           const char *cmd, size_t cmdlen, redisReply **out) {
+                           const char *cmd, size_t cmdlen, redisReply **out,
+                           int *resent) {
   redisReply *r = NULL;
   int io_retry = 1, load_retry = 1, err = 0;
   *out = NULL;
+  *resent = 0;
   for (;;) {
     r = gm__exec(call->redis, cmd, cmdlen, &err);
     if (!r) {
       if (err == REDIS_ERR_PROTOCOL || !io_retry--) break;
+      *resent = 1;
       continue;
     }
     if (r->type != REDIS_REPLY_ERROR ||
@@ -2106,7 +2111,16 @@ static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
     if (gm__library_reload(call, market, why, sizeof why) != 0) {
       gm__log(GM_LOG_ERROR, market, "loading the scripts' library for %s: %s",
               name, why);
-      if (strncmp(why, "OOM ", 4) == 0) return gm__oom_fail(call);
+      if (strncmp(why, "OOM ", 4) == 0)
+        return gm__call_fail(
+            call, GM_RESOURCE_EXHAUSTED,
+            "Redis at %s is out of memory (its used memory is above "
+            "maxmemory) and could not load the scripts of market %s "
+            "(FUNCTION LOAD is a write), so script %s.%s did not run, a "
+            "read-only one included. The operator must raise maxmemory or "
+            "free keys (docs/operations.md); then retry (a change with the "
+            "same idempotency key)",
+            call->redis->where, market, market, name);
       return gm__call_fail(call, GM_UNAVAILABLE,
                            "script %s.%s could not be loaded into Redis at "
                            "%s; the gmd log says why",
@@ -2144,13 +2158,22 @@ static void gm__ro_record_note(gm_call *call, const char *rec) {
   call->ro_records[call->n_ro_records++] = rec;
 }
 
+/* Each UNLINK is waited for: the refusal is answered after it, so a retry
+   sent on receiving it finds no record (one still queued would let the
+   retry replay a read and then remove it under the retry's later steps). */
 void gm__scripts_forget_reads(gm_call *call) {
   if (call->wrote || !call->redis) return;
   for (unsigned k = 0; k < call->n_ro_records; k++) {
     const char *argv[] = {"UNLINK", call->ro_records[k]};
     size_t lens[] = {6, strlen(call->ro_records[k])};
-    gm__command_nowait(call->redis, 2, argv, lens,
-                       "UNLINK a read step's record");
+    redisReply *r = gm__command(call->redis, 2, argv, lens);
+    if (!r || r->type == REDIS_REPLY_ERROR)
+      gm__log(GM_LOG_WARN, "redis",
+              "UNLINK of a refused request's read record %s failed (%s): it "
+              "stays for [redis] idempotency_ttl",
+              call->ro_records[k], r ? r->str : call->redis->last_error);
+    if (r) freeReplyObject(r);
+    if (!r) break; /* unreachable: the rest would wait as long */
   }
   call->n_ro_records = 0;
 }
@@ -2265,7 +2288,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   size_t cmdlen;
   const char *cmd = gm__resp(call->arena, argc, argv, lens, &cmdlen);
   redisReply *r = NULL;
-  gm_status st = gm__fcall(call, market, name, cmd, cmdlen, &r);
+  int resent = 0;
+  gm_status st = gm__fcall(call, market, name, cmd, cmdlen, &r, &resent);
   if (st != GM_OK) return st;
 
   /* A read-only step of a mutating call: FCALL_RO ran it and cannot store
@@ -2295,7 +2319,7 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     cmd = gm__resp(call->arena, 9, argv, lens, &cmdlen);
     freeReplyObject(r);
     r = NULL;
-    st = gm__fcall(call, market, name, cmd, cmdlen, &r);
+    st = gm__fcall(call, market, name, cmd, cmdlen, &r, &resent);
     if (st != GM_OK) return st;
     if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "gm:stored") == 0) {
       freeReplyObject(r);
@@ -2312,11 +2336,13 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
              ? gm__ro_write_fail(call, market, name, body->str)
              : gm__error_reply(call, market, name, body);
     /* gm.reject (changes nothing, by the plugin's contract) or OOM (Redis
-       ran nothing): this step stored nothing. */
+       ran nothing): this step stored nothing.  Not after a resend: the
+       first send may have run and stored (a resend replays a stored
+       record, but OOM refuses it before it can). */
     const char *sp = memchr(body->str, ' ', body->len);
     size_t w = sp ? (size_t)(sp - body->str) : body->len;
     if (gm__status_parse(body->str, w) > 0 ||
-        (w == 3 && memcmp(body->str, "OOM", 3) == 0))
+        (!resent && w == 3 && memcmp(body->str, "OOM", 3) == 0))
       call->wrote = wrote;
   } else {
     v = gm__arena_alloc(call->arena, sizeof *v);

@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "call.h"
+#include "fiber.h"
 #include "redis.h"
 #include "redis_fill.h"
 #include "redis_fixture.h"
@@ -248,6 +249,93 @@ START_TEST(over_maxmemory_without_library_says_so) {
   const gm_value *v = NULL;
   ck_assert_int_eq(run(&c, "peek", "a", &v), GM_RESOURCE_EXHAUSTED);
   ck_assert_ptr_nonnull(strstr(c.message, "out of memory"));
+  /* A read was refused here: the message must not say reads answer, and
+     says why this one did not run. */
+  ck_assert_msg(strstr(c.message, "reads still answer") == NULL, "%s",
+                c.message);
+  ck_assert_msg(strstr(c.message, "could not load") != NULL, "%s", c.message);
+  ck_assert_ptr_nonnull(strstr(c.message, "raise maxmemory or free keys"));
+}
+END_TEST
+
+/* A write step whose first send ran in Redis but whose reply was lost (a
+   read timeout here), resent and refused by OOM (that first run took Redis
+   over maxmemory): the step wrote and stored its record, so the read
+   step's record before it must stay, and a retry must replay both. */
+START_TEST(oom_after_a_resend_keeps_the_read_records) {
+  add("peek", peek_lua, GM_SCRIPT_READ_ONLY);
+  /* Writes v and 2 MiB elsewhere, then holds Redis for 600 ms (past the
+     400 ms read timeout below): its reply is lost, the host sends it
+     again, and by then Redis is over maxmemory. */
+  add("fat",
+      "redis.call('SET', KEYS[1], 'changed')\n"
+      "redis.call('SET', KEYS[1] .. ':fat', string.rep('x', 2097152))\n"
+      "local t = redis.call('TIME')\n"
+      "local t0 = t[1] * 1000000 + t[2]\n"
+      "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - t0 >= "
+      "600000\n"
+      "return 1\n",
+      0);
+  freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{mkt:t}:v first"));
+  const gm_value *v = NULL;
+  gm_call warm = call_as("alice", ""); /* the library loaded */
+  ck_assert_int_eq(run(&warm, "peek", "a", &v), GM_OK);
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET maxmemory %lld",
+                                    gm_test_redis_used(raw) + (1 << 20)));
+
+  gm_call c = call_as("alice", "k1");
+  ck_assert_int_eq(run(&c, "peek", "a", &v), GM_OK);
+  ck_assert_str_eq(v->items[0].str, "first");
+  gm__redis_set_timeouts(conn, 0, 400000);
+  ck_assert_int_eq(run(&c, "fat", "b", &v), GM_RESOURCE_EXHAUSTED);
+  gm__redis_set_timeouts(conn, 0, 5000000);
+  redisReply *r = gm_test_redis_cmd(raw, "GET gm:{mkt:t}:v");
+  ck_assert_str_eq(r->str, "changed"); /* the first send ran */
+  freeReplyObject(r);
+  gm__scripts_forget_reads(&c);
+  gm__redis_flush(conn);
+  ck_assert_int_eq(count_keys("idem:alice:*:k1*"), 2);
+
+  /* The retry replays what the first attempt read and did. */
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET maxmemory 0"));
+  gm_call again = call_as("alice", "k1");
+  ck_assert_int_eq(run(&again, "peek", "a", &v), GM_OK);
+  ck_assert_str_eq(v->items[0].str, "first");
+  ck_assert_int_eq(run(&again, "fat", "b", &v), GM_OK);
+}
+END_TEST
+
+/* Where the fiber of a refused request stood right after
+   gm__scripts_forget_reads: the worker sends the reply then. */
+typedef struct forget_job {
+  gm_call call;
+  gm_status st;
+  long long left; /* the request's records in Redis at that moment */
+} forget_job;
+
+static void forget_job_run(void *arg) {
+  forget_job *j = arg;
+  const gm_value *v = NULL;
+  j->st = run(&j->call, "peek", "a", &v);
+  gm__scripts_forget_reads(&j->call);
+  j->left = count_keys("idem:alice:*:k1*");
+}
+
+/* On a worker's pipelined connection the records are gone before the
+   refusal is answered: a retry sent on receiving it reads afresh, instead
+   of replaying a record an UNLINK still queued then removes under it. */
+START_TEST(read_records_are_gone_before_the_refusal_is_answered) {
+  add_peek_put();
+  forget_job j = {.call = call_as("alice", "k1"), .left = -1};
+  gm__redis_set_pipelined(conn, 1);
+  gm__fiber *f = gm__fiber_new(128 * 1024);
+  ck_assert_ptr_nonnull(f);
+  gm__fiber_start(f, forget_job_run, &j);
+  while (gm__redis_waiting(conn)) gm__redis_flush(conn);
+  gm__fiber_destroy(&f);
+  gm__redis_set_pipelined(conn, 0);
+  ck_assert_int_eq(j.st, GM_OK);
+  ck_assert_int_eq(j.left, 0);
 }
 END_TEST
 
@@ -331,6 +419,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, read_only_after_function_flush);
   tcase_add_test(tc, over_maxmemory_reads_answer_writes_are_refused);
   tcase_add_test(tc, over_maxmemory_without_library_says_so);
+  tcase_add_test(tc, oom_after_a_resend_keeps_the_read_records);
+  tcase_add_test(tc, read_records_are_gone_before_the_refusal_is_answered);
   tcase_add_test(tc, refused_call_forgets_only_read_records);
   tcase_add_test(tc, read_only_step_reply_nests_one_level_less);
   suite_add_tcase(s, tc);
