@@ -153,7 +153,7 @@ gm_status gm__scripts_add_flags(gm__redis *r, const char *market,
  * stored a record was read-only (each other step was refused by its script
  * or by Redis before it ran), unlinks the read-only steps' records, so
  * refusals leave nothing in Redis; a retry reads afresh, as a first try
- * would.  Sent without waiting for the replies.
+ * would.  Waits for each UNLINK, so the refusal is answered after them.
  */
 void gm__scripts_forget_reads(gm_call *call);
 /* Forgets every script of `market` (plugin unload). */
