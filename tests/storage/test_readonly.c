@@ -305,6 +305,26 @@ START_TEST(oom_after_a_resend_keeps_the_read_records) {
 }
 END_TEST
 
+/* With [redis] cluster_wait_replicas, a mutating call is answered only
+   once a replica has its writes: a read-only step's record is one (a
+   failover that lost it would make a retry read afresh and may answer
+   otherwise).  This Redis has no replica, so WAIT finds none.  A read
+   method stores nothing and waits for nothing. */
+START_TEST(read_only_step_record_waits_for_a_replica) {
+  add_peek_put();
+  const gm_value *v = NULL;
+  gm__scripts_set_wait_replicas(100);
+  gm_call c = call_as("alice", "k1");
+  gm_status st = run(&c, "peek", "a", &v);
+  gm_call q = call_as("alice", "");
+  gm_status qst = run(&q, "peek", "a", &v);
+  gm__scripts_set_wait_replicas(0);
+  ck_assert_int_eq(st, GM_UNAVAILABLE);
+  ck_assert_ptr_nonnull(strstr(c.message, "not yet on a replica"));
+  ck_assert_int_eq(qst, GM_OK);
+}
+END_TEST
+
 /* Where the fiber of a refused request stood right after
    gm__scripts_forget_reads: the worker sends the reply then. */
 typedef struct forget_job {
@@ -421,6 +441,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, over_maxmemory_without_library_says_so);
   tcase_add_test(tc, oom_after_a_resend_keeps_the_read_records);
   tcase_add_test(tc, read_records_are_gone_before_the_refusal_is_answered);
+  tcase_add_test(tc, read_only_step_record_waits_for_a_replica);
   tcase_add_test(tc, refused_call_forgets_only_read_records);
   tcase_add_test(tc, read_only_step_reply_nests_one_level_less);
   suite_add_tcase(s, tc);
