@@ -2343,9 +2343,18 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
        record, but OOM refuses it before it can). */
     const char *sp = memchr(body->str, ' ', body->len);
     size_t w = sp ? (size_t)(sp - body->str) : body->len;
-    if (gm__status_parse(body->str, w) > 0 ||
-        (!resent && w == 3 && memcmp(body->str, "OOM", 3) == 0))
+    int oom = w == 3 && memcmp(body->str, "OOM", 3) == 0;
+    if (gm__status_parse(body->str, w) > 0 || (!resent && oom))
       call->wrote = wrote;
+    else if (oom)
+      st = gm__call_fail(
+          call, GM_RESOURCE_EXHAUSTED,
+          "Redis at %s is out of memory (its used memory is above "
+          "maxmemory) and refused script %s.%s when it was sent again after "
+          "its reply was lost: its first send may have run. The operator "
+          "must raise maxmemory or free keys (docs/operations.md); then "
+          "retry with the same idempotency key, which replays it if it ran",
+          call->redis->where, market, name);
   } else {
     v = gm__arena_alloc(call->arena, sizeof *v);
     gm__value_from_reply(call->arena, body, v);
