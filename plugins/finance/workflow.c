@@ -226,12 +226,15 @@ gm_status finance__withdraw(gm_call *call, const ProtobufCMessage *req,
 /* ---- deadlines ---- */
 
 /* A deadline's referral step and what follows; a referral gone or
-   refused means nothing is due (logged), so the deadline is done. */
+   refused means nothing is due (logged), so the deadline is done.  Redis
+   unreachable, a failure, or Redis out of memory (RESOURCE_EXHAUSTED: the
+   step did not run) leave it to fire again. */
 static gm_status finance__deadline_step(gm_call *call, const gm_deadline *d,
                                         size_t nargs, const char *const *args) {
   finance__ref r;
   gm_status st = finance__referral_run(call, d->tag, nargs, args, &r);
-  if (st == GM_UNAVAILABLE || st == GM_INTERNAL) return st;
+  if (st == GM_UNAVAILABLE || st == GM_INTERNAL || st == GM_RESOURCE_EXHAUSTED)
+    return st;
   if (st != GM_OK) {
     host->log(host->market(call), GM_LOG_WARN,
               "%s deadline of referral %s: refused (%d); dropped", d->kind,
