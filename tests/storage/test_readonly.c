@@ -264,16 +264,16 @@ END_TEST
    step's record before it must stay, and a retry must replay both. */
 START_TEST(oom_after_a_resend_keeps_the_read_records) {
   add("peek", peek_lua, GM_SCRIPT_READ_ONLY);
-  /* Writes v and 2 MiB elsewhere, then holds Redis for 600 ms (past the
-     400 ms read timeout below): its reply is lost, the host sends it
-     again, and by then Redis is over maxmemory. */
+  /* Writes v and 2 MiB elsewhere, then holds Redis for 1.5 s (past the
+     1 s read timeout below, and within two of them): its reply is lost, the
+     host sends it again, and by then Redis is over maxmemory. */
   add("fat",
       "redis.call('SET', KEYS[1], 'changed')\n"
       "redis.call('SET', KEYS[1] .. ':fat', string.rep('x', 2097152))\n"
       "local t = redis.call('TIME')\n"
       "local t0 = t[1] * 1000000 + t[2]\n"
       "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - t0 >= "
-      "600000\n"
+      "1500000\n"
       "return 1\n",
       0);
   freeReplyObject(gm_test_redis_cmd(raw, "SET gm:{mkt:t}:v first"));
@@ -286,7 +286,7 @@ START_TEST(oom_after_a_resend_keeps_the_read_records) {
   gm_call c = call_as("alice", "k1");
   ck_assert_int_eq(run(&c, "peek", "a", &v), GM_OK);
   ck_assert_str_eq(v->items[0].str, "first");
-  gm__redis_set_timeouts(conn, 0, 400000);
+  gm__redis_set_timeouts(conn, 0, 1000000);
   ck_assert_int_eq(run(&c, "fat", "b", &v), GM_RESOURCE_EXHAUSTED);
   gm__redis_set_timeouts(conn, 0, 5000000);
   /* Not "refused before running it": the first send may have run. */
