@@ -89,7 +89,7 @@ END_TEST
 
 /* Open problem 9: referral.create refused by its screening (a read-only
    step) leaves no stored reply behind, and a retry with the same key
-   screens again. */
+   screens again (it goes through once a product fits). */
 START_TEST(a_refused_create_leaves_no_record) {
   Gm__Finance__ReferRequest req = GM__FINANCE__REFER_REQUEST__INIT;
   req.amount = AMOUNT;
@@ -112,6 +112,21 @@ START_TEST(a_refused_create_leaves_no_record) {
   r = gm_test_redis_cmd(c, mine);
   ck_assert_int_eq((long long)r->elements, before);
   freeReplyObject(r);
+
+  /* The same key, refused, then retried once a product fits: the retry
+     screens afresh (a kept screening record would refuse it again). */
+  Gm__Reply *rep = gm_test_call(ft_conn, "acme", "finance", "referral.create",
+                                "same-key", &req.base);
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_int_eq(rep->status, GM__STATUS__FAILED_PRECONDITION);
+  gm__reply__free_unpacked(rep, NULL);
+  ft_product("boc-long", "boc", "3", "", 1000000, 100000000000, 1, 240, 50);
+  rep = gm_test_call(ft_conn, "acme", "finance", "referral.create", "same-key",
+                     &req.base);
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_msg(rep->status == GM__STATUS__OK, "retry: %d %s", rep->status,
+                rep->message);
+  gm__reply__free_unpacked(rep, NULL);
   redisFree(c);
 }
 END_TEST
