@@ -2323,7 +2323,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     if (st != GM_OK) return st;
     if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "gm:stored") == 0) {
       freeReplyObject(r);
-      /* The record is this call's write: a replica must have it too. */
+      /* The record is this step's write (a retry replays it): answered
+         once a replica has it, as a replay of it is. */
       if (gm__wait_on_replica(call, cmd, cmdlen) != GM_OK) return call->status;
       *reply = v;
       return GM_OK;
