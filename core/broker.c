@@ -416,9 +416,14 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
     goto fail;
   gm__scripts_set_idem_ttl(ttl);
   long wait_ms;
-  if (gm__config_int(cfg, "redis", "cluster_wait_replicas", 0, 0, 60000,
-                     &wait_ms, err, errlen))
+  if (gm__config_int(cfg, "redis", "cluster_wait_replicas", 0, 0,
+                     GM__WAIT_REPLICAS_MAX_MS, &wait_ms, err, errlen)) {
+    size_t n = strlen(err);
+    snprintf(err + n, errlen - n,
+             " (a longer WAIT would be taken for a Redis that stopped "
+             "answering: gmd reconnects after 30 s without a reply)");
     goto fail;
+  }
   gm__scripts_set_wait_replicas(wait_ms);
   b->metrics = gm__metrics_new(cfg, err, errlen);
   if (!b->metrics) goto fail;

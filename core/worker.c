@@ -21,6 +21,10 @@
 
 /* No reply from Redis for this long while requests wait: reconnect. */
 #define REDIS_STALL_US (30u * 1000000u)
+/* A WAIT of [redis] cluster_wait_replicas is such a silence: it must end
+   well before the limit (redis.h). */
+_Static_assert(GM__WAIT_REPLICAS_MAX_MS * 1000LL + 5000000LL <= REDIS_STALL_US,
+               "cluster_wait_replicas must stay below the stall limit");
 /* Stack of each request's fiber. */
 #define FIBER_STACK (256 * 1024)
 

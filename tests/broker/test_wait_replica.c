@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gmd_fixture.h"
 #include "redis_fixture.h"
@@ -293,6 +295,56 @@ START_TEST(test_shared_wait_connection_lost) {
 }
 END_TEST
 
+/* `gmd -c <conf> --check` with cluster_wait_replicas = ms: its exit
+   status; what it printed goes to *out (static). */
+static int gmd_check(long ms, const char **out) {
+  static char text[4096];
+  char dir[] = "/tmp/gm-waitconf-XXXXXX", conf[64], cmd[256];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(conf, sizeof conf, "%s/gmd.conf", dir);
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[security]\nmode = dev\n[ledger]\npath = %s/ledger.sqlite\n"
+          "[redis]\nunix = %s\ncluster_wait_replicas = %ld\n",
+          dir, gm_test_redis_socket(master), ms);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, GM_BUILD_DIR "/core/gmd -c %s --check 2>&1", conf);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t n = fread(text, 1, sizeof text - 1, p);
+  text[n] = '\0';
+  int st = pclose(p);
+  char rm[96];
+  snprintf(rm, sizeof rm, "rm -rf %s", dir);
+  ck_assert_int_eq(system(rm), 0);
+  *out = text;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * A WAIT longer than gmd waits for any reply of Redis (30 s: the worker's
+ * stall limit, and the blocking timeout) is taken for a Redis that stopped
+ * answering: with 35000 and the replica stopped, the call was answered
+ * after 30 s, its connection torn down and every command queued behind the
+ * WAIT failed ("no reply from Redis ... reconnecting" in the log), while
+ * the message said "within 35000 ms".  gmd refuses such a value at start,
+ * saying why.
+ */
+START_TEST(test_wait_longer_than_the_stall_limit_is_refused) {
+  const char *out;
+  ck_assert_int_eq(gmd_check(WAIT_MS, &out), 0);
+  int rc = gmd_check(35000, &out);
+  ck_assert_msg(rc == 1,
+                "gmd --check with cluster_wait_replicas = 35000 "
+                "exited %d: %s",
+                rc, out);
+  ck_assert_msg(
+      strstr(out, "cluster_wait_replicas = 35000") && strstr(out, "30 s"), "%s",
+      out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("wait_replica");
   TCase *tc = tcase_create("single");
@@ -302,6 +354,7 @@ int main(void) {
   tcase_add_test(tc, test_replica_down_then_retry);
   tcase_add_test(tc, test_calls_in_flight_share_a_wait);
   tcase_add_test(tc, test_shared_wait_connection_lost);
+  tcase_add_test(tc, test_wait_longer_than_the_stall_limit_is_refused);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
