@@ -2363,15 +2363,17 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     st = GM_OK;
   }
   freeReplyObject(r);
-  if (st == GM_OK && *idem && gm__wait_on_replica(call, cmd, cmdlen) != GM_OK) {
+  if (due >= 0) gm__deadline_index_lower(call, market, tag, due);
+  /* The settler and the deadline service find the tag through its stream
+     in gm:outboxes: registered before the reply says the run succeeded,
+     and before the replica's WAIT, whose refusal leaves the write on the
+     master to be settled whether or not the client retries. */
+  if (st == GM_OK && (emitted || due >= 0) &&
+      gm__outbox_register(call, outbox) != GM_OK) {
     *reply = NULL;
     return call->status;
   }
-  if (due >= 0) gm__deadline_index_lower(call, market, tag, due);
-  /* The settler and the deadline service find the tag through its stream
-     in gm:outboxes: registered before the reply says the run succeeded. */
-  if (st == GM_OK && (emitted || due >= 0) &&
-      gm__outbox_register(call, outbox) != GM_OK) {
+  if (st == GM_OK && *idem && gm__wait_on_replica(call, cmd, cmdlen) != GM_OK) {
     *reply = NULL;
     return call->status;
   }

@@ -183,6 +183,32 @@ START_TEST(test_replica_down_then_retry) {
 }
 END_TEST
 
+/*
+ * The replica stopped from the start: the tag's first bump is answered
+ * UNAVAILABLE, its write on the master.  The client does not retry; the
+ * write stays, so it is settled like any: its outbox stream is in
+ * gm:outboxes when the call is answered (the WAIT came before the
+ * registration, which a refused WAIT skipped, leaving the entry to the
+ * settler's discovery pass, every 5 minutes).
+ */
+START_TEST(test_refused_wait_still_registers_the_outbox) {
+  pid_t pid = gm_test_redis_pid(replica);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  Gm__Reply *r = bump("c-1");
+  long long listed = gm_test_redis_int(
+      on_master, "SISMEMBER gm:outboxes gm:{testmkt:all}:outbox");
+  ck_assert_int_eq(kill(pid, SIGCONT), 0);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__UNAVAILABLE);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_int_eq(get_int(on_master, counter), 1);
+  ck_assert_msg(listed == 1,
+                "the outbox of a write answered UNAVAILABLE was "
+                "not registered for settlement");
+  ck_assert_int_eq(settled_with_note("c-1", 1), 1);
+}
+END_TEST
+
 /* WAITs the master has run since the last CONFIG RESETSTAT. */
 static long long waits_run(void) {
   redisReply *r = gm_test_redis_cmd(on_master, "INFO commandstats");
@@ -352,6 +378,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_answered_once_on_the_replica);
   tcase_add_test(tc, test_replica_down_then_retry);
+  tcase_add_test(tc, test_refused_wait_still_registers_the_outbox);
   tcase_add_test(tc, test_calls_in_flight_share_a_wait);
   tcase_add_test(tc, test_shared_wait_connection_lost);
   tcase_add_test(tc, test_wait_longer_than_the_stall_limit_is_refused);
