@@ -2363,19 +2363,24 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     st = GM_OK;
   }
   freeReplyObject(r);
+  /* The WAIT is queued before anything else can yield: on the connection
+     and behind the write it is for (a reopened connection's first WAIT
+     counts nothing), and a WAIT it joins was sent after that write. */
+  gm_status waited =
+      st == GM_OK && *idem ? gm__wait_on_replica(call, cmd, cmdlen) : GM_OK;
   if (due >= 0) gm__deadline_index_lower(call, market, tag, due);
   /* The settler and the deadline service find the tag through its stream
      in gm:outboxes: registered before the reply says the run succeeded,
-     and before the replica's WAIT, whose refusal leaves the write on the
+     and also when the WAIT was refused, which leaves the write on the
      master to be settled whether or not the client retries. */
   if (st == GM_OK && (emitted || due >= 0) &&
       gm__outbox_register(call, outbox) != GM_OK) {
     *reply = NULL;
     return call->status;
   }
-  if (st == GM_OK && *idem && gm__wait_on_replica(call, cmd, cmdlen) != GM_OK) {
+  if (waited != GM_OK) {
     *reply = NULL;
-    return call->status;
+    return waited;
   }
   return st;
 }
