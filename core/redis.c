@@ -2068,14 +2068,22 @@ static gm_status gm__wait_on_replica(gm_call *call, const char *cmd,
                "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$%d\r\n%s\r\n", mslen, msbuf);
   char why[128];
   long long acked = gm__replica_wait(n, wait, (size_t)len, why, sizeof why);
-  if (acked < 1) {
-    gm__log(GM_LOG_WARN, "redis", "WAIT 1 %ld on %s: %s", ms, n->where,
-            acked == 0 ? "no replica acknowledged" : why);
+  if (acked == 0) {
+    gm__log(GM_LOG_WARN, "redis", "WAIT 1 %ld on %s: no replica acknowledged",
+            ms, n->where);
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "the write is not yet on a replica of Redis at %s "
                          "(none acknowledged it within %ld ms); retry with the "
                          "same idempotency key",
                          n->where, ms);
+  }
+  if (acked < 0) {
+    gm__log(GM_LOG_WARN, "redis", "WAIT 1 %ld on %s: %s", ms, n->where, why);
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "the write is not yet on a replica of Redis at %s "
+                         "as far as gmd knows (waiting for one failed: %s); "
+                         "retry with the same idempotency key",
+                         n->where, why);
   }
   return GM_OK;
 }

@@ -230,6 +230,9 @@ static void bumps_send(const char *prefix, int calls) {
   }
 }
 
+/* The message of the last reply bumps_recv read. */
+static char last_message[512];
+
 /* The replies of bumps_send's calls: their statuses by request id. */
 static void bumps_recv(const char *prefix, int calls, int *status) {
   for (int i = 0; i < calls; i++) status[i] = -1;
@@ -238,6 +241,8 @@ static void bumps_recv(const char *prefix, int calls, int *status) {
     ck_assert_msg(r != NULL, "%s: %d of %d answered", prefix, i, calls);
     ck_assert_uint_lt(r->request_id, (uint64_t)calls);
     status[r->request_id] = (int)r->status;
+    snprintf(last_message, sizeof last_message, "%s",
+             r->message ? r->message : "");
     gm__reply__free_unpacked(r, NULL);
   }
 }
@@ -305,6 +310,12 @@ START_TEST(test_shared_wait_connection_lost) {
   ck_assert_int_eq(blocked, 1);
   for (int i = 0; i < CALLS; i++)
     ck_assert_int_eq(st[i], GM__STATUS__UNAVAILABLE);
+  /* The WAIT did not time out: the message says it failed, and why. */
+  ck_assert_msg(strstr(last_message, "not yet on a replica") &&
+                    strstr(last_message, "failed") &&
+                    !strstr(last_message, "none acknowledged") &&
+                    strstr(last_message, "retry with the same idempotency key"),
+                "message: %s", last_message);
 
   unsigned seen = 0;
   for (int i = 0; i < CALLS; i++) {
