@@ -1109,6 +1109,147 @@ START_TEST(fixture_cluster_mode_refuses_two_slots) {
 }
 END_TEST
 
+/* A key ("k<n>") whose slot the master on `port` serves, as ports[] says;
+   n counts on from *next. */
+static void key_on(redisContext *c, const int *ports, int port, int *next,
+                   char *key, size_t keylen) {
+  for (;; (*next)++) {
+    snprintf(key, keylen, "k%d", *next);
+    redisReply *s = redisCommand(c, "CLUSTER KEYSLOT %s", key);
+    ck_assert_ptr_nonnull(s);
+    long long slot = s->integer;
+    freeReplyObject(s);
+    if (ports[slot] == port) {
+      (*next)++;
+      return;
+    }
+  }
+}
+
+/* The pid of the redis-server on 127.0.0.1:port (INFO server). */
+static pid_t node_pid(int port) {
+  redisContext *c = redisConnect("127.0.0.1", port);
+  ck_assert(c && !c->err);
+  redisReply *r = redisCommand(c, "INFO server");
+  ck_assert_ptr_nonnull(r);
+  const char *p = strstr(r->str, "process_id:");
+  ck_assert_ptr_nonnull(p);
+  pid_t pid = (pid_t)atol(p + strlen("process_id:"));
+  freeReplyObject(r);
+  redisFree(c);
+  return pid;
+}
+
+/*
+ * GM_TEST_REDIS_CLUSTER=3 (the cluster3 label) gives three masters sharing
+ * the slots: from node 0's socket, gm_test_redis_cmd reaches each key's
+ * master (MOVED, and ASK while a slot migrates), KEYS, DBSIZE and INFO see
+ * every master; a restart loses the data on every node without AOF and
+ * keeps it with AOF; stop ends every node and removes the folders.
+ */
+static void three_masters(int aof) {
+  setenv("GM_TEST_REDIS_CLUSTER", "3", 1);
+  gm_test_redis *r = gm_test_redis_start_aof(aof);
+  unsetenv("GM_TEST_REDIS_CLUSTER");
+  const char *seeds = gm_test_redis_seeds(r);
+  ck_assert_ptr_nonnull(seeds);
+  redisContext *c = gm_test_redis_connect(r);
+  static int ports[16384];
+  ck_assert_int_eq(gm_test_redis_slot_ports(c, ports), 0);
+  int port[3] = {ports[0], ports[8192], ports[16383]};
+  char addr[32];
+  for (int m = 0; m < 3; m++) {
+    ck_assert_int_ne(port[m], 0);
+    ck_assert_int_ne(port[m], port[(m + 1) % 3]);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port[m]);
+    ck_assert_msg(strstr(seeds, addr), "%s is not in %s", addr, seeds);
+  }
+  pid_t pids[3];
+  for (int m = 0; m < 3; m++) pids[m] = node_pid(port[m]);
+
+  /* Two keys on each master, written and read through node 0. */
+  char keys[6][16];
+  int next = 0;
+  for (int k = 0; k < 6; k++) {
+    key_on(c, ports, port[k / 2], &next, keys[k], sizeof keys[k]);
+    freeReplyObject(gm_test_redis_cmd(c, "SET %s %d", keys[k], k + 10));
+    ck_assert_int_eq(gm_test_redis_int(c, "GET %s", keys[k]), k + 10);
+  }
+  /* Node 0 itself holds only its own: the others answer MOVED to it. */
+  redisReply *raw = redisCommand(c, "DBSIZE");
+  ck_assert_int_lt(raw->integer, 6);
+  freeReplyObject(raw);
+  redisReply *all = gm_test_redis_cmd(c, "KEYS k*");
+  ck_assert_int_eq(all->elements, 6);
+  freeReplyObject(all);
+  ck_assert_int_eq(gm_test_redis_int(c, "DBSIZE"), 6);
+  redisReply *info = gm_test_redis_cmd(c, "INFO keyspace");
+  ck_assert_msg(strstr(info->str, "db0:keys=6,"), "%s", info->str);
+  freeReplyObject(info);
+  info = gm_test_redis_cmd(c, "INFO commandstats");
+  ck_assert_msg(strstr(info->str, "cmdstat_set:calls=6,"), "%s", info->str);
+  freeReplyObject(info);
+
+  /* A slot migrating from master 1 to master 2: a key it does not hold
+     yet is asked of master 2 (ASK, then ASKING there). */
+  char moving[16];
+  key_on(c, ports, port[1], &next, moving, sizeof moving);
+  redisReply *s = redisCommand(c, "CLUSTER KEYSLOT %s", moving);
+  long long slot = s->integer;
+  freeReplyObject(s);
+  redisContext *from = redisConnect("127.0.0.1", port[1]);
+  redisContext *to = redisConnect("127.0.0.1", port[2]);
+  redisReply *id = gm_test_redis_cmd(to, "CLUSTER MYID");
+  redisReply *fid = gm_test_redis_cmd(from, "CLUSTER MYID");
+  freeReplyObject(gm_test_redis_cmd(to, "CLUSTER SETSLOT %lld IMPORTING %s",
+                                    slot, fid->str));
+  freeReplyObject(gm_test_redis_cmd(from, "CLUSTER SETSLOT %lld MIGRATING %s",
+                                    slot, id->str));
+  freeReplyObject(gm_test_redis_cmd(c, "SET %s asked", moving));
+  freeReplyObject(gm_test_redis_cmd(to, "ASKING"));
+  redisReply *v = redisCommand(to, "GET %s", moving);
+  ck_assert_int_eq(v->type, REDIS_REPLY_STRING);
+  ck_assert_str_eq(v->str, "asked");
+  freeReplyObject(v);
+  /* Not left on a master that does not own its slot for the restart. */
+  freeReplyObject(gm_test_redis_cmd(to, "ASKING"));
+  ck_assert_int_eq(gm_test_redis_int(to, "DEL %s", moving), 1);
+  freeReplyObject(gm_test_redis_cmd(from, "CLUSTER SETSLOT %lld STABLE", slot));
+  freeReplyObject(gm_test_redis_cmd(to, "CLUSTER SETSLOT %lld STABLE", slot));
+  freeReplyObject(id);
+  freeReplyObject(fid);
+  redisFree(from);
+  redisFree(to);
+  redisFree(c);
+
+  /* Every node restarts: without AOF the data is gone, with it kept. */
+  gm_test_redis_restart(r);
+  c = gm_test_redis_connect(r);
+  ck_assert_int_eq(gm_test_redis_int(c, "DBSIZE"), aof ? 6 : 0);
+  for (int k = 0; k < 6 && aof; k++)
+    ck_assert_int_eq(gm_test_redis_int(c, "GET %s", keys[k]), k + 10);
+  ck_assert_int_eq(gm_test_redis_int(c, "INCR %s", keys[5]), aof ? 16 : 1);
+  redisFree(c);
+  for (int m = 0; m < 3; m++) pids[m] = node_pid(port[m]);
+
+  char *dir = strdup(gm_test_redis_dir(r));
+  gm_test_redis_stop(&r);
+  for (int m = 0; m < 3; m++) ck_assert_int_ne(kill(pids[m], 0), 0);
+  struct stat st;
+  ck_assert_int_ne(stat(dir, &st), 0);
+  free(dir);
+}
+
+START_TEST(fixture_three_masters_route_and_merge) {
+  three_masters(0);
+}
+END_TEST
+
+START_TEST(fixture_three_masters_keep_aof_data_over_a_restart) {
+  three_masters(1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_redis");
   TCase *tc = tcase_create("scripts");
@@ -1148,6 +1289,8 @@ int main(void) {
   tcase_set_timeout(fx, 60);
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
   tcase_add_test(fx, fixture_cluster_mode_refuses_two_slots);
+  tcase_add_test(fx, fixture_three_masters_route_and_merge);
+  tcase_add_test(fx, fixture_three_masters_keep_aof_data_over_a_restart);
   suite_add_tcase(s, fx);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

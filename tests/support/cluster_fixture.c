@@ -255,6 +255,7 @@ const char *gm_test_cluster_id(gm_test_cluster *c, int node) {
 /* Every slot's owner (node index, -1) as `node` sees it; 0, or -1 when the
    node does not answer. */
 static int slot_owners(const gm_test_cluster *c, int node, int *owner) {
+  static int ports[GM_TEST_SLOTS];
   for (int s = 0; s < GM_TEST_SLOTS; s++) owner[s] = -1;
   struct timeval tv = {1, 0};
   redisContext *rc = redisConnectWithTimeout("127.0.0.1", c->port[node], tv);
@@ -263,18 +264,11 @@ static int slot_owners(const gm_test_cluster *c, int node, int *owner) {
     return -1;
   }
   redisSetTimeout(rc, tv);
-  redisReply *r = redisCommand(rc, "CLUSTER SLOTS");
-  int ok = r && r->type == REDIS_REPLY_ARRAY;
-  for (size_t i = 0; ok && i < r->elements; i++) {
-    redisReply *e = r->element[i];
-    int port = (int)e->element[2]->element[1]->integer, who = -1;
-    for (int k = 0; k < c->n; k++)
-      if (c->port[k] == port) who = k;
-    for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
-      owner[s] = who;
-  }
-  if (r) freeReplyObject(r);
+  int ok = gm_test_redis_slot_ports(rc, ports) == 0;
   redisFree(rc);
+  for (int s = 0; ok && s < GM_TEST_SLOTS; s++)
+    for (int k = 0; k < c->n; k++)
+      if (ports[s] && c->port[k] == ports[s]) owner[s] = k;
   return ok ? 0 : -1;
 }
 

@@ -90,15 +90,18 @@ static gm_test_gmd *start_in(gm_test_redis *r, const char *dir,
   snprintf(g->ledger, sizeof g->ledger, "%s/ledger.sqlite", dir);
   FILE *f = fopen(g->conf, "w");
   ck_assert_ptr_nonnull(f);
+  /* A multi-master Redis fixture is reached through gmd's slot routing. */
+  const char *seeds = gm_test_redis_seeds(r);
   fprintf(f,
           "[broker]\nendpoint = %s\nfeed = %s\nworkers = 2\n"
-          "[redis]\nunix = %s\n"
+          "[redis]\nunix = %s\n%s%s%s"
           "[ledger]\npath = %s\n"
           "[security]\nmode = dev\n"
           "[plugins]\ndir = %s\n"
           "[log]\nlevel = info\n%s\n",
-          g->endpoint, g->feed, gm_test_redis_socket(r), g->ledger, plugin_dir,
-          extra_conf ? extra_conf : "");
+          g->endpoint, g->feed, gm_test_redis_socket(r),
+          seeds ? "cluster = " : "", seeds ? seeds : "", seeds ? "\n" : "",
+          g->ledger, plugin_dir, extra_conf ? extra_conf : "");
   fclose(f);
   spawn(g);
   return g;

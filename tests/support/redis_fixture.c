@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,14 +19,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/* GM_TEST_REDIS_CLUSTER=3: node 0 is the fixture's server, two more
+   masters run in sub-folders of its folder. */
+#define GM_TEST_REDIS_NODES 3
+#define GM_TEST_REDIS_SLOTS 16384
+
+/* One redis-server of the fixture. */
+struct gm_test_redis_node {
+  char dir[80];  /* its --dir: the fixture's folder, or <folder>/node-<i> */
+  char log[112]; /* dir/redis.log */
+  pid_t pid;     /* the server, or -1 */
+  int port;      /* its loopback TCP port; 0 (none) for a one-node fixture */
+  int cport;     /* its cluster bus port (loopback), when cluster */
+};
+
 struct gm_test_redis {
   char dir[64];    /* mkdtemp folder: redis.sock, redis.log, test files */
-  char socket[96]; /* dir/redis.sock */
-  char log[96];    /* dir/redis.log */
-  pid_t pid;       /* the server, or -1 */
+  char socket[96]; /* dir/redis.sock, node 0's */
   int aof;         /* appendonly yes, appendfsync always */
-  int cluster;     /* GM_TEST_REDIS_CLUSTER=1: one node owning every slot */
-  int cport;       /* its cluster bus port (loopback), when cluster */
+  int cluster;     /* GM_TEST_REDIS_CLUSTER: 0 (plain), 1 or 3 nodes */
+  int n;           /* nodes: 1, or 3 when cluster is 3 */
+  int formed;      /* the nodes met and own their slots (nodes.conf) */
+  struct gm_test_redis_node node[GM_TEST_REDIS_NODES];
+  char seeds[GM_TEST_REDIS_NODES * 24]; /* "127.0.0.1:<port>,...", or "" */
 };
 
 /*
@@ -51,10 +67,11 @@ static void sleep_ms(long ms) {
   }
 }
 
-/* The last lines of the server log, to say why it did not start. */
-static void log_tail(const gm_test_redis *r, char *out, size_t outlen) {
+/* The last lines of a node's log, to say why it did not start. */
+static void log_tail(const struct gm_test_redis_node *nd, char *out,
+                     size_t outlen) {
   out[0] = '\0';
-  FILE *f = fopen(r->log, "r");
+  FILE *f = fopen(nd->log, "r");
   if (!f) return;
   char buf[4096];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -68,10 +85,10 @@ static void log_tail(const gm_test_redis *r, char *out, size_t outlen) {
 }
 
 /*
- * A free loopback TCP port for the cluster bus: redis-server with --port 0
- * would otherwise listen on 10000, which tests running side by side share.
- * Another process may take it before the server binds it; the server then
- * exits at start and spawn_server tries another.
+ * A free loopback TCP port, for a node or its cluster bus: redis-server
+ * with --port 0 would otherwise put the bus on 10000, which tests running
+ * side by side share.  Another process may take it before the server binds
+ * it; the server then exits at start and spawn_node tries another.
  */
 static int free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -89,6 +106,20 @@ static int free_port(void) {
   return ntohs(a.sin_port);
 }
 
+/* A connection to node i (node 0 by its unix socket), or NULL. */
+static redisContext *node_connect(const gm_test_redis *r, int i,
+                                  struct timeval tv) {
+  redisContext *c =
+      i == 0 ? redisConnectUnixWithTimeout(r->socket, tv)
+             : redisConnectWithTimeout("127.0.0.1", r->node[i].port, tv);
+  if (c && c->err) {
+    redisFree(c);
+    c = NULL;
+  }
+  if (c) redisSetTimeout(c, tv);
+  return c;
+}
+
 static int info_says(redisContext *c, const char *line) {
   redisReply *reply = redisCommand(c, "CLUSTER INFO");
   int yes = reply && reply->type == REDIS_REPLY_STRING &&
@@ -97,33 +128,101 @@ static int info_says(redisContext *c, const char *line) {
   return yes;
 }
 
-/*
- * A cluster node is ready when it owns every slot and says
- * cluster_state:ok, which a node that owns them all does about 2 s after it
- * starts.  Its slots live in nodes.conf, so a restarted node has them
- * already; a new one is given them here.
- */
-static int cluster_ready(gm_test_redis *r, redisContext *c) {
-  (void)r;
-  if (info_says(c, "cluster_slots_assigned:0\r")) {
-    redisReply *reply = redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383");
-    if (!reply || reply->type == REDIS_REPLY_ERROR)
-      fixture_fail("CLUSTER ADDSLOTSRANGE 0 16383: %s",
-                   reply ? reply->str : c->errstr);
-    freeReplyObject(reply);
-  }
-  return info_says(c, "cluster_state:ok");
+/* Runs a command the fixture needs on node i, failing the test on an
+   error. */
+__attribute__((format(printf, 3, 4))) static void node_do(gm_test_redis *r,
+                                                          int i,
+                                                          const char *fmt,
+                                                          ...) {
+  struct timeval tv = {5, 0};
+  redisContext *c = node_connect(r, i, tv);
+  if (!c) fixture_fail("node %d of the test redis is not reachable", i);
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *reply = redisvCommand(c, fmt, ap);
+  va_end(ap);
+  if (!reply || reply->type == REDIS_REPLY_ERROR)
+    fixture_fail("'%s' on node %d of the test redis: %s", fmt, i,
+                 reply ? reply->str : c->errstr);
+  freeReplyObject(reply);
+  redisFree(c);
 }
 
-/* Starts the server; with wait_ready, waits until PING answers PONG, else
-   only until it accepts connections (it may still be LOADING its data). */
-static void spawn_server(gm_test_redis *r, int wait_ready) {
+int gm_test_redis_slot_ports(redisContext *c, int *ports) {
+  for (int s = 0; s < GM_TEST_REDIS_SLOTS; s++) ports[s] = 0;
+  redisReply *r = redisCommand(c, "CLUSTER SLOTS");
+  int ok = r && r->type == REDIS_REPLY_ARRAY;
+  for (size_t i = 0; ok && i < r->elements; i++) {
+    redisReply *e = r->element[i];
+    ok = e->type == REDIS_REPLY_ARRAY && e->elements >= 3 &&
+         e->element[2]->type == REDIS_REPLY_ARRAY &&
+         e->element[2]->elements >= 2;
+    for (long long s = e->element[0]->integer;
+         ok && s <= e->element[1]->integer && s < GM_TEST_REDIS_SLOTS; s++)
+      ports[s] = (int)e->element[2]->element[1]->integer;
+  }
+  if (r) freeReplyObject(r);
+  return ok ? 0 : -1;
+}
+
+/*
+ * Gives each node a third of the slots and a config epoch of its own (as
+ * redis-cli --cluster create does, without its waits), and has every pair
+ * of nodes meet: far quicker than redis-cli.  Had only node 0 met the
+ * others, a node that does not know yet of a third master counts itself
+ * in a minority and waits up to 5 s more before it says ok.
+ */
+static void form_cluster(gm_test_redis *r) {
+  for (int i = 0; i < r->n; i++) {
+    int lo = GM_TEST_REDIS_SLOTS * i / r->n,
+        hi = GM_TEST_REDIS_SLOTS * (i + 1) / r->n - 1;
+    node_do(r, i, "CLUSTER ADDSLOTSRANGE %d %d", lo, hi);
+    node_do(r, i, "CLUSTER SET-CONFIG-EPOCH %d", i + 1);
+  }
+  for (int i = 0; i < r->n; i++)
+    for (int j = i + 1; j < r->n; j++)
+      node_do(r, i, "CLUSTER MEET 127.0.0.1 %d %d", r->node[j].port,
+              r->node[j].cport);
+  r->formed = 1;
+}
+
+/*
+ * Non-zero when every node says cluster_state:ok and names the same owner
+ * for every slot.  A node turns writable about 2 s after it starts, and
+ * the others learn its slots by gossip.  A one-node cluster keeps its
+ * slots in nodes.conf, so a restarted node has them already; a new one is
+ * given them here.
+ */
+static int cluster_ready(gm_test_redis *r) {
+  static int first[GM_TEST_REDIS_SLOTS], other[GM_TEST_REDIS_SLOTS];
+  struct timeval tv = {1, 0};
+  int ok = 1;
+  for (int i = 0; i < r->n && ok; i++) {
+    redisContext *c = node_connect(r, i, tv);
+    if (!c) return 0;
+    if (r->n == 1 && info_says(c, "cluster_slots_assigned:0\r")) {
+      redisReply *reply = redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383");
+      if (!reply || reply->type == REDIS_REPLY_ERROR)
+        fixture_fail("CLUSTER ADDSLOTSRANGE 0 16383: %s",
+                     reply ? reply->str : c->errstr);
+      freeReplyObject(reply);
+    }
+    ok = info_says(c, "cluster_state:ok") &&
+         (r->n == 1 || (gm_test_redis_slot_ports(c, i ? other : first) == 0 &&
+                        (i == 0 || memcmp(first, other, sizeof first) == 0)));
+    redisFree(c);
+  }
+  for (int s = 0; ok && r->n > 1 && s < GM_TEST_REDIS_SLOTS; s++)
+    ok = first[s] != 0;
+  return ok;
+}
+
+/* Forks node i's redis-server. */
+static void launch_node(gm_test_redis *r, int i) {
+  struct gm_test_redis_node *nd = &r->node[i];
   const char *bin = getenv("GM_REDIS_SERVER");
   if (!bin || !*bin) bin = "redis-server";
-  int tries = 0;
-again:
-  if (r->cluster) r->cport = free_port();
-  unlink(r->socket);
+  if (i == 0) unlink(r->socket);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) fixture_fail("fork for redis-server: %s", strerror(errno));
@@ -131,42 +230,70 @@ again:
     /* Dies with the test even when the test crashes before stop. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(127);
-    int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
       close(fd);
     }
-    char nodes[96], cport[16];
-    snprintf(nodes, sizeof nodes, "%s/nodes.conf", r->dir);
-    snprintf(cport, sizeof cport, "%d", r->cport);
-    execlp(bin, bin, "--port", "0", "--unixsocket", r->socket,
-           "--unixsocketperm", "700", "--save", "", "--appendonly",
-           r->aof ? "yes" : "no", "--appendfsync", "always", "--daemonize",
-           "no", "--dir", r->dir, "--cluster-enabled",
+    char nodes[112], port[16], cport[16];
+    snprintf(nodes, sizeof nodes, "%s/nodes.conf", nd->dir);
+    snprintf(port, sizeof port, "%d", nd->port);
+    snprintf(cport, sizeof cport, "%d", nd->cport);
+    /* Node 0 keeps its unix socket (tests and gmd's fixture use it); a
+       multi-node cluster's nodes also listen on loopback TCP, the address
+       they announce in MOVED. */
+    execlp(bin, bin, "--port", port, "--bind", "127.0.0.1", "--unixsocket",
+           i == 0 ? r->socket : "", "--unixsocketperm", "700", "--save", "",
+           "--appendonly", r->aof ? "yes" : "no", "--appendfsync", "always",
+           "--daemonize", "no", "--dir", nd->dir, "--cluster-enabled",
            r->cluster ? "yes" : "no", "--cluster-config-file", nodes,
-           "--cluster-port", cport, (char *)NULL);
+           "--cluster-port", cport, "--cluster-announce-ip", "127.0.0.1",
+           (char *)NULL);
     fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
     _exit(127);
   }
-  r->pid = pid;
+  nd->pid = pid;
+}
 
-  /* Up to 10 s for PING to answer PONG. */
+/* Picks node i's ports: a TCP port in a multi-node cluster, a bus port in
+   any cluster.  They are fixed once the nodes have met (nodes.conf). */
+static void pick_ports(gm_test_redis *r, int i) {
+  struct gm_test_redis_node *nd = &r->node[i];
+  if (r->formed) return;
+  nd->port = r->n > 1 ? free_port() : 0;
+  do {
+    nd->cport = r->cluster ? free_port() : 0;
+  } while (nd->cport && nd->cport == nd->port);
+}
+
+/* Waits (up to 10 s) until node i answers PING with PONG, or only accepts
+   connections (it may still be LOADING its data) without wait_ready.
+   Relaunches it on other ports while the cluster is not formed and one of
+   them was taken. */
+static void await_node(gm_test_redis *r, int i, int wait_ready) {
+  struct gm_test_redis_node *nd = &r->node[i];
+  int tries = 0;
   for (int waited = 0; waited < 10000; waited += 20) {
     int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      r->pid = -1;
+    if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
+      nd->pid = -1;
       char tail[700];
-      log_tail(r, tail, sizeof tail);
-      if (r->cluster && ++tries < 5 && strstr(tail, "in use")) goto again;
+      log_tail(nd, tail, sizeof tail);
+      if (r->cluster && !r->formed && ++tries < 5 && strstr(tail, "in use")) {
+        pick_ports(r, i);
+        launch_node(r, i);
+        waited = 0;
+        continue;
+      }
       fixture_fail(
-          "redis-server exited at start (is it installed? "
+          "redis-server (node %d) exited at start (is it installed? "
           "apt-get install redis-server); its log: %s",
-          tail);
+          i, tail);
     }
     struct timeval tv = {1, 0};
-    redisContext *c = redisConnectUnixWithTimeout(r->socket, tv);
-    if (c && !c->err) {
+    redisContext *c = node_connect(r, i, tv);
+    if (c) {
       redisReply *reply = redisCommand(c, "PING");
       int ok = reply && reply->type == REDIS_REPLY_STATUS &&
                strcmp(reply->str, "PONG") == 0;
@@ -174,21 +301,42 @@ again:
           strncmp(reply->str, "LOADING", 7) == 0)
         ok = 1;
       if (reply) freeReplyObject(reply);
-      if (ok && r->cluster && wait_ready) ok = cluster_ready(r, c);
       redisFree(c);
       if (ok) return;
-    } else if (c) {
-      redisFree(c);
     }
     sleep_ms(20);
   }
   char tail[700];
-  log_tail(r, tail, sizeof tail);
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-  r->pid = -1;
-  fixture_fail("redis-server did not answer PING within 10 s; its log: %s",
-               tail);
+  log_tail(nd, tail, sizeof tail);
+  kill(nd->pid, SIGKILL);
+  waitpid(nd->pid, NULL, 0);
+  nd->pid = -1;
+  fixture_fail(
+      "redis-server (node %d) did not answer PING within 10 s; its log: %s", i,
+      tail);
+}
+
+/*
+ * Starts every node; with wait_ready, waits until they answer PING and, in
+ * cluster mode, until the cluster is formed and ready (up to 30 s), else
+ * only until they accept connections.
+ */
+static void spawn_server(gm_test_redis *r, int wait_ready) {
+  for (int i = 0; i < r->n; i++) {
+    pick_ports(r, i);
+    launch_node(r, i);
+  }
+  for (int i = 0; i < r->n; i++) await_node(r, i, wait_ready);
+  if (!r->cluster || !wait_ready) return;
+  if (r->n > 1 && !r->formed) form_cluster(r);
+  for (int waited = 0; waited < 30000; waited += 20) {
+    if (cluster_ready(r)) return;
+    sleep_ms(20);
+  }
+  fixture_fail(
+      "the test redis cluster (%d nodes) did not reach cluster_state:ok "
+      "with one slot map on every node within 30 s; logs in %s",
+      r->n, r->dir);
 }
 
 static void spawn(gm_test_redis *r) {
@@ -239,21 +387,90 @@ gm_test_redis *gm_test_redis_start(void) {
   return gm_test_redis_start_aof(0);
 }
 
+/*
+ * Connections to the nodes MOVED and ASK name, and to every master for the
+ * commands that look at the whole keyspace, by "host:port"; closed when a
+ * fixture stops, kills or restarts its servers.
+ */
+#define GM_TEST_REDIS_PEERS 8
+static struct {
+  char addr[48];   /* "host:port" */
+  redisContext *c; /* connected over TCP */
+} peers[GM_TEST_REDIS_PEERS];
+
+static void peers_drop(void) {
+  for (int i = 0; i < GM_TEST_REDIS_PEERS; i++) {
+    if (peers[i].c) redisFree(peers[i].c);
+    peers[i].c = NULL;
+    peers[i].addr[0] = '\0';
+  }
+}
+
+/* The cached connection to addr ("host:port"), made on first use. */
+static redisContext *peer(const char *addr) {
+  int free_slot = -1;
+  for (int i = 0; i < GM_TEST_REDIS_PEERS; i++) {
+    if (peers[i].c && strcmp(peers[i].addr, addr) == 0) {
+      if (!peers[i].c->err) return peers[i].c;
+      redisFree(peers[i].c); /* broken: connect again */
+      peers[i].c = NULL;
+    }
+    if (!peers[i].c && free_slot < 0) free_slot = i;
+  }
+  if (free_slot < 0)
+    fixture_fail("more than %d redis nodes", GM_TEST_REDIS_PEERS);
+  char host[48];
+  const char *colon = strrchr(addr, ':');
+  if (!colon || (size_t)(colon - addr) >= sizeof host)
+    fixture_fail("redis named a node '%s', not host:port", addr);
+  memcpy(host, addr, (size_t)(colon - addr));
+  host[colon - addr] = '\0';
+  struct timeval tv = {5, 0};
+  redisContext *c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+  if (!c || c->err)
+    fixture_fail("connecting to redis node %s: %s", addr,
+                 c ? c->errstr : "out of memory");
+  redisSetTimeout(c, tv);
+  snprintf(peers[free_slot].addr, sizeof peers[free_slot].addr, "%s", addr);
+  peers[free_slot].c = c;
+  return c;
+}
+
 gm_test_redis *gm_test_redis_start_aof(int aof) {
   /* A write to a connection the server closed (restart, kill) must fail
      with EPIPE, as in gmd, instead of killing the test. */
   signal(SIGPIPE, SIG_IGN);
   sweep_stale();
+  const char *cluster = getenv("GM_TEST_REDIS_CLUSTER");
+  int mode = 0;
+  if (cluster && *cluster) {
+    if (strcmp(cluster, "1") == 0 || strcmp(cluster, "3") == 0)
+      mode = cluster[0] - '0';
+    else
+      fixture_fail(
+          "GM_TEST_REDIS_CLUSTER=%s: set it to 1 (a one-node Redis "
+          "Cluster) or 3 (three masters), or unset it for a plain Redis",
+          cluster);
+  }
   gm_test_redis *r = calloc(1, sizeof *r);
   if (!r) abort();
   snprintf(r->dir, sizeof r->dir, "/tmp/gm-redis-XXXXXX");
   if (!mkdtemp(r->dir)) fixture_fail("mkdtemp %s: %s", r->dir, strerror(errno));
   snprintf(r->socket, sizeof r->socket, "%s/redis.sock", r->dir);
-  snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
-  r->pid = -1;
   r->aof = aof;
-  const char *cluster = getenv("GM_TEST_REDIS_CLUSTER");
-  r->cluster = cluster && strcmp(cluster, "1") == 0;
+  r->cluster = mode;
+  r->n = mode == 3 ? GM_TEST_REDIS_NODES : 1;
+  for (int i = 0; i < r->n; i++) {
+    struct gm_test_redis_node *nd = &r->node[i];
+    nd->pid = -1;
+    if (i == 0)
+      snprintf(nd->dir, sizeof nd->dir, "%s", r->dir);
+    else
+      snprintf(nd->dir, sizeof nd->dir, "%s/node-%d", r->dir, i);
+    if (i > 0 && mkdir(nd->dir, 0700) != 0)
+      fixture_fail("mkdir %s: %s", nd->dir, strerror(errno));
+    snprintf(nd->log, sizeof nd->log, "%s/redis.log", nd->dir);
+  }
   char owner[96];
   snprintf(owner, sizeof owner, "%s/owner", r->dir);
   FILE *f = fopen(owner, "w");
@@ -262,25 +479,40 @@ gm_test_redis *gm_test_redis_start_aof(int aof) {
     fclose(f);
   }
   spawn(r);
+  if (r->n > 1) {
+    size_t len = 0;
+    for (int i = 0; i < r->n; i++)
+      len += (size_t)snprintf(r->seeds + len, sizeof r->seeds - len,
+                              "%s127.0.0.1:%d", i ? "," : "", r->node[i].port);
+  }
   return r;
 }
 
 void gm_test_redis_kill(gm_test_redis *r) {
-  if (r->pid <= 0) return;
-  kill(r->pid, SIGKILL);
-  waitpid(r->pid, NULL, 0);
-  r->pid = -1;
+  peers_drop();
+  for (int i = 0; i < r->n; i++)
+    if (r->node[i].pid > 0) kill(r->node[i].pid, SIGKILL);
+  for (int i = 0; i < r->n; i++) {
+    if (r->node[i].pid <= 0) continue;
+    waitpid(r->node[i].pid, NULL, 0);
+    r->node[i].pid = -1;
+  }
 }
 
 static void stop_server(gm_test_redis *r) {
-  if (r->pid <= 0) return;
-  kill(r->pid, SIGTERM);
+  peers_drop();
+  for (int i = 0; i < r->n; i++)
+    if (r->node[i].pid > 0) kill(r->node[i].pid, SIGTERM);
   /* A clean shutdown is quick without persistence; do not hang a test. */
   for (int waited = 0; waited < 5000; waited += 10) {
-    if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
-      r->pid = -1;
-      return;
+    int running = 0;
+    for (int i = 0; i < r->n; i++) {
+      if (r->node[i].pid > 0 &&
+          waitpid(r->node[i].pid, NULL, WNOHANG) == r->node[i].pid)
+        r->node[i].pid = -1;
+      running += r->node[i].pid > 0;
     }
+    if (!running) return;
     sleep_ms(10);
   }
   gm_test_redis_kill(r);
@@ -314,7 +546,11 @@ const char *gm_test_redis_dir(const gm_test_redis *r) {
 }
 
 pid_t gm_test_redis_pid(const gm_test_redis *r) {
-  return r->pid;
+  return r->node[0].pid;
+}
+
+const char *gm_test_redis_seeds(const gm_test_redis *r) {
+  return r->n > 1 ? r->seeds : NULL;
 }
 
 char *gm_test_redis_path(const gm_test_redis *r, const char *name) {
@@ -334,9 +570,205 @@ redisContext *gm_test_redis_connect(const gm_test_redis *r) {
   return c;
 }
 
-static redisReply *vcmd(redisContext *c, const char *fmt, va_list ap) {
-  redisReply *reply = redisvCommand(c, fmt, ap);
+/* Sends a formatted command on c and reads its reply (NULL: c failed). */
+static redisReply *send_formatted(redisContext *c, const char *cmd,
+                                  size_t len) {
+  void *reply = NULL;
+  if (redisAppendFormattedCommand(c, cmd, len) != REDIS_OK ||
+      redisGetReply(c, &reply) != REDIS_OK)
+    return NULL;
+  return reply;
+}
+
+/*
+ * Runs a formatted command on c, following MOVED and ASK (ASKING first) to
+ * the node they name: a test's keyed command reaches the master of its
+ * slot whichever node c is.
+ */
+static redisReply *run_routed(redisContext *c, const char *fmt, const char *cmd,
+                              size_t len) {
+  redisReply *reply = send_formatted(c, cmd, len);
+  for (int hops = 0; reply && reply->type == REDIS_REPLY_ERROR && hops < 5;
+       hops++) {
+    int ask = strncmp(reply->str, "ASK ", 4) == 0;
+    if (!ask && strncmp(reply->str, "MOVED ", 6) != 0) break;
+    const char *addr = strrchr(reply->str, ' ') + 1;
+    c = peer(addr);
+    freeReplyObject(reply);
+    if (ask) {
+      redisReply *ok = send_formatted(c, "*1\r\n$6\r\nASKING\r\n", 16);
+      if (ok) freeReplyObject(ok);
+    }
+    reply = send_formatted(c, cmd, len);
+  }
   if (!reply) fixture_fail("redis command '%s': %s", fmt, c->errstr);
+  return reply;
+}
+
+/* The command's name (its first argument) is one of names, which end with
+   NULL. */
+static int command_is(const char *cmd, const char *const *names) {
+  const char *p = strstr(cmd, "\r\n$");
+  if (!p || !(p = strstr(p + 3, "\r\n"))) return 0;
+  p += 2;
+  size_t len = strcspn(p, "\r");
+  for (; *names; names++)
+    if (strlen(*names) == len && strncasecmp(p, *names, len) == 0) return 1;
+  return 0;
+}
+
+/* The integer a field of INFO holds, when all of [p, end) is one. */
+static int info_number(const char *p, const char *end, long long *v) {
+  char *stop;
+  *v = strtoll(p, &stop, 10);
+  return p < end && stop == end;
+}
+
+/*
+ * Two masters' values of one INFO line ("keys=3,expires=0,avg_ttl=0" or
+ * "12") as one: a field that is an integer on both sides is summed, any
+ * other keeps a's value.  Returns a malloc'd "name:value".
+ */
+static char *info_sum(const char *a, const char *b) {
+  size_t cap = strlen(a) + strlen(b) + 64, len = 0;
+  char *out = malloc(cap);
+  if (!out) abort();
+  const char *va = strchr(a, ':') + 1, *vb = strchr(b, ':') + 1;
+  len = (size_t)(va - a);
+  memcpy(out, a, len);
+  while (*va) {
+    const char *fa = va + strcspn(va, ","), *eq = memchr(va, '=', fa - va);
+    size_t klen = eq ? (size_t)(eq - va) + 1 : 0;
+    long long x, y;
+    const char *fb = vb; /* the same key in b */
+    while (*fb && strncmp(fb, va, klen) != 0) {
+      fb += strcspn(fb, ",");
+      if (*fb) fb++;
+    }
+    if (*fb && info_number(va + klen, fa, &x) &&
+        info_number(fb + klen, fb + strcspn(fb, ","), &y))
+      len += (size_t)snprintf(out + len, cap - len, "%.*s%lld,", (int)klen, va,
+                              x + y);
+    else
+      len +=
+          (size_t)snprintf(out + len, cap - len, "%.*s,", (int)(fa - va), va);
+    va = *fa ? fa + 1 : fa;
+  }
+  out[len - 1] = '\0'; /* the last comma */
+  return out;
+}
+
+/*
+ * What the masters answered to INFO as one text: numbers summed line by
+ * line (INFO commandstats' calls, INFO keyspace's keys), a line only some
+ * masters have (a command only one ran) kept, each section header once.
+ */
+static redisReply *info_merge(redisReply **all, size_t n) {
+  char **lines = NULL;
+  size_t nlines = 0;
+  for (size_t k = 0; k < n; k++) {
+    for (char *p = all[k]->str; *p;) {
+      size_t len = strcspn(p, "\r\n");
+      char *line = strndup(p, len);
+      if (!line) abort();
+      p += len + strspn(p + len, "\r\n");
+      const char *colon = strchr(line, ':');
+      size_t i = 0;
+      for (; i < nlines; i++)
+        if (colon ? strncmp(lines[i], line, colon - line + 1) == 0
+                  : strcmp(lines[i], line) == 0)
+          break;
+      if (i < nlines && colon) {
+        char *sum = info_sum(lines[i], line);
+        free(lines[i]);
+        free(line);
+        lines[i] = sum;
+      } else if (i < nlines) {
+        free(line);
+      } else {
+        lines = realloc(lines, (nlines + 1) * sizeof *lines);
+        if (!lines) abort();
+        lines[nlines++] = line;
+      }
+    }
+  }
+  size_t total = 1;
+  for (size_t i = 0; i < nlines; i++) total += strlen(lines[i]) + 2;
+  redisReply *out = all[0];
+  free(out->str);
+  out->str = malloc(total);
+  if (!out->str) abort();
+  out->len = 0;
+  for (size_t i = 0; i < nlines; i++) {
+    out->len += sprintf(out->str + out->len, "%s\r\n", lines[i]);
+    free(lines[i]);
+  }
+  free(lines);
+  for (size_t k = 1; k < n; k++) freeReplyObject(all[k]);
+  return out;
+}
+
+/*
+ * Commands without a key that tests send to look at the whole keyspace run
+ * on every master of a multi-master cluster (its CLUSTER SLOTS as c's node
+ * sees it), and the answers become one: KEYS' arrays joined, DBSIZE's
+ * counts summed, INFO merged (info_merge), FLUSHALL's OK once.  Returns
+ * NULL when c is not on a cluster of several masters.
+ */
+static redisReply *run_on_masters(redisContext *c, const char *fmt,
+                                  const char *cmd, size_t len) {
+  static const char *const keyspace[] = {"KEYS",    "DBSIZE", "FLUSHALL",
+                                         "FLUSHDB", "INFO",   NULL};
+  static int ports[GM_TEST_REDIS_SLOTS];
+  if (!command_is(cmd, keyspace) || gm_test_redis_slot_ports(c, ports) != 0)
+    return NULL;
+  int masters[GM_TEST_REDIS_PEERS], n = 0;
+  for (int s = 0; s < GM_TEST_REDIS_SLOTS; s++) {
+    int seen = ports[s] == 0;
+    for (int k = 0; k < n && !seen; k++) seen = masters[k] == ports[s];
+    if (!seen && n == GM_TEST_REDIS_PEERS)
+      fixture_fail("more than %d redis masters", GM_TEST_REDIS_PEERS);
+    if (!seen) masters[n++] = ports[s];
+  }
+  if (n < 2) return NULL;
+  redisReply *all[GM_TEST_REDIS_PEERS];
+  for (int k = 0; k < n; k++) {
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", masters[k]);
+    redisContext *m = peer(addr);
+    all[k] = send_formatted(m, cmd, len);
+    if (!all[k])
+      fixture_fail("redis command '%s' on %s: %s", fmt, addr, m->errstr);
+    if (all[k]->type == REDIS_REPLY_ERROR || all[k]->type != all[0]->type) {
+      for (int j = 0; j < k; j++) freeReplyObject(all[j]);
+      return all[k];
+    }
+  }
+  redisReply *out = all[0];
+  if (out->type == REDIS_REPLY_STRING) return info_merge(all, (size_t)n);
+  for (int k = 1; k < n; k++) {
+    if (out->type == REDIS_REPLY_INTEGER) out->integer += all[k]->integer;
+    if (out->type == REDIS_REPLY_ARRAY && all[k]->elements) {
+      size_t total = out->elements + all[k]->elements;
+      out->element = realloc(out->element, total * sizeof *out->element);
+      if (!out->element) abort();
+      memcpy(out->element + out->elements, all[k]->element,
+             all[k]->elements * sizeof *out->element);
+      out->elements = total;
+      all[k]->elements = 0; /* the elements belong to out now */
+    }
+    freeReplyObject(all[k]);
+  }
+  return out;
+}
+
+static redisReply *vcmd(redisContext *c, const char *fmt, va_list ap) {
+  char *cmd;
+  int len = redisvFormatCommand(&cmd, fmt, ap);
+  if (len < 0) fixture_fail("redis command '%s': cannot format it", fmt);
+  redisReply *reply = run_on_masters(c, fmt, cmd, (size_t)len);
+  if (!reply) reply = run_routed(c, fmt, cmd, (size_t)len);
+  free(cmd);
   if (reply->type == REDIS_REPLY_ERROR) {
     char msg[512];
     snprintf(msg, sizeof msg, "redis command '%s' failed: %s", fmt, reply->str);

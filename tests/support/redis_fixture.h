@@ -24,7 +24,21 @@
  * refuses every command and every Redis Function whose keys span two slots
  * (CROSSSLOT; for keys a function reaches without declaring them too).
  * Start returns once it says cluster_state:ok.  The ctest label cluster1
- * runs the integration tests so (gm_add_check_test ... CLUSTER1).
+ * runs the core's integration tests so (gm_add_check_test ... CLUSTER1).
+ *
+ * With GM_TEST_REDIS_CLUSTER=3 the fixture is a cluster of three masters,
+ * each owning a third of the slots: node 0 is the server above (its unix
+ * socket, plus a loopback TCP port), nodes 1 and 2 run in the sub-folders
+ * node-1 and node-2 of its folder; all listen on 127.0.0.1 and announce
+ * it.  Start returns once every node says cluster_state:ok and names the
+ * same owner for every slot.  gmd's fixture then routes by slot
+ * (`[redis] cluster =` gm_test_redis_seeds), gm_test_redis_cmd and
+ * gm_test_redis_int follow MOVED and ASK to the node named, and run KEYS,
+ * DBSIZE, FLUSHALL, FLUSHDB and INFO on every master with the answers
+ * merged.  Stop, kill, restart and restart_loading act on every node
+ * (restart keeps the nodes' ports and slots, and without AOF loses the
+ * data, as one server does).  The ctest label cluster3 runs the markets'
+ * integration tests so (gm_add_check_test ... CLUSTER3).
  */
 #ifndef GM_TEST_REDIS_FIXTURE_H
 #define GM_TEST_REDIS_FIXTURE_H
@@ -54,8 +68,11 @@ void gm_test_redis_kill(gm_test_redis *r);
 const char *gm_test_redis_socket(const gm_test_redis *r);
 /* The temp folder (socket, log); tests may put their own files here. */
 const char *gm_test_redis_dir(const gm_test_redis *r);
-/* The server's pid, or -1 after kill. */
+/* The server's pid (node 0's), or -1 after kill. */
 pid_t gm_test_redis_pid(const gm_test_redis *r);
+/* "127.0.0.1:<port>,..." of every node of a multi-master cluster
+   (GM_TEST_REDIS_CLUSTER=3), for gmd's `[redis] cluster`; NULL otherwise. */
+const char *gm_test_redis_seeds(const gm_test_redis *r);
 /* A malloc'd "<dir>/<name>" path inside the temp folder. */
 char *gm_test_redis_path(const gm_test_redis *r, const char *name);
 
@@ -64,7 +81,8 @@ redisContext *gm_test_redis_connect(const gm_test_redis *r);
 /*
  * Runs a command (printf-style, as redisCommand) on c and aborts the test
  * when there is no reply or an error reply.  Free the reply with
- * freeReplyObject.
+ * freeReplyObject.  On a multi-master cluster a keyed command follows
+ * MOVED and ASK, and a whole-keyspace one runs on every master (above).
  */
 redisReply *gm_test_redis_cmd(redisContext *c, const char *fmt, ...);
 /* Runs a command that must answer an integer, or a string holding one (GET
@@ -76,5 +94,9 @@ long long gm_test_redis_int(redisContext *c, const char *fmt, ...);
    until it streams: a write on the master that WAIT 1 sees acknowledged.
    Returns the master's port.  Not in cluster mode (GM_TEST_REDIS_CLUSTER). */
 int gm_test_redis_replicate(gm_test_redis *master, gm_test_redis *replica);
+
+/* Fills ports[16384] with the port of each slot's master as the node c is
+   connected to sees it (0: no owner); -1 when c is not a cluster node. */
+int gm_test_redis_slot_ports(redisContext *c, int *ports);
 
 #endif
