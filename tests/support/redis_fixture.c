@@ -712,15 +712,18 @@ static redisReply *info_merge(redisReply **all, size_t n) {
  * Commands without a key that tests send to look at the whole keyspace run
  * on every master of a multi-master cluster (its CLUSTER SLOTS as c's node
  * sees it), and the answers become one: KEYS' arrays joined, DBSIZE's
- * counts summed, INFO merged (info_merge), FLUSHALL's OK once.  Returns
- * NULL when c is not on a cluster of several masters.
+ * counts summed, INFO merged (info_merge), FLUSHALL's OK once.  Only for a
+ * unix socket connection (gm_test_redis_connect's, node 0's): one over TCP
+ * is a test's look at one node (gm_test_cluster_connect).  Returns NULL
+ * when c is not such a connection to a cluster of several masters.
  */
 static redisReply *run_on_masters(redisContext *c, const char *fmt,
                                   const char *cmd, size_t len) {
   static const char *const keyspace[] = {"KEYS",    "DBSIZE", "FLUSHALL",
                                          "FLUSHDB", "INFO",   NULL};
   static int ports[GM_TEST_REDIS_SLOTS];
-  if (!command_is(cmd, keyspace) || gm_test_redis_slot_ports(c, ports) != 0)
+  if (c->connection_type != REDIS_CONN_UNIX || !command_is(cmd, keyspace) ||
+      gm_test_redis_slot_ports(c, ports) != 0)
     return NULL;
   int masters[GM_TEST_REDIS_PEERS], n = 0;
   for (int s = 0; s < GM_TEST_REDIS_SLOTS; s++) {

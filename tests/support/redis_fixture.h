@@ -33,9 +33,10 @@
  * it.  Start returns once every node says cluster_state:ok and names the
  * same owner for every slot.  gmd's fixture then routes by slot
  * (`[redis] cluster =` gm_test_redis_seeds), gm_test_redis_cmd and
- * gm_test_redis_int follow MOVED and ASK to the node named, and run KEYS,
- * DBSIZE, FLUSHALL, FLUSHDB and INFO on every master with the answers
- * merged.  Stop, kill, restart and restart_loading act on every node
+ * gm_test_redis_int follow MOVED and ASK to the node named, and on
+ * gm_test_redis_connect's connections (a TCP one to a node sees that node)
+ * run KEYS, DBSIZE, FLUSHALL, FLUSHDB and INFO on every master with the
+ * answers merged.  Stop, kill, restart and restart_loading act on every node
  * (restart keeps the nodes' ports and slots, and without AOF loses the
  * data, as one server does).  The ctest label cluster3 runs the markets'
  * integration tests so (gm_add_check_test ... CLUSTER3).
