@@ -463,13 +463,15 @@ gm_test_redis *gm_test_redis_start_aof(int aof) {
   for (int i = 0; i < r->n; i++) {
     struct gm_test_redis_node *nd = &r->node[i];
     nd->pid = -1;
+    char dir[sizeof nd->dir];
     if (i == 0)
-      snprintf(nd->dir, sizeof nd->dir, "%s", r->dir);
+      snprintf(dir, sizeof dir, "%s", r->dir);
     else
-      snprintf(nd->dir, sizeof nd->dir, "%s/node-%d", r->dir, i);
-    if (i > 0 && mkdir(nd->dir, 0700) != 0)
-      fixture_fail("mkdir %s: %s", nd->dir, strerror(errno));
-    snprintf(nd->log, sizeof nd->log, "%s/redis.log", nd->dir);
+      snprintf(dir, sizeof dir, "%s/node-%d", r->dir, i);
+    if (i > 0 && mkdir(dir, 0700) != 0)
+      fixture_fail("mkdir %s: %s", dir, strerror(errno));
+    memcpy(nd->dir, dir, sizeof dir);
+    snprintf(nd->log, sizeof nd->log, "%s/redis.log", dir);
   }
   char owner[96];
   snprintf(owner, sizeof owner, "%s/owner", r->dir);
