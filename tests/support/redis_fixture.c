@@ -267,6 +267,18 @@ static void pick_ports(gm_test_redis *r, int i) {
   } while (nd->cport && nd->cport == nd->port);
 }
 
+/* Non-zero when the server c is connected to is the process pid (INFO
+   answers while a server is LOADING). */
+static int served_by(redisContext *c, pid_t pid) {
+  redisReply *reply = redisCommand(c, "INFO server");
+  const char *p = reply && reply->type == REDIS_REPLY_STRING
+                      ? strstr(reply->str, "process_id:")
+                      : NULL;
+  int ours = p && atol(p + strlen("process_id:")) == (long)pid;
+  if (reply) freeReplyObject(reply);
+  return ours;
+}
+
 /* Waits (up to 10 s) until node i answers PING with PONG, or only accepts
    connections (it may still be LOADING its data) without wait_ready.
    Relaunches it on other ports while the cluster is not formed and one of
@@ -301,6 +313,9 @@ static void await_node(gm_test_redis *r, int i, int wait_ready) {
           strncmp(reply->str, "LOADING", 7) == 0)
         ok = 1;
       if (reply) freeReplyObject(reply);
+      /* On TCP, a server of another test may hold the port our node is
+         about to fail to bind ("in use" above): it must be ours. */
+      if (ok && i > 0) ok = served_by(c, nd->pid);
       redisFree(c);
       if (ok) return;
     }
