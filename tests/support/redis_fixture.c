@@ -39,7 +39,7 @@ struct gm_test_redis {
   int aof;         /* appendonly yes, appendfsync always */
   int cluster;     /* GM_TEST_REDIS_CLUSTER: 0 (plain), 1 or 3 nodes */
   int n;           /* nodes: 1, or 3 when cluster is 3 */
-  int formed;      /* the nodes met and own their slots (nodes.conf) */
+  int formed;      /* the nodes own their slots and met (nodes.conf) */
   struct gm_test_redis_node node[GM_TEST_REDIS_NODES];
   char seeds[GM_TEST_REDIS_NODES * 24]; /* "127.0.0.1:<port>,...", or "" */
 };
@@ -88,7 +88,8 @@ static void log_tail(const struct gm_test_redis_node *nd, char *out,
  * A free loopback TCP port, for a node or its cluster bus: redis-server
  * with --port 0 would otherwise put the bus on 10000, which tests running
  * side by side share.  Another process may take it before the server binds
- * it; the server then exits at start and spawn_node tries another.
+ * it; the server then exits at start and await_node tries another (only
+ * before the nodes have met: a restart keeps the ports in nodes.conf).
  */
 static int free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -166,11 +167,12 @@ int gm_test_redis_slot_ports(redisContext *c, int *ports) {
 }
 
 /*
- * Gives each node a third of the slots and a config epoch of its own (as
- * redis-cli --cluster create does, without its waits), and has every pair
- * of nodes meet: far quicker than redis-cli.  Had only node 0 met the
- * others, a node that does not know yet of a third master counts itself
- * in a minority and waits up to 5 s more before it says ok.
+ * Gives each node its share of the slots (all of them for one node) and a
+ * config epoch of its own (as redis-cli --cluster create does, without its
+ * waits), and has every pair of nodes meet: far quicker than redis-cli.
+ * The nodes keep both in nodes.conf, so a restarted cluster has them.  Had only
+ * node 0 met the others, a node that does not know yet of a third master counts
+ * itself in a minority and waits up to 5 s more before it says ok.
  */
 static void form_cluster(gm_test_redis *r) {
   for (int i = 0; i < r->n; i++) {
@@ -189,9 +191,7 @@ static void form_cluster(gm_test_redis *r) {
 /*
  * Non-zero when every node says cluster_state:ok and names the same owner
  * for every slot.  A node turns writable about 2 s after it starts, and
- * the others learn its slots by gossip.  A one-node cluster keeps its
- * slots in nodes.conf, so a restarted node has them already; a new one is
- * given them here.
+ * the others learn its slots by gossip.
  */
 static int cluster_ready(gm_test_redis *r) {
   static int first[GM_TEST_REDIS_SLOTS], other[GM_TEST_REDIS_SLOTS];
@@ -200,13 +200,6 @@ static int cluster_ready(gm_test_redis *r) {
   for (int i = 0; i < r->n && ok; i++) {
     redisContext *c = node_connect(r, i, tv);
     if (!c) return 0;
-    if (r->n == 1 && info_says(c, "cluster_slots_assigned:0\r")) {
-      redisReply *reply = redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383");
-      if (!reply || reply->type == REDIS_REPLY_ERROR)
-        fixture_fail("CLUSTER ADDSLOTSRANGE 0 16383: %s",
-                     reply ? reply->str : c->errstr);
-      freeReplyObject(reply);
-    }
     ok = info_says(c, "cluster_state:ok") &&
          (r->n == 1 || (gm_test_redis_slot_ports(c, i ? other : first) == 0 &&
                         (i == 0 || memcmp(first, other, sizeof first) == 0)));
@@ -257,10 +250,11 @@ static void launch_node(gm_test_redis *r, int i) {
 }
 
 /* Picks node i's ports: a TCP port in a multi-node cluster, a bus port in
-   any cluster.  They are fixed once the nodes have met (nodes.conf). */
+   any cluster.  They are fixed once several nodes have met (nodes.conf);
+   a lone node may take another bus port at each start. */
 static void pick_ports(gm_test_redis *r, int i) {
   struct gm_test_redis_node *nd = &r->node[i];
-  if (r->formed) return;
+  if (r->formed && r->n > 1) return;
   nd->port = r->n > 1 ? free_port() : 0;
   do {
     nd->cport = r->cluster ? free_port() : 0;
@@ -292,7 +286,8 @@ static void await_node(gm_test_redis *r, int i, int wait_ready) {
       nd->pid = -1;
       char tail[700];
       log_tail(nd, tail, sizeof tail);
-      if (r->cluster && !r->formed && ++tries < 5 && strstr(tail, "in use")) {
+      if (r->cluster && !(r->formed && r->n > 1) && ++tries < 5 &&
+          strstr(tail, "in use")) {
         pick_ports(r, i);
         launch_node(r, i);
         waited = 0;
@@ -343,7 +338,7 @@ static void spawn_server(gm_test_redis *r, int wait_ready) {
   }
   for (int i = 0; i < r->n; i++) await_node(r, i, wait_ready);
   if (!r->cluster || !wait_ready) return;
-  if (r->n > 1 && !r->formed) form_cluster(r);
+  if (!r->formed) form_cluster(r);
   for (int waited = 0; waited < 30000; waited += 20) {
     if (cluster_ready(r)) return;
     sleep_ms(20);
