@@ -62,18 +62,32 @@ static const struct {
     {"tender.export", &gm__procurement__export__descriptor, 0},
 };
 
-void pt_start(const char *extra_conf, int64_t now_ms) {
+/* gmd on `home`'s Redis (or the cluster whose home it is: redis_conf
+   names its nodes), the clock at now_ms. */
+static void pt__start_gmd(gm_test_redis *home, const char *redis_conf,
+                          const char *extra_conf, int64_t now_ms) {
   char conf[4096];
   /* gmd starts at the test's time, so no deadline is late at a start. */
   snprintf(conf, sizeof conf,
-           "[testing]\nclock = manual\nclock_start_ms = %lld\n"
+           "%s[testing]\nclock = manual\nclock_start_ms = %lld\n"
            "[plugins]\nload = procurement\n[deadlines]\npoll_ms = 20\n"
            "[market.procurement]\n%s\n",
-           (long long)now_ms, extra_conf ? extra_conf : "");
-  pt_redis = gm_test_redis_start();
-  pt_gmd = gm_test_gmd_start(pt_redis, GM_BUILD_PLUGIN_DIR, conf);
+           redis_conf, (long long)now_ms, extra_conf ? extra_conf : "");
+  pt_gmd = gm_test_gmd_start(home, GM_BUILD_PLUGIN_DIR, conf);
   pt_conn = gm_test_conn_new(gm_test_gmd_endpoint(pt_gmd), NULL, NULL, NULL);
   pt_clock(now_ms);
+}
+
+void pt_start(const char *extra_conf, int64_t now_ms) {
+  pt_redis = gm_test_redis_start();
+  pt__start_gmd(pt_redis, "", extra_conf, now_ms);
+}
+
+void pt_start_cluster(gm_test_cluster *cl, const char *extra_conf,
+                      int64_t now_ms) {
+  pt_redis = NULL; /* the cluster's: pt_stop leaves it */
+  pt__start_gmd(gm_test_cluster_home(cl), gm_test_cluster_conf(cl), extra_conf,
+                now_ms);
 }
 
 void pt_stop(void) {

@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 
+#include "cluster_fixture.h"
 #include "gmd_fixture.h"
 #include "procurement.pb-c.h"
 #include "redis_fixture.h"
@@ -28,6 +29,10 @@ extern int64_t pt_now;
 /* Starts redis + gmd with extra [market.procurement] lines (and any other
    sections after them); sets the clock to `now_ms`. */
 void pt_start(const char *extra_conf, int64_t now_ms);
+/* The same against a running cluster (cluster_fixture.h): gmd on its
+   nodes; pt_stop stops gmd, the caller the cluster. */
+void pt_start_cluster(gm_test_cluster *cl, const char *extra_conf,
+                      int64_t now_ms);
 void pt_stop(void);
 /* The ms of local (Asia/Shanghai) "YYYY-MM-DD" hh:mm. */
 int64_t pt_at(const char *date, int hh, int mm);
