@@ -60,22 +60,37 @@ static int ft__method(const char *method) {
   return -1;
 }
 
-void ft_start_conf(const char *market_conf, const char *more_conf,
-                   int64_t now_ms) {
+/* gmd on `home`'s Redis (or the cluster whose home it is: redis_conf
+   names its nodes) at now_ms, the centre registered. */
+static void ft__start_gmd(gm_test_redis *home, const char *redis_conf,
+                          const char *market_conf, const char *more_conf,
+                          int64_t now_ms) {
   char conf[4096];
   /* gmd starts at the test's time (a restart too: the config is kept), so
    * no deadline is late at a start-up unless the test moves the clock. */
   snprintf(conf, sizeof conf,
-           "[testing]\nclock = manual\nclock_start_ms = %lld\n"
+           "%s[testing]\nclock = manual\nclock_start_ms = %lld\n"
            "[plugins]\nload = finance\n[deadlines]\npoll_ms = 20\n"
            "[market.finance]\n%s\n%s\n",
-           (long long)now_ms, market_conf ? market_conf : "",
+           redis_conf, (long long)now_ms, market_conf ? market_conf : "",
            more_conf ? more_conf : "");
-  ft_redis = gm_test_redis_start();
-  ft_gmd = gm_test_gmd_start(ft_redis, GM_BUILD_PLUGIN_DIR, conf);
+  ft_gmd = gm_test_gmd_start(home, GM_BUILD_PLUGIN_DIR, conf);
   ft_conn = gm_test_conn_new(gm_test_gmd_endpoint(ft_gmd), NULL, NULL, NULL);
   ft_clock(now_ms);
   ft_register(FT_CENTRE, "centre");
+}
+
+void ft_start_conf(const char *market_conf, const char *more_conf,
+                   int64_t now_ms) {
+  ft_redis = gm_test_redis_start();
+  ft__start_gmd(ft_redis, "", market_conf, more_conf, now_ms);
+}
+
+void ft_start_cluster(gm_test_cluster *cl, const char *market_conf,
+                      const char *more_conf, int64_t now_ms) {
+  ft_redis = NULL; /* the cluster's: ft_stop leaves it */
+  ft__start_gmd(gm_test_cluster_home(cl), gm_test_cluster_conf(cl), market_conf,
+                more_conf, now_ms);
 }
 
 void ft_start(const char *market_conf, int64_t now_ms) {

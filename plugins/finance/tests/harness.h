@@ -9,6 +9,7 @@
 #include <check.h>
 #include <stdint.h>
 
+#include "cluster_fixture.h"
 #include "finance.pb-c.h"
 #include "gmd_fixture.h"
 #include "redis_fixture.h"
@@ -32,6 +33,10 @@ void ft_start(const char *market_conf, int64_t now_ms);
 /* The same with extra config sections (after [market.finance]). */
 void ft_start_conf(const char *market_conf, const char *more_conf,
                    int64_t now_ms);
+/* The same against a running cluster (cluster_fixture.h): gmd on its
+   nodes; ft_stop stops gmd, the caller the cluster (ft_redis is NULL). */
+void ft_start_cluster(gm_test_cluster *cl, const char *market_conf,
+                      const char *more_conf, int64_t now_ms);
 void ft_stop(void);
 /* The ms of local (Asia/Shanghai) "YYYY-MM-DD" hh:mm. */
 int64_t ft_at(const char *date, int hh, int mm);
