@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "cluster_failover.h"
 #include "cluster_fixture.h"
 #include "fiber.h"
 #include "gmd_fixture.h"
@@ -645,73 +646,6 @@ static void *bumper_run(void *arg) {
   return NULL;
 }
 
-/* A replica (node 3 on) of master `victim`. */
-static int replica_of(int victim) {
-  int replica = -1;
-  for (int n = 3; n < gm_test_cluster_size(cl) && replica < 0; n++) {
-    redisContext *rc = gm_test_cluster_connect(cl, n);
-    redisReply *role = gm_test_redis_cmd(rc, "ROLE");
-    if (role->element[2]->integer == gm_test_cluster_port(cl, victim))
-      replica = n;
-    freeReplyObject(role);
-    redisFree(rc);
-  }
-  ck_assert_int_ge(replica, 0);
-  return replica;
-}
-
-/* Of the replicas of dead master `victim`, the one furthest along its
-   stream: WAIT 1 saw each acknowledged write on some replica, and every
-   replica holds a prefix of the same stream, so this one has them all
-   (Redis's own election ranks replicas the same way). */
-static int most_advanced_replica_of(int victim) {
-  int best = -1;
-  long long best_off = -1;
-  for (int n = 3; n < gm_test_cluster_size(cl); n++) {
-    redisContext *rc = gm_test_cluster_connect(cl, n);
-    /* ROLE says -1 once the master is gone; INFO keeps the offset of the
-       stream received (the cached master's). */
-    redisReply *info = gm_test_redis_cmd(rc, "INFO replication");
-    char want[32];
-    snprintf(want, sizeof want, "master_port:%d\r\n",
-             gm_test_cluster_port(cl, victim));
-    const char *off = strstr(info->str, "slave_repl_offset:");
-    if (strstr(info->str, want) && off &&
-        atoll(off + strlen("slave_repl_offset:")) > best_off) {
-      best = n;
-      best_off = atoll(off + strlen("slave_repl_offset:"));
-    }
-    freeReplyObject(info);
-    redisFree(rc);
-  }
-  ck_assert_int_ge(best, 0);
-  return best;
-}
-
-/* Waits until every master's replica streams: a write on the master, then
-   WAIT 1 until the replica has acknowledged it.  A fresh replica is
-   listed online (INFO's slave0, at the offset of its first sync's RDB)
-   before the master streams to it (Redis 7.0 starts after the replica's
-   first REPLCONF ACK, and the first sync waits repl-diskless-sync-delay),
-   so a failover in that window loses every write since the sync. */
-static void wait_replicas_streaming(void) {
-  for (int m = 0; m < 3; m++) {
-    char key[32];
-    for (int i = 0;; i++) {
-      snprintf(key, sizeof key, "gm:{sync:%d}:probe", i);
-      if (gm_test_cluster_owner(cl, gm__cluster_keyslot(key, strlen(key))) == m)
-        break;
-    }
-    redisContext *rc = gm_test_cluster_connect(cl, m);
-    freeReplyObject(gm_test_redis_cmd(rc, "SET %s 1", key));
-    long long acked = 0;
-    for (int i = 0; i < 300 && !acked; i++)
-      acked = gm_test_redis_int(rc, "WAIT 1 100");
-    ck_assert_msg(acked >= 1, "master %d's replica does not stream", m);
-    redisFree(rc);
-  }
-}
-
 /*
  * Runs with [redis] cluster_wait_replicas on: without it, in about 1 run
  * of 6 one acknowledged bump was lost (7048 of 7049 in the ledger), the
@@ -740,10 +674,9 @@ START_TEST(test_master_killed_under_load) {
   static const char counter[] = "gm:{testmkt:all}:counter";
   int victim =
       gm_test_cluster_owner(cl, gm__cluster_keyslot(counter, strlen(counter)));
-  int replica = replica_of(victim);
   /* Before any call: with cluster_wait_replicas a write is answered only
-     once a replica streams. */
-  wait_replicas_streaming();
+     once a replica streams (cluster_failover.h). */
+  gm_test_cluster_wait_streaming(cl);
 
   /* Deadlines due after the failover, on tags over every master. */
   struct timespec now;
@@ -764,10 +697,8 @@ START_TEST(test_master_killed_under_load) {
     ck_assert_int_eq(pthread_create(&b[i].th, NULL, bumper_run, &b[i]), 0);
   }
   nap_ms(500);
-  gm_test_cluster_kill(cl, victim);
-  replica = most_advanced_replica_of(victim);
-  ok_on(replica, "CLUSTER FAILOVER %s%s", "TAKEOVER", "");
-  gm_test_cluster_wait_ok(cl);
+  /* Its replica furthest along takes over (cluster_failover.h). */
+  int replica = gm_test_cluster_fail_over(cl, victim);
   nap_ms(500);
   atomic_store(&bumpers_stop, 1);
   int acked = 0, retried = 0, bad = 0;

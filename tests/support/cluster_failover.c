@@ -2,12 +2,16 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "redis_fixture.h"
+
+/* The most nodes a cluster of cluster_fixture.c has. */
+#define GM_TEST_CLUSTER_NODES 12
 
 static void nap_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -32,9 +36,78 @@ int gm_test_cluster_master_of(const gm_test_cluster *c, const char *key) {
   return node;
 }
 
-redisContext *gm_test_cluster_connect_key(const gm_test_cluster *c,
-                                          const char *key) {
-  return gm_test_cluster_connect(c, gm_test_cluster_master_of(c, key));
+struct gm_test_cluster_reader {
+  const gm_test_cluster *c;
+  int last;                                  /* the node asked last */
+  redisContext *conn[GM_TEST_CLUSTER_NODES]; /* NULL until needed */
+};
+
+gm_test_cluster_reader *gm_test_cluster_reader_new(const gm_test_cluster *c) {
+  ck_assert_int_le(gm_test_cluster_size(c), GM_TEST_CLUSTER_NODES);
+  gm_test_cluster_reader *r = calloc(1, sizeof *r);
+  ck_assert_ptr_nonnull(r);
+  r->c = c;
+  while (gm_test_cluster_pid(c, r->last) <= 0) r->last++;
+  return r;
+}
+
+void gm_test_cluster_reader_free(gm_test_cluster_reader **rp) {
+  if (!rp || !*rp) return;
+  for (int n = 0; n < GM_TEST_CLUSTER_NODES; n++)
+    if ((*rp)->conn[n]) redisFree((*rp)->conn[n]);
+  free(*rp);
+  *rp = NULL;
+}
+
+static redisReply *reader_v(gm_test_cluster_reader *r, const char *fmt,
+                            va_list ap) {
+  for (int hops = 0; hops < 4; hops++) {
+    if (!r->conn[r->last])
+      r->conn[r->last] = gm_test_cluster_connect(r->c, r->last);
+    va_list aq;
+    va_copy(aq, ap);
+    redisReply *rep = redisvCommand(r->conn[r->last], fmt, aq);
+    va_end(aq);
+    ck_assert_msg(rep, "no reply from node %d to %s", r->last, fmt);
+    if (rep->type != REDIS_REPLY_ERROR) return rep;
+    /* "MOVED <slot> <host>:<port>" */
+    const char *port = strrchr(rep->str, ':');
+    int to = -1;
+    if (strncmp(rep->str, "MOVED ", 6) == 0 && port)
+      for (int n = 0; n < gm_test_cluster_size(r->c); n++)
+        if (gm_test_cluster_port(r->c, n) == atoi(port + 1)) to = n;
+    ck_assert_msg(to >= 0, "%s: %s", fmt, rep->str);
+    freeReplyObject(rep);
+    r->last = to;
+  }
+  ck_abort_msg("%s: redirected 4 times", fmt);
+  return NULL;
+}
+
+redisReply *gm_test_cluster_read(gm_test_cluster_reader *r, const char *fmt,
+                                 ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *rep = reader_v(r, fmt, ap);
+  va_end(ap);
+  return rep;
+}
+
+long long gm_test_cluster_read_int(gm_test_cluster_reader *r, const char *fmt,
+                                   ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *rep = reader_v(r, fmt, ap);
+  va_end(ap);
+  long long v = 0;
+  if (rep->type == REDIS_REPLY_INTEGER)
+    v = rep->integer;
+  else if (rep->type == REDIS_REPLY_STRING)
+    v = atoll(rep->str);
+  else
+    ck_abort_msg("%s: not an integer (reply type %d)", fmt, rep->type);
+  freeReplyObject(rep);
+  return v;
 }
 
 /* Non-zero when live node n says ROLE master. */

@@ -23,9 +23,24 @@
 /* The node (index) that serves `key`'s slot now, as CLUSTER KEYSLOT and a
    live node's map say. */
 int gm_test_cluster_master_of(const gm_test_cluster *c, const char *key);
-/* A new connection to the master of `key` (free with redisFree). */
-redisContext *gm_test_cluster_connect_key(const gm_test_cluster *c,
-                                          const char *key);
+/*
+ * Commands to whichever master serves their key, over one connection per
+ * node kept for many reads (a new connection per read leaves a socket in
+ * TIME_WAIT each, and thousands of those make the fixture's search for
+ * free ports fail): a command goes to the node the last one went to and
+ * follows MOVED.
+ */
+typedef struct gm_test_cluster_reader gm_test_cluster_reader;
+gm_test_cluster_reader *gm_test_cluster_reader_new(const gm_test_cluster *c);
+/* Runs the command (printf-style, as redisCommand); aborts the test on no
+   reply or an error reply other than MOVED.  Free with freeReplyObject. */
+redisReply *gm_test_cluster_read(gm_test_cluster_reader *r, const char *fmt,
+                                 ...);
+/* The same for a command that answers an integer, or a string holding
+   one. */
+long long gm_test_cluster_read_int(gm_test_cluster_reader *r, const char *fmt,
+                                   ...);
+void gm_test_cluster_reader_free(gm_test_cluster_reader **r);
 /*
  * Waits (up to 30 s) until every live master's replicas stream: a write on
  * the master, then WAIT 1 until a replica acknowledged it.  A fresh replica

@@ -160,14 +160,6 @@ static void *bank_run(void *arg) {
   return NULL;
 }
 
-/* One integer Redis holds on `key`'s master. */
-static long long redis_int(const char *fmt, const char *key) {
-  redisContext *rc = gm_test_cluster_connect_key(cl, key);
-  long long v = gm_test_redis_int(rc, fmt, key);
-  redisFree(rc);
-  return v;
-}
-
 static void start_clients(client *c, int n, const char *fmt,
                           void *(*run)(void *)) {
   for (int i = 0; i < n; i++) {
@@ -237,7 +229,8 @@ START_TEST(referrals_and_claims_survive_a_master_killed_under_load) {
 
   /* Every acknowledged referral once: the numbers handed out are 1..n, no
      gap, no repeat, each in the ledger. */
-  ck_assert_int_eq(redis_int("GET %s", seq), n);
+  gm_test_cluster_reader *rd = gm_test_cluster_reader_new(cl);
+  ck_assert_int_eq(gm_test_cluster_read_int(rd, "GET %s", seq), n);
   ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals", n),
                    n);
   ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_referrals"
@@ -254,19 +247,16 @@ START_TEST(referrals_and_claims_survive_a_master_killed_under_load) {
     char key[48], sql[256];
     ck_assert_int_eq(made.claims[k], MAX_CLAIMS);
     snprintf(key, sizeof key, "gm:{finance:%s}:cl", made.id[k]);
-    ck_assert_int_eq(redis_int("ZCARD %s", key), MAX_CLAIMS);
+    ck_assert_int_eq(gm_test_cluster_read_int(rd, "ZCARD %s", key), MAX_CLAIMS);
     for (int b = 0; b < BANKS; b++) {
       snprintf(sql, sizeof sql,
                "SELECT count(*) FROM finance_claims WHERE referral = '%s'"
                " AND bank = 'bank%d'",
                made.id[k], b);
       ck_assert_int_eq(ft_ledger_int(sql), bank[b].claimed[k]);
-      snprintf(key, sizeof key, "gm:{finance:%s}:cl", made.id[k]);
-      redisContext *rc = gm_test_cluster_connect_key(cl, key);
-      redisReply *r = gm_test_redis_cmd(rc, "ZSCORE %s bank%d", key, b);
+      redisReply *r = gm_test_cluster_read(rd, "ZSCORE %s bank%d", key, b);
       ck_assert_int_eq(r->type != REDIS_REPLY_NIL, bank[b].claimed[k]);
       freeReplyObject(r);
-      redisFree(rc);
     }
   }
 
@@ -292,22 +282,22 @@ START_TEST(referrals_and_claims_survive_a_master_killed_under_load) {
   for (int k = 0; k < n; k++) {
     char key[48];
     snprintf(key, sizeof key, "gm:{finance:%s}:r", made.id[k]);
-    redisContext *rc = gm_test_cluster_connect_key(cl, key);
-    redisReply *r = gm_test_redis_cmd(rc, "HGET %s st", key);
+    redisReply *r = gm_test_cluster_read(rd, "HGET %s st", key);
     ck_assert_msg(r->type == REDIS_REPLY_STRING && atoi(r->str) == 10,
                   "%s is not expired in Redis", made.id[k]);
     freeReplyObject(r);
     /* Redis and the ledger agree on its last version. */
-    r = gm_test_redis_cmd(rc, "HGET %s v", key);
+    r = gm_test_cluster_read(rd, "HGET %s v", key);
     char sql[160];
     snprintf(sql, sizeof sql,
              "SELECT max(version) FROM finance_transitions WHERE referral"
              " = '%s'",
              made.id[k]);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
     ck_assert_int_eq(ft_ledger_int(sql), atoll(r->str));
     freeReplyObject(r);
-    redisFree(rc);
   }
+  gm_test_cluster_reader_free(&rd);
 }
 END_TEST
 

@@ -148,14 +148,6 @@ static void *supplier_run(void *arg) {
   return NULL;
 }
 
-/* One integer Redis holds on `key`'s master. */
-static long long redis_int(const char *key, const char *fmt) {
-  redisContext *rc = gm_test_cluster_connect_key(cl, key);
-  long long v = gm_test_redis_int(rc, fmt, key);
-  redisFree(rc);
-  return v;
-}
-
 START_TEST(bids_survive_a_master_killed_under_load) {
   pt_register("centre", "certifier");
   pt_register("city", "agency");
@@ -222,6 +214,7 @@ START_TEST(bids_survive_a_master_killed_under_load) {
     ck_assert_str_eq(pt_wait_state(tender_id(j, tid), "evaluated"),
                      "evaluated");
   }
+  gm_test_cluster_reader *rd = gm_test_cluster_reader_new(cl);
   for (int j = 0; j < TENDERS; j++) {
     char tid[16], sql[256], key[64];
     tender_id(j, tid);
@@ -241,9 +234,9 @@ START_TEST(bids_survive_a_master_killed_under_load) {
     /* Redis: the live bids, opened, and the sheet ranks them; the ledger
        has as many opened bids and sheet rows. */
     snprintf(key, sizeof key, "gm:{procurement:t:%s}:bz", tid);
-    ck_assert_int_eq(redis_int(key, "ZCARD %s"), live);
+    ck_assert_int_eq(gm_test_cluster_read_int(rd, "ZCARD %s", key), live);
     snprintf(key, sizeof key, "gm:{procurement:t:%s}:o", tid);
-    ck_assert_int_eq(redis_int(key, "HLEN %s"), live);
+    ck_assert_int_eq(gm_test_cluster_read_int(rd, "HLEN %s", key), live);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM procurement_bids WHERE tender_id = '%s'"
              " AND state = 'opened'",
@@ -303,6 +296,7 @@ START_TEST(bids_survive_a_master_killed_under_load) {
     ck_assert_int_eq((int)list->n_bids, listed);
     pt_free(list);
   }
+  gm_test_cluster_reader_free(&rd);
 }
 END_TEST
 
