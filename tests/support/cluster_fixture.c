@@ -55,6 +55,11 @@ static int port_free(int port) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  /* As redis-server binds: a port whose last connections linger in
+     TIME_WAIT (many tests' client sockets) is free to it, one that listens
+     is not. */
+  int one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   int ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
   close(s);
   return ok;
