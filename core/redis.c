@@ -81,6 +81,11 @@ struct gm__redis {
   int *ep_fd;              /* per node: fd registered in epfd, -1: none */
   unsigned *ep_gen;        /* per node: the gen that fd belongs to */
   int refresh_due;         /* a MOVED said the map is old */
+  /* The node connection that gave the last reply gm__cluster_exec
+     returned: read by the fiber that got it before it waits again (a WAIT
+     for a replica goes where the write ran, not where the map, perhaps
+     read again by another fiber meanwhile, points now). */
+  struct gm__redis *answered;
   uint64_t refresh_next_us, refresh_gap_us; /* when the map may be read */
 };
 
@@ -985,6 +990,7 @@ static redisReply *gm__cluster_exec(gm__redis *r, const char *cmd, size_t len,
       if (*err == REDIS_ERR_IO) gm__cluster_reload(r, 0);
       return NULL;
     }
+    r->answered = n;
     if (reply->type != REDIS_REPLY_ERROR || hop >= GM__CLUSTER_HOPS)
       return reply;
     char host[256];
@@ -2052,13 +2058,19 @@ static gm_status gm__wait_on_replica(gm_call *call, const char *cmd,
   if (ms <= 0) return GM_OK;
   gm__redis *r = call->redis, *n = r;
   if (r->cluster) {
-    int node = gm__cluster_route(r, gm__cluster_command_slot(cmd, cmdlen));
-    if (node < 0)
-      return gm__call_fail(call, GM_UNAVAILABLE,
-                           "the write was made but its master is not known "
-                           "any more (%s); retry with the same idempotency key",
-                           r->last_error);
-    n = gm__node_conn(r, node);
+    /* The node that ran the write: this fiber has not waited since its
+       reply came, so `answered` is still its own. */
+    n = r->answered;
+    if (!n) {
+      int node = gm__cluster_route(r, gm__cluster_command_slot(cmd, cmdlen));
+      if (node < 0)
+        return gm__call_fail(call, GM_UNAVAILABLE,
+                             "the write was made but its master is not known "
+                             "any more (%s); retry with the same idempotency "
+                             "key",
+                             r->last_error);
+      n = gm__node_conn(r, node);
+    }
   }
   char wait[64];
   char msbuf[24];
