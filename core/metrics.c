@@ -272,21 +272,37 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
   return gm__redis_context(m->redis);
 }
 
-/* Redis answers PING; 1, or 0 and why. */
+/* Redis answers PING (on a cluster, every master the map names: a broker
+   whose calls reach a master that is down fails them); 1, or 0 and why. */
 static int redis_check(gm__metrics *m, char *why, size_t whylen) {
   redisContext *c = redis_ready(m, why, whylen);
   if (!c) return 0;
-  redisReply *r = redisCommand(c, "PING");
-  int ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-  if (!ok) {
-    gm__count(GM__COUNT_REDIS_ERRORS);
-    snprintf(why, whylen, "Redis at %s does not answer PING (%s)",
-             gm__redis_where(m->redis),
-             r && r->type == REDIS_REPLY_ERROR ? r->str
-             : c->err                          ? c->errstr
-                                               : "unexpected reply");
+  redisContext *masters[64];
+  size_t n = gm__redis_masters(m->redis, masters, 64);
+  if (n > 64) n = 64;
+  int ok = 1, stale = 0;
+  for (size_t i = 0; i < n && ok; i++) {
+    c = masters[i];
+    redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+    ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+    if (!ok) {
+      gm__count(GM__COUNT_REDIS_ERRORS);
+      char where[300] = "";
+      if (c && c->connection_type == REDIS_CONN_TCP)
+        snprintf(where, sizeof where, "%s:%d", c->tcp.host, c->tcp.port);
+      snprintf(why, whylen, "Redis at %s does not answer PING (%s)",
+               where[0] ? where : gm__redis_where(m->redis),
+               r && r->type == REDIS_REPLY_ERROR ? r->str
+               : c && c->err                     ? c->errstr
+               : !c                              ? "not connected"
+                                                 : "unexpected reply");
+      /* A node connection that broke is opened again at the next check,
+         with the map read again (a failover moves the masters). */
+      stale = gm__redis_is_cluster(m->redis);
+    }
+    if (r) freeReplyObject(r);
   }
-  if (r) freeReplyObject(r);
+  if (stale) gm__redis_reconnect(m->redis);
   return ok;
 }
 

@@ -499,6 +499,55 @@ static double scrape_value(int port, const char *series) {
   return -1;
 }
 
+/* GET path on gmd's metrics port: the HTTP status, the body in a static
+   buffer. */
+static const char *http_get(int port, const char *path, int *status) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  char req[256];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+  ck_assert_int_eq(write(fd, req, (size_t)n), n);
+  static char buf[1 << 16];
+  size_t len = 0;
+  ssize_t got;
+  while (len < sizeof buf - 1 &&
+         (got = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+    len += (size_t)got;
+  close(fd);
+  buf[len] = '\0';
+  *status = 0;
+  sscanf(buf, "HTTP/1.%*d %d", status);
+  const char *body = strstr(buf, "\r\n\r\n");
+  return body ? body + 4 : buf;
+}
+
+/* /healthz asks every master: one that is down (here with no replica to
+   take over) fails it, by its address, whichever master it is. */
+START_TEST(test_healthz_asks_every_master) {
+  start_with(0, "[metrics]\nlisten = 127.0.0.1:0\n");
+  int port = metrics_port(), status = 0;
+  const char *body = http_get(port, "/healthz", &status);
+  ck_assert_msg(status == 200, "%d %s", status, body);
+  for (int node = 1; node < 3; node++) {
+    gm_test_cluster_kill(cl, node);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d does not answer",
+             gm_test_cluster_port(cl, node));
+    body = http_get(port, "/healthz", &status);
+    ck_assert_msg(status == 503 && strstr(body, "does not answer PING"),
+                  "master %d killed: /healthz said %d %s", node, status, body);
+    if (node == 1)
+      ck_assert_msg(strstr(body, want) != NULL, "want \"%s\" in %s", want,
+                    body);
+  }
+}
+END_TEST
+
 /* testmkt.bump (one emit on tag "all") under idem, retried while gmd
    answers UNAVAILABLE. */
 static void bump_until_ok(const char *idem) {
@@ -899,6 +948,7 @@ int main(void) {
   tcase_add_test(tc,
                  test_metrics_outbox_count_survives_a_closed_node_connection);
   tcase_add_test(tc, test_outbox_registered_again_after_a_failover);
+  tcase_add_test(tc, test_healthz_asks_every_master);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
