@@ -18,7 +18,7 @@ typedef struct trader {
   pthread_t th;
   int running;
   gm_test_conn *conn;
-  char who[8];
+  char who[16];
   int buy;
   unsigned seed;
   char (*orders)[40]; /* acknowledged places' order ids */

@@ -8,7 +8,9 @@
  * the instrument's slot is killed and its most advanced replica takes over.
  * GTD orders expire through the instrument's day deadline as the manual
  * clock passes them: one just before the kill, one while the master is
- * dead, the rest after the promotion.  Then: no acknowledged order or trade
+ * dead, the rest after the promotion.  Two cases: the settler held back
+ * through the failover (the outbox compared with the replies' fills), and
+ * settling through it.  Then: no acknowledged order or trade
  * lost or doubled (flow.h's checks, on the promoted node), each GTD order
  * expired once with its cash given back once, the deadline armed at the
  * close with no claim left, and the day's close settled once with the
