@@ -74,11 +74,12 @@ static int claimed(int node) {
    claimed (returns 1: it runs) or done, the deadline moved on (0). */
 static int fire(int node, long long due) {
   ct_clock(due);
-  for (int i = 0; i < 10000; i++) {
+  for (double t0 = ct_now_ms(); ct_now_ms() - t0 < 10000;) {
     if (claimed(node)) return 1;
     if (day_due(node) != due) return 0;
   }
-  ck_abort_msg("the day deadline due at %lld neither fired nor moved", due);
+  ck_abort_msg("the day deadline due at %lld neither fired nor moved in 10 s",
+               due);
   return 0;
 }
 
