@@ -168,6 +168,10 @@ static int most_advanced_replica_of(const gm_test_cluster *c, int victim) {
 
 int gm_test_cluster_fail_over(gm_test_cluster *c, int victim) {
   gm_test_cluster_kill(c, victim);
+  return gm_test_cluster_promote(c, victim);
+}
+
+int gm_test_cluster_promote(gm_test_cluster *c, int victim) {
   int replica = most_advanced_replica_of(c, victim);
   redisContext *rc = gm_test_cluster_connect(c, replica);
   redisReply *r = gm_test_redis_cmd(rc, "CLUSTER FAILOVER TAKEOVER");

@@ -58,5 +58,8 @@ void gm_test_cluster_wait_streaming(const gm_test_cluster *c);
  * the map.  Returns the promoted node.
  */
 int gm_test_cluster_fail_over(gm_test_cluster *c, int victim);
+/* The second half of that, for a test that acts while the master is dead
+   (killed with gm_test_cluster_kill): the promotion and the wait. */
+int gm_test_cluster_promote(gm_test_cluster *c, int victim);
 
 #endif

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster_failover.h"
+
 #define MAX_TRADERS 8
 #define MAX_ORDERS 40000
 #define MAX_TRADES 80000
@@ -452,69 +454,8 @@ void ct_flow_check(gm_test_cluster *cl, int node, int held, int other_orders) {
   ck_assert_int_eq(alw, ntraders * CT_FLOW_ALW);
 }
 
-/* Of the replicas of dead master `victim`, the one furthest along its
-   stream (INFO keeps the offset received once ROLE says the master is
-   gone). */
-static int most_advanced_replica_of(gm_test_cluster *cl, int victim) {
-  int best = -1;
-  long long best_off = -1;
-  char want[32];
-  snprintf(want, sizeof want, "master_port:%d\r\n",
-           gm_test_cluster_port(cl, victim));
-  for (int n = 0; n < gm_test_cluster_size(cl); n++) {
-    if (n == victim) continue;
-    redisContext *rc = gm_test_cluster_connect(cl, n);
-    redisReply *info = gm_test_redis_cmd(rc, "INFO replication");
-    const char *off = strstr(info->str, "slave_repl_offset:");
-    long long o = off ? atoll(off + strlen("slave_repl_offset:")) : -1;
-    if (strstr(info->str, want) && o > best_off) {
-      best = n;
-      best_off = o;
-    }
-    freeReplyObject(info);
-    redisFree(rc);
-  }
-  ck_assert_msg(best >= 0, "master %d has no replica", victim);
-  return best;
-}
-
 int ct_fail_over(gm_test_cluster *cl, int victim, void (*while_dead)(void)) {
   gm_test_cluster_kill(cl, victim);
   if (while_dead) while_dead();
-  int replica = most_advanced_replica_of(cl, victim);
-  redisContext *rc = gm_test_cluster_connect(cl, replica);
-  redisReply *r = gm_test_redis_cmd(rc, "CLUSTER FAILOVER TAKEOVER");
-  ck_assert_msg(r->type == REDIS_REPLY_STATUS, "CLUSTER FAILOVER TAKEOVER: %s",
-                r->str ? r->str : "?");
-  freeReplyObject(r);
-  redisFree(rc);
-  gm_test_cluster_wait_ok(cl);
-  return replica;
-}
-
-void ct_wait_streaming(gm_test_cluster *cl) {
-  for (int m = 0; m < gm_test_cluster_size(cl); m++) {
-    redisContext *rc = gm_test_cluster_connect(cl, m);
-    redisReply *role = gm_test_redis_cmd(rc, "ROLE");
-    int master = !strcmp(role->element[0]->str, "master");
-    freeReplyObject(role);
-    if (!master) {
-      redisFree(rc);
-      continue;
-    }
-    /* A key of a slot this master serves, written, then WAIT 1. */
-    char key[32];
-    for (int i = 0;; i++) {
-      snprintf(key, sizeof key, "gm:{sync:%d}:probe", i);
-      if (gm_test_cluster_owner(
-              cl, (int)gm_test_redis_int(rc, "CLUSTER KEYSLOT %s", key)) == m)
-        break;
-    }
-    freeReplyObject(gm_test_redis_cmd(rc, "SET %s 1", key));
-    long long acked = 0;
-    for (int i = 0; i < 300 && !acked; i++)
-      acked = gm_test_redis_int(rc, "WAIT 1 100");
-    ck_assert_msg(acked >= 1, "master %d's replicas do not stream", m);
-    redisFree(rc);
-  }
+  return gm_test_cluster_promote(cl, victim);
 }

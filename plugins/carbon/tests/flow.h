@@ -78,19 +78,10 @@ long long ct_inst_field(gm_test_cluster *cl, int node, const char *sym,
 void ct_ledger_once(const char *sql, char (*ids)[40], int n, const char *what);
 
 /*
- * Cluster steps of the failover test (tests/broker/test_cluster.c's
- * test_master_killed_under_load does the same with its own helpers):
- * ct_wait_streaming waits (up to 30 s a master) until every master's
- * replicas stream, a write then WAIT 1 (a fresh replica is listed online
- * before its master streams to it: a kill in that window loses the writes
- * since its sync); ct_fail_over kills master `victim` (kill -9), runs
- * `while_dead` (if not NULL), promotes with CLUSTER FAILOVER TAKEOVER its
- * replica furthest along the dead master's stream (with cluster_wait_replicas
- * each acknowledged write is on some replica, and each holds a prefix of the
- * same stream, so that one has them all), waits until the live nodes agree on
- * the map and returns the promoted node.
+ * kill -9 of master `victim`, `while_dead` (if not NULL) while it is dead,
+ * then gm_test_cluster_promote (tests/support/cluster_failover.h); returns
+ * the promoted node.
  */
-void ct_wait_streaming(gm_test_cluster *cl);
 int ct_fail_over(gm_test_cluster *cl, int victim, void (*while_dead)(void));
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_failover.h"
 #include "flow.h"
 
 #define SYM "CEA-F2704"
@@ -116,7 +117,7 @@ static void master_killed_under_load(int held) {
   ck_assert_int_ge(victim, 0);
   /* Before any call: with cluster_wait_replicas a write is answered only
      once a replica has it. */
-  ct_wait_streaming(cl);
+  gm_test_cluster_wait_streaming(cl);
   ct_start_cluster(cl, "[redis]\ncluster_wait_replicas = 1000\n", at(0));
   ct_create(SYM, REF);
 
