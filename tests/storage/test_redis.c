@@ -1240,6 +1240,46 @@ static void three_masters(int aof) {
   free(dir);
 }
 
+/*
+ * A TCP connection to one node of the 3-master fixture is a test's look at
+ * that node (gm_test_cluster_connect's, "the entity as node N holds it"):
+ * a key that node does not serve must fail the test, not be read on the
+ * master MOVED names.  Run as an exit test: the fixture's failure ends the
+ * test with 1.  Before the fix gm_test_redis_cmd followed the MOVED and
+ * the GET answered the other master's value (exit 0: this test failed).
+ * Every check before that call exits 2, so only the fixture's refusal
+ * passes.
+ */
+START_TEST(fixture_tcp_connection_reads_only_its_node) {
+  setenv("GM_TEST_REDIS_CLUSTER", "3", 1);
+  gm_test_redis *r = gm_test_redis_start();
+  unsetenv("GM_TEST_REDIS_CLUSTER");
+  redisContext *c = gm_test_redis_connect(r);
+  static int ports[16384];
+  if (gm_test_redis_slot_ports(c, ports) != 0) _exit(2);
+  char key[16];
+  int next = 0, other = ports[0] == ports[16383] ? ports[8192] : ports[16383];
+  if (other == ports[0]) _exit(2);
+  key_on(c, ports, ports[0], &next, key, sizeof key);
+  freeReplyObject(gm_test_redis_cmd(c, "SET %s on-its-master", key));
+  /* The folder this test leaves (it ends in the fixture's failure) goes at
+     the next start: an owner file older than 10 minutes, its pid gone. */
+  char *owner = gm_test_redis_path(r, "owner");
+  struct timeval old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+  if (utimes(owner, old) != 0) _exit(2);
+  free(owner);
+  redisContext *one = redisConnect("127.0.0.1", other);
+  if (!one || one->err) _exit(2);
+  redisReply *v = gm_test_redis_cmd(one, "GET %s", key);
+  fprintf(stderr, "node on port %d answered GET %s (type %d) of port %d\n",
+          other, key, v->type, ports[0]);
+  freeReplyObject(v);
+  redisFree(one);
+  redisFree(c);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 START_TEST(fixture_three_masters_route_and_merge) {
   three_masters(0);
 }
@@ -1289,6 +1329,7 @@ int main(void) {
   tcase_set_timeout(fx, 60);
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
   tcase_add_test(fx, fixture_cluster_mode_refuses_two_slots);
+  tcase_add_exit_test(fx, fixture_tcp_connection_reads_only_its_node, 1);
   tcase_add_test(fx, fixture_three_masters_route_and_merge);
   tcase_add_test(fx, fixture_three_masters_keep_aof_data_over_a_restart);
   suite_add_tcase(s, fx);

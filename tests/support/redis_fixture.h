@@ -32,14 +32,15 @@
  * node-1 and node-2 of its folder; all listen on 127.0.0.1 and announce
  * it.  Start returns once every node says cluster_state:ok and names the
  * same owner for every slot.  gmd's fixture then routes by slot
- * (`[redis] cluster =` gm_test_redis_seeds), gm_test_redis_cmd and
- * gm_test_redis_int follow MOVED and ASK to the node named, and on
- * gm_test_redis_connect's connections (a TCP one to a node sees that node)
- * run KEYS, DBSIZE, FLUSHALL, FLUSHDB and INFO on every master with the
- * answers merged.  Stop, kill, restart and restart_loading act on every node
- * (restart keeps the nodes' ports and slots, and without AOF loses the
- * data, as one server does).  The ctest label cluster3 runs the markets'
- * integration tests so (gm_add_check_test ... CLUSTER3).
+ * (`[redis] cluster =` gm_test_redis_seeds), and on gm_test_redis_connect's
+ * connections gm_test_redis_cmd and gm_test_redis_int follow MOVED and ASK
+ * to the node named, and run KEYS, DBSIZE, FLUSHALL, FLUSHDB and INFO on
+ * every master with the answers merged.  A TCP connection to one node sees
+ * that node only: a MOVED or ASK there fails the test.  Stop, kill, restart and
+ * restart_loading act on every node (restart keeps the nodes' ports and slots,
+ * and without AOF loses the data, as one server does).  The ctest label
+ * cluster3 runs the markets' integration tests so (gm_add_check_test ...
+ * CLUSTER3).
  */
 #ifndef GM_TEST_REDIS_FIXTURE_H
 #define GM_TEST_REDIS_FIXTURE_H
@@ -82,8 +83,9 @@ redisContext *gm_test_redis_connect(const gm_test_redis *r);
 /*
  * Runs a command (printf-style, as redisCommand) on c and aborts the test
  * when there is no reply or an error reply.  Free the reply with
- * freeReplyObject.  On a multi-master cluster a keyed command follows
- * MOVED and ASK, and a whole-keyspace one runs on every master (above).
+ * freeReplyObject.  On a multi-master cluster, over gm_test_redis_connect's
+ * socket, a keyed command follows MOVED and ASK, and a whole-keyspace one
+ * runs on every master (above); over TCP it runs on that node only.
  */
 redisReply *gm_test_redis_cmd(redisContext *c, const char *fmt, ...);
 /* Runs a command that must answer an integer, or a string holding one (GET
