@@ -1189,6 +1189,11 @@ static void three_masters(int aof) {
   info = gm_test_redis_cmd(c, "INFO commandstats");
   ck_assert_msg(strstr(info->str, "cmdstat_set:calls=6,"), "%s", info->str);
   freeReplyObject(info);
+  /* Only counts are summed: a flag of the node itself, the same on every
+     master, reads as it is (before the fix cluster_enabled read 3). */
+  info = gm_test_redis_cmd(c, "INFO cluster");
+  ck_assert_msg(strstr(info->str, "cluster_enabled:1\r\n"), "%s", info->str);
+  freeReplyObject(info);
 
   /* A slot migrating from master 1 to master 2: a key it does not hold
      yet is asked of master 2 (ASK, then ASKING there). */
