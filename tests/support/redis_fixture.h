@@ -36,7 +36,9 @@
  * connections gm_test_redis_cmd and gm_test_redis_int follow MOVED and ASK
  * to the node named, and run KEYS, DBSIZE, FLUSHALL, FLUSHDB and INFO on
  * every master with the answers merged.  A TCP connection to one node sees
- * that node only: a MOVED or ASK there fails the test.  Stop, kill, restart and
+ * that node only: a MOVED or ASK there fails the test.  The connections
+ * MOVED leads to are the process's, shared: call these from one thread at
+ * a time.  Stop, kill, restart and
  * restart_loading act on every node (restart keeps the nodes' ports and slots,
  * and without AOF loses the data, as one server does).  The ctest label
  * cluster3 runs the markets' integration tests so (gm_add_check_test ...
