@@ -931,6 +931,32 @@ START_TEST(test_pipelines_per_master) {
 }
 END_TEST
 
+/*
+ * The fixture's ports (and bus ports, +10000) lie below the kernel's
+ * ephemeral range, where no connect() takes a local port: a client socket
+ * of any test left in TIME_WAIT there blocks redis-server's bind even with
+ * SO_REUSEADDR, and a connection made between the fixture's search and the
+ * server's bind takes the port.  Thousands of short connections (the
+ * markets' failover checks once) so made "no 9 free loopback ports".
+ */
+START_TEST(test_fixture_ports_below_the_ephemeral_range) {
+  int lo = 32768, hi = 60999;
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  if (f) {
+    ck_assert_int_eq(fscanf(f, "%d %d", &lo, &hi), 2);
+    fclose(f);
+  }
+  cl = gm_test_cluster_start(3, 1, 1000);
+  for (int n = 0; n < gm_test_cluster_size(cl); n++) {
+    int port = gm_test_cluster_port(cl, n);
+    ck_assert_msg(port + 10000 < lo || port > hi,
+                  "node %d: port %d or its bus port %d is in the ephemeral "
+                  "range %d-%d",
+                  n, port, port + 10000, lo, hi);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cluster");
   TCase *tc = tcase_create("route");
@@ -950,6 +976,10 @@ int main(void) {
   tcase_add_test(tc, test_outbox_registered_again_after_a_failover);
   tcase_add_test(tc, test_healthz_asks_every_master);
   suite_add_tcase(s, tc);
+  TCase *ports = tcase_create("ports");
+  tcase_add_checked_fixture(ports, NULL, teardown);
+  tcase_add_test(ports, test_fixture_ports_below_the_ephemeral_range);
+  suite_add_tcase(s, ports);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

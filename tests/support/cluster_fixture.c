@@ -48,16 +48,16 @@ static void nap_ms(long ms) {
   }
 }
 
-/* Non-zero when nothing listens on 127.0.0.1:port now. */
+/* Non-zero when redis-server could bind 127.0.0.1:port now. */
 static int port_free(int port) {
   int s = socket(AF_INET, SOCK_STREAM, 0);
   if (s < 0) return 0;
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  /* As redis-server binds: a port whose last connections linger in
-     TIME_WAIT (many tests' client sockets) is free to it, one that listens
-     is not. */
+  /* As redis-server binds: the port of a closed server (its connections
+     linger in TIME_WAIT) is free to it, one that listens is not, and so is
+     not the local port of a client socket, even in TIME_WAIT. */
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   int ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
@@ -65,18 +65,42 @@ static int port_free(int port) {
   return ok;
 }
 
-/* n consecutive ports whose bus ports (+10000) are free too, starting at a
-   place that depends on the pid so parallel tests rarely collide. */
+/* The lowest local port connect() gives a client socket
+   (/proc/sys/net/ipv4/ip_local_port_range). */
+static int ephemeral_low(void) {
+  int lo = 32768, hi = 0;
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  if (f) {
+    if (fscanf(f, "%d %d", &lo, &hi) != 2) lo = 32768;
+    fclose(f);
+  }
+  return lo;
+}
+
+/*
+ * n consecutive ports whose bus ports (+10000) are free too, starting at a
+ * place that depends on the pid so parallel tests rarely collide.  Below
+ * the ephemeral range when it leaves room (from 20000, bus ports included):
+ * there the client sockets of every test (thousands in TIME_WAIT after a
+ * busy test) take no port, and no connection takes one between this search
+ * and the server's bind.
+ */
 static int find_ports(int n) {
-  for (int tries = 0, base = 20000 + (int)(getpid() % 500) * 40; tries < 400;
-       tries++, base += n) {
-    if (base + n + 10000 > 65000) base = 20000;
+  int first = 20000, last = ephemeral_low() - 10000 - n;
+  if (last - first < 40 * n) last = 65000 - 10000 - n;
+  int bases = (last - first) / n + 1;
+  int base = first + (int)(getpid() % bases) * n;
+  for (int tries = 0; tries < bases && tries < 400; tries++, base += n) {
+    if (base > last) base = first;
     int ok = 1;
     for (int i = 0; i < n && ok; i++)
       ok = port_free(base + i) && port_free(base + i + 10000);
     if (ok) return base;
   }
-  cluster_fail("no %d free loopback ports (and bus ports) found", n);
+  cluster_fail(
+      "no %d free loopback ports (and bus ports, +10000) between %d and %d; "
+      "stray redis-server processes of earlier tests may hold them",
+      n, first, last + n - 1 + 10000);
 }
 
 static pid_t spawn(const char *dir, char *const argv[]) {
