@@ -240,6 +240,11 @@ START_TEST(bids_survive_a_master_killed_under_load) {
              " AND round = 1",
              tid);
     ck_assert_int_eq(pt_ledger_wait(sql, live), live);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM procurement_rounds WHERE tender_id = '%s'"
+             " AND round <> 1",
+             tid);
+    ck_assert_int_eq(pt_ledger_int(sql), 0);
     /* Redis: the live bids, opened, and the sheet ranks them; the ledger
        has as many opened bids and sheet rows. */
     snprintf(key, sizeof key, "gm:{procurement:t:%s}:bz", tid);
