@@ -101,6 +101,8 @@ static Gm__Finance__Referral *act(client *c, const char *method,
     gm__reply__free_unpacked(r, NULL);
     return out;
   }
+  fprintf(stderr, "%s %s: still UNAVAILABLE or no reply after 1000 tries\n",
+          method, idem);
   c->bad = 1;
   return NULL;
 }

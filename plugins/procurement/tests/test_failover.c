@@ -96,11 +96,14 @@ static Gm__Procurement__BidReceipt *act(supplier *s, const char *method,
     if (st != GM__STATUS__UNAVAILABLE) {
       fprintf(stderr, "%s %s: status %d: %s\n", method, idem, st, r->message);
       gm__reply__free_unpacked(r, NULL);
-      break;
+      s->bad = 1;
+      return NULL;
     }
     if (r) gm__reply__free_unpacked(r, NULL);
     nap_ms(20);
   }
+  fprintf(stderr, "%s %s: still UNAVAILABLE or no reply after 1000 tries\n",
+          method, idem);
   s->bad = 1;
   return NULL;
 }
