@@ -1687,6 +1687,10 @@ void gm__scripts_set_wait_replicas(long ms) {
   atomic_store(&gm__wait_replicas_ms, ms > 0 ? ms : 0);
 }
 
+long gm__scripts_wait_replicas(void) {
+  return atomic_load(&gm__wait_replicas_ms);
+}
+
 /* Loads `market`'s library after "Function not found" (a new, flushed or
    restarted Redis, a failover, or the first call of a new build); 0 or -1
    with err.  The source is copied out first: the registry lock is never

@@ -163,6 +163,8 @@ void gm__scripts_set_idem_ttl(long seconds);
 long gm__scripts_idem_ttl(void);
 /* [redis] cluster_wait_replicas in ms (0: mutating calls do not wait). */
 void gm__scripts_set_wait_replicas(long ms);
+/* Its value now (the settler waits for a replica too, see settle.c). */
+long gm__scripts_wait_replicas(void);
 /* Its largest value: a WAIT is a silence of its connection, and gmd takes
    30 s without a reply for a Redis that stopped answering (the worker's
    stall limit, the blocking read timeout) and tears the connection down,

@@ -56,6 +56,8 @@
 #define GM__DISCOVER_COUNT "1000"
 /* Masters the discovery pass walks at most. */
 #define GM__MAX_MASTERS 256
+/* Entries held back for want of a replica are logged at most this often. */
+#define GM__HELD_LOG_EVERY_US (30u * 1000000u)
 /* Dead consumers are looked for at most this often. */
 #define GM__PRUNE_EVERY_US (600u * 1000000u)
 
@@ -86,6 +88,8 @@ typedef struct gm__item {
   const char *market;    /* market part of the stream's tag ("" if none) */
   const char *replay_of; /* a dead letter put back: its old id, else NULL */
   int gone;              /* deleted from the stream while pending */
+  int reread;            /* read from our pending list: that read wrote
+                            nothing Redis replicates (see gm__replicated) */
   gm_outbox_entry entry; /* what the settle callback sees */
 } gm__item;
 
@@ -146,7 +150,8 @@ struct gm__settler {
      its dead letter: the next batch ends right after setting it aside, so
      two such entries do not take turns failing for ever. */
   int end_at_aside;
-  char fail_error[512]; /* the last one's reason */
+  uint64_t held_logged_us; /* last log of entries no replica has; 0: never */
+  char fail_error[512];    /* the last one's reason */
 };
 
 static char *gm__dup(const char *s) {
@@ -440,7 +445,7 @@ static const char *gm__str(const redisReply *r) {
   return r && r->str ? r->str : "";
 }
 
-static void gm__collect(gm__settler *s, const redisReply *r) {
+static void gm__collect(gm__settler *s, const redisReply *r, int reread) {
   if (r->type != REDIS_REPLY_ARRAY) return;
   for (size_t i = 0; i < r->elements; i++) {
     const redisReply *sr = r->element[i];
@@ -460,6 +465,7 @@ static void gm__collect(gm__settler *s, const redisReply *r) {
       it->market = market;
       it->entry.stream = stream;
       it->entry.id = gm__str(er->element[0]);
+      it->reread = reread;
       it->entry.kind = "";
       const redisReply *f = er->element[1];
       if (f->type != REDIS_REPLY_ARRAY) {
@@ -586,7 +592,7 @@ static int gm__read(gm__settler *s, const char *id, int block) {
             rc = -1;
             continue;
           }
-          gm__collect(s, rep[c]);
+          gm__collect(s, rep[c], strcmp(id, ">") != 0);
           if (rep[c]->type != REDIS_REPLY_ARRAY) continue;
           /* Replies name their streams in the command's order (those with
              nothing new left out): a stream that filled its share may hold
@@ -1132,6 +1138,134 @@ static int64_t gm__oldest_ms(const gm__settler *s) {
   return oldest > INT64_MAX ? INT64_MAX : (int64_t)oldest;
 }
 
+/* "host:port" or the socket path of c, for logs. */
+static void gm__ctx_where(const redisContext *c, char *out, size_t outlen) {
+  if (c->connection_type == REDIS_CONN_TCP)
+    snprintf(out, outlen, "%s:%d", c->tcp.host, c->tcp.port);
+  else
+    snprintf(out, outlen, "%s", c->unix_sock.path ? c->unix_sock.path : "?");
+}
+
+/*
+ * With [redis] cluster_wait_replicas, gmd answers a mutating call only once
+ * a replica has its write, and the settler commits an entry only once a
+ * replica has it too: else a master that dies before replicating would
+ * leave the ledger with a trade the promoted replica never had.  One
+ * `WAIT 1 <ms>` per node the batch was read on, sent to every node before
+ * any reply is read (one replica round trip for the batch, not one per
+ * node in turn), after every XREADGROUP of the round has been answered (a
+ * WAIT blocks its connection: nothing is queued behind it).  Redis
+ * documents that WAIT covers the client's previous writes: XREADGROUP ">"
+ * and XAUTOCLAIM are replicated writes made after the entries they
+ * deliver were appended, but a re-read of our pending list ("0") is not
+ * replicated (measured: the replication offset does not move), and on a
+ * connection opened since (a restart, a reconnect) the client may have
+ * written nothing.  So a node whose entries were re-read first gets an
+ * XCLAIM JUSTID of one of them to ourselves (min-idle 0: it is ours
+ * already; JUSTID leaves the delivery count alone), a replicated write
+ * after the entries.  (Redis 7.0.15 counts more than documented: a WAIT
+ * there covered every write the master made before it, even on a
+ * connection that had sent nothing; the XCLAIM keeps the settler right
+ * under the documented rule.)  Entries
+ * of a node no replica acknowledged (or whose WAIT failed) are taken out
+ * of the batch: they stay pending and are read again next round.  Returns
+ * how many were held back.
+ */
+static size_t gm__replicated(gm__settler *s) {
+  long ms = gm__scripts_wait_replicas();
+  if (ms <= 0 || s->nitems == 0) return 0;
+  size_t n = s->nitems;
+  redisContext **ctx = malloc(n * sizeof *ctx);
+  size_t *node_of = malloc(n * sizeof *node_of);
+  long *claim = malloc(n * sizeof *claim); /* per node: item, or -1 */
+  int *held = malloc(n * sizeof *held);
+  if (!ctx || !node_of || !claim || !held) abort();
+  size_t nnodes = 0;
+  for (size_t i = 0; i < n; i++) {
+    const gm__item *it = &s->items[i];
+    size_t k = 0;
+    if (i > 0 && strcmp(it->entry.stream, s->items[i - 1].entry.stream) == 0) {
+      k = node_of[i - 1];
+    } else {
+      redisContext *c = gm__ctx(s, it->entry.stream);
+      while (k < nnodes && ctx[k] != c) k++;
+      if (k == nnodes) {
+        ctx[nnodes] = c;
+        claim[nnodes] = -1;
+        held[nnodes++] = 0;
+      }
+    }
+    node_of[i] = k;
+    if (it->reread && !it->gone && claim[k] < 0) claim[k] = (long)i;
+  }
+  char wait_ms[24];
+  snprintf(wait_ms, sizeof wait_ms, "%ld", ms);
+  for (size_t k = 0; k < nnodes; k++) {
+    if (claim[k] >= 0) {
+      const gm__item *it = &s->items[claim[k]];
+      const char *argv[] = {"XCLAIM", it->entry.stream, GM__GROUP, s->consumer,
+                            "0",      it->entry.id,     "JUSTID"};
+      redisAppendCommandArgv(ctx[k], 7, argv, NULL);
+    }
+    const char *argv[] = {"WAIT", "1", wait_ms};
+    redisAppendCommandArgv(ctx[k], 3, argv, NULL);
+  }
+  size_t nheld = 0;
+  const redisContext *first_held = NULL;
+  long long first_acked = 0;
+  for (size_t k = 0; k < nnodes; k++) {
+    /* Every node's replies are read, whatever failed before: a reply left
+       unread would answer the next command sent there. */
+    redisReply *r[2] = {NULL, NULL};
+    int want = claim[k] >= 0 ? 2 : 1, got = 0;
+    while (got < want && !ctx[k]->err &&
+           redisGetReply(ctx[k], (void **)&r[got]) == REDIS_OK && r[got])
+      got++;
+    long long acked = -1;
+    if (got < want)
+      gm__redis_failed_on(s, ctx[k], "WAIT");
+    else if (r[want - 1]->type == REDIS_REPLY_INTEGER)
+      acked = r[want - 1]->integer;
+    for (int m = 0; m < got; m++) freeReplyObject(r[m]);
+    if (acked < 1) {
+      held[k] = 1;
+      if (!first_held) {
+        first_held = ctx[k];
+        first_acked = acked;
+      }
+    }
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (held[node_of[i]])
+      nheld++;
+    else
+      s->items[kept++] = s->items[i];
+  }
+  s->nitems = kept;
+  uint64_t now = gm__clock_mono_us();
+  if (nheld && (!s->held_logged_us ||
+                now - s->held_logged_us >= GM__HELD_LOG_EVERY_US)) {
+    char where[300];
+    gm__ctx_where(first_held, where, sizeof where);
+    gm__log(GM_LOG_WARN, "settle",
+            "%zu outbox entries read on Redis at %s are not settled yet: %s "
+            "(WAIT 1 %ld, [redis] cluster_wait_replicas); they stay pending "
+            "and are settled once a replica has them: check that master's "
+            "replicas (ROLE, INFO replication) and bring one back",
+            nheld, where,
+            first_acked == 0 ? "no replica acknowledged them in time"
+                             : "waiting for a replica failed",
+            ms);
+    s->held_logged_us = now;
+  }
+  free(ctx);
+  free(node_of);
+  free(claim);
+  free(held);
+  return nheld;
+}
+
 static int gm__round(gm__settler *s, size_t *read) {
   *read = 0;
   s->blocked = 0;
@@ -1212,6 +1346,10 @@ static int gm__round(gm__settler *s, size_t *read) {
   s->want = s->nitems >= s->want ? (s->want * 2 < most ? s->want * 2 : most)
                                  : (size_t)s->cfg.batch_size;
   atomic_store(&s->oldest_ms, gm__oldest_ms(s));
+  if (gm__replicated(s) > 0) {
+    s->pending = 1; /* the entries held back are read again */
+    *read = s->nitems;
+  }
   if (s->nitems == 0) return 0;
   int written = gm__write(s);
   if (written < 0) {

@@ -5,8 +5,10 @@
  * down the call is answered UNAVAILABLE, its write left on the master,
  * and a retry under the same idempotency key once the replica is back
  * replays the stored reply without running the script again.  Calls in
- * flight on one connection share a WAIT (it blocks the connection).  gmd
- * runs one worker, so every call goes over the same connection.
+ * flight on one connection share a WAIT (it blocks the connection).  The
+ * settler commits an entry only once the replica has it too, also after
+ * its connection was opened again.  gmd runs one worker, so every call
+ * goes over the same connection.
  */
 #include <check.h>
 #include <signal.h>
@@ -31,17 +33,23 @@ static gm_test_gmd *gmd;
 static gm_test_conn *conn;
 static redisContext *on_master, *on_replica;
 
+/* gmd on the master, one worker, cluster_wait_replicas = WAIT_MS, and
+   `extra` config; conn connected to it. */
+static void gmd_start(const char *extra) {
+  char conf[512];
+  snprintf(conf, sizeof conf,
+           "[plugins]\nload = testmkt\n[broker]\nworkers = 1\n[redis]\n"
+           "cluster_wait_replicas = %d\n%s",
+           WAIT_MS, extra);
+  gmd = gm_test_gmd_start(master, TEST_PLUGIN_DIR, conf);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+}
+
 static void setup(void) {
   master = gm_test_redis_start();
   replica = gm_test_redis_start();
   gm_test_redis_replicate(master, replica);
-  char conf[256];
-  snprintf(conf, sizeof conf,
-           "[plugins]\nload = testmkt\n[broker]\nworkers = 1\n[redis]\n"
-           "cluster_wait_replicas = %d\n",
-           WAIT_MS);
-  gmd = gm_test_gmd_start(master, TEST_PLUGIN_DIR, conf);
-  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  gmd_start("");
   on_master = gm_test_redis_connect(master);
   on_replica = gm_test_redis_connect(replica);
 }
@@ -265,6 +273,11 @@ static void bumps_in_flight(const char *prefix, int calls, int *status) {
 START_TEST(test_calls_in_flight_share_a_wait) {
   enum { CALLS = 32, DOWN = 8 };
   int st[CALLS];
+  /* The settler sends WAITs too (before committing what it read): a
+     broker that does not settle, so the master runs the calls' only. */
+  gm_test_conn_destroy(&conn);
+  gm_test_gmd_stop(&gmd);
+  gmd_start("[settle]\nsettle = never\n");
   freeReplyObject(gm_test_redis_cmd(on_master, "CONFIG RESETSTAT"));
   bumps_in_flight("share", CALLS, st);
   for (int i = 0; i < CALLS; i++) ck_assert_int_eq(st[i], GM__STATUS__OK);
@@ -332,6 +345,74 @@ START_TEST(test_shared_wait_connection_lost) {
 }
 END_TEST
 
+/* Rows of testmkt_bumps in the ledger now (-1: none could be read). */
+static long long ledger_rows(void) {
+  sqlite3 *db;
+  ck_assert_int_eq(
+      sqlite3_open_v2(gm_test_gmd_ledger(gmd), &db, SQLITE_OPEN_READONLY, NULL),
+      SQLITE_OK);
+  sqlite3_busy_timeout(db, 1000);
+  long long n = -1;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM testmkt_bumps", -1, &st,
+                         NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+/* Waits up to ms for the ledger to hold more than `rows` bumps or gmd's log
+   to hold `text`; then asserts the ledger holds `rows`. */
+static void still_unsettled(long long rows, const char *text, int ms) {
+  for (int t = 0; t < ms && ledger_rows() == rows; t += 20) {
+    if (text && gm_test_gmd_log_has(gmd, text)) break;
+    nap_ms(20);
+  }
+  ck_assert_int_eq(ledger_rows(), rows);
+}
+
+/*
+ * The settler does not settle a write no replica has (the replica stopped,
+ * its link still up: a replica that lags): the bump answered UNAVAILABLE
+ * is held back, pending, and gmd says so.  Its connection closed by the
+ * master, the settler reads its pending entries again on a new
+ * connection; WAIT there counts the master's writes up to that client's
+ * last replicated command, which a re-read is not, so without a write of
+ * its own first the WAIT would count the lagging replica at once and the
+ * entry be settled.  It still holds; once the replica is back, the bump is
+ * settled once.
+ */
+START_TEST(test_settler_waits_for_the_replica) {
+  ck_assert_int_eq(bump_seq(bump("s-1"), "s-1"), 1);
+  ck_assert_int_eq(settled_with_note("s-1", 1), 1);
+  pid_t pid = gm_test_redis_pid(replica);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  Gm__Reply *r = bump("s-2");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__UNAVAILABLE);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_int_eq(get_int(on_master, counter), 2);
+  still_unsettled(1, "are not settled yet", 10000);
+  ck_assert(gm_test_gmd_log_has(gmd, "are not settled yet"));
+
+  freeReplyObject(
+      gm_test_redis_cmd(on_master, "CLIENT KILL TYPE normal SKIPME yes"));
+  for (int i = 0; i < 500 && !gm_test_gmd_log_has(gmd, "Redis is back"); i++)
+    nap_ms(20);
+  ck_assert(gm_test_gmd_log_has(gmd, "Redis is back"));
+  /* The round that logged it goes on to its WAIT, which takes WAIT_MS
+     with the replica stopped (a WAIT that counted it would answer at
+     once, and the entry be committed right after). */
+  still_unsettled(1, NULL, WAIT_MS + 1000);
+
+  ck_assert_int_eq(kill(pid, SIGCONT), 0);
+  ck_assert_int_eq(settled_with_note("s-2", 2), 1);
+  ck_assert_int_eq(get_int(on_replica, counter), 2);
+}
+END_TEST
+
 /* `gmd -c <conf> --check` with cluster_wait_replicas = ms: its exit
    status; what it printed goes to *out (static). */
 static int gmd_check(long ms, const char **out) {
@@ -393,6 +474,7 @@ int main(void) {
   tcase_add_test(tc, test_calls_in_flight_share_a_wait);
   tcase_add_test(tc, test_shared_wait_connection_lost);
   tcase_add_test(tc, test_wait_longer_than_the_stall_limit_is_refused);
+  tcase_add_test(tc, test_settler_waits_for_the_replica);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

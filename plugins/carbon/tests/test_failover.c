@@ -14,8 +14,12 @@
  * lost or doubled (flow.h's checks, on the promoted node), each GTD order
  * expired once with its cash given back once, the deadline armed at the
  * close with no claim left, and the day's close settled once with the
- * volume the ledger's trades add up to.  ctest label "cluster".
+ * volume the ledger's trades add up to.  A third case: the settler does not
+ * settle a call's entries before a replica has them (else a master that
+ * dies first leaves the ledger with a trade the promoted replica lacks).
+ * ctest label "cluster".
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +255,125 @@ START_TEST(test_master_killed_settling) {
 }
 END_TEST
 
+/* entries-added of the instrument's outbox on `node`. */
+static long long entries_added(int node) {
+  redisContext *rc = gm_test_cluster_connect(cl, node);
+  redisReply *r = gm_test_redis_cmd(rc, "XINFO STREAM " TAG ":outbox");
+  long long v = -1;
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
+       i += 2)
+    if (!strcmp(r->element[i]->str, "entries-added"))
+      v = r->element[i + 1]->integer;
+  freeReplyObject(r);
+  redisFree(rc);
+  return v;
+}
+
+#define SETTLED_SQL \
+  "SELECT count(*) FROM gm_settled WHERE stream = '" TAG ":outbox'"
+
+/*
+ * The settler must not settle what no replica has (docs/status.md open
+ * problem 6): both replicas of the instrument's master stopped (SIGSTOP)
+ * and cut off, a crossing buy is answered UNAVAILABLE (its WAIT saw no
+ * replica) while its trade is in the master's outbox; the settler reads it
+ * and holds it back (it logs so).  Then the master is killed and a
+ * replica promoted: the ledger holds nothing the promoted master lacks.
+ * The client's retry under the same key trades again on the promoted
+ * master, and that is settled once: gm_settled's rows are the outbox's
+ * entries-added.
+ */
+START_TEST(test_settler_waits_for_replica) {
+  cl = gm_test_cluster_start(3, 2, 1000);
+  redisContext *rc = gm_test_cluster_connect(cl, 0);
+  int slot = (int)gm_test_redis_int(rc, "CLUSTER KEYSLOT " TAG ":i");
+  redisFree(rc);
+  victim = gm_test_cluster_owner(cl, slot);
+  ck_assert_int_ge(victim, 0);
+  gm_test_cluster_wait_streaming(cl);
+  ct_start_cluster(cl, "[redis]\ncluster_wait_replicas = 1000\n", at(0));
+  ct_create(SYM, REF);
+  ct_register("a", "buyer");
+  ct_register("b", "seller");
+  ct_deposit("a", SYM, GTD_CASH, 0);
+  ct_deposit("b", SYM, 0, 1000);
+  ct_free(ct_limit("b", SYM, CT_SELL, REF, 10, CT_GTC));
+  /* Everything so far settled (and on a replica). */
+  long long before = entries_added(victim);
+  ck_assert_int_gt(before, 0);
+  ck_assert_int_eq(ct_ledger_wait(SETTLED_SQL, before), before);
+
+  /* The victim's replicas stop, and the victim drops their links. */
+  pid_t reps[4];
+  int nr = 0;
+  for (int n = 0; n < gm_test_cluster_size(cl); n++) {
+    if (n == victim) continue;
+    redisContext *c = gm_test_cluster_connect(cl, n);
+    redisReply *role = gm_test_redis_cmd(c, "ROLE");
+    if (!strcmp(role->element[0]->str, "slave") &&
+        role->element[2]->integer == gm_test_cluster_port(cl, victim) && nr < 4)
+      reps[nr++] = gm_test_cluster_pid(cl, n);
+    freeReplyObject(role);
+    redisFree(c);
+  }
+  ck_assert_int_eq(nr, 2);
+  for (int i = 0; i < nr; i++) ck_assert_int_eq(kill(reps[i], SIGSTOP), 0);
+  rc = gm_test_cluster_connect(cl, victim);
+  ck_assert_int_eq(gm_test_redis_int(rc, "CLIENT KILL TYPE replica"), nr);
+  redisFree(rc);
+
+  /* The crossing buy trades on the master; no replica acknowledges it. */
+  Gm__Carbon__PlaceRequest q = GM__CARBON__PLACE_REQUEST__INIT;
+  q.symbol = SYM;
+  q.side = CT_BUY;
+  q.price = REF;
+  q.quantity = 10;
+  q.tif = CT_GTC;
+  ProtobufCMessage *m = ct_call_idem("a", "order.place", "x", &q.base);
+  ck_assert_msg(!m, "the buy was answered OK with no replica");
+  ck_assert_int_eq(ct_status, GM__STATUS__UNAVAILABLE);
+  ck_assert_int_gt(entries_added(victim), before);
+  /* The settler read its entries and held them back (it says so), or,
+     without the wait, settled them: either happens within 10 s. */
+  for (double t0 = ct_now_ms(); ct_now_ms() - t0 < 10000; ct_nap_ms(20))
+    if (log_lines("are not settled yet", "cluster_wait_replicas") > 0 ||
+        ct_ledger_int("SELECT count(*) FROM carbon_trades") > 0)
+      break;
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades"), 0);
+  ck_assert_int_eq(ct_ledger_int(SETTLED_SQL), before);
+  ck_assert_int_gt(log_lines("are not settled yet", "cluster_wait_replicas"),
+                   0);
+
+  /* The master dies before a replica has the trade. */
+  gm_test_cluster_kill(cl, victim);
+  for (int i = 0; i < nr; i++) ck_assert_int_eq(kill(reps[i], SIGCONT), 0);
+  int promoted = gm_test_cluster_promote(cl, victim);
+  ck_assert_int_eq(ct_inst_field(cl, promoted, SYM, "tseq"), 0);
+  /* Nothing in the ledger the promoted master lacks. */
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades"), 0);
+  ck_assert_int_eq(
+      ct_ledger_int("SELECT coalesce(sum(filled), 0) FROM carbon_orders"), 0);
+  ck_assert_int_eq(ct_ledger_int(SETTLED_SQL), entries_added(promoted));
+
+  /* The client's retry under the same key trades on the promoted master;
+     each of its entries is settled once. */
+  for (double t0 = ct_now_ms(); ct_now_ms() - t0 < 20000; ct_nap_ms(100)) {
+    m = ct_call_idem("a", "order.place", "x", &q.base);
+    if (m || ct_status != GM__STATUS__UNAVAILABLE) break;
+  }
+  ck_assert_msg(m, "the retry: %s", ct_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  ck_assert_int_eq(ct_inst_field(cl, promoted, SYM, "tseq"), 1);
+  long long added = entries_added(promoted);
+  ck_assert_int_gt(added, before);
+  ck_assert_int_eq(ct_ledger_wait(SETTLED_SQL, added), added);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades"), 1);
+  ck_assert_int_eq(
+      ct_ledger_int("SELECT coalesce(sum(filled), 0) FROM carbon_orders"), 20);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM gm_dead_letter"), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon failover");
   TCase *tc = tcase_create("failover");
@@ -259,6 +382,11 @@ int main(void) {
   tcase_add_test(tc, test_master_killed_settler_held);
   tcase_add_test(tc, test_master_killed_settling);
   suite_add_tcase(s, tc);
+  TCase *tw = tcase_create("settle_wait");
+  tcase_add_checked_fixture(tw, NULL, teardown);
+  tcase_set_timeout(tw, 120);
+  tcase_add_test(tw, test_settler_waits_for_replica);
+  suite_add_tcase(s, tw);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
