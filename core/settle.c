@@ -1163,10 +1163,11 @@ static void gm__ctx_where(const redisContext *c, char *out, size_t outlen) {
  * written nothing.  So a node whose entries were re-read first gets an
  * XCLAIM JUSTID of one of them to ourselves (min-idle 0: it is ours
  * already; JUSTID leaves the delivery count alone), a replicated write
- * after the entries.  (Redis 7.0.15 counts more than documented: a WAIT
- * there covered every write the master made before it, even on a
- * connection that had sent nothing; the XCLAIM keeps the settler right
- * under the documented rule.)  Entries
+ * after the entries.  (Redis 7.0.15 counts more than documented: every
+ * write the master made up to the client's previous command of any kind,
+ * a read too (docs/status.md open problem 6), so there the re-read alone
+ * would do; the XCLAIM keeps the settler right under the documented
+ * rule.)  Entries
  * of a node no replica acknowledged (or whose WAIT failed) are taken out
  * of the batch: they stay pending and are read again next round.  Returns
  * how many were held back.
