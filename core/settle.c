@@ -1150,7 +1150,7 @@ static void gm__ctx_where(const redisContext *c, char *out, size_t outlen) {
  * With [redis] cluster_wait_replicas, gmd answers a mutating call only once
  * a replica has its write, and the settler commits an entry only once a
  * replica has it too: else a master that dies before replicating would
- * leave the ledger with a trade the promoted replica never had.  One
+ * leave the ledger with a record the promoted replica never had.  One
  * `WAIT 1 <ms>` per node the batch was read on, sent to every node before
  * any reply is read (one replica round trip for the batch, not one per
  * node in turn), after every XREADGROUP of the round has been answered (a
