@@ -151,6 +151,8 @@ struct gm__settler {
      two such entries do not take turns failing for ever. */
   int end_at_aside;
   uint64_t held_logged_us; /* last log of entries no replica has; 0: never */
+  int held;                /* the last round held entries back (see
+                              gm__replicated): read new ones beside them */
   char fail_error[512];    /* the last one's reason */
 };
 
@@ -1330,7 +1332,14 @@ static int gm__round(gm__settler *s, size_t *read) {
     if (gm__read(s, "0", 0) != 0) return -1;
     if (s->nitems == 0) s->pending = 0;
   }
-  if (!s->pending && gm__read(s, ">", s->idle) != 0) return -1;
+  /* Entries held back for want of a replica stay pending, so every round
+     re-reads them: new entries are read in the same round too, else the
+     other masters' streams would wait for that master's replica.  A "0"
+     read that left room in the round read every stream's pending entries
+     in full, so the new ones come after them in each stream's order. */
+  if ((!s->pending || s->held) &&
+      gm__read(s, ">", s->pending ? 0 : s->idle) != 0)
+    return -1;
   if (s->redis_down) {
     gm__log(GM_LOG_INFO, "settle", "Redis is back; settlement resumes");
     s->redis_down = 0;
@@ -1347,7 +1356,8 @@ static int gm__round(gm__settler *s, size_t *read) {
   s->want = s->nitems >= s->want ? (s->want * 2 < most ? s->want * 2 : most)
                                  : (size_t)s->cfg.batch_size;
   atomic_store(&s->oldest_ms, gm__oldest_ms(s));
-  if (gm__replicated(s) > 0) {
+  s->held = gm__replicated(s) > 0;
+  if (s->held) {
     s->pending = 1; /* the entries held back are read again */
     *read = s->nitems;
   }
