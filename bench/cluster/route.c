@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench_time.h"
+
 #include "cluster.h"
 #include "cluster_fixture.h"
 #include "fiber.h"
@@ -27,22 +29,6 @@
 #define SEQ_CALLS 5000
 #define FIBERS 128
 #define PER_FIBER 200
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return v[n / 2];
-}
 
 static void call_ok(gm__redis *r, const char *key) {
   redisReply *rep = gm__redis_callf(r, "SET %s v", key);

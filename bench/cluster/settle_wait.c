@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench_time.h"
+
 #include "ledger.h"
 #include "redis.h"
 #include "redis_fixture.h"
@@ -38,22 +40,6 @@ static gm_test_redis *master;
 static redisContext *raw;
 static char *ledger_path;
 static long next_qty;
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return v[n / 2];
-}
 
 static gm_status settle_row(gm_market *m, gm_ledger *tx,
                             const gm_outbox_entry *e) {

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench_time.h"
+
 #include "cluster_fixture.h"
 #include "gmd_fixture.h"
 #include "redis_fixture.h"
@@ -40,22 +42,6 @@
 
 static int rounds = 5;
 static long next_key; /* idempotency keys are never reused: no replays */
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return v[n / 2];
-}
 
 /* Sends call number i (tag i % TAGS) as request_id i under a new key. */
 static void send_cancel(gm_test_conn *c, uint64_t i) {

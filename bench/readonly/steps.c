@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench_time.h"
+
 #include "arena.h"
 #include "call.h"
 #include "redis.h"
@@ -27,22 +29,6 @@
 #define CALLS 2000
 
 static const char lua[] = "return {redis.call('GET', KEYS[1]), ARGV[1]}\n";
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return v[n / 2];
-}
 
 /* Redis CPU (us) spent in FCALL and FCALL_RO since the last reset. */
 static double fcall_usec(redisContext *c) {

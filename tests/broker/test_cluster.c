@@ -473,32 +473,6 @@ static int metrics_port(void) {
   return p;
 }
 
-/* The value of `series` in one scrape of /metrics (HTTP/1.0: the body is
-   all after the blank line); -1 when absent. */
-static double scrape_value(int port, const char *series) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(fd, 0);
-  struct timeval tv = {10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-  static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-  ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)sizeof req - 1);
-  static char buf[1 << 20];
-  size_t len = 0;
-  ssize_t got;
-  while (len < sizeof buf - 1 &&
-         (got = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-    len += (size_t)got;
-  close(fd);
-  buf[len] = '\0';
-  size_t n = strlen(series);
-  for (const char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-    if (strncmp(p, series, n) == 0 && p[n] == ' ') return strtod(p + n, NULL);
-  return -1;
-}
-
 /* GET path on gmd's metrics port: the HTTP status, the body in a static
    buffer. */
 static const char *http_get(int port, const char *path, int *status) {
@@ -512,7 +486,7 @@ static const char *http_get(int port, const char *path, int *status) {
   char req[256];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
   ck_assert_int_eq(write(fd, req, (size_t)n), n);
-  static char buf[1 << 16];
+  static char buf[1 << 20];
   size_t len = 0;
   ssize_t got;
   while (len < sizeof buf - 1 &&
@@ -524,6 +498,16 @@ static const char *http_get(int port, const char *path, int *status) {
   sscanf(buf, "HTTP/1.%*d %d", status);
   const char *body = strstr(buf, "\r\n\r\n");
   return body ? body + 4 : buf;
+}
+
+/* The value of `series` in one scrape of /metrics; -1 when absent. */
+static double scrape_value(int port, const char *series) {
+  int status = 0;
+  const char *body = http_get(port, "/metrics", &status);
+  size_t n = strlen(series);
+  for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+    if (strncmp(p, series, n) == 0 && p[n] == ' ') return strtod(p + n, NULL);
+  return -1;
 }
 
 /* /healthz asks every master: one that is down (here with no replica to
