@@ -13,38 +13,7 @@
 #include "redis.h"
 #include "redis_fill.h"
 #include "redis_fixture.h"
-
-static gm_test_redis *srv;
-static gm__redis *conn;
-static redisContext *raw;
-static gm__arena *arena;
-
-static void setup(void) {
-  srv = gm_test_redis_start();
-  char err[512];
-  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
-  conn = gm__redis_connect(&addr, err, sizeof err);
-  ck_assert_msg(conn != NULL, "%s", err);
-  raw = gm_test_redis_connect(srv);
-  arena = gm__arena_new();
-}
-
-static void teardown(void) {
-  gm__arena_destroy(&arena);
-  if (raw) redisFree(raw);
-  raw = NULL;
-  gm__redis_destroy(&conn);
-  gm__scripts_remove("mkt");
-  gm_test_redis_stop(&srv);
-}
-
-static gm_call call_as(const char *participant, const char *idem) {
-  return (gm_call){.arena = arena,
-                   .participant = participant,
-                   .roles = "",
-                   .idem_key = idem,
-                   .redis = conn};
-}
+#include "script_fixture.h"
 
 static void add(const char *name, const char *lua, unsigned flags) {
   char err[1024];
