@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "cluster_failover.h"
 #include "cluster_fixture.h"
 #include "ledger.h"
 #include "redis.h"
@@ -86,6 +87,10 @@ static int replica_of(int m) {
 
 START_TEST(other_masters_settle_while_one_lacks_its_replica) {
   cl = gm_test_cluster_start(3, 1, 5000);
+  /* Every replica streaming first: a replica listed online before its
+     master streams to it acknowledges nothing yet, and would hold b's
+     entries too (seen once under ASan: b never settled). */
+  gm_test_cluster_wait_streaming(cl);
   path = gm_test_redis_path(gm_test_cluster_home(cl), "ledger.sqlite");
   char err[512];
   gm__ledger *l = gm__ledger_open(path, 0, err, sizeof err);
