@@ -287,11 +287,12 @@ static int redis_check(gm__metrics *m, char *why, size_t whylen) {
     ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
     if (!ok) {
       gm__count(GM__COUNT_REDIS_ERRORS);
-      char where[300] = "";
-      if (c && c->connection_type == REDIS_CONN_TCP)
-        snprintf(where, sizeof where, "%s:%d", c->tcp.host, c->tcp.port);
-      snprintf(why, whylen, "Redis at %s does not answer PING (%s)",
-               where[0] ? where : gm__redis_where(m->redis),
+      char where[300];
+      if (c)
+        gm__redis_ctx_where(c, where, sizeof where);
+      else
+        snprintf(where, sizeof where, "%s", gm__redis_where(m->redis));
+      snprintf(why, whylen, "Redis at %s does not answer PING (%s)", where,
                r && r->type == REDIS_REPLY_ERROR ? r->str
                : c && c->err                     ? c->errstr
                : !c                              ? "not connected"

@@ -621,6 +621,16 @@ const char *gm__redis_last_error(const gm__redis *r) {
   return r->last_error[0] ? r->last_error : "no error";
 }
 
+void gm__redis_ctx_where(const redisContext *c, char *out, size_t outlen) {
+  /* As r->where is written (gm__redis_connect). */
+  if (c && c->connection_type == REDIS_CONN_TCP)
+    snprintf(out, outlen, "%s:%d", c->tcp.host, c->tcp.port);
+  else if (c && c->unix_sock.path)
+    snprintf(out, outlen, "unix socket %s", c->unix_sock.path);
+  else
+    snprintf(out, outlen, "?");
+}
+
 const char *gm__redis_where(const gm__redis *r) {
   return r->where;
 }

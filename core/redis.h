@@ -72,6 +72,10 @@ gm_status gm__redis_reconnect(gm__redis *r);
 /* Why the last command over r failed, and where r points, for messages. */
 const char *gm__redis_last_error(const gm__redis *r);
 const char *gm__redis_where(const gm__redis *r);
+/* Where one context points ("host:port" or "unix socket <path>", as
+   gm__redis_where says), for messages about one node of a cluster; "?"
+   for NULL. */
+void gm__redis_ctx_where(const redisContext *c, char *out, size_t outlen);
 
 /*
  * One command (hiredis format string) over r, sent again once after an I/O

@@ -1140,14 +1140,6 @@ static int64_t gm__oldest_ms(const gm__settler *s) {
   return oldest > INT64_MAX ? INT64_MAX : (int64_t)oldest;
 }
 
-/* "host:port" or the socket path of c, for logs. */
-static void gm__ctx_where(const redisContext *c, char *out, size_t outlen) {
-  if (c->connection_type == REDIS_CONN_TCP)
-    snprintf(out, outlen, "%s:%d", c->tcp.host, c->tcp.port);
-  else
-    snprintf(out, outlen, "%s", c->unix_sock.path ? c->unix_sock.path : "?");
-}
-
 /*
  * With [redis] cluster_wait_replicas, gmd answers a mutating call only once
  * a replica has its write, and the settler commits an entry only once a
@@ -1250,7 +1242,7 @@ static size_t gm__replicated(gm__settler *s) {
   if (nheld && (!s->held_logged_us ||
                 now - s->held_logged_us >= GM__HELD_LOG_EVERY_US)) {
     char where[300];
-    gm__ctx_where(first_held, where, sizeof where);
+    gm__redis_ctx_where(first_held, where, sizeof where);
     gm__log(GM_LOG_WARN, "settle",
             "%zu outbox entries read on Redis at %s are not settled yet: %s "
             "(WAIT 1 %ld, [redis] cluster_wait_replicas); they stay pending "
