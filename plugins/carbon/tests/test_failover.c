@@ -285,10 +285,7 @@ static long long entries_added(int node) {
  */
 START_TEST(test_settler_waits_for_replica) {
   cl = gm_test_cluster_start(3, 2, 1000);
-  redisContext *rc = gm_test_cluster_connect(cl, 0);
-  int slot = (int)gm_test_redis_int(rc, "CLUSTER KEYSLOT " TAG ":i");
-  redisFree(rc);
-  victim = gm_test_cluster_owner(cl, slot);
+  victim = gm_test_cluster_master_of(cl, TAG ":i");
   ck_assert_int_ge(victim, 0);
   gm_test_cluster_wait_streaming(cl);
   ct_start_cluster(cl, "[redis]\ncluster_wait_replicas = 1000\n", at(0));
@@ -318,7 +315,7 @@ START_TEST(test_settler_waits_for_replica) {
   }
   ck_assert_int_eq(nr, 2);
   for (int i = 0; i < nr; i++) ck_assert_int_eq(kill(reps[i], SIGSTOP), 0);
-  rc = gm_test_cluster_connect(cl, victim);
+  redisContext *rc = gm_test_cluster_connect(cl, victim);
   ck_assert_int_eq(gm_test_redis_int(rc, "CLIENT KILL TYPE replica"), nr);
   redisFree(rc);
 
