@@ -60,6 +60,8 @@ typedef struct bench_opts {
   long books[BENCH_MAX_BOOKS]; /* resting orders before a book phase */
   int nbooks;                  /* 0: no book phase */
   int compare_only;            /* skip end to end, ceiling, memory */
+  int floor; /* the plain flow also runs carbon's commands alone (floor.c) */
+  int plain_only; /* the comparison's plain flow only: no mix, no books */
 } bench_opts;
 
 /* ---- carbon against a bare match (compare.c) ---- */
@@ -236,7 +238,8 @@ typedef struct bench_keys {
 } bench_keys;
 
 /* The script texts embedded at build time (CMakeLists.txt). */
-extern const char bench_lua_place[], bench_lua_amend[], bench_lua_bare[];
+extern const char bench_lua_place[], bench_lua_amend[], bench_lua_bare[],
+    bench_lua_floor[];
 /* Room for the name of a function gmd loaded (core/redis.c, GM__FN_MAX). */
 #define BENCH_FN_MAX 160
 /* The function gmd runs for carbon's `script` (name: "place", "amend");
@@ -267,5 +270,26 @@ int bench_memory_run(const bench_opts *o, redisContext *rc, const char *symbol,
 /* Prints the average size of the idempotency records of `symbol`'s
  * mutating requests (MEMORY USAGE of up to 200); -1 when it has none. */
 double bench_idem_size(redisContext *rc, const char *symbol);
+
+/* ---- carbon's commands without its logic (floor.c) ---- */
+
+typedef struct bench_floor bench_floor;
+/* Copies every key of the carbon instruments whose symbols start with
+ * `from` to the same name with `to` (as long) instead, then records, on a
+ * MONITOR connection of its own, the commands of every FCALL of place_fn
+ * on `from`'s keys, renamed the same way, until bench_floor_stop.  NULL,
+ * said on stderr, on failure. */
+bench_floor *bench_floor_start(const bench_opts *o, redisContext *rc,
+                               const char *from, const char *to,
+                               const char *place_fn);
+/* Ends the recording once the calls' replies came back; -1 on failure. */
+int bench_floor_stop(bench_floor *f, redisContext *rc);
+/* The calls recorded. */
+long bench_floor_calls(const bench_floor *f);
+/* EVALSHA of floor.lua (sha) with recorded call i's commands, into c;
+ * run 0: it only unpacks them. */
+void bench_floor_build(bench_call *c, const bench_floor *f, const char *sha,
+                       long i, int run);
+void bench_floor_destroy(bench_floor **f);
 
 #endif

@@ -52,7 +52,8 @@ typedef enum cmp_flow { CMP_PLAIN, CMP_MIX, CMP_BOOK_FILL } cmp_flow;
  * stream. */
 typedef struct cmp_script {
   const char *label;  /* in the printed rows */
-  int carbon;         /* 0: bare.lua, 1: carbon's place/amend */
+  int carbon;         /* 0: bare.lua, 1: carbon's place/amend, 2: floor.lua (its
+                         floor), 3: floor.lua unpacking only (the floor's own) */
   const char *sha[2]; /* bare: its sha twice; carbon: its functions */
   int nsym;
   bench_keys ck[CMP_SYMBOLS];  /* carbon's keys per instrument */
@@ -61,6 +62,8 @@ typedef struct cmp_script {
   bench_rng *arng;             /* mix: one stream per account */
   bench_pool *pools;           /* mix: resting ids per account */
   uint64_t *seq;               /* idempotency keys per account */
+  bench_floor *floor;          /* 2, 3: the calls recorded (2's) */
+  long next;                   /* 2, 3: the next of them */
   long fills, errors, cancel_missed;
   char first_error[256];
 } cmp_script;
@@ -75,6 +78,8 @@ size_t bench_compare_symbols(const bench_opts *o, char (*out)[24], size_t cap) {
   for (int i = 0; i < CMP_SYMBOLS && n < cap; i++)
     cmp__symbol(out[n++], "E", i);
   if (n < cap) cmp__symbol(out[n++], "MIX", 0);
+  for (int i = 0; o->floor && i < CMP_SYMBOLS && n < cap; i++)
+    cmp__symbol(out[n++], "T", i); /* recorded for the floor (floor.c) */
   for (int b = 0; b < o->nbooks; b++)
     for (int e = 0; e < 2; e++) { /* the book's, and empty ones alongside */
       snprintf(phase, sizeof phase, "%c%d", e ? 'N' : 'B', b + 1);
@@ -120,6 +125,8 @@ static void cmp__free(cmp_script *s, const bench_opts *o) {
   free(s->pools);
   free(s->arng);
   free(s->seq);
+  if (s->carbon == 2) bench_floor_destroy(&s->floor);
+  s->floor = NULL;
   s->pools = NULL;
   s->arng = NULL;
   s->seq = NULL;
@@ -199,6 +206,10 @@ static void cmp__reply(cmp_script *s, const bench_call *c,
                        const redisReply *rep, int *rests, const char **id) {
   const redisReply *body = s->carbon ? bench_reply_unwrap(rep) : rep;
   *rests = 0;
+  if (s->carbon >= 2) { /* floor.lua: the count of commands */
+    if (rep->type != REDIS_REPLY_INTEGER) cmp__error(s, "a floor call failed");
+    return;
+  }
   if (body->type == REDIS_REPLY_ERROR) {
     if (c->cancel && strncmp(body->str, "NOT_FOUND", 9) == 0)
       s->cancel_missed++; /* a crossing order filled it first */
@@ -244,6 +255,8 @@ static int cmp__run(redisContext *rc, const bench_opts *o, cmp_script *s,
       cmp__next(s, o, flow, sent, &a, &sym, &acct);
       if (!s->carbon) {
         cmp__bare_build(c, s, sym, acct, &a);
+      } else if (s->carbon >= 2) {
+        bench_floor_build(c, s->floor, s->sha[0], s->next++, s->carbon == 2);
       } else {
         char idem[48], who[16];
         int cancel = a.kind == BENCH_CANCEL;
@@ -388,7 +401,7 @@ static int cmp__rounds(redisContext *rc, const bench_opts *o, cmp_script *s,
           s[k].first_error, s[k].cancel_missed);
     bad |= s[k].errors != 0;
   }
-  for (int k = 0; k + 1 < ns; k += 2) {
+  for (int k = 0; k + 1 < ns && s[k].carbon < 2; k += 2) {
     double lo = 0, hi = 0, q = cmp__ratio(m, o->rounds, k, k + 1, &lo, &hi);
     printf(
         "    median %s: %s %.1f us, %s %.1f us (script call %.1f / %.1f us, "
@@ -435,6 +448,69 @@ static int cmp__fill(redisContext *rc, const bench_opts *o, cmp_script s[2],
   return 0;
 }
 
+/* The floor (--floor, floor.c): carbon's place on instruments of its own
+ * (T), the same orders as carbon's plain flow, all rounds' worth, its
+ * commands recorded; s[1] becomes the floor that replays them on a copy
+ * of T's keys (F) in the rounds, s[0] the same calls only unpacked. */
+static int cmp__floor_record(redisContext *rc, const bench_opts *o,
+                             cmp_script *s, const char *place,
+                             bench_call *ring) {
+  static char sha[41];
+  const char *place_sha[2] = {place, place}, *floor_sha[2] = {sha, sha};
+  redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", bench_lua_floor);
+  int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
+  if (ok) memcpy(sha, r->str, 41);
+  if (r) freeReplyObject(r);
+  if (!ok || cmp__init(s, o, "trace", 1, "T", CMP_SYMBOLS, place_sha, 1))
+    return -1;
+  memset(&s[1], 0, sizeof s[1]);
+  char from[24], to[24];
+  cmp__symbol(from, "T", 0);
+  cmp__symbol(to, "F", 0);
+  from[strlen(from) - 2] = to[strlen(to) - 2] = '\0'; /* CMP-T-, CMP-F- */
+  bench_floor *f = bench_floor_start(o, rc, from, to, place);
+  if (!f) return -1;
+  for (int i = 0; i < o->rounds; i++)
+    if (cmp__run(rc, o, s, CMP_PLAIN, o->compare_orders, ring)) {
+      bench_floor_destroy(&f);
+      return -1;
+    }
+  if (bench_floor_stop(f, rc) ||
+      bench_floor_calls(f) != o->rounds * o->compare_orders || s->errors) {
+    fprintf(stderr,
+            "carbon-bench: floor: %ld calls recorded of %ld (%ld errors)\n",
+            bench_floor_calls(f), o->rounds * o->compare_orders, s->errors);
+    bench_floor_destroy(&f);
+    return -1;
+  }
+  cmp__free(s, o);
+  if (cmp__init(&s[1], o, "floor", 2, "F", CMP_SYMBOLS, floor_sha, 1)) {
+    bench_floor_destroy(&f);
+    return -1;
+  }
+  s[1].floor = f;
+  if (cmp__init(&s[0], o, "unpack", 3, "F", CMP_SYMBOLS, floor_sha, 1))
+    return -1;
+  s[0].floor = f;
+  return 0;
+}
+
+/* The floor's line: each round's floor less its own unpacking (script 2
+ * of m), against bare (0) and carbon (1) in the same round. */
+static void cmp__floor_print(const cmp_rounds *m, const bench_opts *o) {
+  cmp_rounds n = *m;
+  for (int r = 0; r < o->rounds; r++) n.cpu[2][r] = m->cpu[3][r] - m->cpu[2][r];
+  double lo = 0, hi = 0, flo = 0, fhi = 0;
+  double q = cmp__ratio(&n, o->rounds, 0, 2, &lo, &hi);
+  double c = cmp__ratio(&n, o->rounds, 2, 1, &flo, &fhi);
+  printf(
+      "    floor (carbon's commands alone, floor.lua): %.1f us less %.1f "
+      "us of its own unpacking, %.1f commands/order; floor / bare = %.2f "
+      "(per round %.2f-%.2f), carbon / floor = %.2f (%.2f-%.2f)\n",
+      m->med[3], m->med[2], cmp__median(m->cmds[3], o->rounds), q, lo, hi, c,
+      flo, fhi);
+}
+
 int bench_compare_run(const bench_opts *o, redisContext *rc,
                       bench_compare *res) {
   char place[BENCH_FN_MAX], amend[BENCH_FN_MAX], bare[41];
@@ -474,14 +550,20 @@ int bench_compare_run(const bench_opts *o, redisContext *rc,
       CMP_SYMBOLS, CMP_SPREAD);
   if (cmp__init(&s[0], o, "bare", 0, "E", CMP_SYMBOLS, bare_sha, 1) ||
       cmp__init(&s[1], o, "carbon", 1, "E", CMP_SYMBOLS, carbon_sha, 1) ||
-      cmp__rounds(rc, o, s, 2, CMP_PLAIN, ring, &m))
+      (o->floor && cmp__floor_record(rc, o, &s[2], place, ring)) ||
+      cmp__rounds(rc, o, s, o->floor ? 4 : 2, CMP_PLAIN, ring, &m))
     goto out;
   double lo, hi;
+  if (o->floor) cmp__floor_print(&m, o);
   res->plain[0] = m.med[0];
   res->plain[1] = m.med[1];
   res->plain_ratio = cmp__ratio(&m, o->rounds, 0, 1, &lo, &hi);
-  for (int k = 0; k < 2; k++) cmp__free(&s[k], o);
+  for (int k = 0; k < 4; k++) cmp__free(&s[k], o);
 
+  if (o->plain_only) {
+    rc_ = 0;
+    goto out;
+  }
   printf(
       "  the standard mix (60%% resting GTC, 25%% crossing IOC: bare drops "
       "the remainder; 15%% cancels by id), 1 instrument, %d accounts:\n",

@@ -56,6 +56,12 @@ static void bench__usage(FILE *f) {
           "sizes)\n"
           "  --compare-only      only the comparison: no end to end, ceiling "
           "or memory\n"
+          "  --floor             the plain flow also runs carbon's own Redis "
+          "commands\n"
+          "                      without its logic (floor.lua, recorded by "
+          "MONITOR first)\n"
+          "  --plain-only        the comparison's plain flow only (e.g. for "
+          "callgrind)\n"
           "  --seed S            the order mix's seed (1)\n"
           "gmd must run with [testing] clock = manual (orders are placed at a "
           "fixed\nWednesday 10:00 Shanghai); plugins/carbon/bench/run sets "
@@ -191,6 +197,8 @@ int main(int argc, char **argv) {
       {"rounds", required_argument, NULL, 'N'},
       {"book", required_argument, NULL, 'B'},
       {"compare-only", no_argument, NULL, 'O'},
+      {"floor", no_argument, NULL, 'F'},
+      {"plain-only", no_argument, NULL, 'P'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int c, rc = 1;
@@ -247,6 +255,12 @@ int main(int argc, char **argv) {
       case 'O':
         o.compare_only = 1;
         break;
+      case 'F':
+        o.floor = 1;
+        break;
+      case 'P':
+        o.plain_only = 1;
+        break;
       case 'h':
         bench__usage(stdout);
         return 0;
@@ -272,7 +286,7 @@ int main(int argc, char **argv) {
   }
 
   /* The end-to-end phases' instruments, then the comparison's. */
-  enum { BENCH_NSYM = 4 + (1 + 2 * BENCH_MAX_BOOKS) * BENCH_CMP_SYMBOLS + 1 };
+  enum { BENCH_NSYM = 4 + (2 + 2 * BENCH_MAX_BOOKS) * BENCH_CMP_SYMBOLS + 1 };
   static const char *const base[] = {"BENCH-SAT", "BENCH-CEIL", "BENCH-HALF",
                                      "BENCH-MEM"};
   static char names[BENCH_NSYM][24];
