@@ -233,6 +233,8 @@ local INUM = {'tick', 'lot', 'ref', 'band', 'bband', 'bmin', 'maxf', 'seq',
 local ISTATIC = {'sym', 'kind', 'cur', 'tick', 'lot', 'band', 'bband', 'bmin',
   'sess', 'bsess', 'hol', 'maxf', 'name', 'ct'}
 local IVAL = {'rv', 'halt', 'hreason', 'ref', 'cday', 'tseq'}
+-- (inst_make names IREST's fields and inst_load ISTATS's again, each in
+-- one table constructor: a field added here goes there too.)
 local IREST = {'close', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn',
   'ntr', 'bvol'}
 local RULES = {}
@@ -262,21 +264,29 @@ local function inst_snap(c, inst)
   c.snap = {halt = inst.halt, hreason = inst.hreason, ref = inst.ref,
     cday = inst.cday, tseq = inst.tseq, n = n}
 end
+-- The call's instrument, made in one table constructor (sized once: a
+-- table grown field by field is rehashed at each power of two): the IVAL
+-- fields d and the IREST numbers n, by name.
+local function inst_make(c, d, n)
+  return setmetatable({rv = d[1], halt = d[2], hreason = d[3],
+    ref = tonumber(d[4]) or 0, cday = tonumber(d[5]) or 0,
+    tseq = tonumber(d[6]) or 0, close = n.close, sday = n.sday,
+    last = n.last, open = n.open, high = n.high, low = n.low, vol = n.vol,
+    turn = n.turn, ntr = n.ntr, bvol = n.bvol}, c.mt)
+end
 local function inst_cached(c)
   local d = redis.call('HMGET', KEYS[1], unpack(IVAL))
   if d[1] ~= c.rv then return nil end
-  local inst = setmetatable({rv = d[1], halt = d[2], hreason = d[3],
-    ref = tonumber(d[4]) or 0, cday = tonumber(d[5]) or 0,
-    tseq = tonumber(d[6]) or 0}, c.mt)
   local sn = c.snap
-  if sn and sn.halt == inst.halt and sn.hreason == inst.hreason and
-      sn.ref == inst.ref and sn.cday == inst.cday and sn.tseq == inst.tseq then
-    for f, v in pairs(sn.n) do inst[f] = v end
-  else
-    local r = redis.call('HMGET', KEYS[1], unpack(IREST))
-    for i = 1, #IREST do inst[IREST[i]] = tonumber(r[i]) or 0 end
-    inst_snap(c, inst)
+  if sn and sn.halt == d[2] and sn.hreason == d[3] and
+      sn.ref == (tonumber(d[4]) or 0) and sn.cday == (tonumber(d[5]) or 0) and
+      sn.tseq == (tonumber(d[6]) or 0) then
+    return inst_make(c, d, sn.n)
   end
+  local r, n = redis.call('HMGET', KEYS[1], unpack(IREST)), {}
+  for i = 1, #IREST do n[IREST[i]] = tonumber(r[i]) or 0 end
+  local inst = inst_make(c, d, n)
+  inst_snap(c, inst)
   return inst
 end
 local function inst_load()
@@ -286,9 +296,10 @@ local function inst_load()
   if not inst then inst = inst_whole() end
   if not inst then return nil end
   -- The statistics as stored: inst_save_stats writes only what differs.
-  local was = {}
-  for _, f in ipairs(ISTATS) do was[f] = inst[f] end
-  inst.was = was
+  -- (ISTATS, in one constructor.)
+  inst.was = {sday = inst.sday, last = inst.last, open = inst.open,
+    high = inst.high, low = inst.low, vol = inst.vol, turn = inst.turn,
+    ntr = inst.ntr, bvol = inst.bvol}
   if inst.sday ~= TODAY then -- day statistics belong to an earlier day
     -- Kept for inst_save_stats: that day may not be closed yet.
     inst.psday, inst.pvol, inst.pturn = inst.sday, inst.vol, inst.turn
