@@ -26,9 +26,7 @@ local function cancel_inflight(o, r, tag)
     redis.call('HSET', P .. 'fl', o.id, cjson.encode(r))
     op_rem(o.who, o.id)
   end
-  local rec = ord_rec(o, STATE.CANCEL_PENDING, pending_why(r.cx))
-  rec[1] = tag
-  return rec
+  return ord_rec(o, STATE.CANCEL_PENDING, pending_why(r.cx), tag)
 end
 -- A cancel of a resting order a FOK order holds (ord_end refused it) waits
 -- for that order: it fills it, or gives it back and the cancel ends it.
@@ -39,9 +37,7 @@ local function cancel_held(o, tag)
     redis.call('HSET', P .. 'hx', o.id, who)
     op_rem(o.who, o.id)
   end
-  local rec = ord_rec(o, STATE.CANCEL_PENDING, pending_why(cx, true))
-  rec[1] = tag
-  return rec
+  return ord_rec(o, STATE.CANCEL_PENDING, pending_why(cx, true), tag)
 end
 
 if op == 'cancel' then
@@ -67,7 +63,7 @@ if op == 'cancel' then
       ' of yours (it may have filled or been cancelled; see order.get)')
   end
   if ord_end(o, STATE.CANCELLED, 'cancelled by ' .. who, out) then
-    out[#out][1] = 'T'
+    out[#out] = rec_tag(out[#out], 'T')
   else
     out[#out + 1] = cancel_held(o, 'T')
   end

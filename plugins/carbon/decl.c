@@ -61,15 +61,25 @@ static void carbon__enum(carbon__buf *b, const char *lua,
 
 /* "local R_ORD = {id = 2, ...}; ": Lua's index of each field (C's + 1),
    and its maker "local function R_ORD_rec(tag, v) return {tag, v.id, ...}
-   end; ", unrolled so a record costs one table, not a walk of the layout. */
+   end; ", unrolled so a record costs one table, not a walk of the layout.
+   With `packed`, also "local function R_ORD_str(tag, v) return tag ..
+   '\0' .. v.id .. ... end; ": the record as one string, its fields
+   separated by NUL bytes, which no field holds (they come from C strings
+   and the scripts' own text); carbon__run (reply.c) splits it back into
+   the same record.  One string costs the script, the host's msgpack copy
+   for replays and the reply far less than an array of some 15 strings. */
 static void carbon__layout(carbon__buf *b, const char *lua,
-                           const char *const *names, size_t n) {
+                           const char *const *names, size_t n, int packed) {
   carbon__put(b, "local %s = {", lua);
   for (size_t i = 0; i < n; i++)
     carbon__put(b, "%s%s = %zu", i ? ", " : "", names[i], i + 2);
   carbon__put(b, "}; local function %s_rec(tag, v) return {tag", lua);
   for (size_t i = 0; i < n; i++) carbon__put(b, ", v.%s", names[i]);
   carbon__put(b, "} end; ");
+  if (!packed) return;
+  carbon__put(b, "local function %s_str(tag, v) return tag", lua);
+  for (size_t i = 0; i < n; i++) carbon__put(b, " .. '\\0' .. v.%s", names[i]);
+  carbon__put(b, " end; ");
 }
 
 /* "local function EV_ORDER(id, who, ...) return '1|' .. id .. '|' .. who
@@ -116,17 +126,18 @@ char *carbon__lua_declarations(void) {
   carbon__put(&b, "local FOK_SHORT = '%s'; ", CARBON_FOK_SHORT);
   carbon__put(&b, "local ENDED_KEEP, ENDED_SLOT = %lld, %lld; ",
               (long long)CARBON_ENDED_KEEP_MS, (long long)CARBON_ENDED_SLOT_MS);
-#define CARBON__LAYOUT(lua, names) \
-  carbon__layout(&b, lua, names, sizeof names / sizeof *names)
-  CARBON__LAYOUT("R_ORD", ord);
-  CARBON__LAYOUT("R_FILL", fill);
-  CARBON__LAYOUT("R_ACCT", acct);
-  CARBON__LAYOUT("R_INST", inst);
-  CARBON__LAYOUT("R_OFFER", offer);
-  CARBON__LAYOUT("R_LEVEL", level);
-  CARBON__LAYOUT("R_HELD", held);
-  CARBON__LAYOUT("R_STATS", stats);
-  CARBON__LAYOUT("R_CLOSE", close);
+#define CARBON__LAYOUT(lua, names, packed) \
+  carbon__layout(&b, lua, names, sizeof names / sizeof *names, packed)
+  /* Packed makers for the records of every order's reply (lib.lua). */
+  CARBON__LAYOUT("R_ORD", ord, 1);
+  CARBON__LAYOUT("R_FILL", fill, 1);
+  CARBON__LAYOUT("R_ACCT", acct, 0);
+  CARBON__LAYOUT("R_INST", inst, 0);
+  CARBON__LAYOUT("R_OFFER", offer, 0);
+  CARBON__LAYOUT("R_LEVEL", level, 1);
+  CARBON__LAYOUT("R_HELD", held, 0);
+  CARBON__LAYOUT("R_STATS", stats, 0);
+  CARBON__LAYOUT("R_CLOSE", close, 0);
 #undef CARBON__LAYOUT
   static const char *const ev_order[] = {
       CARBON_EV_ORDER_FIELDS(CARBON__EV_NAME)};

@@ -96,7 +96,10 @@ end
 local function rej(status, msg) return {err = status .. ' ' .. msg} end
 -- Reply records are made by R_<REC>_rec(tag, fields by name), generated
 -- with the layouts (decl.c): every field must be given, or the record ends
--- at the first one missing (Redis stops an array at a nil).
+-- at the first one missing (Redis stops an array at a nil).  Orders, fills
+-- and levels, in every order's reply, by R_<REC>_str instead: the same
+-- record as one string, fields separated by NUL (every field must be a
+-- string); rec_tag gives such a record another tag.
 local function yuan(f) return string.format('%d.%02d', floor(f / 100), f % 100) end
 
 -- Time: trading day = days since the epoch in Asia/Shanghai.
@@ -459,14 +462,16 @@ local function ord_state(o, final)
   if not final then return o.f > 0 and STATE.PARTIAL or STATE.OPEN end
   return final
 end
-local function ord_rec(o, st, why)
-  return R_ORD_rec('O', {id = o.id, who = o.who, side = o.side, typ = o.typ,
+local function rec_tag(rec, tag) return tag .. string.sub(rec, 2) end
+-- tag: 'O' unless given.
+local function ord_rec(o, st, why, tag)
+  return R_ORD_str(tag or 'O', {id = o.id, who = o.who, side = o.side, typ = o.typ,
     tif = I(o.tif), px = I(o.px), tot = I(o.tot or o.q + o.f), left = I(o.q),
     filled = I(o.f), st = I(st), why = why or '', exp = I(o.exp), t = I(o.t),
     coid = o.coid or ''})
 end
 local function fill_rec(tid, px, q, amt, maker)
-  return R_FILL_rec('F', {tid = tid, px = I(px), q = I(q), amt = I(amt),
+  return R_FILL_str('F', {tid = tid, px = I(px), q = I(q), amt = I(amt),
     maker = maker, t = I(NOW)})
 end
 -- Outbox entries of orders and trades: one packed field (EV_ORDER and
@@ -497,7 +502,7 @@ local function level_add(side, px, dq)
 end
 local function levels_out(out)
   for _, l in pairs(LV) do
-    out[#out + 1] = R_LEVEL_rec('L', {side = l[1], px = l[2], q = I(l[3])})
+    out[#out + 1] = R_LEVEL_str('L', {side = l[1], px = l[2], q = I(l[3])})
   end
 end
 -- The owner's open-order set (P.op:<who>) holds each order as its sequence

@@ -214,9 +214,7 @@ local function admit()
     redis.call('HSET', P .. 'o', old.id, ord_pack(old))
     level_add(old.side, old.px, -d)
     ord_emit(old, ord_state(old))
-    local r0 = ord_rec(old, ord_state(old))
-    r0[1] = 'T'
-    out[#out + 1] = r0
+    out[#out + 1] = ord_rec(old, ord_state(old), nil, 'T')
     acct_flush()
     levels_out(out)
     return out
@@ -503,8 +501,7 @@ else
   end
 end
 ord_emit(o, st, why)
-local this = ord_rec(o, st, why)
-this[1] = 'T'
+local this = ord_rec(o, st, why, 'T')
 table.insert(out, 1, this)
 if traded then inst_save_stats(inst) end
 acct_flush()

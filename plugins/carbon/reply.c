@@ -28,6 +28,42 @@ char carbon__tag(const gm_value *reply, size_t i) {
   return r->type == GM_VALUE_ARRAY && r->n ? carbon__s(r, 0)[0] : 0;
 }
 
+/* Whether v holds a record packed as one string (lib.lua's R_<REC>_str:
+ * fields separated by NUL bytes, which no field holds). */
+static int carbon__packed(const gm_value *v) {
+  if (v->type == GM_VALUE_STR) return memchr(v->str, '\0', v->len) != NULL;
+  if (v->type != GM_VALUE_ARRAY) return 0;
+  for (size_t i = 0; i < v->n; i++)
+    if (carbon__packed(&v->items[i])) return 1;
+  return 0;
+}
+
+/* in as *out with every packed record made the array of strings it packs,
+ * at any depth; the fields point into the record's copy in the call's
+ * arena, each ending at its NUL. */
+static void carbon__unpack(gm_call *call, const gm_value *in, gm_value *out) {
+  *out = *in;
+  if (in->type == GM_VALUE_STR) {
+    size_t n = 1;
+    for (size_t i = 0; i < in->len; i++) n += in->str[i] == '\0';
+    if (n == 1) return;
+    gm_value *f = host->alloc(call, n * sizeof *f);
+    const char *p = in->str;
+    for (size_t i = 0; i < n; i++) {
+      size_t len = strlen(p);
+      f[i] = (gm_value){.type = GM_VALUE_STR, .str = p, .len = len};
+      p += len + 1;
+    }
+    *out = (gm_value){.type = GM_VALUE_ARRAY, .n = n, .items = f};
+    return;
+  }
+  if (in->type != GM_VALUE_ARRAY || !carbon__packed(in)) return;
+  gm_value *items = host->alloc(call, (in->n ? in->n : 1) * sizeof *items);
+  for (size_t i = 0; i < in->n; i++)
+    carbon__unpack(call, &in->items[i], &items[i]);
+  out->items = items;
+}
+
 gm_status carbon__run(gm_call *call, const char *script, const char *tag,
                       size_t nargs, const char *const *args,
                       const gm_value **v) {
@@ -41,6 +77,11 @@ gm_status carbon__run(gm_call *call, const char *script, const char *tag,
     return host->fail(call, GM_INTERNAL,
                       "carbon script %s returned no list; check the gmd log",
                       script);
+  if (carbon__packed(*v)) {
+    gm_value *u = host->alloc(call, sizeof *u);
+    carbon__unpack(call, *v, u);
+    *v = u;
+  }
   return GM_OK;
 }
 

@@ -149,6 +149,23 @@ const redisReply *bench_reply_unwrap(const redisReply *r) {
   return r;
 }
 
+/* Field i (0: the tag) of a reply record: an array of strings, or one
+ * string of NUL-separated fields (lib.lua's packed records); NULL when it
+ * has no such field.  A packed record's fields end at their NUL. */
+static const char *bench__rec_field(const redisReply *rec, size_t i) {
+  if (rec->type == REDIS_REPLY_ARRAY)
+    return i < rec->elements && rec->element[i]->type == REDIS_REPLY_STRING
+               ? rec->element[i]->str
+               : NULL;
+  if (rec->type != REDIS_REPLY_STRING) return NULL;
+  const char *p = rec->str, *end = rec->str + rec->len;
+  for (; i > 0; i--) {
+    p += strlen(p) + 1;
+    if (p > end) return NULL;
+  }
+  return p;
+}
+
 /* A place reply's order: its local id and state; 0 or -1. */
 int bench_reply_order(const redisReply *r, const char **id, int *state,
                       long *fills) {
@@ -156,19 +173,15 @@ int bench_reply_order(const redisReply *r, const char **id, int *state,
   r = bench_reply_unwrap(r);
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return -1;
   for (size_t i = 0; i < r->elements; i++) {
-    const redisReply *e = r->element[i];
-    if (e->type == REDIS_REPLY_ARRAY && e->elements > 0 &&
-        e->element[0]->type == REDIS_REPLY_STRING &&
-        e->element[0]->str[0] == 'F')
-      (*fills)++;
+    const char *tag = bench__rec_field(r->element[i], 0);
+    if (tag && tag[0] == 'F') (*fills)++;
   }
-  const redisReply *t = r->element[0];
-  if (t->type != REDIS_REPLY_ARRAY || t->elements < CARBON_ORD_N ||
-      t->element[CARBON_ORD_id]->type != REDIS_REPLY_STRING ||
-      t->element[CARBON_ORD_st]->type != REDIS_REPLY_STRING)
+  const char *oid = bench__rec_field(r->element[0], CARBON_ORD_id),
+             *st = bench__rec_field(r->element[0], CARBON_ORD_st);
+  if (!oid || !st || !bench__rec_field(r->element[0], CARBON_ORD_N - 1))
     return -1;
-  *id = t->element[CARBON_ORD_id]->str;
-  *state = atoi(t->element[CARBON_ORD_st]->str);
+  *id = oid;
+  *state = atoi(st);
   return 0;
 }
 

@@ -283,6 +283,52 @@ START_TEST(client_order_id_and_retries_are_idempotent) {
 }
 END_TEST
 
+/* The records of an order's reply are packed, one string of NUL-separated
+ * fields each (lib.lua, R_ORD_str; reply.c unpacks them); replies stored
+ * before, with each record an array of strings, are answered the same:
+ * here the first reply a client order id keeps (P.co:<who>), rewritten in
+ * the previous layout. */
+START_TEST(replies_of_the_previous_layout) {
+  ct_free(ct_limit("carol", SYM, CT_SELL, 8500, 4, CT_GTC));
+  Gm__Carbon__PlaceRequest q = order(CT_BUY, 8500, 10);
+  q.client_order_id = "old-1";
+  Gm__Carbon__PlaceReply *a =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(a, "%s", ct_message);
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  /* Every packed record made an array; answers how many there were. */
+  static const char unpack[] =
+      "local r = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1])) "
+      "local n = 0 "
+      "for i, rec in ipairs(r) do if type(rec) == 'string' then "
+      "local t = {} "
+      "for f in string.gmatch(rec .. '\\0', '([^%z]*)%z') do "
+      "t[#t + 1] = f end "
+      "r[i], n = t, n + 1 end end "
+      "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r)) return n";
+  ck_assert_int_ge(gm_test_redis_int(rc, "EVAL %s 1 %s %s", unpack,
+                                     "gm:{carbon:" SYM "}:co:alice", "old-1"),
+                   4); /* the order, its fill, carol's, the level */
+  q.price = 8400;
+  Gm__Carbon__PlaceReply *b =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(b, "%s", ct_message);
+  ck_assert(b->duplicate);
+  ck_assert_str_eq(b->order->id, a->order->id);
+  ck_assert_int_eq(b->order->price, 8500);
+  ck_assert_int_eq(b->order->quantity, 10);
+  ck_assert_int_eq(b->order->filled, 4);
+  ck_assert_int_eq(b->order->state, a->order->state);
+  ck_assert_int_eq(b->n_fills, 1);
+  ck_assert_int_eq(b->fills[0]->quantity, 4);
+  ck_assert_int_eq(b->fills[0]->price, 8500);
+  ck_assert_str_eq(b->fills[0]->trade_id, a->fills[0]->trade_id);
+  redisFree(rc);
+  ct_free(a);
+  ct_free(b);
+}
+END_TEST
+
 static Gm__Carbon__PlaceReply *replace(const char *who, const char *id,
                                        int64_t price, int64_t qty) {
   Gm__Carbon__ReplaceRequest r = GM__CARBON__REPLACE_REQUEST__INIT;
@@ -635,6 +681,7 @@ int main(void) {
   tcase_add_test(tc, price_time_priority_at_the_resting_price);
   tcase_add_test(tc, ioc_fok_market_and_post_only);
   tcase_add_test(tc, client_order_id_and_retries_are_idempotent);
+  tcase_add_test(tc, replies_of_the_previous_layout);
   tcase_add_test(tc, cancel_replace_and_mass_cancel);
   tcase_add_test(tc, self_trade_prevention_modes);
   tcase_add_test(tc, one_order_continues_past_max_fills);
