@@ -464,15 +464,24 @@ local function ord_state(o, final)
 end
 local function rec_tag(rec, tag) return tag .. string.sub(rec, 2) end
 -- tag: 'O' unless given.
+-- The packed makers read their fields from one table per layout, kept
+-- across calls and refilled whole for each record (no table made and
+-- collected per record): a field left out here would be nil at its first
+-- use, and the concatenation would stop the call.
+local ORDV, FILLV = {}, {}
 local function ord_rec(o, st, why, tag)
-  return R_ORD_str(tag or 'O', {id = o.id, who = o.who, side = o.side, typ = o.typ,
-    tif = I(o.tif), px = I(o.px), tot = I(o.tot or o.q + o.f), left = I(o.q),
-    filled = I(o.f), st = I(st), why = why or '', exp = I(o.exp), t = I(o.t),
-    coid = o.coid or ''})
+  local v = ORDV
+  v.id, v.who, v.side, v.typ = o.id, o.who, o.side, o.typ
+  v.tif, v.px, v.tot, v.left = I(o.tif), I(o.px), I(o.tot or o.q + o.f), I(o.q)
+  v.filled, v.st, v.why, v.exp = I(o.f), I(st), why or '', I(o.exp)
+  v.t, v.coid = I(o.t), o.coid or ''
+  return R_ORD_str(tag or 'O', v)
 end
 local function fill_rec(tid, px, q, amt, maker)
-  return R_FILL_str('F', {tid = tid, px = I(px), q = I(q), amt = I(amt),
-    maker = maker, t = I(NOW)})
+  local v = FILLV
+  v.tid, v.px, v.q, v.amt, v.maker, v.t = tid, I(px), I(q), I(amt), maker,
+    I(NOW)
+  return R_FILL_str('F', v)
 end
 -- Outbox entries of orders and trades: one packed field (EV_ORDER and
 -- EV_TRADE, made with the layouts in carbon.h).
@@ -500,9 +509,12 @@ local function level_add(side, px, dq)
   end
   LV[side .. p] = {side, p, q}
 end
+local LEVELV = {} -- as ORDV (ord_rec)
 local function levels_out(out)
+  local v = LEVELV
   for _, l in pairs(LV) do
-    out[#out + 1] = R_LEVEL_str('L', {side = l[1], px = l[2], q = I(l[3])})
+    v.side, v.px, v.q = l[1], l[2], I(l[3])
+    out[#out + 1] = R_LEVEL_str('L', v)
   end
 end
 -- The owner's open-order set (P.op:<who>) holds each order as its sequence
