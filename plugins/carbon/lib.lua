@@ -33,7 +33,9 @@
 --   P.fx         SET FOK orders executing what they hold: no day closes
 --                until they are done (sweep.lua)
 --   P.hb:b/s     ZSET every held order of that side, whichever FOK order
---                holds it (same scores): an order does not rest across them
+--                holds it (same scores): an order does not rest across them;
+--                P.i's field hbn counts both sets' members (place.lua,
+--                hb_moved: absent until first counted)
 --   P.fd         HASH order id -> final record of an order that was in
 --                flight (cjson), for a retry that resumes after it ended
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
@@ -235,7 +237,9 @@ local INUM = {'tick', 'lot', 'ref', 'band', 'bband', 'bmin', 'maxf', 'seq',
   'bvol', 'cday', 'close', 'ct'}
 local ISTATIC = {'sym', 'kind', 'cur', 'tick', 'lot', 'band', 'bband', 'bmin',
   'sess', 'bsess', 'hol', 'maxf', 'name', 'ct'}
-local IVAL = {'rv', 'halt', 'hreason', 'ref', 'cday', 'tseq'}
+-- (hbn: place.lua's count of held orders, read here so that a resting
+-- order checks the held sets only when they hold any.)
+local IVAL = {'rv', 'halt', 'hreason', 'ref', 'cday', 'tseq', 'hbn'}
 -- (inst_make names IREST's fields and inst_load ISTATS's again, each in
 -- one table constructor: a field added here goes there too.)
 local IREST = {'close', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn',
@@ -273,7 +277,7 @@ end
 local function inst_make(c, d, n)
   return setmetatable({rv = d[1], halt = d[2], hreason = d[3],
     ref = tonumber(d[4]) or 0, cday = tonumber(d[5]) or 0,
-    tseq = tonumber(d[6]) or 0, close = n.close, sday = n.sday,
+    tseq = tonumber(d[6]) or 0, hbn = d[7], close = n.close, sday = n.sday,
     last = n.last, open = n.open, high = n.high, low = n.low, vol = n.vol,
     turn = n.turn, ntr = n.ntr, bvol = n.bvol}, c.mt)
 end

@@ -325,6 +325,19 @@ local HZ = P .. 'h:'
 -- Every order held on the opposite side, whichever FOK holds it (same
 -- scores): an order must not rest across them (see the end of this file).
 local HB = P .. 'hb:' .. opp
+-- After dn (+1, -1, 0) members joined or left P.hb:b/s: P.i's hbn counts
+-- them, so that an order about to rest skips the check of HB while it is
+-- '0' (most calls: one command less).  Absent (an instrument made before
+-- the count, or never counted): both sets are counted once here.
+local function hb_moved(dn)
+  if inst.hbn then
+    inst.hbn = I(redis.call('HINCRBY', KEYS[1], 'hbn', I(dn)))
+    return
+  end
+  inst.hbn = I(redis.call('ZCARD', P .. 'hb:b') +
+    redis.call('ZCARD', P .. 'hb:s'))
+  redis.call('HSET', KEYS[1], 'hbn', inst.hbn)
+end
 -- A held order leaves P.h: back in the book, or ended.
 local function give_back(r, score)
   local cx = redis.call('HGET', P .. 'hx', r.id)
@@ -356,7 +369,7 @@ local function fok_hold()
     else
       redis.call('ZREM', BZ, r.id)
       redis.call('ZADD', HZ .. o.id, top[2], r.id)
-      redis.call('ZADD', HB, top[2], r.id)
+      hb_moved(redis.call('ZADD', HB, top[2], r.id))
       level_add(opp, r.px, -r.q)
       if r.who ~= o.who then o.rv = o.rv + r.q end
     end
@@ -370,7 +383,7 @@ local function fok_execute()
   local traded, why = false, nil
   for i = 1, #ids, 2 do
     redis.call('ZREM', HZ .. o.id, ids[i])
-    redis.call('ZREM', HB, ids[i])
+    hb_moved(-redis.call('ZREM', HB, ids[i]))
     local r = ord_get(ids[i])
     if not r then -- only a bug ends a held order; the FOK falls short
     elseif r.who == o.who then
@@ -394,7 +407,7 @@ local function fok_give_back()
   local ids = redis.call('ZRANGE', HZ .. o.id, 0, inst.maxf - 1, 'WITHSCORES')
   for i = 1, #ids, 2 do
     redis.call('ZREM', HZ .. o.id, ids[i])
-    redis.call('ZREM', HB, ids[i])
+    hb_moved(-redis.call('ZREM', HB, ids[i]))
     local r = ord_get(ids[i])
     if r then give_back(r, ids[i + 1]) end
   end
@@ -463,7 +476,9 @@ else
   -- Orders a FOK holds are out of the book, so o did not meet them; it must
   -- not rest across them either, or giving them back would cross the book.
   if o.q > 0 and not why and o.tif ~= TIF.IOC and o.tif ~= TIF.FOK then
-    local h = redis.call('ZRANGE', HB, '0', '0', 'WITHSCORES')
+    if not inst.hbn then hb_moved(0) end
+    local h = inst.hbn ~= '0' and
+      redis.call('ZRANGE', HB, '0', '0', 'WITHSCORES') or {}
     if #h > 0 and crosses(math.abs(tonumber(h[2]))) then
       why = 'would rest across orders at ' .. yuan(math.abs(tonumber(h[2]))) ..
         ' that a FOK order is matching; place the rest again in a moment'

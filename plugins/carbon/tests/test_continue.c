@@ -1028,6 +1028,12 @@ START_TEST(a_fok_giving_back_never_crosses_the_book) {
   restart("");
   ct_clock(ct_at(CT_MONDAY, 10, 0));
   ck_assert_int_eq(asks_resting(), 1); /* four are held */
+  /* The instrument's hbn counts the held orders: an order about to rest
+   * checks the held sets only when it is not 0.  Without it (held by a
+   * broker before the count) they are counted at the next order that
+   * would rest, b2's below, which still must not rest across them. */
+  ck_assert_int_eq(redis_int("HGET %s hbn", "gm:{carbon:" SYM "}:i"), 4);
+  ck_assert_int_eq(redis_int("HDEL %s hbn", "gm:{carbon:" SYM "}:i"), 1);
   /* b2 bids 8500: nothing in the book crosses it now. */
   Gm__Carbon__PlaceReply *t = ct_limit("b2", SYM, CT_BUY, 8500, 1, CT_GTC);
   ck_assert_int_eq((int)t->n_fills, 0);
@@ -1041,6 +1047,7 @@ START_TEST(a_fok_giving_back_never_crosses_the_book) {
   ck_assert_msg(r == NULL, "the FOK filled");
   ck_assert_int_eq(ct_status, GM__STATUS__FAILED_PRECONDITION);
   expect_no_fok_left();
+  ck_assert_int_eq(redis_int("HGET %s hbn", "gm:{carbon:" SYM "}:i"), 0);
   Gm__Carbon__Depth *d = ct_depth(SYM, 5);
   ck_assert_int_eq((int)d->n_asks, 2);
   ck_assert_int_eq(d->asks[0]->price, 8500);
