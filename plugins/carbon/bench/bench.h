@@ -53,6 +53,10 @@ typedef struct bench_opts {
   int depth;          /* in flight per connection, saturating run */
   int ceiling_depth;  /* FCALL pipeline depth */
   double rate;        /* paced run, orders/s; 0: half the saturating rate */
+  long tick_us;       /* paced run: a load thread wakes to send at most once
+                         a tick, sending every order whose time has come
+                         (latency still from each order's own time); 0: it
+                         wakes for each order */
   long memory_orders; /* resting orders for the memory figure; 0: skip */
   uint64_t seed;
   long compare_orders;         /* per round of the bare comparison */

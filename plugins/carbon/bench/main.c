@@ -44,6 +44,11 @@ static void bench__usage(FILE *f) {
           "  --ceiling-depth N   FCALL pipeline depth (128)\n"
           "  --rate R            paced run in orders/s (half the saturating "
           "rate)\n"
+          "  --tick-us N         paced run: a load thread wakes to send at "
+          "most once every\n"
+          "                      N us, sending what is due (at most N us "
+          "late, counted in\n"
+          "                      the latency); 0: a wake-up per order (1000)\n"
           "  --memory-orders N   resting orders for the memory figure "
           "(1000000; 0 skips)\n"
           "  --compare-orders N  orders per round of carbon against the bare "
@@ -173,6 +178,7 @@ int main(int argc, char **argv) {
                   .threads = 2,
                   .depth = 8,
                   .ceiling_depth = 128,
+                  .tick_us = 1000,
                   .memory_orders = 1000000,
                   .seed = 1,
                   .compare_orders = 40000,
@@ -191,6 +197,7 @@ int main(int argc, char **argv) {
       {"depth", required_argument, NULL, 'd'},
       {"ceiling-depth", required_argument, NULL, 'c'},
       {"rate", required_argument, NULL, 'p'},
+      {"tick-us", required_argument, NULL, 'T'},
       {"memory-orders", required_argument, NULL, 'm'},
       {"seed", required_argument, NULL, 's'},
       {"compare-orders", required_argument, NULL, 'C'},
@@ -236,6 +243,9 @@ int main(int argc, char **argv) {
         break;
       case 'p':
         o.rate = (double)bench__num("rate", optarg, 1, 10000000);
+        break;
+      case 'T':
+        o.tick_us = bench__num("tick-us", optarg, 0, 1000000);
         break;
       case 'm':
         o.memory_orders = bench__num("memory-orders", optarg, 0, 100000000);
@@ -380,8 +390,10 @@ int main(int argc, char **argv) {
   if (bench_e2e_run(e, base[2], rate, &half)) goto out;
   bench_probe_take(redis, &o, &p1);
   snprintf(title, sizeof title,
-           "\nEnd to end, paced open loop at %.0f orders/s (%s), %s:", rate,
-           o.rate > 0 ? "--rate" : "half the saturating rate", base[2]);
+           "\nEnd to end, paced open loop at %.0f orders/s (%s; sends in "
+           "ticks of %ld us, --tick-us), %s:",
+           rate, o.rate > 0 ? "--rate" : "half the saturating rate", o.tick_us,
+           base[2]);
   /* The p99 target is for half the saturating rate, not a --rate. */
   bench__print_e2e(title, &half, "the scheduled send time", o.rate > 0 ? 2 : 1);
   bench_probe_print(&p0, &p1, half.orders);
