@@ -12,7 +12,7 @@ Gm__Carbon__BlockOffer *carbon__offer(gm_call *call, const char *sym,
                                       const gm_value *r) {
   Gm__Carbon__BlockOffer *b = host->alloc(call, sizeof *b);
   gm__carbon__block_offer__init(b);
-  b->id = host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_OFFER_id));
+  b->id = carbon__id(call, sym, carbon__s(r, CARBON_OFFER_id));
   b->symbol = (char *)sym;
   b->offerer = (char *)carbon__s(r, CARBON_OFFER_of);
   b->counterparty = (char *)carbon__s(r, CARBON_OFFER_cp);
@@ -20,10 +20,9 @@ Gm__Carbon__BlockOffer *carbon__offer(gm_call *call, const char *sym,
   b->price = carbon__i(r, CARBON_OFFER_px);
   b->quantity = carbon__i(r, CARBON_OFFER_q);
   b->state = (Gm__Carbon__OfferState)carbon__i(r, CARBON_OFFER_st);
-  b->trade_id =
-      carbon__s(r, CARBON_OFFER_tid)[0]
-          ? host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_OFFER_tid))
-          : "";
+  b->trade_id = carbon__s(r, CARBON_OFFER_tid)[0]
+                    ? carbon__id(call, sym, carbon__s(r, CARBON_OFFER_tid))
+                    : "";
   b->created_ms = carbon__i(r, CARBON_OFFER_t);
   return b;
 }

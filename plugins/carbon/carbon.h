@@ -210,6 +210,7 @@ gm_status carbon__run(gm_call *call, const char *script, const char *tag,
                       size_t nargs, const char *const *args,
                       const gm_value **v);
 char *carbon__num(gm_call *call, int64_t v);
+char *carbon__id(gm_call *call, const char *sym, const char *local);
 const char *carbon__side_code(Gm__Carbon__Side s);
 Gm__Carbon__Side carbon__side_of(const char *code);
 gm_status carbon__split_id(gm_call *call, const char *id, const char **sym,

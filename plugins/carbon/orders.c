@@ -258,7 +258,7 @@ gm_status carbon__mass_cancel(gm_call *call, const ProtobufCMessage *req,
     char tag = carbon__tag(v, i);
     if (tag == 'O')
       out->cancelled[out->n_cancelled++] =
-          host->sprintf(call, "%s:%s", in->symbol, carbon__s(&v->items[i], 1));
+          carbon__id(call, in->symbol, carbon__s(&v->items[i], 1));
     else if (tag == 'N') {
       walked = 1;
       out->remaining = carbon__i(&v->items[i], 1);

@@ -85,8 +85,24 @@ gm_status carbon__run(gm_call *call, const char *script, const char *tag,
   return GM_OK;
 }
 
+/* Decimal text of v in the call's arena. */
 char *carbon__num(gm_call *call, int64_t v) {
-  return host->sprintf(call, "%lld", (long long)v);
+  char buf[24];
+  size_t n = gm__carbon_format_int(v, buf);
+  char *s = host->alloc(call, n + 1);
+  memcpy(s, buf, n + 1);
+  return s;
+}
+
+/* "<sym>:<local>", the public form of an order, trade or offer id, in the
+   call's arena. */
+char *carbon__id(gm_call *call, const char *sym, const char *local) {
+  size_t a = strlen(sym), b = strlen(local);
+  char *s = host->alloc(call, a + b + 2);
+  memcpy(s, sym, a);
+  s[a] = ':';
+  memcpy(s + a + 1, local, b + 1);
+  return s;
 }
 
 const char *carbon__side_code(Gm__Carbon__Side s) {
@@ -128,7 +144,7 @@ Gm__Carbon__Order *carbon__order(gm_call *call, const char *sym,
                                  const gm_value *r) {
   Gm__Carbon__Order *o = host->alloc(call, sizeof *o);
   gm__carbon__order__init(o);
-  o->id = host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_ORD_id));
+  o->id = carbon__id(call, sym, carbon__s(r, CARBON_ORD_id));
   o->symbol = (char *)sym;
   o->participant = (char *)carbon__s(r, CARBON_ORD_who);
   o->side = carbon__side_of(carbon__s(r, CARBON_ORD_side));
@@ -152,13 +168,11 @@ Gm__Carbon__Fill *carbon__fill(gm_call *call, const char *sym,
                                const gm_value *r) {
   Gm__Carbon__Fill *f = host->alloc(call, sizeof *f);
   gm__carbon__fill__init(f);
-  f->trade_id =
-      host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_FILL_tid));
+  f->trade_id = carbon__id(call, sym, carbon__s(r, CARBON_FILL_tid));
   f->price = carbon__i(r, CARBON_FILL_px);
   f->quantity = carbon__i(r, CARBON_FILL_q);
   f->amount = carbon__i(r, CARBON_FILL_amt);
-  f->maker_order_id =
-      host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_FILL_maker));
+  f->maker_order_id = carbon__id(call, sym, carbon__s(r, CARBON_FILL_maker));
   f->time_ms = carbon__i(r, CARBON_FILL_t);
   return f;
 }
@@ -266,8 +280,7 @@ void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
     } else if (tag == 'F') {
       Gm__Carbon__TradeEvent ev = GM__CARBON__TRADE_EVENT__INIT;
       ev.symbol = (char *)sym;
-      ev.trade_id =
-          host->sprintf(call, "%s:%s", sym, carbon__s(r, CARBON_FILL_tid));
+      ev.trade_id = carbon__id(call, sym, carbon__s(r, CARBON_FILL_tid));
       ev.price = carbon__i(r, CARBON_FILL_px);
       ev.quantity = carbon__i(r, CARBON_FILL_q);
       ev.maker_side = taker == GM__CARBON__SIDE__SIDE_BUY

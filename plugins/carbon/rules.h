@@ -30,6 +30,8 @@ int64_t gm__carbon_day_of(int64_t ms);
 int gm__carbon_parse_date(const char *s, int64_t *day);
 /* Writes a day number as "YYYY-MM-DD". */
 const char *gm__carbon_format_date(int64_t day, char out[16]);
+/* Writes v in decimal ("-42"); returns its length (at most 20). */
+size_t gm__carbon_format_int(int64_t v, char out[24]);
 /* The first ms of `day` in Asia/Shanghai. */
 int64_t gm__carbon_day_start_ms(int64_t day);
 

@@ -2,6 +2,7 @@
  */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,27 @@ START_TEST(prices_print_in_yuan) {
   ck_assert_str_eq(gm__carbon_format_price(-105, buf), "-1.05");
   ck_assert_str_eq(gm__carbon_format_price(GM_CARBON_MAX_PRICE, buf),
                    "1000000.00");
+}
+END_TEST
+
+START_TEST(integers_print_in_decimal) {
+  char buf[24];
+  ck_assert_uint_eq(gm__carbon_format_int(0, buf), 1);
+  ck_assert_str_eq(buf, "0");
+  ck_assert_uint_eq(gm__carbon_format_int(-42, buf), 3);
+  ck_assert_str_eq(buf, "-42");
+  ck_assert_uint_eq(gm__carbon_format_int(1000000, buf), 7);
+  ck_assert_str_eq(buf, "1000000");
+  ck_assert_uint_eq(gm__carbon_format_int(INT64_MAX, buf), 19);
+  ck_assert_str_eq(buf, "9223372036854775807");
+  ck_assert_uint_eq(gm__carbon_format_int(INT64_MIN, buf), 20);
+  ck_assert_str_eq(buf, "-9223372036854775808");
+  char want[24];
+  for (int64_t v = -100000; v <= 100000; v += 7) {
+    snprintf(want, sizeof want, "%lld", (long long)v);
+    gm__carbon_format_int(v, buf);
+    ck_assert_str_eq(buf, want);
+  }
 }
 END_TEST
 
@@ -114,6 +136,7 @@ int main(void) {
   Suite *s = suite_create("carbon rules");
   TCase *tc = tcase_create("rules");
   tcase_add_test(tc, prices_print_in_yuan);
+  tcase_add_test(tc, integers_print_in_decimal);
   tcase_add_test(tc, sessions_parse_to_minutes_and_back);
   tcase_add_test(tc, days_are_shanghai_dates);
   tcase_add_test(tc, names_are_checked);
