@@ -108,6 +108,7 @@ else
   out[#out + 1] = {'N', I(remaining), pos, table.concat(left, ',')}
 end
 acct_flush()
+ev_flush()
 ended_flush()
 levels_out(out)
 return out

@@ -113,7 +113,7 @@ else
     if b.side == 's' then sa.af = sa.af - b.q else sa.al = sa.al - b.q end
     ba.lk, ba.ld = ba.lk + b.q, TODAY
     sa.c = sa.c + amt
-    inst.tseq = redis.call('HINCRBY', KEYS[1], 'tseq', '1')
+    inst.tseq = inst.tseq + 1 -- written by inst_save_stats
     local tid = string.format('T%012x', inst.tseq)
     trade_emit(tid, ba.who, sa.who, b.id, b.id, b.px, b.q, amt, b.side, '1')
     inst.bvol = inst.bvol + b.q
@@ -125,4 +125,5 @@ else
   end
 end
 acct_flush()
+ev_flush()
 return out

@@ -135,6 +135,11 @@ enum {
  * before this layout wrote, so a stream an upgrade finds still settles; a
  * newer version it does not know is refused (retried, then set aside in
  * gm_dead_letter, to be replayed on a broker that knows it), never guessed.
+ * A script call appends its records as one entry of kind "events", a
+ * field "order" or "trade" per record (the value as "r" above), in the
+ * order they happened: one XADD per call (lib.lua, ev_flush).  Brokers
+ * before it wrote an entry per record (kind "order" or "trade", field
+ * "r"); settle.c takes both, so a stream an upgrade finds still settles.
  */
 #define CARBON_EV_VERSION "1"
 /* clang-format off */

@@ -58,10 +58,10 @@
 -- through I() ('%d'), never tostring() (which prints 1e+15).
 -- gmd makes this file's top level once per load of carbon's Redis library
 -- (scripts.c, script_register_lib), not on every call: what belongs to one
--- call (P, NOW, TODAY, and the tables ACC, LV and ENDED) is set by begin(),
--- at the end of this file, which every script calls first.  A table this
--- file makes and a call fills must be emptied there too, or the next call
--- sees it.
+-- call (P, NOW, TODAY, and the tables ACC, LV, EV and ENDED) is set by
+-- begin(), at the end of this file, which every script calls first.  A
+-- table this file makes and a call fills must be emptied there too, or the
+-- next call sees it.
 local P, NOW, TODAY
 -- MAXP, MAXQ, MAXCASH, the enums (TIF, STATE, OFFER, STP) and the record
 -- layouts (R_ORD, R_FILL, ...) come before this file, made by scripts.c
@@ -229,9 +229,9 @@ end
 -- each field asked for is a walk from its start, and the day's statistics
 -- sit at its end).  That holds because every write of the others comes
 -- with a change of one of IVAL, whichever build writes it: the statistics
--- only with a trade (tseq, HINCRBY'd by every trade: place.lua,
--- block.lua), close with cday (sweep.lua).  seq and bseq are neither read
--- from it nor kept (read.lua asks for seq itself).
+-- only with a trade (tseq, counted by every trade in inst.tseq and written
+-- with them by inst_save_stats), close with cday (sweep.lua).  seq and
+-- bseq are neither read from it nor kept (read.lua asks for seq itself).
 local INUM = {'tick', 'lot', 'ref', 'band', 'bband', 'bmin', 'maxf', 'seq',
   'tseq', 'bseq', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr',
   'bvol', 'cday', 'close', 'ct'}
@@ -246,8 +246,10 @@ local IREST = {'close', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn',
   'ntr', 'bvol'}
 local RULES = {}
 -- The day's statistics (inst_save_stats).
-local ISTATS = {'sday', 'last', 'open', 'high', 'low', 'vol', 'turn', 'ntr',
-  'bvol'}
+-- (tseq with them: a trade takes its id as inst.tseq + 1, and the call
+-- writes it here once, not one HINCRBY per trade.)
+local ISTATS = {'tseq', 'sday', 'last', 'open', 'high', 'low', 'vol', 'turn',
+  'ntr', 'bvol'}
 local function inst_whole()
   local flat = redis.call('HGETALL', KEYS[1])
   if #flat == 0 then return nil end
@@ -304,9 +306,9 @@ local function inst_load()
   if not inst then return nil end
   -- The statistics as stored: inst_save_stats writes only what differs.
   -- (ISTATS, in one constructor.)
-  inst.was = {sday = inst.sday, last = inst.last, open = inst.open,
-    high = inst.high, low = inst.low, vol = inst.vol, turn = inst.turn,
-    ntr = inst.ntr, bvol = inst.bvol}
+  inst.was = {tseq = inst.tseq, sday = inst.sday, last = inst.last,
+    open = inst.open, high = inst.high, low = inst.low, vol = inst.vol,
+    turn = inst.turn, ntr = inst.ntr, bvol = inst.bvol}
   if inst.sday ~= TODAY then -- day statistics belong to an earlier day
     -- Kept for inst_save_stats: that day may not be closed yet.
     inst.psday, inst.pvol, inst.pturn = inst.sday, inst.vol, inst.turn
@@ -359,7 +361,7 @@ local function inst_save_stats(inst)
     end
   end
   if #args > 2 then redis.call(unpack(args)) end
-  -- This call's trades moved tseq (inst.tseq, from their HINCRBY): what the
+  -- This call's trades moved tseq (inst.tseq, written above): what the
   -- hash holds now is what inst says.
   local c = RULES[KEYS[1]]
   if c and c.rv == inst.rv then inst_snap(c, inst) end
@@ -487,15 +489,29 @@ local function fill_rec(tid, px, q, amt, maker)
     I(NOW)
   return R_FILL_str('F', v)
 end
--- Outbox entries of orders and trades: one packed field (EV_ORDER and
--- EV_TRADE, made with the layouts in carbon.h).
+-- Outbox records of orders and trades: packed (EV_ORDER and EV_TRADE, made
+-- with the layouts in carbon.h), collected in EV in the order they happen
+-- and appended by ev_flush as one entry of kind 'events' per call, a field
+-- 'order' or 'trade' per record (carbon.h): one XADD per call, not one per
+-- record.  Every script that emits calls ev_flush before it returns.
+local EV = {}
 local function ord_emit(o, st, why)
-  gm.emit('order', 'r', EV_ORDER(o.id, o.who, o.side, I(o.px),
-    I(o.tot or o.q + o.f), I(o.q), I(o.f), I(st), I(o.tif), I(NOW), why or ''))
+  EV[#EV + 1] = 'order'
+  EV[#EV + 1] = EV_ORDER(o.id, o.who, o.side, I(o.px), I(o.tot or o.q + o.f),
+    I(o.q), I(o.f), I(st), I(o.tif), I(NOW), why or '')
 end
 local function trade_emit(tid, buy, sell, bo, so, px, q, amt, maker, blk)
-  gm.emit('trade', 'r', EV_TRADE(tid, buy, sell, bo, so, I(px), I(q), I(amt),
-    maker, blk, I(TODAY), I(NOW)))
+  EV[#EV + 1] = 'trade'
+  EV[#EV + 1] = EV_TRADE(tid, buy, sell, bo, so, I(px), I(q), I(amt), maker,
+    blk, I(TODAY), I(NOW))
+end
+-- At most 1000 records an entry: unpack is bounded by Lua's C stack (8000
+-- values) and a mass cancel may end up to 100,000 orders.
+local function ev_flush()
+  for i = 1, #EV, 2000 do
+    gm.emit('events', unpack(EV, i, math.min(i + 1999, #EV)))
+  end
+  EV = {}
 end
 
 -- Book maintenance; LV collects the levels touched for the feed, each with
@@ -720,5 +736,5 @@ local function begin()
   P = string.sub(KEYS[1], 1, -2)
   NOW = tonumber(gm.now)
   TODAY = lday(NOW)
-  ACC, LV, ENDED = {}, {}, {}
+  ACC, LV, EV, ENDED = {}, {}, {}, {}
 end

@@ -216,6 +216,7 @@ local function admit()
     ord_emit(old, ord_state(old))
     out[#out + 1] = ord_rec(old, ord_state(old), nil, 'T')
     acct_flush()
+    ev_flush()
     levels_out(out)
     return out
   end
@@ -250,7 +251,7 @@ local function trade(r, rpx, kept)
   sa.af = sa.af - q
   sa.c = sa.c + amt
   o.q, o.f, r.q, r.f = o.q - q, o.f + q, r.q - q, r.f + q
-  inst.tseq = redis.call('HINCRBY', KEYS[1], 'tseq', '1')
+  inst.tseq = inst.tseq + 1 -- written by inst_save_stats
   local tid = string.format('T%012x', inst.tseq)
   trade_emit(tid, buy.who, sell.who, buy.id, sell.id, rpx, q, amt, opp, '0')
   out[#out + 1] = fill_rec(tid, rpx, q, amt, r.id)
@@ -520,6 +521,7 @@ local this = ord_rec(o, st, why, 'T')
 table.insert(out, 1, this)
 if traded then inst_save_stats(inst) end
 acct_flush()
+ev_flush()
 ended_flush()
 levels_out(out)
 if op == 'continue' and not more then

@@ -113,9 +113,10 @@ static int carbon__unpack(const gm_outbox_entry *e, carbon__unpacked *u,
   return 0;
 }
 
-/* Runs on the settler thread inside its transaction, once per entry. */
-static gm_status carbon__settle(gm_market *m, gm_ledger *tx,
-                                const gm_outbox_entry *packed) {
+/* One record: an entry of its own (any layout), or one field of an
+   "events" entry as an entry of that kind with the field as its "r". */
+static gm_status carbon__settle_one(gm_market *m, gm_ledger *tx,
+                                    const gm_outbox_entry *packed) {
   carbon__unpacked u;
   const gm_outbox_entry *e;
   int up = carbon__unpack(packed, &u, &e);
@@ -232,6 +233,35 @@ static gm_status carbon__settle(gm_market *m, gm_ledger *tx,
         10);
   }
   /* "instrument" entries are an audit trail in gm_settled only. */
+  return GM_OK;
+}
+
+/* Runs on the settler thread inside its transaction, once per entry.  An
+   "events" entry (carbon.h) settles its records in their order, all or
+   none: a record that fails fails the entry. */
+static gm_status carbon__settle(gm_market *m, gm_ledger *tx,
+                                const gm_outbox_entry *e) {
+  if (strcmp(e->kind, "events") != 0) return carbon__settle_one(m, tx, e);
+  const char *r_name[] = {"r"};
+  for (size_t i = 0; i < e->nfields; i++) {
+    if (strcmp(e->names[i], "order") != 0 &&
+        strcmp(e->names[i], "trade") != 0) {
+      host->log(m, GM_LOG_ERROR,
+                "outbox entry %s %s: an events entry with a field '%s' this "
+                "build does not know (it knows order and trade); once set "
+                "aside, replay it from gm_dead_letter on a broker that knows "
+                "it (docs/operations.md)",
+                e->stream, e->id, e->names[i]);
+      return GM_FAILED_PRECONDITION;
+    }
+    gm_outbox_entry one = *e;
+    one.kind = e->names[i];
+    one.nfields = 1;
+    one.names = r_name;
+    one.values = &e->values[i];
+    gm_status st = carbon__settle_one(m, tx, &one);
+    if (st != GM_OK) return st;
+  }
   return GM_OK;
 }
 

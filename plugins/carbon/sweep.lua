@@ -64,6 +64,7 @@ if op == 'expire' then
     redis.call('ZREM', P .. 'fdz', old[i])
   end
   acct_flush()
+  ev_flush()
   ended_flush()
   levels_out(out)
   out[#out + 1] = {'N', I(n), (#due > max or #old > max) and '1' or '0'}
