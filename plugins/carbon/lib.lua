@@ -505,11 +505,12 @@ local function trade_emit(tid, buy, sell, bo, so, px, q, amt, maker, blk)
   EV[#EV + 1] = EV_TRADE(tid, buy, sell, bo, so, I(px), I(q), I(amt), maker,
     blk, I(TODAY), I(NOW))
 end
--- At most 1000 records an entry: unpack is bounded by Lua's C stack (8000
--- values) and a mass cancel may end up to 100,000 orders.
+-- At most 100 records an entry: a mass cancel may end up to 100,000
+-- orders, unpack is bounded by Lua's C stack (8000 values), and gm.emit
+-- walks its arguments with select(i, ...), which costs per argument left.
 local function ev_flush()
-  for i = 1, #EV, 2000 do
-    gm.emit('events', unpack(EV, i, math.min(i + 1999, #EV)))
+  for i = 1, #EV, 200 do
+    gm.emit('events', unpack(EV, i, math.min(i + 199, #EV)))
   end
   EV = {}
 end
