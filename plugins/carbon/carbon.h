@@ -135,13 +135,17 @@ enum {
  * before this layout wrote, so a stream an upgrade finds still settles; a
  * newer version it does not know is refused (retried, then set aside in
  * gm_dead_letter, to be replayed on a broker that knows it), never guessed.
- * A script call appends its records as one entry of kind "events", a
+ * A script call appends its records as one entry (lib.lua, ev_flush: one
+ * XADD per call): kind "order", a first field "r" of CARBON_EV_CALL, then a
  * field "order" or "trade" per record (the value as "r" above), in the
- * order they happened: one XADD per call (lib.lua, ev_flush).  Brokers
- * before it wrote an entry per record (kind "order" or "trade", field
- * "r"); settle.c takes both, so a stream an upgrade finds still settles.
+ * order they happened.  A settler of a build before it reads that "r" as a
+ * record of a version it does not know and refuses the entry (set aside,
+ * replayable), rather than skip it as a kind it does not know.  Brokers
+ * before it wrote an entry per record (kind "order" or "trade", field "r");
+ * settle.c takes both, so a stream an upgrade finds still settles.
  */
 #define CARBON_EV_VERSION "1"
+#define CARBON_EV_CALL "2"
 /* clang-format off */
 #define CARBON_EV_ORDER_FIELDS(X) \
   X(id) X(who) X(side) X(px) X(qty) X(left) X(filled) X(st) X(tif) X(t) X(why)

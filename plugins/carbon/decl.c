@@ -145,6 +145,7 @@ char *carbon__lua_declarations(void) {
       CARBON_EV_TRADE_FIELDS(CARBON__EV_NAME)};
   carbon__event(&b, "EV_ORDER", ev_order, sizeof ev_order / sizeof *ev_order);
   carbon__event(&b, "EV_TRADE", ev_trade, sizeof ev_trade / sizeof *ev_trade);
+  carbon__put(&b, "local EV_CALL = '%s'; ", CARBON_EV_CALL);
   carbon__put(&b, "\n");
   return b.s;
 }

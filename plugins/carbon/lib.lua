@@ -491,9 +491,9 @@ local function fill_rec(tid, px, q, amt, maker)
 end
 -- Outbox records of orders and trades: packed (EV_ORDER and EV_TRADE, made
 -- with the layouts in carbon.h), collected in EV in the order they happen
--- and appended by ev_flush as one entry of kind 'events' per call, a field
--- 'order' or 'trade' per record (carbon.h): one XADD per call, not one per
--- record.  Every script that emits calls ev_flush before it returns.
+-- and appended by ev_flush as one entry per call (kind 'order', 'r' EV_CALL,
+-- then a field 'order' or 'trade' per record: carbon.h): one XADD per call,
+-- not one per record.  Every script that emits calls ev_flush before it returns.
 local EV = {}
 local function ord_emit(o, st, why)
   EV[#EV + 1] = 'order'
@@ -510,7 +510,7 @@ end
 -- walks its arguments with select(i, ...), which costs per argument left.
 local function ev_flush()
   for i = 1, #EV, 200 do
-    gm.emit('events', unpack(EV, i, math.min(i + 199, #EV)))
+    gm.emit('order', 'r', EV_CALL, unpack(EV, i, math.min(i + 199, #EV)))
   end
   EV = {}
 end

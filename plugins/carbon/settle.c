@@ -113,8 +113,8 @@ static int carbon__unpack(const gm_outbox_entry *e, carbon__unpacked *u,
   return 0;
 }
 
-/* One record: an entry of its own (any layout), or one field of an
-   "events" entry as an entry of that kind with the field as its "r". */
+/* One record: an entry of its own (any layout), or one field of a call's
+   entry as an entry of that kind with the field as its "r". */
 static gm_status carbon__settle_one(gm_market *m, gm_ledger *tx,
                                     const gm_outbox_entry *packed) {
   carbon__unpacked u;
@@ -236,18 +236,21 @@ static gm_status carbon__settle_one(gm_market *m, gm_ledger *tx,
   return GM_OK;
 }
 
-/* Runs on the settler thread inside its transaction, once per entry.  An
-   "events" entry (carbon.h) settles its records in their order, all or
-   none: a record that fails fails the entry. */
+/* Runs on the settler thread inside its transaction, once per entry.  A
+   call's entry (carbon.h: kind "order", "r" CARBON_EV_CALL first) settles
+   its records in their order, all or none: a record that fails fails the
+   entry. */
 static gm_status carbon__settle(gm_market *m, gm_ledger *tx,
                                 const gm_outbox_entry *e) {
-  if (strcmp(e->kind, "events") != 0) return carbon__settle_one(m, tx, e);
+  if (strcmp(e->kind, "order") != 0 || e->nfields == 0 ||
+      strcmp(e->names[0], "r") != 0 || strcmp(e->values[0], CARBON_EV_CALL))
+    return carbon__settle_one(m, tx, e);
   const char *r_name[] = {"r"};
-  for (size_t i = 0; i < e->nfields; i++) {
+  for (size_t i = 1; i < e->nfields; i++) {
     if (strcmp(e->names[i], "order") != 0 &&
         strcmp(e->names[i], "trade") != 0) {
       host->log(m, GM_LOG_ERROR,
-                "outbox entry %s %s: an events entry with a field '%s' this "
+                "outbox entry %s %s: a call's entry with a field '%s' this "
                 "build does not know (it knows order and trade); once set "
                 "aside, replay it from gm_dead_letter on a broker that knows "
                 "it (docs/operations.md)",
