@@ -138,7 +138,9 @@ enum {
  * A script call appends its records as one entry (lib.lua, ev_flush: one
  * XADD per call): kind "order", a first field "r" of CARBON_EV_CALL, then a
  * field "order" or "trade" per record (the value as "r" above), in the
- * order they happened.  A settler of a build before it reads that "r" as a
+ * order they happened; a call of one record (an order resting untraded)
+ * keeps that record's own entry below.  A settler of a build before it
+ * reads that "r" as a
  * record of a version it does not know and refuses the entry (set aside,
  * replayable), rather than skip it as a kind it does not know.  Brokers
  * before it wrote an entry per record (kind "order" or "trade", field "r");
