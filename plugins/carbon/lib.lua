@@ -509,8 +509,8 @@ end
 -- orders, unpack is bounded by Lua's C stack (8000 values), and gm.emit
 -- walks its arguments with select(i, ...), which costs per argument left.
 -- A lone record (an order that rests without trading) keeps the entry of
--- its own kind: fewer arguments, and gm.emit's table stays within 8 slots
--- (a call's entry for it measured 7 k instructions more per plain order).
+-- its own kind: a call's entry for it measured 7 k instructions more per
+-- plain order (callgrind; the Lua side, not the XADD).
 local function ev_flush()
   for i = 1, #EV, 200 do
     if i + 1 == #EV then
