@@ -675,9 +675,8 @@ static void gm__log_quiet_market(gm__settler *s, const gm__item *it) {
    statements themselves. */
 static int gm__sql(gm__settler *s, const char *sql) {
   gm_ledger tx = {.ledger = s->ledger, .arena = s->arena, .market = "gm"};
-  if (gm__ledger_exec(&tx, sql, NULL, 0) != GM_OK) {
-    gm__count(GM__COUNT_LEDGER_ERRORS);
-    gm__log(GM_LOG_ERROR, "settle", "%s: %s", sql, tx.err);
+  if (gm__ledger_exec(&tx, sql, NULL, 0) != GM_OK) { /* counted there */
+    gm__log(GM_LOG_ERROR, "settle", "%s", tx.err);
     return -1;
   }
   return 0;
