@@ -278,6 +278,10 @@ static void expect_no_fok_left(void) {
   redisReply *k = redis_cmd("KEYS %s", "gm:{carbon:" SYM "}:h*");
   ck_assert_int_eq((int)k->elements, 0);
   freeReplyObject(k);
+  /* No order held: the instrument's count of them (place.lua, hb_moved) is
+   * 0 or absent, whichever way the FOK ended (filled, gave back, expired). */
+  long long hbn = redis_int("HGET %s hbn", "gm:{carbon:" SYM "}:i");
+  ck_assert_msg(hbn == 0 || hbn == -1, "hbn %lld with no order held", hbn);
 }
 
 static Gm__Carbon__PlaceRequest fok(int64_t qty) {
