@@ -4,6 +4,7 @@
  * reference price, block trades, and settlement into the ledger with
  * reconciliation and a CSV statement.
  */
+#include <sqlite3.h>
 #include <string.h>
 
 #include "harness.h"
@@ -516,6 +517,86 @@ START_TEST(unknown_packed_layouts_are_set_aside) {
 }
 END_TEST
 
+/* A call's entry (kind order, r "2") settles all or none: a record that
+ * fails after good ones (a trade cut short, last) leaves none of them in
+ * the ledger, and the entry is set aside whole.  A call's entry an earlier
+ * settler set aside (docs/carbon.md, the upgrade) settles on replay, its
+ * records in their order. */
+START_TEST(call_entries_settle_all_or_none_and_replay) {
+  static const char stream[] = "gm:{carbon:" SYM "}:outbox";
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "XADD %s * kind order r 2 order %s trade %s trade %s", stream,
+      "1|0000000000d1|alice|b|8600|10|4|6|2|0|1772416800000|",
+      "1|T0000000000d1|alice|bob|0000000000d1|0000000000d2|8600|6|51600|s|0|"
+      "20514|1772416800000",
+      "1|T0000000000d2|alice|bob"));
+  redisFree(rc);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM gm_dead_letter", 1), 1);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_orders WHERE"
+                                 " order_id = '" SYM ":0000000000d1'"),
+                   0);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades WHERE"
+                                 " trade_id = '" SYM ":T0000000000d1'"),
+                   0);
+  /* Set aside whole: every field, in its order. */
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM gm_dead_letter_field"),
+                   4);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM gm_dead_letter_field"
+                                 " WHERE n = 0 AND name = 'r' AND value = '2'"),
+                   1);
+
+  /* What a settler of an earlier build leaves: the call's entry in
+     gm_dead_letter.  Replayed here, it settles. */
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ct_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  char *err = NULL;
+  int rv = sqlite3_exec(
+      db,
+      "INSERT INTO gm_dead_letter(stream, id, market, kind, error, failures,"
+      " set_aside_ms) VALUES('gm:{carbon:" SYM
+      "}:outbox', '1-0', 'carbon',"
+      " 'order', 'a layout this build does not know', 5, 1);"
+      "INSERT INTO gm_dead_letter_field VALUES('gm:{carbon:" SYM
+      "}:outbox', '1-0', 0, 'r', '2');"
+      "INSERT INTO gm_dead_letter_field VALUES('gm:{carbon:" SYM
+      "}:outbox', '1-0', 1, 'order',"
+      " '1|0000000000e1|alice|b|8600|10|4|6|2|0|1772416800000|');"
+      "INSERT INTO gm_dead_letter_field VALUES('gm:{carbon:" SYM
+      "}:outbox', '1-0', 2, 'trade',"
+      " '1|T0000000000e1|alice|bob|0000000000e1|0000000000e2|8600|6|51600|s|"
+      "0|20514|1772416800000');"
+      "INSERT INTO gm_dead_letter_field VALUES('gm:{carbon:" SYM
+      "}:outbox', '1-0', 3, 'order',"
+      " '1|0000000000e1|alice|b|8600|10|0|10|3|0|1772416800000|');",
+      NULL, NULL, &err);
+  ck_assert_msg(rv == SQLITE_OK, "%s", err ? err : "?");
+  sqlite3_close(db);
+  Gm__ReplayRequest req = GM__REPLAY_REQUEST__INIT;
+  req.stream = (char *)stream;
+  req.id = "1-0";
+  Gm__Reply *r = gm_test_call(ct_conn, "root", "gm", "deadletters.replay",
+                              "replay-1-0", &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE order_id ="
+                     " '" SYM ":0000000000e1' AND remaining = 0 AND"
+                     " filled = 10 AND state = 3",
+                     1),
+      1);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades WHERE"
+                                 " trade_id = '" SYM ":T0000000000e1' AND"
+                                 " quantity = 6 AND amount = 51600"),
+                   1);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM gm_dead_letter WHERE"
+                                 " id = '1-0'"),
+                   0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon market");
   TCase *tc = tcase_create("market");
@@ -530,6 +611,7 @@ int main(void) {
   tcase_add_test(tc, kept_statistics_follow_other_writers);
   tcase_add_test(tc, kept_rules_see_halt_and_reference_written_elsewhere);
   tcase_add_test(tc, unknown_packed_layouts_are_set_aside);
+  tcase_add_test(tc, call_entries_settle_all_or_none_and_replay);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
