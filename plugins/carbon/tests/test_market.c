@@ -597,6 +597,117 @@ START_TEST(call_entries_settle_all_or_none_and_replay) {
 }
 END_TEST
 
+/* The instrument's outbox entries after `from`: how many, and the
+ * kind and first field of the last. */
+static int outbox_tail(const char *from, char *kind, size_t kn, size_t *nf) {
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  redisReply *r = gm_test_redis_cmd(rc,
+                                    "XRANGE gm:{carbon:" SYM
+                                    "}:outbox"
+                                    " (%s +",
+                                    from);
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  int n = (int)r->elements;
+  if (n > 0) {
+    redisReply *f = r->element[n - 1]->element[1];
+    snprintf(kind, kn, "%s", f->element[1]->str);
+    *nf = f->elements / 2;
+  }
+  freeReplyObject(r);
+  redisFree(rc);
+  return n;
+}
+
+static void outbox_last_id(char *id, size_t n) {
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  redisReply *r =
+      gm_test_redis_cmd(rc, "XREVRANGE gm:{carbon:" SYM "}:outbox + - COUNT 1");
+  snprintf(id, n, "%s", r->elements ? r->element[0]->element[0]->str : "0-0");
+  freeReplyObject(r);
+  redisFree(rc);
+}
+
+/* Trade ids (tseq + 1, written once per call) stay unique and in order
+ * across calls, several fills of one call and block trades; a mass cancel
+ * of 101 orders goes out as a call's entry of 100 records and a lone
+ * record's entry, and all 101 settle. */
+START_TEST(trade_ids_and_entries_across_calls) {
+  ct_clock(ct_at(CT_MONDAY, 13, 30));
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8600, 10, CT_GTC));
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8600, 10, CT_GTC)); /* T1 */
+  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
+  o.symbol = SYM;
+  o.side = CT_SELL;
+  o.counterparty = "alice";
+  o.price = 8000;
+  o.quantity = 150000;
+  Gm__Carbon__BlockOffer *b =
+      (Gm__Carbon__BlockOffer *)ct_call("bob", "block.offer", &o.base);
+  ck_assert_msg(b, "%s", ct_message);
+  ct_deposit("alice", SYM, 1200000000, 0);
+  Gm__Carbon__OfferDecision dec = GM__CARBON__OFFER_DECISION__INIT;
+  dec.offer_id = b->id;
+  Gm__Carbon__BlockOffer *acc =
+      (Gm__Carbon__BlockOffer *)ct_call("alice", "block.accept", &dec.base);
+  ck_assert_msg(acc, "%s", ct_message);
+  ck_assert_str_eq(acc->trade_id, SYM ":T000000000002");
+  ct_free(acc);
+  ct_free(b);
+  for (int i = 0; i < 3; i++)
+    ct_free(ct_limit("bob", SYM, CT_SELL, 8600, 10, CT_GTC));
+  char from[64];
+  outbox_last_id(from, sizeof from);
+  Gm__Carbon__PlaceReply *p = ct_limit("alice", SYM, CT_BUY, 8600, 30, CT_GTC);
+  ck_assert_int_eq((int)p->n_fills, 3);
+  ck_assert_str_eq(p->fills[0]->trade_id, SYM ":T000000000003");
+  ck_assert_str_eq(p->fills[2]->trade_id, SYM ":T000000000005");
+  ct_free(p);
+  /* That call: one entry, r "2" then 3 trades and 4 orders. */
+  char kind[32] = "";
+  size_t nf = 0;
+  ck_assert_int_eq(outbox_tail(from, kind, sizeof kind, &nf), 1);
+  ck_assert_str_eq(kind, "order");
+  ck_assert_int_eq((int)nf, 1 + 1 + 3 + 4);
+  ct_free(ct_limit("bob", SYM, CT_SELL, 8600, 10, CT_GTC));
+  p = ct_limit("alice", SYM, CT_BUY, 8600, 10, CT_GTC);
+  ck_assert_str_eq(p->fills[0]->trade_id, SYM ":T000000000006");
+  ct_free(p);
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  ck_assert_int_eq(gm_test_redis_int(rc, "HGET gm:{carbon:" SYM "}:i tseq"), 6);
+  redisFree(rc);
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(DISTINCT trade_id) FROM carbon_trades", 6),
+      6);
+  ck_assert_int_eq(
+      ct_ledger_int("SELECT count(*) FROM carbon_trades WHERE"
+                    " block = 1 AND trade_id = '" SYM ":T000000000002'"),
+      1);
+
+  /* 101 resting orders cancelled in one call: 100 records in a call's
+     entry, the 101st in an entry of its own (kind order, r). */
+  for (int i = 0; i < 101; i++)
+    ct_free(ct_limit("alice", SYM, CT_BUY, 8000, 10, CT_GTC));
+  outbox_last_id(from, sizeof from);
+  Gm__Carbon__MassCancelRequest mc = GM__CARBON__MASS_CANCEL_REQUEST__INIT;
+  mc.symbol = SYM;
+  Gm__Carbon__MassCancelReply *m = (Gm__Carbon__MassCancelReply *)ct_call(
+      "alice", "order.mass_cancel", &mc.base);
+  ck_assert_msg(m, "%s", ct_message);
+  ck_assert_int_eq((int)m->n_cancelled, 101);
+  ck_assert_int_eq(m->remaining, 0);
+  ct_free(m);
+  ck_assert_int_eq(outbox_tail(from, kind, sizeof kind, &nf), 2);
+  ck_assert_str_eq(kind, "order");
+  ck_assert_int_eq((int)nf, 2); /* kind, r */
+  ck_assert_int_eq(
+      ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE participant ="
+                     " 'alice' AND state = 4 AND price = 8000",
+                     101),
+      101);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM gm_dead_letter"), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon market");
   TCase *tc = tcase_create("market");
@@ -612,6 +723,7 @@ int main(void) {
   tcase_add_test(tc, kept_rules_see_halt_and_reference_written_elsewhere);
   tcase_add_test(tc, unknown_packed_layouts_are_set_aside);
   tcase_add_test(tc, call_entries_settle_all_or_none_and_replay);
+  tcase_add_test(tc, trade_ids_and_entries_across_calls);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
