@@ -116,6 +116,10 @@ else
     inst.tseq = inst.tseq + 1 -- written by inst_save_stats
     local tid = string.format('T%012x', inst.tseq)
     trade_emit(tid, ba.who, sa.who, b.id, b.id, b.px, b.q, amt, b.side, '1')
+    -- The trade's entry before the offer's, which names it: a settler
+    -- batch that ends between the two never shows an accepted offer whose
+    -- trade is not in the ledger yet.
+    ev_flush()
     inst.bvol = inst.bvol + b.q
     inst_save_stats(inst)
     offer_remove(b)
