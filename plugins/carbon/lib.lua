@@ -506,8 +506,7 @@ local function trade_emit(tid, buy, sell, bo, so, px, q, amt, maker, blk)
     blk, I(TODAY), I(NOW))
 end
 -- At most 100 records an entry: a mass cancel may end up to 100,000
--- orders, unpack is bounded by Lua's C stack (8000 values), and gm.emit
--- walks its arguments with select(i, ...), which costs per argument left.
+-- orders, and unpack is bounded by Lua's C stack (8000 values).
 -- A lone record (an order that rests without trading) keeps the entry of
 -- its own kind: a call's entry for it measured 7 k instructions more per
 -- plain order (callgrind; the Lua side, not the XADD).
