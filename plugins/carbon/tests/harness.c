@@ -230,6 +230,19 @@ Gm__Carbon__PlaceReply *ct_limit(const char *who, const char *sym,
   return r;
 }
 
+Gm__Carbon__OfferRequest ct_offer_request(const char *sym,
+                                          Gm__Carbon__Side side,
+                                          const char *counterparty,
+                                          int64_t price, int64_t qty) {
+  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
+  o.symbol = (char *)sym;
+  o.side = side;
+  o.counterparty = (char *)counterparty;
+  o.price = price;
+  o.quantity = qty;
+  return o;
+}
+
 Gm__Carbon__Account *ct_account(const char *who, const char *sym) {
   Gm__Carbon__AccountRequest req = GM__CARBON__ACCOUNT_REQUEST__INIT;
   req.symbol = (char *)sym;

@@ -62,6 +62,12 @@ void ct_deposit(const char *who, const char *sym, int64_t cash, int64_t alw);
 Gm__Carbon__PlaceReply *ct_limit(const char *who, const char *sym,
                                  Gm__Carbon__Side side, int64_t price,
                                  int64_t qty, Gm__Carbon__TimeInForce tif);
+/* A block offer of `qty` t at `price` fen to `counterparty` (block.offer's
+   request; the strings are the caller's). */
+Gm__Carbon__OfferRequest ct_offer_request(const char *sym,
+                                          Gm__Carbon__Side side,
+                                          const char *counterparty,
+                                          int64_t price, int64_t qty);
 Gm__Carbon__Account *ct_account(const char *who, const char *sym);
 Gm__Carbon__Depth *ct_depth(const char *sym, int levels);
 #define ct_free(m) protobuf_c_message_free_unpacked(&(m)->base, NULL)

@@ -32,12 +32,7 @@ static void teardown(void) {
 /* `from` offers to sell 100000 t to `to` at `px`; returns the offer id. */
 static void offer(const char *from, const char *to, int64_t px, char *id,
                   size_t len) {
-  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
-  o.symbol = SYM;
-  o.side = CT_SELL;
-  o.counterparty = (char *)to;
-  o.price = px;
-  o.quantity = 100000;
+  Gm__Carbon__OfferRequest o = ct_offer_request(SYM, CT_SELL, to, px, 100000);
   Gm__Carbon__BlockOffer *b =
       (Gm__Carbon__BlockOffer *)ct_call(from, "block.offer", &o.base);
   ck_assert_msg(b, "block.offer %s -> %s: %s", from, to, ct_message);

@@ -102,12 +102,8 @@ START_TEST(the_deadline_closes_every_missed_day) {
   snprintf(day_id, sizeof day_id, "%s", day->order->id);
   ct_free(day);
   ct_clock(ct_at(CT_MONDAY, 13, 30));
-  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
-  o.symbol = SYM;
-  o.side = CT_SELL;
-  o.counterparty = "alice";
-  o.price = 8500;
-  o.quantity = 100000;
+  Gm__Carbon__OfferRequest o =
+      ct_offer_request(SYM, CT_SELL, "alice", 8500, 100000);
   Gm__Carbon__BlockOffer *b =
       (Gm__Carbon__BlockOffer *)ct_call("bob", "block.offer", &o.base);
   ck_assert_msg(b, "block.offer: %s", ct_message);

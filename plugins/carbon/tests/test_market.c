@@ -156,12 +156,8 @@ START_TEST(expiry_and_the_close) {
 END_TEST
 
 START_TEST(block_trades_by_agreement) {
-  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
-  o.symbol = SYM;
-  o.side = CT_SELL;
-  o.counterparty = "alice";
-  o.price = 8000;
-  o.quantity = 150000;
+  Gm__Carbon__OfferRequest o =
+      ct_offer_request(SYM, CT_SELL, "alice", 8000, 150000);
   /* 10:00 is outside the block window (13:00-15:00). */
   ct_expect("bob", "block.offer", &o.base, GM__STATUS__FAILED_PRECONDITION,
             "next open 2026-03-02 13:00");
@@ -638,12 +634,8 @@ START_TEST(trade_ids_and_entries_across_calls) {
   ct_clock(ct_at(CT_MONDAY, 13, 30));
   ct_free(ct_limit("bob", SYM, CT_SELL, 8600, 10, CT_GTC));
   ct_free(ct_limit("alice", SYM, CT_BUY, 8600, 10, CT_GTC)); /* T1 */
-  Gm__Carbon__OfferRequest o = GM__CARBON__OFFER_REQUEST__INIT;
-  o.symbol = SYM;
-  o.side = CT_SELL;
-  o.counterparty = "alice";
-  o.price = 8000;
-  o.quantity = 150000;
+  Gm__Carbon__OfferRequest o =
+      ct_offer_request(SYM, CT_SELL, "alice", 8000, 150000);
   Gm__Carbon__BlockOffer *b =
       (Gm__Carbon__BlockOffer *)ct_call("bob", "block.offer", &o.base);
   ck_assert_msg(b, "%s", ct_message);
