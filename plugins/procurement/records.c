@@ -144,12 +144,25 @@ gm_status pr__bid_list(gm_call *call, const ProtobufCMessage *req,
                            (gm_param[]){GM_TEXT(in->tender_id)}, 1, &opened)) !=
       GM_OK)
     return st;
-  if (opened <= 0)
+  if (opened <= 0) {
+    /* Redis may hold an evaluation the settler has not written yet: say
+       so, retryably, rather than call an opened tender sealed. */
+    Gm__Procurement__TenderView *view;
+    st = pr__tender_read(call, in->tender_id, &view);
+    if (st == GM_OK && view->tender->round > 0)
+      return host->fail(call, GM_UNAVAILABLE,
+                        "tender %s was opened and evaluated (round %d) but "
+                        "its opened bids are not in the ledger yet: "
+                        "settlement is behind (see docs/operations.md); "
+                        "retry in a moment",
+                        in->tender_id, (int)view->tender->round);
+    if (st != GM_OK && st != GM_FAILED_PRECONDITION) return st;
     return host->fail(call, GM_FAILED_PRECONDITION,
                       "the bids on tender %s are sealed until its opening "
                       "(or it has not been evaluated yet); its hashes are "
                       "published then",
                       in->tender_id);
+  }
   pr__acc a = {.call = call, .ctx = in->tender_id};
   st = host->ledger_query(
       call,

@@ -144,6 +144,17 @@ ProtobufCMessage *pt_call(const char *as, const char *method,
   return pt_call_idem(as, method, NULL, req);
 }
 
+ProtobufCMessage *pt_call_settled(const char *as, const char *method,
+                                  const ProtobufCMessage *req) {
+  ProtobufCMessage *m = NULL;
+  for (int i = 0; i < 1000; i++) {
+    if ((m = pt_call(as, method, req)) || pt_status != GM__STATUS__UNAVAILABLE)
+      break;
+    nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  }
+  return m;
+}
+
 void pt_expect(const char *as, const char *method, const ProtobufCMessage *req,
                int status, const char *text) {
   ProtobufCMessage *m = pt_call(as, method, req);

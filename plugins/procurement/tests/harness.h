@@ -47,6 +47,10 @@ ProtobufCMessage *pt_call(const char *as, const char *method,
                           const ProtobufCMessage *req);
 ProtobufCMessage *pt_call_idem(const char *as, const char *method,
                                const char *idem, const ProtobufCMessage *req);
+/* pt_call of a read the ledger answers: retried while it is UNAVAILABLE
+   because settlement has not caught up (10 s). */
+ProtobufCMessage *pt_call_settled(const char *as, const char *method,
+                                  const ProtobufCMessage *req);
 /* Asserts the call fails with `status` and a message containing `text`. */
 void pt_expect(const char *as, const char *method, const ProtobufCMessage *req,
                int status, const char *text);

@@ -176,7 +176,7 @@ START_TEST(an_unsuccessful_tender_is_read_from_the_ledger_after_archive) {
   Gm__Procurement__BidListRequest bl = GM__PROCUREMENT__BID_LIST_REQUEST__INIT;
   bl.tender_id = "T-UNS";
   Gm__Procurement__BidList *l =
-      (Gm__Procurement__BidList *)pt_call("beta", "bid.list", &bl.base);
+      (Gm__Procurement__BidList *)pt_call_settled("beta", "bid.list", &bl.base);
   ck_assert_msg(l, "%s", pt_message);
   ck_assert_int_eq(l->n_bids, 1);
   ck_assert_str_eq(l->bids[0]->supplier, "alpha");

@@ -200,7 +200,7 @@ START_TEST(the_published_hash_matches_the_opened_bid) {
   Gm__Procurement__BidListRequest lq = GM__PROCUREMENT__BID_LIST_REQUEST__INIT;
   lq.tender_id = "T-SEAL";
   Gm__Procurement__BidList *list =
-      (Gm__Procurement__BidList *)pt_call("beta", "bid.list", &lq.base);
+      (Gm__Procurement__BidList *)pt_call_settled("beta", "bid.list", &lq.base);
   ck_assert_msg(list, "%s", pt_message);
   ck_assert_int_eq(list->n_bids, 2);
   const Gm__Procurement__Bid *ba = NULL, *bb = NULL;
@@ -281,6 +281,45 @@ START_TEST(nobody_learns_who_bid_before_the_opening) {
   ck_assert_msg(got, "%s", pt_message);
   ck_assert_str_eq(got->state, "withdrawn");
   pt_free(got);
+}
+END_TEST
+
+/*
+ * While the settler has not written the evaluation (here it waits on a
+ * write lock the test holds on the ledger), bid.list says the tender is
+ * opened and its bids are on their way, retryably, rather than "sealed";
+ * once the lock goes the list answers.
+ */
+START_TEST(the_bid_list_waits_for_settlement_not_the_seal) {
+  const char *a[] = {"D1=" SECRET};
+  pt_free(pt_bid("alpha", "T-SEAL", 0, a, 1));
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_bids"
+                                  " WHERE tender_id = 'T-SEAL'",
+                                  1),
+                   1);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(pt_gmd), &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SEAL", "evaluated"), "evaluated");
+  Gm__Procurement__BidListRequest lq = GM__PROCUREMENT__BID_LIST_REQUEST__INIT;
+  lq.tender_id = "T-SEAL";
+  pt_expect("beta", "bid.list", &lq.base, GM__STATUS__UNAVAILABLE,
+            "tender T-SEAL was opened and evaluated (round 1) but its opened "
+            "bids are not in the ledger yet");
+  ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  Gm__Procurement__BidList *list =
+      (Gm__Procurement__BidList *)pt_call_settled("beta", "bid.list", &lq.base);
+  ck_assert_msg(list, "%s", pt_message);
+  ck_assert_int_eq(list->n_bids, 1);
+  ck_assert_str_eq(list->bids[0]->state, "opened");
+  pt_free(list);
+  /* A tender that does not exist is not called sealed. */
+  lq.tender_id = "T-NONE";
+  pt_expect("beta", "bid.list", &lq.base, GM__STATUS__NOT_FOUND,
+            "no tender T-NONE");
 }
 END_TEST
 
@@ -412,6 +451,7 @@ int main(void) {
   tcase_add_test(tc, the_published_hash_matches_the_opened_bid);
   tcase_add_test(tc, nobody_learns_who_bid_before_the_opening);
   tcase_add_test(tc, the_sealed_length_tells_nothing);
+  tcase_add_test(tc, the_bid_list_waits_for_settlement_not_the_seal);
   tcase_add_test(tc, bids_of_a_tender_are_sealed_under_one_key);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
