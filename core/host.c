@@ -167,6 +167,13 @@ static gm_status host_publish_to(gm_call *call, gm_audience audience,
   return gm__publish(call, call->market->name, audience, who, event, msg);
 }
 
+static int host_publish_wanted(gm_call *call, gm_audience audience,
+                               const char *who, const char *event) {
+  return gm__publish_wanted(call,
+                            call && call->market ? call->market->name : NULL,
+                            audience, who, event);
+}
+
 static gm_status host_timer_add(gm_market *m, const char *name,
                                 int64_t interval_ms, gm_timer_fn fn,
                                 void *arg) {
@@ -281,6 +288,7 @@ const gm_host_api gm__host_api = {
     .config_path = host_config_path,
     .script_register_lib = host_script_register_lib,
     .script_register_flags = host_script_register_flags,
+    .publish_wanted = host_publish_wanted,
 };
 
 /* Event names: 1-64 printable ASCII characters, no space (topics are split
@@ -310,43 +318,92 @@ static int gm__role_ok(const char *s) {
   return n >= 1 && n <= 32;
 }
 
+/* Appends s[0..n) at *at if it fits below end. */
+static int gm__put(char **at, const char *end, const char *s, size_t n) {
+  if ((size_t)(end - *at) < n) return -1;
+  memcpy(*at, s, n);
+  *at += n;
+  return 0;
+}
+
+/* Why gm__topic refused (gm__publish words each). */
+enum {
+  GM__TOPIC_EVENT = -1,
+  GM__TOPIC_WHO = -2,
+  GM__TOPIC_AUDIENCE = -3,
+  GM__TOPIC_LONG = -4
+};
+
+/*
+ * The topic the feeds route on (docs/protocol.md, The feed), into
+ * topic[GM__TOPIC_MAX]: "<market>.<event>" public, "@p:<participant>
+ * <market>.<event>" or "@r:<role> <market>.<event>" private.  Its length, or
+ * a GM__TOPIC_* when an argument is bad.  A participant id or role with a
+ * space would let its topic pass for another's.
+ */
+#define GM__TOPIC_MAX 256
+static int gm__topic(char *topic, const char *market, gm_audience audience,
+                     const char *who, const char *event) {
+  if (!gm__event_name_ok(event)) return GM__TOPIC_EVENT;
+  char *at = topic;
+  const char *end = topic + GM__TOPIC_MAX - 1; /* room for a NUL */
+  if (audience == GM_AUDIENCE_PARTICIPANT || audience == GM_AUDIENCE_ROLE) {
+    if (audience == GM_AUDIENCE_PARTICIPANT ? !gm__participant_ok(who)
+                                            : !gm__role_ok(who))
+      return GM__TOPIC_WHO;
+    if (gm__put(&at, end,
+                audience == GM_AUDIENCE_PARTICIPANT ? "@p:" : "@r:", 3) < 0 ||
+        gm__put(&at, end, who, strlen(who)) < 0 ||
+        gm__put(&at, end, " ", 1) < 0)
+      return GM__TOPIC_LONG;
+  } else if (audience != GM_AUDIENCE_PUBLIC) {
+    return GM__TOPIC_AUDIENCE;
+  }
+  if (gm__put(&at, end, market, strlen(market)) < 0 ||
+      gm__put(&at, end, ".", 1) < 0 ||
+      gm__put(&at, end, event, strlen(event)) < 0)
+    return GM__TOPIC_LONG;
+  *at = '\0';
+  return (int)(at - topic);
+}
+
+int gm__publish_wanted(gm_call *call, const char *market, gm_audience audience,
+                       const char *who, const char *event) {
+  /* Unsure is yes: no feed here (publish then does nothing anyway), or a
+     bad argument (publish then refuses it with its reason). */
+  if (!call || !call->pub || !call->market || !market) return 1;
+  char topic[GM__TOPIC_MAX];
+  int tn = gm__topic(topic, market, audience, who, event);
+  if (tn < 0) return 1;
+  return gm__interest_wanted(call->market->host->interest, topic, (size_t)tn);
+}
+
 gm_status gm__publish(gm_call *call, const char *market, gm_audience audience,
                       const char *who, const char *event,
                       const ProtobufCMessage *msg) {
-  /* The topic is what the feeds route on (docs/protocol.md, The feed):
-     "<market>.<event>" public, "@p:<participant> <market>.<event>" or
-     "@r:<role> <market>.<event>" private.  A participant id or role with a
-     space would let its topic pass for another's. */
-  if (!gm__event_name_ok(event))
+  char topic[GM__TOPIC_MAX];
+  int tn = gm__topic(topic, market, audience, who, event);
+  if (tn == GM__TOPIC_EVENT)
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "event name \"%s\" must be 1-64 printable ASCII "
                          "characters without spaces, e.g. \"order\"",
                          event ? event : "");
-  char topic[256];
-  int tn;
-  if (audience == GM_AUDIENCE_PUBLIC) {
-    tn = snprintf(topic, sizeof topic, "%s.%s", market, event);
-  } else if (audience == GM_AUDIENCE_PARTICIPANT) {
-    if (!gm__participant_ok(who))
-      return gm__call_fail(call, GM_INVALID_ARGUMENT,
-                           "publish_to a participant needs its id (1-64 "
-                           "letters, digits, '-', '_' or '.'), not \"%s\"",
-                           who ? who : "");
-    tn = snprintf(topic, sizeof topic, "@p:%s %s.%s", who, market, event);
-  } else if (audience == GM_AUDIENCE_ROLE) {
-    if (!gm__role_ok(who))
-      return gm__call_fail(call, GM_INVALID_ARGUMENT,
-                           "publish_to a role needs its name ([a-z][a-z0-9_]*, "
-                           "at most 32 characters), not \"%s\"",
-                           who ? who : "");
-    tn = snprintf(topic, sizeof topic, "@r:%s %s.%s", who, market, event);
-  } else {
+  if (tn == GM__TOPIC_WHO && audience == GM_AUDIENCE_PARTICIPANT)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "publish_to a participant needs its id (1-64 "
+                         "letters, digits, '-', '_' or '.'), not \"%s\"",
+                         who ? who : "");
+  if (tn == GM__TOPIC_WHO)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "publish_to a role needs its name ([a-z][a-z0-9_]*, "
+                         "at most 32 characters), not \"%s\"",
+                         who ? who : "");
+  if (tn == GM__TOPIC_AUDIENCE)
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "audience %d is none of GM_AUDIENCE_PUBLIC, "
                          "GM_AUDIENCE_PARTICIPANT, GM_AUDIENCE_ROLE",
                          (int)audience);
-  }
-  if (tn < 0 || (size_t)tn >= sizeof topic)
+  if (tn < 0)
     return gm__call_fail(call, GM_INVALID_ARGUMENT, "event topic too long");
   if (!call->pub) return GM_OK; /* no feed in this context (tests) */
   /* Most events have no subscriber under load (a market's order events go

@@ -35,5 +35,9 @@ extern const gm_host_api gm__host_api;
 gm_status gm__publish(gm_call *call, const char *market, gm_audience audience,
                       const char *who, const char *event,
                       const ProtobufCMessage *msg);
+/* Zero when no subscriber would receive that event now, non-zero when one
+   may (or when unsure: no feed, a bad argument): gm_host_api.publish_wanted. */
+int gm__publish_wanted(gm_call *call, const char *market, gm_audience audience,
+                       const char *who, const char *event);
 
 #endif

@@ -394,6 +394,28 @@ typedef struct gm_host_api {
   gm_status (*script_register_flags)(gm_market *m, const char *name,
                                      const char *lib, const char *lua,
                                      unsigned flags);
+
+  /* -- appended: events nobody receives, not built -- */
+  /*
+   * Zero when an event "<market>.<event>" for this audience (as publish_to
+   * takes it: GM_AUDIENCE_PUBLIC with `who` unused, or one participant or
+   * role) would reach no subscriber now, so the market may skip building
+   * and packing it: publish would drop it unsent and uncounted anyway (its
+   * feed's seq does not move, docs/protocol.md, Sequence numbers).  Non-zero
+   * when it may reach one, and whenever the host is unsure: a bad argument
+   * (publish then refuses it with the reason), no feed.  A feed prefix or
+   * private audience counts as wanted from the moment the broker receives
+   * its first subscription until the broker restarts.  A subscription
+   * still on its way to the broker is not seen: the event skipped then is
+   * one publish itself would have skipped at that moment, and to the
+   * subscriber it is one published before it subscribed (no subscription
+   * is acknowledged, and a skipped event takes no seq, so no gap shows).
+   * No lock: one relaxed atomic load per prefix of the topic, any thread.
+   * Check that `size` covers it (GM_HOST_HAS): a host built before it has
+   * no such field; build the event then.
+   */
+  int (*publish_wanted)(gm_call *call, gm_audience audience, const char *who,
+                        const char *event);
 } gm_host_api;
 
 /* Script flags (gm_host_api.script_register_flags). */

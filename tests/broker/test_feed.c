@@ -446,6 +446,98 @@ END_TEST
  * events said while only bob listens are not sent, so the first one her
  * new subscription receives is number 1 of her count.
  */
+/* What publish_wanted answers for event `event` to the audience (testmkt
+   tell, publishing nothing). */
+static int wanted(gm_audience audience, const char *who, const char *event) {
+  Gm__Testmkt__TellRequest t = GM__TESTMKT__TELL_REQUEST__INIT;
+  t.audience = (int32_t)audience;
+  t.who = (char *)(who ? who : "");
+  t.event = (char *)event;
+  t.ask_only = 1;
+  Gm__Reply *r = gm_test_call(admin, NULL, "testmkt", "tell", NULL, &t.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "tell: %s", r->message);
+  Gm__Testmkt__TellReply *out =
+      gm__testmkt__tell_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_ptr_nonnull(out);
+  int w = out->wanted;
+  gm__testmkt__tell_reply__free_unpacked(out, NULL);
+  gm__reply__free_unpacked(r, NULL);
+  return w;
+}
+
+/* Asks until publish_wanted says yes (a subscription travels to the broker
+   asynchronously), for up to 10 s. */
+static void until_wanted(gm_audience audience, const char *who,
+                         const char *event) {
+  for (int i = 0; i < 1000; i++) {
+    if (wanted(audience, who, event)) return;
+    sleep_ms(10);
+  }
+  ck_abort_msg("publish_wanted never said yes to %d %s %s", (int)audience,
+               who ? who : "-", event);
+}
+
+/*
+ * publish_wanted says no while nobody follows an event's audience, yes from
+ * the moment the broker has a subscription covering it (public prefix,
+ * participant, role) and for that audience only; yes when unsure (a bad
+ * argument), and yes still after the unsubscription (an audience once
+ * followed keeps its events built and counted until the broker restarts).
+ * An event published once it said yes reaches the subscriber.
+ */
+START_TEST(publish_wanted_follows_subscriptions) {
+  ck_assert(!wanted(GM_AUDIENCE_PUBLIC, NULL, "w"));
+  ck_assert(!wanted(GM_AUDIENCE_PARTICIPANT, "alice", "w"));
+  ck_assert(!wanted(GM_AUDIENCE_ROLE, "buyer", "w"));
+  ck_assert(wanted(GM_AUDIENCE_PARTICIPANT, "al ice", "w"));
+  ck_assert(wanted(GM_AUDIENCE_ROLE, "Buyer", "w"));
+  ck_assert(wanted(GM_AUDIENCE_PUBLIC, NULL, "two words"));
+  ck_assert(wanted((gm_audience)7, "x", "w"));
+
+  gm_feed *f = feed_as(alice_pub, alice_sec);
+  evlog *lg = calloc(1, sizeof *lg);
+  char why[256];
+  /* A public prefix: the events it covers, public only. */
+  ck_assert_int_eq(gm_feed_subscribe(f, "testmkt.w"), GM_OK);
+  until_wanted(GM_AUDIENCE_PUBLIC, NULL, "w");
+  ck_assert(wanted(GM_AUDIENCE_PUBLIC, NULL, "wide"));
+  ck_assert(!wanted(GM_AUDIENCE_PUBLIC, NULL, "told"));
+  ck_assert(!wanted(GM_AUDIENCE_PARTICIPANT, "alice", "w"));
+  ck_assert(tell(GM_AUDIENCE_PUBLIC, NULL, "w", "pw", why, sizeof why) ==
+            GM_OK);
+  read_until(f, lg, "pw");
+
+  /* A participant's audience: its events, not another's nor a role's. */
+  ck_assert_int_eq(gm_feed_subscribe(f, "@p:alice "), GM_OK);
+  until_wanted(GM_AUDIENCE_PARTICIPANT, "alice", "w");
+  ck_assert(wanted(GM_AUDIENCE_PARTICIPANT, "alice", "told"));
+  ck_assert(!wanted(GM_AUDIENCE_PARTICIPANT, "bob", "w"));
+  ck_assert(!wanted(GM_AUDIENCE_ROLE, "buyer", "w"));
+  ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "alice", "w", "aw", why,
+                 sizeof why) == GM_OK);
+  read_until(f, lg, "aw");
+
+  /* A role's audience, for a holder of the role. */
+  ck_assert_int_eq(gm_feed_subscribe(f, "@r:buyer "), GM_OK);
+  until_wanted(GM_AUDIENCE_ROLE, "buyer", "w");
+  ck_assert(!wanted(GM_AUDIENCE_ROLE, "seller", "w"));
+  ck_assert(tell(GM_AUDIENCE_ROLE, "buyer", "w", "rw", why, sizeof why) ==
+            GM_OK);
+  read_until(f, lg, "rw");
+
+  /* Unsubscribed and gone: still yes (conservative, and so no gap). */
+  ck_assert_int_eq(gm_feed_unsubscribe(f, "@p:alice "), GM_OK);
+  ck_assert_int_eq(gm_feed_unsubscribe(f, "testmkt.w"), GM_OK);
+  gm_feed_destroy(&f);
+  ck_assert(wanted(GM_AUDIENCE_PUBLIC, NULL, "w"));
+  ck_assert(wanted(GM_AUDIENCE_PARTICIPANT, "alice", "w"));
+  ck_assert(wanted(GM_AUDIENCE_ROLE, "buyer", "w"));
+  ck_assert(!wanted(GM_AUDIENCE_PARTICIPANT, "bob", "w"));
+  free(lg);
+}
+END_TEST
+
 START_TEST(events_for_an_audience_nobody_follows_are_not_counted) {
   gm_feed *fb = feed_as(bob_pub, bob_sec);
   evlog *lg = calloc(1, sizeof *lg);
@@ -1026,6 +1118,7 @@ int main(void) {
   tcase_add_test(tc, unsubscribe_stops_exactly_what_it_subscribed);
   tcase_add_test(tc, sequence_numbers_count_each_audience_apart);
   tcase_add_test(tc, events_for_an_audience_nobody_follows_are_not_counted);
+  tcase_add_test(tc, publish_wanted_follows_subscriptions);
   tcase_add_test(tc, a_returning_subscriber_sees_the_gap_of_what_it_missed);
   tcase_add_test(tc, changing_other_prefixes_loses_no_event_of_a_kept_one);
   tcase_add_test(tc, publish_to_checks_its_audience);

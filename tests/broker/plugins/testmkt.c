@@ -2,7 +2,7 @@
  * The test market: a real plugin built against the public SDK only, used by
  * the broker's tests.  echo reads, bump runs a script that counts in Redis and
  * emits an outbox entry, count reads the settled rows back from the ledger,
- * tell publishes to any audience.
+ * tell publishes to any audience (saying what publish_wanted answered).
  * probe and peek try the ledger's boundaries: probe emits an entry whose
  * settlement does what the request names (write the broker's gm_settled or
  * another market's table, read inside its own transaction); peek reads
@@ -195,11 +195,18 @@ static gm_status bump(gm_call *call, const ProtobufCMessage *req,
 static gm_status tell(gm_call *call, const ProtobufCMessage *req,
                       ProtobufCMessage **reply) {
   const Gm__Testmkt__TellRequest *in = (const void *)req;
-  gm_status st = host->publish_to(call, (gm_audience)in->audience, in->who,
-                                  in->event, req);
-  if (st != GM_OK) return st;
+  if (!GM_HOST_HAS(host, publish_wanted))
+    return host->fail(call, GM_INTERNAL, "the host has no publish_wanted");
+  int wanted =
+      host->publish_wanted(call, (gm_audience)in->audience, in->who, in->event);
+  if (!in->ask_only) {
+    gm_status st = host->publish_to(call, (gm_audience)in->audience, in->who,
+                                    in->event, req);
+    if (st != GM_OK) return st;
+  }
   Gm__Testmkt__TellReply *out = host->alloc(call, sizeof *out);
   gm__testmkt__tell_reply__init(out);
+  out->wanted = wanted != 0;
   *reply = &out->base;
   return GM_OK;
 }
