@@ -72,6 +72,14 @@ static const gm_value *finance__staff(const gm_value *members,
   return NULL;
 }
 
+/* Non-zero when participant `who` may receive a referral event now: one
+   nobody would receive is not built (a host older than publish_wanted is
+   asked nothing). */
+static int finance__wanted(gm_call *call, const char *who) {
+  return !GM_HOST_HAS(host, publish_wanted) ||
+         host->publish_wanted(call, GM_AUDIENCE_PARTICIPANT, who, "referral");
+}
+
 static void finance__publish(gm_call *call, const finance__ref *r,
                              const char *const *banks, size_t n,
                              const gm_value *members) {
@@ -79,17 +87,29 @@ static void finance__publish(gm_call *call, const finance__ref *r,
   const char *ent = finance__f(r, "ent");
   ev.transition = (char *)r->transition;
   ev.time_ms = finance__fi(r, "ut");
-  ev.referral = finance__view(call, r, GM__FINANCE__ACCESS__ACCESS_FULL, NULL);
-  if (gm__finance_valid_participant(ent))
+  if (gm__finance_valid_participant(ent) && finance__wanted(call, ent)) {
+    ev.referral =
+        finance__view(call, r, GM__FINANCE__ACCESS__ACCESS_FULL, NULL);
     host->publish_to(call, GM_AUDIENCE_PARTICIPANT, ent, "referral", &ev.base);
+  }
   for (size_t i = 0; i < n; i++) {
     const gm_value *staff = finance__staff(members, banks[i]);
     if (!staff || staff->n < 2) continue;
+    /* The bank's view is built only when one of its staff may receive it. */
+    size_t k = 1;
+    for (; k < staff->n; k++) {
+      const char *who = finance__s(staff, k);
+      if (gm__finance_valid_participant(who) && strcmp(who, ent) != 0 &&
+          finance__wanted(call, who))
+        break;
+    }
+    if (k == staff->n) continue;
     ev.referral =
         finance__view(call, r, finance__access(r, banks[i], 0), banks[i]);
-    for (size_t k = 1; k < staff->n; k++) {
+    for (; k < staff->n; k++) {
       const char *who = finance__s(staff, k);
-      if (gm__finance_valid_participant(who) && strcmp(who, ent) != 0)
+      if (gm__finance_valid_participant(who) && strcmp(who, ent) != 0 &&
+          finance__wanted(call, who))
         host->publish_to(call, GM_AUDIENCE_PARTICIPANT, who, "referral",
                          &ev.base);
     }

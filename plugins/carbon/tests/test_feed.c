@@ -181,6 +181,121 @@ START_TEST(bob_sees_the_trade_and_book_of_alices_order_but_not_her_order) {
 }
 END_TEST
 
+/* A feed of participant (pub, sec) subscribed to `prefix` only. */
+static gm_feed *feed_only(const char *pub, const char *sec,
+                          const char *prefix) {
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.server_public_key = server_pub;
+  o.public_key = pub;
+  o.secret_key = sec;
+  gm_feed *f = gm_feed_new(gm_test_gmd_feed(ct_gmd), &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, prefix), GM_OK);
+  return f;
+}
+
+/* One audience's events as a feed saw them, in order. */
+typedef struct counted {
+  uint64_t seq[512];
+  int n;
+  int trades;    /* carbon.trade events */
+  int64_t price; /* the last order event's price */
+} counted;
+
+/* Waits up to ms for one event on f and records it (an event of another
+   topic than `topic`, or a public topic when `topic` is "", fails); 1 when
+   one came. */
+static int take_counted(gm_feed *f, const char *topic, counted *c, int ms) {
+  char *t = NULL;
+  Gm__Event *ev = NULL;
+  if (gm_feed_recv(f, &t, &ev, ms) != GM_OK) {
+    free(t);
+    gm_feed_event_free(&ev);
+    return 0;
+  }
+  ck_assert_msg(*topic ? strcmp(t, topic) == 0 : t[0] != '@',
+                "unexpected topic %s", t);
+  ck_assert_int_lt(c->n, 512);
+  c->seq[c->n++] = ev->seq;
+  if (strcmp(t, "carbon.trade") == 0) c->trades++;
+  if (strstr(t, "carbon.order")) {
+    Gm__Carbon__OrderEvent *oe =
+        gm__carbon__order_event__unpack(NULL, ev->body.len, ev->body.data);
+    ck_assert_ptr_nonnull(oe);
+    c->price = oe->order->price;
+    ct_free(oe);
+  }
+  free(t);
+  gm_feed_event_free(&ev);
+  return 1;
+}
+
+/* Each count goes up by one from 1: nothing was counted while nobody
+   followed it, and no event skipped for lack of interest took a number. */
+static void no_gap(const counted *c) {
+  for (int i = 0; i < c->n; i++)
+    ck_assert_msg(c->seq[i] == (uint64_t)i + 1, "event %d has seq %llu", i,
+                  (unsigned long long)c->seq[i]);
+}
+
+/*
+ * Carbon asks publish_wanted before it builds an event: carol's order
+ * events (nobody follows her) and the public tape and book (nobody follows
+ * them until bob comes) are never built, while alice, who follows only her
+ * own orders, still gets each of hers, numbered without a gap.  When bob
+ * subscribes to the public feed, its events are built from then on, and
+ * their count starts at 1: the skipped ones took no number.
+ */
+START_TEST(events_nobody_follows_are_skipped_without_a_gap) {
+  const char *own = "@p:alice carbon.order";
+  char carol_pub[41], carol_sec[41];
+  zmq_curve_keypair(carol_pub, carol_sec);
+  register_key("carol", carol_pub);
+  ct_deposit("carol", SYM, INT64_C(100000000), 10000);
+  gm_test_conn *carol = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd),
+                                         server_pub, carol_pub, carol_sec);
+  gm_feed *fa = feed_only(alice_pub, alice_sec, "@p:alice ");
+  counted a = {0}, b = {0};
+  /* The slow joiner: alice's resting sells until she hears one. */
+  for (int i = 0; i < 50 && !a.n; i++) {
+    place(alice, CT_SELL, 9000, 1);
+    take_counted(fa, own, &a, 100);
+  }
+  ck_assert_msg(a.n, "alice's feed never heard her order");
+  /* Trades between alice and carol, and carol's own resting orders: each
+     makes events for carol and for the public feed that nobody receives. */
+  for (int i = 0; i < 10; i++) {
+    place(alice, CT_SELL, 8900, 1);
+    place(carol, CT_BUY, 8900, 1);
+    place(carol, CT_BUY, 8000 + i, 1);
+  }
+  place(alice, CT_SELL, 9300, 1); /* alice's marker */
+  for (int i = 0; i < 500 && a.price != 9300; i++)
+    take_counted(fa, own, &a, 10);
+  ck_assert_int_eq(a.price, 9300);
+  /* Her sells at 8900 (placed, filled) and the marker came, numbered on. */
+  ck_assert_int_ge(a.n, 1 + 10 + 1);
+  no_gap(&a);
+
+  /* Bob follows the public feed ("carbon."): its events are built from
+     then on, numbered from 1. */
+  gm_feed *fb = feed_only(bob_pub, bob_sec, "carbon.");
+  for (int i = 0; i < 50 && !b.n; i++) {
+    place(carol, CT_BUY, 7700 + i, 1); /* a new level: a book event */
+    take_counted(fb, "", &b, 100);
+  }
+  ck_assert_msg(b.n, "bob's feed never heard the book");
+  place(alice, CT_SELL, 8009, 1); /* trades with carol's best buy */
+  for (int i = 0; i < 500 && !b.trades; i++) take_counted(fb, "", &b, 10);
+  ck_assert_int_eq(b.trades, 1);
+  no_gap(&b);
+  gm_feed_destroy(&fb);
+  gm_feed_destroy(&fa);
+  gm_test_conn_destroy(&carol);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon feed");
   TCase *tc = tcase_create("feed");
@@ -188,6 +303,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc,
                  bob_sees_the_trade_and_book_of_alices_order_but_not_her_order);
+  tcase_add_test(tc, events_nobody_follows_are_skipped_without_a_gap);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
