@@ -441,11 +441,6 @@ START_TEST(sequence_numbers_count_each_audience_apart) {
 }
 END_TEST
 
-/*
- * An audience nobody follows gets no event built or counted: alice's
- * events said while only bob listens are not sent, so the first one her
- * new subscription receives is number 1 of her count.
- */
 /* What publish_wanted answers for event `event` to the audience (testmkt
    tell, publishing nothing). */
 static int wanted(gm_audience audience, const char *who, const char *event) {
@@ -529,6 +524,11 @@ START_TEST(publish_wanted_follows_subscriptions) {
   /* Unsubscribed and gone: still yes (conservative, and so no gap). */
   ck_assert_int_eq(gm_feed_unsubscribe(f, "@p:alice "), GM_OK);
   ck_assert_int_eq(gm_feed_unsubscribe(f, "testmkt.w"), GM_OK);
+  /* A barrier: the SUB socket's messages reach the publisher in order, so
+     once its later subscription is seen its unsubscription has been read. */
+  ck_assert_int_eq(gm_feed_subscribe(f, "testmkt.zz"), GM_OK);
+  until_wanted(GM_AUDIENCE_PUBLIC, NULL, "zz");
+  ck_assert(wanted(GM_AUDIENCE_PUBLIC, NULL, "w"));
   gm_feed_destroy(&f);
   ck_assert(wanted(GM_AUDIENCE_PUBLIC, NULL, "w"));
   ck_assert(wanted(GM_AUDIENCE_PARTICIPANT, "alice", "w"));
@@ -538,6 +538,11 @@ START_TEST(publish_wanted_follows_subscriptions) {
 }
 END_TEST
 
+/*
+ * An audience nobody follows gets no event built or counted: alice's
+ * events said while only bob listens are not sent, so the first one her
+ * new subscription receives is number 1 of her count.
+ */
 START_TEST(events_for_an_audience_nobody_follows_are_not_counted) {
   gm_feed *fb = feed_as(bob_pub, bob_sec);
   evlog *lg = calloc(1, sizeof *lg);
@@ -1109,6 +1114,39 @@ START_TEST(development_mode_keeps_subscriptions_as_asked) {
 }
 END_TEST
 
+/*
+ * Development mode (no CURVE): a private prefix that ends before its
+ * audience ("@p:al") makes every private event wanted, and public events
+ * stay unwanted until a public prefix covers them; what publish_wanted said
+ * yes to reaches the subscriber.
+ */
+START_TEST(publish_wanted_in_development_mode) {
+  ck_assert(!wanted(GM_AUDIENCE_PUBLIC, NULL, "w"));
+  ck_assert(!wanted(GM_AUDIENCE_PARTICIPANT, "alice", "w"));
+  gm_feed *f = feed_as(NULL, NULL);
+  evlog *lg = calloc(1, sizeof *lg);
+  char why[256];
+  ck_assert_int_eq(gm_feed_subscribe(f, "@p:al"), GM_OK);
+  until_wanted(GM_AUDIENCE_PARTICIPANT, "alice", "w");
+  ck_assert(wanted(GM_AUDIENCE_PARTICIPANT, "alice2", "w"));
+  ck_assert(!wanted(GM_AUDIENCE_PUBLIC, NULL, "w"));
+  ck_assert(tell(GM_AUDIENCE_PARTICIPANT, "alice", "w", "dw", why,
+                 sizeof why) == GM_OK);
+  read_until(f, lg, "dw");
+  gm_feed *all = feed_as(NULL, NULL);
+  evlog *la = calloc(1, sizeof *la);
+  ck_assert_int_eq(gm_feed_subscribe(all, ""), GM_OK);
+  until_wanted(GM_AUDIENCE_PUBLIC, NULL, "w");
+  ck_assert(tell(GM_AUDIENCE_PUBLIC, NULL, "w", "dp", why, sizeof why) ==
+            GM_OK);
+  read_until(all, la, "dp");
+  free(lg);
+  free(la);
+  gm_feed_destroy(&f);
+  gm_feed_destroy(&all);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("feed");
   TCase *tc = tcase_create("curve");
@@ -1136,6 +1174,7 @@ int main(void) {
   tcase_add_checked_fixture(dev, dev_setup, teardown);
   tcase_set_timeout(dev, 60);
   tcase_add_test(dev, development_mode_keeps_subscriptions_as_asked);
+  tcase_add_test(dev, publish_wanted_in_development_mode);
   suite_add_tcase(s, dev);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
