@@ -29,6 +29,11 @@ static char pub[NWHO][41], sec[NWHO][41];
 static gm_test_conn *conn[NWHO];
 static gm_feed *feed[NWHO];
 static char code[19];
+/* Each feed follows its own audience only ("@p:<id> ", not ""), and icbc
+   has a second staff member, icbc2, whom nobody follows: publish_wanted
+   then says no to some of a referral's audiences (a "" subscription covers
+   every topic, so it never does). */
+static int narrow;
 
 /* What one participant's feed delivered for one referral. */
 typedef struct heard {
@@ -190,6 +195,15 @@ static void setup(void) {
     l.bank = (char *)banks[w];
     ft_free(ft_ok(NULL, "bank.link", &l.base));
   }
+  if (narrow) {
+    char p2[41], s2[41];
+    zmq_curve_keypair(p2, s2);
+    reg_key("icbc2", "bank", p2);
+    Gm__Finance__LinkRequest l = GM__FINANCE__LINK_REQUEST__INIT;
+    l.participant = "icbc2";
+    l.bank = "icbc";
+    ft_free(ft_ok(NULL, "bank.link", &l.base));
+  }
   ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
   ft_product("abc-p", "abc", "3", "", 1, 100000000000, 1, 120, 80);
   ft_product("far-p", "far", "1", "", 1, 100000000000, 1, 120, 80);
@@ -215,7 +229,9 @@ static void setup(void) {
     o.secret_key = sec[w];
     feed[w] = gm_feed_new(gm_test_gmd_feed(ft_gmd), &o);
     ck_assert_msg(feed[w] != NULL, "%s", gm_client_last_error());
-    ck_assert_int_eq(gm_feed_subscribe(feed[w], ""), GM_OK);
+    char own[80];
+    snprintf(own, sizeof own, "@p:%s ", who_id[w]);
+    ck_assert_int_eq(gm_feed_subscribe(feed[w], narrow ? own : ""), GM_OK);
   }
   /* The slow joiner: referrals (class 3 for icbc and abc, class 1 for
      far) until every feed has heard one. */
@@ -240,6 +256,11 @@ static void setup(void) {
                 "the feeds never heard the first referrals");
   heard drain[NWHO];
   listen_for("", drain, NULL, 300, 0);
+}
+
+static void narrow_setup(void) {
+  narrow = 1;
+  setup();
 }
 
 static void teardown(void) {
@@ -358,6 +379,12 @@ int main(void) {
   tcase_add_test(tc, identity_stays_hidden_until_the_pick_and_from_the_others);
   tcase_add_test(tc, consent_to_share_who_shows_it_to_claimants_only);
   suite_add_tcase(s, tc);
+  TCase *nt = tcase_create("own audiences only");
+  tcase_add_checked_fixture(nt, narrow_setup, teardown);
+  tcase_set_timeout(nt, 120);
+  tcase_add_test(nt, identity_stays_hidden_until_the_pick_and_from_the_others);
+  tcase_add_test(nt, consent_to_share_who_shows_it_to_claimants_only);
+  suite_add_tcase(s, nt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
