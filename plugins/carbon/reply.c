@@ -274,7 +274,8 @@ static void carbon__publish_private(gm_call *call, const char *who,
  * tape and the book levels go to everyone and carry no participant and no
  * order id.  Best effort: everything is already in the outbox.  An event
  * no subscriber would receive is not built (host->publish_wanted): in a
- * run with no subscriber that was about 5% of the workers' instructions.
+ * run with no subscriber that was 43 M of 255 M of the workers'
+ * instructions (callgrind, 4,000 orders).
  */
 void carbon__publish(gm_call *call, const char *sym, const gm_value *reply,
                      Gm__Carbon__Side taker) {
