@@ -228,6 +228,38 @@ static int pr__sheet_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
+/* Whether the ledger has caught up with the evaluation Redis holds.  The
+   sheet is read from the ledger; between an evaluation (or a ranking) and
+   its settlement the ledger lacks the round, has an older latest round, or
+   has the round unranked.  Each is refused as UNAVAILABLE (retry) rather
+   than answered with "no evaluation yet" or a stale sheet.  Redis's round
+   R is evaluated unless the tender is opening it (a re-evaluation), and
+   ranked unless the committee is still scoring it; a tender cannot be
+   cancelled while opening.  An archived tender has left Redis after
+   settling: the ledger is then complete and answers alone. */
+static gm_status pr__sheet_settled(gm_call *call, const char *id, int32_t want,
+                                   const pr__round *r) {
+  Gm__Procurement__TenderView *view;
+  /* A failed read (archived, or Redis away) leaves its message in the
+     call, unused: the dispatcher sends it only with a failing status. */
+  if (pr__tender_read(call, id, &view) != GM_OK) return GM_OK;
+  const Gm__Procurement__Tender *t = view->tender;
+  int opening = strcmp(t->state, "opening") == 0;
+  int64_t done = opening ? t->round - 1 : t->round; /* evaluated rounds */
+  int64_t round = want ? want : done;
+  if (round < 1 || round > done) return GM_OK; /* nothing to wait for */
+  int behind = !r->found || r->round < round;
+  if (!behind && r->method == 1 && r->ranked_ms == 0 && round == t->round &&
+      strcmp(t->state, "scoring") != 0)
+    behind = 1; /* ranked in Redis, not yet in the ledger */
+  if (!behind) return GM_OK;
+  return host->fail(call, GM_UNAVAILABLE,
+                    "tender %s: evaluation round %d is done but its sheet is "
+                    "not in the ledger yet: settlement is behind (see "
+                    "docs/operations.md); retry in a moment",
+                    id, (int)round);
+}
+
 /* The ranking order of each award method (the tie-break rule). */
 #define PR_ORDER_LOWEST "evaluated, bid_price, draw, supplier"
 #define PR_ORDER_SCORING "total_score DESC, bid_price, draw, supplier"
@@ -251,6 +283,8 @@ gm_status pr__evaluation_sheet(gm_call *call, const ProtobufCMessage *req,
       (gm_param[]){GM_TEXT(in->tender_id), GM_INT(in->round)}, 2, pr__round_row,
       &r);
   if (st != GM_OK) return st;
+  if ((st = pr__sheet_settled(call, in->tender_id, in->round, &r)) != GM_OK)
+    return st;
   if (!r.found)
     return host->fail(
         call, GM_FAILED_PRECONDITION,

@@ -323,6 +323,52 @@ START_TEST(the_bid_list_waits_for_settlement_not_the_seal) {
 }
 END_TEST
 
+/*
+ * The same for the evaluation sheet: while the evaluation is in Redis and
+ * not in the ledger, the sheet is UNAVAILABLE (retry), not "no evaluation
+ * yet"; a round Redis has not evaluated is still "no evaluation".
+ */
+START_TEST(the_sheet_waits_for_settlement_not_the_evaluation) {
+  const char *a[] = {"D1=" SECRET};
+  pt_free(pt_bid("alpha", "T-SEAL", 0, a, 1));
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_bids"
+                                  " WHERE tender_id = 'T-SEAL'",
+                                  1),
+                   1);
+  Gm__Procurement__SheetRequest q = GM__PROCUREMENT__SHEET_REQUEST__INIT;
+  q.tender_id = "T-SEAL";
+  pt_expect("root", "evaluation.sheet", &q.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "tender T-SEAL has no evaluation yet");
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(pt_gmd), &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SEAL", "evaluated"), "evaluated");
+  pt_expect("root", "evaluation.sheet", &q.base, GM__STATUS__UNAVAILABLE,
+            "tender T-SEAL: evaluation round 1 is done but its sheet is not "
+            "in the ledger yet");
+  q.round = 1;
+  pt_expect("root", "evaluation.sheet", &q.base, GM__STATUS__UNAVAILABLE,
+            "evaluation round 1 is done");
+  q.round = 2;
+  pt_expect("root", "evaluation.sheet", &q.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "tender T-SEAL has no evaluation round 2 yet");
+  ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  q.round = 0;
+  Gm__Procurement__Sheet *s = (Gm__Procurement__Sheet *)pt_call_settled(
+      "root", "evaluation.sheet", &q.base);
+  ck_assert_msg(s, "%s", pt_message);
+  ck_assert_int_eq(s->round, 1);
+  ck_assert_int_eq(s->total_rows, 1);
+  ck_assert_str_eq(s->rows[0]->supplier, "alpha");
+  pt_free(s);
+}
+END_TEST
+
 /* The length of alpha's sealed bid in Redis. */
 static long long sealed_len(void) {
   redisContext *c = gm_test_redis_connect(pt_redis);
@@ -452,6 +498,7 @@ int main(void) {
   tcase_add_test(tc, nobody_learns_who_bid_before_the_opening);
   tcase_add_test(tc, the_sealed_length_tells_nothing);
   tcase_add_test(tc, the_bid_list_waits_for_settlement_not_the_seal);
+  tcase_add_test(tc, the_sheet_waits_for_settlement_not_the_evaluation);
   tcase_add_test(tc, bids_of_a_tender_are_sealed_under_one_key);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
