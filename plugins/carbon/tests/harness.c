@@ -289,6 +289,23 @@ int64_t ct_ledger_wait(const char *sql, int64_t want) {
   return v;
 }
 
+Gm__Carbon__ReconcileReply *ct_reconcile_settled(const char *symbol) {
+  Gm__Carbon__ReconcileRequest rr = GM__CARBON__RECONCILE_REQUEST__INIT;
+  Gm__Carbon__ReconcileReply *rec = NULL;
+  rr.symbol = (char *)symbol;
+  for (int i = 0; i < 500; i++) {
+    if (rec) ct_free(rec);
+    rec = (Gm__Carbon__ReconcileReply *)ct_call("root", "records.reconcile",
+                                                &rr.base);
+    ck_assert_msg(rec, "%s", ct_message);
+    if (rec->unsettled == 0) return rec;
+    nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+  }
+  ck_abort_msg("records.reconcile: %lld entries still unsettled after 10 s",
+               (long long)rec->unsettled);
+  return NULL;
+}
+
 void ct_ledger_hold(void) {
   ck_assert_ptr_null(ct__held);
   ck_assert_int_eq(sqlite3_open_v2(gm_test_gmd_ledger(ct_gmd), &ct__held,

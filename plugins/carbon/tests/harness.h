@@ -76,6 +76,10 @@ Gm__Carbon__Depth *ct_depth(const char *sym, int levels);
 int64_t ct_ledger_int(const char *sql);
 /* Polls the ledger until `sql` answers `want` (10 s); returns the last. */
 int64_t ct_ledger_wait(const char *sql, int64_t want);
+/* records.reconcile (as root; symbol "" for every instrument) once nothing
+   is left to settle, retried up to 10 s by time; fails the test if it never
+   gets there.  Free with ct_free. */
+Gm__Carbon__ReconcileReply *ct_reconcile_settled(const char *symbol);
 /*
  * Holds the ledger's write lock (BEGIN IMMEDIATE from the test) until
  * ct_ledger_release: gmd's settler finds the ledger busy and retries with

@@ -434,21 +434,6 @@ START_TEST(mass_cancel_by_side_leaves_the_other_side) {
 }
 END_TEST
 
-static Gm__Carbon__ReconcileReply *reconcile_settled(void) {
-  Gm__Carbon__ReconcileRequest rr = GM__CARBON__RECONCILE_REQUEST__INIT;
-  Gm__Carbon__ReconcileReply *rec = NULL;
-  rr.symbol = SYM;
-  for (int i = 0; i < 200; i++) {
-    if (rec) ct_free(rec);
-    rec = (Gm__Carbon__ReconcileReply *)ct_call("root", "records.reconcile",
-                                                &rr.base);
-    ck_assert_msg(rec, "%s", ct_message);
-    if (rec->unsettled == 0) break;
-  }
-  ck_assert_int_eq(rec->unsettled, 0);
-  return rec;
-}
-
 START_TEST(reconcile_over_many_pages_finds_a_planted_difference) {
   /* 183 accounts (alice, bob and 181 more) at 50 per run: 4 runs. */
   char who[32];
@@ -456,7 +441,7 @@ START_TEST(reconcile_over_many_pages_finds_a_planted_difference) {
     snprintf(who, sizeof who, "p%03d", i);
     ct_deposit(who, SYM, 1000 + i, i % 3 ? i : 0);
   }
-  Gm__Carbon__ReconcileReply *rec = reconcile_settled();
+  Gm__Carbon__ReconcileReply *rec = ct_reconcile_settled(SYM);
   ck_assert_int_eq(rec->accounts, 183);
   ck_assert_int_eq(rec->n_differences, 0);
   ct_free(rec);
@@ -472,7 +457,7 @@ START_TEST(reconcile_over_many_pages_finds_a_planted_difference) {
       gm_test_redis_cmd(rc, "SADD gm:{carbon:CEA-2025}:accts ghost"));
   redisFree(rc);
   int64_t before = sscan_calls();
-  rec = reconcile_settled();
+  rec = ct_reconcile_settled(SYM);
   ck_assert_int_ge(sscan_calls() - before, 184 / 50);
   ck_assert_int_eq(rec->accounts, 184);
   ck_assert_int_eq(rec->n_differences, 2);
