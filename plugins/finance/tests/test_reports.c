@@ -41,6 +41,10 @@ static void setup(void) {
   }
   ft_product("abc-p", "abc", "3", "", 1, MAX, 1, 120, 100);
   ft_enterprise("acme", "330502");
+  /* The reports name the banks from the ledger's rows, written by the
+     directory's own outbox stream: a referral's rows settling says
+     nothing about them. */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_banks", 2), 2);
 }
 
 static void teardown(void) {
@@ -214,6 +218,10 @@ START_TEST(the_centre_report_and_a_bank_report) {
                    1);
   ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals", 4),
                    4);
+  /* Each referral settles on its own stream, in order: its first row says
+     nothing of its later ones (the claims, the loans). */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_loans", 2), 2);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims", 3), 3);
 
   Gm__Finance__ReportRequest rq = GM__FINANCE__REPORT_REQUEST__INIT;
   rq.from = "2026-03-01";
