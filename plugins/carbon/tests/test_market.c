@@ -277,6 +277,34 @@ START_TEST(settled_records_reconcile_and_export) {
   ck_assert_str_eq(tl->trades[0]->buyer, "alice");
   ck_assert_str_eq(tl->trades[0]->seller, "");
   ct_free(tl);
+  /* Each case of the query (records.c: the participant's by the buyer and
+     seller indexes, with or without a symbol; an admin's of one instrument
+     or of all) lists the same two trades; a participant in neither none. */
+  static const struct {
+    const char *who, *sym, *buyer, *seller;
+    size_t n;
+  } lists[] = {
+      {"alice", SYM, "alice", "", 2},  {"bob", "", "", "bob", 2},
+      {"bob", SYM, "", "bob", 2},      {"root", SYM, "alice", "bob", 2},
+      {"root", "", "alice", "bob", 2}, {"carol", "", "", "", 0},
+      {"carol", SYM, "", "", 0},
+  };
+  ct_register("carol", "buyer,seller"); /* unregistered: every role */
+  for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+    tr.symbol = (char *)lists[i].sym;
+    tl = (Gm__Carbon__TradeList *)ct_call(lists[i].who, "records.trades",
+                                          &tr.base);
+    ck_assert_msg(tl, "%s: %s", lists[i].who, ct_message);
+    ck_assert_msg(tl->n_trades == lists[i].n, "%s %s: %zu trades", lists[i].who,
+                  lists[i].sym, tl->n_trades);
+    for (size_t k = 0; k < tl->n_trades; k++) {
+      ck_assert_str_eq(tl->trades[k]->buyer, lists[i].buyer);
+      ck_assert_str_eq(tl->trades[k]->seller, lists[i].seller);
+      ck_assert(k == 0 || tl->trades[k - 1]->time_ms <= tl->trades[k]->time_ms);
+    }
+    ct_free(tl);
+  }
+  tr.symbol = "";
   Gm__Carbon__StatementRequest sr = GM__CARBON__STATEMENT_REQUEST__INIT;
   sr.from = CT_MONDAY;
   Gm__Carbon__Statement *s =
