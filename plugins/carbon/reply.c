@@ -19,7 +19,7 @@ int64_t carbon__i(const gm_value *r, size_t i) {
   if (!r || r->type != GM_VALUE_ARRAY || i >= r->n) return 0;
   const gm_value *v = &r->items[i];
   if (v->type == GM_VALUE_INT) return v->integer;
-  return v->type == GM_VALUE_STR ? strtoll(v->str, NULL, 10) : 0;
+  return v->type == GM_VALUE_STR ? gm__carbon_parse_int(v->str) : 0;
 }
 
 /* The record tag ('T', 'O', 'F', ...) of item i of a script reply. */

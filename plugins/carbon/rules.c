@@ -2,6 +2,7 @@
 #include "rules.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int carbon__hhmm(const char **p, int *minutes) {
@@ -118,6 +119,21 @@ size_t gm__carbon_format_int(int64_t v, char out[24]) {
   memcpy(out, p, n);
   out[n] = '\0';
   return n;
+}
+
+int64_t gm__carbon_parse_int(const char *s) {
+  const char *p = s;
+  while (*p == ' ' || (*p >= '\t' && *p <= '\r')) p++;
+  int neg = *p == '-';
+  if (*p == '-' || *p == '+') p++;
+  uint64_t u = 0;
+  int n = 0;
+  for (; *p >= '0' && *p <= '9'; p++, n++) {
+    /* Past 18 digits an int64 may overflow: strtoll's clamping. */
+    if (n == 18) return strtoll(s, NULL, 10);
+    u = u * 10 + (uint64_t)(*p - '0');
+  }
+  return neg ? -(int64_t)u : (int64_t)u;
 }
 
 const char *gm__carbon_format_date(int64_t day, char out[16]) {

@@ -32,6 +32,11 @@ int gm__carbon_parse_date(const char *s, int64_t *day);
 const char *gm__carbon_format_date(int64_t day, char out[16]);
 /* Writes v in decimal ("-42"); returns its length (at most 20). */
 size_t gm__carbon_format_int(int64_t v, char out[24]);
+/* The decimal integer s starts with, as strtoll(s, NULL, 10) reads it
+   (spaces, a sign, digits; 0 when there is none), without the locale and
+   base handling strtoll pays for on every call: the settler reads some ten
+   numbers per record. */
+int64_t gm__carbon_parse_int(const char *s);
 /* The first ms of `day` in Asia/Shanghai. */
 int64_t gm__carbon_day_start_ms(int64_t day);
 

@@ -48,22 +48,52 @@ static const gm_migration carbon__migrations[] = {
      " updated_ms INTEGER NOT NULL);"},
 };
 
-static int64_t carbon__f(const gm_outbox_entry *e, const char *name) {
-  const char *v = gm_entry_field(e, name);
-  return v ? strtoll(v, NULL, 10) : 0;
-}
-
-static const char *carbon__fs(const gm_outbox_entry *e, const char *name) {
-  const char *v = gm_entry_field(e, name);
-  return v ? v : "";
-}
-
 #define CARBON__EV_NAME(f) #f,
 static const char *const carbon__ev_order[] = {
     CARBON_EV_ORDER_FIELDS(CARBON__EV_NAME)};
 static const char *const carbon__ev_trade[] = {
     CARBON_EV_TRADE_FIELDS(CARBON__EV_NAME)};
 #define CARBON__EV_MAX 16
+/* Each field's place in its packed layout (CARBON__O_px, CARBON__T_qty):
+   an unpacked record has every field there, so it is found at once; an
+   entry of named fields (the layout before) is searched by name. */
+#define CARBON__EV_O(f) CARBON__O_##f,
+#define CARBON__EV_T(f) CARBON__T_##f,
+enum { CARBON_EV_ORDER_FIELDS(CARBON__EV_O) CARBON__O_N };
+enum { CARBON_EV_TRADE_FIELDS(CARBON__EV_T) CARBON__T_N };
+
+static const char *carbon__field(const gm_outbox_entry *e, size_t at,
+                                 const char *name) {
+  if (at < e->nfields && strcmp(e->names[at], name) == 0) return e->values[at];
+  return gm_entry_field(e, name);
+}
+
+/* A field by its place in the order layout (O) or the trade layout (T),
+   as text ("" when absent) or as a number (0 when absent). */
+#define O_S(f) carbon__text(carbon__field(e, CARBON__O_##f, #f))
+#define O_I(f) carbon__int(carbon__field(e, CARBON__O_##f, #f))
+#define T_S(f) carbon__text(carbon__field(e, CARBON__T_##f, #f))
+#define T_I(f) carbon__int(carbon__field(e, CARBON__T_##f, #f))
+/* Any other kind's field, by name. */
+#define F_S(f) carbon__text(gm_entry_field(e, #f))
+#define F_I(f) carbon__int(gm_entry_field(e, #f))
+
+static const char *carbon__text(const char *v) {
+  return v ? v : "";
+}
+static int64_t carbon__int(const char *v) {
+  return v ? gm__carbon_parse_int(v) : 0;
+}
+
+/* "<a><sep><b>" into out (cap bytes), cut short as snprintf would. */
+static const char *carbon__join(char *out, size_t cap, const char *a,
+                                const char *sep, const char *b) {
+  size_t n = 0;
+  for (const char *part[] = {a, sep, b}, **p = part; p < part + 3; p++)
+    for (const char *c = *p; *c && n + 1 < cap; c++) out[n++] = *c;
+  out[n] = '\0';
+  return out;
+}
 
 /* An entry with its packed record (field "r", carbon.h) as named fields,
    so one reader takes both layouts.  `buf` holds the values.  Returns
@@ -147,30 +177,28 @@ static gm_status carbon__settle_one(gm_market *m, gm_ledger *tx,
               e->stream, e->id);
     return GM_OK;
   }
-  snprintf(sym, sizeof sym, "%.*s", (int)(b - s0), s0);
-  int64_t t = carbon__f(e, "t");
+  memcpy(sym, s0, (size_t)(b - s0));
+  sym[b - s0] = '\0';
 
   if (!strcmp(e->kind, "trade")) {
     char tid[64];
-    snprintf(tid, sizeof tid, "%s:%s", sym, carbon__fs(e, "id"));
-    snprintf(id, sizeof id, "%s:%s", sym, carbon__fs(e, "bo"));
-    snprintf(id2, sizeof id2, "%s:%s", sym, carbon__fs(e, "so"));
+    carbon__join(tid, sizeof tid, sym, ":", T_S(id));
+    carbon__join(id, sizeof id, sym, ":", T_S(bo));
+    carbon__join(id2, sizeof id2, sym, ":", T_S(so));
     return host->ledger_exec(
         tx,
         "INSERT OR IGNORE INTO carbon_trades (trade_id, symbol, buyer, seller,"
         " buy_order, sell_order, price, quantity, amount, maker_side, block,"
         " day, time_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
-        (gm_param[]){
-            GM_TEXT(tid), GM_TEXT(sym), GM_TEXT(carbon__fs(e, "buyer")),
-            GM_TEXT(carbon__fs(e, "seller")), GM_TEXT(id), GM_TEXT(id2),
-            GM_INT(carbon__f(e, "px")), GM_INT(carbon__f(e, "qty")),
-            GM_INT(carbon__f(e, "amt")), GM_TEXT(carbon__fs(e, "maker")),
-            GM_INT(carbon__f(e, "blk")), GM_INT(carbon__f(e, "day")),
-            GM_INT(t)},
+        (gm_param[]){GM_TEXT(tid), GM_TEXT(sym), GM_TEXT(T_S(buyer)),
+                     GM_TEXT(T_S(seller)), GM_TEXT(id), GM_TEXT(id2),
+                     GM_INT(T_I(px)), GM_INT(T_I(qty)), GM_INT(T_I(amt)),
+                     GM_TEXT(T_S(maker)), GM_INT(T_I(blk)), GM_INT(T_I(day)),
+                     GM_INT(T_I(t))},
         13);
   }
   if (!strcmp(e->kind, "order")) {
-    snprintf(id, sizeof id, "%s:%s", sym, carbon__fs(e, "id"));
+    carbon__join(id, sizeof id, sym, ":", O_S(id));
     return host->ledger_exec(
         tx,
         "INSERT INTO carbon_orders (order_id, symbol, participant, side,"
@@ -179,12 +207,10 @@ static gm_status carbon__settle_one(gm_market *m, gm_ledger *tx,
         "?12,0,?12) ON CONFLICT (order_id) DO UPDATE SET price = ?5,"
         " quantity = ?6, remaining = ?7, filled = ?8, state = ?9,"
         " reason = ?10, updated_ms = ?12",
-        (gm_param[]){GM_TEXT(id), GM_TEXT(sym), GM_TEXT(carbon__fs(e, "who")),
-                     GM_TEXT(carbon__fs(e, "side")), GM_INT(carbon__f(e, "px")),
-                     GM_INT(carbon__f(e, "qty")), GM_INT(carbon__f(e, "left")),
-                     GM_INT(carbon__f(e, "filled")), GM_INT(carbon__f(e, "st")),
-                     GM_TEXT(carbon__fs(e, "why")), GM_INT(carbon__f(e, "tif")),
-                     GM_INT(t)},
+        (gm_param[]){GM_TEXT(id), GM_TEXT(sym), GM_TEXT(O_S(who)),
+                     GM_TEXT(O_S(side)), GM_INT(O_I(px)), GM_INT(O_I(qty)),
+                     GM_INT(O_I(left)), GM_INT(O_I(filled)), GM_INT(O_I(st)),
+                     GM_TEXT(O_S(why)), GM_INT(O_I(tif)), GM_INT(O_I(t))},
         12);
   }
   if (!strcmp(e->kind, "move")) {
@@ -196,27 +222,26 @@ static gm_status carbon__settle_one(gm_market *m, gm_ledger *tx,
         "INSERT OR IGNORE INTO carbon_movements (event, symbol, participant,"
         " asset, amount, reason, reference, time_ms)"
         " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-        (gm_param[]){GM_TEXT(ev), GM_TEXT(sym), GM_TEXT(carbon__fs(e, "who")),
-                     GM_TEXT(carbon__fs(e, "asset")),
-                     GM_INT(carbon__f(e, "amt")), GM_TEXT(carbon__fs(e, "why")),
-                     GM_TEXT(carbon__fs(e, "ref")), GM_INT(t)},
+        (gm_param[]){GM_TEXT(ev), GM_TEXT(sym), GM_TEXT(F_S(who)),
+                     GM_TEXT(F_S(asset)), GM_INT(F_I(amt)), GM_TEXT(F_S(why)),
+                     GM_TEXT(F_S(ref)), GM_INT(F_I(t))},
         8);
   }
   if (!strcmp(e->kind, "close")) {
     char date[16];
-    gm__carbon_format_date(carbon__f(e, "day"), date);
+    gm__carbon_format_date(F_I(day), date);
     return host->ledger_exec(
         tx,
         "INSERT OR REPLACE INTO carbon_closes (symbol, day, close, volume,"
         " turnover, from_trades, time_ms) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-        (gm_param[]){GM_TEXT(sym), GM_TEXT(date), GM_INT(carbon__f(e, "close")),
-                     GM_INT(carbon__f(e, "vol")), GM_INT(carbon__f(e, "turn")),
-                     GM_INT(carbon__f(e, "from")), GM_INT(t)},
+        (gm_param[]){GM_TEXT(sym), GM_TEXT(date), GM_INT(F_I(close)),
+                     GM_INT(F_I(vol)), GM_INT(F_I(turn)), GM_INT(F_I(from)),
+                     GM_INT(F_I(t))},
         7);
   }
   if (!strcmp(e->kind, "offer")) {
-    snprintf(id, sizeof id, "%s:%s", sym, carbon__fs(e, "id"));
-    const char *trade = carbon__fs(e, "trade");
+    carbon__join(id, sizeof id, sym, ":", F_S(id));
+    const char *trade = F_S(trade);
     snprintf(id2, sizeof id2, "%s%s%s", trade[0] ? sym : "",
              trade[0] ? ":" : "", trade);
     return host->ledger_exec(
@@ -225,11 +250,10 @@ static gm_status carbon__settle_one(gm_market *m, gm_ledger *tx,
         " side, price, quantity, state, trade_id, updated_ms)"
         " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT (offer_id)"
         " DO UPDATE SET state = ?8, trade_id = ?9, updated_ms = ?10",
-        (gm_param[]){
-            GM_TEXT(id), GM_TEXT(sym), GM_TEXT(carbon__fs(e, "offerer")),
-            GM_TEXT(carbon__fs(e, "cp")), GM_TEXT(carbon__fs(e, "side")),
-            GM_INT(carbon__f(e, "px")), GM_INT(carbon__f(e, "qty")),
-            GM_INT(carbon__f(e, "st")), GM_TEXT(id2), GM_INT(t)},
+        (gm_param[]){GM_TEXT(id), GM_TEXT(sym), GM_TEXT(F_S(offerer)),
+                     GM_TEXT(F_S(cp)), GM_TEXT(F_S(side)), GM_INT(F_I(px)),
+                     GM_INT(F_I(qty)), GM_INT(F_I(st)), GM_TEXT(id2),
+                     GM_INT(F_I(t))},
         10);
   }
   /* "instrument" entries are an audit trail in gm_settled only. */

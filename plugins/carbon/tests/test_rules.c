@@ -42,6 +42,42 @@ START_TEST(integers_print_in_decimal) {
 }
 END_TEST
 
+/* The settler's and the replies' number reader reads what strtoll(s, NULL,
+   10) reads, for every text the scripts write and for the odd ones. */
+START_TEST(integers_parse_as_strtoll_does) {
+  const char *cases[] = {"0",
+                         "-42",
+                         "1000000",
+                         "1772589600000",
+                         "9223372036854775807",
+                         "-9223372036854775808",
+                         "99999999999999999999",
+                         "-99999999999999999999",
+                         "123456789012345678",
+                         "1234567890123456789",
+                         "",
+                         "-",
+                         "+7",
+                         " 12",
+                         "\t-3",
+                         "12|34",
+                         "4e5",
+                         "abc",
+                         "007",
+                         "-0"};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    ck_assert_msg(gm__carbon_parse_int(cases[i]) == strtoll(cases[i], NULL, 10),
+                  "\"%s\": %lld, strtoll %lld", cases[i],
+                  (long long)gm__carbon_parse_int(cases[i]),
+                  strtoll(cases[i], NULL, 10));
+  char buf[24];
+  for (int64_t v = -100000; v <= 100000; v += 7) {
+    gm__carbon_format_int(v, buf);
+    ck_assert_int_eq(gm__carbon_parse_int(buf), v);
+  }
+}
+END_TEST
+
 START_TEST(sessions_parse_to_minutes_and_back) {
   char out[128], err[256], txt[128];
   ck_assert_int_eq(gm__carbon_parse_sessions("09:30-11:30,13:00-15:00", out,
@@ -137,6 +173,7 @@ int main(void) {
   TCase *tc = tcase_create("rules");
   tcase_add_test(tc, prices_print_in_yuan);
   tcase_add_test(tc, integers_print_in_decimal);
+  tcase_add_test(tc, integers_parse_as_strtoll_does);
   tcase_add_test(tc, sessions_parse_to_minutes_and_back);
   tcase_add_test(tc, days_are_shanghai_dates);
   tcase_add_test(tc, names_are_checked);
