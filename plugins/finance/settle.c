@@ -73,6 +73,10 @@ static const gm_migration finance__migrations[] = {
      " name TEXT NOT NULL, region TEXT NOT NULL, size INTEGER NOT NULL,"
      " contact TEXT NOT NULL, registered_ms INTEGER NOT NULL,"
      " updated_ms INTEGER NOT NULL);"},
+    /* The centre's report counts the claims of a period across banks:
+       finance_claims_bank leads with the bank, so that read scanned every
+       claim ever settled. */
+    {2, "CREATE INDEX finance_claims_time ON finance_claims (claimed_ms);"},
 };
 
 static int64_t finance__n(const gm_outbox_entry *e, const char *name) {

@@ -146,6 +146,14 @@ static const gm_migration pr__migrations[] = {
      " time_ms INTEGER NOT NULL, tag TEXT NOT NULL, release TEXT NOT NULL);"
      "CREATE INDEX procurement_releases_tender"
      " ON procurement_releases (tender_id, time_ms);"},
+    /* The OCDS export reads a contract's payments and an award's
+       challenges: without these, each read scanned the whole table (every
+       payment and challenge of every tender ever settled). */
+    {6,
+     "CREATE INDEX procurement_payments_contract"
+     " ON procurement_payments (contract_id, time_ms, event);"
+     "CREATE INDEX procurement_challenges_award"
+     " ON procurement_challenges (tender_id, award);"},
 };
 
 /* A field as text ("" when absent) or as a number (0). */
