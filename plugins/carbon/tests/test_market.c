@@ -324,7 +324,8 @@ START_TEST(settled_records_reconcile_and_export) {
 END_TEST
 
 /* Entries of the layout brokers before carbon.h's packed records wrote
- * (a field per value) still settle after an upgrade, next to packed ones;
+ * (a field per value, in an order other than the packed layout's: each value
+ * is found by its name) still settle after an upgrade, next to packed ones;
  * a packed order's reason keeps its '|'. */
 START_TEST(old_and_packed_outbox_entries_settle) {
   redisContext *rc = gm_test_redis_connect(ct_redis);
@@ -349,13 +350,16 @@ START_TEST(old_and_packed_outbox_entries_settle) {
       ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE order_id ="
                      " '" SYM ":0000000000a1' AND participant = 'alice' AND"
                      " side = 'b' AND quantity = 20 AND remaining = 5 AND"
-                     " filled = 15 AND state = 2",
+                     " filled = 15 AND state = 2 AND reason = '' AND tif = 0"
+                     " AND updated_ms = 1772416800000",
                      1),
       1);
   ck_assert_int_eq(
       ct_ledger_wait("SELECT count(*) FROM carbon_trades WHERE trade_id ="
                      " '" SYM ":T0000000000a1' AND buyer = 'alice' AND"
-                     " seller = 'bob' AND amount = 127500 AND day = 20514",
+                     " seller = 'bob' AND amount = 127500 AND day = 20514"
+                     " AND block = 0 AND time_ms = 1772416800000 AND"
+                     " maker_side = 's' AND price = 8500 AND quantity = 15",
                      1),
       1);
   ck_assert_int_eq(
