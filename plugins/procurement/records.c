@@ -234,9 +234,9 @@ static int pr__sheet_row(void *arg, size_t ncols, const gm_param *c) {
    has the round unranked.  Each is refused as UNAVAILABLE (retry) rather
    than answered with "no evaluation yet" or a stale sheet.  Redis's round
    R is evaluated unless the tender is opening it (a re-evaluation), and
-   ranked unless the committee is still scoring it; a tender cannot be
-   cancelled while opening.  An archived tender has left Redis after
-   settling: the ledger is then complete and answers alone. */
+   ranked unless the committee is still scoring it or the tender ended
+   unranked; a tender cannot be cancelled while opening.  An archived tender has
+   left Redis after settling: the ledger is then complete and answers alone. */
 static gm_status pr__sheet_settled(gm_call *call, const char *id, int32_t want,
                                    const pr__round *r) {
   Gm__Procurement__TenderView *view;
@@ -249,9 +249,15 @@ static gm_status pr__sheet_settled(gm_call *call, const char *id, int32_t want,
   int64_t round = want ? want : done;
   if (round < 1 || round > done) return GM_OK; /* nothing to wait for */
   int behind = !r->found || r->round < round;
+  /* Ranked in Redis, not yet in the ledger: a scoring round past
+     "scoring", unless the tender ended without a ranking (unsuccessful: no
+     valid bid; cancelled, maybe while scoring), which nothing would ever
+     settle.  (A tender cancelled after its ranking may then show the sheet
+     unranked until the ranking settles, a moment.) */
   if (!behind && r->method == 1 && r->ranked_ms == 0 && round == t->round &&
-      strcmp(t->state, "scoring") != 0)
-    behind = 1; /* ranked in Redis, not yet in the ledger */
+      strcmp(t->state, "scoring") != 0 && strcmp(t->state, "cancelled") != 0 &&
+      strcmp(t->state, "unsuccessful") != 0)
+    behind = 1;
   if (!behind) return GM_OK;
   return host->fail(call, GM_UNAVAILABLE,
                     "tender %s: evaluation round %d is done but its sheet is "

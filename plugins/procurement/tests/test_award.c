@@ -721,6 +721,68 @@ START_TEST(a_reevaluation_uses_the_register_at_the_deadline) {
 }
 END_TEST
 
+/*
+ * A scoring tender that ends without a ranking (no bid at all, so
+ * unsuccessful; or cancelled while the committee was scoring) shows its
+ * settled sheet, unranked: once the ledger has the tender's end there is
+ * nothing left to wait for (the sheet had answered UNAVAILABLE, "settlement
+ * is behind", until the tender left Redis 30 days later).
+ */
+START_TEST(a_scoring_tender_that_ends_unranked_shows_its_sheet) {
+  pt_tender d;
+  pt_tender_init(&d, "T-SU", 100000000, DEADLINE);
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 3000;
+  d.evaluators[0] = "e1";
+  d.t.n_evaluators = 1;
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  pt_tender_init(&d, "T-SX", 100000000, DEADLINE);
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 3000;
+  d.evaluators[0] = "e1";
+  d.t.n_evaluators = 1;
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"};
+  pt_free(pt_bid("alpha", "T-SX", 0, a, 1));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-SU", "unsuccessful"), "unsuccessful");
+  ck_assert_str_eq(pt_wait_state("T-SX", "scoring"), "scoring");
+  Gm__Procurement__TenderRequest cq = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  cq.tender_id = "T-SX";
+  cq.reason = "the project was withdrawn";
+  ProtobufCMessage *r = pt_call("city", "tender.cancel", &cq.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_tenders"
+                                  " WHERE (tender_id = 'T-SU' AND state ="
+                                  " 'unsuccessful') OR (tender_id = 'T-SX'"
+                                  " AND state = 'cancelled')",
+                                  2),
+                   2);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_rounds"
+                                  " WHERE tender_id IN ('T-SU', 'T-SX')",
+                                  2),
+                   2);
+  Gm__Procurement__SheetRequest q = GM__PROCUREMENT__SHEET_REQUEST__INIT;
+  q.tender_id = "T-SU";
+  Gm__Procurement__Sheet *s =
+      (Gm__Procurement__Sheet *)pt_call("root", "evaluation.sheet", &q.base);
+  ck_assert_msg(s, "%s", pt_message);
+  ck_assert_int_eq(s->round, 1);
+  ck_assert_int_eq(s->total_rows, 0);
+  pt_free(s);
+  q.tender_id = "T-SX";
+  s = (Gm__Procurement__Sheet *)pt_call("root", "evaluation.sheet", &q.base);
+  ck_assert_msg(s, "%s", pt_message);
+  ck_assert_int_eq(s->round, 1);
+  ck_assert_int_eq(s->total_rows, 1);
+  ck_assert_int_eq(pt_row(s, "alpha")->rank, 0); /* never ranked */
+  pt_free(s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement awards");
   TCase *tc = tcase_create("award");
@@ -734,6 +796,7 @@ int main(void) {
   tcase_add_test(tc, an_award_not_signed_in_30_days_passes_to_the_next_bidder);
   tcase_add_test(tc, a_joint_tender_gives_one_contract_per_agency);
   tcase_add_test(tc, comprehensive_scoring_ranks_by_total);
+  tcase_add_test(tc, a_scoring_tender_that_ends_unranked_shows_its_sheet);
   tcase_add_test(tc, a_supplier_that_withdrew_its_bid_cannot_challenge);
   tcase_add_test(tc, a_reevaluation_uses_the_register_at_the_deadline);
   suite_add_tcase(s, tc);
