@@ -149,6 +149,13 @@ gm_status pr__bid_list(gm_call *call, const ProtobufCMessage *req,
        so, retryably, rather than call an opened tender sealed. */
     Gm__Procurement__TenderView *view;
     st = pr__tender_read(call, in->tender_id, &view);
+    if (st == GM_OK && view->tender->round == 1 &&
+        strcmp(view->tender->state, "opening") == 0)
+      return host->fail(call, GM_UNAVAILABLE,
+                        "tender %s is being opened and evaluated now; its "
+                        "bids are listed once that is done: retry in a "
+                        "moment",
+                        in->tender_id);
     if (st == GM_OK && view->tender->round > 0)
       return host->fail(call, GM_UNAVAILABLE,
                         "tender %s was opened and evaluated (round %d) but "
