@@ -728,22 +728,20 @@ END_TEST
  * nothing left to wait for (the sheet had answered UNAVAILABLE, "settlement
  * is behind", until the tender left Redis 30 days later).
  */
-START_TEST(a_scoring_tender_that_ends_unranked_shows_its_sheet) {
+static void publish_scoring(const char *id) {
   pt_tender d;
-  pt_tender_init(&d, "T-SU", 100000000, DEADLINE);
+  pt_tender_init(&d, id, 100000000, DEADLINE);
   d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
   d.t.price_weight_bp = 3000;
   d.evaluators[0] = "e1";
   d.t.n_evaluators = 1;
   pt_item(&d, "D1", "DESK", 10, 0, NULL);
   pt_publish("city", &d);
-  pt_tender_init(&d, "T-SX", 100000000, DEADLINE);
-  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
-  d.t.price_weight_bp = 3000;
-  d.evaluators[0] = "e1";
-  d.t.n_evaluators = 1;
-  pt_item(&d, "D1", "DESK", 10, 0, NULL);
-  pt_publish("city", &d);
+}
+
+START_TEST(a_scoring_tender_that_ends_unranked_shows_its_sheet) {
+  publish_scoring("T-SU");
+  publish_scoring("T-SX");
   const char *a[] = {"D1=100000"};
   pt_free(pt_bid("alpha", "T-SX", 0, a, 1));
   pt_clock(DEADLINE);
