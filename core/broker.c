@@ -268,6 +268,16 @@ static int lease_gauge(void *arg, double *value) {
   return 0;
 }
 
+static int feed_subscribes(void *arg, double *value) {
+  *value = (double)gm__publisher_subscribes(arg);
+  return 0;
+}
+
+static int feed_private(void *arg, double *value) {
+  *value = (double)gm__publisher_private_connections(arg);
+  return 0;
+}
+
 static gm_market *route_find(void *arg, const char *market) {
   return gm__broker_find_market(arg, market);
 }
@@ -410,6 +420,10 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   b->raddr = (gm__redis_addr){b->redis_unix, b->redis_host, (int)port,
                               b->redis_cluster};
   b->ledger_path = gm__config_path(cfg, "ledger", "path", "ledger.sqlite");
+  int scan_check;
+  if (gm__config_bool(cfg, "ledger", "scan_check", 0, &scan_check, err, errlen))
+    goto fail;
+  gm__ledger_set_scan_check(scan_check);
   long ttl;
   if (gm__config_int(cfg, "redis", "idempotency_ttl", 86400, 60, 30 * 86400,
                      &ttl, err, errlen))
@@ -614,6 +628,18 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
                                      secret, &b->raddr, b->roles, err, errlen);
   if (!b->publisher) goto done;
   b->host.interest = gm__publisher_interest(b->publisher);
+  /* The metrics endpoint stops before the publisher goes. */
+  gm__metrics_counter_add(
+      b->metrics, "greenmarket_feed_subscribes_total",
+      "SUBSCRIBE messages the public feed has taken in: each connection's "
+      "each prefix, again after a reconnect; once counted, events sent "
+      "reach that subscription",
+      feed_subscribes, b->publisher);
+  gm__metrics_gauge_add(b->metrics, "greenmarket_feed_private_connections",
+                        "private feed connections the broker keeps: those "
+                        "holding a subscription, and refused ones until "
+                        "they disconnect or their lease runs out",
+                        feed_private, b->publisher);
   b->events = gm__events_open(b->zctx, EVENTS_ENDPOINT, err, errlen);
   if (!b->events) goto done;
   /* Before the workers: their ledger reads follow it from the start. */

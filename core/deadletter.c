@@ -120,7 +120,7 @@ static gm_status load_fields(gm_call *call, Gm__DeadLetter *d) {
 static const char select_letters[] =
     "SELECT stream, id, market, kind, error, failures, set_aside_ms FROM "
     "gm_dead_letter WHERE (?1 = '' OR market = ?1) ORDER BY set_aside_ms, "
-    "stream, id LIMIT ?2";
+    "stream, id LIMIT ?2 /* scan: an operator's to-do list, kept short */";
 
 gm_status gm__dead_letters_list(gm_call *call, const ProtobufCMessage *req,
                                 ProtobufCMessage **reply) {

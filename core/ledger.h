@@ -29,6 +29,11 @@ gm__ledger *gm__ledger_open(const char *path, int readonly, char *err,
 void gm__ledger_close(gm__ledger **l);
 sqlite3 *gm__ledger_db(gm__ledger *l);
 
+/* [ledger] scan_check, for tests and plugin authors: from now on every
+   connection explains each statement at its first prepare and refuses one
+   whose plan reads a whole table (ledger.c, gm__scan_of). */
+void gm__ledger_set_scan_check(int on);
+
 /* Applies `market`'s migrations above its recorded version, one
    transaction each, under its boundaries (ledger.c): GM_PERMISSION_DENIED
    with err naming the rule when one steps outside them. */
@@ -42,7 +47,7 @@ struct gm_ledger {
   const char *market; /* whose rules its statements follow; "gm": none */
   gm__arena *arena;   /* ledger_tx_query's rows (the settler's round) */
   int refused;        /* statements the boundaries refused (ledger.c) */
-  char err[320];      /* why the last statement failed */
+  char err[512];      /* why the last statement failed */
   int fault;          /* the last statement failed in SQLite itself (disk
                          full, I/O error, busy, out of memory), not by its
                          own fault */

@@ -48,6 +48,7 @@ typedef struct gauge {
   char *help;              /* one line */
   gm__metrics_gauge_fn fn; /* reads the value */
   void *arg;               /* for fn */
+  const char *type;        /* "gauge" or "counter" */
 } gauge;
 
 struct gm__metrics {
@@ -609,7 +610,7 @@ static void exposition(gm__metrics_text *t, gm__metrics *m) {
   for (size_t i = 0; i < m->n_gauges; i++) {
     double value;
     if (m->gauges[i].fn(m->gauges[i].arg, &value) != 0) continue;
-    family(t, m->gauges[i].name, "gauge", m->gauges[i].help);
+    family(t, m->gauges[i].name, m->gauges[i].type, m->gauges[i].help);
     sample_d(t, m->gauges[i].name, "", value);
   }
 }
@@ -757,8 +758,9 @@ int gm__metrics_port(const gm__metrics *m) {
   return m ? m->port : 0;
 }
 
-void gm__metrics_gauge_add(gm__metrics *m, const char *name, const char *help,
-                           gm__metrics_gauge_fn fn, void *arg) {
+static void gm__metrics_extra(gm__metrics *m, const char *type,
+                              const char *name, const char *help,
+                              gm__metrics_gauge_fn fn, void *arg) {
   if (!m) return;
   pthread_mutex_lock(&m->lock);
   m->gauges = realloc(m->gauges, (m->n_gauges + 1) * sizeof *m->gauges);
@@ -769,5 +771,16 @@ void gm__metrics_gauge_add(gm__metrics *m, const char *name, const char *help,
   if (!g->name || !g->help) abort();
   g->fn = fn;
   g->arg = arg;
+  g->type = type;
   pthread_mutex_unlock(&m->lock);
+}
+
+void gm__metrics_gauge_add(gm__metrics *m, const char *name, const char *help,
+                           gm__metrics_gauge_fn fn, void *arg) {
+  gm__metrics_extra(m, "gauge", name, help, fn, arg);
+}
+
+void gm__metrics_counter_add(gm__metrics *m, const char *name, const char *help,
+                             gm__metrics_gauge_fn fn, void *arg) {
+  gm__metrics_extra(m, "counter", name, help, fn, arg);
 }

@@ -82,6 +82,9 @@ int gm__metrics_port(const gm__metrics *m);
 typedef int (*gm__metrics_gauge_fn)(void *arg, double *value);
 void gm__metrics_gauge_add(gm__metrics *m, const char *name, const char *help,
                            gm__metrics_gauge_fn fn, void *arg);
+/* The same for a number that only grows (TYPE counter; name it _total). */
+void gm__metrics_counter_add(gm__metrics *m, const char *name, const char *help,
+                             gm__metrics_gauge_fn fn, void *arg);
 
 /* Latency bounds exported as histogram buckets: 2^i us for i from
    GM__METRICS_LE_FIRST to GM__METRICS_LE_LAST (16 us .. 8.4 s), each the

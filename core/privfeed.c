@@ -1,6 +1,7 @@
 #include "privfeed.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ struct gm__privfeed {
   int dev;                    /* no CURVE: subscriptions kept as asked */
   gm__pconn **conns;          /* connections holding subscriptions */
   size_t nconns, capconns;    /* used, allocated */
+  _Atomic size_t held;        /* nconns, for other threads (metrics) */
   char **seq_keys;            /* audience ("@p:alice ") per slot, or NULL */
   uint64_t *seq_vals;         /* last sequence number per slot */
   size_t seq_cap, seq_n;      /* slots (a power of two), used */
@@ -338,6 +340,7 @@ static gm__pconn *gm__conn_new(gm__privfeed *pf, const void *rid,
     if (!pf->conns) abort();
   }
   pf->conns[pf->nconns++] = c;
+  atomic_store(&pf->held, pf->nconns);
   return c;
 }
 
@@ -345,6 +348,7 @@ static void gm__conn_remove(gm__privfeed *pf, size_t i) {
   gm__conn_unindex(pf, pf->conns[i]);
   gm__pconn_free(pf->conns[i]);
   pf->conns[i] = pf->conns[--pf->nconns];
+  atomic_store(&pf->held, pf->nconns);
 }
 
 static gm__pconn *gm__conn_find(gm__privfeed *pf, const void *rid, size_t n,
@@ -876,4 +880,8 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
   if (gone)
     for (size_t i = pf->nconns; i-- > 0;)
       if (pf->conns[i]->gone) gm__conn_remove(pf, i);
+}
+
+size_t gm__privfeed_connections(const gm__privfeed *pf) {
+  return pf ? atomic_load(&((gm__privfeed *)pf)->held) : 0;
 }

@@ -51,6 +51,9 @@ gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
                                size_t errlen);
 /* Closes the socket, frees, nulls *pf; idempotent. */
 void gm__privfeed_destroy(gm__privfeed **pf);
+/* Connections kept (holding a subscription, or refused and remembered
+   until they disconnect or their lease runs out): any thread. */
+size_t gm__privfeed_connections(const gm__privfeed *pf);
 /* The ROUTER, for zmq_poll. */
 void *gm__privfeed_socket(gm__privfeed *pf);
 /* Reads and applies up to `burst` subscription messages; returns how many. */

@@ -1,6 +1,7 @@
 #include "publisher.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,8 @@ struct gm__publisher {
   /* The prefixes subscribed on both feeds, for publishers to skip events
      nobody would receive (interest.h). */
   gm__interest *interest;
-  size_t public_prefixes; /* distinct prefixes noted from the XPUB */
+  size_t public_prefixes;      /* distinct prefixes noted from the XPUB */
+  _Atomic uint64_t subscribes; /* SUBSCRIBE messages the XPUB passed */
   /* CURVE: the registry, to re-check private subscribers' keys and roles
      (this thread's own connection; NULL in development mode). */
   gm__redis *redis;
@@ -88,14 +90,14 @@ static int gm__publisher_forward(gm__publisher *p) {
 #define PUBLIC_PREFIXES_MAX 65536
 
 /*
- * The public feed's new subscriptions: the XPUB passes a prefix's first
- * subscription (byte 1, prefix).  It also passes unsubscriptions (byte 0),
- * but those cannot be trusted: libzmq passes a peer's unsubscribe of a
- * prefix that peer never held while another peer holds it, so forgetting
- * the prefix then would let any feed client stop everyone's events.  A
- * prefix once subscribed therefore keeps its events built until the broker
- * restarts, as every event was before; the private feed, which knows each
- * connection's prefixes, forgets exactly.
+ * The public feed's subscriptions: the XPUB passes each (byte 1, prefix;
+ * ZMQ_XPUB_VERBOSE), a prefix once noted is noted again at no cost.  It also
+ * passes unsubscriptions (byte 0), but those cannot be trusted: libzmq passes a
+ * peer's unsubscribe of a prefix that peer never held while another peer holds
+ * it, so forgetting the prefix then would let any feed client stop everyone's
+ * events.  A prefix once subscribed therefore keeps its events built until the
+ * broker restarts, as every event was before; the private feed, which knows
+ * each connection's prefixes, forgets exactly.
  */
 static void gm__publisher_subscriptions(gm__publisher *p) {
   for (int i = 0; i < BURST; i++) {
@@ -112,6 +114,7 @@ static void gm__publisher_subscriptions(gm__publisher *p) {
        the XPUB passes a prefix again after its last unsubscribe, and
        counting that too would let one client reach the limit by
        subscribing one prefix over and over. */
+    if (n >= 1 && d[0] == 1) atomic_fetch_add(&p->subscribes, 1);
     if (n >= 1 && n <= 256 && d[0] == 1 &&
         p->public_prefixes < PUBLIC_PREFIXES_MAX &&
         gm__interest_note(p->interest, d + 1, n - 1) &&
@@ -214,6 +217,12 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
   p->pull = zmq_socket(zctx, ZMQ_PULL);
   p->pub = zmq_socket(zctx, ZMQ_XPUB);
   if (queue > 0) zmq_setsockopt(p->pub, ZMQ_SNDHWM, &queue, sizeof queue);
+  /* Every SUBSCRIBE passes, not only a prefix's first: each is counted
+     (greenmarket_feed_subscribes_total), so a client or test can tell its
+     own has reached the feed; the XPUB applies it before passing it, so an
+     event sent after that reaches it. */
+  int verbose = 1;
+  zmq_setsockopt(p->pub, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
   if (curve_secret) {
     int one = 1;
     zmq_setsockopt(p->pub, ZMQ_CURVE_SERVER, &one, sizeof one);
@@ -267,4 +276,12 @@ void gm__publisher_destroy(gm__publisher **pp) {
 
 const gm__interest *gm__publisher_interest(const gm__publisher *p) {
   return p->interest;
+}
+
+uint64_t gm__publisher_subscribes(const gm__publisher *p) {
+  return atomic_load(&((gm__publisher *)p)->subscribes);
+}
+
+size_t gm__publisher_private_connections(const gm__publisher *p) {
+  return gm__privfeed_connections(p->priv);
 }

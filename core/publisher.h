@@ -11,6 +11,7 @@
 #define GM_CORE_PUBLISHER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redis.h"
 #include "roles.h"
@@ -38,5 +39,11 @@ struct gm__interest;
 const struct gm__interest *gm__publisher_interest(const gm__publisher *p);
 /* Joins the thread (the context must be shutting down), frees, nulls *p. */
 void gm__publisher_destroy(gm__publisher **p);
+/* SUBSCRIBE messages the public feed has taken in (every connection's
+   every prefix, again after a reconnect); any thread. */
+uint64_t gm__publisher_subscribes(const gm__publisher *p);
+/* Private feed connections kept now (gm__privfeed_connections); any
+   thread. */
+size_t gm__publisher_private_connections(const gm__publisher *p);
 
 #endif

@@ -790,18 +790,21 @@ static int gm__count_batch(gm__settler *s) {
   if (s->new_tenure &&
       gm__sql(s,
               "INSERT OR REPLACE INTO gm_book_from(one, gen, batches) "
-              "SELECT 1, gen, batches FROM gm_book") != 0)
+              "SELECT 1, gen, batches FROM gm_book /* scan: one row */") != 0)
     return -1;
   if (gm__sql(s, s->new_tenure
                      ? "UPDATE gm_book SET batches = batches + 1, "
-                       "gen = lower(hex(randomblob(8)))"
-                     : "UPDATE gm_book SET batches = batches + 1") != 0)
+                       "gen = lower(hex(randomblob(8))) /* scan: one row */"
+                     : "UPDATE gm_book SET batches = batches + 1 "
+                       "/* scan: one row */") != 0)
     return -1;
   /* Read back through the prepared cache too (it was compiled for every
      batch: about 27 k instructions). */
   gm_ledger tx = {.ledger = s->ledger, .arena = s->arena, .market = "gm"};
   gm__book_read b = {.found = 0};
-  if (gm__ledger_tx_query(&tx, "SELECT id || ' ' || gen, batches FROM gm_book",
+  if (gm__ledger_tx_query(&tx,
+                          "SELECT id || ' ' || gen, batches FROM gm_book "
+                          "/* scan: one row */",
                           NULL, 0, gm__book_row, &b) != GM_OK) {
     gm__log(GM_LOG_ERROR, "settle", "%s", tx.err);
     return -1;

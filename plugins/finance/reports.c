@@ -373,8 +373,10 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
            "0)"
            " FROM finance_loans WHERE funded_date >= ?3 AND funded_date <= ?4",
            p, 4, finance__ints_row, &tot)) != GM_OK ||
-      (st = host->ledger_query(call, "SELECT id, name FROM finance_banks", NULL,
-                               0, finance__rows_row, &names)) != GM_OK)
+      (st = host->ledger_query(call,
+                               "SELECT id, name FROM finance_banks /* scan: "
+                               "one row per member bank */",
+                               NULL, 0, finance__rows_row, &names)) != GM_OK)
     return st;
   out->referrals = nref.v[0];
   out->funded = tot.v[0];

@@ -459,16 +459,7 @@ END_TEST
 
 /* The port gmd logged for /metrics. */
 static int metrics_port(void) {
-  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
-  ck_assert_ptr_nonnull(f);
-  char line[4096];
-  int p = 0;
-  while (fgets(line, sizeof line, f)) {
-    const char *s = strstr(line, "serving /metrics and /healthz on");
-    const char *q = s ? strstr(s, "(port ") : NULL;
-    if (q) p = atoi(q + 6);
-  }
-  fclose(f);
+  int p = gm_test_gmd_metrics_port(gmd);
   ck_assert_msg(p > 0, "gmd logged no metrics port");
   return p;
 }

@@ -64,7 +64,8 @@ static void curve_setup(void) {
   char extra[1024];
   snprintf(extra, sizeof extra,
            "[plugins]\nload = testmkt\n[security]\nmode = curve\n"
-           "secret_key_file = %s\nadmin_keys = %s\n",
+           "secret_key_file = %s\nadmin_keys = %s\n"
+           "[metrics]\nlisten = 127.0.0.1:0\n",
            keyfile, admin_pub);
   free(keyfile);
   gmd = gm_test_gmd_start_curve(redis, TEST_PLUGIN_DIR, extra, server_pub,
@@ -617,7 +618,9 @@ START_TEST(a_returning_subscriber_sees_the_gap_of_what_it_missed) {
   uint64_t before =
       seq_when_heard(fa, GM_AUDIENCE_PARTICIPANT, "alice", "before");
   gm_feed_destroy(&fa);
-  sleep_ms(300); /* the broker forgets the gone connection */
+  /* The broker forgets the gone connection. */
+  gm_test_gmd_wait_metric(gmd, "greenmarket_feed_private_connections", 0, 0,
+                          10000);
   say(GM_AUDIENCE_PARTICIPANT, "alice", "missed-1");
   say(GM_AUDIENCE_PARTICIPANT, "alice", "missed-2");
   say(GM_AUDIENCE_PARTICIPANT, "alice", "missed-3");

@@ -27,7 +27,11 @@ static gm_test_conn *conn;
 
 static void start(const char *extra) {
   redis = gm_test_redis_start();
-  gmd = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  /* /metrics too: the feed tests wait for their subscriptions there. */
+  char conf[1024];
+  snprintf(conf, sizeof conf, "%s[metrics]\nlisten = 127.0.0.1:0\n",
+           extra ? extra : "");
+  gmd = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, conf);
   conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
 }
 
@@ -345,14 +349,30 @@ START_TEST(idempotent_retries_change_nothing) {
 }
 END_TEST
 
+/* SUBSCRIBE messages the public feed has taken in so far. */
+static double subscribes(void) {
+  double v = gm_test_gmd_metric(gmd, "greenmarket_feed_subscribes_total");
+  ck_assert_msg(v >= 0, "no greenmarket_feed_subscribes_total; see %s",
+                gm_test_gmd_log(gmd));
+  return v;
+}
+
+/* Waits until the feed has taken in n more SUBSCRIBEs than `before`: from
+   then on events sent reach them (the slow joiner, waited for). */
+static void until_subscribed(double before, int n) {
+  gm_test_gmd_wait_metric(gmd, "greenmarket_feed_subscribes_total", before + n,
+                          1e18, 10000);
+}
+
 START_TEST(events_reach_the_feed) {
   void *ctx = zmq_ctx_new();
   void *sub = zmq_socket(ctx, ZMQ_SUB);
   zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "testmkt.", 8);
   int timeout = 5000;
   zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  double before = subscribes();
   ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
-  sleep_ms(200); /* the slow-joiner: let the subscription reach the PUB */
+  until_subscribed(before, 1);
   bump("alice", "ev-1", "a");
   bump("alice", "ev-2", "b");
   for (uint64_t want = 1; want <= 2; want++) {
@@ -390,8 +410,9 @@ START_TEST(events_nobody_subscribes_to_are_not_sent) {
   void *ctx = zmq_ctx_new();
   void *other = zmq_socket(ctx, ZMQ_SUB), *sub = zmq_socket(ctx, ZMQ_SUB);
   zmq_setsockopt(other, ZMQ_SUBSCRIBE, "othermkt.", 9);
+  double before = subscribes();
   ck_assert_int_eq(zmq_connect(other, gm_test_gmd_feed(gmd)), 0);
-  sleep_ms(200); /* the slow-joiner: let the subscription reach the PUB */
+  until_subscribed(before, 1);
   ck_assert_int_eq(bump("alice", "unseen-1", "a"), 1);
   ck_assert_int_eq(bump("alice", "unseen-2", "b"), 2);
   ck_assert_int_eq(bump("alice", "unseen-3", "c"), 3);
@@ -399,7 +420,7 @@ START_TEST(events_nobody_subscribes_to_are_not_sent) {
   int timeout = 5000;
   zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
   ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
-  sleep_ms(200);
+  until_subscribed(before, 2);
   ck_assert_int_eq(bump("alice", "seen-1", "d"), 4);
   char topic[64] = "";
   int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
@@ -544,8 +565,9 @@ START_TEST(a_stray_unsubscribe_stops_nobody_s_events) {
   zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "testmkt.", 8);
   int timeout = 5000;
   zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  double before = subscribes();
   ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
-  sleep_ms(200); /* the slow-joiner: let the subscription reach the PUB */
+  until_subscribed(before, 1);
   int fd = raw_connect(gm_test_gmd_feed(gmd));
   /* ZMTP 3.0 greeting, NULL mechanism, as client. */
   unsigned char greet[64] = {0xff, 0,    0, 0, 0,   0,   0,   0,
@@ -564,7 +586,11 @@ START_TEST(a_stray_unsubscribe_stops_nobody_s_events) {
   static const unsigned char unsub[] = {0x00, 9,   0,   't', 'e', 's',
                                         't',  'm', 'k', 't', '.'};
   ck_assert_int_eq(write(fd, unsub, sizeof unsub), (ssize_t)sizeof unsub);
-  sleep_ms(200);
+  /* A subscription after it on the same connection: once the feed counts
+     that one, it has taken in the unsubscribe before it. */
+  static const unsigned char sub_z[] = {0x00, 4, 1, 'z', 'z', 'z'};
+  ck_assert_int_eq(write(fd, sub_z, sizeof sub_z), (ssize_t)sizeof sub_z);
+  until_subscribed(before, 2);
   ck_assert_int_eq(bump("alice", "after-stray", "a"), 1);
   char topic[64] = "";
   int n = zmq_recv(sub, topic, sizeof topic - 1, 0);

@@ -97,37 +97,11 @@ static int holds(const gm_test_gmd *g) {
   return yes;
 }
 
-/* greenmarket_settle_lease_held as broker g's metrics endpoint serves it
-   (the port it logged), or -1 when the line is missing. */
+/* greenmarket_settle_lease_held as broker g's metrics endpoint serves it,
+   or -1 when the line is missing. */
 static int lease_held(const gm_test_gmd *g) {
-  FILE *f = fopen(gm_test_gmd_log(g), "r");
-  ck_assert_ptr_nonnull(f);
-  char line[4096];
-  int port = 0;
-  while (fgets(line, sizeof line, f)) {
-    const char *q = strstr(line, "serving /metrics and /healthz on");
-    if (q && (q = strstr(q, "(port "))) port = atoi(q + 6);
-  }
-  fclose(f);
-  ck_assert_int_gt(port, 0);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-  const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)sizeof req - 1);
-  size_t len = 0, cap = 1 << 20;
-  char *buf = malloc(cap);
-  ssize_t got;
-  while (len + 1 < cap && (got = read(fd, buf + len, cap - len - 1)) > 0)
-    len += (size_t)got;
-  close(fd);
-  buf[len] = '\0';
-  const char *m = strstr(buf, "\ngreenmarket_settle_lease_held ");
-  int v = m ? atoi(m + strlen("\ngreenmarket_settle_lease_held ")) : -1;
-  free(buf);
-  return v;
+  ck_assert_int_gt(gm_test_gmd_metrics_port(g), 0);
+  return (int)gm_test_gmd_metric(g, "greenmarket_settle_lease_held");
 }
 
 /* One bump; its seq, or -1 when it was not acknowledged. */
@@ -332,7 +306,8 @@ static size_t count_query(uint8_t *buf, size_t cap) {
   Gm__Ledger__Query q = GM__LEDGER__QUERY__INIT;
   q.version = 1;
   q.market = "testmkt";
-  q.sql.data = (uint8_t *)"SELECT count(*) FROM testmkt_bumps";
+  q.sql.data =
+      (uint8_t *)"SELECT count(*) FROM testmkt_bumps /* scan: a test's rows */";
   q.sql.len = strlen((const char *)q.sql.data);
   size_t len = gm__ledger__query__get_packed_size(&q);
   ck_assert_uint_le(len, cap);

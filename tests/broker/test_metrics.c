@@ -38,16 +38,7 @@ static void sleep_ms(int ms) {
 
 /* The port gmd logged ("serving /metrics and /healthz on ... (port N)"). */
 static int logged_port(void) {
-  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
-  ck_assert_ptr_nonnull(f);
-  char line[4096];
-  int p = 0;
-  while (fgets(line, sizeof line, f)) {
-    const char *s = strstr(line, "serving /metrics and /healthz on");
-    const char *q = s ? strstr(s, "(port ") : NULL;
-    if (q) p = atoi(q + 6);
-  }
-  fclose(f);
+  int p = gm_test_gmd_metrics_port(gmd);
   ck_assert_msg(p > 0, "gmd logged no metrics port; see %s",
                 gm_test_gmd_log(gmd));
   return p;

@@ -487,6 +487,14 @@ START_TEST(cached_statements_are_not_shared_between_owners) {
 }
 END_TEST
 
+/* A worker's read-only connection to the test's ledger. */
+static gm__ledger *reader_open(void) {
+  char err[512];
+  gm__ledger *reader = gm__ledger_open(path, 1, err, sizeof err);
+  ck_assert_msg(reader != NULL, "%s", err);
+  return reader;
+}
+
 static int count_row(void *arg, size_t ncols, const gm_param *cols) {
   if (ncols == 1) *(int64_t *)arg = cols[0].i;
   return 0;
@@ -494,9 +502,7 @@ static int count_row(void *arg, size_t ncols, const gm_param *cols) {
 
 START_TEST(query_reads_only_the_calling_markets_tables) {
   two_markets();
-  char err[512];
-  gm__ledger *reader = gm__ledger_open(path, 1, err, sizeof err);
-  ck_assert_msg(reader != NULL, "%s", err);
+  gm__ledger *reader = reader_open();
   gm__arena *a = gm__arena_new();
   gm_market carbon = {.name = "carbon"};
   gm_call call = {.arena = a, .reader = reader, .market = &carbon};
@@ -533,6 +539,84 @@ START_TEST(query_reads_only_the_calling_markets_tables) {
   ck_assert_int_eq(gm__ledger_query(&core, theirs, NULL, 0, count_row, &n),
                    GM_OK);
   ck_assert_int_eq(n, 1);
+  gm__arena_destroy(&a);
+  gm__ledger_close(&reader);
+}
+END_TEST
+
+/*
+ * [ledger] scan_check: a read whose plan walks a whole table is refused
+ * with the plan and what to do, whoever runs it and however its text was
+ * built; the same read by an index, a scan its text says is meant, a
+ * constant row and a table function pass.  In a settle transaction it
+ * counts as a refusal (the callback cannot go on as if it had run), and a
+ * migration is never checked.  Off, the same scan runs.
+ */
+START_TEST(scan_check_refuses_reads_of_whole_tables) {
+  ck_assert_int_eq(sqlite3_exec(gm__ledger_db(writer),
+                                "CREATE TABLE carbon_s(k TEXT PRIMARY KEY, "
+                                "v INTEGER);"
+                                "INSERT INTO carbon_s VALUES('a', 1)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  gm__ledger *reader = reader_open();
+  gm__arena *a = gm__arena_new();
+  gm_market carbon = {.name = "carbon"};
+  gm_call call = {.arena = a, .reader = reader, .market = &carbon};
+  int64_t n = -1;
+  char err[512];
+  const char *scan = "SELECT v FROM carbon_s WHERE v = 1";
+  gm__ledger_set_scan_check(1);
+  ck_assert_int_eq(gm__ledger_query(&call, scan, NULL, 0, count_row, &n),
+                   GM_INTERNAL);
+  ck_assert_msg(strstr(call.message,
+                       "ledger query refused: its plan reads every row "
+                       "(SCAN carbon_s)") &&
+                    strstr(call.message, "give it an index it can search") &&
+                    strstr(call.message, "/* scan: ... */"),
+                "%s", call.message);
+  ck_assert_int_eq(n, -1);
+  /* Core's own reads are held to it too. */
+  gm_call core = {.arena = a, .reader = reader};
+  ck_assert_int_eq(gm__ledger_query(&core, "SELECT count(*) FROM gm_settled",
+                                    NULL, 0, count_row, &n),
+                   GM_INTERNAL);
+  static const char *const pass[] = {
+      "SELECT v FROM carbon_s WHERE k = 'a'",
+      "SELECT v FROM carbon_s WHERE v = 1 /* scan: one row */",
+      "SELECT 1",
+      "SELECT count(*) FROM json_each('[1, 2]')",
+  };
+  for (size_t i = 0; i < sizeof pass / sizeof *pass; i++)
+    ck_assert_msg(
+        gm__ledger_query(&call, pass[i], NULL, 0, count_row, &n) == GM_OK,
+        "%s: %s", pass[i], call.message);
+  /* A settle callback's scanning statement fails its entry. */
+  gm_ledger tx = {.ledger = writer, .market = "carbon", .arena = a};
+  ck_assert_int_eq(
+      gm__ledger_exec(&tx, "UPDATE carbon_s SET v = 2 WHERE v = 1", NULL, 0),
+      GM_PERMISSION_DENIED);
+  ck_assert_msg(strstr(tx.err, "SCAN carbon_s"), "%s", tx.err);
+  ck_assert_int_eq(tx.refused, 1);
+  tx.refused = 0;
+  ck_assert_int_eq(gm__ledger_tx_query(&tx, scan, NULL, 0, count_row, &n),
+                   GM_PERMISSION_DENIED);
+  ck_assert_int_eq(tx.refused, 1);
+  ck_assert_int_eq(scalar("SELECT v FROM carbon_s"), 1);
+  /* A migration may scan (it runs once). */
+  static const gm_migration fill[] = {
+      {1, "UPDATE carbon_s SET v = v + 10 WHERE v = 1"}};
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "carbon", fill, 1, err, sizeof err), GM_OK);
+  ck_assert_int_eq(scalar("SELECT v FROM carbon_s"), 11);
+  /* Off (the default), the same scan runs: the cached refusal is not
+     kept. */
+  gm__ledger_set_scan_check(0);
+  ck_assert_int_eq(
+      gm__ledger_query(&call, "SELECT v FROM carbon_s WHERE v = 11", NULL, 0,
+                       count_row, &n),
+      GM_OK);
+  ck_assert_int_eq(n, 11);
   gm__arena_destroy(&a);
   gm__ledger_close(&reader);
 }
@@ -769,6 +853,7 @@ int main(void) {
   tcase_add_test(tc, cached_statements_are_not_shared_between_owners);
   tcase_add_test(tc, query_reads_only_the_calling_markets_tables);
   tcase_add_test(tc, tx_query_sees_its_own_writes);
+  tcase_add_test(tc, scan_check_refuses_reads_of_whole_tables);
   tcase_add_test(tc, migrations_stay_inside_the_prefix);
   tcase_add_test(tc, a_migration_failing_at_any_write_is_all_or_nothing);
   suite_add_tcase(s, tc);

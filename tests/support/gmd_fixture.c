@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -95,7 +98,7 @@ static gm_test_gmd *start_in(gm_test_redis *r, const char *dir,
   fprintf(f,
           "[broker]\nendpoint = %s\nfeed = %s\nworkers = 2\n"
           "[redis]\nunix = %s\n%s%s%s"
-          "[ledger]\npath = %s\n"
+          "[ledger]\npath = %s\nscan_check = true\n"
           "[security]\nmode = dev\n"
           "[plugins]\ndir = %s\n"
           "[log]\nlevel = info\n%s\n",
@@ -215,6 +218,73 @@ int gm_test_gmd_log_has(const gm_test_gmd *g, const char *text) {
     found = strstr(line, text) != NULL;
   fclose(f);
   return found;
+}
+
+int gm_test_gmd_metrics_port(const gm_test_gmd *g) {
+  FILE *f = fopen(g->log, "r");
+  if (!f) return 0;
+  char line[4096];
+  int port = 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *s = strstr(line, "serving /metrics and /healthz on");
+    const char *q = s ? strstr(s, "(port ") : NULL;
+    if (q) port = atoi(q + 6); /* the last start's */
+  }
+  fclose(f);
+  return port;
+}
+
+double gm_test_gmd_metric(const gm_test_gmd *g, const char *series) {
+  int port = gm_test_gmd_metrics_port(g);
+  if (port <= 0) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  size_t len = 0, cap = 1 << 16;
+  char *buf = malloc(cap);
+  ck_assert_ptr_nonnull(buf);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
+    ssize_t got;
+    while ((got = read(fd, buf + len, cap - len - 1)) > 0) {
+      len += (size_t)got;
+      if (cap - len < 4096) {
+        buf = realloc(buf, cap *= 2);
+        ck_assert_ptr_nonnull(buf);
+      }
+    }
+  }
+  close(fd);
+  buf[len] = '\0';
+  /* "\n<series> <value>": a whole line's series, not a longer name's. */
+  double v = -1;
+  size_t n = strlen(series);
+  for (const char *l = strchr(buf, '\n'); l; l = strchr(l + 1, '\n'))
+    if (strncmp(l + 1, series, n) == 0 && l[1 + n] == ' ') {
+      v = strtod(l + 2 + n, NULL);
+      break;
+    }
+  free(buf);
+  return v;
+}
+
+double gm_test_gmd_wait_metric(const gm_test_gmd *g, const char *series,
+                               double lo, double hi, int timeout_ms) {
+  double v = -1;
+  for (int waited = 0;; waited += 10) {
+    v = gm_test_gmd_metric(g, series);
+    if ((v >= lo && v <= hi) || waited >= timeout_ms) break;
+    nanosleep(&(struct timespec){0, 10000000L}, NULL);
+  }
+  ck_assert_msg(v >= lo && v <= hi,
+                "%s stayed at %g for %d ms (waited for %g..%g)", series, v,
+                timeout_ms, lo, hi);
+  return v;
 }
 
 gm_test_conn *gm_test_conn_new(const char *endpoint, const char *server_key,

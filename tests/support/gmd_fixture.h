@@ -72,6 +72,20 @@ const char *gm_test_gmd_log(const gm_test_gmd *g);
 pid_t gm_test_gmd_pid(const gm_test_gmd *g);
 /* Non-zero when gmd's log contains `text`. */
 int gm_test_gmd_log_has(const gm_test_gmd *g, const char *text);
+/*
+ * gmd's /metrics, for a broker started with "[metrics]\nlisten =
+ * 127.0.0.1:0\n" in extra_conf: the port it logged (0: none yet), and the
+ * value of one series, "name" or "name{labels}" as it is printed (-1 when
+ * it is absent or the endpoint does not answer).  wait_metric scrapes
+ * until the value is within [lo, hi], for up to timeout_ms, and fails the
+ * test saying the last value otherwise: a test waits for what it needs (a
+ * subscription that reached the feed, a connection the feed forgot)
+ * instead of sleeping.
+ */
+int gm_test_gmd_metrics_port(const gm_test_gmd *g);
+double gm_test_gmd_metric(const gm_test_gmd *g, const char *series);
+double gm_test_gmd_wait_metric(const gm_test_gmd *g, const char *series,
+                               double lo, double hi, int timeout_ms);
 
 /* A DEALER connection; keys (Z85) NULL for plain. */
 gm_test_conn *gm_test_conn_new(const char *endpoint, const char *server_key,

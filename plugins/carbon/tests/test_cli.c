@@ -838,9 +838,10 @@ END_TEST
  */
 START_TEST(watch_as_shows_only_your_own_private_events) {
   gm_test_redis *redis = gm_test_redis_start();
-  gm_test_gmd *g = gm_test_gmd_start(
-      redis, GM_BUILD_PLUGIN_DIR,
-      "[testing]\nclock = manual\n[plugins]\nload = carbon\n");
+  gm_test_gmd *g =
+      gm_test_gmd_start(redis, GM_BUILD_PLUGIN_DIR,
+                        "[testing]\nclock = manual\n[plugins]\nload = carbon\n"
+                        "[metrics]\nlisten = 127.0.0.1:0\n");
   const char *ep = gm_test_gmd_endpoint(g);
   const char *feed = gm_test_gmd_feed(g);
   GM_OK(gm(ep, "--as", "root", "clock", "set", "2026-11-24T10:00:00+08:00",
@@ -851,11 +852,19 @@ START_TEST(watch_as_shows_only_your_own_private_events) {
            "10000", NULL));
   GM_OK(gm(ep, "--as", "ops", "carbon", "deposit", "bob", "CEA-W",
            "--allowances", "100", NULL));
-  /* Orders come once the watch is subscribed: alice's, then bob's. */
+  /* Orders come once the watch is subscribed (the broker's /metrics count
+     its public and private subscriptions): alice's, then bob's. */
+  double subs = gm_test_gmd_metric(g, "greenmarket_feed_subscribes_total");
+  ck_assert(subs >= 0);
   pid_t child = fork();
   ck_assert_int_ge(child, 0);
   if (child == 0) {
-    nanosleep(&(struct timespec){1, 0}, NULL);
+    for (int i = 0;
+         i < 1000 &&
+         (gm_test_gmd_metric(g, "greenmarket_feed_subscribes_total") <= subs ||
+          gm_test_gmd_metric(g, "greenmarket_feed_private_connections") < 1);
+         i++)
+      nanosleep(&(struct timespec){0, 10000000L}, NULL);
     run_result *r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-W", "10", "@",
                        "84.00", NULL);
     r = r->code ? r
