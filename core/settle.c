@@ -153,7 +153,7 @@ struct gm__settler {
   uint64_t held_logged_us; /* last log of entries no replica has; 0: never */
   int held;                /* the last round held entries back (see
                               gm__replicated): read new ones beside them */
-  char fail_error[512];    /* the last one's reason */
+  char fail_error[560];    /* the last one's reason */
 };
 
 static char *gm__dup(const char *s) {
