@@ -273,6 +273,11 @@ static int feed_subscribes(void *arg, double *value) {
   return 0;
 }
 
+static int feed_private_subscribes(void *arg, double *value) {
+  *value = (double)gm__publisher_private_subscribes(arg);
+  return 0;
+}
+
 static int feed_private(void *arg, double *value) {
   *value = (double)gm__publisher_private_connections(arg);
   return 0;
@@ -635,6 +640,11 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
       "each prefix, again after a reconnect; once counted, events sent "
       "reach that subscription",
       feed_subscribes, b->publisher);
+  gm__metrics_counter_add(
+      b->metrics, "greenmarket_feed_private_subscribes_total",
+      "subscriptions the private feed has applied (a refused one is not "
+      "counted); once counted, events said afterwards reach it",
+      feed_private_subscribes, b->publisher);
   gm__metrics_gauge_add(b->metrics, "greenmarket_feed_private_connections",
                         "private feed connections the broker keeps: those "
                         "holding a subscription, and refused ones until "

@@ -62,6 +62,7 @@ struct gm__privfeed {
   gm__pconn **conns;          /* connections holding subscriptions */
   size_t nconns, capconns;    /* used, allocated */
   _Atomic size_t held;        /* nconns, for other threads (metrics) */
+  _Atomic uint64_t applied;   /* subscriptions indexed, ever (metrics) */
   char **seq_keys;            /* audience ("@p:alice ") per slot, or NULL */
   uint64_t *seq_vals;         /* last sequence number per slot */
   size_t seq_cap, seq_n;      /* slots (a power of two), used */
@@ -527,6 +528,9 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   memcpy(s->applied, applied, na * sizeof *applied);
   s->napplied = na;
   gm__conn_index(pf, c);
+  /* Counted once indexed and its audiences noted: an event said after
+     the count moved reaches it. */
+  atomic_fetch_add_explicit(&pf->applied, 1, memory_order_release);
 }
 
 /* ---- the socket ---- */
@@ -884,4 +888,10 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
 
 size_t gm__privfeed_connections(const gm__privfeed *pf) {
   return pf ? atomic_load(&((gm__privfeed *)pf)->held) : 0;
+}
+
+uint64_t gm__privfeed_subscribes(const gm__privfeed *pf) {
+  return pf ? atomic_load_explicit(&((gm__privfeed *)pf)->applied,
+                                   memory_order_acquire)
+            : 0;
 }

@@ -54,6 +54,9 @@ void gm__privfeed_destroy(gm__privfeed **pf);
 /* Connections kept (holding a subscription, or refused and remembered
    until they disconnect or their lease runs out): any thread. */
 size_t gm__privfeed_connections(const gm__privfeed *pf);
+/* Subscriptions applied since start (indexed, their audiences noted, so
+   events said afterwards reach them): any thread. */
+uint64_t gm__privfeed_subscribes(const gm__privfeed *pf);
 /* The ROUTER, for zmq_poll. */
 void *gm__privfeed_socket(gm__privfeed *pf);
 /* Reads and applies up to `burst` subscription messages; returns how many. */

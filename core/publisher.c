@@ -114,12 +114,15 @@ static void gm__publisher_subscriptions(gm__publisher *p) {
        the XPUB passes a prefix again after its last unsubscribe, and
        counting that too would let one client reach the limit by
        subscribing one prefix over and over. */
-    if (n >= 1 && d[0] == 1) atomic_fetch_add(&p->subscribes, 1);
     if (n >= 1 && n <= 256 && d[0] == 1 &&
         p->public_prefixes < PUBLIC_PREFIXES_MAX &&
         gm__interest_note(p->interest, d + 1, n - 1) &&
         ++p->public_prefixes == PUBLIC_PREFIXES_MAX)
       gm__interest_note(p->interest, "", 0);
+    /* Counted once noted: a worker that builds an event after the count
+       moved finds the prefix wanted. */
+    if (n >= 1 && d[0] == 1)
+      atomic_fetch_add_explicit(&p->subscribes, 1, memory_order_release);
     zmq_msg_close(&m);
   }
 }
@@ -279,7 +282,12 @@ const gm__interest *gm__publisher_interest(const gm__publisher *p) {
 }
 
 uint64_t gm__publisher_subscribes(const gm__publisher *p) {
-  return atomic_load(&((gm__publisher *)p)->subscribes);
+  return atomic_load_explicit(&((gm__publisher *)p)->subscribes,
+                              memory_order_acquire);
+}
+
+uint64_t gm__publisher_private_subscribes(const gm__publisher *p) {
+  return gm__privfeed_subscribes(p->priv);
 }
 
 size_t gm__publisher_private_connections(const gm__publisher *p) {

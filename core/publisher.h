@@ -42,6 +42,9 @@ void gm__publisher_destroy(gm__publisher **p);
 /* SUBSCRIBE messages the public feed has taken in (every connection's
    every prefix, again after a reconnect); any thread. */
 uint64_t gm__publisher_subscribes(const gm__publisher *p);
+/* Private feed subscriptions applied (gm__privfeed_subscribes); any
+   thread. */
+uint64_t gm__publisher_private_subscribes(const gm__publisher *p);
 /* Private feed connections kept now (gm__privfeed_connections); any
    thread. */
 size_t gm__publisher_private_connections(const gm__publisher *p);

@@ -91,8 +91,7 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
       " WHERE rowid IN (SELECT t.rowid FROM s, carbon_trades t"
       " WHERE t.rowid IN (SELECT rowid FROM carbon_trades"
       " WHERE symbol = s.symbol AND time_ms >= ?2 AND time_ms < ?3"
-      " ORDER BY time_ms, trade_id LIMIT ?5))"
-      " /* scan: of s, one row per symbol */" CARBON__TRADES_ORDER;
+      " ORDER BY time_ms, trade_id LIMIT ?5))" CARBON__TRADES_ORDER;
   return host->ledger_query(
       call,
       !t->admin ? own

@@ -276,8 +276,13 @@ double gm_test_gmd_metric(const gm_test_gmd *g, const char *series) {
 double gm_test_gmd_wait_metric(const gm_test_gmd *g, const char *series,
                                double lo, double hi, int timeout_ms) {
   double v = -1;
-  for (int waited = 0;; waited += 10) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
     v = gm_test_gmd_metric(g, series);
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long waited = (t.tv_sec - t0.tv_sec) * 1000L +
+                  (t.tv_nsec - t0.tv_nsec) / 1000000L; /* scrapes too */
     if ((v >= lo && v <= hi) || waited >= timeout_ms) break;
     nanosleep(&(struct timespec){0, 10000000L}, NULL);
   }
