@@ -452,7 +452,7 @@ static size_t gm__plan_name(const char *d, const char *word) {
 /*
  * With [ledger] scan_check on: 1 with why when st's plan reads every row
  * of a table or index ("SCAN t", "SCAN t USING [COVERING] INDEX i"), the
- * read that made carbon's trade listing take 72 ms at 300k trades while a
+ * read that made a market's trade listing take 72 ms at 300k trades while a
  * test with ten rows passed.  Not a table's: a scan of a constant row, of
  * a table-valued function, or of what the statement built itself (a
  * materialized CTE or view, a subquery's co-routine: the plan names those
