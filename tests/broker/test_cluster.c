@@ -491,16 +491,6 @@ static const char *http_get(int port, const char *path, int *status) {
   return body ? body + 4 : buf;
 }
 
-/* The value of `series` in one scrape of /metrics; -1 when absent. */
-static double scrape_value(int port, const char *series) {
-  int status = 0;
-  const char *body = http_get(port, "/metrics", &status);
-  size_t n = strlen(series);
-  for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-    if (strncmp(p, series, n) == 0 && p[n] == ' ') return strtod(p + n, NULL);
-  return -1;
-}
-
 /* /healthz asks every master: one that is down (here with no replica to
    take over) fails it, by its address, whichever master it is. */
 START_TEST(test_healthz_asks_every_master) {
@@ -542,14 +532,9 @@ static void bump_until_ok(const char *idem) {
 }
 
 /* Waits (up to 30 s: the count is made at most every 5 s) until the
-   metrics' outbox entries say want; the last value seen. */
-static double wait_outbox_entries(int port, double want) {
-  double v = -1;
-  for (int i = 0; i < 300; i++) {
-    if ((v = scrape_value(port, "greenmarket_outbox_entries")) == want) break;
-    nap_ms(100);
-  }
-  return v;
+   metrics' outbox entries say want, failing the test otherwise. */
+static void wait_outbox_entries(double want) {
+  gm_test_gmd_wait_metric(gmd, "greenmarket_outbox_entries", want, want, 30000);
 }
 
 /* The metrics thread's connection to the master of gm:outboxes (not the
@@ -557,9 +542,9 @@ static double wait_outbox_entries(int port, double want) {
    outbox count comes back on a later scrape instead of staying unknown. */
 START_TEST(test_metrics_outbox_count_survives_a_closed_node_connection) {
   start_with(0, "[ledger]\nsettle = off\n[metrics]\nlisten = 127.0.0.1:0\n");
-  int port = metrics_port();
+  metrics_port(); /* fails the test unless gmd serves /metrics */
   bump_until_ok("m-1");
-  ck_assert_int_eq((int)wait_outbox_entries(port, 1), 1);
+  wait_outbox_entries(1);
   static const char registry[] = "gm:outboxes";
   int node = gm_test_cluster_owner(
       cl, gm__cluster_keyslot(registry, strlen(registry)));
@@ -568,7 +553,7 @@ START_TEST(test_metrics_outbox_count_survives_a_closed_node_connection) {
   ck_assert_int_gt(gm_test_redis_int(rc, "CLIENT KILL TYPE normal"), 0);
   redisFree(rc);
   bump_until_ok("m-2");
-  ck_assert_int_eq((int)wait_outbox_entries(port, 2), 2);
+  wait_outbox_entries(2);
 }
 END_TEST
 
