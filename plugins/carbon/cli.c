@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include <greenmarket/cli.h>
+#include <greenmarket/date.h>
 
 #include "carbon.pb-c.h"
 #include "price.h"
@@ -167,11 +168,8 @@ static int gm__carbon_parse_when(const gm_cli_api *api, const char *text,
 
 /* ms since the epoch as Asia/Shanghai "YYYY-MM-DD HH:MM:SS". */
 static const char *gm__carbon_time(int64_t ms, char out[32]) {
-  time_t t = (time_t)((ms + GM_CARBON_TZ_MS) / 1000);
-  struct tm tm;
-  if (ms <= 0 || !gmtime_r(&t, &tm)) return strcpy(out, "-");
-  strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
-  return out;
+  if (ms <= 0) return strcpy(out, "-");
+  return gm_date_format_time(ms, GM_CARBON_TZ_MS, out);
 }
 
 /* ---- reading replies ---- */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/date.h>
+
 #include "carbon.h"
 
 typedef struct carbon__trades {
@@ -159,11 +161,11 @@ gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
   for (size_t i = 0; i < t.list->n_trades; i++) {
     const Gm__Carbon__Trade *tr = t.list->trades[i];
     int buy = strcmp(tr->buyer, me) == 0;
-    int64_t local = tr->time_ms + GM_CARBON_TZ_MS;
-    int64_t sod = ((local % GM_CARBON_DAY_MS) + GM_CARBON_DAY_MS) %
-                  GM_CARBON_DAY_MS / 1000;
+    int64_t day, in;
+    gm_date_split(tr->time_ms, GM_CARBON_TZ_MS, &day, &in);
+    int64_t sod = in / 1000;
     char date[16], px[32], amt[32];
-    gm__carbon_format_date(gm__carbon_day_of(tr->time_ms), date);
+    gm__carbon_format_date(day, date);
     used += (size_t)snprintf(
         csv + used, cap - used,
         "%s,%sT%02d:%02d:%02d+08:00,%s,%s,%s,%lld,%s,%s,%s,%s\n", tr->trade_id,

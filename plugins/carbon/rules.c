@@ -1,6 +1,8 @@
 /* The carbon rules that need no Redis (rules.h). */
 #include "rules.h"
 
+#include <greenmarket/date.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,34 +79,15 @@ void gm__carbon_format_sessions(const char *spec, char *out, size_t outlen) {
   }
 }
 
-/* Days 0000-01-01 .. 9999-12-31: the dates this market can write. */
-#define CARBON_FIRST_DAY INT64_C(-719528)
-#define CARBON_LAST_DAY INT64_C(2932896)
-
+/* Dates: include/greenmarket/date.h, clamped to 0000-01-01 .. 9999-12-31
+   rather than overflowing on a time from a corrupted record (found by
+   tests/fuzz/fuzz_market). */
 int64_t gm__carbon_day_of(int64_t ms) {
-  /* Times from the ledger or a script are clamped to writable dates rather
-     than overflowing (found by tests/fuzz/fuzz_market). */
-  if (ms > CARBON_LAST_DAY * GM_CARBON_DAY_MS) return CARBON_LAST_DAY;
-  if (ms < CARBON_FIRST_DAY * GM_CARBON_DAY_MS) return CARBON_FIRST_DAY;
-  int64_t t = ms + GM_CARBON_TZ_MS;
-  return t >= 0 ? t / GM_CARBON_DAY_MS
-                : -((-t + GM_CARBON_DAY_MS - 1) / GM_CARBON_DAY_MS);
+  return gm_date_day_of(ms, GM_CARBON_TZ_MS);
 }
 
 int64_t gm__carbon_day_start_ms(int64_t day) {
-  if (day > CARBON_LAST_DAY) day = CARBON_LAST_DAY;
-  if (day < CARBON_FIRST_DAY) day = CARBON_FIRST_DAY;
-  return day * GM_CARBON_DAY_MS - GM_CARBON_TZ_MS;
-}
-
-/* Days from civil (H. Hinnant's algorithm), proleptic Gregorian. */
-static int64_t carbon__days_from_civil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
+  return gm_date_day_start(day, GM_CARBON_TZ_MS);
 }
 
 /* By hand rather than snprintf: a request formats a dozen numbers, and
@@ -137,36 +120,12 @@ int64_t gm__carbon_parse_int(const char *s) {
 }
 
 const char *gm__carbon_format_date(int64_t day, char out[16]) {
-  if (day < CARBON_FIRST_DAY || day > CARBON_LAST_DAY) {
-    snprintf(out, 16, "%s", "(no date)");
-    return out;
-  }
-  int64_t z = day + 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  int64_t y = yoe + era * 400 + (m <= 2);
-  snprintf(out, 16, "%04d-%02d-%02d", (int)(y % 10000), (int)(m % 100),
-           (int)(d % 100));
+  if (gm_date_format(day, out) != 0) snprintf(out, 16, "%s", "(no date)");
   return out;
 }
 
 int gm__carbon_parse_date(const char *s, int64_t *day) {
-  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int y, m, d, k = 0;
-  if (!s || strlen(s) != 10 ||
-      sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &k) != 3 || k != 10 ||
-      s[4] != '-' || s[7] != '-')
-    return -1;
-  if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1) return -1;
-  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (d > mdays[m - 1] + (m == 2 && leap)) return -1;
-  *day = carbon__days_from_civil(y, m, d);
-  return 0;
+  return gm_date_parse(s, day);
 }
 
 int gm__carbon_valid_symbol(const char *s) {

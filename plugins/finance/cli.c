@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <greenmarket/cli.h>
+#include <greenmarket/date.h>
 
 #include "finance.pb-c.h"
 #include "rules.h"
@@ -248,13 +249,10 @@ static char *gm__fin_join(const gm__fin_args *a, int i) {
 /* ---- printing ---- */
 
 static const char *gm__fin_time(int64_t ms, char out[32]) {
-  struct tm tm;
-  time_t t;
   /* Up to the year 9999: anything later is no time a broker sends. */
   if (ms <= 0 || ms > INT64_C(253402300799000)) return strcpy(out, "-");
-  t = (time_t)((ms + GM_FINANCE_TZ_MS) / 1000);
-  if (!gmtime_r(&t, &tm)) return strcpy(out, "-");
-  strftime(out, 32, "%Y-%m-%d %H:%M", &tm);
+  gm_date_format_time(ms, GM_FINANCE_TZ_MS, out);
+  out[16] = '\0'; /* "YYYY-MM-DD HH:MM" */
   return out;
 }
 

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include <greenmarket/date.h>
 
 int64_t gm__finance_fee(int64_t amount, int32_t bp) {
   if (amount < 0 || amount > GM_FINANCE_MAX_AMOUNT || bp < 0 ||
@@ -43,71 +44,49 @@ void gm__finance_band(int64_t amount, int64_t *min, int64_t *max) {
 
 /* ---- dates ---- */
 
-int64_t gm__finance_day_of(int64_t ms) {
-  int64_t local = ms + GM_FINANCE_TZ_MS;
-  return local >= 0 ? local / GM_FINANCE_DAY_MS
-                    : -((-local + GM_FINANCE_DAY_MS - 1) / GM_FINANCE_DAY_MS);
-}
-
-int64_t gm__finance_day_start_ms(int64_t day) {
-  return day * GM_FINANCE_DAY_MS - GM_FINANCE_TZ_MS;
-}
-
 static int gm__finance_digits(const char *s, int n) {
   for (int i = 0; i < n; i++)
     if (s[i] < '0' || s[i] > '9') return 0;
   return 1;
 }
 
-/* The day of y-m-d, with libc doing the calendar (timegm); -1 when libc
- * moves the date (31 February) or it is out of range. */
-static int gm__finance_ymd(int y, int m, int d, int64_t *day) {
-  struct tm tm = {0};
-  if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31) return -1;
-  tm.tm_year = y - 1900;
-  tm.tm_mon = m - 1;
-  tm.tm_mday = d;
-  time_t t = timegm(&tm);
-  if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != m - 1) return -1;
-  *day = (int64_t)t / 86400;
-  return 0;
+/* Dates: include/greenmarket/date.h, total over any int64 (a time from a
+   corrupted record is clamped to 0000-01-01 .. 9999-12-31 instead of
+   overflowing). */
+int64_t gm__finance_day_of(int64_t ms) {
+  return gm_date_day_of(ms, GM_FINANCE_TZ_MS);
+}
+
+int64_t gm__finance_day_start_ms(int64_t day) {
+  return gm_date_day_start(day, GM_FINANCE_TZ_MS);
 }
 
 int gm__finance_parse_date(const char *s, int64_t *day) {
-  if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
-      !gm__finance_digits(s, 4) || !gm__finance_digits(s + 5, 2) ||
-      !gm__finance_digits(s + 8, 2))
-    return -1;
-  return gm__finance_ymd(atoi(s), atoi(s + 5), atoi(s + 8), day);
+  return gm_date_parse(s, day);
 }
 
 const char *gm__finance_format_date(int64_t day, char out[16]) {
-  struct tm tm;
-  /* 1970-01-01 .. 9999-12-31, checked before the multiplication. */
-  time_t t = day >= 0 && day <= 2932896 ? (time_t)(day * 86400) : -1;
-  if (t < 0 || !gmtime_r(&t, &tm)) {
+  /* 1970-01-01 .. 9999-12-31: a day before 1970 is no day this market
+     writes. */
+  if (day < GM_DATE_MIN_PARSE_DAY || gm_date_format(day, out) != 0)
     snprintf(out, 16, "-");
-    return out;
-  }
-  snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000,
-           (tm.tm_mon + 1) % 100, tm.tm_mday % 100);
   return out;
 }
 
 int gm__finance_parse_month(const char *s, int64_t *first, int64_t *next) {
-  if (!s || strlen(s) != 7 || s[4] != '-' || !gm__finance_digits(s, 4) ||
-      !gm__finance_digits(s + 5, 2))
-    return -1;
+  char d[11];
+  if (!s || strlen(s) != 7) return -1;
+  memcpy(d, s, 7);
+  memcpy(d + 7, "-01", 4);
+  if (gm_date_parse(d, first) != 0) return -1;
   int y = atoi(s), m = atoi(s + 5);
-  if (m < 1 || m > 12 || gm__finance_ymd(y, m, 1, first)) return -1;
-  if (m == 12) return y >= 9999 ? -1 : gm__finance_ymd(y + 1, 1, 1, next);
-  return gm__finance_ymd(y, m + 1, 1, next);
+  if (m == 12 && y >= 9999) return -1;
+  *next = gm_date_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1);
+  return 0;
 }
 
 int gm__finance_weekday(int64_t day) {
-  /* 1970-01-01 was a Thursday. */
-  int64_t w = (day + 4) % 7;
-  return (int)(w < 0 ? w + 7 : w);
+  return gm_date_weekday(day);
 }
 
 static int gm__finance_in(const int64_t *a, size_t n, int64_t v) {

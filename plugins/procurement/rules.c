@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/date.h>
 #include <greenmarket/uscc.h>
 
 /* ---- names and text ---- */
@@ -200,98 +201,52 @@ int64_t pr_share(int64_t amount, int64_t bp) {
 
 /* ---- dates ---- */
 
+/* Dates: include/greenmarket/date.h, total over any int64 (a time from a
+   corrupted record is clamped to 0000-01-01 .. 9999-12-31 local instead of
+   overflowing: the fuzzer found INT64_MAX twice). */
 int64_t pr_day_of(int64_t ms) {
-  int64_t t = ms + PR_TZ_MS;
-  return t >= 0 ? t / PR_DAY_MS : -((-t + PR_DAY_MS - 1) / PR_DAY_MS);
+  return gm_date_day_of(ms, PR_TZ_MS);
 }
 
 int64_t pr_day_start(int64_t day) {
-  return day * PR_DAY_MS - PR_TZ_MS;
-}
-
-/* H. Hinnant's days_from_civil and civil_from_days. */
-static int64_t pr__days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static void pr__civil(int64_t z, int64_t *y, int *m, int *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = yoe + era * 400 + (*m <= 2);
+  return gm_date_day_start(day, PR_TZ_MS);
 }
 
 int pr_parse_date(const char *s, int64_t *day) {
-  int y, m, d, n = 0;
-  if (!s || strlen(s) != 10 ||
-      sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10)
-    return -1;
-  for (int i = 0; i < 10; i++)
-    if ((i == 4 || i == 7) ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
-      return -1;
-  if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31) return -1;
-  int64_t z = pr__days_from_civil(y, m, d);
-  int64_t yy;
-  int mm, dd;
-  pr__civil(z, &yy, &mm, &dd);
-  if (yy != y || mm != m || dd != d) return -1; /* 2026-02-30 */
-  *day = z;
-  return 0;
+  return gm_date_parse(s, day);
 }
 
 char *pr_date(int64_t day, char *buf) {
-  int64_t y;
-  int m, d;
-  char tmp[48];
-  pr__civil(day, &y, &m, &d);
-  snprintf(tmp, sizeof tmp, "%04d-%02d-%02d", (int)(y % 10000), m, d);
-  memcpy(buf, tmp, 10);
-  buf[10] = '\0';
+  if (day < GM_DATE_MIN_DAY) day = GM_DATE_MIN_DAY;
+  if (day > GM_DATE_MAX_DAY) day = GM_DATE_MAX_DAY;
+  gm_date_format(day, buf);
   return buf;
 }
 
 char *pr_datetime(int64_t ms, char *buf) {
-  char date[11];
-  int64_t day = pr_day_of(ms);
-  int64_t in = (ms - pr_day_start(day)) / 60000;
-  char tmp[64];
-  snprintf(tmp, sizeof tmp, "%s %02d:%02d", pr_date(day, date), (int)(in / 60),
-           (int)(in % 60));
-  memcpy(buf, tmp, 16);
+  char tmp[20];
+  gm_date_format_time(ms, PR_TZ_MS, tmp);
+  memcpy(buf, tmp, 16); /* "YYYY-MM-DD HH:MM" */
   buf[16] = '\0';
   return buf;
 }
 
 char *pr_rfc3339(int64_t ms, char *buf) {
-  /* RFC 3339 has 4-digit years: a time from a corrupted record (the fuzzer
-     found one near INT64_MAX, which overflowed the day arithmetic) is
-     clamped to 1970-01-01 .. 9999-12-31 local. */
+  /* RFC 3339 has 4-digit years: ms is clamped to 1970-01-01 .. 9999-12-31
+     local. */
   if (ms < 0) ms = 0;
   if (ms > PR_RFC3339_MAX_MS) ms = PR_RFC3339_MAX_MS;
-  char date[11];
-  int64_t day = pr_day_of(ms);
-  int64_t s = (ms - pr_day_start(day)) / 1000;
-  char tmp[80];
-  snprintf(tmp, sizeof tmp, "%sT%02d:%02d:%02d+08:00", pr_date(day, date),
-           (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60));
-  memcpy(buf, tmp, 25);
-  buf[25] = '\0';
+  char tmp[20];
+  gm_date_format_time(ms, PR_TZ_MS, tmp);
+  memcpy(buf, tmp, 10);
+  buf[10] = 'T';
+  memcpy(buf + 11, tmp + 11, 8);
+  memcpy(buf + 19, "+08:00", 7);
   return buf;
 }
 
 int pr_weekday(int64_t day) {
-  int64_t w = (day + 4) % 7; /* 1970-01-01 was a Thursday */
-  return (int)(w < 0 ? w + 7 : w);
+  return gm_date_weekday(day);
 }
 
 int pr_is_working(int64_t day, pr_day_kind_fn kind, void *arg) {

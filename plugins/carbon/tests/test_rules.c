@@ -148,8 +148,14 @@ START_TEST(extreme_days_do_not_overflow) {
   ck_assert_str_eq(gm__carbon_format_date(-719528, d), "0000-01-01");
   ck_assert_int_eq(gm__carbon_day_of(INT64_MAX), 2932896);
   ck_assert_int_eq(gm__carbon_day_of(INT64_MIN), -719528);
+  /* The day after 9999-12-31 still starts (the end of the last day is
+     its start - 1); past it the day is clamped. */
   ck_assert_int_eq(gm__carbon_day_start_ms(INT64_MAX),
-                   gm__carbon_day_start_ms(2932896));
+                   gm__carbon_day_start_ms(2932897));
+  ck_assert_int_eq(gm__carbon_day_of(gm__carbon_day_start_ms(2932897) - 1),
+                   2932896);
+  ck_assert_int_eq(gm__carbon_day_start_ms(INT64_MIN),
+                   gm__carbon_day_start_ms(-719528));
 }
 END_TEST
 

@@ -108,6 +108,14 @@ START_TEST(dates_in_shanghai) {
   ck_assert_str_eq(gm__finance_format_date(INT64_C(184744898127462), out), "-");
   ck_assert_str_eq(gm__finance_format_date(-1, out), "-");
   ck_assert_str_eq(gm__finance_format_date(2932896, out), "9999-12-31");
+  /* A time at either end of int64 is clamped, not overflowed. */
+  ck_assert_int_eq(gm__finance_day_of(INT64_MAX), 2932896);
+  ck_assert_int_eq(gm__finance_day_of(INT64_MIN), -719528);
+  ck_assert_int_eq(gm__finance_parse_month("9999-12", &first, &next), -1);
+  ck_assert_int_eq(gm__finance_parse_month("9999-11", &first, &next), 0);
+  ck_assert_str_eq(gm__finance_format_date(next, out), "9999-12-01");
+  ck_assert_int_eq(gm__finance_parse_month("2026-1x", &first, &next), -1);
+  ck_assert_int_eq(gm__finance_parse_month("1969-12", &first, &next), -1);
 }
 END_TEST
 

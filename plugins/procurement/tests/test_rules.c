@@ -79,6 +79,15 @@ START_TEST(dates_and_the_working_day_calendar) {
   ck_assert_str_eq(pr_rfc3339(INT64_MAX, buf), "9999-12-31T23:59:59+08:00");
   ck_assert_str_eq(pr_rfc3339(INT64_MIN, buf), "1970-01-01T08:00:00+08:00");
   ck_assert_str_eq(pr_datetime(start + 3723000, buf), "2026-03-02 01:02");
+  /* A corrupted record's time in a message (CI's fuzz smoke run of
+     2026-12-04 found INT64_MAX overflowing pr_day_of): clamped to the
+     dates a four-digit year can write. */
+  ck_assert_str_eq(pr_datetime(INT64_MAX, buf), "9999-12-31 23:59");
+  ck_assert_str_eq(pr_datetime(INT64_MIN, buf), "0000-01-01 00:00");
+  ck_assert_str_eq(pr_date(pr_day_of(INT64_MAX), buf), "9999-12-31");
+  ck_assert_str_eq(pr_date(INT64_MIN, buf), "0000-01-01");
+  ck_assert_int_eq(pr_day_of(pr_day_start(INT64_MAX) - 1),
+                   pr_day_of(INT64_MAX));
   /* 7 working days after Monday 2 March: Wednesday 11 March. */
   int64_t end = pr_working_days_end(day, 7, 60, NULL, NULL);
   ck_assert_str_eq(pr_datetime(end, buf), "2026-03-11 23:59");
