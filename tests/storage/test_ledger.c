@@ -604,6 +604,28 @@ START_TEST(scan_check_refuses_reads_of_whole_tables) {
                        NULL, 0, count_row, &n),
       GM_INTERNAL);
   ck_assert_msg(strstr(call.message, "(SCAN carbon_s)"), "%s", call.message);
+  /* The comment counts only as a comment: inside a string, an identifier
+     or another comment it exempts nothing. */
+  static const char *const quoted[] = {
+      "SELECT v FROM carbon_s WHERE k != '/* scan: one row */'",
+      "SELECT v FROM carbon_s WHERE k != 'it''s /* scan: x */'",
+      "SELECT v AS \"/* scan: x */\" FROM carbon_s",
+      "SELECT v AS [/* scan: x */] FROM carbon_s",
+      "SELECT v FROM carbon_s -- /* scan: x */\n",
+      "SELECT v FROM carbon_s /* not here: /* scan: x */",
+  };
+  for (size_t i = 0; i < sizeof quoted / sizeof *quoted; i++) {
+    ck_assert_msg(gm__ledger_query(&call, quoted[i], NULL, 0, count_row, &n) ==
+                      GM_INTERNAL,
+                  "%s", quoted[i]);
+    ck_assert_msg(strstr(call.message, "(SCAN carbon_s)"), "%s: %s", quoted[i],
+                  call.message);
+  }
+  ck_assert_int_eq(gm__ledger_query(&call,
+                                    "SELECT v FROM carbon_s WHERE k != "
+                                    "'it''s' /* scan: after a literal */",
+                                    NULL, 0, count_row, &n),
+                   GM_OK);
   /* A settle callback's scanning statement fails its entry. */
   gm_ledger tx = {.ledger = writer, .market = "carbon", .arena = a};
   ck_assert_int_eq(
