@@ -569,7 +569,7 @@ typedef struct gm__fin_days {
   size_t n, cap;
 } gm__fin_days;
 
-static int gm__fin_day_add(void *arg, int64_t day, int working,
+static int gm__fin_day_add(void *arg, int64_t day, char kind,
                            const char *note) {
   gm__fin_days *c = arg;
   if (c->n == c->cap) return 1;
@@ -577,7 +577,7 @@ static int gm__fin_day_add(void *arg, int64_t day, int working,
   gm__finance__calendar_day__init(d);
   gm__finance_format_date(day, c->date[c->n]);
   d->date = c->date[c->n];
-  d->working = working;
+  d->working = kind == 'w';
   c->note[c->n] = strdup(note);
   d->note = c->note[c->n] ? c->note[c->n] : "";
   c->p[c->n++] = d;
@@ -590,6 +590,7 @@ static void gm__fin_print_calendar(const ProtobufCMessage *m) {
   for (size_t i = 0; i < c->n_days; i++)
     printf("%s  %-8s %s\n", c->days[i]->date,
            c->days[i]->working ? "workday" : "holiday", c->days[i]->note);
+  for (size_t i = 0; i < c->n_notes; i++) printf("note: %s\n", c->notes[i]);
 }
 
 static int gm__fin_calendar_run(const gm__fin_cli *g, int argc, char **argv,

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/date.h>
+
 #include "finance.h"
 
 gm_status finance__dir(gm_call *call, size_t nargs, const char *const *args,
@@ -200,11 +202,11 @@ gm_status finance__catalogue_list(gm_call *call, const ProtobufCMessage *req,
 
 /* ---- loading and listing the calendar ---- */
 
-static int finance__load_day(void *arg, int64_t day, int working,
+static int finance__load_day(void *arg, int64_t day, char kind,
                              const char *note) {
   finance__load *l = arg;
   int n = snprintf(l->text + l->used, l->cap - l->used, "%lld\t%c\t%s\n",
-                   (long long)day, working ? 'w' : 'h', note);
+                   (long long)day, kind == 'w' ? 'w' : 'h', note);
   if (n < 0 || (size_t)n >= l->cap - l->used) return 1;
   l->used += (size_t)n;
   return 0;
@@ -261,6 +263,62 @@ gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
   list.from = (char *)gm__finance_format_date(from, a);
   list.to = (char *)gm__finance_format_date(to, b);
   return finance__calendar_list(call, &list.base, reply);
+}
+
+static int finance__year(int64_t day) {
+  int y, m, d;
+  gm_date_civil(day, &y, &m, &d);
+  return y;
+}
+
+/* A note for each year of from..to whose working days the calendar in
+   force counts without the State Council's arrangement: the shipped
+   calendar's years with only the law's holidays or none, a loaded
+   calendar's years with no day in the range (it may have the year's days
+   elsewhere, hence "if"). */
+static void finance__calendar_notes(gm_call *call, int64_t from, int64_t to,
+                                    Gm__Finance__Calendar *out) {
+  int first = finance__year(from), last = finance__year(to);
+  out->notes = host->alloc(call, (size_t)(last - first + 1) * sizeof(char *));
+  for (int y = first; y <= last; y++) {
+    if (!out->builtin) {
+      int any = 0;
+      char prefix[8];
+      snprintf(prefix, sizeof prefix, "%04d-", y);
+      for (size_t i = 0; i < out->n_days && !any; i++)
+        any = strncmp(out->days[i]->date, prefix, 5) == 0;
+      if (!any)
+        out->notes[out->n_notes++] = host->sprintf(
+            call,
+            "%d: the calendar in force has no day of %d in this range; if it "
+            "lacks the State Council's arrangement for %d, load one that has "
+            "it (gm finance calendar load FILE)",
+            y, y, y);
+      continue;
+    }
+    char k = finance__cal_year(y);
+    if (k == 'a') continue;
+    out->notes[out->n_notes++] =
+        k == 's' ? host->sprintf(
+                       call,
+                       "%d: the shipped calendar in force has only the "
+                       "holidays the law fixes (全国年节及纪念日放假办法 art. "
+                       "2), not the State Council's arrangement for %d (days "
+                       "off in lieu, bridge days, worked weekends); load a "
+                       "calendar that has it (gm finance calendar load FILE; "
+                       "it replaces the shipped one, so keep the shipped "
+                       "days in the file)",
+                       y, y)
+                 : host->sprintf(
+                       call,
+                       "%d: the shipped calendar in force has no holidays "
+                       "for %d, so its working days are Monday to Friday; "
+                       "load a calendar with the State Council's "
+                       "arrangement for %d (gm finance calendar load FILE; "
+                       "it replaces the shipped one, so keep the shipped "
+                       "days in the file)",
+                       y, y, y);
+  }
 }
 
 gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
@@ -321,6 +379,7 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
   out->source = loaded ? (char *)finance__s(v, 1)
                        : "calendar.csv shipped in the finance plugin";
   out->loaded_ms = loaded ? finance__i(v, 2) : 0;
+  finance__calendar_notes(call, from, to, out);
   *reply = &out->base;
   return GM_OK;
 }

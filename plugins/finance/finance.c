@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/date.h>
+
 #include "finance.h"
 
 /* Plugin globals (finance.h): written in init only. */
@@ -74,13 +76,30 @@ static int finance__builtin_add(void *arg, const char *code, const char *parent,
   return !e->name || !e->name_en;
 }
 
-static int finance__day_add(void *arg, int64_t day, int working,
+char finance__cal_years[FINANCE_CAL_YEARS];
+
+char finance__cal_year(int year) {
+  return year >= FINANCE_CAL_YEAR0 &&
+                 year < FINANCE_CAL_YEAR0 + FINANCE_CAL_YEARS
+             ? finance__cal_years[year - FINANCE_CAL_YEAR0]
+             : 0;
+}
+
+static int finance__day_add(void *arg, int64_t day, char kind,
                             const char *note) {
+  int working = kind == 'w';
   int64_t **a = working ? &finance__work : &finance__hol;
   size_t *n = working ? &finance__nwork : &finance__nhol;
-  int64_t *g = realloc(*a, (*n + 1) * sizeof **a);
+  int y, mo, d;
   (void)arg;
   (void)note;
+  gm_date_civil(day, &y, &mo, &d);
+  if (y < FINANCE_CAL_YEAR0 || y >= FINANCE_CAL_YEAR0 + FINANCE_CAL_YEARS)
+    return 1;
+  /* One statutory day makes the year's arrangement unknown. */
+  char *yk = &finance__cal_years[y - FINANCE_CAL_YEAR0];
+  if (kind == 's' || !*yk) *yk = kind == 's' ? 's' : 'a';
+  int64_t *g = realloc(*a, (*n + 1) * sizeof **a);
   if (!g) return 1;
   *a = g;
   (*a)[(*n)++] = day;

@@ -79,6 +79,11 @@ extern finance__entry *finance__builtin;
 extern size_t finance__nbuiltin;
 /* The calendar shipped in the plugin (calendar.csv), read in init. */
 extern gm__finance_calendar finance__builtin_cal;
+/* The years the shipped calendar has days of: 'a' from the State
+   Council's arrangement, 's' only the holidays the law fixes, 0 none. */
+#define FINANCE_CAL_YEAR0 2000
+#define FINANCE_CAL_YEARS 100
+char finance__cal_year(int year);
 const finance__entry *finance__builtin_find(const char *code);
 
 /* ---- reply.c ---- */

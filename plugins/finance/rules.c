@@ -392,10 +392,11 @@ static int gm__finance_cal_line(void *ctx, long no, char **f, int n, char *err,
     return -1;
   }
   int working = !strcmp(f[1], "workday");
-  if (!working && strcmp(f[1], "holiday")) {
+  char kind = working ? 'w' : !strcmp(f[1], "statutory") ? 's' : 'h';
+  if (kind == 'h' && strcmp(f[1], "holiday")) {
     char cut[32];
     snprintf(err, errlen,
-             "line %ld: kind \"%s\" is neither holiday nor workday", no,
+             "line %ld: kind \"%s\" is not holiday, workday or statutory", no,
              gm__finance_cut(f[1], 16, cut, sizeof cut));
     return -1;
   }
@@ -411,7 +412,7 @@ static int gm__finance_cal_line(void *ctx, long no, char **f, int n, char *err,
     snprintf(err, errlen, "line %ld: the note is longer than 100 bytes", no);
     return -1;
   }
-  return c->add(c->arg, day, working, f[2]) ? 1 : 0;
+  return c->add(c->arg, day, kind, f[2]) ? 1 : 0;
 }
 
 long gm__finance_calendar_parse(const char *text, gm__finance_day_fn add,

@@ -134,11 +134,13 @@ long gm__finance_catalogue_parse(const char *text, gm__finance_entry_fn add,
 
 /*
  * The calendar file: a header line "date,kind,note", then "YYYY-MM-DD,
- * holiday|workday,note" lines.  A holiday on a weekend and a workday on
- * a weekday are refused (they change nothing: a mistake).  Calls `add`
- * per day, working 1 for a workday.  Returns the days read, or -1 with err.
+ * holiday|workday|statutory,note" lines (statutory: a holiday the law
+ * fixes, of a year whose arrangement the file does not hold).  A holiday
+ * on a weekend and a workday on a weekday are refused (they change
+ * nothing: a mistake).  Calls `add` per day with its kind: 'h' holiday,
+ * 'w' workday, 's' statutory.  Returns the days read, or -1 with err.
  */
-typedef int (*gm__finance_day_fn)(void *arg, int64_t day, int working,
+typedef int (*gm__finance_day_fn)(void *arg, int64_t day, char kind,
                                   const char *note);
 long gm__finance_calendar_parse(const char *text, gm__finance_day_fn add,
                                 void *arg, char *err, size_t errlen);

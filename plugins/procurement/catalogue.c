@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/date.h>
 #include <greenmarket/uscc.h>
 
 #include "procurement.h"
@@ -381,6 +382,25 @@ typedef struct pr__builtin_day {
 } pr__builtin_day;
 static pr__builtin_day *pr__builtin;
 static size_t pr__nbuiltin;
+/* The years the shipped file has days of, from the State Council's
+   arrangement ('a') or only the holidays the law fixes ('s', kind
+   statutory), by year - PR_CAL_YEAR0; 0: none. */
+#define PR_CAL_YEAR0 2000
+#define PR_CAL_YEARS 100
+static char pr__year_kind[PR_CAL_YEARS];
+
+static int pr__year(int64_t day) {
+  int y, m, d;
+  gm_date_civil(day, &y, &m, &d);
+  return y;
+}
+
+/* The slot of year y, or NULL outside the years a file may hold. */
+static char *pr__year_slot(int y) {
+  return y >= PR_CAL_YEAR0 && y < PR_CAL_YEAR0 + PR_CAL_YEARS
+             ? &pr__year_kind[y - PR_CAL_YEAR0]
+             : NULL;
+}
 
 static int pr__builtin_cmp(const void *a, const void *b) {
   const pr__builtin_day *x = a, *y = b;
@@ -410,14 +430,20 @@ gm_status pr__calendar_init(gm_market *m) {
     if (kind) *kind++ = '\0';
     char *note = kind ? strchr(kind, ',') : NULL;
     if (note) *note = '\0';
+    char *yk = NULL;
     if (!header || !kind || pr_parse_date(buf, &day) != 0 ||
-        (strcmp(kind, "holiday") && strcmp(kind, "working"))) {
+        (strcmp(kind, "holiday") && strcmp(kind, "working") &&
+         strcmp(kind, "statutory")) ||
+        !(yk = pr__year_slot(pr__year(day)))) {
       host->log(m, GM_LOG_ERROR,
-                "calendar.csv line %zu is not date,kind[,note] with kind "
-                "holiday or working; rebuild the plugin with a correct file",
-                line);
+                "calendar.csv line %zu is not date,kind[,note] with a date "
+                "of %d-%d and kind holiday, working or statutory; rebuild "
+                "the plugin with a correct file",
+                line, PR_CAL_YEAR0, PR_CAL_YEAR0 + PR_CAL_YEARS - 1);
       return GM_INTERNAL;
     }
+    /* One statutory day makes the year's arrangement unknown. */
+    if (kind[0] == 's' || !*yk) *yk = kind[0] == 's' ? 's' : 'a';
     if (pr__nbuiltin == cap) {
       cap = cap ? 2 * cap : 64;
       pr__builtin_day *n = realloc(pr__builtin, cap * sizeof *n);
@@ -425,7 +451,7 @@ gm_status pr__calendar_init(gm_market *m) {
       pr__builtin = n;
     }
     pr__builtin[pr__nbuiltin++] =
-        (pr__builtin_day){day, kind[0] == 'h' ? 'h' : 'w'};
+        (pr__builtin_day){day, kind[0] == 'w' ? 'w' : 'h'};
   }
   qsort(pr__builtin, pr__nbuiltin, sizeof *pr__builtin, pr__builtin_cmp);
   return GM_OK;
@@ -435,6 +461,7 @@ void pr__calendar_shutdown(void) {
   free(pr__builtin);
   pr__builtin = NULL;
   pr__nbuiltin = 0;
+  memset(pr__year_kind, 0, sizeof pr__year_kind);
 }
 
 /* A day's kind: the certifier's exception ('h', 'w', or 'n': the weekday
@@ -534,6 +561,42 @@ gm_status pr__calendar_put(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/* A note for each year of the range whose holidays the shipped file holds
+   only in part (the law's, not the year's arrangement) or not at all, unless
+   the certifier entered a day of that year in the range: the days that
+   year would then be counted on are not the state's. */
+static void pr__calendar_notes(gm_call *call, int64_t from, int n,
+                               const gm_value *stored,
+                               Gm__Procurement__Calendar *out) {
+  int first = pr__year(from), last = pr__year(from + n - 1);
+  out->notes = host->alloc(call, (size_t)(last - first + 1) * sizeof(char *));
+  for (int y = first; y <= last; y++) {
+    const char *yk = pr__year_slot(y);
+    if (yk && *yk == 'a') continue;
+    int entered = 0;
+    for (int i = 0; i < n && !entered; i++)
+      entered = pr__s(stored, (size_t)i)[0] && pr__year(from + i) == y;
+    if (entered) continue;
+    out->notes[out->n_notes++] =
+        yk && *yk == 's'
+            ? host->sprintf(
+                  call,
+                  "%d: the shipped calendar has only the holidays the law "
+                  "fixes (全国年节及纪念日放假办法 art. 2), not the State "
+                  "Council's arrangement for %d (days off in lieu, bridge "
+                  "days, worked weekends); enter it with gm procurement "
+                  "import calendar FILE",
+                  y, y)
+            : host->sprintf(
+                  call,
+                  "%d: the shipped calendar has no holidays for %d and none "
+                  "is entered in this range, so its working days are Monday "
+                  "to Friday; enter the State Council's arrangement for %d "
+                  "with gm procurement import calendar FILE",
+                  y, y, y);
+  }
+}
+
 gm_status pr__calendar_get(gm_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **reply) {
   const Gm__Procurement__CalendarRequest *in = (const void *)req;
@@ -565,6 +628,7 @@ gm_status pr__calendar_get(gm_call *call, const ProtobufCMessage *req,
     d->kind = kind == 'h' ? "holiday" : "working";
     out->days[out->n_days++] = d;
   }
+  pr__calendar_notes(call, from, n, v, out);
   *reply = &out->base;
   return GM_OK;
 }

@@ -1235,6 +1235,7 @@ static void pr_print_calendar(const ProtobufCMessage *m) {
   if (!c->n_days) printf("no holidays or worked weekend days in the range\n");
   for (size_t i = 0; i < c->n_days; i++)
     printf("%s  %s\n", c->days[i]->date, c->days[i]->kind);
+  for (size_t i = 0; i < c->n_notes; i++) printf("note: %s\n", c->notes[i]);
 }
 
 static int pr_cmd_calendar(const pr_cli *g, int argc, char **argv,

@@ -258,6 +258,72 @@ START_TEST(working_days_follow_the_calendar_in_force) {
 }
 END_TEST
 
+/* The notes of calendar.list over from..to, each cut to its first 8
+   bytes ("2027: th") and joined by '|'. */
+static void calendar_notes(const char *from, const char *to, char *out,
+                           size_t len) {
+  Gm__Finance__CalendarRequest q = GM__FINANCE__CALENDAR_REQUEST__INIT;
+  q.from = (char *)from;
+  q.to = (char *)to;
+  Gm__Finance__Calendar *c =
+      (Gm__Finance__Calendar *)ft_ok("acme", "calendar.list", &q.base);
+  out[0] = '\0';
+  for (size_t i = 0; i < c->n_notes; i++)
+    snprintf(out + strlen(out), len - strlen(out), "%s%.8s", i ? "|" : "",
+             c->notes[i]);
+  ft_free(c);
+}
+
+/*
+ * The shipped calendar has the State Council's arrangement for 2025 and
+ * 2026, only the holidays the law fixes for 2027 (1 January is one), and
+ * nothing later: calendar.list says so for each year of its range.  A
+ * loaded calendar is noted for the years it has no day of in the range.
+ */
+START_TEST(the_listing_names_years_without_the_arrangement) {
+  char got[256];
+  calendar_notes("2026-03-01", "2026-12-31", got, sizeof got);
+  ck_assert_str_eq(got, "");
+  calendar_notes("2026-12-20", "2029-01-10", got, sizeof got);
+  ck_assert_str_eq(got, "2027: th|2028: th|2029: th");
+  Gm__Finance__CalendarRequest q = GM__FINANCE__CALENDAR_REQUEST__INIT;
+  q.from = "2027-01-01";
+  q.to = "2027-01-31";
+  Gm__Finance__Calendar *c =
+      (Gm__Finance__Calendar *)ft_ok("acme", "calendar.list", &q.base);
+  ck_assert_uint_eq(c->n_days, 1);
+  ck_assert_str_eq(c->days[0]->date, "2027-01-01");
+  ck_assert_uint_eq(c->n_notes, 1);
+  ck_assert_msg(strstr(c->notes[0], "only the holidays the law fixes") &&
+                    strstr(c->notes[0], "arrangement for 2027") &&
+                    strstr(c->notes[0], "gm finance calendar load"),
+                "%s", c->notes[0]);
+  ft_free(c);
+  /* New Year's Day 2027 is not worked: a referral on Thursday 31 December
+     2026 has Monday 4 to Friday 8 January for its 5 working days (with 1
+     January worked it would end on the 7th). */
+  ft_clock(ft_at("2026-12-31", 10, 0));
+  Gm__Finance__Referral *r = ft_refer("acme", 500000000, 36, 0);
+  ck_assert_int_eq(r->pick_due_ms, ft_at("2027-01-09", 0, 0));
+  ft_free(r);
+  /* The centre loads a calendar with one day of 2029: the ranges holding
+     a day of it are not noted; 2027 now has no day in force. */
+  Gm__Finance__CalendarDay d = GM__FINANCE__CALENDAR_DAY__INIT, *days[] = {&d};
+  Gm__Finance__LoadCalendarRequest load =
+      GM__FINANCE__LOAD_CALENDAR_REQUEST__INIT;
+  d.date = "2029-03-05";
+  d.note = "test";
+  load.days = days;
+  load.n_days = 1;
+  load.source = "test";
+  ft_free(ft_ok(FT_CENTRE, "calendar.load", &load.base));
+  calendar_notes("2029-03-01", "2029-03-31", got, sizeof got);
+  ck_assert_str_eq(got, "");
+  calendar_notes("2027-01-01", "2027-01-31", got, sizeof got);
+  ck_assert_str_eq(got, "2027: th");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance deadlines");
   TCase *tc = tcase_create("deadlines");
@@ -269,6 +335,7 @@ int main(void) {
   tcase_add_test(tc, nobody_picked_in_time_expires_it);
   tcase_add_test(tc, a_pick_or_contact_after_its_deadline_is_too_late);
   tcase_add_test(tc, working_days_follow_the_calendar_in_force);
+  tcase_add_test(tc, the_listing_names_years_without_the_arrangement);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

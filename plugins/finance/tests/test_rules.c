@@ -122,10 +122,10 @@ END_TEST
 /* The calendar shipped in the plugin, parsed as init parses it. */
 static int64_t hol[256], work[256];
 static size_t nhol, nwork;
-static int add_day(void *arg, int64_t day, int working, const char *note) {
+static int add_day(void *arg, int64_t day, char kind, const char *note) {
   (void)arg;
   (void)note;
-  if (working)
+  if (kind == 'w')
     work[nwork++] = day;
   else
     hol[nhol++] = day;
@@ -280,7 +280,13 @@ START_TEST(bad_files_are_refused_with_the_line) {
                                               "2026-03-09,off,x\n",
                                               add_day, NULL, err, sizeof err),
                    -1);
-  ck_assert_msg(strstr(err, "neither holiday nor workday"), "%s", err);
+  ck_assert_msg(strstr(err, "is not holiday, workday or statutory"), "%s", err);
+  /* A statutory day is a holiday: on a weekend it is refused as one. */
+  ck_assert_int_eq(gm__finance_calendar_parse("date,kind,note\n"
+                                              "2027-02-06,statutory,x\n",
+                                              add_day, NULL, err, sizeof err),
+                   -1);
+  ck_assert_msg(strstr(err, "weekend day"), "%s", err);
 }
 END_TEST
 

@@ -240,7 +240,23 @@ static void calendar_text(const char *from, int n, char *out, size_t len) {
   for (size_t i = 0; i < c->n_days; i++)
     snprintf(out + strlen(out), len - strlen(out), "%s%s=%s", i ? " " : "",
              c->days[i]->date, c->days[i]->kind);
+  /* Then each note's first 8 bytes ("2027: th"), after a '|'. */
+  for (size_t i = 0; i < c->n_notes; i++)
+    snprintf(out + strlen(out), len - strlen(out), "|%.8s", c->notes[i]);
   pt_free(c);
+}
+
+static void calendar_put(const char *date, const char *kind) {
+  Gm__Procurement__CalendarDay n = GM__PROCUREMENT__CALENDAR_DAY__INIT;
+  Gm__Procurement__CalendarDay *days[] = {&n};
+  n.date = (char *)date;
+  n.kind = (char *)kind;
+  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
+  cr.days = days;
+  cr.n_days = 1;
+  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
 }
 
 /*
@@ -255,21 +271,49 @@ START_TEST(the_shipped_calendar_counts_unless_the_certifier_says_otherwise) {
                    "2026-10-01=holiday 2026-10-02=holiday "
                    "2026-10-05=holiday 2026-10-06=holiday "
                    "2026-10-07=holiday 2026-10-10=working");
-  Gm__Procurement__CalendarDay n = GM__PROCUREMENT__CALENDAR_DAY__INIT;
-  Gm__Procurement__CalendarDay *days[] = {&n};
-  n.date = "2026-10-07";
-  n.kind = "normal";
-  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
-  cr.days = days;
-  cr.n_days = 1;
-  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
+  calendar_put("2026-10-07", "normal");
   calendar_text("2026-10-01", 10, got, sizeof got);
   ck_assert_str_eq(got,
                    "2026-10-01=holiday 2026-10-02=holiday "
                    "2026-10-05=holiday 2026-10-06=holiday "
                    "2026-10-10=working");
+}
+END_TEST
+
+/*
+ * A year the shipped calendar holds only in part (2027: the law's
+ * holidays, not the State Council's arrangement) or not at all (2029) is
+ * named in the listing's notes, until the certifier enters days of it.
+ */
+START_TEST(the_listing_names_years_the_shipped_calendar_lacks) {
+  char got[512];
+  calendar_text("2026-12-25", 14, got, sizeof got);
+  ck_assert_str_eq(got, "2027-01-01=holiday|2027: th");
+  Gm__Procurement__CalendarRequest q = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
+  q.from = "2027-02-01";
+  q.days_ahead = 10;
+  Gm__Procurement__Calendar *c =
+      (Gm__Procurement__Calendar *)pt_call("beta", "calendar.get", &q.base);
+  ck_assert_msg(c, "%s", pt_message);
+  ck_assert_uint_eq(c->n_notes, 1);
+  ck_assert_msg(strstr(c->notes[0], "only the holidays the law fixes") &&
+                    strstr(c->notes[0], "arrangement for 2027") &&
+                    strstr(c->notes[0], "gm procurement import calendar"),
+                "%s", c->notes[0]);
+  pt_free(c);
+  calendar_text("2026-03-01", 31, got, sizeof got);
+  ck_assert_ptr_null(strchr(got, '|')); /* 2026 is the state's */
+  calendar_text("2029-03-01", 10, got, sizeof got);
+  ck_assert_str_eq(got, "|2029: th");
+  /* The certifier enters a day of 2029: a range holding it has no note,
+     one without it still has. */
+  calendar_put("2029-03-05", "holiday");
+  calendar_text("2029-03-01", 10, got, sizeof got);
+  ck_assert_str_eq(got, "2029-03-05=holiday");
+  calendar_text("2029-04-01", 10, got, sizeof got);
+  ck_assert_str_eq(got, "|2029: th");
+  calendar_text("2028-12-30", 5, got, sizeof got);
+  ck_assert_str_eq(got, "|2028: th|2029: th");
 }
 END_TEST
 
@@ -790,6 +834,7 @@ int main(void) {
   tcase_add_test(tc, an_unanswered_challenge_becomes_overdue);
   tcase_add_test(
       tc, the_shipped_calendar_counts_unless_the_certifier_says_otherwise);
+  tcase_add_test(tc, the_listing_names_years_the_shipped_calendar_lacks);
   tcase_add_test(tc, an_upheld_challenge_reevaluates_or_cancels);
   tcase_add_test(tc, an_award_not_signed_in_30_days_passes_to_the_next_bidder);
   tcase_add_test(tc, a_joint_tender_gives_one_contract_per_agency);
