@@ -63,9 +63,11 @@ gm_status carbon__stats(gm_call *call, const ProtobufCMessage *req,
   out->block_volume = carbon__i(r, CARBON_STATS_bvol);
   out->reference_price = carbon__i(r, CARBON_STATS_ref);
   out->close = carbon__i(r, CARBON_STATS_close);
-  /* Half up, as the close itself is computed. */
-  if (out->volume > 0)
-    out->vwap = (2 * out->turnover + out->volume) / (2 * out->volume);
+  /* Half up, as the close itself is computed; in 128 bits, so that a
+     damaged total cannot overflow (a real one is far below). */
+  if (out->volume > 0 && out->turnover >= 0)
+    out->vwap = (int64_t)(((__int128)2 * out->turnover + out->volume) /
+                          ((__int128)2 * out->volume));
   *reply = &out->base;
   return GM_OK;
 }

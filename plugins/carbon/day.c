@@ -77,7 +77,11 @@ static gm_status carbon__sweep(gm_call *call, const char *sym, int close,
       return st;
     for (size_t i = 0; i < v->n; i++)
       if (carbon__tag(v, i) == 'N') {
-        expired += carbon__i(&v->items[i], 1);
+        /* A call expires at most its batch: a larger count is damage. */
+        int64_t n = carbon__i(&v->items[i], 1);
+        expired += n < 0                      ? 0
+                   : n > carbon__expire_batch ? carbon__expire_batch
+                                              : n;
         more = carbon__i(&v->items[i], 2) != 0;
       }
     carbon__publish(call, sym, v, GM__CARBON__SIDE__SIDE_UNSPECIFIED);

@@ -314,7 +314,15 @@ static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
   if ((st = carbon__run(call, "read", sym, 1, outbox_args, &v)) != GM_OK)
     return st;
   carbon__outbox_counts(v, NULL, &added1);
-  out->unsettled += len0 + (added1 - added0);
+  int64_t moved;
+  if (__builtin_sub_overflow(added1, added0, &moved) ||
+      __builtin_add_overflow(moved, len0, &moved) ||
+      __builtin_add_overflow(out->unsettled, moved, &out->unsettled))
+    return host->fail(call, GM_INTERNAL,
+                      "%s: the outbox's counts are not numbers a stream "
+                      "has (length %lld, added %lld then %lld)",
+                      sym, (long long)len0, (long long)added0,
+                      (long long)added1);
 
   /* Both sorted by participant and merged.  A walk may meet an account
    * twice (SSCAN, when the set was resized between runs): once counts. */

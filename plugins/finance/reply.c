@@ -37,6 +37,12 @@ const char *finance__kv(const gm_value *flat, const char *name) {
   return "";
 }
 
+/* An int64 from a record as an int32 field, clamped (a damaged record's
+   2^32 + 100 must not show as 100). */
+static int32_t finance__clamp32(int64_t v) {
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
 /*
  * The ops that only read, run by their script's read-only twin
  * "<script>.read": the same source registered with GM_SCRIPT_READ_ONLY
@@ -202,14 +208,14 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   v->subitem = (char *)finance__f(r, "sub");
   v->currency = (char *)finance__f(r, "cur");
   gm__finance_band(amount, &v->amount_band_min, &v->amount_band_max);
-  v->tenor_months = (int32_t)finance__fi(r, "ten");
+  v->tenor_months = finance__clamp32(finance__fi(r, "ten"));
   gm__finance_city(finance__f(r, "ereg"), city);
   v->region = host->sprintf(call, "%s", city);
   v->created_ms = finance__fi(r, "ct");
   v->claims = (int32_t)r->cl->n;
-  v->max_claims = (int32_t)finance__fi(r, "maxc");
+  v->max_claims = finance__clamp32(finance__fi(r, "maxc"));
   v->pick_due_ms = finance__fi(r, "pdue");
-  v->round = (int32_t)finance__fi(r, "rnd");
+  v->round = finance__clamp32(finance__fi(r, "rnd"));
   v->updated_ms = finance__fi(r, "ut");
   if (a == GM__FINANCE__ACCESS__ACCESS_SUMMARY) return v;
 
@@ -256,7 +262,7 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   }
   v->bank = (char *)finance__f(r, "bank");
   v->product = (char *)finance__f(r, "prod");
-  v->fee_bp = (int32_t)finance__fi(r, "fee");
+  v->fee_bp = finance__clamp32(finance__fi(r, "fee"));
   v->picked_ms = finance__fi(r, "pk");
   v->contact_due_ms = finance__fi(r, "cdue");
   v->contacted_ms = finance__fi(r, "cx");
@@ -264,8 +270,8 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   v->question = (char *)finance__f(r, "q");
   v->answer = (char *)finance__f(r, "ans");
   v->approved_amount = finance__fi(r, "aamt");
-  v->approved_rate_bp = (int32_t)finance__fi(r, "arate");
-  v->approved_tenor_months = (int32_t)finance__fi(r, "aten");
+  v->approved_rate_bp = finance__clamp32(finance__fi(r, "arate"));
+  v->approved_tenor_months = finance__clamp32(finance__fi(r, "aten"));
   v->funded_amount = finance__fi(r, "famt");
   v->funded_date = (char *)finance__f(r, "fdate");
   if (r->state == GM__FINANCE__STATE__STATE_FUNDED)
@@ -451,8 +457,7 @@ gm_status finance__need_text(gm_call *call, const char *field, const char *s,
 }
 
 int32_t finance__i32(const char *s) {
-  long long v = strtoll(s ? s : "", NULL, 10);
-  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+  return finance__clamp32(strtoll(s ? s : "", NULL, 10));
 }
 
 const char *finance__q(gm_call *call, const char *s, size_t max) {

@@ -139,6 +139,14 @@ static void finance__single(Gm__Finance__CurrencyTotal *const *v, size_t n,
   *fees = n == 1 ? v[0]->fees : 0;
 }
 
+/* a + b, saturated: each row's sum is SQLite's (which refuses an
+   overflow), but the rows of a damaged ledger could overflow together. */
+static int64_t finance__sum(int64_t a, int64_t b) {
+  int64_t r;
+  if (!__builtin_add_overflow(a, b, &r)) return r;
+  return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
 /* Adds loan rows (from column c: currency, loans, amount, fees) into the
    totals per currency (*v)[0..*n). */
 static void finance__money(gm_call *call, Gm__Finance__CurrencyTotal ***v,
@@ -147,9 +155,9 @@ static void finance__money(gm_call *call, Gm__Finance__CurrencyTotal ***v,
     const gm_param *r = rows->cells + i * rows->ncols + c;
     Gm__Finance__CurrencyTotal *t =
         finance__cur(call, v, n, finance__text(&r[0]));
-    t->loans += finance__int(&r[1]);
-    t->funded_amount += finance__int(&r[2]);
-    t->fees += finance__int(&r[3]);
+    t->loans = finance__sum(t->loans, finance__int(&r[1]));
+    t->funded_amount = finance__sum(t->funded_amount, finance__int(&r[2]));
+    t->fees = finance__sum(t->fees, finance__int(&r[3]));
   }
 }
 

@@ -150,15 +150,17 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
     if (st != GM_OK || !strcmp(tr, "approve")) return st;
   }
   if (!strcmp(tr, "fund")) {
-    int64_t amount = finance__n(e, "amt");
-    int32_t bp = (int32_t)finance__n(e, "fee");
+    int64_t amount = finance__n(e, "amt"), fee_bp = finance__n(e, "fee");
+    /* Checked in 64 bits: narrowed first, 2^32 + 100 would pass as 100. */
+    int32_t bp =
+        fee_bp < 0 || fee_bp > GM_FINANCE_MAX_BP ? -1 : (int32_t)fee_bp;
     int64_t fee = gm__finance_fee(amount, bp);
     if (fee < 0) {
       /* Only a corrupted entry carries these: the scripts never write them. */
       host->log(m, GM_LOG_ERROR,
-                "funding of %s: amount %lld or fee %d bp out of range; the "
+                "funding of %s: amount %lld or fee %lld bp out of range; the "
                 "loan is not settled (entry %s %s)",
-                id, (long long)amount, (int)bp, e->stream, e->id);
+                id, (long long)amount, (long long)fee_bp, e->stream, e->id);
       return GM_OK;
     }
     st = host->ledger_exec(

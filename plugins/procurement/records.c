@@ -77,7 +77,10 @@ static gm_status pr__page_args(gm_call *call, int32_t limit_in,
   if (*limit < 1 || *limit > max)
     return host->fail(call, GM_INVALID_ARGUMENT, "limit must be 1-%d", max);
   *offset = cursor && *cursor ? strtoll(cursor, &end, 10) : 0;
-  if (*offset < 0 || (cursor && *cursor && *end))
+  /* No list is 10^12 rows long; a larger cursor would overflow the next
+     one's offset + limit. */
+  if (*offset < 0 || *offset > INT64_C(1000000000000) ||
+      (cursor && *cursor && *end))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "cursor \"%.20s\" is not one a list returned; start "
                       "again without it",
@@ -252,7 +255,8 @@ static gm_status pr__sheet_settled(gm_call *call, const char *id, int32_t want,
   if (pr__tender_read(call, id, &view) != GM_OK) return GM_OK;
   const Gm__Procurement__Tender *t = view->tender;
   int opening = strcmp(t->state, "opening") == 0;
-  int64_t done = opening ? t->round - 1 : t->round; /* evaluated rounds */
+  /* Evaluated rounds (in 64 bits: a damaged round may be INT32_MIN). */
+  int64_t done = opening ? (int64_t)t->round - 1 : t->round;
   int64_t round = want ? want : done;
   if (round < 1 || round > done) return GM_OK; /* nothing to wait for */
   int behind = !r->found || r->round < round;

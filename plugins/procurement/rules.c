@@ -257,9 +257,19 @@ int pr_is_working(int64_t day, pr_day_kind_fn kind, void *arg) {
   return w != 0 && w != 6;
 }
 
+/* A day clamped to the dates gm_date writes (the callers' days come from
+   pr_day_of or pr_parse_date, already in range). */
+static int64_t pr__day_in_range(int64_t day) {
+  return day < GM_DATE_MIN_DAY   ? GM_DATE_MIN_DAY
+         : day > GM_DATE_MAX_DAY ? GM_DATE_MAX_DAY
+                                 : day;
+}
+
 int64_t pr_working_days_end(int64_t from, int n, int horizon,
                             pr_day_kind_fn kind, void *arg) {
   int count = 0;
+  from = pr__day_in_range(from);
+  if (horizon < 0) horizon = 0;
   for (int64_t d = from + 1; d <= from + horizon; d++)
     if (pr_is_working(d, kind, arg) && ++count == n)
       return pr_day_start(d + 1) - 1;
@@ -267,7 +277,7 @@ int64_t pr_working_days_end(int64_t from, int n, int horizon,
 }
 
 int64_t pr_days_end(int64_t from, int n) {
-  return pr_day_start(from + n + 1) - 1;
+  return pr_day_start(pr__day_in_range(from) + n + 1) - 1;
 }
 
 /* ---- the catalogue ---- */
@@ -702,6 +712,16 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
       continue;
     }
     int64_t total = 0;
+    if (it->quantity < 1 || it->quantity > PR_MAX_QUANTITY) {
+      /* Checked at publishing: only a damaged record gets here. */
+      overflow = 1;
+      pr__add(&ck, "\n",
+              "item %s: the tender's quantity %lld is not 1-%lld: "
+              "disqualified",
+              it->id, (long long)it->quantity, (long long)PR_MAX_QUANTITY);
+      pr__add(&rs, "; ", "item %s has no valid quantity", it->id);
+      continue;
+    }
     if (l->unit_price > PR_MAX_AMOUNT / it->quantity) {
       overflow = 1;
       pr__add(&ck, "\n",
@@ -762,13 +782,19 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
                 it->id, it->category, l->cert);
         out->green_items++;
       } else {
-        int64_t g = pr_share(total, it->deduction_bp);
+        /* A deduction is a share of the item's price, at most all of it (a
+           damaged record's bp is clamped): the sum stays within the bid
+           price. */
+        int bp = it->deduction_bp < 0       ? 0
+                 : it->deduction_bp > 10000 ? 10000
+                                            : it->deduction_bp;
+        int64_t g = pr_share(total, bp);
         out->green += g;
         out->green_items++;
         pr__add(&ck, "\n",
                 "item %s: priority (%s); certificate %s valid: green "
                 "deduction %s of %s = %s yuan",
-                it->id, it->category, l->cert, pr_percent(it->deduction_bp, pc),
+                it->id, it->category, l->cert, pr_percent(bp, pc),
                 pr_yuan(total, y1), pr_yuan(g, y2));
       }
     } else if (l->cert[0]) {
@@ -811,6 +837,7 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
             pr_sme_name(declared), pr_sme_name(registered_sme));
   } else if (!overflow) {
     int bp = t->sme_bp ? t->sme_bp : PR_SME_DEFAULT_BP;
+    if (bp < 0 || bp > 10000) bp = bp < 0 ? 0 : 10000; /* damaged */
     out->sme = pr_share(out->bid_price, bp);
     out->sme_class = declared;
     pr__add(&ck, "\n", "SME: %s enterprise: deduction %s of %s = %s yuan",

@@ -45,7 +45,8 @@ static void tape_value(gm_call *c, gm_value *v, int depth) {
     }
     case 3: {
       int n = tape_byte(c);
-      n = n < 0 || depth >= 4 ? 0 : n % 16;
+      /* Up to 63 items: records' later fields (index 15 and on) too. */
+      n = n < 0 || depth >= 4 ? 0 : n % 64;
       gm_value *items =
           gm__arena_alloc(c->arena, ((size_t)n + 1) * sizeof *items);
       for (int i = 0; i < n; i++) tape_value(c, &items[i], depth + 1);
@@ -190,9 +191,17 @@ static gm_status h_timer_add(gm_market *m, const char *n, int64_t ms,
 }
 static gm_status h_deadline_register(gm_market *m, const char *kind,
                                      gm_deadline_fn fn, void *arg) {
-  (void)m;
-  (void)arg;
-  return kind && fn ? GM_OK : GM_INVALID_ARGUMENT;
+  if (!kind || !fn || strlen(kind) >= sizeof m->deadlines[0].kind)
+    return GM_INVALID_ARGUMENT;
+  /* Kept for fuzz_market, which fires them too. */
+  if (m->n_deadlines < sizeof m->deadlines / sizeof m->deadlines[0]) {
+    snprintf(m->deadlines[m->n_deadlines].kind, sizeof m->deadlines[0].kind,
+             "%s", kind);
+    m->deadlines[m->n_deadlines].fn = fn;
+    m->deadlines[m->n_deadlines].arg = arg;
+    m->n_deadlines++;
+  }
+  return GM_OK;
 }
 static gm_status h_deadline_set(gm_call *c, const char *kind, const char *tag,
                                 const char *id, int64_t due) {

@@ -19,6 +19,12 @@ struct gm_market {
   const gm_plugin *plugin; /* from the .so */
   gm_settle_fn settle;     /* what it registered */
   gm__ledger *ledger;      /* a real ledger, when the target settles */
+  struct {                 /* its deadline callbacks, as registered */
+    char kind[40];
+    gm_deadline_fn fn;
+    void *arg;
+  } deadlines[16];
+  size_t n_deadlines;
 };
 
 struct gm_call {

@@ -3,8 +3,12 @@
  * to the script arguments: the body decoded as dispatch decodes it, the
  * handler run with Redis replies and ledger rows made from the input.  A
  * handler must never crash, must say why when it refuses, and must reply
- * with its declared type in text a strict client decodes.
+ * with its declared type in text a strict client decodes.  Its deadline
+ * callbacks are fired the same way, with an id from the input.
  * Input: method byte, caller byte, 2-byte body length, body, then the tape.
+ * Caller byte bit 3 set: the method byte picks a registered deadline kind
+ * instead, and the body (NULs as 'x', at most 63 bytes) is the deadline's
+ * id; bits 4-5 are its attempt - 1.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +30,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   gm_market *m = fuzz_market(0);
   if (!arena) arena = gm__arena_new();
   if (len < 4 || !m->plugin->n_methods) return 0;
-  const gm_method *meth = &m->plugin->methods[data[0] % m->plugin->n_methods];
   size_t blen = (size_t)data[2] | (size_t)data[3] << 8;
   if (blen > len - 4) blen = len - 4;
   const uint8_t *body = data + 4;
+  if ((data[1] & 8) && m->n_deadlines) {
+    char id[64];
+    size_t n = blen < sizeof id - 1 ? blen : sizeof id - 1;
+    for (size_t i = 0; i < n; i++) id[i] = body[i] ? (char)body[i] : 'x';
+    id[n] = '\0';
+    const size_t k = data[0] % m->n_deadlines;
+    gm_deadline d = {.size = sizeof d,
+                     .kind = m->deadlines[k].kind,
+                     .tag = "fuzz",
+                     .id = id,
+                     .due_ms = INT64_C(1796176700000), /* before now */
+                     .attempt = 1u + ((data[1] >> 4) & 3)};
+    gm_call call = {.arena = arena,
+                    .market = m,
+                    .roles = 1,
+                    .idem = "k1",
+                    .tape = body + blen,
+                    .tape_len = len - 4 - blen};
+    /* Whatever it answers (a failure only fires it again later): what is
+       checked is that it neither crashes nor meets undefined behaviour. */
+    (void)m->deadlines[k].fn(&call, &d, m->deadlines[k].arg);
+    gm__arena_reset(arena);
+    return 0;
+  }
+  const gm_method *meth = &m->plugin->methods[data[0] % m->plugin->n_methods];
   char why[400];
   if (gm__wire_check(meth->request, body, blen, why, sizeof why) == 0) {
     ProtobufCAllocator alloc = {fz_alloc, fz_free, arena};

@@ -209,6 +209,42 @@ static pr_item_rule items[] = {
     {"W1", "WIN", 10, 0, 2, 0, "gb_doors_windows", 0},
 };
 
+/* A damaged tender record (found in a review of what the fuzzers rarely
+   reach): an item of quantity 0 divided the price check by zero, and a
+   deduction of 1,200,000% overflowed the sum of deductions.  The item is
+   disqualified, the deduction clamped to the whole price. */
+START_TEST(a_damaged_rule_is_evaluated_without_overflow) {
+  pr_item_rule its[] = {
+      {"A", "INSUL", 1, 0, 1, 120000000, "gb_insulation", 0},
+      {"B", "INSUL", 1, 0, 1, 120000000, "gb_insulation", 0},
+  };
+  pr_tender_rule t = {"CNY", 0, 0, 1, 1, 1000, 0, 2, its};
+  char checks[4096], reasons[512];
+  pr_eval e;
+  pr_bid *b = bid_of("alpha", 0);
+  line(b, "A", INT64_C(500000000000000), "GOOD");
+  line(b, "B", INT64_C(500000000000000), "GOOD");
+  ck_assert_int_eq(
+      pr_evaluate(&t, b, "914403001922038216", 0, 1000, 0, certs, NULL, &e,
+                  checks, sizeof checks, reasons, sizeof reasons),
+      0);
+  ck_assert_int_eq(e.bid_price, INT64_C(1000000000000000));
+  ck_assert_int_eq(e.green, e.bid_price); /* 100% of each item */
+  ck_assert_int_eq(e.evaluated, 0);
+  its[0].quantity = 0;
+  ck_assert_int_eq(
+      pr_evaluate(&t, b, "914403001922038216", 0, 1000, 0, certs, NULL, &e,
+                  checks, sizeof checks, reasons, sizeof reasons),
+      0);
+  ck_assert(!e.valid);
+  ck_assert_msg(strstr(checks,
+                       "item A: the tender's quantity 0 is not "
+                       "1-1000000000: disqualified"),
+                "%s", checks);
+  ck_assert_int_eq(e.bid_price, 0);
+}
+END_TEST
+
 START_TEST(one_bid_is_evaluated_check_by_check) {
   pr_tender_rule t = {"CNY", 10000000, 0, 1, 1, 1000, 1000, 1, items};
   char checks[4096], reasons[512];
@@ -357,6 +393,7 @@ int main(void) {
   Suite *s = suite_create("procurement rules");
   TCase *tc = tcase_create("rules");
   tcase_add_test(tc, yuan_and_percentages);
+  tcase_add_test(tc, a_damaged_rule_is_evaluated_without_overflow);
   tcase_add_test(tc, dates_and_the_working_day_calendar);
   tcase_add_test(tc, the_calendar_moves_the_challenge_period);
   tcase_add_test(tc, the_canonical_text_round_trips_and_is_strict);
