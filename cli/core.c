@@ -439,12 +439,15 @@ static void gm__print_event(gm_cli *cli, const char *topic,
     free(s);
   } else {
     char when[32] = "";
-    time_t secs = (time_t)(ev->time_ms / 1000);
+    /* Floored, so a time before 1970 prints its own second. */
+    int64_t ms = ev->time_ms % 1000;
+    time_t secs = (time_t)(ev->time_ms / 1000 - (ms < 0));
     struct tm tm;
+    if (ms < 0) ms += 1000;
     if (gmtime_r(&secs, &tm))
       strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    printf("%s.%03dZ  %s  seq %llu  %s\n", when, (int)(ev->time_ms % 1000),
-           topic, (unsigned long long)ev->seq, ev->type);
+    printf("%s.%03dZ  %s  seq %llu  %s\n", when, (int)ms, topic,
+           (unsigned long long)ev->seq, ev->type);
     if (body) {
       gm_codec_print_table(stdout, body);
     } else {

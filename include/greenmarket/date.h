@@ -12,8 +12,10 @@
  * Every function is total over its integer arguments: a time or a day from
  * a corrupted record (the fuzzers feed INT64_MAX and INT64_MIN) is clamped
  * to the days 0000-01-01 .. 9999-12-31, the dates a four-digit year can
- * write, instead of overflowing.  Parsing accepts 1970-01-01 .. 9999-12-31
- * only: the host's times start in 1970.
+ * write, instead of overflowing; an offset to under a day either way; the
+ * year, month and day of gm_date_from_civil to -1 .. 10000, 1 .. 12 and
+ * 1 .. 31.  Parsing accepts 1970-01-01 .. 9999-12-31 only: the host's
+ * times start in 1970.
  *
  * The day arithmetic is H. Hinnant's days_from_civil and civil_from_days
  * ("chrono-Compatible Low-Level Date Algorithms"), written here from the
@@ -38,8 +40,19 @@ extern "C" {
 /* 1970-01-01: the first day gm_date_parse accepts. */
 #define GM_DATE_MIN_PARSE_DAY INT64_C(0)
 
-/* The day of y-m-d (no check that it is a real date: see gm_date_valid). */
+/* An offset from UTC clamped to under a day either way. */
+static inline int64_t gm__date_offset(int64_t offset_ms) {
+  return offset_ms >= GM_DATE_DAY_MS    ? GM_DATE_DAY_MS - 1
+         : offset_ms <= -GM_DATE_DAY_MS ? 1 - GM_DATE_DAY_MS
+                                        : offset_ms;
+}
+
+/* The day of y-m-d (no check that it is a real date, so 2026-02-30 is 2
+   March: see gm_date_valid); y, m and d clamped as the top says. */
 static inline int64_t gm_date_from_civil(int64_t y, int m, int d) {
+  y = y < -1 ? -1 : y > 10000 ? 10000 : y;
+  m = m < 1 ? 1 : m > 12 ? 12 : m;
+  d = d < 1 ? 1 : d > 31 ? 31 : d;
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
   int64_t yoe = y - era * 400;
@@ -71,8 +84,8 @@ static inline int gm_date_valid(int y, int m, int d) {
   return d <= mdays[m - 1] + (m == 2 && leap);
 }
 
-/* The local day holding ms, at offset_ms from UTC (|offset_ms| under a
-   day), clamped to 0000-01-01 .. 9999-12-31. */
+/* The local day holding ms, at offset_ms from UTC, clamped to 0000-01-01
+   .. 9999-12-31. */
 static inline int64_t gm_date_day_of(int64_t ms, int64_t offset_ms) {
   /* Clamped before adding the offset, far enough out that the result is
      still the first or the last day. */
@@ -80,7 +93,7 @@ static inline int64_t gm_date_day_of(int64_t ms, int64_t offset_ms) {
   const int64_t hi = (GM_DATE_MAX_DAY + 2) * GM_DATE_DAY_MS;
   if (ms < lo) ms = lo;
   if (ms > hi) ms = hi;
-  int64_t t = ms + offset_ms;
+  int64_t t = ms + gm__date_offset(offset_ms);
   int64_t q = t / GM_DATE_DAY_MS;
   if (t % GM_DATE_DAY_MS < 0) q--; /* floor, not truncation */
   if (q < GM_DATE_MIN_DAY) q = GM_DATE_MIN_DAY;
@@ -94,7 +107,7 @@ static inline int64_t gm_date_day_of(int64_t ms, int64_t offset_ms) {
 static inline int64_t gm_date_day_start(int64_t day, int64_t offset_ms) {
   if (day < GM_DATE_MIN_DAY) day = GM_DATE_MIN_DAY;
   if (day > GM_DATE_MAX_DAY + 1) day = GM_DATE_MAX_DAY + 1;
-  return day * GM_DATE_DAY_MS - offset_ms;
+  return day * GM_DATE_DAY_MS - gm__date_offset(offset_ms);
 }
 
 /* The local day of ms and the ms since that day's midnight (0 .. one day

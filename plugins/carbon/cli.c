@@ -168,7 +168,9 @@ static int gm__carbon_parse_when(const gm_cli_api *api, const char *text,
 
 /* ms since the epoch as Asia/Shanghai "YYYY-MM-DD HH:MM:SS". */
 static const char *gm__carbon_time(int64_t ms, char out[32]) {
-  if (ms <= 0) return strcpy(out, "-");
+  /* Up to the end of 9999-12-31 in Beijing: later is no time a broker
+     sends. */
+  if (ms <= 0 || ms > INT64_C(253402271999999)) return strcpy(out, "-");
   return gm_date_format_time(ms, GM_CARBON_TZ_MS, out);
 }
 

@@ -24,7 +24,9 @@ int gm__carbon_parse_sessions(const char *in, char *out, size_t outlen,
 /* The reverse: "570-690" -> "09:30-11:30". */
 void gm__carbon_format_sessions(const char *spec, char *out, size_t outlen);
 
-/* The trading day (days since 1970-01-01 in Asia/Shanghai) of `ms`. */
+/* The trading day (days since 1970-01-01 in Asia/Shanghai) of `ms`.  The
+   date functions take any int64: days and times are clamped to 0000-01-01
+   .. 9999-12-31 (include/greenmarket/date.h). */
 int64_t gm__carbon_day_of(int64_t ms);
 /* Parses "YYYY-MM-DD" into a day number; -1 when it is no valid date. */
 int gm__carbon_parse_date(const char *s, int64_t *day);

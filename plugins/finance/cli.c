@@ -250,7 +250,8 @@ static char *gm__fin_join(const gm__fin_args *a, int i) {
 
 static const char *gm__fin_time(int64_t ms, char out[32]) {
   /* Up to the year 9999: anything later is no time a broker sends. */
-  if (ms <= 0 || ms > INT64_C(253402300799000)) return strcpy(out, "-");
+  if (ms <= 0 || ms > INT64_C(253402271999999)) /* 9999-12-31 in Beijing */
+    return strcpy(out, "-");
   gm_date_format_time(ms, GM_FINANCE_TZ_MS, out);
   out[16] = '\0'; /* "YYYY-MM-DD HH:MM" */
   return out;

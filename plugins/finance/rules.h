@@ -44,7 +44,9 @@ void gm__finance_band(int64_t amount, int64_t *min, int64_t *max);
 
 /* ---- dates (Asia/Shanghai) ---- */
 
-/* Days since 1970-01-01 in Asia/Shanghai of `ms`. */
+/* Days since 1970-01-01 in Asia/Shanghai of `ms`.  The date functions
+   take any int64: days and times are clamped to 0000-01-01 .. 9999-12-31
+   (include/greenmarket/date.h). */
 int64_t gm__finance_day_of(int64_t ms);
 /* The first ms of `day`. */
 int64_t gm__finance_day_start_ms(int64_t day);

@@ -71,7 +71,9 @@ int64_t pr_share(int64_t amount, int64_t bp);
 
 /* ---- dates (Asia/Shanghai) and the working-day calendar ---- */
 
-/* Days since 1970-01-01 of the local day holding ms. */
+/* Days since 1970-01-01 of the local day holding ms.  These date functions
+   take any int64: days and times are clamped to 0000-01-01 .. 9999-12-31
+   (include/greenmarket/date.h). */
 int64_t pr_day_of(int64_t ms);
 /* The ms at which local day `day` starts. */
 int64_t pr_day_start(int64_t day);

@@ -22,7 +22,9 @@ START_TEST(days_agree_with_the_c_library) {
   int64_t from1900 = gm_date_from_civil(1900, 1, 1);
   int64_t to2200 = gm_date_from_civil(2200, 12, 31);
   for (int64_t day = GM_DATE_MIN_DAY; day <= GM_DATE_MAX_DAY;
-       day += (day >= from1900 && day <= to2200) ? 1 : 97) {
+       day = (day < from1900 && day + 97 > from1900)
+                 ? from1900 /* every day from 1900-01-01 on */
+                 : day + ((day >= from1900 && day <= to2200) ? 1 : 97)) {
     time_t t = (time_t)(day * 86400);
     struct tm tm;
     ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
@@ -106,6 +108,19 @@ START_TEST(extreme_values_clamp) {
   ck_assert_str_eq(gm_date_format_time(-1, CN, t), "1970-01-01 07:59:59");
   ck_assert_str_eq(gm_date_format_time(INT64_C(1796313600000), CN, t),
                    "2026-12-04 00:00:00");
+  /* from_civil and the offsets clamp too. */
+  ck_assert_int_eq(gm_date_from_civil(INT64_MAX, 1, 1),
+                   gm_date_from_civil(10000, 1, 1));
+  ck_assert_int_eq(gm_date_from_civil(2026, INT32_MAX, INT32_MIN),
+                   gm_date_from_civil(2026, 12, 1));
+  ck_assert_int_eq(gm_date_from_civil(2026, 2, 30),
+                   gm_date_from_civil(2026, 3, 2));
+  ck_assert_int_eq(gm_date_day_of(0, INT64_MAX), 0);
+  ck_assert_int_eq(gm_date_day_of(0, INT64_MIN), -1);
+  ck_assert_int_eq(gm_date_day_start(INT64_MAX, INT64_MIN),
+                   (GM_DATE_MAX_DAY + 2) * GM_DATE_DAY_MS - 1);
+  ck_assert_str_eq(gm_date_format_time(INT64_MAX, INT64_MAX, t),
+                   "9999-12-31 23:59:59");
   char f[11] = "x";
   ck_assert_int_eq(gm_date_format(GM_DATE_MAX_DAY + 1, f), -1);
   ck_assert_str_eq(f, "");
