@@ -481,7 +481,9 @@ static int gm__scan_said(const char *sql) {
     } else {
       continue;
     }
-    if (!end) return 0; /* unterminated: SQLite refuses it anyway */
+    /* Unterminated: a quote SQLite refuses; a comment runs to the end of
+       the text, and nothing follows it. */
+    if (!end) return 0;
     p = end;
   }
   return 0;

@@ -579,6 +579,7 @@ static int gm__fin_day_add(void *arg, int64_t day, char kind,
   gm__finance_format_date(day, c->date[c->n]);
   d->date = c->date[c->n];
   d->working = kind == 'w';
+  d->statutory = kind == 's';
   c->note[c->n] = strdup(note);
   d->note = c->note[c->n] ? c->note[c->n] : "";
   c->p[c->n++] = d;
@@ -589,8 +590,11 @@ static void gm__fin_print_calendar(const ProtobufCMessage *m) {
   const Gm__Finance__Calendar *c = (const Gm__Finance__Calendar *)m;
   printf("%s\n", c->source);
   for (size_t i = 0; i < c->n_days; i++)
-    printf("%s  %-8s %s\n", c->days[i]->date,
-           c->days[i]->working ? "workday" : "holiday", c->days[i]->note);
+    printf("%s  %-9s %s\n", c->days[i]->date,
+           c->days[i]->working     ? "workday"
+           : c->days[i]->statutory ? "statutory"
+                                   : "holiday",
+           c->days[i]->note);
   for (size_t i = 0; i < c->n_notes; i++) printf("note: %s\n", c->notes[i]);
 }
 

@@ -206,7 +206,7 @@ static int finance__load_day(void *arg, int64_t day, char kind,
                              const char *note) {
   finance__load *l = arg;
   int n = snprintf(l->text + l->used, l->cap - l->used, "%lld\t%c\t%s\n",
-                   (long long)day, kind == 'w' ? 'w' : 'h', note);
+                   (long long)day, kind, note);
   if (n < 0 || (size_t)n >= l->cap - l->used) return 1;
   l->used += (size_t)n;
   return 0;
@@ -243,9 +243,12 @@ gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
   finance__load csv = {call, host->alloc(call, cap), 0, cap};
   csv.used += (size_t)snprintf(csv.text, cap, "date,kind,note\n");
   for (size_t i = 0; i < in->n_days; i++)
-    csv.used += (size_t)snprintf(
-        csv.text + csv.used, cap - csv.used, "%s,%s,%s\n", in->days[i]->date,
-        in->days[i]->working ? "workday" : "holiday", in->days[i]->note);
+    csv.used += (size_t)snprintf(csv.text + csv.used, cap - csv.used,
+                                 "%s,%s,%s\n", in->days[i]->date,
+                                 in->days[i]->working     ? "workday"
+                                 : in->days[i]->statutory ? "statutory"
+                                                          : "holiday",
+                                 in->days[i]->note);
   finance__load tabs = {call, host->alloc(call, cap), 0, cap};
   char err[256];
   if (gm__finance_calendar_parse(csv.text, finance__load_day, &tabs, err,
@@ -261,6 +264,9 @@ gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
   char a[16], b[16];
   Gm__Finance__CalendarRequest list = GM__FINANCE__CALENDAR_REQUEST__INIT;
   list.from = (char *)gm__finance_format_date(from, a);
+  /* The reply lists at most a listing's span: a longer file is stored
+     whole, its first 3660 days shown (calendar list shows the rest). */
+  if (to - from > FINANCE_REPORT_MAX_DAYS) to = from + FINANCE_REPORT_MAX_DAYS;
   list.to = (char *)gm__finance_format_date(to, b);
   return finance__calendar_list(call, &list.base, reply);
 }
@@ -282,12 +288,22 @@ static void finance__calendar_notes(gm_call *call, int64_t from, int64_t to,
   out->notes = host->alloc(call, (size_t)(last - first + 1) * sizeof(char *));
   for (int y = first; y <= last; y++) {
     if (!out->builtin) {
-      int any = 0;
+      int any = 0, statutory = 0;
       char prefix[8];
       snprintf(prefix, sizeof prefix, "%04d-", y);
-      for (size_t i = 0; i < out->n_days && !any; i++)
-        any = strncmp(out->days[i]->date, prefix, 5) == 0;
-      if (!any)
+      for (size_t i = 0; i < out->n_days; i++)
+        if (strncmp(out->days[i]->date, prefix, 5) == 0) {
+          any = 1;
+          statutory |= out->days[i]->statutory;
+        }
+      if (statutory)
+        out->notes[out->n_notes++] = host->sprintf(
+            call,
+            "%d: the calendar in force has only the holidays the law fixes "
+            "for %d (kind statutory), not the State Council's arrangement; "
+            "load one that has it (gm finance calendar load FILE)",
+            y, y);
+      else if (!any)
         out->notes[out->n_notes++] = host->sprintf(
             call,
             "%d: the calendar in force has no day of %d in this range; if it "
@@ -357,6 +373,7 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
       d->date = host->sprintf(call, "%s",
                               gm__finance_format_date(finance__i(v, i), date));
       d->working = finance__s(v, i + 1)[0] == 'w';
+      d->statutory = finance__s(v, i + 1)[0] == 's';
       d->note = (char *)finance__s(v, i + 2);
       out->days[out->n_days++] = d;
     }
@@ -372,6 +389,7 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
       gm__finance__calendar_day__init(d);
       d->date = host->sprintf(call, "%s", gm__finance_format_date(day, date));
       d->working = work;
+      d->statutory = !work && finance__cal_year(finance__year(day)) == 's';
       out->days[out->n_days++] = d;
     }
   }

@@ -107,6 +107,8 @@ char *finance__num(gm_call *call, int64_t v);
 const char *finance__q(gm_call *call, const char *s, size_t max);
 /* A number a script stored, clamped to int32 (garbage reads as 0). */
 int32_t finance__i32(const char *s);
+/* An int64 from a record as an int32 field, clamped. */
+int32_t finance__clamp32(int64_t v);
 /* Refuses a text field outside min..max bytes or with control characters
    (line breaks and tabs allowed with `lines`), naming `field`. */
 gm_status finance__need_text(gm_call *call, const char *field, const char *s,

@@ -39,7 +39,7 @@ const char *finance__kv(const gm_value *flat, const char *name) {
 
 /* An int64 from a record as an int32 field, clamped (a damaged record's
    2^32 + 100 must not show as 100). */
-static int32_t finance__clamp32(int64_t v) {
+int32_t finance__clamp32(int64_t v) {
   return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
 

@@ -245,7 +245,7 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
     Gm__Finance__Breach *x = host->alloc(call, sizeof *x);
     gm__finance__breach__init(x);
     x->referral = (char *)finance__text(&row[0]);
-    x->round = (int32_t)finance__int(&row[1]);
+    x->round = finance__clamp32(finance__int(&row[1]));
     x->picked_ms = finance__int(&row[2]);
     x->due_ms = finance__int(&row[3]);
     x->recorded_ms = finance__int(&row[4]);

@@ -134,7 +134,11 @@ static gm_status pr__award_make(gm_call *call, const char *id, const char *tag,
   if (!t)
     return host->fail(call, GM_INTERNAL, "tender %s has no definition", id);
   const char *who = pr__s(cand, 2);
-  int32_t bond_bp = (int32_t)pr__i(cand, 5);
+  /* A share of the contract (a damaged record's bp clamped to 0-100%). */
+  int64_t bond_raw = pr__i(cand, 5);
+  int32_t bond_bp = bond_raw < 0       ? 0
+                    : bond_raw > 10000 ? 10000
+                                       : (int32_t)bond_raw;
   pr__deal *deals = NULL;
   size_t nd = 0;
   if ((st = pr__deals(call, t, pr__s(cand, 3), &deals, &nd)) != GM_OK)

@@ -260,7 +260,7 @@ gm_status pr__bid_get(gm_call *call, const ProtobufCMessage *req,
   out->supplier = (char *)who;
   out->state = r.st;
   out->hash = r.hash;
-  out->version = atoi(r.ver);
+  out->version = pr_int(r.ver);
   out->submitted_ms = strtoll(r.t, NULL, 10);
   Gm__Procurement__Tender *t = pr__def_decode(call, pr__s(v, 2));
   if (opened->type == GM_VALUE_STR && opened->len) {

@@ -33,9 +33,9 @@ static Gm__Procurement__Category *pr__category(gm_call *call, const char *code,
   c->code = (char *)code;
   if (nf < 6) return c;
   c->name = f[0];
-  c->policy = (Gm__Procurement__Policy)atoi(f[1]);
-  c->deduction_bp = atoi(f[2]);
-  c->min_grade = atoi(f[4]);
+  c->policy = (Gm__Procurement__Policy)pr_int(f[1]);
+  c->deduction_bp = pr_int(f[2]);
+  c->min_grade = pr_int(f[4]);
   c->updated_ms = strtoll(f[5], NULL, 10);
   size_t nl = 1;
   for (char *p = f[3]; *p; p++) nl += *p == ',';
@@ -590,9 +590,10 @@ static void pr__calendar_notes(gm_call *call, int64_t from, int n,
             : host->sprintf(
                   call,
                   "%d: the shipped calendar has no holidays for %d and none "
-                  "is entered in this range, so its working days are Monday "
-                  "to Friday; enter the State Council's arrangement for %d "
-                  "with gm procurement import calendar FILE",
+                  "is entered in this range, so in this range its working "
+                  "days are counted Monday to Friday; enter the State "
+                  "Council's arrangement for %d with gm procurement import "
+                  "calendar FILE",
                   y, y, y);
   }
 }

@@ -397,7 +397,8 @@ static int pr_points(const char *text, int32_t *bp) {
 }
 
 static const char *pr_time(int64_t ms, char out[24]) {
-  if (!ms) return "-";
+  /* Up to the end of 9999-12-31 in Beijing, as the other markets' CLIs. */
+  if (ms <= 0 || ms > PR_RFC3339_MAX_MS) return "-";
   return pr_datetime(ms, out);
 }
 
@@ -1066,8 +1067,14 @@ static int pr_import_calendar(const pr_cli *g, const pr_csv *c,
       int weekend = pr_weekday(day) == 0 || pr_weekday(day) == 6;
       if (strcmp(f[1], "holiday") && strcmp(f[1], "working") &&
           strcmp(f[1], "normal")) {
-        pr_problem(&p, c->line[r], 2, "kind",
-                   "\"%.16s\" is not holiday, working or normal", f[1]);
+        if (!strcmp(f[1], "statutory"))
+          pr_problem(&p, c->line[r], 2, "kind",
+                     "statutory is the shipped calendar's own kind (a "
+                     "holiday the law fixes, already in force); enter "
+                     "holiday, working or normal");
+        else
+          pr_problem(&p, c->line[r], 2, "kind",
+                     "\"%.16s\" is not holiday, working or normal", f[1]);
         continue;
       }
       if ((!strcmp(f[1], "holiday") && weekend) ||

@@ -170,7 +170,7 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
     const char *bar = strrchr(kept, '|');
     if (bar) {
       uscc[i] = host->sprintf(call, "%.*s", (int)(bar - kept), kept);
-      size[i] = atoi(bar + 1);
+      size[i] = pr_int(bar + 1);
       continue;
     }
     at[nread] = i;

@@ -1,6 +1,7 @@
 /* The procurement market's rules without Redis (rules.h). */
 #include "rules.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,11 @@ int pr_parse_percent(const char *what, const char *text, int max_bp, int *bp,
 char *pr_percent(int bp, char *buf) {
   snprintf(buf, 16, "%d.%02d%%", bp / 100, bp % 100);
   return buf;
+}
+
+int pr_int(const char *s) {
+  long long v = strtoll(s ? s : "", NULL, 10);
+  return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
 }
 
 int64_t pr_share(int64_t amount, int64_t bp) {
@@ -769,11 +775,17 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
         out->green_items++;
       }
     } else if (it->policy == 1) {
+      /* A deduction is a share of the item's price, at most all of it (a
+         damaged record's bp is clamped): the sum stays within the bid
+         price. */
+      int bp = it->deduction_bp < 0       ? 0
+               : it->deduction_bp > 10000 ? 10000
+                                          : it->deduction_bp;
       if (problem) {
         pr__add(&ck, "\n",
                 "item %s: priority (%s, %s); certificate %s%s%s: no "
                 "deduction",
-                it->id, it->category, pr_percent(it->deduction_bp, pc),
+                it->id, it->category, pr_percent(bp, pc),
                 l->cert[0] ? l->cert : "-", l->cert[0] ? " " : ": ", problem);
       } else if (!t->green) {
         pr__add(&ck, "\n",
@@ -782,12 +794,6 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
                 it->id, it->category, l->cert);
         out->green_items++;
       } else {
-        /* A deduction is a share of the item's price, at most all of it (a
-           damaged record's bp is clamped): the sum stays within the bid
-           price. */
-        int bp = it->deduction_bp < 0       ? 0
-                 : it->deduction_bp > 10000 ? 10000
-                                            : it->deduction_bp;
         int64_t g = pr_share(total, bp);
         out->green += g;
         out->green_items++;

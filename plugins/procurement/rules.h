@@ -66,6 +66,9 @@ int pr_parse_percent(const char *what, const char *text, int max_bp, int *bp,
                      char *err, size_t errlen);
 /* "12.50%" from basis points, into buf (>= 16). */
 char *pr_percent(int bp, char *buf);
+/* The integer a stored record's field starts with, as atoi reads it but
+   clamped to int's range (atoi's overflow is undefined). */
+int pr_int(const char *s);
 /* floor(amount * bp / 10000) without overflow (amount >= 0, bp >= 0). */
 int64_t pr_share(int64_t amount, int64_t bp);
 

@@ -533,9 +533,9 @@ static gm_status pr__fix_items(gm_call *call, Gm__Procurement__Tender *t,
       return host->fail(call, GM_INTERNAL, "category %s is malformed",
                         it->category);
     it->category_name = f[0];
-    it->policy = (Gm__Procurement__Policy)atoi(f[1]);
-    it->deduction_bp = atoi(f[2]);
-    it->min_grade = atoi(f[4]);
+    it->policy = (Gm__Procurement__Policy)pr_int(f[1]);
+    it->deduction_bp = pr_int(f[2]);
+    it->min_grade = pr_int(f[4]);
     size_t nl = 0;
     for (char *p = f[3]; *p; p++) nl += *p == ',';
     it->labels = host->alloc(call, (nl + 2) * sizeof *it->labels);

@@ -15,7 +15,7 @@ static int tape_byte(gm_call *c) {
 }
 
 /* A script reply shaped by the tape: nil, an integer, a string or an
-   array of up to 15 of those, four levels deep at most. */
+   array of up to 63 of those, four levels deep at most. */
 static void tape_value(gm_call *c, gm_value *v, int depth) {
   int t = tape_byte(c);
   memset(v, 0, sizeof *v);

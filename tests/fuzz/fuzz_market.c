@@ -6,9 +6,11 @@
  * with its declared type in text a strict client decodes.  Its deadline
  * callbacks are fired the same way, with an id from the input.
  * Input: method byte, caller byte, 2-byte body length, body, then the tape.
- * Caller byte bit 3 set: the method byte picks a registered deadline kind
- * instead, and the body (NULs as 'x', at most 63 bytes) is the deadline's
- * id; bits 4-5 are its attempt - 1.
+ * Caller byte with bits 3-7 all set (0xf8: few of the seeds written
+ * before deadlines were fired have it): the method byte picks a
+ * registered deadline kind instead (its top two bits: attempt - 1), and
+ * the body (NULs as 'x', at most 63 bytes) is both the deadline's tag and
+ * its id (markets read one or the other).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   size_t blen = (size_t)data[2] | (size_t)data[3] << 8;
   if (blen > len - 4) blen = len - 4;
   const uint8_t *body = data + 4;
-  if ((data[1] & 8) && m->n_deadlines) {
+  if ((data[1] & 0xf8) == 0xf8 && m->n_deadlines) {
     char id[64];
     size_t n = blen < sizeof id - 1 ? blen : sizeof id - 1;
     for (size_t i = 0; i < n; i++) id[i] = body[i] ? (char)body[i] : 'x';
@@ -41,10 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     const size_t k = data[0] % m->n_deadlines;
     gm_deadline d = {.size = sizeof d,
                      .kind = m->deadlines[k].kind,
-                     .tag = "fuzz",
+                     .tag = id,
                      .id = id,
                      .due_ms = INT64_C(1796176700000), /* before now */
-                     .attempt = 1u + ((data[1] >> 4) & 3)};
+                     .attempt = 1u + (data[0] >> 6)};
     gm_call call = {.arena = arena,
                     .market = m,
                     .roles = 1,

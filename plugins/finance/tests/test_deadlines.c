@@ -321,6 +321,22 @@ START_TEST(the_listing_names_years_without_the_arrangement) {
   ck_assert_str_eq(got, "");
   calendar_notes("2027-01-01", "2027-01-31", got, sizeof got);
   ck_assert_str_eq(got, "2027: th");
+  /* A loaded calendar keeps the kind statutory: its day is a holiday, and
+     its year is noted as holding only the law's holidays. */
+  d.date = "2027-01-01";
+  d.statutory = 1;
+  ft_free(ft_ok(FT_CENTRE, "calendar.load", &load.base));
+  q.from = "2027-01-01";
+  q.to = "2027-01-31";
+  c = (Gm__Finance__Calendar *)ft_ok("acme", "calendar.list", &q.base);
+  ck_assert_uint_eq(c->n_days, 1);
+  ck_assert(c->days[0]->statutory && !c->days[0]->working);
+  ck_assert_uint_eq(c->n_notes, 1);
+  ck_assert_msg(strstr(c->notes[0],
+                       "only the holidays the law fixes for "
+                       "2027 (kind statutory)"),
+                "%s", c->notes[0]);
+  ft_free(c);
 }
 END_TEST
 
