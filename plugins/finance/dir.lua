@@ -17,7 +17,8 @@
 --   P.cat      HASH code -> "parent\tname\tname_en" (absent: the catalogue
 --              shipped in the plugin is in force)
 --   P.catm     HASH source, ms, n
---   P.cal      ZSET "<day>\t<h|w>\t<note>" by day (absent: the calendar
+--   P.cal      ZSET "<day>\t<h|w|s>\t<note>" by day (s: statutory, a
+--              holiday; absent: the calendar
 --              shipped in the plugin)
 --   P.calm     HASH source, ms
 --   P.seq      STRING the last referral number
@@ -30,7 +31,7 @@
 --   'caller', participant -> {bank, member...} or {}
 --   'members', bank... -> {{bank, member...}, ...}
 --   'calendar', from day, to day -> {loaded 0|1, source, ms,
---       day, h|w, note, ...}
+--       day, h|w|s, note, ...}
 --   'bank', id, name | 'banks' -> {{id, created, name, member...}, ...}
 --   'link', participant, bank ("" unlinks) -> {bank, member...}
 --   'product', id, bank, record, name, top classes "1,3", codes,

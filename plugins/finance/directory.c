@@ -236,6 +236,11 @@ gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
       return host->fail(call, GM_INVALID_ARGUMENT,
                         "day %zu: \"%s\" is not a date YYYY-MM-DD", i + 1,
                         finance__q(call, d->date, 16));
+    if (d->working && d->statutory)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "day %zu (%s): a statutory day is a holiday, not a "
+                        "worked day; set working or statutory, not both",
+                        i + 1, d->date);
     if (day < from) from = day;
     if (day > to) to = day;
     cap += strlen(d->date) + strlen(d->note) + 16;
@@ -265,7 +270,8 @@ gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
   Gm__Finance__CalendarRequest list = GM__FINANCE__CALENDAR_REQUEST__INIT;
   list.from = (char *)gm__finance_format_date(from, a);
   /* The reply lists at most a listing's span: a longer file is stored
-     whole, its first 3660 days shown (calendar list shows the rest). */
+     whole, its days up to 3660 after the first shown (calendar list
+     shows the rest). */
   if (to - from > FINANCE_REPORT_MAX_DAYS) to = from + FINANCE_REPORT_MAX_DAYS;
   list.to = (char *)gm__finance_format_date(to, b);
   return finance__calendar_list(call, &list.base, reply);

@@ -397,7 +397,7 @@ int pr_check_category(const char *code, const char *name, int policy,
     snprintf(err, errlen, "policy must be none, priority or mandatory");
     return -1;
   }
-  if (policy == 1 ? (deduction_bp < 1 || deduction_bp > 2000)
+  if (policy == 1 ? (deduction_bp < 1 || deduction_bp > PR_GREEN_MAX_BP)
                   : deduction_bp != 0) {
     snprintf(err, errlen,
              policy == 1 ? "deduction must be 0.01%%-20%% for a priority "
@@ -775,12 +775,12 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
         out->green_items++;
       }
     } else if (it->policy == 1) {
-      /* A deduction is a share of the item's price, at most all of it (a
-         damaged record's bp is clamped): the sum stays within the bid
-         price. */
-      int bp = it->deduction_bp < 0       ? 0
-               : it->deduction_bp > 10000 ? 10000
-                                          : it->deduction_bp;
+      /* A deduction is at most 20% of the item's price (a damaged
+         record's bp is clamped to what the rules allow): the sum stays
+         within the bid price. */
+      int bp = it->deduction_bp < 0                 ? 0
+               : it->deduction_bp > PR_GREEN_MAX_BP ? PR_GREEN_MAX_BP
+                                                    : it->deduction_bp;
       if (problem) {
         pr__add(&ck, "\n",
                 "item %s: priority (%s, %s); certificate %s%s%s: no "

@@ -23,6 +23,7 @@
 #define PR_SME_DEFAULT_BP 1000
 #define PR_BID_SECURITY_MAX_BP 200 /* 2% of the budget */
 #define PR_BOND_MAX_BP 1000        /* 10% of the contract value */
+#define PR_GREEN_MAX_BP 2000       /* a priority category's deduction */
 #define PR_CHALLENGE_WORKING_DAYS 7
 #define PR_SIGN_DAYS 30
 /* A clarification or change that may affect the preparation of bids leaves
