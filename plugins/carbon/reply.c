@@ -193,6 +193,12 @@ Gm__Carbon__Account *carbon__account(gm_call *call, const char *sym,
   return a;
 }
 
+/* A record's int32 field, clamped (a damaged value must not wrap). */
+static int32_t carbon__i32(const gm_value *r, size_t i) {
+  int64_t v = carbon__i(r, i);
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
 Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
   Gm__Carbon__Instrument *in = host->alloc(call, sizeof *in);
   gm__carbon__instrument__init(in);
@@ -203,8 +209,8 @@ Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
   in->tick = carbon__i(r, CARBON_INST_tick);
   in->lot = carbon__i(r, CARBON_INST_lot);
   in->reference_price = carbon__i(r, CARBON_INST_ref);
-  in->band_bp = (int32_t)carbon__i(r, CARBON_INST_band);
-  in->block_band_bp = (int32_t)carbon__i(r, CARBON_INST_bband);
+  in->band_bp = carbon__i32(r, CARBON_INST_band);
+  in->block_band_bp = carbon__i32(r, CARBON_INST_bband);
   in->block_threshold = carbon__i(r, CARBON_INST_bmin);
   gm__carbon_format_sessions(carbon__s(r, CARBON_INST_sess), buf, sizeof buf);
   in->sessions = host->sprintf(call, "%s", buf);
@@ -235,7 +241,7 @@ Gm__Carbon__Instrument *carbon__instrument(gm_call *call, const gm_value *r) {
         host->sprintf(call, "%s", gm__carbon_format_date(day, date));
     p = end;
   }
-  in->max_fills = (int32_t)carbon__i(r, CARBON_INST_maxf);
+  in->max_fills = carbon__i32(r, CARBON_INST_maxf);
   in->name = (char *)carbon__s(r, CARBON_INST_name);
   in->halt_reason = (char *)carbon__s(r, CARBON_INST_hreason);
   in->created_ms = carbon__i(r, CARBON_INST_ct);

@@ -116,7 +116,7 @@ gm_status finance__ref_parse(gm_call *call, const gm_value *v,
   r->x = finance__a(v, 4);
   const gm_value *info = finance__a(v, 5);
   r->transition = finance__s(info, 0);
-  r->from = (int)finance__i(info, 1);
+  r->from = finance__clamp32(finance__i(info, 1));
   r->id = finance__kv(r->r, "id");
   r->state = finance__i32(finance__kv(r->r, "st"));
   r->version = strtoll(finance__kv(r->r, "v"), NULL, 10);

@@ -83,7 +83,7 @@ static Gm__Procurement__Award *pr__award_of(gm_call *call, const char *id,
   Gm__Procurement__Award *out = host->alloc(call, sizeof *out);
   gm__procurement__award__init(out);
   out->tender_id = (char *)id;
-  out->number = (int32_t)pr__i(a, 0);
+  out->number = pr__i32(a, 0);
   out->supplier = (char *)pr__s(a, 1);
   out->value = pr__i(a, 2);
   out->status = (char *)pr__s(a, 3);
@@ -295,11 +295,11 @@ static Gm__Procurement__Challenge *pr__challenge(gm_call *call, const char *id,
   gm__procurement__challenge__init(c);
   c->id = (char *)pr__s(r, 0);
   c->tender_id = (char *)id;
-  c->award = (int32_t)pr__i(r, 1);
+  c->award = pr__i32(r, 1);
   c->challenger = (char *)pr__s(r, 2);
   c->text = (char *)pr__s(r, 3);
   c->status = (char *)pr__s(r, 4);
-  c->remedy = (Gm__Procurement__Remedy)pr__i(r, 5);
+  c->remedy = (Gm__Procurement__Remedy)pr__i32(r, 5);
   c->answer = (char *)pr__s(r, 6);
   c->lodged_ms = pr__i(r, 7);
   c->answered_ms = pr__i(r, 8);
@@ -440,7 +440,7 @@ static Gm__Procurement__Contract *pr__contract(gm_call *call,
   gm__procurement__contract__init(k);
   k->id = (char *)pr__s(r, 0);
   k->tender_id = (char *)tender;
-  k->award = (int32_t)pr__i(r, 1);
+  k->award = pr__i32(r, 1);
   k->agency = (char *)pr__s(r, 2);
   k->supplier = (char *)pr__s(r, 3);
   k->value = pr__i(r, 4);

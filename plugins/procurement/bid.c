@@ -153,7 +153,7 @@ static gm_status pr__bid_send(gm_call *call, const ProtobufCMessage *req,
   out->supplier = (char *)me;
   out->state = "submitted";
   out->hash = (char *)pr__s(v, 1);
-  out->version = (int32_t)pr__i(v, 2);
+  out->version = pr__i32(v, 2);
   out->time_ms = pr__i(v, 3);
   pr__bid_event(call, in->tender_id, me, pr__s(v, 0), out->hash, out->version);
   *reply = &out->base;
@@ -185,7 +185,7 @@ gm_status pr__bid_withdraw(gm_call *call, const ProtobufCMessage *req,
   out->supplier = (char *)me;
   out->state = "withdrawn";
   out->hash = (char *)pr__s(v, 1);
-  out->version = (int32_t)pr__i(v, 2);
+  out->version = pr__i32(v, 2);
   out->time_ms = pr__i(v, 3);
   pr__bid_event(call, in->tender_id, me, "withdrawn", out->hash, out->version);
   *reply = &out->base;

@@ -89,7 +89,7 @@ gm_status pr__category_put(gm_call *call, const ProtobufCMessage *req,
   if (st != GM_OK) return st;
   Gm__Procurement__ImportReply *out = host->alloc(call, sizeof *out);
   gm__procurement__import_reply__init(out);
-  out->stored = (int32_t)pr__i(v, 0);
+  out->stored = pr__i32(v, 0);
   *reply = &out->base;
   return GM_OK;
 }
@@ -153,11 +153,11 @@ static Gm__Procurement__Certificate *pr__certificate(gm_call *call,
   c->model = (char *)pr__s(r, 4);
   c->category = (char *)pr__s(r, 5);
   c->label = (char *)pr__s(r, 6);
-  c->grade = (int32_t)pr__i(r, 7);
+  c->grade = pr__i32(r, 7);
   c->issuer = (char *)pr__s(r, 8);
   c->valid_from_ms = pr__i(r, 9);
   c->valid_to_ms = pr__i(r, 10);
-  c->status = (Gm__Procurement__CertStatus)pr__i(r, 11);
+  c->status = (Gm__Procurement__CertStatus)pr__i32(r, 11);
   c->status_reason = (char *)pr__s(r, 12);
   c->status_ms = pr__i(r, 13);
   return c;
@@ -318,10 +318,10 @@ static void pr__certs_add(pr__certs *c, const char *const *args, size_t m,
     x->holder = pr__s(r, 1);
     x->category = pr__s(r, 5);
     x->label = pr__s(r, 6);
-    x->grade = (int)pr__i(r, 7);
+    x->grade = pr__i32(r, 7);
     x->from_ms = pr__i(r, 9);
     x->to_ms = pr__i(r, 10);
-    x->status = (int)pr__i(r, 11);
+    x->status = pr__i32(r, 11);
     x->status_ms = pr__i(r, 13);
   }
 }
@@ -556,7 +556,7 @@ gm_status pr__calendar_put(gm_call *call, const ProtobufCMessage *req,
   if (st != GM_OK) return st;
   Gm__Procurement__Calendar *out = host->alloc(call, sizeof *out);
   gm__procurement__calendar__init(out);
-  out->stored = (int32_t)pr__i(v, 0);
+  out->stored = pr__i32(v, 0);
   *reply = &out->base;
   return GM_OK;
 }
@@ -642,7 +642,7 @@ static Gm__Procurement__Party *pr__party(gm_call *call, const gm_value *v) {
   p->id = (char *)pr__s(v, 0);
   p->uscc = (char *)pr__s(v, 1);
   p->name = (char *)pr__s(v, 2);
-  p->size = (Gm__Procurement__SmeClass)pr__i(v, 3);
+  p->size = (Gm__Procurement__SmeClass)pr__i32(v, 3);
   p->updated_ms = pr__i(v, 4);
   return p;
 }

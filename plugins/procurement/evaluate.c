@@ -413,8 +413,8 @@ gm_status pr__evaluation_score(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__run(call, "open", tag, a, args, &v)) != GM_OK) return st;
   Gm__Procurement__ScoreReply *out = host->alloc(call, sizeof *out);
   gm__procurement__score_reply__init(out);
-  out->stored = (int32_t)pr__i(v, 0);
-  out->missing = (int32_t)pr__i(v, 1);
+  out->stored = pr__i32(v, 0);
+  out->missing = pr__i32(v, 1);
   /* Complete: the "rank" deadline the script set computes the totals. */
   out->complete = pr__i(v, 2) == 1;
   *reply = &out->base;

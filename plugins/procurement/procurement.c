@@ -43,6 +43,11 @@ int64_t pr__i(const gm_value *r, size_t i) {
   return v->type == GM_VALUE_STR ? strtoll(v->str, NULL, 10) : 0;
 }
 
+int32_t pr__i32(const gm_value *r, size_t i) {
+  int64_t v = pr__i(r, i);
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
 const gm_value *pr__item(const gm_value *r, size_t i) {
   static const gm_value nil = {GM_VALUE_NIL, 0, NULL, 0, 0, NULL};
   if (!r || r->type != GM_VALUE_ARRAY || i >= r->n) return &nil;

@@ -67,6 +67,9 @@ extern int64_t pr__archive_ms;
 
 const char *pr__s(const gm_value *r, size_t i);
 int64_t pr__i(const gm_value *r, size_t i);
+/* The same clamped to int32 (a count, version or enum of a record; a
+   damaged one must not wrap). */
+int32_t pr__i32(const gm_value *r, size_t i);
 const gm_value *pr__item(const gm_value *r, size_t i);
 /* Runs script `script` on `tag` with the one key "k". */
 gm_status pr__run(gm_call *call, const char *script, const char *tag,

@@ -248,14 +248,14 @@ static Gm__Procurement__TenderView *pr__view(gm_call *call, const gm_value *v) {
   t->id = (char *)pr__s(f, 0);
   t->state = (char *)pr__s(f, 1);
   t->agency = (char *)pr__s(f, 2);
-  t->version = (int32_t)pr__i(f, 14);
+  t->version = pr__i32(f, 14);
   t->published_ms = pr__i(f, 15);
   if (pr__s(f, 7)[0]) t->deadline_ms = pr__i(f, 7);
   t->opened_ms = pr__i(f, 18);
-  t->round = (int32_t)pr__i(f, 19);
+  t->round = pr__i32(f, 19);
   t->seed = (char *)pr__s(f, 20);
-  t->bids = (int32_t)pr__i(f, 22);
-  t->award_number = (int32_t)pr__i(f, 24);
+  t->bids = pr__i32(f, 22);
+  t->award_number = pr__i32(f, 24);
   t->reason = (char *)pr__s(f, 26);
   t->updated_ms = pr__i(f, 27);
   view->tender = t;
@@ -264,7 +264,7 @@ static Gm__Procurement__TenderView *pr__view(gm_call *call, const gm_value *v) {
   for (size_t i = 0; i < na; i++) {
     Gm__Procurement__Amendment *a = host->alloc(call, sizeof *a);
     gm__procurement__amendment__init(a);
-    a->version = (int32_t)pr__i(am, 2 * i);
+    a->version = pr__i32(am, 2 * i);
     char *text = host->sprintf(call, "%s", pr__s(am, 2 * i + 1));
     char *nl1 = strchr(text, '\n'), *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
     if (nl1 && nl2) {
