@@ -449,19 +449,6 @@ static size_t gm__plan_name(const char *d, const char *word) {
   return strcspn(d + w + 1, " ");
 }
 
-/*
- * With [ledger] scan_check on: 1 with why when st's plan reads every row
- * of a table or index ("SCAN t", "SCAN t USING [COVERING] INDEX i"), the
- * read that made a market's trade listing take 72 ms at 300k trades while a
- * test with ten rows passed.  Not a table's: a scan of a constant row, of
- * a table-valued function, or of what the statement built itself (a
- * materialized CTE or view, a subquery's co-routine: the plan names those
- * on a MATERIALIZE or CO-ROUTINE line, and their own reads are checked
- * like any other).  A statement that means to scan says why in its text
- * with an SQL comment opening exactly "slash star scan: ".  Explaining
- * runs under the statement's own owner: the authorizer sees the same
- * reads.
- */
 /* 1 when sql holds the comment that says why it scans: outside quotes, so
    that a string literal holding that text exempts nothing. */
 static int gm__scan_said(const char *sql) {
@@ -489,6 +476,19 @@ static int gm__scan_said(const char *sql) {
   return 0;
 }
 
+/*
+ * With [ledger] scan_check on: 1 with why when st's plan reads every row
+ * of a table or index ("SCAN t", "SCAN t USING [COVERING] INDEX i"), the
+ * read that made a market's trade listing take 72 ms at 300k trades while a
+ * test with ten rows passed.  Not a table's: a scan of a constant row, of
+ * a table-valued function, or of what the statement built itself (a
+ * materialized CTE or view, a subquery's co-routine: the plan names those
+ * on a MATERIALIZE or CO-ROUTINE line, and their own reads are checked
+ * like any other).  A statement that means to scan says why in its text
+ * with an SQL comment opening exactly "slash star scan: ".  Explaining
+ * runs under the statement's own owner: the authorizer sees the same
+ * reads.
+ */
 static int gm__scan_of(gm__ledger *l, const char *sql, char *why,
                        size_t whylen) {
   if (!atomic_load(&gm__scan_check) || l->ddl || gm__scan_said(sql)) return 0;

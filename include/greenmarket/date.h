@@ -61,11 +61,16 @@ static inline int64_t gm_date_from_civil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
+/* day clamped to 0000-01-01 .. 9999-12-31. */
+static inline int64_t gm_date_clamp(int64_t day) {
+  return day < GM_DATE_MIN_DAY   ? GM_DATE_MIN_DAY
+         : day > GM_DATE_MAX_DAY ? GM_DATE_MAX_DAY
+                                 : day;
+}
+
 /* y-m-d of a day, the day first clamped to 0000-01-01 .. 9999-12-31. */
 static inline void gm_date_civil(int64_t day, int *y, int *m, int *d) {
-  if (day < GM_DATE_MIN_DAY) day = GM_DATE_MIN_DAY;
-  if (day > GM_DATE_MAX_DAY) day = GM_DATE_MAX_DAY;
-  int64_t z = day + 719468;
+  int64_t z = gm_date_clamp(day) + 719468;
   int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   int64_t doe = z - era * 146097;
   int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
@@ -74,6 +79,13 @@ static inline void gm_date_civil(int64_t day, int *y, int *m, int *d) {
   *d = (int)(doy - (153 * mp + 2) / 5 + 1);
   *m = (int)(mp < 10 ? mp + 3 : mp - 9);
   *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+/* The year of a day (clamped as gm_date_civil clamps). */
+static inline int gm_date_year(int64_t day) {
+  int y, m, d;
+  gm_date_civil(day, &y, &m, &d);
+  return y;
 }
 
 /* 1 when y-m-d is a real date of the years 0 .. 9999. */
@@ -96,9 +108,7 @@ static inline int64_t gm_date_day_of(int64_t ms, int64_t offset_ms) {
   int64_t t = ms + gm__date_offset(offset_ms);
   int64_t q = t / GM_DATE_DAY_MS;
   if (t % GM_DATE_DAY_MS < 0) q--; /* floor, not truncation */
-  if (q < GM_DATE_MIN_DAY) q = GM_DATE_MIN_DAY;
-  if (q > GM_DATE_MAX_DAY) q = GM_DATE_MAX_DAY;
-  return q;
+  return gm_date_clamp(q);
 }
 
 /* The ms at which local day `day` starts.  day may be one past

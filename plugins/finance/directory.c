@@ -277,12 +277,6 @@ gm_status finance__calendar_load(gm_call *call, const ProtobufCMessage *req,
   return finance__calendar_list(call, &list.base, reply);
 }
 
-static int finance__year(int64_t day) {
-  int y, m, d;
-  gm_date_civil(day, &y, &m, &d);
-  return y;
-}
-
 /* A note for each year of from..to whose working days the calendar in
    force counts without the State Council's arrangement: the shipped
    calendar's years with only the law's holidays or none, a loaded
@@ -290,7 +284,7 @@ static int finance__year(int64_t day) {
    elsewhere, hence "if"). */
 static void finance__calendar_notes(gm_call *call, int64_t from, int64_t to,
                                     Gm__Finance__Calendar *out) {
-  int first = finance__year(from), last = finance__year(to);
+  int first = gm_date_year(from), last = gm_date_year(to);
   out->notes = host->alloc(call, (size_t)(last - first + 1) * sizeof(char *));
   for (int y = first; y <= last; y++) {
     if (!out->builtin) {
@@ -395,7 +389,7 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
       gm__finance__calendar_day__init(d);
       d->date = host->sprintf(call, "%s", gm__finance_format_date(day, date));
       d->working = work;
-      d->statutory = !work && finance__cal_year(finance__year(day)) == 's';
+      d->statutory = !work && finance__cal_year(gm_date_year(day)) == 's';
       out->days[out->n_days++] = d;
     }
   }

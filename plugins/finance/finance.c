@@ -90,10 +90,9 @@ static int finance__day_add(void *arg, int64_t day, char kind,
   int working = kind == 'w';
   int64_t **a = working ? &finance__work : &finance__hol;
   size_t *n = working ? &finance__nwork : &finance__nhol;
-  int y, mo, d;
+  int y = gm_date_year(day);
   (void)arg;
   (void)note;
-  gm_date_civil(day, &y, &mo, &d);
   if (y < FINANCE_CAL_YEAR0 || y >= FINANCE_CAL_YEAR0 + FINANCE_CAL_YEARS)
     return 1;
   /* One statutory day makes the year's arrangement unknown. */

@@ -136,10 +136,7 @@ static gm_status pr__award_make(gm_call *call, const char *id, const char *tag,
   const char *who = pr__s(cand, 2);
   /* A share of the contract, at most 10% (checked at publishing: a
      damaged record's bp is clamped to what the rules allow). */
-  int64_t bond_raw = pr__i(cand, 5);
-  int32_t bond_bp = bond_raw < 0                ? 0
-                    : bond_raw > PR_BOND_MAX_BP ? PR_BOND_MAX_BP
-                                                : (int32_t)bond_raw;
+  int32_t bond_bp = (int32_t)pr_clamp(pr__i(cand, 5), 0, PR_BOND_MAX_BP);
   pr__deal *deals = NULL;
   size_t nd = 0;
   if ((st = pr__deals(call, t, pr__s(cand, 3), &deals, &nd)) != GM_OK)

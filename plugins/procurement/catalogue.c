@@ -389,12 +389,6 @@ static size_t pr__nbuiltin;
 #define PR_CAL_YEARS 100
 static char pr__year_kind[PR_CAL_YEARS];
 
-static int pr__year(int64_t day) {
-  int y, m, d;
-  gm_date_civil(day, &y, &m, &d);
-  return y;
-}
-
 /* The slot of year y, or NULL outside the years a file may hold. */
 static char *pr__year_slot(int y) {
   return y >= PR_CAL_YEAR0 && y < PR_CAL_YEAR0 + PR_CAL_YEARS
@@ -434,7 +428,7 @@ gm_status pr__calendar_init(gm_market *m) {
     if (!header || !kind || pr_parse_date(buf, &day) != 0 ||
         (strcmp(kind, "holiday") && strcmp(kind, "working") &&
          strcmp(kind, "statutory")) ||
-        !(yk = pr__year_slot(pr__year(day)))) {
+        !(yk = pr__year_slot(gm_date_year(day)))) {
       host->log(m, GM_LOG_ERROR,
                 "calendar.csv line %zu is not date,kind[,note] with a date "
                 "of %d-%d and kind holiday, working or statutory; rebuild "
@@ -568,14 +562,14 @@ gm_status pr__calendar_put(gm_call *call, const ProtobufCMessage *req,
 static void pr__calendar_notes(gm_call *call, int64_t from, int n,
                                const gm_value *stored,
                                Gm__Procurement__Calendar *out) {
-  int first = pr__year(from), last = pr__year(from + n - 1);
+  int first = gm_date_year(from), last = gm_date_year(from + n - 1);
   out->notes = host->alloc(call, (size_t)(last - first + 1) * sizeof(char *));
   for (int y = first; y <= last; y++) {
     const char *yk = pr__year_slot(y);
     if (yk && *yk == 'a') continue;
     int entered = 0;
     for (int i = 0; i < n && !entered; i++)
-      entered = pr__s(stored, (size_t)i)[0] && pr__year(from + i) == y;
+      entered = pr__s(stored, (size_t)i)[0] && gm_date_year(from + i) == y;
     if (entered) continue;
     out->notes[out->n_notes++] =
         yk && *yk == 's'

@@ -334,8 +334,7 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
     int64_t lowest = pr__i(head, 0);
     /* Basis points, checked at publishing and scoring: a damaged value
        is clamped to 0-10000, as each score below. */
-    int64_t w = pr__i(head, 1);
-    int32_t weight = w < 0 ? 0 : w > 10000 ? 10000 : (int32_t)w;
+    int32_t weight = (int32_t)pr_clamp(pr__i(head, 1), 0, 10000);
     size_t n = v->n - 1; /* at most pr__page: one record each */
     const char **args = host->alloc(call, (4 + n) * sizeof *args);
     size_t a = 0;
@@ -347,10 +346,8 @@ static gm_status pr__totals(gm_call *call, const char *id, const char *tag,
       const gm_value *r = pr__item(v, i + 1);
       size_t ns = r->n > 3 ? r->n - 3 : 0;
       int32_t *scores = host->alloc(call, (ns + 1) * sizeof *scores);
-      for (size_t k = 0; k < ns; k++) {
-        int64_t sc = pr__i(r, 3 + k);
-        scores[k] = sc < 0 ? 0 : sc > 10000 ? 10000 : (int32_t)sc;
-      }
+      for (size_t k = 0; k < ns; k++)
+        scores[k] = (int32_t)pr_clamp(pr__i(r, 3 + k), 0, 10000);
       int64_t price = pr_price_score(lowest, pr__i(r, 2), weight);
       int64_t tech = pr_mean_score(scores, ns);
       const char *f[] = {pr__s(r, 0), pr__num(call, price), pr__num(call, tech),

@@ -44,8 +44,7 @@ int64_t pr__i(const gm_value *r, size_t i) {
 }
 
 int32_t pr__i32(const gm_value *r, size_t i) {
-  int64_t v = pr__i(r, i);
-  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+  return (int32_t)pr_clamp(pr__i(r, i), INT32_MIN, INT32_MAX);
 }
 
 const gm_value *pr__item(const gm_value *r, size_t i) {

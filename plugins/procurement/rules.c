@@ -197,8 +197,7 @@ char *pr_percent(int bp, char *buf) {
 }
 
 int pr_int(const char *s) {
-  long long v = strtoll(s ? s : "", NULL, 10);
-  return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
+  return (int)pr_clamp(strtoll(s ? s : "", NULL, 10), INT_MIN, INT_MAX);
 }
 
 int64_t pr_share(int64_t amount, int64_t bp) {
@@ -223,9 +222,7 @@ int pr_parse_date(const char *s, int64_t *day) {
 }
 
 char *pr_date(int64_t day, char *buf) {
-  if (day < GM_DATE_MIN_DAY) day = GM_DATE_MIN_DAY;
-  if (day > GM_DATE_MAX_DAY) day = GM_DATE_MAX_DAY;
-  gm_date_format(day, buf);
+  gm_date_format(gm_date_clamp(day), buf);
   return buf;
 }
 
@@ -263,18 +260,10 @@ int pr_is_working(int64_t day, pr_day_kind_fn kind, void *arg) {
   return w != 0 && w != 6;
 }
 
-/* A day clamped to the dates gm_date writes (the callers' days come from
-   pr_day_of or pr_parse_date, already in range). */
-static int64_t pr__day_in_range(int64_t day) {
-  return day < GM_DATE_MIN_DAY   ? GM_DATE_MIN_DAY
-         : day > GM_DATE_MAX_DAY ? GM_DATE_MAX_DAY
-                                 : day;
-}
-
 int64_t pr_working_days_end(int64_t from, int n, int horizon,
                             pr_day_kind_fn kind, void *arg) {
   int count = 0;
-  from = pr__day_in_range(from);
+  from = gm_date_clamp(from);
   if (horizon < 0) horizon = 0;
   for (int64_t d = from + 1; d <= from + horizon; d++)
     if (pr_is_working(d, kind, arg) && ++count == n)
@@ -283,7 +272,7 @@ int64_t pr_working_days_end(int64_t from, int n, int horizon,
 }
 
 int64_t pr_days_end(int64_t from, int n) {
-  return pr_day_start(pr__day_in_range(from) + n + 1) - 1;
+  return pr_day_start(gm_date_clamp(from) + n + 1) - 1;
 }
 
 /* ---- the catalogue ---- */
@@ -778,9 +767,7 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
       /* A deduction is at most 20% of the item's price (a damaged
          record's bp is clamped to what the rules allow): the sum stays
          within the bid price. */
-      int bp = it->deduction_bp < 0                 ? 0
-               : it->deduction_bp > PR_GREEN_MAX_BP ? PR_GREEN_MAX_BP
-                                                    : it->deduction_bp;
+      int bp = (int)pr_clamp(it->deduction_bp, 0, PR_GREEN_MAX_BP);
       if (problem) {
         pr__add(&ck, "\n",
                 "item %s: priority (%s, %s); certificate %s%s%s: no "
@@ -843,7 +830,7 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
             pr_sme_name(declared), pr_sme_name(registered_sme));
   } else if (!overflow) {
     int bp = t->sme_bp ? t->sme_bp : PR_SME_DEFAULT_BP;
-    if (bp < 0 || bp > 10000) bp = bp < 0 ? 0 : 10000; /* damaged */
+    bp = (int)pr_clamp(bp, 0, 10000); /* damaged */
     out->sme = pr_share(out->bid_price, bp);
     out->sme_class = declared;
     pr__add(&ck, "\n", "SME: %s enterprise: deduction %s of %s = %s yuan",

@@ -67,6 +67,11 @@ int pr_parse_percent(const char *what, const char *text, int max_bp, int *bp,
                      char *err, size_t errlen);
 /* "12.50%" from basis points, into buf (>= 16). */
 char *pr_percent(int bp, char *buf);
+/* v clamped to lo .. hi: a damaged record's number to what the rules
+   allow. */
+static inline int64_t pr_clamp(int64_t v, int64_t lo, int64_t hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
 /* The integer a stored record's field starts with, as atoi reads it but
    clamped to int's range (atoi's overflow is undefined). */
 int pr_int(const char *s);

@@ -258,6 +258,20 @@ START_TEST(working_days_follow_the_calendar_in_force) {
 }
 END_TEST
 
+/* The centre loads a calendar of one holiday (statutory: of that kind). */
+static void load_one_day(const char *date, int statutory) {
+  Gm__Finance__CalendarDay d = GM__FINANCE__CALENDAR_DAY__INIT, *days[] = {&d};
+  Gm__Finance__LoadCalendarRequest load =
+      GM__FINANCE__LOAD_CALENDAR_REQUEST__INIT;
+  d.date = (char *)date;
+  d.note = "test";
+  d.statutory = statutory;
+  load.days = days;
+  load.n_days = 1;
+  load.source = "test";
+  ft_free(ft_ok(FT_CENTRE, "calendar.load", &load.base));
+}
+
 /* The notes of calendar.list over from..to, each cut to its first 8
    bytes ("2027: th") and joined by '|'. */
 static void calendar_notes(const char *from, const char *to, char *out,
@@ -308,24 +322,14 @@ START_TEST(the_listing_names_years_without_the_arrangement) {
   ft_free(r);
   /* The centre loads a calendar with one day of 2029: the ranges holding
      a day of it are not noted; 2027 now has no day in force. */
-  Gm__Finance__CalendarDay d = GM__FINANCE__CALENDAR_DAY__INIT, *days[] = {&d};
-  Gm__Finance__LoadCalendarRequest load =
-      GM__FINANCE__LOAD_CALENDAR_REQUEST__INIT;
-  d.date = "2029-03-05";
-  d.note = "test";
-  load.days = days;
-  load.n_days = 1;
-  load.source = "test";
-  ft_free(ft_ok(FT_CENTRE, "calendar.load", &load.base));
+  load_one_day("2029-03-05", 0);
   calendar_notes("2029-03-01", "2029-03-31", got, sizeof got);
   ck_assert_str_eq(got, "");
   calendar_notes("2027-01-01", "2027-01-31", got, sizeof got);
   ck_assert_str_eq(got, "2027: th");
   /* A loaded calendar keeps the kind statutory: its day is a holiday, and
      its year is noted as holding only the law's holidays. */
-  d.date = "2027-01-01";
-  d.statutory = 1;
-  ft_free(ft_ok(FT_CENTRE, "calendar.load", &load.base));
+  load_one_day("2027-01-01", 1);
   q.from = "2027-01-01";
   q.to = "2027-01-31";
   c = (Gm__Finance__Calendar *)ft_ok("acme", "calendar.list", &q.base);

@@ -144,6 +144,28 @@ ProtobufCMessage *pt_call(const char *as, const char *method,
   return pt_call_idem(as, method, NULL, req);
 }
 
+void pt_calendar_put(size_t n, const char *const *days) {
+  Gm__Procurement__CalendarDay d[16], *pd[16];
+  char text[16][32];
+  ck_assert_uint_le(n, 16);
+  for (size_t i = 0; i < n; i++) {
+    snprintf(text[i], sizeof text[i], "%s", days[i]);
+    char *eq = strchr(text[i], '=');
+    ck_assert_ptr_nonnull(eq);
+    *eq = '\0';
+    gm__procurement__calendar_day__init(&d[i]);
+    d[i].date = text[i];
+    d[i].kind = eq + 1;
+    pd[i] = &d[i];
+  }
+  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
+  cr.days = pd;
+  cr.n_days = n;
+  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+
 ProtobufCMessage *pt_call_settled(const char *as, const char *method,
                                   const ProtobufCMessage *req) {
   ProtobufCMessage *m = NULL;

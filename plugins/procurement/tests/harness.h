@@ -56,6 +56,11 @@ void pt_expect(const char *as, const char *method, const ProtobufCMessage *req,
                int status, const char *text);
 #define pt_free(m) protobuf_c_message_free_unpacked(&(m)->base, NULL)
 
+/* The certifier ("centre") puts calendar days, "DATE=KIND" each
+   (holiday, working or normal), in one calendar.put; asserts it is
+   stored. */
+void pt_calendar_put(size_t n, const char *const *days);
+
 /* Registers `who` with comma-separated roles in the broker. */
 void pt_register(const char *who, const char *roles);
 /* Registers `who` as a party: its credit code, name and SME size. */

@@ -109,21 +109,9 @@ static long long answer_due(const char *cid) {
  * the signing period; then signature, delivery, acceptance, payment.
  */
 START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
-  Gm__Procurement__CalendarDay h1 = GM__PROCUREMENT__CALENDAR_DAY__INIT,
-                               h2 = GM__PROCUREMENT__CALENDAR_DAY__INIT,
-                               w = GM__PROCUREMENT__CALENDAR_DAY__INIT;
-  Gm__Procurement__CalendarDay *days[] = {&h1, &h2, &w};
-  h1.date = "2026-03-26";
-  h1.kind = h2.kind = "holiday";
-  h2.date = "2026-03-27";
-  w.date = "2026-03-28";
-  w.kind = "working";
-  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
-  cr.days = days;
-  cr.n_days = 3;
-  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
+  pt_calendar_put(
+      3, (const char *const[]){"2026-03-26=holiday", "2026-03-27=holiday",
+                               "2026-03-28=working"});
 
   two_bids("T-CH", DEADLINE);
   Gm__Procurement__Award *aw = pt_award("city", "T-CH");
@@ -246,19 +234,6 @@ static void calendar_text(const char *from, int n, char *out, size_t len) {
   pt_free(c);
 }
 
-static void calendar_put(const char *date, const char *kind) {
-  Gm__Procurement__CalendarDay n = GM__PROCUREMENT__CALENDAR_DAY__INIT;
-  Gm__Procurement__CalendarDay *days[] = {&n};
-  n.date = (char *)date;
-  n.kind = (char *)kind;
-  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
-  cr.days = days;
-  cr.n_days = 1;
-  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
-}
-
 /*
  * The state's holidays ship with the plugin (calendar.csv): National Day
  * 2026 is there without the certifier entering it, and the certifier's
@@ -271,7 +246,7 @@ START_TEST(the_shipped_calendar_counts_unless_the_certifier_says_otherwise) {
                    "2026-10-01=holiday 2026-10-02=holiday "
                    "2026-10-05=holiday 2026-10-06=holiday "
                    "2026-10-07=holiday 2026-10-10=working");
-  calendar_put("2026-10-07", "normal");
+  pt_calendar_put(1, (const char *const[]){"2026-10-07=normal"});
   calendar_text("2026-10-01", 10, got, sizeof got);
   ck_assert_str_eq(got,
                    "2026-10-01=holiday 2026-10-02=holiday "
@@ -307,7 +282,7 @@ START_TEST(the_listing_names_years_the_shipped_calendar_lacks) {
   ck_assert_str_eq(got, "|2029: th");
   /* The certifier enters a day of 2029: a range holding it has no note,
      one without it still has. */
-  calendar_put("2029-03-05", "holiday");
+  pt_calendar_put(1, (const char *const[]){"2029-03-05=holiday"});
   calendar_text("2029-03-01", 10, got, sizeof got);
   ck_assert_str_eq(got, "2029-03-05=holiday");
   calendar_text("2029-04-01", 10, got, sizeof got);

@@ -597,16 +597,7 @@ END_TEST
  * days later, is refused, naming it.
  */
 START_TEST(a_request_for_quotations_counts_3_working_days) {
-  Gm__Procurement__CalendarDay h = GM__PROCUREMENT__CALENDAR_DAY__INIT;
-  Gm__Procurement__CalendarDay *days[] = {&h};
-  h.date = "2026-03-09";
-  h.kind = "holiday";
-  Gm__Procurement__CalendarRequest cr = GM__PROCUREMENT__CALENDAR_REQUEST__INIT;
-  cr.days = days;
-  cr.n_days = 1;
-  ProtobufCMessage *m = pt_call("centre", "calendar.put", &cr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
+  pt_calendar_put(1, (const char *const[]){"2026-03-09=holiday"});
   pt_clock(pt_at("2026-03-06", 10, 0));
 
   pt_tender d;
@@ -615,7 +606,7 @@ START_TEST(a_request_for_quotations_counts_3_working_days) {
   d.t.method = GM__PROCUREMENT__METHOD__METHOD_RFQ;
   Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
   dr.tender = &d.t;
-  m = pt_call("city", "tender.draft", &dr.base);
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
   ck_assert_msg(m, "%s", pt_message);
   protobuf_c_message_free_unpacked(m, NULL);
   Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
