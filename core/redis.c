@@ -93,6 +93,7 @@ struct gm__redis {
    nobody waits for (fiber NULL, on the heap: gm__command_nowait). */
 typedef struct gm__redis_wait {
   gm__fiber *fiber;
+  gm__arena *arena;  /* its reply is read into this arena; NULL: hiredis's */
   redisReply *reply; /* NULL: failed, err says how */
   int err;           /* REDIS_ERR_IO, REDIS_ERR_PROTOCOL, ... when failed */
   const char *what;  /* no fiber: the command, for the log */
@@ -336,6 +337,106 @@ static struct timeval gm__tv(int64_t us) {
   return (struct timeval){(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
 }
 
+/*
+ * ---- replies built in an arena ----
+ *
+ * Every connection's reader builds its replies with gm__reply_fns: into the
+ * arena its privdata names while a caller reading into an arena has set it
+ * (the request's own: no malloc and free per element, and the strings are
+ * used where they lie), else with hiredis's own functions (privdata NULL),
+ * freed by freeReplyObject.  An object in an arena carries a mark in a field
+ * its type leaves unused, so gm__reply_free, and hiredis when it drops a
+ * half-read reply, can tell the two apart.  The privdata stays the same
+ * for the whole of one reply: it is set before each read of a reply (a
+ * pipelined connection's: its oldest waiter's) and cleared after.
+ */
+static char gm__arena_mark[] = "";       /* str of an array, int or nil */
+static redisReply *gm__arena_mark_el[1]; /* element of a string */
+static const redisReplyObjectFunctions *_Atomic gm__hiredis_fns;
+
+static int gm__reply_in_arena(const redisReply *r) {
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      return r->element == gm__arena_mark_el;
+    default:
+      return r->str == gm__arena_mark;
+  }
+}
+
+/* Frees a reply whichever way it was read (one in an arena goes with it). */
+static void gm__reply_free(void *reply) {
+  if (reply && !gm__reply_in_arena(reply)) freeReplyObject(reply);
+}
+
+static redisReply *gm__arena_reply(const redisReadTask *task, int type) {
+  redisReply *r = gm__arena_alloc(task->privdata, sizeof *r);
+  r->type = type;
+  if (type == REDIS_REPLY_STRING || type == REDIS_REPLY_STATUS ||
+      type == REDIS_REPLY_ERROR)
+    r->element = gm__arena_mark_el;
+  else
+    r->str = gm__arena_mark;
+  if (task->parent) {
+    redisReply *parent = task->parent->obj;
+    parent->element[task->idx] = r;
+  }
+  return r;
+}
+
+static void *gm__reply_string(const redisReadTask *task, char *str,
+                              size_t len) {
+  if (!task->privdata) return gm__hiredis_fns->createString(task, str, len);
+  redisReply *r = gm__arena_reply(task, task->type);
+  r->str = gm__arena_strndup(task->privdata, str, len);
+  r->len = len;
+  return r;
+}
+
+static void *gm__reply_array(const redisReadTask *task, int elements) {
+  if (!task->privdata) return gm__hiredis_fns->createArray(task, elements);
+  redisReply *r = gm__arena_reply(task, REDIS_REPLY_ARRAY);
+  if (elements > 0)
+    r->element =
+        gm__arena_alloc(task->privdata, (size_t)elements * sizeof *r->element);
+  r->elements = elements > 0 ? (size_t)elements : 0;
+  return r;
+}
+
+static void *gm__reply_integer(const redisReadTask *task, long long value) {
+  if (!task->privdata) return gm__hiredis_fns->createInteger(task, value);
+  redisReply *r = gm__arena_reply(task, REDIS_REPLY_INTEGER);
+  r->integer = value;
+  return r;
+}
+
+static void *gm__reply_nil(const redisReadTask *task) {
+  if (!task->privdata) return gm__hiredis_fns->createNil(task);
+  return gm__arena_reply(task, REDIS_REPLY_NIL);
+}
+
+static redisReplyObjectFunctions gm__reply_fns = {
+    gm__reply_string, gm__reply_array, gm__reply_integer, gm__reply_nil,
+    gm__reply_free};
+
+/* The reader's next replies go into `a` (NULL: hiredis's own objects). */
+static void gm__reader_into(redisContext *c, gm__arena *a) {
+  c->reader->privdata = a;
+}
+
+/*
+ * After a read that failed: a half-read reply in an arena is left to its
+ * arena, which its caller will reuse; the reader must not free it (nor read
+ * it) when the context is freed later.  A context that failed is never read
+ * again, so the reader's task stack pointing into the arena is not used.
+ */
+static void gm__reader_drop(redisContext *c) {
+  redisReader *rd = c->reader;
+  if (rd->reply && gm__reply_in_arena(rd->reply)) rd->reply = NULL;
+  rd->privdata = NULL;
+}
+
 static redisContext *gm__redis_open(const gm__redis *r) {
   struct timeval tv =
       r->connect_us ? gm__tv(r->connect_us) : (struct timeval){5, 0};
@@ -343,6 +444,10 @@ static redisContext *gm__redis_open(const gm__redis *r) {
                         ? redisConnectUnixWithTimeout(r->unix_path, tv)
                         : redisConnectWithTimeout(r->host, r->port, tv);
   if (!c || c->err) return c;
+  /* hiredis's own functions: the same for every context it makes. */
+  if (!gm__hiredis_fns) gm__hiredis_fns = c->reader->fn;
+  c->reader->fn = &gm__reply_fns;
+  c->reader->privdata = NULL;
   /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
      above any script Redis would let run (lua-time-limit is 5 s). */
   struct timeval io = r->io_us ? gm__tv(r->io_us) : (struct timeval){30, 0};
@@ -705,9 +810,9 @@ static redisReply *gm__redis_queue(gm__redis *r, const char *cmd, size_t len,
   return wait->reply;
 }
 
-static redisReply *gm__redis_wait_reply(gm__redis *r, const char *cmd,
-                                        size_t len, int *err) {
-  gm__redis_wait wait = {.fiber = gm__fiber_current()};
+static redisReply *gm__redis_wait_reply(gm__redis *r, gm__arena *a,
+                                        const char *cmd, size_t len, int *err) {
+  gm__redis_wait wait = {.fiber = gm__fiber_current(), .arena = a};
   return gm__redis_queue(r, cmd, len, &wait, err);
 }
 
@@ -754,7 +859,14 @@ static void gm__redis_fail_all(gm__redis *r, int err, const char *why) {
   r->head = r->tail = NULL;
   r->n_waiting = 0;
   r->wait_open = NULL;
-  gm__redis_reconnect(r);
+  /* The waiters' arenas are theirs again once they resume. */
+  gm__reader_drop(r->c);
+  if (gm__redis_reconnect(r) != GM_OK && !r->c->err) {
+    /* Kept (no new connection): replies of the failed commands may still
+       come on it, and would answer later commands; it takes no more. */
+    r->c->err = REDIS_ERR_IO;
+    snprintf(r->c->errstr, sizeof r->c->errstr, "%s", r->last_error);
+  }
   for (int first = 1; w; first = 0) {
     gm__redis_wait *next = w->next;
     w->next = NULL;
@@ -838,13 +950,15 @@ void gm__redis_receive(gm__redis *r) {
      the worker waits for the socket to become readable. */
   while (r->n_waiting) {
     void *reply = NULL;
+    gm__reader_into(r->c, r->head->arena);
     if (redisGetReplyFromReader(r->c, &reply) != REDIS_OK) {
       gm__redis_fail_all(r, REDIS_ERR_PROTOCOL, NULL);
       return;
     }
-    if (!reply) break;
+    if (!reply) break; /* the rest of it comes later: still the head's */
     gm__redis_deliver(r, reply);
   }
+  gm__reader_into(r->c, NULL);
 }
 
 void gm__redis_expire(gm__redis *r, uint64_t limit_us) {
@@ -874,7 +988,10 @@ void gm__redis_flush(gm__redis *r) {
   if (gm__redis_write(r) != 0) return;
   for (;;) {
     void *reply = NULL;
-    if (redisGetReply(r->c, &reply) != REDIS_OK) {
+    gm__reader_into(r->c, r->head->arena);
+    int rc = redisGetReply(r->c, &reply);
+    gm__reader_into(r->c, NULL);
+    if (rc != REDIS_OK) {
       gm__redis_fail_all(
           r,
           r->c->err == REDIS_ERR_PROTOCOL ? REDIS_ERR_PROTOCOL : REDIS_ERR_IO,
@@ -892,26 +1009,27 @@ void gm__redis_flush(gm__redis *r) {
  * r is pipelined and a fiber is running, else at once.  NULL on failure, with
  * *err the hiredis error (r->last_error says why).
  */
-static redisReply *gm__exec_one(gm__redis *r, const char *cmd, size_t len,
-                                int *err) {
+static redisReply *gm__exec_one(gm__redis *r, gm__arena *a, const char *cmd,
+                                size_t len, int *err) {
   *err = 0;
-  if (r->pipelined && gm__fiber_current()) {
-    redisReply *reply = gm__redis_wait_reply(r, cmd, len, err);
-    return reply;
-  }
+  if (r->pipelined && gm__fiber_current())
+    return gm__redis_wait_reply(r, a, cmd, len, err);
   if (r->c->err && gm__redis_reconnect(r) != GM_OK) {
     gm__redis_failed(r, r->c);
     *err = REDIS_ERR_IO;
     return NULL;
   }
   void *reply = NULL;
+  gm__reader_into(r->c, a);
   if (redisAppendFormattedCommand(r->c, cmd, len) != REDIS_OK ||
       redisGetReply(r->c, &reply) != REDIS_OK) {
+    gm__reader_drop(r->c);
     gm__redis_failed(r, r->c);
     *err = r->c->err ? r->c->err : REDIS_ERR_IO;
-    if (reply) freeReplyObject(reply);
+    gm__reply_free(reply);
     return NULL;
   }
+  gm__reader_into(r->c, NULL);
   return reply;
 }
 
@@ -920,18 +1038,18 @@ static void gm__command_nowait(gm__redis *r, int argc, const char **argv,
 
 /* The command on `n` as the first after ASKING: appended right behind it
    with nothing between (a fiber runs until it waits). */
-static redisReply *gm__exec_asking(gm__redis *n, const char *cmd, size_t len,
-                                   int *err) {
+static redisReply *gm__exec_asking(gm__redis *n, gm__arena *a, const char *cmd,
+                                   size_t len, int *err) {
   const char *argv[] = {"ASKING"};
   size_t lens[] = {6};
   if (n->pipelined && gm__fiber_current()) {
     gm__command_nowait(n, 1, argv, lens, "ASKING");
-    return gm__exec_one(n, cmd, len, err);
+    return gm__exec_one(n, a, cmd, len, err);
   }
-  redisReply *ok = gm__exec_one(n, "*1\r\n$6\r\nASKING\r\n", 16, err);
+  redisReply *ok = gm__exec_one(n, NULL, "*1\r\n$6\r\nASKING\r\n", 16, err);
   if (!ok) return NULL;
   freeReplyObject(ok);
-  return gm__exec_one(n, cmd, len, err);
+  return gm__exec_one(n, a, cmd, len, err);
 }
 
 /* SCRIPT LOAD as redisFormatCommand writes it (the rest is the source). */
@@ -955,7 +1073,7 @@ static redisReply *gm__cluster_exec_masters(gm__redis *r, const char *cmd,
     if (!gm__cluster_node_master(r->cluster, (int)i)) continue;
     gm__redis *n = gm__node_conn(r, (int)i);
     int e = 0;
-    redisReply *reply = gm__exec_one(n, cmd, len, &e);
+    redisReply *reply = gm__exec_one(n, NULL, cmd, len, &e);
     if (!reply) {
       snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
                n->last_error);
@@ -976,8 +1094,8 @@ static redisReply *gm__cluster_exec_masters(gm__redis *r, const char *cmd,
 
 /* One command on a cluster: to its slot's master, following redirections
    (see "cluster" above). */
-static redisReply *gm__cluster_exec(gm__redis *r, const char *cmd, size_t len,
-                                    int *err) {
+static redisReply *gm__cluster_exec(gm__redis *r, gm__arena *a, const char *cmd,
+                                    size_t len, int *err) {
   int slot = gm__cluster_command_slot(cmd, len);
   if (slot < 0 && len > sizeof gm__script_load - 1 &&
       strncasecmp(cmd, gm__script_load, sizeof gm__script_load - 1) == 0)
@@ -990,8 +1108,8 @@ static redisReply *gm__cluster_exec(gm__redis *r, const char *cmd, size_t len,
       return NULL;
     }
     gm__redis *n = gm__node_conn(r, node);
-    redisReply *reply = asking ? gm__exec_asking(n, cmd, len, err)
-                               : gm__exec_one(n, cmd, len, err);
+    redisReply *reply = asking ? gm__exec_asking(n, a, cmd, len, err)
+                               : gm__exec_one(n, a, cmd, len, err);
     if (!reply) {
       snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
                n->last_error);
@@ -1013,7 +1131,7 @@ static redisReply *gm__cluster_exec(gm__redis *r, const char *cmd, size_t len,
         r->refresh_due = 1;
       return reply;
     }
-    freeReplyObject(reply);
+    gm__reply_free(reply);
     node = gm__cluster_node(r->cluster, host, port);
     asking = kind == GM__CLUSTER_ASK;
     if (!asking) {
@@ -1023,10 +1141,17 @@ static redisReply *gm__cluster_exec(gm__redis *r, const char *cmd, size_t len,
   }
 }
 
+/* One command; its reply read into `a` when not NULL (free it with
+   gm__reply_free), else hiredis's own (freeReplyObject). */
+static redisReply *gm__exec_in(gm__redis *r, gm__arena *a, const char *cmd,
+                               size_t len, int *err) {
+  return r->cluster ? gm__cluster_exec(r, a, cmd, len, err)
+                    : gm__exec_one(r, a, cmd, len, err);
+}
+
 static redisReply *gm__exec(gm__redis *r, const char *cmd, size_t len,
                             int *err) {
-  return r->cluster ? gm__cluster_exec(r, cmd, len, err)
-                    : gm__exec_one(r, cmd, len, err);
+  return gm__exec_in(r, NULL, cmd, len, err);
 }
 
 /*
@@ -1105,53 +1230,6 @@ static void gm__command_nowait(gm__redis *r, int argc, const char **argv,
   if (r->n_waiting++ == 0) r->progress_us = gm__clock_mono_us();
 }
 
-/* ---- replies built in an arena ---- */
-
-static redisReply *gm__arena_reply(const redisReadTask *task, int type) {
-  redisReply *r = gm__arena_alloc(task->privdata, sizeof *r);
-  r->type = type;
-  if (task->parent) {
-    redisReply *parent = task->parent->obj;
-    parent->element[task->idx] = r;
-  }
-  return r;
-}
-
-static void *gm__arena_string(const redisReadTask *task, char *str,
-                              size_t len) {
-  redisReply *r = gm__arena_reply(task, task->type);
-  r->str = gm__arena_strndup(task->privdata, str, len);
-  r->len = len;
-  return r;
-}
-
-static void *gm__arena_array(const redisReadTask *task, int elements) {
-  redisReply *r = gm__arena_reply(task, REDIS_REPLY_ARRAY);
-  if (elements > 0)
-    r->element =
-        gm__arena_alloc(task->privdata, (size_t)elements * sizeof *r->element);
-  r->elements = elements > 0 ? (size_t)elements : 0;
-  return r;
-}
-
-static void *gm__arena_integer(const redisReadTask *task, long long value) {
-  redisReply *r = gm__arena_reply(task, REDIS_REPLY_INTEGER);
-  r->integer = value;
-  return r;
-}
-
-static void *gm__arena_nil(const redisReadTask *task) {
-  return gm__arena_reply(task, REDIS_REPLY_NIL);
-}
-
-static void gm__arena_free_reply(void *reply) {
-  (void)reply; /* the arena's reset frees it */
-}
-
-static redisReplyObjectFunctions gm__arena_reply_fns = {
-    gm__arena_string, gm__arena_array, gm__arena_integer, gm__arena_nil,
-    gm__arena_free_reply};
-
 redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
                                  const char **argv, const size_t *lens) {
   if (r->cluster) {
@@ -1180,17 +1258,15 @@ redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
     gm__redis_note_error(r, r->c);
     return NULL;
   }
-  redisReader *reader = r->c->reader;
-  redisReplyObjectFunctions *fn = reader->fn;
-  void *privdata = reader->privdata;
-  reader->fn = &gm__arena_reply_fns;
-  reader->privdata = a;
+  gm__reader_into(r->c, a);
   redisReply *reply = redisCommandArgv(r->c, argc, argv, lens);
-  /* redisCommandArgv has read the whole reply (or failed): nothing else
-     parses with these functions. */
-  reader->fn = fn;
-  reader->privdata = privdata;
-  if (!reply) gm__redis_note_error(r, r->c);
+  /* redisCommandArgv has read the whole reply (or failed). */
+  if (reply) {
+    gm__reader_into(r->c, NULL);
+  } else {
+    gm__reader_drop(r->c);
+    gm__redis_note_error(r, r->c);
+  }
   return reply;
 }
 
@@ -1247,20 +1323,19 @@ int gm__redis_commands_in(gm__redis *r, gm__arena *a, size_t n, const int *argc,
       gm__redis_note_error(r, r->c);
       return -1;
     }
-  redisReader *reader = r->c->reader;
-  redisReplyObjectFunctions *fn = reader->fn;
-  void *privdata = reader->privdata;
-  reader->fn = &gm__arena_reply_fns;
-  reader->privdata = a;
+  gm__reader_into(r->c, a);
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     void *reply = NULL;
     if (redisGetReply(r->c, &reply) != REDIS_OK || !reply) rc = -1;
     out[i] = reply;
   }
-  reader->fn = fn;
-  reader->privdata = privdata;
-  if (rc != 0) gm__redis_note_error(r, r->c);
+  if (rc == 0) {
+    gm__reader_into(r->c, NULL);
+  } else {
+    gm__reader_drop(r->c);
+    gm__redis_note_error(r, r->c);
+  }
   return rc;
 }
 
@@ -1884,7 +1959,9 @@ char *gm__redis_key(gm_call *call, const char *market, const char *tag,
   return gm__key_cat(call->arena, market, tag, 1, &key);
 }
 
-/* Copies a reply into the arena.  Nested error replies become strings. */
+/* The reply as values in the arena: its strings used where they lie when
+   it was read into that arena, else copied.  Nested error replies become
+   strings. */
 static void gm__value_from_reply(gm__arena *a, const redisReply *r,
                                  gm_value *v) {
   switch (r->type) {
@@ -1896,7 +1973,8 @@ static void gm__value_from_reply(gm__arena *a, const redisReply *r,
     case REDIS_REPLY_STATUS:
     case REDIS_REPLY_ERROR:
       v->type = GM_VALUE_STR;
-      v->str = gm__arena_strndup(a, r->str, r->len);
+      v->str =
+          gm__reply_in_arena(r) ? r->str : gm__arena_strndup(a, r->str, r->len);
       v->len = r->len;
       break;
     case REDIS_REPLY_ARRAY: {
@@ -2044,7 +2122,7 @@ static long long gm__replica_wait(gm__redis *n, const char *cmd, size_t len,
     wait.opens_wait = 1;
     w = gm__redis_queue(n, cmd, len, &wait, &err);
   } else {
-    w = gm__exec_one(n, cmd, len, &err);
+    w = gm__exec_one(n, NULL, cmd, len, &err);
   }
   long long acked = w && w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
   snprintf(why, whylen, "%s",
@@ -2130,7 +2208,7 @@ static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
   *out = NULL;
   *resent = 0;
   for (;;) {
-    r = gm__exec(call->redis, cmd, cmdlen, &err);
+    r = gm__exec_in(call->redis, call->arena, cmd, cmdlen, &err);
     if (!r) {
       if (err == REDIS_ERR_PROTOCOL || !io_retry--) break;
       *resent = 1;
@@ -2139,7 +2217,7 @@ static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
     if (r->type != REDIS_REPLY_ERROR ||
         strcmp(r->str, "ERR Function not found") != 0 || !load_retry--)
       break;
-    freeReplyObject(r);
+    gm__reply_free(r);
     r = NULL;
     char why[512];
     if (gm__library_reload(call, market, why, sizeof why) != 0) {
@@ -2351,12 +2429,12 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     for (int k = 0; k < 9; k++)
       if (k != 7) lens[k] = strlen(argv[k]);
     cmd = gm__resp(call->arena, 9, argv, lens, &cmdlen);
-    freeReplyObject(r);
+    gm__reply_free(r);
     r = NULL;
     st = gm__fcall(call, market, name, cmd, cmdlen, &r, &resent);
     if (st != GM_OK) return st;
     if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "gm:stored") == 0) {
-      freeReplyObject(r);
+      gm__reply_free(r);
       /* The record is this step's write (a retry replays it): answered
          once a replica has it, as a replay of it is. */
       if (gm__wait_on_replica(call, cmd, cmdlen) != GM_OK) return call->status;
@@ -2396,7 +2474,7 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     *reply = v;
     st = GM_OK;
   }
-  freeReplyObject(r);
+  gm__reply_free(r);
   /* The WAIT is queued before anything else can yield: on the connection
      and behind the write it is for (a reopened connection's first WAIT
      counts nothing), and a WAIT it joins was sent after that write. */

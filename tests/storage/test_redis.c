@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -835,6 +838,191 @@ START_TEST(pipelined_stalled_redis_fails_waiters) {
 }
 END_TEST
 
+/* ---- pipelined replies read into each call's arena ---- */
+
+/* ARGV[1]: a job number; 600 strings of 200 bytes naming it and their
+   place, so a reply given to the wrong call, or cut, shows. */
+static const char big_lua[] =
+    "local t = {}\n"
+    "for k = 1, 600 do\n"
+    "  local s = 'job' .. ARGV[1] .. '-' .. k .. '-'\n"
+    "  t[k] = s .. string.rep('x', 200 - #s)\n"
+    "end\n"
+    "return t\n";
+
+typedef struct big_job {
+  gm_call call;
+  const char *script; /* "big" or "deep" */
+  char arg[16];
+  gm_status st;
+  const gm_value *v;
+} big_job;
+
+static void big_job_run(void *arg) {
+  big_job *j = arg;
+  const char *args[] = {j->arg};
+  j->st =
+      gm__script_run(&j->call, "mkt", j->script, "t", 0, NULL, 1, args, &j->v);
+}
+
+/* Runs the jobs on fibers over the pipelined connection until none waits. */
+static void big_run(big_job *jobs, int n) {
+  gm__fiber *f[8];
+  ck_assert_int_le(n, 8);
+  gm__redis_set_pipelined(conn, 1);
+  for (int i = 0; i < n; i++) {
+    f[i] = gm__fiber_new(128 * 1024);
+    gm__fiber_start(f[i], big_job_run, &jobs[i]);
+  }
+  for (int rounds = 0; gm__redis_waiting(conn) && rounds < 20; rounds++)
+    gm__redis_flush(conn);
+  ck_assert_int_eq((int)gm__redis_waiting(conn), 0);
+  for (int i = 0; i < n; i++) gm__fiber_destroy(&f[i]);
+  gm__redis_set_pipelined(conn, 0);
+}
+
+static void big_check(const big_job *j, int job) {
+  ck_assert_msg(j->st == GM_OK, "job %d: %s", job,
+                j->call.message ? j->call.message : "");
+  ck_assert_int_eq(j->v->type, GM_VALUE_ARRAY);
+  ck_assert_uint_eq(j->v->n, 600);
+  for (int k = 0; k < 600; k++) {
+    char want[32];
+    int len = snprintf(want, sizeof want, "job%d-%d-", job, k + 1);
+    const gm_value *it = &j->v->items[k];
+    ck_assert_int_eq(it->type, GM_VALUE_STR);
+    ck_assert_uint_eq(it->len, 200);
+    ck_assert_uint_eq(strlen(it->str), 200);
+    ck_assert_int_eq(memcmp(it->str, want, (size_t)len), 0);
+  }
+}
+
+/* Replies of 120 KB each, read in many pieces while other replies of the
+   same pipeline queue behind them: each call gets exactly its own, built
+   in its own arena, which holds it after the call (the values point into
+   it). */
+START_TEST(pipelined_big_replies_reach_their_calls) {
+  add("big", big_lua);
+  big_job jobs[6] = {0};
+  gm__arena *own[6];
+  for (int i = 0; i < 6; i++) {
+    own[i] = gm__arena_new();
+    jobs[i].call = call_as("ivy", "");
+    jobs[i].call.arena = own[i];
+    jobs[i].script = "big";
+    snprintf(jobs[i].arg, sizeof jobs[i].arg, "%d", i);
+  }
+  big_run(jobs, 6);
+  for (int i = 0; i < 6; i++) {
+    big_check(&jobs[i], i);
+    /* The reply's 120 KB are in the call's arena, once. */
+    ck_assert_uint_ge(gm__arena_held(own[i]), 600 * 200);
+    ck_assert_uint_lt(gm__arena_held(own[i]), 2 * 600 * 256);
+  }
+  for (int i = 0; i < 6; i++) gm__arena_destroy(&own[i]);
+}
+END_TEST
+
+/* A reply hiredis cannot read, between two big ones: that call fails with
+   why, the others are sent again and get their own replies. */
+START_TEST(pipelined_unreadable_reply_fails_only_its_call) {
+  add("big", big_lua);
+  add("deep", "return {{{{{{{{{ARGV[1]}}}}}}}}}\n");
+  big_job jobs[3] = {0};
+  for (int i = 0; i < 3; i++) {
+    jobs[i].call = call_as("ivy", "");
+    jobs[i].script = i == 1 ? "deep" : "big";
+    snprintf(jobs[i].arg, sizeof jobs[i].arg, "%d", i);
+  }
+  big_run(jobs, 3);
+  big_check(&jobs[0], 0);
+  ck_assert_int_eq(jobs[1].st, GM_INTERNAL);
+  ck_assert_msg(strstr(jobs[1].call.message, "nested deeper"), "%s",
+                jobs[1].call.message);
+  big_check(&jobs[2], 2);
+}
+END_TEST
+
+/* A fake Redis: accepts one connection, answers its first command with
+   half a reply, then stops listening (a reconnect fails) and says nothing
+   more until the test ends. */
+typedef struct half_server {
+  char dir[64], path[96];
+  int lfd, cfd;
+  pthread_t th;
+} half_server;
+
+static void *half_serve(void *arg) {
+  half_server *h = arg;
+  h->cfd = accept(h->lfd, NULL, NULL);
+  close(h->lfd);
+  unlink(h->path);
+  if (h->cfd < 0) return NULL;
+  char buf[4096];
+  if (read(h->cfd, buf, sizeof buf) <= 0) return NULL;
+  static const char half[] = "*3\r\n$5\r\nhello\r\n:7\r\n";
+  if (write(h->cfd, half, sizeof half - 1) < 0) return NULL;
+  return NULL;
+}
+
+static void half_start(half_server *h) {
+  snprintf(h->dir, sizeof h->dir, "/tmp/gm-half-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(h->dir));
+  snprintf(h->path, sizeof h->path, "%s/s", h->dir);
+  h->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", h->path);
+  ck_assert_int_eq(bind(h->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(h->lfd, 4), 0);
+  h->cfd = -1;
+  ck_assert_int_eq(pthread_create(&h->th, NULL, half_serve, h), 0);
+}
+
+static void half_stop(half_server *h) {
+  pthread_join(h->th, NULL);
+  if (h->cfd >= 0) close(h->cfd);
+  rmdir(h->dir);
+}
+
+/*
+ * A connection that breaks in the middle of a reply read into a call's
+ * arena, and cannot be reopened: the call fails, and the half-read reply
+ * stays the arena's (freed with it), not the kept connection's, which is
+ * freed later (under ASan a use after free otherwise).
+ */
+START_TEST(half_read_reply_stays_with_its_arena) {
+  add("pair", "return {'hello', 7, 'more'}\n");
+  half_server h;
+  half_start(&h);
+  char err[256];
+  gm__redis_addr addr = {.unix_path = h.path};
+  gm__redis *half = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(half != NULL, "%s", err);
+  gm__redis_set_timeouts(half, 200 * 1000, 200 * 1000);
+  gm__redis_set_pipelined(half, 1);
+  gm__arena *own = gm__arena_new();
+  big_job j = {.call = call_as("ivy", ""), .script = "pair", .arg = "1"};
+  j.call.arena = own;
+  j.call.redis = half;
+  gm__fiber *f = gm__fiber_new(128 * 1024);
+  gm__fiber_start(f, big_job_run, &j);
+  for (int rounds = 0; gm__redis_waiting(half) && rounds < 50; rounds++) {
+    gm__redis_send(half);
+    struct pollfd p = {.fd = gm__redis_fd(half), .events = POLLIN};
+    if (poll(&p, 1, 20) > 0) gm__redis_receive(half);
+    gm__redis_expire(half, 100 * 1000);
+  }
+  ck_assert_int_eq((int)gm__redis_waiting(half), 0);
+  ck_assert_int_eq(j.st, GM_UNAVAILABLE);
+  ck_assert_msg(strstr(j.call.message, "is redis-server running?"), "%s",
+                j.call.message);
+  gm__fiber_destroy(&f);
+  gm__arena_destroy(&own);
+  gm__redis_destroy(&half);
+  half_stop(&h);
+}
+END_TEST
+
 /* ---- deadlines in scripts (the host's gm.deadline*) ---- */
 
 /* ARGV: id, due ('' cancels); writes the entity, sets or cancels the
@@ -1293,6 +1481,9 @@ int main(void) {
   tcase_add_test(tc, pipelined_unreachable_is_unavailable);
   tcase_add_test(tc, pipelined_outage_buffers_nothing);
   tcase_add_test(tc, pipelined_stalled_redis_fails_waiters);
+  tcase_add_test(tc, pipelined_big_replies_reach_their_calls);
+  tcase_add_test(tc, pipelined_unreadable_reply_fails_only_its_call);
+  tcase_add_test(tc, half_read_reply_stays_with_its_arena);
   tcase_add_test(tc, emit_refuses_host_field_names);
   tcase_add_test(tc, deadlines_are_set_with_the_entity);
   tcase_add_test(tc, refused_runs_leave_no_deadline);
