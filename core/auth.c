@@ -9,6 +9,7 @@
 
 #include "call.h"
 #include "log.h"
+#include "greenmarket/participant.h"
 
 #define ID_KEY "gm:{participants}:id:"
 #define PUBKEY_KEY "gm:{participants}:key:"
@@ -68,13 +69,7 @@ static gm_status check_roles(gm_call *call, const gm__roles *known,
 }
 
 int gm__participant_id_valid(const char *id) {
-  size_t n = id ? strlen(id) : 0;
-  if (n == 0 || n > 64) return 0;
-  for (const char *p = id; *p; p++)
-    if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
-        !(*p >= '0' && *p <= '9') && *p != '-' && *p != '_' && *p != '.')
-      return 0;
-  return 1;
+  return gm_participant_id_valid(id);
 }
 
 /* Splits "a,b,c" into an arena array. */
@@ -239,8 +234,7 @@ gm_status gm__participant_register(gm_call *call, const gm__roles *known,
                                    const Gm__Participant *p) {
   if (!gm__participant_id_valid(p->id))
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
-                         "participant id '%s' must be 1-64 characters of "
-                         "letters, digits, '-', '_' or '.'",
+                         "participant id '%s' must be " GM_PARTICIPANT_ID_RULE,
                          p->id ? p->id : "");
   if (p->public_key && *p->public_key && !gm__curve_key_valid(p->public_key))
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
