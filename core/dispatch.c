@@ -51,6 +51,16 @@ static int gm__idem_key_valid(const char *k) {
   return 1;
 }
 
+/* A frame refused before it is unpacked still answers with its request id,
+   read from its bytes, so the client waiting for that id gets the reason
+   (and does not send it again as if gmd had not answered). */
+static uint64_t gm__refused_request_id(const void *payload, size_t size) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(&gm__request__descriptor,
+                                                      "request_id");
+  return f ? gm__wire_top_varint(payload, size, f->id) : 0;
+}
+
 void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
                   const void *auth, size_t auth_len, const void *payload,
                   size_t size, Gm__Reply *out, gm__stats **stats,
@@ -65,6 +75,7 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
                   "%ld bytes ([broker] max_message_bytes)",
                   size, gm__broker_max_message(b));
     gm__broker_count_bad_frame(b);
+    out->request_id = gm__refused_request_id(payload, size);
     return;
   }
   char why[400];
@@ -75,6 +86,9 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
   else if (strstr(why, "field '")) { /* a text field: say which */
     gm__call_fail(call, GM_INVALID_ARGUMENT, "the request envelope's %s", why);
     gm__broker_count_bad_frame(b);
+    gm__log_limited(&gm__bad_frame_log, GM_LOG_WARN, "broker",
+                    "refused a request envelope of %zu bytes: %s", size, why);
+    out->request_id = gm__refused_request_id(payload, size);
     return;
   }
   if (!req) {
@@ -85,6 +99,7 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
     gm__broker_count_bad_frame(b);
     gm__log_limited(&gm__bad_frame_log, GM_LOG_WARN, "broker",
                     "undecodable frame of %zu bytes", size);
+    out->request_id = gm__refused_request_id(payload, size);
     return;
   }
   out->request_id = req->request_id;

@@ -21,6 +21,35 @@ static int gm__wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
   return -1;
 }
 
+uint64_t gm__wire_top_varint(const uint8_t *data, size_t len, unsigned number) {
+  const uint8_t *p = data, *end = data + len;
+  uint64_t found = 0, key, v;
+  while (p < end && gm__wire_varint(&p, end, &key) == 0) {
+    switch (key & 7) {
+      case 0: /* varint */
+        if (gm__wire_varint(&p, end, &v) != 0) return found;
+        if (key >> 3 == number) found = v;
+        break;
+      case 1: /* 64-bit */
+        if ((size_t)(end - p) < 8) return found;
+        p += 8;
+        break;
+      case 2: /* length-delimited */
+        if (gm__wire_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
+          return found;
+        p += v;
+        break;
+      case 5: /* 32-bit */
+        if ((size_t)(end - p) < 4) return found;
+        p += 4;
+        break;
+      default: /* groups: not in our messages */
+        return found;
+    }
+  }
+  return found;
+}
+
 /* The dotted path of the field being read, for messages. */
 typedef struct gm__wire_path {
   const char *names[GM__WIRE_MAX_DEPTH + 1];

@@ -30,6 +30,15 @@ int gm__wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *data,
                    size_t len, char *why, size_t whylen);
 
 /*
+ * The last value of the top-level varint field `number` in the packed
+ * message data[0..len), read without unpacking it (for a frame refused
+ * before it is unpacked: its request_id, so the reply still reaches the
+ * call that waits for it); 0 when the field is not there or the bytes stop
+ * parsing before it.  Skips length-delimited fields without reading them.
+ */
+uint64_t gm__wire_top_varint(const uint8_t *data, size_t len, unsigned number);
+
+/*
  * The packed message data[0..len) with every string field made valid UTF-8
  * (bad bytes become U+FFFD): data itself when nothing needed repair, else a
  * copy in arena a.  *out_len is the length.  NULL when the bytes do not

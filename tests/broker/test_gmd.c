@@ -201,6 +201,44 @@ START_TEST(garbage_gets_clear_errors_and_the_broker_goes_on) {
   free(huge);
   expect_error(gm_test_conn_recv(conn, 5000), GM__STATUS__RESOURCE_EXHAUSTED,
                "max_message_bytes");
+  /* Refused before it is unpacked, a request still gets its reply under its
+     own id (a client waits for that id: without it, it waited out its
+     timeout and sent the request again, as if gmd were not there). */
+  Gm__Request over = GM__REQUEST__INIT;
+  over.version = 1;
+  over.request_id = 4242;
+  over.market = "gm";
+  over.method = "ping";
+  over.body.len = (1u << 20) + 100;
+  over.body.data = calloc(1, over.body.len);
+  size_t over_n = gm__request__get_packed_size(&over);
+  uint8_t *over_buf = malloc(over_n);
+  gm__request__pack(&over, over_buf);
+  const void *d6[] = {over_buf};
+  size_t s6[] = {over_n};
+  gm_test_conn_send_raw(conn, 1, d6, s6);
+  free(over_buf);
+  free(over.body.data);
+  Gm__Reply *r6 = gm_test_conn_recv(conn, 5000);
+  ck_assert_ptr_nonnull(r6);
+  ck_assert_uint_eq(r6->request_id, 4242);
+  expect_error(r6, GM__STATUS__RESOURCE_EXHAUSTED, "max_message_bytes");
+  Gm__Request bad = GM__REQUEST__INIT;
+  bad.version = 1;
+  bad.request_id = 4343;
+  bad.market = "gm";
+  bad.method = "ping";
+  bad.dev_participant = "bad\xff";
+  uint8_t bad_buf[64];
+  size_t bad_n = gm__request__pack(&bad, bad_buf);
+  const void *d7[] = {bad_buf};
+  size_t s7[] = {bad_n};
+  gm_test_conn_send_raw(conn, 1, d7, s7);
+  Gm__Reply *r7 = gm_test_conn_recv(conn, 5000);
+  ck_assert_ptr_nonnull(r7);
+  ck_assert_uint_eq(r7->request_id, 4343);
+  expect_error(r7, GM__STATUS__INVALID_ARGUMENT, "dev_participant");
+  ck_assert(gm_test_gmd_log_has(gmd, "refused a request envelope"));
   /* A version the broker does not speak. */
   Gm__Request req = GM__REQUEST__INIT;
   req.version = 2;
