@@ -56,6 +56,9 @@ const Gm__MarketsReply *gm_cli_markets(gm_cli *cli, int *exit_code) {
 
 /* The broker's limit on an idempotency key's length. */
 #define GM_CLI__MAX_KEY 128
+/* The longest --idempotency-key gm takes: room for ".N" up to 9,999,999
+   calls, so a command never finds out halfway that its key is too long. */
+#define GM_CLI__MAX_USER_KEY 120
 
 /* gm's own refusal, shaped like the library's (answered stays 0). */
 static int gm__refuse(gm_result *r, gm_status status, const char *fmt, ...)
@@ -111,14 +114,24 @@ int gm_cli_call_ex(gm_cli *cli, const char *market, const char *method,
     }
     const char *base =
         cli->idempotency_key ? cli->idempotency_key : cli->fresh_key;
+    size_t given = strlen(base);
+    if (given > GM_CLI__MAX_USER_KEY) {
+      char why[200];
+      snprintf(why, sizeof why,
+               "--idempotency-key is %zu characters; gm takes at most %d "
+               "(a command that makes several calls sends KEY.2, KEY.3, ... "
+               "and the broker's limit is %d)",
+               given, GM_CLI__MAX_USER_KEY, GM_CLI__MAX_KEY);
+      if (!quiet) fprintf(stderr, "error: INVALID_ARGUMENT: %s\n", why);
+      return gm__refuse(r, GM_INVALID_ARGUMENT, "%s", why);
+    }
     unsigned n = ++cli->mutations;
     int len = n == 1 ? snprintf(key, sizeof key, "%s", base)
                      : snprintf(key, sizeof key, "%s.%u", base, n);
     if (len < 0 || len > GM_CLI__MAX_KEY) {
       static const char why[] =
-          "--idempotency-key is too long for a command that makes several "
-          "mutating calls (each sends KEY.N, at most 128 characters): "
-          "keep it to 120";
+          "this command made more calls than its idempotency key can number "
+          "(KEY.N must stay within 128 characters); run it on fewer items";
       if (!quiet) fprintf(stderr, "error: INVALID_ARGUMENT: %s\n", why);
       return gm__refuse(r, GM_INVALID_ARGUMENT, "%s", why);
     }

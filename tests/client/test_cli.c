@@ -276,8 +276,17 @@ START_TEST(friendly_commands_use_gms_table) {
   r = run_ext(ep, "clitest", "keep", "y", "z", "--idempotency-key", long_key,
               NULL);
   ck_assert_int_eq(r->code, 1);
-  ck_assert_msg(strstr(r->err, "keep it to 120"), "%s", r->err);
-  ck_assert_uint_eq(gm_test_echo_count(e), 7); /* the second never left */
+  ck_assert_msg(strstr(r->err,
+                       "--idempotency-key is 127 characters; gm takes "
+                       "at most 120"),
+                "%s", r->err);
+  /* Refused before the first call, not halfway through the command. */
+  ck_assert_uint_eq(gm_test_echo_count(e), 6);
+  long_key[120] = '\0';
+  r = run_ext(ep, "clitest", "keep", "y", "z", "--idempotency-key", long_key,
+              NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_uint_eq(strlen(gm_test_echo_get(e, 7).idempotency_key), 122);
   /* print() follows --json, given anywhere on the line. */
   r = run_ext(ep, "clitest", "say", "hi", "--json", NULL);
   ck_assert_msg(r->code == 0, "%s", r->err);
