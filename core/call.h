@@ -13,11 +13,16 @@ struct gm__ledger;
 struct gm__broker;
 
 struct gm_call {
-  gm__arena *arena;          /* freed after the reply is sent */
-  gm_market *market;         /* the plugin called; NULL for core methods */
-  const char *participant;   /* authenticated caller ("" for timers) */
-  const char *roles;         /* comma-separated roles of the caller */
-  const char *idem_key;      /* envelope idempotency key, "" if none */
+  gm__arena *arena;        /* freed after the reply is sent */
+  gm_market *market;       /* the plugin called; NULL for core methods */
+  const char *participant; /* authenticated caller ("" for timers) */
+  const char *roles;       /* comma-separated roles of the caller */
+  const char *idem_key;    /* envelope idempotency key, "" if none */
+  /* FNV-1a of the request's market, method and body (never 0), kept with
+     its idempotency records so the key sent again with another request is
+     refused instead of replaying the first one's reply; 0: no request
+     (deadlines, timers), no check. */
+  uint64_t request_fp;
   struct gm__redis *redis;   /* this thread's Redis connection */
   struct gm__ledger *reader; /* this thread's read-only ledger connection */
   struct gm__ledger_remote *remote; /* routes ledger reads (NULL: local) */

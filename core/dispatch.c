@@ -4,6 +4,7 @@
 
 #include "broker.h"
 #include "call.h"
+#include "hash.h"
 #include "identity.h"
 #include "log.h"
 #include "market.h"
@@ -155,6 +156,11 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
       return;
     }
     call->idem_key = req->idempotency_key;
+    uint64_t h =
+        gm__hash_update(GM__HASH_INIT, req->market, strlen(req->market) + 1);
+    h = gm__hash_update(h, req->method, strlen(req->method) + 1);
+    h = gm__hash_update(h, req->body.data, req->body.len);
+    call->request_fp = h ? h : 1;
   }
   if (gm__wire_check(m->request, req->body.data, req->body.len, why,
                      sizeof why) &&

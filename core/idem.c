@@ -74,9 +74,20 @@ static void gm__idem_finish(gm_call *call, const char *key, const char *lease,
   if (r) freeReplyObject(r);
 }
 
+/* The request's fingerprint as a record keeps it: 12 hex digits, as the
+   scripts' records (core/redis.c gm__idem_arg). */
+#define GM__IDEM_FP_LEN 12
+static const char *gm__idem_fp(const gm_call *call,
+                               char out[GM__IDEM_FP_LEN + 1]) {
+  snprintf(out, GM__IDEM_FP_LEN + 1, "%012llx",
+           (unsigned long long)(call->request_fp & 0xffffffffffffull));
+  return out;
+}
+
 gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
                             gm_handler_fn handle, const ProtobufCMessage *req,
                             ProtobufCMessage **reply) {
+  char fp[GM__IDEM_FP_LEN + 1];
   const char *idem = call->idem_key ? call->idem_key : "";
   if (!*idem) return handle(call, req, reply); /* dispatch requires one */
   char *key = gm__arena_sprintf(call->arena, "gm:{gm}:idem:%s:%s:%s",
@@ -99,10 +110,18 @@ gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
      connection: it is ours all the same. */
   if (r->type == REDIS_REPLY_STRING && strcmp(r->str, lease) != 0) {
     gm_status st;
-    if (r->len > 0 && r->str[0] == 'R') {
+    /* "R" reply (a record of an older broker), or "F" fingerprint reply. */
+    size_t skip = r->len > 0 && r->str[0] == 'R' ? 1
+                  : r->len > GM__IDEM_FP_LEN && r->str[0] == 'F'
+                      ? 1 + GM__IDEM_FP_LEN
+                      : 0;
+    if (skip > 1 && call->request_fp &&
+        memcmp(r->str + 1, gm__idem_fp(call, fp), GM__IDEM_FP_LEN) != 0) {
+      st = gm__idem_reused(call, "gm");
+    } else if (skip) {
       ProtobufCAllocator alloc = {gm__idem_alloc, gm__idem_free, call->arena};
-      *reply = protobuf_c_message_unpack(m->reply, &alloc, r->len - 1,
-                                         (const uint8_t *)r->str + 1);
+      *reply = protobuf_c_message_unpack(m->reply, &alloc, r->len - skip,
+                                         (const uint8_t *)r->str + skip);
       st = *reply ? GM_OK
                   : gm__call_fail(call, GM_INTERNAL,
                                   "the stored reply of %s is not a %s; "
@@ -133,9 +152,11 @@ gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
     gm__idem_finish(call, key, lease, NULL, 0);
     return st;
   }
-  char *record = gm__arena_alloc(call->arena, len + 1);
-  record[0] = 'R';
-  protobuf_c_message_pack(*reply, (uint8_t *)record + 1);
-  gm__idem_finish(call, key, lease, record, len + 1);
+  size_t head = call->request_fp ? 1 + GM__IDEM_FP_LEN : 1;
+  char *record = gm__arena_alloc(call->arena, len + head);
+  record[0] = call->request_fp ? 'F' : 'R';
+  if (head > 1) memcpy(record + 1, gm__idem_fp(call, fp), GM__IDEM_FP_LEN);
+  protobuf_c_message_pack(*reply, (uint8_t *)record + head);
+  gm__idem_finish(call, key, lease, record, len + head);
   return st;
 }

@@ -185,9 +185,11 @@ static size_t gm__outbox_n;     /* slots in use */
  * leaves no deadline behind whatever order it called them in.
  * gm.deadline_get sees the run's own changes first.
  *
- * In gm__run, a mutating call (idem flag '1') returns the reply
- * stored by its first run and runs nothing; otherwise the script runs and
- * its reply is stored with a TTL, unless it is a refusal (gm.reject): a
+ * In gm__run, a mutating call (idem flag '1', followed by the request's
+ * fingerprint: gm__idem_arg) returns the reply stored by its first run and
+ * runs nothing, or "gm:reused" when that run was another request's;
+ * otherwise the script runs and its reply is stored (after byte 193 and the
+ * fingerprint) with a TTL, unless it is a refusal (gm.reject): a
  * refusal changes nothing, so a retry may run the script again, and storing
  * it would let refused requests fill Redis.  A Lua runtime error aborts the
  * call before the SET, so it is never stored either.
@@ -265,36 +267,44 @@ static const char gm__library_host[] =
     "local function gm__begin(K) "
     "gm__outbox, gm__idem, gm__dl, gm__dlc = K[1], K[2], K[3], K[4]; "
     "gm__dlp, gm__em = nil, false end\n"
-    "local function gm__replay(s) "
+    "local function gm__replay(s, a) "
+    "if s:byte(1) == 193 then "
+    "if #a > 1 and s:sub(2, 13) ~= a:sub(2) then "
+    "return {err = 'gm:reused'} end; s = s:sub(14) end; "
     "local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
     "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), "
     "redis.call('EXISTS', gm__outbox) == 1) end\n"
+    "local function gm__pre(a) "
+    "if #a > 1 then return '\\193' .. a:sub(2) end; return '' end\n"
     "local function gm__body(i, K, A) "
     "local f = gm__fn[i]\n"
     "if not f then local c, e = loadstring(gm__src[i], '@' .. gm__name[i]); "
     "if not c then error(e, 0) end; f = c(); gm__fn[i] = f end\n"
     "local r = f(setmetatable({now = tonumber(A[2]), participant = A[3]}, "
     "gm__mt), {unpack(K, 5)}, {unpack(A, 5)})\n"
-    "if type(r) == 'table' and type(r[1]) == 'table' and "
-    "type(r[1].err) == 'string' and r[1].err:sub(1, 3) == 'gm:' then "
-    "error('a reply whose first item is an error starting with gm: is the "
-    "host\\'s; return another shape', 0) end\n"
+    "if type(r) == 'table' and ((type(r[1]) == 'table' and "
+    "type(r[1].err) == 'string' and r[1].err:sub(1, 3) == 'gm:') or "
+    "(type(r.err) == 'string' and r.err:sub(1, 3) == 'gm:')) then "
+    "error('a reply that is, or whose first item is, an error starting "
+    "with gm: is the host\\'s; return another shape', 0) end\n"
     "return r end\n"
     "local function gm__run_ro(i, K, A) gm__begin(K)\n"
-    "if A[1] == '1' then local s = redis.call('GET', gm__idem); "
-    "if s then return gm__replay(s) end end\n"
+    "if A[1] ~= '0' then local s = redis.call('GET', gm__idem); "
+    "if s then return gm__replay(s, A[1]) end end\n"
     "local r = gm__body(i, K, A)\n"
     "if gm__dlp then error('Write commands are not allowed from read-only "
     "scripts: gm.deadline and gm.deadline_cancel write.', 0) end\n"
-    "if A[1] == '1' and not (type(r) == 'table' and r.err) then "
+    "if A[1] ~= '0' and not (type(r) == 'table' and r.err) then "
     "return {{err = 'gm:store'}, cmsgpack.pack(r), r} end\n"
     "return r end\n"
     "local function gm__store(K, A) gm__begin(K)\n"
-    "local s = redis.call('SET', gm__idem, A[1], 'NX', 'GET', 'EX', A[2]); "
-    "if s then return gm__replay(s) end; return {err = 'gm:stored'} end\n"
+    "local s = redis.call('SET', gm__idem, gm__pre(A[3]) .. A[1], 'NX', "
+    "'GET', 'EX', A[2]); "
+    "if s then return gm__replay(s, A[3]) end; return {err = 'gm:stored'} "
+    "end\n"
     "local function gm__run(i, K, A) gm__begin(K)\n"
-    "if A[1] == '1' then local s = redis.call('GET', gm__idem); "
-    "if s then return gm__replay(s) end end\n"
+    "if A[1] ~= '0' then local s = redis.call('GET', gm__idem); "
+    "if s then return gm__replay(s, A[1]) end end\n"
     "local r = gm__body(i, K, A)\n"
     "local refused = type(r) == 'table' and r.err\n"
     "local min\n"
@@ -306,8 +316,8 @@ static const char gm__library_host[] =
     "(string.gsub(c, '^(%d+)|[^|]*|', '%1|r|', 1))) end; "
     "if not min or due < min then min = due end "
     "else redis.call('ZREM', gm__dl, m) end end end\n"
-    "if A[1] == '1' and not refused then redis.call('SET', gm__idem, "
-    "cmsgpack.pack(r), 'EX', A[4]) end\n"
+    "if A[1] ~= '0' and not refused then redis.call('SET', gm__idem, "
+    "gm__pre(A[1]) .. cmsgpack.pack(r), 'EX', A[4]) end\n"
     "return gm__wrap(r, min, gm__em) end\n";
 
 /*
@@ -2308,6 +2318,33 @@ static gm_status gm__ro_write_fail(gm_call *call, const char *market,
 }
 
 /*
+ * The idempotency argument of a script run: "0" without a key, else "1"
+ * followed by the request's fingerprint (12 hex digits, the low 48 bits of
+ * call->request_fp), or "1" alone when the call has none (a deadline's or
+ * timer's run): a stored record begins with byte 193 (never the first byte
+ * of msgpack) and the fingerprint of the request that stored it, and a
+ * replay for another fingerprint is refused ("gm:reused").  Records of an
+ * older broker (no such prefix) replay for any request.
+ */
+static const char *gm__idem_arg(gm_call *call) {
+  if (!call->idem_key || !*call->idem_key) return "0";
+  if (!call->request_fp) return "1";
+  return gm__arena_sprintf(
+      call->arena, "1%012llx",
+      (unsigned long long)(call->request_fp & 0xffffffffffffull));
+}
+
+gm_status gm__idem_reused(gm_call *call, const char *market) {
+  return gm__call_fail(
+      call, GM_INVALID_ARGUMENT,
+      "idempotency key '%s' was first used for a different request (another "
+      "method of market %s, or another body); nothing was done: send a new "
+      "request with a new key, or the first request's exact body with this "
+      "key to get its first reply",
+      gm__call_quote(call, call->idem_key, 64), market);
+}
+
+/*
  * Redis converts a Lua number reply to an integer by truncation (3.7 -> 3)
  * and stops an array at its first nil: scripts return integers, strings
  * (for anything exact beyond 2^53), and false for a nil hole.
@@ -2390,7 +2427,7 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   argv[i++] = gm__redis_key(call, market, tag, GM__DEADLINE_CLAIMS);
   for (size_t k = 0; k < nkeys; k++)
     argv[i++] = gm__redis_key(call, market, tag, keys[k]);
-  argv[i++] = *idem ? "1" : "0";
+  argv[i++] = gm__idem_arg(call);
   argv[i++] = gm__arena_dec(call->arena, gm__clock_now_ms());
   argv[i++] = participant;
   argv[i++] = gm__arena_dec(call->arena, atomic_load(&gm__idem_ttl));
@@ -2425,10 +2462,11 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
     argv[7] = r->element[1]->str;
     lens[7] = r->element[1]->len;
     argv[8] = gm__arena_dec(call->arena, atomic_load(&gm__idem_ttl));
+    argv[9] = gm__idem_arg(call);
     gm__ro_record_note(call, idem_rec);
-    for (int k = 0; k < 9; k++)
+    for (int k = 0; k < 10; k++)
       if (k != 7) lens[k] = strlen(argv[k]);
-    cmd = gm__resp(call->arena, 9, argv, lens, &cmdlen);
+    cmd = gm__resp(call->arena, 10, argv, lens, &cmdlen);
     gm__reply_free(r);
     r = NULL;
     st = gm__fcall(call, market, name, cmd, cmdlen, &r, &resent);
@@ -2446,6 +2484,12 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   long long due = -1;
   int emitted = 0;
   const redisReply *body = gm__host_unwrap(r, &due, &emitted);
+  if (body->type == REDIS_REPLY_ERROR && strcmp(body->str, "gm:reused") == 0) {
+    /* The key's record is another request's: nothing ran or changed. */
+    call->wrote = wrote;
+    gm__reply_free(r);
+    return gm__idem_reused(call, market);
+  }
   if (body->type == REDIS_REPLY_ERROR) {
     st = ro && strstr(body->str, "not allowed from read-only scripts")
              ? gm__ro_write_fail(call, market, name, body->str)

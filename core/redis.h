@@ -175,6 +175,10 @@ long gm__scripts_wait_replicas(void);
    failing every command queued behind the WAIT. */
 #define GM__WAIT_REPLICAS_MAX_MS 25000
 
+/* Fails the call: its idempotency key's record is another request's
+   (call->request_fp differs); says so, in words for the client. */
+gm_status gm__idem_reused(gm_call *call, const char *market);
+
 /*
  * Runs `market`'s script `name` for `call` (see gm_host_api.script_run).
  * Uses call->redis, call->arena, call->participant, call->idem_key (when the

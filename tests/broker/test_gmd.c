@@ -376,7 +376,16 @@ END_TEST
 START_TEST(idempotent_retries_change_nothing) {
   ck_assert_int_eq(bump("alice", "key-1", "first"), 1);
   ck_assert_int_eq(bump("alice", "key-1", "first"), 1);
-  ck_assert_int_eq(bump("alice", "key-1", "different body, same key"), 1);
+  /* The same key for another request: refused, not the first one's reply
+     (a client reusing a key would take it for its new request's). */
+  Gm__Testmkt__BumpRequest other = GM__TESTMKT__BUMP_REQUEST__INIT;
+  other.note = "different body, same key";
+  expect_error(
+      gm_test_call(conn, "alice", "testmkt", "bump", "key-1", &other.base),
+      GM__STATUS__INVALID_ARGUMENT,
+      "idempotency key 'key-1' was first used for a different "
+      "request");
+  ck_assert_int_eq(bump("alice", "key-1", "first"), 1); /* still replays */
   ck_assert_int_eq(bump("carol", "key-1", "another participant"), 2);
   ck_assert_int_eq(bump("alice", "key-2", "second"), 3);
   ck_assert_int_eq(redis_counter(), 3);
@@ -1096,12 +1105,16 @@ START_TEST(core_retry_with_the_same_key_returns_the_first_reply) {
   ck_assert_int_eq(st, GM__STATUS__OK);
   ck_assert_str_eq(p->roles[0], "buyer");
   gm__participant__free_unpacked(p, NULL);
-  /* The same key, another body: the first reply, and nothing changes. */
-  p = register_with("reg-1", "dora", "seller", "second", &st);
+  /* The same key, the same body: the first reply. */
+  p = register_with("reg-1", "dora", "buyer", "first", &st);
   ck_assert_int_eq(st, GM__STATUS__OK);
   ck_assert_str_eq(p->roles[0], "buyer");
   ck_assert_str_eq(p->name, "first");
   gm__participant__free_unpacked(p, NULL);
+  /* The same key, another body: refused, and nothing changes. */
+  p = register_with("reg-1", "dora", "seller", "second", &st);
+  ck_assert_int_eq(st, GM__STATUS__INVALID_ARGUMENT);
+  ck_assert_ptr_null(p);
   char *name = registered_name("dora");
   ck_assert_str_eq(name, "first");
   free(name);
@@ -1156,9 +1169,9 @@ START_TEST(core_refusals_leave_nothing_behind) {
 END_TEST
 
 /*
- * Concurrent retries with one key and different bodies: exactly one runs;
- * the others get its reply, or UNAVAILABLE while it runs; the registry
- * holds what that one body said.
+ * Concurrent retries of one request: exactly one runs; the others get its
+ * reply, or UNAVAILABLE while it runs.  Another request with the key is
+ * refused afterwards, and the registry holds what the first said.
  */
 START_TEST(core_concurrent_retries_run_once) {
   enum { N = 16 };
@@ -1170,9 +1183,7 @@ START_TEST(core_concurrent_retries_run_once) {
     char *roles[] = {"buyer"};
     p.roles = roles;
     p.n_roles = 1;
-    char name[16];
-    snprintf(name, sizeof name, "body-%d", k);
-    p.name = name;
+    p.name = "racer"; /* retries of one request: the same body */
     Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
     reg.participant = &p;
     gm_test_send(c[k], 1, "root", "gm", "register", "race", &reg.base);
@@ -1198,6 +1209,11 @@ START_TEST(core_concurrent_retries_run_once) {
     gm_test_conn_destroy(&c[k]);
   }
   ck_assert_int_ge(ok, 1);
+  ck_assert_str_eq(winner, "racer");
+  /* Another request with the key is refused. */
+  Gm__Status st;
+  ck_assert_ptr_null(register_with("race", "fay", "buyer", "intruder", &st));
+  ck_assert_int_eq(st, GM__STATUS__INVALID_ARGUMENT);
   char *name = registered_name("fay");
   ck_assert_str_eq(name, winner);
   free(name);
@@ -1214,7 +1230,10 @@ START_TEST(core_clock_set_retry_changes_nothing) {
       gm_test_call(conn, "root", "gm", "clock.set", "c-1", &set.base);
   ck_assert_msg(r->status == GM__STATUS__OK, "%s", r->message);
   gm__reply__free_unpacked(r, NULL);
-  set.time_ms = 1800000000000;
+  set.time_ms = 1800000000000; /* another request with the key: refused */
+  expect_error(gm_test_call(conn, "root", "gm", "clock.set", "c-1", &set.base),
+               GM__STATUS__INVALID_ARGUMENT, "first used for a different");
+  set.time_ms = 1700000000000; /* the retry: its first reply */
   r = gm_test_call(conn, "root", "gm", "clock.set", "c-1", &set.base);
   ck_assert_int_eq(r->status, GM__STATUS__OK);
   Gm__ClockReply *cr = gm__clock_reply__unpack(NULL, r->body.len, r->body.data);
@@ -1228,6 +1247,7 @@ START_TEST(core_clock_set_retry_changes_nothing) {
   ck_assert_int_eq(p->time_ms, 1700000000000);
   gm__ping_reply__free_unpacked(p, NULL);
   gm__reply__free_unpacked(r, NULL);
+  set.time_ms = 1800000000000; /* a new key moves it */
   r = gm_test_call(conn, "root", "gm", "clock.set", "c-2", &set.base);
   cr = gm__clock_reply__unpack(NULL, r->body.len, r->body.data);
   ck_assert_int_eq(cr->time_ms, 1800000000000);

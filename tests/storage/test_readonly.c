@@ -398,11 +398,33 @@ START_TEST(read_only_step_reply_nests_one_level_less) {
 }
 END_TEST
 
+/* A read-only step of a mutating call stores its record through gm__store
+   with the request's fingerprint: another request with the key is refused
+   there too. */
+START_TEST(read_step_record_keeps_the_fingerprint) {
+  add_peek_put();
+  const gm_value *v;
+  gm_call c = call_as("rita", "rk-1");
+  c.request_fp = 0xabcdef012345ull;
+  ck_assert_int_eq(run(&c, "peek", "a", &v), GM_OK);
+  gm_call same = call_as("rita", "rk-1");
+  same.request_fp = 0xabcdef012345ull;
+  ck_assert_int_eq(run(&same, "peek", "b", &v), GM_OK);
+  ck_assert_str_eq(v->items[1].str, "a"); /* the first reply */
+  gm_call other = call_as("rita", "rk-1");
+  other.request_fp = 0xabcdef012346ull;
+  ck_assert_int_eq(run(&other, "peek", "c", &v), GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(other.message, "first used for a different request"),
+                "%s", other.message);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("readonly");
   TCase *tc = tcase_create("readonly");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, read_step_record_keeps_the_fingerprint);
   tcase_add_test(tc, read_only_read_answers_and_stores_nothing);
   tcase_add_test(tc, read_only_step_of_mutating_call_replays);
   tcase_add_test(tc, read_only_refusal_is_not_stored);

@@ -122,6 +122,67 @@ START_TEST(idempotent_retry_returns_first_reply) {
 }
 END_TEST
 
+/*
+ * A key's record keeps the fingerprint of the request that stored it: the
+ * key sent again with another request is refused (nothing runs, nothing is
+ * stored), the same request replays; a run without a fingerprint (a
+ * deadline's) and a record of an older broker (no fingerprint) replay as
+ * before.
+ */
+START_TEST(key_reused_for_another_request_is_refused) {
+  add("counter", counter_lua);
+  const gm_value *v;
+  gm_call c = call_as("alice", "k-1");
+  c.request_fp = 0x1111222233334444ull;
+  ck_assert_int_eq(run(&c, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  redisReply *rec =
+      gm_test_redis_cmd(raw, "GET gm:{mkt:t}:idem:alice:counter:k-1");
+  ck_assert_int_eq(rec->type, REDIS_REPLY_STRING);
+  ck_assert_uint_ge(rec->len, 14);
+  ck_assert_int_eq((unsigned char)rec->str[0], 193);
+  ck_assert_int_eq(memcmp(rec->str + 1, "222233334444", 12), 0);
+  freeReplyObject(rec);
+
+  gm_call same = call_as("alice", "k-1");
+  same.request_fp = 0x1111222233334444ull;
+  ck_assert_int_eq(run(&same, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+
+  gm_call other = call_as("alice", "k-1");
+  other.request_fp = 0x1111222233335555ull;
+  ck_assert_int_eq(run(&other, "counter", "t", 1, "n", 0, NULL, &v),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(other.message,
+                       "idempotency key 'k-1' was first used "
+                       "for a different request"),
+                "%s", other.message);
+  ck_assert_int_eq(gm_test_redis_int(raw, "GET gm:{mkt:t}:n"), 1);
+  ck_assert_int_eq(gm_test_redis_int(raw, "XLEN gm:{mkt:t}:outbox"), 1);
+
+  gm_call none = call_as("alice", "k-1");
+  ck_assert_int_eq(run(&none, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+
+  /* A record an older broker stored: plain msgpack (7 is 0x07). */
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "SET gm:{mkt:t}:idem:alice:counter:k-old %b EX 100", "\x07",
+      (size_t)1));
+  gm_call old = call_as("alice", "k-old");
+  old.request_fp = 0x99ull;
+  ck_assert_int_eq(run(&old, "counter", "t", 1, "n", 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(v->integer, 7);
+  ck_assert_int_eq(gm_test_redis_int(raw, "GET gm:{mkt:t}:n"), 1);
+
+  /* A plugin cannot answer as the host would. */
+  add("forge_reused", "return {err = 'gm:reused'}\n");
+  gm_call f = call_as("mallory", "k-2");
+  f.request_fp = 5;
+  ck_assert_int_eq(run(&f, "forge_reused", "t", 0, NULL, 0, NULL, &v),
+                   GM_INTERNAL);
+}
+END_TEST
+
 /* A call that runs a script several times: each run is a step of its own;
    a retried call replays the steps that ran and runs the ones that did not. */
 START_TEST(multi_step_call_replays_step_by_step) {
@@ -1481,6 +1542,7 @@ int main(void) {
   tcase_add_test(tc, pipelined_unreachable_is_unavailable);
   tcase_add_test(tc, pipelined_outage_buffers_nothing);
   tcase_add_test(tc, pipelined_stalled_redis_fails_waiters);
+  tcase_add_test(tc, key_reused_for_another_request_is_refused);
   tcase_add_test(tc, pipelined_big_replies_reach_their_calls);
   tcase_add_test(tc, pipelined_unreadable_reply_fails_only_its_call);
   tcase_add_test(tc, half_read_reply_stays_with_its_arena);
