@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "cache.h"
 #include "call.h"
+#include "greenmarket/participant.h"
 #include "clock.h"
 
 /* Entries per worker cache, and how long one is trusted. */
@@ -97,8 +98,8 @@ int gm__identity_resolve(gm__identity *id, gm_call *call, const void *auth,
        bounded and printable. */
     if (!gm__participant_id_valid(call->participant)) {
       gm__call_fail(call, GM_INVALID_ARGUMENT,
-                    "dev_participant '%s' is not a participant id: use 1-64 "
-                    "letters, digits, '-', '_' or '.'",
+                    "dev_participant '%s' (gm --as) is not a participant "
+                    "id: use " GM_PARTICIPANT_ID_RULE,
                     gm__call_quote(call, call->participant, 64));
       return -1;
     }
