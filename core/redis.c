@@ -2329,9 +2329,11 @@ static gm_status gm__ro_write_fail(gm_call *call, const char *market,
 static const char *gm__idem_arg(gm_call *call) {
   if (!call->idem_key || !*call->idem_key) return "0";
   if (!call->request_fp) return "1";
-  return gm__arena_sprintf(
-      call->arena, "1%012llx",
-      (unsigned long long)(call->request_fp & 0xffffffffffffull));
+  char *out = gm__arena_alloc(call->arena, 14); /* zeroed: ends with NUL */
+  out[0] = '1';
+  for (int k = 0; k < 12; k++)
+    out[1 + k] = "0123456789abcdef"[(call->request_fp >> (44 - 4 * k)) & 15];
+  return out;
 }
 
 gm_status gm__idem_reused(gm_call *call, const char *market) {
