@@ -2,7 +2,6 @@
  * Instruments and accounts: create, list, halt and resume instruments;
  * deposit, withdraw, read and configure accounts.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +32,20 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
   if (strcmp(kind, "CEA") && strcmp(kind, "CCER"))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "kind \"%s\" is unknown; use CEA or CCER", kind);
+  /* Prices are yuan and fen in every rule, message and record. */
   const char *cur = d->currency[0] ? d->currency : "CNY";
-  if (strlen(cur) != 3 || !isupper((unsigned char)cur[0]) ||
-      !isupper((unsigned char)cur[1]) || !isupper((unsigned char)cur[2]))
+  char shown[96];
+  if (strcmp(cur, "CNY"))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%s\" is not an ISO 4217 code like CNY", cur);
+                      "currency \"%s\": the carbon market trades in CNY only "
+                      "(prices in yuan and fen); give CNY or leave it empty",
+                      gm__carbon_shown(cur, shown));
+  /* A halt has a reason and is its own admin act (instrument.halt). */
+  if (d->halted || d->halt_reason[0])
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "halted and halt_reason are not taken at create; create "
+                      "the instrument, then halt it with instrument.halt "
+                      "(gm carbon halt SYMBOL --reason TEXT)");
   int64_t tick = d->tick ? d->tick : 1, lot = d->lot ? d->lot : 1;
   int64_t bmin = d->block_threshold ? d->block_threshold : 100000;
   int32_t bandbp = d->band_bp ? d->band_bp : 1000;
@@ -87,8 +95,7 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
       return host->fail(call, GM_INVALID_ARGUMENT,
                         "too many holidays (at most about 100 per instrument)");
   }
-  if (strlen(d->name) > 128)
-    return host->fail(call, GM_INVALID_ARGUMENT, "name is over 128 bytes");
+  if ((st = carbon__need_text(call, "name", d->name, 128)) != GM_OK) return st;
 
   const char *args[] = {"create",
                         kind,
@@ -157,11 +164,10 @@ static gm_status carbon__instrument_halt(gm_call *call, const char *op,
       (const Gm__Carbon__InstrumentRequest *)req;
   const char *args[] = {op, in->reason[0] ? in->reason : "halted by admin"};
   const gm_value *v;
-  if (strlen(in->reason) > 256)
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "reason is over 256 bytes; it is repeated in every "
-                      "rejection while the instrument is halted");
-  gm_status st = carbon__need_symbol(call, in->symbol);
+  /* The reason is repeated in every rejection while the instrument is
+     halted: it reaches every trader's terminal. */
+  gm_status st = carbon__need_text(call, "reason", in->reason, 256);
+  if (st == GM_OK) st = carbon__need_symbol(call, in->symbol);
   if (st == GM_OK) st = carbon__run(call, "admin", in->symbol, 2, args, &v);
   if (st != GM_OK) return st;
   *reply = &carbon__instrument(call, &v->items[0])->base;
@@ -187,11 +193,9 @@ static gm_status carbon__move(gm_call *call, const char *op,
   const gm_value *v;
   gm_status st;
   if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
-  if (!gm__carbon_valid_participant(in->participant))
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "participant \"%s\" is not a valid id (1-64 characters, "
-                      "no spaces or '|')",
-                      in->participant);
+  if ((st = carbon__need_participant(call, "participant", in->participant)) !=
+      GM_OK)
+    return st;
   if (in->asset != GM__CARBON__ASSET__ASSET_CASH &&
       in->asset != GM__CARBON__ASSET__ASSET_ALLOWANCE)
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -201,8 +205,8 @@ static gm_status carbon__move(gm_call *call, const char *op,
                       "amount must be positive (%s takes it out, deposit "
                       "puts it in)",
                       "withdraw");
-  if (strlen(in->reference) > 256)
-    return host->fail(call, GM_INVALID_ARGUMENT, "reference is over 256 bytes");
+  if ((st = carbon__need_text(call, "reference", in->reference, 256)) != GM_OK)
+    return st;
   const char *args[] = {op, in->participant,
                         in->asset == GM__CARBON__ASSET__ASSET_CASH ? "c" : "a",
                         carbon__num(call, in->amount), in->reference};
@@ -235,6 +239,9 @@ gm_status carbon__account_get(gm_call *call, const ProtobufCMessage *req,
       return host->fail(call, GM_PERMISSION_DENIED,
                         "only an admin may read another participant's "
                         "account; leave participant empty for your own");
+    if ((st = carbon__need_participant(call, "participant", in->participant)) !=
+        GM_OK)
+      return st;
     who = in->participant;
   }
   const char *args[] = {"acct", who};

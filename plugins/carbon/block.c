@@ -53,8 +53,10 @@ gm_status carbon__block_offer(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
   if ((st = carbon__side_role(call, in->side)) != GM_OK) return st;
-  if (!gm__carbon_valid_participant(in->counterparty) ||
-      !strcmp(in->counterparty, host->participant(call)))
+  if ((st = carbon__need_participant(call, "counterparty", in->counterparty)) !=
+      GM_OK)
+    return st;
+  if (!strcmp(in->counterparty, host->participant(call)))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "counterparty \"%s\" must be another participant's id",
                       in->counterparty);

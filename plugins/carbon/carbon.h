@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <greenmarket/participant.h>
 #include <greenmarket/plugin.h>
 
 #include "carbon.pb-c.h"
@@ -227,6 +228,14 @@ Gm__Carbon__Side carbon__side_of(const char *code);
 gm_status carbon__split_id(gm_call *call, const char *id, const char **sym,
                            const char **local);
 gm_status carbon__need_symbol(gm_call *call, const char *sym);
+/* GM_OK when `id` keeps the core's participant id rule; else fails the call
+   naming `what` ("participant", "counterparty"). */
+gm_status carbon__need_participant(gm_call *call, const char *what,
+                                   const char *id);
+/* GM_OK when `text` passes gm__carbon_check_text and is at most `max`
+   bytes; else fails the call naming `what` ("name", "reason"). */
+gm_status carbon__need_text(gm_call *call, const char *what, const char *text,
+                            size_t max);
 Gm__Carbon__Order *carbon__order(gm_call *call, const char *sym,
                                  const gm_value *r);
 Gm__Carbon__Fill *carbon__fill(gm_call *call, const char *sym,

@@ -128,9 +128,9 @@ gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "expire_ms is more than 366 days ahead; a GTD order "
                       "lives at most a year (use GTC for longer)");
-  if (strlen(in->client_order_id) > 64)
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "client_order_id is over 64 bytes");
+  if ((st = carbon__need_text(call, "client_order_id", in->client_order_id,
+                              64)) != GM_OK)
+    return st;
 
   const char *args[] = {"new",
                         carbon__side_code(in->side),

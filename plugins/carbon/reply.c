@@ -134,10 +134,33 @@ gm_status carbon__split_id(gm_call *call, const char *id, const char **sym,
 
 gm_status carbon__need_symbol(gm_call *call, const char *sym) {
   if (gm__carbon_valid_symbol(sym)) return GM_OK;
+  char shown[96];
   return host->fail(call, GM_INVALID_ARGUMENT,
                     "symbol \"%s\" is not valid: 1-24 of A-Z 0-9 -, starting "
                     "with a letter (e.g. CEA-2025)",
-                    sym ? sym : "");
+                    gm__carbon_shown(sym, shown));
+}
+
+gm_status carbon__need_participant(gm_call *call, const char *what,
+                                   const char *id) {
+  char shown[96];
+  if (gm_participant_id_valid(id)) return GM_OK;
+  return host->fail(call, GM_INVALID_ARGUMENT,
+                    "%s \"%s\" is not a valid participant id: %s", what,
+                    gm__carbon_shown(id, shown), GM_PARTICIPANT_ID_RULE);
+}
+
+gm_status carbon__need_text(gm_call *call, const char *what, const char *text,
+                            size_t max) {
+  char why[128];
+  size_t n = strlen(text);
+  if (n > max)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "%s is %zu bytes, over the %zu allowed; shorten it", what,
+                      n, max);
+  if (gm__carbon_check_text(text, why, sizeof why))
+    return host->fail(call, GM_INVALID_ARGUMENT, "%s %s", what, why);
+  return GM_OK;
 }
 
 Gm__Carbon__Order *carbon__order(gm_call *call, const char *sym,

@@ -138,10 +138,102 @@ int gm__carbon_valid_symbol(const char *s) {
   return 1;
 }
 
-int gm__carbon_valid_participant(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n > 64) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (s[i] == '|' || s[i] <= ' ' || s[i] == 127) return 0;
-  return 1;
+/* The code point at s (UTF-8, shortest form, no surrogates) and its length
+   in *n; -1 when the bytes there are no valid UTF-8. */
+static long carbon__utf8(const unsigned char *s, size_t *n) {
+  long c;
+  size_t len;
+  if (s[0] < 0x80) return *n = 1, s[0];
+  if (s[0] >= 0xc2 && s[0] <= 0xdf)
+    c = s[0] & 0x1f, len = 2;
+  else if (s[0] >= 0xe0 && s[0] <= 0xef)
+    c = s[0] & 0x0f, len = 3;
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+    c = s[0] & 0x07, len = 4;
+  else
+    return -1;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) return -1;
+    c = (c << 6) | (s[i] & 0x3f);
+  }
+  if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+      (c >= 0xd800 && c <= 0xdfff))
+    return -1;
+  *n = len;
+  return c;
+}
+
+static int carbon__control(long c) {
+  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) ||
+         (c >= 0x2066 && c <= 0x2069);
+}
+
+int gm__carbon_check_text(const char *s, char *why, size_t whylen) {
+  const unsigned char *p = (const unsigned char *)s;
+  int blank = 1;
+  size_t n;
+  for (size_t i = 0; p[i]; i += n) {
+    long c = carbon__utf8(p + i, &n);
+    if (c < 0) {
+      snprintf(why, whylen, "is not valid UTF-8 (at byte %zu)", i + 1);
+      return -1;
+    }
+    if (carbon__control(c)) {
+      snprintf(why, whylen,
+               "contains the %s character U+%04lX at byte %zu; write plain "
+               "text on one line",
+               c >= 0x202a ? "bidi control" : "control", (unsigned long)c,
+               i + 1);
+      return -1;
+    }
+    if (c != ' ') blank = 0;
+  }
+  if (*s && blank) {
+    snprintf(why, whylen, "is only spaces; write some text or leave it empty");
+    return -1;
+  }
+  return 0;
+}
+
+const char *gm__carbon_shown(const char *s, char out[96]) {
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  size_t total = strlen((const char *)p), i = 0, o = 0, n;
+  while (p[i] && !(total > 40 && i >= 32)) {
+    long c = carbon__utf8(p + i, &n);
+    if (c < 0 || carbon__control(c)) {
+      out[o++] = '?';
+      i += c < 0 ? 1 : n;
+      continue;
+    }
+    if (total > 40 && i + n > 32) break;
+    memcpy(out + o, p + i, n);
+    o += n, i += n;
+  }
+  out[o] = '\0';
+  if (p[i]) snprintf(out + o, 96 - o, "... (%zu bytes)", total);
+  return out;
+}
+
+const char *gm__carbon_format_time(int64_t ms, char out[32]) {
+  char day[16];
+  int64_t local = ms + GM_CARBON_TZ_MS;
+  int64_t d = local >= 0
+                  ? local / GM_CARBON_DAY_MS
+                  : -((-local + GM_CARBON_DAY_MS - 1) / GM_CARBON_DAY_MS);
+  int64_t s = (local - d * GM_CARBON_DAY_MS) / 1000;
+  snprintf(out, 32, "%sT%02d:%02d:%02d+08:00", gm__carbon_format_date(d, day),
+           (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60));
+  return out;
+}
+
+int gm__carbon_bad_offset(const char *text) {
+  size_t n = strlen(text);
+  if (n < 7 || strchr(text, 'T') == NULL) return 0;
+  const char *z = text + n - 6;
+  if ((z[0] != '+' && z[0] != '-') || z[3] != ':') return 0;
+  for (int i = 1; i < 6; i++)
+    if (i != 3 && (z[i] < '0' || z[i] > '9')) return 0;
+  int h = (z[1] - '0') * 10 + (z[2] - '0'),
+      m = (z[4] - '0') * 10 + (z[5] - '0');
+  return m >= 60 || h * 60 + m > 14 * 60;
 }

@@ -44,7 +44,30 @@ int64_t gm__carbon_day_start_ms(int64_t day);
 
 /* A symbol: 1-24 of [A-Z0-9-], starting with a letter ("CEA-2025"). */
 int gm__carbon_valid_symbol(const char *s);
-/* A participant id the scripts can store: 1-64 chars, no '|' or spaces. */
-int gm__carbon_valid_participant(const char *s);
+
+/*
+ * Checks a free text carbon stores and shows to others (an instrument's
+ * name, a halt reason, a deposit reference, a client order id): valid
+ * UTF-8, no C0 or C1 control character (ESC, newline, ...) and no bidi
+ * control (U+202A-U+202E, U+2066-U+2069), which would reach every user's
+ * terminal; not only spaces.  Returns 0, or -1 with `why` saying what is
+ * wrong ("contains the control character U+001B at byte 2").
+ */
+int gm__carbon_check_text(const char *s, char *why, size_t whylen);
+/*
+ * `s` as a message may show it: at most about 40 bytes (cut on a UTF-8
+ * boundary, with "... (N bytes)" after), control characters and invalid
+ * bytes as '?'.  Returns out.
+ */
+const char *gm__carbon_shown(const char *s, char out[96]);
+/* A time `ms` as "2026-11-24T09:30:00+08:00" (Asia/Shanghai): the form gm
+   takes times in. */
+const char *gm__carbon_format_time(int64_t ms, char out[32]);
+/*
+ * Non-zero when a time gm would read has a zone offset outside -14:00 ..
+ * +14:00 or with minutes of 60 or more ("+25:00", "+05:99"): gm's own
+ * parser takes any two digits.  Times with Z, no zone or ms pass.
+ */
+int gm__carbon_bad_offset(const char *text);
 
 #endif

@@ -411,6 +411,77 @@ START_TEST(cancel_replace_and_mass_cancel) {
 }
 END_TEST
 
+/* Text carbon stores and shows to others is one line of plain UTF-8;
+   participant ids follow the core's rule; create takes no halt and no
+   currency but CNY.  Each refusal changes nothing. */
+START_TEST(text_ids_and_create_fields_are_checked) {
+  Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
+  Gm__Carbon__CreateInstrumentRequest cr =
+      GM__CARBON__CREATE_INSTRUMENT_REQUEST__INIT;
+  cr.instrument = &in;
+  in.symbol = "ESC-2025";
+  in.reference_price = 5000;
+  in.name = "e\x1b[2Jx\ny";
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "name contains the control character U+001B at byte 2");
+  in.name = "   ";
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "name is only spaces");
+  in.name = "ok\xe2\x80\xae" "evil";
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "bidi control character U+202E");
+  in.name = "";
+  in.halted = 1;
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "then halt it");
+  in.halted = 0;
+  in.currency = "USD";
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "trades in CNY only");
+  in.currency = "";
+  char big[3001];
+  memset(big, 'A', 3000);
+  big[3000] = '\0';
+  in.symbol = big;
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "AAAA... (3000 bytes)\" is not valid");
+  ck_assert_msg(strlen(ct_message) < 300, "message of %zu bytes",
+                strlen(ct_message));
+  Gm__Carbon__InstrumentRequest ir = GM__CARBON__INSTRUMENT_REQUEST__INIT;
+  ir.symbol = SYM;
+  ir.reason = "line1\nline2\x1b[31mred";
+  ct_expect("root", "instrument.halt", &ir.base, GM__STATUS__INVALID_ARGUMENT,
+            "reason contains the control character U+000A at byte 6");
+  Gm__Carbon__MoveRequest m = GM__CARBON__MOVE_REQUEST__INIT;
+  m.symbol = SYM;
+  m.asset = GM__CARBON__ASSET__ASSET_CASH;
+  m.amount = 100;
+  const char *bad[] = {"x#y{z}", "x:y", "caf\xc3\xa9"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    m.participant = (char *)bad[i];
+    ct_expect("root", "account.deposit", &m.base, GM__STATUS__INVALID_ARGUMENT,
+              "is not a valid participant id: 1-64 characters of ASCII");
+  }
+  m.participant = "alice";
+  m.reference = "wire\r\nX";
+  ct_expect("root", "account.deposit", &m.base, GM__STATUS__INVALID_ARGUMENT,
+            "reference contains the control character U+000D");
+  Gm__Carbon__PlaceRequest q = order(CT_BUY, 8500, 1);
+  q.client_order_id = "c\x1b]0;x\x07";
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "client_order_id contains the control character U+001B");
+  Gm__Carbon__ListInstrumentsRequest lr =
+      GM__CARBON__LIST_INSTRUMENTS_REQUEST__INIT;
+  Gm__Carbon__InstrumentList *l = (Gm__Carbon__InstrumentList *)ct_call(
+      "root", "instrument.list", &lr.base);
+  ck_assert_msg(l, "%s", ct_message);
+  ck_assert_int_eq(l->n_instruments, 1);
+  ck_assert(!l->instruments[0]->halted);
+  ct_free(l);
+  expect_account("alice", 10000000, 0, 0, 0, 0);
+}
+END_TEST
+
 START_TEST(self_trade_prevention_modes) {
   Gm__Carbon__PlaceReply *own =
       ct_limit("carol", SYM, CT_SELL, 8600, 50, CT_GTC);
@@ -683,6 +754,7 @@ int main(void) {
   tcase_add_test(tc, client_order_id_and_retries_are_idempotent);
   tcase_add_test(tc, replies_of_the_previous_layout);
   tcase_add_test(tc, cancel_replace_and_mass_cancel);
+  tcase_add_test(tc, text_ids_and_create_fields_are_checked);
   tcase_add_test(tc, self_trade_prevention_modes);
   tcase_add_test(tc, one_order_continues_past_max_fills);
   tcase_add_test(tc, cancel_racing_a_fill);

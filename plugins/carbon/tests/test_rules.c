@@ -167,10 +167,70 @@ START_TEST(names_are_checked) {
   ck_assert(!gm__carbon_valid_symbol("CEA:2025"));
   ck_assert(!gm__carbon_valid_symbol("ABCDEFGHIJKLMNOPQRSTUVWXY"));
   ck_assert(!gm__carbon_valid_symbol(""));
-  ck_assert(gm__carbon_valid_participant("acme-steel"));
-  ck_assert(!gm__carbon_valid_participant("a|b"));
-  ck_assert(!gm__carbon_valid_participant("a b"));
-  ck_assert(!gm__carbon_valid_participant(""));
+}
+END_TEST
+
+static void text_bad(const char *text, const char *want) {
+  char why[128] = "";
+  ck_assert_msg(gm__carbon_check_text(text, why, sizeof why) == -1,
+                "\"%s\" was taken", text);
+  ck_assert_msg(strstr(why, want), "message \"%s\" lacks \"%s\"", why, want);
+}
+
+START_TEST(free_text_is_one_line_of_plain_utf8) {
+  char why[128];
+  ck_assert_int_eq(gm__carbon_check_text("", why, sizeof why), 0);
+  ck_assert_int_eq(gm__carbon_check_text("Allowances 2025", why, sizeof why),
+                   0);
+  ck_assert_int_eq(gm__carbon_check_text("全国碳排放权 2025", why, sizeof why),
+                   0);
+  text_bad("e\x1b[2Jx", "control character U+001B at byte 2");
+  text_bad("line1\nline2", "U+000A");
+  text_bad("a\x7f", "U+007F");
+  text_bad("a\xc2\x9b", "U+009B");                  /* C1 CSI */
+  text_bad("a\xe2\x80\xae", "bidi control character U+202E"); /* RLO */
+  text_bad("a\xe2\x81\xa6", "U+2066");
+  text_bad("a\xff", "not valid UTF-8 (at byte 2)");
+  text_bad("a\xc0\x80", "not valid UTF-8");     /* overlong NUL */
+  text_bad("a\xed\xa0\x80", "not valid UTF-8"); /* a surrogate */
+  text_bad("   ", "only spaces");
+}
+END_TEST
+
+START_TEST(shown_text_is_cut_and_clean) {
+  char out[96], big[3001];
+  ck_assert_str_eq(gm__carbon_shown("CEA-2025", out), "CEA-2025");
+  ck_assert_str_eq(gm__carbon_shown("a\x1b[2J\n", out), "a?[2J?");
+  memset(big, 'A', 3000);
+  big[3000] = '\0';
+  ck_assert_str_eq(gm__carbon_shown(big, out),
+                   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA... (3000 bytes)");
+  /* 31 bytes, then a 3-byte character that would cross 32: not cut in it. */
+  memset(big, 'A', 31);
+  strcpy(big + 31, "碳碳碳碳碳碳碳碳碳碳碳碳碳碳碳碳");
+  ck_assert_str_eq(gm__carbon_shown(big, out),
+                   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA... (79 bytes)");
+}
+END_TEST
+
+START_TEST(zone_offsets_are_real_ones) {
+  ck_assert(!gm__carbon_bad_offset("2026-12-04T16:40:00+08:00"));
+  ck_assert(!gm__carbon_bad_offset("2026-12-04T16:40:00-14:00"));
+  ck_assert(!gm__carbon_bad_offset("2026-12-04T16:40:00+14:00"));
+  ck_assert(!gm__carbon_bad_offset("2026-12-04T16:40:00Z"));
+  ck_assert(!gm__carbon_bad_offset("1764837600000"));
+  ck_assert(gm__carbon_bad_offset("2026-12-04T16:40:00+25:00"));
+  ck_assert(gm__carbon_bad_offset("2026-12-04T16:40:00+99:99"));
+  ck_assert(gm__carbon_bad_offset("2026-12-04T16:40:00+05:60"));
+  ck_assert(gm__carbon_bad_offset("2026-12-04T16:40:00-14:01"));
+}
+END_TEST
+
+START_TEST(times_print_in_shanghai_as_gm_reads_them) {
+  char out[32];
+  /* 2026-12-04T08:40:00Z */
+  ck_assert_str_eq(gm__carbon_format_time(INT64_C(1796373600000), out),
+                   "2026-12-04T16:40:00+08:00");
 }
 END_TEST
 
@@ -178,6 +238,10 @@ int main(void) {
   Suite *s = suite_create("carbon rules");
   TCase *tc = tcase_create("rules");
   tcase_add_test(tc, prices_print_in_yuan);
+  tcase_add_test(tc, free_text_is_one_line_of_plain_utf8);
+  tcase_add_test(tc, shown_text_is_cut_and_clean);
+  tcase_add_test(tc, zone_offsets_are_real_ones);
+  tcase_add_test(tc, times_print_in_shanghai_as_gm_reads_them);
   tcase_add_test(tc, integers_print_in_decimal);
   tcase_add_test(tc, integers_parse_as_strtoll_does);
   tcase_add_test(tc, sessions_parse_to_minutes_and_back);
