@@ -206,14 +206,18 @@ local function admit()
   end
 
   -- All checks passed: from here on, write.
-  if old and o.px == old.px and o.q < old.q then -- a decrease keeps priority
+  -- The same price and no more: the order keeps its id and priority (a
+  -- replace that changes nothing is answered with the order as it is).
+  if old and o.px == old.px and o.q <= old.q then
     local d = old.q - o.q
-    if old.side == 'b' then a.cf, a.c = a.cf - d * old.px, a.c + d * old.px
-    else a.af, a.al = a.af - d, a.al + d end
-    old.q = o.q
-    redis.call('HSET', P .. 'o', old.id, ord_pack(old))
-    level_add(old.side, old.px, -d)
-    ord_emit(old, ord_state(old))
+    if d > 0 then
+      if old.side == 'b' then a.cf, a.c = a.cf - d * old.px, a.c + d * old.px
+      else a.af, a.al = a.af - d, a.al + d end
+      old.q = o.q
+      redis.call('HSET', P .. 'o', old.id, ord_pack(old))
+      level_add(old.side, old.px, -d)
+      ord_emit(old, ord_state(old))
+    end
     out[#out + 1] = ord_rec(old, ord_state(old), nil, 'T')
     acct_flush()
     ev_flush()

@@ -411,6 +411,31 @@ START_TEST(cancel_replace_and_mass_cancel) {
 }
 END_TEST
 
+/* A replace that changes nothing, or only lowers the quantity, at the same
+   price keeps the order's id and its place in the queue. */
+START_TEST(an_unchanged_replace_keeps_priority) {
+  Gm__Carbon__PlaceReply *b1 = ct_limit("bob", SYM, CT_SELL, 8600, 100, CT_GTC);
+  Gm__Carbon__PlaceReply *c1 =
+      ct_limit("carol", SYM, CT_SELL, 8600, 100, CT_GTC);
+  Gm__Carbon__PlaceReply *r = replace("bob", b1->order->id, 0, 100);
+  ck_assert_str_eq(r->order->id, b1->order->id);
+  ck_assert_int_eq(r->order->remaining, 100);
+  ct_free(r);
+  r = replace("bob", b1->order->id, 8600, 0);
+  ck_assert_str_eq(r->order->id, b1->order->id);
+  ct_free(r);
+  r = replace("bob", b1->order->id, 8600, 100);
+  ck_assert_str_eq(r->order->id, b1->order->id);
+  ct_free(r);
+  expect_account("bob", 0, 0, 4900, 100, 0);
+  Gm__Carbon__PlaceReply *t = ct_limit("alice", SYM, CT_BUY, 8600, 10, CT_GTC);
+  ck_assert_str_eq(t->fills[0]->maker_order_id, b1->order->id);
+  ct_free(t);
+  ct_free(b1);
+  ct_free(c1);
+}
+END_TEST
+
 /* Text carbon stores and shows to others is one line of plain UTF-8;
    participant ids follow the core's rule; create takes no halt and no
    currency but CNY.  Each refusal changes nothing. */
@@ -754,6 +779,7 @@ int main(void) {
   tcase_add_test(tc, client_order_id_and_retries_are_idempotent);
   tcase_add_test(tc, replies_of_the_previous_layout);
   tcase_add_test(tc, cancel_replace_and_mass_cancel);
+  tcase_add_test(tc, an_unchanged_replace_keeps_priority);
   tcase_add_test(tc, text_ids_and_create_fields_are_checked);
   tcase_add_test(tc, self_trade_prevention_modes);
   tcase_add_test(tc, one_order_continues_past_max_fills);
