@@ -154,7 +154,8 @@ static int gm__carbon_tonnes_arg(const gm__carbon_cli *g, const char *what,
  * a full time as gm takes it (api->parse_time), as ms.  `end` moves a bare
  * date to the start of the next day, so "--to DATE" includes the whole day.
  * Dates are the market's own rules (rules.c), so gm and the plugin agree on
- * every day.
+ * every day.  A zone offset must be a real one (-14:00 .. +14:00, minutes
+ * under 60): gm's parser takes any two digits.
  */
 static int gm__carbon_parse_when(const gm_cli_api *api, const char *text,
                                  int end, int64_t *ms) {
@@ -163,6 +164,7 @@ static int gm__carbon_parse_when(const gm_cli_api *api, const char *text,
     *ms = gm__carbon_day_start_ms(day + (end ? 1 : 0));
     return 0;
   }
+  if (gm__carbon_bad_offset(text)) return -1;
   return api->parse_time(text, ms);
 }
 
@@ -328,6 +330,18 @@ static int gm__carbon_args(int argc, char **argv, const struct option *opts,
                            int (*take)(int c, const char *arg, void *ctx),
                            void *ctx) {
   *npos = 0;
+  /* No option starts with a digit: "-85" is a negative number, which
+     getopt would take for the options -8 -5. */
+  for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+    if (argv[i][0] == '-' &&
+        (isdigit((unsigned char)argv[i][1]) || argv[i][1] == '.'))
+      return gm__carbon_usage_error(
+          self,
+          !strcmp(argv[i - 1], "@")
+              ? "price %s is negative; write a positive amount of yuan like "
+                "85.50"
+              : "%s is negative: prices and quantities are positive",
+          argv[i]);
   optind = 0; /* 0: GNU getopt starts over, re-reading the optstring */
   opterr = 0;
   for (;;) {
@@ -583,10 +597,14 @@ static int gm__carbon_place_run(const gm__carbon_cli *g, int argc, char **argv,
   if (!p.market &&
       gm__carbon_yuan_arg(g, "price", words[2], GM_CARBON_MAX_PRICE, &price))
     return GM_CLI_EXIT_ERROR;
-  if (p.gtd && gm__carbon_parse_when(g->api, p.gtd, 0, &expire)) {
+  /* A date alone: the order lives through that trading day (Asia/Shanghai)
+     and expires at its end, as --to takes a whole day. */
+  if (p.gtd && gm__carbon_parse_when(g->api, p.gtd, 1, &expire)) {
     fprintf(stderr,
-            "error: --gtd \"%s\" is not a time; write "
-            "2026-11-24T15:00:00+08:00 (a zone is required) or ms\n",
+            "error: --gtd \"%s\" is not a time; write a date 2026-11-24 (the "
+            "order expires at the end of that day, Asia/Shanghai), a time "
+            "with its zone 2026-11-24T15:00:00+08:00 (offsets -14:00..+14:00) "
+            "or ms since 1970\n",
             p.gtd);
     return GM_CLI_EXIT_ERROR;
   }
@@ -604,7 +622,33 @@ static int gm__carbon_place_run(const gm__carbon_cli *g, int argc, char **argv,
   req.post_only = p.post_only;
   req.stp = p.stp;
   req.client_order_id = p.client_id ? (char *)p.client_id : "";
-  return gm__carbon_show(g, "order.place", &req.base, gm__carbon_print_place);
+  if (!p.gtd)
+    return gm__carbon_show(g, "order.place", &req.base, gm__carbon_print_place);
+  /* The broker names expire_ms; the user typed --gtd. */
+  ProtobufCMessage *reply;
+  gm_status status;
+  const char *msg;
+  int code = g->api->call_quiet(g->cli, "carbon", "order.place", &req.base,
+                                &reply, &status, &msg);
+  if (code != GM_CLI_EXIT_OK) {
+    /* "expire_ms N (TIME) is not in the future: it is now ..." */
+    const char *past =
+        !strncmp(msg, "expire_ms ", 10) && strstr(msg, " is not in the future")
+            ? strstr(msg, " (")
+            : NULL;
+    if (past)
+      g->api->error(g->cli, status, "--gtd %s%s", p.gtd, past);
+    else
+      g->api->error(g->cli, status, "%s", msg);
+    return code;
+  }
+  if (g->api->json(g->cli))
+    g->api->print(g->cli, reply);
+  else
+    gm__carbon_print_place(reply);
+  fflush(stdout);
+  gm__carbon_free(&reply);
+  return GM_CLI_EXIT_OK;
 }
 
 /* -- cancel / replace -- */
@@ -616,10 +660,18 @@ typedef struct gm__carbon_cancel {
 
 static int gm__carbon_cancel_opt(int c, const char *arg, void *ctx) {
   gm__carbon_cancel *k = ctx;
+  Gm__Carbon__Side side = c == GM__CARBON_BUY    ? GM__CARBON__SIDE__SIDE_BUY
+                          : c == GM__CARBON_SELL ? GM__CARBON__SIDE__SIDE_SELL
+                                                 : k->side;
   (void)arg;
   if (c == GM__CARBON_ALL) k->all = 1;
-  if (c == GM__CARBON_BUY) k->side = GM__CARBON__SIDE__SIDE_BUY;
-  if (c == GM__CARBON_SELL) k->side = GM__CARBON__SIDE__SIDE_SELL;
+  if (k->side != GM__CARBON__SIDE__SIDE_UNSPECIFIED && side != k->side) {
+    fprintf(stderr,
+            "error: give --buy or --sell, not both (neither cancels both "
+            "sides)\n");
+    return -1;
+  }
+  k->side = side;
   return 0;
 }
 
@@ -848,6 +900,11 @@ static int gm__carbon_cancel_run(const gm__carbon_cli *g, int argc, char **argv,
     if (npos != 1)
       return gm__carbon_usage_error(self, "%s needs an ORDER_ID or --all",
                                     argv[0]);
+    if (k.side != GM__CARBON__SIDE__SIDE_UNSPECIFIED)
+      return gm__carbon_usage_error(
+          self, "%s",
+          "--buy and --sell choose a side for --all; one ORDER_ID has its "
+          "own side");
     Gm__Carbon__OrderRequest req = GM__CARBON__ORDER_REQUEST__INIT;
     req.order_id = pos[0];
     return gm__carbon_show(g, "order.cancel", &req.base,
@@ -991,7 +1048,8 @@ static int gm__carbon_range_opt(int c, const char *arg, void *ctx) {
   return 0;
 }
 
-static void gm__carbon_print_trades(const ProtobufCMessage *m) {
+/* `recent`: the range reaches now, where a fill may not be settled yet. */
+static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
   const Gm__Carbon__TradeList *r = (const Gm__Carbon__TradeList *)m;
   gm__carbon_table t = {8,
                         (const char *[]){"TIME", "SYMBOL", "PRICE", "QTY",
@@ -1010,10 +1068,12 @@ static void gm__carbon_print_trades(const ProtobufCMessage *m) {
                    gm__carbon_px(o->amount, amt), *o->buyer ? o->buyer : "-",
                    *o->seller ? o->seller : "-", trade);
   }
-  if (t.rows == 0)
+  if (t.rows == 0 && recent)
     printf(
         "no settled trades (a fill reaches the ledger a moment after "
         "it happens)\n");
+  else if (t.rows == 0)
+    printf("no settled trades in that range\n");
   else
     gm__carbon_table_print(&t, stdout);
 }
@@ -1036,7 +1096,15 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
       (r.to && gm__carbon_parse_when(g->api, r.to, 1, &to))) {
     fprintf(stderr,
             "error: --from and --to are dates YYYY-MM-DD (Asia/Shanghai; "
-            "--to includes its day) or times like 2026-11-24T09:30:00+08:00\n");
+            "--to includes its day) or times like 2026-11-24T09:30:00+08:00 "
+            "(offsets -14:00..+14:00)\n");
+    return GM_CLI_EXIT_ERROR;
+  }
+  if (r.from && r.to && from >= to) {
+    fprintf(stderr,
+            "error: --from %s is not before --to %s; give from <= to (--to "
+            "DATE includes its day)\n",
+            r.from, r.to);
     return GM_CLI_EXIT_ERROR;
   }
   char err[256];
@@ -1050,8 +1118,19 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
   req.from_ms = from;
   req.to_ms = to;
   req.limit = (int32_t)limit;
-  return gm__carbon_show(g, "records.trades", &req.base,
-                         gm__carbon_print_trades);
+  ProtobufCMessage *reply;
+  int code = gm__carbon_call(g, "records.trades", &req.base, &reply);
+  if (code != GM_CLI_EXIT_OK) return code;
+  /* This machine's clock: the broker's may differ by a little, which only
+     decides whether the hint is shown. */
+  int64_t now = (int64_t)time(NULL) * 1000;
+  if (g->api->json(g->cli))
+    g->api->print(g->cli, reply);
+  else
+    gm__carbon_print_trades(reply, from <= now && (!r.to || to > now));
+  fflush(stdout);
+  gm__carbon_free(&reply);
+  return code;
 }
 
 static int gm__carbon_statement_run(const gm__carbon_cli *g, int argc,
@@ -1845,18 +1924,22 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      "gm carbon buy SYMBOL QTY @ PRICE [--ioc|--fok|--post-only|--market]\n"
      "              [--day|--gtd TIME] [--client-id ID] "
      "[--stp incoming|resting|both]\n"
-     "    buy QTY tonnes at PRICE yuan or better (good till cancelled)\n",
+     "    buy QTY tonnes at PRICE yuan or better (good till cancelled)\n"
+     "    --gtd 2026-11-24T15:00:00+08:00, or a date: expires at the end "
+     "of that day\n",
      gm__carbon_place_run},
     {"sell", "gm carbon sell SYMBOL QTY @ PRICE [same options as buy]\n",
      gm__carbon_place_run},
     {"cancel",
      "gm carbon cancel ORDER_ID | gm carbon cancel --all [SYMBOL] "
-     "[--buy|--sell]\n",
+     "[--buy|--sell]\n"
+     "    --all cancels your open orders (of SYMBOL; of one side with --buy "
+     "or --sell)\n",
      gm__carbon_cancel_run},
     {"replace",
      "gm carbon replace ORDER_ID [--price PRICE] [--qty TOTAL_QTY]\n"
-     "    a smaller qty keeps time priority; a new price or more qty loses "
-     "it\n",
+     "    the same price and a qty no larger keeps time priority; a new "
+     "price or more qty loses it\n",
      gm__carbon_replace_run},
     {"orders", "gm carbon orders [SYMBOL]      your open orders\n",
      gm__carbon_orders_run},

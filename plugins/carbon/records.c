@@ -122,6 +122,33 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/* Parses a statement's date, failing the call with the rule it breaks. */
+static gm_status carbon__need_date(gm_call *call, const char *what,
+                                   const char *text, int64_t *day) {
+  char shown[96];
+  int y, m, d, n = 0;
+  if (!gm__carbon_parse_date(text, day)) return GM_OK;
+  gm__carbon_shown(text, shown);
+  if (sscanf(text, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || text[n] || n != 10)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "%s \"%s\" is not a date; write YYYY-MM-DD "
+                      "(Asia/Shanghai), e.g. 2026-11-24",
+                      what, shown);
+  if (y < 1970)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "%s %s is before 1970-01-01; dates run from 1970-01-01 "
+                      "to 9999-12-31",
+                      what, shown);
+  if (m < 1 || m > 12)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "%s %s does not exist (there is no month %02d)", what,
+                      shown, m);
+  return host->fail(call, GM_INVALID_ARGUMENT,
+                    "%s %s does not exist (month %02d of %04d has no day "
+                    "%02d)",
+                    what, shown, m, y, d);
+}
+
 gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
                             ProtobufCMessage **reply) {
   const Gm__Carbon__StatementRequest *in =
@@ -131,11 +158,13 @@ gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (in->symbol[0] && (st = carbon__need_symbol(call, in->symbol)) != GM_OK)
     return st;
-  if (gm__carbon_parse_date(in->from, &from) ||
-      gm__carbon_parse_date(in->to[0] ? in->to : in->from, &to) || to < from)
+  const char *tos = in->to[0] ? in->to : in->from;
+  if ((st = carbon__need_date(call, "from", in->from, &from)) != GM_OK ||
+      (st = carbon__need_date(call, "to", tos, &to)) != GM_OK)
+    return st;
+  if (to < from)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "from and to must be dates YYYY-MM-DD (Asia/Shanghai), "
-                      "from <= to");
+                      "from %s is after to %s; give from <= to", in->from, tos);
   if (to - from > 3660)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a statement covers at most 10 years; split the range");

@@ -206,6 +206,22 @@ START_TEST(refusals_come_before_the_broker) {
       {{"buy", "CEA-2025", "1.5", "@", "85"}, "not a whole number"},
       {{"buy", "CEA-2025", "0", "@", "85"}, "must be 1..10000000 t"},
       {{"buy", "CEA-2025", "1", "@", "-1"}, "-1 is negative"},
+      {{"buy", "CEA-2025", "1", "@", "-85"}, "price -85 is negative"},
+      {{"buy", "CEA-2025", "-1", "@", "85"}, "-1 is negative: prices and"},
+      {{"buy", "CEA-2025", "1", "@", "85", "--gtd",
+        "2026-12-04T16:40:00+25:00"},
+       "offsets -14:00..+14:00"},
+      {{"buy", "CEA-2025", "1", "@", "85", "--gtd",
+        "2026-12-04T16:40:00+05:99"},
+       "offsets -14:00..+14:00"},
+      {{"buy", "CEA-2025", "1", "@", "85", "--gtd", "2026-12-04T16:40:00"},
+       "a date 2026-11-24 (the order expires at the end of that day"},
+      {{"cancel", "--all", "--buy", "--sell"}, "--buy or --sell, not both"},
+      {{"cancel", "CEA-2025:000000000001", "--sell"},
+       "choose a side for --all"},
+      {{"trades", "--from", "2026-12-05", "--to", "2026-12-01"},
+       "--from 2026-12-05 is not before --to 2026-12-01"},
+      {{"trades", "--from", "2026-12-04T10:00:00+99:00"}, "dates YYYY-MM-DD"},
       {{"buy", "CEA-2025", "1", "--market", "--post-only"}, "choose one"},
       {{"sell", "CEA-2025", "100"}, "needs SYMBOL QTY @ PRICE"},
       {{"replace", "CEA-2025:000000000001"}, "--price and/or --qty"},
@@ -383,6 +399,29 @@ START_TEST(a_session_against_gmd) {
   r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2026-11-25", NULL);
   GM_OK(r);
   ck_assert_msg(strstr(r->out, "no settled trades ("), "%s", r->out);
+  /* A range that rules out now gets no settlement hint. */
+  r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2020-01-01",
+         "--to", "2020-01-02", NULL);
+  GM_OK(r);
+  ck_assert_str_eq(r->out, "no settled trades in that range\n");
+  /* Statement dates: the rule that failed. */
+  r = gm(ep, "--as", "alice", "carbon", "statement", "CEA-2025", "--from",
+         "1900-01-01", "--to", "1910-01-01", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "from 1900-01-01 is before 1970-01-01"), "%s",
+                r->err);
+  r = gm(ep, "--as", "alice", "carbon", "statement", "CEA-2025", "--from",
+         "2026-02-30", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "from 2026-02-30 does not exist (month 02 of "
+                       "2026 has no day 30)"),
+                "%s", r->err);
+  r = gm(ep, "--as", "alice", "carbon", "statement", "CEA-2025", "--from",
+         "2026-12-05", "--to", "2026-12-01", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "from 2026-12-05 is after to 2026-12-01"), "%s",
+                r->err);
 
   /* Holdings: 60 t bought today are locked; the bid freezes 840.00. */
   r = gm(ep, "--as", "alice", "carbon", "holdings", NULL);
@@ -436,6 +475,20 @@ START_TEST(a_session_against_gmd) {
   GM_OK(r);
   ck_assert_str_eq(r->out, "no open orders\n");
 
+  /* --gtd: a date alone expires at the end of that day; a past time is
+     refused naming --gtd, the time given and now. */
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "1", "@", "84",
+         "--gtd", "2026-11-25", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "expires    2026-11-26 00:00:00"), "%s", r->out);
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "1", "@", "84",
+         "--gtd", "2026-11-24T01:00:00Z", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "--gtd 2026-11-24T01:00:00Z "
+                       "(2026-11-24T09:00:00+08:00) is not in the "
+                       "future: it is now 2026-11-24T10:00:00+08:00"),
+                "%s", r->err);
   /* The market's own refusal reaches the user with exit 1. */
   r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "1", "@", "99",
          NULL);
