@@ -29,12 +29,13 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
                       "and instrument.reference_price");
   if ((st = carbon__need_symbol(call, d->symbol)) != GM_OK) return st;
   const char *kind = d->kind[0] ? d->kind : "CEA";
+  char shown[96];
   if (strcmp(kind, "CEA") && strcmp(kind, "CCER"))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "kind \"%s\" is unknown; use CEA or CCER", kind);
+                      "kind \"%s\" is unknown; use CEA or CCER",
+                      gm__carbon_shown(kind, shown));
   /* Prices are yuan and fen in every rule, message and record. */
   const char *cur = d->currency[0] ? d->currency : "CNY";
-  char shown[96];
   if (strcmp(cur, "CNY"))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "currency \"%s\": the carbon market trades in CNY only "
@@ -89,7 +90,7 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
     if (gm__carbon_parse_date(d->holidays[i], &day))
       return host->fail(call, GM_INVALID_ARGUMENT,
                         "holiday \"%s\" is not a date YYYY-MM-DD",
-                        d->holidays[i]);
+                        gm__carbon_shown(d->holidays[i], shown));
     if (snprintf(hol + used, sizeof hol - used, "%lld,", (long long)day) >=
         (int)(sizeof hol - used))
       return host->fail(call, GM_INVALID_ARGUMENT,

@@ -37,6 +37,7 @@ gm_status carbon__cursor_parse(gm_call *call, const char *method,
                                const char *text, int with_side, char prefix,
                                carbon__cursor *c) {
   size_t len = strlen(text);
+  char shown[96];
   char *f[4] = {NULL}, *copy = host->sprintf(call, "%s", text);
   size_t nf = 0, need = with_side ? 3 : 2;
   for (char *p = copy; p && nf < 4; nf++) {
@@ -63,10 +64,10 @@ gm_status carbon__cursor_parse(gm_call *call, const char *method,
   if (carbon__valid_ids(c->carry, prefix)) return GM_OK;
 bad:
   return host->fail(call, GM_INVALID_ARGUMENT,
-                    "cursor \"%.64s%s\" is not one %s returned; pass "
+                    "cursor \"%s\" is not one %s returned; pass "
                     "next_cursor back unchanged, or leave cursor empty to "
                     "start from the beginning",
-                    text, len > 64 ? "..." : "", method);
+                    gm__carbon_shown(text, shown), method);
 }
 
 /*

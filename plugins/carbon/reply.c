@@ -118,15 +118,17 @@ Gm__Carbon__Side carbon__side_of(const char *code) {
 gm_status carbon__split_id(gm_call *call, const char *id, const char **sym,
                            const char **local) {
   const char *colon = id ? strrchr(id, ':') : NULL;
+  char shown[96];
   if (!colon || colon == id || !colon[1] || strlen(colon + 1) > 16)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "id \"%s\" is not <SYMBOL>:<id> as order.place and "
                       "block.offer return it",
-                      id ? id : "");
+                      gm__carbon_shown(id, shown));
   char *s = host->sprintf(call, "%.*s", (int)(colon - id), id);
   if (!gm__carbon_valid_symbol(s))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "id \"%s\" does not start with an instrument symbol", id);
+                      "id \"%s\" does not start with an instrument symbol",
+                      gm__carbon_shown(id, shown));
   *sym = s;
   *local = colon + 1;
   return GM_OK;

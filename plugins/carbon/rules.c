@@ -23,6 +23,7 @@ static int carbon__hhmm(const char **p, int *minutes) {
 int gm__carbon_parse_sessions(const char *in, char *out, size_t outlen,
                               char *err, size_t errlen) {
   const char *p = in;
+  char shown[96];
   size_t used = 0;
   int prev_end = -1, n = 0;
 
@@ -35,25 +36,30 @@ int gm__carbon_parse_sessions(const char *in, char *out, size_t outlen,
     int a, b;
     if (carbon__hhmm(&p, &a) || *p++ != '-' || carbon__hhmm(&p, &b)) {
       snprintf(err, errlen,
-               "session list \"%s\" is not HH:MM-HH:MM[,HH:MM-HH:MM...]", in);
+               "session list \"%s\" is not HH:MM-HH:MM[,HH:MM-HH:MM...]",
+               gm__carbon_shown(in, shown));
       return -1;
     }
     if (b <= a || a < prev_end) {
       snprintf(err, errlen,
                "sessions in \"%s\" must each end after they start and come "
                "in order without overlapping",
-               in);
+               gm__carbon_shown(in, shown));
       return -1;
     }
     if (*p == ',')
       p++;
     else if (*p) {
-      snprintf(err, errlen, "unexpected '%c' in session list \"%s\"", *p, in);
+      snprintf(err, errlen,
+               "unexpected character at byte %d of session list \"%s\"; "
+               "separate sessions with ','",
+               (int)(p - in + 1), gm__carbon_shown(in, shown));
       return -1;
     }
     int w = snprintf(out + used, outlen - used, "%s%d-%d", n ? "," : "", a, b);
     if (w < 0 || (size_t)w >= outlen - used) {
-      snprintf(err, errlen, "too many sessions in \"%s\"", in);
+      snprintf(err, errlen, "too many sessions in \"%s\"",
+               gm__carbon_shown(in, shown));
       return -1;
     }
     used += (size_t)w;

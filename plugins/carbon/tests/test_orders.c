@@ -452,7 +452,9 @@ START_TEST(text_ids_and_create_fields_are_checked) {
   in.name = "   ";
   ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
             "name is only spaces");
-  in.name = "ok\xe2\x80\xae" "evil";
+  in.name =
+      "ok\xe2\x80\xae"
+      "evil";
   ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
             "bidi control character U+202E");
   in.name = "";
@@ -472,6 +474,17 @@ START_TEST(text_ids_and_create_fields_are_checked) {
             "AAAA... (3000 bytes)\" is not valid");
   ck_assert_msg(strlen(ct_message) < 300, "message of %zu bytes",
                 strlen(ct_message));
+  in.symbol = "ESC-2025";
+  in.kind = "C\x1b[2J";
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "kind \"C?[2J\" is unknown");
+  in.kind = "";
+  Gm__Carbon__OrderRequest oc = GM__CARBON__ORDER_REQUEST__INIT;
+  char longid[3010];
+  snprintf(longid, sizeof longid, "%s:1", big);
+  oc.order_id = longid;
+  ct_expect("alice", "order.cancel", &oc.base, GM__STATUS__INVALID_ARGUMENT,
+            "... (3002 bytes)\" does not start with an instrument symbol");
   Gm__Carbon__InstrumentRequest ir = GM__CARBON__INSTRUMENT_REQUEST__INIT;
   ir.symbol = SYM;
   ir.reason = "line1\nline2\x1b[31mred";

@@ -187,7 +187,7 @@ START_TEST(free_text_is_one_line_of_plain_utf8) {
   text_bad("e\x1b[2Jx", "control character U+001B at byte 2");
   text_bad("line1\nline2", "U+000A");
   text_bad("a\x7f", "U+007F");
-  text_bad("a\xc2\x9b", "U+009B");                  /* C1 CSI */
+  text_bad("a\xc2\x9b", "U+009B");                            /* C1 CSI */
   text_bad("a\xe2\x80\xae", "bidi control character U+202E"); /* RLO */
   text_bad("a\xe2\x81\xa6", "U+2066");
   text_bad("a\xff", "not valid UTF-8 (at byte 2)");
@@ -210,6 +210,19 @@ START_TEST(shown_text_is_cut_and_clean) {
   strcpy(big + 31, "碳碳碳碳碳碳碳碳碳碳碳碳碳碳碳碳");
   ck_assert_str_eq(gm__carbon_shown(big, out),
                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA... (79 bytes)");
+}
+END_TEST
+
+START_TEST(session_errors_show_no_control_characters) {
+  char out[128], err[256];
+  ck_assert_int_eq(gm__carbon_parse_sessions("09:30-11:30\x1b[2J", out,
+                                             sizeof out, err, sizeof err),
+                   -1);
+  ck_assert_msg(!strchr(err, '\x1b') &&
+                    strstr(err,
+                           "unexpected character at byte 12 of session "
+                           "list \"09:30-11:30?[2J\""),
+                "%s", err);
 }
 END_TEST
 
@@ -241,6 +254,7 @@ int main(void) {
   tcase_add_test(tc, free_text_is_one_line_of_plain_utf8);
   tcase_add_test(tc, shown_text_is_cut_and_clean);
   tcase_add_test(tc, zone_offsets_are_real_ones);
+  tcase_add_test(tc, session_errors_show_no_control_characters);
   tcase_add_test(tc, times_print_in_shanghai_as_gm_reads_them);
   tcase_add_test(tc, integers_print_in_decimal);
   tcase_add_test(tc, integers_parse_as_strtoll_does);
