@@ -2487,8 +2487,13 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   int emitted = 0;
   const redisReply *body = gm__host_unwrap(r, &due, &emitted);
   if (body->type == REDIS_REPLY_ERROR && strcmp(body->str, "gm:reused") == 0) {
-    /* The key's record is another request's: nothing ran or changed. */
+    /* The key's record is another request's: nothing ran or changed.  A
+       read step noted the record before gm__store found it there: it is
+       the other request's, not to be forgotten with this refusal. */
     call->wrote = wrote;
+    if (call->n_ro_records &&
+        call->ro_records[call->n_ro_records - 1] == idem_rec)
+      call->n_ro_records--;
     gm__reply_free(r);
     return gm__idem_reused(call, market);
   }

@@ -20,7 +20,8 @@ START_TEST(list_is_sorted_and_whole) {
 END_TEST
 
 START_TEST(codes_in_use_and_others) {
-  const char *yes[] = {"CNY", "USD", "EUR", "HKD", "JPY", "GBP", "AED", "ZMW"};
+  const char *yes[] = {"CNY", "USD", "EUR", "HKD", "JPY",
+                       "GBP", "AED", "ZMW", "ZWG", "XCG"};
   for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
     ck_assert_msg(gm_iso4217_active(yes[i]), "%s", yes[i]);
   const char *no[] = {"XYZ",  "DEM", "FRF", "cny", "CN",

@@ -419,12 +419,50 @@ START_TEST(read_step_record_keeps_the_fingerprint) {
 }
 END_TEST
 
+typedef struct peek_job {
+  gm_call call;
+  const char *arg;
+  gm_status st;
+} peek_job;
+
+static void peek_job_run(void *p) {
+  peek_job *j = p;
+  const gm_value *v;
+  j->st = run(&j->call, "peek", j->arg, &v);
+}
+
+/* Two requests with one key in one pipeline, both past FCALL_RO before
+   either stores: the second's gm__store finds the first's record and is
+   refused, and forgetting its read records leaves the first's record. */
+START_TEST(refused_reuse_keeps_the_other_request_record) {
+  add_peek_put();
+  peek_job a = {.call = call_as("rita", "rk-2"), .arg = "a"};
+  peek_job b = {.call = call_as("rita", "rk-2"), .arg = "b"};
+  a.call.request_fp = 0x111;
+  b.call.request_fp = 0x222;
+  gm__redis_set_pipelined(conn, 1);
+  gm__fiber *fa = gm__fiber_new(128 * 1024), *fb = gm__fiber_new(128 * 1024);
+  gm__fiber_start(fa, peek_job_run, &a);
+  gm__fiber_start(fb, peek_job_run, &b);
+  for (int rounds = 0; gm__redis_waiting(conn) && rounds < 10; rounds++)
+    gm__redis_flush(conn);
+  gm__fiber_destroy(&fa);
+  gm__fiber_destroy(&fb);
+  gm__redis_set_pipelined(conn, 0);
+  ck_assert_int_eq(a.st, GM_OK);
+  ck_assert_int_eq(b.st, GM_INVALID_ARGUMENT);
+  gm__scripts_forget_reads(&b.call);
+  ck_assert_int_eq(count_keys("idem:rita:peek:rk-2"), 1);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("readonly");
   TCase *tc = tcase_create("readonly");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, read_step_record_keeps_the_fingerprint);
+  tcase_add_test(tc, refused_reuse_keeps_the_other_request_record);
   tcase_add_test(tc, read_only_read_answers_and_stores_nothing);
   tcase_add_test(tc, read_only_step_of_mutating_call_replays);
   tcase_add_test(tc, read_only_refusal_is_not_stored);
