@@ -18,7 +18,8 @@ local function closed(t)
   if NOW >= dl then
     return rej('FAILED_PRECONDITION', 'bids for tender ' .. id ..
       ' closed at ' .. when(dl) .. ' (Asia/Shanghai); this one came ' ..
-      I(NOW - dl) .. ' ms after the deadline')
+      (NOW == dl and 'at the deadline; bids must arrive before it' or
+       I(NOW - dl) .. ' ms after the deadline'))
   end
 end
 
@@ -50,12 +51,12 @@ if op == 'submit' then
   local live = b and b.st == 'submitted'
   if mode == 'new' and live then
     return rej('ALREADY_EXISTS', 'you already have a bid on tender ' .. id ..
-      ' (version ' .. I(b.ver) .. '); replace it with bid.replace or ' ..
-      'withdraw it first')
+      ' (version ' .. I(b.ver) .. '); replace it with gm procurement rebid (bid.replace) ' ..
+      'or withdraw it first with gm procurement withdraw')
   end
   if mode == 'replace' and not live then
     return rej('NOT_FOUND', 'you have no bid on tender ' .. id ..
-      ' to replace; submit one with bid.submit')
+      ' to replace; submit one with gm procurement bid (bid.submit)')
   end
   local seq
   if live then

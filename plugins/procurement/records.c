@@ -167,6 +167,11 @@ gm_status pr__bid_list(gm_call *call, const ProtobufCMessage *req,
                         "retry in a moment",
                         in->tender_id, (int)view->tender->round);
     if (st != GM_OK && st != GM_FAILED_PRECONDITION) return st;
+    if (st == GM_OK && strcmp(view->tender->state, "cancelled") == 0)
+      return host->fail(call, GM_FAILED_PRECONDITION,
+                        "tender %s was cancelled before its opening (%s); "
+                        "its bids were never opened and are not published",
+                        in->tender_id, view->tender->reason);
     return host->fail(call, GM_FAILED_PRECONDITION,
                       "the bids on tender %s are sealed until its opening "
                       "(or it has not been evaluated yet); its hashes are "

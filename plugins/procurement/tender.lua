@@ -29,8 +29,11 @@ local function lead_only(t, what)
       'drafted tender ' .. id .. ', may ' .. what .. ' it')
   end
 end
+-- t must carry dl (every caller loads it).
 local function state_text(t)
-  if t.st == 'active' then return 'open for bids until ' .. when(tonumber(t.dl)) end
+  if t.st == 'active' then
+    return 'open for bids until ' .. when(tonumber(t.dl))
+  end
   return t.st
 end
 
@@ -40,11 +43,12 @@ if op == 'draft' then
     return rej('FAILED_PRECONDITION', 'tender id ' .. id .. ' is of a ' ..
       'tender that ended and is being archived; choose another id')
   end
-  local t = tender('lead', 'rev')
+  local t = tender('lead', 'rev', 'dl')
   if t then
     if t.st ~= 'draft' then
       return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' ..
-        state_text(t) .. '; a published tender changes by tender.amend')
+        state_text(t) .. '; a published tender changes by gm procurement amend ' ..
+        '(tender.amend)')
     end
     local e = lead_only(t, 'redraft')
     if e then return e end
@@ -59,7 +63,7 @@ if op == 'draft' then
 end
 
 if op == 'demand' then
-  local t = tender('lead', 'buyers', 'rev')
+  local t = tender('lead', 'buyers', 'rev', 'dl')
   if not t then return no_tender(id) end
   if t.st ~= 'draft' then
     return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' ..
@@ -85,7 +89,7 @@ if op == 'get' then
 end
 
 if op == 'publish' then
-  local t = tender('lead', 'rev')
+  local t = tender('lead', 'rev', 'dl')
   if not t then return no_tender(id) end
   local e = lead_only(t, 'publish')
   if e then return e end

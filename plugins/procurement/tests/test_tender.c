@@ -855,12 +855,67 @@ START_TEST(a_credit_code_is_registered_to_one_party) {
 }
 END_TEST
 
+/*
+ * A published tender is refused a redraft and a joint demand with the
+ * normal refusal (not a failed script); a bid at exactly the deadline is
+ * told so; the bids of a tender cancelled before its opening are not
+ * called "sealed until its opening".
+ */
+START_TEST(a_published_tender_refuses_a_redraft_a_demand_and_a_late_bid) {
+  pt_tender d;
+  pt_tender_init(&d, "T-PUB", 10000000, DEADLINE);
+  d.buyers[d.t.n_buyers++] = "school";
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__FAILED_PRECONDITION,
+            "is open for bids until");
+  ck_assert_msg(strstr(pt_message, "changes by gm procurement amend"), "%s",
+                pt_message);
+  pt_register("school", "agency");
+  Gm__Procurement__DemandRequest dm = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
+  dm.tender_id = "T-PUB";
+  dm.items = d.t.items;
+  dm.n_items = d.t.n_items;
+  pt_expect("school", "tender.demand", &dm.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "demand joins a tender while it is a draft");
+
+  const char *line[] = {"D1=50000"};
+  pt_clock(DEADLINE);
+  ck_assert_ptr_null(
+      pt_bid("beta", "T-PUB", GM__PROCUREMENT__SME_CLASS__SME_SMALL, line, 1));
+  ck_assert_msg(strstr(pt_message,
+                       "came at the deadline; bids must arrive "
+                       "before it"),
+                "%s", pt_message);
+
+  pt_tender c;
+  pt_tender_init(&c, "T-CX", 10000000, DEADLINE + 21 * PT_DAY);
+  pt_item(&c, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &c);
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-CX";
+  q.reason = "budget withdrawn";
+  ProtobufCMessage *m = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__BidListRequest bl = GM__PROCUREMENT__BID_LIST_REQUEST__INIT;
+  bl.tender_id = "T-CX";
+  pt_expect("alpha", "bid.list", &bl.base, GM__STATUS__FAILED_PRECONDITION,
+            "was cancelled before its opening (budget withdrawn)");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_bid_one_millisecond_late_is_refused);
+  tcase_add_test(tc,
+                 a_published_tender_refuses_a_redraft_a_demand_and_a_late_bid);
   tcase_add_test(tc,
                  a_squatted_credit_code_is_reclaimed_with_the_centres_approval);
   tcase_add_test(tc, a_request_for_quotations_counts_3_working_days);
