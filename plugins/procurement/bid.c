@@ -38,10 +38,9 @@ static gm_status pr__bid_checks(gm_call *call,
     return host->fail(call, GM_FAILED_PRECONDITION,
                       "this broker has no bid key, so it cannot seal bids; "
                       "the operator sets [market.procurement] key_file");
-  if (!pr_valid_currency(in->currency))
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%.8s\" is not an ISO 4217 code (CNY)",
-                      in->currency);
+  char cur_err[256];
+  if (pr_check_currency(in->currency, cur_err, sizeof cur_err) != 0)
+    return host->fail(call, GM_INVALID_ARGUMENT, "%s", cur_err);
   if (in->n_lines == 0 || in->n_lines > PR_MAX_ITEMS)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a bid has one line per item of the tender (1-%d); this "

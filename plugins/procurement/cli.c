@@ -412,14 +412,14 @@ static const char *pr_sme_of(const char *text, Gm__Procurement__SmeClass *s) {
   return NULL;
 }
 
-/* A comma list split in place into v[] (at most max). */
-static size_t pr_split(char *list, char **v, size_t max) {
-  size_t n = 0;
+/* A comma list split in place into v[]; -1 (and *n the count given) when
+   it names more than max. */
+static int pr_split(char *list, char **v, size_t max, size_t *n) {
   char *save = NULL;
-  for (char *t = strtok_r(list, ",", &save); t && n < max;
-       t = strtok_r(NULL, ",", &save))
-    v[n++] = t;
-  return n;
+  *n = 0;
+  for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+    if ((*n)++ < max) v[*n - 1] = t;
+  return *n > max ? -1 : 0;
 }
 
 /* ---- aligned tables ---- */
@@ -989,7 +989,9 @@ static int pr_import_categories(const pr_cli *g, const pr_csv *c,
       x->deduction_bp = bp;
       x->min_grade = (int32_t)min;
       char **ls = calloc(PR_MAX_ITEMS, sizeof *ls);
-      x->n_labels = pr_split(labels[n], ls, PR_MAX_ITEMS);
+      /* More labels than there are label types failed the check above. */
+      (void)pr_split(labels[n], ls, PR_MAX_ITEMS, &x->n_labels);
+      if (x->n_labels > PR_MAX_ITEMS) x->n_labels = PR_MAX_ITEMS;
       x->labels = ls;
       n++;
     }
@@ -1312,9 +1314,11 @@ static int pr_cmd_register(const pr_cli *g, int argc, char **argv,
                                   &party, &st, &msg);
     if (code == GM_CLI_EXIT_OK && party)
       q.size = ((Gm__Procurement__Party *)party)->size;
-    else if (code != GM_CLI_EXIT_OK && st != GM_NOT_FOUND)
-      return g->api->error(g->cli, st, "%s", msg);
     pr_free(&party);
+    if (code != GM_CLI_EXIT_OK && st != GM_NOT_FOUND) {
+      g->api->error(g->cli, st, "%s", msg);
+      return code; /* 2 when no broker answered, like every command */
+    }
   }
   return pr_show(g, "party.register", &q.base, pr_print_party);
 }
@@ -1440,6 +1444,9 @@ static int pr_cmd_draft(const pr_cli *g, int argc, char **argv,
   t.title = (char *)o.title;
   t.description = (char *)(o.description ? o.description : "");
   t.currency = (char *)(o.currency ? o.currency : "CNY");
+  char err[256];
+  if (pr_check_currency(t.currency, err, sizeof err) != 0)
+    return g->api->error(g->cli, GM_INVALID_ARGUMENT, "--%s", err);
   if (pr_yuan_arg(g, "--budget", o.budget, &t.budget) ||
       pr_time_arg(g, "--deadline", o.deadline, &t.deadline_ms) ||
       (o.security &&
@@ -1467,12 +1474,20 @@ static int pr_cmd_draft(const pr_cli *g, int argc, char **argv,
     if (!o.evaluators)
       return pr_usage_error(self, "--scoring needs --evaluators a,b,...");
     char *list = strdupa(o.evaluators);
-    t.n_evaluators = pr_split(list, evs, PR_MAX_EVALUATORS);
+    if (pr_split(list, evs, PR_MAX_EVALUATORS, &t.n_evaluators))
+      return pr_usage_error(self,
+                            "--evaluators names %zu evaluators; a committee "
+                            "has at most %d",
+                            t.n_evaluators, PR_MAX_EVALUATORS);
     t.evaluators = evs;
   }
   if (o.buyers) {
     char *list = strdupa(o.buyers);
-    t.n_buyers = pr_split(list, buyers, PR_MAX_BUYERS);
+    if (pr_split(list, buyers, PR_MAX_BUYERS, &t.n_buyers))
+      return pr_usage_error(self,
+                            "--buyers names %zu joint buyers; a tender has "
+                            "at most %d",
+                            t.n_buyers, PR_MAX_BUYERS);
     t.buyers = buyers;
   }
   t.green_preference = !o.no_green;
@@ -1754,6 +1769,9 @@ static int pr_cmd_bid(const pr_cli *g, int argc, char **argv,
   Gm__Procurement__BidLine lines[PR_MAX_POS], *pl[PR_MAX_POS];
   q.tender_id = pos[0];
   q.currency = (char *)(o.currency ? o.currency : "CNY");
+  char err[256];
+  if (pr_check_currency(q.currency, err, sizeof err) != 0)
+    return g->api->error(g->cli, GM_INVALID_ARGUMENT, "--%s", err);
   if (o.sme && !pr_sme_of(o.sme, &q.sme))
     return pr_usage_error(self, "--sme must be none, medium, small or micro");
   for (int i = 1; i < np; i++) {

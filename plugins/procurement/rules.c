@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <greenmarket/date.h>
+#include <greenmarket/iso4217.h>
 #include <greenmarket/uscc.h>
 
 /* ---- names and text ---- */
@@ -83,9 +84,34 @@ int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
   return 0;
 }
 
+/* Active ISO 4217 codes missing from the currency enum of the OCDS 1.1
+   release schema shipped in ocds/ (test_rules checks this list against
+   it): a tender in one of them could not be exported as valid OCDS. */
+static const char *const pr__not_in_ocds[] = {"SLE", "VED"};
+
+int pr_check_currency(const char *s, char *err, size_t errlen) {
+  if (!gm_iso4217_active(s)) {
+    snprintf(err, errlen,
+             "currency \"%.8s\" is not an active ISO 4217 code; use one "
+             "such as CNY, USD or EUR",
+             s ? s : "");
+    return -1;
+  }
+  for (size_t i = 0; i < sizeof pr__not_in_ocds / sizeof *pr__not_in_ocds; i++)
+    if (strcmp(s, pr__not_in_ocds[i]) == 0) {
+      snprintf(err, errlen,
+               "currency %s is an active ISO 4217 code but not in the OCDS "
+               "1.1 currency codelist the tender's export follows; price the "
+               "tender in another currency",
+               s);
+      return -1;
+    }
+  return 0;
+}
+
 int pr_valid_currency(const char *s) {
-  return s && strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' &&
-         s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z';
+  char err[160];
+  return pr_check_currency(s, err, sizeof err) == 0;
 }
 
 /* ---- money ---- */
@@ -402,9 +428,10 @@ int pr_check_category(const char *code, const char *name, int policy,
   /* labels: a comma list of known label types, at least one. */
   char buf[1024];
   snprintf(buf, sizeof buf, "%s", labels ? labels : "");
-  int n = 0;
+  int n = 0, graded = 0;
   char *save = NULL;
   for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    graded |= pr_label_graded(t);
     if (!pr_label_known(t)) {
       snprintf(err, errlen,
                "label \"%.40s\" is not a label type; use energy_saving, "
@@ -418,6 +445,14 @@ int pr_check_category(const char *code, const char *name, int policy,
     snprintf(err, errlen,
              "labels is empty; a priority or mandatory category names the "
              "label types it accepts");
+    return -1;
+  }
+  if (min_grade > 0 && !graded) {
+    snprintf(err, errlen,
+             "minimum grade %d: none of the labels %s carries a grade (only "
+             "gb_* green building labels are graded in stars), so no "
+             "certificate could meet it; leave it 0 or accept a gb_* label",
+             min_grade, n ? labels : "(none)");
     return -1;
   }
   return 0;

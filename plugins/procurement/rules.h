@@ -50,7 +50,11 @@ int pr_valid_name(const char *s, size_t min, size_t max, int slash);
    why (naming `what`) into err. */
 int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
                   char *err, size_t errlen);
-/* ISO 4217 shape: three capital letters. */
+/* 0 when s is an active ISO 4217 code that the OCDS 1.1 currency codelist
+   has too (so every tender exports as valid OCDS); else -1 and why into
+   err. */
+int pr_check_currency(const char *s, char *err, size_t errlen);
+/* Non-zero when pr_check_currency accepts s. */
 int pr_valid_currency(const char *s);
 
 /* ---- money ---- */

@@ -115,10 +115,9 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
   if (!t->title[0])
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "title is empty; give the tender a title");
-  if (!pr_valid_currency(t->currency))
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%.8s\" is not an ISO 4217 code (CNY)",
-                      t->currency);
+  char cur_err[256];
+  if (pr_check_currency(t->currency, cur_err, sizeof cur_err) != 0)
+    return host->fail(call, GM_INVALID_ARGUMENT, "%s", cur_err);
   if (t->budget < 1 || t->budget > PR_MAX_AMOUNT)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "budget must be 0.01 .. 10^13 yuan; it is the most "
@@ -130,7 +129,9 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
                       "method, award_method or kind is not one of the values "
                       "procurement.proto lists");
   if (t->n_buyers > PR_MAX_BUYERS)
-    return host->fail(call, GM_INVALID_ARGUMENT, "%zu joint buyers; at most %d",
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the tender names %zu joint buyers; a joint tender has "
+                      "at most %d",
                       t->n_buyers, PR_MAX_BUYERS);
   for (size_t i = 0; i < t->n_buyers; i++) {
     if (!pr_valid_name(t->buyers[i], 1, 64, 0) ||
@@ -156,8 +157,8 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
     if (t->n_evaluators < 1 || t->n_evaluators > PR_MAX_EVALUATORS)
       return host->fail(call, GM_INVALID_ARGUMENT,
                         "comprehensive scoring needs an evaluation committee "
-                        "of 1-%d evaluators",
-                        PR_MAX_EVALUATORS);
+                        "of 1-%d evaluators; the tender names %zu",
+                        PR_MAX_EVALUATORS, t->n_evaluators);
     for (size_t i = 0; i < t->n_evaluators; i++)
       if (!pr_valid_name(t->evaluators[i], 1, 64, 0) ||
           pr__in(t->evaluators, i, t->evaluators[i]))

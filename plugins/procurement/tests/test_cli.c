@@ -385,6 +385,80 @@ START_TEST(a_tender_from_draft_to_export) {
 }
 END_TEST
 
+/*
+ * Lists longer than a tender takes are refused with the limit and the
+ * count (by gm and by the broker), a currency OCDS cannot export is
+ * refused, and register's pre-read with no broker exits 2 like every
+ * command.
+ */
+START_TEST(limits_and_currencies_are_refused_with_the_count) {
+  run_result *r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
+                     "--deadline", "2026-04-01T10:00:00+08:00", "--item",
+                     "A:DESK:1:set", "--scoring", "40%", "--evaluators",
+                     "e1,e2,e3,e4,e5,e6,e7,e8,e9,e10", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--evaluators names 10 evaluators; a committee has at most 9");
+  r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+         "--buyers",
+         "b1,b2,b3,b4,b5,b6,b7,b8,b9,b10,b11,b12,b13,b14,b15,b16,b17", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--buyers names 17 joint buyers; a tender has at most 16");
+  r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+         "--currency", "XYZ", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--currency \"XYZ\" is not an active ISO 4217 code");
+  r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+         "--currency", "VED", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "not in the OCDS 1.1 currency codelist");
+
+  /* The broker refuses what gm would have cut, too. */
+  pt_tender d;
+  pt_tender_init(&d, "T-L", 100000, pt_at("2026-04-01", 10, 0));
+  pt_item(&d, "A", "DESK", 1, 0, NULL);
+  char *many[17], names[17][8];
+  for (int i = 0; i < 17; i++) {
+    snprintf(names[i], sizeof names[i], "b%d", i + 1);
+    many[i] = names[i];
+  }
+  d.t.buyers = many;
+  d.t.n_buyers = 17;
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "names 17 joint buyers; a joint tender has at most 16");
+  d.t.n_buyers = 0;
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  d.t.price_weight_bp = 4000;
+  d.t.evaluators = many;
+  d.t.n_evaluators = 10;
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "1-9 evaluators; the tender names 10");
+
+  char *args[] = {"--plugin-dir",
+                  (char *)GM_BUILD_PLUGIN_DIR,
+                  "--timeout",
+                  "300",
+                  "--retries",
+                  "1",
+                  "--as",
+                  "alpha",
+                  "procurement",
+                  "register",
+                  "--uscc",
+                  PT_USCC_A,
+                  "--name",
+                  "Alpha",
+                  NULL};
+  r = gm_test_run_gm("tcp://127.0.0.1:1", args);
+  ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
+  HAS(r->err, "UNAVAILABLE");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement cli");
   TCase *tc = tcase_create("cli");
@@ -395,6 +469,7 @@ int main(void) {
   tcase_add_test(tc, skip_bad_on_a_large_file_sends_the_good_lines);
   tcase_add_test(tc, category_problems_name_their_line_and_column);
   tcase_add_test(tc, refusals_speak_in_yuan);
+  tcase_add_test(tc, limits_and_currencies_are_refused_with_the_count);
   tcase_add_test(tc, a_tender_from_draft_to_export);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

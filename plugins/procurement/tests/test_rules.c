@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/iso4217.h>
+#include <jansson.h>
+
 #include "rules.h"
 
 START_TEST(yuan_and_percentages) {
@@ -373,6 +376,18 @@ START_TEST(catalogue_fields_and_shards) {
   ck_assert_int_eq(pr_check_category("X", "x", 2, 0, "", 0, err, sizeof err),
                    -1);
   ck_assert_msg(strstr(err, "names the label types"), "%s", err);
+  /* A minimum grade no certificate of its labels can carry. */
+  ck_assert_int_eq(pr_check_category("C-BADG", "Bad grade", 1, 200,
+                                     "energy_saving", 2, err, sizeof err),
+                   -1);
+  ck_assert_msg(strstr(err,
+                       "minimum grade 2: none of the labels "
+                       "energy_saving carries a grade"),
+                "%s", err);
+  ck_assert_int_eq(
+      pr_check_category("C-MIX", "Mixed", 1, 200, "energy_saving,gb_insulation",
+                        2, err, sizeof err),
+      0);
   ck_assert_int_eq(
       pr_check_certificate("N-1", "914403001922038216", "A", "P", "M", "INSUL",
                            "energy_saving", 1, "I", 1, 2, err, sizeof err),
@@ -389,6 +404,51 @@ START_TEST(catalogue_fields_and_shards) {
 }
 END_TEST
 
+/*
+ * A currency is an active ISO 4217 code that the shipped OCDS 1.1 schema's
+ * currency enum lists too, so every accepted tender exports valid OCDS:
+ * checked code by code against ocds/release-schema.json.
+ */
+START_TEST(currencies_are_active_iso_4217_codes_ocds_knows) {
+  char err[256];
+  ck_assert_int_eq(pr_check_currency("CNY", err, sizeof err), 0);
+  ck_assert_int_eq(pr_check_currency("XYZ", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "\"XYZ\" is not an active ISO 4217 code"), "%s",
+                err);
+  ck_assert_int_eq(pr_check_currency("DEM", err, sizeof err), -1);
+  ck_assert_int_eq(pr_check_currency("cny", err, sizeof err), -1);
+  ck_assert_int_eq(pr_check_currency("SLE", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "not in the OCDS 1.1 currency codelist"), "%s",
+                err);
+  json_error_t je;
+  json_t *schema = json_load_file(
+      GM_SOURCE_DIR "/plugins/procurement/ocds/release-schema.json", 0, &je);
+  ck_assert_msg(schema, "%s", je.text);
+  json_t *cur = json_object_get(
+      json_object_get(
+          json_object_get(
+              json_object_get(json_object_get(schema, "definitions"), "Value"),
+              "properties"),
+          "currency"),
+      "enum");
+  ck_assert(json_is_array(cur));
+  for (size_t i = 0; i < sizeof gm_iso4217_codes / sizeof *gm_iso4217_codes;
+       i++) {
+    int in_ocds = 0;
+    size_t k;
+    json_t *v;
+    json_array_foreach(cur, k, v) if (json_is_string(v) &&
+                                      !strcmp(json_string_value(v),
+                                              gm_iso4217_codes[i])) in_ocds = 1;
+    ck_assert_msg(pr_check_currency(gm_iso4217_codes[i], err, sizeof err) ==
+                      (in_ocds ? 0 : -1),
+                  "%s: in the OCDS enum %d, %s", gm_iso4217_codes[i], in_ocds,
+                  err);
+  }
+  json_decref(schema);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement rules");
   TCase *tc = tcase_create("rules");
@@ -401,6 +461,7 @@ int main(void) {
   tcase_add_test(tc, disqualifications_name_every_reason);
   tcase_add_test(tc, price_scores_and_the_committee_mean);
   tcase_add_test(tc, catalogue_fields_and_shards);
+  tcase_add_test(tc, currencies_are_active_iso_4217_codes_ocds_knows);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
