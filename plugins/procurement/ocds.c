@@ -21,6 +21,10 @@
 
 #include "procurement.h"
 
+#define PR_OCDS_BID_EXTENSION                                      \
+  "https://raw.githubusercontent.com/open-contracting-extensions/" \
+  "ocds_bid_extension/v1.1.5/extension.json"
+
 static json_t *pr__amount(int64_t fen) {
   char buf[40];
   snprintf(buf, sizeof buf, "\x01%lld", (long long)fen);
@@ -183,7 +187,9 @@ static int pr__bid_row(void *arg, size_t ncols, const gm_param *c) {
   json_object_set_new(b, "status", json_string(status));
   json_array_append_new(ts, pr__ref(&x->parties, who, "tenderer"));
   json_object_set_new(b, "tenderers", ts);
-  if (c[5].type == GM_PARAM_INT)
+  /* A bid priced beyond any amount has no price to give: no value rather
+     than a false 0 (ocds/README.md). */
+  if (c[5].type == GM_PARAM_INT && !(ncols > 7 && c[7].i))
     json_object_set_new(b, "value", pr__value(c[5].i, x->currency));
   json_object_set_new(b, "hash", json_string(pr__t(&c[2])));
   json_array_append_new(x->arr, b);
@@ -525,18 +531,21 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
     host->ledger_query(
         call,
         "SELECT b.supplier, b.state, b.hash, b.submitted_ms, s.valid,"
-        " s.bid_price, b.opened_ms FROM procurement_bids b LEFT JOIN"
+        " s.bid_price, b.opened_ms,"
+        " coalesce(s.reasons LIKE '%beyond any amount%', 0)"
+        " FROM procurement_bids b LEFT JOIN"
         " procurement_sheet s ON s.tender_id = b.tender_id AND s.supplier ="
         " b.supplier AND s.round = (SELECT max(round) FROM procurement_rounds"
         " WHERE tender_id = ?1) WHERE b.tender_id = ?1 ORDER BY b.supplier",
         (gm_param[]){GM_TEXT(in->tender_id)}, 1, pr__bid_row, &x);
+    /* OCDS: tenderers are "all parties who submit a bid", and
+       numberOfTenderers "the number of parties who submit a bid": a
+       bidder that later withdrew submitted one, so it counts (its bid's
+       status says withdrawn; ocds/README.md). */
     json_t *bids = json_object(), *tenderers = json_array();
     size_t i, n = 0;
     json_t *b;
     json_array_foreach(x.arr, i, b) {
-      if (strcmp(json_string_value(json_object_get(b, "status")),
-                 "withdrawn") == 0)
-        continue;
       n++;
       json_array_append(tenderers,
                         json_array_get(json_object_get(b, "tenderers"), 0));
@@ -592,6 +601,13 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
                       json_string(host->sprintf(call, "urn:ocds:%s:%lld", ocid,
                                                 (long long)x.latest)));
   json_object_set_new(pkg, "version", json_string("1.1"));
+  if (opened > 0) {
+    /* bids.details is the bid extension's, at the version matching the
+       schema exported (1.1.5). */
+    json_t *ext = json_array();
+    json_array_append_new(ext, json_string(PR_OCDS_BID_EXTENSION));
+    json_object_set_new(pkg, "extensions", ext);
+  }
   json_object_set_new(pkg, "publishedDate", pr__date(x.latest));
   json_object_set_new(pub, "name", json_string("greenmarket procurement"));
   json_object_set_new(pkg, "publisher", pub);

@@ -196,9 +196,20 @@ START_TEST(exports_validate_at_every_stage) {
   rel = release_of(json);
   json_t *bids = json_object_get(json_object_get(rel, "bids"), "details");
   ck_assert_int_eq(json_array_size(bids), 3);
+  /* Tenderers are the parties that submitted a bid, gamma (withdrawn)
+     included: the count and the list agree. */
   ck_assert_int_eq(json_integer_value(json_object_get(
                        json_object_get(rel, "tender"), "numberOfTenderers")),
-                   2);
+                   3);
+  ck_assert_int_eq(json_array_size(json_object_get(
+                       json_object_get(rel, "tender"), "tenderers")),
+                   3);
+  ck_assert_msg(strstr(json,
+                       "\"extensions\": [\n  \"https://raw."
+                       "githubusercontent.com/open-contracting-"
+                       "extensions/ocds_bid_extension/v1.1.5/"
+                       "extension.json\""),
+                "%s", json);
   /* alpha 300 x 123.45 + 12 x 500.00 = 43035.00 */
   ck_assert_msg(strstr(json, "\"amount\": 43035.00"), "%s", json);
   ck_assert_str_eq(json_string_value(json_object_get(
@@ -366,6 +377,48 @@ START_TEST(an_award_under_challenge_is_pending) {
 }
 END_TEST
 
+/*
+ * A bid priced beyond any amount has no price: its bid exports no value
+ * rather than a false 0.
+ */
+START_TEST(a_bid_beyond_any_amount_exports_no_value) {
+  pt_tender d;
+  pt_tender_init(&d, "T-BIG", PR_MAX_AMOUNT, DEADLINE);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  pt_item(&d, "D2", "DESK", 1, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=600000000000000", "D2=600000000000000"},
+             *b[] = {"D1=100000", "D2=100000"};
+  pt_free(pt_bid("alpha", "T-BIG", 0, a, 2));
+  pt_free(pt_bid("beta", "T-BIG", 0, b, 2));
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-BIG", "evaluated"), "evaluated");
+  wait_ledger_state("T-BIG", "evaluated");
+  pt_free(pt_sheet("T-BIG"));
+  char *json = export_valid("T-BIG");
+  json_t *rel = release_of(json);
+  size_t i;
+  json_t *bid;
+  int seen = 0;
+  json_array_foreach(json_object_get(json_object_get(rel, "bids"), "details"),
+                     i, bid) {
+    const char *who = json_string_value(json_object_get(
+        json_array_get(json_object_get(bid, "tenderers"), 0), "id"));
+    if (!strcmp(who, "alpha")) {
+      seen++;
+      ck_assert_str_eq(json_string_value(json_object_get(bid, "status")),
+                       "disqualified");
+      ck_assert_ptr_null(json_object_get(bid, "value"));
+    } else {
+      ck_assert_ptr_nonnull(json_object_get(bid, "value"));
+    }
+  }
+  ck_assert_int_eq(seen, 1);
+  json_decref(rel);
+  free(json);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement OCDS");
   TCase *tc = tcase_create("ocds");
@@ -373,6 +426,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, exports_validate_at_every_stage);
   tcase_add_test(tc, an_award_under_challenge_is_pending);
+  tcase_add_test(tc, a_bid_beyond_any_amount_exports_no_value);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
