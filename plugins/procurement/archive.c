@@ -116,8 +116,8 @@ gm_status pr__archived_fail(gm_call *call, const char *id, int gone) {
   return host->fail(
       call, GM_FAILED_PRECONDITION,
       "tender %s ended %s and %s%s%s: its live record left the broker; its "
-      "record is in the ledger: gm procurement export %s (OCDS), show, "
-      "sheet and bids",
+      "record is in the ledger: gm procurement export %s (OCDS), sheet "
+      "and open (its bids)",
       id, l.state, l.archived > 0 ? "was archived on " : "is being archived",
       l.archived > 0 ? pr_datetime(l.archived, when) : "",
       l.archived > 0 ? " (Asia/Shanghai)" : "", id);

@@ -335,9 +335,14 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
       case O_DAYS: {
         long v;
         long max = c == O_BATCH ? 5000 : c == O_DAYS ? 366 : 1000000;
-        if (pr_number(optarg, c == O_ROUND ? 0 : 1, max, &v) != 0)
-          return pr_usage_error(self, "%s must be a whole number 1-%ld",
-                                argv[optind - 1], max);
+        long min = c == O_ROUND ? 0 : 1;
+        const char *opt = c == O_BATCH   ? "--batch"
+                          : c == O_ROUND ? "--round"
+                          : c == O_LIMIT ? "--limit"
+                                         : "--days";
+        if (pr_number(optarg, min, max, &v) != 0)
+          return pr_usage_error(self, "%s %.20s must be a whole number %ld-%ld",
+                                opt, optarg, min, max);
         if (c == O_BATCH) o->batch = v;
         if (c == O_ROUND) o->round = v;
         if (c == O_LIMIT) o->limit = v;
@@ -1102,7 +1107,8 @@ static int pr_import_calendar(const pr_cli *g, const pr_csv *c,
     pr_cal_ctx x = {days};
     code = pr_send_batches(g, "calendar.put", "days", n, 250, pr_cal_batch, &x,
                            &sent);
-    if (code == GM_CLI_EXIT_OK) printf("imported %zu calendar days\n", sent);
+    if (code == GM_CLI_EXIT_OK)
+      printf("imported %zu calendar day%s\n", sent, sent == 1 ? "" : "s");
   }
   free(days);
   return code;
@@ -1238,7 +1244,7 @@ static int pr_cmd_cert_status(const pr_cli *g, int argc, char **argv,
 static void pr_print_calendar(const ProtobufCMessage *m) {
   const Gm__Procurement__Calendar *c = (const void *)m;
   if (c->stored) {
-    printf("stored %d days\n", c->stored);
+    printf("stored %d day%s\n", c->stored, c->stored == 1 ? "" : "s");
     return;
   }
   if (!c->n_days) printf("no holidays or worked weekend days in the range\n");
@@ -1358,13 +1364,29 @@ static void pr_print_view(const ProtobufCMessage *m) {
       t->sme_preference
           ? pr_percent(t->sme_bp ? t->sme_bp : PR_SME_DEFAULT_BP, y2)
           : "no");
-  if (t->bids || t->round)
-    printf("opened     %s: %d bids, evaluation round %d%s%s\n",
-           pr_time(t->opened_ms, d), t->bids, t->round,
-           t->seed[0] ? ", draw seed " : "", t->seed);
-  if (t->award_number)
+  if (t->bids || t->round) {
+    printf("opened     ");
+    if (t->opened_ms) printf("%s: ", pr_time(t->opened_ms, d));
+    printf("%d bid%s, evaluation round %d%s%s\n", t->bids,
+           t->bids == 1 ? "" : "s", t->round, t->seed[0] ? ", draw seed " : "",
+           t->seed);
+  }
+  /* The last award stays numbered after it ended (unsuccessful,
+     cancelled); notice answers only while the tender is live. */
+  int in_force = !strcmp(t->state, "awarded") ||
+                 !strcmp(t->state, "contracted") ||
+                 !strcmp(t->state, "complete");
+  if (t->award_number && v->archived_ms)
+    printf("award      %d%s (gm procurement export %s has its record)\n",
+           t->award_number, in_force ? "" : ", no longer in force", t->id);
+  else if (t->award_number && in_force)
     printf("award      %d in force (gm procurement notice %s)\n",
            t->award_number, t->id);
+  else if (t->award_number)
+    printf(
+        "award      %d, no longer in force (gm procurement notice %s "
+        "says why)\n",
+        t->award_number, t->id);
   if (t->reason[0]) printf("reason     %s\n", t->reason);
   if (v->archived_ms)
     printf(
@@ -1402,6 +1424,7 @@ static void pr_print_view(const ProtobufCMessage *m) {
 /* ID:CATEGORY:QUANTITY:UNIT[:BUDGET[:BUYER]] into it (pointing into text). */
 static int pr_item_arg(const pr_cli *g, char *text, Gm__Procurement__Item *it) {
   char *f[6] = {0};
+  const char *whole = strdupa(text);
   size_t n = 0;
   for (char *p = text, *tok; n < 6 && (tok = strsep(&p, ":"));) f[n++] = tok;
   gm__procurement__item__init(it);
@@ -1409,9 +1432,9 @@ static int pr_item_arg(const pr_cli *g, char *text, Gm__Procurement__Item *it) {
   if (n < 4 || !f[0][0] || !f[1][0] ||
       pr_number(f[2], 1, PR_MAX_QUANTITY, &qty) != 0)
     return g->api->error(g->cli, GM_INVALID_ARGUMENT,
-                         "--item %.60s is not ID:CATEGORY:QUANTITY:UNIT"
+                         "--item %.120s is not ID:CATEGORY:QUANTITY:UNIT"
                          "[:BUDGET[:BUYER]] (e.g. I1:GB-INSUL:300:m2:45000.00)",
-                         f[0]);
+                         whole);
   it->id = f[0];
   it->category = f[1];
   it->quantity = qty;

@@ -307,6 +307,23 @@ gm_status pr__evaluation_sheet(gm_call *call, const ProtobufCMessage *req,
   if (st != GM_OK) return st;
   if ((st = pr__sheet_settled(call, in->tender_id, in->round, &r)) != GM_OK)
     return st;
+  if (!r.found && in->round) {
+    int64_t last = 0;
+    if ((st = pr__ledger_int(call,
+                             "SELECT coalesce(max(round), 0) FROM"
+                             " procurement_rounds WHERE tender_id = ?1",
+                             (gm_param[]){GM_TEXT(in->tender_id)}, 1, &last)) !=
+        GM_OK)
+      return st;
+    if (last > 0)
+      return host->fail(call, GM_NOT_FOUND,
+                        "tender %s has no evaluation round %d: its rounds "
+                        "are %s; ask for one of them",
+                        in->tender_id, in->round,
+                        last == 1
+                            ? "1 only"
+                            : host->sprintf(call, "1-%lld", (long long)last));
+  }
   if (!r.found)
     return host->fail(
         call, GM_FAILED_PRECONDITION,

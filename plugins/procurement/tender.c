@@ -558,7 +558,8 @@ gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__run(call, "tender", tag, 2, args, &v)) != GM_OK) return st;
   if (v->n == 0)
     return host->fail(call, GM_NOT_FOUND,
-                      "no tender %s; draft it first with tender.draft",
+                      "no tender %s; draft it first with gm procurement draft "
+                      "(tender.draft)",
                       in->tender_id);
   const gm_value *f = pr__item(v, 0);
   if (strcmp(pr__s(f, 2), host->participant(call)) != 0)

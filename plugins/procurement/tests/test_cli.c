@@ -459,6 +459,79 @@ START_TEST(limits_and_currencies_are_refused_with_the_count) {
 }
 END_TEST
 
+/*
+ * What gm says about bounds, items, rounds and ended tenders: the option
+ * is named, the whole --item quoted, the rounds that exist given; an
+ * unsuccessful tender's cancelled award is not "in force", and after the
+ * archive show neither prints an empty opening time nor sends the user to
+ * notice (which then refuses).
+ */
+START_TEST(messages_name_the_option_and_the_tender_as_it_is) {
+  run_result *r = gm(NULL, "calendar", "--days", "-5", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--days -5 must be a whole number 1-366");
+  r = gm(NULL, "tenders", "--limit", "0", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--limit 0 must be a whole number 1-");
+  r = gm("city", "draft", "T-I", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:many:set",
+         NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--item A:DESK:many:set is not ID:CATEGORY");
+  r = gm("centre", "calendar", "2026-10-10=working", NULL);
+  GM_OK(r);
+  HAS(r->out, "stored 1 day\n");
+  r = gm("city", "publish", "NOPE-1", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "draft it first with gm procurement draft");
+
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  int64_t deadline = T0 + 21 * PT_DAY;
+  pt_tender d;
+  pt_tender_init(&d, "T-END", 100000000, deadline);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"};
+  pt_free(pt_bid("alpha", "T-END", 0, a, 1));
+  pt_clock(deadline);
+  ck_assert_str_eq(pt_wait_state("T-END", "evaluated"), "evaluated");
+  pt_free(pt_sheet("T-END"));
+  r = gm(NULL, "sheet", "T-END", "--round", "9", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "has no evaluation round 9: its rounds are 1 only");
+  Gm__Procurement__Award *aw = pt_award("city", "T-END");
+  int64_t sgu = aw->sign_until_ms;
+  pt_free(aw);
+  /* Nobody signs: the award ends, no bid is next, the tender is
+     unsuccessful. */
+  pt_clock(sgu + 1);
+  ck_assert_str_eq(pt_wait_state("T-END", "unsuccessful"), "unsuccessful");
+  r = gm(NULL, "show", "T-END", NULL);
+  GM_OK(r);
+  HAS(r->out, "award      1, no longer in force");
+  ck_assert_msg(!strstr(r->out, "1 in force"), "%s", r->out);
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-END' AND state = 'unsuccessful'",
+      1);
+  pt_clock(sgu + 32 * PT_DAY);
+  pt_ledger_wait(
+      "SELECT archived_ms > 0 FROM procurement_tenders"
+      " WHERE tender_id = 'T-END'",
+      1);
+  r = gm(NULL, "show", "T-END", NULL);
+  GM_OK(r);
+  HAS(r->out, "opened     1 bid, evaluation round 1");
+  HAS(r->out, "gm procurement export T-END has its record");
+  ck_assert_msg(!strstr(r->out, "notice"), "%s", r->out);
+  r = gm(NULL, "notice", "T-END", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "sheet and open (its bids)");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement cli");
   TCase *tc = tcase_create("cli");
@@ -469,6 +542,7 @@ int main(void) {
   tcase_add_test(tc, skip_bad_on_a_large_file_sends_the_good_lines);
   tcase_add_test(tc, category_problems_name_their_line_and_column);
   tcase_add_test(tc, refusals_speak_in_yuan);
+  tcase_add_test(tc, messages_name_the_option_and_the_tender_as_it_is);
   tcase_add_test(tc, limits_and_currencies_are_refused_with_the_count);
   tcase_add_test(tc, a_tender_from_draft_to_export);
   suite_add_tcase(s, tc);
