@@ -374,6 +374,14 @@ if op == 'sign' then
     return rej('ALREADY_EXISTS', 'you signed contract ' .. k.id ..
       ' already')
   end
+  -- The agency signs once it holds the performance bond the tender asks
+  -- for: its signature records the bond's reference.
+  if side == 'sa' and tonumber(k.bond) > 0 and ARGV[4] == '' then
+    return rej('INVALID_ARGUMENT', 'contract ' .. k.id .. ' requires a ' ..
+      'performance bond of ' .. yuan(tonumber(k.bond)) .. ' ' .. k.cur ..
+      '; sign once you hold it, giving its reference: gm procurement ' ..
+      'sign ' .. k.id .. ' --bond-ref REF (reference)')
+  end
   k[side] = I(NOW)
   redis.call('HSET', P .. 'k:' .. k.id, side, k[side])
   if side == 'sa' then

@@ -742,6 +742,7 @@ gm_status pr__party_reclaim(gm_call *call, const ProtobufCMessage *req,
                     &v)) != GM_OK)
     return st;
   Gm__Procurement__Reclaim *r = pr__reclaim(call, v);
+  if (v->n > 9) r->replaced_evidence = (char *)pr__s(v, 9);
   pr__reclaim_tell(call, r, 0);
   *reply = &r->base;
   return GM_OK;

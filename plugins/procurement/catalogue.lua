@@ -214,9 +214,15 @@ if op == 'rqput' then
       'unified social credit code ' .. code .. ' already; the ' ..
       'certification centre decides on that first')
   end
-  return rq_put(code, {claimant = who, holder = holder, st = 'pending',
+  -- The claimant may send its request again while it is pending (better
+  -- evidence): the new one replaces it, and the reply gives the evidence
+  -- replaced, so nothing is lost unseen.
+  local was = (r and r.st == 'pending') and r.evidence or ''
+  local out = rq_put(code, {claimant = who, holder = holder, st = 'pending',
     lodged = I(NOW), decided = '0', by = '', evidence = evidence,
     reason = ''})
+  out[#out + 1] = was
+  return out
 end
 
 if op == 'rqdecide' then

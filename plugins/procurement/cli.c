@@ -1361,7 +1361,8 @@ static void pr_print_view(const ProtobufCMessage *m) {
       "preference %s\n",
       pr_yuan(t->bid_security, y1), t->currency, pr_percent(t->bond_bp, pc),
       t->green_preference ? "yes" : "no",
-      t->sme_preference
+      t->kind == GM__PROCUREMENT__KIND__KIND_WORKS ? "none (works)"
+      : t->sme_preference
           ? pr_percent(t->sme_bp ? t->sme_bp : PR_SME_DEFAULT_BP, y2)
           : "no");
   if (t->bids || t->round) {
@@ -1411,6 +1412,24 @@ static void pr_print_view(const ProtobufCMessage *m) {
            it->budget ? pr_yuan(it->budget, y1) : "-", it->buyer);
   }
   pr_table_print(&tb);
+  if (v->n_demand) {
+    printf(
+        "joint demand received, not yet merged (publish adds it to the "
+        "items):\n");
+    pr_table db = {7, head, 0x28, NULL, 0, 0};
+    for (size_t i = 0; i < v->n_demand; i++) {
+      const Gm__Procurement__Item *it = v->demand[i];
+      char q[24];
+      snprintf(q, sizeof q, "%lld", (long long)it->quantity);
+      pr_row(&db, it->id, it->category, "(at publish)", q, it->unit,
+             it->budget ? pr_yuan(it->budget, y1) : "-", it->buyer);
+    }
+    pr_table_print(&db);
+  }
+  if (v->demand_replaced)
+    printf(
+        "note: this demand replaced the one you sent before (a buyer's "
+        "latest demand is the one merged)\n");
   for (size_t i = 0; i < v->n_amendments; i++) {
     const Gm__Procurement__Amendment *a = v->amendments[i];
     printf("amendment  version %d, %s: %s (", a->version,
@@ -1574,6 +1593,9 @@ static void pr_print_reclaim(const ProtobufCMessage *m) {
   printf("credit code %s: %s asks for it from %s (%s, %s)\n  evidence: %s\n",
          r->uscc, r->claimant, r->holder, r->status, pr_time(r->lodged_ms, d),
          r->evidence);
+  if (r->replaced_evidence[0])
+    printf("  this replaces your pending request, whose evidence was: %s\n",
+           r->replaced_evidence);
   if (r->decided_ms)
     printf("  %s by %s at %s: %s\n", r->status, r->decided_by,
            pr_time(r->decided_ms, d), r->reason);

@@ -289,6 +289,22 @@ static Gm__Procurement__TenderView *pr__view(gm_call *call, const gm_value *v) {
       view->amendments[--k] = a;
     }
   }
+  /* A draft's joint demand, as publish will merge it (pr__fix_items). */
+  const gm_value *dm = pr__item(v, 1);
+  size_t ndm = dm->type == GM_VALUE_ARRAY ? dm->n / 2 : 0;
+  if (ndm && strcmp(t->state, "draft") == 0) {
+    size_t nd = 0;
+    Gm__Procurement__Tender **d = host->alloc(call, ndm * sizeof *d);
+    for (size_t i = 0; i < ndm; i++) {
+      d[i] = pr__def_decode(call, pr__s(dm, 2 * i + 1));
+      nd += d[i] ? d[i]->n_items : 0;
+    }
+    view->demand = host->alloc(call, (nd + 1) * sizeof *view->demand);
+    for (size_t i = 0; i < ndm; i++)
+      for (size_t j = 0; d[i] && j < d[i]->n_items; j++)
+        if (pr__in(t->buyers, t->n_buyers, d[i]->items[j]->buyer))
+          view->demand[view->n_demand++] = d[i]->items[j];
+  }
   return view;
 }
 
@@ -454,8 +470,10 @@ gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
   const char *args[] = {"demand", in->tender_id, pr__def_encode(call, &d)};
   const gm_value *v;
   if ((st = pr__run(call, "tender", tag, 3, args, &v)) != GM_OK) return st;
+  int replaced = strcmp(pr__s(v, 2), "1") == 0;
   Gm__Procurement__TenderView *view;
   if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
+  view->demand_replaced = replaced;
   *reply = &view->base;
   return GM_OK;
 }
@@ -780,6 +798,19 @@ gm_status pr__tender_security(gm_call *call, const ProtobufCMessage *req,
                       "amount must be 0 .. 10^13 yuan (0 records a refund)");
   if ((st = pr__text(call, "reference", in->reference, 200, 0)) != GM_OK)
     return st;
+  /* Security comes from a supplier in the register (the opening
+     disqualifies anyone else); whether it has bid yet stays sealed. */
+  const char *oargs[] = {"orgget", in->supplier};
+  const gm_value *org;
+  if ((st = pr__run(call, "catalogue", pr__org_tag(call, in->supplier), 2,
+                    oargs, &org)) != GM_OK)
+    return st;
+  if (org->n == 0)
+    return host->fail(call, GM_FAILED_PRECONDITION,
+                      "%s is not a registered supplier (no gm procurement "
+                      "register); check the name, or ask the supplier to "
+                      "register before its security is recorded",
+                      in->supplier);
   const char *args[] = {"security", in->tender_id, in->supplier,
                         pr__num(call, in->amount), in->reference};
   const gm_value *v;

@@ -3,7 +3,7 @@
 -- checks the definition; these steps guard who may change what, when.
 --   ARGV[1] = op, ARGV[2] = tender id, then:
 --   draft    def buyers title
---   demand   items (base64)
+--   demand   items (base64)   -> draft rev replaced(1|0)
 --   get      -
 --   publish  rev def dl cur budget items sec bond am pw evs title min_ms
 --            min_text earliest (for a period on the calendar: its end, or '')
@@ -74,10 +74,12 @@ if op == 'demand' then
       'buyers of tender ' .. id .. '; ask ' .. t.lead .. ' to add you')
   end
   local rev = tonumber(t.rev) + 1
-  redis.call('HSET', P .. 'dm', WHO, ARGV[3])
+  -- A buyer's demand is all it needs: a second one replaces the first
+  -- (the reply says so).
+  local replaced = redis.call('HSET', P .. 'dm', WHO, ARGV[3]) == 0
   redis.call('HSET', T, 'rev', I(rev), 'upd', I(NOW))
   gm.emit('demand', 'id', id, 'buyer', WHO, 't', I(NOW))
-  return {'draft', I(rev)}
+  return {'draft', I(rev), replaced and '1' or '0'}
 end
 
 if op == 'get' then
@@ -191,6 +193,13 @@ if op == 'security' then
     return rej('FAILED_PRECONDITION', 'bid security is lodged before the ' ..
       'bid deadline; tender ' .. id .. ' is ' .. (t.st == 'active' and
       'past it' or t.st))
+  end
+  -- 0 records a refund: of security lodged, never a first entry.
+  if ARGV[4] == '0' and
+      tonumber(redis.call('HGET', P .. 'sec', ARGV[3]) or '0') == 0 then
+    return rej('INVALID_ARGUMENT', 'no bid security of ' .. ARGV[3] ..
+      ' is recorded for tender ' .. id .. ', so there is nothing to ' ..
+      'refund; record the amount it lodged (0 records a refund)')
   end
   redis.call('HSET', P .. 'sec', ARGV[3], ARGV[4])
   gm.emit('security', 'id', id, 'supplier', ARGV[3], 'amount', ARGV[4],

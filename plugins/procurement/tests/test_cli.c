@@ -361,6 +361,11 @@ START_TEST(a_tender_from_draft_to_export) {
   HAS(r->out, "ZFCG-1-A1-1");
   pt_clock(pt_at("2026-04-06", 10, 0));
   GM_OK(gm("beta", "sign", "ZFCG-1-A1-1", NULL));
+  /* A 5% bond: the agency signs once it holds it, naming it. */
+  r = gm("city", "sign", "ZFCG-1-A1-1", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "requires a performance bond of 8300.00 CNY");
+  HAS(r->err, "--bond-ref REF");
   r = gm("city", "sign", "ZFCG-1-A1-1", "--bond-ref", "BG-778", NULL);
   GM_OK(r);
   HAS(r->out, "performance bond 8300.00 CNY, BG-778");
@@ -532,6 +537,67 @@ START_TEST(messages_name_the_option_and_the_tender_as_it_is) {
 }
 END_TEST
 
+/*
+ * A joint buyer's demand shows before publish, marked as not merged, and
+ * a second one says it replaced the first; security is refused for a
+ * name not in the register and a 0 with nothing to refund; a second
+ * reclaim says what it replaced; a works tender shows no SME preference.
+ */
+START_TEST(demand_security_reclaim_and_works_say_what_happened) {
+  pt_register("district", "agency");
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  GM_OK(gm("city", "draft", "J-1", "--title", "joint", "--budget", "1000",
+           "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+           "--buyers", "district", NULL));
+  run_result *r =
+      gm("district", "demand", "J-1", "--item", "K1:DESK:4:set", NULL);
+  GM_OK(r);
+  ck_assert_msg(!strstr(r->out, "replaced"), "%s", r->out);
+  r = gm("city", "show", "J-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "joint demand received, not yet merged");
+  HAS(r->out, "K1    DESK");
+  r = gm("district", "demand", "J-1", "--item", "K2:DESK:5:set", NULL);
+  GM_OK(r);
+  HAS(r->out, "this demand replaced the one you sent before");
+  r = gm("city", "show", "J-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "K2    DESK");
+  ck_assert_msg(!strstr(r->out, "K1 "), "%s", r->out);
+  r = gm("city", "publish", "J-1", NULL);
+  GM_OK(r);
+  ck_assert_msg(!strstr(r->out, "not yet merged"), "%s", r->out);
+  HAS(r->out, "K2    DESK");
+
+  r = gm("city", "security", "J-1", "nobody", "10", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "nobody is not a registered supplier");
+  r = gm("city", "security", "J-1", "alpha", "0", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "nothing to refund");
+  GM_OK(gm("city", "security", "J-1", "alpha", "10", NULL));
+  GM_OK(gm("city", "security", "J-1", "alpha", "0", NULL)); /* a refund */
+
+  r = gm("beta", "reclaim", PT_USCC_A, "--note", "licence 1", NULL);
+  GM_OK(r);
+  ck_assert_msg(!strstr(r->out, "replaces"), "%s", r->out);
+  r = gm("beta", "reclaim", PT_USCC_A, "--note", "licence 2", NULL);
+  GM_OK(r);
+  HAS(r->out,
+      "this replaces your pending request, whose evidence was: "
+      "licence 1");
+
+  GM_OK(gm("city", "draft", "W-1", "--title", "works", "--budget", "1000",
+           "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+           "--kind", "works", NULL));
+  r = gm("city", "show", "W-1", NULL);
+  GM_OK(r);
+  HAS(r->out, "SME preference none (works)");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement cli");
   TCase *tc = tcase_create("cli");
@@ -542,6 +608,7 @@ int main(void) {
   tcase_add_test(tc, skip_bad_on_a_large_file_sends_the_good_lines);
   tcase_add_test(tc, category_problems_name_their_line_and_column);
   tcase_add_test(tc, refusals_speak_in_yuan);
+  tcase_add_test(tc, demand_security_reclaim_and_works_say_what_happened);
   tcase_add_test(tc, messages_name_the_option_and_the_tender_as_it_is);
   tcase_add_test(tc, limits_and_currencies_are_refused_with_the_count);
   tcase_add_test(tc, a_tender_from_draft_to_export);

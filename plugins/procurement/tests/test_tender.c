@@ -367,12 +367,15 @@ START_TEST(security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful) {
   pt_free(pt_bid("beta", "T-SEC", GM__PROCUREMENT__SME_CLASS__SME_SMALL, b, 1));
   pt_free(
       pt_bid("gamma", "T-SEC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
-  /* delta never registered its credit code: taken, then disqualified. */
+  /* delta never registered its credit code: its security is refused
+     (nor is any recorded for a name nobody registered), its bid taken,
+     then disqualified. */
   pt_register("delta", "supplier");
   sq.supplier = "delta";
   sq.amount = 20000;
-  m = pt_call("city", "tender.security", &sq.base);
-  protobuf_c_message_free_unpacked(m, NULL);
+  pt_expect("city", "tender.security", &sq.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "delta is not a registered supplier");
   pt_free(pt_bid("delta", "T-SEC", 0, g, 1));
   open_at_deadline("T-SEC", "unsuccessful");
   Gm__Procurement__Sheet *s = pt_sheet("T-SEC");
@@ -380,7 +383,8 @@ START_TEST(security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful) {
   ck_assert_msg(strstr(pt_row(s, "beta")->reasons, "over the budget"), "%s",
                 pt_row(s, "beta")->reasons);
   ck_assert_str_eq(pt_row(s, "gamma")->reasons, "bid security not lodged");
-  ck_assert_str_eq(pt_row(s, "delta")->reasons, "not in the party register");
+  ck_assert_str_eq(pt_row(s, "delta")->reasons,
+                   "not in the party register; bid security not lodged");
   ck_assert_msg(strstr(pt_row(s, "gamma")->checks,
                        "bid security: 199.99 of 200.00 yuan lodged"),
                 "%s", pt_row(s, "gamma")->checks);
