@@ -1814,9 +1814,30 @@ static int pr_cmd_bid(const pr_cli *g, int argc, char **argv,
   Gm__Procurement__BidLine lines[PR_MAX_POS], *pl[PR_MAX_POS];
   q.tender_id = pos[0];
   q.currency = (char *)(o.currency ? o.currency : "CNY");
-  char err[256];
+  char err[256], cur[8];
   if (pr_check_currency(q.currency, err, sizeof err) != 0)
     return g->api->error(g->cli, GM_INVALID_ARGUMENT, "--%s", err);
+  if (!o.currency) {
+    /* Without --currency, the bid is in the tender's (when it can be
+       read; otherwise the broker's refusal says what is wrong). */
+    Gm__Procurement__TenderRequest tq = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+    ProtobufCMessage *tv = NULL;
+    gm_status tst;
+    const char *tmsg;
+    tq.tender_id = pos[0];
+    int tcode = g->api->call_quiet(g->cli, PR_MARKET, "tender.get", &tq.base,
+                                   &tv, &tst, &tmsg);
+    if (tcode == GM_CLI_EXIT_UNAVAILABLE) {
+      g->api->error(g->cli, tst, "%s", tmsg);
+      return tcode;
+    }
+    if (tcode == GM_CLI_EXIT_OK && tv) {
+      snprintf(cur, sizeof cur, "%s",
+               ((Gm__Procurement__TenderView *)tv)->tender->currency);
+      if (cur[0]) q.currency = cur;
+    }
+    pr_free(&tv);
+  }
   if (o.sme && !pr_sme_of(o.sme, &q.sme))
     return pr_usage_error(self, "--sme must be none, medium, small or micro");
   for (int i = 1; i < np; i++) {
@@ -2337,11 +2358,13 @@ static const pr_cmd pr_cmds[] = {
      pr_cmd_security},
     {"bid",
      "gm procurement bid ID ITEM=YUAN[@CERTIFICATE]... [--sme "
-     "small|micro|medium|none]\n    (supplier) submit a sealed bid: "
-     "unit price per item, the certificate relied on\n",
+     "small|micro|medium|none]\n    [--currency CODE]  (supplier) submit a "
+     "sealed bid: unit price per item\n    (in the tender's currency, its "
+     "default), the certificate relied on\n",
      pr_cmd_bid},
     {"rebid",
-     "gm procurement rebid ID ITEM=YUAN[@CERTIFICATE]... [--sme ...]\n"
+     "gm procurement rebid ID ITEM=YUAN[@CERTIFICATE]... [--sme ...] "
+     "[--currency CODE]\n"
      "    (supplier) replace your sealed bid before the deadline\n",
      pr_cmd_bid},
     {"withdraw",

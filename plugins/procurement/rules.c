@@ -724,6 +724,8 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
   } else {
     pr__add(&ck, "\n", "currency %s: ok", b->currency);
   }
+  /* Amounts in the tender's money: yuan, or the currency's code. */
+  const char *u = strcmp(t->currency, "CNY") == 0 ? "yuan" : t->currency;
   for (size_t i = 0; i < b->nlines; i++) {
     size_t k = 0;
     while (k < t->nitems && strcmp(t->items[k].id, b->lines[i].item)) k++;
@@ -755,26 +757,26 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
     if (l->unit_price > PR_MAX_AMOUNT / it->quantity) {
       overflow = 1;
       pr__add(&ck, "\n",
-              "item %s: %lld x %s yuan is beyond any amount: "
+              "item %s: %lld x %s %s is beyond any amount: "
               "disqualified",
-              it->id, (long long)it->quantity, pr_yuan(l->unit_price, y1));
+              it->id, (long long)it->quantity, pr_yuan(l->unit_price, y1), u);
       pr__add(&rs, "; ", "item %s is priced beyond any amount", it->id);
       continue;
     }
     total = l->unit_price * it->quantity;
     if (!overflow && out->bid_price > PR_MAX_AMOUNT - total) {
       overflow = 1;
-      pr__add(&ck, "\n", "item %s: the bid price passes %s yuan: disqualified",
-              it->id, pr_yuan(PR_MAX_AMOUNT, y1));
+      pr__add(&ck, "\n", "item %s: the bid price passes %s %s: disqualified",
+              it->id, pr_yuan(PR_MAX_AMOUNT, y1), u);
       pr__add(&rs, "; ", "the bid price is beyond any amount");
     }
     if (!overflow) out->bid_price += total;
-    pr__add(&ck, "\n", "item %s: %lld x %s = %s yuan", it->id,
+    pr__add(&ck, "\n", "item %s: %lld x %s = %s %s", it->id,
             (long long)it->quantity, pr_yuan(l->unit_price, y1),
-            pr_yuan(total, y2));
+            pr_yuan(total, y2), u);
     if (it->budget > 0 && total > it->budget) {
-      pr__add(&ck, "\n", "item %s: over its budget %s yuan: disqualified",
-              it->id, pr_yuan(it->budget, y1));
+      pr__add(&ck, "\n", "item %s: over its budget %s %s: disqualified", it->id,
+              pr_yuan(it->budget, y1), u);
       pr__add(&rs, "; ", "item %s over its budget", it->id);
     }
     const char *problem = "none cited";
@@ -821,9 +823,9 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
         out->green_items++;
         pr__add(&ck, "\n",
                 "item %s: priority (%s); certificate %s valid: green "
-                "deduction %s of %s = %s yuan",
+                "deduction %s of %s = %s %s",
                 it->id, it->category, l->cert, pr_percent(bp, pc),
-                pr_yuan(total, y1), pr_yuan(g, y2));
+                pr_yuan(total, y1), pr_yuan(g, y2), u);
       }
     } else if (l->cert[0]) {
       pr__add(&ck, "\n",
@@ -836,21 +838,21 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
     out->bid_price = out->green = 0;
   } else if (t->budget > 0 && out->bid_price > t->budget) {
     pr__add(&ck, "\n",
-            "bid price %s yuan over the budget %s yuan: "
+            "bid price %s %s over the budget %s %s: "
             "disqualified",
-            pr_yuan(out->bid_price, y1), pr_yuan(t->budget, y2));
+            pr_yuan(out->bid_price, y1), u, pr_yuan(t->budget, y2), u);
     pr__add(&rs, "; ", "over the budget");
   } else {
-    pr__add(&ck, "\n", "bid price %s yuan within the budget %s yuan",
-            pr_yuan(out->bid_price, y1), pr_yuan(t->budget, y2));
+    pr__add(&ck, "\n", "bid price %s %s within the budget %s %s",
+            pr_yuan(out->bid_price, y1), u, pr_yuan(t->budget, y2), u);
   }
   if (lodged < t->security) {
-    pr__add(&ck, "\n", "bid security: %s of %s yuan lodged: disqualified",
-            pr_yuan(lodged, y1), pr_yuan(t->security, y2));
+    pr__add(&ck, "\n", "bid security: %s of %s %s lodged: disqualified",
+            pr_yuan(lodged, y1), pr_yuan(t->security, y2), u);
     pr__add(&rs, "; ", "bid security not lodged");
   } else if (t->security > 0) {
-    pr__add(&ck, "\n", "bid security: %s of %s yuan lodged: ok",
-            pr_yuan(lodged, y1), pr_yuan(t->security, y2));
+    pr__add(&ck, "\n", "bid security: %s of %s %s lodged: ok",
+            pr_yuan(lodged, y1), pr_yuan(t->security, y2), u);
   }
   int declared = b->sme;
   if (!t->sme) {
@@ -868,14 +870,14 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
     bp = (int)pr_clamp(bp, 0, 10000); /* damaged */
     out->sme = pr_share(out->bid_price, bp);
     out->sme_class = declared;
-    pr__add(&ck, "\n", "SME: %s enterprise: deduction %s of %s = %s yuan",
+    pr__add(&ck, "\n", "SME: %s enterprise: deduction %s of %s = %s %s",
             pr_sme_name(declared), pr_percent(bp, pc),
-            pr_yuan(out->bid_price, y1), pr_yuan(out->sme, y2));
+            pr_yuan(out->bid_price, y1), pr_yuan(out->sme, y2), u);
   }
   out->evaluated = out->bid_price - out->green - out->sme;
-  pr__add(&ck, "\n", "evaluated price %s - %s - %s = %s yuan",
+  pr__add(&ck, "\n", "evaluated price %s - %s - %s = %s %s",
           pr_yuan(out->bid_price, y1), pr_yuan(out->green, y2),
-          pr_yuan(out->sme, y3), pr_yuan(out->evaluated, y4));
+          pr_yuan(out->sme, y3), pr_yuan(out->evaluated, y4), u);
   out->valid = rs.len == 0 && !rs.full;
   return ck.full || rs.full ? -1 : 0;
 }

@@ -598,6 +598,31 @@ START_TEST(demand_security_reclaim_and_works_say_what_happened) {
 }
 END_TEST
 
+/*
+ * A tender in USD: bid takes the tender's currency without --currency
+ * (and --help names it), and the sheet's checks say USD, not yuan.
+ */
+START_TEST(a_tender_in_dollars_is_bid_and_checked_in_dollars) {
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  run_result *r = gm(NULL, "bid", "--help", NULL);
+  HAS(r->out, "--currency CODE");
+  GM_OK(gm("city", "draft", "U-1", "--title", "usd", "--budget", "1000",
+           "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+           "--currency", "USD", NULL));
+  GM_OK(gm("city", "publish", "U-1", NULL));
+  GM_OK(gm("alpha", "bid", "U-1", "A=500", NULL));
+  pt_clock(pt_at("2026-04-01", 10, 0));
+  ck_assert_str_eq(pt_wait_state("U-1", "evaluated"), "evaluated");
+  pt_free(pt_sheet("U-1"));
+  r = gm(NULL, "sheet", "U-1", "--checks", NULL);
+  GM_OK(r);
+  HAS(r->out, "bid price 500.00 USD within the budget 1000.00 USD");
+  ck_assert_msg(!strstr(r->out, "yuan"), "%s", r->out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement cli");
   TCase *tc = tcase_create("cli");
@@ -608,6 +633,7 @@ int main(void) {
   tcase_add_test(tc, skip_bad_on_a_large_file_sends_the_good_lines);
   tcase_add_test(tc, category_problems_name_their_line_and_column);
   tcase_add_test(tc, refusals_speak_in_yuan);
+  tcase_add_test(tc, a_tender_in_dollars_is_bid_and_checked_in_dollars);
   tcase_add_test(tc, demand_security_reclaim_and_works_say_what_happened);
   tcase_add_test(tc, messages_name_the_option_and_the_tender_as_it_is);
   tcase_add_test(tc, limits_and_currencies_are_refused_with_the_count);
