@@ -190,7 +190,8 @@ gm_status pr__certificate_put(gm_call *call, const ProtobufCMessage *req,
         c->status != GM__PROCUREMENT__CERT_STATUS__CERT_VALID)
       return host->fail(call, GM_INVALID_ARGUMENT,
                         "certificate %s: an import adds valid certificates; "
-                        "suspend or revoke with certificate.status",
+                        "suspend or revoke with gm procurement suspend|revoke "
+                        "(certificate.status)",
                         c->number);
     shard[i] = pr_cert_shard(c->number);
     int seen = 0;
@@ -496,7 +497,8 @@ gm_status pr__working_days_end(gm_call *call, int64_t from, int n,
   if (*end < 0)
     return host->fail(call, GM_FAILED_PRECONDITION,
                       "the calendar has fewer than %d working days in the %d "
-                      "days after %s; correct it with calendar.put",
+                      "days after %s; correct it with gm procurement calendar "
+                      "DATE=KIND (calendar.put)",
                       n, PR_CALENDAR_HORIZON,
                       pr_date(from, host->alloc(call, 11)));
   return GM_OK;

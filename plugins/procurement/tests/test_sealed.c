@@ -188,8 +188,12 @@ START_TEST(the_published_hash_matches_the_opened_bid) {
   /* Submitting twice is refused; replacing nothing too. */
   ck_assert_ptr_null(pt_bid("alpha", "T-SEAL", 0, a1, 1));
   ck_assert_int_eq(pt_status, GM__STATUS__ALREADY_EXISTS);
+  ck_assert_msg(strstr(pt_message,
+                       "replace it with gm procurement rebid "
+                       "(bid.replace)"),
+                "%s", pt_message);
   pt_expect("beta", "bid.replace", &q.base, GM__STATUS__NOT_FOUND,
-            "to replace");
+            "to replace; submit one with gm procurement bid (bid.submit)");
 
   pt_clock(DEADLINE);
   ck_assert_str_eq(pt_wait_state("T-SEAL", "evaluated"), "evaluated");
