@@ -1762,9 +1762,9 @@ static int pr_cmd_tenders(const pr_cli *g, int argc, char **argv,
 static void pr_print_security(const ProtobufCMessage *m) {
   const Gm__Procurement__SecurityReply *r = (const void *)m;
   char a[32], b[32];
-  printf("%s lodged %s yuan of bid security for %s (required %s yuan)\n",
-         r->supplier, pr_yuan(r->amount, a), r->tender_id,
-         pr_yuan(r->required, b));
+  printf("%s lodged %s %s of bid security for %s (required %s %s)\n",
+         r->supplier, pr_yuan(r->amount, a), r->currency, r->tender_id,
+         pr_yuan(r->required, b), r->currency);
 }
 
 static int pr_cmd_security(const pr_cli *g, int argc, char **argv,

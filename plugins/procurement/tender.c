@@ -821,6 +821,7 @@ gm_status pr__tender_security(gm_call *call, const ProtobufCMessage *req,
   out->supplier = in->supplier;
   out->amount = pr__i(v, 0);
   out->required = pr__i(v, 1);
+  out->currency = (char *)pr__s(v, 2);
   *reply = &out->base;
   return GM_OK;
 }

@@ -12,7 +12,7 @@
 --   (min_ms: the shortest bidding period from the publication, which C
 --   counts on the calendar for a request for quotations; min_text names it)
 --   cancel   reason
---   security supplier amount reference
+--   security supplier amount reference  -> amount required currency
 --   arcinfo  -                  state and last change, to check the ledger
 --   archive  state upd budget   removes the ended tender's keys, at most
 --                               `budget` of them per run (evaluate.c-like
@@ -185,7 +185,7 @@ if op == 'cancel' then
 end
 
 if op == 'security' then
-  local t = tender('lead', 'dl', 'sec')
+  local t = tender('lead', 'dl', 'sec', 'cur')
   if not t then return no_tender(id) end
   local e = lead_only(t, 'record bid security for')
   if e then return e end
@@ -204,7 +204,7 @@ if op == 'security' then
   redis.call('HSET', P .. 'sec', ARGV[3], ARGV[4])
   gm.emit('security', 'id', id, 'supplier', ARGV[3], 'amount', ARGV[4],
     'ref', ARGV[5], 't', I(NOW))
-  return {ARGV[4], t.sec}
+  return {ARGV[4], t.sec, t.cur}
 end
 
 if op == 'arcinfo' then

@@ -577,7 +577,9 @@ START_TEST(demand_security_reclaim_and_works_say_what_happened) {
   r = gm("city", "security", "J-1", "alpha", "0", NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "nothing to refund");
-  GM_OK(gm("city", "security", "J-1", "alpha", "10", NULL));
+  r = gm("city", "security", "J-1", "alpha", "10", NULL);
+  GM_OK(r);
+  HAS(r->out, "alpha lodged 10.00 CNY of bid security for J-1");
   GM_OK(gm("city", "security", "J-1", "alpha", "0", NULL)); /* a refund */
 
   r = gm("beta", "reclaim", PT_USCC_A, "--note", "licence 1", NULL);
