@@ -2128,6 +2128,47 @@ static void pr_print_challenge(const ProtobufCMessage *m) {
   if (c->answer[0]) printf("answer: %s\n", c->answer);
 }
 
+static const char *pr_challenges_more; /* the tender id, for the hint */
+
+static void pr_print_challenges(const ProtobufCMessage *m) {
+  const Gm__Procurement__ChallengeList *l = (const void *)m;
+  static const char *const head[] = {"CHALLENGE", "AWARD",  "BY",
+                                     "STATUS",    "LODGED", "ANSWERED",
+                                     "GROUNDS",   "ANSWER"};
+  pr_table t = {8, head, 0x2, NULL, 0, 0};
+  if (!l->n_challenges) printf("no challenges you may read\n");
+  for (size_t i = 0; i < l->n_challenges; i++) {
+    const Gm__Procurement__Challenge *c = l->challenges[i];
+    char aw[16], d1[24], d2[24];
+    snprintf(aw, sizeof aw, "%d", c->award);
+    pr_row(&t, c->id, aw, c->challenger, c->status, pr_time(c->lodged_ms, d1),
+           c->answered_ms ? pr_time(c->answered_ms, d2) : "-", c->text,
+           c->answer[0] ? c->answer : "-");
+  }
+  if (l->n_challenges) pr_table_print(&t);
+  if (l->next_cursor[0])
+    printf("(more: gm procurement challenges %s --from %s)\n",
+           pr_challenges_more, l->next_cursor);
+}
+
+/* challenges ID: the agency's all, a supplier's own. */
+static int pr_cmd_challenges(const pr_cli *g, int argc, char **argv,
+                             const pr_cmd *self) {
+  static const int allow[] = {O_LIMIT, O_FROM, 0};
+  pr_opts o;
+  char *pos[1];
+  int np;
+  PR_ARGS(allow, &o, pos, 1, &np);
+  if (np != 1) return pr_usage_error(self, "name the tender");
+  Gm__Procurement__ChallengeListRequest q =
+      GM__PROCUREMENT__CHALLENGE_LIST_REQUEST__INIT;
+  q.tender_id = pos[0];
+  q.limit = (int32_t)o.limit;
+  q.cursor = (char *)(o.from ? o.from : "");
+  pr_challenges_more = pos[0];
+  return pr_show(g, "challenge.list", &q.base, pr_print_challenges);
+}
+
 /* The remaining positionals joined by spaces (a free text). */
 static char *pr_join(char **pos, int from, int np) {
   size_t n = 1;
@@ -2400,6 +2441,11 @@ static const pr_cmd pr_cmds[] = {
      "gm procurement challenge ID GROUNDS...\n    (supplier) "
      "challenge the award within 7 working days of its notice\n",
      pr_cmd_challenge},
+    {"challenges",
+     "gm procurement challenges ID [--limit N] [--from CURSOR]\n    the "
+     "challenges to the tender's awards: the agency sees all, a\n    "
+     "supplier its own\n",
+     pr_cmd_challenges},
     {"answer",
      "gm procurement answer CHALLENGE --dismiss|--uphold "
      "reevaluate|cancel ANSWER...\n    (agency) answer a challenge\n",

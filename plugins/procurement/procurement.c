@@ -439,6 +439,10 @@ static const gm_method pr__methods[] = {
               pr__party_reclaim_decide, PR_MUT, "certifier",
               "approve (the code passes to the claimant) or reject a "
               "request for a credit code"),
+    PR_METHOD("challenge.list", challenge_list_request, challenge_list,
+              pr__challenge_list, 0, NULL,
+              "the challenges lodged against a tender's awards (the agency: "
+              "all; a supplier: its own)"),
 };
 
 /* What the feed carries: "procurement.tender", ".bid", ".award",

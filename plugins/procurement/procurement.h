@@ -155,6 +155,7 @@ PR_HANDLER(pr__bid_replace);
 PR_HANDLER(pr__bid_withdraw);
 PR_HANDLER(pr__bid_get);
 PR_HANDLER(pr__bid_list);
+PR_HANDLER(pr__challenge_list);
 PR_HANDLER(pr__evaluation_score);
 PR_HANDLER(pr__evaluation_sheet);
 PR_HANDLER(pr__tender_award);

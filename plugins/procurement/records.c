@@ -392,3 +392,84 @@ gm_status pr__evaluation_sheet(gm_call *call, const ProtobufCMessage *req,
   *reply = &out->base;
   return GM_OK;
 }
+
+/* ---- challenges ---- */
+
+static int pr__challenge_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__acc *a = arg;
+  if (ncols < 9) return 1;
+  Gm__Procurement__Challenge *ch = host->alloc(a->call, sizeof *ch);
+  gm__procurement__challenge__init(ch);
+  ch->tender_id = (char *)a->ctx;
+  ch->id = (char *)pr__t(&c[0]);
+  ch->award = (int32_t)c[1].i;
+  ch->challenger = (char *)pr__t(&c[2]);
+  ch->text = (char *)pr__t(&c[3]);
+  ch->status = (char *)pr__t(&c[4]);
+  ch->remedy = (Gm__Procurement__Remedy)c[5].i;
+  ch->answer = (char *)pr__t(&c[6]);
+  ch->lodged_ms = c[7].i;
+  ch->answered_ms = c[8].i;
+  pr__acc_add(a, ch);
+  return 0;
+}
+
+static int pr__lead_row(void *arg, size_t ncols, const gm_param *c) {
+  if (ncols > 0) snprintf(arg, 80, "%s", pr__t(&c[0]));
+  return 1;
+}
+
+/* From the ledger (so an archived tender's too): the lead agency reads
+   every challenge, anyone else the ones it lodged. */
+gm_status pr__challenge_list(gm_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage **reply) {
+  const Gm__Procurement__ChallengeListRequest *in = (const void *)req;
+  const char *tag, *me = host->participant(call);
+  int64_t limit = 0, offset = 0;
+  gm_status st;
+  if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
+  if ((st = pr__page_args(call, in->limit, in->cursor, 100, 1000, &limit,
+                          &offset)) != GM_OK)
+    return st;
+  char lead[80] = "";
+  st = host->ledger_query(
+      call,
+      "SELECT lead FROM procurement_tenders WHERE tender_id = ?1"
+      " AND (state <> 'draft' OR lead = ?2)",
+      (gm_param[]){GM_TEXT(in->tender_id), GM_TEXT(me)}, 2, pr__lead_row, lead);
+  if (st != GM_OK) return st;
+  if (!lead[0]) {
+    /* Live but not settled yet (a few ms after publish), or none. */
+    Gm__Procurement__TenderView *view;
+    if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
+    if (strcmp(view->tender->state, "draft") == 0 &&
+        strcmp(view->tender->agency, me) != 0)
+      return host->fail(call, GM_NOT_FOUND,
+                        "no tender %s; gm procurement tenders lists the "
+                        "published ones",
+                        in->tender_id);
+    return host->fail(call, GM_UNAVAILABLE,
+                      "tender %s is not in the ledger yet: settlement is "
+                      "behind (see docs/operations.md); retry in a moment",
+                      in->tender_id);
+  }
+  int all = strcmp(lead, me) == 0;
+  pr__acc a = {.call = call, .ctx = in->tender_id};
+  st = host->ledger_query(
+      call,
+      "SELECT challenge_id, award, challenger, text, status, remedy, answer,"
+      " lodged_ms, answered_ms FROM procurement_challenges"
+      " WHERE tender_id = ?1 AND (?2 OR challenger = ?3)"
+      " ORDER BY lodged_ms, challenge_id LIMIT ?4 OFFSET ?5",
+      (gm_param[]){GM_TEXT(in->tender_id), GM_INT(all), GM_TEXT(me),
+                   GM_INT(limit + 1), GM_INT(offset)},
+      5, pr__challenge_row, &a);
+  if (st != GM_OK) return st;
+  Gm__Procurement__ChallengeList *out = host->alloc(call, sizeof *out);
+  gm__procurement__challenge_list__init(out);
+  out->n_challenges = a.n > (size_t)limit ? (size_t)limit : a.n;
+  out->challenges = (Gm__Procurement__Challenge **)a.items;
+  out->next_cursor = a.n > (size_t)limit ? pr__num(call, offset + limit) : "";
+  *reply = &out->base;
+  return GM_OK;
+}

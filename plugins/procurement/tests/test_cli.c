@@ -625,6 +625,53 @@ START_TEST(a_tender_in_dollars_is_bid_and_checked_in_dollars) {
 }
 END_TEST
 
+/*
+ * gm procurement challenges: the agency lists every challenge lodged
+ * against the tender's awards, a supplier only its own.
+ */
+START_TEST(challenges_are_listed_to_the_agency_and_the_challenger) {
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("beta", PT_USCC_B, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  int64_t deadline = T0 + 21 * PT_DAY;
+  pt_tender d;
+  pt_tender_init(&d, "T-CL", 100000000, deadline);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=130000"};
+  pt_free(pt_bid("alpha", "T-CL", 0, a, 1));
+  pt_free(pt_bid("beta", "T-CL", 0, b, 1));
+  pt_clock(deadline);
+  ck_assert_str_eq(pt_wait_state("T-CL", "evaluated"), "evaluated");
+  pt_free(pt_award("city", "T-CL"));
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_tenders"
+                                  " WHERE tender_id = 'T-CL' AND state ="
+                                  " 'awarded'",
+                                  1),
+                   1);
+  run_result *r = gm("city", "challenges", "T-CL", NULL);
+  GM_OK(r);
+  HAS(r->out, "no challenges you may read");
+  GM_OK(gm("beta", "challenge", "T-CL", "alpha's", "desks", "are", "not",
+           "certified", NULL));
+  pt_ledger_wait("SELECT count(*) FROM procurement_challenges", 1);
+  r = gm("city", "challenges", "T-CL", NULL);
+  GM_OK(r);
+  HAS(r->out, "beta");
+  HAS(r->out, "alpha's desks are not certified");
+  r = gm("beta", "challenges", "T-CL", NULL);
+  GM_OK(r);
+  HAS(r->out, "alpha's desks are not certified");
+  r = gm("alpha", "challenges", "T-CL", NULL);
+  GM_OK(r);
+  HAS(r->out, "no challenges you may read");
+  r = gm("alpha", "challenges", "NOPE-9", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "no tender NOPE-9");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement cli");
   TCase *tc = tcase_create("cli");
@@ -635,6 +682,7 @@ int main(void) {
   tcase_add_test(tc, skip_bad_on_a_large_file_sends_the_good_lines);
   tcase_add_test(tc, category_problems_name_their_line_and_column);
   tcase_add_test(tc, refusals_speak_in_yuan);
+  tcase_add_test(tc, challenges_are_listed_to_the_agency_and_the_challenger);
   tcase_add_test(tc, a_tender_in_dollars_is_bid_and_checked_in_dollars);
   tcase_add_test(tc, demand_security_reclaim_and_works_say_what_happened);
   tcase_add_test(tc, messages_name_the_option_and_the_tender_as_it_is);
