@@ -87,7 +87,7 @@ int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
 /* Active ISO 4217 codes missing from the currency enum of the OCDS 1.1
    release schema shipped in ocds/ (test_rules checks this list against
    it): a tender in one of them could not be exported as valid OCDS. */
-static const char *const pr__not_in_ocds[] = {"SLE", "VED"};
+static const char *const pr__not_in_ocds[] = {"SLE", "VED", "XCG", "ZWG"};
 
 int pr_check_currency(const char *s, char *err, size_t errlen) {
   if (!gm_iso4217_active(s)) {
