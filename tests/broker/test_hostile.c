@@ -139,7 +139,8 @@ START_TEST(dev_participants_are_ids) {
   memset(longid, 'a', 65);
   longid[65] = '\0';
   raw r = request("gm", 2, "whoami", NULL, 0, longid, 65);
-  expect(send_raw(&r), GM__STATUS__INVALID_ARGUMENT, "1-64 letters");
+  expect(send_raw(&r), GM__STATUS__INVALID_ARGUMENT,
+         "1-64 characters of ASCII letters");
   r = request("gm", 2, "whoami", NULL, 0, "a b", 3);
   expect(send_raw(&r), GM__STATUS__INVALID_ARGUMENT, "not a participant id");
   r = request("gm", 2, "whoami", NULL, 0, "alice-1.x_y", 11);
