@@ -194,8 +194,10 @@ static gm_status carbon__move(gm_call *call, const char *op,
   const gm_value *v;
   gm_status st;
   if ((st = carbon__need_symbol(call, in->symbol)) != GM_OK) return st;
-  if ((st = carbon__need_participant(call, "participant", in->participant)) !=
-      GM_OK)
+  if ((st = strcmp(op, "deposit")
+                ? carbon__need_holder(call, "participant", in->participant)
+                : carbon__need_participant(call, "participant",
+                                           in->participant)) != GM_OK)
     return st;
   if (in->asset != GM__CARBON__ASSET__ASSET_CASH &&
       in->asset != GM__CARBON__ASSET__ASSET_ALLOWANCE)
@@ -240,7 +242,7 @@ gm_status carbon__account_get(gm_call *call, const ProtobufCMessage *req,
       return host->fail(call, GM_PERMISSION_DENIED,
                         "only an admin may read another participant's "
                         "account; leave participant empty for your own");
-    if ((st = carbon__need_participant(call, "participant", in->participant)) !=
+    if ((st = carbon__need_holder(call, "participant", in->participant)) !=
         GM_OK)
       return st;
     who = in->participant;

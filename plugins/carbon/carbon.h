@@ -232,6 +232,10 @@ gm_status carbon__need_symbol(gm_call *call, const char *sym);
    naming `what` ("participant", "counterparty"). */
 gm_status carbon__need_participant(gm_call *call, const char *what,
                                    const char *id);
+/* carbon__need_participant, or an id an earlier release let a deposit use
+   (printable ASCII but '|'): withdraw and an admin's account.get take it,
+   so what was deposited under it can still be read and taken out. */
+gm_status carbon__need_holder(gm_call *call, const char *what, const char *id);
 /* GM_OK when `text` passes gm__carbon_check_text and is at most `max`
    bytes; else fails the call naming `what` ("name", "reason"). */
 gm_status carbon__need_text(gm_call *call, const char *what, const char *text,

@@ -323,6 +323,15 @@ static int gm__carbon_usage_error(const gm__carbon_cmd *self, const char *fmt,
   return GM_CLI_EXIT_ERROR;
 }
 
+/* Non-zero when `arg` is a long option of opts that takes the next
+   argument as its value ("--reason", not "--reason=x"). */
+static int gm__carbon_takes_value(const struct option *opts, const char *arg) {
+  if (strncmp(arg, "--", 2) != 0 || strchr(arg, '=')) return 0;
+  for (const struct option *o = opts; o && o->name; o++)
+    if (!strcmp(o->name, arg + 2)) return o->has_arg == required_argument;
+  return 0;
+}
+
 /* Long options take any position: collect positionals in order. */
 static int gm__carbon_args(int argc, char **argv, const struct option *opts,
                            const gm__carbon_cmd *self, char **pos, int maxpos,
@@ -331,10 +340,12 @@ static int gm__carbon_args(int argc, char **argv, const struct option *opts,
                            void *ctx) {
   *npos = 0;
   /* No option starts with a digit: "-85" is a negative number, which
-     getopt would take for the options -8 -5. */
+     getopt would take for the options -8 -5; unless it is the value of the
+     option before it (--reason -10%-breach, --client-id -1). */
   for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
     if (argv[i][0] == '-' &&
-        (isdigit((unsigned char)argv[i][1]) || argv[i][1] == '.'))
+        (isdigit((unsigned char)argv[i][1]) || argv[i][1] == '.') &&
+        !gm__carbon_takes_value(opts, argv[i - 1]))
       return gm__carbon_usage_error(
           self,
           !strcmp(argv[i - 1], "@")
@@ -638,6 +649,8 @@ static int gm__carbon_place_run(const gm__carbon_cli *g, int argc, char **argv,
             : NULL;
     if (past)
       g->api->error(g->cli, status, "--gtd %s%s", p.gtd, past);
+    else if (!strncmp(msg, "expire_ms is more than 366 days ahead", 37))
+      g->api->error(g->cli, status, "--gtd %s%s", p.gtd, msg + 9);
     else
       g->api->error(g->cli, status, "%s", msg);
     return code;
@@ -1102,7 +1115,8 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
   }
   if (r.from && r.to && from >= to) {
     fprintf(stderr,
-            "error: --from %s is not before --to %s; give from <= to (--to "
+            "error: --from %s is not before --to %s; give a --from before --to "
+            "(--to "
             "DATE includes its day)\n",
             r.from, r.to);
     return GM_CLI_EXIT_ERROR;

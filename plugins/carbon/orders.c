@@ -122,16 +122,10 @@ gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
   if (in->tif == GM__CARBON__TIME_IN_FORCE__TIF_GTD && in->expire_ms <= 0)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a GTD order needs expire_ms (ms since the epoch)");
+  /* A past expiry is the place script's to refuse, after its duplicate
+     lookup: a retry of an order placed before its expiry passed must get
+     its first reply (or duplicate = true), not a refusal. */
   int64_t now = host->now_ms(host->market(call));
-  if (in->tif == GM__CARBON__TIME_IN_FORCE__TIF_GTD && in->expire_ms <= now) {
-    char at[32], nowt[32];
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "expire_ms %lld (%s) is not in the future: it is now %s; "
-                      "give a later time or use DAY",
-                      (long long)in->expire_ms,
-                      gm__carbon_format_time(in->expire_ms, at),
-                      gm__carbon_format_time(now, nowt));
-  }
   /* Scripts count in doubles: an expiry past 2^53 would not round-trip. A
      year is as long as any order may wait. */
   if (in->expire_ms > now + CARBON_MAX_GTD_MS)

@@ -150,7 +150,14 @@ local function admit()
     end
   end
   if o.tif == TIF.GTD and o.exp <= NOW then
-    return rej('INVALID_ARGUMENT', 'expire_ms is not in the future; give a later time or use DAY')
+    local function at(ms) -- as gm__carbon_format_time writes it
+      return string.format('%sT%02d:%02d:%02d+08:00', datestr(lday(ms)),
+        floor(lmin(ms) / 60), lmin(ms) % 60,
+        floor(((ms + TZMS) % DAYMS) / 1000) % 60)
+    end
+    return rej('INVALID_ARGUMENT', string.format('expire_ms %d', o.exp) ..
+      ' (' .. at(o.exp) .. ') is not in the future: it is now ' .. at(NOW) ..
+      '; give a later time or use DAY')
   end
   if o.tif == TIF.DAY then o.exp = close_ms(inst.sess, TODAY) end
   if o.tif ~= TIF.DAY and o.tif ~= TIF.GTD then o.exp = 0 end

@@ -2,6 +2,7 @@
  * Records from the ledger: settled trades, statements as CSV, and
  * reconciliation of ledger totals against live holdings.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +130,11 @@ static gm_status carbon__need_date(gm_call *call, const char *what,
   int y, m, d, n = 0;
   if (!gm__carbon_parse_date(text, day)) return GM_OK;
   gm__carbon_shown(text, shown);
-  if (sscanf(text, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || text[n] || n != 10)
+  int shape = strlen(text) == 10 && text[4] == '-' && text[7] == '-';
+  for (int i = 0; shape && i < 10; i++)
+    shape = i == 4 || i == 7 || isdigit((unsigned char)text[i]);
+  if (!shape || sscanf(text, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || text[n] ||
+      n != 10)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "%s \"%s\" is not a date; write YYYY-MM-DD "
                       "(Asia/Shanghai), e.g. 2026-11-24",

@@ -2,6 +2,7 @@
  * Script replies: reading their records, turning them into the protobuf
  * messages of replies and events, and publishing what a script changed.
  */
+#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,12 @@ gm_status carbon__split_id(gm_call *call, const char *id, const char **sym,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "id \"%s\" does not start with an instrument symbol",
                       gm__carbon_shown(id, shown));
+  for (const char *p = colon + 1; *p; p++)
+    if (!isalnum((unsigned char)*p)) /* ids are hex digits, or B and them */
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "id \"%s\" is not <SYMBOL>:<id> as order.place and "
+                        "block.offer return it",
+                        gm__carbon_shown(id, shown));
   *sym = s;
   *local = colon + 1;
   return GM_OK;
@@ -150,6 +157,21 @@ gm_status carbon__need_participant(gm_call *call, const char *what,
   return host->fail(call, GM_INVALID_ARGUMENT,
                     "%s \"%s\" is not a valid participant id: %s", what,
                     gm__carbon_shown(id, shown), GM_PARTICIPANT_ID_RULE);
+}
+
+/* The ids an earlier release let deposits use: 1-64 bytes of printable
+   ASCII but '|' (x#y{z}, a@b), which no participant can be registered as. */
+static int carbon__id_of_old(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 64) return 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p == '|' || *p <= ' ' || *p >= 127) return 0;
+  return 1;
+}
+
+gm_status carbon__need_holder(gm_call *call, const char *what, const char *id) {
+  if (carbon__id_of_old(id)) return GM_OK;
+  return carbon__need_participant(call, what, id);
 }
 
 gm_status carbon__need_text(gm_call *call, const char *what, const char *text,

@@ -169,9 +169,12 @@ static long carbon__utf8(const unsigned char *s, size_t *n) {
   return c;
 }
 
+/* Control characters, the line and paragraph separators, and the bidi
+   controls and marks (a name must not reorder or break what follows it). */
 static int carbon__control(long c) {
-  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) ||
-         (c >= 0x2066 && c <= 0x2069);
+  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e ||
+         c == 0x200f || c == 0x2028 || c == 0x2029 ||
+         (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
 }
 
 int gm__carbon_check_text(const char *s, char *why, size_t whylen) {
@@ -188,8 +191,10 @@ int gm__carbon_check_text(const char *s, char *why, size_t whylen) {
       snprintf(why, whylen,
                "contains the %s character U+%04lX at byte %zu; write plain "
                "text on one line",
-               c >= 0x202a ? "bidi control" : "control", (unsigned long)c,
-               i + 1);
+               c >= 0x202a || c == 0x061c || c == 0x200e || c == 0x200f
+                   ? "bidi control"
+                   : "control",
+               (unsigned long)c, i + 1);
       return -1;
     }
     if (c != ' ') blank = 0;
@@ -217,18 +222,6 @@ const char *gm__carbon_shown(const char *s, char out[96]) {
   }
   out[o] = '\0';
   if (p[i]) snprintf(out + o, 96 - o, "... (%zu bytes)", total);
-  return out;
-}
-
-const char *gm__carbon_format_time(int64_t ms, char out[32]) {
-  char day[16];
-  int64_t local = ms + GM_CARBON_TZ_MS;
-  int64_t d = local >= 0
-                  ? local / GM_CARBON_DAY_MS
-                  : -((-local + GM_CARBON_DAY_MS - 1) / GM_CARBON_DAY_MS);
-  int64_t s = (local - d * GM_CARBON_DAY_MS) / 1000;
-  snprintf(out, 32, "%sT%02d:%02d:%02d+08:00", gm__carbon_format_date(d, day),
-           (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60));
   return out;
 }
 

@@ -60,9 +60,6 @@ int gm__carbon_check_text(const char *s, char *why, size_t whylen);
  * bytes as '?'.  Returns out.
  */
 const char *gm__carbon_shown(const char *s, char out[96]);
-/* A time `ms` as "2026-11-24T09:30:00+08:00" (Asia/Shanghai): the form gm
-   takes times in. */
-const char *gm__carbon_format_time(int64_t ms, char out[32]);
 /*
  * Non-zero when a time gm would read has a zone offset outside -14:00 ..
  * +14:00 or with minutes of 60 or more ("+25:00", "+05:99"): gm's own

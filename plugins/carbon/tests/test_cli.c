@@ -265,6 +265,13 @@ START_TEST(refusals_come_before_the_broker) {
   run_result *r = gm(dead, "--timeout", "200", "--retries", "1", "carbon",
                      "buy", "CEA-2025", "1", "@", "85", "--ioc", NULL);
   ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
+  /* A text option's value may start with '-' and a digit: not a number. */
+  r = gm(dead, "--timeout", "200", "--retries", "1", "carbon", "buy",
+         "CEA-2025", "1", "@", "85", "--client-id", "-1", NULL);
+  ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
+  r = gm(dead, "--timeout", "200", "--retries", "1", "carbon", "halt",
+         "CEA-2025", "--reason", "-10%-band-breach", NULL);
+  ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
   /* Help lists the friendly commands, then the plugin's methods. */
   r = gm(dead, "carbon", "--help", NULL);
   GM_OK(r);

@@ -283,6 +283,38 @@ START_TEST(client_order_id_and_retries_are_idempotent) {
 }
 END_TEST
 
+/* A GTD order placed before its expiry, retried after it has passed (its
+   reply lost): the same key replays the first reply and the same client
+   order id answers duplicate, not a refusal of a past expiry; a new order
+   with that expiry is refused, saying when. */
+START_TEST(gtd_retry_after_its_expiry_replays) {
+  Gm__Carbon__PlaceRequest q = order(CT_BUY, 8300, 3);
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_GTD;
+  q.expire_ms = ct_at(CT_MONDAY, 10, 1);
+  q.client_order_id = "g-1";
+  Gm__Carbon__PlaceReply *a = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "alice", "order.place", "gkey", &q.base);
+  ck_assert_msg(a, "%s", ct_message);
+  ct_clock(ct_at(CT_MONDAY, 10, 2));
+  Gm__Carbon__PlaceReply *b = (Gm__Carbon__PlaceReply *)ct_call_idem(
+      "alice", "order.place", "gkey", &q.base);
+  ck_assert_msg(b, "%s", ct_message);
+  ck_assert_str_eq(b->order->id, a->order->id);
+  Gm__Carbon__PlaceReply *c =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(c, "%s", ct_message);
+  ck_assert(c->duplicate);
+  ck_assert_str_eq(c->order->id, a->order->id);
+  q.client_order_id = "g-2";
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "(2026-03-02T10:01:00+08:00) is not in the future: it is now "
+            "2026-03-02T10:02:00+08:00");
+  ct_free(a);
+  ct_free(b);
+  ct_free(c);
+}
+END_TEST
+
 /* The records of an order's reply are packed, one string of NUL-separated
  * fields each (lib.lua, R_ORD_str; reply.c unpacks them); replies stored
  * before, with each record an array of strings, are answered the same:
@@ -500,6 +532,15 @@ START_TEST(text_ids_and_create_fields_are_checked) {
     ct_expect("root", "account.deposit", &m.base, GM__STATUS__INVALID_ARGUMENT,
               "is not a valid participant id: 1-64 characters of ASCII");
   }
+  /* An id an earlier release let a deposit use can still be withdrawn
+     from (here: nothing is there), not refused as an id. */
+  m.participant = "x#y{z}";
+  ck_assert_ptr_null(ct_call("root", "account.withdraw", &m.base));
+  ck_assert_msg(ct_status == GM__STATUS__FAILED_PRECONDITION, "%d: %s",
+                ct_status, ct_message);
+  m.participant = "caf\xc3\xa9";
+  ct_expect("root", "account.withdraw", &m.base, GM__STATUS__INVALID_ARGUMENT,
+            "is not a valid participant id");
   m.participant = "alice";
   m.reference = "wire\r\nX";
   ct_expect("root", "account.deposit", &m.base, GM__STATUS__INVALID_ARGUMENT,
@@ -790,6 +831,7 @@ int main(void) {
   tcase_add_test(tc, price_time_priority_at_the_resting_price);
   tcase_add_test(tc, ioc_fok_market_and_post_only);
   tcase_add_test(tc, client_order_id_and_retries_are_idempotent);
+  tcase_add_test(tc, gtd_retry_after_its_expiry_replays);
   tcase_add_test(tc, replies_of_the_previous_layout);
   tcase_add_test(tc, cancel_replace_and_mass_cancel);
   tcase_add_test(tc, an_unchanged_replace_keeps_priority);
