@@ -38,9 +38,13 @@ static gm_status pr__bid_checks(gm_call *call,
     return host->fail(call, GM_FAILED_PRECONDITION,
                       "this broker has no bid key, so it cannot seal bids; "
                       "the operator sets [market.procurement] key_file");
-  char cur_err[256];
-  if (pr_check_currency(in->currency, cur_err, sizeof cur_err) != 0)
-    return host->fail(call, GM_INVALID_ARGUMENT, "%s", cur_err);
+  /* The tender's own currency, checked when it was drafted; a bid in
+     another is disqualified at the opening. */
+  if (!pr_currency_shaped(in->currency))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "currency \"%.8s\" is not a currency code: give the "
+                      "tender's, three capital letters such as CNY",
+                      in->currency);
   if (in->n_lines == 0 || in->n_lines > PR_MAX_ITEMS)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a bid has one line per item of the tender (1-%d); this "

@@ -1814,9 +1814,12 @@ static int pr_cmd_bid(const pr_cli *g, int argc, char **argv,
   Gm__Procurement__BidLine lines[PR_MAX_POS], *pl[PR_MAX_POS];
   q.tender_id = pos[0];
   q.currency = (char *)(o.currency ? o.currency : "CNY");
-  char err[256], cur[8];
-  if (pr_check_currency(q.currency, err, sizeof err) != 0)
-    return g->api->error(g->cli, GM_INVALID_ARGUMENT, "--%s", err);
+  char cur[8];
+  if (!pr_currency_shaped(q.currency))
+    return g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                         "--currency \"%.8s\" is not a currency code: give "
+                         "the tender's, three capital letters such as CNY",
+                         q.currency);
   if (!o.currency) {
     /* Without --currency, the bid is in the tender's (when it can be
        read; otherwise the broker's refusal says what is wrong). */
@@ -2136,7 +2139,10 @@ static void pr_print_challenges(const ProtobufCMessage *m) {
                                      "STATUS",    "LODGED", "ANSWERED",
                                      "GROUNDS",   "ANSWER"};
   pr_table t = {8, head, 0x2, NULL, 0, 0};
-  if (!l->n_challenges) printf("no challenges you may read\n");
+  if (!l->n_challenges)
+    printf(
+        "no challenges you may read (they are read from the ledger: one "
+        "lodged a moment ago shows once it is settled)\n");
   for (size_t i = 0; i < l->n_challenges; i++) {
     const Gm__Procurement__Challenge *c = l->challenges[i];
     char aw[16], d1[24], d2[24];

@@ -118,6 +118,9 @@ uint8_t *pr__unb64(gm_call *call, const char *text, size_t *len);
 Gm__Procurement__Tender *pr__def_decode(gm_call *call, const char *b64);
 char *pr__def_encode(gm_call *call, const Gm__Procurement__Tender *t);
 /* Reads tender `id` (tender.lua get) into a view; NOT_FOUND when none. */
+/* Non-zero when the caller may see tender t: published, or its agency's,
+   one of its buyers' or an admin's (a draft, or a draft cancelled). */
+int pr__may_see(gm_call *call, const Gm__Procurement__Tender *t);
 gm_status pr__tender_read(gm_call *call, const char *id,
                           Gm__Procurement__TenderView **view);
 /* The rules of a published tender, for pr_evaluate (items in the arena). */

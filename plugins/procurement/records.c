@@ -167,6 +167,11 @@ gm_status pr__bid_list(gm_call *call, const ProtobufCMessage *req,
                         "retry in a moment",
                         in->tender_id, (int)view->tender->round);
     if (st != GM_OK && st != GM_FAILED_PRECONDITION) return st;
+    if (st == GM_OK && !pr__may_see(call, view->tender))
+      return host->fail(call, GM_NOT_FOUND,
+                        "no tender %s; gm procurement tenders lists the "
+                        "published ones",
+                        in->tender_id);
     if (st == GM_OK && strcmp(view->tender->state, "cancelled") == 0)
       return host->fail(call, GM_FAILED_PRECONDITION,
                         "tender %s was cancelled before its opening (%s); "
@@ -435,18 +440,22 @@ gm_status pr__challenge_list(gm_call *call, const ProtobufCMessage *req,
   st = host->ledger_query(
       call,
       "SELECT lead FROM procurement_tenders WHERE tender_id = ?1"
-      " AND (state <> 'draft' OR lead = ?2)",
+      " AND (published_ms > 0 OR lead = ?2)",
       (gm_param[]){GM_TEXT(in->tender_id), GM_TEXT(me)}, 2, pr__lead_row, lead);
   if (st != GM_OK) return st;
   if (!lead[0]) {
     /* Live but not settled yet (a few ms after publish), or none. */
     Gm__Procurement__TenderView *view;
     if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
-    if (strcmp(view->tender->state, "draft") == 0 &&
-        strcmp(view->tender->agency, me) != 0)
+    if (!pr__may_see(call, view->tender))
       return host->fail(call, GM_NOT_FOUND,
                         "no tender %s; gm procurement tenders lists the "
                         "published ones",
+                        in->tender_id);
+    if (view->tender->published_ms <= 0)
+      return host->fail(call, GM_FAILED_PRECONDITION,
+                        "tender %s was never published, so it has no "
+                        "challenges",
                         in->tender_id);
     return host->fail(call, GM_UNAVAILABLE,
                       "tender %s is not in the ledger yet: settlement is "

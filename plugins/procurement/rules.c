@@ -109,6 +109,13 @@ int pr_check_currency(const char *s, char *err, size_t errlen) {
   return 0;
 }
 
+int pr_currency_shaped(const char *s) {
+  if (!s || strlen(s) != 3) return 0;
+  for (int i = 0; i < 3; i++)
+    if (s[i] < 'A' || s[i] > 'Z') return 0;
+  return 1;
+}
+
 int pr_valid_currency(const char *s) {
   char err[160];
   return pr_check_currency(s, err, sizeof err) == 0;
@@ -591,7 +598,7 @@ int pr_bid_parse(const char *text, size_t len, pr_bid *b, char *err,
   }
   if (!pr_valid_name(b->tender, 3, 48, 0) ||
       !pr_valid_name(b->supplier, 1, 64, 0) ||
-      !pr_valid_currency(b->currency)) {
+      !pr_currency_shaped(b->currency)) {
     snprintf(err, errlen, "tender, supplier or currency is malformed");
     return -1;
   }

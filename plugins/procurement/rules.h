@@ -56,6 +56,12 @@ int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
 int pr_check_currency(const char *s, char *err, size_t errlen);
 /* Non-zero when pr_check_currency accepts s. */
 int pr_valid_currency(const char *s);
+/* Non-zero when s has a currency code's shape (three capital letters): what
+   a bid or a published tender's amendment is held to, since a tender's
+   currency was checked when it was drafted, by the rule of that time (a
+   tender published before the ISO 4217 list, in RMB say, still takes bids
+   and amendments in its own currency). */
+int pr_currency_shaped(const char *s);
 
 /* ---- money ---- */
 

@@ -106,7 +106,7 @@ static gm_status pr__check_item(gm_call *call, const Gm__Procurement__Item *it,
 /* Checks a tender's fields as the lead agency `lead` gives them (items
    from the draft and any demand are checked one by one too). */
 static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
-                                  const char *lead) {
+                                  const char *lead, int stored_currency) {
   char y1[32], y2[32];
   gm_status st;
   if ((st = pr__text(call, "title", t->title, 200, 0)) != GM_OK ||
@@ -115,8 +115,11 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
   if (!t->title[0])
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "title is empty; give the tender a title");
+  /* A published tender's currency cannot change: it stays as checked when
+     it was drafted (stored_currency), by the rule of that time. */
   char cur_err[256];
-  if (pr_check_currency(t->currency, cur_err, sizeof cur_err) != 0)
+  if (!stored_currency &&
+      pr_check_currency(t->currency, cur_err, sizeof cur_err) != 0)
     return host->fail(call, GM_INVALID_ARGUMENT, "%s", cur_err);
   if (t->budget < 1 || t->budget > PR_MAX_AMOUNT)
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -363,7 +366,7 @@ void pr__tender_rule(gm_call *call, const Gm__Procurement__Tender *t,
 
 /* A tender never published (a draft, or a draft cancelled) is its
    agency's and its buyers' only. */
-static int pr__may_see(gm_call *call, const Gm__Procurement__Tender *t) {
+int pr__may_see(gm_call *call, const Gm__Procurement__Tender *t) {
   const char *me = host->participant(call);
   if ((strcmp(t->state, "draft") != 0 && t->published_ms > 0) ||
       host->has_role(call, "admin"))
@@ -416,7 +419,7 @@ gm_status pr__tender_draft(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
   if ((st = pr__id_free(call, t->id)) != GM_OK) return st;
   if (!t->currency[0]) t->currency = "CNY";
-  if ((st = pr__check_tender(call, t, me)) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, me, 0)) != GM_OK) return st;
   t->agency = (char *)me;
   t->state = "";
   t->version = 0;
@@ -593,7 +596,7 @@ gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INTERNAL, "tender %s has no definition",
                       in->tender_id);
   if ((st = pr__fix_items(call, t, pr__item(v, 1))) != GM_OK) return st;
-  if ((st = pr__check_tender(call, t, t->agency)) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, t->agency, 0)) != GM_OK) return st;
   if (t->deadline_ms <= 0)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "tender %s has no bid deadline; redraft it with "
@@ -725,7 +728,7 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                          in->note, pr_datetime(earliest, d2), period, rule);
   }
   if (items && (st = pr__fix_items(call, t, NULL)) != GM_OK) return st;
-  if ((st = pr__check_tender(call, t, t->agency)) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, t->agency, 1)) != GM_OK) return st;
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
   int64_t min;
   const char *what;
@@ -799,13 +802,17 @@ gm_status pr__tender_security(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__text(call, "reference", in->reference, 200, 0)) != GM_OK)
     return st;
   /* Security comes from a supplier in the register (the opening
-     disqualifies anyone else); whether it has bid yet stays sealed. */
+     disqualifies anyone else); whether it has bid yet stays sealed.  A
+     refund (0) is recorded whatever the register says now: a supplier
+     whose entry went (a credit code reclaimed by another party) still gets
+     back what it lodged. */
   const char *oargs[] = {"orgget", in->supplier};
-  const gm_value *org;
-  if ((st = pr__run(call, "catalogue", pr__org_tag(call, in->supplier), 2,
+  const gm_value *org = NULL;
+  if (in->amount > 0 &&
+      (st = pr__run(call, "catalogue", pr__org_tag(call, in->supplier), 2,
                     oargs, &org)) != GM_OK)
     return st;
-  if (org->n == 0)
+  if (org && org->n == 0)
     return host->fail(call, GM_FAILED_PRECONDITION,
                       "%s is not a registered supplier (no gm procurement "
                       "register); check the name, or ask the supplier to "

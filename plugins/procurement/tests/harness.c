@@ -54,6 +54,7 @@ static const struct {
     {"award.get", &gm__procurement__award__descriptor, 0},
     {"challenge.lodge", &gm__procurement__challenge__descriptor, 1},
     {"challenge.answer", &gm__procurement__challenge__descriptor, 1},
+    {"challenge.list", &gm__procurement__challenge_list__descriptor, 0},
     {"contract.sign", &gm__procurement__contract__descriptor, 1},
     {"contract.deliver", &gm__procurement__contract__descriptor, 1},
     {"contract.accept", &gm__procurement__contract__descriptor, 1},

@@ -417,6 +417,12 @@ START_TEST(currencies_are_active_iso_4217_codes_ocds_knows) {
                 err);
   ck_assert_int_eq(pr_check_currency("DEM", err, sizeof err), -1);
   ck_assert_int_eq(pr_check_currency("cny", err, sizeof err), -1);
+  /* Bids and amendments of a tender drafted before the list keep to its
+     own currency's shape only. */
+  ck_assert(pr_currency_shaped("RMB"));
+  ck_assert(!pr_currency_shaped("rmb"));
+  ck_assert(!pr_currency_shaped("CNYY"));
+  ck_assert(!pr_currency_shaped(""));
   ck_assert_int_eq(pr_check_currency("SLE", err, sizeof err), -1);
   ck_assert_msg(strstr(err, "not in the OCDS 1.1 currency codelist"), "%s",
                 err);

@@ -912,12 +912,67 @@ START_TEST(a_published_tender_refuses_a_redraft_a_demand_and_a_late_bid) {
 }
 END_TEST
 
+/*
+ * A draft never published and then cancelled stays its agency's: another
+ * party asking for its bids or challenges is told there is no such tender
+ * (not the reason it was cancelled).  A refund of security (0) is recorded
+ * whatever the register says now: for a name without security it is
+ * refused for that, not for the register.
+ */
+START_TEST(a_cancelled_draft_stays_hidden_and_refunds_skip_the_register) {
+  pt_tender d;
+  pt_tender_init(&d, "T-HID", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-HID";
+  q.reason = "merger with agency X";
+  m = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__BidListRequest bl = GM__PROCUREMENT__BID_LIST_REQUEST__INIT;
+  bl.tender_id = "T-HID";
+  pt_expect("alpha", "bid.list", &bl.base, GM__STATUS__NOT_FOUND,
+            "no tender T-HID");
+  ck_assert_msg(!strstr(pt_message, "merger"), "%s", pt_message);
+  Gm__Procurement__ChallengeListRequest cl =
+      GM__PROCUREMENT__CHALLENGE_LIST_REQUEST__INIT;
+  cl.tender_id = "T-HID";
+  pt_expect("alpha", "challenge.list", &cl.base, GM__STATUS__NOT_FOUND,
+            "no tender T-HID");
+
+  pt_tender p;
+  pt_tender_init(&p, "T-REF", 10000000, DEADLINE);
+  pt_item(&p, "D1", "DESK", 10, 0, NULL);
+  p.t.bid_security = 20000;
+  pt_publish("city", &p);
+  Gm__Procurement__SecurityRequest sq = GM__PROCUREMENT__SECURITY_REQUEST__INIT;
+  sq.tender_id = "T-REF";
+  sq.supplier = "nobody";
+  sq.amount = 0;
+  sq.reference = "refund";
+  m = pt_call("city", "tender.security", &sq.base);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(!strstr(pt_message, "not a registered supplier"), "%s",
+                pt_message);
+  sq.amount = 20000;
+  pt_expect("city", "tender.security", &sq.base,
+            GM__STATUS__FAILED_PRECONDITION, "not a registered supplier");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_bid_one_millisecond_late_is_refused);
+  tcase_add_test(tc,
+                 a_cancelled_draft_stays_hidden_and_refunds_skip_the_register);
   tcase_add_test(tc,
                  a_published_tender_refuses_a_redraft_a_demand_and_a_late_bid);
   tcase_add_test(tc,
