@@ -187,7 +187,10 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   if ((st = host->ledger_query(
            call,
            "SELECT count(DISTINCT referral),"
-           " count(DISTINCT CASE WHEN outcome = 'picked' THEN referral END)"
+           /* Picked is an event: a pick that later missed its contact
+              deadline ('missed') was a pick all the same. */
+           " count(DISTINCT CASE WHEN outcome IN ('picked', 'missed')"
+           " THEN referral END)"
            " FROM finance_claims WHERE bank = ?1 AND claimed_ms >= ?2"
            " AND claimed_ms < ?3",
            p, 3, finance__ints_row, &claims)) != GM_OK ||

@@ -82,6 +82,9 @@ START_TEST(a_missed_contact_returns_it_to_the_pool_and_records_the_breach) {
   Gm__Finance__BankReport *rep =
       (Gm__Finance__BankReport *)ft_ok("icbc1", "bank.report", &br.base);
   ck_assert_int_eq(rep->breaches, 1);
+  /* The bank was picked, whatever happened after. */
+  ck_assert_int_eq(rep->claims, 1);
+  ck_assert_int_eq(rep->picked, 1);
   ck_assert_str_eq(rep->breach_list[0]->referral, id);
   ck_assert_int_eq(rep->breach_list[0]->due_ms, due);
   ft_free(rep);
