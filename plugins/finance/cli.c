@@ -659,6 +659,10 @@ static void gm__fin_print_bank(const ProtobufCMessage *m) {
   for (size_t i = 0; i < b->n_members; i++) printf("  %s\n", b->members[i]);
 }
 
+/* Who bank link named ("" for bank join): its reply says whether that
+   participant acts for the bank yet. */
+static const char *gm__fin_linked = "";
+
 /* bank.link's reply: the bank and its staff now. */
 static void gm__fin_print_staff(const ProtobufCMessage *m) {
   const Gm__Finance__Bank *b = (const Gm__Finance__Bank *)m;
@@ -666,9 +670,18 @@ static void gm__fin_print_staff(const ProtobufCMessage *m) {
     printf("unlinked: acts for no bank now\n");
     return;
   }
+  int in = !gm__fin_linked[0];
   printf("bank %s, staff:", b->id);
-  for (size_t i = 0; i < b->n_members; i++) printf(" %s", b->members[i]);
-  printf("\n");
+  for (size_t i = 0; i < b->n_members; i++) {
+    printf(" %s", b->members[i]);
+    in |= !strcmp(b->members[i], gm__fin_linked);
+  }
+  printf("%s\n", b->n_members ? "" : " none");
+  if (!in)
+    printf(
+        "linked: %s acts for %s once it accepts (it must hold the bank "
+        "role):\n  gm --as %s finance bank join %s\n",
+        gm__fin_linked, b->id, gm__fin_linked, b->id);
 }
 
 static void gm__fin_print_banks(const ProtobufCMessage *m) {
@@ -760,6 +773,13 @@ static int gm__fin_bank_run(const gm__fin_cli *g, int argc, char **argv,
     Gm__Finance__LinkRequest req = GM__FINANCE__LINK_REQUEST__INIT;
     req.participant = a.pos[1];
     req.bank = link ? a.pos[2] : "";
+    gm__fin_linked = req.participant;
+    return gm__fin_show(g, "bank.link", &req.base, gm__fin_print_staff);
+  }
+  if (!strcmp(sub, "join")) {
+    if (a.npos != 2) return gm__fin_usage(self, "%s", "give bank join BANK");
+    Gm__Finance__LinkRequest req = GM__FINANCE__LINK_REQUEST__INIT;
+    req.bank = a.pos[1];
     return gm__fin_show(g, "bank.link", &req.base, gm__fin_print_staff);
   }
   return gm__fin_usage(self, "unknown bank command \"%s\"", sub);
@@ -1168,6 +1188,10 @@ static const gm__fin_cmd gm__fin_cmds[] = {
      "  gm finance bank create ID --name NAME          (centre)\n"
      "  gm finance bank link PARTICIPANT BANK          (centre) PARTICIPANT "
      "acts for BANK\n"
+     "      once it accepts; a participant linked to another bank is "
+     "unlinked first\n"
+     "  gm finance bank join BANK                      (bank) accept the "
+     "centre's link\n"
      "  gm finance bank unlink PARTICIPANT             (centre)\n",
      gm__fin_bank_run},
     {"product",

@@ -8,6 +8,8 @@
 --   P.banks    HASH bank id -> "created ms|name"
 --   P.bm:<b>   SET  participants acting for bank b
 --   P.member   HASH participant -> bank
+--   P.inv      HASH participant -> bank the centre linked it to, until
+--              it accepts (bank join)
 --   P.prod     HASH product id -> its record, packed by directory.c
 --   P.pname    HASH product id -> name
 --   P.pc:<c>   SET  product ids with a class under top class c
@@ -33,7 +35,8 @@
 --   'calendar', from day, to day -> {loaded 0|1, source, ms,
 --       day, h|w|s, note, ...}
 --   'bank', id, name | 'banks' -> {{id, created, name, member...}, ...}
---   'link', participant, bank ("" unlinks) -> {bank, member...}
+--   'link', participant, bank ("" unlinks), 'offer' (the centre) or
+--       'accept' (the participant) -> {bank, member...}
 --   'product', id, bank, record, name, top classes "1,3", codes,
 --       codes the built-in catalogue lacks
 --   'retire', id | 'products', bank ("" all) -> {{id, record, name,
@@ -154,20 +157,46 @@ if op == 'banks' then
 end
 
 if op == 'link' then
-  local who, bank = ARGV[2], ARGV[3]
+  -- The centre names who acts for a bank (an offer, P.inv); the staff
+  -- member accepts it with its own call, which proves that it is
+  -- registered and holds the bank role (the host checks the caller's
+  -- roles, and a plugin has no way to read another participant's).
+  -- Only then does it see the bank's queue and private events.
+  local who, bank, mode = ARGV[2], ARGV[3], ARGV[4]
   if bank ~= '' and redis.call('HEXISTS', P .. 'banks', bank) == 0 then
     return bank_missing(bank)
   end
   local was = redis.call('HGET', P .. 'member', who)
-  if was then redis.call('SREM', P .. 'bm:' .. was, who) end
   if bank == '' then
-    redis.call('HDEL', P .. 'member', who)
-  else
-    redis.call('HSET', P .. 'member', who, bank)
-    redis.call('SADD', P .. 'bm:' .. bank, who)
+    redis.call('HDEL', P .. 'inv', who)
+    if was then
+      redis.call('SREM', P .. 'bm:' .. was, who)
+      redis.call('HDEL', P .. 'member', who)
+      gm.emit('link', 'who', who, 'bank', '', 't', I(NOW))
+    end
+    return {''}
   end
+  if was == bank then return members(bank) end
+  if was then
+    return rej('FAILED_PRECONDITION', who .. ' acts for bank ' .. was ..
+      '; unlink it first (gm finance bank unlink ' .. who .. '), then ' ..
+      'link it to ' .. bank)
+  end
+  if mode == 'offer' then
+    redis.call('HSET', P .. 'inv', who, bank)
+    return members(bank)
+  end
+  local inv = redis.call('HGET', P .. 'inv', who)
+  if inv ~= bank then
+    return rej('FAILED_PRECONDITION', 'the centre has not linked you (' ..
+      who .. ') to bank ' .. bank .. (inv and ('; it linked you to bank ' ..
+      inv .. ': gm finance bank join ' .. inv) or '; ask it to: gm finance ' ..
+      'bank link ' .. who .. ' ' .. bank))
+  end
+  redis.call('HDEL', P .. 'inv', who)
+  redis.call('HSET', P .. 'member', who, bank)
+  redis.call('SADD', P .. 'bm:' .. bank, who)
   gm.emit('link', 'who', who, 'bank', bank, 't', I(NOW))
-  if bank == '' then return {''} end
   return members(bank)
 end
 

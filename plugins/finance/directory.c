@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <greenmarket/date.h>
+#include <greenmarket/participant.h>
 
 #include "finance.h"
 
@@ -441,23 +442,40 @@ gm_status finance__bank_create(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/* The centre links a participant to a bank (an offer, or "" to unlink);
+   the participant accepts with its own call (participant "" or its id),
+   holding the bank role: a plugin cannot read another participant's
+   roles, so the acceptance is what proves them. */
 gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
                              ProtobufCMessage **reply) {
   const Gm__Finance__LinkRequest *in = (const Gm__Finance__LinkRequest *)req;
+  const char *who = in->participant;
+  int centre = finance__is_centre(call);
   gm_status st;
-  if (!gm__finance_valid_participant(in->participant))
+  if (!centre) {
+    const char *me = host->participant(call);
+    if (!in->bank[0])
+      return host->fail(call, GM_PERMISSION_DENIED,
+                        "only the centre unlinks a bank's staff");
+    if (who[0] && strcmp(who, me))
+      return host->fail(call, GM_PERMISSION_DENIED,
+                        "only the centre links %s to a bank; you accept your "
+                        "own link with gm finance bank join BANK",
+                        finance__q(call, who, 70));
+    who = me;
+  }
+  if (!gm_participant_id_valid(who))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "participant \"%s\" is not 1-64 of letters, digits, "
-                      ". _ -",
-                      finance__q(call, in->participant, 70));
+                      "participant \"%s\" must be " GM_PARTICIPANT_ID_RULE,
+                      finance__q(call, who, 70));
   if (in->bank[0] && !gm__finance_valid_bank(in->bank))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "bank id \"%s\" is not a bank id (gm finance bank list "
                       "lists them); \"\" unlinks",
                       finance__q(call, in->bank, 40));
-  const char *args[] = {"link", in->participant, in->bank};
+  const char *args[] = {"link", who, in->bank, centre ? "offer" : "accept"};
   const gm_value *v;
-  if ((st = finance__dir(call, 3, args, &v)) != GM_OK) return st;
+  if ((st = finance__dir(call, 4, args, &v)) != GM_OK) return st;
   Gm__Finance__Bank *out = host->alloc(call, sizeof *out);
   gm__finance__bank__init(out);
   out->id = (char *)finance__s(v, 0);

@@ -287,8 +287,10 @@ static const gm_method finance__methods[] = {
      &gm__finance__bank__descriptor, finance__bank_create, FINANCE_MUT,
      "centre", "create a bank"},
     {"bank.link", &gm__finance__link_request__descriptor,
-     &gm__finance__bank__descriptor, finance__bank_link, FINANCE_MUT, "centre",
-     "link a participant holding the bank role to the bank it acts for"},
+     &gm__finance__bank__descriptor, finance__bank_link, FINANCE_MUT,
+     "centre,bank",
+     "the centre links a participant to the bank it acts for (or unlinks "
+     "it); the participant, holding the bank role, accepts"},
     {"bank.list", &gm__finance__banks_request__descriptor,
      &gm__finance__bank_list__descriptor, finance__bank_list, 0, NULL,
      "the banks (their staff to the centre)"},

@@ -289,6 +289,8 @@ static void setup(conn *c) {
     l.participant = user;
     l.bank = bank;
     must(c, "centre", "finance", "bank.link", &l.base);
+    l.participant = "";
+    must(c, user, "finance", "bank.link", &l.base);
     for (int k = 1; k <= 5; k++) {
       Gm__Finance__Product pr = GM__FINANCE__PRODUCT__INIT;
       Gm__Finance__CreateProductRequest cp =

@@ -203,6 +203,9 @@ void ft_bank(const char *id, const char *user) {
   link.participant = (char *)user;
   link.bank = (char *)id;
   ft_free((Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base));
+  /* The staff member accepts (bank join). */
+  link.participant = "";
+  ft_free((Gm__Finance__Bank *)ft_ok(user, "bank.link", &link.base));
 }
 
 void ft_product(const char *id, const char *bank, const char *classes,

@@ -60,7 +60,11 @@ START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
       r->out);
   OK(gm("--as", FT_CENTRE, "finance", "bank", "create", "icbc", "--name",
         "ICBC Huzhou", NULL));
-  OK(gm("--as", FT_CENTRE, "finance", "bank", "link", "icbc1", "icbc", NULL));
+  r = gm("--as", FT_CENTRE, "finance", "bank", "link", "icbc1", "icbc", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "gm --as icbc1 finance bank join icbc"), "%s",
+                r->out);
+  OK(gm("--as", "icbc1", "finance", "bank", "join", "icbc", NULL));
   r = gm("--as", FT_CENTRE, "finance", "product", "create", "icbc-solar",
          "--bank", "icbc", "--name", "Green solar loan", "--amount",
          "100000-50000000", "--tenor", "12-60", "--rate", "3.10-4.20", "--fee",

@@ -80,7 +80,10 @@ START_TEST(directory_refusals_say_what_to_fix) {
   link.bank = "nosuch";
   ft_expect(FT_CENTRE, "bank.link", &link.base, GM__STATUS__NOT_FOUND,
             "no bank nosuch; the centre creates it first");
-
+  link.participant = "bad id";
+  link.bank = "icbc";
+  ft_expect(FT_CENTRE, "bank.link", &link.base, GM__STATUS__INVALID_ARGUMENT,
+            "must be 1-64 characters of ASCII letters");
   Gm__Finance__Product p = GM__FINANCE__PRODUCT__INIT;
   Gm__Finance__CreateProductRequest cp =
       GM__FINANCE__CREATE_PRODUCT_REQUEST__INIT;
@@ -150,6 +153,57 @@ START_TEST(directory_refusals_say_what_to_fix) {
       (Gm__Finance__ProductList *)ft_ok(FT_CENTRE, "product.list", &pl.base);
   ck_assert_int_eq(list->n_products, 5);
   ft_free(list);
+}
+END_TEST
+
+/* Only a participant holding the bank role acts for a bank: the centre's
+   link is an offer that the participant accepts with its own call (the
+   host checks its roles); it never moves a member of another bank. */
+START_TEST(only_a_bank_role_holder_is_linked_and_never_moved) {
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  link.participant = "acme"; /* an enterprise, not a bank */
+  link.bank = "icbc";
+  Gm__Finance__Bank *b =
+      (Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base);
+  ck_assert_int_eq(b->n_members, 1); /* icbc1 only: acme has not accepted */
+  ft_free(b);
+  link.participant = "";
+  ft_expect("acme", "bank.link", &link.base, GM__STATUS__PERMISSION_DENIED,
+            "needs role");
+  ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:member %s", "acme"), 0);
+  /* An id never registered cannot accept either: it stays an offer. */
+  link.participant = "ghost";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:member %s", "ghost"), 0);
+  /* A bank role holder accepts only its own offer. */
+  link.participant = "";
+  link.bank = "abc";
+  ft_expect("drifter", "bank.link", &link.base, GM__STATUS__FAILED_PRECONDITION,
+            "the centre has not linked you (drifter) to bank abc");
+  link.participant = "drifter";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  link.participant = "";
+  b = (Gm__Finance__Bank *)ft_ok("drifter", "bank.link", &link.base);
+  ck_assert_int_eq(b->n_members, 2);
+  ft_free(b);
+  /* A member of another bank is not moved silently. */
+  link.participant = "icbc1";
+  link.bank = "abc";
+  ft_expect(FT_CENTRE, "bank.link", &link.base, GM__STATUS__FAILED_PRECONDITION,
+            "icbc1 acts for bank icbc; unlink it first (gm finance bank "
+            "unlink icbc1)");
+  link.bank = "";
+  ft_expect("drifter", "bank.link", &link.base, GM__STATUS__PERMISSION_DENIED,
+            "only the centre unlinks");
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  link.bank = "abc";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  link.participant = "";
+  ft_free(ft_ok("icbc1", "bank.link", &link.base));
+  ck_assert_int_eq(redis_int("SISMEMBER gm:{finance:dir}:bm:icbc %s", "icbc1"),
+                   0);
+  ck_assert_int_eq(redis_int("SISMEMBER gm:{finance:dir}:bm:abc %s", "icbc1"),
+                   1);
 }
 END_TEST
 
@@ -683,6 +737,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, directory_refusals_say_what_to_fix);
+  tcase_add_test(tc, only_a_bank_role_holder_is_linked_and_never_moved);
   tcase_add_test(tc, screening_gives_every_reason_and_a_refusal_leaves_nothing);
   tcase_add_test(tc, a_referral_goes_to_the_fitting_banks_queues);
   tcase_add_test(tc, claim_pick_contact_ask_answer_approve_fund);

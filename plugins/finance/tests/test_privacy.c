@@ -194,6 +194,11 @@ static void setup(void) {
     l.participant = (char *)who_id[w];
     l.bank = (char *)banks[w];
     ft_free(ft_ok(NULL, "bank.link", &l.base));
+    /* The staff member accepts (bank join). */
+    l.participant = "";
+    ProtobufCMessage *m = ft_call_on(conn[w], NULL, "bank.link", &l.base);
+    ck_assert_msg(m, "join %s: %s", who_id[w], ft_message);
+    ft_free(m);
   }
   if (narrow) {
     char p2[41], s2[41];
@@ -203,6 +208,12 @@ static void setup(void) {
     l.participant = "icbc2";
     l.bank = "icbc";
     ft_free(ft_ok(NULL, "bank.link", &l.base));
+    gm_test_conn *c2 = gm_test_conn_new(ep, server_pub, p2, s2);
+    l.participant = "";
+    ProtobufCMessage *m = ft_call_on(c2, NULL, "bank.link", &l.base);
+    ck_assert_msg(m, "join icbc2: %s", ft_message);
+    ft_free(m);
+    gm_test_conn_destroy(&c2);
   }
   ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
   ft_product("abc-p", "abc", "3", "", 1, 100000000000, 1, 120, 80);

@@ -300,6 +300,8 @@ START_TEST(a_bank_name_with_a_comma_keeps_the_csv_columns) {
   link.participant = "hz1";
   link.bank = "hz";
   ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  link.participant = "";
+  ft_free(ft_ok("hz1", "bank.link", &link.base));
   ft_product("hz-p", "hz", "1", "", 1, MAX, 1, 120, 100);
   Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
   q.amount = 100000000;
