@@ -305,8 +305,12 @@ static void gm__fin_kv(const char *key, const char *fmt, ...) {
 
 static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
   char a[32], b[32], s[32], name[256];
+  /* Back in the pool only while it is in the pool: an expired or held
+     referral of a later round is not. */
+  int pool = r->round > 1 && (r->state == GM__FINANCE__STATE__STATE_OPEN ||
+                              r->state == GM__FINANCE__STATE__STATE_CLAIMED);
   gm__fin_kv("referral", "%s  %s%s", r->id, GM__FIN_STATE(r->state, s),
-             r->round > 1 ? " (back in the pool)" : "");
+             pool ? " (back in the pool)" : "");
   if (r->access == GM__FINANCE__ACCESS__ACCESS_NONE) {
     gm__fin_kv("access", "none: your bank no longer sees it");
     return;

@@ -236,6 +236,34 @@ START_TEST(a_product_with_too_many_regions_is_refused_not_cut) {
 }
 END_TEST
 
+/* "back in the pool" only while it is: a referral that expired after a
+   missed contact deadline (round 2) is not. */
+START_TEST(show_says_back_in_the_pool_only_when_it_is) {
+  ft_bank("icbc", NULL);
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  link.participant = "icbc1";
+  link.bank = "icbc";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  link.participant = "";
+  ft_free(ft_ok("icbc1", "bank.link", &link.base));
+  ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_enterprise("newco", "330502");
+  Gm__Finance__Referral *ref = ft_refer("newco", 500000000, 36, 0);
+  char id[32];
+  snprintf(id, sizeof id, "%s", ref->id);
+  ft_free(ref);
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("newco", id, "icbc"));
+  ft_clock(ft_at(FT_MONDAY, 10, 0) + 8 * GM_FINANCE_DAY_MS);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  run_result *r = gm("--as", "newco", "finance", "show", id, NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "expired") && !strstr(r->out, "back in the"),
+                "%s", r->out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance cli");
   TCase *tc = tcase_create("cli");
@@ -244,6 +272,7 @@ int main(void) {
   tcase_add_test(tc, a_whole_session_in_yuan_percent_and_tonnes);
   tcase_add_test(tc, mistakes_are_refused_in_the_units_typed);
   tcase_add_test(tc, a_product_with_too_many_regions_is_refused_not_cut);
+  tcase_add_test(tc, show_says_back_in_the_pool_only_when_it_is);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
