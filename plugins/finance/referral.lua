@@ -7,6 +7,7 @@
 --   P.cl  ZSET the banks that claimed in this round, by claim order
 --   P.cp  HASH claimant bank -> "product/fee_bp" it claimed with
 --   P.x   SET  banks that missed the contact deadline: no access any more
+--   P.xd  HASH bank that missed -> the contact deadline it missed (ms)
 --   P.us  SET  versions whose index steps have not all run yet (below)
 -- Fields of P.r: id, st (State), v (version: +1 per transition), rnd
 --   (round: +1 each time it returns to the pool), maxc (claims allowed),
@@ -54,6 +55,26 @@ local function reply(info)
   return {redis.call('HGETALL', P .. 'r'), redis.call('HGETALL', P .. 'eb'),
     redis.call('ZRANGE', P .. 'cl', 0, -1), redis.call('HGETALL', P .. 'cp'),
     redis.call('SMEMBERS', P .. 'x'), info}
+end
+
+-- ms as "YYYY-MM-DD hh:mm" in Asia/Shanghai (the civil date of a day
+-- number, as in greenmarket/date.h).
+local function stamp(ms)
+  local t = ms + TZ_MS
+  local days = math.floor(t / DAY_MS)
+  local mins = math.floor((t - days * DAY_MS) / 60000)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) +
+    math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02d %02d:%02d', y, m, d,
+    math.floor(mins / 60), mins % 60)
 end
 
 local NAMES = {}
@@ -146,6 +167,13 @@ local function need_enterprise(what)
 end
 local function need_holder(bank, what)
   if r.bank and r.bank ~= '' and bank == r.bank then return nil end
+  local due = redis.call('HGET', P .. 'xd', bank)
+  if due then
+    return rej('FAILED_PRECONDITION', 'your bank ' .. bank .. ' missed ' ..
+      'the contact deadline of ' .. ID .. ' (' .. stamp(tonumber(due)) ..
+      ' Asia/Shanghai, 7 days after the pick): the miss is recorded and ' ..
+      'your bank no longer holds it, so it may not ' .. what)
+  end
   return rej('PERMISSION_DENIED', 'only the bank the enterprise picked for ' ..
     ID .. ' may ' .. what .. '; your bank ' .. bank .. ' does not hold it')
 end
@@ -232,9 +260,18 @@ if op == 'contact' then
     need_state('contact can be recorded', ST.picked)
   if bad then return bad end
   if (tonumber(r.cdue) or math.huge) <= NOW then
+    local left = 0
+    for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
+      if b ~= bank and redis.call('SISMEMBER', P .. 'x', b) == 0 then
+        left = left + 1
+      end
+    end
     return rej('FAILED_PRECONDITION', 'the contact deadline of ' .. ID ..
-      ' has passed: the miss is recorded against your bank and the ' ..
-      'referral returns to the pool for the other eligible banks')
+      ' passed at ' .. stamp(tonumber(r.cdue)) .. ' Asia/Shanghai: the ' ..
+      'miss is recorded against your bank and the referral ' ..
+      (left > 0 and ('returns to the pool for the ' .. I(left) ..
+        ' other eligible bank' .. (left > 1 and 's' or '')) or
+        'expires (no other eligible bank is left)'))
   end
   gm.deadline_cancel('contact', ID)
   return reply(move(r, ST.under_review, 'contact',
@@ -277,7 +314,9 @@ if op == 'fund' then
   if amt > tonumber(r.aamt) then
     return rej('INVALID_ARGUMENT', 'the funded amount ' .. yuan(amt) ..
       ' is more than the approved ' .. yuan(tonumber(r.aamt)) ..
-      '; fund at most that, or approve again')
+      '; fund at most that: an approval is not changed, so to lend more ' ..
+      'decline it (gm finance decline ' .. ID .. ' other TEXT) and the ' ..
+      'enterprise refers the larger need again')
   end
   local aday = math.floor((tonumber(r.at) + TZ_MS) / DAY_MS)
   if day < aday then
@@ -342,6 +381,7 @@ if op == 'miss' then
   end
   local missed = r.bank
   redis.call('SADD', P .. 'x', missed)
+  redis.call('HSET', P .. 'xd', missed, r.cdue)
   gm.emit('breach', 'id', ID, 'bank', missed, 'rnd', r.rnd, 'pk', r.pk,
     'cdue', r.cdue, 't', I(NOW))
   redis.call('DEL', P .. 'cl', P .. 'cp')

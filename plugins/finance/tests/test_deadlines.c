@@ -88,6 +88,14 @@ START_TEST(a_missed_contact_returns_it_to_the_pool_and_records_the_breach) {
   ck_assert_str_eq(rep->breach_list[0]->referral, id);
   ck_assert_int_eq(rep->breach_list[0]->due_ms, due);
   ft_free(rep);
+  /* It says the deadline passed, and when, not that another bank holds
+     it. */
+  Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
+  ct.id = id;
+  ft_expect("icbc1", "referral.contact", &ct.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "your bank icbc missed the contact deadline of R00000001 "
+            "(2026-03-09 10:00 Asia/Shanghai");
   /* The bank that missed may not claim it again; the others may. */
   Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
   c.id = id;
@@ -215,7 +223,10 @@ START_TEST(a_pick_or_contact_after_its_deadline_is_too_late) {
   Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
   ct.id = picked;
   ft_expect("icbc1", "referral.contact", &ct.base,
-            GM__STATUS__FAILED_PRECONDITION, "contact deadline");
+            GM__STATUS__FAILED_PRECONDITION,
+            "passed at 2026-03-09 10:00 Asia/Shanghai: the miss is recorded "
+            "against your bank and the referral returns to the pool for the "
+            "2 other eligible banks");
   Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
   p.id = claimed;
   p.bank = "icbc";
