@@ -34,7 +34,8 @@
 --   'claim', bank, product ("" the first that fits)
 --   'pick', bank, contact due          'contact', bank, note
 --   'ask', bank, question              'answer', text
---   'approve', bank, amount, rate bp, tenor
+--   'approve', bank, amount, rate bp, tenor, "product=min bp-max bp;..."
+--             (the rate ranges of the bank's products)
 --   'fund', bank, amount, date, its day number
 --   'decline', bank, reason code, text 'withdraw', reason
 --   'expire' (pick deadline)           'miss', new pick due (contact deadline)
@@ -300,6 +301,31 @@ if op == 'approve' then
   local bad = need_holder(bank, 'approve it') or
     need_state('the bank can approve it', ST.under_review)
   if bad then return bad end
+  local amt, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local function money(f)
+    return string.format('%d.%02d %s', math.floor(f / 100), f % 100, r.cur)
+  end
+  local function pct(bp)
+    return string.format('%d.%02d%%', math.floor(bp / 100), bp % 100)
+  end
+  -- A bank lends at most what was asked: more is a new need, which the
+  -- enterprise refers.
+  if amt > tonumber(r.amt) then
+    return rej('INVALID_ARGUMENT', 'the approved amount ' .. money(amt) ..
+      ' is more than the enterprise asked for, ' .. money(tonumber(r.amt)) ..
+      '; approve at most that (a larger loan is a new need the enterprise ' ..
+      'refers)')
+  end
+  -- The rate stays within what the product claimed with advertises.
+  for id, lo, hi in string.gmatch(ARGV[6] or '', '([^;=]+)=(%d+)-(%d+);') do
+    if id == r.prod and (rate < tonumber(lo) or rate > tonumber(hi)) then
+      return rej('INVALID_ARGUMENT', 'the rate ' .. pct(rate) .. ' is ' ..
+        'outside ' .. pct(tonumber(lo)) .. '-' .. pct(tonumber(hi)) ..
+        ', the range product ' .. id .. ' (claimed for ' .. ID .. ') ' ..
+        'advertises; approve within it, or decline (policy) if your terms ' ..
+        'are outside it')
+    end
+  end
   return reply(move(r, ST.approved, 'approve',
     {'aamt', ARGV[3], 'arate', ARGV[4], 'aten', ARGV[5], 'at', I(NOW),
       'dt', I(NOW)},

@@ -217,6 +217,9 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   v->pick_due_ms = finance__fi(r, "pdue");
   v->round = finance__clamp32(finance__fi(r, "rnd"));
   v->updated_ms = finance__fi(r, "ut");
+  /* Every bank that sees a summary sees it because the enterprise
+     consented to share it. */
+  v->consent_share = !strcmp(finance__f(r, "cs"), "1");
   if (a == GM__FINANCE__ACCESS__ACCESS_SUMMARY) return v;
 
   /* The details of the project, still without who. */
@@ -226,7 +229,6 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   v->description = (char *)finance__f(r, "desc");
   v->co2_avoided_kg = finance__fi(r, "co2");
   v->coal_saved_kg = finance__fi(r, "coal");
-  v->consent_share = !strcmp(finance__f(r, "cs"), "1");
   v->consent_identity = !strcmp(finance__f(r, "ci"), "1");
   v->size = (Gm__Finance__SizeClass)finance__fi(r, "esize");
   {

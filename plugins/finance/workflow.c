@@ -165,10 +165,30 @@ gm_status finance__approve(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the tenor must be 1..%d months, not %d",
                       GM_FINANCE_MAX_TENOR, in->tenor_months);
+  /* The advertised rate ranges of the bank's products, "id=min-max;...":
+     the script checks the rate against the product the referral was
+     claimed with. */
+  const char *bank;
+  const gm_value *mine, *prods;
+  gm_status st;
+  if ((st = finance__need_id(call, in->id)) != GM_OK ||
+      (st = finance__caller_bank(call, &bank, &mine)) != GM_OK)
+    return st;
+  const char *pargs[] = {"products", bank};
+  if ((st = finance__dir(call, 2, pargs, &prods)) != GM_OK) return st;
+  char *ranges = host->sprintf(call, "%s", "");
+  for (size_t i = 0; i < prods->n; i++) {
+    const gm_value *row = finance__a(prods, i);
+    Gm__Finance__Product *p = finance__product_unpack(
+        call, finance__s(row, 0), finance__s(row, 1), finance__s(row, 2));
+    if (p)
+      ranges = host->sprintf(call, "%s%s=%d-%d;", ranges, p->id, p->rate_min_bp,
+                             p->rate_max_bp);
+  }
   const char *more[] = {finance__num(call, in->amount),
                         finance__num(call, in->rate_bp),
-                        finance__num(call, in->tenor_months)};
-  return finance__by_bank(call, in->id, "approve", 3, more, reply);
+                        finance__num(call, in->tenor_months), ranges};
+  return finance__by_bank(call, in->id, "approve", 4, more, reply);
 }
 
 gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,

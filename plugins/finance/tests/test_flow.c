@@ -366,6 +366,21 @@ START_TEST(claim_pick_contact_ask_answer_approve_fund) {
   ck_assert_str_eq(r->answer, "attached as document 17");
   ft_free(r);
   ft_clock(ft_at("2026-03-04", 15, 0));
+  /* A bank approves no more than was asked, at a rate its product
+     advertises. */
+  Gm__Finance__ApproveRequest ap = GM__FINANCE__APPROVE_REQUEST__INIT;
+  ap.id = id;
+  ap.amount = AMOUNT + 1;
+  ap.rate_bp = 345;
+  ap.tenor_months = 36;
+  ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "the approved amount 5000000.01 CNY is more than the enterprise "
+            "asked for, 5000000.00 CNY");
+  ap.amount = AMOUNT;
+  ap.rate_bp = 451;
+  ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "the rate 4.51% is outside 3.00%-4.50%, the range product "
+            "icbc-solar");
   r = ft_approve("icbc1", id, 450000000, 345, 36);
   ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_APPROVED);
   ft_free(r);
@@ -695,6 +710,8 @@ START_TEST(views_show_each_reader_what_it_may_see) {
   ck_assert_str_eq(r->region, "330500");
   ck_assert_str_eq(r->description, "");
   ck_assert_ptr_null(r->enterprise);
+  /* It reached the bank because the enterprise consented to share it. */
+  ck_assert(r->consent_share);
   ft_free(r);
   Gm__Finance__ReferralRequest g = GM__FINANCE__REFERRAL_REQUEST__INIT;
   g.id = id;
