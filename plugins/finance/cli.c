@@ -553,9 +553,10 @@ static int gm__fin_catalogue_run(const gm__fin_cli *g, int argc, char **argv,
         GM__FINANCE__LOAD_CATALOGUE_REQUEST__INIT;
     req.entries = c.p;
     req.n_entries = c.n;
-    req.source = (char *)(a.opt[O_OUT] ? a.opt[O_OUT]
-                          : file       ? file
-                                       : "catalogue.csv shipped in the plugin");
+    req.source =
+        (char *)(a.opt[O_OUT] ? a.opt[O_OUT]
+                 : file       ? file
+                              : "catalogue.csv shipped in the finance plugin");
     code =
         gm__fin_show(g, "catalogue.load", &req.base, gm__fin_print_catalogue);
   }
@@ -641,9 +642,10 @@ static int gm__fin_calendar_run(const gm__fin_cli *g, int argc, char **argv,
         GM__FINANCE__LOAD_CALENDAR_REQUEST__INIT;
     req.days = c.p;
     req.n_days = c.n;
-    req.source = (char *)(a.opt[O_OUT] ? a.opt[O_OUT]
-                          : file       ? file
-                                       : "calendar.csv shipped in the plugin");
+    req.source =
+        (char *)(a.opt[O_OUT] ? a.opt[O_OUT]
+                 : file       ? file
+                              : "calendar.csv shipped in the finance plugin");
     code = gm__fin_show(g, "calendar.load", &req.base, gm__fin_print_calendar);
   }
   for (size_t i = 0; c.note && i < c.n; i++) free(c.note[i]);

@@ -354,8 +354,17 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "ask for at most %d days at a time",
                       FINANCE_REPORT_MAX_DAYS);
-  const char *args[] = {"calendar", finance__num(call, from),
-                        finance__num(call, to)};
+  /* The whole years of the range: whether the calendar in force has a
+     year is a question of the year, not of the range's days (a December
+     with no holiday is still a loaded year); the days outside the range
+     are dropped after the notes. */
+  int y1, y2, mo, dd;
+  gm_date_civil(from, &y1, &mo, &dd);
+  gm_date_civil(to, &y2, &mo, &dd);
+  int64_t year_from = gm_date_from_civil(y1, 1, 1),
+          year_to = gm_date_from_civil(y2, 12, 31);
+  const char *args[] = {"calendar", finance__num(call, year_from),
+                        finance__num(call, year_to)};
   const gm_value *v;
   gm_status st = finance__dir(call, 3, args, &v);
   if (st != GM_OK) return st;
@@ -399,6 +408,15 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
                        : "calendar.csv shipped in the finance plugin";
   out->loaded_ms = loaded ? finance__i(v, 2) : 0;
   finance__calendar_notes(call, from, to, out);
+  char lo[16], hi[16];
+  gm__finance_format_date(from, lo);
+  gm__finance_format_date(to, hi);
+  size_t kept = 0;
+  for (size_t i = 0; i < out->n_days; i++)
+    if (strcmp(out->days[i]->date, lo) >= 0 &&
+        strcmp(out->days[i]->date, hi) <= 0)
+      out->days[kept++] = out->days[i];
+  out->n_days = kept;
   *reply = &out->base;
   return GM_OK;
 }

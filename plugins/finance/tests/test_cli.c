@@ -264,6 +264,24 @@ START_TEST(show_says_back_in_the_pool_only_when_it_is) {
 }
 END_TEST
 
+/* After loading the shipped calendar, a range whose 2026 part (December)
+   has no holiday is not said to lack 2026; 2027, with only the
+   statutory holidays, is noted. */
+START_TEST(the_calendar_notes_only_years_it_lacks) {
+  OK(gm("--as", FT_CENTRE, "finance", "calendar", "load", NULL));
+  run_result *r = gm("finance", "calendar", "--from", "2026-12-01", "--to",
+                     "2027-02-28", NULL);
+  OK(r);
+  ck_assert_msg(!strstr(r->out, "2026: ") && !strstr(r->err, "2026: "), "%s%s",
+                r->out, r->err);
+  ck_assert_msg(strstr(r->out, "2027") && strstr(r->out, "2027-01-01"), "%s",
+                r->out);
+  ck_assert_msg(!strstr(r->out, "2026-10-01"), "%s", r->out);
+  ck_assert_msg(strstr(r->out, "calendar.csv shipped in the finance plugin"),
+                "%s", r->out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance cli");
   TCase *tc = tcase_create("cli");
@@ -273,6 +291,7 @@ int main(void) {
   tcase_add_test(tc, mistakes_are_refused_in_the_units_typed);
   tcase_add_test(tc, a_product_with_too_many_regions_is_refused_not_cut);
   tcase_add_test(tc, show_says_back_in_the_pool_only_when_it_is);
+  tcase_add_test(tc, the_calendar_notes_only_years_it_lacks);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
