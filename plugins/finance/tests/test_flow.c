@@ -70,6 +70,19 @@ START_TEST(directory_refusals_say_what_to_fix) {
   b.name = "Another name";
   ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__ALREADY_EXISTS,
             "exists with another name");
+  b.id = "spaces";
+  b.name = "   ";
+  ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__INVALID_ARGUMENT,
+            "bank name is only spaces");
+  b.name =
+      "ICBC \xe2\x80\xae"
+      "uohzuH";
+  ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__INVALID_ARGUMENT,
+            "bank name has a bidirectional control character (U+202E)");
+  b.name = "ICBC\xc2\x85Huzhou";
+  ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__INVALID_ARGUMENT,
+            "bank name has a control character at byte 5");
+  b.id = "icbc";
   b.name = "Bank icbc"; /* the same again: fine */
   ft_free((Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.create", &cb.base));
   ft_expect("acme", "bank.create", &cb.base, GM__STATUS__PERMISSION_DENIED,
