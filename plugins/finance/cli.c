@@ -808,7 +808,12 @@ static int gm__fin_product_run(const gm__fin_cli *g, int argc, char **argv,
     return gm__fin_show(g, "product.retire", &req.base,
                         gm__fin_print_product_msg);
   }
-  if (strcmp(sub, "create") || a.npos != 2)
+  if (strcmp(sub, "create"))
+    return gm__fin_usage(self,
+                         "unknown product command \"%s\"; give list, create "
+                         "or retire",
+                         sub);
+  if (a.npos != 2)
     return gm__fin_usage(self, "%s", "give product create ID --bank ...");
   Gm__Finance__Product p = GM__FINANCE__PRODUCT__INIT;
   Gm__Finance__CreateProductRequest req =
@@ -879,14 +884,18 @@ static int gm__fin_enterprise_run(const gm__fin_cli *g, int argc, char **argv,
   gm__fin_args a;
   GM__FIN_ARGS(self, argc, argv, &a);
   const char *sub = a.npos ? a.pos[0] : "show";
-  if (!strcmp(sub, "show")) {
+  /* "enterprise PARTICIPANT" shows it, like "enterprise show PARTICIPANT"
+     (a participant named show or register: use the second form). */
+  int named = strcmp(sub, "show") && strcmp(sub, "register");
+  if (!strcmp(sub, "show") || named) {
+    if (a.npos > (named ? 1 : 2))
+      return gm__fin_usage(self, "\"%s\" is one word too many",
+                           a.pos[a.npos - 1]);
     Gm__Finance__EnterpriseRequest req = GM__FINANCE__ENTERPRISE_REQUEST__INIT;
-    req.participant = a.npos > 1 ? a.pos[1] : "";
+    req.participant = named ? a.pos[0] : a.npos > 1 ? a.pos[1] : "";
     return gm__fin_show(g, "enterprise.get", &req.base,
                         gm__fin_print_enterprise);
   }
-  if (strcmp(sub, "register"))
-    return gm__fin_usage(self, "unknown enterprise command \"%s\"", sub);
   static const char *const sizes[] = {"", "large", "medium", "small", "micro"};
   Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
   Gm__Finance__RegisterEnterpriseRequest req =
@@ -995,6 +1004,14 @@ static int gm__fin_step_run(const gm__fin_cli *g, int argc, char **argv,
   GM__FIN_ARGS(self, argc, argv, &a);
   const char *w = argv[0];
   if (a.npos < 1) return gm__fin_usage(self, "%s", "give the referral id");
+  /* Only the texts take several words: a stray word is refused, not
+     dropped. */
+  if (a.npos > 1 &&
+      (!strcmp(w, "claim") || !strcmp(w, "approve") || !strcmp(w, "fund")))
+    return gm__fin_usage(self,
+                         "\"%s\" is extra: this command takes the referral "
+                         "id and options only",
+                         a.pos[1]);
   char *id = a.pos[0], *text = gm__fin_join(&a, 1);
   int code;
   if (!text) return g->api->error(g->cli, GM_RESOURCE_EXHAUSTED, "no memory");
@@ -1183,6 +1200,7 @@ static const gm__fin_cmd gm__fin_cmds[] = {
     {"calendar",
      "gm finance calendar [list] [--from DATE] [--to DATE]   holidays and "
      "worked weekend days\n"
+     "    (from today to 366 days ahead unless given)\n"
      "  gm finance calendar load [FILE] [--source TEXT]   (centre) the days "
      "of FILE\n"
      "    (calendar.csv format) replace those between its first and last "
@@ -1273,12 +1291,15 @@ static const gm__fin_cmd gm__fin_cmds[] = {
      gm__fin_queue_run},
     {"bank-report",
      "gm finance bank-report [--bank BANK] [--from DATE] [--to DATE]\n"
-     "    claims, conversion, missed contact deadlines, time to decision\n",
+     "    claims, picks, conversion, missed contact deadlines, time to "
+     "decision\n"
+     "    (the 30 days ending --to, today by default)\n",
      gm__fin_report_run},
     {"report",
      "gm finance report [--from DATE] [--to DATE] [--out FILE.csv]   "
      "(centre)\n"
-     "    referrals, loans and fees by class and by bank, expected benefit\n",
+     "    referrals, loans and fees by class and by bank, expected benefit\n"
+     "    (the 30 days ending --to, today by default)\n",
      gm__fin_report_run},
     {"statement",
      "gm finance statement [BANK] MONTH [--out FILE.csv]   fees due for a "

@@ -29,7 +29,8 @@ gm_status finance__caller_bank(gm_call *call, const char **bank,
   if (!**bank)
     return host->fail(call, GM_PERMISSION_DENIED,
                       "participant %s acts for no bank; the centre links it "
-                      "to its bank: gm finance bank link %s BANK",
+                      "to its bank (gm finance bank link %s BANK) and it "
+                      "accepts (gm finance bank join BANK)",
                       me, me);
   return GM_OK;
 }
@@ -344,12 +345,17 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
       (const Gm__Finance__CalendarRequest *)req;
   int64_t from = gm__finance_day_of(host->now_ms(host->market(call))), to;
   if (in->from[0] && gm__finance_parse_date(in->from, &from))
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "from must be a date YYYY-MM-DD");
+    return host->fail(call, GM_INVALID_ARGUMENT, "from \"%s\" %s",
+                      finance__q(call, in->from, 16),
+                      gm__finance_date_why(in->from));
   to = from + 366;
-  if (in->to[0] && (gm__finance_parse_date(in->to, &to) || to < from))
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "to must be a date YYYY-MM-DD, not before from");
+  if (in->to[0] && gm__finance_parse_date(in->to, &to))
+    return host->fail(call, GM_INVALID_ARGUMENT, "to \"%s\" %s",
+                      finance__q(call, in->to, 16),
+                      gm__finance_date_why(in->to));
+  if (to < from)
+    return host->fail(call, GM_INVALID_ARGUMENT, "to %s is before from %s",
+                      in->to, in->from[0] ? in->from : "(today)");
   if (to - from > FINANCE_REPORT_MAX_DAYS)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "ask for at most %d days at a time",
@@ -571,15 +577,19 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
   if (!p.currency[0]) p.currency = "CNY";
   if (!gm__finance_valid_currency(p.currency))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%s\" is not an ISO 4217 code like CNY",
+                      "currency \"%s\" is not three capital letters, a code "
+                      "like CNY or USD",
                       finance__q(call, p.currency, 8));
+  char y1[32], y2[32], y3[32];
   if (p.amount_min < 0 || p.amount_max < p.amount_min ||
       p.amount_max > GM_FINANCE_MAX_AMOUNT || p.amount_max == 0)
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the amount range must be 0 <= min <= max <= %lld fen "
-                      "with max > 0, not %lld-%lld",
-                      (long long)GM_FINANCE_MAX_AMOUNT, (long long)p.amount_min,
-                      (long long)p.amount_max);
+    return host->fail(
+        call, GM_INVALID_ARGUMENT,
+        "the amount range %s-%s %s must have 0 <= MIN <= MAX <= %s and MAX "
+        "at least 0.01",
+        gm__finance_format_yuan(p.amount_min, y1),
+        gm__finance_format_yuan(p.amount_max, y2), p.currency,
+        gm__finance_format_yuan(GM_FINANCE_MAX_AMOUNT, y3));
   if (p.tenor_min_months < 1 || p.tenor_max_months < p.tenor_min_months ||
       p.tenor_max_months > GM_FINANCE_MAX_TENOR)
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -587,16 +597,20 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
                       "not %d-%d",
                       GM_FINANCE_MAX_TENOR, p.tenor_min_months,
                       p.tenor_max_months);
+  char r1[16], r2[16], r3[16];
   if (p.rate_min_bp < 0 || p.rate_max_bp < p.rate_min_bp ||
       p.rate_max_bp > GM_FINANCE_MAX_BP)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the rate range must be 0 <= min <= max <= %d bp, not "
-                      "%d-%d",
-                      GM_FINANCE_MAX_BP, p.rate_min_bp, p.rate_max_bp);
+                      "the rate range %s-%s %% must have 0 <= MIN <= MAX <= "
+                      "%s %%",
+                      gm__finance_format_pct(p.rate_min_bp, r1),
+                      gm__finance_format_pct(p.rate_max_bp, r2),
+                      gm__finance_format_pct(GM_FINANCE_MAX_BP, r3));
   if (p.fee_bp < 0 || p.fee_bp > GM_FINANCE_MAX_BP)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the referral fee must be 0..%d bp, not %d",
-                      GM_FINANCE_MAX_BP, p.fee_bp);
+                      "the referral fee must be 0 to %s %%, not %s %%",
+                      gm__finance_format_pct(GM_FINANCE_MAX_BP, r3),
+                      gm__finance_format_pct(p.fee_bp, r1));
   if (p.n_classes < 1 || p.n_classes > 16)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "give 1 to 16 eligible catalogue classes (codes like 3 "
@@ -626,9 +640,10 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
     if (strcmp(p.regions[i], "000000") &&
         !gm__finance_valid_region(p.regions[i]))
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "region \"%s\" is not a division code (six digits, "
-                        "e.g. 330000 a province, 330500 a city, 000000 all)",
-                        finance__q(call, p.regions[i], 16));
+                        "region \"%s\" %s; give e.g. 330000 a province, "
+                        "330500 a city, 000000 all",
+                        finance__q(call, p.regions[i], 16),
+                        gm__finance_region_why(p.regions[i]));
   const char *args[] = {
       "product", p.id, p.bank, finance__product_pack(call, &p),
       p.name,    tops, codes,  missing};

@@ -46,9 +46,10 @@ gm_status finance__enterprise_register(gm_call *call,
     return st;
   if (!gm__finance_valid_region(e->region))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "region \"%s\" is not an administrative division code "
-                      "(GB/T 2260: six digits, e.g. 330502)",
-                      finance__q(call, e->region, 16));
+                      "region \"%s\" %s; give the administrative division "
+                      "code (GB/T 2260), e.g. 330502",
+                      finance__q(call, e->region, 16),
+                      gm__finance_region_why(e->region));
   if (e->size < GM__FINANCE__SIZE_CLASS__SIZE_LARGE ||
       e->size > GM__FINANCE__SIZE_CLASS__SIZE_MICRO)
     return host->fail(call, GM_INVALID_ARGUMENT,

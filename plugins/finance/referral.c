@@ -33,19 +33,28 @@ static gm_status finance__check_refer(gm_call *call,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "enterprise \"%s\" is not a participant id",
                       finance__q(call, in->enterprise, 70));
+  if (!in->enterprise[0] && finance__is_centre(call) &&
+      !host->has_role(call, "enterprise"))
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the centre refers on an enterprise's behalf: name it "
+                      "(gm finance refer ... --for PARTICIPANT; enterprise "
+                      "in the API)");
   if (strcmp(*ent, me) != 0 && !finance__is_centre(call))
     return host->fail(call, GM_PERMISSION_DENIED,
                       "only the centre refers on another enterprise's behalf; "
                       "leave enterprise empty to refer your own need");
+  char y1[32], y2[32];
   if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "amount must be 1..%lld fen (0.01 to 1,000,000,000,000 "
-                      "yuan), not %lld",
-                      (long long)GM_FINANCE_MAX_AMOUNT, (long long)in->amount);
+                      "amount must be 0.01 to %s, not %s (in the referral's "
+                      "currency)",
+                      gm__finance_format_yuan(GM_FINANCE_MAX_AMOUNT, y1),
+                      gm__finance_format_yuan(in->amount, y2));
   *cur = in->currency[0] ? in->currency : "CNY";
   if (!gm__finance_valid_currency(*cur))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%s\" is not an ISO 4217 code like CNY",
+                      "currency \"%s\" is not three capital letters, a code "
+                      "like CNY or USD",
                       finance__q(call, in->currency, 8));
   if (in->tenor_months < 1 || in->tenor_months > GM_FINANCE_MAX_TENOR)
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -176,9 +185,10 @@ static gm_status finance__screen(gm_call *call,
     finance__count(call, &why, item,
                    host->sprintf(call, "cover item %s", in->subitem));
     finance__count(call, &why, money, host->sprintf(call, "lend in %s", cur));
-    finance__count(call, &why, amount,
-                   host->sprintf(call, "lend %s yuan",
-                                 gm__finance_format_yuan(in->amount, yuan)));
+    finance__count(
+        call, &why, amount,
+        host->sprintf(call, "lend %s %s",
+                      gm__finance_format_yuan(in->amount, yuan), cur));
     finance__count(
         call, &why, tenor,
         host->sprintf(call, "lend over %d months", in->tenor_months));

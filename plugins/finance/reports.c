@@ -46,11 +46,13 @@ static gm_status finance__period(gm_call *call, const char *from,
   *to_day = today;
   if (to && *to && gm__finance_parse_date(to, to_day))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "to must be a date YYYY-MM-DD (Asia/Shanghai)");
+                      "to \"%s\" %s (a date of Asia/Shanghai)",
+                      finance__q(call, to, 16), gm__finance_date_why(to));
   *from_day = *to_day - 29;
   if (from && *from && gm__finance_parse_date(from, from_day))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "from must be a date YYYY-MM-DD (Asia/Shanghai)");
+                      "from \"%s\" %s (a date of Asia/Shanghai)",
+                      finance__q(call, from, 16), gm__finance_date_why(from));
   if (*from_day > *to_day)
     return host->fail(call, GM_INVALID_ARGUMENT, "from is after to");
   if (*to_day - *from_day > FINANCE_REPORT_MAX_DAYS)
@@ -489,7 +491,9 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (gm__finance_parse_month(in->month, &first, &next))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "month must be YYYY-MM, e.g. 2026-03");
+                      "month \"%s\" %s; give YYYY-MM, e.g. 2026-03",
+                      finance__q(call, in->month, 16),
+                      gm__finance_month_why(in->month));
   if ((st = finance__report_bank(call, in->bank, &bank)) != GM_OK) return st;
   finance__rows t = {call, 0, 0, 10, NULL};
   if ((st = host->ledger_query(

@@ -85,6 +85,36 @@ int gm__finance_parse_month(const char *s, int64_t *first, int64_t *next) {
   return 0;
 }
 
+/* The fields of "YYYY-MM-DD" (n = 10) or "YYYY-MM" (n = 7); -1 when s
+   has another shape. */
+static int finance__ymd(const char *s, size_t n, int *y, int *m, int *d) {
+  if (!s || strlen(s) != n || s[4] != '-' || (n == 10 && s[7] != '-'))
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return -1;
+  *y = atoi(s);
+  *m = atoi(s + 5);
+  *d = n == 10 ? atoi(s + 8) : 1;
+  return 0;
+}
+
+const char *gm__finance_date_why(const char *s) {
+  int y, m, d;
+  if (finance__ymd(s, 10, &y, &m, &d))
+    return "is not a date YYYY-MM-DD, e.g. 2026-03-02";
+  if (m < 1 || m > 12) return "does not exist: a month is 01 to 12";
+  if (!gm_date_valid(y, m, d)) return "does not exist: that month is shorter";
+  if (y < 1970) return "is before 1970-01-01, the first date accepted";
+  return "is not a date YYYY-MM-DD";
+}
+
+const char *gm__finance_month_why(const char *s) {
+  int y, m, d;
+  if (finance__ymd(s, 7, &y, &m, &d)) return "is not a month YYYY-MM";
+  if (m < 1 || m > 12) return "does not exist: a month is 01 to 12";
+  return "is outside the months accepted, 1970-01 to 9999-11";
+}
+
 int gm__finance_weekday(int64_t day) {
   return gm_date_weekday(day);
 }
@@ -133,6 +163,13 @@ int gm__finance_valid_region(const char *s) {
   for (size_t i = 0; i < sizeof prov / sizeof prov[0]; i++)
     if (prov[i] == p) return 1;
   return 0;
+}
+
+const char *gm__finance_region_why(const char *s) {
+  if (!s || strlen(s) != 6 || !gm__finance_digits(s, 6))
+    return "is not a division code of six digits";
+  return "is six digits, but its first two are no province of GB/T 2260 "
+         "(11-15, 21-23, 31-37, 41-46, 50-54, 61-65, 71, 81, 82)";
 }
 
 int gm__finance_region_covers(const char *product, const char *region) {
@@ -208,8 +245,10 @@ int gm__finance_valid_product(const char *s) {
 
 int gm__finance_valid_referral(const char *s) {
   size_t n = s ? strlen(s) : 0;
+  /* As 'take' writes it (R%08d): 8 digits, more only without a leading
+     zero, so one referral has one id. */
   return n >= 9 && n <= 16 && s[0] == 'R' &&
-         gm__finance_digits(s + 1, (int)n - 1);
+         gm__finance_digits(s + 1, (int)n - 1) && (n == 9 || s[1] != '0');
 }
 
 int gm__finance_valid_participant(const char *s) {
@@ -488,6 +527,11 @@ int gm__finance_parse_decimal(const char *what, const char *unit,
       nwhole = -1;
       break;
     }
+  }
+  if (decimals == 0 && nwhole > 0 && dot) {
+    snprintf(err, errlen, "%s must be a whole number of %s, not %s", what, unit,
+             text);
+    return -1;
   }
   if (nwhole <= 0 || (dot && nfrac == 0)) {
     snprintf(err, errlen,

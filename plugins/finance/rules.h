@@ -57,6 +57,11 @@ const char *gm__finance_format_date(int64_t day, char out[16]);
 /* "YYYY-MM" -> its first day and the first day of the next month; -1
  * when it is no month. */
 int gm__finance_parse_month(const char *s, int64_t *first, int64_t *next);
+/* Why parse_date refused s, to follow it in a message ("is not ...",
+ * "does not exist ...", "is before ..."). */
+const char *gm__finance_date_why(const char *s);
+/* Why parse_month refused s, the same way. */
+const char *gm__finance_month_why(const char *s);
 /* 0 Sunday .. 6 Saturday. */
 int gm__finance_weekday(int64_t day);
 
@@ -89,6 +94,8 @@ int gm__finance_working_due(const gm__finance_calendar *cal, int64_t from_ms,
 /* A division code (GB/T 2260): six digits with a province code that
  * exists (11-15, 21-23, 31-37, 41-46, 50-54, 61-65, 71, 81, 82). */
 int gm__finance_valid_region(const char *s);
+/* Why valid_region refused s, to follow the code in a message. */
+const char *gm__finance_region_why(const char *s);
 /* A product's region covers an enterprise's: "000000" all, "330000" the
  * province, "330500" the city, else exactly. */
 int gm__finance_region_covers(const char *product, const char *region);

@@ -204,8 +204,10 @@ gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
     day = today;
   else if (gm__finance_parse_date(in->date, &day))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the value date must be YYYY-MM-DD (Asia/Shanghai); "
-                      "leave it empty for today");
+                      "the value date \"%s\" %s; give YYYY-MM-DD "
+                      "(Asia/Shanghai) or leave it empty for today",
+                      finance__q(call, in->date, 16),
+                      gm__finance_date_why(in->date));
   if (day > today)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the value date %s is after today (%s); record the loan "

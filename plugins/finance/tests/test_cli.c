@@ -185,6 +185,27 @@ START_TEST(mistakes_are_refused_in_the_units_typed) {
          "icbc", "--name", "n", "--amount", "1-2", "--tenor", "1-2", "--rate",
          "3-4", "--fee", "100.01", "--classes", "3", NULL);
   REFUSED(r, "--fee is above the largest accepted, 100 %");
+  r = gm("--as", "acme", "finance", "refer", "--amount", "5", "--tenor", "36.5",
+         "--item", "3.2", "--use", "x", "--description", "y", NULL);
+  REFUSED(r, "--tenor must be a whole number of months, not 36.5");
+  r = gm("--as", "icbc1", "finance", "claim", "R00000001", "extra", "args",
+         NULL);
+  REFUSED(r, "\"extra\" is extra: this command takes the referral id");
+  r = gm("--as", "icbc1", "finance", "show", "R000000001", NULL);
+  REFUSED(r, "is not a referral id (R and 8 digits");
+  r = gm("--as", FT_CENTRE, "finance", "refer", "--amount", "5", "--tenor",
+         "36", "--item", "3.2", "--use", "x", "--description", "y",
+         "--consent-share", NULL);
+  REFUSED(r, "--for PARTICIPANT");
+  r = gm("--as", FT_CENTRE, "finance", "enterprise", "newco", NULL);
+  REFUSED(r, "enterprise newco has no profile");
+  r = gm("--as", FT_CENTRE, "finance", "product", "abc", NULL);
+  REFUSED(r, "unknown product command \"abc\"; give list, create or retire");
+  r = gm("--as", "icbc1", "finance", "fund", "R00000001", "--amount", "1",
+         "--date", "2026-02-30", NULL);
+  REFUSED(r, "the value date \"2026-02-30\" does not exist");
+  r = gm("--as", "icbc1", "finance", "statement", "1900-01", NULL);
+  REFUSED(r, "1970-01 to 9999-11");
   r = gm("--as", "icbc1", "finance", "decline", "R00000001", "because", NULL);
   REFUSED(r, "the reason must be one of credit, collateral");
   /* A catalogue file with a mistake: refused with its line. */

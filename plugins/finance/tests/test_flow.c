@@ -116,7 +116,7 @@ START_TEST(directory_refusals_say_what_to_fix) {
   cls[0] = "3.2";
   p.amount_min = 200;
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
-            "0 <= min <= max");
+            "the amount range 2.00-1.00 CNY must have 0 <= MIN <= MAX");
   p.amount_min = 1;
   p.tenor_max_months = 601;
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
@@ -124,7 +124,7 @@ START_TEST(directory_refusals_say_what_to_fix) {
   p.tenor_max_months = 12;
   p.fee_bp = 10001;
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
-            "referral fee must be 0..10000");
+            "the referral fee must be 0 to 100.00 %, not 100.01 %");
   p.fee_bp = 10;
   p.bank = "nosuch";
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__NOT_FOUND,
@@ -151,7 +151,8 @@ START_TEST(directory_refusals_say_what_to_fix) {
   ft_code("91330502MA2B3C4D5", code);
   e.region = "990502";
   ft_expect("acme", "enterprise.register", &re.base,
-            GM__STATUS__INVALID_ARGUMENT, "not an administrative division");
+            GM__STATUS__INVALID_ARGUMENT,
+            "is six digits, but its first two are no province of GB/T 2260");
   e.region = "330502";
   e.size = 0;
   ft_expect("acme", "enterprise.register", &re.base,
@@ -267,7 +268,7 @@ START_TEST(screening_gives_every_reason_and_a_refusal_leaves_nothing) {
   r = refer_req();
   r.amount = GM_FINANCE_MAX_AMOUNT + 1;
   ft_expect("acme", "referral.create", &r.base, GM__STATUS__INVALID_ARGUMENT,
-            "amount must be 1..100000000000000 fen");
+            "amount must be 0.01 to 1000000000000.00, not 1000000000000.01");
   r = refer_req();
   r.enterprise = "other";
   ft_expect("acme", "referral.create", &r.base, GM__STATUS__PERMISSION_DENIED,

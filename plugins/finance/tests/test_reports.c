@@ -189,7 +189,8 @@ START_TEST(the_monthly_statement_matches_the_ledger) {
   ft_free(st);
   sr.month = "2026-13";
   ft_expect(FT_CENTRE, "report.statement", &sr.base,
-            GM__STATUS__INVALID_ARGUMENT, "month must be YYYY-MM");
+            GM__STATUS__INVALID_ARGUMENT,
+            "month \"2026-13\" does not exist: a month is 01 to 12");
 }
 END_TEST
 

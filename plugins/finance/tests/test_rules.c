@@ -219,6 +219,27 @@ START_TEST(regions_and_codes) {
   ck_assert(gm__finance_valid_referral("R00000001"));
   ck_assert(!gm__finance_valid_referral("R0001"));
   ck_assert(!gm__finance_valid_referral("X00000001"));
+  /* One referral, one id: a leading zero beyond 8 digits is no id. */
+  ck_assert(!gm__finance_valid_referral("R000000001"));
+  ck_assert(gm__finance_valid_referral("R100000000"));
+  /* Refusals say what was wrong with what was typed. */
+  ck_assert_str_eq(gm__finance_date_why("2026-02-30"),
+                   "does not exist: that month is shorter");
+  ck_assert_str_eq(gm__finance_date_why("1969-12-31"),
+                   "is before 1970-01-01, the first date accepted");
+  ck_assert_str_eq(gm__finance_month_why("1900-01"),
+                   "is outside the months accepted, 1970-01 to 9999-11");
+  ck_assert_str_eq(gm__finance_month_why("2026-13"),
+                   "does not exist: a month is 01 to 12");
+  ck_assert(!gm__finance_valid_region("990000"));
+  ck_assert(strstr(gm__finance_region_why("990000"), "no province"));
+  ck_assert(strstr(gm__finance_region_why("99000"), "not a division code"));
+  int64_t v;
+  char err[256];
+  ck_assert_int_eq(gm__finance_parse_decimal("--tenor", "months", "36.5", 0,
+                                             600, &v, err, sizeof err),
+                   -1);
+  ck_assert_str_eq(err, "--tenor must be a whole number of months, not 36.5");
   ck_assert(gm__finance_valid_currency("CNY"));
   ck_assert(!gm__finance_valid_currency("cny"));
 }
