@@ -388,6 +388,11 @@ START_TEST(money_in_two_currencies_is_never_added_together) {
   p.classes = cls;
   p.n_classes = 1;
   cp.product = &p;
+  /* Three capital letters are not enough: an active ISO 4217 code. */
+  p.currency = "XYZ";
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
+            "currency \"XYZ\" is not an active ISO 4217 code");
+  p.currency = "USD";
   ft_free(ft_ok(FT_CENTRE, "product.create", &cp.base));
   funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL); /* CNY */
   funded_in("USD", "icbc1", "icbc", "icbc-usd", 20000000);    /* 1% fee */
@@ -477,6 +482,11 @@ START_TEST(the_csv_totals_count_referrals_in_a_currency_without_loans) {
   p.classes = cls;
   p.n_classes = 1;
   cp.product = &p;
+  /* Three capital letters are not enough: an active ISO 4217 code. */
+  p.currency = "XYZ";
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
+            "currency \"XYZ\" is not an active ISO 4217 code");
+  p.currency = "USD";
   ft_free(ft_ok(FT_CENTRE, "product.create", &cp.base));
   funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL); /* CNY */
   Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
