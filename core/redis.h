@@ -14,8 +14,8 @@
  *   gm:deadlines                   zset "<market>:<tag>" -> a lower bound of
  *                                  that tag's next deadline (the wake-up
  *                                  index the deadline pollers read)
- *   gm:participant:<id>            hash: public_key, roles, name
- *   gm:participant-key:<z85 key>   string: participant id
+ *   gm:{participants}:id:<id>      hash: public_key, roles, name (auth.c)
+ *   gm:{participants}:key:<z85>    string: the participant id of a key
  */
 #ifndef GM_CORE_REDIS_H
 #define GM_CORE_REDIS_H
