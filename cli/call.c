@@ -2,6 +2,7 @@
  * Calling the broker from `gm`: the shared call path, printing, and the
  * generic `gm <market> <method> field=value...` command.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -233,6 +234,50 @@ static void gm__consider(const char *word, const char *cand, char best[65],
 }
 
 /*
+ * `gm MARKET WORD` where WORD is neither a friendly command of the market
+ * nor one of its methods: the nearest of those within a typo's reach, then
+ * the methods.  The friendly commands are read off the usage the plugin
+ * prints (each line's word after "gm MARKET ").
+ */
+static void gm__no_word(const char *market, const gm_plugin *p,
+                        const struct gm_cli_extension *ext, const char *word) {
+  char best[65] = "";
+  size_t best_d = (size_t)-1;
+  for (size_t i = 0; i < p->n_methods; i++)
+    if (p->methods[i].name)
+      gm__consider(word, p->methods[i].name, best, &best_d);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = ext && ext->help ? open_memstream(&text, &len) : NULL;
+  if (f) {
+    ext->help(f);
+    fclose(f);
+    char lead[80];
+    int n = snprintf(lead, sizeof lead, "gm %s ", market);
+    for (char *at = text; n > 0 && (size_t)n < sizeof lead && at &&
+                          (at = strstr(at, lead)) != NULL;) {
+      at += n;
+      char cmd[65];
+      size_t k = 0;
+      while (k < sizeof cmd - 1 &&
+             (isalnum((unsigned char)at[k]) || at[k] == '-' || at[k] == '.' ||
+              at[k] == '_'))
+        cmd[k] = at[k], k++;
+      cmd[k] = '\0';
+      if (k) gm__consider(word, cmd, best, &best_d);
+    }
+  }
+  free(text);
+  fprintf(stderr, "error: market \"%s\" has no command or method \"%s\"",
+          market, word);
+  if (*best) fprintf(stderr, "; did you mean \"%s\"?", best);
+  fprintf(stderr, "\nits methods:");
+  for (size_t i = 0; i < p->n_methods; i++)
+    fprintf(stderr, " %s", p->methods[i].name);
+  fprintf(stderr, "\n(see `gm %s --help`)\n", market);
+}
+
+/*
  * `gm WORD` where WORD is no command and no plugin is found for it: the
  * nearest command or market, and the markets there are (the broker's when
  * it answers within a second, else the plugins found here).
@@ -368,7 +413,7 @@ int gm_cli_cmd_market(gm_cli *cli, int argc, char **argv,
   const char *method = argv[1];
   const gm_method *m = gm_cli_method(cli, market, method);
   if (!m) {
-    gm_cli_method_error(cli, market, method);
+    gm__no_word(market, p, ext, method);
     return GM_CLI_EXIT_ERROR;
   }
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},

@@ -161,9 +161,9 @@ START_TEST(bad_input_exits_1_before_sending) {
   ck_assert_msg(strstr(r->err, "a zone is required"), "%s", r->err);
   r = run(ep, "gm", "nosuch", NULL);
   ck_assert_int_eq(r->code, 1);
-  ck_assert_msg(
-      strstr(r->err, "no method \"nosuch\"") && strstr(r->err, "clock.set"),
-      "%s", r->err);
+  ck_assert_msg(strstr(r->err, "no command or method \"nosuch\"") &&
+                    strstr(r->err, "clock.set"),
+                "%s", r->err);
   r = run(ep, "ping", "--timeout", "soon", NULL);
   ck_assert_int_eq(r->code, 1);
   r = run(ep, "admin", "replay", "gm:{m:t}:outbox", NULL);
@@ -320,9 +320,17 @@ START_TEST(friendly_commands_use_gms_table) {
   size_t before = gm_test_echo_count(e);
   r = run_ext(ep, "clitest", "nosuch", NULL);
   ck_assert_int_eq(r->code, 1);
-  ck_assert_msg(
-      strstr(r->err, "no method \"nosuch\"") && strstr(r->err, "say keep"),
-      "%s", r->err);
+  ck_assert_msg(strstr(r->err, "no command or method \"nosuch\"\n") &&
+                    strstr(r->err, "say keep"),
+                "%s", r->err);
+  ck_assert_uint_eq(gm_test_echo_count(e), before);
+  /* A typo of a friendly command (read off the plugin's usage) or of a
+     method gets the nearest. */
+  r = run_ext(ep, "clitest", "sayy", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "did you mean \"say\"?"), "%s", r->err);
+  r = run_ext(ep, "clitest", "kep", NULL);
+  ck_assert_msg(strstr(r->err, "did you mean \"keep\"?"), "%s", r->err);
   ck_assert_uint_eq(gm_test_echo_count(e), before);
   /* Help: the friendly commands first, then the methods. */
   r = run_ext(ep, "clitest", "--help", NULL);

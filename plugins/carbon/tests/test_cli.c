@@ -265,6 +265,10 @@ START_TEST(refusals_come_before_the_broker) {
   run_result *r = gm(dead, "--timeout", "200", "--retries", "1", "carbon",
                      "buy", "CEA-2025", "1", "@", "85", "--ioc", NULL);
   ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
+  /* A typo of a friendly command gets it suggested. */
+  r = gm(dead, "carbon", "buyy", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "did you mean \"buy\"?"), "%s", r->err);
   /* A text option's value may start with '-' and a digit: not a number. */
   r = gm(dead, "--timeout", "200", "--retries", "1", "carbon", "buy",
          "CEA-2025", "1", "@", "85", "--client-id", "-1", NULL);
