@@ -2481,15 +2481,22 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
       *reply = v;
       return GM_OK;
     }
+    /* Anything else, answered to a single send, says this call stored
+       nothing: the record there (a replay of a concurrent run's, or
+       another request's) is not this call's to forget, and an OOM refusal
+       stored none.  After a resend the first send may have stored it. */
+    if (!resent && call->n_ro_records &&
+        call->ro_records[call->n_ro_records - 1] == idem_rec)
+      call->n_ro_records--;
   }
 
   long long due = -1;
   int emitted = 0;
   const redisReply *body = gm__host_unwrap(r, &due, &emitted);
   if (body->type == REDIS_REPLY_ERROR && strcmp(body->str, "gm:reused") == 0) {
-    /* The key's record is another request's: nothing ran or changed.  A
-       read step noted the record before gm__store found it there: it is
-       the other request's, not to be forgotten with this refusal. */
+    /* The key's record is another request's: nothing ran or changed, and
+       a read step's note of it goes (above unless resent; a resend's first
+       send would have stored this request's own). */
     call->wrote = wrote;
     if (call->n_ro_records &&
         call->ro_records[call->n_ro_records - 1] == idem_rec)

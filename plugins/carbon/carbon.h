@@ -233,7 +233,7 @@ gm_status carbon__need_symbol(gm_call *call, const char *sym);
 gm_status carbon__need_participant(gm_call *call, const char *what,
                                    const char *id);
 /* carbon__need_participant, or an id an earlier release let a deposit use
-   (printable ASCII but '|'): withdraw and an admin's account.get take it,
+   (no space, control or '|'): withdraw and an admin's account.get take it,
    so what was deposited under it can still be read and taken out. */
 gm_status carbon__need_holder(gm_call *call, const char *what, const char *id);
 /* GM_OK when `text` passes gm__carbon_check_text and is at most `max`

@@ -326,10 +326,16 @@ static int gm__carbon_usage_error(const gm__carbon_cmd *self, const char *fmt,
 /* Non-zero when `arg` is a long option of opts that takes the next
    argument as its value ("--reason", not "--reason=x"). */
 static int gm__carbon_takes_value(const struct option *opts, const char *arg) {
-  if (strncmp(arg, "--", 2) != 0 || strchr(arg, '=')) return 0;
-  for (const struct option *o = opts; o && o->name; o++)
+  if (strncmp(arg, "--", 2) != 0 || strchr(arg, '=') || !arg[2]) return 0;
+  /* The option getopt_long takes it for: the exact name, else the only
+     one it abbreviates. */
+  const struct option *hit = NULL;
+  size_t n = strlen(arg + 2), hits = 0;
+  for (const struct option *o = opts; o && o->name; o++) {
     if (!strcmp(o->name, arg + 2)) return o->has_arg == required_argument;
-  return 0;
+    if (!strncmp(o->name, arg + 2, n)) hit = o, hits++;
+  }
+  return hits == 1 && hit->has_arg == required_argument;
 }
 
 /* Long options take any position: collect positionals in order. */

@@ -159,13 +159,15 @@ gm_status carbon__need_participant(gm_call *call, const char *what,
                     gm__carbon_shown(id, shown), GM_PARTICIPANT_ID_RULE);
 }
 
-/* The ids an earlier release let deposits use: 1-64 bytes of printable
-   ASCII but '|' (x#y{z}, a@b), which no participant can be registered as. */
+/* The ids an earlier release let deposits use: 1-64 bytes, none a space,
+   a control or '|' (x#y{z}, a@b; and, where char is unsigned, as on
+   aarch64, bytes from 0x80 too), which no participant can be registered
+   as. */
 static int carbon__id_of_old(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > 64) return 0;
   for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-    if (*p == '|' || *p <= ' ' || *p >= 127) return 0;
+    if (*p == '|' || *p <= ' ' || *p == 127) return 0;
   return 1;
 }
 

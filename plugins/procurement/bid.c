@@ -38,8 +38,8 @@ static gm_status pr__bid_checks(gm_call *call,
     return host->fail(call, GM_FAILED_PRECONDITION,
                       "this broker has no bid key, so it cannot seal bids; "
                       "the operator sets [market.procurement] key_file");
-  /* The tender's own currency, checked when it was drafted; a bid in
-     another is disqualified at the opening. */
+  /* The tender's own currency, checked when it was drafted; the bid
+     script refuses a bid in another. */
   if (!pr_currency_shaped(in->currency))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "currency \"%.8s\" is not a currency code: give the "

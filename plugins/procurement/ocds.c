@@ -414,7 +414,8 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
            " WHERE tender_id = ?1",
            (gm_param[]){GM_TEXT(in->tender_id)}, 1, pr__head_row, &h)) != GM_OK)
     return st;
-  if (!h.found || !strcmp(h.state, "draft"))
+  /* Never published (a draft, or a draft cancelled): no public record. */
+  if (!h.found || !strcmp(h.state, "draft") || h.published <= 0)
     return host->fail(call, GM_NOT_FOUND,
                       "no published tender %s in the ledger (a tender is "
                       "exported once it is published and settled)",

@@ -276,6 +276,9 @@ START_TEST(refusals_come_before_the_broker) {
   r = gm(dead, "--timeout", "200", "--retries", "1", "carbon", "halt",
          "CEA-2025", "--reason", "-10%-band-breach", NULL);
   ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
+  r = gm(dead, "--timeout", "200", "--retries", "1", "carbon", "halt",
+         "CEA-2025", "--reas", "-10%-band-breach", NULL); /* abbreviated */
+  ck_assert_msg(r->code == 2, "exit %d: %s", r->code, r->err);
   /* Help lists the friendly commands, then the plugin's methods. */
   r = gm(dead, "carbon", "--help", NULL);
   GM_OK(r);

@@ -944,6 +944,10 @@ START_TEST(a_cancelled_draft_stays_hidden_and_refunds_skip_the_register) {
   cl.tender_id = "T-HID";
   pt_expect("alpha", "challenge.list", &cl.base, GM__STATUS__NOT_FOUND,
             "no tender T-HID");
+  Gm__Procurement__ExportRequest ex = GM__PROCUREMENT__EXPORT_REQUEST__INIT;
+  ex.tender_id = "T-HID";
+  pt_expect("alpha", "tender.export", &ex.base, GM__STATUS__NOT_FOUND,
+            "no published tender T-HID");
 
   pt_tender p;
   pt_tender_init(&p, "T-REF", 10000000, DEADLINE);
