@@ -227,13 +227,29 @@ static gm_status pr__bid_fill(gm_call *call, Gm__Procurement__Bid *out,
   return GM_OK;
 }
 
+/* Another supplier's bid before the opening: the same answer whether it
+   bid or not (and whether the tender exists: no deadline, no time). */
+static gm_status pr__sealed(gm_call *call, const char *tender,
+                            int64_t deadline) {
+  char d[20];
+  if (deadline <= 0)
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "bids on tender %s are sealed until its opening; only "
+                      "their bidder can read one before it",
+                      tender);
+  return host->fail(call, GM_PERMISSION_DENIED,
+                    "bids on tender %s are sealed until the opening at %s "
+                    "(Asia/Shanghai); only their bidder can read one before "
+                    "it",
+                    tender, pr_datetime(deadline, d));
+}
+
 gm_status pr__bid_get(gm_call *call, const ProtobufCMessage *req,
                       ProtobufCMessage **reply) {
   const Gm__Procurement__BidQuery *in = (const void *)req;
   const char *tag, *me = host->participant(call);
   const char *who = in->supplier[0] ? in->supplier : me;
   gm_status st;
-  char d[20];
   if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
   if (!pr_valid_name(who, 1, 64, 0))
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -248,11 +264,7 @@ gm_status pr__bid_get(gm_call *call, const ProtobufCMessage *req,
      its own business: one answer whatever it did. */
   if (strcmp(who, me) != 0 && pr__i(v, 8) == 0 &&
       !(opened->type == GM_VALUE_STR && opened->len))
-    return host->fail(call, GM_PERMISSION_DENIED,
-                      "bids on tender %s are sealed until the opening at "
-                      "%s (Asia/Shanghai); only their bidder can read one "
-                      "before it",
-                      in->tender_id, pr_datetime(pr__i(v, 1), d));
+    return pr__sealed(call, in->tender_id, pr__i(v, 1));
   pr__rec r;
   if (recv->type != GM_VALUE_STR || pr__rec_parse(call, recv->str, &r) != 0)
     return host->fail(call, GM_NOT_FOUND, "%s has no bid on tender %s", who,
@@ -274,11 +286,7 @@ gm_status pr__bid_get(gm_call *call, const ProtobufCMessage *req,
     /* Sealed: its bidder alone may read it, by having the broker open it
        for this reply; nothing opened is stored. */
     if (strcmp(who, me) != 0)
-      return host->fail(call, GM_PERMISSION_DENIED,
-                        "bids on tender %s are sealed until the opening at "
-                        "%s (Asia/Shanghai); only their bidder can read one "
-                        "before it",
-                        in->tender_id, pr_datetime(pr__i(v, 1), d));
+      return pr__sealed(call, in->tender_id, pr__i(v, 1));
     if (!pr__seal_ready())
       return host->fail(call, GM_FAILED_PRECONDITION,
                         "this broker has no bid key, so it cannot open your "
