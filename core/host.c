@@ -9,6 +9,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "auth.h"
+#include "broker.h"
 #include "call.h"
 #include "clock.h"
 #include "deadlines.h"
@@ -19,6 +21,7 @@
 #include "market.h"
 #include "log.h"
 #include "redis.h"
+#include "roles.h"
 #include "timers.h"
 
 static void host_log(gm_market *m, gm_log_level level, const char *fmt, ...) {
@@ -174,6 +177,40 @@ static int host_publish_wanted(gm_call *call, gm_audience audience,
                             audience, who, event);
 }
 
+/* Non-zero when the comma-separated list holds `role`. */
+static int host__csv_has(const char *list, const char *role) {
+  size_t n = strlen(role);
+  for (const char *p = list; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && !strncmp(p, role, n)) return 1;
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+static int host_participant_has_role(gm_call *call, const char *id,
+                                     const char *role) {
+  if (!call || !call->redis || !id || !role) return -1;
+  Gm__Participant *p = NULL;
+  gm_status st = gm__participant_get(call, id, &p);
+  if (st == GM_NOT_FOUND) { /* not an error of the call */
+    call->status = GM_OK;
+    call->message = NULL;
+    return call->broker && gm__broker_dev_mode(call->broker);
+  }
+  if (st != GM_OK) return -1;
+  char *held = "";
+  for (size_t i = 0; i < p->n_roles; i++)
+    held = gm__arena_sprintf(call->arena, "%s%s%s", held, i ? "," : "",
+                             p->roles[i]);
+  /* As the participant's own call: the roles a loaded market declares. */
+  if (call->broker)
+    held =
+        gm__roles_in_force(gm__broker_roles(call->broker), call->arena, held);
+  return host__csv_has(held, "admin") || host__csv_has(held, role);
+}
+
 static gm_status host_timer_add(gm_market *m, const char *name,
                                 int64_t interval_ms, gm_timer_fn fn,
                                 void *arg) {
@@ -289,6 +326,7 @@ const gm_host_api gm__host_api = {
     .script_register_lib = host_script_register_lib,
     .script_register_flags = host_script_register_flags,
     .publish_wanted = host_publish_wanted,
+    .participant_has_role = host_participant_has_role,
 };
 
 /* Event names: 1-64 printable ASCII characters, no space (topics are split

@@ -416,6 +416,21 @@ typedef struct gm_host_api {
    */
   int (*publish_wanted)(gm_call *call, gm_audience audience, const char *who,
                         const char *event);
+
+  /* -- appended: another participant's roles -- */
+  /*
+   * 1 when participant `id` holds `role` now (its registered roles in
+   * force, admin holding every one), as a call of its own would be
+   * authorized; in development mode an unregistered id holds every role,
+   * as its calls do.  0 when it does not (or, with CURVE, is not
+   * registered), -1 when the registry could not be read (logged; the call
+   * goes on).  For a market that acts on a participant other than
+   * the caller: a staff member linked to a bank, who must still be one
+   * when the bank's private events go out.  One Redis read; from a request,
+   * a timer or a deadline callback.  Check that `size` covers it
+   * (GM_HOST_HAS).
+   */
+  int (*participant_has_role)(gm_call *call, const char *id, const char *role);
 } gm_host_api;
 
 /* Script flags (gm_host_api.script_register_flags). */

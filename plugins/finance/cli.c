@@ -1212,8 +1212,8 @@ static const gm__fin_cmd gm__fin_cmds[] = {
      "  gm finance bank create ID --name NAME          (centre)\n"
      "  gm finance bank link PARTICIPANT BANK          (centre) PARTICIPANT "
      "acts for BANK\n"
-     "      once it accepts; a participant linked to another bank is "
-     "unlinked first\n"
+     "      once it accepts; one linked to another bank must be unlinked "
+     "first\n"
      "  gm finance bank join BANK                      (bank) accept the "
      "centre's link\n"
      "  gm finance bank unlink PARTICIPANT             (centre)\n",

@@ -80,6 +80,14 @@ static int finance__wanted(gm_call *call, const char *who) {
          host->publish_wanted(call, GM_AUDIENCE_PARTICIPANT, who, "referral");
 }
 
+/* A staff member still holds the bank role: one who lost it since it
+   joined (or was linked before joins were checked) gets no more of the
+   bank's private events.  Unsure (the registry unreadable): not sent. */
+static int finance__still_bank(gm_call *call, const char *who) {
+  return !GM_HOST_HAS(host, participant_has_role) ||
+         host->participant_has_role(call, who, "bank") == 1;
+}
+
 static void finance__publish(gm_call *call, const finance__ref *r,
                              const char *const *banks, size_t n,
                              const gm_value *members) {
@@ -100,7 +108,7 @@ static void finance__publish(gm_call *call, const finance__ref *r,
     for (; k < staff->n; k++) {
       const char *who = finance__s(staff, k);
       if (gm__finance_valid_participant(who) && strcmp(who, ent) != 0 &&
-          finance__wanted(call, who))
+          finance__wanted(call, who) && finance__still_bank(call, who))
         break;
     }
     if (k == staff->n) continue;
@@ -109,7 +117,7 @@ static void finance__publish(gm_call *call, const finance__ref *r,
     for (; k < staff->n; k++) {
       const char *who = finance__s(staff, k);
       if (gm__finance_valid_participant(who) && strcmp(who, ent) != 0 &&
-          finance__wanted(call, who))
+          finance__wanted(call, who) && finance__still_bank(call, who))
         host->publish_to(call, GM_AUDIENCE_PARTICIPANT, who, "referral",
                          &ev.base);
     }

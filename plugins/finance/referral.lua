@@ -172,7 +172,7 @@ local function need_holder(bank, what)
   if due then
     return rej('FAILED_PRECONDITION', 'your bank ' .. bank .. ' missed ' ..
       'the contact deadline of ' .. ID .. ' (' .. stamp(tonumber(due)) ..
-      ' Asia/Shanghai, 7 days after the pick): the miss is recorded and ' ..
+      ' Asia/Shanghai): the miss is recorded and ' ..
       'your bank no longer holds it, so it may not ' .. what)
   end
   return rej('PERMISSION_DENIED', 'only the bank the enterprise picked for ' ..
@@ -269,7 +269,7 @@ if op == 'contact' then
     end
     return rej('FAILED_PRECONDITION', 'the contact deadline of ' .. ID ..
       ' passed at ' .. stamp(tonumber(r.cdue)) .. ' Asia/Shanghai: the ' ..
-      'miss is recorded against your bank and the referral ' ..
+      'miss will be recorded against your bank and the referral ' ..
       (left > 0 and ('returns to the pool for the ' .. I(left) ..
         ' other eligible bank' .. (left > 1 and 's' or '')) or
         'expires (no other eligible bank is left)'))

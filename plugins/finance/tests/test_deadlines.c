@@ -222,11 +222,11 @@ START_TEST(a_pick_or_contact_after_its_deadline_is_too_late) {
   ft_clock(ft_at("2026-03-10", 0, 0) + 1000);
   Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
   ct.id = picked;
-  ft_expect("icbc1", "referral.contact", &ct.base,
-            GM__STATUS__FAILED_PRECONDITION,
-            "passed at 2026-03-09 10:00 Asia/Shanghai: the miss is recorded "
-            "against your bank and the referral returns to the pool for the "
-            "2 other eligible banks");
+  ft_expect(
+      "icbc1", "referral.contact", &ct.base, GM__STATUS__FAILED_PRECONDITION,
+      "passed at 2026-03-09 10:00 Asia/Shanghai: the miss will be recorded "
+      "against your bank and the referral returns to the pool for the "
+      "2 other eligible banks");
   Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
   p.id = claimed;
   p.bank = "icbc";

@@ -382,6 +382,43 @@ START_TEST(consent_to_share_who_shows_it_to_claimants_only) {
 }
 END_TEST
 
+/* The first event of the referral heard by icbc's staff member. */
+static int heard_icbc(const heard h[NWHO]) {
+  return h[ICBC].events >= 1;
+}
+
+/*
+ * A staff member who loses the bank role after joining hears none of its
+ * bank's private events any more (the link stays until the centre
+ * unlinks it; its calls are refused by role already).
+ */
+START_TEST(a_member_without_the_bank_role_hears_nothing) {
+  Gm__Participant p = GM__PARTICIPANT__INIT;
+  char *roles[1] = {"enterprise"};
+  p.id = (char *)who_id[ABC];
+  p.public_key = pub[ABC];
+  p.roles = roles;
+  p.n_roles = 1;
+  Gm__RegisterRequest reg = GM__REGISTER_REQUEST__INIT;
+  reg.participant = &p;
+  Gm__Reply *rep =
+      gm_test_call(ft_conn, NULL, "gm", "register", "reg-abc1-left", &reg.base);
+  ck_assert_msg(rep && rep->status == GM__STATUS__OK, "%s",
+                rep ? rep->message : "no reply");
+  gm__reply__free_unpacked(rep, NULL);
+  heard h[NWHO];
+  memset(h, 0, sizeof h);
+  Gm__Finance__Referral *r = refer("3.2", 0); /* icbc's and abc's class */
+  ck_assert_msg(r != NULL, "%s", ft_message);
+  char id[32];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  listen_for(id, h, heard_icbc, 0, 500);
+  ck_assert_int_ge(h[ICBC].events, 1);
+  ck_assert_int_eq(h[ABC].events, 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance privacy");
   TCase *tc = tcase_create("privacy");
@@ -389,6 +426,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, identity_stays_hidden_until_the_pick_and_from_the_others);
   tcase_add_test(tc, consent_to_share_who_shows_it_to_claimants_only);
+  tcase_add_test(tc, a_member_without_the_bank_role_hears_nothing);
   suite_add_tcase(s, tc);
   TCase *nt = tcase_create("own audiences only");
   tcase_add_checked_fixture(nt, narrow_setup, teardown);
