@@ -53,6 +53,23 @@ static inline int gm_iso4217_active(const char *code) {
                  sizeof *gm_iso4217_codes, gm__iso4217_cmp) != NULL;
 }
 
+/*
+ * Non-zero when `code` is an active code of money a price or a loan can be
+ * in: not a precious metal (XAU, XAG, XPT, XPD), a bond-market unit (XBA,
+ * XBB, XBC, XBD), a unit of account (XDR, XSU, XUA), the testing code
+ * (XTS) or "no currency" (XXX).  The franc and dollar zones' XAF, XOF, XPF,
+ * XCD and XCG are money.
+ */
+static inline int gm_iso4217_money(const char *code) {
+  static const char units[][4] = {"XAG", "XAU", "XBA", "XBB", "XBC",
+                                  "XBD", "XDR", "XPD", "XPT", "XSU",
+                                  "XTS", "XUA", "XXX"};
+  if (!gm_iso4217_active(code)) return 0;
+  for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+    if (!memcmp(code, units[i], 4)) return 0;
+  return 1;
+}
+
 #ifdef __cplusplus
 }
 #endif

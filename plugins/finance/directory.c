@@ -576,10 +576,11 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
                                FINANCE_MAX_NAME, 0)) != GM_OK)
     return st;
   if (!p.currency[0]) p.currency = "CNY";
-  if (!gm_iso4217_active(p.currency))
+  if (!gm_iso4217_money(p.currency))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%s\" is not an active ISO 4217 code; use "
-                      "one such as CNY or USD",
+                      "currency \"%s\" is not an ISO 4217 currency in use "
+                      "(such as CNY or USD; not a metal, a unit of account, "
+                      "XTS or XXX)",
                       finance__q(call, p.currency, 8));
   char y1[32], y2[32], y3[32];
   if (p.amount_min < 0 || p.amount_max < p.amount_min ||

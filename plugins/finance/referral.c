@@ -53,10 +53,11 @@ static gm_status finance__check_refer(gm_call *call,
                       gm__finance_format_yuan(GM_FINANCE_MAX_AMOUNT, y1),
                       gm__finance_format_yuan(in->amount, y2));
   *cur = in->currency[0] ? in->currency : "CNY";
-  if (!gm_iso4217_active(*cur))
+  if (!gm_iso4217_money(*cur))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "currency \"%s\" is not an active ISO 4217 code; use "
-                      "one such as CNY or USD",
+                      "currency \"%s\" is not an ISO 4217 currency in use "
+                      "(such as CNY or USD; not a metal, a unit of account, "
+                      "XTS or XXX)",
                       finance__q(call, in->currency, 8));
   if (in->tenor_months < 1 || in->tenor_months > GM_FINANCE_MAX_TENOR)
     return host->fail(call, GM_INVALID_ARGUMENT,

@@ -90,9 +90,10 @@ int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
 static const char *const pr__not_in_ocds[] = {"SLE", "VED", "XCG", "ZWG"};
 
 int pr_check_currency(const char *s, char *err, size_t errlen) {
-  if (!gm_iso4217_active(s)) {
+  if (!gm_iso4217_money(s)) {
     snprintf(err, errlen,
-             "currency \"%.8s\" is not an active ISO 4217 code; use one "
+             "currency \"%.8s\" is not an ISO 4217 currency in use (not a "
+             "metal, a unit of account, XTS or XXX); use one "
              "such as CNY, USD or EUR",
              s ? s : "");
     return -1;

@@ -29,6 +29,12 @@ START_TEST(codes_in_use_and_others) {
   for (size_t i = 0; i < sizeof no / sizeof *no; i++)
     ck_assert_msg(!gm_iso4217_active(no[i]), "%s", no[i]);
   ck_assert(!gm_iso4217_active(NULL));
+  /* Money: not metals, units of account, testing or "no currency". */
+  ck_assert(gm_iso4217_money("CNY") && gm_iso4217_money("XAF") &&
+            gm_iso4217_money("XCD") && gm_iso4217_money("XOF"));
+  ck_assert(gm_iso4217_active("XAU") && !gm_iso4217_money("XAU"));
+  ck_assert(!gm_iso4217_money("XXX") && !gm_iso4217_money("XTS") &&
+            !gm_iso4217_money("XDR") && !gm_iso4217_money("XYZ"));
 }
 END_TEST
 

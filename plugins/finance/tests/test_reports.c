@@ -391,7 +391,7 @@ START_TEST(money_in_two_currencies_is_never_added_together) {
   /* Three capital letters are not enough: an active ISO 4217 code. */
   p.currency = "XYZ";
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
-            "currency \"XYZ\" is not an active ISO 4217 code");
+            "currency \"XYZ\" is not an ISO 4217 currency in use");
   p.currency = "USD";
   ft_free(ft_ok(FT_CENTRE, "product.create", &cp.base));
   funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL); /* CNY */
@@ -485,7 +485,7 @@ START_TEST(the_csv_totals_count_referrals_in_a_currency_without_loans) {
   /* Three capital letters are not enough: an active ISO 4217 code. */
   p.currency = "XYZ";
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
-            "currency \"XYZ\" is not an active ISO 4217 code");
+            "currency \"XYZ\" is not an ISO 4217 currency in use");
   p.currency = "USD";
   ft_free(ft_ok(FT_CENTRE, "product.create", &cp.base));
   funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL); /* CNY */

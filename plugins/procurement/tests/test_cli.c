@@ -413,7 +413,7 @@ START_TEST(limits_and_currencies_are_refused_with_the_count) {
          "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
          "--currency", "XYZ", NULL);
   ck_assert_int_eq(r->code, 1);
-  HAS(r->err, "--currency \"XYZ\" is not an active ISO 4217 code");
+  HAS(r->err, "--currency \"XYZ\" is not an ISO 4217 currency in use");
   r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
          "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
          "--currency", "VED", NULL);
