@@ -488,6 +488,11 @@ gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
                         "own link with gm finance bank join BANK",
                         finance__q(call, who, 70));
     who = me;
+  } else if (!who[0]) {
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "name the participant to link (gm finance bank link "
+                      "PARTICIPANT BANK); the staff member then accepts with "
+                      "its own id (gm finance bank join BANK)");
   }
   if (!gm_participant_id_valid(who))
     return host->fail(call, GM_INVALID_ARGUMENT,
