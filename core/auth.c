@@ -89,6 +89,13 @@ static char **split_roles(gm__arena *a, const char *roles, size_t *n) {
   return out;
 }
 
+char *gm__participant_roles(gm__arena *a, const Gm__Participant *p) {
+  char *roles = "";
+  for (size_t i = 0; i < p->n_roles; i++)
+    roles = gm__arena_sprintf(a, "%s%s%s", roles, i ? "," : "", p->roles[i]);
+  return roles;
+}
+
 gm_status gm__participant_get(gm_call *call, const char *id,
                               Gm__Participant **out) {
   redisReply *r = gm__redis_callf(

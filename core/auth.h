@@ -46,6 +46,8 @@ gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
 void gm__auth_stop(gm__auth **a);
 
 /* Looks a participant up; GM_NOT_FOUND when unregistered. */
+/* p's registered roles as one comma list (in a). */
+char *gm__participant_roles(gm__arena *a, const Gm__Participant *p);
 gm_status gm__participant_get(gm_call *call, const char *id,
                               Gm__Participant **out);
 /* Who owns CURVE public key z85 now and with which roles (arena strings);

@@ -61,9 +61,13 @@ static int list_has(const char *list, const char *item) {
   return 0;
 }
 
+int gm__roles_grant(const char *roles, const char *role) {
+  if (!roles) return 0;
+  return list_has(roles, role) || list_has(roles, "admin");
+}
+
 int gm__call_has_role(const gm_call *call, const char *role) {
-  if (!call->roles) return 0;
-  return list_has(call->roles, role) || list_has(call->roles, "admin");
+  return gm__roles_grant(call->roles, role);
 }
 
 const char *gm__call_quote(gm_call *call, const char *s, size_t max) {

@@ -51,6 +51,8 @@ gm_status gm__call_vfail(gm_call *call, gm_status status, const char *fmt,
 const char *gm__call_quote(gm_call *call, const char *s, size_t max);
 /* Non-zero when `role` is in the call's roles (or the caller is admin). */
 int gm__call_has_role(const gm_call *call, const char *role);
+/* Non-zero when comma list `roles` holds `role` or admin (NULL: none). */
+int gm__roles_grant(const char *roles, const char *role);
 /* The name of a status as the wire spells it ("INVALID_ARGUMENT"). */
 const char *gm__status_name(gm_status status);
 /* Parses a status name; returns -1 when it is none of the set. */

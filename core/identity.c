@@ -129,11 +129,8 @@ static void gm__identity_dev_roles(gm__identity *id, gm_call *call) {
   Gm__Participant *p = NULL;
   gm_status st = gm__participant_get(call, who, &p);
   if (st == GM_OK) {
-    char *roles = "";
-    for (size_t i = 0; i < p->n_roles; i++)
-      roles = gm__arena_sprintf(call->arena, "%s%s%s", roles, i ? "," : "",
-                                p->roles[i]);
-    call->roles = gm__roles_in_force(known, call->arena, roles);
+    call->roles = gm__roles_in_force(known, call->arena,
+                                     gm__participant_roles(call->arena, p));
   } else {
     call->roles = gm__roles_all(known);
   }
