@@ -74,16 +74,6 @@ static void gm__idem_finish(gm_call *call, const char *key, const char *lease,
   if (r) freeReplyObject(r);
 }
 
-/* The request's fingerprint as a record keeps it: 12 hex digits, as the
-   scripts' records (core/redis.c gm__idem_arg). */
-#define GM__IDEM_FP_LEN 12
-static const char *gm__idem_fp(const gm_call *call,
-                               char out[GM__IDEM_FP_LEN + 1]) {
-  snprintf(out, GM__IDEM_FP_LEN + 1, "%012llx",
-           (unsigned long long)(call->request_fp & 0xffffffffffffull));
-  return out;
-}
-
 gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
                             gm_handler_fn handle, const ProtobufCMessage *req,
                             ProtobufCMessage **reply) {
@@ -115,8 +105,9 @@ gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
                   : r->len > GM__IDEM_FP_LEN && r->str[0] == 'F'
                       ? 1 + GM__IDEM_FP_LEN
                       : 0;
+    if (skip > 1 && call->request_fp) gm__idem_fp_text(call->request_fp, fp);
     if (skip > 1 && call->request_fp &&
-        memcmp(r->str + 1, gm__idem_fp(call, fp), GM__IDEM_FP_LEN) != 0) {
+        memcmp(r->str + 1, fp, GM__IDEM_FP_LEN) != 0) {
       st = gm__idem_reused(call, "gm");
     } else if (skip) {
       ProtobufCAllocator alloc = {gm__idem_alloc, gm__idem_free, call->arena};
@@ -155,7 +146,10 @@ gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
   size_t head = call->request_fp ? 1 + GM__IDEM_FP_LEN : 1;
   char *record = gm__arena_alloc(call->arena, len + head);
   record[0] = call->request_fp ? 'F' : 'R';
-  if (head > 1) memcpy(record + 1, gm__idem_fp(call, fp), GM__IDEM_FP_LEN);
+  if (head > 1) {
+    gm__idem_fp_text(call->request_fp, fp);
+    memcpy(record + 1, fp, GM__IDEM_FP_LEN);
+  }
   protobuf_c_message_pack(*reply, (uint8_t *)record + head);
   gm__idem_finish(call, key, lease, record, len + head);
   return st;

@@ -2326,13 +2326,18 @@ static gm_status gm__ro_write_fail(gm_call *call, const char *market,
  * replay for another fingerprint is refused ("gm:reused").  Records of an
  * older broker (no such prefix) replay for any request.
  */
+void gm__idem_fp_text(uint64_t fp, char out[GM__IDEM_FP_LEN + 1]) {
+  for (int k = 0; k < GM__IDEM_FP_LEN; k++)
+    out[k] = "0123456789abcdef"[(fp >> (4 * (GM__IDEM_FP_LEN - 1 - k))) & 15];
+  out[GM__IDEM_FP_LEN] = '\0';
+}
+
 static const char *gm__idem_arg(gm_call *call) {
   if (!call->idem_key || !*call->idem_key) return "0";
   if (!call->request_fp) return "1";
-  char *out = gm__arena_alloc(call->arena, 14); /* zeroed: ends with NUL */
+  char *out = gm__arena_alloc(call->arena, GM__IDEM_FP_LEN + 2);
   out[0] = '1';
-  for (int k = 0; k < 12; k++)
-    out[1 + k] = "0123456789abcdef"[(call->request_fp >> (44 - 4 * k)) & 15];
+  gm__idem_fp_text(call->request_fp, out + 1);
   return out;
 }
 

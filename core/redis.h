@@ -175,6 +175,10 @@ long gm__scripts_wait_replicas(void);
    failing every command queued behind the WAIT. */
 #define GM__WAIT_REPLICAS_MAX_MS 25000
 
+/* The request fingerprint as every idempotency record keeps it: its low 48
+   bits as 12 hex digits (the scripts' records and the core methods'). */
+#define GM__IDEM_FP_LEN 12
+void gm__idem_fp_text(uint64_t fp, char out[GM__IDEM_FP_LEN + 1]);
 /* Fails the call: its idempotency key's record is another request's
    (call->request_fp differs); says so, in words for the client. */
 gm_status gm__idem_reused(gm_call *call, const char *market);
