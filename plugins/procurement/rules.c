@@ -117,11 +117,6 @@ int pr_currency_shaped(const char *s) {
   return 1;
 }
 
-int pr_valid_currency(const char *s) {
-  char err[160];
-  return pr_check_currency(s, err, sizeof err) == 0;
-}
-
 /* ---- money ---- */
 
 char *pr_yuan(int64_t fen, char *buf) {

@@ -54,8 +54,6 @@ int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
    has too (so every tender exports as valid OCDS); else -1 and why into
    err. */
 int pr_check_currency(const char *s, char *err, size_t errlen);
-/* Non-zero when pr_check_currency accepts s. */
-int pr_valid_currency(const char *s);
 /* Non-zero when s has a currency code's shape (three capital letters): what
    a bid or a published tender's amendment is held to, since a tender's
    currency was checked when it was drafted, by the rule of that time (a
