@@ -44,6 +44,7 @@ gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
   for (long step = 1;; step++) {
     const gm_value *v;
     const char *next = NULL;
+    int unchanged = 0;
     /* max_steps bounds matching; a FOK order past max_fills may take as
        many steps again to execute or give back what it holds. */
     if (step > 3 * CARBON_MAX_STEPS_LIMIT + 3)
@@ -71,6 +72,8 @@ gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
         out->fills[out->n_fills++] = carbon__fill(call, sym, &v->items[i]);
       else if (tag == 'D')
         out->duplicate = 1;
+      else if (tag == 'U')
+        unchanged = 1;
       else if (tag == 'M')
         next = carbon__s(&v->items[i], 1);
     }
@@ -78,7 +81,10 @@ gm_status carbon__place_run(gm_call *call, const char *sym, size_t nargs,
       return host->fail(call, GM_INTERNAL,
                         "the place script returned no order; check the gmd "
                         "log");
-    if (!out->duplicate) carbon__publish(call, sym, v, out->order->side);
+    /* A replay, or a replace that changed nothing, tells the owner's
+       feed nothing new. */
+    if (!out->duplicate && !unchanged)
+      carbon__publish(call, sym, v, out->order->side);
     if (!next || out->duplicate) break;
     cont[1] = next;
     args = cont;

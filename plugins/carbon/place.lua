@@ -21,7 +21,8 @@
 -- Reply: records {'T', order...} (the order the reply is about), {'F',
 -- fill...} (its fills in this step), {'O', order...} (other orders changed),
 -- {'L', side, price, qty} (levels changed), {'D'} (client order id seen
--- before), {'M', id} (in flight: run 'continue' with this id next);
+-- before), {'U'} (a replace that changed nothing: no event), {'M', id}
+-- (in flight: run 'continue' with this id next);
 -- stale replies {'S', id} per order.
 begin()
 local op = ARGV[1]
@@ -226,6 +227,8 @@ local function admit()
       ord_emit(old, ord_state(old))
     end
     out[#out + 1] = ord_rec(old, ord_state(old), nil, 'T')
+    -- Nothing changed: no order event to publish (orders.c).
+    if d == 0 then out[#out + 1] = {'U'} end
     acct_flush()
     ev_flush()
     levels_out(out)

@@ -299,6 +299,57 @@ START_TEST(events_nobody_follows_are_skipped_without_a_gap) {
 }
 END_TEST
 
+/* A replace that changes nothing is answered with the order as it is and
+   tells the owner's feed nothing: the next event alice hears after it is
+   her lowered quantity's, then her marker's. */
+START_TEST(an_unchanged_replace_sends_no_order_event) {
+  const char *own = "@p:alice carbon.order";
+  gm_feed *fa = feed_only(alice_pub, alice_sec, "@p:alice ");
+  counted a = {0};
+  for (int i = 0; i < 50 && !a.n; i++) {
+    place(alice, CT_SELL, 9000, 1);
+    take_counted(fa, own, &a, 100);
+  }
+  ck_assert_msg(a.n, "alice's feed never heard her order");
+  ct_conn = alice;
+  Gm__Carbon__PlaceReply *o = ct_limit(NULL, SYM, CT_SELL, 9100, 10, CT_GTC);
+  for (int i = 0; i < 500 && a.price != 9100; i++)
+    take_counted(fa, own, &a, 10);
+  ck_assert_int_eq(a.price, 9100);
+  int before = a.n;
+  Gm__Carbon__ReplaceRequest r = GM__CARBON__REPLACE_REQUEST__INIT;
+  r.order_id = o->order->id;
+  r.quantity = 10; /* the same total: nothing changes */
+  Gm__Carbon__PlaceReply *same =
+      (Gm__Carbon__PlaceReply *)ct_call(NULL, "order.replace", &r.base);
+  ck_assert_msg(same, "replace: %s", ct_message);
+  ck_assert_str_eq(same->order->id, o->order->id);
+  ck_assert_int_eq(same->order->remaining, 10);
+  ct_free(same);
+  r.quantity = 0;
+  r.price = 9100; /* the same price: nothing changes either */
+  same = (Gm__Carbon__PlaceReply *)ct_call(NULL, "order.replace", &r.base);
+  ck_assert_msg(same, "replace: %s", ct_message);
+  ct_free(same);
+  r.price = 0;
+  r.quantity = 7; /* fewer: an event with the order's new quantity */
+  same = (Gm__Carbon__PlaceReply *)ct_call(NULL, "order.replace", &r.base);
+  ck_assert_msg(same, "replace: %s", ct_message);
+  ck_assert_int_eq(same->order->remaining, 7);
+  ct_free(same);
+  ct_free(ct_limit(NULL, SYM, CT_SELL, 9300, 1, CT_GTC)); /* the marker */
+  ct_conn = admin;
+  for (int i = 0; i < 500 && a.price != 9300; i++)
+    take_counted(fa, own, &a, 10);
+  ck_assert_int_eq(a.price, 9300);
+  /* The lowered quantity's event and the marker's: nothing between. */
+  ck_assert_int_eq(a.n, before + 2);
+  no_gap(&a);
+  ct_free(o);
+  gm_feed_destroy(&fa);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon feed");
   TCase *tc = tcase_create("feed");
@@ -307,6 +358,7 @@ int main(void) {
   tcase_add_test(tc,
                  bob_sees_the_trade_and_book_of_alices_order_but_not_her_order);
   tcase_add_test(tc, events_nobody_follows_are_skipped_without_a_gap);
+  tcase_add_test(tc, an_unchanged_replace_sends_no_order_event);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
