@@ -2,6 +2,7 @@
 #include "rules.h"
 
 #include <greenmarket/date.h>
+#include <greenmarket/text.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,85 +145,12 @@ int gm__carbon_valid_symbol(const char *s) {
   return 1;
 }
 
-/* The code point at s (UTF-8, shortest form, no surrogates) and its length
-   in *n; -1 when the bytes there are no valid UTF-8. */
-static long carbon__utf8(const unsigned char *s, size_t *n) {
-  long c;
-  size_t len;
-  if (s[0] < 0x80) return *n = 1, s[0];
-  if (s[0] >= 0xc2 && s[0] <= 0xdf)
-    c = s[0] & 0x1f, len = 2;
-  else if (s[0] >= 0xe0 && s[0] <= 0xef)
-    c = s[0] & 0x0f, len = 3;
-  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-    c = s[0] & 0x07, len = 4;
-  else
-    return -1;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return -1;
-    c = (c << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-      (c >= 0xd800 && c <= 0xdfff))
-    return -1;
-  *n = len;
-  return c;
-}
-
-/* Control characters, the line and paragraph separators, and the bidi
-   controls and marks (a name must not reorder or break what follows it). */
-static int carbon__control(long c) {
-  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e ||
-         c == 0x200f || c == 0x2028 || c == 0x2029 ||
-         (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
-}
-
 int gm__carbon_check_text(const char *s, char *why, size_t whylen) {
-  const unsigned char *p = (const unsigned char *)s;
-  int blank = 1;
-  size_t n;
-  for (size_t i = 0; p[i]; i += n) {
-    long c = carbon__utf8(p + i, &n);
-    if (c < 0) {
-      snprintf(why, whylen, "is not valid UTF-8 (at byte %zu)", i + 1);
-      return -1;
-    }
-    if (carbon__control(c)) {
-      snprintf(why, whylen,
-               "contains the %s character U+%04lX at byte %zu; write plain "
-               "text on one line",
-               c >= 0x202a || c == 0x061c || c == 0x200e || c == 0x200f
-                   ? "bidi control"
-                   : "control",
-               (unsigned long)c, i + 1);
-      return -1;
-    }
-    if (c != ' ') blank = 0;
-  }
-  if (*s && blank) {
-    snprintf(why, whylen, "is only spaces; write some text or leave it empty");
-    return -1;
-  }
-  return 0;
+  return gm_text_check(s, 0, why, whylen);
 }
 
 const char *gm__carbon_shown(const char *s, char out[96]) {
-  const unsigned char *p = (const unsigned char *)(s ? s : "");
-  size_t total = strlen((const char *)p), i = 0, o = 0, n;
-  while (p[i] && !(total > 40 && i >= 32)) {
-    long c = carbon__utf8(p + i, &n);
-    if (c < 0 || carbon__control(c)) {
-      out[o++] = '?';
-      i += c < 0 ? 1 : n;
-      continue;
-    }
-    if (total > 40 && i + n > 32) break;
-    memcpy(out + o, p + i, n);
-    o += n, i += n;
-  }
-  out[o] = '\0';
-  if (p[i]) snprintf(out + o, 96 - o, "... (%zu bytes)", total);
-  return out;
+  return gm_text_shown(s, 40, out, 96);
 }
 
 int gm__carbon_bad_offset(const char *text) {

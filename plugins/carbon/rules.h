@@ -46,18 +46,17 @@ int64_t gm__carbon_day_start_ms(int64_t day);
 int gm__carbon_valid_symbol(const char *s);
 
 /*
- * Checks a free text carbon stores and shows to others (an instrument's
- * name, a halt reason, a deposit reference, a client order id): valid
- * UTF-8, no C0 or C1 control character (ESC, newline, ...) and no bidi
- * control (U+202A-U+202E, U+2066-U+2069), which would reach every user's
- * terminal; not only spaces.  Returns 0, or -1 with `why` saying what is
- * wrong ("contains the control character U+001B at byte 2").
+ * Text carbon stores and shows to others (an instrument's name, a halt
+ * reason, a deposit reference, a client order id) keeps the markets' text
+ * rule on one line (include/greenmarket/text.h).  Returns 0, or -1 with
+ * `why` saying what is wrong ("contains the control character U+001B at
+ * byte 2; ...").
  */
 int gm__carbon_check_text(const char *s, char *why, size_t whylen);
 /*
- * `s` as a message may show it: at most about 40 bytes (cut on a UTF-8
- * boundary, with "... (N bytes)" after), control characters and invalid
- * bytes as '?'.  Returns out.
+ * `s` as a message may show it: at most 40 bytes (cut on a UTF-8 boundary
+ * to 32, with "... (N bytes)" after), control characters and invalid bytes
+ * as '?' (gm_text_shown).  Returns out.
  */
 const char *gm__carbon_shown(const char *s, char out[96]);
 /*
