@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <libgen.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 typedef struct entry {
   char *section; /* lower-case section name */
@@ -157,4 +159,163 @@ char *gm__config_path(const gm__config *c, const char *section, const char *key,
   if (!p) abort();
   snprintf(p, n, "%s/%s", c->dir, v);
   return p;
+}
+
+/* The keys gmd reads, by section (docs/operations.md, Configuration
+ * reference).  A section or key missing here is refused by gmd at start. */
+static const struct known_section {
+  const char *name;
+  const char *keys[12];
+} known[] = {
+    {"broker",
+     {"endpoint", "feed", "private_feed", "workers", "pipeline", "feed_queue",
+      "max_message_bytes", "name", NULL}},
+    {"redis",
+     {"unix", "host", "port", "cluster", "idempotency_ttl",
+      "cluster_wait_replicas", NULL}},
+    {"ledger", {"path", "settle", "batch", "scan_check", "linger_ms", NULL}},
+    {"settle",
+     {"settle", "lease_ms", "ledger_endpoint", "read_timeout_ms", NULL}},
+    {"security", {"mode", "secret_key_file", "admin_keys", NULL}},
+    {"plugins", {"dir", "load", NULL}},
+    {"log", {"level", NULL}},
+    {"metrics", {"listen", NULL}},
+    {"deadlines", {"poll_ms", "claim_ms", "reconcile_s", NULL}},
+    {"testing", {"clock", "clock_start_ms", NULL}},
+};
+#define N_KNOWN (sizeof known / sizeof known[0])
+
+/* Edit distance (case-insensitive), capped at 9: enough to suggest a
+ * spelling. */
+static size_t distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 40 || lb > 40) return 9;
+  size_t row[41];
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t cost =
+          tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1])
+              ? 0
+              : 1;
+      size_t best = diag + cost;
+      if (row[j] + 1 < best) best = row[j] + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return la + lb ? row[lb] : 0;
+}
+
+/* " (did you mean X?)" for the nearest of `names` within 2 edits (or a
+ * case-only difference), else "". */
+static void suggest(const char *word, const char *const *names, size_t n,
+                    char *out, size_t outlen) {
+  const char *best = NULL;
+  size_t bestd = 3;
+  for (size_t i = 0; i < n && names[i]; i++) {
+    size_t d = distance(word, names[i]);
+    if (d < bestd) bestd = d, best = names[i];
+  }
+  if (best)
+    snprintf(out, outlen, " (did you mean %s?)", best);
+  else
+    *out = '\0';
+}
+
+static void list_of(const char *const *names, size_t n, char *out,
+                    size_t outlen) {
+  size_t used = 0;
+  *out = '\0';
+  for (size_t i = 0; i < n && names[i] && used < outlen; i++)
+    used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? ", " : "",
+                             names[i]);
+}
+
+static const char z85_chars[] =
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    ".-:+=^!/*?&<>()[]{}@%$#";
+
+static int check_admin_keys(const char *v, char *err, size_t errlen) {
+  const char *p = v;
+  int n = 0;
+  while (*p) {
+    n++;
+    while (*p == ' ' || *p == '\t') p++;
+    size_t len = strcspn(p, ",");
+    size_t end = len;
+    while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
+    size_t good = strspn(p, z85_chars);
+    if (end != 40 || good < end) {
+      snprintf(err, errlen,
+               "[security] admin_keys: key %d ('%.*s') is not a CURVE public "
+               "key: expected 40 Z85 characters, the 'public' line of a file "
+               "written by gm keygen --out FILE; separate keys with commas",
+               n, (int)(end > 60 ? 60 : end), p);
+      return -1;
+    }
+    p += len;
+    if (*p == ',') p++;
+  }
+  return 0;
+}
+
+int gm__config_check(const gm__config *c, char *err, size_t errlen) {
+  const char *sections[N_KNOWN + 1];
+  for (size_t i = 0; i < N_KNOWN; i++) sections[i] = known[i].name;
+  sections[N_KNOWN] = NULL;
+  for (size_t i = 0; i < c->n; i++) {
+    const entry *e = &c->entries[i];
+    if (strncasecmp(e->section, "market.", 7) == 0 && e->section[7]) continue;
+    const struct known_section *ks = NULL;
+    for (size_t j = 0; j < N_KNOWN; j++)
+      if (strcasecmp(e->section, known[j].name) == 0) ks = &known[j];
+    char hint[64], names[512];
+    if (!ks) {
+      suggest(e->section, sections, N_KNOWN, hint, sizeof hint);
+      list_of(sections, N_KNOWN, names, sizeof names);
+      snprintf(err, errlen,
+               "[%s] (key %s): unknown section%s; gmd reads %s, and "
+               "[market.NAME] for a market's own keys (docs/operations.md, "
+               "Configuration reference)",
+               e->section, e->key, hint, names);
+      return -1;
+    }
+    size_t nk = 0;
+    int found = 0;
+    for (; nk < 12 && ks->keys[nk]; nk++)
+      if (strcmp(e->key, ks->keys[nk]) == 0) found = 1;
+    if (!found) {
+      suggest(e->key, ks->keys, nk, hint, sizeof hint);
+      list_of(ks->keys, nk, names, sizeof names);
+      snprintf(err, errlen,
+               "[%s] %s: unknown key%s; [%s] has %s (docs/operations.md, "
+               "Configuration reference)",
+               ks->name, e->key, hint, ks->name, names);
+      return -1;
+    }
+  }
+  const char *keys = gm__config_get(c, "security", "admin_keys", NULL);
+  if (keys && check_admin_keys(keys, err, errlen) != 0) return -1;
+  char *dir = gm__config_path(c, "plugins", "dir", NULL);
+  if (dir) {
+    struct stat st;
+    int bad =
+        stat(dir, &st) != 0 ? errno : (!S_ISDIR(st.st_mode) ? ENOTDIR : 0);
+    if (bad) {
+      snprintf(err, errlen,
+               "[plugins] dir = %s: %s (resolved to %s); set it to the folder "
+               "with the gm_<market>.so files (build/plugins-out in a "
+               "checkout), or delete the line to use the installed default",
+               gm__config_get(c, "plugins", "dir", ""), strerror(bad), dir);
+      free(dir);
+      return -1;
+    }
+    free(dir);
+  }
+  return 0;
 }

@@ -35,4 +35,14 @@ int gm__config_bool(const gm__config *c, const char *section, const char *key,
 char *gm__config_path(const gm__config *c, const char *section, const char *key,
                       const char *def);
 
+/*
+ * Checks what gmd reads itself: every section and key of the file is one
+ * gmd knows (a [market.NAME] section belongs to its plugin and is not
+ * checked), [security] admin_keys is a comma list of 40-character Z85 keys,
+ * and a [plugins] dir that is set names a folder.  0, or -1 and err naming
+ * the key, what is wrong and how to fix it (a misspelt key is suggested its
+ * nearest known spelling).
+ */
+int gm__config_check(const gm__config *c, char *err, size_t errlen);
+
 #endif

@@ -74,6 +74,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (level) gm__config_set(cfg, "log", "level", level);
+  if (gm__config_check(cfg, err, sizeof err) != 0) {
+    gm__log(GM_LOG_ERROR, "gmd", "%s: %s", path, err);
+    gm__config_destroy(&cfg);
+    return 1;
+  }
   gm__broker *b = gm__broker_new(cfg, err, sizeof err);
   if (!b) {
     gm__log(GM_LOG_ERROR, "gmd", "cannot start: %s", err);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -11,6 +12,7 @@ static char dir[] = "/tmp/gm-config-XXXXXX";
 static char path[256];
 
 static void write_conf(const char *text) {
+  strcpy(dir, "/tmp/gm-config-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(dir));
   snprintf(path, sizeof path, "%s/gmd.conf", dir);
   FILE *f = fopen(path, "w");
@@ -93,6 +95,135 @@ START_TEST(reports_a_missing_file) {
 }
 END_TEST
 
+/* gm__config_check on `text`: its result; err holds the message. */
+static int check_text(const char *text, char *err, size_t errlen) {
+  write_conf(text);
+  gm__config *c = gm__config_load(path, err, errlen);
+  ck_assert_ptr_nonnull(c);
+  *err = '\0';
+  int rc = gm__config_check(c, err, errlen);
+  gm__config_destroy(&c);
+  cleanup();
+  return rc;
+}
+
+START_TEST(a_misspelt_key_or_section_is_refused_with_the_spelling) {
+  char err[1024];
+  ck_assert_int_eq(
+      check_text("[broker]\nendpiont = tcp://127.0.0.1:1\n", err, sizeof err),
+      -1);
+  ck_assert_msg(strstr(err, "[broker] endpiont: unknown key") &&
+                    strstr(err, "did you mean endpoint?") &&
+                    strstr(err, "max_message_bytes"),
+                "%s", err);
+  /* Keys are read case-sensitively: a capital is a different key. */
+  ck_assert_int_eq(check_text("[redis]\nUnix = r.sock\n", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "did you mean unix?"), "%s", err);
+  ck_assert_int_eq(check_text("[brokers]\nworkers = 2\n", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "[brokers] (key workers): unknown section") &&
+                    strstr(err, "did you mean broker?") &&
+                    strstr(err, "[market.NAME]"),
+                "%s", err);
+  /* Nothing near: no guess, still the list. */
+  ck_assert_int_eq(check_text("[log]\nverbosity = 3\n", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "unknown key;") && strstr(err, "has level"), "%s",
+                err);
+}
+END_TEST
+
+START_TEST(every_documented_key_and_market_sections_pass) {
+  char err[1024];
+  ck_assert_int_eq(
+      check_text("[Broker]\nendpoint = a\nfeed = b\nprivate_feed = c\n"
+                 "workers = 1\npipeline = 1\nfeed_queue = 100\n"
+                 "max_message_bytes = 1\nname = n\n"
+                 "[redis]\nunix = u\nhost = h\nport = 1\ncluster = \n"
+                 "idempotency_ttl = 60\ncluster_wait_replicas = 0\n"
+                 "[ledger]\npath = p\nsettle = on\nbatch = 1\n"
+                 "scan_check = true\nlinger_ms = 0\n"
+                 "[settle]\nsettle = auto\nlease_ms = 300\n"
+                 "ledger_endpoint = e\nread_timeout_ms = 10\n"
+                 "[security]\nmode = dev\nsecret_key_file = \nadmin_keys = \n"
+                 "[plugins]\nload = \n[log]\nlevel = info\n"
+                 "[metrics]\nlisten = \n"
+                 "[deadlines]\npoll_ms = 1\nclaim_ms = 100\nreconcile_s = 1\n"
+                 "[testing]\nclock = real\nclock_start_ms = 0\n"
+                 "[market.anything]\nwhatever_it_reads = 1\n",
+                 err, sizeof err),
+      0);
+  ck_assert_str_eq(err, "");
+}
+END_TEST
+
+START_TEST(admin_keys_must_be_z85_public_keys) {
+  char err[1024];
+  const char *k1 = "*c8ZDuD=O6Cf)(j1%l?B/pmxxo12L/uxub:X1!fG";
+  const char *k2 = "O^k7+iKDMPi.-k%r7*fFx7pRNTI>sq/&Pt8Yj@o2";
+  char text[512];
+  snprintf(text, sizeof text,
+           "[security]\nmode = curve\nadmin_keys = %s , %s\n", k1, k2);
+  ck_assert_int_eq(check_text(text, err, sizeof err), 0);
+  /* One character short (a paste that lost the last one). */
+  snprintf(text, sizeof text, "[security]\nadmin_keys = %s,%.39s\n", k1, k2);
+  ck_assert_int_eq(check_text(text, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "admin_keys: key 2") &&
+                    strstr(err, "40 Z85 characters") &&
+                    strstr(err, "gm keygen"),
+                "%s", err);
+  /* 40 characters, one of them not in Z85 (a typo in a hand-copied key). */
+  snprintf(text, sizeof text, "[security]\nadmin_keys = %.39s~\n", k1);
+  ck_assert_int_eq(check_text(text, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "key 1"), "%s", err);
+  ck_assert_int_eq(check_text("[security]\nadmin_keys = ,\n", err, sizeof err),
+                   -1);
+}
+END_TEST
+
+START_TEST(a_missing_plugin_dir_is_refused) {
+  char err[1024];
+  ck_assert_int_eq(
+      check_text("[plugins]\ndir = no-such-folder\n", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "[plugins] dir = no-such-folder: No such file") &&
+                    strstr(err, "/no-such-folder") &&
+                    strstr(err, "gm_<market>.so"),
+                "%s", err);
+  ck_assert_int_eq(check_text("[plugins]\ndir = gmd.conf\n", err, sizeof err),
+                   -1);
+  ck_assert_msg(strstr(err, "Not a directory"), "%s", err);
+  ck_assert_int_eq(check_text("[plugins]\ndir = .\n", err, sizeof err), 0);
+}
+END_TEST
+
+/* gmd itself: a misspelt key stops it at once, exit 1, before it touches
+   Redis (none runs here) or creates any file beside the config. */
+START_TEST(gmd_refuses_a_misspelt_key_before_starting_anything) {
+  write_conf(
+      "[broker]\nendpoint = tcp://127.0.0.1:1\n[ledger]\n"
+      "path = ledger.sqlite\n[redis]\nunix = r.sock\n"
+      "[security]\nmode = dev\n[metrics]\nlistne = 127.0.0.1:0\n");
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
+           path);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  char out[2048] = "";
+  size_t n = fread(out, 1, sizeof out - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d: %s", st,
+                out);
+  ck_assert_msg(strstr(out, "ERROR [gmd]") &&
+                    strstr(out,
+                           "[metrics] listne: unknown key (did you mean "
+                           "listen?)"),
+                "%s", out);
+  char ledger[300];
+  snprintf(ledger, sizeof ledger, "%s/ledger.sqlite", dir);
+  ck_assert_int_ne(access(ledger, F_OK), 0);
+  cleanup();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("config");
@@ -100,6 +231,11 @@ int main(void) {
   tcase_add_test(tc, rejects_bad_numbers_with_the_range);
   tcase_add_test(tc, reports_the_bad_line);
   tcase_add_test(tc, reports_a_missing_file);
+  tcase_add_test(tc, a_misspelt_key_or_section_is_refused_with_the_spelling);
+  tcase_add_test(tc, every_documented_key_and_market_sections_pass);
+  tcase_add_test(tc, admin_keys_must_be_z85_public_keys);
+  tcase_add_test(tc, a_missing_plugin_dir_is_refused);
+  tcase_add_test(tc, gmd_refuses_a_misspelt_key_before_starting_anything);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

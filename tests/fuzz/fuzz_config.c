@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   gm__config_int(c, "redis", "port", 6379, 1, 65535, &v, err, sizeof err);
   gm__config_bool(c, "ledger", "settle", 1, &b, err, sizeof err);
   free(gm__config_path(c, "ledger", "path", "ledger.sqlite"));
+  gm__config_check(c, err, sizeof err);
   gm__config_set(c, "broker", "name", "fuzz");
   gm__config_destroy(&c);
   return 0;
