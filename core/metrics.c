@@ -689,12 +689,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
-  (void)cls;
+  const gm__metrics *m = cls;
   char line[512];
   vsnprintf(line, sizeof line, fmt, ap);
   size_t n = strlen(line);
   while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-  gm__log(GM_LOG_WARN, "metrics", "%s", line);
+  /* Given the address as a sockaddr, libmicrohttpd names the port it was
+     passed apart (none: 0); say the address the operator configured. */
+  static const char bind0[] = "Failed to bind to port 0";
+  if (m && m->listen && strncmp(line, bind0, sizeof bind0 - 1) == 0)
+    gm__log(GM_LOG_WARN, "metrics", "Failed to bind to %s%s", m->listen,
+            line + sizeof bind0 - 1);
+  else
+    gm__log(GM_LOG_WARN, "metrics", "%s", line);
 }
 
 int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,

@@ -505,6 +505,57 @@ START_TEST(alert_rules_and_scrape_config_pass_promtool) {
 }
 END_TEST
 
+/* A [metrics] listen port another process holds: gmd's start fails, and the
+   log names the configured address, not libmicrohttpd's "port 0". */
+START_TEST(a_metrics_port_in_use_is_named_in_the_log) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(fd, 1), 0);
+  socklen_t sl = sizeof sa;
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+  char listen_at[64];
+  snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", ntohs(sa.sin_port));
+  gm__config *c = gm__config_new();
+  gm__config_set(c, "metrics", "listen", listen_at);
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  _Atomic uint64_t bad_frames = 0;
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.unix_path = "/nonexistent.sock"},
+                        .ledger_path = "/nonexistent.sqlite"};
+  char logpath[] = "/tmp/gm-metrics-log-XXXXXX";
+  int logfd = mkstemp(logpath);
+  ck_assert_int_ge(logfd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(logfd, 2);
+  int rc = gm__metrics_start(m, &v, err, sizeof err);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  ck_assert_int_eq(rc, -1);
+  ck_assert_msg(strstr(err, listen_at) && strstr(err, "[metrics] listen"), "%s",
+                err);
+  char log[2048] = "";
+  ssize_t n = pread(logfd, log, sizeof log - 1, 0);
+  ck_assert_int_ge(n, 0);
+  log[n] = '\0';
+  close(logfd);
+  unlink(logpath);
+  char want[128];
+  snprintf(want, sizeof want, "Failed to bind to %s", listen_at);
+  ck_assert_msg(strstr(log, want) && !strstr(log, "port 0"), "log: %s", log);
+  gm__metrics_destroy(&m);
+  gm__config_destroy(&c);
+  close(fd);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("metrics");
   TCase *unit = tcase_create("unit");
@@ -512,6 +563,7 @@ int main(void) {
   tcase_add_test(unit, listen_values_are_checked_at_start);
   tcase_add_test(unit, alert_rules_and_scrape_config_pass_promtool);
   tcase_add_test(unit, registered_gauges_are_served);
+  tcase_add_test(unit, a_metrics_port_in_use_is_named_in_the_log);
   tcase_set_timeout(unit, 60);
   suite_add_tcase(s, unit);
   TCase *tc = tcase_create("gmd");
