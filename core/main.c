@@ -31,6 +31,45 @@ static void usage(FILE *out) {
           "  -V, --version       the version\n");
 }
 
+/* --check: 0 when every market [plugins] load names was loaded (and, with
+   load empty, at least one); else 1, logged.  gmd itself serves on without
+   a refused plugin, but a check is asked whether the config is right. */
+static int check_markets(const gm__broker *b, const gm__config *cfg,
+                         const char *path) {
+  const char *load = gm__config_get(cfg, "plugins", "load", "");
+  char missing[1024] = "";
+  size_t used = 0;
+  for (const char *p = load; *p;) {
+    p += strspn(p, " \t,");
+    size_t n = strcspn(p, ",");
+    size_t end = n;
+    while (end && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
+    if (end) {
+      char name[128];
+      snprintf(name, sizeof name, "%.*s", (int)end, p);
+      if (!gm__broker_find_market(b, name) && used < sizeof missing)
+        used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%s",
+                                 used ? ", " : "", name);
+    }
+    p += n;
+  }
+  if (*missing) {
+    gm__log(GM_LOG_ERROR, "gmd",
+            "%s: [plugins] load names %s, which did not load (the lines "
+            "above say why): fix the plugin or take it out of the list",
+            path, missing);
+    return 1;
+  }
+  if (gm__broker_markets(b) == 0) {
+    gm__log(GM_LOG_ERROR, "gmd",
+            "%s: no market loaded (the lines above say why): check "
+            "[plugins] dir and load",
+            path);
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
@@ -87,8 +126,10 @@ int main(int argc, char **argv) {
   }
   int rc = 0;
   if (check) {
-    printf("gmd: %s is valid; %zu market(s) loaded\n", path,
-           gm__broker_markets(b));
+    rc = check_markets(b, cfg, path);
+    if (rc == 0)
+      printf("gmd: %s is valid; %zu market(s) loaded\n", path,
+             gm__broker_markets(b));
   } else {
     running = b;
     struct sigaction sa;

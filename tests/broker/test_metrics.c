@@ -236,6 +236,49 @@ START_TEST(listen_values_are_checked_at_start) {
 }
 END_TEST
 
+/* gmd --check with [plugins] load = `load` (dir: `dir`, or the test
+   plugins): its exit status, the output in out. */
+static int check_load(gm_test_redis *r, const char *dir, const char *load,
+                      char *out, size_t outlen) {
+  char *conf = gm_test_redis_path(r, "load.conf");
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
+          "[security]\nmode = dev\n[plugins]\ndir = %s\nload = %s\n",
+          gm_test_redis_socket(r), dir ? dir : TEST_PLUGIN_DIR, load);
+  fclose(f);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s", GM_BUILD_DIR, conf);
+  free(conf);
+  return run(cmd, out, outlen);
+}
+
+/* gmd serves on without a plugin it refused, but --check, asked whether
+   the config is right, says no when a market [plugins] load names did not
+   load, or none did. */
+START_TEST(check_fails_when_a_listed_market_does_not_load) {
+  gm_test_redis *r = gm_test_redis_start();
+  char out[8192];
+  ck_assert_int_eq(check_load(r, NULL, "testmkt", out, sizeof out), 0);
+  ck_assert_msg(strstr(out, "is valid; 1 market(s) loaded"), "%s", out);
+  ck_assert_int_eq(check_load(r, NULL, "testmkt, nomarket", out, sizeof out),
+                   1);
+  ck_assert_msg(strstr(out, "gm_nomarket.so: refused") &&
+                    strstr(out,
+                           "[plugins] load names nomarket, which did "
+                           "not load") &&
+                    !strstr(out, "is valid"),
+                "%s", out);
+  char *empty = gm_test_redis_path(r, "");
+  ck_assert_int_eq(check_load(r, empty, "", out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "no market loaded") && !strstr(out, "is valid"),
+                "%s", out);
+  free(empty);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 START_TEST(metrics_move_with_requests_and_pass_promtool) {
   need_promtool();
   char *body = scrape();
@@ -564,6 +607,7 @@ int main(void) {
   tcase_add_test(unit, alert_rules_and_scrape_config_pass_promtool);
   tcase_add_test(unit, registered_gauges_are_served);
   tcase_add_test(unit, a_metrics_port_in_use_is_named_in_the_log);
+  tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
   tcase_set_timeout(unit, 60);
   suite_add_tcase(s, unit);
   TCase *tc = tcase_create("gmd");
