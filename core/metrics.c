@@ -275,7 +275,7 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
 
 /* Redis answers PING (on a cluster, every master the map names: a broker
    whose calls reach a master that is down fails them); 1, or 0 and why. */
-static int redis_check(gm__metrics *m, char *why, size_t whylen) {
+static int redis_check_once(gm__metrics *m, char *why, size_t whylen) {
   redisContext *c = redis_ready(m, why, whylen);
   if (!c) return 0;
   redisContext *masters[64];
@@ -306,6 +306,20 @@ static int redis_check(gm__metrics *m, char *why, size_t whylen) {
   }
   if (stale) gm__redis_reconnect(m->redis);
   return ok;
+}
+
+static int redis_check(gm__metrics *m, char *why, size_t whylen) {
+  int was_open = m->redis && !gm__redis_context(m->redis)->err;
+  if (redis_check_once(m, why, whylen)) return 1;
+  /* A connection Redis closed since the last scrape (a restart) fails its
+     first command: try once more on a new one, so a Redis that is back is
+     not reported down for one scrape. */
+  if (!was_open) return 0;
+  char first[512];
+  snprintf(first, sizeof first, "%s", why);
+  if (redis_check_once(m, why, whylen)) return 1;
+  snprintf(why, whylen, "%s", first);
+  return 0;
 }
 
 /* A one-number query on the read-only ledger; -1 and why on failure. */

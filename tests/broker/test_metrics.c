@@ -419,6 +419,16 @@ START_TEST(healthz_fails_while_redis_is_gone) {
   ck_assert_msg(body, "/healthz stayed failing after Redis came back");
   ck_assert_str_eq(body, "ok\n");
   free(body);
+
+  /* Redis restarted between two scrapes: the first one after it finds its
+     connection closed, and opens a new one instead of reporting a Redis
+     that answers as down. */
+  gm_test_redis_kill(redis);
+  gm_test_redis_restart(redis);
+  body = http("GET", "/healthz", &status);
+  ck_assert_msg(status == 200, "first /healthz after a restart: %d %s", status,
+                body);
+  free(body);
 }
 END_TEST
 
