@@ -172,8 +172,10 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
   if (st != GM_OK) return st;
   if (l.n == 0)
     return gm__call_fail(call, GM_NOT_FOUND,
-                         "no dead letter %s %s (it may have settled after a "
-                         "replay already); gm admin dead-letters lists them",
+                         "no dead letter %s %s: it was never set aside, or "
+                         "a replay of it has settled, or failed again and "
+                         "was set aside under a new id; gm admin "
+                         "dead-letters lists the letters as they are now",
                          in->stream, in->id);
   Gm__DeadLetter *d = l.v[0];
   const char *record = replay_key(call, d->stream, d->id);

@@ -1381,7 +1381,7 @@ START_TEST(dead_letter_is_listed_and_replayed_once) {
                    2);
   /* The old letter is gone: replaying it is refused, its new one works. */
   expect_error(replay(stream, old_id, "rp-2"), GM__STATUS__NOT_FOUND,
-               "no dead letter");
+               "was set aside under a new id");
   d = dead_letters();
   ck_assert_uint_eq(d->n_dead_letters, 1);
   ck_assert_str_eq(d->dead_letters[0]->id, new_id);
