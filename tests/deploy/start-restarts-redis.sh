@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# deploy/start as an operator runs it, in a scratch checkout that links the
+# real build: on ports of its own (var/gmd.conf written first), it prints
+# the private feed gmd binds (the feed's port + 1), says it is ready by
+# /healthz, starts a redis-server that was killed again so a client's next
+# call works, and on SIGTERM stops exactly the two processes it started.
+# usage: start-restarts-redis.sh <source dir> <build dir>
+set -uo pipefail
+src=$(realpath "$1")
+build=$(realpath "$2")
+fail() {
+  echo "start-restarts-redis: $*" >&2
+  [ -f "${log:-}" ] && sed 's/^/  | /' "$log" >&2
+  exit 1
+}
+for t in "$build/core/gmd" "$build/cli/gm"; do
+  [ -x "$t" ] || fail "$t is not built"
+done
+
+tmp=$(mktemp -d /tmp/gm-start-XXXXXX)
+start_pid=
+cleanup() {
+  if [ -n "$start_pid" ] && kill -0 "$start_pid" 2>/dev/null; then
+    kill -TERM "$start_pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$start_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -p "$tmp/deploy" "$tmp/var" "$tmp/plugins"
+cp "$src/deploy/start" "$src/deploy/install-deps" "$src/deploy/gmd.conf.example" \
+  "$tmp/deploy/"
+ln -s "$build" "$tmp/build"
+# deploy/start builds gm_<market> for each plugins/<market>/CMakeLists.txt.
+for d in "$src"/plugins/*/; do
+  [ -f "$d/CMakeLists.txt" ] || continue
+  mkdir -p "$tmp/plugins/$(basename "$d")"
+  cp "$d/CMakeLists.txt" "$tmp/plugins/$(basename "$d")/"
+done
+
+base=$((20000 + RANDOM % 20000))
+sed -e "s|tcp://127.0.0.1:7470|tcp://127.0.0.1:$base|" \
+  -e "s|tcp://127.0.0.1:7471|tcp://127.0.0.1:$((base + 1))|" \
+  -e "s|127.0.0.1:7479|127.0.0.1:$((base + 9))|" \
+  -e "s|^dir = .*|dir = $build/plugins-out|" \
+  "$src/deploy/gmd.conf.example" >"$tmp/var/gmd.conf"
+
+log=$tmp/start.log
+setsid "$tmp/deploy/start" >"$log" 2>&1 &
+start_pid=$!
+for ((i = 0; i < 600; i++)); do
+  grep -q '^greenmarket is running' "$log" && break
+  kill -0 "$start_pid" 2>/dev/null || fail "deploy/start exited"
+  sleep 0.1
+done
+grep -q '^greenmarket is running (/healthz answered ok)' "$log" ||
+  fail "no ready banner in 60 s"
+grep -q "private:  tcp://127.0.0.1:$((base + 2)) " "$log" ||
+  fail "the banner does not name the private feed on port $((base + 2))"
+
+gm=("$build/cli/gm" --endpoint "tcp://127.0.0.1:$base" --timeout 2000)
+"${gm[@]}" ping >/dev/null || fail "gm ping failed"
+gmd_pid=$(cat "$tmp/var/gmd.pid")
+redis_pid=$(cat "$tmp/var/redis.pid")
+kill -KILL "$redis_pid"
+for ((i = 0; i < 150; i++)); do
+  grep -q '^start: redis-server runs again' "$log" && break
+  sleep 0.1
+done
+grep -q "^start: redis-server (pid $redis_pid) exited with status 137" "$log" ||
+  fail "deploy/start did not say redis-server exited"
+new_redis=$(cat "$tmp/var/redis.pid")
+[ "$new_redis" != "$redis_pid" ] && kill -0 "$new_redis" ||
+  fail "redis-server was not started again"
+ok=
+for ((i = 0; i < 50; i++)); do
+  if "${gm[@]}" --retries 0 --as ops whoami >/dev/null 2>&1 &&
+    curl -sf "http://127.0.0.1:$((base + 9))/healthz" >/dev/null; then
+    ok=1
+    break
+  fi
+  sleep 0.2
+done
+[ -n "$ok" ] || fail "gmd did not answer again after redis-server came back"
+
+kill -TERM "$start_pid"
+for ((i = 0; i < 100; i++)); do
+  kill -0 "$start_pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$start_pid" 2>/dev/null && fail "deploy/start did not stop on SIGTERM"
+for p in "$gmd_pid" "$new_redis"; do
+  kill -0 "$p" 2>/dev/null && fail "pid $p still runs after deploy/start stopped"
+done
+start_pid=
+echo "start-restarts-redis: ok"
