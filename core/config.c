@@ -84,6 +84,15 @@ static int on_value(void *arg, const char *section, const char *key,
 }
 
 gm__config *gm__config_load(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    /* inih reads a folder as an empty file: every key at its default. */
+    snprintf(err, errlen,
+             "%s: is a folder, not a config file; give the file (for "
+             "example %s/gmd.conf)",
+             path, path);
+    return NULL;
+  }
   gm__config *c = gm__config_new();
   int rc = ini_parse(path, on_value, c);
   if (rc != 0) {

@@ -103,6 +103,10 @@ int main(int argc, char **argv) {
     }
   }
   if (!path || optind != argc) {
+    if (optind != argc)
+      fprintf(stderr, "gmd: unexpected argument '%s'\n\n", argv[optind]);
+    else
+      fprintf(stderr, "gmd: no configuration file: give -c FILE\n\n");
     usage(stderr);
     return 2;
   }

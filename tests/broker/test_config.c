@@ -92,6 +92,11 @@ START_TEST(reports_a_missing_file) {
   char err[256] = "";
   ck_assert_ptr_null(gm__config_load("/nonexistent/gmd.conf", err, sizeof err));
   ck_assert_msg(strstr(err, "cannot open") != NULL, "%s", err);
+  /* A folder given for the file (gmd -c var): inih would read it as empty. */
+  ck_assert_ptr_null(gm__config_load("/tmp", err, sizeof err));
+  ck_assert_msg(strstr(err, "/tmp: is a folder, not a config file") &&
+                    strstr(err, "/tmp/gmd.conf"),
+                "%s", err);
 }
 END_TEST
 
