@@ -31,8 +31,9 @@ static void usage(FILE *out) {
           "  -V, --version       the version\n");
 }
 
-/* --check: 0 when every market [plugins] load names was loaded (and, with
-   load empty, at least one); else 1, logged.  gmd itself serves on without
+/* --check: 0 when every market [plugins] load names was loaded; else 1,
+   logged (with load empty, the loader's warning names a folder without
+   plugins).  gmd itself serves on without
    a refused plugin, but a check is asked whether the config is right. */
 static int check_markets(const gm__broker *b, const gm__config *cfg,
                          const char *path) {
@@ -58,13 +59,6 @@ static int check_markets(const gm__broker *b, const gm__config *cfg,
             "%s: [plugins] load names %s, which did not load (the lines "
             "above say why): fix the plugin or take it out of the list",
             path, missing);
-    return 1;
-  }
-  if (gm__broker_markets(b) == 0) {
-    gm__log(GM_LOG_ERROR, "gmd",
-            "%s: no market loaded (the lines above say why): check "
-            "[plugins] dir and load",
-            path);
     return 1;
   }
   return 0;
