@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +304,61 @@ static int market_loaded(const gm__host *h, const char *name) {
   return gm__broker_find_market(h->owner, name) != NULL;
 }
 
+/*
+ * [redis] user and password_file: the credentials of a Redis with
+ * requirepass or ACL users.  The password is read from a file (its first
+ * line), so it is in no config file, command line or log.  0, or -1 and err.
+ */
+static int gm__broker_redis_auth(const gm__config *cfg, char *err,
+                                 size_t errlen) {
+  const char *user = gm__config_get(cfg, "redis", "user", "");
+  char *path = gm__config_path(cfg, "redis", "password_file", NULL);
+  if (!path || !*path) {
+    free(path);
+    if (*user) {
+      snprintf(err, errlen,
+               "[redis] user = %s needs the user's password: set [redis] "
+               "password_file to a file holding it",
+               user);
+      return -1;
+    }
+    gm__redis_set_auth(NULL, NULL);
+    return 0;
+  }
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, errlen,
+             "[redis] password_file %s cannot be read (%s); write the "
+             "password on its first line, readable by gmd's user",
+             path, strerror(errno));
+    free(path);
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+    gm__log(GM_LOG_WARN, "gmd",
+            "[redis] password_file %s can be read by other users (mode "
+            "%03o); chmod 600 it",
+            path, (unsigned)(st.st_mode & 0777));
+  char pass[513];
+  size_t n = fgets(pass, sizeof pass, f) ? strcspn(pass, "\r\n") : 0;
+  int whole = n < sizeof pass - 1 || feof(f) || fgetc(f) == '\n';
+  fclose(f);
+  pass[n] = '\0';
+  if (n == 0 || !whole) {
+    snprintf(err, errlen,
+             "[redis] password_file %s %s; write the password (1-512 bytes) "
+             "on its first line",
+             path, n ? "has a first line over 512 bytes" : "is empty");
+    free(path);
+    return -1;
+  }
+  free(path);
+  gm__redis_set_auth(user, pass);
+  explicit_bzero(pass, sizeof pass);
+  return 0;
+}
+
 gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   gm__broker *b = calloc(1, sizeof *b);
   if (!b) abort();
@@ -424,6 +480,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   b->redis_cluster = strdup(gm__config_get(cfg, "redis", "cluster", ""));
   b->raddr = (gm__redis_addr){b->redis_unix, b->redis_host, (int)port,
                               b->redis_cluster};
+  if (gm__broker_redis_auth(cfg, err, errlen) != 0) goto fail;
   b->ledger_path = gm__config_path(cfg, "ledger", "path", "ledger.sqlite");
   int scan_check;
   if (gm__config_bool(cfg, "ledger", "scan_check", 0, &scan_check, err, errlen))

@@ -5,6 +5,7 @@
  * for the slot and hash tags, "Redirection and resharding" for MOVED and ASK.
  */
 #include "cluster.h"
+#include "redis.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -292,6 +293,11 @@ static int gm__cluster_read(gm__cluster *c, const char *host, int port,
     return -1;
   }
   redisSetTimeout(rc, tv);
+  if (gm__redis_auth(rc) != 0) {
+    snprintf(err, errlen, "%s:%d: %s", host, port, rc->errstr);
+    redisFree(rc);
+    return -1;
+  }
   redisReply *r = redisCommand(rc, "CLUSTER SLOTS");
   int rc_ = -1;
   if (!r) {

@@ -447,6 +447,37 @@ static void gm__reader_drop(redisContext *c) {
   rd->privdata = NULL;
 }
 
+/* Written once before any connection (gm__redis_set_auth), then read. */
+static char *gm__auth_user, *gm__auth_pass;
+
+void gm__redis_set_auth(const char *user, const char *password) {
+  free(gm__auth_user);
+  free(gm__auth_pass);
+  gm__auth_user = user && *user ? strdup(user) : NULL;
+  gm__auth_pass = password ? strdup(password) : NULL;
+  if ((user && *user && !gm__auth_user) || (password && !gm__auth_pass))
+    abort();
+}
+
+int gm__redis_auth(redisContext *c) {
+  if (!gm__auth_pass) return 0;
+  redisReply *r = gm__auth_user ? redisCommand(c, "AUTH %s %s", gm__auth_user,
+                                               gm__auth_pass)
+                                : redisCommand(c, "AUTH %s", gm__auth_pass);
+  if (r && r->type != REDIS_REPLY_ERROR) {
+    freeReplyObject(r);
+    return 0;
+  }
+  if (r) {
+    /* Redis's words (WRONGPASS ..., or "AUTH <password> called without
+       any password configured"), which never echo the password. */
+    c->err = REDIS_ERR_OTHER;
+    snprintf(c->errstr, sizeof c->errstr, "AUTH refused: %.100s", r->str);
+    freeReplyObject(r);
+  }
+  return -1;
+}
+
 static redisContext *gm__redis_open(const gm__redis *r) {
   struct timeval tv =
       r->connect_us ? gm__tv(r->connect_us) : (struct timeval){5, 0};
@@ -454,6 +485,7 @@ static redisContext *gm__redis_open(const gm__redis *r) {
                         ? redisConnectUnixWithTimeout(r->unix_path, tv)
                         : redisConnectWithTimeout(r->host, r->port, tv);
   if (!c || c->err) return c;
+  if (gm__redis_auth(c) != 0) return c;
   /* hiredis's own functions: the same for every context it makes. */
   if (!gm__hiredis_fns) gm__hiredis_fns = c->reader->fn;
   c->reader->fn = &gm__reply_fns;
@@ -486,9 +518,30 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
   }
   r->c = gm__redis_open(r);
   if (!r->c || r->c->err) {
+    if (r->c && !strncmp(r->c->errstr, "AUTH refused", 12))
+      snprintf(err, errlen,
+               "Redis at %s refused gmd's credentials (%s); check [redis] "
+               "user and the password in [redis] password_file",
+               r->where, r->c->errstr);
+    else
+      snprintf(err, errlen,
+               "Redis is not reachable at %s (%s); is redis-server running?",
+               r->where, r->c ? r->c->errstr : "out of memory");
+    gm__redis_destroy(&r);
+    return NULL;
+  }
+  /* A Redis that wants a password answers every later command NOAUTH:
+     say so now rather than as a failure of whatever comes first. */
+  redisReply *ping = redisCommand(r->c, "PING");
+  int noauth = ping && ping->type == REDIS_REPLY_ERROR &&
+               !strncmp(ping->str, "NOAUTH", 6);
+  if (ping) freeReplyObject(ping);
+  if (noauth) {
     snprintf(err, errlen,
-             "Redis is not reachable at %s (%s); is redis-server running?",
-             r->where, r->c ? r->c->errstr : "out of memory");
+             "Redis at %s requires a password (NOAUTH); put it in a file "
+             "readable by gmd only and set [redis] password_file (and [redis] "
+             "user for an ACL user): docs/operations.md",
+             r->where);
     gm__redis_destroy(&r);
     return NULL;
   }
@@ -633,10 +686,18 @@ static gm__redis *gm__cluster_connect(const char *seeds, char *err,
   }
   char why[256];
   if (gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, why, sizeof why)) {
-    snprintf(err, errlen,
-             "Redis Cluster is not reachable at %s (%s); are the nodes "
-             "running, and is the cluster created?",
-             seeds, why);
+    if (strstr(why, "NOAUTH") || strstr(why, "AUTH refused"))
+      snprintf(
+          err, errlen,
+          "Redis Cluster at %s: %s; set [redis] password_file (and [redis] "
+          "user for an ACL user) to what the nodes require: "
+          "docs/operations.md",
+          seeds, why);
+    else
+      snprintf(err, errlen,
+               "Redis Cluster is not reachable at %s (%s); are the nodes "
+               "running, and is the cluster created?",
+               seeds, why);
     gm__redis_destroy(&r);
     return NULL;
   }

@@ -39,6 +39,17 @@ typedef struct gm__redis_addr {
 
 typedef struct gm__redis gm__redis;
 
+/*
+ * The credentials every connection to Redis sends first (AUTH), for a Redis
+ * with requirepass or ACL users: user NULL or "" for the default user,
+ * password NULL for none.  Set once at start, before any connection, and
+ * kept (copied) for the process's life.
+ */
+void gm__redis_set_auth(const char *user, const char *password);
+/* AUTH on a new context c when credentials are set: 0, or -1 with c->err
+   set and c->errstr saying Redis refused them (never the password). */
+int gm__redis_auth(redisContext *c);
+
 /* Connects (with a 5 s timeout); on failure NULL and err says why. */
 gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
                              size_t errlen);

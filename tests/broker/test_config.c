@@ -143,6 +143,7 @@ START_TEST(every_documented_key_and_market_sections_pass) {
                  "workers = 1\npipeline = 1\nfeed_queue = 100\n"
                  "max_message_bytes = 1\nname = n\n"
                  "[redis]\nunix = u\nhost = h\nport = 1\ncluster = \n"
+                 "user = \npassword_file = \n"
                  "idempotency_ttl = 60\ncluster_wait_replicas = 0\n"
                  "[ledger]\npath = p\nsettle = on\nbatch = 1\n"
                  "scan_check = true\nlinger_ms = 0\n"

@@ -1,0 +1,195 @@
+/*
+ * A Redis that requires a password ([redis] user and password_file): gmd
+ * authenticates every connection it opens (workers, settler, deadlines,
+ * metrics), and says what is wrong, before starting anything, when it has
+ * no password, the wrong one, or a user without a password.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "gmd_fixture.h"
+#include "testmkt.pb-c.h"
+
+static gm_test_redis *redis;
+static redisContext *rc;
+
+static void setup(void) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  /* This connection stays authenticated as it was; every new one must
+     AUTH: as the default user with requirepass, or as the ACL user gmd. */
+  redisReply *r =
+      redisCommand(rc, "ACL SETUSER gmd on >gmd-pass-1 ~* &* +@all");
+  ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "ACL SETUSER: %s",
+                r ? r->str : rc->errstr);
+  freeReplyObject(r);
+  r = redisCommand(rc, "CONFIG SET requirepass default-pass-2");
+  ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "CONFIG SET: %s",
+                r ? r->str : rc->errstr);
+  freeReplyObject(r);
+}
+
+static void teardown(void) {
+  redisFree(rc);
+  gm_test_redis_stop(&redis);
+}
+
+/* A file in the fixture's folder holding `text`, mode 600; malloc'd path. */
+static char *secret_file(const char *name, const char *text) {
+  char *p = gm_test_redis_path(redis, name);
+  FILE *f = fopen(p, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  chmod(p, 0600);
+  return p;
+}
+
+/* `gmd --check` on a config for this Redis plus `extra`: its exit status,
+   and its output in out. */
+static int check(const char *extra, char *out, size_t outlen) {
+  char *conf = gm_test_redis_path(redis, "check.conf");
+  char *ledger = gm_test_redis_path(redis, "check.sqlite");
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[broker]\nendpoint = ipc://%s.sock\n[ledger]\npath = %s\n"
+          "[security]\nmode = dev\n[plugins]\ndir = %s\nload = testmkt\n"
+          "[redis]\nunix = %s\n%s",
+          conf, ledger, TEST_PLUGIN_DIR, gm_test_redis_socket(redis), extra);
+  fclose(f);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
+           conf);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t n = fread(out, 1, outlen - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  free(conf);
+  free(ledger);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(no_password_is_named_as_the_problem) {
+  char out[4096];
+  ck_assert_int_eq(check("", out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "requires a password (NOAUTH)") &&
+                    strstr(out, "[redis] password_file"),
+                "%s", out);
+  /* Not the old misleading "has no FCALL: older than 7.0". */
+  ck_assert_msg(!strstr(out, "FCALL"), "%s", out);
+}
+END_TEST
+
+START_TEST(a_wrong_password_or_user_is_refused_without_echoing_it) {
+  char *wrong = secret_file("wrong.pass", "not-the-pass\n");
+  char extra[512], out[4096];
+  snprintf(extra, sizeof extra, "password_file = %s\n", wrong);
+  ck_assert_int_eq(check(extra, out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "refused gmd's credentials") &&
+                    strstr(out, "WRONGPASS") && !strstr(out, "not-the-pass"),
+                "%s", out);
+  snprintf(extra, sizeof extra, "user = nobody\npassword_file = %s\n", wrong);
+  ck_assert_int_eq(check(extra, out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "WRONGPASS"), "%s", out);
+  ck_assert_int_eq(check("user = gmd\n", out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "[redis] user = gmd needs the user's password"),
+                "%s", out);
+  char *empty = secret_file("empty.pass", "\n");
+  snprintf(extra, sizeof extra, "password_file = %s\n", empty);
+  ck_assert_int_eq(check(extra, out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "is empty"), "%s", out);
+  snprintf(extra, sizeof extra, "password_file = %s.missing\n", empty);
+  ck_assert_int_eq(check(extra, out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "cannot be read"), "%s", out);
+  free(wrong);
+  free(empty);
+}
+END_TEST
+
+static long long bump(gm_test_conn *c, const char *key) {
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = (char *)key;
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt", "bump", key, &req.base);
+  ck_assert_msg(r && r->status == GM__STATUS__OK, "bump: %s",
+                r ? r->message : "no reply");
+  Gm__Testmkt__BumpReply *b =
+      gm__testmkt__bump_reply__unpack(NULL, r->body.len, r->body.data);
+  long long seq = b->seq;
+  gm__testmkt__bump_reply__free_unpacked(b, NULL);
+  gm__reply__free_unpacked(r, NULL);
+  return seq;
+}
+
+static long long settled(gm_test_conn *c) {
+  Gm__Testmkt__CountRequest req = GM__TESTMKT__COUNT_REQUEST__INIT;
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt", "count", NULL, &req.base);
+  ck_assert_ptr_nonnull(r);
+  long long n = -1;
+  if (r->status == GM__STATUS__OK) {
+    Gm__Testmkt__CountReply *b =
+        gm__testmkt__count_reply__unpack(NULL, r->body.len, r->body.data);
+    n = b->settled;
+    gm__testmkt__count_reply__free_unpacked(b, NULL);
+  }
+  gm__reply__free_unpacked(r, NULL);
+  return n;
+}
+
+/* Scripts run, the settler settles and /healthz answers: every kind of
+   connection authenticated. */
+static void works_with(const char *user, const char *pass) {
+  char *file = secret_file("gmd.pass", pass);
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n"
+           "[redis]\n%s%s%spassword_file = %s\n",
+           user ? "user = " : "", user ? user : "", user ? "\n" : "", file);
+  gm_test_gmd *g = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  ck_assert_int_eq(bump(c, "k1"), 1);
+  ck_assert_int_eq(bump(c, "k2"), 2);
+  long long n = 0;
+  for (int i = 0; i < 200 && n < 2; i++) {
+    n = settled(c);
+    if (n < 2) nanosleep(&(struct timespec){0, 20000000}, NULL);
+  }
+  ck_assert_int_eq(n, 2);
+  ck_assert_int_eq((int)gm_test_gmd_metric(g, "greenmarket_redis_up"), 1);
+  gm_test_conn_destroy(&c);
+  gm_test_gmd_stop(&g);
+  free(file);
+}
+
+START_TEST(an_acl_user_with_its_password_works) {
+  works_with("gmd", "gmd-pass-1\n");
+}
+END_TEST
+
+START_TEST(the_default_user_with_requirepass_works) {
+  works_with(NULL, "default-pass-2");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("redis auth");
+  TCase *tc = tcase_create("auth");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, no_password_is_named_as_the_problem);
+  tcase_add_test(tc, a_wrong_password_or_user_is_refused_without_echoing_it);
+  tcase_add_test(tc, an_acl_user_with_its_password_works);
+  tcase_add_test(tc, the_default_user_with_requirepass_works);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
