@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <greenmarket/table.h>
+
 /* ---- scratch arena: everything the build allocates, freed at once ---- */
 
 typedef struct gm__block {
@@ -832,6 +834,11 @@ static void gm__flatten(const json_t *obj, const char *prefix, json_t *flat,
   }
 }
 
+/*
+ * Prints rows under a header line.  Cells are shown on one line and padded
+ * by display width (greenmarket/table.h); a cell of any column but the
+ * last is cut at GM_TABLE_CELL_MAX columns, and a note says so.
+ */
 static void gm__print_rows(FILE *out, const char *name, const json_t *rows) {
   size_t n = json_array_size(rows), i;
   json_t *flats = json_array(), *cols = json_array(), *row;
@@ -849,30 +856,47 @@ static void gm__print_rows(FILE *out, const char *name, const json_t *rows) {
     }
     json_array_append_new(flats, flat);
   }
-  size_t nc = json_array_size(cols);
+  size_t nc = json_array_size(cols), ncells = (n + 1) * nc;
   size_t *w = calloc(nc ? nc : 1, sizeof *w);
-  for (size_t c = 0; w && c < nc; c++) {
-    const char *k = json_string_value(json_array_get(cols, c));
-    w[c] = strlen(k);
-    for (size_t r = 0; r < n; r++) {
-      json_t *v = json_object_get(json_array_get(flats, r), k);
-      size_t l = v ? strlen(json_string_value(v)) : 0;
-      if (l > w[c]) w[c] = l;
-    }
-  }
-  fprintf(out, "%s (%zu):\n", name, n);
-  for (size_t r = 0; w && r <= n; r++) {
-    for (size_t c = 0; c < nc; c++) {
+  char **cell = calloc(ncells ? ncells : 1, sizeof *cell);
+  size_t *cw = calloc(ncells ? ncells : 1, sizeof *cw);
+  int cut = 0, oom = !w || !cell || !cw;
+  /* Row 0 is the header. */
+  for (size_t r = 0; !oom && r <= n; r++)
+    for (size_t c = 0; !oom && c < nc; c++) {
       const char *k = json_string_value(json_array_get(cols, c));
       json_t *v = r ? json_object_get(json_array_get(flats, r - 1), k) : NULL;
       const char *t = r ? (v ? json_string_value(v) : "") : k;
-      if (c + 1 < nc)
-        fprintf(out, "%-*s  ", (int)w[c], t);
-      else
-        fprintf(out, "%s", t);
+      size_t at = r * nc + c;
+      cell[at] =
+          gm_table_cell(t, c + 1 < nc ? GM_TABLE_CELL_MAX : 0, &cw[at], &cut);
+      if (!cell[at])
+        oom = 1;
+      else if (cw[at] > w[c])
+        w[c] = cw[at];
+    }
+  fprintf(out, "%s (%zu):\n", name, n);
+  for (size_t r = 0; !oom && r <= n; r++) {
+    for (size_t c = 0; c < nc; c++) {
+      size_t at = r * nc + c;
+      if (c + 1 < nc) {
+        gm_table_pad(out, cell[at], cw[at], w[c], 0);
+        fputs("  ", out);
+      } else {
+        fputs(cell[at], out);
+      }
     }
     fputc('\n', out);
   }
+  if (oom) fprintf(out, "(out of memory: the rows are not shown)\n");
+  if (cut)
+    fprintf(out,
+            "(cells cut at %d columns end with \"...\": --json shows them "
+            "whole)\n",
+            GM_TABLE_CELL_MAX);
+  for (size_t c = 0; cell && c < ncells; c++) free(cell[c]);
+  free(cell);
+  free(cw);
   free(w);
   json_decref(flats);
   json_decref(cols);
@@ -883,10 +907,21 @@ void gm_codec_print_table(FILE *out, const ProtobufCMessage *m) {
          *lists = json_object(), *v;
   const char *k;
   gm__flatten(j, "", flat, lists);
-  size_t w = 0;
-  json_object_foreach(flat, k, v) if (strlen(k) > w) w = strlen(k);
+  size_t w = 0, kw;
   json_object_foreach(flat, k, v) {
-    fprintf(out, "%-*s  %s\n", (int)w, k, json_string_value(v));
+    char *t = gm_table_cell(k, 0, &kw, NULL);
+    if (t && kw > w) w = kw;
+    free(t);
+  }
+  /* "name  value" lines: the value is the last column (never cut) and, as
+     every cell, shown on one line. */
+  json_object_foreach(flat, k, v) {
+    char *key = gm_table_cell(k, 0, &kw, NULL);
+    char *val = gm_table_cell(json_string_value(v), 0, &(size_t){0}, NULL);
+    gm_table_pad(out, key ? key : "?", key ? kw : 1, w, 0);
+    fprintf(out, "  %s\n", val ? val : "(out of memory)");
+    free(key);
+    free(val);
   }
   json_object_foreach(lists, k, v) {
     if (json_object_size(flat)) fputc('\n', out);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/table.h>
+
 #include "codec.h"
 #include "codec_legacy.pb-c.h"
 #include "codec_test.pb-c.h"
@@ -356,6 +358,136 @@ START_TEST(table_shows_rows_under_a_header) {
 }
 END_TEST
 
+/* Whether the C library has a UTF-8 locale to measure widths in (Debian's
+   libc-bin ships C.UTF-8); without one every character counts 1. */
+static int have_utf8_locale(void) {
+  return gm_table_locale() != (locale_t)0;
+}
+
+/*
+ * Columns are padded by display width: a Chinese name (2 columns a
+ * character, 3 bytes) or a letter with a combining accent (1 column, 3
+ * bytes) lines up the columns after it with a plain one.
+ */
+START_TEST(table_pads_by_display_width) {
+  if (!have_utf8_locale()) {
+    fprintf(stderr, "no UTF-8 locale: display widths not checked\n");
+    return;
+  }
+  Gmtest__Everything *e =
+      build(6, ARGS("legs.symbol=天津绿色建材", "legs.qty=1",
+                    "legs.symbol=Cafe\xcc\x81", "legs.qty=2",
+                    "legs.symbol=ABCDEFGHIJKL", "legs.qty=3"));
+  char *out = capture(print_table, e);
+  /* 12 columns wide: "天津绿色建材" is 18 bytes, "Café" 6 bytes. */
+  ck_assert_msg(strstr(out, "symbol        qty  side\n"), "%s", out);
+  ck_assert_msg(strstr(out, "天津绿色建材  1    SIDE_"), "%s", out);
+  ck_assert_msg(strstr(out, "Cafe\xcc\x81          2    SIDE_"), "%s", out);
+  ck_assert_msg(strstr(out, "ABCDEFGHIJKL  3    SIDE_"), "%s", out);
+  free(out);
+  protobuf_c_message_free_unpacked(&e->base, NULL);
+}
+END_TEST
+
+/*
+ * One row, one line: a newline, tab or carriage return shows as \n, \t,
+ * \r, another control character or a byte that is not UTF-8 as \xHH, a
+ * bidi control as \uHHHH; in the "name  value" lines too.
+ */
+START_TEST(table_cells_stay_on_one_line) {
+  Gmtest__Everything *e = build(
+      5, ARGS("text=two\nlines", "legs.symbol=a\tb\r\x1b[31m", "legs.qty=1",
+              "legs.symbol=\xe2\x80\xae"
+              "evil",
+              "legs.qty=2"));
+  char *out = capture(print_table, e);
+  ck_assert_msg(strstr(out, "\ntext   two\\nlines\n"), "%s", out);
+  ck_assert_msg(strstr(out,
+                       "\nsymbol          qty  side\n"
+                       "a\\tb\\r\\x1B[31m  1    SIDE_UNSPECIFIED\n"
+                       "\\u202Eevil      2    SIDE_UNSPECIFIED\n"),
+                "%s", out);
+  free(out);
+  protobuf_c_message_free_unpacked(&e->base, NULL);
+
+  /* Bytes that are not UTF-8 (the codec's JSON never holds them, a
+     market's own table may): \xHH, 4 columns each. */
+  size_t cols;
+  char *c = gm_table_cell("x\xff\xc3y\x7f\xc2\x85", 0, &cols, NULL);
+  ck_assert_str_eq(c, "x\\xFF\\xC3y\\x7F\\x85");
+  ck_assert_uint_eq(cols, 18);
+  free(c);
+}
+END_TEST
+
+/*
+ * A cell wider than its column's limit is cut at a character boundary
+ * (never inside a UTF-8 sequence or a wide character, a combining mark
+ * kept with its letter) and ends with "..."; the last column is never cut.
+ */
+START_TEST(long_cells_are_cut_at_a_character) {
+  int cut = 0;
+  size_t cols;
+  char *c = gm_table_cell("abcdefghij", 10, &cols, &cut);
+  ck_assert_str_eq(c, "abcdefghij"); /* fits exactly */
+  ck_assert_int_eq(cut, 0);
+  free(c);
+  c = gm_table_cell("abcdefghijk", 10, &cols, &cut);
+  ck_assert_str_eq(c, "abcdefg...");
+  ck_assert_uint_eq(cols, 10);
+  ck_assert_int_eq(cut, 1);
+  free(c);
+  /* An escape is not split either. */
+  c = gm_table_cell("abcde\nfghij", 10, &cols, NULL);
+  ck_assert_str_eq(c, "abcde\\n...");
+  free(c);
+  c = gm_table_cell("abcdef\nghij", 10, &cols, NULL);
+  ck_assert_str_eq(c, "abcdef...");
+  free(c);
+  if (have_utf8_locale()) {
+    /* 6 wide characters are 12 columns: 3 of them and "..." fit 10. */
+    c = gm_table_cell("天津绿色建材", 10, &cols, NULL);
+    ck_assert_str_eq(c, "天津绿...");
+    ck_assert_uint_eq(cols, 9);
+    free(c);
+    /* e + combining acute: the accent stays with its e. */
+    c = gm_table_cell("abcdefe\xcc\x81xyzw", 10, &cols, NULL);
+    ck_assert_str_eq(c, "abcdefe\xcc\x81...");
+    ck_assert_uint_eq(cols, 10);
+    free(c);
+    c = gm_table_cell("abcdefe\xcc\x81xyz", 10, &cols, NULL);
+    ck_assert_str_eq(c, "abcdefe\xcc\x81xyz"); /* 10 columns: fits */
+    free(c);
+  }
+  /* Whatever the locale: the text kept is whole UTF-8. */
+  for (size_t max = 4; max < 16; max++) {
+    c = gm_table_cell("天津绿色建材有限公司", max, &cols, NULL);
+    ck_assert_uint_le(cols, max);
+    size_t len = strlen(c);
+    ck_assert_str_eq(c + len - 3, "...");
+    ck_assert_int_eq((len - 3) % 3, 0);
+    free(c);
+  }
+  /* Through the printer: a middle column is cut, the last is not. */
+  char big[200];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  char sym[220], tag[220];
+  snprintf(sym, sizeof sym, "legs.symbol=%s", big);
+  snprintf(tag, sizeof tag, "text=%s", big);
+  Gmtest__Everything *e = build(2, ARGS(sym, tag));
+  char *out = capture(print_table, e);
+  char want[120];
+  snprintf(want, sizeof want, "\n%.*s...  0    SIDE_UNSPECIFIED\n",
+           GM_TABLE_CELL_MAX - 3, big);
+  ck_assert_msg(strstr(out, want), "%s", out);
+  ck_assert_msg(strstr(out, big), "the last column was cut: %s", out);
+  ck_assert_msg(strstr(out, "--json shows them whole"), "%s", out);
+  free(out);
+  protobuf_c_message_free_unpacked(&e->base, NULL);
+}
+END_TEST
+
 START_TEST(help_lists_fields_with_types) {
   char *out = capture(print_fields, &gmtest__everything__descriptor);
   ck_assert_msg(strstr(out, "u64") && strstr(out, "uint64"), "%s", out);
@@ -382,6 +514,9 @@ int main(void) {
   tcase_add_test(tc, bad_numbers_are_refused);
   tcase_add_test(tc, base64_both_ways);
   tcase_add_test(tc, table_shows_rows_under_a_header);
+  tcase_add_test(tc, table_pads_by_display_width);
+  tcase_add_test(tc, table_cells_stay_on_one_line);
+  tcase_add_test(tc, long_cells_are_cut_at_a_character);
   tcase_add_test(tc, help_lists_fields_with_types);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

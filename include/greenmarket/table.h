@@ -1,0 +1,167 @@
+/*
+ * greenmarket: cells of the text tables `gm` and the markets' friendly
+ * commands print, so one row stays one line and columns line up on a
+ * terminal whatever the text.
+ *
+ * A cell is shown on one line: a line feed, tab or carriage return shows
+ * as \n, \t, \r; any other character gm_text_control names (C0 and C1
+ * controls, DEL, the line and paragraph separators, the bidi marks and
+ * controls) as \xHH (below U+0100) or \uHHHH; a byte that is not UTF-8 as
+ * \xHH.  Backslashes stay as they are: the table is for reading, --json
+ * gives the exact text.
+ *
+ * Columns are padded by display width, not bytes: an East Asian wide
+ * character (a Chinese enterprise name) takes 2 columns, a combining mark
+ * 0.  The widths are the C library's (wcwidth) under a UTF-8 LC_CTYPE
+ * locale made for this with newlocale() and used by this thread only while
+ * a cell is measured (uselocale()), so the program's own locale is never
+ * changed: C.UTF-8 (in Debian's libc-bin since Debian 12), else the
+ * user's locale when it is UTF-8, else en_US.UTF-8.  Where none exists (a
+ * system without locale data), every character counts one column:
+ * Latin, Cyrillic and the like still line up, wide characters push the
+ * rest of their row right.
+ *
+ * A cell wider than its column's limit is cut at a character boundary,
+ * never inside a UTF-8 sequence, a wide character or an escape, and ends
+ * with "...".
+ *
+ * Header-only, so a plugin links nothing; it needs POSIX.1-2008
+ * (newlocale, uselocale: _POSIX_C_SOURCE 200809L or _GNU_SOURCE).
+ */
+#ifndef GREENMARKET_TABLE_H
+#define GREENMARKET_TABLE_H
+
+#include <langinfo.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include <greenmarket/text.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The widest a cell is shown, in columns, where a table does not say
+   (a SHA-256 in hex, 64, fits). */
+#define GM_TABLE_CELL_MAX 72
+
+/* The UTF-8 LC_CTYPE locale the widths are measured in, made once per
+   program (per file including this); (locale_t)0 when there is none. */
+static inline locale_t gm_table_locale(void) {
+  static locale_t loc;
+  static int tried;
+  if (!tried) {
+    static const char *const names[] = {"C.UTF-8", "", "en_US.UTF-8"};
+    tried = 1;
+    for (size_t i = 0; !loc && i < sizeof names / sizeof names[0]; i++) {
+      locale_t l = newlocale(LC_CTYPE_MASK, names[i], (locale_t)0);
+      if (!l) continue;
+      const char *cs = nl_langinfo_l(CODESET, l);
+      if (cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8")))
+        loc = l;
+      else
+        freelocale(l);
+    }
+  }
+  return loc;
+}
+
+/* The columns code point c takes: wcwidth's in the UTF-8 locale (a
+   character it calls unprintable, 1), or 1 without one.  Call between
+   uselocale(gm_table_locale()) and the restore (gm_table_cell does). */
+static inline size_t gm__table_cols(long c, int have_locale) {
+#ifdef __STDC_ISO_10646__
+  /* wchar_t holds the code point itself. */
+  if (have_locale) {
+    int w = wcwidth((wchar_t)c);
+    return w < 0 ? 1 : (size_t)w;
+  }
+#else
+  (void)c;
+  (void)have_locale;
+#endif
+  return 1;
+}
+
+/*
+ * `s` (NULL reads as empty) as a table shows it: on one line, escaped as
+ * above, cut with "..." to at most `max` columns (0: never cut).  Returns
+ * malloc()ed text, NULL when out of memory; *cols gets its width and *cut
+ * (when not NULL) is set to 1 when it was cut, else left alone.
+ */
+static inline char *gm_table_cell(const char *s, size_t max, size_t *cols,
+                                  int *cut) {
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  size_t len = strlen((const char *)p), n;
+  /* An escape is at most 6 bytes for a byte or character of 1-3. */
+  char *out = malloc(len * 6 + 4);
+  if (!out) return NULL;
+  locale_t loc = gm_table_locale(), old = (locale_t)0;
+  if (loc) old = uselocale(loc);
+  size_t o = 0, w = 0;
+  /* The longest beginning that leaves room for "...": where a cut ends the
+     text.  A combining mark (0 columns) moves it with its character. */
+  size_t fit_o = 0, fit_w = 0;
+  int over = 0;
+  if (max && max < 4) max = 4;
+  for (size_t i = 0; i < len; i += n) {
+    long c = gm_utf8_decode(p + i, len - i, &n);
+    char esc[8];
+    const char *piece;
+    size_t plen, pw;
+    if (c < 0) {
+      snprintf(esc, sizeof esc, "\\x%02X", p[i]);
+      piece = esc, plen = pw = 4;
+    } else if (c == '\n' || c == '\t' || c == '\r') {
+      snprintf(esc, sizeof esc, "\\%c",
+               c == '\n'   ? 'n'
+               : c == '\t' ? 't'
+                           : 'r');
+      piece = esc, plen = pw = 2;
+    } else if (gm_text_control(c)) {
+      snprintf(esc, sizeof esc, c < 0x100 ? "\\x%02lX" : "\\u%04lX",
+               (unsigned long)c);
+      piece = esc, plen = pw = strlen(esc);
+    } else {
+      piece = (const char *)p + i, plen = n, pw = gm__table_cols(c, !!loc);
+    }
+    if (max && w + pw > max) {
+      over = 1;
+      break;
+    }
+    memcpy(out + o, piece, plen);
+    o += plen;
+    w += pw;
+    if (max && w + 3 <= max) fit_o = o, fit_w = w;
+  }
+  if (over) {
+    /* Everything up to where "..." still fitted, then "...". */
+    o = fit_o, w = fit_w;
+    memcpy(out + o, "...", 3);
+    o += 3, w += 3;
+    if (cut) *cut = 1;
+  }
+  out[o] = '\0';
+  if (loc) uselocale(old);
+  *cols = w;
+  return out;
+}
+
+/* Prints a cell (from gm_table_cell, `cols` wide) padded with spaces to
+   `width` columns, on the left when `right`. */
+static inline void gm_table_pad(FILE *out, const char *cell, size_t cols,
+                                size_t width, int right) {
+  if (right)
+    for (size_t i = cols; i < width; i++) fputc(' ', out);
+  fputs(cell, out);
+  if (!right)
+    for (size_t i = cols; i < width; i++) fputc(' ', out);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GREENMARKET_TABLE_H */
