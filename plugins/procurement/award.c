@@ -303,6 +303,8 @@ static Gm__Procurement__Challenge *pr__challenge(gm_call *call, const char *id,
   c->answer_due_ms = pr__i(r, 9);
   c->overdue_ms = pr__i(r, 10);
   c->complaint_until_ms = pr__i(r, 11);
+  c->overdue = pr_answer_overdue(c->answer_due_ms, c->answered_ms,
+                                 host->now_ms(host->market(call)));
   return c;
 }
 

@@ -22,6 +22,7 @@
 
 #include <csv.h>
 #include <greenmarket/cli.h>
+#include <greenmarket/table.h>
 #include <greenmarket/uscc.h>
 #include <sodium.h>
 #include <strings.h>
@@ -457,29 +458,47 @@ static void pr_row(pr_table *t, ...) {
   t->rows++;
 }
 
+/* Cells on one line, padded by display width and cut at GM_TABLE_CELL_MAX
+   columns but in the last column (greenmarket/table.h), so a Chinese name
+   or a challenge's lines keep the columns straight. */
 static void pr_table_print(pr_table *t) {
-  size_t w[PR_MAX_COLS] = {0};
-  for (int c = 0; c < t->ncols; c++) {
-    w[c] = strlen(t->head[c]);
-    for (size_t r = 0; r < t->rows; r++) {
-      const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
-      if (strlen(s) > w[c]) w[c] = strlen(s);
-    }
-  }
-  for (size_t r = 0; r <= t->rows; r++) {
-    for (int c = 0; c < t->ncols; c++) {
+  size_t w[PR_MAX_COLS] = {0}, n = (t->rows + 1) * (size_t)t->ncols;
+  char **cell = calloc(n, sizeof *cell);
+  size_t *cw = calloc(n, sizeof *cw);
+  int cut = 0, oom = !cell || !cw;
+  for (size_t r = 0; !oom && r <= t->rows; r++)
+    for (int c = 0; !oom && c < t->ncols; c++) {
+      size_t at = r * (size_t)t->ncols + (size_t)c;
       const char *s =
           r ? t->cells[(r - 1) * (size_t)t->ncols + (size_t)c] : t->head[c];
+      cell[at] = gm_table_cell(s, c + 1 < t->ncols ? GM_TABLE_CELL_MAX : 0,
+                               &cw[at], &cut);
+      if (!cell[at])
+        oom = 1;
+      else if (cw[at] > w[c])
+        w[c] = cw[at];
+    }
+  for (size_t r = 0; !oom && r <= t->rows; r++) {
+    for (int c = 0; c < t->ncols; c++) {
+      size_t at = r * (size_t)t->ncols + (size_t)c;
       int last = c + 1 == t->ncols;
-      if (t->right & (1u << c))
-        printf("%*s%s", (int)w[c], s, last ? "" : "  ");
-      else if (last)
-        printf("%s", s);
+      if (last && !(t->right & (1u << c)))
+        fputs(cell[at], stdout);
       else
-        printf("%-*s  ", (int)w[c], s);
+        gm_table_pad(stdout, cell[at], cw[at], w[c], !!(t->right & (1u << c)));
+      if (!last) fputs("  ", stdout);
     }
     putchar('\n');
   }
+  if (oom) printf("(out of memory: the table is not shown)\n");
+  if (cut)
+    printf(
+        "(cells cut at %d columns end with \"...\": --json shows them "
+        "whole)\n",
+        GM_TABLE_CELL_MAX);
+  for (size_t i = 0; cell && i < n; i++) free(cell[i]);
+  free(cell);
+  free(cw);
   for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++) free(t->cells[i]);
   free(t->cells);
   t->cells = NULL;
@@ -1972,8 +1991,9 @@ static int pr_cmd_open(const pr_cli *g, int argc, char **argv,
         check = strcmp(hex, b->hash) ? "MISMATCH" : "sha256 ok";
         bad |= strcmp(hex, b->hash) != 0;
       }
-      pr_row(&t, b->supplier, b->state, b->text[0] ? pr_yuan(b->total, y) : "-",
-             b->hash, check);
+      pr_row(&t, b->supplier, b->state,
+             b->text[0] && !b->no_price ? pr_yuan(b->total, y) : "-", b->hash,
+             check);
     }
     snprintf(cursor, sizeof cursor, "%s", l->next_cursor);
     pr_free(&reply);
@@ -2014,8 +2034,9 @@ static void pr_print_sheet(const ProtobufCMessage *m) {
     char rank[16], b[32], gr[32], sm[32], ev[32], p1[16], p2[16], p3[16];
     snprintf(rank, sizeof rank, "%d", r->rank);
     pr_row(&t, r->rank ? rank : "-", r->supplier, r->status,
-           pr_yuan(r->bid_price, b), pr_yuan(r->green_deduction, gr),
-           pr_yuan(r->sme_deduction, sm), pr_yuan(r->evaluated_price, ev),
+           r->no_price ? "-" : pr_yuan(r->bid_price, b),
+           pr_yuan(r->green_deduction, gr), pr_yuan(r->sme_deduction, sm),
+           pr_yuan(r->evaluated_price, ev),
            scoring ? pr_pts(r->price_score, p1) : "-",
            scoring ? pr_pts(r->tech_score, p2) : "-",
            scoring ? pr_pts(r->total_score, p3) : "-", r->draw, r->reasons);
@@ -2122,8 +2143,8 @@ static void pr_print_challenge(const ProtobufCMessage *m) {
          pr_time(c->lodged_ms, d), c->text);
   if (c->answer_due_ms && !strcmp(c->status, "open"))
     printf("  the agency answers by %s (7 working days)%s\n",
-           pr_time(c->answer_due_ms, d), c->overdue_ms ? ": OVERDUE" : "");
-  if (c->overdue_ms)
+           pr_time(c->answer_due_ms, d), c->overdue ? ": OVERDUE" : "");
+  if (c->overdue)
     printf(
         "  unanswered in time: the challenger may complain to the finance "
         "department until %s (GP Law art. 55)\n",
@@ -2133,25 +2154,44 @@ static void pr_print_challenge(const ProtobufCMessage *m) {
 
 static const char *pr_challenges_more; /* the tender id, for the hint */
 
+/* The status with whether the answer is overdue: "open, overdue" (the
+   challenger may complain now), "dismissed, answered late". */
+static const char *pr_challenge_status(const Gm__Procurement__Challenge *c,
+                                       char *out, size_t len) {
+  if (!c->overdue) return c->status;
+  snprintf(out, len, "%s, %s", c->status,
+           !strcmp(c->status, "open") ? "overdue" : "answered late");
+  return out;
+}
+
 static void pr_print_challenges(const ProtobufCMessage *m) {
   const Gm__Procurement__ChallengeList *l = (const void *)m;
-  static const char *const head[] = {"CHALLENGE", "AWARD",  "BY",
-                                     "STATUS",    "LODGED", "ANSWERED",
-                                     "GROUNDS",   "ANSWER"};
-  pr_table t = {8, head, 0x2, NULL, 0, 0};
+  static const char *const head[] = {
+      "CHALLENGE", "AWARD",           "BY",       "STATUS",  "LODGED",
+      "ANSWER BY", "COMPLAINT UNTIL", "ANSWERED", "GROUNDS", "ANSWER"};
+  pr_table t = {10, head, 0x2, NULL, 0, 0};
   if (!l->n_challenges)
     printf(
         "no challenges you may read (they are read from the ledger: one "
         "lodged a moment ago shows once it is settled)\n");
   for (size_t i = 0; i < l->n_challenges; i++) {
     const Gm__Procurement__Challenge *c = l->challenges[i];
-    char aw[16], d1[24], d2[24];
+    char aw[16], st[48], d1[24], d2[24], d3[24], d4[24];
     snprintf(aw, sizeof aw, "%d", c->award);
-    pr_row(&t, c->id, aw, c->challenger, c->status, pr_time(c->lodged_ms, d1),
-           c->answered_ms ? pr_time(c->answered_ms, d2) : "-", c->text,
+    pr_row(&t, c->id, aw, c->challenger, pr_challenge_status(c, st, sizeof st),
+           pr_time(c->lodged_ms, d1), pr_time(c->answer_due_ms, d2),
+           pr_time(c->complaint_until_ms, d3),
+           c->answered_ms ? pr_time(c->answered_ms, d4) : "-", c->text,
            c->answer[0] ? c->answer : "-");
   }
-  if (l->n_challenges) pr_table_print(&t);
+  if (l->n_challenges) {
+    pr_table_print(&t);
+    printf(
+        "(the agency answers by ANSWER BY, 7 working days; unanswered by "
+        "then, or\n unsatisfied with the answer, the challenger may "
+        "complain to the finance\n department until COMPLAINT UNTIL: GP "
+        "Law arts. 53 and 55)\n");
+  }
   if (l->next_cursor[0])
     printf("(more: gm procurement challenges %s --from %s)\n",
            pr_challenges_more, l->next_cursor);
@@ -2450,7 +2490,9 @@ static const pr_cmd pr_cmds[] = {
     {"challenges",
      "gm procurement challenges ID [--limit N] [--from CURSOR]\n    the "
      "challenges to the tender's awards: the agency sees all, a\n    "
-     "supplier its own\n",
+     "supplier its own; with the answer deadline, whether it is overdue\n"
+     "    and the complaint period (from the ledger: one lodged a moment\n"
+     "    ago shows once it is settled)\n",
      pr_cmd_challenges},
     {"answer",
      "gm procurement answer CHALLENGE --dismiss|--uphold "

@@ -238,8 +238,9 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
                        row->reasons,
                        row->checks,
                        host->sprintf(call, "%s|%d", uscc[i], size[i]),
+                       row->e.no_price ? "1" : "0",
                        row->text};
-    args[a++] = pr__pack(call, 13, f);
+    args[a++] = pr__pack(call, 14, f);
   }
   free(checks);
   free(reasons);

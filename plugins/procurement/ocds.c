@@ -188,7 +188,9 @@ static int pr__bid_row(void *arg, size_t ncols, const gm_param *c) {
   json_array_append_new(ts, pr__ref(&x->parties, who, "tenderer"));
   json_object_set_new(b, "tenderers", ts);
   /* A bid priced beyond any amount has no price to give: no value rather
-     than a false 0 (ocds/README.md). */
+     than a false 0 (ocds/README.md).  c[7] is the sheet's no_price flag,
+     or for rows settled before it the old recognition by the reasons'
+     text (PR_SQL_NO_PRICE). */
   if (c[5].type == GM_PARAM_INT && !(ncols > 7 && c[7].i))
     json_object_set_new(b, "value", pr__value(c[5].i, x->currency));
   json_object_set_new(b, "hash", json_string(pr__t(&c[2])));
@@ -532,8 +534,7 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
     host->ledger_query(
         call,
         "SELECT b.supplier, b.state, b.hash, b.submitted_ms, s.valid,"
-        " s.bid_price, b.opened_ms,"
-        " coalesce(s.reasons LIKE '%beyond any amount%', 0)"
+        " s.bid_price, b.opened_ms, " PR_SQL_NO_PRICE("s")
         " FROM procurement_bids b LEFT JOIN"
         " procurement_sheet s ON s.tender_id = b.tender_id AND s.supplier ="
         " b.supplier AND s.round = (SELECT max(round) FROM procurement_rounds"

@@ -8,9 +8,11 @@
 --   page     round start n         n bids from `start` (sealed or opened),
 --                                  each with its register entry if kept
 --   store    round start, then (supplier valid bid green sme evaluated
---            member smecls hash reasons checks register text)...
+--            member smecls hash reasons checks register noprice text)...
 --            (register: "uscc|size" as read at the opening, kept in P.rg
---            so a re-evaluation judges the entry at the deadline)
+--            so a re-evaluation judges the entry at the deadline;
+--            noprice: 1 when the bid has no price to give, beyond any
+--            amount: its bid is 0 then, not its price)
 --   finish   round
 --   score    (supplier score)...               by an evaluator
 --   rinfo    -                     state, round, whether every score is in
@@ -98,9 +100,9 @@ if op == 'store' then
   -- Pages are stored in order, each once.
   if t.prog ~= start then return {'0'} end
   local recs = {}
-  for i = 5, #ARGV do recs[#recs + 1] = fields(ARGV[i], 13) end
+  for i = 5, #ARGV do recs[#recs + 1] = fields(ARGV[i], 14) end
   for _, f in ipairs(recs) do
-    local who, valid, text = f[1], f[2], f[13]
+    local who, valid, text = f[1], f[2], f[14]
     if text ~= '' then
       redis.call('HSET', P .. 'o', who, text)
       redis.call('HDEL', P .. 'bc', who)
@@ -112,7 +114,8 @@ if op == 'store' then
     gm.emit('sheet', 'id', id, 'round', round, 'supplier', who,
       'valid', valid, 'bid', f[3], 'green', f[4], 'sme', f[5],
       'evaluated', f[6], 'member', f[7], 'smecls', f[8], 'hash', f[9],
-      'reasons', f[10], 'checks', f[11], 'text', text, 't', I(NOW))
+      'reasons', f[10], 'checks', f[11], 'noprice', f[13], 'text', text,
+      't', I(NOW))
   end
   redis.call('HSET', T, 'prog', I(tonumber(start) + #recs))
   return {I(#recs)}

@@ -63,6 +63,18 @@ extern int64_t pr__archive_ms;
    records of tab-joined fields, at most this many per run. */
 #define PR_RECORDS_PER_RUN 250
 
+/* SQL: whether the sheet row `s` (the table or its alias) has no price to
+   give (priced beyond any amount: its bid_price is 0, not its price).
+   The evaluation stores the flag (no_price, ledger migration 7).  Rows
+   settled before it have NULL there: for them the only record is the
+   reasons the evaluation wrote, so they are recognised by that text, as
+   every version before the flag did.  Contains '%': never pass it as a
+   format, only as a %s argument or a literal. */
+#define PR_SQL_NO_PRICE(s)              \
+  "coalesce(" s ".no_price, " s         \
+  ".reasons LIKE '%beyond any amount%'" \
+  " OR " s ".reasons LIKE '%has no valid quantity%', 0)"
+
 /* ---- procurement.c: replies and helpers ---- */
 
 const char *pr__s(const gm_value *r, size_t i);

@@ -127,6 +127,7 @@ static int pr__bid_row(void *arg, size_t ncols, const gm_param *c) {
   b->submitted_ms = c[4].i;
   b->text = (char *)pr__t(&c[5]);
   b->total = c[6].i;
+  b->no_price = ncols > 7 && c[7].i;
   pr__acc_add(a, b);
   return 0;
 }
@@ -187,7 +188,8 @@ gm_status pr__bid_list(gm_call *call, const ProtobufCMessage *req,
   st = host->ledger_query(
       call,
       "SELECT b.supplier, b.state, b.version, b.hash, b.submitted_ms,"
-      " b.opened_text, coalesce(s.bid_price, 0) FROM procurement_bids b"
+      " b.opened_text, coalesce(s.bid_price, 0), " PR_SQL_NO_PRICE("s")
+      " FROM procurement_bids b"
       " LEFT JOIN procurement_sheet s ON s.tender_id = b.tender_id AND"
       " s.supplier = b.supplier AND s.round = 1"
       " WHERE b.tender_id = ?1 ORDER BY b.supplier LIMIT ?2 OFFSET ?3",
@@ -226,7 +228,7 @@ static int pr__round_row(void *arg, size_t ncols, const gm_param *c) {
 
 static int pr__sheet_row(void *arg, size_t ncols, const gm_param *c) {
   pr__acc *a = arg;
-  if (ncols < 15) return 1;
+  if (ncols < 16) return 1;
   Gm__Procurement__SheetRow *r = host->alloc(a->call, sizeof *r);
   gm__procurement__sheet_row__init(r);
   r->supplier = (char *)pr__t(&c[0]);
@@ -244,6 +246,7 @@ static int pr__sheet_row(void *arg, size_t ncols, const gm_param *c) {
   r->hash = (char *)pr__t(&c[12]);
   r->sme = (char *)pr_sme_name((int)c[13].i);
   r->rank = (int32_t)c[14].i;
+  r->no_price = c[15].i != 0;
   pr__acc_add(a, r);
   return 0;
 }
@@ -374,10 +377,10 @@ gm_status pr__evaluation_sheet(gm_call *call, const ProtobufCMessage *req,
       "SELECT supplier, valid, reasons, bid_price, green, sme, evaluated,"
       " price_score, tech_score, total_score, draw, checks, hash, sme_class,"
       " CASE WHEN valid = 1 AND ?3 THEN ROW_NUMBER() OVER (PARTITION BY"
-      " valid ORDER BY %s) ELSE 0 END FROM procurement_sheet"
+      " valid ORDER BY %s) ELSE 0 END, %s FROM procurement_sheet"
       " WHERE tender_id = ?1 AND round = ?2 ORDER BY valid DESC, %s"
       " LIMIT ?4 OFFSET ?5",
-      order, order);
+      order, PR_SQL_NO_PRICE("procurement_sheet"), order);
   pr__acc a = {.call = call};
   st = host->ledger_query(call, sql,
                           (gm_param[]){GM_TEXT(in->tender_id), GM_INT(r.round),
@@ -402,7 +405,7 @@ gm_status pr__evaluation_sheet(gm_call *call, const ProtobufCMessage *req,
 
 static int pr__challenge_row(void *arg, size_t ncols, const gm_param *c) {
   pr__acc *a = arg;
-  if (ncols < 9) return 1;
+  if (ncols < 12) return 1;
   Gm__Procurement__Challenge *ch = host->alloc(a->call, sizeof *ch);
   gm__procurement__challenge__init(ch);
   ch->tender_id = (char *)a->ctx;
@@ -415,6 +418,14 @@ static int pr__challenge_row(void *arg, size_t ncols, const gm_param *c) {
   ch->answer = (char *)pr__t(&c[6]);
   ch->lodged_ms = c[7].i;
   ch->answered_ms = c[8].i;
+  /* The answer period and the complaint period after it (GP Law arts. 53
+     and 55), recorded at the lodging; 0 for challenges settled before
+     ledger migration 3 recorded them. */
+  ch->answer_due_ms = c[9].i;
+  ch->overdue_ms = c[10].i;
+  ch->complaint_until_ms = c[11].i;
+  ch->overdue = pr_answer_overdue(ch->answer_due_ms, ch->answered_ms,
+                                  host->now_ms(host->market(a->call)));
   pr__acc_add(a, ch);
   return 0;
 }
@@ -467,7 +478,8 @@ gm_status pr__challenge_list(gm_call *call, const ProtobufCMessage *req,
   st = host->ledger_query(
       call,
       "SELECT challenge_id, award, challenger, text, status, remedy, answer,"
-      " lodged_ms, answered_ms FROM procurement_challenges"
+      " lodged_ms, answered_ms, answer_due_ms, overdue_ms,"
+      " complaint_until_ms FROM procurement_challenges"
       " WHERE tender_id = ?1 AND (?2 OR challenger = ?3)"
       " ORDER BY lodged_ms, challenge_id LIMIT ?4 OFFSET ?5",
       (gm_param[]){GM_TEXT(in->tender_id), GM_INT(all), GM_TEXT(me),

@@ -839,6 +839,7 @@ int pr_evaluate(const pr_tender_rule *t, const pr_bid *b, const char *uscc,
   }
   if (overflow) {
     out->bid_price = out->green = 0;
+    out->no_price = 1;
   } else if (t->budget > 0 && out->bid_price > t->budget) {
     pr__add(&ck, "\n",
             "bid price %s %s over the budget %s %s: "

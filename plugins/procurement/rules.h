@@ -37,6 +37,15 @@
    working days (art. 55). */
 #define PR_ANSWER_WORKING_DAYS 7
 #define PR_COMPLAINT_WORKING_DAYS 15
+/* Whether a challenge's answer is overdue at `now`: its answer period
+   (due, the last ms; 0 for a challenge lodged before it was recorded)
+   passed while it was unanswered, whether answered since (late) or not.
+   From the clock, so a list read from the ledger says so the moment the
+   period ends, before the "answer" deadline's mark is settled. */
+static inline int pr_answer_overdue(int64_t due, int64_t answered,
+                                    int64_t now) {
+  return due > 0 && (answered > 0 ? answered > due : now > due);
+}
 #define PR_TZ_MS INT64_C(28800000) /* Asia/Shanghai: UTC+8, no DST */
 #define PR_DAY_MS INT64_C(86400000)
 
@@ -230,6 +239,9 @@ typedef struct pr_eval {
   int64_t evaluated; /* bid_price - green - sme */
   int sme_class;     /* the class the deduction used, 0: none */
   size_t green_items;
+  /* 1: the bid has no price to give (an item or the total beyond any
+     amount, or a damaged quantity): bid_price is 0, not its price. */
+  int no_price;
 } pr_eval;
 
 /*

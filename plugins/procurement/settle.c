@@ -154,6 +154,10 @@ static const gm_migration pr__migrations[] = {
      " ON procurement_payments (contract_id, time_ms, event);"
      "CREATE INDEX procurement_challenges_award"
      " ON procurement_challenges (tender_id, award);"},
+    /* no_price: 1 when the evaluation found the bid has no price to give
+       (beyond any amount), 0 when it has one; NULL on rows settled before
+       this column, which the OCDS export recognises by their reasons. */
+    {7, "ALTER TABLE procurement_sheet ADD COLUMN no_price INTEGER;"},
 };
 
 /* A field as text ("" when absent) or as a number (0). */
@@ -367,18 +371,21 @@ static gm_status pr__settle_entry(gm_market *m, gm_ledger *tx,
     char draw[17] = "";
     if (strlen(member) > 33 && member[16] == '|' && member[33] == '|')
       snprintf(draw, sizeof draw, "%.16s", member + 17);
+    /* An entry a broker of the version before wrote has no noprice:
+       NULL, as the rows settled before the column. */
+    gm_param nop = gm_entry_field(e, "noprice") ? P_INT("noprice") : GM_NULL;
     gm_status st = pr__exec(
         tx,
         "INSERT OR REPLACE INTO procurement_sheet (tender_id, round, supplier,"
         " valid, bid_price, green, sme, evaluated, draw, sme_class, reasons,"
-        " checks, hash, time_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
-        "?12,?13,?14)",
+        " checks, hash, time_ms, no_price) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+        "?10,?11,?12,?13,?14,?15)",
         (gm_param[]){P_TEXT("id"), P_INT("round"), P_TEXT("supplier"),
                      P_INT("valid"), P_INT("bid"), P_INT("green"), P_INT("sme"),
                      P_INT("evaluated"), GM_TEXT(draw), P_INT("smecls"),
                      P_TEXT("reasons"), P_TEXT("checks"), P_TEXT("hash"),
-                     P_INT("t")},
-        14);
+                     P_INT("t"), nop},
+        15);
     if (st != GM_OK || !pr__fs(e, "text")[0]) return st;
     return pr__exec(tx,
                     "UPDATE procurement_bids SET state = 'opened',"

@@ -87,6 +87,20 @@ static void sign_ok(const char *as, const char *cid) {
   pt_free(k);
 }
 
+/* The only challenge of `tender` as challenge.list shows it to `as` (free
+   with pt_free on the list returned in *list). */
+static const Gm__Procurement__Challenge *listed(
+    const char *as, const char *tender, Gm__Procurement__ChallengeList **list) {
+  Gm__Procurement__ChallengeListRequest q =
+      GM__PROCUREMENT__CHALLENGE_LIST_REQUEST__INIT;
+  q.tender_id = (char *)tender;
+  *list =
+      (Gm__Procurement__ChallengeList *)pt_call(as, "challenge.list", &q.base);
+  ck_assert_msg(*list, "challenge.list %s: %s", tender, pt_message);
+  ck_assert_int_eq((*list)->n_challenges, 1);
+  return (*list)->challenges[0];
+}
+
 static long long answer_due(const char *cid) {
   redisContext *c = gm_test_redis_connect(pt_redis);
   char tender[64];
@@ -156,6 +170,7 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
   ck_assert_msg(c, "%s", pt_message);
   ck_assert_str_eq(c->status, "dismissed");
   ck_assert_int_eq(c->overdue_ms, 0);
+  ck_assert(!c->overdue);
   pt_free(c);
   /* Answered in time: its answer deadline is gone. */
   ck_assert_int_eq(answer_due("T-CH-Q1"), -1);
@@ -313,6 +328,22 @@ START_TEST(an_unanswered_challenge_becomes_overdue) {
   ck_assert_int_eq(c->overdue_ms, 0);
   pt_free(c);
   ck_assert_int_eq(answer_due("T-OD-Q1"), due + 1);
+  /* challenge.list (read from the ledger) shows both periods, to the
+     agency and to the challenger. */
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_challenges"
+                                  " WHERE challenge_id = 'T-OD-Q1'",
+                                  1),
+                   1);
+  Gm__Procurement__ChallengeList *l;
+  const char *const viewers[] = {"city", "beta"};
+  for (int i = 0; i < 2; i++) {
+    const Gm__Procurement__Challenge *lc = listed(viewers[i], "T-OD", &l);
+    ck_assert_int_eq(lc->answer_due_ms, due);
+    ck_assert_int_eq(lc->complaint_until_ms, pt_at("2026-04-25", 0, 0) - 1);
+    ck_assert_int_eq(lc->overdue_ms, 0);
+    ck_assert(!lc->overdue);
+    pt_free(l);
+  }
 
   pt_clock(due + 1);
   char sql[200];
@@ -322,6 +353,12 @@ START_TEST(an_unanswered_challenge_becomes_overdue) {
            " complaint_until_ms = %lld",
            (long long)(pt_at("2026-04-25", 0, 0) - 1));
   ck_assert_int_eq(pt_ledger_wait(sql, due + 1), due + 1);
+  const Gm__Procurement__Challenge *lc = listed("beta", "T-OD", &l);
+  ck_assert_str_eq(lc->status, "open");
+  ck_assert(lc->overdue);
+  ck_assert_int_eq(lc->overdue_ms, due + 1);
+  ck_assert_int_eq(lc->answer_due_ms, due);
+  pt_free(l);
   /* Still open: nothing is signed, and a late answer is taken. */
   c = answer("T-OD-Q1", 0, GM__PROCUREMENT__REMEDY__REMEDY_NONE);
   ck_assert_msg(c, "%s", pt_message);
@@ -333,6 +370,12 @@ START_TEST(an_unanswered_challenge_becomes_overdue) {
                                   " status = 'dismissed' AND overdue_ms > 0",
                                   1),
                    1);
+  /* Answered, but late: still overdue in the list. */
+  lc = listed("city", "T-OD", &l);
+  ck_assert_str_eq(lc->status, "dismissed");
+  ck_assert(lc->overdue);
+  ck_assert_int_eq(lc->complaint_until_ms, pt_at("2026-04-25", 0, 0) - 1);
+  pt_free(l);
 }
 END_TEST
 

@@ -669,7 +669,59 @@ START_TEST(challenges_are_listed_to_the_agency_and_the_challenger) {
   r = gm("alpha", "challenges", "NOPE-9", NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "no tender NOPE-9");
+  /* The answer period and the complaint period after it: lodged Monday 23
+     March, answered by the end of 1 April (7 working days), complaints
+     until the end of 23 April (15 more; 6 April is Qingming). */
+  r = gm("city", "challenges", "T-CL", NULL);
+  GM_OK(r);
+  HAS(r->out, "ANSWER BY         COMPLAINT UNTIL");
+  HAS(r->out, "open    2026-03-23 10:00  2026-04-01 23:59  2026-04-23 23:59");
+  /* Past it, unanswered: overdue. */
+  pt_clock(pt_at("2026-04-02", 9, 0));
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_challenges WHERE"
+      " overdue_ms > 0",
+      1);
+  r = gm("beta", "challenges", "T-CL", NULL);
+  GM_OK(r);
+  HAS(r->out, "open, overdue");
 }
+END_TEST
+
+/*
+ * A table row stays one line and its columns line up by display width:
+ * grounds in Chinese (2 columns a character, 3 bytes) and grounds over
+ * two lines (shown with \n) put the next column at the same place.
+ */
+START_TEST(challenge_cells_stay_on_one_line_and_line_up) {
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("beta", PT_USCC_B, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  int64_t deadline = T0 + 21 * PT_DAY;
+  pt_tender d;
+  pt_tender_init(&d, "T-CW", 100000000, deadline);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=130000"};
+  pt_free(pt_bid("alpha", "T-CW", 0, a, 1));
+  pt_free(pt_bid("beta", "T-CW", 0, b, 1));
+  pt_clock(deadline);
+  ck_assert_str_eq(pt_wait_state("T-CW", "evaluated"), "evaluated");
+  pt_free(pt_award("city", "T-CW"));
+  GM_OK(gm("beta", "challenge", "T-CW", "书桌未获认证", NULL));
+  GM_OK(gm("beta", "challenge", "T-CW", "desks\nuncertified", NULL));
+  pt_ledger_wait("SELECT count(*) FROM procurement_challenges", 2);
+  run_result *r = gm("city", "challenges", "T-CW", NULL);
+  GM_OK(r);
+  /* 12 columns padded to 18 ("desks\\nuncertified"), then 2 before the
+     ANSWER column. */
+  HAS(r->out, "  书桌未获认证        -\n");
+  HAS(r->out, "  desks\\nuncertified  -\n");
+  int lines = 0;
+  for (const char *p = r->out; *p; p++) lines += *p == '\n';
+  ck_assert_msg(lines == 3 + 3, "a row broke over lines:\n%s", r->out);
+}
+END_TEST
 END_TEST
 
 int main(void) {
@@ -683,6 +735,7 @@ int main(void) {
   tcase_add_test(tc, category_problems_name_their_line_and_column);
   tcase_add_test(tc, refusals_speak_in_yuan);
   tcase_add_test(tc, challenges_are_listed_to_the_agency_and_the_challenger);
+  tcase_add_test(tc, challenge_cells_stay_on_one_line_and_line_up);
   tcase_add_test(tc, a_tender_in_dollars_is_bid_and_checked_in_dollars);
   tcase_add_test(tc, demand_security_reclaim_and_works_say_what_happened);
   tcase_add_test(tc, messages_name_the_option_and_the_tender_as_it_is);

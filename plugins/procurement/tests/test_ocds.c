@@ -7,6 +7,7 @@
  * say: exact amounts, one buyer party per agency, a contract per agency.
  */
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,9 +378,52 @@ START_TEST(an_award_under_challenge_is_pending) {
 }
 END_TEST
 
+/* Changes the ledger behind gmd's back: to make rows as an older version
+   settled them. */
+static void ledger_exec(const char *sql) {
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(pt_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char *err = NULL;
+  ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s",
+                sql, err ? err : "");
+  sqlite3_close(db);
+}
+
+/* Whether the export of T-BIG gives alpha's bid a value (and checks the
+   others all have one). */
+static int alpha_has_value(void) {
+  char *json = export_valid("T-BIG");
+  json_t *rel = release_of(json);
+  size_t i;
+  json_t *bid;
+  int seen = 0, has = -1;
+  json_array_foreach(json_object_get(json_object_get(rel, "bids"), "details"),
+                     i, bid) {
+    const char *who = json_string_value(json_object_get(
+        json_array_get(json_object_get(bid, "tenderers"), 0), "id"));
+    if (!strcmp(who, "alpha")) {
+      seen++;
+      ck_assert_str_eq(json_string_value(json_object_get(bid, "status")),
+                       "disqualified");
+      has = json_object_get(bid, "value") != NULL;
+    } else {
+      ck_assert_ptr_nonnull(json_object_get(bid, "value"));
+    }
+  }
+  ck_assert_int_eq(seen, 1);
+  json_decref(rel);
+  free(json);
+  return has;
+}
+
 /*
  * A bid priced beyond any amount has no price: its bid exports no value
- * rather than a false 0.
+ * rather than a false 0.  The evaluation stores that as a flag of its
+ * sheet row (no_price), and the export reads the flag, not the reasons'
+ * text: with the text reworded it still exports no value, and with the
+ * flag saying there is a price it exports one.  A row settled before the
+ * flag (NULL) is recognised by its reasons, as before.
  */
 START_TEST(a_bid_beyond_any_amount_exports_no_value) {
   pt_tender d;
@@ -394,28 +438,40 @@ START_TEST(a_bid_beyond_any_amount_exports_no_value) {
   pt_clock(DEADLINE);
   ck_assert_str_eq(pt_wait_state("T-BIG", "evaluated"), "evaluated");
   wait_ledger_state("T-BIG", "evaluated");
-  pt_free(pt_sheet("T-BIG"));
-  char *json = export_valid("T-BIG");
-  json_t *rel = release_of(json);
-  size_t i;
-  json_t *bid;
-  int seen = 0;
-  json_array_foreach(json_object_get(json_object_get(rel, "bids"), "details"),
-                     i, bid) {
-    const char *who = json_string_value(json_object_get(
-        json_array_get(json_object_get(bid, "tenderers"), 0), "id"));
-    if (!strcmp(who, "alpha")) {
-      seen++;
-      ck_assert_str_eq(json_string_value(json_object_get(bid, "status")),
-                       "disqualified");
-      ck_assert_ptr_null(json_object_get(bid, "value"));
-    } else {
-      ck_assert_ptr_nonnull(json_object_get(bid, "value"));
-    }
-  }
-  ck_assert_int_eq(seen, 1);
-  json_decref(rel);
-  free(json);
+  Gm__Procurement__Sheet *sh = pt_sheet("T-BIG");
+  ck_assert(pt_row(sh, "alpha")->no_price);
+  ck_assert(!pt_row(sh, "beta")->no_price);
+  pt_free(sh);
+  ck_assert_int_eq(pt_ledger_int("SELECT no_price FROM procurement_sheet"
+                                 " WHERE tender_id = 'T-BIG' AND"
+                                 " supplier = 'alpha'"),
+                   1);
+  ck_assert_int_eq(pt_ledger_int("SELECT no_price FROM procurement_sheet"
+                                 " WHERE tender_id = 'T-BIG' AND"
+                                 " supplier = 'beta'"),
+                   0);
+  ck_assert_int_eq(alpha_has_value(), 0);
+
+  /* The flag decides, whatever the reasons say. */
+  ledger_exec(
+      "UPDATE procurement_sheet SET reasons = 'reworded'"
+      " WHERE tender_id = 'T-BIG' AND supplier = 'alpha'");
+  ck_assert_int_eq(alpha_has_value(), 0);
+  ledger_exec(
+      "UPDATE procurement_sheet SET no_price = 0"
+      " WHERE tender_id = 'T-BIG' AND supplier = 'alpha'");
+  ck_assert_int_eq(alpha_has_value(), 1);
+
+  /* Rows settled before the flag: recognised by their reasons. */
+  ledger_exec(
+      "UPDATE procurement_sheet SET no_price = NULL,"
+      " reasons = 'item D1 is priced beyond any amount'"
+      " WHERE tender_id = 'T-BIG' AND supplier = 'alpha'");
+  ck_assert_int_eq(alpha_has_value(), 0);
+  ledger_exec(
+      "UPDATE procurement_sheet SET reasons = 'over the budget'"
+      " WHERE tender_id = 'T-BIG' AND supplier = 'alpha'");
+  ck_assert_int_eq(alpha_has_value(), 1);
 }
 END_TEST
 

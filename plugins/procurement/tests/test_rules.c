@@ -234,6 +234,7 @@ START_TEST(a_damaged_rule_is_evaluated_without_overflow) {
   ck_assert_int_eq(e.bid_price, INT64_C(1000000000000000));
   ck_assert_int_eq(e.green, e.bid_price / 5); /* 20% of each item */
   ck_assert_int_eq(e.evaluated, e.bid_price - e.green);
+  ck_assert_int_eq(e.no_price, 0);
   its[0].quantity = 0;
   ck_assert_int_eq(
       pr_evaluate(&t, b, "914403001922038216", 0, 1000, 0, certs, NULL, &e,
@@ -245,6 +246,7 @@ START_TEST(a_damaged_rule_is_evaluated_without_overflow) {
                        "1-1000000000: disqualified"),
                 "%s", checks);
   ck_assert_int_eq(e.bid_price, 0);
+  ck_assert_int_eq(e.no_price, 1); /* 0 is not its price */
 }
 END_TEST
 
@@ -322,7 +324,10 @@ START_TEST(disqualifications_name_every_reason) {
   ck_assert_str_eq(reasons,
                    "not in the party register; item W1 is mandatory and has "
                    "no valid certificate; over the budget");
-  /* A price beyond any amount is refused, not wrapped. */
+  /* Disqualified but priced: the flag says its bid_price is its price. */
+  ck_assert_int_eq(e.no_price, 0);
+  /* A price beyond any amount is refused, not wrapped, and the bid is
+     flagged as having no price (the OCDS export reads the flag). */
   b = bid_of("alpha", 0);
   line(b, "I1", PR_MAX_AMOUNT, "");
   line(b, "W1", 1, "");
@@ -332,10 +337,25 @@ START_TEST(disqualifications_name_every_reason) {
   ck_assert(!e.valid);
   ck_assert_msg(strstr(reasons, "item I1 is priced beyond any amount"), "%s",
                 reasons);
+  ck_assert_int_eq(e.no_price, 1);
+  ck_assert(e.bid_price == 0);
   /* A sheet too small for its checks says so. */
   ck_assert_int_eq(pr_evaluate(&t, b, "x", 0, 1000, 0, certs, NULL, &e, checks,
                                16, reasons, sizeof reasons),
                    -1);
+}
+END_TEST
+
+/* A challenge's answer is overdue once its period passed unanswered,
+   whether answered late since or not; never for one with no period
+   recorded (settled before the period was). */
+START_TEST(a_challenge_answer_is_overdue_after_its_period) {
+  int64_t due = 1000;
+  ck_assert(!pr_answer_overdue(due, 0, due));
+  ck_assert(pr_answer_overdue(due, 0, due + 1));
+  ck_assert(!pr_answer_overdue(due, due, due + 5000));
+  ck_assert(pr_answer_overdue(due, due + 1, due + 5000));
+  ck_assert(!pr_answer_overdue(0, 0, INT64_MAX));
 }
 END_TEST
 
@@ -460,6 +480,7 @@ int main(void) {
   TCase *tc = tcase_create("rules");
   tcase_add_test(tc, yuan_and_percentages);
   tcase_add_test(tc, a_damaged_rule_is_evaluated_without_overflow);
+  tcase_add_test(tc, a_challenge_answer_is_overdue_after_its_period);
   tcase_add_test(tc, dates_and_the_working_day_calendar);
   tcase_add_test(tc, the_calendar_moves_the_challenge_period);
   tcase_add_test(tc, the_canonical_text_round_trips_and_is_strict);
