@@ -97,7 +97,7 @@ static inline char *gm_table_cell(const char *s, size_t max, size_t *cols,
   const unsigned char *p = (const unsigned char *)(s ? s : "");
   size_t len = strlen((const char *)p), n;
   /* An escape is at most 6 bytes for a byte or character of 1-3. */
-  char *out = malloc(len * 6 + 4);
+  char *out = (char *)malloc(len * 6 + 4);
   if (!out) return NULL;
   locale_t loc = gm_table_locale(), old = (locale_t)0;
   if (loc) old = uselocale(loc);
