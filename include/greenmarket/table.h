@@ -33,6 +33,7 @@
 
 #include <langinfo.h>
 #include <locale.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,96 @@ static inline void gm_table_pad(FILE *out, const char *cell, size_t cols,
   fputs(cell, out);
   if (!right)
     for (size_t i = cols; i < width; i++) fputc(' ', out);
+}
+
+/*
+ * A whole table: rows of `ncols` cells under a header, printed with every
+ * cell through gm_table_cell (each column cut at GM_TABLE_CELL_MAX but the
+ * last) and padded to its column's widest:
+ *
+ *   gm_table t = {3, (const char *const[]){"SYMBOL", "PRICE", "NAME"},
+ *                 0x2, NULL, 0, 0};      // bit c: column c right-aligned
+ *   gm_table_row(&t, "CEA-2025", "85.50", "全国碳排放权");
+ *   gm_table_print(&t, stdout);          // prints, then frees the rows
+ */
+typedef struct gm_table {
+  int ncols;               /* columns */
+  const char *const *head; /* column titles */
+  unsigned right;          /* bit c: column c is right-aligned (numbers) */
+  char **cells;            /* rows * ncols copied texts */
+  size_t rows, cap;        /* rows used, rows allocated */
+} gm_table;
+
+/* Adds a row of t->ncols texts (const char *, NULL reads as empty), copied.
+   Out of memory: the row is left out. */
+static inline void gm_table_row(gm_table *t, ...) {
+  va_list ap;
+  if (t->rows == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 16;
+    char **n = (char **)realloc(t->cells, cap * (size_t)t->ncols * sizeof *n);
+    if (!n) return;
+    t->cells = n;
+    t->cap = cap;
+  }
+  va_start(ap, t);
+  for (int c = 0; c < t->ncols; c++) {
+    const char *s = va_arg(ap, const char *);
+    t->cells[t->rows * (size_t)t->ncols + (size_t)c] = strdup(s ? s : "");
+  }
+  va_end(ap);
+  t->rows++;
+}
+
+/* Frees t's rows (the header is the caller's); t can take rows again. */
+static inline void gm_table_free(gm_table *t) {
+  for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++) free(t->cells[i]);
+  free(t->cells);
+  t->cells = NULL;
+  t->rows = t->cap = 0;
+}
+
+/* Prints the header and the rows, a note under them when a cell was cut,
+   and frees the rows. */
+static inline void gm_table_print(gm_table *t, FILE *out) {
+  size_t nc = (size_t)t->ncols, n = (t->rows + 1) * nc;
+  char **cell = (char **)calloc(n, sizeof *cell);
+  size_t *cw = (size_t *)calloc(n, sizeof *cw);
+  size_t *w = (size_t *)calloc(nc ? nc : 1, sizeof *w);
+  int cut = 0, oom = !cell || !cw || !w;
+  for (size_t r = 0; !oom && r <= t->rows; r++)
+    for (size_t c = 0; !oom && c < nc; c++) {
+      size_t at = r * nc + c;
+      const char *s = r ? t->cells[(r - 1) * nc + c] : t->head[c];
+      cell[at] =
+          gm_table_cell(s, c + 1 < nc ? GM_TABLE_CELL_MAX : 0, &cw[at], &cut);
+      if (!cell[at])
+        oom = 1;
+      else if (cw[at] > w[c])
+        w[c] = cw[at];
+    }
+  for (size_t r = 0; !oom && r <= t->rows; r++) {
+    for (size_t c = 0; c < nc; c++) {
+      size_t at = r * nc + c;
+      int last = c + 1 == nc, right = !!(t->right & (1u << c));
+      if (last && !right)
+        fputs(cell[at], out);
+      else
+        gm_table_pad(out, cell[at], cw[at], w[c], right);
+      if (!last) fputs("  ", out);
+    }
+    fputc('\n', out);
+  }
+  if (oom) fprintf(out, "(out of memory: the table is not shown)\n");
+  if (cut)
+    fprintf(out,
+            "(cells cut at %d columns end with \"...\": --json shows them "
+            "whole)\n",
+            GM_TABLE_CELL_MAX);
+  for (size_t i = 0; cell && i < n; i++) free(cell[i]);
+  free(cell);
+  free(cw);
+  free(w);
+  gm_table_free(t);
 }
 
 #ifdef __cplusplus

@@ -22,6 +22,7 @@
 
 #include <greenmarket/cli.h>
 #include <greenmarket/date.h>
+#include <greenmarket/table.h>
 
 #include "carbon.pb-c.h"
 #include "price.h"
@@ -214,66 +215,17 @@ static const char *gm__carbon_num(int64_t v, char out[24]) {
 
 /* ---- aligned tables ---- */
 
-#define GM__CARBON_MAX_COLS 10
+/* gm_table (greenmarket/table.h): cells on one line, padded by display
+   width. */
 
-typedef struct gm__carbon_table {
-  int ncols;         /* columns */
-  const char **head; /* column titles */
-  unsigned right;    /* bit c: column c is right-aligned (numbers) */
-  char **cells;      /* rows * ncols strdup()ed texts */
-  size_t rows, cap;  /* rows used, rows allocated */
-} gm__carbon_table;
-
-static void gm__carbon_row(gm__carbon_table *t, ...) {
-  va_list ap;
-  if (t->rows == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 16;
-    char **n = realloc(t->cells, cap * (size_t)t->ncols * sizeof *n);
-    if (!n) return;
-    t->cells = n;
-    t->cap = cap;
-  }
-  va_start(ap, t);
-  for (int c = 0; c < t->ncols; c++) {
-    const char *s = va_arg(ap, const char *);
-    t->cells[t->rows * (size_t)t->ncols + (size_t)c] = strdup(s ? s : "");
-  }
-  va_end(ap);
-  t->rows++;
-}
-
-static void gm__carbon_table_free(gm__carbon_table *t) {
-  for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++) free(t->cells[i]);
-  free(t->cells);
-  t->cells = NULL;
-  t->rows = t->cap = 0;
-}
-
-/* Prints the table (header first) and frees its rows. */
-static void gm__carbon_table_print(gm__carbon_table *t, FILE *out) {
-  size_t w[GM__CARBON_MAX_COLS] = {0};
-  for (int c = 0; c < t->ncols; c++) {
-    w[c] = strlen(t->head[c]);
-    for (size_t r = 0; r < t->rows; r++) {
-      const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
-      if (s && strlen(s) > w[c]) w[c] = strlen(s);
-    }
-  }
-  for (size_t r = 0; r <= t->rows; r++) {
-    for (int c = 0; c < t->ncols; c++) {
-      const char *s =
-          r ? t->cells[(r - 1) * (size_t)t->ncols + (size_t)c] : t->head[c];
-      int last = c + 1 == t->ncols;
-      if (t->right & (1u << c))
-        fprintf(out, "%*s%s", (int)w[c], s ? s : "", last ? "" : "  ");
-      else if (last)
-        fprintf(out, "%s", s ? s : "");
-      else
-        fprintf(out, "%-*s  ", (int)w[c], s ? s : "");
-    }
-    fputc('\n', out);
-  }
-  gm__carbon_table_free(t);
+/* `label` and a text from a reply on one line, escaped as a table cell
+   would show it (a reason stored before the text rule may hold control
+   characters). */
+static void gm__carbon_text(const char *label, const char *text) {
+  size_t cols;
+  char *cell = gm_table_cell(text, 0, &cols, NULL);
+  printf("%s%s\n", label, cell ? cell : "");
+  free(cell);
 }
 
 /* ---- calling the market ---- */
@@ -413,12 +365,12 @@ static void gm__carbon_print_order(const Gm__Carbon__Order *o) {
          (long long)o->quantity,
          market ? "market" : gm__carbon_px(o->price, px),
          gm__carbon_tif(o->tif, tif));
-  if (*o->client_order_id) printf("client id  %s\n", o->client_order_id);
+  if (*o->client_order_id) gm__carbon_text("client id  ", o->client_order_id);
   printf("state      %s: %lld t filled, %lld t open\n",
          gm__carbon_enum(&gm__carbon__order_state__descriptor, (int)o->state,
                          state),
          (long long)o->filled, (long long)o->remaining);
-  if (*o->reason) printf("reason     %s\n", o->reason);
+  if (*o->reason) gm__carbon_text("reason     ", o->reason);
   if (o->expire_ms)
     printf("expires    %s Asia/Shanghai\n",
            gm__carbon_time(o->expire_ms, when));
@@ -438,18 +390,18 @@ static void gm__carbon_print_place(const ProtobufCMessage *m) {
         "result, nothing new placed\n");
   if (!r->n_fills) return;
   printf("\nfills:\n");
-  gm__carbon_table t = {
+  gm_table t = {
       5,    (const char *[]){"TRADE", "QTY", "PRICE", "AMOUNT", "TIME"},
       0x0e, NULL,
       0,    0};
   for (size_t i = 0; i < r->n_fills; i++) {
     const Gm__Carbon__Fill *f = r->fills[i];
     char q[24], px[32], amt[32], when[32];
-    gm__carbon_row(&t, f->trade_id, gm__carbon_num(f->quantity, q),
-                   gm__carbon_px(f->price, px), gm__carbon_px(f->amount, amt),
-                   gm__carbon_time(f->time_ms, when));
+    gm_table_row(&t, f->trade_id, gm__carbon_num(f->quantity, q),
+                 gm__carbon_px(f->price, px), gm__carbon_px(f->amount, amt),
+                 gm__carbon_time(f->time_ms, when));
   }
-  gm__carbon_table_print(&t, stdout);
+  gm_table_print(&t, stdout);
 }
 
 /* -- buy / sell -- */
@@ -1010,27 +962,27 @@ static void gm__carbon_print_orders(const gm__carbon_list *l) {
   if (!sorted) return;
   for (size_t i = 0; i < l->n; i++) sorted[i] = l->items[i];
   qsort(sorted, l->n, sizeof *sorted, gm__carbon_order_by_id);
-  gm__carbon_table t = {8,
-                        (const char *[]){"ORDER", "SIDE", "PRICE", "QTY",
-                                         "FILLED", "OPEN", "TIF", "PLACED"},
-                        0x3c,
-                        NULL,
-                        0,
-                        0};
+  gm_table t = {8,
+                (const char *[]){"ORDER", "SIDE", "PRICE", "QTY", "FILLED",
+                                 "OPEN", "TIF", "PLACED"},
+                0x3c,
+                NULL,
+                0,
+                0};
   for (size_t i = 0; i < l->n; i++) {
     const Gm__Carbon__Order *o = sorted[i];
     char side[32], tif[32], px[32], q[24], f[24], rem[24], when[32];
-    gm__carbon_row(
-        &t, o->id, GM__CARBON_SIDE(o->side, side), gm__carbon_px(o->price, px),
-        gm__carbon_num(o->quantity, q), gm__carbon_num(o->filled, f),
-        gm__carbon_num(o->remaining, rem), gm__carbon_tif(o->tif, tif),
-        gm__carbon_time(o->created_ms, when));
+    gm_table_row(&t, o->id, GM__CARBON_SIDE(o->side, side),
+                 gm__carbon_px(o->price, px), gm__carbon_num(o->quantity, q),
+                 gm__carbon_num(o->filled, f),
+                 gm__carbon_num(o->remaining, rem), gm__carbon_tif(o->tif, tif),
+                 gm__carbon_time(o->created_ms, when));
   }
   free(sorted);
   if (t.rows == 0)
     printf("no open orders\n");
   else
-    gm__carbon_table_print(&t, stdout);
+    gm_table_print(&t, stdout);
 }
 
 static int gm__carbon_orders_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1070,22 +1022,22 @@ static int gm__carbon_range_opt(int c, const char *arg, void *ctx) {
 /* `recent`: the range reaches now, where a fill may not be settled yet. */
 static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
   const Gm__Carbon__TradeList *r = (const Gm__Carbon__TradeList *)m;
-  gm__carbon_table t = {8,
-                        (const char *[]){"TIME", "SYMBOL", "PRICE", "QTY",
-                                         "AMOUNT", "BUYER", "SELLER", "TRADE"},
-                        0x1c,
-                        NULL,
-                        0,
-                        0};
+  gm_table t = {8,
+                (const char *[]){"TIME", "SYMBOL", "PRICE", "QTY", "AMOUNT",
+                                 "BUYER", "SELLER", "TRADE"},
+                0x1c,
+                NULL,
+                0,
+                0};
   for (size_t i = 0; i < r->n_trades; i++) {
     const Gm__Carbon__Trade *o = r->trades[i];
     char px[32], q[24], amt[32], when[32], trade[96];
     snprintf(trade, sizeof trade, "%s%s", o->trade_id,
              o->block ? " (block)" : "");
-    gm__carbon_row(&t, gm__carbon_time(o->time_ms, when), o->symbol,
-                   gm__carbon_px(o->price, px), gm__carbon_num(o->quantity, q),
-                   gm__carbon_px(o->amount, amt), *o->buyer ? o->buyer : "-",
-                   *o->seller ? o->seller : "-", trade);
+    gm_table_row(&t, gm__carbon_time(o->time_ms, when), o->symbol,
+                 gm__carbon_px(o->price, px), gm__carbon_num(o->quantity, q),
+                 gm__carbon_px(o->amount, amt), *o->buyer ? o->buyer : "-",
+                 *o->seller ? o->seller : "-", trade);
   }
   if (t.rows == 0 && recent)
     printf(
@@ -1094,7 +1046,7 @@ static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
   else if (t.rows == 0)
     printf("no settled trades in that range\n");
   else
-    gm__carbon_table_print(&t, stdout);
+    gm_table_print(&t, stdout);
 }
 
 static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1210,10 +1162,9 @@ static void gm__carbon_print_depth(const ProtobufCMessage *m) {
     printf("the book is empty\n");
     return;
   }
-  gm__carbon_table t = {
-      5,    (const char *[]){"BID QTY", "BID", "|", "ASK", "ASK QTY"},
-      0x1b, NULL,
-      0,    0};
+  gm_table t = {5,    (const char *[]){"BID QTY", "BID", "|", "ASK", "ASK QTY"},
+                0x1b, NULL,
+                0,    0};
   for (size_t i = 0; i < n; i++) {
     char bq[24] = "", bp[32] = "", aq[24] = "", ap[32] = "";
     if (i < r->n_bids) {
@@ -1224,9 +1175,9 @@ static void gm__carbon_print_depth(const ProtobufCMessage *m) {
       gm__carbon_num(r->asks[i]->quantity, aq);
       gm__carbon_px(r->asks[i]->price, ap);
     }
-    gm__carbon_row(&t, bq, bp, "|", ap, aq);
+    gm_table_row(&t, bq, bp, "|", ap, aq);
   }
-  gm__carbon_table_print(&t, stdout);
+  gm_table_print(&t, stdout);
 }
 
 typedef struct gm__carbon_depth {
@@ -1306,14 +1257,13 @@ static int gm__carbon_stats_run(const gm__carbon_cli *g, int argc, char **argv,
 
 static void gm__carbon_print_instrument_list(
     Gm__Carbon__Instrument *const *list, size_t n) {
-  gm__carbon_table t = {
-      8,
-      (const char *[]){"SYMBOL", "KIND", "REFERENCE", "BAND", "SESSIONS",
-                       "BLOCK SESSIONS", "STATE", "NAME"},
-      0x0c,
-      NULL,
-      0,
-      0};
+  gm_table t = {8,
+                (const char *[]){"SYMBOL", "KIND", "REFERENCE", "BAND",
+                                 "SESSIONS", "BLOCK SESSIONS", "STATE", "NAME"},
+                0x0c,
+                NULL,
+                0,
+                0};
   for (size_t i = 0; i < n; i++) {
     const Gm__Carbon__Instrument *o = list[i];
     char ref[40], px[32], band[48], state[160];
@@ -1326,13 +1276,13 @@ static void gm__carbon_print_instrument_list(
                o->halt_reason);
     else
       snprintf(state, sizeof state, "trading");
-    gm__carbon_row(&t, o->symbol, o->kind, ref, band, o->sessions,
-                   o->block_sessions, state, o->name);
+    gm_table_row(&t, o->symbol, o->kind, ref, band, o->sessions,
+                 o->block_sessions, state, o->name);
   }
   if (t.rows == 0)
     printf("no instruments listed\n");
   else
-    gm__carbon_table_print(&t, stdout);
+    gm_table_print(&t, stdout);
 }
 
 static void gm__carbon_print_instruments(const ProtobufCMessage *m) {
@@ -1448,15 +1398,14 @@ static int gm__carbon_move_opt(int c, const char *arg, void *ctx) {
 }
 
 /* One account row: participant, symbol, cash, frozen, allowances... */
-static void gm__carbon_account_row(gm__carbon_table *t,
-                                   const Gm__Carbon__Account *a) {
+static void gm__carbon_account_row(gm_table *t, const Gm__Carbon__Account *a) {
   char c[32], cf[32], al[24], af[24], lk[24];
-  gm__carbon_row(t, a->participant, a->symbol,
-                 gm__carbon_format_price(a->cash, c),
-                 gm__carbon_format_price(a->cash_frozen, cf),
-                 gm__carbon_num(a->allowances, al),
-                 gm__carbon_num(a->allowances_frozen, af),
-                 gm__carbon_num(a->allowances_locked, lk));
+  gm_table_row(t, a->participant, a->symbol,
+               gm__carbon_format_price(a->cash, c),
+               gm__carbon_format_price(a->cash_frozen, cf),
+               gm__carbon_num(a->allowances, al),
+               gm__carbon_num(a->allowances_frozen, af),
+               gm__carbon_num(a->allowances_locked, lk));
 }
 
 static const char *const gm__carbon_account_head[] = {
@@ -1464,10 +1413,9 @@ static const char *const gm__carbon_account_head[] = {
     "ALLOWANCES",  "FROZEN", "LOCKED"};
 
 static void gm__carbon_print_account(const ProtobufCMessage *m) {
-  gm__carbon_table t = {
-      7, (const char **)gm__carbon_account_head, 0x7c, NULL, 0, 0};
+  gm_table t = {7, (const char **)gm__carbon_account_head, 0x7c, NULL, 0, 0};
   gm__carbon_account_row(&t, (const Gm__Carbon__Account *)m);
-  gm__carbon_table_print(&t, stdout);
+  gm_table_print(&t, stdout);
 }
 
 static int gm__carbon_move_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1538,8 +1486,7 @@ static int gm__carbon_holdings_run(const gm__carbon_cli *g, int argc,
       symbols[i] =
           ((const Gm__Carbon__InstrumentList *)list)->instruments[i]->symbol;
   }
-  gm__carbon_table t = {
-      7, (const char **)gm__carbon_account_head, 0x7c, NULL, 0, 0};
+  gm_table t = {7, (const char **)gm__carbon_account_head, 0x7c, NULL, 0, 0};
   for (size_t i = 0; i < nsymbols && code == GM_CLI_EXIT_OK; i++) {
     Gm__Carbon__AccountRequest req = GM__CARBON__ACCOUNT_REQUEST__INIT;
     ProtobufCMessage *reply;
@@ -1574,9 +1521,9 @@ static int gm__carbon_holdings_run(const gm__carbon_cli *g, int argc,
     if (t.rows == 0)
       printf("no holdings\n");
     else
-      gm__carbon_table_print(&t, stdout);
+      gm_table_print(&t, stdout);
   }
-  gm__carbon_table_free(&t);
+  gm_table_free(&t);
   return code;
 }
 
@@ -1610,20 +1557,20 @@ static void gm__carbon_print_offer(const ProtobufCMessage *m) {
   const Gm__Carbon__BlockOffer *b = (const Gm__Carbon__BlockOffer *)m;
   char side[32], state[32], q[24], px[32], amt[32], holds[48];
   const char *of = b->offerer, *cp = b->counterparty;
-  gm__carbon_table t = {9,
-                        (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY",
-                                         "PRICE", "AMOUNT", "STATE", "TRADE"},
-                        0x70,
-                        NULL,
-                        0,
-                        0};
-  gm__carbon_row(&t, b->id, of, GM__CARBON_SIDE(b->side, side), cp,
-                 gm__carbon_num(b->quantity, q), gm__carbon_px(b->price, px),
-                 gm__carbon_offer_amount(b, amt),
-                 gm__carbon_enum(&gm__carbon__offer_state__descriptor,
-                                 (int)b->state, state),
-                 *b->trade_id ? b->trade_id : "-");
-  gm__carbon_table_print(&t, stdout);
+  gm_table t = {9,
+                (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY", "PRICE",
+                                 "AMOUNT", "STATE", "TRADE"},
+                0x70,
+                NULL,
+                0,
+                0};
+  gm_table_row(&t, b->id, of, GM__CARBON_SIDE(b->side, side), cp,
+               gm__carbon_num(b->quantity, q), gm__carbon_px(b->price, px),
+               gm__carbon_offer_amount(b, amt),
+               gm__carbon_enum(&gm__carbon__offer_state__descriptor,
+                               (int)b->state, state),
+               *b->trade_id ? b->trade_id : "-");
+  gm_table_print(&t, stdout);
   gm__carbon_offer_holds(b, holds);
   switch (b->state) {
     case GM__CARBON__OFFER_STATE__OFFER_OPEN:
@@ -1660,26 +1607,26 @@ static void gm__carbon_print_offers(const gm__carbon_list *l) {
   if (!sorted) return;
   for (size_t i = 0; i < l->n; i++) sorted[i] = l->items[i];
   qsort(sorted, l->n, sizeof *sorted, gm__carbon_offer_by_id);
-  gm__carbon_table t = {8,
-                        (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY",
-                                         "PRICE", "AMOUNT", "MADE"},
-                        0x70,
-                        NULL,
-                        0,
-                        0};
+  gm_table t = {8,
+                (const char *[]){"OFFER", "FROM", "SIDE", "TO", "QTY", "PRICE",
+                                 "AMOUNT", "MADE"},
+                0x70,
+                NULL,
+                0,
+                0};
   for (size_t i = 0; i < l->n; i++) {
     const Gm__Carbon__BlockOffer *b = sorted[i];
     char side[32], q[24], px[32], amt[32], when[32];
-    gm__carbon_row(&t, b->id, b->offerer, GM__CARBON_SIDE(b->side, side),
-                   b->counterparty, gm__carbon_num(b->quantity, q),
-                   gm__carbon_px(b->price, px), gm__carbon_offer_amount(b, amt),
-                   gm__carbon_time(b->created_ms, when));
+    gm_table_row(&t, b->id, b->offerer, GM__CARBON_SIDE(b->side, side),
+                 b->counterparty, gm__carbon_num(b->quantity, q),
+                 gm__carbon_px(b->price, px), gm__carbon_offer_amount(b, amt),
+                 gm__carbon_time(b->created_ms, when));
   }
   free(sorted);
   if (t.rows == 0)
     printf("no open block offers\n");
   else
-    gm__carbon_table_print(&t, stdout);
+    gm_table_print(&t, stdout);
 }
 
 /* gm carbon block list [SYMBOL]: every page of block.list as one table. */
@@ -1787,30 +1734,30 @@ static int gm__carbon_block_run(const gm__carbon_cli *g, int argc, char **argv,
 
 static void gm__carbon_print_closes(const ProtobufCMessage *m) {
   const Gm__Carbon__CloseReply *r = (const Gm__Carbon__CloseReply *)m;
-  gm__carbon_table t = {7,
-                        (const char *[]){"SYMBOL", "DAY", "CLOSE", "VOLUME",
-                                         "BASIS", "EXPIRED", "STATUS"},
-                        0x2c,
-                        NULL,
-                        0,
-                        0};
+  gm_table t = {7,
+                (const char *[]){"SYMBOL", "DAY", "CLOSE", "VOLUME", "BASIS",
+                                 "EXPIRED", "STATUS"},
+                0x2c,
+                NULL,
+                0,
+                0};
   for (size_t i = 0; i < r->n_closes; i++) {
     const Gm__Carbon__DayClose *d = r->closes[i];
     char px[32], vol[24], exp[24];
     /* A day closed before comes with its volume and basis as closed. */
-    gm__carbon_row(&t, d->symbol, d->day, gm__carbon_px(d->close, px),
-                   gm__carbon_num(d->volume, vol),
-                   d->from_trades ? "VWAP of listing trades"
-                                  : "previous close (no trades)",
-                   gm__carbon_num(d->expired, exp),
-                   d->already ? "closed before" : "closed now");
+    gm_table_row(&t, d->symbol, d->day, gm__carbon_px(d->close, px),
+                 gm__carbon_num(d->volume, vol),
+                 d->from_trades ? "VWAP of listing trades"
+                                : "previous close (no trades)",
+                 gm__carbon_num(d->expired, exp),
+                 d->already ? "closed before" : "closed now");
   }
   if (t.rows == 0)
     printf(
         "no trading day has closed yet: a day closes when its last listing "
         "session ends\n");
   else
-    gm__carbon_table_print(&t, stdout);
+    gm_table_print(&t, stdout);
 }
 
 static int gm__carbon_close_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1847,13 +1794,13 @@ static void gm__carbon_print_reconcile(const Gm__Carbon__ReconcileReply *r) {
     printf("no differences: the ledger and the live holdings agree\n");
     return;
   }
-  gm__carbon_table t = {6,
-                        (const char *[]){"SYMBOL", "PARTICIPANT", "ASSET",
-                                         "LEDGER", "LIVE", "LIVE - LEDGER"},
-                        0x38,
-                        NULL,
-                        0,
-                        0};
+  gm_table t = {6,
+                (const char *[]){"SYMBOL", "PARTICIPANT", "ASSET", "LEDGER",
+                                 "LIVE", "LIVE - LEDGER"},
+                0x38,
+                NULL,
+                0,
+                0};
   for (size_t i = 0; i < n; i++) {
     const Gm__Carbon__Difference *d = r->differences[i];
     char led[40], live[40], diff[40];
@@ -1865,10 +1812,10 @@ static void gm__carbon_print_reconcile(const Gm__Carbon__ReconcileReply *r) {
       strcpy(diff, "?");
     else
       gm__carbon_amount(cash, x, 1, diff);
-    gm__carbon_row(&t, d->symbol, d->participant,
-                   cash ? "cash (yuan)" : "allowances (t)", led, live, diff);
+    gm_table_row(&t, d->symbol, d->participant,
+                 cash ? "cash (yuan)" : "allowances (t)", led, live, diff);
   }
-  gm__carbon_table_print(&t, stdout);
+  gm_table_print(&t, stdout);
   printf("%zu difference%s\n", n, n == 1 ? "" : "s");
   if (r->unsettled > 0)
     printf(

@@ -965,6 +965,42 @@ START_TEST(watch_as_shows_only_your_own_private_events) {
 }
 END_TEST
 
+/* The instruments table: a Chinese name keeps the columns after it in
+   line, and a halt reason stored before the text rule (control characters
+   written straight into Redis here) shows escaped on its one line. */
+START_TEST(instrument_rows_stay_in_line) {
+  gm_test_redis *redis = gm_test_redis_start();
+  gm_test_gmd *g = gm_test_gmd_start(
+      redis, GM_BUILD_PLUGIN_DIR,
+      "[testing]\nclock = manual\n[plugins]\nload = carbon\n");
+  const char *ep = gm_test_gmd_endpoint(g);
+  run_result *r = gm(ep, "--as", "root", "carbon", "create", "CEA-2025",
+                     "--reference", "85.5", "--name", "全国碳排放权配额", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "create", "CCER-2025", "--reference",
+         "62", "--kind", "CCER", "--name", "CCER 2025", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "halt", "CCER-2025", "--reason", "audit",
+         NULL);
+  GM_OK(r);
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "HSET gm:{carbon:CCER-2025}:i hreason %s", "old\x1b[2J\nreason"));
+  redisFree(rc);
+  r = gm(ep, "carbon", "instruments", NULL);
+  GM_OK(r);
+  /* Three lines (header and two rows), each NAME starting in the same
+     display column: the Chinese name is 8 characters, 16 columns. */
+  int lines = 0;
+  for (const char *p = r->out; *p; p++) lines += *p == '\n';
+  ck_assert_msg(lines == 3, "%s", r->out);
+  ck_assert_msg(strstr(r->out, "halted: old\\x1B[2J\\nreason"), "%s", r->out);
+  ck_assert_msg(!strchr(r->out, '\x1b'), "%s", r->out);
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&redis);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon_cli");
   TCase *tc = tcase_create("parse");
@@ -978,6 +1014,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, refusals_come_before_the_broker);
   tcase_add_test(tc, a_session_against_gmd);
+  tcase_add_test(tc, instrument_rows_stay_in_line);
   tcase_add_test(tc, block_trades_close_and_reconcile);
   tcase_add_test(tc, orders_and_cancel_all_go_past_one_page);
   tcase_add_test(tc, watch_as_shows_only_your_own_private_events);
