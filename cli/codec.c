@@ -856,48 +856,27 @@ static void gm__print_rows(FILE *out, const char *name, const json_t *rows) {
     }
     json_array_append_new(flats, flat);
   }
-  size_t nc = json_array_size(cols), ncells = (n + 1) * nc;
-  size_t *w = calloc(nc ? nc : 1, sizeof *w);
-  char **cell = calloc(ncells ? ncells : 1, sizeof *cell);
-  size_t *cw = calloc(ncells ? ncells : 1, sizeof *cw);
-  int cut = 0, oom = !w || !cell || !cw;
-  /* Row 0 is the header. */
-  for (size_t r = 0; !oom && r <= n; r++)
-    for (size_t c = 0; !oom && c < nc; c++) {
-      const char *k = json_string_value(json_array_get(cols, c));
-      json_t *v = r ? json_object_get(json_array_get(flats, r - 1), k) : NULL;
-      const char *t = r ? (v ? json_string_value(v) : "") : k;
-      size_t at = r * nc + c;
-      cell[at] =
-          gm_table_cell(t, c + 1 < nc ? GM_TABLE_CELL_MAX : 0, &cw[at], &cut);
-      if (!cell[at])
-        oom = 1;
-      else if (cw[at] > w[c])
-        w[c] = cw[at];
-    }
+  size_t nc = json_array_size(cols);
+  const char **head = calloc(nc ? nc : 1, sizeof *head),
+             **texts = calloc(nc ? nc : 1, sizeof *texts);
   fprintf(out, "%s (%zu):\n", name, n);
-  for (size_t r = 0; !oom && r <= n; r++) {
-    for (size_t c = 0; c < nc; c++) {
-      size_t at = r * nc + c;
-      if (c + 1 < nc) {
-        gm_table_pad(out, cell[at], cw[at], w[c], 0);
-        fputs("  ", out);
-      } else {
-        fputs(cell[at], out);
+  if (!head || !texts) {
+    fprintf(out, "(out of memory: the rows are not shown)\n");
+  } else {
+    for (size_t c = 0; c < nc; c++)
+      head[c] = json_string_value(json_array_get(cols, c));
+    gm_table t = {(int)nc, head, 0, NULL, 0, 0};
+    for (size_t r = 0; r < n; r++) {
+      for (size_t c = 0; c < nc; c++) {
+        json_t *v = json_object_get(json_array_get(flats, r), head[c]);
+        texts[c] = v ? json_string_value(v) : "";
       }
+      gm_table_add(&t, texts);
     }
-    fputc('\n', out);
+    gm_table_print(&t, out);
   }
-  if (oom) fprintf(out, "(out of memory: the rows are not shown)\n");
-  if (cut)
-    fprintf(out,
-            "(cells cut at %d columns end with \"...\": --json shows them "
-            "whole)\n",
-            GM_TABLE_CELL_MAX);
-  for (size_t c = 0; cell && c < ncells; c++) free(cell[c]);
-  free(cell);
-  free(cw);
-  free(w);
+  free(head);
+  free(texts);
   json_decref(flats);
   json_decref(cols);
 }

@@ -180,10 +180,9 @@ typedef struct gm_table {
   size_t rows, cap;        /* rows used, rows allocated */
 } gm_table;
 
-/* Adds a row of t->ncols texts (const char *, NULL reads as empty), copied.
-   Out of memory: the row is left out. */
-static inline void gm_table_row(gm_table *t, ...) {
-  va_list ap;
+/* Adds a row: t->ncols texts (NULL reads as empty), copied.  Out of
+   memory: the row is left out. */
+static inline void gm_table_add(gm_table *t, const char *const *texts) {
   if (t->rows == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 16;
     char **n = (char **)realloc(t->cells, cap * (size_t)t->ncols * sizeof *n);
@@ -191,13 +190,23 @@ static inline void gm_table_row(gm_table *t, ...) {
     t->cells = n;
     t->cap = cap;
   }
-  va_start(ap, t);
-  for (int c = 0; c < t->ncols; c++) {
-    const char *s = va_arg(ap, const char *);
-    t->cells[t->rows * (size_t)t->ncols + (size_t)c] = strdup(s ? s : "");
-  }
-  va_end(ap);
+  for (int c = 0; c < t->ncols; c++)
+    t->cells[t->rows * (size_t)t->ncols + (size_t)c] =
+        strdup(texts[c] ? texts[c] : "");
   t->rows++;
+}
+
+/* gm_table_add with the row's t->ncols texts (const char *) as arguments. */
+static inline void gm_table_row(gm_table *t, ...) {
+  const char **texts =
+      (const char **)calloc(t->ncols > 0 ? (size_t)t->ncols : 1, sizeof *texts);
+  va_list ap;
+  if (!texts) return;
+  va_start(ap, t);
+  for (int c = 0; c < t->ncols; c++) texts[c] = va_arg(ap, const char *);
+  va_end(ap);
+  gm_table_add(t, texts);
+  free(texts);
 }
 
 /* Frees t's rows (the header is the caller's); t can take rows again. */
