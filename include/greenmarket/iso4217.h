@@ -70,6 +70,38 @@ static inline int gm_iso4217_money(const char *code) {
   return 1;
 }
 
+/*
+ * The minor unit of an active money code (gm_iso4217_money): how many
+ * decimals its amounts have, 0 to 4 (JPY 0, CNY 2, KWD 3, CLF 4), or -1
+ * for any other code (metals, units of account, XTS and XXX have none:
+ * "N.A." in the list).
+ *
+ * Source: ISO 4217 list one, column "Minor unit" (the list the
+ * maintenance agency, SIX, publishes; current to the 2025 amendments
+ * above: ZWG and XCG 2).  Debian's iso-codes does not carry minor units.
+ * The one other table on a Debian machine, ICU's (CLDR "digits", e.g.
+ * ucurr_getDefaultFractionDigits in libicu 72), is a display convention
+ * and differs from ISO on purpose: CLDR gives 0 for AFN, ALL, IQD, IRR,
+ * KPW, LAK, LBP, MGA, MMK, RSD, SLL, SOS, SYP and YER, where ISO gives 2
+ * (IQD: 3).  Here ISO's.  Every code not listed below has 2.
+ */
+static inline int gm_iso4217_minor(const char *code) {
+  static const struct {
+    char code[4];
+    int minor;
+  } odd[] = {
+      {"BHD", 3}, {"BIF", 0}, {"CLF", 4}, {"CLP", 0}, {"DJF", 0}, {"GNF", 0},
+      {"IQD", 3}, {"ISK", 0}, {"JOD", 3}, {"JPY", 0}, {"KMF", 0}, {"KRW", 0},
+      {"KWD", 3}, {"LYD", 3}, {"OMR", 3}, {"PYG", 0}, {"RWF", 0}, {"TND", 3},
+      {"UGX", 0}, {"UYI", 0}, {"UYW", 4}, {"VND", 0}, {"VUV", 0}, {"XAF", 0},
+      {"XOF", 0}, {"XPF", 0},
+  };
+  if (!gm_iso4217_money(code)) return -1;
+  for (size_t i = 0; i < sizeof odd / sizeof *odd; i++)
+    if (!memcmp(code, odd[i].code, 4)) return odd[i].minor;
+  return 2;
+}
+
 #ifdef __cplusplus
 }
 #endif
