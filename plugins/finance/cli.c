@@ -3,11 +3,13 @@
  * and the centre, run by `gm` from this plugin (include/greenmarket/cli.h).
  * Every other word takes gm's generic `gm finance <method> field=value`.
  *
- * Amounts are typed and shown in yuan (two decimals) and sent as int64
- * fen; rates and fees in percent (two decimals) and sent as basis points;
- * expected benefits in tonnes (three decimals) and sent as kg.  --json
- * prints a method's reply unchanged (fen, bp, kg).  Everything asked of gm
- * goes through the gm_cli_api table: this file links no gm symbol.
+ * Amounts are typed and shown in the currency's units with its ISO 4217
+ * decimals (yuan with two, yen with none; at most two are carried) and
+ * sent as int64 hundredths of the unit (fen for CNY); rates and fees in percent
+ * (two decimals) and sent as basis points; expected benefits in tonnes (three
+ * decimals) and sent as kg.  --json prints a method's reply unchanged (fen, bp,
+ * kg).  Everything asked of gm goes through the gm_cli_api table: this file
+ * links no gm symbol.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <time.h>
 
 #include <greenmarket/cli.h>
+#include <greenmarket/iso4217.h>
 #include <greenmarket/date.h>
 
 #include "finance.pb-c.h"
@@ -172,13 +175,51 @@ static int gm__fin_decimal(const gm__fin_cli *g, const char *what,
   return -1;
 }
 
-static int gm__fin_yuan(const gm__fin_cli *g, const char *what,
-                        const char *text, int64_t *fen) {
-  if (gm__fin_decimal(g, what, "yuan", text, 2, GM_FINANCE_MAX_AMOUNT, fen))
+/*
+ * An amount typed in `cur`'s units ("" or NULL: the referral's, which the
+ * broker checks) into hundredths of the unit: at most the currency's ISO
+ * 4217 decimals and at most 2, the hundredths finance carries.  -1 after
+ * printing why.
+ */
+static int gm__fin_amount(const gm__fin_cli *g, const char *what,
+                          const char *text, const char *cur, int zero,
+                          int64_t *out) {
+  int d = cur && *cur ? gm_iso4217_minor(cur) : -1;
+  int dec = d >= 0 && d < 2 ? d : 2;
+  const char *unit = cur && *cur ? cur : "units of the currency";
+  const char *dot = text ? strchr(text, '.') : NULL;
+  int nfrac = dot ? (int)strspn(dot + 1, "0123456789") : 0;
+  if (dot && nfrac > dec && nfrac == (int)strlen(dot + 1)) {
+    if (d >= 0 && d <= 2)
+      g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                    "%s %s has more decimals than %s has (%d, ISO 4217); "
+                    "give %s in %s",
+                    what, text, cur, d,
+                    d == 0   ? "a whole amount"
+                    : d == 1 ? "at most 1 decimal"
+                             : "at most 2 decimals",
+                    cur);
+    else if (d > 2)
+      g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                    "%s %s has %d decimals; finance carries amounts to 0.01 "
+                    "%s (%s has %d, ISO 4217: the digits past the second are "
+                    "not carried)",
+                    what, text, nfrac, cur, cur, d);
+    else
+      g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                    "%s %s has %d decimals; give at most 2, and no more than "
+                    "the referral's currency has (CNY 2, JPY 0: ISO 4217)",
+                    what, text, nfrac);
     return -1;
-  if (*fen == 0) {
-    g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s must be at least 0.01 yuan",
-                  what);
+  }
+  int64_t scale = dec == 0 ? 100 : dec == 1 ? 10 : 1;
+  if (gm__fin_decimal(g, what, unit, text, dec, GM_FINANCE_MAX_AMOUNT / scale,
+                      out))
+    return -1;
+  *out *= scale;
+  if (*out == 0 && !zero) {
+    g->api->error(g->cli, GM_INVALID_ARGUMENT, "%s must be above 0 %s", what,
+                  unit);
     return -1;
   }
   return 0;
@@ -304,7 +345,7 @@ static void gm__fin_kv(const char *key, const char *fmt, ...) {
 }
 
 static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
-  char a[32], b[32], s[32], name[256];
+  char a[40], b[40], s[32], name[256];
   /* Back in the pool only while it is in the pool: an expired or held
      referral of a later round is not. */
   int pool = r->round > 1 && (r->state == GM__FINANCE__STATE__STATE_OPEN ||
@@ -318,15 +359,18 @@ static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
   gm__fin_kv("class", "%s / %s  %s", r->class_code, r->subitem,
              gm__fin_code_name(r->subitem, name));
   if (r->access >= GM__FINANCE__ACCESS__ACCESS_DETAILS)
-    gm__fin_kv("amount", "%s %s", gm__finance_format_yuan(r->amount, a),
+    gm__fin_kv("amount", "%s %s",
+               gm__finance_format_money(r->amount, r->currency, a),
                r->currency);
   else if (r->amount_band_max)
     gm__fin_kv("amount", "%s to %s %s (band)",
-               gm__finance_format_yuan(r->amount_band_min, a),
-               gm__finance_format_yuan(r->amount_band_max, b), r->currency);
+               gm__finance_format_money(r->amount_band_min, r->currency, a),
+               gm__finance_format_money(r->amount_band_max, r->currency, b),
+               r->currency);
   else
     gm__fin_kv("amount", "%s %s or more (band)",
-               gm__finance_format_yuan(r->amount_band_min, a), r->currency);
+               gm__finance_format_money(r->amount_band_min, r->currency, a),
+               r->currency);
   gm__fin_kv("tenor", "%d months", r->tenor_months);
   gm__fin_kv("region", "%s", r->region);
   gm__fin_kv("submitted", "%s", gm__fin_time(r->created_ms, a));
@@ -367,13 +411,14 @@ static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
   if (r->answer[0]) gm__fin_kv("answer", "%s", r->answer);
   if (r->approved_amount)
     gm__fin_kv("approved", "%s %s at %s%% over %d months",
-               gm__finance_format_yuan(r->approved_amount, a), r->currency,
-               gm__finance_format_pct(r->approved_rate_bp, s),
+               gm__finance_format_money(r->approved_amount, r->currency, a),
+               r->currency, gm__finance_format_pct(r->approved_rate_bp, s),
                r->approved_tenor_months);
   if (r->funded_amount)
     gm__fin_kv("funded", "%s %s on %s; referral fee %s",
-               gm__finance_format_yuan(r->funded_amount, a), r->currency,
-               r->funded_date, gm__finance_format_yuan(r->fee, b));
+               gm__finance_format_money(r->funded_amount, r->currency, a),
+               r->currency, r->funded_date,
+               gm__finance_format_money(r->fee, r->currency, b));
   if (r->decline_reason)
     gm__fin_kv("declined", "%s: %s",
                gm__fin_enum(&gm__finance__decline_reason__descriptor,
@@ -661,21 +706,46 @@ static int gm__fin_calendar_run(const gm__fin_cli *g, int argc, char **argv,
 
 static void gm__fin_print_bank(const ProtobufCMessage *m) {
   const Gm__Finance__Bank *b = (const Gm__Finance__Bank *)m;
+  char t1[32], t2[32];
   printf("%-20s %s\n", b->id, b->name);
-  for (size_t i = 0; i < b->n_members; i++) printf("  %s\n", b->members[i]);
+  for (size_t i = 0; i < b->n_members; i++) {
+    int off = 0;
+    for (size_t k = 0; k < b->n_inactive; k++)
+      off |= !strcmp(b->inactive[k], b->members[i]);
+    printf("  %s%s\n", b->members[i],
+           off ? "  inactive: no bank role (gets no events, its calls are "
+                 "refused; unlink it)"
+               : "");
+  }
+  for (size_t i = 0; i < b->n_offers; i++) {
+    const Gm__Finance__LinkOffer *o = b->offers[i];
+    printf("  %s  offered %s by %s, pending until %s (bank join)\n",
+           o->participant, gm__fin_time(o->offered_ms, t1),
+           o->by[0] ? o->by : "?", gm__fin_time(o->expires_ms, t2));
+  }
 }
 
 /* Who bank link named ("" for bank join): its reply says whether that
    participant acts for the bank yet. */
 static const char *gm__fin_linked = "";
+static int gm__fin_withdrawn; /* bank withdraw */
 
 /* bank.link's reply: the bank and its staff now. */
 static void gm__fin_print_staff(const ProtobufCMessage *m) {
   const Gm__Finance__Bank *b = (const Gm__Finance__Bank *)m;
+  char t[32];
   if (!b->id[0]) {
-    printf("unlinked: acts for no bank now\n");
+    printf("unlinked: acts for no bank now, no offer pending\n");
     return;
   }
+  if (gm__fin_withdrawn) {
+    printf("withdrawn: the offer to %s to act for %s\n", gm__fin_linked, b->id);
+    return;
+  }
+  for (size_t i = 0; i < b->n_offers; i++)
+    if (!strcmp(b->offers[i]->participant, gm__fin_linked))
+      printf("offer to %s pending until %s\n", gm__fin_linked,
+             gm__fin_time(b->offers[i]->expires_ms, t));
   int in = !gm__fin_linked[0];
   printf("bank %s, staff:", b->id);
   for (size_t i = 0; i < b->n_members; i++) {
@@ -697,12 +767,12 @@ static void gm__fin_print_banks(const ProtobufCMessage *m) {
 }
 
 static void gm__fin_print_product(const Gm__Finance__Product *p) {
-  char a[32], b[32], r1[16], r2[16], fee[16];
+  char a[40], b[40], r1[16], r2[16], fee[16];
   printf("%-16s %-12s %s%s\n", p->id, p->bank, p->name,
          p->retired ? "  (retired)" : "");
   printf("  %s-%s %s, %d-%d months, rate %s-%s%%, fee %s%%\n",
-         gm__finance_format_yuan(p->amount_min, a),
-         gm__finance_format_yuan(p->amount_max, b), p->currency,
+         gm__finance_format_money(p->amount_min, p->currency, a),
+         gm__finance_format_money(p->amount_max, p->currency, b), p->currency,
          p->tenor_min_months, p->tenor_max_months,
          gm__finance_format_pct(p->rate_min_bp, r1),
          gm__finance_format_pct(p->rate_max_bp, r2),
@@ -726,21 +796,23 @@ static void gm__fin_print_products(const ProtobufCMessage *m) {
 
 static void gm__fin_print_queue(const ProtobufCMessage *m) {
   const Gm__Finance__Queue *q = (const Gm__Finance__Queue *)m;
-  char t[32], a[32], b[32], s[32];
+  char t[32], a[40], b[40], s[32];
   printf("bank %s: %lld referrals\n", q->bank, (long long)q->total);
   printf("%-10s %-8s %-15s %-6s %-28s %-7s %-7s %s\n", "referral", "relation",
-         "state", "item", "amount band (yuan)", "tenor", "city", "due");
+         "state", "item", "amount band", "tenor", "city", "due");
   for (size_t i = 0; i < q->n_entries; i++) {
     const Gm__Finance__Referral *r = q->entries[i]->referral;
     const char *rel = q->entries[i]->relation;
-    char band[64];
+    char band[96];
     if (r->amount_band_max)
-      snprintf(band, sizeof band, "%s-%s",
-               gm__finance_format_yuan(r->amount_band_min, a),
-               gm__finance_format_yuan(r->amount_band_max, b));
+      snprintf(band, sizeof band, "%s-%s %s",
+               gm__finance_format_money(r->amount_band_min, r->currency, a),
+               gm__finance_format_money(r->amount_band_max, r->currency, b),
+               r->currency);
     else
-      snprintf(band, sizeof band, "%s+",
-               gm__finance_format_yuan(r->amount_band_min, a));
+      snprintf(band, sizeof band, "%s+ %s",
+               gm__finance_format_money(r->amount_band_min, r->currency, a),
+               r->currency);
     int64_t due =
         r->state == GM__FINANCE__STATE__STATE_PICKED    ? r->contact_due_ms
         : r->state <= GM__FINANCE__STATE__STATE_CLAIMED ? r->pick_due_ms
@@ -780,6 +852,16 @@ static int gm__fin_bank_run(const gm__fin_cli *g, int argc, char **argv,
     req.participant = a.pos[1];
     req.bank = link ? a.pos[2] : "";
     gm__fin_linked = req.participant;
+    return gm__fin_show(g, "bank.link", &req.base, gm__fin_print_staff);
+  }
+  if (!strcmp(sub, "withdraw")) {
+    if (a.npos != 2)
+      return gm__fin_usage(self, "%s", "give bank withdraw PARTICIPANT");
+    Gm__Finance__LinkRequest req = GM__FINANCE__LINK_REQUEST__INIT;
+    req.participant = a.pos[1];
+    req.withdraw = 1;
+    gm__fin_linked = req.participant;
+    gm__fin_withdrawn = 1;
     return gm__fin_show(g, "bank.link", &req.base, gm__fin_print_staff);
   }
   if (!strcmp(sub, "join")) {
@@ -831,9 +913,10 @@ static int gm__fin_product_run(const gm__fin_cli *g, int argc, char **argv,
                          "product create needs --amount, --tenor, --rate, "
                          "--classes and --fee");
   if (gm__fin_range(g, "--amount", a.opt[O_AMOUNT], amt, &lo, &hi) ||
-      gm__fin_decimal(g, "the smallest --amount", "yuan", lo, 2,
-                      GM_FINANCE_MAX_AMOUNT, &p.amount_min) ||
-      gm__fin_yuan(g, "the largest --amount", hi, &p.amount_max) ||
+      gm__fin_amount(g, "the smallest --amount", lo, p.currency, 1,
+                     &p.amount_min) ||
+      gm__fin_amount(g, "the largest --amount", hi, p.currency, 0,
+                     &p.amount_max) ||
       gm__fin_range(g, "--tenor", a.opt[O_TENOR], ten, &lo, &hi) ||
       gm__fin_months(g, "the shortest --tenor", lo, &p.tenor_min_months) ||
       gm__fin_months(g, "the longest --tenor", hi, &p.tenor_max_months) ||
@@ -937,7 +1020,9 @@ static int gm__fin_refer_run(const gm__fin_cli *g, int argc, char **argv,
     return gm__fin_usage(self, "%s",
                          "give --amount, --tenor, --item, --use and "
                          "--description");
-  if (gm__fin_yuan(g, "--amount", a.opt[O_AMOUNT], &req.amount) ||
+  if (gm__fin_amount(g, "--amount", a.opt[O_AMOUNT],
+                     a.opt[O_CURRENCY] ? a.opt[O_CURRENCY] : "CNY", 0,
+                     &req.amount) ||
       gm__fin_months(g, "--tenor", a.opt[O_TENOR], &req.tenor_months) ||
       (a.opt[O_CO2] &&
        gm__fin_decimal(g, "--co2", "t", a.opt[O_CO2], 3, GM_FINANCE_MAX_BENEFIT,
@@ -974,15 +1059,16 @@ static int gm__fin_show_run(const gm__fin_cli *g, int argc, char **argv,
 
 static void gm__fin_print_list(const ProtobufCMessage *m) {
   const Gm__Finance__ReferralList *l = (const Gm__Finance__ReferralList *)m;
-  char a[32], s[32], t[32];
-  printf("%-10s %-15s %-6s %18s %-5s %-14s %s\n", "referral", "state", "item",
-         "amount (yuan)", "tenor", "bank", "submitted");
+  char a[40], s[32], t[32];
+  printf("%-10s %-15s %-6s %18s %-3s %-5s %-14s %s\n", "referral", "state",
+         "item", "amount", "", "tenor", "bank", "submitted");
   for (size_t i = 0; i < l->n_referrals; i++) {
     const Gm__Finance__Referral *r = l->referrals[i];
-    printf("%-10s %-15s %-6s %18s %-5d %-14s %s\n", r->id,
+    printf("%-10s %-15s %-6s %18s %-3s %-5d %-14s %s\n", r->id,
            GM__FIN_STATE(r->state, s), r->subitem,
-           gm__finance_format_yuan(r->amount, a), r->tenor_months,
-           r->bank[0] ? r->bank : "-", gm__fin_time(r->created_ms, t));
+           gm__finance_format_money(r->amount, r->currency, a), r->currency,
+           r->tenor_months, r->bank[0] ? r->bank : "-",
+           gm__fin_time(r->created_ms, t));
   }
   printf("%zu of %lld\n", l->n_referrals, (long long)l->total);
 }
@@ -1047,7 +1133,8 @@ static int gm__fin_step_run(const gm__fin_cli *g, int argc, char **argv,
     r.id = id;
     if (!a.opt[O_AMOUNT] || !a.opt[O_RATE] || !a.opt[O_TENOR])
       code = gm__fin_usage(self, "%s", "give --amount, --rate and --tenor");
-    else if (gm__fin_yuan(g, "--amount", a.opt[O_AMOUNT], &r.amount) ||
+    else if (gm__fin_amount(g, "--amount", a.opt[O_AMOUNT], NULL, 0,
+                            &r.amount) ||
              gm__fin_pct(g, "--rate", a.opt[O_RATE], &r.rate_bp) ||
              gm__fin_months(g, "--tenor", a.opt[O_TENOR], &r.tenor_months))
       code = GM_CLI_EXIT_ERROR;
@@ -1060,7 +1147,7 @@ static int gm__fin_step_run(const gm__fin_cli *g, int argc, char **argv,
     r.date = (char *)(a.opt[O_DATE] ? a.opt[O_DATE] : "");
     if (!a.opt[O_AMOUNT])
       code = gm__fin_usage(self, "%s", "give --amount");
-    else if (gm__fin_yuan(g, "--amount", a.opt[O_AMOUNT], &r.amount))
+    else if (gm__fin_amount(g, "--amount", a.opt[O_AMOUNT], NULL, 0, &r.amount))
       code = GM_CLI_EXIT_ERROR;
     else
       code = gm__fin_show(g, "referral.fund", &r.base, gm__fin_print_ref_msg);
@@ -1100,7 +1187,7 @@ static int gm__fin_queue_run(const gm__fin_cli *g, int argc, char **argv,
 
 static void gm__fin_print_bank_report(const ProtobufCMessage *m) {
   const Gm__Finance__BankReport *r = (const Gm__Finance__BankReport *)m;
-  char a[32], b[32], t1[32], t2[32];
+  char a[40], b[40], t1[32], t2[32];
   gm__fin_kv("bank", "%s, %s to %s", r->bank, r->from, r->to);
   gm__fin_kv("claims", "%lld (picked %lld)", (long long)r->claims,
              (long long)r->picked);
@@ -1119,9 +1206,11 @@ static void gm__fin_print_bank_report(const ProtobufCMessage *m) {
     gm__fin_kv(i ? "" : "loans funded", "%lld loan%s, %s %s; fees due %s %s",
                (long long)r->by_currency[i]->loans,
                r->by_currency[i]->loans == 1 ? "" : "s",
-               gm__finance_format_yuan(r->by_currency[i]->funded_amount, a),
+               gm__finance_format_money(r->by_currency[i]->funded_amount,
+                                        r->by_currency[i]->currency, a),
                r->by_currency[i]->currency,
-               gm__finance_format_yuan(r->by_currency[i]->fees, b),
+               gm__finance_format_money(r->by_currency[i]->fees,
+                                        r->by_currency[i]->currency, b),
                r->by_currency[i]->currency);
   if (!r->n_by_currency) gm__fin_kv("loans funded", "none");
   gm__fin_kv("missed contact", "%lld", (long long)r->breaches);
@@ -1208,7 +1297,8 @@ static const gm__fin_cmd gm__fin_cmds[] = {
      "    no FILE: the one shipped in the plugin\n",
      gm__fin_calendar_run},
     {"bank",
-     "gm finance bank [list]             the banks\n"
+     "gm finance bank [list]             the banks (the centre: staff, "
+     "inactive\n      staff and pending link offers)\n"
      "  gm finance bank create ID --name NAME          (centre)\n"
      "  gm finance bank link PARTICIPANT BANK          (centre) PARTICIPANT "
      "acts for BANK\n"
@@ -1216,6 +1306,9 @@ static const gm__fin_cmd gm__fin_cmds[] = {
      "first\n"
      "  gm finance bank join BANK                      (bank) accept the "
      "centre's link\n"
+     "  gm finance bank withdraw PARTICIPANT           (centre) withdraw "
+     "a pending\n"
+     "      offer (an offer expires after link_offer_days, 7 by default)\n"
      "  gm finance bank unlink PARTICIPANT             (centre)\n",
      gm__fin_bank_run},
     {"product",
@@ -1224,7 +1317,7 @@ static const gm__fin_cmd gm__fin_cmds[] = {
      "MIN-MAX\n"
      "      --tenor MIN-MAX --rate MIN-MAX --fee PCT --classes 3,1.5\n"
      "      [--regions 330000,330500] [--currency CNY]   (centre) amounts in "
-     "yuan,\n"
+     "CURRENCY,\n"
      "      tenors in months, rates and the referral fee in percent\n"
      "  gm finance product retire ID                   (centre)\n",
      gm__fin_product_run},
@@ -1318,9 +1411,11 @@ static int gm__fin_run(gm_cli *cli, const gm_cli_api *api, int argc,
 
 static void gm__fin_help(FILE *out) {
   fprintf(out,
-          "friendly commands (amounts in yuan like 5000000.00, rates and "
-          "fees in percent\nlike 3.45, benefits in tonnes; dates "
-          "YYYY-MM-DD; --json prints the reply\nin fen, bp and kg):\n");
+          "friendly commands (amounts in the currency's units with its "
+          "decimals, like\n5000000.00 yuan or 5000000 yen, rates and fees "
+          "in percent like 3.45, benefits\nin tonnes; dates YYYY-MM-DD; "
+          "--json prints the reply in hundredths of\nthe currency unit (fen), "
+          "bp and kg):\n");
   for (size_t i = 0; i < sizeof gm__fin_cmds / sizeof gm__fin_cmds[0]; i++)
     fprintf(out, "  %s", gm__fin_cmds[i].usage);
 }

@@ -8,8 +8,14 @@
 --   P.banks    HASH bank id -> "created ms|name"
 --   P.bm:<b>   SET  participants acting for bank b
 --   P.member   HASH participant -> bank
---   P.inv      HASH participant -> bank the centre linked it to, until
---              it accepts (bank join)
+--   P.inv      HASH participant -> "bank|offered ms|expires ms|by" (by:
+--              the centre's participant): the bank the centre linked it
+--              to, until it accepts (bank join), the centre withdraws the
+--              offer or it expires (OFFER_MS after it was made, the
+--              setting link_offer_days).  An expired offer is removed by
+--              its deadline 'offer' (id: the participant) and by every
+--              link op (a deadline that fires late, or an offer stored
+--              before offers expired: "bank" alone, taken as expired).
 --   P.prod     HASH product id -> its record, packed by directory.c
 --   P.pname    HASH product id -> name
 --   P.pc:<c>   SET  product ids with a class under top class c
@@ -34,9 +40,12 @@
 --   'members', bank... -> {{bank, member...}, ...}
 --   'calendar', from day, to day -> {loaded 0|1, source, ms,
 --       day, h|w|s, note, ...}
---   'bank', id, name | 'banks' -> {{id, created, name, member...}, ...}
---   'link', participant, bank ("" unlinks), 'offer' (the centre) or
---       'accept' (the participant) -> {bank, member...}
+--   'bank', id, name | 'banks' -> {{id, created, name, {member...},
+--       {who, offered ms, expires ms, by, ...} pending offers}, ...}
+--   'link', participant, bank ("" unlinks), 'offer' (the centre),
+--       'accept' (the participant) or 'withdraw' (the centre: its offer to
+--       participant, bank ignored) -> {bank row as 'banks'}, {} unlinked
+--   'offer_expire', participant (the deadline) -> {} 
 --   'product', id, bank, record, name, top classes "1,3", codes,
 --       codes the built-in catalogue lacks
 --   'retire', id | 'products', bank ("" all) -> {{id, record, name,
@@ -71,6 +80,52 @@ local function product(id)
     redis.call('HGET', P .. 'pname', id) or '',
     redis.call('HGET', P .. 'pret', id) or '',
     redis.call('HGET', P .. 'pct', id) or '0'}
+end
+
+-- An offer in P.inv: bank, offered ms, expires ms, by (an offer stored
+-- before offers expired: its bank, 0, 0, '').
+local function offer_parse(v)
+  if not v then return nil end
+  local bank, at, exp, by = string.match(v, '^([^|]*)|(%d+)|(%d+)|(.*)$')
+  if not bank then return v, 0, 0, '' end
+  return bank, tonumber(at), tonumber(exp), by
+end
+
+-- The pending (unexpired) offers to bank b: {who, offered, expires, by...}
+local function offers(b)
+  local out, flat = {}, redis.call('HGETALL', P .. 'inv')
+  local rows = {}
+  for i = 1, #flat, 2 do
+    local bank, at, exp, by = offer_parse(flat[i + 1])
+    if bank == b and exp > NOW then rows[#rows + 1] = {flat[i], at, exp, by} end
+  end
+  table.sort(rows, function(x, y) return x[1] < y[1] end)
+  for _, o in ipairs(rows) do
+    out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] =
+      o[1], I(o[2]), I(o[3]), o[4]
+  end
+  return out
+end
+
+-- {id, created, name, {member...}, {offers}}
+local function bank_row(id, rec)
+  local ct, name = string.match(rec, '^(%d+)|(.*)$')
+  local m = members(id)
+  table.remove(m, 1)
+  table.sort(m)
+  return {id, ct, name, m, offers(id)}
+end
+
+-- Removes the offers that expired (a write op only).
+local function offers_sweep()
+  local flat = redis.call('HGETALL', P .. 'inv')
+  for i = 1, #flat, 2 do
+    local _, _, exp = offer_parse(flat[i + 1])
+    if exp <= NOW then
+      redis.call('HDEL', P .. 'inv', flat[i])
+      gm.deadline_cancel('offer', flat[i])
+    end
+  end
 end
 
 local function bank_missing(bank)
@@ -137,23 +192,22 @@ if op == 'bank' then
     redis.call('HSET', P .. 'banks', id, I(NOW) .. '|' .. name)
     gm.emit('bank', 'bank', id, 'name', name, 't', I(NOW))
   end
-  local ct = string.match(redis.call('HGET', P .. 'banks', id), '^(%d+)|')
-  local out = {id, ct, name}
-  for i, m in ipairs(members(id)) do if i > 1 then out[#out + 1] = m end end
-  return {out}
+  return {bank_row(id, redis.call('HGET', P .. 'banks', id))}
 end
 
 if op == 'banks' then
   local flat = redis.call('HGETALL', P .. 'banks')
   local out = {}
-  for i = 1, #flat, 2 do
-    local ct, name = string.match(flat[i + 1], '^(%d+)|(.*)$')
-    local b = {flat[i], ct, name}
-    for j, m in ipairs(members(flat[i])) do if j > 1 then b[#b + 1] = m end end
-    out[#out + 1] = b
-  end
+  for i = 1, #flat, 2 do out[#out + 1] = bank_row(flat[i], flat[i + 1]) end
   table.sort(out, function(a, b) return a[1] < b[1] end)
   return out
+end
+
+if op == 'offer_expire' then
+  local _, _, exp = offer_parse(redis.call('HGET', P .. 'inv', ARGV[2]))
+  -- A newer offer moved the deadline: it fires again then.
+  if exp and exp <= NOW then redis.call('HDEL', P .. 'inv', ARGV[2]) end
+  return {}
 end
 
 if op == 'link' then
@@ -163,41 +217,76 @@ if op == 'link' then
   -- roles, and a plugin has no way to read another participant's).
   -- Only then does it see the bank's queue and private events.
   local who, bank, mode = ARGV[2], ARGV[3], ARGV[4]
+  local ob, _, oexp = offer_parse(redis.call('HGET', P .. 'inv', who))
+  if mode == 'accept' and ob == bank and oexp <= NOW and
+      redis.call('HGET', P .. 'member', who) ~= bank then
+    return rej('FAILED_PRECONDITION', 'the centre\'s offer to link you (' ..
+      who .. ') to bank ' .. bank .. (oexp > 0 and (' expired at ' ..
+      stamp(oexp) .. ' Asia/Shanghai') or ' was made before offers ' ..
+      'expired and has expired') .. ' (an offer lasts ' ..
+      I(OFFER_MS / DAY_MS) .. ' days); ask the centre for a new one: gm ' ..
+      'finance bank link ' .. who .. ' ' .. bank)
+  end
+  if mode == 'withdraw' then
+    if not ob or oexp <= NOW then
+      return rej('NOT_FOUND', 'there is no pending offer to ' .. who ..
+        ' (it was accepted, withdrawn or expired); gm finance bank list ' ..
+        'shows the pending ones')
+    end
+    offers_sweep()
+    redis.call('HDEL', P .. 'inv', who)
+    gm.deadline_cancel('offer', who)
+    local rec = redis.call('HGET', P .. 'banks', ob)
+    return rec and {bank_row(ob, rec)} or {}
+  end
   if bank ~= '' and redis.call('HEXISTS', P .. 'banks', bank) == 0 then
     return bank_missing(bank)
   end
   local was = redis.call('HGET', P .. 'member', who)
   if bank == '' then
-    redis.call('HDEL', P .. 'inv', who)
+    offers_sweep()
+    if redis.call('HDEL', P .. 'inv', who) == 1 then
+      gm.deadline_cancel('offer', who)
+    end
     if was then
       redis.call('SREM', P .. 'bm:' .. was, who)
       redis.call('HDEL', P .. 'member', who)
       gm.emit('link', 'who', who, 'bank', '', 't', I(NOW))
     end
-    return {''}
+    return {}
   end
-  if was == bank then return members(bank) end
+  local row = function()
+    return {bank_row(bank, redis.call('HGET', P .. 'banks', bank))}
+  end
+  if was == bank then return row() end
   if was then
     return rej('FAILED_PRECONDITION', who .. ' acts for bank ' .. was ..
       '; unlink it first (gm finance bank unlink ' .. who .. '), then ' ..
       'link it to ' .. bank)
   end
   if mode == 'offer' then
-    redis.call('HSET', P .. 'inv', who, bank)
-    return members(bank)
+    -- A new offer replaces a pending one (to this bank or another) and
+    -- runs from now.
+    offers_sweep()
+    redis.call('HSET', P .. 'inv', who, bank .. '|' .. I(NOW) .. '|' ..
+      I(NOW + OFFER_MS) .. '|' .. gm.participant)
+    gm.deadline('offer', who, NOW + OFFER_MS)
+    return row()
   end
-  local inv = redis.call('HGET', P .. 'inv', who)
+  local inv = ob and oexp > NOW and ob or nil
   if inv ~= bank then
-    return rej('FAILED_PRECONDITION', 'the centre has not linked you (' ..
-      who .. ') to bank ' .. bank .. (inv and ('; it linked you to bank ' ..
-      inv .. ': gm finance bank join ' .. inv) or '; ask it to: gm finance ' ..
-      'bank link ' .. who .. ' ' .. bank))
+    return rej('FAILED_PRECONDITION', 'the centre has no pending offer to ' ..
+      'link you (' .. who .. ') to bank ' .. bank .. (inv and
+      ('; it offered you bank ' .. inv .. ': gm finance bank join ' .. inv) or
+      '; ask it to link you: gm finance bank link ' .. who .. ' ' .. bank))
   end
+  offers_sweep()
   redis.call('HDEL', P .. 'inv', who)
+  gm.deadline_cancel('offer', who)
   redis.call('HSET', P .. 'member', who, bank)
   redis.call('SADD', P .. 'bm:' .. bank, who)
   gm.emit('link', 'who', who, 'bank', bank, 't', I(NOW))
-  return members(bank)
+  return row()
 end
 
 if op == 'product' then

@@ -430,7 +430,9 @@ gm_status finance__calendar_list(gm_call *call, const ProtobufCMessage *req,
 
 /* ---- banks ---- */
 
-/* A Bank from {id, created, name, member...} (members for the centre). */
+/* A Bank from {id, created, name, {member...}, {who, offered, expires, by,
+   ...}}: its staff, pending offers and the staff who no longer hold the
+   bank role for the centre only. */
 static Gm__Finance__Bank *finance__bank(gm_call *call, const gm_value *b,
                                         int staff) {
   Gm__Finance__Bank *out = host->alloc(call, sizeof *out);
@@ -438,10 +440,28 @@ static Gm__Finance__Bank *finance__bank(gm_call *call, const gm_value *b,
   out->id = (char *)finance__s(b, 0);
   out->created_ms = finance__i(b, 1);
   out->name = (char *)finance__s(b, 2);
-  if (staff && b->n > 3) {
-    out->members = host->alloc(call, (b->n - 3) * sizeof *out->members);
-    for (size_t i = 3; i < b->n; i++)
-      out->members[out->n_members++] = (char *)finance__s(b, i);
+  const gm_value *m = finance__a(b, 3), *o = finance__a(b, 4);
+  if (!staff) return out;
+  out->members = host->alloc(call, (m->n + 1) * sizeof *out->members);
+  out->inactive = host->alloc(call, (m->n + 1) * sizeof *out->inactive);
+  for (size_t i = 0; i < m->n; i++) {
+    const char *who = finance__s(m, i);
+    out->members[out->n_members++] = (char *)who;
+    /* 0: registered without the role (-1, the registry unreadable, is not
+       said to be either). */
+    if (GM_HOST_HAS(host, participant_has_role) &&
+        host->participant_has_role(call, who, "bank") == 0)
+      out->inactive[out->n_inactive++] = (char *)who;
+  }
+  out->offers = host->alloc(call, (o->n / 4 + 1) * sizeof *out->offers);
+  for (size_t i = 0; i + 3 < o->n; i += 4) {
+    Gm__Finance__LinkOffer *x = host->alloc(call, sizeof *x);
+    gm__finance__link_offer__init(x);
+    x->participant = (char *)finance__s(o, i);
+    x->offered_ms = finance__i(o, i + 1);
+    x->expires_ms = finance__i(o, i + 2);
+    x->by = (char *)finance__s(o, i + 3);
+    out->offers[out->n_offers++] = x;
   }
   return out;
 }
@@ -479,9 +499,10 @@ gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   if (!centre) {
     const char *me = host->participant(call);
-    if (!in->bank[0])
+    if (!in->bank[0] || in->withdraw)
       return host->fail(call, GM_PERMISSION_DENIED,
-                        "only the centre unlinks a bank's staff");
+                        "only the centre unlinks a bank's staff or withdraws "
+                        "a link offer");
     if (who[0] && strcmp(who, me))
       return host->fail(call, GM_PERMISSION_DENIED,
                         "only the centre links %s to a bank; you accept your "
@@ -498,24 +519,36 @@ gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "participant \"%s\" must be " GM_PARTICIPANT_ID_RULE,
                       finance__q(call, who, 70));
-  if (in->bank[0] && !gm__finance_valid_bank(in->bank))
+  if (in->bank[0] && !in->withdraw && !gm__finance_valid_bank(in->bank))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "bank id \"%s\" is not a bank id (gm finance bank list "
                       "lists them); \"\" unlinks",
                       finance__q(call, in->bank, 40));
-  const char *args[] = {"link", who, in->bank, centre ? "offer" : "accept"};
+  const char *args[] = {"link", who, in->bank,
+                        !centre        ? "accept"
+                        : in->withdraw ? "withdraw"
+                                       : "offer"};
   const gm_value *v;
   if ((st = finance__dir(call, 4, args, &v)) != GM_OK) return st;
-  Gm__Finance__Bank *out = host->alloc(call, sizeof *out);
-  gm__finance__bank__init(out);
-  out->id = (char *)finance__s(v, 0);
-  if (v->n > 1) {
-    out->members = host->alloc(call, (v->n - 1) * sizeof *out->members);
-    for (size_t i = 1; i < v->n; i++)
-      out->members[out->n_members++] = (char *)finance__s(v, i);
+  if (v->n == 0) { /* unlinked */
+    Gm__Finance__Bank *out = host->alloc(call, sizeof *out);
+    gm__finance__bank__init(out);
+    *reply = &out->base;
+    return GM_OK;
   }
+  /* The staff member who joined sees its bank's staff, not the offers. */
+  Gm__Finance__Bank *out = finance__bank(call, finance__a(v, 0), 1);
+  if (!centre) out->n_offers = out->n_inactive = 0;
   *reply = &out->base;
   return GM_OK;
+}
+
+/* The offer's deadline: removes it once expired (dir.lua). */
+gm_status finance__on_offer(gm_call *call, const gm_deadline *d, void *arg) {
+  const char *args[] = {"offer_expire", d->id};
+  const gm_value *v;
+  (void)arg;
+  return finance__run(call, "dir", FINANCE_DIR_TAG, 2, args, &v);
 }
 
 gm_status finance__bank_list(gm_call *call, const ProtobufCMessage *req,
@@ -587,16 +620,21 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
                       "(such as CNY or USD; not a metal, a unit of account, "
                       "XTS or XXX)",
                       finance__q(call, p.currency, 8));
-  char y1[32], y2[32], y3[32];
+  char y1[40], y2[40], y3[40], err[200];
   if (p.amount_min < 0 || p.amount_max < p.amount_min ||
       p.amount_max > GM_FINANCE_MAX_AMOUNT || p.amount_max == 0)
     return host->fail(
         call, GM_INVALID_ARGUMENT,
         "the amount range %s-%s %s must have 0 <= MIN <= MAX <= %s and MAX "
-        "at least 0.01",
-        gm__finance_format_yuan(p.amount_min, y1),
-        gm__finance_format_yuan(p.amount_max, y2), p.currency,
-        gm__finance_format_yuan(GM_FINANCE_MAX_AMOUNT, y3));
+        "above 0",
+        gm__finance_format_money(p.amount_min, p.currency, y1),
+        gm__finance_format_money(p.amount_max, p.currency, y2), p.currency,
+        gm__finance_format_money(GM_FINANCE_MAX_AMOUNT, p.currency, y3));
+  if (gm__finance_money_check("the smallest amount", p.amount_min, p.currency,
+                              err, sizeof err) ||
+      gm__finance_money_check("the largest amount", p.amount_max, p.currency,
+                              err, sizeof err))
+    return host->fail(call, GM_INVALID_ARGUMENT, "%s", err);
   if (p.tenor_min_months < 1 || p.tenor_max_months < p.tenor_min_months ||
       p.tenor_max_months > GM_FINANCE_MAX_TENOR)
     return host->fail(call, GM_INVALID_ARGUMENT,

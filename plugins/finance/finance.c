@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <greenmarket/date.h>
+#include <greenmarket/iso4217.h>
 
 #include "finance.h"
 
@@ -27,6 +28,7 @@ long finance__max_claims = 3;
 long finance__pick_days = 5;
 long finance__contact_days = 7;
 long finance__sync_ms = 5000;
+long finance__offer_days = 7;
 long finance__kill_before_index;
 finance__entry *finance__builtin;
 size_t finance__nbuiltin;
@@ -115,10 +117,10 @@ static int finance__cmp_day(const void *a, const void *b) {
  * and the settings, so each is declared once (lib.lua reads them).
  */
 static char *finance__constants(void) {
-  char *buf = malloc(2048);
+  char *buf = malloc(4096);
   size_t used = 0;
   if (!buf) return NULL;
-  used += (size_t)snprintf(buf, 2048, "local ST = {");
+  used += (size_t)snprintf(buf, 4096, "local ST = {");
   for (unsigned i = 0; i < gm__finance__state__descriptor.n_values; i++) {
     const ProtobufCEnumValue *v = &gm__finance__state__descriptor.values[i];
     if (v->value == 0) continue;
@@ -127,14 +129,26 @@ static char *finance__constants(void) {
     for (const char *c = v->name + 6; *c && n < sizeof name - 1; c++)
       name[n++] = (char)tolower((unsigned char)*c);
     name[n] = '\0';
-    used += (size_t)snprintf(buf + used, 2048 - used, "%s%s = %d",
+    used += (size_t)snprintf(buf + used, 4096 - used, "%s%s = %d",
                              used > 12 ? ", " : "", name, v->value);
   }
   used += (size_t)snprintf(
-      buf + used, 2048 - used,
-      "}\nlocal SYNC_MS, TZ_MS, DAY_MS, MAX_PRODUCTS = %ld, %lld, %lld, %d\n",
+      buf + used, 4096 - used,
+      "}\nlocal SYNC_MS, TZ_MS, DAY_MS, MAX_PRODUCTS, OFFER_MS = %ld, %lld, "
+      "%lld, %d, %lld\n",
       finance__sync_ms, (long long)GM_FINANCE_TZ_MS,
-      (long long)GM_FINANCE_DAY_MS, FINANCE_MAX_PRODUCTS);
+      (long long)GM_FINANCE_DAY_MS, FINANCE_MAX_PRODUCTS,
+      (long long)finance__offer_days * GM_FINANCE_DAY_MS);
+  /* MINOR: the money codes whose minor unit is not 2 (iso4217.h). */
+  used += (size_t)snprintf(buf + used, 4096 - used, "local MINOR = {");
+  for (size_t i = 0; i < sizeof gm_iso4217_codes / sizeof *gm_iso4217_codes;
+       i++) {
+    int d = gm_iso4217_minor(gm_iso4217_codes[i]);
+    if (d >= 0 && d != 2)
+      used += (size_t)snprintf(buf + used, 4096 - used, "%s = %d, ",
+                               gm_iso4217_codes[i], d);
+  }
+  used += (size_t)snprintf(buf + used, 4096 - used, "}\n");
   return buf;
 }
 
@@ -165,6 +179,7 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
   finance__pick_days = finance__config_long(m, "pick_working_days", 5, 1, 60);
   finance__contact_days = finance__config_long(m, "contact_days", 7, 1, 90);
   finance__sync_ms = finance__config_long(m, "sync_ms", 5000, 100, 3600000);
+  finance__offer_days = finance__config_long(m, "link_offer_days", 7, 1, 90);
 #ifdef GM_FAILURE_INJECTION
   finance__kill_before_index =
       finance__config_long(m, "test_kill_before_index", 0, 0, 1);
@@ -228,6 +243,9 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
           GM_OK ||
       (st = host->deadline_register(m, "contact", finance__on_contact, NULL)) !=
           GM_OK)
+    return st;
+  if ((st = host->deadline_register(m, "offer", finance__on_offer, NULL)) !=
+      GM_OK)
     return st;
   return host->deadline_register(m, "sync", finance__on_sync, NULL);
 }

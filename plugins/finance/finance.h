@@ -66,6 +66,7 @@ extern long finance__max_claims;   /* first banks to claim get access */
 extern long finance__pick_days;    /* working days the enterprise has */
 extern long finance__contact_days; /* days the picked bank has */
 extern long finance__sync_ms;      /* a transition's sync deadline */
+extern long finance__offer_days;   /* a pending bank link offer lasts */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after a
    request's referral step, before its index steps; 0: off. */
 extern long finance__kill_before_index;
@@ -273,6 +274,7 @@ const char **finance__all_banks(gm_call *call, const finance__ref *r,
                                 size_t *n);
 /* The sync deadline: finishes what a stopped broker left after a step. */
 gm_status finance__on_sync(gm_call *call, const gm_deadline *d, void *arg);
+gm_status finance__on_offer(gm_call *call, const gm_deadline *d, void *arg);
 gm_status finance__bank_queue(gm_call *call, const ProtobufCMessage *req,
                               ProtobufCMessage **reply);
 

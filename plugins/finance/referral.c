@@ -45,13 +45,7 @@ static gm_status finance__check_refer(gm_call *call,
     return host->fail(call, GM_PERMISSION_DENIED,
                       "only the centre refers on another enterprise's behalf; "
                       "leave enterprise empty to refer your own need");
-  char y1[32], y2[32];
-  if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "amount must be 0.01 to %s, not %s (in the referral's "
-                      "currency)",
-                      gm__finance_format_yuan(GM_FINANCE_MAX_AMOUNT, y1),
-                      gm__finance_format_yuan(in->amount, y2));
+  char y1[40], y2[40];
   *cur = in->currency[0] ? in->currency : "CNY";
   if (!gm_iso4217_money(*cur))
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -59,6 +53,14 @@ static gm_status finance__check_refer(gm_call *call,
                       "(such as CNY or USD; not a metal, a unit of account, "
                       "XTS or XXX)",
                       finance__q(call, in->currency, 8));
+  if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "amount must be above 0 and at most %s %s, not %s",
+                      gm__finance_format_money(GM_FINANCE_MAX_AMOUNT, *cur, y1),
+                      *cur, gm__finance_format_money(in->amount, *cur, y2));
+  char err[200];
+  if (gm__finance_money_check("the amount", in->amount, *cur, err, sizeof err))
+    return host->fail(call, GM_INVALID_ARGUMENT, "%s", err);
   if (in->tenor_months < 1 || in->tenor_months > GM_FINANCE_MAX_TENOR)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "tenor must be 1..%d months, not %d",
@@ -183,7 +185,7 @@ static gm_status finance__screen(gm_call *call,
     len += strlen(p->bank) + strlen(p->id) + 16;
   }
   if (nfit == 0) {
-    char yuan[32];
+    char yuan[40];
     char *why = host->sprintf(call, "%s", "");
     finance__count(call, &why, item,
                    host->sprintf(call, "cover item %s", in->subitem));
@@ -191,7 +193,7 @@ static gm_status finance__screen(gm_call *call,
     finance__count(
         call, &why, amount,
         host->sprintf(call, "lend %s %s",
-                      gm__finance_format_yuan(in->amount, yuan), cur));
+                      gm__finance_format_money(in->amount, cur, yuan), cur));
     finance__count(
         call, &why, tenor,
         host->sprintf(call, "lend over %d months", in->tenor_months));

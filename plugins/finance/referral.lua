@@ -36,7 +36,8 @@
 --   'ask', bank, question              'answer', text
 --   'approve', bank, amount, rate bp, tenor, "product=min bp-max bp;..."
 --             (the rate ranges of the bank's products)
---   'fund', bank, amount, date, its day number
+--   'fund', bank, amount, date, its day number, the rate ranges as
+--             approve's (an older approval is checked again)
 --   'decline', bank, reason code, text 'withdraw', reason
 --   'expire' (pick deadline)           'miss', new pick due (contact deadline)
 --   'get'                              'synced', version, 'all' or ''
@@ -56,26 +57,6 @@ local function reply(info)
   return {redis.call('HGETALL', P .. 'r'), redis.call('HGETALL', P .. 'eb'),
     redis.call('ZRANGE', P .. 'cl', 0, -1), redis.call('HGETALL', P .. 'cp'),
     redis.call('SMEMBERS', P .. 'x'), info}
-end
-
--- ms as "YYYY-MM-DD hh:mm" in Asia/Shanghai (the civil date of a day
--- number, as in greenmarket/date.h).
-local function stamp(ms)
-  local t = ms + TZ_MS
-  local days = math.floor(t / DAY_MS)
-  local mins = math.floor((t - days * DAY_MS) / 60000)
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) +
-    math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local d = doy - math.floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
-  return string.format('%04d-%02d-%02d %02d:%02d', y, m, d,
-    math.floor(mins / 60), mins % 60)
 end
 
 local NAMES = {}
@@ -296,25 +277,50 @@ if op == 'answer' then
     {'bank', r.bank, 'detail', ARGV[2]}))
 end
 
+-- nil, or why the approval stored breaks the rules approve follows (an
+-- approval made before they were checked): at most the amount asked, the
+-- rate within the range of the product claimed with ("id=min-max;..." in
+-- ranges).
+local function approval_breaks(ranges)
+  if tonumber(r.aamt) > tonumber(r.amt) then
+    return 'its amount ' .. money(tonumber(r.aamt), r.cur) .. ' is more ' ..
+      'than the enterprise asked for, ' .. money(tonumber(r.amt), r.cur)
+  end
+  local rate = tonumber(r.arate)
+  for id, lo, hi in string.gmatch(ranges or '', '([^;=]+)=(%d+)-(%d+);') do
+    if id == r.prod and (rate < tonumber(lo) or rate > tonumber(hi)) then
+      return 'its rate ' .. pct(rate) .. ' is outside ' .. pct(tonumber(lo)) ..
+        '-' .. pct(tonumber(hi)) .. ', the range product ' .. id ..
+        ' (claimed for ' .. ID .. ') advertises'
+    end
+  end
+  return nil
+end
+
 if op == 'approve' then
   local bank = ARGV[2]
   local bad = need_holder(bank, 'approve it') or
-    need_state('the bank can approve it', ST.under_review)
+    need_state('the bank can approve it', ST.under_review, ST.approved)
   if bad then return bad end
+  -- An approval is not changed, unless it breaks the rules below (made
+  -- before they were checked): fund refuses it and asks for this one.
+  if r.st == ST.approved and not approval_breaks(ARGV[6]) then
+    return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' is approved ' ..
+      '(' .. money(tonumber(r.aamt), r.cur) .. ' at ' ..
+      pct(tonumber(r.arate)) .. ' for ' .. r.aten .. ' months): an ' ..
+      'approval is not changed; fund it, or decline it (gm finance ' ..
+      'decline ' .. ID .. ' REASON TEXT)')
+  end
   local amt, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
-  local function money(f)
-    return string.format('%d.%02d %s', math.floor(f / 100), f % 100, r.cur)
-  end
-  local function pct(bp)
-    return string.format('%d.%02d%%', math.floor(bp / 100), bp % 100)
-  end
+  bad = decimals_bad('the approved amount', amt, r.cur)
+  if bad then return bad end
   -- A bank lends at most what was asked: more is a new need, which the
   -- enterprise refers.
   if amt > tonumber(r.amt) then
-    return rej('INVALID_ARGUMENT', 'the approved amount ' .. money(amt) ..
-      ' is more than the enterprise asked for, ' .. money(tonumber(r.amt)) ..
-      '; approve at most that (a larger loan is a new need the enterprise ' ..
-      'refers)')
+    return rej('INVALID_ARGUMENT', 'the approved amount ' .. money(amt, r.cur) ..
+      ' is more than the enterprise asked for, ' .. money(tonumber(r.amt),
+      r.cur) .. '; approve at most that (a larger loan is a new need the ' ..
+      'enterprise refers)')
   end
   -- The rate stays within what the product claimed with advertises.
   for id, lo, hi in string.gmatch(ARGV[6] or '', '([^;=]+)=(%d+)-(%d+);') do
@@ -337,9 +343,21 @@ if op == 'fund' then
   local bad = need_holder(bank, 'fund it') or
     need_state('the bank can fund it', ST.approved)
   if bad then return bad end
+  -- An approval made before approve checked its rules is funded only once
+  -- the bank approves again within them.
+  local why = approval_breaks(ARGV[6])
+  if why then
+    return rej('FAILED_PRECONDITION', 'the approval of ' .. ID .. ' (' ..
+      stamp(tonumber(r.at)) .. ' Asia/Shanghai) breaks the rules an ' ..
+      'approval follows: ' .. why .. '; approve it again within them (gm ' ..
+      'finance approve ' .. ID .. ' --amount AMOUNT --rate PCT --tenor ' ..
+      'MONTHS), then fund, or decline it (policy)')
+  end
+  bad = decimals_bad('the funded amount', amt, r.cur)
+  if bad then return bad end
   if amt > tonumber(r.aamt) then
-    return rej('INVALID_ARGUMENT', 'the funded amount ' .. yuan(amt) ..
-      ' is more than the approved ' .. yuan(tonumber(r.aamt)) ..
+    return rej('INVALID_ARGUMENT', 'the funded amount ' .. money(amt, r.cur) ..
+      ' is more than the approved ' .. money(tonumber(r.aamt), r.cur) ..
       '; fund at most that: an approval is not changed, so to lend more ' ..
       'decline it (gm finance decline ' .. ID .. ' other TEXT) and the ' ..
       'enterprise refers the larger need again')

@@ -334,7 +334,7 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
   const Gm__Finance__ReportRequest *in =
       (const Gm__Finance__ReportRequest *)req;
   int64_t fd, td;
-  char a[16], b[16], y1[32], y2[32];
+  char a[16], b[16], y1[40], y2[40];
   gm_status st;
   if ((st = finance__period(call, in->from, in->to, &fd, &td)) != GM_OK)
     return st;
@@ -444,8 +444,8 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
           k ? "bank" : "class", l[i]->key, finance__csv(call, l[i]->name),
           finance__q(call, l[i]->currency, 3), (long long)l[i]->referrals,
           (long long)l[i]->funded,
-          gm__finance_format_yuan(l[i]->funded_amount, y1),
-          gm__finance_format_yuan(l[i]->fees, y2));
+          gm__finance_format_money(l[i]->funded_amount, l[i]->currency, y1),
+          gm__finance_format_money(l[i]->fees, l[i]->currency, y2));
   }
   /* A total per currency: the referrals submitted in it (the class lines
      count each once) and its loans.  Every currency a referral of the
@@ -463,8 +463,9 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
     used += (size_t)snprintf(
         csv + used, cap - used, "total,,,%s,%lld,%lld,%s,%s\n",
         finance__q(call, t->currency, 3), (long long)referrals,
-        (long long)t->loans, gm__finance_format_yuan(t->funded_amount, y1),
-        gm__finance_format_yuan(t->fees, y2));
+        (long long)t->loans,
+        gm__finance_format_money(t->funded_amount, t->currency, y1),
+        gm__finance_format_money(t->fees, t->currency, y2));
   }
   if (used < cap && ntotals == 0)
     used +=
@@ -486,7 +487,7 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
   const Gm__Finance__StatementRequest *in =
       (const Gm__Finance__StatementRequest *)req;
   int64_t first, next;
-  char a[16], b[16], y1[32], y2[32], pct[16];
+  char a[16], b[16], y1[40], y2[40], pct[16];
   const char *bank;
   gm_status st;
   if (gm__finance_parse_month(in->month, &first, &next))
@@ -545,10 +546,10 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
         finance__q(call, finance__text(&r[1]), 10),
         finance__q(call, finance__text(&r[2]), 12),
         finance__q(call, finance__text(&r[3]), 12), finance__q(call, cur, 3),
-        gm__finance_format_yuan(amount, y1),
+        gm__finance_format_money(amount, cur, y1),
         gm__finance_format_pct(finance__int(&r[6]), pct),
         (long long)finance__int(&r[7]), (long long)finance__int(&r[8]),
-        gm__finance_format_yuan(fee, y2));
+        gm__finance_format_money(fee, cur, y2));
   }
   /* A total line per currency (amounts in its units, like its rows). */
   if (out->n_by_currency == 0 && used < cap)
@@ -558,8 +559,10 @@ gm_status finance__statement(gm_call *call, const ProtobufCMessage *req,
     used += (size_t)snprintf(
         csv + used, cap - used, "total,,,,%s,%s,,,,%s\n",
         finance__q(call, out->by_currency[c]->currency, 3),
-        gm__finance_format_yuan(out->by_currency[c]->funded_amount, y1),
-        gm__finance_format_yuan(out->by_currency[c]->fees, y2));
+        gm__finance_format_money(out->by_currency[c]->funded_amount,
+                                 out->by_currency[c]->currency, y1),
+        gm__finance_format_money(out->by_currency[c]->fees,
+                                 out->by_currency[c]->currency, y2));
   finance__single(out->by_currency, out->n_by_currency, &out->currency,
                   &out->funded_amount, &out->fees);
   out->csv = csv;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <greenmarket/date.h>
+#include <greenmarket/iso4217.h>
 
 int64_t gm__finance_fee(int64_t amount, int32_t bp) {
   if (amount < 0 || amount > GM_FINANCE_MAX_AMOUNT || bp < 0 ||
@@ -255,11 +256,6 @@ int gm__finance_valid_participant(const char *s) {
   return gm__finance_charset(s, 64, "._-", 1);
 }
 
-int gm__finance_valid_currency(const char *s) {
-  return s && strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' &&
-         s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z';
-}
-
 /* ---- files ---- */
 
 /* Splits the line [p, end) at commas into at most n fields (NUL-terminated
@@ -475,12 +471,38 @@ const char *gm__finance_cut(const char *s, size_t max, char *out,
 
 /* ---- amounts ---- */
 
-const char *gm__finance_format_yuan(int64_t fen, char out[32]) {
-  const char *sign = fen < 0 ? "-" : "";
-  uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
-  snprintf(out, 32, "%s%llu.%02llu", sign, (unsigned long long)(a / 100),
-           (unsigned long long)(a % 100));
+const char *gm__finance_format_money(int64_t amount, const char *currency,
+                                     char out[40]) {
+  int d = gm_iso4217_minor(currency);
+  int64_t unit = d == 0 ? 100 : d == 1 ? 10 : 1;
+  const char *sign = amount < 0 ? "-" : "";
+  uint64_t a = amount < 0 ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
+  if (d < 0) d = 2; /* a code refused now, in an older record */
+  if (d < 2 && a % (uint64_t)unit == 0) {
+    if (d == 0)
+      snprintf(out, 40, "%s%llu", sign, (unsigned long long)(a / 100));
+    else
+      snprintf(out, 40, "%s%llu.%llu", sign, (unsigned long long)(a / 100),
+               (unsigned long long)(a % 100 / 10));
+  } else {
+    snprintf(out, 40, "%s%llu.%02llu%.*s", sign, (unsigned long long)(a / 100),
+             (unsigned long long)(a % 100), d > 2 ? d - 2 : 0, "00");
+  }
   return out;
+}
+
+int gm__finance_money_check(const char *what, int64_t amount,
+                            const char *currency, char *err, size_t errlen) {
+  int d = gm_iso4217_minor(currency);
+  if (d < 0 || d >= 2 || amount % (d == 0 ? 100 : 10) == 0) return 0;
+  char m[40];
+  snprintf(err, errlen,
+           "%s %s %s has more decimals than %s has (%d, ISO 4217); give %s "
+           "in %s",
+           what, gm__finance_format_money(amount, currency, m), currency,
+           currency, d, d == 0 ? "a whole amount" : "at most 1 decimal",
+           currency);
+  return -1;
 }
 
 const char *gm__finance_format_pct(int64_t bp, char out[16]) {

@@ -121,8 +121,6 @@ int gm__finance_valid_product(const char *s);
 int gm__finance_valid_referral(const char *s);
 /* A participant id the scripts can store: 1-64 of [A-Za-z0-9._-]. */
 int gm__finance_valid_participant(const char *s);
-/* An ISO 4217 code: three capital letters. */
-int gm__finance_valid_currency(const char *s);
 
 /* ---- the catalogue and calendar files ---- */
 
@@ -162,8 +160,22 @@ const char *gm__finance_cut(const char *s, size_t max, char *out,
 
 /* ---- amounts as people type them ---- */
 
-/* fen -> "1234.50" */
-const char *gm__finance_format_yuan(int64_t fen, char out[32]);
+/*
+ * An amount, carried in hundredths of its currency's unit (fen for CNY),
+ * with the currency's ISO 4217 decimals (gm_iso4217_minor): JPY 4500000,
+ * CNY 4500000.00, KWD 1.500, CLF 2.5000.  An amount with a fraction its
+ * currency has no digit for (0.50 JPY, stored before the check below) and
+ * a code without a minor unit: two decimals, as stored.
+ */
+const char *gm__finance_format_money(int64_t amount, const char *currency,
+                                     char out[40]);
+/*
+ * 0, or -1 with err when `amount` (hundredths) has more decimals than its
+ * currency has (a fraction of a yen), naming `what`, the currency and its
+ * decimals.  Currencies with 3 or 4 decimals pass: hundredths have fewer.
+ */
+int gm__finance_money_check(const char *what, int64_t amount,
+                            const char *currency, char *err, size_t errlen);
 /* bp -> "3.45" (percent) */
 const char *gm__finance_format_pct(int64_t bp, char out[16]);
 /* kg -> "12.345" (tonnes) */

@@ -148,6 +148,30 @@ gm_status finance__answer(gm_call *call, const ProtobufCMessage *req,
   return finance__by_enterprise(call, in->id, 2, args, reply);
 }
 
+/* The advertised rate ranges of the caller's bank's products,
+   "id=min-max;...": approve checks the rate against the product the
+   referral was claimed with, and fund checks an approval made before that
+   check again. */
+static gm_status finance__rate_ranges(gm_call *call, const char **out) {
+  const char *bank;
+  const gm_value *mine, *prods;
+  gm_status st;
+  if ((st = finance__caller_bank(call, &bank, &mine)) != GM_OK) return st;
+  const char *pargs[] = {"products", bank};
+  if ((st = finance__dir(call, 2, pargs, &prods)) != GM_OK) return st;
+  char *ranges = host->sprintf(call, "%s", "");
+  for (size_t i = 0; i < prods->n; i++) {
+    const gm_value *row = finance__a(prods, i);
+    Gm__Finance__Product *p = finance__product_unpack(
+        call, finance__s(row, 0), finance__s(row, 1), finance__s(row, 2));
+    if (p)
+      ranges = host->sprintf(call, "%s%s=%d-%d;", ranges, p->id, p->rate_min_bp,
+                             p->rate_max_bp);
+  }
+  *out = ranges;
+  return GM_OK;
+}
+
 gm_status finance__approve(gm_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **reply) {
   const Gm__Finance__ApproveRequest *in =
@@ -165,26 +189,11 @@ gm_status finance__approve(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the tenor must be 1..%d months, not %d",
                       GM_FINANCE_MAX_TENOR, in->tenor_months);
-  /* The advertised rate ranges of the bank's products, "id=min-max;...":
-     the script checks the rate against the product the referral was
-     claimed with. */
-  const char *bank;
-  const gm_value *mine, *prods;
+  const char *ranges;
   gm_status st;
   if ((st = finance__need_id(call, in->id)) != GM_OK ||
-      (st = finance__caller_bank(call, &bank, &mine)) != GM_OK)
+      (st = finance__rate_ranges(call, &ranges)) != GM_OK)
     return st;
-  const char *pargs[] = {"products", bank};
-  if ((st = finance__dir(call, 2, pargs, &prods)) != GM_OK) return st;
-  char *ranges = host->sprintf(call, "%s", "");
-  for (size_t i = 0; i < prods->n; i++) {
-    const gm_value *row = finance__a(prods, i);
-    Gm__Finance__Product *p = finance__product_unpack(
-        call, finance__s(row, 0), finance__s(row, 1), finance__s(row, 2));
-    if (p)
-      ranges = host->sprintf(call, "%s%s=%d-%d;", ranges, p->id, p->rate_min_bp,
-                             p->rate_max_bp);
-  }
   const char *more[] = {finance__num(call, in->amount),
                         finance__num(call, in->rate_bp),
                         finance__num(call, in->tenor_months), ranges};
@@ -213,11 +222,16 @@ gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
                       "the value date %s is after today (%s); record the loan "
                       "once it is paid out",
                       in->date, gm__finance_format_date(today, date));
+  const char *ranges;
+  gm_status st;
+  if ((st = finance__need_id(call, in->id)) != GM_OK ||
+      (st = finance__rate_ranges(call, &ranges)) != GM_OK)
+    return st;
   const char *more[] = {
       finance__num(call, in->amount),
       host->sprintf(call, "%s", gm__finance_format_date(day, date)),
-      finance__num(call, day)};
-  return finance__by_bank(call, in->id, "fund", 3, more, reply);
+      finance__num(call, day), ranges};
+  return finance__by_bank(call, in->id, "fund", 4, more, reply);
 }
 
 gm_status finance__decline(gm_call *call, const ProtobufCMessage *req,

@@ -122,8 +122,8 @@ START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
   r = gm("--as", "icbc1", "finance", "fund", "R00000001", "--amount",
          "4500000.01", NULL);
   REFUSED(r,
-          "4500000.01 yuan (450000001 fen) is more than the approved "
-          "4500000.00 yuan");
+          "the funded amount 4500000.01 CNY is more than the approved "
+          "4500000.00 CNY");
   r = gm("--as", "icbc1", "finance", "fund", "R00000001", "--amount", "4500000",
          NULL);
   OK(r);
@@ -169,7 +169,26 @@ START_TEST(mistakes_are_refused_in_the_units_typed) {
   run_result *r =
       gm("--as", "acme", "finance", "refer", "--amount", "12.345", "--tenor",
          "36", "--item", "3.2", "--use", "x", "--description", "y", NULL);
-  REFUSED(r, "--amount has more than 2 decimals; yuan are counted to 2");
+  REFUSED(r,
+          "--amount 12.345 has more decimals than CNY has (2, ISO 4217); "
+          "give at most 2 decimals in CNY");
+  r = gm("--as", "acme", "finance", "refer", "--amount", "12.5", "--currency",
+         "JPY", "--tenor", "36", "--item", "3.2", "--use", "x", "--description",
+         "y", NULL);
+  REFUSED(r,
+          "--amount 12.5 has more decimals than JPY has (0, ISO 4217); "
+          "give a whole amount in JPY");
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "kw", "--bank",
+         "icbc", "--name", "n", "--amount", "1.005-2", "--tenor", "1-2",
+         "--rate", "3-4", "--fee", "1", "--classes", "3", "--currency", "KWD",
+         NULL);
+  REFUSED(r,
+          "the smallest --amount 1.005 has 3 decimals; finance carries "
+          "amounts to 0.01 KWD (KWD has 3, ISO 4217: the digits past the "
+          "second are not carried)");
+  r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount",
+         "1.001", "--rate", "3", "--tenor", "3", NULL);
+  REFUSED(r, "--amount 1.001 has 3 decimals; give at most 2");
   r = gm("--as", "acme", "finance", "refer", "--amount", "-5", "--tenor", "36",
          "--item", "3.2", "--use", "x", "--description", "y", NULL);
   REFUSED(r, "--amount is negative");
@@ -303,6 +322,68 @@ START_TEST(the_calendar_notes_only_years_it_lacks) {
 }
 END_TEST
 
+/* The centre's bank list: staff, inactive staff, pending offers; the
+   centre withdraws an offer. */
+START_TEST(bank_list_shows_offers_and_inactive_staff) {
+  run_result *r;
+  ft_register("li", "bank");
+  OK(gm("--as", FT_CENTRE, "finance", "bank", "create", "icbc", "--name",
+        "ICBC Huzhou", NULL));
+  OK(gm("--as", FT_CENTRE, "finance", "bank", "link", "icbc1", "icbc", NULL));
+  OK(gm("--as", "icbc1", "finance", "bank", "join", "icbc", NULL));
+  r = gm("--as", FT_CENTRE, "finance", "bank", "link", "li", "icbc", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "offer to li pending until 2026-03-09 10:00"),
+                "%s", r->out);
+  ft_register("icbc1", "enterprise");
+  r = gm("--as", FT_CENTRE, "finance", "bank", "list", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "  icbc1  inactive: no bank role") &&
+                    strstr(r->out,
+                           "  li  offered 2026-03-02 10:00 by centre, pending "
+                           "until 2026-03-09 10:00 (bank join)"),
+                "%s", r->out);
+  r = gm("--as", FT_CENTRE, "finance", "bank", "withdraw", "li", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "withdrawn: the offer to li to act for icbc"),
+                "%s", r->out);
+  r = gm("--as", FT_CENTRE, "finance", "bank", "list", NULL);
+  OK(r);
+  ck_assert_msg(!strstr(r->out, "li  offered"), "%s", r->out);
+  r = gm("--as", "li", "finance", "bank", "join", "icbc", NULL);
+  REFUSED(r, "the centre has no pending offer to link you (li) to bank icbc");
+}
+END_TEST
+
+/* Yen have no decimals: typed and shown whole. */
+START_TEST(yen_are_whole) {
+  run_result *r;
+  OK(gm("--as", FT_CENTRE, "finance", "bank", "create", "icbc", "--name",
+        "ICBC Huzhou", NULL));
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "icbc-yen",
+         "--bank", "icbc", "--name", "Yen loan", "--amount", "100000-50000000",
+         "--tenor", "12-60", "--rate", "1-2", "--fee", "0.8", "--classes", "3",
+         "--currency", "JPY", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "100000-50000000 JPY"), "%s", r->out);
+  char code[19];
+  ft_code("91330502MA2B3C4D5", code);
+  OK(gm("--as", "acme", "finance", "enterprise", "register", "--code", code,
+        "--name", "Acme", "--region", "330502", "--size", "small", "--contact",
+        "Li Wei", NULL));
+  r = gm("--as", "acme", "finance", "refer", "--amount", "5000000",
+         "--currency", "JPY", "--tenor", "36", "--item", "3.2", "--use", "PV",
+         "--description", "PV", "--consent-share", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "5000000 JPY") && !strstr(r->out, "5000000.00"),
+                "%s", r->out);
+  ck_assert_str_eq(ft_redis_field("R00000001", "amt"), "500000000");
+  r = gm("--as", "acme", "finance", "referrals", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "5000000 JPY"), "%s", r->out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance cli");
   TCase *tc = tcase_create("cli");
@@ -310,6 +391,8 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_whole_session_in_yuan_percent_and_tonnes);
   tcase_add_test(tc, mistakes_are_refused_in_the_units_typed);
+  tcase_add_test(tc, bank_list_shows_offers_and_inactive_staff);
+  tcase_add_test(tc, yen_are_whole);
   tcase_add_test(tc, a_product_with_too_many_regions_is_refused_not_cut);
   tcase_add_test(tc, show_says_back_in_the_pool_only_when_it_is);
   tcase_add_test(tc, the_calendar_notes_only_years_it_lacks);

@@ -193,7 +193,8 @@ START_TEST(only_a_bank_role_holder_is_linked_and_never_moved) {
   link.participant = "";
   link.bank = "abc";
   ft_expect("drifter", "bank.link", &link.base, GM__STATUS__FAILED_PRECONDITION,
-            "the centre has not linked you (drifter) to bank abc");
+            "the centre has no pending offer to link you (drifter) to bank "
+            "abc; ask it to link you: gm finance bank link drifter abc");
   link.participant = "drifter";
   ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
   link.participant = "";
@@ -268,7 +269,8 @@ START_TEST(screening_gives_every_reason_and_a_refusal_leaves_nothing) {
   r = refer_req();
   r.amount = GM_FINANCE_MAX_AMOUNT + 1;
   ft_expect("acme", "referral.create", &r.base, GM__STATUS__INVALID_ARGUMENT,
-            "amount must be 0.01 to 1000000000000.00, not 1000000000000.01");
+            "amount must be above 0 and at most 1000000000000.00 CNY, not "
+            "1000000000000.01");
   r = refer_req();
   r.enterprise = "other";
   ft_expect("acme", "referral.create", &r.base, GM__STATUS__PERMISSION_DENIED,
@@ -620,8 +622,8 @@ START_TEST(only_the_holding_bank_moves_it_in_order) {
   f.id = id;
   f.amount = AMOUNT + 1;
   ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
-            "the funded amount 5000000.01 yuan (500000001 fen) is more than "
-            "the approved 5000000.00 yuan");
+            "the funded amount 5000000.01 CNY is more than the approved "
+            "5000000.00 CNY");
   f.amount = AMOUNT;
   f.date = "2026-03-03";
   ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
@@ -762,6 +764,262 @@ START_TEST(views_show_each_reader_what_it_may_see) {
 }
 END_TEST
 
+static Gm__Finance__Bank *find_bank(Gm__Finance__BankList *l, const char *id) {
+  for (size_t i = 0; i < l->n_banks; i++)
+    if (!strcmp(l->banks[i]->id, id)) return l->banks[i];
+  ck_abort_msg("no bank %s in the list", id);
+  return NULL;
+}
+
+/* The due ms of the offer deadline of `who`, 0 when there is none. */
+static long long offer_deadline(const char *who) {
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  redisReply *r =
+      gm_test_redis_cmd(c, "ZSCORE gm:{finance:dir}:dl offer|%s", who);
+  long long v = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
+  freeReplyObject(r);
+  redisFree(c);
+  return v;
+}
+
+/* A link offer is listed (who, when, by whom, until when), expires after
+   link_offer_days (7) and is then removed by its deadline, can be
+   withdrawn, and an expired one cannot be joined. */
+START_TEST(link_offers_are_listed_expire_and_can_be_withdrawn) {
+  int64_t t0 = ft_at(FT_MONDAY, 10, 0), week = INT64_C(7) * 86400000;
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  Gm__Finance__BanksRequest br = GM__FINANCE__BANKS_REQUEST__INIT;
+  link.participant = "drifter";
+  link.bank = "abc";
+  Gm__Finance__Bank *b =
+      (Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base);
+  ck_assert_int_eq(b->n_offers, 1);
+  ft_free(b);
+  Gm__Finance__BankList *l =
+      (Gm__Finance__BankList *)ft_ok(FT_CENTRE, "bank.list", &br.base);
+  b = find_bank(l, "abc");
+  ck_assert_int_eq(b->n_members, 1);
+  ck_assert_int_eq(b->n_offers, 1);
+  ck_assert_str_eq(b->offers[0]->participant, "drifter");
+  ck_assert_str_eq(b->offers[0]->by, FT_CENTRE);
+  ck_assert_int_eq(b->offers[0]->offered_ms, t0);
+  ck_assert_int_eq(b->offers[0]->expires_ms, t0 + week);
+  ck_assert_int_eq(find_bank(l, "icbc")->n_offers, 0);
+  ft_free(l);
+  ck_assert_int_eq(offer_deadline("drifter"), t0 + week);
+  /* Who works for a bank, and who is offered, is the centre's business. */
+  l = (Gm__Finance__BankList *)ft_ok("abc1", "bank.list", &br.base);
+  ck_assert_int_eq(find_bank(l, "abc")->n_offers, 0);
+  ck_assert_int_eq(find_bank(l, "abc")->n_members, 0);
+  ft_free(l);
+
+  /* Withdrawn: nothing left of it in Redis, and it cannot be joined. */
+  Gm__Finance__LinkRequest wd = GM__FINANCE__LINK_REQUEST__INIT;
+  wd.participant = "drifter";
+  wd.withdraw = 1;
+  ft_expect("drifter", "bank.link", &wd.base, GM__STATUS__PERMISSION_DENIED,
+            "only the centre unlinks a bank's staff or withdraws a link offer");
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &wd.base));
+  ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:inv %s", "drifter"), 0);
+  ck_assert_int_eq(offer_deadline("drifter"), 0);
+  ft_expect(FT_CENTRE, "bank.link", &wd.base, GM__STATUS__NOT_FOUND,
+            "there is no pending offer to drifter");
+  Gm__Finance__LinkRequest join = GM__FINANCE__LINK_REQUEST__INIT;
+  join.bank = "abc";
+  ft_expect("drifter", "bank.link", &join.base, GM__STATUS__FAILED_PRECONDITION,
+            "the centre has no pending offer to link you (drifter)");
+
+  /* Expired before its deadline fired (deadlines may fire late): the
+     join says so and how to get a new one; the next link call removes
+     it. */
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  ck_assert_int_eq(redis_int("ZREM gm:{finance:dir}:dl %s", "offer|drifter"),
+                   1);
+  ft_clock(t0 + week);
+  ft_expect("drifter", "bank.link", &join.base, GM__STATUS__FAILED_PRECONDITION,
+            "the centre's offer to link you (drifter) to bank abc expired at "
+            "2026-03-09 10:00 Asia/Shanghai (an offer lasts 7 days); ask the "
+            "centre for a new one: gm finance bank link drifter abc");
+  l = (Gm__Finance__BankList *)ft_ok(FT_CENTRE, "bank.list", &br.base);
+  ck_assert_int_eq(find_bank(l, "abc")->n_offers, 0);
+  ft_free(l);
+  link.participant = "ghost";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:inv %s", "drifter"), 0);
+
+  /* An offer stored before offers expired ("bank" alone) has expired. */
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{finance:dir}:inv drifter abc"));
+  redisFree(c);
+  ft_expect("drifter", "bank.link", &join.base, GM__STATUS__FAILED_PRECONDITION,
+            "was made before offers expired and has expired");
+
+  /* The deadline removes an expired offer without anyone calling. */
+  ft_clock(t0 + 2 * week + 1);
+  for (int i = 0; i < 100 && redis_int("HLEN gm:{finance:dir}:inv", "") > 1;
+       i++)
+    ft_nap(50);
+  ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:inv %s", "ghost"), 0);
+  ck_assert_int_eq(offer_deadline("ghost"), 0);
+  /* A new offer runs from now, and is joined. */
+  link.participant = "drifter";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  b = (Gm__Finance__Bank *)ft_ok("drifter", "bank.link", &join.base);
+  ck_assert_int_eq(b->n_members, 2);
+  ck_assert_int_eq(b->n_offers, 0);
+  ft_free(b);
+  ck_assert_int_eq(redis_int("HLEN gm:{finance:dir}:inv", ""), 0);
+  ck_assert_int_eq(offer_deadline("drifter"), 0);
+}
+END_TEST
+
+/* A member registered again without the bank role stays a member (the
+   centre unlinks it) and is listed as inactive. */
+START_TEST(a_member_without_the_bank_role_is_listed_inactive) {
+  Gm__Finance__BanksRequest br = GM__FINANCE__BANKS_REQUEST__INIT;
+  ft_register("abc1", "enterprise");
+  Gm__Finance__BankList *l =
+      (Gm__Finance__BankList *)ft_ok(FT_CENTRE, "bank.list", &br.base);
+  Gm__Finance__Bank *b = find_bank(l, "abc");
+  ck_assert_int_eq(b->n_members, 1);
+  ck_assert_str_eq(b->members[0], "abc1");
+  ck_assert_int_eq(b->n_inactive, 1);
+  ck_assert_str_eq(b->inactive[0], "abc1");
+  ck_assert_int_eq(find_bank(l, "icbc")->n_inactive, 0);
+  ft_free(l);
+  ck_assert_int_eq(redis_int("SISMEMBER gm:{finance:dir}:bm:abc %s", "abc1"),
+                   1);
+  ft_register("abc1", "bank");
+  l = (Gm__Finance__BankList *)ft_ok(FT_CENTRE, "bank.list", &br.base);
+  ck_assert_int_eq(find_bank(l, "abc")->n_inactive, 0);
+  ft_free(l);
+}
+END_TEST
+
+/* An approval stored before approve checked its rules (more than asked,
+   a rate outside the product's range) is not funded: the bank approves
+   again within them, then funds. */
+START_TEST(an_approval_that_breaks_the_rules_is_not_funded) {
+  Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 0);
+  char id[16];
+  snprintf(id, sizeof id, "%s", r->id);
+  ft_free(r);
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ft_free(ft_approve("icbc1", id, AMOUNT, 345, 36));
+  /* An approval of yesterday's rules: more than asked. */
+  char key[64], v[32];
+  snprintf(key, sizeof key, "gm:{finance:%s}:r", id);
+  snprintf(v, sizeof v, "%lld", (long long)AMOUNT + 100);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(gm_test_redis_cmd(c, "HSET %s aamt %s", key, v));
+  Gm__Finance__FundRequest f = GM__FINANCE__FUND_REQUEST__INIT;
+  f.id = id;
+  f.amount = AMOUNT;
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
+            "breaks the rules an approval follows: its amount 5000001.00 CNY "
+            "is more than the enterprise asked for, 5000000.00 CNY; approve "
+            "it again within them");
+  ck_assert_str_eq(ft_redis_field(id, "st"), "6");
+  /* A rate outside icbc-solar's 3.00-4.50%. */
+  freeReplyObject(gm_test_redis_cmd(c, "HSET %s aamt %s", key, "500000000"));
+  freeReplyObject(gm_test_redis_cmd(c, "HSET %s arate %s", key, "600"));
+  redisFree(c);
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
+            "its rate 6.00% is outside 3.00%-4.50%, the range product "
+            "icbc-solar");
+  /* A valid approval is not changed; a broken one is approved again. */
+  r = ft_approve("icbc1", id, AMOUNT, 400, 36);
+  ck_assert_int_eq(r->approved_rate_bp, 400);
+  ft_free(r);
+  Gm__Finance__ApproveRequest ap = GM__FINANCE__APPROVE_REQUEST__INIT;
+  ap.id = id;
+  ap.amount = AMOUNT;
+  ap.rate_bp = 350;
+  ap.tenor_months = 36;
+  ft_expect("icbc1", "referral.approve", &ap.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "is approved (5000000.00 CNY at 4.00% for 36 months): an approval "
+            "is not changed");
+  r = ft_fund("icbc1", id, AMOUNT, NULL);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_FUNDED);
+  ft_free(r);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_transitions "
+                                  "WHERE transition = 'approve'",
+                                  2),
+                   2);
+}
+END_TEST
+
+/* Amounts in a currency's ISO 4217 decimals: a yen has no fraction. */
+START_TEST(amounts_have_the_currency_decimals) {
+  Gm__Finance__Product p = GM__FINANCE__PRODUCT__INIT;
+  Gm__Finance__CreateProductRequest pr =
+      GM__FINANCE__CREATE_PRODUCT_REQUEST__INIT;
+  char *cls[] = {"3"};
+  p.id = "boc-yen";
+  p.bank = "boc";
+  p.name = "yen green loan";
+  p.currency = "JPY";
+  p.amount_min = 150; /* 1.50 yen */
+  p.amount_max = 100000000000;
+  p.tenor_min_months = 1;
+  p.tenor_max_months = 120;
+  p.rate_min_bp = 100;
+  p.rate_max_bp = 300;
+  p.fee_bp = 50;
+  p.classes = cls;
+  p.n_classes = 1;
+  pr.product = &p;
+  ft_expect(FT_CENTRE, "product.create", &pr.base, GM__STATUS__INVALID_ARGUMENT,
+            "the smallest amount 1.50 JPY has more decimals than JPY has (0, "
+            "ISO 4217); give a whole amount in JPY");
+  p.amount_min = 100;
+  ft_free(ft_ok(FT_CENTRE, "product.create", &pr.base));
+  Gm__Finance__ReferRequest r = refer_req();
+  r.currency = "JPY";
+  r.amount = 450000050;
+  ft_expect("acme", "referral.create", &r.base, GM__STATUS__INVALID_ARGUMENT,
+            "the amount 4500000.50 JPY has more decimals than JPY has (0, ISO "
+            "4217); give a whole amount in JPY");
+  ck_assert_int_eq(redis_int("EXISTS gm:{finance:dir}:seq%s", ""), 0);
+  r.amount = 450000000;
+  Gm__Finance__Referral *ref =
+      (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &r.base);
+  char id[16];
+  snprintf(id, sizeof id, "%s", ref->id);
+  ft_free(ref);
+  ft_free(ft_claim("boc1", id));
+  ft_free(ft_pick("acme", id, "boc"));
+  ft_free(ft_contact("boc1", id));
+  Gm__Finance__ApproveRequest ap = GM__FINANCE__APPROVE_REQUEST__INIT;
+  ap.id = id;
+  ap.amount = 400000001;
+  ap.rate_bp = 200;
+  ap.tenor_months = 36;
+  ft_expect("boc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "the approved amount 4000000.01 JPY has more decimals than JPY "
+            "has (0, ISO 4217); give a whole amount in JPY");
+  ap.amount = 450000100;
+  ft_expect("boc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "the approved amount 4500001 JPY is more than the enterprise asked "
+            "for, 4500000 JPY");
+  ft_free(ft_approve("boc1", id, 400000000, 200, 36));
+  Gm__Finance__FundRequest f = GM__FINANCE__FUND_REQUEST__INIT;
+  f.id = id;
+  f.amount = 300000010;
+  ft_expect("boc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
+            "the funded amount 3000000.10 JPY has more decimals than JPY has");
+  f.amount = 400000100;
+  ft_expect("boc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
+            "the funded amount 4000001 JPY is more than the approved 4000000 "
+            "JPY");
+  ft_free(ft_fund("boc1", id, 400000000, NULL));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance flow");
   TCase *tc = tcase_create("flow");
@@ -769,6 +1027,10 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, directory_refusals_say_what_to_fix);
   tcase_add_test(tc, only_a_bank_role_holder_is_linked_and_never_moved);
+  tcase_add_test(tc, link_offers_are_listed_expire_and_can_be_withdrawn);
+  tcase_add_test(tc, a_member_without_the_bank_role_is_listed_inactive);
+  tcase_add_test(tc, an_approval_that_breaks_the_rules_is_not_funded);
+  tcase_add_test(tc, amounts_have_the_currency_decimals);
   tcase_add_test(tc, screening_gives_every_reason_and_a_refusal_leaves_nothing);
   tcase_add_test(tc, a_referral_goes_to_the_fitting_banks_queues);
   tcase_add_test(tc, claim_pick_contact_ask_answer_approve_fund);

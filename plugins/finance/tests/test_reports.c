@@ -171,10 +171,10 @@ START_TEST(the_monthly_statement_matches_the_ledger) {
   ck_assert_int_eq(st->fees, ledger_fee);
   /* The total line says the same. */
   char total[128];
-  char a[32], b[32];
+  char a[40], b[40];
   snprintf(total, sizeof total, "total,,,,CNY,%s,,,,%s\n",
-           gm__finance_format_yuan(ledger_amount, a),
-           gm__finance_format_yuan(ledger_fee, b));
+           gm__finance_format_money(ledger_amount, "CNY", a),
+           gm__finance_format_money(ledger_fee, "CNY", b));
   ck_assert_msg(strstr(st->csv, total), "%s lacks %s", st->csv, total);
   ft_free(st);
 

@@ -240,8 +240,37 @@ START_TEST(regions_and_codes) {
                                              600, &v, err, sizeof err),
                    -1);
   ck_assert_str_eq(err, "--tenor must be a whole number of months, not 36.5");
-  ck_assert(gm__finance_valid_currency("CNY"));
-  ck_assert(!gm__finance_valid_currency("cny"));
+}
+END_TEST
+
+/* Amounts (hundredths of the unit) with the currency's ISO 4217 decimals. */
+START_TEST(money_in_its_decimals) {
+  char m[40], err[256];
+  ck_assert_str_eq(gm__finance_format_money(450000000, "CNY", m), "4500000.00");
+  ck_assert_str_eq(gm__finance_format_money(450000000, "JPY", m), "4500000");
+  ck_assert_str_eq(gm__finance_format_money(150, "KWD", m), "1.500");
+  ck_assert_str_eq(gm__finance_format_money(250, "CLF", m), "2.5000");
+  ck_assert_str_eq(gm__finance_format_money(5, "BHD", m), "0.050");
+  /* An older record's fraction of a yen is shown as stored. */
+  ck_assert_str_eq(gm__finance_format_money(450000050, "JPY", m), "4500000.50");
+  /* A code refused now (in an older product): two decimals. */
+  ck_assert_str_eq(gm__finance_format_money(1234, "XAU", m), "12.34");
+  ck_assert_str_eq(gm__finance_format_money(-1234, "CNY", m), "-12.34");
+  ck_assert_str_eq(gm__finance_format_money(GM_FINANCE_MAX_AMOUNT, "USD", m),
+                   "1000000000000.00");
+  ck_assert_int_eq(
+      gm__finance_money_check("the amount", 450000000, "JPY", err, sizeof err),
+      0);
+  ck_assert_int_eq(
+      gm__finance_money_check("the amount", 450000050, "JPY", err, sizeof err),
+      -1);
+  ck_assert_str_eq(err,
+                   "the amount 4500000.50 JPY has more decimals than JPY "
+                   "has (0, ISO 4217); give a whole amount in JPY");
+  ck_assert_int_eq(
+      gm__finance_money_check("the amount", 1, "CNY", err, sizeof err), 0);
+  ck_assert_int_eq(
+      gm__finance_money_check("the amount", 1, "KWD", err, sizeof err), 0);
 }
 END_TEST
 
@@ -357,8 +386,9 @@ START_TEST(typed_amounts_are_exact) {
                        "--amount", "yuan", "99999999999999999999999999", 2,
                        GM_FINANCE_MAX_AMOUNT, &v, err, sizeof err),
                    -1);
-  char out[32];
-  ck_assert_str_eq(gm__finance_format_yuan(450000005, out), "4500000.05");
+  char out[40];
+  ck_assert_str_eq(gm__finance_format_money(450000005, "CNY", out),
+                   "4500000.05");
   ck_assert_str_eq(gm__finance_format_pct(345, out), "3.45");
   ck_assert_str_eq(gm__finance_format_tonnes(1500, out), "1.500");
 }
@@ -367,6 +397,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("finance rules");
   TCase *tc = tcase_create("rules");
+  tcase_add_test(tc, money_in_its_decimals);
   tcase_add_test(tc, fee_rounds_half_up_to_the_fen);
   tcase_add_test(tc, ratios_never_overflow);
   tcase_add_test(tc, bands_hide_the_amount);
