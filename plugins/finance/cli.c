@@ -3,13 +3,13 @@
  * and the centre, run by `gm` from this plugin (include/greenmarket/cli.h).
  * Every other word takes gm's generic `gm finance <method> field=value`.
  *
- * Amounts are typed and shown in the currency's units with its ISO 4217
+ * Amounts are typed and shown in their currency's units with its ISO 4217
  * decimals (yuan with two, yen with none; at most two are carried) and
- * sent as int64 hundredths of the unit (fen for CNY); rates and fees in percent
- * (two decimals) and sent as basis points; expected benefits in tonnes (three
- * decimals) and sent as kg.  --json prints a method's reply unchanged (fen, bp,
- * kg).  Everything asked of gm goes through the gm_cli_api table: this file
- * links no gm symbol.
+ * sent as int64 hundredths of the unit (fen for CNY); rates and fees in
+ * percent (two decimals) and sent as basis points; expected benefits in
+ * tonnes (three decimals) and sent as kg.  --json prints a method's reply
+ * unchanged (hundredths, bp, kg).  Everything asked of gm goes through the
+ * gm_cli_api table: this file links no gm symbol.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -21,8 +21,8 @@
 #include <time.h>
 
 #include <greenmarket/cli.h>
-#include <greenmarket/iso4217.h>
 #include <greenmarket/date.h>
+#include <greenmarket/iso4217.h>
 
 #include "finance.pb-c.h"
 #include "rules.h"

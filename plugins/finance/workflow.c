@@ -178,7 +178,9 @@ gm_status finance__approve(gm_call *call, const ProtobufCMessage *req,
       (const Gm__Finance__ApproveRequest *)req;
   if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the approved amount must be 1..%lld fen, not %lld",
+                      "the approved amount must be above 0 and at most "
+                      "1000000000000 units of the referral's currency "
+                      "(1..%lld hundredths of a unit in the API), not %lld",
                       (long long)GM_FINANCE_MAX_AMOUNT, (long long)in->amount);
   if (in->rate_bp < 0 || in->rate_bp > GM_FINANCE_MAX_BP)
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -207,7 +209,9 @@ gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
   char date[16];
   if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the funded amount must be 1..%lld fen, not %lld",
+                      "the funded amount must be above 0 and at most "
+                      "1000000000000 units of the referral's currency "
+                      "(1..%lld hundredths of a unit in the API), not %lld",
                       (long long)GM_FINANCE_MAX_AMOUNT, (long long)in->amount);
   if (!in->date[0])
     day = today;
