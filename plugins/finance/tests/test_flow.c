@@ -1020,6 +1020,33 @@ START_TEST(amounts_have_the_currency_decimals) {
 }
 END_TEST
 
+/* [market.finance] link_offer_days sets how long an offer lasts. */
+START_TEST(link_offer_days_is_a_setting) {
+  int64_t t0 = ft_at(FT_MONDAY, 10, 0), days2 = INT64_C(2) * 86400000;
+  ft_start("link_offer_days = 2", t0);
+  ft_bank("abc", "abc1");
+  ft_register("drifter", "bank");
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  link.participant = "drifter";
+  link.bank = "abc";
+  Gm__Finance__Bank *b =
+      (Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base);
+  ck_assert_int_eq(b->n_offers, 1);
+  ck_assert_int_eq(b->offers[0]->expires_ms, t0 + days2);
+  ft_free(b);
+  ck_assert_int_eq(offer_deadline("drifter"), t0 + days2);
+  ck_assert_int_eq(redis_int("ZREM gm:{finance:dir}:dl %s", "offer|drifter"),
+                   1);
+  ft_clock(t0 + days2);
+  Gm__Finance__LinkRequest join = GM__FINANCE__LINK_REQUEST__INIT;
+  join.bank = "abc";
+  ft_expect("drifter", "bank.link", &join.base, GM__STATUS__FAILED_PRECONDITION,
+            "expired at 2026-03-04 10:00 Asia/Shanghai (an offer lasts 2 "
+            "days)");
+  ft_stop();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance flow");
   TCase *tc = tcase_create("flow");
@@ -1042,6 +1069,10 @@ int main(void) {
   tcase_add_test(tc, the_enterprise_withdraws_any_time_before_funding);
   tcase_add_test(tc, views_show_each_reader_what_it_may_see);
   suite_add_tcase(s, tc);
+  TCase *set = tcase_create("settings");
+  tcase_set_timeout(set, 60);
+  tcase_add_test(set, link_offer_days_is_a_setting);
+  suite_add_tcase(s, set);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
