@@ -91,29 +91,37 @@ local function offer_parse(v)
   return bank, tonumber(at), tonumber(exp), by
 end
 
--- The pending (unexpired) offers to bank b: {who, offered, expires, by...}
-local function offers(b)
-  local out, flat = {}, redis.call('HGETALL', P .. 'inv')
-  local rows = {}
+-- The pending (unexpired) offers, by bank: {bank = {who, offered,
+-- expires, by, ...}}, each bank's by participant.
+local function offers_by_bank()
+  local rows, flat = {}, redis.call('HGETALL', P .. 'inv')
   for i = 1, #flat, 2 do
     local bank, at, exp, by = offer_parse(flat[i + 1])
-    if bank == b and exp > NOW then rows[#rows + 1] = {flat[i], at, exp, by} end
+    if exp > NOW then
+      rows[bank] = rows[bank] or {}
+      table.insert(rows[bank], {flat[i], at, exp, by})
+    end
   end
-  table.sort(rows, function(x, y) return x[1] < y[1] end)
-  for _, o in ipairs(rows) do
-    out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] =
-      o[1], I(o[2]), I(o[3]), o[4]
+  local out = {}
+  for bank, list in pairs(rows) do
+    table.sort(list, function(x, y) return x[1] < y[1] end)
+    local t = {}
+    for _, o in ipairs(list) do
+      t[#t + 1], t[#t + 2], t[#t + 3], t[#t + 4] = o[1], I(o[2]), I(o[3]), o[4]
+    end
+    out[bank] = t
   end
   return out
 end
 
--- {id, created, name, {member...}, {offers}}
-local function bank_row(id, rec)
+-- {id, created, name, {member...}, {offers}} (offers: offers_by_bank(),
+-- read once for a listing)
+local function bank_row(id, rec, offers)
   local ct, name = string.match(rec, '^(%d+)|(.*)$')
   local m = members(id)
   table.remove(m, 1)
   table.sort(m)
-  return {id, ct, name, m, offers(id)}
+  return {id, ct, name, m, (offers or offers_by_bank())[id] or {}}
 end
 
 -- Removes the offers that expired (a write op only).
@@ -197,8 +205,10 @@ end
 
 if op == 'banks' then
   local flat = redis.call('HGETALL', P .. 'banks')
-  local out = {}
-  for i = 1, #flat, 2 do out[#out + 1] = bank_row(flat[i], flat[i + 1]) end
+  local out, offers = {}, offers_by_bank()
+  for i = 1, #flat, 2 do
+    out[#out + 1] = bank_row(flat[i], flat[i + 1], offers)
+  end
   table.sort(out, function(a, b) return a[1] < b[1] end)
   return out
 end
