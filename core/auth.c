@@ -285,6 +285,52 @@ gm_status gm__participant_register(gm_call *call, const gm__roles *known,
   return st;
 }
 
+/* Separates the keys of [security] admin_keys: commas, and the spaces an
+   operator may put around them (neither is a Z85 character). */
+static int admin_keys_sep(char c) {
+  return c == ',' || c == ' ' || c == '\t';
+}
+
+int gm__admin_keys_check(const char *list, char *err, size_t errlen) {
+  const char *p = list ? list : "";
+  for (;;) {
+    while (*p && admin_keys_sep(*p)) p++;
+    if (!*p) return 0;
+    size_t n = 0;
+    while (p[n] && !admin_keys_sep(p[n])) n++;
+    char key[41] = "";
+    if (n == 40) {
+      memcpy(key, p, 40);
+      key[40] = '\0';
+    }
+    if (!gm__curve_key_valid(key)) {
+      snprintf(err, errlen,
+               "[security] admin_keys: '%.*s%s' is not a 40-character Z85 "
+               "public key (gm keygen prints it as 'public = ...'); list the "
+               "admins' public keys separated by commas, and remove a key "
+               "entirely to take its admin role away",
+               n > 48 ? 48 : (int)n, p, n > 48 ? "..." : "");
+      return -1;
+    }
+    p += n;
+  }
+}
+
+/* Non-zero when z85 is one of the keys of list, whole (never part of a
+   longer entry: a key an operator disabled by editing it stays out). */
+static int admin_key_listed(const char *list, const char *z85) {
+  const char *p = list ? list : "";
+  size_t zn = strlen(z85);
+  for (;;) {
+    while (*p && admin_keys_sep(*p)) p++;
+    if (!*p) return 0;
+    size_t n = 0;
+    while (p[n] && !admin_keys_sep(p[n])) n++;
+    if (n == zn && memcmp(p, z85, n) == 0) return 1;
+    p += n;
+  }
+}
+
 /* ZMTP metadata: 1-byte name length, name, 4-byte big-endian value length,
  * value. */
 static size_t put_property(uint8_t *out, const char *name, const char *value) {
@@ -355,9 +401,10 @@ static void zap_handle(gm__auth *a) {
   }
   char z85[41];
   zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
-  if (a->admin_keys && strstr(a->admin_keys, z85)) {
+  if (admin_key_listed(a->admin_keys, z85)) {
     /* A bootstrap key from the config: no registry record to re-check. */
-    zap_reply(a->rep, reqid, reqid_len, "200", "OK", "admin", "admin", NULL);
+    zap_reply(a->rep, reqid, reqid_len, "200", "OK", GM__BOOTSTRAP_ADMIN_ID,
+              GM__ROLE_ADMIN, NULL);
     goto done;
   }
   redisReply *r = gm__redis_callf(a->redis, "GET " PUBKEY_KEY "%s", z85);
@@ -415,6 +462,7 @@ static void *zap_run(void *arg) {
 gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
                          const char *admin_keys, const gm__roles *roles,
                          char *err, size_t errlen) {
+  if (gm__admin_keys_check(admin_keys, err, errlen) != 0) return NULL;
   gm__auth *a = calloc(1, sizeof *a);
   if (!a) abort();
   a->ctx = zmq_ctx;

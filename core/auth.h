@@ -20,6 +20,10 @@
 /* Longest comma list of roles a participant may hold (it travels in the
    ZAP reply's metadata). */
 #define GM__ROLES_TEXT_MAX 399
+/* The participant id of every bootstrap key ([security] admin_keys): with
+   CURVE, no registered participant may hold it (it would share the
+   bootstrap admins' orders, private events and idempotency records). */
+#define GM__BOOTSTRAP_ADMIN_ID "admin"
 /* Longest display name, in bytes. */
 #define GM__PARTICIPANT_NAME_MAX 256
 
@@ -42,6 +46,11 @@ int gm__zap_recv(void *sock, zmq_msg_t parts[GM__ZAP_PARTS]);
 gm__auth *gm__auth_start(void *zmq_ctx, const gm__redis_addr *addr,
                          const char *admin_keys, const gm__roles *roles,
                          char *err, size_t errlen);
+/* 0 when every entry of [security] admin_keys (separated by commas or
+ * spaces) is a whole 40-character Z85 public key, else -1 and err naming
+ * the bad entry.  The handler admits a key only when it is an entry
+ * exactly, never part of one. */
+int gm__admin_keys_check(const char *admin_keys, char *err, size_t errlen);
 /* Stops the handler thread (the context must be shutting down); nulls *a. */
 void gm__auth_stop(gm__auth **a);
 

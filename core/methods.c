@@ -7,6 +7,7 @@
 #include "methods.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include "auth.h"
 #include "broker.h"
@@ -184,6 +185,15 @@ static gm_status gm__core_register(gm_call *call, const ProtobufCMessage *req,
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "this broker requires CURVE keys: give the "
                          "participant's public_key (gm keygen makes one)");
+  if (!gm__broker_dev_mode(call->broker) && in->participant->id &&
+      strcmp(in->participant->id, GM__BOOTSTRAP_ADMIN_ID) == 0)
+    return gm__call_fail(
+        call, GM_INVALID_ARGUMENT,
+        "participant id '" GM__BOOTSTRAP_ADMIN_ID
+        "' is the identity of the bootstrap keys in [security] admin_keys: a "
+        "participant registered under it would share their orders, private "
+        "events and idempotency records; register it under another id (e.g. "
+        "ops) and give it role admin if it is to administer");
   gm_status st = gm__participant_register(call, gm__broker_roles(call->broker),
                                           in->participant);
   if (st != GM_OK) return st;
