@@ -293,7 +293,7 @@ static int admin_keys_sep(char c) {
 
 int gm__admin_keys_check(const char *list, char *err, size_t errlen) {
   const char *p = list ? list : "";
-  for (;;) {
+  for (int k = 1;; k++) {
     while (*p && admin_keys_sep(*p)) p++;
     if (!*p) return 0;
     size_t n = 0;
@@ -305,11 +305,11 @@ int gm__admin_keys_check(const char *list, char *err, size_t errlen) {
     }
     if (!gm__curve_key_valid(key)) {
       snprintf(err, errlen,
-               "[security] admin_keys: '%.*s%s' is not a 40-character Z85 "
-               "public key (gm keygen prints it as 'public = ...'); list the "
-               "admins' public keys separated by commas, and remove a key "
-               "entirely to take its admin role away",
-               n > 48 ? 48 : (int)n, p, n > 48 ? "..." : "");
+               "[security] admin_keys: key %d ('%.*s%s') is not a "
+               "40-character Z85 public key (gm keygen prints it as 'public "
+               "= ...'); list the admins' public keys separated by commas, "
+               "and remove a key entirely to take its admin role away",
+               k, n > 48 ? 48 : (int)n, p, n > 48 ? "..." : "");
       return -1;
     }
     p += n;

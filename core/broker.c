@@ -452,10 +452,6 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                "--out FILE makes one)");
     free(path);
     if (rc) goto fail;
-    /* Checked here too, so gmd --check finds a bad entry. */
-    if (gm__admin_keys_check(gm__config_get(cfg, "security", "admin_keys", ""),
-                             err, errlen))
-      goto fail;
   } else {
     snprintf(err, errlen,
              "[security] mode must be 'curve' (with secret_key_file) or 'dev' "

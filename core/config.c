@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "auth.h"
+
 typedef struct entry {
   char *section; /* lower-case section name */
   char *key;     /* key as written */
@@ -245,34 +247,6 @@ static void list_of(const char *const *names, size_t n, char *out,
                              names[i]);
 }
 
-static const char z85_chars[] =
-    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    ".-:+=^!/*?&<>()[]{}@%$#";
-
-static int check_admin_keys(const char *v, char *err, size_t errlen) {
-  const char *p = v;
-  int n = 0;
-  while (*p) {
-    n++;
-    while (*p == ' ' || *p == '\t') p++;
-    size_t len = strcspn(p, ",");
-    size_t end = len;
-    while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
-    size_t good = strspn(p, z85_chars);
-    if (end != 40 || good < end) {
-      snprintf(err, errlen,
-               "[security] admin_keys: key %d ('%.*s') is not a CURVE public "
-               "key: expected 40 Z85 characters, the 'public' line of a file "
-               "written by gm keygen --out FILE; separate keys with commas",
-               n, (int)(end > 60 ? 60 : end), p);
-      return -1;
-    }
-    p += len;
-    if (*p == ',') p++;
-  }
-  return 0;
-}
-
 int gm__config_check(const gm__config *c, char *err, size_t errlen) {
   const char *sections[N_KNOWN + 1];
   for (size_t i = 0; i < N_KNOWN; i++) sections[i] = known[i].name;
@@ -309,7 +283,7 @@ int gm__config_check(const gm__config *c, char *err, size_t errlen) {
     }
   }
   const char *keys = gm__config_get(c, "security", "admin_keys", NULL);
-  if (keys && check_admin_keys(keys, err, errlen) != 0) return -1;
+  if (keys && gm__admin_keys_check(keys, err, errlen) != 0) return -1;
   char *dir = gm__config_path(c, "plugins", "dir", NULL);
   if (dir) {
     struct stat st;

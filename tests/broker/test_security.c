@@ -143,7 +143,7 @@ START_TEST(admin_keys_admit_whole_keys_only) {
                   err);
     char out[4096];
     ck_assert_int_eq(check_admin_keys(list[i], out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "[security] admin_keys: '") &&
+    ck_assert_msg(strstr(out, "[security] admin_keys: key ") &&
                       strstr(out, "is not a 40-character Z85 public key"),
                   "gmd said: %s", out);
   }
