@@ -359,6 +359,48 @@ static int gm__broker_redis_auth(const gm__config *cfg, char *err,
   return 0;
 }
 
+/* Non-zero when ZeroMQ endpoint ep can be reached from this machine only:
+   ipc:// and inproc://, or tcp:// on a loopback address (127.0.0.0/8,
+   [::1], localhost). */
+static int endpoint_local(const char *ep) {
+  if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9)) return 1;
+  if (strncmp(ep, "tcp://", 6) != 0) return 0;
+  const char *h = ep + 6;
+  return !strncmp(h, "127.", 4) || !strncmp(h, "[::1]:", 6) ||
+         !strncmp(h, "localhost:", 10);
+}
+
+/*
+ * Development mode admits any client as any participant: its endpoints must
+ * be this machine's only, unless the operator says the network is a test
+ * network of its own ([security] dev_on_network = on).  0, or -1 and err.
+ */
+static int dev_mode_local(const gm__config *cfg, const gm__broker *b, char *err,
+                          size_t errlen) {
+  int on_network;
+  if (gm__config_bool(cfg, "security", "dev_on_network", 0, &on_network, err,
+                      errlen))
+    return -1;
+  if (on_network) return 0;
+  const char *const ep[] = {b->endpoint, b->feed, b->private_feed,
+                            b->ledger_endpoint};
+  const char *const key[] = {"[broker] endpoint", "[broker] feed",
+                             "[broker] private_feed",
+                             "[settle] ledger_endpoint"};
+  for (size_t i = 0; i < sizeof ep / sizeof ep[0]; i++)
+    if (!endpoint_local(ep[i])) {
+      snprintf(err, errlen,
+               "[security] mode = dev admits any client as any participant, "
+               "and %s = %s can be reached from other machines; bind it to "
+               "127.0.0.1 or ipc://, or use mode = curve (docs/operations.md, "
+               "CURVE keys); on a test network of your own only, set "
+               "[security] dev_on_network = on",
+               key[i], ep[i]);
+      return -1;
+    }
+  return 0;
+}
+
 gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   gm__broker *b = calloc(1, sizeof *b);
   if (!b) abort();
@@ -443,6 +485,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   const char *mode = gm__config_get(cfg, "security", "mode", "");
   if (strcmp(mode, "dev") == 0) {
     b->dev_mode = 1;
+    if (dev_mode_local(cfg, b, err, errlen) != 0) goto fail;
   } else if (strcmp(mode, "curve") == 0) {
     char *path = gm__config_path(cfg, "security", "secret_key_file", NULL);
     int rc = path ? read_secret_key(path, b->server_secret, err, errlen) : -1;

@@ -150,6 +150,7 @@ START_TEST(every_documented_key_and_market_sections_pass) {
                  "[settle]\nsettle = auto\nlease_ms = 300\n"
                  "ledger_endpoint = e\nread_timeout_ms = 10\n"
                  "[security]\nmode = dev\nsecret_key_file = \nadmin_keys = \n"
+                 "dev_on_network = off\n"
                  "[plugins]\nload = \n[log]\nlevel = info\n"
                  "[metrics]\nlisten = \n"
                  "[deadlines]\npoll_ms = 1\nclaim_ms = 100\nreconcile_s = 1\n"
@@ -230,6 +231,62 @@ START_TEST(gmd_refuses_a_misspelt_key_before_starting_anything) {
 }
 END_TEST
 
+/* gmd --check on `text` (written as the config): its exit status and
+   output. */
+static int gmd_check(const char *text, char *out, size_t outlen) {
+  write_conf(text);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
+           path);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t n = fread(out, 1, outlen - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  cleanup();
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Development mode admits anyone as anyone: an endpoint other machines can
+   reach is refused unless the operator opts in, before Redis is touched. */
+START_TEST(dev_mode_stays_on_this_machine) {
+  char out[2048];
+  ck_assert_int_eq(
+      gmd_check("[broker]\nendpoint = tcp://0.0.0.0:17470\n[redis]\n"
+                "unix = r.sock\n[security]\nmode = dev\n",
+                out, sizeof out),
+      1);
+  ck_assert_msg(strstr(out,
+                       "[broker] endpoint = tcp://0.0.0.0:17470 can be "
+                       "reached from other machines") &&
+                    strstr(out, "dev_on_network"),
+                "%s", out);
+  ck_assert_int_eq(
+      gmd_check("[broker]\nendpoint = tcp://127.0.0.1:17470\nfeed = "
+                "tcp://*:17471\n[redis]\nunix = r.sock\n[security]\nmode = "
+                "dev\n",
+                out, sizeof out),
+      1);
+  ck_assert_msg(strstr(out, "[broker] feed = tcp://*:17471"), "%s", out);
+  /* Opted in: the check goes on (to the missing Redis here). */
+  ck_assert_int_eq(
+      gmd_check("[broker]\nendpoint = tcp://0.0.0.0:17470\n[redis]\n"
+                "unix = r.sock\n[security]\nmode = dev\ndev_on_network = on\n",
+                out, sizeof out),
+      1);
+  ck_assert_msg(!strstr(out, "other machines") && strstr(out, "Redis"), "%s",
+                out);
+  /* Loopback and ipc:// pass the rule. */
+  ck_assert_int_eq(
+      gmd_check("[broker]\nendpoint = ipc:///tmp/gm-x.sock\nfeed = "
+                "tcp://localhost:17471\n[redis]\nunix = r.sock\n[security]\n"
+                "mode = dev\n",
+                out, sizeof out),
+      1);
+  ck_assert_msg(!strstr(out, "other machines"), "%s", out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("config");
@@ -242,6 +299,7 @@ int main(void) {
   tcase_add_test(tc, admin_keys_must_be_z85_public_keys);
   tcase_add_test(tc, a_missing_plugin_dir_is_refused);
   tcase_add_test(tc, gmd_refuses_a_misspelt_key_before_starting_anything);
+  tcase_add_test(tc, dev_mode_stays_on_this_machine);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
