@@ -381,6 +381,12 @@ gm__ledger *gm__ledger_open(const char *path, int readonly, char *err,
     goto fail;
   }
   sqlite3_extended_result_codes(l->db, 1);
+  /* Defence in depth (found by the security review): no statement may
+     corrupt the file through writable_schema or shadow tables, and SQL
+     functions named in the schema (views, triggers, defaults) run only if
+     they are harmless. */
+  sqlite3_db_config(l->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+  sqlite3_db_config(l->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
   sqlite3_set_authorizer(l->db, gm__authorize, l);
   /* Writers wait for each other (settler, migrations, a second gmd)
      instead of failing with SQLITE_BUSY at once. */
