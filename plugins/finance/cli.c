@@ -23,6 +23,7 @@
 #include <greenmarket/cli.h>
 #include <greenmarket/date.h>
 #include <greenmarket/iso4217.h>
+#include <greenmarket/table.h>
 
 #include "finance.pb-c.h"
 #include "rules.h"
@@ -798,12 +799,17 @@ static void gm__fin_print_queue(const ProtobufCMessage *m) {
   const Gm__Finance__Queue *q = (const Gm__Finance__Queue *)m;
   char t[32], a[40], b[40], s[32];
   printf("bank %s: %lld referrals\n", q->bank, (long long)q->total);
-  printf("%-10s %-8s %-15s %-6s %-28s %-7s %-7s %s\n", "referral", "relation",
-         "state", "item", "amount band", "tenor", "city", "due");
+  gm_table tab = {8,
+                  (const char *const[]){"REFERRAL", "RELATION", "STATE", "ITEM",
+                                        "AMOUNT BAND", "TENOR", "CITY", "DUE"},
+                  0x20,
+                  NULL,
+                  0,
+                  0};
   for (size_t i = 0; i < q->n_entries; i++) {
     const Gm__Finance__Referral *r = q->entries[i]->referral;
     const char *rel = q->entries[i]->relation;
-    char band[96];
+    char band[96], tenor[16];
     if (r->amount_band_max)
       snprintf(band, sizeof band, "%s-%s %s",
                gm__finance_format_money(r->amount_band_min, r->currency, a),
@@ -817,10 +823,11 @@ static void gm__fin_print_queue(const ProtobufCMessage *m) {
         r->state == GM__FINANCE__STATE__STATE_PICKED    ? r->contact_due_ms
         : r->state <= GM__FINANCE__STATE__STATE_CLAIMED ? r->pick_due_ms
                                                         : 0;
-    printf("%-10s %-8s %-15s %-6s %-28s %-7d %-7s %s\n", r->id, rel,
-           GM__FIN_STATE(r->state, s), r->subitem, band, r->tenor_months,
-           r->region, gm__fin_time(due, t));
+    snprintf(tenor, sizeof tenor, "%d", r->tenor_months);
+    gm_table_row(&tab, r->id, rel, GM__FIN_STATE(r->state, s), r->subitem, band,
+                 tenor, r->region, gm__fin_time(due, t));
   }
+  gm_table_print(&tab, stdout);
 }
 
 static int gm__fin_bank_run(const gm__fin_cli *g, int argc, char **argv,
@@ -1060,16 +1067,24 @@ static int gm__fin_show_run(const gm__fin_cli *g, int argc, char **argv,
 static void gm__fin_print_list(const ProtobufCMessage *m) {
   const Gm__Finance__ReferralList *l = (const Gm__Finance__ReferralList *)m;
   char a[40], s[32], t[32];
-  printf("%-10s %-15s %-6s %18s %-3s %-5s %-14s %s\n", "referral", "state",
-         "item", "amount", "", "tenor", "bank", "submitted");
+  gm_table tab = {7,
+                  (const char *const[]){"REFERRAL", "STATE", "ITEM", "AMOUNT",
+                                        "TENOR", "BANK", "SUBMITTED"},
+                  0x18,
+                  NULL,
+                  0,
+                  0};
   for (size_t i = 0; i < l->n_referrals; i++) {
     const Gm__Finance__Referral *r = l->referrals[i];
-    printf("%-10s %-15s %-6s %18s %-3s %-5d %-14s %s\n", r->id,
-           GM__FIN_STATE(r->state, s), r->subitem,
-           gm__finance_format_money(r->amount, r->currency, a), r->currency,
-           r->tenor_months, r->bank[0] ? r->bank : "-",
-           gm__fin_time(r->created_ms, t));
+    char tenor[16], amount[64];
+    snprintf(tenor, sizeof tenor, "%d", r->tenor_months);
+    snprintf(amount, sizeof amount, "%s %s",
+             gm__finance_format_money(r->amount, r->currency, a), r->currency);
+    gm_table_row(&tab, r->id, GM__FIN_STATE(r->state, s), r->subitem, amount,
+                 tenor, r->bank[0] ? r->bank : "-",
+                 gm__fin_time(r->created_ms, t));
   }
+  gm_table_print(&tab, stdout);
   printf("%zu of %lld\n", l->n_referrals, (long long)l->total);
 }
 
