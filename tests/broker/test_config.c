@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "run_gm.h"
 
 static char dir[] = "/tmp/gm-config-XXXXXX";
 static char path[256];
@@ -208,17 +209,9 @@ START_TEST(gmd_refuses_a_misspelt_key_before_starting_anything) {
       "[broker]\nendpoint = tcp://127.0.0.1:1\n[ledger]\n"
       "path = ledger.sqlite\n[redis]\nunix = r.sock\n"
       "[security]\nmode = dev\n[metrics]\nlistne = 127.0.0.1:0\n");
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
-           path);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
   char out[2048] = "";
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = '\0';
-  int st = pclose(p);
-  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d: %s", st,
-                out);
+  int st = gm_test_gmd_check(path, out, sizeof out);
+  ck_assert_msg(st == 1, "status %d: %s", st, out);
   ck_assert_msg(strstr(out, "ERROR [gmd]") &&
                     strstr(out,
                            "[metrics] listne: unknown key (did you mean "
@@ -235,16 +228,9 @@ END_TEST
    output. */
 static int gmd_check(const char *text, char *out, size_t outlen) {
   write_conf(text);
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
-           path);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t n = fread(out, 1, outlen - 1, p);
-  out[n] = '\0';
-  int st = pclose(p);
+  int rc = gm_test_gmd_check(path, out, outlen);
   cleanup();
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 /* Development mode admits anyone as anyone: an endpoint other machines can

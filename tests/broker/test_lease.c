@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gmd_fixture.h"
+#include "run_gm.h"
 #include <zmq.h>
 
 #include "greenmarket.pb-c.h"
@@ -462,16 +463,9 @@ static int check_conf(const char *settle_conf, char *out, size_t outlen) {
           "[security]\nmode = dev\n[plugins]\ndir = %s\n[settle]\n%s\n",
           gm_test_redis_socket(redis), TEST_PLUGIN_DIR, settle_conf);
   fclose(f);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
-           conf);
+  int rc = gm_test_gmd_check(conf, out, outlen);
   free(conf);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, outlen - 1, p);
-  out[len] = '\0';
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 /* Bad [settle] values stop gmd at start, naming the key; nothing is taken. */

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "gmd_fixture.h"
+#include "run_gm.h"
 #include "greenmarket.pb-c.h"
 #include "loader.h"
 #include "metrics.h"
@@ -114,21 +115,9 @@ static double value(const char *body, const char *series) {
   return -1;
 }
 
-/* Runs a shell command; its output (stdout and stderr) into out. */
-static int run(const char *cmd, char *out, size_t outlen) {
-  char full[2048];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, outlen - 1, p);
-  out[len] = '\0';
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void need_promtool(void) {
   char out[256];
-  ck_assert_msg(run("command -v promtool", out, sizeof out) == 0,
+  ck_assert_msg(gm_test_shell("command -v promtool", out, sizeof out) == 0,
                 "promtool is missing: run deploy/install-deps (Debian package "
                 "prometheus ships it)");
 }
@@ -226,7 +215,7 @@ START_TEST(listen_values_are_checked_at_start) {
   fclose(f);
   char cmd[2048], out[4096];
   snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s", GM_BUILD_DIR, conf);
-  ck_assert_int_eq(run(cmd, out, sizeof out), 1);
+  ck_assert_int_eq(gm_test_shell(cmd, out, sizeof out), 1);
   ck_assert_msg(strstr(out,
                        "cannot start: [metrics] listen = localhost: "
                        "expected HOST:PORT"),
@@ -248,10 +237,9 @@ static int check_load(gm_test_redis *r, const char *dir, const char *load,
           "[security]\nmode = dev\n[plugins]\ndir = %s\nload = %s\n",
           gm_test_redis_socket(r), dir ? dir : TEST_PLUGIN_DIR, load);
   fclose(f);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s", GM_BUILD_DIR, conf);
+  int rc = gm_test_gmd_check(conf, out, outlen);
   free(conf);
-  return run(cmd, out, outlen);
+  return rc;
 }
 
 /* gmd serves on without a plugin it refused, but --check, asked whether
@@ -357,7 +345,7 @@ START_TEST(metrics_move_with_requests_and_pass_promtool) {
   fclose(f);
   char cmd[1024], out[8192];
   snprintf(cmd, sizeof cmd, "promtool check metrics < %s", file);
-  int rc = run(cmd, out, sizeof out);
+  int rc = gm_test_shell(cmd, out, sizeof out);
   ck_assert_msg(rc == 0 && out[0] == '\0',
                 "promtool check metrics (status %d) says:\n%s", rc, out);
   free(file);
@@ -532,22 +520,23 @@ END_TEST
 START_TEST(alert_rules_and_scrape_config_pass_promtool) {
   need_promtool();
   char out[8192];
-  int rc = run("cd " GM_SOURCE_DIR
-               "/deploy/prometheus && promtool check rules "
-               "greenmarket-alerts.yml",
-               out, sizeof out);
+  int rc = gm_test_shell("cd " GM_SOURCE_DIR
+                         "/deploy/prometheus && promtool check rules "
+                         "greenmarket-alerts.yml",
+                         out, sizeof out);
   ck_assert_msg(rc == 0 && strstr(out, "SUCCESS") && !strstr(out, "WARN") &&
                     !strstr(out, "FAILED"),
                 "promtool check rules (status %d):\n%s", rc, out);
-  rc = run("cd " GM_SOURCE_DIR
-           "/deploy/prometheus && promtool test rules "
-           "greenmarket-alerts.test.yml",
-           out, sizeof out);
+  rc = gm_test_shell("cd " GM_SOURCE_DIR
+                     "/deploy/prometheus && promtool test rules "
+                     "greenmarket-alerts.test.yml",
+                     out, sizeof out);
   ck_assert_msg(rc == 0 && strstr(out, "SUCCESS"),
                 "promtool test rules (status %d):\n%s", rc, out);
-  rc = run("cd " GM_SOURCE_DIR
-           "/deploy/prometheus && promtool check config prometheus.yml",
-           out, sizeof out);
+  rc = gm_test_shell(
+      "cd " GM_SOURCE_DIR
+      "/deploy/prometheus && promtool check config prometheus.yml",
+      out, sizeof out);
   ck_assert_msg(rc == 0 && !strstr(out, "WARN") && !strstr(out, "FAILED"),
                 "promtool check config (status %d):\n%s", rc, out);
 }

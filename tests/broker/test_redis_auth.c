@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "gmd_fixture.h"
+#include "run_gm.h"
 #include "testmkt.pb-c.h"
 
 static gm_test_redis *redis;
@@ -63,17 +64,10 @@ static int check(const char *extra, char *out, size_t outlen) {
           "[redis]\nunix = %s\n%s",
           conf, ledger, TEST_PLUGIN_DIR, gm_test_redis_socket(redis), extra);
   fclose(f);
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
-           conf);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t n = fread(out, 1, outlen - 1, p);
-  out[n] = '\0';
-  int st = pclose(p);
+  int rc = gm_test_gmd_check(conf, out, outlen);
   free(conf);
   free(ledger);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 START_TEST(no_password_is_named_as_the_problem) {

@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "gmd_fixture.h"
+#include "run_gm.h"
 #include "greenmarket.pb-c.h"
 #include "greenmarket/client.h"
 #include "redis_fixture.h"
@@ -87,18 +88,6 @@ static void expect(Gm__Reply *r, Gm__Status status, const char *text) {
   gm__reply__free_unpacked(r, NULL);
 }
 
-/* Runs cmd (stderr too) into out; its exit status. */
-static int run(const char *cmd, char *out, size_t outlen) {
-  char full[2100];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, outlen - 1, p);
-  out[len] = '\0';
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* gmd --check on a CURVE config with `admin_keys`; its exit status. */
 static int check_admin_keys(const char *admin_keys, char *out, size_t outlen) {
   char *keyfile = gm_test_redis_path(redis, "check.key");
@@ -115,9 +104,7 @@ static int check_admin_keys(const char *admin_keys, char *out, size_t outlen) {
           "[plugins]\ndir = %s\nload = testmkt\n",
           gm_test_redis_socket(redis), keyfile, admin_keys, TEST_PLUGIN_DIR);
   fclose(f);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s", GM_BUILD_DIR, conf);
-  int rc = run(cmd, out, outlen);
+  int rc = gm_test_gmd_check(conf, out, outlen);
   free(conf);
   free(keyfile);
   return rc;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "gmd_fixture.h"
+#include "run_gm.h"
 #include "redis_fixture.h"
 #include "testmkt.pb-c.h"
 
@@ -428,7 +429,7 @@ END_TEST
    status; what it printed goes to *out (static). */
 static int gmd_check(long ms, const char **out) {
   static char text[4096];
-  char dir[] = "/tmp/gm-waitconf-XXXXXX", conf[64], cmd[256];
+  char dir[] = "/tmp/gm-waitconf-XXXXXX", conf[64];
   ck_assert_ptr_nonnull(mkdtemp(dir));
   snprintf(conf, sizeof conf, "%s/gmd.conf", dir);
   FILE *f = fopen(conf, "w");
@@ -438,17 +439,12 @@ static int gmd_check(long ms, const char **out) {
           "[redis]\nunix = %s\ncluster_wait_replicas = %ld\n",
           dir, gm_test_redis_socket(master), ms);
   fclose(f);
-  snprintf(cmd, sizeof cmd, GM_BUILD_DIR "/core/gmd -c %s --check 2>&1", conf);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t n = fread(text, 1, sizeof text - 1, p);
-  text[n] = '\0';
-  int st = pclose(p);
+  int rc = gm_test_gmd_check(conf, text, sizeof text);
   char rm[96];
   snprintf(rm, sizeof rm, "rm -rf %s", dir);
   ck_assert_int_eq(system(rm), 0);
   *out = text;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 /*

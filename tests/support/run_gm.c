@@ -1,7 +1,9 @@
 #include "run_gm.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,4 +44,32 @@ run_result *gm_test_run_gm(const char *endpoint, char *const *args) {
   slurp(ofd, r.out, sizeof r.out);
   slurp(efd, r.err, sizeof r.err);
   return &r;
+}
+
+int gm_test_shell(const char *cmd, char *out, size_t outlen) {
+  size_t n = strlen(cmd) + 8;
+  char *full = malloc(n);
+  ck_assert_ptr_nonnull(full);
+  snprintf(full, n, "%s 2>&1", cmd);
+  FILE *p = popen(full, "r");
+  free(full);
+  ck_assert_msg(p != NULL, "cannot run %s", cmd);
+  size_t len = fread(out, 1, outlen - 1, p);
+  out[len] = '\0';
+  /* Read the rest, so the command never blocks on a full pipe. */
+  char sink[4096];
+  while (fread(sink, 1, sizeof sink, p) > 0) {
+  }
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int gm_test_gmd_check(const char *conf, char *out, size_t outlen) {
+  size_t n = strlen(conf) + sizeof GM_BUILD_DIR + 32;
+  char *cmd = malloc(n);
+  ck_assert_ptr_nonnull(cmd);
+  snprintf(cmd, n, "%s/core/gmd --check -c %s", GM_BUILD_DIR, conf);
+  int rc = gm_test_shell(cmd, out, outlen);
+  free(cmd);
+  return rc;
 }
