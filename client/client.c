@@ -130,7 +130,31 @@ void gm_client_destroy(gm_client **cp) {
 }
 
 const char *gm_client_endpoint(const gm_client *c) {
-  return c->endpoint;
+  return c ? c->endpoint : "";
+}
+
+/*
+ * Refuses a call the library cannot send: no client, no market or no method.
+ * Returns 1 (out filled with GM_INVALID_ARGUMENT) or 0.
+ */
+static int gm__call_refused(const gm_client *c, const char *market,
+                            const char *method, gm_result *out) {
+  if (!c)
+    gm__result_fail(out, GM_INVALID_ARGUMENT,
+                    "no client: gm_client_new() returned NULL "
+                    "(gm_client_last_error() says why)");
+  else if (!market || !*market)
+    gm__result_fail(out, GM_INVALID_ARGUMENT,
+                    "no market given: name a loaded market (\"gm\" for the "
+                    "broker's own methods, e.g. ping)");
+  else if (!method || !*method)
+    gm__result_fail(out, GM_INVALID_ARGUMENT,
+                    "no method given for market \"%s\": name one, e.g. "
+                    "ping (the gm.markets method lists them)",
+                    market);
+  else
+    return 0;
+  return 1;
 }
 
 /* Packs the envelope into a malloc()ed frame; NULL when out of memory. */
@@ -251,7 +275,9 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
                              const void *body, size_t body_len,
                              const ProtobufCMessageDescriptor *reply_type,
                              gm_result *out) {
+  if (!out) return GM_INVALID_ARGUMENT;
   memset(out, 0, sizeof *out);
+  if (gm__call_refused(c, market, method, out)) return out->status;
   uint64_t id = c->next_id++;
   size_t len;
   uint8_t *frame = gm__pack_request(c, market, method, idempotency_key, body,
@@ -328,6 +354,9 @@ gm_status gm_client_call(gm_client *c, const char *market, const char *method,
                          gm_result *out) {
   uint8_t *body;
   size_t len;
+  if (!out) return GM_INVALID_ARGUMENT;
+  memset(out, 0, sizeof *out);
+  if (gm__call_refused(c, market, method, out)) return out->status;
   if (gm__pack_msg(req, &body, &len)) {
     memset(out, 0, sizeof *out);
     return gm__result_fail(out, GM_INTERNAL, "out of memory");
@@ -341,6 +370,8 @@ gm_status gm_client_call(gm_client *c, const char *market, const char *method,
 gm_status gm_client_send(gm_client *c, const char *market, const char *method,
                          const char *idempotency_key, const void *body,
                          size_t body_len, uint64_t *request_id) {
+  if (!c || !market || !*market || !method || !*method)
+    return GM_INVALID_ARGUMENT;
   uint64_t id = c->next_id;
   size_t len;
   uint8_t *frame = gm__pack_request(c, market, method, idempotency_key, body,
@@ -360,6 +391,8 @@ gm_status gm_client_send_msg(gm_client *c, const char *market,
                              uint64_t *request_id) {
   uint8_t *body;
   size_t len;
+  if (!c || !market || !*market || !method || !*method)
+    return GM_INVALID_ARGUMENT;
   if (gm__pack_msg(req, &body, &len)) return GM_INTERNAL;
   gm_status s =
       gm_client_send(c, market, method, idempotency_key, body, len, request_id);
@@ -402,7 +435,12 @@ int gm_client_poll(gm_client *const *clients, size_t n, int timeout_ms,
 gm_status gm_client_recv(gm_client *c, int timeout_ms,
                          const ProtobufCMessageDescriptor *reply_type,
                          gm_result *out) {
+  if (!out) return GM_INVALID_ARGUMENT;
   memset(out, 0, sizeof *out);
+  if (!c)
+    return gm__result_fail(out, GM_INVALID_ARGUMENT,
+                           "no client: gm_client_new() returned NULL "
+                           "(gm_client_last_error() says why)");
   zmq_msg_t msg;
   zmq_msg_init(&msg);
   int rc = gm__recv_frame(c, timeout_ms, &msg);

@@ -207,10 +207,19 @@ static void gm__feed_private_unsub(gm_feed *f, const char *prefix, int all,
 }
 
 gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
+  if (!f) {
+    gm__client_set_error(
+        "no feed: gm_feed_new() returned NULL (gm_client_last_error() said "
+        "why)");
+    return GM_INVALID_ARGUMENT;
+  }
   if (!prefix) prefix = "";
   if (prefix[0] == '@') return gm__feed_private_sub(f, prefix);
-  if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix)))
+  if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix))) {
+    gm__client_set_error("cannot subscribe to \"%s\": %s", prefix,
+                         zmq_strerror(errno));
     return GM_INTERNAL;
+  }
   /* "" is everything this participant may see: its private events too,
      when the broker's private feed can be found. */
   if (!prefix[0] && f->priv_endpoint) return gm__feed_private_sub(f, "");
@@ -218,6 +227,7 @@ gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
 }
 
 gm_status gm_feed_unsubscribe(gm_feed *f, const char *prefix) {
+  if (!f) return GM_INVALID_ARGUMENT;
   if (!prefix) prefix = "";
   if (prefix[0] != '@' &&
       zmq_setsockopt(f->sock, ZMQ_UNSUBSCRIBE, prefix, strlen(prefix)))
@@ -277,8 +287,15 @@ done:
 
 gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
                        int timeout_ms) {
+  if (!topic || !ev) return GM_INVALID_ARGUMENT;
   *topic = NULL;
   *ev = NULL;
+  if (!f) {
+    gm__client_set_error(
+        "no feed: gm_feed_new() returned NULL (gm_client_last_error() said "
+        "why)");
+    return GM_INVALID_ARGUMENT;
+  }
   int64_t now = gm__client_now_ms();
   int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
   for (;;) {

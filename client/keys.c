@@ -1,6 +1,7 @@
 /*
  * Options, keys and names shared by the client and the feed.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,6 +119,77 @@ int gm__client_apply_curve(void *sock, const gm_client_options *o) {
       zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, o->secret_key, 40))
     return -1;
   return 0;
+}
+
+gm_status gm_key_file_read(const char *path, char public_key[41],
+                           char secret_key[41]) {
+  char pub[41] = "", sec[41] = "", line[256];
+  if (public_key) public_key[0] = '\0';
+  if (secret_key) secret_key[0] = '\0';
+  if (!path || !*path || !public_key) {
+    gm__client_set_error("gm_key_file_read: no file or no place for the key");
+    return GM_INVALID_ARGUMENT;
+  }
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    gm__client_set_error(
+        "cannot read key file %s: %s; make a key pair with `gm keygen --out "
+        "FILE` (the broker's public key comes from its operator)",
+        path, strerror(errno));
+    return GM_NOT_FOUND;
+  }
+  gm_status st = GM_OK;
+  while (fgets(line, sizeof line, f)) {
+    char *eq = strchr(line, '='), *k = line, *v;
+    if (!eq || line[0] == '#') continue;
+    *eq = '\0';
+    v = eq + 1;
+    while (isspace((unsigned char)*k)) k++;
+    for (char *e = eq; e > k && isspace((unsigned char)e[-1]);) *--e = '\0';
+    while (isspace((unsigned char)*v) || *v == '"') v++;
+    v[strcspn(v, "\" \t\r\n")] = '\0';
+    /* gm keygen's "public"/"secret" and ZeroMQ's zcert names. */
+    char *dst = NULL;
+    if (!strcmp(k, "public") || !strcmp(k, "public-key") ||
+        !strcmp(k, "public_key"))
+      dst = pub;
+    else if (!strcmp(k, "secret") || !strcmp(k, "secret-key") ||
+             !strcmp(k, "secret_key"))
+      dst = sec;
+    if (!dst) continue;
+    if (!gm__key_ok(v)) {
+      gm__client_set_error(
+          "key file %s: its %s key is not a 40-character Z85 CURVE key; "
+          "copy the line again or make a new pair with `gm keygen --out FILE`",
+          path, dst == pub ? "public" : "secret");
+      st = GM_INVALID_ARGUMENT;
+      break;
+    }
+    memcpy(dst, v, 41);
+  }
+  fclose(f);
+  explicit_bzero(line, sizeof line);
+  if (st == GM_OK && !pub[0]) {
+    gm__client_set_error(
+        "key file %s has no \"public = <40 Z85 characters>\" line: is it "
+        "a key file from `gm keygen --out FILE`?",
+        path);
+    st = GM_INVALID_ARGUMENT;
+  }
+  if (st == GM_OK && secret_key && !sec[0]) {
+    gm__client_set_error(
+        "key file %s has a public key but no \"secret = ...\" line: it is "
+        "someone's public key (the broker's?), not this client's key pair; "
+        "make one with `gm keygen --out FILE`",
+        path);
+    st = GM_INVALID_ARGUMENT;
+  }
+  if (st == GM_OK) {
+    memcpy(public_key, pub, 41);
+    if (secret_key) memcpy(secret_key, sec, 41);
+  }
+  explicit_bzero(sec, sizeof sec);
+  return st;
 }
 
 gm_status gm_client_new_idempotency_key(char out[33]) {

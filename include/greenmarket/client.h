@@ -1,5 +1,11 @@
 /*
  * greenmarket client library (libgmclient): talk to a gmd broker.
+ * The integrator's guide is docs/client.md; the wire is docs/protocol.md.
+ *
+ * Build and link: `pkg-config --cflags --libs greenmarket`, or CMake's
+ * find_package(greenmarket) and target greenmarket::client.  The market's
+ * .proto files are installed in <prefix>/share/greenmarket/proto (pkg-config
+ * variable protodir): generate their C code with protoc-c.
  *
  * A gm_client sends one request frame (a packed gm.Request) on a ZeroMQ
  * DEALER socket and waits for the one reply frame (a packed gm.Reply with
@@ -15,8 +21,40 @@
  * The envelope and the core ("gm") messages are in the generated header
  * <greenmarket/greenmarket.pb-c.h>, whose code libgmclient carries.
  *
- * A gm_client or gm_feed is used by one thread at a time (ZeroMQ sockets are
- * not thread-safe); use one per thread.
+ * Threads: a gm_client or gm_feed is used by one thread at a time (ZeroMQ
+ * sockets are not thread-safe): give each thread its own, or guard one with
+ * a mutex.  Different clients and feeds may be used from different threads
+ * at once; they share one ZeroMQ context, created with the first and ended
+ * with the last.  gm_client_last_error() is per thread.  Create clients
+ * after fork(), never before (a ZeroMQ context does not survive it).
+ *
+ * Blocking: gm_client_call() and gm_client_call_raw() block for at most
+ * (1 + retries) x timeout_ms (plus a reconnect); with timeout_ms < 0 they
+ * can block forever, even across a broker restart (the request was lost
+ * with the old broker and is not sent again): use a timeout in services.
+ * gm_client_send() never blocks.  gm_client_recv(), gm_client_poll() and
+ * gm_feed_recv() wait at most their timeout_ms argument.  A signal does not
+ * end the wait of gm_client_call() or gm_feed_recv() (they go on until their
+ * deadline); gm_client_recv() and gm_client_poll() return on it as on a
+ * timeout.
+ *
+ * Broker restarts: nothing to do.  ZeroMQ reconnects every socket on its own
+ * (within about 100 ms of the broker being back), so the next call on the
+ * same gm_client works; a call in flight when the broker died (kill -9
+ * included) times out and is sent again on a new socket, and if the broker
+ * is back before the last attempt, that attempt gets the true reply.
+ * Feeds resubscribe on their own too, but events published while the feed
+ * was away are lost: see gm_feed_recv().
+ *
+ * Memory: everything the library returns is owned by the caller and
+ * released with the function named at each declaration (gm_result_clear(),
+ * free(), gm_feed_event_free(), gm_client_destroy(), gm_feed_destroy()).
+ * Every string and buffer the caller passes in is copied or used only during
+ * the call; none is kept.
+ *
+ * Errors: each function's comment lists what it returns.  docs/client.md,
+ * "Errors", says what to do about each status.  A gm_status outside the
+ * list of gm_status_name() is a newer broker's: treat it as an error.
  */
 #ifndef GREENMARKET_CLIENT_H
 #define GREENMARKET_CLIENT_H
@@ -45,8 +83,11 @@ typedef struct Gm__Event Gm__Event; /* greenmarket.pb-c.h */
 
 /*
  * Connection options.  Starts with its size and only grows at the end, so a
- * program built against an older header keeps working.  Zero means default;
- * strings are copied by gm_client_new() / gm_feed_new().
+ * program built against an older header keeps working.  Always start with
+ * gm_client_options_init().  Zero means default; strings are copied by
+ * gm_client_new() / gm_feed_new() (the struct and its strings may be freed
+ * as soon as they return).  CURVE needs all three keys (server public, own
+ * public and secret): gm_key_file_read() reads them from `gm keygen` files.
  */
 typedef struct gm_client_options {
   size_t size;    /* sizeof(gm_client_options) */
@@ -69,10 +110,28 @@ GM_CLIENT_EXPORT void gm_client_options_init(gm_client_options *o);
 
 /*
  * The outcome of one call.  Owns its memory: release with gm_result_clear().
+ * The call functions overwrite `out` without freeing what it held: clear a
+ * result before passing it to the next call, or it leaks.  `reply` is a
+ * message of the reply_type given (cast it, e.g. (Gm__PingReply *)r.reply)
+ * and belongs to the result: do not free it yourself, and copy what you
+ * need from it before gm_result_clear().
+ *
+ * answered tells "the broker said no" from "nobody said anything":
+ *   answered = 1: status and message are the broker's; a refusal changed
+ *     nothing.
+ *   answered = 0, GM_UNAVAILABLE: no reply after every attempt.  A mutating
+ *     call may or may not have been carried out: send it again, with the
+ *     SAME idempotency key and the same body, until it is answered; the
+ *     broker then answers the first execution's reply (for [redis]
+ *     idempotency_ttl, a day by default) and does nothing twice.
+ *   answered = 0, another status: the library refused or could not read
+ *     the call or its reply (message says which); nothing was sent, or the
+ *     reply could not be used.
  */
 typedef struct gm_result {
   gm_status status;
-  char *message;           /* the broker's (or the library's) explanation */
+  char *message;           /* why, for a person: "" on GM_OK; NULL only when
+                              out of memory */
   uint64_t request_id;     /* which request this replies to */
   ProtobufCMessage *reply; /* decoded body when a reply type was given */
   uint8_t *body;           /* the raw reply body (always set on GM_OK) */
@@ -96,21 +155,36 @@ GM_CLIENT_EXPORT gm_client *gm_client_new(const char *endpoint,
 /* Closes the client and sets *c to NULL; safe on NULL. */
 GM_CLIENT_EXPORT void gm_client_destroy(gm_client **c);
 
-/* Why the last gm_client_new() / gm_feed_new() in this thread failed. */
+/* Why the last gm_client_new(), gm_feed_new(), gm_key_file_read(),
+   gm_feed_subscribe() or refused gm_feed_recv() in this thread failed.
+   Owned by the library: valid until the next such call in this thread. */
 GM_CLIENT_EXPORT const char *gm_client_last_error(void);
 
-/* The endpoint the client was created for. */
+/* The endpoint the client was created for (the client owns it; "" for
+   NULL). */
 GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);
 
 /*
  * Calls market.method with request message `req` (NULL: empty body) and
- * waits for the reply.  `idempotency_key` is required for mutating methods
- * (NULL for reads).  When `reply_type` is not NULL and the status is GM_OK,
- * the body is decoded into out->reply.  Returns out->status: GM_UNAVAILABLE
- * when the broker did not answer after all retries, GM_RESOURCE_EXHAUSTED
- * for a reply larger than max_reply, GM_INTERNAL for a reply that does not
- * decode; otherwise the broker's status.  Replies to other request ids
- * (late replies to an earlier attempt, pipelined replies) are dropped.
+ * waits for the reply.  `market` is "gm" for the broker's own methods
+ * (ping, whoami, markets, ...).  `idempotency_key` is required for mutating
+ * methods (NULL for reads): make one per operation with
+ * gm_client_new_idempotency_key(), store it with the operation, and reuse it
+ * for every retry of that operation, never for another.  When `reply_type`
+ * is not NULL and the status is GM_OK, the body is decoded into out->reply.
+ * Returns out->status:
+ *   the broker's status when it answered (out->answered = 1);
+ *   GM_UNAVAILABLE when the broker did not answer after all retries (the
+ *     outcome is unknown: see gm_result), or the socket failed;
+ *   GM_INVALID_ARGUMENT, nothing sent, for a NULL client or an empty market
+ *     or method;
+ *   GM_RESOURCE_EXHAUSTED for a reply larger than max_reply;
+ *   GM_INTERNAL for a reply that does not decode as a gm.Reply or as
+ *     reply_type (a mismatched .proto), or when out of memory.
+ * Replies to other request ids (late replies to an earlier attempt,
+ * pipelined replies) are dropped.  With CURVE, a wrong server key or a
+ * client key no admin registered also shows as GM_UNAVAILABLE (the broker
+ * drops the connection without a reply).  `out` may not be NULL.
  */
 GM_CLIENT_EXPORT gm_status
 gm_client_call(gm_client *c, const char *market, const char *method,
@@ -124,9 +198,13 @@ GM_CLIENT_EXPORT gm_status gm_client_call_raw(
     const ProtobufCMessageDescriptor *reply_type, gm_result *out);
 
 /*
- * Pipelining: sends a request without waiting and stores its id in
- * *request_id.  Returns GM_OK, or GM_RESOURCE_EXHAUSTED when the send queue
- * is full (receive some replies first).
+ * Pipelining: sends a request without waiting (never blocks) and stores its
+ * id in *request_id.  Returns GM_OK, GM_RESOURCE_EXHAUSTED when the send
+ * queue is full (receive some replies first), GM_INVALID_ARGUMENT for a
+ * NULL client or an empty market or method, GM_UNAVAILABLE when the socket
+ * failed.  No retry: a request whose reply does not come must be sent again
+ * by the caller (with its idempotency key), and a broker restart loses the
+ * requests it had not answered.
  */
 GM_CLIENT_EXPORT gm_status gm_client_send(gm_client *c, const char *market,
                                           const char *method,
@@ -141,8 +219,9 @@ GM_CLIENT_EXPORT gm_status gm_client_send_msg(gm_client *c, const char *market,
                                               uint64_t *request_id);
 /*
  * Receives the next reply, whichever request it answers (out->request_id),
- * waiting at most timeout_ms (<0: forever).  No resend: GM_UNAVAILABLE when
- * nothing arrived in time.
+ * waiting at most timeout_ms (<0: forever).  No resend: GM_UNAVAILABLE
+ * (answered = 0) when nothing arrived in time.  Otherwise as
+ * gm_client_call(); clear `out` with gm_result_clear().
  */
 GM_CLIENT_EXPORT gm_status
 gm_client_recv(gm_client *c, int timeout_ms,
@@ -160,13 +239,16 @@ gm_client_recv(gm_client *c, int timeout_ms,
 GM_CLIENT_EXPORT int gm_client_poll(gm_client *const *clients, size_t n,
                                     int timeout_ms, unsigned char *ready);
 
-/* A fresh idempotency key: 32 lowercase hex characters from getrandom(). */
+/* A fresh idempotency key: 32 lowercase hex characters from getrandom()
+   and a NUL.  GM_OK, or GM_INTERNAL when the kernel has no randomness. */
 GM_CLIENT_EXPORT gm_status gm_client_new_idempotency_key(char out[33]);
 
-/* A new CURVE key pair, Z85 encoded (40 characters + NUL each). */
+/* A new CURVE key pair, Z85 encoded (40 characters + NUL each).  GM_OK, or
+   GM_UNIMPLEMENTED when libzmq was built without CURVE. */
 GM_CLIENT_EXPORT gm_status gm_keypair(char public_key[41], char secret_key[41]);
 
-/* The status's name as in proto/greenmarket.proto, e.g. "NOT_FOUND". */
+/* The status's name as in proto/greenmarket.proto, e.g. "NOT_FOUND"
+   ("UNKNOWN_STATUS" for a code this library does not know); static. */
 GM_CLIENT_EXPORT const char *gm_status_name(gm_status s);
 
 /*
@@ -184,6 +266,7 @@ GM_CLIENT_EXPORT const char *gm_status_name(gm_status s);
  */
 GM_CLIENT_EXPORT gm_feed *gm_feed_new(const char *endpoint,
                                       const gm_client_options *opts);
+/* Closes the feed and sets *f to NULL; safe on NULL. */
 GM_CLIENT_EXPORT void gm_feed_destroy(gm_feed **f);
 /*
  * Subscribes to topics starting with `prefix`.  "" or NULL: every public
@@ -199,16 +282,42 @@ GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
 /*
  * Waits up to timeout_ms (<0: forever) for the next event.  GM_OK: *topic
  * (free()) and *ev (gm_feed_event_free()) are set; ev->market and ev->event
- * name the market and event for public and private topics alike.
- * GM_UNAVAILABLE: nothing arrived in time.  GM_INVALID_ARGUMENT: a malformed
- * feed message arrived and was skipped (its topic is still set when there
- * was one).  GM_PERMISSION_DENIED: the broker refused private subscription
- * *topic (gm_client_last_error() says why); it is dropped, not sent again.
+ * name the market and event for public and private topics alike, ev->type
+ * the protobuf type of ev->body (decode it with that market's generated
+ * code).  *topic is set (free() it) with some other statuses, NULL
+ * otherwise: free() it whatever the status.
+ * GM_UNAVAILABLE: nothing arrived in time (not an error: loop).
+ * GM_INVALID_ARGUMENT: a malformed feed message arrived and was skipped (its
+ * topic is still set when there was one), or f, topic or ev is NULL.
+ * GM_PERMISSION_DENIED: the broker refused private subscription *topic
+ * (gm_client_last_error() says why); it is dropped, not sent again.
+ *
+ * Subscriptions take effect a moment after gm_feed_subscribe() returns (the
+ * broker learns of them over the network): events published in between,
+ * and while the broker or the network was down, are not delivered.  The
+ * feed is for live views; after a start, or a gap in ev->seq (counted per
+ * audience and per ev->broker, from 1 again when that broker restarts),
+ * read the state you need with the market's query methods.
  */
 GM_CLIENT_EXPORT gm_status gm_feed_recv(gm_feed *f, char **topic,
                                         Gm__Event **ev, int timeout_ms);
 /* Frees an event from gm_feed_recv() and sets *ev to NULL. */
 GM_CLIENT_EXPORT void gm_feed_event_free(Gm__Event **ev);
+
+/*
+ * Reads a CURVE key file as `gm keygen --out FILE` writes it ("public = "
+ * and "secret = " lines; ZeroMQ zcert's public-key / secret-key too) into
+ * public_key and, when secret_key is not NULL, secret_key (40 Z85
+ * characters + NUL each).  With secret_key NULL only the public key is
+ * needed: that reads the broker's public key from a file its operator gave.
+ * GM_OK; GM_NOT_FOUND when the file cannot be opened; GM_INVALID_ARGUMENT
+ * when a key is missing or malformed; gm_client_last_error() says which.
+ * On failure both outputs are "".  Wipe secret_key when done with it
+ * (explicit_bzero): gm_client_new() keeps its own copy.
+ */
+GM_CLIENT_EXPORT gm_status gm_key_file_read(const char *path,
+                                            char public_key[41],
+                                            char secret_key[41]);
 
 /* -- appended: private events -- */
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -428,6 +429,166 @@ START_TEST(keys_are_random_and_well_formed) {
 }
 END_TEST
 
+/* Writes `text` to a fresh file in `dir`; returns its path (static). */
+static const char *key_file(const char *dir, const char *name,
+                            const char *text) {
+  static char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+START_TEST(key_files_are_read_or_explained) {
+  char dir[] = "/tmp/gm-keyfile-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char pub[41], sec[41], text[256], rp[41], rs[41];
+  ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
+
+  /* gm keygen's format, with its comment line. */
+  snprintf(text, sizeof text,
+           "# greenmarket CURVE key pair: keep this file private\n"
+           "public = %s\nsecret = %s\n",
+           pub, sec);
+  const char *path = key_file(dir, "me.key", text);
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_OK);
+  ck_assert_str_eq(rp, pub);
+  ck_assert_str_eq(rs, sec);
+  /* The public key alone (the broker's, from its operator). */
+  ck_assert_int_eq(gm_key_file_read(path, rp, NULL), GM_OK);
+  ck_assert_str_eq(rp, pub);
+
+  /* ZeroMQ zcert's names and quotes. */
+  snprintf(text, sizeof text,
+           "curve\n    public-key = \"%s\"\n    secret-key = \"%s\"\n", pub,
+           sec);
+  path = key_file(dir, "zcert.key", text);
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_OK);
+  ck_assert_str_eq(rs, sec);
+
+  /* A public key file where a pair is needed. */
+  snprintf(text, sizeof text, "public = %s\n", pub);
+  path = key_file(dir, "server.pub", text);
+  ck_assert_int_eq(gm_key_file_read(path, rp, NULL), GM_OK);
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_INVALID_ARGUMENT);
+  ck_assert_str_eq(rp, "");
+  ck_assert_str_eq(rs, "");
+  ck_assert_msg(strstr(gm_client_last_error(), "no \"secret = ...\" line"),
+                "%s", gm_client_last_error());
+
+  /* A key cut short. */
+  snprintf(text, sizeof text, "public = %.39s\nsecret = %s\n", pub, sec);
+  path = key_file(dir, "short.key", text);
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(gm_client_last_error(),
+                       "public key is not a "
+                       "40-character Z85"),
+                "%s", gm_client_last_error());
+
+  /* Not a key file at all, and no file. */
+  path = key_file(dir, "other.txt", "hello\n");
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(gm_client_last_error(), "gm keygen --out FILE"), "%s",
+                gm_client_last_error());
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/absent.key", dir);
+  ck_assert_int_eq(gm_key_file_read(missing, rp, rs), GM_NOT_FOUND);
+  ck_assert_msg(strstr(gm_client_last_error(), "No such file"), "%s",
+                gm_client_last_error());
+  ck_assert_int_eq(gm_key_file_read(NULL, rp, rs), GM_INVALID_ARGUMENT);
+
+  /* What it read makes a working CURVE client. */
+  char spub[41], ssec[41];
+  ck_assert_int_eq(gm_keypair(spub, ssec), GM_OK);
+  gm_test_echo_opts eo = {.secret_key = ssec};
+  gm_test_echo *e = gm_test_echo_start(&eo);
+  snprintf(text, sizeof text, "public = %s\nsecret = %s\n", pub, sec);
+  ck_assert_int_eq(gm_key_file_read(key_file(dir, "me.key", text), rp, rs),
+                   GM_OK);
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.timeout_ms = 2000;
+  o.server_public_key = spub;
+  o.public_key = rp;
+  o.secret_key = rs;
+  gm_client *c = gm_client_new(gm_test_echo_endpoint(e), &o);
+  ck_assert_ptr_nonnull(c);
+  gm_result r;
+  ck_assert_int_eq(ping(c, "curve", &r), GM_OK);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+
+  const char *names[] = {"me.key", "zcert.key", "server.pub", "short.key",
+                         "other.txt"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    snprintf(missing, sizeof missing, "%s/%s", dir, names[i]);
+    unlink(missing);
+  }
+  rmdir(dir);
+}
+END_TEST
+
+START_TEST(unusable_calls_are_refused_before_sending) {
+  gm_test_echo *e = gm_test_echo_start(NULL);
+  gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
+  gm_result r;
+
+  /* A NULL client (gm_client_new failed): an answer, not a crash. */
+  ck_assert_int_eq(ping(NULL, "x", &r), GM_INVALID_ARGUMENT);
+  ck_assert(!r.answered);
+  ck_assert_msg(strstr(r.message, "gm_client_new() returned NULL"), "%s",
+                r.message);
+  gm_result_clear(&r);
+  ck_assert_int_eq(
+      gm_client_call_raw(NULL, "gm", "ping", NULL, NULL, 0, NULL, &r),
+      GM_INVALID_ARGUMENT);
+  gm_result_clear(&r);
+  ck_assert_int_eq(gm_client_recv(NULL, 0, NULL, &r), GM_INVALID_ARGUMENT);
+  gm_result_clear(&r);
+  ck_assert_str_eq(gm_client_endpoint(NULL), "");
+
+  /* No market, no method: refused here, nothing sent. */
+  ck_assert_int_eq(gm_client_call(c, NULL, "ping", NULL, NULL, NULL, &r),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(r.message, "no market given"), "%s", r.message);
+  gm_result_clear(&r);
+  ck_assert_int_eq(gm_client_call_raw(c, "gm", "", NULL, NULL, 0, NULL, &r),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(r.message, "no method given for market \"gm\""), "%s",
+                r.message);
+  gm_result_clear(&r);
+  uint64_t id;
+  ck_assert_int_eq(gm_client_send(c, "", "ping", NULL, NULL, 0, &id),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_int_eq(gm_client_send_msg(NULL, "gm", "ping", NULL, NULL, &id),
+                   GM_INVALID_ARGUMENT);
+  ck_assert_int_eq(gm_client_call(c, "gm", "ping", NULL, NULL, NULL, NULL),
+                   GM_INVALID_ARGUMENT);
+
+  /* The client still works, and the broker saw only this ping. */
+  ck_assert_int_eq(ping(c, "after", &r), GM_OK);
+  gm_result_clear(&r);
+  ck_assert_uint_eq(gm_test_echo_count(e), 1);
+
+  /* The same for a feed that could not be made. */
+  char *topic = (char *)"unset";
+  Gm__Event *ev = NULL;
+  ck_assert_int_eq(gm_feed_subscribe(NULL, ""), GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(gm_client_last_error(), "gm_feed_new() returned NULL"),
+                "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_unsubscribe(NULL, ""), GM_INVALID_ARGUMENT);
+  ck_assert_int_eq(gm_feed_recv(NULL, &topic, &ev, 0), GM_INVALID_ARGUMENT);
+  ck_assert_ptr_null(topic);
+  ck_assert_ptr_null(ev);
+
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("client");
   TCase *tc = tcase_create("client");
@@ -445,6 +606,8 @@ int main(void) {
   tcase_add_test(tc, bad_options_are_explained);
   tcase_add_test(tc, keys_are_random_and_well_formed);
   tcase_add_test(tc, poll_waits_on_many_clients);
+  tcase_add_test(tc, key_files_are_read_or_explained);
+  tcase_add_test(tc, unusable_calls_are_refused_before_sending);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
