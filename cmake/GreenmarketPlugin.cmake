@@ -59,6 +59,14 @@ function(gm_add_plugin market)
   endif()
   if(DEFINED GM_PLUGIN_INSTALL_DIR)
     install(TARGETS ${target} LIBRARY DESTINATION ${GM_PLUGIN_INSTALL_DIR})
+    # The market's messages, for the programs that call it (docs/client.md):
+    # installed with the plugin, so they match the methods gmd serves.
+    if(P_PROTOS)
+      if(NOT DEFINED GM_PROTO_INSTALL_DIR)
+        set(GM_PROTO_INSTALL_DIR share/greenmarket/proto)
+      endif()
+      install(FILES ${P_PROTOS} DESTINATION ${GM_PROTO_INSTALL_DIR})
+    endif()
   endif()
 endfunction()
 
