@@ -3,6 +3,7 @@
  * retries (close, reopen, resend the same frame) and pipelining.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@ struct gm_client {
   char *endpoint;      /* where the broker is */
   gm_client_options o; /* defaults applied, strings owned */
   uint64_t next_id;    /* request ids count up from 1 */
+  /* With CURVE: a PAIR receiving the DEALER's handshake events, so a key the
+     broker refuses is told apart from a broker that does not answer. */
+  void *mon;
+  unsigned refused; /* the ZAP status of a refused handshake, or 0 */
 };
 
 /* Sets out to `status` with a formatted message; returns status. */
@@ -46,18 +51,94 @@ void gm_result_clear(gm_result *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* Closes the DEALER and its monitor. */
+static void gm__close(gm_client *c) {
+  if (c->mon) {
+    zmq_socket_monitor(c->sock, NULL, 0);
+    zmq_close(c->mon);
+    c->mon = NULL;
+  }
+  if (c->sock) zmq_close(c->sock);
+  c->sock = NULL;
+}
+
+/*
+ * Watches the DEALER's CURVE handshakes: the broker answers a key it does
+ * not admit with a ZAP status (400), which ZeroMQ reports only as a socket
+ * event.  Best effort: without a monitor, a refusal looks like no answer.
+ */
+#ifdef ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+static void gm__monitor(gm_client *c) {
+  static atomic_uint seq;
+  char name[96];
+  snprintf(name, sizeof name, "inproc://gm-client-monitor-%p-%u", (void *)c,
+           atomic_fetch_add(&seq, 1));
+  if (zmq_socket_monitor(c->sock, name, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
+    return;
+  c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+  int linger = 0;
+  if (c->mon) zmq_setsockopt(c->mon, ZMQ_LINGER, &linger, sizeof linger);
+  if (!c->mon || zmq_connect(c->mon, name)) {
+    zmq_socket_monitor(c->sock, NULL, 0);
+    if (c->mon) zmq_close(c->mon);
+    c->mon = NULL;
+  }
+}
+#else /* libzmq before 4.3 reports no ZAP status */
+static void gm__monitor(gm_client *c) {
+  (void)c;
+}
+#endif
+
+/* Reads the monitor's pending events; 1 when the broker refused the key. */
+static int gm__refused(gm_client *c) {
+  while (c->mon) {
+    zmq_msg_t ev, addr;
+    zmq_msg_init(&ev);
+    zmq_msg_init(&addr);
+    int got = zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) >= 0 &&
+              zmq_msg_more(&ev) && zmq_msg_recv(&addr, c->mon, 0) >= 0;
+    if (got && zmq_msg_size(&ev) >= 6) {
+      const uint8_t *d = zmq_msg_data(&ev);
+      uint16_t event;
+      uint32_t value;
+      memcpy(&event, d, sizeof event);
+      memcpy(&value, d + 2, sizeof value);
+      /* 400: the key is not admitted.  300 and 500 (try later, the
+         broker's own failure) stay "no answer": the retries cover them. */
+#ifdef ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 400)
+        c->refused = value;
+#else
+      (void)event;
+      (void)value;
+#endif
+    }
+    zmq_msg_close(&ev);
+    zmq_msg_close(&addr);
+    if (!got) break;
+  }
+  return c->refused != 0;
+}
+
 /* Opens and connects a fresh DEALER; 0 or -1 with errno set. */
 static int gm__open(gm_client *c) {
   int linger = 0;
+  c->refused = 0;
   c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
   if (!c->sock) return -1;
   /* A closed socket must not hold the process on unsent requests. */
   if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) ||
-      gm__client_apply_curve(c->sock, &c->o) ||
-      zmq_connect(c->sock, c->endpoint)) {
+      gm__client_apply_curve(c->sock, &c->o)) {
     int e = errno;
-    zmq_close(c->sock);
-    c->sock = NULL;
+    gm__close(c);
+    errno = e;
+    return -1;
+  }
+  if (c->o.server_public_key) gm__monitor(c);
+  if (zmq_connect(c->sock, c->endpoint)) {
+    int e = errno;
+    gm__close(c);
     errno = e;
     return -1;
   }
@@ -121,7 +202,7 @@ fail:
 void gm_client_destroy(gm_client **cp) {
   gm_client *c = cp ? *cp : NULL;
   if (!c) return;
-  if (c->sock) zmq_close(c->sock);
+  gm__close(c);
   if (c->ctx) gm__client_ctx_release();
   gm__client_options_free(&c->o);
   free(c->endpoint);
@@ -193,9 +274,10 @@ static int gm__pack_msg(const ProtobufCMessage *msg, uint8_t **out,
 
 /*
  * Receives one reply frame within `timeout_ms` (<0: forever) into `frame`.
- * Returns 1 with a frame, 0 on timeout, -1 on a socket error.  A broker
- * answering like a REQ peer may put an empty delimiter first: the last
- * frame of the message is the reply.
+ * Returns 1 with a frame, 0 on timeout, -1 on a socket error, -2 when the
+ * broker refused this client's CURVE key.  A broker answering like a REQ
+ * peer may put an empty delimiter first: the last frame of the message is
+ * the reply.
  */
 static int gm__recv_frame(gm_client *c, int timeout_ms, zmq_msg_t *frame) {
   /* A reply already queued is taken without a poll (the common case when
@@ -204,15 +286,28 @@ static int gm__recv_frame(gm_client *c, int timeout_ms, zmq_msg_t *frame) {
   for (;;) {
     if (zmq_msg_recv(frame, c->sock, ZMQ_DONTWAIT) < 0) {
       if (errno != EAGAIN) return errno == EINTR ? 0 : -1;
+      if (gm__refused(c)) return -2;
       if (polled || timeout_ms == 0) return 0;
-      zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-      int rc = zmq_poll(&item, 1, timeout_ms);
+      zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
+                                 {c->mon, 0, ZMQ_POLLIN, 0}};
+      int rc = zmq_poll(items, c->mon ? 2 : 1, timeout_ms);
       if (rc <= 0) return rc < 0 && errno != EINTR ? -1 : 0;
       polled = 1;
       continue;
     }
     if (!zmq_msg_more(frame)) return 1;
   }
+}
+
+/* Fills `out` for a key the broker refused; returns its status. */
+static gm_status gm__refused_fail(gm_client *c, gm_result *out) {
+  return gm__result_fail(
+      out, GM_PERMISSION_DENIED,
+      "the broker at %s refused this client's CURVE key %s (ZAP status %u): "
+      "no participant is registered with it, or it was replaced by a new "
+      "key; have an admin register it (gm admin register ID --roles ROLES "
+      "--key %s) or use the participant's current key file",
+      c->endpoint, c->o.public_key, c->refused, c->o.public_key);
 }
 
 /*
@@ -292,8 +387,7 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
        * Lazy pirate: the old socket may hold a half-sent request or a dead
        * connection; a new one (new identity) cannot receive stale replies.
        */
-      zmq_close(c->sock);
-      c->sock = NULL;
+      gm__close(c);
       if (gm__open(c)) {
         gm__result_fail(out, GM_UNAVAILABLE, "cannot reconnect to %s: %s",
                         c->endpoint, zmq_strerror(errno));
@@ -319,6 +413,11 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
       zmq_msg_t msg;
       zmq_msg_init(&msg);
       int rc = gm__recv_frame(c, wait, &msg);
+      if (rc == -2) {
+        zmq_msg_close(&msg);
+        gm__refused_fail(c, out);
+        goto done;
+      }
       if (rc < 0) {
         zmq_msg_close(&msg);
         gm__result_fail(out, GM_UNAVAILABLE, "cannot receive from %s: %s",
@@ -446,6 +545,8 @@ gm_status gm_client_recv(gm_client *c, int timeout_ms,
   int rc = gm__recv_frame(c, timeout_ms, &msg);
   if (rc > 0)
     gm__take_reply(c, &msg, 0, reply_type, out);
+  else if (rc == -2)
+    gm__refused_fail(c, out);
   else if (rc == 0)
     gm__result_fail(out, GM_UNAVAILABLE,
                     "no reply from %s within %d ms: is gmd running?",

@@ -126,7 +126,8 @@ GM_CLIENT_EXPORT void gm_client_options_init(gm_client_options *o);
  *     idempotency_ttl, a day by default) and does nothing twice.
  *   answered = 0, another status: the library refused or could not read
  *     the call or its reply (message says which); nothing was sent, or the
- *     reply could not be used.
+ *     reply could not be used.  GM_PERMISSION_DENIED: the broker refused
+ *     this client's CURVE key; nothing was sent.
  */
 typedef struct gm_result {
   gm_status status;
@@ -181,10 +182,13 @@ GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);
  *   GM_RESOURCE_EXHAUSTED for a reply larger than max_reply;
  *   GM_INTERNAL for a reply that does not decode as a gm.Reply or as
  *     reply_type (a mismatched .proto), or when out of memory.
+ *   GM_PERMISSION_DENIED with answered = 0, at once and nothing sent, when
+ *     the broker refused this client's CURVE key (ZAP status 400: no
+ *     participant has it, or it was replaced); the message names the key.
  * Replies to other request ids (late replies to an earlier attempt,
- * pipelined replies) are dropped.  With CURVE, a wrong server key or a
- * client key no admin registered also shows as GM_UNAVAILABLE (the broker
- * drops the connection without a reply).  `out` may not be NULL.
+ * pipelined replies) are dropped.  With CURVE, a wrong server key shows as
+ * GM_UNAVAILABLE (the broker cannot read the handshake and drops it without
+ * a word).  `out` may not be NULL.
  */
 GM_CLIENT_EXPORT gm_status
 gm_client_call(gm_client *c, const char *market, const char *method,

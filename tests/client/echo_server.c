@@ -17,6 +17,7 @@
 struct gm_test_echo {
   void *ctx;            /* the server's own context */
   void *sock;           /* the ROUTER, used by the thread only */
+  void *zap;            /* the ZAP handler's REP (zap_admit), or NULL */
   char endpoint[64];    /* where it listens */
   gm_test_echo_opts o;  /* behaviour */
   pthread_t thread;     /* runs gm__serve */
@@ -48,11 +49,38 @@ static void gm__reply(gm_test_echo *e, zmq_msg_t *identity, uint64_t id,
   free(buf);
 }
 
+/* Answers one ZAP request: 200 for the admitted key, 400 for any other. */
+static void gm__zap(gm_test_echo *e) {
+  char frames[7][256];
+  size_t len[7] = {0};
+  int n = 0, more = 1;
+  while (more && n < 7) {
+    int got = zmq_recv(e->zap, frames[n], sizeof frames[n], 0);
+    if (got < 0) return;
+    len[n++] = (size_t)got < sizeof frames[n] ? (size_t)got : 0;
+    size_t sz = sizeof more;
+    zmq_getsockopt(e->zap, ZMQ_RCVMORE, &more, &sz);
+  }
+  /* version, request id, domain, address, identity, mechanism, key */
+  uint8_t admit[32];
+  zmq_z85_decode(admit, e->o.zap_admit);
+  int ok = n == 7 && len[6] == 32 && !memcmp(frames[6], admit, 32);
+  zmq_send(e->zap, "1.0", 3, ZMQ_SNDMORE);
+  zmq_send(e->zap, frames[1], len[1], ZMQ_SNDMORE);
+  zmq_send(e->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+  zmq_send(e->zap, ok ? "OK" : "unregistered", ok ? 2 : 12, ZMQ_SNDMORE);
+  zmq_send(e->zap, ok ? "alice" : "", ok ? 5 : 0, ZMQ_SNDMORE);
+  zmq_send(e->zap, "", 0, 0);
+}
+
 static void *gm__serve(void *arg) {
   gm_test_echo *e = arg;
   while (!atomic_load(&e->stop)) {
-    zmq_pollitem_t item = {e->sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, 20) <= 0) continue;
+    zmq_pollitem_t items[2] = {{e->sock, 0, ZMQ_POLLIN, 0},
+                               {e->zap, 0, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, e->zap ? 2 : 1, 20) <= 0) continue;
+    if (e->zap && (items[1].revents & ZMQ_POLLIN)) gm__zap(e);
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
     zmq_msg_t identity, payload;
     zmq_msg_init(&identity);
     zmq_msg_init(&payload);
@@ -108,6 +136,11 @@ gm_test_echo *gm_test_echo_start(const gm_test_echo_opts *o) {
   e->sock = zmq_socket(e->ctx, ZMQ_ROUTER);
   int linger = 0, one = 1;
   zmq_setsockopt(e->sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (e->o.secret_key && e->o.zap_admit) {
+    e->zap = zmq_socket(e->ctx, ZMQ_REP);
+    zmq_setsockopt(e->zap, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_bind(e->zap, "inproc://zeromq.zap.01"), 0);
+  }
   if (e->o.secret_key) {
     ck_assert_int_eq(
         zmq_setsockopt(e->sock, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
@@ -127,6 +160,7 @@ void gm_test_echo_stop(gm_test_echo **ep) {
   atomic_store(&e->stop, 1);
   pthread_join(e->thread, NULL);
   zmq_close(e->sock);
+  if (e->zap) zmq_close(e->zap);
   zmq_ctx_term(e->ctx);
   pthread_mutex_destroy(&e->lock);
   free(e);

@@ -21,6 +21,9 @@ typedef struct gm_test_echo_opts {
   gm_status status;       /* the status to answer with (GM_OK) */
   const char *message;    /* and its message ("") */
   const char *secret_key; /* Z85: be a CURVE server with this key */
+  /* With secret_key: a ZAP handler that admits only this client public key
+     (Z85) and answers 400 to any other, as gmd does for unregistered keys. */
+  const char *zap_admit;
 } gm_test_echo_opts;
 
 /* One request as received. */

@@ -531,6 +531,51 @@ START_TEST(key_files_are_read_or_explained) {
 }
 END_TEST
 
+START_TEST(refused_key_is_permission_denied_at_once) {
+  char spub[41], ssec[41], apub[41], asec[41], epub[41], esec[41];
+  ck_assert_int_eq(gm_keypair(spub, ssec), GM_OK);
+  ck_assert_int_eq(gm_keypair(apub, asec), GM_OK);
+  ck_assert_int_eq(gm_keypair(epub, esec), GM_OK);
+  gm_test_echo_opts eo = {.secret_key = ssec, .zap_admit = apub};
+  gm_test_echo *e = gm_test_echo_start(&eo);
+
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.timeout_ms = 3000;
+  o.retries = 2;
+  o.server_public_key = spub;
+  o.public_key = epub; /* nobody admitted this one */
+  o.secret_key = esec;
+  gm_client *c = gm_client_new(gm_test_echo_endpoint(e), &o);
+  ck_assert_ptr_nonnull(c);
+  gm_result r;
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(ping(c, "eve", &r), GM_PERMISSION_DENIED);
+  /* Told at once, not after 3 x 3 s of silence, and told why. */
+  ck_assert_int_lt(now_ms() - t0, 2000);
+  ck_assert(!r.answered);
+  ck_assert_msg(strstr(r.message, "refused this client's CURVE key") &&
+                    strstr(r.message, epub) && strstr(r.message, "register"),
+                "%s", r.message);
+  gm_result_clear(&r);
+  /* gm_client_recv says the same. */
+  ck_assert_int_eq(gm_client_recv(c, 1000, NULL, &r), GM_PERMISSION_DENIED);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  ck_assert_uint_eq(gm_test_echo_count(e), 0);
+
+  /* The admitted key is served as before. */
+  o.public_key = apub;
+  o.secret_key = asec;
+  c = gm_client_new(gm_test_echo_endpoint(e), &o);
+  ck_assert_int_eq(ping(c, "alice", &r), GM_OK);
+  ck_assert(r.answered);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
 START_TEST(unusable_calls_are_refused_before_sending) {
   gm_test_echo *e = gm_test_echo_start(NULL);
   gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
@@ -608,6 +653,7 @@ int main(void) {
   tcase_add_test(tc, poll_waits_on_many_clients);
   tcase_add_test(tc, key_files_are_read_or_explained);
   tcase_add_test(tc, unusable_calls_are_refused_before_sending);
+  tcase_add_test(tc, refused_key_is_permission_denied_at_once);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
