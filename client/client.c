@@ -53,51 +53,52 @@ void gm_result_clear(gm_result *r) {
 
 /* Closes the DEALER and its monitor. */
 static void gm__close(gm_client *c) {
-  if (c->mon) {
-    zmq_socket_monitor(c->sock, NULL, 0);
-    zmq_close(c->mon);
-    c->mon = NULL;
-  }
+  gm__client_monitor_close(c->sock, &c->mon);
   if (c->sock) zmq_close(c->sock);
   c->sock = NULL;
 }
 
-/*
- * Watches the DEALER's CURVE handshakes: the broker answers a key it does
- * not admit with a ZAP status (400), which ZeroMQ reports only as a socket
- * event.  Best effort: without a monitor, a refusal looks like no answer.
- */
 #ifdef ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-static void gm__monitor(gm_client *c) {
+void *gm__client_monitor(void *ctx, void *sock) {
   static atomic_uint seq;
   char name[96];
-  snprintf(name, sizeof name, "inproc://gm-client-monitor-%p-%u", (void *)c,
+  snprintf(name, sizeof name, "inproc://gm-client-monitor-%p-%u", sock,
            atomic_fetch_add(&seq, 1));
-  if (zmq_socket_monitor(c->sock, name, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
-    return;
-  c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+  if (zmq_socket_monitor(sock, name, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
+    return NULL;
+  void *mon = zmq_socket(ctx, ZMQ_PAIR);
   int linger = 0;
-  if (c->mon) zmq_setsockopt(c->mon, ZMQ_LINGER, &linger, sizeof linger);
-  if (!c->mon || zmq_connect(c->mon, name)) {
-    zmq_socket_monitor(c->sock, NULL, 0);
-    if (c->mon) zmq_close(c->mon);
-    c->mon = NULL;
+  if (mon) zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
+  if (!mon || zmq_connect(mon, name)) {
+    zmq_socket_monitor(sock, NULL, 0);
+    if (mon) zmq_close(mon);
+    return NULL;
   }
+  return mon;
 }
 #else /* libzmq before 4.3 reports no ZAP status */
-static void gm__monitor(gm_client *c) {
-  (void)c;
+void *gm__client_monitor(void *ctx, void *sock) {
+  (void)ctx;
+  (void)sock;
+  return NULL;
 }
 #endif
 
-/* Reads the monitor's pending events; 1 when the broker refused the key. */
-static int gm__refused(gm_client *c) {
-  while (c->mon) {
+void gm__client_monitor_close(void *sock, void **mon) {
+  if (!*mon) return;
+  zmq_socket_monitor(sock, NULL, 0);
+  zmq_close(*mon);
+  *mon = NULL;
+}
+
+unsigned gm__client_refused(void *mon) {
+  unsigned refused = 0;
+  while (mon) {
     zmq_msg_t ev, addr;
     zmq_msg_init(&ev);
     zmq_msg_init(&addr);
-    int got = zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) >= 0 &&
-              zmq_msg_more(&ev) && zmq_msg_recv(&addr, c->mon, 0) >= 0;
+    int got = zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&ev) &&
+              zmq_msg_recv(&addr, mon, 0) >= 0;
     if (got && zmq_msg_size(&ev) >= 6) {
       const uint8_t *d = zmq_msg_data(&ev);
       uint16_t event;
@@ -108,7 +109,7 @@ static int gm__refused(gm_client *c) {
          broker's own failure) stay "no answer": the retries cover them. */
 #ifdef ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
       if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 400)
-        c->refused = value;
+        refused = value;
 #else
       (void)event;
       (void)value;
@@ -118,6 +119,13 @@ static int gm__refused(gm_client *c) {
     zmq_msg_close(&addr);
     if (!got) break;
   }
+  return refused;
+}
+
+/* Reads the monitor's pending events; 1 when the broker refused the key. */
+static int gm__refused(gm_client *c) {
+  unsigned r = gm__client_refused(c->mon);
+  if (r) c->refused = r;
   return c->refused != 0;
 }
 
@@ -135,7 +143,7 @@ static int gm__open(gm_client *c) {
     errno = e;
     return -1;
   }
-  if (c->o.server_public_key) gm__monitor(c);
+  if (c->o.server_public_key) c->mon = gm__client_monitor(c->ctx, c->sock);
   if (zmq_connect(c->sock, c->endpoint)) {
     int e = errno;
     gm__close(c);

@@ -34,6 +34,8 @@ struct gm_feed {
   int64_t resend_ms;   /* when to send them again (monotonic) */
   int turn;            /* which socket is read first, in turn */
   gm_client_options o; /* keys and max_reply; strings owned */
+  void *mon;           /* the SUB's CURVE handshake watch, or NULL */
+  int refused_told;    /* a refused key was reported by gm_feed_recv() */
 };
 
 gm_status gm_feed_private_endpoint(const char *feed, char *out, size_t n) {
@@ -102,8 +104,11 @@ gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
     goto fail;
   }
   zmq_setsockopt(f->sock, ZMQ_LINGER, &linger, sizeof linger);
-  if (gm__client_apply_curve(f->sock, &f->o) ||
-      zmq_connect(f->sock, endpoint)) {
+  int curve = gm__client_apply_curve(f->sock, &f->o);
+  /* The private feed uses the same key: one refusal tells for both. */
+  if (!curve && f->o.server_public_key)
+    f->mon = gm__client_monitor(f->ctx, f->sock);
+  if (curve || zmq_connect(f->sock, endpoint)) {
     gm__client_set_error(
         "cannot connect to feed \"%s\": %s; an endpoint looks like "
         "tcp://127.0.0.1:7471",
@@ -119,6 +124,7 @@ fail:
 void gm_feed_destroy(gm_feed **fp) {
   gm_feed *f = fp ? *fp : NULL;
   if (!f) return;
+  gm__client_monitor_close(f->sock, &f->mon);
   if (f->sock) zmq_close(f->sock);
   if (f->priv) zmq_close(f->priv);
   if (f->ctx) gm__client_ctx_release();
@@ -308,9 +314,24 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
     if (f->priv && f->resend_ms - now < wait) wait = f->resend_ms - now;
     if (wait > 1000000) wait = 1000000; /* forever, in steps */
     if (wait < 0) wait = 0;
-    zmq_pollitem_t items[2] = {{f->sock, 0, ZMQ_POLLIN, 0},
-                               {f->priv, 0, ZMQ_POLLIN, 0}};
-    int n = zmq_poll(items, f->priv ? 2 : 1, (long)wait);
+    if (gm__client_refused(f->mon) && !f->refused_told) {
+      /* Once: the feed keeps trying, and events come if the key is
+         registered later. */
+      f->refused_told = 1;
+      gm__client_set_error(
+          "the broker refused this feed's CURVE key %s (ZAP status 400): no "
+          "participant is registered with it, or it was replaced by a new "
+          "key; no event comes until an admin registers it (gm admin "
+          "register ID --roles ROLES --key %s)",
+          f->o.public_key, f->o.public_key);
+      *topic = strdup("");
+      return *topic ? GM_PERMISSION_DENIED : GM_INTERNAL;
+    }
+    /* A NULL socket is skipped: poll() ignores a negative fd. */
+    zmq_pollitem_t items[3] = {{f->sock, 0, ZMQ_POLLIN, 0},
+                               {f->priv, f->priv ? 0 : -1, ZMQ_POLLIN, 0},
+                               {f->mon, f->mon ? 0 : -1, ZMQ_POLLIN, 0}};
+    int n = zmq_poll(items, 3, (long)wait);
     if (n < 0 && zmq_errno() != EINTR) return GM_UNAVAILABLE;
     if (n > 0) {
       /* In turn, so a busy public feed cannot starve private events. */

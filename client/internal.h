@@ -31,6 +31,18 @@ int gm__client_apply_curve(void *sock, const gm_client_options *o);
 void *gm__client_ctx_acquire(void);
 void gm__client_ctx_release(void);
 
+/*
+ * CURVE handshake watch: the broker answers a key it does not admit with ZAP
+ * status 400, which ZeroMQ reports only as a socket event.  monitor() starts
+ * watching `sock` and returns the socket to read the events from, or NULL
+ * (best effort: without it a refusal looks like silence); refused() drains
+ * it and returns 400 when a handshake was refused since the last call, else
+ * 0; monitor_close() stops watching (before `sock` is closed).
+ */
+void *gm__client_monitor(void *ctx, void *sock);
+unsigned gm__client_refused(void *mon);
+void gm__client_monitor_close(void *sock, void **mon);
+
 /* Milliseconds on the monotonic clock, for deadlines. */
 int64_t gm__client_now_ms(void);
 

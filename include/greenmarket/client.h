@@ -294,7 +294,10 @@ GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
  * GM_INVALID_ARGUMENT: a malformed feed message arrived and was skipped (its
  * topic is still set when there was one), or f, topic or ev is NULL.
  * GM_PERMISSION_DENIED: the broker refused private subscription *topic
- * (gm_client_last_error() says why); it is dropped, not sent again.
+ * (gm_client_last_error() says why); it is dropped, not sent again.  With
+ * *topic "" (once per feed): the broker refused this feed's CURVE key
+ * itself, so no event comes until an admin registers the key (the feed
+ * keeps trying and then receives without further action).
  *
  * Subscriptions take effect a moment after gm_feed_subscribe() returns (the
  * broker learns of them over the network): events published in between,

@@ -18,6 +18,8 @@ struct gm_test_echo {
   void *ctx;            /* the server's own context */
   void *sock;           /* the ROUTER, used by the thread only */
   void *zap;            /* the ZAP handler's REP (zap_admit), or NULL */
+  void *pub;            /* the PUB (opts.feed), or NULL */
+  char feed[64];        /* where it listens */
   char endpoint[64];    /* where it listens */
   gm_test_echo_opts o;  /* behaviour */
   pthread_t thread;     /* runs gm__serve */
@@ -150,6 +152,17 @@ gm_test_echo *gm_test_echo_start(const gm_test_echo_opts *o) {
   ck_assert_int_eq(zmq_bind(e->sock, "tcp://127.0.0.1:*"), 0);
   size_t len = sizeof e->endpoint;
   zmq_getsockopt(e->sock, ZMQ_LAST_ENDPOINT, e->endpoint, &len);
+  if (e->o.feed) {
+    e->pub = zmq_socket(e->ctx, ZMQ_PUB);
+    zmq_setsockopt(e->pub, ZMQ_LINGER, &linger, sizeof linger);
+    if (e->o.secret_key) {
+      zmq_setsockopt(e->pub, ZMQ_CURVE_SERVER, &one, sizeof one);
+      zmq_setsockopt(e->pub, ZMQ_CURVE_SECRETKEY, e->o.secret_key, 40);
+    }
+    ck_assert_int_eq(zmq_bind(e->pub, "tcp://127.0.0.1:*"), 0);
+    len = sizeof e->feed;
+    zmq_getsockopt(e->pub, ZMQ_LAST_ENDPOINT, e->feed, &len);
+  }
   ck_assert_int_eq(pthread_create(&e->thread, NULL, gm__serve, e), 0);
   return e;
 }
@@ -161,6 +174,7 @@ void gm_test_echo_stop(gm_test_echo **ep) {
   pthread_join(e->thread, NULL);
   zmq_close(e->sock);
   if (e->zap) zmq_close(e->zap);
+  if (e->pub) zmq_close(e->pub);
   zmq_ctx_term(e->ctx);
   pthread_mutex_destroy(&e->lock);
   free(e);
@@ -169,6 +183,10 @@ void gm_test_echo_stop(gm_test_echo **ep) {
 
 const char *gm_test_echo_endpoint(const gm_test_echo *e) {
   return e->endpoint;
+}
+
+const char *gm_test_echo_feed_endpoint(const gm_test_echo *e) {
+  return e->feed;
 }
 
 size_t gm_test_echo_count(gm_test_echo *e) {

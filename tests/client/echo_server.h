@@ -24,6 +24,7 @@ typedef struct gm_test_echo_opts {
   /* With secret_key: a ZAP handler that admits only this client public key
      (Z85) and answers 400 to any other, as gmd does for unregistered keys. */
   const char *zap_admit;
+  int feed; /* also bind a PUB (CURVE like the ROUTER): see _feed_endpoint */
 } gm_test_echo_opts;
 
 /* One request as received. */
@@ -38,6 +39,8 @@ typedef struct gm_test_echo_req {
 gm_test_echo *gm_test_echo_start(const gm_test_echo_opts *o);
 void gm_test_echo_stop(gm_test_echo **e);
 const char *gm_test_echo_endpoint(const gm_test_echo *e);
+/* The PUB's endpoint (opts.feed); it publishes nothing. */
+const char *gm_test_echo_feed_endpoint(const gm_test_echo *e);
 /* How many requests arrived, and a copy of the i-th. */
 size_t gm_test_echo_count(gm_test_echo *e);
 gm_test_echo_req gm_test_echo_get(gm_test_echo *e, size_t i);

@@ -536,7 +536,7 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   ck_assert_int_eq(gm_keypair(spub, ssec), GM_OK);
   ck_assert_int_eq(gm_keypair(apub, asec), GM_OK);
   ck_assert_int_eq(gm_keypair(epub, esec), GM_OK);
-  gm_test_echo_opts eo = {.secret_key = ssec, .zap_admit = apub};
+  gm_test_echo_opts eo = {.secret_key = ssec, .zap_admit = apub, .feed = 1};
   gm_test_echo *e = gm_test_echo_start(&eo);
 
   gm_client_options o;
@@ -564,7 +564,26 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   gm_client_destroy(&c);
   ck_assert_uint_eq(gm_test_echo_count(e), 0);
 
-  /* The admitted key is served as before. */
+  /* A feed with that key is told once, then waits quietly (the key may be
+     registered later). */
+  gm_feed *f = gm_feed_new(gm_test_echo_feed_endpoint(e), &o);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  char *topic;
+  Gm__Event *ev;
+  ck_assert_int_eq(gm_feed_recv(f, &topic, &ev, 2000), GM_PERMISSION_DENIED);
+  ck_assert_str_eq(topic, "");
+  ck_assert_ptr_null(ev);
+  ck_assert_msg(
+      strstr(gm_client_last_error(), "refused this feed's CURVE key") &&
+          strstr(gm_client_last_error(), epub),
+      "%s", gm_client_last_error());
+  free(topic);
+  ck_assert_int_eq(gm_feed_recv(f, &topic, &ev, 500), GM_UNAVAILABLE);
+  free(topic);
+  gm_feed_destroy(&f);
+
+  /* The admitted key is served as before, and its feed is not refused. */
   o.public_key = apub;
   o.secret_key = asec;
   c = gm_client_new(gm_test_echo_endpoint(e), &o);
@@ -572,6 +591,11 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   ck_assert(r.answered);
   gm_result_clear(&r);
   gm_client_destroy(&c);
+  f = gm_feed_new(gm_test_echo_feed_endpoint(e), &o);
+  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  ck_assert_int_eq(gm_feed_recv(f, &topic, &ev, 500), GM_UNAVAILABLE);
+  free(topic);
+  gm_feed_destroy(&f);
   gm_test_echo_stop(&e);
 }
 END_TEST
