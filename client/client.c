@@ -27,6 +27,7 @@ struct gm_client {
      broker refuses is told apart from a broker that does not answer. */
   void *mon;
   unsigned refused; /* the ZAP status of a refused handshake, or 0 */
+  unsigned dropped; /* handshakes cut short during the current call */
 };
 
 /* Sets out to `status` with a formatted message; returns status. */
@@ -51,8 +52,11 @@ void gm_result_clear(gm_result *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Closes the DEALER and its monitor. */
+static int gm__refused(gm_client *c);
+
+/* Closes the DEALER and its monitor, counting the events still queued. */
 static void gm__close(gm_client *c) {
+  gm__refused(c);
   gm__client_monitor_close(c->sock, &c->mon);
   if (c->sock) zmq_close(c->sock);
   c->sock = NULL;
@@ -64,7 +68,10 @@ void *gm__client_monitor(void *ctx, void *sock) {
   char name[96];
   snprintf(name, sizeof name, "inproc://gm-client-monitor-%p-%u", sock,
            atomic_fetch_add(&seq, 1));
-  if (zmq_socket_monitor(sock, name, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
+  if (zmq_socket_monitor(sock, name,
+                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
     return NULL;
   void *mon = zmq_socket(ctx, ZMQ_PAIR);
   int linger = 0;
@@ -91,7 +98,7 @@ void gm__client_monitor_close(void *sock, void **mon) {
   *mon = NULL;
 }
 
-unsigned gm__client_refused(void *mon) {
+unsigned gm__client_refused(void *mon, unsigned *dropped) {
   unsigned refused = 0;
   while (mon) {
     zmq_msg_t ev, addr;
@@ -110,6 +117,9 @@ unsigned gm__client_refused(void *mon) {
 #ifdef ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
       if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 400)
         refused = value;
+      else if (dropped && (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                           event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
+        ++*dropped;
 #else
       (void)event;
       (void)value;
@@ -124,7 +134,7 @@ unsigned gm__client_refused(void *mon) {
 
 /* Reads the monitor's pending events; 1 when the broker refused the key. */
 static int gm__refused(gm_client *c) {
-  unsigned r = gm__client_refused(c->mon);
+  unsigned r = gm__client_refused(c->mon, &c->dropped);
   if (r) c->refused = r;
   return c->refused != 0;
 }
@@ -382,6 +392,7 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
   memset(out, 0, sizeof *out);
   if (gm__call_refused(c, market, method, out)) return out->status;
   uint64_t id = c->next_id++;
+  c->dropped = 0;
   size_t len;
   uint8_t *frame = gm__pack_request(c, market, method, idempotency_key, body,
                                     body_len, id, &len);
@@ -437,18 +448,30 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
       if (taken) goto done;
     }
   }
-  gm__result_fail(out, GM_UNAVAILABLE,
-                  "no reply from %s after %d attempt%s of %d ms: is gmd "
-                  "running? start it with deploy/start (in the greenmarket "
-                  "folder; see the README), or point --endpoint / "
-                  "GM_ENDPOINT at the right broker%s",
-                  c->endpoint, attempts, attempts == 1 ? "" : "s",
-                  c->o.timeout_ms,
-                  /* A CURVE refusal looks the same from here: no reply. */
-                  c->o.server_public_key
-                      ? "; with CURVE, also check the server key and that an "
-                        "admin registered this client's public key"
-                      : "");
+  gm__refused(c); /* the last attempt's handshake events */
+  if (c->dropped)
+    /* Someone listens but ends every handshake: not a missing broker. */
+    gm__result_fail(
+        out, GM_UNAVAILABLE,
+        "no reply from %s after %d attempt%s of %d ms: the broker there ended "
+        "%u CURVE handshake%s without a word, which is what a server key "
+        "that is not this broker's looks like: copy the public line of the "
+        "broker's key file again (or, for a development broker without "
+        "CURVE, set no keys)",
+        c->endpoint, attempts, attempts == 1 ? "" : "s", c->o.timeout_ms,
+        c->dropped, c->dropped == 1 ? "" : "s");
+  else
+    gm__result_fail(out, GM_UNAVAILABLE,
+                    "no reply from %s after %d attempt%s of %d ms: is gmd "
+                    "running? start it with deploy/start (in the greenmarket "
+                    "folder; see the README), or point --endpoint / "
+                    "GM_ENDPOINT at the right broker%s",
+                    c->endpoint, attempts, attempts == 1 ? "" : "s",
+                    c->o.timeout_ms,
+                    c->o.server_public_key
+                        ? "; with CURVE, also check the server key and that "
+                          "an admin registered this client's public key"
+                        : "");
 done:
   free(frame);
   return out->status;

@@ -314,7 +314,7 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
     if (f->priv && f->resend_ms - now < wait) wait = f->resend_ms - now;
     if (wait > 1000000) wait = 1000000; /* forever, in steps */
     if (wait < 0) wait = 0;
-    if (gm__client_refused(f->mon) && !f->refused_told) {
+    if (gm__client_refused(f->mon, NULL) && !f->refused_told) {
       /* Once: the feed keeps trying, and events come if the key is
          registered later. */
       f->refused_told = 1;

@@ -37,10 +37,12 @@ void gm__client_ctx_release(void);
  * watching `sock` and returns the socket to read the events from, or NULL
  * (best effort: without it a refusal looks like silence); refused() drains
  * it and returns 400 when a handshake was refused since the last call, else
- * 0; monitor_close() stops watching (before `sock` is closed).
+ * 0, and adds to *dropped (when not NULL) the handshakes that ended without
+ * a word (what a wrong server key looks like); monitor_close() stops
+ * watching (before `sock` is closed).
  */
 void *gm__client_monitor(void *ctx, void *sock);
-unsigned gm__client_refused(void *mon);
+unsigned gm__client_refused(void *mon, unsigned *dropped);
 void gm__client_monitor_close(void *sock, void **mon);
 
 /* Milliseconds on the monotonic clock, for deadlines. */

@@ -188,7 +188,8 @@ GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);
  * Replies to other request ids (late replies to an earlier attempt,
  * pipelined replies) are dropped.  With CURVE, a wrong server key shows as
  * GM_UNAVAILABLE (the broker cannot read the handshake and drops it without
- * a word).  `out` may not be NULL.
+ * a word), with a message saying the handshakes were cut short rather than
+ * unanswered.  `out` may not be NULL.
  */
 GM_CLIENT_EXPORT gm_status
 gm_client_call(gm_client *c, const char *market, const char *method,
