@@ -148,7 +148,6 @@ int gm_cli_cmd_market(gm_cli *cli, int argc, char **argv,
 /* Parses 2026-11-24T09:30:00+08:00 (or Z, or milliseconds) into ms. */
 int gm_cli_parse_time(const char *text, int64_t *ms);
 /* Reads a key file ("public = Z85" / "secret = Z85" lines). 0 or -1. */
-int gm_cli_read_key_file(const char *path, char pub[41], char sec[41]);
 
 /* True when argv (from index 1) asks for help: -h or --help. */
 int gm_cli_wants_help(int argc, char **argv);

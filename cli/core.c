@@ -114,34 +114,6 @@ int gm_cli_cmd_whoami(gm_cli *cli, int argc, char **argv) {
   return gm__simple(cli, "whoami", &req.base);
 }
 
-int gm_cli_read_key_file(const char *path, char pub[41], char sec[41]) {
-  FILE *f = fopen(path, "r");
-  char line[256];
-  pub[0] = sec[0] = '\0';
-  if (!f) return -1;
-  while (fgets(line, sizeof line, f)) {
-    char *eq = strchr(line, '='), *k = line, *v;
-    if (!eq || line[0] == '#') continue;
-    *eq = '\0';
-    v = eq + 1;
-    while (isspace((unsigned char)*k)) k++;
-    for (char *e = eq; e > k && isspace((unsigned char)e[-1]);) *--e = '\0';
-    while (isspace((unsigned char)*v) || *v == '"') v++;
-    size_t n = strcspn(v, "\" \t\r\n");
-    if (n != 40) continue;
-    /* Accept our own "public"/"secret" and ZeroMQ's zcert key names. */
-    if (!strcmp(k, "public") || !strcmp(k, "public-key") ||
-        !strcmp(k, "public_key"))
-      memcpy(pub, v, 40), pub[40] = '\0';
-    else if (!strcmp(k, "secret") || !strcmp(k, "secret-key") ||
-             !strcmp(k, "secret_key"))
-      memcpy(sec, v, 40), sec[40] = '\0';
-  }
-  fclose(f);
-  explicit_bzero(line, sizeof line);
-  return pub[0] ? 0 : -1;
-}
-
 int gm_cli_cmd_keygen(gm_cli *cli, int argc, char **argv) {
   static const char usage[] =
       "usage: gm keygen [--out FILE]\n"

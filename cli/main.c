@@ -177,24 +177,22 @@ static int gm__load_keys(gm_cli *cli, gm__keys *k, const char *server_key,
     if (strlen(server_key) == 40) {
       memcpy(k->server, server_key, 41);
     } else {
-      char unused[41];
-      if (gm_cli_read_key_file(server_key, k->server, unused)) {
+      if (gm_key_file_read(server_key, k->server, NULL) != GM_OK) {
         fprintf(stderr,
                 "error: --server-key \"%s\" is neither a 40-character Z85 "
-                "key nor a readable file with a \"public = KEY\" line\n",
-                server_key);
+                "key nor a readable file with a \"public = KEY\" line (%s)\n",
+                server_key, gm_client_last_error());
         return -1;
       }
-      explicit_bzero(unused, sizeof unused);
     }
     cli->opts.server_public_key = k->server;
   }
   if (key_file && *key_file) {
-    if (gm_cli_read_key_file(key_file, k->pub, k->sec) || !k->sec[0]) {
+    if (gm_key_file_read(key_file, k->pub, k->sec) != GM_OK) {
       fprintf(stderr,
-              "error: cannot read a key pair from %s: make one with `gm "
+              "error: cannot read a key pair from %s (%s): make one with `gm "
               "keygen --out %s`\n",
-              key_file, key_file);
+              key_file, gm_client_last_error(), key_file);
       return -1;
     }
     cli->opts.public_key = k->pub;
