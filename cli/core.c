@@ -510,8 +510,13 @@ int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
       fprintf(stderr, "warning: skipped a malformed feed message%s%s\n",
               topic ? " on topic " : "", topic ? topic : "");
     } else if (s == GM_PERMISSION_DENIED) {
-      fprintf(stderr, "error: the broker refused subscription %s: %s\n",
-              topic ? topic : "", gm_client_last_error());
+      /* No topic: the broker refused the feed's key itself. */
+      if (topic && *topic)
+        fprintf(stderr, "error: the broker refused subscription %s: %s\n",
+                topic, gm_client_last_error());
+      else
+        fprintf(stderr, "error: the broker refused this feed: %s\n",
+                gm_client_last_error());
     }
     free(topic);
     gm_feed_event_free(&ev);
