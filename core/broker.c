@@ -71,6 +71,7 @@ struct gm__broker {
   gm__host host;              /* what plugins see behind gm_host_api */
   gm_market **markets;        /* loaded plugins */
   size_t n_markets;           /* how many */
+  size_t n_refused;           /* plugin files tried and refused at start */
   gm__roles *roles;           /* admin + the markets' roles */
   void *zctx;                 /* zmq context */
   gm__worker **workers;       /* n_workers of them (NULL until started) */
@@ -103,6 +104,10 @@ int gm__broker_dev_mode(const gm__broker *b) {
 
 size_t gm__broker_markets(const gm__broker *b) {
   return b->n_markets;
+}
+
+size_t gm__broker_refused(const gm__broker *b) {
+  return b->n_refused;
 }
 
 gm_market *gm__broker_market(const gm__broker *b, size_t i) {
@@ -188,6 +193,35 @@ static char **plugin_paths(const gm__config *cfg, const char *dir, size_t *n) {
   closedir(d);
   if (*n) qsort(paths, *n, sizeof *paths, cmp_str);
   return paths;
+}
+
+/*
+ * A [plugins] load name with no gm_<name>.so in dir: says so and lists the
+ * markets that are there, so a typo or a wrong dir shows at once.
+ */
+static void missing_plugin(const char *path, const char *dir) {
+  char have[512] = "";
+  size_t used = 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (len > 6 && strncmp(e->d_name, "gm_", 3) == 0 &&
+        strcmp(e->d_name + len - 3, ".so") == 0 && used < sizeof have) {
+      int w = snprintf(have + used, sizeof have - used, "%s%.*s",
+                       used ? ", " : "", (int)(len - 6), e->d_name + 3);
+      if (w > 0) used += (size_t)w;
+    }
+  }
+  if (d) closedir(d);
+  gm__log(GM_LOG_ERROR, "loader",
+          "%s: refused: no such file; [plugins] load names a market by the "
+          "X of gm_X.so in [plugins] dir (%s), which %s%s%s",
+          path, dir,
+          !d     ? "cannot be read"
+          : used ? "holds: "
+                 : "holds none",
+          have, !d ? ": fix [plugins] dir" : "");
 }
 
 /* Reads "secret = <z85>" from gm keygen's file into out (the one config
@@ -579,10 +613,16 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   if (n == 0) gm__log(GM_LOG_WARN, "loader", "no plugins found in %s", dir);
   for (size_t i = 0; i < n; i++) {
     char why[1024];
-    gm_market *m = gm__plugin_load(paths[i], &b->host, why, sizeof why);
+    gm_market *m = NULL;
+    if (access(paths[i], F_OK) != 0 && errno == ENOENT)
+      missing_plugin(paths[i], dir);
+    else
+      m = gm__plugin_load(paths[i], &b->host, why, sizeof why);
     if (m) {
       b->markets = realloc(b->markets, (b->n_markets + 1) * sizeof *b->markets);
       b->markets[b->n_markets++] = m;
+    } else {
+      b->n_refused++;
     }
     free(paths[i]);
   }
@@ -590,7 +630,9 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   free(dir);
   /* Only now, with every plugin loaded, may one market name another's
      roles. */
+  size_t loaded = b->n_markets;
   gm__plugins_check_roles(b->markets, &b->n_markets);
+  b->n_refused += loaded - b->n_markets;
   b->roles = gm__roles_new(b->markets, b->n_markets);
   /* Migrations are done; the settler owns the writer connection from now. */
   gm__ledger_close(&b->host.ledger);

@@ -45,6 +45,8 @@ void gm__broker_destroy(gm__broker **b);
 /* How many plugins loaded, and the i-th (NULL past the end). */
 size_t gm__broker_markets(const gm__broker *b);
 gm_market *gm__broker_market(const gm__broker *b, size_t i);
+/* How many plugin files were refused at start (logged with the reason). */
+size_t gm__broker_refused(const gm__broker *b);
 /* The loaded market named `name`, or NULL. */
 gm_market *gm__broker_find_market(const gm__broker *b, const char *name);
 

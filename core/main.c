@@ -25,7 +25,8 @@ static void usage(FILE *out) {
           "(see deploy/gmd.conf.example and docs/operations.md).\n"
           "\n"
           "  -c, --config FILE   the configuration file (required)\n"
-          "      --check         load the config and the plugins, then exit\n"
+          "      --check         load the config and the plugins, then exit:\n"
+          "                      0 when all load, 1 when any is refused\n"
           "  -l, --log-level L   debug, info, warn or error (overrides [log])\n"
           "  -h, --help          this help\n"
           "  -V, --version       the version\n");
@@ -125,6 +126,16 @@ int main(int argc, char **argv) {
   int rc = 0;
   if (check) {
     rc = check_markets(b, cfg, path);
+    if (rc == 0 && gm__broker_refused(b)) {
+      /* A refused plugin does not stop a running gmd (the others serve),
+         but --check is where its author looks: it must not say "valid". */
+      fprintf(stderr,
+              "gmd: %s: %zu plugin(s) refused (the lines above say why), %zu "
+              "market(s) loaded; fix them, or take them out of [plugins] "
+              "load\n",
+              path, gm__broker_refused(b), gm__broker_markets(b));
+      rc = 1;
+    }
     if (rc == 0)
       printf("gmd: %s is valid; %zu market(s) loaded\n", path,
              gm__broker_markets(b));

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -842,6 +843,60 @@ START_TEST(refused_plugins_leave_no_trace) {
 }
 END_TEST
 
+/* `gmd --check -c <conf>` with [plugins] `load`: its exit status; what it
+   printed (stdout and stderr) goes to out. */
+static int check_load(const char *load, char *out, size_t outlen) {
+  char *conf = gm_test_redis_path(redis, "check.conf");
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = check.sqlite\n"
+          "[security]\nmode = dev\n[metrics]\nlisten =\n"
+          "[plugins]\ndir = %s\nload = %s\n",
+          gm_test_redis_socket(redis), TEST_PLUGIN_DIR, load);
+  fclose(f);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
+           conf);
+  free(conf);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t len = fread(out, 1, outlen - 1, p);
+  out[len] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * gmd --check is where a plugin's author looks: a plugin it refuses (a
+ * wrong ABI, a load name with no file) makes it fail, saying why, instead
+ * of "valid; 0 market(s) loaded".  A running gmd still serves the others.
+ */
+START_TEST(check_fails_when_a_plugin_is_refused) {
+  redis = gm_test_redis_start();
+  char out[8192];
+  ck_assert_int_eq(check_load("testmkt", out, sizeof out), 0);
+  ck_assert_msg(strstr(out, "is valid; 1 market(s) loaded"), "%s", out);
+  ck_assert_int_eq(check_load("testmkt,broken_abi", out, sizeof out), 1);
+  ck_assert_msg(strstr(out,
+                       "built for plugin ABI 999, this gmd speaks ABI "
+                       "1: rebuild the plugin"),
+                "%s", out);
+  ck_assert_msg(strstr(out,
+                       "1 plugin(s) refused (the lines above say why), "
+                       "1 market(s) loaded; fix them, or take them out "
+                       "of [plugins] load"),
+                "%s", out);
+  ck_assert_int_eq(check_load("testmk", out, sizeof out), 1);
+  ck_assert_msg(strstr(out,
+                       "gm_testmk.so: refused: no such file; [plugins] "
+                       "load names a market by the X of gm_X.so in "
+                       "[plugins] dir"),
+                "%s", out);
+  ck_assert_msg(strstr(out, "testmkt"), "the markets there: %s", out);
+}
+END_TEST
+
 /* ---- CURVE: identity comes from the key, never from the request ---- */
 
 static char server_pub[41], server_sec[41], admin_pub[41], admin_sec[41];
@@ -1536,6 +1591,7 @@ int main(void) {
   tcase_add_checked_fixture(tc3, NULL, teardown);
   tcase_set_timeout(tc3, 60);
   tcase_add_test(tc3, refused_plugins_leave_no_trace);
+  tcase_add_test(tc3, check_fails_when_a_plugin_is_refused);
   tcase_add_test(tc3, pipelined_workers_run_each_request_once);
   tcase_add_test(tc3, pipeline_of_one_runs_each_request_once);
   tcase_add_test(tc3, core_clock_set_retry_changes_nothing);

@@ -460,7 +460,8 @@ static int check_conf(const char *settle_conf, char *out, size_t outlen) {
   ck_assert_ptr_nonnull(f);
   fprintf(f,
           "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
-          "[security]\nmode = dev\n[plugins]\ndir = %s\n[settle]\n%s\n",
+          "[security]\nmode = dev\n[plugins]\ndir = %s\nload = testmkt\n"
+          "[settle]\n%s\n",
           gm_test_redis_socket(redis), TEST_PLUGIN_DIR, settle_conf);
   fclose(f);
   int rc = gm_test_gmd_check(conf, out, outlen);
