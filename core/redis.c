@@ -237,8 +237,21 @@ static const char gm__library_host[] =
     "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
     "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
     "gm__em = true; return redis.call(unpack(f)) end\n"
-    "gm__api.reject = function(status, msg) return redis.error_reply("
-    "tostring(status) .. ' ' .. tostring(msg or '')) end\n"
+    "local gm__st = {INVALID_ARGUMENT = 1, NOT_FOUND = 1, ALREADY_EXISTS = 1, "
+    "PERMISSION_DENIED = 1, RESOURCE_EXHAUSTED = 1, FAILED_PRECONDITION = 1, "
+    "UNIMPLEMENTED = 1, INTERNAL = 1, UNAVAILABLE = 1}\n"
+    /* A status outside the set would reach the caller as an unexplained
+       INTERNAL with only Redis's text in the log: say which name is wrong
+       and which are right, with the message to find the call by (a `return
+       gm.reject(...)` is a tail call: Lua knows no line for it). */
+    "gm__api.reject = function(status, msg) "
+    "if type(status) ~= 'string' or not gm__st[status] then "
+    "error('gm.reject(' .. tostring(status) .. ', \\'' .. tostring(msg) .. "
+    "'\\'): ' .. tostring(status) .. ' is not a status name; use one of "
+    "INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, "
+    "PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, "
+    "UNIMPLEMENTED, INTERNAL, UNAVAILABLE', 2) end; "
+    "return redis.error_reply(status .. ' ' .. tostring(msg or '')) end\n"
     "local function gm__dlm(kind, id) "
     "if type(kind) ~= 'string' or #kind > 32 or "
     "not kind:match('^[a-z][a-z0-9_]*$') then error('gm.deadline: kind ' .. "

@@ -367,7 +367,8 @@ END_TEST
  * A script that sets a deadline and is refused, whether gm.reject was
  * called before or after gm.deadline, leaves no deadline and no index
  * entry; the entity it wrote before refusing stays (Redis does not roll a
- * script back).  An unknown kind is refused by host->deadline_set.
+ * script back).  An unknown kind is refused by host->deadline_set, and a
+ * status gm.reject does not know is a plugin bug the log explains.
  */
 START_TEST(a_refused_script_leaves_no_deadline) {
   start(NULL, NULL);
@@ -383,6 +384,14 @@ START_TEST(a_refused_script_leaves_no_deadline) {
   ck_assert_int_eq(deadline(c1, "host_set", "nokind", "r", "c", B0, NULL),
                    GM__STATUS__INVALID_ARGUMENT);
   ck_assert_int_eq(gm_test_redis_int(rc, "EXISTS gm:{testmkt:r}:dl"), 0);
+  /* gm.reject with a status outside the set: the caller gets INTERNAL and
+     the log says which name is wrong, which are right, and the message. */
+  ck_assert_int_eq(deadline(c1, "reject_bad", "tick", "r", "d", B0, NULL),
+                   GM__STATUS__INTERNAL);
+  ck_assert(gm_test_gmd_log_has(
+      g1,
+      "gm.reject(EXISTS, 'not a status name'): EXISTS is not a status "
+      "name; use one of INVALID_ARGUMENT, NOT_FOUND"));
 }
 END_TEST
 

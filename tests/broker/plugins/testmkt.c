@@ -30,7 +30,8 @@ static const char probe_lua[] =
     "return 1\n";
 
 /* deadline: ARGV op, kind, id, due.  Writes the entity, then sets or
-   cancels the deadline (or refuses, before or after gm.deadline); answers
+   cancels the deadline (or refuses, before or after gm.deadline, or with a
+   status outside the set: reject_bad); answers
    what gm.deadline_get sees (0: none). */
 static const char dl_lua[] =
     "local op, kind, id, due = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
@@ -45,6 +46,8 @@ static const char dl_lua[] =
     "gm.deadline')\n"
     "  gm.deadline(kind, id, tonumber(due))\n"
     "  return e\n"
+    "elseif op == 'reject_bad' then\n"
+    "  return gm.reject('EXISTS', 'not a status name')\n"
     "end\n"
     "return gm.deadline_get(kind, id) or 0\n";
 
