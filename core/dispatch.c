@@ -123,7 +123,8 @@ void gm__dispatch(gm__broker *b, gm__identity *id, gm_call *call,
     if (!market) {
       gm__call_fail(call, GM_NOT_FOUND,
                     "no market '%s' on this broker; markets: %s (gm markets "
-                    "lists them)",
+                    "lists them; a plugin gmd refused at start is not "
+                    "among them, and the gmd log says why)",
                     gm__call_quote(call, req->market, ECHO_MAX),
                     gm__list_markets(b, a));
       return;

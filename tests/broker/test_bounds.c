@@ -150,6 +150,9 @@ START_TEST(roles_are_the_loaded_markets_roles) {
       0);
   expect_error(echo(NULL, "gamma", "x"), GM__STATUS__NOT_FOUND,
                "no market 'gamma'");
+  expect_error(echo(NULL, "gamma", "x"), GM__STATUS__NOT_FOUND,
+               "a plugin gmd refused at start is not among them, and the "
+               "gmd log says why");
 
   /* Unknown (or refused markets') roles are refused with the list. */
   char *steward[] = {"steward"};
