@@ -22,6 +22,8 @@ endfunction()
 
 # gm_add_plugin(<market> SOURCES <c files> [PROTOS <proto files>] [LUA <files>])
 # Builds the market plugin gm_<market>.so: the one line a market needs.
+# It links with --no-undefined (set GM_PLUGIN_ALLOW_UNDEFINED to ON to turn
+# that off, e.g. under a sanitizer whose runtime is in the executable).
 # Lua scripts listed under LUA are embedded as C strings named
 # gm_lua_<basename> (declared with `extern const char gm_lua_<basename>[];`).
 function(gm_add_plugin market)
@@ -52,6 +54,14 @@ function(gm_add_plugin market)
     target_link_libraries(${target} PRIVATE greenmarket_sdk)
   else()
     target_link_libraries(${target} PRIVATE greenmarket::sdk)
+  endif()
+  # A plugin links no host symbol, so every name it uses must resolve when
+  # it is linked: a missing one fails the build here, naming the symbol and
+  # the object that uses it, instead of gmd refusing the plugin at load
+  # ("dlopen failed: ... undefined symbol"). Sanitizer builds whose runtime
+  # lives in the executable (clang's) set GM_PLUGIN_ALLOW_UNDEFINED.
+  if(NOT GM_PLUGIN_ALLOW_UNDEFINED)
+    target_link_options(${target} PRIVATE LINKER:--no-undefined)
   endif()
   if(DEFINED GM_BUILD_PLUGIN_DIR)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY

@@ -3,7 +3,8 @@
 #   outoftree.sh <source dir> <build dir>
 # 1. cmake --install the build into a temporary prefix;
 # 2. build examples/hello against that prefix only (CMAKE_PREFIX_PATH) and
-#    install the plugin there;
+#    install the plugin there; a plugin with an undefined symbol fails its
+#    link (gm_add_plugin's --no-undefined), naming the symbol;
 # 3. start a private redis-server and the installed gmd with only hello;
 # 4. call hello with the installed gm: a read (generic path), the plugin's
 #    own friendly `gm hello sign` (a mutation, a rejection, an idempotent
@@ -82,6 +83,42 @@ cmake --install "$tmp/hello" >>"$tmp/hello.log" 2>&1 ||
 plugin=$(find "$prefix" -name gm_hello.so | head -1)
 [ -n "$plugin" ] || fail "gm_hello.so was not installed under $prefix"
 plugins=$(dirname "$plugin")
+
+step "a plugin using a function nobody defines fails its link, naming it"
+mkdir -p "$tmp/undef"
+cat >"$tmp/undef/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.18)
+project(undef LANGUAGES C)
+find_package(greenmarket REQUIRED)
+gm_add_plugin(undef SOURCES undef.c)
+EOF
+cat >"$tmp/undef/undef.c" <<'EOF'
+#include <greenmarket/plugin.h>
+void undef_nobody_defines_this(void);
+static gm_status undef__init(gm_market *m, const gm_host_api *h) {
+  (void)m;
+  (void)h;
+  undef_nobody_defines_this();
+  return GM_OK;
+}
+static void undef__shutdown(gm_market *m) { (void)m; }
+static const gm_plugin undef__plugin = {.size = sizeof(gm_plugin),
+                                        .name = "undef",
+                                        .version = "1",
+                                        .description = "links nothing",
+                                        .init = undef__init,
+                                        .shutdown = undef__shutdown};
+GM_PLUGIN_DEFINE(undef__plugin)
+EOF
+cmake -S "$tmp/undef" -B "$tmp/undef/build" -DCMAKE_PREFIX_PATH="$prefix" \
+  >"$tmp/undef.log" 2>&1 ||
+  { cat "$tmp/undef.log" >&2; fail "configuring the undef plugin failed"; }
+if cmake --build "$tmp/undef/build" >>"$tmp/undef.log" 2>&1; then
+  fail "gm_add_plugin linked a plugin with an undefined symbol; gmd would" \
+    "refuse it only at load (link it with --no-undefined)"
+fi
+grep -q "undefined reference to .undef_nobody_defines_this" "$tmp/undef.log" ||
+  { cat "$tmp/undef.log" >&2; fail "the link failed without naming the symbol"; }
 
 step "starting a private redis-server"
 redis-server --port 0 --unixsocket "$tmp/redis.sock" --save "" \
