@@ -159,6 +159,12 @@ static const gm_method hello__methods[] = {
      "guest", "sign the guestbook with a message"},
 };
 
+/* The events hello publishes, so `gm watch` and clients can decode their
+   bodies (hello.signed carries a gm.hello.Signed). */
+static const ProtobufCMessageDescriptor *const hello__events[] = {
+    &gm__hello__signed__descriptor,
+};
+
 /* The friendly `gm hello ...` commands (cli.c). */
 extern const struct gm_cli_extension hello__cli;
 
@@ -174,6 +180,8 @@ static const gm_plugin hello__plugin = {
     .n_methods = sizeof hello__methods / sizeof hello__methods[0],
     .init = hello__init,
     .shutdown = hello__shutdown,
+    .events = hello__events,
+    .n_events = sizeof hello__events / sizeof hello__events[0],
     .roles = hello__roles,
     .n_roles = sizeof hello__roles / sizeof hello__roles[0],
     .cli = &hello__cli,
