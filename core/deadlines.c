@@ -600,11 +600,21 @@ static int gm__dl_tag(gm__deadlines *d, gm_market *m, const char *member,
     if (!d->unknown_logged_us ||
         t - d->unknown_logged_us >= GM__DL_LOG_EVERY_US) {
       d->unknown_logged_us = t;
+      /* Often a typo in the kind gm.deadline names: say which kinds the
+         market did register, and where to read the ones set. */
+      char known[256] = "";
+      size_t used = 0;
+      for (int i = 4; i < nargs && used < sizeof known; i++) {
+        int w = snprintf(known + used, sizeof known - used, "%s%s",
+                         used ? ", " : "", args[i]);
+        if (w > 0) used += (size_t)w;
+      }
       gm__log(GM_LOG_WARN, "deadlines",
               "deadlines of %s are due with a kind %s did not register with "
-              "deadline_register on this broker; a broker that registers it "
-              "fires them",
-              member, m->name);
+              "deadline_register on this broker (it registers: %s); a broker "
+              "that registers it fires them. If no release does, fix the "
+              "kind gm.deadline names: ZRANGE %s 0 -1 lists them as kind|id",
+              member, m->name, *known ? known : "none", keys[0]);
     }
     freeReplyObject(r);
     return 0;

@@ -455,6 +455,10 @@ START_TEST(failed_and_unknown_deadlines_are_kept) {
        i++)
     sleep_ms(10);
   ck_assert(gm_test_gmd_log_has(g1, "testmkt:f are due with a kind"));
+  ck_assert(gm_test_gmd_log_has(
+      g1, "on this broker (it registers: tick, rearm, flaky, count)"));
+  ck_assert(gm_test_gmd_log_has(
+      g1, "fix the kind gm.deadline names: ZRANGE gm:{testmkt:f}:dl 0 -1"));
   ck_assert_int_eq(gm_test_redis_int(rc, "HEXISTS %s %s",
                                      "gm:{testmkt:f}:dl:claims", "nokind|u"),
                    0);
