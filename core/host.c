@@ -94,10 +94,28 @@ static gm_market *host_market(gm_call *call) {
   return call->market;
 }
 
+/*
+ * Registrations are for init only: after it, handlers, timers and the
+ * settler read what they registered on other threads.  A call later is a
+ * plugin bug: said in the log, refused, nothing changed.
+ */
+static gm_status host_init_only(gm_market *m, const char *what,
+                                const char *name) {
+  if (!m || !m->ready) return GM_OK;
+  gm__log(GM_LOG_ERROR, m->name,
+          "%s%s%s refused: it is for init only (handlers, timers and the "
+          "settler already run); register everything in init "
+          "(docs/plugins.md, Threading rules)",
+          what, name ? " " : "", name ? name : "");
+  return GM_FAILED_PRECONDITION;
+}
+
 static gm_status host_script_register_flags(gm_market *m, const char *name,
                                             const char *lib, const char *lua,
                                             unsigned flags) {
   char err[512];
+  gm_status late = host_init_only(m, "script_register", name);
+  if (late != GM_OK) return late;
   if (name && !strncmp(name, "gm:", 3)) {
     gm__log(GM_LOG_ERROR, m->name,
             "script %s refused: names starting with gm: are the host's; "
@@ -141,6 +159,8 @@ static gm_status host_script_run(gm_call *call, const char *name,
 static gm_status host_ledger_migrate(gm_market *m,
                                      const gm_migration *migrations, size_t n) {
   char err[512];
+  gm_status late = host_init_only(m, "ledger_migrate", NULL);
+  if (late != GM_OK) return late;
   if (!m->host->ledger) return GM_UNAVAILABLE;
   gm_status st = gm__ledger_migrate(m->host->ledger, m->name, migrations, n,
                                     err, sizeof err);
@@ -149,6 +169,8 @@ static gm_status host_ledger_migrate(gm_market *m,
 }
 
 static gm_status host_settle_register(gm_market *m, gm_settle_fn fn) {
+  gm_status late = host_init_only(m, "settle_register", NULL);
+  if (late != GM_OK) return late;
   if (!fn) return GM_INVALID_ARGUMENT;
   m->settle = fn;
   return GM_OK;
@@ -205,6 +227,8 @@ static int host_participant_has_role(gm_call *call, const char *id,
 static gm_status host_timer_add(gm_market *m, const char *name,
                                 int64_t interval_ms, gm_timer_fn fn,
                                 void *arg) {
+  gm_status late = host_init_only(m, "timer_add", name);
+  if (late != GM_OK) return late;
   if (!m->host->timers) return GM_UNAVAILABLE;
   return gm__timers_add(m->host->timers, m, name, interval_ms, fn, arg);
 }
@@ -223,6 +247,8 @@ static const char host_deadline_lua[] =
 static gm_status host_deadline_register(gm_market *m, const char *kind,
                                         gm_deadline_fn fn, void *arg) {
   char err[512];
+  gm_status late = host_init_only(m, "deadline_register", kind);
+  if (late != GM_OK) return late;
   if (!m->host->deadlines || !m->host->redis) {
     gm__log(GM_LOG_ERROR, m->name,
             "deadline kind %s: deadline_register is for init only",

@@ -277,6 +277,7 @@ gm_market *gm__plugin_load(const char *path, gm__host *host, char *err,
     gm__deadlines_remove(host->deadlines, m);
     goto fail;
   }
+  m->ready = 1;
   gm__log(GM_LOG_INFO, "loader", "loaded market %s %s from %s", m->name,
           p->version ? p->version : "", path);
   return m;

@@ -20,6 +20,10 @@ struct gm_market {
      gm_plugin.roles: the roles its methods name). */
   gm_role *roles;
   size_t n_roles;
+  /* Set once init returned GM_OK: from then on the registrations that are
+     for init only (scripts, migrations, settle, timers, deadline kinds) are
+     refused with the reason, instead of racing the threads that use them. */
+  int ready;
 };
 
 #endif

@@ -226,6 +226,9 @@ typedef gm_status (*gm_deadline_fn)(gm_call *call, const gm_deadline *d,
  * The host services.  Every function is safe to call from any thread the
  * host calls the plugin on.  Functions taking a gm_call work only during that
  * call; functions taking a gm_market work from init() until shutdown().
+ * Those marked "from init only" (script_register*, ledger_migrate,
+ * settle_register, timer_add, deadline_register) return
+ * GM_FAILED_PRECONDITION after init returned, and log why.
  */
 typedef struct gm_host_api {
   size_t size;          /* sizeof(gm_host_api) as the host was built */
@@ -286,7 +289,8 @@ typedef struct gm_host_api {
   /* Applies the market's migrations not yet applied (from init only). */
   gm_status (*ledger_migrate)(gm_market *m, const gm_migration *migrations,
                               size_t n);
-  /* Registers the callback that settles this market's outbox entries. */
+  /* Registers the callback that settles this market's outbox entries (from
+     init only). */
   gm_status (*settle_register)(gm_market *m, gm_settle_fn fn);
   /* Runs one statement inside a settle transaction. */
   gm_status (*ledger_exec)(gm_ledger *tx, const char *sql,

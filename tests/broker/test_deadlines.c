@@ -392,6 +392,15 @@ START_TEST(a_refused_script_leaves_no_deadline) {
       g1,
       "gm.reject(EXISTS, 'not a status name'): EXISTS is not a status "
       "name; use one of INVALID_ARGUMENT, NOT_FOUND"));
+  /* Registering after init (a script, a timer, a deadline kind, a settle
+     callback) is refused and logged: handlers already run. */
+  ck_assert_int_eq(deadline(c1, "late_register", "tick", "r", "e", B0, NULL),
+                   GM__STATUS__FAILED_PRECONDITION);
+  ck_assert(gm_test_gmd_log_has(
+      g1, "script_register late refused: it is for init only"));
+  ck_assert(gm_test_gmd_log_has(g1, "timer_add late refused"));
+  ck_assert(gm_test_gmd_log_has(g1, "deadline_register late refused"));
+  ck_assert(gm_test_gmd_log_has(g1, "settle_register refused"));
 }
 END_TEST
 

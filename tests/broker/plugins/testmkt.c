@@ -276,6 +276,11 @@ static gm_status peek(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+static void late_tick(gm_call *call, void *arg) {
+  (void)call;
+  (void)arg;
+}
+
 /* deadline (mutating) and deadline.get (op "get" only): testmkt.proto. */
 static gm_status deadline_op(gm_call *call,
                              const Gm__Testmkt__DeadlineRequest *in,
@@ -288,6 +293,18 @@ static gm_status deadline_op(gm_call *call,
     st = host->deadline_set(call, in->kind, in->tag, in->id, in->due_ms);
   else if (!strcmp(in->op, "host_cancel"))
     st = host->deadline_cancel(call, in->kind, in->tag, in->id);
+  else if (!strcmp(in->op, "late_register")) {
+    /* A plugin bug: registrations after init are refused, and logged. */
+    gm_market *m = host->market(call);
+    st = host->script_register(m, "late", "return 1");
+    if (host->timer_add(m, "late", 1000, late_tick, NULL) == GM_OK ||
+        host->deadline_register(m, "late", NULL, NULL) == GM_OK ||
+        host->settle_register(m, NULL) == GM_OK)
+      st = GM_INTERNAL;
+    if (st != GM_OK)
+      return host->fail(call, st, "registering after init: %s",
+                        st == GM_FAILED_PRECONDITION ? "refused" : "taken");
+  }
   if (st != GM_OK) return st;
   const char *op = !strncmp(in->op, "host_", 5) ? "get" : in->op;
   const char *args[] = {op, in->kind, in->id, due};
