@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
   int rc = 0;
   if (check) {
     rc = check_markets(b, cfg, path);
-    if (rc == 0 && gm__broker_refused(b)) {
+    if (gm__broker_refused(b)) {
       /* A refused plugin does not stop a running gmd (the others serve),
          but --check is where its author looks: it must not say "valid". */
       fprintf(stderr,

@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "gmd_fixture.h"
+#include "run_gm.h"
 #include "greenmarket.pb-c.h"
 #include "redis_fixture.h"
 #include "testmkt.pb-c.h"
@@ -855,16 +856,9 @@ static int check_load(const char *load, char *out, size_t outlen) {
           "[plugins]\ndir = %s\nload = %s\n",
           gm_test_redis_socket(redis), TEST_PLUGIN_DIR, load);
   fclose(f);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s/core/gmd --check -c %s 2>&1", GM_BUILD_DIR,
-           conf);
+  int rc = gm_test_gmd_check(conf, out, outlen);
   free(conf);
-  FILE *p = popen(cmd, "r");
-  ck_assert_ptr_nonnull(p);
-  size_t len = fread(out, 1, outlen - 1, p);
-  out[len] = '\0';
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 /*
