@@ -412,8 +412,10 @@ static int link_read(gm__ledger_link *k, waiter **done) {
 static gm_status link_unavailable(gm__ledger_link *k, gm_call *call) {
   if (!k->connected[0])
     return gm__call_fail(call, GM_UNAVAILABLE,
-                         "no broker holds the ledger now (the settle lease "
-                         "is being handed over); retry in a moment");
+                         "no broker holds the ledger now: the settle lease "
+                         "is being handed over (retry in a moment), or no "
+                         "broker may take it (a broker whose ledger file is "
+                         "not the book of record says so in its log)");
   return gm__call_fail(call, GM_UNAVAILABLE,
                        "the broker holding the ledger (%s) did not answer "
                        "within %d ms; retry in a moment",
