@@ -49,25 +49,21 @@ extern "C" {
    (a SHA-256 in hex, 64, fits). */
 #define GM_TABLE_CELL_MAX 72
 
-/* The UTF-8 LC_CTYPE locale the widths are measured in, made once per
-   program (per file including this); (locale_t)0 when there is none. */
+/* A UTF-8 LC_CTYPE locale to measure widths in, made for the caller, who
+   frees it (freelocale); (locale_t)0 when there is none.  Not kept in a
+   static: a plugin's copy of this header would lose it when gm unloads
+   the plugin (a leak), and glibc keeps the locale's data loaded anyway, so
+   making one per table costs little. */
 static inline locale_t gm_table_locale(void) {
-  static locale_t loc;
-  static int tried;
-  if (!tried) {
-    static const char *const names[] = {"C.UTF-8", "", "en_US.UTF-8"};
-    tried = 1;
-    for (size_t i = 0; !loc && i < sizeof names / sizeof names[0]; i++) {
-      locale_t l = newlocale(LC_CTYPE_MASK, names[i], (locale_t)0);
-      if (!l) continue;
-      const char *cs = nl_langinfo_l(CODESET, l);
-      if (cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8")))
-        loc = l;
-      else
-        freelocale(l);
-    }
+  static const char *const names[] = {"C.UTF-8", "", "en_US.UTF-8"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    locale_t l = newlocale(LC_CTYPE_MASK, names[i], (locale_t)0);
+    if (!l) continue;
+    const char *cs = nl_langinfo_l(CODESET, l);
+    if (cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"))) return l;
+    freelocale(l);
   }
-  return loc;
+  return (locale_t)0;
 }
 
 /* The columns code point c takes: wcwidth's in the UTF-8 locale (a
@@ -146,7 +142,10 @@ static inline char *gm_table_cell(const char *s, size_t max, size_t *cols,
     if (cut) *cut = 1;
   }
   out[o] = '\0';
-  if (loc) uselocale(old);
+  if (loc) {
+    uselocale(old);
+    freelocale(loc);
+  }
   *cols = w;
   return out;
 }

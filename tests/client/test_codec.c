@@ -361,7 +361,9 @@ END_TEST
 /* Whether the C library has a UTF-8 locale to measure widths in (Debian's
    libc-bin ships C.UTF-8); without one every character counts 1. */
 static int have_utf8_locale(void) {
-  return gm_table_locale() != (locale_t)0;
+  locale_t l = gm_table_locale();
+  if (l) freelocale(l);
+  return l != (locale_t)0;
 }
 
 /*
