@@ -9,6 +9,7 @@
 
 #include <greenmarket/date.h>
 #include <greenmarket/iso4217.h>
+#include <greenmarket/text.h>
 #include <greenmarket/uscc.h>
 
 /* ---- names and text ---- */
@@ -27,59 +28,17 @@ int pr_valid_name(const char *s, size_t min, size_t max, int slash) {
   return 1;
 }
 
-/* Length of the UTF-8 sequence at p (shortest form, no surrogates, at most
-   U+10FFFF), or 0 when it is not one. */
-static size_t pr__utf8_len(const unsigned char *p, size_t left) {
-  unsigned c = p[0];
-  size_t n;
-  unsigned min, cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-    min = 0x80;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    min = 0x800;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    min = 0x10000;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (left < n) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (p[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
-
 int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
                   char *err, size_t errlen) {
   size_t n = s ? strlen(s) : 0;
+  char why[200];
   if (n > max) {
     snprintf(err, errlen, "%s is %zu bytes; keep it to %zu", what, n, max);
     return -1;
   }
-  for (size_t i = 0; i < n;) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && !(newlines && c == '\n')) || c == 0x7f) {
-      snprintf(err, errlen,
-               "%s has a control character at byte %zu; use plain text%s", what,
-               i + 1, newlines ? " (line breaks are fine)" : "");
-      return -1;
-    }
-    size_t k = pr__utf8_len((const unsigned char *)s + i, n - i);
-    if (!k) {
-      snprintf(err, errlen, "%s is not valid UTF-8 at byte %zu; send UTF-8",
-               what, i + 1);
-      return -1;
-    }
-    i += k;
+  if (gm_text_check(s, newlines ? GM_TEXT_LINES : 0, why, sizeof why) != 0) {
+    snprintf(err, errlen, "%s %s", what, why);
+    return -1;
   }
   return 0;
 }

@@ -54,9 +54,10 @@ static inline int pr_answer_overdue(int64_t due, int64_t answered,
 /* 1..max of [A-Za-z0-9._-] (and '/' when slash), not starting with '.' or
    '-'. */
 int pr_valid_name(const char *s, size_t min, size_t max, int slash);
-/* Text a person typed: at most max bytes, valid UTF-8, no control
-   characters (a line break only where newlines is set).  On failure writes
-   why (naming `what`) into err. */
+/* Text a person typed: at most max bytes, and the markets' text rule
+   (greenmarket/text.h: UTF-8, no controls or bidi marks, not only spaces;
+   line breaks and tabs only where newlines is set).  On failure writes why
+   (naming `what`) into err. */
 int pr_valid_text(const char *what, const char *s, size_t max, int newlines,
                   char *err, size_t errlen);
 /* 0 when s is an active ISO 4217 code that the OCDS 1.1 currency codelist

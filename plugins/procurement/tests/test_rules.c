@@ -421,6 +421,26 @@ START_TEST(catalogue_fields_and_shards) {
       -1); /* a surrogate */
   ck_assert_int_eq(pr_valid_text("title", "\xc0\xaf", 10, 0, err, sizeof err),
                    -1); /* overlong */
+  /* The markets' text rule (greenmarket/text.h): a bidi override would let
+     one supplier's or tender's name pass for another's; C1 controls and
+     spaces only are refused too, each with where and why. */
+  ck_assert_int_eq(pr_valid_text("title",
+                                 "ACME \xe2\x80\xae"
+                                 "gnal",
+                                 40, 1, err, sizeof err),
+                   -1);
+  ck_assert_msg(strstr(err,
+                       "title contains the bidi control character U+202E "
+                       "at byte 6"),
+                "%s", err);
+  ck_assert_int_eq(pr_valid_text("title", "a\xc2\x85", 10, 1, err, sizeof err),
+                   -1);
+  ck_assert_msg(strstr(err, "U+0085"), "%s", err);
+  ck_assert_int_eq(pr_valid_text("title", "   ", 10, 0, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "title is only spaces"), "%s", err);
+  ck_assert_int_eq(
+      pr_valid_text("grounds", "line one\nline\ttwo", 40, 1, err, sizeof err),
+      0);
 }
 END_TEST
 
