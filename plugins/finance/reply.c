@@ -9,6 +9,8 @@
 
 #include "finance.h"
 
+#include <greenmarket/text.h>
+
 static const gm_value finance__empty = {.type = GM_VALUE_ARRAY};
 
 const char *finance__s(const gm_value *v, size_t i) {
@@ -440,51 +442,18 @@ Gm__Finance__Product *finance__product_unpack(gm_call *call, const char *id,
 gm_status finance__need_text(gm_call *call, const char *field, const char *s,
                              size_t min, size_t max, int lines) {
   size_t n = s ? strlen(s) : 0;
+  char why[200];
   if (n < min)
     return host->fail(call, GM_INVALID_ARGUMENT, "%s is empty; %s", field,
                       min ? "it is required" : "");
   if (n > max)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "%s is %zu bytes; keep it to %zu", field, n, max);
-  int blank = 1;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i], c1 = (unsigned char)s[i + 1],
-                  c2 = c1 ? (unsigned char)s[i + 2] : 0;
-    if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) || c == 0x7f ||
-        (c == 0xc2 && c1 >= 0x80 && c1 <= 0x9f))
-      return host->fail(call, GM_INVALID_ARGUMENT,
-                        "%s has a control character at byte %zu; %s", field,
-                        i + 1,
-                        lines ? "only line breaks and tabs are allowed"
-                              : "write it on one line");
-    /* Bidirectional controls (U+200E, U+200F, U+202A-U+202E,
-       U+2066-U+2069) make a text show other than it reads: one could
-       pass for another bank's or enterprise's name. */
-    if (c == 0xe2 && ((c1 == 0x80 && (c2 == 0x8e || c2 == 0x8f ||
-                                      (c2 >= 0xaa && c2 <= 0xae))) ||
-                      (c1 == 0x81 && c2 >= 0xa6 && c2 <= 0xa9)))
-      return host->fail(
-          call, GM_INVALID_ARGUMENT,
-          "%s has a bidirectional control character (U+%04X) "
-          "at byte %zu; remove it",
-          field,
-          (unsigned)(((c & 0x0f) << 12) | ((c1 & 0x3f) << 6) | (c2 & 0x3f)),
-          i + 1);
-    /* Spaces: ASCII, no-break (U+00A0), ideographic (U+3000). */
-    if (c == ' ' || c == '\t' || c == '\n') continue;
-    if (c == 0xc2 && c1 == 0xa0) {
-      i++;
-      continue;
-    }
-    if (c == 0xe3 && c1 == 0x80 && c2 == 0x80) {
-      i += 2;
-      continue;
-    }
-    blank = 0;
-  }
-  if (min && blank)
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "%s is only spaces; write the %s", field, field);
+  /* The markets' text rule (greenmarket/text.h): bidi marks and controls
+     would let a text show other than it reads (one bank's or enterprise's
+     name passing for another's). */
+  if (gm_text_check(s, lines ? GM_TEXT_LINES : 0, why, sizeof why) != 0)
+    return host->fail(call, GM_INVALID_ARGUMENT, "%s %s", field, why);
   return GM_OK;
 }
 

@@ -78,10 +78,10 @@ START_TEST(directory_refusals_say_what_to_fix) {
       "ICBC \xe2\x80\xae"
       "uohzuH";
   ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__INVALID_ARGUMENT,
-            "bank name has a bidirectional control character (U+202E)");
+            "bank name contains the bidi control character U+202E");
   b.name = "ICBC\xc2\x85Huzhou";
   ft_expect(FT_CENTRE, "bank.create", &cb.base, GM__STATUS__INVALID_ARGUMENT,
-            "bank name has a control character at byte 5");
+            "bank name contains the control character U+0085 at byte 5");
   b.id = "icbc";
   b.name = "Bank icbc"; /* the same again: fine */
   ft_free((Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.create", &cb.base));
