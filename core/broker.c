@@ -374,12 +374,18 @@ static int gm__broker_redis_auth(const gm__config *cfg, char *err,
             "[redis] password_file %s can be read by other users (mode "
             "%03o); chmod 600 it",
             path, (unsigned)(st.st_mode & 0777));
+  /* Unbuffered: no copy of the password left in a freed stdio buffer. */
+  setvbuf(f, NULL, _IONBF, 0);
   char pass[513];
   size_t n = fgets(pass, sizeof pass, f) ? strcspn(pass, "\r\n") : 0;
-  int whole = n < sizeof pass - 1 || feof(f) || fgetc(f) == '\n';
+  /* A first line of exactly 512 bytes fills the buffer: whole when the
+     file or the line ends right after it. */
+  int next = n == sizeof pass - 1 ? fgetc(f) : '\n';
+  int whole = next == EOF || next == '\n' || next == '\r';
   fclose(f);
   pass[n] = '\0';
   if (n == 0 || !whole) {
+    explicit_bzero(pass, sizeof pass);
     snprintf(err, errlen,
              "[redis] password_file %s %s; write the password (1-512 bytes) "
              "on its first line",

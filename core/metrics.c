@@ -261,8 +261,14 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
   } else if (gm__redis_context(m->redis)->err) {
     if (gm__redis_reconnect(m->redis) != GM_OK) {
       gm__count(GM__COUNT_REDIS_ERRORS);
-      snprintf(why, whylen, "Redis is not reachable at %s (%s)",
-               gm__redis_where(m->redis), gm__redis_context(m->redis)->errstr);
+      const char *e = gm__redis_context(m->redis)->errstr;
+      /* Up but refusing the password is not "down": say which. */
+      snprintf(why, whylen,
+               strncmp(e, "AUTH refused", 12)
+                   ? "Redis is not reachable at %s (%s)"
+                   : "Redis at %s refused gmd's credentials (%s); check "
+                     "[redis] user and password_file",
+               gm__redis_where(m->redis), e);
       return NULL;
     }
   } else {
@@ -318,7 +324,10 @@ static int redis_check(gm__metrics *m, char *why, size_t whylen) {
   char first[512];
   snprintf(first, sizeof first, "%s", why);
   if (redis_check_once(m, why, whylen)) return 1;
-  snprintf(why, whylen, "%s", first);
+  /* The first failure is the one to report, unless the new connection
+     found Redis up and refusing the password: that is the cause. */
+  if (!strstr(why, "refused gmd's credentials"))
+    snprintf(why, whylen, "%s", first);
   return 0;
 }
 

@@ -465,6 +465,7 @@ static char *gm__auth_user, *gm__auth_pass;
 
 void gm__redis_set_auth(const char *user, const char *password) {
   free(gm__auth_user);
+  if (gm__auth_pass) explicit_bzero(gm__auth_pass, strlen(gm__auth_pass));
   free(gm__auth_pass);
   gm__auth_user = user && *user ? strdup(user) : NULL;
   gm__auth_pass = password ? strdup(password) : NULL;
@@ -498,15 +499,17 @@ static redisContext *gm__redis_open(const gm__redis *r) {
                         ? redisConnectUnixWithTimeout(r->unix_path, tv)
                         : redisConnectWithTimeout(r->host, r->port, tv);
   if (!c || c->err) return c;
+  /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
+     above any script Redis would let run (lua-time-limit is 5 s).  Set
+     before AUTH, the first command: a stopped Redis's kernel still accepts
+     the connection, and hiredis's connect timeout bounds only the connect. */
+  struct timeval io = r->io_us ? gm__tv(r->io_us) : (struct timeval){30, 0};
+  redisSetTimeout(c, io);
   if (gm__redis_auth(c) != 0) return c;
   /* hiredis's own functions: the same for every context it makes. */
   if (!gm__hiredis_fns) gm__hiredis_fns = c->reader->fn;
   c->reader->fn = &gm__reply_fns;
   c->reader->privdata = NULL;
-  /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
-     above any script Redis would let run (lua-time-limit is 5 s). */
-  struct timeval io = r->io_us ? gm__tv(r->io_us) : (struct timeval){30, 0};
-  redisSetTimeout(c, io);
   if (!r->unix_path) redisEnableKeepAlive(c);
   return c;
 }
@@ -781,7 +784,13 @@ gm_status gm__redis_reconnect(gm__redis *r) {
   redisContext *c = gm__redis_open(r);
   if (!c || c->err) {
     /* Keep the old, failed context: callers then get NULL replies, never a
-       NULL context. */
+       NULL context.  Its error becomes the new attempt's (a Redis that now
+       refuses gmd's credentials says so, not the old connection's "Server
+       closed the connection"), and callers report it from there. */
+    if (c && r->c && r->c->err) {
+      snprintf(r->c->errstr, sizeof r->c->errstr, "%s", c->errstr);
+      snprintf(r->last_error, sizeof r->last_error, "%s", c->errstr);
+    }
     if (c) redisFree(c);
     return GM_UNAVAILABLE;
   }

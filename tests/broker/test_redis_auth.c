@@ -102,6 +102,23 @@ START_TEST(a_wrong_password_or_user_is_refused_without_echoing_it) {
   snprintf(extra, sizeof extra, "password_file = %s.missing\n", empty);
   ck_assert_int_eq(check(extra, out, sizeof out), 1);
   ck_assert_msg(strstr(out, "cannot be read"), "%s", out);
+  /* 512 bytes, the most, with no newline after them: read whole (Redis
+     then refuses it), not taken for a longer line; 513 are refused. */
+  char pw[514];
+  memset(pw, 'x', 512);
+  pw[512] = '\0';
+  char *longest = secret_file("512.pass", pw);
+  snprintf(extra, sizeof extra, "password_file = %s\n", longest);
+  ck_assert_int_eq(check(extra, out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "WRONGPASS") && !strstr(out, "over 512"), "%s",
+                out);
+  strcat(pw, "x");
+  char *over = secret_file("513.pass", pw);
+  snprintf(extra, sizeof extra, "password_file = %s\n", over);
+  ck_assert_int_eq(check(extra, out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "has a first line over 512 bytes"), "%s", out);
+  free(longest);
+  free(over);
   free(wrong);
   free(empty);
 }
@@ -171,6 +188,62 @@ START_TEST(the_default_user_with_requirepass_works) {
 }
 END_TEST
 
+/* GET /healthz on gmd's metrics port: the status, and the body in out. */
+static int healthz(const gm_test_gmd *g, char *out, size_t outlen) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd,
+           "curl -s -m 10 -w '\\n%%{http_code}' http://127.0.0.1:%d/healthz",
+           gm_test_gmd_metrics_port(g));
+  ck_assert_int_eq(gm_test_shell(cmd, out, outlen), 0);
+  char *nl = strrchr(out, '\n');
+  ck_assert_ptr_nonnull(nl);
+  *nl = '\0';
+  return atoi(nl + 1);
+}
+
+/* Redis restarted (its password set again, as a config file would) and
+   every gmd connection closed: the workers reconnect with AUTH and calls
+   work; then the password changes under gmd: /healthz says Redis refuses
+   gmd's credentials, not that Redis is unreachable. */
+START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
+  char *file = secret_file("gmd.pass", "gmd-pass-1\n");
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n"
+           "[redis]\nuser = gmd\npassword_file = %s\n",
+           file);
+  gm_test_gmd *g = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  ck_assert_int_eq(bump(c, "before"), 1);
+  gm_test_redis_restart(redis);
+  redisFree(rc);
+  rc = gm_test_redis_connect(redis);
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "ACL SETUSER gmd on >gmd-pass-1 ~* &* +@all"));
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "CONFIG SET requirepass default-pass-2"));
+  /* Whatever connected before the password was set, connects again. */
+  freeReplyObject(gm_test_redis_cmd(rc, "CLIENT KILL TYPE normal SKIPME yes"));
+  for (int i = 0; i < 8; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "after-%d", i);
+    ck_assert_int_eq(bump(c, key), i + 1);
+  }
+  char out[4096];
+  ck_assert_msg(healthz(g, out, sizeof out) == 200, "%s", out);
+  freeReplyObject(gm_test_redis_cmd(rc, "ACL SETUSER gmd resetpass >other"));
+  freeReplyObject(gm_test_redis_cmd(rc, "CLIENT KILL TYPE normal SKIPME yes"));
+  int status = healthz(g, out, sizeof out);
+  ck_assert_msg(status == 503 && strstr(out, "refused gmd's credentials") &&
+                    strstr(out, "WRONGPASS") && !strstr(out, "not reachable") &&
+                    !strstr(out, "gmd-pass-1"),
+                "%d %s", status, out);
+  gm_test_conn_destroy(&c);
+  gm_test_gmd_stop(&g);
+  free(file);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("redis auth");
   TCase *tc = tcase_create("auth");
@@ -180,6 +253,7 @@ int main(void) {
   tcase_add_test(tc, a_wrong_password_or_user_is_refused_without_echoing_it);
   tcase_add_test(tc, an_acl_user_with_its_password_works);
   tcase_add_test(tc, the_default_user_with_requirepass_works);
+  tcase_add_test(tc, reconnects_authenticate_and_a_refused_password_is_named);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -862,6 +862,53 @@ START_TEST(emit_refuses_host_field_names) {
 }
 END_TEST
 
+/*
+ * With a password ([redis] password_file), every connection's first command
+ * is AUTH.  A Redis that is stopped (not dead) still has its connections
+ * accepted by the kernel: the reconnect gives up after the I/O timeout
+ * instead of waiting in AUTH until Redis runs again.  And a Redis that now
+ * refuses the password says so on the kept context and in the last error,
+ * not as the old connection's "Server closed the connection".
+ */
+START_TEST(auth_on_reconnect_is_bounded_and_named) {
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET requirepass pw-1"));
+  gm__redis_set_auth(NULL, "pw-1");
+  char err[256];
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  gm__redis_set_timeouts(r, 200 * 1000, 200 * 1000);
+  kill(gm_test_redis_pid(srv), SIGSTOP);
+  uint64_t t0 = gm__clock_mono_us();
+  gm_status st = gm__redis_reconnect(r);
+  uint64_t took = gm__clock_mono_us() - t0;
+  kill(gm_test_redis_pid(srv), SIGCONT);
+  ck_assert_int_eq(st, GM_UNAVAILABLE);
+  ck_assert_msg(took < 2000000, "reconnect took %llu us",
+                (unsigned long long)took);
+  ck_assert_int_eq(gm__redis_reconnect(r), GM_OK);
+  redisReply *p = redisCommand(gm__redis_context(r), "PING");
+  ck_assert_msg(p && p->type == REDIS_REPLY_STATUS, "PING after AUTH: %s",
+                p ? p->str : gm__redis_context(r)->errstr);
+  freeReplyObject(p);
+  /* The password changes under gmd; its connection is closed. */
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET requirepass pw-2"));
+  freeReplyObject(gm_test_redis_cmd(raw, "CLIENT KILL TYPE normal SKIPME yes"));
+  p = redisCommand(gm__redis_context(r), "PING");
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(gm__redis_reconnect(r), GM_UNAVAILABLE);
+  const char *why = gm__redis_context(r)->errstr;
+  ck_assert_msg(strstr(why, "AUTH refused") && strstr(why, "WRONGPASS") &&
+                    !strstr(why, "pw-1"),
+                "%s", why);
+  ck_assert_msg(strstr(gm__redis_last_error(r), "WRONGPASS"), "%s",
+                gm__redis_last_error(r));
+  gm__redis_destroy(&r);
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET requirepass \"\""));
+  gm__redis_set_auth(NULL, NULL);
+}
+END_TEST
+
 /* A Redis that stops answering (stopped, not dead) fails the waiting calls
    once nothing has come back for the limit, instead of hanging them. */
 START_TEST(pipelined_stalled_redis_fails_waiters) {
@@ -1542,6 +1589,7 @@ int main(void) {
   tcase_add_test(tc, pipelined_unreachable_is_unavailable);
   tcase_add_test(tc, pipelined_outage_buffers_nothing);
   tcase_add_test(tc, pipelined_stalled_redis_fails_waiters);
+  tcase_add_test(tc, auth_on_reconnect_is_bounded_and_named);
   tcase_add_test(tc, key_reused_for_another_request_is_refused);
   tcase_add_test(tc, pipelined_big_replies_reach_their_calls);
   tcase_add_test(tc, pipelined_unreadable_reply_fails_only_its_call);
