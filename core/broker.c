@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -399,15 +402,48 @@ static int gm__broker_redis_auth(const gm__config *cfg, char *err,
   return 0;
 }
 
+/* Non-zero when `name` is a network interface whose every address is a
+   loopback one (lo): ZeroMQ binds tcp://lo:PORT to its address.  A
+   loopback interface that also holds another address (an anycast address
+   on lo) is not local. */
+static int interface_loopback(const char *name) {
+  struct ifaddrs *all;
+  if (getifaddrs(&all) != 0) return 0;
+  int found = 0, other = 0;
+  for (struct ifaddrs *i = all; i; i = i->ifa_next) {
+    if (!i->ifa_name || strcmp(i->ifa_name, name) != 0 || !i->ifa_addr)
+      continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const struct sockaddr_in *a = (const struct sockaddr_in *)i->ifa_addr;
+      found = 1;
+      if ((ntohl(a->sin_addr.s_addr) >> 24) != 127) other = 1;
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)i->ifa_addr;
+      found = 1;
+      if (!IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) other = 1;
+    }
+  }
+  freeifaddrs(all);
+  return found && !other;
+}
+
 /* Non-zero when ZeroMQ endpoint ep can be reached from this machine only:
    ipc:// and inproc://, or tcp:// on a loopback address (127.0.0.0/8,
-   [::1], localhost). */
+   [::1], [::ffff:127.x.x.x], localhost) or interface (lo). */
 static int endpoint_local(const char *ep) {
   if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9)) return 1;
   if (strncmp(ep, "tcp://", 6) != 0) return 0;
   const char *h = ep + 6;
-  return !strncmp(h, "127.", 4) || !strncmp(h, "[::1]:", 6) ||
-         !strncmp(h, "localhost:", 10);
+  if (!strncmp(h, "127.", 4) || !strncmp(h, "[::1]:", 6) ||
+      !strncmp(h, "[::ffff:127.", 12) || !strncmp(h, "localhost:", 10))
+    return 1;
+  const char *colon = strrchr(h, ':');
+  size_t n = colon ? (size_t)(colon - h) : 0;
+  char name[IF_NAMESIZE];
+  if (n == 0 || n >= sizeof name) return 0;
+  memcpy(name, h, n);
+  name[n] = '\0';
+  return interface_loopback(name);
 }
 
 /*

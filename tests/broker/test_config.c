@@ -270,6 +270,25 @@ START_TEST(dev_mode_stays_on_this_machine) {
                 out, sizeof out),
       1);
   ck_assert_msg(!strstr(out, "other machines"), "%s", out);
+  /* The loopback interface by name, and IPv4-mapped loopback, are this
+     machine's too (ZeroMQ binds them to 127.0.0.1). */
+  ck_assert_int_eq(
+      gmd_check("[broker]\nendpoint = tcp://lo:17470\nfeed = "
+                "tcp://[::ffff:127.0.0.1]:17471\n[redis]\nunix = r.sock\n"
+                "[security]\nmode = dev\n",
+                out, sizeof out),
+      1);
+  ck_assert_msg(!strstr(out, "other machines") && strstr(out, "Redis"), "%s",
+                out);
+  /* Any other interface (eth0 here, when it exists) is not. */
+  if (access("/sys/class/net/eth0", F_OK) == 0) {
+    ck_assert_int_eq(
+        gmd_check("[broker]\nendpoint = tcp://eth0:17470\n[redis]\n"
+                  "unix = r.sock\n[security]\nmode = dev\n",
+                  out, sizeof out),
+        1);
+    ck_assert_msg(strstr(out, "tcp://eth0:17470 can be reached"), "%s", out);
+  }
 }
 END_TEST
 
