@@ -261,10 +261,11 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
   } else if (gm__redis_context(m->redis)->err) {
     if (gm__redis_reconnect(m->redis) != GM_OK) {
       gm__count(GM__COUNT_REDIS_ERRORS);
-      const char *e = gm__redis_context(m->redis)->errstr;
-      /* Up but refusing the password is not "down": say which. */
+      /* Why the new connection failed (on a cluster, why reading the slot
+         map did).  Up but refusing the password is not "down": say which. */
+      const char *e = gm__redis_last_error(m->redis);
       snprintf(why, whylen,
-               strncmp(e, "AUTH refused", 12)
+               !strstr(e, "AUTH refused")
                    ? "Redis is not reachable at %s (%s)"
                    : "Redis at %s refused gmd's credentials (%s); check "
                      "[redis] user and password_file",

@@ -18,25 +18,59 @@
 
 static gm_test_redis *redis;
 static redisContext *rc;
+/* On a three-master cluster (GM_TEST_REDIS_CLUSTER=3), one connection per
+   node (rc is node 0's unix socket): the password is each node's own. */
+static redisContext *node[8];
+static int nodes;
+
+/* Opens rc and, on a cluster, a connection to every node, before any
+   password is set (they stay authenticated as the default user). */
+static void connect_all(void) {
+  rc = gm_test_redis_connect(redis);
+  nodes = 0;
+  const char *seeds = gm_test_redis_seeds(redis);
+  for (const char *p = seeds; p && *p && nodes < 8;) {
+    int port = atoi(strchr(p, ':') + 1);
+    node[nodes] = redisConnect("127.0.0.1", port);
+    ck_assert_msg(node[nodes] && !node[nodes]->err, "node at %d", port);
+    nodes++;
+    p = strchr(p, ',');
+    p = p ? p + 1 : NULL;
+  }
+}
+
+static void close_all(void) {
+  redisFree(rc);
+  for (int i = 0; i < nodes; i++) redisFree(node[i]);
+  nodes = 0;
+}
+
+/* Runs a command (redisCommand's format) on node 0 and every other node. */
+static void on_every_node(const char *fmt, const char *arg) {
+  for (int i = -1; i < nodes; i++) {
+    redisContext *c = i < 0 ? rc : node[i];
+    redisReply *r = redisCommand(c, fmt, arg);
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s: %s", fmt,
+                  r ? r->str : c->errstr);
+    freeReplyObject(r);
+  }
+}
+
+/* Every new connection must AUTH: as the default user with requirepass, or
+   as the ACL user gmd. */
+static void protect(void) {
+  on_every_node("ACL SETUSER gmd on >%s ~* &* +@all", "gmd-pass-1");
+  on_every_node("CONFIG SET requirepass %s", "default-pass-2");
+}
 
 static void setup(void) {
   redis = gm_test_redis_start();
-  rc = gm_test_redis_connect(redis);
-  /* This connection stays authenticated as it was; every new one must
-     AUTH: as the default user with requirepass, or as the ACL user gmd. */
-  redisReply *r =
-      redisCommand(rc, "ACL SETUSER gmd on >gmd-pass-1 ~* &* +@all");
-  ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "ACL SETUSER: %s",
-                r ? r->str : rc->errstr);
-  freeReplyObject(r);
-  r = redisCommand(rc, "CONFIG SET requirepass default-pass-2");
-  ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "CONFIG SET: %s",
-                r ? r->str : rc->errstr);
-  freeReplyObject(r);
+  connect_all();
+  protect();
 }
 
 static void teardown(void) {
-  redisFree(rc);
+  close_all();
   gm_test_redis_stop(&redis);
 }
 
@@ -216,14 +250,10 @@ START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
   gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
   ck_assert_int_eq(bump(c, "before"), 1);
   gm_test_redis_restart(redis);
-  redisFree(rc);
-  rc = gm_test_redis_connect(redis);
-  freeReplyObject(
-      gm_test_redis_cmd(rc, "ACL SETUSER gmd on >gmd-pass-1 ~* &* +@all"));
-  freeReplyObject(
-      gm_test_redis_cmd(rc, "CONFIG SET requirepass default-pass-2"));
-  /* Whatever connected before the password was set, connects again. */
-  freeReplyObject(gm_test_redis_cmd(rc, "CLIENT KILL TYPE normal SKIPME yes"));
+  close_all();
+  connect_all();
+  /* gmd's reconnects AUTH as gmd: none succeeds before the user exists. */
+  protect();
   for (int i = 0; i < 8; i++) {
     char key[16];
     snprintf(key, sizeof key, "after-%d", i);
@@ -231,8 +261,8 @@ START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
   }
   char out[4096];
   ck_assert_msg(healthz(g, out, sizeof out) == 200, "%s", out);
-  freeReplyObject(gm_test_redis_cmd(rc, "ACL SETUSER gmd resetpass >other"));
-  freeReplyObject(gm_test_redis_cmd(rc, "CLIENT KILL TYPE normal SKIPME yes"));
+  on_every_node("ACL SETUSER gmd resetpass >%s", "other");
+  on_every_node("CLIENT KILL USER %s", "gmd");
   int status = healthz(g, out, sizeof out);
   ck_assert_msg(status == 503 && strstr(out, "refused gmd's credentials") &&
                     strstr(out, "WRONGPASS") && !strstr(out, "not reachable") &&
