@@ -2110,12 +2110,25 @@ gm_status gm__oom_fail(gm_call *call) {
       call->redis->where);
 }
 
+/* A command that got no reply: Redis is down, or up and refusing gmd's
+   password (a reconnect's AUTH failed: not a question of redis-server
+   running). */
+static gm_status gm__unreachable_fail(gm_call *call) {
+  const char *e = call->redis->last_error;
+  if (strstr(e, "AUTH refused"))
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "Redis at %s refused gmd's credentials (%s); the "
+                         "operator must set [redis] user and password_file "
+                         "to what Redis requires and restart gmd",
+                         call->redis->where, e);
+  return gm__call_fail(
+      call, GM_UNAVAILABLE,
+      "Redis is not reachable at %s (%s); is redis-server running?",
+      call->redis->where, e);
+}
+
 gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what) {
-  if (!r)
-    return gm__call_fail(
-        call, GM_UNAVAILABLE,
-        "Redis is not reachable at %s (%s); is redis-server running?",
-        call->redis->where, call->redis->last_error);
+  if (!r) return gm__unreachable_fail(call);
   if (r->type == REDIS_REPLY_ERROR && r->len > 4 &&
       memcmp(r->str, "OOM ", 4) == 0) {
     gm__log(GM_LOG_WARN, "redis", "%s: %s", what, r->str);
@@ -2343,10 +2356,7 @@ static gm_status gm__fcall(gm_call *call, const char *market, const char *name,
                            "mutating call); flatten it",
                            market, name);
     }
-    return gm__call_fail(
-        call, GM_UNAVAILABLE,
-        "Redis is not reachable at %s (%s); is redis-server running?",
-        call->redis->where, call->redis->last_error);
+    return gm__unreachable_fail(call);
   }
   *out = r;
   return GM_OK;

@@ -263,6 +263,18 @@ START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
   ck_assert_msg(healthz(g, out, sizeof out) == 200, "%s", out);
   on_every_node("ACL SETUSER gmd resetpass >%s", "other");
   on_every_node("CLIENT KILL USER %s", "gmd");
+  /* A call says why it cannot be served: not "is redis-server running?". */
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "refused";
+  Gm__Reply *r =
+      gm_test_call(c, "alice", "testmkt", "bump", "refused", &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__UNAVAILABLE &&
+                    strstr(r->message, "refused gmd's credentials") &&
+                    strstr(r->message, "WRONGPASS") &&
+                    !strstr(r->message, "gmd-pass-1"),
+                "%d %s", r->status, r->message);
+  gm__reply__free_unpacked(r, NULL);
   int status = healthz(g, out, sizeof out);
   ck_assert_msg(status == 503 && strstr(out, "refused gmd's credentials") &&
                     strstr(out, "WRONGPASS") && !strstr(out, "not reachable") &&
