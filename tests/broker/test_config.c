@@ -292,10 +292,24 @@ START_TEST(dev_mode_stays_on_this_machine) {
 }
 END_TEST
 
+/* The test helper joins the stderr of every part of a compound command
+   (the promtool checks run "cd DIR && promtool ..."). */
+START_TEST(test_shell_joins_every_part_s_stderr) {
+  char out[256];
+  ck_assert_int_eq(
+      gm_test_shell("cd /nonexistent-gm-dir && true; echo two >&2; exit 3", out,
+                    sizeof out),
+      3);
+  ck_assert_msg(strstr(out, "nonexistent-gm-dir") && strstr(out, "two\n"), "%s",
+                out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("config");
   tcase_add_test(tc, reads_values_and_defaults);
+  tcase_add_test(tc, test_shell_joins_every_part_s_stderr);
   tcase_add_test(tc, rejects_bad_numbers_with_the_range);
   tcase_add_test(tc, reports_the_bad_line);
   tcase_add_test(tc, reports_a_missing_file);

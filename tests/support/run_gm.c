@@ -47,10 +47,13 @@ run_result *gm_test_run_gm(const char *endpoint, char *const *args) {
 }
 
 int gm_test_shell(const char *cmd, char *out, size_t outlen) {
-  size_t n = strlen(cmd) + 8;
+  /* A group, so a compound command ("cd DIR && tool") joins the stderr of
+     every part, not only the last one's. */
+  size_t n = strlen(cmd) + 16;
   char *full = malloc(n);
   ck_assert_ptr_nonnull(full);
-  snprintf(full, n, "%s 2>&1", cmd);
+  ck_assert(outlen > 0);
+  snprintf(full, n, "{ %s\n} 2>&1", cmd);
   FILE *p = popen(full, "r");
   free(full);
   ck_assert_msg(p != NULL, "cannot run %s", cmd);
@@ -65,10 +68,13 @@ int gm_test_shell(const char *cmd, char *out, size_t outlen) {
 }
 
 int gm_test_gmd_check(const char *conf, char *out, size_t outlen) {
+  /* Quoted: a build folder or config path may hold spaces. */
+  ck_assert_msg(!strchr(conf, '\'') && !strchr(GM_BUILD_DIR, '\''),
+                "a quote in %s", conf);
   size_t n = strlen(conf) + sizeof GM_BUILD_DIR + 32;
   char *cmd = malloc(n);
   ck_assert_ptr_nonnull(cmd);
-  snprintf(cmd, n, "%s/core/gmd --check -c %s", GM_BUILD_DIR, conf);
+  snprintf(cmd, n, "'%s/core/gmd' --check -c '%s'", GM_BUILD_DIR, conf);
   int rc = gm_test_shell(cmd, out, outlen);
   free(cmd);
   return rc;
