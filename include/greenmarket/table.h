@@ -180,18 +180,29 @@ typedef struct gm_table {
 } gm_table;
 
 /* Adds a row: t->ncols texts (NULL reads as empty), copied.  Out of
-   memory: the row is left out. */
+   memory: the whole row is left out (never shown with cells blanked) and
+   stderr says so. */
 static inline void gm_table_add(gm_table *t, const char *const *texts) {
+  size_t nc = t->ncols > 0 ? (size_t)t->ncols : 0;
   if (t->rows == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 16;
-    char **n = (char **)realloc(t->cells, cap * (size_t)t->ncols * sizeof *n);
-    if (!n) return;
+    char **n = (char **)realloc(t->cells, cap * (nc ? nc : 1) * sizeof *n);
+    if (!n) {
+      fputs("(out of memory: a table row is left out)\n", stderr);
+      return;
+    }
     t->cells = n;
     t->cap = cap;
   }
-  for (int c = 0; c < t->ncols; c++)
-    t->cells[t->rows * (size_t)t->ncols + (size_t)c] =
-        strdup(texts[c] ? texts[c] : "");
+  char **row = t->cells + t->rows * nc;
+  for (size_t c = 0; c < nc; c++) {
+    row[c] = strdup(texts[c] ? texts[c] : "");
+    if (!row[c]) {
+      while (c > 0) free(row[--c]);
+      fputs("(out of memory: a table row is left out)\n", stderr);
+      return;
+    }
+  }
   t->rows++;
 }
 
@@ -200,7 +211,10 @@ static inline void gm_table_row(gm_table *t, ...) {
   const char **texts =
       (const char **)calloc(t->ncols > 0 ? (size_t)t->ncols : 1, sizeof *texts);
   va_list ap;
-  if (!texts) return;
+  if (!texts) {
+    fputs("(out of memory: a table row is left out)\n", stderr);
+    return;
+  }
   va_start(ap, t);
   for (int c = 0; c < t->ncols; c++) texts[c] = va_arg(ap, const char *);
   va_end(ap);
@@ -210,7 +224,8 @@ static inline void gm_table_row(gm_table *t, ...) {
 
 /* Frees t's rows (the header is the caller's); t can take rows again. */
 static inline void gm_table_free(gm_table *t) {
-  for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++) free(t->cells[i]);
+  size_t nc = t->ncols > 0 ? (size_t)t->ncols : 0;
+  for (size_t i = 0; i < t->rows * nc; i++) free(t->cells[i]);
   free(t->cells);
   t->cells = NULL;
   t->rows = t->cap = 0;
@@ -219,9 +234,9 @@ static inline void gm_table_free(gm_table *t) {
 /* Prints the header and the rows, a note under them when a cell was cut,
    and frees the rows. */
 static inline void gm_table_print(gm_table *t, FILE *out) {
-  size_t nc = (size_t)t->ncols, n = (t->rows + 1) * nc;
-  char **cell = (char **)calloc(n, sizeof *cell);
-  size_t *cw = (size_t *)calloc(n, sizeof *cw);
+  size_t nc = t->ncols > 0 ? (size_t)t->ncols : 0, n = (t->rows + 1) * nc;
+  char **cell = (char **)calloc(n ? n : 1, sizeof *cell);
+  size_t *cw = (size_t *)calloc(n ? n : 1, sizeof *cw);
   size_t *w = (size_t *)calloc(nc ? nc : 1, sizeof *w);
   int cut = 0, oom = !cell || !cw || !w;
   for (size_t r = 0; !oom && r <= t->rows; r++)
