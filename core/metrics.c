@@ -300,11 +300,16 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen) {
         gm__redis_ctx_where(c, where, sizeof where);
       else
         snprintf(where, sizeof where, "%s", gm__redis_where(m->redis));
-      snprintf(why, whylen, "Redis at %s does not answer PING (%s)", where,
+      int noauth =
+          r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOAUTH", 6);
+      snprintf(why, whylen, "Redis at %s does not answer PING (%s)%s", where,
                r && r->type == REDIS_REPLY_ERROR ? r->str
                : c && c->err                     ? c->errstr
                : !c                              ? "not connected"
-                                                 : "unexpected reply");
+                                                 : "unexpected reply",
+               noauth ? ": it requires a password; set [redis] "
+                        "password_file and restart gmd"
+                      : "");
       /* A node connection that broke is opened again at the next check,
          with the map read again (a failover moves the masters). */
       stale = gm__redis_is_cluster(m->redis);

@@ -2134,6 +2134,20 @@ gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what) {
     gm__log(GM_LOG_WARN, "redis", "%s: %s", what, r->str);
     return gm__oom_fail(call);
   }
+  if (r->type == REDIS_REPLY_ERROR &&
+      ((r->len >= 6 && memcmp(r->str, "NOAUTH", 6) == 0) ||
+       strstr(r->str, "Protocol error: unauthenticated"))) {
+    /* A Redis restarted with requirepass under a gmd without a password:
+       its configuration, not this call, is what fails.  (A long command
+       from a client that has not authenticated gets "ERR Protocol error:
+       unauthenticated multibulk length" rather than NOAUTH.) */
+    gm__log(GM_LOG_ERROR, "redis", "%s: %s", what, r->str);
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "Redis at %s requires a password and gmd sends none "
+                         "(NOAUTH); the operator must put it in [redis] "
+                         "password_file (docs/operations.md) and restart gmd",
+                         call->redis->where);
+  }
   if (r->type == REDIS_REPLY_ERROR && gm__redis_transient(r->str, r->len)) {
     gm__log(GM_LOG_WARN, "redis", "%s: %s", what, r->str);
     return gm__call_fail(call, GM_UNAVAILABLE,

@@ -27,15 +27,38 @@ static int nodes;
    password is set (they stay authenticated as the default user). */
 static void connect_all(void) {
   rc = gm_test_redis_connect(redis);
+  freeReplyObject(redisCommand(rc, "CLIENT SETNAME gm-test"));
   nodes = 0;
   const char *seeds = gm_test_redis_seeds(redis);
   for (const char *p = seeds; p && *p && nodes < 8;) {
     int port = atoi(strchr(p, ':') + 1);
     node[nodes] = redisConnect("127.0.0.1", port);
     ck_assert_msg(node[nodes] && !node[nodes]->err, "node at %d", port);
+    freeReplyObject(redisCommand(node[nodes], "CLIENT SETNAME gm-test"));
     nodes++;
     p = strchr(p, ',');
     p = p ? p + 1 : NULL;
+  }
+}
+
+/* Closes every client connection but the test's own (named gm-test), on
+   every node: gmd's next commands go over new connections. */
+static void kill_others(void) {
+  for (int i = -1; i < nodes; i++) {
+    redisContext *c = i < 0 ? rc : node[i];
+    redisReply *l = redisCommand(c, "CLIENT LIST");
+    ck_assert_msg(l && l->type == REDIS_REPLY_STRING, "CLIENT LIST: %s",
+                  l ? l->str : c->errstr);
+    for (char *line = l->str; line && *line;) {
+      long long id = 0;
+      int ours = strstr(line, " name=gm-test ") != NULL &&
+                 strstr(line, " name=gm-test ") < strchr(line, '\n');
+      if (sscanf(line, "id=%lld", &id) == 1 && !ours)
+        freeReplyObject(redisCommand(c, "CLIENT KILL ID %lld", id));
+      line = strchr(line, '\n');
+      if (line) line++;
+    }
+    freeReplyObject(l);
   }
 }
 
@@ -286,6 +309,38 @@ START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
 }
 END_TEST
 
+/* Redis starts wanting a password under a gmd that has none (requirepass
+   set and Redis restarted): calls and /healthz say so, not an internal
+   error or "is redis-server running?". */
+START_TEST(a_password_redis_starts_wanting_is_named) {
+  on_every_node("CONFIG SET requirepass %s", "");
+  gm_test_gmd *g = gm_test_gmd_start(
+      redis, TEST_PLUGIN_DIR,
+      "[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n");
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  ck_assert_int_eq(bump(c, "open"), 1);
+  on_every_node("CONFIG SET requirepass %s", "default-pass-2");
+  kill_others();
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "noauth";
+  Gm__Reply *r =
+      gm_test_call(c, "alice", "testmkt", "bump", "noauth", &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__UNAVAILABLE &&
+                    strstr(r->message, "NOAUTH") &&
+                    strstr(r->message, "password_file"),
+                "%d %s", r->status, r->message);
+  gm__reply__free_unpacked(r, NULL);
+  char out[4096];
+  int status = healthz(g, out, sizeof out);
+  ck_assert_msg(
+      status == 503 && strstr(out, "NOAUTH") && strstr(out, "password_file"),
+      "%d %s", status, out);
+  gm_test_conn_destroy(&c);
+  gm_test_gmd_stop(&g);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("redis auth");
   TCase *tc = tcase_create("auth");
@@ -296,6 +351,7 @@ int main(void) {
   tcase_add_test(tc, an_acl_user_with_its_password_works);
   tcase_add_test(tc, the_default_user_with_requirepass_works);
   tcase_add_test(tc, reconnects_authenticate_and_a_refused_password_is_named);
+  tcase_add_test(tc, a_password_redis_starts_wanting_is_named);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
