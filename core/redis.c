@@ -2148,6 +2148,20 @@ gm_status gm__redis_fail(gm_call *call, const redisReply *r, const char *what) {
                          "password_file (docs/operations.md) and restart gmd",
                          call->redis->where);
   }
+  if (r->type == REDIS_REPLY_ERROR &&
+      (strstr(r->str, "NOPERM") ||
+       strstr(r->str, "user executing the script can't run"))) {
+    /* An ACL user without a command gmd sends: NOPERM, or from a script
+       "ERR The user executing the script can't run this command or
+       subcommand" (Redis 7.0). */
+    gm__log(GM_LOG_ERROR, "redis", "%s: %s", what, r->str);
+    return gm__call_fail(call, GM_INTERNAL,
+                         "Redis refused %s to gmd's ACL user (NOPERM); the "
+                         "operator must grant that user the commands "
+                         "docs/operations.md lists under [redis] user (the "
+                         "gmd log names the command)",
+                         what);
+  }
   if (r->type == REDIS_REPLY_ERROR && gm__redis_transient(r->str, r->len)) {
     gm__log(GM_LOG_WARN, "redis", "%s: %s", what, r->str);
     return gm__call_fail(call, GM_UNAVAILABLE,

@@ -341,6 +341,35 @@ START_TEST(a_password_redis_starts_wanting_is_named) {
 }
 END_TEST
 
+/* An ACL user without a command a market's script sends (XADD, the
+   outbox) gets a call refused with what the operator must grant, not a
+   bare "failed inside Redis". */
+START_TEST(an_acl_user_missing_a_command_is_named) {
+  on_every_node("ACL SETUSER lim on >%s ~* &* +@all -xadd", "lim-pass-3");
+  char *file = secret_file("lim.pass", "lim-pass-3");
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "[plugins]\nload = testmkt\n[redis]\nuser = lim\n"
+           "password_file = %s\n",
+           file);
+  gm_test_gmd *g = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "n1";
+  Gm__Reply *r = gm_test_call(c, "alice", "testmkt", "bump", "n1", &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__INTERNAL);
+  ck_assert_msg(strstr(r->message, "to gmd's ACL user (NOPERM)") &&
+                    strstr(r->message, "grant"),
+                "%s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert(gm_test_gmd_log_has(g, "can't run this command"));
+  gm_test_conn_destroy(&c);
+  gm_test_gmd_stop(&g);
+  free(file);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("redis auth");
   TCase *tc = tcase_create("auth");
@@ -352,6 +381,7 @@ int main(void) {
   tcase_add_test(tc, the_default_user_with_requirepass_works);
   tcase_add_test(tc, reconnects_authenticate_and_a_refused_password_is_named);
   tcase_add_test(tc, a_password_redis_starts_wanting_is_named);
+  tcase_add_test(tc, an_acl_user_missing_a_command_is_named);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
