@@ -417,15 +417,9 @@ static int alpha_has_value(void) {
   return has;
 }
 
-/*
- * A bid priced beyond any amount has no price: its bid exports no value
- * rather than a false 0.  The evaluation stores that as a flag of its
- * sheet row (no_price), and the export reads the flag, not the reasons'
- * text: with the text reworded it still exports no value, and with the
- * flag saying there is a price it exports one.  A row settled before the
- * flag (NULL) is recognised by its reasons, as before.
- */
-START_TEST(a_bid_beyond_any_amount_exports_no_value) {
+/* Publishes T-BIG, alpha priced beyond any amount, beta priced; evaluated
+   and settled. */
+static void big_tender(void) {
   pt_tender d;
   pt_tender_init(&d, "T-BIG", PR_MAX_AMOUNT, DEADLINE);
   pt_item(&d, "D1", "DESK", 1, 0, NULL);
@@ -438,6 +432,18 @@ START_TEST(a_bid_beyond_any_amount_exports_no_value) {
   pt_clock(DEADLINE);
   ck_assert_str_eq(pt_wait_state("T-BIG", "evaluated"), "evaluated");
   wait_ledger_state("T-BIG", "evaluated");
+}
+
+/*
+ * A bid priced beyond any amount has no price: its bid exports no value
+ * rather than a false 0.  The evaluation stores that as a flag of its
+ * sheet row (no_price), and the export reads the flag, not the reasons'
+ * text: with the text reworded it still exports no value, and with the
+ * flag saying there is a price it exports one.  A row settled before the
+ * flag (NULL) is recognised by its reasons, as before.
+ */
+START_TEST(a_bid_beyond_any_amount_exports_no_value) {
+  big_tender();
   Gm__Procurement__Sheet *sh = pt_sheet("T-BIG");
   ck_assert(pt_row(sh, "alpha")->no_price);
   ck_assert(!pt_row(sh, "beta")->no_price);
@@ -472,6 +478,106 @@ START_TEST(a_bid_beyond_any_amount_exports_no_value) {
       "UPDATE procurement_sheet SET reasons = 'over the budget'"
       " WHERE tender_id = 'T-BIG' AND supplier = 'alpha'");
   ck_assert_int_eq(alpha_has_value(), 1);
+  /* A damaged quantity had no price either. */
+  ledger_exec(
+      "UPDATE procurement_sheet SET reasons = 'item D1 has no valid quantity'"
+      " WHERE tender_id = 'T-BIG' AND supplier = 'alpha'");
+  ck_assert_int_eq(alpha_has_value(), 0);
+  /* A flag of 0 wins over reasons that happen to read like no price. */
+  ledger_exec(
+      "UPDATE procurement_sheet SET no_price = 0,"
+      " reasons = 'item D1 is priced beyond any amount; item D2 has no"
+      " valid quantity'"
+      " WHERE tender_id = 'T-BIG' AND supplier = 'alpha'");
+  ck_assert_int_eq(alpha_has_value(), 1);
+}
+END_TEST
+
+/* Adds a sheet entry for alpha of T-BIG to the tender's outbox, as a
+   broker writes it (noprice: NULL for one of the version before the flag)
+   and waits until it is settled. */
+static void settle_sheet_entry(const char *noprice, const char *reasons) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r;
+  if (noprice)
+    r = gm_test_redis_cmd(
+        c,
+        "XADD gm:{procurement:t:T-BIG}:outbox * kind sheet id T-BIG round 1"
+        " supplier alpha valid 0 bid 0 green 0 sme 0 evaluated 0 member x"
+        " smecls 0 hash h reasons %s checks c noprice %s text %s t 1",
+        reasons, noprice, "");
+  else
+    r = gm_test_redis_cmd(
+        c,
+        "XADD gm:{procurement:t:T-BIG}:outbox * kind sheet id T-BIG round 1"
+        " supplier alpha valid 0 bid 0 green 0 sme 0 evaluated 0 member x"
+        " smecls 0 hash h reasons %s checks c text %s t 1",
+        reasons, "");
+  ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+  char sql[200];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM gm_settled WHERE stream ="
+           " 'gm:{procurement:t:T-BIG}:outbox' AND id = '%s'",
+           r->str);
+  freeReplyObject(r);
+  redisFree(c);
+  ck_assert_int_eq(pt_ledger_wait(sql, 1), 1);
+}
+
+/*
+ * Ledger migration 7 on a ledger an older version settled, with rows:
+ * they get no_price NULL and export as before, by their reasons.  Then an
+ * outbox entry of that version (no noprice field: a broker of it may
+ * still be running) settles as NULL, and one of this version with its
+ * flag, whatever its reasons say.  (An older broker settling an entry of
+ * this version reads its fields by name: noprice is ignored, the row is
+ * NULL, and the reasons decide, as for the older rows.)
+ */
+START_TEST(migration_7_keeps_older_rows_and_entries) {
+  big_tender();
+  /* The ledger as the version before the flag left it. */
+  gm_test_conn_destroy(&pt_conn);
+  gm_test_gmd_kill9(pt_gmd);
+  ledger_exec("ALTER TABLE procurement_sheet DROP COLUMN no_price");
+  ledger_exec("UPDATE gm_schema SET version = 6 WHERE market = 'procurement'");
+  gm_test_gmd_restart(pt_gmd);
+  pt_conn = gm_test_conn_new(gm_test_gmd_endpoint(pt_gmd), NULL, NULL, NULL);
+  ck_assert_int_eq(
+      pt_ledger_int(
+          "SELECT version FROM gm_schema WHERE market = 'procurement'"),
+      7);
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_sheet"
+                                 " WHERE tender_id = 'T-BIG' AND"
+                                 " no_price IS NULL"),
+                   2);
+  ck_assert_int_eq(alpha_has_value(), 0);
+  Gm__Procurement__Sheet *sh = pt_sheet("T-BIG");
+  ck_assert(pt_row(sh, "alpha")->no_price);
+  ck_assert(!pt_row(sh, "beta")->no_price);
+  pt_free(sh);
+
+  /* An entry without the field: NULL, recognised by its reasons. */
+  settle_sheet_entry(NULL, "item D1 is priced beyond any amount");
+  ck_assert_int_eq(pt_ledger_int("SELECT no_price IS NULL FROM"
+                                 " procurement_sheet WHERE tender_id ="
+                                 " 'T-BIG' AND supplier = 'alpha'"),
+                   1);
+  ck_assert_int_eq(alpha_has_value(), 0);
+  settle_sheet_entry(NULL, "over the budget");
+  ck_assert_int_eq(alpha_has_value(), 1);
+  /* Entries with the field: it decides. */
+  settle_sheet_entry("1", "reworded");
+  ck_assert_int_eq(pt_ledger_int("SELECT no_price FROM procurement_sheet"
+                                 " WHERE tender_id = 'T-BIG' AND"
+                                 " supplier = 'alpha'"),
+                   1);
+  ck_assert_int_eq(alpha_has_value(), 0);
+  settle_sheet_entry("0", "item D1 is priced beyond any amount");
+  ck_assert_int_eq(pt_ledger_int("SELECT no_price FROM procurement_sheet"
+                                 " WHERE tender_id = 'T-BIG' AND"
+                                 " supplier = 'alpha'"),
+                   0);
+  ck_assert_int_eq(alpha_has_value(), 1);
 }
 END_TEST
 
@@ -483,6 +589,7 @@ int main(void) {
   tcase_add_test(tc, exports_validate_at_every_stage);
   tcase_add_test(tc, an_award_under_challenge_is_pending);
   tcase_add_test(tc, a_bid_beyond_any_amount_exports_no_value);
+  tcase_add_test(tc, migration_7_keeps_older_rows_and_entries);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
