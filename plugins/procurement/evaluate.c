@@ -213,6 +213,10 @@ static gm_status pr__page_run(gm_call *call, const char *id, const char *tag,
                   id, row->who);
     } else {
       memset(&row->e, 0, sizeof row->e);
+      /* Its price is unknown (the text is not the sealed bid, or not a
+         bid of this tender and bidder): bid_price 0 is no price, as for
+         a bid beyond any amount, so the export gives no value. */
+      row->e.no_price = 1;
       snprintf(checks, PR_CHECKS_MAX,
                "the opened bid does not match its published hash %s: "
                "disqualified",

@@ -493,6 +493,45 @@ START_TEST(a_bid_beyond_any_amount_exports_no_value) {
 }
 END_TEST
 
+/*
+ * A bid whose opened text does not match its published hash has no known
+ * price either: its sheet row is flagged and its bid exports no value,
+ * not a false 0 (it was 0 before the flag covered it).
+ */
+START_TEST(a_bid_not_matching_its_hash_exports_no_value) {
+  pt_tender d;
+  pt_tender_init(&d, "T-BIG", PR_MAX_AMOUNT, DEADLINE);
+  pt_item(&d, "D1", "DESK", 1, 0, NULL);
+  pt_publish("city", &d);
+  const char *a[] = {"D1=100000"}, *b[] = {"D1=200000"};
+  pt_free(pt_bid("alpha", "T-BIG", 0, a, 1));
+  pt_free(pt_bid("beta", "T-BIG", 0, b, 1));
+  /* alpha's record (state|version|hash|kid|time|seq) names another hash,
+     as a damaged record would. */
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r = gm_test_redis_cmd(c, "HGET gm:{procurement:t:T-BIG}:b alpha");
+  ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+  char rec[512];
+  const char *h = strchr(strchr(r->str, '|') + 1, '|') + 1;
+  snprintf(rec, sizeof rec, "%.*s%064d%s", (int)(h - r->str), r->str, 0,
+           h + 64);
+  freeReplyObject(r);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{procurement:t:T-BIG}:b alpha %s", rec));
+  redisFree(c);
+  pt_clock(DEADLINE);
+  ck_assert_str_eq(pt_wait_state("T-BIG", "evaluated"), "evaluated");
+  wait_ledger_state("T-BIG", "evaluated");
+  Gm__Procurement__Sheet *sh = pt_sheet("T-BIG");
+  ck_assert_msg(strstr(pt_row(sh, "alpha")->reasons, "does not match"), "%s",
+                pt_row(sh, "alpha")->reasons);
+  ck_assert(pt_row(sh, "alpha")->no_price);
+  ck_assert(!pt_row(sh, "beta")->no_price);
+  pt_free(sh);
+  ck_assert_int_eq(alpha_has_value(), 0);
+}
+END_TEST
+
 /* Adds a sheet entry for alpha of T-BIG to the tender's outbox, as a
    broker writes it (noprice: NULL for one of the version before the flag)
    and waits until it is settled. */
@@ -590,6 +629,7 @@ int main(void) {
   tcase_add_test(tc, an_award_under_challenge_is_pending);
   tcase_add_test(tc, a_bid_beyond_any_amount_exports_no_value);
   tcase_add_test(tc, migration_7_keeps_older_rows_and_entries);
+  tcase_add_test(tc, a_bid_not_matching_its_hash_exports_no_value);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
