@@ -2155,12 +2155,16 @@ static void pr_print_challenge(const ProtobufCMessage *m) {
 static const char *pr_challenges_more; /* the tender id, for the hint */
 
 /* The status with whether the answer is overdue: "open, overdue" (the
-   challenger may complain now), "dismissed, answered late". */
+   challenger may complain now), "dismissed, answered late", "closed, not
+   answered in time" (closed with its award after the period, unanswered:
+   its answered_ms is when it was closed). */
 static const char *pr_challenge_status(const Gm__Procurement__Challenge *c,
                                        char *out, size_t len) {
   if (!c->overdue) return c->status;
   snprintf(out, len, "%s, %s", c->status,
-           !strcmp(c->status, "open") ? "overdue" : "answered late");
+           !strcmp(c->status, "open")     ? "overdue"
+           : !strcmp(c->status, "closed") ? "not answered in time"
+                                          : "answered late");
   return out;
 }
 

@@ -720,8 +720,27 @@ START_TEST(challenge_cells_stay_on_one_line_and_line_up) {
   int lines = 0;
   for (const char *p = r->out; *p; p++) lines += *p == '\n';
   ck_assert_msg(lines == 3 + 3, "a row broke over lines:\n%s", r->out);
+  /* Past the answer period the agency upholds the first and cancels the
+     award: the second, never answered, is closed with it.  Both were
+     overdue; only the first was answered (late). */
+  int64_t due = pt_ledger_int(
+      "SELECT max(answer_due_ms) FROM procurement_challenges WHERE"
+      " tender_id = 'T-CW'");
+  ck_assert_int_gt(due, 0);
+  pt_clock(due + 1);
+  GM_OK(gm("city", "answer", "T-CW-Q1", "--uphold", "cancel", "uncertified",
+           NULL));
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_challenges"
+                                  " WHERE tender_id = 'T-CW' AND"
+                                  " status = 'closed'",
+                                  1),
+                   1);
+  r = gm("city", "challenges", "T-CW", NULL);
+  GM_OK(r);
+  HAS(r->out, "upheld, answered late");
+  HAS(r->out, "closed, not answered in time");
+  ck_assert_msg(!strstr(r->out, "closed, answered late"), "%s", r->out);
 }
-END_TEST
 END_TEST
 
 int main(void) {
