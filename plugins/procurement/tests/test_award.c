@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <greenmarket/text.h>
+
 #include "harness.h"
 
 #define T0 pt_at(PT_MONDAY, 10, 0)
@@ -99,6 +101,27 @@ static const Gm__Procurement__Challenge *listed(
   ck_assert_msg(*list, "challenge.list %s: %s", tender, pt_message);
   ck_assert_int_eq((*list)->n_challenges, 1);
   return (*list)->challenges[0];
+}
+
+/* challenge.list of `tender` with `limit` and `cursor`: refused as
+   INVALID_ARGUMENT with `why` in the message. */
+static void list_refused(const char *tender, int limit, const char *cursor,
+                         const char *why) {
+  Gm__Procurement__ChallengeListRequest q =
+      GM__PROCUREMENT__CHALLENGE_LIST_REQUEST__INIT;
+  q.tender_id = (char *)tender;
+  q.limit = limit;
+  q.cursor = (char *)cursor;
+  ProtobufCMessage *m = pt_call("city", "challenge.list", &q.base);
+  ck_assert_msg(!m, "limit %d cursor \"%s\" accepted", limit, cursor);
+  ck_assert_int_eq(pt_status, GM__STATUS__INVALID_ARGUMENT);
+  ck_assert_msg(strstr(pt_message, why), "%s", pt_message);
+  /* Echoing the cursor (cut at 20 bytes) leaves the message UTF-8. */
+  size_t n, len = strlen(pt_message);
+  for (size_t i = 0; i < len; i += n)
+    ck_assert_msg(
+        gm_utf8_decode((const unsigned char *)pt_message + i, len - i, &n) >= 0,
+        "not UTF-8 at byte %zu: %s", i, pt_message);
 }
 
 static long long answer_due(const char *cid) {
@@ -375,6 +398,31 @@ START_TEST(an_unanswered_challenge_becomes_overdue) {
   ck_assert_str_eq(lc->status, "dismissed");
   ck_assert(lc->overdue);
   ck_assert_int_eq(lc->complaint_until_ms, pt_at("2026-04-25", 0, 0) - 1);
+  pt_free(l);
+  /* Paging the list: hostile limits and cursors are refused. */
+  list_refused("T-OD", -1, "", "limit must be 1-1000");
+  list_refused("T-OD", 1001, "", "limit must be 1-1000");
+  list_refused("T-OD", INT32_MIN, "", "limit must be 1-1000");
+  list_refused("T-OD", 1, "-1", "is not one a list returned");
+  list_refused("T-OD", 1, "abc", "is not one a list returned");
+  list_refused("T-OD", 1, "1x", "is not one a list returned");
+  list_refused("T-OD", 1, "1000000000001", "is not one a list returned");
+  list_refused("T-OD", 1, "99999999999999999999999", "is not one a list");
+  list_refused("T-OD", 1,
+               "\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad"
+               "\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad",
+               "is not one a list returned");
+  /* A cursor past the end: an empty page, no next one. */
+  Gm__Procurement__ChallengeListRequest q =
+      GM__PROCUREMENT__CHALLENGE_LIST_REQUEST__INIT;
+  q.tender_id = "T-OD";
+  q.limit = 1;
+  q.cursor = "5";
+  l = (Gm__Procurement__ChallengeList *)pt_call("city", "challenge.list",
+                                                &q.base);
+  ck_assert_msg(l, "%s", pt_message);
+  ck_assert_uint_eq(l->n_challenges, 0);
+  ck_assert_str_eq(l->next_cursor, "");
   pt_free(l);
 }
 END_TEST
