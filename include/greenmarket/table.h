@@ -19,14 +19,20 @@
  * user's locale when it is UTF-8, else en_US.UTF-8.  Where none exists (a
  * system without locale data), every character counts one column:
  * Latin, Cyrillic and the like still line up, wide characters push the
- * rest of their row right.
+ * rest of their row right.  Widths are per character: an emoji sequence
+ * a terminal may draw as one picture (characters joined by U+200D, a skin
+ * tone modifier, U+FE0F after a text-style symbol) counts as the sum of
+ * its characters' wcwidth, so on such a terminal its row stands off by the
+ * difference; a cut may fall inside such a sequence (never inside a
+ * character), which still shows as valid text.
  *
  * A cell wider than its column's limit is cut at a character boundary,
  * never inside a UTF-8 sequence, a wide character or an escape, and ends
  * with "...".
  *
  * Header-only, so a plugin links nothing; it needs POSIX.1-2008
- * (newlocale, uselocale: _POSIX_C_SOURCE 200809L or _GNU_SOURCE).
+ * (newlocale, uselocale: _POSIX_C_SOURCE 200809L, which gcc's and clang's
+ * default -std=gnu* give, or _GNU_SOURCE).
  */
 #ifndef GREENMARKET_TABLE_H
 #define GREENMARKET_TABLE_H
@@ -48,6 +54,15 @@ extern "C" {
 /* The widest a cell is shown, in columns, where a table does not say
    (a SHA-256 in hex, 64, fits). */
 #define GM_TABLE_CELL_MAX 72
+
+/* wcwidth is X/Open (XSI): <wchar.h> declares it only with _XOPEN_SOURCE
+   or _GNU_SOURCE, so in C the header declares it itself (the same
+   declaration again where <wchar.h> gave one).  C++ compilers on glibc
+   define _GNU_SOURCE, and a C++ redeclaration would differ in its
+   exception specification. */
+#ifndef __cplusplus
+int wcwidth(wchar_t c);
+#endif
 
 /* A UTF-8 LC_CTYPE locale to measure widths in, made for the caller, who
    frees it (freelocale); (locale_t)0 when there is none.  Not kept in a
