@@ -430,80 +430,8 @@ static int pr_split(char *list, char **v, size_t max, size_t *n) {
 
 /* ---- aligned tables ---- */
 
-#define PR_MAX_COLS 12
-
-typedef struct pr_table {
-  int ncols;
-  const char *const *head;
-  unsigned right; /* bit c: right-aligned */
-  char **cells;
-  size_t rows, cap;
-} pr_table;
-
-static void pr_row(pr_table *t, ...) {
-  va_list ap;
-  if (t->rows == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 16;
-    char **n = realloc(t->cells, cap * (size_t)t->ncols * sizeof *n);
-    if (!n) return;
-    t->cells = n;
-    t->cap = cap;
-  }
-  va_start(ap, t);
-  for (int c = 0; c < t->ncols; c++) {
-    const char *s = va_arg(ap, const char *);
-    t->cells[t->rows * (size_t)t->ncols + (size_t)c] = strdup(s ? s : "");
-  }
-  va_end(ap);
-  t->rows++;
-}
-
-/* Cells on one line, padded by display width and cut at GM_TABLE_CELL_MAX
-   columns but in the last column (greenmarket/table.h), so a Chinese name
-   or a challenge's lines keep the columns straight. */
-static void pr_table_print(pr_table *t) {
-  size_t w[PR_MAX_COLS] = {0}, n = (t->rows + 1) * (size_t)t->ncols;
-  char **cell = calloc(n, sizeof *cell);
-  size_t *cw = calloc(n, sizeof *cw);
-  int cut = 0, oom = !cell || !cw;
-  for (size_t r = 0; !oom && r <= t->rows; r++)
-    for (int c = 0; !oom && c < t->ncols; c++) {
-      size_t at = r * (size_t)t->ncols + (size_t)c;
-      const char *s =
-          r ? t->cells[(r - 1) * (size_t)t->ncols + (size_t)c] : t->head[c];
-      cell[at] = gm_table_cell(s, c + 1 < t->ncols ? GM_TABLE_CELL_MAX : 0,
-                               &cw[at], &cut);
-      if (!cell[at])
-        oom = 1;
-      else if (cw[at] > w[c])
-        w[c] = cw[at];
-    }
-  for (size_t r = 0; !oom && r <= t->rows; r++) {
-    for (int c = 0; c < t->ncols; c++) {
-      size_t at = r * (size_t)t->ncols + (size_t)c;
-      int last = c + 1 == t->ncols;
-      if (last && !(t->right & (1u << c)))
-        fputs(cell[at], stdout);
-      else
-        gm_table_pad(stdout, cell[at], cw[at], w[c], !!(t->right & (1u << c)));
-      if (!last) fputs("  ", stdout);
-    }
-    putchar('\n');
-  }
-  if (oom) printf("(out of memory: the table is not shown)\n");
-  if (cut)
-    printf(
-        "(cells cut at %d columns end with \"...\": --json shows them "
-        "whole)\n",
-        GM_TABLE_CELL_MAX);
-  for (size_t i = 0; cell && i < n; i++) free(cell[i]);
-  free(cell);
-  free(cw);
-  for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++) free(t->cells[i]);
-  free(t->cells);
-  t->cells = NULL;
-  t->rows = t->cap = 0;
-}
+/* gm_table (greenmarket/table.h): cells on one line, padded by display
+   width, cut at GM_TABLE_CELL_MAX columns but in the last column. */
 
 /* ---- CSV imports: categories, certificates, the calendar ---- */
 
@@ -1177,7 +1105,7 @@ static void pr_print_categories(const ProtobufCMessage *m) {
   const Gm__Procurement__CategoryList *l = (const void *)m;
   static const char *const head[] = {"CODE",      "NAME",      "POLICY",
                                      "DEDUCTION", "MIN GRADE", "LABELS"};
-  pr_table t = {6, head, 0x8, NULL, 0, 0};
+  gm_table t = {6, head, 0x8, NULL, 0, 0};
   for (size_t i = 0; i < l->n_categories; i++) {
     const Gm__Procurement__Category *c = l->categories[i];
     char pc[16], grade[8], labels[512] = "";
@@ -1185,13 +1113,13 @@ static void pr_print_categories(const ProtobufCMessage *m) {
       snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s",
                k ? "," : "", c->labels[k]);
     snprintf(grade, sizeof grade, "%d", c->min_grade);
-    pr_row(&t, c->code, c->name, pr_policy_name(c->policy),
-           c->policy == GM__PROCUREMENT__POLICY__POLICY_PRIORITY
-               ? pr_percent(c->deduction_bp, pc)
-               : "-",
-           c->min_grade ? grade : "-", labels);
+    gm_table_row(&t, c->code, c->name, pr_policy_name(c->policy),
+                 c->policy == GM__PROCUREMENT__POLICY__POLICY_PRIORITY
+                     ? pr_percent(c->deduction_bp, pc)
+                     : "-",
+                 c->min_grade ? grade : "-", labels);
   }
-  pr_table_print(&t);
+  gm_table_print(&t, stdout);
 }
 
 static int pr_cmd_categories(const pr_cli *g, int argc, char **argv,
@@ -1415,7 +1343,7 @@ static void pr_print_view(const ProtobufCMessage *m) {
         pr_time(v->archived_ms, d), t->id);
   static const char *const head[] = {
       "ITEM", "CATEGORY", "POLICY", "QUANTITY", "UNIT", "ITEM BUDGET", "BUYER"};
-  pr_table tb = {7, head, 0x28, NULL, 0, 0};
+  gm_table tb = {7, head, 0x28, NULL, 0, 0};
   for (size_t i = 0; i < t->n_items; i++) {
     const Gm__Procurement__Item *it = t->items[i];
     char q[24], pol[48];
@@ -1427,23 +1355,23 @@ static void pr_print_view(const ProtobufCMessage *m) {
                pr_percent(it->deduction_bp, pc));
     else
       snprintf(pol, sizeof pol, "%s", pr_policy_name(it->policy));
-    pr_row(&tb, it->id, it->category, pol, q, it->unit,
-           it->budget ? pr_yuan(it->budget, y1) : "-", it->buyer);
+    gm_table_row(&tb, it->id, it->category, pol, q, it->unit,
+                 it->budget ? pr_yuan(it->budget, y1) : "-", it->buyer);
   }
-  pr_table_print(&tb);
+  gm_table_print(&tb, stdout);
   if (v->n_demand) {
     printf(
         "joint demand received, not yet merged (publish adds it to the "
         "items):\n");
-    pr_table db = {7, head, 0x28, NULL, 0, 0};
+    gm_table db = {7, head, 0x28, NULL, 0, 0};
     for (size_t i = 0; i < v->n_demand; i++) {
       const Gm__Procurement__Item *it = v->demand[i];
       char q[24];
       snprintf(q, sizeof q, "%lld", (long long)it->quantity);
-      pr_row(&db, it->id, it->category, "(at publish)", q, it->unit,
-             it->budget ? pr_yuan(it->budget, y1) : "-", it->buyer);
+      gm_table_row(&db, it->id, it->category, "(at publish)", q, it->unit,
+                   it->budget ? pr_yuan(it->budget, y1) : "-", it->buyer);
     }
-    pr_table_print(&db);
+    gm_table_print(&db, stdout);
   }
   if (v->demand_replaced)
     printf(
@@ -1751,15 +1679,15 @@ static void pr_print_tenders(const ProtobufCMessage *m) {
   const Gm__Procurement__TenderList *l = (const void *)m;
   static const char *const head[] = {"TENDER", "STATE",  "BIDS UNTIL",
                                      "BUDGET", "AGENCY", "TITLE"};
-  pr_table t = {6, head, 0x8, NULL, 0, 0};
+  gm_table t = {6, head, 0x8, NULL, 0, 0};
   for (size_t i = 0; i < l->n_tenders; i++) {
     const Gm__Procurement__TenderSummary *s = l->tenders[i];
     char d[24], y[32], b[48];
     snprintf(b, sizeof b, "%s %s", pr_yuan(s->budget, y), s->currency);
-    pr_row(&t, s->id, s->state, pr_time(s->deadline_ms, d), b, s->agency,
-           s->title);
+    gm_table_row(&t, s->id, s->state, pr_time(s->deadline_ms, d), b, s->agency,
+                 s->title);
   }
-  pr_table_print(&t);
+  gm_table_print(&t, stdout);
   if (l->next_cursor[0])
     printf("(more: gm procurement tenders --from %s)\n", l->next_cursor);
 }
@@ -1927,15 +1855,16 @@ static void pr_print_bid(const ProtobufCMessage *m) {
   printf("SME class declared: %s\n", sizes[b->sme <= 3 ? b->sme : 0]);
   static const char *const head[] = {"ITEM", "QUANTITY", "UNIT PRICE", "TOTAL",
                                      "CERTIFICATE"};
-  pr_table t = {5, head, 0xe, NULL, 0, 0};
+  gm_table t = {5, head, 0xe, NULL, 0, 0};
   for (size_t i = 0; i < b->n_lines; i++) {
     const Gm__Procurement__BidLine *l = b->lines[i];
     char q[24];
     snprintf(q, sizeof q, "%lld", (long long)l->quantity);
-    pr_row(&t, l->item, q, pr_yuan(l->unit_price, y1), pr_yuan(l->total, y2),
-           l->certificate[0] ? l->certificate : "-");
+    gm_table_row(&t, l->item, q, pr_yuan(l->unit_price, y1),
+                 pr_yuan(l->total, y2),
+                 l->certificate[0] ? l->certificate : "-");
   }
-  pr_table_print(&t);
+  gm_table_print(&t, stdout);
   printf("total  %s %s\n", pr_yuan(b->total, y1), b->currency);
 }
 
@@ -1961,7 +1890,7 @@ static int pr_cmd_open(const pr_cli *g, int argc, char **argv,
   PR_ONE_ID(allow, &o, &id);
   static const char *const head[] = {"SUPPLIER", "STATE", "BID PRICE", "HASH",
                                      "CHECK"};
-  pr_table t = {5, head, 0x4, NULL, 0, 0};
+  gm_table t = {5, head, 0x4, NULL, 0, 0};
   char cursor[32] = "";
   int bad = 0;
   if (sodium_init() < 0)
@@ -1991,15 +1920,15 @@ static int pr_cmd_open(const pr_cli *g, int argc, char **argv,
         check = strcmp(hex, b->hash) ? "MISMATCH" : "sha256 ok";
         bad |= strcmp(hex, b->hash) != 0;
       }
-      pr_row(&t, b->supplier, b->state,
-             b->text[0] && !b->no_price ? pr_yuan(b->total, y) : "-", b->hash,
-             check);
+      gm_table_row(&t, b->supplier, b->state,
+                   b->text[0] && !b->no_price ? pr_yuan(b->total, y) : "-",
+                   b->hash, check);
     }
     snprintf(cursor, sizeof cursor, "%s", l->next_cursor);
     pr_free(&reply);
     if (!cursor[0]) break;
   }
-  if (!g->api->json(g->cli)) pr_table_print(&t);
+  if (!g->api->json(g->cli)) gm_table_print(&t, stdout);
   for (size_t i = 0; i < t.rows * (size_t)t.ncols; i++) free(t.cells[i]);
   free(t.cells);
   if (bad)
@@ -2028,20 +1957,21 @@ static void pr_print_sheet(const ProtobufCMessage *m) {
   static const char *const head[] = {
       "RANK",      "SUPPLIER",    "STATUS",      "BID PRICE", "GREEN", "SME",
       "EVALUATED", "PRICE SCORE", "OTHER SCORE", "TOTAL",     "DRAW",  "WHY"};
-  pr_table t = {12, head, 0x3f9, NULL, 0, 0};
+  gm_table t = {12, head, 0x3f9, NULL, 0, 0};
   for (size_t i = 0; i < s->n_rows; i++) {
     const Gm__Procurement__SheetRow *r = s->rows[i];
     char rank[16], b[32], gr[32], sm[32], ev[32], p1[16], p2[16], p3[16];
     snprintf(rank, sizeof rank, "%d", r->rank);
-    pr_row(&t, r->rank ? rank : "-", r->supplier, r->status,
-           r->no_price ? "-" : pr_yuan(r->bid_price, b),
-           pr_yuan(r->green_deduction, gr), pr_yuan(r->sme_deduction, sm),
-           pr_yuan(r->evaluated_price, ev),
-           scoring ? pr_pts(r->price_score, p1) : "-",
-           scoring ? pr_pts(r->tech_score, p2) : "-",
-           scoring ? pr_pts(r->total_score, p3) : "-", r->draw, r->reasons);
+    gm_table_row(&t, r->rank ? rank : "-", r->supplier, r->status,
+                 r->no_price ? "-" : pr_yuan(r->bid_price, b),
+                 pr_yuan(r->green_deduction, gr), pr_yuan(r->sme_deduction, sm),
+                 pr_yuan(r->evaluated_price, ev),
+                 scoring ? pr_pts(r->price_score, p1) : "-",
+                 scoring ? pr_pts(r->tech_score, p2) : "-",
+                 scoring ? pr_pts(r->total_score, p3) : "-", r->draw,
+                 r->reasons);
   }
-  pr_table_print(&t);
+  gm_table_print(&t, stdout);
   if (pr_sheet_checks)
     for (size_t i = 0; i < s->n_rows; i++) {
       printf("\n%s (hash %s):\n  ", s->rows[i]->supplier, s->rows[i]->hash);
@@ -2173,7 +2103,7 @@ static void pr_print_challenges(const ProtobufCMessage *m) {
   static const char *const head[] = {
       "CHALLENGE", "AWARD",           "BY",       "STATUS",  "LODGED",
       "ANSWER BY", "COMPLAINT UNTIL", "ANSWERED", "GROUNDS", "ANSWER"};
-  pr_table t = {10, head, 0x2, NULL, 0, 0};
+  gm_table t = {10, head, 0x2, NULL, 0, 0};
   if (!l->n_challenges)
     printf(
         "no challenges you may read (they are read from the ledger: one "
@@ -2182,14 +2112,15 @@ static void pr_print_challenges(const ProtobufCMessage *m) {
     const Gm__Procurement__Challenge *c = l->challenges[i];
     char aw[16], st[48], d1[24], d2[24], d3[24], d4[24];
     snprintf(aw, sizeof aw, "%d", c->award);
-    pr_row(&t, c->id, aw, c->challenger, pr_challenge_status(c, st, sizeof st),
-           pr_time(c->lodged_ms, d1), pr_time(c->answer_due_ms, d2),
-           pr_time(c->complaint_until_ms, d3),
-           c->answered_ms ? pr_time(c->answered_ms, d4) : "-", c->text,
-           c->answer[0] ? c->answer : "-");
+    gm_table_row(&t, c->id, aw, c->challenger,
+                 pr_challenge_status(c, st, sizeof st),
+                 pr_time(c->lodged_ms, d1), pr_time(c->answer_due_ms, d2),
+                 pr_time(c->complaint_until_ms, d3),
+                 c->answered_ms ? pr_time(c->answered_ms, d4) : "-", c->text,
+                 c->answer[0] ? c->answer : "-");
   }
   if (l->n_challenges) {
-    pr_table_print(&t);
+    gm_table_print(&t, stdout);
     printf(
         "(the agency answers by ANSWER BY, 7 working days; unanswered by "
         "then, or\n unsatisfied with the answer, the challenger may "
