@@ -190,6 +190,18 @@ static int gm__fin_amount(const gm__fin_cli *g, const char *what,
   const char *unit = cur && *cur ? cur : "units of the currency";
   const char *dot = text ? strchr(text, '.') : NULL;
   int nfrac = dot ? (int)strspn(dot + 1, "0123456789") : 0;
+  /* KWD and CLF are shown with 3 and 4 decimals, the last ones 0 (finance
+     carries hundredths): "1.500" KWD as shown is taken, "1.505" is not. */
+  char trimmed[64];
+  if (dot && d > 2 && nfrac > 2 && nfrac <= d &&
+      nfrac == (int)strlen(dot + 1) &&
+      strspn(dot + 3, "0") == (size_t)(nfrac - 2) &&
+      strlen(text) < sizeof trimmed) {
+    memcpy(trimmed, text, (size_t)(dot + 3 - text));
+    trimmed[dot + 3 - text] = '\0';
+    text = trimmed;
+    nfrac = 2;
+  }
   if (dot && nfrac > dec && nfrac == (int)strlen(dot + 1)) {
     if (d >= 0 && d <= 2)
       g->api->error(g->cli, GM_INVALID_ARGUMENT,

@@ -384,6 +384,40 @@ START_TEST(yen_are_whole) {
 }
 END_TEST
 
+/* KWD has 3 decimals and CLF 4: an amount is shown with them (the last
+   ones 0, finance carries hundredths) and can be typed back as shown; a
+   digit past the hundredths that is not 0 is refused. */
+START_TEST(kwd_amounts_typed_as_shown) {
+  run_result *r;
+  OK(gm("--as", FT_CENTRE, "finance", "bank", "create", "icbc", "--name",
+        "ICBC Huzhou", NULL));
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "icbc-kwd",
+         "--bank", "icbc", "--name", "Dinar loan", "--amount", "1.500-2000.250",
+         "--tenor", "12-60", "--rate", "1-2", "--fee", "0.8", "--classes", "3",
+         "--currency", "KWD", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "1.500-2000.250 KWD"), "%s", r->out);
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "icbc-clf",
+         "--bank", "icbc", "--name", "UF loan", "--amount", "2.5000-10.0000",
+         "--tenor", "12-60", "--rate", "1-2", "--fee", "0.8", "--classes", "3",
+         "--currency", "CLF", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "2.5000-10.0000 CLF"), "%s", r->out);
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "icbc-kwd2",
+         "--bank", "icbc", "--name", "n", "--amount", "1.501-2", "--tenor",
+         "1-2", "--rate", "3-4", "--fee", "1", "--classes", "3", "--currency",
+         "KWD", NULL);
+  REFUSED(r,
+          "the smallest --amount 1.501 has 3 decimals; finance carries "
+          "amounts to 0.01 KWD");
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "icbc-kwd3",
+         "--bank", "icbc", "--name", "n", "--amount", "1.5000-2", "--tenor",
+         "1-2", "--rate", "3-4", "--fee", "1", "--classes", "3", "--currency",
+         "KWD", NULL);
+  REFUSED(r, "the smallest --amount 1.5000 has 4 decimals");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance cli");
   TCase *tc = tcase_create("cli");
@@ -393,6 +427,7 @@ int main(void) {
   tcase_add_test(tc, mistakes_are_refused_in_the_units_typed);
   tcase_add_test(tc, bank_list_shows_offers_and_inactive_staff);
   tcase_add_test(tc, yen_are_whole);
+  tcase_add_test(tc, kwd_amounts_typed_as_shown);
   tcase_add_test(tc, a_product_with_too_many_regions_is_refused_not_cut);
   tcase_add_test(tc, show_says_back_in_the_pool_only_when_it_is);
   tcase_add_test(tc, the_calendar_notes_only_years_it_lacks);
