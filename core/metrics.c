@@ -11,6 +11,7 @@
  */
 #include "metrics.h"
 
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -281,8 +282,12 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
 }
 
 /* Redis answers PING (on a cluster, every master the map names: a broker
-   whose calls reach a master that is down fails them); 1, or 0 and why. */
-static int redis_check_once(gm__metrics *m, char *why, size_t whylen) {
+   whose calls reach a master that is down fails them); 1, or 0 and why;
+   *closed is set when the failure was a connection Redis had closed (end of
+   file, broken pipe, reset), which a new connection may not meet. */
+static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
+                            int *closed) {
+  *closed = 0;
   redisContext *c = redis_ready(m, why, whylen);
   if (!c) return 0;
   redisContext *masters[64];
@@ -291,9 +296,17 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen) {
   int ok = 1, stale = 0;
   for (size_t i = 0; i < n && ok; i++) {
     c = masters[i];
+    errno = 0;
     redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+    int io_errno = errno;
     ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
     if (!ok) {
+      /* Not a read timeout (EAGAIN): a stalled Redis is not retried. */
+      if (!r && c &&
+          (c->err == REDIS_ERR_EOF ||
+           (c->err == REDIS_ERR_IO &&
+            (io_errno == EPIPE || io_errno == ECONNRESET))))
+        *closed = 1;
       gm__count(GM__COUNT_REDIS_ERRORS);
       char where[300];
       if (c)
@@ -321,15 +334,16 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen) {
 }
 
 static int redis_check(gm__metrics *m, char *why, size_t whylen) {
-  int was_open = m->redis && !gm__redis_context(m->redis)->err;
-  if (redis_check_once(m, why, whylen)) return 1;
+  int was_open = m->redis && !gm__redis_context(m->redis)->err, closed;
+  if (redis_check_once(m, why, whylen, &closed)) return 1;
   /* A connection Redis closed since the last scrape (a restart) fails its
      first command: try once more on a new one, so a Redis that is back is
-     not reported down for one scrape. */
-  if (!was_open) return 0;
+     not reported down for one scrape.  Not after a timeout or an error
+     reply: the same wait or answer again would only double the probe. */
+  if (!was_open || !closed) return 0;
   char first[512];
   snprintf(first, sizeof first, "%s", why);
-  if (redis_check_once(m, why, whylen)) return 1;
+  if (redis_check_once(m, why, whylen, &closed)) return 1;
   /* The first failure is the one to report, unless the new connection
      found Redis up and refusing the password: that is the cause. */
   if (!strstr(why, "refused gmd's credentials"))
