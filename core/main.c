@@ -41,14 +41,14 @@ static int check_markets(const gm__broker *b, const gm__config *cfg,
   const char *load = gm__config_get(cfg, "plugins", "load", "");
   char missing[1024] = "";
   size_t used = 0;
+  /* Split as the loader splits it (broker.c, plugin_paths): at commas and
+     spaces, so "alpha beta" names two markets here too. */
   for (const char *p = load; *p;) {
     p += strspn(p, " \t,");
-    size_t n = strcspn(p, ",");
-    size_t end = n;
-    while (end && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
-    if (end) {
+    size_t n = strcspn(p, ", \t");
+    if (n) {
       char name[128];
-      snprintf(name, sizeof name, "%.*s", (int)end, p);
+      snprintf(name, sizeof name, "%.*s", (int)n, p);
       if (!gm__broker_find_market(b, name) && used < sizeof missing)
         used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%s",
                                  used ? ", " : "", name);

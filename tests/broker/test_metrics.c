@@ -250,6 +250,10 @@ START_TEST(check_fails_when_a_listed_market_does_not_load) {
   char out[8192];
   ck_assert_int_eq(check_load(r, NULL, "testmkt", out, sizeof out), 0);
   ck_assert_msg(strstr(out, "is valid; 1 market(s) loaded"), "%s", out);
+  /* Names apart by spaces load as by commas (the loader splits on both):
+     both loaded is valid. */
+  ck_assert_int_eq(check_load(r, NULL, "alpha beta", out, sizeof out), 0);
+  ck_assert_msg(strstr(out, "is valid; 2 market(s) loaded"), "%s", out);
   ck_assert_int_eq(check_load(r, NULL, "testmkt, nomarket", out, sizeof out),
                    1);
   ck_assert_msg(strstr(out, "gm_nomarket.so: refused") &&
