@@ -19,14 +19,36 @@ done
 
 tmp=$(mktemp -d /tmp/gm-start-XXXXXX)
 start_pid=
+# Every pid deploy/start wrote (gmd, each redis-server it started): stopped
+# here by pid if deploy/start did not stop them (it failed, hung or was
+# killed), so a failing run leaves no process on a deleted folder.
+pids=()
+note_pids() {
+  local f p
+  for f in "$tmp/var/gmd.pid" "$tmp/var/redis.pid"; do
+    p=$(cat "$f" 2>/dev/null) && [[ $p =~ ^[0-9]+$ ]] && pids+=("$p")
+  done
+  return 0
+}
 cleanup() {
+  note_pids
   if [ -n "$start_pid" ] && kill -0 "$start_pid" 2>/dev/null; then
     kill -TERM "$start_pid" 2>/dev/null
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 400; i++)); do
       kill -0 "$start_pid" 2>/dev/null || break
       sleep 0.1
     done
+    kill -KILL "$start_pid" 2>/dev/null
   fi
+  for p in "${pids[@]}"; do
+    kill -0 "$p" 2>/dev/null || continue
+    kill -TERM "$p" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$p" 2>/dev/null
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -56,6 +78,7 @@ for ((i = 0; i < 600; i++)); do
   kill -0 "$start_pid" 2>/dev/null || fail "deploy/start exited"
   sleep 0.1
 done
+note_pids
 grep -q '^greenmarket is running (/healthz answered ok)' "$log" ||
   fail "no ready banner in 60 s"
 grep -q "private:  tcp://127.0.0.1:$((base + 2)) " "$log" ||
@@ -73,6 +96,7 @@ done
 grep -q "^start: redis-server (pid $redis_pid) exited with status 137" "$log" ||
   fail "deploy/start did not say redis-server exited"
 new_redis=$(cat "$tmp/var/redis.pid")
+note_pids
 [ "$new_redis" != "$redis_pid" ] && kill -0 "$new_redis" ||
   fail "redis-server was not started again"
 ok=
@@ -96,4 +120,5 @@ for p in "$gmd_pid" "$new_redis"; do
   kill -0 "$p" 2>/dev/null && fail "pid $p still runs after deploy/start stopped"
 done
 start_pid=
+pids=()
 echo "start-restarts-redis: ok"
