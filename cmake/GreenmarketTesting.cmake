@@ -13,9 +13,12 @@
 # gmd routes every command by slot (`[redis] cluster`, core/cluster.c), so
 # the copy also catches a key reached on the wrong master (MOVED).
 # Each Redis start in cluster mode costs about 2 s (a master waits before it
-# turns writable), so a program that restarts Redis in many cases runs only
-# CLUSTER1_CASE (Check's CK_RUN_CASE) there, or no cluster copy: the suite
-# stays under its time on 2 cores.
+# turns writable). The copies set GM_TEST_REDIS_SHARE=1: the program starts
+# one cluster and its cases take it over in turn, flushed, unless a case
+# killed, restarted or reconfigured it (tests/support/redis_fixture.c,
+# shared_take); such cases still pay the 2 s. A program that restarts Redis
+# in many cases runs only CLUSTER1_CASE (Check's CK_RUN_CASE) there, or no
+# cluster copy: the suite stays under its time on 2 cores.
 function(gm_add_check_test name)
   cmake_parse_arguments(T "CLUSTER1;CLUSTER3" "TIMEOUT;CLUSTER1_CASE"
                         "SOURCES;LIBS" ${ARGN})
@@ -35,7 +38,7 @@ function(gm_add_check_test name)
     set_property(TEST ${name} APPEND PROPERTY LABELS plain_twin)
   endif()
   if(T_CLUSTER1 OR T_CLUSTER1_CASE)
-    set(env "CK_DEFAULT_TIMEOUT=60;GM_TEST_REDIS_CLUSTER=1")
+    set(env "CK_DEFAULT_TIMEOUT=60;GM_TEST_REDIS_CLUSTER=1;GM_TEST_REDIS_SHARE=1")
     if(T_CLUSTER1_CASE)
       list(APPEND env "CK_RUN_CASE=${T_CLUSTER1_CASE}")
     endif()
@@ -47,6 +50,6 @@ function(gm_add_check_test name)
     add_test(NAME ${name}_cluster3 COMMAND ${name})
     set_tests_properties(${name}_cluster3 PROPERTIES TIMEOUT ${T_TIMEOUT}
       LABELS cluster3
-      ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;GM_TEST_REDIS_CLUSTER=3")
+      ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;GM_TEST_REDIS_CLUSTER=3;GM_TEST_REDIS_SHARE=1")
   endif()
 endfunction()

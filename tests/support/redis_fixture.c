@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,9 +41,15 @@ struct gm_test_redis {
   int cluster;     /* GM_TEST_REDIS_CLUSTER: 0 (plain), 1 or 3 nodes */
   int n;           /* nodes: 1, or 3 when cluster is 3 */
   int formed;      /* the nodes own their slots and met (nodes.conf) */
+  int shared;      /* the nodes are the program's shared cluster (below) */
+  char home[64];   /* the shared cluster's folder (nodes, busy, dirty) */
   struct gm_test_redis_node node[GM_TEST_REDIS_NODES];
   char seeds[GM_TEST_REDIS_NODES * 24]; /* "127.0.0.1:<port>,...", or "" */
 };
+
+/* Set while the program's shared cluster starts (before main, outside any
+   Check test): a failure there gives up sharing instead of failing. */
+static jmp_buf *fail_jump;
 
 /*
  * Fails the running Check test.  The message goes to stderr first, so a
@@ -57,6 +64,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fixture_fail(
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   fprintf(stderr, "redis fixture: %s\n", msg);
+  if (fail_jump) longjmp(*fail_jump, 1);
   ck_abort_msg("%s", msg);
   abort();
 }
@@ -393,6 +401,241 @@ static void sweep_stale(void) {
   closedir(d);
 }
 
+static void peers_drop(void);
+static void stop_server(gm_test_redis *r);
+static gm_test_redis *fixture_new(int aof);
+static int command_arg_is(const char *cmd, int n, const char *const *names);
+
+/* GM_TEST_REDIS_CLUSTER: 0 (unset: a plain server), 1 or 3. */
+static int cluster_mode(void) {
+  const char *cluster = getenv("GM_TEST_REDIS_CLUSTER");
+  if (!cluster || !*cluster) return 0;
+  if (strcmp(cluster, "1") == 0 || strcmp(cluster, "3") == 0)
+    return cluster[0] - '0';
+  fixture_fail(
+      "GM_TEST_REDIS_CLUSTER=%s: set it to 1 (a one-node Redis "
+      "Cluster) or 3 (three masters), or unset it for a plain Redis",
+      cluster);
+}
+
+/* dir/owner holds this process's pid (sweep_stale). */
+static void write_owner(const char *dir) {
+  char owner[96];
+  snprintf(owner, sizeof owner, "%s/owner", dir);
+  FILE *f = fopen(owner, "w");
+  if (f) {
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+  }
+}
+
+/*
+ * The program's shared cluster.  In cluster mode each start of Redis costs
+ * about 2 s (a master waits before it turns writable), and Check runs each
+ * test case in a process of its own that starts its own Redis: most of a
+ * cluster copy's time went in these waits.  With GM_TEST_REDIS_SHARE=1 (the
+ * ctest cluster1 and cluster3 copies, cmake/GreenmarketTesting.cmake) the
+ * program starts one cluster before main, and gm_test_redis_start in a case
+ * takes it over rather than start one, when
+ *   - no earlier case holds it: a case that did not stop its fixture (it
+ *     failed, or its process was killed) leaves it taken ("busy");
+ *   - no earlier case changed a node in a way a flush does not undo
+ *     ("dirty"): killed or restarted it, asked for its pid (to signal it), or
+ *     sent it CONFIG, ACL, DEBUG, CLUSTER (other than reads), REPLICAOF,
+ *     FAILOVER, SHUTDOWN or MODULE through gm_test_redis_cmd;
+ *   - each node is still the process the program started, needs no password,
+ *     has only the default user and no memory limit (commands sent around
+ *     gm_test_redis_cmd could set those).
+ * It then flushes every node's data, functions and scripts, closes every
+ * other client's connection and resets the statistics, so the case sees a
+ * fresh server.  The case gets a folder of its own (gm_test_redis_dir,
+ * gm_test_redis_path), so no file of an earlier case carries over either.
+ * In any doubt the case starts its own cluster, as without sharing.  A case
+ * that kills or restarts the shared cluster first replaces it with its own
+ * processes on the same ports and folders (shared_leave).
+ */
+static gm_test_redis *shared;   /* the program's, inherited by each case */
+static pid_t shared_owner;      /* the process that started it */
+static gm_test_redis *taken;    /* this process's fixture on it, or NULL */
+static gm_test_redis *starting; /* shared_start's, while it starts */
+
+/* Creates the shared cluster's file `name` (busy, dirty); O_EXCL. */
+static int shared_mark(const gm_test_redis *r, const char *name) {
+  char path[96];
+  snprintf(path, sizeof path, "%s/%s", r->home, name);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return -1;
+  dprintf(fd, "%ld\n", (long)getpid());
+  close(fd);
+  return 0;
+}
+
+static int shared_marked(const gm_test_redis *r, const char *name) {
+  char path[96];
+  snprintf(path, sizeof path, "%s/%s", r->home, name);
+  return access(path, F_OK) == 0;
+}
+
+/* A reply that is not an error (NULL: the connection failed). */
+static int node_ok(redisContext *c, const char *cmd) {
+  redisReply *reply = redisCommand(c, cmd);
+  int ok = reply && reply->type != REDIS_REPLY_ERROR;
+  if (reply) freeReplyObject(reply);
+  return ok;
+}
+
+/* CONFIG GET name answers value. */
+static int config_is(redisContext *c, const char *name, const char *value) {
+  redisReply *reply = redisCommand(c, "CONFIG GET %s", name);
+  int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+           reply->element[1]->type == REDIS_REPLY_STRING &&
+           strcmp(reply->element[1]->str, value) == 0;
+  if (reply) freeReplyObject(reply);
+  return ok;
+}
+
+/* Node i is the program's process, as it started, and is now flushed. */
+static int shared_reset_node(gm_test_redis *r, int i) {
+  struct timeval tv = {2, 0};
+  redisContext *c = node_connect(r, i, tv);
+  if (!c) return 0;
+  int ok = served_by(c, r->node[i].pid);
+  redisReply *users = ok ? redisCommand(c, "ACL USERS") : NULL;
+  ok = users && users->type == REDIS_REPLY_ARRAY && users->elements == 1;
+  if (users) freeReplyObject(users);
+  ok = ok && config_is(c, "requirepass", "") && config_is(c, "maxmemory", "0");
+  static const char *const reset[] = {"FLUSHALL SYNC",
+                                      "FUNCTION FLUSH SYNC",
+                                      "SCRIPT FLUSH SYNC",
+                                      "CLIENT KILL TYPE normal SKIPME yes",
+                                      "CLIENT KILL TYPE pubsub SKIPME yes",
+                                      "CONFIG RESETSTAT",
+                                      "SLOWLOG RESET",
+                                      NULL};
+  for (const char *const *cmd = reset; ok && *cmd; cmd++) ok = node_ok(c, *cmd);
+  redisFree(c);
+  return ok;
+}
+
+/* The shared cluster for this case, or NULL when it cannot be had. */
+static gm_test_redis *shared_take(void) {
+  if (!shared || cluster_mode() != shared->cluster) return NULL;
+  if (shared_mark(shared, "busy") != 0) return NULL;
+  if (shared_marked(shared, "dirty")) return NULL;
+  gm_test_redis *r = malloc(sizeof *r);
+  if (!r) abort();
+  *r = *shared;
+  r->shared = 1;
+  int ok = 1;
+  for (int i = 0; i < r->n && ok; i++) ok = shared_reset_node(r, i);
+  for (int waited = 0; ok && !cluster_ready(r); waited += 20) {
+    ok = waited < 5000;
+    sleep_ms(20);
+  }
+  if (!ok) {
+    shared_mark(r, "dirty");
+    free(r);
+    return NULL;
+  }
+  snprintf(r->dir, sizeof r->dir, "/tmp/gm-redis-XXXXXX");
+  if (!mkdtemp(r->dir)) fixture_fail("mkdtemp %s: %s", r->dir, strerror(errno));
+  write_owner(r->dir);
+  taken = r;
+  return r;
+}
+
+/* Whether /proc says pid is gone or a zombie (its sockets are closed). */
+static int process_gone(pid_t pid) {
+  char path[64], stat[256];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 1;
+  size_t n = fread(stat, 1, sizeof stat - 1, f);
+  fclose(f);
+  stat[n] = '\0';
+  const char *paren = strrchr(stat, ')');
+  return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/*
+ * Before a case kills or restarts the shared cluster: no later case may take
+ * it, and its processes (the program's, not this case's: they cannot be
+ * waited for here) are killed.  The fixture then starts this case's own, on
+ * the same ports and folders, as a restart does.
+ */
+static void shared_leave(gm_test_redis *r) {
+  if (!r->shared) return;
+  shared_mark(r, "dirty");
+  peers_drop();
+  for (int i = 0; i < r->n; i++) kill(r->node[i].pid, SIGKILL);
+  for (int i = 0; i < r->n; i++) {
+    for (int waited = 0; waited < 5000 && !process_gone(r->node[i].pid);
+         waited += 10)
+      sleep_ms(10);
+    r->node[i].pid = -1;
+  }
+  r->shared = 0;
+  if (taken == r) taken = NULL;
+}
+
+/* A command sent through gm_test_redis_cmd that changes the node beyond
+   what shared_take's flush undoes. */
+static void shared_watch(const char *cmd) {
+  static const char *const changes[] = {
+      "CONFIG",  "ACL",      "DEBUG",  "SHUTDOWN", "REPLICAOF",
+      "SLAVEOF", "FAILOVER", "MODULE", "CLIENT",   NULL};
+  static const char *const cluster[] = {"CLUSTER", NULL};
+  static const char *const cluster_reads[] = {
+      "KEYSLOT", "SLOTS",           "SHARDS",        "INFO", "NODES",
+      "MYID",    "COUNTKEYSINSLOT", "GETKEYSINSLOT", NULL};
+  if (!taken || shared_marked(taken, "dirty")) return;
+  if (command_arg_is(cmd, 0, changes) ||
+      (command_arg_is(cmd, 0, cluster) &&
+       !command_arg_is(cmd, 1, cluster_reads)))
+    shared_mark(taken, "dirty");
+}
+
+/* Starts the shared cluster (GM_TEST_REDIS_SHARE=1 in cluster mode), before
+   main: a failure only means each case starts its own. */
+__attribute__((constructor)) static void shared_start(void) {
+  const char *share = getenv("GM_TEST_REDIS_SHARE");
+  if (!share || strcmp(share, "1") != 0) return;
+  unsetenv("GM_TEST_REDIS_SHARE"); /* programs this one runs start their own */
+  jmp_buf jump;
+  fail_jump = &jump;
+  if (setjmp(jump) == 0) {
+    if (cluster_mode() != 0) {
+      starting = fixture_new(0);
+      spawn(starting);
+      size_t len = 0;
+      for (int i = 0; starting->n > 1 && i < starting->n; i++)
+        len += (size_t)snprintf(starting->seeds + len,
+                                sizeof starting->seeds - len, "%s127.0.0.1:%d",
+                                i ? "," : "", starting->node[i].port);
+      snprintf(starting->home, sizeof starting->home, "%s", starting->dir);
+      shared = starting;
+      shared_owner = getpid();
+    }
+  } else if (starting) {
+    fprintf(stderr,
+            "redis fixture: no shared cluster; each case starts its "
+            "own\n");
+    gm_test_redis_kill(starting);
+    nftw(starting->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(starting);
+  }
+  starting = NULL;
+  fail_jump = NULL;
+}
+
+__attribute__((destructor)) static void shared_stop(void) {
+  if (!shared || getpid() != shared_owner) return;
+  stop_server(shared);
+  nftw(shared->home, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  free(shared);
+  shared = NULL;
+}
+
 gm_test_redis *gm_test_redis_start(void) {
   return gm_test_redis_start_aof(0);
 }
@@ -446,22 +689,10 @@ static redisContext *peer(const char *addr) {
   return c;
 }
 
-gm_test_redis *gm_test_redis_start_aof(int aof) {
-  /* A write to a connection the server closed (restart, kill) must fail
-     with EPIPE, as in gmd, instead of killing the test. */
+/* A fixture's struct and folder, its servers not started yet. */
+static gm_test_redis *fixture_new(int aof) {
   signal(SIGPIPE, SIG_IGN);
-  sweep_stale();
-  const char *cluster = getenv("GM_TEST_REDIS_CLUSTER");
-  int mode = 0;
-  if (cluster && *cluster) {
-    if (strcmp(cluster, "1") == 0 || strcmp(cluster, "3") == 0)
-      mode = cluster[0] - '0';
-    else
-      fixture_fail(
-          "GM_TEST_REDIS_CLUSTER=%s: set it to 1 (a one-node Redis "
-          "Cluster) or 3 (three masters), or unset it for a plain Redis",
-          cluster);
-  }
+  int mode = cluster_mode();
   gm_test_redis *r = calloc(1, sizeof *r);
   if (!r) abort();
   snprintf(r->dir, sizeof r->dir, "/tmp/gm-redis-XXXXXX");
@@ -483,13 +714,18 @@ gm_test_redis *gm_test_redis_start_aof(int aof) {
     memcpy(nd->dir, dir, sizeof dir);
     snprintf(nd->log, sizeof nd->log, "%s/redis.log", dir);
   }
-  char owner[96];
-  snprintf(owner, sizeof owner, "%s/owner", r->dir);
-  FILE *f = fopen(owner, "w");
-  if (f) {
-    fprintf(f, "%ld\n", (long)getpid());
-    fclose(f);
-  }
+  write_owner(r->dir);
+  return r;
+}
+
+gm_test_redis *gm_test_redis_start_aof(int aof) {
+  /* A write to a connection the server closed (restart, kill) must fail
+     with EPIPE, as in gmd, instead of killing the test. */
+  signal(SIGPIPE, SIG_IGN);
+  sweep_stale();
+  gm_test_redis *r = aof ? NULL : shared_take();
+  if (r) return r;
+  r = fixture_new(aof);
   spawn(r);
   if (r->n > 1) {
     size_t len = 0;
@@ -501,6 +737,7 @@ gm_test_redis *gm_test_redis_start_aof(int aof) {
 }
 
 void gm_test_redis_kill(gm_test_redis *r) {
+  shared_leave(r);
   peers_drop();
   for (int i = 0; i < r->n; i++)
     if (r->node[i].pid > 0) kill(r->node[i].pid, SIGKILL);
@@ -533,13 +770,23 @@ static void stop_server(gm_test_redis *r) {
 void gm_test_redis_stop(gm_test_redis **rp) {
   if (!rp || !*rp) return;
   gm_test_redis *r = *rp;
-  stop_server(r);
+  if (r->shared) {
+    /* The nodes stay for the next case (shared_take). */
+    peers_drop();
+    char busy[96];
+    snprintf(busy, sizeof busy, "%s/busy", r->home);
+    unlink(busy);
+    if (taken == r) taken = NULL;
+  } else {
+    stop_server(r);
+  }
   nftw(r->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
   free(r);
   *rp = NULL;
 }
 
 void gm_test_redis_restart(gm_test_redis *r) {
+  shared_leave(r);
   stop_server(r);
   spawn(r);
 }
@@ -558,6 +805,8 @@ const char *gm_test_redis_dir(const gm_test_redis *r) {
 }
 
 pid_t gm_test_redis_pid(const gm_test_redis *r) {
+  /* The caller may signal it: no later case takes it. */
+  if (r->shared) shared_mark(r, "dirty");
   return r->node[0].pid;
 }
 
@@ -622,16 +871,22 @@ static redisReply *run_routed(redisContext *c, const char *fmt, const char *cmd,
   return reply;
 }
 
-/* The command's name (its first argument) is one of names, which end with
+/* The command's argument n (0: its name) is one of names, which end with
    NULL. */
-static int command_is(const char *cmd, const char *const *names) {
-  const char *p = strstr(cmd, "\r\n$");
-  if (!p || !(p = strstr(p + 3, "\r\n"))) return 0;
-  p += 2;
+static int command_arg_is(const char *cmd, int n, const char *const *names) {
+  const char *p = cmd;
+  for (int k = 0; k <= n; k++) {
+    if (!(p = strstr(p, "\r\n$")) || !(p = strstr(p + 3, "\r\n"))) return 0;
+    p += 2;
+  }
   size_t len = strcspn(p, "\r");
   for (; *names; names++)
     if (strlen(*names) == len && strncasecmp(p, *names, len) == 0) return 1;
   return 0;
+}
+
+static int command_is(const char *cmd, const char *const *names) {
+  return command_arg_is(cmd, 0, names);
 }
 
 /* The integer a field of INFO holds, when all of [p, end) is one. */
@@ -811,6 +1066,7 @@ static redisReply *vcmd(redisContext *c, const char *fmt, va_list ap) {
   char *cmd;
   int len = redisvFormatCommand(&cmd, fmt, ap);
   if (len < 0) fixture_fail("redis command '%s': cannot format it", fmt);
+  shared_watch(cmd);
   redisReply *reply = run_on_masters(c, fmt, cmd, (size_t)len);
   if (!reply) reply = run_routed(c, fmt, cmd, (size_t)len);
   free(cmd);

@@ -43,6 +43,15 @@
  * and without AOF loses the data, as one server does).  The ctest label
  * cluster3 runs the markets' integration tests so (gm_add_check_test ...
  * CLUSTER3).
+ *
+ * With GM_TEST_REDIS_SHARE=1 as well (the ctest cluster copies), the program
+ * starts its cluster once, before main, and each case's gm_test_redis_start
+ * takes it over, flushed (data, functions, scripts, clients, statistics),
+ * instead of paying a cluster's 2 s start; the case's files still go to a
+ * folder of its own.  A case that kills, restarts or reconfigures it (CONFIG,
+ * ACL, ... through gm_test_redis_cmd), asks for its pid, or fails before
+ * stopping its fixture leaves it to no later case: those start their own.
+ * The rules are at shared_take in redis_fixture.c.
  */
 #ifndef GM_TEST_REDIS_FIXTURE_H
 #define GM_TEST_REDIS_FIXTURE_H
