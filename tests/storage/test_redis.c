@@ -1314,6 +1314,81 @@ START_TEST(pipelined_index_update_is_not_waited_for) {
 }
 END_TEST
 
+/* The server's process id, read with INFO (gm_test_redis_pid would keep
+   a shared cluster from later takers). */
+static long server_pid(gm_test_redis *r) {
+  redisContext *c = gm_test_redis_connect(r);
+  redisReply *info = gm_test_redis_cmd(c, "INFO server");
+  const char *p = strstr(info->str, "process_id:");
+  ck_assert_ptr_nonnull(p);
+  long pid = atol(p + strlen("process_id:"));
+  freeReplyObject(info);
+  redisFree(c);
+  return pid;
+}
+
+/*
+ * The cluster copies' shared cluster (GM_TEST_REDIS_SHARE=1, run here as
+ * test_storage_redis_cluster1): a second start in the same case takes the
+ * same server back with nothing of the first left (keys, functions, other
+ * clients, statistics) and a folder of its own; while taken, or once
+ * reconfigured through gm_test_redis_cmd, a start gets a server of its own.
+ */
+START_TEST(fixture_shared_cluster_is_fresh_for_each_taker) {
+  gm_test_redis *r = gm_test_redis_start();
+  if (!gm_test_redis_shared(
+          r)) { /* a plain run, or GM_TEST_REDIS_SHARE unset */
+    gm_test_redis_stop(&r);
+    return;
+  }
+  long pid = server_pid(r);
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s", gm_test_redis_dir(r));
+  redisContext *c = gm_test_redis_connect(r);
+  freeReplyObject(gm_test_redis_cmd(c, "SET gm:test:left 1"));
+  freeReplyObject(gm_test_redis_cmd(
+      c, "FUNCTION LOAD %s",
+      "#!lua name=gmleft\nredis.register_function('gmleft', function() "
+      "return 1 end)"));
+  redisContext *idle = gm_test_redis_connect(r);
+  /* Taken: a second fixture in the same case is a server of its own. */
+  gm_test_redis *other = gm_test_redis_start();
+  ck_assert(!gm_test_redis_shared(other));
+  ck_assert_int_ne(server_pid(other), pid);
+  gm_test_redis_stop(&other);
+  redisFree(c);
+  gm_test_redis_stop(&r);
+  struct stat st;
+  ck_assert_int_ne(stat(dir, &st), 0); /* the case's folder went */
+
+  r = gm_test_redis_start();
+  ck_assert(gm_test_redis_shared(r));
+  ck_assert_int_eq(server_pid(r), pid);
+  ck_assert_str_ne(gm_test_redis_dir(r), dir);
+  c = gm_test_redis_connect(r);
+  ck_assert_int_eq(gm_test_redis_int(c, "DBSIZE"), 0);
+  redisReply *libs = gm_test_redis_cmd(c, "FUNCTION LIST");
+  ck_assert_int_eq((int)libs->elements, 0);
+  freeReplyObject(libs);
+  /* The idle client of the first taker was disconnected. */
+  redisReply *gone = redisCommand(idle, "PING");
+  ck_assert_msg(gone == NULL, "an earlier taker's connection still works");
+  redisFree(idle);
+  redisReply *stats = gm_test_redis_cmd(c, "INFO commandstats");
+  ck_assert_msg(strstr(stats->str, "cmdstat_set:") == NULL,
+                "the first taker's SET is still counted: %s", stats->str);
+  freeReplyObject(stats);
+  /* Reconfigured: later takers get a server of their own. */
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory-samples 6"));
+  redisFree(c);
+  gm_test_redis_stop(&r);
+  r = gm_test_redis_start();
+  ck_assert(!gm_test_redis_shared(r));
+  ck_assert_int_ne(server_pid(r), pid);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 START_TEST(fixture_removes_folders_of_dead_tests) {
   pid_t dead = fork();
   if (dead == 0) _exit(0);
@@ -1603,6 +1678,7 @@ int main(void) {
   TCase *fx = tcase_create("fixture");
   tcase_set_timeout(fx, 60);
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
+  tcase_add_test(fx, fixture_shared_cluster_is_fresh_for_each_taker);
   tcase_add_test(fx, fixture_cluster_mode_refuses_two_slots);
   tcase_add_exit_test(fx, fixture_tcp_connection_reads_only_its_node, 1);
   tcase_add_test(fx, fixture_three_masters_route_and_merge);

@@ -804,6 +804,10 @@ const char *gm_test_redis_dir(const gm_test_redis *r) {
   return r->dir;
 }
 
+int gm_test_redis_shared(const gm_test_redis *r) {
+  return r->shared;
+}
+
 pid_t gm_test_redis_pid(const gm_test_redis *r) {
   /* The caller may signal it: no later case takes it. */
   if (r->shared) shared_mark(r, "dirty");

@@ -81,7 +81,10 @@ void gm_test_redis_kill(gm_test_redis *r);
 const char *gm_test_redis_socket(const gm_test_redis *r);
 /* The temp folder (socket, log); tests may put their own files here. */
 const char *gm_test_redis_dir(const gm_test_redis *r);
-/* The server's pid (node 0's), or -1 after kill. */
+/* Non-zero when r is the program's shared cluster (GM_TEST_REDIS_SHARE). */
+int gm_test_redis_shared(const gm_test_redis *r);
+/* The server's pid (node 0's), or -1 after kill.  On the shared cluster
+   the caller may signal it, so no later case takes that cluster. */
 pid_t gm_test_redis_pid(const gm_test_redis *r);
 /* "127.0.0.1:<port>,..." of every node of a multi-master cluster
    (GM_TEST_REDIS_CLUSTER=3), for gmd's `[redis] cluster`; NULL otherwise. */
