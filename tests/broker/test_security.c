@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "auth.h"
@@ -200,8 +201,23 @@ static Gm__Reply *raw_call(void *s, const char *market, const char *method,
 
 /* Reads s for up to ms; 1 when a refusal ["!", prefix, ...] of `prefix`
    came, and *got_event set when any event came instead. */
+/* Waits up to *ms_left for a message on s (the socket's own receive
+   timeout is 3 s, for whole calls); 1 when one is there, *ms_left less the
+   time waited. */
+static int readable(void *s, int *ms_left) {
+  if (*ms_left <= 0) return 0;
+  zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  int n = zmq_poll(&item, 1, *ms_left);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  *ms_left -=
+      (int)((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
+  return n > 0;
+}
+
 static int raw_refused(void *s, const char *prefix, int *got_event, int ms) {
-  for (int waited = 0; waited < ms; waited += 300) {
+  while (readable(s, &ms)) {
     char f[3][512];
     int n[3] = {0, 0, 0}, k = 0, more = 1;
     if ((n[0] = zmq_recv(s, f[0], sizeof f[0] - 1, 0)) < 0) continue;
@@ -237,7 +253,7 @@ static void tell(gm_audience audience, const char *who, const char *note) {
 /* 1 when a message whose first frame starts with `prefix` arrives within
    ms (others are read and skipped). */
 static int raw_heard(void *s, const char *prefix, int ms) {
-  for (int waited = 0; waited < ms; waited += 300) {
+  while (readable(s, &ms)) {
     char buf[512];
     int n = zmq_recv(s, buf, sizeof buf - 1, 0);
     if (n < 0) continue;
