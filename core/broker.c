@@ -597,8 +597,10 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   if (gm__config_int(cfg, "redis", "port", 6379, 1, 65535, &port, err, errlen))
     goto fail;
   b->redis_cluster = strdup(gm__config_get(cfg, "redis", "cluster", ""));
-  b->raddr = (gm__redis_addr){b->redis_unix, b->redis_host, (int)port,
-                              b->redis_cluster};
+  b->raddr = (gm__redis_addr){.unix_path = b->redis_unix,
+                              .host = b->redis_host,
+                              .port = (int)port,
+                              .cluster = b->redis_cluster};
   if (gm__broker_redis_auth(cfg, err, errlen) != 0) goto fail;
   b->ledger_path = gm__config_path(cfg, "ledger", "path", "ledger.sqlite");
   int scan_check;

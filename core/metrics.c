@@ -257,7 +257,11 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
 /* The thread's Redis connection, (re)opened when needed; NULL and why. */
 static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
   if (!m->redis) {
-    m->redis = gm__redis_connect(&m->view.redis, why, whylen);
+    /* The probe's timeout from the first connection on: a stopped Redis
+       (the kernel still accepts) fails the connect's PING in 2 s. */
+    gm__redis_addr addr = m->view.redis;
+    addr.io_us = REDIS_TIMEOUT_S * 1000000LL;
+    m->redis = gm__redis_connect(&addr, why, whylen);
     if (!m->redis) return NULL;
   } else if (gm__redis_context(m->redis)->err) {
     if (gm__redis_reconnect(m->redis) != GM_OK) {

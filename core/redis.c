@@ -519,11 +519,17 @@ static gm__redis *gm__cluster_connect(const char *seeds, char *err,
 
 gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
                              size_t errlen) {
-  if (addr->cluster && *addr->cluster)
-    return gm__cluster_connect(addr->cluster, err, errlen);
+  if (addr->cluster && *addr->cluster) {
+    gm__redis *r = gm__cluster_connect(addr->cluster, err, errlen);
+    if (r && (addr->connect_us || addr->io_us))
+      gm__redis_set_timeouts(r, addr->connect_us, addr->io_us);
+    return r;
+  }
   gm__redis *r = calloc(1, sizeof *r);
   if (!r) abort();
   r->epfd = -1;
+  r->connect_us = addr->connect_us;
+  r->io_us = addr->io_us;
   if (addr->unix_path && *addr->unix_path) {
     r->unix_path = strdup(addr->unix_path);
     snprintf(r->where, sizeof r->where, "unix socket %s", addr->unix_path);

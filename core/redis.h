@@ -35,6 +35,10 @@ typedef struct gm__redis_addr {
      host and port unused); each command goes to the master serving its
      first key's slot (core/cluster.h). */
   const char *cluster;
+  /* Non-zero: the connect timeout and the read/write timeout, in us, from
+     the first connection on, its PING and AUTH included (as
+     gm__redis_set_timeouts later); 0: 5 s to connect, 30 s per read. */
+  int64_t connect_us, io_us;
 } gm__redis_addr;
 
 typedef struct gm__redis gm__redis;

@@ -456,6 +456,38 @@ START_TEST(healthz_on_a_stalled_redis_waits_one_timeout) {
 }
 END_TEST
 
+/* The same on the first probe, which opens /healthz's connection: the
+   connect's own PING (and AUTH) wait the probe's 2 s, not the 30 s of a
+   worker's connection. */
+START_TEST(first_healthz_on_a_stalled_redis_waits_one_timeout) {
+  pid_t pid = gm_test_redis_pid(redis);
+  ck_assert_int_gt(pid, 0);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int status;
+  char *body = http("GET", "/healthz", &status);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  kill(pid, SIGCONT);
+  long ms =
+      (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  ck_assert_msg(status == 503, "/healthz on a stopped Redis: %d %s", status,
+                body ? body : "");
+  ck_assert_msg(ms < 3500, "the first /healthz took %ld ms on a stopped Redis",
+                ms);
+  free(body);
+  for (int i = 0; i < 100; i++) {
+    body = http("GET", "/healthz", &status);
+    if (status == 200) break;
+    free(body);
+    body = NULL;
+    sleep_ms(50);
+  }
+  ck_assert_msg(body, "/healthz stayed failing after Redis went on");
+  free(body);
+}
+END_TEST
+
 static int gauge_pending(void *arg, double *value) {
   *value = *(double *)arg;
   return 0;
@@ -651,6 +683,7 @@ int main(void) {
   tcase_add_test(tc, metrics_move_with_requests_and_pass_promtool);
   tcase_add_test(tc, healthz_fails_while_redis_is_gone);
   tcase_add_test(tc, healthz_on_a_stalled_redis_waits_one_timeout);
+  tcase_add_test(tc, first_healthz_on_a_stalled_redis_waits_one_timeout);
   tcase_add_test(tc, deadline_gauges_count_tags);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
