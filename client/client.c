@@ -26,7 +26,11 @@ struct gm_client {
   /* With CURVE: a PAIR receiving the DEALER's handshake events, so a key the
      broker refuses is told apart from a broker that does not answer. */
   void *mon;
-  unsigned refused; /* the ZAP status of a refused handshake, or 0 */
+  /* The ZAP status (400, 500) the broker ended a handshake of this socket
+     with, or 0.  ZeroMQ does not reconnect such a socket: it is replaced
+     before the next request is sent.  (A 300 sends no word: the handshake
+     just waits, and the lazy-pirate retries reopen the socket.) */
+  unsigned zap;
   unsigned dropped; /* handshakes cut short during the current call */
 };
 
@@ -99,7 +103,7 @@ void gm__client_monitor_close(void *sock, void **mon) {
 }
 
 unsigned gm__client_refused(void *mon, unsigned *dropped) {
-  unsigned refused = 0;
+  unsigned status = 0;
   while (mon) {
     zmq_msg_t ev, addr;
     zmq_msg_init(&ev);
@@ -112,13 +116,14 @@ unsigned gm__client_refused(void *mon, unsigned *dropped) {
       uint32_t value;
       memcpy(&event, d, sizeof event);
       memcpy(&value, d + 2, sizeof value);
-      /* 400: the key is not admitted.  300 and 500 (try later, the
-         broker's own failure) stay "no answer": the retries cover them. */
+      /* 400: the key is not admitted; 500: the broker failed checking it.
+         (A 300, try later, comes as no event: the broker sends no ERROR
+         for it.)  A 400 outweighs the others. */
 #ifdef ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 400)
-        refused = value;
-      else if (dropped && (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
-                           event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
+      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        if (status != 400) status = value;
+      } else if (dropped && (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                             event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
         ++*dropped;
 #else
       (void)event;
@@ -129,20 +134,20 @@ unsigned gm__client_refused(void *mon, unsigned *dropped) {
     zmq_msg_close(&addr);
     if (!got) break;
   }
-  return refused;
+  return status;
 }
 
 /* Reads the monitor's pending events; 1 when the broker refused the key. */
 static int gm__refused(gm_client *c) {
   unsigned r = gm__client_refused(c->mon, &c->dropped);
-  if (r) c->refused = r;
-  return c->refused != 0;
+  if (r && c->zap != 400) c->zap = r;
+  return c->zap == 400;
 }
 
 /* Opens and connects a fresh DEALER; 0 or -1 with errno set. */
 static int gm__open(gm_client *c) {
   int linger = 0;
-  c->refused = 0;
+  c->zap = 0;
   c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
   if (!c->sock) return -1;
   /* A closed socket must not hold the process on unsent requests. */
@@ -161,6 +166,19 @@ static int gm__open(gm_client *c) {
     return -1;
   }
   return 0;
+}
+
+/*
+ * Before a request is sent: a socket whose handshake the broker ended with
+ * a ZAP status (a refused key) is never reconnected by ZeroMQ (libzmq 4.3
+ * ends the connection for good), so it is replaced: the broker decides
+ * again (the key may have been registered since).  0, or -1 with errno set.
+ */
+static int gm__renew_if_refused(gm_client *c) {
+  /* No socket: the last one could not be reopened; try again. */
+  if (c->sock && (gm__refused(c), !c->zap)) return 0;
+  gm__close(c);
+  return gm__open(c);
 }
 
 static pthread_mutex_t gm__ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -299,18 +317,22 @@ static int gm__pack_msg(const ProtobufCMessage *msg, uint8_t **out,
  */
 static int gm__recv_frame(gm_client *c, int timeout_ms, zmq_msg_t *frame) {
   /* A reply already queued is taken without a poll (the common case when
-     draining pipelined replies). */
-  int polled = 0;
+     draining pipelined replies).  Handshake events wake the poll too: the
+     wait goes on until the deadline. */
+  int64_t deadline = timeout_ms < 0 ? 0 : gm__client_now_ms() + timeout_ms;
   for (;;) {
     if (zmq_msg_recv(frame, c->sock, ZMQ_DONTWAIT) < 0) {
       if (errno != EAGAIN) return errno == EINTR ? 0 : -1;
       if (gm__refused(c)) return -2;
-      if (polled || timeout_ms == 0) return 0;
+      long wait = -1;
+      if (timeout_ms >= 0) {
+        wait = (long)(deadline - gm__client_now_ms());
+        if (wait <= 0) return 0;
+      }
       zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
                                  {c->mon, 0, ZMQ_POLLIN, 0}};
-      int rc = zmq_poll(items, c->mon ? 2 : 1, timeout_ms);
+      int rc = zmq_poll(items, c->mon ? 2 : 1, wait);
       if (rc <= 0) return rc < 0 && errno != EINTR ? -1 : 0;
-      polled = 1;
       continue;
     }
     if (!zmq_msg_more(frame)) return 1;
@@ -325,7 +347,7 @@ static gm_status gm__refused_fail(gm_client *c, gm_result *out) {
       "no participant is registered with it, or it was replaced by a new "
       "key; have an admin register it (gm admin register ID --roles ROLES "
       "--key %s) or use the participant's current key file",
-      c->endpoint, c->o.public_key, c->refused, c->o.public_key);
+      c->endpoint, c->o.public_key, c->zap, c->o.public_key);
 }
 
 /*
@@ -401,17 +423,21 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
 
   int attempts = c->o.timeout_ms < 0 ? 1 : 1 + c->o.retries;
   for (int attempt = 0; attempt < attempts; attempt++) {
+    int renew = 0;
     if (attempt > 0) {
       /*
        * Lazy pirate: the old socket may hold a half-sent request or a dead
        * connection; a new one (new identity) cannot receive stale replies.
        */
       gm__close(c);
-      if (gm__open(c)) {
-        gm__result_fail(out, GM_UNAVAILABLE, "cannot reconnect to %s: %s",
-                        c->endpoint, zmq_strerror(errno));
-        goto done;
-      }
+      renew = gm__open(c);
+    } else {
+      renew = gm__renew_if_refused(c);
+    }
+    if (renew) {
+      gm__result_fail(out, GM_UNAVAILABLE, "cannot reconnect to %s: %s",
+                      c->endpoint, zmq_strerror(errno));
+      goto done;
     }
     int snd_timeout = c->o.timeout_ms;
     zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &snd_timeout, sizeof snd_timeout);
@@ -449,17 +475,18 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
     }
   }
   gm__refused(c); /* the last attempt's handshake events */
-  if (c->dropped)
-    /* Someone listens but ends every handshake: not a missing broker. */
+  if (c->dropped >= 2)
+    /* Someone listens but ends every handshake: not a missing broker.  One
+       cut alone is what a broker killed during a handshake looks like. */
     gm__result_fail(
         out, GM_UNAVAILABLE,
         "no reply from %s after %d attempt%s of %d ms: the broker there ended "
-        "%u CURVE handshake%s without a word, which is what a server key "
+        "%u CURVE handshakes without a word, which is what a server key "
         "that is not this broker's looks like: copy the public line of the "
         "broker's key file again (or, for a development broker without "
         "CURVE, set no keys)",
         c->endpoint, attempts, attempts == 1 ? "" : "s", c->o.timeout_ms,
-        c->dropped, c->dropped == 1 ? "" : "s");
+        c->dropped);
   else
     gm__result_fail(out, GM_UNAVAILABLE,
                     "no reply from %s after %d attempt%s of %d ms: is gmd "
@@ -469,8 +496,11 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
                     c->endpoint, attempts, attempts == 1 ? "" : "s",
                     c->o.timeout_ms,
                     c->o.server_public_key
-                        ? "; with CURVE, also check the server key and that "
-                          "an admin registered this client's public key"
+                        ? "; with CURVE, also check the server key, that "
+                          "an admin registered this client's public key, "
+                          "and the broker's log (a broker that cannot read "
+                          "its participant registry leaves handshakes "
+                          "unanswered)"
                         : "");
 done:
   free(frame);
@@ -502,6 +532,9 @@ gm_status gm_client_send(gm_client *c, const char *market, const char *method,
                          size_t body_len, uint64_t *request_id) {
   if (!c || !market || !*market || !method || !*method)
     return GM_INVALID_ARGUMENT;
+  /* Requests sent on a refused socket are never delivered: a new socket,
+     whose refusal (if the key is still refused) gm_client_recv() tells. */
+  if (gm__renew_if_refused(c)) return GM_UNAVAILABLE;
   uint64_t id = c->next_id;
   size_t len;
   uint8_t *frame = gm__pack_request(c, market, method, idempotency_key, body,

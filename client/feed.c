@@ -18,6 +18,12 @@
 /* How often private subscriptions are sent again; the broker forgets a
    connection it has not heard from for 20 s (core/privfeed.h). */
 #define GM__RESEND_MS 5000
+/* How soon a feed whose handshake the broker ended with a ZAP status (a
+   refused key) connects again, as ZeroMQ does not reconnect such a socket:
+   after 1 s, then twice as long each time up to 32 s (every try is a line
+   in the broker's log). */
+#define GM__ZAP_RETRY_MS 1000
+#define GM__ZAP_RETRY_MAX_MS 32000
 
 typedef struct gm__fsub {
   char *prefix;  /* a private prefix as subscribed */
@@ -25,17 +31,20 @@ typedef struct gm__fsub {
 } gm__fsub;
 
 struct gm_feed {
-  void *ctx;           /* the shared ZeroMQ context (acquired) */
-  void *sock;          /* the SUB socket: public events */
-  void *priv;          /* the DEALER on the private feed, or NULL */
-  char *priv_endpoint; /* where it connects; NULL: unknown */
-  gm__fsub *subs;      /* private subscriptions */
-  size_t nsubs, cap;   /* used, allocated */
-  int64_t resend_ms;   /* when to send them again (monotonic) */
-  int turn;            /* which socket is read first, in turn */
-  gm_client_options o; /* keys and max_reply; strings owned */
-  void *mon;           /* the SUB's CURVE handshake watch, or NULL */
-  int refused_told;    /* a refused key was reported by gm_feed_recv() */
+  void *ctx;            /* the shared ZeroMQ context (acquired) */
+  void *sock;           /* the SUB socket: public events */
+  void *priv;           /* the DEALER on the private feed, or NULL */
+  char *priv_endpoint;  /* where it connects; NULL: unknown */
+  gm__fsub *subs;       /* private subscriptions */
+  size_t nsubs, cap;    /* used, allocated */
+  int64_t resend_ms;    /* when to send them again (monotonic) */
+  int turn;             /* which socket is read first, in turn */
+  gm_client_options o;  /* keys and max_reply; strings owned */
+  void *mon;            /* the SUB's CURVE handshake watch, or NULL */
+  int refused_told;     /* a refused key was reported by gm_feed_recv() */
+  char *endpoint;       /* the public feed's */
+  int64_t reconnect_ms; /* when to connect again after a ZAP status; 0 */
+  int64_t retry_ms;     /* the wait before that, doubling */
 };
 
 gm_status gm_feed_private_endpoint(const char *feed, char *out, size_t n) {
@@ -90,6 +99,11 @@ gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
     goto fail;
   }
   if (gm__client_options_copy(&f->o, opts)) goto fail;
+  f->endpoint = strdup(endpoint);
+  if (!f->endpoint) {
+    gm__client_set_error("out of memory creating a feed");
+    goto fail;
+  }
   if (f->o.private_feed) {
     f->priv_endpoint = strdup(f->o.private_feed);
   } else {
@@ -131,6 +145,7 @@ void gm_feed_destroy(gm_feed **fp) {
   for (size_t i = 0; i < f->nsubs; i++) free(f->subs[i].prefix);
   free(f->subs);
   free(f->priv_endpoint);
+  free(f->endpoint);
   gm__client_options_free(&f->o);
   free(f);
   *fp = NULL;
@@ -291,6 +306,19 @@ done:
   return status;
 }
 
+/* Connects both sockets again after the broker ended their handshakes
+   (the same key: one refusal is both's); subscriptions are kept by the SUB
+   and sent again at once to the private feed. */
+static void gm__feed_reconnect(gm_feed *f, int64_t now) {
+  zmq_disconnect(f->sock, f->endpoint);
+  zmq_connect(f->sock, f->endpoint);
+  if (f->priv) {
+    zmq_disconnect(f->priv, f->priv_endpoint);
+    zmq_connect(f->priv, f->priv_endpoint);
+    f->resend_ms = now;
+  }
+}
+
 gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
                        int timeout_ms) {
   if (!topic || !ev) return GM_INVALID_ARGUMENT;
@@ -305,6 +333,18 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
   int64_t now = gm__client_now_ms();
   int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
   for (;;) {
+    unsigned zap = gm__client_refused(f->mon, NULL);
+    if (zap) {
+      f->retry_ms = !f->retry_ms ? GM__ZAP_RETRY_MS
+                    : f->retry_ms < GM__ZAP_RETRY_MAX_MS / 2
+                        ? f->retry_ms * 2
+                        : GM__ZAP_RETRY_MAX_MS;
+      f->reconnect_ms = now + f->retry_ms;
+    }
+    if (f->reconnect_ms && now >= f->reconnect_ms) {
+      f->reconnect_ms = 0;
+      gm__feed_reconnect(f, now);
+    }
     if (f->priv && now >= f->resend_ms) {
       for (size_t i = 0; i < f->nsubs; i++)
         gm__feed_send_sub(f, 1, f->subs[i].prefix);
@@ -312,9 +352,11 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
     }
     int64_t wait = deadline - now;
     if (f->priv && f->resend_ms - now < wait) wait = f->resend_ms - now;
+    if (f->reconnect_ms && f->reconnect_ms - now < wait)
+      wait = f->reconnect_ms - now;
     if (wait > 1000000) wait = 1000000; /* forever, in steps */
     if (wait < 0) wait = 0;
-    if (gm__client_refused(f->mon, NULL) && !f->refused_told) {
+    if (zap == 400 && !f->refused_told) {
       /* Once: the feed keeps trying, and events come if the key is
          registered later. */
       f->refused_told = 1;

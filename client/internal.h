@@ -33,13 +33,16 @@ void gm__client_ctx_release(void);
 
 /*
  * CURVE handshake watch: the broker answers a key it does not admit with ZAP
- * status 400, which ZeroMQ reports only as a socket event.  monitor() starts
- * watching `sock` and returns the socket to read the events from, or NULL
- * (best effort: without it a refusal looks like silence); refused() drains
- * it and returns 400 when a handshake was refused since the last call, else
+ * status 400, which ZeroMQ reports only as a socket event, and then ends
+ * that connection for good (libzmq 4.3 does not reconnect it).  monitor()
+ * starts watching `sock` and returns the socket to read the events from, or
+ * NULL (best effort: without it a refusal looks like silence); refused()
+ * drains it and returns the ZAP status of a handshake the broker ended with
+ * one since the last call (400, or 500 for its own failure; 400 wins), else
  * 0, and adds to *dropped (when not NULL) the handshakes that ended without
- * a word (what a wrong server key looks like); monitor_close() stops
- * watching (before `sock` is closed).
+ * a word (what a wrong server key looks like; a ZAP 300 makes no event at
+ * all: the handshake waits); monitor_close() stops watching (before `sock`
+ * is closed).
  */
 void *gm__client_monitor(void *ctx, void *sock);
 unsigned gm__client_refused(void *mon, unsigned *dropped);

@@ -413,6 +413,18 @@ static void zap_handle(gm__auth *a) {
               NULL, NULL);
     goto done;
   }
+  if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL) {
+    /* An error reply (LOADING after a restart, NOPERM, MOVED...) says
+       nothing about the key: "try later", never "not registered". */
+    gm__log(GM_LOG_WARN, "auth",
+            "could not check client key %s: Redis answered %s; the client "
+            "is told to try later",
+            z85, r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected type");
+    zap_reply(a->rep, reqid, reqid_len, "300", "participant registry down", "",
+              NULL, NULL);
+    freeReplyObject(r);
+    goto done;
+  }
   if (r->type != REDIS_REPLY_STRING) {
     gm__log(GM_LOG_WARN, "auth", "refused unregistered client key %s", z85);
     zap_reply(a->rep, reqid, reqid_len, "400", "key not registered", "", NULL,

@@ -185,6 +185,8 @@ GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);
  *   GM_PERMISSION_DENIED with answered = 0, at once and nothing sent, when
  *     the broker refused this client's CURVE key (ZAP status 400: no
  *     participant has it, or it was replaced); the message names the key.
+ *     The next call asks the broker again on a new connection: once an
+ *     admin registers the key, the same client is served.
  * Replies to other request ids (late replies to an earlier attempt,
  * pipelined replies) are dropped.  With CURVE, a wrong server key shows as
  * GM_UNAVAILABLE (the broker cannot read the handshake and drops it without
@@ -298,7 +300,8 @@ GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
  * (gm_client_last_error() says why); it is dropped, not sent again.  With
  * *topic "" (once per feed): the broker refused this feed's CURVE key
  * itself, so no event comes until an admin registers the key (the feed
- * keeps trying and then receives without further action).
+ * tries again after 1 s, then twice as long each time up to 32 s, and then
+ * receives without further action).
  *
  * Subscriptions take effect a moment after gm_feed_subscribe() returns (the
  * broker learns of them over the network): events published in between,
