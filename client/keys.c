@@ -44,6 +44,13 @@ static int gm__key_ok(const char *key) {
   return key && strlen(key) == 40 && zmq_z85_decode(raw, key) != NULL;
 }
 
+/* 0 when `pub` is the public key of `sec` (or libzmq cannot tell: built
+   without CURVE); both valid Z85 keys. */
+static int gm__pair_mismatch(const char *pub, const char *sec) {
+  char derived[41];
+  return zmq_curve_public(derived, sec) == 0 && strcmp(derived, pub) != 0;
+}
+
 static char *gm__dup(const char *s) {
   return s ? strdup(s) : NULL;
 }
@@ -88,6 +95,15 @@ int gm__client_options_copy(gm_client_options *out,
           "a server key is set but this client has no valid CURVE key pair: "
           "make one with `gm keygen --out FILE`, have an admin register its "
           "public key, and pass --key-file FILE");
+      return -1;
+    }
+    if (gm__pair_mismatch(pub, sec)) {
+      /* The broker would fail every handshake without a word. */
+      gm__client_set_error(
+          "this client's public key %s is not the public key of its secret "
+          "key: the two come from different key pairs; use the public and "
+          "secret lines of one `gm keygen` file",
+          pub);
       return -1;
     }
   }
@@ -138,6 +154,8 @@ gm_status gm_key_file_read(const char *path, char public_key[41],
         path, strerror(errno));
     return GM_NOT_FOUND;
   }
+  /* Unbuffered: no copy of the secret left in a freed stdio buffer. */
+  setvbuf(f, NULL, _IONBF, 0);
   gm_status st = GM_OK;
   while (fgets(line, sizeof line, f)) {
     char *eq = strchr(line, '='), *k = line, *v;
@@ -181,6 +199,14 @@ gm_status gm_key_file_read(const char *path, char public_key[41],
         "key file %s has a public key but no \"secret = ...\" line: it is "
         "someone's public key (the broker's?), not this client's key pair; "
         "make one with `gm keygen --out FILE`",
+        path);
+    st = GM_INVALID_ARGUMENT;
+  }
+  if (st == GM_OK && pub[0] && sec[0] && gm__pair_mismatch(pub, sec)) {
+    gm__client_set_error(
+        "key file %s: its public key is not the public key of its secret "
+        "key (the two lines come from different key pairs); make a new pair "
+        "with `gm keygen --out FILE`, or copy both lines of one file",
         path);
     st = GM_INVALID_ARGUMENT;
   }

@@ -322,7 +322,10 @@ GM_CLIENT_EXPORT void gm_feed_event_free(Gm__Event **ev);
  * characters + NUL each).  With secret_key NULL only the public key is
  * needed: that reads the broker's public key from a file its operator gave.
  * GM_OK; GM_NOT_FOUND when the file cannot be opened; GM_INVALID_ARGUMENT
- * when a key is missing or malformed; gm_client_last_error() says which.
+ * when a key is missing or malformed, or the public line is not the secret
+ * key's (two pairs mixed); gm_client_last_error() says which.  The file is
+ * read unbuffered (no copy of the secret left in freed memory); its
+ * permissions are not checked: keep it mode 0600.
  * On failure both outputs are "".  Wipe secret_key when done with it
  * (explicit_bzero): gm_client_new() keeps its own copy.
  */

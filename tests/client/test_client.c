@@ -478,6 +478,33 @@ START_TEST(key_files_are_read_or_explained) {
   ck_assert_msg(strstr(gm_client_last_error(), "no \"secret = ...\" line"),
                 "%s", gm_client_last_error());
 
+  /* Windows line ends and trailing blanks. */
+  snprintf(text, sizeof text, "public = %s  \r\nsecret = %s\t\r\n", pub, sec);
+  path = key_file(dir, "crlf.key", text);
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_OK);
+  ck_assert_str_eq(rp, pub);
+  ck_assert_str_eq(rs, sec);
+
+  /* Lines of two different pairs: every handshake would fail without a
+     word (it looked like a wrong server key). */
+  char pub2[41], sec2[41];
+  ck_assert_int_eq(gm_keypair(pub2, sec2), GM_OK);
+  snprintf(text, sizeof text, "public = %s\nsecret = %s\n", pub2, sec);
+  path = key_file(dir, "mixed.key", text);
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_INVALID_ARGUMENT);
+  ck_assert_str_eq(rs, "");
+  ck_assert_msg(strstr(gm_client_last_error(), "different key pairs"), "%s",
+                gm_client_last_error());
+  gm_client_options mo;
+  gm_client_options_init(&mo);
+  mo.server_public_key = pub;
+  mo.public_key = pub2;
+  mo.secret_key = sec;
+  ck_assert_ptr_null(gm_client_new("tcp://127.0.0.1:1", &mo));
+  ck_assert_msg(strstr(gm_client_last_error(), "different key pairs"), "%s",
+                gm_client_last_error());
+  ck_assert_ptr_null(gm_feed_new("tcp://127.0.0.1:1", &mo));
+
   /* A key cut short. */
   snprintf(text, sizeof text, "public = %.39s\nsecret = %s\n", pub, sec);
   path = key_file(dir, "short.key", text);
@@ -521,8 +548,8 @@ START_TEST(key_files_are_read_or_explained) {
   gm_client_destroy(&c);
   gm_test_echo_stop(&e);
 
-  const char *names[] = {"me.key", "zcert.key", "server.pub", "short.key",
-                         "other.txt"};
+  const char *names[] = {"me.key",    "zcert.key", "server.pub", "short.key",
+                         "other.txt", "crlf.key",  "mixed.key"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     snprintf(missing, sizeof missing, "%s/%s", dir, names[i]);
     unlink(missing);
