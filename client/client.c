@@ -565,6 +565,10 @@ gm_status gm_client_send_msg(gm_client *c, const char *market,
 
 int gm_client_poll(gm_client *const *clients, size_t n, int timeout_ms,
                    unsigned char *ready) {
+  if (n && (!clients || !ready)) {
+    errno = EINVAL;
+    return -1;
+  }
   zmq_pollitem_t local[64];
   zmq_pollitem_t *items =
       n <= sizeof local / sizeof *local ? local : malloc(n * sizeof *items);

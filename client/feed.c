@@ -67,8 +67,8 @@ gm_status gm_feed_private_endpoint(const char *feed, char *out, size_t n) {
 
 const char *gm_feed_topic_audience(const char *topic, gm_audience *audience,
                                    char *who, size_t n) {
-  if (!topic || !*topic) return NULL;
   if (who && n) who[0] = '\0';
+  if (!topic || !*topic || !audience) return NULL;
   if (topic[0] != '@') {
     *audience = GM_AUDIENCE_PUBLIC;
     return topic;

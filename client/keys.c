@@ -19,8 +19,15 @@ static _Thread_local char gm__last_error[512];
 void gm__client_set_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(gm__last_error, sizeof gm__last_error, fmt, ap);
+  int n = vsnprintf(gm__last_error, sizeof gm__last_error, fmt, ap);
   va_end(ap);
+  if (n < 0 || (size_t)n < sizeof gm__last_error) return;
+  /* Cut short (a long path or broker text): end on a whole UTF-8 character,
+     never inside one, and say so. */
+  static const char more[] = "...";
+  size_t end = sizeof gm__last_error - sizeof more;
+  while (end > 0 && ((unsigned char)gm__last_error[end] & 0xC0) == 0x80) end--;
+  memcpy(gm__last_error + end, more, sizeof more);
 }
 
 const char *gm_client_last_error(void) {
@@ -28,6 +35,7 @@ const char *gm_client_last_error(void) {
 }
 
 void gm_client_options_init(gm_client_options *o) {
+  if (!o) return;
   memset(o, 0, sizeof *o);
   o->size = sizeof *o;
 }
@@ -220,6 +228,7 @@ gm_status gm_key_file_read(const char *path, char public_key[41],
 
 gm_status gm_client_new_idempotency_key(char out[33]) {
   static const char hex[] = "0123456789abcdef";
+  if (!out) return GM_INVALID_ARGUMENT;
   uint8_t raw[16];
   size_t got = 0;
   while (got < sizeof raw) {
@@ -240,6 +249,11 @@ gm_status gm_client_new_idempotency_key(char out[33]) {
 }
 
 gm_status gm_keypair(char public_key[41], char secret_key[41]) {
+  if (!public_key || !secret_key) {
+    if (public_key) public_key[0] = '\0';
+    if (secret_key) secret_key[0] = '\0';
+    return GM_INVALID_ARGUMENT;
+  }
   if (zmq_curve_keypair(public_key, secret_key) != 0) {
     public_key[0] = secret_key[0] = '\0';
     /* Only fails when libzmq was built without CURVE (libsodium). */

@@ -123,9 +123,10 @@ static void listen_feed(gm_feed *f, int seconds) {
       /* One count per audience and broker: the part before the space of
          a private topic, "public" otherwise. */
       char audience[160];
-      gm_audience who;
+      gm_audience who = GM_AUDIENCE_PUBLIC; /* unset for a malformed topic */
       char id[65];
-      gm_feed_topic_audience(topic, &who, id, sizeof id);
+      if (!gm_feed_topic_audience(topic, &who, id, sizeof id))
+        snprintf(id, sizeof id, "?");
       snprintf(audience, sizeof audience, "%s|%s",
                who == GM_AUDIENCE_PUBLIC ? "public" : id, ev->broker);
       size_t i = 0;

@@ -158,7 +158,9 @@ GM_CLIENT_EXPORT void gm_client_destroy(gm_client **c);
 
 /* Why the last gm_client_new(), gm_feed_new(), gm_key_file_read(),
    gm_feed_subscribe() or refused gm_feed_recv() in this thread failed.
-   Owned by the library: valid until the next such call in this thread. */
+   Owned by the library: valid until the next such call in this thread.
+   UTF-8 when the texts in it are (paths, endpoints); a reason longer than
+   511 bytes is cut on a whole character and ends with "...". */
 GM_CLIENT_EXPORT const char *gm_client_last_error(void);
 
 /* The endpoint the client was created for (the client owns it; "" for
@@ -241,17 +243,19 @@ gm_client_recv(gm_client *c, int timeout_ms,
  * gm_client_recv(clients[i], 0, ...) takes it without waiting), 0 for the
  * others; NULL entries are skipped.  Returns how many are ready, 0 on
  * timeout, -1 on error (errno says why; EINVAL when there is no client to
- * wait on and no timeout).
+ * wait on and no timeout, or when clients or ready is NULL with n > 0).
  */
 GM_CLIENT_EXPORT int gm_client_poll(gm_client *const *clients, size_t n,
                                     int timeout_ms, unsigned char *ready);
 
 /* A fresh idempotency key: 32 lowercase hex characters from getrandom()
-   and a NUL.  GM_OK, or GM_INTERNAL when the kernel has no randomness. */
+   and a NUL.  GM_OK, GM_INTERNAL when the kernel has no randomness, or
+   GM_INVALID_ARGUMENT for a NULL out. */
 GM_CLIENT_EXPORT gm_status gm_client_new_idempotency_key(char out[33]);
 
-/* A new CURVE key pair, Z85 encoded (40 characters + NUL each).  GM_OK, or
-   GM_UNIMPLEMENTED when libzmq was built without CURVE. */
+/* A new CURVE key pair, Z85 encoded (40 characters + NUL each).  GM_OK,
+   GM_UNIMPLEMENTED when libzmq was built without CURVE, or
+   GM_INVALID_ARGUMENT when either is NULL. */
 GM_CLIENT_EXPORT gm_status gm_keypair(char public_key[41], char secret_key[41]);
 
 /* The status's name as in proto/greenmarket.proto, e.g. "NOT_FOUND"
@@ -350,7 +354,8 @@ GM_CLIENT_EXPORT gm_status gm_feed_private_endpoint(const char *feed, char *out,
  * Who a topic is for: GM_AUDIENCE_PUBLIC, or GM_AUDIENCE_PARTICIPANT /
  * GM_AUDIENCE_ROLE with the participant id or role copied to who[0..n)
  * (n >= 65 always fits).  Returns the "<market>.<event>" part of `topic`
- * (inside it), or NULL for a malformed topic.
+ * (inside it), or NULL for a malformed topic or a NULL audience (then
+ * *audience is not set and who is "").
  */
 GM_CLIENT_EXPORT const char *gm_feed_topic_audience(const char *topic,
                                                     gm_audience *audience,

@@ -4,6 +4,7 @@
  * pipelining, the feed, CURVE, keys.
  */
 #include <check.h>
+#include <errno.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "echo_server.h"
 #include "greenmarket.pb-c.h"
+#include "greenmarket/text.h"
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -641,6 +643,59 @@ START_TEST(refused_key_is_permission_denied_at_once) {
 }
 END_TEST
 
+static int valid_utf8(const char *s) {
+  size_t len = strlen(s), n;
+  for (size_t i = 0; i < len; i += n)
+    if (gm_utf8_decode((const unsigned char *)s + i, len - i, &n) < 0) return 0;
+  return 1;
+}
+
+/*
+ * gm_client_last_error() holds 512 bytes: a longer reason (a long path of
+ * non-ASCII folder names) is cut on a whole character and says so.  Before
+ * the fix it was cut inside a character: invalid UTF-8.
+ */
+START_TEST(long_errors_are_cut_on_a_character) {
+  for (int shift = 0; shift < 4; shift++) {
+    char path[1024] = "/tmp/";
+    size_t at = strlen(path);
+    for (int i = 0; i < shift; i++) path[at++] = 'x';
+    while (at + 3 < 700) { /* U+00E9 and U+4E2D, 2 and 3 bytes */
+      memcpy(path + at, at % 2 ? "\xc3\xa9" : "\xe4\xb8\xad", at % 2 ? 2 : 3);
+      at += at % 2 ? 2 : 3;
+    }
+    path[at] = '\0';
+    char pub[41], sec[41];
+    ck_assert_int_eq(gm_key_file_read(path, pub, sec), GM_NOT_FOUND);
+    const char *e = gm_client_last_error();
+    ck_assert_msg(valid_utf8(e), "shift %d: not UTF-8: %s", shift, e);
+    ck_assert_uint_le(strlen(e), 511);
+    ck_assert_msg(strlen(e) >= 500 && !strcmp(e + strlen(e) - 3, "..."), "%s",
+                  e);
+    ck_assert(!strncmp(e, "cannot read key file /tmp/", 26));
+  }
+}
+END_TEST
+
+/* NULL where the library writes or reads is refused, not a crash. */
+START_TEST(null_outputs_are_refused) {
+  char k[41];
+  ck_assert_int_eq(gm_client_new_idempotency_key(NULL), GM_INVALID_ARGUMENT);
+  ck_assert_int_eq(gm_keypair(NULL, k), GM_INVALID_ARGUMENT);
+  ck_assert_str_eq(k, "");
+  ck_assert_int_eq(gm_keypair(k, NULL), GM_INVALID_ARGUMENT);
+  gm_client_options_init(NULL);
+  ck_assert_ptr_null(gm_feed_topic_audience("carbon.trade", NULL, k, 41));
+  unsigned char ready[1];
+  errno = 0;
+  ck_assert_int_eq(gm_client_poll(NULL, 1, 0, ready), -1);
+  ck_assert_int_eq(errno, EINVAL);
+  gm_client *none = NULL;
+  ck_assert_int_eq(gm_client_poll(&none, 1, 0, NULL), -1);
+  ck_assert_int_eq(gm_client_poll(NULL, 0, 0, NULL), 0);
+}
+END_TEST
+
 START_TEST(unusable_calls_are_refused_before_sending) {
   gm_test_echo *e = gm_test_echo_start(NULL);
   gm_client *c = client(gm_test_echo_endpoint(e), 2000, 0);
@@ -719,6 +774,8 @@ int main(void) {
   tcase_add_test(tc, key_files_are_read_or_explained);
   tcase_add_test(tc, unusable_calls_are_refused_before_sending);
   tcase_add_test(tc, refused_key_is_permission_denied_at_once);
+  tcase_add_test(tc, long_errors_are_cut_on_a_character);
+  tcase_add_test(tc, null_outputs_are_refused);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
