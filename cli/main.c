@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -174,7 +175,8 @@ static int gm__globals_take(gm_cli *cli, int *argc, char **argv,
 static int gm__load_keys(gm_cli *cli, gm__keys *k, const char *server_key,
                          const char *key_file) {
   if (server_key && *server_key) {
-    if (strlen(server_key) == 40) {
+    /* A readable file is a file, even with a 40-character path. */
+    if (strlen(server_key) == 40 && access(server_key, R_OK) != 0) {
       memcpy(k->server, server_key, 41);
     } else {
       if (gm_key_file_read(server_key, k->server, NULL) != GM_OK) {

@@ -215,7 +215,21 @@ START_TEST(keygen_writes_a_private_file_once) {
   r = run(gm_test_echo_endpoint(e), "ping", "--key-file", path, NULL);
   ck_assert_int_eq(r->code, 1);
   ck_assert_msg(strstr(r->err, "needs --server-key"), "%s", r->err);
+  /* A server key file whose path happens to be 40 characters long is read
+     as a file (it was taken for a key, and refused as a malformed one). */
+  char spath[256];
+  snprintf(spath, sizeof spath, "%s/%0*d.pub", dir, (int)(40 - strlen(dir) - 5),
+           7);
+  ck_assert_uint_eq(strlen(spath), 40);
+  f = fopen(spath, "w");
+  fprintf(f, "public = %s\n", spub);
+  fclose(f);
+  r = run(gm_test_echo_endpoint(e), "ping", "file40", "--server-key", spath,
+          "--key-file", path, NULL);
+  ck_assert_msg(r->code == 0, "%s", r->err);
+  ck_assert_msg(strstr(r->out, "file40"), "%s", r->out);
   gm_test_echo_stop(&e);
+  unlink(spath);
   unlink(path);
   rmdir(dir);
 }
