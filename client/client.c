@@ -340,14 +340,20 @@ static int gm__recv_frame(gm_client *c, int timeout_ms, zmq_msg_t *frame) {
 }
 
 /* Fills `out` for a key the broker refused; returns its status. */
-static gm_status gm__refused_fail(gm_client *c, gm_result *out) {
+static gm_status gm__refused_fail(gm_client *c, gm_result *out, int retried) {
+  /* A refusal on a resend: the attempt before it timed out on a connection
+     that was admitted, and may have reached the broker. */
   return gm__result_fail(
       out, GM_PERMISSION_DENIED,
       "the broker at %s refused this client's CURVE key %s (ZAP status %u): "
       "no participant is registered with it, or it was replaced by a new "
       "key; have an admin register it (gm admin register ID --roles ROLES "
-      "--key %s) or use the participant's current key file",
-      c->endpoint, c->o.public_key, c->zap, c->o.public_key);
+      "--key %s) or use the participant's current key file%s",
+      c->endpoint, c->o.public_key, c->zap, c->o.public_key,
+      retried ? "; an earlier attempt of this call timed out and may have "
+                "been carried out: once the key is admitted, send it again "
+                "with the same idempotency key"
+              : "");
 }
 
 /*
@@ -460,7 +466,7 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
       int rc = gm__recv_frame(c, wait, &msg);
       if (rc == -2) {
         zmq_msg_close(&msg);
-        gm__refused_fail(c, out);
+        gm__refused_fail(c, out, attempt > 0);
         goto done;
       }
       if (rc < 0) {
@@ -614,7 +620,7 @@ gm_status gm_client_recv(gm_client *c, int timeout_ms,
   if (rc > 0)
     gm__take_reply(c, &msg, 0, reply_type, out);
   else if (rc == -2)
-    gm__refused_fail(c, out);
+    gm__refused_fail(c, out, 0);
   else if (rc == 0)
     gm__result_fail(out, GM_UNAVAILABLE,
                     "no reply from %s within %d ms: is gmd running?",

@@ -127,7 +127,9 @@ GM_CLIENT_EXPORT void gm_client_options_init(gm_client_options *o);
  *   answered = 0, another status: the library refused or could not read
  *     the call or its reply (message says which); nothing was sent, or the
  *     reply could not be used.  GM_PERMISSION_DENIED: the broker refused
- *     this client's CURVE key; nothing was sent.
+ *     this client's CURVE key; nothing was sent on that attempt (after a
+ *     resend, an earlier attempt may have been carried out: the message
+ *     says so; send it again with the same key once the key is admitted).
  */
 typedef struct gm_result {
   gm_status status;
@@ -187,6 +189,8 @@ GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);
  *   GM_PERMISSION_DENIED with answered = 0, at once and nothing sent, when
  *     the broker refused this client's CURVE key (ZAP status 400: no
  *     participant has it, or it was replaced); the message names the key.
+ *     When the refusal came on a resend (the key revoked during the call),
+ *     the earlier attempt may have been carried out: the message says so.
  *     The next call asks the broker again on a new connection: once an
  *     admin registers the key, the same client is served.
  * Replies to other request ids (late replies to an earlier attempt,

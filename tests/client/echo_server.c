@@ -27,6 +27,7 @@ struct gm_test_echo {
   pthread_mutex_t lock; /* guards seen/nseen */
   gm_test_echo_req seen[GM_TEST_ECHO_MAX];
   size_t nseen;
+  int admitted; /* handshakes of zap_admit admitted so far */
 };
 
 static void gm__copy(char *dst, size_t cap, const char *src) {
@@ -67,6 +68,8 @@ static void gm__zap(gm_test_echo *e) {
   uint8_t admit[32];
   zmq_z85_decode(admit, e->o.zap_admit);
   int ok = n == 7 && len[6] == 32 && !memcmp(frames[6], admit, 32);
+  if (ok && e->o.zap_admit_times && e->admitted >= e->o.zap_admit_times) ok = 0;
+  if (ok) e->admitted++;
   zmq_send(e->zap, "1.0", 3, ZMQ_SNDMORE);
   zmq_send(e->zap, frames[1], len[1], ZMQ_SNDMORE);
   zmq_send(e->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);

@@ -24,6 +24,9 @@ typedef struct gm_test_echo_opts {
   /* With secret_key: a ZAP handler that admits only this client public key
      (Z85) and answers 400 to any other, as gmd does for unregistered keys. */
   const char *zap_admit;
+  /* With zap_admit: admit it for its first N handshakes only, then refuse
+     it too (a key revoked during a call); 0: always. */
+  int zap_admit_times;
   int feed; /* also bind a PUB (CURVE like the ROUTER): see _feed_endpoint */
 } gm_test_echo_opts;
 

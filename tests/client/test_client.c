@@ -593,6 +593,26 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   gm_client_destroy(&c);
   ck_assert_uint_eq(gm_test_echo_count(e), 0);
 
+  /* A key refused on a resend (revoked during the call): the first attempt
+     reached the broker, so the outcome is unknown, and the message says
+     so instead of "nothing sent". */
+  gm_test_echo_opts ro = {.secret_key = ssec,
+                          .zap_admit = epub,
+                          .zap_admit_times = 1,
+                          .drop_first = 1};
+  gm_test_echo *re = gm_test_echo_start(&ro);
+  gm_client_options ao = o;
+  ao.timeout_ms = 500;
+  c = gm_client_new(gm_test_echo_endpoint(re), &ao);
+  ck_assert_int_eq(ping(c, "revoked", &r), GM_PERMISSION_DENIED);
+  ck_assert_uint_eq(gm_test_echo_count(re), 1);
+  ck_assert_msg(strstr(r.message, "earlier attempt of this call timed out") &&
+                    strstr(r.message, "same idempotency key"),
+                "%s", r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&re);
+
   /* The wrong server key: no ZAP status, but the handshakes the broker cuts
      short say what to check. */
   gm_client_options w = o;
