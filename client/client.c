@@ -575,32 +575,54 @@ int gm_client_poll(gm_client *const *clients, size_t n, int timeout_ms,
     errno = EINVAL;
     return -1;
   }
-  zmq_pollitem_t local[64];
-  zmq_pollitem_t *items =
-      n <= sizeof local / sizeof *local ? local : malloc(n * sizeof *items);
+  /* Two items a client: its DEALER, and its handshake watch (so a refused
+     key wakes the wait like a reply: gm_client_recv() then tells it). */
+  zmq_pollitem_t local[128];
+  zmq_pollitem_t *items = 2 * n <= sizeof local / sizeof *local
+                              ? local
+                              : malloc(2 * n * sizeof *items);
   if (!items) {
     errno = ENOMEM;
     return -1;
   }
   size_t live = 0;
   for (size_t i = 0; i < n; i++) {
-    /* A NULL client is skipped: poll() ignores a negative fd. */
-    items[i] = (zmq_pollitem_t){clients[i] ? clients[i]->sock : NULL, -1,
-                                ZMQ_POLLIN, 0};
-    live += clients[i] != NULL;
+    /* A NULL client or watch is skipped: poll() ignores a negative fd. */
+    const gm_client *c = clients[i];
+    items[2 * i] = (zmq_pollitem_t){c ? c->sock : NULL, -1, ZMQ_POLLIN, 0};
+    items[2 * i + 1] = (zmq_pollitem_t){c ? c->mon : NULL, -1, ZMQ_POLLIN, 0};
+    live += c != NULL;
   }
   if (!live && timeout_ms < 0) { /* would wait forever */
     if (items != local) free(items);
     errno = EINVAL;
     return -1;
   }
+  int64_t deadline = timeout_ms < 0 ? 0 : gm__client_now_ms() + timeout_ms;
   int rc;
-  /* A signal ends the wait early: without a timeout, wait again. */
-  do rc = zmq_poll(items, (int)n, timeout_ms);
-  while (rc < 0 && errno == EINTR && timeout_ms < 0);
-  if (rc < 0 && errno == EINTR) rc = 0;
-  for (size_t i = 0; i < n; i++)
-    ready[i] = rc > 0 && (items[i].revents & ZMQ_POLLIN) ? 1 : 0;
+  for (;;) {
+    long wait = -1;
+    if (timeout_ms >= 0) {
+      wait = (long)(deadline - gm__client_now_ms());
+      if (wait < 0) wait = 0;
+    }
+    rc = zmq_poll(items, (int)(2 * n), wait);
+    /* A signal ends the wait early: without a timeout, wait again. */
+    if (rc < 0 && errno == EINTR && timeout_ms < 0) continue;
+    if (rc < 0 && errno == EINTR) rc = 0;
+    if (rc <= 0) break;
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+      ready[i] =
+          (items[2 * i].revents & ZMQ_POLLIN) ||
+          ((items[2 * i + 1].revents & ZMQ_POLLIN) && gm__refused(clients[i]));
+      rc += ready[i];
+    }
+    /* Only handshake events that refuse nothing: wait on. */
+    if (rc > 0 || (timeout_ms >= 0 && gm__client_now_ms() >= deadline)) break;
+  }
+  if (rc <= 0)
+    for (size_t i = 0; i < n; i++) ready[i] = 0;
   if (items != local) free(items);
   return rc;
 }

@@ -593,6 +593,20 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   gm_client_destroy(&c);
   ck_assert_uint_eq(gm_test_echo_count(e), 0);
 
+  /* gm_client_poll() wakes on a refusal as on a reply, and the client's
+     gm_client_recv() tells it: a gateway polling many clients hears of a
+     refused key at once, not after its own deadline. */
+  c = gm_client_new(gm_test_echo_endpoint(e), &o);
+  ck_assert_int_eq(gm_client_send(c, "gm", "ping", NULL, NULL, 0, NULL), GM_OK);
+  unsigned char ready[1];
+  t0 = now_ms();
+  ck_assert_int_eq(gm_client_poll(&c, 1, 3000, ready), 1);
+  ck_assert_int_lt(now_ms() - t0, 1500);
+  ck_assert_int_eq(ready[0], 1);
+  ck_assert_int_eq(gm_client_recv(c, 0, NULL, &r), GM_PERMISSION_DENIED);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+
   /* A key refused on a resend (revoked during the call): the first attempt
      reached the broker, so the outcome is unknown, and the message says
      so instead of "nothing sent". */
@@ -625,6 +639,12 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   ck_assert_msg(strstr(r.message, "server key that is not this broker's"), "%s",
                 r.message);
   gm_result_clear(&r);
+  /* Its handshake events (one a reconnect) refuse nothing: a poll waits its
+     whole timeout through them. */
+  t0 = now_ms();
+  ck_assert_int_eq(gm_client_poll(&c, 1, 600, ready), 0);
+  ck_assert_int_ge(now_ms() - t0, 580);
+  ck_assert_int_eq(ready[0], 0);
   gm_client_destroy(&c);
 
   /* A feed with that key is told once, then waits quietly (the key may be
