@@ -246,9 +246,10 @@ gm_client_recv(gm_client *c, int timeout_ms,
  * for many participants).  Sets ready[i] to 1 for each such client (then
  * gm_client_recv(clients[i], 0, ...) takes it without waiting), 0 for the
  * others; NULL entries are skipped.  A client whose CURVE key the broker
- * refused is ready too: its gm_client_recv() returns GM_PERMISSION_DENIED.  Returns how many are ready, 0 on
- * timeout, -1 on error (errno says why; EINVAL when there is no client to
- * wait on and no timeout, or when clients or ready is NULL with n > 0).
+ * refused is ready too: its gm_client_recv() returns GM_PERMISSION_DENIED.
+ * Returns how many are ready, 0 on timeout, -1 on error (errno says why;
+ * EINVAL when there is no client to wait on and no timeout, or when clients
+ * or ready is NULL with n > 0).
  */
 GM_CLIENT_EXPORT int gm_client_poll(gm_client *const *clients, size_t n,
                                     int timeout_ms, unsigned char *ready);
