@@ -165,7 +165,11 @@ gm_status gm_key_file_read(const char *path, char public_key[41],
   /* Unbuffered: no copy of the secret left in a freed stdio buffer. */
   setvbuf(f, NULL, _IONBF, 0);
   gm_status st = GM_OK;
+  int tail = 0; /* the rest of a line longer than `line`: skipped */
   while (fgets(line, sizeof line, f)) {
+    int was_tail = tail;
+    tail = !strchr(line, '\n') && !feof(f);
+    if (was_tail) continue;
     char *eq = strchr(line, '='), *k = line, *v;
     if (!eq || line[0] == '#') continue;
     *eq = '\0';

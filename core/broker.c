@@ -233,6 +233,12 @@ static int read_secret_key(const char *path, char out[41], char *err,
                            size_t errlen) {
   gm__config *keys = gm__config_load(path, err, errlen);
   if (!keys) return -1;
+  struct stat st;
+  if (stat(path, &st) == 0 && (st.st_mode & 077))
+    gm__log(GM_LOG_WARN, "gmd",
+            "[security] secret_key_file %s can be read by other users (mode "
+            "%03o): whoever reads it can pose as this broker; chmod 600 it",
+            path, (unsigned)(st.st_mode & 0777));
   const char *secret = gm__config_get(keys, "", "secret", NULL);
   int ok = secret && gm__curve_key_valid(secret);
   if (ok)

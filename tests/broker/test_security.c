@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <zmq.h>
@@ -368,6 +369,25 @@ START_TEST(client_metadata_claims_no_role_and_no_identity) {
 }
 END_TEST
 
+/* A server key file others can read is named at start (whoever reads it
+   can pose as the broker), as a readable password_file is. */
+START_TEST(a_readable_server_key_file_is_named) {
+  char out[8192];
+  char *keyfile = gm_test_redis_path(redis, "check.key");
+  ck_assert_int_eq(check_admin_keys(admin_pub, out, sizeof out), 0);
+  chmod(keyfile, 0644);
+  ck_assert_int_eq(check_admin_keys(admin_pub, out, sizeof out), 0);
+  ck_assert_msg(strstr(out, "secret_key_file") &&
+                    strstr(out, "can be read by other users (mode 644)") &&
+                    strstr(out, "chmod 600"),
+                "no warning for a key file of mode 644: %s", out);
+  chmod(keyfile, 0600);
+  ck_assert_int_eq(check_admin_keys(admin_pub, out, sizeof out), 0);
+  ck_assert_msg(!strstr(out, "can be read by other users"), "%s", out);
+  free(keyfile);
+}
+END_TEST
+
 /*
  * Every bootstrap key acts as participant "admin": a participant registered
  * under that id would share the bootstrap admins' orders, private events
@@ -398,6 +418,7 @@ int main(void) {
   tcase_add_test(tc, admin_keys_admit_whole_keys_only);
   tcase_add_test(tc, client_metadata_claims_no_role_and_no_identity);
   tcase_add_test(tc, the_bootstrap_admin_id_cannot_be_registered);
+  tcase_add_test(tc, a_readable_server_key_file_is_named);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

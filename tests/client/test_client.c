@@ -446,7 +446,7 @@ static const char *key_file(const char *dir, const char *name,
 START_TEST(key_files_are_read_or_explained) {
   char dir[] = "/tmp/gm-keyfile-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  char pub[41], sec[41], text[256], rp[41], rs[41];
+  char pub[41], sec[41], text[1024], rp[41], rs[41];
   ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
 
   /* gm keygen's format, with its comment line. */
@@ -491,6 +491,16 @@ START_TEST(key_files_are_read_or_explained) {
      word (it looked like a wrong server key). */
   char pub2[41], sec2[41];
   ck_assert_int_eq(gm_keypair(pub2, sec2), GM_OK);
+
+  /* A long comment line (zcert metadata may be long) is one line: what
+     its tail says past the reader's buffer is no key line. */
+  snprintf(text, sizeof text, "public = %s\nsecret = %s\n# %0253dpublic = %s\n",
+           pub, sec, 0, pub2);
+  path = key_file(dir, "long.key", text);
+  ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_OK);
+  ck_assert_str_eq(rp, pub);
+  ck_assert_str_eq(rs, sec);
+
   snprintf(text, sizeof text, "public = %s\nsecret = %s\n", pub2, sec);
   path = key_file(dir, "mixed.key", text);
   ck_assert_int_eq(gm_key_file_read(path, rp, rs), GM_INVALID_ARGUMENT);
@@ -551,7 +561,7 @@ START_TEST(key_files_are_read_or_explained) {
   gm_test_echo_stop(&e);
 
   const char *names[] = {"me.key",    "zcert.key", "server.pub", "short.key",
-                         "other.txt", "crlf.key",  "mixed.key"};
+                         "other.txt", "crlf.key",  "mixed.key",  "long.key"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     snprintf(missing, sizeof missing, "%s/%s", dir, names[i]);
     unlink(missing);
