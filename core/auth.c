@@ -435,6 +435,21 @@ static void zap_handle(gm__auth *a) {
   char id[80];
   snprintf(id, sizeof id, "%s", r->str);
   freeReplyObject(r);
+  if (strcmp(id, GM__BOOTSTRAP_ADMIN_ID) == 0) {
+    /* Registered under the bootstrap keys' identity before register
+       refused it: it would act and read as they do. */
+    gm__log(GM_LOG_ERROR, "auth",
+            "refused client key %s: it is registered as participant '%s', "
+            "the identity of the bootstrap keys in [security] admin_keys "
+            "(registered before gmd refused that id), so it would share "
+            "their orders, private events and idempotency records; give its "
+            "holder a new key pair (gm keygen) registered under another id "
+            "(e.g. ops) with the roles it needs",
+            z85, id);
+    zap_reply(a->rep, reqid, reqid_len, "400",
+              "participant id reserved for the bootstrap keys", "", NULL, NULL);
+    goto done;
+  }
   r = gm__redis_callf(a->redis, "HGET " ID_KEY "%s roles", id);
   /* Roles no loaded market declares stay registered and are left out: a
      participant holding only those is admitted with none, never locked

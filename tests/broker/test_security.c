@@ -369,6 +369,42 @@ START_TEST(client_metadata_claims_no_role_and_no_identity) {
 }
 END_TEST
 
+/*
+ * A key registered as participant "admin" before register refused that id
+ * (written into the registry here as that release stored it) is refused
+ * at the handshake, and the log says how to fix it: a new key pair
+ * registered under another id works.
+ */
+START_TEST(an_admin_id_registered_before_the_refusal_is_refused) {
+  char pub[41], sec[41];
+  zmq_curve_keypair(pub, sec);
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "SET gm:{participants}:key:%s admin", pub));
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "HSET gm:{participants}:id:admin id admin roles buyer public_key %s",
+      pub));
+  redisFree(rc);
+  gm_test_conn *c =
+      gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, pub, sec);
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  ck_assert_ptr_null(gm_test_call(c, NULL, "gm", "ping", NULL, &ping.base));
+  gm_test_conn_destroy(&c);
+  ck_assert_msg(gm_test_gmd_log_has(gmd, "registered as participant 'admin'"),
+                "gmd's log does not say why the key was refused");
+  char pub2[41], sec2[41];
+  zmq_curve_keypair(pub2, sec2);
+  expect(register_id(admin, "ops", pub2, "buyer", "reg-ops"), GM__STATUS__OK,
+         NULL);
+  c = gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, pub2, sec2);
+  Gm__Reply *r = gm_test_call(c, NULL, "gm", "ping", NULL, &ping.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__OK);
+  gm__reply__free_unpacked(r, NULL);
+  gm_test_conn_destroy(&c);
+}
+END_TEST
+
 /* A server key file others can read is named at start (whoever reads it
    can pose as the broker), as a readable password_file is. */
 START_TEST(a_readable_server_key_file_is_named) {
@@ -419,6 +455,7 @@ int main(void) {
   tcase_add_test(tc, client_metadata_claims_no_role_and_no_identity);
   tcase_add_test(tc, the_bootstrap_admin_id_cannot_be_registered);
   tcase_add_test(tc, a_readable_server_key_file_is_named);
+  tcase_add_test(tc, an_admin_id_registered_before_the_refusal_is_refused);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
