@@ -191,7 +191,8 @@ gm_status pr__bid_list(gm_call *call, const ProtobufCMessage *req,
       " b.opened_text, coalesce(s.bid_price, 0), " PR_SQL_NO_PRICE("s")
       " FROM procurement_bids b"
       " LEFT JOIN procurement_sheet s ON s.tender_id = b.tender_id AND"
-      " s.supplier = b.supplier AND s.round = 1"
+      " s.supplier = b.supplier AND s.round = (SELECT max(round) FROM"
+      " procurement_rounds WHERE tender_id = ?1)"
       " WHERE b.tender_id = ?1 ORDER BY b.supplier LIMIT ?2 OFFSET ?3",
       (gm_param[]){GM_TEXT(in->tender_id), GM_INT(limit + 1), GM_INT(offset)},
       3, pr__bid_row, &a);
