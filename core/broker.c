@@ -779,7 +779,10 @@ static int metrics_start(gm__broker *b, char *err, size_t errlen) {
                         .bad_frames = &b->bad_frames,
                         .settler = b->settler,
                         .redis = b->raddr,
-                        .ledger_path = b->ledger_path};
+                        .ledger_path = b->ledger_path,
+                        .own = {{"[broker] endpoint", b->endpoint},
+                                {"[broker] feed", b->feed},
+                                {"[broker] private_feed", b->private_feed}}};
   int rc = gm__metrics_start(b->metrics, &v, err, errlen);
   free(mk);
   return rc;

@@ -233,6 +233,24 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The port [metrics] listen names (0: any free one). */
+static int listen_port(const gm__metrics *m) {
+  if (m->addr.ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)&m->addr)->sin6_port);
+  return ntohs(((const struct sockaddr_in *)&m->addr)->sin_port);
+}
+
+/* The TCP port of a ZeroMQ endpoint ("tcp://host:port"), 0 for another
+   transport or no number. */
+static int endpoint_port(const char *endpoint) {
+  const char *colon = strrchr(endpoint, ':');
+  if (strncmp(endpoint, "tcp://", 6) != 0 || !colon || colon < endpoint + 6)
+    return 0;
+  char *end = NULL;
+  long port = strtol(colon + 1, &end, 10);
+  return end != colon + 1 && !*end && port > 0 && port <= 65535 ? (int)port : 0;
+}
+
 gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
   gm__metrics *m = calloc(1, sizeof *m);
   if (!m) abort();
@@ -768,11 +786,27 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
   if (!m->daemon) {
-    snprintf(err, errlen,
-             "cannot serve metrics on %s (the line above says why; is the "
-             "port in use by another gmd?); set [metrics] listen to a free "
-             "HOST:PORT, or leave it empty to turn metrics off",
-             m->listen);
+    const char *key = NULL, *endpoint = NULL;
+    int want = listen_port(m);
+    for (size_t i = 0; want && !key && i < sizeof view->own / sizeof *view->own;
+         i++)
+      if (view->own[i][0] && view->own[i][1] &&
+          endpoint_port(view->own[i][1]) == want) {
+        key = view->own[i][0];
+        endpoint = view->own[i][1];
+      }
+    if (key)
+      snprintf(err, errlen,
+               "cannot serve metrics on %s: port %d is gmd's own %s (%s); set "
+               "[metrics] listen to another port",
+               m->listen, want, key, endpoint);
+    else
+      snprintf(err, errlen,
+               "cannot serve metrics on %s (the line above says why; is the "
+               "port in use by another program, another gmd?); set [metrics] "
+               "listen to a free HOST:PORT, or leave it empty to turn metrics "
+               "off",
+               m->listen);
     return -1;
   }
   const union MHD_DaemonInfo *info =

@@ -51,6 +51,10 @@ typedef struct gm__metrics_view {
                                          settle */
   gm__redis_addr redis;               /* where Redis is */
   const char *ledger_path;            /* the ledger file */
+  /* gmd's own endpoints ("[broker] feed", "tcp://127.0.0.1:7471"; NULL
+     ends): a listen port that is one of them is named so when the bind
+     fails. */
+  const char *own[4][2];
 } gm__metrics_view;
 
 /*

@@ -643,6 +643,29 @@ START_TEST(a_metrics_port_in_use_is_named_in_the_log) {
   char want[128];
   snprintf(want, sizeof want, "Failed to bind to %s", listen_at);
   ck_assert_msg(strstr(log, want) && !strstr(log, "port 0"), "log: %s", log);
+  ck_assert_msg(strstr(err, "another program"), "%s", err);
+  gm__metrics_destroy(&m);
+  /* The port is gmd's own private feed's: said so, not "another gmd". */
+  err[0] = '\0';
+  m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  char own[64];
+  snprintf(own, sizeof own, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+  v.own[0][0] = "[broker] endpoint";
+  v.own[0][1] = "tcp://127.0.0.1:1";
+  v.own[1][0] = "[broker] private_feed";
+  v.own[1][1] = own;
+  saved = dup(2);
+  int devnull = open("/dev/null", O_WRONLY);
+  dup2(devnull, 2);
+  rc = gm__metrics_start(m, &v, err, sizeof err);
+  dup2(saved, 2);
+  close(saved);
+  close(devnull);
+  ck_assert_int_eq(rc, -1);
+  ck_assert_msg(strstr(err, "is gmd's own [broker] private_feed") &&
+                    strstr(err, own) && !strstr(err, "another gmd"),
+                "%s", err);
   gm__metrics_destroy(&m);
   gm__config_destroy(&c);
   close(fd);
