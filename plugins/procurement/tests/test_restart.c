@@ -103,12 +103,26 @@ START_TEST(stopped_across_the_deadline_opens_once_at_start_up) {
 END_TEST
 
 #ifdef GM_FAILURE_INJECTION
+/* Moves the test clock to ms when that starts a deadline gmd kills itself
+   in: the deadline thread can get there before the reply to clock.set is
+   out, so the reply may be lost. */
+static void clock_then_die(int64_t ms) {
+  Gm__ClockSetRequest req = GM__CLOCK_SET_REQUEST__INIT;
+  req.time_ms = ms;
+  Gm__Reply *r = gm_test_call(pt_conn, "root", "gm", "clock.set",
+                              "clock-then-die", &req.base);
+  ck_assert_msg(!r || r->status == GM__STATUS__OK, "clock.set failed: %s",
+                r && r->message ? r->message : "");
+  if (r) gm__reply__free_unpacked(r, NULL);
+  pt_now = ms;
+}
+
 START_TEST(killed_mid_opening_finishes_once_elsewhere) {
   start_tender(
       "page = 10\ntest_kill_after_page = 2\n[deadlines]\n"
       "claim_ms = 1000\n");
   bidders("T-RS", NBIDS);
-  pt_clock(DEADLINE);
+  clock_then_die(DEADLINE);
   /* Two pages stored, then gmd dies inside the deadline's callback. */
   int st = gm_test_gmd_wait_exit(pt_gmd, 10000);
   ck_assert_msg(st != -1, "gmd did not kill itself mid-opening");
