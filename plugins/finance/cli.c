@@ -732,9 +732,20 @@ static void gm__fin_print_bank(const ProtobufCMessage *m) {
   }
   for (size_t i = 0; i < b->n_offers; i++) {
     const Gm__Finance__LinkOffer *o = b->offers[i];
-    printf("  %s  offered %s by %s, pending until %s (bank join)\n",
-           o->participant, gm__fin_time(o->offered_ms, t1),
-           o->by[0] ? o->by : "?", gm__fin_time(o->expires_ms, t2));
+    /* offered 0: stored by an older gmd, which kept neither when nor by
+       whom; expires 0: not re-stamped yet (Redis refused the write). */
+    if (o->offered_ms > 0)
+      printf("  %s  offered %s by %s, ", o->participant,
+             gm__fin_time(o->offered_ms, t1), o->by[0] ? o->by : "?");
+    else
+      printf("  %s  offered by an older gmd (when and by whom not kept), ",
+             o->participant);
+    if (o->expires_ms > 0)
+      printf("pending until %s (bank join)\n", gm__fin_time(o->expires_ms, t2));
+    else
+      printf(
+          "pending (bank join; its link_offer_days start at the next "
+          "bank list or link)\n");
   }
 }
 

@@ -14,8 +14,16 @@
 --              offer or it expires (OFFER_MS after it was made, the
 --              setting link_offer_days).  An expired offer is removed by
 --              its deadline 'offer' (id: the participant) and by every
---              link op (a deadline that fires late, or an offer stored
---              before offers expired: "bank" alone, taken as expired).
+--              link op (a deadline that fires late).  A deadline that
+--              fires before the stored expiry (a broker whose clock is
+--              behind the one that made the offer) sets itself again at
+--              the expiry.  An offer an older release stored ("bank"
+--              alone: made before offers expired, or by an old broker
+--              during a rolling upgrade) is pending: the next write op
+--              that reads offers (link, bank, offer_expire, offers_restamp)
+--              re-stamps it as "bank|0|now + OFFER_MS|" (offered when and
+--              by whom not kept) with its deadline; until then the
+--              listing shows it with expires 0.
 --   P.prod     HASH product id -> its record, packed by directory.c
 --   P.pname    HASH product id -> name
 --   P.pc:<c>   SET  product ids with a class under top class c
@@ -42,6 +50,10 @@
 --       day, h|w|s, note, ...}
 --   'bank', id, name | 'banks' -> {{id, created, name, {member...},
 --       {who, offered ms, expires ms, by, ...} pending offers}, ...}
+--       (offered 0: stored by an older release; expires 0 in 'banks'
+--       only: not re-stamped yet)
+--   'offers_restamp' -> as 'banks', after re-stamping the offers an older
+--       release stored (bank.list runs it when 'banks' shows one)
 --   'link', participant, bank ("" unlinks), 'offer' (the centre),
 --       'accept' (the participant) or 'withdraw' (the centre: its offer to
 --       participant, bank ignored) -> {bank row as 'banks'}, {} unlinked
@@ -82,24 +94,36 @@ local function product(id)
     redis.call('HGET', P .. 'pct', id) or '0'}
 end
 
--- An offer in P.inv: bank, offered ms, expires ms, by (an offer stored
--- before offers expired: its bank, 0, 0, '').
+-- An offer in P.inv: bank, offered ms, expires ms, by, old.  old: stored
+-- by an older release, the bank alone; it is pending, and expires as a
+-- re-stamp now would make it: bank, 0, NOW + OFFER_MS, '', true.
 local function offer_parse(v)
   if not v then return nil end
   local bank, at, exp, by = string.match(v, '^([^|]*)|(%d+)|(%d+)|(.*)$')
-  if not bank then return v, 0, 0, '' end
-  return bank, tonumber(at), tonumber(exp), by
+  if not bank then return v, 0, NOW + OFFER_MS, '', true end
+  return bank, tonumber(at), tonumber(exp), by, false
+end
+
+-- Re-stamps participant who's offer v if an older release stored it (the
+-- bank alone): pending from now for OFFER_MS, with its deadline (a write
+-- op only, on a path that is not refused: a refused run sets no deadline).
+local function offer_restamp(who, v)
+  local bank, _, exp, _, old = offer_parse(v)
+  if not old then return end
+  redis.call('HSET', P .. 'inv', who, bank .. '|0|' .. I(exp) .. '|')
+  gm.deadline('offer', who, exp)
 end
 
 -- The pending (unexpired) offers, by bank: {bank = {who, offered,
--- expires, by, ...}}, each bank's by participant.
+-- expires, by, ...}}, each bank's by participant (an old one not
+-- re-stamped yet: expires 0).
 local function offers_by_bank()
   local rows, flat = {}, redis.call('HGETALL', P .. 'inv')
   for i = 1, #flat, 2 do
-    local bank, at, exp, by = offer_parse(flat[i + 1])
+    local bank, at, exp, by, old = offer_parse(flat[i + 1])
     if exp > NOW then
       rows[bank] = rows[bank] or {}
-      table.insert(rows[bank], {flat[i], at, exp, by})
+      table.insert(rows[bank], {flat[i], at, old and 0 or exp, by})
     end
   end
   local out = {}
@@ -124,12 +148,15 @@ local function bank_row(id, rec, offers)
   return {id, ct, name, m, (offers or offers_by_bank())[id] or {}}
 end
 
--- Removes the offers that expired (a write op only).
+-- Removes the offers that expired and re-stamps the ones an older
+-- release stored (a write op only, on a path that is not refused).
 local function offers_sweep()
   local flat = redis.call('HGETALL', P .. 'inv')
   for i = 1, #flat, 2 do
-    local _, _, exp = offer_parse(flat[i + 1])
-    if exp <= NOW then
+    local _, _, exp, _, old = offer_parse(flat[i + 1])
+    if old then
+      offer_restamp(flat[i], flat[i + 1])
+    elseif exp <= NOW then
       redis.call('HDEL', P .. 'inv', flat[i])
       gm.deadline_cancel('offer', flat[i])
     end
@@ -200,10 +227,12 @@ if op == 'bank' then
     redis.call('HSET', P .. 'banks', id, I(NOW) .. '|' .. name)
     gm.emit('bank', 'bank', id, 'name', name, 't', I(NOW))
   end
+  offers_sweep()
   return {bank_row(id, redis.call('HGET', P .. 'banks', id))}
 end
 
-if op == 'banks' then
+if op == 'banks' or op == 'offers_restamp' then
+  if op == 'offers_restamp' then offers_sweep() end
   local flat = redis.call('HGETALL', P .. 'banks')
   local out, offers = {}, offers_by_bank()
   for i = 1, #flat, 2 do
@@ -214,9 +243,22 @@ if op == 'banks' then
 end
 
 if op == 'offer_expire' then
-  local _, _, exp = offer_parse(redis.call('HGET', P .. 'inv', ARGV[2]))
-  -- A newer offer moved the deadline: it fires again then.
-  if exp and exp <= NOW then redis.call('HDEL', P .. 'inv', ARGV[2]) end
+  local who = ARGV[2]
+  local v = redis.call('HGET', P .. 'inv', who)
+  if not v then return {} end -- accepted, withdrawn or unlinked
+  local _, _, exp, _, old = offer_parse(v)
+  if old then
+    -- An old broker offered again over a new offer (rolling upgrade): it
+    -- runs from now.
+    offer_restamp(who, v)
+  elseif exp <= NOW then
+    redis.call('HDEL', P .. 'inv', who)
+  else
+    -- Fired before the stored expiry (a newer offer moved the deadline,
+    -- or this broker's clock is behind the one that made the offer): it
+    -- fires again then, rather than being dropped with the offer pending.
+    gm.deadline('offer', who, exp)
+  end
   return {}
 end
 
@@ -227,13 +269,14 @@ if op == 'link' then
   -- roles, and a plugin has no way to read another participant's).
   -- Only then does it see the bank's queue and private events.
   local who, bank, mode = ARGV[2], ARGV[3], ARGV[4]
+  -- An offer an older release stored (the bank alone) is pending; the
+  -- sweep on the paths that succeed re-stamps it.
   local ob, _, oexp = offer_parse(redis.call('HGET', P .. 'inv', who))
   if mode == 'accept' and ob == bank and oexp <= NOW and
       redis.call('HGET', P .. 'member', who) ~= bank then
     return rej('FAILED_PRECONDITION', 'the centre\'s offer to link you (' ..
-      who .. ') to bank ' .. bank .. (oexp > 0 and (' expired at ' ..
-      stamp(oexp) .. ' Asia/Shanghai') or ' was made before offers ' ..
-      'expired and has expired') .. ' (an offer lasts ' ..
+      who .. ') to bank ' .. bank .. ' expired at ' .. stamp(oexp) ..
+      ' Asia/Shanghai (an offer lasts ' ..
       I(OFFER_MS / DAY_MS) .. ' days); ask the centre for a new one: gm ' ..
       'finance bank link ' .. who .. ' ' .. bank)
   end
@@ -268,7 +311,10 @@ if op == 'link' then
   local row = function()
     return {bank_row(bank, redis.call('HGET', P .. 'banks', bank))}
   end
-  if was == bank then return row() end
+  if was == bank then
+    offers_sweep()
+    return row()
+  end
   if was then
     return rej('FAILED_PRECONDITION', who .. ' acts for bank ' .. was ..
       '; unlink it first (gm finance bank unlink ' .. who .. '), then ' ..

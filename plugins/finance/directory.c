@@ -551,6 +551,17 @@ gm_status finance__on_offer(gm_call *call, const gm_deadline *d, void *arg) {
   return finance__run(call, "dir", FINANCE_DIR_TAG, 2, args, &v);
 }
 
+/* Whether a 'banks' listing holds an offer an older release stored (the
+   bank alone: dir.lua lists it with expires 0). */
+static int finance__old_offers(const gm_value *v) {
+  for (size_t i = 0; i < v->n; i++) {
+    const gm_value *o = finance__a(finance__a(v, i), 4);
+    for (size_t k = 2; k < o->n; k += 4)
+      if (finance__i(o, k) == 0) return 1;
+  }
+  return 0;
+}
+
 gm_status finance__bank_list(gm_call *call, const ProtobufCMessage *req,
                              ProtobufCMessage **reply) {
   const char *args[] = {"banks"};
@@ -558,6 +569,15 @@ gm_status finance__bank_list(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   (void)req;
   if ((st = finance__dir(call, 1, args, &v)) != GM_OK) return st;
+  /* An offer an older release stored (the bank alone, expires 0 here) is
+     pending: re-stamped now, so it expires link_offer_days from now by its
+     deadline.  A refused write (Redis over maxmemory) leaves the listing
+     read above, the offer shown pending without an expiry. */
+  if (finance__old_offers(v)) {
+    const char *again[] = {"offers_restamp"};
+    const gm_value *w;
+    if (finance__dir(call, 1, again, &w) == GM_OK) v = w;
+  }
   Gm__Finance__BankList *out = host->alloc(call, sizeof *out);
   gm__finance__bank_list__init(out);
   out->banks = host->alloc(call, (v->n + 1) * sizeof *out->banks);

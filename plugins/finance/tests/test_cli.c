@@ -352,6 +352,18 @@ START_TEST(bank_list_shows_offers_and_inactive_staff) {
   ck_assert_msg(!strstr(r->out, "li  offered"), "%s", r->out);
   r = gm("--as", "li", "finance", "bank", "join", "icbc", NULL);
   REFUSED(r, "the centre has no pending offer to link you (li) to bank icbc");
+  /* An offer an older gmd stored (the bank alone) is pending: the listing
+     re-stamps it, a week from now, and says what it does not know. */
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(gm_test_redis_cmd(c, "HSET gm:{finance:dir}:inv li icbc"));
+  redisFree(c);
+  r = gm("--as", FT_CENTRE, "finance", "bank", "list", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "  li  offered by an older gmd (when and by whom not "
+                       "kept), pending until 2026-03-09 10:00 (bank join)"),
+                "%s", r->out);
+  OK(gm("--as", "li", "finance", "bank", "join", "icbc", NULL));
 }
 END_TEST
 

@@ -847,17 +847,9 @@ START_TEST(link_offers_are_listed_expire_and_can_be_withdrawn) {
   ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
   ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:inv %s", "drifter"), 0);
 
-  /* An offer stored before offers expired ("bank" alone) has expired. */
-  redisContext *c = gm_test_redis_connect(ft_redis);
-  freeReplyObject(
-      gm_test_redis_cmd(c, "HSET gm:{finance:dir}:inv drifter abc"));
-  redisFree(c);
-  ft_expect("drifter", "bank.link", &join.base, GM__STATUS__FAILED_PRECONDITION,
-            "was made before offers expired and has expired");
-
   /* The deadline removes an expired offer without anyone calling. */
   ft_clock(t0 + 2 * week + 1);
-  for (int i = 0; i < 100 && redis_int("HLEN gm:{finance:dir}:inv", "") > 1;
+  for (int i = 0; i < 100 && redis_int("HLEN gm:{finance:dir}:inv", "") > 0;
        i++)
     ft_nap(50);
   ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:inv %s", "ghost"), 0);
@@ -871,6 +863,174 @@ START_TEST(link_offers_are_listed_expire_and_can_be_withdrawn) {
   ft_free(b);
   ck_assert_int_eq(redis_int("HLEN gm:{finance:dir}:inv", ""), 0);
   ck_assert_int_eq(offer_deadline("drifter"), 0);
+}
+END_TEST
+
+/* Sets participant who's offer in Redis to `v`, as another broker would
+   have stored it. */
+static void offer_store(const char *who, const char *v) {
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{finance:dir}:inv %s %s", who, v));
+  redisFree(c);
+}
+
+/* Participant who's offer as stored in Redis ("" when none; static). */
+static const char *offer_stored(const char *who) {
+  static char buf[256];
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  redisReply *r = gm_test_redis_cmd(c, "HGET gm:{finance:dir}:inv %s", who);
+  snprintf(buf, sizeof buf, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+  freeReplyObject(r);
+  redisFree(c);
+  return buf;
+}
+
+/* Polls (10 s) until who's offer deadline is no longer at `was`; returns
+   the last. */
+static long long offer_deadline_moved(const char *who, long long was) {
+  long long v = was;
+  for (int i = 0; i < 200 && (v = offer_deadline(who)) == was; i++) ft_nap(50);
+  return v;
+}
+
+/* Polls (10 s) until who has no offer in Redis; returns 1 when gone. */
+static int offer_gone(const char *who) {
+  for (int i = 0; i < 200; i++) {
+    if (redis_int("HEXISTS gm:{finance:dir}:inv %s", who) == 0) return 1;
+    ft_nap(50);
+  }
+  return 0;
+}
+
+/* The offer of `who` to `bank` in a centre's listing, or NULL (copied into
+ *o). */
+static int listed_offer(const char *bank, const char *who,
+                        Gm__Finance__LinkOffer *o) {
+  Gm__Finance__BanksRequest br = GM__FINANCE__BANKS_REQUEST__INIT;
+  Gm__Finance__BankList *l =
+      (Gm__Finance__BankList *)ft_ok(FT_CENTRE, "bank.list", &br.base);
+  Gm__Finance__Bank *b = find_bank(l, bank);
+  int found = 0;
+  for (size_t i = 0; i < b->n_offers; i++)
+    if (!strcmp(b->offers[i]->participant, who)) {
+      o->offered_ms = b->offers[i]->offered_ms;
+      o->expires_ms = b->offers[i]->expires_ms;
+      o->by = b->offers[i]->by[0] ? FT_CENTRE : ""; /* only "" or centre */
+      found = 1;
+    }
+  ft_free(l);
+  return found;
+}
+
+/* An offer deadline that fires while the clock is before the offer's
+   stored expiry (here the offer as a broker one hour ahead of this one
+   stored it) sets itself again at the expiry instead of being dropped, and
+   the offer expires then. */
+START_TEST(an_offer_deadline_fired_early_fires_again_at_the_expiry) {
+  int64_t t0 = ft_at(FT_MONDAY, 10, 0), week = INT64_C(7) * 86400000,
+          hour = INT64_C(3600000);
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  link.participant = "drifter";
+  link.bank = "abc";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  ck_assert_int_eq(offer_deadline("drifter"), t0 + week);
+  char v[128];
+  snprintf(v, sizeof v, "abc|%lld|%lld|%s", (long long)(t0 + hour),
+           (long long)(t0 + week + hour), FT_CENTRE);
+  offer_store("drifter", v);
+  /* The deadline fires at t0 + week, an hour before the stored expiry. */
+  ft_clock(t0 + week);
+  ck_assert_int_eq(offer_deadline_moved("drifter", t0 + week),
+                   t0 + week + hour);
+  ck_assert_str_eq(offer_stored("drifter"), v);
+  Gm__Finance__LinkOffer o = GM__FINANCE__LINK_OFFER__INIT;
+  ck_assert(listed_offer("abc", "drifter", &o));
+  ck_assert_int_eq(o.expires_ms, t0 + week + hour);
+  /* Past the expiry it fires again and removes the offer. */
+  ft_clock(t0 + week + hour);
+  ck_assert(offer_gone("drifter"));
+  ck_assert_int_eq(offer_deadline_moved("drifter", t0 + week + hour), 0);
+  ck_assert(!listed_offer("abc", "drifter", &o));
+  Gm__Finance__LinkRequest join = GM__FINANCE__LINK_REQUEST__INIT;
+  join.bank = "abc";
+  ft_expect("drifter", "bank.link", &join.base, GM__STATUS__FAILED_PRECONDITION,
+            "the centre has no pending offer to link you (drifter)");
+}
+END_TEST
+
+/* Rolling upgrade: an offer an older release stored (the bank alone, git
+   29b2a81^: HSET inv <who> <bank>, no deadline) is pending on this one: a
+   link call or a listing re-stamps it (expiry link_offer_days from then,
+   its deadline set), it can be joined, and it expires like any other. An
+   old broker's offer over a new one (its deadline left behind) is
+   re-stamped when that deadline fires. */
+START_TEST(an_offer_an_older_release_stored_is_pending_and_re_stamped) {
+  int64_t t0 = ft_at(FT_MONDAY, 10, 0), week = INT64_C(7) * 86400000,
+          hour = INT64_C(3600000);
+  char want[128];
+  offer_store("drifter", "abc");
+  offer_store("ghost", "abc");
+  /* Joined: pending, not expired. The link call re-stamps the others. */
+  ft_clock(t0 + hour);
+  Gm__Finance__LinkRequest join = GM__FINANCE__LINK_REQUEST__INIT;
+  join.bank = "abc";
+  Gm__Finance__Bank *b =
+      (Gm__Finance__Bank *)ft_ok("drifter", "bank.link", &join.base);
+  ck_assert_int_eq(b->n_members, 2);
+  ft_free(b);
+  ck_assert_int_eq(redis_int("HEXISTS gm:{finance:dir}:inv %s", "drifter"), 0);
+  ck_assert_int_eq(offer_deadline("drifter"), 0);
+  snprintf(want, sizeof want, "abc|0|%lld|", (long long)(t0 + hour + week));
+  ck_assert_str_eq(offer_stored("ghost"), want);
+  ck_assert_int_eq(offer_deadline("ghost"), t0 + hour + week);
+
+  /* Listed: pending (offered when and by whom not kept), re-stamped by the
+     listing; a second listing changes nothing. */
+  offer_store("stray", "abc");
+  ft_clock(t0 + 2 * hour);
+  Gm__Finance__LinkOffer o = GM__FINANCE__LINK_OFFER__INIT;
+  ck_assert(listed_offer("abc", "stray", &o));
+  ck_assert_int_eq(o.offered_ms, 0);
+  ck_assert_str_eq(o.by, "");
+  ck_assert_int_eq(o.expires_ms, t0 + 2 * hour + week);
+  snprintf(want, sizeof want, "abc|0|%lld|", (long long)(t0 + 2 * hour + week));
+  ck_assert_str_eq(offer_stored("stray"), want);
+  ck_assert_int_eq(offer_deadline("stray"), t0 + 2 * hour + week);
+  ft_clock(t0 + 3 * hour);
+  ck_assert(listed_offer("abc", "stray", &o));
+  ck_assert_int_eq(o.expires_ms, t0 + 2 * hour + week);
+  ck_assert(listed_offer("abc", "ghost", &o));
+  ck_assert_int_eq(o.expires_ms, t0 + hour + week);
+
+  /* An old broker offers again over this one's offer: the bank alone, and
+     the deadline this one set stays. */
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  link.participant = "wanderer";
+  link.bank = "abc";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  ck_assert_int_eq(offer_deadline("wanderer"), t0 + 3 * hour + week);
+  offer_store("wanderer", "abc");
+
+  /* They expire by their deadlines. */
+  ft_clock(t0 + hour + week);
+  ck_assert(offer_gone("ghost"));
+  ck_assert_str_eq(offer_stored("stray"), want);
+  ft_clock(t0 + 2 * hour + week);
+  ck_assert(offer_gone("stray"));
+  ck_assert_int_eq(offer_deadline("stray"), 0);
+  /* wanderer's deadline re-stamps the old broker's offer: a week from
+     then. */
+  ft_clock(t0 + 3 * hour + week);
+  ck_assert_int_eq(offer_deadline_moved("wanderer", t0 + 3 * hour + week),
+                   t0 + 3 * hour + 2 * week);
+  snprintf(want, sizeof want, "abc|0|%lld|",
+           (long long)(t0 + 3 * hour + 2 * week));
+  ck_assert_str_eq(offer_stored("wanderer"), want);
+  ft_clock(t0 + 3 * hour + 2 * week);
+  ck_assert(offer_gone("wanderer"));
+  ck_assert_int_eq(offer_deadline_moved("wanderer", t0 + 3 * hour + 2 * week),
+                   0);
 }
 END_TEST
 
@@ -1055,6 +1215,9 @@ int main(void) {
   tcase_add_test(tc, directory_refusals_say_what_to_fix);
   tcase_add_test(tc, only_a_bank_role_holder_is_linked_and_never_moved);
   tcase_add_test(tc, link_offers_are_listed_expire_and_can_be_withdrawn);
+  tcase_add_test(tc, an_offer_deadline_fired_early_fires_again_at_the_expiry);
+  tcase_add_test(tc,
+                 an_offer_an_older_release_stored_is_pending_and_re_stamped);
   tcase_add_test(tc, a_member_without_the_bank_role_is_listed_inactive);
   tcase_add_test(tc, an_approval_that_breaks_the_rules_is_not_funded);
   tcase_add_test(tc, amounts_have_the_currency_decimals);
