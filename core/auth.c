@@ -413,13 +413,42 @@ static void zap_handle(gm__auth *a) {
               NULL, NULL);
     goto done;
   }
+  if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0) {
+    /* The key's record is not a string: no participant owns the key (as
+       the private feed's re-check reads it, gm__auth_read), and trying
+       later changes nothing until an operator repairs it. */
+    gm__log(GM_LOG_ERROR, "auth",
+            "refused client key %s: its record in the participant registry "
+            "(Redis key " PUBKEY_KEY
+            "%s) is not a string, so no participant owns it (Redis "
+            "answered %.100s); gmd never writes such a value: look at it "
+            "(redis-cli TYPE), delete it and register the key again "
+            "(gm admin register ID --key KEY)",
+            z85, z85, r->str);
+    zap_reply(a->rep, reqid, reqid_len, "400", "key record unusable", "", NULL,
+              NULL);
+    freeReplyObject(r);
+    goto done;
+  }
   if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL) {
     /* An error reply (LOADING after a restart, NOPERM, MOVED...) says
        nothing about the key: "try later", never "not registered". */
-    gm__log(GM_LOG_WARN, "auth",
-            "could not check client key %s: Redis answered %s; the client "
-            "is told to try later",
-            z85, r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected type");
+    int noperm =
+        r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
+    if (noperm) /* Not transient: every CURVE client waits until it is fixed. */
+      gm__log(GM_LOG_ERROR, "auth",
+              "could not check client key %s: Redis refused gmd's user the "
+              "read (%.200s); every CURVE client is told to try later "
+              "until the Redis user in [redis] user (or the default user) "
+              "may GET and HGET the " PUBKEY_KEY "* and " ID_KEY
+              "* keys: docs/operations.md, [redis] user",
+              z85, r->str);
+    else
+      gm__log(GM_LOG_WARN, "auth",
+              "could not check client key %s: Redis answered %s; the client "
+              "is told to try later",
+              z85,
+              r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected type");
     zap_reply(a->rep, reqid, reqid_len, "300", "participant registry down", "",
               NULL, NULL);
     freeReplyObject(r);

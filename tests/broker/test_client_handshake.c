@@ -99,6 +99,15 @@ static gm_client *client_for(const char *pub, const char *sec,
   return c;
 }
 
+/* gmd's log has text within 2 s. */
+static int log_soon(const char *text) {
+  for (int i = 0; i < 100; i++) {
+    if (gm_test_gmd_log_has(gmd, text)) return 1;
+    sleep_ms(20);
+  }
+  return 0;
+}
+
 static gm_status ping(gm_client *c, gm_result *r) {
   Gm__PingRequest req = GM__PING_REQUEST__INIT;
   req.echo = "hi";
@@ -191,6 +200,73 @@ START_TEST(a_loading_registry_is_not_a_refused_key) {
   ck_assert(done);
   /* The first client's connection was made before: it still works. */
   ck_assert_msg(ping(c, &r) == GM_OK, "%s", r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+}
+END_TEST
+
+/*
+ * A key whose registry record is not a string (written by something other
+ * than gmd) belongs to no participant, as the private feed's re-check reads
+ * it: the handshake is refused (ZAP 400) at once and gmd's log names the
+ * Redis key and how to repair it.  Before, the WRONGTYPE error was taken
+ * for "registry down" (ZAP 300): every call waited out its timeout and
+ * ended UNAVAILABLE, for ever, with a log saying "try later".
+ */
+START_TEST(a_key_record_of_the_wrong_type_is_refused_and_named) {
+  char pub[41], sec[41];
+  ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
+  register_key("carol", pub);
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{participants}:key:%s", pub));
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "HSET gm:{participants}:key:%s id carol", pub));
+  redisFree(rc);
+  gm_client *c = client_for(pub, sec, server_pub, 3000, 0);
+  gm_result r;
+  int64_t t0 = now_ms();
+  gm_status s = ping(c, &r);
+  ck_assert_msg(s == GM_PERMISSION_DENIED, "%s: %s", gm_status_name(s),
+                r.message);
+  ck_assert_int_lt(now_ms() - t0, 2000); /* told, not waited out */
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  char want[128];
+  snprintf(want, sizeof want, "(Redis key gm:{participants}:key:%s) is not a",
+           pub);
+  ck_assert_msg(log_soon(want), "gmd's log lacks %s", want);
+  ck_assert_msg(log_soon("register the key again"), "gmd's log lacks %s",
+                "register the key again");
+}
+END_TEST
+
+/*
+ * gmd's Redis user may not read the registry (an ACL that leaves out GET):
+ * no key is refused for it (ZAP 300, UNAVAILABLE), and since it lasts until
+ * an operator acts, gmd's log says at ERROR level what the user must be
+ * allowed, pointing at [redis] user; before, a WARN with Redis's words only.
+ */
+START_TEST(a_registry_gmd_may_not_read_is_named_in_the_log) {
+  char pub[41], sec[41];
+  ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
+  register_key("dave", pub);
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(gm_test_redis_cmd(rc, "ACL SETUSER default -get"));
+  gm_client *c = client_for(pub, sec, server_pub, 500, 0);
+  gm_result r;
+  gm_status s = ping(c, &r);
+  ck_assert_msg(s == GM_UNAVAILABLE, "%s: %s", gm_status_name(s), r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  ck_assert_msg(log_soon("Redis refused gmd's user the read"),
+                "gmd's log lacks %s", "Redis refused gmd's user the read");
+  ck_assert_msg(log_soon("[redis] user"), "gmd's log lacks %s", "[redis] user");
+  freeReplyObject(gm_test_redis_cmd(rc, "ACL SETUSER default +get"));
+  redisFree(rc);
+  /* Allowed again: the same key is served. */
+  c = client_for(pub, sec, server_pub, 3000, 2);
+  s = ping(c, &r);
+  ck_assert_msg(s == GM_OK, "%s: %s", gm_status_name(s), r.message);
   gm_result_clear(&r);
   gm_client_destroy(&c);
 }
@@ -421,6 +497,8 @@ int main(void) {
   tcase_add_test(tc, recv_waits_its_whole_timeout_through_handshake_events);
   tcase_add_test(tc, handshake_watches_leave_nothing_behind);
   tcase_add_test(tc, a_refused_feed_receives_once_registered);
+  tcase_add_test(tc, a_key_record_of_the_wrong_type_is_refused_and_named);
+  tcase_add_test(tc, a_registry_gmd_may_not_read_is_named_in_the_log);
   suite_add_tcase(s, tc);
   TCase *loading = tcase_create("loading");
   tcase_add_checked_fixture(loading, NULL, teardown);
