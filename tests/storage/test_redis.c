@@ -1335,7 +1335,8 @@ static long server_pid(gm_test_redis *r) {
  * test_storage_redis_cluster1): a second start in the same case takes the
  * same server back with nothing of the first left (keys, functions, other
  * clients, statistics) and a folder of its own; while taken, or once
- * reconfigured through gm_test_redis_cmd, a start gets a server of its own.
+ * reconfigured (through gm_test_redis_cmd, or around it until undone), a
+ * start gets a server of its own.
  */
 START_TEST(fixture_shared_cluster_is_fresh_for_each_taker) {
   gm_test_redis *r = gm_test_redis_start();
@@ -1381,7 +1382,32 @@ START_TEST(fixture_shared_cluster_is_fresh_for_each_taker) {
   ck_assert_msg(strstr(stats->str, "cmdstat_set:") == NULL,
                 "the first taker's SET is still counted: %s", stats->str);
   freeReplyObject(stats);
-  /* Reconfigured: later takers get a server of their own. */
+  /* Reconfigured around gm_test_redis_cmd (nothing marks it): later takers
+     get a server of their own until the setting is back. */
+  char sock[128];
+  snprintf(sock, sizeof sock, "%s", gm_test_redis_socket(r));
+  redisReply *set = redisCommand(c, "CONFIG SET notify-keyspace-events KEA");
+  ck_assert(set && set->type == REDIS_REPLY_STATUS);
+  freeReplyObject(set);
+  redisFree(c);
+  gm_test_redis_stop(&r);
+  r = gm_test_redis_start();
+  ck_assert_msg(!gm_test_redis_shared(r),
+                "taken with an earlier taker's notify-keyspace-events");
+  ck_assert_int_ne(server_pid(r), pid);
+  gm_test_redis_stop(&r);
+  c = redisConnectUnix(sock);
+  ck_assert(c && !c->err);
+  set = redisCommand(c, "CONFIG SET notify-keyspace-events %s", "");
+  ck_assert(set && set->type == REDIS_REPLY_STATUS);
+  freeReplyObject(set);
+  redisFree(c);
+  r = gm_test_redis_start();
+  ck_assert(gm_test_redis_shared(r));
+  ck_assert_int_eq(server_pid(r), pid);
+  c = gm_test_redis_connect(r);
+  /* Reconfigured through gm_test_redis_cmd: later takers get a server of
+     their own. */
   freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory-samples 6"));
   redisFree(c);
   gm_test_redis_stop(&r);

@@ -443,13 +443,20 @@ static void write_owner(const char *dir) {
  *     ("dirty"): killed or restarted it, asked for its pid (to signal it), or
  *     sent it CONFIG, ACL, DEBUG, CLUSTER (other than reads), REPLICAOF,
  *     FAILOVER, SHUTDOWN or MODULE through gm_test_redis_cmd;
- *   - each node is still the process the program started, needs no password,
- *     has only the default user and no memory limit (commands sent around
- *     gm_test_redis_cmd could set those).
+ *   - each node is still the process the program started and answers
+ *     without a password;
+ *   - each node has the CONFIG values, ACL users and rules, and (in cluster
+ *     mode) the flags and slots, no slot MIGRATING or IMPORTING, that it had
+ *     when the program started it (node_signature: commands sent with
+ *     redisCommand, around gm_test_redis_cmd, change those unseen): this is
+ *     checked at each take, so a case that restores them leaves the cluster
+ *     to later cases again.
  * It then flushes every node's data, functions and scripts, closes every
- * other client's connection and resets the statistics, so the case sees a
- * fresh server.  The case gets a folder of its own (gm_test_redis_dir,
- * gm_test_redis_path), so no file of an earlier case carries over either.
+ * other client's connection, resets the statistics and removes what an
+ * earlier case saved in the nodes' folders (a restart loads nothing of it),
+ * so the case sees a fresh server.  The case gets a folder of its own
+ * (gm_test_redis_dir, gm_test_redis_path), so no file of an earlier case
+ * carries over either.
  * In any doubt the case starts its own cluster, as without sharing.  A case
  * that kills or restarts the shared cluster first replaces it with its own
  * processes on the same ports and folders (shared_leave).
@@ -484,26 +491,102 @@ static int node_ok(redisContext *c, const char *cmd) {
   return ok;
 }
 
-/* CONFIG GET name answers value. */
-static int config_is(redisContext *c, const char *name, const char *value) {
-  redisReply *reply = redisCommand(c, "CONFIG GET %s", name);
-  int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-           reply->element[1]->type == REDIS_REPLY_STRING &&
-           strcmp(reply->element[1]->str, value) == 0;
-  if (reply) freeReplyObject(reply);
-  return ok;
+/* Adds a reply's strings (every element of an array) to an FNV-1a hash. */
+static void hash_reply(const redisReply *reply, unsigned long long *h) {
+  if (reply->type == REDIS_REPLY_ARRAY) {
+    for (size_t k = 0; k < reply->elements; k++)
+      hash_reply(reply->element[k], h);
+    return;
+  }
+  if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS)
+    return;
+  for (size_t k = 0; k <= reply->len; k++) {
+    *h ^= k < reply->len ? (unsigned char)reply->str[k] : 0xffu;
+    *h *= 1099511628211ULL;
+  }
 }
 
-/* Node i is the program's process, as it started, and is now flushed. */
+/*
+ * What a flush does not undo on the node c is connected to, as one hash:
+ * every CONFIG value (notify-keyspace-events, maxmemory-policy, timeouts:
+ * a CONFIG SET sent with redisCommand is not seen by shared_watch), every
+ * ACL user and its rules, and, in cluster mode, the flags and slots of
+ * the node's own line of CLUSTER NODES (a slot moved, or left MIGRATING or
+ * IMPORTING, a failover).  0 when a reply is not what it should be.
+ */
+static unsigned long long node_signature(redisContext *c, int cluster) {
+  static const char *const cmds[] = {"CONFIG GET *", "ACL LIST",
+                                     "CLUSTER NODES", NULL};
+  unsigned long long h = 14695981039346656037ULL;
+  for (const char *const *cmd = cmds; *cmd; cmd++) {
+    if (!cluster && strcmp(*cmd, "CLUSTER NODES") == 0) break;
+    redisReply *reply = redisCommand(c, *cmd);
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+      if (reply) freeReplyObject(reply);
+      return 0;
+    }
+    if (reply->type == REDIS_REPLY_STRING) { /* CLUSTER NODES */
+      const char *me = strstr(reply->str, "myself");
+      const char *end = me ? strchr(me, '\n') : NULL;
+      if (!me || !end) {
+        freeReplyObject(reply);
+        return 0;
+      }
+      /* Its flags and slots: fields 1 and 6 on from "myself,..." (not
+         the ping and pong times, the epoch or the link state). */
+      int field = 0;
+      for (const char *p = me; p < end; field++) {
+        size_t len = strcspn(p, " \n");
+        redisReply word = {
+            .type = REDIS_REPLY_STRING, .str = (char *)p, .len = len};
+        if (field == 0 || field >= 6) hash_reply(&word, &h);
+        p += len;
+        if (p < end) p++;
+      }
+    } else {
+      hash_reply(reply, &h);
+    }
+    freeReplyObject(reply);
+  }
+  return h ? h : 1;
+}
+
+/* Each node's node_signature when the shared cluster was ready. */
+static unsigned long long shared_sig[GM_TEST_REDIS_NODES];
+
+/* Removes what an earlier case may have saved into node i's folder (SAVE,
+   BGSAVE, BGREWRITEAOF): a case that restarts the cluster must load only
+   its own. */
+static void shared_unsave(gm_test_redis *r, int i) {
+  char path[160];
+  snprintf(path, sizeof path, "%s/dump.rdb", r->node[i].dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/appendonlydir", r->node[i].dir);
+  nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Whether node i is as the program started it: 1 yes; 0 it is another
+ * process, or does not answer (no later case may take it: "dirty"); -1 it
+ * was reconfigured around gm_test_redis_cmd (node_signature differs), which
+ * a later check finds again, or finds undone.
+ */
+static int shared_node_check(const gm_test_redis *r, int i) {
+  struct timeval tv = {2, 0};
+  redisContext *c = node_connect(r, i, tv);
+  if (!c) return 0;
+  int state = !served_by(c, r->node[i].pid)                    ? 0
+              : node_signature(c, r->cluster) != shared_sig[i] ? -1
+                                                               : 1;
+  redisFree(c);
+  return state;
+}
+
+/* Node i is flushed. */
 static int shared_reset_node(gm_test_redis *r, int i) {
   struct timeval tv = {2, 0};
   redisContext *c = node_connect(r, i, tv);
   if (!c) return 0;
-  int ok = served_by(c, r->node[i].pid);
-  redisReply *users = ok ? redisCommand(c, "ACL USERS") : NULL;
-  ok = users && users->type == REDIS_REPLY_ARRAY && users->elements == 1;
-  if (users) freeReplyObject(users);
-  ok = ok && config_is(c, "requirepass", "") && config_is(c, "maxmemory", "0");
   static const char *const reset[] = {"FLUSHALL SYNC",
                                       "FUNCTION FLUSH SYNC",
                                       "SCRIPT FLUSH SYNC",
@@ -512,9 +595,17 @@ static int shared_reset_node(gm_test_redis *r, int i) {
                                       "CONFIG RESETSTAT",
                                       "SLOWLOG RESET",
                                       NULL};
+  int ok = 1;
   for (const char *const *cmd = reset; ok && *cmd; cmd++) ok = node_ok(c, *cmd);
   redisFree(c);
+  if (ok) shared_unsave(r, i);
   return ok;
+}
+
+static void shared_unmark(const gm_test_redis *r, const char *name) {
+  char path[96];
+  snprintf(path, sizeof path, "%s/%s", r->home, name);
+  unlink(path);
 }
 
 /* The shared cluster for this case, or NULL when it cannot be had. */
@@ -527,6 +618,12 @@ static gm_test_redis *shared_take(void) {
   *r = *shared;
   r->shared = 1;
   int ok = 1;
+  for (int i = 0; i < r->n && ok > 0; i++) ok = shared_node_check(r, i);
+  if (ok < 0) { /* reconfigured: not taken now, checked again next time */
+    shared_unmark(r, "busy");
+    free(r);
+    return NULL;
+  }
   for (int i = 0; i < r->n && ok; i++) ok = shared_reset_node(r, i);
   for (int waited = 0; ok && !cluster_ready(r); waited += 20) {
     ok = waited < 5000;
@@ -613,6 +710,17 @@ __attribute__((constructor)) static void shared_start(void) {
                                 sizeof starting->seeds - len, "%s127.0.0.1:%d",
                                 i ? "," : "", starting->node[i].port);
       snprintf(starting->home, sizeof starting->home, "%s", starting->dir);
+      for (int i = 0; i < starting->n; i++) {
+        struct timeval tv = {2, 0};
+        redisContext *c = node_connect(starting, i, tv);
+        shared_sig[i] = c ? node_signature(c, starting->cluster) : 0;
+        if (c) redisFree(c);
+        if (!shared_sig[i])
+          fixture_fail(
+              "node %d of the shared cluster: no CONFIG, ACL or "
+              "CLUSTER NODES to compare later takers with",
+              i);
+      }
       shared = starting;
       shared_owner = getpid();
     }
@@ -773,9 +881,7 @@ void gm_test_redis_stop(gm_test_redis **rp) {
   if (r->shared) {
     /* The nodes stay for the next case (shared_take). */
     peers_drop();
-    char busy[96];
-    snprintf(busy, sizeof busy, "%s/busy", r->home);
-    unlink(busy);
+    shared_unmark(r, "busy");
     if (taken == r) taken = NULL;
   } else {
     stop_server(r);

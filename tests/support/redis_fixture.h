@@ -51,7 +51,10 @@
  * folder of its own.  A case that kills, restarts or reconfigures it (CONFIG,
  * ACL, ... through gm_test_redis_cmd), asks for its pid, or fails before
  * stopping its fixture leaves it to no later case: those start their own.
- * The rules are at shared_take in redis_fixture.c.
+ * Its CONFIG values, ACL rules and slots are also compared at each take with
+ * what they were at the start, so a change sent with plain redisCommand
+ * gives later cases a server of their own until it is undone.  The rules are
+ * at shared_take in redis_fixture.c.
  */
 #ifndef GM_TEST_REDIS_FIXTURE_H
 #define GM_TEST_REDIS_FIXTURE_H
