@@ -369,22 +369,69 @@ START_TEST(client_metadata_claims_no_role_and_no_identity) {
 }
 END_TEST
 
+/* Whether gmd refused `pub` at the handshake as registered to 'admin'
+   (its log says so within 3 s). */
+static int refused_as_admin(const char *pub) {
+  char want[160];
+  snprintf(want, sizeof want,
+           "refused client key %s: it is registered as participant 'admin'",
+           pub);
+  for (int i = 0; i < 150; i++) {
+    if (gm_test_gmd_log_has(gmd, want)) return 1;
+    zmq_poll(NULL, 0, 20);
+  }
+  return 0;
+}
+
 /*
  * A key registered as participant "admin" before register refused that id
  * (written into the registry here as that release stored it) is refused
- * at the handshake, and the log says how to fix it: a new key pair
- * registered under another id works.
+ * at the handshake, on the request socket and both feeds, and the log says
+ * how to fix it: a new key pair registered under another id works.
  */
 START_TEST(an_admin_id_registered_before_the_refusal_is_refused) {
   char pub[41], sec[41];
   zmq_curve_keypair(pub, sec);
+  /* Two more such keys, for the public and the private feed. */
+  char fpub[2][41], fsec[2][41];
+  zmq_curve_keypair(fpub[0], fsec[0]);
+  zmq_curve_keypair(fpub[1], fsec[1]);
   redisContext *rc = gm_test_redis_connect(redis);
   freeReplyObject(
       gm_test_redis_cmd(rc, "SET gm:{participants}:key:%s admin", pub));
+  for (int i = 0; i < 2; i++)
+    freeReplyObject(
+        gm_test_redis_cmd(rc, "SET gm:{participants}:key:%s admin", fpub[i]));
   freeReplyObject(gm_test_redis_cmd(
       rc, "HSET gm:{participants}:id:admin id admin roles buyer public_key %s",
       pub));
   redisFree(rc);
+  /* The feeds' handshakes pass the same check (one ZAP handler for every
+     CURVE socket of gmd's context): the public feed's SUB and the private
+     feed's DEALER are refused too, not served as the bootstrap admin. */
+  void *ctx = zmq_ctx_new();
+  char ep[600];
+  ck_assert_int_eq(
+      gm_feed_private_endpoint(gm_test_gmd_feed(gmd), ep, sizeof ep), GM_OK);
+  void *sub = zmq_socket(ctx, ZMQ_SUB);
+  int linger = 0;
+  zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+  zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, fpub[0], 40);
+  zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, fsec[0], 40);
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+  ck_assert_int_eq(zmq_connect(sub, gm_test_gmd_feed(gmd)), 0);
+  void *pf = spoofing_dealer(ctx, ep, fpub[1], fsec[1]);
+  ck_assert_int_ge(zmq_send(pf, "\1@p:admin ", 11, 0), 0);
+  ck_assert_msg(refused_as_admin(fpub[0]),
+                "the public feed admitted a key registered as 'admin'");
+  ck_assert_msg(refused_as_admin(fpub[1]),
+                "the private feed admitted a key registered as 'admin'");
+  char buf[256];
+  ck_assert_int_lt(zmq_recv(pf, buf, sizeof buf, ZMQ_DONTWAIT), 0);
+  zmq_close(sub);
+  zmq_close(pf);
+  zmq_ctx_term(ctx);
   gm_test_conn *c =
       gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, pub, sec);
   Gm__PingRequest ping = GM__PING_REQUEST__INIT;
