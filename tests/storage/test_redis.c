@@ -1,5 +1,6 @@
 /* The Redis script service against a real redis-server. */
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1418,6 +1419,92 @@ START_TEST(fixture_shared_cluster_is_fresh_for_each_taker) {
 }
 END_TEST
 
+/*
+ * The program fixture_shared_node_left_stopped_dies_with_the_program runs
+ * (GM_TEST_STOP_NODE_FILE set): its one case takes the shared cluster,
+ * writes "<node pid> <case pid>" to that file, stops the node (SIGSTOP) and
+ * waits to be killed.
+ */
+START_TEST(helper_stop_shared_node) {
+  gm_test_redis *r = gm_test_redis_start();
+  ck_assert(gm_test_redis_shared(r));
+  pid_t node = gm_test_redis_pid(r);
+  const char *file = getenv("GM_TEST_STOP_NODE_FILE");
+  char tmp[256];
+  snprintf(tmp, sizeof tmp, "%s.tmp", file);
+  FILE *f = fopen(tmp, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "%ld %ld\n", (long)node, (long)getpid());
+  fclose(f);
+  ck_assert_int_eq(kill(node, SIGSTOP), 0);
+  ck_assert_int_eq(rename(tmp, file), 0);
+  sleep(60);
+}
+END_TEST
+
+/* pid has exited (gone, or a zombie not yet reaped). */
+static int exited(long pid) {
+  char path[64], st[256];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 1;
+  size_t n = fread(st, 1, sizeof st - 1, f);
+  fclose(f);
+  st[n] = '\0';
+  const char *paren = strrchr(st, ')');
+  return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/*
+ * A node of the shared cluster (GM_TEST_REDIS_SHARE=1) that a case left
+ * stopped dies when the program is killed (ctest's timeout): its
+ * PR_SET_PDEATHSIG signal must be one a stopped process acts on.
+ */
+START_TEST(fixture_shared_node_left_stopped_dies_with_the_program) {
+  char dir[] = "/tmp/gm-stopnode-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char file[64];
+  snprintf(file, sizeof file, "%s/pids", dir);
+  pid_t prog = fork();
+  ck_assert_int_ge(prog, 0);
+  if (prog == 0) {
+    setenv("GM_TEST_REDIS_SHARE", "1", 1);
+    setenv("GM_TEST_REDIS_CLUSTER", "1", 1);
+    setenv("GM_TEST_STOP_NODE_FILE", file, 1);
+    setenv("CK_RUN_CASE", "helper", 1);
+    setenv("CK_FORK", "yes", 1);
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 1);
+    execl("/proc/self/exe", "test_storage_redis", (char *)NULL);
+    _exit(127);
+  }
+  long node = 0, kase = 0;
+  for (int i = 0; i < 1500 && node <= 0; i++) {
+    FILE *f = fopen(file, "r");
+    if (f) {
+      if (fscanf(f, "%ld %ld", &node, &kase) != 2) node = 0;
+      fclose(f);
+    }
+    if (node <= 0) usleep(20000);
+  }
+  kill(prog, SIGKILL);
+  waitpid(prog, NULL, 0);
+  int gone = 0;
+  for (int i = 0; node > 0 && i < 150 && !gone; i++) {
+    gone = exited(node);
+    if (!gone) usleep(20000);
+  }
+  if (kase > 0) kill((pid_t)kase, SIGKILL);
+  if (node > 0 && !gone) kill((pid_t)node, SIGKILL);
+  unlink(file);
+  rmdir(dir);
+  ck_assert_msg(node > 0,
+                "the helper program did not take the shared "
+                "cluster within 30 s");
+  ck_assert_msg(gone, "the stopped shared node %ld outlived its program", node);
+}
+END_TEST
+
 START_TEST(fixture_removes_folders_of_dead_tests) {
   pid_t dead = fork();
   if (dead == 0) _exit(0);
@@ -1665,6 +1752,19 @@ START_TEST(fixture_three_masters_keep_aof_data_over_a_restart) {
 END_TEST
 
 int main(void) {
+  if (getenv("GM_TEST_STOP_NODE_FILE")) {
+    /* The program fixture_shared_node_left_stopped_dies_with_the_program
+       starts and kills. */
+    Suite *s = suite_create("storage_redis_helper");
+    TCase *h = tcase_create("helper");
+    tcase_set_timeout(h, 120);
+    tcase_add_test(h, helper_stop_shared_node);
+    suite_add_tcase(s, h);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_SILENT);
+    srunner_free(sr);
+    return EXIT_SUCCESS;
+  }
   Suite *s = suite_create("storage_redis");
   TCase *tc = tcase_create("scripts");
   tcase_add_checked_fixture(tc, setup, teardown);
@@ -1708,6 +1808,7 @@ int main(void) {
   tcase_set_timeout(fx, 60);
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
   tcase_add_test(fx, fixture_shared_cluster_is_fresh_for_each_taker);
+  tcase_add_test(fx, fixture_shared_node_left_stopped_dies_with_the_program);
   tcase_add_test(fx, fixture_cluster_mode_refuses_two_slots);
   tcase_add_exit_test(fx, fixture_tcp_connection_reads_only_its_node, 1);
   tcase_add_test(fx, fixture_three_masters_route_and_merge);
