@@ -39,7 +39,7 @@ cc -std=c11 -Wall -Wextra -Werror "${flags[@]}" -o "$tmp/ex-pc" \
   fail "the example does not build with pkg-config"
 "$tmp/ex-pc" --no-such-option 2>"$tmp/usage" && fail "bad option accepted"
 grep -q '^usage: ' "$tmp/usage" || fail "no usage: $(cat "$tmp/usage")"
-ldd "$tmp/ex-pc" | grep -q "$libdir/libgmclient.so" ||
+grep -q "$libdir/libgmclient.so" <<<"$(ldd "$tmp/ex-pc")" ||
   fail "the example does not load the installed libgmclient: $(ldd "$tmp/ex-pc")"
 
 # 2. Each installed .proto through protoc-c, compiled with the same flags.
@@ -60,6 +60,6 @@ cmake -S "$src/examples/client" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
 cmake --build "$tmp/cm" >"$tmp/build.log" 2>&1 ||
   fail "the example does not build with CMake: $(tail -5 "$tmp/build.log")"
 "$tmp/cm/gm-client-example" --no-such-option 2>/dev/null && fail "bad option"
-ldd "$tmp/cm/gm-client-example" | grep -q "$libdir/libgmclient.so" ||
+grep -q "$libdir/libgmclient.so" <<<"$(ldd "$tmp/cm/gm-client-example")" ||
   fail "the CMake build does not load the installed libgmclient"
 echo "install test: pkg-config, protos ($n market files) and CMake package OK"

@@ -63,7 +63,7 @@ for f in "$gmd" "$gm" "$prefix/include/greenmarket/plugin.h" \
 done
 config=$(find "$prefix" -name greenmarket-config.cmake | head -1)
 [ -n "$config" ] || fail "cmake --install did not install greenmarket-config.cmake"
-if ldd "$gm" | grep -q 'not found'; then
+if grep -q 'not found' <<<"$(ldd "$gm")"; then
   fail "the installed gm cannot find its libraries outside the system" \
     "prefix: $(ldd "$gm" | grep 'not found' | tr -s ' \t' ' ');" \
     "give gm an INSTALL_RPATH of \$ORIGIN/../<libdir>"
