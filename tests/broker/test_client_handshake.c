@@ -41,11 +41,7 @@ static void start(int aof) {
   ck_assert_int_eq(zmq_curve_keypair(server_pub, server_sec), 0);
   ck_assert_int_eq(zmq_curve_keypair(admin_pub, admin_sec), 0);
   redis = aof ? gm_test_redis_start_aof(1) : gm_test_redis_start();
-  char *keyfile = gm_test_redis_path(redis, "server.key");
-  FILE *f = fopen(keyfile, "w");
-  ck_assert_ptr_nonnull(f);
-  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
-  fclose(f);
+  char *keyfile = gm_test_key_file(redis, "server.key", server_pub, server_sec);
   char extra[1024];
   snprintf(extra, sizeof extra,
            "[plugins]\nload = testmkt\n[security]\nmode = curve\n"

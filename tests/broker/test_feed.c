@@ -57,10 +57,7 @@ static void curve_setup(void) {
   zmq_curve_keypair(alice_pub, alice_sec);
   zmq_curve_keypair(bob_pub, bob_sec);
   redis = gm_test_redis_start();
-  char *keyfile = gm_test_redis_path(redis, "server.key");
-  FILE *f = fopen(keyfile, "w");
-  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
-  fclose(f);
+  char *keyfile = gm_test_key_file(redis, "server.key", server_pub, server_sec);
   char extra[1024];
   snprintf(extra, sizeof extra,
            "[plugins]\nload = testmkt\n[security]\nmode = curve\n"

@@ -359,10 +359,7 @@ START_TEST(curve_reads_are_routed_and_strangers_refused) {
   ck_assert_int_eq(zmq_curve_keypair(epub, esec), 0);
   redis = gm_test_redis_start();
   rc = gm_test_redis_connect(redis);
-  char *keyfile = gm_test_redis_path(redis, "server.key");
-  FILE *f = fopen(keyfile, "w");
-  fprintf(f, "public = %s\nsecret = %s\n", spub, ssec);
-  fclose(f);
+  char *keyfile = gm_test_key_file(redis, "server.key", spub, ssec);
   char conf[2048];
   snprintf(conf, sizeof conf,
            "[plugins]\nload = testmkt\n[security]\nmode = curve\n"

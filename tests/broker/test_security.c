@@ -41,11 +41,7 @@ static void curve_setup(void) {
   ck_assert_int_eq(zmq_curve_keypair(admin_pub, admin_sec), 0);
   ck_assert_int_eq(zmq_curve_keypair(admin2_pub, admin2_sec), 0);
   redis = gm_test_redis_start();
-  char *keyfile = gm_test_redis_path(redis, "server.key");
-  FILE *f = fopen(keyfile, "w");
-  ck_assert_ptr_nonnull(f);
-  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
-  fclose(f);
+  char *keyfile = gm_test_key_file(redis, "server.key", server_pub, server_sec);
   /* Two keys, with the spaces an operator may put around the comma. */
   char extra[1024];
   snprintf(extra, sizeof extra,
@@ -92,13 +88,9 @@ static void expect(Gm__Reply *r, Gm__Status status, const char *text) {
 
 /* gmd --check on a CURVE config with `admin_keys`; its exit status. */
 static int check_admin_keys(const char *admin_keys, char *out, size_t outlen) {
-  char *keyfile = gm_test_redis_path(redis, "check.key");
-  FILE *f = fopen(keyfile, "w");
-  ck_assert_ptr_nonnull(f);
-  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
-  fclose(f);
+  char *keyfile = gm_test_key_file(redis, "check.key", server_pub, server_sec);
   char *conf = gm_test_redis_path(redis, "check.conf");
-  f = fopen(conf, "w");
+  FILE *f = fopen(conf, "w");
   ck_assert_ptr_nonnull(f);
   fprintf(f,
           "[redis]\nunix = %s\n[ledger]\npath = check.sqlite\n"

@@ -421,6 +421,14 @@ static int cluster_mode(void) {
       cluster);
 }
 
+/* r->seeds: "127.0.0.1:<port>,..." of a multi-master cluster's nodes. */
+static void set_seeds(gm_test_redis *r) {
+  size_t len = 0;
+  for (int i = 0; r->n > 1 && i < r->n; i++)
+    len += (size_t)snprintf(r->seeds + len, sizeof r->seeds - len,
+                            "%s127.0.0.1:%d", i ? "," : "", r->node[i].port);
+}
+
 /* dir/owner holds this process's pid (sweep_stale). */
 static void write_owner(const char *dir) {
   char owner[96];
@@ -469,11 +477,17 @@ static pid_t shared_owner;      /* the process that started it */
 static gm_test_redis *taken;    /* this process's fixture on it, or NULL */
 static gm_test_redis *starting; /* shared_start's, while it starts */
 
-/* Creates the shared cluster's file `name` (busy, dirty); O_EXCL. */
+/* The shared cluster's file `name` (busy, dirty) into path[96]. */
+static const char *shared_file(const gm_test_redis *r, const char *name,
+                               char *path) {
+  snprintf(path, 96, "%s/%s", r->home, name);
+  return path;
+}
+
+/* Creates the shared cluster's file `name`; O_EXCL. */
 static int shared_mark(const gm_test_redis *r, const char *name) {
   char path[96];
-  snprintf(path, sizeof path, "%s/%s", r->home, name);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  int fd = open(shared_file(r, name, path), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) return -1;
   dprintf(fd, "%ld\n", (long)getpid());
   close(fd);
@@ -482,8 +496,7 @@ static int shared_mark(const gm_test_redis *r, const char *name) {
 
 static int shared_marked(const gm_test_redis *r, const char *name) {
   char path[96];
-  snprintf(path, sizeof path, "%s/%s", r->home, name);
-  return access(path, F_OK) == 0;
+  return access(shared_file(r, name, path), F_OK) == 0;
 }
 
 /* A reply that is not an error (NULL: the connection failed). */
@@ -569,27 +582,12 @@ static void shared_unsave(gm_test_redis *r, int i) {
 }
 
 /*
- * Whether node i is as the program started it: 1 yes; 0 it is another
- * process, or does not answer (no later case may take it: "dirty"); -1 it
- * was reconfigured around gm_test_redis_cmd (node_signature differs), which
- * a later check finds again, or finds undone.
+ * Takes node i: 1 it is as the program started it and is now flushed; 0 it
+ * is another process, does not answer or refused a flush (no later case may
+ * take it: "dirty"); -1 it was reconfigured around gm_test_redis_cmd
+ * (node_signature differs), which a later take finds again, or finds undone.
  */
-static int shared_node_check(const gm_test_redis *r, int i) {
-  struct timeval tv = {2, 0};
-  redisContext *c = node_connect(r, i, tv);
-  if (!c) return 0;
-  int state = !served_by(c, r->node[i].pid)                    ? 0
-              : node_signature(c, r->cluster) != shared_sig[i] ? -1
-                                                               : 1;
-  redisFree(c);
-  return state;
-}
-
-/* Node i is flushed. */
-static int shared_reset_node(gm_test_redis *r, int i) {
-  struct timeval tv = {2, 0};
-  redisContext *c = node_connect(r, i, tv);
-  if (!c) return 0;
+static int shared_node_take(gm_test_redis *r, int i) {
   static const char *const reset[] = {"FLUSHALL SYNC",
                                       "FUNCTION FLUSH SYNC",
                                       "SCRIPT FLUSH SYNC",
@@ -598,17 +596,22 @@ static int shared_reset_node(gm_test_redis *r, int i) {
                                       "CONFIG RESETSTAT",
                                       "SLOWLOG RESET",
                                       NULL};
-  int ok = 1;
-  for (const char *const *cmd = reset; ok && *cmd; cmd++) ok = node_ok(c, *cmd);
+  struct timeval tv = {2, 0};
+  redisContext *c = node_connect(r, i, tv);
+  if (!c) return 0;
+  int state = !served_by(c, r->node[i].pid)                    ? 0
+              : node_signature(c, r->cluster) != shared_sig[i] ? -1
+                                                               : 1;
+  for (const char *const *cmd = reset; state == 1 && *cmd; cmd++)
+    if (!node_ok(c, *cmd)) state = 0;
   redisFree(c);
-  if (ok) shared_unsave(r, i);
-  return ok;
+  if (state == 1) shared_unsave(r, i);
+  return state;
 }
 
 static void shared_unmark(const gm_test_redis *r, const char *name) {
   char path[96];
-  snprintf(path, sizeof path, "%s/%s", r->home, name);
-  unlink(path);
+  unlink(shared_file(r, name, path));
 }
 
 /* The shared cluster for this case, or NULL when it cannot be had. */
@@ -621,13 +624,12 @@ static gm_test_redis *shared_take(void) {
   *r = *shared;
   r->shared = 1;
   int ok = 1;
-  for (int i = 0; i < r->n && ok > 0; i++) ok = shared_node_check(r, i);
+  for (int i = 0; i < r->n && ok > 0; i++) ok = shared_node_take(r, i);
   if (ok < 0) { /* reconfigured: not taken now, checked again next time */
     shared_unmark(r, "busy");
     free(r);
     return NULL;
   }
-  for (int i = 0; i < r->n && ok; i++) ok = shared_reset_node(r, i);
   for (int waited = 0; ok && !cluster_ready(r); waited += 20) {
     ok = waited < 5000;
     sleep_ms(20);
@@ -708,11 +710,7 @@ __attribute__((constructor)) static void shared_start(void) {
       starting = fixture_new(0);
       snprintf(starting->home, sizeof starting->home, "%s", starting->dir);
       spawn(starting);
-      size_t len = 0;
-      for (int i = 0; starting->n > 1 && i < starting->n; i++)
-        len += (size_t)snprintf(starting->seeds + len,
-                                sizeof starting->seeds - len, "%s127.0.0.1:%d",
-                                i ? "," : "", starting->node[i].port);
+      set_seeds(starting);
       for (int i = 0; i < starting->n; i++) {
         struct timeval tv = {2, 0};
         redisContext *c = node_connect(starting, i, tv);
@@ -838,12 +836,7 @@ gm_test_redis *gm_test_redis_start_aof(int aof) {
   if (r) return r;
   r = fixture_new(aof);
   spawn(r);
-  if (r->n > 1) {
-    size_t len = 0;
-    for (int i = 0; i < r->n; i++)
-      len += (size_t)snprintf(r->seeds + len, sizeof r->seeds - len,
-                              "%s127.0.0.1:%d", i ? "," : "", r->node[i].port);
-  }
+  set_seeds(r);
   return r;
 }
 
@@ -933,6 +926,16 @@ char *gm_test_redis_path(const gm_test_redis *r, const char *name) {
   if (!p) abort();
   snprintf(p, n, "%s/%s", r->dir, name);
   return p;
+}
+
+char *gm_test_key_file(const gm_test_redis *r, const char *name,
+                       const char *pub, const char *sec) {
+  char *path = gm_test_redis_path(r, name);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || dprintf(fd, "public = %s\nsecret = %s\n", pub, sec) < 0)
+    fixture_fail("writing the key file %s: %s", path, strerror(errno));
+  close(fd);
+  return path;
 }
 
 redisContext *gm_test_redis_connect(const gm_test_redis *r) {

@@ -94,6 +94,10 @@ pid_t gm_test_redis_pid(const gm_test_redis *r);
 const char *gm_test_redis_seeds(const gm_test_redis *r);
 /* A malloc'd "<dir>/<name>" path inside the temp folder. */
 char *gm_test_redis_path(const gm_test_redis *r, const char *name);
+/* Writes a CURVE key file as `gm keygen --out` does ("public = ...",
+   "secret = ..."; mode 600) as <dir>/<name>; its malloc'd path. */
+char *gm_test_key_file(const gm_test_redis *r, const char *name,
+                       const char *pub, const char *sec);
 
 /* A new hiredis connection to the server; aborts the test on failure. */
 redisContext *gm_test_redis_connect(const gm_test_redis *r);

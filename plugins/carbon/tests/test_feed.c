@@ -42,10 +42,8 @@ static void setup(void) {
   zmq_curve_keypair(alice_pub, alice_sec);
   zmq_curve_keypair(bob_pub, bob_sec);
   ct_redis = gm_test_redis_start();
-  char *keyfile = gm_test_redis_path(ct_redis, "server.key");
-  FILE *f = fopen(keyfile, "w");
-  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
-  fclose(f);
+  char *keyfile =
+      gm_test_key_file(ct_redis, "server.key", server_pub, server_sec);
   char conf[2048];
   snprintf(conf, sizeof conf,
            "[testing]\nclock = manual\n[plugins]\nload = carbon\n"

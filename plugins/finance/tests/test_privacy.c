@@ -164,10 +164,8 @@ static void setup(void) {
   zmq_curve_keypair(admin_pub, admin_sec);
   for (int w = 0; w < NWHO; w++) zmq_curve_keypair(pub[w], sec[w]);
   ft_redis = gm_test_redis_start();
-  char *keyfile = gm_test_redis_path(ft_redis, "server.key");
-  FILE *f = fopen(keyfile, "w");
-  fprintf(f, "public = %s\nsecret = %s\n", server_pub, server_sec);
-  fclose(f);
+  char *keyfile =
+      gm_test_key_file(ft_redis, "server.key", server_pub, server_sec);
   char conf[2048];
   snprintf(conf, sizeof conf,
            "[testing]\nclock = manual\nclock_start_ms = %lld\n[plugins]\n"
