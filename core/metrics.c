@@ -275,8 +275,10 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
 /* The thread's Redis connection, (re)opened when needed; NULL and why. */
 static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
   if (!m->redis) {
-    /* The probe's timeout from the first connection on: a stopped Redis
-       (the kernel still accepts) fails the connect's PING in 2 s. */
+    /* The probe's timeout from the first connection on, for every
+       connection of it (on a cluster one per node) and every reopening: a
+       stopped Redis (the kernel still accepts) fails the connect's PING in
+       2 s. */
     gm__redis_addr addr = m->view.redis;
     addr.io_us = REDIS_TIMEOUT_S * 1000000LL;
     m->redis = gm__redis_connect(&addr, why, whylen);
@@ -295,11 +297,7 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
                gm__redis_where(m->redis), e);
       return NULL;
     }
-  } else {
-    return gm__redis_context(m->redis);
   }
-  /* Every connection of it, on a cluster one per node. */
-  gm__redis_set_timeouts(m->redis, 0, REDIS_TIMEOUT_S * 1000000LL);
   return gm__redis_context(m->redis);
 }
 

@@ -208,13 +208,13 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
   gm__publisher *p = calloc(1, sizeof *p);
   if (!p) abort();
   if (curve_secret) {
+    /* A Redis that hangs holds events back at most this long a second,
+       from the first connection on and on one reopened after one failed (a
+       timeout is one). */
     gm__redis_addr addr = *raddr;
     addr.connect_us = addr.io_us = 250000;
     p->redis = gm__redis_connect(&addr, err, errlen);
     if (!p->redis) goto fail;
-    /* A Redis that hangs holds events back at most this long a second,
-       also on a connection reopened after one failed (a timeout is one). */
-    gm__redis_set_timeouts(p->redis, 250000, 250000);
     p->arena = gm__arena_new();
     p->roles = roles;
   }
