@@ -65,6 +65,7 @@ struct gm__broker {
   gm__ledger_link *deadlines_link;  /* the deadline thread's */
   long settle_batch;                /* entries per settle transaction */
   long settle_linger;         /* ms to gather entries after a small batch */
+  long settle_retire_s;       /* [ledger] outbox_retire_s; 0: never */
   char server_secret[41];     /* CURVE secret key (Z85) in curve mode */
   char *redis_unix;           /* [redis] unix, resolved */
   char *redis_host;           /* [redis] host */
@@ -551,6 +552,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      err, errlen) ||
       gm__config_int(cfg, "ledger", "linger_ms", 5, 0, 1000, &b->settle_linger,
                      err, errlen) ||
+      gm__config_int(cfg, "ledger", "outbox_retire_s", 3600, 0, 2592000,
+                     &b->settle_retire_s, err, errlen) ||
       gm__config_int(cfg, "deadlines", "poll_ms", 100, 1, 3600000,
                      &b->dl_poll_ms, err, errlen) ||
       gm__config_int(cfg, "deadlines", "claim_ms", 30000, 100, 86400000,
@@ -900,18 +903,20 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
                                    .find_arg = b};
     b->ledger_server = gm__ledger_server_start(&lc, err, errlen);
     if (!b->ledger_server) goto done;
-    gm__settle_config sc = {.redis = b->raddr,
-                            .ledger_path = b->ledger_path,
-                            .consumer = b->name,
-                            .batch_size = (int)b->settle_batch,
-                            .block_ms = 100,
-                            .linger_ms = (int)b->settle_linger,
-                            .claim_idle_ms = 30000,
-                            .lookup = settle_lookup,
-                            .lookup_arg = b,
-                            .gate = gm__lease_gate,
-                            .gate_arg = b->lease,
-                            .committed = gm__lease_committed};
+    gm__settle_config sc = {
+        .redis = b->raddr,
+        .ledger_path = b->ledger_path,
+        .consumer = b->name,
+        .batch_size = (int)b->settle_batch,
+        .block_ms = 100,
+        .linger_ms = (int)b->settle_linger,
+        .claim_idle_ms = 30000,
+        .retire_idle_ms = (int64_t)b->settle_retire_s * 1000,
+        .lookup = settle_lookup,
+        .lookup_arg = b,
+        .gate = gm__lease_gate,
+        .gate_arg = b->lease,
+        .committed = gm__lease_committed};
     b->settler = gm__settler_start(&sc, err, errlen);
     if (!b->settler) goto done;
   }

@@ -211,11 +211,16 @@ static size_t gm__outbox_n;     /* slots in use */
  * when that is the time it is firing for.
  *
  * What the host must do after the run comes back in a wrapper:
- * {error "gm:host <earliest due set, or -1> <emitted 0|1>", reply}, sent
+ * {error "gm:host <earliest due set, or -1> <emitted 0|1|2>", reply}, sent
  * when the run set a deadline or appended to the outbox.  The host lowers
  * the wake-up index gm:deadlines to the due, and registers the tag's outbox
  * stream in gm:outboxes (the settler's list) once it holds entries or
- * deadlines, so reads and refusals register nothing.  It hands the plugin
+ * deadlines, so reads and refusals register nothing.  gm.emit appends with
+ * NOMKSTREAM first: when the stream is missing (a new tag, or one whose
+ * settled, idle stream the settler retired: settle.c) it appends again
+ * without it and the run answers emitted 2, which registers the stream
+ * even when this process registered it before (its own list of registered
+ * streams does not know of the retirement).  It hands the plugin
  * `reply` only, and only `reply` is stored for replay.  A replay answers
  * the same way from what the tag holds (its earliest deadline, whether its
  * stream exists), so a retry also repairs what a broker that died right
@@ -224,19 +229,23 @@ static size_t gm__outbox_n;     /* slots in use */
  * reply can be taken for the host's.
  */
 static const char gm__library_host[] =
-    "local gm__outbox, gm__idem, gm__dl, gm__dlc, gm__dlp, gm__em\n"
+    "local gm__outbox, gm__idem, gm__dl, gm__dlc, gm__dlp, gm__em, gm__new\n"
     "local gm__api = {}\n"
     "local gm__mt = {__index = gm__api, __metatable = false}\n"
     "local gm__src, gm__name, gm__fn = {}, {}, {}\n"
     "gm__api.emit = function(kind, ...) "
-    "local f, a = {'XADD', gm__outbox, '*', 'kind', tostring(kind)}, {...}; "
+    "local f, a = {'XADD', gm__outbox, 'NOMKSTREAM', '*', 'kind', "
+    "tostring(kind)}, {...}; "
     "for i = 1, select('#', ...) do local v = a[i]; "
     "if i % 2 == 1 and type(v) == 'string' and v:sub(1, 3) == 'gm:' then "
     "error('gm.emit: field names starting with gm: are the host\\'s', 2) "
     "end; "
     "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
     "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
-    "gm__em = true; return redis.call(unpack(f)) end\n"
+    "local id = redis.call(unpack(f)); "
+    "if not id then table.remove(f, 3); id = redis.call(unpack(f)); "
+    "gm__new = true end; "
+    "gm__em = true; return id end\n"
     "local gm__st = {INVALID_ARGUMENT = 1, NOT_FOUND = 1, ALREADY_EXISTS = 1, "
     "PERMISSION_DENIED = 1, RESOURCE_EXHAUSTED = 1, FAILED_PRECONDITION = 1, "
     "UNIMPLEMENTED = 1, INTERNAL = 1, UNAVAILABLE = 1}\n"
@@ -275,11 +284,11 @@ static const char gm__library_host[] =
     "local function gm__wrap(r, min, em) "
     "if (min or em) and (type(r) ~= 'table' or not r.err) then "
     "return {{err = 'gm:host ' .. string.format('%d', min or -1) .. "
-    "(em and ' 1' or ' 0')}, r} end "
+    "(em == 2 and ' 2' or em and ' 1' or ' 0')}, r} end "
     "return r end\n"
     "local function gm__begin(K) "
     "gm__outbox, gm__idem, gm__dl, gm__dlc = K[1], K[2], K[3], K[4]; "
-    "gm__dlp, gm__em = nil, false end\n"
+    "gm__dlp, gm__em, gm__new = nil, false, false end\n"
     "local function gm__replay(s, a) "
     "if s:byte(1) == 193 then "
     "if #a > 1 and s:sub(2, 13) ~= a:sub(2) then "
@@ -331,7 +340,7 @@ static const char gm__library_host[] =
     "else redis.call('ZREM', gm__dl, m) end end end\n"
     "if A[1] ~= '0' and not refused then redis.call('SET', gm__idem, "
     "gm__pre(A[1]) .. cmsgpack.pack(r), 'EX', A[4]) end\n"
-    "return gm__wrap(r, min, gm__em) end\n";
+    "return gm__wrap(r, min, gm__new and 2 or gm__em) end\n";
 
 /*
  * A script's chunk: "local gm, KEYS, ARGV; " <lib> ["\n" unless it ends a
@@ -1953,8 +1962,9 @@ static void gm__outbox_remember(const char *key) {
  * Any failure is retryable: the run was made, and a retry replays its
  * reply and registers again.
  */
-static gm_status gm__outbox_register(gm_call *call, const char *stream) {
-  if (gm__outbox_known(stream)) return GM_OK;
+static gm_status gm__outbox_register(gm_call *call, const char *stream,
+                                     int made) {
+  if (!made && gm__outbox_known(stream)) return GM_OK;
   const char *argv[] = {"SADD", "gm:outboxes", stream};
   size_t lens[] = {4, 11, strlen(stream)};
   redisReply *reply = gm__command(call->redis, 3, argv, lens);
@@ -1964,6 +1974,13 @@ static gm_status gm__outbox_register(gm_call *call, const char *stream) {
             : reply->type == REDIS_REPLY_ERROR ? reply->str
                                                : "unexpected reply");
     if (reply) freeReplyObject(reply);
+    if (made) {
+      /* Registered before a retirement, perhaps: the retry's replay
+         (emitted 1) must not take this process's list for the set's. */
+      pthread_rwlock_wrlock(&gm__outbox_lock);
+      gm__outbox_cache_clear_locked();
+      pthread_rwlock_unlock(&gm__outbox_lock);
+    }
     return gm__call_fail(call, GM_UNAVAILABLE,
                          "the request was carried out, but recording its "
                          "outbox for settlement failed (Redis at %s); retry "
@@ -2202,7 +2219,8 @@ static gm_status gm__error_reply(gm_call *call, const char *market,
  * The reply the plugin's body returned: a run that set a deadline or
  * appended to its outbox answers {error "gm:host <due> <emitted>", reply}
  * (see gm__library_host); *due is then the earliest due it set (-1: none) and
- * *emitted whether the tag's stream holds entries.  gm__run refuses
+ * *emitted whether the tag's stream holds entries (2: this run made the
+ * stream).  gm__run refuses
  * plugin replies of that shape, so only the host's wrapper is unwrapped.
  */
 static const redisReply *gm__host_unwrap(const redisReply *r, long long *due,
@@ -2217,9 +2235,9 @@ static const redisReply *gm__host_unwrap(const redisReply *r, long long *due,
     return r;
   char *end;
   long long v = strtoll(m->str + n, &end, 10);
-  if (*end != ' ' || (end[1] != '0' && end[1] != '1') || end[2]) return r;
+  if (*end != ' ' || end[1] < '0' || end[1] > '2' || end[2]) return r;
   *due = v;
-  *emitted = end[1] == '1';
+  *emitted = end[1] - '0';
   return r->elements == 2 ? r->element[1] : &nil;
 }
 
@@ -2676,7 +2694,7 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
      and also when the WAIT was refused, which leaves the write on the
      master to be settled whether or not the client retries. */
   if (st == GM_OK && (emitted || due >= 0) &&
-      gm__outbox_register(call, outbox) != GM_OK) {
+      gm__outbox_register(call, outbox, emitted == 2) != GM_OK) {
     *reply = NULL;
     return call->status;
   }

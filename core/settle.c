@@ -58,6 +58,10 @@
 #define GM__MAX_MASTERS 256
 /* Entries held back for want of a replica are logged at most this often. */
 #define GM__HELD_LOG_EVERY_US (30u * 1000000u)
+/* Retired streams are looked for this often, this many per sweep (a
+   pass over 50,000 idle streams takes about 8 minutes). */
+#define GM__RETIRE_EVERY_US 2500000u
+#define GM__RETIRE_COUNT 256
 /* Dead consumers are looked for at most this often. */
 #define GM__PRUNE_EVERY_US (600u * 1000000u)
 
@@ -82,6 +86,43 @@ static const char gm__prune_lua[] =
     "  end\n"
     "end\n"
     "return removed\n";
+
+/* For each pair of keys (a tag's outbox stream, its deadline set): 1 when
+   the stream may be retired (a stream whose only group is ARGV[1], with
+   nothing pending and nothing undelivered, whose last entry is older than
+   ARGV[2] ms by Redis's clock, on a tag with no deadline), else 0; with
+   ARGV[3] "retire" it also deletes each such stream, group and all.  A
+   missing stream answers 1: there is nothing of it to keep. */
+static const char gm__retire_lua[] =
+    "#!lua\n"
+    "local t = redis.call('TIME')\n"
+    "local cut = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  - tonumber(ARGV[2])\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS, 2 do\n"
+    "  local s, ok = KEYS[i], 0\n"
+    "  local ty = redis.call('TYPE', s).ok\n"
+    "  if ty == 'none' then ok = 1\n"
+    "  elseif ty == 'stream' and redis.call('EXISTS', KEYS[i + 1]) == 0 then\n"
+    "    local f, g = {}, {}\n"
+    "    local info = redis.call('XINFO', 'STREAM', s)\n"
+    "    for j = 1, #info, 2 do f[info[j]] = info[j + 1] end\n"
+    "    local groups = redis.call('XINFO', 'GROUPS', s)\n"
+    "    if #groups == 1 then\n"
+    "      for j = 1, #groups[1], 2 do g[groups[1][j]] = groups[1][j + 1] end\n"
+    "    end\n"
+    "    local ms = tonumber(string.match(f['last-generated-id'] or '',\n"
+    "                                     '^(%d+)%-'))\n"
+    "    if g.name == ARGV[1] and g.pending == 0 and\n"
+    "       g['last-delivered-id'] == f['last-generated-id'] and ms and\n"
+    "       ms <= cut then\n"
+    "      ok = 1\n"
+    "      if ARGV[3] == 'retire' then redis.call('DEL', s) end\n"
+    "    end\n"
+    "  end\n"
+    "  out[#out + 1] = ok\n"
+    "end\n"
+    "return out\n";
 
 /* One entry read in this round. */
 typedef struct gm__item {
@@ -113,6 +154,8 @@ struct gm__settler {
   uint64_t claimed_us;     /* last XAUTOCLAIM sweep; 0: never */
   uint64_t claim_every_us; /* sweep period */
   uint64_t pruned_us;      /* last look for dead consumers; 0: never */
+  uint64_t retired_us;     /* last sweep for streams to retire; 0: never */
+  size_t retire_at;        /* the stream that sweep starts at */
   uint64_t prune_every_us; /* its period */
   /* Entries this round reads: the batch, up to GM__BEHIND_MAX times it
      while rounds come back full (see gm__round). */
@@ -1148,6 +1191,184 @@ static void gm__prune(gm__settler *s) {
   s->pruned_us = gm__clock_mono_us();
 }
 
+/* Whether `stream` is a tag's outbox ("gm:{<tag>}:outbox"); *dl is then
+   its deadline set's key (malloc'd). */
+static int gm__retire_keys(const char *stream, char **dl) {
+  static const char suffix[] = "}:outbox";
+  size_t n = strlen(stream), sl = sizeof suffix - 1;
+  if (n < 4 + sl || strncmp(stream, "gm:{", 4) != 0 ||
+      strcmp(stream + n - sl, suffix) != 0)
+    return 0;
+  *dl = malloc(n);
+  if (!*dl) abort();
+  memcpy(*dl, stream, n - 6);
+  memcpy(*dl + n - 6, "dl", 3);
+  return 1;
+}
+
+/* gm__retire_lua over streams[0..n) (each a tag's outbox) in `mode`
+   ("check" or "retire"): ok[i] its answer.  0, or -1 when Redis failed
+   (the chunks not answered are 0). */
+static int gm__retire_eval(gm__settler *s, char **streams, size_t n,
+                           const char *mode, char *ok) {
+  size_t per = s->cluster ? 1 : GM__CHUNK;
+  char idle[24];
+  snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.retire_idle_ms);
+  memset(ok, 0, n);
+  const char **argv = malloc((6 + 2 * per) * sizeof *argv);
+  char **dl = malloc(per * sizeof *dl);
+  if (!argv || !dl) abort();
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i += per) {
+    size_t end = i + per < n ? i + per : n;
+    char nkeys[24];
+    snprintf(nkeys, sizeof nkeys, "%zu", 2 * (end - i));
+    int argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = gm__retire_lua;
+    argv[argc++] = nkeys;
+    for (size_t k = i; k < end; k++) {
+      if (!gm__retire_keys(streams[k], &dl[k - i])) abort(); /* filtered */
+      argv[argc++] = streams[k];
+      argv[argc++] = dl[k - i];
+    }
+    argv[argc++] = GM__GROUP;
+    argv[argc++] = idle;
+    argv[argc++] = mode;
+    redisContext *c = gm__ctx(s, streams[i]);
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    for (size_t k = i; k < end; k++) free(dl[k - i]);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != end - i) {
+      gm__log(GM_LOG_WARN, "settle",
+              "looking for settled outbox streams to retire: %s",
+              r && r->type == REDIS_REPLY_ERROR ? r->str
+              : r                               ? "unexpected reply"
+                                                : c->errstr);
+      if (!r && gm__redis_is_cluster(s->redis)) s->broken = 1;
+      rc = -1;
+    } else {
+      for (size_t k = i; k < end; k++) {
+        const redisReply *e = r->element[k - i];
+        ok[k] = e->type == REDIS_REPLY_INTEGER && e->integer == 1;
+      }
+    }
+    if (r) freeReplyObject(r);
+  }
+  free(dl);
+  free(argv);
+  return rc;
+}
+
+/* SADD or SREM of names[0..n) on gm:outboxes: the count changed, or -1. */
+static long long gm__outboxes_change(gm__settler *s, const char *cmd,
+                                     char **names, size_t n) {
+  const char **argv = malloc((n + 2) * sizeof *argv);
+  if (!argv) abort();
+  argv[0] = cmd;
+  argv[1] = "gm:outboxes";
+  for (size_t k = 0; k < n; k++) argv[k + 2] = names[k];
+  redisContext *set = gm__ctx(s, "gm:outboxes");
+  redisReply *r = redisCommandArgv(set, (int)n + 2, argv, NULL);
+  free(argv);
+  long long changed = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+  if (changed < 0)
+    gm__log(GM_LOG_WARN, "settle", "%s gm:outboxes while retiring streams: %s",
+            cmd,
+            r && r->type == REDIS_REPLY_ERROR ? r->str
+            : r                               ? "unexpected reply"
+                                              : set->errstr);
+  if (r) freeReplyObject(r);
+  return changed;
+}
+
+/*
+ * Retires outbox streams that have settled everything and been idle for
+ * retire_idle_ms (a tender, a referral or an instrument no longer written):
+ * each stream in gm:outboxes costs every round, claim sweep, metrics scrape
+ * and deadline reconciliation a read, so without this their cost grew with
+ * every tag ever written (docs/status.md).  A sweep looks at the next
+ * GM__RETIRE_COUNT streams of the list.  For each it may retire: SREM from
+ * gm:outboxes first, then the script checks again and deletes the stream
+ * in one atomic step, and the streams it kept go back with SADD.  An entry
+ * appended after the SREM is seen by that check (the stream is kept); one
+ * appended after the delete makes the stream again, and the run that made
+ * it registers it in gm:outboxes (gm.emit answers emitted 2: redis.c).  A
+ * broker that stops between the SREM and the SADD leaves kept streams out
+ * of the list until the discovery pass (at most GM__DISCOVER_EVERY_US).
+ * Failures are logged and the sweep ends: nothing depends on it.
+ */
+static size_t gm__retire(gm__settler *s) {
+  s->retired_us = gm__clock_mono_us();
+  size_t ns = s->nstreams, nretired = 0;
+  if (ns == 0) return 0;
+  size_t take = ns < GM__RETIRE_COUNT ? ns : GM__RETIRE_COUNT, nc = 0;
+  char **cand = malloc(take * sizeof *cand);
+  char *ok = malloc(take);
+  if (!cand || !ok) abort();
+  for (size_t k = 0; k < take; k++) {
+    char *st = s->streams[(s->retire_at + k) % ns], *dl;
+    if (gm__retire_keys(st, &dl)) {
+      free(dl);
+      cand[nc++] = st;
+    }
+  }
+  s->retire_at = (s->retire_at + take) % ns;
+  gm__retire_eval(s, cand, nc, "check", ok);
+  size_t nr = 0;
+  for (size_t k = 0; k < nc; k++)
+    if (ok[k]) cand[nr++] = cand[k];
+  if (nr == 0 || gm__outboxes_change(s, "SREM", cand, nr) < 0) goto done;
+  gm__retire_eval(s, cand, nr, "retire", ok);
+  /* Those kept (or whose answer was lost) go back; a stream deleted after
+     all is made again, empty, by the next refresh and retired later. */
+  size_t nkept = 0;
+  char **kept = malloc(nr * sizeof *kept);
+  if (!kept) abort();
+  for (size_t k = 0; k < nr; k++) {
+    if (ok[k])
+      cand[nretired++] = cand[k];
+    else
+      kept[nkept++] = cand[k];
+  }
+  if (nkept) gm__outboxes_change(s, "SADD", kept, nkept);
+  free(kept);
+  if (nretired == 0) goto done;
+  /* Out of this settler's list at once: a read of a deleted stream would
+     fail (NOGROUP).  The list is sorted: each retired name is found first,
+     then freed, then the rest closes up. */
+  char ***at = malloc(nretired * sizeof *at);
+  if (!at) abort();
+  for (size_t k = 0; k < nretired; k++)
+    at[k] = bsearch(&cand[k], s->streams, s->nstreams, sizeof *s->streams,
+                    gm__cmp_str);
+  for (size_t k = 0; k < nretired; k++)
+    if (at[k]) {
+      free(*at[k]);
+      *at[k] = NULL;
+    }
+  free(at);
+  size_t w = 0;
+  for (size_t i = 0; i < s->nstreams; i++)
+    if (s->streams[i]) s->streams[w++] = s->streams[i];
+  s->nstreams = w;
+  s->outboxes_card -= (long long)nretired;
+  if (s->nstreams) {
+    s->read_at %= s->nstreams;
+    s->retire_at %= s->nstreams;
+  } else {
+    s->read_at = s->retire_at = 0;
+  }
+  gm__log(GM_LOG_INFO, "settle",
+          "retired %zu outbox stream(s) with everything settled and no entry "
+          "for %lld s (%zu left); the next entry of a tag makes its stream "
+          "again",
+          nretired, (long long)(s->cfg.retire_idle_ms / 1000), s->nstreams);
+done:
+  free(ok);
+  free(cand);
+  return nretired;
+}
+
 /* The stream time of the oldest entry in hand (ids are "<ms>-<seq>", the
    ms Redis's clock when the entry was appended); 0 when none. */
 static int64_t gm__oldest_ms(const gm__settler *s) {
@@ -1341,6 +1562,9 @@ static int gm__round(gm__settler *s, size_t *read) {
     if (gm__claim(s) != 0) return -1;
   }
   if (!s->pruned_us || now - s->pruned_us >= s->prune_every_us) gm__prune(s);
+  if (s->cfg.retire_idle_ms > 0 &&
+      (!s->retired_us || now - s->retired_us >= GM__RETIRE_EVERY_US))
+    gm__retire(s);
   if (s->pending) {
     if (gm__read(s, "0", 0) != 0) return -1;
     if (s->nitems == 0) s->pending = 0;
@@ -1539,4 +1763,9 @@ int gm__settler_drain_once(gm__settler *s) {
   if (s->started) return -1;
   size_t read;
   return gm__round(s, &read);
+}
+
+int gm__settler_retire_once(gm__settler *s) {
+  if (s->started) return -1;
+  return (int)gm__retire(s);
 }

@@ -35,6 +35,10 @@ typedef struct gm__settle_config {
   int64_t claim_idle_ms; /* claim entries pending longer, default 30000 */
   int64_t prune_idle_ms; /* remove other consumers with nothing pending
                             that were idle longer, default 3600000 */
+  /* A stream with every entry settled, no deadline on its tag and no new
+     entry for this long is deleted and leaves gm:outboxes (the next entry
+     makes it again); 0: never.  gmd: [ledger] outbox_retire_s. */
+  int64_t retire_idle_ms;
   gm__settle_lookup_fn lookup;
   void *lookup_arg;
   int dead_letter_after; /* failures of one entry in a row before it is set
@@ -85,5 +89,10 @@ void gm__settler_stats(const gm__settler *s, gm__settle_stats *out);
 
 /* Runs one batch synchronously (no_thread only): entries settled, or -1. */
 int gm__settler_drain_once(gm__settler *s);
+
+/* Runs one sweep for streams to retire now (no_thread only; the thread
+   sweeps every few seconds when retire_idle_ms is set): streams retired,
+   or -1. */
+int gm__settler_retire_once(gm__settler *s);
 
 #endif

@@ -294,11 +294,15 @@ static void carbon__outbox_counts(const gm_value *v, int64_t *len,
  * outbox's count of entries ever added is taken with the first run and again
  * after the ledger query: entries appended in between count in unsettled
  * with those not settled at the start, and unsettled = 0 means Redis did not
- * change while it was read and the ledger had settled all of it.
+ * change while it was read and the ledger had settled all of it.  The
+ * host retires an outbox stream that has settled everything and stayed idle
+ * (docs/operations.md), and the next entry makes it again with its count
+ * from 0: a count that went down says that happened between the reads, and
+ * *again asks the caller to read once more (out is unchanged then).
  */
 static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
                                        Gm__Carbon__ReconcileReply *out,
-                                       size_t *cap) {
+                                       size_t *cap, int *again) {
   const char *pos = "0", *carry = "", *outbox_args[] = {"outbox"};
   const gm_value *v;
   carbon__totals live = {call, NULL, 0, 0}, led = {call, NULL, 0, 0};
@@ -348,6 +352,10 @@ static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
   if ((st = carbon__run(call, "read", sym, 1, outbox_args, &v)) != GM_OK)
     return st;
   carbon__outbox_counts(v, NULL, &added1);
+  if (added1 < added0) {
+    *again = 1;
+    return GM_OK;
+  }
   int64_t moved;
   if (__builtin_sub_overflow(added1, added0, &moved) ||
       __builtin_add_overflow(moved, len0, &moved) ||
@@ -402,8 +410,17 @@ gm_status carbon__reconcile(gm_call *call, const ProtobufCMessage *req,
   gm__carbon__reconcile_reply__init(out);
   for (size_t k = 0; k < nsym; k++) {
     const char *sym = list ? list->items[k].str : in->symbol;
-    if (sym && (st = carbon__reconcile_one(call, sym, out, &cap)) != GM_OK)
-      return st;
+    for (int tries = 0; sym; tries++) {
+      int again = 0;
+      if ((st = carbon__reconcile_one(call, sym, out, &cap, &again)) != GM_OK)
+        return st;
+      if (!again) break;
+      if (tries == 2)
+        return host->fail(call, GM_UNAVAILABLE,
+                          "%s's outbox was made again three times while it "
+                          "was read; retry",
+                          sym);
+    }
   }
   *reply = &out->base;
   return GM_OK;

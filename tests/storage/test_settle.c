@@ -37,6 +37,8 @@ enum { FORGE_RETURN = 1, FORGE_SWALLOW, FORGE_OTHER_MARKET };
 static atomic_int forge_qty, forge_mode;
 static long sleep_us;    /* per entry, to make a batch slow */
 static atomic_int spill; /* times the entry with qty 1 meets a full disk */
+/* start()'s retire_idle_ms (0: streams are never retired). */
+static int64_t retire_ms;
 
 static gm_status settle_row(gm_market *m, gm_ledger *tx,
                             const gm_outbox_entry *e) {
@@ -117,6 +119,7 @@ static void setup(void) {
   atomic_store(&forge_mode, 0);
   atomic_store(&spill, 0);
   sleep_us = 0;
+  retire_ms = 0;
   char err[512];
   gm__ledger *l = gm__ledger_open(path, 0, err, sizeof err);
   ck_assert_msg(l != NULL, "%s", err);
@@ -163,6 +166,7 @@ static gm__settler *start(const char *consumer, int batch, int64_t claim_ms,
                            .block_ms = 10,
                            .claim_idle_ms = claim_ms,
                            .prune_idle_ms = prune_ms ? prune_ms : 2 * claim_ms,
+                           .retire_idle_ms = retire_ms,
                            .lookup = lookup,
                            .no_thread = no_thread};
   char err[512];
@@ -1050,6 +1054,137 @@ START_TEST(a_lease_lost_mid_batch_commits_nothing) {
 }
 END_TEST
 
+/* ---- retiring settled, idle streams ---- */
+
+static gm__redis *emitter;
+static gm__arena *emit_arena;
+
+static void emitter_start(void) {
+  char err[512];
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
+  emitter = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(emitter != NULL, "%s", err);
+  ck_assert_int_eq(gm__scripts_add(emitter, "alpha", "fill", NULL,
+                                   "gm.emit('fill', 'qty', tonumber(ARGV[1]))\n"
+                                   "return 1\n",
+                                   err, sizeof err),
+                   GM_OK);
+  emit_arena = gm__arena_new();
+}
+
+static void emitter_stop(void) {
+  gm__arena_destroy(&emit_arena);
+  gm__redis_destroy(&emitter);
+  gm__scripts_remove("alpha");
+}
+
+/* alpha.fill on `tag` with qty and idempotency key `idem`, as a broker
+   runs it (its outbox registered through this process's list). */
+static void emit(const char *tag, int qty, const char *idem) {
+  char q[16];
+  snprintf(q, sizeof q, "%d", qty);
+  gm_call c = {.arena = emit_arena,
+               .participant = "alice",
+               .idem_key = idem,
+               .redis = emitter};
+  const char *args[] = {q};
+  const gm_value *v;
+  ck_assert_int_eq(
+      gm__script_run(&c, "alpha", "fill", tag, 0, NULL, 1, args, &v), GM_OK);
+  gm__arena_reset(emit_arena);
+}
+
+static long long listed(const char *tag) {
+  return gm_test_redis_int(raw, "SISMEMBER gm:outboxes gm:{alpha:%s}:outbox",
+                           tag);
+}
+static long long exists(const char *tag) {
+  return gm_test_redis_int(raw, "EXISTS gm:{alpha:%s}:outbox", tag);
+}
+
+START_TEST(settled_idle_streams_are_retired_and_made_again) {
+  emitter_start();
+  retire_ms = 1;
+  emit("done", 1, "d1");
+  emit("done", 2, "d2");
+  emit("again", 3, "a1");
+  add_entries("alpha", "dl", 4, 1); /* a tag with a deadline still due */
+  freeReplyObject(gm_test_redis_cmd(raw, "ZADD gm:{alpha:dl}:dl 9 close|x"));
+  add_entries("alpha", "late", 5, 1);
+  add_entries("alpha", "ghost", 6, 1);
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 6, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 6);
+  /* Written after the settler's last read: one entry nobody has read yet,
+     one read by another consumer and not acknowledged. */
+  add_entries("alpha", "late", 7, 1);
+  add_entries("alpha", "ghost", 8, 1);
+  freeReplyObject(gm_test_redis_cmd(
+      raw,
+      "XREADGROUP GROUP gm-settle ghost STREAMS gm:{alpha:ghost}:outbox >"));
+  usleep(20 * 1000); /* every last entry is now older than retire_ms */
+  ck_assert_int_eq(gm__settler_retire_once(s), 2);
+  ck_assert_int_eq(exists("done"), 0);
+  ck_assert_int_eq(listed("done"), 0);
+  ck_assert_int_eq(exists("again"), 0);
+  ck_assert_int_eq(listed("again"), 0);
+  const char *kept[] = {"dl", "late", "ghost"};
+  for (int i = 0; i < 3; i++) {
+    ck_assert_msg(exists(kept[i]) && listed(kept[i]), "%s was retired",
+                  kept[i]);
+  }
+  ck_assert_int_eq(gm_test_redis_int(raw, "SCARD gm:outboxes"), 3);
+  /* A retry of a call whose stream is gone replays and makes nothing. */
+  emit("again", 3, "a1");
+  ck_assert_int_eq(exists("again"), 0);
+  ck_assert_int_eq(listed("again"), 0);
+  /* A new call makes the stream again and lists it, though this process
+     listed it before the retirement; its entry settles. */
+  emit("done", 9, "d3");
+  ck_assert_int_eq(exists("done"), 1);
+  ck_assert_int_eq(listed("done"), 1);
+  drain_until(s, 8, 20); /* d3 and late's second entry */
+  ck_assert_uint_eq(gm__settler_settled(s), 8);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE qty = 9"), 1);
+  /* Nothing retired twice or settled twice: 8 distinct entries. */
+  ck_assert_int_eq(count("SELECT count(*) FROM gm_settled"), 8);
+  ck_assert_int_eq(
+      count("SELECT count(*) FROM (SELECT DISTINCT stream, id FROM rows)"), 8);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
+START_TEST(streams_written_lately_are_kept) {
+  emitter_start();
+  retire_ms = 60000;
+  emit("fresh", 1, "f1");
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 1);
+  ck_assert_int_eq(gm__settler_retire_once(s), 0);
+  ck_assert_int_eq(exists("fresh"), 1);
+  ck_assert_int_eq(listed("fresh"), 1);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
+START_TEST(a_settler_thread_retires_by_itself) {
+  retire_ms = 1;
+  add_entries("alpha", "t1", 1, 2);
+  add_entries("alpha", "t2", 3, 1);
+  gm__settler *s = start("c1", 64, 30000, 0);
+  /* Settled within a round, retired by a sweep (every 2.5 s). */
+  for (int i = 0; i < 500 && gm_test_redis_int(raw, "SCARD gm:outboxes"); i++)
+    usleep(20 * 1000);
+  ck_assert_int_eq(gm_test_redis_int(raw, "SCARD gm:outboxes"), 0);
+  ck_assert_int_eq(exists("t1") + exists("t2"), 0);
+  gm__settler_stop(&s);
+  assert_exactly_once(3);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("storage_settle");
   TCase *tc = tcase_create("settle");
@@ -1083,6 +1218,14 @@ int main(void) {
   tcase_add_test(tc, a_full_disk_inside_a_callback_sets_nothing_aside);
   tcase_add_test(tc, an_unlisted_stream_is_found_and_settled);
   suite_add_tcase(s, tc);
+  /* Also in a one-node cluster (test_storage_settle_cluster1). */
+  TCase *rt = tcase_create("retire");
+  tcase_add_checked_fixture(rt, setup, teardown);
+  tcase_set_timeout(rt, 60);
+  tcase_add_test(rt, settled_idle_streams_are_retired_and_made_again);
+  tcase_add_test(rt, streams_written_lately_are_kept);
+  tcase_add_test(rt, a_settler_thread_retires_by_itself);
+  suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
