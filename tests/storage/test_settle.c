@@ -1155,6 +1155,43 @@ START_TEST(settled_idle_streams_are_retired_and_made_again) {
 }
 END_TEST
 
+/* A run that only sets a deadline on a retired tag lists the tag again
+   (the deadline reconciliation walks gm:outboxes), though this process
+   listed it before. */
+START_TEST(a_deadline_on_a_retired_tag_lists_it_again) {
+  emitter_start();
+  char err[512];
+  ck_assert_int_eq(gm__scripts_add(emitter, "alpha", "arm", NULL,
+                                   "gm.deadline('close', 'x', 99999)\n"
+                                   "return 1\n",
+                                   err, sizeof err),
+                   GM_OK);
+  retire_ms = 1;
+  emit("armed", 1, "e1");
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(listed("armed"), 0);
+  gm_call c = {.arena = emit_arena,
+               .participant = "alice",
+               .idem_key = "arm1",
+               .redis = emitter};
+  const gm_value *v;
+  ck_assert_int_eq(
+      gm__script_run(&c, "alpha", "arm", "armed", 0, NULL, 0, NULL, &v), GM_OK);
+  gm__arena_reset(emit_arena);
+  ck_assert_int_eq(listed("armed"), 1);
+  /* Kept while the deadline is due, whatever its age. */
+  drain_until(s, 1, 2);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 0);
+  ck_assert_int_eq(listed("armed"), 1);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
 START_TEST(streams_written_lately_are_kept) {
   emitter_start();
   retire_ms = 60000;
@@ -1224,6 +1261,7 @@ int main(void) {
   tcase_set_timeout(rt, 60);
   tcase_add_test(rt, settled_idle_streams_are_retired_and_made_again);
   tcase_add_test(rt, streams_written_lately_are_kept);
+  tcase_add_test(rt, a_deadline_on_a_retired_tag_lists_it_again);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
   suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
