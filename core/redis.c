@@ -221,8 +221,10 @@ static size_t gm__outbox_n;     /* slots in use */
  * without it and the run answers emitted 2, which registers the stream
  * even when this process registered it before (its own list of registered
  * streams does not know of the retirement).  A run that sets a deadline on
- * a tag without a stream answers 2 as well: the deadline reconciliation
- * finds tags through gm:outboxes.  It hands the plugin
+ * a tag without a stream makes the stream (empty, with the settler's
+ * group) and answers 2 as well: the deadline reconciliation finds tags
+ * through gm:outboxes, and the stream's being there spares the tag's next
+ * runs that registration.  It hands the plugin
  * `reply` only, and only `reply` is stored for replay.  A replay answers
  * the same way from what the tag holds (its earliest deadline, whether its
  * stream exists), so a retry also repairs what a broker that died right
@@ -341,7 +343,9 @@ static const char gm__library_host[] =
     "if not min or due < min then min = due end "
     "else redis.call('ZREM', gm__dl, m) end end end\n"
     "if min and not gm__em and redis.call('EXISTS', gm__outbox) == 0 then "
-    "gm__new = true end\n"
+    "redis.call('XGROUP', 'CREATE', gm__outbox, '" GM__SETTLE_GROUP
+    "', '0', "
+    "'MKSTREAM'); gm__new = true end\n"
     "if A[1] ~= '0' and not refused then redis.call('SET', gm__idem, "
     "gm__pre(A[1]) .. cmsgpack.pack(r), 'EX', A[4]) end\n"
     "return gm__wrap(r, min, gm__new and 2 or gm__em) end\n";

@@ -212,6 +212,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
                          const gm_value **reply);
 
 /* The tag's deadline keys (after "gm:{<market>:<tag>}:") and the index. */
+/* The settler's consumer group on every outbox stream. */
+#define GM__SETTLE_GROUP "gm-settle"
 #define GM__DEADLINE_SET "dl"
 #define GM__DEADLINE_CLAIMS "dl:claims"
 #define GM__DEADLINE_INDEX "gm:deadlines"

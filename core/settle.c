@@ -36,7 +36,7 @@
 #include "ledger.h"
 #include "log.h"
 
-#define GM__GROUP "gm-settle"
+#define GM__GROUP GM__SETTLE_GROUP
 /* Streams per XREADGROUP / pipeline. */
 #define GM__CHUNK 128
 /* A round reads at most this many batches while the outboxes are behind. */
