@@ -92,7 +92,8 @@ static const char gm__prune_lua[] =
    nothing pending and nothing undelivered, whose last entry is older than
    ARGV[2] ms by Redis's clock, on a tag with no deadline), else 0; with
    ARGV[3] "retire" it also deletes each such stream, group and all.  A
-   missing stream answers 1: there is nothing of it to keep. */
+   missing stream on a tag with no deadline answers 1: there is nothing of
+   it to keep. */
 static const char gm__retire_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
@@ -102,8 +103,9 @@ static const char gm__retire_lua[] =
     "for i = 1, #KEYS, 2 do\n"
     "  local s, ok = KEYS[i], 0\n"
     "  local ty = redis.call('TYPE', s).ok\n"
-    "  if ty == 'none' then ok = 1\n"
-    "  elseif ty == 'stream' and redis.call('EXISTS', KEYS[i + 1]) == 0 then\n"
+    "  if redis.call('EXISTS', KEYS[i + 1]) == 1 then ok = 0\n"
+    "  elseif ty == 'none' then ok = 1\n"
+    "  elseif ty == 'stream' then\n"
     "    local f, g = {}, {}\n"
     "    local info = redis.call('XINFO', 'STREAM', s)\n"
     "    for j = 1, #info, 2 do f[info[j]] = info[j + 1] end\n"
