@@ -139,8 +139,10 @@
  * "<expiry>|<due>| <attempt>|<firing>|<broker>"; a deadline claimed again at
  * the same due (its broker died, or its callback failed) keeps its firing
  * number and counts one more attempt, any other gets the tag's next firing
- * number. Drops expired claims whose deadline is gone.  Returns {next event ms
- * or
+ * number ('#', with '#t' the ms by Redis's clock it was counted: the
+ * settler reads that before it drops the hash with a retired tag,
+ * settle.c). Drops expired claims whose deadline is gone.  Returns {next event
+ * ms or
  * '', {member, due, attempt, firing}...}.
  */
 static const char gm__dl_claim_lua[] =
@@ -151,7 +153,7 @@ static const char gm__dl_claim_lua[] =
     "local live, old, nlive = {}, {}, 0\n"
     "for i = 1, #flat, 2 do\n"
     "  local m = flat[i]\n"
-    "  if m ~= '#' then\n"
+    "  if m ~= '#' and m ~= '#t' then\n"
     "    local exp, due, att, fire = string.match(flat[i + 1],\n"
     "      '^(%d+)|([^|]*)|(%d+)|(%d+)|')\n"
     "    exp = tonumber(exp) or 0\n"
@@ -184,6 +186,9 @@ static const char gm__dl_claim_lua[] =
     "      else\n"
     "        fire = string.format('%d', redis.call('HINCRBY', KEYS[2], '#', "
     "1))\n"
+    "        local t = redis.call('TIME')\n"
+    "        redis.call('HSET', KEYS[2], '#t', string.format('%d',\n"
+    "          tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))\n"
     "      end\n"
     "      redis.call('HSET', KEYS[2], m, string.format('%d', now + cms) ..\n"
     "        '|' .. s .. '|' .. string.format('%d', att) .. '|' .. fire ..\n"

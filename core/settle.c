@@ -87,23 +87,31 @@ static const char gm__prune_lua[] =
     "end\n"
     "return removed\n";
 
-/* For each pair of keys (a tag's outbox stream, its deadline set): 1 when
-   the stream may be retired (a stream whose only group is ARGV[1], with
-   nothing pending and nothing undelivered, whose last entry is older than
-   ARGV[2] ms by Redis's clock, on a tag with no deadline), else 0; with
-   ARGV[3] "retire" it also deletes each such stream, group and all.  A
-   missing stream on a tag with no deadline answers 1: there is nothing of
-   it to keep. */
+/* For each three keys (a tag's outbox stream, its deadline set, its
+   deadline claims): 1 when the stream may be retired (a stream whose only
+   group is ARGV[1], with nothing pending and nothing undelivered, whose
+   last entry is older than ARGV[2] ms by Redis's clock, on a tag with no
+   deadline), else 0; with ARGV[3] "retire" it also deletes each such
+   stream, group and all.  A missing stream on a tag with no deadline
+   answers 1: there is nothing of it to keep.  The claims hash holds the
+   tag's firing counter ('#'), and since session 15 when it last counted
+   ('#t', Redis's clock, deadlines.c): a counter started again could give
+   a new firing the idempotency key of an old one, so the tag waits until
+   that is older than ARGV[4] ms (the stored replies' lifetime) and the
+   hash goes with the stream.  A hash without '#t' (an older release's) is
+   left, and the stream goes. */
 static const char gm__retire_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
-    "local cut = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "  - tonumber(ARGV[2])\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local cut = now - tonumber(ARGV[2])\n"
     "local out = {}\n"
-    "for i = 1, #KEYS, 2 do\n"
-    "  local s, ok = KEYS[i], 0\n"
+    "for i = 1, #KEYS, 3 do\n"
+    "  local s, c, ok, drop = KEYS[i], KEYS[i + 2], 0, false\n"
     "  local ty = redis.call('TYPE', s).ok\n"
+    "  local ct = tonumber(redis.call('HGET', c, '#t'))\n"
     "  if redis.call('EXISTS', KEYS[i + 1]) == 1 then ok = 0\n"
+    "  elseif ct and ct > now - tonumber(ARGV[4]) then ok = 0\n"
     "  elseif ty == 'none' then ok = 1\n"
     "  elseif ty == 'stream' then\n"
     "    local f, g = {}, {}\n"
@@ -119,8 +127,11 @@ static const char gm__retire_lua[] =
     "       g['last-delivered-id'] == f['last-generated-id'] and ms and\n"
     "       ms <= cut then\n"
     "      ok = 1\n"
-    "      if ARGV[3] == 'retire' then redis.call('DEL', s) end\n"
     "    end\n"
+    "  end\n"
+    "  if ok == 1 and ARGV[3] == 'retire' then\n"
+    "    if ty ~= 'none' then redis.call('DEL', s) end\n"
+    "    if ct then redis.call('DEL', c) end\n"
     "  end\n"
     "  out[#out + 1] = ok\n"
     "end\n"
@@ -1194,17 +1205,20 @@ static void gm__prune(gm__settler *s) {
 }
 
 /* Whether `stream` is a tag's outbox ("gm:{<tag>}:outbox"); *dl is then
-   its deadline set's key (malloc'd). */
-static int gm__retire_keys(const char *stream, char **dl) {
+   its deadline set's key and *claims its claims' (malloc'd). */
+static int gm__retire_keys(const char *stream, char **dl, char **claims) {
   static const char suffix[] = "}:outbox";
-  size_t n = strlen(stream), sl = sizeof suffix - 1;
+  size_t n = strlen(stream), sl = sizeof suffix - 1, head = n - 6;
   if (n < 4 + sl || strncmp(stream, "gm:{", 4) != 0 ||
       strcmp(stream + n - sl, suffix) != 0)
     return 0;
-  *dl = malloc(n);
-  if (!*dl) abort();
-  memcpy(*dl, stream, n - 6);
-  memcpy(*dl + n - 6, "dl", 3);
+  *dl = malloc(head + sizeof GM__DEADLINE_SET);
+  *claims = malloc(head + sizeof GM__DEADLINE_CLAIMS);
+  if (!*dl || !*claims) abort();
+  memcpy(*dl, stream, head);
+  memcpy(*dl + head, GM__DEADLINE_SET, sizeof GM__DEADLINE_SET);
+  memcpy(*claims, stream, head);
+  memcpy(*claims + head, GM__DEADLINE_CLAIMS, sizeof GM__DEADLINE_CLAIMS);
   return 1;
 }
 
@@ -1214,32 +1228,36 @@ static int gm__retire_keys(const char *stream, char **dl) {
 static int gm__retire_eval(gm__settler *s, char **streams, size_t n,
                            const char *mode, char *ok) {
   size_t per = s->cluster ? 1 : GM__CHUNK;
-  char idle[24];
+  char idle[24], ttl[24];
   snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.retire_idle_ms);
+  snprintf(ttl, sizeof ttl, "%lld", (long long)gm__scripts_idem_ttl() * 1000);
   memset(ok, 0, n);
-  const char **argv = malloc((6 + 2 * per) * sizeof *argv);
-  char **dl = malloc(per * sizeof *dl);
+  const char **argv = malloc((7 + 3 * per) * sizeof *argv);
+  char **dl = malloc(2 * per * sizeof *dl);
   if (!argv || !dl) abort();
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i += per) {
     size_t end = i + per < n ? i + per : n;
     char nkeys[24];
-    snprintf(nkeys, sizeof nkeys, "%zu", 2 * (end - i));
+    snprintf(nkeys, sizeof nkeys, "%zu", 3 * (end - i));
     int argc = 0;
     argv[argc++] = "EVAL";
     argv[argc++] = gm__retire_lua;
     argv[argc++] = nkeys;
     for (size_t k = i; k < end; k++) {
-      if (!gm__retire_keys(streams[k], &dl[k - i])) abort(); /* filtered */
+      char **d = &dl[2 * (k - i)];
+      if (!gm__retire_keys(streams[k], &d[0], &d[1])) abort(); /* filtered */
       argv[argc++] = streams[k];
-      argv[argc++] = dl[k - i];
+      argv[argc++] = d[0];
+      argv[argc++] = d[1];
     }
     argv[argc++] = GM__GROUP;
     argv[argc++] = idle;
     argv[argc++] = mode;
+    argv[argc++] = ttl;
     redisContext *c = gm__ctx(s, streams[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    for (size_t k = i; k < end; k++) free(dl[k - i]);
+    for (size_t k = 0; k < 2 * (end - i); k++) free(dl[k]);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != end - i) {
       gm__log(GM_LOG_WARN, "settle",
               "looking for settled outbox streams to retire: %s",
@@ -1308,9 +1326,10 @@ static size_t gm__retire(gm__settler *s) {
   char *ok = malloc(take);
   if (!cand || !ok) abort();
   for (size_t k = 0; k < take; k++) {
-    char *st = s->streams[(s->retire_at + k) % ns], *dl;
-    if (gm__retire_keys(st, &dl)) {
+    char *st = s->streams[(s->retire_at + k) % ns], *dl, *claims;
+    if (gm__retire_keys(st, &dl, &claims)) {
       free(dl);
+      free(claims);
       cand[nc++] = st;
     }
   }

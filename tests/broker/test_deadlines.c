@@ -440,6 +440,21 @@ START_TEST(a_deadline_rearmed_for_its_own_time_fires_again) {
   clock_set(c1, B0 + 9000);
   ck_assert_int_eq(wait_card("gm:deadlines", 0), 0);
   ck_assert_int_eq(fired("re", "r"), 3);
+  /* Each firing number counted says when, by Redis's clock: the settler
+     drops the hash with a retired tag only once that is older than the
+     stored replies' lifetime (core/settle.c). */
+  redisReply *n = gm_test_redis_cmd(rc, "HGET gm:{testmkt:re}:dl:claims #");
+  redisReply *t = gm_test_redis_cmd(rc, "HGET gm:{testmkt:re}:dl:claims #t");
+  redisReply *now = gm_test_redis_cmd(rc, "TIME");
+  ck_assert_int_eq(n->type, REDIS_REPLY_STRING);
+  ck_assert_str_eq(n->str, "3");
+  ck_assert_int_eq(t->type, REDIS_REPLY_STRING);
+  long long at = atoll(t->str), ms = atoll(now->element[0]->str) * 1000;
+  ck_assert_msg(at > ms - 120000 && at <= ms + 1000,
+                "#t %lld against Redis's time %lld", at, ms);
+  freeReplyObject(n);
+  freeReplyObject(t);
+  freeReplyObject(now);
 }
 END_TEST
 

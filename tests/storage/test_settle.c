@@ -1197,6 +1197,44 @@ START_TEST(a_deadline_on_a_retired_tag_lists_it_again) {
 }
 END_TEST
 
+/* A tag's deadline claims hash (its firing counter) goes with its stream
+   once the counter last counted longer ago than stored replies live; a
+   later one keeps the tag; one without that time (an older release's)
+   stays behind while the stream goes. */
+START_TEST(claims_go_with_the_stream_once_older_than_stored_replies) {
+  retire_ms = 1;
+  redisReply *now = gm_test_redis_cmd(raw, "TIME");
+  long long ms = atoll(now->element[0]->str) * 1000;
+  freeReplyObject(now);
+  const char *tag[] = {"recent", "old", "legacy"};
+  for (int i = 0; i < 3; i++) {
+    add_entries("alpha", tag[i], i + 1, 1);
+    freeReplyObject(
+        gm_test_redis_cmd(raw, "HSET gm:{alpha:%s}:dl:claims # 3", tag[i]));
+  }
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "HSET gm:{alpha:recent}:dl:claims #t %lld", ms - 1000));
+  freeReplyObject(gm_test_redis_cmd(raw,
+                                    "HSET gm:{alpha:old}:dl:claims #t %lld",
+                                    ms - gm__scripts_idem_ttl() * 1000 - 1000));
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 3, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 3);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 2);
+  ck_assert_int_eq(exists("recent") + listed("recent"), 2);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{alpha:recent}:dl:claims"),
+                   1);
+  ck_assert_int_eq(exists("old") + listed("old"), 0);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{alpha:old}:dl:claims"),
+                   0);
+  ck_assert_int_eq(exists("legacy") + listed("legacy"), 0);
+  ck_assert_int_eq(gm_test_redis_int(raw, "EXISTS gm:{alpha:legacy}:dl:claims"),
+                   1);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(streams_written_lately_are_kept) {
   emitter_start();
   retire_ms = 60000;
@@ -1267,6 +1305,7 @@ int main(void) {
   tcase_add_test(rt, settled_idle_streams_are_retired_and_made_again);
   tcase_add_test(rt, streams_written_lately_are_kept);
   tcase_add_test(rt, a_deadline_on_a_retired_tag_lists_it_again);
+  tcase_add_test(rt, claims_go_with_the_stream_once_older_than_stored_replies);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
   suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
