@@ -139,9 +139,9 @@
  * "<expiry>|<due>| <attempt>|<firing>|<broker>"; a deadline claimed again at
  * the same due (its broker died, or its callback failed) keeps its firing
  * number and counts one more attempt, any other gets the tag's next firing
- * number ('#', with '#t' the ms by Redis's clock it was counted: the
- * settler reads that before it drops the hash with a retired tag,
- * settle.c). Drops expired claims whose deadline is gone.  Returns {next event
+ * number ('#'). '#t' is the last claim's ms by Redis's clock: the settler
+ * reads it before it drops the hash with a retired tag (settle.c). Drops
+ * expired claims whose deadline is gone.  Returns {next event
  * ms or
  * '', {member, due, attempt, firing}...}.
  */
@@ -186,10 +186,10 @@ static const char gm__dl_claim_lua[] =
     "      else\n"
     "        fire = string.format('%d', redis.call('HINCRBY', KEYS[2], '#', "
     "1))\n"
-    "        local t = redis.call('TIME')\n"
-    "        redis.call('HSET', KEYS[2], '#t', string.format('%d',\n"
-    "          tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))\n"
     "      end\n"
+    "      local t = redis.call('TIME')\n"
+    "      redis.call('HSET', KEYS[2], '#t', string.format('%d',\n"
+    "        tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))\n"
     "      redis.call('HSET', KEYS[2], m, string.format('%d', now + cms) ..\n"
     "        '|' .. s .. '|' .. string.format('%d', att) .. '|' .. fire ..\n"
     "        '|' .. me)\n"

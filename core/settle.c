@@ -94,12 +94,13 @@ static const char gm__prune_lua[] =
    deadline), else 0; with ARGV[3] "retire" it also deletes each such
    stream, group and all.  A missing stream on a tag with no deadline
    answers 1: there is nothing of it to keep.  The claims hash holds the
-   tag's firing counter ('#'), and since session 15 when it last counted
-   ('#t', Redis's clock, deadlines.c): a counter started again could give
-   a new firing the idempotency key of an old one, so the tag waits until
-   that is older than ARGV[4] ms (the stored replies' lifetime) and the
-   hash goes with the stream.  A hash without '#t' (an older release's) is
-   left, and the stream goes. */
+   tag's firing counter ('#'), and since session 15 the time of its last
+   claim ('#t', Redis's clock, deadlines.c): a counter started again could
+   give a new firing the idempotency key of an old one, so the tag waits
+   until that claim is older than ARGV[4] ms (the stored replies'
+   lifetime) plus ARGV[2] (for callbacks still storing replies after
+   their claim), and the hash goes with the stream.  A hash without '#t'
+   (an older release's) is left, and the stream goes. */
 static const char gm__retire_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
@@ -107,11 +108,11 @@ static const char gm__retire_lua[] =
     "local cut = now - tonumber(ARGV[2])\n"
     "local out = {}\n"
     "for i = 1, #KEYS, 3 do\n"
-    "  local s, c, ok, drop = KEYS[i], KEYS[i + 2], 0, false\n"
+    "  local s, c, ok = KEYS[i], KEYS[i + 2], 0\n"
     "  local ty = redis.call('TYPE', s).ok\n"
     "  local ct = tonumber(redis.call('HGET', c, '#t'))\n"
     "  if redis.call('EXISTS', KEYS[i + 1]) == 1 then ok = 0\n"
-    "  elseif ct and ct > now - tonumber(ARGV[4]) then ok = 0\n"
+    "  elseif ct and ct > cut - tonumber(ARGV[4]) then ok = 0\n"
     "  elseif ty == 'none' then ok = 1\n"
     "  elseif ty == 'stream' then\n"
     "    local f, g = {}, {}\n"
