@@ -246,12 +246,15 @@ START_TEST(an_awarded_tender_with_challenges_leaves_no_key_behind) {
       " WHERE tender_id = 'T-AW'",
       1);
   ck_assert_int_eq(redis_int("ZCARD gm:{procurement:t:%s}:dl", "T-AW"), 0);
-  /* No claim is left; what stays is the host's firing counter ('#'), like
-     its outbox stream (procurement.md, Limits). */
+  /* No claim is left; what stays is the host's firing counter ('#') and
+     its last claim's time ('#t'), with its outbox stream, until the
+     settler retires the tag (procurement.md, Limits). */
   ck_assert_int_eq(redis_int("HLEN gm:{procurement:t:%s}:dl:claims", "T-AW"),
-                   1);
+                   2);
   ck_assert_int_eq(
       redis_int("HEXISTS gm:{procurement:t:%s}:dl:claims #", "T-AW"), 1);
+  ck_assert_int_eq(
+      redis_int("HEXISTS gm:{procurement:t:%s}:dl:claims #t", "T-AW"), 1);
 
   Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
   ar.tender_id = "T-AW";
