@@ -220,7 +220,9 @@ static size_t gm__outbox_n;     /* slots in use */
  * settled, idle stream the settler retired: settle.c) it appends again
  * without it and the run answers emitted 2, which registers the stream
  * even when this process registered it before (its own list of registered
- * streams does not know of the retirement).  It hands the plugin
+ * streams does not know of the retirement); before that it makes the
+ * stream from what the retirement kept (gm__outbox_remake: redis.h), so its
+ * ids go on after the retired ones.  It hands the plugin
  * `reply` only, and only `reply` is stored for replay.  A replay answers
  * the same way from what the tag holds (its earliest deadline, whether its
  * stream exists), so a retry also repairs what a broker that died right
@@ -232,7 +234,7 @@ static const char gm__library_host[] =
     "local gm__outbox, gm__idem, gm__dl, gm__dlc, gm__dlp, gm__em, gm__new\n"
     "local gm__api = {}\n"
     "local gm__mt = {__index = gm__api, __metatable = false}\n"
-    "local gm__src, gm__name, gm__fn = {}, {}, {}\n"
+    "local gm__src, gm__name, gm__fn = {}, {}, {}\n" GM__OUTBOX_REMAKE_LUA
     "gm__api.emit = function(kind, ...) "
     "local f, a = {'XADD', gm__outbox, 'NOMKSTREAM', '*', 'kind', "
     "tostring(kind)}, {...}; "
@@ -243,7 +245,8 @@ static const char gm__library_host[] =
     "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
     "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
     "local id = redis.call(unpack(f)); "
-    "if not id then table.remove(f, 3); id = redis.call(unpack(f)); "
+    "if not id then gm__outbox_remake(gm__outbox); table.remove(f, 3); "
+    "id = redis.call(unpack(f)); "
     "gm__new = true end; "
     "gm__em = true; return id end\n"
     "local gm__st = {INVALID_ARGUMENT = 1, NOT_FOUND = 1, ALREADY_EXISTS = 1, "

@@ -87,19 +87,21 @@ static const char gm__prune_lua[] =
     "end\n"
     "return removed\n";
 
-/* For each pair of keys (a tag's outbox stream, its deadline set): 1 when
-   the stream may be retired (a stream whose only group is ARGV[1], with
-   nothing pending and nothing undelivered, whose last entry is older than
-   ARGV[2] ms by Redis's clock, on a tag with no deadline), else 0; with
-   ARGV[3] "retire" it also deletes each such stream, group and all.  A
-   missing stream answers 1: there is nothing of it to keep. */
+/* For each three keys (a tag's outbox stream, its deadline set, the
+   stream's GM__OUTBOX_RETIRED record): 1 when the stream may be retired (a
+   stream whose only group is ARGV[1], with nothing pending and nothing
+   undelivered, whose last entry is older than ARGV[2] ms by Redis's clock,
+   on a tag with no deadline), else 0; with ARGV[3] "retire" it also
+   deletes each such stream, group and all, keeping its last id and count
+   of entries ever added in the record (redis.h).  A missing stream answers
+   1: there is nothing of it to keep. */
 static const char gm__retire_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
     "local cut = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "  - tonumber(ARGV[2])\n"
     "local out = {}\n"
-    "for i = 1, #KEYS, 2 do\n"
+    "for i = 1, #KEYS, 3 do\n"
     "  local s, ok = KEYS[i], 0\n"
     "  local ty = redis.call('TYPE', s).ok\n"
     "  if ty == 'none' then ok = 1\n"
@@ -117,12 +119,25 @@ static const char gm__retire_lua[] =
     "       g['last-delivered-id'] == f['last-generated-id'] and ms and\n"
     "       ms <= cut then\n"
     "      ok = 1\n"
-    "      if ARGV[3] == 'retire' then redis.call('DEL', s) end\n"
+    "      if ARGV[3] == 'retire' then\n"
+    "        redis.call('SET', KEYS[i + 2], f['last-generated-id'] .. ' ' ..\n"
+    "                   string.format('%d', f['entries-added']))\n"
+    "        redis.call('DEL', s)\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  out[#out + 1] = ok\n"
     "end\n"
     "return out\n";
+
+/* Our group on KEYS[1] from id 0, the stream made if missing: from what
+   its retirement kept (KEYS[2], for a tag's outbox: redis.h) when there is
+   that, else empty.  Answers as XGROUP CREATE does (BUSYGROUP: there). */
+static const char gm__group_lua[] =
+    "#!lua\n" GM__OUTBOX_REMAKE_LUA
+    "if KEYS[2] then gm__outbox_remake(KEYS[1]) end\n"
+    "return redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', "
+    "'MKSTREAM')\n";
 
 /* One entry read in this round. */
 typedef struct gm__item {
@@ -268,6 +283,21 @@ static int gm__stream_known(const gm__settler *s, const char *key) {
                                 sizeof *s->streams, gm__cmp_str) != NULL;
 }
 
+/* "<stream>" GM__OUTBOX_RETIRED (malloc'd) for a tag's outbox
+   ("gm:{<tag>}:outbox"), else NULL. */
+static char *gm__retired_key(const char *stream) {
+  static const char suffix[] = "}:outbox";
+  size_t n = strlen(stream), sl = sizeof suffix - 1;
+  if (n < 4 + sl || strncmp(stream, "gm:{", 4) != 0 ||
+      strcmp(stream + n - sl, suffix) != 0)
+    return NULL;
+  char *k = malloc(n + sizeof GM__OUTBOX_RETIRED);
+  if (!k) abort();
+  memcpy(k, stream, n);
+  memcpy(k + n, GM__OUTBOX_RETIRED, sizeof GM__OUTBOX_RETIRED);
+  return k;
+}
+
 /*
  * One step of the discovery pass: a SCAN over "gm:{*}:*" that adds to
  * gm:outboxes every tag holding an outbox stream or deadlines.  The host
@@ -371,8 +401,14 @@ static int gm__refresh(gm__settler *s) {
         continue;
       }
       ctx[k] = gm__ctx(s, key);
-      redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM",
-                         key);
+      char *rec = gm__retired_key(key);
+      if (rec)
+        redisAppendCommand(ctx[k], "EVAL %s 2 %s %s " GM__GROUP, gm__group_lua,
+                           key, rec);
+      else
+        redisAppendCommand(ctx[k], "EVAL %s 1 %s " GM__GROUP, gm__group_lua,
+                           key);
+      free(rec);
       sent++;
     }
     for (size_t k = i; k < end && sent; k++) {
@@ -1215,29 +1251,32 @@ static int gm__retire_eval(gm__settler *s, char **streams, size_t n,
   char idle[24];
   snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.retire_idle_ms);
   memset(ok, 0, n);
-  const char **argv = malloc((6 + 2 * per) * sizeof *argv);
-  char **dl = malloc(per * sizeof *dl);
+  const char **argv = malloc((6 + 3 * per) * sizeof *argv);
+  char **dl = malloc(2 * per * sizeof *dl);
   if (!argv || !dl) abort();
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i += per) {
     size_t end = i + per < n ? i + per : n;
     char nkeys[24];
-    snprintf(nkeys, sizeof nkeys, "%zu", 2 * (end - i));
+    snprintf(nkeys, sizeof nkeys, "%zu", 3 * (end - i));
     int argc = 0;
     argv[argc++] = "EVAL";
     argv[argc++] = gm__retire_lua;
     argv[argc++] = nkeys;
     for (size_t k = i; k < end; k++) {
-      if (!gm__retire_keys(streams[k], &dl[k - i])) abort(); /* filtered */
+      /* gm__retire passes only tags' outboxes. */
+      if (!gm__retire_keys(streams[k], &dl[2 * (k - i)])) abort();
+      dl[2 * (k - i) + 1] = gm__retired_key(streams[k]);
       argv[argc++] = streams[k];
-      argv[argc++] = dl[k - i];
+      argv[argc++] = dl[2 * (k - i)];
+      argv[argc++] = dl[2 * (k - i) + 1];
     }
     argv[argc++] = GM__GROUP;
     argv[argc++] = idle;
     argv[argc++] = mode;
     redisContext *c = gm__ctx(s, streams[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    for (size_t k = i; k < end; k++) free(dl[k - i]);
+    for (size_t k = 0; k < 2 * (end - i); k++) free(dl[k]);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != end - i) {
       gm__log(GM_LOG_WARN, "settle",
               "looking for settled outbox streams to retire: %s",

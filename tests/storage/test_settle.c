@@ -1155,6 +1155,90 @@ START_TEST(settled_idle_streams_are_retired_and_made_again) {
 }
 END_TEST
 
+/* Redis's clock in ms. */
+static long long redis_now_ms(void) {
+  redisReply *t = gm_test_redis_cmd(raw, "TIME");
+  ck_assert(t && t->type == REDIS_REPLY_ARRAY && t->elements == 2);
+  long long ms =
+      atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+  freeReplyObject(t);
+  return ms;
+}
+
+/* A field of XINFO STREAM `stream`, as a string (malloc'd). */
+static char *stream_info(const char *stream, const char *field) {
+  redisReply *r = gm_test_redis_cmd(raw, "XINFO STREAM %s", stream);
+  ck_assert(r && r->type == REDIS_REPLY_ARRAY);
+  char *v = NULL;
+  for (size_t i = 0; i + 1 < r->elements; i += 2)
+    if (strcmp(r->element[i]->str, field) == 0) {
+      const redisReply *e = r->element[i + 1];
+      if (e->type == REDIS_REPLY_INTEGER) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld", e->integer);
+        v = strdup(b);
+      } else {
+        v = strdup(e->str);
+      }
+    }
+  freeReplyObject(r);
+  ck_assert_msg(v != NULL, "XINFO STREAM %s has no %s", stream, field);
+  return v;
+}
+
+START_TEST(a_stream_made_again_goes_on_from_its_last_id_and_count) {
+  /* Entries stamped by a clock that ran ahead (or, the same, a clock set
+     back since): one per ms from 1.5 s to 6.5 s from now.  The settler
+     retires them as idle (retire_idle_ms below 0 moves its cut into the
+     future as a clock set back would).  The next entry, made within that
+     span, must not take an id of a settled entry: gm_settled would take it
+     for settled already and drop it. */
+  emitter_start();
+  const char *stream = "gm:{alpha:skew}:outbox";
+  long long base = redis_now_ms() + 1500;
+  enum { N = 5000 };
+  gm_test_redis_int(raw, "SADD gm:outboxes %s", stream);
+  for (int i = 0; i < N; i++)
+    redisAppendCommand(raw, "XADD %s %lld-0 kind fill qty %d", stream, base + i,
+                       100 + i);
+  for (int i = 0; i < N; i++) {
+    redisReply *r = NULL;
+    ck_assert_int_eq(redisGetReply(raw, (void **)&r), REDIS_OK);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+  }
+  retire_ms = -3600000;
+  gm__settler *s = start("c1", 512, 30000, 1);
+  drain_until(s, N, 40);
+  ck_assert_uint_eq(gm__settler_settled(s), N);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(exists("skew"), 0);
+  ck_assert_int_eq(listed("skew"), 0);
+  while (redis_now_ms() < base + 200) usleep(20 * 1000);
+  emit("skew", 7, "s1");
+  ck_assert_int_eq(listed("skew"), 1);
+  char *last = stream_info(stream, "last-generated-id");
+  const char *dash = strchr(last, '-');
+  ck_assert_ptr_nonnull(dash);
+  long long ms = atoll(last), seq = atoll(dash + 1);
+  ck_assert_msg(ms > base + N - 1 || (ms == base + N - 1 && seq > 0),
+                "the stream made again starts at %s, among the retired "
+                "stream's ids (%lld-0 to %lld-0)",
+                last, base, base + N - 1);
+  free(last);
+  /* Its count of entries ever added goes on too (carbon's reconcile). */
+  char *added = stream_info(stream, "entries-added");
+  ck_assert_str_eq(added, "5001");
+  free(added);
+  drain_until(s, N + 1, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), N + 1);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE qty = 7"), 1);
+  assert_exactly_once(N + 1);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
 START_TEST(streams_written_lately_are_kept) {
   emitter_start();
   retire_ms = 60000;
@@ -1225,6 +1309,7 @@ int main(void) {
   tcase_add_test(rt, settled_idle_streams_are_retired_and_made_again);
   tcase_add_test(rt, streams_written_lately_are_kept);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
+  tcase_add_test(rt, a_stream_made_again_goes_on_from_its_last_id_and_count);
   suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
