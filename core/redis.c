@@ -222,11 +222,16 @@ static size_t gm__outbox_n;     /* slots in use */
  * even when this process registered it before (its own list of registered
  * streams does not know of the retirement); before that it makes the
  * stream from what the retirement kept (gm__outbox_remake: redis.h), so its
- * ids go on after the retired ones.  It hands the plugin
+ * ids go on after the retired ones.  A run that sets a deadline on a tag
+ * whose stream is missing answers emitted 2 too (the deadline
+ * reconciliation walks gm:outboxes).  It hands the plugin
  * `reply` only, and only `reply` is stored for replay.  A replay answers
  * the same way from what the tag holds (its earliest deadline, whether its
  * stream exists), so a retry also repairs what a broker that died right
- * after the first run left undone.  A plugin reply of that shape (a first
+ * after the first run left undone: a stream without the settler's group
+ * (made again, and maybe never registered: the broker that made it died,
+ * and this one registered it before its retirement) or a deadline without
+ * a stream answers emitted 2.  A plugin reply of that shape (a first
  * item that is an error starting with "gm:") is refused, so no plugin
  * reply can be taken for the host's.
  */
@@ -297,8 +302,10 @@ static const char gm__library_host[] =
     "if #a > 1 and s:sub(2, 13) ~= a:sub(2) then "
     "return {err = 'gm:reused'} end; s = s:sub(14) end; "
     "local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
-    "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), "
-    "redis.call('EXISTS', gm__outbox) == 1) end\n"
+    "local em = redis.call('EXISTS', gm__outbox) == 1; "
+    "if em then if #redis.call('XINFO', 'GROUPS', gm__outbox) == 0 then "
+    "em = 2 end elseif z[2] then em = 2 end; "
+    "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), em) end\n"
     "local function gm__pre(a) "
     "if #a > 1 then return '\\193' .. a:sub(2) end; return '' end\n"
     "local function gm__body(i, K, A) "
@@ -341,6 +348,8 @@ static const char gm__library_host[] =
     "(string.gsub(c, '^(%d+)|[^|]*|', '%1|r|', 1))) end; "
     "if not min or due < min then min = due end "
     "else redis.call('ZREM', gm__dl, m) end end end\n"
+    "if min and not gm__em and redis.call('EXISTS', gm__outbox) == 0 then "
+    "gm__new = true end\n"
     "if A[1] ~= '0' and not refused then redis.call('SET', gm__idem, "
     "gm__pre(A[1]) .. cmsgpack.pack(r), 'EX', A[4]) end\n"
     "return gm__wrap(r, min, gm__new and 2 or gm__em) end\n";

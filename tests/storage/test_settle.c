@@ -1239,6 +1239,68 @@ START_TEST(a_stream_made_again_goes_on_from_its_last_id_and_count) {
 }
 END_TEST
 
+START_TEST(a_retry_registers_a_stream_made_again_whatever_the_cache) {
+  emitter_start();
+  retire_ms = 1;
+  emit("r", 1, "r1"); /* this process lists gm:{alpha:r}:outbox */
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(listed("r"), 0);
+  /* Another broker runs a call that makes the stream again and dies
+     before its SADD (the same as: its SADD is not there). */
+  emit("r", 2, "r2");
+  gm_test_redis_int(raw, "SREM gm:outboxes gm:{alpha:r}:outbox");
+  /* The client's retry comes here: its replay registers the stream,
+     though this process listed it before the retirement. */
+  emit("r", 2, "r2");
+  ck_assert_int_eq(listed("r"), 1);
+  drain_until(s, 2, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 2);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
+START_TEST(a_deadline_on_a_retired_tag_registers_it) {
+  emitter_start();
+  char err[512];
+  ck_assert_int_eq(gm__scripts_add(emitter, "alpha", "arm", NULL,
+                                   "gm.deadline('close', 'x', 4102444800000)\n"
+                                   "return 1\n",
+                                   err, sizeof err),
+                   GM_OK);
+  retire_ms = 1;
+  emit("d", 1, "d1");
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(listed("d"), 0);
+  /* A run that only sets a deadline: the tag is listed again (the deadline
+     reconciliation walks gm:outboxes), though this process listed it
+     before the retirement. */
+  gm_call c = {.arena = emit_arena,
+               .participant = "alice",
+               .idem_key = "d2",
+               .redis = emitter};
+  const gm_value *v;
+  ck_assert_int_eq(
+      gm__script_run(&c, "alpha", "arm", "d", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(listed("d"), 1);
+  /* The settler's group makes the stream again; it is kept while the
+     deadline is there. */
+  gm__settler_drain_once(s);
+  ck_assert_int_eq(exists("d"), 1);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 0);
+  ck_assert_int_eq(listed("d"), 1);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
 START_TEST(streams_written_lately_are_kept) {
   emitter_start();
   retire_ms = 60000;
@@ -1310,6 +1372,8 @@ int main(void) {
   tcase_add_test(rt, streams_written_lately_are_kept);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
   tcase_add_test(rt, a_stream_made_again_goes_on_from_its_last_id_and_count);
+  tcase_add_test(rt, a_retry_registers_a_stream_made_again_whatever_the_cache);
+  tcase_add_test(rt, a_deadline_on_a_retired_tag_registers_it);
   suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
