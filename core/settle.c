@@ -121,7 +121,9 @@ static const char gm__retire_lua[] =
     "      ok = 1\n"
     "      if ARGV[3] == 'retire' then\n"
     "        redis.call('SET', KEYS[i + 2], f['last-generated-id'] .. ' ' ..\n"
-    "                   string.format('%d', f['entries-added']))\n"
+    "                   string.format('%d', f['entries-added']), 'EX',\n"
+    "                   " GM__OUTBOX_RETIRED_TTL_S
+    ")\n"
     "        redis.call('DEL', s)\n"
     "      end\n"
     "    end\n"

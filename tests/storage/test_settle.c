@@ -1214,6 +1214,9 @@ START_TEST(a_stream_made_again_goes_on_from_its_last_id_and_count) {
   ck_assert_int_eq(gm__settler_retire_once(s), 1);
   ck_assert_int_eq(exists("skew"), 0);
   ck_assert_int_eq(listed("skew"), 0);
+  /* What the retirement kept expires (30 days): no key stays for ever. */
+  long long ttl = gm_test_redis_int(raw, "TTL %s:retired", stream);
+  ck_assert_msg(ttl > 2591000 && ttl <= 2592000, "TTL %lld", ttl);
   while (redis_now_ms() < base + 200) usleep(20 * 1000);
   emit("skew", 7, "s1");
   ck_assert_int_eq(listed("skew"), 1);
