@@ -94,7 +94,8 @@ static const char gm__prune_lua[] =
    on a tag with no deadline), else 0; with ARGV[3] "retire" it also
    deletes each such stream, group and all, keeping its last id and count
    of entries ever added in the record (redis.h).  A missing stream answers
-   1: there is nothing of it to keep. */
+   1 (there is nothing of it to keep) unless its tag has deadlines: the
+   deadline reconciliation walks gm:outboxes. */
 static const char gm__retire_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
@@ -104,8 +105,9 @@ static const char gm__retire_lua[] =
     "for i = 1, #KEYS, 3 do\n"
     "  local s, ok = KEYS[i], 0\n"
     "  local ty = redis.call('TYPE', s).ok\n"
-    "  if ty == 'none' then ok = 1\n"
-    "  elseif ty == 'stream' and redis.call('EXISTS', KEYS[i + 1]) == 0 then\n"
+    "  if redis.call('EXISTS', KEYS[i + 1]) == 1 then ok = 0\n"
+    "  elseif ty == 'none' then ok = 1\n"
+    "  elseif ty == 'stream' then\n"
     "    local f, g = {}, {}\n"
     "    local info = redis.call('XINFO', 'STREAM', s)\n"
     "    for j = 1, #info, 2 do f[info[j]] = info[j + 1] end\n"

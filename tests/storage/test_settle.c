@@ -1304,6 +1304,25 @@ START_TEST(a_deadline_on_a_retired_tag_registers_it) {
 }
 END_TEST
 
+START_TEST(a_missing_stream_of_a_tag_with_deadlines_stays_listed) {
+  retire_ms = 1;
+  add_entries("alpha", "gone", 1, 1);
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 1);
+  /* Another settler (a lease holder before this one) retired the stream,
+     which this one's list still names, and a run set a deadline on the tag
+     since, listing it again: the tag stays listed for the deadline
+     reconciliation. */
+  gm_test_redis_int(raw, "DEL gm:{alpha:gone}:outbox");
+  freeReplyObject(gm_test_redis_cmd(raw, "ZADD gm:{alpha:gone}:dl 9 close|x"));
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 0);
+  ck_assert_int_eq(listed("gone"), 1);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(streams_written_lately_are_kept) {
   emitter_start();
   retire_ms = 60000;
@@ -1377,6 +1396,7 @@ int main(void) {
   tcase_add_test(rt, a_stream_made_again_goes_on_from_its_last_id_and_count);
   tcase_add_test(rt, a_retry_registers_a_stream_made_again_whatever_the_cache);
   tcase_add_test(rt, a_deadline_on_a_retired_tag_registers_it);
+  tcase_add_test(rt, a_missing_stream_of_a_tag_with_deadlines_stays_listed);
   suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
