@@ -134,12 +134,14 @@ static const char gm__retire_lua[] =
     "end\n"
     "return out\n";
 
-/* Our group on KEYS[1] from id 0, the stream made if missing: from what
-   its retirement kept (KEYS[2], for a tag's outbox: redis.h) when there is
-   that, else empty.  Answers as XGROUP CREATE does (BUSYGROUP: there). */
+/* Our group on the tag's outbox KEYS[1] from id 0, the stream made if
+   missing: from what its retirement kept (KEYS[2]: redis.h) when there is
+   that, else empty (a tag with deadlines only).  Answers as XGROUP CREATE
+   does (BUSYGROUP: there).  gm__refresh runs it only for a stream XGROUP
+   CREATE found missing: the script's text is sent with each call. */
 static const char gm__group_lua[] =
     "#!lua\n" GM__OUTBOX_REMAKE_LUA
-    "if KEYS[2] then gm__outbox_remake(KEYS[1]) end\n"
+    "gm__outbox_remake(KEYS[1])\n"
     "return redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', "
     "'MKSTREAM')\n";
 
@@ -375,6 +377,27 @@ static int gm__discover(gm__settler *s) {
   return rc;
 }
 
+/* Whether `stream` is a tag's outbox (it may have a retirement record). */
+static int gm__retired_key_ok(const char *stream) {
+  char *k = gm__retired_key(stream);
+  int ok = k != NULL;
+  free(k);
+  return ok;
+}
+
+/* XGROUP CREATE's (or gm__group_lua's) reply `r` for `key`: the stream
+   joins next[] unless it cannot be read. */
+static void gm__group_made(const char *key, const redisReply *r, char **next,
+                           size_t *nnext) {
+  if (r->type != REDIS_REPLY_ERROR || gm__is_error(r, "BUSYGROUP"))
+    next[(*nnext)++] = gm__dup(key);
+  else
+    gm__log(GM_LOG_ERROR, "settle",
+            "cannot read outbox %s (%s); delete the key if it is not a "
+            "stream",
+            key, r->str);
+}
+
 /*
  * Reads gm:outboxes and creates our group on every stream not seen yet
  * (from id 0, so entries added before the group existed are read too).
@@ -391,7 +414,8 @@ static int gm__refresh(gm__settler *s) {
   if (!ctx) abort();
   s->outboxes_card = (long long)m->elements;
   char **next = calloc(m->elements + 1, sizeof *next);
-  if (!next) abort();
+  size_t *missing = calloc(GM__CHUNK, sizeof *missing);
+  if (!next || !missing) abort();
   size_t nnext = 0;
   int rc = 0;
   for (size_t i = 0; i < m->elements && rc == 0; i += GM__CHUNK) {
@@ -405,16 +429,16 @@ static int gm__refresh(gm__settler *s) {
         continue;
       }
       ctx[k] = gm__ctx(s, key);
-      char *rec = gm__retired_key(key);
-      if (rec)
-        redisAppendCommand(ctx[k], "EVAL %s 2 %s %s " GM__GROUP, gm__group_lua,
-                           key, rec);
+      /* A tag's outbox that is missing is made by gm__group_lua below (from
+         what its retirement kept); the rest as before, in one pipeline. */
+      if (gm__retired_key_ok(key))
+        redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0", key);
       else
-        redisAppendCommand(ctx[k], "EVAL %s 1 %s " GM__GROUP, gm__group_lua,
+        redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM",
                            key);
-      free(rec);
       sent++;
     }
+    size_t nmissing = 0;
     for (size_t k = i; k < end && sent; k++) {
       const char *key = m->element[k]->str;
       if (m->element[k]->type != REDIS_REPLY_STRING || gm__stream_known(s, key))
@@ -425,18 +449,30 @@ static int gm__refresh(gm__settler *s) {
         rc = gm__redis_failed_on(s, ctx[k], "XGROUP CREATE");
         continue; /* the other nodes' replies are read all the same */
       }
-      if (r->type != REDIS_REPLY_ERROR || gm__is_error(r, "BUSYGROUP"))
-        next[nnext++] = gm__dup(key);
+      if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "key to exist"))
+        missing[nmissing++] = k;
       else
-        gm__log(GM_LOG_ERROR, "settle",
-                "cannot read outbox %s (%s); delete the key if it is not a "
-                "stream",
-                key, r->str);
+        gm__group_made(key, r, next, &nnext);
+      freeReplyObject(r);
+    }
+    for (size_t j = 0; j < nmissing && rc == 0; j++) {
+      size_t k = missing[j];
+      const char *key = m->element[k]->str;
+      char *rec = gm__retired_key(key);
+      redisReply *r = redisCommand(ctx[k], "EVAL %s 2 %s %s " GM__GROUP,
+                                   gm__group_lua, key, rec);
+      free(rec);
+      if (!r) {
+        rc = gm__redis_failed_on(s, ctx[k], "XGROUP CREATE");
+        break;
+      }
+      gm__group_made(key, r, next, &nnext);
       freeReplyObject(r);
     }
   }
   freeReplyObject(m);
   free(ctx);
+  free(missing);
   if (rc != 0) {
     for (size_t i = 0; i < nnext; i++) free(next[i]);
     free(next);

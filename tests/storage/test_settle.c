@@ -1292,10 +1292,22 @@ START_TEST(a_deadline_on_a_retired_tag_registers_it) {
   ck_assert_int_eq(
       gm__script_run(&c, "alpha", "arm", "d", 0, NULL, 0, NULL, &v), GM_OK);
   ck_assert_int_eq(listed("d"), 1);
-  /* The settler's group makes the stream again; it is kept while the
-     deadline is there. */
+  /* The settler's group makes the stream again, going on from the retired
+     stream's last id and count; it is kept while the deadline is there. */
+  redisReply *kept = gm_test_redis_cmd(raw, "GET gm:{alpha:d}:outbox:retired");
+  ck_assert_int_eq(kept->type, REDIS_REPLY_STRING);
+  char was[64];
+  snprintf(was, sizeof was, "%s", kept->str);
+  freeReplyObject(kept);
   gm__settler_drain_once(s);
   ck_assert_int_eq(exists("d"), 1);
+  char *last = stream_info("gm:{alpha:d}:outbox", "last-generated-id");
+  char *added = stream_info("gm:{alpha:d}:outbox", "entries-added");
+  char now[64];
+  snprintf(now, sizeof now, "%s %s", last, added);
+  ck_assert_str_eq(now, was);
+  free(last);
+  free(added);
   usleep(20 * 1000);
   ck_assert_int_eq(gm__settler_retire_once(s), 0);
   ck_assert_int_eq(listed("d"), 1);
