@@ -224,8 +224,8 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
  * with that last id and count: its ids go on after the retired stream's
  * whatever Redis's clock says (gm_settled would take an entry with a
  * retired entry's id for settled already), and its count of entries ever
- * added goes on (carbon's reconcile reads it).  The discovery pass looks
- * for keys ending in "}:outbox" or "}:dl" only, so it skips these.  The
+ * added goes on (a plugin may read it: docs/plugins.md).  The discovery pass
+ * looks for keys ending in "}:outbox" or "}:dl" only, so it skips these.  The
  * record expires after GM__OUTBOX_RETIRED_TTL_S (30 days, the longest
  * outbox_retire_s), so an ended tag leaves no key behind for ever: a stream
  * made again after that counts from 0 and takes ids from Redis's clock,
