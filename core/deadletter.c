@@ -23,7 +23,7 @@
  *   then name, value pairs.
  */
 static const char replay_lua[] =
-    "#!lua\n"
+    "#!lua\n" GM__OUTBOX_REMAKE_LUA
     "local as = redis.call('HGET', KEYS[2], 'as')\n"
     "if as then\n"
     "  if redis.call('HGET', KEYS[2], 'key') == ARGV[1] then return as end\n"
@@ -31,6 +31,7 @@ static const char replay_lua[] =
     "    ' was put back already, as entry ' .. as .. '; it leaves the list '\n"
     "    .. 'once that entry settles')\n"
     "end\n"
+    "gm__outbox_remake(KEYS[1])\n"
     "local f = {'XADD', KEYS[1], '*', 'kind', ARGV[2], '" GM__REPLAY_FIELD
     "', ARGV[3]}\n"
     "for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"

@@ -220,23 +220,29 @@ static size_t gm__outbox_n;     /* slots in use */
  * settled, idle stream the settler retired: settle.c) it appends again
  * without it and the run answers emitted 2, which registers the stream
  * even when this process registered it before (its own list of registered
- * streams does not know of the retirement).  A run that sets a deadline on
- * a tag without a stream makes the stream (empty, with the settler's
- * group) and answers 2 as well: the deadline reconciliation finds tags
- * through gm:outboxes, and the stream's being there spares the tag's next
- * runs that registration.  It hands the plugin
+ * streams does not know of the retirement); before that it makes the
+ * stream from what the retirement kept (gm__outbox_remake: redis.h), so its
+ * ids go on after the retired ones.  A run that sets a deadline on a tag
+ * whose stream was retired (missing, with its record) answers emitted 2 too
+ * (the deadline reconciliation walks gm:outboxes).  It hands the plugin
  * `reply` only, and only `reply` is stored for replay.  A replay answers
  * the same way from what the tag holds (its earliest deadline, whether its
  * stream exists), so a retry also repairs what a broker that died right
- * after the first run left undone.  A plugin reply of that shape (a first
- * item that is an error starting with "gm:") is refused, so no plugin
- * reply can be taken for the host's.
+ * after the first run left undone: a stream made again after its
+ * retirement (entries deleted before: max-deleted-entry-id) that the
+ * settler has no group on yet (maybe never registered: the broker that
+ * made it died, and this one registered it before the retirement), or a
+ * deadline on a retired tag, answers emitted 2.  A stream never retired
+ * needs none of that: no process can have listed it without registering
+ * it, so a replay that finds it unknown here registers it.  A plugin reply of
+ * that shape (a first item that is an error starting with "gm:") is refused, so
+ * no plugin reply can be taken for the host's.
  */
 static const char gm__library_host[] =
     "local gm__outbox, gm__idem, gm__dl, gm__dlc, gm__dlp, gm__em, gm__new\n"
     "local gm__api = {}\n"
     "local gm__mt = {__index = gm__api, __metatable = false}\n"
-    "local gm__src, gm__name, gm__fn = {}, {}, {}\n"
+    "local gm__src, gm__name, gm__fn = {}, {}, {}\n" GM__OUTBOX_REMAKE_LUA
     "gm__api.emit = function(kind, ...) "
     "local f, a = {'XADD', gm__outbox, 'NOMKSTREAM', '*', 'kind', "
     "tostring(kind)}, {...}; "
@@ -247,7 +253,8 @@ static const char gm__library_host[] =
     "if type(v) == 'number' and v == math.floor(v) and v > -2^53 and "
     "v < 2^53 then v = string.format('%d', v) end; f[#f + 1] = v end; "
     "local id = redis.call(unpack(f)); "
-    "if not id then table.remove(f, 3); id = redis.call(unpack(f)); "
+    "if not id then gm__outbox_remake(gm__outbox); table.remove(f, 3); "
+    "id = redis.call(unpack(f)); "
     "gm__new = true end; "
     "gm__em = true; return id end\n"
     "local gm__st = {INVALID_ARGUMENT = 1, NOT_FOUND = 1, ALREADY_EXISTS = 1, "
@@ -293,13 +300,22 @@ static const char gm__library_host[] =
     "local function gm__begin(K) "
     "gm__outbox, gm__idem, gm__dl, gm__dlc = K[1], K[2], K[3], K[4]; "
     "gm__dlp, gm__em, gm__new = nil, false, false end\n"
+    "local function gm__retired() "
+    "return redis.call('EXISTS', gm__outbox) == 0 and "
+    "redis.call('EXISTS', gm__outbox .. '" GM__OUTBOX_RETIRED
+    "') == 1 end\n"
     "local function gm__replay(s, a) "
     "if s:byte(1) == 193 then "
     "if #a > 1 and s:sub(2, 13) ~= a:sub(2) then "
     "return {err = 'gm:reused'} end; s = s:sub(14) end; "
     "local z = redis.call('ZRANGE', gm__dl, 0, 0, 'WITHSCORES'); "
-    "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), "
-    "redis.call('EXISTS', gm__outbox) == 1) end\n"
+    "local em = redis.call('EXISTS', gm__outbox) == 1; "
+    "if em then if #redis.call('XINFO', 'GROUPS', gm__outbox) == 0 then "
+    "local x = redis.call('XINFO', 'STREAM', gm__outbox); "
+    "for i = 1, #x - 1, 2 do if x[i] == 'max-deleted-entry-id' and "
+    "x[i + 1] ~= '0-0' then em = 2 end end end "
+    "elseif z[2] and gm__retired() then em = 2 end; "
+    "return gm__wrap(cmsgpack.unpack(s), z[2] and tonumber(z[2]), em) end\n"
     "local function gm__pre(a) "
     "if #a > 1 then return '\\193' .. a:sub(2) end; return '' end\n"
     "local function gm__body(i, K, A) "
@@ -342,10 +358,7 @@ static const char gm__library_host[] =
     "(string.gsub(c, '^(%d+)|[^|]*|', '%1|r|', 1))) end; "
     "if not min or due < min then min = due end "
     "else redis.call('ZREM', gm__dl, m) end end end\n"
-    "if min and not gm__em and redis.call('EXISTS', gm__outbox) == 0 then "
-    "redis.call('XGROUP', 'CREATE', gm__outbox, '" GM__SETTLE_GROUP
-    "', '0', "
-    "'MKSTREAM'); gm__new = true end\n"
+    "if min and not gm__em and gm__retired() then gm__new = true end\n"
     "if A[1] ~= '0' and not refused then redis.call('SET', gm__idem, "
     "gm__pre(A[1]) .. cmsgpack.pack(r), 'EX', A[4]) end\n"
     "return gm__wrap(r, min, gm__new and 2 or gm__em) end\n";

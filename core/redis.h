@@ -216,6 +216,37 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
 #define GM__SETTLE_GROUP "gm-settle"
 #define GM__DEADLINE_SET "dl"
 #define GM__DEADLINE_CLAIMS "dl:claims"
+
+/*
+ * What the settler keeps of an outbox stream it retired (settle.c), in the
+ * stream's hash slot: "<stream>:retired" holds "<last-generated-id>
+ * <entries-added>".  Whatever makes the stream again (gm.emit, a dead
+ * letter's replay, the settler's group for a tag with deadlines) first runs
+ * GM__OUTBOX_REMAKE_LUA's gm__outbox_remake(stream), which makes it empty
+ * with that last id and count: its ids go on after the retired stream's
+ * whatever Redis's clock says (gm_settled would take an entry with a
+ * retired entry's id for settled already), and its count of entries ever
+ * added goes on (a plugin may read it: docs/plugins.md).  The discovery pass
+ * looks for keys ending in "}:outbox" or "}:dl" only, so it skips these.  The
+ * record expires after GM__OUTBOX_RETIRED_TTL_S (30 days, the longest
+ * outbox_retire_s), so an ended tag leaves no key behind for ever: a stream
+ * made again after that counts from 0 and takes ids from Redis's clock,
+ * which would then have to be set back by more than 30 days to meet a
+ * retired id.
+ */
+#define GM__OUTBOX_RETIRED ":retired"
+#define GM__OUTBOX_RETIRED_TTL_S "2592000"
+#define GM__OUTBOX_REMAKE_LUA                                                \
+  "local function gm__outbox_remake(s) "                                     \
+  "local t = s .. '" GM__OUTBOX_RETIRED                                      \
+  "'; "                                                                      \
+  "local v = redis.call('GET', t); "                                         \
+  "if not v or redis.call('EXISTS', s) == 1 then return end; "               \
+  "local id, n = string.match(v, '^(%d+%-%d+) (%d+)$'); "                    \
+  "if id then "                                                              \
+  "redis.call('XADD', s, 'MAXLEN', '0', '*', 'gm:remade', '1'); "            \
+  "redis.call('XSETID', s, id, 'ENTRIESADDED', n, 'MAXDELETEDID', id) end; " \
+  "redis.call('DEL', t) end\n"
 #define GM__DEADLINE_INDEX "gm:deadlines"
 
 /*

@@ -87,28 +87,31 @@ static const char gm__prune_lua[] =
     "end\n"
     "return removed\n";
 
-/* For each three keys (a tag's outbox stream, its deadline set, its
-   deadline claims): 1 when the stream may be retired (a stream whose only
-   group is ARGV[1], with nothing pending and nothing undelivered, whose
-   last entry is older than ARGV[2] ms by Redis's clock, on a tag with no
-   deadline), else 0; with ARGV[3] "retire" it also deletes each such
-   stream, group and all.  A missing stream on a tag with no deadline
-   answers 1: there is nothing of it to keep.  The claims hash holds the
-   tag's firing counter ('#'), and since session 15 the time of its last
-   claim ('#t', Redis's clock, deadlines.c): a counter started again could
-   give a new firing the idempotency key of an old one, so the tag waits
-   until that claim is older than ARGV[4] ms (the stored replies'
-   lifetime) plus ARGV[2] (for callbacks still storing replies after
-   their claim), and the hash goes with the stream.  A hash without '#t'
-   (an older release's) is left, and the stream goes. */
+/* For each four keys (a tag's outbox stream, its deadline set, the
+   stream's GM__OUTBOX_RETIRED record, its deadline claims): 1 when the
+   stream may be retired (a stream whose only group is ARGV[1], with
+   nothing pending and nothing undelivered, whose last entry is older than
+   ARGV[2] ms by Redis's clock, on a tag with no deadline), else 0; with
+   ARGV[3] "retire" it also deletes each such stream, group and all,
+   keeping its last id and count of entries ever added in the record
+   (redis.h).  A missing stream answers 1 (there is nothing of it to keep)
+   unless its tag has deadlines: the deadline reconciliation walks
+   gm:outboxes.  The claims hash holds the tag's firing counter ('#'), and
+   since session 15 the time of its last claim ('#t', Redis's clock,
+   deadlines.c): a counter started again could give a new firing the
+   idempotency key of an old one, so the tag waits until that claim is
+   older than ARGV[4] ms (the stored replies' lifetime) plus ARGV[2] (for
+   callbacks still storing replies after their claim), and the hash goes
+   with the stream.  A hash without '#t' (an older release's) is left, and
+   the stream goes. */
 static const char gm__retire_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local cut = now - tonumber(ARGV[2])\n"
     "local out = {}\n"
-    "for i = 1, #KEYS, 3 do\n"
-    "  local s, c, ok = KEYS[i], KEYS[i + 2], 0\n"
+    "for i = 1, #KEYS, 4 do\n"
+    "  local s, c, ok = KEYS[i], KEYS[i + 3], 0\n"
     "  local ty = redis.call('TYPE', s).ok\n"
     "  local ct = tonumber(redis.call('HGET', c, '#t'))\n"
     "  if redis.call('EXISTS', KEYS[i + 1]) == 1 then ok = 0\n"
@@ -128,15 +131,31 @@ static const char gm__retire_lua[] =
     "       g['last-delivered-id'] == f['last-generated-id'] and ms and\n"
     "       ms <= cut then\n"
     "      ok = 1\n"
+    "      if ARGV[3] == 'retire' then\n"
+    "        redis.call('SET', KEYS[i + 2], f['last-generated-id'] .. ' ' ..\n"
+    "                   string.format('%d', f['entries-added']), 'EX',\n"
+    "                   " GM__OUTBOX_RETIRED_TTL_S
+    ")\n"
+    "        redis.call('DEL', s)\n"
+    "      end\n"
     "    end\n"
     "  end\n"
-    "  if ok == 1 and ARGV[3] == 'retire' then\n"
-    "    if ty ~= 'none' then redis.call('DEL', s) end\n"
-    "    if ct then redis.call('DEL', c) end\n"
-    "  end\n"
+    "  if ok == 1 and ARGV[3] == 'retire' and ct then redis.call('DEL', c) "
+    "end\n"
     "  out[#out + 1] = ok\n"
     "end\n"
     "return out\n";
+
+/* Our group on the tag's outbox KEYS[1] from id 0, the stream made if
+   missing: from what its retirement kept (KEYS[2]: redis.h) when there is
+   that, else empty (a tag with deadlines only).  Answers as XGROUP CREATE
+   does (BUSYGROUP: there).  gm__refresh runs it only for a stream XGROUP
+   CREATE found missing: the script's text is sent with each call. */
+static const char gm__group_lua[] =
+    "#!lua\n" GM__OUTBOX_REMAKE_LUA
+    "gm__outbox_remake(KEYS[1])\n"
+    "return redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', "
+    "'MKSTREAM')\n";
 
 /* One entry read in this round. */
 typedef struct gm__item {
@@ -282,6 +301,21 @@ static int gm__stream_known(const gm__settler *s, const char *key) {
                                 sizeof *s->streams, gm__cmp_str) != NULL;
 }
 
+/* "<stream>" GM__OUTBOX_RETIRED (malloc'd) for a tag's outbox
+   ("gm:{<tag>}:outbox"), else NULL. */
+static char *gm__retired_key(const char *stream) {
+  static const char suffix[] = "}:outbox";
+  size_t n = strlen(stream), sl = sizeof suffix - 1;
+  if (n < 4 + sl || strncmp(stream, "gm:{", 4) != 0 ||
+      strcmp(stream + n - sl, suffix) != 0)
+    return NULL;
+  char *k = malloc(n + sizeof GM__OUTBOX_RETIRED);
+  if (!k) abort();
+  memcpy(k, stream, n);
+  memcpy(k + n, GM__OUTBOX_RETIRED, sizeof GM__OUTBOX_RETIRED);
+  return k;
+}
+
 /*
  * One step of the discovery pass: a SCAN over "gm:{*}:*" that adds to
  * gm:outboxes every tag holding an outbox stream or deadlines.  The host
@@ -355,6 +389,27 @@ static int gm__discover(gm__settler *s) {
   return rc;
 }
 
+/* Whether `stream` is a tag's outbox (it may have a retirement record). */
+static int gm__retired_key_ok(const char *stream) {
+  char *k = gm__retired_key(stream);
+  int ok = k != NULL;
+  free(k);
+  return ok;
+}
+
+/* XGROUP CREATE's (or gm__group_lua's) reply `r` for `key`: the stream
+   joins next[] unless it cannot be read. */
+static void gm__group_made(const char *key, const redisReply *r, char **next,
+                           size_t *nnext) {
+  if (r->type != REDIS_REPLY_ERROR || gm__is_error(r, "BUSYGROUP"))
+    next[(*nnext)++] = gm__dup(key);
+  else
+    gm__log(GM_LOG_ERROR, "settle",
+            "cannot read outbox %s (%s); delete the key if it is not a "
+            "stream",
+            key, r->str);
+}
+
 /*
  * Reads gm:outboxes and creates our group on every stream not seen yet
  * (from id 0, so entries added before the group existed are read too).
@@ -371,7 +426,8 @@ static int gm__refresh(gm__settler *s) {
   if (!ctx) abort();
   s->outboxes_card = (long long)m->elements;
   char **next = calloc(m->elements + 1, sizeof *next);
-  if (!next) abort();
+  size_t *missing = calloc(GM__CHUNK, sizeof *missing);
+  if (!next || !missing) abort();
   size_t nnext = 0;
   int rc = 0;
   for (size_t i = 0; i < m->elements && rc == 0; i += GM__CHUNK) {
@@ -385,10 +441,16 @@ static int gm__refresh(gm__settler *s) {
         continue;
       }
       ctx[k] = gm__ctx(s, key);
-      redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM",
-                         key);
+      /* A tag's outbox that is missing is made by gm__group_lua below (from
+         what its retirement kept); the rest as before, in one pipeline. */
+      if (gm__retired_key_ok(key))
+        redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0", key);
+      else
+        redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM",
+                           key);
       sent++;
     }
+    size_t nmissing = 0;
     for (size_t k = i; k < end && sent; k++) {
       const char *key = m->element[k]->str;
       if (m->element[k]->type != REDIS_REPLY_STRING || gm__stream_known(s, key))
@@ -399,18 +461,30 @@ static int gm__refresh(gm__settler *s) {
         rc = gm__redis_failed_on(s, ctx[k], "XGROUP CREATE");
         continue; /* the other nodes' replies are read all the same */
       }
-      if (r->type != REDIS_REPLY_ERROR || gm__is_error(r, "BUSYGROUP"))
-        next[nnext++] = gm__dup(key);
+      if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "key to exist"))
+        missing[nmissing++] = k;
       else
-        gm__log(GM_LOG_ERROR, "settle",
-                "cannot read outbox %s (%s); delete the key if it is not a "
-                "stream",
-                key, r->str);
+        gm__group_made(key, r, next, &nnext);
+      freeReplyObject(r);
+    }
+    for (size_t j = 0; j < nmissing && rc == 0; j++) {
+      size_t k = missing[j];
+      const char *key = m->element[k]->str;
+      char *rec = gm__retired_key(key);
+      redisReply *r = redisCommand(ctx[k], "EVAL %s 2 %s %s " GM__GROUP,
+                                   gm__group_lua, key, rec);
+      free(rec);
+      if (!r) {
+        rc = gm__redis_failed_on(s, ctx[k], "XGROUP CREATE");
+        break;
+      }
+      gm__group_made(key, r, next, &nnext);
       freeReplyObject(r);
     }
   }
   freeReplyObject(m);
   free(ctx);
+  free(missing);
   if (rc != 0) {
     for (size_t i = 0; i < nnext; i++) free(next[i]);
     free(next);
@@ -1233,24 +1307,27 @@ static int gm__retire_eval(gm__settler *s, char **streams, size_t n,
   snprintf(idle, sizeof idle, "%lld", (long long)s->cfg.retire_idle_ms);
   snprintf(ttl, sizeof ttl, "%lld", (long long)gm__scripts_idem_ttl() * 1000);
   memset(ok, 0, n);
-  const char **argv = malloc((7 + 3 * per) * sizeof *argv);
-  char **dl = malloc(2 * per * sizeof *dl);
+  const char **argv = malloc((7 + 4 * per) * sizeof *argv);
+  char **dl = malloc(3 * per * sizeof *dl);
   if (!argv || !dl) abort();
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i += per) {
     size_t end = i + per < n ? i + per : n;
     char nkeys[24];
-    snprintf(nkeys, sizeof nkeys, "%zu", 3 * (end - i));
+    snprintf(nkeys, sizeof nkeys, "%zu", 4 * (end - i));
     int argc = 0;
     argv[argc++] = "EVAL";
     argv[argc++] = gm__retire_lua;
     argv[argc++] = nkeys;
     for (size_t k = i; k < end; k++) {
-      char **d = &dl[2 * (k - i)];
-      if (!gm__retire_keys(streams[k], &d[0], &d[1])) abort(); /* filtered */
+      /* gm__retire passes only tags' outboxes. */
+      char **d = &dl[3 * (k - i)];
+      if (!gm__retire_keys(streams[k], &d[0], &d[2])) abort();
+      d[1] = gm__retired_key(streams[k]);
       argv[argc++] = streams[k];
       argv[argc++] = d[0];
       argv[argc++] = d[1];
+      argv[argc++] = d[2];
     }
     argv[argc++] = GM__GROUP;
     argv[argc++] = idle;
@@ -1258,7 +1335,7 @@ static int gm__retire_eval(gm__settler *s, char **streams, size_t n,
     argv[argc++] = ttl;
     redisContext *c = gm__ctx(s, streams[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    for (size_t k = 0; k < 2 * (end - i); k++) free(dl[k]);
+    for (size_t k = 0; k < 3 * (end - i); k++) free(dl[k]);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != end - i) {
       gm__log(GM_LOG_WARN, "settle",
               "looking for settled outbox streams to retire: %s",

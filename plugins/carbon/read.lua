@@ -15,10 +15,16 @@ local op = ARGV[1]
 
 -- The outbox's length and how many entries it was ever given: reconcile
 -- compares the latter before and after its reads to know whether anything
--- moved in between.
+-- moved in between.  The host retires a settled, idle outbox stream and
+-- keeps its count in '<outbox>:retired' ('<last id> <count>', for 30 days):
+-- the stream made again goes on from that count, so it is the count of a
+-- missing stream too.
 local function outbox_rec()
   local k = P .. 'outbox'
-  if redis.call('EXISTS', k) == 0 then return {'N', '0', '0'} end
+  if redis.call('EXISTS', k) == 0 then
+    local kept = redis.call('GET', k .. ':retired')
+    return {'N', '0', kept and string.match(kept, ' (%d+)$') or '0'}
+  end
   local x, len, added = redis.call('XINFO', 'STREAM', k), 0, 0
   for i = 1, #x - 1, 2 do
     if x[i] == 'length' then len = x[i + 1] end

@@ -296,9 +296,12 @@ static void carbon__outbox_counts(const gm_value *v, int64_t *len,
  * with those not settled at the start, and unsettled = 0 means Redis did not
  * change while it was read and the ledger had settled all of it.  The
  * host retires an outbox stream that has settled everything and stayed idle
- * (docs/operations.md), and the next entry makes it again with its count
- * from 0: a count that went down says that happened between the reads, and
- * *again asks the caller to read once more (out is unchanged then).
+ * (docs/operations.md); read.lua then counts what the retirement kept, and
+ * the next entry makes the stream again going on from that count.  Only a
+ * stream made again without it (the record expired after 30 days, or a
+ * broker of an older release made it) counts from 0: a count that went
+ * down says that happened between the reads, and *again asks the caller to
+ * read once more (out is unchanged then).
  */
 static gm_status carbon__reconcile_one(gm_call *call, const char *sym,
                                        Gm__Carbon__ReconcileReply *out,

@@ -1112,13 +1112,9 @@ START_TEST(settled_idle_streams_are_retired_and_made_again) {
   freeReplyObject(gm_test_redis_cmd(raw, "ZADD gm:{alpha:dl}:dl 9 close|x"));
   add_entries("alpha", "late", 5, 1);
   add_entries("alpha", "ghost", 6, 1);
-  /* A tag with deadlines only, whose stream is then lost. */
-  gm_test_redis_int(raw, "SADD gm:outboxes gm:{alpha:dlonly}:outbox");
-  freeReplyObject(gm_test_redis_cmd(raw, "ZADD gm:{alpha:dlonly}:dl 9 x|y"));
   gm__settler *s = start("c1", 64, 30000, 1);
   drain_until(s, 6, 20);
   ck_assert_uint_eq(gm__settler_settled(s), 6);
-  gm_test_redis_int(raw, "DEL gm:{alpha:dlonly}:outbox");
   /* Written after the settler's last read: one entry nobody has read yet,
      one read by another consumer and not acknowledged. */
   add_entries("alpha", "late", 7, 1);
@@ -1137,8 +1133,7 @@ START_TEST(settled_idle_streams_are_retired_and_made_again) {
     ck_assert_msg(exists(kept[i]) && listed(kept[i]), "%s was retired",
                   kept[i]);
   }
-  ck_assert_int_eq(listed("dlonly"), 1); /* the reconciliation needs it */
-  ck_assert_int_eq(gm_test_redis_int(raw, "SCARD gm:outboxes"), 4);
+  ck_assert_int_eq(gm_test_redis_int(raw, "SCARD gm:outboxes"), 3);
   /* A retry of a call whose stream is gone replays and makes nothing. */
   emit("again", 3, "a1");
   ck_assert_int_eq(exists("again"), 0);
@@ -1160,47 +1155,190 @@ START_TEST(settled_idle_streams_are_retired_and_made_again) {
 }
 END_TEST
 
-/* A run that only sets a deadline on a retired tag lists the tag again
-   (the deadline reconciliation walks gm:outboxes), though this process
-   listed it before. */
-START_TEST(a_deadline_on_a_retired_tag_lists_it_again) {
+/* Redis's clock in ms. */
+static long long redis_now_ms(void) {
+  redisReply *t = gm_test_redis_cmd(raw, "TIME");
+  ck_assert(t && t->type == REDIS_REPLY_ARRAY && t->elements == 2);
+  long long ms =
+      atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+  freeReplyObject(t);
+  return ms;
+}
+
+/* A field of XINFO STREAM `stream`, as a string (malloc'd). */
+static char *stream_info(const char *stream, const char *field) {
+  redisReply *r = gm_test_redis_cmd(raw, "XINFO STREAM %s", stream);
+  ck_assert(r && r->type == REDIS_REPLY_ARRAY);
+  char *v = NULL;
+  for (size_t i = 0; i + 1 < r->elements; i += 2)
+    if (strcmp(r->element[i]->str, field) == 0) {
+      const redisReply *e = r->element[i + 1];
+      if (e->type == REDIS_REPLY_INTEGER) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld", e->integer);
+        v = strdup(b);
+      } else {
+        v = strdup(e->str);
+      }
+    }
+  freeReplyObject(r);
+  ck_assert_msg(v != NULL, "XINFO STREAM %s has no %s", stream, field);
+  return v;
+}
+
+START_TEST(a_stream_made_again_goes_on_from_its_last_id_and_count) {
+  /* Entries stamped by a clock that ran ahead (or, the same, a clock set
+     back since): one per ms from 1.5 s to 6.5 s from now.  The settler
+     retires them as idle (retire_idle_ms below 0 moves its cut into the
+     future as a clock set back would).  The next entry, made within that
+     span, must not take an id of a settled entry: gm_settled would take it
+     for settled already and drop it. */
   emitter_start();
-  char err[512];
-  ck_assert_int_eq(gm__scripts_add(emitter, "alpha", "arm", NULL,
-                                   "gm.deadline('close', 'x', 99999)\n"
-                                   "return 1\n",
-                                   err, sizeof err),
-                   GM_OK);
-  retire_ms = 1;
-  emit("armed", 1, "e1");
-  gm__settler *s = start("c1", 64, 30000, 1);
-  drain_until(s, 1, 20);
-  usleep(20 * 1000);
+  const char *stream = "gm:{alpha:skew}:outbox";
+  long long base = redis_now_ms() + 1500;
+  enum { N = 5000 };
+  gm_test_redis_int(raw, "SADD gm:outboxes %s", stream);
+  for (int i = 0; i < N; i++)
+    redisAppendCommand(raw, "XADD %s %lld-0 kind fill qty %d", stream, base + i,
+                       100 + i);
+  for (int i = 0; i < N; i++) {
+    redisReply *r = NULL;
+    ck_assert_int_eq(redisGetReply(raw, (void **)&r), REDIS_OK);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+  }
+  retire_ms = -3600000;
+  gm__settler *s = start("c1", 512, 30000, 1);
+  drain_until(s, N, 40);
+  ck_assert_uint_eq(gm__settler_settled(s), N);
   ck_assert_int_eq(gm__settler_retire_once(s), 1);
-  ck_assert_int_eq(listed("armed"), 0);
-  gm_call c = {.arena = emit_arena,
-               .participant = "alice",
-               .idem_key = "arm1",
-               .redis = emitter};
-  const gm_value *v;
-  ck_assert_int_eq(
-      gm__script_run(&c, "alpha", "arm", "armed", 0, NULL, 0, NULL, &v), GM_OK);
-  gm__arena_reset(emit_arena);
-  ck_assert_int_eq(listed("armed"), 1);
-  /* Kept while the deadline is due, whatever its age. */
-  drain_until(s, 1, 2);
-  usleep(20 * 1000);
-  ck_assert_int_eq(gm__settler_retire_once(s), 0);
-  ck_assert_int_eq(listed("armed"), 1);
+  ck_assert_int_eq(exists("skew"), 0);
+  ck_assert_int_eq(listed("skew"), 0);
+  /* What the retirement kept expires (30 days): no key stays for ever. */
+  long long ttl = gm_test_redis_int(raw, "TTL %s:retired", stream);
+  ck_assert_msg(ttl > 2591000 && ttl <= 2592000, "TTL %lld", ttl);
+  while (redis_now_ms() < base + 200) usleep(20 * 1000);
+  emit("skew", 7, "s1");
+  ck_assert_int_eq(listed("skew"), 1);
+  char *last = stream_info(stream, "last-generated-id");
+  const char *dash = strchr(last, '-');
+  ck_assert_ptr_nonnull(dash);
+  long long ms = atoll(last), seq = atoll(dash + 1);
+  ck_assert_msg(ms > base + N - 1 || (ms == base + N - 1 && seq > 0),
+                "the stream made again starts at %s, among the retired "
+                "stream's ids (%lld-0 to %lld-0)",
+                last, base, base + N - 1);
+  free(last);
+  /* Its count of entries ever added goes on too (carbon's reconcile). */
+  char *added = stream_info(stream, "entries-added");
+  ck_assert_str_eq(added, "5001");
+  free(added);
+  drain_until(s, N + 1, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), N + 1);
+  ck_assert_int_eq(count("SELECT count(*) FROM rows WHERE qty = 7"), 1);
+  assert_exactly_once(N + 1);
   gm__settler_stop(&s);
   emitter_stop();
 }
 END_TEST
 
+START_TEST(a_retry_registers_a_stream_made_again_whatever_the_cache) {
+  emitter_start();
+  retire_ms = 1;
+  emit("r", 1, "r1"); /* this process lists gm:{alpha:r}:outbox */
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(listed("r"), 0);
+  /* Another broker runs a call that makes the stream again and dies
+     before its SADD (the same as: its SADD is not there). */
+  emit("r", 2, "r2");
+  gm_test_redis_int(raw, "SREM gm:outboxes gm:{alpha:r}:outbox");
+  /* The client's retry comes here: its replay registers the stream,
+     though this process listed it before the retirement. */
+  emit("r", 2, "r2");
+  ck_assert_int_eq(listed("r"), 1);
+  drain_until(s, 2, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 2);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
+START_TEST(a_deadline_on_a_retired_tag_registers_it) {
+  emitter_start();
+  char err[512];
+  ck_assert_int_eq(gm__scripts_add(emitter, "alpha", "arm", NULL,
+                                   "gm.deadline('close', 'x', 4102444800000)\n"
+                                   "return 1\n",
+                                   err, sizeof err),
+                   GM_OK);
+  retire_ms = 1;
+  emit("d", 1, "d1");
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(listed("d"), 0);
+  /* A run that only sets a deadline: the tag is listed again (the deadline
+     reconciliation walks gm:outboxes), though this process listed it
+     before the retirement. */
+  gm_call c = {.arena = emit_arena,
+               .participant = "alice",
+               .idem_key = "d2",
+               .redis = emitter};
+  const gm_value *v;
+  ck_assert_int_eq(
+      gm__script_run(&c, "alpha", "arm", "d", 0, NULL, 0, NULL, &v), GM_OK);
+  ck_assert_int_eq(listed("d"), 1);
+  /* The settler's group makes the stream again, going on from the retired
+     stream's last id and count; it is kept while the deadline is there. */
+  redisReply *kept = gm_test_redis_cmd(raw, "GET gm:{alpha:d}:outbox:retired");
+  ck_assert_int_eq(kept->type, REDIS_REPLY_STRING);
+  char was[64];
+  snprintf(was, sizeof was, "%s", kept->str);
+  freeReplyObject(kept);
+  gm__settler_drain_once(s);
+  ck_assert_int_eq(exists("d"), 1);
+  char *last = stream_info("gm:{alpha:d}:outbox", "last-generated-id");
+  char *added = stream_info("gm:{alpha:d}:outbox", "entries-added");
+  char now[64];
+  snprintf(now, sizeof now, "%s %s", last, added);
+  ck_assert_str_eq(now, was);
+  free(last);
+  free(added);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 0);
+  ck_assert_int_eq(listed("d"), 1);
+  gm__settler_stop(&s);
+  emitter_stop();
+}
+END_TEST
+
+START_TEST(a_missing_stream_of_a_tag_with_deadlines_stays_listed) {
+  retire_ms = 1;
+  add_entries("alpha", "gone", 1, 1);
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 1, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 1);
+  /* Another settler (a lease holder before this one) retired the stream,
+     which this one's list still names, and a run set a deadline on the tag
+     since, listing it again: the tag stays listed for the deadline
+     reconciliation. */
+  gm_test_redis_int(raw, "DEL gm:{alpha:gone}:outbox");
+  freeReplyObject(gm_test_redis_cmd(raw, "ZADD gm:{alpha:gone}:dl 9 close|x"));
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 0);
+  ck_assert_int_eq(listed("gone"), 1);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 /* A tag's deadline claims hash (its firing counter) goes with its stream
-   once the counter last counted longer ago than stored replies live; a
-   later one keeps the tag; one without that time (an older release's)
-   stays behind while the stream goes. */
+   once its last claim is older than stored replies live (plus the idle
+   time); a later one keeps the tag; one without that time (an older
+   release's) stays behind while the stream goes. */
 START_TEST(claims_go_with_the_stream_once_older_than_stored_replies) {
   retire_ms = 1;
   redisReply *now = gm_test_redis_cmd(raw, "TIME");
@@ -1304,9 +1442,12 @@ int main(void) {
   tcase_set_timeout(rt, 60);
   tcase_add_test(rt, settled_idle_streams_are_retired_and_made_again);
   tcase_add_test(rt, streams_written_lately_are_kept);
-  tcase_add_test(rt, a_deadline_on_a_retired_tag_lists_it_again);
   tcase_add_test(rt, claims_go_with_the_stream_once_older_than_stored_replies);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
+  tcase_add_test(rt, a_stream_made_again_goes_on_from_its_last_id_and_count);
+  tcase_add_test(rt, a_retry_registers_a_stream_made_again_whatever_the_cache);
+  tcase_add_test(rt, a_deadline_on_a_retired_tag_registers_it);
+  tcase_add_test(rt, a_missing_stream_of_a_tag_with_deadlines_stays_listed);
   suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

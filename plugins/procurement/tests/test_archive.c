@@ -35,14 +35,15 @@ static void teardown(void) {
 }
 
 /* The tender's own keys in Redis: every key of its hash tag but the
-   host's outbox stream and its stored replies (which expire). */
+   host's outbox stream (and what its retirement keeps, which expires) and
+   its stored replies (which expire). */
 static long long tender_keys(const char *id) {
   redisContext *c = gm_test_redis_connect(pt_redis);
   redisReply *r = gm_test_redis_cmd(c, "KEYS gm:{procurement:t:%s}:*", id);
   long long n = 0;
   for (size_t i = 0; i < r->elements; i++) {
     const char *k = strchr(r->element[i]->str, '}') + 2;
-    if (strcmp(k, "outbox") != 0 && strncmp(k, "idem:", 5) != 0 &&
+    if (strncmp(k, "outbox", 6) != 0 && strncmp(k, "idem:", 5) != 0 &&
         strncmp(k, "dl", 2) != 0)
       n++;
   }
@@ -480,6 +481,125 @@ START_TEST(an_archived_tenders_id_is_not_drafted_again) {
 }
 END_TEST
 
+/* ---- outbox streams retired once settled and idle ---- */
+
+static void setup_retire(void) {
+  pt_start("archive_after_days = 2\n[ledger]\noutbox_retire_s = 1", T0);
+  pt_register("city", "agency");
+  pt_register("alpha", "supplier");
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+}
+
+/* The outbox stream of hash tag `tag` (procurement's) exists, is listed in
+   gm:outboxes: 2 bits (1 exists, 2 listed). */
+static int outbox_state(const char *tag) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  int st = (int)gm_test_redis_int(c, "EXISTS gm:{procurement:%s}:outbox", tag) |
+           (int)gm_test_redis_int(
+               c, "SISMEMBER gm:outboxes gm:{procurement:%s}:outbox", tag)
+               << 1;
+  redisFree(c);
+  return st;
+}
+
+/* Waits (20 s: a sweep every 2.5 s, 1 s idle) until the tag's outbox is
+   retired: deleted and out of gm:outboxes. */
+static int wait_retired(const char *tag) {
+  int st = -1;
+  for (int i = 0; i < 400 && (st = outbox_state(tag)) != 0; i++) usleep(50000);
+  return st;
+}
+
+static long long outbox_added(const char *tag) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r =
+      gm_test_redis_cmd(c, "XINFO STREAM gm:{procurement:%s}:outbox", tag);
+  long long n = -1;
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
+       i += 2)
+    if (strcmp(r->element[i]->str, "entries-added") == 0)
+      n = r->element[i + 1]->integer;
+  freeReplyObject(r);
+  redisFree(c);
+  return n;
+}
+
+/*
+ * Through a real gmd with [ledger] outbox_retire_s = 1: a party's tag,
+ * everything settled and idle, loses its outbox stream (deleted, out of
+ * gm:outboxes); the party's next change makes its stream again, listed,
+ * with its count of entries going on, and settles.  An archived tender's
+ * tag, whose deadlines fired, stays until its last claim is older than
+ * the stored replies' lifetime.
+ */
+START_TEST(settled_idle_outboxes_are_retired_and_made_again) {
+  /* alpha's organisation record: its shard's tag. */
+  char org[16];
+  snprintf(org, sizeof org, "org:%02d", pr_cert_shard("alpha"));
+  pt_tender d;
+  pt_tender_init(&d, "T-OLD", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-OLD";
+  q.reason = "the project was withdrawn";
+  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+  pt_ledger_wait("SELECT count(*) FROM procurement_parties", 2);
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-OLD' AND state = 'cancelled'",
+      1);
+  /* The tender still has its archive deadline: its stream stays. */
+  ck_assert_int_eq(outbox_state("t:T-OLD"), 3);
+  ck_assert_int_eq(wait_retired(org), 0);
+  ck_assert_int_eq(outbox_state("t:T-OLD"), 3);
+  pt_clock(T0 + 2 * PT_DAY + 1000);
+  ck_assert_int_eq(wait_gone("T-OLD"), 0);
+  pt_ledger_wait(
+      "SELECT archived_ms > 0 FROM procurement_tenders"
+      " WHERE tender_id = 'T-OLD'",
+      1);
+  /* Its deadlines fired: the claims hash says when it last claimed one. */
+  redisContext *cc = gm_test_redis_connect(pt_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(cc, "HEXISTS gm:{procurement:t:T-OLD}:dl:claims #t"),
+      1);
+  redisFree(cc);
+
+  /* The party changes: its stream is made again and listed, its ids and
+     count go on from the retired stream's, and the change settles. */
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  /* What the retirement kept: the stream was there, and was retired. */
+  redisReply *kept =
+      gm_test_redis_cmd(c, "GET gm:{procurement:%s}:outbox:retired", org);
+  ck_assert_int_eq(kept->type, REDIS_REPLY_STRING);
+  long long before = atoll(strchr(kept->str, ' ') + 1);
+  ck_assert_int_gt(before, 0);
+  freeReplyObject(kept);
+  redisFree(c);
+  pt_party("alpha", PT_USCC_A, GM__PROCUREMENT__SME_CLASS__SME_SMALL);
+  ck_assert_int_eq(outbox_state(org) & 2, 2);
+  ck_assert_int_eq(outbox_added(org), before + 1);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_parties"
+                                  " WHERE id = 'alpha' AND size = 2",
+                                  1),
+                   1);
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM gm_dead_letter"), 0);
+  /* Settled and idle again: retired again.  The archived tender's tag is
+     kept by those sweeps: its last deadline claim is younger than
+     [redis] idempotency_ttl plus outbox_retire_s, and a firing counter
+     started again could repeat a stored reply's key (test_settle's
+     claims_go_with_the_stream_once_older_than_stored_replies takes it
+     further). */
+  ck_assert_int_eq(wait_retired(org), 0);
+  ck_assert_int_eq(outbox_state("t:T-OLD"), 3);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement_archive");
   TCase *tc = tcase_create("archive");
@@ -494,6 +614,11 @@ int main(void) {
   tcase_add_test(tc, a_tender_cancelled_while_scoring_loses_its_scores);
   tcase_add_test(tc, an_awarded_tender_with_challenges_leaves_no_key_behind);
   suite_add_tcase(s, tc);
+  TCase *rt = tcase_create("retire");
+  tcase_add_checked_fixture(rt, setup_retire, teardown);
+  tcase_set_timeout(rt, 120);
+  tcase_add_test(rt, settled_idle_outboxes_are_retired_and_made_again);
+  suite_add_tcase(s, rt);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
