@@ -91,8 +91,9 @@ void gm__settler_stats(const gm__settler *s, gm__settle_stats *out);
 int gm__settler_drain_once(gm__settler *s);
 
 /* Runs one sweep for streams to retire now (no_thread only; the thread
-   sweeps every few seconds when retire_idle_ms is set): streams retired,
-   or -1. */
+   sweeps every few seconds when retire_idle_ms is set): streams retired
+   (a Redis failure is logged and retires fewer), or -1 when the settler
+   runs its own thread. */
 int gm__settler_retire_once(gm__settler *s);
 
 #endif
