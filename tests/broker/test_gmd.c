@@ -956,15 +956,19 @@ START_TEST(curve_admits_registered_keys_only) {
                GM__STATUS__ALREADY_EXISTS, "registered to participant alice");
   gm_test_conn_destroy(&alice);
 
-  /* An unregistered key and a plain client get no answer at all. */
+  /* An unregistered key and a plain client get no answer at all: none in
+     a second, where a registered key's ping answers in milliseconds (the
+     log says why for the key; a plain client fails the CURVE handshake). */
   gm_test_conn *eve =
       gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, eve_pub, eve_sec);
   Gm__PingRequest ping = GM__PING_REQUEST__INIT;
-  ck_assert_ptr_null(gm_test_call(eve, NULL, "gm", "ping", NULL, &ping.base));
+  gm_test_send(eve, 1, NULL, "gm", "ping", NULL, &ping.base);
+  ck_assert_ptr_null(gm_test_conn_recv(eve, 1000));
   gm_test_conn_destroy(&eve);
   gm_test_conn *plain =
       gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
-  ck_assert_ptr_null(gm_test_call(plain, NULL, "gm", "ping", NULL, &ping.base));
+  gm_test_send(plain, 1, NULL, "gm", "ping", NULL, &ping.base);
+  ck_assert_ptr_null(gm_test_conn_recv(plain, 1000));
   gm_test_conn_destroy(&plain);
   ck_assert(gm_test_gmd_log_has(gmd, "refused unregistered client key"));
 }
