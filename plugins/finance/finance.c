@@ -29,6 +29,7 @@ long finance__pick_days = 5;
 long finance__contact_days = 7;
 long finance__sync_ms = 5000;
 long finance__offer_days = 7;
+long finance__archive_days = 30;
 long finance__kill_before_index;
 finance__entry *finance__builtin;
 size_t finance__nbuiltin;
@@ -134,11 +135,12 @@ static char *finance__constants(void) {
   }
   used += (size_t)snprintf(
       buf + used, 4096 - used,
-      "}\nlocal SYNC_MS, TZ_MS, DAY_MS, MAX_PRODUCTS, OFFER_MS = %ld, %lld, "
-      "%lld, %d, %lld\n",
+      "}\nlocal SYNC_MS, TZ_MS, DAY_MS, MAX_PRODUCTS, OFFER_MS, ARCHIVE_MS = "
+      "%ld, %lld, %lld, %d, %lld, %lld\n",
       finance__sync_ms, (long long)GM_FINANCE_TZ_MS,
       (long long)GM_FINANCE_DAY_MS, FINANCE_MAX_PRODUCTS,
-      (long long)finance__offer_days * GM_FINANCE_DAY_MS);
+      (long long)finance__offer_days * GM_FINANCE_DAY_MS,
+      (long long)finance__archive_days * GM_FINANCE_DAY_MS);
   /* MINOR: the money codes whose minor unit is not 2 (iso4217.h). */
   used += (size_t)snprintf(buf + used, 4096 - used, "local MINOR = {");
   for (size_t i = 0; i < sizeof gm_iso4217_codes / sizeof *gm_iso4217_codes;
@@ -180,6 +182,11 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
   finance__contact_days = finance__config_long(m, "contact_days", 7, 1, 90);
   finance__sync_ms = finance__config_long(m, "sync_ms", 5000, 100, 3600000);
   finance__offer_days = finance__config_long(m, "link_offer_days", 7, 1, 90);
+  /* As procurement's: ended referrals stay live a month, the weeks in
+     which the parties still look at them; their record stays in the
+     ledger for good (archive.c). */
+  finance__archive_days =
+      finance__config_long(m, "archive_after_days", 30, 0, 3650);
 #ifdef GM_FAILURE_INJECTION
   finance__kill_before_index =
       finance__config_long(m, "test_kill_before_index", 0, 0, 1);
@@ -245,7 +252,9 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
           GM_OK)
     return st;
   if ((st = host->deadline_register(m, "offer", finance__on_offer, NULL)) !=
-      GM_OK)
+          GM_OK ||
+      (st = host->deadline_register(m, "archive", finance__on_archive, NULL)) !=
+          GM_OK)
     return st;
   return host->deadline_register(m, "sync", finance__on_sync, NULL);
 }

@@ -10,6 +10,7 @@
  *   referral.c    screening, submitting, reading and listing referrals
  *   workflow.c    claim, pick, contact ... fund, decline, withdraw; the
  *                 pick and contact deadlines
+ *   archive.c     ended referrals leave Redis; their record from the ledger
  *   index.c       what follows every transition: bank queues, the
  *                 enterprise's list, private events; the sync deadline;
  *                 bank.queue
@@ -67,6 +68,7 @@ extern long finance__pick_days;    /* working days the enterprise has */
 extern long finance__contact_days; /* days the picked bank has */
 extern long finance__sync_ms;      /* a transition's sync deadline */
 extern long finance__offer_days;   /* a pending bank link offer lasts */
+extern long finance__archive_days; /* an ended referral leaves Redis */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after a
    request's referral step, before its index steps; 0: off. */
 extern long finance__kill_before_index;
@@ -129,6 +131,7 @@ typedef struct finance__ref {
   const char *id;
   int state;
   int64_t version;
+  int64_t archived; /* > 0: read from the ledger, archived at that ms */
 } finance__ref;
 
 /* Parses a referral.lua reply; GM_INTERNAL when it has another shape. */
@@ -277,6 +280,20 @@ gm_status finance__on_sync(gm_call *call, const gm_deadline *d, void *arg);
 gm_status finance__on_offer(gm_call *call, const gm_deadline *d, void *arg);
 gm_status finance__bank_queue(gm_call *call, const ProtobufCMessage *req,
                               ProtobufCMessage **reply);
+
+/* ---- archive.c ---- */
+
+/* The archive deadline of an ended referral: its keys leave Redis once
+   the ledger holds its record. */
+gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg);
+/*
+ * After referral.lua answered NOT_FOUND for `op` on `id`: an archived
+ * referral is read from the ledger ('get': *r filled, GM_OK) or refused
+ * (any other op: GM_FAILED_PRECONDITION naming the archive); GM_NOT_FOUND
+ * when the ledger has no archived referral `id` either.
+ */
+gm_status finance__archived(gm_call *call, const char *id, const char *op,
+                            finance__ref *r);
 
 /* ---- reports.c ---- */
 

@@ -165,6 +165,8 @@ gm_status finance__on_sync(gm_call *call, const gm_deadline *d, void *arg) {
   gm_status st = finance__referral_run(call, d->tag, 1, args, &r);
   if (st == GM_NOT_FOUND) return GM_OK;
   if (st != GM_OK) return st;
+  /* Archived: its indexes were brought up to date before (archive.c). */
+  if (r.archived) return GM_OK;
   size_t n;
   const char **banks = finance__all_banks(call, &r, &n);
   return finance__indexes(call, &r, banks, n, 0, 1);

@@ -19,7 +19,12 @@
 --   fee bp), pk (picked ms), cdue (contact due), cx (contacted ms), cnote,
 --   q, ans, aamt, arate, aten, at (approved ms), famt, fdate, ft (funded
 --   ms), drc, dtx, dt (decided ms: approved or declined), wr (withdraw
---   reason), er (why it expired), xt (ended ms).
+--   reason), er (why it expired), xt (ended ms), arch (ms its archive
+--   began: set by 'archive', the keys go with 'drop').
+-- Ended (funded, declined, withdrawn, expired), a referral sets its
+-- archive|<id> deadline ARCHIVE_MS later (archive.c): 'archive' emits its
+-- whole record for the ledger and marks it, 'drop' removes every key above
+-- once the ledger holds that record.  Every op but get then refuses it.
 -- Deadlines (the host's P.dl): pick|<id> (pdue), contact|<id> (cdue) and
 -- sync|<id>: SYNC_MS after each transition, which also adds its version to
 -- P.us; 'synced' removes a version once its caller has brought the bank
@@ -41,6 +46,9 @@
 --   'decline', bank, reason code, text 'withdraw', reason
 --   'expire' (pick deadline)           'miss', new pick due (contact deadline)
 --   'get'                              'synced', version, 'all' or ''
+--   'arcinfo' -> {} (gone) or {state, version, arch, unsynced versions}
+--   'archive', state, version -> {'marked'} | {'changed', state}
+--   'drop', version -> {'done'} | {'changed', state}
 -- Reply (every op but synced): {r (P.r flat), eb (flat), claimants in
 -- order, cp (flat), excluded, info} where info = {transition, from state}
 -- ({'none', ...} when a deadline found nothing due).
@@ -78,6 +86,8 @@ local function move(r, to, tr, set, extra)
   for i = 1, #extra do e[#e + 1] = extra[i] end
   gm.emit(unpack(e))
   gm.deadline('sync', r.id, NOW + SYNC_MS)
+  -- Ended: its live record leaves Redis ARCHIVE_MS later (archive.c).
+  if to >= ST.funded then gm.deadline('archive', r.id, NOW + ARCHIVE_MS) end
   r.st = to
   return {tr, I(from)}
 end
@@ -126,11 +136,66 @@ if op == 'synced' then
   if redis.call('SCARD', P .. 'us') == 0 then gm.deadline_cancel('sync', ID) end
   return 0
 end
+
+-- The record as one string, for the ledger (archive.c unpacks it): P.r,
+-- P.eb, P.cl, P.cp, P.x in turn, each "<count>;" then "<bytes>:<item>"
+-- per item.
+local function pack(list)
+  local o = {I(#list), ';'}
+  for i = 1, #list do
+    o[#o + 1] = I(#list[i])
+    o[#o + 1] = ':'
+    o[#o + 1] = list[i]
+  end
+  return table.concat(o)
+end
+
+if op == 'arcinfo' then
+  if not r then return {} end
+  return {I(r.st), I(r.v), r.arch or '', I(redis.call('SCARD', P .. 'us'))}
+end
+-- Marks an ended referral archived and hands its record to the ledger
+-- (the 'archived' entry); archive.c calls it once the ledger holds the
+-- state and version it ended in, passed here.
+if op == 'archive' then
+  if not r then return {'changed', ''} end
+  if r.arch then return {'marked'} end
+  if I(r.st) ~= ARGV[2] or I(r.v) ~= ARGV[3] or r.st < ST.funded then
+    return {'changed', I(r.st)}
+  end
+  local rec = pack(redis.call('HGETALL', P .. 'r')) ..
+    pack(redis.call('HGETALL', P .. 'eb')) ..
+    pack(redis.call('ZRANGE', P .. 'cl', 0, -1)) ..
+    pack(redis.call('HGETALL', P .. 'cp')) ..
+    pack(redis.call('SMEMBERS', P .. 'x'))
+  redis.call('HSET', P .. 'r', 'arch', I(NOW))
+  gm.emit('archived', 'id', ID, 'st', I(r.st), 'v', I(r.v), 't', I(NOW),
+    'rec', rec)
+  return {'marked'}
+end
+-- Removes every key of a marked referral: seven keys, whatever their size
+-- (UNLINK frees a large P.eb off Redis's main thread).
+if op == 'drop' then
+  if not r then return {'done'} end
+  if not r.arch or I(r.v) ~= ARGV[2] then return {'changed', I(r.st)} end
+  redis.call('UNLINK', P .. 'eb', P .. 'cl', P .. 'cp', P .. 'x', P .. 'xd',
+    P .. 'us', P .. 'r')
+  return {'done'}
+end
+
 if not r then
   return rej('NOT_FOUND', 'no referral ' .. ID .. '; check the id (gm finance ' ..
     'referrals lists yours, gm finance queue your bank\'s)')
 end
 if op == 'get' then return reply({'get', I(r.st)}) end
+-- Being archived: nothing changes any more (the deadlines' expire and
+-- miss find nothing due in an ended referral, below).
+if r.arch and op ~= 'expire' and op ~= 'miss' then
+  return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' ended (' ..
+    sname(r.st) .. ') and is being archived: its record moves to the ' ..
+    'ledger and it can no longer change; gm finance show ' .. ID ..
+    ' still reads it')
+end
 
 local function need_state(what, ...)
   for _, s in ipairs({...}) do if r.st == s then return nil end end

@@ -77,6 +77,11 @@ static const gm_migration finance__migrations[] = {
        finance_claims_bank leads with the bank, so that read scanned every
        claim ever settled. */
     {2, "CREATE INDEX finance_claims_time ON finance_claims (claimed_ms);"},
+    /* Ended referrals leave Redis (archive.c): when, and the record they
+       had there (referral.lua 'archive'), which reads then answer from. */
+    {3,
+     "ALTER TABLE finance_referrals ADD COLUMN archived_ms INTEGER;"
+     "ALTER TABLE finance_referrals ADD COLUMN record TEXT;"},
 };
 
 static int64_t finance__n(const gm_outbox_entry *e, const char *name) {
@@ -339,6 +344,15 @@ static gm_status finance__settle(gm_market *m, gm_ledger *tx,
             GM_INT(finance__n(e, "size")), GM_TEXT(finance__t(e, "contact")),
             GM_INT(finance__n(e, "rt")), GM_INT(t)},
         8);
+  if (!strcmp(e->kind, "archived"))
+    /* The first one counts: a referral is archived once. */
+    return host->ledger_exec(
+        tx,
+        "UPDATE finance_referrals SET archived_ms = ?2, record = ?3"
+        " WHERE id = ?1 AND archived_ms IS NULL",
+        (gm_param[]){GM_TEXT(finance__t(e, "id")), GM_INT(t),
+                     GM_TEXT(finance__t(e, "rec"))},
+        3);
   /* "catalogue" and "calendar" loads are an audit trail in gm_settled. */
   return GM_OK;
 }

@@ -1,0 +1,196 @@
+/*
+ * Ended referrals leave Redis, as procurement's ended tenders do.  A
+ * referral that ended (funded, declined, withdrawn, expired: it never
+ * changes again) sets its "archive" deadline archive_after_days later
+ * (referral.lua `move`).  When it fires: the bank queues are brought up to
+ * date if a stopped broker left them behind (an ended referral has no
+ * entry in any), and once the ledger holds the state and version it ended
+ * in, referral.lua `archive` marks it and hands its whole record to the
+ * ledger (the "archived" entry: finance_referrals.archived_ms and
+ * .record); once the ledger holds that record, `drop` removes every key of
+ * the referral.  The ledger behind, the deadline is set a minute later.
+ * From then on referral.get, referral.list and the sync deadline read the
+ * record from the ledger (the same views, the same access rules), and
+ * every change is refused naming the archive.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "finance.h"
+
+/* How long to wait for the settler when the ledger is behind Redis. */
+#define FINANCE_ARCHIVE_RETRY_MS 60000
+
+typedef struct finance__ledger {
+  int found;
+  int64_t state, version, archived;
+  const char *record;
+} finance__ledger;
+
+static int finance__ledger_row(void *arg, size_t ncols, const gm_param *c) {
+  finance__ledger *l = arg;
+  if (ncols < 4) return 1;
+  l->found = 1;
+  l->state = c[0].i;
+  l->version = c[1].i;
+  l->archived = c[2].type == GM_PARAM_INT ? c[2].i : 0;
+  l->record = c[3].type == GM_PARAM_TEXT && c[3].s ? c[3].s : "";
+  return 1;
+}
+
+static gm_status finance__ledger_read(gm_call *call, const char *id,
+                                      finance__ledger *l) {
+  memset(l, 0, sizeof *l);
+  l->record = "";
+  return host->ledger_query(call,
+                            "SELECT state, version, archived_ms, record FROM"
+                            " finance_referrals WHERE id = ?1",
+                            (gm_param[]){GM_TEXT(id)}, 1, finance__ledger_row,
+                            l);
+}
+
+static gm_status finance__retry(gm_call *call, const gm_deadline *d) {
+  return host->deadline_set(
+      call, "archive", d->tag, d->id,
+      host->now_ms(host->market(call)) + FINANCE_ARCHIVE_RETRY_MS);
+}
+
+gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
+  const char *id = d->tag, *info[] = {"arcinfo"};
+  const gm_value *v;
+  finance__ledger l;
+  (void)arg;
+  gm_status st = finance__run(call, "referral", id, 1, info, &v);
+  if (st != GM_OK) return st;
+  if (v->n == 0) return GM_OK; /* its keys are gone: archived already */
+  const char *state = finance__s(v, 0), *ver = finance__s(v, 1);
+  int64_t stn = strtoll(state, NULL, 10), vn = strtoll(ver, NULL, 10);
+  if (!finance__s(v, 2)[0]) {
+    /* Index steps a stopped broker left: run them from the record first,
+       so no bank queue keeps an entry of a referral about to go. */
+    if (finance__i(v, 3) > 0 && (st = finance__on_sync(call, d, NULL)) != GM_OK)
+      return st;
+    /* The ledger must hold the final state before Redis forgets it: the
+       referral's entries settle in order, so its last one settled means
+       every one before it did. */
+    if ((st = finance__ledger_read(call, id, &l)) != GM_OK) return st;
+    if (!l.found || l.state != stn || l.version != vn) {
+      host->log(host->market(call), GM_LOG_INFO,
+                "referral %s: the ledger does not hold its final state (%s, "
+                "version %s) yet; archiving it in %d s",
+                id, state, ver, FINANCE_ARCHIVE_RETRY_MS / 1000);
+      return finance__retry(call, d);
+    }
+    const char *mark[] = {"archive", state, ver};
+    if ((st = finance__run(call, "referral", id, 3, mark, &v)) != GM_OK)
+      return st;
+    if (strcmp(finance__s(v, 0), "marked") != 0) {
+      /* Not ended after all (a bug elsewhere): keep everything. */
+      host->log(host->market(call), GM_LOG_WARN,
+                "referral %s is in state %s, not the %s it ended in; not "
+                "archived",
+                id, finance__s(v, 1), state);
+      return GM_OK;
+    }
+  }
+  /* Its keys go once the ledger holds the record they hold. */
+  if ((st = finance__ledger_read(call, id, &l)) != GM_OK) return st;
+  if (l.archived <= 0 || !*l.record || l.version != vn) {
+    host->log(host->market(call), GM_LOG_INFO,
+              "referral %s: the ledger does not hold its archived record "
+              "yet; removing its keys in %d s",
+              id, FINANCE_ARCHIVE_RETRY_MS / 1000);
+    return finance__retry(call, d);
+  }
+  const char *drop[] = {"drop", ver};
+  if ((st = finance__run(call, "referral", id, 2, drop, &v)) != GM_OK)
+    return st;
+  if (strcmp(finance__s(v, 0), "done") != 0) {
+    host->log(host->market(call), GM_LOG_WARN,
+              "referral %s changed while being archived (state %s); its keys "
+              "stay",
+              id, finance__s(v, 1));
+    return GM_OK;
+  }
+  host->log(host->market(call), GM_LOG_INFO,
+            "referral %s archived: its keys left Redis, its record is in the "
+            "ledger",
+            id);
+  return GM_OK;
+}
+
+/* One list of a record referral.lua packed: "<count>;" then
+   "<bytes>:<item>" per item.  Returns where it ends, or NULL. */
+static const char *finance__unpack(gm_call *call, const char *p,
+                                   const char *stop, gm_value *out) {
+  char *end;
+  if (p >= stop || *p < '0' || *p > '9') return NULL;
+  unsigned long long n = strtoull(p, &end, 10);
+  if (end >= stop || *end != ';' || n > (unsigned long long)(stop - end))
+    return NULL;
+  p = end + 1;
+  gm_value *items = host->alloc(call, ((size_t)n + 1) * sizeof *items);
+  for (size_t i = 0; i < n; i++) {
+    if (p >= stop || *p < '0' || *p > '9') return NULL;
+    unsigned long long len = strtoull(p, &end, 10);
+    if (end >= stop || *end != ':' ||
+        len > (unsigned long long)(stop - end - 1))
+      return NULL;
+    char *s = host->alloc(call, (size_t)len + 1);
+    memcpy(s, end + 1, (size_t)len);
+    s[len] = '\0';
+    items[i] = (gm_value){.type = GM_VALUE_STR, .str = s, .len = (size_t)len};
+    p = end + 1 + len;
+  }
+  *out = (gm_value){.type = GM_VALUE_ARRAY, .n = (size_t)n, .items = items};
+  return p;
+}
+
+/* ms as "YYYY-MM-DD hh:mm" in Asia/Shanghai. */
+static const char *finance__when(gm_call *call, int64_t ms) {
+  char date[16];
+  int64_t day = gm__finance_day_of(ms);
+  int64_t mins = (ms - gm__finance_day_start_ms(day)) / 60000;
+  return host->sprintf(call, "%s %02d:%02d", gm__finance_format_date(day, date),
+                       (int)(mins / 60), (int)(mins % 60));
+}
+
+gm_status finance__archived(gm_call *call, const char *id, const char *op,
+                            finance__ref *r) {
+  finance__ledger l;
+  gm_status st = finance__ledger_read(call, id, &l);
+  if (st != GM_OK) return st;
+  /* Not archived: the script's own "no referral" stands. */
+  if (!l.found || l.archived <= 0 || !*l.record) return GM_NOT_FOUND;
+  if (strcmp(op, "get") != 0)
+    /* Not its state: who asks may be no party of it. */
+    return host->fail(
+        call, GM_FAILED_PRECONDITION,
+        "referral %s ended and was archived on %s (Asia/Shanghai): its live "
+        "record left the broker and it can no longer change; its parties "
+        "still read its final record (gm finance show %s)",
+        id, finance__when(call, l.archived), id);
+  gm_value *lists = host->alloc(call, 6 * sizeof *lists);
+  const char *p = l.record, *stop = p + strlen(p);
+  for (size_t i = 0; i < 5 && p; i++)
+    p = finance__unpack(call, p, stop, &lists[i]);
+  if (!p || p != stop) {
+    host->log(host->market(call), GM_LOG_ERROR,
+              "referral %s: its archived record in the ledger is damaged "
+              "(finance_referrals.record)",
+              id);
+    return host->fail(call, GM_INTERNAL,
+                      "the archived record of referral %s is damaged; the "
+                      "operator should check the gmd log",
+                      id);
+  }
+  gm_value *info = host->alloc(call, 2 * sizeof *info);
+  info[0] = (gm_value){.type = GM_VALUE_STR, .str = "get", .len = 3};
+  info[1] = (gm_value){.type = GM_VALUE_INT, .integer = l.state};
+  lists[5] = (gm_value){.type = GM_VALUE_ARRAY, .n = 2, .items = info};
+  gm_value all = {.type = GM_VALUE_ARRAY, .n = 6, .items = lists};
+  if ((st = finance__ref_parse(call, &all, r)) != GM_OK) return st;
+  r->archived = l.archived;
+  return GM_OK;
+}

@@ -1,0 +1,468 @@
+/*
+ * Ended referrals leave Redis: archive_after_days (here 2) after a
+ * referral ended, once the ledger holds its final state, its record goes
+ * to the ledger and every key of its hash tag goes (what Redis holds for
+ * the tag is scanned before and after).  Reads then answer from the ledger
+ * exactly as before (referral.get for each reader, referral.list), no bank
+ * queue keeps it, and every change is refused naming the archive.  A
+ * ledger behind Redis holds the archive back; gmd killed in the middle of
+ * one finishes it once after its restart.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "harness.h"
+
+#define T0 ft_at(FT_MONDAY, 10, 0)
+#define DUE (T0 + 2 * GM_FINANCE_DAY_MS + 1000)
+/* The archive waits a minute for the settler (archive.c). */
+#define RETRY 61000
+
+static void setup(void) {
+  ft_start("archive_after_days = 2", T0);
+  ft_bank("icbc", "icbc1");
+  ft_bank("abc", "abc1");
+  ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_product("abc-p", "abc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_enterprise("acme", "330502");
+}
+
+static void teardown(void) {
+  ft_stop();
+}
+
+static void copy_id(char id[32], Gm__Finance__Referral *r) {
+  snprintf(id, 32, "%s", r->id);
+  ft_free(r);
+}
+
+/* The referral's own keys: every key of its hash tag (SCAN) but what the
+   host keeps for any tag (its outbox stream and what its retirement
+   keeps, its deadlines and their claims, stored replies), which expires
+   or the settler retires.  *bytes: their MEMORY USAGE. */
+/* MEMORY USAGE of the host's keys of the tags tag_keys_bytes scanned but
+   stored replies: outbox streams, deadlines. */
+static long long host_bytes;
+
+static long long tag_keys_bytes(const char *id, long long *bytes) {
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  char cursor[32] = "0";
+  long long n = 0;
+  if (bytes) *bytes = 0;
+  do {
+    redisReply *r = gm_test_redis_cmd(
+        c, "SCAN %s MATCH gm:{finance:%s}:* COUNT 1000", cursor, id);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    redisReply *keys = r->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+      const char *k = strchr(keys->element[i]->str, '}') + 2;
+      if (!strncmp(k, "outbox", 6) || !strncmp(k, "dl", 2) ||
+          !strncmp(k, "idem:", 5)) {
+        if (bytes) {
+          long long m = gm_test_redis_int(c, "MEMORY USAGE %s SAMPLES 0",
+                                          keys->element[i]->str);
+          if (strncmp(k, "idem:", 5) != 0) host_bytes += m;
+        }
+        continue;
+      }
+      n++;
+      if (bytes)
+        *bytes += gm_test_redis_int(c, "MEMORY USAGE %s SAMPLES 0",
+                                    keys->element[i]->str);
+    }
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+  redisFree(c);
+  return n;
+}
+
+static long long tag_keys(const char *id) {
+  return tag_keys_bytes(id, NULL);
+}
+
+/* Waits (10 s) until the referral's keys are gone from Redis. */
+static long long wait_gone(const char *id) {
+  long long n = -1;
+  for (int i = 0; i < 200 && (n = tag_keys(id)) != 0; i++) ft_nap(50);
+  return n;
+}
+
+/* Waits (10 s) until the referral is marked for its archive. */
+static const char *wait_marked(const char *id) {
+  static char arch[32];
+  arch[0] = '\0';
+  for (int i = 0; i < 200 && !arch[0]; i++) {
+    snprintf(arch, sizeof arch, "%s", ft_redis_field(id, "arch"));
+    if (!arch[0]) ft_nap(50);
+  }
+  return arch;
+}
+
+static void withdraw(const char *id) {
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = (char *)id;
+  t.text = "no longer needed";
+  ft_free(ft_ok("acme", "referral.withdraw", &t.base));
+}
+
+/* A reply as bytes, to compare what a read answers before and after. */
+typedef struct packed {
+  size_t len;
+  uint8_t buf[65536];
+} packed;
+
+static void pack_free(packed *p, ProtobufCMessage *m) {
+  ck_assert_ptr_nonnull(m);
+  p->len = protobuf_c_message_get_packed_size(m);
+  ck_assert_uint_le(p->len, sizeof p->buf);
+  protobuf_c_message_pack(m, p->buf);
+  ft_free(m);
+}
+
+static void same(const packed *a, ProtobufCMessage *m, const char *what) {
+  packed *b = malloc(sizeof *b);
+  pack_free(b, m);
+  ck_assert_msg(a->len == b->len && !memcmp(a->buf, b->buf, a->len),
+                "%s answers otherwise after the archive", what);
+  free(b);
+}
+
+static ProtobufCMessage *get(const char *as, const char *id) {
+  Gm__Finance__ReferralRequest q = GM__FINANCE__REFERRAL_REQUEST__INIT;
+  q.id = (char *)id;
+  return ft_ok(as, "referral.get", &q.base);
+}
+
+static ProtobufCMessage *list(const char *as) {
+  Gm__Finance__ReferralsRequest q = GM__FINANCE__REFERRALS_REQUEST__INIT;
+  q.enterprise = (char *)"acme";
+  return ft_ok(as, "referral.list", &q.base);
+}
+
+static int64_t ledger_of(const char *what, const char *id) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT %s FROM finance_referrals WHERE id = '%s'",
+           what, id);
+  return ft_ledger_int(sql);
+}
+
+/* The refusals a change of an archived referral gets, changing nothing. */
+static void changes_refused(const char *funded, const char *withdrawn) {
+  int64_t moves = ft_ledger_int("SELECT count(*) FROM finance_transitions");
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = (char *)funded;
+  t.text = "changed our mind";
+  ft_expect("acme", "referral.withdraw", &t.base,
+            GM__STATUS__FAILED_PRECONDITION, "was archived on 2026-03-04");
+  ck_assert_msg(strstr(ft_message, "can no longer change") &&
+                    strstr(ft_message, "gm finance show"),
+                "%s", ft_message);
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = (char *)funded;
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_CREDIT;
+  d.text = "rating below our floor";
+  ft_expect("icbc1", "referral.decline", &d.base,
+            GM__STATUS__FAILED_PRECONDITION, "archived");
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = (char *)withdrawn;
+  ft_expect("abc1", "referral.claim", &c.base, GM__STATUS__FAILED_PRECONDITION,
+            "archived");
+  ft_nap(200);
+  ck_assert_int_eq(tag_keys(funded), 0);
+  ck_assert_int_eq(tag_keys(withdrawn), 0);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_transitions"),
+                   moves);
+  ck_assert_int_eq(ledger_of("state", funded),
+                   GM__FINANCE__STATE__STATE_FUNDED);
+  ck_assert_int_eq(ledger_of("state", withdrawn),
+                   GM__FINANCE__STATE__STATE_WITHDRAWN);
+}
+
+START_TEST(an_ended_referral_leaves_redis_and_reads_from_the_ledger) {
+  char a[32], b[32];
+  copy_id(a, ft_refer("acme", 500000000, 36, 1));
+  ft_free(ft_claim("icbc1", a));
+  ft_free(ft_claim("abc1", a));
+  ft_free(ft_pick("acme", a, "icbc"));
+  ft_free(ft_contact("icbc1", a));
+  ft_free(ft_approve("icbc1", a, 500000000, 345, 36));
+  ft_free(ft_fund("icbc1", a, 500000000, NULL));
+  copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE state >= 7",
+                                  2),
+                   2);
+  /* What each reader is answered before. */
+  packed *ent = malloc(sizeof *ent), *held = malloc(sizeof *held),
+         *centre = malloc(sizeof *centre), *entb = malloc(sizeof *entb),
+         *all = malloc(sizeof *all);
+  pack_free(ent, get("acme", a));
+  pack_free(held, get("icbc1", a));
+  pack_free(centre, get(FT_CENTRE, a));
+  pack_free(entb, get("acme", b));
+  pack_free(all, list(FT_CENTRE));
+  Gm__Finance__ReferralRequest q = GM__FINANCE__REFERRAL_REQUEST__INIT;
+  q.id = a;
+  ft_expect("abc1", "referral.get", &q.base, GM__STATUS__PERMISSION_DENIED,
+            "has no access");
+  long long funded_bytes;
+  ck_assert_int_gt(tag_keys_bytes(a, &funded_bytes), 3);
+  fprintf(stderr, "a funded referral's own keys: %lld bytes\n", funded_bytes);
+  ck_assert_int_gt(tag_keys(b), 1);
+
+  /* A day later: still live. */
+  ft_clock(T0 + GM_FINANCE_DAY_MS);
+  ft_nap(300);
+  ck_assert_str_eq(ft_redis_field(a, "arch"), "");
+  /* Two days after they ended: marked, the record handed to the ledger;
+     the keys go at the next firing, a minute later. */
+  ft_clock(DUE);
+  ck_assert_str_ne(wait_marked(a), "");
+  ck_assert_str_ne(wait_marked(b), "");
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE archived_ms > 0 AND record != ''",
+                                  2),
+                   2);
+  ft_clock(DUE + RETRY);
+  ck_assert_int_eq(wait_gone(a), 0);
+  ck_assert_int_eq(wait_gone(b), 0);
+  ck_assert_int_eq(ledger_of("archived_ms", a), DUE);
+
+  /* The same answers, from the ledger. */
+  same(ent, get("acme", a), "referral.get (the enterprise)");
+  same(held, get("icbc1", a), "referral.get (the bank that funded it)");
+  same(centre, get(FT_CENTRE, a), "referral.get (the centre)");
+  same(entb, get("acme", b), "referral.get (withdrawn)");
+  same(all, list(FT_CENTRE), "referral.list");
+  ft_expect("abc1", "referral.get", &q.base, GM__STATUS__PERMISSION_DENIED,
+            "has no access");
+  Gm__Finance__Referral *r = (Gm__Finance__Referral *)get("acme", a);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_FUNDED);
+  ck_assert_int_eq(r->funded_amount, 500000000);
+  ck_assert_str_eq(r->bank, "icbc");
+  ft_free(r);
+  free(ent);
+  free(held);
+  free(centre);
+  free(entb);
+  free(all);
+  /* No queue points at them. */
+  ck_assert_ptr_null(ft_relation("icbc", a));
+  ck_assert_ptr_null(ft_relation("abc", a));
+  ck_assert_ptr_null(ft_relation("icbc", b));
+  ck_assert_ptr_null(ft_relation("abc", b));
+  changes_refused(a, b);
+}
+END_TEST
+
+/*
+ * The settler held back (the ledger locked by a writer, as a busy or
+ * restarting settler leaves it): the ledger still says the referral is
+ * open when its archive falls due, so nothing goes; once the ledger holds
+ * the withdrawal, the next tries archive it.
+ */
+START_TEST(a_referral_the_ledger_has_not_caught_up_with_stays) {
+  char b[32];
+  copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  char sql[128];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM finance_referrals WHERE id = '%s'", b);
+  ck_assert_int_eq(ft_ledger_wait(sql, 1), 1);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  withdraw(b);
+  ft_clock(DUE);
+  ft_nap(1000);
+  int arch_empty = !ft_redis_field(b, "arch")[0];
+  char st[16];
+  snprintf(st, sizeof st, "%s", ft_redis_field(b, "st"));
+  long long keys = tag_keys(b);
+  int logged = gm_test_gmd_log_has(ft_gmd, "does not hold its final state");
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  ck_assert_msg(arch_empty, "archived before the ledger held its end");
+  ck_assert_str_eq(st, "9");
+  ck_assert_int_gt(keys, 1);
+  ck_assert(logged);
+  ck_assert_int_eq(ledger_of("archived_ms IS NULL", b), 1);
+
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE state = 9",
+                                  1),
+                   1);
+  ft_clock(DUE + RETRY);
+  ck_assert_str_ne(wait_marked(b), "");
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM finance_referrals WHERE id = '%s' AND"
+           " archived_ms > 0",
+           b);
+  ck_assert_int_eq(ft_ledger_wait(sql, 1), 1);
+  ft_clock(DUE + 2 * RETRY);
+  ck_assert_int_eq(wait_gone(b), 0);
+  Gm__Finance__Referral *r = (Gm__Finance__Referral *)get("acme", b);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_WITHDRAWN);
+  ck_assert_str_eq(r->withdraw_reason, "no longer needed");
+  ft_free(r);
+}
+END_TEST
+
+/*
+ * gmd killed (-9) between the two steps of an archive: the referral is
+ * marked and its record emitted, but the ledger (held locked) has not
+ * taken it, so its keys are still there.  Restarted, the archive finishes
+ * once: the record is not emitted again (the ledger's archived_ms is the
+ * mark's), and every key goes.
+ */
+START_TEST(a_kill_mid_archive_finishes_it_once) {
+  char b[32];
+  copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE state = 9",
+                                  1),
+                   1);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  ft_clock(DUE);
+  char arch[32];
+  snprintf(arch, sizeof arch, "%s", wait_marked(b));
+  ft_nap(300);
+  long long keys = tag_keys(b);
+  gm_test_conn_destroy(&ft_conn);
+  gm_test_gmd_kill9(ft_gmd);
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  ck_assert_str_ne(arch, "");
+  ck_assert_int_gt(keys, 1);
+
+  gm_test_gmd_restart(ft_gmd);
+  ft_conn = gm_test_conn_new(gm_test_gmd_endpoint(ft_gmd), NULL, NULL, NULL);
+  ft_clock(DUE + RETRY);
+  ck_assert_int_eq(wait_gone(b), 0);
+  ck_assert_int_eq(ledger_of("archived_ms", b), strtoll(arch, NULL, 10));
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_referrals WHERE"
+                                 " archived_ms > 0"),
+                   1);
+  /* The record read back is whole: the withdrawal and its reason. */
+  Gm__Finance__Referral *r = (Gm__Finance__Referral *)get("acme", b);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_WITHDRAWN);
+  ck_assert_str_eq(r->withdraw_reason, "no longer needed");
+  ck_assert_int_eq(r->amount, 300000000);
+  ft_free(r);
+  ft_clock(DUE + 3 * RETRY);
+  ft_nap(300);
+  ck_assert_int_eq(ledger_of("archived_ms", b), strtoll(arch, NULL, 10));
+}
+END_TEST
+
+/* Redis's used_memory once the stored replies are gone: every call's reply
+   is kept [redis] idempotency_ttl (a day) for its retries whatever the
+   archive does, so they are dropped here as their expiry would (no call
+   is retried in this test). */
+static long long used_memory(void) {
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  char cursor[32] = "0";
+  do {
+    redisReply *r =
+        gm_test_redis_cmd(c, "SCAN %s MATCH gm:*:idem:* COUNT 1000", cursor);
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    for (size_t i = 0; i < r->element[1]->elements; i++)
+      freeReplyObject(
+          gm_test_redis_cmd(c, "UNLINK %s", r->element[1]->element[i]->str));
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+  ft_nap(300);
+  redisReply *r = gm_test_redis_cmd(c, "INFO memory");
+  const char *p = strstr(r->str, "used_memory:");
+  long long n = p ? strtoll(p + 12, NULL, 10) : -1;
+  freeReplyObject(r);
+  redisFree(c);
+  return n;
+}
+
+/*
+ * What archiving frees: N (FT_ARCHIVE_N, default 100) referrals withdrawn
+ * from the pool; their keys' MEMORY USAGE and Redis's used_memory before
+ * and after their archives (printed: finance.md's figure is
+ * FT_ARCHIVE_N=1000).
+ */
+START_TEST(archived_referrals_free_their_memory) {
+  const char *env = getenv("FT_ARCHIVE_N");
+  int n = env && atoi(env) > 0 ? atoi(env) : 100;
+  char(*ids)[32] = calloc((size_t)n, sizeof *ids);
+  for (int i = 0; i < n; i++) {
+    copy_id(ids[i], ft_refer("acme", 300000000, 24, 0));
+    withdraw(ids[i]);
+  }
+  char sql[128];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM finance_referrals WHERE state = 9");
+  ck_assert_int_eq(ft_ledger_wait(sql, n), n);
+  ft_nap(1500); /* the settler's XTRIM */
+  long long keys = 0, bytes = 0, before = used_memory();
+  host_bytes = 0;
+  for (int i = 0; i < n; i++) {
+    long long b;
+    keys += tag_keys_bytes(ids[i], &b);
+    bytes += b;
+  }
+  long long host_before = host_bytes;
+  ft_clock(DUE);
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM finance_referrals WHERE archived_ms > 0");
+  for (int i = 0; i < 6 && ft_ledger_int(sql) < n; i++) ft_ledger_wait(sql, n);
+  ck_assert_int_eq(ft_ledger_int(sql), n);
+  ft_clock(DUE + RETRY);
+  for (int i = 0; i < n; i++) ck_assert_int_eq(wait_gone(ids[i]), 0);
+  ft_nap(1500);
+  long long after = used_memory(), left = 0;
+  host_bytes = 0;
+  for (int i = 0; i < n; i++) {
+    long long b;
+    left += tag_keys_bytes(ids[i], &b);
+  }
+  fprintf(stderr,
+          "archive of %d ended referrals: their own keys %lld, %lld bytes "
+          "(MEMORY USAGE), %lld a referral; after: %lld keys; used_memory "
+          "(stored replies dropped) %lld -> %lld, %lld bytes a referral "
+          "freed; the host's keys of the tags (outbox streams, deadlines) "
+          "%lld -> %lld bytes\n",
+          n, keys, bytes, bytes / n, left, before, after, (before - after) / n,
+          host_before, host_bytes);
+  /* Below a thousand or so, the dictionaries Redis sized for the
+     firings' stored replies weigh more than what left (measured). */
+  if (n >= 1000) ck_assert_int_lt(after, before);
+  ck_assert_int_eq(left, 0);
+  ck_assert_int_gt(bytes, 0);
+  free(ids);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("finance_archive");
+  TCase *tc = tcase_create("archive");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, an_ended_referral_leaves_redis_and_reads_from_the_ledger);
+  tcase_add_test(tc, a_referral_the_ledger_has_not_caught_up_with_stays);
+  tcase_add_test(tc, a_kill_mid_archive_finishes_it_once);
+  tcase_add_test(tc, archived_referrals_free_their_memory);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
