@@ -189,12 +189,13 @@ if not r then
 end
 if op == 'get' then return reply({'get', I(r.st)}) end
 -- Being archived: nothing changes any more (the deadlines' expire and
--- miss find nothing due in an ended referral, below).
+-- miss find nothing due in an ended referral, below).  Not its state:
+-- who asks may be no party of it (as archive.c's refusal after).
 if r.arch and op ~= 'expire' and op ~= 'miss' then
-  return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' ended (' ..
-    sname(r.st) .. ') and is being archived: its record moves to the ' ..
-    'ledger and it can no longer change; gm finance show ' .. ID ..
-    ' still reads it')
+  return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' ended and is ' ..
+    'being archived: its record moves to the ledger and it can no ' ..
+    'longer change; its parties still read it (gm finance show ' .. ID ..
+    ')')
 end
 
 local function need_state(what, ...)

@@ -361,12 +361,23 @@ START_TEST(a_kill_mid_archive_finishes_it_once) {
   snprintf(arch, sizeof arch, "%s", wait_marked(b));
   ft_nap(300);
   long long keys = tag_keys(b);
+  /* Marked: changes are refused already, without its state. */
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = b;
+  ProtobufCMessage *claimed = ft_call("abc1", "referral.claim", &c.base);
+  int refused = !claimed && ft_status == GM__STATUS__FAILED_PRECONDITION &&
+                strstr(ft_message, "ended and is being archived") &&
+                !strstr(ft_message, "withdrawn");
+  char said[2048];
+  snprintf(said, sizeof said, "%s", ft_message);
+  if (claimed) ft_free(claimed);
   gm_test_conn_destroy(&ft_conn);
   gm_test_gmd_kill9(ft_gmd);
   ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   ck_assert_str_ne(arch, "");
   ck_assert_int_gt(keys, 1);
+  ck_assert_msg(refused, "a claim while being archived: %s", said);
 
   gm_test_gmd_restart(ft_gmd);
   ft_conn = gm_test_conn_new(gm_test_gmd_endpoint(ft_gmd), NULL, NULL, NULL);
