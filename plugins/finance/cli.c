@@ -440,6 +440,9 @@ static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
   if (r->state == GM__FINANCE__STATE__STATE_WITHDRAWN)
     gm__fin_kv("withdrawn", "%s", r->withdraw_reason);
   if (r->end_reason[0]) gm__fin_kv("ended", "%s", r->end_reason);
+  if (r->archived_ms)
+    gm__fin_kv("archived", "%s (its final record, read from the ledger)",
+               gm__fin_time(r->archived_ms, a));
 }
 
 /* ---- calling ---- */

@@ -223,6 +223,7 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   v->pick_due_ms = finance__fi(r, "pdue");
   v->round = finance__clamp32(finance__fi(r, "rnd"));
   v->updated_ms = finance__fi(r, "ut");
+  v->archived_ms = r->archived;
   /* Every bank that sees a summary sees it because the enterprise
      consented to share it. */
   v->consent_share = !strcmp(finance__f(r, "cs"), "1");

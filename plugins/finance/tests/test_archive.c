@@ -152,6 +152,24 @@ static void same(const packed *a, ProtobufCMessage *m, const char *what) {
   free(b);
 }
 
+/* A read after the archive says when it was (archived_ms); with that
+   cleared it must be the read from before. */
+static ProtobufCMessage *archived(ProtobufCMessage *m, int64_t when) {
+  ck_assert_ptr_nonnull(m);
+  if (m->descriptor == &gm__finance__referral__descriptor) {
+    Gm__Finance__Referral *r = (Gm__Finance__Referral *)m;
+    ck_assert_int_eq(r->archived_ms, when);
+    r->archived_ms = 0;
+  } else {
+    Gm__Finance__ReferralList *l = (Gm__Finance__ReferralList *)m;
+    for (size_t i = 0; i < l->n_referrals; i++) {
+      ck_assert_int_eq(l->referrals[i]->archived_ms, when);
+      l->referrals[i]->archived_ms = 0;
+    }
+  }
+  return m;
+}
+
 static ProtobufCMessage *get(const char *as, const char *id) {
   Gm__Finance__ReferralRequest q = GM__FINANCE__REFERRAL_REQUEST__INIT;
   q.id = (char *)id;
@@ -256,11 +274,12 @@ START_TEST(an_ended_referral_leaves_redis_and_reads_from_the_ledger) {
   ck_assert_int_eq(ledger_of("archived_ms", a), DUE);
 
   /* The same answers, from the ledger. */
-  same(ent, get("acme", a), "referral.get (the enterprise)");
-  same(held, get("icbc1", a), "referral.get (the bank that funded it)");
-  same(centre, get(FT_CENTRE, a), "referral.get (the centre)");
-  same(entb, get("acme", b), "referral.get (withdrawn)");
-  same(all, list(FT_CENTRE), "referral.list");
+  same(ent, archived(get("acme", a), DUE), "referral.get (the enterprise)");
+  same(held, archived(get("icbc1", a), DUE),
+       "referral.get (the bank that funded it)");
+  same(centre, archived(get(FT_CENTRE, a), DUE), "referral.get (the centre)");
+  same(entb, archived(get("acme", b), DUE), "referral.get (withdrawn)");
+  same(all, archived(list(FT_CENTRE), DUE), "referral.list");
   ft_expect("abc1", "referral.get", &q.base, GM__STATUS__PERMISSION_DENIED,
             "has no access");
   Gm__Finance__Referral *r = (Gm__Finance__Referral *)get("acme", a);
