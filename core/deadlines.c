@@ -210,7 +210,10 @@ static const char gm__dl_claim_lua[] =
  * removes the deadline unless it moved or was set again meanwhile; drops
  * this broker's claim.  Returns the tag's next event ('' none): dropping a
  * claim can bring it forward (a deadline set again while it fired was
- * hidden behind the claim), so the index must be lowered to it.
+ * hidden behind the claim), so the index must be lowered to it.  Moves the
+ * claims hash's '#t' (see the claim script) to now by Redis's clock: the
+ * callback stored its steps' replies after its claim, up to now, and the
+ * settler keeps the hash until '#t' is older than their lifetime.
  */
 static const char gm__dl_done_lua[] =
     "#!lua\n" GM__DL_NEXT_LUA
@@ -228,6 +231,11 @@ static const char gm__dl_done_lua[] =
     "  end\n"
     "end\n"
     "if mine then redis.call('HDEL', KEYS[2], ARGV[1]) end\n"
+    "if redis.call('HEXISTS', KEYS[2], '#') == 1 then\n"
+    "  local t = redis.call('TIME')\n"
+    "  redis.call('HSET', KEYS[2], '#t', string.format('%d',\n"
+    "    tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))\n"
+    "end\n"
     "return next_event(tonumber(ARGV[5]))\n";
 
 /* KEYS: the index.  ARGV: member, the score read, the new score ('':

@@ -7,6 +7,7 @@
  * export as before, a bid or an award of it refused naming where the
  * record is.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,35 @@ static long long redis_int(const char *fmt, const char *id) {
   long long n = gm_test_redis_int(c, fmt, id);
   redisFree(c);
   return n;
+}
+
+/* How many ms the latest stored reply of the tender's deadline firings
+   ("dl." idempotency keys) outlives its claims hash's '#t' plus [redis]
+   idempotency_ttl (the default, 1 day), which is what the settler waits
+   (with outbox_retire_s) before it drops the hash with the firing counter;
+   LLONG_MIN when there is no such reply or no '#t'. */
+static long long replies_past_claims_ms(const char *id) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *t =
+      gm_test_redis_cmd(c, "HGET gm:{procurement:t:%s}:dl:claims #t", id);
+  redisReply *now = gm_test_redis_cmd(c, "TIME");
+  long long worst = LLONG_MIN;
+  if (t->type == REDIS_REPLY_STRING) {
+    long long keep = atoll(t->str) + 86400LL * 1000;
+    long long ms =
+        atoll(now->element[0]->str) * 1000 + atoll(now->element[1]->str) / 1000;
+    redisReply *r =
+        gm_test_redis_cmd(c, "KEYS gm:{procurement:t:%s}:idem:*:dl.*", id);
+    for (size_t i = 0; i < r->elements; i++) {
+      long long pttl = gm_test_redis_int(c, "PTTL %s", r->element[i]->str);
+      if (pttl > 0 && ms + pttl - keep > worst) worst = ms + pttl - keep;
+    }
+    freeReplyObject(r);
+  }
+  freeReplyObject(t);
+  freeReplyObject(now);
+  redisFree(c);
+  return worst;
 }
 
 /* Waits (10 s) until the tender's keys are gone from Redis. */
@@ -569,6 +599,16 @@ START_TEST(settled_idle_outboxes_are_retired_and_made_again) {
       gm_test_redis_int(cc, "HEXISTS gm:{procurement:t:T-OLD}:dl:claims #t"),
       1);
   redisFree(cc);
+  /* And it says when the last firing ended, not only when it was claimed:
+     the callback stored its steps' replies after its claim, and the hash
+     must outlive them all (a counter started again could repeat their
+     keys), however long the callback took. */
+  long long past = replies_past_claims_ms("T-OLD");
+  ck_assert_msg(past != LLONG_MIN, "no stored reply of T-OLD's firings");
+  ck_assert_msg(past <= 0,
+                "a stored reply of T-OLD's firings outlives its claims "
+                "hash's '#t' plus idempotency_ttl by %lld ms",
+                past);
 
   /* The party changes: its stream is made again and listed, its ids and
      count go on from the retired stream's, and the change settles. */
