@@ -1373,6 +1373,49 @@ START_TEST(claims_go_with_the_stream_once_older_than_stored_replies) {
 }
 END_TEST
 
+/* A listed stream already gone (another settler retired it) follows the
+   claims hash's '#t' as a present one does: a recent one keeps the tag
+   listed and the hash, an old one lets both go.  A hash holding a claim but
+   no deadline (one cancelled while it fired) is no different: '#t' says
+   when that firing was claimed or ended. */
+START_TEST(a_missing_streams_claims_follow_their_time) {
+  retire_ms = 1;
+  redisReply *now = gm_test_redis_cmd(raw, "TIME");
+  long long ms = atoll(now->element[0]->str) * 1000;
+  freeReplyObject(now);
+  const char *tag[] = {"gone-recent", "gone-old", "cancelled"};
+  for (int i = 0; i < 3; i++) add_entries("alpha", tag[i], i + 1, 1);
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 3, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 3);
+  long long old = ms - gm__scripts_idem_ttl() * 1000 - 1000;
+  gm_test_redis_int(raw, "DEL gm:{alpha:gone-recent}:outbox");
+  gm_test_redis_int(raw, "DEL gm:{alpha:gone-old}:outbox");
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "HSET gm:{alpha:gone-recent}:dl:claims # 2 #t %lld", ms - 1000));
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "HSET gm:{alpha:gone-old}:dl:claims # 2 #t %lld", old));
+  freeReplyObject(gm_test_redis_cmd(
+      raw,
+      "HSET gm:{alpha:cancelled}:dl:claims # 1 #t %lld close|x %lld|9|1|1|b",
+      ms - 1000, ms + 600000));
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(listed("gone-recent"), 1);
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "HGET gm:{alpha:gone-recent}:dl:claims #"), 2);
+  ck_assert_int_eq(listed("gone-old"), 0);
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "EXISTS gm:{alpha:gone-old}:dl:claims"), 0);
+  ck_assert_int_eq(exists("cancelled") + listed("cancelled"), 2);
+  ck_assert_int_eq(
+      gm_test_redis_int(raw, "HEXISTS %s %s", "gm:{alpha:cancelled}:dl:claims",
+                        "close|x"),
+      1);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(streams_written_lately_are_kept) {
   emitter_start();
   retire_ms = 60000;
@@ -1443,6 +1486,7 @@ int main(void) {
   tcase_add_test(rt, settled_idle_streams_are_retired_and_made_again);
   tcase_add_test(rt, streams_written_lately_are_kept);
   tcase_add_test(rt, claims_go_with_the_stream_once_older_than_stored_replies);
+  tcase_add_test(rt, a_missing_streams_claims_follow_their_time);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
   tcase_add_test(rt, a_stream_made_again_goes_on_from_its_last_id_and_count);
   tcase_add_test(rt, a_retry_registers_a_stream_made_again_whatever_the_cache);
