@@ -35,10 +35,6 @@ static void teardown(void) {
   gm_test_redis_stop(&redis);
 }
 
-static void sleep_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 /* Expects `status` and `text` in the reply message; frees the reply. */
 static void expect_error(Gm__Reply *r, Gm__Status status, const char *text) {
   ck_assert_ptr_nonnull(r);
@@ -95,7 +91,7 @@ static long long wait_count(const char *sql, long long want) {
   long long n = -1;
   for (int i = 0; i < 1500 && n != want; i++) {
     n = ledger_count(sql);
-    if (n != want) sleep_ms(10);
+    if (n != want) gm_test_sleep_ms(10);
   }
   return n;
 }

@@ -33,10 +33,6 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 static void start(int aof) {
   ck_assert_int_eq(zmq_curve_keypair(server_pub, server_sec), 0);
   ck_assert_int_eq(zmq_curve_keypair(admin_pub, admin_sec), 0);
@@ -99,7 +95,7 @@ static gm_client *client_for(const char *pub, const char *sec,
 static int log_soon(const char *text) {
   for (int i = 0; i < 100; i++) {
     if (gm_test_gmd_log_has(gmd, text)) return 1;
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
   }
   return 0;
 }
@@ -171,7 +167,7 @@ START_TEST(a_loading_registry_is_not_a_refused_key) {
                strstr(info->str, "aof_rewrite_scheduled:1") != NULL;
     freeReplyObject(info);
     if (!busy) break;
-    sleep_ms(50);
+    gm_test_sleep_ms(50);
   }
   redisFree(rc);
   gm_test_redis_restart_loading(redis);
@@ -326,9 +322,9 @@ START_TEST(a_broker_restart_is_never_a_refused_key) {
     pinger p = {.pub = pub, .sec = sec, .kept = c};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, ping_loop, &p), 0);
-    sleep_ms(100);
+    gm_test_sleep_ms(100);
     gm_test_gmd_kill9(gmd);
-    sleep_ms(300 + 300 * round);
+    gm_test_sleep_ms(300 + 300 * round);
     gm_test_gmd_restart(gmd); /* waits for a ping */
     atomic_store(&p.stop, 1);
     pthread_join(t, NULL);
@@ -474,7 +470,7 @@ START_TEST(handshake_watches_leave_nothing_behind) {
   /* ZeroMQ reaps closed sockets in the background. */
   int after = open_fds();
   for (int i = 0; i < 100 && after > before; i++) {
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
     after = open_fds();
   }
   ck_assert_msg(after <= before, "%d descriptors before, %d after", before,

@@ -36,10 +36,6 @@ static gm_test_gmd *g1, *g2;
 static gm_test_conn *c1, *c2;
 static redisContext *rc;
 
-static void sleep_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 /* The test market with a manual clock at `start`, fast polls and `extra`. */
 static char *conf(int64_t start, const char *extra) {
   char *s = NULL;
@@ -151,7 +147,7 @@ static long long wait_field(const char *tag, const char *key, const char *id,
                             long long want) {
   long long v = -1;
   for (int i = 0; i < 1000 && (v = field(tag, key, id)) != want; i++)
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   return v;
 }
 
@@ -160,7 +156,7 @@ static long long wait_card(const char *key, long long want) {
   long long v = -1;
   for (int i = 0;
        i < 1000 && (v = gm_test_redis_int(rc, "ZCARD %s", key)) != want; i++)
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   return v;
 }
 
@@ -176,7 +172,7 @@ static long long wait_zscore(const char *key, const char *member,
                              long long want) {
   long long v = -2;
   for (int i = 0; i < 1000 && (v = zscore(key, member)) != want; i++)
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   return v;
 }
 
@@ -196,7 +192,7 @@ static long long ledger_wait(const char *sql, long long want) {
     }
     sqlite3_close(db);
     if (n == want) break;
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   }
   return n;
 }
@@ -472,12 +468,12 @@ START_TEST(failed_and_unknown_deadlines_are_kept) {
   clock_set(c1, B0 + 2000);
   ck_assert_int_eq(wait_field("f", "fired", "x", 1), 1);
   for (int i = 0; i < 1000 && !gm_test_gmd_log_has(g1, "fails on purpose"); i++)
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   ck_assert(gm_test_gmd_log_has(g1, "attempt 1) failed with UNAVAILABLE"));
   for (int i = 0;
        i < 1000 && !gm_test_gmd_log_has(g1, "testmkt:f are due with a kind");
        i++)
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   ck_assert(gm_test_gmd_log_has(g1, "testmkt:f are due with a kind"));
   ck_assert(gm_test_gmd_log_has(
       g1, "on this broker (it registers: tick, rearm, flaky, count)"));
@@ -602,7 +598,8 @@ START_TEST(the_poller_fires_registers_and_counts) {
                             .find = thread_find};
   ck_assert_msg(gm__deadlines_start(d, &c, err, sizeof err) == 0, "%s", err);
 
-  for (int i = 0; i < 1000 && atomic_load(&thread_fired) < 1; i++) sleep_ms(10);
+  for (int i = 0; i < 1000 && atomic_load(&thread_fired) < 1; i++)
+    gm_test_sleep_ms(10);
   ck_assert_int_eq(atomic_load(&thread_fired), 1);
   char want[128];
   snprintf(want, sizeof want, "dl.k.x.%lld.1", (long long)(B0 - 10));
@@ -618,7 +615,7 @@ START_TEST(the_poller_fires_registers_and_counts) {
   for (int i = 0; i < 300; i++) {
     gm__deadlines_counts(d, &n);
     if (n.as_of_ms >= B0 + 2000 && n.pending == 2) break;
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   }
   ck_assert_int_eq(n.pending, 2);
   ck_assert_int_eq(n.late, 1);
@@ -670,7 +667,8 @@ START_TEST(tags_of_markets_not_loaded_here_never_hold_back_ours) {
                             .reconcile_s = 300,
                             .find = thread_find};
   ck_assert_msg(gm__deadlines_start(d, &c, err, sizeof err) == 0, "%s", err);
-  for (int i = 0; i < 500 && atomic_load(&thread_fired) < 1; i++) sleep_ms(10);
+  for (int i = 0; i < 500 && atomic_load(&thread_fired) < 1; i++)
+    gm_test_sleep_ms(10);
   ck_assert_int_eq(atomic_load(&thread_fired), 1);
   ck_assert_int_eq(wait_card("gm:{mkt:t}:dl", 0), 0);
   ck_assert_int_eq(zscore("gm:deadlines", "gone:t0"), B0 - 5000);
@@ -701,7 +699,8 @@ static gm_status late_cb(gm_call *call, const gm_deadline *d, void *arg) {
     char err[512];
     ck_assert_msg(gm__deadlines_start(late_d2, &late_c2, err, sizeof err) == 0,
                   "%s", err);
-    for (int i = 0; i < 500 && atomic_load(&late_y) < 1; i++) sleep_ms(10);
+    for (int i = 0; i < 500 && atomic_load(&late_y) < 1; i++)
+      gm_test_sleep_ms(10);
   }
   return GM_OK;
 }
@@ -751,7 +750,7 @@ START_TEST(a_claim_that_ran_out_before_its_turn_is_not_fired) {
   late_c2.broker = "b2";
   ck_assert_msg(gm__deadlines_start(d1, &c, err, sizeof err) == 0, "%s", err);
   ck_assert_int_eq(wait_card("gm:{mkt:t}:dl", 0), 0);
-  sleep_ms(300);
+  gm_test_sleep_ms(300);
   /* k|x itself outran its claim, so the second broker took it over too
      (docs/plugins.md: a callback slower than claim_ms); k|y never ran
      before its claim ran out, and only the second broker fires it. */

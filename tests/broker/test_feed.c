@@ -28,10 +28,6 @@ static gm_test_conn *admin; /* the bootstrap admin (CURVE) or a dev conn */
 static char server_pub[41], server_sec[41], admin_pub[41], admin_sec[41];
 static char alice_pub[41], alice_sec[41], bob_pub[41], bob_sec[41];
 
-static void sleep_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 static void register_key(const char *id, const char *pub, const char *role) {
   Gm__Participant p = GM__PARTICIPANT__INIT;
   p.id = (char *)id;
@@ -271,7 +267,7 @@ START_TEST(bob_never_sees_alice_private_events) {
     char t[64] = "";
     int n = zmq_recv(sub, t, sizeof t - 1, ZMQ_DONTWAIT);
     if (n > 0) break;
-    sleep_ms(50);
+    gm_test_sleep_ms(50);
   }
 
   say(GM_AUDIENCE_PARTICIPANT, "alice", "secret");
@@ -465,7 +461,7 @@ static void until_wanted(gm_audience audience, const char *who,
                          const char *event) {
   for (int i = 0; i < 1000; i++) {
     if (wanted(audience, who, event)) return;
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   }
   ck_abort_msg("publish_wanted never said yes to %d %s %s", (int)audience,
                who ? who : "-", event);
@@ -823,10 +819,10 @@ START_TEST(a_reused_routing_id_inherits_nothing) {
   }
   ck_assert(heard);
   zmq_close(a);
-  sleep_ms(300);
+  gm_test_sleep_ms(300);
   void *b = raw_private(ctx, bob_pub, bob_sec, rid, 5);
   /* Connected under alice's id, before bob says anything. */
-  sleep_ms(300);
+  gm_test_sleep_ms(300);
   for (int i = 0; i < 3; i++) say(GM_AUDIENCE_PARTICIPANT, "alice", "gap");
   ck_assert_msg(!raw_heard(b, "@p:alice", 1500),
                 "a connection under a gone one's routing id got its events");
@@ -918,14 +914,14 @@ START_TEST(a_replaced_key_stops_private_events_on_open_connections) {
   /* Admitted with the old key, subscribing only after it is replaced. */
   void *late = raw_private(ctx, alice_pub, alice_sec, "late-alice", 10);
   zmq_send(late, "", 0, 0); /* not a subscription: completes the handshake */
-  sleep_ms(300);
+  gm_test_sleep_ms(300);
   char new_pub[41], new_sec[41];
   zmq_curve_keypair(new_pub, new_sec);
   register_key("alice", new_pub, "buyer");
   /* Refused at once, not at the next re-check: nothing said meanwhile
      reaches it. */
   zmq_send(late, "\1@", 2, 0);
-  sleep_ms(200);
+  gm_test_sleep_ms(200);
   for (int i = 0; i < 3; i++) say(GM_AUDIENCE_PARTICIPANT, "alice", "late");
   int private_seen = 0;
   ck_assert(
@@ -1030,12 +1026,12 @@ START_TEST(
   pid_t pid = gm_test_redis_pid(redis);
   /* A first stall: a re-check times out, and its connection is reopened. */
   kill(pid, SIGSTOP);
-  sleep_ms(1300);
+  gm_test_sleep_ms(1300);
   kill(pid, SIGCONT);
-  sleep_ms(2500);
+  gm_test_sleep_ms(2500);
   /* A second stall: the re-checks must still give up quickly. */
   kill(pid, SIGSTOP);
-  sleep_ms(1500);
+  gm_test_sleep_ms(1500);
   static const char bad[] = "\1@p:alice \0x"; /* a NUL: refused, no Redis */
   zmq_send(a, bad, sizeof bad - 1, 0);
   int told = raw_refused(a, "without NUL", NULL, 0, 2000);
@@ -1072,10 +1068,10 @@ START_TEST(many_first_subscriptions_during_a_stall_hold_the_feed_back_briefly) {
     n[i] = raw_private(ctx, alice_pub, alice_sec, rid, (size_t)len);
     zmq_send(n[i], "", 0, 0); /* not a subscription: completes the handshake */
   }
-  sleep_ms(500);
+  gm_test_sleep_ms(500);
   pid_t pid = gm_test_redis_pid(redis);
   kill(pid, SIGSTOP);
-  sleep_ms(1200);
+  gm_test_sleep_ms(1200);
   for (int i = 0; i < K; i++) zmq_send(n[i], "\1@p:alice ", 10, 0);
   static const char bad[] = "\1@p:alice \0x"; /* a NUL: refused, no Redis */
   zmq_send(a, bad, sizeof bad - 1, 0);

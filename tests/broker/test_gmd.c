@@ -49,10 +49,6 @@ static void teardown(void) {
   gm_test_redis_stop(&redis);
 }
 
-static void sleep_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 /* Expects `status` and `text` in the reply message; frees the reply. */
 static void expect_error(Gm__Reply *r, Gm__Status status, const char *text) {
   ck_assert_ptr_nonnull(r);
@@ -125,7 +121,7 @@ static long long wait_settled(long long want) {
   for (int i = 0; i < 1500; i++) {
     n = ledger_count("SELECT count(*) FROM testmkt_bumps");
     if (n == want) break;
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   }
   return n;
 }
@@ -833,7 +829,8 @@ START_TEST(refused_plugins_leave_no_trace) {
   }
   gmd = gm_test_gmd_start(redis, dir, NULL);
   conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
-  sleep_ms(300); /* the refused plugin's timer would have fired by now */
+  gm_test_sleep_ms(
+      300); /* the refused plugin's timer would have fired by now */
   ck_assert_int_eq(bump("alice", "dup-1", "still here"), 1);
   ck_assert(gm_test_gmd_log_has(gmd, "market testmkt is loaded already"));
   ck_assert(gm_test_gmd_log_has(gmd, "init failed with FAILED_PRECONDITION"));
@@ -1012,7 +1009,7 @@ static void bump_until(gm_test_conn *c, Gm__Status want, const char *text) {
     /* Each worker caches for up to a second: until then a request may still
        see the old state. */
     ok = st == want && (!text || strstr(last, text));
-    if (!ok) sleep_ms(10);
+    if (!ok) gm_test_sleep_ms(10);
   }
   ck_assert_msg(ok, "status %d (%s), want %d (%s) within 3 s", st, last, want,
                 text ? text : "");
@@ -1352,7 +1349,7 @@ static long long wait_count(const char *sql, long long want) {
   long long n = -1;
   for (int i = 0; i < 1500 && n != want; i++) {
     n = ledger_count(sql);
-    if (n != want) sleep_ms(10);
+    if (n != want) gm_test_sleep_ms(10);
   }
   return n;
 }

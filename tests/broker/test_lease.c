@@ -35,10 +35,6 @@ static gm_test_gmd *g1, *g2;
 static gm_test_conn *c1, *c2;
 static redisContext *rc;
 
-static void sleep_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 static uint64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -169,7 +165,7 @@ static long long deadline_count(gm_test_conn *c, const char *id) {
     redisReply *v = gm_test_redis_cmd(rc, "HGET gm:{testmkt:t}:counted %s", id);
     if (v->type == REDIS_REPLY_STRING) n = atoll(v->str);
     freeReplyObject(v);
-    if (n < 0) sleep_ms(20);
+    if (n < 0) gm_test_sleep_ms(20);
   }
   return n;
 }
@@ -177,7 +173,8 @@ static long long deadline_count(gm_test_conn *c, const char *id) {
 /* Waits (up to 20 s) until broker c's ledger read sees `want` bumps. */
 static long long wait_settled(gm_test_conn *c, long long want) {
   long long n = -1;
-  for (int i = 0; i < 1000 && (n = settled(c)) != want; i++) sleep_ms(20);
+  for (int i = 0; i < 1000 && (n = settled(c)) != want; i++)
+    gm_test_sleep_ms(20);
   return n;
 }
 
@@ -236,7 +233,7 @@ START_TEST(reads_on_the_other_broker_go_to_the_holder) {
   char *v = holder();
   ck_assert_str_eq(v, "");
   free(v);
-  sleep_ms(2 * LEASE_MS);
+  gm_test_sleep_ms(2 * LEASE_MS);
   v = holder();
   ck_assert_str_eq(v, "");
   free(v);
@@ -431,7 +428,7 @@ START_TEST(a_file_behind_the_book_never_takes_the_lease) {
   gm_test_gmd_kill9(g1);
   for (int i = 0; i < 500 && !gm_test_gmd_log_has(g2, "not the book of record");
        i++)
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
   ck_assert(gm_test_gmd_log_has(g2, "not the book of record"));
   char *v = holder();
   ck_assert_str_eq(v, "");
@@ -517,7 +514,7 @@ START_TEST(a_forked_file_never_takes_the_lease) {
   snprintf(more, sizeof more, "%s[ledger]\npath = %s\n", conf, moved);
   g2 = gm_test_gmd_start_named(redis, "b2", TEST_PLUGIN_DIR, more);
   c2 = gm_test_conn_new(gm_test_gmd_endpoint(g2), NULL, NULL, NULL);
-  for (int i = 0; i < 100 && !holds(g2); i++) sleep_ms(50);
+  for (int i = 0; i < 100 && !holds(g2); i++) gm_test_sleep_ms(50);
   ck_assert(holds(g2));
   ck_assert_int_eq(bump(c2, "f5"), 6);
   ck_assert_int_eq(wait_settled(c2, 6), 6);
@@ -532,7 +529,7 @@ START_TEST(a_forked_file_never_takes_the_lease) {
   gm_test_gmd_restart(g1);
   for (int i = 0; i < 500 && !gm_test_gmd_log_has(g1, "not the book of record");
        i++)
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
   ck_assert(gm_test_gmd_log_has(g1, "not the book of record"));
   char *v = holder();
   ck_assert_str_eq(v, "");
@@ -576,7 +573,7 @@ START_TEST(a_holder_killed_between_commit_and_mark_takes_the_lease_again) {
   start_alone(5);
   gm_test_gmd_kill9(g1);
   gm_test_gmd_restart(g1); /* a new tenure: its first COMMIT marks the file */
-  for (int i = 0; i < 100 && !holds(g1); i++) sleep_ms(50);
+  for (int i = 0; i < 100 && !holds(g1); i++) gm_test_sleep_ms(50);
   ck_assert(holds(g1));
   char *before = book_mark();
   ck_assert_str_ne(before, "");
@@ -589,7 +586,7 @@ START_TEST(a_holder_killed_between_commit_and_mark_takes_the_lease_again) {
   redisReply *r = gm_test_redis_cmd(rc, "SET gm:{settle}:book %s", before);
   freeReplyObject(r);
   gm_test_gmd_restart(g1);
-  for (int i = 0; i < 100 && !holds(g1); i++) sleep_ms(50);
+  for (int i = 0; i < 100 && !holds(g1); i++) gm_test_sleep_ms(50);
   ck_assert_msg(!gm_test_gmd_log_has(g1, "not the book of record"),
                 "the book's own file was refused (mark %s, then %s)", before,
                 after);
@@ -613,7 +610,7 @@ START_TEST(a_lost_lease_key_is_taken_again_by_its_holder) {
   for (int round = 0; round < 5; round++) {
     redisReply *r = gm_test_redis_cmd(rc, "DEL " LEASE_KEY);
     freeReplyObject(r);
-    for (int i = 0; i < 100 && !holds(g1); i++) sleep_ms(20);
+    for (int i = 0; i < 100 && !holds(g1); i++) gm_test_sleep_ms(20);
     ck_assert(holds(g1));
   }
   ck_assert_msg(!gm_test_gmd_log_has(g1, "not the book of record"),

@@ -33,10 +33,6 @@ static gm_test_gmd *gmd;
 static gm_test_conn *conn;
 static int port;
 
-static void sleep_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 /* The port gmd logged ("serving /metrics and /healthz on ... (port N)"). */
 static int logged_port(void) {
   int p = gm_test_gmd_metrics_port(gmd);
@@ -306,7 +302,7 @@ START_TEST(metrics_move_with_requests_and_pass_promtool) {
       break;
     free(body);
     body = NULL;
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
   }
   ck_assert_msg(body, "the counters did not reach 4 requests, 3 settled");
   ck_assert(value(body, bump_requests) == 4);
@@ -334,7 +330,7 @@ START_TEST(metrics_move_with_requests_and_pass_promtool) {
         value(body, "greenmarket_outbox_entries") == 0)
       break;
     free(body);
-    sleep_ms(100);
+    gm_test_sleep_ms(100);
     body = scrape();
   }
   ck_assert_msg(value(body, "greenmarket_outbox_streams") == 1 &&
@@ -401,7 +397,7 @@ START_TEST(healthz_fails_while_redis_is_gone) {
     if (status == 200) break;
     free(body);
     body = NULL;
-    sleep_ms(50);
+    gm_test_sleep_ms(50);
   }
   ck_assert_msg(body, "/healthz stayed failing after Redis came back");
   ck_assert_str_eq(body, "ok\n");
@@ -444,7 +440,7 @@ static void healthz_while_redis_is_stopped(const char *reason) {
     if (status == 200) break;
     free(body);
     body = NULL;
-    sleep_ms(50);
+    gm_test_sleep_ms(50);
   }
   ck_assert_msg(body, "/healthz stayed failing after Redis went on");
   free(body);
@@ -566,7 +562,7 @@ START_TEST(deadline_gauges_count_tags) {
     pending = value(body, "greenmarket_deadlines_pending");
     late = value(body, "greenmarket_deadlines_late");
     free(body);
-    if (!(pending == 2 && late == 1)) sleep_ms(10);
+    if (!(pending == 2 && late == 1)) gm_test_sleep_ms(10);
   }
   ck_assert_msg(pending == 2 && late == 1, "pending %g, late %g", pending,
                 late);

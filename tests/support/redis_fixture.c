@@ -69,7 +69,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fixture_fail(
   abort();
 }
 
-static void sleep_ms(long ms) {
+void gm_test_sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
@@ -325,7 +325,7 @@ static void await_node(gm_test_redis *r, int i, int wait_ready) {
       redisFree(c);
       if (ok) return;
     }
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
   }
   char tail[700];
   log_tail(nd, tail, sizeof tail);
@@ -352,7 +352,7 @@ static void spawn_server(gm_test_redis *r, int wait_ready) {
   if (!r->formed) form_cluster(r);
   for (int waited = 0; waited < 30000; waited += 20) {
     if (cluster_ready(r)) return;
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
   }
   fixture_fail(
       "the test redis cluster (%d nodes) did not reach cluster_state:ok "
@@ -632,7 +632,7 @@ static gm_test_redis *shared_take(void) {
   }
   for (int waited = 0; ok && !cluster_ready(r); waited += 20) {
     ok = waited < 5000;
-    sleep_ms(20);
+    gm_test_sleep_ms(20);
   }
   if (!ok) {
     shared_mark(r, "dirty");
@@ -673,7 +673,7 @@ static void shared_leave(gm_test_redis *r) {
   for (int i = 0; i < r->n; i++) {
     for (int waited = 0; waited < 5000 && !process_gone(r->node[i].pid);
          waited += 10)
-      sleep_ms(10);
+      gm_test_sleep_ms(10);
     r->node[i].pid = -1;
   }
   r->shared = 0;
@@ -866,7 +866,7 @@ static void stop_server(gm_test_redis *r) {
       running += r->node[i].pid > 0;
     }
     if (!running) return;
-    sleep_ms(10);
+    gm_test_sleep_ms(10);
   }
   gm_test_redis_kill(r);
 }

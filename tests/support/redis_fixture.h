@@ -80,6 +80,10 @@ void gm_test_redis_restart_loading(gm_test_redis *r);
 /* SIGKILLs the server and reaps it; the folder stays (restart or stop). */
 void gm_test_redis_kill(gm_test_redis *r);
 
+/* Sleeps ms milliseconds (again after a signal): for waits between polls;
+   a test that waits for a state polls for it rather than sleeping once. */
+void gm_test_sleep_ms(long ms);
+
 /* The server's unix socket path. */
 const char *gm_test_redis_socket(const gm_test_redis *r);
 /* The temp folder (socket, log); tests may put their own files here. */
