@@ -301,18 +301,22 @@ static int gm__stream_known(const gm__settler *s, const char *key) {
                                 sizeof *s->streams, gm__cmp_str) != NULL;
 }
 
-/* "<stream>" GM__OUTBOX_RETIRED (malloc'd) for a tag's outbox
-   ("gm:{<tag>}:outbox"), else NULL. */
-static char *gm__retired_key(const char *stream) {
+/* Whether `stream` is a tag's outbox, "gm:{<tag>}:outbox" (it may have a
+   retirement record, deadlines and their claims). */
+static int gm__tag_outbox(const char *stream) {
   static const char suffix[] = "}:outbox";
   size_t n = strlen(stream), sl = sizeof suffix - 1;
-  if (n < 4 + sl || strncmp(stream, "gm:{", 4) != 0 ||
-      strcmp(stream + n - sl, suffix) != 0)
-    return NULL;
-  char *k = malloc(n + sizeof GM__OUTBOX_RETIRED);
+  return n >= 4 + sl && strncmp(stream, "gm:{", 4) == 0 &&
+         strcmp(stream + n - sl, suffix) == 0;
+}
+
+/* The key "gm:{<tag>}:<name>" of a tag's outbox's tag (malloc'd). */
+static char *gm__tag_key(const char *stream, const char *name) {
+  size_t head = strlen(stream) - (sizeof "outbox" - 1), nl = strlen(name);
+  char *k = malloc(head + nl + 1);
   if (!k) abort();
-  memcpy(k, stream, n);
-  memcpy(k + n, GM__OUTBOX_RETIRED, sizeof GM__OUTBOX_RETIRED);
+  memcpy(k, stream, head);
+  memcpy(k + head, name, nl + 1);
   return k;
 }
 
@@ -389,14 +393,6 @@ static int gm__discover(gm__settler *s) {
   return rc;
 }
 
-/* Whether `stream` is a tag's outbox (it may have a retirement record). */
-static int gm__retired_key_ok(const char *stream) {
-  char *k = gm__retired_key(stream);
-  int ok = k != NULL;
-  free(k);
-  return ok;
-}
-
 /* XGROUP CREATE's (or gm__group_lua's) reply `r` for `key`: the stream
    joins next[] unless it cannot be read. */
 static void gm__group_made(const char *key, const redisReply *r, char **next,
@@ -443,7 +439,7 @@ static int gm__refresh(gm__settler *s) {
       ctx[k] = gm__ctx(s, key);
       /* A tag's outbox that is missing is made by gm__group_lua below (from
          what its retirement kept); the rest as before, in one pipeline. */
-      if (gm__retired_key_ok(key))
+      if (gm__tag_outbox(key))
         redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0", key);
       else
         redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM",
@@ -470,7 +466,7 @@ static int gm__refresh(gm__settler *s) {
     for (size_t j = 0; j < nmissing && rc == 0; j++) {
       size_t k = missing[j];
       const char *key = m->element[k]->str;
-      char *rec = gm__retired_key(key);
+      char *rec = gm__tag_key(key, "outbox" GM__OUTBOX_RETIRED);
       redisReply *r = redisCommand(ctx[k], "EVAL %s 2 %s %s " GM__GROUP,
                                    gm__group_lua, key, rec);
       free(rec);
@@ -1279,24 +1275,6 @@ static void gm__prune(gm__settler *s) {
   s->pruned_us = gm__clock_mono_us();
 }
 
-/* Whether `stream` is a tag's outbox ("gm:{<tag>}:outbox"); *dl is then
-   its deadline set's key and *claims its claims' (malloc'd). */
-static int gm__retire_keys(const char *stream, char **dl, char **claims) {
-  static const char suffix[] = "}:outbox";
-  size_t n = strlen(stream), sl = sizeof suffix - 1, head = n - 6;
-  if (n < 4 + sl || strncmp(stream, "gm:{", 4) != 0 ||
-      strcmp(stream + n - sl, suffix) != 0)
-    return 0;
-  *dl = malloc(head + sizeof GM__DEADLINE_SET);
-  *claims = malloc(head + sizeof GM__DEADLINE_CLAIMS);
-  if (!*dl || !*claims) abort();
-  memcpy(*dl, stream, head);
-  memcpy(*dl + head, GM__DEADLINE_SET, sizeof GM__DEADLINE_SET);
-  memcpy(*claims, stream, head);
-  memcpy(*claims + head, GM__DEADLINE_CLAIMS, sizeof GM__DEADLINE_CLAIMS);
-  return 1;
-}
-
 /* gm__retire_lua over streams[0..n) (each a tag's outbox) in `mode`
    ("check" or "retire"): ok[i] its answer.  0, or -1 when Redis failed
    (the chunks not answered are 0). */
@@ -1322,8 +1300,9 @@ static int gm__retire_eval(gm__settler *s, char **streams, size_t n,
     for (size_t k = i; k < end; k++) {
       /* gm__retire passes only tags' outboxes. */
       char **d = &dl[3 * (k - i)];
-      if (!gm__retire_keys(streams[k], &d[0], &d[2])) abort();
-      d[1] = gm__retired_key(streams[k]);
+      d[0] = gm__tag_key(streams[k], GM__DEADLINE_SET);
+      d[1] = gm__tag_key(streams[k], "outbox" GM__OUTBOX_RETIRED);
+      d[2] = gm__tag_key(streams[k], GM__DEADLINE_CLAIMS);
       argv[argc++] = streams[k];
       argv[argc++] = d[0];
       argv[argc++] = d[1];
@@ -1404,12 +1383,8 @@ static size_t gm__retire(gm__settler *s) {
   char *ok = malloc(take);
   if (!cand || !ok) abort();
   for (size_t k = 0; k < take; k++) {
-    char *st = s->streams[(s->retire_at + k) % ns], *dl, *claims;
-    if (gm__retire_keys(st, &dl, &claims)) {
-      free(dl);
-      free(claims);
-      cand[nc++] = st;
-    }
+    char *st = s->streams[(s->retire_at + k) % ns];
+    if (gm__tag_outbox(st)) cand[nc++] = st;
   }
   s->retire_at = (s->retire_at + take) % ns;
   gm__retire_eval(s, cand, nc, "check", ok);
