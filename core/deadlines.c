@@ -146,7 +146,7 @@
  * '', {member, due, attempt, firing}...}.
  */
 static const char gm__dl_claim_lua[] =
-    "#!lua\n" GM__DL_NEXT_LUA
+    "#!lua\n" GM__DL_NEXT_LUA GM__LUA_REDIS_MS
     "local now, cms, max, me = tonumber(ARGV[1]), tonumber(ARGV[2]), "
     "tonumber(ARGV[3]), ARGV[4]\n"
     "local flat = redis.call('HGETALL', KEYS[2])\n"
@@ -187,9 +187,7 @@ static const char gm__dl_claim_lua[] =
     "        fire = string.format('%d', redis.call('HINCRBY', KEYS[2], '#', "
     "1))\n"
     "      end\n"
-    "      local t = redis.call('TIME')\n"
-    "      redis.call('HSET', KEYS[2], '#t', string.format('%d',\n"
-    "        tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))\n"
+    "      redis.call('HSET', KEYS[2], '#t', string.format('%d', redis_ms()))\n"
     "      redis.call('HSET', KEYS[2], m, string.format('%d', now + cms) ..\n"
     "        '|' .. s .. '|' .. string.format('%d', att) .. '|' .. fire ..\n"
     "        '|' .. me)\n"
@@ -216,7 +214,7 @@ static const char gm__dl_claim_lua[] =
  * settler keeps the hash until '#t' is older than their lifetime.
  */
 static const char gm__dl_done_lua[] =
-    "#!lua\n" GM__DL_NEXT_LUA
+    "#!lua\n" GM__DL_NEXT_LUA GM__LUA_REDIS_MS
     "local c = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "local rearmed, mine = false, false\n"
     "if c then\n"
@@ -232,9 +230,7 @@ static const char gm__dl_done_lua[] =
     "end\n"
     "if mine then redis.call('HDEL', KEYS[2], ARGV[1]) end\n"
     "if redis.call('HEXISTS', KEYS[2], '#') == 1 then\n"
-    "  local t = redis.call('TIME')\n"
-    "  redis.call('HSET', KEYS[2], '#t', string.format('%d',\n"
-    "    tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))\n"
+    "  redis.call('HSET', KEYS[2], '#t', string.format('%d', redis_ms()))\n"
     "end\n"
     "return next_event(tonumber(ARGV[5]))\n";
 

@@ -212,6 +212,13 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
                          const gm_value **reply);
 
 /* The tag's deadline keys (after "gm:{<market>:<tag>}:") and the index. */
+/* A Lua function, redis_ms(), giving Redis's clock in ms (TIME), for the
+   host's scripts that compare with stream ids or keep a time Redis reads
+   back (deadlines.c's claims, settle.c's retirement). */
+#define GM__LUA_REDIS_MS                                     \
+  "local function redis_ms() local t = redis.call('TIME'); " \
+  "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
+
 /* The settler's consumer group on every outbox stream. */
 #define GM__SETTLE_GROUP "gm-settle"
 #define GM__DEADLINE_SET "dl"

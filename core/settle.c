@@ -105,9 +105,8 @@ static const char gm__prune_lua[] =
    with the stream.  A hash without '#t' (an older release's) is left, and
    the stream goes. */
 static const char gm__retire_lua[] =
-    "#!lua\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "#!lua\n" GM__LUA_REDIS_MS
+    "local now = redis_ms()\n"
     "local cut = now - tonumber(ARGV[2])\n"
     "local out = {}\n"
     "for i = 1, #KEYS, 4 do\n"
