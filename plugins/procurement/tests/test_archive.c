@@ -89,6 +89,16 @@ static long long replies_past_claims_ms(const char *id) {
   return worst;
 }
 
+/* The agency cancels tender `id` ("the project was withdrawn"). */
+static void cancel(const char *id) {
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = (char *)id;
+  q.reason = "the project was withdrawn";
+  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(r, "%s", pt_message);
+  protobuf_c_message_free_unpacked(r, NULL);
+}
+
 /* Waits (10 s) until the tender's keys are gone from Redis. */
 static long long wait_gone(const char *id) {
   long long n = -1;
@@ -113,12 +123,7 @@ START_TEST(a_cancelled_tender_loses_its_sealed_bids_then_its_keys) {
   long long before = tender_keys("T-CAN");
   ck_assert_int_ge(before, 4); /* t, b, bc, bz at least */
 
-  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  q.tender_id = "T-CAN";
-  q.reason = "the project was withdrawn";
-  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
-  ck_assert_msg(r, "%s", pt_message);
-  protobuf_c_message_free_unpacked(r, NULL);
+  cancel("T-CAN");
   ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:bc", "T-CAN"), 0);
   /* Everything else stays until the archive, due two days after the
      cancellation. */
@@ -336,12 +341,7 @@ START_TEST(a_tender_cancelled_while_scoring_loses_its_scores) {
   protobuf_c_message_free_unpacked(r, NULL);
   ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:sc:1", "T-SC"), 1);
   ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:scn:1", "T-SC"), 1);
-  Gm__Procurement__TenderRequest cq = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  cq.tender_id = "T-SC";
-  cq.reason = "the project was withdrawn";
-  r = pt_call("city", "tender.cancel", &cq.base);
-  ck_assert_msg(r, "%s", pt_message);
-  protobuf_c_message_free_unpacked(r, NULL);
+  cancel("T-SC");
   pt_ledger_wait(
       "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
       " 'T-SC' AND state = 'cancelled'",
@@ -371,12 +371,7 @@ START_TEST(a_tender_read_before_the_ledger_marks_it_archived) {
   pt_publish("city", &d);
   const char *a[] = {"D1=50000"};
   pt_free(pt_bid("alpha", "T-WIN", 0, a, 1));
-  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  q.tender_id = "T-WIN";
-  q.reason = "the project was withdrawn";
-  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
-  ck_assert_msg(r, "%s", pt_message);
-  protobuf_c_message_free_unpacked(r, NULL);
+  cancel("T-WIN");
   pt_ledger_wait(
       "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
       " 'T-WIN' AND state = 'cancelled'",
@@ -476,12 +471,7 @@ START_TEST(an_archived_tenders_id_is_not_drafted_again) {
   pt_tender_init(&d, "T-RE", 10000000, DEADLINE);
   pt_item(&d, "D1", "DESK", 10, 0, NULL);
   pt_publish("city", &d);
-  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  q.tender_id = "T-RE";
-  q.reason = "the project was withdrawn";
-  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
-  ck_assert_msg(r, "%s", pt_message);
-  protobuf_c_message_free_unpacked(r, NULL);
+  cancel("T-RE");
   pt_ledger_wait(
       "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
       " 'T-RE' AND state = 'cancelled'",
@@ -572,12 +562,7 @@ START_TEST(settled_idle_outboxes_are_retired_and_made_again) {
   pt_tender_init(&d, "T-OLD", 10000000, DEADLINE);
   pt_item(&d, "D1", "DESK", 10, 0, NULL);
   pt_publish("city", &d);
-  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  q.tender_id = "T-OLD";
-  q.reason = "the project was withdrawn";
-  ProtobufCMessage *r = pt_call("city", "tender.cancel", &q.base);
-  ck_assert_msg(r, "%s", pt_message);
-  protobuf_c_message_free_unpacked(r, NULL);
+  cancel("T-OLD");
   pt_ledger_wait("SELECT count(*) FROM procurement_parties", 2);
   pt_ledger_wait(
       "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
