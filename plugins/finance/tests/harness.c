@@ -407,3 +407,8 @@ int ft_wait_relation(const char *bank, const char *id, const char *want) {
   }
   return 0;
 }
+
+void ft_copy_id(char id[32], Gm__Finance__Referral *r) {
+  snprintf(id, 32, "%s", r->id);
+  ft_free(r);
+}

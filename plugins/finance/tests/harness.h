@@ -61,6 +61,9 @@ void ft_expect(const char *as, const char *method, const ProtobufCMessage *req,
 #define ft_free(m) \
   protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL)
 
+/* Copies a referral reply's id into id (32 bytes) and frees the reply. */
+void ft_copy_id(char id[32], Gm__Finance__Referral *r);
+
 /* Registers `who` with comma-separated roles. */
 void ft_register(const char *who, const char *roles);
 /* A bank `id` with staff `user` (registered with the bank role, linked). */

@@ -35,11 +35,6 @@ static void teardown(void) {
   ft_stop();
 }
 
-static void copy_id(char id[32], Gm__Finance__Referral *r) {
-  snprintf(id, 32, "%s", r->id);
-  ft_free(r);
-}
-
 /* The referral's own keys: every key of its hash tag (SCAN) but what the
    host keeps for any tag (its outbox stream and what its retirement
    keeps, its deadlines and their claims, stored replies), which expires
@@ -223,14 +218,14 @@ static void changes_refused(const char *funded, const char *withdrawn) {
 
 START_TEST(an_ended_referral_leaves_redis_and_reads_from_the_ledger) {
   char a[32], b[32];
-  copy_id(a, ft_refer("acme", 500000000, 36, 1));
+  ft_copy_id(a, ft_refer("acme", 500000000, 36, 1));
   ft_free(ft_claim("icbc1", a));
   ft_free(ft_claim("abc1", a));
   ft_free(ft_pick("acme", a, "icbc"));
   ft_free(ft_contact("icbc1", a));
   ft_free(ft_approve("icbc1", a, 500000000, 345, 36));
   ft_free(ft_fund("icbc1", a, 500000000, NULL));
-  copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
   withdraw(b);
   ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
                                   " WHERE state >= 7",
@@ -309,7 +304,7 @@ END_TEST
  */
 START_TEST(a_referral_the_ledger_has_not_caught_up_with_stays) {
   char b[32];
-  copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
   char sql[128];
   snprintf(sql, sizeof sql,
            "SELECT count(*) FROM finance_referrals WHERE id = '%s'", b);
@@ -364,7 +359,7 @@ END_TEST
  */
 START_TEST(a_kill_mid_archive_finishes_it_once) {
   char b[32];
-  copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
   withdraw(b);
   ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
                                   " WHERE state = 9",
@@ -454,7 +449,7 @@ START_TEST(archived_referrals_free_their_memory) {
   int n = env && atoi(env) > 0 ? atoi(env) : 100;
   char(*ids)[32] = calloc((size_t)n, sizeof *ids);
   for (int i = 0; i < n; i++) {
-    copy_id(ids[i], ft_refer("acme", 300000000, 24, 0));
+    ft_copy_id(ids[i], ft_refer("acme", 300000000, 24, 0));
     withdraw(ids[i]);
   }
   char sql[128];

@@ -28,14 +28,9 @@ static void teardown(void) {
   ft_stop();
 }
 
-static void copy_id(char id[32], Gm__Finance__Referral *r) {
-  snprintf(id, 32, "%s", r->id);
-  ft_free(r);
-}
-
 START_TEST(a_missed_contact_returns_it_to_the_pool_and_records_the_breach) {
   char id[32];
-  copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
   ft_free(ft_claim("icbc1", id));
   ft_free(ft_claim("abc1", id));
   ft_free(ft_pick("acme", id, "icbc"));
@@ -128,8 +123,8 @@ START_TEST(a_miss_with_no_other_bank_left_expires_it) {
   q.description = "replace two coal boilers";
   q.consent_share = 1;
   char id[32];
-  copy_id(id,
-          (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base));
+  ft_copy_id(
+      id, (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base));
   ft_free(ft_claim("icbc1", id));
   ft_free(ft_pick("acme", id, "icbc"));
   ft_clock(ft_at(FT_MONDAY, 10, 0) + 8 * GM_FINANCE_DAY_MS);
@@ -161,8 +156,8 @@ END_TEST
 
 START_TEST(nobody_picked_in_time_expires_it) {
   char claimed[32], unclaimed[32];
-  copy_id(claimed, ft_refer("acme", 500000000, 36, 0));
-  copy_id(unclaimed, ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(claimed, ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(unclaimed, ft_refer("acme", 500000000, 36, 0));
   ft_free(ft_claim("icbc1", claimed));
   /* The pick deadline: the end of Monday 9 March (5 working days). */
   int64_t due = ft_at("2026-03-10", 0, 0);
@@ -204,8 +199,8 @@ END_TEST
    here so that they cannot fire first. */
 START_TEST(a_pick_or_contact_after_its_deadline_is_too_late) {
   char picked[32], claimed[32];
-  copy_id(picked, ft_refer("acme", 500000000, 36, 0));
-  copy_id(claimed, ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(picked, ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(claimed, ft_refer("acme", 500000000, 36, 0));
   ft_free(ft_claim("icbc1", picked));
   ft_free(ft_pick("acme", picked, "icbc"));
   ft_free(ft_claim("icbc1", claimed));

@@ -13,11 +13,6 @@
 
 #include "harness.h"
 
-static void copy_id(char id[32], Gm__Finance__Referral *r) {
-  snprintf(id, 32, "%s", r->id);
-  ft_free(r);
-}
-
 /* Stops gmd (SIGTERM to the pid the fixture started), appends `conf` to
    its config and starts it again. */
 static void restart_with(const char *conf) {
@@ -51,12 +46,12 @@ START_TEST(every_state_survives_and_deadlines_due_while_down_fire_once) {
   ft_start(NULL, ft_at("2026-02-24", 10, 0));
   world();
   /* J expires before the first restart (due the end of Monday 2 March). */
-  copy_id(id[J], ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(id[J], ft_refer("acme", 500000000, 36, 0));
   ft_clock(ft_at("2026-03-03", 10, 0));
   ck_assert_int_eq(ft_wait_state(id[J], GM__FINANCE__STATE__STATE_EXPIRED),
                    GM__FINANCE__STATE__STATE_EXPIRED);
   for (int k = A; k < N; k++)
-    copy_id(id[k], ft_refer("acme", 500000000, 36, 0));
+    ft_copy_id(id[k], ft_refer("acme", 500000000, 36, 0));
   ft_free(ft_claim("icbc1", id[B]));
   for (int k = C; k <= H; k++) {
     ft_free(ft_claim("icbc1", id[k]));
@@ -169,7 +164,7 @@ START_TEST(a_retry_finishes_what_a_killed_broker_left) {
   ft_start("test_kill_before_index = 0", ft_at(FT_MONDAY, 10, 0));
   world();
   char id[32];
-  copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
   FILE *f = fopen(gm_test_gmd_conf(ft_gmd), "a");
   fputs("test_kill_before_index = 1\n", f);
   fclose(f);
@@ -198,7 +193,7 @@ START_TEST(the_sync_deadline_finishes_what_nobody_retried) {
            ft_at(FT_MONDAY, 10, 0));
   world();
   char id[32];
-  copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
   FILE *f = fopen(gm_test_gmd_conf(ft_gmd), "a");
   fputs("test_kill_before_index = 1\n", f);
   fclose(f);
