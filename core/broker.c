@@ -351,7 +351,9 @@ static int market_loaded(const gm__host *h, const char *name) {
 /*
  * [redis] user and password_file: the credentials of a Redis with
  * requirepass or ACL users.  The password is read from a file (its first
- * line), so it is in no config file, command line or log.  0, or -1 and err.
+ * line), so it is in no config file, command line or log; read here to
+ * refuse a bad file at start, then again at each new connection (redis.c),
+ * so that it can change without a restart.  0, or -1 and err.
  */
 static int gm__broker_redis_auth(const gm__config *cfg, char *err,
                                  size_t errlen) {
@@ -369,43 +371,24 @@ static int gm__broker_redis_auth(const gm__config *cfg, char *err,
     gm__redis_set_auth(NULL, NULL);
     return 0;
   }
-  FILE *f = fopen(path, "r");
-  if (!f) {
+  char pass[513], why[96];
+  if (gm__redis_password_read(path, pass, why, sizeof why) != 0) {
     snprintf(err, errlen,
-             "[redis] password_file %s cannot be read (%s); write the "
-             "password on its first line, readable by gmd's user",
-             path, strerror(errno));
+             "[redis] password_file %s %s; write the password (1-512 bytes) "
+             "on its first line, readable by gmd's user",
+             path, why);
     free(path);
     return -1;
   }
+  explicit_bzero(pass, sizeof pass);
   struct stat st;
-  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+  if (stat(path, &st) == 0 && (st.st_mode & 077))
     gm__log(GM_LOG_WARN, "gmd",
             "[redis] password_file %s can be read by other users (mode "
             "%03o); chmod 600 it",
             path, (unsigned)(st.st_mode & 0777));
-  /* Unbuffered: no copy of the password left in a freed stdio buffer. */
-  setvbuf(f, NULL, _IONBF, 0);
-  char pass[513];
-  size_t n = fgets(pass, sizeof pass, f) ? strcspn(pass, "\r\n") : 0;
-  /* A first line of exactly 512 bytes fills the buffer: whole when the
-     file or the line ends right after it. */
-  int next = n == sizeof pass - 1 ? fgetc(f) : '\n';
-  int whole = next == EOF || next == '\n' || next == '\r';
-  fclose(f);
-  pass[n] = '\0';
-  if (n == 0 || !whole) {
-    explicit_bzero(pass, sizeof pass);
-    snprintf(err, errlen,
-             "[redis] password_file %s %s; write the password (1-512 bytes) "
-             "on its first line",
-             path, n ? "has a first line over 512 bytes" : "is empty");
-    free(path);
-    return -1;
-  }
+  gm__redis_set_auth(user, path);
   free(path);
-  gm__redis_set_auth(user, pass);
-  explicit_bzero(pass, sizeof pass);
   return 0;
 }
 

@@ -289,12 +289,11 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
       /* Why the new connection failed (on a cluster, why reading the slot
          map did).  Up but refusing the password is not "down": say which. */
       const char *e = gm__redis_last_error(m->redis);
-      snprintf(why, whylen,
-               !strstr(e, "AUTH refused")
-                   ? "Redis is not reachable at %s (%s)"
-                   : "Redis at %s refused gmd's credentials (%s); check "
-                     "[redis] user and password_file",
-               gm__redis_where(m->redis), e);
+      if (gm__redis_auth_failed(e))
+        gm__redis_auth_message(why, whylen, gm__redis_where(m->redis), e);
+      else
+        snprintf(why, whylen, "Redis is not reachable at %s (%s)",
+                 gm__redis_where(m->redis), e);
       return NULL;
     }
   }
@@ -314,39 +313,51 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
   size_t n = gm__redis_masters(m->redis, masters, 64);
   if (n > 64) n = 64;
   int ok = 1, stale = 0;
-  for (size_t i = 0; i < n && ok; i++) {
+  /* After a closed connection the other masters are tried too: theirs may
+     be closed as well (all of gmd's connections closed, a restart), and
+     each found so is opened again below, before the retry.  Any other
+     failure ends the check (a stalled master's timeout is not waited out
+     twice). */
+  for (size_t i = 0; i < n && (ok || *closed); i++) {
     c = masters[i];
     errno = 0;
     redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
     int io_errno = errno;
-    ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-    if (!ok) {
-      /* Not a read timeout (EAGAIN): a stalled Redis is not retried. */
-      if (!r && c &&
-          (c->err == REDIS_ERR_EOF ||
-           (c->err == REDIS_ERR_IO &&
-            (io_errno == EPIPE || io_errno == ECONNRESET))))
-        *closed = 1;
-      gm__count(GM__COUNT_REDIS_ERRORS);
-      char where[300];
-      if (c)
-        gm__redis_ctx_where(c, where, sizeof where);
-      else
-        snprintf(where, sizeof where, "%s", gm__redis_where(m->redis));
-      int noauth =
-          r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOAUTH", 6);
-      snprintf(why, whylen, "Redis at %s does not answer PING (%s)%s", where,
-               r && r->type == REDIS_REPLY_ERROR ? r->str
-               : c && c->err                     ? c->errstr
-               : !c                              ? "not connected"
-                                                 : "unexpected reply",
-               noauth ? ": it requires a password; set [redis] "
-                        "password_file and restart gmd"
-                      : "");
-      /* A node connection that broke is opened again at the next check,
-         with the map read again (a failover moves the masters). */
-      stale = gm__redis_is_cluster(m->redis);
+    if (r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0) {
+      freeReplyObject(r);
+      continue;
     }
+    /* Not a read timeout (EAGAIN): a stalled Redis is not retried. */
+    int was_closed = !r && c &&
+                     (c->err == REDIS_ERR_EOF ||
+                      (c->err == REDIS_ERR_IO &&
+                       (io_errno == EPIPE || io_errno == ECONNRESET)));
+    /* A node connection that broke is opened again at the next check,
+       with the map read again (a failover moves the masters). */
+    stale = gm__redis_is_cluster(m->redis);
+    gm__count(GM__COUNT_REDIS_ERRORS);
+    if (!ok) { /* the first failure is the one reported */
+      *closed = *closed && was_closed;
+      if (r) freeReplyObject(r);
+      continue;
+    }
+    ok = 0;
+    *closed = was_closed;
+    char where[300];
+    if (c)
+      gm__redis_ctx_where(c, where, sizeof where);
+    else
+      snprintf(where, sizeof where, "%s", gm__redis_where(m->redis));
+    int noauth =
+        r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOAUTH", 6);
+    snprintf(why, whylen, "Redis at %s does not answer PING (%s)%s", where,
+             r && r->type == REDIS_REPLY_ERROR ? r->str
+             : c && c->err                     ? c->errstr
+             : !c                              ? "not connected"
+                                               : "unexpected reply",
+             noauth ? ": it requires a password; set [redis] "
+                      "password_file and restart gmd"
+                    : "");
     if (r) freeReplyObject(r);
   }
   if (stale) gm__redis_reconnect(m->redis);
@@ -354,20 +365,22 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
 }
 
 static int redis_check(gm__metrics *m, char *why, size_t whylen) {
-  int was_open = m->redis && !gm__redis_context(m->redis)->err, closed;
+  int closed;
   if (redis_check_once(m, why, whylen, &closed)) return 1;
-  /* A connection Redis closed since the last scrape (a restart) fails its
-     first command: try once more on a new one, so a Redis that is back is
-     not reported down for one scrape.  Not after a timeout or an error
-     reply: the same wait or answer again would only double the probe. */
-  if (!was_open || !closed) return 0;
+  /* A connection Redis closed since the last scrape (a restart, or a
+     cluster node's connection closed while gmd could not authenticate)
+     fails its first command: try once more on a new one, so a Redis that is
+     back is not reported down for one scrape.  Not after a timeout or an
+     error reply: the same wait or answer again would only double the
+     probe. */
+  if (!closed) return 0;
   char first[512];
   snprintf(first, sizeof first, "%s", why);
   if (redis_check_once(m, why, whylen, &closed)) return 1;
   /* The first failure is the one to report, unless the new connection
-     found Redis up and refusing the password: that is the cause. */
-  if (!strstr(why, "refused gmd's credentials"))
-    snprintf(why, whylen, "%s", first);
+     found Redis up and refusing the password, or gmd without one (its
+     file unreadable): that is the cause.  Both messages name the file. */
+  if (!strstr(why, "[redis] password_file")) snprintf(why, whylen, "%s", first);
   return 0;
 }
 

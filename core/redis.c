@@ -6,6 +6,7 @@
  */
 #include "redis.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -491,23 +492,56 @@ static void gm__reader_drop(redisContext *c) {
 }
 
 /* Written once before any connection (gm__redis_set_auth), then read. */
-static char *gm__auth_user, *gm__auth_pass;
+static char *gm__auth_user, *gm__auth_file;
 
-void gm__redis_set_auth(const char *user, const char *password) {
+void gm__redis_set_auth(const char *user, const char *password_file) {
   free(gm__auth_user);
-  if (gm__auth_pass) explicit_bzero(gm__auth_pass, strlen(gm__auth_pass));
-  free(gm__auth_pass);
+  free(gm__auth_file);
   gm__auth_user = user && *user ? strdup(user) : NULL;
-  gm__auth_pass = password ? strdup(password) : NULL;
-  if ((user && *user && !gm__auth_user) || (password && !gm__auth_pass))
+  gm__auth_file = password_file ? strdup(password_file) : NULL;
+  if ((user && *user && !gm__auth_user) || (password_file && !gm__auth_file))
     abort();
 }
 
+int gm__redis_password_read(const char *path, char pass[513], char *why,
+                            size_t whylen) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(why, whylen, "cannot be read (%s)", strerror(errno));
+    return -1;
+  }
+  /* Unbuffered: no copy of the password left in a freed stdio buffer. */
+  setvbuf(f, NULL, _IONBF, 0);
+  size_t n = fgets(pass, 513, f) ? strcspn(pass, "\r\n") : 0;
+  /* A first line of exactly 512 bytes fills the buffer: whole when the
+     file or the line ends right after it. */
+  int next = n == 512 ? fgetc(f) : '\n';
+  int whole = next == EOF || next == '\n' || next == '\r';
+  fclose(f);
+  pass[n] = '\0';
+  if (n == 0 || !whole) {
+    explicit_bzero(pass, 513);
+    snprintf(why, whylen, "%s",
+             n ? "has a first line over 512 bytes" : "is empty");
+    return -1;
+  }
+  return 0;
+}
+
 int gm__redis_auth(redisContext *c) {
-  if (!gm__auth_pass) return 0;
-  redisReply *r = gm__auth_user ? redisCommand(c, "AUTH %s %s", gm__auth_user,
-                                               gm__auth_pass)
-                                : redisCommand(c, "AUTH %s", gm__auth_pass);
+  if (!gm__auth_file) return 0;
+  char pass[513], why[96];
+  if (gm__redis_password_read(gm__auth_file, pass, why, sizeof why) != 0) {
+    /* The path is gm__auth_file's: the message adds it
+       (gm__redis_auth_message), errstr being short. */
+    c->err = REDIS_ERR_OTHER;
+    snprintf(c->errstr, sizeof c->errstr, "password_file: %s", why);
+    return -1;
+  }
+  redisReply *r = gm__auth_user
+                      ? redisCommand(c, "AUTH %s %s", gm__auth_user, pass)
+                      : redisCommand(c, "AUTH %s", pass);
+  explicit_bzero(pass, sizeof pass);
   if (r && r->type != REDIS_REPLY_ERROR) {
     freeReplyObject(r);
     return 0;
@@ -520,6 +554,30 @@ int gm__redis_auth(redisContext *c) {
     freeReplyObject(r);
   }
   return -1;
+}
+
+int gm__redis_auth_failed(const char *e) {
+  return strstr(e, "AUTH refused") || strstr(e, "password_file: ");
+}
+
+void gm__redis_auth_message(char *out, size_t outlen, const char *where,
+                            const char *e) {
+  const char *file = strstr(e, "password_file: ");
+  if (file)
+    snprintf(out, outlen,
+             "gmd has no password for Redis at %s: [redis] password_file %s "
+             "%s; write the password (1-512 bytes) on its first line, "
+             "readable by gmd's user (gmd reads the file at each new "
+             "connection: no restart needed)",
+             where, gm__auth_file ? gm__auth_file : "",
+             file + sizeof "password_file: " - 1);
+  else
+    snprintf(out, outlen,
+             "Redis at %s refused gmd's credentials (%s); the operator must "
+             "set [redis] user and the password in [redis] password_file to "
+             "what Redis requires (gmd reads the file at each new "
+             "connection; a changed user needs a restart)",
+             where, e);
 }
 
 static redisContext *gm__redis_open(const gm__redis *r) {
@@ -570,11 +628,8 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
   }
   r->c = gm__redis_open(r);
   if (!r->c || r->c->err) {
-    if (r->c && !strncmp(r->c->errstr, "AUTH refused", 12))
-      snprintf(err, errlen,
-               "Redis at %s refused gmd's credentials (%s); check [redis] "
-               "user and the password in [redis] password_file",
-               r->where, r->c->errstr);
+    if (r->c && gm__redis_auth_failed(r->c->errstr))
+      gm__redis_auth_message(err, errlen, r->where, r->c->errstr);
     else
       snprintf(err, errlen,
                "Redis is not reachable at %s (%s); is redis-server running?",
@@ -738,7 +793,7 @@ static gm__redis *gm__cluster_connect(const char *seeds, char *err,
   }
   char why[256];
   if (gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, why, sizeof why)) {
-    if (strstr(why, "NOAUTH") || strstr(why, "AUTH refused"))
+    if (strstr(why, "NOAUTH") || gm__redis_auth_failed(why))
       snprintf(
           err, errlen,
           "Redis Cluster at %s: %s; set [redis] password_file (and [redis] "
@@ -2159,12 +2214,11 @@ gm_status gm__oom_fail(gm_call *call) {
    running). */
 static gm_status gm__unreachable_fail(gm_call *call) {
   const char *e = call->redis->last_error;
-  if (strstr(e, "AUTH refused"))
-    return gm__call_fail(call, GM_UNAVAILABLE,
-                         "Redis at %s refused gmd's credentials (%s); the "
-                         "operator must set [redis] user and password_file "
-                         "to what Redis requires and restart gmd",
-                         call->redis->where, e);
+  if (gm__redis_auth_failed(e)) {
+    char why[768];
+    gm__redis_auth_message(why, sizeof why, call->redis->where, e);
+    return gm__call_fail(call, GM_UNAVAILABLE, "%s", why);
+  }
   return gm__call_fail(
       call, GM_UNAVAILABLE,
       "Redis is not reachable at %s (%s); is redis-server running?",

@@ -46,13 +46,31 @@ typedef struct gm__redis gm__redis;
 /*
  * The credentials every connection to Redis sends first (AUTH), for a Redis
  * with requirepass or ACL users: user NULL or "" for the default user,
- * password NULL for none.  Set once at start, before any connection, and
- * kept (copied) for the process's life.
+ * password_file NULL for none.  Set once at start, before any connection.
+ * The password itself is not kept: each new connection reads the file
+ * again, so a password changed in Redis and in the file is used from the
+ * next connection on, without a restart.
  */
-void gm__redis_set_auth(const char *user, const char *password);
+void gm__redis_set_auth(const char *user, const char *password_file);
+/* The password on the first line of `path` (1-512 bytes) into pass: 0, or
+   -1 with why saying what is wrong with the file after its name ("is
+   empty", "cannot be read (...)"; never its content).  The caller wipes
+   pass (explicit_bzero) after use. */
+int gm__redis_password_read(const char *path, char pass[513], char *why,
+                            size_t whylen);
 /* AUTH on a new context c when credentials are set: 0, or -1 with c->err
-   set and c->errstr saying Redis refused them (never the password). */
+   set and c->errstr saying Redis refused them ("AUTH refused: ...") or that
+   the password file could not be read ("password_file: ..."), never the
+   password. */
 int gm__redis_auth(redisContext *c);
+/* Non-zero when a connection's error (c->errstr, gm__redis_last_error) is
+   about gmd's credentials rather than Redis being down. */
+int gm__redis_auth_failed(const char *e);
+/* The message for such an error of a connection to `where`: "Redis at ...
+   refused gmd's credentials (...)" or "gmd cannot read its Redis password
+   (...)", then what the operator does. */
+void gm__redis_auth_message(char *out, size_t outlen, const char *where,
+                            const char *e);
 
 /* Connects (with a 5 s timeout); on failure NULL and err says why. */
 gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,

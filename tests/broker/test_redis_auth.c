@@ -309,6 +309,74 @@ START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
 }
 END_TEST
 
+/* The password rotated as an operator would, with no gmd restart: a second
+   password added to the ACL user, the file replaced (rename), the old
+   password removed and gmd's connections closed: every kind of connection
+   reconnects with the new one (calls, the settler, /healthz).  A password
+   file gone is named as such (not "refused", not "not reachable"), and
+   putting it back is enough. */
+START_TEST(the_password_changes_without_a_restart) {
+  char *file = secret_file("gmd.pass", "gmd-pass-1\n");
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n"
+           "[redis]\nuser = gmd\npassword_file = %s\n",
+           file);
+  gm_test_gmd *g = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  ck_assert_int_eq(bump(c, "before"), 1);
+  on_every_node("ACL SETUSER gmd >%s", "gmd-pass-3");
+  char *next = secret_file("gmd.pass.new", "gmd-pass-3\n");
+  ck_assert_int_eq(rename(next, file), 0);
+  /* resetpass drops gmd-pass-1 (on a cluster node 0 is visited twice, and
+     removing a password twice is an error). */
+  on_every_node("ACL SETUSER gmd resetpass >%s", "gmd-pass-3");
+  kill_others();
+  for (int i = 0; i < 4; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "after-%d", i);
+    ck_assert_int_eq(bump(c, key), i + 2);
+  }
+  long long n = 0;
+  for (int i = 0; i < 250 && n < 5; i++) {
+    n = settled(c);
+    if (n < 5) gm_test_sleep_ms(20);
+  }
+  ck_assert_int_eq(n, 5);
+  char out[4096];
+  ck_assert_msg(healthz(g, out, sizeof out) == 200, "%s", out);
+
+  ck_assert_int_eq(unlink(file), 0);
+  kill_others();
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "no-file";
+  Gm__Reply *r =
+      gm_test_call(c, "alice", "testmkt", "bump", "no-file", &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__UNAVAILABLE &&
+                    strstr(r->message, "password_file") &&
+                    strstr(r->message, "cannot be read") &&
+                    strstr(r->message, "no restart needed") &&
+                    !strstr(r->message, "refused") &&
+                    !strstr(r->message, "not reachable"),
+                "%d %s", r->status, r->message);
+  gm__reply__free_unpacked(r, NULL);
+  int status = healthz(g, out, sizeof out);
+  ck_assert_msg(status == 503 && strstr(out, "cannot be read") &&
+                    !strstr(out, "not reachable"),
+                "%d %s", status, out);
+  /* Back: the next call and the next scrape (which finds every master's
+     connection closed and opens new ones) work again. */
+  free(secret_file("gmd.pass", "gmd-pass-3\n"));
+  ck_assert_int_eq(bump(c, "no-file"), 6);
+  ck_assert_msg(healthz(g, out, sizeof out) == 200, "%s", out);
+  gm_test_conn_destroy(&c);
+  gm_test_gmd_stop(&g);
+  free(next);
+  free(file);
+}
+END_TEST
+
 /* Redis starts wanting a password under a gmd that has none (requirepass
    set and Redis restarted): calls and /healthz say so, not an internal
    error or "is redis-server running?". */
@@ -380,6 +448,7 @@ int main(void) {
   tcase_add_test(tc, an_acl_user_with_its_password_works);
   tcase_add_test(tc, the_default_user_with_requirepass_works);
   tcase_add_test(tc, reconnects_authenticate_and_a_refused_password_is_named);
+  tcase_add_test(tc, the_password_changes_without_a_restart);
   tcase_add_test(tc, a_password_redis_starts_wanting_is_named);
   tcase_add_test(tc, an_acl_user_missing_a_command_is_named);
   suite_add_tcase(s, tc);

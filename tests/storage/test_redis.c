@@ -871,9 +871,20 @@ END_TEST
  * refuses the password says so on the kept context and in the last error,
  * not as the old connection's "Server closed the connection".
  */
+/* Writes `text` to the file at path (mode 600). */
+static void write_secret(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  chmod(path, 0600);
+}
+
 START_TEST(auth_on_reconnect_is_bounded_and_named) {
   freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET requirepass pw-1"));
-  gm__redis_set_auth(NULL, "pw-1");
+  char *file = gm_test_redis_path(srv, "redis.pass");
+  write_secret(file, "pw-1\n");
+  gm__redis_set_auth(NULL, file);
   char err[256];
   gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv)};
   gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
@@ -904,9 +915,40 @@ START_TEST(auth_on_reconnect_is_bounded_and_named) {
                 "%s", why);
   ck_assert_msg(strstr(gm__redis_last_error(r), "WRONGPASS"), "%s",
                 gm__redis_last_error(r));
+  /* The file is read at each new connection: the new password in it is
+     enough, with no restart (gm__redis_set_auth is not called again). */
+  write_secret(file, "pw-2\n");
+  ck_assert_int_eq(gm__redis_reconnect(r), GM_OK);
+  p = redisCommand(gm__redis_context(r), "PING");
+  ck_assert_msg(p && p->type == REDIS_REPLY_STATUS, "PING after AUTH: %s",
+                p ? p->str : gm__redis_context(r)->errstr);
+  freeReplyObject(p);
+  /* A file gone or emptied fails the next connection, named as gmd's
+     password file, not as Redis refusing or being down. */
+  ck_assert_int_eq(unlink(file), 0);
+  freeReplyObject(gm_test_redis_cmd(raw, "CLIENT KILL TYPE normal SKIPME yes"));
+  p = redisCommand(gm__redis_context(r), "PING");
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(gm__redis_reconnect(r), GM_UNAVAILABLE);
+  why = gm__redis_last_error(r);
+  ck_assert_msg(gm__redis_auth_failed(why) &&
+                    strstr(why, "password_file: cannot be read"),
+                "%s", why);
+  char msg[768];
+  gm__redis_auth_message(msg, sizeof msg, "here", why);
+  ck_assert_msg(strstr(msg, file) && strstr(msg, "no restart needed") &&
+                    !strstr(msg, "refused"),
+                "%s", msg);
+  write_secret(file, "");
+  ck_assert_int_eq(gm__redis_reconnect(r), GM_UNAVAILABLE);
+  ck_assert_msg(strstr(gm__redis_last_error(r), "password_file: is empty"),
+                "%s", gm__redis_last_error(r));
+  write_secret(file, "pw-2");
+  ck_assert_int_eq(gm__redis_reconnect(r), GM_OK);
   gm__redis_destroy(&r);
   freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET requirepass \"\""));
   gm__redis_set_auth(NULL, NULL);
+  free(file);
 }
 END_TEST
 
