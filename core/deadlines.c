@@ -63,6 +63,14 @@
  * does not replay.  A failed callback keeps its claim: it fires again, with
  * attempt + 1 and the same key, once the claim expires (one that set its
  * deadline again before failing fires afresh: attempt 1, a new number).
+ * Every end of a firing moves the claims hash's '#t' to it by Redis's
+ * clock, so it is never before a stored reply of the tag's firings (the
+ * settler keeps the hash, and the firing counter the keys are made of,
+ * until '#t' is older than those replies live): GM_OK (the done script),
+ * a failure (the failed script), and a claim that expired on a deadline
+ * since gone (cancelled or moved, its broker dead: the claim script drops
+ * it).  A firing's claim is in the hash until one of those, and the
+ * settler does not drop a hash that holds a claim.
  *
  * Late deadlines and reconciliation.  The poller's first poll runs at
  * start-up, so what fell due while no broker ran fires then.  At start-up
@@ -139,18 +147,22 @@
  * "<expiry>|<due>| <attempt>|<firing>|<broker>"; a deadline claimed again at
  * the same due (its broker died, or its callback failed) keeps its firing
  * number and counts one more attempt, any other gets the tag's next firing
- * number ('#'). '#t' is the last claim's ms by Redis's clock: the settler
- * reads it before it drops the hash with a retired tag (settle.c). Drops
- * expired claims whose deadline is gone.  Returns {next event
- * ms or
- * '', {member, due, attempt, firing}...}.
+ * number ('#').  Drops expired claims whose deadline is gone (cancelled
+ * or moved while it fired, or after a failed attempt): their firing has
+ * ended (its broker died, or its callback ended: a slow one that is still
+ * running moves '#t' again when it ends).  '#t' is when the tag last
+ * claimed a deadline or one of its firings ended, in ms by Redis's clock:
+ * every stored reply of the tag's firings was stored by then, and the
+ * settler keeps the hash (its firing counter) until '#t' is older than
+ * their lifetime (settle.c).  Returns {next event ms or '', {member, due,
+ * attempt, firing}...}.
  */
 static const char gm__dl_claim_lua[] =
     "#!lua\n" GM__DL_NEXT_LUA GM__LUA_REDIS_MS
     "local now, cms, max, me = tonumber(ARGV[1]), tonumber(ARGV[2]), "
     "tonumber(ARGV[3]), ARGV[4]\n"
     "local flat = redis.call('HGETALL', KEYS[2])\n"
-    "local live, old, nlive = {}, {}, 0\n"
+    "local live, old, nlive, ended = {}, {}, 0, false\n"
     "for i = 1, #flat, 2 do\n"
     "  local m = flat[i]\n"
     "  if m ~= '#' and m ~= '#t' then\n"
@@ -164,8 +176,12 @@ static const char gm__dl_claim_lua[] =
     "      old[m] = {due = due, att = tonumber(att) or 0, fire = fire}\n"
     "    else\n"
     "      redis.call('HDEL', KEYS[2], m)\n"
+    "      ended = true\n"
     "    end\n"
     "  end\n"
+    "end\n"
+    "if ended and redis.call('HEXISTS', KEYS[2], '#') == 1 then\n"
+    "  redis.call('HSET', KEYS[2], '#t', string.format('%d', redis_ms()))\n"
     "end\n"
     "local known\n"
     "if #ARGV > 4 then\n"
@@ -234,6 +250,20 @@ static const char gm__dl_done_lua[] =
     "end\n"
     "return next_event(tonumber(ARGV[5]))\n";
 
+/*
+ * KEYS: the tag's deadline set, its claims.  After a callback failed: it
+ * keeps its claim (it fires again once the claim expired, unless its
+ * deadline went meanwhile) and may have stored its steps' replies, so
+ * '#t' moves to now by Redis's clock, as after GM_OK.  A hash the settler
+ * dropped meanwhile (it cannot while a claim is in it) is not made again.
+ */
+static const char gm__dl_failed_lua[] =
+    "#!lua\n" GM__LUA_REDIS_MS
+    "if redis.call('HEXISTS', KEYS[2], '#') == 1 then\n"
+    "  redis.call('HSET', KEYS[2], '#t', string.format('%d', redis_ms()))\n"
+    "end\n"
+    "return 1\n";
+
 /* KEYS: the index.  ARGV: member, the score read, the new score ('':
    remove).  Changes it only if it is still the score read; 1 if changed. */
 static const char gm__dl_cas_lua[] =
@@ -253,9 +283,17 @@ static const char gm__dl_lease_lua[] =
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
     "return 1\n";
 
-enum { GM__DL_CLAIM_S, GM__DL_DONE_S, GM__DL_CAS_S, GM__DL_LEASE_S, GM__DL_N };
+enum {
+  GM__DL_CLAIM_S,
+  GM__DL_DONE_S,
+  GM__DL_FAILED_S,
+  GM__DL_CAS_S,
+  GM__DL_LEASE_S,
+  GM__DL_N
+};
 static const char *const gm__dl_sources[GM__DL_N] = {
-    gm__dl_claim_lua, gm__dl_done_lua, gm__dl_cas_lua, gm__dl_lease_lua};
+    gm__dl_claim_lua, gm__dl_done_lua, gm__dl_failed_lua, gm__dl_cas_lua,
+    gm__dl_lease_lua};
 
 /* One registered kind. */
 typedef struct gm__dl_kind {
@@ -550,6 +588,9 @@ static void gm__dl_fire(gm__deadlines *d, gm_market *m, const char *tag,
             "it fires again in %ld ms",
             kind, id, tag, due, dl.attempt, gm__status_name(st),
             call.message ? call.message : "no message", d->cfg.claim_ms);
+    /* Its steps may have stored replies: '#t' says when they stopped. */
+    redisReply *f = gm__dl_eval(d, GM__DL_FAILED_S, 2, keys, 0, NULL);
+    if (f) freeReplyObject(f);
     return;
   }
   char now[24];

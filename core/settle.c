@@ -97,13 +97,15 @@ static const char gm__prune_lua[] =
    (redis.h).  A missing stream answers 1 (there is nothing of it to keep)
    unless its tag has deadlines: the deadline reconciliation walks
    gm:outboxes.  The claims hash holds the tag's firing counter ('#'), and
-   since session 15 the time of its last claim ('#t', Redis's clock,
-   deadlines.c): a counter started again could give a new firing the
-   idempotency key of an old one, so the tag waits until that claim is
-   older than ARGV[4] ms (the stored replies' lifetime) plus ARGV[2] (for
-   callbacks still storing replies after their claim), and the hash goes
-   with the stream.  A hash without '#t' (an older release's) is left, and
-   the stream goes. */
+   since session 15 the time of its last claim or firing's end ('#t',
+   Redis's clock, deadlines.c): a counter started again could give a new
+   firing the idempotency key of an old one, so the tag is kept while the
+   hash holds a claim (a firing that has not ended, or whose end no broker
+   has seen yet: the deadline claim script drops it then, moving '#t'),
+   and then until '#t', the end of its last firing, is older than ARGV[4]
+   ms (the stored replies' lifetime) plus ARGV[2]; then the hash goes with
+   the stream.  A hash without '#t' (an older release's) is left, and the
+   stream goes. */
 static const char gm__retire_lua[] =
     "#!lua\n" GM__LUA_REDIS_MS
     "local now = redis_ms()\n"
@@ -113,7 +115,10 @@ static const char gm__retire_lua[] =
     "  local s, c, ok = KEYS[i], KEYS[i + 3], 0\n"
     "  local ty = redis.call('TYPE', s).ok\n"
     "  local ct = tonumber(redis.call('HGET', c, '#t'))\n"
+    "  local claims = redis.call('HLEN', c) - redis.call('HEXISTS', c, '#') -\n"
+    "                 redis.call('HEXISTS', c, '#t')\n"
     "  if redis.call('EXISTS', KEYS[i + 1]) == 1 then ok = 0\n"
+    "  elseif claims > 0 then ok = 0\n"
     "  elseif ct and ct > cut - tonumber(ARGV[4]) then ok = 0\n"
     "  elseif ty == 'none' then ok = 1\n"
     "  elseif ty == 'stream' then\n"

@@ -7,6 +7,7 @@
  * refusals, the firing's key and the metrics counts.
  */
 #include <check.h>
+#include <limits.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -454,6 +455,112 @@ START_TEST(a_deadline_rearmed_for_its_own_time_fires_again) {
 }
 END_TEST
 
+/* How many ms the latest stored reply of the tag's deadline firings ("dl."
+   idempotency keys) outlives its claims hash's '#t' plus [redis]
+   idempotency_ttl (the default, 1 day), read in one script (at one time):
+   the settler drops the hash, and the firing counter the keys are made
+   of, once '#t' is older than that (plus outbox_retire_s), so this must
+   never be above 0 (2 ms allowed for the rounding of PTTL and TIME to ms).
+   LLONG_MIN when there is no such reply, LLONG_MAX when there is no '#t'. */
+static long long replies_past_claims_ms(const char *tag) {
+  static const char lua[] =
+      "local t = tonumber(redis.call('HGET', KEYS[1], '#t'))\n"
+      "local now = redis.call('TIME')\n"
+      "local ms = tonumber(now[1]) * 1000 + "
+      "math.floor(tonumber(now[2]) / 1000)\n"
+      "local worst\n"
+      "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do\n"
+      "  local p = redis.call('PTTL', k)\n"
+      "  if p > 0 and (not worst or ms + p > worst) then worst = ms + p end\n"
+      "end\n"
+      "if not worst then return 'none' end\n"
+      "if not t then return 'no #t' end\n"
+      "return string.format('%d', worst - t - 86400000)\n";
+  redisReply *r = gm_test_redis_cmd(
+      rc, "EVAL %s 1 gm:{testmkt:%s}:dl:claims gm:{testmkt:%s}:idem:*:dl.*",
+      lua, tag, tag);
+  ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+  long long v = !strcmp(r->str, "none")    ? LLONG_MIN
+                : !strcmp(r->str, "no #t") ? LLONG_MAX
+                                           : atoll(r->str);
+  freeReplyObject(r);
+  return v;
+}
+
+/* Redis's clock in ms. */
+static long long redis_now_ms(void) {
+  redisReply *r = gm_test_redis_cmd(rc, "TIME");
+  long long ms =
+      atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+  freeReplyObject(r);
+  return ms;
+}
+
+/*
+ * A callback that stores its step's reply well after its claim (it waits
+ * 100 ms first) moves '#t' past that reply when it ends: the done script
+ * writes when the firing ended, not when it was claimed.
+ */
+START_TEST(a_slow_firing_moves_its_claims_time_to_its_end) {
+  start(NULL, NULL);
+  set(c1, "set", "slow", "sl", "y", B0 + 1000);
+  clock_set(c1, B0 + 2000);
+  ck_assert_int_eq(wait_field("sl", "fired", "y", 1), 1);
+  ck_assert_int_eq(wait_zscore("gm:{testmkt:sl}:dl", "slow|y", -1), -1);
+  for (int i = 0;
+       i < 1000 && gm_test_redis_int(rc, "HEXISTS %s %s",
+                                     "gm:{testmkt:sl}:dl:claims", "slow|y");
+       i++)
+    gm_test_sleep_ms(10);
+  long long past = replies_past_claims_ms("sl");
+  ck_assert_msg(past != LLONG_MIN && past <= 2,
+                "a stored reply of the slow firing outlives '#t' plus "
+                "idempotency_ttl by %lld ms",
+                past);
+}
+END_TEST
+
+/*
+ * A callback that fails after its step (stored well after its claim) moves
+ * '#t' past that step's reply, and keeps its claim.  Its deadline is then
+ * cancelled before the claim expired, so it is never claimed again: once
+ * the claim has expired the poller drops it and moves '#t' again (the end
+ * of that firing no broker had seen).  Neither fires it again.
+ */
+START_TEST(a_failed_firing_then_cancelled_moves_its_claims_time) {
+  start(NULL, NULL);
+  set(c1, "set", "slowfail", "sf", "x", B0 + 1000);
+  clock_set(c1, B0 + 2000);
+  ck_assert_int_eq(wait_field("sf", "fired", "x", 1), 1);
+  long long past = LLONG_MAX;
+  for (int i = 0; i < 300 && (past = replies_past_claims_ms("sf")) > 2; i++)
+    gm_test_sleep_ms(10);
+  ck_assert_msg(past != LLONG_MIN && past <= 2,
+                "a stored reply of the failed firing outlives '#t' plus "
+                "idempotency_ttl by %lld ms",
+                past);
+  ck_assert(gm_test_gmd_log_has(
+      g1, "slow attempt 1 fails on purpose after its step"));
+  const char *claims = "gm:{testmkt:sf}:dl:claims";
+  ck_assert_int_eq(gm_test_redis_int(rc, "HEXISTS %s slowfail|x", claims), 1);
+  set(c1, "cancel", "slowfail", "sf", "x", 0);
+  ck_assert_int_eq(zscore("gm:{testmkt:sf}:dl", "slowfail|x"), -1);
+  long long before = redis_now_ms();
+  gm_test_sleep_ms(5);
+  clock_set(c1, B0 + 2000 + CLAIM_MS + 1);
+  for (int i = 0;
+       i < 1000 && gm_test_redis_int(rc, "HEXISTS %s slowfail|x", claims); i++)
+    gm_test_sleep_ms(10);
+  ck_assert_int_eq(gm_test_redis_int(rc, "HEXISTS %s slowfail|x", claims), 0);
+  long long t = gm_test_redis_int(rc, "HGET %s #t", claims);
+  ck_assert_msg(t >= before,
+                "'#t' %lld is before the expired claim was dropped (%lld)", t,
+                before);
+  ck_assert_int_eq(wait_card("gm:deadlines", 0), 0);
+  ck_assert_int_eq(fired("sf", "x"), 1);
+}
+END_TEST
+
 /*
  * A callback that fails keeps its claim and fires again once the claim
  * expired, with attempt 2 and the same idempotency key: the step that ran
@@ -476,7 +583,9 @@ START_TEST(failed_and_unknown_deadlines_are_kept) {
     gm_test_sleep_ms(10);
   ck_assert(gm_test_gmd_log_has(g1, "testmkt:f are due with a kind"));
   ck_assert(gm_test_gmd_log_has(
-      g1, "on this broker (it registers: tick, rearm, flaky, count)"));
+      g1,
+      "on this broker (it registers: tick, rearm, flaky, count, slow, "
+      "slowfail)"));
   ck_assert(gm_test_gmd_log_has(
       g1, "fix the kind gm.deadline names: ZRANGE gm:{testmkt:f}:dl 0 -1"));
   ck_assert_int_eq(gm_test_redis_int(rc, "HEXISTS %s %s",
@@ -779,6 +888,8 @@ int main(void) {
   tcase_add_test(tc, a_lost_index_entry_is_repaired_by_reconciliation);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
+  tcase_add_test(tc, a_slow_firing_moves_its_claims_time_to_its_end);
+  tcase_add_test(tc, a_failed_firing_then_cancelled_moves_its_claims_time);
   tcase_add_test(tc, a_kind_unknown_to_a_broker_is_left_to_one_that_knows_it);
   tcase_add_test(tc, the_poller_fires_registers_and_counts);
   tcase_add_test(tc, tags_of_markets_not_loaded_here_never_hold_back_ours);

@@ -1376,8 +1376,7 @@ END_TEST
 /* A listed stream already gone (another settler retired it) follows the
    claims hash's '#t' as a present one does: a recent one keeps the tag
    listed and the hash, an old one lets both go.  A hash holding a claim but
-   no deadline (one cancelled while it fired) is no different: '#t' says
-   when that firing was claimed or ended. */
+   no deadline (one cancelled while it fired) keeps its tag too (below). */
 START_TEST(a_missing_streams_claims_follow_their_time) {
   retire_ms = 1;
   redisReply *now = gm_test_redis_cmd(raw, "TIME");
@@ -1412,6 +1411,49 @@ START_TEST(a_missing_streams_claims_follow_their_time) {
       gm_test_redis_int(raw, "HEXISTS %s %s", "gm:{alpha:cancelled}:dl:claims",
                         "close|x"),
       1);
+  gm__settler_stop(&s);
+}
+END_TEST
+
+/* A claims hash that holds a claim keeps its tag (stream and hash) however
+   old its '#t': a live claim is a firing still running, storing replies
+   later than '#t' (a callback slower than idempotency_ttl plus the idle
+   time), and an expired one a firing whose end no broker has seen yet
+   (its broker died, or its callback failed and the deadline was
+   cancelled: the deadline claim script drops it then and moves '#t').
+   Once the claims are gone, the old '#t' lets the tag go. */
+START_TEST(a_claims_hash_holding_a_claim_keeps_its_tag) {
+  retire_ms = 1;
+  redisReply *now = gm_test_redis_cmd(raw, "TIME");
+  long long ms = atoll(now->element[0]->str) * 1000;
+  freeReplyObject(now);
+  long long old = ms - gm__scripts_idem_ttl() * 1000 - 1000;
+  const char *tag[] = {"live", "expired"};
+  for (int i = 0; i < 2; i++) add_entries("alpha", tag[i], i + 1, 1);
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "HSET gm:{alpha:live}:dl:claims # 1 #t %lld close|x %lld|9|1|1|b",
+      old, ms + 600000));
+  freeReplyObject(gm_test_redis_cmd(
+      raw, "HSET gm:{alpha:expired}:dl:claims # 1 #t %lld close|y 5|9|1|1|b",
+      old));
+  gm__settler *s = start("c1", 64, 30000, 1);
+  drain_until(s, 2, 20);
+  ck_assert_uint_eq(gm__settler_settled(s), 2);
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 0);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(exists(tag[i]) + listed(tag[i]), 2);
+    ck_assert_int_eq(
+        gm_test_redis_int(raw, "HGET gm:{alpha:%s}:dl:claims #", tag[i]), 1);
+  }
+  gm_test_redis_int(raw, "HDEL gm:{alpha:live}:dl:claims close|x");
+  gm_test_redis_int(raw, "HDEL gm:{alpha:expired}:dl:claims close|y");
+  ck_assert_int_eq(gm__settler_retire_once(s), 2);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(exists(tag[i]) + listed(tag[i]), 0);
+    ck_assert_int_eq(
+        gm_test_redis_int(raw, "EXISTS gm:{alpha:%s}:dl:claims", tag[i]), 0);
+  }
   gm__settler_stop(&s);
 }
 END_TEST
@@ -1487,6 +1529,7 @@ int main(void) {
   tcase_add_test(rt, streams_written_lately_are_kept);
   tcase_add_test(rt, claims_go_with_the_stream_once_older_than_stored_replies);
   tcase_add_test(rt, a_missing_streams_claims_follow_their_time);
+  tcase_add_test(rt, a_claims_hash_holding_a_claim_keeps_its_tag);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
   tcase_add_test(rt, a_stream_made_again_goes_on_from_its_last_id_and_count);
   tcase_add_test(rt, a_retry_registers_a_stream_made_again_whatever_the_cache);

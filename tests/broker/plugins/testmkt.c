@@ -8,12 +8,14 @@
  * another market's table, read inside its own transaction); peek reads
  * what the request names through ledger_query.
  * deadline sets, moves and cancels deadlines; their callbacks count each
- * firing in Redis and emit an outbox entry (tests/broker/test_deadlines.c).
+ * firing in Redis and emit an outbox entry (tests/broker/test_deadlines.c);
+ * "slow" and "slowfail" wait 100 ms before their step.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "greenmarket/plugin.h"
 #include "testmkt.pb-c.h"
@@ -393,6 +395,39 @@ static gm_status on_flaky(gm_call *call, const gm_deadline *d, void *arg) {
   return st;
 }
 
+/* How long "slow" and "slowfail" wait before their step: long enough that
+   the step's stored reply is always later than the claim by Redis's
+   clock, whatever the machine. */
+#define SLOW_MS 100
+
+static void slow_wait(void) {
+  struct timespec ts = {0, SLOW_MS * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* "slow": waits, then its step: the firing stores its reply well after
+   its claim, and ends just after that. */
+static gm_status on_slow(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  long long n;
+  slow_wait();
+  return fired(call, d, &n);
+}
+
+/* "slowfail": waits, runs its step, then its first attempt fails. */
+static gm_status on_slowfail(gm_call *call, const gm_deadline *d, void *arg) {
+  (void)arg;
+  long long n;
+  slow_wait();
+  gm_status st = fired(call, d, &n);
+  if (st == GM_OK && d->attempt < 2)
+    return host->fail(call, GM_UNAVAILABLE,
+                      "slow attempt %u fails on purpose after its step",
+                      d->attempt);
+  return st;
+}
+
 static gm_status init(gm_market *m, const gm_host_api *api) {
   host = api;
   gm_status st = host->script_register(m, "bump", bump_lua);
@@ -411,6 +446,9 @@ static gm_status init(gm_market *m, const gm_host_api *api) {
   if (st == GM_OK) st = host->deadline_register(m, "rearm", on_rearm, NULL);
   if (st == GM_OK) st = host->deadline_register(m, "flaky", on_flaky, NULL);
   if (st == GM_OK) st = host->deadline_register(m, "count", on_count, NULL);
+  if (st == GM_OK) st = host->deadline_register(m, "slow", on_slow, NULL);
+  if (st == GM_OK)
+    st = host->deadline_register(m, "slowfail", on_slowfail, NULL);
 #ifdef GM_FAILURE_INJECTION
   kill_in_deadline = atoi(host->config(m, "test_kill_in_deadline", "0"));
 #endif
