@@ -323,6 +323,13 @@ static int feed_private_subscribes(void *arg, double *value) {
   return 0;
 }
 
+/* greenmarket_feed_redis_reconnects_total; none in development mode. */
+static int feed_redis_reopens(void *arg, double *value) {
+  if (!gm__publisher_has_redis(arg)) return -1;
+  *value = (double)gm__publisher_redis_reopens(arg);
+  return 0;
+}
+
 static int feed_private(void *arg, double *value) {
   *value = (double)gm__publisher_private_connections(arg);
   return 0;
@@ -826,6 +833,12 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
       "subscriptions the private feed has applied (a refused one is not "
       "counted); once counted, events said afterwards reach it",
       feed_private_subscribes, b->publisher);
+  gm__metrics_counter_add(
+      b->metrics, "greenmarket_feed_redis_reconnects_total",
+      "times the publisher thread reopened its Redis connection (it "
+      "re-checks private feed subscribers' keys and roles every second) "
+      "after it failed or timed out; absent in development mode",
+      feed_redis_reopens, b->publisher);
   gm__metrics_gauge_add(b->metrics, "greenmarket_feed_private_connections",
                         "private feed connections the broker keeps: those "
                         "holding a subscription, and refused ones until "

@@ -38,6 +38,9 @@ struct gm__publisher {
      connections' lookups do not wait on Redis again (one timeout a second,
      not one per new connection). */
   int redis_down;
+  /* Times that connection was reopened (gm__redis_reopens), copied by this
+     thread after each use for the metrics thread to read. */
+  _Atomic uint64_t redis_reopens;
   pthread_t thread; /* moves events from pull to pub */
   int started;      /* thread was created */
 };
@@ -131,9 +134,11 @@ static int gm__publisher_lookup(void *ctx, const char *const *keys, size_t n,
                                 char **owners, char **roles) {
   gm__publisher *p = ctx;
   if (p->redis_down) return -1;
-  if (gm__auth_owners(p->redis, p->arena, p->roles, keys, n, owners, roles) ==
-      0)
-    return 0;
+  int rc =
+      gm__auth_owners(p->redis, p->arena, p->roles, keys, n, owners, roles);
+  atomic_store_explicit(&p->redis_reopens, gm__redis_reopens(p->redis),
+                        memory_order_release);
+  if (rc == 0) return 0;
   p->redis_down = 1;
   int64_t now = gm__clock_mono_us() / 1000;
   if (now - p->redis_log_ms >= 60000) {
@@ -290,6 +295,15 @@ uint64_t gm__publisher_subscribes(const gm__publisher *p) {
 
 uint64_t gm__publisher_private_subscribes(const gm__publisher *p) {
   return gm__privfeed_subscribes(p->priv);
+}
+
+uint64_t gm__publisher_redis_reopens(const gm__publisher *p) {
+  return atomic_load_explicit(&((gm__publisher *)p)->redis_reopens,
+                              memory_order_acquire);
+}
+
+int gm__publisher_has_redis(const gm__publisher *p) {
+  return p->redis != NULL;
 }
 
 size_t gm__publisher_private_connections(const gm__publisher *p) {

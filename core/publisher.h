@@ -45,6 +45,12 @@ uint64_t gm__publisher_subscribes(const gm__publisher *p);
 /* Private feed subscriptions applied (gm__privfeed_subscribes); any
    thread. */
 uint64_t gm__publisher_private_subscribes(const gm__publisher *p);
+/* Times the publisher thread reopened its Redis connection (the one that
+   re-checks private subscribers' keys and roles) after it failed or timed
+   out, as of its last use; any thread.  has_redis: 0 in development mode,
+   where there is no such connection. */
+uint64_t gm__publisher_redis_reopens(const gm__publisher *p);
+int gm__publisher_has_redis(const gm__publisher *p);
 /* Private feed connections kept now (gm__privfeed_connections); any
    thread. */
 size_t gm__publisher_private_connections(const gm__publisher *p);

@@ -894,6 +894,13 @@ gm_status gm__redis_reconnect(gm__redis *r) {
   return GM_OK;
 }
 
+uint64_t gm__redis_reopens(const gm__redis *r) {
+  uint64_t n = r->gen;
+  for (size_t i = 0; i < r->nnode; i++)
+    if (r->node[i]) n += r->node[i]->gen;
+  return n;
+}
+
 static void gm__redis_note_error(gm__redis *r, const redisContext *c) {
   snprintf(r->last_error, sizeof r->last_error, "%s",
            c && c->errstr[0] ? c->errstr : "connection lost");

@@ -102,6 +102,10 @@ void gm__redis_set_timeouts(gm__redis *r, int64_t connect_us, int64_t io_us);
    slot map again and reopens every broken node connection.  GM_OK or
    GM_UNAVAILABLE. */
 gm_status gm__redis_reconnect(gm__redis *r);
+/* How many times r's connection (on a cluster, each of its node
+   connections) was reopened after it failed or timed out; for the thread
+   that uses r (not atomic). */
+uint64_t gm__redis_reopens(const gm__redis *r);
 /* Why the last command over r failed, and where r points, for messages. */
 const char *gm__redis_last_error(const gm__redis *r);
 const char *gm__redis_where(const gm__redis *r);

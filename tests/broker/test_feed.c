@@ -1009,8 +1009,9 @@ END_TEST
  * The publisher re-checks keys on its own Redis connection with a short
  * timeout, so a stalled Redis holds the private feed back a moment at most;
  * that must stay so after the connection was once lost and reopened (a
- * timeout reopens it).  While Redis is stopped, a refusal that needs no
- * Redis still comes at once.
+ * timeout reopens it, and greenmarket_feed_redis_reconnects_total counts
+ * it).  While Redis is stopped, a refusal that needs no Redis still comes
+ * at once.
  */
 START_TEST(
     a_stalled_redis_holds_the_private_feed_back_briefly_after_a_reconnect) {
@@ -1024,11 +1025,21 @@ START_TEST(
   }
   ck_assert(heard);
   pid_t pid = gm_test_redis_pid(redis);
-  /* A first stall: a re-check times out, and its connection is reopened. */
+  const char *reopens = "greenmarket_feed_redis_reconnects_total";
+  double before = gm_test_gmd_metric(gmd, reopens);
+  ck_assert_msg(before >= 0, "no %s in gmd's /metrics", reopens);
+  /* A first stall: a re-check times out (the publisher says so in its
+     log), and once Redis answers again a re-check reopens its connection
+     (the count moves). */
   kill(pid, SIGSTOP);
-  gm_test_sleep_ms(1300);
+  const char *gave_up = "private feed: cannot re-check subscribers' keys";
+  for (int i = 0; i < 500 && !gm_test_gmd_log_has(gmd, gave_up); i++)
+    gm_test_sleep_ms(10);
   kill(pid, SIGCONT);
-  gm_test_sleep_ms(2500);
+  ck_assert_msg(gm_test_gmd_log_has(gmd, gave_up),
+                "no re-check gave up within 5 s of stalling Redis; see %s",
+                gm_test_gmd_log(gmd));
+  gm_test_gmd_wait_metric(gmd, reopens, before + 1, 1e12, 5000);
   /* A second stall: the re-checks must still give up quickly. */
   kill(pid, SIGSTOP);
   gm_test_sleep_ms(1500);
