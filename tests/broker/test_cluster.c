@@ -52,10 +52,6 @@ static void teardown(void) {
   gm_test_cluster_stop(&cl);
 }
 
-static void nap_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 /* testmkt.deadline op "cancel" on `tag`: writes gm:{testmkt:<tag>}:entity
    = "cancel:<id>" (a mutating script with an idempotency record); the
    reply's status. */
@@ -155,7 +151,7 @@ static long long ledger_wait(const char *sql, long long want) {
       }
     }
     sqlite3_close(db);
-    if (n != want) nap_ms(10);
+    if (n != want) gm_test_sleep_ms(10);
   }
   return n;
 }
@@ -217,7 +213,7 @@ START_TEST(test_deadlines_fire_and_settle_on_every_master) {
                     ? x->element[0]->integer
                     : -1;
       freeReplyObject(x);
-      if (pending != 0) nap_ms(10);
+      if (pending != 0) gm_test_sleep_ms(10);
     }
     ck_assert_msg(pending == 0, "%s has %lld pending", stream, pending);
     redisFree(rc);
@@ -334,7 +330,7 @@ START_TEST(test_master_killed_replica_promoted) {
     st = write_tag("t0", "b", "b-0");
     ck_assert_msg(st == GM__STATUS__OK || st == GM__STATUS__UNAVAILABLE,
                   "status %d after the failover", st);
-    if (st != GM__STATUS__OK) nap_ms(100);
+    if (st != GM__STATUS__OK) gm_test_sleep_ms(100);
   }
   ck_assert_int_eq(st, GM__STATUS__OK);
   expect_entity(replica, "t0", "cancel:b");
@@ -356,7 +352,7 @@ static int write_until_ok(const char *tag, const char *value,
     int st = write_tag(tag, value, idem);
     if (st == GM__STATUS__OK) return tries;
     ck_assert_msg(st == GM__STATUS__UNAVAILABLE, "tag %s: status %d", tag, st);
-    nap_ms(20);
+    gm_test_sleep_ms(20);
   }
   ck_abort_msg("tag %s: still UNAVAILABLE after 500 tries", tag);
   return 0;
@@ -447,7 +443,7 @@ START_TEST(test_deadlines_fire_on_every_master) {
     long long after = 0;
     for (int w = 0; w < 1000 && (after = tag_field(tag, "after", "x")) != 1;
          w++)
-      nap_ms(10);
+      gm_test_sleep_ms(10);
     ck_assert_msg(after == 1,
                   "the deadline of tag %s (master %d) fired %lld "
                   "times",
@@ -526,7 +522,7 @@ static void bump_until_ok(const char *idem) {
     gm__reply__free_unpacked(r, NULL);
     if (st == GM__STATUS__OK) return;
     ck_assert_int_eq(st, GM__STATUS__UNAVAILABLE);
-    nap_ms(50);
+    gm_test_sleep_ms(50);
   }
   ck_abort_msg("bump %s: still UNAVAILABLE", idem);
 }
@@ -601,7 +597,7 @@ START_TEST(test_outbox_registered_again_after_a_failover) {
     snprintf(idem, sizeof idem, "o-%d", i);
     bump_until_ok(idem);
     listed = gm_test_redis_int(rc, "SISMEMBER %s %s", registry, stream);
-    if (!listed) nap_ms(100);
+    if (!listed) gm_test_sleep_ms(100);
   }
   redisFree(rc);
   ck_assert_msg(listed, "%s is not in %s on the new master after 100 runs",
@@ -642,7 +638,7 @@ static void *bumper_run(void *arg) {
         fprintf(stderr, "bump %s: status %d\n", idem, st);
         b->bad = 1;
       }
-      if (st == GM__STATUS__UNAVAILABLE) nap_ms(20);
+      if (st == GM__STATUS__UNAVAILABLE) gm_test_sleep_ms(20);
       if (b->bad) break;
     }
     if (st != GM__STATUS__OK) {
@@ -705,10 +701,10 @@ START_TEST(test_master_killed_under_load) {
         .id = i};
     ck_assert_int_eq(pthread_create(&b[i].th, NULL, bumper_run, &b[i]), 0);
   }
-  nap_ms(500);
+  gm_test_sleep_ms(500);
   /* Its replica furthest along takes over (cluster_failover.h). */
   int replica = gm_test_cluster_fail_over(cl, victim);
-  nap_ms(500);
+  gm_test_sleep_ms(500);
   atomic_store(&bumpers_stop, 1);
   int acked = 0, retried = 0, bad = 0;
   for (int i = 0; i < CLIENTS; i++) {

@@ -67,10 +67,6 @@ static void teardown(void) {
   gm_test_redis_stop(&master);
 }
 
-static void nap_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 /* The seq of an OK testmkt.bump reply (frees it); fails the test on any
    other status. */
 static long long bump_seq(Gm__Reply *r, const char *idem) {
@@ -118,7 +114,7 @@ static long long settled_with_note(const char *note, long long rows) {
       }
       sqlite3_finalize(st);
     }
-    if (all != rows) nap_ms(20);
+    if (all != rows) gm_test_sleep_ms(20);
   }
   sqlite3_close(db);
   ck_assert_int_eq(all, rows);
@@ -325,7 +321,7 @@ START_TEST(test_shared_wait_connection_lost) {
     r = gm_test_redis_cmd(on_master, "GET %s", counter); /* nil: none yet */
     applied = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
     freeReplyObject(r);
-    if (blocked < 1 || applied < CALLS) nap_ms(5);
+    if (blocked < 1 || applied < CALLS) gm_test_sleep_ms(5);
   }
   ck_assert_int_eq(applied, CALLS);
   freeReplyObject(
@@ -380,7 +376,7 @@ static long long ledger_rows(void) {
 static void still_unsettled(long long rows, const char *text, int ms) {
   for (int t = 0; t < ms && ledger_rows() == rows; t += 20) {
     if (text && gm_test_gmd_log_has(gmd, text)) break;
-    nap_ms(20);
+    gm_test_sleep_ms(20);
   }
   ck_assert_int_eq(ledger_rows(), rows);
 }
@@ -412,7 +408,7 @@ START_TEST(test_settler_waits_for_the_replica) {
   freeReplyObject(
       gm_test_redis_cmd(on_master, "CLIENT KILL TYPE normal SKIPME yes"));
   for (int i = 0; i < 500 && !gm_test_gmd_log_has(gmd, "Redis is back"); i++)
-    nap_ms(20);
+    gm_test_sleep_ms(20);
   ck_assert(gm_test_gmd_log_has(gmd, "Redis is back"));
   /* The round that logged it goes on to its WAIT, which takes WAIT_MS
      with the replica stopped (a WAIT that counted it would answer at

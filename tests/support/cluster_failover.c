@@ -13,12 +13,6 @@
 /* The most nodes a cluster of cluster_fixture.c has. */
 #define GM_TEST_CLUSTER_NODES 12
 
-static void nap_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
 /* A live node's connection (the first that answers). */
 static redisContext *any_live(const gm_test_cluster *c) {
   for (int n = 0; n < gm_test_cluster_size(c); n++)
@@ -181,7 +175,7 @@ int gm_test_cluster_promote(gm_test_cluster *c, int victim) {
   redisFree(rc);
   /* The takeover is immediate on the replica; the others learn it by
      gossip. */
-  nap_ms(50);
+  gm_test_sleep_ms(50);
   gm_test_cluster_wait_ok(c);
   return replica;
 }

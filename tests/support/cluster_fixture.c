@@ -42,12 +42,6 @@ __attribute__((noreturn, format(printf, 1, 2))) static void cluster_fail(
   abort();
 }
 
-static void nap_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
 /* Non-zero when redis-server could bind 127.0.0.1:port now. */
 static int port_free(int port) {
   int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -196,7 +190,7 @@ gm_test_cluster *gm_test_cluster_start(int masters, int replicas,
   }
   for (int i = 0; i < c->n; i++) {
     int waited = 0;
-    while (!node_up(c, i) && (waited += 20) < 10000) nap_ms(20);
+    while (!node_up(c, i) && (waited += 20) < 10000) gm_test_sleep_ms(20);
     if (waited >= 10000)
       cluster_fail(
           "node on port %d did not answer PING within 10 s (is "
@@ -341,7 +335,7 @@ void gm_test_cluster_wait_ok(const gm_test_cluster *c) {
     }
     for (int s = 0; ok && s < GM_TEST_SLOTS; s++) ok = first[s] >= 0;
     if (ok) return;
-    nap_ms(50);
+    gm_test_sleep_ms(50);
   }
   cluster_fail(
       "the cluster did not reach cluster_state:ok with one slot map "

@@ -51,10 +51,6 @@ static long long now_us(void) {
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void ct_nap_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 double ct_now_ms(void) {
   return (double)now_us() / 1e3;
 }
@@ -91,7 +87,7 @@ static Gm__Reply *call_retrying(trader *t, const char *method, const char *idem,
     if (r) gm__reply__free_unpacked(r, NULL);
     t->unavailable++;
     during |= atomic_load(&window);
-    ct_nap_ms(10);
+    gm_test_sleep_ms(10);
   }
   snprintf(t->why, sizeof t->why, "%s %s: still UNAVAILABLE after %d tries",
            method, idem, MAX_TRIES);

@@ -66,7 +66,6 @@ void ct_flow_check(gm_test_cluster *cl, int node, int held, int other_orders);
 void ct_flow_free(void);
 
 /* Sleeps `ms`; the monotonic clock in ms. */
-void ct_nap_ms(int ms);
 double ct_now_ms(void);
 
 /* An integer field of `sym`'s instrument hash read on cluster node `node`;

@@ -62,7 +62,8 @@ static long long day_due(int node) {
 /* Waits (up to 10 s) until the day deadline on `node` is `want`. */
 static long long wait_day_due(int node, long long want) {
   long long v = -1;
-  for (int i = 0; i < 1000 && (v = day_due(node)) != want; i++) ct_nap_ms(10);
+  for (int i = 0; i < 1000 && (v = day_due(node)) != want; i++)
+    gm_test_sleep_ms(10);
   return v;
 }
 
@@ -150,7 +151,7 @@ static void master_killed_under_load(int held) {
      for the check; it retries, and settles all once released. */
   if (held) ct_ledger_hold();
   ct_flow_start(SYM, REF, TRADERS, 20261202u);
-  ct_nap_ms(1500);
+  gm_test_sleep_ms(1500);
   ct_clock(at(1));
   ck_assert_int_eq(wait_day_due(victim, at(2)), at(2));
   /* Due now: the master dies as soon as its firing is claimed (so it runs,
@@ -161,12 +162,12 @@ static void master_killed_under_load(int held) {
   ct_flow_window(1);
   int promoted = ct_fail_over(cl, victim, while_dead);
   double failover_ms = ct_now_ms() - t0;
-  ct_nap_ms(500);
+  gm_test_sleep_ms(500);
   ct_flow_window(0);
   ct_clock(at(4));
-  ct_nap_ms(1000);
+  gm_test_sleep_ms(1000);
   ct_clock(at(5));
-  ct_nap_ms(500);
+  gm_test_sleep_ms(500);
   ct_flow_totals t;
   ct_flow_stop(&t);
   /* A firing that failed on the dead master fires again once its claim
@@ -332,7 +333,7 @@ START_TEST(test_settler_waits_for_replica) {
   ck_assert_int_gt(entries_added(victim), before);
   /* The settler read its entries and held them back (it says so), or,
      without the wait, settled them: either happens within 10 s. */
-  for (double t0 = ct_now_ms(); ct_now_ms() - t0 < 10000; ct_nap_ms(20))
+  for (double t0 = ct_now_ms(); ct_now_ms() - t0 < 10000; gm_test_sleep_ms(20))
     if (log_lines("are not settled yet", "cluster_wait_replicas") > 0 ||
         ct_ledger_int("SELECT count(*) FROM carbon_trades") > 0)
       break;
@@ -354,7 +355,8 @@ START_TEST(test_settler_waits_for_replica) {
 
   /* The client's retry under the same key trades on the promoted master;
      each of its entries is settled once. */
-  for (double t0 = ct_now_ms(); ct_now_ms() - t0 < 20000; ct_nap_ms(100)) {
+  for (double t0 = ct_now_ms(); ct_now_ms() - t0 < 20000;
+       gm_test_sleep_ms(100)) {
     m = ct_call_idem("a", "order.place", "x", &q.base);
     if (m || ct_status != GM__STATUS__UNAVAILABLE) break;
   }

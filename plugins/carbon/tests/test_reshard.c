@@ -62,7 +62,7 @@ static void orders_while_the_slot_moves(int hold) {
   ct_flow_start(SYM, REF, TRADERS, 20261202u);
   /* Orders first, so the slot holds the instrument's keys and many
      idempotency records when it moves. */
-  ct_nap_ms(3000);
+  gm_test_sleep_ms(3000);
   rc = gm_test_cluster_connect(cl, from);
   long long keys = gm_test_redis_int(rc, "CLUSTER COUNTKEYSINSLOT %d", slot);
   redisFree(rc);
@@ -70,10 +70,10 @@ static void orders_while_the_slot_moves(int hold) {
   ct_flow_window(1);
   pid_t cli = gm_test_cluster_reshard(cl, from, to, 1);
   int st;
-  while ((st = gm_test_cluster_reshard_done(cli)) < 0) ct_nap_ms(5);
+  while ((st = gm_test_cluster_reshard_done(cli)) < 0) gm_test_sleep_ms(5);
   ct_flow_window(0);
   double move_ms = ct_now_ms() - t0;
-  ct_nap_ms(500);
+  gm_test_sleep_ms(500);
   ct_flow_totals t;
   ct_flow_stop(&t);
   ck_assert_msg(st == 0,

@@ -29,10 +29,6 @@
 
 static gm_test_cluster *cl;
 
-static void nap_ms(int ms) {
-  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
 static void setup(void) {
   cl = gm_test_cluster_start(3, 2, 1000);
   /* Before any call: with cluster_wait_replicas a write is answered only
@@ -100,7 +96,7 @@ static Gm__Procurement__BidReceipt *act(supplier *s, const char *method,
       return NULL;
     }
     if (r) gm__reply__free_unpacked(r, NULL);
-    nap_ms(20);
+    gm_test_sleep_ms(20);
   }
   fprintf(stderr, "%s %s: still UNAVAILABLE or no reply after 1000 tries\n",
           method, idem);
@@ -184,12 +180,12 @@ START_TEST(bids_survive_a_master_killed_under_load) {
         gm_test_conn_new(gm_test_gmd_endpoint(pt_gmd), NULL, NULL, NULL);
     ck_assert_int_eq(pthread_create(&s[i].th, NULL, supplier_run, &s[i]), 0);
   }
-  nap_ms(700);
+  gm_test_sleep_ms(700);
   int promoted = gm_test_cluster_fail_over(cl, victim);
   /* The promoted master's writes are answered again once the other
      replica streams from it; then some more bidding. */
   gm_test_cluster_wait_streaming(cl);
-  nap_ms(500);
+  gm_test_sleep_ms(500);
   atomic_store(&stop_flag, 1);
   int acked = 0, retried = 0, bad = 0;
   for (int i = 0; i < SUPPLIERS; i++) {
