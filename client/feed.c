@@ -24,6 +24,20 @@
    in the broker's log). */
 #define GM__ZAP_RETRY_MS 1000
 #define GM__ZAP_RETRY_MAX_MS 32000
+/* How long a feed's handshake may take before it connects again.  A broker
+   that cannot read its participant registry (Redis loading or refusing it)
+   answers "try later" (ZAP 300), and libzmq then sends the client nothing:
+   with libzmq's default (30 s) the feed stayed silent that long after the
+   registry was back, losing those events.  A CURVE handshake takes
+   milliseconds. */
+#define GM__FEED_HANDSHAKE_MS 5000
+
+/* Both feed sockets: no linger, and the handshake bound above. */
+static void gm__feed_sockopts(void *sock) {
+  int linger = 0, handshake = GM__FEED_HANDSHAKE_MS;
+  zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
+}
 
 typedef struct gm__fsub {
   char *prefix;  /* a private prefix as subscribed */
@@ -87,7 +101,6 @@ const char *gm_feed_topic_audience(const char *topic, gm_audience *audience,
 }
 
 gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
-  int linger = 0;
   gm_feed *f = calloc(1, sizeof *f);
   if (!f) {
     gm__client_set_error("out of memory creating a feed");
@@ -117,7 +130,7 @@ gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
     gm__client_set_error("cannot create a SUB socket: %s", zmq_strerror(errno));
     goto fail;
   }
-  zmq_setsockopt(f->sock, ZMQ_LINGER, &linger, sizeof linger);
+  gm__feed_sockopts(f->sock);
   int curve = gm__client_apply_curve(f->sock, &f->o);
   /* The private feed uses the same key: one refusal tells for both. */
   if (!curve && f->o.server_public_key)
@@ -173,10 +186,9 @@ static gm_status gm__feed_open_private(gm_feed *f) {
         "private_feed");
     return GM_FAILED_PRECONDITION;
   }
-  int linger = 0;
   f->priv = zmq_socket(f->ctx, ZMQ_DEALER);
   if (!f->priv) return GM_INTERNAL;
-  zmq_setsockopt(f->priv, ZMQ_LINGER, &linger, sizeof linger);
+  gm__feed_sockopts(f->priv);
   if (gm__client_apply_curve(f->priv, &f->o) ||
       zmq_connect(f->priv, f->priv_endpoint)) {
     gm__client_set_error("cannot connect to the private feed \"%s\": %s",

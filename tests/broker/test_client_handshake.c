@@ -138,6 +138,26 @@ START_TEST(a_refused_key_is_served_once_registered) {
 }
 END_TEST
 
+/* Fills Redis (started with AOF: start(1)) with enough data that loading
+   it takes a second or so, and restarts it: it answers LOADING meanwhile. */
+static void restart_with_a_long_load(void) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "EVAL %s 0",
+      "for i = 1, 1000000 do redis.call('SET', 'filler:' .. i, 'x') end"));
+  freeReplyObject(gm_test_redis_cmd(rc, "BGREWRITEAOF"));
+  for (int i = 0; i < 200; i++) {
+    redisReply *info = gm_test_redis_cmd(rc, "INFO persistence");
+    int busy = strstr(info->str, "aof_rewrite_in_progress:1") != NULL ||
+               strstr(info->str, "aof_rewrite_scheduled:1") != NULL;
+    freeReplyObject(info);
+    if (!busy) break;
+    gm_test_sleep_ms(50);
+  }
+  redisFree(rc);
+  gm_test_redis_restart_loading(redis);
+}
+
 /*
  * A Redis restarted with its data answers LOADING for a while.  The broker
  * cannot read its participant registry then: that is "try later" (ZAP 300),
@@ -155,22 +175,7 @@ START_TEST(a_loading_registry_is_not_a_refused_key) {
   ck_assert_msg(ping(c, &r) == GM_OK, "%s", r.message);
   gm_result_clear(&r);
 
-  /* Enough data that loading it takes a second or so. */
-  redisContext *rc = gm_test_redis_connect(redis);
-  freeReplyObject(gm_test_redis_cmd(
-      rc, "EVAL %s 0",
-      "for i = 1, 1000000 do redis.call('SET', 'filler:' .. i, 'x') end"));
-  freeReplyObject(gm_test_redis_cmd(rc, "BGREWRITEAOF"));
-  for (int i = 0; i < 200; i++) {
-    redisReply *info = gm_test_redis_cmd(rc, "INFO persistence");
-    int busy = strstr(info->str, "aof_rewrite_in_progress:1") != NULL ||
-               strstr(info->str, "aof_rewrite_scheduled:1") != NULL;
-    freeReplyObject(info);
-    if (!busy) break;
-    gm_test_sleep_ms(50);
-  }
-  redisFree(rc);
-  gm_test_redis_restart_loading(redis);
+  restart_with_a_long_load();
   int unavailable = 0, said_later = 0, done = 0;
   for (int i = 0; i < 100 && !done; i++) {
     /* A new client each time: a new connection, a new handshake. */
@@ -424,6 +429,69 @@ START_TEST(a_refused_feed_receives_once_registered) {
 }
 END_TEST
 
+/* Runs an ACL command on the test's Redis as the default user. */
+static void acl(const char *cmd) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *r = gm_test_redis_cmd(rc, cmd);
+  ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s: %s", cmd,
+                r ? r->str : rc->errstr);
+  freeReplyObject(r);
+  redisFree(rc);
+}
+
+/*
+ * A feed whose handshake the broker answers "try later" (ZAP 300: its
+ * registry cannot be read, here because Redis refuses gmd's user GET)
+ * gets nothing back from libzmq: it waited out libzmq's handshake timeout
+ * (30 s) before it connected again, and lost the events of those seconds.
+ * It now gives a handshake GM__FEED_HANDSHAKE_MS and connects again, so it
+ * receives within seconds of the registry being readable.
+ */
+START_TEST(a_feed_told_to_try_later_receives_soon_after) {
+  char pub[41], sec[41];
+  ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
+  register_key("gina", pub);
+  acl("ACL SETUSER default -get");
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.server_public_key = server_pub;
+  o.public_key = pub;
+  o.secret_key = sec;
+  gm_feed *f = gm_feed_new(gm_test_gmd_feed(gmd), &o);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  int told = 0;
+  for (int i = 0; i < 500 && !told; i++) {
+    told = gm_test_gmd_log_has(gmd, "could not check client key");
+    if (!told) gm_test_sleep_ms(20);
+  }
+  ck_assert_msg(told, "the feed's handshake was not told to try later");
+  acl("ACL SETUSER default +get");
+  int64_t readable = now_ms();
+  int got = 0;
+  char *topic;
+  Gm__Event *ev;
+  while (!got && now_ms() < readable + 45000) {
+    tell(GM_AUDIENCE_PUBLIC, NULL, "readable");
+    gm_status s = gm_feed_recv(f, &topic, &ev, 300);
+    ck_assert_msg(s == GM_OK || s == GM_UNAVAILABLE, "%s: %s",
+                  gm_status_name(s), gm_client_last_error());
+    if (s == GM_OK) {
+      got = 1;
+      gm_feed_event_free(&ev);
+    }
+    free(topic);
+  }
+  int64_t took = now_ms() - readable;
+  ck_assert_msg(got, "no event within 45 s of the registry being readable");
+  /* libzmq's own 30 s, against GM__FEED_HANDSHAKE_MS and a reconnect. */
+  ck_assert_msg(took < 15000,
+                "the first event came %lld ms after the registry was readable",
+                (long long)took);
+  gm_feed_destroy(&f);
+}
+END_TEST
+
 static int open_fds(void) {
   DIR *d = opendir("/proc/self/fd");
   ck_assert_ptr_nonnull(d);
@@ -491,6 +559,7 @@ int main(void) {
   tcase_add_test(tc, a_refused_feed_receives_once_registered);
   tcase_add_test(tc, a_key_record_of_the_wrong_type_is_refused_and_named);
   tcase_add_test(tc, a_registry_gmd_may_not_read_is_named_in_the_log);
+  tcase_add_test(tc, a_feed_told_to_try_later_receives_soon_after);
   suite_add_tcase(s, tc);
   TCase *loading = tcase_create("loading");
   tcase_add_checked_fixture(loading, NULL, teardown);
