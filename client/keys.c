@@ -34,6 +34,10 @@ const char *gm_client_last_error(void) {
   return gm__last_error;
 }
 
+const char *gm_client_version(void) {
+  return GM_VERSION;
+}
+
 void gm_client_options_init(gm_client_options *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);

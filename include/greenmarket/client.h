@@ -165,6 +165,11 @@ GM_CLIENT_EXPORT void gm_client_destroy(gm_client **c);
    511 bytes is cut on a whole character and ends with "...". */
 GM_CLIENT_EXPORT const char *gm_client_last_error(void);
 
+/* The library's version as "MAJOR.MINOR.PATCH" (the release it was built
+   from; libgmclient.so.MAJOR): a program may log it, or check it against
+   the version it was written for.  Static; never NULL. */
+GM_CLIENT_EXPORT const char *gm_client_version(void);
+
 /* The endpoint the client was created for (the client owns it; "" for
    NULL). */
 GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,6 +42,17 @@ static gm_status ping(gm_client *c, const char *text, gm_result *r) {
   return gm_client_call(c, "gm", "ping", NULL, &req.base,
                         &gm__ping_reply__descriptor, r);
 }
+
+/* The version is the release's, as the shared library's name carries it. */
+START_TEST(version_is_the_release) {
+  const char *v = gm_client_version();
+  ck_assert_ptr_nonnull(v);
+  ck_assert_str_eq(v, GM_TEST_VERSION);
+  unsigned major, minor, patch;
+  char rest;
+  ck_assert_int_eq(sscanf(v, "%u.%u.%u%c", &major, &minor, &patch, &rest), 3);
+}
+END_TEST
 
 START_TEST(request_reply) {
   gm_test_echo *e = gm_test_echo_start(NULL);
@@ -808,6 +820,7 @@ int main(void) {
   Suite *s = suite_create("client");
   TCase *tc = tcase_create("client");
   tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, version_is_the_release);
   tcase_add_test(tc, request_reply);
   tcase_add_test(tc, broker_errors_come_through);
   tcase_add_test(tc, replies_to_other_ids_are_ignored);
