@@ -156,21 +156,63 @@ static const char *finance__when(gm_call *call, int64_t ms) {
                        (int)(mins / 60), (int)(mins % 60));
 }
 
-gm_status finance__archived(gm_call *call, const char *id, const char *op,
-                            finance__ref *r) {
+/* The ops a party makes, and what its refusal as a non-party says they
+   do: referral.lua's need_enterprise and need_holder words. */
+static const struct {
+  const char *op, *what;
+  int bank; /* 1: a bank's op (args[1] its bank); 0: the enterprise's */
+} finance__changes[] = {
+    {"pick", "pick a bank for", 0},
+    {"answer", "answer the bank about", 0},
+    {"withdraw", "withdraw", 0},
+    {"contact", "record contact", 1},
+    {"ask", "ask the enterprise about it", 1},
+    {"approve", "approve it", 1},
+    {"fund", "fund it", 1},
+    {"decline", "decline it", 1},
+};
+
+/*
+ * A change of archived referral r by who is no party of it is refused as
+ * referral.lua refuses it, before the state: only a party learns that it
+ * ended.  GM_OK: a party (or a deadline's op), the archive is named.
+ */
+static gm_status finance__party(gm_call *call, const finance__ref *r,
+                                size_t nargs, const char *const *args) {
+  const char *op = args[0], *bank = nargs > 1 ? args[1] : "";
+  if (!strcmp(op, "claim")) {
+    if (finance__eligible(r, bank)) return GM_OK;
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "your bank %s has no product that fits referral %s; "
+                      "only banks with a fitting product (as screened when "
+                      "it was submitted) may claim it",
+                      bank, r->id);
+  }
+  for (size_t i = 0; i < sizeof finance__changes / sizeof *finance__changes;
+       i++) {
+    if (strcmp(op, finance__changes[i].op) != 0) continue;
+    if (!finance__changes[i].bank) {
+      if (!strcmp(host->participant(call), finance__f(r, "ent"))) return GM_OK;
+      return host->fail(call, GM_PERMISSION_DENIED,
+                        "only the enterprise that referred %s may %s it", r->id,
+                        finance__changes[i].what);
+    }
+    if (*bank && !strcmp(bank, finance__f(r, "bank"))) return GM_OK;
+    return host->fail(call, GM_PERMISSION_DENIED,
+                      "only the bank the enterprise picked for %s may %s; "
+                      "your bank %s does not hold it",
+                      r->id, finance__changes[i].what, bank);
+  }
+  return GM_OK;
+}
+
+gm_status finance__archived(gm_call *call, const char *id, size_t nargs,
+                            const char *const *args, finance__ref *r) {
   finance__ledger l;
   gm_status st = finance__ledger_read(call, id, &l);
   if (st != GM_OK) return st;
   /* Not archived: the script's own "no referral" stands. */
   if (!l.found || l.archived <= 0 || !*l.record) return GM_NOT_FOUND;
-  if (strcmp(op, "get") != 0)
-    /* Not its state: who asks may be no party of it. */
-    return host->fail(
-        call, GM_FAILED_PRECONDITION,
-        "referral %s ended and was archived on %s (Asia/Shanghai): its live "
-        "record left the broker and it can no longer change; its parties "
-        "still read its final record (gm finance show %s)",
-        id, finance__when(call, l.archived), id);
   gm_value *lists = host->alloc(call, 6 * sizeof *lists);
   const char *p = l.record, *stop = p + strlen(p);
   for (size_t i = 0; i < 5 && p; i++)
@@ -192,5 +234,14 @@ gm_status finance__archived(gm_call *call, const char *id, const char *op,
   gm_value all = {.type = GM_VALUE_ARRAY, .n = 6, .items = lists};
   if ((st = finance__ref_parse(call, &all, r)) != GM_OK) return st;
   r->archived = l.archived;
-  return GM_OK;
+  if (!strcmp(args[0], "get")) return GM_OK;
+  if ((st = finance__party(call, r, nargs, args)) != GM_OK) return st;
+  /* Not its state: a party learns that it ended, as referral.lua's
+     refusal while it is being archived. */
+  return host->fail(
+      call, GM_FAILED_PRECONDITION,
+      "referral %s ended and was archived on %s (Asia/Shanghai): its live "
+      "record left the broker and it can no longer change; its parties "
+      "still read its final record (gm finance show %s)",
+      id, finance__when(call, l.archived), id);
 }

@@ -287,13 +287,15 @@ gm_status finance__bank_queue(gm_call *call, const ProtobufCMessage *req,
    the ledger holds its record. */
 gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg);
 /*
- * After referral.lua answered NOT_FOUND for `op` on `id`: an archived
- * referral is read from the ledger ('get': *r filled, GM_OK) or refused
- * (any other op: GM_FAILED_PRECONDITION naming the archive); GM_NOT_FOUND
- * when the ledger has no archived referral `id` either.
+ * After referral.lua answered NOT_FOUND for args (op, ...) on `id`: an
+ * archived referral is read from the ledger ('get': *r filled, GM_OK) or
+ * refused (any other op: GM_PERMISSION_DENIED to who is no party of it,
+ * as referral.lua refuses it, else GM_FAILED_PRECONDITION naming the
+ * archive); GM_NOT_FOUND when the ledger has no archived referral `id`
+ * either.
  */
-gm_status finance__archived(gm_call *call, const char *id, const char *op,
-                            finance__ref *r);
+gm_status finance__archived(gm_call *call, const char *id, size_t nargs,
+                            const char *const *args, finance__ref *r);
 
 /* ---- reports.c ---- */
 

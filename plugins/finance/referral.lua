@@ -188,17 +188,19 @@ if not r then
     'referrals lists yours, gm finance queue your bank\'s)')
 end
 if op == 'get' then return reply({'get', I(r.st)}) end
--- Being archived: nothing changes any more (the deadlines' expire and
--- miss find nothing due in an ended referral, below).  Not its state:
--- who asks may be no party of it (as archive.c's refusal after).
-if r.arch and op ~= 'expire' and op ~= 'miss' then
-  return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' ended and is ' ..
-    'being archived: its record moves to the ledger and it can no ' ..
-    'longer change; its parties still read it (gm finance show ' .. ID ..
-    ')')
-end
 
+-- Every change checks who asks first, then the state (need_state), so
+-- only a party learns that the referral ended.  Being archived, nothing
+-- changes any more (the deadlines' expire and miss find nothing due in
+-- an ended referral, below): need_state says so, not naming its state
+-- (as archive.c's refusal after the archive).
 local function need_state(what, ...)
+  if r.arch then
+    return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' ended and ' ..
+      'is being archived: its record moves to the ledger and it can no ' ..
+      'longer change; its parties still read it (gm finance show ' .. ID ..
+      ')')
+  end
   for _, s in ipairs({...}) do if r.st == s then return nil end end
   local names = {}
   for _, s in ipairs({...}) do names[#names + 1] = sname(s) end

@@ -161,7 +161,7 @@ gm_status finance__referral_run(gm_call *call, const char *id, size_t nargs,
   gm_status st = finance__run(call, "referral", id, nargs, args, &v);
   /* No referral in Redis: an archived one answers from the ledger. */
   if (st == GM_NOT_FOUND && nargs && strcmp(args[0], "create") != 0)
-    return finance__archived(call, id, args[0], r);
+    return finance__archived(call, id, nargs, args, r);
   if (st != GM_OK) return st;
   return finance__ref_parse(call, v, r);
 }

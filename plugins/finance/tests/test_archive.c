@@ -413,6 +413,83 @@ START_TEST(a_kill_mid_archive_finishes_it_once) {
 }
 END_TEST
 
+/* What a participant who is no party of referral `id` is answered when it
+   tries to change it: refused as before the referral ended, and nothing
+   said of its end nor of its archive.  `when`: for the message. */
+static void non_parties_refused(const char *id, const char *when) {
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = (char *)id;
+  t.text = "not ours";
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = (char *)id;
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = (char *)id;
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_CREDIT;
+  d.text = "not ours";
+  struct {
+    const char *as, *method, *text;
+    const ProtobufCMessage *req;
+  } calls[] = {
+      {"zeta", "referral.withdraw", "only the enterprise that referred",
+       &t.base},
+      {"ccb1", "referral.claim", "has no product that fits", &c.base},
+      {"ccb1", "referral.decline", "does not hold it", &d.base},
+  };
+  for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+    ft_expect(calls[i].as, calls[i].method, calls[i].req,
+              GM__STATUS__PERMISSION_DENIED, calls[i].text);
+    ck_assert_msg(!strstr(ft_message, "archiv") &&
+                      !strstr(ft_message, "ended") &&
+                      !strstr(ft_message, "withdrawn"),
+                  "%s, %s %s: a non-party learns of its end: %s", when,
+                  calls[i].as, calls[i].method, ft_message);
+  }
+}
+
+/*
+ * Who is no party of a referral learns nothing of its end from a refused
+ * change, before, while and after it is archived: another enterprise
+ * withdrawing it, a bank with no fitting product claiming or declining it
+ * are refused as ever.  Its enterprise is told of the archive.
+ */
+START_TEST(a_non_party_learns_nothing_of_the_archive) {
+  char b[32];
+  ft_bank("ccb", "ccb1"); /* no product: it was never offered b */
+  ft_enterprise("zeta", "330502");
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE state = 9",
+                                  1),
+                   1);
+  non_parties_refused(b, "ended");
+  /* Marked, its record not yet in the ledger (held locked). */
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  ft_clock(DUE);
+  int marked = wait_marked(b)[0] != '\0';
+  if (marked) non_parties_refused(b, "being archived");
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  ck_assert(marked);
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = b;
+  t.text = "again";
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE archived_ms > 0",
+                                  1),
+                   1);
+  ft_clock(DUE + RETRY);
+  ck_assert_int_eq(wait_gone(b), 0);
+  non_parties_refused(b, "archived");
+  ft_expect("acme", "referral.withdraw", &t.base,
+            GM__STATUS__FAILED_PRECONDITION, "was archived on");
+}
+END_TEST
+
 /* Redis's used_memory once the stored replies are gone: every call's reply
    is kept [redis] idempotency_ttl (a day) for its retries whatever the
    archive does, so they are dropped here as their expiry would (no call
@@ -504,6 +581,7 @@ int main(void) {
   tcase_add_test(tc, an_ended_referral_leaves_redis_and_reads_from_the_ledger);
   tcase_add_test(tc, a_referral_the_ledger_has_not_caught_up_with_stays);
   tcase_add_test(tc, a_kill_mid_archive_finishes_it_once);
+  tcase_add_test(tc, a_non_party_learns_nothing_of_the_archive);
   tcase_add_test(tc, archived_referrals_free_their_memory);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
