@@ -490,6 +490,64 @@ START_TEST(a_non_party_learns_nothing_of_the_archive) {
 }
 END_TEST
 
+/* referral.withdraw of `id` under idempotency key `key`: its status and
+   reply bytes. */
+static int withdraw_keyed(const char *id, const char *key, packed *out) {
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = (char *)id;
+  t.text = "no longer needed";
+  Gm__Reply *r = gm_test_call(ft_conn, "acme", "finance", "referral.withdraw",
+                              key, &t.base);
+  ck_assert_ptr_nonnull(r);
+  int status = r->status;
+  out->len = r->body.len;
+  ck_assert_uint_le(out->len, sizeof out->buf);
+  if (out->len) memcpy(out->buf, r->body.data, out->len);
+  gm__reply__free_unpacked(r, NULL);
+  return status;
+}
+
+/*
+ * A client that never saw the reply to its withdrawal retries it under
+ * the same idempotency key after the referral was archived (its stored
+ * replies still live): it gets the answer the withdrawal had, and nothing
+ * comes back to Redis.
+ */
+START_TEST(a_retry_after_the_archive_answers_as_the_first_time) {
+  char b[32];
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  packed *first = malloc(sizeof *first), *again = malloc(sizeof *again);
+  ck_assert_int_eq(withdraw_keyed(b, "wd-1", first), GM__STATUS__OK);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE state = 9",
+                                  1),
+                   1);
+  ft_clock(DUE);
+  ck_assert(wait_archiving(b));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE archived_ms > 0",
+                                  1),
+                   1);
+  ft_clock(DUE + RETRY);
+  ck_assert_int_eq(wait_gone(b), 0);
+  int64_t moves = ft_ledger_int("SELECT count(*) FROM finance_transitions");
+  ck_assert_int_eq(withdraw_keyed(b, "wd-1", again), GM__STATUS__OK);
+  ck_assert_msg(
+      first->len == again->len && !memcmp(first->buf, again->buf, first->len),
+      "the retry answers otherwise after the archive");
+  ft_nap(300);
+  ck_assert_int_eq(tag_keys(b), 0);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_transitions"),
+                   moves);
+  /* A new key: refused, naming the archive. */
+  ck_assert_int_eq(withdraw_keyed(b, "wd-2", again),
+                   GM__STATUS__FAILED_PRECONDITION);
+  ck_assert_int_eq(tag_keys(b), 0);
+  free(first);
+  free(again);
+}
+END_TEST
+
 /* Redis's used_memory once the stored replies are gone: every call's reply
    is kept [redis] idempotency_ttl (a day) for its retries whatever the
    archive does, so they are dropped here as their expiry would (no call
@@ -582,6 +640,7 @@ int main(void) {
   tcase_add_test(tc, a_referral_the_ledger_has_not_caught_up_with_stays);
   tcase_add_test(tc, a_kill_mid_archive_finishes_it_once);
   tcase_add_test(tc, a_non_party_learns_nothing_of_the_archive);
+  tcase_add_test(tc, a_retry_after_the_archive_answers_as_the_first_time);
   tcase_add_test(tc, archived_referrals_free_their_memory);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
