@@ -11,7 +11,8 @@
  * the referral.  The ledger behind, the deadline is set a minute later.
  * From then on referral.get, referral.list and the sync deadline read the
  * record from the ledger (the same views, the same access rules), and
- * every change is refused naming the archive.
+ * every change is refused: naming the archive to a party of it, as before
+ * it ended to anyone else (finance__party).
  */
 #include <stdio.h>
 #include <stdlib.h>
