@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -436,6 +437,41 @@ typedef struct gm_host_api {
    */
   int (*participant_has_role)(gm_call *call, const char *id, const char *role);
 } gm_host_api;
+
+/*
+ * A whole-number setting of the market's config section for its init:
+ * *out is the value of `key` in [market.<market>], or `def` when the line
+ * is absent.  A value that is not a whole number in min..max is logged at
+ * ERROR (the setting, what was written, the range in `unit`, e.g. "days",
+ * "" for a flag or a count of nothing in particular, and the default) and
+ * answers GM_INVALID_ARGUMENT, *out left as it was: the init then fails, so gmd
+ * (and `gmd --check`) refuses the market rather than run it on a value the
+ * operator did not write.  Check every setting before failing, so one start
+ * names them all.
+ */
+static inline gm_status gm_config_long(gm_market *m, const gm_host_api *h,
+                                       const char *market, const char *key,
+                                       long def, long min, long max,
+                                       const char *unit, long *out) {
+  const char *s = h->config(m, key, NULL);
+  if (!s) {
+    *out = def;
+    return GM_OK;
+  }
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v < min || v > max) {
+    h->log(m, GM_LOG_ERROR,
+           "[market.%s] %s = %s is not a whole number%s%s in %ld..%ld: "
+           "write one in that range, or remove the line for the default "
+           "(%ld%s%s); the market is not loaded until then",
+           market, key, s, unit && *unit ? " of " : "", unit ? unit : "", min,
+           max, def, unit && *unit ? " " : "", unit ? unit : "");
+    return GM_INVALID_ARGUMENT;
+  }
+  *out = v;
+  return GM_OK;
+}
 
 /* Script flags (gm_host_api.script_register_flags). */
 #define GM_SCRIPT_READ_ONLY 0x1u

@@ -34,21 +34,6 @@ long carbon__kill_after_step;
 
 /* ---- plugin ------------------------------------------------------------ */
 
-static long carbon__config_long(gm_market *m, const char *key, long def,
-                                long min, long max) {
-  const char *s = host->config(m, key, NULL);
-  char *end;
-  if (!s) return def;
-  long v = strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < min || v > max) {
-    host->log(m, GM_LOG_WARN,
-              "[market.carbon] %s = %s is not a number in %ld..%ld; using %ld",
-              key, s, min, max, def);
-    return def;
-  }
-  return v;
-}
-
 static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
   gm_status st;
 
@@ -63,19 +48,23 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
            "gmd built from the same SDK or later");
     return GM_UNIMPLEMENTED;
   }
-  carbon__max_fills = carbon__config_long(m, "max_fills", 64, 1, 1000);
-  carbon__expire_batch = carbon__config_long(m, "expire_batch", 256, 1, 10000);
-  carbon__mass_cancel_max =
-      carbon__config_long(m, "mass_cancel_max", 1000, 1, 100000);
-  carbon__reconcile_page =
-      carbon__config_long(m, "reconcile_page", 1000, 1, 100000);
-  carbon__max_steps =
-      carbon__config_long(m, "max_steps", 64, 1, CARBON_MAX_STEPS_LIMIT);
-  carbon__inflight_ms =
-      carbon__config_long(m, "inflight_ms", 5000, 100, 3600000);
+  int bad = 0;
+  bad |= gm_config_long(m, h, "carbon", "max_fills", 64, 1, 1000,
+                        "resting orders", &carbon__max_fills) != GM_OK;
+  bad |= gm_config_long(m, h, "carbon", "expire_batch", 256, 1, 10000, "orders",
+                        &carbon__expire_batch) != GM_OK;
+  bad |= gm_config_long(m, h, "carbon", "mass_cancel_max", 1000, 1, 100000,
+                        "orders", &carbon__mass_cancel_max) != GM_OK;
+  bad |= gm_config_long(m, h, "carbon", "reconcile_page", 1000, 1, 100000,
+                        "accounts", &carbon__reconcile_page) != GM_OK;
+  bad |=
+      gm_config_long(m, h, "carbon", "max_steps", 64, 1, CARBON_MAX_STEPS_LIMIT,
+                     "steps", &carbon__max_steps) != GM_OK;
+  bad |= gm_config_long(m, h, "carbon", "inflight_ms", 5000, 100, 3600000,
+                        "milliseconds", &carbon__inflight_ms) != GM_OK;
 #ifdef GM_FAILURE_INJECTION
-  carbon__kill_after_step =
-      carbon__config_long(m, "test_kill_after_step", 0, 0, 1000);
+  bad |= gm_config_long(m, h, "carbon", "test_kill_after_step", 0, 0, 1000,
+                        "steps", &carbon__kill_after_step) != GM_OK;
   if (carbon__kill_after_step)
     host->log(m, GM_LOG_WARN,
               "[market.carbon] test_kill_after_step = %ld: gmd kills itself "
@@ -93,6 +82,7 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
               "[market.carbon] sweep_ms is ignored: expiry, closes and orders "
               "left in flight run on deadlines now ([deadlines] in "
               "docs/operations.md); remove it from the config");
+  if (bad) return GM_INVALID_ARGUMENT;
 
   if ((st = carbon__scripts_register(m)) != GM_OK) return st;
   if ((st = carbon__settle_init(m)) != GM_OK) return st;

@@ -39,22 +39,6 @@ static int64_t *finance__hol, *finance__work;
 static size_t finance__nhol, finance__nwork;
 static char *finance__sources[4]; /* constants + lib + script, per script */
 
-static long finance__config_long(gm_market *m, const char *key, long def,
-                                 long min, long max) {
-  const char *s = host->config(m, key, NULL);
-  char *end;
-  if (!s) return def;
-  long v = strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < min || v > max) {
-    host->log(m, GM_LOG_WARN,
-              "[market.finance] %s = %s is not a number in %ld..%ld; using "
-              "%ld",
-              key, s, min, max, def);
-    return def;
-  }
-  return v;
-}
-
 const finance__entry *finance__builtin_find(const char *code) {
   for (size_t i = 0; code && i < finance__nbuiltin; i++)
     if (!strcmp(finance__builtin[i].code, code)) return &finance__builtin[i];
@@ -177,19 +161,25 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
            "built from the same SDK or later");
     return GM_UNIMPLEMENTED;
   }
-  finance__max_claims = finance__config_long(m, "max_claims", 3, 1, 20);
-  finance__pick_days = finance__config_long(m, "pick_working_days", 5, 1, 60);
-  finance__contact_days = finance__config_long(m, "contact_days", 7, 1, 90);
-  finance__sync_ms = finance__config_long(m, "sync_ms", 5000, 100, 3600000);
-  finance__offer_days = finance__config_long(m, "link_offer_days", 7, 1, 90);
+  int bad = 0;
+  bad |= gm_config_long(m, h, "finance", "max_claims", 3, 1, 20, "claims",
+                        &finance__max_claims) != GM_OK;
+  bad |= gm_config_long(m, h, "finance", "pick_working_days", 5, 1, 60,
+                        "working days", &finance__pick_days) != GM_OK;
+  bad |= gm_config_long(m, h, "finance", "contact_days", 7, 1, 90, "days",
+                        &finance__contact_days) != GM_OK;
+  bad |= gm_config_long(m, h, "finance", "sync_ms", 5000, 100, 3600000,
+                        "milliseconds", &finance__sync_ms) != GM_OK;
+  bad |= gm_config_long(m, h, "finance", "link_offer_days", 7, 1, 90, "days",
+                        &finance__offer_days) != GM_OK;
   /* As procurement's: ended referrals stay live a month, the weeks in
      which the parties still look at them; their record stays in the
      ledger for good (archive.c). */
-  finance__archive_days =
-      finance__config_long(m, "archive_after_days", 30, 0, 3650);
+  bad |= gm_config_long(m, h, "finance", "archive_after_days", 30, 0, 3650,
+                        "days", &finance__archive_days) != GM_OK;
 #ifdef GM_FAILURE_INJECTION
-  finance__kill_before_index =
-      finance__config_long(m, "test_kill_before_index", 0, 0, 1);
+  bad |= gm_config_long(m, h, "finance", "test_kill_before_index", 0, 0, 1, "",
+                        &finance__kill_before_index) != GM_OK;
   if (finance__kill_before_index)
     host->log(m, GM_LOG_WARN,
               "[market.finance] test_kill_before_index = 1: gmd kills itself "
@@ -201,6 +191,7 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
               "[market.finance] test_kill_before_index is ignored: this build "
               "has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
 #endif
+  if (bad) return GM_INVALID_ARGUMENT;
 
   if (gm__finance_catalogue_parse(gm_finance_catalogue_csv,
                                   finance__builtin_add, NULL, err,

@@ -183,22 +183,6 @@ void pr__tell(gm_call *call, gm_audience a, const char *who, const char *event,
 
 /* ---- plugin ---- */
 
-static long pr__config_long(gm_market *m, const char *key, long def, long min,
-                            long max) {
-  const char *s = host->config(m, key, NULL);
-  char *end;
-  if (!s) return def;
-  long v = strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < min || v > max) {
-    host->log(m, GM_LOG_WARN,
-              "[market.procurement] %s = %s is not a number in %ld..%ld; "
-              "using %ld",
-              key, s, min, max, def);
-    return def;
-  }
-  return v;
-}
-
 static gm_status pr__init(gm_market *m, const gm_host_api *h) {
   static const struct {
     const char *name;
@@ -220,29 +204,35 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
            "a gmd built from the same SDK or later");
     return GM_UNIMPLEMENTED;
   }
-  pr__page = pr__config_long(m, "page", 200, 10, PR_RECORDS_PER_RUN);
+  int bad = 0;
+  bad |= gm_config_long(m, h, "procurement", "page", 200, 10,
+                        PR_RECORDS_PER_RUN, "bids", &pr__page) != GM_OK;
   const char *prefix = host->config(m, "ocid_prefix", NULL);
   if (prefix) {
     if (strncmp(prefix, "ocds-", 5) != 0 || strlen(prefix) != 11 ||
-        !pr_valid_name(prefix, 11, 11, 0))
-      host->log(m, GM_LOG_WARN,
-                "[market.procurement] ocid_prefix = %s is not an OCDS prefix "
-                "(ocds- and 6 letters or digits, as the Open Contracting "
-                "Partnership registers them); using %s",
+        !pr_valid_name(prefix, 11, 11, 0)) {
+      host->log(m, GM_LOG_ERROR,
+                "[market.procurement] ocid_prefix = %s is not an OCDS prefix: "
+                "write ocds- and the 6 letters or digits the Open "
+                "Contracting Partnership registered for you, or remove the "
+                "line for %s; the market is not loaded until then",
                 prefix, pr__ocid_prefix);
-    else
+      bad = 1;
+    } else {
       snprintf(pr__ocid_prefix, sizeof pr__ocid_prefix, "%s", prefix);
+    }
   }
 #ifdef GM_FAILURE_INJECTION
-  pr__kill_after_page =
-      pr__config_long(m, "test_kill_after_page", 0, 0, 1000000);
+  bad |= gm_config_long(m, h, "procurement", "test_kill_after_page", 0, 0,
+                        1000000, "pages", &pr__kill_after_page) != GM_OK;
   if (pr__kill_after_page)
     host->log(m, GM_LOG_WARN,
               "[market.procurement] test_kill_after_page = %ld: gmd kills "
               "itself after storing that page of an opening (failure "
               "injection for tests); remove it from the config",
               pr__kill_after_page);
-  pr__kill_in_totals = pr__config_long(m, "test_kill_in_totals", 0, 0, 1);
+  bad |= gm_config_long(m, h, "procurement", "test_kill_in_totals", 0, 0, 1, "",
+                        &pr__kill_in_totals) != GM_OK;
   if (pr__kill_in_totals)
     host->log(m, GM_LOG_WARN,
               "[market.procurement] test_kill_in_totals = 1: gmd kills "
@@ -272,8 +262,11 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
      to complain to the finance department after a challenge's answer (GP
      Law art. 55), the weeks in which the parties still look at an ended
      tender; its record stays in the ledger for good. */
-  pr__archive_ms =
-      (int64_t)pr__config_long(m, "archive_after_days", 30, 0, 3650) * 86400000;
+  long archive_days = 30;
+  bad |= gm_config_long(m, h, "procurement", "archive_after_days", 30, 0, 3650,
+                        "days", &archive_days) != GM_OK;
+  if (bad) return GM_INVALID_ARGUMENT;
+  pr__archive_ms = (int64_t)archive_days * 86400000;
   if ((st = pr__seal_init(m)) != GM_OK) return st;
   if ((st = pr__calendar_init(m)) != GM_OK) return st;
 

@@ -843,19 +843,24 @@ END_TEST
 
 /* `gmd --check -c <conf>` with [plugins] `load`: its exit status; what it
    printed (stdout and stderr) goes to out. */
-static int check_load(const char *load, char *out, size_t outlen) {
+static int check_conf(const char *load, const char *extra, char *out,
+                      size_t outlen) {
   char *conf = gm_test_redis_path(redis, "check.conf");
   FILE *f = fopen(conf, "w");
   ck_assert_ptr_nonnull(f);
   fprintf(f,
           "[redis]\nunix = %s\n[ledger]\npath = check.sqlite\n"
           "[security]\nmode = dev\n[metrics]\nlisten =\n"
-          "[plugins]\ndir = %s\nload = %s\n",
-          gm_test_redis_socket(redis), TEST_PLUGIN_DIR, load);
+          "[plugins]\ndir = %s\nload = %s\n%s",
+          gm_test_redis_socket(redis), TEST_PLUGIN_DIR, load, extra);
   fclose(f);
   int rc = gm_test_gmd_check(conf, out, outlen);
   free(conf);
   return rc;
+}
+
+static int check_load(const char *load, char *out, size_t outlen) {
+  return check_conf(load, "", out, outlen);
 }
 
 /*
@@ -885,6 +890,37 @@ START_TEST(check_fails_when_a_plugin_is_refused) {
                        "[plugins] dir"),
                 "%s", out);
   ck_assert_msg(strstr(out, "testmkt"), "the markets there: %s", out);
+}
+END_TEST
+
+/*
+ * A market's setting out of its range (gm_config_long, plugin.h) refuses
+ * the market, saying what to write, instead of running on a default the
+ * operator never wrote (the markets logged a warning and used it).
+ */
+START_TEST(a_market_setting_out_of_range_refuses_the_market) {
+  redis = gm_test_redis_start();
+  char out[8192];
+  ck_assert_int_eq(
+      check_conf("testmkt", "[market.testmkt]\ntest_kill_in_deadline = 0\n",
+                 out, sizeof out),
+      0);
+  static const char *bad[] = {"2", "yes", "", "99999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char extra[128], want[160];
+    snprintf(extra, sizeof extra,
+             "[market.testmkt]\ntest_kill_in_deadline = %s\n", bad[i]);
+    ck_assert_int_eq(check_conf("testmkt", extra, out, sizeof out), 1);
+    snprintf(want, sizeof want,
+             "[market.testmkt] test_kill_in_deadline = %s is not a whole "
+             "number in 0..1: write one in that range, or remove the line "
+             "for the default (0)",
+             bad[i]);
+    ck_assert_msg(strstr(out, want) && strstr(out,
+                                              "init failed with "
+                                              "INVALID_ARGUMENT"),
+                  "%s: %s", bad[i], out);
+  }
 }
 END_TEST
 
@@ -1584,6 +1620,7 @@ int main(void) {
   tcase_set_timeout(tc3, 60);
   tcase_add_test(tc3, refused_plugins_leave_no_trace);
   tcase_add_test(tc3, check_fails_when_a_plugin_is_refused);
+  tcase_add_test(tc3, a_market_setting_out_of_range_refuses_the_market);
   tcase_add_test(tc3, pipelined_workers_run_each_request_once);
   tcase_add_test(tc3, pipeline_of_one_runs_each_request_once);
   tcase_add_test(tc3, core_clock_set_retry_changes_nothing);

@@ -450,7 +450,11 @@ static gm_status init(gm_market *m, const gm_host_api *api) {
   if (st == GM_OK)
     st = host->deadline_register(m, "slowfail", on_slowfail, NULL);
 #ifdef GM_FAILURE_INJECTION
-  kill_in_deadline = atoi(host->config(m, "test_kill_in_deadline", "0"));
+  long kill = 0;
+  if (st == GM_OK && gm_config_long(m, host, "testmkt", "test_kill_in_deadline",
+                                    0, 0, 1, "", &kill) != GM_OK)
+    st = GM_INVALID_ARGUMENT;
+  kill_in_deadline = (int)kill;
 #endif
   return st;
 }
