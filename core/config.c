@@ -257,6 +257,15 @@ int gm__config_check(const gm__config *c, char *err, size_t errlen) {
   for (size_t i = 0; i < c->n; i++) {
     const entry *e = &c->entries[i];
     if (strncasecmp(e->section, "market.", 7) == 0 && e->section[7]) continue;
+    if (!e->section[0]) {
+      /* inih gives a key above the first [section] header section "". */
+      snprintf(err, errlen,
+               "%s: a key before any [section] header; move it under the "
+               "section it belongs to (docs/operations.md, Configuration "
+               "reference)",
+               e->key);
+      return -1;
+    }
     const struct known_section *ks = NULL;
     for (size_t j = 0; j < N_KNOWN; j++)
       if (strcasecmp(e->section, known[j].name) == 0) ks = &known[j];

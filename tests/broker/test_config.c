@@ -137,6 +137,19 @@ START_TEST(a_misspelt_key_or_section_is_refused_with_the_spelling) {
 }
 END_TEST
 
+/* inih files a key above the first header under section "": it is named as
+   such, not as an unknown section "[]". */
+START_TEST(a_key_before_any_section_is_refused_as_such) {
+  char err[1024];
+  ck_assert_int_eq(
+      check_text("workers = 2\n[broker]\nendpoint = a\n", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "workers: a key before any [section] header") &&
+                    strstr(err, "move it under the section") &&
+                    !strstr(err, "[]"),
+                "%s", err);
+}
+END_TEST
+
 START_TEST(every_documented_key_and_market_sections_pass) {
   char err[1024];
   ck_assert_int_eq(
@@ -314,6 +327,7 @@ int main(void) {
   tcase_add_test(tc, reports_the_bad_line);
   tcase_add_test(tc, reports_a_missing_file);
   tcase_add_test(tc, a_misspelt_key_or_section_is_refused_with_the_spelling);
+  tcase_add_test(tc, a_key_before_any_section_is_refused_as_such);
   tcase_add_test(tc, every_documented_key_and_market_sections_pass);
   tcase_add_test(tc, admin_keys_must_be_z85_public_keys);
   tcase_add_test(tc, a_missing_plugin_dir_is_refused);
