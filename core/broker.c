@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -76,6 +77,7 @@ struct gm__broker {
   gm_market **markets;        /* loaded plugins */
   size_t n_markets;           /* how many */
   size_t n_refused;           /* plugin files tried and refused at start */
+  size_t n_unread;            /* [market.NAME] sections no plugin can read */
   gm__roles *roles;           /* admin + the markets' roles */
   void *zctx;                 /* zmq context */
   gm__worker **workers;       /* n_workers of them (NULL until started) */
@@ -112,6 +114,10 @@ size_t gm__broker_markets(const gm__broker *b) {
 
 size_t gm__broker_refused(const gm__broker *b) {
   return b->n_refused;
+}
+
+size_t gm__broker_unread_sections(const gm__broker *b) {
+  return b->n_unread;
 }
 
 gm_market *gm__broker_market(const gm__broker *b, size_t i) {
@@ -226,6 +232,42 @@ static void missing_plugin(const char *path, const char *dir) {
           : used ? "holds: "
                  : "holds none",
           have, !d ? ": fix [plugins] dir" : "");
+}
+
+/*
+ * The [market.NAME] sections whose NAME is no loaded market and has no
+ * gm_NAME.so in dir (a plugin there that was refused, or that [plugins] load
+ * leaves out, keeps its section): a misspelt or stale name, whose keys no
+ * market reads.  Each is logged with the nearest loaded market's name; how
+ * many.
+ */
+static size_t unread_market_sections(const gm__broker *b, const gm__config *cfg,
+                                     const char *dir) {
+  const char *sections[64], *loaded[64];
+  size_t n = gm__config_markets(cfg, sections, 64), nl = 0, unread = 0;
+  for (size_t i = 0; i < b->n_markets && nl < 64; i++)
+    loaded[nl++] = b->markets[i]->name;
+  for (size_t i = 0; i < n; i++) {
+    size_t j = 0;
+    while (j < nl && strcasecmp(loaded[j], sections[i]) != 0) j++;
+    if (j < nl) continue;
+    char *file = NULL;
+    if (asprintf(&file, "%s/gm_%s.so", dir, sections[i]) < 0) abort();
+    int there = access(file, F_OK) == 0;
+    free(file);
+    if (there) continue;
+    const char *near = gm__config_nearest(sections[i], loaded, nl);
+    gm__log(GM_LOG_WARN, "loader",
+            "[market.%s]: no market %s is loaded and [plugins] dir (%s) has "
+            "no gm_%s.so, so no market reads this section's keys%s%s%s; "
+            "give the section a loaded market's name (gm markets lists them) "
+            "or delete it",
+            sections[i], sections[i], dir, sections[i],
+            near ? " (did you mean [market." : "", near ? near : "",
+            near ? "]?)" : "");
+    unread++;
+  }
+  return unread;
 }
 
 /* Reads "secret = <z85>" from gm keygen's file into out (the one config
@@ -670,13 +712,14 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
     free(paths[i]);
   }
   free(paths);
-  free(dir);
   /* Only now, with every plugin loaded, may one market name another's
      roles. */
   size_t loaded = b->n_markets;
   gm__plugins_check_roles(b->markets, &b->n_markets);
   b->n_refused += loaded - b->n_markets;
   b->roles = gm__roles_new(b->markets, b->n_markets);
+  b->n_unread = unread_market_sections(b, cfg, dir);
+  free(dir);
   /* Migrations are done; the settler owns the writer connection from now. */
   gm__ledger_close(&b->host.ledger);
   return b;

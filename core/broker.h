@@ -47,6 +47,9 @@ size_t gm__broker_markets(const gm__broker *b);
 gm_market *gm__broker_market(const gm__broker *b, size_t i);
 /* How many plugin files were refused at start (logged with the reason). */
 size_t gm__broker_refused(const gm__broker *b);
+/* How many [market.NAME] sections name no loaded market and no plugin file
+ * in [plugins] dir (each logged at start): keys no market reads. */
+size_t gm__broker_unread_sections(const gm__broker *b);
 /* The loaded market named `name`, or NULL. */
 gm_market *gm__broker_find_market(const gm__broker *b, const char *name);
 

@@ -225,16 +225,34 @@ static size_t distance(const char *a, const char *b) {
   return la + lb ? row[lb] : 0;
 }
 
-/* " (did you mean X?)" for the nearest of `names` within 2 edits (or a
- * case-only difference), else "". */
-static void suggest(const char *word, const char *const *names, size_t n,
-                    char *out, size_t outlen) {
+const char *gm__config_nearest(const char *word, const char *const *names,
+                               size_t n) {
   const char *best = NULL;
   size_t bestd = 3;
   for (size_t i = 0; i < n && names[i]; i++) {
     size_t d = distance(word, names[i]);
     if (d < bestd) bestd = d, best = names[i];
   }
+  return best;
+}
+
+size_t gm__config_markets(const gm__config *c, const char **out, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    const char *s = c->entries[i].section;
+    if (strncasecmp(s, "market.", 7) != 0 || !s[7]) continue;
+    size_t j = 0;
+    while (j < n && strcasecmp(out[j], s + 7) != 0) j++;
+    if (j == n && n < max) out[n++] = s + 7;
+  }
+  return n;
+}
+
+/* " (did you mean X?)" for the nearest of `names` within 2 edits (or a
+ * case-only difference), else "". */
+static void suggest(const char *word, const char *const *names, size_t n,
+                    char *out, size_t outlen) {
+  const char *best = gm__config_nearest(word, names, n);
   if (best)
     snprintf(out, outlen, " (did you mean %s?)", best);
   else

@@ -45,4 +45,13 @@ char *gm__config_path(const gm__config *c, const char *section, const char *key,
  */
 int gm__config_check(const gm__config *c, char *err, size_t errlen);
 
+/* The NAMEs of the file's [market.NAME] sections, each once, in file order:
+ * up to max into out (pointers into c), how many. */
+size_t gm__config_markets(const gm__config *c, const char **out, size_t max);
+
+/* The one of names (n of them, or up to a NULL) nearest to word within 2
+ * edits, case aside, or NULL: the spelling to suggest for a typo. */
+const char *gm__config_nearest(const char *word, const char *const *names,
+                               size_t n);
+
 #endif

@@ -26,7 +26,8 @@ static void usage(FILE *out) {
           "\n"
           "  -c, --config FILE   the configuration file (required)\n"
           "      --check         load the config and the plugins, then exit:\n"
-          "                      0 when all load, 1 when any is refused\n"
+          "                      0 when all load, 1 when any is refused or\n"
+          "                      a [market.NAME] section names no market\n"
           "  -l, --log-level L   debug, info, warn or error (overrides [log])\n"
           "  -h, --help          this help\n"
           "  -V, --version       the version\n");
@@ -134,6 +135,15 @@ int main(int argc, char **argv) {
               "market(s) loaded; fix them, or take them out of [plugins] "
               "load\n",
               path, gm__broker_refused(b), gm__broker_markets(b));
+      rc = 1;
+    }
+    if (gm__broker_unread_sections(b)) {
+      /* gmd runs with them (their markets' keys take their defaults), but
+         a check must not call a setting nobody reads valid. */
+      fprintf(stderr,
+              "gmd: %s: %zu [market.NAME] section(s) name no market (the "
+              "lines above say which); fix their names or delete them\n",
+              path, gm__broker_unread_sections(b));
       rc = 1;
     }
     if (rc == 0)

@@ -222,20 +222,26 @@ START_TEST(listen_values_are_checked_at_start) {
 END_TEST
 
 /* gmd --check with [plugins] load = `load` (dir: `dir`, or the test
-   plugins): its exit status, the output in out. */
-static int check_load(gm_test_redis *r, const char *dir, const char *load,
-                      char *out, size_t outlen) {
+   plugins) and the config lines `extra` after it: its exit status, the
+   output in out. */
+static int check_config(gm_test_redis *r, const char *dir, const char *load,
+                        const char *extra, char *out, size_t outlen) {
   char *conf = gm_test_redis_path(r, "load.conf");
   FILE *f = fopen(conf, "w");
   ck_assert_ptr_nonnull(f);
   fprintf(f,
           "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
-          "[security]\nmode = dev\n[plugins]\ndir = %s\nload = %s\n",
-          gm_test_redis_socket(r), dir ? dir : TEST_PLUGIN_DIR, load);
+          "[security]\nmode = dev\n[plugins]\ndir = %s\nload = %s\n%s",
+          gm_test_redis_socket(r), dir ? dir : TEST_PLUGIN_DIR, load, extra);
   fclose(f);
   int rc = gm_test_gmd_check(conf, out, outlen);
   free(conf);
   return rc;
+}
+
+static int check_load(gm_test_redis *r, const char *dir, const char *load,
+                      char *out, size_t outlen) {
+  return check_config(r, dir, load, "", out, outlen);
 }
 
 /* gmd serves on without a plugin it refused, but --check, asked whether
@@ -256,6 +262,39 @@ START_TEST(check_fails_when_a_listed_market_does_not_load) {
                     strstr(out,
                            "[plugins] load names nomarket, which did "
                            "not load") &&
+                    !strstr(out, "is valid"),
+                "%s", out);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
+/* A [market.NAME] section is its plugin's, so gmd cannot check its keys;
+   but one whose NAME is no loaded market and no plugin file in the dir (a
+   typo) is read by nobody: gmd says so, and --check is not valid. */
+START_TEST(check_fails_on_a_market_section_no_market_reads) {
+  gm_test_redis *r = gm_test_redis_start();
+  char out[8192];
+  ck_assert_int_eq(
+      check_config(r, NULL, "testmkt", "[market.testmkt]\ngreeting = hi\n", out,
+                   sizeof out),
+      0);
+  ck_assert_msg(strstr(out, "is valid; 1 market(s) loaded"), "%s", out);
+  /* A plugin in the dir that load leaves out keeps its section. */
+  ck_assert_int_eq(
+      check_config(r, NULL, "testmkt", "[Market.alpha]\nanything = 1\n", out,
+                   sizeof out),
+      0);
+  ck_assert_msg(strstr(out, "is valid"), "%s", out);
+  ck_assert_int_eq(
+      check_config(r, NULL, "testmkt", "[market.testmk]\ngreeting = hi\n", out,
+                   sizeof out),
+      1);
+  ck_assert_msg(strstr(out,
+                       "WARN  [loader] [market.testmk]: no market "
+                       "testmk is loaded") &&
+                    strstr(out, "no gm_testmk.so") &&
+                    strstr(out, "(did you mean [market.testmkt]?)") &&
+                    strstr(out, "1 [market.NAME] section(s) name no market") &&
                     !strstr(out, "is valid"),
                 "%s", out);
   gm_test_redis_stop(&r);
@@ -677,6 +716,7 @@ int main(void) {
   tcase_add_test(unit, registered_gauges_are_served);
   tcase_add_test(unit, a_metrics_port_in_use_is_named_in_the_log);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
+  tcase_add_test(unit, check_fails_on_a_market_section_no_market_reads);
   tcase_set_timeout(unit, 60);
   suite_add_tcase(s, unit);
   TCase *tc = tcase_create("gmd");
