@@ -101,7 +101,7 @@ gmd_pid=$(cat "$tmp/var/gmd.pid")
 redis_pid=$(cat "$tmp/var/redis.pid")
 kill -KILL "$redis_pid"
 for ((i = 0; i < 150; i++)); do
-  grep -q '^start: redis-server runs again' "$log" && break
+  grep -q '^start: redis-server answers again' "$log" && break
   sleep 0.1
 done
 grep -q "^start: redis-server (pid $redis_pid) exited with status 137" "$log" ||
@@ -120,6 +120,32 @@ for ((i = 0; i < 50; i++)); do
   sleep 0.2
 done
 [ -n "$ok" ] || fail "gmd did not answer again after redis-server came back"
+
+# A redis-server that cannot start (here a damaged AOF) is not said to run:
+# the line names the reason from var/redis.log; once the AOF is mended it
+# answers again.
+aof=$(ls "$tmp"/var/redis/appendonlydir/*.incr.aof)
+cp "$aof" "$tmp/aof.good"
+printf 'garbage\r\n' >>"$aof"
+kill -KILL "$new_redis"
+for ((i = 0; i < 200; i++)); do
+  grep -q '^start: redis-server (pid [0-9]*) did not start again' "$log" && break
+  sleep 0.1
+done
+grep -q '^start: redis-server (pid [0-9]*) did not start again (status 1); var/redis.log ends: .*Bad file format' "$log" ||
+  fail "deploy/start did not say why redis-server did not start again"
+n_back=$(grep -c '^start: redis-server answers again' "$log")
+[ "$n_back" = 1 ] || fail "deploy/start said redis-server answers while it could not start"
+cp "$tmp/aof.good" "$aof"
+for ((i = 0; i < 150; i++)); do
+  [ "$(grep -c '^start: redis-server answers again' "$log")" = 2 ] && break
+  sleep 0.1
+done
+[ "$(grep -c '^start: redis-server answers again' "$log")" = 2 ] ||
+  fail "redis-server did not answer again once its AOF was mended"
+new_redis=$(cat "$tmp/var/redis.pid")
+note_pids
+"${gm[@]}" --as ops whoami >/dev/null || fail "gm whoami failed after the AOF was mended"
 
 kill -TERM "$start_pid"
 for ((i = 0; i < 100; i++)); do
