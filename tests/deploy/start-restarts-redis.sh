@@ -95,6 +95,9 @@ grep -q '^greenmarket is running (/healthz answered ok)' "$log" ||
 grep -q "private:  tcp://127.0.0.1:$((base + 2)) " "$log" ||
   fail "the banner does not name the private feed on port $((base + 2))"
 
+# On ports of its own, the banner's cli line points gm at them.
+grep -q "^  cli:      export PATH=$tmp/build/cli:\$PATH GM_ENDPOINT=tcp://127.0.0.1:$base GM_FEED=tcp://127.0.0.1:$((base + 1)); gm ping" "$log" ||
+  fail "the banner's cli line does not point gm at the endpoint and feed"
 gm=("$build/cli/gm" --endpoint "tcp://127.0.0.1:$base" --timeout 2000)
 "${gm[@]}" ping >/dev/null || fail "gm ping failed"
 gmd_pid=$(cat "$tmp/var/gmd.pid")
