@@ -270,6 +270,15 @@ static size_t unread_market_sections(const gm__broker *b, const gm__config *cfg,
   return unread;
 }
 
+/* Whether users other than gmd's own can read a secret file: the others'
+   bits, or the group's when the file's group is not gmd's (under systemd,
+   mode 640 with group greenmarket is how gmd alone reads a file root owns;
+   a supplementary group such as redis is shared with others). */
+static int readable_by_others(const struct stat *st) {
+  if (st->st_mode & 007) return 1;
+  return (st->st_mode & 070) && st->st_gid != getegid();
+}
+
 /* Reads "secret = <z85>" from gm keygen's file into out (the one config
    reader: the key file is an INI file without sections). */
 static int read_secret_key(const char *path, char out[41], char *err,
@@ -277,11 +286,12 @@ static int read_secret_key(const char *path, char out[41], char *err,
   gm__config *keys = gm__config_load(path, err, errlen);
   if (!keys) return -1;
   struct stat st;
-  if (stat(path, &st) == 0 && (st.st_mode & 077))
+  if (stat(path, &st) == 0 && readable_by_others(&st))
     gm__log(GM_LOG_WARN, "gmd",
             "[security] secret_key_file %s can be read by other users (mode "
-            "%03o): whoever reads it can pose as this broker; chmod 600 it",
-            path, (unsigned)(st.st_mode & 0777));
+            "%03o, group id %u): whoever reads it can pose as this broker; "
+            "chmod 600 it, or 640 with gmd's own group (chgrp)",
+            path, (unsigned)(st.st_mode & 0777), (unsigned)st.st_gid);
   const char *secret = gm__config_get(keys, "", "secret", NULL);
   int ok = secret && gm__curve_key_valid(secret);
   if (ok)
@@ -431,11 +441,12 @@ static int gm__broker_redis_auth(const gm__config *cfg, char *err,
   }
   explicit_bzero(pass, sizeof pass);
   struct stat st;
-  if (stat(path, &st) == 0 && (st.st_mode & 077))
+  if (stat(path, &st) == 0 && readable_by_others(&st))
     gm__log(GM_LOG_WARN, "gmd",
             "[redis] password_file %s can be read by other users (mode "
-            "%03o); chmod 600 it",
-            path, (unsigned)(st.st_mode & 0777));
+            "%03o, group id %u); chmod 600 it, or 640 with gmd's own group "
+            "(chgrp)",
+            path, (unsigned)(st.st_mode & 0777), (unsigned)st.st_gid);
   gm__redis_set_auth(user, path);
   free(path);
   return 0;
