@@ -3,7 +3,8 @@
 # real build: on ports of its own (var/gmd.conf written first), it prints
 # the private feed gmd binds (the feed's port + 1), says it is ready by
 # /healthz, starts a redis-server that was killed again so a client's next
-# call works, and on SIGTERM stops exactly the two processes it started.
+# call works, and on SIGTERM stops exactly the two processes it started;
+# killed outright, the next start names the two it left to stop.
 # usage: start-restarts-redis.sh <source dir> <build dir>
 set -uo pipefail
 src=$(realpath "$1")
@@ -161,4 +162,34 @@ for p in "$gmd_pid" "$new_redis"; do
 done
 start_pid=
 pids=()
+
+# A deploy/start killed outright leaves gmd and redis-server holding var/:
+# the next one names those two to stop, not the dead deploy/start's pid.
+: >"$log"
+setsid "$tmp/deploy/start" >"$log" 2>&1 &
+start_pid=$!
+for ((i = 0; i < 600; i++)); do
+  grep -q '^greenmarket is running' "$log" && break
+  kill -0 "$start_pid" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q '^greenmarket is running' "$log" || fail "deploy/start did not start again"
+note_pids
+dead_start=$start_pid
+gmd_pid=$(cat "$tmp/var/gmd.pid")
+redis_pid=$(cat "$tmp/var/redis.pid")
+kill -KILL "$start_pid"
+wait "$start_pid" 2>/dev/null
+start_pid=
+second=$("$tmp/deploy/start" 2>&1)
+[[ $second == *"kill $gmd_pid (gmd); kill $redis_pid (redis-server);"* &&
+  $second != *"kill $dead_start"* ]] ||
+  fail "a second deploy/start after one was killed said: $second"
+for p in "$gmd_pid" "$redis_pid"; do
+  kill -TERM "$p"
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.1
+  done
+done
 echo "start-restarts-redis: ok"
