@@ -75,6 +75,9 @@ for attempt in 1 2 3 4 5; do
     -e "s|127.0.0.1:7479|127.0.0.1:$((base + 9))|" \
     -e "s|^dir = .*|dir = $build/plugins-out|" \
     "$src/deploy/gmd.conf.example" >"$tmp/var/gmd.conf"
+  # An override appended at the end, as gmd reads it: the last one wins,
+  # section names in any case.
+  printf '[Metrics] ; moved\nlisten = 127.0.0.1:%d\n' $((base + 8)) >>"$tmp/var/gmd.conf"
   setsid "$tmp/deploy/start" >"$log" 2>&1 &
   start_pid=$!
   for ((i = 0; i < 600; i++)); do
@@ -95,6 +98,8 @@ grep -q '^greenmarket is running (/healthz answered ok)' "$log" ||
   fail "no ready banner in 60 s"
 grep -q "private:  tcp://127.0.0.1:$((base + 2)) " "$log" ||
   fail "the banner does not name the private feed on port $((base + 2))"
+grep -q "metrics:  http://127.0.0.1:$((base + 8))/metrics and /healthz" "$log" ||
+  fail "the banner does not name the metrics where gmd serves them"
 
 # On ports of its own, the banner's cli line points gm at them.
 grep -q "^  cli:      export PATH=$tmp/build/cli:\$PATH GM_ENDPOINT=tcp://127.0.0.1:$base GM_FEED=tcp://127.0.0.1:$((base + 1)); gm ping" "$log" ||
@@ -117,7 +122,7 @@ note_pids
 ok=
 for ((i = 0; i < 50; i++)); do
   if "${gm[@]}" --retries 0 --as ops whoami >/dev/null 2>&1 &&
-    curl -sf "http://127.0.0.1:$((base + 9))/healthz" >/dev/null; then
+    curl -sf "http://127.0.0.1:$((base + 8))/healthz" >/dev/null; then
     ok=1
     break
   fi
