@@ -163,6 +163,17 @@ gm_status gm__dead_letters_replay(gm_call *call, const ProtobufCMessage *req,
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "give the dead letter's stream and id (gm admin "
                          "dead-letters lists them)");
+  /* A stream entry id is <ms>-<seq>: anything else is a mistyped paste,
+     which "no dead letter" would leave the operator guessing at. */
+  size_t ms = strspn(in->id, "0123456789");
+  if (ms == 0 || ms > 20 || in->id[ms] != '-' || !in->id[ms + 1] ||
+      strspn(in->id + ms + 1, "0123456789") != strlen(in->id + ms + 1) ||
+      strlen(in->id + ms + 1) > 20)
+    return gm__call_fail(call, GM_INVALID_ARGUMENT,
+                         "'%s' is not a stream entry id: give it as gm admin "
+                         "dead-letters prints it, <ms>-<seq> (for example "
+                         "1795483414822-0)",
+                         in->id);
   rows l = {.call = call};
   gm_param p[] = {GM_TEXT(in->stream), GM_TEXT(in->id)};
   gm_status st = gm__ledger_query(

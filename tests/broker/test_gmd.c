@@ -1446,6 +1446,13 @@ START_TEST(dead_letter_is_listed_and_replayed_once) {
                "no dead letter");
   expect_error(replay("", old_id, "bad2"), GM__STATUS__INVALID_ARGUMENT,
                "stream and id");
+  /* A mistyped id is named as such, not "no dead letter". */
+  expect_error(replay(stream, "1795483414822", "bad3"),
+               GM__STATUS__INVALID_ARGUMENT,
+               "'1795483414822' is not a stream entry id: give it as gm "
+               "admin dead-letters prints it, <ms>-<seq>");
+  expect_error(replay(stream, "17x-0", "bad4"), GM__STATUS__INVALID_ARGUMENT,
+               "is not a stream entry id");
 
   /* Hold the settler off this stream's new entries?  Not needed: the
      replay record refuses a second replay until the letter leaves. */
