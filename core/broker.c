@@ -825,6 +825,7 @@ static int metrics_start(gm__broker *b, char *err, size_t errlen) {
                         .n_markets = b->n_markets + 1,
                         .bad_frames = &b->bad_frames,
                         .settler = b->settler,
+                        .lease = b->lease,
                         .redis = b->raddr,
                         .ledger_path = b->ledger_path,
                         .own = {{"[broker] endpoint", b->endpoint},

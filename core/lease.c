@@ -340,6 +340,10 @@ int gm__lease_book_here(gm__lease *l) {
   return l->take && !atomic_load(&l->behind);
 }
 
+int gm__lease_refused(gm__lease *l) {
+  return l->take && atomic_load(&l->behind);
+}
+
 uint64_t gm__lease_holder(gm__lease *l, char *endpoint, size_t n, int *self) {
   pthread_mutex_lock(&l->mu);
   uint64_t seq = l->holder_seq;

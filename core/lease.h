@@ -83,4 +83,9 @@ uint64_t gm__lease_holder(gm__lease *l, char *endpoint, size_t n, int *self);
    lease: it may settle (settle = auto) and was not found behind the book. */
 int gm__lease_book_here(gm__lease *l);
 
+/* Non-zero while nothing settles for want of this broker's file: it may
+   settle, nobody holds the lease, and its file was found behind the book's
+   mark (logged once, "not the book of record"). */
+int gm__lease_refused(gm__lease *l);
+
 #endif

@@ -25,6 +25,7 @@
 #include "call.h"
 #include "clock.h"
 #include "counters.h"
+#include "lease.h"
 #include "ledger.h"
 #include "log.h"
 #include "settle.h"
@@ -406,9 +407,19 @@ static long long ledger_count(gm__metrics *m, const char *sql, char *why,
   return n;
 }
 
-/* Settler alive: 1 yes, 0 stuck, -1 this broker does not settle. */
+/* Settler alive: 1 yes, 0 stuck (or waiting for a lease its file may not
+   take while nobody holds it), -1 this broker does not settle. */
 static int settler_check(const gm__metrics *m, char *why, size_t whylen) {
   if (!m->view.settler) return -1;
+  if (m->view.lease && gm__lease_refused(m->view.lease)) {
+    /* The thread beats on while it waits for a lease it may not take. */
+    snprintf(why, whylen,
+             "nothing settles: no broker holds the settle lease, and this "
+             "broker's ledger file is not the book of record (the gmd log "
+             "names both); after a restore, delete the book's mark "
+             "(docs/operations.md, Restore)");
+    return 0;
+  }
   gm__settle_stats ss;
   gm__settler_stats(m->view.settler, &ss);
   uint64_t now = gm__clock_mono_us();
@@ -581,7 +592,8 @@ static void settlement(gm__metrics_text *t, const gm__metrics *m, int alive) {
   gm__settler_stats(m->view.settler, &ss);
   family(t, "greenmarket_settle_running", "gauge",
          "1 while this broker's settler thread shows signs of life (0: stuck "
-         "for over a minute).");
+         "for over a minute, or nothing settles because this broker's file "
+         "is not the book of record and no broker holds the lease).");
   sample_u(t, "greenmarket_settle_running", "", alive == 1);
   family(t, "greenmarket_settle_lag_seconds", "gauge",
          "Age of the oldest outbox entry in the batch the settler has in "

@@ -24,6 +24,7 @@
 #include "stats.h"
 
 struct gm__settler;
+struct gm__lease;
 
 typedef struct gm__metrics gm__metrics;
 
@@ -49,6 +50,7 @@ typedef struct gm__metrics_view {
   const _Atomic uint64_t *bad_frames; /* frames that were no Request */
   const struct gm__settler *settler;  /* NULL when this broker does not
                                          settle */
+  struct gm__lease *lease;            /* the settle lease; NULL: none */
   gm__redis_addr redis;               /* where Redis is */
   const char *ledger_path;            /* the ledger file */
   /* gmd's own endpoints ("[broker] feed", "tcp://127.0.0.1:7471"; NULL

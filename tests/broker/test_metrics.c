@@ -454,6 +454,79 @@ START_TEST(healthz_fails_while_redis_is_gone) {
 }
 END_TEST
 
+/* A broker whose ledger file is behind the book's mark (a restore that
+   kept the mark) may not take the settle lease; alone on its Redis, nothing
+   settles.  /healthz says so, with the fix, and settle_running is 0 (the
+   GreenmarketUnhealthy alert), though the settler thread beats on; once
+   the mark is deleted it takes the lease and is healthy again. */
+START_TEST(healthz_fails_while_no_broker_may_settle) {
+  int status;
+  char *body = http("GET", "/healthz", &status);
+  ck_assert_int_eq(status, 200);
+  free(body);
+  /* One settled batch writes the book's mark. */
+  Gm__Reply *r = bump("book-1");
+  ck_assert_msg(r->status == GM__STATUS__OK, "bump: %s", r->message);
+  gm__reply__free_unpacked(r, NULL);
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *book = NULL;
+  for (int i = 0; i < 200; i++) {
+    book = gm_test_redis_cmd(rc, "GET gm:{settle}:book");
+    if (book->type == REDIS_REPLY_STRING) break;
+    freeReplyObject(book);
+    book = NULL;
+    gm_test_sleep_ms(20);
+  }
+  ck_assert_msg(book, "no book mark after a settled entry");
+  gm_test_gmd_kill9(gmd);
+  /* The same book, 1000 batches further than this file. */
+  char mark[256];
+  snprintf(mark, sizeof mark, "%.*s 1000",
+           (int)(strrchr(book->str, ' ') - book->str), book->str);
+  freeReplyObject(book);
+  freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{settle}:lease"));
+  freeReplyObject(gm_test_redis_cmd(rc, "SET gm:{settle}:book %s", mark));
+  gm_test_gmd_restart(gmd);
+  port = logged_port();
+  body = NULL;
+  for (int i = 0; i < 100 && !body; i++) {
+    body = http("GET", "/healthz", &status);
+    if (status != 503) {
+      free(body);
+      body = NULL;
+      gm_test_sleep_ms(50);
+    }
+  }
+  ck_assert_msg(body, "/healthz stayed ok while no broker may settle");
+  ck_assert_msg(strstr(body,
+                       "nothing settles: no broker holds the settle "
+                       "lease, and this broker's ledger file is not "
+                       "the book of record") &&
+                    strstr(body, "delete the book's mark"),
+                "%s", body);
+  free(body);
+  ck_assert_msg(gm_test_gmd_log_has(gmd, "is not the book of record"),
+                "the log does not say why");
+  body = scrape();
+  ck_assert(value(body, "greenmarket_settle_running") == 0);
+  ck_assert(value(body, "greenmarket_settle_lease_held") == 0);
+  free(body);
+
+  freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{settle}:book"));
+  for (int i = 0; i < 100; i++) {
+    body = http("GET", "/healthz", &status);
+    if (status == 200) break;
+    free(body);
+    body = NULL;
+    gm_test_sleep_ms(50);
+  }
+  ck_assert_msg(body, "/healthz stayed failing once the mark was deleted");
+  ck_assert_str_eq(body, "ok\n");
+  free(body);
+  redisFree(rc);
+}
+END_TEST
+
 /* /healthz once while Redis is stopped (SIGSTOP): it must fail in under
    3.5 s (one 2 s read timeout, not two, nor the 30 s default), saying so
    when `reason` is given; then it must pass again once Redis goes on. */
@@ -724,6 +797,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, metrics_move_with_requests_and_pass_promtool);
   tcase_add_test(tc, healthz_fails_while_redis_is_gone);
+  tcase_add_test(tc, healthz_fails_while_no_broker_may_settle);
   tcase_add_test(tc, healthz_on_a_stalled_redis_waits_one_timeout);
   tcase_add_test(tc, first_healthz_on_a_stalled_redis_waits_one_timeout);
   tcase_add_test(tc, deadline_gauges_count_tags);
