@@ -235,6 +235,28 @@ static void missing_plugin(const char *path, const char *dir) {
 }
 
 /*
+ * [plugins] dir unset: the plugins installed beside this gmd
+ * (<prefix>/bin/gmd: <prefix>/<libdir>/greenmarket/plugins, whatever prefix
+ * cmake --install was given), else the configured install folder.
+ */
+static char *default_plugin_dir(void) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+  if (slash) {
+    char *beside = NULL, real[PATH_MAX];
+    *slash = '\0';
+    if (asprintf(&beside, "%s/%s", exe, GM_RELATIVE_PLUGIN_DIR) < 0) abort();
+    struct stat st;
+    int there =
+        realpath(beside, real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode);
+    free(beside);
+    if (there) return strdup(real);
+  }
+  return strdup(GM_DEFAULT_PLUGIN_DIR);
+}
+
+/*
  * The [market.NAME] sections whose NAME is no loaded market and has no
  * gm_NAME.so in dir (a plugin there that was refused, or that [plugins] load
  * leaves out, keeps its section): a misspelt or stale name, whose keys no
@@ -703,7 +725,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                         lease_gauge, b);
 
   char *dir = gm__config_path(cfg, "plugins", "dir", NULL);
-  if (!dir) dir = strdup(GM_DEFAULT_PLUGIN_DIR);
+  if (!dir) dir = default_plugin_dir();
   size_t n = 0;
   char **paths = plugin_paths(cfg, dir, &n);
   if (n == 0) gm__log(GM_LOG_WARN, "loader", "no plugins found in %s", dir);

@@ -301,6 +301,39 @@ START_TEST(check_fails_on_a_market_section_no_market_reads) {
 }
 END_TEST
 
+/* An install made with cmake --install --prefix P (not the configured
+   CMAKE_INSTALL_PREFIX) has gmd in P/bin and its plugins in P/<libdir>/...:
+   gmd without [plugins] dir finds them there, as gm does. */
+START_TEST(an_installed_gmd_loads_the_plugins_beside_it) {
+  gm_test_redis *r = gm_test_redis_start();
+  char *prefix = gm_test_redis_path(r, "prefix");
+  char cmd[4096], out[8192];
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p '%s/bin' '%s/bin/%s' && cp '%s/core/gmd' '%s/bin/' && "
+           "cp '%s/gm_testmkt.so' '%s/bin/%s/'",
+           prefix, prefix, GM_RELATIVE_PLUGIN_DIR, GM_BUILD_DIR, prefix,
+           TEST_PLUGIN_DIR, prefix, GM_RELATIVE_PLUGIN_DIR);
+  ck_assert_int_eq(gm_test_shell(cmd, out, sizeof out), 0);
+  snprintf(cmd, sizeof cmd, "%s/gmd.conf", prefix);
+  FILE *f = fopen(cmd, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
+          "[security]\nmode = dev\n[plugins]\nload = testmkt\n",
+          gm_test_redis_socket(r));
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "'%s/bin/gmd' --check -c '%s/gmd.conf'", prefix,
+           prefix);
+  int rc = gm_test_shell(cmd, out, sizeof out);
+  ck_assert_msg(rc == 0 && strstr(out, "is valid; 1 market(s) loaded") &&
+                    strstr(out, "/prefix/lib") &&
+                    strstr(out, "/greenmarket/plugins/gm_testmkt.so"),
+                "status %d: %s", rc, out);
+  free(prefix);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 START_TEST(metrics_move_with_requests_and_pass_promtool) {
   need_promtool();
   char *body = scrape();
@@ -790,6 +823,7 @@ int main(void) {
   tcase_add_test(unit, a_metrics_port_in_use_is_named_in_the_log);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
   tcase_add_test(unit, check_fails_on_a_market_section_no_market_reads);
+  tcase_add_test(unit, an_installed_gmd_loads_the_plugins_beside_it);
   tcase_set_timeout(unit, 60);
   suite_add_tcase(s, unit);
   TCase *tc = tcase_create("gmd");
