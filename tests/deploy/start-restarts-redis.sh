@@ -104,6 +104,11 @@ grep -q "metrics:  http://127.0.0.1:$((base + 8))/metrics and /healthz" "$log" |
 # On ports of its own, the banner's cli line points gm at them.
 grep -q "^  cli:      export PATH=$tmp/build/cli:\$PATH GM_ENDPOINT=tcp://127.0.0.1:$base GM_FEED=tcp://127.0.0.1:$((base + 1)); gm ping" "$log" ||
   fail "the banner's cli line does not point gm at the endpoint and feed"
+# Only this user reads var/ (Redis's files, the ledger, the keys).
+[ "$(stat -c %a "$tmp/var")" = 700 ] || fail "var/ is not mode 700"
+for f in "$tmp/var/ledger.sqlite" "$tmp/var/redis.log"; do
+  [ "$(stat -c %a "$f")" = 600 ] || fail "$f is mode $(stat -c %a "$f"), not 600"
+done
 gm=("$build/cli/gm" --endpoint "tcp://127.0.0.1:$base" --timeout 2000)
 "${gm[@]}" ping >/dev/null || fail "gm ping failed"
 gmd_pid=$(cat "$tmp/var/gmd.pid")
