@@ -85,6 +85,13 @@ int main(int argc, char **argv) {
         check = 1;
         break;
       case 'l':
+        /* Checked here: a bad one would be reported as [log] level. */
+        if (gm__log_set_level(optarg) != 0) {
+          fprintf(stderr, "gmd: -l %s: use debug, info, warn or error\n\n",
+                  optarg);
+          usage(stderr);
+          return 2;
+        }
         level = optarg;
         break;
       case 'h':

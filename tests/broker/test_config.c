@@ -237,6 +237,21 @@ START_TEST(gmd_refuses_a_misspelt_key_before_starting_anything) {
 }
 END_TEST
 
+/* A bad gmd -l is named as the option, not as [log] level, before the
+   config is read. */
+START_TEST(a_bad_log_level_option_is_named_as_the_option) {
+  char out[4096] = "";
+  int st = gm_test_shell(GM_BUILD_DIR "/core/gmd -l verbose -c /nonexistent",
+                         out, sizeof out);
+  ck_assert_msg(st == 2 &&
+                    strstr(out,
+                           "gmd: -l verbose: use debug, info, "
+                           "warn or error") &&
+                    !strstr(out, "[log] level") && strstr(out, "usage:"),
+                "status %d: %s", st, out);
+}
+END_TEST
+
 /* gmd --check on `text` (written as the config): its exit status and
    output. */
 static int gmd_check(const char *text, char *out, size_t outlen) {
@@ -333,6 +348,7 @@ int main(void) {
   tcase_add_test(tc, a_missing_plugin_dir_is_refused);
   tcase_add_test(tc, gmd_refuses_a_misspelt_key_before_starting_anything);
   tcase_add_test(tc, dev_mode_stays_on_this_machine);
+  tcase_add_test(tc, a_bad_log_level_option_is_named_as_the_option);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
