@@ -517,8 +517,16 @@ int gm__redis_password_read(const char *path, char pass[513], char *why,
      file or the line ends right after it. */
   int next = n == 512 ? fgetc(f) : '\n';
   int whole = next == EOF || next == '\n' || next == '\r';
+  /* A read that failed (a folder, which fopen opens: EISDIR; an I/O
+     error) is not an empty file. */
+  int bad = ferror(f) ? errno : 0;
   fclose(f);
   pass[n] = '\0';
+  if (bad) {
+    explicit_bzero(pass, 513);
+    snprintf(why, whylen, "cannot be read (%s)", strerror(bad));
+    return -1;
+  }
   if (n == 0 || !whole) {
     explicit_bzero(pass, 513);
     snprintf(why, whylen, "%s",

@@ -952,6 +952,37 @@ START_TEST(auth_on_reconnect_is_bounded_and_named) {
 }
 END_TEST
 
+/* What is wrong with a password file is said as what it is: a folder or a
+   file that cannot be read is not "empty" (fopen opens a folder; its first
+   read fails), and a first line of exactly 512 bytes is whole, CR LF or
+   not, while 513 is over. */
+START_TEST(a_password_file_read_names_what_is_wrong) {
+  char *dir = gm_test_redis_path(srv, "pass.d");
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  char pass[513], why[96];
+  ck_assert_int_eq(gm__redis_password_read(dir, pass, why, sizeof why), -1);
+  ck_assert_msg(strstr(why, "cannot be read") && strstr(why, "directory") &&
+                    !strstr(why, "empty"),
+                "%s", why);
+  char *file = gm_test_redis_path(srv, "pass.f");
+  char line[600];
+  memset(line, 'p', 512);
+  strcpy(line + 512, "\r\n");
+  write_secret(file, line);
+  ck_assert_int_eq(gm__redis_password_read(file, pass, why, sizeof why), 0);
+  ck_assert_uint_eq(strlen(pass), 512);
+  memset(line, 'p', 513);
+  line[513] = '\0';
+  write_secret(file, line);
+  ck_assert_int_eq(gm__redis_password_read(file, pass, why, sizeof why), -1);
+  ck_assert_msg(strstr(why, "over 512 bytes"), "%s", why);
+  ck_assert_int_eq(rmdir(dir), 0);
+  unlink(file);
+  free(dir);
+  free(file);
+}
+END_TEST
+
 /* A Redis that stops answering (stopped, not dead) fails the waiting calls
    once nothing has come back for the limit, instead of hanging them. */
 START_TEST(pipelined_stalled_redis_fails_waiters) {
@@ -1836,6 +1867,7 @@ int main(void) {
   tcase_add_test(tc, pipelined_outage_buffers_nothing);
   tcase_add_test(tc, pipelined_stalled_redis_fails_waiters);
   tcase_add_test(tc, auth_on_reconnect_is_bounded_and_named);
+  tcase_add_test(tc, a_password_file_read_names_what_is_wrong);
   tcase_add_test(tc, key_reused_for_another_request_is_refused);
   tcase_add_test(tc, pipelined_big_replies_reach_their_calls);
   tcase_add_test(tc, pipelined_unreadable_reply_fails_only_its_call);
