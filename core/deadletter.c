@@ -53,6 +53,12 @@ static char *replay_key(gm_call *call, const char *stream, const char *id) {
 }
 
 static gm_status unreachable(gm_call *call) {
+  const char *e = gm__redis_last_error(call->redis);
+  if (gm__redis_auth_failed(e)) {
+    char buf[1024];
+    return gm__call_fail(call, GM_UNAVAILABLE, "%s",
+                         gm__redis_error_text(call->redis, e, buf, sizeof buf));
+  }
   return gm__call_fail(call, GM_UNAVAILABLE,
                        "Redis is not reachable at %s (%s); is redis-server "
                        "running?",

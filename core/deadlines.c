@@ -425,11 +425,14 @@ static void gm__dl_redis_failed(gm__deadlines *d, const char *what,
   if (d->failing_logged_us && now - d->failing_logged_us < GM__DL_LOG_EVERY_US)
     return;
   d->failing_logged_us = now;
+  char buf[1024];
   gm__log(GM_LOG_ERROR, "deadlines",
           "%s failed: %s (Redis at %s); deadlines wait until it works again",
           what,
-          r && r->type == REDIS_REPLY_ERROR ? r->str
-                                            : gm__redis_last_error(d->redis),
+          r && r->type == REDIS_REPLY_ERROR
+              ? r->str
+              : gm__redis_error_text(d->redis, gm__redis_last_error(d->redis),
+                                     buf, sizeof buf),
           gm__redis_where(d->redis));
 }
 

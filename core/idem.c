@@ -41,6 +41,13 @@ static void gm__idem_free(void *data, void *p) {
 }
 
 static gm_status gm__idem_unreachable(gm_call *call) {
+  const char *e = gm__redis_last_error(call->redis);
+  if (gm__redis_auth_failed(e)) {
+    char buf[1024];
+    return gm__call_fail(call, GM_UNAVAILABLE,
+                         "%s; retry with the same idempotency key",
+                         gm__redis_error_text(call->redis, e, buf, sizeof buf));
+  }
   return gm__call_fail(call, GM_UNAVAILABLE,
                        "Redis is not reachable at %s (%s); retry with the "
                        "same idempotency key",
@@ -63,14 +70,19 @@ static void gm__idem_finish(gm_call *call, const char *key, const char *lease,
                    record ? len : 0,
                    strlen(ttl)};
   redisReply *r = gm__redis_callv(call->redis, 7, argv, lens);
-  if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+  if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+    char buf[1024];
+    const char *why = "the lease ran out first";
+    if (!r)
+      why = gm__redis_error_text(call->redis, gm__redis_last_error(call->redis),
+                                 buf, sizeof buf);
+    else if (r->type == REDIS_REPLY_ERROR)
+      why = r->str;
     gm__log(GM_LOG_WARN, "idem", "%s the record of %s failed (%s): %s",
-            record ? "storing" : "removing", key,
-            !r                             ? gm__redis_last_error(call->redis)
-            : r->type == REDIS_REPLY_ERROR ? r->str
-                                           : "the lease ran out first",
+            record ? "storing" : "removing", key, why,
             record ? "a retry runs the method again"
                    : "the lease runs out by itself");
+  }
   if (r) freeReplyObject(r);
 }
 

@@ -169,16 +169,19 @@ static int lease_round(gm__lease *l) {
            r->element[0]->type == REDIS_REPLY_INTEGER &&
            r->element[1]->type == REDIS_REPLY_STRING;
   if (!ok) {
+    char buf[1024];
     if (!l->down)
-      gm__log(GM_LOG_WARN, "settle",
-              "the settle lease cannot be read or renewed (%s); %s",
-              r && r->type == REDIS_REPLY_ERROR
-                  ? r->str
-                  : gm__redis_last_error(l->redis),
-              atomic_load(&l->valid_until_us)
-                  ? "this broker stops settling 2/3 of the lease after its "
-                    "last renewal"
-                  : "retrying");
+      gm__log(
+          GM_LOG_WARN, "settle",
+          "the settle lease cannot be read or renewed (%s); %s",
+          r && r->type == REDIS_REPLY_ERROR
+              ? r->str
+              : gm__redis_error_text(l->redis, gm__redis_last_error(l->redis),
+                                     buf, sizeof buf),
+          atomic_load(&l->valid_until_us)
+              ? "this broker stops settling 2/3 of the lease after its "
+                "last renewal"
+              : "retrying");
     l->down = 1;
     if (r) freeReplyObject(r);
     return -1;

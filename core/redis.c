@@ -588,6 +588,13 @@ void gm__redis_auth_message(char *out, size_t outlen, const char *where,
              where, e);
 }
 
+const char *gm__redis_error_text(const gm__redis *r, const char *e, char *buf,
+                                 size_t buflen) {
+  if (!e || !gm__redis_auth_failed(e)) return e;
+  gm__redis_auth_message(buf, buflen, r->where, e);
+  return buf;
+}
+
 static redisContext *gm__redis_open(const gm__redis *r) {
   struct timeval tv =
       r->connect_us ? gm__tv(r->connect_us) : (struct timeval){5, 0};

@@ -67,10 +67,16 @@ int gm__redis_auth(redisContext *c);
    about gmd's credentials rather than Redis being down. */
 int gm__redis_auth_failed(const char *e);
 /* The message for such an error of a connection to `where`: "Redis at ...
-   refused gmd's credentials (...)" or "gmd cannot read its Redis password
-   (...)", then what the operator does. */
+   refused gmd's credentials (...)" or "gmd has no password for Redis at
+   ...: [redis] password_file <path> cannot be read (...)", then what the
+   operator does. */
 void gm__redis_auth_message(char *out, size_t outlen, const char *where,
                             const char *e);
+/* e, an error of r (gm__redis_last_error, a context's errstr), for a log
+   line or a reply: gm__redis_auth_message in buf (naming the password file
+   and what to do) when e is about gmd's credentials, else e itself. */
+const char *gm__redis_error_text(const gm__redis *r, const char *e, char *buf,
+                                 size_t buflen);
 
 /* Connects (with a 5 s timeout); on failure NULL and err says why. */
 gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,

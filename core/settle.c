@@ -265,11 +265,14 @@ static int gm__redis_failed_on(gm__settler *s, redisContext *c,
                                const char *what) {
   gm__count(GM__COUNT_REDIS_ERRORS);
   if (gm__redis_is_cluster(s->redis)) s->broken = 1;
+  char buf[1024];
   if (!s->redis_down)
     gm__log(GM_LOG_WARN, "settle",
             "Redis failed during %s (%s); settlement pauses and retries until "
             "redis-server is back",
-            what, c->err ? c->errstr : "error reply");
+            what,
+            c->err ? gm__redis_error_text(s->redis, c->errstr, buf, sizeof buf)
+                   : "error reply");
   s->redis_down = 1;
   return -1;
 }

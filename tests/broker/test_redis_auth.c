@@ -309,6 +309,24 @@ START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
 }
 END_TEST
 
+/* Waits up to timeout_ms for a line of gmd's log holding both a and b;
+   that line (malloc'd), or NULL. */
+static char *log_line(const gm_test_gmd *g, const char *a, const char *b,
+                      int timeout_ms) {
+  for (int waited = 0;; waited += 50) {
+    FILE *f = fopen(gm_test_gmd_log(g), "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+      if (strstr(line, a) && strstr(line, b)) {
+        fclose(f);
+        return strdup(line);
+      }
+    if (f) fclose(f);
+    if (waited >= timeout_ms) return NULL;
+    gm_test_sleep_ms(50);
+  }
+}
+
 /* The password rotated as an operator would, with no gmd restart: a second
    password added to the ACL user, the file replaced (rename), the old
    password removed and gmd's connections closed: every kind of connection
@@ -363,8 +381,24 @@ START_TEST(the_password_changes_without_a_restart) {
   gm__reply__free_unpacked(r, NULL);
   int status = healthz(g, out, sizeof out);
   ck_assert_msg(status == 503 && strstr(out, "cannot be read") &&
-                    !strstr(out, "not reachable"),
+                    strstr(out, file) && !strstr(out, "not reachable") &&
+                    !strstr(out, "does not answer PING"),
                 "%d %s", status, out);
+  /* The next scrape finds the connections that scrape failed to reopen:
+     the same message. */
+  status = healthz(g, out, sizeof out);
+  ck_assert_msg(status == 503 && strstr(out, "cannot be read") &&
+                    strstr(out, file) && !strstr(out, "not reachable") &&
+                    !strstr(out, "does not answer PING"),
+                "second scrape: %d %s", status, out);
+  /* The settle lease's renewal (each second) fails too: its log line names
+     the file and what to do, as the call's reply does, not only
+     "password_file: cannot be read". */
+  char *line = log_line(g, "settle lease cannot be read or renewed",
+                        "cannot be read", 3000);
+  ck_assert_msg(line && strstr(line, file) && strstr(line, "no restart needed"),
+                "%s", line ? line : "no such line in gmd's log");
+  free(line);
   /* Back: the next call and the next scrape (which finds every master's
      connection closed and opens new ones) work again. */
   free(secret_file("gmd.pass", "gmd-pass-3\n"));
