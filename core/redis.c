@@ -769,8 +769,10 @@ static int gm__cluster_reload(gm__redis *r, int now) {
     r->refresh_gap_us = GM__CLUSTER_GAP_MIN_US;
   } else {
     gm__log(GM_LOG_WARN, "redis", "reading the cluster's slot map: %s", why);
+    /* last_error holds 127 bytes: the node's error ("host:port: AUTH
+       refused: WRONGPASS ...", some 95) whole, not cut mid-word. */
     snprintf(r->last_error, sizeof r->last_error,
-             "no cluster node answered (%.90s)", why);
+             "no cluster node answered (%.99s)", why);
     r->refresh_gap_us =
         r->refresh_gap_us ? r->refresh_gap_us * 2 : GM__CLUSTER_GAP_MIN_US;
     if (r->refresh_gap_us > GM__CLUSTER_GAP_MAX_US)
@@ -1281,7 +1283,7 @@ static redisReply *gm__cluster_exec_masters(gm__redis *r, const char *cmd,
     int e = 0;
     redisReply *reply = gm__exec_one(n, NULL, cmd, len, &e);
     if (!reply) {
-      snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
+      snprintf(r->last_error, sizeof r->last_error, "%.40s: %.85s", n->where,
                n->last_error);
       gm__log(GM_LOG_WARN, "redis", "SCRIPT LOAD on %s: %s", n->where,
               n->last_error);
@@ -1317,7 +1319,7 @@ static redisReply *gm__cluster_exec(gm__redis *r, gm__arena *a, const char *cmd,
     redisReply *reply = asking ? gm__exec_asking(n, a, cmd, len, err)
                                : gm__exec_one(n, a, cmd, len, err);
     if (!reply) {
-      snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
+      snprintf(r->last_error, sizeof r->last_error, "%.40s: %.85s", n->where,
                n->last_error);
       /* The node may be gone for good (a failover): the caller's retry
          goes where the map read now says. */
@@ -1446,7 +1448,7 @@ redisReply *gm__redis_command_in(gm__redis *r, gm__arena *a, int argc,
       char host[256];
       int slot, port;
       if (!reply) {
-        snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", n->where,
+        snprintf(r->last_error, sizeof r->last_error, "%.40s: %.85s", n->where,
                  n->last_error);
         return NULL;
       }
@@ -1511,7 +1513,7 @@ int gm__redis_commands_in(gm__redis *r, gm__arena *a, size_t n, const int *argc,
       if (gm__redis_commands_in(nc, a, k, sub_argc,
                                 (const char *const *const *)sub_argv,
                                 sub_out) != 0) {
-        snprintf(r->last_error, sizeof r->last_error, "%.60s: %.60s", nc->where,
+        snprintf(r->last_error, sizeof r->last_error, "%.40s: %.85s", nc->where,
                  nc->last_error);
         rc = -1;
       }
