@@ -337,13 +337,16 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
        with the map read again (a failover moves the masters). */
     stale = gm__redis_is_cluster(m->redis);
     gm__count(GM__COUNT_REDIS_ERRORS);
-    if (!ok) { /* the first failure is the one reported */
-      *closed = *closed && was_closed;
+    /* The first failure is the one reported, unless it was a closed
+       connection (opened again below) and this one is not: this master is
+       the one that is down or stalled. */
+    int first = ok, report = ok || (*closed && !was_closed);
+    ok = 0;
+    *closed = first ? was_closed : *closed && was_closed;
+    if (!report) {
       if (r) freeReplyObject(r);
       continue;
     }
-    ok = 0;
-    *closed = was_closed;
     char where[300];
     if (c)
       gm__redis_ctx_where(c, where, sizeof where);
@@ -378,10 +381,14 @@ static int redis_check(gm__metrics *m, char *why, size_t whylen) {
   char first[512];
   snprintf(first, sizeof first, "%s", why);
   if (redis_check_once(m, why, whylen, &closed)) return 1;
-  /* The first failure is the one to report, unless the new connection
-     found Redis up and refusing the password, or gmd without one (its
-     file unreadable): that is the cause.  Both messages name the file. */
-  if (!strstr(why, "[redis] password_file")) snprintf(why, whylen, "%s", first);
+  /* The first failure is the one to report (Redis gone: the new
+     connection is refused), unless the retry reached Redis and a master
+     failed PING (on a cluster maybe another than the first, whose
+     connection was only closed: the one down or stalled), or found Redis
+     refusing the password, or gmd without one (its file unreadable). */
+  if (!strstr(why, "[redis] password_file") &&
+      !strstr(why, "does not answer PING"))
+    snprintf(why, whylen, "%s", first);
   return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "cluster_failover.h"
 #include "cluster_fixture.h"
@@ -913,6 +915,57 @@ START_TEST(test_fixture_ports_below_the_ephemeral_range) {
 }
 END_TEST
 
+/* gmd's connections closed (a restart of the nodes, CLIENT KILL) while one
+   master is stalled (stopped, not dead): /healthz names the stalled master,
+   not one whose connection was merely closed and opens again at once, and
+   answers within two read timeouts.  Twice: every node's connections
+   closed (the stalled one's too: the retry on new connections meets the
+   stall), then only the first master's (the same round meets the stall). */
+static void kill_gmd_connections(int node) {
+  redisContext *c = gm_test_cluster_connect(cl, node);
+  redisReply *r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
+  ck_assert_msg(r && r->type == REDIS_REPLY_INTEGER, "CLIENT KILL: %s",
+                r ? r->str : c->errstr);
+  freeReplyObject(r);
+  redisFree(c);
+}
+
+START_TEST(test_healthz_names_the_stalled_master_not_a_closed_one) {
+  start_with(0, "[metrics]\nlisten = 127.0.0.1:0\n");
+  int port = metrics_port(), status = 0;
+  const char *body = http_get(port, "/healthz", &status);
+  ck_assert_msg(status == 200, "%d %s", status, body);
+  int stalled = gm_test_cluster_owner(cl, 16383);
+  int first = gm_test_cluster_owner(cl, 0);
+  ck_assert_int_ne(stalled, first);
+  char want[64], closed[64];
+  snprintf(want, sizeof want, "127.0.0.1:%d does not answer PING",
+           gm_test_cluster_port(cl, stalled));
+  snprintf(closed, sizeof closed, "127.0.0.1:%d",
+           gm_test_cluster_port(cl, first));
+  for (int round = 0; round < 2; round++) {
+    for (int node = 0; node < gm_test_cluster_size(cl); node++)
+      if (round == 0 || node == first) kill_gmd_connections(node);
+    pid_t pid = gm_test_cluster_pid(cl, stalled);
+    ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    uint64_t t0 = gm__clock_mono_us();
+    body = http_get(port, "/healthz", &status);
+    uint64_t took_ms = (gm__clock_mono_us() - t0) / 1000;
+    kill(pid, SIGCONT);
+    ck_assert_msg(status == 503 && strstr(body, want) && !strstr(body, closed),
+                  "round %d: want 503 \"%s\", not %s: %d %s", round, want,
+                  closed, status, body);
+    ck_assert_msg(took_ms < 4500, "round %d: /healthz took %llu ms", round,
+                  (unsigned long long)took_ms);
+    for (int i = 0; i < 100 && status != 200; i++) {
+      gm_test_sleep_ms(50);
+      body = http_get(port, "/healthz", &status);
+    }
+    ck_assert_msg(status == 200, "after SIGCONT: %d %s", status, body);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cluster");
   TCase *tc = tcase_create("route");
@@ -932,6 +985,11 @@ int main(void) {
   tcase_add_test(tc, test_outbox_registered_again_after_a_failover);
   tcase_add_test(tc, test_healthz_asks_every_master);
   suite_add_tcase(s, tc);
+  TCase *hz = tcase_create("healthz");
+  tcase_add_checked_fixture(hz, NULL, teardown);
+  tcase_set_timeout(hz, 120);
+  tcase_add_test(hz, test_healthz_names_the_stalled_master_not_a_closed_one);
+  suite_add_tcase(s, hz);
   TCase *ports = tcase_create("ports");
   tcase_add_checked_fixture(ports, NULL, teardown);
   tcase_add_test(ports, test_fixture_ports_below_the_ephemeral_range);
