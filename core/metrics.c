@@ -29,6 +29,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "settle.h"
+#include "utf8.h"
 
 /* Outbox lengths and the dead-letter count are read at most this often. */
 #define OUTBOX_EVERY_US (5u * 1000000u)
@@ -714,6 +715,18 @@ static void exposition(gm__metrics_text *t, gm__metrics *m) {
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
                                const char *type, gm__metrics_text *body) {
+  /* Every body is UTF-8 text: what it echoes (a path the server
+     percent-decoded, a method, a cut message) is repaired, not sent as
+     the bytes that came. */
+  if (body->data && !gm__utf8_valid(body->data, body->len)) {
+    body->cap = 3 * body->len + 1;
+    char *fixed = malloc(body->cap);
+    if (!fixed) abort();
+    body->len = gm__utf8_repair(body->data, body->len, fixed);
+    fixed[body->len] = '\0';
+    free(body->data);
+    body->data = fixed;
+  }
   struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
       body->len, body->data ? body->data : strdup(""), free);
   if (!r) {

@@ -26,6 +26,7 @@
 #include "loader.h"
 #include "metrics.h"
 #include "redis_fixture.h"
+#include "utf8.h"
 #include "testmkt.pb-c.h"
 
 static gm_test_redis *redis;
@@ -433,6 +434,19 @@ START_TEST(metrics_move_with_requests_and_pass_promtool) {
   free(body);
   body = http("HEAD", "/healthz", &status);
   ck_assert_int_eq(status, 200);
+  free(body);
+  /* A path (percent-decoded by the server) or a method that is no UTF-8
+     is echoed repaired (U+FFFD), never as the bytes sent: the body is
+     text/plain UTF-8, and strict clients refuse anything else. */
+  body = http("GET", "/caf%C3%A9%FF%C3", &status);
+  ck_assert_int_eq(status, 404);
+  ck_assert_msg(gm__utf8_valid(body, strlen(body)) &&
+                    strstr(body, "/caf\xC3\xA9\xEF\xBF\xBD"),
+                "%s", body);
+  free(body);
+  body = http("G\xFF", "/metrics", &status);
+  ck_assert_int_eq(status, 405);
+  ck_assert_msg(gm__utf8_valid(body, strlen(body)), "%s", body);
   free(body);
 }
 END_TEST
