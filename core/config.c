@@ -268,6 +268,30 @@ static void list_of(const char *const *names, size_t n, char *out,
                              names[i]);
 }
 
+int gm__config_check_section(const gm__config *c, const char *section,
+                             const char *const *known, const char *who,
+                             char *err, size_t errlen) {
+  size_t nk = 0;
+  while (known[nk]) nk++;
+  for (size_t i = 0; i < c->n; i++) {
+    const entry *e = &c->entries[i];
+    if (strcasecmp(e->section, section) != 0) continue;
+    int found = 0;
+    for (size_t k = 0; k < nk && !found; k++)
+      found = strcmp(e->key, known[k]) == 0;
+    if (found) continue;
+    char hint[96], names[1024];
+    suggest(e->key, known, nk, hint, sizeof hint);
+    list_of(known, nk, names, sizeof names);
+    snprintf(err, errlen,
+             "[%s] %s: unknown key%s; %s reads %s (its page in the docs says "
+             "what each means)",
+             section, e->key, hint, who, names);
+    return -1;
+  }
+  return 0;
+}
+
 int gm__config_check(const gm__config *c, char *err, size_t errlen) {
   const char *sections[N_KNOWN + 1];
   for (size_t i = 0; i < N_KNOWN; i++) sections[i] = known[i].name;

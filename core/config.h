@@ -45,6 +45,13 @@ char *gm__config_path(const gm__config *c, const char *section, const char *key,
  */
 int gm__config_check(const gm__config *c, char *err, size_t errlen);
 
+/* 0 when every key of [section] (case aside) is one of known (NULL-ended);
+ * else -1 and err: "[section] key: unknown key (did you mean X?); `who`
+ * reads a, b, c". */
+int gm__config_check_section(const gm__config *c, const char *section,
+                             const char *const *known, const char *who,
+                             char *err, size_t errlen);
+
 /* The NAMEs of the file's [market.NAME] sections, each once, in file order:
  * up to max into out (pointers into c), how many. */
 size_t gm__config_markets(const gm__config *c, const char **out, size_t max);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "call.h"
+#include "config.h"
 #include "deadlines.h"
 #include "host.h"
 #include "log.h"
@@ -256,6 +257,16 @@ gm_market *gm__plugin_load(const char *path, gm__host *host, char *err,
     snprintf(why, sizeof why,
              "market %s is loaded already; remove the duplicate file", p->name);
     goto fail;
+  }
+
+  if (p->size >= offsetof(gm_plugin, settings) + sizeof p->settings &&
+      p->settings && host->config) {
+    char section[64], who[64];
+    snprintf(section, sizeof section, "market.%s", p->name);
+    snprintf(who, sizeof who, "market %s", p->name);
+    if (gm__config_check_section(host->config, section, p->settings, who, why,
+                                 sizeof why) != 0)
+      goto fail;
   }
 
   m = calloc(1, sizeof *m);

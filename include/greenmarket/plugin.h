@@ -511,6 +511,11 @@ typedef struct gm_plugin {
   /* Optional: friendly `gm <market> ...` commands, run inside `gm`
      (include/greenmarket/cli.h). */
   const struct gm_cli_extension *cli;
+  /* Optional (read only when size covers it): every key of [market.<name>]
+     this market reads, NULL-ended.  Given, gmd refuses the market when its
+     section holds another key (a misspelt setting would be read by no one,
+     its default used in silence), naming the nearest spelling. */
+  const char *const *settings;
 } gm_plugin;
 
 #define GM_PLUGIN_EXPORT __attribute__((visibility("default")))

@@ -203,6 +203,13 @@ static const ProtobufCMessageDescriptor *const carbon__events[] = {
 /* The friendly `gm carbon ...` commands (cli.c). */
 extern const struct gm_cli_extension gm__carbon_cli_extension;
 
+/* Every [market.carbon] key this market reads (sweep_ms: ignored since the
+   deadlines, warned about); gmd refuses any other. */
+static const char *const carbon__settings[] = {
+    "max_fills", "expire_batch", "mass_cancel_max",      "reconcile_page",
+    "max_steps", "inflight_ms",  "test_kill_after_step", "sweep_ms",
+    NULL};
+
 static const gm_plugin carbon__plugin = {
     .size = sizeof(gm_plugin),
     .name = "carbon",
@@ -219,6 +226,7 @@ static const gm_plugin carbon__plugin = {
     .roles = carbon__roles,
     .n_roles = sizeof carbon__roles / sizeof carbon__roles[0],
     .cli = &gm__carbon_cli_extension,
+    .settings = carbon__settings,
 };
 
 GM_PLUGIN_DEFINE(carbon__plugin)

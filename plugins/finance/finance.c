@@ -393,6 +393,16 @@ static const ProtobufCMessageDescriptor *const finance__events[] = {
 /* The friendly `gm finance ...` commands (cli.c). */
 extern const struct gm_cli_extension gm__finance_cli_extension;
 
+/* Every [market.finance] key this market reads; gmd refuses any other. */
+static const char *const finance__settings[] = {"max_claims",
+                                                "pick_working_days",
+                                                "contact_days",
+                                                "sync_ms",
+                                                "link_offer_days",
+                                                "archive_after_days",
+                                                "test_kill_before_index",
+                                                NULL};
+
 static const gm_plugin finance__plugin = {
     .size = sizeof(gm_plugin),
     .name = "finance",
@@ -409,6 +419,7 @@ static const gm_plugin finance__plugin = {
     .roles = finance__roles,
     .n_roles = sizeof finance__roles / sizeof finance__roles[0],
     .cli = &gm__finance_cli_extension,
+    .settings = finance__settings,
 };
 
 GM_PLUGIN_DEFINE(finance__plugin)

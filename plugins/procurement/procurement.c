@@ -26,6 +26,7 @@ long pr__kill_after_page;
 long pr__kill_in_totals;
 char pr__pause_in_totals[4096];
 int64_t pr__archive_ms = INT64_C(30) * 86400000;
+long pr__min_open_days = 20, pr__min_rfq_days = 3;
 static char *pr__sources[6]; /* lib + script, freed at shutdown */
 
 /* ---- script replies ---- */
@@ -265,6 +266,10 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
   long archive_days = 30;
   bad |= gm_config_long(m, h, "procurement", "archive_after_days", 30, 0, 3650,
                         "days", &archive_days) != GM_OK;
+  bad |= gm_config_long(m, h, "procurement", "min_open_days", 20, 0, 365,
+                        "days", &pr__min_open_days) != GM_OK;
+  bad |= gm_config_long(m, h, "procurement", "min_rfq_days", 3, 0, 365,
+                        "working days", &pr__min_rfq_days) != GM_OK;
   if (bad) return GM_INVALID_ARGUMENT;
   pr__archive_ms = (int64_t)archive_days * 86400000;
   if ((st = pr__seal_init(m)) != GM_OK) return st;
@@ -453,6 +458,19 @@ static const ProtobufCMessageDescriptor *const pr__events[] = {
 /* The friendly `gm procurement ...` commands (cli.c). */
 extern const struct gm_cli_extension gm__procurement_cli_extension;
 
+/* Every [market.procurement] key this market reads; gmd refuses any
+   other. */
+static const char *const pr__settings[] = {"page",
+                                           "ocid_prefix",
+                                           "key_file",
+                                           "archive_after_days",
+                                           "min_open_days",
+                                           "min_rfq_days",
+                                           "test_kill_after_page",
+                                           "test_kill_in_totals",
+                                           "test_pause_in_totals",
+                                           NULL};
+
 static const gm_plugin pr__plugin = {
     .size = sizeof(gm_plugin),
     .name = "procurement",
@@ -470,6 +488,7 @@ static const gm_plugin pr__plugin = {
     .roles = pr__roles,
     .n_roles = sizeof pr__roles / sizeof pr__roles[0],
     .cli = &gm__procurement_cli_extension,
+    .settings = pr__settings,
 };
 
 GM_PLUGIN_DEFINE(pr__plugin)

@@ -58,6 +58,9 @@ extern long pr__kill_in_totals;
 extern char pr__pause_in_totals[4096];
 /* [market.procurement] archive_after_days, in ms. */
 extern int64_t pr__archive_ms;
+/* [market.procurement] min_open_days (days) and min_rfq_days (working
+   days): the shortest bidding periods, read once at init. */
+extern long pr__min_open_days, pr__min_rfq_days;
 
 /* The host passes at most 256 arguments to a script run: batches go in
    records of tab-joined fields, at most this many per run. */

@@ -27,10 +27,7 @@
  */
 static gm_status pr__min_period(gm_call *call, int method, int64_t from,
                                 int64_t *min, const char **what) {
-  const char *v = host->config(
-      host->market(call), method == 1 ? "min_rfq_days" : "min_open_days", NULL);
-  long d = v ? strtol(v, NULL, 10) : (method == 1 ? 3 : 20);
-  if (d < 0 || d > 365) d = method == 1 ? 3 : 20;
+  long d = method == 1 ? pr__min_rfq_days : pr__min_open_days;
   if (method != 1) {
     *min = (int64_t)d * PR_DAY_MS;
     *what = host->sprintf(call, "%ld days", d);

@@ -924,6 +924,30 @@ START_TEST(a_market_setting_out_of_range_refuses_the_market) {
 }
 END_TEST
 
+/*
+ * A key a market does not read, in its section (a misspelt setting), was
+ * read by no one and its default used in silence: a market that lists
+ * its settings (gm_plugin.settings) is refused, the nearest spelling and
+ * the keys it reads named.
+ */
+START_TEST(a_market_key_no_market_reads_refuses_the_market) {
+  redis = gm_test_redis_start();
+  char out[8192];
+  ck_assert_int_eq(check_conf("testmkt", "[market.testmkt]\ngreeting = hi\n",
+                              out, sizeof out),
+                   0);
+  ck_assert_int_eq(check_conf("testmkt", "[market.testmkt]\ngreting = hi\n",
+                              out, sizeof out),
+                   1);
+  ck_assert_msg(strstr(out,
+                       "[market.testmkt] greting: unknown key (did you mean "
+                       "greeting?); market testmkt reads greeting, file, "
+                       "test_old_release, test_kill_in_deadline") &&
+                    strstr(out, "gm_testmkt.so: refused"),
+                "%s", out);
+}
+END_TEST
+
 /* ---- CURVE: identity comes from the key, never from the request ---- */
 
 static char server_pub[41], server_sec[41], admin_pub[41], admin_sec[41];
@@ -1628,6 +1652,7 @@ int main(void) {
   tcase_add_test(tc3, refused_plugins_leave_no_trace);
   tcase_add_test(tc3, check_fails_when_a_plugin_is_refused);
   tcase_add_test(tc3, a_market_setting_out_of_range_refuses_the_market);
+  tcase_add_test(tc3, a_market_key_no_market_reads_refuses_the_market);
   tcase_add_test(tc3, pipelined_workers_run_each_request_once);
   tcase_add_test(tc3, pipeline_of_one_runs_each_request_once);
   tcase_add_test(tc3, core_clock_set_retry_changes_nothing);

@@ -495,6 +495,10 @@ static const gm_role roles[] = {
     {"observer", "reads the test market; may not bump"},
 };
 
+/* Every [market.testmkt] key this market reads. */
+static const char *const settings[] = {"greeting", "file", "test_old_release",
+                                       "test_kill_in_deadline", NULL};
+
 static const gm_plugin plugin = {
     .size = sizeof(gm_plugin),
     .name = "testmkt",
@@ -506,6 +510,7 @@ static const gm_plugin plugin = {
     .shutdown = shutdown_plugin,
     .roles = roles,
     .n_roles = sizeof roles / sizeof roles[0],
+    .settings = settings,
 };
 
 GM_PLUGIN_DEFINE(plugin)
