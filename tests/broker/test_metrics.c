@@ -753,6 +753,38 @@ START_TEST(alert_rules_and_scrape_config_pass_promtool) {
 }
 END_TEST
 
+/*
+ * Every setting an alert tells the operator to write ("[settle] settle =
+ * auto") is one gmd --check accepts: GreenmarketNobodySettles said
+ * "[ledger] settle = auto", which gmd refuses ("expected on or off").
+ */
+START_TEST(settings_the_alert_rules_name_are_accepted) {
+  FILE *f =
+      fopen(GM_SOURCE_DIR "/deploy/prometheus/greenmarket-alerts.yml", "r");
+  ck_assert_ptr_nonnull(f);
+  static char rules[65536];
+  size_t len = fread(rules, 1, sizeof rules - 1, f);
+  fclose(f);
+  rules[len] = '\0';
+  gm_test_redis *r = gm_test_redis_start();
+  int n = 0;
+  for (const char *p = strchr(rules, '['); p; p = strchr(p + 1, '[')) {
+    char sec[32], key[64], val[64], extra[256], out[8192];
+    if (sscanf(p, "[%31[a-z_]] %63[a-z_] = %63[a-z0-9_]", sec, key, val) != 3)
+      continue;
+    snprintf(extra, sizeof extra, "[%s]\n%s = %s\n", sec, key, val);
+    int rc = check_config(r, NULL, "testmkt", extra, out, sizeof out);
+    ck_assert_msg(rc == 0 && strstr(out, "is valid"),
+                  "the alert rules say to write [%s] %s = %s; gmd --check "
+                  "(status %d) says:\n%s",
+                  sec, key, val, rc, out);
+    n++;
+  }
+  ck_assert_int_ge(n, 2);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 /* A [metrics] listen port another process holds: gmd's start fails, and the
    log names the configured address, not libmicrohttpd's "port 0". */
 START_TEST(a_metrics_port_in_use_is_named_in_the_log) {
@@ -833,6 +865,7 @@ int main(void) {
   tcase_add_test(unit, histogram_buckets_are_exact_sums_of_fine_buckets);
   tcase_add_test(unit, listen_values_are_checked_at_start);
   tcase_add_test(unit, alert_rules_and_scrape_config_pass_promtool);
+  tcase_add_test(unit, settings_the_alert_rules_name_are_accepted);
   tcase_add_test(unit, registered_gauges_are_served);
   tcase_add_test(unit, a_metrics_port_in_use_is_named_in_the_log);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
