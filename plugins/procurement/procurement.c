@@ -21,12 +21,13 @@
 /* Plugin globals (procurement.h): written in init() only. */
 const gm_host_api *host;
 long pr__page = 200;
+long pr__min_open_days = 20;
+long pr__min_rfq_days = 3;
 char pr__ocid_prefix[32] = "ocds-gmkt00";
 long pr__kill_after_page;
 long pr__kill_in_totals;
 char pr__pause_in_totals[4096];
 int64_t pr__archive_ms = INT64_C(30) * 86400000;
-long pr__min_open_days = 20, pr__min_rfq_days = 3;
 static char *pr__sources[6]; /* lib + script, freed at shutdown */
 
 /* ---- script replies ---- */
@@ -266,6 +267,9 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
   long archive_days = 30;
   bad |= gm_config_long(m, h, "procurement", "archive_after_days", 30, 0, 3650,
                         "days", &archive_days) != GM_OK;
+  /* The shortest bidding periods (tender.c pr__min_period): 20 days for an
+     open tender (GP Law art. 35), 3 working days for a request for
+     quotations (MOF Order 74); shorter for training and tests. */
   bad |= gm_config_long(m, h, "procurement", "min_open_days", 20, 0, 365,
                         "days", &pr__min_open_days) != GM_OK;
   bad |= gm_config_long(m, h, "procurement", "min_rfq_days", 3, 0, 365,

@@ -46,6 +46,8 @@ extern int pr__twins;
 /* The read-only twin that runs `op` of `script` (any op: NULL), or NULL. */
 const char *pr__twin(const char *script, const char *op);
 extern long pr__page;            /* bids per opening or scoring step */
+extern long pr__min_open_days;   /* an open tender's shortest bidding */
+extern long pr__min_rfq_days;    /* and a quotation's (working days) */
 extern char pr__ocid_prefix[32]; /* the OCDS ocid prefix */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after storing
    this page of an opening; 0: off. */
@@ -58,9 +60,6 @@ extern long pr__kill_in_totals;
 extern char pr__pause_in_totals[4096];
 /* [market.procurement] archive_after_days, in ms. */
 extern int64_t pr__archive_ms;
-/* [market.procurement] min_open_days (days) and min_rfq_days (working
-   days): the shortest bidding periods, read once at init. */
-extern long pr__min_open_days, pr__min_rfq_days;
 
 /* The host passes at most 256 arguments to a script run: batches go in
    records of tab-joined fields, at most this many per run. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "run_gm.h"
 
 #define T0 pt_at(PT_MONDAY, 10, 0)
 #define DEADLINE (T0 + 21 * PT_DAY)
@@ -969,6 +970,85 @@ START_TEST(a_cancelled_draft_stays_hidden_and_refunds_skip_the_register) {
 }
 END_TEST
 
+/*
+ * The shortest bidding periods (min_open_days, min_rfq_days) are checked
+ * when the market loads, as its other numbers are: a value that is no
+ * whole number in 0..365 refuses the market, saying what to write, where
+ * it was read at each publication with strtol ("abc" gave 0 days, no
+ * bidding period at all; "400" silently 20).  A good one is what
+ * publishing asks.
+ */
+static int check_with(gm_test_redis *r, const char *line, char *out,
+                      size_t outlen) {
+  char *conf = gm_test_redis_path(r, "check.conf");
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = check.sqlite\n"
+          "[security]\nmode = dev\n[metrics]\nlisten =\n"
+          "[plugins]\ndir = %s\nload = procurement\n"
+          "[market.procurement]\n%s\n",
+          gm_test_redis_socket(r), GM_BUILD_PLUGIN_DIR, line);
+  fclose(f);
+  int rc = gm_test_gmd_check(conf, out, outlen);
+  free(conf);
+  return rc;
+}
+
+START_TEST(a_bidding_period_setting_out_of_range_refuses_the_market) {
+  gm_test_redis *r = gm_test_redis_start();
+  char out[8192], want[256];
+  ck_assert_msg(check_with(r, "min_open_days = 0\nmin_rfq_days = 365", out,
+                           sizeof out) == 0,
+                "%s", out);
+  static const struct {
+    const char *key, *value, *unit, *def;
+  } bad[] = {{"min_open_days", "abc", "days", "20"},
+             {"min_open_days", "366", "days", "20"},
+             {"min_open_days", "2o", "days", "20"},
+             {"min_rfq_days", "-1", "working days", "3"},
+             {"min_rfq_days", "", "working days", "3"}};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char line[64];
+    snprintf(line, sizeof line, "%s = %s", bad[i].key, bad[i].value);
+    ck_assert_msg(check_with(r, line, out, sizeof out) == 1, "%s: %s", line,
+                  out);
+    snprintf(want, sizeof want,
+             "[market.procurement] %s = %s is not a whole number of %s in "
+             "0..365: write one in that range, or remove the line for the "
+             "default (%s %s)",
+             bad[i].key, bad[i].value, bad[i].unit, bad[i].def, bad[i].unit);
+    ck_assert_msg(strstr(out, want), "%s: want \"%s\" in:\n%s", line, want,
+                  out);
+  }
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
+START_TEST(a_shorter_bidding_period_set_in_the_config_is_the_one_asked) {
+  pt_start("min_open_days = 5", T0);
+  pt_register("city", "agency");
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+  pt_tender d;
+  pt_tender_init(&d, "T-FOUR", 100000000, T0 + 4 * PT_DAY);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *v = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(v, "%s", pt_message);
+  protobuf_c_message_free_unpacked(v, NULL);
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-FOUR";
+  pt_expect("city", "tender.publish", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "5 days");
+  pt_tender_init(&d, "T-FIVE", 100000000, T0 + 5 * PT_DAY);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  pt_stop();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement tender");
   TCase *tc = tcase_create("tender");
@@ -1001,6 +1081,13 @@ int main(void) {
                  an_amendment_cannot_shorten_the_bidding_period_below_the_law);
   tcase_add_test(tc, a_credit_code_is_registered_to_one_party);
   suite_add_tcase(s, tc);
+  TCase *settings = tcase_create("settings");
+  tcase_set_timeout(settings, 120);
+  tcase_add_test(settings,
+                 a_bidding_period_setting_out_of_range_refuses_the_market);
+  tcase_add_test(settings,
+                 a_shorter_bidding_period_set_in_the_config_is_the_one_asked);
+  suite_add_tcase(s, settings);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
