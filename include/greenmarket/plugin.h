@@ -453,13 +453,16 @@ static inline gm_status gm_config_long(gm_market *m, const gm_host_api *h,
                                        const char *market, const char *key,
                                        long def, long min, long max,
                                        const char *unit, long *out) {
+  /* Declarations first: a plugin may build with
+     -Wdeclaration-after-statement. */
   const char *s = h->config(m, key, NULL);
+  char *end;
+  long v;
   if (!s) {
     *out = def;
     return GM_OK;
   }
-  char *end;
-  long v = strtol(s, &end, 10);
+  v = strtol(s, &end, 10);
   if (*s == '\0' || *end != '\0' || v < min || v > max) {
     h->log(m, GM_LOG_ERROR,
            "[market.%s] %s = %s is not a whole number%s%s in %ld..%ld: "
