@@ -42,6 +42,22 @@ grep -q '^usage: ' "$tmp/usage" || fail "no usage: $(cat "$tmp/usage")"
 grep -q "$libdir/libgmclient.so" <<<"$(ldd "$tmp/ex-pc")" ||
   fail "the example does not load the installed libgmclient: $(ldd "$tmp/ex-pc")"
 
+# The installed library says the version pkg-config and the CMake package
+# give (gm_client_version(), exported).
+cat >"$tmp/version.c" <<'C'
+#include <stdio.h>
+#include <greenmarket/client.h>
+int main(void) { return puts(gm_client_version()) < 0; }
+C
+cc -std=c11 -Wall -Wextra -Werror "${flags[@]}" -o "$tmp/version" \
+  "$tmp/version.c" $(pkg-config --cflags --libs greenmarket) \
+  -Wl,-rpath,"$libdir" || fail "gm_client_version() does not link"
+nm -D --defined-only "$libdir/libgmclient.so" | grep -qw gm_client_version ||
+  fail "the installed libgmclient.so does not export gm_client_version"
+got=$("$tmp/version") want=$(pkg-config --modversion greenmarket)
+[ "$got" = "$want" ] ||
+  fail "gm_client_version() says '$got', pkg-config --modversion '$want'"
+
 # 2. Each installed .proto through protoc-c, compiled with the same flags.
 mkdir "$tmp/gen"
 for p in "$protodir"/*.proto; do
