@@ -449,12 +449,14 @@ static gm_status init(gm_market *m, const gm_host_api *api) {
   if (st == GM_OK) st = host->deadline_register(m, "slow", on_slow, NULL);
   if (st == GM_OK)
     st = host->deadline_register(m, "slowfail", on_slowfail, NULL);
-#ifdef GM_FAILURE_INJECTION
-  long kill = 0;
+  /* Checked in every build (test_gmd's a_market_setting_out_of_range_...
+     runs without failure injection too); acted on only with it. */
+  long kill_setting = 0;
   if (st == GM_OK && gm_config_long(m, host, "testmkt", "test_kill_in_deadline",
-                                    0, 0, 1, "", &kill) != GM_OK)
+                                    0, 0, 1, "", &kill_setting) != GM_OK)
     st = GM_INVALID_ARGUMENT;
-  kill_in_deadline = (int)kill;
+#ifdef GM_FAILURE_INJECTION
+  kill_in_deadline = (int)kill_setting;
 #endif
   return st;
 }
