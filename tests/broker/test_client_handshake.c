@@ -382,6 +382,19 @@ static void tell(gm_audience audience, const char *who, const char *note) {
   gm__reply__free_unpacked(r, NULL);
 }
 
+/* A feed of the key pub/sec on gmd's feed, subscribed to everything. */
+static gm_feed *feed_for(const char *pub, const char *sec) {
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.server_public_key = server_pub;
+  o.public_key = pub;
+  o.secret_key = sec;
+  gm_feed *f = gm_feed_new(gm_test_gmd_feed(gmd), &o);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  return f;
+}
+
 /*
  * A feed whose key the broker refused is told so once, and "keeps trying
  * and then receives without further action" (client.h) once an admin
@@ -392,14 +405,7 @@ static void tell(gm_audience audience, const char *who, const char *note) {
 START_TEST(a_refused_feed_receives_once_registered) {
   char pub[41], sec[41];
   ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
-  gm_client_options o;
-  gm_client_options_init(&o);
-  o.server_public_key = server_pub;
-  o.public_key = pub;
-  o.secret_key = sec;
-  gm_feed *f = gm_feed_new(gm_test_gmd_feed(gmd), &o);
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  gm_feed *f = feed_for(pub, sec);
   char *topic;
   Gm__Event *ev;
   ck_assert_int_eq(gm_feed_recv(f, &topic, &ev, 3000), GM_PERMISSION_DENIED);
@@ -452,14 +458,7 @@ START_TEST(a_feed_told_to_try_later_receives_soon_after) {
   ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
   register_key("gina", pub);
   acl("ACL SETUSER default -get");
-  gm_client_options o;
-  gm_client_options_init(&o);
-  o.server_public_key = server_pub;
-  o.public_key = pub;
-  o.secret_key = sec;
-  gm_feed *f = gm_feed_new(gm_test_gmd_feed(gmd), &o);
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  gm_feed *f = feed_for(pub, sec);
   int told = 0;
   for (int i = 0; i < 500 && !told; i++) {
     told = gm_test_gmd_log_has(gmd, "could not check client key");

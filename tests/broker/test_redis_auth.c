@@ -258,18 +258,25 @@ static int healthz(const gm_test_gmd *g, char *out, size_t outlen) {
   return atoi(nl + 1);
 }
 
+/* gmd as the ACL user gmd, its password gmd-pass-1 in a file (*file,
+   malloc'd), metrics on. */
+static gm_test_gmd *start_as_gmd(char **file) {
+  *file = secret_file("gmd.pass", "gmd-pass-1\n");
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n"
+           "[redis]\nuser = gmd\npassword_file = %s\n",
+           *file);
+  return gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+}
+
 /* Redis restarted (its password set again, as a config file would) and
    every gmd connection closed: the workers reconnect with AUTH and calls
    work; then the password changes under gmd: /healthz says Redis refuses
    gmd's credentials, not that Redis is unreachable. */
 START_TEST(reconnects_authenticate_and_a_refused_password_is_named) {
-  char *file = secret_file("gmd.pass", "gmd-pass-1\n");
-  char extra[1024];
-  snprintf(extra, sizeof extra,
-           "[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n"
-           "[redis]\nuser = gmd\npassword_file = %s\n",
-           file);
-  gm_test_gmd *g = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  char *file;
+  gm_test_gmd *g = start_as_gmd(&file);
   gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
   ck_assert_int_eq(bump(c, "before"), 1);
   gm_test_redis_restart(redis);
@@ -338,13 +345,8 @@ static char *log_line(const gm_test_gmd *g, const char *a, const char *b,
    file gone is named as such (not "refused", not "not reachable"), and
    putting it back is enough. */
 START_TEST(the_password_changes_without_a_restart) {
-  char *file = secret_file("gmd.pass", "gmd-pass-1\n");
-  char extra[1024];
-  snprintf(extra, sizeof extra,
-           "[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n"
-           "[redis]\nuser = gmd\npassword_file = %s\n",
-           file);
-  gm_test_gmd *g = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, extra);
+  char *file;
+  gm_test_gmd *g = start_as_gmd(&file);
   gm_test_conn *c = gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
   ck_assert_int_eq(bump(c, "before"), 1);
   on_every_node("ACL SETUSER gmd >%s", "gmd-pass-3");
