@@ -96,6 +96,18 @@ static char *http(const char *method, const char *path, int *status) {
   return out;
 }
 
+/* Polls /healthz (up to 5 s) until it answers 200: its body, or NULL. */
+static char *healthz_once_ok(void) {
+  int status;
+  for (int i = 0; i < 100; i++) {
+    char *body = http("GET", "/healthz", &status);
+    if (status == 200) return body;
+    free(body);
+    gm_test_sleep_ms(50);
+  }
+  return NULL;
+}
+
 static char *scrape(void) {
   int status;
   char *body = http("GET", "/metrics", &status);
@@ -478,13 +490,7 @@ START_TEST(healthz_fails_while_redis_is_gone) {
 
   /* Back once Redis is: the metrics thread reconnects by itself. */
   gm_test_redis_restart(redis);
-  for (int i = 0; i < 100; i++) {
-    body = http("GET", "/healthz", &status);
-    if (status == 200) break;
-    free(body);
-    body = NULL;
-    gm_test_sleep_ms(50);
-  }
+  body = healthz_once_ok();
   ck_assert_msg(body, "/healthz stayed failing after Redis came back");
   ck_assert_str_eq(body, "ok\n");
   free(body);
@@ -560,13 +566,7 @@ START_TEST(healthz_fails_while_no_broker_may_settle) {
   free(body);
 
   freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{settle}:book"));
-  for (int i = 0; i < 100; i++) {
-    body = http("GET", "/healthz", &status);
-    if (status == 200) break;
-    free(body);
-    body = NULL;
-    gm_test_sleep_ms(50);
-  }
+  body = healthz_once_ok();
   ck_assert_msg(body, "/healthz stayed failing once the mark was deleted");
   ck_assert_str_eq(body, "ok\n");
   free(body);
@@ -594,13 +594,7 @@ static void healthz_while_redis_is_stopped(const char *reason) {
   if (reason) ck_assert_msg(strstr(body, reason), "reason: '%s'", body);
   ck_assert_msg(ms < 3500, "/healthz took %ld ms on a stopped Redis", ms);
   free(body);
-  for (int i = 0; i < 100; i++) {
-    body = http("GET", "/healthz", &status);
-    if (status == 200) break;
-    free(body);
-    body = NULL;
-    gm_test_sleep_ms(50);
-  }
+  body = healthz_once_ok();
   ck_assert_msg(body, "/healthz stayed failing after Redis went on");
   free(body);
 }
