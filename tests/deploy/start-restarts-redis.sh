@@ -78,7 +78,7 @@ for attempt in 1 2 3 4 5; do
   # An override appended at the end, as gmd reads it: the last one wins,
   # section names in any case.
   printf '[Metrics] ; moved\nlisten = 127.0.0.1:%d\n' $((base + 8)) >>"$tmp/var/gmd.conf"
-  setsid "$tmp/deploy/start" >"$log" 2>&1 &
+  GM_START_REDIS_RETRY_S=1 setsid "$tmp/deploy/start" >"$log" 2>&1 &
   start_pid=$!
   for ((i = 0; i < 600; i++)); do
     grep -q '^greenmarket is running' "$log" && break
@@ -176,7 +176,7 @@ pids=()
 # A deploy/start killed outright leaves gmd and redis-server holding var/:
 # the next one names those two to stop, not the dead deploy/start's pid.
 : >"$log"
-setsid "$tmp/deploy/start" >"$log" 2>&1 &
+GM_START_REDIS_RETRY_S=1 setsid "$tmp/deploy/start" >"$log" 2>&1 &
 start_pid=$!
 for ((i = 0; i < 600; i++)); do
   grep -q '^greenmarket is running' "$log" && break
