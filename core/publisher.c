@@ -19,6 +19,8 @@
 #define BURST 256
 /* The longest public prefix kept, in bytes: the longest topic. */
 #define GM__FEED_PREFIX_MAX 255
+/* The longest frame a feed client may send (ZMQ_MAXMSGSIZE, below). */
+#define GM__FEED_FRAME_MAX 1024
 
 struct gm__publisher {
   void *pull;         /* PULL from workers and timers */
@@ -241,9 +243,13 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
      per byte before gmd sees it: without a cap one 100 KB prefix cost gmd
      3 MB, and 100 of them 323 MB, for as long as the client stayed.  No
      topic is longer than 255 bytes (gm__publish builds them in 256), so a
-     longer prefix matches nothing; a client that sends one is dropped (the
-     client library refuses such a prefix with its reason first). */
-  int64_t maxsub = 1 + GM__FEED_PREFIX_MAX;
+     longer prefix matches nothing (the client library refuses one).  The
+     cap is on the frames the client sends, its handshake's included: a
+     CURVE INITIATE (about 300 bytes with its metadata) and each encrypted
+     subscription (33 bytes more than the prefix) must pass, so it is 1 KB:
+     a client that sends more in one frame is dropped, and no prefix costs
+     gmd more than about 32 KB. */
+  int64_t maxsub = GM__FEED_FRAME_MAX;
   zmq_setsockopt(p->pub, ZMQ_MAXMSGSIZE, &maxsub, sizeof maxsub);
   if (curve_secret) {
     int one = 1;
