@@ -31,6 +31,8 @@
    registry was back, losing those events.  A CURVE handshake takes
    milliseconds. */
 #define GM__FEED_HANDSHAKE_MS 5000
+/* The longest prefix worth subscribing: the longest topic, in bytes. */
+#define GM__FEED_PREFIX_MAX 255
 
 /* Both feed sockets: no linger, and the handshake bound above. */
 static void gm__feed_sockopts(void *sock) {
@@ -247,6 +249,17 @@ gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
     return GM_INVALID_ARGUMENT;
   }
   if (!prefix) prefix = "";
+  /* No topic is longer: such a prefix would match nothing, and the broker
+     drops a feed connection that sends one (with every subscription on it). */
+  size_t plen = strlen(prefix);
+  if (plen > GM__FEED_PREFIX_MAX) {
+    gm__client_set_error(
+        "cannot subscribe to a prefix of %zu bytes: topics are at most %d "
+        "bytes, so it would match nothing; subscribe a prefix of at most %d "
+        "bytes",
+        plen, GM__FEED_PREFIX_MAX, GM__FEED_PREFIX_MAX);
+    return GM_INVALID_ARGUMENT;
+  }
   if (prefix[0] == '@') return gm__feed_private_sub(f, prefix);
   if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix))) {
     gm__client_set_error("cannot subscribe to \"%s\": %s", prefix,

@@ -384,6 +384,11 @@ int gm__zap_recv(void *sock, zmq_msg_t parts[GM__ZAP_PARTS]) {
   return n;
 }
 
+/* Anyone who reaches an endpoint can make a key pair per connection: one
+   line each was 1000 lines in 3 s from one client.  A few a window, the
+   next printed one counting the rest. */
+static gm__log_limit refused_key_log = GM__LOG_LIMIT(10, 10000);
+
 /* Handles one ZAP request: version, id, domain, address, identity, mechanism,
  * creds. */
 static void zap_handle(gm__auth *a) {
@@ -455,7 +460,8 @@ static void zap_handle(gm__auth *a) {
     goto done;
   }
   if (r->type != REDIS_REPLY_STRING) {
-    gm__log(GM_LOG_WARN, "auth", "refused unregistered client key %s", z85);
+    gm__log_limited(&refused_key_log, GM_LOG_WARN, "auth",
+                    "refused unregistered client key %s", z85);
     zap_reply(a->rep, reqid, reqid_len, "400", "key not registered", "", NULL,
               NULL);
     freeReplyObject(r);

@@ -796,6 +796,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   return respond(conn, status, text, &body);
 }
 
+/* libmicrohttpd's lines: one per request it refuses (a path or headers too
+   big: 414, 431), so anyone who reaches the port could write the log at
+   the rate they send; a few a window, the next printed one counting the
+   rest.  Its lines at start (a bind that fails) come before any request. */
+static gm__log_limit mhd_log = GM__LOG_LIMIT(5, 10000);
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   const gm__metrics *m = cls;
   char line[512];
@@ -809,7 +815,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
     gm__log(GM_LOG_WARN, "metrics", "Failed to bind to %s%s", m->listen,
             line + sizeof bind0 - 1);
   else
-    gm__log(GM_LOG_WARN, "metrics", "%s", line);
+    gm__log_limited(&mhd_log, GM_LOG_WARN, "metrics", "%s", line);
 }
 
 int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,

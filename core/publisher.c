@@ -17,6 +17,10 @@
 
 /* Events moved per wake-up, at most. */
 #define BURST 256
+/* The longest public prefix kept, in bytes: the longest topic. */
+#define GM__FEED_PREFIX_MAX 255
+/* The longest frame a feed client may send (ZMQ_MAXMSGSIZE, below). */
+#define GM__FEED_FRAME_MAX 1024
 
 struct gm__publisher {
   void *pull;         /* PULL from workers and timers */
@@ -117,7 +121,7 @@ static void gm__publisher_subscriptions(gm__publisher *p) {
        the XPUB passes a prefix again after its last unsubscribe, and
        counting that too would let one client reach the limit by
        subscribing one prefix over and over. */
-    if (n >= 1 && n <= 256 && d[0] == 1 &&
+    if (n >= 1 && n <= 1 + GM__FEED_PREFIX_MAX && d[0] == 1 &&
         p->public_prefixes < PUBLIC_PREFIXES_MAX &&
         gm__interest_note(p->interest, d + 1, n - 1) &&
         ++p->public_prefixes == PUBLIC_PREFIXES_MAX)
@@ -234,6 +238,19 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
      event sent after that reaches it. */
   int verbose = 1;
   zmq_setsockopt(p->pub, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
+  /* What a feed client sends is its subscriptions (byte 1 or 0, then the
+     prefix), and libzmq keeps each subscribed prefix in a trie of one node
+     per byte before gmd sees it: without a cap one 100 KB prefix cost gmd
+     3 MB, and 100 of them 323 MB, for as long as the client stayed.  No
+     topic is longer than 255 bytes (gm__publish builds them in 256), so a
+     longer prefix matches nothing (the client library refuses one).  The
+     cap is on the frames the client sends, its handshake's included: a
+     CURVE INITIATE (about 300 bytes with its metadata) and each encrypted
+     subscription (33 bytes more than the prefix) must pass, so it is 1 KB:
+     a client that sends more in one frame is dropped, and no prefix costs
+     gmd more than about 32 KB. */
+  int64_t maxsub = GM__FEED_FRAME_MAX;
+  zmq_setsockopt(p->pub, ZMQ_MAXMSGSIZE, &maxsub, sizeof maxsub);
   if (curve_secret) {
     int one = 1;
     zmq_setsockopt(p->pub, ZMQ_CURVE_SERVER, &one, sizeof one);

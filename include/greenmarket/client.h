@@ -298,7 +298,8 @@ GM_CLIENT_EXPORT void gm_feed_destroy(gm_feed **f);
  * other prefix: public events.  GM_FAILED_PRECONDITION for a private prefix
  * when no private feed endpoint is known (set options.private_feed).  A
  * private subscription the broker refuses comes back from gm_feed_recv() as
- * GM_PERMISSION_DENIED.
+ * GM_PERMISSION_DENIED.  GM_INVALID_ARGUMENT for a prefix longer than 255
+ * bytes (no topic is longer): nothing is sent.
  */
 GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
 /*

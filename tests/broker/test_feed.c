@@ -1154,6 +1154,65 @@ START_TEST(publish_wanted_in_development_mode) {
 }
 END_TEST
 
+/* gmd's resident memory in KiB (VmRSS), 0 when unreadable. */
+static long rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kib = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0) kib = atol(line + 6);
+  if (f) fclose(f);
+  return kib;
+}
+
+/*
+ * A feed client's subscriptions are kept by libzmq, one trie node per byte,
+ * before gmd sees them: 40 prefixes of 64 KB (2.5 MB sent) made gmd keep
+ * about 80 MB for as long as the client stayed.  A prefix longer than any
+ * topic matches nothing: a client that sends one in a frame of more than
+ * 1 KB is dropped, and gmd keeps nothing of it, while other clients'
+ * subscriptions work (the curve cases: their handshakes pass the cap).
+ */
+START_TEST(a_feed_client_cannot_make_gmd_keep_huge_prefixes) {
+  pid_t pid = gm_test_gmd_pid(gmd);
+  long before = rss_kib(pid);
+  ck_assert_int_gt(before, 0);
+  void *ctx = zmq_ctx_new();
+  void *s = zmq_socket(ctx, ZMQ_SUB);
+  int zero = 0;
+  zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+  ck_assert_int_eq(zmq_connect(s, gm_test_gmd_feed(gmd)), 0);
+  enum { N = 40, LEN = 64 * 1024 };
+  char *p = malloc(LEN);
+  ck_assert_ptr_nonnull(p);
+  for (int i = 0; i < N; i++) {
+    memset(p, 'a' + i % 26, LEN);
+    snprintf(p, 16, "huge%d.", i); /* each distinct from its first bytes */
+    ck_assert_int_eq(zmq_setsockopt(s, ZMQ_SUBSCRIBE, p, LEN), 0);
+  }
+  free(p);
+  /* Up to 5 s for them to arrive (they would have grown it within 1). */
+  long grown = 0;
+  for (int i = 0; i < 50 && grown < 32 * 1024; i++) {
+    zmq_poll(NULL, 0, 100);
+    grown = rss_kib(pid) - before;
+  }
+  ck_assert_msg(grown < 32 * 1024,
+                "gmd grew by %ld KiB for %d subscriptions of %d bytes", grown,
+                N, LEN);
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+  /* The feed still serves a client that subscribes what a topic can be. */
+  gm_feed *f = feed_as(NULL, NULL);
+  evlog *lg = calloc(1, sizeof *lg);
+  ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
+  until_heard(f, lg, GM_AUDIENCE_PUBLIC, NULL, "after-huge");
+  free(lg);
+  gm_feed_destroy(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("feed");
   TCase *tc = tcase_create("curve");
@@ -1182,6 +1241,7 @@ int main(void) {
   tcase_set_timeout(dev, 60);
   tcase_add_test(dev, development_mode_keeps_subscriptions_as_asked);
   tcase_add_test(dev, publish_wanted_in_development_mode);
+  tcase_add_test(dev, a_feed_client_cannot_make_gmd_keep_huge_prefixes);
   suite_add_tcase(s, dev);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -1031,6 +1031,55 @@ START_TEST(curve_admits_registered_keys_only) {
 }
 END_TEST
 
+/* Lines of gmd's log that contain `text`. */
+static int log_lines_with(const char *text) {
+  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f)) n += strstr(line, text) != NULL;
+  fclose(f);
+  return n;
+}
+
+/*
+ * Anyone who reaches the endpoint can make a key pair per connection: each
+ * one's refusal was a log line, 1000 lines in 3 s from one client (and the
+ * same on the feeds).  A few a window now, the next printed one counting
+ * the rest; a registered key is still admitted in the middle of it.
+ */
+START_TEST(unregistered_keys_cannot_flood_the_log) {
+  enum { N = 100 };
+  static const char said[] = "refused unregistered client key";
+  int before = log_lines_with(said);
+  void *ctx = zmq_ctx_new();
+  void *s[N];
+  for (int i = 0; i < N; i++) {
+    char pub[41], sec[41];
+    ck_assert_int_eq(zmq_curve_keypair(pub, sec), 0);
+    s[i] = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s[i], ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s[i], ZMQ_CURVE_SERVERKEY, server_pub, 40);
+    zmq_setsockopt(s[i], ZMQ_CURVE_PUBLICKEY, pub, 40);
+    zmq_setsockopt(s[i], ZMQ_CURVE_SECRETKEY, sec, 40);
+    ck_assert_int_eq(zmq_connect(s[i], gm_test_gmd_endpoint(gmd)), 0);
+  }
+  /* Up to 5 s for their handshakes (each unlimited one logged in ms). */
+  for (int i = 0; i < 50 && log_lines_with(said) - before < N; i++)
+    zmq_poll(NULL, 0, 100);
+  for (int i = 0; i < N; i++) zmq_close(s[i]);
+  zmq_ctx_term(ctx);
+  Gm__WhoamiReply *w = whoami(conn, NULL);
+  gm__whoami_reply__free_unpacked(w, NULL);
+  int lines = log_lines_with(said) - before;
+  /* 10 a window, and the run may straddle two. */
+  ck_assert_msg(lines >= 1 && lines <= 20,
+                "%d log lines for %d refused keys (see %s)", lines, N,
+                gm_test_gmd_log(gmd));
+}
+END_TEST
+
 /* Registers (or re-registers) `id` with key `pub` and `role`, as admin. */
 static void register_as_admin(const char *id, const char *pub, const char *role,
                               const char *idem) {
@@ -1661,6 +1710,7 @@ int main(void) {
   tcase_add_checked_fixture(tc2, curve_setup, teardown);
   tcase_set_timeout(tc2, 120);
   tcase_add_test(tc2, curve_admits_registered_keys_only);
+  tcase_add_test(tc2, unregistered_keys_cannot_flood_the_log);
   tcase_add_test(tc2, curve_revoked_key_loses_access_without_reconnect);
   suite_add_tcase(s, tc2);
   SRunner *sr = srunner_create(s);

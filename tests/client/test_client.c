@@ -295,6 +295,21 @@ START_TEST(feed_delivers_subscribed_events) {
   gm_feed *f = gm_feed_new(ep, NULL);
   ck_assert_msg(f != NULL, "%s", gm_client_last_error());
   ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
+  /* Longer than any topic: refused here, never sent (the broker drops a
+     connection that sends one, and every subscription with it). */
+  char longp[300];
+  memset(longp, 'x', 256);
+  longp[256] = 0;
+  ck_assert_int_eq(gm_feed_subscribe(f, longp), GM_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(gm_client_last_error(), "prefix of 256 bytes") &&
+                    strstr(gm_client_last_error(), "at most 255 bytes"),
+                "%s", gm_client_last_error());
+  longp[0] = '@';
+  ck_assert_int_eq(gm_feed_subscribe(f, longp), GM_INVALID_ARGUMENT);
+  longp[255] = 0;
+  longp[0] = 'x';
+  ck_assert_int_eq(gm_feed_subscribe(f, longp), GM_OK);
+  ck_assert_int_eq(gm_feed_unsubscribe(f, longp), GM_OK);
 
   Gm__Event ev = GM__EVENT__INIT;
   ev.market = "sample";
