@@ -1031,17 +1031,6 @@ START_TEST(curve_admits_registered_keys_only) {
 }
 END_TEST
 
-/* Lines of gmd's log that contain `text`. */
-static int log_lines_with(const char *text) {
-  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
-  ck_assert_ptr_nonnull(f);
-  char line[4096];
-  int n = 0;
-  while (fgets(line, sizeof line, f)) n += strstr(line, text) != NULL;
-  fclose(f);
-  return n;
-}
-
 /*
  * Anyone who reaches the endpoint can make a key pair per connection: each
  * one's refusal was a log line, 1000 lines in 3 s from one client (and the
@@ -1051,7 +1040,7 @@ static int log_lines_with(const char *text) {
 START_TEST(unregistered_keys_cannot_flood_the_log) {
   enum { N = 100 };
   static const char said[] = "refused unregistered client key";
-  int before = log_lines_with(said);
+  int before = gm_test_gmd_log_count(gmd, said);
   void *ctx = zmq_ctx_new();
   void *s[N];
   for (int i = 0; i < N; i++) {
@@ -1066,13 +1055,13 @@ START_TEST(unregistered_keys_cannot_flood_the_log) {
     ck_assert_int_eq(zmq_connect(s[i], gm_test_gmd_endpoint(gmd)), 0);
   }
   /* Up to 5 s for their handshakes (each unlimited one logged in ms). */
-  for (int i = 0; i < 50 && log_lines_with(said) - before < N; i++)
+  for (int i = 0; i < 50 && gm_test_gmd_log_count(gmd, said) - before < N; i++)
     zmq_poll(NULL, 0, 100);
   for (int i = 0; i < N; i++) zmq_close(s[i]);
   zmq_ctx_term(ctx);
   Gm__WhoamiReply *w = whoami(conn, NULL);
   gm__whoami_reply__free_unpacked(w, NULL);
-  int lines = log_lines_with(said) - before;
+  int lines = gm_test_gmd_log_count(gmd, said) - before;
   /* 10 a window, and the run may straddle two. */
   ck_assert_msg(lines >= 1 && lines <= 20,
                 "%d log lines for %d refused keys (see %s)", lines, N,

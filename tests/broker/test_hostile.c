@@ -211,16 +211,6 @@ START_TEST(eight_prefix_frames_are_answered_nine_are_not) {
 }
 END_TEST
 
-static int log_count(const char *text) {
-  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
-  ck_assert_ptr_nonnull(f);
-  char line[4096];
-  int n = 0;
-  while (fgets(line, sizeof line, f)) n += strstr(line, text) != NULL;
-  fclose(f);
-  return n;
-}
-
 START_TEST(a_garbage_flood_cannot_flood_the_log) {
   const char junk[] = "\xff\xff\xff\xff garbage";
   for (int i = 0; i < 300; i++) {
@@ -231,7 +221,7 @@ START_TEST(a_garbage_flood_cannot_flood_the_log) {
     ck_assert_ptr_nonnull(r);
     gm__reply__free_unpacked(r, NULL);
   }
-  int n = log_count("undecodable frame");
+  int n = gm_test_gmd_log_count(gmd, "undecodable frame");
   ck_assert_msg(n >= 1 && n <= 10, "%d log lines for 300 bad frames", n);
 }
 END_TEST

@@ -209,15 +209,18 @@ pid_t gm_test_gmd_pid(const gm_test_gmd *g) {
   return g->pid;
 }
 
-int gm_test_gmd_log_has(const gm_test_gmd *g, const char *text) {
+int gm_test_gmd_log_count(const gm_test_gmd *g, const char *text) {
   FILE *f = fopen(g->log, "r");
   if (!f) return 0;
   char line[4096];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, text) != NULL;
+  int n = 0;
+  while (fgets(line, sizeof line, f)) n += strstr(line, text) != NULL;
   fclose(f);
-  return found;
+  return n;
+}
+
+int gm_test_gmd_log_has(const gm_test_gmd *g, const char *text) {
+  return gm_test_gmd_log_count(g, text) > 0;
 }
 
 int gm_test_gmd_metrics_port(const gm_test_gmd *g) {

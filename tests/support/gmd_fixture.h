@@ -70,6 +70,8 @@ const char *gm_test_gmd_feed(const gm_test_gmd *g);
 const char *gm_test_gmd_ledger(const gm_test_gmd *g);
 const char *gm_test_gmd_log(const gm_test_gmd *g);
 pid_t gm_test_gmd_pid(const gm_test_gmd *g);
+/* How many lines of gmd's log contain `text`. */
+int gm_test_gmd_log_count(const gm_test_gmd *g, const char *text);
 /* Non-zero when gmd's log contains `text`. */
 int gm_test_gmd_log_has(const gm_test_gmd *g, const char *text);
 /*
