@@ -138,26 +138,6 @@ START_TEST(a_refused_key_is_served_once_registered) {
 }
 END_TEST
 
-/* Fills Redis (started with AOF: start(1)) with enough data that loading
-   it takes a second or so, and restarts it: it answers LOADING meanwhile. */
-static void restart_with_a_long_load(void) {
-  redisContext *rc = gm_test_redis_connect(redis);
-  freeReplyObject(gm_test_redis_cmd(
-      rc, "EVAL %s 0",
-      "for i = 1, 1000000 do redis.call('SET', 'filler:' .. i, 'x') end"));
-  freeReplyObject(gm_test_redis_cmd(rc, "BGREWRITEAOF"));
-  for (int i = 0; i < 200; i++) {
-    redisReply *info = gm_test_redis_cmd(rc, "INFO persistence");
-    int busy = strstr(info->str, "aof_rewrite_in_progress:1") != NULL ||
-               strstr(info->str, "aof_rewrite_scheduled:1") != NULL;
-    freeReplyObject(info);
-    if (!busy) break;
-    gm_test_sleep_ms(50);
-  }
-  redisFree(rc);
-  gm_test_redis_restart_loading(redis);
-}
-
 /*
  * A Redis restarted with its data answers LOADING for a while.  The broker
  * cannot read its participant registry then: that is "try later" (ZAP 300),
@@ -175,7 +155,7 @@ START_TEST(a_loading_registry_is_not_a_refused_key) {
   ck_assert_msg(ping(c, &r) == GM_OK, "%s", r.message);
   gm_result_clear(&r);
 
-  restart_with_a_long_load();
+  gm_test_redis_restart_with_long_load(redis);
   int unavailable = 0, said_later = 0, done = 0;
   for (int i = 0; i < 100 && !done; i++) {
     /* A new client each time: a new connection, a new handshake. */

@@ -258,22 +258,7 @@ START_TEST(a_loading_redis_is_unavailable_and_retries_get_the_truth) {
   ck_assert_int_eq(rep->status, GM__STATUS__OK);
   ck_assert_int_eq(bump_seq(rep), 1);
   gm__reply__free_unpacked(rep, NULL);
-  /* Enough data that loading it takes a second or so. */
-  redisContext *rc = gm_test_redis_connect(r);
-  freeReplyObject(gm_test_redis_cmd(
-      rc, "EVAL %s 0",
-      "for i = 1, 1000000 do redis.call('SET', 'filler:' .. i, 'x') end"));
-  freeReplyObject(gm_test_redis_cmd(rc, "BGREWRITEAOF"));
-  for (int i = 0; i < 200; i++) {
-    redisReply *info = gm_test_redis_cmd(rc, "INFO persistence");
-    int busy = strstr(info->str, "aof_rewrite_in_progress:1") != NULL ||
-               strstr(info->str, "aof_rewrite_scheduled:1") != NULL;
-    freeReplyObject(info);
-    if (!busy) break;
-    nanosleep(&(struct timespec){0, 50000000}, NULL);
-  }
-  redisFree(rc);
-  gm_test_redis_restart_loading(r);
+  gm_test_redis_restart_with_long_load(r);
   int loading = 0, done = 0;
   for (int i = 0; i < 400 && !done; i++) {
     rep = bump_on(c, "during");
@@ -297,7 +282,7 @@ START_TEST(a_loading_redis_is_unavailable_and_retries_get_the_truth) {
   ck_assert_int_eq(rep->status, GM__STATUS__OK);
   ck_assert_int_eq(bump_seq(rep), 1);
   gm__reply__free_unpacked(rep, NULL);
-  rc = gm_test_redis_connect(r);
+  redisContext *rc = gm_test_redis_connect(r);
   ck_assert_int_eq(gm_test_redis_int(rc, "GET gm:{testmkt:all}:counter"), 2);
   redisFree(rc);
   gm_test_conn_destroy(&c);

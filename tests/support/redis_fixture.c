@@ -898,6 +898,24 @@ void gm_test_redis_restart_loading(gm_test_redis *r) {
   spawn_server(r, 0);
 }
 
+void gm_test_redis_restart_with_long_load(gm_test_redis *r) {
+  redisContext *rc = gm_test_redis_connect(r);
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "EVAL %s 0",
+      "for i = 1, 1000000 do redis.call('SET', 'filler:' .. i, 'x') end"));
+  freeReplyObject(gm_test_redis_cmd(rc, "BGREWRITEAOF"));
+  for (int i = 0; i < 200; i++) {
+    redisReply *info = gm_test_redis_cmd(rc, "INFO persistence");
+    int busy = strstr(info->str, "aof_rewrite_in_progress:1") != NULL ||
+               strstr(info->str, "aof_rewrite_scheduled:1") != NULL;
+    freeReplyObject(info);
+    if (!busy) break;
+    gm_test_sleep_ms(50);
+  }
+  redisFree(rc);
+  gm_test_redis_restart_loading(r);
+}
+
 const char *gm_test_redis_socket(const gm_test_redis *r) {
   return r->socket;
 }

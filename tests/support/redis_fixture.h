@@ -77,6 +77,10 @@ void gm_test_redis_restart(gm_test_redis *r);
    reloads its data) and returns as soon as it accepts connections, while
    it may still answer LOADING. */
 void gm_test_redis_restart_loading(gm_test_redis *r);
+/* An AOF server (gm_test_redis_start_aof) filled with enough data
+   (1,000,000 keys, rewritten into its AOF) that loading it takes a second
+   or so, then restarted: it answers LOADING meanwhile. */
+void gm_test_redis_restart_with_long_load(gm_test_redis *r);
 /* SIGKILLs the server and reaps it; the folder stays (restart or stop). */
 void gm_test_redis_kill(gm_test_redis *r);
 
