@@ -118,6 +118,22 @@ static int wait_archiving(const char *id) {
   return 0;
 }
 
+/* Holds the ledger's write lock (as a busy settler or another writer
+   would): the settler cannot commit until ledger_unlock. */
+static sqlite3 *ledger_lock(void) {
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  return db;
+}
+
+static void ledger_unlock(sqlite3 *db) {
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
 static void withdraw(const char *id) {
   Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
   t.id = (char *)id;
@@ -309,11 +325,7 @@ START_TEST(a_referral_the_ledger_has_not_caught_up_with_stays) {
   snprintf(sql, sizeof sql,
            "SELECT count(*) FROM finance_referrals WHERE id = '%s'", b);
   ck_assert_int_eq(ft_ledger_wait(sql, 1), 1);
-  sqlite3 *db;
-  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-                   SQLITE_OK);
+  sqlite3 *db = ledger_lock();
   withdraw(b);
   ft_clock(DUE);
   ft_nap(1000);
@@ -322,8 +334,7 @@ START_TEST(a_referral_the_ledger_has_not_caught_up_with_stays) {
   snprintf(st, sizeof st, "%s", ft_redis_field(b, "st"));
   long long keys = tag_keys(b);
   int logged = gm_test_gmd_log_has(ft_gmd, "does not hold its final state");
-  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  ledger_unlock(db);
   ck_assert_msg(arch_empty, "archived before the ledger held its end");
   ck_assert_str_eq(st, "9");
   ck_assert_int_gt(keys, 1);
@@ -365,11 +376,7 @@ START_TEST(a_kill_mid_archive_finishes_it_once) {
                                   " WHERE state = 9",
                                   1),
                    1);
-  sqlite3 *db;
-  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-                   SQLITE_OK);
+  sqlite3 *db = ledger_lock();
   ft_clock(DUE);
   char arch[32];
   snprintf(arch, sizeof arch, "%s", wait_marked(b));
@@ -387,8 +394,7 @@ START_TEST(a_kill_mid_archive_finishes_it_once) {
   if (claimed) ft_free(claimed);
   gm_test_conn_destroy(&ft_conn);
   gm_test_gmd_kill9(ft_gmd);
-  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  ledger_unlock(db);
   ck_assert_str_ne(arch, "");
   ck_assert_int_gt(keys, 1);
   ck_assert_msg(refused, "a claim while being archived: %s", said);
@@ -464,16 +470,11 @@ START_TEST(a_non_party_learns_nothing_of_the_archive) {
                    1);
   non_parties_refused(b, "ended");
   /* Marked, its record not yet in the ledger (held locked). */
-  sqlite3 *db;
-  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-                   SQLITE_OK);
+  sqlite3 *db = ledger_lock();
   ft_clock(DUE);
   int marked = wait_marked(b)[0] != '\0';
   if (marked) non_parties_refused(b, "being archived");
-  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  ledger_unlock(db);
   ck_assert(marked);
   Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
   t.id = b;
