@@ -65,6 +65,18 @@ for d in "$src"/plugins/*/; do
 done
 
 log=$tmp/start.log
+# Starts deploy/start in the background (restarting a dead redis-server
+# after 1 s, not 5) and waits up to 60 s for its ready banner or its exit.
+launch() {
+  GM_START_REDIS_RETRY_S=1 setsid "$tmp/deploy/start" >"$log" 2>&1 &
+  start_pid=$!
+  for ((i = 0; i < 600; i++)); do
+    grep -q '^greenmarket is running' "$log" && break
+    kill -0 "$start_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+
 # Ports picked at random can be taken by another program (other tests pick
 # theirs at random too): a start whose gmd could not bind one is tried
 # again on other ports, up to five times; any other exit fails.
@@ -78,13 +90,7 @@ for attempt in 1 2 3 4 5; do
   # An override appended at the end, as gmd reads it: the last one wins,
   # section names in any case.
   printf '[Metrics] ; moved\nlisten = 127.0.0.1:%d\n' $((base + 8)) >>"$tmp/var/gmd.conf"
-  GM_START_REDIS_RETRY_S=1 setsid "$tmp/deploy/start" >"$log" 2>&1 &
-  start_pid=$!
-  for ((i = 0; i < 600; i++)); do
-    grep -q '^greenmarket is running' "$log" && break
-    kill -0 "$start_pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  launch
   kill -0 "$start_pid" 2>/dev/null && break
   wait "$start_pid" 2>/dev/null
   start_pid=
@@ -175,14 +181,7 @@ pids=()
 
 # A deploy/start killed outright leaves gmd and redis-server holding var/:
 # the next one names those two to stop, not the dead deploy/start's pid.
-: >"$log"
-GM_START_REDIS_RETRY_S=1 setsid "$tmp/deploy/start" >"$log" 2>&1 &
-start_pid=$!
-for ((i = 0; i < 600; i++)); do
-  grep -q '^greenmarket is running' "$log" && break
-  kill -0 "$start_pid" 2>/dev/null || break
-  sleep 0.1
-done
+launch
 grep -q '^greenmarket is running' "$log" || fail "deploy/start did not start again"
 note_pids
 dead_start=$start_pid
