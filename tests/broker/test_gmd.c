@@ -843,24 +843,9 @@ END_TEST
 
 /* `gmd --check -c <conf>` with [plugins] `load`: its exit status; what it
    printed (stdout and stderr) goes to out. */
-static int check_conf(const char *load, const char *extra, char *out,
-                      size_t outlen) {
-  char *conf = gm_test_redis_path(redis, "check.conf");
-  FILE *f = fopen(conf, "w");
-  ck_assert_ptr_nonnull(f);
-  fprintf(f,
-          "[redis]\nunix = %s\n[ledger]\npath = check.sqlite\n"
-          "[security]\nmode = dev\n[metrics]\nlisten =\n"
-          "[plugins]\ndir = %s\nload = %s\n%s",
-          gm_test_redis_socket(redis), TEST_PLUGIN_DIR, load, extra);
-  fclose(f);
-  int rc = gm_test_gmd_check(conf, out, outlen);
-  free(conf);
-  return rc;
-}
-
 static int check_load(const char *load, char *out, size_t outlen) {
-  return check_conf(load, "", out, outlen);
+  return gm_test_gmd_check_load(redis, TEST_PLUGIN_DIR, load, NULL, out,
+                                outlen);
 }
 
 /*
@@ -902,15 +887,18 @@ START_TEST(a_market_setting_out_of_range_refuses_the_market) {
   redis = gm_test_redis_start();
   char out[8192];
   ck_assert_int_eq(
-      check_conf("testmkt", "[market.testmkt]\ntest_kill_in_deadline = 0\n",
-                 out, sizeof out),
+      gm_test_gmd_check_load(redis, TEST_PLUGIN_DIR, "testmkt",
+                             "[market.testmkt]\ntest_kill_in_deadline = 0\n",
+                             out, sizeof out),
       0);
   static const char *bad[] = {"2", "yes", "", "99999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char extra[128], want[160];
     snprintf(extra, sizeof extra,
              "[market.testmkt]\ntest_kill_in_deadline = %s\n", bad[i]);
-    ck_assert_int_eq(check_conf("testmkt", extra, out, sizeof out), 1);
+    ck_assert_int_eq(gm_test_gmd_check_load(redis, TEST_PLUGIN_DIR, "testmkt",
+                                            extra, out, sizeof out),
+                     1);
     snprintf(want, sizeof want,
              "[market.testmkt] test_kill_in_deadline = %s is not a whole "
              "number in 0..1: write one in that range, or remove the line "
@@ -933,11 +921,13 @@ END_TEST
 START_TEST(a_market_key_no_market_reads_refuses_the_market) {
   redis = gm_test_redis_start();
   char out[8192];
-  ck_assert_int_eq(check_conf("testmkt", "[market.testmkt]\ngreeting = hi\n",
-                              out, sizeof out),
+  ck_assert_int_eq(gm_test_gmd_check_load(redis, TEST_PLUGIN_DIR, "testmkt",
+                                          "[market.testmkt]\ngreeting = hi\n",
+                                          out, sizeof out),
                    0);
-  ck_assert_int_eq(check_conf("testmkt", "[market.testmkt]\ngreting = hi\n",
-                              out, sizeof out),
+  ck_assert_int_eq(gm_test_gmd_check_load(redis, TEST_PLUGIN_DIR, "testmkt",
+                                          "[market.testmkt]\ngreting = hi\n",
+                                          out, sizeof out),
                    1);
   ck_assert_msg(strstr(out,
                        "[market.testmkt] greting: unknown key (did you mean "

@@ -239,17 +239,8 @@ END_TEST
    output in out. */
 static int check_config(gm_test_redis *r, const char *dir, const char *load,
                         const char *extra, char *out, size_t outlen) {
-  char *conf = gm_test_redis_path(r, "load.conf");
-  FILE *f = fopen(conf, "w");
-  ck_assert_ptr_nonnull(f);
-  fprintf(f,
-          "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
-          "[security]\nmode = dev\n[plugins]\ndir = %s\nload = %s\n%s",
-          gm_test_redis_socket(r), dir ? dir : TEST_PLUGIN_DIR, load, extra);
-  fclose(f);
-  int rc = gm_test_gmd_check(conf, out, outlen);
-  free(conf);
-  return rc;
+  return gm_test_gmd_check_load(r, dir ? dir : TEST_PLUGIN_DIR, load, extra,
+                                out, outlen);
 }
 
 static int check_load(gm_test_redis *r, const char *dir, const char *load,

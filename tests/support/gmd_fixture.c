@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "run_gm.h"
+
 struct gm_test_gmd {
   char conf[512];     /* the config file */
   char log[512];      /* gmd's stdout+stderr */
@@ -379,4 +381,20 @@ Gm__Reply *gm_test_call(gm_test_conn *c, const char *as, const char *market,
     if (!r || r->request_id == id) return r;
     gm__reply__free_unpacked(r, NULL); /* a late reply to an earlier try */
   }
+}
+
+int gm_test_gmd_check_load(gm_test_redis *r, const char *dir, const char *load,
+                           const char *extra, char *out, size_t outlen) {
+  char *conf = gm_test_redis_path(r, "check.conf");
+  FILE *f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = check.sqlite\n"
+          "[security]\nmode = dev\n[metrics]\nlisten =\n"
+          "[plugins]\ndir = %s\nload = %s\n%s",
+          gm_test_redis_socket(r), dir, load, extra ? extra : "");
+  fclose(f);
+  int rc = gm_test_gmd_check(conf, out, outlen);
+  free(conf);
+  return rc;
 }

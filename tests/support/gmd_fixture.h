@@ -70,6 +70,12 @@ const char *gm_test_gmd_feed(const gm_test_gmd *g);
 const char *gm_test_gmd_ledger(const gm_test_gmd *g);
 const char *gm_test_gmd_log(const gm_test_gmd *g);
 pid_t gm_test_gmd_pid(const gm_test_gmd *g);
+/* `gmd --check` on a config for Redis r (its socket, a ledger beside it,
+   development mode, no metrics port) loading `load` from plugin folder
+   `dir`, then the config lines `extra` (NULL: none; a key given again
+   there wins): its exit status, and its output in out. */
+int gm_test_gmd_check_load(gm_test_redis *r, const char *dir, const char *load,
+                           const char *extra, char *out, size_t outlen);
 /* How many lines of gmd's log contain `text`. */
 int gm_test_gmd_log_count(const gm_test_gmd *g, const char *text);
 /* Non-zero when gmd's log contains `text`. */

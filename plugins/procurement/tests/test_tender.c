@@ -980,19 +980,10 @@ END_TEST
  */
 static int check_with(gm_test_redis *r, const char *line, char *out,
                       size_t outlen) {
-  char *conf = gm_test_redis_path(r, "check.conf");
-  FILE *f = fopen(conf, "w");
-  ck_assert_ptr_nonnull(f);
-  fprintf(f,
-          "[redis]\nunix = %s\n[ledger]\npath = check.sqlite\n"
-          "[security]\nmode = dev\n[metrics]\nlisten =\n"
-          "[plugins]\ndir = %s\nload = procurement\n"
-          "[market.procurement]\n%s\n",
-          gm_test_redis_socket(r), GM_BUILD_PLUGIN_DIR, line);
-  fclose(f);
-  int rc = gm_test_gmd_check(conf, out, outlen);
-  free(conf);
-  return rc;
+  char extra[128];
+  snprintf(extra, sizeof extra, "[market.procurement]\n%s\n", line);
+  return gm_test_gmd_check_load(r, GM_BUILD_PLUGIN_DIR, "procurement", extra,
+                                out, outlen);
 }
 
 START_TEST(a_bidding_period_setting_out_of_range_refuses_the_market) {
