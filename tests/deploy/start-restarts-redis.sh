@@ -179,10 +179,25 @@ done
 start_pid=
 pids=()
 
+# Again as a CURVE broker: the banner's cli line carries the server's
+# public key (from its key pair file) and asks for the caller's key file,
+# and gm with that line and a registered key is answered.
+"$build/cli/gm" keygen --out "$tmp/var/server.key" >/dev/null || fail "gm keygen failed"
+admin_pub=$("$build/cli/gm" keygen --out "$tmp/admin.key" | sed -n 's/^public = //p')
+server_pub=$(sed -n 's/^public = //p' "$tmp/var/server.key")
+printf '[security]\nmode = curve\nsecret_key_file = server.key\nadmin_keys = %s\n' \
+  "$admin_pub" >>"$tmp/var/gmd.conf"
+
 # A deploy/start killed outright leaves gmd and redis-server holding var/:
 # the next one names those two to stop, not the dead deploy/start's pid.
 launch
 grep -q '^greenmarket is running' "$log" || fail "deploy/start did not start again"
+grep -qF "GM_SERVER_KEY='$server_pub' GM_KEY_FILE=YOUR.key; gm ping" "$log" ||
+  fail "the CURVE banner's cli line does not give the server's public key"
+line=$(sed -n 's/^  cli:      \(.*\); gm ping; gm markets$/\1/p' "$log")
+(eval "$line" && GM_KEY_FILE=$tmp/admin.key gm --timeout 2000 whoami) |
+  grep -q '^participant.roles  *admin' ||
+  fail "gm with the CURVE banner's cli line and an admin key was not answered"
 note_pids
 dead_start=$start_pid
 gmd_pid=$(cat "$tmp/var/gmd.pid")
