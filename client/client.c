@@ -497,8 +497,9 @@ gm_status gm_client_call_raw(gm_client *c, const char *market,
     gm__result_fail(out, GM_UNAVAILABLE,
                     "no reply from %s after %d attempt%s of %d ms: is gmd "
                     "running? start it with deploy/start (in the greenmarket "
-                    "folder; see the README), or point --endpoint / "
-                    "GM_ENDPOINT at the right broker%s",
+                    "folder; see the README), or give this client the "
+                    "right broker's endpoint (gm: --endpoint or "
+                    "GM_ENDPOINT)%s",
                     c->endpoint, attempts, attempts == 1 ? "" : "s",
                     c->o.timeout_ms,
                     c->o.server_public_key
