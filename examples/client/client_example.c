@@ -34,8 +34,10 @@ static const char *advice(gm_status s, int answered) {
                       : "no answer: outcome unknown, retry with the same "
                         "idempotency key";
     case GM_RESOURCE_EXHAUSTED:
-      return "a limit was hit: retry later with the same key, or ask for "
-             "less";
+      return answered ? "a limit was hit: retry later with the same key, or "
+                        "ask for less"
+                      : "the reply is larger than this client takes (its "
+                        "max_reply): ask for less, or raise max_reply";
     case GM_INVALID_ARGUMENT:
       return "the request is wrong: fix it (the message says what); do not "
              "retry as is";
@@ -76,8 +78,12 @@ static gm_status call_until_answered(gm_client *c, const char *market,
   for (;;) {
     gm_status s =
         gm_client_call_raw(c, market, method, key, body, len, NULL, r);
+    /* A RESOURCE_EXHAUSTED the broker did not send (answered = 0) is this
+       library refusing a reply over max_reply: the same call gets the same
+       reply, so sending it again cannot help. */
     int again =
-        (s == GM_UNAVAILABLE || s == GM_RESOURCE_EXHAUSTED) && time(NULL) < end;
+        (s == GM_UNAVAILABLE || (s == GM_RESOURCE_EXHAUSTED && r->answered)) &&
+        time(NULL) < end;
     if (!again) return s;
     fprintf(stderr, "retrying %s %s with key %s: %s\n", market, method,
             key ? key : "-", r->message ? r->message : "");
