@@ -32,6 +32,13 @@ struct gm_client {
      just waits, and the lazy-pirate retries reopen the socket.) */
   unsigned zap;
   unsigned dropped; /* handshakes cut short during the current call */
+  /* Pipelined requests (gm_client_send) whose outcome a refused key hides:
+     `sent` were sent on the current socket and not answered yet; the
+     broker admitted this socket's key once (`admitted`), so they may have
+     reached it before the key was refused on a reconnect; `unknown` were
+     left so on sockets already closed.  A refusal tells them once. */
+  uint64_t sent, unknown;
+  int admitted;
 };
 
 /* Sets out to `status` with a formatted message; returns status. */
@@ -61,6 +68,9 @@ static int gm__refused(gm_client *c);
 /* Closes the DEALER and its monitor, counting the events still queued. */
 static void gm__close(gm_client *c) {
   gm__refused(c);
+  if (c->admitted) c->unknown += c->sent;
+  c->sent = 0;
+  c->admitted = 0;
   gm__client_monitor_close(c->sock, &c->mon);
   if (c->sock) zmq_close(c->sock);
   c->sock = NULL;
@@ -75,7 +85,8 @@ void *gm__client_monitor(void *ctx, void *sock) {
   if (zmq_socket_monitor(sock, name,
                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                              ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
     return NULL;
   void *mon = zmq_socket(ctx, ZMQ_PAIR);
   int linger = 0;
@@ -102,7 +113,7 @@ void gm__client_monitor_close(void *sock, void **mon) {
   *mon = NULL;
 }
 
-unsigned gm__client_refused(void *mon, unsigned *dropped) {
+unsigned gm__client_refused(void *mon, unsigned *dropped, int *admitted) {
   unsigned status = 0;
   while (mon) {
     zmq_msg_t ev, addr;
@@ -125,9 +136,12 @@ unsigned gm__client_refused(void *mon, unsigned *dropped) {
       } else if (dropped && (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
                              event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
         ++*dropped;
+      else if (admitted && event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        *admitted = 1;
 #else
       (void)event;
       (void)value;
+      (void)admitted;
 #endif
     }
     zmq_msg_close(&ev);
@@ -139,7 +153,7 @@ unsigned gm__client_refused(void *mon, unsigned *dropped) {
 
 /* Reads the monitor's pending events; 1 when the broker refused the key. */
 static int gm__refused(gm_client *c) {
-  unsigned r = gm__client_refused(c->mon, &c->dropped);
+  unsigned r = gm__client_refused(c->mon, &c->dropped, &c->admitted);
   if (r && c->zap != 400) c->zap = r;
   return c->zap == 400;
 }
@@ -342,18 +356,32 @@ static int gm__recv_frame(gm_client *c, int timeout_ms, zmq_msg_t *frame) {
 /* Fills `out` for a key the broker refused; returns its status. */
 static gm_status gm__refused_fail(gm_client *c, gm_result *out, int retried) {
   /* A refusal on a resend: the attempt before it timed out on a connection
-     that was admitted, and may have reached the broker. */
+     that was admitted, and may have reached the broker.  So may pipelined
+     requests sent on an admitted connection and never answered (the key
+     was refused when it reconnected): told once. */
+  uint64_t unknown = c->unknown + (c->admitted ? c->sent : 0);
+  char pipelined[256] = "";
+  if (unknown)
+    snprintf(pipelined, sizeof pipelined,
+             "; %llu request%s sent with gm_client_send() before had no "
+             "reply and may have been carried out: once the key is admitted, "
+             "send %s again with the same idempotency key%s",
+             (unsigned long long)unknown, unknown == 1 ? "" : "s",
+             unknown == 1 ? "it" : "them", unknown == 1 ? "" : "s");
+  c->unknown = 0;
+  c->sent = 0;
   return gm__result_fail(
       out, GM_PERMISSION_DENIED,
       "the broker at %s refused this client's CURVE key %s (ZAP status %u): "
       "no participant is registered with it, or it was replaced by a new "
       "key; have an admin register it (gm admin register ID --roles ROLES "
-      "--key %s) or use the participant's current key file%s",
+      "--key %s) or use the participant's current key file%s%s",
       c->endpoint, c->o.public_key, c->zap, c->o.public_key,
       retried ? "; an earlier attempt of this call timed out and may have "
                 "been carried out: once the key is admitted, send it again "
                 "with the same idempotency key"
-              : "");
+              : "",
+      pipelined);
 }
 
 /*
@@ -380,6 +408,9 @@ static int gm__take_reply(gm_client *c, zmq_msg_t *frame, uint64_t want,
                     size, c->endpoint);
     return 1;
   }
+  /* A reply to a pipelined request (not the call's own): one fewer whose
+     outcome is unknown, taken here or dropped by a call. */
+  if ((!want || r->request_id != want) && c->sent) c->sent--;
   if (want && r->request_id != want) {
     gm__reply__free_unpacked(r, NULL);
     return 0;
@@ -551,6 +582,7 @@ gm_status gm_client_send(gm_client *c, const char *market, const char *method,
   free(frame);
   if (rc < 0) return errno == EAGAIN ? GM_RESOURCE_EXHAUSTED : GM_UNAVAILABLE;
   c->next_id++;
+  c->sent++;
   if (request_id) *request_id = id;
   return GM_OK;
 }

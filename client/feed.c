@@ -358,7 +358,7 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
   int64_t now = gm__client_now_ms();
   int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
   for (;;) {
-    unsigned zap = gm__client_refused(f->mon, NULL);
+    unsigned zap = gm__client_refused(f->mon, NULL, NULL);
     if (zap) {
       f->retry_ms = !f->retry_ms ? GM__ZAP_RETRY_MS
                     : f->retry_ms < GM__ZAP_RETRY_MAX_MS / 2

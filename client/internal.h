@@ -41,11 +41,12 @@ void gm__client_ctx_release(void);
  * one since the last call (400, or 500 for its own failure; 400 wins), else
  * 0, and adds to *dropped (when not NULL) the handshakes that ended without
  * a word (what a wrong server key looks like; a ZAP 300 makes no event at
- * all: the handshake waits); monitor_close() stops watching (before `sock`
- * is closed).
+ * all: the handshake waits) and sets *admitted (when not NULL) to 1 when a
+ * handshake succeeded; monitor_close() stops watching (before `sock` is
+ * closed).
  */
 void *gm__client_monitor(void *ctx, void *sock);
-unsigned gm__client_refused(void *mon, unsigned *dropped);
+unsigned gm__client_refused(void *mon, unsigned *dropped, int *admitted);
 void gm__client_monitor_close(void *sock, void **mon);
 
 /* Milliseconds on the monotonic clock, for deadlines. */

@@ -239,7 +239,12 @@ GM_CLIENT_EXPORT gm_status gm_client_send_msg(gm_client *c, const char *market,
  * Receives the next reply, whichever request it answers (out->request_id),
  * waiting at most timeout_ms (<0: forever).  No resend: GM_UNAVAILABLE
  * (answered = 0) when nothing arrived in time.  Otherwise as
- * gm_client_call(); clear `out` with gm_result_clear().
+ * gm_client_call(); clear `out` with gm_result_clear().  A
+ * GM_PERMISSION_DENIED after the broker admitted this client's key once (it
+ * was revoked, and the connection came back refused) says how many requests
+ * sent with gm_client_send() before had no reply and may have been carried
+ * out (told once): send them again with their idempotency keys once the key
+ * is admitted.
  */
 GM_CLIENT_EXPORT gm_status
 gm_client_recv(gm_client *c, int timeout_ms,

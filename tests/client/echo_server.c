@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -78,6 +79,29 @@ static void gm__zap(gm_test_echo *e) {
   zmq_send(e->zap, "", 0, 0);
 }
 
+/* A new ROUTER on the same endpoint: the port is free again once libzmq's
+   I/O thread has closed the old listener, so the bind is tried for 2 s. */
+static void gm__rebind(gm_test_echo *e) {
+  int linger = 0, one = 1;
+  zmq_close(e->sock);
+  e->sock = zmq_socket(e->ctx, ZMQ_ROUTER);
+  zmq_setsockopt(e->sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (e->o.secret_key) {
+    zmq_setsockopt(e->sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(e->sock, ZMQ_CURVE_SECRETKEY, e->o.secret_key, 40);
+  }
+  int rc = -1;
+  for (int i = 0; i < 200 && rc != 0; i++) {
+    rc = zmq_bind(e->sock, e->endpoint);
+    if (rc != 0) {
+      struct timespec ms10 = {0, 10 * 1000 * 1000};
+      nanosleep(&ms10, NULL);
+    }
+  }
+  if (rc != 0)
+    fprintf(stderr, "echo server: cannot bind %s again\n", e->endpoint);
+}
+
 static void *gm__serve(void *arg) {
   gm_test_echo *e = arg;
   while (!atomic_load(&e->stop)) {
@@ -112,6 +136,7 @@ static void *gm__serve(void *arg) {
       pthread_mutex_unlock(&e->lock);
       if (e->o.drop_first > 0) {
         e->o.drop_first--;
+        if (e->o.rebind_after_drop) gm__rebind(e);
       } else {
         if (e->o.wrong_id_first)
           gm__reply(e, &identity, rq->request_id + 1000,

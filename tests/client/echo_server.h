@@ -27,6 +27,10 @@ typedef struct gm_test_echo_opts {
   /* With zap_admit: admit it for its first N handshakes only, then refuse
      it too (a key revoked during a call); 0: always. */
   int zap_admit_times;
+  /* With drop_first: after dropping a request, close the ROUTER and bind a
+     new one on the same endpoint (a broker restart: clients reconnect and
+     handshake again, on the same socket). */
+  int rebind_after_drop;
   int feed; /* also bind a PUB (CURVE like the ROUTER): see _feed_endpoint */
 } gm_test_echo_opts;
 

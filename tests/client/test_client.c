@@ -641,6 +641,9 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   ck_assert_int_lt(now_ms() - t0, 1500);
   ck_assert_int_eq(ready[0], 1);
   ck_assert_int_eq(gm_client_recv(c, 0, NULL, &r), GM_PERMISSION_DENIED);
+  /* The request never left: its key was never admitted. */
+  ck_assert_msg(!strstr(r.message, "may have been carried out"), "%s",
+                r.message);
   gm_result_clear(&r);
   gm_client_destroy(&c);
 
@@ -660,6 +663,30 @@ START_TEST(refused_key_is_permission_denied_at_once) {
   ck_assert_msg(strstr(r.message, "earlier attempt of this call timed out") &&
                     strstr(r.message, "same idempotency key"),
                 "%s", r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&re);
+
+  /* Pipelined: a request sent on an admitted connection reaches the broker,
+     which then restarts (no reply) and refuses the key when the socket
+     reconnects.  The refusal says the request may have been carried out,
+     once. */
+  ro.rebind_after_drop = 1;
+  re = gm_test_echo_start(&ro);
+  c = gm_client_new(gm_test_echo_endpoint(re), &ao);
+  ck_assert_int_eq(
+      gm_client_send(c, "gm", "ping", "pipelined-1", NULL, 0, NULL), GM_OK);
+  ck_assert_int_eq(gm_client_recv(c, 5000, NULL, &r), GM_PERMISSION_DENIED);
+  ck_assert_uint_eq(gm_test_echo_count(re), 1);
+  ck_assert_msg(strstr(r.message,
+                       "1 request sent with gm_client_send() before "
+                       "had no reply and may have been carried out") &&
+                    strstr(r.message, "same idempotency key"),
+                "%s", r.message);
+  gm_result_clear(&r);
+  ck_assert_int_eq(gm_client_recv(c, 0, NULL, &r), GM_PERMISSION_DENIED);
+  ck_assert_msg(!strstr(r.message, "may have been carried out"), "%s",
+                r.message);
   gm_result_clear(&r);
   gm_client_destroy(&c);
   gm_test_echo_stop(&re);
