@@ -38,12 +38,22 @@
 --              shipped in the plugin)
 --   P.calm     HASH source, ms
 --   P.seq      STRING the last referral number
+--   P.uscc     HASH unified social credit code -> the participant whose
+--              enterprise profile holds it (one enterprise, one profile:
+--              nobody registers another's code and is shown to banks as
+--              that enterprise).  Profiles registered before this index
+--              hold their code unclaimed until they register again.
 -- ARGV, by op:
 --   'screen', top class, sub-item, calendar from day, to day
 --       -> {{catalogue loaded 0|1, entry of the sub-item or ''},
 --           {id, record, retired 0|1, ...} of the class's products,
 --           {{bank, member...}, ...} of their banks, calendar (as below)}
 --   'take' -> the next referral id
+--   'uscc_claim', code, participant, centre (0|1) -> {code, participant}:
+--       claims the code for the participant's profile, refused when
+--       another participant's profile holds it (the centre is told whose)
+--   'uscc_free', code, participant -> {code}: the participant's profile
+--       no longer holds the code (it registered another)
 --   'caller', participant -> {bank, member...} or {}
 --   'members', bank... -> {{bank, member...}, ...}
 --   'calendar', from day, to day -> {loaded 0|1, source, ms,
@@ -192,6 +202,31 @@ if op == 'screen' then
     end
   end
   return {cat, prods, banks, calendar(tonumber(ARGV[4]), tonumber(ARGV[5]))}
+end
+
+if op == 'uscc_claim' then
+  local code, who, centre = ARGV[2], ARGV[3], ARGV[4] == '1'
+  local cur = redis.call('HGET', P .. 'uscc', code)
+  if cur and cur ~= who then
+    return rej('ALREADY_EXISTS', 'unified social credit code ' .. code ..
+      ' is in the profile of ' .. (centre and ('participant ' .. cur) or
+      'another participant') .. ': an enterprise has one profile, so ' ..
+      'nobody is shown to banks as another enterprise; ' .. (centre and
+      ('if the code is not ' .. cur .. '\'s, register ' .. cur ..
+       '\'s profile with its own code (gm finance enterprise register ' ..
+       '--for ' .. cur .. ' --code CODE ...), which frees this one') or
+      'check the code; if it is yours, ask the centre to look into it'))
+  end
+  if not cur then redis.call('HSET', P .. 'uscc', code, who) end
+  return {code, who}
+end
+
+if op == 'uscc_free' then
+  local code, who = ARGV[2], ARGV[3]
+  if redis.call('HGET', P .. 'uscc', code) == who then
+    redis.call('HDEL', P .. 'uscc', code)
+  end
+  return {code}
 end
 
 if op == 'take' then

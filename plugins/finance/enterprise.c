@@ -55,12 +55,29 @@ gm_status finance__enterprise_register(gm_call *call,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "size must be large, medium, small or micro");
   char *tag = host->sprintf(call, "e:%s", who);
+  /* One credit code, one profile (dir.lua P.uscc): claimed before the
+     profile takes it, the old one freed after, so a broker stopped
+     between the steps leaves a code held rather than two profiles with
+     one code. */
+  const char *code_args[] = {"code"};
+  const gm_value *old;
+  if ((st = finance__run(call, "enterprise", tag, 1, code_args, &old)) != GM_OK)
+    return st;
+  const char *was = old->type == GM_VALUE_STR ? old->str : "";
+  const char *claim[] = {"uscc_claim", e->credit_code, who,
+                         finance__is_centre(call) ? "1" : "0"};
+  const gm_value *v;
+  if ((st = finance__dir(call, 4, claim, &v)) != GM_OK) return st;
   const char *args[] = {"register", who,       e->credit_code,
                         e->name,    e->region, finance__num(call, e->size),
                         e->contact};
-  const gm_value *v;
   if ((st = finance__run(call, "enterprise", tag, 7, args, &v)) != GM_OK)
     return st;
+  if (was[0] && strcmp(was, e->credit_code) != 0) {
+    const char *release[] = {"uscc_free", was, who};
+    const gm_value *w;
+    if ((st = finance__dir(call, 3, release, &w)) != GM_OK) return st;
+  }
   *reply = &finance__enterprise(call, v)->base;
   return GM_OK;
 }

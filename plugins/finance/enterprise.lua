@@ -6,7 +6,8 @@
 --   P.r  ZSET its referral ids by creation ms (written by index.c after
 --        the referral exists)
 -- ARGV 'register', participant, uscc, name, region, size, contact
---      | 'get' | 'add', id, ms | 'list', offset, limit -> {total, ids...}
+--      | 'get' | 'code' -> the credit code in the profile ('' without one)
+--      | 'add', id, ms | 'list', offset, limit -> {total, ids...}
 local op = ARGV[1]
 if op == 'register' then
   local rt = redis.call('HGET', P .. 'p', 'rt') or I(NOW)
@@ -17,6 +18,9 @@ if op == 'register' then
     'region', ARGV[5], 'size', ARGV[6], 'contact', ARGV[7], 'rt', rt,
     't', I(NOW))
   return redis.call('HGETALL', P .. 'p')
+end
+if op == 'code' then
+  return redis.call('HGET', P .. 'p', 'uscc') or ''
 end
 if op == 'get' then
   local p = redis.call('HGETALL', P .. 'p')

@@ -182,6 +182,76 @@ START_TEST(directory_refusals_say_what_to_fix) {
 }
 END_TEST
 
+/* One credit code, one enterprise profile: a participant cannot register
+   another's unified social credit code and be shown to banks as that
+   enterprise.  An enterprise is not told who holds the code (who uses the
+   platform is nobody else's business); the centre is. */
+static const char *redis_str(const char *fmt, const char *arg, char *out,
+                             size_t n) {
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  redisReply *r = gm_test_redis_cmd(c, fmt, arg);
+  snprintf(out, n, "%s", r->type == REDIS_REPLY_STRING ? r->str : "(none)");
+  freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
+START_TEST(a_credit_code_is_one_enterprise_profile) {
+  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
+  Gm__Finance__RegisterEnterpriseRequest re =
+      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  Gm__Finance__EnterpriseRequest get = GM__FINANCE__ENTERPRISE_REQUEST__INIT;
+  char code[19], code2[19], held[64];
+  ft_code("91330502MA2B3C4D5", code);
+  ft_code("91330502MA2B3C4D6", code2);
+  re.enterprise = &e;
+  e.credit_code = code;
+  e.name = "Acme Solar";
+  e.region = "330502";
+  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
+  e.contact = "Li Wei";
+  ft_free(ft_ok("acme", "enterprise.register", &re.base));
+  /* Another enterprise with acme's code and name: refused, acme unnamed. */
+  ft_expect("other", "enterprise.register", &re.base,
+            GM__STATUS__ALREADY_EXISTS,
+            "is in the profile of another participant: an enterprise has "
+            "one profile");
+  Gm__Finance__Enterprise *p =
+      (Gm__Finance__Enterprise *)ft_ok("other", "enterprise.get", &get.base);
+  ck_assert_str_ne(p->credit_code, code);
+  ck_assert_str_eq(p->name, "other Green Energy Co");
+  ft_free(p);
+  ft_expect("other", "enterprise.register", &re.base,
+            GM__STATUS__ALREADY_EXISTS, "another participant");
+  /* The centre, registering for other, is told whose it is. */
+  e.participant = "other";
+  ft_expect(FT_CENTRE, "enterprise.register", &re.base,
+            GM__STATUS__ALREADY_EXISTS,
+            "is in the profile of participant acme: an enterprise has one "
+            "profile");
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "acme");
+  /* acme registering again under the same code keeps it; under another
+     code frees the first, which other may then take. */
+  e.participant = "";
+  ft_free(ft_ok("acme", "enterprise.register", &re.base));
+  e.credit_code = code2;
+  ft_free(ft_ok("acme", "enterprise.register", &re.base));
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "(none)");
+  e.credit_code = code;
+  e.name = "Other Wind";
+  ft_free(ft_ok("other", "enterprise.register", &re.base));
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "other");
+  ft_expect("acme", "enterprise.register", &re.base, GM__STATUS__ALREADY_EXISTS,
+            "another participant");
+}
+END_TEST
+
 /* Only a participant holding the bank role acts for a bank: the centre's
    link is an offer that the participant accepts with its own call (the
    host checks its roles); it never moves a member of another bank. */
@@ -1231,6 +1301,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, directory_refusals_say_what_to_fix);
+  tcase_add_test(tc, a_credit_code_is_one_enterprise_profile);
   tcase_add_test(tc, only_a_bank_role_holder_is_linked_and_never_moved);
   tcase_add_test(tc, link_offers_are_listed_expire_and_can_be_withdrawn);
   tcase_add_test(tc, an_offer_deadline_fired_early_fires_again_at_the_expiry);
