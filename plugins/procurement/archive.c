@@ -25,27 +25,40 @@
 
 typedef struct pr__ledger_state {
   int found;
-  const char *state;
-  int64_t updated, archived;
+  const char *state, *lead;
+  int64_t updated, archived, published;
 } pr__ledger_state;
 
 static int pr__state_row(void *arg, size_t ncols, const gm_param *c) {
   pr__ledger_state *s = arg;
-  if (ncols < 3) return 1;
+  if (ncols < 5) return 1;
   s->found = 1;
   s->state = c[0].type == GM_PARAM_TEXT && c[0].s ? c[0].s : "";
   s->updated = c[1].i;
   s->archived = c[2].i;
+  s->lead = c[3].type == GM_PARAM_TEXT && c[3].s ? c[3].s : "";
+  s->published = c[4].i;
   return 1;
 }
 
 static gm_status pr__ledger_state_read(gm_call *call, const char *id,
                                        pr__ledger_state *s) {
   memset(s, 0, sizeof *s);
-  return host->ledger_query(call,
-                            "SELECT state, updated_ms, archived_ms FROM"
-                            " procurement_tenders WHERE tender_id = ?1",
-                            (gm_param[]){GM_TEXT(id)}, 1, pr__state_row, s);
+  return host->ledger_query(
+      call,
+      "SELECT state, updated_ms, archived_ms, lead, published_ms FROM"
+      " procurement_tenders WHERE tender_id = ?1",
+      (gm_param[]){GM_TEXT(id)}, 1, pr__state_row, s);
+}
+
+/* A tender never published is its lead agency's only (pr__may_see; the
+   ledger does not keep its joint buyers apart): to anyone else an archived
+   one is none, and its id only taken.  A deadline's call (no participant)
+   sees it. */
+static int pr__ledger_hidden(gm_call *call, const pr__ledger_state *l) {
+  const char *me = host->participant(call);
+  return l->found && l->published <= 0 && me && me[0] &&
+         strcmp(me, l->lead) != 0 && !host->has_role(call, "admin");
 }
 
 gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
@@ -110,7 +123,8 @@ static int pr__ended(const char *state) {
 gm_status pr__archived_fail(gm_call *call, const char *id, int gone) {
   pr__ledger_state l;
   if (pr__ledger_state_read(call, id, &l) != GM_OK || !l.found ||
-      (l.archived <= 0 && !(gone && pr__ended(l.state))))
+      (l.archived <= 0 && !(gone && pr__ended(l.state))) ||
+      pr__ledger_hidden(call, &l))
     return GM_NOT_FOUND;
   char when[32];
   return host->fail(
@@ -128,6 +142,9 @@ gm_status pr__id_free(gm_call *call, const char *id) {
   gm_status st = pr__ledger_state_read(call, id, &l);
   if (st != GM_OK) return st;
   if (!l.found || !pr__ended(l.state)) return GM_OK;
+  if (pr__ledger_hidden(call, &l))
+    return host->fail(call, GM_ALREADY_EXISTS,
+                      "tender id %s is taken; choose another id", id);
   char when[32];
   return host->fail(
       call, GM_FAILED_PRECONDITION,

@@ -270,6 +270,11 @@ gm_status pr__award_get(gm_call *call, const ProtobufCMessage *req,
   gm_status st = pr__tender_read(call, in->tender_id, &view);
   if (st != GM_OK) return st;
   const Gm__Procurement__Tender *t = view->tender;
+  if (!pr__may_see(call, t))
+    return host->fail(call, GM_NOT_FOUND,
+                      "no tender %s; gm procurement tenders lists the "
+                      "published ones",
+                      in->tender_id);
   if (t->award_number == 0)
     return host->fail(call, GM_NOT_FOUND,
                       "tender %s has no award in force "

@@ -101,20 +101,36 @@ local function when(ms)
 end
 
 -- The tender, or nil: the fields asked for (all when none are named).
+-- A tender never published (a draft, or a draft cancelled) is its lead
+-- agency's and its joint buyers' only: to anyone else it is nil, as if
+-- there were none (tender.get answers "no tender" to them too), so no
+-- refusal says that it exists, what state it is in or whose it is.  A
+-- deadline's call (WHO '') sees it.
 local T = P .. 't'
+local function hidden(lead, buyers, pub)
+  return WHO ~= '' and (tonumber(pub or '0') or 0) <= 0 and WHO ~= lead and
+    not inlist(buyers, WHO)
+end
 local function tender(...)
   local names = {...}
   if #names == 0 then
     local t = hgetall(T)
+    if hidden(t.lead, t.buyers, t.pub) then return nil end
     return (t.st and not t.arch) and t or nil
   end
-  names[#names + 1] = 'arch'
-  names[#names + 1] = 'st'
+  local n = #names
+  names[n + 1] = 'lead'
+  names[n + 2] = 'buyers'
+  names[n + 3] = 'pub'
+  names[n + 4] = 'arch'
+  names[n + 5] = 'st'
   local v = redis.call('HMGET', T, unpack(names))
   if not v[#v] or v[#v - 1] then return nil end
+  if hidden(v[n + 1], v[n + 2], v[n + 3]) then return nil end
   local t = {}
-  for i, n in ipairs(names) do t[n] = v[i] end
-  t.arch = nil
+  for i, name in ipairs(names) do
+    if i <= n or i > n + 4 then t[name] = v[i] end
+  end
   return t
 end
 -- The tender reached a state it never leaves (complete, unsuccessful,

@@ -397,6 +397,16 @@ static void pr__tender_event(gm_call *call, const Gm__Procurement__Tender *t,
   ev.title = t->title;
   ev.bids = t->bids;
   ev.note = (char *)(note ? note : "");
+  /* A tender never published (a draft cancelled) is its agencies' only
+     (pr__may_see): its id, title and reason go to them, not to everyone. */
+  if (t->published_ms <= 0 || !strcmp(t->state, "draft")) {
+    pr__tell(call, GM_AUDIENCE_PARTICIPANT, t->agency, "tender", &ev.base);
+    for (size_t i = 0; i < t->n_buyers; i++)
+      if (strcmp(t->buyers[i], t->agency) != 0)
+        pr__tell(call, GM_AUDIENCE_PARTICIPANT, t->buyers[i], "tender",
+                 &ev.base);
+    return;
+  }
   pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "tender", &ev.base);
 }
 
@@ -580,6 +590,17 @@ gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
                       "(tender.draft)",
                       in->tender_id);
   const gm_value *f = pr__item(v, 0);
+  /* Another agency's draft is none, as tender.get answers (pr__may_see):
+     no refusal says whose it is. */
+  if (strcmp(pr__s(f, 2), host->participant(call)) != 0 &&
+      (strcmp(pr__s(f, 1), "draft") == 0 || pr__i(f, 15) <= 0) &&
+      !strstr(pr__s(f, 3),
+              host->sprintf(call, ",%s,", host->participant(call))) &&
+      !host->has_role(call, "admin"))
+    return host->fail(call, GM_NOT_FOUND,
+                      "no tender %s; draft it first with gm procurement draft "
+                      "(tender.draft)",
+                      in->tender_id);
   if (strcmp(pr__s(f, 2), host->participant(call)) != 0)
     return host->fail(call, GM_PERMISSION_DENIED,
                       "only %s, the agency that drafted tender %s, may "
@@ -635,6 +656,11 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
   gm_status st;
   Gm__Procurement__TenderView *view;
   if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;
+  if (!pr__may_see(call, view->tender))
+    return host->fail(call, GM_NOT_FOUND,
+                      "no tender %s; gm procurement tenders lists the "
+                      "published ones",
+                      in->tender_id);
   Gm__Procurement__Tender *t = view->tender, *c = in->changes;
   if ((st = pr__text(call, "note", in->note, 2000, 1)) != GM_OK) return st;
   if (!in->note[0])

@@ -39,11 +39,22 @@ end
 
 if op == 'draft' then
   -- An ended tender being archived reads as gone, but its id stays its own.
-  if redis.call('HEXISTS', T, 'arch') == 1 then
+  local a = redis.call('HMGET', T, 'arch', 'lead', 'buyers', 'pub')
+  if a[1] then
+    if hidden(a[2], a[3], a[4]) then
+      return rej('ALREADY_EXISTS', 'tender id ' .. id .. ' is taken; ' ..
+        'choose another id')
+    end
     return rej('FAILED_PRECONDITION', 'tender id ' .. id .. ' is of a ' ..
       'tender that ended and is being archived; choose another id')
   end
   local t = tender('lead', 'rev', 'dl')
+  if not t and redis.call('HEXISTS', T, 'st') == 1 then
+    -- Another agency's draft, which this caller may not know of: its id
+    -- is taken, and nothing more is said.
+    return rej('ALREADY_EXISTS', 'tender id ' .. id .. ' is taken; ' ..
+      'choose another id')
+  end
   if t then
     if t.st ~= 'draft' then
       return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' ..

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/client.h>
+
+#include "greenmarket.pb-c.h"
 #include "harness.h"
 #include "run_gm.h"
 
@@ -971,6 +974,251 @@ START_TEST(a_cancelled_draft_stays_hidden_and_refunds_skip_the_register) {
 END_TEST
 
 /*
+ * A tender never published is its agency's and its joint buyers' only:
+ * tender.get answers "no tender" to anyone else, and so does every other
+ * call on it, so no refusal tells another agency or a supplier that the
+ * draft exists, its state or whose it is (publish, cancel and demand said
+ * "only city ...", a bid "tender ... is draft", mybid "alpha has no bid
+ * on tender ..."); drafting its id again is refused as taken.  After it
+ * is cancelled and archived, the same: not "ended cancelled and was
+ * archived".
+ */
+static void none_to(const char *as, const char *method,
+                    const ProtobufCMessage *req, int status, const char *text) {
+  pt_expect(as, method, req, status, text);
+  ck_assert_msg(
+      !strstr(pt_message, "city") && !strstr(pt_message, "is draft") &&
+          !strstr(pt_message, "archiv") && !strstr(pt_message, "cancelled"),
+      "%s %s as %s says too much: %s", method, "T-SEC", as, pt_message);
+}
+
+static void nobody_else_sees(const char *other_agency) {
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-SEC";
+  none_to(other_agency, "tender.publish", &q.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  q.reason = "not yours";
+  none_to(other_agency, "tender.cancel", &q.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  none_to("alpha", "tender.get", &q.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  char *fields[] = {"title"};
+  ch.title = "renamed";
+  Gm__Procurement__AmendRequest am = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  am.tender_id = "T-SEC";
+  am.note = "a change";
+  am.changes = &ch;
+  am.fields = fields;
+  am.n_fields = 1;
+  none_to(other_agency, "tender.amend", &am.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  Gm__Procurement__Item it = GM__PROCUREMENT__ITEM__INIT, *pit = &it;
+  it.id = "X1";
+  it.category = "DESK";
+  it.quantity = 1;
+  it.unit = "unit";
+  Gm__Procurement__DemandRequest dm = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
+  dm.tender_id = "T-SEC";
+  dm.items = &pit;
+  dm.n_items = 1;
+  none_to(other_agency, "tender.demand", &dm.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  Gm__Procurement__SecurityRequest sq = GM__PROCUREMENT__SECURITY_REQUEST__INIT;
+  sq.tender_id = "T-SEC";
+  sq.supplier = "alpha";
+  sq.amount = 100;
+  sq.reference = "transfer";
+  none_to(other_agency, "tender.security", &sq.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  Gm__Procurement__AwardRequest aw = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  aw.tender_id = "T-SEC";
+  none_to(other_agency, "tender.award", &aw.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  none_to("alpha", "award.get", &aw.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  Gm__Procurement__BidQuery bq = GM__PROCUREMENT__BID_QUERY__INIT;
+  bq.tender_id = "T-SEC";
+  none_to("alpha", "bid.get", &bq.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  Gm__Procurement__BidLine l = GM__PROCUREMENT__BID_LINE__INIT, *pl = &l;
+  l.item = "D1";
+  l.unit_price = 100;
+  l.certificate = "";
+  Gm__Procurement__BidRequest b = GM__PROCUREMENT__BID_REQUEST__INIT;
+  b.tender_id = "T-SEC";
+  b.currency = "CNY";
+  b.lines = &pl;
+  b.n_lines = 1;
+  none_to("alpha", "bid.submit", &b.base, GM__STATUS__NOT_FOUND,
+          "no tender T-SEC");
+  /* Its id is taken, and that is all that is said. */
+  pt_tender d;
+  pt_tender_init(&d, "T-SEC", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  none_to(other_agency, "tender.draft", &dr.base, GM__STATUS__ALREADY_EXISTS,
+          "tender id T-SEC is taken; choose another id");
+}
+
+START_TEST(another_agencys_draft_is_none_to_every_call) {
+  pt_register("town", "agency");
+  pt_register("county", "agency");
+  pt_party("town", PT_USCC_D, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_tender d;
+  pt_tender_init(&d, "T-SEC", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  d.buyers[0] = "county";
+  d.t.buyers = d.buyers;
+  d.t.n_buyers = 1;
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  nobody_else_sees("town");
+  /* Its agency and its joint buyer still see it and are told why. */
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  q.tender_id = "T-SEC";
+  m = pt_call("county", "tender.get", &q.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  pt_expect("county", "tender.publish", &q.base, GM__STATUS__PERMISSION_DENIED,
+            "only city, the agency that drafted tender T-SEC, may publish");
+  /* Cancelled, then archived: still none to the others. */
+  q.reason = "plans changed";
+  m = pt_call("city", "tender.cancel", &q.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-SEC' AND state = 'cancelled'",
+      1);
+  pt_clock(T0 + 31 * PT_DAY);
+  ck_assert_int_gt(pt_ledger_wait("SELECT archived_ms > 0 FROM"
+                                  " procurement_tenders WHERE tender_id ="
+                                  " 'T-SEC'",
+                                  1),
+                   0);
+  nobody_else_sees("town");
+  /* The agency is still told where its record went. */
+  pt_expect("city", "tender.cancel", &q.base, GM__STATUS__FAILED_PRECONDITION,
+            "ended cancelled and was archived");
+}
+END_TEST
+
+/*
+ * A draft cancelled was never public: its cancellation (id, title,
+ * deadline, reason) goes to its agencies on the private feed, not to every
+ * subscriber of the public one, which announced it.  A published tender's
+ * cancellation stays public.
+ */
+static int event_names(const Gm__Event *ev, const char *id) {
+  size_t n = strlen(id);
+  for (size_t i = 0; i + n <= ev->body.len; i++)
+    if (!memcmp(ev->body.data + i, id, n)) return 1;
+  return 0;
+}
+
+START_TEST(a_cancelled_draft_is_not_announced_on_the_public_feed) {
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.dev_participant = "alpha";
+  gm_feed *pub = gm_feed_new(gm_test_gmd_feed(pt_gmd), &o);
+  ck_assert_msg(pub != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(pub, "procurement.tender"), GM_OK);
+  o.dev_participant = "city";
+  gm_feed *own = gm_feed_new(gm_test_gmd_feed(pt_gmd), &o);
+  ck_assert_msg(own != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(own, "@p:city procurement.tender"), GM_OK);
+  /* The slow joiner: published tenders until the public feed hears one. */
+  int heard = 0;
+  for (int k = 0; k < 50 && !heard; k++) {
+    pt_tender w;
+    char id[32];
+    snprintf(id, sizeof id, "T-WARM-%d", k);
+    pt_tender_init(&w, id, 10000000, DEADLINE);
+    pt_item(&w, "D1", "DESK", 10, 0, NULL);
+    pt_publish("city", &w);
+    for (int t = 0; t < 10 && !heard; t++) {
+      char *topic = NULL;
+      Gm__Event *ev = NULL;
+      if (gm_feed_recv(pub, &topic, &ev, 20) == GM_OK) heard = 1;
+      free(topic);
+      gm_feed_event_free(&ev);
+    }
+  }
+  ck_assert_msg(heard, "the public feed never heard a tender event");
+
+  Gm__Procurement__TenderRequest q = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  int private_draft = 0;
+  for (int k = 0; k < 50 && !private_draft; k++) {
+    pt_tender d;
+    char id[32];
+    snprintf(id, sizeof id, "T-DRAFT-%d", k);
+    pt_tender_init(&d, id, 10000000, DEADLINE);
+    pt_item(&d, "D1", "DESK", 10, 0, NULL);
+    Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+    dr.tender = &d.t;
+    ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+    ck_assert_msg(m, "%s", pt_message);
+    protobuf_c_message_free_unpacked(m, NULL);
+    q.tender_id = id;
+    q.reason = "the secret project moved";
+    m = pt_call("city", "tender.cancel", &q.base);
+    ck_assert_msg(m, "%s", pt_message);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (k == 0) {
+      /* Then a published tender cancelled: its event marks the end (one
+         broker sends a call's events before those of a later call). */
+      pt_tender p;
+      pt_tender_init(&p, "T-PUBX", 10000000, DEADLINE);
+      pt_item(&p, "D1", "DESK", 10, 0, NULL);
+      pt_publish("city", &p);
+      q.tender_id = "T-PUBX";
+      q.reason = "no longer needed";
+      m = pt_call("city", "tender.cancel", &q.base);
+      ck_assert_msg(m, "%s", pt_message);
+      protobuf_c_message_free_unpacked(m, NULL);
+      int public_draft = 0, public_end = 0;
+      for (int t = 0; t < 200 && !public_end; t++) {
+        char *topic = NULL;
+        Gm__Event *ev = NULL;
+        if (gm_feed_recv(pub, &topic, &ev, 50) == GM_OK) {
+          if (event_names(ev, "T-DRAFT-")) public_draft = 1;
+          if (event_names(ev, "T-PUBX") && event_names(ev, "no longer needed"))
+            public_end = 1;
+        }
+        free(topic);
+        gm_feed_event_free(&ev);
+      }
+      ck_assert_msg(public_end, "the public cancellation of T-PUBX never came");
+      ck_assert_msg(!public_draft,
+                    "the cancellation of draft T-DRAFT-0 went to the public "
+                    "feed");
+    }
+    /* Its agency is told, on its private feed (the first may be missed
+       while the subscription travels: the slow joiner again). */
+    for (int t = 0; t < 10 && !private_draft; t++) {
+      char *topic = NULL;
+      Gm__Event *ev = NULL;
+      if (gm_feed_recv(own, &topic, &ev, 20) == GM_OK &&
+          event_names(ev, "T-DRAFT-") &&
+          event_names(ev, "the secret project moved"))
+        private_draft = 1;
+      free(topic);
+      gm_feed_event_free(&ev);
+    }
+  }
+  gm_feed_destroy(&pub);
+  gm_feed_destroy(&own);
+  ck_assert_msg(private_draft,
+                "city was never told of its draft's cancellation");
+}
+END_TEST
+
+/*
  * The shortest bidding periods (min_open_days, min_rfq_days) are checked
  * when the market loads, as its other numbers are: a value that is no
  * whole number in 0..365 refuses the market, saying what to write, where
@@ -1071,6 +1319,8 @@ int main(void) {
   tcase_add_test(tc,
                  an_amendment_cannot_shorten_the_bidding_period_below_the_law);
   tcase_add_test(tc, a_credit_code_is_registered_to_one_party);
+  tcase_add_test(tc, another_agencys_draft_is_none_to_every_call);
+  tcase_add_test(tc, a_cancelled_draft_is_not_announced_on_the_public_feed);
   suite_add_tcase(s, tc);
   TCase *settings = tcase_create("settings");
   tcase_set_timeout(settings, 120);
