@@ -436,6 +436,33 @@ START_TEST(cancel_replace_and_mass_cancel) {
   ck_assert_int_eq(d->n_bids, 1);
   ck_assert_int_eq(d->bids[0]->quantity, 10);
   ct_free(d);
+  /* Cancelling needs no trading role, placing does: a participant whose
+     trading roles were all taken away (registered again with other
+     markets' roles only) can still cancel the orders that would otherwise
+     trade on, and withdraw its block offers; the scripts let each cancel
+     only the caller's own (carol above). */
+  Gm__Reply *rr = gm_test_call(ct_conn, "root", "gm", "markets", NULL, NULL);
+  ck_assert_msg(rr && rr->status == GM__STATUS__OK, "markets");
+  Gm__MarketsReply *mk =
+      gm__markets_reply__unpack(NULL, rr->body.len, rr->body.data);
+  ck_assert_ptr_nonnull(mk);
+  int seen = 0;
+  for (size_t i = 0; i < mk->n_markets; i++)
+    for (size_t j = 0; j < mk->markets[i]->n_methods; j++) {
+      const Gm__MethodInfo *mi = mk->markets[i]->methods[j];
+      if (strcmp(mk->markets[i]->name, "carbon")) continue;
+      if (!strcmp(mi->name, "order.cancel") ||
+          !strcmp(mi->name, "order.mass_cancel") ||
+          !strcmp(mi->name, "block.reject")) {
+        ck_assert_msg(!*mi->roles, "%s needs roles '%s'", mi->name, mi->roles);
+        seen++;
+      }
+      if (!strcmp(mi->name, "order.place"))
+        ck_assert_str_eq(mi->roles, "buyer,seller");
+    }
+  ck_assert_int_eq(seen, 3);
+  gm__markets_reply__free_unpacked(mk, NULL);
+  gm__reply__free_unpacked(rr, NULL);
   free(bob2);
   ct_free(a);
   ct_free(b1);
