@@ -697,7 +697,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   }
   gm__scripts_set_wait_replicas(wait_ms);
   b->metrics = gm__metrics_new(cfg, err, errlen);
-  if (!b->metrics) goto fail;
+  if (!b->metrics || gm__metrics_check_address(b->metrics, err, errlen) != 0)
+    goto fail;
 
   b->host.config = cfg;
   b->host.broker_name = b->name;

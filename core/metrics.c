@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "call.h"
 #include "clock.h"
@@ -272,6 +274,52 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
   return m;
 }
 
+/* errno of binding a socket to [metrics] listen's address (port: the
+   configured one, or 0 for any), or 0 when the bind works; the socket is
+   closed at once.  Options as libmicrohttpd sets them (SO_REUSEADDR, and
+   IPv6 only on an IPv6 socket). */
+static int bind_errno(const gm__metrics *m, int port) {
+  struct sockaddr_storage a = m->addr;
+  socklen_t len = sizeof(struct sockaddr_in);
+  if (a.ss_family == AF_INET6) {
+    ((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
+    len = sizeof(struct sockaddr_in6);
+  } else {
+    ((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
+  }
+  int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (a.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  int e = bind(fd, (struct sockaddr *)&a, len) == 0 ? 0 : errno;
+  close(fd);
+  return e;
+}
+
+/* "[metrics] listen = V: ADDR is not an address of this machine ...". */
+static void not_ours(const gm__metrics *m, char *err, size_t errlen) {
+  char host[NI_MAXHOST] = "?";
+  getnameinfo((const struct sockaddr *)&m->addr,
+              m->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in),
+              host, sizeof host, NULL, 0, NI_NUMERICHOST);
+  snprintf(err, errlen,
+           "[metrics] listen = %s: %s is not an address of this machine "
+           "(%s), so gmd cannot serve metrics there; give one of its "
+           "addresses (`ip -brief address` lists them): 127.0.0.1 (or [::1]) "
+           "to serve this machine only, 0.0.0.0 (or [::]) for all of its "
+           "addresses, or leave it empty to turn metrics off",
+           m->listen, host, strerror(EADDRNOTAVAIL));
+}
+
+int gm__metrics_check_address(const gm__metrics *m, char *err, size_t errlen) {
+  if (!m || !m->listen || bind_errno(m, 0) != EADDRNOTAVAIL) return 0;
+  not_ours(m, err, errlen);
+  return -1;
+}
+
 /* ---- Redis and the ledger, on the HTTP thread ---- */
 
 /* The thread's Redis connection, (re)opened when needed; NULL and why. */
@@ -314,10 +362,24 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
   redisContext *masters[64];
   size_t n = gm__redis_masters(m->redis, masters, 64);
   if (n > 64) n = 64;
-  int ok = 1, stale = 0;
+  /* A node connection that broke at an earlier check (or in a worker's
+     hands) is opened again now, with the map read again (a failover moves
+     the masters).  Not at the end of the check that saw it break: a master
+     that is stopped, not dead, still accepts the connection, and with a
+     password the new connection's AUTH waited out a second timeout and
+     failed, and that failed connection was kept, so the first check after
+     the master went on reported it down again. */
+  for (size_t i = 0; i < n; i++)
+    if (!masters[i] || masters[i]->err) {
+      gm__redis_reconnect(m->redis);
+      n = gm__redis_masters(m->redis, masters, 64);
+      if (n > 64) n = 64;
+      break;
+    }
+  int ok = 1;
   /* After a closed connection the other masters are tried too: theirs may
      be closed as well (all of gmd's connections closed, a restart), and
-     each found so is opened again below, before the retry.  Any other
+     each found so is opened again at the start of the retry.  Any other
      failure ends the check (a stalled master's timeout is not waited out
      twice). */
   for (size_t i = 0; i < n && (ok || *closed); i++) {
@@ -334,9 +396,6 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
                      (c->err == REDIS_ERR_EOF ||
                       (c->err == REDIS_ERR_IO &&
                        (io_errno == EPIPE || io_errno == ECONNRESET)));
-    /* A node connection that broke is opened again at the next check,
-       with the map read again (a failover moves the masters). */
-    stale = gm__redis_is_cluster(m->redis);
     gm__count(GM__COUNT_REDIS_ERRORS);
     /* The first failure is the one reported, unless it was a closed
        connection (opened again below) and this one is not: this master is
@@ -365,7 +424,6 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
                     : "");
     if (r) freeReplyObject(r);
   }
-  if (stale) gm__redis_reconnect(m->redis);
   return ok;
 }
 
@@ -844,18 +902,35 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
         key = view->own[i][0];
         endpoint = view->own[i][1];
       }
-    if (key)
+    /* libmicrohttpd does not say why; a bind of the same address does. */
+    int e = key ? 0 : bind_errno(m, want);
+    if (key) {
       snprintf(err, errlen,
                "cannot serve metrics on %s: port %d is gmd's own %s (%s); set "
                "[metrics] listen to another port",
                m->listen, want, key, endpoint);
-    else
+    } else if (e == EADDRNOTAVAIL) {
+      not_ours(m, err, errlen);
+    } else if (e == EACCES && want > 0 && want < 1024) {
+      snprintf(err, errlen,
+               "cannot serve metrics on %s (%s): ports below 1024 need "
+               "privileges gmd should not run with; set [metrics] listen to a "
+               "port from 1024 up, e.g. 127.0.0.1:7479",
+               m->listen, strerror(e));
+    } else if (e == EADDRINUSE) {
+      snprintf(err, errlen,
+               "cannot serve metrics on %s: port %d is in use by another "
+               "program (another gmd?); set [metrics] listen to a free "
+               "HOST:PORT, or leave it empty to turn metrics off",
+               m->listen, want);
+    } else {
       snprintf(err, errlen,
                "cannot serve metrics on %s (the line above says why; is the "
                "port in use by another program, another gmd?); set [metrics] "
                "listen to a free HOST:PORT, or leave it empty to turn metrics "
                "off",
                m->listen);
+    }
     return -1;
   }
   const union MHD_DaemonInfo *info =

@@ -65,6 +65,11 @@ typedef struct gm__metrics_view {
  * object that serves nothing when off.
  */
 gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen);
+/* Whether [metrics] listen's address is one of this machine's (a throwaway
+   socket bound to it, port 0): 0, or -1 and err saying it is not and what
+   to give instead.  Run by the broker at start and by `gmd --check`, which
+   binds no port of its own; off: 0. */
+int gm__metrics_check_address(const gm__metrics *m, char *err, size_t errlen);
 /* Starts serving (nothing when off); 0, or -1 and err. */
 int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
                       size_t errlen);

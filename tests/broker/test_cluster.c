@@ -966,6 +966,65 @@ START_TEST(test_healthz_names_the_stalled_master_not_a_closed_one) {
 }
 END_TEST
 
+/* The same with a password on every node: a probe while a master other than
+   the first is stopped failed its PING, and reopening that master's
+   connection at the end of the probe failed too (the AUTH of a stopped
+   Redis times out; without a password nothing is sent, so the new
+   connection looked fine).  The failed connection was kept, so the first
+   /healthz after the master went on reported it down again.  Now the
+   first probe after SIGCONT passes. */
+START_TEST(test_healthz_passes_once_a_stalled_master_resumes_with_a_password) {
+  cl = gm_test_cluster_start(3, 0, 1000);
+  int stalled = gm_test_cluster_owner(cl, 16383);
+  ck_assert_int_ne(stalled, gm_test_cluster_owner(cl, 0));
+  for (int node = 0; node < gm_test_cluster_size(cl); node++) {
+    redisContext *c = gm_test_cluster_connect(cl, node);
+    redisReply *r = redisCommand(c, "CONFIG SET requirepass %s", "cl-pass-1");
+    ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "node %d: %s", node,
+                  r ? r->str : c->errstr);
+    freeReplyObject(r);
+    redisFree(c);
+  }
+  char *file = gm_test_redis_path(gm_test_cluster_home(cl), "gmd.pass");
+  FILE *f = fopen(file, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("cl-pass-1\n", f);
+  fclose(f);
+  char conf[2048];
+  snprintf(conf, sizeof conf,
+           "%s[plugins]\nload = testmkt\n[metrics]\nlisten = 127.0.0.1:0\n"
+           "[redis]\npassword_file = %s\n",
+           gm_test_cluster_conf(cl), file);
+  free(file);
+  gmd = gm_test_gmd_start(gm_test_cluster_home(cl), TEST_PLUGIN_DIR, conf);
+  int port = metrics_port(), status = 0;
+  const char *body = http_get(port, "/healthz", &status);
+  ck_assert_msg(status == 200, "%d %s", status, body);
+  char want[64];
+  snprintf(want, sizeof want, "127.0.0.1:%d does not answer PING",
+           gm_test_cluster_port(cl, stalled));
+  pid_t pid = gm_test_cluster_pid(cl, stalled);
+  for (int round = 0; round < 2; round++) {
+    ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    uint64_t t0 = gm__clock_mono_us();
+    body = http_get(port, "/healthz", &status);
+    uint64_t took_ms = (gm__clock_mono_us() - t0) / 1000;
+    kill(pid, SIGCONT);
+    ck_assert_msg(status == 503 && strstr(body, want),
+                  "round %d: want 503 \"%s\": %d %s", round, want, status,
+                  body);
+    /* One read timeout (2 s), not a second one for the AUTH of a
+       connection reopened to the stopped master. */
+    ck_assert_msg(took_ms < 3500, "round %d: /healthz took %llu ms", round,
+                  (unsigned long long)took_ms);
+    body = http_get(port, "/healthz", &status);
+    ck_assert_msg(status == 200,
+                  "round %d: first /healthz after SIGCONT: %d %s", round,
+                  status, body);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cluster");
   TCase *tc = tcase_create("route");
@@ -989,6 +1048,8 @@ int main(void) {
   tcase_add_checked_fixture(hz, NULL, teardown);
   tcase_set_timeout(hz, 120);
   tcase_add_test(hz, test_healthz_names_the_stalled_master_not_a_closed_one);
+  tcase_add_test(
+      hz, test_healthz_passes_once_a_stalled_master_resumes_with_a_password);
   suite_add_tcase(s, hz);
   TCase *ports = tcase_create("ports");
   tcase_add_checked_fixture(ports, NULL, teardown);

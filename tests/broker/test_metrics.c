@@ -229,6 +229,24 @@ START_TEST(listen_values_are_checked_at_start) {
                        "cannot start: [metrics] listen = localhost: "
                        "expected HOST:PORT"),
                 "gmd said: %s", out);
+  /* An address not on this machine (192.0.2.1, TEST-NET-1: nobody's) is
+     named as such, by --check too (which binds no port of its own), not
+     taken for a port in use. */
+  f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
+          "[security]\nmode = dev\n[plugins]\ndir = %s\n"
+          "[metrics]\nlisten = 192.0.2.1:7479\n",
+          gm_test_redis_socket(r), TEST_PLUGIN_DIR);
+  fclose(f);
+  ck_assert_int_eq(gm_test_shell(cmd, out, sizeof out), 1);
+  ck_assert_msg(strstr(out,
+                       "cannot start: [metrics] listen = 192.0.2.1:7479: "
+                       "192.0.2.1 is not an address of this machine") &&
+                    strstr(out, "127.0.0.1") && !strstr(out, "in use") &&
+                    gm__utf8_valid(out, strlen(out)),
+                "gmd said: %s", out);
   free(conf);
   gm_test_redis_stop(&r);
 }
@@ -838,6 +856,35 @@ START_TEST(a_metrics_port_in_use_is_named_in_the_log) {
   ck_assert_msg(strstr(err, "is gmd's own [broker] private_feed") &&
                     strstr(err, own) && !strstr(err, "another gmd"),
                 "%s", err);
+  gm__metrics_destroy(&m);
+  /* An address not on this machine: said so, not "port in use" (the bind
+     fails with EADDRNOTAVAIL; libmicrohttpd's line does not say which). */
+  gm__config_set(c, "metrics", "listen", "192.0.2.1:7479");
+  m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  saved = dup(2);
+  devnull = open("/dev/null", O_WRONLY);
+  dup2(devnull, 2);
+  rc = gm__metrics_start(m, &v, err, sizeof err);
+  dup2(saved, 2);
+  close(saved);
+  close(devnull);
+  ck_assert_int_eq(rc, -1);
+  ck_assert_msg(strstr(err,
+                       "[metrics] listen = 192.0.2.1:7479: 192.0.2.1 is "
+                       "not an address of this machine") &&
+                    strstr(err, "ip -brief address") &&
+                    !strstr(err, "in use") && !strstr(err, "another program"),
+                "%s", err);
+  err[0] = '\0';
+  ck_assert_int_eq(gm__metrics_check_address(m, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "not an address of this machine"), "%s", err);
+  gm__metrics_destroy(&m);
+  /* One of this machine's passes the check. */
+  gm__config_set(c, "metrics", "listen", listen_at);
+  m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  ck_assert_int_eq(gm__metrics_check_address(m, err, sizeof err), 0);
   gm__metrics_destroy(&m);
   gm__config_destroy(&c);
   close(fd);

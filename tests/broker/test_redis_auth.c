@@ -5,6 +5,7 @@
  * no password, the wrong one, or a user without a password.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,6 +479,31 @@ START_TEST(an_acl_user_missing_a_command_is_named) {
 }
 END_TEST
 
+/* Redis stopped (SIGSTOP) under a gmd with a password, at the first probe
+   (the metrics thread's connection opened then: its AUTH times out): once
+   it goes on (SIGCONT) the first /healthz passes again, not one scrape
+   later (an orchestrator's probe must not count a resumed Redis as down).
+   On a three-master cluster node 0 is stopped; test_cluster stops another
+   master, the case that failed. */
+START_TEST(the_first_healthz_after_a_stopped_redis_resumes_passes) {
+  char *file;
+  gm_test_gmd *g = start_as_gmd(&file);
+  char out[4096];
+  pid_t pid = gm_test_redis_pid(redis);
+  ck_assert_int_gt(pid, 0);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  int status = healthz(g, out, sizeof out);
+  kill(pid, SIGCONT);
+  ck_assert_msg(status == 503, "/healthz on a stopped Redis: %d %s", status,
+                out);
+  status = healthz(g, out, sizeof out);
+  ck_assert_msg(status == 200, "first /healthz after SIGCONT: %d %s", status,
+                out);
+  gm_test_gmd_stop(&g);
+  free(file);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("redis auth");
   TCase *tc = tcase_create("auth");
@@ -491,6 +517,7 @@ int main(void) {
   tcase_add_test(tc, the_password_changes_without_a_restart);
   tcase_add_test(tc, a_password_redis_starts_wanting_is_named);
   tcase_add_test(tc, an_acl_user_missing_a_command_is_named);
+  tcase_add_test(tc, the_first_healthz_after_a_stopped_redis_resumes_passes);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
