@@ -1,7 +1,19 @@
 /*
  * The metrics and health endpoint (see metrics.h).  libmicrohttpd parses
- * HTTP and runs one thread of its own, which serves the requests one at a
- * time: the Redis and ledger connections here belong to that thread.
+ * HTTP; one thread of ours runs it (its epoll descriptor, polled here) and
+ * serves the requests one at a time: the Redis and ledger connections here
+ * belong to that thread.
+ *
+ * Slow clients: libmicrohttpd's idle timeout restarts at every byte, so a
+ * client sending one byte every few seconds would hold a connection for
+ * ever, and 16 such held every one.  The thread keeps its own list of
+ * connections: each step of a request (its headers and body in, its answer
+ * taken, the next request on a kept-alive connection) must be done within
+ * REQUEST_DEADLINE_MS of the step before, or the connection is closed; and
+ * a connection beyond MAX_CONNECTIONS closes one already open, taken from
+ * the address that holds the most, the one waiting longest first, so a
+ * newcomer (a Prometheus scrape, an orchestrator's probe) is served even
+ * when every place is held.
  *
  * What a scrape costs: atomic loads of the counters; a PING and a read of
  * gm_schema (the health checks); and at most every OUTBOX_EVERY_US,
@@ -11,10 +23,13 @@
  */
 #include "metrics.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,9 +59,28 @@
 /* A Redis that does not answer within this fails the health check (the
    scrape must finish well inside Prometheus's 10 s timeout). */
 #define REDIS_TIMEOUT_S 2
-/* Concurrent HTTP connections, and seconds an idle one is kept. */
+/* Concurrent HTTP connections served; libmicrohttpd's own limit is twice
+   that (connections being closed to make room still count there until the
+   next turn of the loop closes them). */
 #define MAX_CONNECTIONS 16
+/* Seconds an idle connection is kept (libmicrohttpd's timeout). */
 #define IDLE_TIMEOUT_S 10
+/* Each step of a request must be done within this (see above). */
+#define REQUEST_DEADLINE_MS 10000
+/* The loop looks at the deadlines at least this often. */
+#define LOOP_MS 250
+
+/* One open connection (libmicrohttpd's socket context). */
+typedef struct peer {
+  struct peer *prev, *next;
+  struct MHD_Connection *conn;
+  int fd;               /* libmicrohttpd's socket, shut down to close it */
+  int family;           /* AF_INET, AF_INET6 */
+  unsigned char ip[16]; /* the client's address (4 bytes for IPv4) */
+  char text[64];        /* the same, for the log */
+  uint64_t since_us;    /* when its current step began */
+  int closing;          /* shut down; libmicrohttpd closes it next turn */
+} peer;
 
 typedef struct gauge {
   char *name;              /* full metric name */
@@ -62,7 +96,6 @@ struct gm__metrics {
   int ipv6;                     /* addr is AF_INET6 */
   struct MHD_Daemon *daemon;    /* serving, or NULL */
   int port;                     /* the port bound */
-  int named;                    /* the HTTP thread has its name */
   gm__metrics_view view;        /* the broker's, markets copied below */
   gm__metrics_market *markets;  /* view.markets, owned copy */
   uint64_t start_us;            /* monotonic, at gm__metrics_new */
@@ -76,6 +109,11 @@ struct gm__metrics {
   pthread_mutex_t lock;         /* gauges, and one scrape at a time */
   gauge *gauges;                /* extra gauges */
   size_t n_gauges;              /* how many */
+  pthread_t thread;             /* runs libmicrohttpd; valid while daemon */
+  int wake[2];                  /* written to stop the thread */
+  peer *peers;                  /* open connections (the thread's) */
+  size_t n_open;                /* of them, not closing */
+  uint64_t deadline_us;         /* REQUEST_DEADLINE_MS, or a test's */
 };
 
 /* ---- text ---- */
@@ -262,6 +300,8 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
   m->start_us = gm__clock_mono_us();
   m->start_unix_ms = wall_ms();
   m->outbox_entries = m->outbox_streams = m->dead_letters = -1;
+  m->wake[0] = m->wake[1] = -1;
+  m->deadline_us = REQUEST_DEADLINE_MS * 1000ull;
   const char *v = gm__config_get(cfg, "metrics", "listen", "");
   if (*v) {
     if (parse_listen(m, v, err, errlen) != 0) {
@@ -322,6 +362,23 @@ int gm__metrics_check_address(const gm__metrics *m, char *err, size_t errlen) {
 
 /* ---- Redis and the ledger, on the HTTP thread ---- */
 
+/* Whether a connection of r failed earlier: the first master's or, on a
+   cluster, any master's.  Such a node connection is opened again at the
+   start of the next check (with the map read again: a failover moves the
+   masters), not at the end of the check that saw it fail: a master that is
+   stopped, not dead, still accepts a connection, and with a password the
+   new connection's AUTH waited out a second timeout, failed, and was kept,
+   so the first check after the master went on reported it down again. */
+static int broken(gm__redis *r) {
+  if (gm__redis_context(r)->err) return 1;
+  if (!gm__redis_is_cluster(r)) return 0;
+  redisContext *masters[64];
+  size_t n = gm__redis_masters(r, masters, 64);
+  for (size_t i = 0; i < n && i < 64; i++)
+    if (!masters[i] || masters[i]->err) return 1;
+  return 0;
+}
+
 /* The thread's Redis connection, (re)opened when needed; NULL and why. */
 static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
   if (!m->redis) {
@@ -333,7 +390,7 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
     addr.io_us = REDIS_TIMEOUT_S * 1000000LL;
     m->redis = gm__redis_connect(&addr, why, whylen);
     if (!m->redis) return NULL;
-  } else if (gm__redis_context(m->redis)->err) {
+  } else if (broken(m->redis)) {
     if (gm__redis_reconnect(m->redis) != GM_OK) {
       gm__count(GM__COUNT_REDIS_ERRORS);
       /* Why the new connection failed (on a cluster, why reading the slot
@@ -362,20 +419,6 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
   redisContext *masters[64];
   size_t n = gm__redis_masters(m->redis, masters, 64);
   if (n > 64) n = 64;
-  /* A node connection that broke at an earlier check (or in a worker's
-     hands) is opened again now, with the map read again (a failover moves
-     the masters).  Not at the end of the check that saw it break: a master
-     that is stopped, not dead, still accepts the connection, and with a
-     password the new connection's AUTH waited out a second timeout and
-     failed, and that failed connection was kept, so the first check after
-     the master went on reported it down again. */
-  for (size_t i = 0; i < n; i++)
-    if (!masters[i] || masters[i]->err) {
-      gm__redis_reconnect(m->redis);
-      n = gm__redis_masters(m->redis, masters, 64);
-      if (n > 64) n = 64;
-      break;
-    }
   int ok = 1;
   /* After a closed connection the other masters are tried too: theirs may
      be closed as well (all of gmd's connections closed, a restart), and
@@ -771,6 +814,166 @@ static void exposition(gm__metrics_text *t, gm__metrics *m) {
 
 /* ---- HTTP ---- */
 
+/* Refusals a client causes (a connection closed as too slow, or to make
+   room): anyone who reaches the port could write the log at the rate they
+   connect, so a few a window, the next printed line counting the rest. */
+static gm__log_limit slow_log = GM__LOG_LIMIT(5, 10000);
+
+static peer *peer_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *i =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return i ? i->socket_context : NULL;
+}
+
+/* A step of the connection's request is done: the next is due within the
+   deadline from now. */
+static void step(struct MHD_Connection *conn) {
+  peer *p = peer_of(conn);
+  if (p) p->since_us = gm__clock_mono_us();
+}
+
+/* Closes p's connection: its socket shut down (not closed: the descriptor
+   is libmicrohttpd's), which libmicrohttpd reads as the client gone and
+   closes at its next turn.  On the thread that runs libmicrohttpd only. */
+static void peer_close(gm__metrics *m, peer *p) {
+  if (p->closing) return;
+  p->closing = 1;
+  m->n_open--;
+  if (p->fd >= 0) shutdown(p->fd, SHUT_RDWR);
+}
+
+static int same_ip(const peer *a, const peer *b) {
+  return a->family == b->family &&
+         !memcmp(a->ip, b->ip, a->family == AF_INET6 ? 16 : 4);
+}
+
+/* One connection more than MAX_CONNECTIONS: closes one of the others, from
+   the address holding the most (a single client cannot crowd out others),
+   among them the one whose current step began first (a newcomer sends its
+   request at once; a slow client is the one waiting). */
+static void make_room(gm__metrics *m, peer *newcomer) {
+  peer *victim = NULL;
+  size_t most = 0;
+  for (peer *p = m->peers; p; p = p->next) {
+    if (p->closing || p == newcomer) continue;
+    size_t same = 0;
+    for (peer *q = m->peers; q; q = q->next)
+      same += !q->closing && same_ip(p, q);
+    if (!victim || same > most ||
+        (same == most && p->since_us < victim->since_us)) {
+      victim = p;
+      most = same;
+    }
+  }
+  if (!victim) return;
+  gm__log_limited(&slow_log, GM_LOG_WARN, "metrics",
+                  "closed a connection from %s to serve a new one: %d open "
+                  "at most (the address holding the most gives one up, its "
+                  "longest waiting); many connections from one address are "
+                  "a broken scraper or an attack",
+                  victim->text, MAX_CONNECTIONS);
+  peer_close(m, victim);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  gm__metrics *m = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    peer *p = *socket_context;
+    if (!p) return;
+    if (p->prev)
+      p->prev->next = p->next;
+    else
+      m->peers = p->next;
+    if (p->next) p->next->prev = p->prev;
+    if (!p->closing) m->n_open--;
+    free(p);
+    *socket_context = NULL;
+    return;
+  }
+  if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
+  peer *p = calloc(1, sizeof *p);
+  if (!p) abort();
+  p->conn = conn;
+  p->fd = -1;
+  p->since_us = gm__clock_mono_us();
+  snprintf(p->text, sizeof p->text, "?");
+  const union MHD_ConnectionInfo *i =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (i) p->fd = i->connect_fd;
+  i = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = i ? i->client_addr : NULL;
+  if (sa && sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    p->family = AF_INET6;
+    memcpy(p->ip, &a->sin6_addr, 16);
+    inet_ntop(AF_INET6, &a->sin6_addr, p->text, sizeof p->text);
+  } else if (sa && sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    p->family = AF_INET;
+    memcpy(p->ip, &a->sin_addr, 4);
+    inet_ntop(AF_INET, &a->sin_addr, p->text, sizeof p->text);
+  }
+  p->next = m->peers;
+  if (m->peers) m->peers->prev = p;
+  m->peers = p;
+  m->n_open++;
+  *socket_context = p;
+  if (m->n_open > MAX_CONNECTIONS) make_room(m, p);
+}
+
+/* A request answered: on a kept-alive connection the next one's headers
+   are due within the deadline from now. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)req_cls;
+  (void)toe;
+  step(conn);
+}
+
+/* Closes the connections whose current step is overdue. */
+static void sweep(gm__metrics *m) {
+  uint64_t now = gm__clock_mono_us();
+  for (peer *p = m->peers; p; p = p->next) {
+    if (p->closing || now - p->since_us <= m->deadline_us) continue;
+    gm__log_limited(&slow_log, GM_LOG_WARN, "metrics",
+                    "closed a connection from %s: its request was not in, "
+                    "or its answer not taken, within %llu ms (a client too "
+                    "slow, or holding the connection)",
+                    p->text, (unsigned long long)(m->deadline_us / 1000));
+    peer_close(m, p);
+  }
+}
+
+/* The HTTP thread: libmicrohttpd's epoll descriptor and the wake pipe
+   polled, libmicrohttpd run, the deadlines looked at. */
+static void *serve(void *arg) {
+  gm__metrics *m = arg;
+  pthread_setname_np(pthread_self(), "gmd-metrics");
+  const union MHD_DaemonInfo *i =
+      MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  struct pollfd fds[2] = {{.fd = i ? i->epoll_fd : -1, .events = POLLIN},
+                          {.fd = m->wake[0], .events = POLLIN}};
+  for (;;) {
+    int ms = LOOP_MS;
+    MHD_UNSIGNED_LONG_LONG due;
+    if (MHD_get_timeout(m->daemon, &due) == MHD_YES && due < (unsigned)ms)
+      ms = (int)due;
+    if (poll(fds, 2, ms) < 0 && errno != EINTR) {
+      gm__log(GM_LOG_ERROR, "metrics",
+              "no longer serving /metrics and /healthz: poll failed (%s)",
+              strerror(errno));
+      break;
+    }
+    if (fds[1].revents) break;
+    MHD_run(m->daemon);
+    sweep(m);
+  }
+  return NULL;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
                                const char *type, gm__metrics_text *body) {
   /* Every body is UTF-8 text: what it echoes (a path the server
@@ -808,10 +1011,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   (void)upload;
   gm__metrics *m = cls;
   static int seen;
-  /* The first call only announces the request; a body (none is expected)
+  /* The first call only announces the request (its headers are in: the
+     body, none expected, is due within the deadline from now); a body
      arrives in the calls after it and is skipped. */
   if (!*req_cls) {
     *req_cls = &seen;
+    step(conn);
     return MHD_YES;
   }
   if (*upload_size) {
@@ -822,10 +1027,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   const char *text = "text/plain; charset=utf-8";
   unsigned status = MHD_HTTP_OK;
   pthread_mutex_lock(&m->lock);
-  if (!m->named) {
-    pthread_setname_np(pthread_self(), "gmd-metrics");
-    m->named = 1;
-  }
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
     status = MHD_HTTP_METHOD_NOT_ALLOWED;
     text_printf(&body, "%s is not served here: use GET\n", method);
@@ -851,6 +1052,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 url);
   }
   pthread_mutex_unlock(&m->lock);
+  /* The answer is due to be taken within the deadline from now, however
+     long the checks took. */
+  step(conn);
   return respond(conn, status, text, &body);
 }
 
@@ -885,13 +1089,17 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
   if (view->n_markets)
     memcpy(m->markets, view->markets, view->n_markets * sizeof *m->markets);
   m->view.markets = m->markets;
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-                   (m->ipv6 ? MHD_USE_IPv6 : 0);
+  /* No thread of libmicrohttpd's: serve() runs it, so the connection list
+     and the deadlines are that one thread's. */
+  unsigned flags =
+      MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (m->ipv6 ? MHD_USE_IPv6 : 0);
   m->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&m->addr,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * MAX_CONNECTIONS),
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, m, MHD_OPTION_END);
   if (!m->daemon) {
     const char *key = NULL, *endpoint = NULL;
     int want = listen_port(m);
@@ -936,6 +1144,15 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
   m->port = info ? info->port : 0;
+  if (pipe2(m->wake, O_CLOEXEC) != 0 ||
+      pthread_create(&m->thread, NULL, serve, m) != 0) {
+    snprintf(err, errlen, "cannot serve metrics on %s: no thread (%s)",
+             m->listen, strerror(errno));
+    MHD_stop_daemon(m->daemon);
+    m->daemon = NULL;
+    m->port = 0;
+    return -1;
+  }
   gm__log(GM_LOG_INFO, "metrics",
           "serving /metrics and /healthz on %s (port %d)", m->listen, m->port);
   return 0;
@@ -943,6 +1160,14 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
 
 void gm__metrics_stop(gm__metrics *m) {
   if (!m || !m->daemon) return;
+  ssize_t w = write(m->wake[1], "", 1);
+  (void)w;
+  pthread_join(m->thread, NULL);
+  for (int i = 0; i < 2; i++) {
+    close(m->wake[i]);
+    m->wake[i] = -1;
+  }
+  /* Closes every connection (on_connection frees each peer). */
   MHD_stop_daemon(m->daemon);
   m->daemon = NULL;
   m->port = 0;
@@ -961,9 +1186,15 @@ void gm__metrics_destroy(gm__metrics **mp) {
   free(m->gauges);
   free(m->markets);
   free(m->listen);
+  for (int i = 0; i < 2; i++)
+    if (m->wake[i] >= 0) close(m->wake[i]);
   pthread_mutex_destroy(&m->lock);
   free(m);
   *mp = NULL;
+}
+
+void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms) {
+  if (m) m->deadline_us = (uint64_t)ms * 1000u;
 }
 
 int gm__metrics_port(const gm__metrics *m) {

@@ -77,6 +77,10 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
 void gm__metrics_stop(gm__metrics *m);
 /* Stops, frees; nulls *m; idempotent. */
 void gm__metrics_destroy(gm__metrics **m);
+/* For tests, before gm__metrics_start: the time each step of a request
+   (headers in, answer taken, the next request) may take before its
+   connection is closed, instead of 10 s. */
+void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms);
 /* The port served (useful with port 0: any free port); 0 when off. */
 int gm__metrics_port(const gm__metrics *m);
 

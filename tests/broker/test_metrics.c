@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -940,6 +941,137 @@ START_TEST(refused_requests_cannot_flood_the_log) {
 }
 END_TEST
 
+/* Whether the server closed fd (end of file or reset); waits up to ms. */
+static int closed_by_server(int fd, int ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, ms) <= 0) return 0;
+  char c;
+  ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static long ms_since(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Slow clients cannot hold the port: 20 connections from one address each
+ * trickling a request a byte at a time (libmicrohttpd's idle timeout starts
+ * again at every byte).  Every connection beyond 16 closes the longest
+ * waiting of the address holding the most, so /healthz and /metrics from
+ * the same address are answered at once; and each slow one is closed once
+ * its request has not come in within the deadline (10 s; 1.5 s here).  The
+ * closings are logged, a few a window.  Before, the 17th connection on was
+ * refused until a slow one gave up.
+ */
+START_TEST(slow_clients_cannot_hold_the_port) {
+  enum { SLOW = 20, DEADLINE_MS = 1500 };
+  gm__config *c = gm__config_new();
+  gm__config_set(c, "metrics", "listen", "127.0.0.1:0");
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  gm__metrics_set_request_deadline_ms(m, DEADLINE_MS);
+  _Atomic uint64_t bad_frames = 0;
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.unix_path = "/nonexistent.sock"},
+                        .ledger_path = "/nonexistent.sqlite"};
+  char logpath[] = "/tmp/gm-metrics-slow-XXXXXX";
+  int logfd = mkstemp(logpath);
+  ck_assert_int_ge(logfd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(logfd, 2);
+  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
+  port = gm__metrics_port(m);
+  ck_assert_int_gt(port, 0);
+
+  int fd[SLOW];
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int i = 0; i < SLOW; i++) {
+    fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd[i], 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ck_assert_int_eq(connect(fd[i], (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(send(fd[i], "G", 1, MSG_NOSIGNAL), 1);
+  }
+  /* 16 served at most: the 4 that waited longest are closed to make room,
+     once the server took all 20 in. */
+  int gone = 0;
+  for (int tries = 0; tries < 100 && gone < SLOW - 16; tries++) {
+    gone = 0;
+    for (int i = 0; i < SLOW; i++) gone += closed_by_server(fd[i], 0);
+    if (gone < SLOW - 16) gm_test_sleep_ms(10);
+  }
+  ck_assert_int_eq(gone, SLOW - 16);
+  /* The probe and a scrape, from the same address, are served now, well
+     before any slow one's deadline. */
+  int status;
+  char *body = http("GET", "/healthz", &status);
+  ck_assert_msg(status == 503 && strstr(body, "Redis"), "%d %s", status, body);
+  free(body);
+  body = http("GET", "/metrics", &status);
+  ck_assert_msg(status == 200 && strstr(body, "greenmarket_redis_up 0"),
+                "%d %s", status, body);
+  free(body);
+  long served_ms = ms_since(&t0);
+  ck_assert_msg(served_ms < DEADLINE_MS,
+                "/healthz and /metrics took until %ld ms", served_ms);
+  /* The others trickle a byte every 100 ms: closed at their deadline all
+     the same, not at libmicrohttpd's idle timeout (10 s after the last
+     byte). */
+  int open = SLOW;
+  for (;;) {
+    open = 0;
+    for (int i = 0; i < SLOW; i++) {
+      if (fd[i] < 0) continue;
+      if (closed_by_server(fd[i], 0)) {
+        close(fd[i]);
+        fd[i] = -1;
+        continue;
+      }
+      open++;
+      ck_assert_int_eq(send(fd[i], "E", 1, MSG_NOSIGNAL), 1);
+    }
+    if (!open || ms_since(&t0) > DEADLINE_MS + 3000) break;
+    gm_test_sleep_ms(100);
+  }
+  long closed_ms = ms_since(&t0);
+  ck_assert_msg(open == 0, "%d slow connections still open after %ld ms", open,
+                closed_ms);
+  ck_assert_msg(closed_ms >= DEADLINE_MS - 100,
+                "slow connections closed at %ld ms, before their deadline",
+                closed_ms);
+  /* Served again, and the closings logged, a few a window (20 closings,
+     5 a window of 10 s). */
+  body = http("GET", "/metrics", &status);
+  ck_assert_int_eq(status, 200);
+  free(body);
+  gm__metrics_destroy(&m);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char log[16384] = "";
+  ssize_t n = pread(logfd, log, sizeof log - 1, 0);
+  ck_assert_int_ge(n, 0);
+  log[n] = '\0';
+  close(logfd);
+  unlink(logpath);
+  int lines = 0;
+  for (const char *p = log;
+       (p = strstr(p, "closed a connection from 127.0.0.1")); p++)
+    lines++;
+  ck_assert_msg(lines >= 2 && lines <= 5 && gm__utf8_valid(log, (size_t)n),
+                "%d closing lines in the log: %s", lines, log);
+  gm__config_destroy(&c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("metrics");
   TCase *unit = tcase_create("unit");
@@ -949,6 +1081,7 @@ int main(void) {
   tcase_add_test(unit, settings_the_alert_rules_name_are_accepted);
   tcase_add_test(unit, registered_gauges_are_served);
   tcase_add_test(unit, a_metrics_port_in_use_is_named_in_the_log);
+  tcase_add_test(unit, slow_clients_cannot_hold_the_port);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
   tcase_add_test(unit, check_fails_on_a_market_section_no_market_reads);
   tcase_add_test(unit, an_installed_gmd_loads_the_plugins_beside_it);
