@@ -72,6 +72,14 @@
  * it).  A firing's claim is in the hash until one of those, and the
  * settler does not drop a hash that holds a claim.
  *
+ * Over maxmemory.  The claim, done, failed and index compare-and-set
+ * scripts are flagged allow-oom: each writes a claim of tens of bytes
+ * that its firing's end removes, or changes what is there, so Redis over
+ * maxmemory still fires deadlines; a callback whose steps write is then
+ * refused by Redis (RESOURCE_EXHAUSTED), keeps its claim and fires again
+ * when it expires, while one whose steps free memory (a market's archive,
+ * GM_SCRIPT_ALLOW_OOM) runs and frees (plugins.md, Steps that free memory).
+ *
  * Late deadlines and reconciliation.  The poller's first poll runs at
  * start-up, so what fell due while no broker ran fires then.  At start-up
  * and every reconcile_s one broker (the holder of the lease
@@ -158,7 +166,7 @@
  * attempt, firing}...}.
  */
 static const char gm__dl_claim_lua[] =
-    "#!lua\n" GM__DL_NEXT_LUA GM__LUA_REDIS_MS
+    "#!lua flags=allow-oom\n" GM__DL_NEXT_LUA GM__LUA_REDIS_MS
     "local now, cms, max, me = tonumber(ARGV[1]), tonumber(ARGV[2]), "
     "tonumber(ARGV[3]), ARGV[4]\n"
     "local flat = redis.call('HGETALL', KEYS[2])\n"
@@ -230,7 +238,7 @@ static const char gm__dl_claim_lua[] =
  * settler keeps the hash until '#t' is older than their lifetime.
  */
 static const char gm__dl_done_lua[] =
-    "#!lua\n" GM__DL_NEXT_LUA GM__LUA_REDIS_MS
+    "#!lua flags=allow-oom\n" GM__DL_NEXT_LUA GM__LUA_REDIS_MS
     "local c = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "local rearmed, mine = false, false\n"
     "if c then\n"
@@ -258,7 +266,7 @@ static const char gm__dl_done_lua[] =
  * dropped meanwhile (it cannot while a claim is in it) is not made again.
  */
 static const char gm__dl_failed_lua[] =
-    "#!lua\n" GM__LUA_REDIS_MS
+    "#!lua flags=allow-oom\n" GM__LUA_REDIS_MS
     "if redis.call('HEXISTS', KEYS[2], '#') == 1 then\n"
     "  redis.call('HSET', KEYS[2], '#t', string.format('%d', redis_ms()))\n"
     "end\n"
@@ -267,7 +275,7 @@ static const char gm__dl_failed_lua[] =
 /* KEYS: the index.  ARGV: member, the score read, the new score ('':
    remove).  Changes it only if it is still the score read; 1 if changed. */
 static const char gm__dl_cas_lua[] =
-    "#!lua\n"
+    "#!lua flags=allow-oom\n"
     "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
     "if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end\n"
     "if ARGV[3] == '' then redis.call('ZREM', KEYS[1], ARGV[1])\n"

@@ -1703,6 +1703,13 @@ static char *gm__library_text_locked(const char *market, const char *name,
                "callback = function(K, A) return gm__run_ro(%zu, K, A) end, "
                "flags = {'no-writes'}}\n",
                fn, k);
+    else if (s->flags & GM_SCRIPT_ALLOW_OOM)
+      /* A script that frees memory runs over maxmemory too. */
+      snprintf(line, sizeof line,
+               "\nredis.register_function{function_name = '%s', "
+               "callback = function(K, A) return gm__run(%zu, K, A) end, "
+               "flags = {'allow-oom'}}\n",
+               fn, k);
     else
       snprintf(line, sizeof line,
                "\nredis.register_function('%s', function(K, A) "
@@ -1874,13 +1881,17 @@ gm_status gm__scripts_add_flags(gm__redis *r, const char *market,
              "script_register needs a market, a non-empty name and source");
     return GM_INVALID_ARGUMENT;
   }
-  if (flags & ~GM_SCRIPT_READ_ONLY) {
+  const unsigned known = GM_SCRIPT_READ_ONLY | GM_SCRIPT_ALLOW_OOM;
+  if (flags & ~known) {
     snprintf(err, errlen,
              "script %s.%s: unknown flags 0x%x; the host knows "
-             "GM_SCRIPT_READ_ONLY (0x%x) only",
-             market, name, flags & ~GM_SCRIPT_READ_ONLY, GM_SCRIPT_READ_ONLY);
+             "GM_SCRIPT_READ_ONLY (0x%x) and GM_SCRIPT_ALLOW_OOM (0x%x)",
+             market, name, flags & ~known, GM_SCRIPT_READ_ONLY,
+             GM_SCRIPT_ALLOW_OOM);
     return GM_INVALID_ARGUMENT;
   }
+  /* Read-only implies running over maxmemory (Redis: no-writes). */
+  if (flags & GM_SCRIPT_READ_ONLY) flags = GM_SCRIPT_READ_ONLY;
   gm__script *s = calloc(1, sizeof *s);
   if (!s) abort();
   s->flags = flags;
@@ -2068,6 +2079,23 @@ static gm_status gm__outbox_register(gm_call *call, const char *stream,
   const char *argv[] = {"SADD", "gm:outboxes", stream};
   size_t lens[] = {4, 11, strlen(stream)};
   redisReply *reply = gm__command(call->redis, 3, argv, lens);
+  /* Over maxmemory Redis refuses any SADD, even of a member there already
+     (the common case: a step that frees, run with GM_SCRIPT_ALLOW_OOM, on
+     a tag this process has not registered since it started): a member
+     there needs nothing. */
+  if (reply && reply->type == REDIS_REPLY_ERROR && !made &&
+      !strncmp(reply->str, "OOM ", 4)) {
+    freeReplyObject(reply);
+    argv[0] = "SISMEMBER";
+    lens[0] = 9;
+    reply = gm__command(call->redis, 3, argv, lens);
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+      freeReplyObject(reply);
+      reply = gm__command(call->redis, 3,
+                          (const char *[]){"SADD", argv[1], argv[2]},
+                          (size_t[]){4, lens[1], lens[2]});
+    }
+  }
   if (!reply || reply->type != REDIS_REPLY_INTEGER) {
     gm__log(GM_LOG_ERROR, "redis", "SADD gm:outboxes %s failed: %s", stream,
             !reply                             ? call->redis->last_error

@@ -394,6 +394,17 @@ typedef struct gm_host_api {
    * it after the run), so a retry replays it like any other step; when the
    * request ends refused and no step of it other than read-only ones
    * stored a record, the host unlinks theirs (a refusal leaves nothing).
+   * GM_SCRIPT_ALLOW_OOM: the script frees memory (it deletes what a step
+   * that ended made, and writes at most a few small fields or an outbox
+   * entry smaller than what it frees).  Redis loads it flagged allow-oom:
+   * it runs when Redis is over maxmemory, where every other write is
+   * refused, and nothing in Redis stops it from writing then, so a
+   * script that could grow Redis must not be flagged (see plugins.md,
+   * "Steps that free memory").  The deadline claims behind a firing run
+   * over maxmemory too, so a deadline whose callback runs only such
+   * scripts frees memory when Redis is full.  Both flags together: read
+   * only.  A host before session 17 refuses GM_SCRIPT_ALLOW_OOM as an
+   * unknown flag (the call returns GM_INVALID_ARGUMENT).
    * Check that `size` covers it: a host built before it has no such field.
    */
   gm_status (*script_register_flags)(gm_market *m, const char *name,
@@ -478,6 +489,7 @@ static inline gm_status gm_config_long(gm_market *m, const gm_host_api *h,
 
 /* Script flags (gm_host_api.script_register_flags). */
 #define GM_SCRIPT_READ_ONLY 0x1u
+#define GM_SCRIPT_ALLOW_OOM 0x2u
 
 /* Non-zero when the host table `h` has the member `fn` (and it is set):
    for the members appended after the first release. */

@@ -209,6 +209,43 @@ START_TEST(over_maxmemory_reads_answer_writes_are_refused) {
 }
 END_TEST
 
+/* A script flagged GM_SCRIPT_ALLOW_OOM (one that frees) runs over
+   maxmemory, mutating call and all (its reply is stored for replay), and
+   is loaded allow-oom; the plain write beside it is still refused. */
+static const char drop_lua[] = "return redis.call('DEL', KEYS[1])\n";
+
+START_TEST(over_maxmemory_a_freeing_script_runs) {
+  add_peek_put();
+  add("drop", drop_lua, GM_SCRIPT_ALLOW_OOM);
+  /* Both flags: read-only (no-writes), not allow-oom. */
+  add("peek2", peek_lua, GM_SCRIPT_READ_ONLY | GM_SCRIPT_ALLOW_OOM);
+  gm_call w = call_as("alice", "k1");
+  const gm_value *v = NULL;
+  ck_assert_int_eq(run(&w, "put", "before", &v), GM_OK);
+  redisReply *lib = gm_test_redis_cmd(raw, "FUNCTION LIST WITHCODE");
+  ck_assert_int_eq(count_str(lib, "allow-oom"), 1);
+  ck_assert_int_eq(count_str(lib, "no-writes"), 2);
+  freeReplyObject(lib);
+  ck_assert(gm_test_redis_fill(raw) > 0);
+
+  gm_call w2 = call_as("alice", "k2");
+  ck_assert_int_eq(run(&w2, "put", "after", &v), GM_RESOURCE_EXHAUSTED);
+  ck_assert_ptr_nonnull(strstr(w2.message, "raise maxmemory or free keys"));
+  gm_call d = call_as("alice", "k3");
+  ck_assert_int_eq(run(&d, "drop", "", &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  ck_assert_int_eq(count_keys("v"), 0);
+  /* Its reply was stored: the same key replays it. */
+  gm_call d2 = call_as("alice", "k3");
+  ck_assert_int_eq(run(&d2, "drop", "", &v), GM_OK);
+  ck_assert_int_eq(v->integer, 1);
+  /* Still full: the plain write is still refused. */
+  gm_call w3 = call_as("alice", "k4");
+  ck_assert_int_eq(run(&w3, "put", "after", &v), GM_RESOURCE_EXHAUSTED);
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET maxmemory 0"));
+}
+END_TEST
+
 /* Over maxmemory with the library not loaded (a flushed or new Redis):
    FUNCTION LOAD is refused too, and the call says Redis is out of memory. */
 START_TEST(over_maxmemory_without_library_says_so) {
@@ -471,6 +508,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, read_only_after_function_flush);
   tcase_add_test(tc, over_maxmemory_reads_answer_writes_are_refused);
   tcase_add_test(tc, over_maxmemory_without_library_says_so);
+  tcase_add_test(tc, over_maxmemory_a_freeing_script_runs);
   tcase_add_test(tc, oom_after_a_resend_keeps_the_read_records);
   tcase_add_test(tc, read_records_are_gone_before_the_refusal_is_answered);
   tcase_add_test(tc, read_only_step_record_waits_for_a_replica);
