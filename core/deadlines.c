@@ -495,11 +495,12 @@ static redisReply *gm__dl_eval(gm__deadlines *d, int s, int nkeys,
   return r;
 }
 
-/* ZADD gm:deadlines LT due member. */
+/* ZADD gm:deadlines LT due member (over maxmemory too). */
 static void gm__dl_lower(gm__deadlines *d, const char *member,
                          const char *due) {
-  redisReply *r = gm__redis_callf(d->redis, "ZADD %s LT %s %s",
-                                  GM__DEADLINE_INDEX, due, member);
+  redisReply *r =
+      gm__redis_callf(d->redis, "EVAL %s 1 %s %s %s", GM__DEADLINE_LOWER_LUA,
+                      GM__DEADLINE_INDEX, due, member);
   if (!r || r->type == REDIS_REPLY_ERROR)
     gm__dl_redis_failed(d, "ZADD " GM__DEADLINE_INDEX, r);
   if (r) freeReplyObject(r);

@@ -2372,10 +2372,11 @@ void gm__deadline_index_lower(gm_call *call, const char *market,
                               const char *tag, long long due) {
   const char *member = gm__arena_sprintf(call->arena, "%s:%s", market, tag);
   const char *score = gm__arena_sprintf(call->arena, "%lld", due);
-  const char *argv[] = {"ZADD", GM__DEADLINE_INDEX, "LT", score, member};
-  size_t lens[5];
-  for (int k = 0; k < 5; k++) lens[k] = strlen(argv[k]);
-  gm__command_nowait(call->redis, 5, argv, lens, "ZADD " GM__DEADLINE_INDEX);
+  const char *argv[] = {
+      "EVAL", GM__DEADLINE_LOWER_LUA, "1", GM__DEADLINE_INDEX, score, member};
+  size_t lens[6];
+  for (int k = 0; k < 6; k++) lens[k] = strlen(argv[k]);
+  gm__command_nowait(call->redis, 6, argv, lens, "ZADD " GM__DEADLINE_INDEX);
 }
 
 /*
@@ -2706,7 +2707,10 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   argv[i++] = gm__redis_key(call, market, tag, GM__DEADLINE_CLAIMS);
   for (size_t k = 0; k < nkeys; k++)
     argv[i++] = gm__redis_key(call, market, tag, keys[k]);
-  argv[i++] = gm__idem_arg(call);
+  /* A step that frees (GM_SCRIPT_ALLOW_OOM) stores no reply: run again on
+     a retry, it does what is left (what it deleted is gone), and a record
+     would be the one thing it adds over maxmemory. */
+  argv[i++] = flags & GM_SCRIPT_ALLOW_OOM ? "0" : gm__idem_arg(call);
   argv[i++] = gm__arena_dec(call->arena, gm__clock_now_ms());
   argv[i++] = participant;
   argv[i++] = gm__arena_dec(call->arena, atomic_load(&gm__idem_ttl));

@@ -283,6 +283,13 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   "redis.call('XSETID', s, id, 'ENTRIESADDED', n, 'MAXDELETEDID', id) end; " \
   "redis.call('DEL', t) end\n"
 #define GM__DEADLINE_INDEX "gm:deadlines"
+/* ZADD LT of KEYS[1] (the index), ARGV: due, member: by a script flagged
+   allow-oom, since Redis refuses any ZADD over maxmemory, while a deadline
+   written then (by a step that frees, GM_SCRIPT_ALLOW_OOM, or a firing's
+   claim) still needs its wake-up: one member per tag with deadlines. */
+#define GM__DEADLINE_LOWER_LUA \
+  "#!lua flags=allow-oom\n"    \
+  "return redis.call('ZADD', KEYS[1], 'LT', ARGV[1], ARGV[2])\n"
 
 /*
  * ZADD gm:deadlines LT <due> <market>:<tag>: lowers (or adds) the tag's

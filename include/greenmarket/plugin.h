@@ -400,7 +400,11 @@ typedef struct gm_host_api {
    * it runs when Redis is over maxmemory, where every other write is
    * refused, and nothing in Redis stops it from writing then, so a
    * script that could grow Redis must not be flagged (see plugins.md,
-   * "Steps that free memory").  The deadline claims behind a firing run
+   * "Steps that free memory").  Its reply is not stored for replay (the
+   * record would be what it adds over maxmemory): a retry of the call runs
+   * it again, so run twice it must do what once does (a step that frees
+   * does: what it deleted is gone; what it marks it finds marked).  The
+   * deadline claims behind a firing run
    * over maxmemory too, so a deadline whose callback runs only such
    * scripts frees memory when Redis is full.  Both flags together: read
    * only.  A host before session 17 refuses GM_SCRIPT_ALLOW_OOM as an

@@ -20,8 +20,13 @@
 
 #include "finance.h"
 
-/* How long to wait for the settler when the ledger is behind Redis. */
+/* How long to wait for the settler when the ledger is behind Redis; and
+   right after the mark, when the settler usually takes the record within
+   milliseconds: the keys (and the record's outbox entry, once settled)
+   go a second later, so while Redis is over maxmemory a mark's entry is
+   not held a minute beside the keys it is about to free. */
 #define FINANCE_ARCHIVE_RETRY_MS 60000
+#define FINANCE_ARCHIVE_DROP_MS 1000
 
 typedef struct finance__ledger {
   int found;
@@ -51,16 +56,21 @@ static gm_status finance__ledger_read(gm_call *call, const char *id,
                             l);
 }
 
-static gm_status finance__retry(gm_call *call, const gm_deadline *d) {
-  return host->deadline_set(
-      call, "archive", d->tag, d->id,
-      host->now_ms(host->market(call)) + FINANCE_ARCHIVE_RETRY_MS);
+/* Fires the archive again `ms` later: referral.lua `later`, which runs
+   over maxmemory (the deadline being fired is there: moving it adds
+   nothing), where the host's deadline_set is refused. */
+static gm_status finance__retry(gm_call *call, const gm_deadline *d, int ms) {
+  const gm_value *v;
+  const char *later[] = {
+      "later", finance__num(call, host->now_ms(host->market(call)) + ms)};
+  return finance__run(call, "referral", d->tag, 2, later, &v);
 }
 
 gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
   const char *id = d->tag, *info[] = {"arcinfo"};
   const gm_value *v;
   finance__ledger l;
+  int marked = 0; /* marked by this firing */
   (void)arg;
   gm_status st = finance__run(call, "referral", id, 1, info, &v);
   if (st != GM_OK) return st;
@@ -81,11 +91,12 @@ gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
                 "referral %s: the ledger does not hold its final state (%s, "
                 "version %s) yet; archiving it in %d s",
                 id, state, ver, FINANCE_ARCHIVE_RETRY_MS / 1000);
-      return finance__retry(call, d);
+      return finance__retry(call, d, FINANCE_ARCHIVE_RETRY_MS);
     }
     const char *mark[] = {"archive", state, ver};
     if ((st = finance__run(call, "referral", id, 3, mark, &v)) != GM_OK)
       return st;
+    marked = 1;
     if (strcmp(finance__s(v, 0), "marked") != 0) {
       /* Not ended after all (a bug elsewhere): keep everything. */
       host->log(host->market(call), GM_LOG_WARN,
@@ -98,11 +109,12 @@ gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
   /* Its keys go once the ledger holds the record they hold. */
   if ((st = finance__ledger_read(call, id, &l)) != GM_OK) return st;
   if (l.archived <= 0 || !*l.record || l.version != vn) {
+    int ms = marked ? FINANCE_ARCHIVE_DROP_MS : FINANCE_ARCHIVE_RETRY_MS;
     host->log(host->market(call), GM_LOG_INFO,
               "referral %s: the ledger does not hold its archived record "
               "yet; removing its keys in %d s",
-              id, FINANCE_ARCHIVE_RETRY_MS / 1000);
-    return finance__retry(call, d);
+              id, ms / 1000);
+    return finance__retry(call, d, ms);
   }
   const char *drop[] = {"drop", ver};
   if ((st = finance__run(call, "referral", id, 2, drop, &v)) != GM_OK)

@@ -230,6 +230,19 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
       st = host->script_register_flags(m, twin, NULL, src, GM_SCRIPT_READ_ONLY);
       finance__twins = 1;
     }
+    /* The archive's twin that runs over maxmemory: a host before session
+       17 refuses the flag, and the archive then waits for room. */
+    const char *free_twin = finance__free_twin(scripts[i].name, NULL);
+    if (st == GM_OK && free_twin && GM_HOST_HAS(host, script_register_flags)) {
+      if (host->script_register_flags(m, free_twin, NULL, src,
+                                      GM_SCRIPT_ALLOW_OOM) == GM_OK)
+        finance__free_twins = 1;
+      else
+        host->log(m, GM_LOG_WARN,
+                  "this gmd cannot run scripts over maxmemory "
+                  "(GM_SCRIPT_ALLOW_OOM): referrals are archived only while "
+                  "Redis has room");
+    }
     if (st != GM_OK) {
       free(consts);
       return st;

@@ -62,6 +62,11 @@ extern const gm_host_api *host;
 extern int finance__twins;
 /* The read-only twin that runs `op` of `script` (any op: NULL), or NULL. */
 const char *finance__twin(const char *script, const char *op);
+/* Non-zero when init registered the archive's twins that run over
+   maxmemory (GM_SCRIPT_ALLOW_OOM): "<script>.free" runs `op` (any: NULL),
+   or NULL. */
+extern int finance__free_twins;
+const char *finance__free_twin(const char *script, const char *op);
 /* [market.finance] settings, read in init. */
 extern long finance__max_claims;   /* first banks to claim get access */
 extern long finance__pick_days;    /* working days the enterprise has */

@@ -49,6 +49,11 @@
 --   'arcinfo' -> {} (gone) or {state, version, arch, unsynced versions}
 --   'archive', state, version -> {'marked'} | {'changed', state}
 --   'drop', version -> {'done'} | {'changed', state}
+--   'later', due ms -> {'later'}: the archive deadline being fired moves
+--             to due (the ledger is behind)
+-- The archive's ops (arcinfo, archive, drop, later) run by the twin
+-- referral.free, which Redis runs over maxmemory (reply.c): they free
+-- memory, and must never write more than they free.
 -- Reply (every op but synced): {r (P.r flat), eb (flat), claimants in
 -- order, cp (flat), excluded, info} where info = {transition, from state}
 -- ({'none', ...} when a deadline found nothing due).
@@ -181,6 +186,12 @@ if op == 'drop' then
   redis.call('UNLINK', P .. 'eb', P .. 'cl', P .. 'cp', P .. 'x', P .. 'xd',
     P .. 'us', P .. 'r')
   return {'done'}
+end
+
+-- The deadline being fired is in the set: moving it adds nothing.
+if op == 'later' then
+  if r then gm.deadline('archive', ID, tonumber(ARGV[2])) end
+  return {'later'}
 end
 
 if not r then

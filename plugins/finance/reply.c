@@ -64,11 +64,31 @@ static const struct {
     {"dir", "dir.read", "catalogue"},
     {"enterprise", "enterprise.read", "get"},
     {"referral", "referral.read", "get"},
-    {"referral", "referral.read", "arcinfo"},
     {"enterprise", "enterprise.read", "list"},
     {"queue", "queue.read", "list"},
 };
 int finance__twins;
+
+/*
+ * The ops of the archive, which only free memory, run by their script's
+ * twin "<script>.free": the same source registered GM_SCRIPT_ALLOW_OOM, so
+ * Redis runs them over maxmemory, where every other write is refused.
+ * What each writes while it frees: arcinfo reads (its reply is stored for
+ * the firing's replay, as every step's); archive sets one field and hands
+ * the record to the ledger (an outbox entry about the size of the keys
+ * drop then frees; the settler trims it once settled); drop unlinks the
+ * referral's seven keys; later moves the archive deadline being fired (a
+ * member already there).  finance.md, Archive over maxmemory.
+ */
+static const struct {
+  const char *script, *twin, *op;
+} finance__frees[] = {
+    {"referral", "referral.free", "arcinfo"},
+    {"referral", "referral.free", "archive"},
+    {"referral", "referral.free", "drop"},
+    {"referral", "referral.free", "later"},
+};
+int finance__free_twins;
 
 const char *finance__twin(const char *script, const char *op) {
   for (size_t i = 0; i < sizeof finance__reads / sizeof *finance__reads; i++)
@@ -78,12 +98,22 @@ const char *finance__twin(const char *script, const char *op) {
   return NULL;
 }
 
+const char *finance__free_twin(const char *script, const char *op) {
+  for (size_t i = 0; i < sizeof finance__frees / sizeof *finance__frees; i++)
+    if (!strcmp(finance__frees[i].script, script) &&
+        (!op || !strcmp(finance__frees[i].op, op)))
+      return finance__frees[i].twin;
+  return NULL;
+}
+
 gm_status finance__run(gm_call *call, const char *script, const char *tag,
                        size_t nargs, const char *const *args,
                        const gm_value **v) {
   static const char *const keys[] = {"k"};
   const char *twin =
       finance__twins && nargs ? finance__twin(script, args[0]) : NULL;
+  if (!twin && finance__free_twins && nargs)
+    twin = finance__free_twin(script, args[0]);
   gm_status st = host->script_run(call, twin ? twin : script, tag, 1, keys,
                                   nargs, args, v);
   if (st != GM_OK) return st;

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "redis_fill.h"
 
 #define T0 ft_at(FT_MONDAY, 10, 0)
 #define DUE (T0 + 2 * GM_FINANCE_DAY_MS + 1000)
@@ -309,6 +310,124 @@ START_TEST(an_ended_referral_leaves_redis_and_reads_from_the_ledger) {
   ck_assert_ptr_null(ft_relation("icbc", b));
   ck_assert_ptr_null(ft_relation("abc", b));
   changes_refused(a, b);
+}
+END_TEST
+
+/*
+ * Redis over maxmemory: the archive still runs (its steps and the
+ * deadline claims behind it are allowed over maxmemory: they free) and
+ * the referral's keys go; Redis holds less; a write is still refused with
+ * the clear error; the archived referral reads from the ledger.
+ */
+/* Every key of the referral's hash tag, the host's included (its outbox
+   stream, deadlines and their claims, stored replies): how many, and
+   their MEMORY USAGE in *bytes. */
+static long long tag_all_bytes(redisContext *c, const char *id,
+                               long long *idem) {
+  char cursor[32] = "0";
+  long long bytes = 0;
+  *idem = 0;
+  do {
+    redisReply *r = gm_test_redis_cmd(
+        c, "SCAN %s MATCH gm:{finance:%s}:* COUNT 1000", cursor, id);
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    for (size_t i = 0; i < r->element[1]->elements; i++) {
+      const char *k = r->element[1]->element[i]->str;
+      if (strstr(k, "}:idem:")) ++*idem;
+      bytes += gm_test_redis_int(c, "MEMORY USAGE %s SAMPLES 0", k);
+    }
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+  return bytes;
+}
+
+/*
+ * Moves the manual clock to `ms` while Redis is over maxmemory, without
+ * letting a deadline fire while Redis has room: clock.set stores its reply
+ * in Redis, so maxmemory is lifted for it, with the deadlines' wake-up
+ * index renamed away meanwhile (RENAME, which Redis allows over
+ * maxmemory, as the firing's own steps), so nothing fires until Redis is
+ * full again.
+ */
+static void clock_while_full(redisContext *c, int64_t ms) {
+  redisReply *r = gm_test_redis_cmd(c, "CONFIG GET maxmemory");
+  long long max = atoll(r->element[1]->str);
+  freeReplyObject(r);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "RENAME gm:deadlines gm:deadlines:held"));
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory 0"));
+  ft_clock(ms);
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory %lld", max));
+  freeReplyObject(
+      gm_test_redis_cmd(c, "RENAME gm:deadlines:held gm:deadlines"));
+}
+
+START_TEST(the_archive_frees_redis_over_maxmemory) {
+  char b[32];
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE state >= 7",
+                                  1),
+                   1);
+  ck_assert_int_gt(tag_keys(b), 1);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_gt(gm_test_redis_fill(c), 0);
+  long long idem, idem_after;
+  long long held = tag_all_bytes(c, b, &idem);
+
+  clock_while_full(c, DUE);
+  ck_assert(wait_archiving(b));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE archived_ms > 0 AND record != ''",
+                                  1),
+                   1);
+  /* The keys go a second after the mark, the ledger holding the record
+     (at once if the settler was quicker than the firing). */
+  clock_while_full(c, DUE + 2000);
+  if (wait_gone(b) != 0) {
+    FILE *f = fopen(gm_test_gmd_log(ft_gmd), "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+      if (strstr(line, b) || strstr(line, "deadline") || strstr(line, "OOM"))
+        fprintf(stderr, "gmd: %s", line);
+    if (f) fclose(f);
+  }
+  ck_assert_int_eq(wait_gone(b), 0);
+  /* What the tag holds, the host's keys included, is less than before:
+     the archive's steps stored no reply, and the record's outbox entry
+     went once settled. */
+  long long left = tag_all_bytes(c, b, &idem_after);
+  for (int i = 0; i < 200 && left >= held - 400; i++) {
+    ft_nap(50);
+    left = tag_all_bytes(c, b, &idem_after);
+  }
+  fprintf(stderr,
+          "archive over maxmemory: the referral's tag held %lld bytes, then "
+          "%lld\n",
+          held, left);
+  ck_assert_int_eq(idem_after, idem);
+  ck_assert_int_lt(left, held - 400);
+
+  /* Still full: a write is refused as before, saying what to do. */
+  Gm__Finance__ReferRequest req = GM__FINANCE__REFER_REQUEST__INIT;
+  req.amount = 300000000;
+  req.tenor_months = 24;
+  req.class_code = "3";
+  req.subitem = "3.2";
+  req.use_of_proceeds = "rooftop solar";
+  req.description = "a second plant";
+  req.consent_share = 1;
+  ft_expect("acme", "referral.create", &req.base,
+            GM__STATUS__RESOURCE_EXHAUSTED, "out of memory");
+  ck_assert_ptr_nonnull(strstr(ft_message, "raise maxmemory or free keys"));
+  /* The archived referral answers from the ledger. */
+  Gm__Finance__Referral *r = (Gm__Finance__Referral *)get("acme", b);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_WITHDRAWN);
+  ck_assert_int_eq(r->archived_ms, DUE);
+  ft_free(r);
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory 0"));
+  redisFree(c);
 }
 END_TEST
 
@@ -642,6 +761,7 @@ int main(void) {
   tcase_add_test(tc, a_kill_mid_archive_finishes_it_once);
   tcase_add_test(tc, a_non_party_learns_nothing_of_the_archive);
   tcase_add_test(tc, a_retry_after_the_archive_answers_as_the_first_time);
+  tcase_add_test(tc, the_archive_frees_redis_over_maxmemory);
   tcase_add_test(tc, archived_referrals_free_their_memory);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
