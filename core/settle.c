@@ -69,7 +69,7 @@
    pending entry and idle longer than ARGV[3] ms; returns how many.  The
    shebang makes a cluster check the slots of every key it touches. */
 static const char gm__prune_lua[] =
-    "#!lua\n"
+    "#!lua flags=allow-oom\n"
     "local removed = 0\n"
     "for _, stream in ipairs(KEYS) do\n"
     "  local cons = redis.pcall('XINFO', 'CONSUMERS', stream, ARGV[1])\n"
@@ -105,9 +105,11 @@ static const char gm__prune_lua[] =
    and then until '#t', the end of its last firing, is older than ARGV[4]
    ms (the stored replies' lifetime) plus ARGV[2]; then the hash goes with
    the stream.  A hash without '#t' (an older release's) is left, and the
-   stream goes. */
+   stream goes.  Flagged allow-oom, as the prune: it frees (a stream with
+   its group for a record of tens of bytes), so it runs while Redis is
+   over maxmemory. */
 static const char gm__retire_lua[] =
-    "#!lua\n" GM__LUA_REDIS_MS
+    "#!lua flags=allow-oom\n" GM__LUA_REDIS_MS
     "local now = redis_ms()\n"
     "local cut = now - tonumber(ARGV[2])\n"
     "local out = {}\n"

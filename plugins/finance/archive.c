@@ -76,6 +76,7 @@ gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
   if (st != GM_OK) return st;
   if (v->n == 0) return GM_OK; /* its keys are gone: archived already */
   const char *state = finance__s(v, 0), *ver = finance__s(v, 1);
+  const char *ent = v->n > 4 ? finance__s(v, 4) : "";
   int64_t stn = strtoll(state, NULL, 10), vn = strtoll(ver, NULL, 10);
   if (!finance__s(v, 2)[0]) {
     /* Index steps a stopped broker left: run them from the record first,
@@ -115,6 +116,17 @@ gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
               "yet; removing its keys in %d s",
               id, ms / 1000);
     return finance__retry(call, d, ms);
+  }
+  /* Out of its enterprise's list (another tag, so another step: a
+     Redis Cluster keeps the two in different slots), before its keys go:
+     from now on referral.list finds it in the ledger.  Killed between the
+     two, the next firing does both again (each does nothing twice). */
+  if (*ent) {
+    const char *unlist[] = {"unlist", id};
+    const gm_value *u;
+    if ((st = finance__run(call, "enterprise", host->sprintf(call, "e:%s", ent),
+                           2, unlist, &u)) != GM_OK)
+      return st;
   }
   const char *drop[] = {"drop", ver};
   if ((st = finance__run(call, "referral", id, 2, drop, &v)) != GM_OK)

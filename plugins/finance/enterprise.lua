@@ -8,6 +8,10 @@
 -- ARGV 'register', participant, uscc, name, region, size, contact
 --      | 'get' | 'code' -> the credit code in the profile ('' without one)
 --      | 'add', id, ms | 'list', offset, limit -> {total, ids...}
+--      | 'first', n -> {total, id, ms, id, ms...} (the first n, by creation)
+--      | 'unlist', id: an archived referral leaves the list (archive.c;
+--        run by enterprise.free over maxmemory: it only frees)
+-- An archived referral is listed from the ledger (referral.c).
 local op = ARGV[1]
 if op == 'register' then
   local rt = redis.call('HGET', P .. 'p', 'rt') or I(NOW)
@@ -35,6 +39,20 @@ end
 if op == 'add' then
   redis.call('ZADD', P .. 'r', 'NX', tonumber(ARGV[3]), ARGV[2])
   return 1
+end
+if op == 'unlist' then
+  return redis.call('ZREM', P .. 'r', ARGV[2])
+end
+if op == 'first' then
+  local out = {redis.call('ZCARD', P .. 'r')}
+  local n = tonumber(ARGV[2])
+  if n > 0 then
+    for _, x in ipairs(redis.call('ZRANGE', P .. 'r', 0, n - 1,
+                                  'WITHSCORES')) do
+      out[#out + 1] = x
+    end
+  end
+  return out
 end
 local off, lim = tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {redis.call('ZCARD', P .. 'r')}

@@ -49,6 +49,8 @@ extern const char gm_finance_catalogue_csv[], gm_finance_calendar_csv[];
 /* referral.list and bank.queue pages. */
 #define FINANCE_LIST_DEFAULT 50
 #define FINANCE_LIST_MAX 100
+/* referral.list merges the first offset + limit of Redis and the ledger. */
+#define FINANCE_LIST_OFFSET_MAX 100000
 #define FINANCE_QUEUE_DEFAULT 100
 #define FINANCE_QUEUE_MAX 1000
 /* Rows in one statement or report (never cut short silently). */

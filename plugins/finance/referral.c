@@ -378,6 +378,26 @@ gm_status finance__referral_get(gm_call *call, const ProtobufCMessage *req,
                     in->id);
 }
 
+/* The ledger's archived referrals of one enterprise, by creation. */
+typedef struct finance__arch_rows {
+  const char **id;
+  int64_t *ms;
+  size_t n, cap;
+} finance__arch_rows;
+
+static int finance__arch_row(void *arg, size_t ncols, const gm_param *c) {
+  finance__arch_rows *a = arg;
+  if (ncols < 2 || a->n >= a->cap || c[0].type != GM_PARAM_TEXT) return 0;
+  a->id[a->n] = c[0].s;
+  a->ms[a->n++] = c[1].i;
+  return 0;
+}
+
+static int finance__count_row(void *arg, size_t ncols, const gm_param *c) {
+  if (ncols > 0) *(int64_t *)arg = c[0].i;
+  return 1;
+}
+
 gm_status finance__referral_list(gm_call *call, const ProtobufCMessage *req,
                                  ProtobufCMessage **reply) {
   const Gm__Finance__ReferralsRequest *in =
@@ -393,29 +413,69 @@ gm_status finance__referral_list(gm_call *call, const ProtobufCMessage *req,
   if (strcmp(who, me) && !finance__is_centre(call))
     return host->fail(call, GM_PERMISSION_DENIED,
                       "only the centre lists another enterprise's referrals");
-  if (limit < 1 || limit > FINANCE_LIST_MAX || in->offset < 0)
+  if (limit < 1 || limit > FINANCE_LIST_MAX || in->offset < 0 ||
+      in->offset > FINANCE_LIST_OFFSET_MAX)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "limit must be 1..%d and offset at least 0",
-                      FINANCE_LIST_MAX);
-  const char *args[] = {"list", finance__num(call, in->offset),
-                        finance__num(call, limit)};
+                      "limit must be 1..%d and offset 0..%d (got limit %d, "
+                      "offset %d)",
+                      FINANCE_LIST_MAX, FINANCE_LIST_OFFSET_MAX, (int)limit,
+                      (int)in->offset);
+  /* The enterprise's list in Redis holds its referrals until their
+     archive (archive.c), the ledger those archived since: both by
+     creation (ms, then id), merged, each once (one is in both between the
+     ledger taking its record and its unlisting, a second at most). */
+  int64_t want = (int64_t)in->offset + limit;
+  const char *args[] = {"first", finance__num(call, want)};
   const gm_value *v;
   if ((st = finance__run(call, "enterprise", host->sprintf(call, "e:%s", who),
-                         3, args, &v)) != GM_OK)
+                         2, args, &v)) != GM_OK)
+    return st;
+  finance__arch_rows a = {.cap = (size_t)want};
+  a.id = host->alloc(call, (a.cap + 1) * sizeof *a.id);
+  a.ms = host->alloc(call, (a.cap + 1) * sizeof *a.ms);
+  int64_t archived = 0;
+  if ((st = host->ledger_query(
+           call,
+           "SELECT id, created_ms FROM finance_referrals WHERE enterprise = ?1"
+           " AND archived_ms > 0 ORDER BY created_ms, id LIMIT ?2",
+           (gm_param[]){GM_TEXT(who), GM_INT(want)}, 2, finance__arch_row,
+           &a)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT count(*) FROM finance_referrals WHERE enterprise = ?1"
+           " AND archived_ms > 0",
+           (gm_param[]){GM_TEXT(who)}, 1, finance__count_row, &archived)) !=
+          GM_OK)
     return st;
   Gm__Finance__ReferralList *out = host->alloc(call, sizeof *out);
   gm__finance__referral_list__init(out);
-  out->total = finance__i(v, 0);
-  out->referrals = host->alloc(call, (v->n + 1) * sizeof *out->referrals);
+  out->referrals =
+      host->alloc(call, ((size_t)limit + 1) * sizeof *out->referrals);
+  size_t nr = (v->n - 1) / 2, ri = 0, li = 0;
+  int64_t pos = 0, both = 0;
   const char *get[] = {"get"};
-  for (size_t i = 1; i < v->n; i++) {
-    const char *id = finance__s(v, i);
+  while (pos < want && (ri < nr || li < a.n)) {
+    const char *id;
+    if (ri < nr && li < a.n) {
+      const char *rid = finance__s(v, 1 + 2 * ri);
+      int64_t rms = strtoll(finance__s(v, 2 + 2 * ri), NULL, 10);
+      int c = rms < a.ms[li] ? -1 : rms > a.ms[li] ? 1 : strcmp(rid, a.id[li]);
+      if (c == 0) { /* in both: once */
+        li++;
+        both++;
+        continue;
+      }
+      id = c < 0 ? (ri++, rid) : a.id[li++];
+    } else {
+      id = ri < nr ? finance__s(v, 1 + 2 * ri++) : a.id[li++];
+    }
+    if (pos++ < in->offset || !gm__finance_valid_referral(id)) continue;
     finance__ref r;
-    if (!gm__finance_valid_referral(id)) continue;
     if ((st = finance__referral_run(call, id, 1, get, &r)) != GM_OK) return st;
     out->referrals[out->n_referrals++] =
         finance__view(call, &r, GM__FINANCE__ACCESS__ACCESS_FULL, NULL);
   }
+  out->total = finance__i(v, 0) + archived - both;
   *reply = &out->base;
   return GM_OK;
 }

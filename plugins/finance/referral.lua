@@ -46,7 +46,8 @@
 --   'decline', bank, reason code, text 'withdraw', reason
 --   'expire' (pick deadline)           'miss', new pick due (contact deadline)
 --   'get'                              'synced', version, 'all' or ''
---   'arcinfo' -> {} (gone) or {state, version, arch, unsynced versions}
+--   'arcinfo' -> {} (gone) or {state, version, arch, unsynced versions,
+--             its enterprise}
 --   'archive', state, version -> {'marked'} | {'changed', state}
 --   'drop', version -> {'done'} | {'changed', state}
 --   'later', due ms -> {'later'}: the archive deadline being fired moves
@@ -157,7 +158,8 @@ end
 
 if op == 'arcinfo' then
   if not r then return {} end
-  return {I(r.st), I(r.v), r.arch or '', I(redis.call('SCARD', P .. 'us'))}
+  return {I(r.st), I(r.v), r.arch or '', I(redis.call('SCARD', P .. 'us')),
+    r.ent or ''}
 end
 -- Marks an ended referral archived and hands its record to the ledger
 -- (the 'archived' entry); archive.c calls it once the ledger holds the

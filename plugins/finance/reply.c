@@ -65,6 +65,7 @@ static const struct {
     {"enterprise", "enterprise.read", "get"},
     {"referral", "referral.read", "get"},
     {"enterprise", "enterprise.read", "list"},
+    {"enterprise", "enterprise.read", "first"},
     {"queue", "queue.read", "list"},
 };
 int finance__twins;
@@ -78,7 +79,8 @@ int finance__twins;
  * the record to the ledger (an outbox entry about the size of the keys
  * drop then frees; the settler trims it once settled); drop unlinks the
  * referral's seven keys; later moves the archive deadline being fired (a
- * member already there).  finance.md, Archive over maxmemory.
+ * member already there); unlist takes it out of its enterprise's list.
+ * finance.md, Archive over maxmemory.
  */
 static const struct {
   const char *script, *twin, *op;
@@ -87,6 +89,7 @@ static const struct {
     {"referral", "referral.free", "archive"},
     {"referral", "referral.free", "drop"},
     {"referral", "referral.free", "later"},
+    {"enterprise", "enterprise.free", "unlist"},
 };
 int finance__free_twins;
 

@@ -82,6 +82,12 @@ static const gm_migration finance__migrations[] = {
     {3,
      "ALTER TABLE finance_referrals ADD COLUMN archived_ms INTEGER;"
      "ALTER TABLE finance_referrals ADD COLUMN record TEXT;"},
+    /* An archived referral leaves its enterprise's list in Redis too:
+       referral.list pages the ledger's archived referrals of one
+       enterprise by creation (referral.c). */
+    {4,
+     "CREATE INDEX finance_referrals_enterprise ON finance_referrals"
+     " (enterprise, created_ms, id) WHERE archived_ms > 0;"},
 };
 
 static int64_t finance__n(const gm_outbox_entry *e, const char *name) {

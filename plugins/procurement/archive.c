@@ -15,13 +15,23 @@
 
 #include "procurement.h"
 
-/* Keys one archive step may remove, and steps per firing: each step is a
-   stored reply in the firing's call, so a firing's memory stays bounded;
+/* Keys one archive step may remove, and steps per firing: a firing stays
+   short beside its claim (the steps store no reply: GM_SCRIPT_ALLOW_OOM);
    past it the deadline is set again to carry on as a new call. */
 #define PR_ARCHIVE_BUDGET 500
 #define PR_ARCHIVE_STEPS 8
 /* How long to wait for the settler when the ledger is behind Redis. */
 #define PR_ARCHIVE_RETRY_MS 60000
+
+/* Fires the archive again at `due`: tender.lua `later`, which runs over
+   maxmemory (the deadline being fired is there: moving it adds nothing),
+   where the host's deadline_set is refused. */
+static gm_status pr__later(gm_call *call, const char *tag, const char *id,
+                           int64_t due) {
+  const gm_value *v;
+  const char *args[] = {"later", id, pr__num(call, due)};
+  return pr__run(call, "tender", tag, 3, args, &v);
+}
 
 typedef struct pr__ledger_state {
   int found;
@@ -82,15 +92,13 @@ gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg) {
                 "tender %s: the ledger does not hold its final state (%s) "
                 "yet; archiving it in %d s",
                 id, state, PR_ARCHIVE_RETRY_MS / 1000);
-      return host->deadline_set(
-          call, "archive", tag, id,
-          host->now_ms(host->market(call)) + PR_ARCHIVE_RETRY_MS);
+      return pr__later(call, tag, id,
+                       host->now_ms(host->market(call)) + PR_ARCHIVE_RETRY_MS);
     }
   }
   const char *budget = pr__num(call, PR_ARCHIVE_BUDGET);
   for (int step = 0;; step++) {
-    if (step == PR_ARCHIVE_STEPS)
-      return host->deadline_set(call, "archive", tag, id, d->due_ms);
+    if (step == PR_ARCHIVE_STEPS) return pr__later(call, tag, id, d->due_ms);
     const char *args[] = {"archive", id, state, upd, budget};
     if ((st = pr__run(call, "tender", tag, 5, args, &v)) != GM_OK) return st;
     const char *r = pr__s(v, 0);

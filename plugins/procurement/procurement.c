@@ -80,9 +80,28 @@ static const struct {
     {"open", "open.read", "rinfo"},
     {"open", "open.read", "tpage"},
     {"tender", "tender.read", "get"},
-    {"tender", "tender.read", "arcinfo"},
 };
 int pr__twins;
+
+/*
+ * The ops of the archive, which only free memory, run by the twin
+ * "<script>.free": the same source registered GM_SCRIPT_ALLOW_OOM, so
+ * Redis runs them over maxmemory, where every other write is refused; the
+ * host stores no reply of theirs.  What each writes while it frees:
+ * arcinfo reads; archive marks the tender (a field, and its progress in
+ * three) and hands a small "archived" entry to the ledger the first time,
+ * then unlinks up to PR_ARCHIVE_BUDGET keys; later moves the archive
+ * deadline being fired (a member already there).  procurement.md,
+ * Archive.
+ */
+static const struct {
+  const char *script, *twin, *op;
+} pr__frees[] = {
+    {"tender", "tender.free", "arcinfo"},
+    {"tender", "tender.free", "archive"},
+    {"tender", "tender.free", "later"},
+};
+int pr__free_twins;
 
 const char *pr__twin(const char *script, const char *op) {
   for (size_t i = 0; i < sizeof pr__reads / sizeof *pr__reads; i++)
@@ -92,10 +111,19 @@ const char *pr__twin(const char *script, const char *op) {
   return NULL;
 }
 
+const char *pr__free_twin(const char *script, const char *op) {
+  for (size_t i = 0; i < sizeof pr__frees / sizeof *pr__frees; i++)
+    if (!strcmp(pr__frees[i].script, script) &&
+        (!op || !strcmp(pr__frees[i].op, op)))
+      return pr__frees[i].twin;
+  return NULL;
+}
+
 gm_status pr__run(gm_call *call, const char *script, const char *tag,
                   size_t nargs, const char *const *args, const gm_value **v) {
   static const char *const keys[] = {"k"};
   const char *twin = pr__twins && nargs ? pr__twin(script, args[0]) : NULL;
+  if (!twin && pr__free_twins && nargs) twin = pr__free_twin(script, args[0]);
   gm_status st = host->script_run(call, twin ? twin : script, tag, 1, keys,
                                   nargs, args, v);
   /* Whatever a script did not find on an archived tender, say where the
@@ -297,6 +325,19 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
         twin && GM_HOST_HAS(host, script_register_flags)) {
       st = host->script_register_flags(m, twin, NULL, src, GM_SCRIPT_READ_ONLY);
       pr__twins = 1;
+    }
+    /* The archive's twin that runs over maxmemory: a host before session
+       17 refuses the flag, and the archive then waits for room. */
+    const char *free_twin = pr__free_twin(scripts[i].name, NULL);
+    if (st == GM_OK && free_twin && GM_HOST_HAS(host, script_register_flags)) {
+      if (host->script_register_flags(m, free_twin, NULL, src,
+                                      GM_SCRIPT_ALLOW_OOM) == GM_OK)
+        pr__free_twins = 1;
+      else
+        host->log(m, GM_LOG_WARN,
+                  "this gmd cannot run scripts over maxmemory "
+                  "(GM_SCRIPT_ALLOW_OOM): tenders are archived only while "
+                  "Redis has room");
     }
     if (st != GM_OK) return st;
   }

@@ -45,6 +45,11 @@ extern const gm_host_api *host;
 extern int pr__twins;
 /* The read-only twin that runs `op` of `script` (any op: NULL), or NULL. */
 const char *pr__twin(const char *script, const char *op);
+/* Non-zero when init registered the archive's twins that run over
+   maxmemory (GM_SCRIPT_ALLOW_OOM): "<script>.free" runs `op` (any: NULL),
+   or NULL. */
+extern int pr__free_twins;
+const char *pr__free_twin(const char *script, const char *op);
 extern long pr__page;            /* bids per opening or scoring step */
 extern long pr__min_open_days;   /* an open tender's shortest bidding */
 extern long pr__min_rfq_days;    /* and a quotation's (working days) */

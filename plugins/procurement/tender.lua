@@ -17,6 +17,11 @@
 --   archive  state upd budget   removes the ended tender's keys, at most
 --                               `budget` of them per run (evaluate.c-like
 --                               steps driven by the archive deadline)
+--   later    due ms             the archive deadline being fired moves to
+--                               due (the ledger is behind, or more to do)
+-- arcinfo, archive and later run by the twin tender.free, which Redis runs
+-- over maxmemory (procurement.c): they free memory, and must never write
+-- more than they free.
 local op, id = ARGV[1], ARGV[2]
 local FIELDS = {'id', 'st', 'lead', 'buyers', 'title', 'cur', 'budget', 'dl',
   'items', 'sec', 'bond', 'am', 'pw', 'evs', 'ver', 'pub', 'rev', 'def',
@@ -273,6 +278,14 @@ if op == 'archive' then
     P .. 'bc', P .. 'bz', P .. 'o', P .. 'rg', P .. 'e', P .. 'rk',
     P .. 'rt', P .. 'cho', T)
   return {'done', I(n + 13)}
+end
+
+-- The deadline being fired is in the set: moving it adds nothing.
+if op == 'later' then
+  if redis.call('EXISTS', T) == 1 then
+    gm.deadline('archive', id, tonumber(ARGV[3]))
+  end
+  return {'later'}
 end
 
 return rej('INTERNAL', 'tender: unknown op ' .. tostring(op))
