@@ -270,3 +270,71 @@ gm_status finance__archived(gm_call *call, const char *id, size_t nargs,
       "still read its final record (gm finance show %s)",
       id, finance__when(call, l.archived), id);
 }
+
+/*
+ * The sweep (a timer, every [market.finance] archive_sweep_s on each
+ * broker): referrals that ended before the archive existed (session 15)
+ * never set its deadline.  The ledger lists the ended referrals not
+ * archived more than archive_after_days plus a day after their end (a
+ * deadline set at the end would have fired by then), a hundred a round
+ * from where the last round stopped; referral.lua `rearm` gives each that
+ * is still in Redis with no archive deadline one, due now.  Others (their
+ * deadline set, or a ledger behind) are left as they are.  `rearm` runs
+ * by the twin that runs over maxmemory: the deadline it adds (tens of
+ * bytes) leads to freeing the referral's keys.
+ */
+#define FINANCE_SWEEP_ROWS 100
+
+typedef struct finance__sweep_rows {
+  const char *id[FINANCE_SWEEP_ROWS];
+  int64_t ended[FINANCE_SWEEP_ROWS];
+  size_t n;
+} finance__sweep_rows;
+
+static int finance__sweep_row(void *arg, size_t ncols, const gm_param *c) {
+  finance__sweep_rows *s = arg;
+  if (ncols < 2 || c[0].type != GM_PARAM_TEXT || s->n >= FINANCE_SWEEP_ROWS)
+    return 1;
+  s->id[s->n] = c[0].s;
+  s->ended[s->n++] = c[1].i;
+  return 0;
+}
+
+void finance__archive_sweep(gm_call *call, void *arg) {
+  /* Where the last round stopped; a timer's rounds do not overlap. */
+  static int64_t after_ms = -1;
+  static char after_id[32] = "";
+  finance__sweep_rows rows = {.n = 0};
+  (void)arg;
+  int64_t cut = host->now_ms(host->market(call)) -
+                finance__archive_days * GM_FINANCE_DAY_MS - GM_FINANCE_DAY_MS;
+  if (host->ledger_query(
+          call,
+          "SELECT id, ended_ms FROM finance_referrals WHERE archived_ms IS NULL"
+          " AND ended_ms IS NOT NULL AND ended_ms < ?1 AND (ended_ms > ?2 OR"
+          " (ended_ms = ?2 AND id > ?3)) ORDER BY ended_ms, id LIMIT ?4",
+          (gm_param[]){GM_INT(cut), GM_INT(after_ms), GM_TEXT(after_id),
+                       GM_INT(FINANCE_SWEEP_ROWS)},
+          4, finance__sweep_row, &rows) != GM_OK)
+    return;
+  int set = 0;
+  for (size_t i = 0; i < rows.n; i++) {
+    const gm_value *v;
+    const char *rearm[] = {"rearm"};
+    if (!gm__finance_valid_referral(rows.id[i])) continue;
+    if (finance__run(call, "referral", rows.id[i], 1, rearm, &v) != GM_OK)
+      return; /* logged by the host (timer); again next round */
+    if (!strcmp(finance__s(v, 0), "set")) set++;
+    after_ms = rows.ended[i];
+    snprintf(after_id, sizeof after_id, "%s", rows.id[i]);
+  }
+  if (rows.n < FINANCE_SWEEP_ROWS) { /* the end: from the start next time */
+    after_ms = -1;
+    after_id[0] = '\0';
+  }
+  if (set)
+    host->log(host->market(call), GM_LOG_INFO,
+              "archive sweep: %d ended referral(s) had no archive deadline "
+              "(ended before this release archived them); archiving them now",
+              set);
+}

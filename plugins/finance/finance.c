@@ -30,6 +30,7 @@ long finance__contact_days = 7;
 long finance__sync_ms = 5000;
 long finance__offer_days = 7;
 long finance__archive_days = 30;
+long finance__archive_sweep_s = 600;
 long finance__kill_before_index;
 finance__entry *finance__builtin;
 size_t finance__nbuiltin;
@@ -177,6 +178,10 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
      ledger for good (archive.c). */
   bad |= gm_config_long(m, h, "finance", "archive_after_days", 30, 0, 3650,
                         "days", &finance__archive_days) != GM_OK;
+  /* Ended referrals with no archive deadline (ended before the archive
+     existed) are looked for this often (archive.c). */
+  bad |= gm_config_long(m, h, "finance", "archive_sweep_s", 600, 1, 86400,
+                        "seconds", &finance__archive_sweep_s) != GM_OK;
 #ifdef GM_FAILURE_INJECTION
   bad |= gm_config_long(m, h, "finance", "test_kill_before_index", 0, 0, 1, "",
                         &finance__kill_before_index) != GM_OK;
@@ -258,7 +263,9 @@ static gm_status finance__init(gm_market *m, const gm_host_api *h) {
   if ((st = host->deadline_register(m, "offer", finance__on_offer, NULL)) !=
           GM_OK ||
       (st = host->deadline_register(m, "archive", finance__on_archive, NULL)) !=
-          GM_OK)
+          GM_OK ||
+      (st = host->timer_add(m, "archive-sweep", finance__archive_sweep_s * 1000,
+                            finance__archive_sweep, NULL)) != GM_OK)
     return st;
   return host->deadline_register(m, "sync", finance__on_sync, NULL);
 }
@@ -407,14 +414,10 @@ static const ProtobufCMessageDescriptor *const finance__events[] = {
 extern const struct gm_cli_extension gm__finance_cli_extension;
 
 /* Every [market.finance] key this market reads; gmd refuses any other. */
-static const char *const finance__settings[] = {"max_claims",
-                                                "pick_working_days",
-                                                "contact_days",
-                                                "sync_ms",
-                                                "link_offer_days",
-                                                "archive_after_days",
-                                                "test_kill_before_index",
-                                                NULL};
+static const char *const finance__settings[] = {
+    "max_claims",      "pick_working_days",      "contact_days",
+    "sync_ms",         "link_offer_days",        "archive_after_days",
+    "archive_sweep_s", "test_kill_before_index", NULL};
 
 static const gm_plugin finance__plugin = {
     .size = sizeof(gm_plugin),

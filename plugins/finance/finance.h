@@ -70,12 +70,13 @@ const char *finance__twin(const char *script, const char *op);
 extern int finance__free_twins;
 const char *finance__free_twin(const char *script, const char *op);
 /* [market.finance] settings, read in init. */
-extern long finance__max_claims;   /* first banks to claim get access */
-extern long finance__pick_days;    /* working days the enterprise has */
-extern long finance__contact_days; /* days the picked bank has */
-extern long finance__sync_ms;      /* a transition's sync deadline */
-extern long finance__offer_days;   /* a pending bank link offer lasts */
-extern long finance__archive_days; /* an ended referral leaves Redis */
+extern long finance__max_claims;      /* first banks to claim get access */
+extern long finance__pick_days;       /* working days the enterprise has */
+extern long finance__contact_days;    /* days the picked bank has */
+extern long finance__sync_ms;         /* a transition's sync deadline */
+extern long finance__offer_days;      /* a pending bank link offer lasts */
+extern long finance__archive_days;    /* an ended referral leaves Redis */
+extern long finance__archive_sweep_s; /* looks for ones without a deadline */
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after a
    request's referral step, before its index steps; 0: off. */
 extern long finance__kill_before_index;
@@ -293,6 +294,8 @@ gm_status finance__bank_queue(gm_call *call, const ProtobufCMessage *req,
 /* The archive deadline of an ended referral: its keys leave Redis once
    the ledger holds its record. */
 gm_status finance__on_archive(gm_call *call, const gm_deadline *d, void *arg);
+/* The timer that gives an archive deadline to ended referrals without one. */
+void finance__archive_sweep(gm_call *call, void *arg);
 /*
  * After referral.lua answered NOT_FOUND for args (op, ...) on `id`: an
  * archived referral is read from the ledger ('get': *r filled, GM_OK) or

@@ -52,7 +52,9 @@
 --   'drop', version -> {'done'} | {'changed', state}
 --   'later', due ms -> {'later'}: the archive deadline being fired moves
 --             to due (the ledger is behind)
--- The archive's ops (arcinfo, archive, drop, later) run by the twin
+--   'rearm' -> {'set'} | {'had'}: an ended referral without an archive
+--             deadline gets one, due now (the sweep in archive.c)
+-- The archive's ops (arcinfo, archive, drop, later, rearm) run by the twin
 -- referral.free, which Redis runs over maxmemory (reply.c): they free
 -- memory, and must never write more than they free.
 -- Reply (every op but synced): {r (P.r flat), eb (flat), claimants in
@@ -190,6 +192,16 @@ if op == 'drop' then
   return {'done'}
 end
 
+-- An ended referral with no archive deadline (ended before the archive
+-- existed) gets one now (archive.c's sweep); {'set'} or {'had'}.
+if op == 'rearm' then
+  if r and r.st >= ST.funded and not r.arch and
+      not gm.deadline_get('archive', ID) then
+    gm.deadline('archive', ID, NOW)
+    return {'set'}
+  end
+  return {'had'}
+end
 -- The deadline being fired is in the set: moving it adds nothing.
 if op == 'later' then
   if r then gm.deadline('archive', ID, tonumber(ARGV[2])) end

@@ -89,6 +89,7 @@ static const struct {
     {"referral", "referral.free", "archive"},
     {"referral", "referral.free", "drop"},
     {"referral", "referral.free", "later"},
+    {"referral", "referral.free", "rearm"},
     {"enterprise", "enterprise.free", "unlist"},
 };
 int finance__free_twins;

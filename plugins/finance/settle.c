@@ -87,7 +87,10 @@ static const gm_migration finance__migrations[] = {
        enterprise by creation (referral.c). */
     {4,
      "CREATE INDEX finance_referrals_enterprise ON finance_referrals"
-     " (enterprise, created_ms, id) WHERE archived_ms > 0;"},
+     " (enterprise, created_ms, id) WHERE archived_ms > 0;"
+     /* The archive sweep: ended, not archived (archive.c). */
+     "CREATE INDEX finance_referrals_unarchived ON finance_referrals"
+     " (ended_ms, id) WHERE archived_ms IS NULL AND ended_ms IS NOT NULL;"},
 };
 
 static int64_t finance__n(const gm_outbox_entry *e, const char *name) {

@@ -834,6 +834,64 @@ START_TEST(archived_referrals_free_their_memory) {
 }
 END_TEST
 
+/* The sweep looks every second. */
+static void setup_sweep(void) {
+  ft_start("archive_after_days = 2\narchive_sweep_s = 1", T0);
+  ft_bank("icbc", "icbc1");
+  ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_enterprise("acme", "330502");
+}
+
+/*
+ * A referral that ended before the archive existed (session 15) has no
+ * archive deadline: here one withdrawn, its deadline then removed by
+ * hand.  The sweep finds it in the ledger (ended more than
+ * archive_after_days plus a day ago, not archived), gives it one, and it
+ * is archived like any other; one that still has its deadline is left to
+ * it.
+ */
+START_TEST(a_referral_ended_without_an_archive_deadline_is_swept) {
+  char b[32], later[32];
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE ended_ms > 0",
+                                  1),
+                   1);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl archive|%s", b, b), 1);
+  /* Ended later: its own deadline, four days on. */
+  ft_clock(T0 + 2 * GM_FINANCE_DAY_MS);
+  ft_copy_id(later, ft_refer("acme", 300000000, 24, 0));
+  withdraw(later);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE ended_ms > 0",
+                                  2),
+                   2);
+  /* Two days on: nothing of b would fire, nor is it swept yet (the sweep
+     waits a day past archive_after_days for a deadline set at the end). */
+  ft_clock(DUE);
+  ft_nap(1500);
+  ck_assert_str_eq(ft_redis_field(b, "arch"), "");
+  /* Three days after it ended: swept, and archived. */
+  ft_clock(T0 + 3 * GM_FINANCE_DAY_MS + 2000);
+  ck_assert(wait_archiving(b));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE archived_ms > 0 AND record != ''",
+                                  1),
+                   1);
+  ft_clock(T0 + 3 * GM_FINANCE_DAY_MS + 2000 + RETRY);
+  ck_assert_int_eq(wait_gone(b), 0);
+  /* The later one kept its own deadline, two days after its end. */
+  ck_assert_str_eq(ft_redis_field(later, "arch"), "");
+  ck_assert_int_eq(gm_test_redis_int(c, "ZSCORE gm:{finance:%s}:dl archive|%s",
+                                     later, later),
+                   T0 + 4 * GM_FINANCE_DAY_MS);
+  redisFree(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance_archive");
   TCase *tc = tcase_create("archive");
@@ -848,6 +906,11 @@ int main(void) {
   tcase_add_test(tc, an_archived_referral_leaves_its_enterprises_list);
   tcase_add_test(tc, archived_referrals_free_their_memory);
   suite_add_tcase(s, tc);
+  TCase *sw = tcase_create("sweep");
+  tcase_add_checked_fixture(sw, setup_sweep, teardown);
+  tcase_set_timeout(sw, 120);
+  tcase_add_test(sw, a_referral_ended_without_an_archive_deadline_is_swept);
+  suite_add_tcase(s, sw);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
