@@ -10,6 +10,7 @@
  * the opening, an award's live record) answers that the tender is archived
  * and where its record is.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,4 +256,72 @@ gm_status pr__tender_from_ledger(gm_call *call, const char *id,
   x.view->tender = x.t;
   *view = x.view;
   return GM_OK;
+}
+
+/*
+ * The sweep (a timer, every [market.procurement] archive_sweep_s on each
+ * broker): tenders that ended before the archive existed never set its
+ * deadline.  The ledger lists the ended tenders not archived whose last
+ * change is more than archive_after_days plus a day old (a deadline set
+ * at the end would have fired by then), a hundred a round from where the
+ * last round stopped; tender.lua `rearm` gives each still in Redis with
+ * no archive deadline one, due now.  It runs by tender.free, over
+ * maxmemory too: the deadline it adds leads to freeing the tender.
+ */
+#define PR_SWEEP_ROWS 100
+
+typedef struct pr__sweep_rows {
+  const char *id[PR_SWEEP_ROWS];
+  int64_t upd[PR_SWEEP_ROWS];
+  size_t n;
+} pr__sweep_rows;
+
+static int pr__sweep_row(void *arg, size_t ncols, const gm_param *c) {
+  pr__sweep_rows *s = arg;
+  if (ncols < 2 || c[0].type != GM_PARAM_TEXT || s->n >= PR_SWEEP_ROWS)
+    return 1;
+  s->id[s->n] = c[0].s;
+  s->upd[s->n++] = c[1].i;
+  return 0;
+}
+
+void pr__archive_sweep(gm_call *call, void *arg) {
+  /* Where the last round stopped; a timer's rounds do not overlap. */
+  static int64_t after_ms = -1;
+  static char after_id[128] = "";
+  pr__sweep_rows rows = {.n = 0};
+  (void)arg;
+  int64_t cut = host->now_ms(host->market(call)) - pr__archive_ms - 86400000;
+  if (host->ledger_query(
+          call,
+          "SELECT tender_id, updated_ms FROM procurement_tenders WHERE"
+          " archived_ms = 0 AND state IN ('complete', 'unsuccessful',"
+          " 'cancelled') AND updated_ms < ?1 AND (updated_ms > ?2 OR"
+          " (updated_ms = ?2 AND tender_id > ?3)) ORDER BY updated_ms,"
+          " tender_id LIMIT ?4",
+          (gm_param[]){GM_INT(cut), GM_INT(after_ms), GM_TEXT(after_id),
+                       GM_INT(PR_SWEEP_ROWS)},
+          4, pr__sweep_row, &rows) != GM_OK)
+    return;
+  int set = 0;
+  for (size_t i = 0; i < rows.n; i++) {
+    const gm_value *v;
+    const char *id = rows.id[i];
+    const char *rearm[] = {"rearm", id};
+    if (pr__run(call, "tender", host->sprintf(call, "t:%s", id), 2, rearm,
+                &v) != GM_OK)
+      return; /* logged by the host (timer); again next round */
+    if (!strcmp(pr__s(v, 0), "set")) set++;
+    after_ms = rows.upd[i];
+    snprintf(after_id, sizeof after_id, "%s", id);
+  }
+  if (rows.n < PR_SWEEP_ROWS) { /* the end: from the start next time */
+    after_ms = -1;
+    after_id[0] = '\0';
+  }
+  if (set)
+    host->log(host->market(call), GM_LOG_INFO,
+              "archive sweep: %d ended tender(s) had no archive deadline "
+              "(ended before this release archived them); archiving them now",
+              set);
 }

@@ -100,6 +100,7 @@ static const struct {
     {"tender", "tender.free", "arcinfo"},
     {"tender", "tender.free", "archive"},
     {"tender", "tender.free", "later"},
+    {"tender", "tender.free", "rearm"},
 };
 int pr__free_twins;
 
@@ -302,6 +303,11 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
                         "days", &pr__min_open_days) != GM_OK;
   bad |= gm_config_long(m, h, "procurement", "min_rfq_days", 3, 0, 365,
                         "working days", &pr__min_rfq_days) != GM_OK;
+  /* Ended tenders without an archive deadline (ended before the archive
+     existed) are looked for this often (archive.c). */
+  long sweep_s = 600;
+  bad |= gm_config_long(m, h, "procurement", "archive_sweep_s", 600, 1, 86400,
+                        "seconds", &sweep_s) != GM_OK;
   if (bad) return GM_INVALID_ARGUMENT;
   pr__archive_ms = (int64_t)archive_days * 86400000;
   if ((st = pr__seal_init(m)) != GM_OK) return st;
@@ -350,7 +356,11 @@ static gm_status pr__init(gm_market *m, const gm_host_api *h) {
     return st;
   if ((st = host->deadline_register(m, "answer", pr__on_answer, NULL)) != GM_OK)
     return st;
-  return host->deadline_register(m, "archive", pr__on_archive, NULL);
+  if ((st = host->deadline_register(m, "archive", pr__on_archive, NULL)) !=
+      GM_OK)
+    return st;
+  return host->timer_add(m, "archive-sweep", (int64_t)sweep_s * 1000,
+                         pr__archive_sweep, NULL);
 }
 
 static void pr__shutdown(gm_market *m) {
@@ -509,6 +519,7 @@ static const char *const pr__settings[] = {"page",
                                            "ocid_prefix",
                                            "key_file",
                                            "archive_after_days",
+                                           "archive_sweep_s",
                                            "min_open_days",
                                            "min_rfq_days",
                                            "test_kill_after_page",

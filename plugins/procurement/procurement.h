@@ -204,6 +204,8 @@ gm_status pr__on_answer(gm_call *call, const gm_deadline *d, void *arg);
 
 /* The "archive" deadline: the ended tender's keys leave Redis. */
 gm_status pr__on_archive(gm_call *call, const gm_deadline *d, void *arg);
+/* The timer that gives an archive deadline to ended tenders without one. */
+void pr__archive_sweep(gm_call *call, void *arg);
 /* When tender `id` is archived: fails the call with FAILED_PRECONDITION
    naming where its record is; otherwise GM_NOT_FOUND, nothing recorded.
    gone: Redis said it holds no live tender `id` (then an ended tender

@@ -158,6 +158,11 @@ static const gm_migration pr__migrations[] = {
        (beyond any amount), 0 when it has one; NULL on rows settled before
        this column, which the OCDS export recognises by their reasons. */
     {7, "ALTER TABLE procurement_sheet ADD COLUMN no_price INTEGER;"},
+    /* The archive sweep: ended tenders not archived (archive.c). */
+    {8,
+     "CREATE INDEX procurement_tenders_unarchived ON procurement_tenders"
+     " (updated_ms, tender_id) WHERE archived_ms = 0 AND state IN"
+     " ('complete', 'unsuccessful', 'cancelled');"},
 };
 
 /* A field as text ("" when absent) or as a number (0). */

@@ -19,7 +19,9 @@
 --                               steps driven by the archive deadline)
 --   later    due ms             the archive deadline being fired moves to
 --                               due (the ledger is behind, or more to do)
--- arcinfo, archive and later run by the twin tender.free, which Redis runs
+--   rearm    -                  an ended tender without an archive deadline
+--                               gets one, due now (the sweep, archive.c)
+-- arcinfo, archive, later and rearm run by the twin tender.free, which Redis runs
 -- over maxmemory (procurement.c): they free memory, and must never write
 -- more than they free.
 local op, id = ARGV[1], ARGV[2]
@@ -280,6 +282,18 @@ if op == 'archive' then
   return {'done', I(n + 13)}
 end
 
+-- An ended tender with no archive deadline (ended before the archive
+-- existed) gets one now (archive.c's sweep): {'set'} or {'had'}.
+if op == 'rearm' then
+  local v = redis.call('HMGET', T, 'st', 'arch')
+  if (v[1] == 'complete' or v[1] == 'unsuccessful' or
+      v[1] == 'cancelled') and not v[2] and
+      not gm.deadline_get('archive', id) then
+    gm.deadline('archive', id, NOW)
+    return {'set'}
+  end
+  return {'had'}
+end
 -- The deadline being fired is in the set: moving it adds nothing.
 if op == 'later' then
   if redis.call('EXISTS', T) == 1 then

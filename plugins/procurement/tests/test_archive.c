@@ -699,6 +699,48 @@ START_TEST(settled_idle_outboxes_are_retired_and_made_again) {
 }
 END_TEST
 
+/* The sweep looks every second. */
+static void setup_sweep(void) {
+  pt_start("archive_after_days = 2\narchive_sweep_s = 1", T0);
+  pt_register("city", "agency");
+  pt_party("city", PT_USCC_GOV, GM__PROCUREMENT__SME_CLASS__SME_NONE);
+  pt_category("DESK", GM__PROCUREMENT__POLICY__POLICY_NONE, 0, "", 0);
+}
+
+/*
+ * A tender that ended before the archive existed has no archive deadline:
+ * here one cancelled, its deadline then removed by hand.  The sweep finds
+ * it in the ledger (ended, not archived, its last change more than
+ * archive_after_days plus a day old), gives it one, and it is archived;
+ * not before that day has passed.
+ */
+START_TEST(a_tender_ended_without_an_archive_deadline_is_swept) {
+  pt_tender d;
+  pt_tender_init(&d, "T-OLD", 10000000, DEADLINE);
+  pt_item(&d, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d);
+  cancel("T-OLD");
+  pt_ledger_wait(
+      "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+      " 'T-OLD' AND state = 'cancelled'",
+      1);
+  ck_assert_int_eq(
+      redis_int("ZREM gm:{procurement:t:%s}:dl archive|T-OLD", "T-OLD"), 1);
+  ck_assert_int_gt(tender_keys("T-OLD"), 0);
+  /* Past its archive_after_days, not yet past the day more: stays. */
+  pt_clock(T0 + 2 * PT_DAY + 1000);
+  usleep(1500000);
+  ck_assert_int_gt(tender_keys("T-OLD"), 0);
+  pt_clock(T0 + 3 * PT_DAY + 2000);
+  ck_assert_int_eq(wait_gone("T-OLD"), 0);
+  ck_assert_int_gt(pt_ledger_wait("SELECT archived_ms > 0 FROM"
+                                  " procurement_tenders WHERE tender_id ="
+                                  " 'T-OLD'",
+                                  1),
+                   0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement_archive");
   TCase *tc = tcase_create("archive");
@@ -719,6 +761,11 @@ int main(void) {
   tcase_set_timeout(rt, 120);
   tcase_add_test(rt, settled_idle_outboxes_are_retired_and_made_again);
   suite_add_tcase(s, rt);
+  TCase *sw = tcase_create("sweep");
+  tcase_add_checked_fixture(sw, setup_sweep, teardown);
+  tcase_set_timeout(sw, 120);
+  tcase_add_test(sw, a_tender_ended_without_an_archive_deadline_is_swept);
+  suite_add_tcase(s, sw);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
