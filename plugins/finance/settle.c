@@ -86,10 +86,12 @@ static const gm_migration finance__migrations[] = {
        referral.list pages the ledger's archived referrals of one
        enterprise by creation (referral.c). */
     {4,
-     "CREATE INDEX finance_referrals_enterprise ON finance_referrals"
+     "CREATE INDEX IF NOT EXISTS finance_referrals_enterprise ON "
+     "finance_referrals"
      " (enterprise, created_ms, id) WHERE archived_ms > 0;"
      /* The archive sweep: ended, not archived (archive.c). */
-     "CREATE INDEX finance_referrals_unarchived ON finance_referrals"
+     "CREATE INDEX IF NOT EXISTS finance_referrals_unarchived ON "
+     "finance_referrals"
      " (ended_ms, id) WHERE archived_ms IS NULL AND ended_ms IS NOT NULL;"},
 };
 

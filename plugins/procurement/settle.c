@@ -160,7 +160,8 @@ static const gm_migration pr__migrations[] = {
     {7, "ALTER TABLE procurement_sheet ADD COLUMN no_price INTEGER;"},
     /* The archive sweep: ended tenders not archived (archive.c). */
     {8,
-     "CREATE INDEX procurement_tenders_unarchived ON procurement_tenders"
+     "CREATE INDEX IF NOT EXISTS procurement_tenders_unarchived ON"
+     " procurement_tenders"
      " (updated_ms, tender_id) WHERE archived_ms = 0 AND state IN"
      " ('complete', 'unsuccessful', 'cancelled');"},
 };
