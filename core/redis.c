@@ -2369,14 +2369,17 @@ static const redisReply *gm__host_unwrap(const redisReply *r, long long *due,
 }
 
 void gm__deadline_index_lower(gm_call *call, const char *market,
-                              const char *tag, long long due) {
+                              const char *tag, long long due, int oom) {
   const char *member = gm__arena_sprintf(call->arena, "%s:%s", market, tag);
   const char *score = gm__arena_sprintf(call->arena, "%lld", due);
-  const char *argv[] = {
+  const char *eval[] = {
       "EVAL", GM__DEADLINE_LOWER_LUA, "1", GM__DEADLINE_INDEX, score, member};
+  const char *zadd[] = {"ZADD", GM__DEADLINE_INDEX, "LT", score, member};
+  const char **argv = oom ? eval : zadd;
+  int argc = oom ? 6 : 5;
   size_t lens[6];
-  for (int k = 0; k < 6; k++) lens[k] = strlen(argv[k]);
-  gm__command_nowait(call->redis, 6, argv, lens, "ZADD " GM__DEADLINE_INDEX);
+  for (int k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
+  gm__command_nowait(call->redis, argc, argv, lens, "ZADD " GM__DEADLINE_INDEX);
 }
 
 /*
@@ -2819,7 +2822,9 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
      counts nothing), and a WAIT it joins was sent after that write. */
   gm_status waited =
       st == GM_OK && *idem ? gm__wait_on_replica(call, cmd, cmdlen) : GM_OK;
-  if (due >= 0) gm__deadline_index_lower(call, market, tag, due);
+  if (due >= 0)
+    gm__deadline_index_lower(call, market, tag, due,
+                             (flags & GM_SCRIPT_ALLOW_OOM) != 0);
   /* The settler and the deadline service find the tag through its stream
      in gm:outboxes: registered before the reply says the run succeeded,
      and also when the WAIT was refused, which leaves the write on the

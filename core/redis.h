@@ -295,10 +295,13 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
  * ZADD gm:deadlines LT <due> <market>:<tag>: lowers (or adds) the tag's
  * wake-up time.  After a script run that set a deadline (gm__script_run does
  * it).  On a request's fiber it is pipelined and nobody waits for its reply;
- * a failure is logged and the index is repaired by reconciliation.
+ * a failure is logged and the index is repaired by reconciliation.  With
+ * `oom` (after a GM_SCRIPT_ALLOW_OOM step) by GM__DEADLINE_LOWER_LUA, which
+ * Redis runs over maxmemory; else by a plain ZADD, cheaper on the hot path
+ * (a plain step ran, so Redis had room a moment ago).
  */
 void gm__deadline_index_lower(gm_call *call, const char *market,
-                              const char *tag, long long due);
+                              const char *tag, long long due, int oom);
 
 /*
  * Non-zero when an error reply's first word says Redis cannot serve right
