@@ -399,7 +399,17 @@ gm_status pr__challenge_answer(gm_call *call, const ProtobufCMessage *req,
   Gm__Procurement__ChallengeEvent ev = GM__PROCUREMENT__CHALLENGE_EVENT__INIT;
   ev.challenge = c;
   ev.action = "answered";
-  pr__tell(call, GM_AUDIENCE_PUBLIC, NULL, "challenge", &ev.base);
+  /* To the challenger, the agency and every supplier whose bid was opened
+     (GP Law art. 53: "the challenger and the other suppliers concerned"),
+     not the public feed: a challenge's grounds and its answer are between
+     those parties, as challenge.list shows them.  A reply stored by an
+     older broker has only the challenge: its challenger is told. */
+  pr__tell(call, GM_AUDIENCE_PARTICIPANT, c->challenger, "challenge", &ev.base);
+  for (size_t i = 12; i < v->n; i++) {
+    const char *who = pr__s(v, i);
+    if (*who && strcmp(who, c->challenger))
+      pr__tell(call, GM_AUDIENCE_PARTICIPANT, who, "challenge", &ev.base);
+  }
   *reply = &c->base;
   return GM_OK;
 }

@@ -266,6 +266,10 @@ if op == 'answer' then
     return rej('FAILED_PRECONDITION', 'challenge ' .. c.id .. ' is ' ..
       c.st .. ' already')
   end
+  -- Who is told the answer (GP Law art. 53: the challenger and the other
+  -- suppliers concerned): the agency and every supplier whose bid was
+  -- opened, read before a remedy changes anything.
+  local told = redis.call('HKEYS', P .. 'o')
   c.st, c.remedy, c.answer, c.answered = upheld and 'upheld' or 'dismissed',
     upheld and remedy or '0', ARGV[6], I(NOW)
   redis.call('HSET', P .. 'ch:' .. k, 'st', c.st, 'remedy', c.remedy,
@@ -306,7 +310,10 @@ if op == 'answer' then
     gm.deadline('open', id, NOW)
     tender_emit('reevaluating', t)
   end
-  return flat(c, CHF)
+  local out = flat(c, CHF)
+  out[#out + 1] = t.lead
+  for _, who in ipairs(told) do out[#out + 1] = who end
+  return out
 end
 
 -- The agency let the 7 working days pass: the challenge stays open (a late

@@ -458,3 +458,58 @@ void pt_ledger_text(const char *sql, char *out, size_t outlen) {
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
+
+gm_feed *pt_feed(const char *as, const char *topic) {
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.dev_participant = as;
+  gm_feed *f = gm_feed_new(gm_test_gmd_feed(pt_gmd), &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, topic), GM_OK);
+  return f;
+}
+
+static int pt__holds(const Gm__Event *ev, const char *text) {
+  size_t n = strlen(text);
+  for (size_t i = 0; ev && i + n <= ev->body.len; i++)
+    if (!memcmp(ev->body.data + i, text, n)) return 1;
+  return 0;
+}
+
+static int64_t pt__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int pt_feed_until(gm_feed *f, int ms, const char *text, const char *unwanted) {
+  int64_t end = pt__mono_ms() + ms;
+  for (;;) {
+    int64_t left = end - pt__mono_ms();
+    if (left <= 0) return 0;
+    char *topic = NULL;
+    Gm__Event *ev = NULL;
+    if (gm_feed_recv(f, &topic, &ev, (int)left) != GM_OK) {
+      free(topic);
+      return 0;
+    }
+    int r = unwanted && pt__holds(ev, unwanted) ? -1 : pt__holds(ev, text);
+    free(topic);
+    gm_feed_event_free(&ev);
+    if (r) return r;
+  }
+}
+
+void pt_feed_warm(gm_feed *f, const char *category) {
+  static int seq;
+  for (int k = 0; k < 50; k++) {
+    pt_tender w;
+    char id[32];
+    snprintf(id, sizeof id, "T-WARM-%d", ++seq);
+    pt_tender_init(&w, id, 10000000, pt_now + 40 * PT_DAY);
+    pt_item(&w, "W1", category, 10, 0, NULL);
+    pt_publish("city", &w);
+    if (pt_feed_until(f, 200, id, NULL) == 1) return;
+  }
+  ck_abort_msg("the feed never heard a published tender");
+}

@@ -11,6 +11,8 @@
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 
+#include <greenmarket/client.h>
+
 #include "cluster_fixture.h"
 #include "gmd_fixture.h"
 #include "procurement.pb-c.h"
@@ -105,6 +107,17 @@ Gm__Procurement__Sheet *pt_sheet(const char *tender);
 const Gm__Procurement__SheetRow *pt_row(const Gm__Procurement__Sheet *s,
                                         const char *who);
 Gm__Procurement__Award *pt_award(const char *agency, const char *tender);
+
+/* Feeds, as a client sees them (dev mode: `as` is who listens). */
+gm_feed *pt_feed(const char *as, const char *topic);
+/* Publishes tenders T-WARM-<n> as city (one item of `category`, bids due in
+   40 days) until `f`, subscribed to procurement.tender, hears one: a new
+   subscription reaches the broker a moment later, and nothing says when. */
+void pt_feed_warm(gm_feed *f, const char *category);
+/* Reads `f` for at most `ms`: 1 once an event's body holds `text`; -1 at
+   once if one holding `unwanted` (when not NULL) comes first; 0 if
+   neither came.  Events read are dropped. */
+int pt_feed_until(gm_feed *f, int ms, const char *text, const char *unwanted);
 
 /* One integer from the ledger (read-only); -1 on no row. */
 int64_t pt_ledger_int(const char *sql);

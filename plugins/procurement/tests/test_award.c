@@ -188,9 +188,26 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
   ck_assert_int_eq(pt_status, GM__STATUS__FAILED_PRECONDITION);
   ck_assert_msg(strstr(pt_message, "ended at 2026-04-02 23:59"), "%s",
                 pt_message);
+  /* The answer goes to the challenger, the agency and the other supplier
+     whose bid was opened (GP Law art. 53: "the other suppliers
+     concerned"), on their private feeds; not to the public feed, where
+     the next public event comes with no answer before it. */
+  gm_feed *pub = pt_feed("gamma", "procurement.");
+  gm_feed *winner = pt_feed("alpha", "@p:alpha procurement.challenge");
+  pt_feed_warm(pub, "DESK");
   /* Dismissed four days after it was lodged: four days more to sign. */
   c = answer("T-CH-Q1", 0, GM__PROCUREMENT__REMEDY__REMEDY_NONE);
   ck_assert_msg(c, "%s", pt_message);
+  ck_assert_int_eq(
+      pt_feed_until(winner, 5000, "the terms meet the tender", NULL), 1);
+  pt_tender end;
+  pt_tender_init(&end, "T-CH-END", 10000000, pt_now + 40 * PT_DAY);
+  pt_item(&end, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &end);
+  ck_assert_int_eq(
+      pt_feed_until(pub, 5000, "T-CH-END", "the terms meet the tender"), 1);
+  gm_feed_destroy(&pub);
+  gm_feed_destroy(&winner);
   ck_assert_str_eq(c->status, "dismissed");
   ck_assert_int_eq(c->overdue_ms, 0);
   ck_assert(!c->overdue);
