@@ -13,6 +13,8 @@
 
 #include <check.h>
 #include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "redis_fixture.h"
@@ -48,6 +50,29 @@ static inline long gm_test_redis_fill(redisContext *c) {
   }
   ck_abort_msg("Redis never refused a write: maxmemory is not enforced");
   return 0;
+}
+
+/*
+ * Moves a test's manual clock with `set_clock(ms)` while Redis is over
+ * maxmemory, without letting a deadline fire while Redis has room:
+ * clock.set stores its reply in Redis, so maxmemory is lifted for it, with
+ * the deadlines' wake-up index renamed away meanwhile (RENAME, which Redis
+ * allows over maxmemory, as a firing's own steps), so nothing fires until
+ * Redis is full again.
+ */
+static inline void gm_test_redis_clock_while_full(redisContext *c,
+                                                  void (*set_clock)(int64_t),
+                                                  int64_t ms) {
+  redisReply *r = gm_test_redis_cmd(c, "CONFIG GET maxmemory");
+  long long max = atoll(r->element[1]->str);
+  freeReplyObject(r);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "RENAME gm:deadlines gm:deadlines:held"));
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory 0"));
+  set_clock(ms);
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory %lld", max));
+  freeReplyObject(
+      gm_test_redis_cmd(c, "RENAME gm:deadlines:held gm:deadlines"));
 }
 
 #endif

@@ -429,27 +429,6 @@ static long long tag_all_bytes(redisContext *c, const char *id,
   return bytes;
 }
 
-/*
- * Moves the manual clock to `ms` while Redis is over maxmemory, without
- * letting a deadline fire while Redis has room: clock.set stores its reply
- * in Redis, so maxmemory is lifted for it, with the deadlines' wake-up
- * index renamed away meanwhile (RENAME, which Redis allows over
- * maxmemory, as the firing's own steps), so nothing fires until Redis is
- * full again.
- */
-static void clock_while_full(redisContext *c, int64_t ms) {
-  redisReply *r = gm_test_redis_cmd(c, "CONFIG GET maxmemory");
-  long long max = atoll(r->element[1]->str);
-  freeReplyObject(r);
-  freeReplyObject(
-      gm_test_redis_cmd(c, "RENAME gm:deadlines gm:deadlines:held"));
-  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory 0"));
-  ft_clock(ms);
-  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory %lld", max));
-  freeReplyObject(
-      gm_test_redis_cmd(c, "RENAME gm:deadlines:held gm:deadlines"));
-}
-
 START_TEST(the_archive_frees_redis_over_maxmemory) {
   char b[32];
   ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
@@ -464,7 +443,7 @@ START_TEST(the_archive_frees_redis_over_maxmemory) {
   long long idem, idem_after;
   long long held = tag_all_bytes(c, b, &idem);
 
-  clock_while_full(c, DUE);
+  gm_test_redis_clock_while_full(c, ft_clock, DUE);
   ck_assert(wait_archiving(b));
   ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
                                   " WHERE archived_ms > 0 AND record != ''",
@@ -472,7 +451,7 @@ START_TEST(the_archive_frees_redis_over_maxmemory) {
                    1);
   /* The keys go a second after the mark, the ledger holding the record
      (at once if the settler was quicker than the firing). */
-  clock_while_full(c, DUE + 2000);
+  gm_test_redis_clock_while_full(c, ft_clock, DUE + 2000);
   if (wait_gone(b) != 0) {
     FILE *f = fopen(gm_test_gmd_log(ft_gmd), "r");
     char line[1024];

@@ -179,26 +179,6 @@ START_TEST(a_cancelled_tender_loses_its_sealed_bids_then_its_keys) {
 END_TEST
 
 /*
- * Moves the manual clock to `ms` while Redis is over maxmemory, without
- * letting a deadline fire while Redis has room: clock.set stores its reply
- * in Redis, so maxmemory is lifted for it, with the deadlines' wake-up
- * index renamed away meanwhile (RENAME, which Redis allows over
- * maxmemory), so nothing fires until Redis is full again.
- */
-static void clock_while_full(redisContext *c, int64_t ms) {
-  redisReply *r = gm_test_redis_cmd(c, "CONFIG GET maxmemory");
-  long long max = atoll(r->element[1]->str);
-  freeReplyObject(r);
-  freeReplyObject(
-      gm_test_redis_cmd(c, "RENAME gm:deadlines gm:deadlines:held"));
-  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory 0"));
-  pt_clock(ms);
-  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory %lld", max));
-  freeReplyObject(
-      gm_test_redis_cmd(c, "RENAME gm:deadlines:held gm:deadlines"));
-}
-
-/*
  * Redis over maxmemory: the archive still runs (its steps and the
  * deadline claims behind it are allowed over maxmemory: they free) and
  * the tender's keys go; a bid on another tender is still refused with the
@@ -223,7 +203,7 @@ START_TEST(the_archive_frees_redis_over_maxmemory) {
   redisContext *c = gm_test_redis_connect(pt_redis);
   ck_assert_int_gt(gm_test_redis_fill(c), 0);
 
-  clock_while_full(c, T0 + 2 * PT_DAY + 1000);
+  gm_test_redis_clock_while_full(c, pt_clock, T0 + 2 * PT_DAY + 1000);
   ck_assert_int_eq(wait_gone("T-FULL"), 0);
   ck_assert_int_gt(pt_ledger_wait("SELECT archived_ms > 0 FROM"
                                   " procurement_tenders WHERE tender_id ="
