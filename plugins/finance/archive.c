@@ -279,9 +279,11 @@ gm_status finance__archived(gm_call *call, const char *id, size_t nargs,
  * deadline set at the end would have fired by then), a hundred a round
  * from where the last round stopped; referral.lua `rearm` gives each that
  * is still in Redis with no archive deadline one, due now.  Others (their
- * deadline set, or a ledger behind) are left as they are.  `rearm` runs
- * by the twin that runs over maxmemory: the deadline it adds (tens of
- * bytes) leads to freeing the referral's keys.
+ * deadline set, or a ledger behind) are left as they are.  `rearm` is a
+ * plain step, refused while Redis is over maxmemory (the round stops and
+ * the next tries again): the outbox streams of such old referrals are
+ * retired by then, so the mark would make one again with the whole record
+ * in it, which the settler cannot take while Redis is full (reply.c).
  */
 #define FINANCE_SWEEP_ROWS 100
 

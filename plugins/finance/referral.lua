@@ -54,9 +54,10 @@
 --             to due (the ledger is behind)
 --   'rearm' -> {'set'} | {'had'}: an ended referral without an archive
 --             deadline gets one, due now (the sweep in archive.c)
--- The archive's ops (arcinfo, archive, drop, later, rearm) run by the twin
+-- The archive's ops (arcinfo, archive, drop, later) run by the twin
 -- referral.free, which Redis runs over maxmemory (reply.c): they free
--- memory, and must never write more than they free.
+-- memory, and must never write more than they free.  Not rearm: what it
+-- leads to writes more than it frees while Redis is full (reply.c).
 -- Reply (every op but synced): {r (P.r flat), eb (flat), claimants in
 -- order, cp (flat), excluded, info} where info = {transition, from state}
 -- ({'none', ...} when a deadline found nothing due).

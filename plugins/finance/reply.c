@@ -80,6 +80,11 @@ int finance__twins;
  * drop then frees; the settler trims it once settled); drop unlinks the
  * referral's seven keys; later moves the archive deadline being fired (a
  * member already there); unlist takes it out of its enterprise's list.
+ * Not rearm (the sweep's): the referrals it finds ended before the
+ * archive, and their outbox streams are retired by then, so the mark after
+ * it would make a stream again with the whole record in it, which the
+ * settler cannot take while Redis is full (its group on a new stream is a
+ * write Redis refuses): memory added, none freed.  It waits for room.
  * finance.md, Archive over maxmemory.
  */
 static const struct {
@@ -89,7 +94,6 @@ static const struct {
     {"referral", "referral.free", "archive"},
     {"referral", "referral.free", "drop"},
     {"referral", "referral.free", "later"},
-    {"referral", "referral.free", "rearm"},
     {"enterprise", "enterprise.free", "unlist"},
 };
 int finance__free_twins;

@@ -871,6 +871,68 @@ START_TEST(a_referral_ended_without_an_archive_deadline_is_swept) {
 }
 END_TEST
 
+/*
+ * Over maxmemory the sweep gives no archive deadline.  The referral it
+ * finds ended long ago, and the settler retired its idle outbox stream
+ * (here [ledger] outbox_retire_s = 1): archiving it while Redis is full
+ * would make the stream again with the whole record in it, which the
+ * settler cannot take then (its group on a new stream is a write Redis
+ * refuses), so memory would be added and none freed.  Once Redis has room
+ * it is swept and archived.
+ */
+static void setup_sweep_retired(void) {
+  ft_start_conf("archive_after_days = 2\narchive_sweep_s = 1",
+                "[ledger]\noutbox_retire_s = 1", T0);
+  ft_bank("icbc", "icbc1");
+  ft_product("icbc-p", "icbc", "3", "", 1, 100000000000, 1, 120, 80);
+  ft_enterprise("acme", "330502");
+}
+
+static int key_exists(redisContext *c, const char *key) {
+  return (int)gm_test_redis_int(c, "EXISTS %s", key);
+}
+
+START_TEST(the_sweep_waits_for_room_over_maxmemory) {
+  char b[32], stream[64];
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE ended_ms > 0",
+                                  1),
+                   1);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl archive|%s", b, b), 1);
+  /* Settled and idle: the settler retires its stream. */
+  snprintf(stream, sizeof stream, "gm:{finance:%s}:outbox", b);
+  for (int i = 0; i < 400 && key_exists(c, stream); i++) ft_nap(50);
+  ck_assert_int_eq(key_exists(c, stream), 0);
+
+  ck_assert_int_gt(gm_test_redis_fill(c), 0);
+  gm_test_redis_clock_while_full(c, ft_clock,
+                                 T0 + 3 * GM_FINANCE_DAY_MS + 2000);
+  ft_nap(3000); /* three rounds of the sweep */
+  /* Nothing armed, marked or made again. */
+  redisReply *r =
+      gm_test_redis_cmd(c, "ZSCORE gm:{finance:%s}:dl archive|%s", b, b);
+  ck_assert_int_eq(r->type, REDIS_REPLY_NIL);
+  freeReplyObject(r);
+  ck_assert_str_eq(ft_redis_field(b, "arch"), "");
+  ck_assert_int_eq(key_exists(c, stream), 0);
+
+  /* Room again: swept and archived. */
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET maxmemory 0"));
+  ck_assert(wait_archiving(b));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE archived_ms > 0 AND record != ''",
+                                  1),
+                   1);
+  ft_clock(T0 + 3 * GM_FINANCE_DAY_MS + 2000 + RETRY);
+  ck_assert_int_eq(wait_gone(b), 0);
+  redisFree(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("finance_archive");
   TCase *tc = tcase_create("archive");
@@ -890,6 +952,11 @@ int main(void) {
   tcase_set_timeout(sw, 120);
   tcase_add_test(sw, a_referral_ended_without_an_archive_deadline_is_swept);
   suite_add_tcase(s, sw);
+  TCase *sf = tcase_create("sweep_full");
+  tcase_add_checked_fixture(sf, setup_sweep_retired, teardown);
+  tcase_set_timeout(sf, 120);
+  tcase_add_test(sf, the_sweep_waits_for_room_over_maxmemory);
+  suite_add_tcase(s, sf);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
