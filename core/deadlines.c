@@ -328,6 +328,8 @@ struct gm__deadlines {
   long resume;                /* due index members the next poll skips */
   uint64_t unknown_logged_us; /* last "market not loaded here" log */
   uint64_t failing_logged_us; /* last "Redis failed" log */
+  uint64_t full_logged_us;    /* last RESOURCE_EXHAUSTED firing logged */
+  long full_unlogged;         /* such firings not logged since */
   _Atomic int64_t pending;    /* gm__deadlines_counts */
   _Atomic int64_t late;       /* gm__deadlines_counts */
   _Atomic int64_t counted_ms; /* gm__deadlines_counts */
@@ -595,11 +597,31 @@ static void gm__dl_fire(gm__deadlines *d, gm_market *m, const char *tag,
                   .pub = d->pub};
   gm_status st = k->fn(&call, &dl, k->arg);
   if (st != GM_OK) {
-    gm__log(GM_LOG_WARN, m->name,
-            "deadline %s|%s (tag %s, due %s, attempt %u) failed with %s: %s; "
-            "it fires again in %ld ms",
-            kind, id, tag, due, dl.attempt, gm__status_name(st),
-            call.message ? call.message : "no message", d->cfg.claim_ms);
+    /* Over maxmemory every due deadline whose callback writes is claimed
+       (the claims run allow-oom), refused and fired again each claim_ms:
+       one line a minute says so, with how many more. */
+    uint64_t t = gm__clock_mono_us();
+    if (st == GM_RESOURCE_EXHAUSTED && d->full_logged_us &&
+        t - d->full_logged_us < GM__DL_LOG_EVERY_US) {
+      d->full_unlogged++;
+    } else {
+      char more[160] = "";
+      if (st == GM_RESOURCE_EXHAUSTED) {
+        if (d->full_unlogged)
+          snprintf(more, sizeof more,
+                   " (and %ld more firing(s) failed so since the last such "
+                   "line; logged once a minute)",
+                   d->full_unlogged);
+        d->full_logged_us = t;
+        d->full_unlogged = 0;
+      }
+      gm__log(GM_LOG_WARN, m->name,
+              "deadline %s|%s (tag %s, due %s, attempt %u) failed with %s: "
+              "%s; it fires again in %ld ms%s",
+              kind, id, tag, due, dl.attempt, gm__status_name(st),
+              call.message ? call.message : "no message", d->cfg.claim_ms,
+              more);
+    }
     /* Its steps may have stored replies: '#t' says when they stopped. */
     redisReply *f = gm__dl_eval(d, GM__DL_FAILED_S, 2, keys, 0, NULL);
     if (f) freeReplyObject(f);

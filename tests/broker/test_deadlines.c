@@ -26,6 +26,7 @@
 #include "ledger.h"
 #include "market.h"
 #include "redis_fixture.h"
+#include "redis_fill.h"
 #include "testmkt.pb-c.h"
 
 /* Both brokers' clocks start here ([testing] clock_start_ms). */
@@ -874,6 +875,75 @@ START_TEST(a_claim_that_ran_out_before_its_turn_is_not_fired) {
 }
 END_TEST
 
+/*
+ * Redis over maxmemory: the claims run (allow-oom), so every due deadline
+ * whose callback writes is claimed, refused RESOURCE_EXHAUSTED and fired
+ * again each claim_ms.  The log says so once a minute, with a count, not
+ * a line per firing (ten deadlines, four claim periods here).  With room
+ * again each fires once.
+ */
+static void clock1(int64_t ms) {
+  clock_set(c1, ms);
+}
+
+static int log_count(const char *needle) {
+  FILE *f = fopen(gm_test_gmd_log(g1), "r");
+  char line[2048];
+  int n = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strstr(line, needle)) n++;
+  if (f) fclose(f);
+  return n;
+}
+
+/* The attempt in the claim of kind|id on tag (0: no claim). */
+static long long claim_attempt(const char *tag, const char *member) {
+  redisReply *r =
+      gm_test_redis_cmd(rc, "HGET gm:{testmkt:%s}:dl:claims %s", tag, member);
+  long long a = 0;
+  if (r->type == REDIS_REPLY_STRING) {
+    const char *p = strchr(r->str, '|');
+    if (p) p = strchr(p + 1, '|');
+    if (p) a = atoll(p + 1);
+  }
+  freeReplyObject(r);
+  return a;
+}
+
+START_TEST(refused_firings_over_maxmemory_are_logged_once_a_minute) {
+  /* The clock moves while Redis is full by renaming gm:deadlines away
+     (redis_fill.h), which a cluster refuses (CROSSSLOT): the plain run
+     covers it. */
+  if (getenv("GM_TEST_REDIS_CLUSTER")) return;
+  start(NULL, NULL);
+  char id[10][8];
+  for (int i = 0; i < 10; i++) {
+    snprintf(id[i], sizeof id[i], "o%d", i % 10);
+    set(c1, "set", "tick", "o", id[i], B0 + 1000);
+  }
+  ck_assert_int_gt(gm_test_redis_fill(rc), 0);
+  int64_t now = B0 + 2000;
+  for (int round = 1; round <= 4; round++, now += CLAIM_MS + 1) {
+    gm_test_redis_clock_while_full(rc, clock1, now);
+    /* Every one claimed and refused again (its attempt counts up). */
+    for (int i = 0; i < 10; i++) {
+      char m[16] = "tick|";
+      strcat(m, id[i]);
+      for (int w = 0; w < 500 && claim_attempt("o", m) < round; w++)
+        gm_test_sleep_ms(10);
+      ck_assert_int_eq(claim_attempt("o", m), round);
+    }
+  }
+  gm_test_sleep_ms(100);
+  ck_assert_int_eq(log_count("failed with RESOURCE_EXHAUSTED"), 1);
+  for (int i = 0; i < 10; i++) ck_assert_int_eq(fired("o", id[i]), 0);
+  freeReplyObject(gm_test_redis_cmd(rc, "CONFIG SET maxmemory 0"));
+  clock_set(c1, now);
+  for (int i = 0; i < 10; i++)
+    ck_assert_int_eq(wait_field("o", "fired", id[i], 1), 1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("deadlines");
   TCase *tc = tcase_create("deadlines");
@@ -895,6 +965,7 @@ int main(void) {
   tcase_add_test(tc, the_poller_fires_registers_and_counts);
   tcase_add_test(tc, tags_of_markets_not_loaded_here_never_hold_back_ours);
   tcase_add_test(tc, a_claim_that_ran_out_before_its_turn_is_not_fired);
+  tcase_add_test(tc, refused_firings_over_maxmemory_are_logged_once_a_minute);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
