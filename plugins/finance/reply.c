@@ -74,12 +74,13 @@ int finance__twins;
  * The ops of the archive, which only free memory, run by their script's
  * twin "<script>.free": the same source registered GM_SCRIPT_ALLOW_OOM, so
  * Redis runs them over maxmemory, where every other write is refused.
- * What each writes while it frees: arcinfo reads (its reply is stored for
- * the firing's replay, as every step's); archive sets one field and hands
- * the record to the ledger (an outbox entry about the size of the keys
- * drop then frees; the settler trims it once settled); drop unlinks the
- * referral's seven keys; later moves the archive deadline being fired (a
- * member already there); unlist takes it out of its enterprise's list.
+ * The host stores no reply of theirs (a retried firing runs them again).
+ * What each writes while it frees: arcinfo reads; archive sets one field
+ * and hands the record to the ledger (an outbox entry about the size of
+ * the keys drop then frees; the settler trims it once settled); drop
+ * unlinks the referral's seven keys; later moves the archive deadline
+ * being fired (a member already there); unlist takes it out of its
+ * enterprise's list.
  * Not rearm (the sweep's): the referrals it finds ended before the
  * archive, and their outbox streams are retired by then, so the mark after
  * it would make a stream again with the whole record in it, which the
