@@ -309,6 +309,9 @@ static int gm__carbon_args(int argc, char **argv, const struct option *opts,
           !strcmp(argv[i - 1], "@")
               ? "price %s is negative; write a positive amount of yuan like "
                 "85.50"
+          /* "-100 @ 85" or "-100@85": the quantity, before its "@" */
+          : (i + 1 < argc && argv[i + 1][0] == '@') || strchr(argv[i], '@')
+              ? "quantity %s is negative; give whole tonnes like 100"
               : "%s is negative: prices and quantities are positive",
           argv[i]);
   optind = 0; /* 0: GNU getopt starts over, re-reading the optstring */

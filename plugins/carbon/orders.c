@@ -119,6 +119,31 @@ gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
                       gm__carbon_format_price(in->price, px),
                       gm__carbon_format_price(GM_CARBON_MAX_PRICE, hi));
   }
+  /* A field the order would not use is refused, not dropped: a price on
+     a market order read as a cap, or an expiry on a GTC order, would let
+     the order trade or live otherwise than its sender meant. */
+  if (market && in->price) {
+    char px[32];
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "a market order takes no price (%s yuan given): it "
+                      "trades at the best prices within today's band; send "
+                      "price 0, or a limit order (TYPE_LIMIT) to cap the "
+                      "price",
+                      gm__carbon_format_price(in->price, px));
+  }
+  if (market && (in->tif == GM__CARBON__TIME_IN_FORCE__TIF_DAY ||
+                 in->tif == GM__CARBON__TIME_IN_FORCE__TIF_GTD))
+    return host->fail(
+        call, GM_INVALID_ARGUMENT,
+        "a market order never rests, so %s does not apply: "
+        "leave tif unset (or TIF_IOC), or TIF_FOK to fill in "
+        "full or not at all",
+        in->tif == GM__CARBON__TIME_IN_FORCE__TIF_DAY ? "TIF_DAY" : "TIF_GTD");
+  if (in->expire_ms && in->tif != GM__CARBON__TIME_IN_FORCE__TIF_GTD)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "expire_ms is only for GTD orders: set tif=TIF_GTD to "
+                      "expire at that time, or leave expire_ms unset (a DAY "
+                      "order expires at the day's close by itself)");
   if (in->post_only &&
       (market || in->tif == GM__CARBON__TIME_IN_FORCE__TIF_IOC ||
        in->tif == GM__CARBON__TIME_IN_FORCE__TIF_FOK))

@@ -238,6 +238,69 @@ START_TEST(ioc_fok_market_and_post_only) {
 }
 END_TEST
 
+/* A field the order would not use is refused with what to send instead,
+   and nothing is done: a market order's price (before, dropped: the order
+   traded past it, at the band edge), a market order's DAY or GTD (before,
+   made IOC), an expire_ms on an order that is not GTD (before, dropped: a
+   GTC order that its sender meant to expire). */
+START_TEST(fields_an_order_would_not_use_are_refused) {
+  Gm__Carbon__PlaceReply *ask =
+      ct_limit("bob", SYM, CT_SELL, 9000, 10, CT_GTC); /* 90.00 */
+  ck_assert_str_eq(ask->order->id, SYM ":000000000001");
+  ct_free(ask);
+  Gm__Carbon__PlaceRequest q = order(CT_BUY, 8500, 10);
+  q.type = GM__CARBON__ORDER_TYPE__TYPE_MARKET;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "a market order takes no price (85.00 yuan given): it trades at "
+            "the best prices within today's band; send price 0, or a limit "
+            "order (TYPE_LIMIT) to cap the price");
+  q.price = 0;
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_DAY;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "a market order never rests, so TIF_DAY does not apply");
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_GTD;
+  q.expire_ms = ct_at(CT_MONDAY, 14, 0);
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "a market order never rests, so TIF_GTD does not apply");
+  q = order(CT_BUY, 8500, 10);
+  q.expire_ms = ct_at(CT_MONDAY, 14, 0);
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "expire_ms is only for GTD orders: set tif=TIF_GTD");
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_DAY;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "expire_ms is only for GTD orders");
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_IOC;
+  q.price = 9000;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "expire_ms is only for GTD orders");
+  /* Nothing traded, rested or was numbered. */
+  expect_account("alice", 10000000, 0, 0, 0, 0);
+  expect_account("bob", 0, 0, 4990, 10, 0);
+  Gm__Carbon__Depth *d = ct_depth(SYM, 5);
+  ck_assert_int_eq(d->n_bids, 0);
+  ck_assert_int_eq(d->n_asks, 1);
+  ck_assert_int_eq(d->asks[0]->quantity, 10);
+  ct_free(d);
+  /* What the messages say to send works: the market order without its
+     price (it takes the 90.00 ask), the GTD order with its tif. */
+  q = order(CT_BUY, 0, 10);
+  q.type = GM__CARBON__ORDER_TYPE__TYPE_MARKET;
+  Gm__Carbon__PlaceReply *r =
+      (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_str_eq(r->order->id, SYM ":000000000002");
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  ct_free(r);
+  q = order(CT_BUY, 8500, 10);
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_GTD;
+  q.expire_ms = ct_at(CT_MONDAY, 14, 0);
+  r = (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
+  ck_assert_msg(r, "%s", ct_message);
+  ck_assert_int_eq(r->order->expire_ms, ct_at(CT_MONDAY, 14, 0));
+  ct_free(r);
+}
+END_TEST
+
 START_TEST(client_order_id_and_retries_are_idempotent) {
   Gm__Carbon__PlaceRequest q = order(CT_BUY, 8500, 10);
   q.client_order_id = "my-1";
@@ -857,6 +920,7 @@ int main(void) {
   tcase_add_test(tc, rejections_say_why_and_change_nothing);
   tcase_add_test(tc, price_time_priority_at_the_resting_price);
   tcase_add_test(tc, ioc_fok_market_and_post_only);
+  tcase_add_test(tc, fields_an_order_would_not_use_are_refused);
   tcase_add_test(tc, client_order_id_and_retries_are_idempotent);
   tcase_add_test(tc, gtd_retry_after_its_expiry_replays);
   tcase_add_test(tc, replies_of_the_previous_layout);
