@@ -277,7 +277,10 @@ gm_status carbon__mass_cancel(gm_call *call, const ProtobufCMessage *req,
                         "cursor is for another symbol or side than this "
                         "request's (%s, %s); pass next_cursor back with the "
                         "symbol and side it came with",
-                        in->symbol, side[0] ? side : "both sides");
+                        in->symbol,
+                        side[0] == 'b'   ? "SIDE_BUY"
+                        : side[0] == 's' ? "SIDE_SELL"
+                                         : "both sides");
   }
   cur.side = side[0] ? side[0] : 'a';
   const char *args[] = {"mass", side,

@@ -324,7 +324,8 @@ START_TEST(mass_cancel_takes_bounded_calls_and_releases_everything) {
   bad.cursor = cursor;
   ct_expect("alice", "order.mass_cancel", &bad.base,
             GM__STATUS__INVALID_ARGUMENT,
-            "cursor is for another symbol or side");
+            "cursor is for another symbol or side than this request's "
+            "(" SYM ", SIDE_SELL)");
   bad.side = 0;
   bad.cursor = "CEA-2025:a:0:xyz";
   ct_expect("alice", "order.mass_cancel", &bad.base,
