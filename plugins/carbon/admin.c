@@ -52,7 +52,7 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
   int32_t bandbp = d->band_bp ? d->band_bp : 1000;
   int32_t bbandbp = d->block_band_bp ? d->block_band_bp : 3000;
   int32_t maxf = d->max_fills ? d->max_fills : (int32_t)carbon__max_fills;
-  char a[32], b[32];
+  char a[32], b[32], c[32];
   if (tick < 1 || tick > 10000 || lot < 1 || lot > 100000)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the tick must be 0.01..100.00 yuan and the lot "
@@ -64,7 +64,7 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
                       "be a multiple of the tick of %s yuan, up to %s yuan",
                       gm__carbon_format_price(d->reference_price, a),
                       gm__carbon_format_price(tick, b),
-                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, b));
+                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, c));
   if (bandbp < 1 || bandbp > 9999 || bbandbp < 1 || bbandbp > 9999)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the price band and the block price band must be "

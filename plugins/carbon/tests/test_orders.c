@@ -588,6 +588,13 @@ START_TEST(text_ids_and_create_fields_are_checked) {
   ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
             "trades in CNY only");
   in.currency = "";
+  /* A reference off the tick: the message gives the tick and the largest
+     price, each its own figure (both once showed the tick). */
+  in.tick = 3;
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "the reference price (the previous close) 50.00 yuan must be a "
+            "multiple of the tick of 0.03 yuan, up to 1000000.00 yuan");
+  in.tick = 0;
   char big[3001];
   memset(big, 'A', 3000);
   big[3000] = '\0';
