@@ -56,7 +56,16 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
   if (tick < 1 || tick > 10000 || lot < 1 || lot > 100000)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the tick must be 0.01..100.00 yuan and the lot "
-                      "1..100000 t");
+                      "1..100000 t (given: tick %s yuan, lot %lld t)",
+                      gm__carbon_format_price(tick, a), (long long)lot);
+  if (d->reference_price <= 0)
+    return host->fail(
+        call, GM_INVALID_ARGUMENT,
+        "reference_price (the previous close, the centre of "
+        "the first day's band) is required: give it in fen, "
+        "8550 for 85.50 yuan (gm carbon create SYMBOL "
+        "--reference 85.50)%s",
+        d->reference_price ? "; a negative price is not one" : "");
   if (d->reference_price < tick || d->reference_price > GM_CARBON_MAX_PRICE ||
       d->reference_price % tick)
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -72,8 +81,9 @@ gm_status carbon__instrument_create(gm_call *call, const ProtobufCMessage *req,
   if (bmin < lot || bmin > GM_CARBON_MAX_QTY || bmin % lot)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the block threshold must be a multiple of the lot, up "
-                      "to %lld t",
-                      (long long)GM_CARBON_MAX_QTY);
+                      "to %lld t (given: %lld t, lot %lld t)",
+                      (long long)GM_CARBON_MAX_QTY, (long long)bmin,
+                      (long long)lot);
   if (maxf < 1 || maxf > 1000)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "max_fills must be 1..1000 (it bounds one script call)");

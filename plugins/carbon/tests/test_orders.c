@@ -594,7 +594,24 @@ START_TEST(text_ids_and_create_fields_are_checked) {
   ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
             "the reference price (the previous close) 50.00 yuan must be a "
             "multiple of the tick of 0.03 yuan, up to 1000000.00 yuan");
+  /* Each refusal of a rule says the value given. */
+  in.tick = 20000;
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "the tick must be 0.01..100.00 yuan and the lot 1..100000 t "
+            "(given: tick 200.00 yuan, lot 1 t)");
   in.tick = 0;
+  in.lot = 10;
+  in.block_threshold = 7;
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "the block threshold must be a multiple of the lot, up to "
+            "10000000 t (given: 7 t, lot 10 t)");
+  in.lot = 0;
+  in.block_threshold = 0;
+  in.reference_price = 0;
+  ct_expect("root", "instrument.create", &cr.base, GM__STATUS__INVALID_ARGUMENT,
+            "reference_price (the previous close, the centre of the first "
+            "day's band) is required: give it in fen, 8550 for 85.50 yuan");
+  in.reference_price = 5000;
   char big[3001];
   memset(big, 'A', 3000);
   big[3000] = '\0';
