@@ -141,6 +141,7 @@ START_TEST(expiry_and_the_close) {
   /* Tuesday's band is centred on 85.75: 77.18 - 94.32. */
   ct_clock(ct_at("2026-03-03", 10, 0));
   q.tif = GM__CARBON__TIME_IN_FORCE__TIF_GTC;
+  q.expire_ms = 0; /* the GTD order's: a GTC order with one is refused */
   q.price = 9433;
   ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
             "77.18-94.32 yuan (reference 85.75");
