@@ -254,9 +254,20 @@ local function trade(r, rpx, kept)
   local buy, sell = o, r
   if o.side == 's' then buy, sell = r, o end
   local ba, sa = acct(buy.who), acct(sell.who)
-  if held(sa, 'c') + amt > MAXCASH or held(ba, 'a') + q > MAXCASH or
-      inst.turn + amt > MAXCASH then
-    return 'cash limit of ' .. yuan(MAXCASH) .. ' yuan reached'
+  -- Which balance would pass, said to o's owner (the other side unnamed).
+  if held(sa, 'c') + amt > MAXCASH then
+    return (sell == o and 'your' or "the resting seller's") ..
+      ' cash would pass the limit of ' .. yuan(MAXCASH) ..
+      ' yuan that keeps amounts exact'
+  end
+  if held(ba, 'a') + q > MAXCASH then
+    return (buy == o and 'your' or "the resting buyer's") ..
+      ' allowances would pass the limit of ' ..
+      string.format('%d', MAXCASH) .. ' t that keeps amounts exact'
+  end
+  if inst.turn + amt > MAXCASH then
+    return "the instrument's turnover today would pass the limit of " ..
+      yuan(MAXCASH) .. ' yuan that keeps amounts exact'
   end
   -- The buyer held q * its own price; it pays q * the resting price.
   ba.cf = ba.cf - q * buy.px

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "price.h"
 
 #define SYM "CEA-2025"
 
@@ -298,6 +299,54 @@ START_TEST(fields_an_order_would_not_use_are_refused) {
   ck_assert_msg(r, "%s", ct_message);
   ck_assert_int_eq(r->order->expire_ms, ct_at(CT_MONDAY, 14, 0));
   ct_free(r);
+}
+END_TEST
+
+/* A trade that would take a balance past the exact-amount limit ends the
+   order with the balance named, in its units, and trades nothing: the
+   seller's cash (yuan), the buyer's allowances (tonnes). Before, both
+   said "cash limit of ... yuan reached". */
+START_TEST(the_balance_limit_names_the_balance) {
+  ct_deposit("bob", SYM, GM_CARBON_MAX_CASH - 100, 0);
+  Gm__Carbon__PlaceReply *ask = ct_limit("bob", SYM, CT_SELL, 8500, 10, CT_GTC);
+  Gm__Carbon__PlaceReply *r = ct_limit("alice", SYM, CT_BUY, 8500, 10, CT_GTC);
+  ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
+  ck_assert_int_eq(r->order->filled, 0);
+  ck_assert_str_eq(r->order->reason,
+                   "the resting seller's cash would pass the limit of "
+                   "40000000000000.00 yuan that keeps amounts exact");
+  ct_free(r);
+  expect_account("alice", 10000000, 0, 0, 0, 0);
+  expect_account("bob", GM_CARBON_MAX_CASH - 100, 0, 4990, 10, 0);
+  Gm__Carbon__OrderRequest oc = GM__CARBON__ORDER_REQUEST__INIT;
+  oc.order_id = ask->order->id;
+  ProtobufCMessage *m = ct_call("bob", "order.cancel", &oc.base);
+  ck_assert_msg(m, "%s", ct_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  ct_free(ask);
+  /* The aggressor's own cash: "your". */
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8400, 10, CT_GTC));
+  ct_deposit("carol", SYM, GM_CARBON_MAX_CASH - 10000000 - 100, 0);
+  r = ct_limit("carol", SYM, CT_SELL, 8400, 10, CT_GTC);
+  ck_assert_int_eq(r->order->filled, 0);
+  ck_assert_str_eq(r->order->reason,
+                   "your cash would pass the limit of 40000000000000.00 yuan "
+                   "that keeps amounts exact");
+  ct_free(r);
+  /* The aggressor buyer's allowances, in tonnes (dave's ask rests above
+     alice's bid). */
+  ct_register("dave", "seller");
+  ct_deposit("dave", SYM, 0, 100);
+  ct_free(ct_limit("dave", SYM, CT_SELL, 8500, 10, CT_GTC));
+  ct_deposit("alice", SYM, 0, GM_CARBON_MAX_CASH - 5);
+  r = ct_limit("alice", SYM, CT_BUY, 8500, 10, CT_GTC);
+  ck_assert_int_eq(r->order->filled, 0);
+  ck_assert_str_eq(r->order->reason,
+                   "your allowances would pass the limit of "
+                   "4000000000000000 t that keeps amounts exact");
+  ct_free(r);
+  expect_account("alice", 10000000 - 10 * 8400, 10 * 8400,
+                 GM_CARBON_MAX_CASH - 5, 0, 0);
 }
 END_TEST
 
@@ -945,6 +994,7 @@ int main(void) {
   tcase_add_test(tc, price_time_priority_at_the_resting_price);
   tcase_add_test(tc, ioc_fok_market_and_post_only);
   tcase_add_test(tc, fields_an_order_would_not_use_are_refused);
+  tcase_add_test(tc, the_balance_limit_names_the_balance);
   tcase_add_test(tc, client_order_id_and_retries_are_idempotent);
   tcase_add_test(tc, gtd_retry_after_its_expiry_replays);
   tcase_add_test(tc, replies_of_the_previous_layout);
