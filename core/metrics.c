@@ -29,9 +29,11 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,7 @@ typedef struct peer {
   unsigned char ip[16]; /* the client's address (4 bytes for IPv4) */
   char text[64];        /* the same, for the log */
   uint64_t since_us;    /* when its current step began */
+  int between;          /* no request under way: connected, or answered */
   int closing;          /* shut down; libmicrohttpd closes it next turn */
 } peer;
 
@@ -314,10 +317,19 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
   return m;
 }
 
+/* Whether listen is IPv6's any address ([::]): served on IPv4 too, as
+   0.0.0.0 would be (for all of this machine's addresses, as the messages
+   say); another IPv6 address is served on IPv6 only. */
+static int dual_stack(const gm__metrics *m) {
+  return m->addr.ss_family == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(
+             &((const struct sockaddr_in6 *)&m->addr)->sin6_addr);
+}
+
 /* errno of binding a socket to [metrics] listen's address (port: the
    configured one, or 0 for any), or 0 when the bind works; the socket is
    closed at once.  Options as libmicrohttpd sets them (SO_REUSEADDR, and
-   IPv6 only on an IPv6 socket). */
+   IPv6 only on an IPv6 socket but [::]'s). */
 static int bind_errno(const gm__metrics *m, int port) {
   struct sockaddr_storage a = m->addr;
   socklen_t len = sizeof(struct sockaddr_in);
@@ -329,10 +341,10 @@ static int bind_errno(const gm__metrics *m, int port) {
   }
   int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno;
-  int on = 1;
+  int on = 1, v6only = !dual_stack(m);
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
   if (a.ss_family == AF_INET6)
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
   int e = bind(fd, (struct sockaddr *)&a, len) == 0 ? 0 : errno;
   close(fd);
   return e;
@@ -826,10 +838,13 @@ static peer *peer_of(struct MHD_Connection *conn) {
 }
 
 /* A step of the connection's request is done: the next is due within the
-   deadline from now. */
-static void step(struct MHD_Connection *conn) {
+   deadline from now.  between: the step done was the answer taken (no
+   request under way until the next one's bytes come). */
+static void step(struct MHD_Connection *conn, int between) {
   peer *p = peer_of(conn);
-  if (p) p->since_us = gm__clock_mono_us();
+  if (!p) return;
+  p->since_us = gm__clock_mono_us();
+  p->between = between;
 }
 
 /* Closes p's connection: its socket shut down (not closed: the descriptor
@@ -898,6 +913,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
   p->conn = conn;
   p->fd = -1;
   p->since_us = gm__clock_mono_us();
+  p->between = 1;
   snprintf(p->text, sizeof p->text, "?");
   const union MHD_ConnectionInfo *i =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -930,14 +946,34 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   (void)cls;
   (void)req_cls;
   (void)toe;
-  step(conn);
+  step(conn, 1);
 }
 
-/* Closes the connections whose current step is overdue. */
+/* Whether p's client sent anything since its current step began (the
+   kernel's time since the socket last received data; it cannot say: yes). */
+static int sent_since_step(const peer *p, uint64_t now) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (p->fd < 0 || getsockopt(p->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(struct tcp_info, tcpi_last_data_recv) +
+                sizeof ti.tcpi_last_data_recv)
+    return 1;
+  /* Jiffies, in ms: a margin for their rounding. */
+  return (uint64_t)ti.tcpi_last_data_recv + 50 < (now - p->since_us) / 1000;
+}
+
+/* Closes the connections whose current step is overdue.  One that sent
+   nothing since it connected or since its last answer is only idle, as a
+   kept-alive scraper is between scrapes (Prometheus: every 15 s): closed
+   as libmicrohttpd's idle timeout does, without a line in the log. */
 static void sweep(gm__metrics *m) {
   uint64_t now = gm__clock_mono_us();
   for (peer *p = m->peers; p; p = p->next) {
     if (p->closing || now - p->since_us <= m->deadline_us) continue;
+    if (p->between && !sent_since_step(p, now)) {
+      peer_close(m, p);
+      continue;
+    }
     gm__log_limited(&slow_log, GM_LOG_WARN, "metrics",
                     "closed a connection from %s: its request was not in, "
                     "or its answer not taken, within %llu ms (a client too "
@@ -1016,7 +1052,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
      arrives in the calls after it and is skipped. */
   if (!*req_cls) {
     *req_cls = &seen;
-    step(conn);
+    step(conn, 0);
     return MHD_YES;
   }
   if (*upload_size) {
@@ -1054,7 +1090,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   pthread_mutex_unlock(&m->lock);
   /* The answer is due to be taken within the deadline from now, however
      long the checks took. */
-  step(conn);
+  step(conn, 0);
   return respond(conn, status, text, &body);
 }
 
@@ -1091,8 +1127,10 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
   m->view.markets = m->markets;
   /* No thread of libmicrohttpd's: serve() runs it, so the connection list
      and the deadlines are that one thread's. */
-  unsigned flags =
-      MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (m->ipv6 ? MHD_USE_IPv6 : 0);
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                   (dual_stack(m) ? MHD_USE_DUAL_STACK
+                    : m->ipv6     ? MHD_USE_IPv6
+                                  : 0);
   m->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&m->addr,

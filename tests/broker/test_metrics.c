@@ -1072,6 +1072,179 @@ START_TEST(slow_clients_cannot_hold_the_port) {
 }
 END_TEST
 
+/* A metrics object serving on listen with the request deadline ms, its
+   log (stderr) going to a temporary file: *saved is the stderr to put
+   back, *logfd the file's descriptor. */
+static gm__metrics *serve_logged(const char *listen, unsigned ms,
+                                 gm__config **c, int *saved, int *logfd,
+                                 char *logpath) {
+  static _Atomic uint64_t bad_frames = 0;
+  *c = gm__config_new();
+  gm__config_set(*c, "metrics", "listen", listen);
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(*c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  if (ms) gm__metrics_set_request_deadline_ms(m, ms);
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.unix_path = "/nonexistent.sock"},
+                        .ledger_path = "/nonexistent.sqlite"};
+  *logfd = mkstemp(logpath);
+  ck_assert_int_ge(*logfd, 0);
+  fflush(stderr);
+  *saved = dup(2);
+  dup2(*logfd, 2);
+  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
+  port = gm__metrics_port(m);
+  ck_assert_int_gt(port, 0);
+  return m;
+}
+
+/* Stops m, puts stderr back: what was logged (malloc'd). */
+static char *stop_logged(gm__metrics **m, gm__config **c, int saved, int logfd,
+                         const char *logpath) {
+  gm__metrics_destroy(m);
+  gm__config_destroy(c);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char *log = calloc(1, 65536);
+  ck_assert_ptr_nonnull(log);
+  ssize_t n = pread(logfd, log, 65535, 0);
+  ck_assert_int_ge(n, 0);
+  close(logfd);
+  unlink(logpath);
+  return log;
+}
+
+static int connect_local(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  return fd;
+}
+
+/* Sends a kept-alive HTTP/1.1 request on fd and reads its whole answer
+   (Content-Length); its status. */
+static int keep_alive_request(int fd, const char *path) {
+  char req[256];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+  ck_assert_int_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+  char buf[8192];
+  size_t len = 0;
+  long want = -1;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_msg(poll(&p, 1, 5000) == 1, "no answer to %s", path);
+    ssize_t got = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    ck_assert_msg(got > 0, "connection closed before the answer to %s", path);
+    len += (size_t)got;
+    buf[len] = '\0';
+    char *end = strstr(buf, "\r\n\r\n");
+    if (!end) continue;
+    if (want < 0) {
+      char *cl = strcasestr(buf, "Content-Length:");
+      ck_assert_ptr_nonnull(cl);
+      want = (end + 4 - buf) + strtol(cl + 15, NULL, 10);
+    }
+    if ((long)len >= want) break;
+  }
+  int status = 0;
+  ck_assert_int_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1);
+  return status;
+}
+
+static int count(const char *log, const char *what) {
+  int n = 0;
+  for (const char *p = log; (p = strstr(p, what)); p++) n++;
+  return n;
+}
+
+/*
+ * A kept-alive client idle between its requests (Prometheus keeps its
+ * connection between scrapes, every 15 s) is closed at the deadline as
+ * libmicrohttpd's idle timeout would, without a line in the log; so is a
+ * connection that never sent anything.  One that sends part of its next
+ * request and stops is slow, and logged.  Before, the idle ones were
+ * logged as too slow ("its request was not in"), a line per scrape.
+ */
+START_TEST(idle_kept_alive_connections_are_closed_quietly) {
+  enum { DEADLINE_MS = 1000 };
+  gm__config *c;
+  int saved, logfd;
+  char logpath[] = "/tmp/gm-metrics-idle-XXXXXX";
+  gm__metrics *m =
+      serve_logged("127.0.0.1:0", DEADLINE_MS, &c, &saved, &logfd, logpath);
+  int idle = connect_local(), fresh = connect_local(), slow = connect_local();
+  ck_assert_int_eq(keep_alive_request(idle, "/nothing-here"), 404);
+  ck_assert_int_eq(keep_alive_request(slow, "/nothing-here"), 404);
+  ck_assert_int_eq(keep_alive_request(idle, "/nothing-here"), 404);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  /* Part of the next request, a while after the answer (the server allows
+     the kernel's clock 50 ms of rounding). */
+  gm_test_sleep_ms(300);
+  ck_assert_int_eq(send(slow, "GET /met", 8, MSG_NOSIGNAL), 8);
+  int fds[3] = {idle, fresh, slow}, open = 3;
+  while (open && ms_since(&t0) < DEADLINE_MS + 3000) {
+    open = 0;
+    for (int i = 0; i < 3; i++) {
+      if (fds[i] < 0) continue;
+      if (closed_by_server(fds[i], 0)) {
+        close(fds[i]);
+        fds[i] = -1;
+      } else {
+        open++;
+      }
+    }
+    if (open) gm_test_sleep_ms(20);
+  }
+  ck_assert_msg(open == 0, "%d connections still open after %ld ms", open,
+                ms_since(&t0));
+  char *log = stop_logged(&m, &c, saved, logfd, logpath);
+  ck_assert_msg(count(log, "closed a connection from 127.0.0.1") == 1 &&
+                    count(log, "its request was not in") == 1,
+                "the slow connection, and only it, should be logged: %s", log);
+  free(log);
+}
+END_TEST
+
+/*
+ * [::]:PORT serves IPv4 clients too, as the messages say ("0.0.0.0 (or
+ * [::]) for all of its addresses"); before, libmicrohttpd's socket was
+ * IPv6 only and 127.0.0.1 was refused.
+ */
+START_TEST(ipv6_any_address_serves_ipv4_too) {
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  if (probe < 0) {
+    fprintf(stderr, "no IPv6 on this machine: [::] not tested\n");
+    return;
+  }
+  close(probe);
+  gm__config *c;
+  int saved, logfd;
+  char logpath[] = "/tmp/gm-metrics-v6-XXXXXX";
+  gm__metrics *m = serve_logged("[::]:0", 0, &c, &saved, &logfd, logpath);
+  int status;
+  char *body = http("GET", "/nothing-here", &status); /* over IPv4 */
+  ck_assert_int_eq(status, 404);
+  free(body);
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+                           .sin6_port = htons(port),
+                           .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+  ck_assert_msg(rc == 0 || errno == EADDRNOTAVAIL || errno == ENETUNREACH,
+                "[::1]: %s", strerror(errno));
+  if (rc == 0) ck_assert_int_eq(keep_alive_request(fd, "/nothing-here"), 404);
+  close(fd);
+  free(stop_logged(&m, &c, saved, logfd, logpath));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("metrics");
   TCase *unit = tcase_create("unit");
@@ -1082,6 +1255,8 @@ int main(void) {
   tcase_add_test(unit, registered_gauges_are_served);
   tcase_add_test(unit, a_metrics_port_in_use_is_named_in_the_log);
   tcase_add_test(unit, slow_clients_cannot_hold_the_port);
+  tcase_add_test(unit, idle_kept_alive_connections_are_closed_quietly);
+  tcase_add_test(unit, ipv6_any_address_serves_ipv4_too);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
   tcase_add_test(unit, check_fails_on_a_market_section_no_market_reads);
   tcase_add_test(unit, an_installed_gmd_loads_the_plugins_beside_it);
