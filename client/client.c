@@ -384,6 +384,48 @@ static gm_status gm__refused_fail(gm_client *c, gm_result *out, int retried) {
       pipelined);
 }
 
+/* A varint at *p (below end); 0 when cut short or over 10 bytes. */
+static int gm__varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (unsigned shift = 0; *p < end && shift < 70; shift += 7) {
+    uint8_t b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) return 1;
+  }
+  return 0;
+}
+
+/* The request id (gm.Reply field 2) of a reply frame, read without
+   decoding the rest (a reply over max_reply is not decoded); 0 when it has
+   none or is not protobuf (then the frame is taken as the call's). */
+static uint64_t gm__reply_id(const uint8_t *p, size_t size) {
+  const uint8_t *end = p + size;
+  uint64_t key, v;
+  while (p < end && gm__varint(&p, end, &key)) {
+    switch (key & 7) {
+      case 0:
+        if (!gm__varint(&p, end, &v)) return 0;
+        if (key >> 3 == 2) return v;
+        break;
+      case 1:
+        if (end - p < 8) return 0;
+        p += 8;
+        break;
+      case 2:
+        if (!gm__varint(&p, end, &v) || v > (uint64_t)(end - p)) return 0;
+        p += v;
+        break;
+      case 5:
+        if (end - p < 4) return 0;
+        p += 4;
+        break;
+      default:
+        return 0;
+    }
+  }
+  return 0;
+}
+
 /*
  * Decodes reply frame `frame` into `out` when it answers `want` (0: any).
  * Returns 1 when `out` is filled, 0 for a reply to another request.
@@ -393,6 +435,14 @@ static int gm__take_reply(gm_client *c, zmq_msg_t *frame, uint64_t want,
                           gm_result *out) {
   size_t size = zmq_msg_size(frame);
   if (size > c->o.max_reply) {
+    /* Whose reply it is, read from the frame: another request's (a
+       pipelined one, during a call) is dropped as its smaller replies are,
+       not taken for the call's own; from gm_client_recv() the caller learns
+       which request it answers. */
+    uint64_t id = gm__reply_id(zmq_msg_data(frame), size);
+    if ((!want || (id && id != want)) && c->sent) c->sent--;
+    if (want && id && id != want) return 0;
+    if (id) out->request_id = id;
     gm__result_fail(out, GM_RESOURCE_EXHAUSTED,
                     "refused a reply of %zu bytes from %s: larger than the "
                     "client's limit of %zu bytes; ask for less (a smaller "

@@ -188,7 +188,8 @@ GM_CLIENT_EXPORT const char *gm_client_endpoint(const gm_client *c);
  *     outcome is unknown: see gm_result), or the socket failed;
  *   GM_INVALID_ARGUMENT, nothing sent, for a NULL client or an empty market
  *     or method;
- *   GM_RESOURCE_EXHAUSTED for a reply larger than max_reply;
+ *   GM_RESOURCE_EXHAUSTED for a reply larger than max_reply (out->request_id
+ *     names the request it answers);
  *   GM_INTERNAL for a reply that does not decode as a gm.Reply or as
  *     reply_type (a mismatched .proto), or when out of memory.
  *   GM_PERMISSION_DENIED with answered = 0, at once and nothing sent, when

@@ -212,6 +212,47 @@ START_TEST(undecodable_reply_body_is_internal) {
 }
 END_TEST
 
+/*
+ * A pipelined request's reply over max_reply is that request's, not the
+ * call's: gm_client_call drops it as it drops the smaller ones (before, the
+ * call returned RESOURCE_EXHAUSTED for it and left its own reply queued);
+ * from gm_client_recv its request_id says which request it answers.
+ */
+START_TEST(an_oversized_pipelined_reply_is_not_the_calls) {
+  gm_test_echo *e = gm_test_echo_start(NULL); /* echoes the body */
+  gm_client_options opt;
+  gm_client_options_init(&opt);
+  opt.max_reply = 4096;
+  opt.timeout_ms = 2000;
+  opt.retries = 0;
+  gm_client *c = gm_client_new(gm_test_echo_endpoint(e), &opt);
+  ck_assert_ptr_nonnull(c);
+  static char big[8192];
+  uint64_t id;
+  ck_assert_int_eq(gm_client_send(c, "gm", "ping", NULL, big, sizeof big, &id),
+                   GM_OK);
+  /* Its reply is queued before the call's. */
+  struct timespec pause = {0, 5 * 1000 * 1000};
+  for (int i = 0; i < 400 && gm_test_echo_count(e) < 1; i++)
+    nanosleep(&pause, NULL);
+  ck_assert_int_eq(gm_test_echo_count(e), 1);
+  pause.tv_nsec = 50 * 1000 * 1000;
+  nanosleep(&pause, NULL);
+  gm_result r;
+  ck_assert_int_eq(ping(c, "mine", &r), GM_OK);
+  ck_assert(r.answered);
+  gm_result_clear(&r);
+  ck_assert_int_eq(gm_client_send(c, "gm", "ping", NULL, big, sizeof big, &id),
+                   GM_OK);
+  ck_assert_int_eq(gm_client_recv(c, 2000, NULL, &r), GM_RESOURCE_EXHAUSTED);
+  ck_assert(r.request_id == id);
+  ck_assert_msg(strstr(r.message, "limit of 4096 bytes"), "%s", r.message);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_test_echo_stop(&e);
+}
+END_TEST
+
 START_TEST(pipelining) {
   enum { N = 500 };
   gm_test_echo *e = gm_test_echo_start(NULL);
@@ -869,6 +910,7 @@ int main(void) {
   tcase_add_test(tc, timeout_resends_the_same_request);
   tcase_add_test(tc, unreachable_is_unavailable_in_time);
   tcase_add_test(tc, oversized_reply_is_refused);
+  tcase_add_test(tc, an_oversized_pipelined_reply_is_not_the_calls);
   tcase_add_test(tc, undecodable_reply_body_is_internal);
   tcase_add_test(tc, pipelining);
   tcase_add_test(tc, feed_delivers_subscribed_events);
