@@ -366,9 +366,33 @@ static void not_ours(const gm__metrics *m, char *err, size_t errlen) {
            m->listen, host, strerror(EADDRNOTAVAIL));
 }
 
+/* "[metrics] listen = V: ADDR cannot be listened on ..." (bind's EINVAL: a
+   link-local IPv6 address without its interface, an IPv4-mapped one). */
+static void unusable(const gm__metrics *m, char *err, size_t errlen) {
+  char host[NI_MAXHOST] = "?";
+  getnameinfo((const struct sockaddr *)&m->addr,
+              m->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in),
+              host, sizeof host, NULL, 0, NI_NUMERICHOST);
+  snprintf(err, errlen,
+           "[metrics] listen = %s: gmd cannot listen on %s (%s): a "
+           "link-local IPv6 address needs its interface, e.g. "
+           "[fe80::1%%eth0]:7479, and an IPv4 address is given as such, "
+           "e.g. 10.0.0.5:7479, not as [::ffff:10.0.0.5]; or give 127.0.0.1 "
+           "(or [::1]) to serve this machine only, 0.0.0.0 (or [::]) for all "
+           "of its addresses, or leave it empty to turn metrics off",
+           m->listen, host, strerror(EINVAL));
+}
+
 int gm__metrics_check_address(const gm__metrics *m, char *err, size_t errlen) {
-  if (!m || !m->listen || bind_errno(m, 0) != EADDRNOTAVAIL) return 0;
-  not_ours(m, err, errlen);
+  if (!m || !m->listen) return 0;
+  int e = bind_errno(m, 0);
+  if (e == EADDRNOTAVAIL)
+    not_ours(m, err, errlen);
+  else if (e == EINVAL)
+    unusable(m, err, errlen);
+  else
+    return 0;
   return -1;
 }
 
@@ -1157,6 +1181,8 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
                m->listen, want, key, endpoint);
     } else if (e == EADDRNOTAVAIL) {
       not_ours(m, err, errlen);
+    } else if (e == EINVAL) {
+      unusable(m, err, errlen);
     } else if (e == EACCES && want > 0 && want < 1024) {
       snprintf(err, errlen,
                "cannot serve metrics on %s (%s): ports below 1024 need "

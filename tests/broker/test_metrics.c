@@ -248,6 +248,29 @@ START_TEST(listen_values_are_checked_at_start) {
                     strstr(out, "127.0.0.1") && !strstr(out, "in use") &&
                     gm__utf8_valid(out, strlen(out)),
                 "gmd said: %s", out);
+  /* A link-local IPv6 address without its interface cannot be listened on
+     (EINVAL): said so, with the form to give, by --check too; before,
+     --check passed and gmd's start blamed a port in use. */
+  f = fopen(conf, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "[redis]\nunix = %s\n[ledger]\npath = ledger.sqlite\n"
+          "[security]\nmode = dev\n[plugins]\ndir = %s\n"
+          "[metrics]\nlisten = [fe80::1]:7479\n",
+          gm_test_redis_socket(r), TEST_PLUGIN_DIR);
+  fclose(f);
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  if (probe >= 0) {
+    close(probe);
+    ck_assert_int_eq(gm_test_shell(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out,
+                         "cannot start: [metrics] listen = [fe80::1]:7479: "
+                         "gmd cannot listen on fe80::1") &&
+                      strstr(out, "[fe80::1%eth0]:7479") &&
+                      !strstr(out, "in use") &&
+                      gm__utf8_valid(out, strlen(out)),
+                  "gmd said: %s", out);
+  }
   free(conf);
   gm_test_redis_stop(&r);
 }
