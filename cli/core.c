@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <greenmarket/text.h>
 
 #include "codec.h"
 #include "commands.h"
@@ -455,15 +458,27 @@ int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
     if (c == 'n') {
       char *end;
+      errno = 0;
       count = strtol(optarg, &end, 10);
-      if (*end || !*optarg || count < 1) {
-        fprintf(stderr, "error: --count needs a number of events >= 1\n");
+      if (*end || !*optarg || count < 1 || errno == ERANGE) {
+        fprintf(stderr,
+                "error: --count \"%s\": give a whole number of events from 1 "
+                "to %ld\n",
+                optarg, LONG_MAX);
         return GM_CLI_EXIT_ERROR;
       }
     } else if (c == 'h')
       return printf("%s", usage), GM_CLI_EXIT_OK;
     else
       return fprintf(stderr, "%s", usage), GM_CLI_EXIT_ERROR;
+  }
+  /* Topics are UTF-8 text: a prefix that is not can match none. */
+  for (int i = optind; i < argc; i++) {
+    char why[160];
+    if (gm_text_check(argv[i], 0, why, sizeof why)) {
+      fprintf(stderr, "error: topic prefix %d %s\n", i - optind + 1, why);
+      return GM_CLI_EXIT_ERROR;
+    }
   }
   gm_feed *f = gm_feed_new(cli->feed_endpoint, &cli->opts);
   if (!f) {
@@ -486,12 +501,19 @@ int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
       gm_feed_subscribe(f, "");
     }
   }
-  for (int i = optind; i < argc; i++)
-    if (gm_feed_subscribe(f, argv[i]) == GM_FAILED_PRECONDITION)
+  for (int i = optind; i < argc; i++) {
+    gm_status s = gm_feed_subscribe(f, argv[i]);
+    if (s == GM_FAILED_PRECONDITION)
       fprintf(stderr,
               "warning: %s is a private topic and no private feed is known; "
               "give --private-feed URL\n",
               argv[i]);
+    else if (s != GM_OK) {
+      fprintf(stderr, "error: %s\n", gm_client_last_error());
+      gm_feed_destroy(&f);
+      return GM_CLI_EXIT_ERROR;
+    }
+  }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = gm__on_signal;
@@ -511,9 +533,8 @@ int gm_cli_cmd_watch(gm_cli *cli, int argc, char **argv) {
               topic ? " on topic " : "", topic ? topic : "");
     } else if (s == GM_PERMISSION_DENIED) {
       /* No topic: the broker refused the feed's key itself. */
-      if (topic && *topic)
-        fprintf(stderr, "error: the broker refused subscription %s: %s\n",
-                topic, gm_client_last_error());
+      if (topic && *topic) /* the message names the subscription */
+        fprintf(stderr, "error: %s\n", gm_client_last_error());
       else
         fprintf(stderr, "error: the broker refused this feed: %s\n",
                 gm_client_last_error());

@@ -175,6 +175,24 @@ START_TEST(bad_input_exits_1_before_sending) {
   ck_assert_msg(strstr(r->err, "--limit wants 1-1000"), "%s", r->err);
   r = run(ep, "admin", "dead-letters", "a", "b", NULL);
   ck_assert_int_eq(r->code, 1);
+  /* gm watch: a count past a long, a prefix that is no UTF-8 (no topic
+     can match it) and one over 255 bytes are refused before any feed. */
+  r = run(ep, "watch", "--count", "99999999999999999999", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "--count \"99999999999999999999\": give a "
+                       "whole number of events from 1 to"),
+                "%s", r->err);
+  r = run(ep, "watch", "carbon.", "bad\xff", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "topic prefix 2 is not valid UTF-8 (at byte 4)"),
+                "%s", r->err);
+  char long_prefix[300];
+  memset(long_prefix, 'a', sizeof long_prefix - 1);
+  long_prefix[sizeof long_prefix - 1] = '\0';
+  r = run(ep, "watch", long_prefix, NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err, "255"), "%s", r->err);
   ck_assert_uint_eq(gm_test_echo_count(e), 0);
   gm_test_echo_stop(&e);
 }
