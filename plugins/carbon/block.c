@@ -60,6 +60,22 @@ gm_status carbon__block_offer(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "counterparty \"%s\" must be another participant's id",
                       in->counterparty);
+  /* The counterparty takes the other side, so holds its role: an offer to
+     an id nobody registered (with CURVE), or to one that may not trade
+     that side, could never be accepted and would hold the offerer's cash
+     or allowances until the block session ends.  (In development mode an
+     unregistered id holds every role, as its calls do.)  A registry that
+     cannot be read (-1) lets the offer go on: acceptance checks again. */
+  if (GM_HOST_HAS(host, participant_has_role)) {
+    const char *need =
+        in->side == GM__CARBON__SIDE__SIDE_SELL ? "buyer" : "seller";
+    if (host->participant_has_role(call, in->counterparty, need) == 0)
+      return host->fail(call, GM_FAILED_PRECONDITION,
+                        "counterparty \"%s\" cannot accept: no participant "
+                        "of that id holds the %s role; check the id, or ask "
+                        "an admin to register it with that role",
+                        in->counterparty, need);
+  }
   if (in->price <= 0 || in->price > GM_CARBON_MAX_PRICE || in->quantity <= 0 ||
       in->quantity > GM_CARBON_MAX_QTY) {
     char hi[32];

@@ -122,6 +122,17 @@ START_TEST(each_party_lists_its_open_offers) {
   ck_assert_int_eq((int)l->n_offers, 2);
   ct_free(l);
 
+  /* An offer to a participant that may not take its other side is
+     refused: it could never be accepted, and would hold bob's allowances
+     until the block session ends. */
+  ct_register("erin", "seller");
+  Gm__Carbon__OfferRequest o =
+      ct_offer_request(SYM, CT_SELL, "erin", 8000, 100000);
+  ct_expect("bob", "block.offer", &o.base, GM__STATUS__FAILED_PRECONDITION,
+            "counterparty \"erin\" cannot accept: no participant of that id "
+            "holds the buyer role");
+  ck_assert_int_eq(list_all("erin", 0, 0, ids), 0);
+
   /* Ended offers leave the lists: accepted, rejected, withdrawn. */
   decide("alice", "block.accept", ab);
   decide("carol", "block.reject", ac);
