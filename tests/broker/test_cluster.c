@@ -34,13 +34,23 @@
 static gm_test_cluster *cl;
 static gm_test_gmd *gmd;
 static gm_test_conn *conn;
+static gm_test_cluster *shared_cl; /* the "shared" cases' (shared_up) */
 
+/* gmd (and, unless the case runs on the shared cluster, a cluster of 3
+   masters with `replicas` replicas each) with the testmkt market. */
 static void start_with(int replicas, const char *extra) {
-  cl = gm_test_cluster_start(3, replicas, 1000);
-  char conf[1024];
+  if (cl) /* shared_setup's: its folder is each case's own */
+    ck_assert_int_eq(replicas, 0);
+  else
+    cl = gm_test_cluster_start(3, replicas, 1000);
+  char conf[1024], name[32];
   snprintf(conf, sizeof conf, "%s[plugins]\nload = testmkt\n%s",
            gm_test_cluster_conf(cl), extra);
-  gmd = gm_test_gmd_start(gm_test_cluster_home(cl), TEST_PLUGIN_DIR, conf);
+  snprintf(name, sizeof name, "gmd-%ld", (long)getpid());
+  gmd = cl == shared_cl ? gm_test_gmd_start_named(gm_test_cluster_home(cl),
+                                                  name, TEST_PLUGIN_DIR, conf)
+                        : gm_test_gmd_start(gm_test_cluster_home(cl),
+                                            TEST_PLUGIN_DIR, conf);
   conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
 }
 
@@ -52,6 +62,49 @@ static void teardown(void) {
   gm_test_conn_destroy(&conn);
   if (gmd) gm_test_gmd_stop(&gmd);
   gm_test_cluster_stop(&cl);
+}
+
+/*
+ * The program's cluster of three masters without replicas, for the cases
+ * that change nothing on it a flush does not undo (no kill, no stop, no
+ * slot moved or left migrating): a cluster's start costs about 2 s (a
+ * master waits before it turns writable).  It starts once, in Check's
+ * parent process (an unchecked fixture), before the "shared" cases' own
+ * processes; each of them flushes every master's data, functions and
+ * scripts first and runs a gmd of its own in a folder of its own (its own
+ * ledger), as on a fresh cluster.
+ */
+static void shared_up(void) {
+  shared_cl = gm_test_cluster_start(3, 0, 1000);
+}
+
+static void shared_down(void) {
+  gm_test_cluster_stop(&shared_cl);
+}
+
+static void shared_setup(void) {
+  ck_assert_msg(shared_cl != NULL, "the program's cluster did not start");
+  cl = shared_cl;
+  static const char *const reset[] = {"FLUSHALL SYNC", "FUNCTION FLUSH SYNC",
+                                      "SCRIPT FLUSH SYNC", NULL};
+  for (int m = 0; m < 3; m++) {
+    redisContext *rc = gm_test_cluster_connect(cl, m);
+    for (const char *const *cmd = reset; *cmd; cmd++) {
+      redisReply *r = redisCommand(rc, *cmd);
+      ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "%s on master %d: %s",
+                    *cmd, m, r ? r->str : rc->errstr);
+      freeReplyObject(r);
+    }
+    ck_assert_int_eq(gm_test_redis_int(rc, "DBSIZE"), 0);
+    redisFree(rc);
+  }
+}
+
+/* The shared cluster stays up for the next case (shared_down stops it). */
+static void shared_teardown(void) {
+  gm_test_conn_destroy(&conn);
+  if (gmd) gm_test_gmd_stop(&gmd);
+  cl = NULL;
 }
 
 /* testmkt.deadline op "cancel" on `tag`: writes gm:{testmkt:<tag>}:entity
@@ -840,7 +893,6 @@ END_TEST
    master's connection at once, the worker polls one descriptor, and every
    fiber gets its own replies. */
 START_TEST(test_pipelines_per_master) {
-  cl = gm_test_cluster_start(3, 0, 1000);
   char err[512];
   gm__redis_addr addr = {.cluster = gm_test_cluster_seeds(cl)};
   gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
@@ -1030,20 +1082,25 @@ int main(void) {
   TCase *tc = tcase_create("route");
   tcase_add_checked_fixture(tc, NULL, teardown);
   tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, test_pipelines_per_master);
   tcase_add_test(tc, test_pipelined_ask);
-  tcase_add_test(tc, test_calls_land_on_their_masters);
-  tcase_add_test(tc, test_deadlines_fire_and_settle_on_every_master);
   tcase_add_test(tc, test_slot_migration_moved_and_ask);
   tcase_add_test(tc, test_reshard_while_requests_flow);
   tcase_add_test(tc, test_master_killed_replica_promoted);
   tcase_add_test(tc, test_master_killed_under_load);
-  tcase_add_test(tc, test_deadlines_fire_on_every_master);
-  tcase_add_test(tc,
-                 test_metrics_outbox_count_survives_a_closed_node_connection);
   tcase_add_test(tc, test_outbox_registered_again_after_a_failover);
   tcase_add_test(tc, test_healthz_asks_every_master);
   suite_add_tcase(s, tc);
+  TCase *sh = tcase_create("shared");
+  tcase_add_unchecked_fixture(sh, shared_up, shared_down);
+  tcase_add_checked_fixture(sh, shared_setup, shared_teardown);
+  tcase_set_timeout(sh, 120);
+  tcase_add_test(sh, test_pipelines_per_master);
+  tcase_add_test(sh, test_calls_land_on_their_masters);
+  tcase_add_test(sh, test_deadlines_fire_and_settle_on_every_master);
+  tcase_add_test(sh, test_deadlines_fire_on_every_master);
+  tcase_add_test(sh,
+                 test_metrics_outbox_count_survives_a_closed_node_connection);
+  suite_add_tcase(s, sh);
   TCase *hz = tcase_create("healthz");
   tcase_add_checked_fixture(hz, NULL, teardown);
   tcase_set_timeout(hz, 120);
