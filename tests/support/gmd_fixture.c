@@ -35,6 +35,10 @@ struct gm_test_conn {
   uint64_t next_id; /* request ids */
 };
 
+static gm_test_conn *conn_open(const char *endpoint, const char *server_key,
+                               const char *public_key, const char *secret_key,
+                               int reconnect_ms);
+
 static void spawn(gm_test_gmd *g) {
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
@@ -49,10 +53,13 @@ static void spawn(gm_test_gmd *g) {
     _exit(127);
   }
   g->pid = pid;
+  /* The first connect is refused until gmd binds its socket; libzmq then
+     tries again after ZMQ_RECONNECT_IVL (100 ms by default: about 150 ms
+     a start waited after gmd was up). */
   gm_test_conn *c =
       g->keys[0][0]
-          ? gm_test_conn_new(g->endpoint, g->keys[0], g->keys[1], g->keys[2])
-          : gm_test_conn_new(g->endpoint, NULL, NULL, NULL);
+          ? conn_open(g->endpoint, g->keys[0], g->keys[1], g->keys[2], 10)
+          : conn_open(g->endpoint, NULL, NULL, NULL, 10);
   for (int i = 0; i < 100; i++) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -297,14 +304,20 @@ double gm_test_gmd_wait_metric(const gm_test_gmd *g, const char *series,
   return v;
 }
 
-gm_test_conn *gm_test_conn_new(const char *endpoint, const char *server_key,
-                               const char *public_key, const char *secret_key) {
+/* gm_test_conn_new; reconnect_ms > 0: ZMQ_RECONNECT_IVL (libzmq's
+   default, 100 ms, otherwise). */
+static gm_test_conn *conn_open(const char *endpoint, const char *server_key,
+                               const char *public_key, const char *secret_key,
+                               int reconnect_ms) {
   gm_test_conn *c = calloc(1, sizeof *c);
   c->ctx = zmq_ctx_new();
   c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
   int linger = 0, timeout = 5000;
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  if (reconnect_ms > 0)
+    zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &reconnect_ms,
+                   sizeof reconnect_ms);
   if (server_key) {
     zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_key, 40);
     zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, public_key, 40);
@@ -313,6 +326,11 @@ gm_test_conn *gm_test_conn_new(const char *endpoint, const char *server_key,
   ck_assert_int_eq(zmq_connect(c->sock, endpoint), 0);
   c->next_id = 1;
   return c;
+}
+
+gm_test_conn *gm_test_conn_new(const char *endpoint, const char *server_key,
+                               const char *public_key, const char *secret_key) {
+  return conn_open(endpoint, server_key, public_key, secret_key, 0);
 }
 
 void gm_test_conn_destroy(gm_test_conn **cp) {
