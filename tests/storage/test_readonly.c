@@ -508,14 +508,17 @@ static Suite *suite(void) {
   tcase_add_test(tc, read_only_script_that_writes_is_refused);
   tcase_add_test(tc, unknown_flags_are_refused);
   tcase_add_test(tc, read_only_after_function_flush);
-  tcase_add_test(tc, over_maxmemory_reads_answer_writes_are_refused);
-  tcase_add_test(tc, over_maxmemory_without_library_says_so);
-  tcase_add_test(tc, over_maxmemory_a_freeing_script_runs);
-  tcase_add_test(tc, oom_after_a_resend_keeps_the_read_records);
   tcase_add_test(tc, read_records_are_gone_before_the_refusal_is_answered);
   tcase_add_test(tc, read_only_step_record_waits_for_a_replica);
   tcase_add_test(tc, refused_call_forgets_only_read_records);
   tcase_add_test(tc, read_only_step_reply_nests_one_level_less);
+  /* Last: they set maxmemory, after which no later case of the cluster1
+     copy could take the program's shared cluster (GM_TEST_REDIS_SHARE):
+     each would start a cluster of its own, about 2 s. */
+  tcase_add_test(tc, over_maxmemory_reads_answer_writes_are_refused);
+  tcase_add_test(tc, over_maxmemory_without_library_says_so);
+  tcase_add_test(tc, over_maxmemory_a_freeing_script_runs);
+  tcase_add_test(tc, oom_after_a_resend_keeps_the_read_records);
   suite_add_tcase(s, tc);
   return s;
 }
