@@ -299,6 +299,9 @@ void gm__ledger_server_stop(gm__ledger_server **sp) {
   gm__ledger_server *s = *sp;
   if (s->started) {
     atomic_store(&s->stop, 1);
+    /* Wakes the thread's poll at once (ETERM) instead of after its 200 ms:
+       each broker stop waited for it. */
+    zmq_ctx_shutdown(s->zctx);
     pthread_join(s->thread, NULL);
   }
   int linger = 0;
