@@ -25,7 +25,7 @@
 #include "redis_fixture.h"
 #include "testmkt.pb-c.h"
 
-#define WAIT_MS 2000
+#define WAIT_MS 1000
 
 static const char counter[] = "gm:{testmkt:all}:counter";
 
