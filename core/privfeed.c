@@ -19,6 +19,8 @@
 
 typedef struct gm__psub {
   char *req;       /* the prefix as the client asked it */
+  size_t len;      /* its length */
+  uint64_t h;      /* its hash: a resent prefix is found without memcmp */
   char **applied;  /* what of it this connection may see */
   size_t napplied; /* 1 or more */
 } gm__psub;
@@ -37,23 +39,36 @@ typedef struct gm__pconn {
   int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
   size_t nsubs, capsubs; /* used, allocated */
-  /* Where delivery finds it (the index below): in the wide list when a
-     kept prefix ends before its audience does ("", "@", "@r:"), else in
-     the list of each audience its prefixes lie in. */
-  int wide;
-  char **auds; /* those audiences ("@p:alice "), when not wide */
-  size_t nauds;
-  int gone; /* unreachable: forgotten once delivery is done */
+  /* Where delivery finds it (the index below): in the wide list while
+     a kept prefix ends before its audience does ("", "@", "@r:"), and in
+     the list of each audience its other kept prefixes lie in.  Each kept
+     prefix is added and taken out alone, so a subscribe or unsubscribe
+     costs what that prefix keeps, not what the connection holds. */
+  size_t nwide;           /* kept prefixes that end before their audience */
+  size_t wide_pos;        /* its place in pf->wide while nwide > 0 */
+  struct gm__memb **memb; /* its audiences */
+  size_t nmemb, capmemb;
+  size_t idx;              /* its place in pf->conns */
+  struct gm__pconn *hnext; /* same routing-id bucket */
+  int gone;                /* unreachable: forgotten once delivery is done */
 } gm__pconn;
 
 /* The connections with a prefix inside one audience ("@p:alice ",
    "@r:bank "): an event is offered to these and to the wide ones only. */
 typedef struct gm__aud {
   char *key;
-  gm__pconn **conns;
+  struct gm__memb **members;
   size_t n, cap;
   struct gm__aud *next; /* same bucket */
 } gm__aud;
+
+/* One connection in one audience. */
+typedef struct gm__memb {
+  gm__aud *a;
+  gm__pconn *c;
+  size_t pos;  /* its place in a->members */
+  size_t refs; /* c's kept prefixes inside a */
+} gm__memb;
 
 struct gm__privfeed {
   void *router;               /* the private feed socket */
@@ -61,6 +76,8 @@ struct gm__privfeed {
   int dev;                    /* no CURVE: subscriptions kept as asked */
   gm__pconn **conns;          /* connections holding subscriptions */
   size_t nconns, capconns;    /* used, allocated */
+  gm__pconn **rids;           /* routing id -> connection (hash buckets) */
+  size_t nrids;               /* buckets: a power of two */
   _Atomic size_t held;        /* nconns, for other threads (metrics) */
   _Atomic uint64_t applied;   /* subscriptions indexed, ever (metrics) */
   char **seq_keys;            /* audience ("@p:alice ") per slot, or NULL */
@@ -208,89 +225,110 @@ static void gm__aud_grow(gm__privfeed *pf) {
   free(b);
 }
 
-static void gm__list_add(gm__pconn ***v, size_t *n, size_t *cap, gm__pconn *c) {
-  if (*n == *cap) {
-    *cap = *cap ? 2 * *cap : 4;
-    *v = realloc(*v, *cap * sizeof **v);
-    if (!*v) abort();
-  }
-  (*v)[(*n)++] = c;
+/* Appends x to the array v of n used, cap allocated. */
+#define GM__PUSH(v, n, cap, x)                 \
+  do {                                         \
+    if ((n) == (cap)) {                        \
+      (cap) = (cap) ? 2 * (cap) : 4;           \
+      (v) = realloc((v), (cap) * sizeof *(v)); \
+      if (!(v)) abort();                       \
+    }                                          \
+    (v)[(n)++] = (x);                          \
+  } while (0)
+
+/* Takes c out of the wide list. */
+static void gm__wide_del(gm__privfeed *pf, gm__pconn *c) {
+  pf->wide[c->wide_pos] = pf->wide[--pf->nwide];
+  if (c->wide_pos < pf->nwide) pf->wide[c->wide_pos]->wide_pos = c->wide_pos;
+  c->nwide = 0;
 }
 
-static void gm__list_del(gm__pconn **v, size_t *n, const gm__pconn *c) {
-  for (size_t i = 0; i < *n; i++)
-    if (v[i] == c) {
-      v[i] = v[--*n];
+/* Takes c's membership mi out of its audience (the audience goes with its
+   last connection) and out of c. */
+static void gm__memb_del(gm__privfeed *pf, gm__pconn *c, size_t mi) {
+  gm__memb *m = c->memb[mi];
+  gm__aud *a = m->a;
+  a->members[m->pos] = a->members[--a->n];
+  if (m->pos < a->n) a->members[m->pos]->pos = m->pos;
+  if (a->n == 0) { /* nobody left: the audience goes */
+    gm__aud **slot = gm__aud_slot(pf, a->key, strlen(a->key));
+    *slot = a->next;
+    free(a->key);
+    free(a->members);
+    free(a);
+    pf->nauds--;
+  }
+  c->memb[mi] = c->memb[--c->nmemb];
+  free(m);
+}
+
+/* Adds one kept prefix p of c to the index. */
+static void gm__index_add(gm__privfeed *pf, gm__pconn *c, const char *p) {
+  size_t n = gm__aud_len(p, strlen(p));
+  if (!n) {
+    if (c->nwide++ == 0) {
+      c->wide_pos = pf->nwide;
+      GM__PUSH(pf->wide, pf->nwide, pf->capwide, c);
+      gm__note(pf, "@", 1);
+    }
+    return;
+  }
+  if (pf->nauds >= pf->nbuckets) gm__aud_grow(pf);
+  gm__aud **slot = gm__aud_slot(pf, p, n);
+  if (!*slot) {
+    gm__aud *a = calloc(1, sizeof *a);
+    if (!a) abort();
+    a->key = strndup(p, n);
+    if (!a->key) abort();
+    *slot = a;
+    pf->nauds++;
+    gm__note(pf, p, n);
+  } else /* two prefixes of one audience: listed once */
+    for (size_t i = 0; i < c->nmemb; i++)
+      if (c->memb[i]->a == *slot) {
+        c->memb[i]->refs++;
+        return;
+      }
+  gm__memb *m = calloc(1, sizeof *m);
+  if (!m) abort();
+  m->a = *slot;
+  m->c = c;
+  m->refs = 1;
+  m->pos = m->a->n;
+  GM__PUSH(m->a->members, m->a->n, m->a->cap, m);
+  GM__PUSH(c->memb, c->nmemb, c->capmemb, m);
+}
+
+/* Takes one kept prefix p of c out of the index. */
+static void gm__index_del(gm__privfeed *pf, gm__pconn *c, const char *p) {
+  size_t n = gm__aud_len(p, strlen(p));
+  if (!n) {
+    if (c->nwide == 1)
+      gm__wide_del(pf, c);
+    else if (c->nwide)
+      c->nwide--;
+    return;
+  }
+  gm__aud *a = pf->nbuckets ? *gm__aud_slot(pf, p, n) : NULL;
+  for (size_t i = 0; a && i < c->nmemb; i++)
+    if (c->memb[i]->a == a) {
+      if (--c->memb[i]->refs == 0) gm__memb_del(pf, c, i);
       return;
     }
 }
 
 /* Takes c out of the index. */
 static void gm__conn_unindex(gm__privfeed *pf, gm__pconn *c) {
-  if (c->wide) gm__list_del(pf->wide, &pf->nwide, c);
-  for (size_t i = 0; i < c->nauds; i++) {
-    gm__aud **slot = gm__aud_slot(pf, c->auds[i], strlen(c->auds[i]));
-    gm__aud *a = *slot;
-    if (a) {
-      gm__list_del(a->conns, &a->n, c);
-      if (a->n == 0) { /* nobody left: the audience goes */
-        *slot = a->next;
-        free(a->key);
-        free(a->conns);
-        free(a);
-        pf->nauds--;
-      }
-    }
-    free(c->auds[i]);
-  }
-  free(c->auds);
-  c->auds = NULL;
-  c->nauds = 0;
-  c->wide = 0;
+  if (c->nwide) gm__wide_del(pf, c);
+  while (c->nmemb) gm__memb_del(pf, c, c->nmemb - 1);
 }
 
-/* Puts c into the index as its subscriptions say (after any change). */
+/* Puts c into the index afresh, as all its subscriptions say. */
 static void gm__conn_index(gm__privfeed *pf, gm__pconn *c) {
   gm__conn_unindex(pf, c);
-  size_t total = 0;
-  for (size_t i = 0; i < c->nsubs; i++) {
-    total += c->subs[i].napplied;
-    for (size_t j = 0; j < c->subs[i].napplied; j++) {
-      const char *p = c->subs[i].applied[j];
-      if (!gm__aud_len(p, strlen(p))) c->wide = 1;
-    }
-  }
-  if (c->wide) {
-    gm__list_add(&pf->wide, &pf->nwide, &pf->capwide, c);
-    gm__note(pf, "@", 1);
-    return;
-  }
-  if (!total) return;
-  c->auds = calloc(total, sizeof *c->auds);
-  if (!c->auds) abort();
   for (size_t i = 0; i < c->nsubs; i++)
-    for (size_t j = 0; j < c->subs[i].napplied; j++) {
-      const char *p = c->subs[i].applied[j];
-      size_t n = gm__aud_len(p, strlen(p));
-      int seen = 0; /* two prefixes in one audience: listed once */
-      for (size_t k = 0; k < c->nauds && !seen; k++)
-        seen = strlen(c->auds[k]) == n && memcmp(c->auds[k], p, n) == 0;
-      if (seen) continue;
-      if (pf->nauds >= pf->nbuckets) gm__aud_grow(pf);
-      gm__aud **slot = gm__aud_slot(pf, p, n);
-      if (!*slot) {
-        gm__aud *a = calloc(1, sizeof *a);
-        if (!a) abort();
-        a->key = strndup(p, n);
-        if (!a->key) abort();
-        *slot = a;
-        pf->nauds++;
-        gm__note(pf, p, n);
-      }
-      gm__list_add(&(*slot)->conns, &(*slot)->n, &(*slot)->cap, c);
-      c->auds[c->nauds] = strndup(p, n);
-      if (!c->auds[c->nauds++]) abort();
-    }
+    for (size_t j = 0; j < c->subs[i].napplied; j++)
+      gm__index_add(pf, c, c->subs[i].applied[j]);
 }
 
 /* ---- connections ---- */
@@ -306,18 +344,24 @@ static void gm__pconn_free(gm__pconn *c) {
   free(c->who);
   free(c->key);
   free(c->roles);
-  for (size_t i = 0; i < c->nauds; i++) free(c->auds[i]);
-  free(c->auds);
+  for (size_t i = 0; i < c->nmemb; i++) free(c->memb[i]);
+  free(c->memb);
   free(c);
 }
 
-/* Frees subscription i of c, moving the last into its place. */
+/* Frees subscription i of c, moving the last into its place (its kept
+   prefixes already out of the index, or to be re-indexed at once). */
 static void gm__psub_drop(gm__pconn *c, size_t i) {
   gm__psub s = c->subs[i];
   c->subs[i] = c->subs[--c->nsubs];
   free(s.req);
   for (size_t j = 0; j < s.napplied; j++) free(s.applied[j]);
   free(s.applied);
+}
+
+/* The bucket of routing id rid[0..n) (pf->nrids > 0). */
+static gm__pconn **gm__rid_bucket(gm__privfeed *pf, const void *rid, size_t n) {
+  return &pf->rids[gm__hash_update(GM__HASH_INIT, rid, n) & (pf->nrids - 1)];
 }
 
 /* A connection with nothing subscribed yet, added to pf's list. */
@@ -340,26 +384,46 @@ static gm__pconn *gm__conn_new(gm__privfeed *pf, const void *rid,
     pf->conns = realloc(pf->conns, pf->capconns * sizeof *pf->conns);
     if (!pf->conns) abort();
   }
+  c->idx = pf->nconns;
   pf->conns[pf->nconns++] = c;
+  if (pf->nconns > pf->nrids) { /* one connection a bucket at most, on
+                                   average: rehash into twice as many */
+    free(pf->rids);
+    pf->nrids = pf->nrids ? 2 * pf->nrids : 64;
+    pf->rids = calloc(pf->nrids, sizeof *pf->rids);
+    if (!pf->rids) abort();
+    for (size_t i = 0; i < pf->nconns; i++) {
+      gm__pconn **b =
+          gm__rid_bucket(pf, pf->conns[i]->rid, pf->conns[i]->rid_len);
+      pf->conns[i]->hnext = *b;
+      *b = pf->conns[i];
+    }
+  } else {
+    gm__pconn **b = gm__rid_bucket(pf, rid, rid_len);
+    c->hnext = *b;
+    *b = c;
+  }
   atomic_store(&pf->held, pf->nconns);
   return c;
 }
 
 static void gm__conn_remove(gm__privfeed *pf, size_t i) {
-  gm__conn_unindex(pf, pf->conns[i]);
-  gm__pconn_free(pf->conns[i]);
+  gm__pconn *c = pf->conns[i];
+  gm__conn_unindex(pf, c);
+  gm__pconn **b = gm__rid_bucket(pf, c->rid, c->rid_len);
+  while (*b != c) b = &(*b)->hnext;
+  *b = c->hnext;
+  gm__pconn_free(c);
   pf->conns[i] = pf->conns[--pf->nconns];
+  if (i < pf->nconns) pf->conns[i]->idx = i;
   atomic_store(&pf->held, pf->nconns);
 }
 
-static gm__pconn *gm__conn_find(gm__privfeed *pf, const void *rid, size_t n,
-                                size_t *index) {
-  for (size_t i = 0; i < pf->nconns; i++)
-    if (pf->conns[i]->rid_len == n && memcmp(pf->conns[i]->rid, rid, n) == 0) {
-      *index = i;
-      return pf->conns[i];
-    }
-  return NULL;
+static gm__pconn *gm__conn_find(gm__privfeed *pf, const void *rid, size_t n) {
+  if (!pf->nrids) return NULL;
+  gm__pconn *c = *gm__rid_bucket(pf, rid, n);
+  while (c && (c->rid_len != n || memcmp(c->rid, rid, n) != 0)) c = c->hnext;
+  return c;
 }
 
 /* Printable ASCII copy of a client's bytes, for messages (valid UTF-8). */
@@ -396,6 +460,16 @@ log:
   pf->refused = pf->dropped = 0;
 }
 
+/* The index of c's subscription req[0..len), or c->nsubs when none. */
+static size_t gm__psub_find(const gm__pconn *c, const char *req, size_t len) {
+  uint64_t h = gm__hash_update(GM__HASH_INIT, req, len);
+  size_t i = 0;
+  while (i < c->nsubs && (c->subs[i].h != h || c->subs[i].len != len ||
+                          memcmp(c->subs[i].req, req, len) != 0))
+    i++;
+  return i;
+}
+
 /* Remembers a connection refused for a revoked key, so its next messages
    (a client resends its subscriptions every few seconds) are refused
    without a Redis round trip each. */
@@ -425,8 +499,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   if (n < 1 || (d[0] != 0 && d[0] != 1) || idn == 0 || idn > 255) return;
   const char *req = d + 1;
   size_t len = n - 1;
-  size_t index = 0;
-  gm__pconn *c = gm__conn_find(pf, id, idn, &index);
+  gm__pconn *c = gm__conn_find(pf, id, idn);
   /* A client chooses its routing id: a connection that reuses one whose
      owner went away starts afresh, and never inherits another
      participant's subscriptions (a disconnect already forgets them, see
@@ -434,7 +507,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   int fd = zmq_msg_get(body, ZMQ_SRCFD);
   if (c &&
       (c->fd != fd || (!pf->dev && (!c->who || strcmp(c->who, who) != 0)))) {
-    gm__conn_remove(pf, index);
+    gm__conn_remove(pf, c->idx);
     c = NULL;
   }
   if (c && c->revoked) {
@@ -451,16 +524,13 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   if (d[0] == 0) { /* unsubscribe: drop exactly what that prefix kept */
     if (!c) return;
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
-    for (size_t i = 0; i < c->nsubs; i++)
-      if (strlen(c->subs[i].req) == len &&
-          memcmp(c->subs[i].req, req, len) == 0) {
-        gm__psub_drop(c, i);
-        break;
-      }
-    if (c->nsubs == 0)
-      gm__conn_remove(pf, index);
-    else
-      gm__conn_index(pf, c);
+    size_t i = gm__psub_find(c, req, len);
+    if (i < c->nsubs) {
+      for (size_t j = 0; j < c->subs[i].napplied; j++)
+        gm__index_del(pf, c, c->subs[i].applied[j]);
+      gm__psub_drop(c, i);
+    }
+    if (c->nsubs == 0) gm__conn_remove(pf, c->idx);
     return;
   }
   if (memchr(req, 0, len) || len > GM_PRIVFEED_MAX_PREFIX) {
@@ -472,10 +542,8 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   }
   if (c) {
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
-    for (size_t i = 0; i < c->nsubs; i++)
-      if (strlen(c->subs[i].req) == len &&
-          memcmp(c->subs[i].req, req, len) == 0)
-        return; /* sent again to keep the lease: nothing new */
+    if (gm__psub_find(c, req, len) < c->nsubs)
+      return; /* sent again to keep the lease: nothing new */
     if (c->nsubs >= GM_PRIVFEED_MAX_SUBS) {
       gm__refuse(pf, id, idn, req, len, who,
                  "a connection holds at most 256 private prefixes; "
@@ -523,11 +591,13 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   }
   gm__psub *s = &c->subs[c->nsubs++];
   s->req = strndup(req, len);
+  s->len = len;
+  s->h = gm__hash_update(GM__HASH_INIT, req, len);
   s->applied = malloc(na * sizeof *s->applied);
   if (!s->req || !s->applied) abort();
   memcpy(s->applied, applied, na * sizeof *applied);
   s->napplied = na;
-  gm__conn_index(pf, c);
+  for (size_t j = 0; j < na; j++) gm__index_add(pf, c, applied[j]);
   /* Counted once indexed and its audiences noted: an event said after
      the count moved reaches it. */
   atomic_fetch_add_explicit(&pf->applied, 1, memory_order_release);
@@ -605,11 +675,12 @@ void gm__privfeed_destroy(gm__privfeed **pfp) {
   if (pf->router) zmq_close(pf->router);
   for (size_t i = 0; i < pf->nconns; i++) gm__pconn_free(pf->conns[i]);
   free(pf->conns);
+  free(pf->rids);
   for (size_t i = 0; i < pf->nbuckets; i++)
     for (gm__aud *a = pf->buckets[i], *next; a; a = next) {
       next = a->next;
       free(a->key);
-      free(a->conns);
+      free(a->members);
       free(a);
     }
   free(pf->buckets);
@@ -862,7 +933,9 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
     pf->targets = malloc(pf->captargets * sizeof *pf->targets);
     if (!pf->targets) abort();
   }
-  for (size_t i = 0; a && i < a->n; i++) pf->targets[n++] = a->conns[i];
+  /* A wide connection is offered the event once, from the wide list. */
+  for (size_t i = 0; a && i < a->n; i++)
+    if (!a->members[i]->c->nwide) pf->targets[n++] = a->members[i]->c;
   for (size_t i = 0; i < pf->nwide; i++) pf->targets[n++] = pf->wide[i];
   int gone = 0;
   for (size_t i = 0; i < n; i++) {

@@ -617,6 +617,128 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
 }
 END_TEST
 
+/* The topics d gets: `want` of them (each within 1 s), then any more that
+   already came, joined with '|'. */
+static const char *take(void *d, int want) {
+  static char out[4096];
+  out[0] = 0;
+  int ms = 1000;
+  zmq_setsockopt(d, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  for (int got = 0;; got++) {
+    char t[256];
+    int n = zmq_recv(d, t, sizeof t - 1, got < want ? 0 : ZMQ_DONTWAIT);
+    if (n < 0) break;
+    t[n] = 0;
+    int more = 0;
+    size_t ml = sizeof more;
+    char junk[512];
+    for (;;) {
+      zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml);
+      if (!more) break;
+      zmq_recv(d, junk, sizeof junk, 0);
+    }
+    if (out[0]) strcat(out, "|");
+    strcat(out, t);
+  }
+  return out;
+}
+
+static void sub(void *d, int on, const char *prefix) {
+  char m[64];
+  m[0] = (char)on;
+  size_t l = strlen(prefix);
+  memcpy(m + 1, prefix, l);
+  zmq_send(d, m, l + 1, 0);
+}
+
+/* Reads until n more subscription messages were handled (within 5 s). */
+static void read_n(gm__privfeed *pf, int n) {
+  for (int got = 0, tries = 0; got < n && tries < 500; tries++) {
+    int r = gm__privfeed_read(pf, 256, 1000);
+    got += r;
+    if (!r) zmq_poll(NULL, 0, 10);
+  }
+}
+
+/*
+ * Among many connections sharing an audience, one that unsubscribes, one
+ * that disconnects and one that drops its wide prefix change only what
+ * they get; a connection both wide and in an audience gets each event
+ * once.
+ */
+START_TEST(one_among_many_leaves_and_the_others_keep_their_events) {
+  enum { N = 300, UNSUB = 5, GONE = 6, WIDE = 7 };
+  void *ctx = zmq_ctx_new();
+  zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, N + 16);
+  char err[256];
+  gm__privfeed *pf =
+      gm__privfeed_new(ctx, "inproc://pfm", NULL, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  void *d[N];
+  int msgs = 0;
+  for (int i = 0; i < N; i++) {
+    d[i] = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(d[i], "inproc://pfm"), 0);
+    char own[32];
+    snprintf(own, sizeof own, "@p:c%d ", i);
+    sub(d[i], 1, "@r:all ");
+    sub(d[i], 1, own);
+    msgs += 2;
+    if (i == WIDE) sub(d[i], 1, ""), msgs++;
+  }
+  read_n(pf, msgs);
+  ck_assert_uint_eq(gm__privfeed_connections(pf), N);
+  ck_assert_uint_eq(gm__privfeed_subscribes(pf), (uint64_t)msgs);
+  static const char *topics[] = {"@r:all x", "@p:c5 y", "@p:c6 y", "@p:c7 y",
+                                 "@p:c9 y"};
+  enum { T = sizeof topics / sizeof *topics };
+  for (int t = 0; t < T; t++)
+    gm__privfeed_deliver(pf, topics[t], strlen(topics[t]), "x", 1);
+  for (int i = 0; i < N; i++) {
+    char want[256];
+    if (i == WIDE)
+      snprintf(want, sizeof want, "@r:all x|@p:c5 y|@p:c6 y|@p:c7 y|@p:c9 y");
+    else if (i == 5 || i == 6 || i == 9)
+      snprintf(want, sizeof want, "@r:all x|@p:c%d y", i);
+    else
+      snprintf(want, sizeof want, "@r:all x");
+    int nwant = i == WIDE ? 5 : i == 5 || i == 6 || i == 9 ? 2 : 1;
+    ck_assert_str_eq(take(d[i], nwant), want);
+  }
+  sub(d[UNSUB], 0, "@r:all ");
+  sub(d[WIDE], 0, "");
+  read_n(pf, 2);
+  zmq_close(d[GONE]);
+  d[GONE] = NULL;
+  /* The gone one is found when delivery to it fails. */
+  for (int i = 0; i < 200 && gm__privfeed_connections(pf) == N; i++) {
+    gm__privfeed_deliver(pf, "@p:c6 y", 7, "x", 1);
+    if (gm__privfeed_connections(pf) == N) zmq_poll(NULL, 0, 10);
+  }
+  ck_assert_uint_eq(gm__privfeed_connections(pf), N - 1);
+  for (int t = 0; t < T; t++)
+    gm__privfeed_deliver(pf, topics[t], strlen(topics[t]), "x", 1);
+  for (int i = 0; i < N; i++) {
+    if (i == GONE) continue;
+    const char *want = i == UNSUB  ? "@p:c5 y"
+                       : i == WIDE ? "@r:all x|@p:c7 y"
+                       : i == 9    ? "@r:all x|@p:c9 y"
+                                   : "@r:all x";
+    int nwant = i == UNSUB ? 1 : i == WIDE || i == 9 ? 2 : 1;
+    char got[256];
+    snprintf(got, sizeof got, "%s", take(d[i], nwant));
+    ck_assert_msg(strcmp(got, want) == 0,
+                  "connection %d: got \"%s\", want \"%s\"", i, got, want);
+  }
+  for (int i = 0; i < N; i++)
+    if (d[i]) zmq_close(d[i]);
+  gm__privfeed_destroy(&pf);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("privfeed");
   TCase *tc = tcase_create("privfeed");
@@ -625,6 +747,7 @@ int main(void) {
   tcase_add_test(tc, a_silent_connection_is_forgotten_after_its_lease);
   tcase_add_test(tc, each_connection_gets_exactly_what_its_prefixes_start);
   tcase_add_test(tc, rechecks_keep_delivery_and_the_index_in_step);
+  tcase_add_test(tc, one_among_many_leaves_and_the_others_keep_their_events);
   tcase_add_test(tc, a_full_queue_drops_and_both_drops_and_refusals_are_logged);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
