@@ -9,6 +9,13 @@
  * unsubscribed.
  *
  *   gm_bench_privfeed [N [K]]      (defaults 3000 256)
+ *
+ * Against a running gmd instead (its private feed's endpoint): connects N
+ * DEALERs, each sends K prefixes of its own audiences, and they stay
+ * connected (resending every 5 s, as a client does) for S seconds; time the
+ * broker with its greenmarket_feed_private_subscribes_total metric.
+ *
+ *   gm_bench_privfeed --connect ENDPOINT N K S
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +52,37 @@ static void send_all(void **d, int n, int k, int shared, int on) {
     }
 }
 
+/* The --connect mode. */
+static int against(const char *endpoint, int n, int k, int secs) {
+  void *ctx = zmq_ctx_new();
+  zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, n + 16);
+  void **d = calloc((size_t)n, sizeof *d);
+  for (int i = 0; i < n; i++) {
+    d[i] = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0, hwm = 0;
+    zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d[i], ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (!d[i] || zmq_connect(d[i], endpoint) != 0) {
+      fprintf(stderr, "socket %d: %s\n", i, zmq_strerror(zmq_errno()));
+      return 1;
+    }
+  }
+  double t0 = now_s();
+  for (double next = t0; now_s() - t0 < secs; next += 5) {
+    send_all(d, n, k, 0, 1);
+    printf("%.1f s: sent %ld subscriptions\n", now_s() - t0, (long)n * k);
+    fflush(stdout);
+    while (now_s() < next + 5 && now_s() - t0 < secs) zmq_poll(NULL, 0, 100);
+  }
+  for (int i = 0; i < n; i++) zmq_close(d[i]);
+  free(d);
+  zmq_ctx_term(ctx);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 6 && strcmp(argv[1], "--connect") == 0)
+    return against(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
   int n = argc > 1 ? atoi(argv[1]) : 3000, k = argc > 2 ? atoi(argv[2]) : 256;
   if (n < 1 || k < 1 || k > GM_PRIVFEED_MAX_SUBS) {
     fprintf(stderr, "usage: gm_bench_privfeed [N [K (1-%d)]]\n",
