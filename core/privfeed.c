@@ -39,6 +39,11 @@ typedef struct gm__pconn {
   int64_t lease_ms;      /* forgotten after this (monotonic ms) */
   gm__psub *subs;        /* its subscriptions */
   size_t nsubs, capsubs; /* used, allocated */
+  /* Its subscriptions by their hash, so a resent prefix is found at once:
+     open addressing over GM__SUBTAB slots, each 0 (free), GM__TOMB (was
+     used) or the subscription's index + 1; allocated at the first. */
+  uint16_t *subtab;
+  size_t ntomb;
   /* Where delivery finds it (the index below): in the wide list while
      a kept prefix ends before its audience does ("", "@", "@r:"), and in
      the list of each audience its other kept prefixes lie in.  Each kept
@@ -341,6 +346,7 @@ static void gm__pconn_free(gm__pconn *c) {
     free(c->subs[i].applied);
   }
   free(c->subs);
+  free(c->subtab);
   free(c->who);
   free(c->key);
   free(c->roles);
@@ -349,11 +355,53 @@ static void gm__pconn_free(gm__pconn *c) {
   free(c);
 }
 
+/* ---- a connection's subscriptions by hash ---- */
+
+#define GM__SUBTAB (2 * GM_PRIVFEED_MAX_SUBS) /* a power of two */
+#define GM__TOMB 0xffffu
+_Static_assert((GM__SUBTAB & (GM__SUBTAB - 1)) == 0 && GM__SUBTAB < GM__TOMB,
+               "GM__SUBTAB must be a power of two below GM__TOMB");
+
+/* The slot holding subscription i of c. */
+static size_t gm__subtab_slot(const gm__pconn *c, size_t i) {
+  size_t j = c->subs[i].h & (GM__SUBTAB - 1);
+  while (c->subtab[j] != i + 1) j = (j + 1) & (GM__SUBTAB - 1);
+  return j;
+}
+
+static void gm__subtab_put(gm__pconn *c, size_t i) {
+  size_t j = c->subs[i].h & (GM__SUBTAB - 1);
+  while (c->subtab[j] && c->subtab[j] != GM__TOMB)
+    j = (j + 1) & (GM__SUBTAB - 1);
+  if (c->subtab[j] == GM__TOMB) c->ntomb--;
+  c->subtab[j] = (uint16_t)(i + 1);
+}
+
+/* Adds subscription i (the last) of c to its table. */
+static void gm__subtab_add(gm__pconn *c, size_t i) {
+  if (!c->subtab) {
+    c->subtab = calloc(GM__SUBTAB, sizeof *c->subtab);
+    if (!c->subtab) abort();
+  }
+  gm__subtab_put(c, i);
+}
+
 /* Frees subscription i of c, moving the last into its place (its kept
    prefixes already out of the index, or to be re-indexed at once). */
 static void gm__psub_drop(gm__pconn *c, size_t i) {
   gm__psub s = c->subs[i];
+  size_t last = c->nsubs - 1;
+  c->subtab[gm__subtab_slot(c, i)] = GM__TOMB;
+  c->ntomb++;
+  if (i != last) c->subtab[gm__subtab_slot(c, last)] = (uint16_t)(i + 1);
   c->subs[i] = c->subs[--c->nsubs];
+  /* Tombstones make a search longer: past half the live ones' room, the
+     table is made again from the live ones. */
+  if (c->ntomb > GM__SUBTAB / 4) {
+    memset(c->subtab, 0, GM__SUBTAB * sizeof *c->subtab);
+    c->ntomb = 0;
+    for (size_t k = 0; k < c->nsubs; k++) gm__subtab_put(c, k);
+  }
   free(s.req);
   for (size_t j = 0; j < s.napplied; j++) free(s.applied[j]);
   free(s.applied);
@@ -462,12 +510,16 @@ log:
 
 /* The index of c's subscription req[0..len), or c->nsubs when none. */
 static size_t gm__psub_find(const gm__pconn *c, const char *req, size_t len) {
+  if (!c->subtab) return c->nsubs;
   uint64_t h = gm__hash_update(GM__HASH_INIT, req, len);
-  size_t i = 0;
-  while (i < c->nsubs && (c->subs[i].h != h || c->subs[i].len != len ||
-                          memcmp(c->subs[i].req, req, len) != 0))
-    i++;
-  return i;
+  for (size_t j = h & (GM__SUBTAB - 1); c->subtab[j];
+       j = (j + 1) & (GM__SUBTAB - 1)) {
+    if (c->subtab[j] == GM__TOMB) continue;
+    const gm__psub *s = &c->subs[c->subtab[j] - 1];
+    if (s->h == h && s->len == len && memcmp(s->req, req, len) == 0)
+      return c->subtab[j] - 1u;
+  }
+  return c->nsubs;
 }
 
 /* Remembers a connection refused for a revoked key, so its next messages
@@ -597,6 +649,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   if (!s->req || !s->applied) abort();
   memcpy(s->applied, applied, na * sizeof *applied);
   s->napplied = na;
+  gm__subtab_add(c, c->nsubs - 1);
   for (size_t j = 0; j < na; j++) gm__index_add(pf, c, applied[j]);
   /* Counted once indexed and its audiences noted: an event said after
      the count moved reaches it. */

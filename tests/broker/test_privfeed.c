@@ -739,6 +739,66 @@ START_TEST(one_among_many_leaves_and_the_others_keep_their_events) {
 }
 END_TEST
 
+/*
+ * One connection at its 256 prefixes: the next is refused; dropping most of
+ * them and adding some back keeps exactly what is held (a resent prefix is
+ * not counted again, a dropped one is no longer found).
+ */
+START_TEST(a_connection_drops_and_adds_back_many_of_its_prefixes) {
+  void *ctx = zmq_ctx_new();
+  char err[256];
+  gm__privfeed *pf =
+      gm__privfeed_new(ctx, "inproc://pfd", NULL, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  void *d = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0;
+  zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+  ck_assert_int_eq(zmq_connect(d, "inproc://pfd"), 0);
+  char p[32];
+  for (int k = 0; k < GM_PRIVFEED_MAX_SUBS; k++) {
+    snprintf(p, sizeof p, "@p:x%d ", k);
+    sub(d, 1, p);
+  }
+  read_n(pf, GM_PRIVFEED_MAX_SUBS);
+  ck_assert_uint_eq(gm__privfeed_subscribes(pf), GM_PRIVFEED_MAX_SUBS);
+  sub(d, 1, "@p:y ");
+  read_n(pf, 1);
+  ck_assert_str_eq(take(d, 1), "!"); /* the refusal's first frame */
+  for (int k = 0; k < 200; k++) {
+    snprintf(p, sizeof p, "@p:x%d ", k);
+    sub(d, 0, p);
+  }
+  for (int k = 200; k < GM_PRIVFEED_MAX_SUBS; k++) {
+    snprintf(p, sizeof p, "@p:x%d ", k);
+    sub(d, 1, p); /* resent: nothing new */
+  }
+  for (int k = 0; k < 10; k++) {
+    snprintf(p, sizeof p, "@p:x%d ", k);
+    sub(d, 1, p);
+  }
+  read_n(pf, 200 + (GM_PRIVFEED_MAX_SUBS - 200) + 10);
+  ck_assert_uint_eq(gm__privfeed_subscribes(pf), GM_PRIVFEED_MAX_SUBS + 10);
+  static const char *topics[] = {"@p:x5 e",   "@p:x10 e",  "@p:x100 e",
+                                 "@p:x199 e", "@p:x200 e", "@p:x255 e"};
+  for (size_t t = 0; t < sizeof topics / sizeof *topics; t++)
+    gm__privfeed_deliver(pf, topics[t], strlen(topics[t]), "x", 1);
+  ck_assert_str_eq(take(d, 3), "@p:x5 e|@p:x200 e|@p:x255 e");
+  /* 66 held: room for 190 more, then full again. */
+  for (int k = 0; k < 190; k++) {
+    snprintf(p, sizeof p, "@p:z%d ", k);
+    sub(d, 1, p);
+  }
+  sub(d, 1, "@p:y ");
+  read_n(pf, 191);
+  ck_assert_uint_eq(gm__privfeed_subscribes(pf),
+                    GM_PRIVFEED_MAX_SUBS + 10 + 190);
+  ck_assert_str_eq(take(d, 1), "!");
+  zmq_close(d);
+  gm__privfeed_destroy(&pf);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("privfeed");
   TCase *tc = tcase_create("privfeed");
@@ -748,6 +808,7 @@ int main(void) {
   tcase_add_test(tc, each_connection_gets_exactly_what_its_prefixes_start);
   tcase_add_test(tc, rechecks_keep_delivery_and_the_index_in_step);
   tcase_add_test(tc, one_among_many_leaves_and_the_others_keep_their_events);
+  tcase_add_test(tc, a_connection_drops_and_adds_back_many_of_its_prefixes);
   tcase_add_test(tc, a_full_queue_drops_and_both_drops_and_refusals_are_logged);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
