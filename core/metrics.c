@@ -350,13 +350,19 @@ static int bind_errno(const gm__metrics *m, int port) {
   return e;
 }
 
-/* "[metrics] listen = V: ADDR is not an address of this machine ...". */
-static void not_ours(const gm__metrics *m, char *err, size_t errlen) {
-  char host[NI_MAXHOST] = "?";
+/* The listen address's host part, as numbers. */
+static void listen_host(const gm__metrics *m, char host[NI_MAXHOST]) {
+  snprintf(host, NI_MAXHOST, "?");
   getnameinfo((const struct sockaddr *)&m->addr,
               m->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                             : sizeof(struct sockaddr_in),
-              host, sizeof host, NULL, 0, NI_NUMERICHOST);
+              host, NI_MAXHOST, NULL, 0, NI_NUMERICHOST);
+}
+
+/* "[metrics] listen = V: ADDR is not an address of this machine ...". */
+static void not_ours(const gm__metrics *m, char *err, size_t errlen) {
+  char host[NI_MAXHOST];
+  listen_host(m, host);
   snprintf(err, errlen,
            "[metrics] listen = %s: %s is not an address of this machine "
            "(%s), so gmd cannot serve metrics there; give one of its "
@@ -369,11 +375,8 @@ static void not_ours(const gm__metrics *m, char *err, size_t errlen) {
 /* "[metrics] listen = V: ADDR cannot be listened on ..." (bind's EINVAL: a
    link-local IPv6 address without its interface, an IPv4-mapped one). */
 static void unusable(const gm__metrics *m, char *err, size_t errlen) {
-  char host[NI_MAXHOST] = "?";
-  getnameinfo((const struct sockaddr *)&m->addr,
-              m->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                            : sizeof(struct sockaddr_in),
-              host, sizeof host, NULL, 0, NI_NUMERICHOST);
+  char host[NI_MAXHOST];
+  listen_host(m, host);
   snprintf(err, errlen,
            "[metrics] listen = %s: gmd cannot listen on %s (%s): a "
            "link-local IPv6 address needs its interface, e.g. "
