@@ -108,7 +108,9 @@ if op == 'withdraw' then
   amt = -amt
 elseif held(a, field) + amt > MAXCASH then
   return rej('RESOURCE_EXHAUSTED', 'the balance would pass the limit of ' ..
-    amount(MAXCASH) .. ' that keeps amounts exact; split the account')
+    amount(MAXCASH) .. ' that keeps amounts exact: ' .. who .. ' holds ' ..
+    amount(held(a, field)) .. ' in ' .. SYM .. ', so at most ' ..
+    amount(MAXCASH - held(a, field)) .. ' can be deposited')
 end
 a[field] = a[field] + amt
 acct_flush()

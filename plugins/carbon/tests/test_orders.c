@@ -308,6 +308,15 @@ END_TEST
    said "cash limit of ... yuan reached". */
 START_TEST(the_balance_limit_names_the_balance) {
   ct_deposit("bob", SYM, GM_CARBON_MAX_CASH - 100, 0);
+  /* A deposit past the limit says how much still fits. */
+  Gm__Carbon__MoveRequest mv = GM__CARBON__MOVE_REQUEST__INIT;
+  mv.participant = "bob";
+  mv.symbol = SYM;
+  mv.asset = GM__CARBON__ASSET__ASSET_CASH;
+  mv.amount = 101;
+  ct_expect("root", "account.deposit", &mv.base, GM__STATUS__RESOURCE_EXHAUSTED,
+            "bob holds 39999999999999.00 yuan in " SYM
+            ", so at most 1.00 yuan can be deposited");
   Gm__Carbon__PlaceReply *ask = ct_limit("bob", SYM, CT_SELL, 8500, 10, CT_GTC);
   Gm__Carbon__PlaceReply *r = ct_limit("alice", SYM, CT_BUY, 8500, 10, CT_GTC);
   ck_assert_int_eq(r->order->state, GM__CARBON__ORDER_STATE__STATE_CANCELLED);
