@@ -1349,6 +1349,14 @@ static int gm__carbon_create_run(const gm__carbon_cli *g, int argc, char **argv,
         argv[0]);
   if (gm__carbon_yuan_arg(g, "--reference", k.ref, GM_CARBON_MAX_PRICE, &ref))
     return GM_CLI_EXIT_ERROR;
+  /* An empty list would reach the market as no list, the defaults: a
+     market that never trades was likelier meant. */
+  if ((k.sessions && !*k.sessions) || (k.block_sessions && !*k.block_sessions))
+    return gm__carbon_usage_error(
+        self,
+        "--%s is empty: give at least one HH:MM-HH:MM range, or leave the "
+        "option out for the default sessions",
+        k.sessions && !*k.sessions ? "sessions" : "block-sessions");
   /* Fields left empty take the market's defaults (carbon.proto). */
   Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
   in.symbol = pos[0];

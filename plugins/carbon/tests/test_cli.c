@@ -566,6 +566,10 @@ START_TEST(block_trades_close_and_reconcile) {
   r = gm(ep, "--as", "root", "admin", "register", "bob", "--roles", "seller",
          NULL);
   GM_OK(r);
+  /* An empty session list is refused, not taken as the defaults. */
+  gm_refused(ep, "--sessions is empty: give at least one HH:MM-HH:MM range",
+             "root", "carbon", "create", "CEA-2025", "--reference", "85.50",
+             "--sessions", "", NULL);
   r = gm(ep, "--as", "root", "carbon", "create", "CEA-2025", "--reference",
          "85.50", NULL);
   GM_OK(r);
