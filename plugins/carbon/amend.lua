@@ -56,11 +56,13 @@ if op == 'cancel' then
     end
     -- A fill may have won the race: the order is gone from the book.
     return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
-      ' of yours (it may have filled or been cancelled; see order.get)')
+      ' of yours (it may have filled, been cancelled, or been replaced by ' ..
+      'a new order id; see order.get)')
   end
   if o.who ~= who and ARGV[3] ~= '1' then
     return rej('NOT_FOUND', 'no open order ' .. inst.sym .. ':' .. ARGV[2] ..
-      ' of yours (it may have filled or been cancelled; see order.get)')
+      ' of yours (it may have filled, been cancelled, or been replaced by ' ..
+      'a new order id; see order.get)')
   end
   if ord_end(o, STATE.CANCELLED, 'cancelled by ' .. who, out) then
     out[#out] = rec_tag(out[#out], 'T')

@@ -80,7 +80,8 @@ else
   old = ord_get(ARGV[2])
   if not old or old.who ~= gm.participant then
     return rej('NOT_FOUND', 'no open order ' .. SYM .. ':' .. ARGV[2] ..
-      ' of yours; see order.list')
+      ' of yours (it may have filled, been cancelled, or been replaced by ' ..
+      'a new order id; see order.get and order.list)')
   end
   if not redis.call('ZSCORE', P .. 'bz:' .. old.side, old.id) then
     return rej('FAILED_PRECONDITION', 'order ' .. SYM .. ':' .. old.id ..
