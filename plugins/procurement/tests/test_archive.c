@@ -185,6 +185,10 @@ END_TEST
  * clear error; the archived tender reads from the ledger.
  */
 START_TEST(the_archive_frees_redis_over_maxmemory) {
+  /* The clock moves while Redis is full by renaming gm:deadlines away
+     (redis_fill.h), which a cluster refuses (CROSSSLOT), and one node's
+     maxmemory is not the cluster's: the plain run covers it. */
+  if (getenv("GM_TEST_REDIS_CLUSTER")) return;
   pt_tender d, live;
   pt_tender_init(&d, "T-FULL", 10000000, DEADLINE);
   pt_item(&d, "D1", "DESK", 10, 0, NULL);
