@@ -799,6 +799,282 @@ START_TEST(a_connection_drops_and_adds_back_many_of_its_prefixes) {
 }
 END_TEST
 
+/* ---- a model: random subscribes, resends, unsubscribes, disconnects ---- */
+
+enum { RN = 12, RCAP = GM_PRIVFEED_MAX_SUBS };
+
+/* What the feed should hold for connection i: its prefixes (a set), and
+   when its lease runs out (0: nothing held). */
+static char *rheld[RN][RCAP];
+static int rnheld[RN];
+static int64_t rlease[RN];
+
+static int rfind(int i, const char *p) {
+  for (int k = 0; k < rnheld[i]; k++)
+    if (!strcmp(rheld[i][k], p)) return k;
+  return -1;
+}
+
+static void rclear(int i) {
+  for (int k = 0; k < rnheld[i]; k++) free(rheld[i][k]);
+  rnheld[i] = 0;
+  rlease[i] = 0;
+}
+
+/* Sends [on + p] from d and says what the feed does with it: 1 when it is
+   refused for the cap. */
+static int rsend(void *d, int i, int on, const char *p, int64_t now) {
+  sub(d, on, p);
+  int k = rfind(i, p);
+  if (rnheld[i]) rlease[i] = now + GM_PRIVFEED_LEASE_MS;
+  if (!on) {
+    if (k >= 0) {
+      free(rheld[i][k]);
+      rheld[i][k] = rheld[i][--rnheld[i]];
+      if (!rnheld[i]) rlease[i] = 0; /* forgotten with its last */
+    }
+    return 0;
+  }
+  if (k >= 0) return 0;
+  if (rnheld[i] == RCAP) return 1;
+  rheld[i][rnheld[i]++] = strdup(p);
+  rlease[i] = now + GM_PRIVFEED_LEASE_MS;
+  return 0;
+}
+
+static void rprefix(char *out, size_t cap, unsigned r) {
+  static const char *wide[] = {"", "@", "@p:", "@p:a", "@r:", "@p:a1"};
+  unsigned a = (r >> 4) % 4;
+  switch (r % 8) {
+    case 0:
+      snprintf(out, cap, "%s", wide[(r >> 8) % 6]);
+      break;
+    case 1:
+      snprintf(out, cap, "@p:a%u ", a);
+      break;
+    case 2:
+      snprintf(out, cap, "@p:a%u x", a);
+      break;
+    case 3:
+      snprintf(out, cap, "@p:a%u x.y", a);
+      break;
+    case 4:
+      snprintf(out, cap, "@r:r%u ", a);
+      break;
+    case 5:
+      snprintf(out, cap, "@r:r%u x", a);
+      break;
+    default:
+      snprintf(out, cap, "@p:a%u n%u", a, (r >> 8) % 300);
+      break;
+  }
+}
+
+static void rtopic(char *out, size_t cap, unsigned r) {
+  unsigned a = (r >> 4) % 5; /* a4 and r4: followed by no audience */
+  switch (r % 7) {
+    case 0:
+      snprintf(out, cap, "@p:a%u x.y.z", a);
+      break;
+    case 1:
+      snprintf(out, cap, "@p:a%u y", a);
+      break;
+    case 2:
+    case 3:
+      snprintf(out, cap, "@p:a%u n%u", a, (r >> 8) % 300);
+      break;
+    case 4:
+      snprintf(out, cap, "@r:r%u x.q", a);
+      break;
+    case 5:
+      snprintf(out, cap, "@r:r%u y", a);
+      break;
+    default:
+      snprintf(out, cap, "%s", (r >> 8) % 2 ? "@p:a1" : "nospace");
+      break;
+  }
+}
+
+/* Reads d's messages up to the sentinel of step `step`: the refusals and
+   the other topics, joined with '|'. */
+static const char *rread(void *d, int step) {
+  static char out[8192];
+  out[0] = 0;
+  int ms = 3000;
+  zmq_setsockopt(d, ZMQ_RCVTIMEO, &ms, sizeof ms);
+  char sent[32];
+  snprintf(sent, sizeof sent, "s%d", step);
+  for (;;) {
+    char t[300], b[600];
+    int n = zmq_recv(d, t, sizeof t - 1, 0);
+    if (n < 0) {
+      strcat(out, "|<timeout>");
+      return out;
+    }
+    t[n < (int)sizeof t - 1 ? n : (int)sizeof t - 1] = 0;
+    int more = 0, bn = 0;
+    size_t ml = sizeof more;
+    b[0] = 0;
+    for (;;) {
+      zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml);
+      if (!more) break;
+      bn = zmq_recv(d, b, sizeof b - 1, 0);
+      b[bn > 0 && bn < (int)sizeof b ? bn : 0] = 0;
+    }
+    if (!strcmp(t, "@p:zz .")) {
+      if (!strcmp(b, sent)) return out;
+      strcat(out, out[0] ? "|" : "");
+      strcat(out, "sentinel ");
+      strcat(out, b);
+      continue;
+    }
+    if (strlen(out) + strlen(t) + 2 < sizeof out) {
+      strcat(out, out[0] ? "|" : "");
+      strcat(out, t);
+    }
+  }
+}
+
+/* Reads until n more subscription messages were handled at now (within
+   5 s). */
+static void rread_n(gm__privfeed *pf, int n, int64_t now) {
+  for (int got = 0, tries = 0; got < n && tries < 500; tries++) {
+    int r = gm__privfeed_read(pf, 256, now);
+    got += r;
+    zmq_pollitem_t it = {gm__privfeed_socket(pf), 0, ZMQ_POLLIN, 0};
+    if (!r) zmq_poll(&it, 1, 10);
+  }
+}
+
+/*
+ * Random subscribes, resends, unsubscribes (one and many at a time, up to
+ * and past the 256 cap), leases running out and disconnects with the
+ * routing id taken again: after each step an event reaches exactly the
+ * connections one of whose prefixes starts it, once, and a refusal comes
+ * exactly when the cap is passed.  Each connection also keeps "@p:zz ",
+ * whose event after each step ends what it is read for.
+ */
+START_TEST(random_steps_keep_delivery_exact) {
+  unsigned seed = 12345;
+  const char *env = getenv("GM_TEST_SEED");
+  if (env) seed = (unsigned)strtoul(env, NULL, 10);
+  srand(seed);
+  int steps = getenv("GM_TEST_STEPS") ? atoi(getenv("GM_TEST_STEPS")) : 1500;
+  char ep[128];
+  snprintf(ep, sizeof ep, "ipc:///tmp/gm-pfrand-%d.ipc", (int)getpid());
+  void *ctx = zmq_ctx_new();
+  char err[256];
+  gm__privfeed *pf = gm__privfeed_new(ctx, ep, NULL, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  void *d[RN];
+  for (int i = 0; i < RN; i++) {
+    d[i] = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    char rid[8];
+    snprintf(rid, sizeof rid, "c%d", i);
+    zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d[i], ZMQ_ROUTING_ID, rid, strlen(rid));
+    ck_assert_int_eq(zmq_connect(d[i], ep), 0);
+    rnheld[i] = 0;
+    rlease[i] = 0;
+  }
+  int64_t now = 1000;
+  for (int step = 0; step < steps; step++) {
+    now += rand() % 1500;
+    int i = rand() % RN, msgs = 0, refused[RN] = {0};
+    char p[64];
+    int op = rand() % 100;
+    if (op < 35) { /* one new prefix (or one it holds) */
+      rprefix(p, sizeof p, (unsigned)rand());
+      refused[i] += rsend(d[i], i, 1, p, now), msgs++;
+    } else if (op < 50 && rnheld[i]) { /* a resend */
+      snprintf(p, sizeof p, "%s", rheld[i][rand() % rnheld[i]]);
+      refused[i] += rsend(d[i], i, 1, p, now), msgs++;
+    } else if (op < 70 && rnheld[i]) { /* drop one it holds */
+      snprintf(p, sizeof p, "%s", rheld[i][rand() % rnheld[i]]);
+      if (strcmp(p, "@p:zz ")) rsend(d[i], i, 0, p, now), msgs++;
+    } else if (op < 75) { /* drop one it may not hold */
+      rprefix(p, sizeof p, (unsigned)rand());
+      if (strcmp(p, "@p:zz ")) rsend(d[i], i, 0, p, now), msgs++;
+    } else if (op < 81) { /* many at once: up to and past the cap */
+      int base = rand() % 300;
+      for (int k = 0; k < 60; k++) {
+        snprintf(p, sizeof p, "@p:a%d n%d", k % 4, (base + k) % 300);
+        refused[i] += rsend(d[i], i, 1, p, now), msgs++;
+      }
+    } else if (op < 87) { /* drop many at once */
+      int base = rand() % 300;
+      for (int k = 0; k < 60; k++) {
+        snprintf(p, sizeof p, "@p:a%d n%d", k % 4, (base + k) % 300);
+        rsend(d[i], i, 0, p, now), msgs++;
+      }
+    } else if (op < 90) { /* gone, and its routing id taken again */
+      size_t before = gm__privfeed_connections(pf);
+      zmq_close(d[i]);
+      for (int t = 0; t < 300 && gm__privfeed_connections(pf) == before; t++) {
+        zmq_pollitem_t it = {gm__privfeed_monitor_socket(pf), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 10);
+        gm__privfeed_read_monitor(pf);
+      }
+      ck_assert_uint_eq(gm__privfeed_connections(pf), before - 1);
+      rclear(i);
+      /* The ROUTER lets the routing id go once it has seen the pipe end. */
+      for (int t = 0; t < 3; t++) {
+        gm__privfeed_read(pf, 16, now);
+        zmq_poll(NULL, 0, 10);
+      }
+      d[i] = zmq_socket(ctx, ZMQ_DEALER);
+      int zero = 0;
+      char rid[8];
+      snprintf(rid, sizeof rid, "c%d", i);
+      zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
+      zmq_setsockopt(d[i], ZMQ_ROUTING_ID, rid, strlen(rid));
+      ck_assert_int_eq(zmq_connect(d[i], ep), 0);
+    }
+    rread_n(pf, msgs, now);
+    gm__privfeed_expire(pf, now);
+    for (int k = 0; k < RN; k++)
+      if (rlease[k] && rlease[k] < now) rclear(k);
+    msgs = 0;
+    for (int k = 0; k < RN; k++)
+      if (rfind(k, "@p:zz ") < 0) rsend(d[k], k, 1, "@p:zz ", now), msgs++;
+    rread_n(pf, msgs, now);
+    size_t held = 0;
+    for (int k = 0; k < RN; k++) held += rnheld[k] > 0;
+    ck_assert_msg(gm__privfeed_connections(pf) == held,
+                  "seed %u step %d: the feed holds %zu connections, want %zu",
+                  seed, step, gm__privfeed_connections(pf), held);
+    char topic[64], body[32];
+    rtopic(topic, sizeof topic, (unsigned)rand());
+    snprintf(body, sizeof body, "s%d", step);
+    gm__privfeed_deliver(pf, topic, strlen(topic), "e", 1);
+    gm__privfeed_deliver(pf, "@p:zz .", 7, body, strlen(body));
+    for (int k = 0; k < RN; k++) {
+      char want[4096] = "";
+      for (int r = 0; r < refused[k]; r++) strcat(want, r ? "|!" : "!");
+      for (int q = 0; q < rnheld[k]; q++)
+        if (starts(topic, rheld[k][q])) {
+          strcat(want, want[0] ? "|" : "");
+          strcat(want, topic);
+          break;
+        }
+      const char *got = rread(d[k], step);
+      ck_assert_msg(!strcmp(got, want),
+                    "seed %u step %d connection %d (%d prefixes), topic "
+                    "\"%s\": got \"%s\", want \"%s\"",
+                    seed, step, k, rnheld[k], topic, got, want);
+    }
+  }
+  for (int i = 0; i < RN; i++) {
+    zmq_close(d[i]);
+    rclear(i);
+  }
+  gm__privfeed_destroy(&pf);
+  zmq_ctx_term(ctx);
+  unlink(ep + strlen("ipc://"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("privfeed");
   TCase *tc = tcase_create("privfeed");
@@ -810,6 +1086,7 @@ int main(void) {
   tcase_add_test(tc, one_among_many_leaves_and_the_others_keep_their_events);
   tcase_add_test(tc, a_connection_drops_and_adds_back_many_of_its_prefixes);
   tcase_add_test(tc, a_full_queue_drops_and_both_drops_and_refusals_are_logged);
+  tcase_add_test(tc, random_steps_keep_delivery_exact);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
