@@ -124,7 +124,7 @@ gm_status pr__release_settle(gm_ledger *tx, const gm_outbox_entry *e) {
   gm_status st = host->ledger_tx_query(
       tx,
       "SELECT state, currency, definition FROM procurement_tenders"
-      " WHERE tender_id = ?1",
+      " WHERE tender_id = ?1 AND published_ms > 0",
       (gm_param[]){GM_TEXT(id)}, 1, pr__head_row, &h);
   if (st != GM_OK || !h.found) return st; /* nothing published to follow */
   char ocid[128];

@@ -1162,6 +1162,21 @@ START_TEST(a_cancelled_draft_is_not_announced_on_the_public_feed) {
   gm_feed_destroy(&own);
   ck_assert_msg(private_draft,
                 "city was never told of its draft's cancellation");
+  /* Nor does the ledger keep an OCDS release of it (none was ever public;
+     the release would be written with its cancelled row). */
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_tenders"
+                                  " WHERE tender_id = 'T-DRAFT-0' AND state ="
+                                  " 'cancelled'",
+                                  1),
+                   1);
+  ck_assert_int_eq(pt_ledger_int("SELECT count(*) FROM procurement_releases"
+                                 " WHERE tender_id = 'T-DRAFT-0'"),
+                   0);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_releases"
+                                  " WHERE tender_id = 'T-PUBX' AND tag ="
+                                  " 'tenderCancellation'",
+                                  1),
+                   1);
 }
 END_TEST
 
