@@ -208,16 +208,17 @@ static int starts(const char *topic, const char *prefix) {
   return strncmp(topic, prefix, strlen(prefix)) == 0;
 }
 
-/* Reads what d has now (nothing more within 50 ms); the topics joined by
-   '|' in arrival order. */
-static const char *drain(void *d) {
+/* The topics d gets, joined by '|' in arrival order: `want` of them, each
+   within want_ms, then any more, each within more_ms (0: those that
+   already came). */
+static const char *read_topics(void *d, int want, int want_ms, int more_ms) {
   static char out[4096];
   out[0] = 0;
-  int ms = 50;
-  zmq_setsockopt(d, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  for (;;) {
+  for (int got = 0;; got++) {
+    int ms = got < want ? want_ms : more_ms;
+    zmq_setsockopt(d, ZMQ_RCVTIMEO, &ms, sizeof ms);
     char t[256];
-    int n = zmq_recv(d, t, sizeof t - 1, 0);
+    int n = zmq_recv(d, t, sizeof t - 1, ms ? 0 : ZMQ_DONTWAIT);
     if (n < 0) break;
     t[n] = 0;
     int more = 0;
@@ -232,6 +233,16 @@ static const char *drain(void *d) {
     strcat(out, t);
   }
   return out;
+}
+
+/* What d has now (nothing more within 50 ms). */
+static const char *drain(void *d) {
+  return read_topics(d, 0, 0, 50);
+}
+
+/* `want` topics (each within 1 s), then any more that already came. */
+static const char *take(void *d, int want) {
+  return read_topics(d, want, 1000, 0);
 }
 
 /*
@@ -616,32 +627,6 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
   zmq_ctx_term(ctx);
 }
 END_TEST
-
-/* The topics d gets: `want` of them (each within 1 s), then any more that
-   already came, joined with '|'. */
-static const char *take(void *d, int want) {
-  static char out[4096];
-  out[0] = 0;
-  int ms = 1000;
-  zmq_setsockopt(d, ZMQ_RCVTIMEO, &ms, sizeof ms);
-  for (int got = 0;; got++) {
-    char t[256];
-    int n = zmq_recv(d, t, sizeof t - 1, got < want ? 0 : ZMQ_DONTWAIT);
-    if (n < 0) break;
-    t[n] = 0;
-    int more = 0;
-    size_t ml = sizeof more;
-    char junk[512];
-    for (;;) {
-      zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml);
-      if (!more) break;
-      zmq_recv(d, junk, sizeof junk, 0);
-    }
-    if (out[0]) strcat(out, "|");
-    strcat(out, t);
-  }
-  return out;
-}
 
 static void sub(void *d, int on, const char *prefix) {
   char m[64];
