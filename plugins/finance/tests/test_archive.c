@@ -821,6 +821,22 @@ static void setup_sweep(void) {
   ft_enterprise("acme", "330502");
 }
 
+/* A referral withdrawn and settled, its archive deadline then removed by
+   hand: one that ended before the archive existed.  Its id into b; a
+   connection to Redis, for the caller to free. */
+static redisContext *ended_without_deadline(char b[32]) {
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE ended_ms > 0",
+                                  1),
+                   1);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl archive|%s", b, b), 1);
+  return c;
+}
+
 /*
  * A referral that ended before the archive existed (session 15) has no
  * archive deadline: here one withdrawn, its deadline then removed by
@@ -831,15 +847,7 @@ static void setup_sweep(void) {
  */
 START_TEST(a_referral_ended_without_an_archive_deadline_is_swept) {
   char b[32], later[32];
-  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
-  withdraw(b);
-  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
-                                  " WHERE ended_ms > 0",
-                                  1),
-                   1);
-  redisContext *c = gm_test_redis_connect(ft_redis);
-  ck_assert_int_eq(
-      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl archive|%s", b, b), 1);
+  redisContext *c = ended_without_deadline(b);
   /* Ended later: its own deadline, four days on. */
   ft_clock(T0 + 2 * GM_FINANCE_DAY_MS);
   ft_copy_id(later, ft_refer("acme", 300000000, 24, 0));
@@ -894,15 +902,7 @@ static int key_exists(redisContext *c, const char *key) {
 
 START_TEST(the_sweep_waits_for_room_over_maxmemory) {
   char b[32], stream[64];
-  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
-  withdraw(b);
-  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
-                                  " WHERE ended_ms > 0",
-                                  1),
-                   1);
-  redisContext *c = gm_test_redis_connect(ft_redis);
-  ck_assert_int_eq(
-      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl archive|%s", b, b), 1);
+  redisContext *c = ended_without_deadline(b);
   /* Settled and idle: the settler retires its stream. */
   snprintf(stream, sizeof stream, "gm:{finance:%s}:outbox", b);
   for (int i = 0; i < 400 && key_exists(c, stream); i++) ft_nap(50);
