@@ -979,6 +979,51 @@ static long ms_since(const struct timespec *t0) {
   return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+/* A metrics object serving on listen with the request deadline ms, its
+   log (stderr) going to a temporary file: *saved is the stderr to put
+   back, *logfd the file's descriptor. */
+static gm__metrics *serve_logged(const char *listen, unsigned ms,
+                                 gm__config **c, int *saved, int *logfd,
+                                 char *logpath) {
+  static _Atomic uint64_t bad_frames = 0;
+  *c = gm__config_new();
+  gm__config_set(*c, "metrics", "listen", listen);
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(*c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  if (ms) gm__metrics_set_request_deadline_ms(m, ms);
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.unix_path = "/nonexistent.sock"},
+                        .ledger_path = "/nonexistent.sqlite"};
+  *logfd = mkstemp(logpath);
+  ck_assert_int_ge(*logfd, 0);
+  fflush(stderr);
+  *saved = dup(2);
+  dup2(*logfd, 2);
+  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
+  port = gm__metrics_port(m);
+  ck_assert_int_gt(port, 0);
+  return m;
+}
+
+/* Stops m, puts stderr back: what was logged (malloc'd). */
+static char *stop_logged(gm__metrics **m, gm__config **c, int saved, int logfd,
+                         const char *logpath) {
+  gm__metrics_destroy(m);
+  gm__config_destroy(c);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char *log = calloc(1, 65536);
+  ck_assert_ptr_nonnull(log);
+  ssize_t n = pread(logfd, log, 65535, 0);
+  ck_assert_int_ge(n, 0);
+  close(logfd);
+  unlink(logpath);
+  return log;
+}
+
 /*
  * Slow clients cannot hold the port: 20 connections from one address each
  * trickling a request a byte at a time (libmicrohttpd's idle timeout starts
@@ -991,26 +1036,11 @@ static long ms_since(const struct timespec *t0) {
  */
 START_TEST(slow_clients_cannot_hold_the_port) {
   enum { SLOW = 20, DEADLINE_MS = 2500 };
-  gm__config *c = gm__config_new();
-  gm__config_set(c, "metrics", "listen", "127.0.0.1:0");
-  char err[512] = "";
-  gm__metrics *m = gm__metrics_new(c, err, sizeof err);
-  ck_assert_msg(m != NULL, "%s", err);
-  gm__metrics_set_request_deadline_ms(m, DEADLINE_MS);
-  _Atomic uint64_t bad_frames = 0;
-  gm__metrics_view v = {.broker = "test",
-                        .bad_frames = &bad_frames,
-                        .redis = {.unix_path = "/nonexistent.sock"},
-                        .ledger_path = "/nonexistent.sqlite"};
+  gm__config *c;
+  int saved, logfd;
   char logpath[] = "/tmp/gm-metrics-slow-XXXXXX";
-  int logfd = mkstemp(logpath);
-  ck_assert_int_ge(logfd, 0);
-  fflush(stderr);
-  int saved = dup(2);
-  dup2(logfd, 2);
-  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
-  port = gm__metrics_port(m);
-  ck_assert_int_gt(port, 0);
+  gm__metrics *m =
+      serve_logged("127.0.0.1:0", DEADLINE_MS, &c, &saved, &logfd, logpath);
 
   int fd[SLOW];
   struct timespec t0;
@@ -1075,70 +1105,16 @@ START_TEST(slow_clients_cannot_hold_the_port) {
   body = http("GET", "/metrics", &status);
   ck_assert_int_eq(status, 200);
   free(body);
-  gm__metrics_destroy(&m);
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  char log[16384] = "";
-  ssize_t n = pread(logfd, log, sizeof log - 1, 0);
-  ck_assert_int_ge(n, 0);
-  log[n] = '\0';
-  close(logfd);
-  unlink(logpath);
+  char *log = stop_logged(&m, &c, saved, logfd, logpath);
   int lines = 0;
   for (const char *p = log;
        (p = strstr(p, "closed a connection from 127.0.0.1")); p++)
     lines++;
-  ck_assert_msg(lines >= 2 && lines <= 5 && gm__utf8_valid(log, (size_t)n),
+  ck_assert_msg(lines >= 2 && lines <= 5 && gm__utf8_valid(log, strlen(log)),
                 "%d closing lines in the log: %s", lines, log);
-  gm__config_destroy(&c);
+  free(log);
 }
 END_TEST
-
-/* A metrics object serving on listen with the request deadline ms, its
-   log (stderr) going to a temporary file: *saved is the stderr to put
-   back, *logfd the file's descriptor. */
-static gm__metrics *serve_logged(const char *listen, unsigned ms,
-                                 gm__config **c, int *saved, int *logfd,
-                                 char *logpath) {
-  static _Atomic uint64_t bad_frames = 0;
-  *c = gm__config_new();
-  gm__config_set(*c, "metrics", "listen", listen);
-  char err[512] = "";
-  gm__metrics *m = gm__metrics_new(*c, err, sizeof err);
-  ck_assert_msg(m != NULL, "%s", err);
-  if (ms) gm__metrics_set_request_deadline_ms(m, ms);
-  gm__metrics_view v = {.broker = "test",
-                        .bad_frames = &bad_frames,
-                        .redis = {.unix_path = "/nonexistent.sock"},
-                        .ledger_path = "/nonexistent.sqlite"};
-  *logfd = mkstemp(logpath);
-  ck_assert_int_ge(*logfd, 0);
-  fflush(stderr);
-  *saved = dup(2);
-  dup2(*logfd, 2);
-  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
-  port = gm__metrics_port(m);
-  ck_assert_int_gt(port, 0);
-  return m;
-}
-
-/* Stops m, puts stderr back: what was logged (malloc'd). */
-static char *stop_logged(gm__metrics **m, gm__config **c, int saved, int logfd,
-                         const char *logpath) {
-  gm__metrics_destroy(m);
-  gm__config_destroy(c);
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  char *log = calloc(1, 65536);
-  ck_assert_ptr_nonnull(log);
-  ssize_t n = pread(logfd, log, 65535, 0);
-  ck_assert_int_ge(n, 0);
-  close(logfd);
-  unlink(logpath);
-  return log;
-}
 
 static int connect_local(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
