@@ -35,7 +35,10 @@ static atomic_int kill_clients; /* before returning, once */
 /* On the entry with qty forge_qty, step outside the market's tables: */
 enum { FORGE_RETURN = 1, FORGE_SWALLOW, FORGE_OTHER_MARKET };
 static atomic_int forge_qty, forge_mode;
-static long sleep_us;    /* per entry, to make a batch slow */
+static long sleep_us; /* per entry, to make a batch slow */
+/* The callback that is the hang_at-th stops there for good, after writing
+   a byte to hang_fd: a process killed then is inside a batch. */
+static int hang_at, hang_fd = -1;
 static atomic_int spill; /* times the entry with qty 1 meets a full disk */
 /* start()'s retire_idle_ms (0: streams are never retired). */
 static int64_t retire_ms;
@@ -43,7 +46,11 @@ static int64_t retire_ms;
 static gm_status settle_row(gm_market *m, gm_ledger *tx,
                             const gm_outbox_entry *e) {
   (void)m;
-  atomic_fetch_add(&calls, 1);
+  if (atomic_fetch_add(&calls, 1) + 1 == hang_at) {
+    char b = 'h';
+    if (write(hang_fd, &b, 1) != 1) _exit(3);
+    for (;;) pause();
+  }
   /* The host's own fields (a replay's gm:replay_of) never reach a market. */
   for (size_t i = 0; i < e->nfields; i++)
     if (strncmp(e->names[i], "gm:", 3) == 0) return GM_INTERNAL;
@@ -723,11 +730,22 @@ START_TEST(kill9_during_settlement_loses_and_doubles_nothing) {
   add_entries("alpha", "k1", 1, N / 3);
   add_entries("alpha", "k2", 10001, N / 3);
   add_entries("beta", "k3", 20001, N / 3);
+  /* The victim stops inside a batch, at a callback drawn at random past
+     the first batches: killed there, it holds entries it has not acked,
+     whatever the machine's load (a kill timed from outside could land
+     between a batch's XACK and the next read: nothing pending). */
+  int hang[2];
+  ck_assert_int_eq(pipe(hang), 0);
+  srand((unsigned)time(NULL));
+  int at = 400 + rand() % 1600;
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    sleep_us = 300; /* slow enough to be killed mid-way */
+    close(hang[0]);
+    hang_fd = hang[1];
+    hang_at = at;
+    atomic_store(&calls, 0);
     gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
                              .ledger_path = path,
                              .consumer = "victim",
@@ -738,13 +756,18 @@ START_TEST(kill9_during_settlement_loses_and_doubles_nothing) {
     if (!gm__settler_start(&cfg, err, sizeof err)) _exit(1);
     for (;;) pause();
   }
-  wait_for("SELECT count(*) FROM rows", 300, 20);
-  /* Kill inside a batch: while the victim holds entries it has not acked. */
-  for (int i = 0; i < 5000 && outbox_total("XPENDING") == 0; i++) usleep(100);
+  close(hang[1]);
+  char b;
+  ck_assert_msg(read(hang[0], &b, 1) == 1,
+                "the victim exited before callback %d", at);
+  close(hang[0]);
+  long long settled = count("SELECT count(*) FROM rows");
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
   long long before = count("SELECT count(*) FROM rows");
-  ck_assert_msg(before < N, "the victim finished before it was killed");
+  ck_assert_int_eq(before, settled);
+  ck_assert_msg(before > 0 && before < at,
+                "%lld settled before callback %d stopped", before, at);
   ck_assert_int_gt(outbox_total("XPENDING"), 0);
 
   gm__settler *s = start("survivor", 256, 200, 0);
