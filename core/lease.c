@@ -31,6 +31,7 @@
    then (its holder was killed after that tenure's first COMMIT, before the
    mark of it reached Redis); the mark then names this file as it is. */
 static const char take_lua[] =
+    "#!lua flags=allow-oom\n"
     "local v = redis.call('GET', KEYS[1])\n"
     "if ARGV[4] ~= '1' then\n"
     "  if v == ARGV[1] then\n"
@@ -57,6 +58,7 @@ static const char take_lua[] =
 
 /* KEYS: the lease, the mark.  ARGV: our value, "<id> <batches>". */
 static const char mark_lua[] =
+    "#!lua flags=allow-oom\n"
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[2], ARGV[2])\n"
     "return 1\n";

@@ -152,6 +152,20 @@ static const char gm__retire_lua[] =
     "end\n"
     "return out\n";
 
+/* XGROUP CREATE of our group ARGV[1] on KEYS[1] from id 0 (ARGV[2] "1":
+   MKSTREAM), answered as XGROUP CREATE answers.  Flagged allow-oom: a
+   broker that starts while Redis is over maxmemory finds BUSYGROUP on
+   every stream it settled before, so it reads them and, settling, trims
+   them (XGROUP CREATE itself is refused there); a new group is a few
+   bytes on a stream that exists. */
+static const char gm__create_lua[] =
+    "#!lua flags=allow-oom\n"
+    "if ARGV[2] == '1' then\n"
+    "  return redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', "
+    "'MKSTREAM')\n"
+    "end\n"
+    "return redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0')\n";
+
 /* Our group on the tag's outbox KEYS[1] from id 0, the stream made if
    missing: from what its retirement kept (KEYS[2]: redis.h) when there is
    that, else empty (a tag with deadlines only).  Answers as XGROUP CREATE
@@ -329,6 +343,14 @@ static char *gm__tag_key(const char *stream, const char *name) {
   return k;
 }
 
+/* Lists the streams ARGV in gm:outboxes (KEYS[1]).  Flagged allow-oom:
+   a stream listed is one the settler drains and trims, which frees Redis;
+   the set grows by streams that exist already. */
+static const char gm__list_lua[] =
+    "#!lua flags=allow-oom\n"
+    "return redis.call('SADD', KEYS[1], unpack(ARGV))\n";
+#define GM__DISCOVER_CHUNK 512
+
 /*
  * One step of the discovery pass: a SCAN over "gm:{*}:*" that adds to
  * gm:outboxes every tag holding an outbox stream or deadlines.  The host
@@ -358,9 +380,7 @@ static int gm__discover(gm__settler *s) {
   const char **argv = calloc(keys->elements + 2, sizeof *argv);
   char **owned = calloc(keys->elements + 1, sizeof *owned);
   if (!argv || !owned) abort();
-  int argc = 2;
-  argv[0] = "SADD";
-  argv[1] = "gm:outboxes";
+  int argc = 2; /* the streams from argv[2] */
   for (size_t i = 0; i < keys->elements; i++) {
     const redisReply *k = keys->element[i];
     if (k->type != REDIS_REPLY_STRING) continue;
@@ -377,18 +397,27 @@ static int gm__discover(gm__settler *s) {
     argv[argc++] = stream;
   }
   int rc = 0;
-  if (argc > 2) {
-    redisContext *set = gm__ctx(s, "gm:outboxes");
-    redisReply *a = redisCommandArgv(set, argc, argv, NULL);
+  long long added = 0;
+  redisContext *set = gm__ctx(s, "gm:outboxes");
+  /* By the allow-oom script, in chunks that Lua's unpack takes: a stream
+     listed lets its entries settle and be trimmed, over maxmemory too. */
+  for (int at = 2; at < argc && rc == 0; at += GM__DISCOVER_CHUNK) {
+    int n = argc - at < GM__DISCOVER_CHUNK ? argc - at : GM__DISCOVER_CHUNK;
+    const char *cv[4 + GM__DISCOVER_CHUNK] = {"EVAL", gm__list_lua, "1",
+                                              "gm:outboxes"};
+    memcpy(cv + 4, argv + at, (size_t)n * sizeof *cv);
+    redisReply *a = redisCommandArgv(set, n + 4, cv, NULL);
     if (!a || a->type != REDIS_REPLY_INTEGER)
       rc = gm__redis_failed_on(s, set, "SADD gm:outboxes");
-    else if (a->integer > 0)
-      gm__log(GM_LOG_WARN, "settle",
-              "found %lld outbox stream(s) missing from gm:outboxes (a broker "
-              "stopped right after writing them); added, so they settle",
-              a->integer);
+    else
+      added += a->integer;
     if (a) freeReplyObject(a);
   }
+  if (added > 0)
+    gm__log(GM_LOG_WARN, "settle",
+            "found %lld outbox stream(s) missing from gm:outboxes (a broker "
+            "stopped right after writing them); added, so they settle",
+            added);
   for (int i = 0; i < argc - 2; i++) free(owned[i]);
   free(owned);
   free(argv);
@@ -448,11 +477,8 @@ static int gm__refresh(gm__settler *s) {
       ctx[k] = gm__ctx(s, key);
       /* A tag's outbox that is missing is made by gm__group_lua below (from
          what its retirement kept); the rest as before, in one pipeline. */
-      if (gm__tag_outbox(key))
-        redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0", key);
-      else
-        redisAppendCommand(ctx[k], "XGROUP CREATE %s " GM__GROUP " 0 MKSTREAM",
-                           key);
+      redisAppendCommand(ctx[k], "EVAL %s 1 %s " GM__GROUP " %s",
+                         gm__create_lua, key, gm__tag_outbox(key) ? "0" : "1");
       sent++;
     }
     size_t nmissing = 0;
