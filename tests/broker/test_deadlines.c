@@ -910,6 +910,17 @@ static long long claim_attempt(const char *tag, const char *member) {
   return a;
 }
 
+/* FCALLs Redis refused before running them (over maxmemory: a firing's
+   callback), from INFO commandstats. */
+static long long fcalls_refused(void) {
+  redisReply *r = gm_test_redis_cmd(rc, "INFO commandstats");
+  const char *p = strstr(r->str, "cmdstat_fcall:");
+  const char *q = p ? strstr(p, "rejected_calls=") : NULL;
+  long long n = q ? atoll(q + strlen("rejected_calls=")) : 0;
+  freeReplyObject(r);
+  return n;
+}
+
 START_TEST(refused_firings_over_maxmemory_are_logged_once_a_minute) {
   /* The clock moves while Redis is full by renaming gm:deadlines away
      (redis_fill.h), which a cluster refuses (CROSSSLOT): the plain run
@@ -924,6 +935,7 @@ START_TEST(refused_firings_over_maxmemory_are_logged_once_a_minute) {
   ck_assert_int_gt(gm_test_redis_fill(rc), 0);
   int64_t now = B0 + 2000;
   for (int round = 1; round <= 4; round++, now += CLAIM_MS + 1) {
+    long long refused = fcalls_refused();
     gm_test_redis_clock_while_full(rc, clock1, now);
     /* Every one claimed and refused again (its attempt counts up). */
     for (int i = 0; i < 10; i++) {
@@ -933,6 +945,12 @@ START_TEST(refused_firings_over_maxmemory_are_logged_once_a_minute) {
         gm_test_sleep_ms(10);
       ck_assert_int_eq(claim_attempt("o", m), round);
     }
+    /* Claimed is not yet refused: the next round lifts maxmemory for a
+       moment (the clock's reply), and a callback still to run then would
+       fire.  Each of the ten is refused before the clock moves again. */
+    for (int w = 0; w < 500 && fcalls_refused() < refused + 10; w++)
+      gm_test_sleep_ms(10);
+    ck_assert_int_ge(fcalls_refused(), refused + 10);
   }
   gm_test_sleep_ms(100);
   ck_assert_int_eq(log_count("failed with RESOURCE_EXHAUSTED"), 1);

@@ -58,7 +58,10 @@ static inline long gm_test_redis_fill(redisContext *c) {
  * clock.set stores its reply in Redis, so maxmemory is lifted for it, with
  * the deadlines' wake-up index renamed away meanwhile (RENAME, which Redis
  * allows over maxmemory, as a firing's own steps), so nothing fires until
- * Redis is full again.
+ * Redis is full again.  A firing claimed before the call whose callback
+ * has not run yet does run in that moment, and succeeds: wait until the
+ * callbacks a test expects refused were refused (test_deadlines counts
+ * Redis's refused FCALLs) before calling this again.
  */
 static inline void gm_test_redis_clock_while_full(redisContext *c,
                                                   void (*set_clock)(int64_t),
