@@ -1079,55 +1079,6 @@ START_TEST(a_lease_lost_mid_batch_commits_nothing) {
 }
 END_TEST
 
-/* A broker that starts while its Redis is over maxmemory takes the settle
-   lease (two keys of fixed size) and settles: the book's mark after each
-   COMMIT is written too, so the entries are acknowledged and trimmed,
-   which frees Redis.  Before, the lease's SET was refused (gmd would not
-   start) and so was the mark (nothing acknowledged: the outbox kept its
-   memory until Redis had room). */
-START_TEST(over_maxmemory_the_lease_is_taken_and_entries_freed) {
-  add_entries("alpha", "m", 1, 20);
-  /* The group as a running broker's settler made it (XGROUP CREATE
-     itself is refused over maxmemory). */
-  freeReplyObject(
-      gm_test_redis_cmd(raw, "XGROUP CREATE gm:{alpha:m}:outbox gm-settle 0"));
-  ck_assert(gm_test_redis_fill(raw) > 0);
-  gm__lease_config lc = {.redis = {.unix_path = gm_test_redis_socket(srv)},
-                         .name = "full",
-                         .endpoint = "tcp://127.0.0.1:9",
-                         .ledger_path = path,
-                         .lease_ms = 3000,
-                         .take = 1};
-  char err[512];
-  gm__lease *l = gm__lease_start(&lc, err, sizeof err);
-  ck_assert_msg(l != NULL, "%s", err);
-  ck_assert_uint_gt(gm__lease_gate(l), 0);
-  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
-                           .ledger_path = path,
-                           .consumer = "full",
-                           .batch_size = 100,
-                           .block_ms = 10,
-                           .claim_idle_ms = 30000,
-                           .lookup = lookup,
-                           .no_thread = 1,
-                           .gate = gm__lease_gate,
-                           .gate_arg = l,
-                           .committed = gm__lease_committed};
-  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
-  ck_assert_msg(s != NULL, "%s", err);
-  drain_until(s, 20, 20);
-  /* Still over maxmemory: a write of the test's own is refused. */
-  redisReply *r = redisCommand(raw, "SET probe 1");
-  ck_assert_msg(r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "OOM", 3),
-                "Redis had room again: the case proves nothing");
-  freeReplyObject(r);
-  assert_exactly_once(20); /* nothing pending, the stream trimmed */
-  gm__settler_stop(&s);
-  gm__lease_stop(&l);
-  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET maxmemory 0"));
-}
-END_TEST
-
 /* ---- retiring settled, idle streams ---- */
 
 static gm__redis *emitter;
@@ -1175,6 +1126,61 @@ static long long listed(const char *tag) {
 static long long exists(const char *tag) {
   return gm_test_redis_int(raw, "EXISTS gm:{alpha:%s}:outbox", tag);
 }
+
+/* A broker that starts while its Redis is over maxmemory takes the settle
+   lease (two keys of fixed size) and settles: the book's mark after each
+   COMMIT is written too, so the entries are acknowledged and trimmed,
+   which frees Redis.  Before, the lease's SET was refused (gmd would not
+   start) and so was the mark (nothing acknowledged: the outbox kept its
+   memory until Redis had room). */
+START_TEST(over_maxmemory_the_lease_is_taken_and_entries_freed) {
+  add_entries("alpha", "m", 1, 20);
+  /* The group as a running broker's settler made it (XGROUP CREATE
+     itself is refused over maxmemory). */
+  freeReplyObject(
+      gm_test_redis_cmd(raw, "XGROUP CREATE gm:{alpha:m}:outbox gm-settle 0"));
+  ck_assert(gm_test_redis_fill(raw) > 0);
+  gm__lease_config lc = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                         .name = "full",
+                         .endpoint = "tcp://127.0.0.1:9",
+                         .ledger_path = path,
+                         .lease_ms = 3000,
+                         .take = 1};
+  char err[512];
+  gm__lease *l = gm__lease_start(&lc, err, sizeof err);
+  ck_assert_msg(l != NULL, "%s", err);
+  ck_assert_uint_gt(gm__lease_gate(l), 0);
+  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
+                           .ledger_path = path,
+                           .consumer = "full",
+                           .batch_size = 100,
+                           .block_ms = 10,
+                           .claim_idle_ms = 30000,
+                           .retire_idle_ms = 1,
+                           .lookup = lookup,
+                           .no_thread = 1,
+                           .gate = gm__lease_gate,
+                           .gate_arg = l,
+                           .committed = gm__lease_committed};
+  gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  drain_until(s, 20, 20);
+  /* Still over maxmemory: a write of the test's own is refused. */
+  redisReply *r = redisCommand(raw, "SET probe 1");
+  ck_assert_msg(r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "OOM", 3),
+                "Redis had room again: the case proves nothing");
+  freeReplyObject(r);
+  assert_exactly_once(20); /* nothing pending, the stream trimmed */
+  /* Idle and settled, the stream is retired, still over maxmemory. */
+  usleep(20 * 1000);
+  ck_assert_int_eq(gm__settler_retire_once(s), 1);
+  ck_assert_int_eq(exists("m"), 0);
+  ck_assert_int_eq(listed("m"), 0);
+  gm__settler_stop(&s);
+  gm__lease_stop(&l);
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET maxmemory 0"));
+}
+END_TEST
 
 START_TEST(settled_idle_streams_are_retired_and_made_again) {
   emitter_start();
