@@ -281,9 +281,12 @@ gm_status finance__archived(gm_call *call, const char *id, size_t nargs,
  * is still in Redis with no archive deadline one, due now.  Others (their
  * deadline set, or a ledger behind) are left as they are.  `rearm` is a
  * plain step, refused while Redis is over maxmemory (the round stops and
- * the next tries again): the outbox streams of such old referrals are
- * retired by then, so the mark would make one again with the whole record
- * in it, which the settler cannot take while Redis is full (reply.c).
+ * the next tries again from that row; so does Redis out of reach; any
+ * other failure is the row's own: logged and passed, so that one
+ * referral cannot hold back the rest, and tried again next pass): the outbox
+ * streams of such old referrals are retired by then, so the mark would make one
+ * again with the whole record in it, which the settler cannot take while Redis
+ * is full (reply.c).
  */
 #define FINANCE_SWEEP_ROWS 100
 
@@ -324,9 +327,19 @@ void finance__archive_sweep(gm_call *call, void *arg) {
     const gm_value *v;
     const char *rearm[] = {"rearm"};
     if (!gm__finance_valid_referral(rows.id[i])) continue;
-    if (finance__run(call, "referral", rows.id[i], 1, rearm, &v) != GM_OK)
-      return; /* logged by the host (timer); again next round */
-    if (!strcmp(finance__s(v, 0), "set")) set++;
+    gm_status st = finance__run(call, "referral", rows.id[i], 1, rearm, &v);
+    if (st == GM_UNAVAILABLE || st == GM_RESOURCE_EXHAUSTED)
+      return; /* Redis down or full: again from this row next round */
+    if (st != GM_OK)
+      /* This referral's own trouble: the next pass tries it again, and
+         the rows after it are not held back meanwhile. */
+      host->log(host->market(call), GM_LOG_WARN,
+                "archive sweep: referral %s was not given an archive "
+                "deadline (status %d; the script's error is logged above); "
+                "the sweep goes on and tries it again next pass",
+                rows.id[i], (int)st);
+    else if (!strcmp(finance__s(v, 0), "set"))
+      set++;
     after_ms = rows.ended[i];
     snprintf(after_id, sizeof after_id, "%s", rows.id[i]);
   }

@@ -880,6 +880,40 @@ START_TEST(a_referral_ended_without_an_archive_deadline_is_swept) {
 END_TEST
 
 /*
+ * A referral whose `rearm` fails by itself (its record is not a hash
+ * here, as a damaged or hand-edited key would leave it) does not hold
+ * back the ones that ended after it: the sweep logs it and goes on.
+ * Before, the sweep stopped at it every round and started again from it.
+ */
+START_TEST(a_row_the_sweep_cannot_rearm_holds_back_no_other) {
+  char bad[32], b[32];
+  redisContext *c = ended_without_deadline(bad);
+  ft_clock(T0 + 1000);
+  ft_copy_id(b, ft_refer("acme", 300000000, 24, 0));
+  withdraw(b);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE ended_ms > 0",
+                                  2),
+                   2);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl archive|%s", b, b), 1);
+  freeReplyObject(gm_test_redis_cmd(c, "DEL gm:{finance:%s}:r", bad));
+  freeReplyObject(gm_test_redis_cmd(c, "SET gm:{finance:%s}:r damaged", bad));
+  ft_clock(T0 + 3 * GM_FINANCE_DAY_MS + 2000);
+  ck_assert(wait_archiving(b));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE archived_ms > 0",
+                                  1),
+                   1);
+  /* The damaged one is left as it was, for the operator. */
+  redisReply *r = gm_test_redis_cmd(c, "GET gm:{finance:%s}:r", bad);
+  ck_assert_str_eq(r->str, "damaged");
+  freeReplyObject(r);
+  redisFree(c);
+}
+END_TEST
+
+/*
  * Over maxmemory the sweep gives no archive deadline.  The referral it
  * finds ended long ago, and the settler retired its idle outbox stream
  * (here [ledger] outbox_retire_s = 1): archiving it while Redis is full
@@ -951,6 +985,7 @@ int main(void) {
   tcase_add_checked_fixture(sw, setup_sweep, teardown);
   tcase_set_timeout(sw, 120);
   tcase_add_test(sw, a_referral_ended_without_an_archive_deadline_is_swept);
+  tcase_add_test(sw, a_row_the_sweep_cannot_rearm_holds_back_no_other);
   suite_add_tcase(s, sw);
   TCase *sf = tcase_create("sweep_full");
   tcase_add_checked_fixture(sf, setup_sweep_retired, teardown);
