@@ -266,7 +266,10 @@ gm_status pr__tender_from_ledger(gm_call *call, const char *id,
  * at the end would have fired by then), a hundred a round from where the
  * last round stopped; tender.lua `rearm` gives each still in Redis with
  * no archive deadline one, due now.  It runs by tender.free, over
- * maxmemory too: the deadline it adds leads to freeing the tender.
+ * maxmemory too: the deadline it adds leads to freeing the tender.  Redis
+ * out of reach stops the round (the next starts again from that row); any
+ * other failure is the row's own: logged and passed, so that one tender
+ * cannot hold back the rest, and tried again next pass.
  */
 #define PR_SWEEP_ROWS 100
 
@@ -308,10 +311,20 @@ void pr__archive_sweep(gm_call *call, void *arg) {
     const gm_value *v;
     const char *id = rows.id[i];
     const char *rearm[] = {"rearm", id};
-    if (pr__run(call, "tender", host->sprintf(call, "t:%s", id), 2, rearm,
-                &v) != GM_OK)
-      return; /* logged by the host (timer); again next round */
-    if (!strcmp(pr__s(v, 0), "set")) set++;
+    gm_status st =
+        pr__run(call, "tender", host->sprintf(call, "t:%s", id), 2, rearm, &v);
+    if (st == GM_UNAVAILABLE || st == GM_RESOURCE_EXHAUSTED)
+      return; /* Redis down or full: again from this row next round */
+    if (st != GM_OK)
+      /* This tender's own trouble: the next pass tries it again, and the
+         rows after it are not held back meanwhile. */
+      host->log(host->market(call), GM_LOG_WARN,
+                "archive sweep: tender %s was not given an archive deadline "
+                "(status %d; the script's error is logged above); the sweep "
+                "goes on and tries it again next pass",
+                id, (int)st);
+    else if (!strcmp(pr__s(v, 0), "set"))
+      set++;
     after_ms = rows.upd[i];
     snprintf(after_id, sizeof after_id, "%s", id);
   }

@@ -725,6 +725,45 @@ START_TEST(a_tender_ended_without_an_archive_deadline_is_swept) {
 }
 END_TEST
 
+/*
+ * A tender whose `rearm` fails by itself (its record is not a hash here,
+ * as a damaged or hand-edited key would leave it) does not hold back the
+ * ones that ended after it: the sweep logs it and goes on.  Before, the
+ * sweep stopped at it every round and started again from it.
+ */
+START_TEST(a_row_the_sweep_cannot_rearm_holds_back_no_other) {
+  const char *ids[] = {"T-BAD", "T-OLD"};
+  for (int i = 0; i < 2; i++) {
+    pt_clock(T0 + i * 1000);
+    pt_tender d;
+    pt_tender_init(&d, ids[i], 10000000, DEADLINE);
+    pt_item(&d, "D1", "DESK", 10, 0, NULL);
+    pt_publish("city", &d);
+    cancel(ids[i]);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM procurement_tenders WHERE tender_id ="
+             " '%s' AND state = 'cancelled'",
+             ids[i]);
+    pt_ledger_wait(sql, 1);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "ZREM gm:{procurement:t:%%s}:dl archive|%s",
+             ids[i]);
+    ck_assert_int_eq(redis_int(cmd, ids[i]), 1);
+  }
+  redis_int("DEL gm:{procurement:t:%s}:t", "T-BAD");
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  freeReplyObject(gm_test_redis_cmd(c, "SET gm:{procurement:t:T-BAD}:t x"));
+  pt_clock(T0 + 3 * PT_DAY + 3000);
+  ck_assert_int_eq(wait_gone("T-OLD"), 0);
+  /* The damaged one is left as it was, for the operator. */
+  redisReply *r = gm_test_redis_cmd(c, "GET gm:{procurement:t:T-BAD}:t");
+  ck_assert_str_eq(r->str, "x");
+  freeReplyObject(r);
+  redisFree(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procurement_archive");
   TCase *tc = tcase_create("archive");
@@ -749,6 +788,7 @@ int main(void) {
   tcase_add_checked_fixture(sw, setup_sweep, teardown);
   tcase_set_timeout(sw, 120);
   tcase_add_test(sw, a_tender_ended_without_an_archive_deadline_is_swept);
+  tcase_add_test(sw, a_row_the_sweep_cannot_rearm_holds_back_no_other);
   suite_add_tcase(s, sw);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
