@@ -117,6 +117,11 @@ gm_status carbon__block_reject(gm_call *call, const ProtobufCMessage *req,
   return carbon__block_decide(call, "reject", req, reply);
 }
 
+gm_status carbon__block_withdraw(gm_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **reply) {
+  return carbon__block_decide(call, "withdraw", req, reply);
+}
+
 static void *carbon__offer_item(gm_call *call, const char *sym,
                                 const gm_value *r) {
   return carbon__offer(call, sym, r);

@@ -2,7 +2,9 @@
 --   ARGV offer:  'offer', side b|s (the offerer's), counterparty, price, qty
 --   ARGV accept: 'accept', offer id     (the counterparty)
 --   ARGV reject: 'reject', offer id     (the counterparty rejects, or the
---                                        offerer withdraws)
+--                                        offerer withdraws: as before
+--                                        block.withdraw existed)
+--   ARGV withdraw: 'withdraw', offer id (the offerer only)
 -- An open offer holds the offerer's cash (price * qty) or allowances; it
 -- expires at the end of the day's block session (sweep.lua, run by the
 -- instrument's day deadline: brought forward when the block session ends
@@ -82,8 +84,13 @@ else
     return rej('NOT_FOUND', 'no open block offer ' .. SYM .. ':' .. ARGV[2] ..
       ' to or from you (it may have been accepted, rejected or expired)')
   end
+  if op == 'withdraw' and b.of ~= who then
+    return rej('FAILED_PRECONDITION', 'only ' .. b.of .. ', who made block ' ..
+      'offer ' .. SYM .. ':' .. ARGV[2] .. ', may withdraw it; to turn ' ..
+      'down an offer made to you, reject it (block.reject)')
+  end
   local oa = acct(b.of)
-  if op == 'reject' then
+  if op == 'reject' or op == 'withdraw' then
     if b.side == 'b' then oa.cf, oa.c = oa.cf - b.px * b.q, oa.c + b.px * b.q
     else oa.af, oa.al = oa.af - b.q, oa.al + b.q end
     local st = b.cp == who and OFFER.REJECTED or OFFER.WITHDRAWN

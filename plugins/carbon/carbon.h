@@ -307,6 +307,8 @@ gm_status carbon__block_offer(gm_call *call, const ProtobufCMessage *req,
                               ProtobufCMessage **reply);
 gm_status carbon__block_accept(gm_call *call, const ProtobufCMessage *req,
                                ProtobufCMessage **reply);
+gm_status carbon__block_withdraw(gm_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **reply);
 gm_status carbon__block_reject(gm_call *call, const ProtobufCMessage *req,
                                ProtobufCMessage **reply);
 gm_status carbon__block_list(gm_call *call, const ProtobufCMessage *req,

@@ -1722,10 +1722,12 @@ static int gm__carbon_block_run(const gm__carbon_cli *g, int argc, char **argv,
     return gm__carbon_block_list_run(g, argc - 1, argv + 1, self);
   if (!strcmp(sub, "accept"))
     method = "block.accept";
-  else if (!strcmp(sub, "reject") || !strcmp(sub, "withdraw"))
-    /* The market has one method for both: the counterparty's reject is a
-     * rejection, the offerer's a withdrawal (the reply's state says which). */
+  else if (!strcmp(sub, "reject"))
+    /* The counterparty's; the offerer's own reject is a withdrawal (as
+     * before block.withdraw existed: the reply's state says which). */
     method = "block.reject";
+  else if (!strcmp(sub, "withdraw"))
+    method = "block.withdraw"; /* the offerer's only */
   else
     return gm__carbon_usage_error(
         self,

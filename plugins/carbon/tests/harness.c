@@ -17,11 +17,14 @@ static unsigned long ct__idem_seq;
 static sqlite3 *ct__held;
 
 static const char *const ct__mutating[] = {
-    "instrument.create", "instrument.halt",  "instrument.resume",
-    "account.deposit",   "account.withdraw", "account.configure",
-    "order.place",       "order.cancel",     "order.replace",
-    "order.mass_cancel", "block.offer",      "block.accept",
-    "block.reject",      "records.close",    NULL};
+    "instrument.create", "instrument.halt",
+    "instrument.resume", "account.deposit",
+    "account.withdraw",  "account.configure",
+    "order.place",       "order.cancel",
+    "order.replace",     "order.mass_cancel",
+    "block.offer",       "block.accept",
+    "block.reject",      "block.withdraw",
+    "records.close",     NULL};
 
 /* gmd in `home`'s folder; `redis_conf` (a [redis] section or "") comes
    first in its config. */
@@ -108,6 +111,7 @@ static const ProtobufCMessageDescriptor *ct__reply_type(const char *method) {
       {"block.offer", &gm__carbon__block_offer__descriptor},
       {"block.accept", &gm__carbon__block_offer__descriptor},
       {"block.reject", &gm__carbon__block_offer__descriptor},
+      {"block.withdraw", &gm__carbon__block_offer__descriptor},
       {"block.list", &gm__carbon__offer_list__descriptor},
       {"market.depth", &gm__carbon__depth__descriptor},
       {"market.stats", &gm__carbon__stats__descriptor},

@@ -133,10 +133,19 @@ START_TEST(each_party_lists_its_open_offers) {
             "holds the buyer role");
   ck_assert_int_eq(list_all("erin", 0, 0, ids), 0);
 
+  /* Only its offerer withdraws an offer: bob, its counterparty, is told
+     to reject it, and it stays open. */
+  Gm__Carbon__OfferDecision w = GM__CARBON__OFFER_DECISION__INIT;
+  w.offer_id = cb;
+  ct_expect("bob", "block.withdraw", &w.base, GM__STATUS__FAILED_PRECONDITION,
+            "only carol, who made block offer");
+  n = list_all("bob", 0, 0, ids);
+  ck_assert(has(ids, n, cb));
+
   /* Ended offers leave the lists: accepted, rejected, withdrawn. */
   decide("alice", "block.accept", ab);
   decide("carol", "block.reject", ac);
-  decide("carol", "block.reject", cb); /* the offerer withdraws */
+  decide("carol", "block.withdraw", cb);
   ck_assert_int_eq(list_all("alice", 0, 0, ids), 0);
   ck_assert_int_eq(list_all("bob", 0, 0, ids), 0);
   ck_assert_int_eq(list_all("root", 0, 1, ids), 0);

@@ -682,6 +682,13 @@ START_TEST(block_trades_close_and_reconcile) {
   r = gm(ep, "--as", "bob", "carbon", "block", "offer", "CEA-2025", "sell",
          "100000", "@87", "--to", "alice", NULL);
   GM_OK(r);
+  /* Alice, its counterparty, cannot withdraw it: she is told to reject. */
+  gm_refused(ep,
+             "FAILED_PRECONDITION: only bob, who made block offer "
+             "CEA-2025:B000000000003, may withdraw it; to turn down an offer "
+             "made to you, reject it",
+             "alice", "carbon", "block", "withdraw", "CEA-2025:B000000000003",
+             NULL);
   r = gm(ep, "--as", "bob", "carbon", "block", "withdraw",
          "CEA-2025:B000000000003", NULL);
   GM_OK(r);
