@@ -52,6 +52,10 @@
 --   'uscc_claim', code, participant, centre (0|1) -> {code, participant}:
 --       claims the code for the participant's profile, refused when
 --       another participant's profile holds it (the centre is told whose)
+--   'uscc_holder', code -> {participant or '', claimed ms (0: unknown)}
+--   'uscc_take', code, participant, holder, centre (0|1) -> as uscc_claim:
+--       takes a claim of `holder` whose profile does not hold the code
+--       (enterprise.c checked), once it is a minute old
 --   'uscc_free', code, participant -> {code}: the participant's profile
 --       no longer holds the code (it registered another)
 --   'caller', participant -> {bank, member...} or {}
@@ -204,20 +208,46 @@ if op == 'screen' then
   return {cat, prods, banks, calendar(tonumber(ARGV[4]), tonumber(ARGV[5]))}
 end
 
+local function uscc_held(code, cur, centre)
+  return rej('ALREADY_EXISTS', 'unified social credit code ' .. code ..
+    ' is in the profile of ' .. (centre and ('participant ' .. cur) or
+    'another participant') .. ': an enterprise has one profile, so ' ..
+    'nobody is shown to banks as another enterprise; ' .. (centre and
+    ('if the code is not ' .. cur .. '\'s, register ' .. cur ..
+     '\'s profile with its own code (gm finance enterprise register ' ..
+     '--for ' .. cur .. ' --code CODE ...), which frees this one') or
+    'check the code; if it is yours, ask the centre to look into it'))
+end
+
 if op == 'uscc_claim' then
   local code, who, centre = ARGV[2], ARGV[3], ARGV[4] == '1'
   local cur = redis.call('HGET', P .. 'uscc', code)
-  if cur and cur ~= who then
-    return rej('ALREADY_EXISTS', 'unified social credit code ' .. code ..
-      ' is in the profile of ' .. (centre and ('participant ' .. cur) or
-      'another participant') .. ': an enterprise has one profile, so ' ..
-      'nobody is shown to banks as another enterprise; ' .. (centre and
-      ('if the code is not ' .. cur .. '\'s, register ' .. cur ..
-       '\'s profile with its own code (gm finance enterprise register ' ..
-       '--for ' .. cur .. ' --code CODE ...), which frees this one') or
-      'check the code; if it is yours, ask the centre to look into it'))
+  if cur and cur ~= who then return uscc_held(code, cur, centre) end
+  redis.call('HSET', P .. 'uscc', code, who)
+  redis.call('HSET', P .. 'uscc_t', code, NOW)
+  return {code, who}
+end
+
+-- Whose claim a code is, and since when (0: before the time was kept).
+if op == 'uscc_holder' then
+  local code = ARGV[2]
+  return {redis.call('HGET', P .. 'uscc', code) or '',
+    tonumber(redis.call('HGET', P .. 'uscc_t', code) or '0')}
+end
+
+-- A claim its holder's profile does not hold (a profile write that failed
+-- after the claim, or two registrations of one participant at once), a
+-- minute old so that no registration of the holder is between its claim
+-- and its profile write, goes to the caller; else refused as a claim is.
+if op == 'uscc_take' then
+  local code, who, was, centre = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
+  local cur = redis.call('HGET', P .. 'uscc', code)
+  local t = tonumber(redis.call('HGET', P .. 'uscc_t', code) or '0')
+  if cur and cur ~= who and (cur ~= was or NOW - t < 60000) then
+    return uscc_held(code, cur, centre)
   end
-  if not cur then redis.call('HSET', P .. 'uscc', code, who) end
+  redis.call('HSET', P .. 'uscc', code, who)
+  redis.call('HSET', P .. 'uscc_t', code, NOW)
   return {code, who}
 end
 
@@ -225,6 +255,7 @@ if op == 'uscc_free' then
   local code, who = ARGV[2], ARGV[3]
   if redis.call('HGET', P .. 'uscc', code) == who then
     redis.call('HDEL', P .. 'uscc', code)
+    redis.call('HDEL', P .. 'uscc_t', code)
   end
   return {code}
 end

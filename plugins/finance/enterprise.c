@@ -25,6 +25,33 @@ static gm_status finance__whose(gm_call *call, const char *asked,
   return GM_OK;
 }
 
+/*
+ * The code's claim is another participant's: taken over when that
+ * participant's profile does not hold the code (a profile write that
+ * failed after its claim, or two registrations of one participant at
+ * once, left it) and the claim is a minute old (dir.lua uscc_take); else
+ * refused as the claim was, naming the holder to the centre only.
+ */
+static gm_status finance__uscc_stale(gm_call *call, const char *code,
+                                     const char *who, const char *centre) {
+  const char *q[] = {"uscc_holder", code};
+  const gm_value *h, *held, *v;
+  gm_status st;
+  if ((st = finance__dir(call, 2, q, &h)) != GM_OK) return st;
+  const char *holder = finance__s(h, 0), *was = "";
+  if (holder[0]) {
+    const char *code_args[] = {"code"};
+    if ((st = finance__run(call, "enterprise",
+                           host->sprintf(call, "e:%s", holder), 1, code_args,
+                           &held)) != GM_OK)
+      return st;
+    if (held->type != GM_VALUE_STR || strcmp(held->str, code) != 0)
+      was = holder;
+  }
+  const char *take[] = {"uscc_take", code, who, was, centre};
+  return finance__dir(call, 5, take, &v);
+}
+
 gm_status finance__enterprise_register(gm_call *call,
                                        const ProtobufCMessage *req,
                                        ProtobufCMessage **reply) {
@@ -64,10 +91,13 @@ gm_status finance__enterprise_register(gm_call *call,
   if ((st = finance__run(call, "enterprise", tag, 1, code_args, &old)) != GM_OK)
     return st;
   const char *was = old->type == GM_VALUE_STR ? old->str : "";
-  const char *claim[] = {"uscc_claim", e->credit_code, who,
-                         finance__is_centre(call) ? "1" : "0"};
+  const char *centre = finance__is_centre(call) ? "1" : "0";
+  const char *claim[] = {"uscc_claim", e->credit_code, who, centre};
   const gm_value *v;
-  if ((st = finance__dir(call, 4, claim, &v)) != GM_OK) return st;
+  if ((st = finance__dir(call, 4, claim, &v)) == GM_ALREADY_EXISTS &&
+      (st = finance__uscc_stale(call, e->credit_code, who, centre)) != GM_OK)
+    return st;
+  if (st != GM_OK) return st;
   const char *args[] = {"register", who,       e->credit_code,
                         e->name,    e->region, finance__num(call, e->size),
                         e->contact};

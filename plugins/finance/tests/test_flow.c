@@ -252,6 +252,72 @@ START_TEST(a_credit_code_is_one_enterprise_profile) {
 }
 END_TEST
 
+/* A claim of a code whose holder's profile does not hold it (a profile
+   write that failed after the claim; one participant registering two
+   codes at once, the second write winning) no longer keeps the code from
+   its enterprise forever: once the claim is a minute old, a registration
+   under the code takes it over.  A claim the holder's profile holds is
+   never taken. */
+START_TEST(a_stale_credit_code_claim_is_taken_over) {
+  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
+  Gm__Finance__RegisterEnterpriseRequest re =
+      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  char code[19], other[19], held[64];
+  ft_code("91330502MA2B3C4D5", code);
+  ft_code("91330502MA2B3C4D6", other);
+  ft_enterprise("owner", "330502");
+  ft_enterprise("third", "330502");
+  re.enterprise = &e;
+  e.name = "Acme Solar";
+  e.region = "330502";
+  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
+  e.contact = "Li Wei";
+  /* acme's profile holds `other`; the index still says acme claimed
+     `code` (a second registration of acme's that lost to the first), a
+     claim made just now. */
+  e.credit_code = other;
+  ft_free(ft_ok("acme", "enterprise.register", &re.base));
+  int64_t now = ft_at(FT_MONDAY, 10, 0);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{finance:dir}:uscc %s acme", code));
+  freeReplyObject(gm_test_redis_cmd(c, "HSET gm:{finance:dir}:uscc_t %s %lld",
+                                    code, (long long)now));
+  /* Within the minute: refused as any held code is, the holder unnamed. */
+  e.credit_code = code;
+  e.name = "Real Owner Co";
+  ft_expect("owner", "enterprise.register", &re.base,
+            GM__STATUS__ALREADY_EXISTS, "another participant");
+  /* A minute on, the code goes to its enterprise. */
+  ft_clock(now + 60000);
+  ft_free(ft_ok("owner", "enterprise.register", &re.base));
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "owner");
+  /* A claim from before the time was kept (no uscc_t), of a participant
+     with no profile at all (its write failed): taken at once. */
+  char lost[19];
+  ft_code("91330502MA2B3C4D7", lost);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{finance:dir}:uscc %s ghost", lost));
+  e.credit_code = lost;
+  e.name = "Third Co";
+  ft_free(ft_ok("third", "enterprise.register", &re.base));
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", lost, held, sizeof held),
+      "third");
+  /* A claim its holder's profile holds stays, however old. */
+  ft_clock(now + 3600000);
+  e.credit_code = other;
+  ft_expect("third", "enterprise.register", &re.base,
+            GM__STATUS__ALREADY_EXISTS, "another participant");
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", other, held, sizeof held),
+      "acme");
+  redisFree(c);
+}
+END_TEST
+
 /* Only a participant holding the bank role acts for a bank: the centre's
    link is an offer that the participant accepts with its own call (the
    host checks its roles); it never moves a member of another bank. */
@@ -1302,6 +1368,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, directory_refusals_say_what_to_fix);
   tcase_add_test(tc, a_credit_code_is_one_enterprise_profile);
+  tcase_add_test(tc, a_stale_credit_code_claim_is_taken_over);
   tcase_add_test(tc, only_a_bank_role_holder_is_linked_and_never_moved);
   tcase_add_test(tc, link_offers_are_listed_expire_and_can_be_withdrawn);
   tcase_add_test(tc, an_offer_deadline_fired_early_fires_again_at_the_expiry);
