@@ -369,11 +369,11 @@ gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
                         "docs/operations.md); retry later",
                         in->order_id,
                         (long long)(CARBON_ENDED_KEEP_MS / 60000));
-    if (!o->participant[0]) /* no row: init left the empty string */
-      return host->fail(call, GM_NOT_FOUND, "no order %s", in->order_id);
   }
-  if (strcmp(o->participant, host->participant(call)) &&
-      !host->has_role(call, "admin"))
+  /* An id that names no order and another's order get one answer, word
+     for word, so a caller cannot tell which (an existence oracle). */
+  if (!o->participant[0] || (strcmp(o->participant, host->participant(call)) &&
+                             !host->has_role(call, "admin")))
     return host->fail(call, GM_NOT_FOUND, "no order %s of yours", in->order_id);
   /* Redis no longer has it, so it ended over CARBON_ENDED_KEEP_MS ago:
      a row that still says open is one the settler has not caught up

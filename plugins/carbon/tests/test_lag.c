@@ -6,6 +6,7 @@
  * (ct_ledger_hold), so gmd's settler finds it busy and waits, while
  * everything else runs as usual.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +141,23 @@ START_TEST(ended_orders_show_their_state_before_settlement) {
   expect_state("alice", taker, GM__CARBON__ORDER_STATE__STATE_FILLED, 10, "");
   expect_state("bob", expired, GM__CARBON__ORDER_STATE__STATE_EXPIRED, 0,
                "expired");
+  /* Settled, another's order and an id that names none answer alike, word
+   * for word but the id (it said "no order ID" for the second). */
+  g.order_id = filled;
+  ct_expect("alice", "order.get", &g.base, GM__STATUS__NOT_FOUND, "of yours");
+  char other[sizeof ct_message];
+  snprintf(other, sizeof other, "%s", ct_message);
+  g.order_id = SYM ":00000000ffff";
+  ct_expect("alice", "order.get", &g.base, GM__STATUS__NOT_FOUND, "of yours");
+  char none[sizeof ct_message];
+  snprintf(none, sizeof none, "%s", ct_message);
+  char *p = strstr(other, filled);
+  ck_assert_ptr_nonnull(p);
+  memmove(p, p + strlen(filled), strlen(p + strlen(filled)) + 1);
+  p = strstr(none, g.order_id);
+  ck_assert_ptr_nonnull(p);
+  memmove(p, p + strlen(g.order_id), strlen(p + strlen(g.order_id)) + 1);
+  ck_assert_str_eq(other, none);
 }
 END_TEST
 
