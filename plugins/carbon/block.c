@@ -102,8 +102,8 @@ static gm_status carbon__block_decide(gm_call *call, const char *op,
   gm_status st;
   if ((st = carbon__split_id(call, in->offer_id, &sym, &id)) != GM_OK)
     return st;
-  const char *args[] = {op, id};
-  if ((st = carbon__run(call, "block", sym, 2, args, &v)) != GM_OK) return st;
+  const char *args[] = {op, id, in->counterparty_only ? "1" : "0"};
+  if ((st = carbon__run(call, "block", sym, 3, args, &v)) != GM_OK) return st;
   return carbon__offer_reply(call, sym, v, reply);
 }
 

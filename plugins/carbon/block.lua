@@ -1,7 +1,8 @@
 -- block: block agreement trades, negotiated off the book.
 --   ARGV offer:  'offer', side b|s (the offerer's), counterparty, price, qty
 --   ARGV accept: 'accept', offer id     (the counterparty)
---   ARGV reject: 'reject', offer id     (the counterparty rejects, or the
+--   ARGV reject: 'reject', offer id, '1' (the counterparty only) or '0'
+--                                       (the counterparty rejects, or the
 --                                        offerer withdraws: as before
 --                                        block.withdraw existed)
 --   ARGV withdraw: 'withdraw', offer id (the offerer only)
@@ -89,6 +90,11 @@ else
       'offer ' .. SYM .. ':' .. ARGV[2] .. ', may withdraw it; to turn ' ..
       'down an offer made to you, reject it (block.reject)')
   end
+  if op == 'reject' and ARGV[3] == '1' and b.cp ~= who then
+    return rej('FAILED_PRECONDITION', 'block offer ' .. SYM .. ':' ..
+      ARGV[2] .. ' is your own offer to ' .. b.cp .. '; only ' .. b.cp ..
+      ' may reject it: to take it back, withdraw it (block.withdraw)')
+  end
   local oa = acct(b.of)
   if op == 'reject' or op == 'withdraw' then
     if b.side == 'b' then oa.cf, oa.c = oa.cf - b.px * b.q, oa.c + b.px * b.q
@@ -100,7 +106,7 @@ else
   else
     if b.cp ~= who then
       return rej('PERMISSION_DENIED', 'only ' .. b.cp ..
-        ' may accept this offer; the offerer may reject (withdraw) it')
+        ' may accept this offer; the offerer may withdraw it (block.withdraw)')
     end
     local e = window_check() or price_check(b.px)
     if e then return e end

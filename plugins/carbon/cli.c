@@ -1723,8 +1723,8 @@ static int gm__carbon_block_run(const gm__carbon_cli *g, int argc, char **argv,
   if (!strcmp(sub, "accept"))
     method = "block.accept";
   else if (!strcmp(sub, "reject"))
-    /* The counterparty's; the offerer's own reject is a withdrawal (as
-     * before block.withdraw existed: the reply's state says which). */
+    /* The counterparty's only (counterparty_only below): the market
+     * refuses the offerer's and tells it to withdraw. */
     method = "block.reject";
   else if (!strcmp(sub, "withdraw"))
     method = "block.withdraw"; /* the offerer's only */
@@ -1740,6 +1740,7 @@ static int gm__carbon_block_run(const gm__carbon_cli *g, int argc, char **argv,
     return gm__carbon_usage_error(self, "block %s needs an OFFER_ID", sub);
   Gm__Carbon__OfferDecision req = GM__CARBON__OFFER_DECISION__INIT;
   req.offer_id = pos[0];
+  req.counterparty_only = !strcmp(sub, "reject");
   return gm__carbon_show(g, method, &req.base, gm__carbon_print_offer);
 }
 

@@ -141,10 +141,23 @@ START_TEST(each_party_lists_its_open_offers) {
             "only carol, who made block offer");
   n = list_all("bob", 0, 0, ids);
   ck_assert(has(ids, n, cb));
+  /* Nor, asked as the counterparty only (gm's reject), does carol, its
+     offerer, reject it: she is told to withdraw, and it stays open. */
+  w.counterparty_only = 1;
+  ct_expect("carol", "block.reject", &w.base, GM__STATUS__FAILED_PRECONDITION,
+            "is your own offer to bob; only bob may reject it: to take it "
+            "back, withdraw it (block.withdraw)");
+  n = list_all("bob", 0, 0, ids);
+  ck_assert(has(ids, n, cb));
 
   /* Ended offers leave the lists: accepted, rejected, withdrawn. */
   decide("alice", "block.accept", ab);
-  decide("carol", "block.reject", ac);
+  w.offer_id = ac; /* carol is its counterparty: rejected */
+  Gm__Carbon__BlockOffer *rj =
+      (Gm__Carbon__BlockOffer *)ct_call("carol", "block.reject", &w.base);
+  ck_assert_msg(rj, "%s", ct_message);
+  ck_assert_int_eq(rj->state, GM__CARBON__OFFER_STATE__OFFER_REJECTED);
+  ct_free(rj);
   decide("carol", "block.withdraw", cb);
   ck_assert_int_eq(list_all("alice", 0, 0, ids), 0);
   ck_assert_int_eq(list_all("bob", 0, 0, ids), 0);

@@ -689,6 +689,14 @@ START_TEST(block_trades_close_and_reconcile) {
              "made to you, reject it",
              "alice", "carbon", "block", "withdraw", "CEA-2025:B000000000003",
              NULL);
+  /* Nor may Bob, its offerer, reject it: he is told to withdraw (his
+   * reject withdrew it). The offer stays open. */
+  gm_refused(ep,
+             "FAILED_PRECONDITION: block offer CEA-2025:B000000000003 is your "
+             "own offer to alice; only alice may reject it: to take it back, "
+             "withdraw it",
+             "bob", "carbon", "block", "reject", "CEA-2025:B000000000003",
+             NULL);
   r = gm(ep, "--as", "bob", "carbon", "block", "withdraw",
          "CEA-2025:B000000000003", NULL);
   GM_OK(r);
