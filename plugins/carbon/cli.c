@@ -1023,7 +1023,10 @@ static int gm__carbon_range_opt(int c, const char *arg, void *ctx) {
 }
 
 /* `recent`: the range reaches now, where a fill may not be settled yet. */
-static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
+/* `limit`: the page size asked for (0: the market's 100). A full page may
+   not be all: the market returns the oldest trades first and no more. */
+static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent,
+                                    int64_t limit) {
   const Gm__Carbon__TradeList *r = (const Gm__Carbon__TradeList *)m;
   gm_table t = {8,
                 (const char *[]){"TIME", "SYMBOL", "PRICE", "QTY", "AMOUNT",
@@ -1050,6 +1053,12 @@ static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
     printf("no settled trades in that range\n");
   else
     gm_table_print(&t, stdout);
+  if (r->n_trades && (int64_t)r->n_trades >= (limit ? limit : 100))
+    printf(
+        "%zu trade(s) shown, as many as --limit asks (100 unless given), the "
+        "oldest first: there may be more; give a later --from or a larger "
+        "--limit (at most 10000)\n",
+        r->n_trades);
 }
 
 static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1102,7 +1111,7 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
   if (g->api->json(g->cli))
     g->api->print(g->cli, reply);
   else
-    gm__carbon_print_trades(reply, from <= now && (!r.to || to > now));
+    gm__carbon_print_trades(reply, from <= now && (!r.to || to > now), limit);
   fflush(stdout);
   gm__carbon_free(&reply);
   return code;
@@ -1926,7 +1935,9 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      gm__carbon_orders_run},
     {"trades",
      "gm carbon trades [SYMBOL] [--from DATE] [--to DATE] [--limit N]\n"
-     "    your settled trades (dates YYYY-MM-DD, Asia/Shanghai)\n",
+     "    your settled trades (dates YYYY-MM-DD, Asia/Shanghai), the oldest "
+     "first,\n"
+     "    at most --limit (default 100): a full page says there may be more\n",
      gm__carbon_trades_run},
     {"book", "gm carbon book SYMBOL [--depth N]   bids and asks (default 5)\n",
      gm__carbon_book_run},

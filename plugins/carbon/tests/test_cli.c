@@ -416,6 +416,17 @@ START_TEST(a_session_against_gmd) {
                            "60  5130.00  alice  -       "
                            "CEA-2025:T"),
                 "%s", r->out);
+  ck_assert_msg(!strstr(r->out, "there may be more"), "%s", r->out);
+  /* A full page says it may not be all (it said nothing). */
+  r = gm(ep, "--as", "alice", "carbon", "trades", "--limit", "1", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "5130.00") &&
+                    strstr(r->out,
+                           "1 trade(s) shown, as many as --limit "
+                           "asks (100 unless given), the oldest "
+                           "first: there may be more; give a later "
+                           "--from or a larger --limit"),
+                "%s", r->out);
   r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2026-11-25", NULL);
   GM_OK(r);
   ck_assert_msg(strstr(r->out, "no settled trades ("), "%s", r->out);
