@@ -53,6 +53,7 @@ struct gm__broker {
   long pipeline;          /* requests in flight per worker */
   long max_msg;           /* largest request accepted, bytes */
   long feed_queue;        /* [broker] feed_queue: events per slow subscriber */
+  int public_sub;         /* [broker] public_feed_sub: the feed's SUB port */
   int dev_mode;           /* no CURVE: callers say who they are */
   int settle_on;          /* this broker may run the settlement writer
                              ([settle] settle = auto), under the lease */
@@ -608,6 +609,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      &b->max_msg, err, errlen) ||
       gm__config_int(cfg, "broker", "feed_queue", 10000, 100, 1000000,
                      &b->feed_queue, err, errlen) ||
+      gm__config_bool(cfg, "broker", "public_feed_sub", 1, &b->public_sub, err,
+                      errlen) ||
       settle_mode(cfg, &b->settle_on, err, errlen) ||
       gm__config_int(cfg, "settle", "lease_ms", 3000, 300, 600000, &b->lease_ms,
                      err, errlen) ||
@@ -894,9 +897,9 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
              b->endpoint, zmq_strerror(zmq_errno()));
     goto done;
   }
-  b->publisher = gm__publisher_start(b->zctx, EVENTS_ENDPOINT, b->feed,
-                                     b->private_feed, (int)b->feed_queue,
-                                     secret, &b->raddr, b->roles, err, errlen);
+  b->publisher = gm__publisher_start(
+      b->zctx, EVENTS_ENDPOINT, b->feed, b->private_feed, (int)b->feed_queue,
+      b->public_sub, secret, &b->raddr, b->roles, err, errlen);
   if (!b->publisher) goto done;
   b->host.interest = gm__publisher_interest(b->publisher);
   /* The metrics endpoint stops before the publisher goes. */

@@ -180,7 +180,7 @@ static const struct known_section {
 } known[] = {
     {"broker",
      {"endpoint", "feed", "private_feed", "workers", "pipeline", "feed_queue",
-      "max_message_bytes", "name", NULL}},
+      "max_message_bytes", "name", "public_feed_sub", NULL}},
     {"redis",
      {"unix", "host", "port", "cluster", "user", "password_file",
       "idempotency_ttl", "cluster_wait_replicas", NULL}},

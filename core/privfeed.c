@@ -49,8 +49,12 @@ typedef struct gm__pconn {
      the list of each audience its other kept prefixes lie in.  Each kept
      prefix is added and taken out alone, so a subscribe or unsubscribe
      costs what that prefix keeps, not what the connection holds. */
-  size_t nwide;           /* kept prefixes that end before their audience */
-  size_t wide_pos;        /* its place in pf->wide while nwide > 0 */
+  size_t nwide;    /* kept prefixes that end before their audience */
+  size_t wide_pos; /* its place in pf->wide while nwide > 0 */
+  /* The same for public prefixes: in pf->pwide while one of them ends
+     before its market's first '.' ("*", "mark"), else in the audience
+     of that market ("mark."). */
+  size_t npwide, pwide_pos;
   struct gm__memb **memb; /* its audiences */
   size_t nmemb, capmemb;
   size_t idx;              /* its place in pf->conns */
@@ -100,7 +104,9 @@ struct gm__privfeed {
   size_t nbuckets, nauds; /* a power of two; audiences indexed */
   gm__pconn **wide;       /* connections with a wide prefix */
   size_t nwide, capwide;  /* used, allocated */
-  gm__pconn **targets;    /* one delivery's connections (scratch) */
+  gm__pconn **pwide;      /* connections with a wide public prefix */
+  size_t npwide, cappwide;
+  gm__pconn **targets; /* one delivery's connections (scratch) */
   size_t captargets;
   /* Told of each audience the first time it is followed and of the first
      wide connection ("@": every private topic), so publishers skip events
@@ -121,7 +127,7 @@ struct gm__privfeed {
 static void gm__note(gm__privfeed *pf, const char *p, size_t n) {
   if (!pf->interest || pf->noted > GM__NOTED_MAX) return;
   if (pf->noted == GM__NOTED_MAX) {
-    gm__interest_note(pf->interest, "@", 1);
+    gm__interest_note(pf->interest, "", 0);
     pf->noted++;
     return;
   }
@@ -138,6 +144,12 @@ static void gm__revoked_why(char *out, size_t cap, const char *who) {
 }
 
 /* ---- the rule ---- */
+
+/* A public prefix or topic: not empty and not starting with '@' ("" on
+   the private feed means every private topic of its holder). */
+static int gm__public(const char *s, size_t n) {
+  return n > 0 && s[0] != '@';
+}
 
 static int gm__starts(const char *s, size_t n, const char *prefix) {
   size_t p = strlen(prefix);
@@ -200,7 +212,8 @@ done:
 /* The audience a topic or prefix lies in: its length up to and with the
    first space; 0 when it has none (a prefix that ends before it). */
 static size_t gm__aud_len(const char *s, size_t n) {
-  const char *sp = memchr(s, ' ', n);
+  /* A public topic's audience is its market: up to its first '.'. */
+  const char *sp = memchr(s, gm__public(s, n) ? '.' : ' ', n);
   return sp ? (size_t)(sp - s) + 1 : 0;
 }
 
@@ -248,6 +261,14 @@ static void gm__wide_del(gm__privfeed *pf, gm__pconn *c) {
   c->nwide = 0;
 }
 
+/* Takes c out of the public wide list. */
+static void gm__pwide_del(gm__privfeed *pf, gm__pconn *c) {
+  pf->pwide[c->pwide_pos] = pf->pwide[--pf->npwide];
+  if (c->pwide_pos < pf->npwide)
+    pf->pwide[c->pwide_pos]->pwide_pos = c->pwide_pos;
+  c->npwide = 0;
+}
+
 /* Takes c's membership mi out of its audience (the audience goes with its
    last connection) and out of c. */
 static void gm__memb_del(gm__privfeed *pf, gm__pconn *c, size_t mi) {
@@ -270,6 +291,18 @@ static void gm__memb_del(gm__privfeed *pf, gm__pconn *c, size_t mi) {
 /* Adds one kept prefix p of c to the index. */
 static void gm__index_add(gm__privfeed *pf, gm__pconn *c, const char *p) {
   size_t n = gm__aud_len(p, strlen(p));
+  if (!n && gm__public(p, strlen(p))) {
+    if (c->npwide++ == 0) {
+      c->pwide_pos = pf->npwide;
+      GM__PUSH(pf->pwide, pf->npwide, pf->cappwide, c);
+    }
+    /* "*" is every public topic: noted as everything. */
+    if (strcmp(p, "*") == 0)
+      gm__note(pf, "", 0);
+    else
+      gm__note(pf, p, strlen(p));
+    return;
+  }
   if (!n) {
     if (c->nwide++ == 0) {
       c->wide_pos = pf->nwide;
@@ -307,6 +340,13 @@ static void gm__index_add(gm__privfeed *pf, gm__pconn *c, const char *p) {
 /* Takes one kept prefix p of c out of the index. */
 static void gm__index_del(gm__privfeed *pf, gm__pconn *c, const char *p) {
   size_t n = gm__aud_len(p, strlen(p));
+  if (!n && gm__public(p, strlen(p))) {
+    if (c->npwide == 1)
+      gm__pwide_del(pf, c);
+    else if (c->npwide)
+      c->npwide--;
+    return;
+  }
   if (!n) {
     if (c->nwide == 1)
       gm__wide_del(pf, c);
@@ -325,6 +365,7 @@ static void gm__index_del(gm__privfeed *pf, gm__pconn *c, const char *p) {
 /* Takes c out of the index. */
 static void gm__conn_unindex(gm__privfeed *pf, gm__pconn *c) {
   if (c->nwide) gm__wide_del(pf, c);
+  if (c->npwide) gm__pwide_del(pf, c);
   while (c->nmemb) gm__memb_del(pf, c, c->nmemb - 1);
 }
 
@@ -597,10 +638,11 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     if (gm__psub_find(c, req, len) < c->nsubs)
       return; /* sent again to keep the lease: nothing new */
     if (c->nsubs >= GM_PRIVFEED_MAX_SUBS) {
-      gm__refuse(pf, id, idn, req, len, who,
-                 "a connection holds at most 256 private prefixes; "
-                 "unsubscribe some or use a shorter prefix",
-                 now_ms);
+      gm__refuse(
+          pf, id, idn, req, len, who,
+          "a connection holds at most 256 prefixes (private and public); "
+          "unsubscribe some or use a shorter prefix",
+          now_ms);
       return;
     }
   }
@@ -622,15 +664,21 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     }
   }
   char *applied[64];
-  size_t na =
-      gm__privfeed_allowed(pf->dev ? NULL : who, roles, req, len, applied, 64);
+  size_t na;
+  if (gm__public(req, len)) { /* a public prefix: anyone may hold it */
+    applied[0] = strndup(req, len);
+    if (!applied[0]) abort();
+    na = 1;
+  } else
+    na = gm__privfeed_allowed(pf->dev ? NULL : who, roles, req, len, applied,
+                              64);
   if (na == 0) {
     char why[512];
     snprintf(why, sizeof why,
              "participant %s may see only private topics starting with "
              "\"@p:%s \" or \"@r:<role> \" for a role it holds (%s); "
-             "subscribe \"@\" for all of them; public topics are on the "
-             "feed",
+             "subscribe \"@\" for all of them; a prefix not starting "
+             "with \"@\" is a public one",
              who, who, roles && *roles ? roles : "none");
     gm__refuse(pf, id, idn, req, len, who, why, now_ms);
     return;
@@ -738,6 +786,7 @@ void gm__privfeed_destroy(gm__privfeed **pfp) {
     }
   free(pf->buckets);
   free(pf->wide);
+  free(pf->pwide);
   free(pf->targets);
   for (size_t i = 0; i < pf->seq_cap; i++) free(pf->seq_keys[i]);
   free(pf->seq_keys);
@@ -852,6 +901,7 @@ static void gm__pconn_reapply(gm__privfeed *pf, gm__pconn *c, const char *roles,
   c->roles = r;
   for (size_t i = c->nsubs; i-- > 0;) {
     gm__psub *s = &c->subs[i];
+    if (gm__public(s->req, s->len)) continue; /* roles do not matter */
     char *applied[64];
     size_t na = gm__privfeed_allowed(c->who, c->roles, s->req, strlen(s->req),
                                      applied, 64);
@@ -967,9 +1017,15 @@ uint64_t gm__privfeed_next_seq(gm__privfeed *pf, const char *topic,
 
 /* Non-zero when one of c's kept prefixes starts the topic. */
 static int gm__pconn_wants(const gm__pconn *c, const char *topic, size_t n) {
+  int pub = gm__public(topic, n);
   for (size_t i = 0; i < c->nsubs; i++)
-    for (size_t j = 0; j < c->subs[i].napplied; j++)
-      if (gm__starts(topic, n, c->subs[i].applied[j])) return 1;
+    for (size_t j = 0; j < c->subs[i].napplied; j++) {
+      const char *p = c->subs[i].applied[j];
+      /* A public topic matches public prefixes only ("" and "@" are
+         every private topic), "*" every public topic. */
+      if (gm__public(p, strlen(p)) != pub) continue;
+      if ((pub && strcmp(p, "*") == 0) || gm__starts(topic, n, p)) return 1;
+    }
   return 0;
 }
 
@@ -979,7 +1035,10 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
      the cost follows who may see the event. */
   size_t n = 0, an = gm__aud_len(topic, tlen);
   gm__aud *a = an && pf->nbuckets ? *gm__aud_slot(pf, topic, an) : NULL;
-  size_t need = (a ? a->n : 0) + pf->nwide;
+  int pub = gm__public(topic, tlen);
+  gm__pconn **wide = pub ? pf->pwide : pf->wide;
+  size_t nw = pub ? pf->npwide : pf->nwide;
+  size_t need = (a ? a->n : 0) + nw;
   if (need > pf->captargets) {
     pf->captargets = need * 2;
     free(pf->targets);
@@ -988,8 +1047,9 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
   }
   /* A wide connection is offered the event once, from the wide list. */
   for (size_t i = 0; a && i < a->n; i++)
-    if (!a->members[i]->c->nwide) pf->targets[n++] = a->members[i]->c;
-  for (size_t i = 0; i < pf->nwide; i++) pf->targets[n++] = pf->wide[i];
+    if (!(pub ? a->members[i]->c->npwide : a->members[i]->c->nwide))
+      pf->targets[n++] = a->members[i]->c;
+  for (size_t i = 0; i < nw; i++) pf->targets[n++] = wide[i];
   int gone = 0;
   for (size_t i = 0; i < n; i++) {
     gm__pconn *c = pf->targets[i];

@@ -25,6 +25,7 @@
 struct gm__publisher {
   void *pull;         /* PULL from workers and timers */
   void *pub;          /* XPUB: the feed (public events) */
+  int pub_open;       /* [broker] public_feed_sub: the XPUB is bound */
   gm__privfeed *priv; /* ROUTER: the private feed (privfeed.h) */
   uint64_t seq;       /* the public events' sequence number */
   /* The prefixes subscribed on both feeds, for publishers to skip events
@@ -83,8 +84,15 @@ static int gm__publisher_forward(gm__publisher *p) {
     gm__privfeed_deliver(p->priv, topic, tlen, zmq_msg_data(&body),
                          zmq_msg_size(&body));
   } else {
-    zmq_msg_send(&f[0], p->pub, ZMQ_SNDMORE);
-    zmq_msg_send(&body, p->pub, 0);
+    /* The same two frames and seq to the private feed's connections that
+       hold a public prefix (docs/protocol.md, "Public topics on the
+       private feed"), then to the feed's SUB sockets. */
+    gm__privfeed_deliver(p->priv, topic, tlen, zmq_msg_data(&body),
+                         zmq_msg_size(&body));
+    if (p->pub_open) {
+      zmq_msg_send(&f[0], p->pub, ZMQ_SNDMORE);
+      zmq_msg_send(&body, p->pub, 0);
+    }
   }
   zmq_msg_close(&f[0]);
   zmq_msg_close(&f[1]);
@@ -211,7 +219,8 @@ static void *gm__publisher_run(void *arg) {
 
 gm__publisher *gm__publisher_start(void *zctx, const char *events,
                                    const char *feed, const char *private_feed,
-                                   int queue, const char *curve_secret,
+                                   int queue, int public_sub,
+                                   const char *curve_secret,
                                    const gm__redis_addr *raddr,
                                    const gm__roles *roles, char *err,
                                    size_t errlen) {
@@ -261,7 +270,8 @@ gm__publisher *gm__publisher_start(void *zctx, const char *events,
     snprintf(err, errlen, "inproc bind: %s", zmq_strerror(zmq_errno()));
     goto fail;
   }
-  if (zmq_bind(p->pub, feed)) {
+  p->pub_open = public_sub;
+  if (public_sub && zmq_bind(p->pub, feed)) {
     snprintf(err, errlen, "cannot bind the feed %s: %s (set [broker] feed)",
              feed, zmq_strerror(zmq_errno()));
     goto fail;

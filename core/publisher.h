@@ -25,11 +25,14 @@ typedef struct gm__publisher gm__publisher;
  * the Redis at raddr, to re-check private subscribers' keys and roles (those
  * in force: `roles`) every second.  `queue`: events held on either feed
  * for one subscriber that reads slower than they come ([broker]
- * feed_queue).  NULL with err when a bind or the connection fails.
+ * feed_queue).  public_sub 0 ([broker] public_feed_sub = off): the feed is
+ * not bound, public events go to private feed connections only.  NULL with err
+ * when a bind or the connection fails.
  */
 gm__publisher *gm__publisher_start(void *zctx, const char *events,
                                    const char *feed, const char *private_feed,
-                                   int queue, const char *curve_secret,
+                                   int queue, int public_sub,
+                                   const char *curve_secret,
                                    const gm__redis_addr *raddr,
                                    const gm__roles *roles, char *err,
                                    size_t errlen);

@@ -208,6 +208,25 @@ static int starts(const char *topic, const char *prefix) {
   return strncmp(topic, prefix, strlen(prefix)) == 0;
 }
 
+/* Whether kept prefix p delivers topic: a public topic (not starting with
+   '@') to public prefixes only, "*" every public topic; "" and "@" are
+   every private topic, never a public one. */
+static int hits(const char *topic, const char *p) {
+  int pt = topic[0] != '@', pp = p[0] && p[0] != '@';
+  if (pt != pp) return 0;
+  return (pp && !strcmp(p, "*")) || starts(topic, p);
+}
+
+/* The rule with public prefixes: kept as asked, whoever asks. */
+static size_t rule(const char *who, const char *roles, const char *req,
+                   char **out) {
+  if (req[0] && req[0] != '@') {
+    out[0] = strdup(req);
+    return 1;
+  }
+  return gm__privfeed_allowed(who, roles, req, strlen(req), out, 64);
+}
+
 /* The topics d gets, joined by '|' in arrival order: `want` of them, each
    within want_ms, then any more, each within more_ms (0: those that
    already came). */
@@ -235,11 +254,6 @@ static const char *read_topics(void *d, int want, int want_ms, int more_ms) {
   return out;
 }
 
-/* What d has now (nothing more within 50 ms). */
-static const char *drain(void *d) {
-  return read_topics(d, 0, 0, 50);
-}
-
 /* `want` topics (each within 1 s), then any more that already came. */
 static const char *take(void *d, int want) {
   return read_topics(d, want, 1000, 0);
@@ -259,9 +273,10 @@ START_TEST(each_connection_gets_exactly_what_its_prefixes_start) {
   gm__privfeed *pf =
       gm__privfeed_new(ctx, "inproc://pfi", NULL, 0, err, sizeof err);
   ck_assert_msg(pf != NULL, "%s", err);
-  static const char *topics[] = {"@p:p0 m.e",  "@p:p1 m.e",  "@p:p10 m.e",
-                                 "@p:p1 n.e",  "@r:r0 m.e",  "@r:r1 m.f",
-                                 "@r:r10 m.e", "@p:p59 m.e", "@r:r2 x.y"};
+  static const char *topics[] = {
+      "@p:p0 m.e", "@p:p1 m.e",  "@p:p10 m.e", "@p:p1 n.e", "@r:r0 m.e",
+      "@r:r1 m.f", "@r:r10 m.e", "@p:p59 m.e", "@r:r2 x.y", "m.e",
+      "m.f",       "mx.e",       "n.e"};
   enum { T = sizeof topics / sizeof *topics };
   void *d[N];
   /* What connection i asked for: up to 3 prefixes. */
@@ -273,7 +288,7 @@ START_TEST(each_connection_gets_exactly_what_its_prefixes_start) {
     zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
     ck_assert_int_eq(zmq_connect(d[i], "inproc://pfi"), 0);
     nasked[i] = 0;
-    switch (i % 6) {
+    switch (i % 10) {
       case 0:
         snprintf(asked[i][nasked[i]++], 32, "@p:p%d ", i);
         break;
@@ -290,9 +305,26 @@ START_TEST(each_connection_gets_exactly_what_its_prefixes_start) {
       case 4:
         snprintf(asked[i][nasked[i]++], 32, i == 4 ? "" : "@p:");
         break;
-      default: /* two prefixes of one audience: each event once */
+      case 5: /* two prefixes of one audience: each event once */
         snprintf(asked[i][nasked[i]++], 32, "@p:p1 ");
         snprintf(asked[i][nasked[i]++], 32, "@p:p1 m.");
+        break;
+      case 6: /* public: one market, and one of its events too */
+        snprintf(asked[i][nasked[i]++], 32, "m.");
+        snprintf(asked[i][nasked[i]++], 32, "m.e");
+        break;
+      case 7: /* public and wide ("m" is "m." and "mx."), private */
+        snprintf(asked[i][nasked[i]++], 32, "m");
+        snprintf(asked[i][nasked[i]++], 32, "@p:p%d ", i);
+        snprintf(asked[i][nasked[i]++], 32, "@");
+        break;
+      case 8: /* every public topic */
+        snprintf(asked[i][nasked[i]++], 32, "*");
+        snprintf(asked[i][nasked[i]++], 32, "n.e");
+        break;
+      default:
+        snprintf(asked[i][nasked[i]++], 32, "@p:p1 m.");
+        snprintf(asked[i][nasked[i]++], 32, "mx.");
         break;
     }
     for (int k = 0; k < nasked[i]; k++) {
@@ -318,13 +350,15 @@ START_TEST(each_connection_gets_exactly_what_its_prefixes_start) {
       for (int t = 0; t < T; t++) {
         int match = 0;
         for (int k = 0; k < nasked[i]; k++)
-          match |= starts(topics[t], asked[i][k]);
+          match |= hits(topics[t], asked[i][k]);
         if (!match) continue;
         if (want[0]) strcat(want, "|");
         strcat(want, topics[t]);
       }
+      int nwant = want[0] ? 1 : 0;
+      for (const char *w = want; *w; w++) nwant += *w == '|';
       char got[4096];
-      snprintf(got, sizeof got, "%s", drain(d[i]));
+      snprintf(got, sizeof got, "%s", take(d[i], nwant));
       ck_assert_msg(strcmp(got, want) == 0,
                     "round %d connection %d: got \"%s\", want \"%s\"", round, i,
                     got, want);
@@ -436,11 +470,10 @@ static int model_wants(const char *who, const char *roles, char req[][32],
   for (int k = 0; k < n; k++) {
     if (!live[k]) continue;
     char *got[64];
-    size_t m =
-        gm__privfeed_allowed(who, roles, req[k], strlen(req[k]), got, 64);
+    size_t m = rule(who, roles, req[k], got);
     int hit = 0;
     for (size_t j = 0; j < m; j++) {
-      hit |= starts(topic, got[j]);
+      hit |= hits(topic, got[j]);
       free(got[j]);
     }
     if (hit) return 1;
@@ -472,7 +505,7 @@ static const char *drain_events(void *d, int want) {
       if (!more) break;
       zmq_recv(d, junk, sizeof junk, 0);
     }
-    if (t[0] != '@') continue; /* "!": a refusal */
+    if (!strcmp(t, "!")) continue; /* a refusal */
     got++;
     if (out[0]) strcat(out, "|");
     strcat(out, t);
@@ -507,12 +540,14 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
   ck_assert_msg(pf != NULL, "%s", err);
   gm__privfeed_set_lookup(pf, fake_lookup, NULL);
   static const char *asks[] = {
-      "@",      "",       "@p:",      "@r:",    "@r:r0 ",   "@r:r1 m.",
-      "@r:r2 ", "@p:p0 ", "@p:p1 m.", "@p:p2 ", "@p:p3 n.", "@p:p4 "};
+      "@",        "",       "@p:",    "@r:",      "@r:r0 ",
+      "@r:r1 m.", "@r:r2 ", "@p:p0 ", "@p:p1 m.", "@p:p2 ",
+      "@p:p3 n.", "@p:p4 ", "m.",     "*",        "n"};
   enum { NA = sizeof asks / sizeof *asks };
   static const char *topics[] = {"@p:p0 m.e", "@p:p1 m.e", "@p:p2 n.e",
                                  "@p:p3 n.f", "@p:p4 m.e", "@r:r0 m.e",
-                                 "@r:r1 m.f", "@r:r2 x.y", "@r:r3 m.e"};
+                                 "@r:r1 m.f", "@r:r2 x.y", "@r:r3 m.e",
+                                 "m.e",       "n.f"};
   enum { T = sizeof topics / sizeof *topics };
   void *d[NC];
   char req[NC][3][32];
@@ -558,8 +593,7 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
     snprintf(who, sizeof who, "p%d", i % NP);
     for (int k = 0; k < nreq[i]; k++) {
       char *got[64];
-      size_t m = gm__privfeed_allowed(who, reg_roles[i % NP], req[i][k],
-                                      strlen(req[i][k]), got, 64);
+      size_t m = rule(who, reg_roles[i % NP], req[i][k], got);
       live[i][k] = m > 0;
       for (size_t j = 0; j < m; j++) free(got[j]);
     }
@@ -610,8 +644,7 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
       for (int q = 0; q < nreq[i]; q++) {
         if (!live[i][q]) continue;
         char *got[64];
-        size_t m = gm__privfeed_allowed(id, reg_roles[who], req[i][q],
-                                        strlen(req[i][q]), got, 64);
+        size_t m = rule(id, reg_roles[who], req[i][q], got);
         live[i][q] = m > 0;
         for (size_t j = 0; j < m; j++) free(got[j]);
       }
@@ -725,6 +758,50 @@ START_TEST(one_among_many_leaves_and_the_others_keep_their_events) {
 END_TEST
 
 /*
+ * Public prefixes count in the same 256 as private ones: at 200 private and
+ * 56 public the next of either kind is refused; one public dropped makes
+ * room for one more, which gets its events.
+ */
+START_TEST(public_prefixes_count_in_the_cap) {
+  void *ctx = zmq_ctx_new();
+  char err[256];
+  gm__privfeed *pf =
+      gm__privfeed_new(ctx, "inproc://pfc", NULL, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  void *d = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0;
+  zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+  ck_assert_int_eq(zmq_connect(d, "inproc://pfc"), 0);
+  char p[32];
+  for (int k = 0; k < GM_PRIVFEED_MAX_SUBS; k++) {
+    if (k < 200)
+      snprintf(p, sizeof p, "@p:x%d ", k);
+    else
+      snprintf(p, sizeof p, "m%d.", k);
+    sub(d, 1, p);
+  }
+  read_n(pf, GM_PRIVFEED_MAX_SUBS);
+  ck_assert_uint_eq(gm__privfeed_subscribes(pf), GM_PRIVFEED_MAX_SUBS);
+  sub(d, 1, "q.");
+  read_n(pf, 1);
+  ck_assert_str_eq(take(d, 1), "!");
+  sub(d, 1, "@p:y ");
+  read_n(pf, 1);
+  ck_assert_str_eq(take(d, 1), "!");
+  sub(d, 0, "m200.");
+  sub(d, 1, "q.");
+  read_n(pf, 2);
+  static const char *topics[] = {"m200.e", "m201.e", "q.e", "@p:x7 e", "r.e"};
+  for (size_t t = 0; t < sizeof topics / sizeof *topics; t++)
+    gm__privfeed_deliver(pf, topics[t], strlen(topics[t]), "x", 1);
+  ck_assert_str_eq(take(d, 3), "m201.e|q.e|@p:x7 e");
+  zmq_close(d);
+  gm__privfeed_destroy(&pf);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+/*
  * One connection at its 256 prefixes: the next is refused; dropping most of
  * them and adding some back keeps exactly what is held (a resent prefix is
  * not counted again, a dropped one is no longer found).
@@ -828,11 +905,12 @@ static int rsend(void *d, int i, int on, const char *p, int64_t now) {
 }
 
 static void rprefix(char *out, size_t cap, unsigned r) {
-  static const char *wide[] = {"", "@", "@p:", "@p:a", "@r:", "@p:a1"};
+  static const char *wide[] = {
+      "", "@", "@p:", "@p:a", "@r:", "@p:a1", "nos", "*", "m.", "m.e"};
   unsigned a = (r >> 4) % 4;
   switch (r % 8) {
     case 0:
-      snprintf(out, cap, "%s", wide[(r >> 8) % 6]);
+      snprintf(out, cap, "%s", wide[(r >> 8) % 10]);
       break;
     case 1:
       snprintf(out, cap, "@p:a%u ", a);
@@ -875,7 +953,11 @@ static void rtopic(char *out, size_t cap, unsigned r) {
       snprintf(out, cap, "@r:r%u y", a);
       break;
     default:
-      snprintf(out, cap, "%s", (r >> 8) % 2 ? "@p:a1" : "nospace");
+      snprintf(out, cap, "%s",
+               (r >> 8) % 4 == 0   ? "@p:a1"
+               : (r >> 8) % 4 == 1 ? "nospace"
+               : (r >> 8) % 4 == 2 ? "m.e"
+                                   : "m.f");
       break;
   }
 }
@@ -1038,7 +1120,7 @@ START_TEST(random_steps_keep_delivery_exact) {
       char want[4096] = "";
       for (int r = 0; r < refused[k]; r++) strcat(want, r ? "|!" : "!");
       for (int q = 0; q < rnheld[k]; q++)
-        if (starts(topic, rheld[k][q])) {
+        if (hits(topic, rheld[k][q])) {
           strcat(want, want[0] ? "|" : "");
           strcat(want, topic);
           break;
@@ -1070,6 +1152,7 @@ int main(void) {
   tcase_add_test(tc, rechecks_keep_delivery_and_the_index_in_step);
   tcase_add_test(tc, one_among_many_leaves_and_the_others_keep_their_events);
   tcase_add_test(tc, a_connection_drops_and_adds_back_many_of_its_prefixes);
+  tcase_add_test(tc, public_prefixes_count_in_the_cap);
   tcase_add_test(tc, a_full_queue_drops_and_both_drops_and_refusals_are_logged);
   tcase_add_test(tc, random_steps_keep_delivery_exact);
   suite_add_tcase(s, tc);
