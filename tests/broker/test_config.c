@@ -320,6 +320,29 @@ START_TEST(dev_mode_stays_on_this_machine) {
 }
 END_TEST
 
+/* [broker] public_feed_sub takes on or off; anything else is refused by
+   gmd --check with the key, the value and what it takes. */
+START_TEST(a_bad_public_feed_sub_is_refused) {
+  char out[2048];
+  ck_assert_int_eq(
+      gmd_check("[broker]\npublic_feed_sub = maybe\n[redis]\nunix = r.sock\n"
+                "[security]\nmode = dev\n",
+                out, sizeof out),
+      1);
+  ck_assert_msg(
+      strstr(out, "[broker] public_feed_sub = maybe: expected on or off"), "%s",
+      out);
+  /* off passes (the check goes on, to the missing Redis here). */
+  ck_assert_int_eq(
+      gmd_check("[broker]\npublic_feed_sub = off\n[redis]\nunix = r.sock\n"
+                "[security]\nmode = dev\n",
+                out, sizeof out),
+      1);
+  ck_assert_msg(!strstr(out, "public_feed_sub") && strstr(out, "Redis"), "%s",
+                out);
+}
+END_TEST
+
 /* The test helper joins the stderr of every part of a compound command
    (the promtool checks run "cd DIR && promtool ..."). */
 START_TEST(test_shell_joins_every_part_s_stderr) {
@@ -348,6 +371,7 @@ int main(void) {
   tcase_add_test(tc, a_missing_plugin_dir_is_refused);
   tcase_add_test(tc, gmd_refuses_a_misspelt_key_before_starting_anything);
   tcase_add_test(tc, dev_mode_stays_on_this_machine);
+  tcase_add_test(tc, a_bad_public_feed_sub_is_refused);
   tcase_add_test(tc, a_bad_log_level_option_is_named_as_the_option);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
