@@ -1,7 +1,10 @@
 /*
  * gm_feed: the broker's event feed.  Public events come on a SUB socket at
  * the feed endpoint; private events on a DEALER at the private feed, opened
- * at the first private subscription.  Each event is two frames: the topic
+ * at the first private subscription.  Public subscriptions go to that
+ * DEALER too (a broker since protocol 18 takes them there, bounded and
+ * leased like private ones), and to the SUB only when the broker refuses
+ * them there as an older one does.  Each event is two frames: the topic
  * and a packed gm.Event.  The private feed keeps a connection's
  * subscriptions only while it hears from it, so they are sent again every
  * GM__RESEND_MS (which also restores them after a broker restart).
@@ -42,7 +45,7 @@ static void gm__feed_sockopts(void *sock) {
 }
 
 typedef struct gm__fsub {
-  char *prefix;  /* a private prefix as subscribed */
+  char *prefix;  /* the prefix as sent ("*": every public topic) */
   unsigned refs; /* gm_feed_subscribe() calls not undone */
 } gm__fsub;
 
@@ -51,7 +54,7 @@ struct gm_feed {
   void *sock;           /* the SUB socket: public events */
   void *priv;           /* the DEALER on the private feed, or NULL */
   char *priv_endpoint;  /* where it connects; NULL: unknown */
-  gm__fsub *subs;       /* private subscriptions */
+  gm__fsub *subs;       /* subscriptions on the private feed */
   size_t nsubs, cap;    /* used, allocated */
   int64_t resend_ms;    /* when to send them again (monotonic) */
   int turn;             /* which socket is read first, in turn */
@@ -61,6 +64,7 @@ struct gm_feed {
   char *endpoint;       /* the public feed's */
   int64_t reconnect_ms; /* when to connect again after a ZAP status; 0 */
   int64_t retry_ms;     /* the wait before that, doubling */
+  int old_broker;       /* it refused a public prefix: those use the SUB */
 };
 
 gm_status gm_feed_private_endpoint(const char *feed, char *out, size_t n) {
@@ -261,13 +265,19 @@ gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
     return GM_INVALID_ARGUMENT;
   }
   if (prefix[0] == '@') return gm__feed_private_sub(f, prefix);
+  /* "" is everything this participant may see: every public topic ("*" on
+     the private feed) and its private events, when the broker's private
+     feed can be found. */
+  if (f->priv_endpoint && !f->old_broker) {
+    gm_status st = gm__feed_private_sub(f, prefix[0] ? prefix : "*");
+    if (st == GM_OK && !prefix[0]) st = gm__feed_private_sub(f, "");
+    return st;
+  }
   if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix))) {
     gm__client_set_error("cannot subscribe to \"%s\": %s", prefix,
                          zmq_strerror(errno));
     return GM_INTERNAL;
   }
-  /* "" is everything this participant may see: its private events too,
-     when the broker's private feed can be found. */
   if (!prefix[0] && f->priv_endpoint) return gm__feed_private_sub(f, "");
   return GM_OK;
 }
@@ -275,11 +285,51 @@ gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
 gm_status gm_feed_unsubscribe(gm_feed *f, const char *prefix) {
   if (!f) return GM_INVALID_ARGUMENT;
   if (!prefix) prefix = "";
-  if (prefix[0] != '@' &&
-      zmq_setsockopt(f->sock, ZMQ_UNSUBSCRIBE, prefix, strlen(prefix)))
-    return GM_INTERNAL;
+  if (prefix[0] != '@') {
+    /* Held on the private feed, or on the SUB (an older broker). */
+    const char *wire = prefix[0] ? prefix : "*";
+    if (gm__feed_find(f, wire))
+      gm__feed_private_unsub(f, wire, 0, 1);
+    else if (zmq_setsockopt(f->sock, ZMQ_UNSUBSCRIBE, prefix, strlen(prefix)))
+      return GM_INTERNAL;
+  }
   if (prefix[0] == '@' || !prefix[0]) gm__feed_private_unsub(f, prefix, 0, 1);
   return GM_OK;
+}
+
+/*
+ * A broker older than protocol 18 refuses a public prefix on the private
+ * feed ("... may see only private topics ..."): that prefix, and every
+ * public one from now on, goes to the SUB instead, as often as it was
+ * subscribed ("*" as "").  1 when `prefix` was so moved.  Any other
+ * refusal (the cap, a revoked key) stands: the SUB would not be bounded.
+ */
+static int gm__feed_fall_back(gm_feed *f, const char *prefix, const char *why,
+                              size_t wn) {
+  static const char old[] = "may see only private topics";
+  if (!prefix[0] || prefix[0] == '@' || !memmem(why, wn, old, sizeof old - 1))
+    return 0;
+  gm__fsub *s = gm__feed_find(f, prefix);
+  if (!s) return 1; /* unsubscribed meanwhile */
+  const char *sub = strcmp(prefix, "*") == 0 ? "" : prefix;
+  f->old_broker = 1;
+  for (unsigned i = 0; i < s->refs; i++)
+    zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, sub, strlen(sub));
+  gm__feed_private_unsub(f, prefix, 1, 0);
+  /* Every other public prefix follows now, not one refusal at a time. */
+  for (size_t i = f->nsubs; i-- > 0;) {
+    gm__fsub *o = &f->subs[i];
+    if (o->prefix[0] == '@' || !o->prefix[0]) continue;
+    const char *p = strcmp(o->prefix, "*") == 0 ? "" : o->prefix;
+    for (unsigned k = 0; k < o->refs; k++)
+      zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, p, strlen(p));
+    char *moved = o->prefix;
+    gm__feed_send_sub(f, 0, moved);
+    o->prefix = NULL;
+    *o = f->subs[--f->nsubs];
+    free(moved);
+  }
+  return 1;
 }
 
 /* Drops the rest of a multi-frame message that does not fit the format. */
@@ -303,10 +353,16 @@ static gm_status gm__feed_read(gm_feed *f, void *sock, char **topic,
       *(char *)zmq_msg_data(&msg) == '!' && zmq_msg_more(&msg) &&
       zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0) {
     *topic = strndup(zmq_msg_data(&msg), zmq_msg_size(&msg));
-    if (*topic && zmq_msg_more(&msg) &&
-        zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0) {
+    int why = *topic && zmq_msg_more(&msg) &&
+              zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0;
+    if (why &&
+        gm__feed_fall_back(f, *topic, zmq_msg_data(&msg), zmq_msg_size(&msg))) {
+      free(*topic);
+      *topic = NULL;
+      status = GM_UNAVAILABLE; /* nothing for the caller: read on */
+    } else if (why) {
       gm__client_set_error(
-          "the broker refused private subscription \"%s\": "
+          "the broker refused subscription \"%s\": "
           "%.*s",
           *topic, (int)zmq_msg_size(&msg), (char *)zmq_msg_data(&msg));
       /* Refused for good: sending it again would only be refused again. */

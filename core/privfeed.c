@@ -311,6 +311,9 @@ static void gm__index_add(gm__privfeed *pf, gm__pconn *c, const char *p) {
     }
     return;
   }
+  /* A public prefix is noted itself, not its market: "m.x" wants no other
+     event of m. */
+  if (gm__public(p, n)) gm__note(pf, p, strlen(p));
   if (pf->nauds >= pf->nbuckets) gm__aud_grow(pf);
   gm__aud **slot = gm__aud_slot(pf, p, n);
   if (!*slot) {
@@ -320,7 +323,7 @@ static void gm__index_add(gm__privfeed *pf, gm__pconn *c, const char *p) {
     if (!a->key) abort();
     *slot = a;
     pf->nauds++;
-    gm__note(pf, p, n);
+    if (!gm__public(p, n)) gm__note(pf, p, n);
   } else /* two prefixes of one audience: listed once */
     for (size_t i = 0; i < c->nmemb; i++)
       if (c->memb[i]->a == *slot) {

@@ -47,6 +47,9 @@ static void register_key(const char *id, const char *pub, const char *role) {
   gm__reply__free_unpacked(r, NULL);
 }
 
+/* More of the config for the next curve_setup. */
+static const char *curve_extra = "";
+
 static void curve_setup(void) {
   ck_assert_int_eq(zmq_curve_keypair(server_pub, server_sec), 0);
   ck_assert_int_eq(zmq_curve_keypair(admin_pub, admin_sec), 0);
@@ -58,8 +61,8 @@ static void curve_setup(void) {
   snprintf(extra, sizeof extra,
            "[plugins]\nload = testmkt\n[security]\nmode = curve\n"
            "secret_key_file = %s\nadmin_keys = %s\n"
-           "[metrics]\nlisten = 127.0.0.1:0\n",
-           keyfile, admin_pub);
+           "[metrics]\nlisten = 127.0.0.1:0\n%s",
+           keyfile, admin_pub, curve_extra);
   free(keyfile);
   gmd = gm_test_gmd_start_curve(redis, TEST_PLUGIN_DIR, extra, server_pub,
                                 admin_pub, admin_sec);
@@ -67,6 +70,13 @@ static void curve_setup(void) {
                            admin_sec);
   register_key("alice", alice_pub, "buyer");
   register_key("bob", bob_pub, "seller");
+}
+
+/* [broker] public_feed_sub = off: the XPUB is not bound. */
+static void closed_setup(void) {
+  curve_extra = "[broker]\npublic_feed_sub = off\n";
+  curve_setup();
+  curve_extra = "";
 }
 
 static void dev_setup(void) {
@@ -1213,6 +1223,174 @@ START_TEST(a_feed_client_cannot_make_gmd_keep_huge_prefixes) {
 }
 END_TEST
 
+/* How many events of f's log carry `note`. */
+static int count(const evlog *lg, const char *note) {
+  int n = 0;
+  for (size_t i = 0; i < lg->n; i++) n += strcmp(lg->note[i], note) == 0;
+  return n;
+}
+
+/*
+ * With the XPUB closed the client library takes public events on the
+ * private feed: each public event its prefixes match, once each even when
+ * two of them match it (and "" with its private events too), with the
+ * public seq (one more each).
+ */
+START_TEST(public_events_come_on_the_private_feed_once_each) {
+  gm_feed *fa = feed_as(alice_pub, alice_sec);
+  gm_feed *fb = feed_as(bob_pub, bob_sec);
+  ck_assert_int_eq(gm_feed_subscribe(fa, "testmkt."), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(fa, "testmkt.told"), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(fb, ""), GM_OK);
+  evlog *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+  until_heard(fa, a, GM_AUDIENCE_PUBLIC, NULL, "sync-a");
+  until_heard(fb, b, GM_AUDIENCE_PUBLIC, NULL, "sync-b");
+  until_heard(fb, b, GM_AUDIENCE_PARTICIPANT, "bob", "sync-bob");
+  a->n = b->n = 0;
+  for (int i = 0; i < 5; i++) {
+    char note[8];
+    snprintf(note, sizeof note, "n%d", i);
+    say(GM_AUDIENCE_PUBLIC, NULL, note);
+  }
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "for-alice");
+  say(GM_AUDIENCE_PUBLIC, NULL, "end");
+  read_until(fa, a, "end");
+  read_until(fb, b, "end");
+  while (take(fa, a, 200)) {
+  }
+  while (take(fb, b, 200)) {
+  }
+  for (int i = 0; i < 5; i++) {
+    char note[8];
+    snprintf(note, sizeof note, "n%d", i);
+    ck_assert_msg(count(a, note) == 1, "alice got %s %d times", note,
+                  count(a, note));
+    ck_assert_msg(count(b, note) == 1, "bob got %s %d times", note,
+                  count(b, note));
+  }
+  ck_assert_int_eq(count(a, "for-alice"), 0); /* public prefixes only */
+  ck_assert_int_eq(count(b, "for-alice"), 0);
+  ck_assert_int_eq(count(a, "end"), 1);
+  ck_assert_int_eq(count(b, "end"), 1);
+  gm_feed_destroy(&fa);
+  gm_feed_destroy(&fb);
+  free(a);
+  free(b);
+}
+END_TEST
+
+/* A replaced key's connection holding public prefixes is told and gets no
+   public event after that. */
+START_TEST(a_revoked_key_stops_public_events_too) {
+  void *ctx = zmq_ctx_new();
+  void *r = raw_private(ctx, alice_pub, alice_sec, "pub-alice", 9);
+  zmq_send(r, "\1testmkt.", 9, 0);
+  zmq_send(r, "\1*", 2, 0);
+  int heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    say(GM_AUDIENCE_PUBLIC, NULL, "before");
+    heard = raw_heard(r, "testmkt.", 300);
+  }
+  ck_assert(heard);
+  char new_pub[41], new_sec[41];
+  zmq_curve_keypair(new_pub, new_sec);
+  register_key("alice", new_pub, "buyer");
+  int told = 0;
+  for (int i = 0; i < 10 && !told; i++) {
+    say(GM_AUDIENCE_PUBLIC, NULL, "during");
+    told = raw_refused(r, "no longer registered", NULL, 0, 600);
+  }
+  ck_assert_msg(told, "the old key's connection was never told");
+  /* Both prefixes' refusals, then nothing public. */
+  raw_refused(r, "no longer registered", NULL, 0, 600);
+  for (int i = 0; i < 3; i++) say(GM_AUDIENCE_PUBLIC, NULL, "after");
+  ck_assert_msg(!raw_heard(r, "testmkt.", 1500),
+                "a revoked key's connection still gets public events");
+  zmq_close(r);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
+/*
+ * Against an older broker (simulated here by its two sockets: an XPUB and
+ * a ROUTER that refuses every prefix not starting with "@" with that
+ * broker's words), the client library moves its public prefixes to the SUB
+ * and gets their events there, once each, and reports no refusal.
+ */
+START_TEST(an_older_broker_s_refusal_moves_public_prefixes_to_the_sub) {
+  char dir[] = "/tmp/gm-oldbroker-XXXXXX", feed[128], priv[160];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(feed, sizeof feed, "ipc://%s/feed", dir);
+  snprintf(priv, sizeof priv, "ipc://%s/feed.private", dir);
+  void *ctx = zmq_ctx_new();
+  void *xpub = zmq_socket(ctx, ZMQ_XPUB), *router = zmq_socket(ctx, ZMQ_ROUTER);
+  int zero = 0;
+  zmq_setsockopt(xpub, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
+  ck_assert_int_eq(zmq_bind(xpub, feed), 0);
+  ck_assert_int_eq(zmq_bind(router, priv), 0);
+  gm_client_options o;
+  gm_client_options_init(&o);
+  gm_feed *f = gm_feed_new(feed, &o);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(gm_feed_subscribe(f, "testmkt."), GM_OK);
+  ck_assert_int_eq(gm_feed_subscribe(f, "@p:x "), GM_OK);
+  Gm__Event ev = GM__EVENT__INIT;
+  ev.market = "testmkt";
+  ev.event = "told";
+  uint8_t buf[256];
+  int got = 0, refused_private = 0, subscribed = 0;
+  for (int i = 0; i < 200 && got < 3; i++) {
+    /* The old broker: refuses public prefixes, keeps the others. */
+    char rid[256], m[300];
+    int rl;
+    while ((rl = zmq_recv(router, rid, sizeof rid, ZMQ_DONTWAIT)) > 0) {
+      int ml = zmq_recv(router, m, sizeof m, 0);
+      if (ml >= 2 && m[0] == 1 && m[1] != '@') {
+        static const char why[] =
+            "participant x may see only private topics starting with "
+            "\"@p:x \"; public topics are on the feed";
+        zmq_send(router, rid, (size_t)rl, ZMQ_SNDMORE);
+        zmq_send(router, "!", 1, ZMQ_SNDMORE);
+        zmq_send(router, m + 1, (size_t)ml - 1, ZMQ_SNDMORE);
+        zmq_send(router, why, sizeof why - 1, 0);
+      }
+    }
+    char sub[300];
+    int sl;
+    while ((sl = zmq_recv(xpub, sub, sizeof sub, ZMQ_DONTWAIT)) > 0)
+      if (sub[0] == 1 && sl == 9 && !memcmp(sub + 1, "testmkt.", 8))
+        subscribed = 1;
+    if (subscribed) { /* one event each round until three came */
+      ev.seq = (uint64_t)i;
+      size_t n = gm__event__pack(&ev, buf);
+      zmq_send(xpub, "testmkt.told", 12, ZMQ_SNDMORE);
+      zmq_send(xpub, buf, n, 0);
+    }
+    char *topic = NULL;
+    Gm__Event *e = NULL;
+    gm_status st = gm_feed_recv(f, &topic, &e, 20);
+    if (st == GM_OK) {
+      ck_assert_str_eq(topic, "testmkt.told");
+      got++;
+    }
+    refused_private += st == GM_PERMISSION_DENIED;
+    free(topic);
+    gm_feed_event_free(&e);
+  }
+  ck_assert_msg(subscribed, "the library never subscribed the SUB");
+  ck_assert_int_eq(got, 3);
+  ck_assert_int_eq(refused_private, 0);
+  gm_feed_destroy(&f);
+  zmq_close(xpub);
+  zmq_close(router);
+  zmq_ctx_term(ctx);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("feed");
   TCase *tc = tcase_create("curve");
@@ -1243,6 +1421,17 @@ int main(void) {
   tcase_add_test(dev, publish_wanted_in_development_mode);
   tcase_add_test(dev, a_feed_client_cannot_make_gmd_keep_huge_prefixes);
   suite_add_tcase(s, dev);
+  TCase *closed = tcase_create("closed");
+  tcase_add_checked_fixture(closed, closed_setup, teardown);
+  tcase_set_timeout(closed, 60);
+  tcase_add_test(closed, public_events_come_on_the_private_feed_once_each);
+  tcase_add_test(closed, a_revoked_key_stops_public_events_too);
+  suite_add_tcase(s, closed);
+  TCase *old = tcase_create("old");
+  tcase_set_timeout(old, 30);
+  tcase_add_test(old,
+                 an_older_broker_s_refusal_moves_public_prefixes_to_the_sub);
+  suite_add_tcase(s, old);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
