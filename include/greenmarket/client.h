@@ -301,10 +301,14 @@ GM_CLIENT_EXPORT void gm_feed_destroy(gm_feed **f);
  * event and every private event this participant may see (public only when
  * no private feed endpoint is known); "@": every private event this
  * participant may see; "@p:<id> ..." or "@r:<role> ...": part of them; any
- * other prefix: public events.  GM_FAILED_PRECONDITION for a private prefix
- * when no private feed endpoint is known (set options.private_feed).  A
- * private subscription the broker refuses comes back from gm_feed_recv() as
- * GM_PERMISSION_DENIED.  GM_INVALID_ARGUMENT for a prefix longer than 255
+ * other prefix: public events.  Public prefixes go to the private feed when
+ * its endpoint is known (bounded there; needed when the broker runs with
+ * [broker] public_feed_sub = off), and to the feed's SUB when it is not or
+ * when the broker is older than protocol 18 and refuses them there (moved
+ * at its refusal, not reported).  GM_FAILED_PRECONDITION for a private
+ * prefix when no private feed endpoint is known (set options.private_feed).
+ * Any other subscription the broker refuses comes back from gm_feed_recv()
+ * as GM_PERMISSION_DENIED.  GM_INVALID_ARGUMENT for a prefix longer than 255
  * bytes (no topic is longer): nothing is sent.
  */
 GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
