@@ -333,7 +333,18 @@ START_TEST(feed_delivers_subscribed_events) {
   char ep[64];
   size_t len = sizeof ep;
   zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &len);
-  gm_feed *f = gm_feed_new(ep, NULL);
+  /* A private feed that refuses public prefixes as a broker before
+     protocol 18 does: the library moves them to the SUB. */
+  void *router = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+  char pep[64];
+  len = sizeof pep;
+  zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, pep, &len);
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.private_feed = pep;
+  gm_feed *f = gm_feed_new(ep, &o);
   ck_assert_msg(f != NULL, "%s", gm_client_last_error());
   ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
   /* Longer than any topic: refused here, never sent (the broker drops a
@@ -365,6 +376,18 @@ START_TEST(feed_delivers_subscribed_events) {
   Gm__Event *got = NULL;
   /* A SUB joins late (slow joiner): publish until it hears. */
   for (int i = 0; i < 100 && !got; i++) {
+    char rid[256], m[300];
+    int rl;
+    while ((rl = zmq_recv(router, rid, sizeof rid, ZMQ_DONTWAIT)) > 0) {
+      int ml = zmq_recv(router, m, sizeof m, 0);
+      if (ml >= 2 && m[0] == 1 && m[1] != '@') {
+        static const char why[] = "participant x may see only private topics";
+        zmq_send(router, rid, (size_t)rl, ZMQ_SNDMORE);
+        zmq_send(router, "!", 1, ZMQ_SNDMORE);
+        zmq_send(router, m + 1, (size_t)ml - 1, ZMQ_SNDMORE);
+        zmq_send(router, why, sizeof why - 1, 0);
+      }
+    }
     zmq_send(pub, "other.thing", 11, ZMQ_SNDMORE);
     zmq_send(pub, buf, n, 0);
     ev.seq = (uint64_t)i;
@@ -398,6 +421,7 @@ START_TEST(feed_delivers_subscribed_events) {
   ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 50), GM_UNAVAILABLE);
   gm_feed_destroy(&f);
   ck_assert_ptr_null(f);
+  zmq_close(router);
   zmq_close(pub);
   zmq_ctx_term(ctx);
 }
