@@ -64,7 +64,11 @@ struct gm_feed {
   char *endpoint;       /* the public feed's */
   int64_t reconnect_ms; /* when to connect again after a ZAP status; 0 */
   int64_t retry_ms;     /* the wait before that, doubling */
-  int old_broker;       /* it refused a public prefix: those use the SUB */
+  int old_broker;       /* public prefixes use the SUB (see below) */
+  void *pmon;           /* the DEALER's handshake watch, or NULL */
+  int priv_up;          /* the DEALER completed a handshake */
+  int64_t pub_by_ms;    /* public prefixes sent on a DEALER not yet up:
+                           moved to the SUB if it is not up by then; 0 */
 };
 
 gm_status gm_feed_private_endpoint(const char *feed, char *out, size_t n) {
@@ -158,6 +162,7 @@ void gm_feed_destroy(gm_feed **fp) {
   gm_feed *f = fp ? *fp : NULL;
   if (!f) return;
   gm__client_monitor_close(f->sock, &f->mon);
+  gm__client_monitor_close(f->priv, &f->pmon);
   if (f->sock) zmq_close(f->sock);
   if (f->priv) zmq_close(f->priv);
   if (f->ctx) gm__client_ctx_release();
@@ -195,10 +200,12 @@ static gm_status gm__feed_open_private(gm_feed *f) {
   f->priv = zmq_socket(f->ctx, ZMQ_DEALER);
   if (!f->priv) return GM_INTERNAL;
   gm__feed_sockopts(f->priv);
+  f->pmon = gm__client_monitor(f->ctx, f->priv);
   if (gm__client_apply_curve(f->priv, &f->o) ||
       zmq_connect(f->priv, f->priv_endpoint)) {
     gm__client_set_error("cannot connect to the private feed \"%s\": %s",
                          f->priv_endpoint, zmq_strerror(errno));
+    gm__client_monitor_close(f->priv, &f->pmon);
     zmq_close(f->priv);
     f->priv = NULL;
     return GM_FAILED_PRECONDITION;
@@ -271,6 +278,12 @@ gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
   if (f->priv_endpoint && !f->old_broker) {
     gm_status st = gm__feed_private_sub(f, prefix[0] ? prefix : "*");
     if (st == GM_OK && !prefix[0]) st = gm__feed_private_sub(f, "");
+    /* A private feed nobody answers (a port closed by a firewall, a
+       publisher with no private feed) would refuse nothing and send
+       nothing: if its handshake has not succeeded within the handshake
+       bound, public prefixes go to the SUB. */
+    if (st == GM_OK && !f->priv_up && !f->pub_by_ms)
+      f->pub_by_ms = gm__client_now_ms() + GM__FEED_HANDSHAKE_MS;
     return st;
   }
   if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix))) {
@@ -297,26 +310,11 @@ gm_status gm_feed_unsubscribe(gm_feed *f, const char *prefix) {
   return GM_OK;
 }
 
-/*
- * A broker older than protocol 18 refuses a public prefix on the private
- * feed ("... may see only private topics ..."): that prefix, and every
- * public one from now on, goes to the SUB instead, as often as it was
- * subscribed ("*" as "").  1 when `prefix` was so moved.  Any other
- * refusal (the cap, a revoked key) stands: the SUB would not be bounded.
- */
-static int gm__feed_fall_back(gm_feed *f, const char *prefix, const char *why,
-                              size_t wn) {
-  static const char old[] = "may see only private topics";
-  if (!prefix[0] || prefix[0] == '@' || !memmem(why, wn, old, sizeof old - 1))
-    return 0;
-  gm__fsub *s = gm__feed_find(f, prefix);
-  if (!s) return 1; /* unsubscribed meanwhile */
-  const char *sub = strcmp(prefix, "*") == 0 ? "" : prefix;
+/* Every public prefix held on the private feed goes to the SUB, as often
+   as it was subscribed ("*" as ""), and every later one too. */
+static void gm__feed_publics_to_sub(gm_feed *f) {
   f->old_broker = 1;
-  for (unsigned i = 0; i < s->refs; i++)
-    zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, sub, strlen(sub));
-  gm__feed_private_unsub(f, prefix, 1, 0);
-  /* Every other public prefix follows now, not one refusal at a time. */
+  f->pub_by_ms = 0;
   for (size_t i = f->nsubs; i-- > 0;) {
     gm__fsub *o = &f->subs[i];
     if (o->prefix[0] == '@' || !o->prefix[0]) continue;
@@ -329,6 +327,21 @@ static int gm__feed_fall_back(gm_feed *f, const char *prefix, const char *why,
     *o = f->subs[--f->nsubs];
     free(moved);
   }
+}
+
+/*
+ * A broker older than protocol 18 refuses a public prefix on the private
+ * feed ("... may see only private topics ..."): that prefix, and every
+ * public one from now on, goes to the SUB instead.  1 when `prefix` was
+ * such a refusal.  Any other refusal (the cap, a revoked key) stands: the
+ * SUB would not be bounded.
+ */
+static int gm__feed_fall_back(gm_feed *f, const char *prefix, const char *why,
+                              size_t wn) {
+  static const char old[] = "may see only private topics";
+  if (!prefix[0] || prefix[0] == '@' || !memmem(why, wn, old, sizeof old - 1))
+    return 0;
+  gm__feed_publics_to_sub(f);
   return 1;
 }
 
@@ -426,6 +439,16 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
       f->reconnect_ms = 0;
       gm__feed_reconnect(f, now);
     }
+    if (f->pmon) {
+      int up = 0;
+      gm__client_refused(f->pmon, NULL, &up);
+      if (up) {
+        f->priv_up = 1;
+        f->pub_by_ms = 0;
+      }
+    }
+    if (f->pub_by_ms && !f->priv_up && now >= f->pub_by_ms)
+      gm__feed_publics_to_sub(f);
     if (f->priv && now >= f->resend_ms) {
       for (size_t i = 0; i < f->nsubs; i++)
         gm__feed_send_sub(f, 1, f->subs[i].prefix);
@@ -435,6 +458,7 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
     if (f->priv && f->resend_ms - now < wait) wait = f->resend_ms - now;
     if (f->reconnect_ms && f->reconnect_ms - now < wait)
       wait = f->reconnect_ms - now;
+    if (f->pub_by_ms && f->pub_by_ms - now < wait) wait = f->pub_by_ms - now;
     if (wait > 1000000) wait = 1000000; /* forever, in steps */
     if (wait < 0) wait = 0;
     if (zap == 400 && !f->refused_told) {
@@ -451,10 +475,11 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
       return *topic ? GM_PERMISSION_DENIED : GM_INTERNAL;
     }
     /* A NULL socket is skipped: poll() ignores a negative fd. */
-    zmq_pollitem_t items[3] = {{f->sock, 0, ZMQ_POLLIN, 0},
+    zmq_pollitem_t items[4] = {{f->sock, 0, ZMQ_POLLIN, 0},
                                {f->priv, f->priv ? 0 : -1, ZMQ_POLLIN, 0},
-                               {f->mon, f->mon ? 0 : -1, ZMQ_POLLIN, 0}};
-    int n = zmq_poll(items, 3, (long)wait);
+                               {f->mon, f->mon ? 0 : -1, ZMQ_POLLIN, 0},
+                               {f->pmon, f->pmon ? 0 : -1, ZMQ_POLLIN, 0}};
+    int n = zmq_poll(items, 4, (long)wait);
     if (n < 0 && zmq_errno() != EINTR) return GM_UNAVAILABLE;
     if (n > 0) {
       /* In turn, so a busy public feed cannot starve private events. */

@@ -427,6 +427,79 @@ START_TEST(feed_delivers_subscribed_events) {
 }
 END_TEST
 
+/* A private feed nobody answers (a port a firewall closes, a publisher
+   with no private feed): it refuses nothing, so the library cannot tell
+   an older broker; its handshake never succeeds, and after the feed's
+   handshake bound the public prefixes go to the SUB. */
+START_TEST(feed_whose_private_feed_never_answers_uses_the_sub) {
+  void *ctx = zmq_ctx_new(), *pub = zmq_socket(ctx, ZMQ_PUB);
+  int linger = 0;
+  zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(pub, "tcp://127.0.0.1:*"), 0);
+  char ep[64];
+  size_t len = sizeof ep;
+  zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &len);
+  /* A port nobody listens on: bound, then closed. */
+  void *gone = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(gone, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(gone, "tcp://127.0.0.1:*"), 0);
+  char pep[64];
+  len = sizeof pep;
+  zmq_getsockopt(gone, ZMQ_LAST_ENDPOINT, pep, &len);
+  zmq_close(gone);
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.private_feed = pep;
+  gm_feed *f = gm_feed_new(ep, &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
+  Gm__Event ev = GM__EVENT__INIT;
+  ev.market = "sample";
+  ev.event = "trade";
+  uint8_t buf[256];
+  size_t n = gm__event__pack(&ev, buf);
+  char *topic = NULL;
+  Gm__Event *got = NULL;
+  /* Published every 50 ms for up to 15 s: the bound is 5 s. */
+  for (int i = 0; i < 300 && !got; i++) {
+    zmq_send(pub, "sample.trade", 12, ZMQ_SNDMORE);
+    zmq_send(pub, buf, n, 0);
+    gm_status s = gm_feed_recv(f, &topic, &got, 50);
+    ck_assert_msg(s == GM_OK || s == GM_UNAVAILABLE, "%s: %s",
+                  gm_status_name(s), gm_client_last_error());
+    if (s != GM_OK) {
+      free(topic);
+      topic = NULL;
+    }
+  }
+  ck_assert_msg(got != NULL, "no public event within 15 s");
+  ck_assert_str_eq(topic, "sample.trade");
+  free(topic);
+  gm_feed_event_free(&got);
+  gm_feed_destroy(&f);
+  /* A private feed that answers the handshake keeps them, however quiet
+     (development mode: no CURVE, the handshake succeeds all the same):
+     past the bound nothing comes on the SUB. */
+  void *quiet = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(quiet, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(quiet, pep), 0);
+  f = gm_feed_new(ep, &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
+  for (int i = 0; i < 140; i++) { /* 7 s */
+    zmq_send(pub, "sample.trade", 12, ZMQ_SNDMORE);
+    zmq_send(pub, buf, n, 0);
+    ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 50), GM_UNAVAILABLE);
+    free(topic);
+    topic = NULL;
+  }
+  gm_feed_destroy(&f);
+  zmq_close(quiet);
+  zmq_close(pub);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(curve_with_keys_talks_without_is_refused) {
   char spub[41], ssec[41], cpub[41], csec[41];
   ck_assert_int_eq(gm_keypair(spub, ssec), GM_OK);
@@ -938,6 +1011,7 @@ int main(void) {
   tcase_add_test(tc, undecodable_reply_body_is_internal);
   tcase_add_test(tc, pipelining);
   tcase_add_test(tc, feed_delivers_subscribed_events);
+  tcase_add_test(tc, feed_whose_private_feed_never_answers_uses_the_sub);
   tcase_add_test(tc, curve_with_keys_talks_without_is_refused);
   tcase_add_test(tc, bad_options_are_explained);
   tcase_add_test(tc, keys_are_random_and_well_formed);
