@@ -196,6 +196,15 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
     if ((st = pr__check_item(call, t->items[i], lead, t->buyers,
                              t->n_buyers)) != GM_OK)
       return st;
+    /* An item's budget is a part of the tender's: one above the whole
+       could never bind (the bid price is held to the budget as well). */
+    if (t->items[i]->budget > t->budget)
+      return host->fail(call, GM_INVALID_ARGUMENT,
+                        "item %s: its budget %s yuan is above the tender's "
+                        "budget %s yuan; lower the item's budget or raise "
+                        "the tender's",
+                        t->items[i]->id, pr_yuan(t->items[i]->budget, y1),
+                        pr_yuan(t->budget, y2));
     for (size_t j = 0; j < i; j++)
       if (strcmp(t->items[i]->id, t->items[j]->id) == 0)
         return host->fail(call, GM_INVALID_ARGUMENT,

@@ -469,6 +469,18 @@ START_TEST(bad_input_is_refused_whole_with_the_reason) {
   d.t.title = "bad\x01title";
   pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
             "control character");
+
+  /* An item's budget above the whole tender's could never bind: refused,
+     in yuan, and nothing is drafted. */
+  pt_tender o;
+  pt_tender_init(&o, "T-OVER", 50000000, DEADLINE);
+  pt_item(&o, "I1", "INSUL", 300, 60000000, NULL);
+  dr.tender = &o.t;
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "item I1: its budget 600000.00 yuan is above the tender's budget "
+            "500000.00 yuan");
+  q.tender_id = "T-OVER";
+  pt_expect("city", "tender.get", &q.base, GM__STATUS__NOT_FOUND, "no tender");
 }
 END_TEST
 
