@@ -2023,9 +2023,17 @@ static int pr_cmd_score(const pr_cli *g, int argc, char **argv,
   for (int i = 1; i < np; i++) {
     char *eq = strchr(pos[i], '=');
     gm__procurement__score__init(&sc[i - 1]);
-    if (!eq || pr_points(eq + 1, &sc[i - 1].score_bp) != 0)
+    if (!eq)
       return pr_usage_error(self, "\"%s\" is not SUPPLIER=POINTS (like 52.5)",
                             pos[i]);
+    /* Say what is wrong with the points, in points: "52.555" was only
+       "is not SUPPLIER=POINTS", though it has that shape. */
+    if (pr_points(eq + 1, &sc[i - 1].score_bp) != 0)
+      return g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                           "the score of %.*s \"%.40s\" is not points of "
+                           "100: write 0 to 100 with at most two decimals, "
+                           "like 52.5",
+                           (int)(eq - pos[i]), pos[i], eq + 1);
     *eq = '\0';
     sc[i - 1].supplier = pos[i];
     ps[i - 1] = &sc[i - 1];

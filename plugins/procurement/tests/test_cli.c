@@ -280,6 +280,11 @@ START_TEST(refusals_speak_in_yuan) {
       {{"draft", "T1", "--title", "x", "--budget", "100", "--deadline",
         "tomorrow", "--item", "A:DESK:1:set"},
        "--deadline \"tomorrow\" is not a time"},
+      {{"score", "T1", "alpha=52.555"},
+       "the score of alpha \"52.555\" is not points of 100: write 0 to 100 "
+       "with at most two decimals"},
+      {{"score", "T1", "alpha=50", "beta=-5"},
+       "the score of beta \"-5\" is not points of 100"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char *args[32];
