@@ -1395,6 +1395,14 @@ static int pr_item_arg(const pr_cli *g, char *text, Gm__Procurement__Item *it) {
   for (char *p = text, *tok; n < 6 && (tok = strsep(&p, ":"));) f[n++] = tok;
   gm__procurement__item__init(it);
   long qty;
+  /* The shape right but the quantity not: say so, in its unit. */
+  if (n >= 4 && f[0][0] && f[1][0] && f[3][0] &&
+      pr_number(f[2], 1, PR_MAX_QUANTITY, &qty) != 0)
+    return g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                         "--item %.120s: quantity \"%.20s\" is not a whole "
+                         "number of %.16s from 1 to %lld; a quantity counts "
+                         "whole units (give a smaller unit for a part)",
+                         whole, f[2], f[3], (long long)PR_MAX_QUANTITY);
   if (n < 4 || !f[0][0] || !f[1][0] ||
       pr_number(f[2], 1, PR_MAX_QUANTITY, &qty) != 0)
     return g->api->error(g->cli, GM_INVALID_ARGUMENT,

@@ -280,6 +280,13 @@ START_TEST(refusals_speak_in_yuan) {
       {{"draft", "T1", "--title", "x", "--budget", "100", "--deadline",
         "tomorrow", "--item", "A:DESK:1:set"},
        "--deadline \"tomorrow\" is not a time"},
+      {{"draft", "T1", "--title", "x", "--budget", "100", "--deadline",
+        "2026-04-01T10:00:00+08:00", "--item", "A:DESK:2.5:set"},
+       "--item A:DESK:2.5:set: quantity \"2.5\" is not a whole number of set "
+       "from 1 to 1000000000"},
+      {{"draft", "T1", "--title", "x", "--budget", "100", "--deadline",
+        "2026-04-01T10:00:00+08:00", "--item", "A:DESK:0:m2"},
+       "quantity \"0\" is not a whole number of m2"},
       {{"score", "T1", "alpha=52.555"},
        "the score of alpha \"52.555\" is not points of 100: write 0 to 100 "
        "with at most two decimals"},
@@ -487,7 +494,13 @@ START_TEST(messages_name_the_option_and_the_tender_as_it_is) {
          "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:many:set",
          NULL);
   ck_assert_int_eq(r->code, 1);
-  HAS(r->err, "--item A:DESK:many:set is not ID:CATEGORY");
+  HAS(r->err,
+      "--item A:DESK:many:set: quantity \"many\" is not a whole "
+      "number of set");
+  r = gm("city", "draft", "T-I", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:3", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--item A:DESK:3 is not ID:CATEGORY");
   r = gm("centre", "calendar", "2026-10-10=working", NULL);
   GM_OK(r);
   HAS(r->out, "stored 1 day\n");
