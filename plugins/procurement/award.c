@@ -319,11 +319,21 @@ gm_status pr__challenge_lodge(gm_call *call, const ProtobufCMessage *req,
   const char *tag;
   gm_status st;
   if ((st = pr__tender_tag(call, in->tender_id, &tag)) != GM_OK) return st;
-  if ((st = pr__text(call, "text", in->text, 4000, 1)) != GM_OK) return st;
-  if (!in->text[0])
+  /* Named as the supplier typed them (gm procurement challenge ID
+     GROUNDS...), not as the field "text". */
+  size_t len = in->text ? strlen(in->text) : 0;
+  if (len > 4000)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "text is empty; a challenge states its grounds in "
-                      "writing (GP Law art. 52)");
+                      "the challenge's grounds are %zu bytes; keep them to "
+                      "4000",
+                      len);
+  if (len == 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the challenge's grounds are empty; a challenge states "
+                      "its grounds in writing (GP Law art. 52)");
+  if ((st = pr__text(call, "the challenge's grounds", in->text, 4000, 1)) !=
+      GM_OK)
+    return st;
   /* The agency has 7 working days to answer (GP Law art. 53); then the
      challenger has 15 more to complain to the finance department (art.
      55). */

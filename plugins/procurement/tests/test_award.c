@@ -173,6 +173,19 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
   ck_assert_int_eq(pt_status, GM__STATUS__PERMISSION_DENIED);
   ck_assert_ptr_null(challenge("alpha", "T-CH"));
   ck_assert_int_eq(pt_status, GM__STATUS__FAILED_PRECONDITION);
+  /* Grounds too long or empty are named as the challenge's text (the
+     user typed no "text"). */
+  static char longer[4002];
+  memset(longer, 'x', sizeof longer - 1);
+  Gm__Procurement__ChallengeRequest lq =
+      GM__PROCUREMENT__CHALLENGE_REQUEST__INIT;
+  lq.tender_id = "T-CH";
+  lq.text = longer;
+  pt_expect("beta", "challenge.lodge", &lq.base, GM__STATUS__INVALID_ARGUMENT,
+            "the challenge's grounds are 4001 bytes; keep them to 4000");
+  lq.text = "";
+  pt_expect("beta", "challenge.lodge", &lq.base, GM__STATUS__INVALID_ARGUMENT,
+            "the challenge's grounds are empty");
   pt_clock(pt_at("2026-03-30", 9, 0));
   Gm__Procurement__Challenge *c = challenge("beta", "T-CH");
   ck_assert_msg(c, "%s", pt_message);
