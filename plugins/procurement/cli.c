@@ -2283,9 +2283,19 @@ static int pr_cmd_export(const pr_cli *g, int argc, char **argv,
   const Gm__Procurement__Export *e = (const void *)reply;
   if (o.out) {
     FILE *f = fopen(o.out, "w");
-    if (!f || fputs(e->json, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0) {
-      code = g->api->error(g->cli, GM_UNAVAILABLE, "cannot write %s: %s", o.out,
-                           strerror(errno));
+    int bad = !f || fputs(e->json, f) < 0 || fputc('\n', f) < 0;
+    int err = errno;
+    if (f && fclose(f) != 0 && !bad) {
+      bad = 1;
+      err = errno;
+    }
+    /* The user's path, not the broker: a usage error (exit 1), not
+       UNAVAILABLE (retry later), as finance's export says. */
+    if (bad) {
+      code = g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                           "cannot write %s: %s; choose a writable path (its "
+                           "folder must exist)",
+                           o.out, strerror(err));
     } else if (!g->api->json(g->cli)) {
       printf("wrote %s: OCDS 1.1.5 release package of %s\n", o.out, e->ocid);
     }

@@ -389,6 +389,14 @@ START_TEST(a_tender_from_draft_to_export) {
                                   " WHERE status = 'active'",
                                   1),
                    1);
+  /* A path that cannot be written is the user's to fix, not the
+     broker unavailable. */
+  r = gm(NULL, "export", "ZFCG-1", "--out", "/nonexistent-gm/ocds.json", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err,
+      "INVALID_ARGUMENT: cannot write /nonexistent-gm/ocds.json: No such "
+      "file or "
+      "directory; choose a writable path");
   r = gm(NULL, "export", "ZFCG-1", "--out", out, NULL);
   GM_OK(r);
   HAS(r->out, "OCDS 1.1.5 release package of ocds-gmkt00-ZFCG-1");
