@@ -52,10 +52,13 @@
 --   'uscc_claim', code, participant, centre (0|1) -> {code, participant}:
 --       claims the code for the participant's profile, refused when
 --       another participant's profile holds it (the centre is told whose)
---   'uscc_holder', code -> {participant or '', claimed ms (0: unknown)}
---   'uscc_take', code, participant, holder, centre (0|1) -> as uscc_claim:
---       takes a claim of `holder` whose profile does not hold the code
---       (enterprise.c checked), once it is a minute old
+--   'uscc_holder', code -> {participant or '', claimed ms ('0': unknown),
+--       now ms}
+--   'uscc_take', code, participant, holder, centre (0|1), claimed ms,
+--       now ms (both from uscc_holder) -> as uscc_claim: takes a claim of
+--       `holder` whose profile does not hold the code (enterprise.c
+--       checked after uscc_holder), the claim uscc_holder saw, which was
+--       a minute old when uscc_holder ran
 --   'uscc_free', code, participant -> {code}: the participant's profile
 --       no longer holds the code (it registered another)
 --   'caller', participant -> {bank, member...} or {}
@@ -228,22 +231,29 @@ if op == 'uscc_claim' then
   return {code, who}
 end
 
--- Whose claim a code is, and since when (0: before the time was kept).
+-- Whose claim a code is, since when ('0': before the time was kept), and
+-- when this was read.
 if op == 'uscc_holder' then
   local code = ARGV[2]
   return {redis.call('HGET', P .. 'uscc', code) or '',
-    tonumber(redis.call('HGET', P .. 'uscc_t', code) or '0')}
+    redis.call('HGET', P .. 'uscc_t', code) or '0', I(NOW)}
 end
 
 -- A claim its holder's profile does not hold (a profile write that failed
--- after the claim, or two registrations of one participant at once), a
--- minute old so that no registration of the holder is between its claim
--- and its profile write, goes to the caller; else refused as a claim is.
+-- after the claim, or two registrations of one participant at once) goes
+-- to the caller; else refused as a claim is.  The claim must be the one
+-- uscc_holder saw (the holder has not claimed it again since), a minute
+-- old when uscc_holder ran, so that the profile read after it came after
+-- the profile write of any registration of the holder's: the age is the
+-- read's, not this step's, since a retry with the same idempotency key
+-- replays both reads as they were.
 if op == 'uscc_take' then
   local code, who, was, centre = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
+  local seen, read = ARGV[6], tonumber(ARGV[7]) or 0
   local cur = redis.call('HGET', P .. 'uscc', code)
-  local t = tonumber(redis.call('HGET', P .. 'uscc_t', code) or '0')
-  if cur and cur ~= who and (cur ~= was or NOW - t < 60000) then
+  local t = redis.call('HGET', P .. 'uscc_t', code) or '0'
+  if cur and cur ~= who and (cur ~= was or t ~= seen or
+                             read - (tonumber(t) or 0) < 60000) then
     return uscc_held(code, cur, centre)
   end
   redis.call('HSET', P .. 'uscc', code, who)

@@ -29,8 +29,9 @@ static gm_status finance__whose(gm_call *call, const char *asked,
  * The code's claim is another participant's: taken over when that
  * participant's profile does not hold the code (a profile write that
  * failed after its claim, or two registrations of one participant at
- * once, left it) and the claim is a minute old (dir.lua uscc_take); else
- * refused as the claim was, naming the holder to the centre only.
+ * once, left it) and the claim was a minute old when it was read (dir.lua
+ * uscc_take); else refused as the claim was, naming the holder to the
+ * centre only.
  */
 static gm_status finance__uscc_stale(gm_call *call, const char *code,
                                      const char *who, const char *centre) {
@@ -48,8 +49,12 @@ static gm_status finance__uscc_stale(gm_call *call, const char *code,
     if (held->type != GM_VALUE_STR || strcmp(held->str, code) != 0)
       was = holder;
   }
-  const char *take[] = {"uscc_take", code, who, was, centre};
-  return finance__dir(call, 5, take, &v);
+  /* The claim's time and the read's from uscc_holder: the profile read
+     above is after that read, so a claim a minute old then had its
+     holder's profile write behind it (a replay on retry included). */
+  const char *take[] = {
+      "uscc_take", code, who, was, centre, finance__s(h, 1), finance__s(h, 2)};
+  return finance__dir(call, 7, take, &v);
 }
 
 gm_status finance__enterprise_register(gm_call *call,

@@ -318,6 +318,71 @@ START_TEST(a_stale_credit_code_claim_is_taken_over) {
 }
 END_TEST
 
+/* A retry of a refused registration (its reply lost) with the same
+   idempotency key replays the steps that read the holder's profile, which
+   were read within the claim's minute: they do not show a profile write
+   that landed since (the holder's own registration, claimed before it),
+   so the retry does not take the code on their word a minute on.  A new
+   request reads afresh and takes a claim that is stale indeed. */
+START_TEST(a_retried_registration_takes_no_claim_on_a_stale_read) {
+  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
+  Gm__Finance__RegisterEnterpriseRequest re =
+      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  char code[19], other[19], held[64];
+  ft_code("91330502MA2B3C4E1", code);
+  ft_code("91330502MA2B3C4E2", other);
+  ft_enterprise("slowco", "330502");
+  ft_enterprise("rival", "330502");
+  re.enterprise = &e;
+  e.name = "Slow Co";
+  e.region = "330502";
+  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
+  e.contact = "Li Wei";
+  e.credit_code = other;
+  ft_free(ft_ok("slowco", "enterprise.register", &re.base));
+  /* slowco's registration under `code` has claimed it just now; its
+     profile write is still to come. */
+  int64_t now = ft_at(FT_MONDAY, 11, 0);
+  ft_clock(now);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{finance:dir}:uscc %s slowco", code));
+  freeReplyObject(gm_test_redis_cmd(c, "HSET gm:{finance:dir}:uscc_t %s %lld",
+                                    code, (long long)now));
+  e.credit_code = code;
+  e.name = "Rival Co";
+  ft_clock(now + 10000);
+  Gm__Reply *r = gm_test_call(ft_conn, "rival", "finance",
+                              "enterprise.register", "retried-uscc", &re.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status, GM__STATUS__ALREADY_EXISTS);
+  gm__reply__free_unpacked(r, NULL);
+  /* slowco's profile write lands, well within the minute. */
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{finance:e:slowco}:p uscc %s", code));
+  /* The same request again, a minute on: still refused. */
+  ft_clock(now + 61000);
+  r = gm_test_call(ft_conn, "rival", "finance", "enterprise.register",
+                   "retried-uscc", &re.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__ALREADY_EXISTS,
+                "the retry took the code slowco's profile holds: status %d",
+                r->status);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "slowco");
+  /* A claim stale indeed goes to a new request. */
+  freeReplyObject(
+      gm_test_redis_cmd(c, "HSET gm:{finance:e:slowco}:p uscc %s", other));
+  ft_free(ft_ok("rival", "enterprise.register", &re.base));
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "rival");
+  redisFree(c);
+}
+END_TEST
+
 /* Only a participant holding the bank role acts for a bank: the centre's
    link is an offer that the participant accepts with its own call (the
    host checks its roles); it never moves a member of another bank. */
@@ -1369,6 +1434,7 @@ int main(void) {
   tcase_add_test(tc, directory_refusals_say_what_to_fix);
   tcase_add_test(tc, a_credit_code_is_one_enterprise_profile);
   tcase_add_test(tc, a_stale_credit_code_claim_is_taken_over);
+  tcase_add_test(tc, a_retried_registration_takes_no_claim_on_a_stale_read);
   tcase_add_test(tc, only_a_bank_role_holder_is_linked_and_never_moved);
   tcase_add_test(tc, link_offers_are_listed_expire_and_can_be_withdrawn);
   tcase_add_test(tc, an_offer_deadline_fired_early_fires_again_at_the_expiry);
