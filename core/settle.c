@@ -435,8 +435,18 @@ static int gm__discover(gm__settler *s) {
    joins next[] unless it cannot be read. */
 static void gm__group_made(const char *key, const redisReply *r, char **next,
                            size_t *nnext) {
+  /* Redis full refuses gm__group_lua (it makes a stream: not allow-oom)
+     at every reading of gm:outboxes, for each such stream: said once a
+     minute, and not as a key to delete. */
+  static gm__log_limit full = GM__LOG_LIMIT(1, 60000);
   if (r->type != REDIS_REPLY_ERROR || gm__is_error(r, "BUSYGROUP"))
     next[(*nnext)++] = gm__dup(key);
+  else if (gm__is_error(r, "OOM"))
+    gm__log_limited(&full, GM_LOG_WARN, "settle",
+                    "cannot make outbox %s yet (a tag with deadlines only, "
+                    "or a stream retired): Redis is over maxmemory (%s); it "
+                    "is made, and read, once Redis has room",
+                    key, r->str);
   else
     gm__log(GM_LOG_ERROR, "settle",
             "cannot read outbox %s (%s); delete the key if it is not a "

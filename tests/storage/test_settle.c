@@ -1182,6 +1182,56 @@ START_TEST(over_maxmemory_the_lease_is_taken_and_entries_freed) {
 }
 END_TEST
 
+/* A listed tag whose outbox is still to be made (deadlines only) while
+   Redis is over maxmemory: Redis refuses to make it, which is Redis being
+   full, not a key that is not a stream; the settler says so once, not at
+   every reading of gm:outboxes, and makes the stream once Redis has room. */
+START_TEST(over_maxmemory_an_outbox_to_make_waits_for_room) {
+  add_entries("alpha", "m", 1, 5);
+  freeReplyObject(
+      gm_test_redis_cmd(raw, "XGROUP CREATE gm:{alpha:m}:outbox gm-settle 0"));
+  freeReplyObject(
+      gm_test_redis_cmd(raw, "ZADD gm:{alpha:dlonly}:dl 9 close|x"));
+  gm_test_redis_int(raw, "SADD gm:outboxes gm:{alpha:dlonly}:outbox");
+  ck_assert(gm_test_redis_fill(raw) > 0);
+  char log_path[] = "/tmp/gm-test-settle-log-XXXXXX";
+  int log_fd = mkstemp(log_path);
+  ck_assert_int_ge(log_fd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  ck_assert_int_ge(dup2(log_fd, 2), 0);
+  gm__settler *s = start("full", 100, 30000, 1);
+  drain_until(s, 5, 20);
+  /* Two more readings of gm:outboxes (one a second). */
+  for (int i = 0; i < 2; i++) {
+    usleep(1100 * 1000);
+    gm__settler_drain_once(s);
+  }
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char buf[16384];
+  ssize_t n = pread(log_fd, buf, sizeof buf - 1, 0);
+  close(log_fd);
+  unlink(log_path);
+  buf[n > 0 ? n : 0] = '\0';
+  fputs(buf, stderr);
+  ck_assert_msg(!strstr(buf, "delete the key"),
+                "the log tells the operator to delete a key: %s", buf);
+  int lines = 0;
+  for (const char *p = buf; (p = strstr(p, "gm:{alpha:dlonly}:outbox")); p++)
+    lines++;
+  ck_assert_msg(lines <= 1, "%d lines about the outbox to make", lines);
+  ck_assert_int_eq(exists("dlonly"), 0);
+  /* Room again: the stream is made, with the group. */
+  freeReplyObject(gm_test_redis_cmd(raw, "CONFIG SET maxmemory 0"));
+  usleep(1100 * 1000);
+  gm__settler_drain_once(s);
+  ck_assert_int_eq(exists("dlonly"), 1);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(settled_idle_streams_are_retired_and_made_again) {
   emitter_start();
   retire_ms = 1;
@@ -1601,6 +1651,7 @@ int main(void) {
   tcase_add_test(tc, a_full_disk_inside_a_callback_sets_nothing_aside);
   tcase_add_test(tc, an_unlisted_stream_is_found_and_settled);
   tcase_add_test(tc, over_maxmemory_the_lease_is_taken_and_entries_freed);
+  tcase_add_test(tc, over_maxmemory_an_outbox_to_make_waits_for_room);
   suite_add_tcase(s, tc);
   /* Also in a one-node cluster (test_storage_settle_cluster1). */
   TCase *rt = tcase_create("retire");
