@@ -49,7 +49,8 @@
 --           {id, record, retired 0|1, ...} of the class's products,
 --           {{bank, member...}, ...} of their banks, calendar (as below)}
 --   'take' -> the next referral id
---   'uscc_claim', code, participant, centre (0|1) -> {code, participant}:
+--   'uscc_claim', code, participant, centre (0|1) -> {code, participant,
+--       claimed ms}:
 --       claims the code for the participant's profile, refused when
 --       another participant's profile holds it (the centre is told whose)
 --   'uscc_holder', code -> {participant or '', claimed ms ('0': unknown),
@@ -227,8 +228,8 @@ if op == 'uscc_claim' then
   local cur = redis.call('HGET', P .. 'uscc', code)
   if cur and cur ~= who then return uscc_held(code, cur, centre) end
   redis.call('HSET', P .. 'uscc', code, who)
-  redis.call('HSET', P .. 'uscc_t', code, NOW)
-  return {code, who}
+  redis.call('HSET', P .. 'uscc_t', code, I(NOW))
+  return {code, who, I(NOW)}
 end
 
 -- Whose claim a code is, since when ('0': before the time was kept), and
@@ -257,8 +258,8 @@ if op == 'uscc_take' then
     return uscc_held(code, cur, centre)
   end
   redis.call('HSET', P .. 'uscc', code, who)
-  redis.call('HSET', P .. 'uscc_t', code, NOW)
-  return {code, who}
+  redis.call('HSET', P .. 'uscc_t', code, I(NOW))
+  return {code, who, I(NOW)}
 end
 
 if op == 'uscc_free' then

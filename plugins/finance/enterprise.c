@@ -31,30 +31,35 @@ static gm_status finance__whose(gm_call *call, const char *asked,
  * failed after its claim, or two registrations of one participant at
  * once, left it) and the claim was a minute old when it was read (dir.lua
  * uscc_take); else refused as the claim was, naming the holder to the
- * centre only.
+ * centre only.  Before the take, the holder's profile is fenced against
+ * that claim (enterprise.lua uscc_fence): a registration of the holder's
+ * still to write its profile under it (a retry, which replays its claim
+ * step as it succeeded then) writes nothing.  *v: the take's reply.
  */
 static gm_status finance__uscc_stale(gm_call *call, const char *code,
-                                     const char *who, const char *centre) {
+                                     const char *who, const char *centre,
+                                     const gm_value **v) {
   const char *q[] = {"uscc_holder", code};
-  const gm_value *h, *held, *v;
+  const gm_value *h, *fence;
   gm_status st;
   if ((st = finance__dir(call, 2, q, &h)) != GM_OK) return st;
   const char *holder = finance__s(h, 0), *was = "";
-  if (holder[0]) {
-    const char *code_args[] = {"code"};
+  /* A minute old when read: a registration of the holder's is past its
+     profile write by then, so the fence stops only a retry of one. */
+  if (holder[0] && finance__i(h, 2) - finance__i(h, 1) >= 60000) {
+    const char *args[] = {"uscc_fence", code, finance__s(h, 1)};
     if ((st = finance__run(call, "enterprise",
-                           host->sprintf(call, "e:%s", holder), 1, code_args,
-                           &held)) != GM_OK)
+                           host->sprintf(call, "e:%s", holder), 3, args,
+                           &fence)) != GM_OK)
       return st;
-    if (held->type != GM_VALUE_STR || strcmp(held->str, code) != 0)
-      was = holder;
+    if (!strcmp(finance__s(fence, 0), "fenced")) was = holder;
   }
-  /* The claim's time and the read's from uscc_holder: the profile read
-     above is after that read, so a claim a minute old then had its
-     holder's profile write behind it (a replay on retry included). */
+  /* The claim's time and the read's from uscc_holder: the fence above is
+     after that read, so a claim a minute old then had its holder's
+     profile write behind it (a replay on retry included). */
   const char *take[] = {
       "uscc_take", code, who, was, centre, finance__s(h, 1), finance__s(h, 2)};
-  return finance__dir(call, 7, take, &v);
+  return finance__dir(call, 7, take, v);
 }
 
 gm_status finance__enterprise_register(gm_call *call,
@@ -100,13 +105,17 @@ gm_status finance__enterprise_register(gm_call *call,
   const char *claim[] = {"uscc_claim", e->credit_code, who, centre};
   const gm_value *v;
   if ((st = finance__dir(call, 4, claim, &v)) == GM_ALREADY_EXISTS &&
-      (st = finance__uscc_stale(call, e->credit_code, who, centre)) != GM_OK)
+      (st = finance__uscc_stale(call, e->credit_code, who, centre, &v)) !=
+          GM_OK)
     return st;
   if (st != GM_OK) return st;
-  const char *args[] = {"register", who,       e->credit_code,
-                        e->name,    e->region, finance__num(call, e->size),
-                        e->contact};
-  if ((st = finance__run(call, "enterprise", tag, 7, args, &v)) != GM_OK)
+  /* With the claim's ms: a claim taken over since (a retry that replayed
+     the claim step) writes no profile (enterprise.lua P.lost). */
+  const char *args[] = {"register",     who,
+                        e->credit_code, e->name,
+                        e->region,      finance__num(call, e->size),
+                        e->contact,     finance__s(v, 2)};
+  if ((st = finance__run(call, "enterprise", tag, 8, args, &v)) != GM_OK)
     return st;
   if (was[0] && strcmp(was, e->credit_code) != 0) {
     const char *release[] = {"uscc_free", was, who};

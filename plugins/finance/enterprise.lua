@@ -5,8 +5,15 @@
 --        rt (registered ms)
 --   P.r  ZSET its referral ids by creation ms (written by index.c after
 --        the referral exists)
--- ARGV 'register', participant, uscc, name, region, size, contact
+--   P.lost HASH credit code -> the ms of this participant's claim of it
+--        that another registration took over (dir.lua uscc_take) while
+--        the profile did not hold the code: a registration under that
+--        claim (a retry replaying it) writes nothing
+-- ARGV 'register', participant, uscc, name, region, size, contact, the
+--        ms of the claim of uscc it holds ('' none given)
 --      | 'get' | 'code' -> the credit code in the profile ('' without one)
+--      | 'uscc_fence', code, claim ms -> {'held'} when the profile holds
+--        the code, else {'fenced'}, the claim of that ms set in P.lost
 --      | 'add', id, ms | 'list', offset, limit -> {total, ids...}
 --      | 'first', n -> {total, id, ms, id, ms...} (the first n, by creation)
 --      | 'unlist', id: an archived referral leaves the list (archive.c;
@@ -14,6 +21,16 @@
 -- An archived referral is listed from the ledger (referral.c).
 local op = ARGV[1]
 if op == 'register' then
+  local claim = ARGV[8] or ''
+  local lost = redis.call('HGET', P .. 'lost', ARGV[3])
+  if lost and lost == claim then
+    return rej('ALREADY_EXISTS', 'unified social credit code ' .. ARGV[3] ..
+      ' went to another registration while this one was unfinished (its ' ..
+      'claim was over a minute old and this profile did not hold the ' ..
+      'code): nothing was written; register again with a new ' ..
+      'idempotency key (refused if the code is another participant\'s)')
+  end
+  if lost and claim ~= '' then redis.call('HDEL', P .. 'lost', ARGV[3]) end
   local rt = redis.call('HGET', P .. 'p', 'rt') or I(NOW)
   redis.call('HSET', P .. 'p', 'who', ARGV[2], 'uscc', ARGV[3],
     'name', ARGV[4], 'region', ARGV[5], 'size', ARGV[6], 'contact', ARGV[7],
@@ -25,6 +42,11 @@ if op == 'register' then
 end
 if op == 'code' then
   return redis.call('HGET', P .. 'p', 'uscc') or ''
+end
+if op == 'uscc_fence' then
+  if redis.call('HGET', P .. 'p', 'uscc') == ARGV[2] then return {'held'} end
+  redis.call('HSET', P .. 'lost', ARGV[2], ARGV[3])
+  return {'fenced'}
 end
 if op == 'get' then
   local p = redis.call('HGETALL', P .. 'p')

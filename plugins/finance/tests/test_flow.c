@@ -383,6 +383,65 @@ START_TEST(a_retried_registration_takes_no_claim_on_a_stale_read) {
 }
 END_TEST
 
+/* A registration whose profile write failed after its claim (so its
+   claim is stale and taken over a minute on) is retried with its
+   idempotency key: the retry replays the claim step as it succeeded then
+   and writes the profile, though the code is another's by now.  One code
+   would be in two profiles; the retry must be refused instead.  (The
+   failed write: a record of another request under the profile step's
+   idempotency record, which refuses that step with nothing written.) */
+START_TEST(a_retry_after_its_claim_was_taken_writes_no_second_profile) {
+  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
+  Gm__Finance__RegisterEnterpriseRequest re =
+      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  char code[19], held[64];
+  ft_code("91330502MA2B3C4F1", code);
+  ft_enterprise("crashco", "330502");
+  ft_enterprise("realco", "330502");
+  re.enterprise = &e;
+  e.region = "330502";
+  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
+  e.contact = "Li Wei";
+  e.credit_code = code;
+  e.name = "Crash Co";
+  int64_t now = ft_at(FT_MONDAY, 12, 0);
+  ft_clock(now);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(gm_test_redis_cmd(
+      c, "SET gm:{finance:e:crashco}:idem:crashco:enterprise:crash-key:2 %b",
+      "\xc1zzzzzzzzzzzz\x90", (size_t)14));
+  Gm__Reply *r = gm_test_call(ft_conn, "crashco", "finance",
+                              "enterprise.register", "crash-key", &re.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_ne(r->status, GM__STATUS__OK);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "crashco");
+  /* A minute on, the code goes to the enterprise that registers it. */
+  ft_clock(now + 61000);
+  e.name = "Real Co";
+  ft_free(ft_ok("realco", "enterprise.register", &re.base));
+  ck_assert_str_eq(
+      redis_str("HGET gm:{finance:dir}:uscc %s", code, held, sizeof held),
+      "realco");
+  /* crashco's call retried with its key, the failing step's cause gone. */
+  freeReplyObject(gm_test_redis_cmd(
+      c, "DEL gm:{finance:e:crashco}:idem:crashco:enterprise:crash-key:2"));
+  e.name = "Crash Co";
+  r = gm_test_call(ft_conn, "crashco", "finance", "enterprise.register",
+                   "crash-key", &re.base);
+  ck_assert_ptr_nonnull(r);
+  gm__reply__free_unpacked(r, NULL);
+  ck_assert_msg(strcmp(redis_str("HGET gm:{finance:e:crashco}:p %s", "uscc",
+                                 held, sizeof held),
+                       code) != 0,
+                "crashco's profile holds %s, which realco's holds and claimed",
+                code);
+  redisFree(c);
+}
+END_TEST
+
 /* Only a participant holding the bank role acts for a bank: the centre's
    link is an offer that the participant accepts with its own call (the
    host checks its roles); it never moves a member of another bank. */
@@ -1435,6 +1494,8 @@ int main(void) {
   tcase_add_test(tc, a_credit_code_is_one_enterprise_profile);
   tcase_add_test(tc, a_stale_credit_code_claim_is_taken_over);
   tcase_add_test(tc, a_retried_registration_takes_no_claim_on_a_stale_read);
+  tcase_add_test(tc,
+                 a_retry_after_its_claim_was_taken_writes_no_second_profile);
   tcase_add_test(tc, only_a_bank_role_holder_is_linked_and_never_moved);
   tcase_add_test(tc, link_offers_are_listed_expire_and_can_be_withdrawn);
   tcase_add_test(tc, an_offer_deadline_fired_early_fires_again_at_the_expiry);
