@@ -54,7 +54,7 @@
 --       claims the code for the participant's profile, refused when
 --       another participant's profile holds it (the centre is told whose)
 --   'uscc_holder', code -> {participant or '', claimed ms ('0': unknown),
---       now ms}
+--       now ms, '1' when the claim is a minute old (else '0')}
 --   'uscc_take', code, participant, holder, centre (0|1), claimed ms,
 --       now ms (both from uscc_holder) -> as uscc_claim: takes a claim of
 --       `holder` whose profile does not hold the code (enterprise.c
@@ -234,10 +234,12 @@ end
 
 -- Whose claim a code is, since when ('0': before the time was kept), and
 -- when this was read.
+local USCC_STALE_MS = 60000
 if op == 'uscc_holder' then
   local code = ARGV[2]
-  return {redis.call('HGET', P .. 'uscc', code) or '',
-    redis.call('HGET', P .. 'uscc_t', code) or '0', I(NOW)}
+  local t = redis.call('HGET', P .. 'uscc_t', code) or '0'
+  return {redis.call('HGET', P .. 'uscc', code) or '', t, I(NOW),
+    NOW - (tonumber(t) or 0) >= USCC_STALE_MS and '1' or '0'}
 end
 
 -- A claim its holder's profile does not hold (a profile write that failed
@@ -254,7 +256,7 @@ if op == 'uscc_take' then
   local cur = redis.call('HGET', P .. 'uscc', code)
   local t = redis.call('HGET', P .. 'uscc_t', code) or '0'
   if cur and cur ~= who and (cur ~= was or t ~= seen or
-                             read - (tonumber(t) or 0) < 60000) then
+                             read - (tonumber(t) or 0) < USCC_STALE_MS) then
     return uscc_held(code, cur, centre)
   end
   redis.call('HSET', P .. 'uscc', code, who)
