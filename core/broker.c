@@ -68,6 +68,7 @@ struct gm__broker {
   long settle_batch;                /* entries per settle transaction */
   long settle_linger;         /* ms to gather entries after a small batch */
   long settle_retire_s;       /* [ledger] outbox_retire_s; 0: never */
+  long settle_dead_after;     /* [ledger] dead_letter_after */
   char server_secret[41];     /* CURVE secret key (Z85) in curve mode */
   char *redis_unix;           /* [redis] unix, resolved */
   char *redis_host;           /* [redis] host */
@@ -622,6 +623,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      err, errlen) ||
       gm__config_int(cfg, "ledger", "outbox_retire_s", 3600, 0, 2592000,
                      &b->settle_retire_s, err, errlen) ||
+      gm__config_int(cfg, "ledger", "dead_letter_after", 5, 1, 100,
+                     &b->settle_dead_after, err, errlen) ||
       gm__config_int(cfg, "deadlines", "poll_ms", 100, 1, 3600000,
                      &b->dl_poll_ms, err, errlen) ||
       gm__config_int(cfg, "deadlines", "claim_ms", 30000, 100, 86400000,
@@ -989,6 +992,7 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
         .linger_ms = (int)b->settle_linger,
         .claim_idle_ms = 30000,
         .retire_idle_ms = (int64_t)b->settle_retire_s * 1000,
+        .dead_letter_after = (int)b->settle_dead_after,
         .lookup = settle_lookup,
         .lookup_arg = b,
         .gate = gm__lease_gate,

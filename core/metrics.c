@@ -16,7 +16,7 @@
  * when every place is held.
  *
  * What a scrape costs: atomic loads of the counters; a PING and a read of
- * gm_schema (the health checks); and at most every OUTBOX_EVERY_US,
+ * gm_schema (the health checks); and at most every outbox_count_ms,
  * whatever the scrape interval, SMEMBERS gm:outboxes, one XLEN per stream
  * (pipelined XLEN_CHUNK at a time: two round trips for a few thousand
  * streams) and a count of gm_dead_letter.
@@ -51,7 +51,7 @@
 #include "utf8.h"
 
 /* Outbox lengths and the dead-letter count are read at most this often. */
-#define OUTBOX_EVERY_US (5u * 1000000u)
+#define OUTBOX_EVERY_MS 5000 /* [metrics] outbox_count_ms's default */
 /* XLEN commands per pipelined write. */
 #define XLEN_CHUNK 1024
 /* A settler that showed no sign of life for this long counts as stuck: its
@@ -106,6 +106,7 @@ struct gm__metrics {
   gm__redis *redis;             /* the HTTP thread's; NULL until connected */
   gm__ledger *ledger;           /* read-only; NULL until opened */
   uint64_t counted_us;          /* last outbox count; 0: never */
+  uint64_t count_every_us;      /* [metrics] outbox_count_ms, in us */
   long long outbox_entries;     /* unsettled entries; -1: unknown */
   long long outbox_streams;     /* streams in gm:outboxes; -1: unknown */
   long long dead_letters;       /* rows of gm_dead_letter; -1: unknown */
@@ -305,6 +306,13 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
   m->outbox_entries = m->outbox_streams = m->dead_letters = -1;
   m->wake[0] = m->wake[1] = -1;
   m->deadline_us = REQUEST_DEADLINE_MS * 1000ull;
+  long every_ms = OUTBOX_EVERY_MS;
+  if (gm__config_int(cfg, "metrics", "outbox_count_ms", OUTBOX_EVERY_MS, 100,
+                     3600000, &every_ms, err, errlen) != 0) {
+    gm__metrics_destroy(&m);
+    return NULL;
+  }
+  m->count_every_us = (uint64_t)every_ms * 1000u;
   const char *v = gm__config_get(cfg, "metrics", "listen", "");
   if (*v) {
     if (parse_listen(m, v, err, errlen) != 0) {
@@ -579,10 +587,10 @@ static int settler_check(const gm__metrics *m, char *why, size_t whylen) {
   return 0;
 }
 
-/* Sums XLEN over gm:outboxes, at most every OUTBOX_EVERY_US. */
+/* Sums XLEN over gm:outboxes, at most every [metrics] outbox_count_ms. */
 static void count_outboxes(gm__metrics *m, int redis_ok) {
   uint64_t now = gm__clock_mono_us();
-  if (m->counted_us && now - m->counted_us < OUTBOX_EVERY_US) return;
+  if (m->counted_us && now - m->counted_us < m->count_every_us) return;
   /* Also after a failure: a Redis in trouble is not asked at every scrape. */
   m->counted_us = now;
   m->outbox_entries = m->outbox_streams = -1;

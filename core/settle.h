@@ -42,7 +42,8 @@ typedef struct gm__settle_config {
   gm__settle_lookup_fn lookup;
   void *lookup_arg;
   int dead_letter_after; /* failures of one entry in a row before it is set
-                            aside in gm_dead_letter; default 5 */
+                            aside in gm_dead_letter; default 5 (gmd:
+                            [ledger] dead_letter_after) */
   int no_thread; /* tests: no thread; drive with gm__settler_drain_once */
   /* The settle lease (lease.h; NULL: always settles): 0 while this broker
      may not settle, checked before each round and before each COMMIT;

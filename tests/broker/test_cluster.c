@@ -583,8 +583,9 @@ static void bump_until_ok(const char *idem) {
   ck_abort_msg("bump %s: still UNAVAILABLE", idem);
 }
 
-/* Waits (up to 30 s: the count is made at most every 5 s) until the
-   metrics' outbox entries say want, failing the test otherwise. */
+/* Waits (up to 30 s; the count is made at most every outbox_count_ms, 200
+   here) until the metrics' outbox entries say want, failing the test
+   otherwise. */
 static void wait_outbox_entries(double want) {
   gm_test_gmd_wait_metric(gmd, "greenmarket_outbox_entries", want, want, 30000);
 }
@@ -593,7 +594,9 @@ static void wait_outbox_entries(double want) {
    first master, whose context the PING check uses) is closed by Redis: the
    outbox count comes back on a later scrape instead of staying unknown. */
 START_TEST(test_metrics_outbox_count_survives_a_closed_node_connection) {
-  start_with(0, "[ledger]\nsettle = off\n[metrics]\nlisten = 127.0.0.1:0\n");
+  start_with(0,
+             "[ledger]\nsettle = off\n[metrics]\nlisten = 127.0.0.1:0\n"
+             "outbox_count_ms = 200\n");
   metrics_port(); /* fails the test unless gmd serves /metrics */
   bump_until_ok("m-1");
   wait_outbox_entries(1);

@@ -47,7 +47,8 @@ static void setup(void) {
   redis = gm_test_redis_start();
   gmd = gm_test_gmd_start(redis, TEST_PLUGIN_DIR,
                           "[plugins]\nload = testmkt\n"
-                          "[metrics]\nlisten = 127.0.0.1:0\n");
+                          "[metrics]\nlisten = 127.0.0.1:0\n"
+                          "outbox_count_ms = 200\n");
   conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
   port = logged_port();
 }
@@ -442,7 +443,8 @@ START_TEST(metrics_move_with_requests_and_pass_promtool) {
   ck_assert(value(body, "greenmarket_uptime_seconds") > 0);
   ck_assert(value(body, "greenmarket_bad_frames_total") == 0);
 
-  /* The outbox is counted at most every 5 s: the first scrape saw none. */
+  /* The outbox is counted at most every outbox_count_ms (200 here): the
+     first scrape may have seen none. */
   for (int i = 0; i < 120; i++) {
     if (value(body, "greenmarket_outbox_streams") == 1 &&
         value(body, "greenmarket_outbox_entries") == 0)
