@@ -27,19 +27,18 @@
    in the broker's log). */
 #define GM__ZAP_RETRY_MS 1000
 #define GM__ZAP_RETRY_MAX_MS 32000
-/* How long a feed's handshake may take before it connects again.  A broker
-   that cannot read its participant registry (Redis loading or refusing it)
-   answers "try later" (ZAP 300), and libzmq then sends the client nothing:
-   with libzmq's default (30 s) the feed stayed silent that long after the
-   registry was back, losing those events.  A CURVE handshake takes
-   milliseconds. */
-#define GM__FEED_HANDSHAKE_MS 5000
 /* The longest prefix worth subscribing: the longest topic, in bytes. */
 #define GM__FEED_PREFIX_MAX 255
 
-/* Both feed sockets: no linger, and the handshake bound above. */
-static void gm__feed_sockopts(void *sock) {
-  int linger = 0, handshake = GM__FEED_HANDSHAKE_MS;
+/* Both feed sockets: no linger, and a bound on how long a handshake may
+   take before the feed connects again (o->feed_handshake_ms, by default
+   5 s).  A broker that cannot read its participant registry (Redis loading
+   or refusing it) answers "try later" (ZAP 300), and libzmq then sends the
+   client nothing: with libzmq's default (30 s) the feed stayed silent that
+   long after the registry was back, losing those events.  A CURVE
+   handshake takes milliseconds. */
+static void gm__feed_sockopts(void *sock, const gm_client_options *o) {
+  int linger = 0, handshake = o->feed_handshake_ms;
   zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
 }
@@ -140,7 +139,7 @@ gm_feed *gm_feed_new(const char *endpoint, const gm_client_options *opts) {
     gm__client_set_error("cannot create a SUB socket: %s", zmq_strerror(errno));
     goto fail;
   }
-  gm__feed_sockopts(f->sock);
+  gm__feed_sockopts(f->sock, &f->o);
   int curve = gm__client_apply_curve(f->sock, &f->o);
   /* The private feed uses the same key: one refusal tells for both. */
   if (!curve && f->o.server_public_key)
@@ -199,7 +198,7 @@ static gm_status gm__feed_open_private(gm_feed *f) {
   }
   f->priv = zmq_socket(f->ctx, ZMQ_DEALER);
   if (!f->priv) return GM_INTERNAL;
-  gm__feed_sockopts(f->priv);
+  gm__feed_sockopts(f->priv, &f->o);
   f->pmon = gm__client_monitor(f->ctx, f->priv);
   if (gm__client_apply_curve(f->priv, &f->o) ||
       zmq_connect(f->priv, f->priv_endpoint)) {
@@ -283,7 +282,7 @@ gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
        nothing: if its handshake has not succeeded within the handshake
        bound, public prefixes go to the SUB. */
     if (st == GM_OK && !f->priv_up && !f->pub_by_ms)
-      f->pub_by_ms = gm__client_now_ms() + GM__FEED_HANDSHAKE_MS;
+      f->pub_by_ms = gm__client_now_ms() + f->o.feed_handshake_ms;
     return st;
   }
   if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix))) {

@@ -88,6 +88,17 @@ int gm__client_options_copy(gm_client_options *out,
   if (out->retries == 0) out->retries = GM_CLIENT_DEFAULT_RETRIES;
   if (out->retries < 0) out->retries = 0;
   if (out->max_reply == 0) out->max_reply = GM_CLIENT_DEFAULT_MAX_REPLY;
+  if (out->feed_handshake_ms == 0)
+    out->feed_handshake_ms = GM_CLIENT_DEFAULT_FEED_HANDSHAKE_MS;
+  if (out->feed_handshake_ms < 100 || out->feed_handshake_ms > 600000) {
+    gm__client_set_error(
+        "gm_client_options.feed_handshake_ms is %d: give 0 (5000) or 100 to "
+        "600000 ms",
+        out->feed_handshake_ms);
+    out->server_public_key = out->public_key = out->secret_key = NULL;
+    out->dev_participant = out->private_feed = NULL;
+    return -1;
+  }
 
   /* The caller's strings: never stored in `out` until copied. */
   const char *server = out->server_public_key, *pub = out->public_key,

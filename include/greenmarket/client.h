@@ -80,6 +80,7 @@ typedef struct Gm__Event Gm__Event; /* greenmarket.pb-c.h */
 #define GM_CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define GM_CLIENT_DEFAULT_RETRIES 2
 #define GM_CLIENT_DEFAULT_MAX_REPLY (16u * 1024u * 1024u)
+#define GM_CLIENT_DEFAULT_FEED_HANDSHAKE_MS 5000
 
 /*
  * Connection options.  Starts with its size and only grows at the end, so a
@@ -103,6 +104,10 @@ typedef struct gm_client_options {
   /* The broker's private feed ([broker] private_feed); NULL: made from the
      feed endpoint by gm_feed_private_endpoint(). */
   const char *private_feed;
+  /* How long a feed's CURVE handshake may take before the feed connects
+     again (a broker that cannot read its key registry answers nothing);
+     0: 5000; otherwise 100-600000 ms. Feeds only. */
+  int feed_handshake_ms;
 } gm_client_options;
 
 /* Fills `o` with zeros and the right size: every field at its default. */

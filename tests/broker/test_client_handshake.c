@@ -369,6 +369,9 @@ static gm_feed *feed_for(const char *pub, const char *sec) {
   o.server_public_key = server_pub;
   o.public_key = pub;
   o.secret_key = sec;
+  /* Not the default 5 s: a feed told to try later connects again sooner
+     (a CURVE handshake takes milliseconds, even under ASan). */
+  o.feed_handshake_ms = 1000;
   gm_feed *f = gm_feed_new(gm_test_gmd_feed(gmd), &o);
   ck_assert_ptr_nonnull(f);
   ck_assert_int_eq(gm_feed_subscribe(f, ""), GM_OK);
@@ -430,8 +433,9 @@ static void acl(const char *cmd) {
  * registry cannot be read, here because Redis refuses gmd's user GET)
  * gets nothing back from libzmq: it waited out libzmq's handshake timeout
  * (30 s) before it connected again, and lost the events of those seconds.
- * It now gives a handshake GM__FEED_HANDSHAKE_MS and connects again, so it
- * receives within seconds of the registry being readable.
+ * It now gives a handshake feed_handshake_ms (5 s by default, 1 s here)
+ * and connects again, so it receives within seconds of the registry being
+ * readable.
  */
 START_TEST(a_feed_told_to_try_later_receives_soon_after) {
   char pub[41], sec[41];
@@ -463,11 +467,31 @@ START_TEST(a_feed_told_to_try_later_receives_soon_after) {
   }
   int64_t took = now_ms() - readable;
   ck_assert_msg(got, "no event within 45 s of the registry being readable");
-  /* libzmq's own 30 s, against GM__FEED_HANDSHAKE_MS and a reconnect. */
+  /* libzmq's own 30 s, against feed_handshake_ms and a reconnect. */
   ck_assert_msg(took < 15000,
                 "the first event came %lld ms after the registry was readable",
                 (long long)took);
   gm_feed_destroy(&f);
+}
+END_TEST
+
+/* A handshake limit out of its bounds is refused, named. */
+START_TEST(a_feed_handshake_limit_out_of_bounds_is_refused) {
+  char pub[41], sec[41];
+  ck_assert_int_eq(gm_keypair(pub, sec), GM_OK);
+  int bad[] = {-1, 99, 600001};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    gm_client_options o;
+    gm_client_options_init(&o);
+    o.server_public_key = server_pub;
+    o.public_key = pub;
+    o.secret_key = sec;
+    o.feed_handshake_ms = bad[i];
+    gm_feed *f = gm_feed_new(gm_test_gmd_feed(gmd), &o);
+    ck_assert_msg(!f, "feed_handshake_ms = %d was accepted", bad[i]);
+    ck_assert_msg(strstr(gm_client_last_error(), "feed_handshake_ms"), "%s",
+                  gm_client_last_error());
+  }
 }
 END_TEST
 
@@ -539,6 +563,7 @@ int main(void) {
   tcase_add_test(tc, a_key_record_of_the_wrong_type_is_refused_and_named);
   tcase_add_test(tc, a_registry_gmd_may_not_read_is_named_in_the_log);
   tcase_add_test(tc, a_feed_told_to_try_later_receives_soon_after);
+  tcase_add_test(tc, a_feed_handshake_limit_out_of_bounds_is_refused);
   suite_add_tcase(s, tc);
   TCase *loading = tcase_create("loading");
   tcase_add_checked_fixture(loading, NULL, teardown);
