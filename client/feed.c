@@ -2,7 +2,7 @@
  * gm_feed: the broker's event feed.  Public events come on a SUB socket at
  * the feed endpoint; private events on a DEALER at the private feed, opened
  * at the first private subscription.  Public subscriptions go to that
- * DEALER too (a broker since protocol 18 takes them there, bounded and
+ * DEALER too (a broker since 2026-12-05 takes them there, bounded and
  * leased like private ones), and to the SUB only when the broker refuses
  * them there as an older one does.  Each event is two frames: the topic
  * and a packed gm.Event.  The private feed keeps a connection's
@@ -329,7 +329,7 @@ static void gm__feed_publics_to_sub(gm_feed *f) {
 }
 
 /*
- * A broker older than protocol 18 refuses a public prefix on the private
+ * A broker from before 2026-12-05 refuses a public prefix on the private
  * feed ("... may see only private topics ..."): that prefix, and every
  * public one from now on, goes to the SUB instead.  1 when `prefix` was
  * such a refusal.  Any other refusal (the cap, a revoked key) stands: the

@@ -309,7 +309,7 @@ GM_CLIENT_EXPORT void gm_feed_destroy(gm_feed **f);
  * other prefix: public events.  Public prefixes go to the private feed when
  * its endpoint is known (bounded there; needed when the broker runs with
  * [broker] public_feed_sub = off), and to the feed's SUB when it is not or
- * when the broker is older than protocol 18 and refuses them there (moved
+ * when the broker is from before 2026-12-05 and refuses them there (moved
  * at its refusal, not reported).  GM_FAILED_PRECONDITION for a private
  * prefix when no private feed endpoint is known (set options.private_feed).
  * Any other subscription the broker refuses comes back from gm_feed_recv()
