@@ -325,22 +325,24 @@ START_TEST(poll_waits_on_many_clients) {
 }
 END_TEST
 
-START_TEST(feed_delivers_subscribed_events) {
-  void *ctx = zmq_ctx_new(), *pub = zmq_socket(ctx, ZMQ_PUB);
+/* A `type` socket of ctx bound to a free loopback port, no linger; its
+   endpoint into ep. */
+static void *bound(void *ctx, int type, char ep[64]) {
+  void *s = zmq_socket(ctx, type);
   int linger = 0;
-  zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
-  ck_assert_int_eq(zmq_bind(pub, "tcp://127.0.0.1:*"), 0);
-  char ep[64];
-  size_t len = sizeof ep;
-  zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &len);
-  /* A private feed that refuses public prefixes as a broker before
-     protocol 18 does: the library moves them to the SUB. */
-  void *router = zmq_socket(ctx, ZMQ_ROUTER);
-  zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
-  ck_assert_int_eq(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
-  char pep[64];
-  len = sizeof pep;
-  zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, pep, &len);
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+  size_t len = 64;
+  zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &len);
+  return s;
+}
+
+START_TEST(feed_delivers_subscribed_events) {
+  char ep[64], pep[64];
+  void *ctx = zmq_ctx_new(), *pub = bound(ctx, ZMQ_PUB, ep);
+  /* A private feed that refuses public prefixes as a broker from before
+     2026-12-05 does: the library moves them to the SUB. */
+  void *router = bound(ctx, ZMQ_ROUTER, pep);
   gm_client_options o;
   gm_client_options_init(&o);
   o.private_feed = pep;
@@ -432,21 +434,10 @@ END_TEST
    an older broker; its handshake never succeeds, and after the feed's
    handshake bound the public prefixes go to the SUB. */
 START_TEST(feed_whose_private_feed_never_answers_uses_the_sub) {
-  void *ctx = zmq_ctx_new(), *pub = zmq_socket(ctx, ZMQ_PUB);
-  int linger = 0;
-  zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
-  ck_assert_int_eq(zmq_bind(pub, "tcp://127.0.0.1:*"), 0);
-  char ep[64];
-  size_t len = sizeof ep;
-  zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &len);
+  char ep[64], pep[64];
+  void *ctx = zmq_ctx_new(), *pub = bound(ctx, ZMQ_PUB, ep);
   /* A port nobody listens on: bound, then closed. */
-  void *gone = zmq_socket(ctx, ZMQ_ROUTER);
-  zmq_setsockopt(gone, ZMQ_LINGER, &linger, sizeof linger);
-  ck_assert_int_eq(zmq_bind(gone, "tcp://127.0.0.1:*"), 0);
-  char pep[64];
-  len = sizeof pep;
-  zmq_getsockopt(gone, ZMQ_LAST_ENDPOINT, pep, &len);
-  zmq_close(gone);
+  zmq_close(bound(ctx, ZMQ_ROUTER, pep));
   gm_client_options o;
   gm_client_options_init(&o);
   o.private_feed = pep;
@@ -481,9 +472,9 @@ START_TEST(feed_whose_private_feed_never_answers_uses_the_sub) {
   /* A private feed that answers the handshake keeps them, however quiet
      (development mode: no CURVE, the handshake succeeds all the same):
      past the bound nothing comes on the SUB. */
-  void *quiet = zmq_socket(ctx, ZMQ_ROUTER);
-  zmq_setsockopt(quiet, ZMQ_LINGER, &linger, sizeof linger);
-  ck_assert_int_eq(zmq_bind(quiet, pep), 0);
+  char qep[64];
+  void *quiet = bound(ctx, ZMQ_ROUTER, qep);
+  o.private_feed = qep;
   f = gm_feed_new(ep, &o);
   ck_assert_msg(f != NULL, "%s", gm_client_last_error());
   ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);

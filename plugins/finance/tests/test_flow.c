@@ -196,20 +196,29 @@ static const char *redis_str(const char *fmt, const char *arg, char *out,
   return out;
 }
 
+/* A registration request of `name`'s profile (region 330502, small,
+   contact Li Wei) into e and re; the caller sets the credit code. */
+static void profile_request(Gm__Finance__Enterprise *e,
+                            Gm__Finance__RegisterEnterpriseRequest *re,
+                            const char *name) {
+  gm__finance__enterprise__init(e);
+  gm__finance__register_enterprise_request__init(re);
+  re->enterprise = e;
+  e->name = (char *)name;
+  e->region = "330502";
+  e->size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
+  e->contact = "Li Wei";
+}
+
 START_TEST(a_credit_code_is_one_enterprise_profile) {
-  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
-  Gm__Finance__RegisterEnterpriseRequest re =
-      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  Gm__Finance__Enterprise e;
+  Gm__Finance__RegisterEnterpriseRequest re;
   Gm__Finance__EnterpriseRequest get = GM__FINANCE__ENTERPRISE_REQUEST__INIT;
   char code[19], code2[19], held[64];
   ft_code("91330502MA2B3C4D5", code);
   ft_code("91330502MA2B3C4D6", code2);
-  re.enterprise = &e;
+  profile_request(&e, &re, "Acme Solar");
   e.credit_code = code;
-  e.name = "Acme Solar";
-  e.region = "330502";
-  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
-  e.contact = "Li Wei";
   ft_free(ft_ok("acme", "enterprise.register", &re.base));
   /* Another enterprise with acme's code and name: refused, acme unnamed. */
   ft_expect("other", "enterprise.register", &re.base,
@@ -259,19 +268,14 @@ END_TEST
    under the code takes it over.  A claim the holder's profile holds is
    never taken. */
 START_TEST(a_stale_credit_code_claim_is_taken_over) {
-  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
-  Gm__Finance__RegisterEnterpriseRequest re =
-      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  Gm__Finance__Enterprise e;
+  Gm__Finance__RegisterEnterpriseRequest re;
   char code[19], other[19], held[64];
   ft_code("91330502MA2B3C4D5", code);
   ft_code("91330502MA2B3C4D6", other);
   ft_enterprise("owner", "330502");
   ft_enterprise("third", "330502");
-  re.enterprise = &e;
-  e.name = "Acme Solar";
-  e.region = "330502";
-  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
-  e.contact = "Li Wei";
+  profile_request(&e, &re, "Acme Solar");
   /* acme's profile holds `other`; the index still says acme claimed
      `code` (a second registration of acme's that lost to the first), a
      claim made just now. */
@@ -325,19 +329,14 @@ END_TEST
    so the retry does not take the code on their word a minute on.  A new
    request reads afresh and takes a claim that is stale indeed. */
 START_TEST(a_retried_registration_takes_no_claim_on_a_stale_read) {
-  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
-  Gm__Finance__RegisterEnterpriseRequest re =
-      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  Gm__Finance__Enterprise e;
+  Gm__Finance__RegisterEnterpriseRequest re;
   char code[19], other[19], held[64];
   ft_code("91330502MA2B3C4E1", code);
   ft_code("91330502MA2B3C4E2", other);
   ft_enterprise("slowco", "330502");
   ft_enterprise("rival", "330502");
-  re.enterprise = &e;
-  e.name = "Slow Co";
-  e.region = "330502";
-  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
-  e.contact = "Li Wei";
+  profile_request(&e, &re, "Slow Co");
   e.credit_code = other;
   ft_free(ft_ok("slowco", "enterprise.register", &re.base));
   /* slowco's registration under `code` has claimed it just now; its
@@ -391,19 +390,14 @@ END_TEST
    failed write: a record of another request under the profile step's
    idempotency record, which refuses that step with nothing written.) */
 START_TEST(a_retry_after_its_claim_was_taken_writes_no_second_profile) {
-  Gm__Finance__Enterprise e = GM__FINANCE__ENTERPRISE__INIT;
-  Gm__Finance__RegisterEnterpriseRequest re =
-      GM__FINANCE__REGISTER_ENTERPRISE_REQUEST__INIT;
+  Gm__Finance__Enterprise e;
+  Gm__Finance__RegisterEnterpriseRequest re;
   char code[19], held[64];
   ft_code("91330502MA2B3C4F1", code);
   ft_enterprise("crashco", "330502");
   ft_enterprise("realco", "330502");
-  re.enterprise = &e;
-  e.region = "330502";
-  e.size = GM__FINANCE__SIZE_CLASS__SIZE_SMALL;
-  e.contact = "Li Wei";
+  profile_request(&e, &re, "Crash Co");
   e.credit_code = code;
-  e.name = "Crash Co";
   int64_t now = ft_at(FT_MONDAY, 12, 0);
   ft_clock(now);
   redisContext *c = gm_test_redis_connect(ft_redis);
