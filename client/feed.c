@@ -46,6 +46,8 @@ static void gm__feed_sockopts(void *sock, const gm_client_options *o) {
 typedef struct gm__fsub {
   char *prefix;  /* the prefix as sent ("*": every public topic) */
   unsigned refs; /* gm_feed_subscribe() calls not undone */
+  int on_sub;    /* a public prefix held on the SUB until the private
+                    feed's handshake succeeds (sub_until_up) */
 } gm__fsub;
 
 struct gm_feed {
@@ -68,6 +70,8 @@ struct gm_feed {
   int priv_up;          /* the DEALER completed a handshake */
   int64_t pub_by_ms;    /* public prefixes sent on a DEALER not yet up:
                            moved to the SUB if it is not up by then; 0 */
+  int sub_until_up;     /* they were: they wait there (on_sub) and go back
+                           to the DEALER when its handshake succeeds */
 };
 
 gm_status gm_feed_private_endpoint(const char *feed, char *out, size_t n) {
@@ -219,12 +223,25 @@ static gm__fsub *gm__feed_find(gm_feed *f, const char *prefix) {
   return NULL;
 }
 
+/* A public prefix as sent on the private feed (not "", not "@..."). */
+static int gm__feed_public(const char *prefix) {
+  return prefix[0] && prefix[0] != '@';
+}
+
+/* (Un)subscribes a public prefix as sent on the private feed on the SUB
+   ("*" as ""). */
+static void gm__feed_sub_sock(gm_feed *f, int on, const char *wire) {
+  const char *p = strcmp(wire, "*") == 0 ? "" : wire;
+  zmq_setsockopt(f->sock, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, p, strlen(p));
+}
+
 static gm_status gm__feed_private_sub(gm_feed *f, const char *prefix) {
   gm_status st = gm__feed_open_private(f);
   if (st != GM_OK) return st;
   gm__fsub *s = gm__feed_find(f, prefix);
   if (s) {
     s->refs++;
+    if (s->on_sub) gm__feed_sub_sock(f, 1, prefix);
     return GM_OK;
   }
   if (f->nsubs == f->cap) {
@@ -236,8 +253,12 @@ static gm_status gm__feed_private_sub(gm_feed *f, const char *prefix) {
   }
   char *copy = strdup(prefix);
   if (!copy) return GM_INTERNAL;
-  f->subs[f->nsubs++] = (gm__fsub){copy, 1};
-  gm__feed_send_sub(f, 1, prefix);
+  int on_sub = f->sub_until_up && gm__feed_public(prefix);
+  f->subs[f->nsubs++] = (gm__fsub){copy, 1, on_sub};
+  if (on_sub)
+    gm__feed_sub_sock(f, 1, prefix);
+  else
+    gm__feed_send_sub(f, 1, prefix);
   return GM_OK;
 }
 
@@ -245,8 +266,12 @@ static gm_status gm__feed_private_sub(gm_feed *f, const char *prefix) {
 static void gm__feed_private_unsub(gm_feed *f, const char *prefix, int all,
                                    int tell) {
   gm__fsub *s = gm__feed_find(f, prefix);
-  if (!s || (!all && --s->refs > 0)) return;
-  if (tell) gm__feed_send_sub(f, 0, prefix);
+  if (!s) return;
+  /* Held on the SUB for now: once per reference undone. */
+  for (unsigned k = all ? s->refs : 1; s->on_sub && k > 0; k--)
+    gm__feed_sub_sock(f, 0, prefix);
+  if (!all && --s->refs > 0) return;
+  if (tell && !s->on_sub) gm__feed_send_sub(f, 0, prefix);
   free(s->prefix);
   *s = f->subs[--f->nsubs];
 }
@@ -281,7 +306,7 @@ gm_status gm_feed_subscribe(gm_feed *f, const char *prefix) {
        publisher with no private feed) would refuse nothing and send
        nothing: if its handshake has not succeeded within the handshake
        bound, public prefixes go to the SUB. */
-    if (st == GM_OK && !f->priv_up && !f->pub_by_ms)
+    if (st == GM_OK && !f->priv_up && !f->pub_by_ms && !f->sub_until_up)
       f->pub_by_ms = gm__client_now_ms() + f->o.feed_handshake_ms;
     return st;
   }
@@ -309,22 +334,46 @@ gm_status gm_feed_unsubscribe(gm_feed *f, const char *prefix) {
   return GM_OK;
 }
 
-/* Every public prefix held on the private feed goes to the SUB, as often
-   as it was subscribed ("*" as ""), and every later one too. */
-static void gm__feed_publics_to_sub(gm_feed *f) {
-  f->old_broker = 1;
+/*
+ * Every public prefix held on the private feed goes to the SUB, as often
+ * as it was subscribed ("*" as ""), and every later one too.  for_good 0
+ * (the DEALER's handshake has not succeeded in time): they are kept in the
+ * list, marked on_sub, and go back when it succeeds
+ * (gm__feed_publics_to_private); 1 (an older broker refused one): the SUB
+ * keeps them.
+ */
+static void gm__feed_publics_to_sub(gm_feed *f, int for_good) {
+  if (for_good) f->old_broker = 1;
+  f->sub_until_up = !for_good;
   f->pub_by_ms = 0;
   for (size_t i = f->nsubs; i-- > 0;) {
     gm__fsub *o = &f->subs[i];
-    if (o->prefix[0] == '@' || !o->prefix[0]) continue;
-    const char *p = strcmp(o->prefix, "*") == 0 ? "" : o->prefix;
-    for (unsigned k = 0; k < o->refs; k++)
-      zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, p, strlen(p));
+    if (!gm__feed_public(o->prefix)) continue;
+    if (!o->on_sub) {
+      for (unsigned k = 0; k < o->refs; k++) gm__feed_sub_sock(f, 1, o->prefix);
+      gm__feed_send_sub(f, 0, o->prefix);
+      o->on_sub = 1;
+    }
+    if (!for_good) continue;
     char *moved = o->prefix;
-    gm__feed_send_sub(f, 0, moved);
     o->prefix = NULL;
     *o = f->subs[--f->nsubs];
     free(moved);
+  }
+}
+
+/* The DEALER's handshake succeeded after the public prefixes went to the
+   SUB to wait: they come back, off the SUB first, so no event comes on
+   both (one published while they move may be missed, as at any
+   subscription). */
+static void gm__feed_publics_to_private(gm_feed *f) {
+  f->sub_until_up = 0;
+  for (size_t i = 0; i < f->nsubs; i++) {
+    gm__fsub *o = &f->subs[i];
+    if (!o->on_sub) continue;
+    for (unsigned k = 0; k < o->refs; k++) gm__feed_sub_sock(f, 0, o->prefix);
+    o->on_sub = 0;
+    gm__feed_send_sub(f, 1, o->prefix);
   }
 }
 
@@ -340,7 +389,7 @@ static int gm__feed_fall_back(gm_feed *f, const char *prefix, const char *why,
   static const char old[] = "may see only private topics";
   if (!prefix[0] || prefix[0] == '@' || !memmem(why, wn, old, sizeof old - 1))
     return 0;
-  gm__feed_publics_to_sub(f);
+  gm__feed_publics_to_sub(f, 1);
   return 1;
 }
 
@@ -444,13 +493,14 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
       if (up) {
         f->priv_up = 1;
         f->pub_by_ms = 0;
+        if (f->sub_until_up) gm__feed_publics_to_private(f);
       }
     }
     if (f->pub_by_ms && !f->priv_up && now >= f->pub_by_ms)
-      gm__feed_publics_to_sub(f);
+      gm__feed_publics_to_sub(f, 0);
     if (f->priv && now >= f->resend_ms) {
       for (size_t i = 0; i < f->nsubs; i++)
-        gm__feed_send_sub(f, 1, f->subs[i].prefix);
+        if (!f->subs[i].on_sub) gm__feed_send_sub(f, 1, f->subs[i].prefix);
       f->resend_ms = now + GM__RESEND_MS;
     }
     int64_t wait = deadline - now;

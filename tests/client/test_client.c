@@ -492,6 +492,80 @@ START_TEST(feed_whose_private_feed_never_answers_uses_the_sub) {
 }
 END_TEST
 
+/*
+ * A private feed that answers only after the handshake bound (the client
+ * started before gmd, or during its restart): the public prefixes wait on
+ * the SUB meanwhile, and go back to the private feed once its handshake
+ * succeeds, so a broker whose feed is closed ([broker] public_feed_sub =
+ * off, here: nobody at the feed's port) still sends them its events.
+ */
+START_TEST(feed_whose_private_feed_answers_late_gets_public_prefixes_back) {
+  void *ctx = zmq_ctx_new();
+  int linger = 0;
+  /* Two ports nobody listens on: the feed's stays closed. */
+  char ep[64], pep[64];
+  for (int k = 0; k < 2; k++) {
+    void *s = zmq_socket(ctx, ZMQ_ROUTER);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof ep;
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, k ? pep : ep, &len);
+    zmq_close(s);
+  }
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.private_feed = pep;
+  o.feed_handshake_ms = 1000; /* the bound; 5 s by default */
+  gm_feed *f = gm_feed_new(ep, &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
+  char *topic = NULL;
+  Gm__Event *got = NULL;
+  for (int i = 0; i < 2; i++) { /* past the bound */
+    ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 1000), GM_UNAVAILABLE);
+    free(topic);
+    topic = NULL;
+  }
+  void *router = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(router, pep), 0);
+  /* Up to 12 s (two resends): what the router last heard of "sample.". */
+  char rid[256];
+  int rl = 0, held = 0;
+  for (int i = 0; i < 120; i++) {
+    char r[256], m[300];
+    int l;
+    while ((l = zmq_recv(router, r, sizeof r, ZMQ_DONTWAIT)) > 0) {
+      int ml = zmq_recv(router, m, sizeof m, 0);
+      if (ml == 8 && memcmp(m + 1, "sample.", 7) == 0) {
+        held = m[0] == 1;
+        memcpy(rid, r, (size_t)l);
+        rl = l;
+      }
+    }
+    ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 100), GM_UNAVAILABLE);
+    free(topic);
+    topic = NULL;
+  }
+  ck_assert_msg(held, "\"sample.\" never went back to the private feed");
+  Gm__Event ev = GM__EVENT__INIT;
+  ev.market = "sample";
+  ev.event = "trade";
+  uint8_t buf[256];
+  size_t n = gm__event__pack(&ev, buf);
+  zmq_send(router, rid, (size_t)rl, ZMQ_SNDMORE);
+  zmq_send(router, "sample.trade", 12, ZMQ_SNDMORE);
+  zmq_send(router, buf, n, 0);
+  ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 2000), GM_OK);
+  ck_assert_str_eq(topic, "sample.trade");
+  free(topic);
+  gm_feed_event_free(&got);
+  gm_feed_destroy(&f);
+  zmq_close(router);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(curve_with_keys_talks_without_is_refused) {
   char spub[41], ssec[41], cpub[41], csec[41];
   ck_assert_int_eq(gm_keypair(spub, ssec), GM_OK);
@@ -1004,6 +1078,8 @@ int main(void) {
   tcase_add_test(tc, pipelining);
   tcase_add_test(tc, feed_delivers_subscribed_events);
   tcase_add_test(tc, feed_whose_private_feed_never_answers_uses_the_sub);
+  tcase_add_test(
+      tc, feed_whose_private_feed_answers_late_gets_public_prefixes_back);
   tcase_add_test(tc, curve_with_keys_talks_without_is_refused);
   tcase_add_test(tc, bad_options_are_explained);
   tcase_add_test(tc, keys_are_random_and_well_formed);
