@@ -310,8 +310,11 @@ GM_CLIENT_EXPORT void gm_feed_destroy(gm_feed **f);
  * its endpoint is known (bounded there; needed when the broker runs with
  * [broker] public_feed_sub = off), and to the feed's SUB when it is not or
  * when the broker is from before 2026-12-05 and refuses them there (moved
- * at its refusal, not reported).  GM_FAILED_PRECONDITION for a private
- * prefix when no private feed endpoint is known (set options.private_feed).
+ * at its refusal, not reported); while the private feed's handshake has
+ * not succeeded within options.feed_handshake_ms they wait on the SUB, and
+ * go back to the private feed when it does.  GM_FAILED_PRECONDITION for a
+ * private prefix when no private feed endpoint is known (set
+ * options.private_feed).
  * Any other subscription the broker refuses comes back from gm_feed_recv()
  * as GM_PERMISSION_DENIED.  GM_INVALID_ARGUMENT for a prefix longer than 255
  * bytes (no topic is longer): nothing is sent.
