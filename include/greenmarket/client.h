@@ -330,8 +330,10 @@ GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
  * GM_UNAVAILABLE: nothing arrived in time (not an error: loop).
  * GM_INVALID_ARGUMENT: a malformed feed message arrived and was skipped (its
  * topic is still set when there was one), or f, topic or ev is NULL.
- * GM_PERMISSION_DENIED: the broker refused private subscription *topic
- * (gm_client_last_error() says why); it is dropped, not sent again.  With
+ * GM_PERMISSION_DENIED: the broker refused subscription *topic (a private
+ * one, or a public one past the private feed's 256 prefixes or with a
+ * revoked key; gm_client_last_error() says why); it is dropped, not sent
+ * again.  With
  * *topic "" (once per feed): the broker refused this feed's CURVE key
  * itself, so no event comes until an admin registers the key (the feed
  * tries again after 1 s, then twice as long each time up to 32 s, and then
@@ -340,6 +342,10 @@ GM_CLIENT_EXPORT gm_status gm_feed_subscribe(gm_feed *f, const char *prefix);
  * Subscriptions take effect a moment after gm_feed_subscribe() returns (the
  * broker learns of them over the network): events published in between,
  * and while the broker or the network was down, are not delivered.  The
+ * private feed, which holds public subscriptions too since session 18,
+ * forgets a connection it has not heard from for 20 s, and the feed renews
+ * them only inside gm_feed_recv(): a caller that does not call it for that
+ * long misses the events published until its next call.  The
  * feed is for live views; after a start, or a gap in ev->seq (counted per
  * audience and per ev->broker, from 1 again when that broker restarts),
  * read the state you need with the market's query methods.
