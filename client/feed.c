@@ -494,6 +494,10 @@ gm_status gm_feed_recv(gm_feed *f, char **topic, Gm__Event **ev,
         f->priv_up = 1;
         f->pub_by_ms = 0;
         if (f->sub_until_up) gm__feed_publics_to_private(f);
+        /* A new connection (gmd restarted, or the network came back) holds
+           nothing: everything is sent again now, as a SUB does, not at
+           the next resend. */
+        f->resend_ms = now;
       }
     }
     if (f->pub_by_ms && !f->priv_up && now >= f->pub_by_ms)

@@ -566,6 +566,71 @@ START_TEST(feed_whose_private_feed_answers_late_gets_public_prefixes_back) {
 }
 END_TEST
 
+/*
+ * The private feed comes back (gmd restarted): the subscriptions, public
+ * ones included, are sent again as soon as the new connection's handshake
+ * succeeds, not at the next resend up to 5 s later (the SUB's come back at
+ * once: public events would be lost for up to 5 s after each restart).
+ */
+START_TEST(feed_resends_its_subscriptions_when_the_private_feed_comes_back) {
+  void *ctx = zmq_ctx_new();
+  int linger = 0;
+  /* The feed's port: nobody listens. */
+  char ep[64], pep[64];
+  void *s = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+  size_t len = sizeof ep;
+  zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &len);
+  zmq_close(s);
+  void *router = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+  len = sizeof pep;
+  zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, pep, &len);
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.private_feed = pep;
+  gm_feed *f = gm_feed_new(ep, &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
+  char *topic = NULL;
+  Gm__Event *got = NULL;
+  char r[256], m[300];
+  int heard = 0;
+  for (int i = 0; i < 20 && !heard; i++) {
+    ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 50), GM_UNAVAILABLE);
+    free(topic);
+    topic = NULL;
+    while (zmq_recv(router, r, sizeof r, ZMQ_DONTWAIT) > 0)
+      heard |= zmq_recv(router, m, sizeof m, 0) == 8 && m[0] == 1;
+  }
+  ck_assert(heard);
+  /* The broker goes and comes back at once (its port is free a moment
+     after the close). */
+  zmq_close(router);
+  router = zmq_socket(ctx, ZMQ_ROUTER);
+  zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+  int bound = -1;
+  for (int i = 0; i < 100 && bound; i++)
+    if ((bound = zmq_bind(router, pep))) usleep(10000);
+  ck_assert_int_eq(bound, 0);
+  heard = 0;
+  for (int i = 0; i < 30 && !heard; i++) { /* 1.5 s */
+    ck_assert_int_eq(gm_feed_recv(f, &topic, &got, 50), GM_UNAVAILABLE);
+    free(topic);
+    topic = NULL;
+    while (zmq_recv(router, r, sizeof r, ZMQ_DONTWAIT) > 0)
+      heard |= zmq_recv(router, m, sizeof m, 0) == 8 && m[0] == 1 &&
+               memcmp(m + 1, "sample.", 7) == 0;
+  }
+  ck_assert_msg(heard, "\"sample.\" not sent again within 1.5 s");
+  gm_feed_destroy(&f);
+  zmq_close(router);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(curve_with_keys_talks_without_is_refused) {
   char spub[41], ssec[41], cpub[41], csec[41];
   ck_assert_int_eq(gm_keypair(spub, ssec), GM_OK);
@@ -1080,6 +1145,8 @@ int main(void) {
   tcase_add_test(tc, feed_whose_private_feed_never_answers_uses_the_sub);
   tcase_add_test(
       tc, feed_whose_private_feed_answers_late_gets_public_prefixes_back);
+  tcase_add_test(
+      tc, feed_resends_its_subscriptions_when_the_private_feed_comes_back);
   tcase_add_test(tc, curve_with_keys_talks_without_is_refused);
   tcase_add_test(tc, bad_options_are_explained);
   tcase_add_test(tc, keys_are_random_and_well_formed);
