@@ -283,9 +283,13 @@ static const char gm__dl_cas_lua[] =
     "return 1\n";
 
 /* KEYS: the lease.  ARGV: the broker, seconds.  Takes or renews the lease
-   unless another broker holds it; 1 if held now. */
+   unless another broker holds it; 1 if held now.  Flagged allow-oom, as
+   the settle lease: one key of fixed size, so the reconciliation walk
+   goes on over maxmemory (what it writes, gm__dl_lower's ZADD LT, is an
+   allow-oom script too: an index member per tag whose deadline set
+   already exists). */
 static const char gm__dl_lease_lua[] =
-    "#!lua\n"
+    "#!lua flags=allow-oom\n"
     "local h = redis.call('GET', KEYS[1])\n"
     "if h and h ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
@@ -429,24 +433,21 @@ int gm__deadlines_gauge_late(void *arg, double *value) {
 
 /* Logs Redis trouble at most once a minute: a Redis that is down would
    otherwise log every poll. */
-static void gm__dl_redis_failed_then(gm__deadlines *d, const char *what,
-                                     const redisReply *r, const char *then) {
+static void gm__dl_redis_failed(gm__deadlines *d, const char *what,
+                                const redisReply *r) {
   uint64_t now = gm__clock_mono_us();
   if (d->failing_logged_us && now - d->failing_logged_us < GM__DL_LOG_EVERY_US)
     return;
   d->failing_logged_us = now;
   char buf[1024];
-  gm__log(GM_LOG_ERROR, "deadlines", "%s failed: %s (Redis at %s); %s", what,
+  gm__log(GM_LOG_ERROR, "deadlines",
+          "%s failed: %s (Redis at %s); deadlines wait until it works again",
+          what,
           r && r->type == REDIS_REPLY_ERROR
               ? r->str
               : gm__redis_error_text(d->redis, gm__redis_last_error(d->redis),
                                      buf, sizeof buf),
-          gm__redis_where(d->redis), then);
-}
-
-static void gm__dl_redis_failed(gm__deadlines *d, const char *what,
-                                const redisReply *r) {
-  gm__dl_redis_failed_then(d, what, r, "deadlines wait until it works again");
+          gm__redis_where(d->redis));
 }
 
 /* Runs host script `s` by EVALSHA; after NOSCRIPT (a node that has not
@@ -491,14 +492,7 @@ static redisReply *gm__dl_eval(gm__deadlines *d, int s, int nkeys,
     r = gm__redis_callv(d->redis, argc, argv, lens);
   }
   if (!r || r->type == REDIS_REPLY_ERROR) {
-    /* The lease is the one deadline script not flagged allow-oom: over
-       maxmemory the reconciliation waits, due deadlines still fire. */
-    if (s == GM__DL_LEASE_S && r && !strncmp(r->str, "OOM ", 4))
-      gm__dl_redis_failed_then(d, "the deadlines' reconciliation lease", r,
-                               "the reconciliation pass waits until it "
-                               "works again; due deadlines fire meanwhile");
-    else
-      gm__dl_redis_failed(d, "a deadline script", r);
+    gm__dl_redis_failed(d, "a deadline script", r);
     if (r) freeReplyObject(r);
     r = NULL;
   }

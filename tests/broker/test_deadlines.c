@@ -423,6 +423,32 @@ START_TEST(a_lost_index_entry_is_repaired_by_reconciliation) {
 END_TEST
 
 /*
+ * The same over maxmemory: the reconciliation's lease is one key of fixed
+ * size and its index write an allow-oom ZADD, so a full Redis does not
+ * stop the walk (its lease script was refused there, and the member never
+ * came back until Redis had room).  The deadline is not due: nothing
+ * fires, the index only says when to look.
+ */
+START_TEST(a_lost_index_entry_is_repaired_over_maxmemory) {
+  /* gm_test_redis_fill fills the node rc reaches; a cluster's index may
+     live on another: the plain run covers it. */
+  if (getenv("GM_TEST_REDIS_CLUSTER")) return;
+  start("[deadlines]\nreconcile_s = 1\n", NULL);
+  set(c1, "set", "tick", "full", "a", B0 + 5000);
+  ck_assert_int_eq(wait_zscore("gm:deadlines", "testmkt:full", B0 + 5000),
+                   B0 + 5000);
+  ck_assert_int_gt(gm_test_redis_fill(rc), 0);
+  freeReplyObject(gm_test_redis_cmd(rc, "ZREM gm:deadlines testmkt:full"));
+  /* The lease (1 s) is renewed or taken again, and the walk comes round. */
+  ck_assert_int_eq(wait_zscore("gm:deadlines", "testmkt:full", B0 + 5000),
+                   B0 + 5000);
+  ck_assert(!gm_test_gmd_log_has(g1, "reconciliation lease"));
+  ck_assert_int_eq(fired("full", "a"), 0);
+  freeReplyObject(gm_test_redis_cmd(rc, "CONFIG SET maxmemory 0"));
+}
+END_TEST
+
+/*
  * A callback that sets its own deadline again for the time it fires at
  * fires again (a new firing, not a replay of the last), until it stops
  * re-arming; then the deadline is gone.
@@ -975,6 +1001,7 @@ int main(void) {
   tcase_add_test(tc, moved_and_cancelled_deadlines);
   tcase_add_test(tc, a_refused_script_leaves_no_deadline);
   tcase_add_test(tc, a_lost_index_entry_is_repaired_by_reconciliation);
+  tcase_add_test(tc, a_lost_index_entry_is_repaired_over_maxmemory);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
   tcase_add_test(tc, a_slow_firing_moves_its_claims_time_to_its_end);
