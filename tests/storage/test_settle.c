@@ -1139,7 +1139,14 @@ START_TEST(over_maxmemory_the_lease_is_taken_and_entries_freed) {
      itself is refused over maxmemory). */
   freeReplyObject(
       gm_test_redis_cmd(raw, "XGROUP CREATE gm:{alpha:m}:outbox gm-settle 0"));
+  /* A broker gone for good left its consumer, with nothing pending: the
+     prune removes it over maxmemory too. */
+  ck_assert_int_eq(
+      gm_test_redis_int(
+          raw, "XGROUP CREATECONSUMER gm:{alpha:m}:outbox gm-settle gone"),
+      1);
   ck_assert(gm_test_redis_fill(raw) > 0);
+  usleep(60 * 1000); /* "gone" idle past prune_idle_ms */
   gm__lease_config lc = {.redis = {.unix_path = gm_test_redis_socket(srv)},
                          .name = "full",
                          .endpoint = "tcp://127.0.0.1:9",
@@ -1156,6 +1163,7 @@ START_TEST(over_maxmemory_the_lease_is_taken_and_entries_freed) {
                            .batch_size = 100,
                            .block_ms = 10,
                            .claim_idle_ms = 30000,
+                           .prune_idle_ms = 50,
                            .retire_idle_ms = 1,
                            .lookup = lookup,
                            .no_thread = 1,
@@ -1171,6 +1179,10 @@ START_TEST(over_maxmemory_the_lease_is_taken_and_entries_freed) {
                 "Redis had room again: the case proves nothing");
   freeReplyObject(r);
   assert_exactly_once(20); /* nothing pending, the stream trimmed */
+  r = gm_test_redis_cmd(raw, "XINFO CONSUMERS gm:{alpha:m}:outbox gm-settle");
+  for (size_t i = 0; i < r->elements; i++)
+    ck_assert_str_ne(r->element[i]->element[1]->str, "gone");
+  freeReplyObject(r);
   /* Idle and settled, the stream is retired, still over maxmemory. */
   usleep(20 * 1000);
   ck_assert_int_eq(gm__settler_retire_once(s), 1);
