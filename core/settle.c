@@ -157,7 +157,10 @@ static const char gm__retire_lua[] =
    broker that starts while Redis is over maxmemory finds BUSYGROUP on
    every stream it settled before, so it reads them and, settling, trims
    them (XGROUP CREATE itself is refused there); a new group is a few
-   bytes on a stream that exists. */
+   bytes on a stream that exists.  Run by EVALSHA once SCRIPT LOAD (which
+   Redis runs over maxmemory) named it, by EVAL after NOSCRIPT (a node
+   that has not seen it: a restarted Redis, another master): its text is
+   not sent with each of the thousands of streams a start may find. */
 static const char gm__create_lua[] =
     "#!lua flags=allow-oom\n"
     "if ARGV[2] == '1' then\n"
@@ -202,6 +205,7 @@ struct gm__settler {
   size_t nstreams;
   uint64_t refreshed_us;   /* last read of gm:outboxes; 0: never */
   char discover_at[24];    /* SCAN cursor of the discovery pass; "" idle */
+  char create_sha[41];     /* gm__create_lua's SHA1 once loaded, else "" */
   uint64_t discovered_us;  /* when the last pass started; 0: never */
   long long outboxes_card; /* SCARD gm:outboxes at that read */
   uint64_t claimed_us;     /* last XAUTOCLAIM sweep; 0: never */
@@ -471,9 +475,18 @@ static int gm__refresh(gm__settler *s) {
   s->outboxes_card = (long long)m->elements;
   char **next = calloc(m->elements + 1, sizeof *next);
   size_t *missing = calloc(GM__CHUNK, sizeof *missing);
-  if (!next || !missing) abort();
+  size_t *noscript = calloc(GM__CHUNK, sizeof *noscript);
+  if (!next || !missing || !noscript) abort();
   size_t nnext = 0;
   int rc = 0;
+  if (!s->create_sha[0] && m->elements > 0) {
+    /* Not loaded: EVAL with the text, as before (logged by the first
+       command that fails the same way). */
+    redisReply *l = redisCommand(set, "SCRIPT LOAD %s", gm__create_lua);
+    if (l && l->type == REDIS_REPLY_STRING && l->len == 40)
+      memcpy(s->create_sha, l->str, 41);
+    if (l) freeReplyObject(l);
+  }
   for (size_t i = 0; i < m->elements && rc == 0; i += GM__CHUNK) {
     size_t end = i + GM__CHUNK < m->elements ? i + GM__CHUNK : m->elements;
     size_t sent = 0;
@@ -487,11 +500,14 @@ static int gm__refresh(gm__settler *s) {
       ctx[k] = gm__ctx(s, key);
       /* A tag's outbox that is missing is made by gm__group_lua below (from
          what its retirement kept); the rest as before, in one pipeline. */
-      redisAppendCommand(ctx[k], "EVAL %s 1 %s " GM__GROUP " %s",
-                         gm__create_lua, key, gm__tag_outbox(key) ? "0" : "1");
+      int sha = s->create_sha[0] != '\0';
+      redisAppendCommand(ctx[k], "%s %s 1 %s " GM__GROUP " %s",
+                         sha ? "EVALSHA" : "EVAL",
+                         sha ? s->create_sha : gm__create_lua, key,
+                         gm__tag_outbox(key) ? "0" : "1");
       sent++;
     }
-    size_t nmissing = 0;
+    size_t nmissing = 0, nnoscript = 0;
     for (size_t k = i; k < end && sent; k++) {
       const char *key = m->element[k]->str;
       if (m->element[k]->type != REDIS_REPLY_STRING || gm__stream_known(s, key))
@@ -501,6 +517,26 @@ static int gm__refresh(gm__settler *s) {
       if (ctx[k]->err || redisGetReply(ctx[k], (void **)&r) != REDIS_OK || !r) {
         rc = gm__redis_failed_on(s, ctx[k], "XGROUP CREATE");
         continue; /* the other nodes' replies are read all the same */
+      }
+      if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "key to exist"))
+        missing[nmissing++] = k;
+      else if (gm__is_error(r, "NOSCRIPT"))
+        noscript[nnoscript++] = k;
+      else
+        gm__group_made(key, r, next, &nnext);
+      freeReplyObject(r);
+    }
+    /* With the text, on a connection whose pipelined replies are all read;
+       the node keeps the script for the next EVALSHA. */
+    for (size_t j = 0; j < nnoscript && rc == 0; j++) {
+      size_t k = noscript[j];
+      const char *key = m->element[k]->str;
+      redisReply *r =
+          redisCommand(ctx[k], "EVAL %s 1 %s " GM__GROUP " %s", gm__create_lua,
+                       key, gm__tag_outbox(key) ? "0" : "1");
+      if (!r) {
+        rc = gm__redis_failed_on(s, ctx[k], "XGROUP CREATE");
+        break;
       }
       if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "key to exist"))
         missing[nmissing++] = k;
@@ -526,6 +562,7 @@ static int gm__refresh(gm__settler *s) {
   freeReplyObject(m);
   free(ctx);
   free(missing);
+  free(noscript);
   if (rc != 0) {
     for (size_t i = 0; i < nnext; i++) free(next[i]);
     free(next);

@@ -248,6 +248,20 @@ static void assert_exactly_once(long long n) {
   ck_assert_int_eq(outbox_total("XLEN"), 0);
 }
 
+/* A field of a command's line in INFO commandstats ("calls", ...). */
+static long long cmdstat(const char *cmd, const char *field) {
+  redisReply *r = gm_test_redis_cmd(raw, "INFO commandstats");
+  char head[64], name[64];
+  snprintf(head, sizeof head, "cmdstat_%s:", cmd);
+  snprintf(name, sizeof name, "%s=", field);
+  const char *p = strstr(r->str, head);
+  const char *end = p ? strchr(p, '\n') : NULL;
+  const char *q = p ? strstr(p, name) : NULL;
+  long long v = q && (!end || q < end) ? atoll(q + strlen(name)) : 0;
+  freeReplyObject(r);
+  return v;
+}
+
 START_TEST(many_streams_two_markets_settle_once) {
   /* 300 streams: more than one XREADGROUP chunk of 128. */
   long long n = 0;
@@ -275,6 +289,19 @@ START_TEST(many_streams_two_markets_settle_once) {
   ck_assert_int_eq(atomic_load(&calls), n);
   /* Nothing more: a round reads nothing and settles nothing. */
   ck_assert_int_eq(gm__settler_drain_once(s), 0);
+  /* Groups are made by EVALSHA of the script the first refresh loaded;
+     Redis forgot it (a restart, SCRIPT FLUSH): new streams, two chunks of
+     them, get their group all the same, by EVAL with the text. */
+  ck_assert_int_gt(cmdstat("evalsha", "calls"), 0);
+  freeReplyObject(gm_test_redis_cmd(raw, "SCRIPT FLUSH"));
+  for (int i = 0; i < 200; i++) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "n%d", i);
+    add_entries("alpha", tag, 9000 + i * 10, 1);
+  }
+  n += 200;
+  drain_until(s, (uint64_t)n, 200);
+  assert_exactly_once(n);
   gm__settler_stop(&s);
   ck_assert_ptr_null(s);
   gm__settler_stop(&s); /* idempotent */
