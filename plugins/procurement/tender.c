@@ -658,6 +658,65 @@ gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/*
+ * The items of an amendment: those given replace, buyer by buyer, the
+ * items of each buyer they name (the lead agency's when an item names
+ * none); a joint buyer the amendment names no item of keeps its items as
+ * they are.  The items stay grouped by buyer, the lead's first.
+ */
+static gm_status pr__amend_items(gm_call *call, Gm__Procurement__Tender *t,
+                                 const Gm__Procurement__Tender *c) {
+  gm_status st;
+  if (c->n_items == 0)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "items is named but no item is given; an amendment of "
+                      "items gives every item of each buyer it changes (the "
+                      "lead agency's without a buyer)");
+  if (c->n_items > PR_MAX_ITEMS)
+    return host->fail(call, GM_INVALID_ARGUMENT, "%zu items; at most %d",
+                      c->n_items, PR_MAX_ITEMS);
+  for (size_t k = 0; k < c->n_items; k++) {
+    if (!c->items[k]->buyer[0]) c->items[k]->buyer = t->agency;
+    if ((st = pr__check_item(call, c->items[k], t->agency, t->buyers,
+                             t->n_buyers)) != GM_OK)
+      return st;
+  }
+  /* The owners in order: the lead, then each joint buyer. */
+  size_t no = t->n_buyers + 1, n = 0, kept = 0;
+  const char **owners = host->alloc(call, no * sizeof *owners);
+  owners[0] = t->agency;
+  for (size_t b = 0; b < t->n_buyers; b++) owners[b + 1] = t->buyers[b];
+  int *named = host->alloc(call, no * sizeof *named);
+  for (size_t o = 0; o < no; o++) {
+    named[o] = 0;
+    for (size_t k = 0; k < c->n_items; k++)
+      named[o] |= !strcmp(c->items[k]->buyer, owners[o]);
+  }
+  for (size_t o = 0; o < no; o++)
+    if (!named[o])
+      for (size_t i = 0; i < t->n_items; i++)
+        kept += !strcmp(t->items[i]->buyer[0] ? t->items[i]->buyer : t->agency,
+                        owners[o]);
+  if (c->n_items + kept > PR_MAX_ITEMS)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the amended tender would hold %zu items (%zu given, "
+                      "%zu kept: those of the buyers no given item names); "
+                      "at most %d",
+                      c->n_items + kept, c->n_items, kept, PR_MAX_ITEMS);
+  Gm__Procurement__Item **all =
+      host->alloc(call, (c->n_items + kept + 1) * sizeof *all);
+  for (size_t o = 0; o < no; o++) {
+    Gm__Procurement__Item *const *from = named[o] ? c->items : t->items;
+    size_t nfrom = named[o] ? c->n_items : t->n_items;
+    for (size_t i = 0; i < nfrom; i++)
+      if (!strcmp(from[i]->buyer[0] ? from[i]->buyer : t->agency, owners[o]))
+        all[n++] = from[i];
+  }
+  t->items = all;
+  t->n_items = n;
+  return GM_OK;
+}
+
 gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **reply) {
   const Gm__Procurement__AmendRequest *in = (const void *)req;
@@ -698,10 +757,7 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
       t->bond_bp = c->bond_bp;
     else if (!strcmp(fl, "items")) {
       items = 1;
-      t->items = c->items;
-      t->n_items = c->n_items;
-      for (size_t k = 0; k < t->n_items; k++)
-        if (!t->items[k]->buyer[0]) t->items[k]->buyer = t->agency;
+      if ((st = pr__amend_items(call, t, c)) != GM_OK) return st;
     } else
       return host->fail(call, GM_INVALID_ARGUMENT,
                         "field %.40s cannot be amended; amend title, "

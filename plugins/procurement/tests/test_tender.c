@@ -322,6 +322,145 @@ START_TEST(amendments_move_the_deadline_and_change_the_items) {
 }
 END_TEST
 
+/* The tender's hash and its joint demand in Redis, as one text: a refused
+   call must leave both as they were (free it). */
+static char *tender_keys(const char *id) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  size_t cap = 1 << 16, len = 0;
+  char *out = malloc(cap);
+  out[0] = '\0';
+  const char *keys[] = {"t", "dm", "am"};
+  for (size_t k = 0; k < 3; k++) {
+    redisReply *r =
+        gm_test_redis_cmd(c, "HGETALL gm:{procurement:t:%s}:%s", id, keys[k]);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; i++) {
+      size_t n = r->element[i]->len;
+      ck_assert(len + n + 2 < cap);
+      memcpy(out + len, r->element[i]->str, n);
+      len += n;
+      out[len++] = '\n';
+    }
+    out[len++] = '|';
+    out[len] = '\0';
+    freeReplyObject(r);
+  }
+  redisFree(c);
+  return out;
+}
+
+static Gm__Procurement__Item *new_item(Gm__Procurement__Item *it,
+                                       const char *id, int64_t qty,
+                                       int64_t budget, const char *buyer) {
+  gm__procurement__item__init(it);
+  it->id = (char *)id;
+  it->category = "DESK";
+  it->quantity = qty;
+  it->unit = "set";
+  it->budget = budget;
+  if (buyer) it->buyer = (char *)buyer;
+  return it;
+}
+
+/* The items of a tender as "ID:BUYER ..." in its order. */
+static void items_text(const Gm__Procurement__Tender *t, char *out,
+                       size_t len) {
+  out[0] = '\0';
+  for (size_t i = 0; i < t->n_items; i++)
+    snprintf(out + strlen(out), len - strlen(out), "%s%s:%s", i ? " " : "",
+             t->items[i]->id, t->items[i]->buyer);
+}
+
+/*
+ * A joint tender: the lead's amendment of items replaces the items of the
+ * buyers it names (its own when an item names none) and keeps a joint
+ * buyer's as they are; it replaces a joint buyer's items only when it
+ * names that buyer.  An item for someone who is not a buyer is refused
+ * and changes nothing.
+ */
+START_TEST(amending_items_keeps_the_joint_buyers_items) {
+  pt_register("district", "agency");
+  pt_tender d;
+  pt_tender_init(&d, "T-JAM", 100000000, DEADLINE);
+  d.buyers[d.t.n_buyers++] = "district";
+  pt_item(&d, "C1", "DESK", 10, 0, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__Item k1, *pk1 = new_item(&k1, "K1", 20, 0, NULL);
+  Gm__Procurement__DemandRequest dq = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
+  dq.tender_id = "T-JAM";
+  dq.items = &pk1;
+  dq.n_items = 1;
+  m = pt_call("district", "tender.demand", &dq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  pr.tender_id = "T-JAM";
+  Gm__Procurement__TenderView *v = (Gm__Procurement__TenderView *)pt_call(
+      "city", "tender.publish", &pr.base);
+  ck_assert_msg(v, "%s", pt_message);
+  pt_free(v);
+
+  /* The lead's own items change; district's K1 stays. */
+  Gm__Procurement__Item c1, c2,
+      *mine[] = {new_item(&c1, "C1", 12, 0, NULL),
+                 new_item(&c2, "C2", 3, 0, NULL)};
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  ch.items = mine;
+  ch.n_items = 2;
+  char *fields[] = {"items"};
+  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  q.tender_id = "T-JAM";
+  q.note = "city needs 12 desks and 3 cabinets";
+  q.changes = &ch;
+  q.fields = fields;
+  q.n_fields = 1;
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  char text[256];
+  items_text(v->tender, text, sizeof text);
+  ck_assert_str_eq(text, "C1:city C2:city K1:district");
+  ck_assert_int_eq(v->tender->items[2]->quantity, 20);
+  pt_free(v);
+
+  /* Naming district replaces district's items, and keeps the lead's. */
+  Gm__Procurement__Item k2,
+      *theirs[] = {new_item(&k2, "K2", 25, 0, "district")};
+  ch.items = theirs;
+  ch.n_items = 1;
+  q.note = "district's desks are K2 now";
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  items_text(v->tender, text, sizeof text);
+  ck_assert_str_eq(text, "C1:city C2:city K2:district");
+  pt_free(v);
+
+  /* Refused whole: an item for someone who is not a buyer, no items. */
+  char *before = tender_keys("T-JAM");
+  Gm__Procurement__Item x, *other[] = {new_item(&c1, "C1", 1, 0, NULL),
+                                       new_item(&x, "X1", 1, 0, "school")};
+  ch.items = other;
+  ch.n_items = 2;
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "item X1 is for school, who is not a buyer of this tender");
+  ch.n_items = 0;
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "items is named but no item is given");
+  char *after = tender_keys("T-JAM");
+  ck_assert_str_eq(after, before);
+  free(before);
+  free(after);
+  v = pt_tender_get("T-JAM");
+  items_text(v->tender, text, sizeof text);
+  ck_assert_str_eq(text, "C1:city C2:city K2:district");
+  ck_assert_int_eq(v->tender->version, 3);
+  pt_free(v);
+}
+END_TEST
+
 /*
  * Bid security (at most 2% of the budget) must be lodged before the
  * deadline: gamma's is short and it is disqualified; over the budget and
@@ -1286,6 +1425,7 @@ int main(void) {
   tcase_add_test(tc,
                  a_certificate_revoked_after_submission_loses_its_deduction);
   tcase_add_test(tc, amendments_move_the_deadline_and_change_the_items);
+  tcase_add_test(tc, amending_items_keeps_the_joint_buyers_items);
   tcase_add_test(
       tc, security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful);
   tcase_add_test(tc, bad_input_is_refused_whole_with_the_reason);
