@@ -100,6 +100,39 @@ static gm_status pr__check_item(gm_call *call, const Gm__Procurement__Item *it,
   return GM_OK;
 }
 
+/*
+ * The items' budgets added up (the tender's budget is a cap they must fit
+ * in: an item's budget is a part of it, and items with none take what is
+ * left), and in *by the sum of each buyer's, "city 4000.00 yuan, district
+ * 2000.00 yuan", buyers in the order their first item comes (an item that
+ * names no buyer is `lead`'s).  Each budget is at most 10^13 yuan and a
+ * tender at most 2 x 200 items: the sum fits an int64_t.
+ */
+static int64_t pr__budget_sum(gm_call *call,
+                              Gm__Procurement__Item *const *items, size_t n,
+                              const char *lead, const char **by) {
+  int64_t sum = 0;
+  char *out = "";
+  for (size_t i = 0; i < n; i++) {
+    const char *who = items[i]->buyer[0] ? items[i]->buyer : lead;
+    int seen = 0;
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = !strcmp(items[j]->buyer[0] ? items[j]->buyer : lead, who);
+    sum += items[i]->budget;
+    if (seen) continue;
+    int64_t part = 0;
+    for (size_t j = i; j < n; j++)
+      if (!strcmp(items[j]->buyer[0] ? items[j]->buyer : lead, who))
+        part += items[j]->budget;
+    if (part == 0) continue;
+    char y[32];
+    out = host->sprintf(call, "%s%s%s %s yuan", out, out[0] ? ", " : "", who,
+                        pr_yuan(part, y));
+  }
+  if (by) *by = out;
+  return sum;
+}
+
 /* Checks a tender's fields as the lead agency `lead` gives them (items
    from the draft and any demand are checked one by one too). */
 static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
@@ -211,6 +244,16 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
                           "item %s appears twice; give each item its own id",
                           t->items[i]->id);
   }
+  /* Together they fit in it too (joint buyers' items included). */
+  const char *by;
+  int64_t sum = pr__budget_sum(call, t->items, t->n_items, lead, &by);
+  if (sum > t->budget)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the items' budgets add up to %s yuan (%s), above the "
+                      "tender's budget %s yuan; the items' budgets are parts "
+                      "of the tender's and must fit in it: lower them or "
+                      "raise the tender's budget",
+                      pr_yuan(sum, y1), by, pr_yuan(t->budget, y2));
   return GM_OK;
 }
 
@@ -421,6 +464,33 @@ static void pr__tender_event(gm_call *call, const Gm__Procurement__Tender *t,
 
 /* ---- drafting ---- */
 
+/*
+ * The items of `t` with the joint demand `demand` (the get reply's dm) of
+ * its listed buyers but `skip` (NULL: none), as publish would merge them,
+ * into *out: for the budgets' sum only (no check of ids or counts).
+ */
+static size_t pr__with_demand(gm_call *call, const Gm__Procurement__Tender *t,
+                              const gm_value *demand, const char *skip,
+                              Gm__Procurement__Item ***out) {
+  size_t ndm = demand->type == GM_VALUE_ARRAY ? demand->n / 2 : 0, n = 0;
+  Gm__Procurement__Tender **dm = host->alloc(call, (ndm + 1) * sizeof *dm);
+  size_t cap = t->n_items;
+  for (size_t i = 0; i < ndm; i++) {
+    dm[i] = skip && !strcmp(pr__s(demand, 2 * i), skip)
+                ? NULL
+                : pr__def_decode(call, pr__s(demand, 2 * i + 1));
+    cap += dm[i] ? dm[i]->n_items : 0;
+  }
+  Gm__Procurement__Item **all = host->alloc(call, (cap + 1) * sizeof *all);
+  for (size_t i = 0; i < t->n_items; i++) all[n++] = t->items[i];
+  for (size_t i = 0; i < ndm; i++)
+    for (size_t j = 0; dm[i] && j < dm[i]->n_items; j++)
+      if (pr__in(t->buyers, t->n_buyers, dm[i]->items[j]->buyer))
+        all[n++] = dm[i]->items[j];
+  *out = all;
+  return n;
+}
+
 gm_status pr__tender_draft(gm_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **reply) {
   const Gm__Procurement__DraftRequest *in = (const void *)req;
@@ -436,6 +506,32 @@ gm_status pr__tender_draft(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__id_free(call, t->id)) != GM_OK) return st;
   if (!t->currency[0]) t->currency = "CNY";
   if ((st = pr__check_tender(call, t, me, 0)) != GM_OK) return st;
+  /* A redraft keeps the joint buyers' demand: with it, the items' budgets
+     must still fit in the budget.  The script refuses the redraft if the
+     draft changed after this read (its revision, `rev`). */
+  const char *gargs[] = {"get", t->id}, *rev = "";
+  const gm_value *g;
+  if ((st = pr__run(call, "tender", tag, 2, gargs, &g)) != GM_OK) return st;
+  if (g->n == 3) {
+    const gm_value *gf = pr__item(g, 0);
+    rev = pr__s(gf, 16);
+    Gm__Procurement__Item **all;
+    if (!strcmp(pr__s(gf, 2), me) && !strcmp(pr__s(gf, 1), "draft")) {
+      size_t n = pr__with_demand(call, t, pr__item(g, 1), NULL, &all);
+      const char *by;
+      int64_t sum = pr__budget_sum(call, all, n, me, &by);
+      char y1[32], y2[32];
+      if (sum > t->budget)
+        return host->fail(call, GM_INVALID_ARGUMENT,
+                          "with the joint buyers' demand the items' budgets "
+                          "add up to %s yuan (%s), above the budget %s yuan; "
+                          "the items' budgets must fit in the tender's: raise "
+                          "the budget, lower your items' budgets, or ask the "
+                          "joint buyers to send their demand again with "
+                          "lower ones",
+                          pr_yuan(sum, y1), by, pr_yuan(t->budget, y2));
+    }
+  }
   t->agency = (char *)me;
   t->state = "";
   t->version = 0;
@@ -450,10 +546,14 @@ gm_status pr__tender_draft(gm_call *call, const ProtobufCMessage *req,
     it->category_name = "";
     if (!it->buyer[0]) it->buyer = (char *)me;
   }
-  const char *args[] = {"draft", t->id, pr__def_encode(call, t),
-                        pr__list(call, t->buyers, t->n_buyers, 0), t->title};
+  const char *args[] = {"draft",
+                        t->id,
+                        pr__def_encode(call, t),
+                        pr__list(call, t->buyers, t->n_buyers, 0),
+                        t->title,
+                        rev};
   const gm_value *v;
-  if ((st = pr__run(call, "tender", tag, 5, args, &v)) != GM_OK) return st;
+  if ((st = pr__run(call, "tender", tag, 6, args, &v)) != GM_OK) return st;
   Gm__Procurement__TenderView *view;
   if ((st = pr__tender_read(call, t->id, &view)) != GM_OK) return st;
   *reply = &view->base;
@@ -486,9 +586,44 @@ gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
         return host->fail(call, GM_INVALID_ARGUMENT, "item %s appears twice",
                           in->items[i]->id);
   }
-  const char *args[] = {"demand", in->tender_id, pr__def_encode(call, &d)};
+  /* The items' budgets must fit in the tender's, with the lead's items
+     and the other buyers' demand: checked for a joint buyer of a draft
+     only (anyone else is refused by the script, and told nothing of the
+     draft), and refused by the script if the draft changed after this
+     read (its revision, `rev`). */
+  const char *gargs[] = {"get", in->tender_id}, *rev = "none";
+  const gm_value *g;
+  if ((st = pr__run(call, "tender", tag, 2, gargs, &g)) != GM_OK) return st;
+  if (g->n == 3) {
+    const gm_value *gf = pr__item(g, 0);
+    Gm__Procurement__Tender *t = pr__def_decode(call, pr__s(gf, 17));
+    rev = pr__s(gf, 16);
+    if (t && !strcmp(pr__s(gf, 1), "draft") &&
+        pr__in(t->buyers, t->n_buyers, me)) {
+      Gm__Procurement__Item **all;
+      size_t n = pr__with_demand(call, t, pr__item(g, 1), me, &all);
+      const char *by;
+      int64_t others = pr__budget_sum(call, all, n, pr__s(gf, 2), &by);
+      int64_t mine = pr__budget_sum(call, in->items, in->n_items, me, NULL);
+      char y1[32], y2[32], y3[32], y4[32], y5[32];
+      if (others + mine > t->budget)
+        return host->fail(
+            call, GM_INVALID_ARGUMENT,
+            "your items' budgets add up to %s yuan; with the %s yuan already "
+            "in tender %s%s%s%s that is %s yuan, above its budget %s yuan: "
+            "the items' budgets must fit in the tender's; lower yours (to %s "
+            "yuan in all at most) or ask %s, the lead agency, to raise the "
+            "budget",
+            pr_yuan(mine, y1), pr_yuan(others, y2), in->tender_id,
+            by[0] ? " (" : "", by, by[0] ? ")" : "", pr_yuan(others + mine, y3),
+            pr_yuan(t->budget, y4),
+            pr_yuan(t->budget > others ? t->budget - others : 0, y5),
+            pr__s(gf, 2));
+    }
+  }
+  const char *args[] = {"demand", in->tender_id, pr__def_encode(call, &d), rev};
   const gm_value *v;
-  if ((st = pr__run(call, "tender", tag, 3, args, &v)) != GM_OK) return st;
+  if ((st = pr__run(call, "tender", tag, 4, args, &v)) != GM_OK) return st;
   int replaced = strcmp(pr__s(v, 2), "1") == 0;
   Gm__Procurement__TenderView *view;
   if ((st = pr__tender_read(call, in->tender_id, &view)) != GM_OK) return st;

@@ -2,8 +2,11 @@
 -- the bid security register of one tender (tag t:<id>).  C builds and
 -- checks the definition; these steps guard who may change what, when.
 --   ARGV[1] = op, ARGV[2] = tender id, then:
---   draft    def buyers title
---   demand   items (base64)   -> draft rev replaced(1|0)
+--   draft    def buyers title rev
+--   demand   items (base64) rev  -> draft rev replaced(1|0)
+--   (rev: the draft's revision when C checked the items' budgets against
+--   the budget, '' for no tender, 'none' for none to a demand: the step is
+--   refused if the draft changed since)
 --   get      -
 --   publish  rev def dl cur budget items sec bond am pw evs title min_ms
 --            min_text earliest (for a period on the calendar: its end, or '')
@@ -71,6 +74,11 @@ if op == 'draft' then
     local e = lead_only(t, 'redraft')
     if e then return e end
   end
+  if ARGV[6] and (t and t.rev or '') ~= ARGV[6] then
+    return rej('FAILED_PRECONDITION', 'the draft of tender ' .. id ..
+      ' changed while it was being redrafted (a joint buyer sent its ' ..
+      'demand); draft it again')
+  end
   local rev = t and tonumber(t.rev) + 1 or 1
   redis.call('HSET', T, 'id', id, 'st', 'draft', 'lead', WHO,
     'def', ARGV[3], 'buyers', ARGV[4], 'title', ARGV[5], 'rev', I(rev),
@@ -90,6 +98,11 @@ if op == 'demand' then
   if not inlist(t.buyers, WHO) then
     return rej('PERMISSION_DENIED', WHO .. ' is not one of the joint ' ..
       'buyers of tender ' .. id .. '; ask ' .. t.lead .. ' to add you')
+  end
+  if ARGV[4] and t.rev ~= ARGV[4] then
+    return rej('FAILED_PRECONDITION', 'the draft of tender ' .. id ..
+      ' changed while your demand was being checked (' .. t.lead ..
+      ' redrafted it, or another buyer sent its demand); send it again')
   end
   local rev = tonumber(t.rev) + 1
   -- A buyer's demand is all it needs: a second one replaces the first

@@ -462,6 +462,107 @@ START_TEST(amending_items_keeps_the_joint_buyers_items) {
 END_TEST
 
 /*
+ * The items' budgets, the joint buyers' too, must fit in the tender's
+ * budget at every step that changes either: a joint buyer's demand, the
+ * lead's redraft, the publication and the lead's amendments of the budget
+ * or the items.  Each refusal says the sums in yuan and changes nothing.
+ */
+START_TEST(the_items_budgets_fit_in_the_tenders_budget) {
+  pt_register("district", "agency");
+  pt_tender d;
+  pt_tender_init(&d, "T-JB", 1000000, DEADLINE); /* 10000.00 yuan */
+  d.buyers[d.t.n_buyers++] = "district";
+  pt_item(&d, "C1", "DESK", 10, 600000, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+
+  /* district's 5000 with city's 6000 is over 10000. */
+  Gm__Procurement__Item k1, *pk1 = new_item(&k1, "K1", 20, 500000, NULL);
+  Gm__Procurement__DemandRequest dq = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
+  dq.tender_id = "T-JB";
+  dq.items = &pk1;
+  dq.n_items = 1;
+  char *before = tender_keys("T-JB");
+  pt_expect("district", "tender.demand", &dq.base, GM__STATUS__INVALID_ARGUMENT,
+            "your items' budgets add up to 5000.00 yuan; with the 6000.00 "
+            "yuan already in tender T-JB (city 6000.00 yuan) that is "
+            "11000.00 yuan, above its budget 10000.00 yuan");
+  ck_assert_msg(strstr(pt_message,
+                       "lower yours (to 4000.00 yuan in all at "
+                       "most) or ask city, the lead agency"),
+                "%s", pt_message);
+  char *after = tender_keys("T-JB");
+  ck_assert_str_eq(after, before);
+  free(after);
+  free(before);
+  k1.budget = 400000;
+  m = pt_call("district", "tender.demand", &dq.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+
+  /* The lead cannot lower the budget under the two. */
+  d.t.budget = 900000;
+  before = tender_keys("T-JB");
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "with the joint buyers' demand the items' budgets add up to "
+            "10000.00 yuan (city 6000.00 yuan, district 4000.00 yuan), above "
+            "the budget 9000.00 yuan");
+  after = tender_keys("T-JB");
+  ck_assert_str_eq(after, before);
+  free(after);
+  free(before);
+  d.t.budget = 1000000;
+  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  pr.tender_id = "T-JB";
+  Gm__Procurement__TenderView *v = (Gm__Procurement__TenderView *)pt_call(
+      "city", "tender.publish", &pr.base);
+  ck_assert_msg(v, "%s", pt_message);
+  pt_free(v);
+
+  /* Published: amending the budget under the items, or an item over
+     what is left, is refused. */
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  ch.budget = 900000;
+  char *budget[] = {"budget"}, *items[] = {"items"},
+       *both[] = {"budget", "items"};
+  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  q.tender_id = "T-JB";
+  q.note = "less money";
+  q.changes = &ch;
+  q.fields = budget;
+  q.n_fields = 1;
+  before = tender_keys("T-JB");
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "the items' budgets add up to 10000.00 yuan (city 6000.00 yuan, "
+            "district 4000.00 yuan), above the tender's budget 9000.00 yuan");
+  Gm__Procurement__Item c1, *mine[] = {new_item(&c1, "C1", 12, 700000, NULL)};
+  ch.items = mine;
+  ch.n_items = 1;
+  q.fields = items;
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "the items' budgets add up to 11000.00 yuan (city 7000.00 yuan, "
+            "district 4000.00 yuan), above the tender's budget 10000.00 yuan");
+  after = tender_keys("T-JB");
+  ck_assert_str_eq(after, before);
+  free(after);
+  free(before);
+  /* Both together fit. */
+  ch.budget = 1100000;
+  q.fields = both;
+  q.n_fields = 2;
+  q.note = "more desks, more money";
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->budget, 1100000);
+  ck_assert_int_eq(v->tender->n_items, 2);
+  pt_free(v);
+}
+END_TEST
+
+/*
  * Bid security (at most 2% of the budget) must be lodged before the
  * deadline: gamma's is short and it is disqualified; over the budget and
  * over an item's budget disqualify too.  With no valid bid left the
@@ -1426,6 +1527,7 @@ int main(void) {
                  a_certificate_revoked_after_submission_loses_its_deduction);
   tcase_add_test(tc, amendments_move_the_deadline_and_change_the_items);
   tcase_add_test(tc, amending_items_keeps_the_joint_buyers_items);
+  tcase_add_test(tc, the_items_budgets_fit_in_the_tenders_budget);
   tcase_add_test(
       tc, security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful);
   tcase_add_test(tc, bad_input_is_refused_whole_with_the_reason);
