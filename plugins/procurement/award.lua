@@ -457,6 +457,15 @@ if op == 'deliver' or op == 'accept' or op == 'pay' then
       k.ac, k.note, action = I(NOW), ARGV[5], 'accepted'
     end
   else
+    -- Payment follows the acceptance of the delivery (no advance payment
+    -- is a term of these contracts).
+    if k.ac == '0' then
+      return rej('FAILED_PRECONDITION', 'contract ' .. k.id .. ' is not ' ..
+        'accepted yet (' .. (k.dv == '0' and 'nothing was delivered' or
+        'its delivery awaits your acceptance') .. '); payment follows the ' ..
+        'acceptance of the delivery: accept the delivery first ' ..
+        '(gm procurement accept ' .. k.id .. '), then pay')
+    end
     local amount = tonumber(ARGV[4])
     local left = tonumber(k.value) - tonumber(k.paid)
     if amount > left then

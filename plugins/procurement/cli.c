@@ -2474,8 +2474,9 @@ static const pr_cmd pr_cmds[] = {
      "accept the delivery, or refuse it\n",
      pr_cmd_contract},
     {"pay",
-     "gm procurement pay CONTRACT YUAN\n    (agency) record a payment; "
-     "accepted and paid in full closes the contract\n",
+     "gm procurement pay CONTRACT YUAN\n    (agency) record a payment, "
+     "once you accepted the delivery; paid in\n    full closes the "
+     "contract\n",
      pr_cmd_contract},
     {"contract", "gm procurement contract CONTRACT\n    one contract\n",
      pr_cmd_contract},

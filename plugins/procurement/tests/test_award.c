@@ -83,6 +83,32 @@ static Gm__Procurement__Contract *contract_op(const char *as, const char *op,
   return (Gm__Procurement__Contract *)pt_call(as, method, &q.base);
 }
 
+/* A contract's hash in Redis as one text ("field\nvalue\n..."), to see
+   that a refused call changed nothing (free it). */
+static char *contract_hash(const char *cid) {
+  char tender[64];
+  const char *a = strstr(cid, "-A");
+  ck_assert_ptr_nonnull(a);
+  snprintf(tender, sizeof tender, "%.*s", (int)(a - cid), cid);
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r =
+      gm_test_redis_cmd(c, "HGETALL gm:{procurement:t:%s}:k:%s", tender, cid);
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  ck_assert_int_gt(r->elements, 0);
+  size_t len = 1;
+  for (size_t i = 0; i < r->elements; i++) len += r->element[i]->len + 1;
+  char *out = malloc(len), *p = out;
+  for (size_t i = 0; i < r->elements; i++) {
+    memcpy(p, r->element[i]->str, r->element[i]->len);
+    p += r->element[i]->len;
+    *p++ = '\n';
+  }
+  *p = '\0';
+  freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
 static void sign_ok(const char *as, const char *cid) {
   Gm__Procurement__Contract *k = contract_op(as, "sign", cid, 0);
   ck_assert_msg(k, "%s signs %s: %s", as, cid, pt_message);
@@ -244,16 +270,43 @@ START_TEST(a_challenge_holds_the_signature_until_it_is_answered) {
   sign_ok("alpha", cid);
   sign_ok("city", cid);
   ck_assert_str_eq(pt_wait_state("T-CH", "contracted"), "contracted");
+  /* Payment follows the acceptance of the delivery: before it, a payment
+     is refused, saying what to do, and changes nothing. */
+  char *kbefore = contract_hash(cid);
+  ck_assert_ptr_null(contract_op("city", "pay", cid, 400000));
+  ck_assert_int_eq(pt_status, GM__STATUS__FAILED_PRECONDITION);
+  ck_assert_msg(strstr(pt_message,
+                       "contract T-CH-A1-1 is not accepted yet "
+                       "(nothing was delivered); payment follows "
+                       "the acceptance of the delivery: accept "
+                       "the delivery first"),
+                "%s", pt_message);
+  char *kafter = contract_hash(cid);
+  ck_assert_str_eq(kafter, kbefore);
+  free(kbefore);
+  free(kafter);
   Gm__Procurement__Contract *k = contract_op("alpha", "deliver", cid, 0);
   ck_assert_msg(k, "%s", pt_message);
   pt_free(k);
-  ck_assert_ptr_null(contract_op("city", "pay", cid, 2000000));
-  ck_assert_int_eq(pt_status, GM__STATUS__INVALID_ARGUMENT); /* > value */
-  k = contract_op("city", "pay", cid, 400000);
-  ck_assert_msg(k && k->paid == 400000, "%s", pt_message);
-  pt_free(k);
+  kbefore = contract_hash(cid);
+  ck_assert_ptr_null(contract_op("city", "pay", cid, 400000));
+  ck_assert_int_eq(pt_status, GM__STATUS__FAILED_PRECONDITION);
+  ck_assert_msg(strstr(pt_message, "(its delivery awaits your acceptance)"),
+                "%s", pt_message);
+  kafter = contract_hash(cid);
+  ck_assert_str_eq(kafter, kbefore);
+  free(kbefore);
+  free(kafter);
   k = contract_op("city", "accept", cid, 0);
   ck_assert_msg(k && !strcmp(k->status, "active"), "%s", pt_message);
+  ck_assert_int_eq(k->paid, 0);
+  pt_free(k);
+  ck_assert_ptr_null(contract_op("city", "pay", cid, 2000000));
+  ck_assert_int_eq(pt_status, GM__STATUS__INVALID_ARGUMENT); /* > value */
+  /* Accepted: paid in parts, the last closes it. */
+  k = contract_op("city", "pay", cid, 400000);
+  ck_assert_msg(k && k->paid == 400000, "%s", pt_message);
+  ck_assert_str_eq(k->status, "active");
   pt_free(k);
   k = contract_op("city", "pay", cid, 600000);
   ck_assert_msg(k, "%s", pt_message);

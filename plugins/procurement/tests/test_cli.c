@@ -381,6 +381,16 @@ START_TEST(a_tender_from_draft_to_export) {
   r = gm("city", "sign", "ZFCG-1-A1-1", "--bond-ref", "BG-778", NULL);
   GM_OK(r);
   HAS(r->out, "performance bond 8300.00 CNY, BG-778");
+  /* Payment follows the acceptance of the delivery. */
+  r = gm("city", "pay", "ZFCG-1-A1-1", "1000", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err,
+      "FAILED_PRECONDITION: contract ZFCG-1-A1-1 is not accepted yet "
+      "(nothing was delivered); payment follows the acceptance of "
+      "the delivery: accept the delivery first (gm procurement "
+      "accept ZFCG-1-A1-1), then pay");
+  GM_OK(gm("beta", "deliver", "ZFCG-1-A1-1", "--note", "all 300 m2", NULL));
+  GM_OK(gm("city", "accept", "ZFCG-1-A1-1", NULL));
   r = gm("city", "pay", "ZFCG-1-A1-1", "166000.01", NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "payment 166000.01 yuan is more than the 166000.00 yuan left");
