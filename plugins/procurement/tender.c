@@ -105,9 +105,15 @@ static gm_status pr__check_item(gm_call *call, const Gm__Procurement__Item *it,
  * in: an item's budget is a part of it, and items with none take what is
  * left), and in *by the sum of each buyer's, "city 4000.00 yuan, district
  * 2000.00 yuan", buyers in the order their first item comes (an item that
- * names no buyer is `lead`'s).  Each budget is at most 10^13 yuan and a
- * tender at most 2 x 200 items: the sum fits an int64_t.
+ * names no buyer is `lead`'s).  A budget stored by an older or damaged
+ * record counts as 0 .. 10^13 yuan, and the sums stop at INT64_MAX: they
+ * cannot overflow whatever Redis holds.
  */
+static int64_t pr__budget_add(int64_t sum, int64_t b) {
+  b = b < 0 ? 0 : b > PR_MAX_AMOUNT ? PR_MAX_AMOUNT : b;
+  return sum > INT64_MAX - b ? INT64_MAX : sum + b;
+}
+
 static int64_t pr__budget_sum(gm_call *call,
                               Gm__Procurement__Item *const *items, size_t n,
                               const char *lead, const char **by) {
@@ -118,12 +124,12 @@ static int64_t pr__budget_sum(gm_call *call,
     int seen = 0;
     for (size_t j = 0; j < i && !seen; j++)
       seen = !strcmp(items[j]->buyer[0] ? items[j]->buyer : lead, who);
-    sum += items[i]->budget;
+    sum = pr__budget_add(sum, items[i]->budget);
     if (seen) continue;
     int64_t part = 0;
     for (size_t j = i; j < n; j++)
       if (!strcmp(items[j]->buyer[0] ? items[j]->buyer : lead, who))
-        part += items[j]->budget;
+        part = pr__budget_add(part, items[j]->budget);
     if (part == 0) continue;
     char y[32];
     out = host->sprintf(call, "%s%s%s %s yuan", out, out[0] ? ", " : "", who,
@@ -606,7 +612,7 @@ gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
       int64_t others = pr__budget_sum(call, all, n, pr__s(gf, 2), &by);
       int64_t mine = pr__budget_sum(call, in->items, in->n_items, me, NULL);
       char y1[32], y2[32], y3[32], y4[32], y5[32];
-      if (others + mine > t->budget)
+      if (pr__budget_add(others, mine) > t->budget)
         return host->fail(
             call, GM_INVALID_ARGUMENT,
             "your items' budgets add up to %s yuan; with the %s yuan already "
@@ -615,8 +621,8 @@ gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
             "yuan in all at most) or ask %s, the lead agency, to raise the "
             "budget",
             pr_yuan(mine, y1), pr_yuan(others, y2), in->tender_id,
-            by[0] ? " (" : "", by, by[0] ? ")" : "", pr_yuan(others + mine, y3),
-            pr_yuan(t->budget, y4),
+            by[0] ? " (" : "", by, by[0] ? ")" : "",
+            pr_yuan(pr__budget_add(others, mine), y3), pr_yuan(t->budget, y4),
             pr_yuan(t->budget > others ? t->budget - others : 0, y5),
             pr__s(gf, 2));
     }
