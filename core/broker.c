@@ -36,6 +36,7 @@
 #include "roles.h"
 #include "settle.h"
 #include "timers.h"
+#include "timesync.h"
 #include "worker.h"
 
 #define WORKERS_ENDPOINT "inproc://gm-workers"
@@ -87,6 +88,8 @@ struct gm__broker {
   gm__events *events;         /* every thread's events to the publisher */
   gm__timers *timers;         /* plugin timers */
   gm__deadlines *deadlines;   /* plugin deadlines: registry and poller */
+  gm__timesync *timesync;     /* the clock kept to Redis's, or NULL */
+  int clock_redis;            /* [clock] source = redis (and no manual) */
   long dl_poll_ms;            /* [deadlines] poll_ms */
   long dl_claim_ms;           /* [deadlines] claim_ms */
   long dl_reconcile_s;        /* [deadlines] reconcile_s */
@@ -670,6 +673,20 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
     snprintf(err, errlen, "[testing] clock = %s: use real or manual", clock);
     goto fail;
   }
+  long skew_ms;
+  if (gm__config_int(cfg, "testing", "clock_skew_ms", 0, -31536000000L,
+                     31536000000L, &skew_ms, err, errlen))
+    goto fail;
+  gm__clock_set_skew_ms(skew_ms);
+  const char *source = gm__config_get(cfg, "clock", "source", "redis");
+  if (strcmp(source, "redis") != 0 && strcmp(source, "local") != 0) {
+    snprintf(err, errlen,
+             "[clock] source = %s: use redis (every broker keeps Redis's "
+             "clock: the default) or local (this host's clock, kept by NTP)",
+             source);
+    goto fail;
+  }
+  b->clock_redis = !strcmp(source, "redis") && !gm__clock_is_manual();
 
   b->redis_unix = gm__config_path(cfg, "redis", "unix", NULL);
   b->redis_host = strdup(gm__config_get(cfg, "redis", "host", "127.0.0.1"));
@@ -712,6 +729,15 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   b->host.owner = b;
   b->host.redis = gm__redis_connect(&b->raddr, err, errlen);
   if (!b->host.redis) goto fail;
+  /* Before anything reads the time (the ledger's book, plugins' init). */
+  if (b->clock_redis &&
+      !(b->timesync = gm__timesync_start(&b->raddr, err, errlen)))
+    goto fail;
+  gm__metrics_gauge_add(b->metrics, "greenmarket_clock_offset_seconds",
+                        "Redis's clock minus this host's, in seconds: what "
+                        "gmd adds to this host's clock ([clock] source = "
+                        "redis); 0 with source = local",
+                        gm__timesync_gauge_offset, NULL);
   b->host.ledger = gm__ledger_open(b->ledger_path, 0, err, errlen);
   if (!b->host.ledger) goto fail;
   b->timers = b->host.timers = gm__timers_new();
@@ -1085,6 +1111,7 @@ void gm__broker_destroy(gm__broker **bp) {
   b->host.timers = NULL;
   gm__deadlines_destroy(&b->deadlines);
   b->host.deadlines = NULL;
+  gm__timesync_stop(&b->timesync);
   gm__redis_destroy(&b->host.redis);
   gm__ledger_close(&b->host.ledger);
   free(b->endpoint);

@@ -195,7 +195,8 @@ static const struct known_section {
     {"log", {"level", NULL}},
     {"metrics", {"listen", "outbox_count_ms", NULL}},
     {"deadlines", {"poll_ms", "claim_ms", "reconcile_s", NULL}},
-    {"testing", {"clock", "clock_start_ms", NULL}},
+    {"clock", {"source", NULL}},
+    {"testing", {"clock", "clock_start_ms", "clock_skew_ms", NULL}},
 };
 #define N_KNOWN (sizeof known / sizeof known[0])
 

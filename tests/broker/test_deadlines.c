@@ -902,6 +902,41 @@ START_TEST(a_claim_that_ran_out_before_its_turn_is_not_fired) {
 END_TEST
 
 /*
+ * A broker whose host's clock is 10 minutes fast ([testing] clock_skew_ms)
+ * keeps Redis's clock ([clock] source = redis, the default): its "now" is
+ * Redis's, so a deadline due in 30 s does not fire at once, and the log
+ * says how far off the host is.  With source = local the deadline fired
+ * on the first poll and ping said 10 minutes later.
+ */
+START_TEST(a_broker_whose_host_clock_is_off_keeps_redis_time) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR,
+                         "[plugins]\nload = testmkt\n"
+                         "[deadlines]\npoll_ms = 20\n"
+                         "[testing]\nclock_skew_ms = 600000\n");
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  int64_t now = redis_now_ms();
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  Gm__Reply *p = gm_test_call(c1, NULL, "gm", "ping", NULL, &ping.base);
+  ck_assert(p && p->status == GM__STATUS__OK);
+  Gm__PingReply *pr = gm__ping_reply__unpack(NULL, p->body.len, p->body.data);
+  ck_assert_ptr_nonnull(pr);
+  ck_assert_msg(llabs((long long)(pr->time_ms - now)) < 2000,
+                "ping says %lld, Redis %lld", (long long)pr->time_ms,
+                (long long)now);
+  gm__ping_reply__free_unpacked(pr, NULL);
+  gm__reply__free_unpacked(p, NULL);
+  set(c1, "set", "tick", "skew", "a", now + 30000);
+  ck_assert_int_eq(wait_zscore("gm:deadlines", "testmkt:skew", now + 30000),
+                   now + 30000);
+  gm_test_sleep_ms(1000); /* 50 polls */
+  ck_assert_int_eq(fired("skew", "a"), 0);
+  ck_assert(gm_test_gmd_log_has(g1, "s ahead of Redis's"));
+}
+END_TEST
+
+/*
  * Redis over maxmemory: the claims run (allow-oom), so every due deadline
  * whose callback writes is claimed, refused RESOURCE_EXHAUSTED and fired
  * again each claim_ms.  The log says so once a minute, with a count, not
@@ -1002,6 +1037,7 @@ int main(void) {
   tcase_add_test(tc, a_refused_script_leaves_no_deadline);
   tcase_add_test(tc, a_lost_index_entry_is_repaired_by_reconciliation);
   tcase_add_test(tc, a_lost_index_entry_is_repaired_over_maxmemory);
+  tcase_add_test(tc, a_broker_whose_host_clock_is_off_keeps_redis_time);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
   tcase_add_test(tc, a_slow_firing_moves_its_claims_time_to_its_end);

@@ -1,0 +1,187 @@
+#include "timesync.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+
+/* How often the thread reads Redis's clock. */
+#define GM__TIMESYNC_EVERY_US 1000000u
+/* A large offset is logged at most this often. */
+#define GM__TIMESYNC_LOG_EVERY_US (600u * 1000000u)
+/* A change of the offset this large is logged (a host's clock stepped). */
+#define GM__TIMESYNC_STEP_LOG_US 250000
+
+typedef struct gm__ts_sample {
+  int64_t offset_us; /* Redis's clock minus this host's at the sample */
+  int64_t rtt_us;    /* the TIME command's round trip */
+} gm__ts_sample;
+
+struct gm__timesync {
+  gm__redis *redis;
+  pthread_t thread;
+  int started;
+  int stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  gm__ts_sample window[GM__TIMESYNC_WINDOW];
+  size_t n, next;          /* samples held, where the next one goes */
+  int have;                /* an offset was set from Redis */
+  uint64_t warned_us;      /* the last WARN of a large offset; 0: never */
+  uint64_t unreachable_us; /* the last note of Redis out of reach */
+};
+
+/* One reading of Redis's clock; 0, or -1 when Redis did not answer. */
+static int gm__ts_sample_once(gm__timesync *t, gm__ts_sample *out) {
+  redisContext *c = gm__redis_context_for(t->redis, GM__DEADLINE_INDEX,
+                                          strlen(GM__DEADLINE_INDEX));
+  if (!c) return -1;
+  uint64_t m0 = gm__clock_mono_us();
+  int64_t local = gm__clock_local_us();
+  redisReply *r = redisCommand(c, "TIME");
+  uint64_t m1 = gm__clock_mono_us();
+  int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+           r->element[0]->type == REDIS_REPLY_STRING &&
+           r->element[1]->type == REDIS_REPLY_STRING;
+  if (ok) {
+    int64_t redis_us = strtoll(r->element[0]->str, NULL, 10) * 1000000 +
+                       strtoll(r->element[1]->str, NULL, 10);
+    out->rtt_us = (int64_t)(m1 - m0);
+    /* Redis read its clock somewhere in the round trip: its middle. */
+    out->offset_us = redis_us - (local + out->rtt_us / 2);
+  }
+  if (r) freeReplyObject(r);
+  if (!ok && (!r || c->err)) gm__redis_reconnect(t->redis);
+  return ok ? 0 : -1;
+}
+
+/* Takes a sample into the window and sets the clock's offset from the
+   window's best; logs what an operator should know. */
+static void gm__ts_round(gm__timesync *t) {
+  gm__ts_sample s;
+  uint64_t now = gm__clock_mono_us();
+  if (gm__ts_sample_once(t, &s) != 0) {
+    if (!t->unreachable_us ||
+        now - t->unreachable_us >= GM__TIMESYNC_LOG_EVERY_US) {
+      t->unreachable_us = now;
+      gm__log(GM_LOG_WARN, "clock",
+              "cannot read Redis's clock at %s (%s); the time goes on from "
+              "this host's clock with the last offset, %+.3f s",
+              gm__redis_where(t->redis), gm__redis_last_error(t->redis),
+              (double)gm__clock_offset_us() / 1e6);
+    }
+    return;
+  }
+  if (s.rtt_us > GM__TIMESYNC_MAX_RTT_US) return;
+  t->window[t->next] = s;
+  t->next = (t->next + 1) % GM__TIMESYNC_WINDOW;
+  if (t->n < GM__TIMESYNC_WINDOW) t->n++;
+  const gm__ts_sample *best = &t->window[0];
+  for (size_t i = 1; i < t->n; i++)
+    if (t->window[i].rtt_us < best->rtt_us) best = &t->window[i];
+  int64_t was = gm__clock_offset_us(), off = best->offset_us;
+  /* Within a millisecond: the same clock (no change for jitter). */
+  if (t->have && llabs(off - was) < 1000) return;
+  gm__clock_set_offset_us(off);
+  if (!t->have || llabs(off - was) >= GM__TIMESYNC_STEP_LOG_US)
+    gm__log(GM_LOG_INFO, "clock",
+            "following Redis's clock at %s: this host's clock is %.3f s %s "
+            "it (round trip %.3f ms)",
+            gm__redis_where(t->redis), (double)llabs(off) / 1e6,
+            off > 0 ? "behind" : "ahead of", (double)best->rtt_us / 1e3);
+  t->have = 1;
+  if (llabs(off) >= (int64_t)GM__TIMESYNC_WARN_MS * 1000 &&
+      (!t->warned_us || now - t->warned_us >= GM__TIMESYNC_LOG_EVERY_US)) {
+    t->warned_us = now;
+    gm__log(GM_LOG_WARN, "clock",
+            "this host's clock is %.3f s %s Redis's at %s; gmd keeps time "
+            "by Redis's clock ([clock] source = redis), so deadlines and "
+            "times agree across brokers, but logs and other programs here "
+            "read this host's: keep both hosts' clocks by NTP (chrony)",
+            (double)llabs(off) / 1e6, off > 0 ? "behind" : "ahead of",
+            gm__redis_where(t->redis));
+  }
+}
+
+static void *gm__ts_run(void *arg) {
+  gm__timesync *t = arg;
+  pthread_mutex_lock(&t->mu);
+  while (!t->stop) {
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_sec += GM__TIMESYNC_EVERY_US / 1000000u;
+    while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &at) == 0) {
+    }
+    if (t->stop) break;
+    pthread_mutex_unlock(&t->mu);
+    gm__ts_round(t);
+    pthread_mutex_lock(&t->mu);
+  }
+  pthread_mutex_unlock(&t->mu);
+  return NULL;
+}
+
+gm__timesync *gm__timesync_start(const gm__redis_addr *addr, char *err,
+                                 size_t errlen) {
+  gm__timesync *t = calloc(1, sizeof *t);
+  if (!t) abort();
+  pthread_mutex_init(&t->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&t->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  /* Short waits: a Redis that stops answering must not hold the clock's
+     thread (or a stop) long. */
+  gm__redis_addr a = *addr;
+  a.connect_us = 2000000;
+  a.io_us = 1000000;
+  char why[512];
+  t->redis = gm__redis_connect(&a, why, sizeof why);
+  if (!t->redis) {
+    snprintf(err, errlen, "[clock] source = redis: %s", why);
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return NULL;
+  }
+  /* A few samples now, so the first requests already see Redis's time. */
+  for (int i = 0; i < 3; i++) gm__ts_round(t);
+  if (pthread_create(&t->thread, NULL, gm__ts_run, t) != 0) {
+    snprintf(err, errlen, "cannot start the clock's thread");
+    gm__redis_destroy(&t->redis);
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return NULL;
+  }
+  t->started = 1;
+  return t;
+}
+
+void gm__timesync_stop(gm__timesync **tp) {
+  if (!tp || !*tp) return;
+  gm__timesync *t = *tp;
+  if (t->started) {
+    pthread_mutex_lock(&t->mu);
+    t->stop = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+  }
+  gm__redis_destroy(&t->redis);
+  pthread_cond_destroy(&t->cv);
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+  *tp = NULL;
+}
+
+int gm__timesync_gauge_offset(void *arg, double *value) {
+  (void)arg;
+  *value = (double)gm__clock_offset_us() / 1e6;
+  return 0;
+}
