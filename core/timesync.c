@@ -55,7 +55,9 @@ static int gm__ts_sample_once(gm__timesync *t, gm__ts_sample *out) {
     out->offset_us = redis_us - (local + out->rtt_us / 2);
   }
   if (r) freeReplyObject(r);
-  if (!ok && (!r || c->err)) gm__redis_reconnect(t->redis);
+  /* A broken connection, or an error reply (MOVED after a failover: the
+     map is read again). */
+  if (!ok) gm__redis_reconnect(t->redis);
   return ok ? 0 : -1;
 }
 
@@ -77,6 +79,17 @@ static void gm__ts_round(gm__timesync *t) {
     return;
   }
   if (s.rtt_us > GM__TIMESYNC_MAX_RTT_US) return;
+  /* Two readings of one clock differ by at most half their round trips
+     summed: more, and a clock stepped (this host's or Redis's), so the
+     older readings say nothing of now. */
+  for (size_t i = 0; i < t->n; i++) {
+    int64_t rtt =
+        t->window[i].rtt_us > s.rtt_us ? t->window[i].rtt_us : s.rtt_us;
+    if (llabs(t->window[i].offset_us - s.offset_us) > rtt + 1000) {
+      t->n = t->next = 0;
+      break;
+    }
+  }
   t->window[t->next] = s;
   t->next = (t->next + 1) % GM__TIMESYNC_WINDOW;
   if (t->n < GM__TIMESYNC_WINDOW) t->n++;
