@@ -90,6 +90,7 @@ struct gm__broker {
   gm__deadlines *deadlines;   /* plugin deadlines: registry and poller */
   gm__timesync *timesync;     /* the clock kept to Redis's, or NULL */
   int clock_redis;            /* [clock] source = redis (and no manual) */
+  int clock_start_set;        /* [testing] clock_start_ms was given */
   long dl_poll_ms;            /* [deadlines] poll_ms */
   long dl_claim_ms;           /* [deadlines] claim_ms */
   long dl_reconcile_s;        /* [deadlines] reconcile_s */
@@ -554,6 +555,41 @@ static int dev_mode_local(const gm__config *cfg, const gm__broker *b, char *err,
   return 0;
 }
 
+/*
+ * A manual clock resumes where `gm clock set` left it before this start
+ * (GM__MANUAL_CLOCK_KEY + the broker's name, written by clock.set), unless
+ * [testing] clock_start_ms is later: a restarted trial broker does not go
+ * back weeks, nor jump to today and fire every deadline due by then.
+ * 0, or -1 (err) when Redis cannot say.
+ */
+static int manual_clock_resume(gm__broker *b, char *err, size_t errlen) {
+  redisReply *r =
+      gm__redis_callf(b->host.redis, "GET " GM__MANUAL_CLOCK_KEY "%s", b->name);
+  if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+    snprintf(err, errlen,
+             "[testing] clock = manual: cannot read where gm clock set left "
+             "this broker's clock (%s at %s)",
+             r && r->type == REDIS_REPLY_ERROR
+                 ? r->str
+                 : gm__redis_last_error(b->host.redis),
+             gm__redis_where(b->host.redis));
+    if (r) freeReplyObject(r);
+    return -1;
+  }
+  long long saved = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+  freeReplyObject(r);
+  int64_t start = gm__clock_now_ms();
+  if (saved > 0 && (!b->clock_start_set || saved > start)) {
+    gm__clock_set_manual(saved);
+    gm__log(GM_LOG_INFO, "clock",
+            "the manual clock resumes at %lld ms, where gm clock set left it "
+            "before this start%s",
+            saved,
+            b->clock_start_set ? " (later than [testing] clock_start_ms)" : "");
+  }
+  return 0;
+}
+
 gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   gm__broker *b = calloc(1, sizeof *b);
   if (!b) abort();
@@ -669,6 +705,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                        &start_ms, err, errlen))
       goto fail;
     gm__clock_set_manual(start_ms ? start_ms : gm__clock_now_ms());
+    b->clock_start_set = start_ms != 0;
   } else if (strcmp(clock, "real") != 0) {
     snprintf(err, errlen, "[testing] clock = %s: use real or manual", clock);
     goto fail;
@@ -730,6 +767,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   b->host.redis = gm__redis_connect(&b->raddr, err, errlen);
   if (!b->host.redis) goto fail;
   /* Before anything reads the time (the ledger's book, plugins' init). */
+  if (gm__clock_is_manual() && manual_clock_resume(b, err, errlen)) goto fail;
   if (b->clock_redis &&
       !(b->timesync = gm__timesync_start(&b->raddr, err, errlen)))
     goto fail;

@@ -219,6 +219,17 @@ static gm_status gm__core_clock_set(gm_call *call, const ProtobufCMessage *req,
   if (in->time_ms <= 0)
     return gm__call_fail(call, GM_INVALID_ARGUMENT,
                          "time_ms must be milliseconds since 1970, > 0");
+  /* Kept in Redis first, so a restart resumes here (gm__broker_new) and
+     a refusal changes nothing. */
+  redisReply *r =
+      gm__redis_callf(call->redis, "SET " GM__MANUAL_CLOCK_KEY "%s %lld",
+                      gm__broker_name(call->broker), (long long)in->time_ms);
+  if (!r || r->type == REDIS_REPLY_ERROR) {
+    gm_status st = gm__redis_fail(call, r, "keeping the manual clock");
+    if (r) freeReplyObject(r);
+    return st;
+  }
+  freeReplyObject(r);
   gm__clock_set_manual(in->time_ms);
   Gm__ClockReply *out = gm__arena_alloc(call->arena, sizeof *out);
   gm__clock_reply__init(out);

@@ -283,6 +283,9 @@ gm_status gm__script_run(gm_call *call, const char *market, const char *name,
   "redis.call('XSETID', s, id, 'ENTRIESADDED', n, 'MAXDELETEDID', id) end; " \
   "redis.call('DEL', t) end\n"
 #define GM__DEADLINE_INDEX "gm:deadlines"
+/* + a broker's name: where `gm clock set` left that broker's manual clock
+   ([testing] clock = manual), so a restart resumes there. */
+#define GM__MANUAL_CLOCK_KEY "gm:{gm}:clock:"
 /* ZADD LT of KEYS[1] (the index), ARGV: due, member: by a script flagged
    allow-oom, since Redis refuses any ZADD over maxmemory, while a deadline
    written then (by a step that frees, GM_SCRIPT_ALLOW_OOM, or a firing's

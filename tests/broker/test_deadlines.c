@@ -908,6 +908,47 @@ END_TEST
  * says how far off the host is.  With source = local the deadline fired
  * on the first poll and ping said 10 minutes later.
  */
+/* The broker's time as ping tells it. */
+static int64_t ping_time(gm_test_conn *c) {
+  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
+  Gm__Reply *p = gm_test_call(c, NULL, "gm", "ping", NULL, &ping.base);
+  ck_assert(p && p->status == GM__STATUS__OK);
+  Gm__PingReply *pr = gm__ping_reply__unpack(NULL, p->body.len, p->body.data);
+  ck_assert_ptr_nonnull(pr);
+  int64_t t = pr->time_ms;
+  gm__ping_reply__free_unpacked(pr, NULL);
+  gm__reply__free_unpacked(p, NULL);
+  return t;
+}
+
+/*
+ * A manual clock (a trial broker) restarted resumes where gm clock set
+ * left it, not at clock_start_ms (weeks back) or today (every deadline due
+ * by then firing at once); a clock_start_ms later than that wins.
+ */
+START_TEST(a_restarted_manual_clock_resumes_where_it_was_set) {
+  start(NULL, NULL);
+  clock_set(c1, B0 + 86400000);
+  gm_test_conn_destroy(&c1);
+  gm_test_gmd_kill9(g1);
+  gm_test_gmd_restart(g1);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  ck_assert_int_eq(ping_time(c1), B0 + 86400000);
+  ck_assert(gm_test_gmd_log_has(g1, "the manual clock resumes at"));
+  /* Asked to start later than that: it does. */
+  gm_test_conn_destroy(&c1);
+  gm_test_gmd_kill9(g1);
+  FILE *f = fopen(gm_test_gmd_conf(g1), "a");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "\n[testing]\nclock_start_ms = %lld\n",
+          (long long)(B0 + 2 * 86400000));
+  fclose(f);
+  gm_test_gmd_restart(g1);
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  ck_assert_int_eq(ping_time(c1), B0 + 2 * 86400000);
+}
+END_TEST
+
 START_TEST(a_broker_whose_host_clock_is_off_keeps_redis_time) {
   redis = gm_test_redis_start();
   rc = gm_test_redis_connect(redis);
@@ -916,17 +957,9 @@ START_TEST(a_broker_whose_host_clock_is_off_keeps_redis_time) {
                          "[deadlines]\npoll_ms = 20\n"
                          "[testing]\nclock_skew_ms = 600000\n");
   c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
-  int64_t now = redis_now_ms();
-  Gm__PingRequest ping = GM__PING_REQUEST__INIT;
-  Gm__Reply *p = gm_test_call(c1, NULL, "gm", "ping", NULL, &ping.base);
-  ck_assert(p && p->status == GM__STATUS__OK);
-  Gm__PingReply *pr = gm__ping_reply__unpack(NULL, p->body.len, p->body.data);
-  ck_assert_ptr_nonnull(pr);
-  ck_assert_msg(llabs((long long)(pr->time_ms - now)) < 2000,
-                "ping says %lld, Redis %lld", (long long)pr->time_ms,
-                (long long)now);
-  gm__ping_reply__free_unpacked(pr, NULL);
-  gm__reply__free_unpacked(p, NULL);
+  int64_t now = redis_now_ms(), said = ping_time(c1);
+  ck_assert_msg(llabs((long long)(said - now)) < 2000,
+                "ping says %lld, Redis %lld", (long long)said, (long long)now);
   set(c1, "set", "tick", "skew", "a", now + 30000);
   ck_assert_int_eq(wait_zscore("gm:deadlines", "testmkt:skew", now + 30000),
                    now + 30000);
@@ -1038,6 +1071,7 @@ int main(void) {
   tcase_add_test(tc, a_lost_index_entry_is_repaired_by_reconciliation);
   tcase_add_test(tc, a_lost_index_entry_is_repaired_over_maxmemory);
   tcase_add_test(tc, a_broker_whose_host_clock_is_off_keeps_redis_time);
+  tcase_add_test(tc, a_restarted_manual_clock_resumes_where_it_was_set);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
   tcase_add_test(tc, a_slow_firing_moves_its_claims_time_to_its_end);
