@@ -100,7 +100,13 @@ static void gm__ts_round(gm__timesync *t) {
   /* Within a millisecond: the same clock (no change for jitter). */
   if (t->have && llabs(off - was) < 1000) return;
   gm__clock_set_offset_us(off);
-  if (!t->have || llabs(off - was) >= GM__TIMESYNC_STEP_LOG_US)
+  if ((!t->have || llabs(off - was) >= GM__TIMESYNC_STEP_LOG_US) &&
+      llabs(off) < 1000)
+    gm__log(GM_LOG_INFO, "clock",
+            "following Redis's clock at %s: this host's clock agrees with it "
+            "within 1 ms (round trip %.3f ms)",
+            gm__redis_where(t->redis), (double)best->rtt_us / 1e3);
+  else if (!t->have || llabs(off - was) >= GM__TIMESYNC_STEP_LOG_US)
     gm__log(GM_LOG_INFO, "clock",
             "following Redis's clock at %s: this host's clock is %.3f s %s "
             "it (round trip %.3f ms)",
