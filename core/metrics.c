@@ -1,8 +1,23 @@
 /*
  * The metrics and health endpoint (see metrics.h).  libmicrohttpd parses
  * HTTP; one thread of ours runs it (its epoll descriptor, polled here) and
- * serves the requests one at a time: the Redis and ledger connections here
- * belong to that thread.
+ * answers every request.  The health checks (Redis, the ledger, the outbox
+ * count) run on a second thread, the checker, which alone owns the Redis
+ * and ledger connections: a request that needs them is suspended
+ * (libmicrohttpd's suspend/resume) until a check that was under way or
+ * asked for when it came has finished, and every request waiting then is
+ * answered from that one check.  So a stalled Redis or ledger holds up
+ * only the requests that need a check, each for at most one check, never
+ * the other requests behind them; N probes at once cost one check, not N;
+ * and a flood opens no thread and no connection to Redis (two threads, one
+ * Redis connection per node, at most 2 x MAX_CONNECTIONS HTTP
+ * connections).  A /metrics scrape waits for its check at most
+ * METRICS_WAIT_MS when an earlier check has finished: then it is answered
+ * with that earlier check's results.
+ *
+ * If polling fails (the system refuses it), the thread closes the listening
+ * socket and every connection, so probes fail at once instead of waiting on
+ * a port nobody answers; gmd goes on serving requests, without metrics.
  *
  * Slow clients: libmicrohttpd's idle timeout restarts at every byte, so a
  * client sending one byte every few seconds would hold a connection for
@@ -71,6 +86,13 @@
 #define REQUEST_DEADLINE_MS 10000
 /* The loop looks at the deadlines at least this often. */
 #define LOOP_MS 250
+/* A /metrics scrape waits at most about this long for its health check
+   when an earlier one has finished (the sweep resumes it at its next turn,
+   so up to LOOP_MS more). */
+#define METRICS_WAIT_MS 200
+
+/* What a request asks for. */
+enum { PATH_OTHER, PATH_METRICS, PATH_HEALTHZ };
 
 /* One open connection (libmicrohttpd's socket context). */
 typedef struct peer {
@@ -83,6 +105,11 @@ typedef struct peer {
   uint64_t since_us;    /* when its current step began */
   int between;          /* no request under way: connected, or answered */
   int closing;          /* shut down; libmicrohttpd closes it next turn */
+  uint64_t want;        /* its request's check (generation); 0: none yet */
+  int path;             /* PATH_METRICS or PATH_HEALTHZ while it waits */
+  int suspended;        /* waiting for its check (libmicrohttpd suspended) */
+  int stale_ok;         /* a /metrics waited long: the last results do */
+  uint64_t wait_us;     /* when it began to wait */
 } peer;
 
 typedef struct gauge {
@@ -103,21 +130,42 @@ struct gm__metrics {
   gm__metrics_market *markets;  /* view.markets, owned copy */
   uint64_t start_us;            /* monotonic, at gm__metrics_new */
   int64_t start_unix_ms;        /* wall clock, at gm__metrics_new */
-  gm__redis *redis;             /* the HTTP thread's; NULL until connected */
-  gm__ledger *ledger;           /* read-only; NULL until opened */
+  gm__redis *redis;             /* the checker's; NULL until connected */
+  int redis_stale;              /* the checker's: reopen at the next check */
+  gm__ledger *ledger;           /* read-only, the checker's; NULL until
+                                   opened */
   uint64_t counted_us;          /* last outbox count; 0: never */
   uint64_t count_every_us;      /* [metrics] outbox_count_ms, in us */
-  long long outbox_entries;     /* unsettled entries; -1: unknown */
+  long long outbox_entries;     /* unsettled entries; -1: unknown (lock) */
   long long outbox_streams;     /* streams in gm:outboxes; -1: unknown */
   long long dead_letters;       /* rows of gm_dead_letter; -1: unknown */
-  pthread_mutex_t lock;         /* gauges, and one scrape at a time */
-  gauge *gauges;                /* extra gauges */
-  size_t n_gauges;              /* how many */
-  pthread_t thread;             /* runs libmicrohttpd; valid while daemon */
-  int wake[2];                  /* written to stop the thread */
-  peer *peers;                  /* open connections (the thread's) */
-  size_t n_open;                /* of them, not closing */
-  uint64_t deadline_us;         /* REQUEST_DEADLINE_MS, or a test's */
+  pthread_mutex_t lock;         /* gauges, the check's results and
+                                   generations, one answer at a time */
+  pthread_cond_t cond;          /* with lock: a check asked for, or stop */
+  pthread_t checker;            /* runs the checks; valid while daemon */
+  int stopping;                 /* the checker is to end (lock) */
+  uint64_t want_gen;            /* checks asked for (lock) */
+  uint64_t done_gen;            /* checks finished (lock) */
+  int redis_ok, ledger_ok;      /* the last finished check's (lock) */
+  char redis_why[512];          /* why Redis failed it (lock) */
+  char ledger_why[512];         /* why the ledger failed it (lock) */
+  int done[2];                  /* pipe: the checker (or a test) wakes the
+                                   HTTP thread */
+  _Atomic int fail_poll;        /* a test's: the next poll fails */
+  /* Refusals a client causes (a connection closed as too slow, or to make
+     room) and libmicrohttpd's lines (one per request it refuses): anyone
+     who reaches the port could write the log at the rate they connect, so
+     a few a window, the next printed line counting the rest.  This
+     server's own windows, not the process's. */
+  gm__log_limit slow_log;
+  gm__log_limit mhd_log;
+  gauge *gauges;        /* extra gauges */
+  size_t n_gauges;      /* how many */
+  pthread_t thread;     /* runs libmicrohttpd; valid while daemon */
+  int wake[2];          /* written to stop the thread */
+  peer *peers;          /* open connections (the thread's) */
+  size_t n_open;        /* of them, not closing */
+  uint64_t deadline_us; /* REQUEST_DEADLINE_MS, or a test's */
 };
 
 /* ---- text ---- */
@@ -301,6 +349,12 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
   gm__metrics *m = calloc(1, sizeof *m);
   if (!m) abort();
   pthread_mutex_init(&m->lock, NULL);
+  pthread_cond_init(&m->cond, NULL);
+  /* The log limits are this server's: a test's many servers in one process
+     (or a restart) do not share one window. */
+  m->slow_log = (gm__log_limit)GM__LOG_LIMIT(5, 10000);
+  m->mhd_log = (gm__log_limit)GM__LOG_LIMIT(5, 10000);
+  m->done[0] = m->done[1] = -1;
   m->start_us = gm__clock_mono_us();
   m->start_unix_ms = wall_ms();
   m->outbox_entries = m->outbox_streams = m->dead_letters = -1;
@@ -407,7 +461,7 @@ int gm__metrics_check_address(const gm__metrics *m, char *err, size_t errlen) {
   return -1;
 }
 
-/* ---- Redis and the ledger, on the HTTP thread ---- */
+/* ---- Redis and the ledger, on the checker thread ---- */
 
 /* Whether a connection of r failed earlier: the first master's or, on a
    cluster, any master's.  Such a node connection is opened again at the
@@ -437,7 +491,7 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
     addr.io_us = REDIS_TIMEOUT_S * 1000000LL;
     m->redis = gm__redis_connect(&addr, why, whylen);
     if (!m->redis) return NULL;
-  } else if (broken(m->redis)) {
+  } else if (m->redis_stale || broken(m->redis)) {
     if (gm__redis_reconnect(m->redis) != GM_OK) {
       gm__count(GM__COUNT_REDIS_ERRORS);
       /* Why the new connection failed (on a cluster, why reading the slot
@@ -450,6 +504,7 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
                  gm__redis_where(m->redis), e);
       return NULL;
     }
+    m->redis_stale = 0;
   }
   return gm__redis_context(m->redis);
 }
@@ -587,17 +642,23 @@ static int settler_check(const gm__metrics *m, char *why, size_t whylen) {
   return 0;
 }
 
-/* Sums XLEN over gm:outboxes, at most every [metrics] outbox_count_ms. */
-static void count_outboxes(gm__metrics *m, int redis_ok) {
+/* Sums XLEN over gm:outboxes, at most every [metrics] outbox_count_ms:
+   0 when not due, or 1 and out[] = {entries, streams, dead letters}, -1
+   each where unknown.  A count that fails marks the connection to be
+   reopened at the start of the next check (redis_ready), not at once: a
+   Redis that stalled in the middle still accepts a connection, and the new
+   connection's PING (and AUTH) would wait out another timeout in this very
+   check, doubling the probe's wait. */
+static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
   uint64_t now = gm__clock_mono_us();
-  if (m->counted_us && now - m->counted_us < m->count_every_us) return;
+  if (m->counted_us && now - m->counted_us < m->count_every_us) return 0;
   /* Also after a failure: a Redis in trouble is not asked at every scrape. */
   m->counted_us = now;
-  m->outbox_entries = m->outbox_streams = -1;
+  out[0] = out[1] = -1;
   char why[256];
-  m->dead_letters =
+  out[2] =
       ledger_count(m, "SELECT count(*) FROM gm_dead_letter", why, sizeof why);
-  if (!redis_ok || !redis_ready(m, why, sizeof why)) return;
+  if (!redis_ok || !redis_ready(m, why, sizeof why)) return 1;
   /* Each key on the context of its node (on a cluster, the master of its
      slot; on one Redis, the one context). */
   static const char registry[] = "gm:outboxes";
@@ -608,9 +669,9 @@ static void count_outboxes(gm__metrics *m, int redis_ok) {
     gm__count(GM__COUNT_REDIS_ERRORS);
     if (!set || (set->type == REDIS_REPLY_ERROR &&
                  gm__redis_transient(set->str, set->len)))
-      gm__redis_reconnect(m->redis);
+      m->redis_stale = 1;
     if (set) freeReplyObject(set);
-    return;
+    return 1;
   }
   long long total = 0;
   int ok = 1, stale = 0;
@@ -648,14 +709,53 @@ static void count_outboxes(gm__metrics *m, int redis_ok) {
   free(on);
   /* redis_ready checks one context only (on a cluster, the first
      master's): a broken connection to another node, or a slot map older
-     than a MOVED, is repaired here (the map read again, broken node
-     connections reopened), or every later count would fail the same way. */
-  if (stale) gm__redis_reconnect(m->redis);
+     than a MOVED, is repaired at the start of the next check (the map read
+     again, broken node connections reopened), or every later count would
+     fail the same way. */
+  if (stale) m->redis_stale = 1;
   if (ok) {
-    m->outbox_entries = total;
-    m->outbox_streams = (long long)set->elements;
+    out[0] = total;
+    out[1] = (long long)set->elements;
   }
   freeReplyObject(set);
+  return 1;
+}
+
+/* The checker thread: runs a check whenever one is asked for (a request
+   that found none under way), publishes its results, wakes the HTTP
+   thread to answer the requests waiting on it. */
+static void *check_loop(void *arg) {
+  gm__metrics *m = arg;
+  pthread_setname_np(pthread_self(), "gmd-metrics-chk");
+  pthread_mutex_lock(&m->lock);
+  for (;;) {
+    while (!m->stopping && m->want_gen == m->done_gen)
+      pthread_cond_wait(&m->cond, &m->lock);
+    if (m->stopping) break;
+    uint64_t gen = m->want_gen;
+    pthread_mutex_unlock(&m->lock);
+    char rwhy[512] = "", lwhy[512] = "";
+    int rok = redis_check(m, rwhy, sizeof rwhy);
+    int lok = ledger_count(m, "SELECT count(*) FROM gm_schema", lwhy,
+                           sizeof lwhy) >= 0;
+    long long counts[3];
+    int counted = count_outboxes(m, rok, counts);
+    pthread_mutex_lock(&m->lock);
+    m->redis_ok = rok;
+    m->ledger_ok = lok;
+    memcpy(m->redis_why, rwhy, sizeof rwhy);
+    memcpy(m->ledger_why, lwhy, sizeof lwhy);
+    if (counted) {
+      m->outbox_entries = counts[0];
+      m->outbox_streams = counts[1];
+      m->dead_letters = counts[2];
+    }
+    m->done_gen = gen;
+    ssize_t w = write(m->done[1], "", 1); /* full pipe: already woken */
+    (void)w;
+  }
+  pthread_mutex_unlock(&m->lock);
+  return NULL;
 }
 
 /* ---- the exposition ---- */
@@ -784,14 +884,13 @@ static void settlement(gm__metrics_text *t, const gm__metrics *m, int alive) {
   sample_u(t, "greenmarket_settle_batch_size_count", "", cum);
 }
 
+/* The exposition, from the last finished check (m->lock held). */
 static void exposition(gm__metrics_text *t, gm__metrics *m) {
   const gm__metrics_view *v = &m->view;
   char why[512], b[256], l[512];
-  int redis_ok = redis_check(m, why, sizeof why);
-  int ledger_ok =
-      ledger_count(m, "SELECT count(*) FROM gm_schema", why, sizeof why) >= 0;
+  int redis_ok = m->redis_ok;
+  int ledger_ok = m->ledger_ok;
   int alive = settler_check(m, why, sizeof why);
-  count_outboxes(m, redis_ok);
 
   family(t, "greenmarket_build_info", "gauge",
          "Always 1; the labels say which gmd this is.");
@@ -861,11 +960,6 @@ static void exposition(gm__metrics_text *t, gm__metrics *m) {
 
 /* ---- HTTP ---- */
 
-/* Refusals a client causes (a connection closed as too slow, or to make
-   room): anyone who reaches the port could write the log at the rate they
-   connect, so a few a window, the next printed line counting the rest. */
-static gm__log_limit slow_log = GM__LOG_LIMIT(5, 10000);
-
 static peer *peer_of(struct MHD_Connection *conn) {
   const union MHD_ConnectionInfo *i =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -890,6 +984,31 @@ static void peer_close(gm__metrics *m, peer *p) {
   p->closing = 1;
   m->n_open--;
   if (p->fd >= 0) shutdown(p->fd, SHUT_RDWR);
+  /* A request waiting for its check: resumed now, so libmicrohttpd sees
+     the socket shut and closes it (on_request refuses to answer it). */
+  if (p->suspended) {
+    p->suspended = 0;
+    MHD_resume_connection(p->conn);
+  }
+}
+
+/* Resumes the requests whose check has finished, and the /metrics scrapes
+   that waited METRICS_WAIT_MS for theirs while an earlier check's results
+   are there to serve.  On the HTTP thread. */
+static void resume_ready(gm__metrics *m) {
+  pthread_mutex_lock(&m->lock);
+  uint64_t done = m->done_gen;
+  pthread_mutex_unlock(&m->lock);
+  uint64_t now = gm__clock_mono_us();
+  for (peer *p = m->peers; p; p = p->next) {
+    if (!p->suspended) continue;
+    int long_wait = p->path == PATH_METRICS && done > 0 &&
+                    now - p->wait_us >= METRICS_WAIT_MS * 1000ull;
+    if (p->want > done && !long_wait) continue;
+    p->stale_ok = long_wait;
+    p->suspended = 0;
+    MHD_resume_connection(p->conn);
+  }
 }
 
 static int same_ip(const peer *a, const peer *b) {
@@ -916,7 +1035,7 @@ static void make_room(gm__metrics *m, peer *newcomer) {
     }
   }
   if (!victim) return;
-  gm__log_limited(&slow_log, GM_LOG_WARN, "metrics",
+  gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
                   "closed a connection from %s to serve a new one: %d open "
                   "at most (the address holding the most gives one up, its "
                   "longest waiting); many connections from one address are "
@@ -981,6 +1100,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   (void)cls;
   (void)req_cls;
   (void)toe;
+  peer *p = peer_of(conn);
+  if (p) {
+    p->want = 0;
+    p->stale_ok = 0;
+    p->path = PATH_OTHER;
+  }
   step(conn, 1);
 }
 
@@ -1009,7 +1134,7 @@ static void sweep(gm__metrics *m) {
       peer_close(m, p);
       continue;
     }
-    gm__log_limited(&slow_log, GM_LOG_WARN, "metrics",
+    gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
                     "closed a connection from %s: its request was not in, "
                     "or its answer not taken, within %llu ms (a client too "
                     "slow, or holding the connection)",
@@ -1025,20 +1150,44 @@ static void *serve(void *arg) {
   pthread_setname_np(pthread_self(), "gmd-metrics");
   const union MHD_DaemonInfo *i =
       MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-  struct pollfd fds[2] = {{.fd = i ? i->epoll_fd : -1, .events = POLLIN},
-                          {.fd = m->wake[0], .events = POLLIN}};
+  struct pollfd fds[3] = {{.fd = i ? i->epoll_fd : -1, .events = POLLIN},
+                          {.fd = m->wake[0], .events = POLLIN},
+                          {.fd = m->done[0], .events = POLLIN}};
   for (;;) {
     int ms = LOOP_MS;
     MHD_UNSIGNED_LONG_LONG due;
     if (MHD_get_timeout(m->daemon, &due) == MHD_YES && due < (unsigned)ms)
       ms = (int)due;
-    if (poll(fds, 2, ms) < 0 && errno != EINTR) {
+    int rc = poll(fds, 3, ms);
+    if (atomic_exchange(&m->fail_poll, 0)) {
+      rc = -1;
+      errno = EINVAL;
+    }
+    if (rc < 0 && errno != EINTR) {
+      /* Not a port that accepts connections nobody answers: the listening
+         socket and every connection closed, so a probe fails at once. */
       gm__log(GM_LOG_ERROR, "metrics",
-              "no longer serving /metrics and /healthz: poll failed (%s)",
-              strerror(errno));
+              "no longer serving /metrics and /healthz: poll failed (%s); "
+              "port %d closed, so probes fail at once; gmd serves requests "
+              "on; restart gmd to serve metrics again",
+              strerror(errno), m->port);
+      for (peer *p = m->peers; p; p = p->next)
+        if (!p->closing) {
+          p->closing = 1;
+          m->n_open--;
+          if (p->fd >= 0) shutdown(p->fd, SHUT_RDWR);
+        }
+      MHD_socket l = MHD_quiesce_daemon(m->daemon);
+      if (l != MHD_INVALID_SOCKET) close(l);
       break;
     }
     if (fds[1].revents) break;
+    if (fds[2].revents) {
+      char drain[64];
+      while (read(m->done[0], drain, sizeof drain) > 0) {
+      }
+    }
+    resume_ready(m);
     MHD_run(m->daemon);
     sweep(m);
   }
@@ -1094,21 +1243,49 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     *upload_size = 0;
     return MHD_YES;
   }
+  peer *p = peer_of(conn);
+  /* Closed while it waited for its check (too slow, or to make room). */
+  if (p && p->closing) return MHD_NO;
+  int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+  int path = !get                           ? PATH_OTHER
+             : strcmp(url, "/metrics") == 0 ? PATH_METRICS
+             : strcmp(url, "/healthz") == 0 ? PATH_HEALTHZ
+                                            : PATH_OTHER;
   gm__metrics_text body = {0};
   const char *text = "text/plain; charset=utf-8";
   unsigned status = MHD_HTTP_OK;
   pthread_mutex_lock(&m->lock);
-  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+  if (path != PATH_OTHER && p) {
+    /* The check this request is answered from: the one under way (or
+       asked for) when it came, else a new one; asked once per request. */
+    if (!p->want) {
+      if (m->want_gen == m->done_gen) {
+        m->want_gen++;
+        pthread_cond_signal(&m->cond);
+      }
+      p->want = m->want_gen;
+      p->path = path;
+      p->wait_us = gm__clock_mono_us();
+    }
+    if (p->want > m->done_gen && !p->stale_ok) {
+      /* Waits without holding up the thread: resumed by resume_ready. */
+      pthread_mutex_unlock(&m->lock);
+      p->suspended = 1;
+      MHD_suspend_connection(conn);
+      return MHD_YES;
+    }
+  }
+  if (!get) {
     status = MHD_HTTP_METHOD_NOT_ALLOWED;
     text_printf(&body, "%s is not served here: use GET\n", method);
-  } else if (strcmp(url, "/metrics") == 0) {
+  } else if (path == PATH_METRICS) {
     text = "text/plain; version=0.0.4; charset=utf-8";
     exposition(&body, m);
-  } else if (strcmp(url, "/healthz") == 0) {
+  } else if (path == PATH_HEALTHZ) {
     char why[3][512] = {"", "", ""};
-    int ok[3] = {redis_check(m, why[0], sizeof why[0]),
-                 ledger_count(m, "SELECT count(*) FROM gm_schema", why[1],
-                              sizeof why[1]) >= 0,
+    snprintf(why[0], sizeof why[0], "%s", m->redis_why);
+    snprintf(why[1], sizeof why[1], "%s", m->ledger_why);
+    int ok[3] = {m->redis_ok, m->ledger_ok,
                  settler_check(m, why[2], sizeof why[2]) != 0};
     if (ok[0] && ok[1] && ok[2]) {
       text_printf(&body, "ok\n");
@@ -1133,10 +1310,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
    big: 414, 431), so anyone who reaches the port could write the log at
    the rate they send; a few a window, the next printed one counting the
    rest.  Its lines at start (a bind that fails) come before any request. */
-static gm__log_limit mhd_log = GM__LOG_LIMIT(5, 10000);
-
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
-  const gm__metrics *m = cls;
+  gm__metrics *m = cls;
   char line[512];
   vsnprintf(line, sizeof line, fmt, ap);
   size_t n = strlen(line);
@@ -1148,7 +1323,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
     gm__log(GM_LOG_WARN, "metrics", "Failed to bind to %s%s", m->listen,
             line + sizeof bind0 - 1);
   else
-    gm__log_limited(&mhd_log, GM_LOG_WARN, "metrics", "%s", line);
+    gm__log_limited(&m->mhd_log, GM_LOG_WARN, "metrics", "%s", line);
 }
 
 int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
@@ -1163,6 +1338,7 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
   /* No thread of libmicrohttpd's: serve() runs it, so the connection list
      and the deadlines are that one thread's. */
   unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                   MHD_ALLOW_SUSPEND_RESUME |
                    (dual_stack(m) ? MHD_USE_DUAL_STACK
                     : m->ipv6     ? MHD_USE_IPv6
                                   : 0);
@@ -1219,10 +1395,20 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
   m->port = info ? info->port : 0;
+  int checker = 0;
   if (pipe2(m->wake, O_CLOEXEC) != 0 ||
+      pipe2(m->done, O_CLOEXEC | O_NONBLOCK) != 0 ||
+      !(checker = !pthread_create(&m->checker, NULL, check_loop, m)) ||
       pthread_create(&m->thread, NULL, serve, m) != 0) {
     snprintf(err, errlen, "cannot serve metrics on %s: no thread (%s)",
              m->listen, strerror(errno));
+    if (checker) {
+      pthread_mutex_lock(&m->lock);
+      m->stopping = 1;
+      pthread_cond_signal(&m->cond);
+      pthread_mutex_unlock(&m->lock);
+      pthread_join(m->checker, NULL);
+    }
     MHD_stop_daemon(m->daemon);
     m->daemon = NULL;
     m->port = 0;
@@ -1238,10 +1424,25 @@ void gm__metrics_stop(gm__metrics *m) {
   ssize_t w = write(m->wake[1], "", 1);
   (void)w;
   pthread_join(m->thread, NULL);
+  /* The checker finishes the check under way (bounded by the Redis
+     timeout), then ends. */
+  pthread_mutex_lock(&m->lock);
+  m->stopping = 1;
+  pthread_cond_signal(&m->cond);
+  pthread_mutex_unlock(&m->lock);
+  pthread_join(m->checker, NULL);
+  m->stopping = 0;
   for (int i = 0; i < 2; i++) {
     close(m->wake[i]);
-    m->wake[i] = -1;
+    close(m->done[i]);
+    m->wake[i] = m->done[i] = -1;
   }
+  /* libmicrohttpd stops only with no connection suspended. */
+  for (peer *p = m->peers; p; p = p->next)
+    if (p->suspended) {
+      p->suspended = 0;
+      MHD_resume_connection(p->conn);
+    }
   /* Closes every connection (on_connection frees each peer). */
   MHD_stop_daemon(m->daemon);
   m->daemon = NULL;
@@ -1261,8 +1462,11 @@ void gm__metrics_destroy(gm__metrics **mp) {
   free(m->gauges);
   free(m->markets);
   free(m->listen);
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 2; i++) {
     if (m->wake[i] >= 0) close(m->wake[i]);
+    if (m->done[i] >= 0) close(m->done[i]);
+  }
+  pthread_cond_destroy(&m->cond);
   pthread_mutex_destroy(&m->lock);
   free(m);
   *mp = NULL;
@@ -1270,6 +1474,13 @@ void gm__metrics_destroy(gm__metrics **mp) {
 
 void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms) {
   if (m) m->deadline_us = (uint64_t)ms * 1000u;
+}
+
+void gm__metrics_fail_poll(gm__metrics *m) {
+  if (!m || !m->daemon) return;
+  atomic_store(&m->fail_poll, 1);
+  ssize_t w = write(m->done[1], "", 1);
+  (void)w;
 }
 
 int gm__metrics_port(const gm__metrics *m) {

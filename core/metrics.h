@@ -3,8 +3,9 @@
  * 0.0.4) at /metrics and a health check at /healthz, over HTTP on
  * [metrics] listen (off when empty), served by libmicrohttpd on a thread of
  * its own.  A scrape reads the broker's counters (atomics) through the view
- * the broker gives at start, and reads Redis and the ledger over this
- * thread's own connections.  docs/operations.md lists every metric.
+ * the broker gives at start; Redis and the ledger are checked on a second
+ * thread of its own, over its own connections, one check shared by the
+ * requests waiting for it.  docs/operations.md lists every metric.
  *
  *   gm__metrics *m = gm__metrics_new(cfg, err, errlen);  // parses the config
  *   gm__metrics_start(m, &view, err, errlen);            // serves
@@ -81,6 +82,9 @@ void gm__metrics_destroy(gm__metrics **m);
    (headers in, answer taken, the next request) may take before its
    connection is closed, instead of 10 s. */
 void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms);
+/* For tests, once serving: the HTTP thread's next poll fails as if the
+   system refused it (what it then does: see metrics.c). */
+void gm__metrics_fail_poll(gm__metrics *m);
 /* The port served (useful with port 0: any free port); 0 when off. */
 int gm__metrics_port(const gm__metrics *m);
 
