@@ -35,6 +35,8 @@ static gm_test_gmd *gmd;
 static gm_test_conn *conn;
 static int port;
 
+static long ms_since(const struct timespec *t0);
+
 /* The port gmd logged ("serving /metrics and /healthz on ... (port N)"). */
 static int logged_port(void) {
   int p = gm_test_gmd_metrics_port(gmd);
@@ -655,6 +657,121 @@ START_TEST(first_healthz_on_a_stalled_redis_waits_one_timeout) {
 }
 END_TEST
 
+/* An HTTP/1.0 request sent on a new connection, not read: its socket. */
+static int http_send(const char *method, const char *path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
+                "connect to the metrics port %d: %s", port, strerror(errno));
+  char req[256];
+  int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+                   method, path);
+  ck_assert_int_eq(write(fd, req, (size_t)n), n);
+  return fd;
+}
+
+/* Redis's connected clients (INFO clients), asked on rc. */
+static long redis_clients(redisContext *rc) {
+  redisReply *r = gm_test_redis_cmd(rc, "INFO clients");
+  ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+  const char *at = strstr(r->str, "connected_clients:");
+  ck_assert_ptr_nonnull(at);
+  long n = strtol(at + strlen("connected_clients:"), NULL, 10);
+  freeReplyObject(r);
+  return n;
+}
+
+/*
+ * 15 /healthz at once while Redis is stopped (SIGSTOP), and a /metrics
+ * scrape among them (16 connections, as many as are served at once): the
+ * probes share one check, so all are answered 503 after one Redis timeout
+ * (2 s), not one after another (15 x 2 s, past any probe's timeout); the scrape
+ * does not wait behind them (it is answered from the last check's results
+ * within a fraction of a second); and the flood opens no new connection to
+ * Redis beyond the checker's reopened one.
+ */
+START_TEST(concurrent_healthz_on_a_stopped_redis_share_one_check) {
+  enum { N = 15 }; /* and the scrape: 16, the most served at once */
+  int status;
+  char *body = http("GET", "/healthz", &status);
+  ck_assert_int_eq(status, 200);
+  free(body);
+  redisContext *rc = gm_test_redis_connect(redis);
+  long before = redis_clients(rc);
+  pid_t pid = gm_test_redis_pid(redis);
+  ck_assert_int_gt(pid, 0);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int fd[N + 1];
+  long at[N + 1];
+  char got[N + 1][512];
+  size_t len[N + 1];
+  for (int i = 0; i < N; i++) fd[i] = http_send("GET", "/healthz");
+  fd[N] = http_send("GET", "/metrics");
+  int open = N + 1;
+  for (int i = 0; i <= N; i++) {
+    at[i] = -1;
+    len[i] = 0;
+  }
+  while (open && ms_since(&t0) < 12000) {
+    struct pollfd p[N + 1];
+    for (int i = 0; i <= N; i++)
+      p[i] = (struct pollfd){.fd = at[i] < 0 ? fd[i] : -1, .events = POLLIN};
+    if (poll(p, N + 1, 100) <= 0) continue;
+    for (int i = 0; i <= N; i++) {
+      if (!p[i].revents) continue;
+      char buf[4096];
+      ssize_t n = read(fd[i], buf, sizeof buf);
+      if (n > 0) {
+        size_t keep = (size_t)n < sizeof got[i] - 1 - len[i]
+                          ? (size_t)n
+                          : sizeof got[i] - 1 - len[i];
+        memcpy(got[i] + len[i], buf, keep);
+        len[i] += keep;
+        continue;
+      }
+      got[i][len[i]] = '\0';
+      at[i] = ms_since(&t0);
+      open--;
+    }
+  }
+  kill(pid, SIGCONT);
+  long slowest = 0;
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(at[i] >= 0, "/healthz %d unanswered after 12 s", i);
+    ck_assert_msg(strncmp(got[i], "HTTP/1.1 503", 12) == 0 ||
+                      strncmp(got[i], "HTTP/1.0 503", 12) == 0,
+                  "/healthz %d on a stopped Redis: %s", i, got[i]);
+    ck_assert_msg(strstr(got[i], "does not answer PING"), "%s", got[i]);
+    if (at[i] > slowest) slowest = at[i];
+  }
+  ck_assert_msg(at[N] >= 0, "/metrics unanswered after 12 s");
+  ck_assert_msg(strstr(got[N], " 200 ") != NULL, "/metrics: %s", got[N]);
+  printf(
+      "15 /healthz on a stopped Redis: the last answered after %ld ms; "
+      "/metrics among them after %ld ms\n",
+      slowest, at[N]);
+  ck_assert_msg(slowest < 3500, "15 /healthz took %ld ms on a stopped Redis",
+                slowest);
+  ck_assert_msg(at[N] < 1500 && at[N] < slowest,
+                "/metrics waited %ld ms behind /healthz (%ld ms)", at[N],
+                slowest);
+  for (int i = 0; i <= N; i++) close(fd[i]);
+  body = healthz_once_ok();
+  ck_assert_msg(body, "/healthz stayed failing after Redis went on");
+  free(body);
+  /* The checker's connection, reopened after its timeout: no more. */
+  long after = redis_clients(rc);
+  printf("Redis clients before the flood %ld, after %ld\n", before, after);
+  ck_assert_msg(after <= before + 1,
+                "Redis clients %ld before the flood, %ld after", before, after);
+  redisFree(rc);
+}
+END_TEST
+
 static int gauge_pending(void *arg, double *value) {
   *value = *(double *)arg;
   return 0;
@@ -1251,6 +1368,102 @@ START_TEST(ipv6_any_address_serves_ipv4_too) {
 }
 END_TEST
 
+/*
+ * When polling fails the metrics thread stops serving; before, libmicrohttpd
+ * kept listening, so the port took connections nobody ever answered and a
+ * probe waited out its own timeout.  Now the listening socket and every
+ * connection are closed: a new connection is refused at once, one already
+ * open sees its end.
+ */
+START_TEST(a_failed_poll_closes_the_port) {
+  gm__config *c;
+  int saved, logfd;
+  char logpath[] = "/tmp/gm-metrics-poll-XXXXXX";
+  gm__metrics *m = serve_logged("127.0.0.1:0", 0, &c, &saved, &logfd, logpath);
+  int status;
+  char *body = http("GET", "/metrics", &status);
+  ck_assert_int_eq(status, 200);
+  free(body);
+  int held = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_int_eq(connect(held, (struct sockaddr *)&a, sizeof a), 0);
+  gm_test_sleep_ms(100); /* taken in */
+  gm__metrics_fail_poll(m);
+  int refused = 0;
+  for (int i = 0; i < 100 && !refused; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    refused = connect(fd, (struct sockaddr *)&a, sizeof a) != 0 &&
+              errno == ECONNREFUSED;
+    close(fd);
+    if (!refused) gm_test_sleep_ms(20);
+  }
+  ck_assert_msg(refused, "the metrics port still accepts after poll failed");
+  ck_assert_msg(closed_by_server(held, 2000),
+                "a connection open when poll failed was left open");
+  close(held);
+  char *log = stop_logged(&m, &c, saved, logfd, logpath);
+  ck_assert_msg(strstr(log, "poll failed") && strstr(log, "closed"), "log: %s",
+                log);
+  free(log);
+}
+END_TEST
+
+/* Opens n connections that each send a byte, waits until the server has
+   closed `closes` of them to make room: the others' descriptors in fd. */
+static void crowd(int *fd, int n, int closes) {
+  for (int i = 0; i < n; i++) {
+    fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd[i], 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ck_assert_int_eq(connect(fd[i], (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(send(fd[i], "G", 1, MSG_NOSIGNAL), 1);
+    /* One at a time: each beyond 16 closes one, and is logged or not. */
+    gm_test_sleep_ms(10);
+  }
+  int gone = 0;
+  for (int tries = 0; tries < 200 && gone < closes; tries++) {
+    gone = 0;
+    for (int i = 0; i < n; i++) gone += closed_by_server(fd[i], 0);
+    if (gone < closes) gm_test_sleep_ms(10);
+  }
+  ck_assert_int_eq(gone, closes);
+}
+
+/*
+ * The log limits are each server's: one server's window used up (more
+ * connections closed to make room than it logs a window) leaves the next
+ * server's lines alone.  Before they were the process's: a second server
+ * in the same process (a test run with CK_FORK=no) logged nothing within
+ * the first's 10 s window.
+ */
+START_TEST(log_limits_are_each_servers_own) {
+  gm__config *c;
+  int saved, logfd;
+  char logpath[] = "/tmp/gm-metrics-lim1-XXXXXX";
+  gm__metrics *m = serve_logged("127.0.0.1:0", 0, &c, &saved, &logfd, logpath);
+  int fd[24];
+  crowd(fd, 24, 8);
+  for (int i = 0; i < 24; i++) close(fd[i]);
+  char *log = stop_logged(&m, &c, saved, logfd, logpath);
+  size_t lines = 0;
+  for (const char *p = log; (p = strstr(p, "to serve a new one")); p++) lines++;
+  ck_assert_msg(lines == 5, "first server: %zu closings logged: %s", lines,
+                log);
+  free(log);
+
+  char logpath2[] = "/tmp/gm-metrics-lim2-XXXXXX";
+  m = serve_logged("127.0.0.1:0", 0, &c, &saved, &logfd, logpath2);
+  crowd(fd, 17, 1);
+  for (int i = 0; i < 17; i++) close(fd[i]);
+  log = stop_logged(&m, &c, saved, logfd, logpath2);
+  ck_assert_msg(strstr(log, "to serve a new one"),
+                "second server's closing not logged: %s", log);
+  free(log);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("metrics");
   TCase *unit = tcase_create("unit");
@@ -1263,6 +1476,8 @@ int main(void) {
   tcase_add_test(unit, slow_clients_cannot_hold_the_port);
   tcase_add_test(unit, idle_kept_alive_connections_are_closed_quietly);
   tcase_add_test(unit, ipv6_any_address_serves_ipv4_too);
+  tcase_add_test(unit, a_failed_poll_closes_the_port);
+  tcase_add_test(unit, log_limits_are_each_servers_own);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
   tcase_add_test(unit, check_fails_on_a_market_section_no_market_reads);
   tcase_add_test(unit, an_installed_gmd_loads_the_plugins_beside_it);
@@ -1276,6 +1491,7 @@ int main(void) {
   tcase_add_test(tc, healthz_fails_while_no_broker_may_settle);
   tcase_add_test(tc, healthz_on_a_stalled_redis_waits_one_timeout);
   tcase_add_test(tc, first_healthz_on_a_stalled_redis_waits_one_timeout);
+  tcase_add_test(tc, concurrent_healthz_on_a_stopped_redis_share_one_check);
   tcase_add_test(tc, deadline_gauges_count_tags);
   tcase_add_test(tc, refused_requests_cannot_flood_the_log);
   suite_add_tcase(s, tc);
