@@ -152,6 +152,9 @@ struct gm__metrics {
   int done[2];                  /* pipe: the checker (or a test) wakes the
                                    HTTP thread */
   _Atomic int fail_poll;        /* a test's: the next poll fails */
+  void (*count_hook)(void *);   /* a test's: runs before a count's Redis
+                                   commands */
+  void *count_hook_arg;         /* for it */
   /* Refusals a client causes (a connection closed as too slow, or to make
      room) and libmicrohttpd's lines (one per request it refuses): anyone
      who reaches the port could write the log at the rate they connect, so
@@ -659,6 +662,7 @@ static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
   out[2] =
       ledger_count(m, "SELECT count(*) FROM gm_dead_letter", why, sizeof why);
   if (!redis_ok || !redis_ready(m, why, sizeof why)) return 1;
+  if (m->count_hook) m->count_hook(m->count_hook_arg);
   /* Each key on the context of its node (on a cluster, the master of its
      slot; on one Redis, the one context). */
   static const char registry[] = "gm:outboxes";
@@ -1474,6 +1478,12 @@ void gm__metrics_destroy(gm__metrics **mp) {
 
 void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms) {
   if (m) m->deadline_us = (uint64_t)ms * 1000u;
+}
+
+void gm__metrics_set_count_hook(gm__metrics *m, void (*fn)(void *), void *arg) {
+  if (!m) return;
+  m->count_hook = fn;
+  m->count_hook_arg = arg;
 }
 
 void gm__metrics_fail_poll(gm__metrics *m) {

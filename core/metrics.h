@@ -82,6 +82,9 @@ void gm__metrics_destroy(gm__metrics **m);
    (headers in, answer taken, the next request) may take before its
    connection is closed, instead of 10 s. */
 void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms);
+/* For tests, before gm__metrics_start: fn(arg) runs on the checker thread
+   before each outbox count's Redis commands (after that check's PING). */
+void gm__metrics_set_count_hook(gm__metrics *m, void (*fn)(void *), void *arg);
 /* For tests, once serving: the HTTP thread's next poll fails as if the
    system refused it (what it then does: see metrics.c). */
 void gm__metrics_fail_poll(gm__metrics *m);

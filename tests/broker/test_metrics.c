@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1368,6 +1369,82 @@ START_TEST(ipv6_any_address_serves_ipv4_too) {
 }
 END_TEST
 
+/* The first call stops the Redis whose pid arg points to. */
+static void stop_redis(void *arg) {
+  pid_t *pid = arg;
+  if (*pid > 0) kill(*pid, SIGSTOP);
+  *pid = 0;
+}
+
+/*
+ * A Redis (with a password) that stalls between a check's PING and its
+ * outbox count: the count times out (2 s) and its connection is left to be
+ * reopened at the start of the next check.  Before, the count reopened it
+ * at once, and the new connection's AUTH waited out a second 2 s timeout
+ * on the stopped Redis in the same check: the scrape took 4 s.
+ */
+START_TEST(a_failed_outbox_count_does_not_reconnect_at_once) {
+  gm_test_redis *r = gm_test_redis_start();
+  pid_t pid = gm_test_redis_pid(r);
+  ck_assert_int_gt(pid, 0);
+  pid_t hook_pid = pid;
+  /* With a password: a new connection's AUTH is the wait. */
+  redisContext *rc = gm_test_redis_connect(r);
+  freeReplyObject(gm_test_redis_cmd(rc, "CONFIG SET requirepass pw-1"));
+  redisFree(rc);
+  char *file = gm_test_redis_path(r, "redis.pass");
+  FILE *f = fopen(file, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("pw-1\n", f);
+  fclose(f);
+  chmod(file, 0600);
+  gm__redis_set_auth(NULL, file);
+  static _Atomic uint64_t bad_frames = 0;
+  gm__config *c = gm__config_new();
+  gm__config_set(c, "metrics", "listen", "127.0.0.1:0");
+  gm__config_set(c, "metrics", "outbox_count_ms", "100");
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  gm__metrics_set_count_hook(m, stop_redis, &hook_pid);
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.unix_path = gm_test_redis_socket(r)},
+                        .ledger_path = "/nonexistent.sqlite"};
+  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
+  port = gm__metrics_port(m);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int status;
+  char *body = http("GET", "/metrics", &status);
+  long ms = ms_since(&t0);
+  kill(pid, SIGCONT);
+  ck_assert_int_eq(status, 200);
+  /* The PING passed; the count failed: no outbox gauges this scrape. */
+  ck_assert(value(body, "greenmarket_redis_up") == 1);
+  ck_assert(value(body, "greenmarket_outbox_entries") == -1);
+  free(body);
+  printf("a scrape whose outbox count met a stopped Redis: %ld ms\n", ms);
+  ck_assert_msg(ms < 3500,
+                "the scrape took %ld ms: the count reconnected "
+                "to the stopped Redis at once",
+                ms);
+  /* The next check opens a new connection (with the password), and counts. */
+  gm_test_sleep_ms(150);
+  body = http("GET", "/metrics", &status);
+  ck_assert_int_eq(status, 200);
+  ck_assert_msg(value(body, "greenmarket_redis_up") == 1 &&
+                    value(body, "greenmarket_outbox_entries") == 0,
+                "%s", body);
+  free(body);
+  gm__metrics_destroy(&m);
+  gm__config_destroy(&c);
+  gm__redis_set_auth(NULL, NULL);
+  free(file);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 /*
  * When polling fails the metrics thread stops serving; before, libmicrohttpd
  * kept listening, so the port took connections nobody ever answered and a
@@ -1478,6 +1555,7 @@ int main(void) {
   tcase_add_test(unit, ipv6_any_address_serves_ipv4_too);
   tcase_add_test(unit, a_failed_poll_closes_the_port);
   tcase_add_test(unit, log_limits_are_each_servers_own);
+  tcase_add_test(unit, a_failed_outbox_count_does_not_reconnect_at_once);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
   tcase_add_test(unit, check_fails_on_a_market_section_no_market_reads);
   tcase_add_test(unit, an_installed_gmd_loads_the_plugins_beside_it);
