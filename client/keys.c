@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,23 @@ const char *gm_client_version(void) {
   return GM_VERSION;
 }
 
-void gm_client_options_init(gm_client_options *o) {
+void gm_client_options_init_size(gm_client_options *o, size_t size) {
   if (!o) return;
-  memset(o, 0, sizeof *o);
-  o->size = sizeof *o;
+  /* The caller's struct: never more than it is, never more than ours. */
+  if (size > sizeof *o) size = sizeof *o;
+  if (size < sizeof o->size) return;
+  memset(o, 0, size);
+  o->size = size;
+}
+
+/* The function programs built against an older header call (the header's
+   macro of this name calls gm_client_options_init_size).  It cannot know
+   their struct's size, so it fills the struct as the header before
+   feed_handshake_ms had it, ending with private_feed: writing sizeof of
+   today's struct went past theirs (8 bytes of their stack zeroed). */
+void(gm_client_options_init)(gm_client_options *o) {
+  gm_client_options_init_size(
+      o, offsetof(gm_client_options, private_feed) + sizeof o->private_feed);
 }
 
 int64_t gm__client_now_ms(void) {

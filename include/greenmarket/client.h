@@ -110,8 +110,19 @@ typedef struct gm_client_options {
   int feed_handshake_ms;
 } gm_client_options;
 
-/* Fills `o` with zeros and the right size: every field at its default. */
+/*
+ * Fills `o` with zeros and the right size: every field at its default.
+ * A macro: it passes the library the size of the struct the caller was
+ * compiled with, so a library newer than the header never writes past the
+ * caller's struct.  The function gm_client_options_init (called by programs
+ * built against a header before this one, or through its address) fills
+ * the struct as that header had it, up to private_feed: fields after it
+ * keep their defaults.
+ */
+GM_CLIENT_EXPORT void gm_client_options_init_size(gm_client_options *o,
+                                                  size_t size);
 GM_CLIENT_EXPORT void gm_client_options_init(gm_client_options *o);
+#define gm_client_options_init(o) gm_client_options_init_size((o), sizeof *(o))
 
 /*
  * The outcome of one call.  Owns its memory: release with gm_result_clear().

@@ -703,6 +703,47 @@ START_TEST(bad_options_are_explained) {
   ck_assert_int_eq(ping(c, "old", &r), GM_OK);
   gm_result_clear(&r);
   gm_client_destroy(&c);
+  /* A program built against the header before feed_handshake_ms calls the
+     function gm_client_options_init on its 64-byte struct: the library
+     fills that struct and writes nothing past it (it zeroed the 8 bytes
+     after it), and the options work with the feed's default handshake. */
+  struct {
+    struct {
+      size_t size;
+      int timeout_ms, retries;
+      const char *server_public_key, *public_key, *secret_key, *dev_participant;
+      size_t max_reply;
+      const char *private_feed;
+    } o;
+    unsigned char after[16];
+  } prev;
+  ck_assert_uint_eq(sizeof prev.o, offsetof(gm_client_options, private_feed) +
+                                       sizeof(const char *));
+  memset(&prev, 0xA5, sizeof prev);
+  (gm_client_options_init)((gm_client_options *)&prev.o);
+  ck_assert_uint_eq(prev.o.size, sizeof prev.o);
+  ck_assert_ptr_null(prev.o.private_feed);
+  for (size_t i = 0; i < sizeof prev.after; i++)
+    ck_assert_msg(prev.after[i] == 0xA5,
+                  "gm_client_options_init wrote byte %zu past a struct of %zu "
+                  "bytes",
+                  i, sizeof prev.o);
+  prev.o.timeout_ms = 2000;
+  c = gm_client_new(gm_test_echo_endpoint(e), (gm_client_options *)&prev.o);
+  ck_assert_ptr_nonnull(c);
+  ck_assert_int_eq(ping(c, "prev", &r), GM_OK);
+  gm_result_clear(&r);
+  gm_client_destroy(&c);
+  gm_feed *f =
+      gm_feed_new("tcp://127.0.0.1:30001", (gm_client_options *)&prev.o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  gm_feed_destroy(&f);
+  /* The header's macro gives the library the caller's size: all of it. */
+  gm_client_options now;
+  memset(&now, 0xA5, sizeof now);
+  gm_client_options_init(&now);
+  ck_assert_uint_eq(now.size, sizeof now);
+  ck_assert_int_eq(now.feed_handshake_ms, 0);
   gm_test_echo_stop(&e);
 }
 END_TEST
