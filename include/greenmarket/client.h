@@ -106,7 +106,8 @@ typedef struct gm_client_options {
   const char *private_feed;
   /* How long a feed's CURVE handshake may take before the feed connects
      again (a broker that cannot read its key registry answers nothing);
-     0: 5000; otherwise 100-600000 ms. Feeds only. */
+     0: 5000; otherwise 100-600000 ms.  Used by feeds only, but a value
+     out of bounds fails gm_client_new() as well as gm_feed_new(). */
   int feed_handshake_ms;
 } gm_client_options;
 

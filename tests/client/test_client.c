@@ -744,6 +744,11 @@ START_TEST(bad_options_are_explained) {
   gm_client_options_init(&now);
   ck_assert_uint_eq(now.size, sizeof now);
   ck_assert_int_eq(now.feed_handshake_ms, 0);
+  /* A feed's setting out of bounds fails a client too (client.md). */
+  now.feed_handshake_ms = 50;
+  ck_assert_ptr_null(gm_client_new(gm_test_echo_endpoint(e), &now));
+  ck_assert_msg(strstr(gm_client_last_error(), "feed_handshake_ms is 50"), "%s",
+                gm_client_last_error());
   gm_test_echo_stop(&e);
 }
 END_TEST
