@@ -54,6 +54,12 @@ cc -std=c11 -Wall -Wextra -Werror "${flags[@]}" -o "$tmp/version" \
   -Wl,-rpath,"$libdir" || fail "gm_client_version() does not link"
 nm -D --defined-only "$libdir/libgmclient.so" | grep -qw gm_client_version ||
   fail "the installed libgmclient.so does not export gm_client_version"
+# Programs built against a header before feed_handshake_ms call the
+# function gm_client_options_init; today's header calls the _size one.
+for sym in gm_client_options_init gm_client_options_init_size; do
+  nm -D --defined-only "$libdir/libgmclient.so" | grep -qw "$sym" ||
+    fail "the installed libgmclient.so does not export $sym"
+done
 got=$("$tmp/version") want=$(pkg-config --modversion greenmarket)
 [ "$got" = "$want" ] ||
   fail "gm_client_version() says '$got', pkg-config --modversion '$want'"
