@@ -29,6 +29,7 @@ typedef struct gm__pconn {
   uint8_t rid[256]; /* the ROUTER's routing id of the connection */
   size_t rid_len;   /* its length (1-255) */
   int fd;           /* the connection's socket (ZMQ_SRCFD) */
+  uint32_t acc;     /* connections accepted on fd when it was made */
   char *who;        /* participant; NULL in development mode */
   char *key;        /* its CURVE key (Z85); NULL: a bootstrap admin */
   char *roles;      /* its roles in force, as last known */
@@ -117,7 +118,36 @@ struct gm__privfeed {
      which its audiences look unfollowed. */
   gm__interest *interest;
   size_t noted; /* audiences told so far */
+  /* Per socket fd, from the monitor: connections accepted on it so far.
+     A record made for a message on fd F belongs to the fd_acc[F]-th
+     connection on F, so one left by an older connection on the same fd and
+     routing id (its disconnect not read yet) is told from it. */
+  uint32_t *fd_acc;
+  size_t nfd;
+  /* Registry answers (key -> owner, roles) for the new connections of one
+     burst of messages, asked in one pipelined look-up once the burst is
+     read and used for that burst only: after a restart every client
+     reconnects at once, and events then waited one round trip per new
+     connection; now one per burst of up to 256, each answer as fresh as
+     when every connection asked alone (a key revoked before a connection's
+     first subscription was read is refused at once). */
+  struct gm__rcache *rc; /* GM__RC_SLOTS slots, allocated at the first */
+  size_t nrc;            /* used */
+  uint64_t rc_lookups;   /* look-ups made for new connections (tests) */
+  int redis_failed;      /* one failed in this burst: no more in it */
 };
+
+/* One registry answer. */
+typedef struct gm__rcache {
+  char key[41]; /* Z85; "" when the slot is free */
+  char *owner;  /* NULL: the key is nobody's */
+  char *roles;
+} gm__rcache;
+
+/* Answers kept at most (a burst is 256 messages; past this a key is asked
+   alone). */
+#define GM__RC_MAX 8192
+#define GM__RC_SLOTS (2 * GM__RC_MAX)
 
 /* Audiences told to the interest map at most: past this every private
    event is built, as when a wide connection follows all of them. */
@@ -466,6 +496,7 @@ static gm__pconn *gm__conn_new(gm__privfeed *pf, const void *rid,
   memcpy(c->rid, rid, rid_len);
   c->rid_len = rid_len;
   c->fd = fd;
+  c->acc = fd >= 0 && (size_t)fd < pf->nfd ? pf->fd_acc[fd] : 0;
   c->who = who ? strdup(who) : NULL;
   c->key = key && *key ? strdup(key) : NULL;
   c->roles = strdup(roles ? roles : "");
@@ -516,6 +547,55 @@ static gm__pconn *gm__conn_find(gm__privfeed *pf, const void *rid, size_t n) {
   gm__pconn *c = *gm__rid_bucket(pf, rid, n);
   while (c && (c->rid_len != n || memcmp(c->rid, rid, n) != 0)) c = c->hnext;
   return c;
+}
+
+/* ---- registry answers for new connections ---- */
+
+static void gm__rc_clear(gm__privfeed *pf) {
+  for (size_t i = 0; pf->nrc && i < GM__RC_SLOTS; i++)
+    if (pf->rc[i].key[0]) {
+      free(pf->rc[i].owner);
+      free(pf->rc[i].roles);
+      pf->rc[i].key[0] = 0;
+      pf->nrc--;
+    }
+}
+
+/* The slot of key (40 Z85 characters): its answer, or the free slot where
+   it goes. */
+static gm__rcache *gm__rc_slot(gm__privfeed *pf, const char *key) {
+  if (!pf->rc) {
+    pf->rc = calloc(GM__RC_SLOTS, sizeof *pf->rc);
+    if (!pf->rc) abort();
+  }
+  size_t j = gm__hash(key) & (GM__RC_SLOTS - 1);
+  while (pf->rc[j].key[0] && strcmp(pf->rc[j].key, key) != 0)
+    j = (j + 1) & (GM__RC_SLOTS - 1);
+  return &pf->rc[j];
+}
+
+/* key's answer kept since the last re-check, or NULL. */
+static const gm__rcache *gm__rc_find(gm__privfeed *pf, const char *key) {
+  if (!pf->nrc || strlen(key) != 40) return NULL;
+  const gm__rcache *e = gm__rc_slot(pf, key);
+  return e->key[0] ? e : NULL;
+}
+
+/* Keeps key's answer (a key that is not 40 characters is never kept). */
+static void gm__rc_put(gm__privfeed *pf, const char *key, const char *owner,
+                       const char *roles) {
+  if (strlen(key) != 40) return;
+  if (pf->nrc >= GM__RC_MAX) gm__rc_clear(pf);
+  gm__rcache *e = gm__rc_slot(pf, key);
+  if (e->key[0]) {
+    free(e->owner);
+    free(e->roles);
+  } else
+    pf->nrc++;
+  memcpy(e->key, key, 41);
+  e->owner = owner ? strdup(owner) : NULL;
+  e->roles = strdup(roles ? roles : "");
+  if ((owner && !e->owner) || !e->roles) abort();
 }
 
 /* Printable ASCII copy of a client's bytes, for messages (valid UTF-8). */
@@ -601,11 +681,13 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
      participant's subscriptions (a disconnect already forgets them, see
      gm__privfeed_read_monitor; this covers a race with it). */
   int fd = zmq_msg_get(body, ZMQ_SRCFD);
-  if (c &&
-      (c->fd != fd || (!pf->dev && (!c->who || strcmp(c->who, who) != 0)))) {
+  int known = fd >= 0 && (size_t)fd < pf->nfd;
+  if (c && (c->fd != fd || (known && c->acc != pf->fd_acc[fd]) ||
+            (!pf->dev && (!c->who || strcmp(c->who, who) != 0)))) {
     gm__conn_remove(pf, c->idx);
     c = NULL;
   }
+
   if (c && c->revoked) {
     c->lease_ms = now_ms + GM_PRIVFEED_LEASE_MS;
     if (d[0] == 1) {
@@ -649,21 +731,33 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
       return;
     }
   }
-  /* A new connection: its key is looked up now, so one revoked since the
-     handshake (or since its subscriptions were dropped for it) gets
-     nothing.  Redis unreachable: the handshake's word stands. */
+  /* A new connection: its key as the registry said once this burst was
+     read (gm__privfeed_read asked for the burst's new keys at once), so one
+     revoked since the handshake (or since its subscriptions were dropped
+     for it) gets nothing.  Not asked then (a connection that ended earlier
+     in this burst and came back): asked now.  Redis unreachable: the
+     handshake's word stands. */
   if (!c && pf->lookup && key && *key) {
-    const char *keys[1] = {key};
-    char *owner = NULL, *now_roles = NULL;
-    if (pf->lookup(pf->lookup_ctx, keys, 1, &owner, &now_roles) == 0) {
-      if (!owner || strcmp(owner, who) != 0) {
+    const gm__rcache *e = gm__rc_find(pf, key);
+    if (!e && !pf->redis_failed) {
+      const char *keys[1] = {key};
+      char *owner = NULL, *now_roles = NULL;
+      pf->rc_lookups++;
+      if (pf->lookup(pf->lookup_ctx, keys, 1, &owner, &now_roles) == 0) {
+        gm__rc_put(pf, key, owner, now_roles);
+        e = gm__rc_find(pf, key);
+      } else
+        pf->redis_failed = 1;
+    }
+    if (e) {
+      if (!e->owner || strcmp(e->owner, who) != 0) {
         char why[256];
         gm__revoked_why(why, sizeof why, who);
         gm__refuse(pf, id, idn, req, len, who, why, now_ms);
         gm__conn_add_revoked(pf, id, idn, fd, who, now_ms);
         return;
       }
-      roles = now_roles ? now_roles : "";
+      roles = e->roles;
     }
   }
   char *applied[64];
@@ -758,7 +852,8 @@ gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
   char mon[64];
   snprintf(mon, sizeof mon, "inproc://gm-privfeed-monitor-%p", (void *)pf);
   pf->monitor = zmq_socket(zctx, ZMQ_PAIR);
-  if (zmq_socket_monitor(pf->router, mon, ZMQ_EVENT_DISCONNECTED) ||
+  if (zmq_socket_monitor(pf->router, mon,
+                         ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) ||
       zmq_connect(pf->monitor, mon)) {
     snprintf(err, errlen, "cannot monitor the private feed: %s",
              zmq_strerror(zmq_errno()));
@@ -794,6 +889,9 @@ void gm__privfeed_destroy(gm__privfeed **pfp) {
   for (size_t i = 0; i < pf->seq_cap; i++) free(pf->seq_keys[i]);
   free(pf->seq_keys);
   free(pf->seq_vals);
+  free(pf->fd_acc);
+  gm__rc_clear(pf);
+  free(pf->rc);
   free(pf);
   *pfp = NULL;
 }
@@ -823,6 +921,17 @@ void gm__privfeed_read_monitor(gm__privfeed *pf) {
       uint32_t fd;
       memcpy(&event, zmq_msg_data(&ev), 2);
       memcpy(&fd, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+      if (event == ZMQ_EVENT_ACCEPTED && fd < (1u << 24)) {
+        if (fd >= pf->nfd) {
+          size_t n = pf->nfd ? pf->nfd : 64;
+          while (n <= fd) n *= 2;
+          pf->fd_acc = realloc(pf->fd_acc, n * sizeof *pf->fd_acc);
+          if (!pf->fd_acc) abort();
+          memset(pf->fd_acc + pf->nfd, 0, (n - pf->nfd) * sizeof *pf->fd_acc);
+          pf->nfd = n;
+        }
+        pf->fd_acc[fd]++;
+      }
       if (event == ZMQ_EVENT_DISCONNECTED)
         for (size_t i = pf->nconns; i-- > 0;)
           if (pf->conns[i]->fd == (int)fd) gm__conn_remove(pf, i);
@@ -832,28 +941,92 @@ void gm__privfeed_read_monitor(gm__privfeed *pf) {
   }
 }
 
+/* Asks the registry at once for the keys of the new connections among
+   msgs[0..n) (their first subscription), so that handling them costs one
+   pipelined round trip, not one each. */
+static void gm__privfeed_ask_new(gm__privfeed *pf, zmq_msg_t (*msgs)[2],
+                                 const int *ok, int n) {
+  if (pf->dev || !pf->lookup || pf->redis_failed) return;
+  const char **keys = malloc((size_t)n * sizeof *keys);
+  char **owners = malloc((size_t)n * sizeof *owners);
+  char **roles = malloc((size_t)n * sizeof *roles);
+  if (!keys || !owners || !roles) abort();
+  size_t nk = 0;
+  for (int i = 0; i < n; i++) {
+    if (!ok[i] || zmq_msg_size(&msgs[i][1]) < 1 ||
+        ((const char *)zmq_msg_data(&msgs[i][1]))[0] != 1)
+      continue;
+    const char *key = zmq_msg_gets(&msgs[i][1], "X-Key");
+    const char *who = zmq_msg_gets(&msgs[i][1], "User-Id");
+    if (!key || strlen(key) != 40 || !who || gm__rc_find(pf, key)) continue;
+    size_t idn = zmq_msg_size(&msgs[i][0]);
+    gm__pconn *c = idn && idn <= 255
+                       ? gm__conn_find(pf, zmq_msg_data(&msgs[i][0]), idn)
+                       : NULL;
+    int fd = zmq_msg_get(&msgs[i][1], ZMQ_SRCFD);
+    if (c && c->fd == fd && c->who && strcmp(c->who, who) == 0 &&
+        (fd < 0 || (size_t)fd >= pf->nfd || c->acc == pf->fd_acc[fd]))
+      continue; /* a connection already known: re-checked each second */
+    size_t j = 0;
+    while (j < nk && strcmp(keys[j], key) != 0) j++;
+    if (j == nk) keys[nk++] = key;
+  }
+  if (nk) {
+    pf->rc_lookups++;
+    if (pf->nrc + nk > GM__RC_MAX) gm__rc_clear(pf);
+    if (pf->lookup(pf->lookup_ctx, keys, nk, owners, roles) == 0)
+      for (size_t j = 0; j < nk; j++)
+        gm__rc_put(pf, keys[j], owners[j], roles[j]);
+    else
+      pf->redis_failed = 1; /* the handshake's word, until the re-check */
+  }
+  free(keys);
+  free(owners);
+  free(roles);
+}
+
 int gm__privfeed_read(gm__privfeed *pf, int burst, int64_t now_ms) {
+  if (burst <= 0) return 0;
+  zmq_msg_t(*msgs)[2] = malloc((size_t)burst * sizeof *msgs);
+  int *ok = malloc((size_t)burst * sizeof *ok);
+  if (!msgs || !ok) abort();
   int done = 0;
   for (; done < burst; done++) {
-    zmq_msg_t rid, body;
-    zmq_msg_init(&rid);
-    zmq_msg_init(&body);
-    if (zmq_msg_recv(&rid, pf->router, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&rid);
-      zmq_msg_close(&body);
+    zmq_msg_t *rid = &msgs[done][0], *body = &msgs[done][1];
+    zmq_msg_init(rid);
+    zmq_msg_init(body);
+    if (zmq_msg_recv(rid, pf->router, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(rid);
+      zmq_msg_close(body);
       break;
     }
-    int ok = zmq_msg_more(&rid) &&
-             zmq_msg_recv(&body, pf->router, ZMQ_DONTWAIT) >= 0 &&
-             !zmq_msg_more(&body);
-    if (ok) gm__privfeed_handle(pf, &rid, &body, now_ms);
+    ok[done] = zmq_msg_more(rid) &&
+               zmq_msg_recv(body, pf->router, ZMQ_DONTWAIT) >= 0 &&
+               !zmq_msg_more(body);
     /* Drop the rest of a message of more frames than a subscription has. */
-    while (zmq_msg_more(&body) &&
-           zmq_msg_recv(&body, pf->router, ZMQ_DONTWAIT) >= 0) {
-    }
-    zmq_msg_close(&rid);
-    zmq_msg_close(&body);
+    zmq_msg_t rest;
+    zmq_msg_init(&rest);
+    int more = zmq_msg_more(body);
+    while (more && zmq_msg_recv(&rest, pf->router, ZMQ_DONTWAIT) >= 0)
+      more = zmq_msg_more(&rest);
+    zmq_msg_close(&rest);
   }
+  if (done) {
+    /* Disconnects and accepts up to now: a disconnect of a connection
+       before these messages' own (each was accepted before it sent) is
+       applied before them, so none of them lands in a gone connection's
+       record that shares its routing id and fd. */
+    gm__privfeed_read_monitor(pf);
+    gm__rc_clear(pf); /* answers serve the burst they were asked for */
+    gm__privfeed_ask_new(pf, msgs, ok, done);
+  }
+  for (int i = 0; i < done; i++) {
+    if (ok[i]) gm__privfeed_handle(pf, &msgs[i][0], &msgs[i][1], now_ms);
+    zmq_msg_close(&msgs[i][0]);
+    zmq_msg_close(&msgs[i][1]);
+  }
+  free(msgs);
+  free(ok);
   return done;
 }
 
@@ -940,6 +1113,7 @@ void gm__privfeed_set_lookup(gm__privfeed *pf, gm__privfeed_lookup lookup,
 }
 
 void gm__privfeed_recheck(gm__privfeed *pf, int64_t now_ms) {
+  pf->redis_failed = 0; /* each re-check tries Redis again */
   if (pf->dev || !pf->lookup || pf->nconns == 0) return;
   const char **keys = malloc(pf->nconns * sizeof *keys);
   gm__pconn **of = malloc(pf->nconns * sizeof *of);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -1142,6 +1143,121 @@ START_TEST(random_steps_keep_delivery_exact) {
 }
 END_TEST
 
+/* ---- a new connection on a gone one's routing id and fd ---- */
+
+/* The client side of the test below, in a process of its own (so that its
+   sockets take no fd in the broker's process, and the broker's accept of
+   the second connection takes the fd the first one freed): on each command
+   byte from `cmd` it connects ('A', 'B': prefix "a." or "b.") under routing
+   id "same", closes ('C'), or reads events until "b.x" or 3 s and writes
+   their topics, '|'-joined, to `out` ('R'). */
+static void same_rid_client(const char *ep, int cmd, int out) {
+  void *ctx = zmq_ctx_new(), *d = NULL;
+  char c;
+  while (read(cmd, &c, 1) == 1) {
+    if (c == 'A' || c == 'B') {
+      d = zmq_socket(ctx, ZMQ_DEALER);
+      int zero = 0;
+      zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+      zmq_setsockopt(d, ZMQ_ROUTING_ID, "same", 4);
+      zmq_connect(d, ep);
+      zmq_send(d, c == 'A' ? "\1a." : "\1b.", 3, 0);
+    } else if (c == 'C') {
+      zmq_close(d);
+      d = NULL;
+    } else if (c == 'R') {
+      char got[256] = "";
+      int ms = 3000;
+      zmq_setsockopt(d, ZMQ_RCVTIMEO, &ms, sizeof ms);
+      for (;;) {
+        char t[64];
+        int n = zmq_recv(d, t, sizeof t - 1, 0);
+        if (n < 0) break;
+        t[n] = 0;
+        int more = 0;
+        size_t ml = sizeof more;
+        char junk[64];
+        for (;;) {
+          zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml);
+          if (!more) break;
+          zmq_recv(d, junk, sizeof junk, 0);
+        }
+        if (got[0]) strcat(got, "|");
+        strncat(got, t, 64);
+        if (!strcmp(t, "b.x")) break;
+      }
+      if (write(out, got, strlen(got) + 1) < 0) break;
+    }
+    if (write(out, "", 1) < 0) break; /* done */
+  }
+  if (d) zmq_close(d);
+  zmq_ctx_term(ctx);
+}
+
+/* Sends command c to the client and waits until it is done. */
+static void client_do(int cmd, int out, char c) {
+  ck_assert_int_eq(write(cmd, &c, 1), 1);
+  char b = 1;
+  ck_assert_int_eq(read(out, &b, 1), 1);
+  ck_assert_int_eq(b, 0);
+}
+
+/*
+ * A client closes and a new one connects under the same routing id before
+ * the broker has read the first one's disconnect, and the broker's accept
+ * gives it the same fd: it starts with nothing of the old connection's and
+ * keeps what it subscribed once that disconnect is read (it inherited the
+ * old prefixes, then lost everything until its resend).
+ */
+START_TEST(a_new_connection_on_a_gone_ones_id_and_fd_starts_afresh) {
+  char ep[128], err[256];
+  snprintf(ep, sizeof ep, "ipc:///tmp/gm-test-privfeed-same-%d", (int)getpid());
+  int cmd[2], out[2];
+  ck_assert_int_eq(pipe(cmd), 0);
+  ck_assert_int_eq(pipe(out), 0);
+  pid_t child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    close(cmd[1]);
+    close(out[0]);
+    same_rid_client(ep, cmd[0], out[1]);
+    _exit(0);
+  }
+  close(cmd[0]);
+  close(out[1]);
+  void *ctx = zmq_ctx_new();
+  gm__privfeed *pf = gm__privfeed_new(ctx, ep, NULL, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  client_do(cmd[1], out[0], 'A');
+  read_n(pf, 1);
+  client_do(cmd[1], out[0], 'C');
+  /* Its disconnect is there to read, not read: the race, held open. */
+  zmq_pollitem_t mon = {gm__privfeed_monitor_socket(pf), 0, ZMQ_POLLIN, 0};
+  ck_assert_int_eq(zmq_poll(&mon, 1, 5000), 1);
+  client_do(cmd[1], out[0], 'B');
+  read_n(pf, 1);
+  gm__privfeed_read_monitor(pf); /* whatever is left of it, read late */
+  gm__privfeed_deliver(pf, "a.x", 3, "x", 1);
+  gm__privfeed_deliver(pf, "b.x", 3, "x", 1);
+  ck_assert_int_eq(write(cmd[1], "R", 1), 1);
+  char got[256];
+  size_t n = 0;
+  while (n < sizeof got && read(out[0], got + n, 1) == 1 && got[n]) n++;
+  got[n < sizeof got ? n : sizeof got - 1] = 0;
+  char done;
+  ck_assert_int_eq(read(out[0], &done, 1), 1);
+  ck_assert_msg(!strcmp(got, "b.x"),
+                "the new connection got \"%s\", want \"b.x\" only", got);
+  close(cmd[1]);
+  int status;
+  waitpid(child, &status, 0);
+  close(out[0]);
+  gm__privfeed_destroy(&pf);
+  zmq_ctx_term(ctx);
+  unlink(ep + strlen("ipc://"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("privfeed");
   TCase *tc = tcase_create("privfeed");
@@ -1155,6 +1271,7 @@ int main(void) {
   tcase_add_test(tc, public_prefixes_count_in_the_cap);
   tcase_add_test(tc, a_full_queue_drops_and_both_drops_and_refusals_are_logged);
   tcase_add_test(tc, random_steps_keep_delivery_exact);
+  tcase_add_test(tc, a_new_connection_on_a_gone_ones_id_and_fd_starts_afresh);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
