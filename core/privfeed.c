@@ -133,7 +133,6 @@ struct gm__privfeed {
      first subscription was read is refused at once). */
   struct gm__rcache *rc; /* GM__RC_SLOTS slots, allocated at the first */
   size_t nrc;            /* used */
-  uint64_t rc_lookups;   /* look-ups made for new connections (tests) */
   int redis_failed;      /* one failed in this burst: no more in it */
 };
 
@@ -742,7 +741,6 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
     if (!e && !pf->redis_failed) {
       const char *keys[1] = {key};
       char *owner = NULL, *now_roles = NULL;
-      pf->rc_lookups++;
       if (pf->lookup(pf->lookup_ctx, keys, 1, &owner, &now_roles) == 0) {
         gm__rc_put(pf, key, owner, now_roles);
         e = gm__rc_find(pf, key);
@@ -972,7 +970,6 @@ static void gm__privfeed_ask_new(gm__privfeed *pf, zmq_msg_t (*msgs)[2],
     if (j == nk) keys[nk++] = key;
   }
   if (nk) {
-    pf->rc_lookups++;
     if (pf->nrc + nk > GM__RC_MAX) gm__rc_clear(pf);
     if (pf->lookup(pf->lookup_ctx, keys, nk, owners, roles) == 0)
       for (size_t j = 0; j < nk; j++)

@@ -393,6 +393,7 @@ static char cpub[NP][41], csec[NP][41]; /* participant k's key pair */
 static const char *reg_owner[NP];       /* who owns key k now (NULL: none) */
 static char reg_roles[NP][32];          /* participant k's roles now */
 static volatile int zap_stop;
+static _Atomic int zap_admitted; /* handshakes the handler admitted */
 
 /* A ZAP handler admitting participant k's key as "p<k>" with its roles. */
 static void *zap_run(void *ctx) {
@@ -437,6 +438,7 @@ static void *zap_run(void *ctx) {
         m += vl;
       }
     }
+    if (who >= 0) zap_admitted++;
     zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(rep, f[1], (size_t)(len[1] > 0 ? len[1] : 0), ZMQ_SNDMORE);
     zmq_send(rep, who >= 0 ? "200" : "400", 3, ZMQ_SNDMORE);
@@ -449,10 +451,12 @@ static void *zap_run(void *ctx) {
 }
 
 static int lookups;
+static size_t lookup_keys; /* keys asked, over all look-ups */
 static int fake_lookup(void *ctx, const char *const *keys, size_t n,
                        char **owners, char **roles) {
   (void)ctx;
   lookups++;
+  lookup_keys += n;
   for (size_t i = 0; i < n; i++) {
     owners[i] = roles[i] = NULL;
     for (int k = 0; k < NP; k++)
@@ -659,6 +663,101 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
   zap_stop = 1;
   pthread_join(zt, NULL);
   zmq_ctx_term(ctx);
+}
+END_TEST
+
+/*
+ * After a restart every client reconnects at once: the new connections
+ * whose first subscriptions are read in one burst are looked up in one
+ * pipelined look-up, not one each (the publisher thread's events waited a
+ * Redis round trip per new connection), and the answer is as fresh: a key
+ * revoked before its connection's first subscription is refused at once.
+ */
+START_TEST(new_connections_read_together_are_looked_up_together) {
+  enum { N = 30 };
+  void *ctx = zmq_ctx_new();
+  zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, N + 16);
+  char spub[41], ssec[41], ep[128], err[256];
+  zmq_curve_keypair(spub, ssec);
+  for (int k = 0; k < NP; k++) {
+    zmq_curve_keypair(cpub[k], csec[k]);
+    static char ids[NP][8];
+    snprintf(ids[k], sizeof ids[k], "p%d", k);
+    reg_owner[k] = k == NP - 1 ? NULL : ids[k]; /* the last one's revoked */
+    snprintf(reg_roles[k], sizeof reg_roles[k], "r%d", k % 3);
+  }
+  pthread_t zt;
+  zap_stop = 0;
+  zap_admitted = 0;
+  ck_assert_int_eq(pthread_create(&zt, NULL, zap_run, ctx), 0);
+  usleep(50000);
+  snprintf(ep, sizeof ep, "ipc:///tmp/gm-test-privfeed-burst-%d",
+           (int)getpid());
+  gm__privfeed *pf = gm__privfeed_new(ctx, ep, ssec, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  gm__privfeed_set_lookup(pf, fake_lookup, NULL);
+  void *d[N];
+  for (int i = 0; i < N; i++) {
+    int who = i % NP;
+    d[i] = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d[i], ZMQ_CURVE_SERVERKEY, spub, 40);
+    zmq_setsockopt(d[i], ZMQ_CURVE_PUBLICKEY, cpub[who], 40);
+    zmq_setsockopt(d[i], ZMQ_CURVE_SECRETKEY, csec[who], 40);
+    ck_assert_int_eq(zmq_connect(d[i], ep), 0);
+    char m[16];
+    int l = snprintf(m, sizeof m, "%c@p:p%d ", 1, who);
+    zmq_send(d[i], m, (size_t)l, 0);
+  }
+  /* Every handshake admitted and a subscription waiting, as after a
+     restart, before the broker reads. */
+  for (int i = 0; i < 500 && zap_admitted < N; i++) zmq_poll(NULL, 0, 10);
+  ck_assert_int_eq(zap_admitted, N);
+  zmq_pollitem_t it = {gm__privfeed_socket(pf), 0, ZMQ_POLLIN, 0};
+  ck_assert_int_eq(zmq_poll(&it, 1, 5000), 1);
+  lookups = 0;
+  lookup_keys = 0;
+  int reads = 0;
+  for (int got = 0, tries = 0; got < N && tries < 500; tries++) {
+    int r = gm__privfeed_read(pf, 256, 1000);
+    got += r;
+    reads += r > 0;
+    if (!r) zmq_poll(NULL, 0, 10);
+  }
+  ck_assert_msg(lookups <= reads && lookups < N,
+                "%d look-ups for %d new connections read in %d bursts", lookups,
+                N, reads);
+  /* One key per participant and burst at most: asked once, shared. */
+  ck_assert_uint_le(lookup_keys, (size_t)(NP * reads));
+  gm__privfeed_deliver(pf, "@p:p0 m.e", 9, "x", 1);
+  gm__privfeed_deliver(pf, "@p:p4 m.e", 9, "x", 1);
+  /* The revoked key's connections are refused, p0's served; then nobody
+     else got anything (each was sent what it would get before those came). */
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < N; i++) {
+      int who = i % NP, wants = who == 0 || who == NP - 1;
+      if (wants != !pass) continue;
+      char t[64];
+      int n = zmq_recv(d[i], t, sizeof t - 1, ZMQ_DONTWAIT);
+      for (int k = 0; wants && k < 100 && n < 0; k++) {
+        zmq_poll(NULL, 0, 10);
+        n = zmq_recv(d[i], t, sizeof t - 1, ZMQ_DONTWAIT);
+      }
+      if (!wants) {
+        ck_assert_int_lt(n, 0);
+        continue;
+      }
+      ck_assert_int_ge(n, 0);
+      t[n] = 0;
+      ck_assert_str_eq(t, who == NP - 1 ? "!" : "@p:p0 m.e");
+    }
+  for (int i = 0; i < N; i++) zmq_close(d[i]);
+  gm__privfeed_destroy(&pf);
+  zap_stop = 1;
+  pthread_join(zt, NULL);
+  zmq_ctx_term(ctx);
+  unlink(ep + strlen("ipc://"));
 }
 END_TEST
 
@@ -1266,6 +1365,7 @@ int main(void) {
   tcase_add_test(tc, a_silent_connection_is_forgotten_after_its_lease);
   tcase_add_test(tc, each_connection_gets_exactly_what_its_prefixes_start);
   tcase_add_test(tc, rechecks_keep_delivery_and_the_index_in_step);
+  tcase_add_test(tc, new_connections_read_together_are_looked_up_together);
   tcase_add_test(tc, one_among_many_leaves_and_the_others_keep_their_events);
   tcase_add_test(tc, a_connection_drops_and_adds_back_many_of_its_prefixes);
   tcase_add_test(tc, public_prefixes_count_in_the_cap);
