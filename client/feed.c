@@ -379,15 +379,21 @@ static void gm__feed_publics_to_private(gm_feed *f) {
 
 /*
  * A broker from before 2026-12-05 refuses a public prefix on the private
- * feed ("... may see only private topics ..."): that prefix, and every
- * public one from now on, goes to the SUB instead.  1 when `prefix` was
- * such a refusal.  Any other refusal (the cap, a revoked key) stands: the
- * SUB would not be bounded.
+ * feed ("... may see only private topics ..."), or, when the connection
+ * holds its 256 private prefixes already, with its cap's reason, which
+ * says "256 private prefixes" (a newer broker's says "256 prefixes
+ * (private and public)"): that prefix, and every public one from now on,
+ * goes to the SUB instead.  1 when `prefix` was such a refusal.  Any other
+ * refusal (a newer broker's cap, a revoked key) stands: the SUB would not
+ * be bounded.
  */
 static int gm__feed_fall_back(gm_feed *f, const char *prefix, const char *why,
                               size_t wn) {
   static const char old[] = "may see only private topics";
-  if (!prefix[0] || prefix[0] == '@' || !memmem(why, wn, old, sizeof old - 1))
+  static const char old_cap[] = "256 private prefixes";
+  if (!prefix[0] || prefix[0] == '@' ||
+      (!memmem(why, wn, old, sizeof old - 1) &&
+       !memmem(why, wn, old_cap, sizeof old_cap - 1)))
     return 0;
   gm__feed_publics_to_sub(f, 1);
   return 1;

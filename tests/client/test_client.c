@@ -429,6 +429,92 @@ START_TEST(feed_delivers_subscribed_events) {
 }
 END_TEST
 
+/*
+ * A broker from before 2026-12-05 whose connection already holds its 256
+ * private prefixes refuses a public one with its cap's reason, not with
+ * "may see only private topics": that is an older broker too, and the
+ * library moves the prefix to the SUB (it reported the refusal and the
+ * prefix got nothing).  A newer broker's cap refusal stands.
+ */
+START_TEST(feed_at_an_older_brokers_cap_moves_public_prefixes_to_the_sub) {
+  char ep[64], pep[64];
+  void *ctx = zmq_ctx_new(), *pub = bound(ctx, ZMQ_PUB, ep);
+  void *router = bound(ctx, ZMQ_ROUTER, pep);
+  gm_client_options o;
+  gm_client_options_init(&o);
+  o.private_feed = pep;
+  gm_feed *f = gm_feed_new(ep, &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
+  Gm__Event ev = GM__EVENT__INIT;
+  ev.market = "sample";
+  ev.event = "trade";
+  ev.type = "gm.sample.Trade";
+  uint8_t buf[256];
+  size_t n = gm__event__pack(&ev, buf);
+  char *topic = NULL;
+  Gm__Event *got = NULL;
+  for (int i = 0; i < 100 && !got; i++) {
+    char rid[256], m[300];
+    int rl;
+    while ((rl = zmq_recv(router, rid, sizeof rid, ZMQ_DONTWAIT)) > 0) {
+      int ml = zmq_recv(router, m, sizeof m, 0);
+      if (ml >= 2 && m[0] == 1 && m[1] != '@') {
+        static const char why[] =
+            "a connection holds at most 256 private prefixes; unsubscribe "
+            "some or use a shorter prefix";
+        zmq_send(router, rid, (size_t)rl, ZMQ_SNDMORE);
+        zmq_send(router, "!", 1, ZMQ_SNDMORE);
+        zmq_send(router, m + 1, (size_t)ml - 1, ZMQ_SNDMORE);
+        zmq_send(router, why, sizeof why - 1, 0);
+      }
+    }
+    zmq_send(pub, "sample.trade", 12, ZMQ_SNDMORE);
+    zmq_send(pub, buf, n, 0);
+    gm_status s = gm_feed_recv(f, &topic, &got, 50);
+    ck_assert_msg(s == GM_OK || s == GM_UNAVAILABLE, "%d: %s", s,
+                  gm_client_last_error());
+  }
+  ck_assert_ptr_nonnull(got);
+  ck_assert_str_eq(topic, "sample.trade");
+  free(topic);
+  gm_feed_event_free(&got);
+  gm_feed_destroy(&f);
+
+  /* A newer broker's cap: reported, the prefix not moved. */
+  f = gm_feed_new(ep, &o);
+  ck_assert_msg(f != NULL, "%s", gm_client_last_error());
+  ck_assert_int_eq(gm_feed_subscribe(f, "sample."), GM_OK);
+  gm_status s = GM_UNAVAILABLE;
+  for (int i = 0; i < 100 && s == GM_UNAVAILABLE; i++) {
+    char rid[256], m[300];
+    int rl;
+    while ((rl = zmq_recv(router, rid, sizeof rid, ZMQ_DONTWAIT)) > 0) {
+      int ml = zmq_recv(router, m, sizeof m, 0);
+      if (ml >= 2 && m[0] == 1 && m[1] != '@') {
+        static const char why[] =
+            "a connection holds at most 256 prefixes (private and public); "
+            "unsubscribe some or use a shorter prefix";
+        zmq_send(router, rid, (size_t)rl, ZMQ_SNDMORE);
+        zmq_send(router, "!", 1, ZMQ_SNDMORE);
+        zmq_send(router, m + 1, (size_t)ml - 1, ZMQ_SNDMORE);
+        zmq_send(router, why, sizeof why - 1, 0);
+      }
+    }
+    s = gm_feed_recv(f, &topic, &got, 50);
+  }
+  ck_assert_int_eq(s, GM_PERMISSION_DENIED);
+  ck_assert_str_eq(topic, "sample.");
+  ck_assert_msg(strstr(gm_client_last_error(), "(private and public)"), "%s",
+                gm_client_last_error());
+  free(topic);
+  gm_feed_destroy(&f);
+  zmq_close(router);
+  zmq_close(pub);
+  zmq_ctx_term(ctx);
+}
+END_TEST
+
 /* A private feed nobody answers (a port a firewall closes, a publisher
    with no private feed): it refuses nothing, so the library cannot tell
    an older broker; its handshake never succeeds, and after the feed's
@@ -1188,6 +1274,8 @@ int main(void) {
   tcase_add_test(tc, undecodable_reply_body_is_internal);
   tcase_add_test(tc, pipelining);
   tcase_add_test(tc, feed_delivers_subscribed_events);
+  tcase_add_test(tc,
+                 feed_at_an_older_brokers_cap_moves_public_prefixes_to_the_sub);
   tcase_add_test(tc, feed_whose_private_feed_never_answers_uses_the_sub);
   tcase_add_test(
       tc, feed_whose_private_feed_answers_late_gets_public_prefixes_back);
