@@ -145,7 +145,7 @@ typedef struct gm__rcache {
 
 /* Answers kept at most (a burst is 256 messages; past this a key is asked
    alone). */
-#define GM__RC_MAX 8192
+#define GM__RC_MAX 1024
 #define GM__RC_SLOTS (2 * GM__RC_MAX)
 
 /* Audiences told to the interest map at most: past this every private
