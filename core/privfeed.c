@@ -573,7 +573,7 @@ static gm__rcache *gm__rc_slot(gm__privfeed *pf, const char *key) {
   return &pf->rc[j];
 }
 
-/* key's answer kept since the last re-check, or NULL. */
+/* key's answer asked in this burst, or NULL. */
 static const gm__rcache *gm__rc_find(gm__privfeed *pf, const char *key) {
   if (!pf->nrc || strlen(key) != 40) return NULL;
   const gm__rcache *e = gm__rc_slot(pf, key);
