@@ -4,9 +4,13 @@
  * Each entry is a thin door onto what gm's own commands use, so a market's
  * commands call, print and fail exactly as gm's do.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,6 +122,75 @@ static void gm__api_print(gm_cli *cli, const ProtobufCMessage *msg) {
   gm_cli_print(cli, msg);
 }
 
+/* The folder part of path ("." when none), in out. */
+static void gm__dir_of(const char *path, char *out, size_t outlen) {
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(out, outlen, ".");
+  else if (slash == path)
+    snprintf(out, outlen, "/");
+  else
+    snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+}
+
+static int gm__api_write_file(gm_cli *cli, const char *path, const void *data,
+                              size_t len) {
+  /* A link is written through: the file it names is replaced, not it. */
+  char *real = NULL;
+  struct stat lst;
+  if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+    real = realpath(path, NULL);
+  const char *target = real ? real : path;
+  /* Only a file is replaced: never a device (renamed over, /dev/null would
+     be gone for every program), a folder or a pipe. */
+  struct stat cur;
+  if (stat(target, &cur) == 0 && !S_ISREG(cur.st_mode)) {
+    free(real);
+    return gm__api_error(cli, GM_INVALID_ARGUMENT,
+                         "cannot write %s: it is not a regular file (a "
+                         "folder, device or pipe); give a file's path",
+                         path);
+  }
+  char dir[4096], tmp[4200];
+  gm__dir_of(target, dir, sizeof dir);
+  snprintf(tmp, sizeof tmp, "%s/.gm-write-XXXXXX", dir);
+  int err = 0, fd = mkstemp(tmp);
+  if (fd < 0) err = errno;
+  if (!err) {
+    struct stat st;
+    mode_t mode;
+    if (stat(target, &st) == 0) {
+      mode = st.st_mode & 07777;
+    } else {
+      mode_t mask = umask(0);
+      umask(mask);
+      mode = 0666 & ~mask;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left && !err) {
+      ssize_t n = write(fd, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0)
+        err = errno;
+      else
+        p += n, left -= (size_t)n;
+    }
+    if (!err && fchmod(fd, mode) != 0) err = errno;
+    if (!err && fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && !err) err = errno;
+    if (!err && rename(tmp, target) != 0) err = errno;
+    if (err) unlink(tmp);
+  }
+  free(real);
+  if (err)
+    return gm__api_error(cli, GM_INVALID_ARGUMENT,
+                         "cannot write %s: %s; choose a writable path (its "
+                         "folder must exist)",
+                         path, strerror(err));
+  return GM_CLI_EXIT_OK;
+}
+
 static const gm_cli_api gm__api = {
     .size = sizeof(gm_cli_api),
     .abi_version = GM_PLUGIN_ABI_VERSION,
@@ -130,6 +203,7 @@ static const gm_cli_api gm__api = {
     .progress = gm__api_progress,
     .progress_end = gm__api_progress_end,
     .parse_time = gm_cli_parse_time,
+    .write_file = gm__api_write_file,
 };
 
 const gm_cli_api *gm_cli_services(void) {

@@ -106,6 +106,21 @@ typedef struct gm_cli_api {
    * milliseconds since 1970, into ms.  Returns 0, or -1 when it is neither.
    */
   int (*parse_time)(const char *text, int64_t *ms);
+
+  /* -- files (appended: check with GM_CLI_API_HAS) -- */
+  /*
+   * Writes len bytes of data to the file `path` whole or not at all: into
+   * a new file in the same folder, flushed to disk, then renamed over
+   * `path` (a symbolic link is followed), so a write that fails (disk full,
+   * no such folder, no permission) leaves a file already there as it was
+   * and no part-written file behind.  Only a regular file is replaced (a
+   * folder, device or pipe is refused).  A file already there keeps its mode;
+   * a new one gets 0666 less the umask.  Returns GM_CLI_EXIT_OK, or prints
+   * "error: INVALID_ARGUMENT: cannot write PATH: <reason>; choose a
+   * writable path (its folder must exist)" and returns GM_CLI_EXIT_ERROR.
+   */
+  int (*write_file)(gm_cli *cli, const char *path, const void *data,
+                    size_t len);
 } gm_cli_api;
 
 /* Non-zero when gm's table has `fn`: for a function appended after the

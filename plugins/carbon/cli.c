@@ -1142,13 +1142,18 @@ static int gm__carbon_statement_run(const gm__carbon_cli *g, int argc,
   if (code != GM_CLI_EXIT_OK) return code;
   const Gm__Carbon__Statement *st = (const Gm__Carbon__Statement *)reply;
   if (r.out) {
-    FILE *f = fopen(r.out, "w");
-    int bad = !f || fputs(st->csv, f) < 0;
-    if (f && fclose(f) != 0) bad = 1;
-    if (bad) {
-      fprintf(stderr, "error: cannot write %s: %m; choose a writable path\n",
-              r.out);
-      code = GM_CLI_EXIT_ERROR;
+    /* Whole or not at all: a failed write leaves an earlier statement as
+       it was. */
+    if (!GM_CLI_API_HAS(g->api, write_file))
+      code = g->api->error(g->cli, GM_UNIMPLEMENTED,
+                           "this gm is older than its carbon commands and "
+                           "cannot write %s; install gm and its markets "
+                           "together",
+                           r.out);
+    else
+      code = g->api->write_file(g->cli, r.out, st->csv, strlen(st->csv));
+    if (code != GM_CLI_EXIT_OK) {
+      /* said */
     } else if (g->api->json(g->cli)) {
       g->api->print(g->cli, reply);
     } else {

@@ -523,13 +523,16 @@ static int gm__fin_write(const gm__fin_cli *g, const char *path,
     fputs(text, stdout);
     return GM_CLI_EXIT_OK;
   }
-  FILE *f = fopen(path, "w");
-  if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-    if (f) fclose(f);
-    return g->api->error(g->cli, GM_INVALID_ARGUMENT, "cannot write %s: %s",
-                         path, strerror(errno));
-  }
-  return GM_CLI_EXIT_OK;
+  if (!GM_CLI_API_HAS(g->api, write_file))
+    return g->api->error(g->cli, GM_UNIMPLEMENTED,
+                         "this gm is older than its finance commands and "
+                         "cannot write %s; install gm and its markets "
+                         "together",
+                         path);
+  /* Whole or not at all: a failed write leaves an earlier file as it was
+     (with fopen's "w" it was emptied first, and closed twice when fclose
+     itself failed). */
+  return g->api->write_file(g->cli, path, text, strlen(text));
 }
 
 /* ---- the catalogue and the calendar ---- */

@@ -2282,20 +2282,26 @@ static int pr_cmd_export(const pr_cli *g, int argc, char **argv,
   if (code != GM_CLI_EXIT_OK) return code;
   const Gm__Procurement__Export *e = (const void *)reply;
   if (o.out) {
-    FILE *f = fopen(o.out, "w");
-    int bad = !f || fputs(e->json, f) < 0 || fputc('\n', f) < 0;
-    int err = errno;
-    if (f && fclose(f) != 0 && !bad) {
-      bad = 1;
-      err = errno;
-    }
-    /* The user's path, not the broker: a usage error (exit 1), not
-       UNAVAILABLE (retry later), as finance's export says. */
-    if (bad) {
-      code = g->api->error(g->cli, GM_INVALID_ARGUMENT,
-                           "cannot write %s: %s; choose a writable path (its "
-                           "folder must exist)",
-                           o.out, strerror(err));
+    /* Whole or not at all (a failed write leaves an earlier export as it
+       was); the user's path, not the broker: a usage error (exit 1), not
+       UNAVAILABLE (retry later). */
+    size_t n = strlen(e->json);
+    char *text = malloc(n + 2);
+    if (!text) abort();
+    memcpy(text, e->json, n);
+    text[n] = '\n';
+    text[n + 1] = '\0';
+    if (!GM_CLI_API_HAS(g->api, write_file))
+      code = g->api->error(g->cli, GM_UNIMPLEMENTED,
+                           "this gm is older than its procurement commands "
+                           "and cannot write %s; install gm and its markets "
+                           "together",
+                           o.out);
+    else
+      code = g->api->write_file(g->cli, o.out, text, n + 1);
+    free(text);
+    if (code != GM_CLI_EXIT_OK) {
+      /* said */
     } else if (!g->api->json(g->cli)) {
       printf("wrote %s: OCDS 1.1.5 release package of %s\n", o.out, e->ocid);
     }

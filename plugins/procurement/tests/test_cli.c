@@ -4,10 +4,12 @@
  * good lines with --skip-bad), amounts typed and shown in yuan, refusals in
  * the units typed, and a whole tender from draft to the OCDS export.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "harness.h"
@@ -410,6 +412,35 @@ START_TEST(a_tender_from_draft_to_export) {
   r = gm(NULL, "export", "ZFCG-1", "--out", out, NULL);
   GM_OK(r);
   HAS(r->out, "OCDS 1.1.5 release package of ocds-gmkt00-ZFCG-1");
+  /* A write that fails part-way (here: the file size limit, as a full
+     disk would) leaves the earlier export whole and nothing beside it;
+     fopen's "w" had emptied it first. */
+  char *earlier = file("earlier.json", "{\"earlier\": true}\n");
+  struct rlimit was, small = {.rlim_cur = 1024, .rlim_max = RLIM_INFINITY};
+  ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &was), 0);
+  small.rlim_max = was.rlim_max;
+  signal(SIGXFSZ, SIG_IGN); /* inherited by gm: EFBIG, not a kill */
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+  r = gm(NULL, "export", "ZFCG-1", "--out", earlier, NULL);
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
+  signal(SIGXFSZ, SIG_DFL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "INVALID_ARGUMENT: cannot write");
+  HAS(r->err, "File too large");
+  char got[64] = "";
+  FILE *ef = fopen(earlier, "r");
+  ck_assert_ptr_nonnull(ef);
+  size_t got_n = fread(got, 1, sizeof got - 1, ef);
+  fclose(ef);
+  got[got_n] = '\0';
+  ck_assert_str_eq(got, "{\"earlier\": true}\n");
+  char ls[512];
+  snprintf(ls, sizeof ls, "ls -a %.*s | grep -c '^\\.gm-write-'",
+           (int)(strrchr(out, '/') - out), out);
+  char lsout[64];
+  gm_test_shell(ls, lsout, sizeof lsout);
+  ck_assert_str_eq(lsout, "0\n");
+  free(earlier);
   char cmd[1024];
   snprintf(cmd, sizeof cmd,
            "/usr/bin/python3 %s/plugins/procurement/tests/validate_ocds.py "
