@@ -324,10 +324,10 @@ static int parse_listen(gm__metrics *m, const char *v, char *err,
 
 static int64_t wall_ms(void) {
   /* Not gm__clock_now_ms: a test's manual clock must not move uptime or the
-     settler's lag, which compare with Redis's own clock. */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+     settler's lag, which compare with Redis's own clock (stream ids); so
+     this host's clock with the offset to Redis's ([clock] source = redis),
+     or the host's alone with source = local. */
+  return (gm__clock_local_us() + gm__clock_offset_us()) / 1000;
 }
 
 /* The port [metrics] listen names (0: any free one). */
