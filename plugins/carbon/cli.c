@@ -447,6 +447,7 @@ enum {
   GM__CARBON_REF_PRICE,
   GM__CARBON_COUNTERPARTY,
   GM__CARBON_WAIT,
+  GM__CARBON_AFTER,
 };
 
 static int gm__carbon_place_opt(int c, const char *arg, void *ctx) {
@@ -1010,7 +1011,7 @@ static int gm__carbon_orders_run(const gm__carbon_cli *g, int argc, char **argv,
 /* -- trades / statement -- */
 
 typedef struct gm__carbon_range {
-  const char *from, *to, *limit, *out;
+  const char *from, *to, *limit, *out, *after;
 } gm__carbon_range;
 
 static int gm__carbon_range_opt(int c, const char *arg, void *ctx) {
@@ -1019,14 +1020,14 @@ static int gm__carbon_range_opt(int c, const char *arg, void *ctx) {
   if (c == GM__CARBON_TO) r->to = arg;
   if (c == GM__CARBON_LIMIT) r->limit = arg;
   if (c == GM__CARBON_OUT) r->out = arg;
+  if (c == GM__CARBON_AFTER) r->after = arg;
   return 0;
 }
 
 /* `recent`: the range reaches now, where a fill may not be settled yet. */
-/* `limit`: the page size asked for (0: the market's 100). A full page may
-   not be all: the market returns the oldest trades first and no more. */
-static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent,
-                                    int64_t limit) {
+/* The market returns the oldest trades first, a page of --limit; when more
+   follow, the reply's next_cursor says where the next page starts. */
+static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
   const Gm__Carbon__TradeList *r = (const Gm__Carbon__TradeList *)m;
   gm_table t = {8,
                 (const char *[]){"TIME", "SYMBOL", "PRICE", "QTY", "AMOUNT",
@@ -1053,12 +1054,11 @@ static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent,
     printf("no settled trades in that range\n");
   else
     gm_table_print(&t, stdout);
-  if (r->n_trades && (int64_t)r->n_trades >= (limit ? limit : 100))
+  if (r->next_cursor[0])
     printf(
-        "%zu trade(s) shown, as many as --limit asks (100 unless given), the "
-        "oldest first: there may be more; give a later --from or a larger "
-        "--limit (at most 10000)\n",
-        r->n_trades);
+        "%zu trade(s) shown, the oldest first, and more follow: for the next "
+        "page run the same command with --after %s\n",
+        r->n_trades, r->next_cursor);
 }
 
 static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1067,6 +1067,7 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
       {"from", required_argument, NULL, GM__CARBON_FROM},
       {"to", required_argument, NULL, GM__CARBON_TO},
       {"limit", required_argument, NULL, GM__CARBON_LIMIT},
+      {"after", required_argument, NULL, GM__CARBON_AFTER},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   gm__carbon_range r = {0};
@@ -1102,6 +1103,7 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
   req.from_ms = from;
   req.to_ms = to;
   req.limit = (int32_t)limit;
+  req.cursor = (char *)(r.after ? r.after : "");
   ProtobufCMessage *reply;
   int code = gm__carbon_call(g, "records.trades", &req.base, &reply);
   if (code != GM_CLI_EXIT_OK) return code;
@@ -1111,7 +1113,7 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
   if (g->api->json(g->cli))
     g->api->print(g->cli, reply);
   else
-    gm__carbon_print_trades(reply, from <= now && (!r.to || to > now), limit);
+    gm__carbon_print_trades(reply, from <= now && (!r.to || to > now));
   fflush(stdout);
   gm__carbon_free(&reply);
   return code;
@@ -1939,10 +1941,12 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
     {"orders", "gm carbon orders [SYMBOL]      your open orders\n",
      gm__carbon_orders_run},
     {"trades",
-     "gm carbon trades [SYMBOL] [--from DATE] [--to DATE] [--limit N]\n"
+     "gm carbon trades [SYMBOL] [--from DATE] [--to DATE] [--limit N] "
+     "[--after CURSOR]\n"
      "    your settled trades (dates YYYY-MM-DD, Asia/Shanghai), the oldest "
      "first,\n"
-     "    at most --limit (default 100): a full page says there may be more\n",
+     "    at most --limit (default 100); when more follow it prints the\n"
+     "    --after CURSOR that gets the next page (same SYMBOL, --from, --to)\n",
      gm__carbon_trades_run},
     {"book", "gm carbon book SYMBOL [--depth N]   bids and asks (default 5)\n",
      gm__carbon_book_run},

@@ -3,6 +3,7 @@
  * reconciliation of ledger totals against live holdings.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,13 @@ static int carbon__trade_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
+/* The trades of the caller (an admin: everyone's) in [from_ms, to_ms) of
+   `sym` ("" every instrument), ordered by (time_ms, trade_id), the first
+   `limit` of those after (after_ms, after_id) (after_id "": from the
+   start). */
 static gm_status carbon__query_trades(gm_call *call, const char *sym,
                                       int64_t from_ms, int64_t to_ms,
+                                      int64_t after_ms, const char *after_id,
                                       int64_t limit, carbon__trades *t) {
   t->call = call;
   t->me = host->participant(call);
@@ -75,17 +81,24 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
      index, and sorts those: the first ?5 of all are among them (300,000
      trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all five
      parameters: SQLite counts up to the highest number used, and an
-     unused one is bound harmlessly.) */
+     unused one is bound harmlessly.)  A page after a cursor starts at
+     the cursor's time (?2) and skips the trades of that millisecond up to
+     its trade id (?6, ?7): trades are ordered by (time_ms, trade_id), both
+     fixed once settled, and trade ids are unique, so no trade of a range
+     is listed on two pages or on none, however many share a millisecond.
+     Without a cursor ?6 is below every time and the filter passes all. */
 #define CARBON__TRADES_SELECT                                             \
   "SELECT trade_id, symbol, buyer, seller, buy_order, sell_order, price," \
   " quantity, amount, maker_side, time_ms, block FROM carbon_trades"
 #define CARBON__TRADES_ORDER " ORDER BY time_ms, trade_id LIMIT ?5"
+#define CARBON__TRADES_AFTER " AND (time_ms > ?6 OR trade_id > ?7)"
   static const char own[] = CARBON__TRADES_SELECT
       " WHERE time_ms >= ?2 AND time_ms < ?3 AND (buyer = ?4 OR seller = ?4)"
-      " AND (?1 = '' OR +symbol = ?1)" CARBON__TRADES_ORDER;
+      " AND (?1 = '' OR +symbol = ?1)" CARBON__TRADES_AFTER
+          CARBON__TRADES_ORDER;
   static const char one[] = CARBON__TRADES_SELECT
       " WHERE symbol = ?1 AND time_ms >= ?2 AND time_ms < "
-      "?3" CARBON__TRADES_ORDER;
+      "?3" CARBON__TRADES_AFTER CARBON__TRADES_ORDER;
   static const char all[] =
       "WITH RECURSIVE s(symbol) AS (SELECT min(symbol) FROM carbon_trades"
       " UNION ALL SELECT (SELECT min(symbol) FROM carbon_trades"
@@ -93,16 +106,81 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
       "NULL) " CARBON__TRADES_SELECT
       " WHERE rowid IN (SELECT t.rowid FROM s, carbon_trades t"
       " WHERE t.rowid IN (SELECT rowid FROM carbon_trades"
-      " WHERE symbol = s.symbol AND time_ms >= ?2 AND time_ms < ?3"
+      " WHERE symbol = s.symbol AND time_ms >= ?2 AND time_ms < "
+      "?3" CARBON__TRADES_AFTER
       " ORDER BY time_ms, trade_id LIMIT ?5))" CARBON__TRADES_ORDER;
   return host->ledger_query(
       call,
       !t->admin ? own
       : sym[0]  ? one
                 : all,
-      (gm_param[]){GM_TEXT(sym), GM_INT(from_ms), GM_INT(to_ms), GM_TEXT(t->me),
-                   GM_INT(limit)},
-      5, carbon__trade_row, t);
+      (gm_param[]){GM_TEXT(sym),
+                   GM_INT(from_ms > after_ms ? from_ms : after_ms),
+                   GM_INT(to_ms), GM_TEXT(t->me), GM_INT(limit),
+                   GM_INT(after_ms), GM_TEXT(after_id)},
+      7, carbon__trade_row, t);
+}
+
+/* What a records.trades cursor is bound to, with its position: FNV-1a
+   (64 bits) of the caller, the request's symbol, from_ms and to_ms as
+   given, and the last trade's time and id.  Not a secret (the caller could
+   list those trades anyway): it tells a cursor of another query, another
+   caller or one edited by hand from one this query handed out. */
+static uint64_t carbon__trades_seal(const char *me,
+                                    const Gm__Carbon__TradesRequest *in,
+                                    int64_t at_ms, const char *tid) {
+  char nums[96];
+  const char *parts[] = {me, in->symbol, nums, tid};
+  uint64_t h = 0xcbf29ce484222325ULL;
+  snprintf(nums, sizeof nums, "%lld %lld %lld", (long long)in->from_ms,
+           (long long)in->to_ms, (long long)at_ms);
+  for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+    for (const char *p = parts[i];; p++) {
+      h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+      if (!*p) break;
+    }
+  return h;
+}
+
+/* A trade id as the ledger holds it: "<SYMBOL>:T" and 12 hex digits. */
+static int carbon__valid_trade_id(const char *s) {
+  const char *colon = strchr(s, ':');
+  char sym[32];
+  if (!colon || (size_t)(colon - s) >= sizeof sym) return 0;
+  memcpy(sym, s, (size_t)(colon - s));
+  sym[colon - s] = '\0';
+  return gm__carbon_valid_symbol(sym) && colon[1] == 'T' &&
+         strspn(colon + 2, "0123456789abcdef") == 12 && colon[14] == '\0';
+}
+
+/* records.trades' cursor: "<time_ms>.<trade id>.<seal, 16 hex digits>",
+   the last trade of the page before.  Clients treat it as opaque. */
+static gm_status carbon__trades_cursor(gm_call *call,
+                                       const Gm__Carbon__TradesRequest *in,
+                                       int64_t *at_ms, const char **tid) {
+  const char *text = in->cursor, *dot1 = strchr(text, '.');
+  const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+  char shown[96], *id, *end;
+  size_t nd = dot1 ? strspn(text, "0123456789") : 0;
+  if (!dot2 || nd == 0 || nd > 18 || text + nd != dot1 ||
+      strlen(dot2 + 1) != 16 || strspn(dot2 + 1, "0123456789abcdef") != 16)
+    goto bad;
+  *at_ms = strtoll(text, NULL, 10);
+  id = host->sprintf(call, "%.*s", (int)(dot2 - dot1 - 1), dot1 + 1);
+  if (!carbon__valid_trade_id(id) ||
+      strtoull(dot2 + 1, &end, 16) !=
+          carbon__trades_seal(host->participant(call), in, *at_ms, id))
+    goto bad;
+  *tid = id;
+  return GM_OK;
+bad:
+  return host->fail(
+      call, GM_INVALID_ARGUMENT,
+      "cursor \"%s\" is not one records.trades returned for this query "
+      "(the same symbol, from_ms and to_ms, as the same participant); pass "
+      "next_cursor back unchanged with the query it came from, or start "
+      "again from the first page without a cursor",
+      gm__carbon_shown(text, shown));
 }
 
 gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
@@ -116,9 +194,23 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
     return st;
   if (limit < 1 || limit > 10000)
     return host->fail(call, GM_INVALID_ARGUMENT, "limit must be 1..10000");
-  if ((st = carbon__query_trades(call, in->symbol, in->from_ms, to, limit,
-                                 &t)) != GM_OK)
+  int64_t after_ms = INT64_MIN;
+  const char *after_id = "";
+  if (in->cursor[0] &&
+      (st = carbon__trades_cursor(call, in, &after_ms, &after_id)) != GM_OK)
     return st;
+  /* One more than the page: a next page is there only if it is found. */
+  if ((st = carbon__query_trades(call, in->symbol, in->from_ms, to, after_ms,
+                                 after_id, limit + 1, &t)) != GM_OK)
+    return st;
+  if ((int64_t)t.list->n_trades > limit) {
+    const Gm__Carbon__Trade *last = t.list->trades[limit - 1];
+    t.list->n_trades = (size_t)limit;
+    t.list->next_cursor = host->sprintf(
+        call, "%lld.%s.%016llx", (long long)last->time_ms, last->trade_id,
+        (unsigned long long)carbon__trades_seal(host->participant(call), in,
+                                                last->time_ms, last->trade_id));
+  }
   *reply = &t.list->base;
   return GM_OK;
 }
@@ -175,7 +267,7 @@ gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
                       "a statement covers at most 10 years; split the range");
   if ((st =
            carbon__query_trades(call, in->symbol, gm__carbon_day_start_ms(from),
-                                gm__carbon_day_start_ms(to + 1),
+                                gm__carbon_day_start_ms(to + 1), INT64_MIN, "",
                                 CARBON_STATEMENT_MAX + 1, &t)) != GM_OK)
     return st;
   /* A statement is for reconciling: never cut one short silently. */

@@ -416,17 +416,26 @@ START_TEST(a_session_against_gmd) {
                            "60  5130.00  alice  -       "
                            "CEA-2025:T"),
                 "%s", r->out);
-  ck_assert_msg(!strstr(r->out, "there may be more"), "%s", r->out);
-  /* A full page says it may not be all (it said nothing). */
+  ck_assert_msg(!strstr(r->out, "more follow"), "%s", r->out);
+  /* A page exactly as long as --limit with nothing after it says no more
+     (the market looks one trade ahead; paging through follows next_cursor:
+     test_market.c, trades_page_exactly_once). */
   r = gm(ep, "--as", "alice", "carbon", "trades", "--limit", "1", NULL);
   GM_OK(r);
-  ck_assert_msg(strstr(r->out, "5130.00") &&
-                    strstr(r->out,
-                           "1 trade(s) shown, as many as --limit "
-                           "asks (100 unless given), the oldest "
-                           "first: there may be more; give a later "
-                           "--from or a larger --limit"),
+  ck_assert_msg(strstr(r->out, "5130.00") && !strstr(r->out, "more follow"),
                 "%s", r->out);
+  /* A cursor that is not one the market handed out: refused, saying how to
+     go on. */
+  r = gm(ep, "--as", "alice", "carbon", "trades", "--after", "12.CEA-2025:T1.x",
+         NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "cursor \"12.CEA-2025:T1.x\" is not one "
+                       "records.trades returned for this query") &&
+                    strstr(r->err,
+                           "start again from the first page without "
+                           "a cursor"),
+                "%s", r->err);
   r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2026-11-25", NULL);
   GM_OK(r);
   ck_assert_msg(strstr(r->out, "no settled trades ("), "%s", r->out);

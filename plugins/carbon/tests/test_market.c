@@ -331,6 +331,136 @@ END_TEST
  * (a field per value, in an order other than the packed layout's: each value
  * is found by its name) still settle after an upgrade, next to packed ones;
  * a packed order's reason keeps its '|'. */
+/* Pages of `as`'s records.trades of `sym` ("" every instrument), `limit` a
+   page, following next_cursor: every trade id into ids (room for max);
+   returns how many.  Each page but the last is full, and where a page ends
+   inside a millisecond (*split) is counted. */
+static size_t trades_pages(const char *as, const char *sym, int32_t limit,
+                           char ids[][48], size_t max, int *split) {
+  Gm__Carbon__TradesRequest tr = GM__CARBON__TRADES_REQUEST__INIT;
+  char cursor[256] = "";
+  int64_t last_ms = -1;
+  size_t n = 0;
+  tr.symbol = (char *)sym;
+  tr.from_ms = ct_at(CT_MONDAY, 0, 0);
+  tr.limit = limit;
+  for (int page = 0;; page++) {
+    ck_assert_msg(page < 64, "%s %s: no last page", as, sym);
+    tr.cursor = cursor;
+    Gm__Carbon__TradeList *tl =
+        (Gm__Carbon__TradeList *)ct_call(as, "records.trades", &tr.base);
+    ck_assert_msg(tl, "%s %s page %d: %s", as, sym, page, ct_message);
+    if (tl->next_cursor[0]) ck_assert_int_eq(tl->n_trades, limit);
+    if (page > 0 && tl->n_trades && tl->trades[0]->time_ms == last_ms)
+      (*split)++;
+    for (size_t k = 0; k < tl->n_trades; k++) {
+      ck_assert_int_lt(n, max);
+      snprintf(ids[n++], 48, "%s", tl->trades[k]->trade_id);
+      last_ms = tl->trades[k]->time_ms;
+    }
+    ck_assert_int_lt(strlen(tl->next_cursor), sizeof cursor);
+    snprintf(cursor, sizeof cursor, "%s", tl->next_cursor);
+    ct_free(tl);
+    if (!cursor[0]) return n;
+  }
+}
+
+/* Trades sharing a millisecond across a page boundary: following
+   next_cursor lists each exactly once in every case of the query (paging
+   by time alone listed those of the boundary's millisecond twice); a
+   cursor of another query, another caller or edited is refused. */
+START_TEST(trades_page_exactly_once) {
+  int64_t t0 = ct_at(CT_MONDAY, 10, 0);
+  ct_create("RE-2", 8500);
+  ct_deposit("alice", "RE-2", 100000000, 0);
+  ct_deposit("bob", "RE-2", 0, 1000);
+  for (int i = 0; i < 8; i++)
+    ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 1, CT_GTC));
+  for (int i = 0; i < 2; i++)
+    ct_free(ct_limit("bob", "RE-2", CT_SELL, 8500, 1, CT_GTC));
+  /* 1 trade at t0, 5 + 2 of two instruments at t0 + 1 ms, 2 at t0 + 2. */
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 1, CT_GTC));
+  ct_clock(t0 + 1);
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 5, CT_GTC));
+  ct_free(ct_limit("alice", "RE-2", CT_BUY, 8500, 2, CT_GTC));
+  ct_clock(t0 + 2);
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 2, CT_GTC));
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 10),
+                   10);
+  static const struct {
+    const char *who, *sym;
+    size_t n;
+  } cases[] = {
+      {"alice", "", 10}, {"alice", SYM, 8}, {"bob", "RE-2", 2},
+      {"root", SYM, 8},  {"root", "", 10},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+    for (int32_t limit = 1; limit <= 4; limit++) {
+      char ids[32][48];
+      int split = 0;
+      size_t n =
+          trades_pages(cases[c].who, cases[c].sym, limit, ids, 32, &split);
+      ck_assert_msg(n == cases[c].n, "%s %s limit %d: %zu trades", cases[c].who,
+                    cases[c].sym, limit, n);
+      for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < i; k++)
+          ck_assert_msg(strcmp(ids[i], ids[k]), "%s %s limit %d: %s twice",
+                        cases[c].who, cases[c].sym, limit, ids[i]);
+      /* Some page boundary fell inside t0 + 1 (else this proves nothing). */
+      if (limit > 1 && cases[c].n > 2)
+        ck_assert_msg(split, "%s %s limit %d: no page split a millisecond",
+                      cases[c].who, cases[c].sym, limit);
+    }
+  /* A cursor belongs to its query and caller; anything else is refused,
+     with how to go on. */
+  Gm__Carbon__TradesRequest tr = GM__CARBON__TRADES_REQUEST__INIT;
+  tr.symbol = SYM;
+  tr.from_ms = ct_at(CT_MONDAY, 0, 0);
+  tr.limit = 3;
+  Gm__Carbon__TradeList *tl =
+      (Gm__Carbon__TradeList *)ct_call("alice", "records.trades", &tr.base);
+  ck_assert_msg(tl && tl->next_cursor[0], "%s", ct_message);
+  char cursor[256];
+  snprintf(cursor, sizeof cursor, "%s", tl->next_cursor);
+  ct_free(tl);
+  tr.cursor = cursor;
+  const char *why = "is not one records.trades returned for this query";
+  ct_expect("bob", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+            why);
+  tr.from_ms = 0;
+  ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+            why);
+  tr.from_ms = ct_at(CT_MONDAY, 0, 0);
+  tr.symbol = "";
+  ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+            "start again from the first page without a cursor");
+  tr.symbol = SYM;
+  char edited[256];
+  snprintf(edited, sizeof edited, "%s", cursor);
+  edited[0] = edited[0] == '1' ? '2' : '1'; /* another time */
+  tr.cursor = edited;
+  ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+            why);
+  /* Not text at all: the broker refuses it before the market sees it. */
+  tr.cursor = "\xff\xfe";
+  ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+            "field 'cursor' is not valid UTF-8");
+  const char *const bad[] = {"x", "1.2.3", "..", "12.CEA-2025:T1.x",
+                             cursor + 1};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    tr.cursor = (char *)bad[i];
+    ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+              why);
+  }
+  /* The cursor as given still works with its own query and caller. */
+  tr.cursor = cursor;
+  tl = (Gm__Carbon__TradeList *)ct_call("alice", "records.trades", &tr.base);
+  ck_assert_msg(tl, "%s", ct_message);
+  ck_assert_int_eq(tl->n_trades, 3);
+  ct_free(tl);
+}
+END_TEST
+
 START_TEST(old_and_packed_outbox_entries_settle) {
   redisContext *rc = gm_test_redis_connect(ct_redis);
   static const char stream[] = "gm:{carbon:" SYM "}:outbox";
@@ -746,6 +876,7 @@ int main(void) {
   tcase_add_test(tc, expiry_and_the_close);
   tcase_add_test(tc, block_trades_by_agreement);
   tcase_add_test(tc, settled_records_reconcile_and_export);
+  tcase_add_test(tc, trades_page_exactly_once);
   tcase_add_test(tc, old_and_packed_outbox_entries_settle);
   tcase_add_test(tc, cached_rules_follow_the_instrument);
   tcase_add_test(tc, kept_statistics_follow_other_writers);
