@@ -79,7 +79,7 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
      symbols the symbol index holds (s, one step per symbol, each a search
      for the next), takes each one's first ?5 trades in the range by that
      index, and sorts those: the first ?5 of all are among them (300,000
-     trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all five
+     trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all seven
      parameters: SQLite counts up to the highest number used, and an
      unused one is bound harmlessly.)  A page after a cursor starts at
      the cursor's time (?2) and skips the trades of that millisecond up to
