@@ -855,6 +855,75 @@ static long carbon_requests(const char *ep) {
   return atol(q + strlen("\"requests\": "));
 }
 
+/*
+ * gm carbon trades past one page: three trades in one millisecond (the
+ * manual clock stands still), two a page; gm prints the --after cursor that
+ * gets the rest, and each trade shows on exactly one page.
+ */
+START_TEST(trades_go_past_one_page_with_after) {
+  gm_test_redis *redis = gm_test_redis_start();
+  gm_test_gmd *g = gm_test_gmd_start(
+      redis, GM_BUILD_PLUGIN_DIR,
+      "[testing]\nclock = manual\n[plugins]\nload = carbon\n");
+  const char *ep = gm_test_gmd_endpoint(g);
+  run_result *r =
+      gm(ep, "--as", "root", "clock", "set", "2026-11-24T10:00:00+08:00", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "create", "CEA-2025", "--reference",
+         "85.50", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "alice", "CEA-2025", "--cash",
+         "10000", NULL);
+  GM_OK(r);
+  r = gm(ep, "--as", "root", "carbon", "deposit", "bob", "CEA-2025",
+         "--allowances", "3", NULL);
+  GM_OK(r);
+  for (int i = 0; i < 3; i++) {
+    r = gm(ep, "--as", "bob", "carbon", "sell", "CEA-2025", "1@85.5", NULL);
+    GM_OK(r);
+  }
+  r = gm(ep, "--as", "alice", "carbon", "buy", "CEA-2025", "3@85.5", NULL);
+  GM_OK(r);
+  r = gm_until("CEA-2025:T000000000003", ep, "alice");
+  GM_OK(r);
+
+  static const char more[] =
+      "2 trade(s) shown, the oldest first, and more follow: for the next "
+      "page run the same command with --after ";
+  r = gm(ep, "--as", "alice", "carbon", "trades", "CEA-2025", "--limit", "2",
+         NULL);
+  GM_OK(r);
+  const char *at = strstr(r->out, more);
+  ck_assert_msg(at && strstr(r->out, "CEA-2025:T000000000001") &&
+                    strstr(r->out, "CEA-2025:T000000000002") &&
+                    !strstr(r->out, "CEA-2025:T000000000003"),
+                "%s", r->out);
+  char cursor[256];
+  snprintf(cursor, sizeof cursor, "%s", at + strlen(more));
+  cursor[strcspn(cursor, "\n")] = '\0';
+  ck_assert_msg(cursor[0], "%s", r->out);
+  r = gm(ep, "--as", "alice", "carbon", "trades", "CEA-2025", "--limit", "2",
+         "--after", cursor, NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "CEA-2025:T000000000003") &&
+                    !strstr(r->out, "CEA-2025:T000000000002") &&
+                    !strstr(r->out, "more follow"),
+                "%s", r->out);
+  /* The cursor with another range is refused, saying how to go on. */
+  r = gm(ep, "--as", "alice", "carbon", "trades", "CEA-2025", "--from",
+         "2026-11-24", "--after", cursor, NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "is not one records.trades returned for this "
+                       "query") &&
+                    strstr(r->err, "start again from the first page"),
+                "%s", r->err);
+
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&redis);
+}
+END_TEST
+
 START_TEST(orders_and_cancel_all_go_past_one_page) {
   gm_test_redis *redis = gm_test_redis_start();
   /* Mass cancel looks at 40 orders per call: 150 need several calls. */
@@ -1062,6 +1131,7 @@ int main(void) {
   tcase_add_test(tc, instrument_rows_stay_in_line);
   tcase_add_test(tc, block_trades_close_and_reconcile);
   tcase_add_test(tc, orders_and_cancel_all_go_past_one_page);
+  tcase_add_test(tc, trades_go_past_one_page_with_after);
   tcase_add_test(tc, watch_as_shows_only_your_own_private_events);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
