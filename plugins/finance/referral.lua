@@ -228,11 +228,27 @@ local function need_state(what, ...)
       ')')
   end
   for _, s in ipairs({...}) do if r.st == s then return nil end end
-  local names = {}
-  for _, s in ipairs({...}) do names[#names + 1] = sname(s) end
+  local names, last = {}, 0
+  for _, s in ipairs({...}) do
+    names[#names + 1] = sname(s)
+    if s > last then last = s end
+  end
+  -- Not there yet: the step that comes next, so the user knows what to do.
+  local next = {
+    [ST.open] = 'banks claim it and the enterprise picks one first',
+    [ST.claimed] = 'the enterprise picks a bank first (gm finance pick ' ..
+      ID .. ' BANK)',
+    [ST.picked] = 'the picked bank records its first contact first ' ..
+      '(gm finance contact ' .. ID .. ' NOTE)',
+    [ST.under_review] = 'the bank approves it first (gm finance approve ' ..
+      ID .. ' --amount YUAN --rate PCT --tenor MONTHS)',
+    [ST.info_requested] = 'the enterprise answers the bank\'s question ' ..
+      'first (gm finance answer ' .. ID .. ' TEXT)',
+  }
+  local how = r.st < last and next[r.st]
   return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' is ' ..
     sname(r.st) .. ': ' .. what .. ' only while it is ' ..
-    table.concat(names, ' or '))
+    table.concat(names, ' or ') .. (how and ('; ' .. how) or ''))
 end
 local function need_enterprise(what)
   if gm.participant == r.ent then return nil end

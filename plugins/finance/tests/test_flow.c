@@ -870,7 +870,8 @@ START_TEST(only_the_holding_bank_moves_it_in_order) {
   ft_expect("icbc1", "referral.approve", &ap.base,
             GM__STATUS__FAILED_PRECONDITION,
             "is picked: the bank can approve it only while it is under "
-            "review");
+            "review or approved; the picked bank records its first contact "
+            "first (gm finance contact R00000001 NOTE)");
   Gm__Finance__TextRequest tx = GM__FINANCE__TEXT_REQUEST__INIT;
   tx.id = id;
   tx.text = "an answer to nothing";
