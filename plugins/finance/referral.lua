@@ -40,7 +40,8 @@
 --   'pick', bank, contact due          'contact', bank, note
 --   'ask', bank, question              'answer', text
 --   'approve', bank, amount, rate bp, tenor, "product=min bp-max bp;..."
---             (the rate ranges of the bank's products)
+--             (the rate ranges of the bank's products), "product=min-max;"
+--             (their tenor ranges in months; absent from older brokers)
 --   'fund', bank, amount, date, its day number, the rate ranges as
 --             approve's (an older approval is checked again)
 --   'decline', bank, reason code, text 'withdraw', reason
@@ -440,6 +441,16 @@ if op == 'approve' then
         ', the range product ' .. id .. ' (claimed for ' .. ID .. ') ' ..
         'advertises; approve within it, or decline (policy) if your terms ' ..
         'are outside it')
+    end
+  end
+  -- So does the tenor (ARGV[7]: "id=min-max;" in months).
+  local ten = tonumber(ARGV[5])
+  for id, lo, hi in string.gmatch(ARGV[7] or '', '([^;=]+)=(%d+)-(%d+);') do
+    if id == r.prod and (ten < tonumber(lo) or ten > tonumber(hi)) then
+      return rej('INVALID_ARGUMENT', 'the tenor ' .. ARGV[5] .. ' months ' ..
+        'is outside ' .. lo .. '-' .. hi .. ' months, the range product ' ..
+        id .. ' (claimed for ' .. ID .. ') advertises; approve within it, ' ..
+        'or decline (policy) if your terms are outside it')
     end
   end
   return reply(move(r, ST.approved, 'approve',

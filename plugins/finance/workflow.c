@@ -151,24 +151,30 @@ gm_status finance__answer(gm_call *call, const ProtobufCMessage *req,
 /* The advertised rate ranges of the caller's bank's products,
    "id=min-max;...": approve checks the rate against the product the
    referral was claimed with, and fund checks an approval made before that
-   check again. */
-static gm_status finance__rate_ranges(gm_call *call, const char **out) {
+   check again; with `tenors` (not NULL) their tenor ranges too, in months,
+   which approve checks. */
+static gm_status finance__rate_ranges(gm_call *call, const char **out,
+                                      const char **tenors) {
   const char *bank;
   const gm_value *mine, *prods;
   gm_status st;
   if ((st = finance__caller_bank(call, &bank, &mine)) != GM_OK) return st;
   const char *pargs[] = {"products", bank};
   if ((st = finance__dir(call, 2, pargs, &prods)) != GM_OK) return st;
-  char *ranges = host->sprintf(call, "%s", "");
+  char *ranges = host->sprintf(call, "%s", ""), *months = ranges;
   for (size_t i = 0; i < prods->n; i++) {
     const gm_value *row = finance__a(prods, i);
     Gm__Finance__Product *p = finance__product_unpack(
         call, finance__s(row, 0), finance__s(row, 1), finance__s(row, 2));
-    if (p)
-      ranges = host->sprintf(call, "%s%s=%d-%d;", ranges, p->id, p->rate_min_bp,
-                             p->rate_max_bp);
+    if (!p) continue;
+    ranges = host->sprintf(call, "%s%s=%d-%d;", ranges, p->id, p->rate_min_bp,
+                           p->rate_max_bp);
+    if (tenors)
+      months = host->sprintf(call, "%s%s=%d-%d;", months, p->id,
+                             p->tenor_min_months, p->tenor_max_months);
   }
   *out = ranges;
+  if (tenors) *tenors = months;
   return GM_OK;
 }
 
@@ -191,15 +197,15 @@ gm_status finance__approve(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the tenor must be 1..%d months, not %d",
                       GM_FINANCE_MAX_TENOR, in->tenor_months);
-  const char *ranges;
+  const char *ranges, *tenors;
   gm_status st;
   if ((st = finance__need_id(call, in->id)) != GM_OK ||
-      (st = finance__rate_ranges(call, &ranges)) != GM_OK)
+      (st = finance__rate_ranges(call, &ranges, &tenors)) != GM_OK)
     return st;
   const char *more[] = {finance__num(call, in->amount),
                         finance__num(call, in->rate_bp),
-                        finance__num(call, in->tenor_months), ranges};
-  return finance__by_bank(call, in->id, "approve", 4, more, reply);
+                        finance__num(call, in->tenor_months), ranges, tenors};
+  return finance__by_bank(call, in->id, "approve", 5, more, reply);
 }
 
 gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
@@ -229,7 +235,7 @@ gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
   const char *ranges;
   gm_status st;
   if ((st = finance__need_id(call, in->id)) != GM_OK ||
-      (st = finance__rate_ranges(call, &ranges)) != GM_OK)
+      (st = finance__rate_ranges(call, &ranges, NULL)) != GM_OK)
     return st;
   const char *more[] = {
       finance__num(call, in->amount),

@@ -663,6 +663,12 @@ START_TEST(claim_pick_contact_ask_answer_approve_fund) {
   ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
             "the rate 4.51% is outside 3.00%-4.50%, the range product "
             "icbc-solar");
+  /* And over a tenor within its 12-60 months (360 was approved). */
+  ap.rate_bp = 345;
+  ap.tenor_months = 360;
+  ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "the tenor 360 months is outside 12-60 months, the range product "
+            "icbc-solar (claimed for R");
   r = ft_approve("icbc1", id, 450000000, 345, 36);
   ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_APPROVED);
   ft_free(r);
