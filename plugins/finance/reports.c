@@ -53,8 +53,15 @@ static gm_status finance__period(gm_call *call, const char *from,
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "from \"%s\" %s (a date of Asia/Shanghai)",
                       finance__q(call, from, 16), gm__finance_date_why(from));
-  if (*from_day > *to_day)
-    return host->fail(call, GM_INVALID_ARGUMENT, "from is after to");
+  if (*from_day > *to_day) {
+    char f[16], t[16];
+    /* Either may be the default (to today, from 29 days before to). */
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "the period starts %s, after it ends %s; give a from "
+                      "on or before the to (--from %s --to %s covers it)",
+                      gm__finance_format_date(*from_day, f),
+                      gm__finance_format_date(*to_day, t), t, f);
+  }
   if (*to_day - *from_day > FINANCE_REPORT_MAX_DAYS)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a report covers at most %d days; split the period",

@@ -229,6 +229,14 @@ START_TEST(the_centre_report_and_a_bank_report) {
   rq.to = "2026-03-31";
   ft_expect("icbc1", "report.period", &rq.base, GM__STATUS__PERMISSION_DENIED,
             "needs role centre");
+  rq.from = "2026-03-31";
+  rq.to = "2026-03-01";
+  ft_expect(FT_CENTRE, "report.period", &rq.base, GM__STATUS__INVALID_ARGUMENT,
+            "the period starts 2026-03-31, after it ends 2026-03-01; give a "
+            "from on or before the to (--from 2026-03-01 --to 2026-03-31 "
+            "covers it)");
+  rq.from = "2026-03-01";
+  rq.to = "2026-03-31";
   Gm__Finance__Report *rep =
       (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
   ck_assert_int_eq(rep->referrals, 4);
