@@ -864,6 +864,11 @@ gm__privfeed *gm__privfeed_new(void *zctx, const char *endpoint,
 void gm__privfeed_destroy(gm__privfeed **pfp) {
   if (!pfp || !*pfp) return;
   gm__privfeed *pf = *pfp;
+  /* The router's monitor stopped first: events it would send while the
+     router closes (its connections' DISCONNECTED, CLOSED) to a monitor
+     socket already closed are lost in libzmq with their memory
+     (LeakSanitizer: an event's 39-byte endpoint frame). */
+  if (pf->router && pf->monitor) zmq_socket_monitor(pf->router, NULL, 0);
   if (pf->monitor) {
     int zero = 0;
     zmq_setsockopt(pf->monitor, ZMQ_LINGER, &zero, sizeof zero);
