@@ -140,9 +140,14 @@ static int64_t pr__budget_sum(gm_call *call,
 }
 
 /* Checks a tender's fields as the lead agency `lead` gives them (items
-   from the draft and any demand are checked one by one too). */
+   from the draft and any demand are checked one by one too); `sum`: the
+   items' budgets must fit in the tender's together too (an amendment
+   checks that only when it changes the budget or the items, so a tender
+   published before the rule, its items over its budget, can still move
+   its deadline or change its title). */
 static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
-                                  const char *lead, int stored_currency) {
+                                  const char *lead, int stored_currency,
+                                  int sum_rule) {
   char y1[32], y2[32];
   gm_status st;
   if ((st = pr__text(call, "title", t->title, 200, 0)) != GM_OK ||
@@ -253,7 +258,7 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
   /* Together they fit in it too (joint buyers' items included). */
   const char *by;
   int64_t sum = pr__budget_sum(call, t->items, t->n_items, lead, &by);
-  if (sum > t->budget)
+  if (sum_rule && sum > t->budget)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the items' budgets add up to %s yuan (%s), above the "
                       "tender's budget %s yuan; the items' budgets are parts "
@@ -511,7 +516,7 @@ gm_status pr__tender_draft(gm_call *call, const ProtobufCMessage *req,
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
   if ((st = pr__id_free(call, t->id)) != GM_OK) return st;
   if (!t->currency[0]) t->currency = "CNY";
-  if ((st = pr__check_tender(call, t, me, 0)) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, me, 0, 1)) != GM_OK) return st;
   /* A redraft keeps the joint buyers' demand: with it, the items' budgets
      must still fit in the budget.  The script refuses the redraft if the
      draft changed after this read (its revision, `rev`). */
@@ -764,7 +769,7 @@ gm_status pr__tender_publish(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_INTERNAL, "tender %s has no definition",
                       in->tender_id);
   if ((st = pr__fix_items(call, t, pr__item(v, 1))) != GM_OK) return st;
-  if ((st = pr__check_tender(call, t, t->agency, 0)) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, t->agency, 0, 1)) != GM_OK) return st;
   if (t->deadline_ms <= 0)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "tender %s has no bid deadline; redraft it with "
@@ -881,16 +886,17 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                       "nothing to amend: name the fields (title, "
                       "description, budget, deadline_ms, bid_security, "
                       "bond_bp, items) and give them in changes");
-  int items = 0;
+  int items = 0, budget = 0;
   for (size_t i = 0; i < in->n_fields; i++) {
     const char *fl = in->fields[i];
     if (!strcmp(fl, "title"))
       t->title = c->title;
     else if (!strcmp(fl, "description"))
       t->description = c->description;
-    else if (!strcmp(fl, "budget"))
+    else if (!strcmp(fl, "budget")) {
       t->budget = c->budget;
-    else if (!strcmp(fl, "deadline_ms"))
+      budget = 1;
+    } else if (!strcmp(fl, "deadline_ms"))
       t->deadline_ms = c->deadline_ms;
     else if (!strcmp(fl, "bid_security"))
       t->bid_security = c->bid_security;
@@ -957,7 +963,8 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                          in->note, pr_datetime(earliest, d2), period, rule);
   }
   if (items && (st = pr__fix_items(call, t, NULL)) != GM_OK) return st;
-  if ((st = pr__check_tender(call, t, t->agency, 1)) != GM_OK) return st;
+  if ((st = pr__check_tender(call, t, t->agency, 1, budget || items)) != GM_OK)
+    return st;
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;
   int64_t min;
   const char *what;

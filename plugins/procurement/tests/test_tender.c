@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include <greenmarket/client.h>
 
 #include "greenmarket.pb-c.h"
@@ -558,6 +560,96 @@ START_TEST(the_items_budgets_fit_in_the_tenders_budget) {
   ck_assert_msg(v, "%s", pt_message);
   ck_assert_int_eq(v->tender->budget, 1100000);
   ck_assert_int_eq(v->tender->n_items, 2);
+  pt_free(v);
+}
+END_TEST
+
+/*
+ * A tender published before the items' budgets had to fit in its budget
+ * (its stored definition rewritten here to hold items over it, as an
+ * older release let a joint buyer's demand do) can still be amended in
+ * what does not touch that sum: the deadline moves.  An amendment of the
+ * budget or the items must make them fit.
+ */
+START_TEST(a_tender_published_over_its_budget_can_still_move_its_deadline) {
+  pt_tender d;
+  pt_tender_init(&d, "T-OLD", 1000000, DEADLINE); /* 10000.00 yuan */
+  pt_item(&d, "C1", "DESK", 10, 600000, NULL);
+  pt_item(&d, "C2", "DESK", 10, 400000, NULL);
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
+  pr.tender_id = "T-OLD";
+  m = pt_call("city", "tender.publish", &pr.base);
+  ck_assert_msg(m, "%s", pt_message);
+  protobuf_c_message_free_unpacked(m, NULL);
+
+  /* The stored definition: C2's budget raised to 6000.00, so the items
+     add up to 12000.00 yuan over the 10000.00. */
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r = gm_test_redis_cmd(c, "HGET gm:{procurement:t:T-OLD}:t def");
+  ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+  uint8_t *bin = malloc(r->len + 1);
+  size_t n = 0;
+  ck_assert_int_eq(sodium_base642bin(bin, r->len + 1, r->str, r->len, NULL, &n,
+                                     NULL, sodium_base64_VARIANT_ORIGINAL),
+                   0);
+  freeReplyObject(r);
+  Gm__Procurement__Tender *t = gm__procurement__tender__unpack(NULL, n, bin);
+  ck_assert_ptr_nonnull(t);
+  free(bin);
+  ck_assert_int_eq(t->n_items, 2);
+  t->items[1]->budget = 600000;
+  n = gm__procurement__tender__get_packed_size(t);
+  bin = malloc(n + 1);
+  gm__procurement__tender__pack(t, bin);
+  gm__procurement__tender__free_unpacked(t, NULL);
+  size_t elen = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+  char *enc = malloc(elen);
+  sodium_bin2base64(enc, elen, bin, n, sodium_base64_VARIANT_ORIGINAL);
+  free(bin);
+  r = gm_test_redis_cmd(c, "HSET gm:{procurement:t:T-OLD}:t def %s", enc);
+  ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+  freeReplyObject(r);
+  free(enc);
+  redisFree(c);
+
+  /* One more week: the deadline alone moves. */
+  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
+  ch.deadline_ms = DEADLINE + 7 * PT_DAY;
+  char *deadline[] = {"deadline_ms"}, *budget[] = {"budget"};
+  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
+  q.tender_id = "T-OLD";
+  q.note = "one more week for site visits";
+  q.changes = &ch;
+  q.fields = deadline;
+  q.n_fields = 1;
+  Gm__Procurement__TenderView *v =
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->deadline_ms, DEADLINE + 7 * PT_DAY);
+  ck_assert_int_eq(v->tender->version, 2);
+  pt_free(v);
+
+  /* An amendment of the budget is held to the sum, and says it. */
+  ch.budget = 1100000;
+  q.fields = budget;
+  q.note = "a little more money";
+  char *before = tender_keys("T-OLD");
+  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "the items' budgets add up to 12000.00 yuan (city 12000.00 yuan), "
+            "above the tender's budget 11000.00 yuan");
+  char *after = tender_keys("T-OLD");
+  ck_assert_str_eq(after, before);
+  free(after);
+  free(before);
+  ch.budget = 1200000;
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  ck_assert_msg(v, "%s", pt_message);
+  ck_assert_int_eq(v->tender->budget, 1200000);
   pt_free(v);
 }
 END_TEST
@@ -1528,6 +1620,8 @@ int main(void) {
   tcase_add_test(tc, amendments_move_the_deadline_and_change_the_items);
   tcase_add_test(tc, amending_items_keeps_the_joint_buyers_items);
   tcase_add_test(tc, the_items_budgets_fit_in_the_tenders_budget);
+  tcase_add_test(
+      tc, a_tender_published_over_its_budget_can_still_move_its_deadline);
   tcase_add_test(
       tc, security_and_budgets_disqualify_and_no_valid_bid_is_unsuccessful);
   tcase_add_test(tc, bad_input_is_refused_whole_with_the_reason);
