@@ -4,6 +4,7 @@
  * inproc with a DEALER subscriber in the same process.
  */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1341,6 +1342,25 @@ START_TEST(a_new_connection_on_a_gone_ones_id_and_fd_starts_afresh) {
   /* Its disconnect is there to read, not read: the race, held open. */
   zmq_pollitem_t mon = {gm__privfeed_monitor_socket(pf), 0, ZMQ_POLLIN, 0};
   ck_assert_int_eq(zmq_poll(&mon, 1, 5000), 1);
+  /* The ROUTER keeps the routing id until it has finished the old pipe
+     (a round trip through libzmq's I/O thread after the disconnect), and
+     it ignores a new connection that comes under it before then: wait
+     until a send to it is unroutable (no message reaches anyone). */
+  void *router = gm__privfeed_socket(pf);
+  int on = 1, off = 0, gone = 0;
+  zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &on, sizeof on);
+  for (int t = 0; t < 500 && !gone; t++) {
+    /* Reads nothing (the client sent nothing since) and leaves the
+       monitor unread, but lets the ROUTER read the old pipe's end. */
+    ck_assert_int_eq(gm__privfeed_read(pf, 16, 1000), 0);
+    if (zmq_send(router, "same", 4, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 4)
+      zmq_send(router, "", 0, ZMQ_DONTWAIT); /* to the closing pipe */
+    else if (zmq_errno() == EHOSTUNREACH)
+      gone = 1;
+    if (!gone) zmq_poll(NULL, 0, 10);
+  }
+  zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &off, sizeof off);
+  ck_assert_msg(gone, "the ROUTER still routes to the closed connection");
   client_do(cmd[1], out[0], 'B');
   read_n(pf, 1);
   gm__privfeed_read_monitor(pf); /* whatever is left of it, read late */
