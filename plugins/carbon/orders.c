@@ -372,8 +372,14 @@ gm_status carbon__order_get(gm_call *call, const ProtobufCMessage *req,
   }
   /* An id that names no order and another's order get one answer, word
      for word, so a caller cannot tell which (an existence oracle). */
-  if (!o->participant[0] || (strcmp(o->participant, host->participant(call)) &&
-                             !host->has_role(call, "admin")))
+  int admin = host->has_role(call, "admin");
+  if (!o->participant[0] && admin) /* an admin may see any: no oracle */
+    return host->fail(call, GM_NOT_FOUND,
+                      "no order %s: %s never issued that number (check the "
+                      "id: gm carbon orders lists open ones)",
+                      in->order_id, sym);
+  if (!o->participant[0] ||
+      (strcmp(o->participant, host->participant(call)) && !admin))
     return host->fail(call, GM_NOT_FOUND, "no order %s of yours", in->order_id);
   /* Redis no longer has it, so it ended over CARBON_ENDED_KEEP_MS ago:
      a row that still says open is one the settler has not caught up

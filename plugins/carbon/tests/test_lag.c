@@ -158,6 +158,14 @@ START_TEST(ended_orders_show_their_state_before_settlement) {
   ck_assert_ptr_nonnull(p);
   memmove(p, p + strlen(g.order_id), strlen(p + strlen(g.order_id)) + 1);
   ck_assert_str_eq(other, none);
+  /* An admin, who may see any order, is told the id names none (not
+   * "of yours"), and sees another's. */
+  ct_expect("root", "order.get", &g.base, GM__STATUS__NOT_FOUND,
+            "never issued that number");
+  Gm__Carbon__Order *seen = get("root", filled);
+  ck_assert_str_eq(seen->participant, "bob");
+  ck_assert_int_eq(seen->state, GM__CARBON__ORDER_STATE__STATE_FILLED);
+  ct_free(seen);
 }
 END_TEST
 
