@@ -461,10 +461,13 @@ if op == 'deliver' or op == 'accept' or op == 'pay' then
     -- is a term of these contracts).
     if k.ac == '0' then
       return rej('FAILED_PRECONDITION', 'contract ' .. k.id .. ' is not ' ..
-        'accepted yet (' .. (k.dv == '0' and 'nothing was delivered' or
-        'its delivery awaits your acceptance') .. '); payment follows the ' ..
-        'acceptance of the delivery: accept the delivery first ' ..
-        '(gm procurement accept ' .. k.id .. '), then pay')
+        'accepted yet: ' .. (k.dv == '0' and ('nothing was delivered; ' ..
+        'payment follows the acceptance of the delivery: the supplier, ' ..
+        k.sup .. ', records the delivery first (gm procurement deliver ' ..
+        k.id .. '), then you accept it (gm procurement accept ' .. k.id ..
+        ') and pay') or ('its delivery awaits your acceptance; payment ' ..
+        'follows the acceptance of the delivery: accept it first (gm ' ..
+        'procurement accept ' .. k.id .. '), then pay')))
     end
     local amount = tonumber(ARGV[4])
     local left = tonumber(k.value) - tonumber(k.paid)

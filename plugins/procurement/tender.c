@@ -61,10 +61,12 @@ static int pr__in(char *const *list, size_t n, const char *s) {
   return 0;
 }
 
-/* Checks one item; `lead` and `buyers` say whose it may be. */
+/* Checks one item; `lead` and `buyers` say whose it may be, and `other`
+   what is wrong with an item of someone else and how to fix it (it
+   follows "item ID is for BUYER, "). */
 static gm_status pr__check_item(gm_call *call, const Gm__Procurement__Item *it,
                                 const char *lead, char *const *buyers,
-                                size_t nbuyers) {
+                                size_t nbuyers, const char *other) {
   gm_status st;
   if (!pr_valid_name(it->id, 1, 32, 0))
     return host->fail(call, GM_INVALID_ARGUMENT,
@@ -93,10 +95,8 @@ static gm_status pr__check_item(gm_call *call, const Gm__Procurement__Item *it,
                       "item %s: budget is not 0 (none) .. 10^13 yuan", it->id);
   if (it->buyer[0] && strcmp(it->buyer, lead) != 0 &&
       !pr__in(buyers, nbuyers, it->buyer))
-    return host->fail(call, GM_INVALID_ARGUMENT,
-                      "item %s is for %s, who is not a buyer of this tender; "
-                      "add it to buyers",
-                      it->id, it->buyer);
+    return host->fail(call, GM_INVALID_ARGUMENT, "item %s is for %s, %s",
+                      it->id, it->buyer, other);
   return GM_OK;
 }
 
@@ -237,8 +237,10 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
     return host->fail(call, GM_INVALID_ARGUMENT, "%zu items; at most %d",
                       t->n_items, PR_MAX_ITEMS);
   for (size_t i = 0; i < t->n_items; i++) {
-    if ((st = pr__check_item(call, t->items[i], lead, t->buyers,
-                             t->n_buyers)) != GM_OK)
+    if ((st = pr__check_item(call, t->items[i], lead, t->buyers, t->n_buyers,
+                             "who is not a buyer of this tender; add it to "
+                             "buyers, or give the item to one of them")) !=
+        GM_OK)
       return st;
     /* An item's budget is a part of the tender's: one above the whole
        could never bind (the bid price is held to the budget as well). */
@@ -586,7 +588,9 @@ gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
   d.items = in->items;
   d.n_items = in->n_items;
   for (size_t i = 0; i < in->n_items; i++) {
-    if ((st = pr__check_item(call, in->items[i], me, buyers, 1)) != GM_OK)
+    if ((st = pr__check_item(call, in->items[i], me, buyers, 1,
+                             "not you; your demand holds your own items "
+                             "only: leave the item's buyer empty")) != GM_OK)
       return st;
     in->items[i]->buyer = (char *)me;
     in->items[i]->policy = 0;
@@ -617,19 +621,25 @@ gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
       int64_t others = pr__budget_sum(call, all, n, pr__s(gf, 2), &by);
       int64_t mine = pr__budget_sum(call, in->items, in->n_items, me, NULL);
       char y1[32], y2[32], y3[32], y4[32], y5[32];
+      /* What is left for this buyer's items; none left, an item with no
+         budget (0) still fits. */
+      const char *fix =
+          t->budget > others
+              ? host->sprintf(call, "lower yours to %s yuan in all or less",
+                              pr_yuan(t->budget - others, y5))
+              : "the items already there take the whole budget: send yours "
+                "with no budget (0)";
       if (pr__budget_add(others, mine) > t->budget)
         return host->fail(
             call, GM_INVALID_ARGUMENT,
-            "your items' budgets add up to %s yuan; with the %s yuan already "
-            "in tender %s%s%s%s that is %s yuan, above its budget %s yuan: "
-            "the items' budgets must fit in the tender's; lower yours (to %s "
-            "yuan in all at most) or ask %s, the lead agency, to raise the "
-            "budget",
+            "your items' budgets add up to %s yuan; with the %s yuan of the "
+            "items already in tender %s%s%s%s that is %s yuan, above its "
+            "budget %s yuan: the items' budgets must fit in the tender's; %s, "
+            "or ask %s, the lead agency, to raise the budget",
             pr_yuan(mine, y1), pr_yuan(others, y2), in->tender_id,
             by[0] ? " (" : "", by, by[0] ? ")" : "",
             pr_yuan(pr__budget_add(others, mine), y3), pr_yuan(t->budget, y4),
-            pr_yuan(t->budget > others ? t->budget - others : 0, y5),
-            pr__s(gf, 2));
+            fix, pr__s(gf, 2));
     }
   }
   const char *args[] = {"demand", in->tender_id, pr__def_encode(call, &d), rev};
@@ -643,9 +653,11 @@ gm_status pr__tender_demand(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
-/* Fixes the catalogue's rules into each item (publish and amend), merging
-   the joint buyers' demand first when `demand` (the get reply's dm) is
-   given. */
+static gm_status pr__fix_rules(gm_call *call, Gm__Procurement__Item **items,
+                               size_t n);
+
+/* Merges the joint buyers' demand `demand` (the get reply's dm) into the
+   draft's items and fixes the catalogue's rules into each (publish). */
 static gm_status pr__fix_items(gm_call *call, Gm__Procurement__Tender *t,
                                const gm_value *demand) {
   size_t extra = 0;
@@ -684,7 +696,12 @@ static gm_status pr__fix_items(gm_call *call, Gm__Procurement__Tender *t,
   if (n == 0)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "the tender has no items; a tender buys at least one");
+  return pr__fix_rules(call, items, n);
+}
 
+/* Fixes the catalogue's rules, as they are now, into each of `items`. */
+static gm_status pr__fix_rules(gm_call *call, Gm__Procurement__Item **items,
+                               size_t n) {
   /* The categories, read once each. */
   const char **codes = host->alloc(call, (n + 2) * sizeof *codes);
   size_t nc = 0;
@@ -821,10 +838,22 @@ static gm_status pr__amend_items(gm_call *call, Gm__Procurement__Tender *t,
   if (c->n_items > PR_MAX_ITEMS)
     return host->fail(call, GM_INVALID_ARGUMENT, "%zu items; at most %d",
                       c->n_items, PR_MAX_ITEMS);
+  /* The buyers were published with the tender and an amendment cannot
+     change them: the refusal names those an item may be for. */
+  char *who = t->agency;
+  for (size_t b = 0; b < t->n_buyers; b++)
+    who = host->sprintf(call, "%s, %s", who, t->buyers[b]);
+  const char *other = host->sprintf(
+      call,
+      "who is not a buyer of this tender; an amendment cannot add a buyer "
+      "(the buyers were published with the tender): %s%s%sleave the item's "
+      "buyer empty for %s's",
+      t->n_buyers ? "give the item to one of " : "", t->n_buyers ? who : "",
+      t->n_buyers ? ", or " : "", t->agency);
   for (size_t k = 0; k < c->n_items; k++) {
     if (!c->items[k]->buyer[0]) c->items[k]->buyer = t->agency;
     if ((st = pr__check_item(call, c->items[k], t->agency, t->buyers,
-                             t->n_buyers)) != GM_OK)
+                             t->n_buyers, other)) != GM_OK)
       return st;
   }
   /* The owners in order: the lead, then each joint buyer. */
@@ -962,7 +991,13 @@ gm_status pr__tender_amend(gm_call *call, const ProtobufCMessage *req,
                          "remain: %s]",
                          in->note, pr_datetime(earliest, d2), period, rule);
   }
-  if (items && (st = pr__fix_items(call, t, NULL)) != GM_OK) return st;
+  /* Only the items the amendment gives take the catalogue's rules as they
+     are now; the others keep the rules they were published with, which
+     bidders price against: an amendment changes only what its notice
+     names, and a change of the catalogue is for tenders (and items)
+     published after it. */
+  if (items && (st = pr__fix_rules(call, c->items, c->n_items)) != GM_OK)
+    return st;
   if ((st = pr__check_tender(call, t, t->agency, 1, budget || items)) != GM_OK)
     return st;
   if ((st = pr__tender_tag(call, t->id, &tag)) != GM_OK) return st;

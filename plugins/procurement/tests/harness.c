@@ -323,17 +323,166 @@ void pt_item(pt_tender *d, const char *id, const char *category, int64_t qty,
   d->pitems[k] = it;
 }
 
-void pt_publish(const char *agency, pt_tender *d) {
+void pt_draft(const char *agency, pt_tender *d) {
   Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
   dr.tender = &d->t;
   ProtobufCMessage *v = pt_call(agency, "tender.draft", &dr.base);
   ck_assert_msg(v, "tender.draft %s: %s", d->t.id, pt_message);
   protobuf_c_message_free_unpacked(v, NULL);
+}
+
+void pt_publish_draft(const char *agency, const char *id) {
   Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  pr.tender_id = d->t.id;
-  v = pt_call(agency, "tender.publish", &pr.base);
-  ck_assert_msg(v, "tender.publish %s: %s", d->t.id, pt_message);
+  pr.tender_id = (char *)id;
+  ProtobufCMessage *v = pt_call(agency, "tender.publish", &pr.base);
+  ck_assert_msg(v, "tender.publish %s: %s", id, pt_message);
   protobuf_c_message_free_unpacked(v, NULL);
+}
+
+void pt_publish(const char *agency, pt_tender *d) {
+  pt_draft(agency, d);
+  pt_publish_draft(agency, d->t.id);
+}
+
+Gm__Procurement__Item *pt_new_item(Gm__Procurement__Item *it, const char *id,
+                                   const char *category, int64_t qty,
+                                   int64_t budget, const char *buyer) {
+  gm__procurement__item__init(it);
+  it->id = (char *)id;
+  it->category = (char *)(category ? category : "DESK");
+  it->quantity = qty;
+  it->unit = "set";
+  it->budget = budget;
+  if (buyer) it->buyer = (char *)buyer;
+  return it;
+}
+
+void pt_demand(const char *buyer, const char *tender,
+               Gm__Procurement__Item **items, size_t n) {
+  Gm__Procurement__DemandRequest q = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
+  q.tender_id = (char *)tender;
+  q.items = items;
+  q.n_items = n;
+  ProtobufCMessage *v = pt_call(buyer, "tender.demand", &q.base);
+  ck_assert_msg(v, "tender.demand %s by %s: %s", tender, buyer, pt_message);
+  protobuf_c_message_free_unpacked(v, NULL);
+}
+
+void pt_amend_init(pt_amend *a, const char *id, const char *fields,
+                   const char *note) {
+  memset(a, 0, sizeof *a);
+  gm__procurement__amend_request__init(&a->q);
+  gm__procurement__tender__init(&a->ch);
+  a->q.tender_id = (char *)id;
+  a->q.note = (char *)note;
+  a->q.changes = &a->ch;
+  a->q.fields = a->fields;
+  snprintf(a->buf, sizeof a->buf, "%s", fields);
+  char *save = NULL;
+  for (char *f = strtok_r(a->buf, ",", &save); f && a->q.n_fields < 8;
+       f = strtok_r(NULL, ",", &save))
+    a->fields[a->q.n_fields++] = f;
+}
+
+char *pt_hashes(const char *tender, const char *keys) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  size_t cap = 1 << 16, len = 0;
+  char *out = malloc(cap), names[256], *save = NULL;
+  ck_assert_ptr_nonnull(out);
+  out[0] = '\0';
+  snprintf(names, sizeof names, "%s", keys);
+  for (char *k = strtok_r(names, " ", &save); k;
+       k = strtok_r(NULL, " ", &save)) {
+    redisReply *r =
+        gm_test_redis_cmd(c, "HGETALL gm:{procurement:t:%s}:%s", tender, k);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; i++) {
+      size_t n = r->element[i]->len;
+      ck_assert(len + n + 3 < cap);
+      memcpy(out + len, r->element[i]->str, n);
+      len += n;
+      out[len++] = '\n';
+    }
+    out[len++] = '|';
+    out[len] = '\0';
+    freeReplyObject(r);
+  }
+  redisFree(c);
+  return out;
+}
+
+void pt_unchanged(const char *tender, const char *keys, char *before) {
+  char *after = pt_hashes(tender, keys);
+  ck_assert_str_eq(after, before);
+  free(after);
+  free(before);
+}
+
+redisReply *pt_script(const char *who, const char *script, const char *tender,
+                      size_t nargs, const char *const *args) {
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  /* The library's function for the script: "<library>_<n>_<script>". */
+  char fn[128] = "", want[64];
+  snprintf(want, sizeof want, "_%s", script);
+  redisReply *l = redisCommand(c, "FUNCTION LIST");
+  ck_assert_msg(l && l->type == REDIS_REPLY_ARRAY, "FUNCTION LIST: %s",
+                l ? l->str : c->errstr);
+  for (size_t i = 0; i < l->elements && !fn[0]; i++) {
+    const redisReply *lib = l->element[i];
+    for (size_t j = 0; j + 1 < lib->elements; j += 2) {
+      if (strcmp(lib->element[j]->str, "functions") != 0) continue;
+      const redisReply *fs = lib->element[j + 1];
+      for (size_t f = 0; f < fs->elements && !fn[0]; f++)
+        for (size_t k = 0; k + 1 < fs->element[f]->elements; k += 2) {
+          const redisReply *name = fs->element[f]->element[k + 1];
+          size_t n = name->len, w = strlen(want);
+          if (!strcmp(fs->element[f]->element[k]->str, "name") && n > w &&
+              !strcmp(name->str + n - w, want) && name->str[n - w - 1] >= '0' &&
+              name->str[n - w - 1] <= '9')
+            snprintf(fn, sizeof fn, "%s", name->str);
+        }
+    }
+  }
+  freeReplyObject(l);
+  ck_assert_msg(fn[0], "no Redis function for procurement script %s", script);
+  /* gm__script_run's layout: the host's 4 keys and the script's one, the
+     host's 4 arguments (no idempotency record: "0"), the script's. */
+  const char *argv[32];
+  size_t lens[32], argc = 0;
+  char p[5][160], now[24];
+  const char *parts[] = {"outbox", "idem:-", "dl", "dl:claims", "k"};
+  ck_assert(nargs <= 32 - 15);
+  argv[argc++] = "FCALL";
+  argv[argc++] = fn;
+  argv[argc++] = "5";
+  for (size_t k = 0; k < 5; k++) {
+    snprintf(p[k], sizeof p[k], "gm:{procurement:t:%s}:%s", tender, parts[k]);
+    argv[argc++] = p[k];
+  }
+  snprintf(now, sizeof now, "%lld", (long long)pt_now);
+  argv[argc++] = "0";
+  argv[argc++] = now;
+  argv[argc++] = who;
+  argv[argc++] = "86400";
+  for (size_t k = 0; k < nargs; k++) argv[argc++] = args[k];
+  for (size_t k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
+  redisReply *r = redisCommandArgv(c, (int)argc, argv, lens);
+  ck_assert_msg(r, "FCALL %s: %s", fn, c->errstr);
+  redisFree(c);
+  /* On a cluster, the tender's slot may be another master's. */
+  if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "MOVED ", 6)) {
+    char host[64];
+    int port;
+    ck_assert_int_eq(
+        sscanf(strrchr(r->str, ' ') + 1, "%63[^:]:%d", host, &port), 2);
+    freeReplyObject(r);
+    c = redisConnect(host, port);
+    ck_assert_msg(c && !c->err, "connect %s:%d", host, port);
+    r = redisCommandArgv(c, (int)argc, argv, lens);
+    ck_assert_msg(r, "FCALL %s: %s", fn, c->errstr);
+    redisFree(c);
+  }
+  return r;
 }
 
 Gm__Procurement__BidReceipt *pt_bid(const char *who, const char *tender,

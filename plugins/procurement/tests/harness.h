@@ -92,6 +92,50 @@ void pt_item(pt_tender *d, const char *id, const char *category, int64_t qty,
              int64_t budget, const char *buyer);
 /* Drafts and publishes as `agency`; asserts OK. */
 void pt_publish(const char *agency, pt_tender *d);
+/* The two steps alone: drafts (or redrafts) `d` as `agency`, publishes
+   the draft `id` as `agency`; each asserts OK. */
+void pt_draft(const char *agency, pt_tender *d);
+void pt_publish_draft(const char *agency, const char *id);
+/* An item for a request of its own (a demand, an amendment): `category`
+   NULL is DESK, `buyer` NULL none; returns it. */
+Gm__Procurement__Item *pt_new_item(Gm__Procurement__Item *it, const char *id,
+                                   const char *category, int64_t qty,
+                                   int64_t budget, const char *buyer);
+/* `buyer` sends its demand of n items for the draft `tender`; asserts OK. */
+void pt_demand(const char *buyer, const char *tender,
+               Gm__Procurement__Item **items, size_t n);
+
+/* An amendment being made: fill a.ch's fields, then pt_call(...,
+   &a.q.base). */
+typedef struct pt_amend {
+  Gm__Procurement__AmendRequest q;
+  Gm__Procurement__Tender ch; /* the changes */
+  char *fields[8];
+  char buf[128];
+} pt_amend;
+/* Of tender `id`, naming `fields` ("budget,items"), with `note`. */
+void pt_amend_init(pt_amend *a, const char *id, const char *fields,
+                   const char *note);
+
+/*
+ * Hashes of a tender in Redis as one text, to show that a refused call
+ * changed nothing: `keys` names them after the tender's prefix,
+ * space-separated ("t dm am": the tender, its joint demand and its
+ * amendments; "k:ID": a contract).  Free it, or hand it to pt_unchanged,
+ * which reads them again, asserts they are as `before` and frees it.
+ */
+char *pt_hashes(const char *tender, const char *keys);
+void pt_unchanged(const char *tender, const char *keys, char *before);
+
+/*
+ * Runs a step of procurement's Redis script `script` (its function, as
+ * gmd registered it) directly on Redis as participant `who` at the clock
+ * pt_now, on tender `tender`'s keys, with the host's arguments as gmd
+ * sends them and no idempotency record: for a race the broker cannot be
+ * made to lose deterministically.  Returns the reply (freeReplyObject).
+ */
+redisReply *pt_script(const char *who, const char *script, const char *tender,
+                      size_t nargs, const char *const *args);
 
 /* One line of a bid: "ITEM=UNITPRICE[@CERT]" (fen). */
 Gm__Procurement__BidReceipt *pt_bid(const char *who, const char *tender,

@@ -387,10 +387,11 @@ START_TEST(a_tender_from_draft_to_export) {
   r = gm("city", "pay", "ZFCG-1-A1-1", "1000", NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err,
-      "FAILED_PRECONDITION: contract ZFCG-1-A1-1 is not accepted yet "
-      "(nothing was delivered); payment follows the acceptance of "
-      "the delivery: accept the delivery first (gm procurement "
-      "accept ZFCG-1-A1-1), then pay");
+      "FAILED_PRECONDITION: contract ZFCG-1-A1-1 is not accepted yet: "
+      "nothing was delivered; payment follows the acceptance of the "
+      "delivery: the supplier, beta, records the delivery first (gm "
+      "procurement deliver ZFCG-1-A1-1), then you accept it (gm "
+      "procurement accept ZFCG-1-A1-1) and pay");
   GM_OK(gm("beta", "deliver", "ZFCG-1-A1-1", "--note", "all 300 m2", NULL));
   GM_OK(gm("city", "accept", "ZFCG-1-A1-1", NULL));
   r = gm("city", "pay", "ZFCG-1-A1-1", "166000.01", NULL);

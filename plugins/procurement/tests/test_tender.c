@@ -324,46 +324,6 @@ START_TEST(amendments_move_the_deadline_and_change_the_items) {
 }
 END_TEST
 
-/* The tender's hash and its joint demand in Redis, as one text: a refused
-   call must leave both as they were (free it). */
-static char *tender_keys(const char *id) {
-  redisContext *c = gm_test_redis_connect(pt_redis);
-  size_t cap = 1 << 16, len = 0;
-  char *out = malloc(cap);
-  out[0] = '\0';
-  const char *keys[] = {"t", "dm", "am"};
-  for (size_t k = 0; k < 3; k++) {
-    redisReply *r =
-        gm_test_redis_cmd(c, "HGETALL gm:{procurement:t:%s}:%s", id, keys[k]);
-    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-    for (size_t i = 0; i < r->elements; i++) {
-      size_t n = r->element[i]->len;
-      ck_assert(len + n + 2 < cap);
-      memcpy(out + len, r->element[i]->str, n);
-      len += n;
-      out[len++] = '\n';
-    }
-    out[len++] = '|';
-    out[len] = '\0';
-    freeReplyObject(r);
-  }
-  redisFree(c);
-  return out;
-}
-
-static Gm__Procurement__Item *new_item(Gm__Procurement__Item *it,
-                                       const char *id, int64_t qty,
-                                       int64_t budget, const char *buyer) {
-  gm__procurement__item__init(it);
-  it->id = (char *)id;
-  it->category = "DESK";
-  it->quantity = qty;
-  it->unit = "set";
-  it->budget = budget;
-  if (buyer) it->buyer = (char *)buyer;
-  return it;
-}
-
 /* The items of a tender as "ID:BUYER ..." in its order. */
 static void items_text(const Gm__Procurement__Tender *t, char *out,
                        size_t len) {
@@ -373,12 +333,22 @@ static void items_text(const Gm__Procurement__Tender *t, char *out,
              t->items[i]->id, t->items[i]->buyer);
 }
 
+/* The catalogue's rules fixed into an item, as one text. */
+static void rules_text(const Gm__Procurement__Item *it, char *out, size_t len) {
+  snprintf(out, len, "%s policy %d, %d bp, grade %d, labels", it->id,
+           (int)it->policy, it->deduction_bp, it->min_grade);
+  for (size_t i = 0; i < it->n_labels; i++)
+    snprintf(out + strlen(out), len - strlen(out), " %s", it->labels[i]);
+}
+
 /*
  * A joint tender: the lead's amendment of items replaces the items of the
  * buyers it names (its own when an item names none) and keeps a joint
- * buyer's as they are; it replaces a joint buyer's items only when it
- * names that buyer.  An item for someone who is not a buyer is refused
- * and changes nothing.
+ * buyer's as they are, with the catalogue's rules they were published
+ * with: a change of the catalogue since applies only to the items an
+ * amendment gives.  An item for someone who is not a buyer is refused,
+ * saying that an amendment cannot add one, and changes nothing; a demand
+ * holding another's item is refused too.
  */
 START_TEST(amending_items_keeps_the_joint_buyers_items) {
   pt_register("district", "agency");
@@ -386,75 +356,76 @@ START_TEST(amending_items_keeps_the_joint_buyers_items) {
   pt_tender_init(&d, "T-JAM", 100000000, DEADLINE);
   d.buyers[d.t.n_buyers++] = "district";
   pt_item(&d, "C1", "DESK", 10, 0, NULL);
-  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
-  dr.tender = &d.t;
-  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
-  Gm__Procurement__Item k1, *pk1 = new_item(&k1, "K1", 20, 0, NULL);
+  pt_draft("city", &d);
+  Gm__Procurement__Item k1,
+      *pk1 = pt_new_item(&k1, "K1", "INSUL", 20, 0, "school");
   Gm__Procurement__DemandRequest dq = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
   dq.tender_id = "T-JAM";
   dq.items = &pk1;
   dq.n_items = 1;
-  m = pt_call("district", "tender.demand", &dq.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
-  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  pr.tender_id = "T-JAM";
-  Gm__Procurement__TenderView *v = (Gm__Procurement__TenderView *)pt_call(
-      "city", "tender.publish", &pr.base);
-  ck_assert_msg(v, "%s", pt_message);
-  pt_free(v);
+  char *before = pt_hashes("T-JAM", "t dm am");
+  pt_expect("district", "tender.demand", &dq.base, GM__STATUS__INVALID_ARGUMENT,
+            "item K1 is for school, not you; your demand holds your own "
+            "items only: leave the item's buyer empty");
+  pt_unchanged("T-JAM", "t dm am", before);
+  k1.buyer = "";
+  pt_demand("district", "T-JAM", &pk1, 1);
+  pt_publish_draft("city", "T-JAM");
+  /* The catalogue changes after the publication: insulation becomes a
+     mandatory purchase of 3 stars. */
+  pt_category("INSUL", GM__PROCUREMENT__POLICY__POLICY_MANDATORY, 0,
+              "gb_insulation", 3);
 
-  /* The lead's own items change; district's K1 stays. */
+  /* The lead's own items change; district's K1 stays, with its rules. */
   Gm__Procurement__Item c1, c2,
-      *mine[] = {new_item(&c1, "C1", 12, 0, NULL),
-                 new_item(&c2, "C2", 3, 0, NULL)};
-  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
-  ch.items = mine;
-  ch.n_items = 2;
-  char *fields[] = {"items"};
-  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
-  q.tender_id = "T-JAM";
-  q.note = "city needs 12 desks and 3 cabinets";
-  q.changes = &ch;
-  q.fields = fields;
-  q.n_fields = 1;
-  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+      *mine[] = {pt_new_item(&c1, "C1", NULL, 12, 0, NULL),
+                 pt_new_item(&c2, "C2", NULL, 3, 0, NULL)};
+  pt_amend a;
+  pt_amend_init(&a, "T-JAM", "items", "city needs 12 desks and 3 cabinets");
+  a.ch.items = mine;
+  a.ch.n_items = 2;
+  Gm__Procurement__TenderView *v =
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &a.q.base);
   ck_assert_msg(v, "%s", pt_message);
   char text[256];
   items_text(v->tender, text, sizeof text);
   ck_assert_str_eq(text, "C1:city C2:city K1:district");
   ck_assert_int_eq(v->tender->items[2]->quantity, 20);
+  rules_text(v->tender->items[2], text, sizeof text);
+  ck_assert_str_eq(text, "K1 policy 1, 500 bp, grade 2, labels gb_insulation");
   pt_free(v);
 
-  /* Naming district replaces district's items, and keeps the lead's. */
+  /* Naming district replaces district's items, and keeps the lead's; the
+     item it gives takes the catalogue's rules of now. */
   Gm__Procurement__Item k2,
-      *theirs[] = {new_item(&k2, "K2", 25, 0, "district")};
-  ch.items = theirs;
-  ch.n_items = 1;
-  q.note = "district's desks are K2 now";
-  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+      *theirs[] = {pt_new_item(&k2, "K2", "INSUL", 25, 0, "district")};
+  a.ch.items = theirs;
+  a.ch.n_items = 1;
+  a.q.note = "district's insulation is K2 now";
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &a.q.base);
   ck_assert_msg(v, "%s", pt_message);
   items_text(v->tender, text, sizeof text);
   ck_assert_str_eq(text, "C1:city C2:city K2:district");
+  rules_text(v->tender->items[2], text, sizeof text);
+  ck_assert_str_eq(text, "K2 policy 2, 0 bp, grade 3, labels gb_insulation");
   pt_free(v);
 
   /* Refused whole: an item for someone who is not a buyer, no items. */
-  char *before = tender_keys("T-JAM");
-  Gm__Procurement__Item x, *other[] = {new_item(&c1, "C1", 1, 0, NULL),
-                                       new_item(&x, "X1", 1, 0, "school")};
-  ch.items = other;
-  ch.n_items = 2;
-  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
-            "item X1 is for school, who is not a buyer of this tender");
-  ch.n_items = 0;
-  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+  before = pt_hashes("T-JAM", "t dm am");
+  Gm__Procurement__Item x,
+      *other[] = {pt_new_item(&c1, "C1", NULL, 1, 0, NULL),
+                  pt_new_item(&x, "X1", NULL, 1, 0, "school")};
+  a.ch.items = other;
+  a.ch.n_items = 2;
+  pt_expect("city", "tender.amend", &a.q.base, GM__STATUS__INVALID_ARGUMENT,
+            "item X1 is for school, who is not a buyer of this tender; an "
+            "amendment cannot add a buyer (the buyers were published with "
+            "the tender): give the item to one of city, district, or leave "
+            "the item's buyer empty for city's");
+  a.ch.n_items = 0;
+  pt_expect("city", "tender.amend", &a.q.base, GM__STATUS__INVALID_ARGUMENT,
             "items is named but no item is given");
-  char *after = tender_keys("T-JAM");
-  ck_assert_str_eq(after, before);
-  free(before);
-  free(after);
+  pt_unchanged("T-JAM", "t dm am", before);
   v = pt_tender_get("T-JAM");
   items_text(v->tender, text, sizeof text);
   ck_assert_str_eq(text, "C1:city C2:city K2:district");
@@ -475,91 +446,151 @@ START_TEST(the_items_budgets_fit_in_the_tenders_budget) {
   pt_tender_init(&d, "T-JB", 1000000, DEADLINE); /* 10000.00 yuan */
   d.buyers[d.t.n_buyers++] = "district";
   pt_item(&d, "C1", "DESK", 10, 600000, NULL);
-  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
-  dr.tender = &d.t;
-  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
+  pt_draft("city", &d);
 
   /* district's 5000 with city's 6000 is over 10000. */
-  Gm__Procurement__Item k1, *pk1 = new_item(&k1, "K1", 20, 500000, NULL);
+  Gm__Procurement__Item k1,
+      *pk1 = pt_new_item(&k1, "K1", NULL, 20, 500000, NULL);
   Gm__Procurement__DemandRequest dq = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
   dq.tender_id = "T-JB";
   dq.items = &pk1;
   dq.n_items = 1;
-  char *before = tender_keys("T-JB");
+  char *before = pt_hashes("T-JB", "t dm am");
   pt_expect("district", "tender.demand", &dq.base, GM__STATUS__INVALID_ARGUMENT,
             "your items' budgets add up to 5000.00 yuan; with the 6000.00 "
-            "yuan already in tender T-JB (city 6000.00 yuan) that is "
-            "11000.00 yuan, above its budget 10000.00 yuan");
-  ck_assert_msg(strstr(pt_message,
-                       "lower yours (to 4000.00 yuan in all at "
-                       "most) or ask city, the lead agency"),
-                "%s", pt_message);
-  char *after = tender_keys("T-JB");
-  ck_assert_str_eq(after, before);
-  free(after);
-  free(before);
+            "yuan of the items already in tender T-JB (city 6000.00 yuan) "
+            "that is 11000.00 yuan, above its budget 10000.00 yuan: the "
+            "items' budgets must fit in the tender's; lower yours to 4000.00 "
+            "yuan in all or less, or ask city, the lead agency, to raise the "
+            "budget");
+  pt_unchanged("T-JB", "t dm am", before);
+  /* With city's items taking the whole budget, none is left to lower to:
+     an item with no budget still fits. */
+  d.items[0].budget = 1000000;
+  pt_draft("city", &d);
+  before = pt_hashes("T-JB", "t dm am");
+  pt_expect("district", "tender.demand", &dq.base, GM__STATUS__INVALID_ARGUMENT,
+            "above its budget 10000.00 yuan: the items' budgets must fit in "
+            "the tender's; the items already there take the whole budget: "
+            "send yours with no budget (0), or ask city, the lead agency, to "
+            "raise the budget");
+  pt_unchanged("T-JB", "t dm am", before);
+  d.items[0].budget = 600000;
+  pt_draft("city", &d);
   k1.budget = 400000;
-  m = pt_call("district", "tender.demand", &dq.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
+  pt_demand("district", "T-JB", &pk1, 1);
 
   /* The lead cannot lower the budget under the two. */
   d.t.budget = 900000;
-  before = tender_keys("T-JB");
+  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
+  dr.tender = &d.t;
+  before = pt_hashes("T-JB", "t dm am");
   pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
             "with the joint buyers' demand the items' budgets add up to "
             "10000.00 yuan (city 6000.00 yuan, district 4000.00 yuan), above "
             "the budget 9000.00 yuan");
-  after = tender_keys("T-JB");
-  ck_assert_str_eq(after, before);
-  free(after);
-  free(before);
+  pt_unchanged("T-JB", "t dm am", before);
   d.t.budget = 1000000;
-  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  pr.tender_id = "T-JB";
-  Gm__Procurement__TenderView *v = (Gm__Procurement__TenderView *)pt_call(
-      "city", "tender.publish", &pr.base);
-  ck_assert_msg(v, "%s", pt_message);
-  pt_free(v);
+  pt_publish_draft("city", "T-JB");
 
   /* Published: amending the budget under the items, or an item over
      what is left, is refused. */
-  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
-  ch.budget = 900000;
-  char *budget[] = {"budget"}, *items[] = {"items"},
-       *both[] = {"budget", "items"};
-  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
-  q.tender_id = "T-JB";
-  q.note = "less money";
-  q.changes = &ch;
-  q.fields = budget;
-  q.n_fields = 1;
-  before = tender_keys("T-JB");
-  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+  pt_amend a;
+  pt_amend_init(&a, "T-JB", "budget", "less money");
+  a.ch.budget = 900000;
+  before = pt_hashes("T-JB", "t dm am");
+  pt_expect("city", "tender.amend", &a.q.base, GM__STATUS__INVALID_ARGUMENT,
             "the items' budgets add up to 10000.00 yuan (city 6000.00 yuan, "
             "district 4000.00 yuan), above the tender's budget 9000.00 yuan");
-  Gm__Procurement__Item c1, *mine[] = {new_item(&c1, "C1", 12, 700000, NULL)};
-  ch.items = mine;
-  ch.n_items = 1;
-  q.fields = items;
-  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+  Gm__Procurement__Item c1,
+      *mine[] = {pt_new_item(&c1, "C1", NULL, 12, 700000, NULL)};
+  a.ch.items = mine;
+  a.ch.n_items = 1;
+  a.fields[0] = "items";
+  pt_expect("city", "tender.amend", &a.q.base, GM__STATUS__INVALID_ARGUMENT,
             "the items' budgets add up to 11000.00 yuan (city 7000.00 yuan, "
             "district 4000.00 yuan), above the tender's budget 10000.00 yuan");
-  after = tender_keys("T-JB");
-  ck_assert_str_eq(after, before);
-  free(after);
-  free(before);
+  pt_unchanged("T-JB", "t dm am", before);
   /* Both together fit. */
-  ch.budget = 1100000;
-  q.fields = both;
-  q.n_fields = 2;
-  q.note = "more desks, more money";
-  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  pt_amend_init(&a, "T-JB", "budget,items", "more desks, more money");
+  a.ch.budget = 1100000;
+  a.ch.items = mine;
+  a.ch.n_items = 1;
+  Gm__Procurement__TenderView *v =
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &a.q.base);
   ck_assert_msg(v, "%s", pt_message);
   ck_assert_int_eq(v->tender->budget, 1100000);
   ck_assert_int_eq(v->tender->n_items, 2);
+  pt_free(v);
+}
+END_TEST
+
+/* The refusal of a script step run directly (pt_script): its message. */
+static void script_refused(redisReply *r, const char *text) {
+  ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+  ck_assert_msg(strstr(r->str, text), "%s", r->str);
+  freeReplyObject(r);
+}
+
+/*
+ * The budget check of a redraft, a demand and a publication is made in C
+ * on the draft as read, and the step is refused if the draft changed
+ * since (its revision): here the step is run on Redis with the revision
+ * read before a joint buyer's demand came in, as the broker would run it
+ * had the demand come between its read and its step.  Each is refused,
+ * saying what changed and to do it again, and nothing is written.
+ */
+START_TEST(a_step_on_a_draft_changed_since_its_check_is_refused) {
+  pt_register("district", "agency");
+  pt_register("county", "agency");
+  pt_tender d;
+  pt_tender_init(&d, "T-RACE", 1000000, DEADLINE);
+  d.buyers[d.t.n_buyers++] = "district";
+  d.buyers[d.t.n_buyers++] = "county";
+  pt_item(&d, "C1", "DESK", 10, 600000, NULL);
+  pt_draft("city", &d);
+  redisContext *c = gm_test_redis_connect(pt_redis);
+  redisReply *r = gm_test_redis_cmd(c,
+                                    "HMGET gm:{procurement:t:T-RACE}:t rev "
+                                    "def buyers title");
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  ck_assert_str_eq(r->element[0]->str, "1");
+  char def[4096];
+  snprintf(def, sizeof def, "%s", r->element[1]->str);
+  const char *redraft[] = {
+      "draft", "T-RACE", def, ",district,county,", "green fit-out materials",
+      "1"};
+  freeReplyObject(r);
+  redisFree(c);
+
+  /* district's demand comes in: the draft is at revision 2. */
+  Gm__Procurement__Item k1,
+      *pk1 = pt_new_item(&k1, "K1", NULL, 20, 400000, NULL);
+  pt_demand("district", "T-RACE", &pk1, 1);
+  char *before = pt_hashes("T-RACE", "t dm am");
+
+  script_refused(pt_script("city", "tender", "T-RACE", 6, redraft),
+                 "FAILED_PRECONDITION the draft of tender T-RACE changed "
+                 "while it was being redrafted (a joint buyer sent its "
+                 "demand); draft it again");
+  const char *demand[] = {"demand", "T-RACE", "", "1"};
+  script_refused(pt_script("county", "tender", "T-RACE", 4, demand),
+                 "FAILED_PRECONDITION the draft of tender T-RACE changed "
+                 "while your demand was being checked (city redrafted it, or "
+                 "another buyer sent its demand); send it again");
+  const char *publish[] = {"publish", "T-RACE", "1"};
+  script_refused(pt_script("city", "tender", "T-RACE", 3, publish),
+                 "FAILED_PRECONDITION the draft of tender T-RACE changed "
+                 "while it was being published (a joint buyer added its "
+                 "demand); publish it again");
+  pt_unchanged("T-RACE", "t dm am", before);
+
+  /* At the revision it is at, the same steps go through the broker. */
+  pt_publish_draft("city", "T-RACE");
+  Gm__Procurement__TenderView *v = pt_tender_get("T-RACE");
+  char text[128];
+  items_text(v->tender, text, sizeof text);
+  ck_assert_str_eq(text, "C1:city K1:district");
   pt_free(v);
 }
 END_TEST
@@ -576,16 +607,7 @@ START_TEST(a_tender_published_over_its_budget_can_still_move_its_deadline) {
   pt_tender_init(&d, "T-OLD", 1000000, DEADLINE); /* 10000.00 yuan */
   pt_item(&d, "C1", "DESK", 10, 600000, NULL);
   pt_item(&d, "C2", "DESK", 10, 400000, NULL);
-  Gm__Procurement__DraftRequest dr = GM__PROCUREMENT__DRAFT_REQUEST__INIT;
-  dr.tender = &d.t;
-  ProtobufCMessage *m = pt_call("city", "tender.draft", &dr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
-  Gm__Procurement__TenderRequest pr = GM__PROCUREMENT__TENDER_REQUEST__INIT;
-  pr.tender_id = "T-OLD";
-  m = pt_call("city", "tender.publish", &pr.base);
-  ck_assert_msg(m, "%s", pt_message);
-  protobuf_c_message_free_unpacked(m, NULL);
+  pt_publish("city", &d);
 
   /* The stored definition: C2's budget raised to 6000.00, so the items
      add up to 12000.00 yuan over the 10000.00. */
@@ -618,36 +640,26 @@ START_TEST(a_tender_published_over_its_budget_can_still_move_its_deadline) {
   redisFree(c);
 
   /* One more week: the deadline alone moves. */
-  Gm__Procurement__Tender ch = GM__PROCUREMENT__TENDER__INIT;
-  ch.deadline_ms = DEADLINE + 7 * PT_DAY;
-  char *deadline[] = {"deadline_ms"}, *budget[] = {"budget"};
-  Gm__Procurement__AmendRequest q = GM__PROCUREMENT__AMEND_REQUEST__INIT;
-  q.tender_id = "T-OLD";
-  q.note = "one more week for site visits";
-  q.changes = &ch;
-  q.fields = deadline;
-  q.n_fields = 1;
+  pt_amend a;
+  pt_amend_init(&a, "T-OLD", "deadline_ms", "one more week for site visits");
+  a.ch.deadline_ms = DEADLINE + 7 * PT_DAY;
   Gm__Procurement__TenderView *v =
-      (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+      (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &a.q.base);
   ck_assert_msg(v, "%s", pt_message);
   ck_assert_int_eq(v->tender->deadline_ms, DEADLINE + 7 * PT_DAY);
   ck_assert_int_eq(v->tender->version, 2);
   pt_free(v);
 
   /* An amendment of the budget is held to the sum, and says it. */
-  ch.budget = 1100000;
-  q.fields = budget;
-  q.note = "a little more money";
-  char *before = tender_keys("T-OLD");
-  pt_expect("city", "tender.amend", &q.base, GM__STATUS__INVALID_ARGUMENT,
+  pt_amend_init(&a, "T-OLD", "budget", "a little more money");
+  a.ch.budget = 1100000;
+  char *before = pt_hashes("T-OLD", "t dm am");
+  pt_expect("city", "tender.amend", &a.q.base, GM__STATUS__INVALID_ARGUMENT,
             "the items' budgets add up to 12000.00 yuan (city 12000.00 yuan), "
             "above the tender's budget 11000.00 yuan");
-  char *after = tender_keys("T-OLD");
-  ck_assert_str_eq(after, before);
-  free(after);
-  free(before);
-  ch.budget = 1200000;
-  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &q.base);
+  pt_unchanged("T-OLD", "t dm am", before);
+  a.ch.budget = 1200000;
+  v = (Gm__Procurement__TenderView *)pt_call("city", "tender.amend", &a.q.base);
   ck_assert_msg(v, "%s", pt_message);
   ck_assert_int_eq(v->tender->budget, 1200000);
   pt_free(v);
@@ -1620,6 +1632,7 @@ int main(void) {
   tcase_add_test(tc, amendments_move_the_deadline_and_change_the_items);
   tcase_add_test(tc, amending_items_keeps_the_joint_buyers_items);
   tcase_add_test(tc, the_items_budgets_fit_in_the_tenders_budget);
+  tcase_add_test(tc, a_step_on_a_draft_changed_since_its_check_is_refused);
   tcase_add_test(
       tc, a_tender_published_over_its_budget_can_still_move_its_deadline);
   tcase_add_test(
