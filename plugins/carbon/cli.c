@@ -46,7 +46,10 @@ static int gm__carbon_parse_yuan(const char *what, const char *text,
                                  size_t errlen) {
   int64_t whole = 0, frac = 0;
   int nwhole = 0, nfrac = 0, dot = 0, big = 0;
-  char maxtext[32];
+  char maxtext[32], shown[96];
+  /* What the user typed, as a message may echo it: cut between
+     characters, controls as '?' (gm__carbon_shown). */
+  const char *echo = gm__carbon_shown(text, shown);
   if (!text || !*text) {
     snprintf(err, errlen, "%s is empty; write yuan like 85.50", what);
     return -1;
@@ -54,7 +57,7 @@ static int gm__carbon_parse_yuan(const char *what, const char *text,
   if (text[0] == '-') {
     snprintf(err, errlen,
              "%s %s is negative; write a positive amount of yuan like 85.50",
-             what, text);
+             what, echo);
     return -1;
   }
   for (const char *p = text; *p; p++) {
@@ -78,24 +81,24 @@ static int gm__carbon_parse_yuan(const char *what, const char *text,
     snprintf(err, errlen,
              "%s \"%s\" is not an amount of yuan; write digits with at most "
              "two decimals, like 85.50",
-             what, text);
+             what, echo);
     return -1;
   }
   if (nfrac > 2) {
     snprintf(err, errlen,
              "%s %s is finer than the 0.01 yuan tick (1 fen); use at most "
              "two decimals, like 85.50",
-             what, text);
+             what, echo);
     return -1;
   }
   if (nfrac == 1) frac *= 10;
   if (big || frac > max_fen - whole * 100) {
     snprintf(err, errlen, "%s %s is above the largest accepted, %s yuan", what,
-             text, gm__carbon_format_price(max_fen, maxtext));
+             echo, gm__carbon_format_price(max_fen, maxtext));
     return -1;
   }
   if (whole == 0 && frac == 0) {
-    snprintf(err, errlen, "%s must be at least 0.01 yuan, not %s", what, text);
+    snprintf(err, errlen, "%s must be at least 0.01 yuan, not %s", what, echo);
     return -1;
   }
   *fen = whole * 100 + frac;
@@ -108,9 +111,11 @@ static int gm__carbon_parse_tonnes(const char *what, const char *text,
                                    size_t errlen) {
   int64_t v = 0;
   const char *p = text ? text : "";
+  char shown[96];
+  const char *echo = gm__carbon_shown(p, shown);
   if (*p == '-' && p[1]) {
     snprintf(err, errlen, "%s %s is negative; give whole tonnes like 100", what,
-             text);
+             echo);
     return -1;
   }
   for (; *p >= '0' && *p <= '9'; p++)
@@ -118,12 +123,12 @@ static int gm__carbon_parse_tonnes(const char *what, const char *text,
   if (!text || !*text || *p) {
     snprintf(err, errlen,
              "%s \"%s\" is not a whole number of tonnes; give digits like 100",
-             what, text ? text : "");
+             what, echo);
     return -1;
   }
   if (v < 1 || v > max) {
     snprintf(err, errlen, "%s must be 1..%lld t, not %s", what, (long long)max,
-             text);
+             echo);
     return -1;
   }
   *t = v;

@@ -23,12 +23,20 @@
 #include <csv.h>
 #include <greenmarket/cli.h>
 #include <greenmarket/table.h>
+#include <greenmarket/text.h>
 #include <greenmarket/uscc.h>
 #include <sodium.h>
 #include <strings.h>
 
 #include "procurement.pb-c.h"
 #include "rules.h"
+
+/* `s` as a message may echo what the user typed (greenmarket/text.h): a
+   text over `max` bytes cut at a character boundary, never inside one, and
+   followed by "... (N bytes)"; controls and bytes that are not UTF-8 shown
+   as '?'.  Its buffer lives to the end of the enclosing block. */
+#define PR_SHOWN(s, max) \
+  gm_text_shown((s), (max), (char[(max) + 24]){0}, (max) + 24)
 
 #define PR_MARKET "procurement"
 #define PR_MAX_POS 64
@@ -342,8 +350,8 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
                           : c == O_LIMIT ? "--limit"
                                          : "--days";
         if (pr_number(optarg, min, max, &v) != 0)
-          return pr_usage_error(self, "%s %.20s must be a whole number %ld-%ld",
-                                opt, optarg, min, max);
+          return pr_usage_error(self, "%s %s must be a whole number %ld-%ld",
+                                opt, PR_SHOWN(optarg, 20), min, max);
         if (c == O_BATCH) o->batch = v;
         if (c == O_ROUND) o->round = v;
         if (c == O_LIMIT) o->limit = v;
@@ -396,7 +404,9 @@ static int pr_time_arg(const pr_cli *g, const char *what, const char *text,
 static int pr_points(const char *text, int32_t *bp) {
   char err[64], pc[40];
   int v;
-  snprintf(pc, sizeof pc, "%.30s%%", text);
+  /* Whole or refused: a longer text cut to fit could read as another. */
+  if (strlen(text) > 30) return -1;
+  snprintf(pc, sizeof pc, "%s%%", text);
   if (pr_parse_percent("score", pc, 10000, &v, err, sizeof err) != 0) return -1;
   *bp = v;
   return 0;
@@ -716,7 +726,8 @@ static void pr_check_cert_rows(const pr_csv *c, char **cats, size_t ncats,
     }
     if (!pr_valid_name(f[0], 1, 64, 1))
       pr_problem(p, line, 1, "number",
-                 "\"%.64s\" is not 1-64 letters, digits and . _ - /", f[0]);
+                 "\"%s\" is not 1-64 letters, digits and . _ - /",
+                 PR_SHOWN(f[0], 64));
     if (gm_uscc_check(f[1], strlen(f[1]), why, sizeof why) != 0)
       pr_problem(p, line, 2, "holder", "%s", why);
     for (int k = 2; k <= 4; k++)
@@ -727,19 +738,20 @@ static void pr_check_cert_rows(const pr_csv *c, char **cats, size_t ncats,
       pr_problem(p, line, 4, "product", "empty; name the certified product");
     if (!bsearch(&f[5], cats, ncats, sizeof *cats, pr_cmp_str))
       pr_problem(p, line, 6, "category",
-                 "\"%.32s\" is not in the catalogue; import the categories "
+                 "\"%s\" is not in the catalogue; import the categories "
                  "first (gm procurement categories lists them)",
-                 f[5]);
+                 PR_SHOWN(f[5], 32));
     int label_ok = pr_label_known(f[6]);
     if (!label_ok)
       pr_problem(p, line, 7, "label",
-                 "\"%.40s\" is not a label type (energy_saving, "
+                 "\"%s\" is not a label type (energy_saving, "
                  "environmental, low_carbon or gb_*; see gm procurement "
                  "--help)",
-                 f[6]);
+                 PR_SHOWN(f[6], 40));
     long grade = 0;
     if (f[7][0] && pr_number(f[7], 0, 3, &grade) != 0)
-      pr_problem(p, line, 8, "grade", "\"%.8s\" is not 0-3 stars", f[7]);
+      pr_problem(p, line, 8, "grade", "\"%s\" is not 0-3 stars",
+                 PR_SHOWN(f[7], 16));
     else if (label_ok && pr_label_graded(f[6]) && grade < 1)
       pr_problem(p, line, 8, "grade",
                  "a %s label is graded 1-3 stars; give the grade", f[6]);
@@ -751,11 +763,11 @@ static void pr_check_cert_rows(const pr_csv *c, char **cats, size_t ncats,
                  f[8][0] ? why : "empty; name the certification body");
     int64_t from = 0, to = 0;
     if (pr_parse_day_field(f[9], 0, &from) != 0)
-      pr_problem(p, line, 10, "valid_from",
-                 "\"%.16s\" is not a date YYYY-MM-DD", f[9]);
+      pr_problem(p, line, 10, "valid_from", "\"%s\" is not a date YYYY-MM-DD",
+                 PR_SHOWN(f[9], 24));
     if (pr_parse_day_field(f[10], 1, &to) != 0)
-      pr_problem(p, line, 11, "valid_to", "\"%.16s\" is not a date YYYY-MM-DD",
-                 f[10]);
+      pr_problem(p, line, 11, "valid_to", "\"%s\" is not a date YYYY-MM-DD",
+                 PR_SHOWN(f[10], 24));
     else if (from && to < from)
       pr_problem(p, line, 11, "valid_to", "%s is before valid_from %s", f[10],
                  f[9]);
@@ -906,14 +918,16 @@ static int pr_import_categories(const pr_cli *g, const pr_csv *c,
                                                        : -1;
       if (policy < 0)
         pr_problem(&p, line, 3, "policy",
-                   "\"%.20s\" is not none, priority or mandatory", f[2]);
+                   "\"%s\" is not none, priority or mandatory",
+                   PR_SHOWN(f[2], 20));
       int bp = 0;
       if (f[3][0] &&
           pr_parse_percent("deduction", f[3], 2000, &bp, err, sizeof err) != 0)
         pr_problem(&p, line, 4, "deduction", "%s", err);
       long min = 0;
       if (f[5][0] && pr_number(f[5], 0, 3, &min) != 0)
-        pr_problem(&p, line, 6, "min_grade", "\"%.8s\" is not 0-3 stars", f[5]);
+        pr_problem(&p, line, 6, "min_grade", "\"%s\" is not 0-3 stars",
+                   PR_SHOWN(f[5], 16));
       /* labels: separated by ';' in the file, by ',' on the wire */
       labels[n] = strdup(f[4]);
       for (char *q = labels[n]; *q; q++)
@@ -1014,8 +1028,8 @@ static int pr_import_calendar(const pr_cli *g, const pr_csv *c,
         continue;
       }
       if (pr_parse_date(f[0], &day) != 0) {
-        pr_problem(&p, c->line[r], 1, "date",
-                   "\"%.16s\" is not a date YYYY-MM-DD", f[0]);
+        pr_problem(&p, c->line[r], 1, "date", "\"%s\" is not a date YYYY-MM-DD",
+                   PR_SHOWN(f[0], 24));
         continue;
       }
       int weekend = pr_weekday(day) == 0 || pr_weekday(day) == 6;
@@ -1028,7 +1042,8 @@ static int pr_import_calendar(const pr_cli *g, const pr_csv *c,
                      "holiday, working or normal");
         else
           pr_problem(&p, c->line[r], 2, "kind",
-                     "\"%.16s\" is not holiday, working or normal", f[1]);
+                     "\"%s\" is not holiday, working or normal",
+                     PR_SHOWN(f[1], 24));
         continue;
       }
       if ((!strcmp(f[1], "holiday") && weekend) ||
@@ -1399,16 +1414,17 @@ static int pr_item_arg(const pr_cli *g, char *text, Gm__Procurement__Item *it) {
   if (n >= 4 && f[0][0] && f[1][0] && f[3][0] &&
       pr_number(f[2], 1, PR_MAX_QUANTITY, &qty) != 0)
     return g->api->error(g->cli, GM_INVALID_ARGUMENT,
-                         "--item %.120s: quantity \"%.20s\" is not a whole "
-                         "number of %.16s from 1 to %lld; a quantity counts "
+                         "--item %s: quantity \"%s\" is not a whole "
+                         "number of %s from 1 to %lld; a quantity counts "
                          "whole units (give a smaller unit for a part)",
-                         whole, f[2], f[3], (long long)PR_MAX_QUANTITY);
+                         PR_SHOWN(whole, 120), PR_SHOWN(f[2], 20),
+                         PR_SHOWN(f[3], 16), (long long)PR_MAX_QUANTITY);
   if (n < 4 || !f[0][0] || !f[1][0] ||
       pr_number(f[2], 1, PR_MAX_QUANTITY, &qty) != 0)
     return g->api->error(g->cli, GM_INVALID_ARGUMENT,
-                         "--item %.120s is not ID:CATEGORY:QUANTITY:UNIT"
+                         "--item %s is not ID:CATEGORY:QUANTITY:UNIT"
                          "[:BUDGET[:BUYER]] (e.g. I1:GB-INSUL:300:m2:45000.00)",
-                         whole);
+                         PR_SHOWN(whole, 120));
   it->id = f[0];
   it->category = f[1];
   it->quantity = qty;
@@ -1772,9 +1788,9 @@ static int pr_cmd_bid(const pr_cli *g, int argc, char **argv,
   char cur[8];
   if (!pr_currency_shaped(q.currency))
     return g->api->error(g->cli, GM_INVALID_ARGUMENT,
-                         "--currency \"%.8s\" is not a currency code: give "
+                         "--currency \"%s\" is not a currency code: give "
                          "the tender's, three capital letters such as CNY",
-                         q.currency);
+                         PR_SHOWN(q.currency, 16));
   if (!o.currency) {
     /* Without --currency, the bid is in the tender's (when it can be
        read; otherwise the broker's refusal says what is wrong). */
@@ -1810,8 +1826,8 @@ static int pr_cmd_bid(const pr_cli *g, int argc, char **argv,
       lines[i - 1].certificate = at + 1;
     }
     lines[i - 1].item = pos[i];
-    char what[64];
-    snprintf(what, sizeof what, "the unit price of %.32s", pos[i]);
+    char what[96];
+    snprintf(what, sizeof what, "the unit price of %s", PR_SHOWN(pos[i], 40));
     if (pr_yuan_arg(g, what, eq + 1, &lines[i - 1].unit_price))
       return GM_CLI_EXIT_ERROR;
     pl[i - 1] = &lines[i - 1];
@@ -2038,10 +2054,10 @@ static int pr_cmd_score(const pr_cli *g, int argc, char **argv,
        "is not SUPPLIER=POINTS", though it has that shape. */
     if (pr_points(eq + 1, &sc[i - 1].score_bp) != 0)
       return g->api->error(g->cli, GM_INVALID_ARGUMENT,
-                           "the score of %.*s \"%.40s\" is not points of "
+                           "the score of %.*s \"%s\" is not points of "
                            "100: write 0 to 100 with at most two decimals, "
                            "like 52.5",
-                           (int)(eq - pos[i]), pos[i], eq + 1);
+                           (int)(eq - pos[i]), pos[i], PR_SHOWN(eq + 1, 40));
     *eq = '\0';
     sc[i - 1].supplier = pos[i];
     ps[i - 1] = &sc[i - 1];

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <greenmarket/text.h>
+
 #include "../cli.c"
 #include "commands.h"
 #include "gmd_fixture.h"
@@ -42,6 +44,17 @@ static void yuan_bad(const char *text, int64_t max, const char *want) {
   ck_assert_msg(fen == 12345, "\"%s\" wrote the output on failure", text);
   ck_assert_msg(strstr(err, want), "\"%s\": message \"%s\" lacks \"%s\"",
                 text ? text : "(null)", err, want);
+  char why[128];
+  ck_assert_msg(gm_text_check(err, 0, why, sizeof why) == 0,
+                "message \"%s\" %s", err, why);
+}
+
+/* 100 characters of Chinese (300 bytes): a message echoing them whole
+   would be cut by its 256-byte buffer inside one. */
+static const char *chinese(char out[301]) {
+  out[0] = '\0';
+  for (int i = 0; i < 100; i++) strcat(out, "\xe5\x85\x83"); /* 元 */
+  return out;
 }
 
 START_TEST(prices_in_yuan_become_fen) {
@@ -90,6 +103,10 @@ START_TEST(bad_prices_are_refused_with_the_reason) {
   yuan_bad("92233720368547758.08", INT64_MAX, "above the largest accepted");
   yuan_bad("92233720368547759", INT64_MAX, "above the largest accepted");
   yuan_bad("184467440737095516.16", INT64_MAX, "above the largest accepted");
+  /* Echoed cut between characters, saying how long it was. */
+  char big[301];
+  yuan_bad(chinese(big), GM_CARBON_MAX_PRICE,
+           "\xe5\x85\x83... (300 bytes)\" is not an amount of yuan");
 }
 END_TEST
 
@@ -143,6 +160,17 @@ START_TEST(quantities_are_whole_tonnes) {
     ck_assert_msg(strstr(err, bad[i].want), "\"%s\": \"%s\" lacks \"%s\"",
                   bad[i].text, err, bad[i].want);
   }
+  char big[301], why[128];
+  ck_assert_int_eq(
+      gm__carbon_parse_tonnes("quantity", chinese(big), GM_CARBON_MAX_QTY, &t,
+                              err, sizeof err),
+      -1);
+  ck_assert_msg(gm_text_check(err, 0, why, sizeof why) == 0, "\"%s\" %s", err,
+                why);
+  ck_assert_msg(strstr(err,
+                       "\xe5\x85\x83... (300 bytes)\" is not a whole "
+                       "number of tonnes"),
+                "%s", err);
 }
 END_TEST
 

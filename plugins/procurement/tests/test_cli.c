@@ -12,6 +12,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <greenmarket/text.h>
+
 #include "harness.h"
 #include "run_gm.h"
 
@@ -551,6 +553,27 @@ START_TEST(messages_name_the_option_and_the_tender_as_it_is) {
          "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:3", NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "--item A:DESK:3 is not ID:CATEGORY");
+  /* A long value typed in Chinese is cut between characters, never in
+     one, and says how long it was: stderr stays UTF-8.  (%.120s and %.16s
+     cut inside a 桌: 13 + 3 * 35 = 118, 3 * 5 = 15.) */
+  char item[256] = "AB:DESK:many:";
+  for (int i = 0; i < 45; i++) strcat(item, "\xe6\xa1\x8c"); /* 桌 */
+  r = gm("city", "draft", "T-I", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", item, NULL);
+  ck_assert_int_eq(r->code, 1);
+  char why[128];
+  ck_assert_msg(gm_text_check(r->err, GM_TEXT_LINES, why, sizeof why) == 0,
+                "stderr %s: %s", why, r->err);
+  HAS(r->err,
+      "\xe6\xa1\x8c... (148 bytes): quantity \"many\" is not a whole "
+      "number of \xe6\xa1\x8c\xe6\xa1\x8c... (135 bytes) from 1 to");
+  char score[64] = "alpha=";
+  for (int i = 0; i < 15; i++) strcat(score, "\xe5\x88\x86"); /* 分 */
+  r = gm("e1", "score", "T-I", score, NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(gm_text_check(r->err, GM_TEXT_LINES, why, sizeof why) == 0,
+                "stderr %s: %s", why, r->err);
+  HAS(r->err, "\xe5\x88\x86... (45 bytes)\" is not points of 100");
   r = gm("centre", "calendar", "2026-10-10=working", NULL);
   GM_OK(r);
   HAS(r->out, "stored 1 day\n");
