@@ -357,12 +357,19 @@ Gm__Procurement__Item *pt_new_item(Gm__Procurement__Item *it, const char *id,
   return it;
 }
 
-void pt_demand(const char *buyer, const char *tender,
-               Gm__Procurement__Item **items, size_t n) {
+Gm__Procurement__DemandRequest pt_demand_request(const char *tender,
+                                                 Gm__Procurement__Item **items,
+                                                 size_t n) {
   Gm__Procurement__DemandRequest q = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
   q.tender_id = (char *)tender;
   q.items = items;
   q.n_items = n;
+  return q;
+}
+
+void pt_demand(const char *buyer, const char *tender,
+               Gm__Procurement__Item **items, size_t n) {
+  Gm__Procurement__DemandRequest q = pt_demand_request(tender, items, n);
   ProtobufCMessage *v = pt_call(buyer, "tender.demand", &q.base);
   ck_assert_msg(v, "tender.demand %s by %s: %s", tender, buyer, pt_message);
   protobuf_c_message_free_unpacked(v, NULL);
@@ -416,6 +423,13 @@ void pt_unchanged(const char *tender, const char *keys, char *before) {
   ck_assert_str_eq(after, before);
   free(after);
   free(before);
+}
+
+void pt_refused(const char *tender, const char *as, const char *method,
+                const ProtobufCMessage *req, int status, const char *text) {
+  char *before = pt_hashes(tender, "t dm am");
+  pt_expect(as, method, req, status, text);
+  pt_unchanged(tender, "t dm am", before);
 }
 
 redisReply *pt_script(const char *who, const char *script, const char *tender,

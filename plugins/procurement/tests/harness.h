@@ -101,7 +101,11 @@ void pt_publish_draft(const char *agency, const char *id);
 Gm__Procurement__Item *pt_new_item(Gm__Procurement__Item *it, const char *id,
                                    const char *category, int64_t qty,
                                    int64_t budget, const char *buyer);
-/* `buyer` sends its demand of n items for the draft `tender`; asserts OK. */
+/* The demand of n items for the draft `tender`; pt_demand: `buyer` sends
+   it, asserting OK. */
+Gm__Procurement__DemandRequest pt_demand_request(const char *tender,
+                                                 Gm__Procurement__Item **items,
+                                                 size_t n);
 void pt_demand(const char *buyer, const char *tender,
                Gm__Procurement__Item **items, size_t n);
 
@@ -126,6 +130,10 @@ void pt_amend_init(pt_amend *a, const char *id, const char *fields,
  */
 char *pt_hashes(const char *tender, const char *keys);
 void pt_unchanged(const char *tender, const char *keys, char *before);
+/* pt_expect, and that the tender, its joint demand and its amendments
+   ("t dm am") are as they were. */
+void pt_refused(const char *tender, const char *as, const char *method,
+                const ProtobufCMessage *req, int status, const char *text);
 
 /*
  * Runs a step of procurement's Redis script `script` (its function, as

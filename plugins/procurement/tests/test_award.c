@@ -658,10 +658,7 @@ START_TEST(a_joint_tender_gives_one_contract_per_agency) {
   pt_item(&d, "C2", "DESK", 5, 0, NULL);
   pt_draft("city", &d);
   Gm__Procurement__Item it, *pit = pt_new_item(&it, "K1", NULL, 20, 0, NULL);
-  Gm__Procurement__DemandRequest dq = GM__PROCUREMENT__DEMAND_REQUEST__INIT;
-  dq.tender_id = "T-JOINT";
-  dq.items = &pit;
-  dq.n_items = 1;
+  Gm__Procurement__DemandRequest dq = pt_demand_request("T-JOINT", &pit, 1);
   pt_expect("gamma", "tender.demand", &dq.base, GM__STATUS__PERMISSION_DENIED,
             "agency");
   pt_demand("district", "T-JOINT", &pit, 1);
