@@ -172,6 +172,24 @@ static void gm__revoked_why(char *out, size_t cap, const char *who) {
            who);
 }
 
+/* Whether a routing id is one the ROUTER assigned (a 0 byte, then a 4-byte
+   count it never gives twice), not one the client chose (ZMQ_ROUTING_ID).
+   A chosen one can be chosen again: once its connection has closed, any
+   client presenting it is that routing id, and is sent whatever is still
+   addressed there (a record made from a subscription read after its
+   connection's disconnect, or before a delivery failed).  libzmq reserves
+   ids starting with a 0 byte for its own. */
+static int gm__rid_assigned(const void *rid, size_t n) {
+  return n == 5 && ((const uint8_t *)rid)[0] == 0;
+}
+
+/* Why a subscription under a chosen routing id is refused. */
+static const char gm__rid_why[] =
+    "the private feed serves only connections under the routing id it "
+    "assigns: do not set ZMQ_ROUTING_ID on the private feed socket (a "
+    "chosen routing id can be taken by another client once this connection "
+    "closes)";
+
 /* ---- the rule ---- */
 
 /* A public prefix or topic: not empty and not starting with '@' ("" on
@@ -674,11 +692,17 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   if (n < 1 || (d[0] != 0 && d[0] != 1) || idn == 0 || idn > 255) return;
   const char *req = d + 1;
   size_t len = n - 1;
+  /* With participants to keep apart, a connection is named by the routing
+     id the ROUTER gave it, which no later connection gets. */
+  if (!pf->dev && !gm__rid_assigned(id, idn)) {
+    if (d[0] == 1) gm__refuse(pf, id, idn, req, len, who, gm__rid_why, now_ms);
+    return;
+  }
   gm__pconn *c = gm__conn_find(pf, id, idn);
-  /* A client chooses its routing id: a connection that reuses one whose
-     owner went away starts afresh, and never inherits another
-     participant's subscriptions (a disconnect already forgets them, see
-     gm__privfeed_read_monitor; this covers a race with it). */
+  /* In development mode a client may choose its routing id: a connection
+     that reuses one whose owner went away starts afresh (a disconnect
+     already forgets its subscriptions, see gm__privfeed_read_monitor; this
+     covers a race with it). */
   int fd = zmq_msg_get(body, ZMQ_SRCFD);
   int known = fd >= 0 && (size_t)fd < pf->nfd;
   if (c && (c->fd != fd || (known && c->acc != pf->fd_acc[fd]) ||
@@ -961,8 +985,10 @@ static void gm__privfeed_ask_new(gm__privfeed *pf, zmq_msg_t (*msgs)[2],
       continue;
     const char *key = zmq_msg_gets(&msgs[i][1], "X-Key");
     const char *who = zmq_msg_gets(&msgs[i][1], "User-Id");
-    if (!key || strlen(key) != 40 || !who || gm__rc_find(pf, key)) continue;
     size_t idn = zmq_msg_size(&msgs[i][0]);
+    if (!key || strlen(key) != 40 || !who || gm__rc_find(pf, key) ||
+        !gm__rid_assigned(zmq_msg_data(&msgs[i][0]), idn))
+      continue; /* refused without a look-up */
     gm__pconn *c = idn && idn <= 255
                        ? gm__conn_find(pf, zmq_msg_data(&msgs[i][0]), idn)
                        : NULL;

@@ -564,10 +564,7 @@ START_TEST(rechecks_keep_delivery_and_the_index_in_step) {
     int who = i % NP;
     d[i] = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
-    char rid[8];
-    int rl = snprintf(rid, sizeof rid, "c%d", i);
     zmq_setsockopt(d[i], ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(d[i], ZMQ_ROUTING_ID, rid, (size_t)rl);
     zmq_setsockopt(d[i], ZMQ_CURVE_SERVERKEY, spub, 40);
     zmq_setsockopt(d[i], ZMQ_CURVE_PUBLICKEY, cpub[who], 40);
     zmq_setsockopt(d[i], ZMQ_CURVE_SECRETKEY, csec[who], 40);
@@ -1385,6 +1382,141 @@ START_TEST(a_new_connection_on_a_gone_ones_id_and_fd_starts_afresh) {
 }
 END_TEST
 
+/* A CURVE DEALER of participant k (its key pair), under routing id rid
+   (NULL: the one the broker's socket assigns), connected to ep. */
+static void *curve_dealer(void *ctx, const char *ep, const char *spub, int k,
+                          const char *rid) {
+  void *d = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0;
+  zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, spub, 40);
+  zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, cpub[k], 40);
+  zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, csec[k], 40);
+  if (rid) zmq_setsockopt(d, ZMQ_ROUTING_ID, rid, strlen(rid));
+  ck_assert_int_eq(zmq_connect(d, ep), 0);
+  return d;
+}
+
+/* The first frame of d's next message within ms ("" when none came); the
+   message's other frames are read too. */
+static const char *first_frame(void *d, int ms) {
+  static char t[256];
+  int n = -1;
+  for (int k = 0; k <= ms / 10 && n < 0; k++) {
+    n = zmq_recv(d, t, sizeof t - 1, ZMQ_DONTWAIT);
+    if (n < 0) zmq_poll(NULL, 0, 10);
+  }
+  t[n < 0 ? 0 : n] = 0;
+  int more = 1;
+  size_t ml = sizeof more;
+  while (n >= 0 && zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
+    char sink[512];
+    zmq_recv(d, sink, sizeof sink, 0);
+  }
+  return t;
+}
+
+/*
+ * Participant p0's client, under a routing id it chose, subscribes and
+ * closes before the broker reads the subscription (its disconnect is read
+ * in the same burst); then p1 connects under the same routing id and asks
+ * for nothing.  p1 must not be sent p0's private events.  Before, the
+ * subscription made a record after the disconnect that would have removed
+ * it had been read, and events for p0 went to whoever held the routing id
+ * next, until a delivery failed or 20 s passed.  Now a connection under a
+ * routing id its client chose is refused on a CURVE feed, told why: only
+ * the ROUTER's own ids, never given twice, name a connection.
+ */
+START_TEST(
+    a_gone_connections_routing_id_taken_by_another_gets_none_of_its_events) {
+  void *ctx = zmq_ctx_new();
+  char spub[41], ssec[41], ep[128], err[256];
+  zmq_curve_keypair(spub, ssec);
+  for (int k = 0; k < NP; k++) {
+    zmq_curve_keypair(cpub[k], csec[k]);
+    static char ids[NP][8];
+    snprintf(ids[k], sizeof ids[k], "p%d", k);
+    reg_owner[k] = ids[k];
+    snprintf(reg_roles[k], sizeof reg_roles[k], "r%d", k % 3);
+  }
+  pthread_t zt;
+  zap_stop = 0;
+  zap_admitted = 0;
+  ck_assert_int_eq(pthread_create(&zt, NULL, zap_run, ctx), 0);
+  usleep(50000);
+  snprintf(ep, sizeof ep, "ipc:///tmp/gm-test-privfeed-take-%d", (int)getpid());
+  gm__privfeed *pf = gm__privfeed_new(ctx, ep, ssec, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  gm__privfeed_set_lookup(pf, fake_lookup, NULL);
+  void *victim = curve_dealer(ctx, ep, spub, 0, "vict");
+  sub(victim, 1, "@p:p0 ");
+  zmq_pollitem_t it = {gm__privfeed_socket(pf), 0, ZMQ_POLLIN, 0};
+  ck_assert_int_eq(zmq_poll(&it, 1, 5000), 1);
+  gm__privfeed_read_monitor(pf); /* its accept */
+  zmq_close(victim);
+  /* Its disconnect is there to read, its subscription not read yet. */
+  zmq_pollitem_t mon = {gm__privfeed_monitor_socket(pf), 0, ZMQ_POLLIN, 0};
+  ck_assert_int_eq(zmq_poll(&mon, 1, 5000), 1);
+  read_n(pf, 1);
+  /* The old pipe's end (libzmq's termination handshake runs as the socket
+     is used): a connection that came before would be ignored. */
+  for (int i = 0; i < 20; i++) {
+    gm__privfeed_read(pf, 256, 1000);
+    zmq_poll(&it, 1, 10);
+  }
+  void *thief = curve_dealer(ctx, ep, spub, 1, "vict");
+  for (int i = 0; i < 500 && zap_admitted < 2; i++) zmq_poll(NULL, 0, 10);
+  ck_assert_int_eq(zap_admitted, 2);
+  /* The router takes the new connection in under the routing id once the
+     old one's pipe is gone (as the socket is used): until a message sent
+     to that routing id reaches the thief. */
+  void *router = gm__privfeed_socket(pf);
+  int held = 0;
+  for (int i = 0; i < 300 && !held; i++) {
+    gm__privfeed_read(pf, 256, 1000);
+    if (zmq_send(router, "vict", 4, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 4) {
+      zmq_send(router, "probe", 5, 0);
+      held = !strcmp(first_frame(thief, 200), "probe");
+    } else
+      zmq_poll(NULL, 0, 10);
+  }
+  ck_assert_msg(held, "the thief never held the gone connection's routing id");
+  gm__privfeed_deliver(pf, "@p:p0 m.e", 9, "secret", 6);
+  const char *got = first_frame(thief, 300);
+  ck_assert_msg(strcmp(got, "@p:p0 m.e") != 0,
+                "participant p1, connected under p0's gone connection's "
+                "routing id, was sent p0's private event");
+  /* The thief does hold the routing id: what it asks is answered there,
+     with a refusal that says what to change. */
+  sub(thief, 1, "@p:p1 ");
+  read_n(pf, 1);
+  gm__privfeed_deliver(pf, "@p:p1 m.e", 9, "x", 1);
+  char f[3][512] = {"", "", ""};
+  int n = -1;
+  for (int k = 0; k < 100 && n < 0; k++) {
+    n = zmq_recv(thief, f[0], sizeof f[0] - 1, ZMQ_DONTWAIT);
+    if (n < 0) zmq_poll(NULL, 0, 10);
+  }
+  ck_assert_int_eq(n, 1);
+  for (int i = 1; i < 3; i++) {
+    n = zmq_recv(thief, f[i], sizeof f[i] - 1, ZMQ_DONTWAIT);
+    ck_assert_int_ge(n, 0);
+    f[i][n] = 0;
+  }
+  ck_assert_msg(f[0][0] == '!' && !strcmp(f[1], "@p:p1 ") &&
+                    strstr(f[2], "do not set ZMQ_ROUTING_ID"),
+                "the connection under a chosen routing id got [%c, %s, %s]",
+                f[0][0], f[1], f[2]);
+  ck_assert_str_eq(first_frame(thief, 100), "");
+  zmq_close(thief);
+  gm__privfeed_destroy(&pf);
+  zap_stop = 1;
+  pthread_join(zt, NULL);
+  zmq_ctx_term(ctx);
+  unlink(ep + strlen("ipc://"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("privfeed");
   TCase *tc = tcase_create("privfeed");
@@ -1400,6 +1532,9 @@ int main(void) {
   tcase_add_test(tc, a_full_queue_drops_and_both_drops_and_refusals_are_logged);
   tcase_add_test(tc, random_steps_keep_delivery_exact);
   tcase_add_test(tc, a_new_connection_on_a_gone_ones_id_and_fd_starts_afresh);
+  tcase_add_test(
+      tc,
+      a_gone_connections_routing_id_taken_by_another_gets_none_of_its_events);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
