@@ -123,6 +123,11 @@ struct gm__privfeed {
      connection on F, so one left by an older connection on the same fd and
      routing id (its disconnect not read yet) is told from it. */
   uint32_t *fd_acc;
+  /* And disconnected on it so far: a message read from fd F when every
+     connection accepted on F has disconnected comes from a connection that
+     is gone (it sent and closed before the broker read it), and makes no
+     record (nobody to deliver to) and no answer. */
+  uint32_t *fd_disc;
   size_t nfd;
   /* Registry answers (key -> owner, roles) for the new connections of one
      burst of messages, asked in one pipelined look-up once the burst is
@@ -692,6 +697,9 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   if (n < 1 || (d[0] != 0 && d[0] != 1) || idn == 0 || idn > 255) return;
   const char *req = d + 1;
   size_t len = n - 1;
+  int fd = zmq_msg_get(body, ZMQ_SRCFD);
+  int known = fd >= 0 && (size_t)fd < pf->nfd;
+  if (known && pf->fd_disc[fd] >= pf->fd_acc[fd]) return; /* its sender */
   /* With participants to keep apart, a connection is named by the routing
      id the ROUTER gave it, which no later connection gets. */
   if (!pf->dev && !gm__rid_assigned(id, idn)) {
@@ -703,8 +711,6 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
      that reuses one whose owner went away starts afresh (a disconnect
      already forgets its subscriptions, see gm__privfeed_read_monitor; this
      covers a race with it). */
-  int fd = zmq_msg_get(body, ZMQ_SRCFD);
-  int known = fd >= 0 && (size_t)fd < pf->nfd;
   if (c && (c->fd != fd || (known && c->acc != pf->fd_acc[fd]) ||
             (!pf->dev && (!c->who || strcmp(c->who, who) != 0)))) {
     gm__conn_remove(pf, c->idx);
@@ -917,6 +923,7 @@ void gm__privfeed_destroy(gm__privfeed **pfp) {
   free(pf->seq_keys);
   free(pf->seq_vals);
   free(pf->fd_acc);
+  free(pf->fd_disc);
   gm__rc_clear(pf);
   free(pf->rc);
   free(pf);
@@ -953,12 +960,15 @@ void gm__privfeed_read_monitor(gm__privfeed *pf) {
           size_t n = pf->nfd ? pf->nfd : 64;
           while (n <= fd) n *= 2;
           pf->fd_acc = realloc(pf->fd_acc, n * sizeof *pf->fd_acc);
-          if (!pf->fd_acc) abort();
+          pf->fd_disc = realloc(pf->fd_disc, n * sizeof *pf->fd_disc);
+          if (!pf->fd_acc || !pf->fd_disc) abort();
           memset(pf->fd_acc + pf->nfd, 0, (n - pf->nfd) * sizeof *pf->fd_acc);
+          memset(pf->fd_disc + pf->nfd, 0, (n - pf->nfd) * sizeof *pf->fd_disc);
           pf->nfd = n;
         }
         pf->fd_acc[fd]++;
       }
+      if (event == ZMQ_EVENT_DISCONNECTED && fd < pf->nfd) pf->fd_disc[fd]++;
       if (event == ZMQ_EVENT_DISCONNECTED)
         for (size_t i = pf->nconns; i-- > 0;)
           if (pf->conns[i]->fd == (int)fd) gm__conn_remove(pf, i);
@@ -986,13 +996,14 @@ static void gm__privfeed_ask_new(gm__privfeed *pf, zmq_msg_t (*msgs)[2],
     const char *key = zmq_msg_gets(&msgs[i][1], "X-Key");
     const char *who = zmq_msg_gets(&msgs[i][1], "User-Id");
     size_t idn = zmq_msg_size(&msgs[i][0]);
+    int fd = zmq_msg_get(&msgs[i][1], ZMQ_SRCFD);
     if (!key || strlen(key) != 40 || !who || gm__rc_find(pf, key) ||
-        !gm__rid_assigned(zmq_msg_data(&msgs[i][0]), idn))
-      continue; /* refused without a look-up */
+        !gm__rid_assigned(zmq_msg_data(&msgs[i][0]), idn) ||
+        (fd >= 0 && (size_t)fd < pf->nfd && pf->fd_disc[fd] >= pf->fd_acc[fd]))
+      continue; /* refused, or its sender gone: no look-up */
     gm__pconn *c = idn && idn <= 255
                        ? gm__conn_find(pf, zmq_msg_data(&msgs[i][0]), idn)
                        : NULL;
-    int fd = zmq_msg_get(&msgs[i][1], ZMQ_SRCFD);
     if (c && c->fd == fd && c->who && strcmp(c->who, who) == 0 &&
         (fd < 0 || (size_t)fd >= pf->nfd || c->acc == pf->fd_acc[fd]))
       continue; /* a connection already known: re-checked each second */

@@ -1517,6 +1517,49 @@ START_TEST(
 }
 END_TEST
 
+/*
+ * A connection that subscribes and closes before the broker reads its
+ * subscription, its disconnect read in the same burst, leaves no record:
+ * before, one was made after the disconnect that would have removed it,
+ * and held its prefixes (and a place in the index) until a delivery to it
+ * failed or its 20 s lease ran out.
+ */
+START_TEST(
+    a_connection_that_sent_and_closed_within_one_burst_leaves_no_record) {
+  char ep[128], err[256];
+  snprintf(ep, sizeof ep, "ipc:///tmp/gm-test-privfeed-gone-%d", (int)getpid());
+  void *ctx = zmq_ctx_new();
+  gm__privfeed *pf = gm__privfeed_new(ctx, ep, NULL, 0, err, sizeof err);
+  ck_assert_msg(pf != NULL, "%s", err);
+  void *d = zmq_socket(ctx, ZMQ_DEALER);
+  int zero = 0;
+  zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+  ck_assert_int_eq(zmq_connect(d, ep), 0);
+  sub(d, 1, "a.");
+  zmq_pollitem_t it = {gm__privfeed_socket(pf), 0, ZMQ_POLLIN, 0};
+  ck_assert_int_eq(zmq_poll(&it, 1, 5000), 1);
+  gm__privfeed_read_monitor(pf); /* its accept */
+  zmq_close(d);
+  zmq_pollitem_t mon = {gm__privfeed_monitor_socket(pf), 0, ZMQ_POLLIN, 0};
+  ck_assert_int_eq(zmq_poll(&mon, 1, 5000), 1);
+  read_n(pf, 1);
+  ck_assert_uint_eq(gm__privfeed_connections(pf), 0);
+  /* A live connection's subscription is kept as before. */
+  void *e = zmq_socket(ctx, ZMQ_DEALER);
+  zmq_setsockopt(e, ZMQ_LINGER, &zero, sizeof zero);
+  ck_assert_int_eq(zmq_connect(e, ep), 0);
+  sub(e, 1, "a.");
+  read_n(pf, 1);
+  ck_assert_uint_eq(gm__privfeed_connections(pf), 1);
+  gm__privfeed_deliver(pf, "a.x", 3, "x", 1);
+  ck_assert_str_eq(first_frame(e, 1000), "a.x");
+  zmq_close(e);
+  gm__privfeed_destroy(&pf);
+  zmq_ctx_term(ctx);
+  unlink(ep + strlen("ipc://"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("privfeed");
   TCase *tc = tcase_create("privfeed");
@@ -1535,6 +1578,8 @@ int main(void) {
   tcase_add_test(
       tc,
       a_gone_connections_routing_id_taken_by_another_gets_none_of_its_events);
+  tcase_add_test(
+      tc, a_connection_that_sent_and_closed_within_one_burst_leaves_no_record);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
