@@ -183,7 +183,9 @@ static void gm__revoked_why(char *out, size_t cap, const char *who) {
    client presenting it is that routing id, and is sent whatever is still
    addressed there (a record made from a subscription read after its
    connection's disconnect, or before a delivery failed).  libzmq reserves
-   ids starting with a 0 byte for its own. */
+   ids starting with a 0 byte for its own; a client that chooses one anyway
+   passes for assigned, and would have to guess a count in use (it never
+   sees any) to be sent another's events. */
 static int gm__rid_assigned(const void *rid, size_t n) {
   return n == 5 && ((const uint8_t *)rid)[0] == 0;
 }
@@ -699,7 +701,7 @@ static void gm__privfeed_handle(gm__privfeed *pf, zmq_msg_t *rid,
   size_t len = n - 1;
   int fd = zmq_msg_get(body, ZMQ_SRCFD);
   int known = fd >= 0 && (size_t)fd < pf->nfd;
-  if (known && pf->fd_disc[fd] >= pf->fd_acc[fd]) return; /* its sender */
+  if (known && pf->fd_disc[fd] >= pf->fd_acc[fd]) return; /* sender gone */
   /* With participants to keep apart, a connection is named by the routing
      id the ROUTER gave it, which no later connection gets. */
   if (!pf->dev && !gm__rid_assigned(id, idn)) {
