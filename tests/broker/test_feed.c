@@ -892,6 +892,27 @@ static int raw_refused(void *s, const char *why_has, char *why, size_t whylen,
   return raw_watch(s, why_has, why, whylen, NULL, ms);
 }
 
+/*
+ * With CURVE a connection under a routing id its client chose is refused on
+ * the private feed, and told what to change: such an id can be presented
+ * by another participant's client once the connection closes, and what was
+ * still addressed there went to it.
+ */
+START_TEST(a_chosen_routing_id_is_refused_on_the_private_feed) {
+  void *ctx = zmq_ctx_new();
+  void *a = raw_private(ctx, alice_pub, alice_sec, "alice-1", 7);
+  zmq_send(a, "\1@p:alice ", 10, 0);
+  char why[512] = "";
+  int told = raw_refused(a, "do not set ZMQ_ROUTING_ID", why, sizeof why, 3000);
+  say(GM_AUDIENCE_PARTICIPANT, "alice", "after");
+  int heard = raw_heard(a, "@p:alice ", 900);
+  zmq_close(a);
+  zmq_ctx_term(ctx);
+  ck_assert_msg(told, "no refusal naming ZMQ_ROUTING_ID (last: \"%s\")", why);
+  ck_assert_msg(!heard, "a refused connection got a private event");
+}
+END_TEST
+
 /* GET commands Redis has run so far (INFO commandstats, by redis-cli). */
 static long long redis_gets(void) {
   char cmd[600];
@@ -1406,6 +1427,7 @@ int main(void) {
   tcase_add_test(tc, publish_to_checks_its_audience);
   tcase_add_test(tc, topics_and_endpoints_parse);
   tcase_add_test(tc, a_reused_routing_id_inherits_nothing);
+  tcase_add_test(tc, a_chosen_routing_id_is_refused_on_the_private_feed);
   tcase_add_test(tc, a_replaced_key_stops_private_events_on_open_connections);
   tcase_add_test(tc, a_role_change_reaches_open_private_subscriptions);
   tcase_add_test(
