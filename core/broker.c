@@ -23,6 +23,7 @@
 #include "deadlines.h"
 #include "frames.h"
 #include "host.h"
+#include "identity.h"
 #include "lease.h"
 #include "ledger.h"
 #include "ledger_route.h"
@@ -874,7 +875,11 @@ static int forward_request(gm__broker *b, void *front, void *back) {
   }
   char auth[512];
   size_t alen = 0;
-  if (!b->dev_mode) {
+  if (!b->dev_mode &&
+      !gm__rid_assigned(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]))) {
+    auth[0] = GM__AUTH_CHOSEN_RID;
+    alen = 1;
+  } else if (!b->dev_mode) {
     const char *user = zmq_msg_gets(&f[n - 1], "User-Id");
     const char *roles = zmq_msg_gets(&f[n - 1], "X-Roles");
     const char *key = zmq_msg_gets(&f[n - 1], "X-Key");

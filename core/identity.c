@@ -103,6 +103,16 @@ int gm__identity_resolve(gm__identity *id, gm_call *call, const void *auth,
                     gm__call_quote(call, call->participant, 64));
       return -1;
     }
+  } else if (auth_len >= 1 && *(const char *)auth == GM__AUTH_CHOSEN_RID) {
+    /* Its reply would go to whichever client presents that routing id
+       when it is sent (the router marks it: broker.c). */
+    gm__call_fail(call, GM_INVALID_ARGUMENT,
+                  "the broker answers only connections under the routing id "
+                  "it assigns: do not set ZMQ_ROUTING_ID on the request "
+                  "socket (a chosen routing id can be taken by another "
+                  "client once this connection closes, which would be sent "
+                  "this one's replies)");
+    return -1;
   } else {
     key = gm__identity_read_auth(call, auth, auth_len);
   }

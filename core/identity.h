@@ -23,6 +23,12 @@
 
 typedef struct gm__identity gm__identity;
 
+/* The first byte of an auth frame that stands for a connection under a
+   routing id its client chose (ZMQ_ROUTING_ID): refused, since another
+   client may present that id by the time the reply goes (frames.h,
+   gm__rid_assigned).  No participant id starts with it. */
+#define GM__AUTH_CHOSEN_RID '\x01'
+
 /* One per worker thread. */
 gm__identity *gm__identity_new(int dev_mode);
 /* Frees; nulls *id; idempotent. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "frames.h"
 #include "hash.h"
 #include "interest.h"
 #include "log.h"
@@ -175,19 +176,6 @@ static void gm__revoked_why(char *out, size_t cap, const char *who) {
            "registered to participant %s (revoked or replaced); reconnect "
            "with the participant's current key",
            who);
-}
-
-/* Whether a routing id is one the ROUTER assigned (a 0 byte, then a 4-byte
-   count it never gives twice), not one the client chose (ZMQ_ROUTING_ID).
-   A chosen one can be chosen again: once its connection has closed, any
-   client presenting it is that routing id, and is sent whatever is still
-   addressed there (a record made from a subscription read after its
-   connection's disconnect, or before a delivery failed).  libzmq reserves
-   ids starting with a 0 byte for its own; a client that chooses one anyway
-   passes for assigned, and would have to guess a count in use (it never
-   sees any) to be sent another's events. */
-static int gm__rid_assigned(const void *rid, size_t n) {
-  return n == 5 && ((const uint8_t *)rid)[0] == 0;
 }
 
 /* Why a subscription under a chosen routing id is refused. */

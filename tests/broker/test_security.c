@@ -382,6 +382,41 @@ static int refused_as_admin(const char *pub) {
  * at the handshake, on the request socket and both feeds, and the log says
  * how to fix it: a new key pair registered under another id works.
  */
+/*
+ * A connection under a routing id its client chose is not answered with
+ * CURVE: by the time a reply goes, another client may present that id
+ * (the first one closed) and would be sent it.  Its request is refused,
+ * saying why, and nothing of the call runs.
+ */
+START_TEST(a_request_under_a_chosen_routing_id_is_refused) {
+  char m_pub[41], m_sec[41];
+  zmq_curve_keypair(m_pub, m_sec);
+  expect(register_id(admin, "rid-chooser", m_pub, "buyer", "reg-rid"),
+         GM__STATUS__OK, NULL);
+  void *ctx = zmq_ctx_new();
+  void *s = zmq_socket(ctx, ZMQ_DEALER);
+  int linger = 0, timeout = 3000;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  ck_assert_int_eq(zmq_setsockopt(s, ZMQ_ROUTING_ID, "mine", 4), 0);
+  zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+  zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, m_pub, 40);
+  zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, m_sec, 40);
+  ck_assert_int_eq(zmq_connect(s, gm_test_gmd_endpoint(gmd)), 0);
+  Gm__WhoamiRequest who = GM__WHOAMI_REQUEST__INIT;
+  expect(raw_call(s, "gm", "whoami", NULL, &who.base),
+         GM__STATUS__INVALID_ARGUMENT, "do not set ZMQ_ROUTING_ID");
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+  /* The same key on a socket whose routing id the broker assigns. */
+  gm_test_conn *c =
+      gm_test_conn_new(gm_test_gmd_endpoint(gmd), server_pub, m_pub, m_sec);
+  Gm__Reply *r = gm_test_call(c, NULL, "gm", "whoami", NULL, &who.base);
+  expect(r, GM__STATUS__OK, NULL);
+  gm_test_conn_destroy(&c);
+}
+END_TEST
+
 START_TEST(an_admin_id_registered_before_the_refusal_is_refused) {
   char pub[41], sec[41];
   zmq_curve_keypair(pub, sec);
@@ -515,6 +550,7 @@ int main(void) {
   tcase_add_test(tc, the_bootstrap_admin_id_cannot_be_registered);
   tcase_add_test(tc, a_readable_server_key_file_is_named);
   tcase_add_test(tc, an_admin_id_registered_before_the_refusal_is_refused);
+  tcase_add_test(tc, a_request_under_a_chosen_routing_id_is_refused);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
