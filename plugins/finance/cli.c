@@ -238,12 +238,17 @@ static int gm__fin_amount(const gm__fin_cli *g, const char *what,
   return 0;
 }
 
-static int gm__fin_pct(const gm__fin_cli *g, const char *what, const char *text,
-                       int32_t *bp) {
+static int gm__fin_pct_max(const gm__fin_cli *g, const char *what,
+                           const char *text, int32_t max_bp, int32_t *bp) {
   int64_t v;
-  if (gm__fin_decimal(g, what, "%", text, 2, GM_FINANCE_MAX_BP, &v)) return -1;
+  if (gm__fin_decimal(g, what, "%", text, 2, max_bp, &v)) return -1;
   *bp = (int32_t)v;
   return 0;
+}
+
+static int gm__fin_pct(const gm__fin_cli *g, const char *what, const char *text,
+                       int32_t *bp) {
+  return gm__fin_pct_max(g, what, text, GM_FINANCE_MAX_BP, bp);
 }
 
 static int gm__fin_months(const gm__fin_cli *g, const char *what,
@@ -959,7 +964,7 @@ static int gm__fin_product_run(const gm__fin_cli *g, int argc, char **argv,
       gm__fin_range(g, "--rate", a.opt[O_RATE], rate, &lo, &hi) ||
       gm__fin_pct(g, "the lowest --rate", lo, &p.rate_min_bp) ||
       gm__fin_pct(g, "the highest --rate", hi, &p.rate_max_bp) ||
-      gm__fin_pct(g, "--fee", a.opt[O_COAL], &bp))
+      gm__fin_pct_max(g, "--fee", a.opt[O_COAL], GM_FINANCE_MAX_FEE_BP, &bp))
     return GM_CLI_EXIT_ERROR;
   p.fee_bp = bp;
   /* Refused, not cut: the product would cover less than was typed. */

@@ -671,10 +671,12 @@ gm_status finance__product_create(gm_call *call, const ProtobufCMessage *req,
                       gm__finance_format_pct(p.rate_min_bp, r1),
                       gm__finance_format_pct(p.rate_max_bp, r2),
                       gm__finance_format_pct(GM_FINANCE_MAX_BP, r3));
-  if (p.fee_bp < 0 || p.fee_bp > GM_FINANCE_MAX_BP)
+  if (p.fee_bp < 0 || p.fee_bp > GM_FINANCE_MAX_FEE_BP)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the referral fee must be 0 to %s %%, not %s %%",
-                      gm__finance_format_pct(GM_FINANCE_MAX_BP, r3),
+                      "the referral fee must be 0 to %s %% of the funded "
+                      "amount (lenders pay about 0.5-1.5 %%), not %s %%; give "
+                      "it in percent: 0.8 for 0.80 %%",
+                      gm__finance_format_pct(GM_FINANCE_MAX_FEE_BP, r3),
                       gm__finance_format_pct(p.fee_bp, r1));
   if (p.n_classes < 1 || p.n_classes > 16)
     return host->fail(call, GM_INVALID_ARGUMENT,

@@ -21,6 +21,11 @@
 #define GM_FINANCE_MAX_AMOUNT INT64_C(100000000000000)
 /* Basis points of a rate or a fee: at most 100%. */
 #define GM_FINANCE_MAX_BP 10000
+/* A product's referral fee: at most 5%.  Lenders pay referral platforms
+ * about 0.5-1.5% of the funded amount (shared/DESIGN.md); 5% leaves room
+ * for small loans' fixed costs, while a fee like 80 (meant as 0.80 %, read
+ * as 80 %) is refused instead of billed. */
+#define GM_FINANCE_MAX_FEE_BP 500
 #define GM_FINANCE_MAX_TENOR 600 /* months: 50 years */
 /* An expected benefit: at most 10^12 kg (a billion tonnes) a year. */
 #define GM_FINANCE_MAX_BENEFIT INT64_C(1000000000000)

@@ -202,8 +202,8 @@ START_TEST(mistakes_are_refused_in_the_units_typed) {
   REFUSED(r, "--amount \"100\" is not a range MIN-MAX");
   r = gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
          "icbc", "--name", "n", "--amount", "1-2", "--tenor", "1-2", "--rate",
-         "3-4", "--fee", "100.01", "--classes", "3", NULL);
-  REFUSED(r, "--fee is above the largest accepted, 100 %");
+         "3-4", "--fee", "80", "--classes", "3", NULL);
+  REFUSED(r, "--fee is above the largest accepted, 5 %");
   r = gm("--as", "acme", "finance", "refer", "--amount", "5", "--tenor", "36.5",
          "--item", "3.2", "--use", "x", "--description", "y", NULL);
   REFUSED(r, "--tenor must be a whole number of months, not 36.5");

@@ -134,9 +134,14 @@ START_TEST(directory_refusals_say_what_to_fix) {
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
             "tenor range");
   p.tenor_max_months = 12;
-  p.fee_bp = 10001;
+  p.fee_bp = 8000; /* --fee 80, meant as 0.80 % */
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
-            "the referral fee must be 0 to 100.00 %, not 100.01 %");
+            "the referral fee must be 0 to 5.00 % of the funded amount "
+            "(lenders pay about 0.5-1.5 %), not 80.00 %; give it in percent: "
+            "0.8 for 0.80 %");
+  p.fee_bp = 501;
+  ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__INVALID_ARGUMENT,
+            "not 5.01 %");
   p.fee_bp = 10;
   p.bank = "nosuch";
   ft_expect(FT_CENTRE, "product.create", &cp.base, GM__STATUS__NOT_FOUND,

@@ -18,15 +18,16 @@ static const struct {
   int bp;
   int64_t fee; /* what the rule (half up to the fen) gives */
 } edge[] = {
-    {1, 5000, 1},                         /* 0.5 fen: up */
-    {1, 4999, 0},                         /* 0.4999 fen: down */
-    {3, 5000, 2},                         /* 1.5 fen: up */
-    {5, 2999, 1},                         /* 1.4995 fen: down */
-    {10001, 5000, 5001},                  /* 5000.5 fen: up */
-    {123456789, 0, 0},                    /* 0 bp */
-    {MAX, 10000, MAX},                    /* the largest amount, 100% */
-    {MAX, 9999, INT64_C(99990000000000)}, /* the largest amount, 99.99% */
-    {450000000, 80, 3600000},             /* 0.8% of 4,500,000.00 yuan */
+    {100, 50, 1},                       /* 0.5 fen: up */
+    {9999, 1, 1},                       /* 0.9999 fen: up */
+    {49, 100, 0},                       /* 0.49 fen: down */
+    {300, 50, 2},                       /* 1.5 fen: up */
+    {2999, 5, 1},                       /* 1.4995 fen: down */
+    {1000100, 50, 5001},                /* 5000.5 fen: up */
+    {123456789, 0, 0},                  /* 0 bp */
+    {MAX, 500, MAX / 20},               /* the largest amount, the cap (5%) */
+    {MAX, 499, INT64_C(4990000000000)}, /* the largest amount, 4.99% */
+    {450000000, 80, 3600000},           /* 0.8% of 4,500,000.00 yuan */
 };
 #define NEDGE (sizeof edge / sizeof edge[0])
 
@@ -112,8 +113,8 @@ START_TEST(the_monthly_statement_matches_the_ledger) {
   snprintf(march[0], 32, "%s",
            funded("icbc1", "icbc", "fee80", 450000000, 3600000, NULL));
   snprintf(march[1], 32, "%s",
-           funded("icbc1", "icbc", "fee5000", 10001, 5001, "2026-03-02"));
-  snprintf(march[2], 32, "%s", funded("icbc1", "icbc", "fee4999", 1, 0, NULL));
+           funded("icbc1", "icbc", "fee50", 1000100, 5001, "2026-03-02"));
+  snprintf(march[2], 32, "%s", funded("icbc1", "icbc", "fee100", 49, 0, NULL));
   funded("abc1", "abc", "abc-p", 100000000, 1000000, NULL);
   ft_clock(ft_at("2026-04-01", 9, 0));
   funded("icbc1", "icbc", "fee80", 200000000, 1600000, NULL);
