@@ -390,9 +390,10 @@ end
 
 -- nil, or why the approval stored breaks the rules approve follows (an
 -- approval made before they were checked): at most the amount asked, the
--- rate within the range of the product claimed with ("id=min-max;..." in
--- ranges).
-local function approval_breaks(ranges)
+-- rate and the tenor within the ranges of the product claimed with
+-- ("id=min-max;..." in ranges, in bp; in tenors, in months; a broker from
+-- before the tenor check sends no tenors).
+local function approval_breaks(ranges, tenors)
   if tonumber(r.aamt) > tonumber(r.amt) then
     return 'its amount ' .. money(tonumber(r.aamt), r.cur) .. ' is more ' ..
       'than the enterprise asked for, ' .. money(tonumber(r.amt), r.cur)
@@ -405,6 +406,14 @@ local function approval_breaks(ranges)
         ' (claimed for ' .. ID .. ') advertises'
     end
   end
+  local ten = tonumber(r.aten)
+  for id, lo, hi in string.gmatch(tenors or '', '([^;=]+)=(%d+)-(%d+);') do
+    if id == r.prod and (ten < tonumber(lo) or ten > tonumber(hi)) then
+      return 'its tenor ' .. r.aten .. ' months is outside ' .. lo .. '-' ..
+        hi .. ' months, the range product ' .. id .. ' (claimed for ' .. ID ..
+        ') advertises'
+    end
+  end
   return nil
 end
 
@@ -415,7 +424,7 @@ if op == 'approve' then
   if bad then return bad end
   -- An approval is not changed, unless it breaks the rules below (made
   -- before they were checked): fund refuses it and asks for this one.
-  if r.st == ST.approved and not approval_breaks(ARGV[6]) then
+  if r.st == ST.approved and not approval_breaks(ARGV[6], ARGV[7]) then
     return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' is approved ' ..
       '(' .. money(tonumber(r.aamt), r.cur) .. ' at ' ..
       pct(tonumber(r.arate)) .. ' for ' .. r.aten .. ' months): an ' ..
@@ -466,7 +475,7 @@ if op == 'fund' then
   if bad then return bad end
   -- An approval made before approve checked its rules is funded only once
   -- the bank approves again within them.
-  local why = approval_breaks(ARGV[6])
+  local why = approval_breaks(ARGV[6], ARGV[7])
   if why then
     return rej('FAILED_PRECONDITION', 'the approval of ' .. ID .. ' (' ..
       stamp(tonumber(r.at)) .. ' Asia/Shanghai) breaks the rules an ' ..

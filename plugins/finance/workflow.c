@@ -152,7 +152,7 @@ gm_status finance__answer(gm_call *call, const ProtobufCMessage *req,
    "id=min-max;...": approve checks the rate against the product the
    referral was claimed with, and fund checks an approval made before that
    check again; with `tenors` (not NULL) their tenor ranges too, in months,
-   which approve checks. */
+   which both check the same way. */
 static gm_status finance__rate_ranges(gm_call *call, const char **out,
                                       const char **tenors) {
   const char *bank;
@@ -232,16 +232,16 @@ gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
                       "the value date %s is after today (%s); record the loan "
                       "once it is paid out",
                       in->date, gm__finance_format_date(today, date));
-  const char *ranges;
+  const char *ranges, *tenors;
   gm_status st;
   if ((st = finance__need_id(call, in->id)) != GM_OK ||
-      (st = finance__rate_ranges(call, &ranges, NULL)) != GM_OK)
+      (st = finance__rate_ranges(call, &ranges, &tenors)) != GM_OK)
     return st;
   const char *more[] = {
       finance__num(call, in->amount),
       host->sprintf(call, "%s", gm__finance_format_date(day, date)),
-      finance__num(call, day), ranges};
-  return finance__by_bank(call, in->id, "fund", 4, more, reply);
+      finance__num(call, day), ranges, tenors};
+  return finance__by_bank(call, in->id, "fund", 5, more, reply);
 }
 
 gm_status finance__decline(gm_call *call, const ProtobufCMessage *req,

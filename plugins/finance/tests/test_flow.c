@@ -1374,6 +1374,16 @@ START_TEST(an_approval_that_breaks_the_rules_is_not_funded) {
   ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
             "its rate 6.00% is outside 3.00%-4.50%, the range product "
             "icbc-solar");
+  /* A tenor outside icbc-solar's months (approve refuses one since
+     session 19; an approval stored before that is not funded). */
+  c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(gm_test_redis_cmd(c, "HSET %s arate %s", key, "345"));
+  freeReplyObject(gm_test_redis_cmd(c, "HSET %s aten %s", key, "360"));
+  redisFree(c);
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
+            "its tenor 360 months is outside 12-60 months, the range product "
+            "icbc-solar");
+  ck_assert_str_eq(ft_redis_field(id, "st"), "6");
   /* A valid approval is not changed; a broken one is approved again. */
   r = ft_approve("icbc1", id, AMOUNT, 400, 36);
   ck_assert_int_eq(r->approved_rate_bp, 400);
