@@ -5,7 +5,9 @@
  * commands call, print and fail exactly as gm's do.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,34 +135,107 @@ static void gm__dir_of(const char *path, char *out, size_t outlen) {
     snprintf(out, outlen, "%.*s", (int)(slash - path), path);
 }
 
+/* The temporary file write_file has open, for the signal handler: a
+   Ctrl-C (or a kill) while it exists removes it before gm ends. */
+static char gm__wf_tmp[PATH_MAX + 32];
+static const int gm__wf_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define GM__WF_NSIG (sizeof gm__wf_signals / sizeof gm__wf_signals[0])
+
+static void gm__wf_on_signal(int sig) {
+  unlink(gm__wf_tmp);
+  /* SA_RESETHAND put the default back: ends gm as the signal would have
+     once this handler returns. */
+  raise(sig);
+}
+
+/* What the user does about errno e of write_file. */
+static const char *gm__wf_advice(int e) {
+  switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+      return "free space on that disk (or raise your quota) or write "
+             "elsewhere";
+    case EFBIG:
+      return "it is larger than this process may write (ulimit -f) or the "
+             "file system holds: raise the limit or write elsewhere";
+    case ENAMETOOLONG:
+      return "choose a shorter path";
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return "choose a path you may write (its folder must be writable)";
+    default:
+      return "choose a writable path (its folder must exist)";
+  }
+}
+
+/* Where path leads through symbolic links (each resolved from its own
+   folder), into out: the file to replace, even one a link names that does
+   not exist yet.  0, or an errno (ELOOP, ENAMETOOLONG). */
+static int gm__wf_follow(const char *path, char *out, size_t outlen) {
+  if (snprintf(out, outlen, "%s", path) >= (int)outlen) return ENAMETOOLONG;
+  for (int hops = 0;; hops++) {
+    struct stat lst;
+    if (lstat(out, &lst) != 0 || !S_ISLNK(lst.st_mode)) return 0;
+    if (hops == 40) return ELOOP;
+    char to[PATH_MAX];
+    ssize_t n = readlink(out, to, sizeof to - 1);
+    if (n < 0) return errno;
+    to[n] = '\0';
+    char dir[PATH_MAX];
+    gm__dir_of(out, dir, sizeof dir);
+    int w = to[0] == '/' ? snprintf(out, outlen, "%s", to)
+                         : snprintf(out, outlen, "%s/%s", dir, to);
+    if (w >= (int)outlen) return ENAMETOOLONG;
+  }
+}
+
 static int gm__api_write_file(gm_cli *cli, const char *path, const void *data,
                               size_t len) {
-  /* A link is written through: the file it names is replaced, not it. */
-  char *real = NULL;
-  struct stat lst;
-  if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
-    real = realpath(path, NULL);
-  const char *target = real ? real : path;
+  /* A link is written through: the file it names is replaced (made when
+     it does not exist yet), not the link. */
+  char target[PATH_MAX];
+  int err = gm__wf_follow(path, target, sizeof target);
   /* Only a file is replaced: never a device (renamed over, /dev/null would
      be gone for every program), a folder or a pipe. */
   struct stat cur;
-  if (stat(target, &cur) == 0 && !S_ISREG(cur.st_mode)) {
-    free(real);
+  int exists = !err && stat(target, &cur) == 0;
+  if (exists && !S_ISREG(cur.st_mode))
     return gm__api_error(cli, GM_INVALID_ARGUMENT,
                          "cannot write %s: it is not a regular file (a "
                          "folder, device or pipe); give a file's path",
                          path);
-  }
-  char dir[4096], tmp[4200];
+  char dir[PATH_MAX];
   gm__dir_of(target, dir, sizeof dir);
-  snprintf(tmp, sizeof tmp, "%s/.gm-write-XXXXXX", dir);
-  int err = 0, fd = mkstemp(tmp);
-  if (fd < 0) err = errno;
-  if (!err) {
-    struct stat st;
+  if (!err && snprintf(gm__wf_tmp, sizeof gm__wf_tmp, "%s/.gm-write-XXXXXX",
+                       dir) >= (int)sizeof gm__wf_tmp)
+    err = ENAMETOOLONG;
+  /* Until the temporary file is renamed or removed: a signal that would
+     end gm removes it first, and a write over the file size limit fails
+     with EFBIG (said, the temporary file removed) instead of SIGXFSZ
+     killing gm with the file left behind. */
+  sigset_t block, was;
+  sigemptyset(&block);
+  for (size_t i = 0; i < GM__WF_NSIG; i++) sigaddset(&block, gm__wf_signals[i]);
+  sigprocmask(SIG_BLOCK, &block, &was);
+  struct sigaction on = {.sa_handler = gm__wf_on_signal,
+                         .sa_flags = SA_RESETHAND},
+                   old[GM__WF_NSIG], ign = {.sa_handler = SIG_IGN}, old_xfsz;
+  sigemptyset(&on.sa_mask);
+  sigemptyset(&ign.sa_mask);
+  int fd = -1;
+  if (!err && (fd = mkstemp(gm__wf_tmp)) < 0) err = errno;
+  if (fd >= 0) {
+    for (size_t i = 0; i < GM__WF_NSIG; i++) {
+      sigaction(gm__wf_signals[i], NULL, &old[i]);
+      /* A signal ignored by whoever started gm stays ignored. */
+      if (old[i].sa_handler != SIG_IGN) sigaction(gm__wf_signals[i], &on, NULL);
+    }
+    sigaction(SIGXFSZ, &ign, &old_xfsz);
+    sigprocmask(SIG_SETMASK, &was, NULL);
     mode_t mode;
-    if (stat(target, &st) == 0) {
-      mode = st.st_mode & 07777;
+    if (exists) {
+      mode = cur.st_mode & 07777;
     } else {
       mode_t mask = umask(0);
       umask(mask);
@@ -179,15 +254,31 @@ static int gm__api_write_file(gm_cli *cli, const char *path, const void *data,
     if (!err && fchmod(fd, mode) != 0) err = errno;
     if (!err && fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, target) != 0) err = errno;
-    if (err) unlink(tmp);
+    if (!err && rename(gm__wf_tmp, target) != 0) err = errno;
+    if (!err) {
+      /* The rename itself on disk, as the data before it. */
+      int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+      if (dfd >= 0) {
+        if (fsync(dfd) != 0 && errno != EINVAL) err = errno;
+        close(dfd);
+      }
+    }
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    if (err) unlink(gm__wf_tmp);
+    for (size_t i = 0; i < GM__WF_NSIG; i++)
+      if (old[i].sa_handler != SIG_IGN)
+        sigaction(gm__wf_signals[i], &old[i], NULL);
+    sigaction(SIGXFSZ, &old_xfsz, NULL);
   }
-  free(real);
-  if (err)
+  gm__wf_tmp[0] = '\0';
+  sigprocmask(SIG_SETMASK, &was, NULL);
+  if (err == EFBIG)
     return gm__api_error(cli, GM_INVALID_ARGUMENT,
-                         "cannot write %s: %s; choose a writable path (its "
-                         "folder must exist)",
-                         path, strerror(err));
+                         "cannot write %s: %s (%zu bytes); %s", path,
+                         strerror(err), len, gm__wf_advice(err));
+  if (err)
+    return gm__api_error(cli, GM_INVALID_ARGUMENT, "cannot write %s: %s; %s",
+                         path, strerror(err), gm__wf_advice(err));
   return GM_CLI_EXIT_OK;
 }
 

@@ -111,13 +111,16 @@ typedef struct gm_cli_api {
   /*
    * Writes len bytes of data to the file `path` whole or not at all: into
    * a new file in the same folder, flushed to disk, then renamed over
-   * `path` (a symbolic link is followed), so a write that fails (disk full,
-   * no such folder, no permission) leaves a file already there as it was
-   * and no part-written file behind.  Only a regular file is replaced (a
+   * `path` (a symbolic link is followed: the file it names is replaced, or
+   * made when missing; the link stays), so a write that fails (disk full,
+   * the file size limit, no such folder, no permission) or a SIGINT,
+   * SIGTERM, SIGHUP or SIGQUIT during it leaves a file already there as it
+   * was and no part-written file behind.  Only a regular file is replaced (a
    * folder, device or pipe is refused).  A file already there keeps its mode;
    * a new one gets 0666 less the umask.  Returns GM_CLI_EXIT_OK, or prints
-   * "error: INVALID_ARGUMENT: cannot write PATH: <reason>; choose a
-   * writable path (its folder must exist)" and returns GM_CLI_EXIT_ERROR.
+   * "error: INVALID_ARGUMENT: cannot write PATH: <reason>; <what to
+   * do>" (free space, raise ulimit -f, choose a writable path ...) and returns
+   * GM_CLI_EXIT_ERROR.
    */
   int (*write_file)(gm_cli *cli, const char *path, const void *data,
                     size_t len);

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <greenmarket/text.h>
 
@@ -443,6 +445,41 @@ START_TEST(a_tender_from_draft_to_export) {
   char lsout[64];
   gm_test_shell(ls, lsout, sizeof lsout);
   ck_assert_str_eq(lsout, "0\n");
+  /* The same limit without SIGXFSZ ignored, as in a shell with ulimit -f:
+     the signal killed gm part-way, a .gm-write- file left behind; now the
+     write fails with EFBIG, said with what to do. */
+  char sh[2048], shout[2048];
+  snprintf(sh, sizeof sh,
+           "ulimit -f 2 && env -u GM_AS -u GM_SERVER_KEY -u GM_KEY_FILE "
+           "GM_ENDPOINT='%s' '%s/cli/gm' --plugin-dir '%s' procurement "
+           "export ZFCG-1 --out '%s'; echo \"exit=$?\"",
+           gm_test_gmd_endpoint(pt_gmd), GM_BUILD_DIR, GM_BUILD_PLUGIN_DIR,
+           earlier);
+  gm_test_shell(sh, shout, sizeof shout);
+  HAS(shout, "exit=1\n");
+  HAS(shout, "File too large");
+  HAS(shout, "raise the limit or write elsewhere");
+  ef = fopen(earlier, "r");
+  ck_assert_ptr_nonnull(ef);
+  got_n = fread(got, 1, sizeof got - 1, ef);
+  fclose(ef);
+  got[got_n] = '\0';
+  ck_assert_str_eq(got, "{\"earlier\": true}\n");
+  gm_test_shell(ls, lsout, sizeof lsout);
+  ck_assert_str_eq(lsout, "0\n");
+  /* A link to a file not made yet: the file is made where it points and
+     the link stays (it was replaced by the file). */
+  char *link = gm_test_redis_path(pt_redis, "latest.json");
+  char *made = gm_test_redis_path(pt_redis, "made-through-link.json");
+  ck_assert_int_eq(symlink("made-through-link.json", link), 0);
+  GM_OK(gm(NULL, "export", "ZFCG-1", "--out", link, NULL));
+  struct stat lst;
+  ck_assert_int_eq(lstat(link, &lst), 0);
+  ck_assert_msg(S_ISLNK(lst.st_mode), "the link was replaced by a file");
+  ck_assert_int_eq(stat(made, &lst), 0);
+  ck_assert_int_gt(lst.st_size, 100);
+  free(link);
+  free(made);
   free(earlier);
   char cmd[1024];
   snprintf(cmd, sizeof cmd,
