@@ -98,7 +98,7 @@ struct gm__broker {
   gm__settler *settler;       /* the outbox drain, when settle_on */
   gm__auth *auth;             /* ZAP handler, in curve mode */
   volatile sig_atomic_t stop; /* set by gm__broker_stop */
-  int64_t started_ms;         /* for uptime */
+  uint64_t started_us;        /* monotonic, for uptime */
   gm__stats core_stats;       /* the "gm" market */
   gm__stats core_method_stats[GM__CORE_METHODS]; /* its methods */
   _Atomic uint64_t bad_frames; /* frames that were no Request */
@@ -161,8 +161,8 @@ uint64_t gm__broker_bad_frames(const gm__broker *b) {
   return atomic_load(&b->bad_frames);
 }
 
-int64_t gm__broker_started_ms(const gm__broker *b) {
-  return b->started_ms;
+int64_t gm__broker_uptime_ms(const gm__broker *b) {
+  return (int64_t)((gm__clock_mono_us() - b->started_us) / 1000u);
 }
 
 uint64_t gm__broker_settled(const gm__broker *b) {
@@ -595,7 +595,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   gm__broker *b = calloc(1, sizeof *b);
   if (!b) abort();
   b->cfg = cfg;
-  b->started_ms = gm__clock_now_ms();
+  b->started_us = gm__clock_mono_us();
   char host[64] = "localhost";
   gethostname(host, sizeof host - 1);
   b->endpoint =

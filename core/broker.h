@@ -61,7 +61,9 @@ const struct gm__roles *gm__broker_roles(const gm__broker *b);
 const char *gm__broker_name(const gm__broker *b);
 int gm__broker_dev_mode(const gm__broker *b);
 long gm__broker_max_message(const gm__broker *b);
-int64_t gm__broker_started_ms(const gm__broker *b);
+/* Milliseconds since the broker started, by the monotonic clock: neither
+   a manual clock nor the offset to Redis's moves it. */
+int64_t gm__broker_uptime_ms(const gm__broker *b);
 /* The counters of the core methods (market "gm"), and of each of them
    (gm__core_methods[i]). */
 gm__stats *gm__broker_core_stats(gm__broker *b);

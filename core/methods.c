@@ -122,7 +122,7 @@ static gm_status gm__core_stats(gm_call *call, const ProtobufCMessage *req,
   Gm__StatsReply *out = gm__arena_alloc(call->arena, sizeof *out);
   gm__stats_reply__init(out);
   size_t n_markets = gm__broker_markets(b);
-  out->uptime_ms = gm__clock_now_ms() - gm__broker_started_ms(b);
+  out->uptime_ms = gm__broker_uptime_ms(b);
   out->bad_frames = gm__broker_bad_frames(b);
   out->n_markets = n_markets + 1;
   out->markets =

@@ -921,6 +921,19 @@ static int64_t ping_time(gm_test_conn *c) {
   return t;
 }
 
+/* The broker's uptime as stats tells it. */
+static int64_t uptime_ms(gm_test_conn *c) {
+  Gm__StatsRequest req = GM__STATS_REQUEST__INIT;
+  Gm__Reply *r = gm_test_call(c, NULL, "gm", "stats", NULL, &req.base);
+  ck_assert(r && r->status == GM__STATUS__OK);
+  Gm__StatsReply *s = gm__stats_reply__unpack(NULL, r->body.len, r->body.data);
+  ck_assert_ptr_nonnull(s);
+  int64_t up = s->uptime_ms;
+  gm__stats_reply__free_unpacked(s, NULL);
+  gm__reply__free_unpacked(r, NULL);
+  return up;
+}
+
 /*
  * A manual clock (a trial broker) restarted resumes where gm clock set
  * left it, not at clock_start_ms (weeks back) or today (every deadline due
@@ -935,6 +948,10 @@ START_TEST(a_restarted_manual_clock_resumes_where_it_was_set) {
   c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
   ck_assert_int_eq(ping_time(c1), B0 + 86400000);
   ck_assert(gm_test_gmd_log_has(g1, "the manual clock resumes at"));
+  /* Uptime is the time since this start, whatever the manual clock says
+     (it was the manual clock minus the host's clock at start: weeks). */
+  int64_t up = uptime_ms(c1);
+  ck_assert_msg(up >= 0 && up < 60000, "uptime %lld ms", (long long)up);
   /* Asked to start later than that: it does. */
   gm_test_conn_destroy(&c1);
   gm_test_gmd_kill9(g1);
