@@ -33,13 +33,19 @@ struct gm__timesync {
   int have;                /* an offset was set from Redis */
   uint64_t warned_us;      /* the last WARN of a large offset; 0: never */
   uint64_t unreachable_us; /* the last note of Redis out of reach */
+  char why[1024];          /* why the last reading failed */
 };
 
 /* One reading of Redis's clock; 0, or -1 when Redis did not answer. */
 static int gm__ts_sample_once(gm__timesync *t, gm__ts_sample *out) {
   redisContext *c = gm__redis_context_for(t->redis, GM__DEADLINE_INDEX,
                                           strlen(GM__DEADLINE_INDEX));
-  if (!c) return -1;
+  if (!c) {
+    snprintf(t->why, sizeof t->why, "no connection to the node serving %s",
+             GM__DEADLINE_INDEX);
+    gm__redis_reconnect(t->redis);
+    return -1;
+  }
   uint64_t m0 = gm__clock_mono_us();
   int64_t local = gm__clock_local_us();
   redisReply *r = redisCommand(c, "TIME");
@@ -54,10 +60,23 @@ static int gm__ts_sample_once(gm__timesync *t, gm__ts_sample *out) {
     /* Redis read its clock somewhere in the round trip: its middle. */
     out->offset_us = redis_us - (local + out->rtt_us / 2);
   }
+  /* Why, for the log: Redis's own words (BUSY, LOADING, NOPERM, MOVED)
+     or the connection's; the handle's last error is not set by a plain
+     redisCommand, so it said "no error" or an older failure. */
+  if (!ok)
+    snprintf(t->why, sizeof t->why, "%s",
+             r && r->type == REDIS_REPLY_ERROR ? r->str
+             : c->err                          ? c->errstr
+                                               : "an unexpected reply to TIME");
   if (r) freeReplyObject(r);
   /* A broken connection, or an error reply (MOVED after a failover: the
      map is read again). */
-  if (!ok) gm__redis_reconnect(t->redis);
+  if (!ok && gm__redis_reconnect(t->redis) != GM_OK) {
+    char buf[1024];
+    snprintf(t->why, sizeof t->why, "%s",
+             gm__redis_error_text(t->redis, gm__redis_last_error(t->redis), buf,
+                                  sizeof buf));
+  }
   return ok ? 0 : -1;
 }
 
@@ -73,7 +92,7 @@ static void gm__ts_round(gm__timesync *t) {
       gm__log(GM_LOG_WARN, "clock",
               "cannot read Redis's clock at %s (%s); the time goes on from "
               "this host's clock with the last offset, %+.3f s",
-              gm__redis_where(t->redis), gm__redis_last_error(t->redis),
+              gm__redis_where(t->redis), t->why,
               (double)gm__clock_offset_us() / 1e6);
     }
     return;

@@ -987,6 +987,37 @@ START_TEST(a_broker_whose_host_clock_is_off_keeps_redis_time) {
 END_TEST
 
 /*
+ * Redis busy running a script: TIME answers BUSY, and the clock's WARN
+ * says so (it said "(no error)": the reading's error reply was never
+ * noted where the message looked).
+ */
+START_TEST(a_clock_reading_refused_says_why) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, "[plugins]\nload = testmkt\n");
+  freeReplyObject(gm_test_redis_cmd(rc, "CONFIG SET busy-reply-threshold 100"));
+  redisContext *busy = gm_test_redis_connect(redis);
+  redisAppendCommand(busy, "EVAL %s 0", "while true do end");
+  int done = 0;
+  while (!done) ck_assert_int_eq(redisBufferWrite(busy, &done), REDIS_OK);
+  for (int i = 0;
+       i < 100 && !gm_test_gmd_log_has(g1, "cannot read Redis's clock"); i++)
+    gm_test_sleep_ms(50);
+  freeReplyObject(gm_test_redis_cmd(rc, "SCRIPT KILL"));
+  redisFree(busy);
+  FILE *f = fopen(gm_test_gmd_log(g1), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[2048], warn[2048] = "";
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "cannot read Redis's clock") && !warn[0])
+      snprintf(warn, sizeof warn, "%s", line);
+  fclose(f);
+  ck_assert_msg(strstr(warn, "(BUSY Redis is busy running a script"),
+                "the clock's WARN does not say why: %s", warn);
+}
+END_TEST
+
+/*
  * Redis over maxmemory: the claims run (allow-oom), so every due deadline
  * whose callback writes is claimed, refused RESOURCE_EXHAUSTED and fired
  * again each claim_ms.  The log says so once a minute, with a count, not
@@ -1088,6 +1119,7 @@ int main(void) {
   tcase_add_test(tc, a_lost_index_entry_is_repaired_by_reconciliation);
   tcase_add_test(tc, a_lost_index_entry_is_repaired_over_maxmemory);
   tcase_add_test(tc, a_broker_whose_host_clock_is_off_keeps_redis_time);
+  tcase_add_test(tc, a_clock_reading_refused_says_why);
   tcase_add_test(tc, a_restarted_manual_clock_resumes_where_it_was_set);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
