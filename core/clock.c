@@ -17,12 +17,26 @@ int64_t gm__clock_local_us(void) {
          atomic_load_explicit(&skew_us, memory_order_relaxed);
 }
 
+/* The latest real time gm__clock_now_ms handed out, in ms. */
+static _Atomic int64_t last_ms;
+
 int64_t gm__clock_now_ms(void) {
   int64_t m = atomic_load(&manual_ms);
   if (m != INT64_MIN) return m;
-  return (gm__clock_local_us() +
-          atomic_load_explicit(&offset_us, memory_order_relaxed)) /
-         1000;
+  int64_t t = (gm__clock_local_us() +
+               atomic_load_explicit(&offset_us, memory_order_relaxed)) /
+              1000;
+  /* Never back by less than GM__CLOCK_HOLD_MS, in any thread: the offset
+     moves by a millisecond or more when a reading with a shorter round
+     trip (or a drifting host) says so, and an event, a deadline's firing
+     or a script step must not read a time before one already read.  The
+     time then holds until the clock catches up.  A larger step back (a
+     Redis whose clock is behind the old one's) is followed. */
+  int64_t last = atomic_load(&last_ms);
+  for (;;) {
+    if (t <= last && t >= last - GM__CLOCK_HOLD_MS) return last;
+    if (atomic_compare_exchange_weak(&last_ms, &last, t)) return t;
+  }
 }
 
 void gm__clock_set_manual(int64_t ms) {

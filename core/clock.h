@@ -10,7 +10,11 @@
 
 #include <stdint.h>
 
-/* Milliseconds since the epoch. */
+/* A real "now" going back by less than this holds instead (ms). */
+#define GM__CLOCK_HOLD_MS 1000
+/* Milliseconds since the epoch.  Real time never goes back by less than
+   GM__CLOCK_HOLD_MS across calls (any thread): it holds until the clock
+   catches up; a larger step back is followed. */
 int64_t gm__clock_now_ms(void);
 /* Switches to a manual clock that stays at `ms` until set again. */
 void gm__clock_set_manual(int64_t ms);

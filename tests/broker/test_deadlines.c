@@ -987,6 +987,29 @@ START_TEST(a_broker_whose_host_clock_is_off_keeps_redis_time) {
 END_TEST
 
 /*
+ * In process: "now" never goes back when the offset to Redis's clock moves
+ * back by a few ms (a reading with a shorter round trip): it holds until
+ * the clock catches up; a step back over GM__CLOCK_HOLD_MS is followed.
+ * It went back by the offset's move: an event or a firing read a time
+ * before one already read.
+ */
+START_TEST(now_never_steps_back_when_the_offset_moves_back_a_little) {
+  gm__clock_set_offset_us(0);
+  int64_t a = gm__clock_now_ms();
+  gm__clock_set_offset_us(-50000);
+  int64_t b = gm__clock_now_ms();
+  ck_assert_msg(b >= a, "now went back from %lld to %lld", (long long)a,
+                (long long)b);
+  ck_assert_int_lt(b, a + 50);
+  gm__clock_set_offset_us(-(GM__CLOCK_HOLD_MS + 5000) * INT64_C(1000));
+  int64_t c = gm__clock_now_ms();
+  ck_assert_int_lt(c, a - GM__CLOCK_HOLD_MS);
+  gm__clock_set_offset_us(0);
+  ck_assert_int_ge(gm__clock_now_ms(), a);
+}
+END_TEST
+
+/*
  * Redis busy running a script: TIME answers BUSY, and the clock's WARN
  * says so (it said "(no error)": the reading's error reply was never
  * noted where the message looked).
@@ -1120,6 +1143,7 @@ int main(void) {
   tcase_add_test(tc, a_lost_index_entry_is_repaired_over_maxmemory);
   tcase_add_test(tc, a_broker_whose_host_clock_is_off_keeps_redis_time);
   tcase_add_test(tc, a_clock_reading_refused_says_why);
+  tcase_add_test(tc, now_never_steps_back_when_the_offset_moves_back_a_little);
   tcase_add_test(tc, a_restarted_manual_clock_resumes_where_it_was_set);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
