@@ -716,6 +716,11 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      31536000000L, &skew_ms, err, errlen))
     goto fail;
   gm__clock_set_skew_ms(skew_ms);
+  long clock_log_ms;
+  if (gm__config_int(cfg, "testing", "clock_log_every_ms",
+                     GM__TIMESYNC_LOG_EVERY_MS, 100, 86400000L, &clock_log_ms,
+                     err, errlen))
+    goto fail;
   const char *source = gm__config_get(cfg, "clock", "source", "redis");
   if (strcmp(source, "redis") != 0 && strcmp(source, "local") != 0) {
     snprintf(err, errlen,
@@ -770,7 +775,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   /* Before anything reads the time (the ledger's book, plugins' init). */
   if (gm__clock_is_manual() && manual_clock_resume(b, err, errlen)) goto fail;
   if (b->clock_redis &&
-      !(b->timesync = gm__timesync_start(&b->raddr, err, errlen)))
+      !(b->timesync = gm__timesync_start(
+            &b->raddr, (uint64_t)clock_log_ms * 1000u, err, errlen)))
     goto fail;
   gm__metrics_gauge_add(b->metrics, "greenmarket_clock_offset_seconds",
                         "Redis's clock minus this host's, in seconds: what "

@@ -196,7 +196,8 @@ static const struct known_section {
     {"metrics", {"listen", "outbox_count_ms", NULL}},
     {"deadlines", {"poll_ms", "claim_ms", "reconcile_s", NULL}},
     {"clock", {"source", NULL}},
-    {"testing", {"clock", "clock_start_ms", "clock_skew_ms", NULL}},
+    {"testing",
+     {"clock", "clock_start_ms", "clock_skew_ms", "clock_log_every_ms", NULL}},
 };
 #define N_KNOWN (sizeof known / sizeof known[0])
 

@@ -11,8 +11,6 @@
 
 /* How often the thread reads Redis's clock. */
 #define GM__TIMESYNC_EVERY_US 1000000u
-/* A large offset is logged at most this often. */
-#define GM__TIMESYNC_LOG_EVERY_US (600u * 1000000u)
 /* A change of the offset this large is logged (a host's clock stepped). */
 #define GM__TIMESYNC_STEP_LOG_US 250000
 
@@ -33,6 +31,7 @@ struct gm__timesync {
   int have;                /* an offset was set from Redis */
   uint64_t warned_us;      /* the last WARN of a large offset; 0: never */
   uint64_t unreachable_us; /* the last note of Redis out of reach */
+  uint64_t log_every_us;   /* a WARN is repeated at most this often */
   char why[1024];          /* why the last reading failed */
 };
 
@@ -86,8 +85,7 @@ static void gm__ts_round(gm__timesync *t) {
   gm__ts_sample s;
   uint64_t now = gm__clock_mono_us();
   if (gm__ts_sample_once(t, &s) != 0) {
-    if (!t->unreachable_us ||
-        now - t->unreachable_us >= GM__TIMESYNC_LOG_EVERY_US) {
+    if (!t->unreachable_us || now - t->unreachable_us >= t->log_every_us) {
       t->unreachable_us = now;
       gm__log(GM_LOG_WARN, "clock",
               "cannot read Redis's clock at %s (%s); the time goes on from "
@@ -116,9 +114,14 @@ static void gm__ts_round(gm__timesync *t) {
   for (size_t i = 1; i < t->n; i++)
     if (t->window[i].rtt_us < best->rtt_us) best = &t->window[i];
   int64_t was = gm__clock_offset_us(), off = best->offset_us;
-  /* Within a millisecond: the same clock (no change for jitter). */
-  if (t->have && llabs(off - was) < 1000) return;
-  gm__clock_set_offset_us(off);
+  /* Within a millisecond: the same clock (no change for jitter); the WARN
+     below is repeated all the same while the offset is large (it came
+     only with a change of a millisecond or more: a host steadily off by
+     minutes was warned of once). */
+  if (t->have && llabs(off - was) < 1000)
+    off = was;
+  else
+    gm__clock_set_offset_us(off);
   if ((!t->have || llabs(off - was) >= GM__TIMESYNC_STEP_LOG_US) &&
       llabs(off) < 1000)
     gm__log(GM_LOG_INFO, "clock",
@@ -133,7 +136,7 @@ static void gm__ts_round(gm__timesync *t) {
             off > 0 ? "behind" : "ahead of", (double)best->rtt_us / 1e3);
   t->have = 1;
   if (llabs(off) >= (int64_t)GM__TIMESYNC_WARN_MS * 1000 &&
-      (!t->warned_us || now - t->warned_us >= GM__TIMESYNC_LOG_EVERY_US)) {
+      (!t->warned_us || now - t->warned_us >= t->log_every_us)) {
     t->warned_us = now;
     gm__log(GM_LOG_WARN, "clock",
             "this host's clock is %.3f s %s Redis's at %s; gmd keeps time "
@@ -163,10 +166,12 @@ static void *gm__ts_run(void *arg) {
   return NULL;
 }
 
-gm__timesync *gm__timesync_start(const gm__redis_addr *addr, char *err,
+gm__timesync *gm__timesync_start(const gm__redis_addr *addr,
+                                 uint64_t log_every_us, char *err,
                                  size_t errlen) {
   gm__timesync *t = calloc(1, sizeof *t);
   if (!t) abort();
+  t->log_every_us = log_every_us;
   pthread_mutex_init(&t->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

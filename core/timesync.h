@@ -19,6 +19,7 @@
 #define GM_CORE_TIMESYNC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redis.h"
 
@@ -31,12 +32,16 @@
 
 typedef struct gm__timesync gm__timesync;
 
+/* How often a WARN (a large offset, Redis out of reach) is repeated while
+   it lasts, by default ([testing] clock_log_every_ms). */
+#define GM__TIMESYNC_LOG_EVERY_MS 600000
 /*
  * Connects to Redis at `addr`, reads its clock (a few samples, at once, so
  * the offset is right before anything reads the time) and starts the
  * thread.  NULL (err says why) when it cannot connect or start.
  */
-gm__timesync *gm__timesync_start(const gm__redis_addr *addr, char *err,
+gm__timesync *gm__timesync_start(const gm__redis_addr *addr,
+                                 uint64_t log_every_us, char *err,
                                  size_t errlen);
 /* Stops the thread and closes its connection; nulls *t; idempotent. */
 void gm__timesync_stop(gm__timesync **t);
