@@ -721,6 +721,11 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
                      GM__TIMESYNC_LOG_EVERY_MS, 100, 86400000L, &clock_log_ms,
                      err, errlen))
     goto fail;
+  long clock_rtt_us;
+  if (gm__config_int(cfg, "testing", "clock_max_rtt_us",
+                     GM__TIMESYNC_MAX_RTT_US, 1, 10000000L, &clock_rtt_us, err,
+                     errlen))
+    goto fail;
   const char *source = gm__config_get(cfg, "clock", "source", "redis");
   if (strcmp(source, "redis") != 0 && strcmp(source, "local") != 0) {
     snprintf(err, errlen,
@@ -774,9 +779,9 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   if (!b->host.redis) goto fail;
   /* Before anything reads the time (the ledger's book, plugins' init). */
   if (gm__clock_is_manual() && manual_clock_resume(b, err, errlen)) goto fail;
-  if (b->clock_redis &&
-      !(b->timesync = gm__timesync_start(
-            &b->raddr, (uint64_t)clock_log_ms * 1000u, err, errlen)))
+  if (b->clock_redis && !(b->timesync = gm__timesync_start(
+                              &b->raddr, (uint64_t)clock_log_ms * 1000u,
+                              clock_rtt_us, err, errlen)))
     goto fail;
   gm__metrics_gauge_add(b->metrics, "greenmarket_clock_offset_seconds",
                         "Redis's clock minus this host's, in seconds: what "

@@ -197,7 +197,8 @@ static const struct known_section {
     {"deadlines", {"poll_ms", "claim_ms", "reconcile_s", NULL}},
     {"clock", {"source", NULL}},
     {"testing",
-     {"clock", "clock_start_ms", "clock_skew_ms", "clock_log_every_ms", NULL}},
+     {"clock", "clock_start_ms", "clock_skew_ms", "clock_log_every_ms",
+      "clock_max_rtt_us", NULL}},
 };
 #define N_KNOWN (sizeof known / sizeof known[0])
 

@@ -32,6 +32,9 @@ struct gm__timesync {
   uint64_t warned_us;      /* the last WARN of a large offset; 0: never */
   uint64_t unreachable_us; /* the last note of Redis out of reach */
   uint64_t log_every_us;   /* a WARN is repeated at most this often */
+  int64_t max_rtt_us;      /* a reading with a longer round trip: dropped */
+  unsigned slow;           /* readings dropped for that in a row */
+  uint64_t slow_us;        /* the last WARN of them; 0: never */
   char why[1024];          /* why the last reading failed */
 };
 
@@ -95,7 +98,29 @@ static void gm__ts_round(gm__timesync *t) {
     }
     return;
   }
-  if (s.rtt_us > GM__TIMESYNC_MAX_RTT_US) return;
+  if (s.rtt_us > t->max_rtt_us) {
+    /* One slow reading among good ones says nothing; none used since
+       start, or a window's worth in a row, and the broker silently kept
+       this host's clock (or an offset growing stale). */
+    t->slow++;
+    if ((!t->have || t->slow >= GM__TIMESYNC_WINDOW) &&
+        (!t->slow_us || now - t->slow_us >= t->log_every_us)) {
+      t->slow_us = now;
+      gm__log(GM_LOG_WARN, "clock",
+              "Redis's clock at %s answers too slowly to follow: %u "
+              "reading(s) in a row took longer than %.3f ms (the last %.3f "
+              "ms; a reading's error is up to half its round trip); the "
+              "time goes on from this host's clock %s%+.3f s; bring Redis "
+              "nearer or less loaded, or keep this host's clock by NTP and "
+              "set [clock] source = local",
+              gm__redis_where(t->redis), t->slow, (double)t->max_rtt_us / 1e3,
+              (double)s.rtt_us / 1e3,
+              t->have ? "with the last offset, " : "alone, offset ",
+              (double)gm__clock_offset_us() / 1e6);
+    }
+    return;
+  }
+  t->slow = 0;
   /* Two readings of one clock differ by at most half their round trips
      summed: more, and a clock stepped (this host's or Redis's), so the
      older readings say nothing of now. */
@@ -167,11 +192,12 @@ static void *gm__ts_run(void *arg) {
 }
 
 gm__timesync *gm__timesync_start(const gm__redis_addr *addr,
-                                 uint64_t log_every_us, char *err,
-                                 size_t errlen) {
+                                 uint64_t log_every_us, int64_t max_rtt_us,
+                                 char *err, size_t errlen) {
   gm__timesync *t = calloc(1, sizeof *t);
   if (!t) abort();
   t->log_every_us = log_every_us;
+  t->max_rtt_us = max_rtt_us;
   pthread_mutex_init(&t->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

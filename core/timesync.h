@@ -25,7 +25,9 @@
 
 /* Samples kept; the one with the shortest round trip sets the offset. */
 #define GM__TIMESYNC_WINDOW 8
-/* A sample whose round trip is longer says too little: dropped. */
+/* A sample whose round trip is longer says too little: dropped (the
+   default; [testing] clock_max_rtt_us).  None used since start, or a
+   window's worth in a row: a WARN. */
 #define GM__TIMESYNC_MAX_RTT_US 100000
 /* An offset larger than this is worth an operator's look. */
 #define GM__TIMESYNC_WARN_MS 1000
@@ -41,8 +43,8 @@ typedef struct gm__timesync gm__timesync;
  * thread.  NULL (err says why) when it cannot connect or start.
  */
 gm__timesync *gm__timesync_start(const gm__redis_addr *addr,
-                                 uint64_t log_every_us, char *err,
-                                 size_t errlen);
+                                 uint64_t log_every_us, int64_t max_rtt_us,
+                                 char *err, size_t errlen);
 /* Stops the thread and closes its connection; nulls *t; idempotent. */
 void gm__timesync_stop(gm__timesync **t);
 /* Metrics gauge: the offset in seconds (Redis's clock minus this host's). */

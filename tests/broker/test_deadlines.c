@@ -992,6 +992,29 @@ START_TEST(a_broker_whose_host_clock_is_off_keeps_redis_time) {
 END_TEST
 
 /*
+ * Every reading of Redis's clock slower than the limit (here 1 us, so
+ * all): the broker keeps this host's clock, 10 minutes fast, and the log
+ * says why and what to do; it said nothing (readings dropped silently).
+ */
+START_TEST(a_redis_clock_too_slow_to_follow_is_said) {
+  redis = gm_test_redis_start();
+  rc = gm_test_redis_connect(redis);
+  g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR,
+                         "[plugins]\nload = testmkt\n"
+                         "[testing]\nclock_skew_ms = 600000\n"
+                         "clock_max_rtt_us = 1\n");
+  c1 = gm_test_conn_new(gm_test_gmd_endpoint(g1), NULL, NULL, NULL);
+  int64_t now = redis_now_ms(), said = ping_time(c1);
+  ck_assert_msg(llabs((long long)(said - now - 600000)) < 2000,
+                "ping says %lld, Redis %lld", (long long)said, (long long)now);
+  ck_assert(
+      gm_test_gmd_log_has(g1, "answers too slowly to follow: 1 reading(s)"));
+  ck_assert(gm_test_gmd_log_has(g1, "this host's clock alone, offset +0.000"));
+  ck_assert(!gm_test_gmd_log_has(g1, "following Redis's clock"));
+}
+END_TEST
+
+/*
  * In process: "now" never goes back when the offset to Redis's clock moves
  * back by a few ms (a reading with a shorter round trip): it holds until
  * the clock catches up; a step back over GM__CLOCK_HOLD_MS is followed.
@@ -1148,6 +1171,7 @@ int main(void) {
   tcase_add_test(tc, a_lost_index_entry_is_repaired_over_maxmemory);
   tcase_add_test(tc, a_broker_whose_host_clock_is_off_keeps_redis_time);
   tcase_add_test(tc, a_clock_reading_refused_says_why);
+  tcase_add_test(tc, a_redis_clock_too_slow_to_follow_is_said);
   tcase_add_test(tc, now_never_steps_back_when_the_offset_moves_back_a_little);
   tcase_add_test(tc, a_restarted_manual_clock_resumes_where_it_was_set);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
