@@ -194,6 +194,10 @@ static int gm__api_write_file(gm_cli *cli, const char *path, const void *data,
                               size_t len) {
   /* A link is written through: the file it names is replaced (made when
      it does not exist yet), not the link. */
+  if (!*path)
+    return gm__api_error(cli, GM_INVALID_ARGUMENT,
+                         "cannot write to an empty path; give a file's name "
+                         "(e.g. --out export.json)");
   char target[PATH_MAX];
   int err = gm__wf_follow(path, target, sizeof target);
   /* Only a file is replaced: never a device (renamed over, /dev/null would

@@ -467,6 +467,11 @@ START_TEST(a_tender_from_draft_to_export) {
   ck_assert_str_eq(got, "{\"earlier\": true}\n");
   gm_test_shell(ls, lsout, sizeof lsout);
   ck_assert_str_eq(lsout, "0\n");
+  /* An empty path is named as such (it said "cannot write : No such file
+     or directory"). */
+  r = gm(NULL, "export", "ZFCG-1", "--out", "", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "cannot write to an empty path; give a file's name");
   /* A link to a file not made yet: the file is made where it points and
      the link stays (it was replaced by the file). */
   char *link = gm_test_redis_path(pt_redis, "latest.json");
