@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "call.h"
 #include "clock.h"
+#include "core_methods.h"
 #include "log.h"
 #include "redis.h"
 
@@ -92,9 +93,16 @@ gm_status gm__idem_core_run(gm_call *call, const gm_method *m,
   char fp[GM__IDEM_FP_LEN + 1];
   const char *idem = call->idem_key ? call->idem_key : "";
   if (!*idem) return handle(call, req, reply); /* dispatch requires one */
-  char *key = gm__arena_sprintf(call->arena, "gm:{gm}:idem:%s:%s:%s",
-                                call->participant ? call->participant : "",
-                                m->name, idem);
+  /* clock.set moves the clock of the broker that runs it (each keeps its
+     own manual clock): its record is that broker's, or a retry reaching
+     another broker was answered OK from the first one's record and left
+     its own clock where it was. */
+  int per_broker = m == &gm__core_methods[GM__CORE_CLOCK_SET];
+  char *key =
+      gm__arena_sprintf(call->arena, "gm:{gm}:idem:%s:%s%s%s:%s",
+                        call->participant ? call->participant : "", m->name,
+                        per_broker ? "@" : "",
+                        per_broker ? gm__broker_name(call->broker) : "", idem);
   char *lease = gm__arena_sprintf(
       call->arena, "P%s/%lld/%llu", gm__broker_name(call->broker),
       (long long)gm__clock_now_ms(), atomic_fetch_add(&gm__idem_seq, 1));

@@ -5,7 +5,9 @@
  * idempotency_ttl seconds, and a retry with that key gets it back without
  * running again, whatever its body.
  *
- * The record is one Redis string, "gm:{gm}:idem:<participant>:<method>:<key>":
+ * The record is one Redis string, "gm:{gm}:idem:<participant>:<method>:<key>"
+ * (for clock.set, whose effect is the broker's own manual clock,
+ * "<method>@<broker name>"):
  *   "P<token>"  an attempt runs: its lease, GM__IDEM_LEASE_MS long, taken
  *               atomically, so of two concurrent retries one runs and the
  *               other is told to retry (UNAVAILABLE); a broker that dies

@@ -921,6 +921,27 @@ static int64_t ping_time(gm_test_conn *c) {
   return t;
 }
 
+/*
+ * Each broker keeps its own manual clock: a clock.set retried (same
+ * idempotency key) through another broker moves that broker's clock too;
+ * it was answered OK from the first broker's record, its clock unmoved.
+ */
+START_TEST(a_clock_set_retried_on_another_broker_moves_its_clock) {
+  start(NULL, "");
+  Gm__ClockSetRequest req = GM__CLOCK_SET_REQUEST__INIT;
+  req.time_ms = B0 + 3600000;
+  for (int i = 0; i < 2; i++) {
+    Gm__Reply *r = gm_test_call(i ? c2 : c1, "root", "gm", "clock.set",
+                                "the-same-key", &req.base);
+    ck_assert_msg(r && r->status == GM__STATUS__OK, "clock.set: %s",
+                  r ? r->message : "no reply");
+    gm__reply__free_unpacked(r, NULL);
+  }
+  ck_assert_int_eq(ping_time(c1), B0 + 3600000);
+  ck_assert_int_eq(ping_time(c2), B0 + 3600000);
+}
+END_TEST
+
 /* The broker's uptime as stats tells it. */
 static int64_t uptime_ms(gm_test_conn *c) {
   Gm__StatsRequest req = GM__STATS_REQUEST__INIT;
@@ -1174,6 +1195,7 @@ int main(void) {
   tcase_add_test(tc, a_redis_clock_too_slow_to_follow_is_said);
   tcase_add_test(tc, now_never_steps_back_when_the_offset_moves_back_a_little);
   tcase_add_test(tc, a_restarted_manual_clock_resumes_where_it_was_set);
+  tcase_add_test(tc, a_clock_set_retried_on_another_broker_moves_its_clock);
   tcase_add_test(tc, a_deadline_rearmed_for_its_own_time_fires_again);
   tcase_add_test(tc, failed_and_unknown_deadlines_are_kept);
   tcase_add_test(tc, a_slow_firing_moves_its_claims_time_to_its_end);
