@@ -467,6 +467,19 @@ START_TEST(a_tender_from_draft_to_export) {
   ck_assert_str_eq(got, "{\"earlier\": true}\n");
   gm_test_shell(ls, lsout, sizeof lsout);
   ck_assert_str_eq(lsout, "0\n");
+  /* A file made read-only is kept, as cp keeps it (renaming over it
+     replaced it without a word). */
+  ck_assert_int_eq(chmod(earlier, 0444), 0);
+  r = gm(NULL, "export", "ZFCG-1", "--out", earlier, NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "the file is read-only (mode 0444); make it writable");
+  ef = fopen(earlier, "r");
+  ck_assert_ptr_nonnull(ef);
+  got_n = fread(got, 1, sizeof got - 1, ef);
+  fclose(ef);
+  got[got_n] = '\0';
+  ck_assert_str_eq(got, "{\"earlier\": true}\n");
+  ck_assert_int_eq(chmod(earlier, 0644), 0);
   /* An empty path is named as such (it said "cannot write : No such file
      or directory"). */
   r = gm(NULL, "export", "ZFCG-1", "--out", "", NULL);
