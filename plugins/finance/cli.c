@@ -765,12 +765,14 @@ static void gm__fin_print_bank(const ProtobufCMessage *m) {
 static const char *gm__fin_linked = "";
 static int gm__fin_withdrawn; /* bank withdraw */
 
+static void gm__fin_print_unlinked(const Gm__Finance__Bank *b);
+
 /* bank.link's reply: the bank and its staff now. */
 static void gm__fin_print_staff(const ProtobufCMessage *m) {
   const Gm__Finance__Bank *b = (const Gm__Finance__Bank *)m;
   char t[32];
   if (!b->id[0]) {
-    printf("unlinked: acts for no bank now, no offer pending\n");
+    gm__fin_print_unlinked(b);
     return;
   }
   if (gm__fin_withdrawn) {
@@ -829,10 +831,9 @@ static void gm__fin_print_products(const ProtobufCMessage *m) {
     gm__fin_print_product(l->products[i]);
 }
 
-static void gm__fin_print_queue(const ProtobufCMessage *m) {
-  const Gm__Finance__Queue *q = (const Gm__Finance__Queue *)m;
+static void gm__fin_print_entries(Gm__Finance__QueueEntry *const *entries,
+                                  size_t n) {
   char t[32], a[40], b[40], s[32];
-  printf("bank %s: %lld referrals\n", q->bank, (long long)q->total);
   gm_table tab = {8,
                   (const char *const[]){"REFERRAL", "RELATION", "STATE", "ITEM",
                                         "AMOUNT BAND", "TENOR", "CITY", "DUE"},
@@ -840,9 +841,9 @@ static void gm__fin_print_queue(const ProtobufCMessage *m) {
                   NULL,
                   0,
                   0};
-  for (size_t i = 0; i < q->n_entries; i++) {
-    const Gm__Finance__Referral *r = q->entries[i]->referral;
-    const char *rel = q->entries[i]->relation;
+  for (size_t i = 0; i < n; i++) {
+    const Gm__Finance__Referral *r = entries[i]->referral;
+    const char *rel = entries[i]->relation;
     char band[96], tenor[16];
     if (r->amount_band_max)
       snprintf(band, sizeof band, "%s-%s %s",
@@ -862,6 +863,55 @@ static void gm__fin_print_queue(const ProtobufCMessage *m) {
                  tenor, r->region, gm__fin_time(due, t));
   }
   gm_table_print(&tab, stdout);
+}
+
+static void gm__fin_print_queue(const ProtobufCMessage *m) {
+  const Gm__Finance__Queue *q = (const Gm__Finance__Queue *)m;
+  printf("bank %s: %lld referrals\n", q->bank, (long long)q->total);
+  gm__fin_print_entries(q->entries, q->n_entries);
+}
+
+/* An unlink's reply: the bank the participant left, its staff now, and
+   when nobody active is left, the referrals whose deadlines run on. */
+static void gm__fin_print_unlinked(const Gm__Finance__Bank *b) {
+  const Gm__Finance__Bank *l = b->left;
+  char t[32];
+  printf("unlinked: %s acts for no bank now, no offer pending\n",
+         gm__fin_linked);
+  if (!l) return;
+  printf("%s no longer acts for %s; %s's staff now:", gm__fin_linked, l->id,
+         l->id);
+  for (size_t i = 0; i < l->n_members; i++) printf(" %s", l->members[i]);
+  printf("%s\n", l->n_members ? "" : " none");
+  if (l->n_members > l->n_inactive) return;
+  printf("warning: nobody can act for bank %s now (%s); ", l->id,
+         l->n_members ? "its staff lack the bank role" : "no staff");
+  if (l->unstaffed_total > 0)
+    printf(
+        "its %lld referral(s) below, held or claimed, keep their "
+        "deadlines: a contact deadline missed is recorded against %s "
+        "and the referral goes back to the pool.\n",
+        (long long)l->unstaffed_total, l->id);
+  else
+    printf("it holds and has claimed no referral.\n");
+  for (size_t i = 0; i < l->n_offers; i++)
+    if (l->offers[i]->expires_ms > 0)
+      printf(
+          "pending: %s's link offer to %s, until %s (gm --as %s finance "
+          "bank join %s)\n",
+          l->offers[i]->participant, l->id,
+          gm__fin_time(l->offers[i]->expires_ms, t), l->offers[i]->participant,
+          l->id);
+  printf(
+      "to let someone act for it: gm finance bank link PARTICIPANT %s, "
+      "who accepts with gm finance bank join %s\n",
+      l->id, l->id);
+  if (l->n_unstaffed) gm__fin_print_entries(l->unstaffed, l->n_unstaffed);
+  if (l->unstaffed_total > (int64_t)l->n_unstaffed)
+    printf(
+        "(the first %zu of %lld; gm finance queue --bank %s lists "
+        "them all)\n",
+        l->n_unstaffed, (long long)l->unstaffed_total, l->id);
 }
 
 static int gm__fin_bank_run(const gm__fin_cli *g, int argc, char **argv,

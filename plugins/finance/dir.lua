@@ -74,7 +74,8 @@
 --       release stored (bank.list runs it when 'banks' shows one)
 --   'link', participant, bank ("" unlinks), 'offer' (the centre),
 --       'accept' (the participant) or 'withdraw' (the centre: its offer to
---       participant, bank ignored) -> {bank row as 'banks'}, {} unlinked
+--       participant, bank ignored) -> {bank row as 'banks'}; unlinked:
+--       {bank row} of the bank it acted for (its staff now), {} if none
 --   'offer_expire', participant (the deadline) -> {} 
 --   'product', id, bank, record, name, top classes "1,3", codes,
 --       codes the built-in catalogue lacks
@@ -384,6 +385,8 @@ if op == 'link' then
       redis.call('SREM', P .. 'bm:' .. was, who)
       redis.call('HDEL', P .. 'member', who)
       gm.emit('link', 'who', who, 'bank', '', 't', I(NOW))
+      local rec = redis.call('HGET', P .. 'banks', was)
+      if rec then return {bank_row(was, rec)} end
     end
     return {}
   end

@@ -487,6 +487,45 @@ gm_status finance__bank_create(gm_call *call, const ProtobufCMessage *req,
   return GM_OK;
 }
 
+/* After an unlink: whether `b` (the bank left) still has a member holding
+   the bank role; if not, the referrals it holds or has claimed, read from
+   its queue a page at a time (each page one bounded script call), whose
+   deadlines run on with nobody to act on them: the centre is told, so it
+   links someone else before a contact deadline is missed against the bank
+   (finance.md, Staff changes). */
+#define FINANCE_UNSTAFFED_MAX 100
+static gm_status finance__unstaffed(gm_call *call, Gm__Finance__Bank *b) {
+  if (b->n_members > b->n_inactive) return GM_OK;
+  const char *tag = host->sprintf(call, "b:%s", b->id);
+  b->unstaffed =
+      host->alloc(call, FINANCE_UNSTAFFED_MAX * sizeof *b->unstaffed);
+  for (int64_t off = 0, total = 1; off < total; off += FINANCE_QUEUE_MAX) {
+    const char *args[] = {"list", finance__num(call, off),
+                          finance__num(call, FINANCE_QUEUE_MAX)};
+    const gm_value *v;
+    gm_status st = finance__run(call, "queue", tag, 3, args, &v);
+    if (st != GM_OK) return st;
+    total = finance__i(v, 0);
+    if (v->n < 2) break;
+    for (size_t i = 1; i < v->n; i++) {
+      const gm_value *row = finance__a(v, i);
+      const char *id = finance__s(row, 0), *entry = finance__s(row, 1);
+      if (!*id || (strncmp(entry, "held|", 5) && strncmp(entry, "claimed|", 8)))
+        continue;
+      if (b->n_unstaffed < FINANCE_UNSTAFFED_MAX) {
+        const char *rel;
+        Gm__Finance__QueueEntry *e = host->alloc(call, sizeof *e);
+        gm__finance__queue_entry__init(e);
+        e->referral = finance__queue_view(call, id, entry, &rel);
+        e->relation = (char *)rel;
+        b->unstaffed[b->n_unstaffed++] = e;
+      }
+      b->unstaffed_total++;
+    }
+  }
+  return GM_OK;
+}
+
 /* The centre links a participant to a bank (an offer, or "" to unlink);
    the participant accepts with its own call (participant "" or its id),
    holding the bank role: a plugin cannot read another participant's
@@ -530,9 +569,15 @@ gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
                                        : "offer"};
   const gm_value *v;
   if ((st = finance__dir(call, 4, args, &v)) != GM_OK) return st;
-  if (v->n == 0) { /* unlinked */
+  if (v->n == 0 || (centre && !in->bank[0] && !in->withdraw)) {
+    /* Unlinked: an empty bank (what a client before `left` shows as
+       unlinked) carrying the bank it left, if any. */
     Gm__Finance__Bank *out = host->alloc(call, sizeof *out);
     gm__finance__bank__init(out);
+    if (v->n > 0) {
+      out->left = finance__bank(call, finance__a(v, 0), 1);
+      if ((st = finance__unstaffed(call, out->left)) != GM_OK) return st;
+    }
     *reply = &out->base;
     return GM_OK;
   }

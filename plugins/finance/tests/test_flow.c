@@ -996,6 +996,74 @@ START_TEST(the_enterprise_withdraws_any_time_before_funding) {
 }
 END_TEST
 
+/* A bank's staff change: the centre unlinks a member, and the bank's
+   referrals stay the bank's (another member acts on them). Unlinking the
+   last member holding the bank role tells the centre which referrals now
+   have nobody to act on them while their deadlines run; the deadline runs
+   on, and its miss is the bank's. */
+START_TEST(unlinking_the_last_staff_member_names_the_bank_s_referrals) {
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
+  char id[32];
+  ft_register("abc2", "bank");
+  link.participant = "abc2";
+  link.bank = "abc";
+  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+  link.participant = "";
+  ft_free(ft_ok("abc2", "bank.link", &link.base));
+  ft_copy_id(id, ft_refer("acme", AMOUNT, 36, 0));
+  ft_free(ft_claim("abc1", id));
+  Gm__Finance__Referral *r = ft_pick("acme", id, "abc");
+  int64_t due = r->contact_due_ms;
+  ft_free(r);
+  /* abc1, who claimed it, leaves: abc2 is still there. */
+  link.participant = "abc1";
+  link.bank = "";
+  Gm__Finance__Bank *b =
+      (Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base);
+  ck_assert_str_eq(b->id, ""); /* unlinked, as a client before `left` reads */
+  ck_assert_ptr_nonnull(b->left);
+  ck_assert_str_eq(b->left->id, "abc");
+  ck_assert_int_eq(b->left->n_members, 1);
+  ck_assert_str_eq(b->left->members[0], "abc2");
+  ck_assert_int_eq(b->left->n_unstaffed, 0);
+  ck_assert_int_eq(b->left->unstaffed_total, 0);
+  ft_free(b);
+  ct.id = id;
+  ft_expect("abc1", "referral.contact", &ct.base, GM__STATUS__PERMISSION_DENIED,
+            "participant abc1 acts for no bank");
+  r = ft_get("abc2", id);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ft_free(r);
+  /* abc2 leaves too: nobody can act for abc, and the centre is told what
+     it holds and when its deadline falls. */
+  link.participant = "abc2";
+  b = (Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base);
+  ck_assert_ptr_nonnull(b->left);
+  ck_assert_str_eq(b->left->id, "abc");
+  ck_assert_int_eq(b->left->n_members, 0);
+  ck_assert_int_eq(b->left->unstaffed_total, 1);
+  ck_assert_int_eq(b->left->n_unstaffed, 1);
+  ck_assert_str_eq(b->left->unstaffed[0]->relation, "held");
+  ck_assert_str_eq(b->left->unstaffed[0]->referral->id, id);
+  ck_assert_int_eq(b->left->unstaffed[0]->referral->contact_due_ms, due);
+  ft_free(b);
+  /* Unlinking one who acts for no bank names none. */
+  b = (Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base);
+  ck_assert_ptr_null(b->left);
+  ft_free(b);
+  /* The deadline runs on: the miss is abc's, the referral back in the
+     pool. */
+  ft_clock(due + 1000);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_OPEN),
+                   GM__FINANCE__STATE__STATE_OPEN);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE bank = 'abc'",
+                                  1),
+                   1);
+}
+END_TEST
+
 START_TEST(views_show_each_reader_what_it_may_see) {
   Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 1);
   char id[32];
@@ -1518,6 +1586,8 @@ int main(void) {
   tcase_add_test(tc,
                  an_offer_an_older_release_stored_is_pending_and_re_stamped);
   tcase_add_test(tc, a_member_without_the_bank_role_is_listed_inactive);
+  tcase_add_test(tc,
+                 unlinking_the_last_staff_member_names_the_bank_s_referrals);
   tcase_add_test(tc, an_approval_that_breaks_the_rules_is_not_funded);
   tcase_add_test(tc, amounts_have_the_currency_decimals);
   tcase_add_test(tc, screening_gives_every_reason_and_a_refusal_leaves_nothing);
