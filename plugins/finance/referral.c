@@ -369,7 +369,8 @@ gm_status finance__referral_get(gm_call *call, const ProtobufCMessage *req,
     return host->fail(call, GM_PERMISSION_DENIED,
                       "your bank %s has no access to %s: banks whose products "
                       "fit see it while it is open, its claimants until the "
-                      "pick, and then only the bank picked",
+                      "pick (none once it is withdrawn or expires unpicked), "
+                      "and then only the bank picked",
                       bank, in->id);
   }
   return host->fail(call, GM_PERMISSION_DENIED,

@@ -1064,6 +1064,46 @@ START_TEST(unlinking_the_last_staff_member_names_the_bank_s_referrals) {
 }
 END_TEST
 
+/* The enterprise's consent ends with its withdrawal for the banks that
+   only claimed: before the pick every claimant loses access, told why
+   without being told the state; the bank it picked keeps reading what it
+   was given, for good (its records of the review), archived too. */
+START_TEST(a_withdrawal_ends_the_claimants_access_not_the_picked_bank_s) {
+  Gm__Finance__TextRequest w = GM__FINANCE__TEXT_REQUEST__INIT;
+  Gm__Finance__ReferralRequest g = GM__FINANCE__REFERRAL_REQUEST__INIT;
+  char a[32], b[32];
+  ft_copy_id(a, ft_refer("acme", AMOUNT, 36, 1));
+  ft_copy_id(b, ft_refer("acme", AMOUNT, 36, 1));
+  ft_free(ft_claim("boc1", a));
+  ft_free(ft_claim("icbc1", a));
+  w.id = a;
+  w.text = "we withdraw our consent";
+  ft_free(ft_ok("acme", "referral.withdraw", &w.base));
+  g.id = a;
+  ft_expect("boc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "its claimants until the pick (none once it is withdrawn or "
+            "expires unpicked)");
+  ft_expect("icbc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank icbc has no access");
+  /* Picked and under review, then withdrawn: the bank picked still reads
+     it all, who included; the other claimant nothing. */
+  ft_free(ft_claim("boc1", b));
+  ft_free(ft_claim("icbc1", b));
+  ft_free(ft_pick("acme", b, "icbc"));
+  ft_free(ft_contact("icbc1", b));
+  w.id = b;
+  ft_free(ft_ok("acme", "referral.withdraw", &w.base));
+  Gm__Finance__Referral *r = ft_get("icbc1", b);
+  ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_WITHDRAWN);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ck_assert_str_eq(r->enterprise->name, "acme Green Energy Co");
+  ft_free(r);
+  g.id = b;
+  ft_expect("boc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank boc has no access");
+}
+END_TEST
+
 START_TEST(views_show_each_reader_what_it_may_see) {
   Gm__Finance__Referral *r = ft_refer("acme", AMOUNT, 36, 1);
   char id[32];
@@ -1600,6 +1640,8 @@ int main(void) {
   tcase_add_test(tc, only_the_holding_bank_moves_it_in_order);
   tcase_add_test(tc, the_enterprise_withdraws_any_time_before_funding);
   tcase_add_test(tc, views_show_each_reader_what_it_may_see);
+  tcase_add_test(tc,
+                 a_withdrawal_ends_the_claimants_access_not_the_picked_bank_s);
   suite_add_tcase(s, tc);
   TCase *set = tcase_create("settings");
   tcase_set_timeout(set, 60);
