@@ -238,17 +238,33 @@ static int gm__fin_amount(const gm__fin_cli *g, const char *what,
   return 0;
 }
 
-static int gm__fin_pct_max(const gm__fin_cli *g, const char *what,
-                           const char *text, int32_t max_bp, int32_t *bp) {
+static int gm__fin_pct(const gm__fin_cli *g, const char *what, const char *text,
+                       int32_t *bp) {
   int64_t v;
-  if (gm__fin_decimal(g, what, "%", text, 2, max_bp, &v)) return -1;
+  if (gm__fin_decimal(g, what, "%", text, 2, GM_FINANCE_MAX_BP, &v)) return -1;
   *bp = (int32_t)v;
   return 0;
 }
 
-static int gm__fin_pct(const gm__fin_cli *g, const char *what, const char *text,
-                       int32_t *bp) {
-  return gm__fin_pct_max(g, what, text, GM_FINANCE_MAX_BP, bp);
+/* A product's referral fee: a number of percent (any size, so that 80
+   typed for 0.80 % is refused as a fee, not as a percentage). */
+static int gm__fin_fee(const gm__fin_cli *g, const char *text, int32_t *bp) {
+  int64_t v;
+  char max[16];
+  if (gm__fin_decimal(g, "--fee", "%", text, 2, GM_FINANCE_MAX_AMOUNT, &v))
+    return -1;
+  if (v > GM_FINANCE_MAX_FEE_BP) {
+    g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                  "--fee %s is %s %% of the funded amount, above the largest "
+                  "referral fee, %s %% (lenders pay about 0.5-1.5 %%): give "
+                  "0 to %s, in percent: 0.8 for 0.80 %%",
+                  text, text,
+                  gm__finance_format_pct(GM_FINANCE_MAX_FEE_BP, max),
+                  gm__finance_format_pct(GM_FINANCE_MAX_FEE_BP, max));
+    return -1;
+  }
+  *bp = (int32_t)v;
+  return 0;
 }
 
 static int gm__fin_months(const gm__fin_cli *g, const char *what,
@@ -1014,7 +1030,7 @@ static int gm__fin_product_run(const gm__fin_cli *g, int argc, char **argv,
       gm__fin_range(g, "--rate", a.opt[O_RATE], rate, &lo, &hi) ||
       gm__fin_pct(g, "the lowest --rate", lo, &p.rate_min_bp) ||
       gm__fin_pct(g, "the highest --rate", hi, &p.rate_max_bp) ||
-      gm__fin_pct_max(g, "--fee", a.opt[O_COAL], GM_FINANCE_MAX_FEE_BP, &bp))
+      gm__fin_fee(g, a.opt[O_COAL], &bp))
     return GM_CLI_EXIT_ERROR;
   p.fee_bp = bp;
   /* Refused, not cut: the product would cover less than was typed. */

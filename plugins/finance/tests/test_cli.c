@@ -203,7 +203,16 @@ START_TEST(mistakes_are_refused_in_the_units_typed) {
   r = gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
          "icbc", "--name", "n", "--amount", "1-2", "--tenor", "1-2", "--rate",
          "3-4", "--fee", "80", "--classes", "3", NULL);
-  REFUSED(r, "--fee is above the largest accepted, 5 %");
+  REFUSED(r,
+          "--fee 80 is 80 % of the funded amount, above the largest "
+          "referral fee, 5.00 % (lenders pay about 0.5-1.5 %): give 0 to "
+          "5.00, in percent: 0.8 for 0.80 %");
+  r = gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
+         "icbc", "--name", "n", "--amount", "1-2", "--tenor", "1-2", "--rate",
+         "3-4", "--fee", "150", "--classes", "3", NULL);
+  REFUSED(r,
+          "--fee 150 is 150 % of the funded amount, above the largest "
+          "referral fee, 5.00 %");
   r = gm("--as", "acme", "finance", "refer", "--amount", "5", "--tenor", "36.5",
          "--item", "3.2", "--use", "x", "--description", "y", NULL);
   REFUSED(r, "--tenor must be a whole number of months, not 36.5");
