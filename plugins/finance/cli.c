@@ -1308,14 +1308,17 @@ static void gm__fin_print_bank_report(const ProtobufCMessage *m) {
              (long long)r->picked);
   gm__fin_kv("funded", "%lld of them: conversion %s%%", (long long)r->funded,
              gm__finance_format_pct(r->conversion_bp, a));
-  gm__fin_kv("decisions",
-             "%lld, %lld.%lld h on average after the pick, at "
-             "most %lld.%lld h",
-             (long long)r->decisions,
-             (long long)(r->decision_mean_ms / 3600000),
-             (long long)(r->decision_mean_ms / 360000 % 10),
-             (long long)(r->decision_max_ms / 3600000),
-             (long long)(r->decision_max_ms / 360000 % 10));
+  if (r->decisions == 0)
+    gm__fin_kv("decisions", "none in the period (approvals and declines)");
+  else
+    gm__fin_kv("decisions",
+               "%lld, %lld.%lld h on average after the pick, at "
+               "most %lld.%lld h",
+               (long long)r->decisions,
+               (long long)(r->decision_mean_ms / 3600000),
+               (long long)(r->decision_mean_ms / 360000 % 10),
+               (long long)(r->decision_max_ms / 3600000),
+               (long long)(r->decision_max_ms / 360000 % 10));
   /* Each currency apart: yuan and dollars are never added. */
   for (size_t i = 0; i < r->n_by_currency; i++)
     gm__fin_kv(i ? "" : "loans funded", "%lld loan%s, %s %s; fees due %s %s",

@@ -157,6 +157,30 @@ START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
       strstr(r->out, "conversion 100.00%") &&
           strstr(r->out, "1 loan, 4500000.00 CNY; fees due 36000.00 CNY"),
       "%s", r->out);
+  /* A period without a decision says so, not an average of nothing. */
+  r = gm("--as", "icbc1", "finance", "bank-report", "--from", "2026-01-01",
+         "--to", "2026-01-31", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "decisions       none in the period") &&
+                    !strstr(r->out, "on average"),
+                "%s", r->out);
+  /* The centre unlinks icbc's only staff member while icbc has claimed a
+     referral: told that nobody can act for icbc, which referral, and how
+     to let someone act for it. */
+  OK(gm("--as", "acme", "finance", "refer", "--amount", "5000000", "--tenor",
+        "36", "--item", "3.2", "--use", "PV", "--description", "PV",
+        "--consent-share", NULL));
+  OK(gm("--as", "icbc1", "finance", "claim", "R00000002", NULL));
+  r = gm("--as", FT_CENTRE, "finance", "bank", "unlink", "icbc1", NULL);
+  OK(r);
+  ck_assert_msg(
+      strstr(r->out, "icbc1 no longer acts for icbc; icbc's staff now: none") &&
+          strstr(r->out,
+                 "warning: nobody can act for bank icbc now (no "
+                 "staff); its 1 referral(s) below") &&
+          strstr(r->out, "gm finance bank link PARTICIPANT icbc") &&
+          strstr(r->out, "R00000002  claimed"),
+      "%s", r->out);
   /* --json: the reply as the broker sent it, in fen. */
   r = gm("--json", "--as", "acme", "finance", "show", "R00000001", NULL);
   OK(r);
