@@ -425,6 +425,17 @@ static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
     gm__fin_kv("enterprise", "%s (%s), credit code %s", e->name, e->participant,
                e->credit_code);
     gm__fin_kv("contact", "%s", e->contact);
+    gm__fin_kv("consent", "%s",
+               r->consent_identity
+                   ? "to share the need with the fitting banks, and who it "
+                     "is with those that claim"
+                   : "to share the need with the fitting banks; who it is "
+                     "only with the bank picked");
+    if (r->created_by[0] && strcmp(r->created_by, e->participant))
+      gm__fin_kv("referred by",
+                 "%s, for %s (it gave the consents on %s's "
+                 "behalf)",
+                 r->created_by, e->participant, e->participant);
   } else {
     gm__fin_kv("enterprise", "not shared before the pick (no consent)");
   }

@@ -181,6 +181,26 @@ START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
           strstr(r->out, "gm finance bank link PARTICIPANT icbc") &&
           strstr(r->out, "R00000002  claimed"),
       "%s", r->out);
+  /* A referral the centre made for acme: acme reads the consents given
+     and who gave them. */
+  OK(gm("--as", FT_CENTRE, "finance", "refer", "--for", "acme", "--amount",
+        "5000000", "--tenor", "36", "--item", "3.2", "--use", "PV",
+        "--description", "PV", "--consent-share", "--consent-identity", NULL));
+  r = gm("--as", "acme", "finance", "show", "R00000003", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out,
+                       "consent         to share the need with the "
+                       "fitting banks, and who it is with those that "
+                       "claim") &&
+                    strstr(r->out,
+                           "referred by     centre, for acme (it gave "
+                           "the consents on acme's behalf)"),
+                "%s", r->out);
+  r = gm("--as", "acme", "finance", "show", "R00000001", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "who it is only with the bank picked") &&
+                    !strstr(r->out, "referred by"),
+                "%s", r->out);
   /* --json: the reply as the broker sent it, in fen. */
   r = gm("--json", "--as", "acme", "finance", "show", "R00000001", NULL);
   OK(r);
