@@ -262,7 +262,15 @@ gm_status finance__archived(gm_call *call, const char *id, size_t nargs,
   if (!strcmp(args[0], "get")) return GM_OK;
   if ((st = finance__party(call, r, nargs, args)) != GM_OK) return st;
   /* Not its state: a party learns that it ended, as referral.lua's
-     refusal while it is being archived. */
+     refusal while it is being archived; one that cannot read it (a bank
+     it was offered to, not holding it) is not sent to gm finance show. */
+  if (!strcmp(args[0], "claim") && nargs > 1 &&
+      finance__access(r, args[1], 0) == GM__FINANCE__ACCESS__ACCESS_NONE)
+    return host->fail(call, GM_FAILED_PRECONDITION,
+                      "referral %s ended and was archived on %s "
+                      "(Asia/Shanghai): it can no longer change; your bank "
+                      "%s, which does not hold it, cannot read it",
+                      id, finance__when(call, l.archived), args[1]);
   return host->fail(
       call, GM_FAILED_PRECONDITION,
       "referral %s ended and was archived on %s (Asia/Shanghai): its live "

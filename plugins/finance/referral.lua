@@ -221,12 +221,17 @@ if op == 'get' then return reply({'get', I(r.st)}) end
 -- changes any more (the deadlines' expire and miss find nothing due in
 -- an ended referral, below): need_state says so, not naming its state
 -- (as archive.c's refusal after the archive).
+-- unread: set by an op whose caller cannot read the referral once it
+-- ended (a bank it was offered to that does not hold it), so the refusal
+-- does not send it to gm finance show, which refuses it.
+local unread
 local function need_state(what, ...)
   if r.arch then
     return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' ended and ' ..
       'is being archived: its record moves to the ledger and it can no ' ..
-      'longer change; its parties still read it (gm finance show ' .. ID ..
-      ')')
+      'longer change' .. (unread and ('; your bank ' .. unread .. ', ' ..
+      'which does not hold it, cannot read it') or ('; its parties still ' ..
+      'read it (gm finance show ' .. ID .. ')')))
   end
   for _, s in ipairs({...}) do if r.st == s then return nil end end
   local names, last = {}, 0
@@ -288,6 +293,7 @@ if op == 'claim' then
       'that fits referral ' .. ID .. '; only banks with a fitting product ' ..
       '(as screened when it was submitted) may claim it')
   end
+  if r.bank ~= bank then unread = bank end
   local bad = need_state('a bank can claim it', ST.open, ST.claimed)
   if bad then return bad end
   if redis.call('SISMEMBER', P .. 'x', bank) == 1 then

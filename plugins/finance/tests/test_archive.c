@@ -655,6 +655,14 @@ START_TEST(a_non_party_learns_nothing_of_the_archive) {
   ft_clock(DUE);
   int marked = wait_marked(b)[0] != '\0';
   if (marked) non_parties_refused(b, "being archived");
+  /* abc was offered it (a party of a claim): told of the archive, not sent
+     to gm finance show, which refuses it. */
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = b;
+  ft_expect("abc1", "referral.claim", &c.base, GM__STATUS__FAILED_PRECONDITION,
+            "is being archived: its record moves to the ledger and it can no "
+            "longer change; your bank abc, which does not hold it, cannot "
+            "read it");
   ledger_unlock(db);
   ck_assert(marked);
   Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
@@ -669,6 +677,11 @@ START_TEST(a_non_party_learns_nothing_of_the_archive) {
   non_parties_refused(b, "archived");
   ft_expect("acme", "referral.withdraw", &t.base,
             GM__STATUS__FAILED_PRECONDITION, "was archived on");
+  ck_assert_msg(strstr(ft_message, "(gm finance show "), "%s", ft_message);
+  ft_expect("abc1", "referral.claim", &c.base, GM__STATUS__FAILED_PRECONDITION,
+            "(Asia/Shanghai): it can no longer change; your bank abc, which "
+            "does not hold it, cannot read it");
+  ck_assert_msg(!strstr(ft_message, "gm finance show"), "%s", ft_message);
 }
 END_TEST
 
