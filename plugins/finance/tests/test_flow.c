@@ -1005,12 +1005,15 @@ START_TEST(unlinking_the_last_staff_member_names_the_bank_s_referrals) {
   Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
   Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
   char id[32];
-  ft_register("abc2", "bank");
-  link.participant = "abc2";
-  link.bank = "abc";
-  ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
-  link.participant = "";
-  ft_free(ft_ok("abc2", "bank.link", &link.base));
+  const char *more[] = {"abc2", "abc3"};
+  for (size_t i = 0; i < 2; i++) {
+    ft_register(more[i], "bank");
+    link.participant = (char *)more[i];
+    link.bank = "abc";
+    ft_free(ft_ok(FT_CENTRE, "bank.link", &link.base));
+    link.participant = "";
+    ft_free(ft_ok(more[i], "bank.link", &link.base));
+  }
   ft_copy_id(id, ft_refer("acme", AMOUNT, 36, 0));
   ft_free(ft_claim("abc1", id));
   Gm__Finance__Referral *r = ft_pick("acme", id, "abc");
@@ -1024,7 +1027,7 @@ START_TEST(unlinking_the_last_staff_member_names_the_bank_s_referrals) {
   ck_assert_str_eq(b->id, ""); /* unlinked, as a client before `left` reads */
   ck_assert_ptr_nonnull(b->left);
   ck_assert_str_eq(b->left->id, "abc");
-  ck_assert_int_eq(b->left->n_members, 1);
+  ck_assert_int_eq(b->left->n_members, 2);
   ck_assert_str_eq(b->left->members[0], "abc2");
   ck_assert_int_eq(b->left->n_unstaffed, 0);
   ck_assert_int_eq(b->left->unstaffed_total, 0);
@@ -1035,13 +1038,17 @@ START_TEST(unlinking_the_last_staff_member_names_the_bank_s_referrals) {
   r = ft_get("abc2", id);
   ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
   ft_free(r);
-  /* abc2 leaves too: nobody can act for abc, and the centre is told what
-     it holds and when its deadline falls. */
+  /* abc3 is registered again without the bank role, and abc2 leaves:
+     nobody can act for abc, and the centre is told what it holds and when
+     its deadline falls. */
+  ft_register("abc3", "enterprise");
   link.participant = "abc2";
   b = (Gm__Finance__Bank *)ft_ok(FT_CENTRE, "bank.link", &link.base);
   ck_assert_ptr_nonnull(b->left);
   ck_assert_str_eq(b->left->id, "abc");
-  ck_assert_int_eq(b->left->n_members, 0);
+  ck_assert_int_eq(b->left->n_members, 1);
+  ck_assert_int_eq(b->left->n_inactive, 1);
+  ck_assert_str_eq(b->left->inactive[0], "abc3");
   ck_assert_int_eq(b->left->unstaffed_total, 1);
   ck_assert_int_eq(b->left->n_unstaffed, 1);
   ck_assert_str_eq(b->left->unstaffed[0]->relation, "held");
