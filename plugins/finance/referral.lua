@@ -353,25 +353,34 @@ if op == 'pick' then
     {'bank', bank, 'prod', prod, 'fee', fee, 'cdue', ARGV[3]}))
 end
 
+-- The bank picked, past its contact deadline before the deadline fired
+-- (it fires a little after its time): too late for whatever it would do
+-- now, contact or a decline alike, which would spare it the miss and end
+-- the referral instead of returning it to the pool.
+local function contact_late(bank)
+  if r.st ~= ST.picked or (tonumber(r.cdue) or math.huge) > NOW then
+    return nil
+  end
+  local left = 0
+  for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
+    if b ~= bank and redis.call('SISMEMBER', P .. 'x', b) == 0 then
+      left = left + 1
+    end
+  end
+  return rej('FAILED_PRECONDITION', 'the contact deadline of ' .. ID ..
+    ' passed at ' .. stamp(tonumber(r.cdue)) .. ' Asia/Shanghai: the ' ..
+    'miss will be recorded against your bank and the referral ' ..
+    (left > 0 and ('returns to the pool for the ' .. I(left) ..
+      ' other eligible bank' .. (left > 1 and 's' or '')) or
+      'expires (no other eligible bank is left)'))
+end
+
 if op == 'contact' then
   local bank = ARGV[2]
   local bad = need_holder(bank, 'record contact') or
-    need_state('contact can be recorded', ST.picked)
+    need_state('contact can be recorded', ST.picked) or
+    contact_late(bank)
   if bad then return bad end
-  if (tonumber(r.cdue) or math.huge) <= NOW then
-    local left = 0
-    for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
-      if b ~= bank and redis.call('SISMEMBER', P .. 'x', b) == 0 then
-        left = left + 1
-      end
-    end
-    return rej('FAILED_PRECONDITION', 'the contact deadline of ' .. ID ..
-      ' passed at ' .. stamp(tonumber(r.cdue)) .. ' Asia/Shanghai: the ' ..
-      'miss will be recorded against your bank and the referral ' ..
-      (left > 0 and ('returns to the pool for the ' .. I(left) ..
-        ' other eligible bank' .. (left > 1 and 's' or '')) or
-        'expires (no other eligible bank is left)'))
-  end
   gm.deadline_cancel('contact', ID)
   return reply(move(r, ST.under_review, 'contact',
     {'cx', I(NOW), 'cnote', ARGV[3]}, {'bank', bank, 'detail', ARGV[3]}))
@@ -513,7 +522,7 @@ if op == 'decline' then
   local bank = ARGV[2]
   local bad = need_holder(bank, 'decline it') or
     need_state('the bank can decline it', ST.picked, ST.under_review,
-      ST.info_requested, ST.approved)
+      ST.info_requested, ST.approved) or contact_late(bank)
   if bad then return bad end
   gm.deadline_cancel('contact', ID)
   local set = {'drc', ARGV[3], 'dtx', ARGV[4], 'xt', I(NOW)}

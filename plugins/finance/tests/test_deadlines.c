@@ -194,10 +194,10 @@ END_TEST
 
 /* A deadline fires a little after its time (the poll, a retry, a start-up
    with many due, an index a killed broker lost: up to reconcile_s).  A
-   pick or a contact that reaches Redis after the deadline but before it
-   fired is too late all the same.  The deadlines are taken out of Redis
-   here so that they cannot fire first. */
-START_TEST(a_pick_or_contact_after_its_deadline_is_too_late) {
+   pick, or a contact or a decline by the bank picked, that reaches Redis
+   after the deadline but before it fired is too late all the same.  The
+   deadlines are taken out of Redis here so that they cannot fire first. */
+START_TEST(a_pick_contact_or_decline_after_its_deadline_is_too_late) {
   char picked[32], claimed[32];
   ft_copy_id(picked, ft_refer("acme", 500000000, 36, 0));
   ft_copy_id(claimed, ft_refer("acme", 500000000, 36, 0));
@@ -222,6 +222,16 @@ START_TEST(a_pick_or_contact_after_its_deadline_is_too_late) {
       "passed at 2026-03-09 10:00 Asia/Shanghai: the miss will be recorded "
       "against your bank and the referral returns to the pool for the "
       "2 other eligible banks");
+  /* Nor may it decline instead: that would spare it the miss and end the
+     referral rather than return it to the pool. */
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = picked;
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_UNREACHABLE;
+  d.text = "could not reach them";
+  ft_expect("icbc1", "referral.decline", &d.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "passed at 2026-03-09 10:00 Asia/Shanghai: the miss will be "
+            "recorded against your bank");
   Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
   p.id = claimed;
   p.bank = "icbc";
@@ -362,7 +372,7 @@ int main(void) {
       tc, a_missed_contact_returns_it_to_the_pool_and_records_the_breach);
   tcase_add_test(tc, a_miss_with_no_other_bank_left_expires_it);
   tcase_add_test(tc, nobody_picked_in_time_expires_it);
-  tcase_add_test(tc, a_pick_or_contact_after_its_deadline_is_too_late);
+  tcase_add_test(tc, a_pick_contact_or_decline_after_its_deadline_is_too_late);
   tcase_add_test(tc, working_days_follow_the_calendar_in_force);
   tcase_add_test(tc, the_listing_names_years_without_the_arrangement);
   suite_add_tcase(s, tc);
