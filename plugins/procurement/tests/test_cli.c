@@ -241,6 +241,17 @@ START_TEST(skip_bad_on_a_large_file_sends_the_good_lines) {
 }
 END_TEST
 
+/* The earlier export at path, whole: a failed or refused write left it. */
+static void expect_earlier(const char *path) {
+  char got[64] = "";
+  FILE *ef = fopen(path, "r");
+  ck_assert_ptr_nonnull(ef);
+  size_t n = fread(got, 1, sizeof got - 1, ef);
+  fclose(ef);
+  got[n] = '\0';
+  ck_assert_str_eq(got, "{\"earlier\": true}\n");
+}
+
 /*
  * A categories file is checked like the certificates: each problem with its
  * line and column (a label the catalogue does not know is in column 5, a
@@ -432,13 +443,7 @@ START_TEST(a_tender_from_draft_to_export) {
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "INVALID_ARGUMENT: cannot write");
   HAS(r->err, "File too large");
-  char got[64] = "";
-  FILE *ef = fopen(earlier, "r");
-  ck_assert_ptr_nonnull(ef);
-  size_t got_n = fread(got, 1, sizeof got - 1, ef);
-  fclose(ef);
-  got[got_n] = '\0';
-  ck_assert_str_eq(got, "{\"earlier\": true}\n");
+  expect_earlier(earlier);
   char ls[512];
   snprintf(ls, sizeof ls, "ls -a %.*s | grep -c '^\\.gm-write-'",
            (int)(strrchr(out, '/') - out), out);
@@ -459,12 +464,7 @@ START_TEST(a_tender_from_draft_to_export) {
   HAS(shout, "exit=1\n");
   HAS(shout, "File too large");
   HAS(shout, "raise the limit or write elsewhere");
-  ef = fopen(earlier, "r");
-  ck_assert_ptr_nonnull(ef);
-  got_n = fread(got, 1, sizeof got - 1, ef);
-  fclose(ef);
-  got[got_n] = '\0';
-  ck_assert_str_eq(got, "{\"earlier\": true}\n");
+  expect_earlier(earlier);
   gm_test_shell(ls, lsout, sizeof lsout);
   ck_assert_str_eq(lsout, "0\n");
   /* A file made read-only is kept, as cp keeps it (renaming over it
@@ -473,12 +473,7 @@ START_TEST(a_tender_from_draft_to_export) {
   r = gm(NULL, "export", "ZFCG-1", "--out", earlier, NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "the file is read-only (mode 0444); make it writable");
-  ef = fopen(earlier, "r");
-  ck_assert_ptr_nonnull(ef);
-  got_n = fread(got, 1, sizeof got - 1, ef);
-  fclose(ef);
-  got[got_n] = '\0';
-  ck_assert_str_eq(got, "{\"earlier\": true}\n");
+  expect_earlier(earlier);
   ck_assert_int_eq(chmod(earlier, 0644), 0);
   /* An empty path is named as such (it said "cannot write : No such file
      or directory"). */
