@@ -2,7 +2,7 @@
 # gm_test_support (tests/CMakeLists.txt) is resolved when the whole project
 # has been read, so a plugin folder read before tests/ may link it.
 # gm_add_check_test(<name> SOURCES <files> [LIBS <libs>] [TIMEOUT <s>]
-#                   [CLUSTER1] [CLUSTER1_CASE <tcase>] [CLUSTER3])
+#                   [COST <s>] [CLUSTER1] [CLUSTER1_CASE <tcase>] [CLUSTER3])
 # One Check test program; CK_FORK keeps each test case in its own process.
 # CLUSTER1 registers it a second time, as <name>_cluster1 with the label
 # cluster1, against a one-node Redis Cluster owning every slot
@@ -19,8 +19,12 @@
 # shared_take); such cases still pay the 2 s. A program that restarts Redis
 # in many cases runs only CLUSTER1_CASE (Check's CK_RUN_CASE) there, or no
 # cluster copy: the suite stays under its time on 2 cores.
+# COST is about how long the program runs, in seconds (every copy): ctest -j
+# starts the costliest first, so a long program started last does not run
+# on alone at the end. ctest learns the real costs after a run
+# (Testing/Temporary/CTestCostData.txt), but CI builds a clean clone each time.
 function(gm_add_check_test name)
-  cmake_parse_arguments(T "CLUSTER1;CLUSTER3" "TIMEOUT;CLUSTER1_CASE"
+  cmake_parse_arguments(T "CLUSTER1;CLUSTER3" "TIMEOUT;COST;CLUSTER1_CASE"
                         "SOURCES;LIBS" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
@@ -51,5 +55,12 @@ function(gm_add_check_test name)
     set_tests_properties(${name}_cluster3 PROPERTIES TIMEOUT ${T_TIMEOUT}
       LABELS cluster3
       ENVIRONMENT "CK_DEFAULT_TIMEOUT=60;GM_TEST_REDIS_CLUSTER=3;GM_TEST_REDIS_SHARE=1")
+  endif()
+  if(T_COST)
+    foreach(t ${name} ${name}_cluster1 ${name}_cluster3)
+      if(TEST ${t})
+        set_tests_properties(${t} PROPERTIES COST ${T_COST})
+      endif()
+    endforeach()
   endif()
 endfunction()
