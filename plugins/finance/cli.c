@@ -442,12 +442,23 @@ static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
   for (size_t i = 0; i < r->n_claimants; i++)
     gm__fin_kv(i ? "" : "claimants", "%s", r->claimants[i]);
   for (size_t i = 0; i < r->n_missed; i++)
-    gm__fin_kv(i ? "" : "missed contact", "%s", r->missed[i]);
+    gm__fin_kv(i ? "" : "missed deadline", "%s", r->missed[i]);
   if (r->bank[0]) {
     gm__fin_kv("bank", "%s, product %s, fee %s%%", r->bank, r->product,
                gm__finance_format_pct(r->fee_bp, s));
     if (r->state == GM__FINANCE__STATE__STATE_PICKED)
       gm__fin_kv("contact by", "%s", gm__fin_time(r->contact_due_ms, a));
+    if (r->decision_due_ms > 0 &&
+        (r->state == GM__FINANCE__STATE__STATE_UNDER_REVIEW ||
+         r->state == GM__FINANCE__STATE__STATE_APPROVED))
+      gm__fin_kv("fund or decline by", "%s",
+                 gm__fin_time(r->decision_due_ms, a));
+    if (r->decision_left_ms > 0 &&
+        r->state == GM__FINANCE__STATE__STATE_INFO_REQUESTED)
+      gm__fin_kv("fund or decline by",
+                 "waiting for the answer; then %lld d %lld h left",
+                 (long long)(r->decision_left_ms / 86400000),
+                 (long long)(r->decision_left_ms / 3600000 % 24));
   }
   if (r->contacted_ms)
     gm__fin_kv("contacted", "%s %s", gm__fin_time(r->contacted_ms, a),
@@ -759,6 +770,13 @@ static void gm__fin_print_bank(const ProtobufCMessage *m) {
   const Gm__Finance__Bank *b = (const Gm__Finance__Bank *)m;
   char t1[32], t2[32];
   printf("%-20s %s\n", b->id, b->name);
+  if (b->no_active_staff)
+    printf(
+        "  no active staff: nobody can act for %s (enterprises cannot pick "
+        "it; the deadlines of what it holds run on); link someone: gm "
+        "finance bank link PARTICIPANT %s, then bank join by that "
+        "participant\n",
+        b->id, b->id);
   for (size_t i = 0; i < b->n_members; i++) {
     int off = 0;
     for (size_t k = 0; k < b->n_inactive; k++)
@@ -884,7 +902,7 @@ static void gm__fin_print_entries(Gm__Finance__QueueEntry *const *entries,
     int64_t due =
         r->state == GM__FINANCE__STATE__STATE_PICKED    ? r->contact_due_ms
         : r->state <= GM__FINANCE__STATE__STATE_CLAIMED ? r->pick_due_ms
-                                                        : 0;
+                                                        : r->decision_due_ms;
     snprintf(tenor, sizeof tenor, "%d", r->tenor_months);
     gm_table_row(&tab, r->id, rel, GM__FIN_STATE(r->state, s), r->subitem, band,
                  tenor, r->region, gm__fin_time(due, t));
@@ -916,8 +934,8 @@ static void gm__fin_print_unlinked(const Gm__Finance__Bank *b) {
   if (l->unstaffed_total > 0)
     printf(
         "its %lld referral(s) below, held or claimed, keep their "
-        "deadlines: a contact deadline missed is recorded against %s "
-        "and the referral goes back to the pool.\n",
+        "deadlines: a contact or decision deadline missed is recorded "
+        "against %s and the referral goes back to the pool.\n",
         (long long)l->unstaffed_total, l->id);
   else
     printf("it holds and has claimed no referral.\n");
@@ -1343,9 +1361,11 @@ static void gm__fin_print_bank_report(const ProtobufCMessage *m) {
                r->by_currency[i]->currency);
   if (!r->n_by_currency) gm__fin_kv("loans funded", "none");
   gm__fin_kv("missed contact", "%lld", (long long)r->breaches);
+  gm__fin_kv("missed decision", "%lld", (long long)r->decision_breaches);
   for (size_t i = 0; i < r->n_breach_list; i++)
-    printf("  %s round %d: due %s, recorded %s\n", r->breach_list[i]->referral,
-           r->breach_list[i]->round,
+    printf("  %s round %d, %s deadline: due %s, recorded %s\n",
+           r->breach_list[i]->referral, r->breach_list[i]->round,
+           r->breach_list[i]->kind[0] ? r->breach_list[i]->kind : "contact",
            gm__fin_time(r->breach_list[i]->due_ms, t1),
            gm__fin_time(r->breach_list[i]->recorded_ms, t2));
 }
@@ -1513,8 +1533,8 @@ static const gm__fin_cmd gm__fin_cmds[] = {
      gm__fin_queue_run},
     {"bank-report",
      "gm finance bank-report [--bank BANK] [--from DATE] [--to DATE]\n"
-     "    claims, picks, conversion, missed contact deadlines, time to "
-     "decision\n"
+     "    claims, picks, conversion, missed contact and decision deadlines, "
+     "time to decision\n"
      "    (the 30 days ending --to, today by default)\n",
      gm__fin_report_run},
     {"report",

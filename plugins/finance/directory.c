@@ -453,6 +453,7 @@ static Gm__Finance__Bank *finance__bank(gm_call *call, const gm_value *b,
         host->participant_has_role(call, who, "bank") == 0)
       out->inactive[out->n_inactive++] = (char *)who;
   }
+  out->no_active_staff = out->n_members == out->n_inactive;
   out->offers = host->alloc(call, (o->n / 4 + 1) * sizeof *out->offers);
   for (size_t i = 0; i + 3 < o->n; i += 4) {
     Gm__Finance__LinkOffer *x = host->alloc(call, sizeof *x);
@@ -484,6 +485,23 @@ gm_status finance__bank_create(gm_call *call, const ProtobufCMessage *req,
   const gm_value *v;
   if ((st = finance__dir(call, 3, args, &v)) != GM_OK) return st;
   *reply = &finance__bank(call, finance__a(v, 0), 1)->base;
+  return GM_OK;
+}
+
+gm_status finance__bank_staffed(gm_call *call, const char *bank, int *staffed) {
+  const char *args[] = {"members", bank};
+  const gm_value *v;
+  gm_status st = finance__dir(call, 2, args, &v);
+  if (st != GM_OK) return st;
+  /* {{bank, member...}}: a bank with no row (unknown) has nobody either;
+     the referral step says it did not claim. */
+  const gm_value *row = finance__a(v, 0);
+  *staffed = 0;
+  for (size_t i = 1; i < row->n && !*staffed; i++)
+    /* -1 (the registry unreadable) is not said to be inactive. */
+    *staffed =
+        !GM_HOST_HAS(host, participant_has_role) ||
+        host->participant_has_role(call, finance__s(row, i), "bank") != 0;
   return GM_OK;
 }
 

@@ -73,6 +73,7 @@ const char *finance__free_twin(const char *script, const char *op);
 extern long finance__max_claims;      /* first banks to claim get access */
 extern long finance__pick_days;       /* working days the enterprise has */
 extern long finance__contact_days;    /* days the picked bank has */
+extern long finance__decision_days;   /* then, to fund or decline */
 extern long finance__sync_ms;         /* a transition's sync deadline */
 extern long finance__offer_days;      /* a pending bank link offer lasts */
 extern long finance__archive_days;    /* an ended referral leaves Redis */
@@ -193,6 +194,9 @@ gm_status finance__dir(gm_call *call, size_t nargs, const char *const *args,
    'caller' reply (bank then its staff) in *members. */
 gm_status finance__caller_bank(gm_call *call, const char **bank,
                                const gm_value **members);
+/* *staffed: 1 when `bank` has a member holding the bank role (or the
+   registry cannot say), 0 when nobody can act for it. */
+gm_status finance__bank_staffed(gm_call *call, const char *bank, int *staffed);
 /* The calendar in force (the centre's, else the shipped one) from a
    dir.lua calendar reply. */
 void finance__calendar_from(gm_call *call, const gm_value *v,
@@ -263,10 +267,15 @@ gm_status finance__decline(gm_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **reply);
 gm_status finance__withdraw(gm_call *call, const ProtobufCMessage *req,
                             ProtobufCMessage **reply);
-/* Deadline callbacks: "pick" (nobody picked in time) and "contact" (the
-   picked bank made no contact in time), of referral d->id. */
+/* Deadline callbacks: "pick" (nobody picked in time); "contact" (the
+   picked bank made no contact in time) and "decision" (it made contact but
+   neither funded nor declined in time), both finance__on_contact, of
+   referral d->id. */
 gm_status finance__on_pick(gm_call *call, const gm_deadline *d, void *arg);
 gm_status finance__on_contact(gm_call *call, const gm_deadline *d, void *arg);
+/* The timer that gives a decision deadline to referrals under review
+   without one (contact made before the decision deadline existed). */
+void finance__decision_sweep(gm_call *call, void *arg);
 
 /* ---- index.c ---- */
 

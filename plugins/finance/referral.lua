@@ -7,7 +7,9 @@
 --   P.cl  ZSET the banks that claimed in this round, by claim order
 --   P.cp  HASH claimant bank -> "product/fee_bp" it claimed with
 --   P.x   SET  banks that missed the contact deadline: no access any more
---   P.xd  HASH bank that missed -> the contact deadline it missed (ms)
+--   P.xd  HASH bank that missed -> the deadline it missed (ms)
+--   P.xk  HASH bank that missed its decision deadline -> 'decision' (a bank
+--         in P.xd alone missed its contact deadline)
 --   P.us  SET  versions whose index steps have not all run yet (below)
 -- Fields of P.r: id, st (State), v (version: +1 per transition), rnd
 --   (round: +1 each time it returns to the pool), maxc (claims allowed),
@@ -17,7 +19,9 @@
 --   (consents 0|1), ct, ut (created, updated ms), pdue (the enterprise
 --   picks by then), bank, prod, fee (the holding bank, its product and
 --   fee bp), pk (picked ms), cdue (contact due), cx (contacted ms), cnote,
---   q, ans, aamt, arate, aten, at (approved ms), famt, fdate, ft (funded
+--   ddue (decision due: the bank funds or declines by then; set at
+--   contact), dleft (ms of it left while the enterprise answers a question:
+--   the decision deadline waits meanwhile), q, ans, aamt, arate, aten, at (approved ms), famt, fdate, ft (funded
 --   ms), drc, dtx, dt (decided ms: approved or declined), wr (withdraw
 --   reason), er (why it expired), xt (ended ms), arch (ms its archive
 --   began: set by 'archive', the keys go with 'drop').
@@ -25,7 +29,8 @@
 -- archive|<id> deadline ARCHIVE_MS later (archive.c): 'archive' emits its
 -- whole record for the ledger and marks it, 'drop' removes every key above
 -- once the ledger holds that record.  Every op but get then refuses it.
--- Deadlines (the host's P.dl): pick|<id> (pdue), contact|<id> (cdue) and
+-- Deadlines (the host's P.dl): pick|<id> (pdue), contact|<id> (cdue),
+-- decision|<id> (ddue; none while info is requested) and
 -- sync|<id>: SYNC_MS after each transition, which also adds its version to
 -- P.us; 'synced' removes a version once its caller has brought the bank
 -- queues and the enterprise's list up to date (index.c) and cancels the
@@ -37,7 +42,9 @@
 --   'create', pick due, eligible "bank=p/fee,p/fee;bank=...", then field,
 --             value pairs (C validated them)
 --   'claim', bank, product ("" the first that fits)
---   'pick', bank, contact due          'contact', bank, note
+--   'pick', bank, contact due, 'unstaffed' when the bank has no active
+--             staff (directory.c) else ''
+--   'contact', bank, note, decision due (absent from older brokers: none)
 --   'ask', bank, question              'answer', text
 --   'approve', bank, amount, rate bp, tenor, "product=min bp-max bp;..."
 --             (the rate ranges of the bank's products), "product=min-max;"
@@ -45,7 +52,11 @@
 --   'fund', bank, amount, date, its day number, the rate ranges as
 --             approve's (an older approval is checked again)
 --   'decline', bank, reason code, text 'withdraw', reason
---   'expire' (pick deadline)           'miss', new pick due (contact deadline)
+--   'expire' (pick deadline)
+--   'miss', new pick due, kind: 'contact' (or absent) or 'decision'
+--   'dstamp' -> {'set'} | {'had'}: a referral under review with no
+--             decision deadline (contact made by an older broker) gets one,
+--             ARGV[2] ms from now (the sweep in workflow.c)
 --   'get'                              'synced', version, 'all' or ''
 --   'arcinfo' -> {} (gone) or {state, version, arch, unsynced versions,
 --             its enterprise}
@@ -190,7 +201,7 @@ if op == 'drop' then
   if not r then return {'done'} end
   if not r.arch or I(r.v) ~= ARGV[2] then return {'changed', I(r.st)} end
   redis.call('UNLINK', P .. 'eb', P .. 'cl', P .. 'cp', P .. 'x', P .. 'xd',
-    P .. 'us', P .. 'r')
+    P .. 'xk', P .. 'us', P .. 'r')
   return {'done'}
 end
 
@@ -267,8 +278,9 @@ local function need_holder(bank, what)
   if r.bank and r.bank ~= '' and bank == r.bank then return nil end
   local due = redis.call('HGET', P .. 'xd', bank)
   if due then
+    local kind = redis.call('HGET', P .. 'xk', bank) or 'contact'
     return rej('FAILED_PRECONDITION', 'your bank ' .. bank .. ' missed ' ..
-      'the contact deadline of ' .. ID .. ' (' .. stamp(tonumber(due)) ..
+      'the ' .. kind .. ' deadline of ' .. ID .. ' (' .. stamp(tonumber(due)) ..
       ' Asia/Shanghai): the miss is recorded and ' ..
       'your bank no longer holds it, so it may not ' .. what)
   end
@@ -298,7 +310,8 @@ if op == 'claim' then
   if bad then return bad end
   if redis.call('SISMEMBER', P .. 'x', bank) == 1 then
     return rej('PERMISSION_DENIED', 'your bank ' .. bank .. ' missed the ' ..
-      'contact deadline on ' .. ID .. ' and may not claim it again; the ' ..
+      (redis.call('HGET', P .. 'xk', bank) or 'contact') .. ' deadline on ' ..
+      ID .. ' and may not claim it again; the ' ..
       'other eligible banks may')
   end
   if redis.call('ZSCORE', P .. 'cl', bank) then
@@ -345,6 +358,20 @@ if op == 'pick' then
     return rej('INVALID_ARGUMENT', 'bank ' .. bank .. ' has not claimed ' ..
       ID .. '; pick one of its claimants: ' .. table.concat(cl, ', '))
   end
+  -- Picked, a bank nobody can act for could only miss its contact
+  -- deadline, and the other claimants lose access at the pick.
+  if ARGV[4] == 'unstaffed' then
+    local others = {}
+    for _, b in ipairs(redis.call('ZRANGE', P .. 'cl', 0, -1)) do
+      if b ~= bank then others[#others + 1] = b end
+    end
+    return rej('FAILED_PRECONDITION', 'bank ' .. bank .. ' has no staff ' ..
+      'who can act for it now, so it could not make contact within the ' ..
+      'contact deadline; ' .. (#others > 0 and ('pick another claimant (' ..
+      table.concat(others, ', ') .. '), or ') or '') .. 'pick ' .. bank ..
+      ' once the centre has linked staff to it (before the pick deadline, ' ..
+      stamp(tonumber(r.pdue)) .. ' Asia/Shanghai)')
+  end
   local prod, fee = string.match(cp, '^(.*)/(%d+)$')
   gm.deadline_cancel('pick', ID)
   gm.deadline('contact', ID, tonumber(ARGV[3]))
@@ -375,6 +402,30 @@ local function contact_late(bank)
       'expires (no other eligible bank is left)'))
 end
 
+-- The bank holding it, under review or approved past its decision
+-- deadline before the deadline fired: too late for anything but the
+-- enterprise's withdrawal (a decline would spare it the miss, as above).
+-- While the enterprise answers a question the deadline waits (dleft).
+local function decision_late(bank)
+  if (r.st ~= ST.under_review and r.st ~= ST.approved) or
+      (tonumber(r.ddue) or math.huge) > NOW then
+    return nil
+  end
+  local left = 0
+  for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
+    if b ~= bank and redis.call('SISMEMBER', P .. 'x', b) == 0 then
+      left = left + 1
+    end
+  end
+  return rej('FAILED_PRECONDITION', 'the decision deadline of ' .. ID ..
+    ' passed at ' .. stamp(tonumber(r.ddue)) .. ' Asia/Shanghai (your ' ..
+    'bank had until then to fund or decline it): the miss will be ' ..
+    'recorded against your bank and the referral ' ..
+    (left > 0 and ('returns to the pool for the ' .. I(left) ..
+      ' other eligible bank' .. (left > 1 and 's' or '')) or
+      'expires (no other eligible bank is left)'))
+end
+
 if op == 'contact' then
   local bank = ARGV[2]
   local bad = need_holder(bank, 'record contact') or
@@ -382,16 +433,31 @@ if op == 'contact' then
     contact_late(bank)
   if bad then return bad end
   gm.deadline_cancel('contact', ID)
-  return reply(move(r, ST.under_review, 'contact',
-    {'cx', I(NOW), 'cnote', ARGV[3]}, {'bank', bank, 'detail', ARGV[3]}))
+  local set, extra = {'cx', I(NOW), 'cnote', ARGV[3]},
+    {'bank', bank, 'detail', ARGV[3]}
+  local ddue = tonumber(ARGV[4] or '')
+  if ddue then
+    gm.deadline('decision', ID, ddue)
+    set[#set + 1], set[#set + 2] = 'ddue', I(ddue)
+    extra[#extra + 1], extra[#extra + 2] = 'ddue', I(ddue)
+  end
+  return reply(move(r, ST.under_review, 'contact', set, extra))
 end
 
 if op == 'ask' then
   local bank = ARGV[2]
   local bad = need_holder(bank, 'ask the enterprise about it') or
-    need_state('the bank can ask the enterprise', ST.under_review)
+    need_state('the bank can ask the enterprise', ST.under_review) or
+    decision_late(bank)
   if bad then return bad end
-  return reply(move(r, ST.info_requested, 'ask', {'q', ARGV[3], 'ans', ''},
+  -- The decision deadline waits while the enterprise answers.
+  local set = {'q', ARGV[3], 'ans', ''}
+  if tonumber(r.ddue) then
+    gm.deadline_cancel('decision', ID)
+    set[#set + 1], set[#set + 2] = 'dleft', I(tonumber(r.ddue) - NOW)
+    set[#set + 1], set[#set + 2] = 'ddue', ''
+  end
+  return reply(move(r, ST.info_requested, 'ask', set,
     {'bank', bank, 'detail', ARGV[3]}))
 end
 
@@ -399,7 +465,14 @@ if op == 'answer' then
   local bad = need_enterprise('answer the bank about') or
     need_state('the enterprise can answer', ST.info_requested)
   if bad then return bad end
-  return reply(move(r, ST.under_review, 'answer', {'ans', ARGV[2]},
+  local set = {'ans', ARGV[2]}
+  if tonumber(r.dleft) then
+    local ddue = NOW + tonumber(r.dleft)
+    gm.deadline('decision', ID, ddue)
+    set[#set + 1], set[#set + 2] = 'ddue', I(ddue)
+    set[#set + 1], set[#set + 2] = 'dleft', ''
+  end
+  return reply(move(r, ST.under_review, 'answer', set,
     {'bank', r.bank, 'detail', ARGV[2]}))
 end
 
@@ -435,7 +508,8 @@ end
 if op == 'approve' then
   local bank = ARGV[2]
   local bad = need_holder(bank, 'approve it') or
-    need_state('the bank can approve it', ST.under_review, ST.approved)
+    need_state('the bank can approve it', ST.under_review, ST.approved) or
+    decision_late(bank)
   if bad then return bad end
   -- An approval is not changed, unless it breaks the rules below (made
   -- before they were checked): fund refuses it and asks for this one.
@@ -486,7 +560,7 @@ end
 if op == 'fund' then
   local bank, amt, day = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
   local bad = need_holder(bank, 'fund it') or
-    need_state('the bank can fund it', ST.approved)
+    need_state('the bank can fund it', ST.approved) or decision_late(bank)
   if bad then return bad end
   -- An approval made before approve checked its rules is funded only once
   -- the bank approves again within them.
@@ -512,6 +586,7 @@ if op == 'fund' then
     return rej('INVALID_ARGUMENT', 'the value date ' .. ARGV[4] ..
       ' is before the approval; give the day the loan was paid out')
   end
+  gm.deadline_cancel('decision', ID)
   return reply(move(r, ST.funded, 'fund',
     {'famt', ARGV[3], 'fdate', ARGV[4], 'ft', I(NOW), 'xt', I(NOW)},
     {'bank', bank, 'prod', r.prod, 'fee', r.fee, 'amt', ARGV[3],
@@ -522,9 +597,11 @@ if op == 'decline' then
   local bank = ARGV[2]
   local bad = need_holder(bank, 'decline it') or
     need_state('the bank can decline it', ST.picked, ST.under_review,
-      ST.info_requested, ST.approved) or contact_late(bank)
+      ST.info_requested, ST.approved) or contact_late(bank) or
+    decision_late(bank)
   if bad then return bad end
   gm.deadline_cancel('contact', ID)
+  gm.deadline_cancel('decision', ID)
   local set = {'drc', ARGV[3], 'dtx', ARGV[4], 'xt', I(NOW)}
   -- The first decision counts for the time to decision; a decline after
   -- an approval keeps it.
@@ -540,6 +617,7 @@ if op == 'withdraw' then
   if bad then return bad end
   gm.deadline_cancel('pick', ID)
   gm.deadline_cancel('contact', ID)
+  gm.deadline_cancel('decision', ID)
   return reply(move(r, ST.withdrawn, 'withdraw', {'wr', ARGV[2], 'xt', I(NOW)},
     {'bank', r.bank or '', 'detail', ARGV[2]}))
 end
@@ -548,6 +626,7 @@ end
 local function expire(why)
   gm.deadline_cancel('pick', ID)
   gm.deadline_cancel('contact', ID)
+  gm.deadline_cancel('decision', ID)
   return move(r, ST.expired, 'expire', {'er', why, 'xt', I(NOW)},
     {'detail', why})
 end
@@ -563,32 +642,70 @@ if op == 'expire' then
     I(n) .. ' claimants in time' or 'no bank claimed it in time'))
 end
 
+if op == 'dstamp' then
+  if (r.st == ST.under_review or r.st == ST.approved or
+      r.st == ST.info_requested) and not r.arch and
+      not tonumber(r.ddue) and not tonumber(r.dleft) then
+    local left = tonumber(ARGV[2])
+    if r.st == ST.info_requested then
+      redis.call('HSET', P .. 'r', 'dleft', I(left))
+    else
+      redis.call('HSET', P .. 'r', 'ddue', I(NOW + left))
+      gm.deadline('decision', ID, NOW + left)
+    end
+    -- The ledger learns it has one (finance_referrals.decision_due_ms),
+    -- so the sweep does not find it again.
+    gm.emit('ddue', 'id', ID, 'ddue', I(NOW + left), 't', I(NOW))
+    return {'set'}
+  end
+  return {'had'}
+end
+
 if op == 'miss' then
-  -- The contact deadline: the bank picked made no contact in time.
-  if r.st ~= ST.picked or tonumber(r.cdue) > NOW then
-    return reply({'none', I(r.st)})
+  -- The contact deadline: the bank picked made no contact in time; the
+  -- decision deadline: the bank that made contact neither funded nor
+  -- declined in time (under review or approved: a question the
+  -- enterprise has not answered holds it back).
+  local kind, due = ARGV[3] == 'decision' and 'decision' or 'contact'
+  if kind == 'contact' then
+    if r.st ~= ST.picked or tonumber(r.cdue) > NOW then
+      return reply({'none', I(r.st)})
+    end
+    due = r.cdue
+  else
+    if (r.st ~= ST.under_review and r.st ~= ST.approved) or
+        (tonumber(r.ddue) or math.huge) > NOW then
+      return reply({'none', I(r.st)})
+    end
+    due = r.ddue
   end
   local missed = r.bank
   redis.call('SADD', P .. 'x', missed)
-  redis.call('HSET', P .. 'xd', missed, r.cdue)
+  redis.call('HSET', P .. 'xd', missed, due)
+  if kind == 'decision' then redis.call('HSET', P .. 'xk', missed, kind) end
   gm.emit('breach', 'id', ID, 'bank', missed, 'rnd', r.rnd, 'pk', r.pk,
-    'cdue', r.cdue, 't', I(NOW))
+    'cdue', due, 'kind', kind, 't', I(NOW))
   redis.call('DEL', P .. 'cl', P .. 'cp')
   local left = 0
   for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
     if redis.call('SISMEMBER', P .. 'x', b) == 0 then left = left + 1 end
   end
   r.rnd = I(tonumber(r.rnd) + 1)
+  -- The next bank starts afresh: the review of the one that missed, its
+  -- question and approval included, stay in the ledger's transitions.
   redis.call('HSET', P .. 'r', 'rnd', r.rnd, 'bank', '', 'prod', '', 'fee', '',
-    'pk', '', 'cdue', '')
+    'pk', '', 'cdue', '', 'cx', '', 'cnote', '', 'ddue', '', 'dleft', '',
+    'q', '', 'ans', '', 'aamt', '', 'arate', '', 'aten', '', 'at', '',
+    'dt', '')
   if left == 0 then
-    return reply(expire('bank ' .. missed .. ' missed its contact deadline ' ..
-      'and no other eligible bank is left'))
+    return reply(expire('bank ' .. missed .. ' missed its ' .. kind ..
+      ' deadline and no other eligible bank is left'))
   end
   gm.deadline('pick', ID, tonumber(ARGV[2]))
   return reply(move(r, ST.open, 'return', {'pdue', ARGV[2]},
-    {'bank', missed, 'detail', 'bank ' .. missed .. ' made no contact by ' ..
-      'the deadline', 'pdue', ARGV[2]}))
+    {'bank', missed, 'detail', 'bank ' .. missed .. (kind == 'contact' and
+      ' made no contact by the deadline' or ' neither funded nor declined ' ..
+      'it by the decision deadline'), 'pdue', ARGV[2]}))
 end
 
 return rej('INVALID_ARGUMENT', 'unknown referral op ' .. tostring(op))

@@ -78,7 +78,7 @@ int finance__twins;
  * What each writes while it frees: arcinfo reads; archive sets one field
  * and hands the record to the ledger (an outbox entry about the size of
  * the keys drop then frees; the settler trims it once settled); drop
- * unlinks the referral's seven keys; later moves the archive deadline
+ * unlinks the referral's eight keys; later moves the archive deadline
  * being fired (a member already there); unlist takes it out of its
  * enterprise's list.
  * Not rearm (the sweep's): the referrals it finds ended before the
@@ -315,6 +315,8 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   v->contact_due_ms = finance__fi(r, "cdue");
   v->contacted_ms = finance__fi(r, "cx");
   v->contact_note = (char *)finance__f(r, "cnote");
+  v->decision_due_ms = finance__fi(r, "ddue");
+  v->decision_left_ms = finance__fi(r, "dleft");
   v->question = (char *)finance__f(r, "q");
   v->answer = (char *)finance__f(r, "ans");
   v->approved_amount = finance__fi(r, "aamt");
@@ -357,29 +359,30 @@ char *finance__queue_entry(gm_call *call, const finance__ref *r,
   gm__finance_band(finance__fi(r, "amt"), &lo, &hi);
   gm__finance_city(finance__f(r, "ereg"), city);
   return host->sprintf(
-      call, "%s|%d|%s|%s|%s|%lld|%lld|%lld|%s|%lld|%zu|%lld|%lld|%lld|%lld",
-      rel, r->state, finance__f(r, "cls"), finance__f(r, "sub"),
+      call,
+      "%s|%d|%s|%s|%s|%lld|%lld|%lld|%s|%lld|%zu|%lld|%lld|%lld|%lld|%lld", rel,
+      r->state, finance__f(r, "cls"), finance__f(r, "sub"),
       finance__f(r, "cur"), (long long)lo, (long long)hi,
       (long long)finance__fi(r, "ten"), city, (long long)finance__fi(r, "ct"),
       r->cl->n, (long long)finance__fi(r, "maxc"),
       (long long)finance__fi(r, "pdue"), (long long)finance__fi(r, "rnd"),
-      (long long)finance__fi(r, "cdue"));
+      (long long)finance__fi(r, "cdue"), (long long)finance__fi(r, "ddue"));
 }
 
 Gm__Finance__Referral *finance__queue_view(gm_call *call, const char *id,
                                            const char *entry,
                                            const char **relation) {
   char *copy = host->sprintf(call, "%s", entry ? entry : "");
-  char *f[15] = {0};
+  char *f[16] = {0};
   size_t n = 0;
-  for (char *p = copy; n < 15;) {
+  for (char *p = copy; n < 16;) {
     f[n++] = p;
     char *bar = strchr(p, '|');
     if (!bar) break;
     *bar = '\0';
     p = bar + 1;
   }
-  for (size_t i = n; i < 15; i++) f[i] = "";
+  for (size_t i = n; i < 16; i++) f[i] = "";
   Gm__Finance__Referral *v = host->alloc(call, sizeof *v);
   gm__finance__referral__init(v);
   *relation = f[0];
@@ -399,6 +402,8 @@ Gm__Finance__Referral *finance__queue_view(gm_call *call, const char *id,
   v->pick_due_ms = strtoll(f[12], NULL, 10);
   v->round = finance__i32(f[13]);
   v->contact_due_ms = strtoll(f[14], NULL, 10);
+  /* Entries written before the decision deadline have no 16th field. */
+  v->decision_due_ms = strtoll(f[15], NULL, 10);
   return v;
 }
 

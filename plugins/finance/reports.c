@@ -1,8 +1,8 @@
 /*
  * Reports from the ledger (the finance_* tables, settle.c): a bank's
- * claims, conversion, contact deadlines missed and time to decision; the
- * centre's report for a period by catalogue class and by bank; a bank's
- * monthly statement of fees due, as CSV.  Amounts are summed in SQLite's
+ * claims, conversion, contact and decision deadlines missed and time to
+ * decision; the centre's report for a period by catalogue class and by bank; a
+ * bank's monthly statement of fees due, as CSV.  Amounts are summed in SQLite's
  * 64-bit integers; nothing here uses floating point.
  */
 #include <stdio.h>
@@ -235,22 +235,24 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
   finance__single(out->by_currency, out->n_by_currency, &out->currency,
                   &out->funded_amount, &out->fees);
 
-  finance__rows br = {call, 0, 0, 5, NULL};
+  finance__rows br = {call, 0, 0, 6, NULL};
   if ((st = host->ledger_query(
            call,
-           "SELECT referral, round, picked_ms, due_ms, recorded_ms"
+           "SELECT referral, round, picked_ms, due_ms, recorded_ms, kind"
            " FROM finance_breaches WHERE bank = ?1 AND recorded_ms >= ?2"
            " AND recorded_ms < ?3 ORDER BY recorded_ms, referral LIMIT 1000",
            p, 3, finance__rows_row, &br)) != GM_OK)
     return st;
   finance__ints nbr = {{0}, 0};
-  if ((st = host->ledger_query(call,
-                               "SELECT count(*) FROM finance_breaches"
-                               " WHERE bank = ?1 AND recorded_ms >= ?2"
-                               " AND recorded_ms < ?3",
-                               p, 3, finance__ints_row, &nbr)) != GM_OK)
+  if ((st = host->ledger_query(
+           call,
+           "SELECT coalesce(sum(kind = 'contact'), 0),"
+           " coalesce(sum(kind = 'decision'), 0) FROM finance_breaches"
+           " WHERE bank = ?1 AND recorded_ms >= ?2 AND recorded_ms < ?3",
+           p, 3, finance__ints_row, &nbr)) != GM_OK)
     return st;
   out->breaches = nbr.v[0];
+  out->decision_breaches = nbr.v[1];
   out->breach_list = host->alloc(call, (br.n + 1) * sizeof *out->breach_list);
   for (size_t i = 0; i < br.n; i++) {
     const gm_param *row = br.cells + i * br.ncols;
@@ -261,6 +263,7 @@ gm_status finance__bank_report(gm_call *call, const ProtobufCMessage *req,
     x->picked_ms = finance__int(&row[2]);
     x->due_ms = finance__int(&row[3]);
     x->recorded_ms = finance__int(&row[4]);
+    x->kind = (char *)finance__text(&row[5]);
     out->breach_list[out->n_breach_list++] = x;
   }
   *reply = &out->base;

@@ -2,7 +2,7 @@
  * Settlement: the finance_* ledger tables (migrations) and the callback
  * that writes each outbox entry into them.  Every transition of a
  * referral is a row of finance_transitions and moves its finance_referrals
- * row; claims, contact deadlines missed and funded loans (with the fee)
+ * row; claims, deadlines missed and funded loans (with the fee)
  * have tables of their own, which the reports read (reports.c).
  */
 #include <stdio.h>
@@ -93,6 +93,19 @@ static const gm_migration finance__migrations[] = {
      "CREATE INDEX IF NOT EXISTS finance_referrals_unarchived ON "
      "finance_referrals"
      " (ended_ms, id) WHERE archived_ms IS NULL AND ended_ms IS NOT NULL;"},
+    /* The decision deadline (workflow.c): which one a referral's contact
+       set (the live one is in Redis, waiting while the enterprise answers
+       a question), and which deadline a breach missed.  The index finds
+       the referrals under review without one (contact made before this
+       release, or by an older broker during an upgrade): the decision
+       sweep gives them one. */
+    {5,
+     "ALTER TABLE finance_referrals ADD COLUMN decision_due_ms INTEGER;"
+     "ALTER TABLE finance_breaches ADD COLUMN kind TEXT NOT NULL"
+     " DEFAULT 'contact';"
+     "CREATE INDEX IF NOT EXISTS finance_referrals_undecided ON"
+     " finance_referrals (id) WHERE state IN (4, 5, 6) AND"
+     " decision_due_ms IS NULL;"},
 };
 
 static int64_t finance__n(const gm_outbox_entry *e, const char *name) {
@@ -154,10 +167,17 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
         " picked_ms = ?3 WHERE id = ?1",
         (gm_param[]){GM_TEXT(id), GM_TEXT(bank), GM_INT(t)}, 3);
   }
-  if (!strcmp(tr, "contact"))
+  if (!strcmp(tr, "contact")) {
+    /* An older broker's contact sets no decision deadline: NULL. */
+    const char *ddue = gm_entry_field(e, "ddue");
     return host->ledger_exec(
-        tx, "UPDATE finance_referrals SET contacted_ms = ?2 WHERE id = ?1",
-        (gm_param[]){GM_TEXT(id), GM_INT(t)}, 2);
+        tx,
+        "UPDATE finance_referrals SET contacted_ms = ?2,"
+        " decision_due_ms = ?3 WHERE id = ?1",
+        (gm_param[]){GM_TEXT(id), GM_INT(t),
+                     ddue ? GM_INT(strtoll(ddue, NULL, 10)) : GM_NULL},
+        3);
+  }
   if (!strcmp(tr, "approve") || !strcmp(tr, "decline")) {
     st = host->ledger_exec(tx,
                            "UPDATE finance_referrals SET decided_ms ="
@@ -195,10 +215,12 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
         10);
   }
   if (st != GM_OK) return st;
-  /* Picked, then expired: the bank picked missed its contact deadline and
-     no other bank was left (referral.lua 'miss'); as for a return. */
+  /* Picked (or under review, or approved), then expired: the bank picked
+     missed its contact (or decision) deadline and no other bank was left
+     (referral.lua 'miss'); as for a return. */
   if (!strcmp(tr, "expire") &&
-      finance__n(e, "from") == GM__FINANCE__STATE__STATE_PICKED) {
+      finance__n(e, "from") >= GM__FINANCE__STATE__STATE_PICKED &&
+      finance__n(e, "from") <= GM__FINANCE__STATE__STATE_APPROVED) {
     st = host->ledger_exec(
         tx,
         "UPDATE finance_claims SET outcome = 'missed', outcome_ms = ?2"
@@ -207,7 +229,8 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
     if (st == GM_OK)
       st = host->ledger_exec(tx,
                              "UPDATE finance_referrals SET bank = '',"
-                             " picked_ms = NULL, contacted_ms = NULL"
+                             " picked_ms = NULL, contacted_ms = NULL,"
+                             " decided_ms = NULL, decision_due_ms = NULL"
                              " WHERE id = ?1",
                              (gm_param[]){GM_TEXT(id)}, 1);
     if (st != GM_OK) return st;
@@ -233,7 +256,8 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
     if (st == GM_OK)
       st = host->ledger_exec(tx,
                              "UPDATE finance_referrals SET bank = '',"
-                             " picked_ms = NULL, contacted_ms = NULL"
+                             " picked_ms = NULL, contacted_ms = NULL,"
+                             " decided_ms = NULL, decision_due_ms = NULL"
                              " WHERE id = ?1",
                              (gm_param[]){GM_TEXT(id)}, 1);
   }
@@ -297,12 +321,24 @@ static gm_status finance__settle(gm_market *m, gm_ledger *tx,
     return host->ledger_exec(
         tx,
         "INSERT OR IGNORE INTO finance_breaches (referral, round, bank,"
-        " picked_ms, due_ms, recorded_ms) VALUES (?1,?2,?3,?4,?5,?6)",
-        (gm_param[]){GM_TEXT(finance__t(e, "id")), GM_INT(finance__n(e, "rnd")),
-                     GM_TEXT(finance__t(e, "bank")),
-                     GM_INT(finance__n(e, "pk")), GM_INT(finance__n(e, "cdue")),
-                     GM_INT(t)},
-        6);
+        " picked_ms, due_ms, recorded_ms, kind) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        (gm_param[]){
+            GM_TEXT(finance__t(e, "id")), GM_INT(finance__n(e, "rnd")),
+            GM_TEXT(finance__t(e, "bank")), GM_INT(finance__n(e, "pk")),
+            GM_INT(finance__n(e, "cdue")), GM_INT(t),
+            /* An entry of an older broker: a missed contact. */
+            GM_TEXT(strcmp(finance__t(e, "kind"), "decision") ? "contact"
+                                                              : "decision")},
+        7);
+  /* The decision sweep gave a referral under review its deadline. */
+  if (!strcmp(e->kind, "ddue"))
+    return host->ledger_exec(
+        tx,
+        "UPDATE finance_referrals SET decision_due_ms = ?2 WHERE id = ?1"
+        " AND decision_due_ms IS NULL",
+        (gm_param[]){GM_TEXT(finance__t(e, "id")),
+                     GM_INT(finance__n(e, "ddue"))},
+        2);
   if (!strcmp(e->kind, "bank"))
     return host->ledger_exec(
         tx,

@@ -1,9 +1,10 @@
 /*
  * The transitions after submission: a bank claims, the enterprise picks,
  * the bank holding it contacts, asks, approves, funds or declines, the
- * enterprise answers or withdraws; and the two deadlines: nobody picked
- * in time (the referral expires), the bank picked made no contact in time
- * (the miss is recorded and the referral returns to the pool).  Each is
+ * enterprise answers or withdraws; and the three deadlines: nobody picked
+ * in time (the referral expires), the bank picked made no contact in time,
+ * or made contact but neither funded nor declined in time (the miss is
+ * recorded and the referral returns to the pool).  Each is
  * one referral.lua step, decided atomically on the referral's tag;
  * finance__after (index.c) does what follows.
  */
@@ -114,8 +115,14 @@ gm_status finance__pick(gm_call *call, const ProtobufCMessage *req,
                       gm__finance_valid_referral(in->id) ? in->id : "ID");
   int64_t due = host->now_ms(host->market(call)) +
                 finance__contact_days * GM_FINANCE_DAY_MS;
-  const char *args[] = {"pick", in->bank, finance__num(call, due)};
-  return finance__by_enterprise(call, in->id, 3, args, reply);
+  int staffed;
+  gm_status st;
+  if ((st = finance__need_id(call, in->id)) != GM_OK ||
+      (st = finance__bank_staffed(call, in->bank, &staffed)) != GM_OK)
+    return st;
+  const char *args[] = {"pick", in->bank, finance__num(call, due),
+                        staffed ? "" : "unstaffed"};
+  return finance__by_enterprise(call, in->id, 4, args, reply);
 }
 
 gm_status finance__contact(gm_call *call, const ProtobufCMessage *req,
@@ -124,8 +131,10 @@ gm_status finance__contact(gm_call *call, const ProtobufCMessage *req,
       (const Gm__Finance__ContactRequest *)req;
   gm_status st = finance__need_text(call, "note", in->note, 0, 1000, 1);
   if (st != GM_OK) return st;
-  const char *more[] = {in->note};
-  return finance__by_bank(call, in->id, "contact", 1, more, reply);
+  int64_t due = host->now_ms(host->market(call)) +
+                finance__decision_days * GM_FINANCE_DAY_MS;
+  const char *more[] = {in->note, finance__num(call, due)};
+  return finance__by_bank(call, in->id, "contact", 2, more, reply);
 }
 
 gm_status finance__request_info(gm_call *call, const ProtobufCMessage *req,
@@ -311,6 +320,71 @@ gm_status finance__on_contact(gm_call *call, const gm_deadline *d, void *arg) {
                                   &cal)) != GM_OK ||
       (st = finance__pick_due(call, &cal, &due)) != GM_OK)
     return st;
-  const char *args[] = {"miss", finance__num(call, due)};
-  return finance__deadline_step(call, d, 2, args);
+  const char *args[] = {"miss", finance__num(call, due), d->kind};
+  return finance__deadline_step(call, d, 3, args);
+}
+
+/*
+ * The decision sweep (a timer, every [market.finance] archive_sweep_s on
+ * each broker): referrals under review without a decision deadline (their
+ * contact was made before this release, or by an older broker during a
+ * rolling upgrade; the ledger's finance_referrals_undecided index holds
+ * them) get one, decision_days from when the sweep finds them: their bank
+ * was never told of one, so none of the time before counts against it.
+ * 100 a round, going on from where the last round stopped.
+ */
+#define FINANCE_DSWEEP_ROWS 100
+typedef struct finance__dsweep_rows {
+  char id[FINANCE_DSWEEP_ROWS][16];
+  size_t n;
+} finance__dsweep_rows;
+
+static int finance__dsweep_row(void *arg, size_t ncols, const gm_param *c) {
+  finance__dsweep_rows *s = arg;
+  if (ncols < 1 || c[0].type != GM_PARAM_TEXT || s->n >= FINANCE_DSWEEP_ROWS)
+    return 0;
+  snprintf(s->id[s->n++], sizeof s->id[0], "%s", c[0].s);
+  return 0;
+}
+
+void finance__decision_sweep(gm_call *call, void *arg) {
+  /* Where the last round stopped; a timer's rounds do not overlap. */
+  static char after[16] = "";
+  finance__dsweep_rows rows = {.n = 0};
+  (void)arg;
+  if (host->ledger_query(
+          call,
+          "SELECT id FROM finance_referrals WHERE state IN"
+          " (4, 5, 6) AND decision_due_ms IS NULL AND id > ?1"
+          " ORDER BY id LIMIT ?2",
+          (gm_param[]){GM_TEXT(after), GM_INT(FINANCE_DSWEEP_ROWS)}, 2,
+          finance__dsweep_row, &rows) != GM_OK)
+    return;
+  int set = 0;
+  const char *left =
+      finance__num(call, finance__decision_days * GM_FINANCE_DAY_MS);
+  for (size_t i = 0; i < rows.n; i++) {
+    const gm_value *v;
+    const char *args[] = {"dstamp", left};
+    if (!gm__finance_valid_referral(rows.id[i])) continue;
+    gm_status st = finance__run(call, "referral", rows.id[i], 2, args, &v);
+    if (st == GM_UNAVAILABLE || st == GM_RESOURCE_EXHAUSTED)
+      return; /* Redis down or full: again from this row next round */
+    if (st != GM_OK)
+      host->log(host->market(call), GM_LOG_WARN,
+                "decision sweep: referral %s was not given a decision "
+                "deadline (status %d; the script's error is logged above); "
+                "the sweep goes on and tries it again next pass",
+                rows.id[i], (int)st);
+    else if (!strcmp(finance__s(v, 0), "set"))
+      set++;
+    snprintf(after, sizeof after, "%s", rows.id[i]);
+  }
+  if (rows.n < FINANCE_DSWEEP_ROWS) after[0] = '\0'; /* from the start */
+  if (set)
+    host->log(host->market(call), GM_LOG_INFO,
+              "decision sweep: %d referral(s) under review had no decision "
+              "deadline (contact made before this release); each has %ld "
+              "days from now",
+              set, finance__decision_days);
 }

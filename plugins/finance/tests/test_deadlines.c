@@ -4,7 +4,10 @@
  * picked; the contact deadline (7 days) returns a referral whose picked
  * bank made no contact to the pool for the other eligible banks and
  * records the miss against that bank, or expires it when no other bank
- * is left.
+ * is left; the decision deadline (30 days after contact, waiting while the
+ * enterprise answers a question) does the same to a bank that neither
+ * funded nor declined in time.  An enterprise cannot pick a bank nobody
+ * can act for.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,8 +108,9 @@ START_TEST(a_missed_contact_returns_it_to_the_pool_and_records_the_breach) {
                                   " 'picked'",
                                   1),
                    1);
-  /* Contact made: its deadline is gone, so no second miss. */
-  ft_clock(due + 30 * GM_FINANCE_DAY_MS);
+  /* Contact made: its deadline is gone, so no second miss (within the
+     decision deadline, 30 days after the contact). */
+  ft_clock(due + 29 * GM_FINANCE_DAY_MS);
   ft_nap(300);
   ck_assert_str_eq(ft_redis_field(id, "st"), "4");
   ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_breaches"), 1);
@@ -242,6 +246,240 @@ START_TEST(a_pick_contact_or_decline_after_its_deadline_is_too_late) {
 }
 END_TEST
 
+static Gm__Finance__Referral *ask(const char *user, const char *id) {
+  Gm__Finance__TextRequest q = GM__FINANCE__TEXT_REQUEST__INIT;
+  q.id = (char *)id;
+  q.text = "your 2025 accounts, please";
+  return (Gm__Finance__Referral *)ft_ok(user, "referral.request_info", &q.base);
+}
+
+static Gm__Finance__Referral *answer(const char *ent, const char *id) {
+  Gm__Finance__TextRequest q = GM__FINANCE__TEXT_REQUEST__INIT;
+  q.id = (char *)id;
+  q.text = "attached";
+  return (Gm__Finance__Referral *)ft_ok(ent, "referral.answer", &q.base);
+}
+
+/*
+ * The decision deadline: 30 days (decision_days) after the contact, the
+ * bank holding the referral has funded or declined it, else the miss is
+ * recorded against it and the referral returns to the pool, as a missed
+ * contact does.  The days the enterprise takes to answer a question do not
+ * count: the deadline waits and moves on by as much.
+ */
+START_TEST(a_missed_decision_returns_it_to_the_pool_and_is_reported) {
+  char id[32];
+  int64_t t0 = ft_at(FT_MONDAY, 10, 0), day = GM_FINANCE_DAY_MS;
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  Gm__Finance__Referral *r = ft_contact("icbc1", id);
+  ck_assert_int_eq(r->decision_due_ms, t0 + 30 * day);
+  ft_free(r);
+  /* Asked on day 1, answered on day 5: the 4 days do not count. */
+  ft_clock(t0 + day);
+  r = ask("icbc1", id);
+  ck_assert_int_eq(r->decision_due_ms, 0);
+  ck_assert_int_eq(r->decision_left_ms, 29 * day);
+  ft_free(r);
+  /* Waiting for the answer, nothing fires at the first due. */
+  ft_clock(t0 + 30 * day + 1000);
+  ft_nap(300);
+  ck_assert_str_eq(ft_redis_field(id, "st"), "5");
+  ft_clock(t0 + 5 * day);
+  r = answer("acme", id);
+  int64_t due = t0 + 34 * day;
+  ck_assert_int_eq(r->decision_due_ms, due);
+  ck_assert_int_eq(r->decision_left_ms, 0);
+  ft_free(r);
+  ft_free(ft_approve("icbc1", id, 400000000, 345, 36));
+  /* Approved, not funded: a minute before the deadline nothing happens. */
+  ft_clock(due - 60000);
+  ft_nap(300);
+  ck_assert_str_eq(ft_redis_field(id, "st"), "6");
+  ft_clock(due + 1000);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_OPEN),
+                   GM__FINANCE__STATE__STATE_OPEN);
+  ck_assert_str_eq(ft_redis_field(id, "rnd"), "2");
+  /* The next bank starts afresh: no approval, contact or question. */
+  r = ft_get("acme", id);
+  ck_assert_str_eq(r->bank, "");
+  ck_assert_int_eq(r->approved_amount, 0);
+  ck_assert_int_eq(r->contacted_ms, 0);
+  ck_assert_int_eq(r->decision_due_ms, 0);
+  ck_assert_str_eq(r->question, "");
+  ck_assert_int_eq(r->n_missed, 1);
+  ck_assert_str_eq(r->missed[0], "icbc");
+  ft_free(r);
+  ck_assert(ft_wait_relation("abc", id, "open"));
+  ck_assert_ptr_null(ft_relation("icbc", id));
+  /* Recorded as a missed decision, once; the pick was a pick. */
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE bank = 'icbc' AND kind = 'decision'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT due_ms FROM finance_breaches"), due);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims WHERE"
+                                  " bank = 'icbc' AND outcome = 'missed'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE bank = '' AND decided_ms IS NULL"
+                                  " AND decision_due_ms IS NULL",
+                                  1),
+                   1);
+  Gm__Finance__BankReportRequest br = GM__FINANCE__BANK_REPORT_REQUEST__INIT;
+  Gm__Finance__BankReport *rep =
+      (Gm__Finance__BankReport *)ft_ok("icbc1", "bank.report", &br.base);
+  ck_assert_int_eq(rep->breaches, 0);
+  ck_assert_int_eq(rep->decision_breaches, 1);
+  ck_assert_int_eq(rep->n_breach_list, 1);
+  ck_assert_str_eq(rep->breach_list[0]->kind, "decision");
+  ck_assert_int_eq(rep->breach_list[0]->due_ms, due);
+  ft_free(rep);
+  /* The bank that missed is told which deadline, and may not claim it
+     again. */
+  Gm__Finance__FundRequest f = GM__FINANCE__FUND_REQUEST__INIT;
+  f.id = id;
+  f.amount = 400000000;
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
+            "your bank icbc missed the decision deadline of R00000001 "
+            "(2026-04-05 10:00 Asia/Shanghai)");
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = id;
+  ft_expect("icbc1", "referral.claim", &c.base, GM__STATUS__PERMISSION_DENIED,
+            "missed the decision deadline on R00000001");
+  /* Another bank takes it up, with a deadline of its own. */
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_pick("acme", id, "abc"));
+  r = ft_contact("abc1", id);
+  ck_assert_int_eq(r->decision_due_ms, due + 1000 + 30 * day);
+  ft_free(r);
+  ft_free(ft_approve("abc1", id, 400000000, 345, 36));
+  ft_free(ft_fund("abc1", id, 400000000, ""));
+  /* Funded: its decision deadline is gone, nothing fires after it. */
+  ck_assert_int_eq(ft_ledger_wait("SELECT state FROM finance_referrals",
+                                  GM__FINANCE__STATE__STATE_FUNDED),
+                   GM__FINANCE__STATE__STATE_FUNDED);
+  ft_clock(due + 31 * day);
+  ft_nap(500);
+  ck_assert_int_eq(ft_ledger_int("SELECT state FROM finance_referrals"),
+                   GM__FINANCE__STATE__STATE_FUNDED);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_breaches"), 1);
+}
+END_TEST
+
+/* With no other eligible bank left, a missed decision expires it. */
+START_TEST(a_missed_decision_with_no_other_bank_left_expires_it) {
+  /* Class 1: icbc's solo-p alone fits. */
+  Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
+  q.amount = 100000;
+  q.tenor_months = 12;
+  q.class_code = "1";
+  q.subitem = "1.5";
+  q.use_of_proceeds = "boiler retrofit";
+  q.description = "replace two coal boilers";
+  q.consent_share = 1;
+  char id[32];
+  ft_copy_id(
+      id, (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ft_clock(ft_at(FT_MONDAY, 10, 0) + 31 * GM_FINANCE_DAY_MS);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_EXPIRED),
+                   GM__FINANCE__STATE__STATE_EXPIRED);
+  ck_assert_str_eq(ft_redis_field(id, "er"),
+                   "bank icbc missed its decision deadline and no other "
+                   "eligible bank is left");
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims WHERE"
+                                  " bank = 'icbc' AND outcome = 'missed'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE kind = 'decision'",
+                                  1),
+                   1);
+}
+END_TEST
+
+/* Past the decision deadline, before it fired (taken out of Redis here so
+   that it cannot): fund, decline, approve and ask are too late. */
+START_TEST(a_fund_or_decline_after_the_decision_deadline_is_too_late) {
+  char id[32];
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ft_free(ft_approve("icbc1", id, 400000000, 345, 36));
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl decision|%s", id, id), 1);
+  redisFree(c);
+  ft_clock(ft_at(FT_MONDAY, 10, 0) + 30 * GM_FINANCE_DAY_MS);
+  const char *late =
+      "the decision deadline of R00000001 passed at 2026-04-01 10:00 "
+      "Asia/Shanghai (your bank had until then to fund or decline it): the "
+      "miss will be recorded against your bank and the referral returns to "
+      "the pool for the 2 other eligible banks";
+  Gm__Finance__FundRequest f = GM__FINANCE__FUND_REQUEST__INIT;
+  f.id = id;
+  f.amount = 400000000;
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
+            late);
+  Gm__Finance__DeclineRequest d = GM__FINANCE__DECLINE_REQUEST__INIT;
+  d.id = id;
+  d.reason = GM__FINANCE__DECLINE_REASON__DECLINE_CREDIT;
+  d.text = "assessment not passed";
+  ft_expect("icbc1", "referral.decline", &d.base,
+            GM__STATUS__FAILED_PRECONDITION, late);
+  ck_assert_str_eq(ft_redis_field(id, "st"), "6");
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_loans"), 0);
+  /* The enterprise may still withdraw. */
+  Gm__Finance__TextRequest w = GM__FINANCE__TEXT_REQUEST__INIT;
+  w.id = id;
+  w.text = "found another lender";
+  ft_free(ft_ok("acme", "referral.withdraw", &w.base));
+}
+END_TEST
+
+/* Nobody can act for a bank whose staff lost the bank role: the
+   enterprise may not pick it (it could only miss its contact deadline,
+   and the other claimants lose access at the pick); the centre's bank
+   list says so. */
+START_TEST(a_bank_without_active_staff_cannot_be_picked) {
+  char id[32];
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_claim("abc1", id));
+  ft_register("icbc1", "enterprise");
+  Gm__Finance__PickRequest p = GM__FINANCE__PICK_REQUEST__INIT;
+  p.id = id;
+  p.bank = "icbc";
+  ft_expect("acme", "referral.pick", &p.base, GM__STATUS__FAILED_PRECONDITION,
+            "bank icbc has no staff who can act for it now, so it could not "
+            "make contact within the contact deadline; pick another claimant "
+            "(abc), or pick icbc once the centre has linked staff to it "
+            "(before the pick deadline, 2026-03-10 00:00 Asia/Shanghai)");
+  ck_assert_str_eq(ft_redis_field(id, "st"), "2");
+  Gm__Finance__BanksRequest bl = GM__FINANCE__BANKS_REQUEST__INIT;
+  Gm__Finance__BankList *l =
+      (Gm__Finance__BankList *)ft_ok(FT_CENTRE, "bank.list", &bl.base);
+  int flagged = 0;
+  for (size_t i = 0; i < l->n_banks; i++) {
+    ck_assert_int_eq(l->banks[i]->no_active_staff,
+                     !strcmp(l->banks[i]->id, "icbc"));
+    flagged += l->banks[i]->no_active_staff;
+  }
+  ck_assert_int_eq(flagged, 1);
+  ft_free(l);
+  /* The staff member holds the role again: it can be picked. */
+  ft_register("icbc1", "bank");
+  ft_free(ft_pick("acme", id, "icbc"));
+}
+END_TEST
+
 START_TEST(working_days_follow_the_calendar_in_force) {
   /* Wednesday 30 September 2026: 1-7 October are off, 10 October is
      worked; the shipped calendar says so. */
@@ -373,6 +611,10 @@ int main(void) {
   tcase_add_test(tc, a_miss_with_no_other_bank_left_expires_it);
   tcase_add_test(tc, nobody_picked_in_time_expires_it);
   tcase_add_test(tc, a_pick_contact_or_decline_after_its_deadline_is_too_late);
+  tcase_add_test(tc, a_missed_decision_returns_it_to_the_pool_and_is_reported);
+  tcase_add_test(tc, a_missed_decision_with_no_other_bank_left_expires_it);
+  tcase_add_test(tc, a_fund_or_decline_after_the_decision_deadline_is_too_late);
+  tcase_add_test(tc, a_bank_without_active_staff_cannot_be_picked);
   tcase_add_test(tc, working_days_follow_the_calendar_in_force);
   tcase_add_test(tc, the_listing_names_years_without_the_arrangement);
   suite_add_tcase(s, tc);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "harness.h"
 
 /* Stops gmd (SIGTERM to the pid the fixture started), appends `conf` to
@@ -136,6 +138,103 @@ START_TEST(every_state_survives_and_deadlines_due_while_down_fire_once) {
   ck_assert(ft_wait_relation("icbc", id[B], NULL));
   ck_assert_str_eq(ft_relation("icbc", id[D]), "held");
   ck_assert_int_eq(count("SELECT count(*) FROM finance_loans"), 1);
+  ft_stop();
+}
+END_TEST
+
+/* A decision deadline that fell due while gmd was down fires once at
+   start-up: the miss recorded against the bank, the referral back in the
+   pool. */
+START_TEST(a_decision_deadline_due_while_down_fires_once) {
+  char id[32], conf[128];
+  int64_t t0 = ft_at("2026-03-02", 10, 0);
+  ft_start(NULL, t0);
+  world();
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  snprintf(conf, sizeof conf, "[testing]\nclock_start_ms = %lld\n",
+           (long long)(t0 + 31 * GM_FINANCE_DAY_MS));
+  restart_with(conf);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_OPEN),
+                   GM__FINANCE__STATE__STATE_OPEN);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE kind = 'decision' AND bank = 'icbc'",
+                                  1),
+                   1);
+  ft_nap(500);
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_breaches"), 1);
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_transitions WHERE"
+                         " transition = 'return'"),
+                   1);
+  ck_assert(ft_wait_relation("abc", id, "open"));
+  ft_stop();
+}
+END_TEST
+
+/*
+ * An upgrade: a referral under review whose contact an older release made
+ * has no decision deadline (here its field, its deadline and the ledger's
+ * column taken out by hand).  The decision sweep (every archive_sweep_s)
+ * gives it one, decision_days from when it found it; a restart does not
+ * give it a second.
+ */
+START_TEST(a_review_without_a_decision_deadline_gets_one_from_the_sweep) {
+  char id[32], conf[128];
+  int64_t t0 = ft_at("2026-03-02", 10, 0), day = GM_FINANCE_DAY_MS;
+  ft_start("archive_sweep_s = 1", t0);
+  world();
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE decision_due_ms > 0",
+                                  1),
+                   1);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl decision|%s", id, id), 1);
+  ck_assert_int_eq(gm_test_redis_int(c, "HDEL gm:{finance:%s}:r ddue", id), 1);
+  redisFree(c);
+  /* Ten days on, the ledger shows it as an older release left it. */
+  ft_clock(t0 + 10 * day);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db,
+                                "UPDATE finance_referrals SET"
+                                " decision_due_ms = NULL",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  char want[24];
+  snprintf(want, sizeof want, "%lld", (long long)(t0 + 40 * day));
+  for (int i = 0; i < 500 && strcmp(ft_redis_field(id, "ddue"), want); i++)
+    ft_nap(20);
+  ck_assert_str_eq(ft_redis_field(id, "ddue"), want);
+  ck_assert_int_eq(ft_ledger_wait("SELECT decision_due_ms FROM"
+                                  " finance_referrals",
+                                  t0 + 40 * day),
+                   t0 + 40 * day);
+  Gm__Finance__Referral *r = ft_get("acme", id);
+  ck_assert_int_eq(r->decision_due_ms, t0 + 40 * day);
+  ft_free(r);
+  /* Not due on day 39, after a restart; due on day 40. */
+  snprintf(conf, sizeof conf, "[testing]\nclock_start_ms = %lld\n",
+           (long long)(t0 + 39 * day));
+  restart_with(conf);
+  ft_nap(1500);
+  ck_assert_str_eq(ft_redis_field(id, "st"), "4");
+  ck_assert_str_eq(ft_redis_field(id, "ddue"), want);
+  ft_clock(t0 + 40 * day);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_OPEN),
+                   GM__FINANCE__STATE__STATE_OPEN);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE kind = 'decision'",
+                                  1),
+                   1);
   ft_stop();
 }
 END_TEST
@@ -273,6 +372,9 @@ int main(void) {
   tcase_set_timeout(tc, 180);
   tcase_add_test(tc,
                  every_state_survives_and_deadlines_due_while_down_fire_once);
+  tcase_add_test(tc, a_decision_deadline_due_while_down_fires_once);
+  tcase_add_test(tc,
+                 a_review_without_a_decision_deadline_gets_one_from_the_sweep);
 #ifdef GM_FAILURE_INJECTION
   tcase_add_test(tc, a_retry_finishes_what_a_killed_broker_left);
   tcase_add_test(tc, the_sync_deadline_finishes_what_nobody_retried);
