@@ -113,8 +113,19 @@ START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
   OK(gm("--as", "icbc1", "finance", "contact", "R00000001", "called", "Li",
         "Wei", NULL));
   ck_assert_str_eq(ft_redis_field("R00000001", "cnote"), "called Li Wei");
+  /* The decision deadline: 30 days after the contact, waiting while the
+     enterprise answers. */
+  r = gm("--as", "icbc1", "finance", "show", "R00000001", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "fund or decline by") &&
+                    strstr(r->out, "2026-04-01 10:00"),
+                "%s", r->out);
   OK(gm("--as", "icbc1", "finance", "request-info", "R00000001", "grid",
         "approval?", NULL));
+  r = gm("--as", "acme", "finance", "show", "R00000001", NULL);
+  OK(r);
+  ck_assert_msg(strstr(r->out, "waiting for the answer; then 30 d 0 h left"),
+                "%s", r->out);
   OK(gm("--as", "acme", "finance", "answer", "R00000001", "attached", NULL));
   OK(gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount",
         "4500000", "--rate", "3.45", "--tenor", "36", NULL));
@@ -396,6 +407,11 @@ START_TEST(bank_list_shows_offers_and_inactive_staff) {
                            "  li  offered 2026-03-02 10:00 by centre, pending "
                            "until 2026-03-09 10:00 (bank join)"),
                 "%s", r->out);
+  /* Its one member lacks the role: nobody can act for icbc. */
+  ck_assert_msg(strstr(r->out,
+                       "  no active staff: nobody can act for icbc "
+                       "(enterprises cannot pick it"),
+                "%s", r->out);
   r = gm("--as", FT_CENTRE, "finance", "bank", "withdraw", "li", NULL);
   OK(r);
   ck_assert_msg(strstr(r->out, "withdrawn: the offer to li to act for icbc"),
@@ -417,6 +433,9 @@ START_TEST(bank_list_shows_offers_and_inactive_staff) {
                        "kept), pending until 2026-03-09 10:00 (bank join)"),
                 "%s", r->out);
   OK(gm("--as", "li", "finance", "bank", "join", "icbc", NULL));
+  r = gm("--as", FT_CENTRE, "finance", "bank", "list", NULL);
+  OK(r);
+  ck_assert_msg(!strstr(r->out, "no active staff"), "%s", r->out);
 }
 END_TEST
 
