@@ -6,7 +6,8 @@
 --         fixed at screening
 --   P.cl  ZSET the banks that claimed in this round, by claim order
 --   P.cp  HASH claimant bank -> "product/fee_bp" it claimed with
---   P.x   SET  banks that missed the contact deadline: no access any more
+--   P.x   SET  banks that missed a deadline (contact or decision): no
+--         access any more
 --   P.xd  HASH bank that missed -> the deadline it missed (ms)
 --   P.xk  HASH bank that missed its decision deadline -> 'decision' (a bank
 --         in P.xd alone missed its contact deadline)
@@ -21,10 +22,11 @@
 --   fee bp), pk (picked ms), cdue (contact due), cx (contacted ms), cnote,
 --   ddue (decision due: the bank funds or declines by then; set at
 --   contact), dleft (ms of it left while the enterprise answers a question:
---   the decision deadline waits meanwhile), q, ans, aamt, arate, aten, at (approved ms), famt, fdate, ft (funded
---   ms), drc, dtx, dt (decided ms: approved or declined), wr (withdraw
---   reason), er (why it expired), xt (ended ms), arch (ms its archive
---   began: set by 'archive', the keys go with 'drop').
+--   the decision deadline waits meanwhile), q, ans, aamt, arate, aten, at
+--   (approved ms), famt, fdate, ft (funded ms), drc, dtx, dt (decided ms:
+--   approved or declined), wr (withdraw reason), er (why it expired), xt
+--   (ended ms), arch (ms its archive began: set by 'archive', the keys go
+--   with 'drop').
 -- Ended (funded, declined, withdrawn, expired), a referral sets its
 -- archive|<id> deadline ARCHIVE_MS later (archive.c): 'archive' emits its
 -- whole record for the ledger and marks it, 'drop' removes every key above
