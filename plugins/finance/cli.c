@@ -424,7 +424,12 @@ static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
     const Gm__Finance__Enterprise *e = r->enterprise;
     gm__fin_kv("enterprise", "%s (%s), credit code %s", e->name, e->participant,
                e->credit_code);
-    gm__fin_kv("contact", "%s", e->contact);
+    if (r->contact_withheld)
+      gm__fin_kv("contact", "%s",
+                 "withheld: the enterprise withdrew the referral and its "
+                 "consent with it");
+    else
+      gm__fin_kv("contact", "%s", e->contact);
     gm__fin_kv("consent", "%s",
                r->consent_identity
                    ? "to share the need with the fitting banks, and who it "

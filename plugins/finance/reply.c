@@ -302,6 +302,15 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
   e->region = (char *)finance__f(r, "ereg");
   e->size = (Gm__Finance__SizeClass)finance__fi(r, "esize");
   e->contact = (char *)finance__f(r, "econ");
+  /* Withdrawn, the referral's consents end with it (finance.md,
+     "Withdrawing your consent"): the bank that held it keeps what it
+     already had of its review but is no longer given the contact person
+     (personal information, which PIPL art. 47 says to stop processing once
+     consent is withdrawn); the enterprise's name and code are a company's. */
+  if (bank && r->state == GM__FINANCE__STATE__STATE_WITHDRAWN && *e->contact) {
+    e->contact = "";
+    v->contact_withheld = 1;
+  }
   v->enterprise = e;
   v->created_by = (char *)finance__f(r, "by");
   if (!bank) {

@@ -1074,7 +1074,9 @@ END_TEST
 /* The enterprise's consent ends with its withdrawal for the banks that
    only claimed: before the pick every claimant loses access, told why
    without being told the state; the bank it picked keeps reading what it
-   was given, for good (its records of the review), archived too. */
+   was given for its review (archived too: test_archive), but no longer its
+   contact person, personal information given under the consent withdrawn;
+   the enterprise and the centre still read it. */
 START_TEST(a_withdrawal_ends_the_claimants_access_not_the_picked_bank_s) {
   Gm__Finance__TextRequest w = GM__FINANCE__TEXT_REQUEST__INIT;
   Gm__Finance__ReferralRequest g = GM__FINANCE__REFERRAL_REQUEST__INIT;
@@ -1093,18 +1095,31 @@ START_TEST(a_withdrawal_ends_the_claimants_access_not_the_picked_bank_s) {
   ft_expect("icbc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
             "your bank icbc has no access");
   /* Picked and under review, then withdrawn: the bank picked still reads
-     it all, who included; the other claimant nothing. */
+     it, who included, but not the contact; the other claimant nothing. */
   ft_free(ft_claim("boc1", b));
   ft_free(ft_claim("icbc1", b));
   ft_free(ft_pick("acme", b, "icbc"));
-  ft_free(ft_contact("icbc1", b));
+  Gm__Finance__Referral *r = ft_contact("icbc1", b);
+  ck_assert_str_eq(r->enterprise->contact, "Li Wei +86 572 000 0000");
+  ck_assert(!r->contact_withheld);
+  ft_free(r);
   w.id = b;
   ft_free(ft_ok("acme", "referral.withdraw", &w.base));
-  Gm__Finance__Referral *r = ft_get("icbc1", b);
+  r = ft_get("icbc1", b);
   ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_WITHDRAWN);
   ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
   ck_assert_str_eq(r->enterprise->name, "acme Green Energy Co");
+  ck_assert_str_eq(r->enterprise->contact, "");
+  ck_assert(r->contact_withheld);
+  ck_assert_int_gt(r->contacted_ms, 0);
   ft_free(r);
+  const char *readers[] = {"acme", FT_CENTRE};
+  for (int i = 0; i < 2; i++) {
+    r = ft_get(readers[i], b);
+    ck_assert_str_eq(r->enterprise->contact, "Li Wei +86 572 000 0000");
+    ck_assert(!r->contact_withheld);
+    ft_free(r);
+  }
   g.id = b;
   ft_expect("boc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
             "your bank boc has no access");
