@@ -617,6 +617,24 @@ if op == 'withdraw' then
     need_state('the enterprise can withdraw it', ST.open, ST.claimed,
       ST.picked, ST.under_review, ST.info_requested, ST.approved)
   if bad then return bad end
+  -- The bank holding it let its contact or decision deadline pass (each
+  -- fires a little after its time): the miss is recorded as the firing
+  -- would have, or the cancels below would spare the bank it (its refused
+  -- contact, fund or decline says it is recorded).
+  local kind, due
+  if r.st == ST.picked and (tonumber(r.cdue) or math.huge) <= NOW then
+    kind, due = 'contact', r.cdue
+  elseif (r.st == ST.under_review or r.st == ST.approved) and
+      (tonumber(r.ddue) or math.huge) <= NOW then
+    kind, due = 'decision', r.ddue
+  end
+  if kind then
+    redis.call('SADD', P .. 'x', r.bank)
+    redis.call('HSET', P .. 'xd', r.bank, due)
+    if kind == 'decision' then redis.call('HSET', P .. 'xk', r.bank, kind) end
+    gm.emit('breach', 'id', ID, 'bank', r.bank, 'rnd', r.rnd, 'pk', r.pk,
+      'cdue', due, 'kind', kind, 't', I(NOW))
+  end
   gm.deadline_cancel('pick', ID)
   gm.deadline_cancel('contact', ID)
   gm.deadline_cancel('decision', ID)

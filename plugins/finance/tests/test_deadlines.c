@@ -370,6 +370,74 @@ START_TEST(a_missed_decision_returns_it_to_the_pool_and_is_reported) {
 }
 END_TEST
 
+/* The enterprise may withdraw once the bank picked let its contact
+   deadline pass, before the deadline fired (removed from Redis here so
+   that it cannot fire first): the referral ends withdrawn, and the miss is
+   recorded against the bank all the same, as the bank's refused contact
+   said it would be (the withdrawal cancelled the deadline, so the miss was
+   never recorded and the bank's report showed none). */
+START_TEST(a_withdrawal_after_a_missed_contact_deadline_records_the_miss) {
+  char id[32];
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  int64_t due = ft_at(FT_MONDAY, 10, 0) + 7 * GM_FINANCE_DAY_MS;
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl contact|%s", id, id), 1);
+  redisFree(c);
+  ft_clock(due + 1000);
+  Gm__Finance__TextRequest t = GM__FINANCE__TEXT_REQUEST__INIT;
+  t.id = id;
+  t.text = "the bank never called";
+  ft_free(ft_ok("acme", "referral.withdraw", &t.base));
+  ck_assert_str_eq(ft_redis_field(id, "st"), "9");
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE bank = 'icbc' AND round = 1",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT due_ms FROM finance_breaches"), due);
+  Gm__Finance__BankReportRequest br = GM__FINANCE__BANK_REPORT_REQUEST__INIT;
+  Gm__Finance__BankReport *rep =
+      (Gm__Finance__BankReport *)ft_ok("icbc1", "bank.report", &br.base);
+  ck_assert_int_eq(rep->breaches, 1);
+  ft_free(rep);
+  /* A withdrawal before the deadline records nothing. */
+  char early[32];
+  ft_copy_id(early, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("abc1", early));
+  ft_free(ft_pick("acme", early, "abc"));
+  t.id = early;
+  ft_free(ft_ok("acme", "referral.withdraw", &t.base));
+  ft_nap(300);
+  ck_assert_int_eq(ft_ledger_int("SELECT count(*) FROM finance_breaches"), 1);
+  /* Under review past its decision deadline: the same, kind decision. */
+  char late[32];
+  ft_copy_id(late, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("abc1", late));
+  ft_free(ft_pick("acme", late, "abc"));
+  Gm__Finance__Referral *r = ft_contact("abc1", late);
+  int64_t ddue = r->decision_due_ms;
+  ft_free(r);
+  ck_assert_int_gt(ddue, 0);
+  c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl decision|%s", late, late),
+      1);
+  redisFree(c);
+  ft_clock(ddue + 1000);
+  t.id = late;
+  ft_free(ft_ok("acme", "referral.withdraw", &t.base));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE bank = 'abc' AND kind = 'decision'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT due_ms FROM finance_breaches WHERE"
+                                 " bank = 'abc'"),
+                   ddue);
+}
+END_TEST
+
 /* With no other eligible bank left, a missed decision expires it. */
 START_TEST(a_missed_decision_with_no_other_bank_left_expires_it) {
   /* Class 1: icbc's solo-p alone fits. */
@@ -615,6 +683,8 @@ int main(void) {
   tcase_add_test(tc, a_missed_decision_with_no_other_bank_left_expires_it);
   tcase_add_test(tc, a_fund_or_decline_after_the_decision_deadline_is_too_late);
   tcase_add_test(tc, a_bank_without_active_staff_cannot_be_picked);
+  tcase_add_test(tc,
+                 a_withdrawal_after_a_missed_contact_deadline_records_the_miss);
   tcase_add_test(tc, working_days_follow_the_calendar_in_force);
   tcase_add_test(tc, the_listing_names_years_without_the_arrangement);
   suite_add_tcase(s, tc);
