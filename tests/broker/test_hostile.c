@@ -178,6 +178,39 @@ static int ping_behind(int prefix) {
   return frames > 0;
 }
 
+/*
+ * Development mode answers a request socket whose routing id its client
+ * chose (ZMQ_ROUTING_ID), one that looks like the ROUTER's own (a 0 byte
+ * and 4 more) included: only CURVE refuses them (test_security), there
+ * being no identities to keep apart here.
+ */
+START_TEST(development_mode_answers_a_chosen_routing_id) {
+  static const char *const rids[] = {"mine", "\0abcd"};
+  static const size_t lens[] = {4, 5};
+  for (int k = 0; k < 2; k++) {
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, timeout = 3000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    ck_assert_int_eq(zmq_setsockopt(s, ZMQ_ROUTING_ID, rids[k], lens[k]), 0);
+    ck_assert_int_eq(zmq_connect(s, gm_test_gmd_endpoint(gmd)), 0);
+    raw r = request("gm", 2, "whoami", NULL, 0, "bob", 3);
+    ck_assert_int_eq(zmq_send(s, r.b, r.n, 0), (int)r.n);
+    uint8_t buf[4096];
+    int n = zmq_recv(s, buf, sizeof buf, 0);
+    ck_assert_msg(n > 0, "no reply under routing id %d: %s", k,
+                  zmq_strerror(zmq_errno()));
+    Gm__Reply *rep = gm__reply__unpack(NULL, (size_t)n, buf);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_msg(rep->status == GM__STATUS__OK, "status %d: %s", rep->status,
+                  rep->message);
+    gm__reply__free_unpacked(rep, NULL);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+  }
+}
+END_TEST
+
 /* Reads on tags that hold nothing register nothing: the settler would have
    made a stream and a group for each, forever (issue 10, item 2). */
 START_TEST(reads_of_unknown_tags_leave_nothing) {
@@ -299,6 +332,7 @@ int main(void) {
   tcase_add_test(tc, invalid_utf8_never_comes_back);
   tcase_add_test(tc, a_nul_in_text_is_refused_not_cut);
   tcase_add_test(tc, a_nul_in_a_body_field_names_the_field);
+  tcase_add_test(tc, development_mode_answers_a_chosen_routing_id);
   tcase_add_test(tc, dev_participants_are_ids);
   tcase_add_test(tc, eight_prefix_frames_are_answered_nine_are_not);
   tcase_add_test(tc, reads_of_unknown_tags_leave_nothing);
