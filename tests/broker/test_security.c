@@ -377,12 +377,6 @@ static int refused_as_admin(const char *pub) {
 }
 
 /*
- * A key registered as participant "admin" before register refused that id
- * (written into the registry here as that release stored it) is refused
- * at the handshake, on the request socket and both feeds, and the log says
- * how to fix it: a new key pair registered under another id works.
- */
-/*
  * A connection under a routing id its client chose is not answered with
  * CURVE: by the time a reply goes, another client may present that id
  * (the first one closed) and would be sent it.  Its request is refused,
@@ -417,6 +411,12 @@ START_TEST(a_request_under_a_chosen_routing_id_is_refused) {
 }
 END_TEST
 
+/*
+ * A key registered as participant "admin" before register refused that id
+ * (written into the registry here as that release stored it) is refused
+ * at the handshake, on the request socket and both feeds, and the log says
+ * how to fix it: a new key pair registered under another id works.
+ */
 START_TEST(an_admin_id_registered_before_the_refusal_is_refused) {
   char pub[41], sec[41];
   zmq_curve_keypair(pub, sec);
