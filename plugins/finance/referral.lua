@@ -310,6 +310,14 @@ if op == 'claim' then
   if r.bank ~= bank then unread = bank end
   local bad = need_state('a bank can claim it', ST.open, ST.claimed)
   if bad then return bad end
+  -- Past the pick deadline, before it fired (it fires a little after its
+  -- time): nobody can pick any more (pick refuses), so a claim would only
+  -- let the bank read a referral that expires.
+  if (tonumber(r.pdue) or math.huge) <= NOW then
+    return rej('FAILED_PRECONDITION', 'the pick deadline of ' .. ID ..
+      ' passed at ' .. stamp(tonumber(r.pdue)) .. ' Asia/Shanghai: it ' ..
+      'expires, and no bank can claim or be picked for it any more')
+  end
   if redis.call('SISMEMBER', P .. 'x', bank) == 1 then
     return rej('PERMISSION_DENIED', 'your bank ' .. bank .. ' missed the ' ..
       (redis.call('HGET', P .. 'xk', bank) or 'contact') .. ' deadline on ' ..

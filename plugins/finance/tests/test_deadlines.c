@@ -241,6 +241,17 @@ START_TEST(a_pick_contact_or_decline_after_its_deadline_is_too_late) {
   p.bank = "icbc";
   ft_expect("acme", "referral.pick", &p.base, GM__STATUS__FAILED_PRECONDITION,
             "pick deadline");
+  /* Nor may another bank claim it then: it would be let see the referral
+     (who it is, with consent_identity) though nobody can pick it any
+     more, and be counted a claimant of a referral that expired. */
+  Gm__Finance__ClaimRequest cl = GM__FINANCE__CLAIM_REQUEST__INIT;
+  cl.id = claimed;
+  ft_expect("abc1", "referral.claim", &cl.base, GM__STATUS__FAILED_PRECONDITION,
+            "the pick deadline of R00000002 passed at");
+  c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(gm_test_redis_int(c, "ZCARD gm:{finance:%s}:cl", claimed),
+                   1);
+  redisFree(c);
   ck_assert_str_eq(ft_redis_field(picked, "st"), "3");
   ck_assert_str_eq(ft_redis_field(claimed, "st"), "2");
 }
