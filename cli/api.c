@@ -212,11 +212,20 @@ static int gm__api_write_file(gm_cli *cli, const char *path, const void *data,
   /* A file its owner made read-only is kept, as cp and a shell's > keep
      it (renaming over it would not ask, and root's access() says yes to
      everything). */
-  if (exists && ((cur.st_mode & 0222) == 0 || access(target, W_OK) != 0))
+  if (exists && (cur.st_mode & 0222) == 0)
     return gm__api_error(cli, GM_INVALID_ARGUMENT,
                          "cannot write %s: the file is read-only (mode %04o); "
                          "make it writable (chmod u+w) or give another name",
                          path, (unsigned)(cur.st_mode & 07777));
+  if (exists && access(target, W_OK) != 0) {
+    int why = errno;
+    return gm__api_error(
+        cli, GM_INVALID_ARGUMENT, "cannot write %s: %s; give another name",
+        path,
+        why == EROFS ? "its file system is mounted read-only"
+                     : "you may not write it (another user's file, or its "
+                       "folder's)");
+  }
   char dir[PATH_MAX];
   gm__dir_of(target, dir, sizeof dir);
   if (!err && snprintf(gm__wf_tmp, sizeof gm__wf_tmp, "%s/.gm-write-XXXXXX",
