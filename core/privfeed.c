@@ -61,6 +61,7 @@ typedef struct gm__pconn {
   size_t nmemb, capmemb;
   size_t idx;              /* its place in pf->conns */
   struct gm__pconn *hnext; /* same routing-id bucket */
+  struct gm__pconn *fnext; /* same fd bucket */
   int gone;                /* unreachable: forgotten once delivery is done */
 } gm__pconn;
 
@@ -89,6 +90,9 @@ struct gm__privfeed {
   size_t nconns, capconns;    /* used, allocated */
   gm__pconn **rids;           /* routing id -> connection (hash buckets) */
   size_t nrids;               /* buckets: a power of two */
+  gm__pconn **fds;            /* fd -> its connections (nrids hash buckets): a
+                                 disconnect finds the connections on its fd without
+                                 looking at the others (a storm of N was N x N) */
   _Atomic size_t held;        /* nconns, for other threads (metrics) */
   _Atomic uint64_t applied;   /* subscriptions indexed, ever (metrics) */
   char **seq_keys;            /* audience ("@p:alice ") per slot, or NULL */
@@ -498,6 +502,22 @@ static gm__pconn **gm__rid_bucket(gm__privfeed *pf, const void *rid, size_t n) {
   return &pf->rids[gm__hash_update(GM__HASH_INIT, rid, n) & (pf->nrids - 1)];
 }
 
+/* The bucket of the connections on fd (pf->nrids > 0). */
+static gm__pconn **gm__fd_bucket(gm__privfeed *pf, int fd) {
+  return &pf->fds[gm__hash_update(GM__HASH_INIT, &fd, sizeof fd) &
+                  (pf->nrids - 1)];
+}
+
+/* Puts c into both tables' buckets. */
+static void gm__conn_hash(gm__privfeed *pf, gm__pconn *c) {
+  gm__pconn **b = gm__rid_bucket(pf, c->rid, c->rid_len);
+  c->hnext = *b;
+  *b = c;
+  b = gm__fd_bucket(pf, c->fd);
+  c->fnext = *b;
+  *b = c;
+}
+
 /* A connection with nothing subscribed yet, added to pf's list. */
 static gm__pconn *gm__conn_new(gm__privfeed *pf, const void *rid,
                                size_t rid_len, int fd, const char *who,
@@ -524,20 +544,14 @@ static gm__pconn *gm__conn_new(gm__privfeed *pf, const void *rid,
   if (pf->nconns > pf->nrids) { /* one connection a bucket at most, on
                                    average: rehash into twice as many */
     free(pf->rids);
+    free(pf->fds);
     pf->nrids = pf->nrids ? 2 * pf->nrids : 64;
     pf->rids = calloc(pf->nrids, sizeof *pf->rids);
-    if (!pf->rids) abort();
-    for (size_t i = 0; i < pf->nconns; i++) {
-      gm__pconn **b =
-          gm__rid_bucket(pf, pf->conns[i]->rid, pf->conns[i]->rid_len);
-      pf->conns[i]->hnext = *b;
-      *b = pf->conns[i];
-    }
-  } else {
-    gm__pconn **b = gm__rid_bucket(pf, rid, rid_len);
-    c->hnext = *b;
-    *b = c;
-  }
+    pf->fds = calloc(pf->nrids, sizeof *pf->fds);
+    if (!pf->rids || !pf->fds) abort();
+    for (size_t i = 0; i < pf->nconns; i++) gm__conn_hash(pf, pf->conns[i]);
+  } else
+    gm__conn_hash(pf, c);
   atomic_store(&pf->held, pf->nconns);
   return c;
 }
@@ -548,6 +562,9 @@ static void gm__conn_remove(gm__privfeed *pf, size_t i) {
   gm__pconn **b = gm__rid_bucket(pf, c->rid, c->rid_len);
   while (*b != c) b = &(*b)->hnext;
   *b = c->hnext;
+  b = gm__fd_bucket(pf, c->fd);
+  while (*b != c) b = &(*b)->fnext;
+  *b = c->fnext;
   gm__pconn_free(c);
   pf->conns[i] = pf->conns[--pf->nconns];
   if (i < pf->nconns) pf->conns[i]->idx = i;
@@ -898,6 +915,7 @@ void gm__privfeed_destroy(gm__privfeed **pfp) {
   for (size_t i = 0; i < pf->nconns; i++) gm__pconn_free(pf->conns[i]);
   free(pf->conns);
   free(pf->rids);
+  free(pf->fds);
   for (size_t i = 0; i < pf->nbuckets; i++)
     for (gm__aud *a = pf->buckets[i], *next; a; a = next) {
       next = a->next;
@@ -959,9 +977,12 @@ void gm__privfeed_read_monitor(gm__privfeed *pf) {
         pf->fd_acc[fd]++;
       }
       if (event == ZMQ_EVENT_DISCONNECTED && fd < pf->nfd) pf->fd_disc[fd]++;
-      if (event == ZMQ_EVENT_DISCONNECTED)
-        for (size_t i = pf->nconns; i-- > 0;)
-          if (pf->conns[i]->fd == (int)fd) gm__conn_remove(pf, i);
+      /* Every connection on fd goes (one not on it shares its bucket). */
+      if (event == ZMQ_EVENT_DISCONNECTED && pf->nrids)
+        for (gm__pconn *c = *gm__fd_bucket(pf, (int)fd), *next; c; c = next) {
+          next = c->fnext;
+          if (c->fd == (int)fd) gm__conn_remove(pf, c->idx);
+        }
     }
     zmq_msg_close(&ev);
     zmq_msg_close(&addr);
@@ -1273,9 +1294,10 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
     zmq_send(pf->router, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(pf->router, body, blen, ZMQ_DONTWAIT);
   }
+  /* The gone ones are among this delivery's (each there once). */
   if (gone)
-    for (size_t i = pf->nconns; i-- > 0;)
-      if (pf->conns[i]->gone) gm__conn_remove(pf, i);
+    for (size_t i = 0; i < n; i++)
+      if (pf->targets[i]->gone) gm__conn_remove(pf, pf->targets[i]->idx);
 }
 
 size_t gm__privfeed_connections(const gm__privfeed *pf) {
