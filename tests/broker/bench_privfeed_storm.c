@@ -9,7 +9,9 @@
  * connected and its subscription sent (as after a restart), with the time
  * the loop spent reading subscriptions (events wait meanwhile).  The registry
  * look-up is gm__auth_owners's: a pipelined GET per key, then a pipelined HGET
- * of each owner's roles.
+ * of each owner's roles.  Then every client closes at once (a disconnect
+ * storm), and the time the loop spent reading the monitor until the feed
+ * held no connection is printed (wall and the thread's CPU time).
  *
  *   gm_bench_privfeed_storm HOST PORT [N]     (default N 2000)
  */
@@ -263,6 +265,31 @@ int main(int argc, char **argv) {
       max_pass * 1000, calls, round_trips, events);
   atomic_store(&heard, n_clients);
   pthread_join(rt, NULL);
+  /* The disconnect storm: every client closes; the monitor is read as the
+     publisher thread reads it, until no connection is held. */
+  size_t held = gm__privfeed_connections(pf);
+  for (int i = 0; i < n_clients; i++) {
+    zmq_close(d[i]);
+    d[i] = NULL;
+  }
+  double w0 = now_s(), in_wall = 0, in_cpu = 0;
+  while (gm__privfeed_connections(pf) > 0 && now_s() - w0 < 120) {
+    zmq_pollitem_t it = {gm__privfeed_monitor_socket(pf), 0, ZMQ_POLLIN, 0};
+    zmq_poll(&it, 1, 10);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    double p0 = now_s();
+    gm__privfeed_read_monitor(pf);
+    in_wall += now_s() - p0;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    in_cpu += (double)(c1.tv_sec - c0.tv_sec) +
+              (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+  }
+  printf(
+      "%zu connections closed: none held %.3f s after the closes; reading "
+      "the monitor took %.1f ms (%.1f ms CPU); %zu still held\n",
+      held, now_s() - w0, in_wall * 1000, in_cpu * 1000,
+      gm__privfeed_connections(pf));
   for (int i = 0; i < n_clients; i++) {
     redisAppendCommand(rc, "DEL gm:{participants}:key:%s", pubs[i]);
     redisAppendCommand(rc, "DEL gm:{participants}:id:u%d", i);
@@ -272,7 +299,6 @@ int main(int argc, char **argv) {
     redisGetReply(rc, (void **)&r);
     freeReplyObject(r);
   }
-  for (int i = 0; i < n_clients; i++) zmq_close(d[i]);
   gm__privfeed_destroy(&pf);
   atomic_store(&zap_stop, 1);
   pthread_join(zt, NULL);
