@@ -15,9 +15,12 @@
  * METRICS_WAIT_MS when an earlier check has finished: then it is answered
  * with that earlier check's results.
  *
- * If polling fails (the system refuses it), the thread closes the listening
- * socket and every connection, so probes fail at once instead of waiting on
- * a port nobody answers; gmd goes on serving requests, without metrics.
+ * If polling fails for want of memory (ENOMEM), the thread logs it, waits a
+ * moment (50 ms, doubling up to 1 s while it lasts) and goes on: it serves
+ * late, not never.  Any other failure would come again at once (a bad
+ * descriptor or argument): the thread closes the listening socket and every
+ * connection, so probes fail at once instead of waiting on a port nobody
+ * answers; gmd goes on serving requests, without metrics.
  *
  * Slow clients: libmicrohttpd's idle timeout restarts at every byte, so a
  * client sending one byte every few seconds would hold a connection for
@@ -151,7 +154,8 @@ struct gm__metrics {
   char ledger_why[512];         /* why the ledger failed it (lock) */
   int done[2];                  /* pipe: the checker (or a test) wakes the
                                    HTTP thread */
-  _Atomic int fail_poll;        /* a test's: the next poll fails */
+  _Atomic int fail_poll;        /* a test's: the next poll fails with this
+                                   errno (0: none) */
   void (*count_hook)(void *);   /* a test's: runs before a count's Redis
                                    commands */
   void *count_hook_arg;         /* for it */
@@ -1138,14 +1142,31 @@ static void sweep(gm__metrics *m) {
       peer_close(m, p);
       continue;
     }
-    gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
-                    "closed a connection from %s: its request was not in, "
-                    "or its answer not taken, within %llu ms (a client too "
-                    "slow, or holding the connection)",
-                    p->text, (unsigned long long)(m->deadline_us / 1000));
+    /* Waiting for its health check: the check is the slow one (Redis or
+       the ledger answering slowly), not the client. */
+    if (p->suspended)
+      gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
+                      "closed a connection from %s: its request waited "
+                      "%llu ms for a health check that had not finished "
+                      "(the check is slow, not the client: Redis or the "
+                      "ledger answering slowly)",
+                      p->text, (unsigned long long)((now - p->wait_us) / 1000));
+    else
+      gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
+                      "closed a connection from %s: its request was not in, "
+                      "or its answer not taken, within %llu ms (a client too "
+                      "slow, or holding the connection)",
+                      p->text, (unsigned long long)(m->deadline_us / 1000));
     peer_close(m, p);
   }
 }
+
+/* Waits after a poll that failed for want of memory: 50 ms, doubling up to
+   1 s while it lasts. */
+#define POLL_BACKOFF_MIN_MS 50
+#define POLL_BACKOFF_MAX_MS 1000
+/* While polling keeps failing, a line at most this often. */
+#define POLL_LOG_EVERY_US (60u * 1000000u)
 
 /* The HTTP thread: libmicrohttpd's epoll descriptor and the wake pipe
    polled, libmicrohttpd run, the deadlines looked at. */
@@ -1157,24 +1178,55 @@ static void *serve(void *arg) {
   struct pollfd fds[3] = {{.fd = i ? i->epoll_fd : -1, .events = POLLIN},
                           {.fd = m->wake[0], .events = POLLIN},
                           {.fd = m->done[0], .events = POLLIN}};
+  /* Polls failed for want of memory in a row, since when, the last line. */
+  unsigned failed = 0;
+  uint64_t failed_since = 0, failed_logged = 0;
+  int backoff_ms = POLL_BACKOFF_MIN_MS;
   for (;;) {
     int ms = LOOP_MS;
     MHD_UNSIGNED_LONG_LONG due;
     if (MHD_get_timeout(m->daemon, &due) == MHD_YES && due < (unsigned)ms)
       ms = (int)due;
     int rc = poll(fds, 3, ms);
-    if (atomic_exchange(&m->fail_poll, 0)) {
+    int e = rc < 0 ? errno : 0;
+    int injected = atomic_exchange(&m->fail_poll, 0);
+    if (injected) {
       rc = -1;
-      errno = EINVAL;
+      e = injected;
     }
-    if (rc < 0 && errno != EINTR) {
+    if (rc < 0 && (e == ENOMEM || e == EAGAIN)) {
+      /* Passing: the kernel is short of memory.  Served on, late. */
+      uint64_t now = gm__clock_mono_us();
+      if (!failed++) failed_since = now;
+      if (failed == 1 || now - failed_logged >= POLL_LOG_EVERY_US) {
+        gm__log(GM_LOG_WARN, "metrics",
+                "polling for /metrics and /healthz requests failed (%s), "
+                "%u time(s) in a row over %.1f s; trying again in %d ms "
+                "(doubling up to %d ms while it fails), so they are "
+                "answered late meanwhile; the host is short of memory",
+                strerror(e), failed, (double)(now - failed_since) / 1e6,
+                backoff_ms, POLL_BACKOFF_MAX_MS);
+        failed_logged = now;
+      }
+      struct timespec wait = {backoff_ms / 1000,
+                              (long)(backoff_ms % 1000) * 1000000L};
+      nanosleep(&wait, NULL);
+      backoff_ms = 2 * backoff_ms < POLL_BACKOFF_MAX_MS ? 2 * backoff_ms
+                                                        : POLL_BACKOFF_MAX_MS;
+      /* The failed poll said nothing: a stop is read from the wake pipe
+         (non-blocking), and libmicrohttpd is run as after a timeout. */
+      char c;
+      if (read(m->wake[0], &c, 1) == 1) break;
+      fds[0].revents = fds[1].revents = 0;
+      fds[2].revents = POLLIN; /* the done pipe drained, if anything */
+    } else if (rc < 0 && e != EINTR) {
       /* Not a port that accepts connections nobody answers: the listening
          socket and every connection closed, so a probe fails at once. */
       gm__log(GM_LOG_ERROR, "metrics",
               "no longer serving /metrics and /healthz: poll failed (%s); "
               "port %d closed, so probes fail at once; gmd serves requests "
               "on; restart gmd to serve metrics again",
-              strerror(errno), m->port);
+              strerror(e), m->port);
       for (peer *p = m->peers; p; p = p->next)
         if (!p->closing) {
           p->closing = 1;
@@ -1184,6 +1236,15 @@ static void *serve(void *arg) {
       MHD_socket l = MHD_quiesce_daemon(m->daemon);
       if (l != MHD_INVALID_SOCKET) close(l);
       break;
+    } else if (rc < 0) { /* EINTR: nothing known, the loop goes on */
+      fds[0].revents = fds[1].revents = fds[2].revents = 0;
+    } else if (failed) {
+      gm__log(GM_LOG_INFO, "metrics",
+              "polling for /metrics and /healthz requests works again, "
+              "after %u failure(s) over %.1f s",
+              failed, (double)(gm__clock_mono_us() - failed_since) / 1e6);
+      failed = 0;
+      backoff_ms = POLL_BACKOFF_MIN_MS;
     }
     if (fds[1].revents) break;
     if (fds[2].revents) {
@@ -1400,7 +1461,7 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
       MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
   m->port = info ? info->port : 0;
   int checker = 0;
-  if (pipe2(m->wake, O_CLOEXEC) != 0 ||
+  if (pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
       pipe2(m->done, O_CLOEXEC | O_NONBLOCK) != 0 ||
       !(checker = !pthread_create(&m->checker, NULL, check_loop, m)) ||
       pthread_create(&m->thread, NULL, serve, m) != 0) {
@@ -1486,9 +1547,9 @@ void gm__metrics_set_count_hook(gm__metrics *m, void (*fn)(void *), void *arg) {
   m->count_hook_arg = arg;
 }
 
-void gm__metrics_fail_poll(gm__metrics *m) {
+void gm__metrics_fail_poll(gm__metrics *m, int err) {
   if (!m || !m->daemon) return;
-  atomic_store(&m->fail_poll, 1);
+  atomic_store(&m->fail_poll, err ? err : EINVAL);
   ssize_t w = write(m->done[1], "", 1);
   (void)w;
 }

@@ -85,9 +85,10 @@ void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms);
 /* For tests, before gm__metrics_start: fn(arg) runs on the checker thread
    before each outbox count's Redis commands (after that check's PING). */
 void gm__metrics_set_count_hook(gm__metrics *m, void (*fn)(void *), void *arg);
-/* For tests, once serving: the HTTP thread's next poll fails as if the
-   system refused it (what it then does: see metrics.c). */
-void gm__metrics_fail_poll(gm__metrics *m);
+/* For tests, once serving: the HTTP thread's next poll fails with errno
+   err (ENOMEM: it waits and goes on; EINVAL: it stops serving; see
+   metrics.c). */
+void gm__metrics_fail_poll(gm__metrics *m, int err);
 /* The port served (useful with port 0: any free port); 0 when off. */
 int gm__metrics_port(const gm__metrics *m);
 

@@ -1478,7 +1478,7 @@ START_TEST(a_failed_poll_closes_the_port) {
   inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
   ck_assert_int_eq(connect(held, (struct sockaddr *)&a, sizeof a), 0);
   gm_test_sleep_ms(100); /* taken in */
-  gm__metrics_fail_poll(m);
+  gm__metrics_fail_poll(m, EINVAL);
   int refused = 0;
   for (int i = 0; i < 100 && !refused; i++) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1495,6 +1495,97 @@ START_TEST(a_failed_poll_closes_the_port) {
   ck_assert_msg(strstr(log, "poll failed") && strstr(log, "closed"), "log: %s",
                 log);
   free(log);
+}
+END_TEST
+
+/*
+ * A poll that fails for want of memory (ENOMEM) passes: the thread logs it,
+ * waits and serves on; a connection open meanwhile is answered, the port
+ * still takes new ones, and the log says when polling works again.
+ * Before, any failure but EINTR closed the port until gmd restarted.
+ */
+START_TEST(a_poll_short_of_memory_waits_and_serves_on) {
+  gm__config *c;
+  int saved, logfd;
+  char logpath[] = "/tmp/gm-metrics-enomem-XXXXXX";
+  gm__metrics *m = serve_logged("127.0.0.1:0", 0, &c, &saved, &logfd, logpath);
+  int held = connect_local();
+  ck_assert_int_eq(keep_alive_request(held, "/nothing-here"), 404);
+  /* Three in a row: 50, 100 and 200 ms waited. */
+  for (int i = 0; i < 3; i++) {
+    gm__metrics_fail_poll(m, ENOMEM);
+    gm_test_sleep_ms(20);
+  }
+  ck_assert_int_eq(keep_alive_request(held, "/nothing-here"), 404);
+  close(held);
+  int status;
+  char *body = http("GET", "/metrics", &status);
+  ck_assert_int_eq(status, 200);
+  free(body);
+  char *log = stop_logged(&m, &c, saved, logfd, logpath);
+  ck_assert_msg(strstr(log,
+                       "polling for /metrics and /healthz requests "
+                       "failed (Cannot allocate memory)") &&
+                    strstr(log, "requests works again") &&
+                    !strstr(log, "no longer serving"),
+                "log: %s", log);
+  free(log);
+}
+END_TEST
+
+/* The first call sleeps 1.5 s (a health check slow to finish). */
+static void slow_count(void *arg) {
+  int *first = arg;
+  if (*first) gm_test_sleep_ms(1500);
+  *first = 0;
+}
+
+/*
+ * A request closed because the health check it waited for took longer
+ * than the deadline is logged as that, not as a client too slow ("its
+ * request was not in, or its answer not taken").  Before, the check's
+ * slowness was put on the client.
+ */
+START_TEST(a_slow_health_check_is_not_logged_as_a_slow_client) {
+  gm_test_redis *r = gm_test_redis_start();
+  static _Atomic uint64_t bad_frames = 0;
+  gm__config *c = gm__config_new();
+  gm__config_set(c, "metrics", "listen", "127.0.0.1:0");
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  gm__metrics_set_request_deadline_ms(m, 500);
+  int first = 1;
+  gm__metrics_set_count_hook(m, slow_count, &first);
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.unix_path = gm_test_redis_socket(r)},
+                        .ledger_path = "/nonexistent.sqlite"};
+  char logpath[] = "/tmp/gm-metrics-slowcheck-XXXXXX";
+  int logfd = mkstemp(logpath);
+  ck_assert_int_ge(logfd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(logfd, 2);
+  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
+  port = gm__metrics_port(m);
+  int fd = connect_local();
+  static const char req[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL),
+                   (ssize_t)sizeof req - 1);
+  ck_assert_msg(closed_by_server(fd, 3000),
+                "a request waiting for its check past the deadline was left "
+                "open");
+  close(fd);
+  char *log = stop_logged(&m, &c, saved, logfd, logpath);
+  ck_assert_msg(strstr(log,
+                       "closed a connection from 127.0.0.1: its request "
+                       "waited") &&
+                    strstr(log, "for a health check that had not finished") &&
+                    !strstr(log, "a client too slow"),
+                "log: %s", log);
+  free(log);
+  gm_test_redis_stop(&r);
 }
 END_TEST
 
@@ -1566,6 +1657,8 @@ int main(void) {
   tcase_add_test(unit, idle_kept_alive_connections_are_closed_quietly);
   tcase_add_test(unit, ipv6_any_address_serves_ipv4_too);
   tcase_add_test(unit, a_failed_poll_closes_the_port);
+  tcase_add_test(unit, a_poll_short_of_memory_waits_and_serves_on);
+  tcase_add_test(unit, a_slow_health_check_is_not_logged_as_a_slow_client);
   tcase_add_test(unit, log_limits_are_each_servers_own);
   tcase_add_test(unit, a_failed_outbox_count_does_not_reconnect_at_once);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
