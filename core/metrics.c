@@ -1199,13 +1199,16 @@ static void *serve(void *arg) {
       uint64_t now = gm__clock_mono_us();
       if (!failed++) failed_since = now;
       if (failed == 1 || now - failed_logged >= POLL_LOG_EVERY_US) {
+        char run[64] = "";
+        if (failed > 1)
+          snprintf(run, sizeof run, ", %u times in a row over %.1f s", failed,
+                   (double)(now - failed_since) / 1e6);
         gm__log(GM_LOG_WARN, "metrics",
-                "polling for /metrics and /healthz requests failed (%s), "
-                "%u time(s) in a row over %.1f s; trying again in %d ms "
-                "(doubling up to %d ms while it fails), so they are "
-                "answered late meanwhile; the host is short of memory",
-                strerror(e), failed, (double)(now - failed_since) / 1e6,
-                backoff_ms, POLL_BACKOFF_MAX_MS);
+                "polling for /metrics and /healthz requests failed (%s)%s; "
+                "trying again in %d ms (doubling up to %d ms while it "
+                "fails), so they are answered late meanwhile; the host is "
+                "short of memory",
+                strerror(e), run, backoff_ms, POLL_BACKOFF_MAX_MS);
         failed_logged = now;
       }
       struct timespec wait = {backoff_ms / 1000,
