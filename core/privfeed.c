@@ -94,6 +94,7 @@ struct gm__privfeed {
                                  disconnect finds the connections on its fd without
                                  looking at the others (a storm of N was N x N) */
   _Atomic size_t held;        /* nconns, for other threads (metrics) */
+  uint64_t disc_looked;       /* connections looked at by disconnects, ever */
   _Atomic uint64_t applied;   /* subscriptions indexed, ever (metrics) */
   char **seq_keys;            /* audience ("@p:alice ") per slot, or NULL */
   uint64_t *seq_vals;         /* last sequence number per slot */
@@ -981,6 +982,7 @@ void gm__privfeed_read_monitor(gm__privfeed *pf) {
       if (event == ZMQ_EVENT_DISCONNECTED && pf->nrids)
         for (gm__pconn *c = *gm__fd_bucket(pf, (int)fd), *next; c; c = next) {
           next = c->fnext;
+          pf->disc_looked++;
           if (c->fd == (int)fd) gm__conn_remove(pf, c->idx);
         }
     }
@@ -1298,6 +1300,10 @@ void gm__privfeed_deliver(gm__privfeed *pf, const void *topic, size_t tlen,
   if (gone)
     for (size_t i = 0; i < n; i++)
       if (pf->targets[i]->gone) gm__conn_remove(pf, pf->targets[i]->idx);
+}
+
+uint64_t gm__privfeed_disconnect_looks(const gm__privfeed *pf) {
+  return pf->disc_looked;
 }
 
 size_t gm__privfeed_connections(const gm__privfeed *pf) {

@@ -54,6 +54,10 @@ void gm__privfeed_destroy(gm__privfeed **pf);
 /* Connections kept (holding a subscription, or refused and remembered
    until they disconnect or their lease runs out): any thread. */
 size_t gm__privfeed_connections(const gm__privfeed *pf);
+/* Connections the monitor's disconnects have looked at, ever (a
+   disconnect looks at those sharing its fd's bucket, not at every one:
+   test_privfeed counts them). */
+uint64_t gm__privfeed_disconnect_looks(const gm__privfeed *pf);
 /* Subscriptions applied since start (indexed, their audiences noted, so
    events said afterwards reach them): any thread. */
 uint64_t gm__privfeed_subscribes(const gm__privfeed *pf);
