@@ -103,7 +103,15 @@ struct gm__broker {
   gm__stats core_method_stats[GM__CORE_METHODS]; /* its methods */
   _Atomic uint64_t bad_frames; /* frames that were no Request */
   gm__metrics *metrics;        /* the HTTP metrics endpoint */
+  /* Every Redis connection of the broker's threads (b->raddr.stop): cut
+     when a stop takes longer than GM__STOP_GRACE_US (a stalled Redis). */
+  gm__redis_stop *redis_stop;
 };
+
+/* How long a stop may wait for its threads' Redis commands before it cuts
+   their connections: far above the ~200 ms a stop takes while Redis
+   answers, far below the 30 s read timeout each thread would wait out. */
+#define GM__STOP_GRACE_US 2000000
 
 /* ---- what the other parts of gmd read ---- */
 
@@ -596,6 +604,7 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   if (!b) abort();
   b->cfg = cfg;
   b->started_us = gm__clock_mono_us();
+  b->redis_stop = gm__redis_stop_new();
   char host[64] = "localhost";
   gethostname(host, sizeof host - 1);
   b->endpoint =
@@ -745,7 +754,8 @@ gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
   b->raddr = (gm__redis_addr){.unix_path = b->redis_unix,
                               .host = b->redis_host,
                               .port = (int)port,
-                              .cluster = b->redis_cluster};
+                              .cluster = b->redis_cluster,
+                              .stop = b->redis_stop};
   if (gm__broker_redis_auth(cfg, err, errlen) != 0) goto fail;
   b->ledger_path = gm__config_path(cfg, "ledger", "path", "ledger.sqlite");
   int scan_check;
@@ -1113,6 +1123,12 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
   rc = 0;
   gm__log(GM_LOG_INFO, "broker", "stopping");
 done:
+  /* Each thread below ends after the Redis command in hand; a stalled
+     Redis would hold each for its read timeout, one after the other:
+     past the grace their connections are cut, and the threads end at once
+     (the settler's SQLite transaction ends as it would have, commit or
+     rollback, since it sends nothing to Redis within one). */
+  gm__redis_stop_after(b->redis_stop, GM__STOP_GRACE_US);
   /* Metrics first: a scrape reads the settler's and the workers' counters. */
   gm__metrics_stop(b->metrics);
   /* Timers, deadlines and settler next: they finish what they hold. */
@@ -1167,6 +1183,8 @@ void gm__broker_destroy(gm__broker **bp) {
   b->host.deadlines = NULL;
   gm__timesync_stop(&b->timesync);
   gm__redis_destroy(&b->host.redis);
+  /* After every connection of it is closed. */
+  gm__redis_stop_destroy(&b->redis_stop);
   gm__ledger_close(&b->host.ledger);
   free(b->endpoint);
   free(b->feed);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -88,6 +89,7 @@ struct gm__redis {
      read again by another fiber meanwhile, points now). */
   struct gm__redis *answered;
   uint64_t refresh_next_us, refresh_gap_us; /* when the map may be read */
+  gm__redis_stop *stop; /* lists this connection's contexts, or NULL */
 };
 
 /* A fiber waiting for its reply (on the fiber's own stack), or a command
@@ -391,6 +393,171 @@ static struct timeval gm__tv(int64_t us) {
   return (struct timeval){(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
 }
 
+/* ---- stopping: cutting a stop's connections (redis.h) ---- */
+
+struct gm__redis_stop {
+  pthread_mutex_t mu;   /* guards the list, and every fd on it */
+  redisContext **ctx;   /* the open connections */
+  size_t n, cap;        /* entries in use, allocated */
+  _Atomic int stopping; /* cut: no more connections */
+  pthread_cond_t cv;    /* the timer thread's wait (monotonic clock) */
+  int armed, cancelled; /* the timer thread runs, is told to end */
+  int64_t grace_us;     /* its wait */
+  pthread_t timer;
+};
+
+/* The text a context cut by its stop gets when its owner reopens it. */
+static const char gm__stopping_text[] = "gmd is stopping";
+
+gm__redis_stop *gm__redis_stop_new(void) {
+  gm__redis_stop *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  return s;
+}
+
+/* Lists c (just connected) in s; cut at once when s has stopped meanwhile
+   (its connect began before the stop). */
+static void gm__stop_add(gm__redis_stop *s, redisContext *c) {
+  pthread_mutex_lock(&s->mu);
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 16;
+    s->ctx = realloc(s->ctx, s->cap * sizeof *s->ctx);
+    if (!s->ctx) abort();
+  }
+  s->ctx[s->n++] = c;
+  if (atomic_load(&s->stopping) && c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Frees c, taken off s's list first (under the lock that a cut holds while
+   it shuts the listed sockets down, so it never reaches a closed one). */
+static void gm__ctx_free(gm__redis_stop *s, redisContext *c) {
+  if (!c) return;
+  if (s) {
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n; i++)
+      if (s->ctx[i] == c) {
+        s->ctx[i] = s->ctx[--s->n];
+        break;
+      }
+    pthread_mutex_unlock(&s->mu);
+  }
+  redisFree(c);
+}
+
+void gm__redis_stop_now(gm__redis_stop *s) {
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  atomic_store(&s->stopping, 1);
+  for (size_t i = 0; i < s->n; i++)
+    if (s->ctx[i]->fd >= 0) shutdown(s->ctx[i]->fd, SHUT_RDWR);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int gm__redis_stopping(const gm__redis_stop *s) {
+  return s && atomic_load(&((gm__redis_stop *)s)->stopping);
+}
+
+static void *gm__stop_timer(void *arg) {
+  gm__redis_stop *s = arg;
+  struct timespec at;
+  clock_gettime(CLOCK_MONOTONIC, &at);
+  at.tv_sec += (time_t)(s->grace_us / 1000000);
+  at.tv_nsec += (long)(s->grace_us % 1000000) * 1000L;
+  if (at.tv_nsec >= 1000000000L) {
+    at.tv_sec++;
+    at.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&s->mu);
+  int rc = 0;
+  while (!s->cancelled && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&s->cv, &s->mu, &at);
+  int cut = !s->cancelled;
+  size_t n = s->n;
+  pthread_mutex_unlock(&s->mu);
+  if (cut) {
+    gm__log(GM_LOG_WARN, "redis",
+            "gmd has not stopped %.1f s after it was asked to: cutting its "
+            "%zu connections to Redis (a Redis that does not answer would "
+            "hold each thread for its read timeout); outbox entries read but "
+            "not acknowledged are settled by the next settler",
+            (double)s->grace_us / 1e6, n);
+    gm__redis_stop_now(s);
+  }
+  return NULL;
+}
+
+void gm__redis_stop_after(gm__redis_stop *s, int64_t grace_us) {
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  int go = !s->armed;
+  if (go) {
+    s->grace_us = grace_us > 0 ? grace_us : 0;
+    s->armed = 1;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (go && pthread_create(&s->timer, NULL, gm__stop_timer, s) != 0) {
+    /* No thread: cut at once rather than risk a long stop. */
+    pthread_mutex_lock(&s->mu);
+    s->armed = 0;
+    pthread_mutex_unlock(&s->mu);
+    gm__redis_stop_now(s);
+  }
+}
+
+void gm__redis_stop_destroy(gm__redis_stop **sp) {
+  if (!sp || !*sp) return;
+  gm__redis_stop *s = *sp;
+  pthread_mutex_lock(&s->mu);
+  s->cancelled = 1;
+  int armed = s->armed;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (armed) pthread_join(s->timer, NULL);
+  free(s->ctx);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+  *sp = NULL;
+}
+
+/* A failed context that never connected: what a stopping stop's
+   connections get instead of a new socket (callers need a context). */
+static redisContext *gm__ctx_stopped(void) {
+  redisContext *c = redisConnectFd(-1);
+  if (!c) return NULL;
+  c->err = REDIS_ERR_IO;
+  snprintf(c->errstr, sizeof c->errstr, "%s", gm__stopping_text);
+  return c;
+}
+
+const char *gm__redis_ctx_error(const gm__redis *r, const redisContext *c,
+                                char *buf, size_t buflen) {
+  if (!c || !c->err) {
+    snprintf(buf, buflen, "%s", c ? "no error" : "connection lost");
+    return buf;
+  }
+  int timeout = c->err == REDIS_ERR_IO && !strcmp(c->errstr, strerror(EAGAIN));
+#ifdef REDIS_ERR_TIMEOUT
+  timeout = timeout || c->err == REDIS_ERR_TIMEOUT;
+#endif
+  if (r && r->stop && gm__redis_stopping(r->stop) &&
+      (c->err == REDIS_ERR_EOF || c->err == REDIS_ERR_IO))
+    snprintf(buf, buflen, "%s", gm__stopping_text);
+  else if (timeout)
+    snprintf(buf, buflen, "no reply within %g s",
+             (double)(r && r->io_us ? r->io_us : 30000000) / 1e6);
+  else
+    snprintf(buf, buflen, "%s", c->errstr[0] ? c->errstr : "connection lost");
+  return buf;
+}
+
 /*
  * ---- replies built in an arena ----
  *
@@ -596,11 +763,14 @@ const char *gm__redis_error_text(const gm__redis *r, const char *e, char *buf,
 }
 
 static redisContext *gm__redis_open(const gm__redis *r) {
+  if (gm__redis_stopping(r->stop)) return gm__ctx_stopped();
   struct timeval tv =
       r->connect_us ? gm__tv(r->connect_us) : (struct timeval){5, 0};
   redisContext *c = r->unix_path
                         ? redisConnectUnixWithTimeout(r->unix_path, tv)
                         : redisConnectWithTimeout(r->host, r->port, tv);
+  /* Listed before AUTH, its first command, which a stop may cut too. */
+  if (c && r->stop) gm__stop_add(r->stop, c);
   if (!c || c->err) return c;
   /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
      above any script Redis would let run (lua-time-limit is 5 s).  Set
@@ -624,6 +794,7 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
                              size_t errlen) {
   if (addr->cluster && *addr->cluster) {
     gm__redis *r = gm__cluster_connect(addr->cluster, err, errlen);
+    if (r) r->stop = addr->stop;
     if (r && (addr->connect_us || addr->io_us))
       gm__redis_set_timeouts(r, addr->connect_us, addr->io_us);
     return r;
@@ -633,6 +804,7 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
   r->epfd = -1;
   r->connect_us = addr->connect_us;
   r->io_us = addr->io_us;
+  r->stop = addr->stop;
   if (addr->unix_path && *addr->unix_path) {
     r->unix_path = strdup(addr->unix_path);
     snprintf(r->where, sizeof r->where, "unix socket %s", addr->unix_path);
@@ -673,7 +845,7 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
 void gm__redis_destroy(gm__redis **rp) {
   if (!rp || !*rp) return;
   gm__redis *r = *rp;
-  if (r->c) redisFree(r->c);
+  gm__ctx_free(r->stop, r->c);
   for (size_t i = 0; i < r->nnode; i++) gm__redis_destroy(&r->node[i]);
   free(r->node);
   free(r->ep_fd);
@@ -734,6 +906,7 @@ static gm__redis *gm__node_conn(gm__redis *r, int node) {
     c->connect_us = r->connect_us;
     c->io_us = r->io_us;
     c->pipelined = r->pipelined;
+    c->stop = r->stop;
     /* A failed context is kept like a failed reconnect's: the next command
        reopens it. */
     c->c = gm__redis_open(c);
@@ -751,6 +924,10 @@ static gm__redis *gm__node_conn(gm__redis *r, int node) {
 static int gm__cluster_reload(gm__redis *r, int now) {
   uint64_t t = gm__clock_mono_us();
   if (!now && t < r->refresh_next_us) return -1;
+  if (gm__redis_stopping(r->stop)) {
+    snprintf(r->last_error, sizeof r->last_error, "%s", gm__stopping_text);
+    return -1;
+  }
   char why[256];
   unsigned epoch = gm__cluster_epoch(r->cluster);
   int rc =
@@ -899,10 +1076,10 @@ gm_status gm__redis_reconnect(gm__redis *r) {
       snprintf(r->c->errstr, sizeof r->c->errstr, "%s", c->errstr);
       snprintf(r->last_error, sizeof r->last_error, "%s", c->errstr);
     }
-    if (c) redisFree(c);
+    gm__ctx_free(r->stop, c);
     return GM_UNAVAILABLE;
   }
-  if (r->c) redisFree(r->c);
+  gm__ctx_free(r->stop, r->c);
   r->c = c;
   r->gen++;
   pthread_rwlock_wrlock(&gm__outbox_lock);
@@ -919,8 +1096,9 @@ uint64_t gm__redis_reopens(const gm__redis *r) {
 }
 
 static void gm__redis_note_error(gm__redis *r, const redisContext *c) {
+  char buf[128];
   snprintf(r->last_error, sizeof r->last_error, "%s",
-           c && c->errstr[0] ? c->errstr : "connection lost");
+           gm__redis_ctx_error(r, c, buf, sizeof buf));
 }
 
 /* Notes the failure and counts it (gm__redis_command_in's caller, the
@@ -935,8 +1113,9 @@ const char *gm__redis_last_error(const gm__redis *r) {
 }
 
 void gm__redis_ctx_where(const redisContext *c, char *out, size_t outlen) {
-  /* As r->where is written (gm__redis_connect). */
-  if (c && c->connection_type == REDIS_CONN_TCP)
+  /* As r->where is written (gm__redis_connect); a context that never
+     connected (gm__ctx_stopped) has neither. */
+  if (c && c->connection_type == REDIS_CONN_TCP && c->tcp.host)
     snprintf(out, outlen, "%s:%d", c->tcp.host, c->tcp.port);
   else if (c && c->unix_sock.path)
     snprintf(out, outlen, "unix socket %s", c->unix_sock.path);

@@ -27,6 +27,8 @@
 #include "arena.h"
 #include "greenmarket/plugin.h"
 
+typedef struct gm__redis_stop gm__redis_stop;
+
 typedef struct gm__redis_addr {
   const char *unix_path; /* used when non-NULL and non-empty */
   const char *host;      /* else host:port */
@@ -39,7 +41,39 @@ typedef struct gm__redis_addr {
      the first connection on, its PING and AUTH included (as
      gm__redis_set_timeouts later); 0: 5 s to connect, 30 s per read. */
   int64_t connect_us, io_us;
+  /* Non-NULL: every connection opened from this address (and reopened
+     after it) is one of this stop's, which can cut them all at once
+     (gm__redis_stop_now): a broker's threads share one. */
+  gm__redis_stop *stop;
 } gm__redis_addr;
+
+/*
+ * Stopping while Redis does not answer.  A thread blocked on a reply from a
+ * stalled Redis (stopped, a stuck fork, a network that drops its packets)
+ * waits out its read timeout (30 s by default), and a broker's stop joins
+ * several such threads one after the other.  Each connection of a stop is
+ * listed in it while it is open; gm__redis_stop_now shuts every listed
+ * socket down (shutdown(2), never close: the descriptor stays its owner's
+ * until the owner frees the connection, which takes it off the list under
+ * the same lock first, so no other file can be given its number meanwhile).
+ * The owner's blocked read then returns at once ("Server closed the
+ * connection") and hiredis's context is merely failed, as after a Redis
+ * restart.  From then on the stop's connections do not reconnect: a reopen
+ * fails at once with "gmd is stopping", so retries end at once too.
+ */
+gm__redis_stop *gm__redis_stop_new(void);
+/* Cuts every connection of s now and refuses new ones; idempotent. */
+void gm__redis_stop_now(gm__redis_stop *s);
+/* gm__redis_stop_now after grace_us, on a thread of its own, unless s is
+   destroyed before: a stop whose threads end in time (Redis answering)
+   never cuts anything; one held by a stalled Redis is cut after grace_us
+   (logged).  Once per stop; later calls do nothing. */
+void gm__redis_stop_after(gm__redis_stop *s, int64_t grace_us);
+/* Non-zero once s has cut its connections. */
+int gm__redis_stopping(const gm__redis_stop *s);
+/* Frees s (ending its timer thread first): after every connection of it
+   is destroyed. */
+void gm__redis_stop_destroy(gm__redis_stop **s);
 
 typedef struct gm__redis gm__redis;
 
@@ -112,6 +146,12 @@ gm_status gm__redis_reconnect(gm__redis *r);
    connections) was reopened after it failed or timed out; for the thread
    that uses r (not atomic). */
 uint64_t gm__redis_reopens(const gm__redis *r);
+/* Why a command on c (one of r's contexts) failed, for messages: its
+   hiredis error, but "no reply within N s" for a read that timed out
+   (hiredis says "Resource temporarily unavailable") and "gmd is stopping"
+   for one cut by r's stop.  Into buf; returns buf. */
+const char *gm__redis_ctx_error(const gm__redis *r, const redisContext *c,
+                                char *buf, size_t buflen);
 /* Why the last command over r failed, and where r points, for messages. */
 const char *gm__redis_last_error(const gm__redis *r);
 const char *gm__redis_where(const gm__redis *r);

@@ -285,14 +285,25 @@ static int gm__redis_failed_on(gm__settler *s, redisContext *c,
                                const char *what) {
   gm__count(GM__COUNT_REDIS_ERRORS);
   if (gm__redis_is_cluster(s->redis)) s->broken = 1;
-  char buf[1024];
-  if (!s->redis_down)
+  char buf[1024], ebuf[128];
+  if (gm__redis_stopping(s->cfg.redis.stop)) {
+    /* Cut by a stop that Redis held up (redis.h): not an outage. */
+    if (!s->redis_down)
+      gm__log(GM_LOG_INFO, "settle",
+              "%s cut short: gmd is stopping; outbox entries read and not "
+              "acknowledged are settled by the next settler",
+              what);
+  } else if (!s->redis_down) {
     gm__log(GM_LOG_WARN, "settle",
             "Redis failed during %s (%s); settlement pauses and retries until "
             "redis-server is back",
             what,
-            c->err ? gm__redis_error_text(s->redis, c->errstr, buf, sizeof buf)
+            c->err ? gm__redis_error_text(
+                         s->redis,
+                         gm__redis_ctx_error(s->redis, c, ebuf, sizeof ebuf),
+                         buf, sizeof buf)
                    : "error reply");
+  }
   s->redis_down = 1;
   return -1;
 }

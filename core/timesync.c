@@ -63,17 +63,24 @@ static int gm__ts_sample_once(gm__timesync *t, gm__ts_sample *out) {
     out->offset_us = redis_us - (local + out->rtt_us / 2);
   }
   /* Why, for the log: Redis's own words (BUSY, LOADING, NOPERM, MOVED)
-     or the connection's; the handle's last error is not set by a plain
-     redisCommand, so it said "no error" or an older failure. */
+     or the connection's ("no reply within 1 s" for a Redis that stalled);
+     the handle's last error is not set by a plain redisCommand, so it said
+     "no error" or an older failure. */
+  char cbuf[128];
   if (!ok)
     snprintf(t->why, sizeof t->why, "%s",
              r && r->type == REDIS_REPLY_ERROR ? r->str
-             : c->err                          ? c->errstr
-                                               : "an unexpected reply to TIME");
+             : c->err ? gm__redis_ctx_error(t->redis, c, cbuf, sizeof cbuf)
+                      : "an unexpected reply to TIME");
+  /* A broken connection is reopened; so is a cluster's after an error
+     reply (MOVED after a failover: the map is read again).  One Redis's
+     error reply (BUSY, LOADING) leaves the connection as it is: a reopen
+     would clear the process's cache of registered outbox streams, every
+     second while Redis is busy, for nothing. */
+  int reopen = !ok && (c->err || (r && r->type == REDIS_REPLY_ERROR &&
+                                  gm__redis_is_cluster(t->redis)));
   if (r) freeReplyObject(r);
-  /* A broken connection, or an error reply (MOVED after a failover: the
-     map is read again). */
-  if (!ok && gm__redis_reconnect(t->redis) != GM_OK) {
+  if (reopen && gm__redis_reconnect(t->redis) != GM_OK) {
     char buf[1024];
     snprintf(t->why, sizeof t->why, "%s",
              gm__redis_error_text(t->redis, gm__redis_last_error(t->redis), buf,
@@ -90,11 +97,26 @@ static void gm__ts_round(gm__timesync *t) {
   if (gm__ts_sample_once(t, &s) != 0) {
     if (!t->unreachable_us || now - t->unreachable_us >= t->log_every_us) {
       t->unreachable_us = now;
+      /* What the time goes on from, in words: "+0.000 s" said nothing of
+         a host that agreed with Redis, or had never read it. */
+      int64_t off = gm__clock_offset_us();
+      char from[160];
+      if (!t->have)
+        snprintf(from, sizeof from,
+                 "this host's clock alone (Redis's was never read)");
+      else if (llabs(off) < 1000)
+        snprintf(from, sizeof from,
+                 "this host's clock, which agreed with Redis's within 1 ms "
+                 "at the last reading");
+      else
+        snprintf(from, sizeof from,
+                 "this host's clock with the last offset: it was %.3f s %s "
+                 "Redis's",
+                 (double)llabs(off) / 1e6, off > 0 ? "behind" : "ahead of");
       gm__log(GM_LOG_WARN, "clock",
               "cannot read Redis's clock at %s (%s); the time goes on from "
-              "this host's clock with the last offset, %+.3f s",
-              gm__redis_where(t->redis), t->why,
-              (double)gm__clock_offset_us() / 1e6);
+              "%s",
+              gm__redis_where(t->redis), t->why, from);
     }
     return;
   }

@@ -1,0 +1,216 @@
+/*
+ * Stopping gmd (SIGTERM) while its Redis does not answer: the broker's
+ * threads each blocked on a Redis reply would wait out their read timeouts
+ * (30 s) one after the other; gmd cuts their connections after a second
+ * and exits in a few, losing and doubling nothing: what Redis's outboxes
+ * hold is what the ledger holds once a new gmd has settled.
+ */
+#include <check.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "gmd_fixture.h"
+#include "greenmarket.pb-c.h"
+#include "redis_fixture.h"
+#include "testmkt.pb-c.h"
+
+static gm_test_redis *redis;
+static gm_test_gmd *gmd;
+static gm_test_conn *conn;
+static pid_t stopped = -1; /* Redis's pid while it is stopped (SIGSTOP) */
+
+static void setup(void) {
+  redis = gm_test_redis_start();
+  gmd =
+      gm_test_gmd_start(redis, TEST_PLUGIN_DIR, "[plugins]\nload = testmkt\n");
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+}
+
+static void teardown(void) {
+  if (stopped > 0) kill(stopped, SIGCONT);
+  stopped = -1;
+  gm_test_conn_destroy(&conn);
+  gm_test_gmd_stop(&gmd);
+  gm_test_redis_stop(&redis);
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+static void bump(const char *key) {
+  Gm__Testmkt__BumpRequest req = GM__TESTMKT__BUMP_REQUEST__INIT;
+  req.note = "stop";
+  Gm__Reply *r = gm_test_call(conn, "alice", "testmkt", "bump", key, &req.base);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(r->status == GM__STATUS__OK, "bump %s: %s", key, r->message);
+  gm__reply__free_unpacked(r, NULL);
+}
+
+static long long ledger_count(const char *sql) {
+  sqlite3 *db;
+  ck_assert_int_eq(
+      sqlite3_open_v2(gm_test_gmd_ledger(gmd), &db, SQLITE_OPEN_READONLY, NULL),
+      SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st;
+  long long n = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+/* The first line of gmd's log holding `text`, into line ("" if none). */
+static void log_line(const char *text, char *line, size_t n) {
+  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
+  ck_assert_ptr_nonnull(f);
+  char buf[4096];
+  line[0] = '\0';
+  while (fgets(buf, sizeof buf, f))
+    if (strstr(buf, text)) {
+      snprintf(line, n, "%s", buf);
+      break;
+    }
+  fclose(f);
+}
+
+/*
+ * Requests acknowledged, more in flight, then Redis stopped (SIGSTOP) and
+ * gmd asked to stop: it exits cleanly well before any 30 s read timeout
+ * could end (10 s here: a behaviour check, not a benchmark).  Redis then
+ * resumes and runs what was in its socket; a new gmd settles everything,
+ * and the client's retries (same idempotency keys) run nothing twice.
+ */
+START_TEST(a_stop_while_redis_is_stalled_ends_in_seconds) {
+  enum { ACKED = 20, INFLIGHT = 8 };
+  char key[64];
+  for (int i = 0; i < ACKED; i++) {
+    snprintf(key, sizeof key, "acked-%d", i);
+    bump(key);
+  }
+  stopped = gm_test_redis_pid(redis);
+  ck_assert_int_gt(stopped, 0);
+  ck_assert_int_eq(kill(stopped, SIGSTOP), 0);
+  /* Requests sent to the stalled Redis: their workers wait on them. */
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  b.note = "stop";
+  for (int i = 0; i < INFLIGHT; i++) {
+    snprintf(key, sizeof key, "inflight-%d", i);
+    gm_test_send(conn, (uint64_t)i + 1, "alice", "testmkt", "bump", key,
+                 &b.base);
+  }
+  /* The clock thread reads Redis's clock each second (1 s timeout): its
+     WARN says Redis did not answer, in those words. */
+  char warn[4096] = "";
+  for (int i = 0; i < 100 && !warn[0]; i++) {
+    log_line("cannot read Redis's clock", warn, sizeof warn);
+    if (!warn[0]) gm_test_sleep_ms(50);
+  }
+  ck_assert_msg(warn[0], "no clock WARN in 5 s of a stopped Redis");
+  ck_assert_msg(strstr(warn, "(no reply within 1 s)"),
+                "the clock's WARN does not say Redis stopped answering: %s",
+                warn);
+  ck_assert_msg(!strstr(warn, "+0.000 s"), "a WARN that says nothing: %s",
+                warn);
+  uint64_t t0 = mono_ms();
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
+  int status = gm_test_gmd_wait_exit(gmd, 10000);
+  uint64_t took = mono_ms() - t0;
+  fprintf(stderr, "test_stop: gmd stopped %llu ms after SIGTERM\n",
+          (unsigned long long)took);
+  ck_assert_msg(status != -1,
+                "gmd did not stop within 10 s of SIGTERM while Redis was "
+                "stalled; see %s",
+                gm_test_gmd_log(gmd));
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "gmd did not exit cleanly (status %d); see %s", status,
+                gm_test_gmd_log(gmd));
+  char cut[4096];
+  log_line("cutting its", cut, sizeof cut);
+  ck_assert_msg(cut[0], "gmd's log does not say it cut its connections");
+  ck_assert_int_eq(kill(stopped, SIGCONT), 0);
+  stopped = -1;
+
+  gm_test_gmd_restart(gmd);
+  gm_test_conn_destroy(&conn);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  /* Unanswered: retried with the same keys (a bump Redis ran from its
+     socket after gmd left answers from its record). */
+  for (int i = 0; i < INFLIGHT; i++) {
+    snprintf(key, sizeof key, "inflight-%d", i);
+    bump(key);
+  }
+  redisContext *rc = gm_test_redis_connect(redis);
+  long long counter = gm_test_redis_int(rc, "GET gm:{testmkt:all}:counter");
+  redisFree(rc);
+  ck_assert_int_eq(counter, ACKED + INFLIGHT);
+  long long n = -1;
+  for (int i = 0; i < 1500 && n != counter; i++) {
+    n = ledger_count("SELECT count(*) FROM testmkt_bumps");
+    if (n != counter) gm_test_sleep_ms(10);
+  }
+  ck_assert_msg(n == counter, "the ledger holds %lld bumps, Redis ran %lld", n,
+                counter);
+  /* Each bump Redis ran emitted one entry, seq 1..counter: each is in the
+     ledger once, and the settled log names each entry once. */
+  char sql[128];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM testmkt_bumps WHERE seq BETWEEN 1 AND %lld",
+           counter);
+  ck_assert_int_eq(ledger_count(sql), counter);
+  ck_assert_int_eq(
+      ledger_count("SELECT count(*) FROM gm_settled WHERE kind = 'bump'"),
+      counter);
+}
+END_TEST
+
+/*
+ * While Redis answers, a stop cuts nothing: it ends in well under the
+ * grace, and releases the settle lease (another broker takes it at once).
+ */
+START_TEST(a_stop_while_redis_answers_cuts_nothing) {
+  for (int i = 0; i < 5; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "k-%d", i);
+    bump(key);
+  }
+  uint64_t t0 = mono_ms();
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
+  int status = gm_test_gmd_wait_exit(gmd, 10000);
+  uint64_t took = mono_ms() - t0;
+  ck_assert_int_ne(status, -1);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  fprintf(stderr,
+          "test_stop: gmd stopped %llu ms after SIGTERM (Redis "
+          "answering)\n",
+          (unsigned long long)took);
+  ck_assert_msg(!gm_test_gmd_log_has(gmd, "cutting its"),
+                "a stop with Redis answering cut its connections");
+  ck_assert(gm_test_gmd_log_has(gmd, "released the settle lease"));
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("stop");
+  TCase *tc = tcase_create("stop");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, a_stop_while_redis_is_stalled_ends_in_seconds);
+  tcase_add_test(tc, a_stop_while_redis_answers_cuts_nothing);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
