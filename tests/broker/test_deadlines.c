@@ -1058,10 +1058,22 @@ START_TEST(now_never_steps_back_when_the_offset_moves_back_a_little) {
 }
 END_TEST
 
+/* Connections Redis has accepted since it started (INFO stats). */
+static long long connections_received(void) {
+  redisReply *r = gm_test_redis_cmd(rc, "INFO stats");
+  const char *p = strstr(r->str, "total_connections_received:");
+  ck_assert_ptr_nonnull(p);
+  long long n = atoll(p + strlen("total_connections_received:"));
+  freeReplyObject(r);
+  return n;
+}
+
 /*
  * Redis busy running a script: TIME answers BUSY, and the clock's WARN
  * says so (it said "(no error)": the reading's error reply was never
- * noted where the message looked).
+ * noted where the message looked).  An error reply leaves the connection
+ * as it is: the clock thread reconnected after each, which cleared the
+ * process's outbox cache every second while Redis was busy.
  */
 START_TEST(a_clock_reading_refused_says_why) {
   redis = gm_test_redis_start();
@@ -1069,14 +1081,22 @@ START_TEST(a_clock_reading_refused_says_why) {
   g1 = gm_test_gmd_start(redis, TEST_PLUGIN_DIR, "[plugins]\nload = testmkt\n");
   freeReplyObject(gm_test_redis_cmd(rc, "CONFIG SET busy-reply-threshold 100"));
   redisContext *busy = gm_test_redis_connect(redis);
+  long long before = connections_received();
   redisAppendCommand(busy, "EVAL %s 0", "while true do end");
   int done = 0;
   while (!done) ck_assert_int_eq(redisBufferWrite(busy, &done), REDIS_OK);
   for (int i = 0;
        i < 100 && !gm_test_gmd_log_has(g1, "cannot read Redis's clock"); i++)
     gm_test_sleep_ms(50);
+  /* Two more readings (one a second), both refused BUSY. */
+  gm_test_sleep_ms(2200);
   freeReplyObject(gm_test_redis_cmd(rc, "SCRIPT KILL"));
   redisFree(busy);
+  long long after = connections_received();
+  ck_assert_msg(after == before,
+                "%lld connections opened while Redis answered BUSY (gmd "
+                "reconnected after an error reply)",
+                after - before);
   FILE *f = fopen(gm_test_gmd_log(g1), "r");
   ck_assert_ptr_nonnull(f);
   char line[2048], warn[2048] = "";
