@@ -110,18 +110,22 @@ START_TEST(a_stop_while_redis_is_stalled_ends_in_seconds) {
                  &b.base);
   }
   /* The clock thread reads Redis's clock each second (1 s timeout): its
-     WARN says Redis did not answer, in those words. */
+     WARN says Redis did not answer, in those words.  (On a cluster of
+     three, gm:deadlines, whose master it reads, may be on a node that
+     still answers: then the threads held are those on node 0.) */
   char warn[4096] = "";
   for (int i = 0; i < 100 && !warn[0]; i++) {
     log_line("cannot read Redis's clock", warn, sizeof warn);
     if (!warn[0]) gm_test_sleep_ms(50);
   }
-  ck_assert_msg(warn[0], "no clock WARN in 5 s of a stopped Redis");
-  ck_assert_msg(strstr(warn, "(no reply within 1 s)"),
-                "the clock's WARN does not say Redis stopped answering: %s",
-                warn);
-  ck_assert_msg(!strstr(warn, "+0.000 s"), "a WARN that says nothing: %s",
-                warn);
+  if (!gm_test_redis_seeds(redis)) {
+    ck_assert_msg(warn[0], "no clock WARN in 5 s of a stopped Redis");
+    ck_assert_msg(strstr(warn, "(no reply within 1 s)"),
+                  "the clock's WARN does not say Redis stopped answering: %s",
+                  warn);
+    ck_assert_msg(!strstr(warn, "+0.000 s"), "a WARN that says nothing: %s",
+                  warn);
+  }
   uint64_t t0 = mono_ms();
   ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
   int status = gm_test_gmd_wait_exit(gmd, 10000);
