@@ -155,12 +155,15 @@ static int gm__publisher_lookup(void *ctx, const char *const *keys, size_t n,
   int64_t now = gm__clock_mono_us() / 1000;
   if (now - p->redis_log_ms >= 60000) {
     const redisContext *c = gm__redis_context(p->redis);
-    char buf[1024];
+    char buf[1024], ebuf[128];
     gm__log(GM_LOG_WARN, "feed",
             "private feed: cannot re-check subscribers' keys and roles at %s "
             "(%s); they keep what they had until Redis answers",
             gm__redis_where(p->redis),
-            c->err ? gm__redis_error_text(p->redis, c->errstr, buf, sizeof buf)
+            c->err ? gm__redis_error_text(
+                         p->redis,
+                         gm__redis_ctx_error(p->redis, c, ebuf, sizeof ebuf),
+                         buf, sizeof buf)
                    : "it answered an error: loading its data?");
     p->redis_log_ms = now;
   }

@@ -1072,6 +1072,16 @@ START_TEST(
   ck_assert_msg(gm_test_gmd_log_has(gmd, gave_up),
                 "no re-check gave up within 5 s of stalling Redis; see %s",
                 gm_test_gmd_log(gmd));
+  /* In words: not hiredis's "Resource temporarily unavailable". */
+  FILE *f = fopen(gm_test_gmd_log(gmd), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096], warn[4096] = "";
+  while (!warn[0] && fgets(line, sizeof line, f))
+    if (strstr(line, gave_up)) snprintf(warn, sizeof warn, "%s", line);
+  fclose(f);
+  ck_assert_msg(strstr(warn, "(no reply within"),
+                "the re-check's WARN does not say Redis stopped answering: %s",
+                warn);
   gm_test_gmd_wait_metric(gmd, reopens, before + 1, 1e12, 5000);
   /* A second stall: the re-checks must still give up quickly. */
   kill(pid, SIGSTOP);
