@@ -769,8 +769,9 @@ static redisContext *gm__redis_open(const gm__redis *r) {
   redisContext *c = r->unix_path
                         ? redisConnectUnixWithTimeout(r->unix_path, tv)
                         : redisConnectWithTimeout(r->host, r->port, tv);
-  /* Listed before AUTH, its first command, which a stop may cut too. */
-  if (c && r->stop) gm__stop_add(r->stop, c);
+  /* Listed before AUTH, its first command, which a stop may cut too.  A
+     failed connect is not: hiredis may have closed its socket. */
+  if (c && !c->err && r->stop) gm__stop_add(r->stop, c);
   if (!c || c->err) return c;
   /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
      above any script Redis would let run (lua-time-limit is 5 s).  Set
