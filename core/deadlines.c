@@ -435,6 +435,10 @@ int gm__deadlines_gauge_late(void *arg, double *value) {
    otherwise log every poll. */
 static void gm__dl_redis_failed(gm__deadlines *d, const char *what,
                                 const redisReply *r) {
+  /* Cut by a stop that Redis held up (redis.h, logged there): the thread
+     ends, and a firing cut short keeps its claim and fires again after
+     claim_ms, as after a crash. */
+  if (!r && gm__redis_stopping(d->cfg.redis->stop)) return;
   uint64_t now = gm__clock_mono_us();
   if (d->failing_logged_us && now - d->failing_logged_us < GM__DL_LOG_EVERY_US)
     return;
