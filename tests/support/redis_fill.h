@@ -53,6 +53,28 @@ static inline long gm_test_redis_fill(redisContext *c) {
 }
 
 /*
+ * The keys Redis holds but the brokers' own bookkeeping: a refused write
+ * must add no key, but four are written over maxmemory on purpose
+ * (allow-oom, core/deadlines.c and core/lease.h), so DBSIZE alone moves
+ * when one comes between two counts: the deadlines' reconciliation lease
+ * (gm:deadlines:reconcile, taken for reconcile_s and let lapse between
+ * walks), the settle lease and its book of record's mark
+ * (gm:{settle}:book, made at the settler's first commit), and a tag's
+ * deadline claims hash
+ * (gm:{<tag>}:dl:claims, made by the first claim of a firing, e.g. a
+ * referral's index sync).  One Redis (a one-node cluster included).
+ */
+static inline long long gm_test_redis_keys_but_leases(redisContext *c) {
+  redisReply *r = gm_test_redis_cmd(c, "KEYS *:dl:claims");
+  long long claims = (long long)r->elements;
+  freeReplyObject(r);
+  return gm_test_redis_int(c, "DBSIZE") - claims -
+         gm_test_redis_int(c, "EXISTS gm:deadlines:reconcile") -
+         gm_test_redis_int(c, "EXISTS gm:{settle}:lease") -
+         gm_test_redis_int(c, "EXISTS gm:{settle}:book");
+}
+
+/*
  * Moves a test's manual clock with `set_clock(ms)` while Redis is over
  * maxmemory, without letting a deadline fire while Redis has room:
  * clock.set stores its reply in Redis, so maxmemory is lifted for it, with
