@@ -305,15 +305,20 @@ end
 -- touched while more still cross.  Returns the reason that ends the order
 -- (nil: none), whether it still crosses past the bound, and whether it
 -- traded.
+-- The best resting order is asked for only if it crosses (by score: asks
+-- +price, bids -price), without its score: its price is its record's, the
+-- score's own (book_add and give_back write both from it), so the reply
+-- carries no double for Redis to format and the script none to parse.
 local function match()
   local touched, traded = 0, false
+  local lim = o.side == 'b' and I(o.px) or '-' .. I(o.px)
   while o.q > 0 do
-    local top = redis.call('ZRANGE', BZ, '0', '0', 'WITHSCORES')
+    local top = redis.call('ZRANGE', BZ, '-inf', lim, 'BYSCORE', 'LIMIT', '0',
+      '1')
     if #top == 0 then break end
-    local rpx = math.abs(tonumber(top[2]))
-    if not crosses(rpx) then break end
     if touched >= inst.maxf then return nil, true, traded end
     local r = ord_get(top[1])
+    local rpx = r.px
     touched = touched + 1
     if r.exp > 0 and r.exp <= NOW then
       ord_end(r, STATE.EXPIRED, 'expired', out)
