@@ -542,6 +542,12 @@ START_TEST(cached_rules_follow_the_instrument) {
   redisReply *enc = gm_test_redis_cmd(rc, "OBJECT ENCODING gm:{carbon:RE-1}:i");
   ck_assert_str_eq(enc->str, "hashtable");
   freeReplyObject(enc);
+  /* So is the resting orders' hash from its first order (lib.lua,
+     book_add): the order and the padding field '-'. */
+  enc = gm_test_redis_cmd(rc, "OBJECT ENCODING gm:{carbon:RE-1}:o");
+  ck_assert_str_eq(enc->str, "hashtable");
+  freeReplyObject(enc);
+  ck_assert_int_eq(gm_test_redis_int(rc, "HLEN gm:{carbon:RE-1}:o"), 2);
   freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{carbon:RE-1}:i"));
   Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
   Gm__Carbon__CreateInstrumentRequest cr =
