@@ -12,6 +12,9 @@
 --   P.bz:b/s     ZSET resting order ids by price (bids -price, asks +price);
 --                equal prices sort by id = fixed-width sequence = time
 --   P.lv:b/s     ZSET price levels (same scores), P.lq:b/s HASH level -> qty
+--                and the field '-' = INST_PAD, which keeps it a hash table
+--                (admin.lua create, sweep.lua close: as a listpack, up to 128
+--                levels, every HINCRBY walked the levels before its own)
 --   P.x          ZSET expiring orders ('<id>') and offers ('B<id>') by ms
 --   P.a:<who>    HASH account: c cf al af lk ld stp
 --   P.accts      SET participants with an account here

@@ -548,6 +548,11 @@ START_TEST(cached_rules_follow_the_instrument) {
   ck_assert_str_eq(enc->str, "hashtable");
   freeReplyObject(enc);
   ck_assert_int_eq(gm_test_redis_int(rc, "HLEN gm:{carbon:RE-1}:o"), 2);
+  /* And the level hashes from the instrument's creation (admin.lua). */
+  enc = gm_test_redis_cmd(rc, "OBJECT ENCODING gm:{carbon:RE-1}:lq:s");
+  ck_assert_str_eq(enc->str, "hashtable");
+  freeReplyObject(enc);
+  ck_assert_int_eq(gm_test_redis_int(rc, "HGET gm:{carbon:RE-1}:lq:s 8500"), 3);
   freeReplyObject(gm_test_redis_cmd(rc, "DEL gm:{carbon:RE-1}:i"));
   Gm__Carbon__Instrument in = GM__CARBON__INSTRUMENT__INIT;
   Gm__Carbon__CreateInstrumentRequest cr =
