@@ -295,10 +295,14 @@ static const char gm__library_host[] =
     "if gm__dlp and gm__dlp[m] ~= nil then return gm__dlp[m] end; "
     "local s = redis.call('ZSCORE', gm__dl, m); "
     "return s and tonumber(s) or false end\n"
+    /* Without a deadline (most runs) the mark is one of three strings
+       made once: no string.format and concatenation per run. */
+    "local gm__hn = {[0] = 'gm:host -1 0', 'gm:host -1 1', 'gm:host -1 2'}\n"
     "local function gm__wrap(r, min, em) "
     "if (min or em) and (type(r) ~= 'table' or not r.err) then "
-    "return {{err = 'gm:host ' .. string.format('%d', min or -1) .. "
-    "(em == 2 and ' 2' or em and ' 1' or ' 0')}, r} end "
+    "local e = em == 2 and 2 or em and 1 or 0; "
+    "return {{err = min and 'gm:host ' .. string.format('%d', min) .. ' ' .. "
+    "e or gm__hn[e]}, r} end "
     "return r end\n"
     "local function gm__begin(K) "
     "gm__outbox, gm__idem, gm__dl, gm__dlc = K[1], K[2], K[3], K[4]; "
