@@ -522,7 +522,7 @@ local function ev_flush()
       gm.emit('order', 'r', EV_CALL, unpack(EV, i, math.min(i + 199, #EV)))
     end
   end
-  EV = {}
+  for i = #EV, 1, -1 do EV[i] = nil end
 end
 
 -- Book maintenance; LV collects the levels touched for the feed, each with
@@ -756,10 +756,19 @@ local function page(key, pos, carry, n, hash, map)
   return got, pos, left
 end
 
+-- Empties the list t, keeping its array part for the next call (no table
+-- made, grown and collected per call).
+local function clear(t)
+  for i = #t, 1, -1 do t[i] = nil end
+end
 -- What belongs to one call, set first thing by every script (see the top).
+-- EV and ENDED are lists, emptied (a call that failed may have left
+-- records in them); ACC and LV are keyed, made anew.
 local function begin()
   P = string.sub(KEYS[1], 1, -2)
   NOW = tonumber(gm.now)
   TODAY = lday(NOW)
-  ACC, LV, EV, ENDED = {}, {}, {}, {}
+  ACC, LV = {}, {}
+  clear(EV)
+  clear(ENDED)
 end
