@@ -69,8 +69,8 @@ if op == 'create' then
     -- The level hashes hold the field '-' = INST_PAD, never a price, for
     -- good (level_add deletes only the levels), so Redis keeps them hash
     -- tables from the start (lib.lua, P.lq).
-    redis.call('HSET', P .. 'lq:b', '-', INST_PAD)
-    redis.call('HSET', P .. 'lq:s', '-', INST_PAD)
+    redis.call('HSET', P .. 'lq:b', PAD_F, INST_PAD)
+    redis.call('HSET', P .. 'lq:s', PAD_F, INST_PAD)
     gm.emit('instrument', 'sym', SYM, 'ref', ARGV[6], 't', I(NOW))
   end
   -- Its first close (or, for one that exists, its next event: creating it

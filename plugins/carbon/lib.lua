@@ -333,6 +333,10 @@ end
 -- a call reads or writes is found by a walk from its start, and the day's
 -- statistics, written by every trade, sit at its end.
 local INST_PAD = string.rep('-', 80)
+-- The field that holds INST_PAD in the hashes of orders, levels and ended
+-- orders (book_add, ended_flush, admin.lua create): never an order id or a
+-- price.
+local PAD_F = '-'
 local function inst_rec(inst)
   return R_INST_rec('I', {sym = inst.sym, kind = inst.kind, cur = inst.cur,
     tick = I(inst.tick), lot = I(inst.lot), ref = I(inst.ref),
@@ -579,7 +583,7 @@ end
 local function book_add(o)
   redis.call('ZADD', P .. 'bz:' .. o.side, (o.side == 'b' and '-' or '') ..
     I(o.px), o.id)
-  redis.call('HSET', P .. 'o', o.id, ord_pack(o), '-', INST_PAD)
+  redis.call('HSET', P .. 'o', o.id, ord_pack(o), PAD_F, INST_PAD)
   redis.call('SADD', P .. 'op:' .. o.who, op_m(o.id))
   if o.exp > 0 then redis.call('ZADD', P .. 'x', I(o.exp), o.id) end
   level_add(o.side, o.px, o.q)
@@ -630,7 +634,7 @@ local function ended_flush()
   if #ENDED == 0 then return end
   local k = P .. 'e:' .. I(floor(NOW / ENDED_SLOT))
   for i = 1, #ENDED, 2000 do
-    redis.call('HSET', k, '-', INST_PAD,
+    redis.call('HSET', k, PAD_F, INST_PAD,
       unpack(ENDED, i, math.min(i + 1999, #ENDED)))
   end
   redis.call('PEXPIRE', k, ENDED_TTL)

@@ -141,8 +141,8 @@ if not inst.rv then
 end
 -- The level hashes' padding (admin.lua create), for an instrument created
 -- before it: written again at each close, it changes nothing once there.
-redis.call('HSET', P .. 'lq:b', '-', INST_PAD)
-redis.call('HSET', P .. 'lq:s', '-', INST_PAD)
+redis.call('HSET', P .. 'lq:b', PAD_F, INST_PAD)
+redis.call('HSET', P .. 'lq:s', PAD_F, INST_PAD)
 gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
   'turn', I(turn), 'from', from, 't', I(NOW))
 inst.cday = day
