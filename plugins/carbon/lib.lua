@@ -46,7 +46,8 @@
 --   P.e:<slot>   HASH order id -> final record of an order that ended in
 --                that minute (slot = ms / ENDED_SLOT), for order.get until
 --                the ledger has it: each key expires as a whole
---                ENDED_KEEP + ENDED_SLOT ms after its last write (ended_flush)
+--                ENDED_KEEP + ENDED_SLOT ms after its last write (ended_flush;
+--                the field '-' = INST_PAD keeps it a hash table)
 -- and the instrument's deadlines (the host's P.dl, set with gm.deadline):
 --   day|<SYM>      the next end-of-day event: the earliest of the first
 --                  close not done yet and the first expiry in P.x
