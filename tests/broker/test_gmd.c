@@ -100,19 +100,7 @@ static long long redis_counter(void) {
 }
 
 static long long ledger_count(const char *sql) {
-  sqlite3 *db;
-  ck_assert_int_eq(
-      sqlite3_open_v2(gm_test_gmd_ledger(gmd), &db, SQLITE_OPEN_READONLY, NULL),
-      SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt *st;
-  long long n = -1;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  return n;
+  return gm_test_gmd_ledger_count(gmd, sql);
 }
 
 /* Waits (up to 15 s) until the ledger holds `want` bumps. */

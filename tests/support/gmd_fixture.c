@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
@@ -210,6 +211,22 @@ const char *gm_test_gmd_feed(const gm_test_gmd *g) {
 }
 const char *gm_test_gmd_ledger(const gm_test_gmd *g) {
   return g->ledger;
+}
+
+long long gm_test_gmd_ledger_count(const gm_test_gmd *g, const char *sql) {
+  sqlite3 *db;
+  ck_assert_int_eq(
+      sqlite3_open_v2(gm_test_gmd_ledger(g), &db, SQLITE_OPEN_READONLY, NULL),
+      SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st;
+  long long n = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
 }
 const char *gm_test_gmd_log(const gm_test_gmd *g) {
   return g->log;

@@ -68,6 +68,10 @@ const char *gm_test_gmd_conf(const gm_test_gmd *g);
 const char *gm_test_gmd_endpoint(const gm_test_gmd *g);
 const char *gm_test_gmd_feed(const gm_test_gmd *g);
 const char *gm_test_gmd_ledger(const gm_test_gmd *g);
+/* The first column of the first row of sql over g's ledger, opened
+   read-only (waiting up to 5 s for the settler's write lock); -1 when sql
+   fails or gives no row. */
+long long gm_test_gmd_ledger_count(const gm_test_gmd *g, const char *sql);
 const char *gm_test_gmd_log(const gm_test_gmd *g);
 pid_t gm_test_gmd_pid(const gm_test_gmd *g);
 /* `gmd --check` on a config for Redis r (its socket, a ledger beside it,
