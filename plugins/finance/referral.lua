@@ -390,6 +390,21 @@ if op == 'pick' then
     {'bank', bank, 'prod', prod, 'fee', fee, 'cdue', ARGV[3]}))
 end
 
+-- What becomes of the referral when `bank`'s miss is recorded, for
+-- messages: the pool for the eligible banks that have not missed, or its
+-- end when none is left.
+local function after_miss(bank)
+  local left = 0
+  for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
+    if b ~= bank and redis.call('SISMEMBER', P .. 'x', b) == 0 then
+      left = left + 1
+    end
+  end
+  if left == 0 then return 'expires (no other eligible bank is left)' end
+  return 'returns to the pool for the ' .. I(left) .. ' other eligible bank' ..
+    (left > 1 and 's' or '')
+end
+
 -- The bank picked, past its contact deadline before the deadline fired
 -- (it fires a little after its time): too late for whatever it would do
 -- now, contact or a decline alike, which would spare it the miss and end
@@ -398,18 +413,10 @@ local function contact_late(bank)
   if r.st ~= ST.picked or (tonumber(r.cdue) or math.huge) > NOW then
     return nil
   end
-  local left = 0
-  for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
-    if b ~= bank and redis.call('SISMEMBER', P .. 'x', b) == 0 then
-      left = left + 1
-    end
-  end
   return rej('FAILED_PRECONDITION', 'the contact deadline of ' .. ID ..
     ' passed at ' .. stamp(tonumber(r.cdue)) .. ' Asia/Shanghai: the ' ..
     'miss will be recorded against your bank and the referral ' ..
-    (left > 0 and ('returns to the pool for the ' .. I(left) ..
-      ' other eligible bank' .. (left > 1 and 's' or '')) or
-      'expires (no other eligible bank is left)'))
+    after_miss(bank))
 end
 
 -- The bank holding it, under review or approved past its decision
@@ -421,19 +428,11 @@ local function decision_late(bank)
       (tonumber(r.ddue) or math.huge) > NOW then
     return nil
   end
-  local left = 0
-  for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
-    if b ~= bank and redis.call('SISMEMBER', P .. 'x', b) == 0 then
-      left = left + 1
-    end
-  end
   return rej('FAILED_PRECONDITION', 'the decision deadline of ' .. ID ..
     ' passed at ' .. stamp(tonumber(r.ddue)) .. ' Asia/Shanghai (your ' ..
     'bank had until then to fund or decline it): the miss will be ' ..
     'recorded against your bank and the referral ' ..
-    (left > 0 and ('returns to the pool for the ' .. I(left) ..
-      ' other eligible bank' .. (left > 1 and 's' or '')) or
-      'expires (no other eligible bank is left)'))
+    after_miss(bank))
 end
 
 if op == 'contact' then
