@@ -117,7 +117,9 @@ START_TEST(a_missed_contact_returns_it_to_the_pool_and_records_the_breach) {
 }
 END_TEST
 
-START_TEST(a_miss_with_no_other_bank_left_expires_it) {
+/* A referral of class 1, which icbc's solo-p alone fits: one eligible
+   bank, so its miss leaves none. */
+static Gm__Finance__Referral *refer_class_1(void) {
   Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
   q.amount = 100000;
   q.tenor_months = 12;
@@ -126,9 +128,12 @@ START_TEST(a_miss_with_no_other_bank_left_expires_it) {
   q.use_of_proceeds = "boiler retrofit";
   q.description = "replace two coal boilers";
   q.consent_share = 1;
+  return (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base);
+}
+
+START_TEST(a_miss_with_no_other_bank_left_expires_it) {
   char id[32];
-  ft_copy_id(
-      id, (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base));
+  ft_copy_id(id, refer_class_1());
   ft_free(ft_claim("icbc1", id));
   ft_free(ft_pick("acme", id, "icbc"));
   ft_clock(ft_at(FT_MONDAY, 10, 0) + 8 * GM_FINANCE_DAY_MS);
@@ -451,18 +456,8 @@ END_TEST
 
 /* With no other eligible bank left, a missed decision expires it. */
 START_TEST(a_missed_decision_with_no_other_bank_left_expires_it) {
-  /* Class 1: icbc's solo-p alone fits. */
-  Gm__Finance__ReferRequest q = GM__FINANCE__REFER_REQUEST__INIT;
-  q.amount = 100000;
-  q.tenor_months = 12;
-  q.class_code = "1";
-  q.subitem = "1.5";
-  q.use_of_proceeds = "boiler retrofit";
-  q.description = "replace two coal boilers";
-  q.consent_share = 1;
   char id[32];
-  ft_copy_id(
-      id, (Gm__Finance__Referral *)ft_ok("acme", "referral.create", &q.base));
+  ft_copy_id(id, refer_class_1());
   ft_free(ft_claim("icbc1", id));
   ft_free(ft_pick("acme", id, "icbc"));
   ft_free(ft_contact("icbc1", id));
