@@ -2049,16 +2049,16 @@ static int pr_cmd_score(const pr_cli *g, int argc, char **argv,
     gm__procurement__score__init(&sc[i - 1]);
     if (!eq)
       return pr_usage_error(self, "\"%s\" is not SUPPLIER=POINTS (like 52.5)",
-                            pos[i]);
+                            PR_SHOWN(pos[i], 80));
+    *eq = '\0'; /* pos[i] is the supplier now */
     /* Say what is wrong with the points, in points: "52.555" was only
        "is not SUPPLIER=POINTS", though it has that shape. */
     if (pr_points(eq + 1, &sc[i - 1].score_bp) != 0)
       return g->api->error(g->cli, GM_INVALID_ARGUMENT,
-                           "the score of %.*s \"%s\" is not points of "
+                           "the score of %s \"%s\" is not points of "
                            "100: write 0 to 100 with at most two decimals, "
                            "like 52.5",
-                           (int)(eq - pos[i]), pos[i], PR_SHOWN(eq + 1, 40));
-    *eq = '\0';
+                           PR_SHOWN(pos[i], 80), PR_SHOWN(eq + 1, 40));
     sc[i - 1].supplier = pos[i];
     ps[i - 1] = &sc[i - 1];
   }

@@ -624,6 +624,18 @@ START_TEST(messages_name_the_option_and_the_tender_as_it_is) {
   ck_assert_msg(gm_text_check(r->err, GM_TEXT_LINES, why, sizeof why) == 0,
                 "stderr %s: %s", why, r->err);
   HAS(r->err, "\xe5\x88\x86... (45 bytes)\" is not points of 100");
+  /* The supplier typed is echoed safe too: a control and a byte that is
+     not UTF-8 shown as '?', whole or without its points. */
+  r = gm("e1", "score", "T-I", "al\x1b[2Jpha\xff=52.555", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(gm_text_check(r->err, GM_TEXT_LINES, why, sizeof why) == 0,
+                "stderr %s: %s", why, r->err);
+  HAS(r->err, "the score of al?[2Jpha? \"52.555\" is not points of 100");
+  r = gm("e1", "score", "T-I", "al\x1b[2Jpha\xff", NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(gm_text_check(r->err, GM_TEXT_LINES, why, sizeof why) == 0,
+                "stderr %s: %s", why, r->err);
+  HAS(r->err, "\"al?[2Jpha?\" is not SUPPLIER=POINTS");
   r = gm("centre", "calendar", "2026-10-10=working", NULL);
   GM_OK(r);
   HAS(r->out, "stored 1 day\n");
