@@ -370,7 +370,8 @@ gm_status finance__referral_get(gm_call *call, const ProtobufCMessage *req,
                       "your bank %s has no access to %s: banks whose products "
                       "fit see it while it is open, its claimants until the "
                       "pick (none once it is withdrawn or expires unpicked), "
-                      "and then only the bank picked",
+                      "and then only the bank picked (none once it missed "
+                      "its contact or decision deadline)",
                       bank, in->id);
   }
   return host->fail(call, GM_PERMISSION_DENIED,

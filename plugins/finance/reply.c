@@ -211,9 +211,14 @@ Gm__Finance__Access finance__access(const finance__ref *r, const char *bank,
                                     int full) {
   if (full) return GM__FINANCE__ACCESS__ACCESS_FULL;
   if (!bank || !*bank) return GM__FINANCE__ACCESS__ACCESS_NONE;
-  /* The bank holding it, or that held it when it ended. */
+  /* The bank holding it, or that held it when it ended; not one that
+     missed its contact or decision deadline.  A firing clears the bank,
+     but a withdrawal after the deadline passed, before it fired, records
+     the miss (P.x) and leaves the bank named: the bank loses access as
+     the firing would have taken it, whichever came first. */
   if (!strcmp(finance__f(r, "bank"), bank))
-    return GM__FINANCE__ACCESS__ACCESS_FULL;
+    return finance__excluded(r, bank) ? GM__FINANCE__ACCESS__ACCESS_NONE
+                                      : GM__FINANCE__ACCESS__ACCESS_FULL;
   if (r->state != GM__FINANCE__STATE__STATE_OPEN &&
       r->state != GM__FINANCE__STATE__STATE_CLAIMED)
     return GM__FINANCE__ACCESS__ACCESS_NONE;

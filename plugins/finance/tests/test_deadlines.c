@@ -418,6 +418,13 @@ START_TEST(a_withdrawal_after_a_missed_contact_deadline_records_the_miss) {
       (Gm__Finance__BankReport *)ft_ok("icbc1", "bank.report", &br.base);
   ck_assert_int_eq(rep->breaches, 1);
   ft_free(rep);
+  /* And the bank loses access, as it would had the deadline fired before
+     the withdrawal (the firing's miss clears the bank; the withdrawal
+     leaves it named). */
+  Gm__Finance__ReferralRequest g = GM__FINANCE__REFERRAL_REQUEST__INIT;
+  g.id = id;
+  ft_expect("icbc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "your bank icbc has no access");
   /* A withdrawal before the deadline records nothing. */
   char early[32];
   ft_copy_id(early, ft_refer("acme", 500000000, 36, 0));
@@ -451,6 +458,14 @@ START_TEST(a_withdrawal_after_a_missed_contact_deadline_records_the_miss) {
   ck_assert_int_eq(ft_ledger_int("SELECT due_ms FROM finance_breaches WHERE"
                                  " bank = 'abc'"),
                    ddue);
+  g.id = late;
+  ft_expect("abc1", "referral.get", &g.base, GM__STATUS__PERMISSION_DENIED,
+            "none once it missed its contact or decision deadline");
+  /* The bank withdrawn from in time still reads it (not the contact). */
+  Gm__Finance__Referral *kept = ft_get("abc1", early);
+  ck_assert_int_eq(kept->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ck_assert(kept->contact_withheld);
+  ft_free(kept);
 }
 END_TEST
 
