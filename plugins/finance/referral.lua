@@ -405,14 +405,37 @@ local function after_miss(bank)
     (left > 1 and 's' or '')
 end
 
+-- The due time of the holding bank's `kind` deadline ('contact' or
+-- 'decision') when it has passed in the state that deadline bounds (picked;
+-- under review or approved: a question unanswered holds it back), else nil.
+local function passed(kind)
+  if kind == 'contact' then
+    if r.st == ST.picked and (tonumber(r.cdue) or math.huge) <= NOW then
+      return r.cdue
+    end
+  elseif (r.st == ST.under_review or r.st == ST.approved) and
+      (tonumber(r.ddue) or math.huge) <= NOW then
+    return r.ddue
+  end
+  return nil
+end
+
+-- Records the holding bank's miss of its `kind` deadline, due then: it
+-- loses access and may not claim again, and the ledger gets a breach.
+local function record_miss(kind, due)
+  redis.call('SADD', P .. 'x', r.bank)
+  redis.call('HSET', P .. 'xd', r.bank, due)
+  if kind == 'decision' then redis.call('HSET', P .. 'xk', r.bank, kind) end
+  gm.emit('breach', 'id', ID, 'bank', r.bank, 'rnd', r.rnd, 'pk', r.pk,
+    'cdue', due, 'kind', kind, 't', I(NOW))
+end
+
 -- The bank picked, past its contact deadline before the deadline fired
 -- (it fires a little after its time): too late for whatever it would do
 -- now, contact or a decline alike, which would spare it the miss and end
 -- the referral instead of returning it to the pool.
 local function contact_late(bank)
-  if r.st ~= ST.picked or (tonumber(r.cdue) or math.huge) > NOW then
-    return nil
-  end
+  if not passed('contact') then return nil end
   return rej('FAILED_PRECONDITION', 'the contact deadline of ' .. ID ..
     ' passed at ' .. stamp(tonumber(r.cdue)) .. ' Asia/Shanghai: the ' ..
     'miss will be recorded against your bank and the referral ' ..
@@ -424,10 +447,7 @@ end
 -- enterprise's withdrawal (a decline would spare it the miss, as above).
 -- While the enterprise answers a question the deadline waits (dleft).
 local function decision_late(bank)
-  if (r.st ~= ST.under_review and r.st ~= ST.approved) or
-      (tonumber(r.ddue) or math.huge) > NOW then
-    return nil
-  end
+  if not passed('decision') then return nil end
   return rej('FAILED_PRECONDITION', 'the decision deadline of ' .. ID ..
     ' passed at ' .. stamp(tonumber(r.ddue)) .. ' Asia/Shanghai (your ' ..
     'bank had until then to fund or decline it): the miss will be ' ..
@@ -628,19 +648,9 @@ if op == 'withdraw' then
   -- fires a little after its time): the miss is recorded as the firing
   -- would have, or the cancels below would spare the bank it (its refused
   -- contact, fund or decline says it is recorded).
-  local kind, due
-  if r.st == ST.picked and (tonumber(r.cdue) or math.huge) <= NOW then
-    kind, due = 'contact', r.cdue
-  elseif (r.st == ST.under_review or r.st == ST.approved) and
-      (tonumber(r.ddue) or math.huge) <= NOW then
-    kind, due = 'decision', r.ddue
-  end
-  if kind then
-    redis.call('SADD', P .. 'x', r.bank)
-    redis.call('HSET', P .. 'xd', r.bank, due)
-    if kind == 'decision' then redis.call('HSET', P .. 'xk', r.bank, kind) end
-    gm.emit('breach', 'id', ID, 'bank', r.bank, 'rnd', r.rnd, 'pk', r.pk,
-      'cdue', due, 'kind', kind, 't', I(NOW))
+  for _, kind in ipairs({'contact', 'decision'}) do
+    local due = passed(kind)
+    if due then record_miss(kind, due) end
   end
   gm.deadline_cancel('pick', ID)
   gm.deadline_cancel('contact', ID)
@@ -693,25 +703,11 @@ if op == 'miss' then
   -- decision deadline: the bank that made contact neither funded nor
   -- declined in time (under review or approved: a question the
   -- enterprise has not answered holds it back).
-  local kind, due = ARGV[3] == 'decision' and 'decision' or 'contact'
-  if kind == 'contact' then
-    if r.st ~= ST.picked or tonumber(r.cdue) > NOW then
-      return reply({'none', I(r.st)})
-    end
-    due = r.cdue
-  else
-    if (r.st ~= ST.under_review and r.st ~= ST.approved) or
-        (tonumber(r.ddue) or math.huge) > NOW then
-      return reply({'none', I(r.st)})
-    end
-    due = r.ddue
-  end
+  local kind = ARGV[3] == 'decision' and 'decision' or 'contact'
+  local due = passed(kind)
+  if not due then return reply({'none', I(r.st)}) end
   local missed = r.bank
-  redis.call('SADD', P .. 'x', missed)
-  redis.call('HSET', P .. 'xd', missed, due)
-  if kind == 'decision' then redis.call('HSET', P .. 'xk', missed, kind) end
-  gm.emit('breach', 'id', ID, 'bank', missed, 'rnd', r.rnd, 'pk', r.pk,
-    'cdue', due, 'kind', kind, 't', I(NOW))
+  record_miss(kind, due)
   redis.call('DEL', P .. 'cl', P .. 'cp')
   local left = 0
   for _, b in ipairs(redis.call('HKEYS', P .. 'eb')) do
