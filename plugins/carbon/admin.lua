@@ -66,11 +66,13 @@ if op == 'create' then
       args[#args + 1] = ARGV[i + 1]
     end
     redis.call('HSET', KEYS[1], unpack(args))
-    -- The level hashes hold the field '-' = INST_PAD, never a price, for
-    -- good (level_add deletes only the levels), so Redis keeps them hash
-    -- tables from the start (lib.lua, P.lq).
+    -- The order and level hashes hold the field '-' = INST_PAD, never an
+    -- order id or a price, for good (book removals and level_add delete
+    -- only orders and levels), so Redis keeps them hash tables from the
+    -- start (lib.lua, P.o and P.lq).
     redis.call('HSET', P .. 'lq:b', PAD_F, INST_PAD)
     redis.call('HSET', P .. 'lq:s', PAD_F, INST_PAD)
+    redis.call('HSET', P .. 'o', PAD_F, INST_PAD)
     gm.emit('instrument', 'sym', SYM, 'ref', ARGV[6], 't', I(NOW))
   end
   -- Its first close (or, for one that exists, its next event: creating it

@@ -335,7 +335,7 @@ end
 -- statistics, written by every trade, sit at its end.
 local INST_PAD = string.rep('-', 80)
 -- The field that holds INST_PAD in the hashes of orders, levels and ended
--- orders (book_add, ended_flush, admin.lua create): never an order id or a
+-- orders (admin.lua create, sweep.lua, ended_flush): never an order id or a
 -- price.
 local PAD_F = '-'
 local function inst_rec(inst)
@@ -574,9 +574,10 @@ local function op_rem(who, id)
   if m == id then return redis.call('SREM', P .. 'op:' .. who, id) end
   return redis.call('SREM', P .. 'op:' .. who, m, id)
 end
--- book_add writes the field '-' (never an order id) with INST_PAD too, so
--- Redis makes P.o a hash table at its first order (a value longer than
--- hash-max-listpack-value), as the instrument's hash: as a listpack (up to
+-- P.o holds the field '-' (never an order id) = INST_PAD for good (admin.lua
+-- create; sweep.lua at each close for an instrument made before), so Redis
+-- keeps it a hash table (a value longer than hash-max-listpack-value), as
+-- the instrument's hash, and book_add sends no padding: as a listpack (up to
 -- 128 orders, each record under the limit) every HGET, HSET and HDEL of an
 -- order walked the orders before it: 3.4% of FCALL's instructions in the
 -- carbon bench (callgrind).  A book of more than 128 orders was a hash table
@@ -584,7 +585,7 @@ end
 local function book_add(o)
   redis.call('ZADD', P .. 'bz:' .. o.side, (o.side == 'b' and '-' or '') ..
     I(o.px), o.id)
-  redis.call('HSET', P .. 'o', o.id, ord_pack(o), PAD_F, INST_PAD)
+  redis.call('HSET', P .. 'o', o.id, ord_pack(o))
   redis.call('SADD', P .. 'op:' .. o.who, op_m(o.id))
   if o.exp > 0 then redis.call('ZADD', P .. 'x', I(o.exp), o.id) end
   level_add(o.side, o.px, o.q)

@@ -139,10 +139,12 @@ redis.call('HSET', KEYS[1], 'ref', I(close), 'cday', I(day), 'close', I(close),
 if not inst.rv then
   redis.call('HSET', KEYS[1], 'rv', inst_rv(), 'pad', INST_PAD)
 end
--- The level hashes' padding (admin.lua create), for an instrument created
--- before it: written again at each close, it changes nothing once there.
+-- The order and level hashes' padding (admin.lua create), for an
+-- instrument created before it: written again at each close, it changes
+-- nothing once there.
 redis.call('HSET', P .. 'lq:b', PAD_F, INST_PAD)
 redis.call('HSET', P .. 'lq:s', PAD_F, INST_PAD)
+redis.call('HSET', P .. 'o', PAD_F, INST_PAD)
 gm.emit('close', 'day', I(day), 'close', I(close), 'vol', I(vol),
   'turn', I(turn), 'from', from, 't', I(NOW))
 inst.cday = day
