@@ -47,6 +47,9 @@ function(gm_add_plugin market)
     list(APPEND lua_srcs ${out})
   endforeach()
   add_library(${target} MODULE ${P_SOURCES} ${gen} ${lua_srcs})
+  # Every plugin of this build, for targets that need them all (the fuzz
+  # smoke run builds the plugins and its targets, nothing else).
+  set_property(GLOBAL APPEND PROPERTY GM_PLUGIN_TARGETS ${target})
   set_target_properties(${target} PROPERTIES PREFIX "" C_VISIBILITY_PRESET hidden)
   target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_BINARY_DIR}
                                                ${CMAKE_CURRENT_SOURCE_DIR})
