@@ -112,6 +112,7 @@ typedef struct peer {
   int path;             /* PATH_METRICS or PATH_HEALTHZ while it waits */
   int suspended;        /* waiting for its check (libmicrohttpd suspended) */
   int stale_ok;         /* a /metrics waited long: the last results do */
+  int late;             /* its check ran past the deadline: answered 503 */
   uint64_t wait_us;     /* when it began to wait */
 } peer;
 
@@ -152,6 +153,10 @@ struct gm__metrics {
   int redis_ok, ledger_ok;      /* the last finished check's (lock) */
   char redis_why[512];          /* why Redis failed it (lock) */
   char ledger_why[512];         /* why the ledger failed it (lock) */
+  char checking[640];           /* what the check under way waits for
+                                   (lock), for a request answered 503 when
+                                   it runs past the deadline */
+  uint64_t checking_us;         /* since when (lock) */
   int done[2];                  /* pipe: the checker (or a test) wakes the
                                    HTTP thread */
   _Atomic int fail_poll;        /* a test's: the next poll fails with this
@@ -374,6 +379,8 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
     return NULL;
   }
   m->count_every_us = (uint64_t)every_ms * 1000u;
+  snprintf(m->checking, sizeof m->checking,
+           "gmd's metrics checker thread to begin the check");
   const char *v = gm__config_get(cfg, "metrics", "listen", "");
   if (*v) {
     if (parse_listen(m, v, err, errlen) != 0) {
@@ -469,6 +476,36 @@ int gm__metrics_check_address(const gm__metrics *m, char *err, size_t errlen) {
 }
 
 /* ---- Redis and the ledger, on the checker thread ---- */
+
+/* Where the checker's Redis is, for messages: as its connection says, or
+   from the address before it first connected. */
+static const char *redis_where(const gm__metrics *m, char *buf, size_t len) {
+  if (m->redis) return gm__redis_where(m->redis);
+  const gm__redis_addr *a = &m->view.redis;
+  if (a->cluster && *a->cluster)
+    snprintf(buf, len, "cluster %s", a->cluster);
+  else if (a->unix_path && *a->unix_path)
+    snprintf(buf, len, "unix socket %s", a->unix_path);
+  else
+    snprintf(buf, len, "%s:%d", a->host ? a->host : "?", a->port);
+  return buf;
+}
+
+/* What the check under way waits for from now on ("Redis at ... to answer
+   PING"): a request whose check runs past the deadline is answered 503
+   saying so.  On the checker thread, before each step that waits on Redis
+   or the ledger. */
+__attribute__((format(printf, 2, 3))) static void checking(gm__metrics *m,
+                                                           const char *fmt,
+                                                           ...) {
+  pthread_mutex_lock(&m->lock);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(m->checking, sizeof m->checking, fmt, ap);
+  va_end(ap);
+  m->checking_us = gm__clock_mono_us();
+  pthread_mutex_unlock(&m->lock);
+}
 
 /* Whether a connection of r failed earlier: the first master's or, on a
    cluster, any master's.  Such a node connection is opened again at the
@@ -662,10 +699,15 @@ static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
   /* Also after a failure: a Redis in trouble is not asked at every scrape. */
   m->counted_us = now;
   out[0] = out[1] = -1;
-  char why[256];
+  char why[512], where[300];
+  checking(m, "the ledger %s to count gm_dead_letter", m->view.ledger_path);
   out[2] =
       ledger_count(m, "SELECT count(*) FROM gm_dead_letter", why, sizeof why);
   if (!redis_ok || !redis_ready(m, why, sizeof why)) return 1;
+  checking(m,
+           "Redis at %s to answer the outbox count (SMEMBERS gm:outboxes, "
+           "then XLEN of each stream)",
+           redis_where(m, where, sizeof where));
   if (m->count_hook) m->count_hook(m->count_hook_arg);
   /* Each key on the context of its node (on a cluster, the master of its
      slot; on one Redis, the one context). */
@@ -742,8 +784,12 @@ static void *check_loop(void *arg) {
     if (m->stopping) break;
     uint64_t gen = m->want_gen;
     pthread_mutex_unlock(&m->lock);
-    char rwhy[512] = "", lwhy[512] = "";
+    char rwhy[512] = "", lwhy[512] = "", where[300];
+    checking(m, "Redis at %s to answer PING",
+             redis_where(m, where, sizeof where));
     int rok = redis_check(m, rwhy, sizeof rwhy);
+    checking(m, "the ledger %s to answer a read of gm_schema",
+             m->view.ledger_path);
     int lok = ledger_count(m, "SELECT count(*) FROM gm_schema", lwhy,
                            sizeof lwhy) >= 0;
     long long counts[3];
@@ -759,6 +805,9 @@ static void *check_loop(void *arg) {
       m->dead_letters = counts[2];
     }
     m->done_gen = gen;
+    snprintf(m->checking, sizeof m->checking,
+             "gmd's metrics checker thread to begin the check");
+    m->checking_us = gm__clock_mono_us();
     ssize_t w = write(m->done[1], "", 1); /* full pipe: already woken */
     (void)w;
   }
@@ -1112,6 +1161,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   if (p) {
     p->want = 0;
     p->stale_ok = 0;
+    p->late = 0;
     p->path = PATH_OTHER;
   }
   step(conn, 1);
@@ -1143,20 +1193,32 @@ static void sweep(gm__metrics *m) {
       continue;
     }
     /* Waiting for its health check: the check is the slow one (Redis or
-       the ledger answering slowly), not the client. */
-    if (p->suspended)
+       the ledger answering slowly), not the client.  Answered 503 saying
+       which check (on_request), not closed: a load balancer or an
+       orchestrator must read "unhealthy", not a broken connection. */
+    if (p->suspended) {
+      char what[sizeof m->checking];
+      pthread_mutex_lock(&m->lock);
+      snprintf(what, sizeof what, "%s", m->checking);
+      pthread_mutex_unlock(&m->lock);
       gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
-                      "closed a connection from %s: its request waited "
-                      "%llu ms for a health check that had not finished "
-                      "(the check is slow, not the client: Redis or the "
-                      "ledger answering slowly)",
-                      p->text, (unsigned long long)((now - p->wait_us) / 1000));
-    else
-      gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
-                      "closed a connection from %s: its request was not in, "
-                      "or its answer not taken, within %llu ms (a client too "
-                      "slow, or holding the connection)",
-                      p->text, (unsigned long long)(m->deadline_us / 1000));
+                      "answered 503 to a request from %s: it waited %llu ms "
+                      "for a health check that had not finished (still "
+                      "waiting for %s: the check is slow, not the client)",
+                      p->text, (unsigned long long)((now - p->wait_us) / 1000),
+                      what);
+      p->late = 1;
+      p->suspended = 0;
+      /* Its answer is due to be taken within the deadline from now. */
+      p->since_us = now;
+      MHD_resume_connection(p->conn);
+      continue;
+    }
+    gm__log_limited(&m->slow_log, GM_LOG_WARN, "metrics",
+                    "closed a connection from %s: its request was not in, "
+                    "or its answer not taken, within %llu ms (a client too "
+                    "slow, or holding the connection)",
+                    p->text, (unsigned long long)(m->deadline_us / 1000));
     peer_close(m, p);
   }
 }
@@ -1335,15 +1397,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
       p->path = path;
       p->wait_us = gm__clock_mono_us();
     }
-    if (p->want > m->done_gen && !p->stale_ok) {
-      /* Waits without holding up the thread: resumed by resume_ready. */
+    if (p->want > m->done_gen && !p->stale_ok && !p->late) {
+      /* Waits without holding up the thread: resumed by resume_ready, or
+         by sweep when its check runs past the deadline. */
       pthread_mutex_unlock(&m->lock);
       p->suspended = 1;
       MHD_suspend_connection(conn);
       return MHD_YES;
     }
   }
-  if (!get) {
+  if (path != PATH_OTHER && p && p->late && p->want > m->done_gen) {
+    /* Its check is still under way past the deadline: unhealthy, saying
+       which step of the check did not answer in time. */
+    status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    text_printf(&body,
+                "the health check did not answer within %g s: it has been "
+                "waiting %.1f s for %s: stalled, or busy with something "
+                "slow (the gmd log says more)\n",
+                (double)m->deadline_us / 1e6,
+                (double)(gm__clock_mono_us() - m->checking_us) / 1e6,
+                m->checking);
+  } else if (!get) {
     status = MHD_HTTP_METHOD_NOT_ALLOWED;
     text_printf(&body, "%s is not served here: use GET\n", method);
   } else if (path == PATH_METRICS) {
