@@ -171,6 +171,9 @@ struct gm__metrics {
      server's own windows, not the process's. */
   gm__log_limit slow_log;
   gm__log_limit mhd_log;
+  /* A failed outbox count: a line a minute at most while Redis stays in
+     trouble (the checker's, counted at most every outbox_count_ms). */
+  gm__log_limit count_log;
   gauge *gauges;        /* extra gauges */
   size_t n_gauges;      /* how many */
   pthread_t thread;     /* runs libmicrohttpd; valid while daemon */
@@ -366,6 +369,7 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
      (or a restart) do not share one window. */
   m->slow_log = (gm__log_limit)GM__LOG_LIMIT(5, 10000);
   m->mhd_log = (gm__log_limit)GM__LOG_LIMIT(5, 10000);
+  m->count_log = (gm__log_limit)GM__LOG_LIMIT(1, 60000);
   m->done[0] = m->done[1] = -1;
   m->start_us = gm__clock_mono_us();
   m->start_unix_ms = wall_ms();
@@ -539,8 +543,15 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
     if (gm__redis_reconnect(m->redis) != GM_OK) {
       gm__count(GM__COUNT_REDIS_ERRORS);
       /* Why the new connection failed (on a cluster, why reading the slot
-         map did).  Up but refusing the password is not "down": say which. */
-      const char *e = gm__redis_last_error(m->redis);
+         map did), in words: "no reply within 2 s" for a stalled Redis's
+         AUTH, not hiredis's "Resource temporarily unavailable".  Up but
+         refusing the password is not "down": say which. */
+      char buf[256];
+      const char *e =
+          gm__redis_is_cluster(m->redis)
+              ? gm__redis_last_error(m->redis)
+              : gm__redis_ctx_error(m->redis, gm__redis_context(m->redis), buf,
+                                    sizeof buf);
       if (gm__redis_auth_failed(e))
         gm__redis_auth_message(why, whylen, gm__redis_where(m->redis), e);
       else
@@ -603,11 +614,14 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
       snprintf(where, sizeof where, "%s", gm__redis_where(m->redis));
     int noauth =
         r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOAUTH", 6);
+    /* In words: "no reply within 2 s" for a stalled Redis, not hiredis's
+       "Resource temporarily unavailable". */
+    char ebuf[256];
     snprintf(why, whylen, "Redis at %s does not answer PING (%s)%s", where,
              r && r->type == REDIS_REPLY_ERROR ? r->str
-             : c && c->err                     ? c->errstr
-             : !c                              ? "not connected"
-                                               : "unexpected reply",
+             : c && c->err ? gm__redis_ctx_error(m->redis, c, ebuf, sizeof ebuf)
+             : !c          ? "not connected"
+                           : "unexpected reply",
              noauth ? ": it requires a password; set [redis] "
                       "password_file and restart gmd"
                     : "");
@@ -686,6 +700,26 @@ static int settler_check(const gm__metrics *m, char *why, size_t whylen) {
   return 0;
 }
 
+/* A count that failed on c (reply r, or none): said at WARN, at most a line
+   a minute while it lasts, in words ("no reply within 2 s", not hiredis's
+   "Resource temporarily unavailable") and naming the Redis node. */
+static void count_failed(gm__metrics *m, const redisContext *c,
+                         const redisReply *r, const char *command) {
+  char where[300], ebuf[256];
+  gm__redis_ctx_where(c, where, sizeof where);
+  gm__log_limited(
+      &m->count_log, GM_LOG_WARN, "metrics",
+      "could not count the outbox streams: Redis at %s did not answer %s "
+      "(%s); greenmarket_outbox_entries and greenmarket_outbox_streams are "
+      "left out of scrapes until a count works (tried again at most every "
+      "%llu ms, [metrics] outbox_count_ms)",
+      where, command,
+      r && r->type == REDIS_REPLY_ERROR
+          ? r->str
+          : gm__redis_ctx_error(m->redis, c, ebuf, sizeof ebuf),
+      (unsigned long long)(m->count_every_us / 1000u));
+}
+
 /* Sums XLEN over gm:outboxes, at most every [metrics] outbox_count_ms:
    0 when not due, or 1 and out[] = {entries, streams, dead letters}, -1
    each where unknown.  A count that fails marks the connection to be
@@ -717,6 +751,7 @@ static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
   redisReply *set = redisCommand(c, "SMEMBERS %s", registry);
   if (!set || set->type != REDIS_REPLY_ARRAY) {
     gm__count(GM__COUNT_REDIS_ERRORS);
+    count_failed(m, c, set, "SMEMBERS gm:outboxes");
     if (!set || (set->type == REDIS_REPLY_ERROR &&
                  gm__redis_transient(set->str, set->len)))
       m->redis_stale = 1;
@@ -741,6 +776,7 @@ static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
     for (size_t k = i; k < end; k++) {
       redisReply *r = NULL;
       if (redisGetReply(on[k - i], (void **)&r) != REDIS_OK || !r) {
+        if (ok) count_failed(m, on[k - i], NULL, "XLEN");
         ok = 0;
         stale = 1;
         continue; /* that connection is broken: no reply follows */
@@ -749,6 +785,7 @@ static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
         total += r->integer;
       } else if (r->type == REDIS_REPLY_ERROR &&
                  gm__redis_transient(r->str, r->len)) {
+        if (ok) count_failed(m, on[k - i], r, "XLEN");
         ok = 0; /* MOVED (a map older than a resharding), a failover... */
         stale = 1;
       }
