@@ -15,12 +15,20 @@
  * METRICS_WAIT_MS when an earlier check has finished: then it is answered
  * with that earlier check's results.
  *
- * If polling fails for want of memory (ENOMEM), the thread logs it, waits a
- * moment (50 ms, doubling up to 1 s while it lasts) and goes on: it serves
- * late, not never.  Any other failure would come again at once (a bad
- * descriptor or argument): the thread closes the listening socket and every
- * connection, so probes fail at once instead of waiting on a port nobody
- * answers; gmd goes on serving requests, without metrics.
+ * If polling fails in a way that may pass (ENOMEM, EAGAIN, or an error poll
+ * is not known to give), the thread logs it, waits a moment (50 ms,
+ * doubling up to 1 s while it lasts) and goes on: it serves late, not
+ * never.  A failure that is a bug and would come again at once (a
+ * descriptor closed under the thread, a bad address or argument: EBADF,
+ * POLLNVAL, EFAULT, EINVAL) is logged at ERROR, and the thread closes the
+ * listening socket and every connection, so probes fail at once instead of
+ * waiting on a port nobody answers; gmd goes on serving requests, without
+ * metrics.
+ *
+ * A request whose check runs past the deadline is answered 503 saying
+ * which step of the check (Redis's PING, the ledger's read, the outbox
+ * count) had not answered: a load balancer reads "unhealthy", not a broken
+ * connection.
  *
  * Slow clients: libmicrohttpd's idle timeout restarts at every byte, so a
  * client sending one byte every few seconds would hold a connection for
@@ -1260,12 +1268,59 @@ static void sweep(gm__metrics *m) {
   }
 }
 
-/* Waits after a poll that failed for want of memory: 50 ms, doubling up to
-   1 s while it lasts. */
+/* Waits after a poll that failed (but for a bug, below): 50 ms, doubling
+   up to 1 s while it lasts. */
 #define POLL_BACKOFF_MIN_MS 50
 #define POLL_BACKOFF_MAX_MS 1000
 /* While polling keeps failing, a line at most this often. */
 #define POLL_LOG_EVERY_US (60u * 1000000u)
+
+/* Whether poll's error e is a bug of gmd's, which would come again at
+   once: a descriptor closed under the thread (EBADF; poll itself reports
+   it as POLLNVAL), a bad address or count (EFAULT, EINVAL).  Any other
+   error (ENOMEM, EAGAIN, one poll is not documented to give) may pass:
+   the thread waits and serves on. */
+static int poll_bug(int e) {
+  return e == EBADF || e == EFAULT || e == EINVAL;
+}
+
+/* What a passing poll error e means, for the log. */
+static const char *poll_cause(int e) {
+  return e == ENOMEM || e == EAGAIN
+             ? "the host is short of memory"
+             : "an error poll is not known to give; if it lasts, report it "
+               "with this line";
+}
+
+/* A bug: the listening socket and every connection closed, so a probe
+   fails at once (connection refused) instead of waiting on a port nobody
+   answers; said at ERROR, gmd serves requests on.  epoll_ok: libmicrohttpd's
+   epoll descriptor is still open (its quiesce takes the listening socket
+   out of it, and aborts the process when it cannot); else the listening
+   socket is shut down in place, which stops it listening. */
+static void stop_serving(gm__metrics *m, const char *why, int epoll_ok) {
+  gm__log(GM_LOG_ERROR, "metrics",
+          "no longer serving /metrics and /healthz: %s, a bug in gmd (please "
+          "report this line); port %d closed, so probes fail at once; gmd "
+          "serves requests and settles on; restart gmd to serve metrics "
+          "again",
+          why, m->port);
+  for (peer *p = m->peers; p; p = p->next)
+    if (!p->closing) {
+      p->closing = 1;
+      m->n_open--;
+      if (p->fd >= 0) shutdown(p->fd, SHUT_RDWR);
+    }
+  if (epoll_ok) {
+    MHD_socket l = MHD_quiesce_daemon(m->daemon);
+    if (l != MHD_INVALID_SOCKET) close(l);
+  } else {
+    const union MHD_DaemonInfo *i =
+        MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (i && i->listen_fd != MHD_INVALID_SOCKET)
+      shutdown(i->listen_fd, SHUT_RDWR);
+  }
+}
 
 /* The HTTP thread: libmicrohttpd's epoll descriptor and the wake pipe
    polled, libmicrohttpd run, the deadlines looked at. */
@@ -1277,7 +1332,9 @@ static void *serve(void *arg) {
   struct pollfd fds[3] = {{.fd = i ? i->epoll_fd : -1, .events = POLLIN},
                           {.fd = m->wake[0], .events = POLLIN},
                           {.fd = m->done[0], .events = POLLIN}};
-  /* Polls failed for want of memory in a row, since when, the last line. */
+  static const char *const fd_name[3] = {"libmicrohttpd's epoll descriptor",
+                                         "the stop pipe", "the check pipe"};
+  /* Polls failed in a row, since when, the last line. */
   unsigned failed = 0;
   uint64_t failed_since = 0, failed_logged = 0;
   int backoff_ms = POLL_BACKOFF_MIN_MS;
@@ -1293,8 +1350,27 @@ static void *serve(void *arg) {
       rc = -1;
       e = injected;
     }
-    if (rc < 0 && (e == ENOMEM || e == EAGAIN)) {
-      /* Passing: the kernel is short of memory.  Served on, late. */
+    /* A descriptor closed under the thread: poll says so per descriptor
+       and at once, every time (before, a closed stop pipe ended the thread
+       with the port left accepting, and a closed epoll descriptor spun). */
+    int nval = -1;
+    for (int k = 0; rc > 0 && k < 3 && nval < 0; k++)
+      if (fds[k].revents & POLLNVAL) nval = k;
+    if (nval >= 0) {
+      char why[160];
+      snprintf(why, sizeof why, "%s (descriptor %d) was closed under it",
+               fd_name[nval], fds[nval].fd);
+      stop_serving(m, why, nval != 0);
+      break;
+    }
+    if (rc < 0 && poll_bug(e)) {
+      char why[160];
+      snprintf(why, sizeof why, "poll failed (%s)", strerror(e));
+      stop_serving(m, why, 1);
+      break;
+    } else if (rc < 0 && e != EINTR) {
+      /* Passing (the kernel short of memory, or an error poll is not known
+         to give): served on, late. */
       uint64_t now = gm__clock_mono_us();
       if (!failed++) failed_since = now;
       if (failed == 1 || now - failed_logged >= POLL_LOG_EVERY_US) {
@@ -1305,9 +1381,9 @@ static void *serve(void *arg) {
         gm__log(GM_LOG_WARN, "metrics",
                 "polling for /metrics and /healthz requests failed (%s)%s; "
                 "trying again in %d ms (doubling up to %d ms while it "
-                "fails), so they are answered late meanwhile; the host is "
-                "short of memory",
-                strerror(e), run, backoff_ms, POLL_BACKOFF_MAX_MS);
+                "fails), so they are answered late meanwhile; %s",
+                strerror(e), run, backoff_ms, POLL_BACKOFF_MAX_MS,
+                poll_cause(e));
         failed_logged = now;
       }
       struct timespec wait = {backoff_ms / 1000,
@@ -1321,24 +1397,7 @@ static void *serve(void *arg) {
       if (read(m->wake[0], &c, 1) == 1) break;
       fds[0].revents = fds[1].revents = 0;
       fds[2].revents = POLLIN; /* the done pipe drained, if anything */
-    } else if (rc < 0 && e != EINTR) {
-      /* Not a port that accepts connections nobody answers: the listening
-         socket and every connection closed, so a probe fails at once. */
-      gm__log(GM_LOG_ERROR, "metrics",
-              "no longer serving /metrics and /healthz: poll failed (%s); "
-              "port %d closed, so probes fail at once; gmd serves requests "
-              "on; restart gmd to serve metrics again",
-              strerror(e), m->port);
-      for (peer *p = m->peers; p; p = p->next)
-        if (!p->closing) {
-          p->closing = 1;
-          m->n_open--;
-          if (p->fd >= 0) shutdown(p->fd, SHUT_RDWR);
-        }
-      MHD_socket l = MHD_quiesce_daemon(m->daemon);
-      if (l != MHD_INVALID_SOCKET) close(l);
-      break;
-    } else if (rc < 0) { /* EINTR: nothing known, the loop goes on */
+    } else if (rc < 0) {       /* EINTR: nothing known, the loop goes on */
       fds[0].revents = fds[1].revents = fds[2].revents = 0;
     } else if (failed) {
       gm__log(GM_LOG_INFO, "metrics",

@@ -86,8 +86,8 @@ void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms);
    before each outbox count's Redis commands (after that check's PING). */
 void gm__metrics_set_count_hook(gm__metrics *m, void (*fn)(void *), void *arg);
 /* For tests, once serving: the HTTP thread's next poll fails with errno
-   err (ENOMEM: it waits and goes on; EINVAL: it stops serving; see
-   metrics.c). */
+   err (EBADF, EFAULT, EINVAL, bugs: it stops serving; any other: it waits
+   and goes on; see metrics.c). */
 void gm__metrics_fail_poll(gm__metrics *m, int err);
 /* The port served (useful with port 0: any free port); 0 when off. */
 int gm__metrics_port(const gm__metrics *m);
