@@ -1860,6 +1860,67 @@ START_TEST(log_limits_are_each_servers_own) {
 }
 END_TEST
 
+/*
+ * gmd's own [ledger] dead_letter_after and [metrics] outbox_count_ms take
+ * effect (before, only the settler's and the metrics object's tests set
+ * them, never through gmd's config): three entries whose settle callback
+ * always fails are each set aside after 2 failures (the default is 5), and
+ * greenmarket_dead_letters shows each one, 1, 2 and 3, within 10 s of the
+ * first probe.  With outbox_count_ms ignored (its default 5000) the gauge
+ * could not take three values in under 10 s: each count showing a new
+ * value is at least 5 s after the one before, the first after the probe.
+ */
+START_TEST(dead_letter_after_and_outbox_count_ms_take_effect) {
+  gm_test_redis *r = gm_test_redis_start();
+  gm_test_gmd *g = gm_test_gmd_start(r, TEST_PLUGIN_DIR,
+                                     "[plugins]\nload = testmkt\n"
+                                     "[metrics]\nlisten = 127.0.0.1:0\n"
+                                     "outbox_count_ms = 100\n"
+                                     "[ledger]\ndead_letter_after = 2\n");
+  gm_test_conn *cn =
+      gm_test_conn_new(gm_test_gmd_endpoint(g), NULL, NULL, NULL);
+  ck_assert_int_gt(gm_test_gmd_metrics_port(g), 0);
+  gm_test_gmd_wait_metric(g, "greenmarket_dead_letters", 0, 0, 10000);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int k = 1; k <= 3; k++) {
+    char key[32];
+    snprintf(key, sizeof key, "dead-%d", k);
+    Gm__Testmkt__ProbeRequest req = GM__TESTMKT__PROBE_REQUEST__INIT;
+    req.what = "settled"; /* refused: gm_settled is the broker's */
+    Gm__Reply *rep =
+        gm_test_call(cn, "alice", "testmkt", "probe", key, &req.base);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_msg(rep->status == GM__STATUS__OK, "probe: %s", rep->message);
+    gm__reply__free_unpacked(rep, NULL);
+    gm_test_gmd_wait_metric(g, "greenmarket_dead_letters", k, k, 20000);
+  }
+  long ms = ms_since(&t0);
+  printf("greenmarket_dead_letters 1, 2, 3 in %ld ms (outbox_count_ms 100)\n",
+         ms);
+  long long two = gm_test_gmd_ledger_count(
+      g,
+      "SELECT count(*) FROM gm_dead_letter WHERE market = 'testmkt' AND "
+      "kind = 'probe' AND failures = 2");
+  long long all =
+      gm_test_gmd_ledger_count(g, "SELECT count(*) FROM gm_dead_letter");
+  ck_assert_msg(two == 3 && all == 3,
+                "%lld entries set aside after 2 failures, %lld in all: "
+                "[ledger] dead_letter_after = 2 was not applied (its default "
+                "is 5)",
+                two, all);
+  ck_assert_msg(ms < 10000,
+                "greenmarket_dead_letters took %ld ms to show 1, 2 and 3: "
+                "[metrics] outbox_count_ms = 100 was not applied (its default "
+                "5000 allows no less than 10 s)",
+                ms);
+  ck_assert(gm_test_gmd_log_has(g, "failed to settle 2 times"));
+  gm_test_conn_destroy(&cn);
+  gm_test_gmd_stop(&g);
+  gm_test_redis_stop(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("metrics");
   TCase *unit = tcase_create("unit");
@@ -1879,6 +1940,7 @@ int main(void) {
   tcase_add_test(unit, a_health_check_past_the_deadline_is_answered_503);
   tcase_add_test(unit, log_limits_are_each_servers_own);
   tcase_add_test(unit, a_failed_outbox_count_does_not_reconnect_at_once);
+  tcase_add_test(unit, dead_letter_after_and_outbox_count_ms_take_effect);
   tcase_add_test(unit, check_fails_when_a_listed_market_does_not_load);
   tcase_add_test(unit, check_fails_on_a_market_section_no_market_reads);
   tcase_add_test(unit, an_installed_gmd_loads_the_plugins_beside_it);
