@@ -1693,10 +1693,10 @@ START_TEST(a_poll_short_of_memory_waits_and_serves_on) {
 }
 END_TEST
 
-/* The first call sleeps 1.5 s (a health check slow to finish). */
+/* The first call sleeps 4 s (a health check slow to finish). */
 static void slow_count(void *arg) {
   int *first = arg;
-  if (*first) gm_test_sleep_ms(1500);
+  if (*first) gm_test_sleep_ms(4000);
   *first = 0;
 }
 
@@ -1725,7 +1725,7 @@ static char *read_answer(int fd, int *status) {
 /*
  * A request whose health check runs past the deadline (10 s; 0.5 s here)
  * is answered 503 saying which step of the check has not answered (here
- * the outbox count, held 1.5 s by the hook), /healthz and a /metrics
+ * the outbox count, held 4 s by the hook), /healthz and a /metrics
  * scrape that has no earlier check to fall back on alike, and logged as
  * the check's slowness, not the client's.  Before, the connection was
  * closed without an answer: a load balancer saw a broken connection, not
@@ -1767,8 +1767,9 @@ START_TEST(a_health_check_past_the_deadline_is_answered_503) {
                 "/healthz: %s", body);
   ck_assert(gm__utf8_valid(body, strlen(body)));
   printf("/healthz past the deadline, after %ld ms: %s", ms, body);
-  /* At the deadline, not when the check ended (1.5 s). */
-  ck_assert_msg(ms < 1400, "/healthz answered after %ld ms", ms);
+  /* At the deadline, not when the check ended (4 s): a margin for a loaded
+   * machine. */
+  ck_assert_msg(ms < 3500, "/healthz answered after %ld ms", ms);
   free(body);
   body = read_answer(scrape_fd, &status);
   close(scrape_fd);
