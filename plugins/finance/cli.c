@@ -936,7 +936,9 @@ static void gm__fin_print_unlinked(const Gm__Finance__Bank *b) {
   if (l->n_members > l->n_inactive) return;
   printf("warning: nobody can act for bank %s now (%s); ", l->id,
          l->n_members ? "its staff lack the bank role" : "no staff");
-  if (l->unstaffed_total > 0)
+  if (l->unstaffed_unread && l->unstaffed_unread[0])
+    printf("%s.\n", l->unstaffed_unread);
+  else if (l->unstaffed_total > 0)
     printf(
         "its %lld referral(s) below, held or claimed, keep their "
         "deadlines: a contact or decision deadline missed is recorded "

@@ -594,7 +594,27 @@ gm_status finance__bank_link(gm_call *call, const ProtobufCMessage *req,
     gm__finance__bank__init(out);
     if (v->n > 0) {
       out->left = finance__bank(call, finance__a(v, 0), 1);
-      if ((st = finance__unstaffed(call, out->left)) != GM_OK) return st;
+      /* The unlink is written: a failed read of the queue, which serves
+         only the warning, must not answer an error for it (a client would
+         think nothing changed).  The reply says the list is unknown. */
+      if (finance__unstaffed(call, out->left) != GM_OK) {
+        Gm__Finance__Bank *l = out->left;
+        l->n_unstaffed = 0;
+        l->unstaffed_total = 0;
+        l->unstaffed_unread = host->sprintf(
+            call,
+            "the unlink was made, but bank %s's queue could not be read "
+            "afterwards (Redis did not answer it; the gmd log says why), so "
+            "the referrals it holds or has claimed, whose deadlines run on "
+            "with nobody to act on them, are not listed: list them with gm "
+            "finance queue --bank %s",
+            l->id, l->id);
+        host->log(host->market(call), GM_LOG_WARN,
+                  "bank.link: %s was unlinked from bank %s, which has no "
+                  "active staff now; its queue could not be read for the "
+                  "reply (the unlink stands)",
+                  who, l->id);
+      }
     }
     *reply = &out->base;
     return GM_OK;

@@ -1071,6 +1071,51 @@ START_TEST(unlinking_the_last_staff_member_names_the_bank_s_referrals) {
 }
 END_TEST
 
+/* The unlink of a bank's last staff member is written before the bank's
+   queue is read for the warning: a read that fails then (a cluster
+   failover; here the queue's key made the wrong type, so Redis refuses the
+   read) answers the unlink's success, with the list said to be unknown,
+   not an error for a change that was made. */
+START_TEST(an_unlink_whose_queue_read_fails_still_answers_it_was_made) {
+  Gm__Finance__LinkRequest link = GM__FINANCE__LINK_REQUEST__INIT;
+  Gm__Finance__ContactRequest ct = GM__FINANCE__CONTACT_REQUEST__INIT;
+  char id[32];
+  ft_copy_id(id, ft_refer("acme", AMOUNT, 36, 0));
+  ft_free(ft_claim("abc1", id));
+  ft_free(ft_pick("acme", id, "abc"));
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(gm_test_redis_cmd(c,
+                                    "RENAME gm:{finance:b:abc}:q "
+                                    "gm:{finance:b:abc}:q.kept"));
+  freeReplyObject(gm_test_redis_cmd(c, "SET gm:{finance:b:abc}:q broken"));
+  link.participant = "abc1";
+  link.bank = "";
+  Gm__Finance__Bank *b =
+      (Gm__Finance__Bank *)ft_call(FT_CENTRE, "bank.link", &link.base);
+  ck_assert_msg(b, "the unlink answered an error: %s", ft_message);
+  ck_assert_ptr_nonnull(b->left);
+  ck_assert_str_eq(b->left->id, "abc");
+  ck_assert_int_eq(b->left->n_members, 0);
+  ck_assert_int_eq(b->left->n_unstaffed, 0);
+  ck_assert_msg(
+      strstr(b->left->unstaffed_unread, "the unlink was made") &&
+          strstr(b->left->unstaffed_unread, "gm finance queue --bank abc"),
+      "%s", b->left->unstaffed_unread);
+  ft_free(b);
+  /* It was made: abc1 acts for no bank. */
+  ct.id = id;
+  ft_expect("abc1", "referral.contact", &ct.base, GM__STATUS__PERMISSION_DENIED,
+            "participant abc1 acts for no bank");
+  /* The queue back, the listing the warning names answers. */
+  freeReplyObject(gm_test_redis_cmd(c, "DEL gm:{finance:b:abc}:q"));
+  freeReplyObject(gm_test_redis_cmd(c,
+                                    "RENAME gm:{finance:b:abc}:q.kept "
+                                    "gm:{finance:b:abc}:q"));
+  redisFree(c);
+  ck_assert_str_eq(ft_relation("abc", id), "held");
+}
+END_TEST
+
 /* The enterprise's consent ends with its withdrawal for the banks that
    only claimed: before the pick every claimant loses access, told why
    without being told the state; the bank it picked keeps reading what it
@@ -1650,6 +1695,8 @@ int main(void) {
   tcase_add_test(tc, a_member_without_the_bank_role_is_listed_inactive);
   tcase_add_test(tc,
                  unlinking_the_last_staff_member_names_the_bank_s_referrals);
+  tcase_add_test(tc,
+                 an_unlink_whose_queue_read_fails_still_answers_it_was_made);
   tcase_add_test(tc, an_approval_that_breaks_the_rules_is_not_funded);
   tcase_add_test(tc, amounts_have_the_currency_decimals);
   tcase_add_test(tc, screening_gives_every_reason_and_a_refusal_leaves_nothing);
