@@ -494,15 +494,16 @@ if op == 'answer' then
   local bad = need_enterprise('answer the bank about') or
     need_state('the enterprise can answer', ST.info_requested)
   if bad then return bad end
-  local set = {'ans', ARGV[2]}
+  local set, extra = {'ans', ARGV[2]}, {'bank', r.bank, 'detail', ARGV[2]}
   if tonumber(r.dleft) then
     local ddue = NOW + tonumber(r.dleft)
     gm.deadline('decision', ID, ddue)
     set[#set + 1], set[#set + 2] = 'ddue', I(ddue)
     set[#set + 1], set[#set + 2] = 'dleft', ''
+    -- The ledger's decision_due_ms follows (settle.c).
+    extra[#extra + 1], extra[#extra + 2] = 'ddue', I(ddue)
   end
-  return reply(move(r, ST.under_review, 'answer', set,
-    {'bank', r.bank, 'detail', ARGV[2]}))
+  return reply(move(r, ST.under_review, 'answer', set, extra))
 end
 
 -- nil, or why the approval stored breaks the rules approve follows (an

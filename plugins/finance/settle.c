@@ -178,6 +178,20 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
                      ddue ? GM_INT(strtoll(ddue, NULL, 10)) : GM_NULL},
         3);
   }
+  if (!strcmp(tr, "answer")) {
+    /* The decision deadline set again after the enterprise's answer (the
+       time the question took added); an older broker's answer carries
+       none and leaves the one before.  Only while this entry is the
+       referral's latest settled transition. */
+    const char *ddue = gm_entry_field(e, "ddue");
+    if (!ddue) return GM_OK;
+    return host->ledger_exec(
+        tx,
+        "UPDATE finance_referrals SET decision_due_ms = ?2 WHERE id = ?1"
+        " AND version = ?3",
+        (gm_param[]){GM_TEXT(id), GM_INT(strtoll(ddue, NULL, 10)), GM_INT(v)},
+        3);
+  }
   if (!strcmp(tr, "approve") || !strcmp(tr, "decline")) {
     st = host->ledger_exec(tx,
                            "UPDATE finance_referrals SET decided_ms ="

@@ -309,6 +309,12 @@ START_TEST(a_missed_decision_returns_it_to_the_pool_and_is_reported) {
   ck_assert_int_eq(r->decision_due_ms, due);
   ck_assert_int_eq(r->decision_left_ms, 0);
   ft_free(r);
+  /* The ledger follows Redis: the due the answer set, not the contact's
+     (before 2026-12-05 it kept t0 + 30 days). */
+  char sql[160];
+  snprintf(sql, sizeof sql,
+           "SELECT decision_due_ms FROM finance_referrals WHERE id = '%s'", id);
+  ck_assert_int_eq(ft_ledger_wait(sql, due), due);
   ft_free(ft_approve("icbc1", id, 400000000, 345, 36));
   /* Approved, not funded: a minute before the deadline nothing happens. */
   ft_clock(due - 60000);
