@@ -347,6 +347,45 @@ static int finance__dsweep_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
+/*
+ * Referrals the ledger has under review that Redis no longer holds (Redis
+ * lost its data): the sweep finds them again every pass, so each is
+ * warned about once per gmd (the timer's rounds do not overlap), the
+ * first FINANCE_DSWEEP_GONE_MAX by name, then once that there are more.
+ */
+#define FINANCE_DSWEEP_GONE_MAX 1024
+static char finance__gone[FINANCE_DSWEEP_GONE_MAX][16];
+static size_t finance__ngone;
+static int finance__gone_full;
+
+/* Warns that referral `id` is gone from Redis, the first time only (past
+   the table: once for all the rest), with what the operator should do. */
+static void finance__gone_warn(gm_call *call, const char *id) {
+  for (size_t i = 0; i < finance__ngone; i++)
+    if (!strcmp(finance__gone[i], id)) return;
+  if (finance__ngone < FINANCE_DSWEEP_GONE_MAX) {
+    snprintf(finance__gone[finance__ngone++], sizeof finance__gone[0], "%s",
+             id);
+    host->log(host->market(call), GM_LOG_WARN,
+              "decision sweep: referral %s is under review in the ledger but "
+              "Redis has no record of it: Redis lost its data (restarted "
+              "without persistence, or restored from an older backup), so no "
+              "broker can act on it and it has no decision deadline. Restore "
+              "Redis and the ledger from one backup (docs/operations.md, "
+              "Restore); the ledger keeps its record meanwhile. Said once per "
+              "referral until gmd restarts",
+              id);
+    return;
+  }
+  if (finance__gone_full) return;
+  finance__gone_full = 1;
+  host->log(host->market(call), GM_LOG_WARN,
+            "decision sweep: more than %d referrals the ledger has under "
+            "review are missing from Redis (the latest: %s); further ones are "
+            "not named. Redis lost its data: see the warnings before this one",
+            FINANCE_DSWEEP_GONE_MAX, id);
+}
+
 void finance__decision_sweep(gm_call *call, void *arg) {
   /* Where the last round stopped; a timer's rounds do not overlap. */
   static char after[16] = "";
@@ -370,13 +409,15 @@ void finance__decision_sweep(gm_call *call, void *arg) {
     gm_status st = finance__run(call, "referral", rows.id[i], 2, args, &v);
     if (st == GM_UNAVAILABLE || st == GM_RESOURCE_EXHAUSTED)
       return; /* Redis down or full: again from this row next round */
-    if (st != GM_OK)
+    if (st == GM_NOT_FOUND) {
+      finance__gone_warn(call, rows.id[i]);
+    } else if (st != GM_OK) {
       host->log(host->market(call), GM_LOG_WARN,
                 "decision sweep: referral %s was not given a decision "
                 "deadline (status %d; the script's error is logged above); "
                 "the sweep goes on and tries it again next pass",
                 rows.id[i], (int)st);
-    else if (!strcmp(finance__s(v, 0), "set"))
+    } else if (!strcmp(finance__s(v, 0), "set"))
       set++;
     snprintf(after, sizeof after, "%s", rows.id[i]);
   }

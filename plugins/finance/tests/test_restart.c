@@ -239,6 +239,54 @@ START_TEST(a_review_without_a_decision_deadline_gets_one_from_the_sweep) {
 }
 END_TEST
 
+/*
+ * Redis lost its data (here the referral's record deleted by hand): the
+ * ledger still has the referral under review without a decision deadline,
+ * so the sweep (every second here) finds it each pass.  It warns once,
+ * saying what to do, not on every pass.
+ */
+START_TEST(a_review_gone_from_redis_is_warned_about_once) {
+  char id[32];
+  int64_t t0 = ft_at("2026-03-02", 10, 0);
+  ft_start("archive_sweep_s = 1", t0);
+  world();
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE decision_due_ms > 0",
+                                  1),
+                   1);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  ck_assert_int_eq(gm_test_redis_int(c, "DEL gm:{finance:%s}:r", id), 1);
+  redisFree(c);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db,
+                                "UPDATE finance_referrals SET"
+                                " decision_due_ms = NULL",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  char said[96];
+  snprintf(said, sizeof said, "decision sweep: referral %s is under review",
+           id);
+  for (int i = 0; i < 500 && !gm_test_gmd_log_has(ft_gmd, said); i++)
+    ft_nap(20);
+  ck_assert_msg(gm_test_gmd_log_has(ft_gmd, "Redis lost its data") &&
+                    gm_test_gmd_log_has(ft_gmd, "docs/operations.md, Restore"),
+                "no warning in %s", gm_test_gmd_log(ft_gmd));
+  /* Three more passes: still once (before 2026-12-05, once a pass). */
+  ft_nap(3500);
+  ck_assert_int_eq(gm_test_gmd_log_count(ft_gmd, said), 1);
+  ck_assert_int_eq(
+      gm_test_gmd_log_count(ft_gmd, "was not given a decision deadline"), 0);
+  ft_stop();
+}
+END_TEST
+
 #ifdef GM_FAILURE_INJECTION
 /* gmd dies after the claim's referral step: the claim is in Redis, the
    bank's queue still says "open". */
@@ -375,6 +423,7 @@ int main(void) {
   tcase_add_test(tc, a_decision_deadline_due_while_down_fires_once);
   tcase_add_test(tc,
                  a_review_without_a_decision_deadline_gets_one_from_the_sweep);
+  tcase_add_test(tc, a_review_gone_from_redis_is_warned_about_once);
 #ifdef GM_FAILURE_INJECTION
   tcase_add_test(tc, a_retry_finishes_what_a_killed_broker_left);
   tcase_add_test(tc, the_sync_deadline_finishes_what_nobody_retried);
