@@ -426,8 +426,12 @@ local function record_miss(kind, due)
   redis.call('SADD', P .. 'x', r.bank)
   redis.call('HSET', P .. 'xd', r.bank, due)
   if kind == 'decision' then redis.call('HSET', P .. 'xk', r.bank, kind) end
+  -- A decision miss carries its due as 'ddue', not 'cdue': a settler that
+  -- knows no decision deadline (a broker before 2026-12-05 during a
+  -- rolling upgrade) would record it as a missed contact, and reads a due
+  -- of 0 instead, which the ledger refuses (settle.c, migration 6).
   gm.emit('breach', 'id', ID, 'bank', r.bank, 'rnd', r.rnd, 'pk', r.pk,
-    'cdue', due, 'kind', kind, 't', I(NOW))
+    kind == 'decision' and 'ddue' or 'cdue', due, 'kind', kind, 't', I(NOW))
 end
 
 -- The bank picked, past its contact deadline before the deadline fired

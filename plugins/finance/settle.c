@@ -106,6 +106,20 @@ static const gm_migration finance__migrations[] = {
      "CREATE INDEX IF NOT EXISTS finance_referrals_undecided ON"
      " finance_referrals (id) WHERE state IN (4, 5, 6) AND"
      " decision_due_ms IS NULL;"},
+    /* A breach without its due: a decision deadline's miss, which
+       referral.lua emits with 'ddue' in place of 'cdue', settled by an
+       older settler that would record it as a missed contact.  The
+       trigger refuses it (RAISE escapes INSERT OR IGNORE), so that
+       settler retries it and sets it aside in gm_dead_letter, to be
+       replayed once every broker runs this build (finance.md,
+       Upgrading). */
+    {6,
+     "CREATE TRIGGER IF NOT EXISTS finance_breaches_need_due BEFORE INSERT"
+     " ON finance_breaches WHEN NEW.due_ms <= 0 BEGIN SELECT RAISE(ABORT,"
+     " 'a finance breach without its due time: a missed decision deadline,"
+     " which this broker''s build would record as a missed contact; it is"
+     " set aside: replay it (gm admin replay) once every broker runs the"
+     " build that wrote it (plugins/finance/finance.md, Upgrading)'); END;"},
 };
 
 static int64_t finance__n(const gm_outbox_entry *e, const char *name) {
@@ -339,7 +353,10 @@ static gm_status finance__settle(gm_market *m, gm_ledger *tx,
         (gm_param[]){
             GM_TEXT(finance__t(e, "id")), GM_INT(finance__n(e, "rnd")),
             GM_TEXT(finance__t(e, "bank")), GM_INT(finance__n(e, "pk")),
-            GM_INT(finance__n(e, "cdue")), GM_INT(t),
+            /* A decision miss's due is 'ddue' (referral.lua record_miss;
+               'cdue' from a broker before 2026-12-05). */
+            GM_INT(finance__n(e, gm_entry_field(e, "ddue") ? "ddue" : "cdue")),
+            GM_INT(t),
             /* An entry of an older broker: a missed contact. */
             GM_TEXT(strcmp(finance__t(e, "kind"), "decision") ? "contact"
                                                               : "decision")},

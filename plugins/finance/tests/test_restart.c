@@ -287,6 +287,88 @@ START_TEST(a_review_gone_from_redis_is_warned_about_once) {
 }
 END_TEST
 
+/* A field of a stream entry's flat field list (after its kind), or NULL. */
+static const char *entry_field(const redisReply *f, const char *name) {
+  for (size_t k = 2; k + 1 < f->elements; k += 2)
+    if (!strcmp(f->element[k]->str, name)) return f->element[k + 1]->str;
+  return NULL;
+}
+
+/*
+ * A rolling upgrade: a settler from before the decision deadline (its
+ * breach INSERT below, verbatim) would record a missed decision as a
+ * missed contact.  The entry carries its due where that settler does not
+ * look, so it would write a due of 0, which the ledger refuses (migration
+ * 6's trigger): that settler retries it and sets it aside for a replay,
+ * and this build's settler records it as a missed decision.
+ */
+START_TEST(an_older_settler_cannot_record_a_missed_decision_as_a_contact) {
+  char id[32];
+  int64_t t0 = ft_at("2026-03-02", 10, 0), day = GM_FINANCE_DAY_MS;
+  ft_start(NULL, t0);
+  world();
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE decision_due_ms > 0",
+                                  1),
+                   1);
+  /* Nothing settles now: the breach entry stays in the outbox. */
+  restart_with("[settle]\nsettle = never\n");
+  ft_clock(t0 + 30 * day + 1000);
+  ck_assert_int_eq(ft_wait_state(id, GM__FINANCE__STATE__STATE_OPEN),
+                   GM__FINANCE__STATE__STATE_OPEN);
+  redisContext *c = gm_test_redis_connect(ft_redis);
+  redisReply *x = gm_test_redis_cmd(c, "XRANGE gm:{finance:%s}:outbox - +", id);
+  ck_assert_int_eq(x->type, REDIS_REPLY_ARRAY);
+  const redisReply *breach = NULL;
+  for (size_t i = 0; i < x->elements; i++) {
+    const redisReply *f = x->element[i]->element[1];
+    if (f->elements >= 2 && !strcmp(f->element[1]->str, "breach")) breach = f;
+  }
+  ck_assert_msg(breach, "no breach entry in the outbox");
+  ck_assert_str_eq(entry_field(breach, "kind"), "decision");
+  const char *cdue = entry_field(breach, "cdue");
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(
+          db,
+          "INSERT OR IGNORE INTO finance_breaches (referral, round, bank,"
+          " picked_ms, due_ms, recorded_ms) VALUES (?1,?2,?3,?4,?5,?6)",
+          -1, &st, NULL),
+      SQLITE_OK);
+  sqlite3_bind_text(st, 1, entry_field(breach, "id"), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, strtoll(entry_field(breach, "rnd"), NULL, 10));
+  sqlite3_bind_text(st, 3, entry_field(breach, "bank"), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 4, strtoll(entry_field(breach, "pk"), NULL, 10));
+  sqlite3_bind_int64(st, 5, cdue ? strtoll(cdue, NULL, 10) : 0);
+  sqlite3_bind_int64(st, 6, strtoll(entry_field(breach, "t"), NULL, 10));
+  int rc = sqlite3_step(st);
+  ck_assert_msg(rc == SQLITE_CONSTRAINT &&
+                    strstr(sqlite3_errmsg(db), "replay it (gm admin replay)"),
+                "the old settler's insert: %d %s", rc, sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  freeReplyObject(x);
+  redisFree(c);
+  ck_assert_int_eq(count("SELECT count(*) FROM finance_breaches"), 0);
+  /* This build's settler records it as it was. */
+  restart_with("[settle]\nsettle = auto\n");
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches"
+                                  " WHERE kind = 'decision'",
+                                  1),
+                   1);
+  ck_assert_int_eq(ft_ledger_int("SELECT due_ms FROM finance_breaches"),
+                   t0 + 30 * day);
+  ft_stop();
+}
+END_TEST
+
 #ifdef GM_FAILURE_INJECTION
 /* gmd dies after the claim's referral step: the claim is in Redis, the
    bank's queue still says "open". */
@@ -424,6 +506,8 @@ int main(void) {
   tcase_add_test(tc,
                  a_review_without_a_decision_deadline_gets_one_from_the_sweep);
   tcase_add_test(tc, a_review_gone_from_redis_is_warned_about_once);
+  tcase_add_test(tc,
+                 an_older_settler_cannot_record_a_missed_decision_as_a_contact);
 #ifdef GM_FAILURE_INJECTION
   tcase_add_test(tc, a_retry_finishes_what_a_killed_broker_left);
   tcase_add_test(tc, the_sync_deadline_finishes_what_nobody_retried);
