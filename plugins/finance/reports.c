@@ -318,6 +318,20 @@ static void finance__lines(gm_call *call, Gm__Finance__ReportLine ***lines,
   }
 }
 
+/* The bank lines' missed deadlines from rows (bank, currency, contact,
+   decision): a bank that only missed in the period gets a line too. */
+static void finance__misses(gm_call *call, Gm__Finance__ReportLine ***lines,
+                            size_t *n, const finance__rows *misses) {
+  size_t cap = *n; /* full: finance__line grows a copy */
+  for (size_t i = 0; i < misses->n; i++) {
+    const gm_param *r = misses->cells + i * misses->ncols;
+    Gm__Finance__ReportLine *l = finance__line(
+        call, lines, n, &cap, finance__text(&r[0]), finance__text(&r[1]));
+    l->contact_misses = finance__int(&r[2]);
+    l->decision_misses = finance__int(&r[3]);
+  }
+}
+
 /* A CSV field as RFC 4180 writes it: quoted, quotes doubled, when it
    holds a comma, a quote or a line break (a bank's name is free text). */
 static const char *finance__csv(gm_call *call, const char *s) {
@@ -359,7 +373,7 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
 
   finance__rows sub = {call, 0, 0, 3, NULL}, cls = {call, 0, 0, 5, NULL},
                 claims = {call, 0, 0, 3, NULL}, banks = {call, 0, 0, 5, NULL},
-                names = {call, 0, 0, 2, NULL};
+                names = {call, 0, 0, 2, NULL}, misses = {call, 0, 0, 4, NULL};
   finance__ints tot = {{0}, 0}, nref = {{0}, 0};
   if ((st = host->ledger_query(call,
                                "SELECT class, currency, count(*)"
@@ -396,6 +410,14 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
            "0)"
            " FROM finance_loans WHERE funded_date >= ?3 AND funded_date <= ?4",
            p, 4, finance__ints_row, &tot)) != GM_OK ||
+      (st = host->ledger_query(
+           call,
+           "SELECT b.bank, r.currency, coalesce(sum(b.kind = 'contact'), 0),"
+           " coalesce(sum(b.kind = 'decision'), 0) FROM finance_breaches b"
+           " JOIN finance_referrals r ON r.id = b.referral"
+           " WHERE b.recorded_ms >= ?1 AND b.recorded_ms < ?2"
+           " GROUP BY b.bank, r.currency",
+           p, 2, finance__rows_row, &misses)) != GM_OK ||
       (st = host->ledger_query(call,
                                "SELECT id, name FROM finance_banks /* scan: "
                                "one row per member bank */",
@@ -412,6 +434,7 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
                   &out->funded_amount, &out->fees);
   finance__lines(call, &out->by_class, &out->n_by_class, &sub, &cls);
   finance__lines(call, &out->by_bank, &out->n_by_bank, &claims, &banks);
+  finance__misses(call, &out->by_bank, &out->n_by_bank, &misses);
   if (out->n_by_class)
     qsort(out->by_class, out->n_by_class, sizeof *out->by_class,
           finance__line_cmp);
@@ -432,30 +455,33 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
   /* The same as CSV: one line per class and currency, per bank and
      currency, and the totals of each currency (one per currency of a loan
      or of a class line).  A line is its key and name (quoted, at most twice
-     its length plus 2), a currency code and at most 6 numbers of 20
+     its length plus 2), a currency code and at most 8 numbers of 20
      digits; a total line is under 128 bytes. */
   size_t cap = 512 + 128 * (out->n_by_currency + out->n_by_class), used = 0;
   for (int k = 0; k < 2; k++) {
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
     for (size_t i = 0; i < n; i++)
-      cap += strlen(l[i]->key) + 2 * strlen(l[i]->name) + 180;
+      cap += strlen(l[i]->key) + 2 * strlen(l[i]->name) + 230;
   }
   char *csv = host->alloc(call, cap);
   used += (size_t)snprintf(csv, cap,
                            "section,key,name,currency,referrals,funded,"
-                           "funded_amount,fees\n");
+                           "funded_amount,fees,contact_misses,"
+                           "decision_misses\n");
   for (int k = 0; k < 2; k++) {
     Gm__Finance__ReportLine **l = k ? out->by_bank : out->by_class;
     size_t n = k ? out->n_by_bank : out->n_by_class;
     for (size_t i = 0; i < n && used < cap; i++)
       used += (size_t)snprintf(
-          csv + used, cap - used, "%s,%s,%s,%s,%lld,%lld,%s,%s\n",
+          csv + used, cap - used, "%s,%s,%s,%s,%lld,%lld,%s,%s,%s,%s\n",
           k ? "bank" : "class", l[i]->key, finance__csv(call, l[i]->name),
           finance__q(call, l[i]->currency, 3), (long long)l[i]->referrals,
           (long long)l[i]->funded,
           gm__finance_format_money(l[i]->funded_amount, l[i]->currency, y1),
-          gm__finance_format_money(l[i]->fees, l[i]->currency, y2));
+          gm__finance_format_money(l[i]->fees, l[i]->currency, y2),
+          k ? finance__num(call, l[i]->contact_misses) : "",
+          k ? finance__num(call, l[i]->decision_misses) : "");
   }
   /* A total per currency: the referrals submitted in it (the class lines
      count each once) and its loans.  Every currency a referral of the
@@ -471,20 +497,20 @@ gm_status finance__report(gm_call *call, const ProtobufCMessage *req,
       if (!strcmp(out->by_class[i]->currency, t->currency))
         referrals += out->by_class[i]->referrals;
     used += (size_t)snprintf(
-        csv + used, cap - used, "total,,,%s,%lld,%lld,%s,%s\n",
+        csv + used, cap - used, "total,,,%s,%lld,%lld,%s,%s,,\n",
         finance__q(call, t->currency, 3), (long long)referrals,
         (long long)t->loans,
         gm__finance_format_money(t->funded_amount, t->currency, y1),
         gm__finance_format_money(t->fees, t->currency, y2));
   }
   if (used < cap && ntotals == 0)
-    used +=
-        (size_t)snprintf(csv + used, cap - used, "total,,,,%lld,0,0.00,0.00\n",
-                         (long long)out->referrals);
+    used += (size_t)snprintf(csv + used, cap - used,
+                             "total,,,,%lld,0,0.00,0.00,,\n",
+                             (long long)out->referrals);
   if (used < cap)
     used += (size_t)snprintf(csv + used, cap - used,
-                             "benefit,co2_avoided_kg,,,%lld,,,\n"
-                             "benefit,coal_saved_kg,,,%lld,,,\n",
+                             "benefit,co2_avoided_kg,,,%lld,,,,,\n"
+                             "benefit,coal_saved_kg,,,%lld,,,,,\n",
                              (long long)out->co2_avoided_kg,
                              (long long)out->coal_saved_kg);
   out->csv = csv;

@@ -258,8 +258,8 @@ START_TEST(the_centre_report_and_a_bank_report) {
   ck_assert_int_eq(rep->by_bank[1]->referrals, 2); /* claimed */
   ck_assert_int_eq(rep->by_bank[1]->funded, 1);
   ck_assert_int_eq(rep->by_bank[1]->fees, 3600000);
-  ck_assert_msg(strstr(rep->csv, "total,,,CNY,4,2,5500000.00,46000.00\n"), "%s",
-                rep->csv);
+  ck_assert_msg(strstr(rep->csv, "total,,,CNY,4,2,5500000.00,46000.00,,\n"),
+                "%s", rep->csv);
   ck_assert_msg(
       strstr(rep->csv, "bank,icbc,Bank icbc,CNY,2,1,4500000.00,36000.00"), "%s",
       rep->csv);
@@ -293,6 +293,59 @@ START_TEST(the_centre_report_and_a_bank_report) {
   br.bank = "abc";
   ft_expect("icbc1", "bank.report", &br.base, GM__STATUS__PERMISSION_DENIED,
             "your bank is icbc");
+}
+END_TEST
+
+/* The centre's report counts each bank's missed deadlines, by kind, as
+   bank-report --bank does: in the reply's bank lines and in two CSV
+   columns (a bank whose only part in the period is a miss gets a line). */
+START_TEST(the_centre_report_counts_each_bank_s_missed_deadlines) {
+  int64_t t0 = ft_at(FT_MONDAY, 10, 0), day = GM_FINANCE_DAY_MS;
+  char a[32], b[32];
+  ft_copy_id(a, ft_refer("acme", 100000000, 36, 0));
+  ft_copy_id(b, ft_refer("acme", 100000000, 36, 0));
+  ft_free(ft_claim("icbc1", a));
+  ft_free(ft_pick("acme", a, "icbc"));
+  Gm__Finance__ClaimRequest c = GM__FINANCE__CLAIM_REQUEST__INIT;
+  c.id = b;
+  ft_free(ft_ok("abc1", "referral.claim", &c.base));
+  ft_free(ft_pick("acme", b, "abc"));
+  ft_free(ft_contact("abc1", b));
+  /* icbc misses its contact deadline (9 March), abc its decision
+     deadline (1 April). */
+  ft_clock(t0 + 7 * day + 1000);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches", 1),
+                   1);
+  ft_clock(t0 + 30 * day + 1000);
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_breaches", 2),
+                   2);
+  Gm__Finance__ReportRequest rq = GM__FINANCE__REPORT_REQUEST__INIT;
+  rq.from = "2026-03-01";
+  rq.to = "2026-04-30";
+  Gm__Finance__Report *rep =
+      (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
+  ck_assert_msg(
+      strstr(rep->csv,
+             "section,key,name,currency,referrals,funded,"
+             "funded_amount,fees,contact_misses,"
+             "decision_misses\n") &&
+          strstr(rep->csv, "\nbank,abc,Bank abc,CNY,1,0,0.00,0.00,0,1\n") &&
+          strstr(rep->csv, "\nbank,icbc,Bank icbc,CNY,1,0,0.00,0.00,1,0\n") &&
+          strstr(rep->csv, "\nclass,3,清洁能源产业,CNY,2,0,0.00,0.00,,\n"),
+      "%s", rep->csv);
+  ck_assert_int_eq(rep->n_by_bank, 2);
+  ck_assert_str_eq(rep->by_bank[1]->key, "icbc");
+  ck_assert_int_eq(rep->by_bank[1]->contact_misses, 1);
+  ck_assert_int_eq(rep->by_bank[1]->decision_misses, 0);
+  ft_free(rep);
+  /* April: abc's miss alone, no claim or loan of the month. */
+  rq.from = "2026-04-01";
+  rep = (Gm__Finance__Report *)ft_ok(FT_CENTRE, "report.period", &rq.base);
+  ck_assert_msg(
+      strstr(rep->csv, "\nbank,abc,Bank abc,CNY,0,0,0.00,0.00,0,1\n") &&
+          !strstr(rep->csv, "bank,icbc"),
+      "%s", rep->csv);
+  ft_free(rep);
 }
 END_TEST
 
@@ -340,7 +393,7 @@ START_TEST(a_bank_name_with_a_comma_keeps_the_csv_columns) {
   ck_assert_str_eq(rep->by_bank[0]->name, "Bank \"HZ\", Huzhou branch");
   ck_assert_msg(strstr(rep->csv,
                        "bank,hz,\"Bank \"\"HZ\"\", Huzhou branch\","
-                       "CNY,1,1,1000000.00,10000.00\n"),
+                       "CNY,1,1,1000000.00,10000.00,0,0\n"),
                 "%s", rep->csv);
   ft_free(rep);
 }
@@ -447,8 +500,8 @@ START_TEST(money_in_two_currencies_is_never_added_together) {
   ck_assert_uint_eq(rep->n_by_bank, 2);
   ck_assert_str_eq(rep->by_bank[1]->currency, "USD");
   ck_assert_int_eq(rep->by_bank[1]->referrals, 1); /* claimed */
-  ck_assert_msg(strstr(rep->csv, "total,,,CNY,1,1,4500000.00,36000.00\n") &&
-                    strstr(rep->csv, "total,,,USD,1,1,200000.00,2000.00\n"),
+  ck_assert_msg(strstr(rep->csv, "total,,,CNY,1,1,4500000.00,36000.00,,\n") &&
+                    strstr(rep->csv, "total,,,USD,1,1,200000.00,2000.00,,\n"),
                 "%s", rep->csv);
   ft_free(rep);
 
@@ -522,10 +575,10 @@ START_TEST(the_csv_totals_count_referrals_in_a_currency_without_loans) {
   ck_assert_str_eq(rep->currency, "CNY");
   ck_assert_int_eq(rep->funded_amount, 450000000);
   ck_assert_uint_eq(rep->n_by_currency, 1);
-  ck_assert_msg(strstr(rep->csv, "class,3,清洁能源产业,USD,1,0,0.00,0.00\n"),
+  ck_assert_msg(strstr(rep->csv, "class,3,清洁能源产业,USD,1,0,0.00,0.00,,\n"),
                 "%s", rep->csv);
-  ck_assert_msg(strstr(rep->csv, "total,,,CNY,1,1,4500000.00,36000.00\n") &&
-                    strstr(rep->csv, "total,,,USD,1,0,0.00,0.00\n"),
+  ck_assert_msg(strstr(rep->csv, "total,,,CNY,1,1,4500000.00,36000.00,,\n") &&
+                    strstr(rep->csv, "total,,,USD,1,0,0.00,0.00,,\n"),
                 "the USD referral is in no total line:\n%s", rep->csv);
   ft_free(rep);
 }
@@ -539,6 +592,7 @@ int main(void) {
   tcase_add_test(tc, fees_round_half_up_and_settle_with_the_loan);
   tcase_add_test(tc, the_monthly_statement_matches_the_ledger);
   tcase_add_test(tc, the_centre_report_and_a_bank_report);
+  tcase_add_test(tc, the_centre_report_counts_each_bank_s_missed_deadlines);
   tcase_add_test(tc, a_bank_name_with_a_comma_keeps_the_csv_columns);
   tcase_add_test(tc, money_in_two_currencies_is_never_added_together);
   tcase_add_test(tc,
