@@ -1064,6 +1064,12 @@ static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
         "%zu trade(s) shown, the oldest first, and more follow: for the next "
         "page run the same command with --after %s\n",
         r->n_trades, r->next_cursor);
+  else if (r->resume_cursor[0] && recent)
+    printf(
+        "every trade of the range settled so far is shown; one that settles "
+        "later (a fill reaches the ledger a moment after it happens) is shown "
+        "by the same command with --after %s\n",
+        r->resume_cursor);
 }
 
 static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1951,7 +1957,10 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      "    your settled trades (dates YYYY-MM-DD, Asia/Shanghai), the oldest "
      "first,\n"
      "    at most --limit (default 100); when more follow it prints the\n"
-     "    --after CURSOR that gets the next page (same SYMBOL, --from, --to)\n",
+     "    --after CURSOR that gets the next page (same SYMBOL, --from, --to);\n"
+     "    trades that settle after a page was read come after the others, on\n"
+     "    the later pages; on the last page of a range that reaches now it\n"
+     "    prints the --after CURSOR that shows the trades settled since\n",
      gm__carbon_trades_run},
     {"book", "gm carbon book SYMBOL [--depth N]   bids and asks (default 5)\n",
      gm__carbon_book_run},

@@ -15,19 +15,35 @@
 typedef struct carbon__trades {
   gm_call *call;
   Gm__Carbon__TradeList *list;
+  int64_t *seq; /* each listed trade's place in the settle order */
   size_t cap;
   const char *me;
   int admin;
 } carbon__trades;
 
+static void carbon__trades_init(gm_call *call, carbon__trades *t) {
+  t->call = call;
+  t->me = host->participant(call);
+  t->admin = host->has_role(call, "admin");
+  t->list = host->alloc(call, sizeof *t->list);
+  gm__carbon__trade_list__init(t->list);
+  t->seq = NULL;
+  t->cap = 0;
+}
+
 static int carbon__trade_row(void *arg, size_t ncols, const gm_param *c) {
   carbon__trades *t = arg;
-  if (ncols < 12) return 1;
+  if (ncols < 13) return 1;
   if (t->list->n_trades == t->cap) {
     size_t ncap = t->cap * 2 + 16;
     Gm__Carbon__Trade **n = host->alloc(t->call, ncap * sizeof *n);
-    if (t->cap) memcpy(n, t->list->trades, t->cap * sizeof *n);
+    int64_t *s = host->alloc(t->call, ncap * sizeof *s);
+    if (t->cap) {
+      memcpy(n, t->list->trades, t->cap * sizeof *n);
+      memcpy(s, t->seq, t->cap * sizeof *s);
+    }
     t->list->trades = n;
+    t->seq = s;
     t->cap = ncap;
   }
   Gm__Carbon__Trade *tr = host->alloc(t->call, sizeof *tr);
@@ -50,24 +66,22 @@ static int carbon__trade_row(void *arg, size_t ncols, const gm_param *c) {
     if (strcmp(tr->buyer, t->me)) tr->buyer = "";
     if (strcmp(tr->seller, t->me)) tr->seller = "";
   }
+  t->seq[t->list->n_trades] = c[12].i;
   t->list->trades[t->list->n_trades++] = tr;
   return 0;
 }
 
 /* The trades of the caller (an admin: everyone's) in [from_ms, to_ms) of
-   `sym` ("" every instrument), ordered by (time_ms, trade_id), the first
-   `limit` of those after (after_ms, after_id) (after_id "": from the
-   start). */
+   `sym` ("" every instrument), appended to t's list.  By time (late 0):
+   those settled at or before seq `seq` (the ledger's settle order), ordered
+   by (time_ms, trade_id), the first `limit` after (after_ms, after_id)
+   (after_id "": from the start).  Late (late 1): those settled after seq
+   `seq`, in the order they settled, the first `limit`. */
 static gm_status carbon__query_trades(gm_call *call, const char *sym,
                                       int64_t from_ms, int64_t to_ms,
                                       int64_t after_ms, const char *after_id,
-                                      int64_t limit, carbon__trades *t) {
-  t->call = call;
-  t->me = host->participant(call);
-  t->admin = host->has_role(call, "admin");
-  t->list = host->alloc(call, sizeof *t->list);
-  gm__carbon__trade_list__init(t->list);
-  t->cap = 0;
+                                      int late, int64_t seq, int64_t limit,
+                                      carbon__trades *t) {
   /* One statement per case, each served by an index: an optional filter
      written as "(?1 = '' OR symbol = ?1)" or "(?4 OR buyer = ?5 ...)" keeps
      SQLite from using any, and every call scanned the whole table (300,000
@@ -79,19 +93,31 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
      symbols the symbol index holds (s, one step per symbol, each a search
      for the next), takes each one's first ?5 trades in the range by that
      index, and sorts those: the first ?5 of all are among them (300,000
-     trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all seven
+     trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all eight
      parameters: SQLite counts up to the highest number used, and an
      unused one is bound harmlessly.)  A page after a cursor starts at
      the cursor's time (?2) and skips the trades of that millisecond up to
      its trade id (?6, ?7): trades are ordered by (time_ms, trade_id), both
      fixed once settled, and trade ids are unique, so no trade of a range
      is listed on two pages or on none, however many share a millisecond.
-     Without a cursor ?6 is below every time and the filter passes all. */
+     Without a cursor ?6 is below every time and the filter passes all.
+     "+seq <= ?8" keeps the walk to the trades settled when its first page
+     was read ("+": a filter, not a search of the table by its key).  The
+     late statements search the table by its key, seq > ?8: they read the
+     trades settled since, of every participant, until the page is full,
+     so their cost grows with the market's trades since the first page
+     ("+" keeps the time and name indexes out). */
 #define CARBON__TRADES_SELECT                                             \
   "SELECT trade_id, symbol, buyer, seller, buy_order, sell_order, price," \
-  " quantity, amount, maker_side, time_ms, block FROM carbon_trades"
+  " quantity, amount, maker_side, time_ms, block, seq FROM carbon_trades"
 #define CARBON__TRADES_ORDER " ORDER BY time_ms, trade_id LIMIT ?5"
-#define CARBON__TRADES_AFTER " AND (time_ms > ?6 OR trade_id > ?7)"
+#define CARBON__TRADES_AFTER \
+  " AND (time_ms > ?6 OR trade_id > ?7) AND +seq <= ?8"
+#define CARBON__TRADES_LATE            \
+  CARBON__TRADES_SELECT                \
+  " WHERE seq > ?8 AND +time_ms >= ?2" \
+  " AND +time_ms < ?3"
+#define CARBON__TRADES_LATE_ORDER " ORDER BY seq LIMIT ?5"
   static const char own[] = CARBON__TRADES_SELECT
       " WHERE time_ms >= ?2 AND time_ms < ?3 AND (buyer = ?4 OR seller = ?4)"
       " AND (?1 = '' OR +symbol = ?1)" CARBON__TRADES_AFTER
@@ -109,36 +135,84 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
       " WHERE symbol = s.symbol AND time_ms >= ?2 AND time_ms < "
       "?3" CARBON__TRADES_AFTER
       " ORDER BY time_ms, trade_id LIMIT ?5))" CARBON__TRADES_ORDER;
+  static const char own_late[] = CARBON__TRADES_LATE
+      " AND (+buyer = ?4 OR +seller = ?4) AND (?1 = '' OR +symbol = "
+      "?1)" CARBON__TRADES_LATE_ORDER;
+  static const char one_late[] =
+      CARBON__TRADES_LATE " AND +symbol = ?1" CARBON__TRADES_LATE_ORDER;
+  static const char all_late[] = CARBON__TRADES_LATE CARBON__TRADES_LATE_ORDER;
+  const char *sql = !t->admin ? (late ? own_late : own)
+                    : sym[0]  ? (late ? one_late : one)
+                              : (late ? all_late : all);
   return host->ledger_query(
-      call,
-      !t->admin ? own
-      : sym[0]  ? one
-                : all,
+      call, sql,
       (gm_param[]){GM_TEXT(sym),
-                   GM_INT(from_ms > after_ms ? from_ms : after_ms),
+                   GM_INT(!late && after_ms > from_ms ? after_ms : from_ms),
                    GM_INT(to_ms), GM_TEXT(t->me), GM_INT(limit),
-                   GM_INT(after_ms), GM_TEXT(after_id)},
-      7, carbon__trade_row, t);
+                   GM_INT(after_ms), GM_TEXT(after_id), GM_INT(seq)},
+      8, carbon__trade_row, t);
 }
 
-/* What a records.trades cursor is bound to, with its position: FNV-1a
-   (64 bits) of the caller, the request's symbol, from_ms and to_ms as
-   given, and the last trade's time and id.  Not a secret (the caller could
-   list those trades anyway): it tells a cursor of another query, another
-   caller or one edited by hand from one this query handed out. */
+static int carbon__int_row(void *arg, size_t ncols, const gm_param *c) {
+  if (ncols < 1) return 1;
+  *(int64_t *)arg = c[0].i;
+  return 0;
+}
+
+/*
+ * records.trades' cursor: "t<S>.<to>.<time_ms>.<trade id>.<seal>" while
+ * the walk by time goes on (S: the last seq settled when the first page was
+ * read; the last trade listed), "s<L>.<to>.<seal>" once it lists the trades
+ * that settled after S, in settle order (L: the last seq listed, or S).
+ * <to> is the range's end: to_ms, or the first page's "now" when to_ms is
+ * 0, so later pages list the same range.  The seal, 16 hex digits, is
+ * FNV-1a (64 bits) of the caller, the request's symbol, from_ms and to_ms
+ * as given and the text before it.  Not a secret (the caller could list
+ * those trades anyway): it tells a cursor of another query, another caller
+ * or one edited by hand from one this query handed out.  Clients treat the
+ * cursor as opaque.
+ */
+typedef struct carbon__tpos {
+  int late;        /* 0: by time; 1: the trades settled after seq */
+  int64_t seq;     /* S, or L */
+  int64_t to_ms;   /* the range's end, exclusive */
+  int64_t at_ms;   /* by time: the last trade's time (INT64_MIN: none) */
+  const char *tid; /* and its id ("": none) */
+} carbon__tpos;
+
+static uint64_t carbon__fnv(uint64_t h, const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/* The seal of `body` (n bytes, the cursor before its seal) for this caller
+   and request. */
 static uint64_t carbon__trades_seal(const char *me,
                                     const Gm__Carbon__TradesRequest *in,
-                                    int64_t at_ms, const char *tid) {
+                                    const char *body, size_t n) {
+  char nums[64];
+  uint64_t h = 0xcbf29ce484222325ULL;
+  int k = snprintf(nums, sizeof nums, "%lld %lld", (long long)in->from_ms,
+                   (long long)in->to_ms);
+  h = carbon__fnv(h, me, strlen(me) + 1);
+  h = carbon__fnv(h, in->symbol, strlen(in->symbol) + 1);
+  h = carbon__fnv(h, nums, (size_t)k + 1);
+  return carbon__fnv(h, body, n);
+}
+
+/* The seal releases before the settle-order cursor gave
+   "<time_ms>.<trade id>", to tell such a cursor apart from a mistake. */
+static uint64_t carbon__trades_old_seal(const char *me,
+                                        const Gm__Carbon__TradesRequest *in,
+                                        int64_t at_ms, const char *tid) {
   char nums[96];
   const char *parts[] = {me, in->symbol, nums, tid};
   uint64_t h = 0xcbf29ce484222325ULL;
   snprintf(nums, sizeof nums, "%lld %lld %lld", (long long)in->from_ms,
            (long long)in->to_ms, (long long)at_ms);
   for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-    for (const char *p = parts[i];; p++) {
-      h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-      if (!*p) break;
-    }
+    h = carbon__fnv(h, parts[i], strlen(parts[i]) + 1);
   return h;
 }
 
@@ -153,25 +227,80 @@ static int carbon__valid_trade_id(const char *s) {
          strspn(colon + 2, "0123456789abcdef") == 12 && colon[14] == '\0';
 }
 
-/* records.trades' cursor: "<time_ms>.<trade id>.<seal, 16 hex digits>",
-   the last trade of the page before.  Clients treat it as opaque. */
+/* A decimal (optionally negative, at most 18 digits) at *p followed by
+   '.'; moves *p past the '.'.  0, or -1 when there is none. */
+static int carbon__take_int(const char **p, int64_t *v) {
+  const char *s = *p + (**p == '-');
+  size_t nd = strspn(s, "0123456789");
+  if (nd == 0 || nd > 18 || s[nd] != '.') return -1;
+  *v = strtoll(*p, NULL, 10);
+  *p = s + nd + 1;
+  return 0;
+}
+
+/* Writes the cursor of `pos` for this request. */
+static char *carbon__tpos_text(gm_call *call,
+                               const Gm__Carbon__TradesRequest *in,
+                               const carbon__tpos *pos) {
+  char *body = pos->late
+                   ? host->sprintf(call, "s%lld.%lld", (long long)pos->seq,
+                                   (long long)pos->to_ms)
+                   : host->sprintf(call, "t%lld.%lld.%lld.%s",
+                                   (long long)pos->seq, (long long)pos->to_ms,
+                                   (long long)pos->at_ms, pos->tid);
+  uint64_t seal =
+      carbon__trades_seal(host->participant(call), in, body, strlen(body));
+  return host->sprintf(call, "%s.%016llx", body, (unsigned long long)seal);
+}
+
+/* Reads in->cursor into *pos, or fails the call saying how to go on. */
 static gm_status carbon__trades_cursor(gm_call *call,
                                        const Gm__Carbon__TradesRequest *in,
-                                       int64_t *at_ms, const char **tid) {
-  const char *text = in->cursor, *dot1 = strchr(text, '.');
-  const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
-  char shown[96], *id, *end;
-  size_t nd = dot1 ? strspn(text, "0123456789") : 0;
-  if (!dot2 || nd == 0 || nd > 18 || text + nd != dot1 ||
-      strlen(dot2 + 1) != 16 || strspn(dot2 + 1, "0123456789abcdef") != 16)
+                                       carbon__tpos *pos) {
+  const char *text = in->cursor, *me = host->participant(call);
+  const char *dot = strrchr(text, '.'), *p = text + 1;
+  char shown[96];
+  if (!dot || strlen(dot + 1) != 16 ||
+      strspn(dot + 1, "0123456789abcdef") != 16)
     goto bad;
-  *at_ms = strtoll(text, NULL, 10);
-  id = host->sprintf(call, "%.*s", (int)(dot2 - dot1 - 1), dot1 + 1);
-  if (!carbon__valid_trade_id(id) ||
-      strtoull(dot2 + 1, &end, 16) !=
-          carbon__trades_seal(host->participant(call), in, *at_ms, id))
+  uint64_t seal = strtoull(dot + 1, NULL, 16);
+  if (isdigit((unsigned char)text[0])) {
+    /* "<time_ms>.<trade id>.<seal>", as releases before this one wrote. */
+    const char *dot1 = strchr(text, '.');
+    int64_t at_ms;
+    if (dot1 == dot) goto bad;
+    char *id = host->sprintf(call, "%.*s", (int)(dot - dot1 - 1), dot1 + 1);
+    if (carbon__take_int(&text, &at_ms) == 0 && carbon__valid_trade_id(id) &&
+        seal == carbon__trades_old_seal(me, in, at_ms, id))
+      return host->fail(
+          call, GM_INVALID_ARGUMENT,
+          "cursor \"%s\" is one an earlier release of the broker returned: "
+          "its pages could miss a trade that settled after them, so it is "
+          "not followed; start again from the first page without a cursor "
+          "(the trades of the range are listed again, each once)",
+          gm__carbon_shown(in->cursor, shown));
     goto bad;
-  *tid = id;
+  }
+  if ((text[0] != 't' && text[0] != 's') ||
+      seal != carbon__trades_seal(me, in, text, (size_t)(dot - text)))
+    goto bad;
+  pos->late = text[0] == 's';
+  pos->at_ms = INT64_MIN;
+  pos->tid = "";
+  if (carbon__take_int(&p, &pos->seq) || pos->seq < 0 ||
+      carbon__take_int(&p, &pos->to_ms))
+    goto bad;
+  if (!pos->late) {
+    const char *d;
+    char *id;
+    if (carbon__take_int(&p, &pos->at_ms) || !(d = strchr(p, '.')) ||
+        !carbon__valid_trade_id(
+            id = host->sprintf(call, "%.*s", (int)(d - p), p)))
+      goto bad;
+    pos->tid = id;
+    p = d + 1;
+  }
+  if (p != dot + 1) goto bad;
   return GM_OK;
 bad:
   return host->fail(
@@ -180,37 +309,72 @@ bad:
       "(the same symbol, from_ms and to_ms, as the same participant); pass "
       "next_cursor back unchanged with the query it came from, or start "
       "again from the first page without a cursor",
-      gm__carbon_shown(text, shown));
+      gm__carbon_shown(in->cursor, shown));
 }
 
+/*
+ * A page of the caller's trades in the range.  The first page notes S, the
+ * last seq the ledger had settled, and the walk lists first the trades of
+ * the range settled by then, ordered by time, then those that settled
+ * after S, in the order they settled: a trade that settles late, dated
+ * before a page already read (the settler drains each instrument's outbox
+ * on its own), is listed then, once, and none is listed twice.  The last
+ * page (next_cursor "") sets resume_cursor: followed later, it lists the
+ * trades of the range that settled since.
+ */
 gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
                               ProtobufCMessage **reply) {
   const Gm__Carbon__TradesRequest *in = (const Gm__Carbon__TradesRequest *)req;
-  int64_t to = in->to_ms ? in->to_ms : host->now_ms(host->market(call)) + 1;
   int64_t limit = in->limit ? in->limit : 100;
+  carbon__tpos pos = {0, 0, 0, INT64_MIN, ""};
   carbon__trades t;
   gm_status st;
   if (in->symbol[0] && (st = carbon__need_symbol(call, in->symbol)) != GM_OK)
     return st;
   if (limit < 1 || limit > 10000)
     return host->fail(call, GM_INVALID_ARGUMENT, "limit must be 1..10000");
-  int64_t after_ms = INT64_MIN;
-  const char *after_id = "";
-  if (in->cursor[0] &&
-      (st = carbon__trades_cursor(call, in, &after_ms, &after_id)) != GM_OK)
-    return st;
-  /* One more than the page: a next page is there only if it is found. */
-  if ((st = carbon__query_trades(call, in->symbol, in->from_ms, to, after_ms,
-                                 after_id, limit + 1, &t)) != GM_OK)
-    return st;
-  if ((int64_t)t.list->n_trades > limit) {
-    const Gm__Carbon__Trade *last = t.list->trades[limit - 1];
-    t.list->n_trades = (size_t)limit;
-    t.list->next_cursor = host->sprintf(
-        call, "%lld.%s.%016llx", (long long)last->time_ms, last->trade_id,
-        (unsigned long long)carbon__trades_seal(host->participant(call), in,
-                                                last->time_ms, last->trade_id));
+  if (in->cursor[0]) {
+    if ((st = carbon__trades_cursor(call, in, &pos)) != GM_OK) return st;
+  } else {
+    pos.to_ms = in->to_ms ? in->to_ms : host->now_ms(host->market(call)) + 1;
+    if ((st = host->ledger_query(call,
+                                 "SELECT coalesce(max(seq), 0) FROM "
+                                 "carbon_trades",
+                                 NULL, 0, carbon__int_row, &pos.seq)) != GM_OK)
+      return st;
   }
+  carbon__trades_init(call, &t);
+  /* One more than the page: a next page is there only if it is found. */
+  if (!pos.late) {
+    if ((st = carbon__query_trades(call, in->symbol, in->from_ms, pos.to_ms,
+                                   pos.at_ms, pos.tid, 0, pos.seq, limit + 1,
+                                   &t)) != GM_OK)
+      return st;
+    if ((int64_t)t.list->n_trades > limit) {
+      const Gm__Carbon__Trade *last = t.list->trades[limit - 1];
+      t.list->n_trades = (size_t)limit;
+      pos.at_ms = last->time_ms;
+      pos.tid = last->trade_id;
+      t.list->next_cursor = carbon__tpos_text(call, in, &pos);
+      *reply = &t.list->base;
+      return GM_OK;
+    }
+    pos.late = 1;
+  }
+  size_t by_time = t.list->n_trades;
+  int64_t room = limit - (int64_t)by_time;
+  if ((st = carbon__query_trades(call, in->symbol, in->from_ms, pos.to_ms,
+                                 INT64_MIN, "", 1, pos.seq, room + 1, &t)) !=
+      GM_OK)
+    return st;
+  int more = (int64_t)t.list->n_trades > limit;
+  if (more) t.list->n_trades = (size_t)limit;
+  if (t.list->n_trades > by_time) pos.seq = t.seq[t.list->n_trades - 1];
+  char *at = carbon__tpos_text(call, in, &pos);
+  if (more)
+    t.list->next_cursor = at;
+  else
+    t.list->resume_cursor = at;
   *reply = &t.list->base;
   return GM_OK;
 }
@@ -265,10 +429,11 @@ gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
   if (to - from > 3660)
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "a statement covers at most 10 years; split the range");
-  if ((st =
-           carbon__query_trades(call, in->symbol, gm__carbon_day_start_ms(from),
-                                gm__carbon_day_start_ms(to + 1), INT64_MIN, "",
-                                CARBON_STATEMENT_MAX + 1, &t)) != GM_OK)
+  carbon__trades_init(call, &t);
+  if ((st = carbon__query_trades(
+           call, in->symbol, gm__carbon_day_start_ms(from),
+           gm__carbon_day_start_ms(to + 1), INT64_MIN, "", 0, INT64_MAX,
+           CARBON_STATEMENT_MAX + 1, &t)) != GM_OK)
     return st;
   /* A statement is for reconciling: never cut one short silently. */
   if (t.list->n_trades > CARBON_STATEMENT_MAX)

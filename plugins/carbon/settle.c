@@ -46,6 +46,31 @@ static const gm_migration carbon__migrations[] = {
      " price INTEGER NOT NULL, quantity INTEGER NOT NULL,"
      " state INTEGER NOT NULL, trade_id TEXT NOT NULL,"
      " updated_ms INTEGER NOT NULL);"},
+    /* A trade's place in the ledger's settle order, `seq`, kept as the
+       table's INTEGER PRIMARY KEY: records.trades' cursor holds it (a page
+       never misses a trade that settles after it, records.c), and VACUUM
+       (or VACUUM INTO, a move to another host) keeps such a key where it
+       may renumber a plain rowid.  Each new trade takes the largest seq + 1:
+       trades are never deleted, and one writer at a time commits, so seq
+       grows in commit order.  The rows keep their rowid order, the order
+       they settled in. */
+    {2,
+     "CREATE TABLE carbon_trades_seq ("
+     " seq INTEGER PRIMARY KEY, trade_id TEXT NOT NULL UNIQUE,"
+     " symbol TEXT NOT NULL,"
+     " buyer TEXT NOT NULL, seller TEXT NOT NULL,"
+     " buy_order TEXT NOT NULL, sell_order TEXT NOT NULL,"
+     " price INTEGER NOT NULL, quantity INTEGER NOT NULL,"
+     " amount INTEGER NOT NULL, maker_side TEXT NOT NULL,"
+     " block INTEGER NOT NULL, day INTEGER NOT NULL, time_ms INTEGER NOT NULL);"
+     "INSERT INTO carbon_trades_seq SELECT rowid, trade_id, symbol, buyer,"
+     " seller, buy_order, sell_order, price, quantity, amount, maker_side,"
+     " block, day, time_ms FROM carbon_trades ORDER BY rowid;"
+     "DROP TABLE carbon_trades;"
+     "ALTER TABLE carbon_trades_seq RENAME TO carbon_trades;"
+     "CREATE INDEX carbon_trades_buyer ON carbon_trades (buyer, time_ms);"
+     "CREATE INDEX carbon_trades_seller ON carbon_trades (seller, time_ms);"
+     "CREATE INDEX carbon_trades_symbol ON carbon_trades (symbol, time_ms);"},
 };
 
 #define CARBON__EV_NAME(f) #f,

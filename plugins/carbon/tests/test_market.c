@@ -6,6 +6,7 @@
  */
 #include <sqlite3.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -437,7 +438,7 @@ START_TEST(trades_page_exactly_once) {
   tr.symbol = SYM;
   char edited[256];
   snprintf(edited, sizeof edited, "%s", cursor);
-  edited[0] = edited[0] == '1' ? '2' : '1'; /* another time */
+  edited[1] = edited[1] == '1' ? '2' : '1'; /* another settle position */
   tr.cursor = edited;
   ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
             why);
@@ -458,6 +459,153 @@ START_TEST(trades_page_exactly_once) {
   ck_assert_msg(tl, "%s", ct_message);
   ck_assert_int_eq(tl->n_trades, 3);
   ct_free(tl);
+}
+END_TEST
+
+/* Follows records.trades of `as` and `sym` in [Monday 00:00, to_ms), 2 a
+   page, from *cursor ("" the first page) for at most `pages` pages (0: to
+   the last), adding the trade ids to ids (room for 16, *n on).  Leaves in
+   *cursor the next_cursor, or on the last page the resume_cursor; returns
+   1 when the last page was read. */
+static int late_walk(const char *as, const char *sym, int64_t to_ms,
+                     char cursor[256], char ids[][48], size_t *n, int pages) {
+  Gm__Carbon__TradesRequest tr = GM__CARBON__TRADES_REQUEST__INIT;
+  tr.symbol = (char *)sym;
+  tr.from_ms = ct_at(CT_MONDAY, 0, 0);
+  tr.to_ms = to_ms;
+  tr.limit = 2;
+  for (int page = 0; pages == 0 || page < pages; page++) {
+    ck_assert_msg(page < 16, "%s %s: no last page", as, sym);
+    tr.cursor = cursor;
+    Gm__Carbon__TradeList *tl =
+        (Gm__Carbon__TradeList *)ct_call(as, "records.trades", &tr.base);
+    ck_assert_msg(tl, "%s %s page %d: %s", as, sym, page, ct_message);
+    for (size_t k = 0; k < tl->n_trades; k++) {
+      ck_assert_int_lt(*n, 16);
+      snprintf(ids[(*n)++], 48, "%s", tl->trades[k]->trade_id);
+    }
+    /* One or the other: more now, or how to come back later. */
+    ck_assert(!tl->next_cursor[0] != !tl->resume_cursor[0]);
+    int last = !tl->next_cursor[0];
+    snprintf(cursor, 256, "%s", last ? tl->resume_cursor : tl->next_cursor);
+    ct_free(tl);
+    if (last) return 1;
+  }
+  return 0;
+}
+
+/* How many of ids[0..n) are `id`. */
+static size_t late_count(char ids[][48], size_t n, const char *id) {
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++) c += strcmp(ids[i], id) == 0;
+  return c;
+}
+
+/* A trade that settles after a page was read, dated before that page's
+   last trade (another instrument's outbox settled late): the later pages
+   list it, once, in every case of the query; after the last page,
+   resume_cursor lists the trades of the range that settled since, however
+   late.  (Before the settle-order cursor the pages after the cursor's time
+   never listed it.)  RE-2's settlement is held back by taking its stream
+   out of gm:outboxes, as when a broker died between a script run and its
+   registration: the settler reads the streams listed there, and this gmd
+   registers a stream once. */
+START_TEST(trades_settled_late_are_listed_once) {
+  static const char held[] = "gm:{carbon:RE-2}:outbox";
+  int64_t t0 = ct_at(CT_MONDAY, 10, 0), to = t0 + 3600000;
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  struct timespec settle = {0, 500 * 1000 * 1000};
+  ct_create("RE-2", 8500);
+  ct_deposit("alice", "RE-2", 100000000, 0);
+  ct_deposit("bob", "RE-2", 0, 1000);
+  for (int i = 0; i < 4; i++)
+    ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 1, CT_GTC));
+  for (int i = 0; i < 2; i++)
+    ct_free(ct_limit("bob", "RE-2", CT_SELL, 8500, 1, CT_GTC));
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_orders"
+                                  " WHERE symbol = 'RE-2'",
+                                  2),
+                   2);
+  ck_assert_int_eq(gm_test_redis_int(rc, "SREM gm:outboxes %s", held), 1);
+  nanosleep(&settle, NULL); /* the settler's next round drops the stream */
+  /* RE-2 trades at t0 + 1; CEA-2025 at t0 + 2, + 3 and + 4, settled. */
+  ct_clock(t0 + 1);
+  Gm__Carbon__PlaceReply *late =
+      ct_limit("alice", "RE-2", CT_BUY, 8500, 1, CT_GTC);
+  ck_assert_int_eq(late->n_fills, 1);
+  char late_id[48];
+  snprintf(late_id, sizeof late_id, "%s", late->fills[0]->trade_id);
+  ct_free(late);
+  for (int i = 0; i < 3; i++) {
+    ct_clock(t0 + 2 + i);
+    ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 1, CT_GTC));
+  }
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 3), 3);
+  const struct {
+    const char *who, *sym;
+    int64_t to_ms;
+    size_t n;
+  } cases[] = {
+      {"alice", "", 0, 4},    {"bob", "", 0, 4},   {"root", "", 0, 4},
+      {"alice", "", to, 4},   {"root", "", to, 4}, {"alice", "RE-2", 0, 1},
+      {"root", "RE-2", 0, 1}, {"root", SYM, 0, 3},
+  };
+  enum { NC = sizeof cases / sizeof *cases };
+  char cursor[NC][256], ids[NC][16][48];
+  size_t n[NC] = {0};
+  /* The first page of each, while RE-2's trade is not in the ledger. */
+  for (size_t c = 0; c < NC; c++) {
+    cursor[c][0] = '\0';
+    late_walk(cases[c].who, cases[c].sym, cases[c].to_ms, cursor[c], ids[c],
+              &n[c], 1);
+  }
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades"), 3);
+  ck_assert_int_eq(gm_test_redis_int(rc, "SADD gm:outboxes %s", held), 1);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 4), 4);
+  /* The rest of each walk (or, where the first page was the last, its
+     resume_cursor) lists the late trade, once. */
+  for (size_t c = 0; c < NC; c++) {
+    ck_assert(late_walk(cases[c].who, cases[c].sym, cases[c].to_ms, cursor[c],
+                        ids[c], &n[c], 0));
+    ck_assert_msg(n[c] == cases[c].n, "%s %s: %zu trades", cases[c].who,
+                  cases[c].sym, n[c]);
+    for (size_t i = 0; i < n[c]; i++)
+      ck_assert_msg(late_count(ids[c], n[c], ids[c][i]) == 1, "%s %s: %s twice",
+                    cases[c].who, cases[c].sym, ids[c][i]);
+    ck_assert_int_eq(late_count(ids[c], n[c], late_id),
+                     strcmp(cases[c].sym, SYM) != 0);
+  }
+  /* After the last page: RE-2 trades again at t0 + 10 and settles late,
+     CEA-2025 at t0 + 11 at once.  resume_cursor lists each when it has
+     settled, inside the range (to_ms given); a range of to_ms 0 ended when
+     its first page was read. */
+  ck_assert_int_eq(gm_test_redis_int(rc, "SREM gm:outboxes %s", held), 1);
+  nanosleep(&settle, NULL);
+  ct_clock(t0 + 10);
+  ct_free(ct_limit("alice", "RE-2", CT_BUY, 8500, 1, CT_GTC));
+  ct_clock(t0 + 11);
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 1, CT_GTC));
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 5), 5);
+  static const size_t resumed[] = {3, 4}; /* {alice, "", to}, {root, "", to} */
+  for (size_t k = 0; k < 2; k++) {
+    size_t c = resumed[k], before = n[c];
+    ck_assert(late_walk(cases[c].who, "", to, cursor[c], ids[c], &n[c], 0));
+    ck_assert_int_eq(n[c], before + 1);
+    ck_assert_str_eq(ids[c][before], SYM ":T000000000004");
+  }
+  ck_assert_int_eq(gm_test_redis_int(rc, "SADD gm:outboxes %s", held), 1);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 6), 6);
+  for (size_t c = 0; c < NC; c++) {
+    size_t before = n[c];
+    ck_assert(late_walk(cases[c].who, cases[c].sym, cases[c].to_ms, cursor[c],
+                        ids[c], &n[c], 0));
+    int in_range = cases[c].to_ms && strcmp(cases[c].sym, SYM) != 0;
+    ck_assert_msg(n[c] == before + (size_t)in_range, "%s %s %lld: %zu more",
+                  cases[c].who, cases[c].sym, (long long)cases[c].to_ms,
+                  n[c] - before);
+    if (in_range) ck_assert_str_eq(ids[c][before], "RE-2:T000000000002");
+  }
+  redisFree(rc);
 }
 END_TEST
 
@@ -888,6 +1036,7 @@ int main(void) {
   tcase_add_test(tc, block_trades_by_agreement);
   tcase_add_test(tc, settled_records_reconcile_and_export);
   tcase_add_test(tc, trades_page_exactly_once);
+  tcase_add_test(tc, trades_settled_late_are_listed_once);
   tcase_add_test(tc, old_and_packed_outbox_entries_settle);
   tcase_add_test(tc, cached_rules_follow_the_instrument);
   tcase_add_test(tc, kept_statistics_follow_other_writers);
