@@ -6,7 +6,6 @@
  */
 #include <sqlite3.h>
 #include <string.h>
-#include <time.h>
 
 #include "harness.h"
 
@@ -501,20 +500,48 @@ static size_t late_count(char ids[][48], size_t n, const char *id) {
   return c;
 }
 
+/* Holds back the settlement of `stream`'s next entries, as a settler behind
+   on that one stream: its group's last-delivered id moves past every id
+   Redis will give for a long while, so the settler's reads find nothing new
+   there (nothing is pending, so nothing is trimmed).  The id to put back
+   (late_release) goes to saved. */
+static void late_hold(redisContext *rc, const char *stream, char saved[64]) {
+  redisReply *r = gm_test_redis_cmd(rc, "XINFO GROUPS %s", stream);
+  saved[0] = '\0';
+  for (size_t g = 0; g < r->elements; g++) {
+    const redisReply *f = r->element[g];
+    const char *name = "", *last = "";
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+      if (!strcmp(f->element[i]->str, "name")) name = f->element[i + 1]->str;
+      if (!strcmp(f->element[i]->str, "last-delivered-id"))
+        last = f->element[i + 1]->str;
+    }
+    if (!strcmp(name, "gm-settle")) snprintf(saved, 64, "%s", last);
+  }
+  freeReplyObject(r);
+  ck_assert_msg(saved[0], "%s has no gm-settle group", stream);
+  freeReplyObject(gm_test_redis_cmd(
+      rc, "XGROUP SETID %s gm-settle 99999999999999-0", stream));
+}
+
+/* Lets the settler read `stream` on from `saved` (late_hold). */
+static void late_release(redisContext *rc, const char *stream,
+                         const char *saved) {
+  freeReplyObject(
+      gm_test_redis_cmd(rc, "XGROUP SETID %s gm-settle %s", stream, saved));
+}
+
 /* A trade that settles after a page was read, dated before that page's
    last trade (another instrument's outbox settled late): the later pages
    list it, once, in every case of the query; after the last page,
    resume_cursor lists the trades of the range that settled since, however
    late.  (Before the settle-order cursor the pages after the cursor's time
-   never listed it.)  RE-2's settlement is held back by taking its stream
-   out of gm:outboxes, as when a broker died between a script run and its
-   registration: the settler reads the streams listed there, and this gmd
-   registers a stream once. */
+   never listed it.)  RE-2's settlement is held back (late_hold). */
 START_TEST(trades_settled_late_are_listed_once) {
   static const char held[] = "gm:{carbon:RE-2}:outbox";
+  char saved[64];
   int64_t t0 = ct_at(CT_MONDAY, 10, 0), to = t0 + 3600000;
   redisContext *rc = gm_test_redis_connect(ct_redis);
-  struct timespec settle = {0, 500 * 1000 * 1000};
   ct_create("RE-2", 8500);
   ct_deposit("alice", "RE-2", 100000000, 0);
   ct_deposit("bob", "RE-2", 0, 1000);
@@ -526,8 +553,7 @@ START_TEST(trades_settled_late_are_listed_once) {
                                   " WHERE symbol = 'RE-2'",
                                   2),
                    2);
-  ck_assert_int_eq(gm_test_redis_int(rc, "SREM gm:outboxes %s", held), 1);
-  nanosleep(&settle, NULL); /* the settler's next round drops the stream */
+  late_hold(rc, held, saved);
   /* RE-2 trades at t0 + 1; CEA-2025 at t0 + 2, + 3 and + 4, settled. */
   ct_clock(t0 + 1);
   Gm__Carbon__PlaceReply *late =
@@ -560,7 +586,7 @@ START_TEST(trades_settled_late_are_listed_once) {
               &n[c], 1);
   }
   ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades"), 3);
-  ck_assert_int_eq(gm_test_redis_int(rc, "SADD gm:outboxes %s", held), 1);
+  late_release(rc, held, saved);
   ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 4), 4);
   /* The rest of each walk (or, where the first page was the last, its
      resume_cursor) lists the late trade, once. */
@@ -579,8 +605,7 @@ START_TEST(trades_settled_late_are_listed_once) {
      CEA-2025 at t0 + 11 at once.  resume_cursor lists each when it has
      settled, inside the range (to_ms given); a range of to_ms 0 ended when
      its first page was read. */
-  ck_assert_int_eq(gm_test_redis_int(rc, "SREM gm:outboxes %s", held), 1);
-  nanosleep(&settle, NULL);
+  late_hold(rc, held, saved);
   ct_clock(t0 + 10);
   ct_free(ct_limit("alice", "RE-2", CT_BUY, 8500, 1, CT_GTC));
   ct_clock(t0 + 11);
@@ -593,7 +618,7 @@ START_TEST(trades_settled_late_are_listed_once) {
     ck_assert_int_eq(n[c], before + 1);
     ck_assert_str_eq(ids[c][before], SYM ":T000000000004");
   }
-  ck_assert_int_eq(gm_test_redis_int(rc, "SADD gm:outboxes %s", held), 1);
+  late_release(rc, held, saved);
   ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 6), 6);
   for (size_t c = 0; c < NC; c++) {
     size_t before = n[c];
@@ -606,6 +631,144 @@ START_TEST(trades_settled_late_are_listed_once) {
     if (in_range) ck_assert_str_eq(ids[c][before], "RE-2:T000000000002");
   }
   redisFree(rc);
+}
+END_TEST
+
+/* One page of alice's records.trades (every instrument, from Monday 00:00,
+   to_ms 0, 2 a page) after `cursor`, on connection `conn`: the trade ids
+   into ids (*n on), the next_cursor into cursor. */
+static void cursor_page(gm_test_conn *conn, char cursor[256], char ids[][48],
+                        size_t *n) {
+  Gm__Carbon__TradesRequest tr = GM__CARBON__TRADES_REQUEST__INIT;
+  gm_test_conn *own = ct_conn;
+  tr.from_ms = ct_at(CT_MONDAY, 0, 0);
+  tr.limit = 2;
+  tr.cursor = cursor;
+  ct_conn = conn;
+  Gm__Carbon__TradeList *tl =
+      (Gm__Carbon__TradeList *)ct_call("alice", "records.trades", &tr.base);
+  ct_conn = own;
+  ck_assert_msg(tl, "%s", ct_message);
+  for (size_t k = 0; k < tl->n_trades; k++)
+    snprintf(ids[(*n)++], 48, "%s", tl->trades[k]->trade_id);
+  snprintf(cursor, 256, "%s", tl->next_cursor);
+  ct_free(tl);
+}
+
+/* FNV-1a 64 over n bytes, from h. */
+static uint64_t fnv(uint64_t h, const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/* A records.trades cursor holds positions in the ledger only: it is
+   followed the same after gmd restarts and by another broker (whose ledger
+   reads go to the settle-lease holder).  A ledger of a release before the
+   settle order (carbon_trades without seq) is rebuilt at start keeping each
+   trade's rowid as its seq, and a cursor such a release returned is
+   refused, saying to start again. */
+START_TEST(trades_cursor_holds_across_restarts_brokers_and_releases) {
+  int64_t t0 = ct_at(CT_MONDAY, 10, 0);
+  for (int i = 0; i < 6; i++)
+    ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 1, CT_GTC));
+  for (int i = 0; i < 6; i++) {
+    ct_clock(t0 + i);
+    ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 1, CT_GTC));
+  }
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 6), 6);
+  /* The ledger as a release before this one left it: migration 1's table,
+     the rowids 10, 20, ... in the order the trades settled. */
+  gm_test_gmd_kill9(ct_gmd);
+  sqlite3 *db;
+  char *err = NULL;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ct_gmd), &db), SQLITE_OK);
+  ck_assert_msg(
+      sqlite3_exec(
+          db,
+          "BEGIN;"
+          "CREATE TABLE old_trades (trade_id TEXT PRIMARY KEY, symbol TEXT NOT"
+          " NULL, buyer TEXT NOT NULL, seller TEXT NOT NULL, buy_order TEXT NOT"
+          " NULL, sell_order TEXT NOT NULL, price INTEGER NOT NULL, quantity"
+          " INTEGER NOT NULL, amount INTEGER NOT NULL, maker_side TEXT NOT"
+          " NULL, block INTEGER NOT NULL, day INTEGER NOT NULL, time_ms"
+          " INTEGER NOT NULL);"
+          "INSERT INTO old_trades (rowid, trade_id, symbol, buyer, seller,"
+          " buy_order, sell_order, price, quantity, amount, maker_side, block,"
+          " day, time_ms) SELECT seq * 10, trade_id, symbol, buyer, seller,"
+          " buy_order, sell_order, price, quantity, amount, maker_side, block,"
+          " day, time_ms FROM carbon_trades;"
+          "DROP TABLE carbon_trades;"
+          "ALTER TABLE old_trades RENAME TO carbon_trades;"
+          "CREATE INDEX carbon_trades_buyer ON carbon_trades (buyer, time_ms);"
+          "CREATE INDEX carbon_trades_seller ON carbon_trades (seller,"
+          " time_ms);"
+          "CREATE INDEX carbon_trades_symbol ON carbon_trades (symbol,"
+          " time_ms);"
+          "UPDATE gm_schema SET version = 1 WHERE market = 'carbon';"
+          "COMMIT;",
+          NULL, NULL, &err) == SQLITE_OK,
+      "%s", err ? err : "");
+  sqlite3_close(db);
+  gm_test_gmd_restart(ct_gmd);
+  gm_test_conn_destroy(&ct_conn);
+  ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
+  ct_clock(t0 + 100); /* a restarted gmd's clock starts at t0 */
+  ck_assert_int_eq(ct_ledger_int("SELECT version FROM gm_schema"
+                                 " WHERE market = 'carbon'"),
+                   2);
+  ck_assert_int_eq(ct_ledger_int("SELECT count(*) FROM carbon_trades"
+                                 " WHERE seq % 10 = 0"),
+                   6);
+  /* A cursor the release before returned ("<time_ms>.<trade id>.<seal>",
+     as records.c sealed it then): refused, saying why and how to go on. */
+  char old[256], body[64], nums[64];
+  snprintf(body, sizeof body, SYM ":T000000000002");
+  int k = snprintf(nums, sizeof nums, "%lld %lld %lld",
+                   (long long)ct_at(CT_MONDAY, 0, 0), 0LL, (long long)t0 + 1);
+  uint64_t h = fnv(0xcbf29ce484222325ULL, "alice", 6);
+  h = fnv(fnv(fnv(h, "", 1), nums, (size_t)k + 1), body, strlen(body) + 1);
+  snprintf(old, sizeof old, "%lld.%s.%016llx", (long long)t0 + 1, body,
+           (unsigned long long)h);
+  Gm__Carbon__TradesRequest tr = GM__CARBON__TRADES_REQUEST__INIT;
+  tr.from_ms = ct_at(CT_MONDAY, 0, 0);
+  tr.limit = 2;
+  tr.cursor = old;
+  ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+            "is one an earlier release of the broker returned");
+  ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+            "start again from the first page without a cursor");
+  /* The first page here, the second after a restart, the third on another
+     broker that does not settle. */
+  char cursor[256] = "", ids[8][48];
+  size_t n = 0;
+  cursor_page(ct_conn, cursor, ids, &n);
+  ck_assert_msg(cursor[0] == 't', "%s", cursor);
+  gm_test_gmd_kill9(ct_gmd);
+  gm_test_gmd_restart(ct_gmd);
+  gm_test_conn_destroy(&ct_conn);
+  ct_conn = gm_test_conn_new(gm_test_gmd_endpoint(ct_gmd), NULL, NULL, NULL);
+  cursor_page(ct_conn, cursor, ids, &n);
+  ck_assert(cursor[0]);
+  char conf[512];
+  snprintf(conf, sizeof conf,
+           "[testing]\nclock = manual\nclock_start_ms = %lld\n"
+           "[plugins]\nload = carbon\n[settle]\nsettle = never\n",
+           (long long)t0);
+  gm_test_gmd *other =
+      gm_test_gmd_start_named(ct_redis, "other", GM_BUILD_PLUGIN_DIR, conf);
+  gm_test_conn *oc =
+      gm_test_conn_new(gm_test_gmd_endpoint(other), NULL, NULL, NULL);
+  cursor_page(oc, cursor, ids, &n);
+  gm_test_conn_destroy(&oc);
+  gm_test_gmd_stop(&other);
+  ck_assert_str_eq(cursor, "");
+  ck_assert_int_eq(n, 6);
+  for (size_t i = 0; i < n; i++) {
+    char want[48];
+    snprintf(want, sizeof want, SYM ":T%012zx", i + 1);
+    ck_assert_str_eq(ids[i], want);
+  }
 }
 END_TEST
 
@@ -1037,6 +1200,7 @@ int main(void) {
   tcase_add_test(tc, settled_records_reconcile_and_export);
   tcase_add_test(tc, trades_page_exactly_once);
   tcase_add_test(tc, trades_settled_late_are_listed_once);
+  tcase_add_test(tc, trades_cursor_holds_across_restarts_brokers_and_releases);
   tcase_add_test(tc, old_and_packed_outbox_entries_settle);
   tcase_add_test(tc, cached_rules_follow_the_instrument);
   tcase_add_test(tc, kept_statistics_follow_other_writers);
