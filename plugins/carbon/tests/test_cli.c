@@ -445,6 +445,19 @@ START_TEST(a_session_against_gmd) {
                            "CEA-2025:T"),
                 "%s", r->out);
   ck_assert_msg(!strstr(r->out, "more follow"), "%s", r->out);
+  /* The last page of a range that reaches now says how to see the trades
+     that settle later: nothing more has settled since. */
+  static const char later[] = "is shown by the same command with --after ";
+  const char *at_later = strstr(r->out, later);
+  ck_assert_msg(at_later, "%s", r->out);
+  char resume[256];
+  snprintf(resume, sizeof resume, "%s", at_later + strlen(later));
+  resume[strcspn(resume, "\n")] = '\0';
+  r = gm(ep, "--as", "alice", "carbon", "trades", "CEA-2025", "--after", resume,
+         NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "no settled trades (") && strstr(r->out, later),
+                "%s", r->out);
   /* A page exactly as long as --limit with nothing after it says no more
      (the market looks one trade ahead; paging through follows next_cursor:
      test_market.c, trades_page_exactly_once). */
