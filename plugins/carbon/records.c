@@ -332,7 +332,10 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
   if (in->symbol[0] && (st = carbon__need_symbol(call, in->symbol)) != GM_OK)
     return st;
   if (limit < 1 || limit > 10000)
-    return host->fail(call, GM_INVALID_ARGUMENT, "limit must be 1..10000");
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "limit %d is out of range: a page holds 1..10000 "
+                      "trades (0 or unset: 100); follow next_cursor for more",
+                      (int)in->limit);
   if (in->cursor[0]) {
     if ((st = carbon__trades_cursor(call, in, &pos)) != GM_OK) return st;
   } else {

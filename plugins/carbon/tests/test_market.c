@@ -452,6 +452,18 @@ START_TEST(trades_page_exactly_once) {
     ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
               why);
   }
+  /* A limit out of range says what was given and what a page holds. */
+  tr.cursor = "";
+  static const int32_t limits[] = {10001, -1};
+  for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "limit %d is out of range: a page holds 1..",
+             (int)limits[i]);
+    tr.limit = limits[i];
+    ct_expect("alice", "records.trades", &tr.base, GM__STATUS__INVALID_ARGUMENT,
+              want);
+  }
+  tr.limit = 3;
   /* The cursor as given still works with its own query and caller. */
   tr.cursor = cursor;
   tl = (Gm__Carbon__TradeList *)ct_call("alice", "records.trades", &tr.base);
