@@ -57,7 +57,8 @@ extern const char gm_lua_lib[], gm_lua_place[], gm_lua_amend[], gm_lua_block[],
 /* An ended order's final record stays in Redis (P.e:<slot>, lib.lua) this
    long at least, so order.get shows it whatever the settler's lag up to
    that, in slots of CARBON_ENDED_SLOT_MS, each key expiring as a whole
-   (no walk prunes them) at most one slot later. */
+   (no walk prunes them) two slots later than the keep after its first
+   write (lib.lua, ended_flush). */
 #define CARBON_ENDED_KEEP_MS (INT64_C(10) * 60 * 1000)
 #define CARBON_ENDED_SLOT_MS (INT64_C(60) * 1000)
 /* How the reason of a refused FOK order begins (place.lua fok_short): a

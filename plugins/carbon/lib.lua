@@ -46,8 +46,9 @@
 --   P.e:<slot>   HASH order id -> final record of an order that ended in
 --                that minute (slot = ms / ENDED_SLOT), for order.get until
 --                the ledger has it: each key expires as a whole
---                ENDED_KEEP + ENDED_SLOT ms after its last write (ended_flush;
---                the field '-' = INST_PAD keeps it a hash table)
+--                ENDED_KEEP + 2 x ENDED_SLOT ms after its first write
+--                (ended_flush; the field '-' = INST_PAD keeps it a hash
+--                table)
 -- and the instrument's deadlines (the host's P.dl, set with gm.deadline):
 --   day|<SYM>      the next end-of-day event: the earliest of the first
 --                  close not done yet and the first expiry in P.x
@@ -609,12 +610,12 @@ end
 -- whatever the settler's lag, and the ledger has it only once settled.  So
 -- the script that ends an order keeps its final record in Redis for
 -- ENDED_KEEP ms at least: in the hash of the minute it ended, P.e:<slot>,
--- which expires as a whole (one HSET and one PEXPIRE per call that ends
--- orders, no index and no walk to prune).  Record:
+-- which expires as a whole (one HSET per call that ends orders, and a
+-- PEXPIRE by the call that makes the key; no index and no walk to
+-- prune).  Record:
 -- "who|side|type|tif|price|quantity|filled|state|expire|created|reason"
 -- (the reason last: the only field that may hold '|'; nothing remains).
 local ENDED = {}
-local ENDED_TTL = I(ENDED_KEEP + ENDED_SLOT)
 local function ord_ended(o, st, why)
   ENDED[#ENDED + 1] = o.id
   ENDED[#ENDED + 1] = o.who .. '|' .. o.side .. '|' .. o.typ .. '|' ..
@@ -623,7 +624,15 @@ local function ord_ended(o, st, why)
     (why or '')
 end
 -- Expiry is relative (PEXPIRE): Redis counts it on its own clock, which a
--- test's manual clock does not move.
+-- test's manual clock does not move.  It is set once, by the call that
+-- makes the key (its HSET adds the field '-' besides the ids; into an
+-- existing key it adds the ids alone, an order ending once), for
+-- ENDED_KEEP + 2 slots: a slot is written during its minute by the brokers'
+-- clocks, so at most a slot plus how far apart they are after the key was
+-- made, and every record keeps ENDED_KEEP while they are at most a slot
+-- apart.  (A PEXPIRE on every write was 0.43 commands per plain order.)
+-- A key an older broker made has the expiry it set, 11 minutes after its
+-- last write.
 -- HSET takes at most 1000 orders at a time: unpack is bounded by Lua's C
 -- stack (8000 values) and a mass cancel may end up to 100,000 orders.
 -- Each HSET also writes the field '-' (never an order id) with INST_PAD,
@@ -632,14 +641,21 @@ end
 -- record is about 50 bytes, under the limit, so until 128 orders ended in
 -- that minute) each HSET walked every record and grew the listpack by a
 -- realloc: 0.6% of FCALL's instructions in the carbon bench (callgrind).
+local ENDED_TTL = I(ENDED_KEEP + 2 * ENDED_SLOT)
 local function ended_flush()
   if #ENDED == 0 then return end
   local k = P .. 'e:' .. I(floor(NOW / ENDED_SLOT))
+  local made = false
   for i = 1, #ENDED, 2000 do
-    redis.call('HSET', k, PAD_F, INST_PAD,
-      unpack(ENDED, i, math.min(i + 1999, #ENDED)))
+    local j = math.min(i + 1999, #ENDED)
+    -- More than the ids new: the key was made now.  Fewer: an id was
+    -- there already (only a bug ends an order twice); expire it anyway.
+    if redis.call('HSET', k, PAD_F, INST_PAD, unpack(ENDED, i, j)) ~=
+        (j - i + 1) / 2 then
+      made = true
+    end
   end
-  redis.call('PEXPIRE', k, ENDED_TTL)
+  if made then redis.call('PEXPIRE', k, ENDED_TTL) end
 end
 -- The final record of order id if it ended within ENDED_KEEP ms: the
 -- order (as ord_get's), its state and reason; nil otherwise.

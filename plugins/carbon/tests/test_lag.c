@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "carbon.h"
 #include "harness.h"
 
 #define SYM "CEA-LAG"
@@ -220,6 +221,55 @@ START_TEST(calls_share_no_lib_state) {
 }
 END_TEST
 
+/* A minute's ended-order hash gets its expiry from the call that makes
+   it, long enough that a record written into it a slot later still keeps
+   CARBON_ENDED_KEEP_MS (lib.lua, ended_flush): later writes into it send
+   no PEXPIRE, so the key must not lose its expiry nor expire sooner. */
+START_TEST(ended_records_expire_a_keep_after_their_last_write) {
+  char a[64], b[64], c3[64], d[64];
+  place("bob", CT_SELL, 8600, 5, CT_GTC, a);
+  place("bob", CT_SELL, 8600, 5, CT_GTC, b);
+  place("bob", CT_SELL, 8600, 5, CT_GTC, c3);
+  place("bob", CT_SELL, 8700, 5, CT_GTC, d);
+  Gm__Carbon__OrderRequest c = GM__CARBON__ORDER_REQUEST__INIT;
+  c.order_id = a; /* makes this minute's hash */
+  ct_free((Gm__Carbon__Order *)ct_call("bob", "order.cancel", &c.base));
+  /* 59.9 s later by the broker's clock, the same minute: */
+  ct_clock(ct_at(CT_MONDAY, 10, 0) + 59900);
+  c.order_id = b; /* writes into it */
+  ct_free((Gm__Carbon__Order *)ct_call("bob", "order.cancel", &c.base));
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  redisReply *k = gm_test_redis_cmd(rc, "KEYS gm:{carbon:" SYM "}:e:*");
+  ck_assert_int_eq(k->elements, 1);
+  long long ttl = gm_test_redis_int(rc, "PTTL %s", k->element[0]->str);
+  ck_assert_int_eq(ended_records(rc, SYM, b), 1);
+  /* Its expiry was set when it was made, moments ago by Redis's clock,
+     and no later write moves it: it must leave more than KEEP after a
+     write up to a slot later (by the brokers' clocks, which may run a slot
+     apart from Redis's): ENDED_KEEP + 2 slots from its first write. */
+  ck_assert_msg(ttl > CARBON_ENDED_KEEP_MS + CARBON_ENDED_SLOT_MS * 3 / 2 &&
+                    ttl <= CARBON_ENDED_KEEP_MS + 2 * CARBON_ENDED_SLOT_MS,
+                "%s: PTTL %lld, expected just under %lld", k->element[0]->str,
+                ttl,
+                (long long)(CARBON_ENDED_KEEP_MS + 2 * CARBON_ENDED_SLOT_MS));
+  /* A mass cancel's several records into the existing key keep it too. */
+  Gm__Carbon__MassCancelRequest m = GM__CARBON__MASS_CANCEL_REQUEST__INIT;
+  m.symbol = SYM;
+  Gm__Carbon__MassCancelReply *mr = (Gm__Carbon__MassCancelReply *)ct_call(
+      "bob", "order.mass_cancel", &m.base);
+  ck_assert_msg(mr && mr->n_cancelled == 2, "order.mass_cancel: %s",
+                mr ? "not 2 cancelled" : ct_message);
+  ct_free(mr);
+  ck_assert_int_eq(ended_records(rc, SYM, c3), 1);
+  ck_assert_int_eq(ended_records(rc, SYM, d), 1);
+  ck_assert_int_eq(ended_records(rc, SYM, NULL), 4);
+  ck_assert_int_gt(gm_test_redis_int(rc, "PTTL %s", k->element[0]->str),
+                   CARBON_ENDED_KEEP_MS);
+  freeReplyObject(k);
+  redisFree(rc);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon lag");
   TCase *tc = tcase_create("lag");
@@ -227,6 +277,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, ended_orders_show_their_state_before_settlement);
   tcase_add_test(tc, calls_share_no_lib_state);
+  tcase_add_test(tc, ended_records_expire_a_keep_after_their_last_write);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
