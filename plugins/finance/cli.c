@@ -426,8 +426,11 @@ static void gm__fin_print_referral(const Gm__Finance__Referral *r) {
                e->credit_code);
     if (r->contact_withheld)
       gm__fin_kv("contact", "%s",
-                 "withheld: the enterprise withdrew the referral and its "
-                 "consent with it");
+                 r->state == GM__FINANCE__STATE__STATE_DECLINED
+                     ? "withheld: the referral was declined, so the purpose "
+                       "it was shared for has ended"
+                     : "withheld: the enterprise withdrew the referral and "
+                       "its consent with it");
     else
       gm__fin_kv("contact", "%s", e->contact);
     gm__fin_kv("consent", "%s",

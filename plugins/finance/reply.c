@@ -311,8 +311,16 @@ Gm__Finance__Referral *finance__view(gm_call *call, const finance__ref *r,
      "Withdrawing your consent"): the bank that held it keeps what it
      already had of its review but is no longer given the contact person
      (personal information, which PIPL art. 47 says to stop processing once
-     consent is withdrawn); the enterprise's name and code are a company's. */
-  if (bank && r->state == GM__FINANCE__STATE__STATE_WITHDRAWN && *e->contact) {
+     consent is withdrawn); the enterprise's name and code are a company's.
+     Declined, the purpose the contact was shared for (the bank's review
+     towards a loan) cannot be achieved any more, the first case of the
+     same article: the bank that declined keeps its record of the decline,
+     not the contact person.  Funded, the bank has a customer and keeps it;
+     expired, no bank holding it reads it at all (a missed deadline). */
+  if (bank &&
+      (r->state == GM__FINANCE__STATE__STATE_WITHDRAWN ||
+       r->state == GM__FINANCE__STATE__STATE_DECLINED) &&
+      *e->contact) {
     e->contact = "";
     v->contact_withheld = 1;
   }

@@ -922,10 +922,26 @@ START_TEST(only_the_holding_bank_moves_it_in_order) {
   ck_assert_int_eq(r->state, GM__FINANCE__STATE__STATE_DECLINED);
   ck_assert_int_eq(r->decline_reason,
                    GM__FINANCE__DECLINE_REASON__DECLINE_COLLATERAL);
+  /* Declined, the purpose the contact person was shared for has ended:
+     the bank keeps its record of the decline, who included, not the
+     contact (PIPL art. 47), in its reply and in what it reads after. */
+  ck_assert_str_eq(r->enterprise->contact, "");
+  ck_assert(r->contact_withheld);
   ft_free(r);
-  /* The enterprise sees the reason. */
+  r = ft_get("icbc1", id);
+  ck_assert_int_eq(r->access, GM__FINANCE__ACCESS__ACCESS_FULL);
+  ck_assert_str_eq(r->enterprise->name, "acme Green Energy Co");
+  ck_assert_str_eq(r->enterprise->contact, "");
+  ck_assert(r->contact_withheld);
+  ft_free(r);
+  /* The enterprise sees the reason, and it and the centre the contact. */
   r = ft_get("acme", id);
   ck_assert_str_eq(r->decline_text, "collateral valuation too low");
+  ck_assert_str_eq(r->enterprise->contact, "Li Wei +86 572 000 0000");
+  ck_assert(!r->contact_withheld);
+  ft_free(r);
+  r = ft_get(FT_CENTRE, id);
+  ck_assert_str_eq(r->enterprise->contact, "Li Wei +86 572 000 0000");
   ft_free(r);
   ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__FAILED_PRECONDITION,
             "is declined");
