@@ -63,14 +63,18 @@ static const char mark_lua[] =
     "redis.call('SET', KEYS[2], ARGV[2])\n"
     "return 1\n";
 
-/* Deletes the key only while it holds our value. */
+/* Deletes the key only while it holds our value: 1; 0 when there is no
+   key, 2 when it holds another broker's. */
 static const char release_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return 0 end\n"
+    "if v == ARGV[1] then\n"
     "  return redis.call('DEL', KEYS[1])\n"
     "end\n"
-    "return 0\n";
+    "return 2\n";
 
 struct gm__lease {
+  gm__redis_addr addr; /* Redis's, for a release after a stop's cut */
   gm__redis *redis;
   gm__redis *settler_redis; /* the committed hook's (settler thread) */
   gm__ledger *book;         /* read-only, for gm_book; NULL: never takes */
@@ -259,6 +263,62 @@ static void *lease_run(void *arg) {
   return NULL;
 }
 
+/*
+ * The release when the stop cut this broker's connections (redis.h: a Redis
+ * that did not answer a PING 2 s into the stop): over a connection of its
+ * own, outside the stop, while the key is surely still ours (Redis keeps it
+ * until held_until_us at least, and nobody else can take it before), for at
+ * most GM__RELEASE_AFTER_CUT_US or what is left of that.  A Redis that
+ * answers again meanwhile (a stall that ended) frees the lease at once
+ * rather than after up to lease_ms; one that does not lets it expire.  The
+ * script deletes the key only while it holds our value, as always.
+ */
+#define GM__RELEASE_AFTER_CUT_US 1000000
+#define GM__RELEASE_MIN_US 50000
+static void release_after_cut(gm__lease *l, const char **argv) {
+  uint64_t now = gm__clock_mono_us();
+  if (now + GM__RELEASE_MIN_US >= l->held_until_us) {
+    gm__log(GM_LOG_INFO, "settle",
+            "the settle lease was not released (Redis did not answer); it "
+            "expires by itself now, so another broker takes it within "
+            "lease_ms / 3");
+    return;
+  }
+  uint64_t left = l->held_until_us - now;
+  int64_t wait = left < GM__RELEASE_AFTER_CUT_US ? (int64_t)left
+                                                 : GM__RELEASE_AFTER_CUT_US;
+  gm__redis_addr a = l->addr;
+  a.stop = NULL;
+  a.connect_us = a.io_us = wait;
+  char err[512];
+  gm__redis *r = gm__redis_connect(&a, err, sizeof err);
+  redisReply *rep = r ? gm__redis_callv(r, 5, argv, NULL) : NULL;
+  if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+    gm__log(GM_LOG_INFO, "settle",
+            "released the settle lease (over a new connection: the stop had "
+            "cut the others)");
+  else if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0)
+    /* Before held_until_us only a DEL removes it: the release the cut
+       caught in Redis's socket, run once Redis answered again. */
+    gm__log(GM_LOG_INFO, "settle",
+            "released the settle lease (Redis ran the release sent before the "
+            "cut once it answered again)");
+  else if (rep && rep->type == REDIS_REPLY_INTEGER)
+    gm__log(GM_LOG_INFO, "settle",
+            "the settle lease is another broker's already");
+  else
+    gm__log(GM_LOG_INFO, "settle",
+            "the settle lease was not released (%s); another broker takes it "
+            "when it expires, within %lld ms",
+            rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+            : rep                                 ? "unexpected reply"
+            : r                                   ? gm__redis_last_error(r)
+                                                  : err,
+            (long long)((l->held_until_us - now) / 1000u));
+  if (rep) freeReplyObject(rep);
+  gm__redis_destroy(&r);
+}
+
 gm__lease *gm__lease_start(const gm__lease_config *cfg, char *err,
                            size_t errlen) {
   gm__lease *l = calloc(1, sizeof *l);
@@ -266,6 +326,7 @@ gm__lease *gm__lease_start(const gm__lease_config *cfg, char *err,
   pthread_mutex_init(&l->mu, NULL);
   l->lease_ms = cfg->lease_ms;
   l->take = cfg->take;
+  l->addr = cfg->redis;
   if (asprintf(&l->value, "%s\n%s", cfg->name, cfg->endpoint) < 0) abort();
   l->name = strdup(cfg->name);
   if (!l->name) abort();
@@ -310,6 +371,7 @@ void gm__lease_stop(gm__lease **lp) {
     redisReply *r = gm__redis_callv(l->redis, 5, argv, NULL);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
       gm__log(GM_LOG_INFO, "settle", "released the settle lease");
+    if (!r && gm__redis_stopping(l->addr.stop)) release_after_cut(l, argv);
     if (r) freeReplyObject(r);
   }
   gm__redis_destroy(&l->redis);

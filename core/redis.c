@@ -410,6 +410,12 @@ struct gm__redis_stop {
   pthread_t timer;
 };
 
+/* A stop past its grace asks each Redis it holds connections to for a PING
+   (this long to connect, as long to answer) before it cuts them, and asks
+   again this often while the stop lasts. */
+#define GM__STOP_PROBE_US 500000
+#define GM__STOP_REPROBE_US 1000000
+
 /* The text a context cut by its stop gets when its owner reopens it. */
 static const char gm__stopping_text[] = "gmd is stopping";
 
@@ -468,32 +474,138 @@ int gm__redis_stopping(const gm__redis_stop *s) {
   return s && atomic_load(&((gm__redis_stop *)s)->stopping);
 }
 
-static void *gm__stop_timer(void *arg) {
-  gm__redis_stop *s = arg;
+/* Where c points, for grouping a stop's connections by the Redis they go
+   to: "host:port" or "unix socket <path>" (gm__redis_ctx_where). */
+typedef struct gm__stop_addr {
+  char where[300];
+  int is_unix;
+  char host[256];
+  int port;
+  int alive; /* answered the probe */
+} gm__stop_addr;
+
+/* 1 when the Redis at a answers a PING on a new connection (any reply,
+   an error too: LOADING, BUSY, NOAUTH are answers) within
+   GM__STOP_PROBE_US to connect and as much to answer. */
+static int gm__stop_probe(const gm__stop_addr *a) {
+  struct timeval tv = gm__tv(GM__STOP_PROBE_US);
+  redisContext *c = a->is_unix ? redisConnectUnixWithTimeout(a->host, tv)
+                               : redisConnectWithTimeout(a->host, a->port, tv);
+  int ok = 0;
+  if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK) {
+    redisReply *r = redisCommand(c, "PING");
+    ok = r != NULL;
+    if (r) freeReplyObject(r);
+  }
+  if (c) redisFree(c);
+  return ok;
+}
+
+/* Waits until `at` or until s is destroyed (s->mu held); 1 if destroyed. */
+static int gm__stop_wait(gm__redis_stop *s, const struct timespec *at) {
+  int rc = 0;
+  while (!s->cancelled && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&s->cv, &s->mu, at);
+  return s->cancelled;
+}
+
+static struct timespec gm__mono_after(int64_t us) {
   struct timespec at;
   clock_gettime(CLOCK_MONOTONIC, &at);
-  at.tv_sec += (time_t)(s->grace_us / 1000000);
-  at.tv_nsec += (long)(s->grace_us % 1000000) * 1000L;
+  at.tv_sec += (time_t)(us / 1000000);
+  at.tv_nsec += (long)(us % 1000000) * 1000L;
   if (at.tv_nsec >= 1000000000L) {
     at.tv_sec++;
     at.tv_nsec -= 1000000000L;
   }
+  return at;
+}
+
+/*
+ * The stop's timer: after the grace, and every GM__STOP_REPROBE_US after
+ * it while the stop lasts, each Redis the stop's connections go to is
+ * asked a PING on a connection of its own.  The connections to one that
+ * does not answer are cut (their threads wait on a Redis that cannot
+ * answer them); those to one that answers are left alone, so a stop that
+ * is slow while Redis works (a long settle batch) finishes what it holds.
+ */
+static void *gm__stop_timer(void *arg) {
+  gm__redis_stop *s = arg;
+  struct timespec at = gm__mono_after(s->grace_us);
   pthread_mutex_lock(&s->mu);
-  int rc = 0;
-  while (!s->cancelled && rc != ETIMEDOUT)
-    rc = pthread_cond_timedwait(&s->cv, &s->mu, &at);
-  int cut = !s->cancelled;
-  size_t n = s->n;
-  pthread_mutex_unlock(&s->mu);
-  if (cut) {
-    gm__log(GM_LOG_WARN, "redis",
-            "gmd has not stopped %.1f s after it was asked to: cutting its "
-            "%zu connections to Redis (a Redis that does not answer would "
-            "hold each thread for its read timeout); outbox entries read but "
-            "not acknowledged are settled by the next settler",
-            (double)s->grace_us / 1e6, n);
-    gm__redis_stop_now(s);
+  int said_alive = 0;
+  while (!gm__stop_wait(s, &at)) {
+    /* The Redis servers the listed connections go to, each once. */
+    size_t na = 0;
+    gm__stop_addr *addr = calloc(s->n ? s->n : 1, sizeof *addr);
+    if (!addr) abort();
+    for (size_t i = 0; i < s->n; i++) {
+      gm__stop_addr a = {.port = 0};
+      const redisContext *c = s->ctx[i];
+      if (c->fd < 0) continue;
+      gm__redis_ctx_where(c, a.where, sizeof a.where);
+      if (c->connection_type == REDIS_CONN_TCP && c->tcp.host) {
+        snprintf(a.host, sizeof a.host, "%s", c->tcp.host);
+        a.port = c->tcp.port;
+      } else if (c->unix_sock.path) {
+        a.is_unix = 1;
+        snprintf(a.host, sizeof a.host, "%s", c->unix_sock.path);
+      } else {
+        continue;
+      }
+      size_t k = 0;
+      while (k < na && strcmp(addr[k].where, a.where)) k++;
+      if (k == na) addr[na++] = a;
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (size_t k = 0; k < na; k++) addr[k].alive = gm__stop_probe(&addr[k]);
+    pthread_mutex_lock(&s->mu);
+    if (s->cancelled) {
+      free(addr);
+      break;
+    }
+    size_t cut = 0, dead = 0;
+    char dead_where[300] = "", alive_where[300] = "";
+    for (size_t k = 0; k < na; k++) {
+      if (addr[k].alive) {
+        if (!alive_where[0])
+          snprintf(alive_where, sizeof alive_where, "%s", addr[k].where);
+        continue;
+      }
+      if (!dead++) snprintf(dead_where, sizeof dead_where, "%s", addr[k].where);
+      for (size_t i = 0; i < s->n; i++) {
+        char w[300];
+        gm__redis_ctx_where(s->ctx[i], w, sizeof w);
+        if (s->ctx[i]->fd >= 0 && !strcmp(w, addr[k].where)) {
+          shutdown(s->ctx[i]->fd, SHUT_RDWR);
+          cut++;
+        }
+      }
+    }
+    /* From the first cut on nothing reconnects (a reopen would wait on
+       the same Redis) and connections opened later are cut too. */
+    if (dead) atomic_store(&s->stopping, 1);
+    free(addr);
+    if (dead)
+      gm__log(GM_LOG_WARN, "redis",
+              "gmd has not stopped %.1f s after it was asked to and Redis at "
+              "%s%s does not answer (no reply to PING within %.1f s): cutting "
+              "its %zu connection(s) to it (a Redis that does not answer "
+              "would hold each thread for its read timeout); outbox entries "
+              "read but not acknowledged are settled by the next settler",
+              (double)s->grace_us / 1e6, dead_where,
+              dead > 1 ? " and others" : "", GM__STOP_PROBE_US / 1e6, cut);
+    else if (na && !said_alive) {
+      gm__log(GM_LOG_INFO, "redis",
+              "gmd has not stopped %.1f s after it was asked to; Redis at %s "
+              "answers, so its threads finish what they hold (a Redis that "
+              "stops answering is cut then)",
+              (double)s->grace_us / 1e6, alive_where);
+      said_alive = 1;
+    }
+    at = gm__mono_after(GM__STOP_REPROBE_US);
   }
+  pthread_mutex_unlock(&s->mu);
   return NULL;
 }
 

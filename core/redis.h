@@ -64,12 +64,18 @@ typedef struct gm__redis_addr {
 gm__redis_stop *gm__redis_stop_new(void);
 /* Cuts every connection of s now and refuses new ones; idempotent. */
 void gm__redis_stop_now(gm__redis_stop *s);
-/* gm__redis_stop_now after grace_us, on a thread of its own, unless s is
-   destroyed before: a stop whose threads end in time (Redis answering)
-   never cuts anything; one held by a stalled Redis is cut after grace_us
-   (logged).  Once per stop; later calls do nothing. */
+/* After grace_us, on a thread of its own, unless s is destroyed before:
+   each Redis the stop's connections go to is asked a PING on a connection
+   of its own (0.5 s to connect, 0.5 s to answer), again every second while
+   the stop lasts; the connections to one that does not answer are cut
+   (logged, WARN) and from then on nothing of s reconnects.  So a stop whose
+   threads end in time never cuts anything, one that is slow while Redis
+   answers (a long settle batch) finishes its work, and one held by a
+   stalled Redis is cut about grace_us + 0.5 s in.  Once per stop; later
+   calls do nothing. */
 void gm__redis_stop_after(gm__redis_stop *s, int64_t grace_us);
-/* Non-zero once s has cut its connections. */
+/* Non-zero once s has cut connections (gm__redis_stop_now, or a Redis that
+   did not answer the probe). */
 int gm__redis_stopping(const gm__redis_stop *s);
 /* Frees s (ending its timer thread first): after every connection of it
    is destroyed. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gmd_fixture.h"
 #include "greenmarket.pb-c.h"
@@ -195,6 +196,164 @@ START_TEST(a_stop_while_redis_answers_cuts_nothing) {
 }
 END_TEST
 
+/* The first line of gmd's log holding `text` within ms, into line. */
+static int wait_log(const char *text, char *line, size_t n, int ms) {
+  for (int waited = 0;; waited += 20) {
+    log_line(text, line, n);
+    if (line[0]) return 1;
+    if (waited >= ms) return 0;
+    gm_test_sleep_ms(20);
+  }
+}
+
+/* XPENDING's count of the testmkt outbox (entries read, not acknowledged). */
+static long long pending(void) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *r =
+      gm_test_redis_cmd(rc, "XPENDING gm:{testmkt:all}:outbox %s", "gm-settle");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  long long n = r->element[0]->integer;
+  freeReplyObject(r);
+  redisFree(rc);
+  return n;
+}
+
+/* The settle group's entries-read on the testmkt outbox (XINFO GROUPS). */
+static long long entries_read(void) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  redisReply *r = gm_test_redis_cmd(rc, "XINFO GROUPS gm:{testmkt:all}:outbox");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  long long n = -1;
+  for (size_t g = 0; g < r->elements; g++) {
+    const redisReply *e = r->element[g];
+    for (size_t k = 0; k + 1 < e->elements; k += 2)
+      if (!strcmp(e->element[k]->str, "entries-read"))
+        n = e->element[k + 1]->integer;
+  }
+  freeReplyObject(r);
+  redisFree(rc);
+  return n;
+}
+
+static long long lease_exists(void) {
+  redisContext *rc = gm_test_redis_connect(redis);
+  long long n = gm_test_redis_int(rc, "EXISTS gm:{settle}:lease");
+  redisFree(rc);
+  return n;
+}
+
+/*
+ * A stop that takes longer than the 2 s grace while Redis answers (here the
+ * settler's batch waits for the ledger, which the test holds locked for
+ * 2.6 s) cuts nothing: Redis answers the stop's PING, so the settler
+ * commits and acknowledges its batch and the lease is released as usual
+ * (before, every connection was cut at 2 s: the batch's mark and XACK
+ * failed and the lease stayed held until it expired).
+ */
+START_TEST(a_slow_stop_while_redis_answers_finishes_its_work) {
+  enum { BEFORE = 3, HELD = 5 };
+  char key[64];
+  for (int i = 0; i < BEFORE; i++) {
+    snprintf(key, sizeof key, "before-%d", i);
+    bump(key);
+  }
+  long long n = -1;
+  for (int i = 0; i < 500 && n != BEFORE; i++) {
+    n = ledger_count("SELECT count(*) FROM testmkt_bumps");
+    if (n != BEFORE) gm_test_sleep_ms(10);
+  }
+  ck_assert_int_eq(n, BEFORE);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  for (int i = 0; i < HELD; i++) {
+    snprintf(key, sizeof key, "held-%d", i);
+    bump(key);
+  }
+  /* The settler has read them and waits for the ledger. */
+  gm_test_sleep_ms(300);
+  uint64_t t0 = mono_ms();
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
+  gm_test_sleep_ms(2600);
+  ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  int status = gm_test_gmd_wait_exit(gmd, 10000);
+  uint64_t took = mono_ms() - t0;
+  fprintf(stderr,
+          "test_stop: gmd stopped %llu ms after SIGTERM (the ledger held "
+          "2.6 s, Redis answering)\n",
+          (unsigned long long)took);
+  ck_assert_int_ne(status, -1);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert_msg(!gm_test_gmd_log_has(gmd, "cutting its"),
+                "a slow stop cut its connections while Redis answered; see %s",
+                gm_test_gmd_log(gmd));
+  ck_assert(gm_test_gmd_log_has(gmd, "answers, so its threads finish"));
+  ck_assert(gm_test_gmd_log_has(gmd, "released the settle lease"));
+  ck_assert_int_eq(lease_exists(), 0);
+  /* The batch in hand was settled and acknowledged: every entry the
+     settler read is in the ledger and none is left pending (entries
+     appended after its last read wait for the next settler). */
+  long long settled = ledger_count("SELECT count(*) FROM testmkt_bumps");
+  ck_assert_int_gt(settled, BEFORE);
+  ck_assert_int_eq(settled, entries_read());
+  ck_assert_int_eq(pending(), 0);
+}
+END_TEST
+
+/*
+ * A stop cut short by a Redis that did not answer, which answers again
+ * right after the cut (a stall that ended): the settle lease is released
+ * over a new connection, so another broker takes it at once, not after up
+ * to lease_ms (20 s here).
+ */
+START_TEST(a_stop_cut_short_releases_the_lease_when_redis_answers_again) {
+  FILE *f = fopen(gm_test_gmd_conf(gmd), "a");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "\n[settle]\nlease_ms = 20000\n");
+  fclose(f);
+  gm_test_conn_destroy(&conn);
+  gm_test_gmd_kill9(gmd);
+  gm_test_gmd_restart(gmd);
+  conn = gm_test_conn_new(gm_test_gmd_endpoint(gmd), NULL, NULL, NULL);
+  bump("lease-1");
+  ck_assert_int_eq(lease_exists(), 1);
+  stopped = gm_test_redis_pid(redis);
+  ck_assert_int_eq(kill(stopped, SIGSTOP), 0);
+  /* Requests on the stalled Redis hold their workers, so the stop reaches
+     the lease only after the cut. */
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  b.note = "stop";
+  for (int i = 0; i < 4; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "lease-inflight-%d", i);
+    gm_test_send(conn, (uint64_t)i + 1, "alice", "testmkt", "bump", key,
+                 &b.base);
+  }
+  gm_test_sleep_ms(100);
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
+  char cut[4096];
+  ck_assert_msg(wait_log("cutting its", cut, sizeof cut, 8000),
+                "no cut 8 s into a stop with Redis stopped; see %s",
+                gm_test_gmd_log(gmd));
+  ck_assert_int_eq(kill(stopped, SIGCONT), 0);
+  stopped = -1;
+  int status = gm_test_gmd_wait_exit(gmd, 10000);
+  ck_assert_int_ne(status, -1);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert_msg(lease_exists() == 0,
+                "the settle lease is still held after the stop; see %s",
+                gm_test_gmd_log(gmd));
+  ck_assert_msg(gm_test_gmd_log_has(gmd, "released the settle lease"),
+                "the lease was not released after the cut; see %s",
+                gm_test_gmd_log(gmd));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("stop");
   TCase *tc = tcase_create("stop");
@@ -202,6 +361,9 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_stop_while_redis_is_stalled_ends_in_seconds);
   tcase_add_test(tc, a_stop_while_redis_answers_cuts_nothing);
+  tcase_add_test(tc, a_slow_stop_while_redis_answers_finishes_its_work);
+  tcase_add_test(tc,
+                 a_stop_cut_short_releases_the_lease_when_redis_answers_again);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
