@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -106,6 +107,9 @@ struct gm__broker {
   /* Every Redis connection of the broker's threads (b->raddr.stop): cut
      when a stop takes longer than GM__STOP_GRACE_US (a stalled Redis). */
   gm__redis_stop *redis_stop;
+  int own_stop; /* redis_stop is the broker's (else its caller's) */
+  int wake_fd;  /* eventfd the serving loop polls: a stop wakes it (or -1) */
+  _Atomic int serving; /* run reached its loop: a stop finishes work */
 };
 
 /* How long a stop may wait for its threads' Redis commands before it cuts
@@ -599,12 +603,17 @@ static int manual_clock_resume(gm__broker *b, char *err, size_t errlen) {
   return 0;
 }
 
-gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen) {
+gm__broker *gm__broker_new(const gm__config *cfg, gm__redis_stop *stop,
+                           char *err, size_t errlen) {
   gm__broker *b = calloc(1, sizeof *b);
   if (!b) abort();
   b->cfg = cfg;
   b->started_us = gm__clock_mono_us();
-  b->redis_stop = gm__redis_stop_new();
+  b->own_stop = !stop;
+  /* Signals are taken by a thread (main.c), so none interrupts the
+     serving loop's poll: a stop wakes it by this. */
+  b->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  b->redis_stop = stop ? stop : gm__redis_stop_new();
   char host[64] = "localhost";
   gethostname(host, sizeof host - 1);
   b->endpoint =
@@ -856,6 +865,21 @@ fail:
 
 void gm__broker_stop(gm__broker *b) {
   b->stop = 1;
+  if (b->wake_fd >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(b->wake_fd, &one, sizeof one); /* async-signal-safe */
+    (void)w;
+  }
+}
+
+void gm__broker_interrupt(gm__broker *b) {
+  gm__broker_stop(b);
+  if (!atomic_load(&b->serving)) {
+    gm__log(GM_LOG_INFO, "broker",
+            "asked to stop while starting: what the start waits for from "
+            "Redis is cut now");
+    gm__redis_stop_now(b->redis_stop);
+  }
 }
 
 /* Forwards one message, if one is waiting, from `from` to `to`; 1 if so. */
@@ -1104,9 +1128,11 @@ int gm__broker_run(gm__broker *b, char *err, size_t errlen) {
           b->n_workers, b->ledger_path);
 
   zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0},
-                            {back, 0, ZMQ_POLLIN, 0}};
+                            {back, 0, ZMQ_POLLIN, 0},
+                            {NULL, b->wake_fd, ZMQ_POLLIN, 0}};
+  atomic_store(&b->serving, 1);
   while (!b->stop) {
-    int n = zmq_poll(items, 2, 200);
+    int n = zmq_poll(items, b->wake_fd >= 0 ? 3 : 2, 200);
     if (n < 0) {
       if (zmq_errno() == EINTR) continue;
       snprintf(err, errlen, "poll: %s", zmq_strerror(zmq_errno()));
@@ -1184,7 +1210,8 @@ void gm__broker_destroy(gm__broker **bp) {
   gm__timesync_stop(&b->timesync);
   gm__redis_destroy(&b->host.redis);
   /* After every connection of it is closed. */
-  gm__redis_stop_destroy(&b->redis_stop);
+  if (b->own_stop) gm__redis_stop_destroy(&b->redis_stop);
+  if (b->wake_fd >= 0) close(b->wake_fd);
   gm__ledger_close(&b->host.ledger);
   free(b->endpoint);
   free(b->feed);

@@ -29,17 +29,27 @@
 #define GM__PROTOCOL_VERSION 1
 
 typedef struct gm__broker gm__broker;
+typedef struct gm__redis_stop gm__redis_stop;
 
 /*
  * Reads the configuration, connects to Redis, opens the ledger and loads the
  * plugins.  A plugin that is refused is logged and skipped; the others load.
- * NULL and err when the broker cannot run at all.
+ * NULL and err when the broker cannot run at all.  Every Redis connection
+ * of the broker is one of `stop` (redis.h), the caller's, which it destroys
+ * after the broker (NULL: the broker makes and destroys its own): cutting
+ * it (gm__redis_stop_now) ends what the start waits for from Redis.
  */
-gm__broker *gm__broker_new(const gm__config *cfg, char *err, size_t errlen);
+gm__broker *gm__broker_new(const gm__config *cfg, gm__redis_stop *stop,
+                           char *err, size_t errlen);
 /* Binds, starts every thread and serves until gm__broker_stop. 0 or -1. */
 int gm__broker_run(gm__broker *b, char *err, size_t errlen);
 /* Asks run to return; async-signal-safe. */
 void gm__broker_stop(gm__broker *b);
+/* The same from a thread (not a signal handler): and while run has not
+   reached its loop yet (a start), cuts the broker's Redis connections at
+   once (gm__redis_stop_now), so a start held by a Redis that does not
+   answer ends now. */
+void gm__broker_interrupt(gm__broker *b);
 /* Stops threads, unloads plugins, frees; nulls *b. */
 void gm__broker_destroy(gm__broker **b);
 /* How many plugins loaded, and the i-th (NULL past the end). */

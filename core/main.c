@@ -1,5 +1,6 @@
 /* gmd: the greenmarket broker daemon. */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,48 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "redis.h"
 
-static gm__broker *running;
+/*
+ * SIGINT and SIGTERM are blocked in every thread from the first line of
+ * main on and taken by one thread (sigwait), so a signal at any moment
+ * stops gmd instead of killing it, and the stop may do what a handler may
+ * not (take a lock, cut sockets): while gmd starts, it cuts what the start
+ * waits for from Redis (a Redis that does not answer); once it serves, the
+ * broker stops as usual (broker.h).
+ */
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static gm__broker *running;        /* under sig_mu */
+static gm__redis_stop *start_stop; /* the broker's Redis connections */
+static int asked;                  /* a signal came (under sig_mu) */
 
-static void on_signal(int sig) {
-  (void)sig;
-  if (running) gm__broker_stop(running);
+static void *signal_thread(void *arg) {
+  const sigset_t *set = arg;
+  for (;;) {
+    int sig;
+    if (sigwait(set, &sig) != 0) continue;
+    /* Cancelled (at exit) only while waiting, never holding sig_mu. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    pthread_mutex_lock(&sig_mu);
+    if (!asked)
+      gm__log(GM_LOG_INFO, "gmd", "%s: stopping",
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
+    asked = 1;
+    if (running)
+      gm__broker_interrupt(running);
+    else
+      gm__redis_stop_now(start_stop);
+    pthread_mutex_unlock(&sig_mu);
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+  }
+  return NULL;
+}
+
+static int stop_asked(void) {
+  pthread_mutex_lock(&sig_mu);
+  int a = asked;
+  pthread_mutex_unlock(&sig_mu);
+  return a;
 }
 
 static void usage(FILE *out) {
@@ -67,6 +104,13 @@ static int check_markets(const gm__broker *b, const gm__config *cfg,
 }
 
 int main(int argc, char **argv) {
+  /* Before anything: no thread may take them with the default action. */
+  static sigset_t stop_set;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+  signal(SIGPIPE, SIG_IGN);
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
       {"check", no_argument, NULL, 'k'},
@@ -125,14 +169,31 @@ int main(int argc, char **argv) {
     gm__config_destroy(&cfg);
     return 1;
   }
-  gm__broker *b = gm__broker_new(cfg, err, sizeof err);
-  if (!b) {
-    gm__log(GM_LOG_ERROR, "gmd", "cannot start: %s", err);
+  start_stop = gm__redis_stop_new();
+  pthread_t sig_thread;
+  if (pthread_create(&sig_thread, NULL, signal_thread, &stop_set) != 0) {
+    gm__log(GM_LOG_ERROR, "gmd", "cannot start the signal thread");
+    gm__redis_stop_destroy(&start_stop);
     gm__config_destroy(&cfg);
     return 1;
   }
+  pthread_setname_np(sig_thread, "gmd-signals");
+  gm__broker *b = gm__broker_new(cfg, start_stop, err, sizeof err);
+  pthread_mutex_lock(&sig_mu);
+  running = b;
+  int stopped_early = asked;
+  pthread_mutex_unlock(&sig_mu);
   int rc = 0;
-  if (check) {
+  if (!b || stopped_early) {
+    if (stopped_early)
+      gm__log(GM_LOG_INFO, "gmd", "stopped while starting%s%s", b ? "" : ": ",
+              b ? "" : err);
+    else
+      gm__log(GM_LOG_ERROR, "gmd", "cannot start: %s", err);
+    rc = stopped_early ? 0 : 1;
+    check = -1; /* neither checked nor run */
+  }
+  if (check == 1) {
     rc = check_markets(b, cfg, path);
     if (gm__broker_refused(b)) {
       /* A refused plugin does not stop a running gmd (the others serve),
@@ -156,21 +217,24 @@ int main(int argc, char **argv) {
     if (rc == 0)
       printf("gmd: %s is valid; %zu market(s) loaded\n", path,
              gm__broker_markets(b));
-  } else {
-    running = b;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+  } else if (check == 0) {
     if (gm__broker_run(b, err, sizeof err) != 0) {
-      gm__log(GM_LOG_ERROR, "gmd", "%s", err);
-      rc = 1;
+      /* A start a signal cut short says why it ended, not as a failure. */
+      if (stop_asked()) {
+        gm__log(GM_LOG_INFO, "gmd", "stopped while starting: %s", err);
+      } else {
+        gm__log(GM_LOG_ERROR, "gmd", "%s", err);
+        rc = 1;
+      }
     }
-    running = NULL;
   }
+  pthread_mutex_lock(&sig_mu);
+  running = NULL;
+  pthread_mutex_unlock(&sig_mu);
+  pthread_cancel(sig_thread);
+  pthread_join(sig_thread, NULL);
   gm__broker_destroy(&b);
+  gm__redis_stop_destroy(&start_stop);
   gm__config_destroy(&cfg);
   return rc;
 }

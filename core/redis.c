@@ -878,6 +878,43 @@ const char *gm__redis_error_text(const gm__redis *r, const char *e, char *buf,
   return buf;
 }
 
+/* How long a new connection's first commands (AUTH, gm__redis_connect's
+   PING) wait for their reply: the read timeout, at most GM__REDIS_HELLO_US.
+   A Redis that answers at all answers a PING within its
+   busy-reply-threshold (5 s by default: BUSY during a long script). */
+#define GM__REDIS_HELLO_US 10000000
+static int64_t gm__hello_us(const gm__redis *r) {
+  int64_t io = r->io_us ? r->io_us : 30000000;
+  return io < GM__REDIS_HELLO_US ? io : GM__REDIS_HELLO_US;
+}
+
+/* err: why a new connection to r failed (c its context), with what the
+   operator checks. */
+static void gm__connect_error(const gm__redis *r, const redisContext *c,
+                              char *err, size_t errlen) {
+  int timeout =
+      c && c->err == REDIS_ERR_IO && !strcmp(c->errstr, strerror(EAGAIN));
+#ifdef REDIS_ERR_TIMEOUT
+  timeout = timeout || (c && c->err == REDIS_ERR_TIMEOUT);
+#endif
+  if (c && gm__redis_auth_failed(c->errstr))
+    gm__redis_auth_message(err, errlen, r->where, c->errstr);
+  else if (gm__redis_stopping(r->stop) ||
+           (c && !strcmp(c->errstr, gm__stopping_text)))
+    snprintf(err, errlen, "%s", gm__stopping_text);
+  else if (timeout && c->fd >= 0)
+    snprintf(err, errlen,
+             "Redis at %s accepted the connection but did not answer within "
+             "%g s: check that redis-server is not stopped (kill -CONT its "
+             "pid), swapping or stuck on its disk (`redis-cli ping` there, "
+             "its log)",
+             r->where, (double)gm__hello_us(r) / 1e6);
+  else
+    snprintf(err, errlen,
+             "Redis is not reachable at %s (%s); is redis-server running?",
+             r->where, c ? c->errstr : "out of memory");
+}
+
 static redisContext *gm__redis_open(const gm__redis *r) {
   if (gm__redis_stopping(r->stop)) return gm__ctx_stopped();
   struct timeval tv =
@@ -894,8 +931,11 @@ static redisContext *gm__redis_open(const gm__redis *r) {
      before AUTH, the first command: a stopped Redis's kernel still accepts
      the connection, and hiredis's connect timeout bounds only the connect. */
   struct timeval io = r->io_us ? gm__tv(r->io_us) : (struct timeval){30, 0};
-  redisSetTimeout(c, io);
+  /* AUTH, a new connection's first command, waits GM__REDIS_HELLO_US at
+     most: a Redis that accepts and does not answer is stopped. */
+  redisSetTimeout(c, gm__tv(gm__hello_us(r)));
   if (gm__redis_auth(c) != 0) return c;
+  redisSetTimeout(c, io);
   /* hiredis's own functions: the same for every context it makes. */
   if (!gm__hiredis_fns) gm__hiredis_fns = c->reader->fn;
   c->reader->fn = &gm__reply_fns;
@@ -932,21 +972,24 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
   }
   r->c = gm__redis_open(r);
   if (!r->c || r->c->err) {
-    if (r->c && gm__redis_auth_failed(r->c->errstr))
-      gm__redis_auth_message(err, errlen, r->where, r->c->errstr);
-    else
-      snprintf(err, errlen,
-               "Redis is not reachable at %s (%s); is redis-server running?",
-               r->where, r->c ? r->c->errstr : "out of memory");
+    gm__connect_error(r, r->c, err, errlen);
     gm__redis_destroy(&r);
     return NULL;
   }
   /* A Redis that wants a password answers every later command NOAUTH:
-     say so now rather than as a failure of whatever comes first. */
+     say so now rather than as a failure of whatever comes first.  A
+     stopped one does not answer: said within GM__REDIS_HELLO_US. */
+  redisSetTimeout(r->c, gm__tv(gm__hello_us(r)));
   redisReply *ping = redisCommand(r->c, "PING");
-  int noauth = ping && ping->type == REDIS_REPLY_ERROR &&
-               !strncmp(ping->str, "NOAUTH", 6);
-  if (ping) freeReplyObject(ping);
+  if (!ping) {
+    gm__connect_error(r, r->c, err, errlen);
+    gm__redis_destroy(&r);
+    return NULL;
+  }
+  redisSetTimeout(r->c, r->io_us ? gm__tv(r->io_us) : (struct timeval){30, 0});
+  int noauth =
+      ping->type == REDIS_REPLY_ERROR && !strncmp(ping->str, "NOAUTH", 6);
+  freeReplyObject(ping);
   if (noauth) {
     snprintf(err, errlen,
              "Redis at %s requires a password (NOAUTH); put it in a file "
