@@ -1753,7 +1753,11 @@ static void gm__command_nowait(gm__redis *r, int argc, const char **argv,
   }
   if (!(r->pipelined && gm__fiber_current())) {
     redisReply *reply = gm__command(r, argc, argv, lens);
-    if (!reply || reply->type == REDIS_REPLY_ERROR)
+    /* Cut by gmd's stop (redis.h): not a failure of Redis. */
+    if (!reply && gm__redis_stopping(r->stop))
+      gm__log(GM_LOG_INFO, "redis",
+              "%s not sent: gmd is stopping (reconciliation repairs it)", what);
+    else if (!reply || reply->type == REDIS_REPLY_ERROR)
       gm__log(GM_LOG_ERROR, "redis", "%s failed: %s", what,
               reply ? reply->str : r->last_error);
     if (reply) freeReplyObject(reply);
@@ -2436,10 +2440,18 @@ static gm_status gm__outbox_register(gm_call *call, const char *stream,
     }
   }
   if (!reply || reply->type != REDIS_REPLY_INTEGER) {
-    gm__log(GM_LOG_ERROR, "redis", "SADD gm:outboxes %s failed: %s", stream,
-            !reply                             ? call->redis->last_error
-            : reply->type == REDIS_REPLY_ERROR ? reply->str
-                                               : "unexpected reply");
+    /* Cut by gmd's stop (redis.h): said as what it is, not as a failure
+       of Redis; the retry (or the settler's discovery) registers it. */
+    if (!reply && gm__redis_stopping(call->redis->stop))
+      gm__log(GM_LOG_INFO, "redis",
+              "SADD gm:outboxes %s cut short: gmd is stopping (a retry of "
+              "the request registers it)",
+              stream);
+    else
+      gm__log(GM_LOG_ERROR, "redis", "SADD gm:outboxes %s failed: %s", stream,
+              !reply                             ? call->redis->last_error
+              : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                 : "unexpected reply");
     if (reply) freeReplyObject(reply);
     if (made) {
       /* Registered before a retirement, perhaps: the retry's replay

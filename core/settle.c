@@ -312,6 +312,27 @@ static int gm__redis_failed(gm__settler *s, const char *what) {
   return gm__redis_failed_on(s, gm__redis_context(s->redis), what);
 }
 
+/* Logs that `what` (a side task: pruning, retiring) failed on connection c
+   with reply r (NULL: the connection failed): WARN with Redis's error, or
+   "no reply within N s" and the address for a stalled Redis (as
+   gm__redis_failed_on says it), INFO for a cut by gmd's stop. */
+static void gm__side_failed(gm__settler *s, redisContext *c,
+                            const redisReply *r, const char *what) {
+  if (!r && gm__redis_stopping(s->cfg.redis.stop)) {
+    gm__log(GM_LOG_INFO, "settle", "%s cut short: gmd is stopping", what);
+    return;
+  }
+  char buf[1024], ebuf[128], where[300];
+  const char *why =
+      r && r->type == REDIS_REPLY_ERROR ? r->str
+      : r                               ? "unexpected reply"
+                                        : gm__redis_error_text(
+                                              s->redis, gm__redis_ctx_error(s->redis, c, ebuf, sizeof ebuf),
+                                              buf, sizeof buf);
+  gm__redis_ctx_where(c, where, sizeof where);
+  gm__log(GM_LOG_WARN, "settle", "%s: %s (Redis at %s)", what, why, where);
+}
+
 /* The connection to the node serving `key` (a plain Redis: its one). */
 static redisContext *gm__ctx(gm__settler *s, const char *key) {
   return gm__redis_context_for(s->redis, key, strlen(key));
@@ -1351,8 +1372,7 @@ static void gm__prune(gm__settler *s) {
     redisContext *c = gm__ctx(s, s->streams[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     if (!r || r->type != REDIS_REPLY_INTEGER) {
-      gm__log(GM_LOG_WARN, "settle", "looking for dead consumers: %s",
-              r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+      gm__side_failed(s, c, r, "looking for dead consumers");
       if (r) freeReplyObject(r);
       break;
     }
@@ -1409,11 +1429,7 @@ static int gm__retire_eval(gm__settler *s, char **streams, size_t n,
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     for (size_t k = 0; k < 3 * (end - i); k++) free(dl[k]);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != end - i) {
-      gm__log(GM_LOG_WARN, "settle",
-              "looking for settled outbox streams to retire: %s",
-              r && r->type == REDIS_REPLY_ERROR ? r->str
-              : r                               ? "unexpected reply"
-                                                : c->errstr);
+      gm__side_failed(s, c, r, "looking for settled outbox streams to retire");
       if (!r && gm__redis_is_cluster(s->redis)) s->broken = 1;
       rc = -1;
     } else {
@@ -1441,12 +1457,11 @@ static long long gm__outboxes_change(gm__settler *s, const char *cmd,
   redisReply *r = redisCommandArgv(set, (int)n + 2, argv, NULL);
   free(argv);
   long long changed = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-  if (changed < 0)
-    gm__log(GM_LOG_WARN, "settle", "%s gm:outboxes while retiring streams: %s",
-            cmd,
-            r && r->type == REDIS_REPLY_ERROR ? r->str
-            : r                               ? "unexpected reply"
-                                              : set->errstr);
+  if (changed < 0) {
+    char what[64];
+    snprintf(what, sizeof what, "%s gm:outboxes while retiring streams", cmd);
+    gm__side_failed(s, set, r, what);
+  }
   if (r) freeReplyObject(r);
   return changed;
 }

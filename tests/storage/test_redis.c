@@ -1391,6 +1391,46 @@ START_TEST(pipelined_index_update_is_not_waited_for) {
 }
 END_TEST
 
+/*
+ * A command nobody waits for (the deadline index's ZADD) cut by gmd's stop
+ * (redis.h: its connections shut down, none reopened) is logged at INFO as
+ * what it is, not as an ERROR of Redis.
+ */
+START_TEST(a_no_wait_command_cut_by_a_stop_is_no_error) {
+  char err[512];
+  gm__redis_stop *stop = gm__redis_stop_new();
+  gm__redis_addr addr = {.unix_path = gm_test_redis_socket(srv), .stop = stop};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  gm__redis_stop_now(stop);
+  gm_call call = call_as("dan", NULL);
+  call.redis = r;
+  char log_path[] = "/tmp/gm-test-redis-log-XXXXXX";
+  int log_fd = mkstemp(log_path);
+  ck_assert_int_ge(log_fd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  ck_assert_int_ge(dup2(log_fd, 2), 0);
+  gm__deadline_index_lower(&call, "mkt", "t", 5000, 0);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char buf[4096];
+  ssize_t n = pread(log_fd, buf, sizeof buf - 1, 0);
+  close(log_fd);
+  unlink(log_path);
+  buf[n > 0 ? n : 0] = '\0';
+  fputs(buf, stderr);
+  ck_assert_msg(strstr(buf,
+                       "INFO  [redis] ZADD gm:deadlines not sent: gmd "
+                       "is stopping"),
+                "the cut is not said as a stop: %s", buf);
+  ck_assert_msg(!strstr(buf, "ERROR"), "an ERROR for a stop's cut: %s", buf);
+  gm__redis_destroy(&r);
+  gm__redis_stop_destroy(&stop);
+}
+END_TEST
+
 /* The server's process id, read with INFO (gm_test_redis_pid would keep
    a shared cluster from later takers). */
 static long server_pid(gm_test_redis *r) {
@@ -1877,6 +1917,7 @@ int main(void) {
   tcase_add_test(tc, refused_runs_leave_no_deadline);
   tcase_add_test(tc, deadline_misuse_is_refused);
   tcase_add_test(tc, pipelined_index_update_is_not_waited_for);
+  tcase_add_test(tc, a_no_wait_command_cut_by_a_stop_is_no_error);
   suite_add_tcase(s, tc);
   TCase *fx = tcase_create("fixture");
   tcase_set_timeout(fx, 60);

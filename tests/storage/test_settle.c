@@ -165,19 +165,22 @@ static void teardown(void) {
 
 /* When set, start() uses it as prune_idle_ms (else twice claim_ms). */
 static int64_t prune_ms;
+/* When set, the settler's Redis read timeout (else the default 30 s). */
+static int64_t io_us;
 
 static gm__settler *start(const char *consumer, int batch, int64_t claim_ms,
                           int no_thread) {
-  gm__settle_config cfg = {.redis = {.unix_path = gm_test_redis_socket(srv)},
-                           .ledger_path = path,
-                           .consumer = consumer,
-                           .batch_size = batch,
-                           .block_ms = 10,
-                           .claim_idle_ms = claim_ms,
-                           .prune_idle_ms = prune_ms ? prune_ms : 2 * claim_ms,
-                           .retire_idle_ms = retire_ms,
-                           .lookup = lookup,
-                           .no_thread = no_thread};
+  gm__settle_config cfg = {
+      .redis = {.unix_path = gm_test_redis_socket(srv), .io_us = io_us},
+      .ledger_path = path,
+      .consumer = consumer,
+      .batch_size = batch,
+      .block_ms = 10,
+      .claim_idle_ms = claim_ms,
+      .prune_idle_ms = prune_ms ? prune_ms : 2 * claim_ms,
+      .retire_idle_ms = retire_ms,
+      .lookup = lookup,
+      .no_thread = no_thread};
   char err[512];
   gm__settler *s = gm__settler_start(&cfg, err, sizeof err);
   ck_assert_msg(s != NULL, "%s", err);
@@ -1271,6 +1274,71 @@ START_TEST(over_maxmemory_an_outbox_to_make_waits_for_room) {
 }
 END_TEST
 
+/* Runs fn(s) with stderr into a file; what it logged, in buf. */
+static void logged(void (*fn)(gm__settler *), gm__settler *s, char *buf,
+                   size_t n) {
+  char log_path[] = "/tmp/gm-test-settle-log-XXXXXX";
+  int log_fd = mkstemp(log_path);
+  ck_assert_int_ge(log_fd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  ck_assert_int_ge(dup2(log_fd, 2), 0);
+  fn(s);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  ssize_t got = pread(log_fd, buf, n - 1, 0);
+  close(log_fd);
+  unlink(log_path);
+  buf[got > 0 ? got : 0] = '\0';
+  fputs(buf, stderr);
+}
+
+static void drain(gm__settler *s) {
+  gm__settler_drain_once(s);
+}
+
+static void retire(gm__settler *s) {
+  gm__settler_retire_once(s);
+}
+
+/*
+ * The settler's side sweeps (looking for dead consumers, for streams to
+ * retire) against a Redis that does not answer them (writes paused: their
+ * scripts wait, as on a stalled Redis) say so as the rest of the settler
+ * does: "no reply within N s" and Redis's address, not hiredis's
+ * "Resource temporarily unavailable".
+ */
+START_TEST(a_stalled_redis_during_the_side_sweeps_is_said_as_such) {
+  add_entries("alpha", "s", 1, 5);
+  io_us = 300000;
+  prune_ms = 1; /* a prune every round */
+  gm__settler *s = start("side", 100, 60000, 1);
+  drain_until(s, 5, 20);
+  char buf[16384];
+  freeReplyObject(gm_test_redis_cmd(raw, "CLIENT PAUSE 1500 WRITE"));
+  usleep(5 * 1000);
+  logged(drain, s, buf, sizeof buf);
+  freeReplyObject(gm_test_redis_cmd(raw, "CLIENT UNPAUSE"));
+  ck_assert_msg(strstr(buf,
+                       "looking for dead consumers: no reply within 0.3 s "
+                       "(Redis at unix socket "),
+                "the prune's warning: %s", buf);
+  ck_assert_msg(!strstr(buf, "Resource temporarily unavailable"), "%s", buf);
+  gm__settler_drain_once(s); /* reconnects */
+  freeReplyObject(gm_test_redis_cmd(raw, "CLIENT PAUSE 1500 WRITE"));
+  usleep(5 * 1000);
+  logged(retire, s, buf, sizeof buf);
+  freeReplyObject(gm_test_redis_cmd(raw, "CLIENT UNPAUSE"));
+  ck_assert_msg(strstr(buf,
+                       "looking for settled outbox streams to retire: no "
+                       "reply within 0.3 s (Redis at unix socket "),
+                "the retire sweep's warning: %s", buf);
+  ck_assert_msg(!strstr(buf, "Resource temporarily unavailable"), "%s", buf);
+  gm__settler_stop(&s);
+}
+END_TEST
+
 START_TEST(settled_idle_streams_are_retired_and_made_again) {
   emitter_start();
   retire_ms = 1;
@@ -1702,6 +1770,7 @@ int main(void) {
   tcase_add_test(rt, a_missing_streams_claims_follow_their_time);
   tcase_add_test(rt, a_claims_hash_holding_a_claim_keeps_its_tag);
   tcase_add_test(rt, a_settler_thread_retires_by_itself);
+  tcase_add_test(rt, a_stalled_redis_during_the_side_sweeps_is_said_as_such);
   tcase_add_test(rt, a_stream_made_again_goes_on_from_its_last_id_and_count);
   tcase_add_test(rt, a_retry_registers_a_stream_made_again_whatever_the_cache);
   tcase_add_test(rt, a_deadline_on_a_retired_tag_registers_it);
