@@ -7,7 +7,9 @@
 #include "redis.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -915,16 +917,71 @@ static void gm__connect_error(const gm__redis *r, const redisContext *c,
              r->where, c ? c->errstr : "out of memory");
 }
 
+/* Fails c (its socket stays open: it may be listed in a stop) with `why`. */
+static void gm__ctx_fail(redisContext *c, const char *why) {
+  c->err = REDIS_ERR_IO;
+  snprintf(c->errstr, sizeof c->errstr, "%s", why);
+}
+
+/*
+ * A TCP connection to r, connected by this thread so that a stop reaches
+ * a connect under way: hiredis's blocking connect waits in a poll of its
+ * own for up to its timeout, which nothing else can end, and a Redis whose
+ * network drops packets keeps it there.  The socket is listed in r's stop
+ * (when it has one) from its connect() on, so a cut shuts it down, which
+ * disconnects a socket still connecting (SYN sent) and wakes the poll here
+ * at once.  A context whose connect failed after that stays listed until
+ * it is freed (gm__ctx_free), its socket open until then.
+ */
+static redisContext *gm__connect_tcp(const gm__redis *r, int64_t timeout_us) {
+  redisContext *c = redisConnectNonBlock(r->host, r->port);
+  if (!c || c->err) return c;
+  if (r->stop) gm__stop_add(r->stop, c);
+  uint64_t until = gm__clock_mono_us() + (uint64_t)timeout_us;
+  struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+  int rc;
+  for (;;) {
+    uint64_t now = gm__clock_mono_us();
+    int ms = now >= until ? 0 : (int)((until - now + 999) / 1000);
+    rc = poll(&p, 1, ms);
+    if (rc >= 0 || errno != EINTR) break;
+  }
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  if (rc > 0 && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+    soerr = errno;
+  if (gm__redis_stopping(r->stop))
+    gm__ctx_fail(c, gm__stopping_text);
+  else if (rc == 0)
+    gm__ctx_fail(c, strerror(ETIMEDOUT));
+  else if (rc < 0 || soerr)
+    gm__ctx_fail(c, strerror(rc < 0 ? errno : soerr));
+  if (c->err) return c;
+  /* Connected: blocking from here on, as hiredis's own connect leaves it
+     (each read and write bounded by redisSetTimeout). */
+  int fl = fcntl(c->fd, F_GETFL);
+  if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    gm__ctx_fail(c, strerror(errno));
+    return c;
+  }
+  c->flags |= REDIS_BLOCK;
+  return c;
+}
+
 static redisContext *gm__redis_open(const gm__redis *r) {
   if (gm__redis_stopping(r->stop)) return gm__ctx_stopped();
-  struct timeval tv =
-      r->connect_us ? gm__tv(r->connect_us) : (struct timeval){5, 0};
-  redisContext *c = r->unix_path
-                        ? redisConnectUnixWithTimeout(r->unix_path, tv)
-                        : redisConnectWithTimeout(r->host, r->port, tv);
-  /* Listed before AUTH, its first command, which a stop may cut too.  A
-     failed connect is not: hiredis may have closed its socket. */
-  if (c && !c->err && r->stop) gm__stop_add(r->stop, c);
+  int64_t connect_us = r->connect_us ? r->connect_us : 5000000;
+  redisContext *c;
+  if (r->unix_path) {
+    /* A unix socket connects at once or fails at once (a full backlog:
+       EAGAIN): nothing to wait for. */
+    c = redisConnectUnixWithTimeout(r->unix_path, gm__tv(connect_us));
+    /* Listed before AUTH, its first command, which a stop may cut too.  A
+       failed connect is not: hiredis may have closed its socket. */
+    if (c && !c->err && r->stop) gm__stop_add(r->stop, c);
+  } else {
+    c = gm__connect_tcp(r, connect_us);
+  }
   if (!c || c->err) return c;
   /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
      above any script Redis would let run (lua-time-limit is 5 s).  Set

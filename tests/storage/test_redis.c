@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1431,6 +1434,83 @@ START_TEST(a_no_wait_command_cut_by_a_stop_is_no_error) {
 }
 END_TEST
 
+/* A TCP port on 127.0.0.1 whose connects hang (its listener's accept
+   queue is full and never read, so the kernel drops new SYNs): a Redis on
+   a network that drops packets.  Returns the listener; its port in *port. */
+static int blackhole(int *port, int held[8], int *nheld) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(l, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(listen(l, 0), 0);
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+  *port = ntohs(a.sin_port);
+  /* Connects until one does not complete: the queue is full. */
+  *nheld = 0;
+  for (;;) {
+    ck_assert_int_lt(*nheld, 8);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(c, 0);
+    held[(*nheld)++] = c;
+    int rc = connect(c, (struct sockaddr *)&a, sizeof a);
+    if (rc == 0) continue;
+    ck_assert_int_eq(errno, EINPROGRESS);
+    struct pollfd p = {.fd = c, .events = POLLOUT};
+    if (poll(&p, 1, 200) == 0) break;
+  }
+  return l;
+}
+
+typedef struct {
+  gm__redis_addr addr;
+  gm__redis *r;
+  char err[512];
+} connect_job;
+
+static void *connect_run(void *arg) {
+  connect_job *j = arg;
+  j->r = gm__redis_connect(&j->addr, j->err, sizeof j->err);
+  return NULL;
+}
+
+/*
+ * A connect under way to a Redis whose network drops packets ends when the
+ * stop cuts its connections, not at its connect timeout (5 s here): the
+ * socket is listed in the stop from its connect() on.
+ */
+START_TEST(a_stop_ends_a_connect_under_way) {
+  int port, held[8], nheld;
+  int l = blackhole(&port, held, &nheld);
+  gm__redis_stop *stop = gm__redis_stop_new();
+  connect_job j = {.addr = {.host = "127.0.0.1",
+                            .port = port,
+                            .connect_us = 5000000,
+                            .stop = stop}};
+  pthread_t t;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(pthread_create(&t, NULL, connect_run, &j), 0);
+  usleep(300 * 1000);
+  gm__redis_stop_now(stop);
+  pthread_join(t, NULL);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  long ms =
+      (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  fprintf(stderr,
+          "test_redis: a connect under way ended %ld ms after its "
+          "start (the stop at 300 ms): %s\n",
+          ms, j.err);
+  ck_assert_ptr_null(j.r);
+  ck_assert_msg(ms < 1500, "the connect waited %ld ms after the stop", ms);
+  ck_assert_msg(strstr(j.err, "gmd is stopping"), "%s", j.err);
+  for (int i = 0; i < nheld; i++) close(held[i]);
+  close(l);
+  gm__redis_stop_destroy(&stop);
+}
+END_TEST
+
 /* The server's process id, read with INFO (gm_test_redis_pid would keep
    a shared cluster from later takers). */
 static long server_pid(gm_test_redis *r) {
@@ -1918,6 +1998,7 @@ int main(void) {
   tcase_add_test(tc, deadline_misuse_is_refused);
   tcase_add_test(tc, pipelined_index_update_is_not_waited_for);
   tcase_add_test(tc, a_no_wait_command_cut_by_a_stop_is_no_error);
+  tcase_add_test(tc, a_stop_ends_a_connect_under_way);
   suite_add_tcase(s, tc);
   TCase *fx = tcase_create("fixture");
   tcase_set_timeout(fx, 60);
