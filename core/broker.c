@@ -872,6 +872,10 @@ void gm__broker_stop(gm__broker *b) {
   }
 }
 
+int gm__broker_served(gm__broker *b) {
+  return atomic_load(&b->serving);
+}
+
 void gm__broker_interrupt(gm__broker *b) {
   gm__broker_stop(b);
   if (!atomic_load(&b->serving)) {

@@ -50,6 +50,8 @@ void gm__broker_stop(gm__broker *b);
    once (gm__redis_stop_now), so a start held by a Redis that does not
    answer ends now. */
 void gm__broker_interrupt(gm__broker *b);
+/* Non-zero once run has reached its loop (it served). */
+int gm__broker_served(gm__broker *b);
 /* Stops threads, unloads plugins, frees; nulls *b. */
 void gm__broker_destroy(gm__broker **b);
 /* How many plugins loaded, and the i-th (NULL past the end). */

@@ -46,6 +46,16 @@ static void *signal_thread(void *arg) {
   return NULL;
 }
 
+/* The line for a start a signal ended; why: what failed then ("" none;
+   the cut's own "gmd is stopping" says nothing more). */
+static void stopped_while_starting(const char *why) {
+  int plain = !*why || !strcmp(why, "gmd is stopping");
+  gm__log(GM_LOG_INFO, "gmd",
+          "stopped while starting, as asked: nothing was served%s%s%s",
+          plain ? "" : " (the start ended with: ", plain ? "" : why,
+          plain ? "" : ")");
+}
+
 static int stop_asked(void) {
   pthread_mutex_lock(&sig_mu);
   int a = asked;
@@ -186,8 +196,7 @@ int main(int argc, char **argv) {
   int rc = 0;
   if (!b || stopped_early) {
     if (stopped_early)
-      gm__log(GM_LOG_INFO, "gmd", "stopped while starting%s%s", b ? "" : ": ",
-              b ? "" : err);
+      stopped_while_starting(b ? "" : err);
     else
       gm__log(GM_LOG_ERROR, "gmd", "cannot start: %s", err);
     rc = stopped_early ? 0 : 1;
@@ -220,8 +229,8 @@ int main(int argc, char **argv) {
   } else if (check == 0) {
     if (gm__broker_run(b, err, sizeof err) != 0) {
       /* A start a signal cut short says why it ended, not as a failure. */
-      if (stop_asked()) {
-        gm__log(GM_LOG_INFO, "gmd", "stopped while starting: %s", err);
+      if (stop_asked() && !gm__broker_served(b)) {
+        stopped_while_starting(err);
       } else {
         gm__log(GM_LOG_ERROR, "gmd", "%s", err);
         rc = 1;
