@@ -199,7 +199,14 @@ int main(int argc, char **argv) {
       stopped_while_starting(b ? "" : err);
     else
       gm__log(GM_LOG_ERROR, "gmd", "cannot start: %s", err);
-    rc = stopped_early ? 0 : 1;
+    /* A check a signal cut short checked nothing: its 0 would say valid
+       (`timeout --preserve-status`, a script that kills a slow check). */
+    if (stopped_early && check)
+      fprintf(stderr,
+              "gmd: %s: the check was stopped before it finished (SIGINT or "
+              "SIGTERM): nothing was checked; run it again\n",
+              path);
+    rc = stopped_early && !check ? 0 : 1;
     check = -1; /* neither checked nor run */
   }
   if (check == 1) {

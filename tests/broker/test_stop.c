@@ -454,6 +454,54 @@ START_TEST(a_start_against_a_stalled_redis_is_bounded_and_stoppable) {
 }
 END_TEST
 
+/*
+ * gmd --check against a Redis that does not answer, stopped by SIGTERM
+ * before it could check anything: its exit status must not say the
+ * configuration is valid (0), nor may it print so (a script or
+ * `timeout --preserve-status` would read the 0 as valid).
+ */
+START_TEST(a_check_stopped_while_starting_is_not_valid) {
+  if (gm_test_redis_seeds(redis)) {
+    fprintf(stderr, "test_stop: the check case runs on a single Redis\n");
+    return;
+  }
+  gm_test_conn_destroy(&conn);
+  gm_test_gmd_kill9(gmd);
+  stopped = gm_test_redis_pid(redis);
+  ck_assert_int_eq(kill(stopped, SIGSTOP), 0);
+  char log[1024];
+  snprintf(log, sizeof log, "%s.check", gm_test_gmd_log(gmd));
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    execl(GM_BUILD_DIR "/core/gmd", "gmd", "-c", gm_test_gmd_conf(gmd),
+          "--check", (char *)NULL);
+    _exit(127);
+  }
+  gm_test_sleep_ms(500);
+  ck_assert_int_eq(kill(pid, SIGTERM), 0);
+  int status = wait_pid(pid, 5000);
+  ck_assert_msg(status != -1, "gmd --check still running 5 s after SIGTERM");
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                "gmd --check stopped before it checked anything exited with "
+                "status %d (signal %d), not 1; see %s",
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                WIFSIGNALED(status) ? WTERMSIG(status) : 0, log);
+  ck_assert_msg(!file_has(log, "is valid"), "a stopped check said valid");
+  ck_assert_msg(file_has(log, "nothing was checked"),
+                "the stopped check does not say it checked nothing; see %s",
+                log);
+  ck_assert_int_eq(kill(stopped, SIGCONT), 0);
+  stopped = -1;
+  gm_test_gmd_restart(gmd);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("stop");
   TCase *tc = tcase_create("stop");
@@ -465,6 +513,7 @@ int main(void) {
   tcase_add_test(tc,
                  a_stop_cut_short_releases_the_lease_when_redis_answers_again);
   tcase_add_test(tc, a_start_against_a_stalled_redis_is_bounded_and_stoppable);
+  tcase_add_test(tc, a_check_stopped_while_starting_is_not_valid);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
