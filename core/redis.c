@@ -533,6 +533,9 @@ static struct timespec gm__mono_after(int64_t us) {
  */
 static void *gm__stop_timer(void *arg) {
   gm__redis_stop *s = arg;
+  /* The stop began when it armed this timer: what the log says is how long
+     it has lasted at each probe, the grace only at the first. */
+  uint64_t began = gm__clock_mono_us();
   struct timespec at = gm__mono_after(s->grace_us);
   pthread_mutex_lock(&s->mu);
   int said_alive = 0;
@@ -588,6 +591,7 @@ static void *gm__stop_timer(void *arg) {
        the same Redis) and connections opened later are cut too. */
     if (dead) atomic_store(&s->stopping, 1);
     free(addr);
+    double lasted = (double)(gm__clock_mono_us() - began) / 1e6;
     if (dead)
       gm__log(GM_LOG_WARN, "redis",
               "gmd has not stopped %.1f s after it was asked to and Redis at "
@@ -595,14 +599,14 @@ static void *gm__stop_timer(void *arg) {
               "its %zu connection(s) to it (a Redis that does not answer "
               "would hold each thread for its read timeout); outbox entries "
               "read but not acknowledged are settled by the next settler",
-              (double)s->grace_us / 1e6, dead_where,
-              dead > 1 ? " and others" : "", GM__STOP_PROBE_US / 1e6, cut);
+              lasted, dead_where, dead > 1 ? " and others" : "",
+              GM__STOP_PROBE_US / 1e6, cut);
     else if (na && !said_alive) {
       gm__log(GM_LOG_INFO, "redis",
               "gmd has not stopped %.1f s after it was asked to; Redis at %s "
               "answers, so its threads finish what they hold (a Redis that "
               "stops answering is cut then)",
-              (double)s->grace_us / 1e6, alive_where);
+              lasted, alive_where);
       said_alive = 1;
     }
     at = gm__mono_after(GM__STOP_REPROBE_US);

@@ -307,6 +307,54 @@ START_TEST(a_slow_stop_while_redis_answers_finishes_its_work) {
 END_TEST
 
 /*
+ * A stop slow while Redis answers (the ledger held), then Redis stops
+ * answering (SIGSTOP 3.3 s into the stop): the cut comes at a later probe,
+ * and its WARN says how long gmd has been stopping then, not the 2 s grace
+ * (before, every cut said "has not stopped 2.0 s after it was asked to").
+ */
+START_TEST(a_cut_at_a_later_probe_says_how_long_the_stop_took) {
+  bump("later-1");
+  long long n = -1;
+  for (int i = 0; i < 500 && n != 1; i++) {
+    n = ledger_count("SELECT count(*) FROM testmkt_bumps");
+    if (n != 1) gm_test_sleep_ms(10);
+  }
+  ck_assert_int_eq(n, 1);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(gmd), &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  bump("later-2");
+  gm_test_sleep_ms(300);
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
+  gm_test_sleep_ms(3300);
+  char line[4096];
+  ck_assert_msg(
+      wait_log("answers, so its threads finish", line, sizeof line, 100),
+      "no probe answered 3.3 s into the stop; see %s", gm_test_gmd_log(gmd));
+  stopped = gm_test_redis_pid(redis);
+  ck_assert_int_eq(kill(stopped, SIGSTOP), 0);
+  int cut = wait_log("cutting its", line, sizeof line, 6000);
+  ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  ck_assert_msg(cut, "no cut 6 s after Redis stopped; see %s",
+                gm_test_gmd_log(gmd));
+  const char *at = strstr(line, "has not stopped ");
+  ck_assert_ptr_nonnull(at);
+  double said = strtod(at + strlen("has not stopped "), NULL);
+  ck_assert_msg(said >= 3.3,
+                "the cut 3.3 s or more into the stop says it came %.1f s "
+                "in: %s",
+                said, line);
+  ck_assert_int_eq(kill(stopped, SIGCONT), 0);
+  stopped = -1;
+  int status = gm_test_gmd_wait_exit(gmd, 10000);
+  ck_assert_int_ne(status, -1);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/*
  * A stop cut short by a Redis that did not answer, which answers again
  * right after the cut (a stall that ended): the settle lease is released
  * over a new connection, so another broker takes it at once, not after up
@@ -512,6 +560,7 @@ int main(void) {
   tcase_add_test(tc, a_slow_stop_while_redis_answers_finishes_its_work);
   tcase_add_test(tc,
                  a_stop_cut_short_releases_the_lease_when_redis_answers_again);
+  tcase_add_test(tc, a_cut_at_a_later_probe_says_how_long_the_stop_took);
   tcase_add_test(tc, a_start_against_a_stalled_redis_is_bounded_and_stoppable);
   tcase_add_test(tc, a_check_stopped_while_starting_is_not_valid);
   suite_add_tcase(s, tc);
