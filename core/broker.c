@@ -69,38 +69,38 @@ struct gm__broker {
   gm__ledger_link *timers_link;     /* the timer thread's routed reads */
   gm__ledger_link *deadlines_link;  /* the deadline thread's */
   long settle_batch;                /* entries per settle transaction */
-  long settle_linger;         /* ms to gather entries after a small batch */
-  long settle_retire_s;       /* [ledger] outbox_retire_s; 0: never */
-  long settle_dead_after;     /* [ledger] dead_letter_after */
-  char server_secret[41];     /* CURVE secret key (Z85) in curve mode */
-  char *redis_unix;           /* [redis] unix, resolved */
-  char *redis_host;           /* [redis] host */
-  char *redis_cluster;        /* [redis] cluster: seed nodes, or "" */
-  gm__redis_addr raddr;       /* the Redis address every thread uses */
-  char *ledger_path;          /* [ledger] path, resolved */
-  gm__host host;              /* what plugins see behind gm_host_api */
-  gm_market **markets;        /* loaded plugins */
-  size_t n_markets;           /* how many */
-  size_t n_refused;           /* plugin files tried and refused at start */
-  size_t n_unread;            /* [market.NAME] sections no plugin can read */
-  gm__roles *roles;           /* admin + the markets' roles */
-  void *zctx;                 /* zmq context */
-  gm__worker **workers;       /* n_workers of them (NULL until started) */
-  gm__publisher *publisher;   /* the feed */
-  gm__events *events;         /* every thread's events to the publisher */
-  gm__timers *timers;         /* plugin timers */
-  gm__deadlines *deadlines;   /* plugin deadlines: registry and poller */
-  gm__timesync *timesync;     /* the clock kept to Redis's, or NULL */
-  int clock_redis;            /* [clock] source = redis (and no manual) */
-  int clock_start_set;        /* [testing] clock_start_ms was given */
-  long dl_poll_ms;            /* [deadlines] poll_ms */
-  long dl_claim_ms;           /* [deadlines] claim_ms */
-  long dl_reconcile_s;        /* [deadlines] reconcile_s */
-  gm__settler *settler;       /* the outbox drain, when settle_on */
-  gm__auth *auth;             /* ZAP handler, in curve mode */
-  volatile sig_atomic_t stop; /* set by gm__broker_stop */
-  uint64_t started_us;        /* monotonic, for uptime */
-  gm__stats core_stats;       /* the "gm" market */
+  long settle_linger;       /* ms to gather entries after a small batch */
+  long settle_retire_s;     /* [ledger] outbox_retire_s; 0: never */
+  long settle_dead_after;   /* [ledger] dead_letter_after */
+  char server_secret[41];   /* CURVE secret key (Z85) in curve mode */
+  char *redis_unix;         /* [redis] unix, resolved */
+  char *redis_host;         /* [redis] host */
+  char *redis_cluster;      /* [redis] cluster: seed nodes, or "" */
+  gm__redis_addr raddr;     /* the Redis address every thread uses */
+  char *ledger_path;        /* [ledger] path, resolved */
+  gm__host host;            /* what plugins see behind gm_host_api */
+  gm_market **markets;      /* loaded plugins */
+  size_t n_markets;         /* how many */
+  size_t n_refused;         /* plugin files tried and refused at start */
+  size_t n_unread;          /* [market.NAME] sections no plugin can read */
+  gm__roles *roles;         /* admin + the markets' roles */
+  void *zctx;               /* zmq context */
+  gm__worker **workers;     /* n_workers of them (NULL until started) */
+  gm__publisher *publisher; /* the feed */
+  gm__events *events;       /* every thread's events to the publisher */
+  gm__timers *timers;       /* plugin timers */
+  gm__deadlines *deadlines; /* plugin deadlines: registry and poller */
+  gm__timesync *timesync;   /* the clock kept to Redis's, or NULL */
+  int clock_redis;          /* [clock] source = redis (and no manual) */
+  int clock_start_set;      /* [testing] clock_start_ms was given */
+  long dl_poll_ms;          /* [deadlines] poll_ms */
+  long dl_claim_ms;         /* [deadlines] claim_ms */
+  long dl_reconcile_s;      /* [deadlines] reconcile_s */
+  gm__settler *settler;     /* the outbox drain, when settle_on */
+  gm__auth *auth;           /* ZAP handler, in curve mode */
+  _Atomic int stop;         /* set by gm__broker_stop, from the signal thread */
+  uint64_t started_us;      /* monotonic, for uptime */
+  gm__stats core_stats;     /* the "gm" market */
   gm__stats core_method_stats[GM__CORE_METHODS]; /* its methods */
   _Atomic uint64_t bad_frames; /* frames that were no Request */
   gm__metrics *metrics;        /* the HTTP metrics endpoint */
