@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <greenmarket/date.h>
 #include <greenmarket/text.h>
 
 #include "codec.h"
@@ -353,14 +354,21 @@ int gm_cli_parse_time(const char *text, int64_t *ms) {
   } else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
              isdigit((unsigned char)p[2]) && p[3] == ':' &&
              isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
-    off = ((p[1] - '0') * 10 + (p[2] - '0')) * 60 + (p[4] - '0') * 10 +
-          (p[5] - '0');
+    int mm = (p[4] - '0') * 10 + (p[5] - '0');
+    if (mm > 59) return -1;
+    off = ((p[1] - '0') * 10 + (p[2] - '0')) * 60 + mm;
     if (*p == '-') off = -off;
     p += 6;
   } else {
     return -1; /* a time without a zone is ambiguous: refuse it */
   }
   if (*p) return -1;
+  /* strptime takes any day 1-31 and seconds up to 61, and timegm rolls
+     them over (2026-02-30 became 2026-03-02): only a real date and second,
+     and an offset a zone has (-14:00 .. +14:00), are a time. */
+  if (!gm_date_valid(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) ||
+      tm.tm_sec > 59 || off > 14 * 60 || off < -14 * 60)
+    return -1;
   time_t t = timegm(&tm);
   *ms = ((int64_t)t - (int64_t)off * 60) * 1000 + frac;
   return 0;

@@ -102,8 +102,10 @@ typedef struct gm_cli_api {
   /* -- input -- */
   /*
    * Parses a time as every gm command takes it: 2026-11-24T09:30:00+08:00
-   * (a zone or Z is required; fractions of a second allowed) or
-   * milliseconds since 1970, into ms.  Returns 0, or -1 when it is neither.
+   * (a zone or Z is required, an offset within -14:00 .. +14:00; fractions
+   * of a second allowed) or milliseconds since 1970, into ms.  Returns 0,
+   * or -1 when it is neither; a date the month does not have (2026-02-30)
+   * or a 60th second is no time, never rolled over into the next.
    */
   int (*parse_time)(const char *text, int64_t *ms);
 

@@ -161,7 +161,8 @@ static int gm__carbon_tonnes_arg(const gm__carbon_cli *g, const char *what,
  * date to the start of the next day, so "--to DATE" includes the whole day.
  * Dates are the market's own rules (rules.c), so gm and the plugin agree on
  * every day.  A zone offset must be a real one (-14:00 .. +14:00, minutes
- * under 60): gm's parser takes any two digits.
+ * under 60), as gm's parser also checks (checked here too: an older gm took
+ * any two digits).
  */
 static int gm__carbon_parse_when(const gm_cli_api *api, const char *text,
                                  int end, int64_t *ms) {

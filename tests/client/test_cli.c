@@ -337,6 +337,21 @@ START_TEST(friendly_commands_use_gms_table) {
   ck_assert_str_eq(r->err,
                    "error: INVALID_ARGUMENT: \"2026-11-24 09:30\" is not a "
                    "time; write 2026-11-24T09:30:00+08:00\n");
+  /* A day the month does not have, a 61st second or an offset no zone
+     has is no time: not rolled over into the next month, minute or day. */
+  static const char *const not_times[] = {
+      "2026-02-30T10:00:00+08:00", "2026-04-31T10:00:00Z",
+      "2027-02-29T00:00:00Z",      "2026-11-24T09:30:60Z",
+      "2026-11-24T09:30:00+99:00", "2026-11-24T09:30:00+08:60",
+      "2026-11-24T09:30:00-15:00"};
+  for (size_t i = 0; i < sizeof not_times / sizeof *not_times; i++) {
+    r = run_ext(ep, "clitest", "when", not_times[i], NULL);
+    ck_assert_msg(r->code == 1, "%s was taken: %s", not_times[i], r->out);
+  }
+  r = run_ext(ep, "clitest", "when", "2028-02-29T14:00:00-14:00", NULL);
+  ck_assert_str_eq(r->out, "1835496000000\n");
+  r = run_ext(ep, "clitest", "when", "2026-11-24T09:30:00+14:00", NULL);
+  ck_assert_str_eq(r->out, "1795462200000\n");
   /* error() is how gm reports every failure. */
   r = run_ext(ep, "clitest", "fail", "CEA", NULL);
   ck_assert_int_eq(r->code, 1);
