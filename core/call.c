@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <greenmarket/text.h>
+
 #include "utf8.h"
 
 static const struct {
@@ -71,7 +73,22 @@ int gm__call_has_role(const gm_call *call, const char *role) {
 }
 
 const char *gm__call_quote(gm_call *call, const char *s, size_t max) {
-  size_t n = strlen(s), cut = gm__utf8_cut(s, n, max);
-  if (cut == n) return s;
-  return gm__arena_sprintf(call->arena, "%.*s...", (int)cut, s);
+  size_t n = strlen(s), cut = gm__utf8_cut(s, n, max), i, len;
+  const unsigned char *p = (const unsigned char *)s;
+  for (i = 0; i < cut; i += len)
+    if (gm_text_control(gm_utf8_decode(p + i, cut - i, &len))) break;
+  if (i == cut && cut == n) return s;
+  /* A control character (an escape sequence would drive the terminal that
+     prints the message) or a byte that is not UTF-8 shows as '?'. */
+  char *out = gm__arena_alloc(call->arena, cut + 4);
+  size_t o = 0;
+  for (i = 0; i < cut; i += len) {
+    long c = gm_utf8_decode(p + i, cut - i, &len);
+    if (c < 0 || gm_text_control(c))
+      out[o++] = '?';
+    else
+      memcpy(out + o, p + i, len), o += len;
+  }
+  memcpy(out + o, cut < n ? "..." : "", cut < n ? 4 : 1);
+  return out;
 }

@@ -47,7 +47,8 @@ gm_status gm__call_fail(gm_call *call, gm_status status, const char *fmt, ...)
 gm_status gm__call_vfail(gm_call *call, gm_status status, const char *fmt,
                          va_list ap);
 /* s as a refusal may echo it: cut to at most max bytes at a character
-   boundary with "..." after a cut, in the call's arena (s valid UTF-8). */
+   boundary with "..." after a cut, and control characters (and any byte
+   that is not UTF-8) shown as '?', in the call's arena. */
 const char *gm__call_quote(gm_call *call, const char *s, size_t max);
 /* Non-zero when `role` is in the call's roles (or the caller is admin). */
 int gm__call_has_role(const gm_call *call, const char *role);

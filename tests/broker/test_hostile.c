@@ -150,6 +150,31 @@ START_TEST(dev_participants_are_ids) {
 }
 END_TEST
 
+/* A refusal that echoes what was sent shows a control character (an
+   escape sequence would drive the terminal that prints the message) as
+   '?', as the plugins' messages do. */
+static void expect_shown(const raw *r, Gm__Status st, const char *shown) {
+  Gm__Reply *rep = send_raw(r);
+  ck_assert_int_eq(rep->status, st);
+  for (const char *p = rep->message; *p; p++)
+    ck_assert_msg((unsigned char)*p >= 0x20 && *p != 0x7f,
+                  "control byte 0x%02x in '%s'", (unsigned char)*p,
+                  rep->message);
+  ck_assert_msg(strstr(rep->message, shown), "'%s' not in '%s'", shown,
+                rep->message);
+  gm__reply__free_unpacked(rep, NULL);
+}
+
+START_TEST(echoed_control_characters_are_shown_as_question_marks) {
+  raw r = request("gm", 2, "whoami", NULL, 0, "a\x1b[2Jb\nc", 8);
+  expect_shown(&r, GM__STATUS__INVALID_ARGUMENT, "'a?[2Jb?c' (gm --as)");
+  r = request("mk\x1b[31m", 7, "x", NULL, 0, NULL, 0);
+  expect_shown(&r, GM__STATUS__NOT_FOUND, "no market 'mk?[31m'");
+  r = request("gm", 2, "pi\x07ng\xc2\x9b", NULL, 0, NULL, 0);
+  expect_shown(&r, GM__STATUS__UNIMPLEMENTED, "no method 'pi?ng?'");
+}
+END_TEST
+
 /* Sends `prefix` empty frames then a ping; 1 when a reply came back. */
 static int ping_behind(int prefix) {
   void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
@@ -334,6 +359,7 @@ int main(void) {
   tcase_add_test(tc, a_nul_in_a_body_field_names_the_field);
   tcase_add_test(tc, development_mode_answers_a_chosen_routing_id);
   tcase_add_test(tc, dev_participants_are_ids);
+  tcase_add_test(tc, echoed_control_characters_are_shown_as_question_marks);
   tcase_add_test(tc, eight_prefix_frames_are_answered_nine_are_not);
   tcase_add_test(tc, reads_of_unknown_tags_leave_nothing);
   tcase_add_test(tc, a_garbage_flood_cannot_flood_the_log);
