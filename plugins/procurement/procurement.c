@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/text.h>
+
 #include "procurement.h"
 
 /* Plugin globals (procurement.h): written in init() only. */
@@ -160,11 +162,12 @@ char *pr__pack(gm_call *call, size_t n, const char *const *fields) {
 }
 
 gm_status pr__tender_tag(gm_call *call, const char *id, const char **tag) {
+  char shown[48 + 24];
   if (!pr_valid_name(id, 3, 48, 0))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "tender id \"%.48s\" is not 3-48 letters, digits and . "
+                      "tender id \"%s\" is not 3-48 letters, digits and . "
                       "_ - (for example ZFCG-2026-0001)",
-                      id ? id : "");
+                      gm_text_shown(id, 48, shown, sizeof shown));
   *tag = host->sprintf(call, "t:%s", id);
   return GM_OK;
 }

@@ -360,9 +360,9 @@ int pr_check_category(const char *code, const char *name, int policy,
                       int deduction_bp, const char *labels, int min_grade,
                       char *err, size_t errlen) {
   if (!pr_valid_name(code, 1, 32, 0)) {
-    snprintf(err, errlen,
-             "code \"%.32s\" is not 1-32 letters, digits and . _ -",
-             code ? code : "");
+    char shown[32 + 24];
+    snprintf(err, errlen, "code \"%s\" is not 1-32 letters, digits and . _ -",
+             gm_text_shown(code, 32, shown, sizeof shown));
     return -1;
   }
   if (pr_valid_text("name", name, 200, 0, err, errlen)) return -1;

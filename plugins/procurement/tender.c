@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <greenmarket/text.h>
+
 #include "procurement.h"
 
 /* The shortest bidding periods (GP Law art. 35: 20 days for an open
@@ -68,10 +70,11 @@ static gm_status pr__check_item(gm_call *call, const Gm__Procurement__Item *it,
                                 const char *lead, char *const *buyers,
                                 size_t nbuyers, const char *other) {
   gm_status st;
+  char shown[32 + 24];
   if (!pr_valid_name(it->id, 1, 32, 0))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "item id \"%.32s\" is not 1-32 letters, digits and . _ -",
-                      it->id);
+                      "item id \"%s\" is not 1-32 letters, digits and . _ -",
+                      gm_text_shown(it->id, 32, shown, sizeof shown));
   if (!pr_valid_name(it->category, 1, 32, 0))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "item %s: category \"%.32s\" is not a category code of "

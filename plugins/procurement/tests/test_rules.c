@@ -396,6 +396,18 @@ START_TEST(catalogue_fields_and_shards) {
   ck_assert_int_eq(pr_check_category("X", "x", 2, 0, "", 0, err, sizeof err),
                    -1);
   ck_assert_msg(strstr(err, "names the label types"), "%s", err);
+  /* A code echoed in the refusal: an escape sequence shows as '?', and a
+     long one is cut at a character, never inside one (the broker would
+     show the broken bytes as U+FFFD), with its length said. */
+  ck_assert_int_eq(
+      pr_check_category("A\x1b[2JB", "x", 0, 0, "", 0, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "code \"A?[2JB\" is not"), "%s", err);
+  char longcode[64];
+  memset(longcode, 'A', 31);
+  strcpy(longcode + 31, "\xe4\xb8\xad");
+  ck_assert_int_eq(
+      pr_check_category(longcode, "x", 0, 0, "", 0, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "AAA... (34 bytes)\" is not"), "%s", err);
   /* A minimum grade no certificate of its labels can carry. */
   ck_assert_int_eq(pr_check_category("C-BADG", "Bad grade", 1, 200,
                                      "energy_saving", 2, err, sizeof err),
