@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "call.h"
 #include "counters.h"
@@ -865,6 +866,45 @@ static int gm__migration_check(gm__ledger *l, const char *market, char **before,
   return rc;
 }
 
+/* Whether a migration's statement failed for the ledger's storage (the
+   disk full, an I/O error, no memory), not for its SQL: the connection's
+   last error, read before anything else runs on it. */
+static int gm__migration_storage(sqlite3 *db) {
+  switch (sqlite3_extended_errcode(db) & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_PROTOCOL:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* Whether BEGIN IMMEDIATE failed for another writer's lock. */
+static int gm__migration_busy(sqlite3 *db) {
+  int e = sqlite3_extended_errcode(db) & 0xff;
+  return e == SQLITE_BUSY || e == SQLITE_LOCKED;
+}
+
+/* The monotonic clock, in microseconds. */
+static uint64_t gm__migration_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int gm__ledger_migrate_wait_ms = 600000;
+
+/* What to do when a migration's storage failed. */
+static const char gm__migration_storage_fix[] =
+    "free disk space where the ledger is (a migration that rebuilds a table "
+    "writes a copy of it, and the -wal file grows by as much, until it "
+    "commits: about twice the table's size) or fix the storage";
+
 gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
                              const gm_migration *migrations, size_t n,
                              char *err, size_t errlen) {
@@ -912,11 +952,40 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
     const gm_migration *m = &migrations[i];
     if (m->version <= current) continue;
     /* IMMEDIATE: take the write lock now so another gmd migrating the same
-       file waits here instead of failing half-way. */
-    if (gm__exec(l->db, "BEGIN IMMEDIATE", why, sizeof why) != 0) {
-      snprintf(err, errlen, "ledger migration %s version %d: BEGIN: %s", market,
-               m->version, why);
-      return GM_INTERNAL;
+       file waits here instead of failing half-way.  Each try waits out the
+       busy timeout (5 s); another gmd's migration of a large ledger holds
+       the lock for minutes (carbon's rebuild of 2,000,000 trades: 34 s on
+       a loaded 2-core machine), so a gmd started meanwhile tries again, up
+       to gm__ledger_migrate_wait_ms, rather than refuse the plugin and
+       serve on without its market. */
+    uint64_t waited_since = 0, warned = 0;
+    while (gm__exec(l->db, "BEGIN IMMEDIATE", why, sizeof why) != 0) {
+      int busy = gm__migration_busy(l->db);
+      uint64_t now = gm__migration_now_us();
+      if (!waited_since) waited_since = now;
+      if (busy &&
+          now - waited_since < (uint64_t)gm__ledger_migrate_wait_ms * 1000u) {
+        if (!warned || now - warned >= 30u * 1000000u) {
+          gm__log(GM_LOG_WARN, market,
+                  "ledger migration to version %d waits for the ledger's "
+                  "write lock: another writer has held it for over 5 s "
+                  "(another gmd migrating it, which takes minutes on a large "
+                  "ledger, or a process holding a write transaction); "
+                  "waiting up to %d s in all",
+                  m->version, gm__ledger_migrate_wait_ms / 1000);
+          warned = now;
+        }
+        continue;
+      }
+      snprintf(err, errlen, "ledger migration %s version %d: BEGIN: %s%s",
+               market, m->version, why,
+               busy ? ": another writer held the ledger's write lock "
+                      "throughout (another gmd migrating it, which takes "
+                      "minutes on a large ledger, or a process holding a "
+                      "write transaction); nothing was applied: start this "
+                      "gmd again once it is done"
+                    : "");
+      return busy ? GM_UNAVAILABLE : GM_INTERNAL;
     }
     /* Read the version again under the lock: another gmd may have applied
        this migration while this one waited for it. */
@@ -934,10 +1003,11 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
                      ? gm__foreign_sequences(l, market, &nseq, why, sizeof why)
                      : NULL;
     int failed = !before || !seq;
-    int refused = 0;
+    int refused = 0, storage = 0;
     if (!failed) {
       gm__scope saved = gm__enter(l, market, 1);
       failed = gm__exec(l->db, m->sql, why, sizeof why) != 0;
+      storage = failed && gm__migration_storage(l->db);
       if (failed && gm__refused(l)) {
         snprintf(why, sizeof why, "%s", l->denied);
         refused = 1;
@@ -951,6 +1021,16 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
     gm__free_names(seq, nseq);
     if (failed) {
       gm__exec(l->db, "ROLLBACK", NULL, 0);
+      if (storage && !refused) {
+        snprintf(err, errlen,
+                 "ledger migration %s version %d failed: %s: the ledger's "
+                 "storage failed, not the migration's SQL; nothing of version "
+                 "%d was applied (versions up to %lld are): %s, and start gmd "
+                 "again",
+                 market, m->version, why, m->version, (long long)current,
+                 gm__migration_storage_fix);
+        return GM_UNAVAILABLE;
+      }
       snprintf(err, errlen,
                "ledger migration %s version %d %s: %s; fix that migration's "
                "SQL (versions up to %lld are applied)",
@@ -965,11 +1045,14 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
     if (rc != SQLITE_DONE || gm__exec(l->db, "COMMIT", why, sizeof why) != 0) {
       if (rc != SQLITE_DONE)
         snprintf(why, sizeof why, "%s", sqlite3_errmsg(l->db));
+      storage = gm__migration_storage(l->db);
       gm__exec(l->db, "ROLLBACK", NULL, 0);
       snprintf(err, errlen,
-               "ledger migration %s version %d: recording it failed: %s",
-               market, m->version, why);
-      return GM_INTERNAL;
+               "ledger migration %s version %d: recording it failed: %s%s%s",
+               market, m->version, why,
+               storage ? "; nothing of it was applied: " : "",
+               storage ? gm__migration_storage_fix : "");
+      return storage ? GM_UNAVAILABLE : GM_INTERNAL;
     }
     current = m->version;
     gm__log(GM_LOG_INFO, market, "ledger schema migrated to version %d",

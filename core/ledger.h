@@ -34,9 +34,15 @@ sqlite3 *gm__ledger_db(gm__ledger *l);
    whose plan reads a whole table (ledger.c, gm__scan_of). */
 void gm__ledger_set_scan_check(int on);
 
+/* How long a migration waits in all for the ledger's write lock that
+   another writer holds (another gmd migrating the same file) before it
+   fails: 10 minutes (tests shorten it). */
+extern int gm__ledger_migrate_wait_ms;
 /* Applies `market`'s migrations above its recorded version, one
    transaction each, under its boundaries (ledger.c): GM_PERMISSION_DENIED
-   with err naming the rule when one steps outside them. */
+   with err naming the rule when one steps outside them; a storage failure
+   or a write lock held past gm__ledger_migrate_wait_ms (GM_UNAVAILABLE)
+   says so and what to do. */
 gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
                              const gm_migration *migrations, size_t n,
                              char *err, size_t errlen);

@@ -1,9 +1,11 @@
 /* The ledger service: migrations, exec, query, on a real SQLite file. */
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "arena.h"
 #include "call.h"
@@ -852,6 +854,12 @@ START_TEST(a_migration_failing_at_any_write_is_all_or_nothing) {
       ck_assert_int_eq(v, 2);
     } else {
       ck_assert_msg(strstr(err, "disk") || strstr(err, "I/O"), "%s", err);
+      /* The storage failed, not the SQL: the message says so and what to
+         do, not to fix the migration. */
+      ck_assert_msg(!strstr(err, "fix that migration's SQL"), "%s", err);
+      ck_assert_msg(strstr(err, "free disk space"), "%s", err);
+      ck_assert_msg(strstr(err, "nothing of") || strstr(err, "recording"), "%s",
+                    err);
       ck_assert_msg(v == 0 || v == 1, "version %lld after a failure", v);
       /* Whatever version is recorded, its tables are whole. */
       if (v >= 1)
@@ -869,6 +877,82 @@ START_TEST(a_migration_failing_at_any_write_is_all_or_nothing) {
     ck_assert_int_eq(scalar("SELECT count(*) FROM carbon_b"), 1);
     ck_assert_msg(k < 500, "no end to the migration's writes");
   }
+}
+END_TEST
+
+/* Another writer's transaction, held for hold_ms on its own connection. */
+typedef struct holder {
+  const char *path;
+  int hold_ms;
+  sqlite3 *db;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int locked;
+} holder;
+
+static void *hold_lock(void *arg) {
+  holder *h = arg;
+  ck_assert_int_eq(sqlite3_open(h->path, &h->db), SQLITE_OK);
+  int rc = sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  pthread_mutex_lock(&h->mu);
+  h->locked = rc == SQLITE_OK ? 1 : -1;
+  pthread_cond_signal(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  struct timespec d = {h->hold_ms / 1000, (long)(h->hold_ms % 1000) * 1000000};
+  nanosleep(&d, NULL);
+  sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(h->db);
+  return NULL;
+}
+
+static void hold_start(holder *h, pthread_t *t, int hold_ms) {
+  *h = (holder){.path = path, .hold_ms = hold_ms};
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->cv, NULL);
+  ck_assert_int_eq(pthread_create(t, NULL, hold_lock, h), 0);
+  pthread_mutex_lock(&h->mu);
+  while (!h->locked) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+  ck_assert_int_eq(h->locked, 1);
+}
+
+/* Another writer holds the ledger's write lock past the busy timeout
+   (another gmd migrating a large ledger, which takes minutes): a gmd
+   started meanwhile waits for it and migrates after, instead of refusing
+   the plugin (gmd would serve on without that market); past its wait it
+   applies nothing and says why and what to do, not "database is locked"
+   alone. */
+START_TEST(a_migration_behind_another_writer_waits_for_it) {
+  const gm_migration one[] = {{1, "CREATE TABLE carbon_a(x INTEGER);"}};
+  char err[512];
+  holder h;
+  pthread_t t;
+  int saved = gm__ledger_migrate_wait_ms;
+
+  /* Held 7 s: past one busy timeout (5 s), within the wait. */
+  gm__ledger_migrate_wait_ms = 60000;
+  hold_start(&h, &t, 7000);
+  gm_status st = gm__ledger_migrate(writer, "carbon", one, 1, err, sizeof err);
+  pthread_join(t, NULL);
+  ck_assert_msg(st == GM_OK, "%s", err);
+  ck_assert_int_eq(version_of("carbon"), 1);
+
+  /* Held past the wait (none here: one busy timeout). */
+  const gm_migration two[] = {{1, "CREATE TABLE carbon_a(x INTEGER);"},
+                              {2, "CREATE TABLE carbon_b(x INTEGER);"}};
+  gm__ledger_migrate_wait_ms = 0;
+  hold_start(&h, &t, 7000);
+  st = gm__ledger_migrate(writer, "carbon", two, 2, err, sizeof err);
+  pthread_join(t, NULL);
+  gm__ledger_migrate_wait_ms = saved;
+  ck_assert_int_eq(st, GM_UNAVAILABLE);
+  ck_assert_msg(strstr(err, "another gmd migrating it"), "%s", err);
+  ck_assert_msg(strstr(err, "nothing was applied"), "%s", err);
+  ck_assert_int_eq(version_of("carbon"), 1);
+  /* Once it is done, the start goes through. */
+  ck_assert_int_eq(
+      gm__ledger_migrate(writer, "carbon", two, 2, err, sizeof err), GM_OK);
+  ck_assert_int_eq(version_of("carbon"), 2);
 }
 END_TEST
 
@@ -891,6 +975,7 @@ int main(void) {
   tcase_add_test(tc, scan_check_refuses_reads_of_whole_tables);
   tcase_add_test(tc, migrations_stay_inside_the_prefix);
   tcase_add_test(tc, a_migration_failing_at_any_write_is_all_or_nothing);
+  tcase_add_test(tc, a_migration_behind_another_writer_waits_for_it);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
