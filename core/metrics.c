@@ -510,11 +510,18 @@ static const char *redis_where(const gm__metrics *m, char *buf, size_t len) {
 __attribute__((format(printf, 2, 3))) static void checking(gm__metrics *m,
                                                            const char *fmt,
                                                            ...) {
-  pthread_mutex_lock(&m->lock);
+  /* Formatted whole, then made valid UTF-8 (a path may hold any bytes) and
+     cut at a character: the 503's body is sent as charset=utf-8. */
+  char raw[2 * sizeof m->checking], fixed[6 * sizeof m->checking];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(m->checking, sizeof m->checking, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  size_t n = gm__utf8_repair(raw, strlen(raw), fixed);
+  n = gm__utf8_cut(fixed, n, sizeof m->checking - 1);
+  pthread_mutex_lock(&m->lock);
+  memcpy(m->checking, fixed, n);
+  m->checking[n] = '\0';
   m->checking_us = gm__clock_mono_us();
   pthread_mutex_unlock(&m->lock);
 }
