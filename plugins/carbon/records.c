@@ -71,17 +71,23 @@ static int carbon__trade_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
+/* The most trades settled since a walk's first page that one page reads
+   (about 16 ms at 50,000 on this project's test machine: docs/carbon.md). */
+#define CARBON__LATE_WINDOW 50000
+
 /* The trades of the caller (an admin: everyone's) in [from_ms, to_ms) of
    `sym` ("" every instrument), appended to t's list.  By time (late 0):
-   those settled at or before seq `seq` (the ledger's settle order), ordered
+   those settled at or before seq `upto` (the ledger's settle order), ordered
    by (time_ms, trade_id), the first `limit` after (after_ms, after_id)
    (after_id "": from the start).  Late (late 1): those settled after seq
-   `seq`, in the order they settled, the first `limit`. */
+   `seq` and at or before `upto`, in the order they settled, the first
+   `limit`. */
+
 static gm_status carbon__query_trades(gm_call *call, const char *sym,
                                       int64_t from_ms, int64_t to_ms,
                                       int64_t after_ms, const char *after_id,
-                                      int late, int64_t seq, int64_t limit,
-                                      carbon__trades *t) {
+                                      int late, int64_t seq, int64_t upto,
+                                      int64_t limit, carbon__trades *t) {
   /* One statement per case, each served by an index: an optional filter
      written as "(?1 = '' OR symbol = ?1)" or "(?4 OR buyer = ?5 ...)" keeps
      SQLite from using any, and every call scanned the whole table (300,000
@@ -93,7 +99,7 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
      symbols the symbol index holds (s, one step per symbol, each a search
      for the next), takes each one's first ?5 trades in the range by that
      index, and sorts those: the first ?5 of all are among them (300,000
-     trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all eight
+     trades: 41.8 ms a call scanning against 2.4 ms).  (Each binds all nine
      parameters: SQLite counts up to the highest number used, and an
      unused one is bound harmlessly.)  A page after a cursor starts at
      the cursor's time (?2) and skips the trades of that millisecond up to
@@ -101,21 +107,21 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
      fixed once settled, and trade ids are unique, so no trade of a range
      is listed on two pages or on none, however many share a millisecond.
      Without a cursor ?6 is below every time and the filter passes all.
-     "+seq <= ?8" keeps the walk to the trades settled when its first page
+     "+seq <= ?9" keeps the walk to the trades settled when its first page
      was read ("+": a filter, not a search of the table by its key).  The
-     late statements search the table by its key, seq > ?8: they read the
-     trades settled since, of every participant, until the page is full,
-     so their cost grows with the market's trades since the first page
-     ("+" keeps the time and name indexes out). */
+     late statements search the table by its key, seq in (?8, ?9]: they
+     read the trades settled since, of every participant, until the page
+     is full or ?9, at most CARBON__LATE_WINDOW seqs on ("+" keeps the time
+     and name indexes out). */
 #define CARBON__TRADES_SELECT                                             \
   "SELECT trade_id, symbol, buyer, seller, buy_order, sell_order, price," \
   " quantity, amount, maker_side, time_ms, block, seq FROM carbon_trades"
 #define CARBON__TRADES_ORDER " ORDER BY time_ms, trade_id LIMIT ?5"
 #define CARBON__TRADES_AFTER \
-  " AND (time_ms > ?6 OR trade_id > ?7) AND +seq <= ?8"
-#define CARBON__TRADES_LATE            \
-  CARBON__TRADES_SELECT                \
-  " WHERE seq > ?8 AND +time_ms >= ?2" \
+  " AND (time_ms > ?6 OR trade_id > ?7) AND +seq <= ?9"
+#define CARBON__TRADES_LATE                          \
+  CARBON__TRADES_SELECT                              \
+  " WHERE seq > ?8 AND seq <= ?9 AND +time_ms >= ?2" \
   " AND +time_ms < ?3"
 #define CARBON__TRADES_LATE_ORDER " ORDER BY seq LIMIT ?5"
   static const char own[] = CARBON__TRADES_SELECT
@@ -149,8 +155,9 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
       (gm_param[]){GM_TEXT(sym),
                    GM_INT(!late && after_ms > from_ms ? after_ms : from_ms),
                    GM_INT(to_ms), GM_TEXT(t->me), GM_INT(limit),
-                   GM_INT(after_ms), GM_TEXT(after_id), GM_INT(seq)},
-      8, carbon__trade_row, t);
+                   GM_INT(after_ms), GM_TEXT(after_id), GM_INT(seq),
+                   GM_INT(upto)},
+      9, carbon__trade_row, t);
 }
 
 static int carbon__int_row(void *arg, size_t ncols, const gm_param *c) {
@@ -350,8 +357,8 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
   /* One more than the page: a next page is there only if it is found. */
   if (!pos.late) {
     if ((st = carbon__query_trades(call, in->symbol, in->from_ms, pos.to_ms,
-                                   pos.at_ms, pos.tid, 0, pos.seq, limit + 1,
-                                   &t)) != GM_OK)
+                                   pos.at_ms, pos.tid, 0, pos.seq, pos.seq,
+                                   limit + 1, &t)) != GM_OK)
       return st;
     if ((int64_t)t.list->n_trades > limit) {
       const Gm__Carbon__Trade *last = t.list->trades[limit - 1];
@@ -364,17 +371,39 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
     }
     pos.late = 1;
   }
+  /* The trades settled since: at most CARBON__LATE_WINDOW seqs of them
+     read per page, whoever's they are (the statement searches the table's
+     key and filters), so a cursor kept long costs each page a bounded
+     read, not every trade of the market settled since.  Up to the last
+     seq settled now (M), read first: a trade settled after that read has
+     a larger seq (trades are never deleted, so max(seq) + 1 is the next),
+     so every trade up to the bound is in what the statement sees. */
+  int64_t last = 0;
+  if ((st = host->ledger_query(call,
+                               "SELECT coalesce(max(seq), 0) FROM "
+                               "carbon_trades",
+                               NULL, 0, carbon__int_row, &last)) != GM_OK)
+    return st;
+  int64_t upto = pos.seq < last - CARBON__LATE_WINDOW
+                     ? pos.seq + CARBON__LATE_WINDOW
+                     : last;
   size_t by_time = t.list->n_trades;
   int64_t room = limit - (int64_t)by_time;
   if ((st = carbon__query_trades(call, in->symbol, in->from_ms, pos.to_ms,
-                                 INT64_MIN, "", 1, pos.seq, room + 1, &t)) !=
-      GM_OK)
+                                 INT64_MIN, "", 1, pos.seq, upto, room + 1,
+                                 &t)) != GM_OK)
     return st;
   int more = (int64_t)t.list->n_trades > limit;
-  if (more) t.list->n_trades = (size_t)limit;
-  if (t.list->n_trades > by_time) pos.seq = t.seq[t.list->n_trades - 1];
+  if (more) {
+    t.list->n_trades = (size_t)limit;
+    pos.seq = t.seq[t.list->n_trades - 1];
+  } else {
+    /* Every trade of the range settled up to `upto` is listed: the next
+       read starts after it, however few of them were the caller's. */
+    pos.seq = upto > pos.seq ? upto : pos.seq;
+  }
   char *at = carbon__tpos_text(call, in, &pos);
-  if (more)
+  if (more || upto < last)
     t.list->next_cursor = at;
   else
     t.list->resume_cursor = at;
@@ -436,7 +465,7 @@ gm_status carbon__statement(gm_call *call, const ProtobufCMessage *req,
   if ((st = carbon__query_trades(
            call, in->symbol, gm__carbon_day_start_ms(from),
            gm__carbon_day_start_ms(to + 1), INT64_MIN, "", 0, INT64_MAX,
-           CARBON_STATEMENT_MAX + 1, &t)) != GM_OK)
+           INT64_MAX, CARBON_STATEMENT_MAX + 1, &t)) != GM_OK)
     return st;
   /* A statement is for reconciling: never cut one short silently. */
   if (t.list->n_trades > CARBON_STATEMENT_MAX)

@@ -646,6 +646,43 @@ START_TEST(trades_settled_late_are_listed_once) {
 }
 END_TEST
 
+/* A resume_cursor followed when only others traded moves past their
+   trades: the next resume reads from there, not again from the first
+   page's position (each resume read every trade of the market settled
+   since, whoever's, and kept the cost growing with the cursor's age). */
+START_TEST(a_resume_cursor_moves_past_others_trades) {
+  int64_t t0 = ct_at(CT_MONDAY, 10, 0), to = t0 + 3600000;
+  ct_deposit("carol", SYM, 100000000, 0);
+  for (int i = 0; i < 5; i++)
+    ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 1, CT_GTC));
+  ct_clock(t0);
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 1, CT_GTC));
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 1), 1);
+  char cursor[256] = "", first[256], ids[16][48];
+  size_t n = 0;
+  ck_assert(late_walk("alice", "", to, cursor, ids, &n, 0));
+  ck_assert_int_eq(n, 1);
+  ck_assert_msg(!strncmp(cursor, "s1.", 3), "resume_cursor %s", cursor);
+  snprintf(first, sizeof first, "%s", cursor);
+  for (int i = 0; i < 3; i++) {
+    ct_clock(t0 + 1 + i);
+    ct_free(ct_limit("carol", SYM, CT_BUY, 8500, 1, CT_GTC));
+  }
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 4), 4);
+  ck_assert(late_walk("alice", "", to, cursor, ids, &n, 0));
+  ck_assert_int_eq(n, 1);
+  ck_assert_msg(!strncmp(cursor, "s4.", 3), "resume_cursor %s after %s", cursor,
+                first);
+  /* Alice's next trade is listed from there, once. */
+  ct_clock(t0 + 4);
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 1, CT_GTC));
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 5), 5);
+  ck_assert(late_walk("alice", "", to, cursor, ids, &n, 0));
+  ck_assert_int_eq(n, 2);
+  ck_assert_str_ne(ids[0], ids[1]);
+}
+END_TEST
+
 /* One page of alice's records.trades (every instrument, from Monday 00:00,
    to_ms 0, 2 a page) after `cursor`, on connection `conn`: the trade ids
    into ids (*n on), the next_cursor into cursor. */
@@ -1212,6 +1249,7 @@ int main(void) {
   tcase_add_test(tc, settled_records_reconcile_and_export);
   tcase_add_test(tc, trades_page_exactly_once);
   tcase_add_test(tc, trades_settled_late_are_listed_once);
+  tcase_add_test(tc, a_resume_cursor_moves_past_others_trades);
   tcase_add_test(tc, trades_cursor_holds_across_restarts_brokers_and_releases);
   tcase_add_test(tc, old_and_packed_outbox_entries_settle);
   tcase_add_test(tc, cached_rules_follow_the_instrument);
