@@ -187,15 +187,20 @@ static gm_status finance__settle_transition(gm_market *m, gm_ledger *tx,
         (gm_param[]){GM_TEXT(id), GM_TEXT(bank), GM_INT(t)}, 3);
   }
   if (!strcmp(tr, "contact")) {
-    /* An older broker's contact sets no decision deadline: NULL. */
+    /* An older broker's contact sets no decision deadline: NULL.  The due
+       only while this entry is the referral's latest settled transition:
+       a contact set aside and replayed after a later answer settled (gm
+       admin replay) must not put its own due back over the answer's. */
     const char *ddue = gm_entry_field(e, "ddue");
     return host->ledger_exec(
         tx,
         "UPDATE finance_referrals SET contacted_ms = ?2,"
-        " decision_due_ms = ?3 WHERE id = ?1",
+        " decision_due_ms = CASE WHEN version = ?4 THEN ?3"
+        " ELSE decision_due_ms END WHERE id = ?1",
         (gm_param[]){GM_TEXT(id), GM_INT(t),
-                     ddue ? GM_INT(strtoll(ddue, NULL, 10)) : GM_NULL},
-        3);
+                     ddue ? GM_INT(strtoll(ddue, NULL, 10)) : GM_NULL,
+                     GM_INT(v)},
+        4);
   }
   if (!strcmp(tr, "answer")) {
     /* The decision deadline set again after the enterprise's answer (the

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+#include <sqlite3.h>
+
 #include "harness.h"
 
 static void setup(void) {
@@ -283,6 +286,101 @@ static Gm__Finance__Referral *answer(const char *ent, const char *id) {
  * contact does.  The days the enterprise takes to answer a question do not
  * count: the deadline waits and moves on by as much.
  */
+/* The referral's newest outbox entry, read right after the call that
+   appended it (settled entries leave the stream at the settler's next
+   prune, seconds later; holding the settler's group back instead let that
+   prune take the entry). */
+static char cap_stream[200], cap_id[64];
+static redisReply *cap_entry;
+
+static void capture_newest(const char *id, const char *transition) {
+  snprintf(cap_stream, sizeof cap_stream, "gm:{finance:%s}:outbox", id);
+  redisContext *rc = gm_test_redis_connect(ft_redis);
+  cap_entry = gm_test_redis_cmd(rc, "XREVRANGE %s + - COUNT 1", cap_stream);
+  redisFree(rc);
+  ck_assert_msg(
+      cap_entry->type == REDIS_REPLY_ARRAY && cap_entry->elements == 1,
+      "%s: no newest entry", cap_stream);
+  snprintf(cap_id, sizeof cap_id, "%s", cap_entry->element[0]->element[0]->str);
+  const redisReply *f = cap_entry->element[0]->element[1];
+  const char *tr = "";
+  for (size_t i = 0; i + 1 < f->elements; i += 2)
+    if (!strcmp(f->element[i]->str, "tr")) tr = f->element[i + 1]->str;
+  ck_assert_str_eq(tr, transition);
+}
+
+/* Sets the captured entry aside as a settler that failed on it would have
+   (gm_dead_letter and its fields; its gm_settled row gone: an entry set
+   aside never settled), replays it (gm admin replay) and waits until the
+   entry the replay appends has settled. */
+static void replay_captured(void) {
+  char sql[512];
+  const char *stream = cap_stream, *eid = cap_id;
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_stmt *q = NULL;
+  const redisReply *f = cap_entry->element[0]->element[1];
+  const char *kind = "";
+  for (size_t i = 0; i + 1 < f->elements; i += 2)
+    if (!strcmp(f->element[i]->str, "kind")) kind = f->element[i + 1]->str;
+  ck_assert_str_eq(kind, "transition");
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(db,
+                         "INSERT INTO gm_dead_letter(stream, id, market, kind,"
+                         " error, failures, set_aside_ms) VALUES(?1, ?2,"
+                         " 'finance', ?3, 'set aside by the test', 5, 1)",
+                         -1, &q, NULL),
+      SQLITE_OK);
+  sqlite3_bind_text(q, 1, stream, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, eid, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 3, kind, -1, SQLITE_STATIC);
+  ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+  sqlite3_finalize(q);
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "INSERT INTO gm_dead_letter_field"
+                                        " VALUES(?1, ?2, ?3, ?4, ?5)",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, eid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)(i / 2));
+    sqlite3_bind_text(q, 4, f->element[i]->str, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, f->element[i + 1]->str, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+  }
+  q = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                      "DELETE FROM gm_settled WHERE stream ="
+                                      " ?1 AND id = ?2",
+                                      -1, &q, NULL),
+                   SQLITE_OK);
+  sqlite3_bind_text(q, 1, stream, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, eid, -1, SQLITE_STATIC);
+  ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+  ck_assert_int_eq(sqlite3_changes(db), 1);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  freeReplyObject(cap_entry);
+  cap_entry = NULL;
+  /* The replay appends the entry again, as a new one, which settles. */
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM gm_settled WHERE stream = '%s'", stream);
+  int64_t settled = ft_ledger_int(sql);
+  Gm__ReplayRequest req = GM__REPLAY_REQUEST__INIT;
+  req.stream = (char *)stream;
+  req.id = (char *)eid;
+  Gm__Reply *rep = gm_test_call(ft_conn, "root", "gm", "deadletters.replay",
+                                "replay-contact", &req.base);
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_msg(rep->status == GM__STATUS__OK, "%s", rep->message);
+  gm__reply__free_unpacked(rep, NULL);
+  ck_assert_int_eq(ft_ledger_wait(sql, settled + 1), settled + 1);
+}
+
 START_TEST(a_missed_decision_returns_it_to_the_pool_and_is_reported) {
   char id[32];
   int64_t t0 = ft_at(FT_MONDAY, 10, 0), day = GM_FINANCE_DAY_MS;
@@ -291,6 +389,7 @@ START_TEST(a_missed_decision_returns_it_to_the_pool_and_is_reported) {
   ft_free(ft_claim("abc1", id));
   ft_free(ft_pick("acme", id, "icbc"));
   Gm__Finance__Referral *r = ft_contact("icbc1", id);
+  capture_newest(id, "contact");
   ck_assert_int_eq(r->decision_due_ms, t0 + 30 * day);
   ft_free(r);
   /* Asked on day 1, answered on day 5: the 4 days do not count. */
@@ -315,6 +414,11 @@ START_TEST(a_missed_decision_returns_it_to_the_pool_and_is_reported) {
   snprintf(sql, sizeof sql,
            "SELECT decision_due_ms FROM finance_referrals WHERE id = '%s'", id);
   ck_assert_int_eq(ft_ledger_wait(sql, due), due);
+  /* The contact's entry set aside and replayed after the answer settled
+     (gm admin replay): it records the contact, and leaves the due the
+     later answer set (before, it put the contact's back). */
+  replay_captured();
+  ck_assert_int_eq(ft_ledger_int(sql), due);
   ft_free(ft_approve("icbc1", id, 400000000, 345, 36));
   /* Approved, not funded: a minute before the deadline nothing happens. */
   ft_clock(due - 60000);
