@@ -56,6 +56,33 @@ struct gm__worker {
 };
 
 /* A request's whole life, on its task's fiber: decode, run, reply. */
+/* `msg` (valid UTF-8) with each control character but newline and tab
+   (C0, DEL, and C1: U+0080-U+009F, which some terminals take as 8-bit
+   controls) replaced by '?': msg itself when it has none. */
+static const char *gm__worker_shown(gm__arena *a, const char *msg) {
+  const unsigned char *p = (const unsigned char *)msg;
+  size_t i = 0;
+  for (; p[i]; i++)
+    if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f ||
+        (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f))
+      break;
+  if (!p[i]) return msg;
+  size_t n = strlen(msg);
+  char *out = gm__arena_alloc(a, n + 1), *o = out;
+  for (i = 0; i < n; i++) {
+    if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f) {
+      *o++ = '?';
+    } else if (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+      *o++ = '?';
+      i++;
+    } else {
+      *o++ = (char)p[i];
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
 static void task_run(void *arg) {
   task *t = arg;
   gm__worker *w = t->w;
@@ -89,6 +116,10 @@ static void task_run(void *arg) {
       fixed[gm__utf8_repair(out.message, n, fixed)] = '\0';
       out.message = fixed;
     }
+    /* Nor a control character a caller typed (an escape sequence in an id
+       a market echoes would drive the terminal that prints the message):
+       each shown as '?', whichever market or script wrote the message. */
+    out.message = (char *)gm__worker_shown(t->arena, out.message);
   }
   size_t len = gm__reply__get_packed_size(&out);
   uint8_t *buf = gm__arena_alloc(t->arena, len ? len : 1);

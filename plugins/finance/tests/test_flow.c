@@ -745,6 +745,18 @@ START_TEST(claims_are_refused_with_the_reason) {
   c.id = "bogus";
   ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__INVALID_ARGUMENT,
             "not a referral id");
+  /* An escape sequence in the id comes back as '?' (gmd shows every
+     control character of a message so, whichever market wrote it). */
+  c.id =
+      "R9999999\x1b"
+      "9";
+  ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__INVALID_ARGUMENT,
+            "\"R9999999?9\" is not a referral id");
+  c.id =
+      "R9999999\xc2\x9b"
+      "9";
+  ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__INVALID_ARGUMENT,
+            "\"R9999999?9\" is not a referral id");
   /* The refusals changed nothing: 3 claims and a pick. */
   ck_assert_str_eq(ft_redis_field(id, "v"), "5");
   ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims", 3), 3);
