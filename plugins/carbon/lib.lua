@@ -8,7 +8,7 @@
 --   P.o          HASH order id -> packed record (ord_pack; one hash for all
 --                resting orders: about 82 bytes per order instead of ~200
 --                for a key per order), and the field '-' = INST_PAD, which
---                keeps it a hash table (book_add)
+--                keeps it a hash table (admin.lua create, sweep.lua close)
 --   P.bz:b/s     ZSET resting order ids by price (bids -price, asks +price);
 --                equal prices sort by id = fixed-width sequence = time
 --   P.lv:b/s     ZSET price levels (same scores), P.lq:b/s HASH level -> qty
