@@ -954,7 +954,7 @@ gm_status gm__ledger_migrate(gm__ledger *l, const char *market,
     /* IMMEDIATE: take the write lock now so another gmd migrating the same
        file waits here instead of failing half-way.  Each try waits out the
        busy timeout (5 s); another gmd's migration of a large ledger holds
-       the lock for minutes (carbon's rebuild of 2,000,000 trades: 34 s on
+       the lock for minutes (a table of 2,000,000 rows rebuilt: 34 s on
        a loaded 2-core machine), so a gmd started meanwhile tries again, up
        to gm__ledger_migrate_wait_ms, rather than refuse the plugin and
        serve on without its market. */
