@@ -309,6 +309,19 @@ static void capture_newest(const char *id, const char *transition) {
   ck_assert_str_eq(tr, transition);
 }
 
+/* Runs `sql` on db with its n parameters bound as text (a column of
+   integer affinity stores a number given as text as the number). */
+static void db_run(sqlite3 *db, const char *sql, const char *const *text,
+                   int n) {
+  sqlite3_stmt *q = NULL;
+  ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK, "%s",
+                sqlite3_errmsg(db));
+  for (int i = 0; i < n; i++)
+    sqlite3_bind_text(q, i + 1, text[i], -1, SQLITE_STATIC);
+  ck_assert_msg(sqlite3_step(q) == SQLITE_DONE, "%s", sqlite3_errmsg(db));
+  sqlite3_finalize(q);
+}
+
 /* Sets the captured entry aside as a settler that failed on it would have
    (gm_dead_letter and its fields; its gm_settled row gone: an entry set
    aside never settled), replays it (gm admin replay) and waits until the
@@ -319,50 +332,27 @@ static void replay_captured(void) {
   sqlite3 *db = NULL;
   ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
   sqlite3_busy_timeout(db, 10000);
-  sqlite3_stmt *q = NULL;
   const redisReply *f = cap_entry->element[0]->element[1];
   const char *kind = "";
   for (size_t i = 0; i + 1 < f->elements; i += 2)
     if (!strcmp(f->element[i]->str, "kind")) kind = f->element[i + 1]->str;
   ck_assert_str_eq(kind, "transition");
-  ck_assert_int_eq(
-      sqlite3_prepare_v2(db,
-                         "INSERT INTO gm_dead_letter(stream, id, market, kind,"
-                         " error, failures, set_aside_ms) VALUES(?1, ?2,"
-                         " 'finance', ?3, 'set aside by the test', 5, 1)",
-                         -1, &q, NULL),
-      SQLITE_OK);
-  sqlite3_bind_text(q, 1, stream, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 2, eid, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 3, kind, -1, SQLITE_STATIC);
-  ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
-  sqlite3_finalize(q);
+  db_run(db,
+         "INSERT INTO gm_dead_letter(stream, id, market, kind, error,"
+         " failures, set_aside_ms) VALUES(?1, ?2, 'finance', ?3,"
+         " 'set aside by the test', 5, 1)",
+         (const char *[]){stream, eid, kind}, 3);
   for (size_t i = 0; i + 1 < f->elements; i += 2) {
-    q = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "INSERT INTO gm_dead_letter_field"
-                                        " VALUES(?1, ?2, ?3, ?4, ?5)",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(q, 1, stream, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, eid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)(i / 2));
-    sqlite3_bind_text(q, 4, f->element[i]->str, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 5, f->element[i + 1]->str, -1, SQLITE_STATIC);
-    ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
-    sqlite3_finalize(q);
+    char n[24];
+    snprintf(n, sizeof n, "%zu", i / 2);
+    db_run(db, "INSERT INTO gm_dead_letter_field VALUES(?1, ?2, ?3, ?4, ?5)",
+           (const char *[]){stream, eid, n, f->element[i]->str,
+                            f->element[i + 1]->str},
+           5);
   }
-  q = NULL;
-  ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                      "DELETE FROM gm_settled WHERE stream ="
-                                      " ?1 AND id = ?2",
-                                      -1, &q, NULL),
-                   SQLITE_OK);
-  sqlite3_bind_text(q, 1, stream, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 2, eid, -1, SQLITE_STATIC);
-  ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+  db_run(db, "DELETE FROM gm_settled WHERE stream = ?1 AND id = ?2",
+         (const char *[]){stream, eid}, 2);
   ck_assert_int_eq(sqlite3_changes(db), 1);
-  sqlite3_finalize(q);
   sqlite3_close(db);
   freeReplyObject(cap_entry);
   cap_entry = NULL;
