@@ -166,6 +166,13 @@ static int carbon__int_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
+/* The last seq the ledger has settled (0: none). */
+static gm_status carbon__last_seq(gm_call *call, int64_t *seq) {
+  return host->ledger_query(call,
+                            "SELECT coalesce(max(seq), 0) FROM carbon_trades",
+                            NULL, 0, carbon__int_row, seq);
+}
+
 /*
  * records.trades' cursor: "t<S>.<to>.<time_ms>.<trade id>.<seal>" while
  * the walk by time goes on (S: the last seq settled when the first page was
@@ -347,11 +354,7 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
     if ((st = carbon__trades_cursor(call, in, &pos)) != GM_OK) return st;
   } else {
     pos.to_ms = in->to_ms ? in->to_ms : host->now_ms(host->market(call)) + 1;
-    if ((st = host->ledger_query(call,
-                                 "SELECT coalesce(max(seq), 0) FROM "
-                                 "carbon_trades",
-                                 NULL, 0, carbon__int_row, &pos.seq)) != GM_OK)
-      return st;
+    if ((st = carbon__last_seq(call, &pos.seq)) != GM_OK) return st;
   }
   carbon__trades_init(call, &t);
   /* One more than the page: a next page is there only if it is found. */
@@ -379,11 +382,7 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
      a larger seq (trades are never deleted, so max(seq) + 1 is the next),
      so every trade up to the bound is in what the statement sees. */
   int64_t last = 0;
-  if ((st = host->ledger_query(call,
-                               "SELECT coalesce(max(seq), 0) FROM "
-                               "carbon_trades",
-                               NULL, 0, carbon__int_row, &last)) != GM_OK)
-    return st;
+  if ((st = carbon__last_seq(call, &last)) != GM_OK) return st;
   int64_t upto = pos.seq < last - CARBON__LATE_WINDOW
                      ? pos.seq + CARBON__LATE_WINDOW
                      : last;
