@@ -420,6 +420,24 @@ static pid_t spawn_gmd(const char *log) {
   return pid;
 }
 
+/* Waits (10 s) until process pid has SIGTERM blocked, which gmd does on
+   its first line: a signal sent before (an ASan build on a loaded machine
+   can take over 500 ms to reach main) takes the default action. */
+static void wait_sigterm_blocked(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  for (int i = 0; i < 1000; i++) {
+    FILE *f = fopen(path, "r");
+    unsigned long long blk = 0;
+    while (f && fgets(line, sizeof line, f))
+      if (!strncmp(line, "SigBlk:", 7)) blk = strtoull(line + 7, NULL, 16);
+    if (f) fclose(f);
+    if (blk & (1ULL << (SIGTERM - 1))) return;
+    gm_test_sleep_ms(10);
+  }
+  ck_abort_msg("gmd (pid %d) never blocked SIGTERM within 10 s", (int)pid);
+}
+
 static int wait_pid(pid_t pid, int ms) {
   int status;
   for (int waited = 0;; waited += 10) {
@@ -466,7 +484,8 @@ START_TEST(a_start_against_a_stalled_redis_is_bounded_and_stoppable) {
   snprintf(log, sizeof log, "%s.start", gm_test_gmd_log(gmd));
 
   pid_t pid = spawn_gmd(log);
-  gm_test_sleep_ms(500);
+  wait_sigterm_blocked(pid);
+  gm_test_sleep_ms(200);
   uint64_t t0 = mono_ms();
   ck_assert_int_eq(kill(pid, SIGTERM), 0);
   int status = wait_pid(pid, 5000);
@@ -531,7 +550,8 @@ START_TEST(a_check_stopped_while_starting_is_not_valid) {
           "--check", (char *)NULL);
     _exit(127);
   }
-  gm_test_sleep_ms(500);
+  wait_sigterm_blocked(pid);
+  gm_test_sleep_ms(200);
   ck_assert_int_eq(kill(pid, SIGTERM), 0);
   int status = wait_pid(pid, 5000);
   ck_assert_msg(status != -1, "gmd --check still running 5 s after SIGTERM");
