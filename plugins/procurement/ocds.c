@@ -199,11 +199,13 @@ static int pr__bid_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
-/* Awards: award supplier value status notice chu reason open_challenges */
+/* Awards: award supplier value status notice chu reason open_challenges
+   last_answer updated */
 static int pr__award_row(void *arg, size_t ncols, const gm_param *c) {
   pr__ctx *x = arg;
-  if (ncols < 8) return 1;
+  if (ncols < 10) return 1;
   const char *st = pr__t(&c[3]);
+  int active = strcmp(st, "cancelled") && x->now > c[5].i && !c[7].i;
   json_t *a = json_object(), *sup = json_array();
   json_object_set_new(a, "id",
                       json_string(host->sprintf(x->call, "%s-A%lld", x->id,
@@ -214,9 +216,9 @@ static int pr__award_row(void *arg, size_t ncols, const gm_param *c) {
   /* pending: the challenge period (standstill) runs, or a challenge
      lodged in it is still open (nothing is signed); active: in force */
   json_object_set_new(a, "status",
-                      json_string(!strcmp(st, "cancelled")     ? "cancelled"
-                                  : x->now > c[5].i && !c[7].i ? "active"
-                                                               : "pending"));
+                      json_string(!strcmp(st, "cancelled") ? "cancelled"
+                                  : active                 ? "active"
+                                                           : "pending"));
   if (pr__t(&c[6])[0])
     json_object_set_new(a, "description", json_string(pr__t(&c[6])));
   json_object_set_new(a, "date", pr__date(c[4].i));
@@ -227,6 +229,13 @@ static int pr__award_row(void *arg, size_t ncols, const gm_param *c) {
   json_object_set_new(a, "suppliers", sup);
   json_array_append_new(x->arr, a);
   pr__seen(x, c[4].i);
+  pr__seen(x, c[9].i);
+  /* No event marks the moment an award turns active (the end of its
+     challenge period, or the answer to the last challenge open after it):
+     that moment is a change of what the release says, so the release's id
+     and date follow it.  Otherwise an export before it and one after would
+     carry the same release id with different contents. */
+  if (active) pr__seen(x, c[8].i > c[5].i + 1 ? c[8].i : c[5].i + 1);
   return 0;
 }
 
@@ -566,7 +575,11 @@ gm_status pr__tender_export(gm_call *call, const ProtobufCMessage *req,
                      " a.notice_ms, a.challenge_until_ms, a.reason,"
                      " (SELECT count(*) FROM procurement_challenges c"
                      " WHERE c.tender_id = a.tender_id AND c.award = a.award"
-                     " AND c.status = 'open') FROM procurement_awards a"
+                     " AND c.status = 'open'),"
+                     " (SELECT coalesce(max(c.answered_ms), 0) FROM"
+                     " procurement_challenges c WHERE c.tender_id ="
+                     " a.tender_id AND c.award = a.award), a.updated_ms"
+                     " FROM procurement_awards a"
                      " WHERE a.tender_id = ?1 ORDER BY a.award",
                      (gm_param[]){GM_TEXT(in->tender_id)}, 1, pr__award_row,
                      &x);

@@ -78,6 +78,19 @@ static char *export_valid(const char *id) {
   return export_valid_as(id, 0);
 }
 
+/* The export of `id` without the schema check (a python3 run each): for
+   what a test reads again of an export validated at the same stage. */
+static char *export_of(const char *id) {
+  Gm__Procurement__ExportRequest q = GM__PROCUREMENT__EXPORT_REQUEST__INIT;
+  q.tender_id = (char *)id;
+  Gm__Procurement__Export *e =
+      (Gm__Procurement__Export *)pt_call("alpha", "tender.export", &q.base);
+  ck_assert_msg(e, "tender.export %s: %s", id, pt_message);
+  char *json = strdup(e->json);
+  pt_free(e);
+  return json;
+}
+
 static json_t *release_of(const char *json) {
   json_error_t err;
   json_t *doc = json_loads(json, 0, &err);
@@ -329,11 +342,39 @@ static void award_status(const char *json, const char *want) {
   json_decref(rel);
 }
 
+/* The release id of `json`, which must end in "-<ms>" of its date. */
+static void release_id(const char *json, char *out, size_t len) {
+  json_t *rel = release_of(json);
+  snprintf(out, len, "%s", json_string_value(json_object_get(rel, "id")));
+  json_decref(rel);
+}
+
+/* Asserts the release of `json` is the change at `ms`: its id ends in it
+   and its date is that moment (Asia/Shanghai, as the export writes it). */
+static void release_at(const char *json, int64_t ms) {
+  char id[128], tail[32], date[32];
+  release_id(json, id, sizeof id);
+  snprintf(tail, sizeof tail, "-%lld", (long long)ms);
+  size_t n = strlen(id), k = strlen(tail);
+  ck_assert_msg(n > k && !strcmp(id + n - k, tail), "release %s, not at %s", id,
+                tail);
+  time_t s = (time_t)((ms + 8 * 3600000) / 1000);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+  json_t *rel = release_of(json);
+  ck_assert_str_eq(json_string_value(json_object_get(rel, "date")), date);
+  json_decref(rel);
+}
+
 /*
  * An award is in force (OCDS "active") once its challenge period is over
  * and no challenge to it is open: one lodged in time and still open after
  * the period keeps it "pending" (nothing can be signed); its dismissal
- * makes it "active".
+ * makes it "active".  Turning active changes the release, so its id and
+ * date move to that moment (the end of the period, or the answer to the
+ * last challenge open after it): two exports with different contents never
+ * share a release id.
  */
 START_TEST(an_award_under_challenge_is_pending) {
   pt_tender d;
@@ -348,6 +389,12 @@ START_TEST(an_award_under_challenge_is_pending) {
   Gm__Procurement__Award *aw = pt_award("city", "T-OCC");
   int64_t chu = aw->challenge_until_ms;
   pt_free(aw);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_awards", 1),
+                   1);
+  char *json = export_of("T-OCC");
+  award_status(json, "pending");
+  release_at(json, DEADLINE);
+  free(json);
   pt_clock(DEADLINE + PT_DAY);
   Gm__Procurement__ChallengeRequest cq =
       GM__PROCUREMENT__CHALLENGE_REQUEST__INIT;
@@ -359,9 +406,11 @@ START_TEST(an_award_under_challenge_is_pending) {
   ck_assert_int_eq(
       pt_ledger_wait("SELECT count(*) FROM procurement_challenges", 1), 1);
   pt_clock(chu + 1);
-  char *json = export_valid("T-OCC");
+  json = export_valid("T-OCC");
   award_status(json, "pending");
+  release_at(json, DEADLINE); /* a challenge lodged is not exported */
   free(json);
+  pt_clock(chu + 2 * PT_DAY);
   Gm__Procurement__AnswerRequest aq = GM__PROCUREMENT__ANSWER_REQUEST__INIT;
   aq.challenge_id = "T-OCC-Q1";
   aq.answer = "the award stands";
@@ -374,6 +423,33 @@ START_TEST(an_award_under_challenge_is_pending) {
                    1);
   json = export_valid("T-OCC");
   award_status(json, "active");
+  release_at(json, chu + 2 * PT_DAY); /* the dismissal */
+  free(json);
+
+  /* No challenge: active from the ms after the period, whenever the
+     export is asked for. */
+  pt_tender d2;
+  pt_tender_init(&d2, "T-OCN", 100000000, chu + 40 * PT_DAY);
+  pt_item(&d2, "D1", "DESK", 10, 0, NULL);
+  pt_publish("city", &d2);
+  pt_free(pt_bid("alpha", "T-OCN", 0, a, 1));
+  pt_clock(chu + 40 * PT_DAY);
+  ck_assert_str_eq(pt_wait_state("T-OCN", "evaluated"), "evaluated");
+  aw = pt_award("city", "T-OCN");
+  int64_t chu2 = aw->challenge_until_ms;
+  pt_free(aw);
+  ck_assert_int_eq(pt_ledger_wait("SELECT count(*) FROM procurement_awards"
+                                  " WHERE tender_id = 'T-OCN'",
+                                  1),
+                   1);
+  json = export_of("T-OCN");
+  award_status(json, "pending");
+  release_at(json, chu + 40 * PT_DAY);
+  free(json);
+  pt_clock(chu2 + 3 * PT_DAY);
+  json = export_of("T-OCN");
+  award_status(json, "active");
+  release_at(json, chu2 + 1);
   free(json);
 }
 END_TEST
