@@ -148,7 +148,27 @@ if op == 'finish' then
 end
 
 if op == 'score' then
-  local t = tender('round', 'evs', 'pw', 'nvalid')
+  local t = tender('round', 'evs', 'pw', 'nvalid', 'am', 'dl')
+  -- Say why nothing can be scored now, and what comes next.
+  if t and t.st ~= 'scoring' then
+    local why
+    if t.am ~= '1' then
+      why = 'it is awarded by the lowest evaluated price: no committee ' ..
+        'scores its bids'
+    elseif t.st == 'draft' or t.st == 'active' or t.st == 'opening' then
+      why = 'the committee scores its valid bids once they are opened ' ..
+        'at the bid deadline, ' .. when(tonumber(t.dl)) .. ' (Asia/Shanghai)'
+    elseif t.st == 'cancelled' or t.st == 'unsuccessful' or
+        t.st == 'complete' then
+      why = 'it has ended: nothing is scored'
+    else
+      why = 'the committee\'s scores were final when the bids were ' ..
+        'ranked; an upheld challenge\'s re-evaluation opens a new round ' ..
+        'of scoring'
+    end
+    return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is ' .. t.st ..
+      '; ' .. why)
+  end
   local e = scoring(t)
   if e then return e end
   if not inlist(t.evs, WHO) then

@@ -673,6 +673,18 @@ START_TEST(a_joint_tender_gives_one_contract_per_agency) {
   pt_free(pt_bid("alpha", "T-JOINT", 0, a, 3));
   pt_clock(DEADLINE);
   ck_assert_str_eq(pt_wait_state("T-JOINT", "evaluated"), "evaluated");
+  /* A score on a tender awarded by the lowest price says that, not "after
+     the opening". */
+  Gm__Procurement__Score sc = GM__PROCUREMENT__SCORE__INIT, *psc = &sc;
+  Gm__Procurement__ScoreRequest sq = GM__PROCUREMENT__SCORE_REQUEST__INIT;
+  sq.tender_id = "T-JOINT";
+  sq.scores = &psc;
+  sq.n_scores = 1;
+  sc.supplier = "alpha";
+  sc.score_bp = 5000;
+  pt_expect("e1", "evaluation.score", &sq.base, GM__STATUS__FAILED_PRECONDITION,
+            "tender T-JOINT is evaluated; it is awarded by the lowest "
+            "evaluated price: no committee scores its bids");
   Gm__Procurement__Award *aw = pt_award("city", "T-JOINT");
   ck_assert_int_eq(aw->value, 10 * 1000 + 5 * 2000 + 20 * 3000);
   ck_assert_int_eq(aw->n_contracts, 2);
@@ -728,6 +740,17 @@ START_TEST(comprehensive_scoring_ranks_by_total) {
   pt_free(pt_bid("beta", "T-SC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, b, 1));
   pt_free(
       pt_bid("gamma", "T-SC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, g, 1));
+  Gm__Procurement__Score s0 = GM__PROCUREMENT__SCORE__INIT, *ps0 = &s0;
+  Gm__Procurement__ScoreRequest sq0 = GM__PROCUREMENT__SCORE_REQUEST__INIT;
+  sq0.tender_id = "T-SC";
+  sq0.scores = &ps0;
+  sq0.n_scores = 1;
+  s0.supplier = "alpha";
+  s0.score_bp = 5000;
+  pt_expect("e1", "evaluation.score", &sq0.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "tender T-SC is active; the committee scores its valid bids once "
+            "they are opened at the bid deadline, 2026-03-23 10:00");
   pt_clock(DEADLINE);
   ck_assert_str_eq(pt_wait_state("T-SC", "scoring"), "scoring");
   Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
@@ -784,6 +807,11 @@ START_TEST(comprehensive_scoring_ranks_by_total) {
   ck_assert_int_eq(pt_row(s, "gamma")->price_score, 2307); /* floor */
   ck_assert_str_eq(s->method, "comprehensive scoring");
   pt_free(s);
+  /* Ranked: a late change of a score is refused, saying why. */
+  pt_expect("e1", "evaluation.score", &sq0.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "tender T-SC is evaluated; the committee's scores were final when "
+            "the bids were ranked");
   Gm__Procurement__Award *aw = pt_award("city", "T-SC");
   ck_assert_str_eq(aw->supplier, "beta");
   pt_free(aw);
