@@ -217,7 +217,8 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
   optind = 0; /* 0: GNU getopt starts over */
   opterr = 0;
   for (;;) {
-    int c = getopt_long(argc, argv, "-h", pr_options, NULL);
+    int li = -1;
+    int c = getopt_long(argc, argv, "-h", pr_options, &li);
     if (c == -1) break;
     if (c == 1) {
       if (*npos >= maxpos)
@@ -229,9 +230,19 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
       printf("usage: %s", self->usage);
       return -1;
     }
+    /* An option of another command: getopt took its value too, so
+       argv[optind - 1] may be the value; name the option. */
+    if (c != '?' && !pr_allowed(allow, c) && li >= 0)
+      return pr_usage_error(self, "--%s is not an option of gm %s %s",
+                            pr_options[li].name, PR_MARKET, self->name);
+    if (c == '?' && optopt >= '0' && optopt <= '9')
+      return pr_usage_error(self,
+                            "%s is a negative number, taken for an option: "
+                            "amounts and counts are 0 or more",
+                            PR_SHOWN(argv[optind - 1], 64));
     if (c == '?' || !pr_allowed(allow, c))
       return pr_usage_error(self, "unknown option or missing value: %s",
-                            argv[optind - 1]);
+                            PR_SHOWN(argv[optind - 1], 64));
     switch (c) {
       case O_TITLE:
         o->title = optarg;
@@ -1469,6 +1480,20 @@ static int pr_cmd_draft(const pr_cli *g, int argc, char **argv,
       (o.sme_rate &&
        pr_percent_arg(g, "--sme-rate", o.sme_rate, 2000, &t.sme_bp)))
     return GM_CLI_EXIT_ERROR;
+  /* On the wire 0 is the default rate (10%): --sme-rate 0% must not
+     quietly become 10%. */
+  if (o.sme_rate && o.no_sme)
+    return pr_usage_error(self,
+                          "--sme-rate and --no-sme contradict each other: "
+                          "give --sme-rate 10%%-20%% for an SME deduction, "
+                          "or --no-sme for none");
+  if (o.sme_rate && t.sme_bp < 1000)
+    return g->api->error(g->cli, GM_INVALID_ARGUMENT,
+                         "--sme-rate %s is below 10%%, the smallest SME "
+                         "deduction the measures allow (10%%-20%%, MOF/MIIT "
+                         "2020 as raised in 2022); give 10%%-20%% (or leave "
+                         "it out for 10%%), or --no-sme for no SME deduction",
+                         PR_SHOWN(o.sme_rate, 16));
   t.method = o.rfq ? GM__PROCUREMENT__METHOD__METHOD_RFQ
                    : GM__PROCUREMENT__METHOD__METHOD_OPEN;
   if (o.kind) {

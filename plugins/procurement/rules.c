@@ -66,6 +66,19 @@ int pr_check_currency(const char *s, char *err, size_t errlen) {
                s);
       return -1;
     }
+  /* Amounts are int64 hundredths of the unit, typed and shown with two
+     decimals and exported as such: a currency with other minor units
+     (JPY 0, KWD 3) would take half a yen or lose fils. */
+  int minor = gm_iso4217_minor(s);
+  if (minor != 2) {
+    snprintf(err, errlen,
+             "currency %s has %d decimal places (ISO 4217), and this market "
+             "keeps every amount in hundredths of the currency unit (fen, "
+             "cents); price the tender in a currency with 2, such as CNY, "
+             "USD or EUR",
+             s, minor);
+    return -1;
+  }
   return 0;
 }
 

@@ -234,7 +234,9 @@ static gm_status pr__check_tender(gm_call *call, Gm__Procurement__Tender *t,
   if (t->sme_bp != 0 && (t->sme_bp < 1000 || t->sme_bp > 2000))
     return host->fail(call, GM_INVALID_ARGUMENT,
                       "SME deduction %d.%02d%% is outside 10%%-20%% (MOF/MIIT "
-                      "measures 2020, as raised in 2022); 0 means 10%%",
+                      "measures 2020, as raised in 2022); give 10%%-20%% "
+                      "(none: 10%%), or turn the SME preference off "
+                      "(gm procurement draft --no-sme)",
                       t->sme_bp / 100, t->sme_bp % 100);
   if (t->n_items > PR_MAX_ITEMS)
     return host->fail(call, GM_INVALID_ARGUMENT, "%zu items; at most %d",

@@ -506,9 +506,11 @@ END_TEST
 
 /*
  * Lists longer than a tender takes are refused with the limit and the
- * count (by gm and by the broker), a currency OCDS cannot export is
- * refused, and register's pre-read with no broker exits 2 like every
- * command.
+ * count (by gm and by the broker), a currency OCDS cannot export or whose
+ * amounts are not hundredths is refused, --sme-rate 0% is refused rather
+ * than taken as the default 10%, an option of another command is named
+ * (not its value), and register's pre-read with no broker exits 2 like
+ * every command.
  */
 START_TEST(limits_and_currencies_are_refused_with_the_count) {
   run_result *r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
@@ -533,6 +535,31 @@ START_TEST(limits_and_currencies_are_refused_with_the_count) {
          "--currency", "VED", NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "not in the OCDS 1.1 currency codelist");
+  /* Amounts are hundredths: no yen tender (0 decimals) to take 0.50 JPY. */
+  r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+         "--currency", "JPY", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--currency JPY has 0 decimal places (ISO 4217)");
+  /* --sme-rate 0% is not quietly the default 10%. */
+  r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+         "--sme-rate", "0%", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--sme-rate 0% is below 10%");
+  HAS(r->err, "--no-sme for no SME deduction");
+  r = gm("city", "draft", "T-L", "--title", "x", "--budget", "100",
+         "--deadline", "2026-04-01T10:00:00+08:00", "--item", "A:DESK:1:set",
+         "--sme-rate", "15%", "--no-sme", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--sme-rate and --no-sme contradict each other");
+  /* An option of another command is named, not its value. */
+  r = gm("city", "award", "T-L", "--supplier", "alpha", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "--supplier is not an option of gm procurement award");
+  r = gm("city", "security", "T-L", "alpha", "-5", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "-5 is a negative number, taken for an option");
 
   /* The broker refuses what gm would have cut, too. */
   pt_tender d;
@@ -556,6 +583,17 @@ START_TEST(limits_and_currencies_are_refused_with_the_count) {
   d.t.n_evaluators = 10;
   pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
             "1-9 evaluators; the tender names 10");
+  d.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_LOWEST_PRICE;
+  d.t.price_weight_bp = 0;
+  d.t.n_evaluators = 0;
+  d.t.currency = "JPY";
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "currency JPY has 0 decimal places");
+  d.t.currency = "CNY";
+  d.t.sme_bp = 999;
+  pt_expect("city", "tender.draft", &dr.base, GM__STATUS__INVALID_ARGUMENT,
+            "SME deduction 9.99% is outside 10%-20%");
+  ck_assert_msg(!strstr(pt_message, "0 means"), "%s", pt_message);
 
   char *args[] = {"--plugin-dir",
                   (char *)GM_BUILD_PLUGIN_DIR,

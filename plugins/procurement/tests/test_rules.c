@@ -459,7 +459,8 @@ END_TEST
 /*
  * A currency is an active ISO 4217 code that the shipped OCDS 1.1 schema's
  * currency enum lists too, so every accepted tender exports valid OCDS:
- * checked code by code against ocds/release-schema.json.
+ * checked code by code against ocds/release-schema.json; and one with two
+ * decimals, as every amount of the market is hundredths of its unit.
  */
 START_TEST(currencies_are_active_iso_4217_codes_ocds_knows) {
   char err[256];
@@ -478,6 +479,14 @@ START_TEST(currencies_are_active_iso_4217_codes_ocds_knows) {
   ck_assert_int_eq(pr_check_currency("SLE", err, sizeof err), -1);
   ck_assert_msg(strstr(err, "not in the OCDS 1.1 currency codelist"), "%s",
                 err);
+  /* Amounts are hundredths of the unit: a currency with no minor unit
+     (half a yen) or three (fils) is refused, saying why. */
+  ck_assert_int_eq(pr_check_currency("JPY", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "currency JPY has 0 decimal places (ISO 4217)"),
+                "%s", err);
+  ck_assert_int_eq(pr_check_currency("KWD", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "KWD has 3 decimal places"), "%s", err);
+  ck_assert_int_eq(pr_check_currency("USD", err, sizeof err), 0);
   json_error_t je;
   json_t *schema = json_load_file(
       GM_SOURCE_DIR "/plugins/procurement/ocds/release-schema.json", 0, &je);
@@ -498,10 +507,13 @@ START_TEST(currencies_are_active_iso_4217_codes_ocds_knows) {
     json_array_foreach(cur, k, v) if (json_is_string(v) &&
                                       !strcmp(json_string_value(v),
                                               gm_iso4217_codes[i])) in_ocds = 1;
-    ck_assert_msg(
-        pr_check_currency(gm_iso4217_codes[i], err, sizeof err) ==
-            (in_ocds && gm_iso4217_money(gm_iso4217_codes[i]) ? 0 : -1),
-        "%s: in the OCDS enum %d, %s", gm_iso4217_codes[i], in_ocds, err);
+    ck_assert_msg(pr_check_currency(gm_iso4217_codes[i], err, sizeof err) ==
+                      (in_ocds && gm_iso4217_money(gm_iso4217_codes[i]) &&
+                               gm_iso4217_minor(gm_iso4217_codes[i]) == 2
+                           ? 0
+                           : -1),
+                  "%s: in the OCDS enum %d, %s", gm_iso4217_codes[i], in_ocds,
+                  err);
   }
   json_decref(schema);
 }
