@@ -153,8 +153,8 @@ if op == 'score' then
   if t and t.st ~= 'scoring' then
     local why
     if t.am ~= '1' then
-      why = 'it is awarded by the lowest evaluated price: no committee ' ..
-        'scores its bids'
+      why = 'it has no committee: its bids are ranked by the lowest ' ..
+        'evaluated price'
     elseif t.st == 'draft' or t.st == 'active' or t.st == 'opening' then
       why = 'the committee scores its valid bids once they are opened ' ..
         'at the bid deadline, ' .. when(tonumber(t.dl)) .. ' (Asia/Shanghai)'

@@ -683,8 +683,8 @@ START_TEST(a_joint_tender_gives_one_contract_per_agency) {
   sc.supplier = "alpha";
   sc.score_bp = 5000;
   pt_expect("e1", "evaluation.score", &sq.base, GM__STATUS__FAILED_PRECONDITION,
-            "tender T-JOINT is evaluated; it is awarded by the lowest "
-            "evaluated price: no committee scores its bids");
+            "tender T-JOINT is evaluated; it has no committee: its bids are "
+            "ranked by the lowest evaluated price");
   Gm__Procurement__Award *aw = pt_award("city", "T-JOINT");
   ck_assert_int_eq(aw->value, 10 * 1000 + 5 * 2000 + 20 * 3000);
   ck_assert_int_eq(aw->n_contracts, 2);
