@@ -297,6 +297,11 @@ gm_status pr__bid_get(gm_call *call, const ProtobufCMessage *req,
                             sizeof err);
     if (!text) return host->fail(call, GM_INTERNAL, "%s", err);
     if ((st = pr__bid_fill(call, out, text, len, t)) != GM_OK) return st;
+  } else if (!strcmp(r.st, "submitted") && !strcmp(pr__s(v, 0), "cancelled")) {
+    /* Cancelled before its opening: the sealed text was deleted with the
+       cancellation (lib.lua ended), so no price is left to show; say so
+       rather than "submitted" with no lines and a total of 0. */
+    out->state = "unopened";
   }
   *reply = &out->base;
   return GM_OK;

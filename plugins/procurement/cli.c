@@ -1900,6 +1900,10 @@ static void pr_print_bid(const ProtobufCMessage *m) {
   printf("bid of %s on %s: %s, version %d, %s\nhash   %s\n", b->supplier,
          b->tender_id, b->state, b->version, pr_time(b->submitted_ms, d),
          b->hash);
+  if (!strcmp(b->state, "unopened"))
+    printf(
+        "the tender was cancelled before its opening: this sealed bid was "
+        "deleted\nunopened with it, and nobody can read its prices\n");
   if (!b->n_lines) return;
   printf("SME class declared: %s\n", sizes[b->sme <= 3 ? b->sme : 0]);
   static const char *const head[] = {"ITEM", "QUANTITY", "UNIT PRICE", "TOTAL",

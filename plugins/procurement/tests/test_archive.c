@@ -126,6 +126,21 @@ START_TEST(a_cancelled_tender_loses_its_sealed_bids_then_its_keys) {
 
   cancel("T-CAN");
   ck_assert_int_eq(redis_int("EXISTS gm:{procurement:t:%s}:bc", "T-CAN"), 0);
+  /* Its bidder reads its receipt, marked as never opened: not
+     "submitted" with no lines and a total of 0. */
+  Gm__Procurement__BidQuery mq = GM__PROCUREMENT__BID_QUERY__INIT;
+  mq.tender_id = "T-CAN";
+  Gm__Procurement__Bid *mine =
+      (Gm__Procurement__Bid *)pt_call("alpha", "bid.get", &mq.base);
+  ck_assert_msg(mine, "%s", pt_message);
+  ck_assert_str_eq(mine->state, "unopened");
+  ck_assert_int_eq(mine->n_lines, 0);
+  ck_assert_int_eq(mine->version, 1);
+  pt_free(mine);
+  /* To another supplier it stays sealed: not even whether alpha bid. */
+  mq.supplier = "alpha";
+  pt_expect("beta", "bid.get", &mq.base, GM__STATUS__PERMISSION_DENIED,
+            "sealed");
   /* Everything else stays until the archive, due two days after the
      cancellation. */
   ck_assert_int_eq(tender_keys("T-CAN"), before - 1);
