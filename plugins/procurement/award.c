@@ -500,22 +500,31 @@ static gm_status pr__contract_op(gm_call *call, const ProtobufCMessage *req,
   args[n++] = op;
   args[n++] = tender;
   args[n++] = in->contract_id;
+  /* `reference` is a different thing to each step: name it as gm's
+     option for that step does. */
+  const char *what = !strcmp(op, "sign") ? "the bond reference (--bond-ref)"
+                     : !strcmp(op, "deliver") ? "the delivery note (--note)"
+                     : in->rejected ? "the reason for refusing it (--reject)"
+                                    : "the acceptance note";
   if (!strcmp(op, "sign") || !strcmp(op, "deliver")) {
-    if ((st = pr__text(call, "reference", in->reference, 500, 0)) != GM_OK)
-      return st;
+    if ((st = pr__text(call, what, in->reference, 500, 0)) != GM_OK) return st;
     args[n++] = in->reference;
   } else if (!strcmp(op, "accept")) {
-    if ((st = pr__text(call, "reference", in->reference, 500, 0)) != GM_OK)
-      return st;
+    if ((st = pr__text(call, what, in->reference, 500, 0)) != GM_OK) return st;
     if (in->rejected && !in->reference[0])
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "say why the delivery is refused, in reference");
+                        "say why the delivery is refused: gm procurement "
+                        "accept %s --reject REASON (reference)",
+                        in->contract_id);
     args[n++] = in->rejected ? "1" : "0";
     args[n++] = in->reference;
   } else if (!strcmp(op, "pay")) {
+    char max[32];
     if (in->amount < 1 || in->amount > PR_MAX_AMOUNT)
       return host->fail(call, GM_INVALID_ARGUMENT,
-                        "amount must be at least 0.01 yuan");
+                        "a payment is 0.01 to %s in the contract's currency "
+                        "(yuan for CNY): gm procurement pay %s AMOUNT",
+                        pr_yuan(PR_MAX_AMOUNT, max), in->contract_id);
     args[n++] = pr__num(call, in->amount);
   }
   const gm_value *v;

@@ -703,6 +703,23 @@ START_TEST(a_joint_tender_gives_one_contract_per_agency) {
   kq.contract_id = "T-JOINT-A1-1";
   pt_expect("district", "contract.sign", &kq.base,
             GM__STATUS__PERMISSION_DENIED, "only they sign it");
+  /* A refused text is named as the step's option, not "reference". */
+  kq.reference = "BG\n1";
+  pt_expect("city", "contract.sign", &kq.base, GM__STATUS__INVALID_ARGUMENT,
+            "the bond reference (--bond-ref) contains the control character "
+            "U+000A");
+  kq.reference = "late\x1b";
+  pt_expect("alpha", "contract.deliver", &kq.base, GM__STATUS__INVALID_ARGUMENT,
+            "the delivery note (--note) contains the control character");
+  kq.reference = "";
+  kq.rejected = 1;
+  pt_expect("city", "contract.accept", &kq.base, GM__STATUS__INVALID_ARGUMENT,
+            "gm procurement accept T-JOINT-A1-1 --reject REASON");
+  kq.rejected = 0;
+  kq.amount = PR_MAX_AMOUNT + 1;
+  pt_expect("city", "contract.pay", &kq.base, GM__STATUS__INVALID_ARGUMENT,
+            "a payment is 0.01 to 10000000000000.00 in the contract");
+  kq.amount = 0;
   sign_ok("city", "T-JOINT-A1-1");
   sign_ok("alpha", "T-JOINT-A1-1");
   ck_assert_str_eq(pt_wait_state("T-JOINT", "awarded"), "awarded");
