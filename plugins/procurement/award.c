@@ -195,14 +195,32 @@ gm_status pr__tender_award(gm_call *call, const ProtobufCMessage *req,
                       "only %s, the agency that runs tender %s, may award it",
                       lead, in->tender_id);
   if (strcmp(state, "evaluated") != 0 ||
-      pr__item(cand, 2)->type != GM_VALUE_STR)
-    return host->fail(
-        call, GM_FAILED_PRECONDITION, "tender %s is %s%s", in->tender_id, state,
+      pr__item(cand, 2)->type != GM_VALUE_STR) {
+    /* What comes next, by the state: the bid deadline to wait for, a
+       committee still scoring, or nothing (it ended). */
+    const Gm__Procurement__Tender *t = pr__def_decode(call, pr__s(cand, 4));
+    char d[20];
+    const char *why =
         !strcmp(state, "scoring")
             ? "; the committee has not scored every valid bid yet"
-        : !strcmp(state, "awarded") || !strcmp(state, "contracted")
-            ? " already"
-            : "; an award follows the evaluation of the opened bids");
+        : !strcmp(state, "awarded") || !strcmp(state, "contracted") ? " already"
+        : !strcmp(state, "active") && t
+            ? host->sprintf(call,
+                            "; its bids are opened and evaluated at its bid "
+                            "deadline, %s (Asia/Shanghai): award it after that",
+                            pr_datetime(t->deadline_ms, d))
+        : !strcmp(state, "draft")
+            ? "; publish it, and award it after its bid deadline"
+        : !strcmp(state, "opening")
+            ? "; its bids are being opened and evaluated now: award it in a "
+              "moment"
+        : !strcmp(state, "cancelled") || !strcmp(state, "unsuccessful") ||
+                !strcmp(state, "complete")
+            ? "; it has ended: there is nothing to award"
+            : "; an award follows the evaluation of the opened bids";
+    return host->fail(call, GM_FAILED_PRECONDITION, "tender %s is %s%s",
+                      in->tender_id, state, why);
+  }
   int64_t n;
   if ((st = pr__award_make(call, in->tender_id, tag, "new", cand, &n)) != GM_OK)
     return st;

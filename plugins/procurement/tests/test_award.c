@@ -588,6 +588,11 @@ START_TEST(an_upheld_challenge_reevaluates_or_cancels) {
   ck_assert_msg(c, "%s", pt_message);
   pt_free(c);
   ck_assert_str_eq(pt_wait_state("T-CX", "cancelled"), "cancelled");
+  /* Cancelled: the refusal says it ended, not to wait for an evaluation. */
+  ar.tender_id = "T-CX";
+  pt_expect("city", "tender.award", &ar.base, GM__STATUS__FAILED_PRECONDITION,
+            "tender T-CX is cancelled; it has ended: there is nothing to "
+            "award");
 }
 END_TEST
 
@@ -768,6 +773,12 @@ START_TEST(comprehensive_scoring_ranks_by_total) {
             GM__STATUS__FAILED_PRECONDITION,
             "tender T-SC is active; the committee scores its valid bids once "
             "they are opened at the bid deadline, 2026-03-23 10:00");
+  Gm__Procurement__AwardRequest ar0 = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ar0.tender_id = "T-SC";
+  pt_expect("city", "tender.award", &ar0.base, GM__STATUS__FAILED_PRECONDITION,
+            "tender T-SC is active; its bids are opened and evaluated at its "
+            "bid deadline, 2026-03-23 10:00 (Asia/Shanghai): award it after "
+            "that");
   pt_clock(DEADLINE);
   ck_assert_str_eq(pt_wait_state("T-SC", "scoring"), "scoring");
   Gm__Procurement__AwardRequest ar = GM__PROCUREMENT__AWARD_REQUEST__INIT;
