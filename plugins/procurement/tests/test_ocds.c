@@ -406,7 +406,7 @@ START_TEST(an_award_under_challenge_is_pending) {
   ck_assert_int_eq(
       pt_ledger_wait("SELECT count(*) FROM procurement_challenges", 1), 1);
   pt_clock(chu + 1);
-  json = export_valid("T-OCC");
+  json = export_of("T-OCC"); /* the shape validated below, once active */
   award_status(json, "pending");
   release_at(json, DEADLINE); /* a challenge lodged is not exported */
   free(json);
