@@ -151,16 +151,22 @@ if op == 'score' then
   local t = tender('round', 'evs', 'pw', 'nvalid', 'am', 'dl')
   -- Say why nothing can be scored now, and what comes next.
   if t and t.st ~= 'scoring' then
+    -- (a draft has no am or dl yet: they are set at publish)
+    if t.st == 'draft' then
+      return rej('FAILED_PRECONDITION', 'tender ' .. id .. ' is a draft: ' ..
+        'publish it; the committee scores its valid bids once they are ' ..
+        'opened at its bid deadline')
+    end
     local why
-    if t.am ~= '1' then
-      why = 'it has no committee: its bids are ranked by the lowest ' ..
-        'evaluated price'
-    elseif t.st == 'draft' or t.st == 'active' or t.st == 'opening' then
-      why = 'the committee scores its valid bids once they are opened ' ..
-        'at the bid deadline, ' .. when(tonumber(t.dl)) .. ' (Asia/Shanghai)'
-    elseif t.st == 'cancelled' or t.st == 'unsuccessful' or
+    if t.st == 'cancelled' or t.st == 'unsuccessful' or
         t.st == 'complete' then
       why = 'it has ended: nothing is scored'
+    elseif t.am ~= '1' then
+      why = 'it has no committee: its bids are ranked by the lowest ' ..
+        'evaluated price'
+    elseif t.st == 'active' or t.st == 'opening' then
+      why = 'the committee scores its valid bids once they are opened ' ..
+        'at the bid deadline, ' .. when(tonumber(t.dl)) .. ' (Asia/Shanghai)'
     else
       why = 'the committee\'s scores were final when the bids were ' ..
         'ranked; an upheld challenge\'s re-evaluation opens a new round ' ..

@@ -756,7 +756,30 @@ START_TEST(comprehensive_scoring_ranks_by_total) {
   d.evaluators[1] = "e2";
   d.t.n_evaluators = 2;
   pt_item(&d, "D1", "DESK", 10, 0, NULL);
-  pt_publish("city", &d);
+  pt_draft("city", &d);
+  /* A score on a draft (no method nor deadline fixed yet) by its lead,
+     here one that holds every role (development mode, unregistered):
+     publish it first (a draft has no award method yet: it was told the
+     tender has no committee). */
+  pt_tender od;
+  pt_tender_init(&od, "T-SD", 100000000, DEADLINE);
+  od.t.award_method = GM__PROCUREMENT__AWARD_METHOD__AWARD_SCORING;
+  od.t.price_weight_bp = 3000;
+  od.evaluators[0] = "office";
+  od.t.n_evaluators = 1;
+  pt_item(&od, "D1", "DESK", 10, 0, NULL);
+  pt_draft("office", &od);
+  Gm__Procurement__Score sd = GM__PROCUREMENT__SCORE__INIT, *psd = &sd;
+  Gm__Procurement__ScoreRequest sqd = GM__PROCUREMENT__SCORE_REQUEST__INIT;
+  sqd.tender_id = "T-SD";
+  sqd.scores = &psd;
+  sqd.n_scores = 1;
+  sd.supplier = "alpha";
+  sd.score_bp = 5000;
+  pt_expect("office", "evaluation.score", &sqd.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "tender T-SD is a draft: publish it; the committee scores");
+  pt_publish_draft("city", "T-SC");
   const char *a[] = {"D1=100000"}, *b[] = {"D1=120000"}, *g[] = {"D1=130000"};
   pt_free(pt_bid("alpha", "T-SC", 0, a, 1));
   pt_free(pt_bid("beta", "T-SC", GM__PROCUREMENT__SME_CLASS__SME_MEDIUM, b, 1));
