@@ -198,6 +198,11 @@ gm_status pr__tender_award(gm_call *call, const ProtobufCMessage *req,
       pr__item(cand, 2)->type != GM_VALUE_STR) {
     /* What comes next, by the state: the bid deadline to wait for, a
        committee still scoring, or nothing (it ended). */
+    if (!strcmp(state, "draft"))
+      return host->fail(call, GM_FAILED_PRECONDITION,
+                        "tender %s is a draft: publish it, and award it "
+                        "after its bid deadline",
+                        in->tender_id);
     const Gm__Procurement__Tender *t = pr__def_decode(call, pr__s(cand, 4));
     char d[20];
     const char *why =
@@ -209,8 +214,6 @@ gm_status pr__tender_award(gm_call *call, const ProtobufCMessage *req,
                             "; its bids are opened and evaluated at its bid "
                             "deadline, %s (Asia/Shanghai): award it after that",
                             pr_datetime(t->deadline_ms, d))
-        : !strcmp(state, "draft")
-            ? "; publish it, and award it after its bid deadline"
         : !strcmp(state, "opening")
             ? "; its bids are being opened and evaluated now: award it in a "
               "moment"

@@ -779,6 +779,12 @@ START_TEST(comprehensive_scoring_ranks_by_total) {
   pt_expect("office", "evaluation.score", &sqd.base,
             GM__STATUS__FAILED_PRECONDITION,
             "tender T-SD is a draft: publish it; the committee scores");
+  Gm__Procurement__AwardRequest ard = GM__PROCUREMENT__AWARD_REQUEST__INIT;
+  ard.tender_id = "T-SD";
+  pt_expect("office", "tender.award", &ard.base,
+            GM__STATUS__FAILED_PRECONDITION,
+            "tender T-SD is a draft: publish it, and award it after its bid "
+            "deadline");
   pt_publish_draft("city", "T-SC");
   const char *a[] = {"D1=100000"}, *b[] = {"D1=120000"}, *g[] = {"D1=130000"};
   pt_free(pt_bid("alpha", "T-SC", 0, a, 1));
