@@ -886,6 +886,28 @@ void gm__broker_interrupt(gm__broker *b) {
   }
 }
 
+static sigset_t gm__stop_signals; /* SIGINT and SIGTERM */
+
+static void gm__unblock_in_child(void) {
+  pthread_sigmask(SIG_UNBLOCK, &gm__stop_signals, NULL);
+}
+
+static void gm__atfork_register(void) {
+  /* A failed registration (ENOMEM) leaves forked children with the
+     signals blocked, as they were before it existed. */
+  pthread_atfork(NULL, NULL, gm__unblock_in_child);
+}
+
+void gm__broker_block_signals(sigset_t *set) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  sigemptyset(&gm__stop_signals);
+  sigaddset(&gm__stop_signals, SIGINT);
+  sigaddset(&gm__stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &gm__stop_signals, NULL);
+  *set = gm__stop_signals;
+  pthread_once(&once, gm__atfork_register);
+}
+
 /* Forwards one message, if one is waiting, from `from` to `to`; 1 if so. */
 static int forward(void *from, void *to) {
   int more = 1, first = 1;

@@ -18,6 +18,7 @@
 #ifndef GM_CORE_BROKER_H
 #define GM_CORE_BROKER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,15 @@ void gm__broker_stop(gm__broker *b);
 void gm__broker_interrupt(gm__broker *b);
 /* Non-zero once run has reached its loop (it served). */
 int gm__broker_served(gm__broker *b);
+/*
+ * Blocks SIGINT and SIGTERM in the calling thread (gmd's first line: every
+ * thread made after inherits it, and one thread takes them with sigwait)
+ * and fills *set with them.  A child that a plugin forks gets them
+ * unblocked again (a pthread_atfork handler): a program it runs (fork and
+ * exec) must stop on SIGTERM.  posix_spawn runs no fork handlers: its
+ * caller sets the child's mask (POSIX_SPAWN_SETSIGMASK; docs/plugins.md).
+ */
+void gm__broker_block_signals(sigset_t *set);
 /* Stops threads, unloads plugins, frees; nulls *b. */
 void gm__broker_destroy(gm__broker **b);
 /* How many plugins loaded, and the i-th (NULL past the end). */

@@ -282,20 +282,20 @@ void gm__cluster_set_slot(gm__cluster *c, int slot, int node) {
 
 /* Reads CLUSTER SLOTS from host:port into c: 0, or -1 and err. */
 static int gm__cluster_read(gm__cluster *c, const char *host, int port,
-                            int64_t timeout_us, char *err, size_t errlen) {
-  struct timeval tv = {(time_t)(timeout_us / 1000000),
-                       (suseconds_t)(timeout_us % 1000000)};
-  redisContext *rc = redisConnectWithTimeout(host, port, tv);
+                            int64_t timeout_us, gm__redis_stop *stop, char *err,
+                            size_t errlen) {
+  /* On the stop's list, its name resolved within the timeout too: a stop
+     cuts a read from a node that does not answer (core/redis.h). */
+  redisContext *rc = gm__redis_connect_node(host, port, timeout_us, stop);
   if (!rc || rc->err) {
     snprintf(err, errlen, "%s:%d: %s", host, port,
              rc ? rc->errstr : "out of memory");
-    if (rc) redisFree(rc);
+    gm__redis_close_node(stop, rc);
     return -1;
   }
-  redisSetTimeout(rc, tv);
   if (gm__redis_auth(rc) != 0) {
     snprintf(err, errlen, "%s:%d: %s", host, port, rc->errstr);
-    redisFree(rc);
+    gm__redis_close_node(stop, rc);
     return -1;
   }
   redisReply *r = redisCommand(rc, "CLUSTER SLOTS");
@@ -340,23 +340,23 @@ static int gm__cluster_read(gm__cluster *c, const char *host, int port,
     rc_ = 0;
   }
   if (r) freeReplyObject(r);
-  redisFree(rc);
+  gm__redis_close_node(stop, rc);
   return rc_;
 }
 
-int gm__cluster_refresh(gm__cluster *c, int64_t timeout_us, char *err,
-                        size_t errlen) {
+int gm__cluster_refresh(gm__cluster *c, int64_t timeout_us,
+                        gm__redis_stop *stop, char *err, size_t errlen) {
   /* Masters first: they are the nodes most likely up to date; then every
      other known node (a replica promoted since), then the seeds. */
   for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < c->nnode; i++)
       if (c->node[i].master == !pass &&
-          gm__cluster_read(c, c->node[i].host, c->node[i].port, timeout_us, err,
-                           errlen) == 0)
+          gm__cluster_read(c, c->node[i].host, c->node[i].port, timeout_us,
+                           stop, err, errlen) == 0)
         return 0;
   for (size_t i = 0; i < c->nseed; i++)
-    if (gm__cluster_read(c, c->seed_host[i], c->seed_port[i], timeout_us, err,
-                         errlen) == 0)
+    if (gm__cluster_read(c, c->seed_host[i], c->seed_port[i], timeout_us, stop,
+                         err, errlen) == 0)
       return 0;
   return -1;
 }

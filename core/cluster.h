@@ -46,11 +46,13 @@ void gm__cluster_destroy(gm__cluster **c);
 /*
  * Reads the whole slot map (CLUSTER SLOTS) from the first known node that
  * answers (masters, then the other known nodes, then the seeds), each with
- * a connect and read timeout of timeout_us.  0; -1 and err when no node
- * answered with a map.
+ * a connect (its name resolved) and read timeout of timeout_us, each
+ * connection listed in stop (NULL: none), which may cut it.  0; -1 and err
+ * when no node answered with a map.
  */
-int gm__cluster_refresh(gm__cluster *c, int64_t timeout_us, char *err,
-                        size_t errlen);
+typedef struct gm__redis_stop gm__redis_stop;
+int gm__cluster_refresh(gm__cluster *c, int64_t timeout_us,
+                        gm__redis_stop *stop, char *err, size_t errlen);
 /* Counts the map reads and MOVED replies that gave a slot another node
    (a failover, a resharding): what a caller derived from the old owners
    is stale when it changes. */

@@ -277,6 +277,13 @@ static void *lease_run(void *arg) {
 #define GM__RELEASE_MIN_US 50000
 static void release_after_cut(gm__lease *l, const char **argv) {
   uint64_t now = gm__clock_mono_us();
+  if (gm__redis_stop_forced(l->addr.stop)) {
+    gm__log(GM_LOG_INFO, "settle",
+            "the settle lease was not released (the stop was forced by a "
+            "second signal); another broker takes it when it expires, within "
+            "lease_ms");
+    return;
+  }
   if (now + GM__RELEASE_MIN_US >= l->held_until_us) {
     gm__log(GM_LOG_INFO, "settle",
             "the settle lease was not released (Redis did not answer); it "
@@ -287,8 +294,10 @@ static void release_after_cut(gm__lease *l, const char **argv) {
   uint64_t left = l->held_until_us - now;
   int64_t wait = left < GM__RELEASE_AFTER_CUT_US ? (int64_t)left
                                                  : GM__RELEASE_AFTER_CUT_US;
+  /* Outside the stop's cut, but a second signal (gm__redis_stop_force)
+     still ends it at once. */
   gm__redis_addr a = l->addr;
-  a.stop = NULL;
+  a.stop = gm__redis_stop_child(l->addr.stop);
   a.connect_us = a.io_us = wait;
   char err[512];
   gm__redis *r = gm__redis_connect(&a, err, sizeof err);
@@ -317,6 +326,7 @@ static void release_after_cut(gm__lease *l, const char **argv) {
             (long long)((l->held_until_us - now) / 1000u));
   if (rep) freeReplyObject(rep);
   gm__redis_destroy(&r);
+  gm__redis_stop_destroy(&a.stop);
 }
 
 gm__lease *gm__lease_start(const gm__lease_config *cfg, char *err,

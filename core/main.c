@@ -17,7 +17,9 @@
  * stops gmd instead of killing it, and the stop may do what a handler may
  * not (take a lock, cut sockets): while gmd starts, it cuts what the start
  * waits for from Redis (a Redis that does not answer); once it serves, the
- * broker stops as usual (broker.h).
+ * broker stops as usual (broker.h).  A second signal during a stop cuts
+ * every Redis connection at once (gm__redis_stop_force), without the
+ * stop's grace and probe: an operator pressing Ctrl-C twice will not wait.
  */
 static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
 static gm__broker *running;        /* under sig_mu */
@@ -32,14 +34,27 @@ static void *signal_thread(void *arg) {
     /* Cancelled (at exit) only while waiting, never holding sig_mu. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     pthread_mutex_lock(&sig_mu);
-    if (!asked)
-      gm__log(GM_LOG_INFO, "gmd", "%s: stopping",
-              sig == SIGINT ? "SIGINT" : "SIGTERM");
-    asked = 1;
-    if (running)
-      gm__broker_interrupt(running);
-    else
-      gm__redis_stop_now(start_stop);
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    if (asked) {
+      /* A second signal (Ctrl-C twice, `kill` again): the operator will
+         not wait for the stop's grace and probe. */
+      gm__log(GM_LOG_INFO, "gmd",
+              "%s again while stopping: cutting every Redis connection now, "
+              "without waiting for Redis to answer; outbox entries read but "
+              "not acknowledged are settled by the next settler",
+              name);
+      gm__redis_stop_force(start_stop);
+    } else {
+      gm__log(GM_LOG_INFO, "gmd",
+              "%s: stopping (send it again to cut what waits on Redis at "
+              "once)",
+              name);
+      asked = 1;
+      if (running)
+        gm__broker_interrupt(running);
+      else
+        gm__redis_stop_now(start_stop);
+    }
     pthread_mutex_unlock(&sig_mu);
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
   }
@@ -116,10 +131,7 @@ static int check_markets(const gm__broker *b, const gm__config *cfg,
 int main(int argc, char **argv) {
   /* Before anything: no thread may take them with the default action. */
   static sigset_t stop_set;
-  sigemptyset(&stop_set);
-  sigaddset(&stop_set, SIGINT);
-  sigaddset(&stop_set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+  gm__broker_block_signals(&stop_set);
   signal(SIGPIPE, SIG_IGN);
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},

@@ -7,8 +7,10 @@
 #include "redis.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -22,6 +24,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "call.h"
@@ -403,11 +406,28 @@ static struct timeval gm__tv(int64_t us) {
 
 /* ---- stopping: cutting a stop's connections (redis.h) ---- */
 
+/* A listed connection and the address its socket connects to (a TCP
+   peer, or a unix socket's path): what the stop's probe asks, with no
+   name to resolve again (a DNS lookup could hang where the probe must
+   not). */
+typedef struct gm__stop_conn {
+  redisContext *c;
+  struct sockaddr_storage sa;
+  socklen_t salen; /* 0: not known, never probed */
+} gm__stop_conn;
+
 struct gm__redis_stop {
-  pthread_mutex_t mu;   /* guards the list, and every fd on it */
-  redisContext **ctx;   /* the open connections */
-  size_t n, cap;        /* entries in use, allocated */
-  _Atomic int stopping; /* cut: no more connections */
+  pthread_mutex_t mu;     /* guards the lists, and every fd on them */
+  gm__stop_conn *conn;    /* the open connections */
+  size_t n, cap;          /* entries in use, allocated */
+  gm__redis_stop **child; /* stops a forced stop cuts too */
+  size_t nchild, capchild;
+  gm__redis_stop *parent; /* the stop this one is a child of, or NULL */
+  _Atomic int stopping;   /* cut: no more connections */
+  _Atomic int forced;     /* gm__redis_stop_force: cut without a probe */
+  /* The stop has passed its grace: a host name still resolving then is
+     given up (a DNS lookup hanging in a network outage). */
+  _Atomic int past_grace;
   pthread_cond_t cv;    /* the timer thread's wait (monotonic clock) */
   int armed, cancelled; /* the timer thread runs, is told to end */
   int64_t grace_us;     /* its wait */
@@ -435,16 +455,40 @@ gm__redis_stop *gm__redis_stop_new(void) {
   return s;
 }
 
-/* Lists c (just connected) in s; cut at once when s has stopped meanwhile
-   (its connect began before the stop). */
-static void gm__stop_add(gm__redis_stop *s, redisContext *c) {
+gm__redis_stop *gm__redis_stop_child(gm__redis_stop *parent) {
+  gm__redis_stop *s = gm__redis_stop_new();
+  if (!parent) return s;
+  pthread_mutex_lock(&parent->mu);
+  if (parent->nchild == parent->capchild) {
+    parent->capchild = parent->capchild ? parent->capchild * 2 : 4;
+    parent->child =
+        realloc(parent->child, parent->capchild * sizeof *parent->child);
+    if (!parent->child) abort();
+  }
+  parent->child[parent->nchild++] = s;
+  s->parent = parent;
+  if (atomic_load(&parent->forced)) atomic_store(&s->stopping, 1);
+  pthread_mutex_unlock(&parent->mu);
+  return s;
+}
+
+/* Lists c (connecting to sa, salen 0: not known) in s; cut at once when s
+   has stopped meanwhile (its connect began before the stop). */
+static void gm__stop_add(gm__redis_stop *s, redisContext *c,
+                         const struct sockaddr *sa, socklen_t salen) {
   pthread_mutex_lock(&s->mu);
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 16;
-    s->ctx = realloc(s->ctx, s->cap * sizeof *s->ctx);
-    if (!s->ctx) abort();
+    s->conn = realloc(s->conn, s->cap * sizeof *s->conn);
+    if (!s->conn) abort();
   }
-  s->ctx[s->n++] = c;
+  gm__stop_conn *e = &s->conn[s->n++];
+  memset(e, 0, sizeof *e);
+  e->c = c;
+  if (sa && salen <= sizeof e->sa) {
+    memcpy(&e->sa, sa, salen);
+    e->salen = salen;
+  }
   if (atomic_load(&s->stopping) && c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
   pthread_mutex_unlock(&s->mu);
 }
@@ -456,8 +500,8 @@ static void gm__ctx_free(gm__redis_stop *s, redisContext *c) {
   if (s) {
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n; i++)
-      if (s->ctx[i] == c) {
-        s->ctx[i] = s->ctx[--s->n];
+      if (s->conn[i].c == c) {
+        s->conn[i] = s->conn[--s->n];
         break;
       }
     pthread_mutex_unlock(&s->mu);
@@ -470,39 +514,133 @@ void gm__redis_stop_now(gm__redis_stop *s) {
   pthread_mutex_lock(&s->mu);
   atomic_store(&s->stopping, 1);
   for (size_t i = 0; i < s->n; i++)
-    if (s->ctx[i]->fd >= 0) shutdown(s->ctx[i]->fd, SHUT_RDWR);
+    if (s->conn[i].c->fd >= 0) shutdown(s->conn[i].c->fd, SHUT_RDWR);
   pthread_mutex_unlock(&s->mu);
+}
+
+void gm__redis_stop_force(gm__redis_stop *s) {
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  atomic_store(&s->forced, 1);
+  for (size_t i = 0; i < s->nchild; i++) {
+    atomic_store(&s->child[i]->forced, 1);
+    gm__redis_stop_now(s->child[i]);
+  }
+  pthread_mutex_unlock(&s->mu);
+  gm__redis_stop_now(s);
 }
 
 int gm__redis_stopping(const gm__redis_stop *s) {
   return s && atomic_load(&((gm__redis_stop *)s)->stopping);
 }
 
+int gm__redis_stop_forced(const gm__redis_stop *s) {
+  return s && atomic_load(&((gm__redis_stop *)s)->forced);
+}
+
 /* Where c points, for grouping a stop's connections by the Redis they go
-   to: "host:port" or "unix socket <path>" (gm__redis_ctx_where). */
+   to: the address its socket connects to, named as gm__redis_ctx_where
+   names it ("host:port" or "unix socket <path>"). */
 typedef struct gm__stop_addr {
   char where[300];
-  int is_unix;
-  char host[256];
-  int port;
+  struct sockaddr_storage sa;
+  socklen_t salen;
   int alive; /* answered the probe */
 } gm__stop_addr;
 
-/* 1 when the Redis at a answers a PING on a new connection (any reply,
-   an error too: LOADING, BUSY, NOAUTH are answers) within
-   GM__STOP_PROBE_US to connect and as much to answer. */
-static int gm__stop_probe(const gm__stop_addr *a) {
-  struct timeval tv = gm__tv(GM__STOP_PROBE_US);
-  redisContext *c = a->is_unix ? redisConnectUnixWithTimeout(a->host, tv)
-                               : redisConnectWithTimeout(a->host, a->port, tv);
-  int ok = 0;
-  if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK) {
-    redisReply *r = redisCommand(c, "PING");
-    ok = r != NULL;
-    if (r) freeReplyObject(r);
+static int gm__sa_same(const struct sockaddr_storage *a, socklen_t alen,
+                       const struct sockaddr_storage *b, socklen_t blen) {
+  return alen == blen && !memcmp(a, b, alen);
+}
+
+/*
+ * Asks every Redis in a[0..n) for a PING at once, each on a socket of its
+ * own connected to the address already in use (no name resolved): alive
+ * when any byte comes back (an error too: LOADING, BUSY, NOAUTH are
+ * answers) within GM__STOP_PROBE_US to connect and as much more to answer.
+ * So N Redis servers that do not answer take one probe's time, not N.
+ */
+static void gm__stop_probe_all(gm__stop_addr *a, size_t n) {
+  static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+  struct pollfd *p = calloc(n ? n : 1, sizeof *p);
+  uint64_t *until = calloc(n ? n : 1, sizeof *until);
+  if (!p || !until) abort();
+  uint64_t t0 = gm__clock_mono_us();
+  size_t pending = 0;
+  for (size_t k = 0; k < n; k++) {
+    a[k].alive = 0;
+    p[k].fd = -1;
+    int fd = socket(a[k].sa.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    p[k].fd = fd;
+    until[k] = t0 + GM__STOP_PROBE_US;
+    if (connect(fd, (const struct sockaddr *)&a[k].sa, a[k].salen) == 0) {
+      /* Connected at once (a unix socket, or loopback): the PING goes now. */
+      if (send(fd, ping, sizeof ping - 1, MSG_NOSIGNAL) !=
+          (ssize_t)(sizeof ping - 1)) {
+        close(fd);
+        p[k].fd = -1;
+        continue;
+      }
+      p[k].events = POLLIN;
+    } else if (errno == EINPROGRESS) {
+      p[k].events = POLLOUT;
+    } else {
+      /* Refused, or a unix socket's full backlog (EAGAIN): no answer. */
+      close(fd);
+      p[k].fd = -1;
+      continue;
+    }
+    pending++;
   }
-  if (c) redisFree(c);
-  return ok;
+  while (pending) {
+    uint64_t now = gm__clock_mono_us(), next = UINT64_MAX;
+    for (size_t k = 0; k < n; k++) {
+      if (p[k].fd < 0) continue;
+      if (now >= until[k]) {
+        /* No answer in time: taken for a Redis that cannot answer. */
+        close(p[k].fd);
+        p[k].fd = -1;
+        pending--;
+      } else if (until[k] < next) {
+        next = until[k];
+      }
+    }
+    if (!pending) break;
+    int rc = poll(p, n, (int)((next - now + 999) / 1000));
+    if (rc < 0 && errno != EINTR) break;
+    for (size_t k = 0; rc > 0 && k < n; k++) {
+      if (p[k].fd < 0 || !p[k].revents) continue;
+      int done = 1;
+      if (p[k].events == POLLOUT) {
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (getsockopt(p[k].fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
+            !soerr &&
+            send(p[k].fd, ping, sizeof ping - 1, MSG_NOSIGNAL) ==
+                (ssize_t)(sizeof ping - 1)) {
+          /* Connected: as long again to answer. */
+          p[k].events = POLLIN;
+          until[k] = gm__clock_mono_us() + GM__STOP_PROBE_US;
+          done = 0;
+        }
+      } else {
+        char buf[64];
+        a[k].alive = recv(p[k].fd, buf, sizeof buf, 0) > 0;
+      }
+      p[k].revents = 0;
+      if (done) {
+        close(p[k].fd);
+        p[k].fd = -1;
+        pending--;
+      }
+    }
+  }
+  for (size_t k = 0; k < n; k++)
+    if (p[k].fd >= 0) close(p[k].fd);
+  free(p);
+  free(until);
 }
 
 /* Waits until `at` or until s is destroyed (s->mu held); 1 if destroyed. */
@@ -528,10 +666,11 @@ static struct timespec gm__mono_after(int64_t us) {
 /*
  * The stop's timer: after the grace, and every GM__STOP_REPROBE_US after
  * it while the stop lasts, each Redis the stop's connections go to is
- * asked a PING on a connection of its own.  The connections to one that
- * does not answer are cut (their threads wait on a Redis that cannot
- * answer them); those to one that answers are left alone, so a stop that
- * is slow while Redis works (a long settle batch) finishes what it holds.
+ * asked a PING on a connection of its own, all at once.  The connections
+ * to one that does not answer are cut (their threads wait on a Redis that
+ * cannot answer them); those to one that answers are left alone, so a stop
+ * that is slow while Redis works (a long settle batch) finishes what it
+ * holds.
  */
 static void *gm__stop_timer(void *arg) {
   gm__redis_stop *s = arg;
@@ -542,30 +681,26 @@ static void *gm__stop_timer(void *arg) {
   pthread_mutex_lock(&s->mu);
   int said_alive = 0;
   while (!gm__stop_wait(s, &at)) {
+    atomic_store(&s->past_grace, 1);
     /* The Redis servers the listed connections go to, each once. */
     size_t na = 0;
     gm__stop_addr *addr = calloc(s->n ? s->n : 1, sizeof *addr);
     if (!addr) abort();
     for (size_t i = 0; i < s->n; i++) {
-      gm__stop_addr a = {.port = 0};
-      const redisContext *c = s->ctx[i];
-      if (c->fd < 0) continue;
-      gm__redis_ctx_where(c, a.where, sizeof a.where);
-      if (c->connection_type == REDIS_CONN_TCP && c->tcp.host) {
-        snprintf(a.host, sizeof a.host, "%s", c->tcp.host);
-        a.port = c->tcp.port;
-      } else if (c->unix_sock.path) {
-        a.is_unix = 1;
-        snprintf(a.host, sizeof a.host, "%s", c->unix_sock.path);
-      } else {
-        continue;
-      }
+      const gm__stop_conn *e = &s->conn[i];
+      if (e->c->fd < 0 || !e->salen) continue;
       size_t k = 0;
-      while (k < na && strcmp(addr[k].where, a.where)) k++;
-      if (k == na) addr[na++] = a;
+      while (k < na &&
+             !gm__sa_same(&addr[k].sa, addr[k].salen, &e->sa, e->salen))
+        k++;
+      if (k < na) continue;
+      gm__redis_ctx_where(e->c, addr[k].where, sizeof addr[k].where);
+      addr[k].sa = e->sa;
+      addr[k].salen = e->salen;
+      na++;
     }
     pthread_mutex_unlock(&s->mu);
-    for (size_t k = 0; k < na; k++) addr[k].alive = gm__stop_probe(&addr[k]);
+    gm__stop_probe_all(addr, na);
     pthread_mutex_lock(&s->mu);
     if (s->cancelled) {
       free(addr);
@@ -581,10 +716,10 @@ static void *gm__stop_timer(void *arg) {
       }
       if (!dead++) snprintf(dead_where, sizeof dead_where, "%s", addr[k].where);
       for (size_t i = 0; i < s->n; i++) {
-        char w[300];
-        gm__redis_ctx_where(s->ctx[i], w, sizeof w);
-        if (s->ctx[i]->fd >= 0 && !strcmp(w, addr[k].where)) {
-          shutdown(s->ctx[i]->fd, SHUT_RDWR);
+        const gm__stop_conn *e = &s->conn[i];
+        if (e->c->fd >= 0 &&
+            gm__sa_same(&e->sa, e->salen, &addr[k].sa, addr[k].salen)) {
+          shutdown(e->c->fd, SHUT_RDWR);
           cut++;
         }
       }
@@ -638,27 +773,43 @@ void gm__redis_stop_after(gm__redis_stop *s, int64_t grace_us) {
 void gm__redis_stop_destroy(gm__redis_stop **sp) {
   if (!sp || !*sp) return;
   gm__redis_stop *s = *sp;
+  if (s->parent) {
+    gm__redis_stop *p = s->parent;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->nchild; i++)
+      if (p->child[i] == s) {
+        p->child[i] = p->child[--p->nchild];
+        break;
+      }
+    pthread_mutex_unlock(&p->mu);
+  }
   pthread_mutex_lock(&s->mu);
   s->cancelled = 1;
   int armed = s->armed;
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   if (armed) pthread_join(s->timer, NULL);
-  free(s->ctx);
+  free(s->conn);
+  free(s->child);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s);
   *sp = NULL;
 }
 
-/* A failed context that never connected: what a stopping stop's
-   connections get instead of a new socket (callers need a context). */
-static redisContext *gm__ctx_stopped(void) {
+/* A failed context that never connected, failed with `why`: what a
+   stopping stop's connections, or a name that did not resolve, get
+   instead of a new socket (callers need a context). */
+static redisContext *gm__ctx_failed(const char *why) {
   redisContext *c = redisConnectFd(-1);
   if (!c) return NULL;
   c->err = REDIS_ERR_IO;
-  snprintf(c->errstr, sizeof c->errstr, "%s", gm__stopping_text);
+  snprintf(c->errstr, sizeof c->errstr, "%s", why);
   return c;
+}
+
+static redisContext *gm__ctx_stopped(void) {
+  return gm__ctx_failed(gm__stopping_text);
 }
 
 const char *gm__redis_ctx_error(const gm__redis *r, const redisContext *c,
@@ -930,54 +1081,239 @@ static void gm__ctx_fail(redisContext *c, const char *why) {
 }
 
 /*
- * A TCP connection to r, connected by this thread so that a stop reaches
- * a connect under way: hiredis's blocking connect waits in a poll of its
- * own for up to its timeout, which nothing else can end, and a Redis whose
- * network drops packets keeps it there.  The socket is listed in r's stop
- * (when it has one) from its connect() on, so a cut shuts it down, which
- * disconnects a socket still connecting (SYN sent) and wakes the poll here
- * at once.  A context whose connect failed after that stays listed until
- * it is freed (gm__ctx_free), its socket open until then.
+ * ---- resolving a Redis host name ----
+ *
+ * getaddrinfo has no timeout, and a DNS server that drops packets holds it
+ * for the resolver's retries (resolv.conf: 5 s, twice per server, by
+ * default), which neither a connect timeout nor a stop's cut would end.
+ * So a name (not an address) is resolved on a thread of its own, which the
+ * connecting thread waits for at most until its connect timeout and gives
+ * up when its stop has cut or has lasted past its grace; a lookup given up
+ * ends by itself later and frees what it holds (the job is the last of its
+ * two holders to let go).
  */
-static redisContext *gm__connect_tcp(const gm__redis *r, int64_t timeout_us) {
-  redisContext *c = redisConnectNonBlock(r->host, r->port);
-  if (!c || c->err) return c;
-  if (r->stop) gm__stop_add(r->stop, c);
-  uint64_t until = gm__clock_mono_us() + (uint64_t)timeout_us;
-  struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-  int rc;
-  for (;;) {
-    uint64_t now = gm__clock_mono_us();
-    int ms = now >= until ? 0 : (int)((until - now + 999) / 1000);
-    rc = poll(&p, 1, ms);
-    if (rc >= 0 || errno != EINTR) break;
+typedef struct gm__resolve_job {
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* done (monotonic clock) */
+  int refs;          /* the waiter and the lookup thread */
+  int done, rc;      /* getaddrinfo finished, and its result */
+  struct addrinfo *res;
+  char port[16];
+  char host[];
+} gm__resolve_job;
+
+static void gm__resolve_unref(gm__resolve_job *j) {
+  pthread_mutex_lock(&j->mu);
+  int last = --j->refs == 0;
+  pthread_mutex_unlock(&j->mu);
+  if (!last) return;
+  if (j->res) freeaddrinfo(j->res);
+  pthread_cond_destroy(&j->cv);
+  pthread_mutex_destroy(&j->mu);
+  free(j);
+}
+
+static void *gm__resolve_run(void *arg) {
+  gm__resolve_job *j = arg;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo(j->host, j->port, &hints, &res);
+  pthread_mutex_lock(&j->mu);
+  j->rc = rc;
+  j->res = res;
+  j->done = 1;
+  pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  gm__resolve_unref(j);
+  return NULL;
+}
+
+/* A resolution still under way this long into a stop past its grace is
+   given up: a name server that answers does so in far less. */
+#define GM__STOP_RESOLVE_US GM__STOP_PROBE_US
+
+/*
+ * host:port as a socket address (an IPv4 one first, as hiredis picks),
+ * into sa: 0; or -1 with why (for a context's errstr, 127 bytes).  An
+ * address given as such is used at once; a name is resolved as above,
+ * until `until` (gm__clock_mono_us, timeout_us after the connect began)
+ * at most.
+ */
+static int gm__resolve(const char *host, int port, uint64_t until,
+                       int64_t timeout_us, gm__redis_stop *stop,
+                       struct sockaddr_storage *sa, socklen_t *salen, char *why,
+                       size_t whylen) {
+  memset(sa, 0, sizeof *sa);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *salen = sizeof *v4;
+    return 0;
   }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *salen = sizeof *v6;
+    return 0;
+  }
+  size_t hl = strlen(host);
+  gm__resolve_job *j = calloc(1, sizeof *j + hl + 1);
+  if (!j) abort();
+  memcpy(j->host, host, hl + 1);
+  snprintf(j->port, sizeof j->port, "%d", port);
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&j->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  j->refs = 2;
+  pthread_attr_t ta;
+  pthread_attr_init(&ta);
+  pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  int started = pthread_create(&t, &ta, gm__resolve_run, j) == 0;
+  pthread_attr_destroy(&ta);
+  /* No thread: resolved here, unbounded (it lets go of its hold). */
+  if (!started) gm__resolve_run(j);
+  uint64_t began = gm__clock_mono_us();
+  int rc = 0;
+  pthread_mutex_lock(&j->mu);
+  while (!j->done) {
+    uint64_t now = gm__clock_mono_us();
+    if (gm__redis_stopping(stop) || (stop && atomic_load(&stop->past_grace) &&
+                                     now - began >= GM__STOP_RESOLVE_US)) {
+      snprintf(why, whylen, "%s", gm__stopping_text);
+      rc = -1;
+      break;
+    }
+    if (now >= until) {
+      snprintf(why, whylen,
+               "its name did not resolve within %g s (DNS): check the name "
+               "server, or give an IP address",
+               (double)timeout_us / 1e6);
+      rc = -1;
+      break;
+    }
+    /* Woken when the lookup ends; a stop is seen within 50 ms. */
+    uint64_t slice = until - now < 50000 ? until - now : 50000;
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_nsec += (long)slice * 1000L;
+    at.tv_sec += at.tv_nsec / 1000000000L;
+    at.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&j->cv, &j->mu, &at);
+  }
+  if (rc == 0 && j->rc != 0) {
+    snprintf(why, whylen, "its name did not resolve: %s", gai_strerror(j->rc));
+    rc = -1;
+  } else if (rc == 0) {
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *ai = j->res; ai && !pick; ai = ai->ai_next)
+      if (ai->ai_family == AF_INET) pick = ai;
+    for (const struct addrinfo *ai = j->res; ai && !pick; ai = ai->ai_next)
+      if (ai->ai_family == AF_INET6) pick = ai;
+    if (!pick || pick->ai_addrlen > sizeof *sa) {
+      snprintf(why, whylen, "its name has no IPv4 or IPv6 address");
+      rc = -1;
+    } else {
+      memcpy(sa, pick->ai_addr, pick->ai_addrlen);
+      *salen = pick->ai_addrlen;
+    }
+  }
+  pthread_mutex_unlock(&j->mu);
+  gm__resolve_unref(j);
+  return rc;
+}
+
+/*
+ * A TCP connection to host:port, connected by this thread so that a stop
+ * reaches a connect under way: hiredis's blocking connect resolves the
+ * name and then waits in a poll of its own for up to its timeout, neither
+ * of which anything else can end, and a Redis whose network drops packets
+ * keeps it there.  The name is resolved first (gm__resolve, bounded by the
+ * same timeout, given up by a stop); the socket is listed in the stop
+ * (when there is one) with its address from its connect() on, so a cut
+ * shuts it down, which disconnects a socket still connecting (SYN sent)
+ * and wakes the poll here at once, and the stop's probe asks that address
+ * without resolving the name again.  A context whose connect failed after
+ * that stays listed until it is freed (gm__ctx_free), its socket open
+ * until then.
+ */
+static redisContext *gm__connect_tcp(const char *host, int port,
+                                     gm__redis_stop *stop, int64_t timeout_us) {
+  if (gm__redis_stopping(stop)) return gm__ctx_stopped();
+  uint64_t until = gm__clock_mono_us() + (uint64_t)timeout_us;
+  struct sockaddr_storage sa;
+  socklen_t salen = 0;
+  char why[128];
+  if (gm__resolve(host, port, until, timeout_us, stop, &sa, &salen, why,
+                  sizeof why) != 0)
+    return gm__ctx_failed(why);
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return gm__ctx_failed(strerror(errno));
+  redisContext *c = redisConnectFd(fd);
+  if (!c) {
+    close(fd);
+    return NULL;
+  }
+  /* Named as hiredis names a context it connected (gm__redis_ctx_where). */
+  c->connection_type = REDIS_CONN_TCP;
+  c->tcp.host = strdup(host);
+  c->tcp.port = port;
+  if (!c->tcp.host) abort();
+  if (stop) gm__stop_add(stop, c, (const struct sockaddr *)&sa, salen);
+  int rc = connect(fd, (const struct sockaddr *)&sa, salen);
   int soerr = 0;
-  socklen_t len = sizeof soerr;
-  if (rc > 0 && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+  if (rc != 0 && errno != EINPROGRESS) {
     soerr = errno;
-  if (gm__redis_stopping(r->stop))
+  } else if (rc != 0) {
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    for (;;) {
+      uint64_t now = gm__clock_mono_us();
+      int ms = now >= until ? 0 : (int)((until - now + 999) / 1000);
+      rc = poll(&p, 1, ms);
+      if (rc >= 0 || errno != EINTR) break;
+    }
+    socklen_t len = sizeof soerr;
+    if (rc < 0)
+      soerr = errno;
+    else if (rc == 0)
+      soerr = ETIMEDOUT;
+    else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+      soerr = errno;
+  }
+  if (gm__redis_stopping(stop))
     gm__ctx_fail(c, gm__stopping_text);
-  else if (rc == 0)
-    gm__ctx_fail(c, strerror(ETIMEDOUT));
-  else if (rc < 0 || soerr)
-    gm__ctx_fail(c, strerror(rc < 0 ? errno : soerr));
+  else if (soerr)
+    gm__ctx_fail(c, strerror(soerr));
   if (c->err) return c;
   /* Connected: blocking from here on, as hiredis's own connect leaves it
      (each read and write bounded by redisSetTimeout). */
-  int fl = fcntl(c->fd, F_GETFL);
-  if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
     gm__ctx_fail(c, strerror(errno));
     return c;
   }
-  c->flags |= REDIS_BLOCK;
-  /* No Nagle delay on a request: hiredis 0.14 (Debian 12) sets this in
-     redisConnectNonBlock, hiredis 1.x only on its blocking connect path,
-     which this function replaces. */
+  c->flags |= REDIS_BLOCK | REDIS_CONNECTED;
+  /* No Nagle delay on a request (hiredis's own connect sets it too). */
   int one = 1;
-  if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
     gm__ctx_fail(c, strerror(errno));
   return c;
+}
+
+redisContext *gm__redis_connect_node(const char *host, int port,
+                                     int64_t timeout_us, gm__redis_stop *stop) {
+  redisContext *c = gm__connect_tcp(host, port, stop, timeout_us);
+  if (c && !c->err) redisSetTimeout(c, gm__tv(timeout_us));
+  return c;
+}
+
+void gm__redis_close_node(gm__redis_stop *stop, redisContext *c) {
+  gm__ctx_free(stop, c);
 }
 
 static redisContext *gm__redis_open(const gm__redis *r) {
@@ -990,9 +1326,18 @@ static redisContext *gm__redis_open(const gm__redis *r) {
     c = redisConnectUnixWithTimeout(r->unix_path, gm__tv(connect_us));
     /* Listed before AUTH, its first command, which a stop may cut too.  A
        failed connect is not: hiredis may have closed its socket. */
-    if (c && !c->err && r->stop) gm__stop_add(r->stop, c);
+    if (c && !c->err && r->stop) {
+      struct sockaddr_un un = {.sun_family = AF_UNIX};
+      size_t pl = strlen(r->unix_path);
+      /* A path too long for an address is not probed (hiredis refused it
+         already: never here). */
+      int fits = pl < sizeof un.sun_path;
+      if (fits) memcpy(un.sun_path, r->unix_path, pl + 1);
+      gm__stop_add(r->stop, c, (const struct sockaddr *)&un,
+                   fits ? (socklen_t)sizeof un : 0);
+    }
   } else {
-    c = gm__connect_tcp(r, connect_us);
+    c = gm__connect_tcp(r->host, r->port, r->stop, connect_us);
   }
   if (!c || c->err) return c;
   /* A stopped (not dead) Redis must not hang a worker forever; 30 s is far
@@ -1013,13 +1358,13 @@ static redisContext *gm__redis_open(const gm__redis *r) {
   return c;
 }
 
-static gm__redis *gm__cluster_connect(const char *seeds, char *err,
-                                      size_t errlen);
+static gm__redis *gm__cluster_connect(const char *seeds, gm__redis_stop *stop,
+                                      char *err, size_t errlen);
 
 gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
                              size_t errlen) {
   if (addr->cluster && *addr->cluster) {
-    gm__redis *r = gm__cluster_connect(addr->cluster, err, errlen);
+    gm__redis *r = gm__cluster_connect(addr->cluster, addr->stop, err, errlen);
     if (r) r->stop = addr->stop;
     if (r && (addr->connect_us || addr->io_us))
       gm__redis_set_timeouts(r, addr->connect_us, addr->io_us);
@@ -1159,8 +1504,8 @@ static int gm__cluster_reload(gm__redis *r, int now) {
   }
   char why[256];
   unsigned epoch = gm__cluster_epoch(r->cluster);
-  int rc =
-      gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, why, sizeof why);
+  int rc = gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, r->stop, why,
+                               sizeof why);
   if (rc == 0) {
     r->refresh_due = 0;
     /* A slot on another node may be a failover, which loses the writes
@@ -1203,8 +1548,8 @@ static int gm__cluster_route(gm__redis *r, int slot) {
   return node;
 }
 
-static gm__redis *gm__cluster_connect(const char *seeds, char *err,
-                                      size_t errlen) {
+static gm__redis *gm__cluster_connect(const char *seeds, gm__redis_stop *stop,
+                                      char *err, size_t errlen) {
   gm__redis *r = calloc(1, sizeof *r);
   if (!r) abort();
   r->epfd = -1;
@@ -1215,7 +1560,8 @@ static gm__redis *gm__cluster_connect(const char *seeds, char *err,
     return NULL;
   }
   char why[256];
-  if (gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, why, sizeof why)) {
+  if (gm__cluster_refresh(r->cluster, GM__CLUSTER_READ_US, stop, why,
+                          sizeof why)) {
     if (strstr(why, "NOAUTH") || gm__redis_auth_failed(why))
       snprintf(
           err, errlen,

@@ -66,20 +66,42 @@ gm__redis_stop *gm__redis_stop_new(void);
 void gm__redis_stop_now(gm__redis_stop *s);
 /* After grace_us, on a thread of its own, unless s is destroyed before:
    each Redis the stop's connections go to is asked a PING on a connection
-   of its own (0.5 s to connect, 0.5 s to answer), again every second while
-   the stop lasts; the connections to one that does not answer are cut
+   of its own to the address in use (no name resolved again; 0.5 s to
+   connect, 0.5 s to answer; all at once), again every second while the
+   stop lasts; the connections to one that does not answer are cut
    (logged, WARN) and from then on nothing of s reconnects.  So a stop whose
    threads end in time never cuts anything, one that is slow while Redis
    answers (a long settle batch) finishes its work, and one held by a
-   stalled Redis is cut about grace_us + 0.5 s in.  Once per stop; later
-   calls do nothing. */
+   stalled Redis is cut about grace_us + 0.5 s in, however many Redis
+   servers stalled.  From the first probe on, a host name still resolving
+   for a reconnect 0.5 s on is given up.  Once per stop; later calls do
+   nothing. */
 void gm__redis_stop_after(gm__redis_stop *s, int64_t grace_us);
 /* Non-zero once s has cut connections (gm__redis_stop_now, or a Redis that
    did not answer the probe). */
 int gm__redis_stopping(const gm__redis_stop *s);
+/* Cuts every connection of s and of its children now, without a probe,
+   and refuses new ones (a second SIGTERM or SIGINT: the operator will not
+   wait); idempotent. */
+void gm__redis_stop_force(gm__redis_stop *s);
+/* Non-zero once gm__redis_stop_force was called on s (or on its parent). */
+int gm__redis_stop_forced(const gm__redis_stop *s);
+/* A new stop, not cut by parent's probe or gm__redis_stop_now but by its
+   gm__redis_stop_force (born cut when parent was forced already): for a
+   connection made after parent's cut (the settle lease's release) that the
+   operator may still cut.  Destroy it before parent. */
+gm__redis_stop *gm__redis_stop_child(gm__redis_stop *parent);
 /* Frees s (ending its timer thread first): after every connection of it
    is destroyed. */
 void gm__redis_stop_destroy(gm__redis_stop **s);
+/* A blocking hiredis connection to host:port, timeout_us to resolve the
+   name and connect, then per read and write; listed in stop (NULL: none)
+   as gm__redis_connect's are, so a stop cuts it and its name lookup.
+   Never NULL but out of memory; failed: c->err.  Free it with
+   gm__redis_close_node (the cluster's slot-map reads). */
+redisContext *gm__redis_connect_node(const char *host, int port,
+                                     int64_t timeout_us, gm__redis_stop *stop);
+void gm__redis_close_node(gm__redis_stop *stop, redisContext *c);
 
 typedef struct gm__redis gm__redis;
 

@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "gmd_fixture.h"
 #include "greenmarket.pb-c.h"
 #include "redis_fixture.h"
@@ -570,6 +572,92 @@ START_TEST(a_check_stopped_while_starting_is_not_valid) {
 }
 END_TEST
 
+/*
+ * A second SIGTERM during a stop held by a stalled Redis cuts at once:
+ * gmd is gone well before the 2 s grace and the probe that follow the
+ * first (before, the second signal changed nothing: 2.6-2.9 s), and does
+ * not wait to release the settle lease on that Redis either.
+ */
+START_TEST(a_second_signal_cuts_at_once) {
+  /* The force cuts every listed connection whatever the Redis: the single
+     Redis covers it (the cluster copy has the CI time for other cases). */
+  if (gm_test_redis_seeds(redis)) {
+    fprintf(stderr,
+            "test_stop: the second-signal case runs on a single "
+            "Redis\n");
+    return;
+  }
+  for (int i = 0; i < 3; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "twice-%d", i);
+    bump(key);
+  }
+  stopped = gm_test_redis_pid(redis);
+  ck_assert_int_eq(kill(stopped, SIGSTOP), 0);
+  Gm__Testmkt__BumpRequest b = GM__TESTMKT__BUMP_REQUEST__INIT;
+  b.note = "stop";
+  for (int i = 0; i < 4; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "twice-inflight-%d", i);
+    gm_test_send(conn, (uint64_t)i + 1, "alice", "testmkt", "bump", key,
+                 &b.base);
+  }
+  gm_test_sleep_ms(100);
+  uint64_t t0 = mono_ms();
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
+  char line[4096];
+  ck_assert_msg(wait_log("SIGTERM: stopping", line, sizeof line, 1500),
+                "gmd did not take the first SIGTERM; see %s",
+                gm_test_gmd_log(gmd));
+  ck_assert_msg(strstr(line, "send it again"),
+                "the first signal's line does not say a second one cuts: %s",
+                line);
+  ck_assert_int_eq(kill(gm_test_gmd_pid(gmd), SIGTERM), 0);
+  int status = gm_test_gmd_wait_exit(gmd, 10000);
+  uint64_t took = mono_ms() - t0;
+  fprintf(stderr,
+          "test_stop: gmd stopped %llu ms after the first of two SIGTERMs "
+          "(Redis stalled)\n",
+          (unsigned long long)took);
+  ck_assert_int_ne(status, -1);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "gmd did not exit cleanly (status %d); see %s", status,
+                gm_test_gmd_log(gmd));
+  ck_assert_msg(took < 1800,
+                "gmd took %llu ms to stop after a second SIGTERM; see %s",
+                (unsigned long long)took, gm_test_gmd_log(gmd));
+  ck_assert(gm_test_gmd_log_has(gmd, "SIGTERM again while stopping"));
+  ck_assert_msg(!gm_test_gmd_log_has(gmd, " ERROR "),
+                "an ERROR in a stop; see %s", gm_test_gmd_log(gmd));
+}
+END_TEST
+
+/*
+ * gmd blocks SIGINT and SIGTERM in every thread (one takes them with
+ * sigwait); a child a plugin forks gets them unblocked, so a program it
+ * runs stops on SIGTERM (before, it inherited them blocked and ignored a
+ * plain `kill`).
+ */
+START_TEST(a_forked_child_can_be_stopped) {
+  sigset_t set, now;
+  gm__broker_block_signals(&set);
+  ck_assert(sigismember(&set, SIGTERM) && sigismember(&set, SIGINT));
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    _exit(sigismember(&now, SIGTERM) || sigismember(&now, SIGINT) ? 1 : 0);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "the forked child has SIGTERM or SIGINT blocked");
+  /* gmd itself keeps them blocked. */
+  pthread_sigmask(SIG_SETMASK, NULL, &now);
+  ck_assert(sigismember(&now, SIGTERM) && sigismember(&now, SIGINT));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("stop");
   TCase *tc = tcase_create("stop");
@@ -583,7 +671,11 @@ int main(void) {
   tcase_add_test(tc, a_cut_at_a_later_probe_says_how_long_the_stop_took);
   tcase_add_test(tc, a_start_against_a_stalled_redis_is_bounded_and_stoppable);
   tcase_add_test(tc, a_check_stopped_while_starting_is_not_valid);
+  tcase_add_test(tc, a_second_signal_cuts_at_once);
   suite_add_tcase(s, tc);
+  TCase *sig = tcase_create("signals");
+  tcase_add_test(sig, a_forked_child_can_be_stopped);
+  suite_add_tcase(s, sig);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -1,7 +1,9 @@
 /* The Redis script service against a real redis-server. */
 #include <check.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include <poll.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +24,7 @@
 #include "arena.h"
 #include "call.h"
 #include "clock.h"
+#include "cluster.h"
 #include "fiber.h"
 #include "redis.h"
 #include "redis_fixture.h"
@@ -1511,6 +1515,278 @@ START_TEST(a_stop_ends_a_connect_under_way) {
 }
 END_TEST
 
+/* ---- stopping: name lookups, probes all at once, slot-map reads ---- */
+
+/*
+ * This program's name lookups (its own definition comes before the C
+ * library's, for gmd's code and hiredis's alike): "hang.gm-test" does not
+ * resolve for 4 s (a DNS server that drops packets); "flaky.gm-test" is
+ * 127.0.0.1 until flaky_hangs is set, then hangs so too; any other name
+ * goes to the C library.
+ */
+static _Atomic int flaky_hangs;
+__attribute__((visibility("default"))) int getaddrinfo(
+    const char *node, const char *service, const struct addrinfo *hints,
+    struct addrinfo **res) {
+  static int (*real)(const char *, const char *, const struct addrinfo *,
+                     struct addrinfo **);
+  if (!real) *(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+  if (node && (!strcmp(node, "hang.gm-test") ||
+               (!strcmp(node, "flaky.gm-test") && atomic_load(&flaky_hangs))))
+    gm_test_sleep_ms(4000);
+  if (node && !strcmp(node, "flaky.gm-test")) node = "127.0.0.1";
+  return real(node, service, hints, res);
+}
+
+static long ms_since(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Has the one-node Redis s listen on a free loopback TCP port too. */
+static int tcp_port(gm_test_redis *s) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(l, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+  close(l);
+  int port = ntohs(a.sin_port);
+  redisContext *c = gm_test_redis_connect(s);
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET bind 127.0.0.1"));
+  freeReplyObject(gm_test_redis_cmd(c, "CONFIG SET port %d", port));
+  redisFree(c);
+  return port;
+}
+
+/* A name the hosts file resolves (localhost) connects as before. */
+START_TEST(a_name_in_the_hosts_file_still_connects) {
+  gm_test_redis *s = gm_test_redis_start();
+  char err[512];
+  gm__redis_stop *stop = gm__redis_stop_new();
+  gm__redis_addr addr = {
+      .host = "localhost", .port = tcp_port(s), .stop = stop};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  redisReply *rep = gm__redis_callf(r, "PING");
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_str_eq(rep->str, "PONG");
+  freeReplyObject(rep);
+  char where[64];
+  gm__redis_ctx_where(gm__redis_context(r), where, sizeof where);
+  ck_assert_msg(!strncmp(where, "localhost:", 10), "named %s", where);
+  gm__redis_destroy(&r);
+  gm__redis_stop_destroy(&stop);
+  gm_test_redis_stop(&s);
+}
+END_TEST
+
+typedef struct {
+  gm__redis_addr addr;
+  gm__redis *r;
+  char err[512];
+  long ms;
+} lookup_job;
+
+static void *lookup_run(void *arg) {
+  lookup_job *j = arg;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  j->r = gm__redis_connect(&j->addr, j->err, sizeof j->err);
+  j->ms = ms_since(&t0);
+  return NULL;
+}
+
+/*
+ * A name lookup that does not answer is bounded by the connect timeout
+ * (0.3 s here; before, getaddrinfo ran before the timeout started and held
+ * the connect for as long as DNS did), and said as what it is.
+ */
+START_TEST(a_hanging_name_lookup_ends_at_the_connect_timeout) {
+  lookup_job j = {
+      .addr = {.host = "hang.gm-test", .port = 6379, .connect_us = 300000}};
+  lookup_run(&j);
+  fprintf(stderr, "test_redis: a hanging lookup ended after %ld ms: %s\n", j.ms,
+          j.err);
+  ck_assert_ptr_null(j.r);
+  ck_assert_msg(j.ms < 2000, "the lookup held the connect %ld ms", j.ms);
+  ck_assert_msg(strstr(j.err, "hang.gm-test:6379") &&
+                    strstr(j.err, "did not resolve within 0.3 s"),
+                "%s", j.err);
+}
+END_TEST
+
+/*
+ * A stop past its grace gives up a name lookup under way (a reconnect in a
+ * DNS outage), 0.5 s into it, rather than wait out the connect timeout
+ * (5 s here).
+ */
+START_TEST(a_stop_gives_up_a_hanging_name_lookup) {
+  gm__redis_stop *stop = gm__redis_stop_new();
+  lookup_job j = {.addr = {.host = "hang.gm-test",
+                           .port = 6379,
+                           .connect_us = 5000000,
+                           .stop = stop}};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, lookup_run, &j), 0);
+  gm_test_sleep_ms(100);
+  gm__redis_stop_after(stop, 0);
+  pthread_join(t, NULL);
+  fprintf(stderr, "test_redis: a lookup under a stop ended after %ld ms: %s\n",
+          j.ms, j.err);
+  ck_assert_ptr_null(j.r);
+  ck_assert_msg(j.ms < 2000, "the lookup held the connect %ld ms", j.ms);
+  ck_assert_msg(strstr(j.err, "gmd is stopping"), "%s", j.err);
+  gm__redis_stop_destroy(&stop);
+}
+END_TEST
+
+typedef struct {
+  gm__redis *r;
+  long ms;
+} wait_job;
+
+static void *wait_run(void *arg) {
+  wait_job *j = arg;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  redisReply *rep = gm__redis_callf(j->r, "PING");
+  j->ms = ms_since(&t0);
+  if (rep) freeReplyObject(rep);
+  return NULL;
+}
+
+/*
+ * The stop's probe asks the address the connection uses, without
+ * resolving its name again: with DNS down (the name's lookup now hangs)
+ * and Redis stopped, the stop still cuts at its first probe (before, the
+ * probe's own lookup hung and nothing was cut: the command waited its read
+ * timeout, 3 s here).
+ */
+START_TEST(the_stop_probe_resolves_no_name) {
+  gm_test_redis *s = gm_test_redis_start();
+  gm__redis_stop *stop = gm__redis_stop_new();
+  gm__redis_addr addr = {.host = "flaky.gm-test",
+                         .port = tcp_port(s),
+                         .io_us = 3000000,
+                         .stop = stop};
+  char err[512];
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  atomic_store(&flaky_hangs, 1);
+  pid_t pid = gm_test_redis_pid(s);
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  wait_job j = {.r = r};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, wait_run, &j), 0);
+  gm_test_sleep_ms(50);
+  gm__redis_stop_after(stop, 0);
+  pthread_join(t, NULL);
+  kill(pid, SIGCONT);
+  fprintf(stderr,
+          "test_redis: a command on a stopped Redis named by a name DNS no "
+          "longer answers ended after %ld ms\n",
+          j.ms);
+  ck_assert_msg(j.ms < 2000, "not cut: the command waited %ld ms", j.ms);
+  ck_assert(gm__redis_stopping(stop));
+  gm__redis_destroy(&r);
+  gm__redis_stop_destroy(&stop);
+  gm_test_redis_stop(&s);
+}
+END_TEST
+
+/*
+ * Three stopped Redis servers are probed at once: the stop cuts all of
+ * them one probe (0.5 s) into it, not one after another (1.5 s).
+ */
+START_TEST(stopped_servers_are_probed_at_once) {
+  enum { N = 3 };
+  gm_test_redis *s[N];
+  gm__redis *r[N];
+  wait_job j[N];
+  pthread_t t[N];
+  gm__redis_stop *stop = gm__redis_stop_new();
+  for (int i = 0; i < N; i++) {
+    s[i] = gm_test_redis_start();
+    gm__redis_addr addr = {.unix_path = gm_test_redis_socket(s[i]),
+                           .io_us = 5000000,
+                           .stop = stop};
+    char err[512];
+    r[i] = gm__redis_connect(&addr, err, sizeof err);
+    ck_assert_msg(r[i] != NULL, "%s", err);
+  }
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(kill(gm_test_redis_pid(s[i]), SIGSTOP), 0);
+    j[i] = (wait_job){.r = r[i]};
+    ck_assert_int_eq(pthread_create(&t[i], NULL, wait_run, &j[i]), 0);
+  }
+  gm_test_sleep_ms(50);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  gm__redis_stop_after(stop, 0);
+  for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+  long ms = ms_since(&t0);
+  for (int i = 0; i < N; i++) kill(gm_test_redis_pid(s[i]), SIGCONT);
+  fprintf(stderr,
+          "test_redis: %d stopped Redis servers cut %ld ms into the stop\n", N,
+          ms);
+  ck_assert_msg(ms < 1200, "%d stopped servers cut after %ld ms", N, ms);
+  for (int i = 0; i < N; i++) {
+    gm__redis_destroy(&r[i]);
+    gm_test_redis_stop(&s[i]);
+  }
+  gm__redis_stop_destroy(&stop);
+}
+END_TEST
+
+typedef struct {
+  gm__cluster *c;
+  gm__redis_stop *stop;
+  int rc;
+  char err[256];
+} map_job;
+
+static void *map_run(void *arg) {
+  map_job *j = arg;
+  j->rc = gm__cluster_refresh(j->c, 5000000, j->stop, j->err, sizeof j->err);
+  return NULL;
+}
+
+/*
+ * A slot-map read's connection is one of the stop's: a stop cuts a read
+ * whose node does not answer (its connect under way here, 5 s timeout)
+ * at once (before, it was not listed and ran its course).
+ */
+START_TEST(a_stop_cuts_a_slot_map_read) {
+  int port, held[8], nheld;
+  int l = blackhole(&port, held, &nheld);
+  char seeds[64], err[256];
+  snprintf(seeds, sizeof seeds, "127.0.0.1:%d", port);
+  map_job j = {.c = gm__cluster_new(seeds, err, sizeof err),
+               .stop = gm__redis_stop_new()};
+  ck_assert_msg(j.c != NULL, "%s", err);
+  pthread_t t;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(pthread_create(&t, NULL, map_run, &j), 0);
+  gm_test_sleep_ms(200);
+  gm__redis_stop_now(j.stop);
+  pthread_join(t, NULL);
+  long ms = ms_since(&t0);
+  fprintf(stderr, "test_redis: a slot-map read cut %ld ms in: %s\n", ms, j.err);
+  ck_assert_int_eq(j.rc, -1);
+  ck_assert_msg(ms < 1500, "the read went on %ld ms", ms);
+  ck_assert_msg(strstr(j.err, "gmd is stopping"), "%s", j.err);
+  for (int i = 0; i < nheld; i++) close(held[i]);
+  close(l);
+  gm__cluster_destroy(&j.c);
+  gm__redis_stop_destroy(&j.stop);
+}
+END_TEST
+
 /* The server's process id, read with INFO (gm_test_redis_pid would keep
    a shared cluster from later takers). */
 static long server_pid(gm_test_redis *r) {
@@ -2000,6 +2276,15 @@ int main(void) {
   tcase_add_test(tc, a_no_wait_command_cut_by_a_stop_is_no_error);
   tcase_add_test(tc, a_stop_ends_a_connect_under_way);
   suite_add_tcase(s, tc);
+  TCase *st = tcase_create("stopping");
+  tcase_set_timeout(st, 60);
+  tcase_add_test(st, a_name_in_the_hosts_file_still_connects);
+  tcase_add_test(st, a_hanging_name_lookup_ends_at_the_connect_timeout);
+  tcase_add_test(st, a_stop_gives_up_a_hanging_name_lookup);
+  tcase_add_test(st, the_stop_probe_resolves_no_name);
+  tcase_add_test(st, stopped_servers_are_probed_at_once);
+  tcase_add_test(st, a_stop_cuts_a_slot_map_read);
+  suite_add_tcase(s, st);
   TCase *fx = tcase_create("fixture");
   tcase_set_timeout(fx, 60);
   tcase_add_test(fx, fixture_removes_folders_of_dead_tests);
