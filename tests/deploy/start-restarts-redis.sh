@@ -167,7 +167,28 @@ new_redis=$(cat "$tmp/var/redis.pid")
 note_pids
 "${gm[@]}" --as ops whoami >/dev/null || fail "gm whoami failed after the AOF was mended"
 
+# Stopped with Redis stalled (SIGSTOP) and a second SIGTERM (Ctrl-C twice):
+# deploy/start passes the second on, and gmd cuts at once instead of
+# after its 2 s grace and probe (2.6-2.9 s).
+kill -STOP "$new_redis"
+t0=$(date +%s%N)
 kill -TERM "$start_pid"
+for ((i = 0; i < 100; i++)); do
+  grep -q 'SIGTERM: stopping' "$log" && break
+  sleep 0.02
+done
+kill -TERM "$start_pid"
+for ((i = 0; i < 250; i++)); do
+  kill -0 "$gmd_pid" 2>/dev/null || break
+  sleep 0.02
+done
+took=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$new_redis"
+echo "start-restarts-redis: gmd stopped $took ms after the first of two SIGTERMs"
+((took < 1800)) ||
+  fail "gmd stopped $took ms after the first of deploy/start's two SIGTERMs (Redis stalled)"
+grep -q 'passing the second signal on to gmd' "$log" ||
+  fail "deploy/start did not say it passed the second signal on"
 for ((i = 0; i < 100; i++)); do
   kill -0 "$start_pid" 2>/dev/null || break
   sleep 0.1
