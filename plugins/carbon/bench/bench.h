@@ -66,6 +66,7 @@ typedef struct bench_opts {
   int compare_only;            /* skip end to end, ceiling, memory */
   int floor; /* the plain flow also runs carbon's commands alone (floor.c) */
   int plain_only; /* the comparison's plain flow only: no mix, no books */
+  int ideal;      /* the plain flow also runs the ideal floor (ideal.c) */
 } bench_opts;
 
 /* ---- carbon against a bare match (compare.c) ---- */
@@ -230,6 +231,8 @@ typedef struct bench_call {
   char idem[160], who[16], now[24], px[24], qty[24], id[24];
   int acct;   /* account index */
   int cancel; /* amend cancel rather than place */
+  int sym;    /* the comparison's instrument index (compare.c) */
+  int buy;    /* its side */
 } bench_call;
 
 typedef struct bench_keys {
@@ -243,7 +246,7 @@ typedef struct bench_keys {
 
 /* The script texts embedded at build time (CMakeLists.txt). */
 extern const char bench_lua_place[], bench_lua_amend[], bench_lua_bare[],
-    bench_lua_floor[];
+    bench_lua_floor[], bench_lua_ideal[];
 /* Room for the name of a function gmd loaded (core/redis.c, GM__FN_MAX). */
 #define BENCH_FN_MAX 160
 /* The function gmd runs for carbon's `script` (name: "place", "amend");
@@ -295,5 +298,25 @@ long bench_floor_calls(const bench_floor *f);
 void bench_floor_build(bench_call *c, const bench_floor *f, const char *sha,
                        long i, int run);
 void bench_floor_destroy(bench_floor **f);
+
+/* ---- the fewest commands an order needs, without logic (ideal.c) ---- */
+
+typedef struct bench_ideal bench_ideal;
+bench_ideal *bench_ideal_new(void);
+/* Builds the ideal commands of the plain-flow order c (instrument sym,
+ * side buy) from the bare match's reply to it; -1 when the reply is not
+ * bare's {id, state, left, fills...} or the order is outside the flow. */
+int bench_ideal_note(bench_ideal *d, const bench_call *c, int sym, int buy,
+                     const redisReply *rep);
+long bench_ideal_calls(const bench_ideal *d);
+/* Commands per call, over every call noted. */
+double bench_ideal_commands(const bench_ideal *d);
+/* Hands calls first .. first + n - 1 to ideal.lua (ideal_load); -1 on
+ * failure. */
+int bench_ideal_load(bench_ideal *d, redisContext *rc, long first, long n);
+/* The FCALL of call i, an order call's KEYS and ARGV: ideal_run (run 1),
+ * which runs its commands, or ideal_empty (run 0), which does nothing. */
+void bench_ideal_build(bench_call *c, const bench_ideal *d, long i, int run);
+void bench_ideal_destroy(bench_ideal **d);
 
 #endif

@@ -45,6 +45,8 @@
 #define CMP_NEAR (CMP_SPREAD + 1)
 #define CMP_FAR 998
 #define CMP_MAX_ROUNDS 64
+/* Scripts in one phase: bare, carbon, the floor's two, the ideal's two. */
+#define CMP_MAX_SCRIPTS 6
 
 typedef enum cmp_flow { CMP_PLAIN, CMP_MIX, CMP_BOOK_FILL } cmp_flow;
 
@@ -53,7 +55,9 @@ typedef enum cmp_flow { CMP_PLAIN, CMP_MIX, CMP_BOOK_FILL } cmp_flow;
 typedef struct cmp_script {
   const char *label;  /* in the printed rows */
   int carbon;         /* 0: bare.lua, 1: carbon's place/amend, 2: floor.lua (its
-                         floor), 3: floor.lua unpacking only (the floor's own) */
+                         floor), 3: floor.lua unpacking only (the floor's own),
+                         4: ideal.lua's ideal_run (the ideal floor), 5: its
+                         ideal_empty (one FCALL's fixed cost) */
   const char *sha[2]; /* bare: its sha twice; carbon: its functions */
   int nsym;
   bench_keys ck[CMP_SYMBOLS];  /* carbon's keys per instrument */
@@ -63,7 +67,9 @@ typedef struct cmp_script {
   bench_pool *pools;           /* mix: resting ids per account */
   uint64_t *seq;               /* idempotency keys per account */
   bench_floor *floor;          /* 2, 3: the calls recorded (2's) */
-  long next;                   /* 2, 3: the next of them */
+  bench_ideal *ideal;          /* 0: recording (bare on CMP-I-*); 4, 5: the
+                                  calls built (4's) */
+  long next;                   /* 2-5: the next of them */
   long fills, errors, cancel_missed;
   char first_error[256];
 } cmp_script;
@@ -126,7 +132,9 @@ static void cmp__free(cmp_script *s, const bench_opts *o) {
   free(s->arng);
   free(s->seq);
   if (s->carbon == 2) bench_floor_destroy(&s->floor);
+  if (s->carbon == 4) bench_ideal_destroy(&s->ideal);
   s->floor = NULL;
+  s->ideal = NULL;
   s->pools = NULL;
   s->arng = NULL;
   s->seq = NULL;
@@ -206,8 +214,10 @@ static void cmp__reply(cmp_script *s, const bench_call *c,
                        const redisReply *rep, int *rests, const char **id) {
   const redisReply *body = s->carbon ? bench_reply_unwrap(rep) : rep;
   *rests = 0;
-  if (s->carbon >= 2) { /* floor.lua: the count of commands */
-    if (rep->type != REDIS_REPLY_INTEGER) cmp__error(s, "a floor call failed");
+  if (s->carbon >= 2) { /* floor.lua, ideal.lua: the count of commands */
+    if (rep->type != REDIS_REPLY_INTEGER)
+      cmp__error(
+          s, rep->type == REDIS_REPLY_ERROR ? rep->str : "a floor call failed");
     return;
   }
   if (body->type == REDIS_REPLY_ERROR) {
@@ -255,6 +265,8 @@ static int cmp__run(redisContext *rc, const bench_opts *o, cmp_script *s,
       cmp__next(s, o, flow, sent, &a, &sym, &acct);
       if (!s->carbon) {
         cmp__bare_build(c, s, sym, acct, &a);
+      } else if (s->carbon >= 4) {
+        bench_ideal_build(c, s->ideal, s->next++, s->carbon == 4);
       } else if (s->carbon >= 2) {
         bench_floor_build(c, s->floor, s->sha[0], s->next++, s->carbon == 2);
       } else {
@@ -268,6 +280,8 @@ static int cmp__run(redisContext *rc, const bench_opts *o, cmp_script *s,
                          cancel ? "amend" : "place", acct,
                          flow == CMP_BOOK_FILL ? NULL : idem, &a);
       }
+      c->sym = sym;
+      c->buy = a.buy;
       redisAppendCommandArgv(rc, c->argc, c->argv, c->lens);
       sent++;
     }
@@ -281,6 +295,9 @@ static int cmp__run(redisContext *rc, const bench_opts *o, cmp_script *s,
     const char *id = NULL;
     int rests;
     cmp__reply(s, c, rep, &rests, &id);
+    if (!s->carbon && s->ideal &&
+        bench_ideal_note(s->ideal, c, c->sym, c->buy, rep))
+      cmp__error(s, "ideal: a bare reply not understood");
     if (flow == CMP_BOOK_FILL && !c->cancel && !rests)
       cmp__error(s, "a book order did not rest");
     if (flow == CMP_MIX && rests)
@@ -332,11 +349,13 @@ static double cmp__median(const double *v, int n) {
 
 /* What the rounds measured: per script k and round r. */
 typedef struct cmp_rounds {
-  double cpu[4][CMP_MAX_ROUNDS];  /* Redis CPU us/order; or EVALSHA us/call
-                                     when redis-server's pid is unknown */
-  double evl[4][CMP_MAX_ROUNDS];  /* EVALSHA us/call */
-  double cmds[4][CMP_MAX_ROUNDS]; /* Redis commands per order */
-  double med[4];                  /* median of cpu */
+  double cpu[CMP_MAX_SCRIPTS][CMP_MAX_ROUNDS];  /* Redis CPU us/order; or
+                                                  EVALSHA us/call when
+                                                  redis-server's pid is
+                                                  unknown */
+  double evl[CMP_MAX_SCRIPTS][CMP_MAX_ROUNDS];  /* EVALSHA us/call */
+  double cmds[CMP_MAX_SCRIPTS][CMP_MAX_ROUNDS]; /* Redis commands per order */
+  double med[CMP_MAX_SCRIPTS];                  /* median of cpu */
   int have_cpu;
 } cmp_rounds;
 
@@ -350,6 +369,33 @@ static double cmp__ratio(const cmp_rounds *m, int rounds, int a, int b,
     if (r == 0 || q[r] > *hi) *hi = q[r];
   }
   return cmp__median(q, rounds);
+}
+
+/* Empties ideal.lua's loaded calls after a round of ideal_run. */
+static void cmp__ideal_clear(redisContext *rc, cmp_script *s) {
+  redisReply *r = redisCommand(rc, "FCALL ideal_clear 0");
+  if (!r || r->type != REDIS_REPLY_INTEGER) cmp__error(s, "ideal_clear failed");
+  if (r) freeReplyObject(r);
+  /* Its outbox entries: nobody drains them (as carbon's). */
+  for (int i = 0; i < CMP_SYMBOLS; i++) {
+    r = redisCommand(rc, "DEL gm:{ideal:CMP-I-%02d}:x", i);
+    if (r) freeReplyObject(r);
+  }
+}
+
+/* With GM_BENCH_CALLGRIND_DUMPS set (run: GM_BENCH_CALLGRIND), tells the
+ * callgrind under redis-server to zero its counts (label NULL) or to dump
+ * them under `label`, so each script's round has a count of its own. */
+static void cmp__callgrind(const bench_opts *o, const char *label) {
+  char cmd[256];
+  if (!getenv("GM_BENCH_CALLGRIND_DUMPS") || o->redis_pid <= 0) return;
+  if (label)
+    snprintf(cmd, sizeof cmd, "callgrind_control -d '%s' %ld >/dev/null 2>&1",
+             label, o->redis_pid);
+  else
+    snprintf(cmd, sizeof cmd, "callgrind_control -z %ld >/dev/null 2>&1",
+             o->redis_pid);
+  if (system(cmd) != 0) fprintf(stderr, "carbon-bench: %s failed\n", cmd);
 }
 
 /* Rounds of `flow` over the ns scripts in s (2: bare, carbon; 4: the same
@@ -372,10 +418,18 @@ static int cmp__rounds(redisContext *rc, const bench_opts *o, cmp_script *s,
       long long book = cmp__resting(rc, sc);
       bench_probe p0, p1;
       bench_cost c;
+      if (sc->carbon == 4 &&
+          bench_ideal_load(sc->ideal, rc, sc->next, o->compare_orders))
+        return -1;
       if (bench_probe_take(rc, o, &p0)) return -1;
+      cmp__callgrind(o, NULL);
       if (cmp__run(rc, o, sc, flow, o->compare_orders, ring)) return -1;
+      char label[64];
+      snprintf(label, sizeof label, "%s-round%d", sc->label, r + 1);
+      cmp__callgrind(o, label);
       if (bench_probe_take(rc, o, &p1)) return -1;
       cmp__drop_outbox(rc, sc);
+      if (sc->carbon == 4) cmp__ideal_clear(rc, sc);
       bench_probe_cost(&p0, &p1, &c);
       double n = (double)o->compare_orders;
       if (c.cpu_redis_s < 0) m->have_cpu = 0;
@@ -418,6 +472,75 @@ static int cmp__rounds(redisContext *rc, const bench_opts *o, cmp_script *s,
         lo, hi, q <= 1.5 ? "met" : "NOT met");
   }
   return bad ? -1 : 0;
+}
+
+/* The ideal floor (--ideal, ideal.c): bare on instruments of its own (I),
+ * the same orders as the plain flow, all rounds' worth, each order's
+ * ideal commands built from its reply; s[0] becomes ideal.lua's
+ * ideal_run of them on the ideal layout's keys, s[1] its ideal_empty. */
+static int cmp__ideal_record(redisContext *rc, const bench_opts *o,
+                             cmp_script *s, const char *const bare_sha[2],
+                             bench_call *ring) {
+  static const char *const none[2] = {"", ""};
+  redisReply *r = redisCommand(rc, "FUNCTION LOAD REPLACE %s", bench_lua_ideal);
+  int ok = r && r->type == REDIS_REPLY_STRING;
+  if (!ok)
+    fprintf(stderr, "carbon-bench: FUNCTION LOAD of ideal.lua failed: %s\n",
+            r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+  if (r) freeReplyObject(r);
+  if (!ok || cmp__init(s, o, "record", 0, "I", CMP_SYMBOLS, bare_sha, 1))
+    return -1;
+  /* Each instrument's hash a hash table from its creation, as carbon's
+   * instrument and order hashes are (a value over hash-max-listpack-value):
+   * a listpack would be searched field by field. */
+  for (int i = 0; i < CMP_SYMBOLS; i++) {
+    r = redisCommand(rc, "HSET gm:{ideal:CMP-I-%02d}:h pad %080d", i, 0);
+    ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (r) freeReplyObject(r);
+    if (!ok) return -1;
+  }
+  bench_ideal *d = bench_ideal_new();
+  s->ideal = d;
+  for (int i = 0; i < o->rounds; i++)
+    if (cmp__run(rc, o, s, CMP_PLAIN, o->compare_orders, ring)) {
+      bench_ideal_destroy(&d);
+      return -1;
+    }
+  if (s->errors || bench_ideal_calls(d) != o->rounds * o->compare_orders) {
+    fprintf(stderr, "carbon-bench: ideal: %ld calls built of %ld (%s)\n",
+            bench_ideal_calls(d), o->rounds * o->compare_orders,
+            s->first_error);
+    bench_ideal_destroy(&d);
+    return -1;
+  }
+  s->ideal = NULL;
+  cmp__free(s, o);
+  if (cmp__init(&s[0], o, "ideal", 4, "I", CMP_SYMBOLS, none, 1) ||
+      cmp__init(&s[1], o, "fcall", 5, "I", CMP_SYMBOLS, none, 1)) {
+    bench_ideal_destroy(&d);
+    return -1;
+  }
+  s[0].ideal = d;
+  s[1].ideal = d;
+  return 0;
+}
+
+/* The ideal floor's line: s[k] ideal_run, s[k + 1] ideal_empty, against
+ * bare (0) and carbon (1) in the same rounds. */
+static void cmp__ideal_print(const cmp_rounds *m, const bench_opts *o,
+                             const cmp_script *s, int k) {
+  double lo = 0, hi = 0, elo = 0, ehi = 0, clo = 0, chi = 0;
+  double q = cmp__ratio(m, o->rounds, 0, k, &lo, &hi);
+  double e = cmp__ratio(m, o->rounds, 0, k + 1, &elo, &ehi);
+  double c = cmp__ratio(m, o->rounds, k, 1, &clo, &chi);
+  printf(
+      "    ideal floor (the fewest commands an order needs, no logic: "
+      "ideal.lua): %.1f us, %.2f commands/order inside the FCALL; ideal / "
+      "bare = %.2f (per round %.2f-%.2f), carbon / ideal = %.2f "
+      "(%.2f-%.2f); an empty FCALL of the same arguments %.1f us, %.2f of "
+      "bare (%.2f-%.2f)\n",
+      m->med[k], bench_ideal_commands(s[k].ideal), q, lo, hi, c, clo, chi,
+      m->med[k + 1], e, elo, ehi);
 }
 
 /* Fills both scripts' books with `n` resting orders and prints Redis
@@ -515,7 +638,7 @@ int bench_compare_run(const bench_opts *o, redisContext *rc,
                       bench_compare *res) {
   char place[BENCH_FN_MAX], amend[BENCH_FN_MAX], bare[41];
   bench_call *ring = calloc((size_t)o->ceiling_depth, sizeof *ring);
-  cmp_script s[4];
+  cmp_script s[CMP_MAX_SCRIPTS];
   cmp_rounds m;
   int rc_ = -1;
   memset(s, 0, sizeof s);
@@ -548,17 +671,20 @@ int bench_compare_run(const bench_opts *o, redisContext *rc,
       "  plain GTC limit flow, %d instruments, prices mid +/- %d ticks, "
       "1-10 t, empty at the first round:\n",
       CMP_SYMBOLS, CMP_SPREAD);
+  int ki = o->floor ? 4 : 2; /* the ideal floor's scripts */
   if (cmp__init(&s[0], o, "bare", 0, "E", CMP_SYMBOLS, bare_sha, 1) ||
       cmp__init(&s[1], o, "carbon", 1, "E", CMP_SYMBOLS, carbon_sha, 1) ||
       (o->floor && cmp__floor_record(rc, o, &s[2], place, ring)) ||
-      cmp__rounds(rc, o, s, o->floor ? 4 : 2, CMP_PLAIN, ring, &m))
+      (o->ideal && cmp__ideal_record(rc, o, &s[ki], bare_sha, ring)) ||
+      cmp__rounds(rc, o, s, ki + (o->ideal ? 2 : 0), CMP_PLAIN, ring, &m))
     goto out;
   double lo, hi;
   if (o->floor) cmp__floor_print(&m, o);
+  if (o->ideal) cmp__ideal_print(&m, o, s, ki);
   res->plain[0] = m.med[0];
   res->plain[1] = m.med[1];
   res->plain_ratio = cmp__ratio(&m, o->rounds, 0, 1, &lo, &hi);
-  for (int k = 0; k < 4; k++) cmp__free(&s[k], o);
+  for (int k = 0; k < CMP_MAX_SCRIPTS; k++) cmp__free(&s[k], o);
 
   if (o->plain_only) {
     rc_ = 0;
@@ -615,7 +741,7 @@ int bench_compare_run(const bench_opts *o, redisContext *rc,
   }
   rc_ = 0;
 out:
-  for (int k = 0; k < 4; k++) cmp__free(&s[k], o);
+  for (int k = 0; k < CMP_MAX_SCRIPTS; k++) cmp__free(&s[k], o);
   free(ring);
   return rc_;
 }

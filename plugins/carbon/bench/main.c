@@ -67,6 +67,11 @@ static void bench__usage(FILE *f) {
           "MONITOR first)\n"
           "  --plain-only        the comparison's plain flow only (e.g. for "
           "callgrind)\n"
+          "  --ideal             the plain flow also runs the fewest Redis "
+          "commands an\n"
+          "                      order needs, without logic (ideal.lua, "
+          "ideal.c), and an\n"
+          "                      empty FCALL of an order's arguments\n"
           "  --seed S            the order mix's seed (1)\n"
           "gmd must run with [testing] clock = manual (orders are placed at a "
           "fixed\nWednesday 10:00 Shanghai); plugins/carbon/bench/run sets "
@@ -206,6 +211,7 @@ int main(int argc, char **argv) {
       {"compare-only", no_argument, NULL, 'O'},
       {"floor", no_argument, NULL, 'F'},
       {"plain-only", no_argument, NULL, 'P'},
+      {"ideal", no_argument, NULL, 'I'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int c, rc = 1;
@@ -270,6 +276,9 @@ int main(int argc, char **argv) {
         break;
       case 'P':
         o.plain_only = 1;
+        break;
+      case 'I':
+        o.ideal = 1;
         break;
       case 'h':
         bench__usage(stdout);
