@@ -1042,9 +1042,82 @@ const char *gm__redis_error_text(const gm__redis *r, const char *e, char *buf,
    A Redis that answers at all answers a PING within its
    busy-reply-threshold (5 s by default: BUSY during a long script). */
 #define GM__REDIS_HELLO_US 10000000
+/* How long a new connection's connect waits: 5 s unless set. */
+static int64_t gm__connect_us(const gm__redis *r) {
+  return r->connect_us ? r->connect_us : 5000000;
+}
 static int64_t gm__hello_us(const gm__redis *r) {
   int64_t io = r->io_us ? r->io_us : 30000000;
   return io < GM__REDIS_HELLO_US ? io : GM__REDIS_HELLO_US;
+}
+
+/* Whether hiredis's error text e is the system's for errno n (hiredis and
+   gm__connect_tcp write strerror's text, not the number). */
+static int gm__errstr_is(const char *e, int n) {
+  return !strcmp(e, strerror(n));
+}
+
+/* err: why a connection to r could not be made (e: hiredis's text for it),
+   in words an operator acts on: what failed at which address, and what to
+   check.  An error not known here keeps the system's words. */
+static void gm__unreachable_message(const gm__redis *r, const char *e,
+                                    char *err, size_t errlen) {
+  /* gm__resolve's words for a name getaddrinfo refused. */
+  static const char resolve_failed[] = "its name did not resolve: ";
+  if (r->unix_path && gm__errstr_is(e, ENOENT))
+    snprintf(err, errlen,
+             "Redis is not reachable at %s: there is no such socket file; is "
+             "redis-server running? Start it, and check that [redis] unix is "
+             "the `unixsocket` of its redis.conf",
+             r->where);
+  else if (r->unix_path && gm__errstr_is(e, ECONNREFUSED))
+    snprintf(err, errlen,
+             "Redis is not reachable at %s: the connection was refused (the "
+             "socket file is there but no server listens on it: redis-server "
+             "stopped or crashed); is redis-server running? Start it, or set "
+             "[redis] unix to the `unixsocket` of its redis.conf",
+             r->where);
+  else if (r->unix_path &&
+           (gm__errstr_is(e, EACCES) || gm__errstr_is(e, EPERM)))
+    snprintf(err, errlen,
+             "Redis is not reachable at %s: gmd's user may not open the "
+             "socket (permission denied); give gmd's user the socket's group "
+             "and set `unixsocketperm 770` in redis.conf",
+             r->where);
+  else if (r->host && gm__errstr_is(e, ECONNREFUSED))
+    snprintf(err, errlen,
+             "Redis is not reachable at %s: the connection was refused "
+             "(nothing listens on port %d of %s); is redis-server running? "
+             "Start it, or set [redis] host and port to where it listens",
+             r->where, r->port, r->host);
+  else if (r->host && gm__errstr_is(e, ETIMEDOUT))
+    snprintf(err, errlen,
+             "Redis is not reachable at %s: the connection was not accepted "
+             "within %g s (no answer at all: the host is down, a firewall "
+             "drops the packets, or the address is wrong); check that "
+             "redis-server runs there and that this machine may reach port "
+             "%d (`redis-cli -h %s -p %d ping`)",
+             r->where, (double)gm__connect_us(r) / 1e6, r->port, r->host,
+             r->port);
+  else if (r->host &&
+           (gm__errstr_is(e, EHOSTUNREACH) || gm__errstr_is(e, ENETUNREACH)))
+    snprintf(err, errlen,
+             "Redis is not reachable at %s: this machine has no route to "
+             "%s (%s); check [redis] host and this machine's network",
+             r->where, r->host, e);
+  else if (r->host && !strncmp(e, resolve_failed, sizeof resolve_failed - 1))
+    snprintf(err, errlen,
+             "Redis is not reachable at %s: the host name %s did not resolve "
+             "(%s); check [redis] host for a typo, or this machine's DNS "
+             "(`getent hosts %s`)",
+             r->where, r->host, e + sizeof resolve_failed - 1, r->host);
+  else if (r->host && !strncmp(e, "its name ", 9))
+    /* gm__resolve's other words (a lookup past its time) say what to do. */
+    snprintf(err, errlen, "Redis is not reachable at %s: %s", r->where, e);
+  else
+    snprintf(err, errlen,
+             "Redis is not reachable at %s (%s); is redis-server running?",
+             r->where, e);
 }
 
 /* err: why a new connection to r failed (c its context), with what the
@@ -1068,10 +1141,11 @@ static void gm__connect_error(const gm__redis *r, const redisContext *c,
              "pid), swapping or stuck on its disk (`redis-cli ping` there, "
              "its log)",
              r->where, (double)gm__hello_us(r) / 1e6);
+  else if (c)
+    gm__unreachable_message(r, c->errstr, err, errlen);
   else
-    snprintf(err, errlen,
-             "Redis is not reachable at %s (%s); is redis-server running?",
-             r->where, c ? c->errstr : "out of memory");
+    snprintf(err, errlen, "Redis is not reachable at %s (out of memory)",
+             r->where);
 }
 
 /* Fails c (its socket stays open: it may be listed in a stop) with `why`. */
@@ -1318,7 +1392,7 @@ void gm__redis_close_node(gm__redis_stop *stop, redisContext *c) {
 
 static redisContext *gm__redis_open(const gm__redis *r) {
   if (gm__redis_stopping(r->stop)) return gm__ctx_stopped();
-  int64_t connect_us = r->connect_us ? r->connect_us : 5000000;
+  int64_t connect_us = gm__connect_us(r);
   redisContext *c;
   if (r->unix_path) {
     /* A unix socket connects at once or fails at once (a full backlog:
@@ -1358,13 +1432,32 @@ static redisContext *gm__redis_open(const gm__redis *r) {
   return c;
 }
 
-static gm__redis *gm__cluster_connect(const char *seeds, gm__redis_stop *stop,
-                                      char *err, size_t errlen);
+static gm__redis *gm__cluster_connect(const gm__redis_addr *addr, char *err,
+                                      size_t errlen);
+
+/* addr's host and port, the defaults filled in. */
+static const char *gm__addr_host(const gm__redis_addr *a) {
+  return a->host && *a->host ? a->host : "127.0.0.1";
+}
+static int gm__addr_port(const gm__redis_addr *a) {
+  return a->port > 0 ? a->port : 6379;
+}
+
+const char *gm__redis_addr_where(const gm__redis_addr *a, char *buf,
+                                 size_t buflen) {
+  if (a->cluster && *a->cluster)
+    snprintf(buf, buflen, "cluster %s", a->cluster);
+  else if (a->unix_path && *a->unix_path)
+    snprintf(buf, buflen, "unix socket %s", a->unix_path);
+  else
+    snprintf(buf, buflen, "%s:%d", gm__addr_host(a), gm__addr_port(a));
+  return buf;
+}
 
 gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
                              size_t errlen) {
   if (addr->cluster && *addr->cluster) {
-    gm__redis *r = gm__cluster_connect(addr->cluster, addr->stop, err, errlen);
+    gm__redis *r = gm__cluster_connect(addr, err, errlen);
     if (r) r->stop = addr->stop;
     if (r && (addr->connect_us || addr->io_us))
       gm__redis_set_timeouts(r, addr->connect_us, addr->io_us);
@@ -1376,13 +1469,12 @@ gm__redis *gm__redis_connect(const gm__redis_addr *addr, char *err,
   r->connect_us = addr->connect_us;
   r->io_us = addr->io_us;
   r->stop = addr->stop;
+  gm__redis_addr_where(addr, r->where, sizeof r->where);
   if (addr->unix_path && *addr->unix_path) {
     r->unix_path = strdup(addr->unix_path);
-    snprintf(r->where, sizeof r->where, "unix socket %s", addr->unix_path);
   } else {
-    r->host = strdup(addr->host && *addr->host ? addr->host : "127.0.0.1");
-    r->port = addr->port > 0 ? addr->port : 6379;
-    snprintf(r->where, sizeof r->where, "%s:%d", r->host, r->port);
+    r->host = strdup(gm__addr_host(addr));
+    r->port = gm__addr_port(addr);
   }
   r->c = gm__redis_open(r);
   if (!r->c || r->c->err) {
@@ -1548,12 +1640,14 @@ static int gm__cluster_route(gm__redis *r, int slot) {
   return node;
 }
 
-static gm__redis *gm__cluster_connect(const char *seeds, gm__redis_stop *stop,
-                                      char *err, size_t errlen) {
+static gm__redis *gm__cluster_connect(const gm__redis_addr *addr, char *err,
+                                      size_t errlen) {
+  const char *seeds = addr->cluster;
+  gm__redis_stop *stop = addr->stop;
   gm__redis *r = calloc(1, sizeof *r);
   if (!r) abort();
   r->epfd = -1;
-  snprintf(r->where, sizeof r->where, "cluster %s", seeds);
+  gm__redis_addr_where(addr, r->where, sizeof r->where);
   r->cluster = gm__cluster_new(seeds, err, errlen);
   if (!r->cluster) {
     gm__redis_destroy(&r);

@@ -183,6 +183,11 @@ const char *gm__redis_ctx_error(const gm__redis *r, const redisContext *c,
 /* Why the last command over r failed, and where r points, for messages. */
 const char *gm__redis_last_error(const gm__redis *r);
 const char *gm__redis_where(const gm__redis *r);
+/* Where addr points, for messages, before any connection: "cluster
+   <seeds>", "unix socket <path>" or "host:port" (the defaults filled in),
+   as gm__redis_where says once connected.  Into buf; returns buf. */
+const char *gm__redis_addr_where(const gm__redis_addr *addr, char *buf,
+                                 size_t buflen);
 /* Where one context points ("host:port" or "unix socket <path>", as
    gm__redis_where says), for messages about one node of a cluster; "?"
    for NULL. */

@@ -1,8 +1,12 @@
 /* The config reader: values, defaults, bad numbers, relative paths. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -343,6 +347,82 @@ START_TEST(a_bad_public_feed_sub_is_refused) {
 }
 END_TEST
 
+/* A socket bound to a free port (TCP on 127.0.0.1, or a unix socket at
+   `unix_path`) that does not listen: a connection to it is refused.  Its
+   descriptor; the TCP port in *tcp_port. */
+static int bound_not_listening(const char *unix_path, int *tcp_port) {
+  if (unix_path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    ck_assert_uint_lt(strlen(unix_path), sizeof a.sun_path);
+    memcpy(a.sun_path, unix_path, strlen(unix_path) + 1);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  *tcp_port = ntohs(a.sin_port);
+  return fd;
+}
+
+/*
+ * gmd that cannot reach Redis at start says, in words, what failed at
+ * which address and what to do: nothing listening on the port, no socket
+ * file, a socket file nobody listens on.  Before, it printed the system's
+ * bare words in brackets ("(Connection refused)", "(No such file or
+ * directory)") and asked whether redis-server was running.
+ */
+START_TEST(gmd_names_what_failed_when_redis_cannot_be_reached) {
+  char conf[512], out[4096], want[256];
+  int port = 0, fd = bound_not_listening(NULL, &port);
+  snprintf(conf, sizeof conf,
+           "[redis]\nhost = 127.0.0.1\nport = %d\n[security]\nmode = dev\n",
+           port);
+  ck_assert_int_eq(gmd_check(conf, out, sizeof out), 1);
+  close(fd);
+  snprintf(want, sizeof want,
+           "cannot start: Redis is not reachable at 127.0.0.1:%d: the "
+           "connection was refused (nothing listens on port %d of 127.0.0.1)",
+           port, port);
+  ck_assert_msg(strstr(out, want) &&
+                    strstr(out,
+                           "set [redis] host and port to where it "
+                           "listens") &&
+                    !strstr(out, "(Connection refused)"),
+                "want \"%s\" in: %s", want, out);
+
+  ck_assert_int_eq(gmd_check("[redis]\nunix = r.sock\n[security]\nmode = "
+                             "dev\n",
+                             out, sizeof out),
+                   1);
+  ck_assert_msg(strstr(out, "r.sock: there is no such socket file") &&
+                    strstr(out, "[redis] unix is the `unixsocket`") &&
+                    !strstr(out, "(No such file or directory)"),
+                "%s", out);
+
+  write_conf("[redis]\nunix = r.sock\n[security]\nmode = dev\n");
+  char sock[300];
+  snprintf(sock, sizeof sock, "%s/r.sock", dir);
+  fd = bound_not_listening(sock, NULL);
+  int rc = gm_test_gmd_check(path, out, sizeof out);
+  close(fd);
+  unlink(sock);
+  cleanup();
+  ck_assert_int_eq(rc, 1);
+  ck_assert_msg(strstr(out,
+                       "r.sock: the connection was refused (the socket "
+                       "file is there but no server listens on it") &&
+                    !strstr(out, "(Connection refused)"),
+                "%s", out);
+}
+END_TEST
+
 /* The test helper joins the stderr of every part of a compound command
    (the promtool checks run "cd DIR && promtool ..."). */
 START_TEST(test_shell_joins_every_part_s_stderr) {
@@ -373,6 +453,7 @@ int main(void) {
   tcase_add_test(tc, dev_mode_stays_on_this_machine);
   tcase_add_test(tc, a_bad_public_feed_sub_is_refused);
   tcase_add_test(tc, a_bad_log_level_option_is_named_as_the_option);
+  tcase_add_test(tc, gmd_names_what_failed_when_redis_cannot_be_reached);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
