@@ -182,13 +182,17 @@ struct gm__metrics {
   /* A failed outbox count: a line a minute at most while Redis stays in
      trouble (the checker's, counted at most every outbox_count_ms). */
   gm__log_limit count_log;
-  gauge *gauges;        /* extra gauges */
-  size_t n_gauges;      /* how many */
-  pthread_t thread;     /* runs libmicrohttpd; valid while daemon */
-  int wake[2];          /* written to stop the thread */
-  peer *peers;          /* open connections (the thread's) */
-  size_t n_open;        /* of them, not closing */
-  uint64_t deadline_us; /* REQUEST_DEADLINE_MS, or a test's */
+  gm__log_limit dead_log; /* the same for a failed count of gm_dead_letter */
+  gauge *gauges;          /* extra gauges */
+  size_t n_gauges;        /* how many */
+  pthread_t thread;       /* runs libmicrohttpd; valid while daemon */
+  int wake[2];            /* written to stop the thread */
+  peer *peers;            /* open connections (the thread's) */
+  size_t n_open;          /* of them, not closing */
+  uint64_t deadline_us;   /* REQUEST_DEADLINE_MS, or a test's */
+  int epoll_gone;         /* libmicrohttpd's epoll descriptor was closed
+                             under the thread: libmicrohttpd is not called
+                             again (gm__metrics_stop) */
 };
 
 /* ---- text ---- */
@@ -378,6 +382,7 @@ gm__metrics *gm__metrics_new(const gm__config *cfg, char *err, size_t errlen) {
   m->slow_log = (gm__log_limit)GM__LOG_LIMIT(5, 10000);
   m->mhd_log = (gm__log_limit)GM__LOG_LIMIT(5, 10000);
   m->count_log = (gm__log_limit)GM__LOG_LIMIT(1, 60000);
+  m->dead_log = (gm__log_limit)GM__LOG_LIMIT(1, 60000);
   m->done[0] = m->done[1] = -1;
   m->start_us = gm__clock_mono_us();
   m->start_unix_ms = wall_ms();
@@ -493,35 +498,40 @@ int gm__metrics_check_address(const gm__metrics *m, char *err, size_t errlen) {
    from the address before it first connected. */
 static const char *redis_where(const gm__metrics *m, char *buf, size_t len) {
   if (m->redis) return gm__redis_where(m->redis);
-  const gm__redis_addr *a = &m->view.redis;
-  if (a->cluster && *a->cluster)
-    snprintf(buf, len, "cluster %s", a->cluster);
-  else if (a->unix_path && *a->unix_path)
-    snprintf(buf, len, "unix socket %s", a->unix_path);
-  else
-    snprintf(buf, len, "%s:%d", a->host ? a->host : "?", a->port);
-  return buf;
+  return gm__redis_addr_where(&m->view.redis, buf, len);
 }
 
 /* What the check under way waits for from now on ("Redis at ... to answer
    PING"): a request whose check runs past the deadline is answered 503
    saying so.  On the checker thread, before each step that waits on Redis
    or the ledger. */
+size_t gm__metrics_fit_text(char *out, size_t cap, const char *s) {
+  if (!cap) return 0;
+  /* Repaired whole, then cut: a character cut before the repair would be
+     replaced, not left out. */
+  size_t len = strlen(s);
+  char *fixed = malloc(3 * len + 1);
+  if (!fixed) abort();
+  size_t n = gm__utf8_repair(s, len, fixed);
+  n = gm__utf8_cut(fixed, n, cap - 1);
+  memcpy(out, fixed, n);
+  out[n] = '\0';
+  free(fixed);
+  return n;
+}
+
 __attribute__((format(printf, 2, 3))) static void checking(gm__metrics *m,
                                                            const char *fmt,
                                                            ...) {
-  /* Formatted whole, then made valid UTF-8 (a path may hold any bytes) and
-     cut at a character: the 503's body is sent as charset=utf-8. */
-  char raw[2 * sizeof m->checking], fixed[6 * sizeof m->checking];
+  /* Formatted whole, then made fit (gm__metrics_fit_text). */
+  char raw[2 * sizeof m->checking], fixed[sizeof m->checking];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
-  size_t n = gm__utf8_repair(raw, strlen(raw), fixed);
-  n = gm__utf8_cut(fixed, n, sizeof m->checking - 1);
+  gm__metrics_fit_text(fixed, sizeof fixed, raw);
   pthread_mutex_lock(&m->lock);
-  memcpy(m->checking, fixed, n);
-  m->checking[n] = '\0';
+  memcpy(m->checking, fixed, sizeof fixed);
   m->checking_us = gm__clock_mono_us();
   pthread_mutex_unlock(&m->lock);
 }
@@ -599,6 +609,12 @@ static int redis_check_once(gm__metrics *m, char *why, size_t whylen,
      twice). */
   for (size_t i = 0; i < n && (ok || *closed); i++) {
     c = masters[i];
+    if (gm__redis_is_cluster(m->redis) && c) {
+      /* The node waited on, not the cluster's seeds. */
+      char node[300];
+      gm__redis_ctx_where(c, node, sizeof node);
+      checking(m, "Redis at %s to answer PING", node);
+    }
     errno = 0;
     redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
     int io_errno = errno;
@@ -752,17 +768,25 @@ static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
   checking(m, "the ledger %s to count gm_dead_letter", m->view.ledger_path);
   out[2] =
       ledger_count(m, "SELECT count(*) FROM gm_dead_letter", why, sizeof why);
+  if (out[2] < 0)
+    gm__log_limited(&m->dead_log, GM_LOG_WARN, "metrics",
+                    "could not count the dead letters (gm_dead_letter): %s; "
+                    "greenmarket_dead_letters is left out of scrapes until a "
+                    "count works (tried again at most every %llu ms, "
+                    "[metrics] outbox_count_ms)",
+                    why, (unsigned long long)(m->count_every_us / 1000u));
   if (!redis_ok || !redis_ready(m, why, sizeof why)) return 1;
-  checking(m,
-           "Redis at %s to answer the outbox count (SMEMBERS gm:outboxes, "
-           "then XLEN of each stream)",
-           redis_where(m, where, sizeof where));
-  if (m->count_hook) m->count_hook(m->count_hook_arg);
   /* Each key on the context of its node (on a cluster, the master of its
-     slot; on one Redis, the one context). */
+     slot; on one Redis, the one context), which a 503 names. */
   static const char registry[] = "gm:outboxes";
   redisContext *c =
       gm__redis_context_for(m->redis, registry, sizeof registry - 1);
+  gm__redis_ctx_where(c, where, sizeof where);
+  checking(m,
+           "Redis at %s to answer the outbox count (SMEMBERS gm:outboxes, "
+           "then XLEN of each stream)",
+           where);
+  if (m->count_hook) m->count_hook(m->count_hook_arg);
   redisReply *set = redisCommand(c, "SMEMBERS %s", registry);
   if (!set || set->type != REDIS_REPLY_ARRAY) {
     gm__count(GM__COUNT_REDIS_ERRORS);
@@ -789,6 +813,15 @@ static int count_outboxes(gm__metrics *m, int redis_ok, long long out[3]) {
     /* Every reply is read, even after a failure: another node's
        connection must not keep replies nobody read. */
     for (size_t k = i; k < end; k++) {
+      if (on[k - i] != c) {
+        /* Another node of a cluster: the one waited on from now. */
+        c = on[k - i];
+        gm__redis_ctx_where(c, where, sizeof where);
+        checking(m,
+                 "Redis at %s to answer the outbox count (XLEN of each "
+                 "stream)",
+                 where);
+      }
       redisReply *r = NULL;
       if (redisGetReply(on[k - i], (void **)&r) != REDIS_OK || !r) {
         if (ok) count_failed(m, on[k - i], NULL, "XLEN");
@@ -1368,6 +1401,14 @@ static void *serve(void *arg) {
       snprintf(why, sizeof why, "%s (descriptor %d) was closed under it",
                fd_name[nval], fds[nval].fd);
       stop_serving(m, why, nval != 0);
+      /* Its number is no longer ours: whoever opens a file next may be
+         given it, and closing it at the stop would close theirs. */
+      if (nval == 0)
+        m->epoll_gone = 1;
+      else if (nval == 1)
+        m->wake[0] = -1;
+      else
+        m->done[0] = -1;
       break;
     }
     if (rc < 0 && poll_bug(e)) {
@@ -1664,6 +1705,46 @@ int gm__metrics_start(gm__metrics *m, const gm__metrics_view *view, char *err,
   return 0;
 }
 
+/* Daemons given up on (abandon): kept reachable, never freed. */
+typedef struct abandoned {
+  struct abandoned *next;
+  struct MHD_Daemon *daemon;
+} abandoned;
+static abandoned *abandoned_daemons;
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The stop of a server whose epoll descriptor was closed under it
+ * (m->epoll_gone).  MHD_stop_daemon would take each connection out of that
+ * descriptor (epoll_ctl) and close it, and libmicrohttpd panics, aborting
+ * gmd in its stop, when either fails with EBADF (MHD_PANIC, whose default
+ * calls abort()); and if another file has been given the number since,
+ * the stop would close that file, another thread's, instead.  So
+ * libmicrohttpd is not called again: the sockets gmd knows are its (each
+ * connection's, shut down already, and the listening socket) are closed
+ * here, and the daemon's memory (and its own wake-up descriptor) is left
+ * as it is, once, after a bug already logged at ERROR.
+ */
+static void abandon(gm__metrics *m) {
+  for (peer *p = m->peers, *next; p; p = next) {
+    next = p->next;
+    if (p->fd >= 0) close(p->fd);
+    free(p);
+  }
+  m->peers = NULL;
+  m->n_open = 0;
+  const union MHD_DaemonInfo *i =
+      MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+  if (i && i->listen_fd != MHD_INVALID_SOCKET) close(i->listen_fd);
+  abandoned *a = malloc(sizeof *a);
+  if (!a) abort();
+  a->daemon = m->daemon;
+  pthread_mutex_lock(&abandoned_lock);
+  a->next = abandoned_daemons;
+  abandoned_daemons = a;
+  pthread_mutex_unlock(&abandoned_lock);
+}
+
 void gm__metrics_stop(gm__metrics *m) {
   if (!m || !m->daemon) return;
   ssize_t w = write(m->wake[1], "", 1);
@@ -1677,19 +1758,25 @@ void gm__metrics_stop(gm__metrics *m) {
   pthread_mutex_unlock(&m->lock);
   pthread_join(m->checker, NULL);
   m->stopping = 0;
+  /* A pipe's end closed under the thread is no longer ours (-1). */
   for (int i = 0; i < 2; i++) {
-    close(m->wake[i]);
-    close(m->done[i]);
+    if (m->wake[i] >= 0) close(m->wake[i]);
+    if (m->done[i] >= 0) close(m->done[i]);
     m->wake[i] = m->done[i] = -1;
   }
-  /* libmicrohttpd stops only with no connection suspended. */
-  for (peer *p = m->peers; p; p = p->next)
-    if (p->suspended) {
-      p->suspended = 0;
-      MHD_resume_connection(p->conn);
-    }
-  /* Closes every connection (on_connection frees each peer). */
-  MHD_stop_daemon(m->daemon);
+  if (m->epoll_gone) {
+    abandon(m);
+  } else {
+    /* libmicrohttpd stops only with no connection suspended. */
+    for (peer *p = m->peers; p; p = p->next)
+      if (p->suspended) {
+        p->suspended = 0;
+        MHD_resume_connection(p->conn);
+      }
+    /* Closes every connection (on_connection frees each peer). */
+    MHD_stop_daemon(m->daemon);
+  }
+  m->epoll_gone = 0;
   m->daemon = NULL;
   m->port = 0;
   gm__redis_destroy(&m->redis);

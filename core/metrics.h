@@ -85,6 +85,12 @@ void gm__metrics_set_request_deadline_ms(gm__metrics *m, unsigned ms);
 /* For tests, before gm__metrics_start: fn(arg) runs on the checker thread
    before each outbox count's Redis commands (after that check's PING). */
 void gm__metrics_set_count_hook(gm__metrics *m, void (*fn)(void *), void *arg);
+/* The text s fit for a reply of at most cap - 1 bytes and its NUL: its
+   invalid UTF-8 replaced (U+FFFD), then cut at a character, never inside
+   one (the 503's body is sent as charset=utf-8, and what a check waits for
+   names a ledger path, which may hold any bytes).  Into out (cap bytes);
+   returns the length. */
+size_t gm__metrics_fit_text(char *out, size_t cap, const char *s);
 /* For tests, once serving: the HTTP thread's next poll fails with errno
    err (EBADF, EFAULT, EINVAL, bugs: it stops serving; any other: it waits
    and goes on; see metrics.c). */

@@ -24,8 +24,10 @@
 #include "cluster.h"
 #include "cluster_failover.h"
 #include "cluster_fixture.h"
+#include "config.h"
 #include "fiber.h"
 #include "gmd_fixture.h"
+#include "metrics.h"
 #include "redis.h"
 #include "testmkt.pb-c.h"
 
@@ -612,6 +614,51 @@ START_TEST(test_metrics_outbox_count_survives_a_closed_node_connection) {
 }
 END_TEST
 
+/* Until the test opens it (10 s at most): a count held on the checker
+   thread, so the check runs past the request's deadline. */
+static void hold_count(void *arg) {
+  atomic_int *opened = arg;
+  for (int i = 0; i < 2000 && !atomic_load(opened); i++) gm_test_sleep_ms(5);
+}
+
+/* A health check that waits on one node of a cluster (the master of
+   gm:outboxes, held in the outbox count by a hook) is answered 503 naming
+   that node, which the operator can look at, not the cluster's seed list.
+   Before, "Redis at cluster 127.0.0.1:...,... to answer the outbox count". */
+START_TEST(test_a_503_names_the_node_waited_on) {
+  static _Atomic uint64_t bad_frames = 0;
+  atomic_int opened = 0;
+  gm__config *c = gm__config_new();
+  gm__config_set(c, "metrics", "listen", "127.0.0.1:0");
+  char err[512] = "";
+  gm__metrics *m = gm__metrics_new(c, err, sizeof err);
+  ck_assert_msg(m != NULL, "%s", err);
+  gm__metrics_set_request_deadline_ms(m, 500);
+  gm__metrics_set_count_hook(m, hold_count, &opened);
+  gm__metrics_view v = {.broker = "test",
+                        .bad_frames = &bad_frames,
+                        .redis = {.cluster = gm_test_cluster_seeds(cl)},
+                        .ledger_path = "/nonexistent.sqlite"};
+  ck_assert_msg(gm__metrics_start(m, &v, err, sizeof err) == 0, "%s", err);
+  int status;
+  const char *body = http_get(gm__metrics_port(m), "/healthz", &status);
+  static const char registry[] = "gm:outboxes";
+  char want[128];
+  snprintf(want, sizeof want,
+           "Redis at 127.0.0.1:%d to answer the outbox count",
+           gm_test_cluster_port(
+               cl, gm_test_cluster_owner(
+                       cl, gm__cluster_keyslot(registry, strlen(registry)))));
+  int named = status == 503 && strstr(body, want) && !strstr(body, "cluster ");
+  char said[1024];
+  snprintf(said, sizeof said, "%s", body);
+  atomic_store(&opened, 1);
+  gm__metrics_destroy(&m);
+  gm__config_destroy(&c);
+  ck_assert_msg(named, "want 503 \"%s\", got %d %s", want, status, said);
+}
+END_TEST
+
 /* A failover that loses an acknowledged SADD gm:outboxes (replication is
    asynchronous: kill -9 of the master before its replica had it) is
    repaired as a restarted Redis is: gmd forgets which streams it
@@ -1102,6 +1149,7 @@ int main(void) {
   tcase_add_test(sh, test_deadlines_fire_on_every_master);
   tcase_add_test(sh,
                  test_metrics_outbox_count_survives_a_closed_node_connection);
+  tcase_add_test(sh, test_a_503_names_the_node_waited_on);
   /* Last: it leaves a slot migrating. */
   tcase_add_test(sh, test_pipelined_ask);
   suite_add_tcase(s, sh);

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1484,6 +1485,20 @@ START_TEST(a_failed_outbox_count_does_not_reconnect_at_once) {
   ck_assert_msg(
       strstr(log, want) && !strstr(log, "Resource temporarily unavailable"),
       "log: %s", log);
+  /* The ledger (/nonexistent.sqlite) cannot be read: each count (two at
+     least, the failed one and the recount) fails to count gm_dead_letter,
+     said once a minute.  Before, not at all: the gauge went missing
+     silently. */
+  size_t dead = 0;
+  for (const char *p = log;
+       (p = strstr(p,
+                   "could not count the dead letters (gm_dead_letter): "
+                   "cannot open the ledger /nonexistent.sqlite"));
+       p++)
+    dead++;
+  ck_assert_msg(
+      dead == 1 && strstr(log, "greenmarket_dead_letters is left out"),
+      "%zu lines about the dead-letter count; log: %s", dead, log);
   gm__redis_set_auth(NULL, NULL);
   free(file);
   gm_test_redis_stop(&r);
@@ -1510,11 +1525,11 @@ START_TEST(a_failed_poll_closes_the_port) {
     char *body = http("GET", "/metrics", &status);
     ck_assert_int_eq(status, 200);
     free(body);
-    int held = socket(AF_INET, SOCK_STREAM, 0);
+    /* Taken in: answered once, kept alive (it slept 100 ms before). */
+    int held = connect_local();
+    ck_assert_int_eq(keep_alive_request(held, "/nothing-here"), 404);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    ck_assert_int_eq(connect(held, (struct sockaddr *)&a, sizeof a), 0);
-    gm_test_sleep_ms(100); /* taken in */
     gm__metrics_fail_poll(m, bugs[k]);
     int refused = 0;
     for (int i = 0; i < 100 && !refused; i++) {
@@ -1602,6 +1617,12 @@ static int new_epoll_fd(const int *before, size_t n) {
  * (poll returning at once, for ever) with the port accepting connections
  * nobody answered, and a closed stop pipe ended the thread silently, the
  * port left open.
+ *
+ * The stop then leaves the number alone: here another file is given it
+ * meanwhile, and a kept-alive connection was open.  Before, the stop
+ * (MHD_stop_daemon) aborted the process (libmicrohttpd's panic when taking
+ * the connection out of "its" epoll descriptor failed), and without a
+ * connection closed the other file.
  */
 START_TEST(a_descriptor_closed_under_the_thread_closes_the_port) {
   int before[64];
@@ -1622,6 +1643,8 @@ START_TEST(a_descriptor_closed_under_the_thread_closes_the_port) {
   char *body = http("GET", "/metrics", &status);
   ck_assert_int_eq(status, 200);
   free(body);
+  int held = connect_local();
+  ck_assert_int_eq(keep_alive_request(held, "/nothing-here"), 404);
   int epfd = new_epoll_fd(before, n);
   ck_assert_int_ge(epfd, 0);
   /* Opened first: no descriptor is opened between the close and the line
@@ -1637,11 +1660,15 @@ START_TEST(a_descriptor_closed_under_the_thread_closes_the_port) {
     said = strstr(log, "was closed under it") != NULL;
     if (!said) gm_test_sleep_ms(20);
   }
-  /* The number held again, so the stop's close of it closes nothing of the
-     test's. */
-  dup2(placeholder, epfd);
+  /* Another file is given the number (as the next open anywhere in gmd
+     would be). */
+  ck_assert_int_eq(dup2(placeholder, epfd), epfd);
   close(placeholder);
   ck_assert_msg(said, "no line about the closed descriptor in 5 s: %s", log);
+  ck_assert_msg(closed_by_server(held, 2000),
+                "a connection open when the descriptor was closed was left "
+                "open");
+  close(held);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
   inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
@@ -1655,6 +1682,16 @@ START_TEST(a_descriptor_closed_under_the_thread_closes_the_port) {
                     strstr(all, "a bug in gmd"),
                 "log: %s", all);
   free(all);
+  /* The stop closed nothing at that number: the file given it is open. */
+  char link[64], target[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", epfd);
+  ssize_t len = readlink(link, target, sizeof target - 1);
+  target[len > 0 ? len : 0] = '\0';
+  ck_assert_msg(!strcmp(target, "/dev/null"),
+                "the stop closed descriptor %d, which another file had been "
+                "given (it is now '%s')",
+                epfd, target);
+  close(epfd);
 }
 END_TEST
 
@@ -1693,11 +1730,18 @@ START_TEST(a_poll_short_of_memory_waits_and_serves_on) {
 }
 END_TEST
 
-/* The first call sleeps 4 s (a health check slow to finish). */
+/* A count hook's gate: the first count waits until the test opens it (a
+   health check slow to finish), 10 s at most. */
+typedef struct gate {
+  _Atomic int first;  /* no count has passed yet */
+  _Atomic int opened; /* the test is done with the slow check */
+} gate;
+
 static void slow_count(void *arg) {
-  int *first = arg;
-  if (*first) gm_test_sleep_ms(4000);
-  *first = 0;
+  gate *g = arg;
+  if (!atomic_exchange(&g->first, 0)) return;
+  for (int i = 0; i < 2000 && !atomic_load(&g->opened); i++)
+    gm_test_sleep_ms(5);
 }
 
 /* Reads an HTTP/1.0 answer on fd up to its end (the server closes): the
@@ -1725,7 +1769,8 @@ static char *read_answer(int fd, int *status) {
 /*
  * A request whose health check runs past the deadline (10 s; 0.5 s here)
  * is answered 503 saying which step of the check has not answered (here
- * the outbox count, held 4 s by the hook), /healthz and a /metrics
+ * the outbox count, held by the hook until both answers came), /healthz
+ * and a /metrics
  * scrape that has no earlier check to fall back on alike, and logged as
  * the check's slowness, not the client's.  Before, the connection was
  * closed without an answer: a load balancer saw a broken connection, not
@@ -1740,8 +1785,8 @@ START_TEST(a_health_check_past_the_deadline_is_answered_503) {
   gm__metrics *m = gm__metrics_new(c, err, sizeof err);
   ck_assert_msg(m != NULL, "%s", err);
   gm__metrics_set_request_deadline_ms(m, 500);
-  int first = 1;
-  gm__metrics_set_count_hook(m, slow_count, &first);
+  gate g = {1, 0};
+  gm__metrics_set_count_hook(m, slow_count, &g);
   gm__metrics_view v = {.broker = "test",
                         .bad_frames = &bad_frames,
                         .redis = {.unix_path = gm_test_redis_socket(r)},
@@ -1767,8 +1812,8 @@ START_TEST(a_health_check_past_the_deadline_is_answered_503) {
                 "/healthz: %s", body);
   ck_assert(gm__utf8_valid(body, strlen(body)));
   printf("/healthz past the deadline, after %ld ms: %s", ms, body);
-  /* At the deadline, not when the check ended (4 s): a margin for a loaded
-   * machine. */
+  /* At the deadline, not when the check ended (the gate opens after both
+     answers, 10 s at most): a margin for a loaded machine. */
   ck_assert_msg(ms < 3500, "/healthz answered after %ld ms", ms);
   free(body);
   body = read_answer(scrape_fd, &status);
@@ -1776,6 +1821,7 @@ START_TEST(a_health_check_past_the_deadline_is_answered_503) {
   ck_assert_msg(status == 503 && strstr(body, "to answer the outbox count"),
                 "/metrics: %d %s", status, body);
   free(body);
+  atomic_store(&g.opened, 1);
   /* The check, once over, answers the next scrape as usual. */
   status = 0;
   for (int i = 0; i < 100 && status != 200; i++) {
@@ -1803,6 +1849,55 @@ START_TEST(a_health_check_past_the_deadline_is_answered_503) {
                     !strstr(log, "a client too slow"),
                 "log: %s", log);
   gm_test_redis_stop(&r);
+}
+END_TEST
+
+/*
+ * What a 503 says the check waits for is valid UTF-8 cut at a character:
+ * a ledger path of two-, three- and four-byte characters longer than the
+ * room is cut before the character that does not fit whole, never inside
+ * it and never replacing it; a byte that is not UTF-8 is replaced.
+ */
+START_TEST(the_503_text_is_cut_at_a_character) {
+  static const char *const chars[] = {"\xc3\xa9", "\xe2\x82\xac",
+                                      "\xf0\x9f\x8c\xb1"};
+  static const char prefix[] = "the ledger /var/lib/";
+  for (size_t k = 0; k < 3; k++) {
+    char s[4096];
+    size_t len = (size_t)snprintf(s, sizeof s, "%s", prefix);
+    while (len < 2000)
+      len += (size_t)snprintf(s + len, sizeof s - len, "%s", chars[k]);
+    snprintf(s + len, sizeof s - len, " to count gm_dead_letter");
+    size_t w = strlen(chars[k]);
+    char out[640];
+    memset(out, 'x', sizeof out);
+    size_t n = gm__metrics_fit_text(out, sizeof out, s);
+    /* As many whole characters as fit in 639 bytes after the prefix. */
+    size_t want = strlen(prefix) + (639 - strlen(prefix)) / w * w;
+    ck_assert_msg(n == want && strlen(out) == n,
+                  "%zu-byte characters: %zu bytes kept, want %zu", w, n, want);
+    ck_assert(gm__utf8_valid(out, n));
+    ck_assert_msg(memcmp(out, s, n) == 0,
+                  "%zu-byte characters: the text kept is not the start of "
+                  "the path",
+                  w);
+  }
+  char out[64];
+  ck_assert_uint_eq(gm__metrics_fit_text(out, sizeof out,
+                                         "a\xff"
+                                         "b"),
+                    5);
+  ck_assert_str_eq(out,
+                   "a\xef\xbf\xbd"
+                   "b");
+  /* The replacement counts toward the room: "a" and U+FFFD need 4 bytes. */
+  ck_assert_uint_eq(gm__metrics_fit_text(out, 4,
+                                         "a\xff"
+                                         "b"),
+                    1);
+  ck_assert_str_eq(out, "a");
+  ck_assert_uint_eq(gm__metrics_fit_text(out, 1, "abc"), 0);
+  ck_assert_str_eq(out, "");
 }
 END_TEST
 
@@ -1939,6 +2034,7 @@ int main(void) {
   tcase_add_test(unit, a_poll_error_that_may_pass_serves_on);
   tcase_add_test(unit, a_descriptor_closed_under_the_thread_closes_the_port);
   tcase_add_test(unit, a_health_check_past_the_deadline_is_answered_503);
+  tcase_add_test(unit, the_503_text_is_cut_at_a_character);
   tcase_add_test(unit, log_limits_are_each_servers_own);
   tcase_add_test(unit, a_failed_outbox_count_does_not_reconnect_at_once);
   tcase_add_test(unit, dead_letter_after_and_outbox_count_ms_take_effect);
