@@ -1717,8 +1717,10 @@ static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
  * The stop of a server whose epoll descriptor was closed under it
  * (m->epoll_gone).  MHD_stop_daemon would take each connection out of that
  * descriptor (epoll_ctl) and close it, and libmicrohttpd panics, aborting
- * gmd in its stop, when either fails with EBADF (MHD_PANIC, whose default
- * calls abort()); and if another file has been given the number since,
+ * gmd in its stop, when the first fails or the close fails with EBADF
+ * (MHD_PANIC, whose default calls abort(); libmicrohttpd 0.9.75's
+ * MHD_cleanup_connections and MHD_stop_daemon); and if another file has
+ * been given the number since,
  * the stop would close that file, another thread's, instead.  So
  * libmicrohttpd is not called again: the sockets gmd knows are its (each
  * connection's, shut down already, and the listening socket) are closed
