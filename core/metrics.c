@@ -579,9 +579,11 @@ static redisContext *redis_ready(gm__metrics *m, char *why, size_t whylen) {
                                     sizeof buf);
       if (gm__redis_auth_failed(e))
         gm__redis_auth_message(why, whylen, gm__redis_where(m->redis), e);
-      else
+      else if (gm__redis_is_cluster(m->redis))
         snprintf(why, whylen, "Redis is not reachable at %s (%s)",
                  gm__redis_where(m->redis), e);
+      else
+        gm__redis_unreachable_message(m->redis, e, why, whylen);
       return NULL;
     }
     m->redis_stale = 0;

@@ -1057,11 +1057,8 @@ static int gm__errstr_is(const char *e, int n) {
   return !strcmp(e, strerror(n));
 }
 
-/* err: why a connection to r could not be made (e: hiredis's text for it),
-   in words an operator acts on: what failed at which address, and what to
-   check.  An error not known here keeps the system's words. */
-static void gm__unreachable_message(const gm__redis *r, const char *e,
-                                    char *err, size_t errlen) {
+void gm__redis_unreachable_message(const gm__redis *r, const char *e, char *err,
+                                   size_t errlen) {
   /* gm__resolve's words for a name getaddrinfo refused. */
   static const char resolve_failed[] = "its name did not resolve: ";
   if (r->unix_path && gm__errstr_is(e, ENOENT))
@@ -1142,7 +1139,7 @@ static void gm__connect_error(const gm__redis *r, const redisContext *c,
              "its log)",
              r->where, (double)gm__hello_us(r) / 1e6);
   else if (c)
-    gm__unreachable_message(r, c->errstr, err, errlen);
+    gm__redis_unreachable_message(r, c->errstr, err, errlen);
   else
     snprintf(err, errlen, "Redis is not reachable at %s (out of memory)",
              r->where);

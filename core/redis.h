@@ -180,6 +180,14 @@ uint64_t gm__redis_reopens(const gm__redis *r);
    for one cut by r's stop.  Into buf; returns buf. */
 const char *gm__redis_ctx_error(const gm__redis *r, const redisContext *c,
                                 char *buf, size_t buflen);
+/* out: why a connection to r could not be made (e: hiredis's text for it,
+   or gm__redis_ctx_error's), in words an operator acts on: what failed at
+   which address (a refused port, a missing socket file, an unknown host
+   name...) and what to check.  An error not known here (or on a cluster)
+   keeps e's words: "Redis is not reachable at X (e); is redis-server
+   running?". */
+void gm__redis_unreachable_message(const gm__redis *r, const char *e, char *out,
+                                   size_t outlen);
 /* Why the last command over r failed, and where r points, for messages. */
 const char *gm__redis_last_error(const gm__redis *r);
 const char *gm__redis_where(const gm__redis *r);

@@ -521,6 +521,18 @@ START_TEST(healthz_fails_while_redis_is_gone) {
   ck_assert_msg(strstr(body, "Redis") && strstr(body, "PING"),
                 "no reason in '%s'", body);
   free(body);
+  /* The next check's new connection fails: said in words, with what to do
+     (before, "(Connection refused)" or "(No such file or directory)"). */
+  char want[256];
+  snprintf(want, sizeof want, "Redis is not reachable at unix socket %s: ",
+           gm_test_redis_socket(redis));
+  body = http("GET", "/healthz", &status);
+  ck_assert_msg(status == 503 && strstr(body, want) &&
+                    strstr(body, "is redis-server running? Start it") &&
+                    !strstr(body, "(Connection refused)") &&
+                    !strstr(body, "(No such file or directory)"),
+                "%d %s", status, body);
+  free(body);
   body = scrape();
   ck_assert(value(body, "greenmarket_redis_up") == 0);
   ck_assert(value(body, "greenmarket_ledger_up") == 1);
