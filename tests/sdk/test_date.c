@@ -10,6 +10,8 @@
 
 #include <greenmarket/date.h>
 
+#include "check_loop.h"
+
 #define CN GM_DATE_CHINA_MS
 
 static int64_t mod_day(int64_t v) {
@@ -27,16 +29,16 @@ START_TEST(days_agree_with_the_c_library) {
                  : day + ((day >= from1900 && day <= to2200) ? 1 : 97)) {
     time_t t = (time_t)(day * 86400);
     struct tm tm;
-    ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+    gm_check(gmtime_r(&t, &tm) != NULL);
     int y, m, d;
     gm_date_civil(day, &y, &m, &d);
-    ck_assert_msg(
+    gm_check_msg(
         y == tm.tm_year + 1900 && m == tm.tm_mon + 1 && d == tm.tm_mday,
         "day %lld: %d-%d-%d, libc %d-%d-%d", (long long)day, y, m, d,
         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    ck_assert_int_eq(gm_date_weekday(day), tm.tm_wday);
-    ck_assert(gm_date_valid(y, m, d));
-    ck_assert_int_eq(gm_date_from_civil(y, m, d), day);
+    gm_check_int_eq(gm_date_weekday(day), tm.tm_wday);
+    gm_check(gm_date_valid(y, m, d));
+    gm_check_int_eq(gm_date_from_civil(y, m, d), day);
   }
   int y, m, d;
   gm_date_civil(GM_DATE_MIN_DAY, &y, &m, &d);

@@ -7,6 +7,8 @@
 
 #include "greenmarket/text.h"
 
+#include "check_loop.h"
+
 /* Encodes cp as UTF-8 into out (NUL-terminated); its length. */
 static size_t enc(long cp, char *out) {
   unsigned char *o = (unsigned char *)out;
@@ -41,11 +43,11 @@ START_TEST(decoding_agrees_with_the_c_library) {
     size_t len = enc(cp, s), n;
     long got = gm_utf8_decode((const unsigned char *)s, len, &n);
     if (cp >= 0xd800 && cp <= 0xdfff) {
-      ck_assert_int_eq(got, -1);
+      gm_check_int_eq(got, -1);
       continue;
     }
-    ck_assert_int_eq(got, cp);
-    ck_assert_uint_eq(n, len);
+    gm_check_int_eq(got, cp);
+    gm_check_int_eq(n, len);
   }
   /* Two-byte prefixes of every lead byte with every continuation, and the
      rest filled with a valid continuation: mbrtowc says which are UTF-8. */
@@ -60,9 +62,9 @@ START_TEST(decoding_agrees_with_the_c_library) {
       size_t r = mbrtowc(&w, (const char *)u, 4, &st);
       /* glibc takes F4 90.. and up (past U+10FFFF), RFC 3629 does not. */
       if (r == (size_t)-1 || r == (size_t)-2 || (long)w > 0x10ffff) {
-        ck_assert_msg(got == -1, "%02x %02x: %ld", a, b, got);
+        gm_check_msg(got == -1, "%02x %02x: %ld", a, b, got);
       } else {
-        ck_assert_msg(got == (long)w && n == r, "%02x %02x", a, b);
+        gm_check_msg(got == (long)w && n == r, "%02x %02x", a, b);
       }
     }
   /* Truncated sequences are refused, not read past their end. */
@@ -132,8 +134,8 @@ START_TEST(controls_bidi_and_bad_bytes_are_refused_with_where) {
     if (cp >= 0xd800 && cp <= 0xdfff) continue;
     enc(cp, s);
     int refused = why_of(s, 0) != NULL;
-    ck_assert_msg(refused == (gm_text_control(cp) || gm_text_blank(cp)),
-                  "U+%04lX", cp);
+    gm_check_msg(refused == (gm_text_control(cp) || gm_text_blank(cp)),
+                 "U+%04lX", cp);
   }
 }
 END_TEST
