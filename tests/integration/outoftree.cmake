@@ -3,4 +3,5 @@
 add_test(NAME outoftree
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/outoftree.sh
                  ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
-set_tests_properties(outoftree PROPERTIES TIMEOUT 300)
+set_tests_properties(outoftree PROPERTIES TIMEOUT 300 LABELS packaging
+                     COST 40)
