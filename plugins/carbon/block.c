@@ -76,15 +76,17 @@ gm_status carbon__block_offer(gm_call *call, const ProtobufCMessage *req,
                         "an admin to register it with that role",
                         in->counterparty, need);
   }
-  if (in->price <= 0 || in->price > GM_CARBON_MAX_PRICE || in->quantity <= 0 ||
-      in->quantity > GM_CARBON_MAX_QTY) {
-    char hi[32];
+  if (in->price <= 0 || in->price > GM_CARBON_MAX_PRICE) {
+    char px[32], hi[32];
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the price must be 0.01..%s yuan and the quantity "
-                      "1..%lld t",
-                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, hi),
-                      (long long)GM_CARBON_MAX_QTY);
+                      "price %s yuan must be 0.01..%s yuan",
+                      gm__carbon_format_price(in->price, px),
+                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, hi));
   }
+  if (in->quantity <= 0 || in->quantity > GM_CARBON_MAX_QTY)
+    return host->fail(call, GM_INVALID_ARGUMENT,
+                      "quantity %lld t must be 1..%lld t",
+                      (long long)in->quantity, (long long)GM_CARBON_MAX_QTY);
   const char *args[] = {"offer", carbon__side_code(in->side), in->counterparty,
                         carbon__num(call, in->price),
                         carbon__num(call, in->quantity)};

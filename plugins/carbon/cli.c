@@ -565,6 +565,13 @@ static int gm__carbon_place_run(const gm__carbon_cli *g, int argc, char **argv,
     return gm__carbon_usage_error(self, "%s",
                                   "--post-only never trades on arrival; a "
                                   "--market order only trades: choose one");
+  if (p.post_only && (p.tif == GM__CARBON__TIME_IN_FORCE__TIF_IOC ||
+                      p.tif == GM__CARBON__TIME_IN_FORCE__TIF_FOK))
+    return gm__carbon_usage_error(
+        self,
+        "--post-only never trades on arrival; an %s order only trades "
+        "on arrival: choose one",
+        p.tif == GM__CARBON__TIME_IN_FORCE__TIF_IOC ? "--ioc" : "--fok");
   if (p.market && (p.tif == GM__CARBON__TIME_IN_FORCE__TIF_DAY ||
                    p.tif == GM__CARBON__TIME_IN_FORCE__TIF_GTD))
     return gm__carbon_usage_error(
@@ -583,6 +590,18 @@ static int gm__carbon_place_run(const gm__carbon_cli *g, int argc, char **argv,
             "error: --gtd \"%s\" is not a time; write a date 2026-11-24 (the "
             "order expires at the end of that day, Asia/Shanghai), a time "
             "with its zone 2026-11-24T15:00:00+08:00 (offsets -14:00..+14:00) "
+            "or ms since 1970\n",
+            p.gtd);
+    return GM_CLI_EXIT_ERROR;
+  }
+  /* ms 0 (or before) is a time long past; the broker would read it as no
+     expiry at all and name its field. */
+  if (p.gtd && expire <= 0) {
+    fprintf(stderr,
+            "error: --gtd %s is not in the future (it is "
+            "1970-01-01T08:00:00+08:00 or earlier); give the time the order "
+            "expires: a date 2026-11-24 (the end of that day, "
+            "Asia/Shanghai), a time with its zone 2026-11-24T15:00:00+08:00 "
             "or ms since 1970\n",
             p.gtd);
     return GM_CLI_EXIT_ERROR;
@@ -1071,6 +1090,47 @@ static void gm__carbon_print_trades(const ProtobufCMessage *m, int recent) {
         "later (a fill reaches the ledger a moment after it happens) is shown "
         "by the same command with --after %s\n",
         r->resume_cursor);
+  /* A range that ended can still gain trades: settlement runs behind the
+     fills (by seconds, or longer while the settler is behind), and the
+     market cannot say when a range is final.  Reconciling page by page
+     needs the cursor that lists them once they settle. */
+  else if (r->resume_cursor[0])
+    printf(
+        "every trade of the range settled so far is shown; one of the range "
+        "that settles later (settlement can run behind the fills) is shown "
+        "by the same command with --after %s\n",
+        r->resume_cursor);
+}
+
+/* Says a refusal of records.trades in the command's terms: the market
+   names the request's fields (cursor, from_ms, to_ms), the user typed
+   --after, --from and --to. */
+static int gm__carbon_trades_refused(const gm__carbon_cli *g, int code,
+                                     gm_status status, const char *msg) {
+  /* 'cursor "TEXT" is ...': TEXT as the market showed it (control
+     characters replaced, cut at a character). */
+  const char *text = !strncmp(msg, "cursor \"", 8) ? msg + 8 : NULL;
+  const char *end = text ? strstr(text, "\" is ") : NULL;
+  int n = end ? (int)(end - text) : 0;
+  if (status != GM_INVALID_ARGUMENT || !end)
+    g->api->error(g->cli, status, "%s", msg);
+  else if (strstr(end, "an earlier release of the broker"))
+    g->api->error(
+        g->cli, status,
+        "--after \"%.*s\" is a cursor an earlier release of the broker "
+        "printed: its pages could miss a trade that settled after them, so "
+        "it is not followed; run the command again without --after (the "
+        "trades of the range are listed again, each once)",
+        n, text);
+  else
+    g->api->error(
+        g->cli, status,
+        "--after \"%.*s\" is not a cursor this command printed for the same "
+        "SYMBOL, --from and --to (as the same user); copy the --after CURSOR "
+        "of the last line printed, unchanged, into the same command, or leave "
+        "--after out to start again from the first page",
+        n, text);
+  return code;
 }
 
 static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
@@ -1117,8 +1177,12 @@ static int gm__carbon_trades_run(const gm__carbon_cli *g, int argc, char **argv,
   req.limit = (int32_t)limit;
   req.cursor = (char *)(r.after ? r.after : "");
   ProtobufCMessage *reply;
-  int code = gm__carbon_call(g, "records.trades", &req.base, &reply);
-  if (code != GM_CLI_EXIT_OK) return code;
+  gm_status status;
+  const char *msg;
+  int code = g->api->call_quiet(g->cli, "carbon", "records.trades", &req.base,
+                                &reply, &status, &msg);
+  if (code != GM_CLI_EXIT_OK)
+    return gm__carbon_trades_refused(g, code, status, msg);
   /* This machine's clock: the broker's may differ by a little, which only
      decides whether the hint is shown. */
   int64_t now = (int64_t)time(NULL) * 1000;
@@ -1960,8 +2024,8 @@ static const gm__carbon_cmd gm__carbon_cmds[] = {
      "    at most --limit (default 100); when more follow it prints the\n"
      "    --after CURSOR that gets the next page (same SYMBOL, --from, --to);\n"
      "    trades that settle after a page was read come after the others, on\n"
-     "    the later pages; on the last page of a range that reaches now it\n"
-     "    prints the --after CURSOR that shows the trades settled since\n",
+     "    the later pages; on the last page it prints the --after CURSOR\n"
+     "    that shows the trades of the range settled since\n",
      gm__carbon_trades_run},
     {"book", "gm carbon book SYMBOL [--depth N]   bids and asks (default 5)\n",
      gm__carbon_book_run},

@@ -148,11 +148,14 @@ gm_status carbon__place(gm_call *call, const ProtobufCMessage *req,
       (market || in->tif == GM__CARBON__TIME_IN_FORCE__TIF_IOC ||
        in->tif == GM__CARBON__TIME_IN_FORCE__TIF_FOK))
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "post_only applies to resting limit orders; drop it for "
-                      "market, IOC and FOK orders");
+                      "post_only (gm: --post-only) applies to resting limit "
+                      "orders; drop it for market, IOC and FOK orders");
   if (in->tif == GM__CARBON__TIME_IN_FORCE__TIF_GTD && in->expire_ms <= 0)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "a GTD order needs expire_ms (ms since the epoch)");
+                      "a GTD order (tif TIF_GTD) needs its expiry: set "
+                      "expire_ms to the time it expires, in ms since "
+                      "1970-01-01 UTC (gm: --gtd DATE), or choose another "
+                      "tif (TIF_DAY expires at the day's close)");
   /* A past expiry is the place script's to refuse, after its duplicate
      lookup: a retry of an order placed before its expiry passed must get
      its first reply (or duplicate = true), not a refusal. */
@@ -204,12 +207,18 @@ gm_status carbon__replace(gm_call *call, const ProtobufCMessage *req,
   if ((st = carbon__split_id(call, in->order_id, &sym, &id)) != GM_OK)
     return st;
   if (in->price < 0 || in->price > GM_CARBON_MAX_PRICE || in->quantity < 0 ||
-      in->quantity > GM_CARBON_MAX_QTY || (in->price == 0 && in->quantity == 0))
+      in->quantity > GM_CARBON_MAX_QTY ||
+      (in->price == 0 && in->quantity == 0)) {
+    char px[32], hi[32];
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "give a new price (1..%lld fen) and/or a new total "
-                      "quantity (1..%lld t)",
-                      (long long)GM_CARBON_MAX_PRICE,
-                      (long long)GM_CARBON_MAX_QTY);
+                      "give a new price (0.01..%s yuan) and/or a new total "
+                      "quantity (1..%lld t), 0 to keep it; given price %s "
+                      "yuan, quantity %lld t",
+                      gm__carbon_format_price(GM_CARBON_MAX_PRICE, hi),
+                      (long long)GM_CARBON_MAX_QTY,
+                      gm__carbon_format_price(in->price, px),
+                      (long long)in->quantity);
+  }
   const char *args[] = {"replace",
                         id,
                         carbon__num(call, in->price),

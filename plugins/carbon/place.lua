@@ -188,7 +188,7 @@ local function admit()
     local top = redis.call('ZRANGE', BZ, '0', '0', 'WITHSCORES')
     if #top > 0 and crosses(math.abs(tonumber(top[2]))) then
       return rej('FAILED_PRECONDITION', 'post-only order would trade at ' ..
-        yuan(math.abs(tonumber(top[2]))) .. '; change the price or drop post_only')
+        yuan(math.abs(tonumber(top[2]))) .. '; change the price or drop post-only (post_only, gm: --post-only)')
     end
   end
   -- FOK: counted over the best max_fills resting orders first.  Enough
@@ -481,7 +481,7 @@ if op == 'continue' then
   elseif not in_session(inst, inst.sess, NOW) then
     why = 'the listing session ended while the order was matching'
   elseif o.exp > 0 and o.exp <= NOW then
-    why = 'expire_ms passed while the order was matching'
+    why = 'its expiry (GTD) passed while the order was matching'
   end
 else
   local r = admit()

@@ -257,6 +257,18 @@ START_TEST(refusals_come_before_the_broker) {
        "--from 2026-12-05 is not before --to 2026-12-01"},
       {{"trades", "--from", "2026-12-04T10:00:00+99:00"}, "dates YYYY-MM-DD"},
       {{"buy", "CEA-2025", "1", "--market", "--post-only"}, "choose one"},
+      /* ms 0 is 1970: said in the option's terms, not as a missing
+         expire_ms (session 22's walk). */
+      {{"buy", "CEA-2025", "1", "@", "85", "--gtd", "0"},
+       "--gtd 0 is not in the future (it is 1970-01-01T08:00:00+08:00 or "
+       "earlier); give the time the order expires"},
+      {{"buy", "CEA-2025", "1", "@", "85", "--gtd", "1969-12-31T00:00:00Z"},
+       "--gtd 1969-12-31T00:00:00Z is not in the future"},
+      {{"buy", "CEA-2025", "1", "@", "85", "--ioc", "--post-only"},
+       "--post-only never trades on arrival; an --ioc order only trades on "
+       "arrival: choose one"},
+      {{"sell", "CEA-2025", "1", "@", "85", "--post-only", "--fok"},
+       "an --fok order only trades"},
       {{"sell", "CEA-2025", "100"}, "needs SYMBOL QTY @ PRICE"},
       {{"replace", "CEA-2025:000000000001"}, "--price and/or --qty"},
       {{"book"}, "needs a SYMBOL"},
@@ -471,20 +483,55 @@ START_TEST(a_session_against_gmd) {
          NULL);
   ck_assert_int_eq(r->code, 1);
   ck_assert_msg(strstr(r->err,
-                       "cursor \"12.CEA-2025:T1.x\" is not one "
-                       "records.trades returned for this query") &&
-                    strstr(r->err,
-                           "start again from the first page without "
-                           "a cursor"),
+                       "error: INVALID_ARGUMENT: --after \"12.CEA-2025:T1.x\" "
+                       "is not a cursor this command printed for the same "
+                       "SYMBOL, --from and --to (as the same user); copy the "
+                       "--after CURSOR of the last line printed, unchanged, "
+                       "into the same command, or leave --after out to start "
+                       "again from the first page") &&
+                    !strstr(r->err, "from_ms"),
+                "%s", r->err);
+  /* A real cursor with another --from: the same, in the options' terms. */
+  r = gm(ep, "--as", "alice", "carbon", "trades", "CEA-2025", "--from",
+         "2026-11-01", "--after", resume, NULL);
+  ck_assert_int_eq(r->code, 1);
+  ck_assert_msg(strstr(r->err,
+                       "is not a cursor this command printed for the "
+                       "same SYMBOL, --from and --to") &&
+                    !strstr(r->err, "to_ms"),
                 "%s", r->err);
   r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2026-11-25", NULL);
   GM_OK(r);
   ck_assert_msg(strstr(r->out, "no settled trades ("), "%s", r->out);
-  /* A range that rules out now gets no settlement hint. */
+  /* A range that ended still gets the cursor of the trades of it that
+     settle later (settlement runs behind the fills): a user reconciling a
+     past range page by page has it too. */
+  static const char ended[] =
+      "one of the range that settles later "
+      "(settlement can run behind the fills) is shown "
+      "by the same command with --after ";
   r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2020-01-01",
          "--to", "2020-01-02", NULL);
   GM_OK(r);
-  ck_assert_str_eq(r->out, "no settled trades in that range\n");
+  ck_assert_msg(!strncmp(r->out, "no settled trades in that range\n", 32) &&
+                    strstr(r->out, ended),
+                "%s", r->out);
+  char past[256];
+  snprintf(past, sizeof past, "%s", strstr(r->out, ended) + strlen(ended));
+  past[strcspn(past, "\n")] = '\0';
+  r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2020-01-01",
+         "--to", "2020-01-02", "--after", past, NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "no settled trades in that range\n") &&
+                    strstr(r->out, ended),
+                "%s", r->out);
+  /* The trade of 2026-11-24, in a range that ended (this machine's clock
+     is past it): listed, then the cursor for late ones. */
+  r = gm(ep, "--as", "alice", "carbon", "trades", "--from", "2026-11-24",
+         "--to", "2026-11-24", NULL);
+  GM_OK(r);
+  ck_assert_msg(strstr(r->out, "5130.00") && strstr(r->out, ended), "%s",
+                r->out);
   /* Statement dates: the rule that failed. */
   r = gm(ep, "--as", "alice", "carbon", "statement", "CEA-2025", "--from",
          "1900-01-01", "--to", "1910-01-01", NULL);
@@ -955,8 +1002,8 @@ START_TEST(trades_go_past_one_page_with_after) {
          "2026-11-24", "--after", cursor, NULL);
   ck_assert_int_eq(r->code, 1);
   ck_assert_msg(strstr(r->err,
-                       "is not one records.trades returned for this "
-                       "query") &&
+                       "is not a cursor this command printed for the same "
+                       "SYMBOL, --from and --to") &&
                     strstr(r->err, "start again from the first page"),
                 "%s", r->err);
 

@@ -217,7 +217,8 @@ START_TEST(ioc_fok_market_and_post_only) {
   q = order(CT_BUY, 8700, 10);
   q.post_only = 1;
   ct_expect("alice", "order.place", &q.base, GM__STATUS__FAILED_PRECONDITION,
-            "post-only order would trade at 87.00");
+            "post-only order would trade at 87.00; change the price or drop "
+            "post-only (post_only, gm: --post-only)");
   q.price = 8690;
   r = (Gm__Carbon__PlaceReply *)ct_call("alice", "order.place", &q.base);
   ck_assert_msg(r, "%s", ct_message);
@@ -274,6 +275,19 @@ START_TEST(fields_an_order_would_not_use_are_refused) {
   q.price = 9000;
   ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
             "expire_ms is only for GTD orders");
+  /* A GTD order without its expiry: the field and gm's option named, in
+     the units the field takes. */
+  q = order(CT_BUY, 8500, 10);
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_GTD;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "a GTD order (tif TIF_GTD) needs its expiry: set expire_ms to the "
+            "time it expires, in ms since 1970-01-01 UTC (gm: --gtd DATE)");
+  /* post_only on an order that never rests names gm's option too. */
+  q = order(CT_BUY, 8500, 10);
+  q.tif = GM__CARBON__TIME_IN_FORCE__TIF_IOC;
+  q.post_only = 1;
+  ct_expect("alice", "order.place", &q.base, GM__STATUS__INVALID_ARGUMENT,
+            "post_only (gm: --post-only) applies to resting limit orders");
   /* Nothing traded, rested or was numbered. */
   expect_account("alice", 10000000, 0, 0, 0, 0);
   expect_account("bob", 0, 0, 4990, 10, 0);
