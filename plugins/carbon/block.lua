@@ -88,12 +88,14 @@ else
   if op == 'withdraw' and b.of ~= who then
     return rej('FAILED_PRECONDITION', 'only ' .. b.of .. ', who made block ' ..
       'offer ' .. SYM .. ':' .. ARGV[2] .. ', may withdraw it; to turn ' ..
-      'down an offer made to you, reject it (block.reject)')
+      'down an offer made to you, reject it (block.reject; gm carbon block ' ..
+        'reject ' .. SYM .. ':' .. ARGV[2] .. ')')
   end
   if op == 'reject' and ARGV[3] == '1' and b.cp ~= who then
     return rej('FAILED_PRECONDITION', 'block offer ' .. SYM .. ':' ..
       ARGV[2] .. ' is your own offer to ' .. b.cp .. '; only ' .. b.cp ..
-      ' may reject it: to take it back, withdraw it (block.withdraw)')
+      ' may reject it: to take it back, withdraw it (block.withdraw; gm ' ..
+      'carbon block withdraw ' .. SYM .. ':' .. ARGV[2] .. ')')
   end
   local oa = acct(b.of)
   if op == 'reject' or op == 'withdraw' then
@@ -106,7 +108,8 @@ else
   else
     if b.cp ~= who then
       return rej('PERMISSION_DENIED', 'only ' .. b.cp ..
-        ' may accept this offer; the offerer may withdraw it (block.withdraw)')
+        ' may accept this offer; the offerer may withdraw it (block.withdraw; ' ..
+        'gm carbon block withdraw ' .. SYM .. ':' .. ARGV[2] .. ')')
     end
     local e = window_check() or price_check(b.px)
     if e then return e end
@@ -117,10 +120,27 @@ else
     local amt = b.px * b.q
     local ba, sa = oa, ca
     if b.side == 's' then ba, sa = ca, oa end
-    if held(sa, 'c') + amt > MAXCASH or held(ba, 'a') + b.q > MAXCASH then
-      return rej('RESOURCE_EXHAUSTED', 'the seller\'s cash or the buyer\'s ' ..
-        'allowances would pass the limit of ' .. I(MAXCASH) ..
-        ' (fen or t) that keeps amounts exact; withdraw first')
+    -- Which balance, whose, by how much, and who can make room: the
+    -- accepting party cannot, so it is told what to ask for.
+    if held(sa, 'c') + amt > MAXCASH then
+      return rej('RESOURCE_EXHAUSTED', 'the seller ' .. sa.who ..
+        '\'s cash would pass the limit of ' .. yuan(MAXCASH) ..
+        ' yuan that keeps amounts exact: it holds ' .. yuan(held(sa, 'c')) ..
+        ' yuan and the trade pays it ' .. yuan(amt) .. ' yuan; nothing was ' ..
+        'done: an admin must withdraw at least ' ..
+        yuan(held(sa, 'c') + amt - MAXCASH) .. ' yuan of ' .. sa.who ..
+        '\'s cash (account.withdraw; gm carbon withdraw) before the offer ' ..
+        'can be accepted')
+    end
+    if held(ba, 'a') + b.q > MAXCASH then
+      return rej('RESOURCE_EXHAUSTED', 'the buyer ' .. ba.who ..
+        '\'s allowances would pass the limit of ' .. I(MAXCASH) ..
+        ' t that keeps amounts exact: it holds ' .. I(held(ba, 'a')) ..
+        ' t and the trade gives it ' .. I(b.q) .. ' t; nothing was done: ' ..
+        'an admin must withdraw at least ' ..
+        I(held(ba, 'a') + b.q - MAXCASH) .. ' t of ' .. ba.who ..
+        '\'s allowances (account.withdraw; gm carbon withdraw) before the ' ..
+        'offer can be accepted')
     end
     if b.side == 'b' then ba.cf = ba.cf - amt else ba.c = ba.c - amt end
     if b.side == 's' then sa.af = sa.af - b.q else sa.al = sa.al - b.q end

@@ -11,6 +11,7 @@
 #include <greenmarket/client.h>
 
 #include "harness.h"
+#include "price.h"
 
 #define SYM "CEA-BLK"
 #define MAXIDS 64
@@ -146,7 +147,8 @@ START_TEST(each_party_lists_its_open_offers) {
   w.counterparty_only = 1;
   ct_expect("carol", "block.reject", &w.base, GM__STATUS__FAILED_PRECONDITION,
             "is your own offer to bob; only bob may reject it: to take it "
-            "back, withdraw it (block.withdraw)");
+            "back, withdraw it (block.withdraw; gm carbon block withdraw " SYM
+            ":B");
   n = list_all("bob", 0, 0, ids);
   ck_assert(has(ids, n, cb));
 
@@ -299,6 +301,70 @@ START_TEST(the_feed_tells_of_each_offer_state) {
 }
 END_TEST
 
+/* An accept that would take a balance past the limit that keeps amounts
+   exact is refused saying whose balance, in yuan or t, by how much and who
+   can make room (before: "the seller's cash or the buyer's allowances
+   would pass the limit of 4000000000000000 (fen or t) ...; withdraw
+   first", to a counterparty that could do neither), and changes nothing:
+   the offer stays open and, once an admin made room, trades. */
+START_TEST(an_accept_past_the_balance_limit_says_whose_and_by_how_much) {
+  char sell[64], buy[64], ids[MAXIDS][64];
+  /* Out of range: which field, the value given, in yuan or t. */
+  Gm__Carbon__OfferRequest bad =
+      ct_offer_request(SYM, CT_SELL, "bob", 0, 100000);
+  ct_expect("alice", "block.offer", &bad.base, GM__STATUS__INVALID_ARGUMENT,
+            "price 0.00 yuan must be 0.01..1000000.00 yuan");
+  bad = ct_offer_request(SYM, CT_SELL, "bob", 8500, -5);
+  ct_expect("alice", "block.offer", &bad.base, GM__STATUS__INVALID_ARGUMENT,
+            "quantity -5 t must be 1..10000000 t");
+  /* alice sells 100000 t at 85.00 to bob: 8,500,000.00 yuan to her, 1.00
+     yuan too many. */
+  offer("alice", "bob", 8500, sell, sizeof sell);
+  ct_deposit("alice", SYM,
+             GM_CARBON_MAX_CASH - INT64_C(100000000000) - 850000000 + 100, 0);
+  Gm__Carbon__Account *before = ct_account("bob", SYM);
+  Gm__Carbon__OfferDecision d = GM__CARBON__OFFER_DECISION__INIT;
+  d.offer_id = sell;
+  ct_expect("bob", "block.accept", &d.base, GM__STATUS__RESOURCE_EXHAUSTED,
+            "the seller alice's cash would pass the limit of "
+            "40000000000000.00 yuan that keeps amounts exact: it holds "
+            "39999991500001.00 yuan and the trade pays it 8500000.00 yuan; "
+            "nothing was done: an admin must withdraw at least 1.00 yuan of "
+            "alice's cash (account.withdraw; gm carbon withdraw) before the "
+            "offer can be accepted");
+  Gm__Carbon__Account *after = ct_account("bob", SYM);
+  ck_assert(after->cash == before->cash &&
+            after->allowances_locked == before->allowances_locked);
+  ct_free(before);
+  ct_free(after);
+  ck_assert(has(ids, list_all("bob", 0, 0, ids), sell));
+  Gm__Carbon__MoveRequest w = GM__CARBON__MOVE_REQUEST__INIT;
+  w.participant = "alice";
+  w.symbol = SYM;
+  w.asset = GM__CARBON__ASSET__ASSET_CASH;
+  w.amount = 100;
+  w.reference = "room";
+  ct_free((Gm__Carbon__Account *)ct_call("root", "account.withdraw", &w.base));
+  decide("bob", "block.accept", sell);
+  /* carol buys 100000 t from dave, her allowances 1 t short of room. */
+  Gm__Carbon__OfferRequest o =
+      ct_offer_request(SYM, CT_BUY, "dave", 8500, 100000);
+  Gm__Carbon__BlockOffer *b =
+      (Gm__Carbon__BlockOffer *)ct_call("carol", "block.offer", &o.base);
+  ck_assert_msg(b, "%s", ct_message);
+  snprintf(buy, sizeof buy, "%s", b->id);
+  ct_free(b);
+  ct_deposit("carol", SYM, 0, GM_CARBON_MAX_CASH - 4000000 - 100000 + 1);
+  d.offer_id = buy;
+  ct_expect("dave", "block.accept", &d.base, GM__STATUS__RESOURCE_EXHAUSTED,
+            "the buyer carol's allowances would pass the limit of "
+            "4000000000000000 t that keeps amounts exact: it holds "
+            "3999999999900001 t and the trade gives it 100000 t; nothing was "
+            "done: an admin must withdraw at least 1 t of carol's allowances");
+  ck_assert(has(ids, list_all("dave", 0, 0, ids), buy));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon block");
   TCase *tc = tcase_create("block");
@@ -307,6 +373,8 @@ int main(void) {
   tcase_add_test(tc, each_party_lists_its_open_offers);
   tcase_add_test(tc, pages_are_bounded_and_cover_every_offer);
   tcase_add_test(tc, the_feed_tells_of_each_offer_state);
+  tcase_add_test(tc,
+                 an_accept_past_the_balance_limit_says_whose_and_by_how_much);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
