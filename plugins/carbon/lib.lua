@@ -44,7 +44,8 @@
 --                flight (cjson), for a retry that resumes after it ended
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
 --   P.e:<slot>   HASH order id -> final record of an order that ended in
---                that minute (slot = ms / ENDED_SLOT), for order.get until
+--                that minute (slot = ms / ENDED_SLOT; ESLOT: under a
+--                paused clock the minutes run on in real time), for order.get until
 --                the ledger has it: each key expires as a whole
 --                ENDED_KEEP + 2 x ENDED_SLOT ms after its first write
 --                (ended_flush; the field '-' = INST_PAD keeps it a hash
@@ -69,6 +70,10 @@
 -- table this file makes and a call fills must be emptied there too, or the
 -- next call sees it.
 local P, NOW, TODAY
+-- The slot of ended-order records (ended_flush, ended_get): NOW's, or the
+-- one KEYS[2] names, P.e:<slot>, when the broker's clock of those records
+-- runs ahead of NOW (a paused manual clock: reply.c, carbon__ended_ahead).
+local ESLOT
 -- MAXP, MAXQ, MAXCASH, the enums (TIF, STATE, OFFER, STP) and the record
 -- layouts (R_ORD, R_FILL, ...) come before this file, made by scripts.c
 -- from price.h, carbon.proto and carbon.h: one declaration for C and Lua.
@@ -349,7 +354,7 @@ local function inst_rec(inst)
 end
 local function inst_missing()
   return rej('NOT_FOUND', 'no instrument ' .. string.match(P, '{carbon:(.*)}') ..
-    '; see instrument.list for the symbols')
+    '; see instrument.list (gm carbon instruments) for the symbols')
 end
 -- Today's statistics replace an earlier day's in the instrument hash.  If
 -- that day traded and was not closed yet (no broker's timer ran over its
@@ -624,7 +629,10 @@ local function ord_ended(o, st, why)
     (why or '')
 end
 -- Expiry is relative (PEXPIRE): Redis counts it on its own clock, which a
--- test's manual clock does not move.  It is set once, by the call that
+-- test's manual clock does not move (so under a paused clock the slot runs
+-- on in real time, ESLOT: a key written for longer than a slot and two
+-- seconds after it was made would take its newest records with it).  It is
+-- set once, by the call that
 -- makes the key (its HSET adds the field '-' besides the ids; into an
 -- existing key it adds the ids alone, an order ending once), for
 -- ENDED_KEEP + 2 slots: a slot is written during its minute by the brokers'
@@ -644,7 +652,7 @@ end
 local ENDED_TTL = I(ENDED_KEEP + 2 * ENDED_SLOT)
 local function ended_flush()
   if #ENDED == 0 then return end
-  local k = P .. 'e:' .. I(floor(NOW / ENDED_SLOT))
+  local k = P .. 'e:' .. I(ESLOT)
   local made = false
   for i = 1, #ENDED, 2000 do
     local j = math.min(i + 1999, #ENDED)
@@ -660,7 +668,7 @@ end
 -- The final record of order id if it ended within ENDED_KEEP ms: the
 -- order (as ord_get's), its state and reason; nil otherwise.
 local function ended_get(id)
-  local slot = floor(NOW / ENDED_SLOT)
+  local slot = ESLOT
   for s = slot, slot - floor(ENDED_KEEP / ENDED_SLOT), -1 do
     local rec = redis.call('HGET', P .. 'e:' .. I(s), id)
     if rec then
@@ -790,6 +798,8 @@ local function begin()
   P = string.sub(KEYS[1], 1, -2)
   NOW = tonumber(gm.now)
   TODAY = lday(NOW)
+  ESLOT = KEYS[2] and tonumber(string.sub(KEYS[2], #P + 3)) or
+    floor(NOW / ENDED_SLOT)
   ACC, LV = {}, {}
   clear(EV)
   clear(ENDED)

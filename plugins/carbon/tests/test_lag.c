@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "carbon.h"
 #include "harness.h"
@@ -270,6 +271,49 @@ START_TEST(ended_records_expire_a_keep_after_their_last_write) {
 }
 END_TEST
 
+/* Under a paused manual clock (trial brokers) each minute's ended-order
+   hash expires a fixed real time after it was made: the records' slot runs
+   on in real time once the clock has stood still 2 s (reply.c), so an
+   order that ends later goes into a new hash, not into the old one about
+   to expire.  (Before, every record went into the paused minute's hash,
+   and one written just before it expired was gone with it: order.get
+   answered UNAVAILABLE until the settler caught up.)  The old hash's age
+   is played by a short PEXPIRE, as if made 12 minutes ago. */
+START_TEST(a_paused_clock_keeps_ended_records) {
+  char a[64], b[64], key[128];
+  int64_t x = ct_at(CT_MONDAY, 10, 0) + 59000; /* a second before 10:01 */
+  ct_clock(x);
+  place("bob", CT_SELL, 8600, 5, CT_GTC, a); /* the clock at x from here */
+  place("bob", CT_SELL, 8600, 5, CT_GTC, b);
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_orders WHERE"
+                                  " state = 1",
+                                  2),
+                   2);
+  ct_ledger_hold();
+  Gm__Carbon__OrderRequest c = GM__CARBON__ORDER_REQUEST__INIT;
+  c.order_id = a; /* makes the paused minute's hash */
+  ct_free((Gm__Carbon__Order *)ct_call("bob", "order.cancel", &c.base));
+  snprintf(key, sizeof key, "gm:{carbon:" SYM "}:e:%lld",
+           (long long)(x / CARBON_ENDED_SLOT_MS));
+  redisContext *rc = gm_test_redis_connect(ct_redis);
+  ck_assert_int_eq(
+      gm_test_redis_int(rc, "HEXISTS %s %s", key, strrchr(a, ':') + 1), 1);
+  ck_assert_int_eq(gm_test_redis_int(rc, "PEXPIRE %s 2600", key), 1);
+  /* Until it has 0.6 s left: the clock has stood still over 2 s. */
+  long long left;
+  while ((left = gm_test_redis_int(rc, "PTTL %s", key)) > 600) usleep(20000);
+  ck_assert_int_gt(left, 0);
+  c.order_id = b;
+  ct_free((Gm__Carbon__Order *)ct_call("bob", "order.cancel", &c.base));
+  while (gm_test_redis_int(rc, "EXISTS %s", key)) usleep(20000);
+  /* The ledger still says open (held); Redis has b's final state. */
+  ck_assert_int_eq(ended_records(rc, SYM, b), 1);
+  expect_state("bob", b, GM__CARBON__ORDER_STATE__STATE_CANCELLED, 0,
+               "cancelled by bob");
+  redisFree(rc);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("carbon lag");
   TCase *tc = tcase_create("lag");
@@ -278,6 +322,7 @@ int main(void) {
   tcase_add_test(tc, ended_orders_show_their_state_before_settlement);
   tcase_add_test(tc, calls_share_no_lib_state);
   tcase_add_test(tc, ended_records_expire_a_keep_after_their_last_write);
+  tcase_add_test(tc, a_paused_clock_keeps_ended_records);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
