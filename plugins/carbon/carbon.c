@@ -31,6 +31,7 @@ long carbon__reconcile_page = 1000;
 long carbon__max_steps = 64;
 long carbon__inflight_ms = 5000;
 long carbon__kill_after_step;
+long carbon__late_window = CARBON_LATE_WINDOW;
 
 /* ---- plugin ------------------------------------------------------------ */
 
@@ -71,11 +72,25 @@ static gm_status carbon__init(gm_market *m, const gm_host_api *h) {
               "after step %ld of any order that takes more steps (failure "
               "injection for tests); remove it from the config",
               carbon__kill_after_step, carbon__kill_after_step);
-#else
-  if (host->config(m, "test_kill_after_step", NULL))
+  bad |= gm_config_long(m, h, "carbon", "test_late_window", CARBON_LATE_WINDOW,
+                        1, CARBON_LATE_WINDOW, "trades",
+                        &carbon__late_window) != GM_OK;
+  if (carbon__late_window != CARBON_LATE_WINDOW)
     host->log(m, GM_LOG_WARN,
-              "[market.carbon] test_kill_after_step is ignored: this build "
-              "has no failure injection (cmake -DGM_FAILURE_INJECTION=ON)");
+              "[market.carbon] test_late_window = %ld: a records.trades page "
+              "reads at most %ld trades settled since its walk began, not "
+              "%d (for tests); remove it from the config",
+              carbon__late_window, carbon__late_window, CARBON_LATE_WINDOW);
+#else
+  for (size_t i = 0; i < 2; i++) {
+    static const char *const keys[] = {"test_kill_after_step",
+                                       "test_late_window"};
+    if (host->config(m, keys[i], NULL))
+      host->log(m, GM_LOG_WARN,
+                "[market.carbon] %s is ignored: this build has no failure "
+                "injection (cmake -DGM_FAILURE_INJECTION=ON)",
+                keys[i]);
+  }
 #endif
   if (host->config(m, "sweep_ms", NULL))
     host->log(m, GM_LOG_WARN,
@@ -208,10 +223,16 @@ extern const struct gm_cli_extension gm__carbon_cli_extension;
 
 /* Every [market.carbon] key this market reads (sweep_ms: ignored since the
    deadlines, warned about); gmd refuses any other. */
-static const char *const carbon__settings[] = {
-    "max_fills", "expire_batch", "mass_cancel_max",      "reconcile_page",
-    "max_steps", "inflight_ms",  "test_kill_after_step", "sweep_ms",
-    NULL};
+static const char *const carbon__settings[] = {"max_fills",
+                                               "expire_batch",
+                                               "mass_cancel_max",
+                                               "reconcile_page",
+                                               "max_steps",
+                                               "inflight_ms",
+                                               "test_kill_after_step",
+                                               "sweep_ms",
+                                               "test_late_window",
+                                               NULL};
 
 static const gm_plugin carbon__plugin = {
     .size = sizeof(gm_plugin),

@@ -171,6 +171,12 @@ extern long carbon__inflight_ms;     /* in flight this long after its last
 /* Test builds only (GM_FAILURE_INJECTION): gmd kills itself after this
    step of a multi-step order; 0: off. */
 extern long carbon__kill_after_step;
+/* The most trades settled since a walk's first page that one page of
+   records.trades reads (records.c): CARBON_LATE_WINDOW, or in test builds
+   [market.carbon] test_late_window, so a test crosses it with a few
+   trades. */
+#define CARBON_LATE_WINDOW 50000
+extern long carbon__late_window;
 
 /*
  * A walk over a participant's open orders, as order.list and

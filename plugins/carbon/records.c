@@ -71,10 +71,6 @@ static int carbon__trade_row(void *arg, size_t ncols, const gm_param *c) {
   return 0;
 }
 
-/* The most trades settled since a walk's first page that one page reads
-   (about 16 ms at 50,000 on this project's test machine: docs/carbon.md). */
-#define CARBON__LATE_WINDOW 50000
-
 /* The trades of the caller (an admin: everyone's) in [from_ms, to_ms) of
    `sym` ("" every instrument), appended to t's list.  By time (late 0):
    those settled at or before seq `upto` (the ledger's settle order), ordered
@@ -111,7 +107,7 @@ static gm_status carbon__query_trades(gm_call *call, const char *sym,
      was read ("+": a filter, not a search of the table by its key).  The
      late statements search the table by its key, seq in (?8, ?9]: they
      read the trades settled since, of every participant, until the page
-     is full or ?9, at most CARBON__LATE_WINDOW seqs on ("+" keeps the time
+     is full or ?9, at most carbon__late_window seqs on ("+" keeps the time
      and name indexes out). */
 #define CARBON__TRADES_SELECT                                             \
   "SELECT trade_id, symbol, buyer, seller, buy_order, sell_order, price," \
@@ -374,17 +370,18 @@ gm_status carbon__trades_list(gm_call *call, const ProtobufCMessage *req,
     }
     pos.late = 1;
   }
-  /* The trades settled since: at most CARBON__LATE_WINDOW seqs of them
-     read per page, whoever's they are (the statement searches the table's
-     key and filters), so a cursor kept long costs each page a bounded
-     read, not every trade of the market settled since.  Up to the last
-     seq settled now (M), read first: a trade settled after that read has
-     a larger seq (trades are never deleted, so max(seq) + 1 is the next),
+  /* The trades settled since: at most carbon__late_window seqs of them
+     (CARBON_LATE_WINDOW, about 16 ms at 50,000 on this project's test
+     machine: docs/carbon.md) read per page, whoever's they are (the statement
+     searches the table's key and filters), so a cursor kept long costs each
+     page a bounded read, not every trade of the market settled since.  Up to
+     the last seq settled now (M), read first: a trade settled after that read
+     has a larger seq (trades are never deleted, so max(seq) + 1 is the next),
      so every trade up to the bound is in what the statement sees. */
   int64_t last = 0;
   if ((st = carbon__last_seq(call, &last)) != GM_OK) return st;
-  int64_t upto = pos.seq < last - CARBON__LATE_WINDOW
-                     ? pos.seq + CARBON__LATE_WINDOW
+  int64_t upto = pos.seq < last - carbon__late_window
+                     ? pos.seq + carbon__late_window
                      : last;
   size_t by_time = t.list->n_trades;
   int64_t room = limit - (int64_t)by_time;

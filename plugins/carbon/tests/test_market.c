@@ -683,6 +683,95 @@ START_TEST(a_resume_cursor_moves_past_others_trades) {
 }
 END_TEST
 
+#ifdef GM_FAILURE_INJECTION
+/* The market of setup(), its late walk reading at most 3 trades settled
+   since a walk began a page (test_late_window; 50,000 otherwise). */
+static void setup_window(void) {
+  ct_start("test_late_window = 3\n[ledger]\ndead_letter_after = 2\n",
+           ct_at(CT_MONDAY, 10, 0));
+  ct_register("alice", "buyer,seller");
+  ct_register("bob", "buyer,seller");
+  ct_create(SYM, 8500);
+  ct_deposit("alice", SYM, 100000000, 0);
+  ct_deposit("bob", SYM, 100000000, 300000);
+}
+
+/* A late page stops at the bound of trades settled since (here 3): one
+   that reached it before it filled comes back with what it found, none
+   too, and a next_cursor past the trades it read; one that filled first
+   stops at its last trade.  Followed to the end, each trade settled since
+   is listed once, and the last page's resume_cursor stands at the last
+   trade settled.  (The 50,000 bound had no test: it needs that many
+   trades.) */
+START_TEST(a_late_page_stops_at_the_bound_and_resumes) {
+  int64_t t0 = ct_at(CT_MONDAY, 10, 0), to = t0 + 3600000;
+  ct_deposit("carol", SYM, 100000000, 0);
+  for (int i = 0; i < 9; i++)
+    ct_free(ct_limit("bob", SYM, CT_SELL, 8500, 1, CT_GTC));
+  ct_clock(t0);
+  ct_free(ct_limit("alice", SYM, CT_BUY, 8500, 1, CT_GTC)); /* seq 1 */
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 1), 1);
+  char alice[256] = "", root[256] = "", ids[16][48], all[16][48];
+  size_t n = 0, nall = 0;
+  ck_assert(late_walk("alice", "", to, alice, ids, &n, 0));
+  ck_assert(late_walk("root", "", to, root, all, &nall, 0));
+  ck_assert_msg(!strncmp(alice, "s1.", 3), "resume_cursor %s", alice);
+  /* Settled since: carol's seq 2-5, alice's 6, carol's 7-8, alice's 9. */
+  static const char *const who[] = {"carol", "carol", "carol", "carol",
+                                    "alice", "carol", "carol", "alice"};
+  for (int i = 0; i < 8; i++) {
+    ct_clock(t0 + 1 + i);
+    ct_free(ct_limit(who[i], SYM, CT_BUY, 8500, 1, CT_GTC));
+  }
+  ck_assert_int_eq(ct_ledger_wait("SELECT count(*) FROM carbon_trades", 9), 9);
+  /* alice, 2 a page: seqs 2-4 hold none of hers (an empty page and a
+     next_cursor past them), 5-7 hold seq 6, 8-9 seq 9 and end it. */
+  static const struct {
+    size_t n;
+    const char *next, *resume;
+  } pages[] = {{0, "s4.", ""}, {1, "s7.", ""}, {1, "", "s9."}};
+  Gm__Carbon__TradesRequest tr = GM__CARBON__TRADES_REQUEST__INIT;
+  tr.from_ms = ct_at(CT_MONDAY, 0, 0);
+  tr.to_ms = to;
+  tr.limit = 2;
+  for (size_t p = 0; p < sizeof pages / sizeof *pages; p++) {
+    tr.cursor = alice;
+    Gm__Carbon__TradeList *tl =
+        (Gm__Carbon__TradeList *)ct_call("alice", "records.trades", &tr.base);
+    ck_assert_msg(tl, "page %zu: %s", p, ct_message);
+    ck_assert_msg(tl->n_trades == pages[p].n, "page %zu: %zu trades", p,
+                  tl->n_trades);
+    ck_assert_msg(
+        !strncmp(tl->next_cursor, pages[p].next, strlen(pages[p].next)) &&
+            !tl->next_cursor[0] == !pages[p].next[0],
+        "page %zu: next_cursor %s", p, tl->next_cursor);
+    ck_assert_msg(
+        !strncmp(tl->resume_cursor, pages[p].resume, strlen(pages[p].resume)) &&
+            !tl->resume_cursor[0] == !pages[p].resume[0],
+        "page %zu: resume_cursor %s", p, tl->resume_cursor);
+    for (size_t k = 0; k < tl->n_trades; k++)
+      snprintf(ids[n++], 48, "%s", tl->trades[k]->trade_id);
+    snprintf(alice, sizeof alice, "%s",
+             tl->next_cursor[0] ? tl->next_cursor : tl->resume_cursor);
+    ct_free(tl);
+  }
+  ck_assert_int_eq(n, 3);
+  ck_assert_str_eq(ids[1], SYM ":T000000000006");
+  ck_assert_str_eq(ids[2], SYM ":T000000000009");
+  /* root sees every trade: its pages fill before the bound (2 of 3) or
+     stop at it, and list the 8 late ones once each, in settle order. */
+  ck_assert(late_walk("root", "", to, root, all, &nall, 0));
+  ck_assert_int_eq(nall, 9);
+  for (size_t i = 0; i < nall; i++) {
+    char want[48];
+    snprintf(want, sizeof want, SYM ":T%012zx", i + 1);
+    ck_assert_str_eq(all[i], want);
+  }
+  ck_assert_msg(!strncmp(root, "s9.", 3), "resume_cursor %s", root);
+}
+END_TEST
+#endif
+
 /* One page of alice's records.trades (every instrument, from Monday 00:00,
    to_ms 0, 2 a page) after `cursor`, on connection `conn`: the trade ids
    into ids (*n on), the next_cursor into cursor. */
@@ -1259,6 +1348,13 @@ int main(void) {
   tcase_add_test(tc, call_entries_settle_all_or_none_and_replay);
   tcase_add_test(tc, trade_ids_and_entries_across_calls);
   suite_add_tcase(s, tc);
+#ifdef GM_FAILURE_INJECTION
+  TCase *window = tcase_create("late window");
+  tcase_add_checked_fixture(window, setup_window, teardown);
+  tcase_set_timeout(window, 60);
+  tcase_add_test(window, a_late_page_stops_at_the_bound_and_resumes);
+  suite_add_tcase(s, window);
+#endif
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
