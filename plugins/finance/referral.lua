@@ -308,6 +308,17 @@ if op == 'claim' then
       '(as screened when it was submitted) may claim it')
   end
   if r.bank ~= bank then unread = bank end
+  -- Past the claims: a bank that does not hold it (a claimant not picked,
+  -- an eligible bank that never claimed) cannot read it, so it is not told
+  -- its state either (funded, declined, withdrawn: another bank's
+  -- business and the enterprise's), only that it cannot claim.
+  if unread and not r.arch and r.st ~= ST.open and r.st ~= ST.claimed then
+    return rej('FAILED_PRECONDITION', 'referral ' .. ID .. ' is no ' ..
+      'longer open to claims (the enterprise picked a bank for it, or it ' ..
+      'ended); your bank ' .. bank .. ', which does not hold it, cannot ' ..
+      'read it. It comes back to the queues of the eligible banks only if ' ..
+      'the bank picked misses a deadline')
+  end
   local bad = need_state('a bank can claim it', ST.open, ST.claimed)
   if bad then return bad end
   -- Past the pick deadline, before it fired (it fires a little after its

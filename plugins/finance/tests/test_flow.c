@@ -737,8 +737,13 @@ START_TEST(claims_are_refused_with_the_reason) {
   ck_assert_ptr_null(ft_relation("boc", id));
   ck_assert_str_eq(ft_relation("ccb", id), "claimed");
   ft_free(ft_pick("acme", id, "ccb"));
+  /* A bank that does not hold it is not told its state (picked here,
+     funded below): only that it can no longer claim it. */
   ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__FAILED_PRECONDITION,
-            "is picked: a bank can claim it only while it is open or claimed");
+            "referral R00000001 is no longer open to claims (the enterprise "
+            "picked a bank for it, or it ended); your bank boc, which does "
+            "not hold it, cannot read it");
+  ck_assert_msg(!strstr(ft_message, "picked:"), "%s", ft_message);
   c.id = "R99999999";
   ft_expect("boc1", "referral.claim", &c.base, GM__STATUS__NOT_FOUND,
             "no referral R99999999");
@@ -760,6 +765,24 @@ START_TEST(claims_are_refused_with_the_reason) {
   /* The refusals changed nothing: 3 claims and a pick. */
   ck_assert_str_eq(ft_redis_field(id, "v"), "5");
   ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_claims", 3), 3);
+  /* Funded: a claimant not picked and a bank that never claimed learn
+     nothing of the loan; the bank that funded it is told its state. */
+  c.id = id;
+  ft_free(ft_contact("ccb1", id));
+  ft_free(ft_approve("ccb1", id, AMOUNT, 345, 36));
+  ft_free(ft_fund("ccb1", id, AMOUNT, NULL));
+  const char *who[] = {"icbc1", "boc1"};
+  for (int i = 0; i < 2; i++) {
+    ft_expect(who[i], "referral.claim", &c.base,
+              GM__STATUS__FAILED_PRECONDITION,
+              "is no longer open to claims (the enterprise picked a bank for "
+              "it, or it ended)");
+    ck_assert_msg(!strstr(ft_message, "funded"), "%s", ft_message);
+  }
+  ft_expect("ccb1", "referral.claim", &c.base, GM__STATUS__FAILED_PRECONDITION,
+            "referral R00000001 is funded: a bank can claim it only while it "
+            "is open or claimed");
+  ck_assert_str_eq(ft_redis_field(id, "v"), "8");
 }
 END_TEST
 
