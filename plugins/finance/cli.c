@@ -187,7 +187,8 @@ static int gm__fin_amount(const gm__fin_cli *g, const char *what,
                           int64_t *out) {
   int d = cur && *cur ? gm_iso4217_minor(cur) : -1;
   int dec = d >= 0 && d < 2 ? d : 2;
-  const char *unit = cur && *cur ? cur : "units of the currency";
+  const char *unit =
+      cur && *cur ? cur : "the referral's currency (yuan for CNY, not fen)";
   const char *dot = text ? strchr(text, '.') : NULL;
   int nfrac = dot ? (int)strspn(dot + 1, "0123456789") : 0;
   /* KWD and CLF are shown with 3 and 4 decimals, the last ones 0 (finance
@@ -238,10 +239,45 @@ static int gm__fin_amount(const gm__fin_cli *g, const char *what,
   return 0;
 }
 
+/*
+ * An approval's or funding's --amount, in the referral's currency: one
+ * that parses as hundredths goes to the broker, which checks it against
+ * the currency's decimals; one that does not (or has 3-4 decimals, KWD and
+ * CLF typed as shown) is read again with the referral's currency, looked
+ * up then, so the refusal names it ("give a positive number of CNY").
+ * The lookup's own refusal is not printed: the amount's is, without the
+ * currency.  -1 after printing why.
+ */
+static int gm__fin_ref_amount(const gm__fin_cli *g, const char *id,
+                              const char *text, int64_t *out) {
+  char err[256];
+  if (text &&
+      gm__finance_parse_decimal("--amount", "", text, 2, GM_FINANCE_MAX_AMOUNT,
+                                out, err, sizeof err) == 0 &&
+      *out > 0)
+    return 0;
+  Gm__Finance__ReferralRequest req = GM__FINANCE__REFERRAL_REQUEST__INIT;
+  ProtobufCMessage *reply = NULL;
+  gm_status status;
+  const char *message;
+  char cur[8] = "";
+  req.id = (char *)id;
+  if (g->api->call_quiet(g->cli, "finance", "referral.get", &req.base, &reply,
+                         &status, &message) == GM_CLI_EXIT_OK &&
+      reply) {
+    const Gm__Finance__Referral *r = (const Gm__Finance__Referral *)reply;
+    if (r->currency && strlen(r->currency) == 3)
+      snprintf(cur, sizeof cur, "%s", r->currency);
+    protobuf_c_message_free_unpacked(reply, NULL);
+  }
+  return gm__fin_amount(g, "--amount", text, cur, 0, out);
+}
+
 static int gm__fin_pct(const gm__fin_cli *g, const char *what, const char *text,
                        int32_t *bp) {
   int64_t v;
-  if (gm__fin_decimal(g, what, "%", text, 2, GM_FINANCE_MAX_BP, &v)) return -1;
+  if (gm__fin_decimal(g, what, "percent", text, 2, GM_FINANCE_MAX_BP, &v))
+    return -1;
   *bp = (int32_t)v;
   return 0;
 }
@@ -251,7 +287,8 @@ static int gm__fin_pct(const gm__fin_cli *g, const char *what, const char *text,
 static int gm__fin_fee(const gm__fin_cli *g, const char *text, int32_t *bp) {
   int64_t v;
   char max[16];
-  if (gm__fin_decimal(g, "--fee", "%", text, 2, GM_FINANCE_MAX_AMOUNT, &v))
+  if (gm__fin_decimal(g, "--fee", "percent", text, 2, GM_FINANCE_MAX_AMOUNT,
+                      &v))
     return -1;
   if (v > GM_FINANCE_MAX_FEE_BP) {
     g->api->error(g->cli, GM_INVALID_ARGUMENT,
@@ -1171,10 +1208,10 @@ static int gm__fin_refer_run(const gm__fin_cli *g, int argc, char **argv,
                      &req.amount) ||
       gm__fin_months(g, "--tenor", a.opt[O_TENOR], &req.tenor_months) ||
       (a.opt[O_CO2] &&
-       gm__fin_decimal(g, "--co2", "t", a.opt[O_CO2], 3, GM_FINANCE_MAX_BENEFIT,
-                       &req.co2_avoided_kg)) ||
+       gm__fin_decimal(g, "--co2", "tonnes", a.opt[O_CO2], 3,
+                       GM_FINANCE_MAX_BENEFIT, &req.co2_avoided_kg)) ||
       (a.opt[O_COAL] &&
-       gm__fin_decimal(g, "--coal", "t", a.opt[O_COAL], 3,
+       gm__fin_decimal(g, "--coal", "tonnes", a.opt[O_COAL], 3,
                        GM_FINANCE_MAX_BENEFIT, &req.coal_saved_kg)))
     return GM_CLI_EXIT_ERROR;
   char top[2] = {a.opt[O_ITEM][0], '\0'};
@@ -1287,8 +1324,7 @@ static int gm__fin_step_run(const gm__fin_cli *g, int argc, char **argv,
     r.id = id;
     if (!a.opt[O_AMOUNT] || !a.opt[O_RATE] || !a.opt[O_TENOR])
       code = gm__fin_usage(self, "%s", "give --amount, --rate and --tenor");
-    else if (gm__fin_amount(g, "--amount", a.opt[O_AMOUNT], NULL, 0,
-                            &r.amount) ||
+    else if (gm__fin_ref_amount(g, id, a.opt[O_AMOUNT], &r.amount) ||
              gm__fin_pct(g, "--rate", a.opt[O_RATE], &r.rate_bp) ||
              gm__fin_months(g, "--tenor", a.opt[O_TENOR], &r.tenor_months))
       code = GM_CLI_EXIT_ERROR;
@@ -1301,7 +1337,7 @@ static int gm__fin_step_run(const gm__fin_cli *g, int argc, char **argv,
     r.date = (char *)(a.opt[O_DATE] ? a.opt[O_DATE] : "");
     if (!a.opt[O_AMOUNT])
       code = gm__fin_usage(self, "%s", "give --amount");
-    else if (gm__fin_amount(g, "--amount", a.opt[O_AMOUNT], NULL, 0, &r.amount))
+    else if (gm__fin_ref_amount(g, id, a.opt[O_AMOUNT], &r.amount))
       code = GM_CLI_EXIT_ERROR;
     else
       code = gm__fin_show(g, "referral.fund", &r.base, gm__fin_print_ref_msg);

@@ -629,7 +629,8 @@ if op == 'fund' then
   local aday = math.floor((tonumber(r.at) + TZ_MS) / DAY_MS)
   if day < aday then
     return rej('INVALID_ARGUMENT', 'the value date ' .. ARGV[4] ..
-      ' is before the approval; give the day the loan was paid out')
+      ' is before the approval (' .. stamp(tonumber(r.at)):sub(1, 10) ..
+      '); give the day the loan was paid out, on or after it')
   end
   gm.deadline_cancel('decision', ID)
   return reply(move(r, ST.funded, 'fund',

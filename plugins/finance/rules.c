@@ -518,6 +518,16 @@ const char *gm__finance_format_tonnes(int64_t kg, char out[32]) {
   return out;
 }
 
+/* `text` as typed, for a refusal: short printable ASCII only (a refusal
+   never echoes bytes that could be invalid UTF-8 or a terminal control). */
+static const char *gm__finance_typed(const char *text) {
+  size_t n = strlen(text);
+  if (n > 40) return "";
+  for (size_t i = 0; i < n; i++)
+    if (text[i] < 0x20 || text[i] > 0x7e) return "";
+  return text;
+}
+
 int gm__finance_parse_decimal(const char *what, const char *unit,
                               const char *text, int decimals, int64_t max,
                               int64_t *out, char *err, size_t errlen) {
@@ -528,9 +538,10 @@ int gm__finance_parse_decimal(const char *what, const char *unit,
     snprintf(err, errlen, "%s is empty; give a number of %s", what, unit);
     return -1;
   }
+  const char *typed = gm__finance_typed(text), *sep = *typed ? " " : "";
   if (text[0] == '-') {
-    snprintf(err, errlen, "%s is negative; give a positive number of %s", what,
-             unit);
+    snprintf(err, errlen, "%s%s%s is negative; give a positive number of %s",
+             what, sep, typed, unit);
     return -1;
   }
   for (const char *p = text; *p; p++) {
@@ -556,23 +567,30 @@ int gm__finance_parse_decimal(const char *what, const char *unit,
     return -1;
   }
   if (nwhole <= 0 || (dot && nfrac == 0)) {
-    snprintf(err, errlen,
-             "%s is not a number of %s; write digits with at most %d "
-             "decimals",
-             what, unit, decimals);
+    if (decimals == 0)
+      snprintf(err, errlen,
+               "%s%s%s is not a number of %s; write a whole number in "
+               "digits",
+               what, sep, typed, unit);
+    else
+      snprintf(err, errlen,
+               "%s%s%s is not a number of %s; write digits with at most %d "
+               "decimals after a point",
+               what, sep, typed, unit, decimals);
     return -1;
   }
   if (nfrac > decimals) {
-    snprintf(err, errlen, "%s has more than %d decimals; %s are counted to %d",
-             what, decimals, unit, decimals);
+    snprintf(err, errlen,
+             "%s%s%s has more than %d decimals; give %s to %d decimals", what,
+             sep, typed, decimals, unit, decimals);
     return -1;
   }
   for (int i = nfrac; i < decimals; i++) frac *= 10;
   if (big || frac > max - whole * scale) {
     char m[48];
     snprintf(m, sizeof m, "%lld", (long long)(max / scale));
-    snprintf(err, errlen, "%s is above the largest accepted, %s %s", what, m,
-             unit);
+    snprintf(err, errlen, "%s%s%s is above the largest accepted, %s %s", what,
+             sep, typed, m, unit);
     return -1;
   }
   *out = whole * scale + frac;

@@ -189,7 +189,9 @@ const char *gm__finance_format_tonnes(int64_t kg, char out[32]);
  * Parses a decimal with at most `decimals` places into an integer scaled
  * by 10^decimals ("85.5", 2 -> 8550) with integer arithmetic only,
  * accepting 0 .. max (scaled).  Returns 0, or -1 with err saying what is
- * wrong, naming the value `what` in `unit` ("yuan", "%", "t").
+ * wrong, naming the value `what` (the option or field as the user typed
+ * it) in `unit` ("CNY", "percent", "tonnes"), and the text typed when it
+ * is short printable ASCII.
  */
 int gm__finance_parse_decimal(const char *what, const char *unit,
                               const char *text, int decimals, int64_t max,

@@ -193,18 +193,19 @@ gm_status finance__approve(gm_call *call, const ProtobufCMessage *req,
       (const Gm__Finance__ApproveRequest *)req;
   if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the approved amount must be above 0 and at most "
-                      "1000000000000 units of the referral's currency "
-                      "(1..%lld hundredths of a unit in the API), not %lld",
+                      "the approved amount (amount, in hundredths of the "
+                      "referral's currency: fen for CNY, 450000000 for "
+                      "4500000.00 yuan) must be 1 to %lld, not %lld",
                       (long long)GM_FINANCE_MAX_AMOUNT, (long long)in->amount);
   if (in->rate_bp < 0 || in->rate_bp > GM_FINANCE_MAX_BP)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the annual rate must be 0..%d bp (345 = 3.45%%), not "
-                      "%d",
+                      "the annual rate (rate_bp, in basis points: 345 for "
+                      "3.45%%) must be 0 to %d, not %d",
                       GM_FINANCE_MAX_BP, in->rate_bp);
   if (in->tenor_months < 1 || in->tenor_months > GM_FINANCE_MAX_TENOR)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the tenor must be 1..%d months, not %d",
+                      "the tenor (tenor_months) must be 1 to %d months, not "
+                      "%d",
                       GM_FINANCE_MAX_TENOR, in->tenor_months);
   const char *ranges, *tenors;
   gm_status st;
@@ -224,9 +225,9 @@ gm_status finance__fund(gm_call *call, const ProtobufCMessage *req,
   char date[16];
   if (in->amount < 1 || in->amount > GM_FINANCE_MAX_AMOUNT)
     return host->fail(call, GM_INVALID_ARGUMENT,
-                      "the funded amount must be above 0 and at most "
-                      "1000000000000 units of the referral's currency "
-                      "(1..%lld hundredths of a unit in the API), not %lld",
+                      "the funded amount (amount, in hundredths of the "
+                      "referral's currency: fen for CNY, 450000000 for "
+                      "4500000.00 yuan) must be 1 to %lld, not %lld",
                       (long long)GM_FINANCE_MAX_AMOUNT, (long long)in->amount);
   if (!in->date[0])
     day = today;

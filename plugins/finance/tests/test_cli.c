@@ -127,6 +127,13 @@ START_TEST(a_whole_session_in_yuan_percent_and_tonnes) {
   ck_assert_msg(strstr(r->out, "waiting for the answer; then 30 d 0 h left"),
                 "%s", r->out);
   OK(gm("--as", "acme", "finance", "answer", "R00000001", "attached", NULL));
+  /* An amount refused names the referral's currency, as typed (not fen). */
+  r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount", "-1",
+         "--rate", "3.45", "--tenor", "36", NULL);
+  REFUSED(r, "--amount -1 is negative; give a positive number of CNY");
+  r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount", "0",
+         "--rate", "3.45", "--tenor", "36", NULL);
+  REFUSED(r, "--amount must be above 0 CNY");
   OK(gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount",
         "4500000", "--rate", "3.45", "--tenor", "36", NULL));
   ck_assert_str_eq(ft_redis_field("R00000001", "arate"), "345");
@@ -244,13 +251,27 @@ START_TEST(mistakes_are_refused_in_the_units_typed) {
   r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount",
          "1.001", "--rate", "3", "--tenor", "3", NULL);
   REFUSED(r, "--amount 1.001 has 3 decimals; give at most 2");
+  /* No referral to read the currency of: the unit is still the one typed,
+     not fen. */
+  r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount", "-1",
+         "--rate", "3", "--tenor", "3", NULL);
+  REFUSED(r,
+          "--amount -1 is negative; give a positive number of the "
+          "referral's currency (yuan for CNY, not fen)");
+  r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount", "1",
+         "--rate", "3.456", "--tenor", "3", NULL);
+  REFUSED(r, "--rate 3.456 has more than 2 decimals; give percent to 2");
+  r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount", "1",
+         "--rate", "3", "--tenor", "x", NULL);
+  REFUSED(r, "--tenor x is not a number of months; write a whole number");
   r = gm("--as", "acme", "finance", "refer", "--amount", "-5", "--tenor", "36",
          "--item", "3.2", "--use", "x", "--description", "y", NULL);
-  REFUSED(r, "--amount is negative");
+  REFUSED(r, "--amount -5 is negative; give a positive number of CNY");
   r = gm("--as", "acme", "finance", "refer", "--amount", "5", "--tenor", "36",
          "--item", "3.2", "--use", "x", "--description", "y", "--co2", "1.2345",
          NULL);
-  REFUSED(r, "--co2 has more than 3 decimals; t are counted to 3");
+  REFUSED(r,
+          "--co2 1.2345 has more than 3 decimals; give tonnes to 3 decimals");
   r = gm("--as", FT_CENTRE, "finance", "product", "create", "p", "--bank",
          "icbc", "--name", "n", "--amount", "100", "--tenor", "1-2", "--rate",
          "3-4", "--fee", "1", "--classes", "3", NULL);
@@ -436,6 +457,22 @@ START_TEST(bank_list_shows_offers_and_inactive_staff) {
   r = gm("--as", FT_CENTRE, "finance", "bank", "list", NULL);
   OK(r);
   ck_assert_msg(!strstr(r->out, "no active staff"), "%s", r->out);
+  /* li, icbc's last active member, unlinked while icbc's queue cannot be
+     read (its key made the wrong type): gm says the unlink was made, that
+     the list is unknown, and how to read it. */
+  c = gm_test_redis_connect(ft_redis);
+  freeReplyObject(gm_test_redis_cmd(c, "SET gm:{finance:b:icbc}:q broken"));
+  redisFree(c);
+  r = gm("--as", FT_CENTRE, "finance", "bank", "unlink", "li", NULL);
+  OK(r);
+  ck_assert_msg(
+      strstr(r->out, "li no longer acts for icbc; icbc's staff now: icbc1") &&
+          strstr(r->out,
+                 "warning: nobody can act for bank icbc now (its staff lack "
+                 "the bank role); the unlink was made, but bank icbc's queue "
+                 "could not be read afterwards") &&
+          strstr(r->out, "list them with gm finance queue --bank icbc."),
+      "%s", r->out);
 }
 END_TEST
 

@@ -925,10 +925,22 @@ START_TEST(only_the_holding_bank_moves_it_in_order) {
             GM__STATUS__FAILED_PRECONDITION,
             "the enterprise can answer only while it is info requested");
   ft_free(ft_contact("icbc1", id));
+  /* API users read the field they set and its unit. */
   ap.rate_bp = 10001;
   ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
-            "annual rate must be 0..10000 bp");
+            "the annual rate (rate_bp, in basis points: 345 for 3.45%) must "
+            "be 0 to 10000, not 10001");
   ap.rate_bp = 345;
+  ap.amount = -100;
+  ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "the approved amount (amount, in hundredths of the referral's "
+            "currency: fen for CNY, 450000000 for 4500000.00 yuan) must be 1 "
+            "to 100000000000000, not -100");
+  ap.amount = AMOUNT;
+  ap.tenor_months = 0;
+  ft_expect("icbc1", "referral.approve", &ap.base, GM__STATUS__INVALID_ARGUMENT,
+            "the tenor (tenor_months) must be 1 to 600 months, not 0");
+  ap.tenor_months = 36;
   ft_free(ft_approve("icbc1", id, AMOUNT, 345, 36));
 
   Gm__Finance__FundRequest f = GM__FINANCE__FUND_REQUEST__INIT;
@@ -943,7 +955,15 @@ START_TEST(only_the_holding_bank_moves_it_in_order) {
             "is after today (2026-03-02)");
   f.date = "2026-03-01";
   ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
-            "is before the approval");
+            "the value date 2026-03-01 is before the approval (2026-03-02); "
+            "give the day the loan was paid out, on or after it");
+  f.amount = 0;
+  f.date = "";
+  ft_expect("icbc1", "referral.fund", &f.base, GM__STATUS__INVALID_ARGUMENT,
+            "the funded amount (amount, in hundredths of the referral's "
+            "currency: fen for CNY");
+  f.amount = AMOUNT;
+  f.date = "2026-03-01";
   ft_expect("abc1", "referral.fund", &f.base, GM__STATUS__PERMISSION_DENIED,
             "your bank abc does not hold it");
 
