@@ -536,6 +536,31 @@ START_TEST(kwd_amounts_typed_as_shown) {
          "1-2", "--rate", "3-4", "--fee", "1", "--classes", "3", "--currency",
          "KWD", NULL);
   REFUSED(r, "the smallest --amount 1.5000 has 4 decimals");
+  /* An approval typed as the referral shows it: approve reads the
+     referral's currency (before, 1000.500 was refused as 3 decimals). */
+  OK(gm("--as", FT_CENTRE, "finance", "bank", "link", "icbc1", "icbc", NULL));
+  OK(gm("--as", "icbc1", "finance", "bank", "join", "icbc", NULL));
+  char code[19];
+  ft_code("91330502MA2B3C4D5", code);
+  OK(gm("--as", "acme", "finance", "enterprise", "register", "--code", code,
+        "--name", "Acme", "--region", "330502", "--size", "small", "--contact",
+        "Li Wei", NULL));
+  OK(gm("--as", "acme", "finance", "refer", "--amount", "1000.500",
+        "--currency", "KWD", "--tenor", "36", "--item", "3.2", "--use", "PV",
+        "--description", "PV", "--consent-share", NULL));
+  OK(gm("--as", "icbc1", "finance", "claim", "R00000001", "--product",
+        "icbc-kwd", NULL));
+  OK(gm("--as", "acme", "finance", "pick", "R00000001", "icbc", NULL));
+  OK(gm("--as", "icbc1", "finance", "contact", "R00000001", NULL));
+  r = gm("--as", "icbc1", "finance", "approve", "R00000001", "--amount",
+         "1000.500", "--rate", "1.5", "--tenor", "36", NULL);
+  OK(r);
+  ck_assert_str_eq(ft_redis_field("R00000001", "aamt"), "100050");
+  r = gm("--as", "icbc1", "finance", "fund", "R00000001", "--amount",
+         "1000.505", NULL);
+  REFUSED(r,
+          "--amount 1000.505 has 3 decimals; finance carries amounts to "
+          "0.01 KWD");
 }
 END_TEST
 
