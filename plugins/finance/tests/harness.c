@@ -362,6 +362,15 @@ int64_t ft_ledger_int(const char *sql) {
   return v;
 }
 
+void ft_ledger_exec(const char *sql) {
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s",
+                sql, sqlite3_errmsg(db));
+  sqlite3_close(db);
+}
+
 void ft_nap(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000 * 1000};
   nanosleep(&ts, NULL);

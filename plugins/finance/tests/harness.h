@@ -99,6 +99,9 @@ const char *ft_relation(const char *bank, const char *id);
 
 /* One integer from the ledger; -1 on no row. */
 int64_t ft_ledger_int(const char *sql);
+/* Runs `sql` on the ledger, writing (as an older release or a lost write
+   left it), asserting it succeeds. */
+void ft_ledger_exec(const char *sql);
 /* Polls the ledger until `sql` answers `want` (10 s); returns the last. */
 int64_t ft_ledger_wait(const char *sql, int64_t want);
 /* A field of referral id's Redis hash ("" when absent; static buffer). */

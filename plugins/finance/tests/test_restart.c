@@ -38,6 +38,20 @@ static void world(void) {
   ft_enterprise("acme", "330502");
 }
 
+/* The world, and referral id under review with icbc, its decision
+   deadline in the ledger. */
+static void reviewed(char id[32]) {
+  world();
+  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
+  ft_free(ft_claim("icbc1", id));
+  ft_free(ft_pick("acme", id, "icbc"));
+  ft_free(ft_contact("icbc1", id));
+  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
+                                  " WHERE decision_due_ms > 0",
+                                  1),
+                   1);
+}
+
 static int count(const char *sql) {
   return (int)ft_ledger_int(sql);
 }
@@ -184,15 +198,7 @@ START_TEST(a_review_without_a_decision_deadline_gets_one_from_the_sweep) {
   char id[32], conf[128];
   int64_t t0 = ft_at("2026-03-02", 10, 0), day = GM_FINANCE_DAY_MS;
   ft_start("archive_sweep_s = 1", t0);
-  world();
-  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
-  ft_free(ft_claim("icbc1", id));
-  ft_free(ft_pick("acme", id, "icbc"));
-  ft_free(ft_contact("icbc1", id));
-  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
-                                  " WHERE decision_due_ms > 0",
-                                  1),
-                   1);
+  reviewed(id);
   redisContext *c = gm_test_redis_connect(ft_redis);
   ck_assert_int_eq(
       gm_test_redis_int(c, "ZREM gm:{finance:%s}:dl decision|%s", id, id), 1);
@@ -200,15 +206,7 @@ START_TEST(a_review_without_a_decision_deadline_gets_one_from_the_sweep) {
   redisFree(c);
   /* Ten days on, the ledger shows it as an older release left it. */
   ft_clock(t0 + 10 * day);
-  sqlite3 *db;
-  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  ck_assert_int_eq(sqlite3_exec(db,
-                                "UPDATE finance_referrals SET"
-                                " decision_due_ms = NULL",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
-  sqlite3_close(db);
+  ft_ledger_exec("UPDATE finance_referrals SET decision_due_ms = NULL");
   char want[24];
   snprintf(want, sizeof want, "%lld", (long long)(t0 + 40 * day));
   for (int i = 0; i < 500 && strcmp(ft_redis_field(id, "ddue"), want); i++)
@@ -249,27 +247,11 @@ START_TEST(a_review_gone_from_redis_is_warned_about_once) {
   char id[32];
   int64_t t0 = ft_at("2026-03-02", 10, 0);
   ft_start("archive_sweep_s = 1", t0);
-  world();
-  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
-  ft_free(ft_claim("icbc1", id));
-  ft_free(ft_pick("acme", id, "icbc"));
-  ft_free(ft_contact("icbc1", id));
-  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
-                                  " WHERE decision_due_ms > 0",
-                                  1),
-                   1);
+  reviewed(id);
   redisContext *c = gm_test_redis_connect(ft_redis);
   ck_assert_int_eq(gm_test_redis_int(c, "DEL gm:{finance:%s}:r", id), 1);
   redisFree(c);
-  sqlite3 *db;
-  ck_assert_int_eq(sqlite3_open(gm_test_gmd_ledger(ft_gmd), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  ck_assert_int_eq(sqlite3_exec(db,
-                                "UPDATE finance_referrals SET"
-                                " decision_due_ms = NULL",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
-  sqlite3_close(db);
+  ft_ledger_exec("UPDATE finance_referrals SET decision_due_ms = NULL");
   char said[96];
   snprintf(said, sizeof said, "decision sweep: referral %s is under review",
            id);
@@ -306,15 +288,7 @@ START_TEST(an_older_settler_cannot_record_a_missed_decision_as_a_contact) {
   char id[32];
   int64_t t0 = ft_at("2026-03-02", 10, 0), day = GM_FINANCE_DAY_MS;
   ft_start(NULL, t0);
-  world();
-  ft_copy_id(id, ft_refer("acme", 500000000, 36, 0));
-  ft_free(ft_claim("icbc1", id));
-  ft_free(ft_pick("acme", id, "icbc"));
-  ft_free(ft_contact("icbc1", id));
-  ck_assert_int_eq(ft_ledger_wait("SELECT count(*) FROM finance_referrals"
-                                  " WHERE decision_due_ms > 0",
-                                  1),
-                   1);
+  reviewed(id);
   /* Nothing settles now: the breach entry stays in the outbox. */
   restart_with("[settle]\nsettle = never\n");
   ft_clock(t0 + 30 * day + 1000);
