@@ -66,9 +66,7 @@ int wcwidth(wchar_t c);
 
 /* A UTF-8 LC_CTYPE locale to measure widths in, made for the caller, who
    frees it (freelocale); (locale_t)0 when there is none.  Not kept in a
-   static: a plugin's copy of this header would lose it when gm unloads
-   the plugin (a leak), and glibc keeps the locale's data loaded anyway, so
-   making one per table costs little. */
+   static (gm_table_cell keeps one: gm__table_shared_locale). */
 static inline locale_t gm_table_locale(void) {
   static const char *const names[] = {"C.UTF-8", "", "en_US.UTF-8"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -79,6 +77,29 @@ static inline locale_t gm_table_locale(void) {
     freelocale(l);
   }
   return (locale_t)0;
+}
+
+/* gm_table_locale() made once for this program or plugin (making one
+   costs about 200 us: a table of a thousand cells took a quarter of a
+   second), freed when it is unloaded or exits; (locale_t)0 when there is
+   none.  Two threads making it at once keep one and free the other's. */
+static locale_t gm__table_loc;
+static int gm__table_loc_made;
+static inline locale_t gm__table_shared_locale(void) {
+  if (__atomic_load_n(&gm__table_loc_made, __ATOMIC_ACQUIRE))
+    return __atomic_load_n(&gm__table_loc, __ATOMIC_ACQUIRE);
+  locale_t l = gm_table_locale(), none = (locale_t)0;
+  if (l && !__atomic_compare_exchange_n(&gm__table_loc, &none, l, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    freelocale(l);
+  }
+  __atomic_store_n(&gm__table_loc_made, 1, __ATOMIC_RELEASE);
+  return __atomic_load_n(&gm__table_loc, __ATOMIC_ACQUIRE);
+}
+__attribute__((destructor)) static void gm__table_locale_free(void) {
+  locale_t l =
+      __atomic_exchange_n(&gm__table_loc, (locale_t)0, __ATOMIC_ACQ_REL);
+  if (l) freelocale(l);
 }
 
 /* The columns code point c takes: wcwidth's in the UTF-8 locale (a
@@ -111,7 +132,12 @@ static inline char *gm_table_cell(const char *s, size_t max, size_t *cols,
   /* An escape is at most 6 bytes for a byte or character of 1-3. */
   char *out = (char *)malloc(len * 6 + 4);
   if (!out) return NULL;
-  locale_t loc = gm_table_locale(), old = (locale_t)0;
+  /* ASCII text needs no locale (a printable character takes 1 column,
+     the others are escaped). */
+  int ascii = 1;
+  for (size_t i = 0; i < len && ascii; i++) ascii = p[i] < 0x80;
+  locale_t loc = ascii ? (locale_t)0 : gm__table_shared_locale();
+  locale_t old = (locale_t)0;
   if (loc) old = uselocale(loc);
   size_t o = 0, w = 0;
   /* The longest beginning that leaves room for "...": where a cut ends the
@@ -157,10 +183,7 @@ static inline char *gm_table_cell(const char *s, size_t max, size_t *cols,
     if (cut) *cut = 1;
   }
   out[o] = '\0';
-  if (loc) {
-    uselocale(old);
-    freelocale(loc);
-  }
+  if (loc) uselocale(old);
   *cols = w;
   return out;
 }
