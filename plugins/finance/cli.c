@@ -408,7 +408,7 @@ static void gm__fin_kv(const char *key, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void gm__fin_kv(const char *key, const char *fmt, ...) {
   va_list ap;
-  printf("%-16s", key);
+  printf("%-15s ", key); /* a key of 16 or more still gets a space */
   va_start(ap, fmt);
   vprintf(fmt, ap);
   va_end(ap);
