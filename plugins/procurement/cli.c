@@ -218,6 +218,9 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
   opterr = 0;
   for (;;) {
     int li = -1;
+    /* The element getopt reads now: argv[optind - 1] after it is the one
+       before when it stops inside one ("-50" is '5', then '0'). */
+    int at = optind > 0 ? optind : 1;
     int c = getopt_long(argc, argv, "-h", pr_options, &li);
     if (c == -1) break;
     if (c == 1) {
@@ -239,10 +242,10 @@ static int pr_args(int argc, char **argv, const pr_cmd *self, const int *allow,
       return pr_usage_error(self,
                             "%s is a negative number, taken for an option: "
                             "amounts and counts are 0 or more",
-                            PR_SHOWN(argv[optind - 1], 64));
+                            PR_SHOWN(argv[at], 64));
     if (c == '?' || !pr_allowed(allow, c))
       return pr_usage_error(self, "unknown option or missing value: %s",
-                            PR_SHOWN(argv[optind - 1], 64));
+                            PR_SHOWN(argv[at], 64));
     switch (c) {
       case O_TITLE:
         o->title = optarg;

@@ -560,6 +560,13 @@ START_TEST(limits_and_currencies_are_refused_with_the_count) {
   r = gm("city", "security", "T-L", "alpha", "-5", NULL);
   ck_assert_int_eq(r->code, 1);
   HAS(r->err, "-5 is a negative number, taken for an option");
+  /* Two digits: getopt stops inside "-50" (its '5'), not after it. */
+  r = gm("city", "security", "T-L", "alpha", "-50.00", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "-50.00 is a negative number, taken for an option");
+  r = gm("city", "security", "T-L", "alpha", "-xy", NULL);
+  ck_assert_int_eq(r->code, 1);
+  HAS(r->err, "unknown option or missing value: -xy");
 
   /* The broker refuses what gm would have cut, too. */
   pt_tender d;
