@@ -467,7 +467,11 @@ gm__redis_stop *gm__redis_stop_child(gm__redis_stop *parent) {
   }
   parent->child[parent->nchild++] = s;
   s->parent = parent;
-  if (atomic_load(&parent->forced)) atomic_store(&s->stopping, 1);
+  /* Born forced, as a force reaching it would leave it. */
+  if (atomic_load(&parent->forced)) {
+    atomic_store(&s->forced, 1);
+    atomic_store(&s->stopping, 1);
+  }
   pthread_mutex_unlock(&parent->mu);
   return s;
 }
@@ -729,15 +733,25 @@ static void *gm__stop_timer(void *arg) {
     if (dead) atomic_store(&s->stopping, 1);
     free(addr);
     double lasted = (double)(gm__clock_mono_us() - began) / 1e6;
-    if (dead)
+    if (dead == 1)
       gm__log(GM_LOG_WARN, "redis",
               "gmd has not stopped %.1f s after it was asked to and Redis at "
-              "%s%s does not answer (no reply to PING within %.1f s): cutting "
+              "%s does not answer (no reply to PING within %.1f s): cutting "
               "its %zu connection(s) to it (a Redis that does not answer "
               "would hold each thread for its read timeout); outbox entries "
               "read but not acknowledged are settled by the next settler",
-              lasted, dead_where, dead > 1 ? " and others" : "",
-              GM__STOP_PROBE_US / 1e6, cut);
+              lasted, dead_where, GM__STOP_PROBE_US / 1e6, cut);
+    else if (dead)
+      /* Probed at once: several stalled servers (cluster nodes) are cut in
+         the same round, and said so in one line. */
+      gm__log(GM_LOG_WARN, "redis",
+              "gmd has not stopped %.1f s after it was asked to and %zu Redis "
+              "servers do not answer (no reply to PING within %.1f s), Redis "
+              "at %s among them: cutting their %zu connection(s) (a Redis "
+              "that does not answer would hold each thread for its read "
+              "timeout); outbox entries read but not acknowledged are "
+              "settled by the next settler",
+              lasted, dead, GM__STOP_PROBE_US / 1e6, dead_where, cut);
     else if (na && !said_alive) {
       gm__log(GM_LOG_INFO, "redis",
               "gmd has not stopped %.1f s after it was asked to; Redis at %s "

@@ -1724,12 +1724,33 @@ START_TEST(stopped_servers_are_probed_at_once) {
     ck_assert_int_eq(pthread_create(&t[i], NULL, wait_run, &j[i]), 0);
   }
   gm_test_sleep_ms(50);
+  /* The stop's log line, read back from a file standing in for stderr. */
+  FILE *log = tmpfile();
+  ck_assert_ptr_nonnull(log);
+  fflush(stderr);
+  int saved = dup(2);
+  ck_assert_int_ge(saved, 0);
+  ck_assert_int_ge(dup2(fileno(log), 2), 0);
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   gm__redis_stop_after(stop, 0);
   for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
   long ms = ms_since(&t0);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
   for (int i = 0; i < N; i++) kill(gm_test_redis_pid(s[i]), SIGCONT);
+  char said[4096] = "";
+  rewind(log);
+  size_t got = fread(said, 1, sizeof said - 1, log);
+  said[got] = '\0';
+  fclose(log);
+  fprintf(stderr, "%s", said);
+  /* Three servers, each said to be one of them (not "Redis at one and
+     others does not answer: cutting its connections to it"). */
+  ck_assert_msg(strstr(said, "3 Redis servers do not answer") &&
+                    strstr(said, "among them: cutting their 3 connection(s)"),
+                "the stop said: %s", said);
   fprintf(stderr,
           "test_redis: %d stopped Redis servers cut %ld ms into the stop\n", N,
           ms);
@@ -1739,6 +1760,32 @@ START_TEST(stopped_servers_are_probed_at_once) {
     gm_test_redis_stop(&s[i]);
   }
   gm__redis_stop_destroy(&stop);
+}
+END_TEST
+
+/*
+ * A stop made after its parent was forced (the settle lease's release
+ * after a second signal) is forced too, as the force would have left it:
+ * it says so, and connects nothing.
+ */
+START_TEST(a_child_of_a_forced_stop_is_born_forced) {
+  gm__redis_stop *parent = gm__redis_stop_new();
+  gm__redis_stop *before = gm__redis_stop_child(parent);
+  ck_assert(!gm__redis_stop_forced(before) && !gm__redis_stopping(before));
+  gm__redis_stop_force(parent);
+  ck_assert(gm__redis_stop_forced(before) && gm__redis_stopping(before));
+  gm__redis_stop *after = gm__redis_stop_child(parent);
+  ck_assert_msg(gm__redis_stop_forced(after),
+                "a child made after the force is not forced");
+  ck_assert(gm__redis_stopping(after));
+  char err[512];
+  gm__redis_addr addr = {.host = "127.0.0.1", .port = 1, .stop = after};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_ptr_null(r);
+  ck_assert_msg(strstr(err, "gmd is stopping"), "%s", err);
+  gm__redis_stop_destroy(&after);
+  gm__redis_stop_destroy(&before);
+  gm__redis_stop_destroy(&parent);
 }
 END_TEST
 
@@ -2284,6 +2331,7 @@ int main(void) {
   tcase_add_test(st, the_stop_probe_resolves_no_name);
   tcase_add_test(st, stopped_servers_are_probed_at_once);
   tcase_add_test(st, a_stop_cuts_a_slot_map_read);
+  tcase_add_test(st, a_child_of_a_forced_stop_is_born_forced);
   suite_add_tcase(s, st);
   TCase *fx = tcase_create("fixture");
   tcase_set_timeout(fx, 60);
