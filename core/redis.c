@@ -1217,30 +1217,43 @@ static void *gm__resolve_run(void *arg) {
    given up: a name server that answers does so in far less. */
 #define GM__STOP_RESOLVE_US GM__STOP_PROBE_US
 
+/* A socket address to connect to. */
+typedef struct gm__sockaddr {
+  struct sockaddr_storage sa;
+  socklen_t len;
+} gm__sockaddr;
+
+/* The most addresses of one name tried in turn. */
+#define GM__RESOLVE_MAX 8
+
 /*
- * host:port as a socket address (an IPv4 one first, as hiredis picks),
- * into sa: 0; or -1 with why (for a context's errstr, 127 bytes).  An
- * address given as such is used at once; a name is resolved as above,
- * until `until` (gm__clock_mono_us, timeout_us after the connect began)
- * at most.
+ * host:port as socket addresses, into out[0..*n): 0; or -1 with why (for
+ * a context's errstr, 127 bytes).  A name's IPv4 addresses come first, in
+ * the resolver's order, then its IPv6 ones (hiredis prefers IPv4 too), at
+ * most max.  An address given as such is used at once; a name is resolved
+ * as above, until `until` (gm__clock_mono_us, timeout_us after the connect
+ * began) at most.
  */
 static int gm__resolve(const char *host, int port, uint64_t until,
                        int64_t timeout_us, gm__redis_stop *stop,
-                       struct sockaddr_storage *sa, socklen_t *salen, char *why,
+                       gm__sockaddr *out, size_t max, size_t *n, char *why,
                        size_t whylen) {
-  memset(sa, 0, sizeof *sa);
-  struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+  *n = 0;
+  memset(&out[0], 0, sizeof out[0]);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&out[0].sa;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out[0].sa;
   if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons((uint16_t)port);
-    *salen = sizeof *v4;
+    out[0].len = sizeof *v4;
+    *n = 1;
     return 0;
   }
   if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons((uint16_t)port);
-    *salen = sizeof *v6;
+    out[0].len = sizeof *v6;
+    *n = 1;
     return 0;
   }
   size_t hl = strlen(host);
@@ -1295,17 +1308,19 @@ static int gm__resolve(const char *host, int port, uint64_t until,
     snprintf(why, whylen, "its name did not resolve: %s", gai_strerror(j->rc));
     rc = -1;
   } else if (rc == 0) {
-    const struct addrinfo *pick = NULL;
-    for (const struct addrinfo *ai = j->res; ai && !pick; ai = ai->ai_next)
-      if (ai->ai_family == AF_INET) pick = ai;
-    for (const struct addrinfo *ai = j->res; ai && !pick; ai = ai->ai_next)
-      if (ai->ai_family == AF_INET6) pick = ai;
-    if (!pick || pick->ai_addrlen > sizeof *sa) {
+    static const int families[] = {AF_INET, AF_INET6};
+    for (size_t f = 0; f < 2; f++)
+      for (const struct addrinfo *ai = j->res; ai && *n < max; ai = ai->ai_next)
+        if (ai->ai_family == families[f] &&
+            ai->ai_addrlen <= sizeof out[*n].sa) {
+          memset(&out[*n], 0, sizeof out[*n]);
+          memcpy(&out[*n].sa, ai->ai_addr, ai->ai_addrlen);
+          out[*n].len = ai->ai_addrlen;
+          (*n)++;
+        }
+    if (!*n) {
       snprintf(why, whylen, "its name has no IPv4 or IPv6 address");
       rc = -1;
-    } else {
-      memcpy(sa, pick->ai_addr, pick->ai_addrlen);
-      *salen = pick->ai_addrlen;
     }
   }
   pthread_mutex_unlock(&j->mu);
@@ -1314,31 +1329,29 @@ static int gm__resolve(const char *host, int port, uint64_t until,
 }
 
 /*
- * A TCP connection to host:port, connected by this thread so that a stop
+ * One connect of a TCP socket to host:port at a, by `until`: a context,
+ * failed (c->err, *soerr the errno: 0 when the stop cut it) or connected;
+ * NULL only out of memory.  Connected by this thread so that a stop
  * reaches a connect under way: hiredis's blocking connect resolves the
  * name and then waits in a poll of its own for up to its timeout, neither
  * of which anything else can end, and a Redis whose network drops packets
- * keeps it there.  The name is resolved first (gm__resolve, bounded by the
- * same timeout, given up by a stop); the socket is listed in the stop
- * (when there is one) with its address from its connect() on, so a cut
- * shuts it down, which disconnects a socket still connecting (SYN sent)
- * and wakes the poll here at once, and the stop's probe asks that address
- * without resolving the name again.  A context whose connect failed after
- * that stays listed until it is freed (gm__ctx_free), its socket open
- * until then.
+ * keeps it there.  The socket is listed in the stop (when there is one)
+ * with its address from its connect() on, so a cut shuts it down, which
+ * disconnects a socket still connecting (SYN sent) and wakes the poll here
+ * at once, and the stop's probe asks that address without resolving the
+ * name again.  A context whose connect failed after that stays listed
+ * until it is freed (gm__ctx_free), its socket open until then.
  */
-static redisContext *gm__connect_tcp(const char *host, int port,
-                                     gm__redis_stop *stop, int64_t timeout_us) {
-  if (gm__redis_stopping(stop)) return gm__ctx_stopped();
-  uint64_t until = gm__clock_mono_us() + (uint64_t)timeout_us;
-  struct sockaddr_storage sa;
-  socklen_t salen = 0;
-  char why[128];
-  if (gm__resolve(host, port, until, timeout_us, stop, &sa, &salen, why,
-                  sizeof why) != 0)
-    return gm__ctx_failed(why);
-  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return gm__ctx_failed(strerror(errno));
+static redisContext *gm__connect_one(const char *host, int port,
+                                     gm__redis_stop *stop, uint64_t until,
+                                     const gm__sockaddr *a, int *soerr_out) {
+  *soerr_out = 0;
+  int fd =
+      socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *soerr_out = errno;
+    return gm__ctx_failed(strerror(errno));
+  }
   redisContext *c = redisConnectFd(fd);
   if (!c) {
     close(fd);
@@ -1349,8 +1362,8 @@ static redisContext *gm__connect_tcp(const char *host, int port,
   c->tcp.host = strdup(host);
   c->tcp.port = port;
   if (!c->tcp.host) abort();
-  if (stop) gm__stop_add(stop, c, (const struct sockaddr *)&sa, salen);
-  int rc = connect(fd, (const struct sockaddr *)&sa, salen);
+  if (stop) gm__stop_add(stop, c, (const struct sockaddr *)&a->sa, a->len);
+  int rc = connect(fd, (const struct sockaddr *)&a->sa, a->len);
   int soerr = 0;
   if (rc != 0 && errno != EINPROGRESS) {
     soerr = errno;
@@ -1374,7 +1387,10 @@ static redisContext *gm__connect_tcp(const char *host, int port,
     gm__ctx_fail(c, gm__stopping_text);
   else if (soerr)
     gm__ctx_fail(c, strerror(soerr));
-  if (c->err) return c;
+  if (c->err) {
+    if (!gm__redis_stopping(stop)) *soerr_out = soerr;
+    return c;
+  }
   /* Connected: blocking from here on, as hiredis's own connect leaves it
      (each read and write bounded by redisSetTimeout). */
   int fl = fcntl(fd, F_GETFL);
@@ -1387,6 +1403,44 @@ static redisContext *gm__connect_tcp(const char *host, int port,
   int one = 1;
   if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
     gm__ctx_fail(c, strerror(errno));
+  return c;
+}
+
+/* A connect that failed so at one address may not at the name's next:
+   refused (Redis bound to 127.0.0.1 only, the name's ::1 tried), or no
+   route to it (an address family or network this host lacks). */
+static int gm__try_next_address(int soerr) {
+  return soerr == ECONNREFUSED || soerr == EHOSTUNREACH ||
+         soerr == ENETUNREACH || soerr == EADDRNOTAVAIL ||
+         soerr == EAFNOSUPPORT;
+}
+
+/*
+ * A TCP connection to host:port: the name resolved first (gm__resolve,
+ * bounded by the connect timeout, given up by a stop), then each of its
+ * addresses in turn (gm__connect_one) while one refuses or has no route
+ * and time is left; the last one's failure is the context's.
+ */
+static redisContext *gm__connect_tcp(const char *host, int port,
+                                     gm__redis_stop *stop, int64_t timeout_us) {
+  if (gm__redis_stopping(stop)) return gm__ctx_stopped();
+  uint64_t until = gm__clock_mono_us() + (uint64_t)timeout_us;
+  gm__sockaddr a[GM__RESOLVE_MAX];
+  size_t n = 0;
+  char why[128];
+  if (gm__resolve(host, port, until, timeout_us, stop, a, GM__RESOLVE_MAX, &n,
+                  why, sizeof why) != 0)
+    return gm__ctx_failed(why);
+  redisContext *c = NULL;
+  for (size_t k = 0; k < n; k++) {
+    int soerr = 0;
+    c = gm__connect_one(host, port, stop, until, &a[k], &soerr);
+    if (!c || !c->err || k + 1 == n || !gm__try_next_address(soerr) ||
+        gm__redis_stopping(stop) || gm__clock_mono_us() >= until)
+      return c;
+    gm__ctx_free(stop, c);
+    c = NULL;
+  }
   return c;
 }
 

@@ -1521,7 +1521,8 @@ END_TEST
  * This program's name lookups (its own definition comes before the C
  * library's, for gmd's code and hiredis's alike): "hang.gm-test" does not
  * resolve for 4 s (a DNS server that drops packets); "flaky.gm-test" is
- * 127.0.0.1 until flaky_hangs is set, then hangs so too; any other name
+ * 127.0.0.1 until flaky_hangs is set, then hangs so too; "two.gm-test"
+ * is 127.0.0.2 (where no Redis listens), then 127.0.0.1; any other name
  * goes to the C library.
  */
 static _Atomic int flaky_hangs;
@@ -1535,6 +1536,21 @@ __attribute__((visibility("default"))) int getaddrinfo(
                (!strcmp(node, "flaky.gm-test") && atomic_load(&flaky_hangs))))
     gm_test_sleep_ms(4000);
   if (node && !strcmp(node, "flaky.gm-test")) node = "127.0.0.1";
+  if (node && !strcmp(node, "two.gm-test")) {
+    /* glibc's freeaddrinfo frees node by node: two lists chained are one. */
+    struct addrinfo *first = NULL, *second = NULL;
+    int rc = real("127.0.0.2", service, hints, &first);
+    if (rc) return rc;
+    if ((rc = real("127.0.0.1", service, hints, &second))) {
+      freeaddrinfo(first);
+      return rc;
+    }
+    struct addrinfo *last = first;
+    while (last->ai_next) last = last->ai_next;
+    last->ai_next = second;
+    *res = first;
+    return 0;
+  }
   return real(node, service, hints, res);
 }
 
@@ -1579,6 +1595,39 @@ START_TEST(a_name_in_the_hosts_file_still_connects) {
   gm__redis_ctx_where(gm__redis_context(r), where, sizeof where);
   ck_assert_msg(!strncmp(where, "localhost:", 10), "named %s", where);
   gm__redis_destroy(&r);
+  gm__redis_stop_destroy(&stop);
+  gm_test_redis_stop(&s);
+}
+END_TEST
+
+/*
+ * A name with several addresses: one that refuses the connect is passed
+ * over for the next (hiredis, before, took the first and failed; so does
+ * a Redis bound to 127.0.0.1 only, named localhost, where the name's ::1
+ * comes first).
+ */
+START_TEST(a_refused_address_of_a_name_is_passed_over) {
+  gm_test_redis *s = gm_test_redis_start();
+  char err[512];
+  gm__redis_stop *stop = gm__redis_stop_new();
+  gm__redis_addr addr = {.host = "two.gm-test",
+                         .port = tcp_port(s),
+                         .connect_us = 2000000,
+                         .stop = stop};
+  gm__redis *r = gm__redis_connect(&addr, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  redisReply *rep = gm__redis_callf(r, "PING");
+  ck_assert_ptr_nonnull(rep);
+  ck_assert_str_eq(rep->str, "PONG");
+  freeReplyObject(rep);
+  gm__redis_destroy(&r);
+  /* Refused at its only address: said so, as before. */
+  gm__redis_addr none = {.host = "127.0.0.2",
+                         .port = addr.port,
+                         .connect_us = 2000000,
+                         .stop = stop};
+  ck_assert_ptr_null(gm__redis_connect(&none, err, sizeof err));
+  ck_assert_msg(strstr(err, "127.0.0.2") && strstr(err, "refused"), "%s", err);
   gm__redis_stop_destroy(&stop);
   gm_test_redis_stop(&s);
 }
@@ -2326,6 +2375,7 @@ int main(void) {
   TCase *st = tcase_create("stopping");
   tcase_set_timeout(st, 60);
   tcase_add_test(st, a_name_in_the_hosts_file_still_connects);
+  tcase_add_test(st, a_refused_address_of_a_name_is_passed_over);
   tcase_add_test(st, a_hanging_name_lookup_ends_at_the_connect_timeout);
   tcase_add_test(st, a_stop_gives_up_a_hanging_name_lookup);
   tcase_add_test(st, the_stop_probe_resolves_no_name);
