@@ -43,6 +43,12 @@ void gm__clock_set_manual(int64_t ms) {
   atomic_store(&manual_ms, ms);
 }
 
+int64_t gm__clock_real_ms(void) {
+  return (gm__clock_local_us() +
+          atomic_load_explicit(&offset_us, memory_order_relaxed)) /
+         1000;
+}
+
 int gm__clock_is_manual(void) {
   return atomic_load(&manual_ms) != INT64_MIN;
 }

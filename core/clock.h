@@ -19,6 +19,10 @@ int64_t gm__clock_now_ms(void);
 /* Switches to a manual clock that stays at `ms` until set again. */
 void gm__clock_set_manual(int64_t ms);
 int gm__clock_is_manual(void);
+/* The real time in ms (this host's clock plus the offset to Redis's), as
+   gm__clock_now_ms reads it when no manual clock is set; whatever the
+   manual clock says. */
+int64_t gm__clock_real_ms(void);
 /* Monotonic microseconds, for latency measurement only. */
 uint64_t gm__clock_mono_us(void);
 /* This host's clock (with [testing] clock_skew_ms), microseconds since

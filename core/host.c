@@ -57,6 +57,11 @@ static int64_t host_now_ms(gm_market *m) {
   return gm__clock_now_ms();
 }
 
+static int64_t host_real_ms(gm_market *m) {
+  (void)m;
+  return gm__clock_is_manual() ? gm__clock_real_ms() : 0;
+}
+
 static void *host_alloc(gm_call *call, size_t size) {
   return gm__arena_alloc(call->arena, size);
 }
@@ -344,6 +349,7 @@ const gm_host_api gm__host_api = {
     .script_register_flags = host_script_register_flags,
     .publish_wanted = host_publish_wanted,
     .participant_has_role = host_participant_has_role,
+    .real_ms = host_real_ms,
 };
 
 /* Event names: 1-64 printable ASCII characters, no space (topics are split

@@ -451,6 +451,17 @@ typedef struct gm_host_api {
    * (GM_HOST_HAS).
    */
   int (*participant_has_role)(gm_call *call, const char *id, const char *role);
+
+  /* -- appended: the real clock under a manual one -- */
+  /*
+   * Under a manual [testing] clock, the real time in ms (this host's clock
+   * kept to Redis's, as now_ms reads it when no manual clock is set); 0
+   * when now_ms is the real clock.  For what Redis times on its own clock,
+   * which a manual clock does not move (a key's PEXPIRE), and which every
+   * broker sharing the Redis reads alike, whatever their manual clocks say
+   * and across restarts.  Check that `size` covers it (GM_HOST_HAS).
+   */
+  int64_t (*real_ms)(gm_market *m);
 } gm_host_api;
 
 /*

@@ -45,7 +45,7 @@
 --   P.fdz        ZSET those ids by the ms they ended (pruned after a day)
 --   P.e:<slot>   HASH order id -> final record of an order that ended in
 --                that minute (slot = ms / ENDED_SLOT; ESLOT: under a
---                paused clock the minutes run on in real time), for order.get until
+--                manual clock, real time's minutes), for order.get until
 --                the ledger has it: each key expires as a whole
 --                ENDED_KEEP + 2 x ENDED_SLOT ms after its first write
 --                (ended_flush; the field '-' = INST_PAD keeps it a hash
@@ -71,8 +71,8 @@
 -- next call sees it.
 local P, NOW, TODAY
 -- The slot of ended-order records (ended_flush, ended_get): NOW's, or the
--- one KEYS[2] names, P.e:<slot>, when the broker's clock of those records
--- runs ahead of NOW (a paused manual clock: reply.c, carbon__ended_ahead).
+-- one KEYS[2] names, P.e:<slot>: real time's under a manual clock (reply.c,
+-- carbon__run), as their keys expire by Redis's clock.
 local ESLOT
 -- MAXP, MAXQ, MAXCASH, the enums (TIF, STATE, OFFER, STP) and the record
 -- layouts (R_ORD, R_FILL, ...) come before this file, made by scripts.c
@@ -629,9 +629,9 @@ local function ord_ended(o, st, why)
     (why or '')
 end
 -- Expiry is relative (PEXPIRE): Redis counts it on its own clock, which a
--- test's manual clock does not move (so under a paused clock the slot runs
--- on in real time, ESLOT: a key written for longer than a slot and two
--- seconds after it was made would take its newest records with it).  It is
+-- test's manual clock does not move (so under a manual clock the slot is
+-- real time's, ESLOT: a key written for longer than a slot after it was
+-- made would take its newest records with it).  It is
 -- set once, by the call that
 -- makes the key (its HSET adds the field '-' besides the ids; into an
 -- existing key it adds the ids alone, an order ending once), for

@@ -3,12 +3,10 @@
  * messages of replies and events, and publishing what a script changed.
  */
 #include <ctype.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "carbon.h"
 
@@ -67,58 +65,6 @@ static void carbon__unpack(gm_call *call, const gm_value *in, gm_value *out) {
   out->items = items;
 }
 
-/* The host clock still this long: it is not running (a paused manual
-   clock), for ended records.  A running clock is never still so long: a
-   step back of Redis's clock under 1 s is held, not followed (core). */
-#define CARBON__STILL_MS 2000
-
-/* The host clock as last seen, since when (monotonic ms), and how far
-   ahead of it the ended records' clock was then; behind a spin lock (the
-   three change together; no libpthread in plugins). */
-static atomic_flag carbon__still_lock = ATOMIC_FLAG_INIT;
-static int64_t carbon__still_now = INT64_MIN, carbon__still_since,
-               carbon__still_ahead;
-
-/*
- * How far the clock of ended-order records (lib.lua, P.e:<slot>) runs
- * ahead of the host clock `now`: 0 while the host clock runs.  Each slot's
- * hash expires a fixed real time after it is made, so its slot must change
- * as real time passes: under a host clock that stands still (a trial
- * broker's paused manual clock) every record went into the one hash, made
- * long ago, and one written just before it expired was gone within seconds
- * (order.get answered UNAVAILABLE until the settler caught up).  So once
- * the host clock has stood still CARBON__STILL_MS, the records' clock runs
- * on in real time from it; a small step of the host clock forward keeps it
- * from going back (its slot is where order.get looks), a step past it or
- * back is followed.
- */
-static int64_t carbon__ended_ahead(int64_t now) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t mono = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  while (atomic_flag_test_and_set_explicit(&carbon__still_lock,
-                                           memory_order_acquire))
-    ;
-  int64_t still = mono - carbon__still_since;
-  if (now != carbon__still_now) {
-    int64_t was =
-        carbon__still_now == INT64_MIN
-            ? INT64_MIN
-            : carbon__still_now + carbon__still_ahead +
-                  (carbon__still_ahead || still >= CARBON__STILL_MS ? still
-                                                                    : 0);
-    carbon__still_ahead = now > carbon__still_now && was > now ? was - now : 0;
-    carbon__still_now = now;
-    carbon__still_since = mono;
-    still = 0;
-  }
-  int64_t ahead =
-      carbon__still_ahead +
-      (carbon__still_ahead || still >= CARBON__STILL_MS ? still : 0);
-  atomic_flag_clear_explicit(&carbon__still_lock, memory_order_release);
-  return ahead;
-}
-
 gm_status carbon__run(gm_call *call, const char *script, const char *tag,
                       size_t nargs, const char *const *args,
                       const gm_value **v) {
@@ -126,13 +72,23 @@ gm_status carbon__run(gm_call *call, const char *script, const char *tag,
   const char *keys[] = {"i", NULL};
   int registry = strcmp(tag, CARBON_REGISTRY_TAG) == 0;
   size_t nkeys = 1;
-  /* The records' slot, when it is not the host clock's: the hash to write
-     and to read back from (lib.lua, begin). */
-  int64_t now = registry ? 0 : host->now_ms(host->market(call));
-  int64_t ahead = registry ? 0 : carbon__ended_ahead(now);
-  if (ahead) {
-    keys[nkeys++] = host->sprintf(
-        call, "e:%lld", (long long)((now + ahead) / CARBON_ENDED_SLOT_MS));
+  /* The records' slot (lib.lua, ESLOT), when it is not the host clock's:
+     under a manual clock, the real time's.  Each slot's hash expires a
+     fixed real time after it is made (PEXPIRE, Redis's clock), so its slot
+     must move on as real time passes: under a paused manual clock every
+     record went into the one hash, made long ago, and one written just
+     before it expired was gone within seconds (order.get answered
+     UNAVAILABLE until the settler caught up).  Real time, not this
+     broker's own count of how long its clock stood still: every broker
+     sharing the Redis, a restarted one too, and one whose manual clock was
+     moved since, names the same slots, so order.get looks where the record
+     went. */
+  int64_t real = !registry && GM_HOST_HAS(host, real_ms)
+                     ? host->real_ms(host->market(call))
+                     : 0;
+  if (real > 0) {
+    keys[nkeys++] =
+        host->sprintf(call, "e:%lld", (long long)(real / CARBON_ENDED_SLOT_MS));
   }
   gm_status st = host->script_run(call, script, tag, registry ? 1 : nkeys,
                                   registry ? list_key : keys, nargs, args, v);
